@@ -1,0 +1,638 @@
+/* sign.c - SDK-HMAC-SHA256 request signing (Huawei Cloud AK/SK), OpenSSL libcrypto.
+ *
+ * CanonicalRequest = METHOD \n CanonicalURI \n CanonicalQuery \n CanonicalHeaders \n
+ *                    SignedHeaders \n HexSHA256(body)
+ * StringToSign     = "SDK-HMAC-SHA256" \n X-Sdk-Date \n HexSHA256(CanonicalRequest)
+ * Signature        = HexHMAC-SHA256(SK, StringToSign)
+ *
+ * Every input is treated as untrusted bytes: all lengths are explicit, every buffer is an
+ * eip_buf with a hard limit, and there is no global or static mutable state (fuzz-friendly).
+ */
+#include "sign.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#define ALGORITHM "SDK-HMAC-SHA256"
+#define SDK_DATE_LEN 16 /* YYYYMMDDTHHMMSSZ */
+#define METHOD_MAX 32   /* longer "methods" are rejected rather than scanned without bound */
+#define SMALL_SORT 16   /* header/query counts sorted without a heap allocation */
+
+static const char HEX_UPPER[] = "0123456789ABCDEF";
+static const char HEX_LOWER[] = "0123456789abcdef";
+
+/* ---------- eip_buf ---------- */
+
+void eip_buf_init(eip_buf *b, size_t limit)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->limit = limit;
+}
+
+void eip_buf_free(eip_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+static size_t buf_limit(const eip_buf *b)
+{
+    return b->limit ? b->limit : EIP_BUF_DEFAULT_LIMIT;
+}
+
+static void buf_reset(eip_buf *b)
+{
+    b->len = 0;
+    if (b->data && b->cap)
+        b->data[0] = '\0';
+}
+
+/* Make room for n more bytes plus a NUL. One byte is always kept for the NUL so that the
+ * outputs can be handed to C string APIs; the usable size is therefore limit - 1. */
+static int buf_reserve(eip_buf *b, size_t n)
+{
+    size_t limit = buf_limit(b), need, cap;
+    char *p;
+
+    if (n >= limit || b->len >= limit - n)
+        return -1;
+    need = b->len + n + 1;
+    if (need <= b->cap)
+        return 0;
+    cap = b->cap ? b->cap : 64;
+    if (cap > limit)
+        cap = limit;
+    while (cap < need)
+        cap = cap > limit / 2 ? limit : cap * 2; /* doubling, never past the limit */
+    p = realloc(b->data, cap);
+    if (!p)
+        return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int buf_add(eip_buf *b, const char *s, size_t n)
+{
+    if (buf_reserve(b, n) != 0)
+        return -1;
+    if (n)
+        memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+static int buf_adds(eip_buf *b, const char *s)
+{
+    return buf_add(b, s, strlen(s));
+}
+
+static int buf_addc(eip_buf *b, char c)
+{
+    return buf_add(b, &c, 1);
+}
+
+/* ---------- character classes ---------- */
+
+static int is_unreserved(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_' || c == '.' || c == '~';
+}
+
+/* RFC 9110 token characters: what a header name or a method may consist of. Anything else
+ * (':', space, CR, LF, NUL, ...) would make the canonical request ambiguous or the request
+ * itself malformed, so it is rejected instead of being signed. */
+static int is_tchar(unsigned char c)
+{
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+        return 1;
+    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int is_token(const char *s, size_t n)
+{
+    size_t i;
+    if (n == 0)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (!is_tchar((unsigned char)s[i]))
+            return 0;
+    return 1;
+}
+
+/* ASCII-only so that the result never depends on the process locale. */
+static unsigned char lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
+/* The official signers trim with String.trim / strings.TrimSpace; for the ASCII range that
+ * is space, tab, CR, LF, VT and FF. CR and LF never get here (values holding them are
+ * rejected), but trimming the same set keeps the rule identical to the reference. */
+static int is_trim_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+/* ---------- public helpers ---------- */
+
+int eip_sign_percent_encode(eip_buf *out, const char *s, size_t len)
+{
+    size_t i;
+    char esc[3];
+
+    if (!s && len)
+        return -1;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (is_unreserved(c)) {
+            if (buf_addc(out, (char)c) != 0)
+                return -1;
+            continue;
+        }
+        esc[0] = '%';
+        esc[1] = HEX_UPPER[c >> 4];
+        esc[2] = HEX_UPPER[c & 15];
+        if (buf_add(out, esc, 3) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int eip_sign_canonical_uri(eip_buf *out, const char *path, size_t len)
+{
+    size_t i, start = 0;
+
+    if (!path && len)
+        return -1;
+    /* Split on every '/', encode each segment (a '/' inside a segment cannot exist in a raw
+     * path: it IS a separator, exactly as the official signer splits it). */
+    for (i = 0; i <= len; i++) {
+        if (i < len && path[i] != '/')
+            continue;
+        if (eip_sign_percent_encode(out, path + start, i - start) != 0)
+            return -1;
+        if (i < len && buf_addc(out, '/') != 0)
+            return -1;
+        start = i + 1;
+    }
+    if (out->len == 0 || out->data[out->len - 1] != '/')
+        return buf_addc(out, '/');
+    return 0;
+}
+
+static void to_hex(const unsigned char *md, size_t n, char *hex)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        hex[2 * i] = HEX_LOWER[md[i] >> 4];
+        hex[2 * i + 1] = HEX_LOWER[md[i] & 15];
+    }
+    hex[2 * n] = '\0';
+}
+
+int eip_sha256_hex(const void *data, size_t len, char hex[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+
+    hex[0] = '\0';
+    if (!data && len)
+        return -1;
+    if (!data)
+        data = ""; /* never hand libcrypto a NULL pointer, even for zero bytes */
+    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+        return -1;
+    to_hex(md, 32, hex);
+    return 0;
+}
+
+/* Days since 1970-01-01 -> proleptic Gregorian y/m/d, counting in 400-year eras that start
+ * on March 1st so the leap day falls at the end of each year. */
+static void civil_from_days(long long days, long long *y, int *m, int *d)
+{
+    long long z = days + 719468; /* shift the epoch to 0000-03-01 */
+    long long era = (z >= 0 ? z : z - 146096) / 146097;
+    long long doe = z - era * 146097;                                /* [0, 146096] */
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);         /* [0, 365] */
+    long long mp = (5 * doy + 2) / 153;                              /* [0, 11], from March */
+
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+static void put_digits(char *out, long long v, int n)
+{
+    while (n-- > 0) {
+        out[n] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+void eip_sign_format_date(long long unix_seconds, char out[17])
+{
+    /* The format has a 4-digit year and no sign, so times are clamped to
+     * 1970-01-01T00:00:00Z .. 9999-12-31T23:59:59Z (this also keeps the arithmetic far from
+     * overflow for any long long). */
+    const long long max = 253402300799LL;
+    long long t = unix_seconds < 0 ? 0 : (unix_seconds > max ? max : unix_seconds);
+    long long days = t / 86400, secs = t % 86400, y;
+    int m, d;
+
+    civil_from_days(days, &y, &m, &d);
+    put_digits(out, y, 4);
+    put_digits(out + 4, m, 2);
+    put_digits(out + 6, d, 2);
+    out[8] = 'T';
+    put_digits(out + 9, secs / 3600, 2);
+    put_digits(out + 11, secs / 60 % 60, 2);
+    put_digits(out + 13, secs % 60, 2);
+    out[15] = 'Z';
+    out[16] = '\0';
+}
+
+/* ---------- signing ---------- */
+
+typedef struct {
+    const eip_sign_input *in;
+    const eip_kv **hdr;   /* headers sorted by lower-case name */
+    const eip_kv **qry;   /* query sorted by key, then value */
+    const eip_kv *date;   /* the X-Sdk-Date header */
+    const char *err;
+} sign_ctx;
+
+#define FAIL(ctx, status, msg) ((ctx)->err = (msg), (status))
+
+static int cmp_bytes(const char *a, size_t an, const char *b, size_t bn)
+{
+    size_t n = an < bn ? an : bn;
+    int r = n ? memcmp(a, b, n) : 0;
+    if (r)
+        return r;
+    return an < bn ? -1 : (an > bn ? 1 : 0);
+}
+
+static int cmp_name_ci(const eip_kv *a, const eip_kv *b)
+{
+    size_t i, n = a->name_len < b->name_len ? a->name_len : b->name_len;
+    for (i = 0; i < n; i++) {
+        unsigned char x = lower((unsigned char)a->name[i]);
+        unsigned char y = lower((unsigned char)b->name[i]);
+        if (x != y)
+            return x < y ? -1 : 1;
+    }
+    return a->name_len < b->name_len ? -1 : (a->name_len > b->name_len ? 1 : 0);
+}
+
+static int qsort_header(const void *a, const void *b)
+{
+    return cmp_name_ci(*(const eip_kv *const *)a, *(const eip_kv *const *)b);
+}
+
+/* Raw (unencoded) bytes, as the official signers sort the raw keys before encoding them;
+ * ties on the key are broken by the value so that repeated keys sort deterministically. */
+static int qsort_query(const void *a, const void *b)
+{
+    const eip_kv *x = *(const eip_kv *const *)a, *y = *(const eip_kv *const *)b;
+    int r = cmp_bytes(x->name, x->name_len, y->name, y->name_len);
+    return r ? r : cmp_bytes(x->value, x->value_len, y->value, y->value_len);
+}
+
+static int name_is(const eip_kv *kv, const char *lname)
+{
+    size_t i, n = strlen(lname);
+    if (kv->name_len != n)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (lower((unsigned char)kv->name[i]) != (unsigned char)lname[i])
+            return 0;
+    return 1;
+}
+
+/* A value with CR, LF or NUL anywhere cannot be sent as one header line, so signing it would
+ * only hide a header-injection attempt. */
+static int value_ok(const eip_kv *kv)
+{
+    size_t i;
+    if (!kv->value && kv->value_len)
+        return 0;
+    for (i = 0; i < kv->value_len; i++) {
+        char c = kv->value[i];
+        if (c == '\r' || c == '\n' || c == '\0')
+            return 0;
+    }
+    return 1;
+}
+
+static void trimmed(const eip_kv *kv, const char **v, size_t *n)
+{
+    const char *s = kv->value;
+    size_t len = kv->value_len;
+    while (len && is_trim_space((unsigned char)s[0])) {
+        s++;
+        len--;
+    }
+    while (len && is_trim_space((unsigned char)s[len - 1]))
+        len--;
+    *v = s;
+    *n = len;
+}
+
+static int date_ok(const eip_kv *kv)
+{
+    static const char shape[] = "DDDDDDDDTDDDDDDZ"; /* D = digit */
+    size_t i;
+    if (kv->value_len != SDK_DATE_LEN)
+        return 0;
+    for (i = 0; i < SDK_DATE_LEN; i++) {
+        char c = kv->value[i];
+        if (shape[i] == 'D' ? (c < '0' || c > '9') : c != shape[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* Pointer arrays for sorting: on the stack when small, else on the heap. The count is
+ * bounded by the caller before this is called, so n * sizeof(pointer) cannot overflow. */
+static const eip_kv **sort_array(const eip_kv *kv, size_t n, const eip_kv **small)
+{
+    const eip_kv **p = small;
+    size_t i;
+    if (n > SMALL_SORT) {
+        if (n > SIZE_MAX / sizeof(*p))
+            return NULL;
+        p = malloc(n * sizeof(*p));
+        if (!p)
+            return NULL;
+    }
+    for (i = 0; i < n; i++)
+        p[i] = &kv[i];
+    return p;
+}
+
+static eip_sign_status check_headers(sign_ctx *c)
+{
+    const eip_sign_input *in = c->in;
+    int host = 0;
+    size_t i;
+
+    for (i = 0; i < in->nheaders; i++) {
+        const eip_kv *h = c->hdr[i];
+        if (i > 0 && cmp_name_ci(c->hdr[i - 1], h) == 0)
+            return FAIL(c, EIP_SIGN_EINVAL, "a header name appears twice (case-insensitively)");
+        if (name_is(h, "host")) {
+            const char *v;
+            size_t n;
+            trimmed(h, &v, &n);
+            host = n > 0;
+        } else if (name_is(h, "x-sdk-date")) {
+            c->date = h;
+        }
+    }
+    if (!host)
+        return FAIL(c, EIP_SIGN_EINVAL, "the Host header is missing or empty");
+    if (!c->date)
+        return FAIL(c, EIP_SIGN_EINVAL, "the X-Sdk-Date header is missing");
+    if (!date_ok(c->date))
+        return FAIL(c, EIP_SIGN_EINVAL, "X-Sdk-Date is not YYYYMMDDTHHMMSSZ");
+    return EIP_SIGN_OK;
+}
+
+static eip_sign_status check_scalars(sign_ctx *c)
+{
+    const eip_sign_input *in = c->in;
+    size_t mlen;
+
+    if (!in->method)
+        return FAIL(c, EIP_SIGN_EINVAL, "the method is missing");
+    for (mlen = 0; mlen <= METHOD_MAX && in->method[mlen]; mlen++)
+        ;
+    if (mlen > METHOD_MAX || !is_token(in->method, mlen))
+        return FAIL(c, EIP_SIGN_EINVAL, "the method is empty, too long or not a token");
+    if ((!in->path && in->path_len) || (!in->body && in->body_len) ||
+        (!in->query && in->nquery) || (!in->headers && in->nheaders))
+        return FAIL(c, EIP_SIGN_EINVAL, "a NULL pointer was given with a non-zero length");
+    /* The AK is copied into the Authorization value, where ',' or a space would split it. */
+    if (!in->ak || !is_token(in->ak, in->ak_len) || memchr(in->ak, ',', in->ak_len))
+        return FAIL(c, EIP_SIGN_EINVAL, "the AK is empty or holds invalid characters");
+    if (!in->sk || in->sk_len == 0 || in->sk_len > INT_MAX)
+        return FAIL(c, EIP_SIGN_EINVAL, "the SK is missing or too long");
+    return EIP_SIGN_OK;
+}
+
+static eip_sign_status check_lists(sign_ctx *c, size_t limit)
+{
+    const eip_sign_input *in = c->in;
+    size_t i;
+
+    /* Each header adds at least 4 bytes ("n:\n" and ';') and each query parameter at least
+     * 1 ('=') to the canonical request, so larger counts can never fit: refusing them here
+     * also bounds the sort arrays. */
+    if (in->nheaders > limit / 4 || in->nquery > limit)
+        return FAIL(c, EIP_SIGN_ENOMEM, "too many headers or query parameters");
+    for (i = 0; i < in->nquery; i++)
+        if ((!in->query[i].name && in->query[i].name_len) ||
+            (!in->query[i].value && in->query[i].value_len))
+            return FAIL(c, EIP_SIGN_EINVAL, "a query parameter has a NULL pointer");
+    /* Checked before sorting, so that the comparator only ever sees valid names. */
+    for (i = 0; i < in->nheaders; i++) {
+        if (!in->headers[i].name || !is_token(in->headers[i].name, in->headers[i].name_len))
+            return FAIL(c, EIP_SIGN_EINVAL, "a header name is empty or not a valid token");
+        if (!value_ok(&in->headers[i]))
+            return FAIL(c, EIP_SIGN_EINVAL, "a header value contains CR, LF or NUL");
+    }
+    return EIP_SIGN_OK;
+}
+
+static int add_lower(eip_buf *b, const char *s, size_t n)
+{
+    size_t i;
+    if (buf_reserve(b, n) != 0)
+        return -1;
+    for (i = 0; i < n; i++)
+        b->data[b->len + i] = (char)lower((unsigned char)s[i]);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+static int add_signed_headers(const sign_ctx *c, eip_buf *b)
+{
+    size_t i;
+    for (i = 0; i < c->in->nheaders; i++) {
+        if (i > 0 && buf_addc(b, ';') != 0)
+            return -1;
+        if (add_lower(b, c->hdr[i]->name, c->hdr[i]->name_len) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int add_query(const sign_ctx *c, eip_buf *b)
+{
+    size_t i;
+    for (i = 0; i < c->in->nquery; i++) {
+        const eip_kv *q = c->qry[i];
+        if ((i > 0 && buf_addc(b, '&') != 0) ||
+            eip_sign_percent_encode(b, q->name, q->name_len) != 0 || buf_addc(b, '=') != 0 ||
+            eip_sign_percent_encode(b, q->value, q->value_len) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int add_headers(const sign_ctx *c, eip_buf *b)
+{
+    size_t i;
+    for (i = 0; i < c->in->nheaders; i++) {
+        const char *v;
+        size_t n;
+        trimmed(c->hdr[i], &v, &n);
+        if (add_lower(b, c->hdr[i]->name, c->hdr[i]->name_len) != 0 || buf_addc(b, ':') != 0 ||
+            buf_add(b, v, n) != 0 || buf_addc(b, '\n') != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Returns 0, -1 on a buffer limit, -2 on a libcrypto failure. */
+static int build_canonical(const sign_ctx *c, eip_buf *b)
+{
+    const eip_sign_input *in = c->in;
+    char body_hash[65];
+
+    if (eip_sha256_hex(in->body, in->body_len, body_hash) != 0)
+        return -2;
+    if (buf_adds(b, in->method) != 0 || buf_addc(b, '\n') != 0 ||
+        eip_sign_canonical_uri(b, in->path, in->path_len) != 0 || buf_addc(b, '\n') != 0 ||
+        add_query(c, b) != 0 || buf_addc(b, '\n') != 0 || add_headers(c, b) != 0 ||
+        buf_addc(b, '\n') != 0 || add_signed_headers(c, b) != 0 || buf_addc(b, '\n') != 0 ||
+        buf_add(b, body_hash, 64) != 0)
+        return -1;
+    return 0;
+}
+
+/* The HMAC key is passed to libcrypto in place, never copied here, so there is no key
+ * material of ours to wipe; libcrypto cleanses its own internal copy. The digest that comes
+ * out is the public signature, not a secret. */
+static int hmac_hex(const eip_sign_input *in, const char *msg, size_t n, char hex[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+
+    if (!HMAC(EVP_sha256(), in->sk, (int)in->sk_len, (const unsigned char *)msg, n, md,
+              &mdlen) ||
+        mdlen != 32)
+        return -1;
+    to_hex(md, 32, hex);
+    return 0;
+}
+
+static eip_sign_status sign_canonical(sign_ctx *c, const eip_buf *canon, eip_buf *auth)
+{
+    /* "SDK-HMAC-SHA256\n" + date + "\n" + 64 hex: small and fixed, so it lives on the stack */
+    char sts[sizeof(ALGORITHM) + SDK_DATE_LEN + 1 + 64 + 1];
+    char sig[65];
+    size_t n = 0;
+
+    memcpy(sts, ALGORITHM "\n", sizeof(ALGORITHM));
+    n += sizeof(ALGORITHM);
+    memcpy(sts + n, c->date->value, SDK_DATE_LEN);
+    n += SDK_DATE_LEN;
+    sts[n++] = '\n';
+    if (eip_sha256_hex(canon->data, canon->len, sts + n) != 0)
+        return FAIL(c, EIP_SIGN_ECRYPTO, "SHA-256 of the canonical request failed");
+    n += 64;
+    if (hmac_hex(c->in, sts, n, sig) != 0)
+        return FAIL(c, EIP_SIGN_ECRYPTO, "HMAC-SHA256 failed");
+    if (buf_adds(auth, ALGORITHM " Access=") != 0 ||
+        buf_add(auth, c->in->ak, c->in->ak_len) != 0 || buf_adds(auth, ", SignedHeaders=") != 0 ||
+        add_signed_headers(c, auth) != 0 || buf_adds(auth, ", Signature=") != 0 ||
+        buf_add(auth, sig, 64) != 0)
+        return FAIL(c, EIP_SIGN_ENOMEM, "the Authorization value exceeds its buffer limit");
+    return EIP_SIGN_OK;
+}
+
+static eip_sign_status sign_sorted(sign_ctx *c, eip_buf *canon, eip_buf *auth)
+{
+    eip_sign_status st;
+    int r;
+
+    qsort(c->hdr, c->in->nheaders, sizeof(*c->hdr), qsort_header);
+    qsort(c->qry, c->in->nquery, sizeof(*c->qry), qsort_query);
+    st = check_headers(c);
+    if (st != EIP_SIGN_OK)
+        return st;
+    r = build_canonical(c, canon);
+    if (r == -2)
+        return FAIL(c, EIP_SIGN_ECRYPTO, "SHA-256 of the body failed");
+    if (r != 0)
+        return FAIL(c, EIP_SIGN_ENOMEM, "the canonical request exceeds its buffer limit");
+    return sign_canonical(c, canon, auth);
+}
+
+static eip_sign_status sign_with_arrays(sign_ctx *c, eip_buf *canon, eip_buf *auth)
+{
+    const eip_kv *hsmall[SMALL_SORT], *qsmall[SMALL_SORT];
+    eip_sign_status st = EIP_SIGN_OK;
+
+    c->hdr = sort_array(c->in->headers, c->in->nheaders, hsmall);
+    c->qry = sort_array(c->in->query, c->in->nquery, qsmall);
+    if (!c->hdr || !c->qry)
+        st = FAIL(c, EIP_SIGN_ENOMEM, "out of memory");
+    else
+        st = sign_sorted(c, canon, auth);
+    if (c->hdr != hsmall)
+        free((void *)c->hdr);
+    if (c->qry != qsmall)
+        free((void *)c->qry);
+    return st;
+}
+
+eip_sign_status eip_sign(const eip_sign_input *in, eip_buf *authorization, eip_buf *canonical,
+                         const char **err)
+{
+    sign_ctx c;
+    eip_buf local;
+    eip_buf *canon = canonical;
+    eip_sign_status st;
+
+    memset(&c, 0, sizeof(c));
+    c.in = in;
+    if (!in || !authorization || authorization == canonical) {
+        st = FAIL(&c, EIP_SIGN_EINVAL, "missing input or output buffer");
+    } else {
+        buf_reset(authorization);
+        if (!canon) {
+            /* Not wanted by the caller, but needed to hash: bound it like the caller's own. */
+            eip_buf_init(&local, 0);
+            canon = &local;
+        }
+        buf_reset(canon);
+        st = check_scalars(&c);
+        if (st == EIP_SIGN_OK)
+            st = check_lists(&c, buf_limit(canon));
+        if (st == EIP_SIGN_OK)
+            st = sign_with_arrays(&c, canon, authorization);
+        if (canon == &local)
+            eip_buf_free(&local);
+        if (st != EIP_SIGN_OK)
+            buf_reset(authorization);
+    }
+    if (err)
+        *err = st == EIP_SIGN_OK ? NULL : c.err;
+    return st;
+}
