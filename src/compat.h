@@ -1,0 +1,68 @@
+/* compat.h - every Lua C API difference lua-eip cares about, in one place.
+ *
+ * The core builds against Lua 5.4 (the main target), 5.2/5.3, and Lua 5.1 / LuaJIT 2.1 for
+ * OpenResty. Code outside this header uses the 5.2+ names only.
+ */
+#ifndef EIP_COMPAT_H
+#define EIP_COMPAT_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#if LUA_VERSION_NUM < 502 /* Lua 5.1 and LuaJIT */
+
+#define lua_rawlen(L, i) lua_objlen((L), (i))
+
+#ifndef luaL_newlibtable
+#define luaL_newlibtable(L, l) lua_createtable((L), 0, (int)(sizeof(l) / sizeof((l)[0]) - 1))
+#endif
+
+/* LuaJIT 2.1 ships luaL_setfuncs and luaL_testudata; plain 5.1 does not. OpenResty's LuaJIT
+ * defines LUAJIT_VERSION, which is how we tell them apart. */
+#ifndef LUAJIT_VERSION
+static void eip_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
+{
+    luaL_checkstack(L, nup + 1, "too many upvalues");
+    for (; l->name != NULL; l++) {
+        int i;
+        for (i = 0; i < nup; i++)
+            lua_pushvalue(L, -nup);
+        lua_pushcclosure(L, l->func, nup);
+        lua_setfield(L, -(nup + 2), l->name);
+    }
+    lua_pop(L, nup);
+}
+#define luaL_setfuncs(L, l, n) eip_compat_setfuncs((L), (l), (n))
+
+static void *eip_compat_testudata(lua_State *L, int ud, const char *tname)
+{
+    void *p = lua_touserdata(L, ud);
+    if (p != NULL && lua_getmetatable(L, ud)) {
+        luaL_getmetatable(L, tname);
+        if (!lua_rawequal(L, -1, -2))
+            p = NULL;
+        lua_pop(L, 2);
+        return p;
+    }
+    return NULL;
+}
+#define luaL_testudata(L, ud, t) eip_compat_testudata((L), (ud), (t))
+#endif /* !LUAJIT_VERSION */
+
+#ifndef luaL_newlib
+#define luaL_newlib(L, l) (luaL_newlibtable((L), (l)), luaL_setfuncs((L), (l), 0))
+#endif
+
+#define eip_setmetatable(L, tname) (luaL_getmetatable((L), (tname)), lua_setmetatable((L), -2))
+
+#else /* 5.2+ */
+
+#define eip_setmetatable(L, tname) luaL_setmetatable((L), (tname))
+
+#endif
+
+/* lua_Integer is 64-bit in 5.3+, ptrdiff_t in 5.1/5.2: pass status codes and sizes through
+ * these so both behave the same. */
+#define eip_pushint(L, n) lua_pushinteger((L), (lua_Integer)(n))
+
+#endif

@@ -1,0 +1,270 @@
+/* eip_core.c - the Lua binding of lua-eip's C core (module "eip.core").
+ *
+ * Only argument checking and conversion between Lua tables and C structs lives here;
+ * the work is in http.c (libcurl exchange) and status.c (the status table).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "compat.h"
+#include "http.h"
+#include "status.h"
+#include "version.h"
+
+#define SESSION_MT "eip.core.session"
+#define MAX_HEADERS 64
+
+typedef struct {
+    eip_http *http;
+} session;
+
+/* ---- small table helpers ---------------------------------------------------------- */
+
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_int(lua_State *L, const char *k, long v)
+{
+    eip_pushint(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_bool(lua_State *L, const char *k, int v)
+{
+    lua_pushboolean(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* Optional string field of the table at index t; raises naming the field when mistyped. */
+static const char *opt_str_field(lua_State *L, int t, const char *k, size_t *len)
+{
+    const char *s = NULL;
+    lua_getfield(L, t, k);
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "eip.core: field '%s' must be a string", k);
+        s = lua_tolstring(L, -1, len);
+    }
+    lua_pop(L, 1); /* the string stays alive: it is referenced by the table */
+    return s;
+}
+
+static double opt_num_field(lua_State *L, int t, const char *k, double dflt)
+{
+    double v = dflt;
+    lua_getfield(L, t, k);
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            luaL_error(L, "eip.core: field '%s' must be a number", k);
+        v = lua_tonumber(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* ---- status table ----------------------------------------------------------------- */
+
+static void push_status(lua_State *L, const eip_status_info *s)
+{
+    char seeds[32];
+    lua_createtable(L, 0, 10);
+    set_int(L, "code", s->code);
+    set_str(L, "reason", s->reason);
+    if (s->seed_name != NULL)
+        set_str(L, "seed_name", s->seed_name);
+    set_str(L, "description", s->description);
+    set_str(L, "description_zh", s->description_zh ? s->description_zh : "");
+    set_str(L, "class", eip_status_class_name(s->klass));
+    set_bool(L, "retryable", s->retryable);
+    set_str(L, "advice", s->advice);
+    set_str(L, "seeds", eip_status_seeds_string(s->seeds, seeds, sizeof(seeds)));
+    set_bool(L, "documented", s->seeds != 0);
+}
+
+static int l_status(lua_State *L)
+{
+    eip_status_info scratch;
+    lua_Number n = luaL_checknumber(L, 1);
+    int code = (n >= -1e6 && n <= 1e6) ? (int)n : -1; /* out-of-range numbers: "unknown" */
+    push_status(L, eip_status_lookup(code, &scratch));
+    return 1;
+}
+
+static int l_statuses(lua_State *L)
+{
+    size_t i, n = eip_status_count();
+    lua_createtable(L, (int)n, 0);
+    for (i = 0; i < n; i++) {
+        push_status(L, eip_status_at(i));
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    return 1;
+}
+
+/* ---- sessions ----------------------------------------------------------------------- */
+
+static session *check_session(lua_State *L)
+{
+    session *s = luaL_checkudata(L, 1, SESSION_MT);
+    if (s->http == NULL)
+        luaL_error(L, "eip.core: session is closed");
+    return s;
+}
+
+static int l_session(lua_State *L)
+{
+    eip_http_config cfg;
+    char err[128];
+    session *s;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.ca_file = opt_str_field(L, 1, "ca_file", NULL);
+    cfg.user_agent = opt_str_field(L, 1, "user_agent", NULL);
+    lua_getfield(L, 1, "insecure");
+    cfg.insecure = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    s = lua_newuserdata(L, sizeof(*s));
+    s->http = NULL;
+    eip_setmetatable(L, SESSION_MT);
+    s->http = eip_http_new(&cfg, err, sizeof(err));
+    if (s->http == NULL)
+        return luaL_error(L, "eip.core: %s", err);
+    return 1;
+}
+
+static int l_session_close(lua_State *L)
+{
+    session *s = luaL_checkudata(L, 1, SESSION_MT);
+    eip_http_free(s->http);
+    s->http = NULL;
+    return 0;
+}
+
+/* Header lines come from the Lua layer, which validated them; a CR, LF or NUL here would
+ * still let a caller smuggle a second header, so it is checked once more at the edge. */
+static size_t collect_headers(lua_State *L, int t, const char **out)
+{
+    size_t i, n;
+    lua_getfield(L, t, "headers");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    luaL_argcheck(L, lua_istable(L, -1), 2, "headers must be a list of strings");
+    n = lua_rawlen(L, -1);
+    luaL_argcheck(L, n <= MAX_HEADERS, 2, "too many headers");
+    for (i = 0; i < n; i++) {
+        size_t len;
+        const char *h;
+        lua_rawgeti(L, -1, (int)i + 1);
+        h = lua_tolstring(L, -1, &len);
+        if (lua_type(L, -1) != LUA_TSTRING || strcspn(h, "\r\n") != len || memchr(h, ':', len) == NULL)
+            luaL_error(L, "eip.core: header %d is not a single 'Name: value' line", (int)i + 1);
+        out[i] = h;
+        lua_pop(L, 1); /* still referenced by the headers table, itself referenced by arg 2 */
+    }
+    lua_pop(L, 1);
+    return n;
+}
+
+static long to_ms(double seconds)
+{
+    if (seconds <= 0)
+        return 1;
+    if (seconds > 86400.0 * 365)
+        seconds = 86400.0 * 365;
+    return (long)(seconds * 1000.0 + 0.5);
+}
+
+static void push_response(lua_State *L, const eip_http_response *r)
+{
+    lua_createtable(L, 0, 12);
+    set_int(L, "status", r->status);
+    if (r->request_id[0])
+        set_str(L, "request_id", r->request_id);
+    if (r->retry_after[0])
+        set_str(L, "retry_after", r->retry_after);
+    if (r->content_type[0])
+        set_str(L, "content_type", r->content_type);
+    if (r->location[0])
+        set_str(L, "location", r->location);
+    lua_pushlstring(L, r->body ? r->body : "", r->body_len);
+    lua_setfield(L, -2, "body");
+    set_bool(L, "truncated", r->truncated);
+    lua_pushnumber(L, r->elapsed);
+    lua_setfield(L, -2, "elapsed");
+    set_int(L, "new_connections", r->new_connections);
+    if (r->curl_code != 0) {
+        set_int(L, "curl_code", r->curl_code);
+        set_str(L, "curl_error", r->curl_error);
+    }
+}
+
+/* session:request{ method=, url=, headers={...}, body=?, timeout=, connect_timeout=,
+ *                  low_speed_time=?, low_speed_limit=?, body_cap=? } -> response table */
+static int l_session_request(lua_State *L)
+{
+    session *s = check_session(L);
+    const char *headers[MAX_HEADERS];
+    eip_http_request req;
+    eip_http_response resp;
+    double cap;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    memset(&req, 0, sizeof(req));
+    req.method = opt_str_field(L, 2, "method", NULL);
+    req.url = opt_str_field(L, 2, "url", NULL);
+    luaL_argcheck(L, req.method != NULL && req.url != NULL, 2, "method and url are required");
+    req.body = opt_str_field(L, 2, "body", &req.body_len);
+    req.nheaders = collect_headers(L, 2, headers);
+    req.headers = headers;
+    req.timeout_ms = to_ms(opt_num_field(L, 2, "timeout", 30));
+    req.connect_timeout_ms = to_ms(opt_num_field(L, 2, "connect_timeout", 10));
+    req.low_speed_time_s = (long)opt_num_field(L, 2, "low_speed_time", 0);
+    req.low_speed_limit = (long)opt_num_field(L, 2, "low_speed_limit", 0);
+    cap = opt_num_field(L, 2, "body_cap", (double)EIP_HTTP_DEFAULT_BODY_CAP);
+    luaL_argcheck(L, cap >= 1 && cap <= (double)(1u << 30), 2, "body_cap out of range");
+    req.body_cap = (size_t)cap;
+    eip_http_perform(s->http, &req, &resp);
+    push_response(L, &resp);
+    return 1;
+}
+
+static int l_session_tostring(lua_State *L)
+{
+    session *s = luaL_checkudata(L, 1, SESSION_MT);
+    lua_pushfstring(L, "eip.core.session (%s)", s->http ? "open" : "closed");
+    return 1;
+}
+
+static const luaL_Reg session_methods[] = {
+    {"request", l_session_request},
+    {"close", l_session_close},
+    {NULL, NULL},
+};
+
+static const luaL_Reg core_functions[] = {
+    {"session", l_session},
+    {"status", l_status},
+    {"statuses", l_statuses},
+    {NULL, NULL},
+};
+
+int luaopen_eip_core(lua_State *L)
+{
+    luaL_newmetatable(L, SESSION_MT);
+    luaL_newlib(L, session_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_session_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_session_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
+
+    luaL_newlib(L, core_functions);
+    set_str(L, "_VERSION", EIP_VERSION);
+    set_str(L, "backend", eip_http_backend_version());
+    return 1;
+}

@@ -1,0 +1,65 @@
+/* http.h - one HTTP exchange over a reused libcurl easy handle.
+ *
+ * A session owns one CURL easy handle for its whole life, so consecutive requests share a
+ * keep-alive connection. Everything a response can make us store is bounded: the body by
+ * body_cap, each captured header by a fixed array.
+ */
+#ifndef EIP_HTTP_H
+#define EIP_HTTP_H
+
+#include <stddef.h>
+
+#define EIP_HTTP_DEFAULT_BODY_CAP ((size_t)1 << 20) /* 1 MiB */
+#define EIP_HTTP_HEADER_VALUE_MAX 256                /* captured header values, truncated beyond */
+#define EIP_HTTP_ERROR_MAX 256                       /* >= CURL_ERROR_SIZE */
+
+typedef struct eip_http eip_http;
+
+typedef struct {
+    const char *ca_file;  /* NULL: the system trust store */
+    int insecure;         /* 1: skip TLS peer and host verification (explicit opt-out only) */
+    const char *user_agent;
+} eip_http_config;
+
+typedef struct {
+    const char *method;              /* "DELETE", "GET", "POST" */
+    const char *url;                 /* absolute http(s) URL, already validated */
+    const char *const *headers;      /* "Name: value" lines, no CR/LF */
+    size_t nheaders;
+    const char *body;                /* NULL or body_len bytes */
+    size_t body_len;
+    long timeout_ms;                 /* whole exchange, > 0 */
+    long connect_timeout_ms;         /* > 0 */
+    long low_speed_time_s;           /* abort when < low_speed_limit bytes/s for this long; 0: off */
+    long low_speed_limit;            /* bytes per second */
+    size_t body_cap;                 /* 0: EIP_HTTP_DEFAULT_BODY_CAP */
+} eip_http_request;
+
+typedef struct {
+    long status;                     /* 0 when no response status was received */
+    char request_id[EIP_HTTP_HEADER_VALUE_MAX];
+    char retry_after[EIP_HTTP_HEADER_VALUE_MAX];
+    char content_type[EIP_HTTP_HEADER_VALUE_MAX];
+    char location[EIP_HTTP_HEADER_VALUE_MAX];
+    char *body;                      /* owned by the session; valid until the next request */
+    size_t body_len;
+    int truncated;                   /* the body exceeded body_cap: the rest was not read */
+    int curl_code;                   /* CURLcode; 0 on a complete exchange */
+    char curl_error[EIP_HTTP_ERROR_MAX]; /* libcurl's detail text, "" when none */
+    double elapsed;                  /* seconds, as measured by libcurl */
+    long new_connections;            /* connections opened for this request (0 = reused) */
+} eip_http_response;
+
+/* NULL when libcurl cannot be initialised. */
+eip_http *eip_http_new(const eip_http_config *cfg, char *err, size_t errcap);
+void eip_http_free(eip_http *h);
+
+/* Performs the request. Returns 0 when a response was received, complete or truncated
+ * (look at resp->status), -1 on a transport failure (resp->curl_code / curl_error say why).
+ * resp is overwritten; its body pointer stays valid until the next call or eip_http_free. */
+int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response *resp);
+
+/* "curl 7.88.1 / OpenSSL 3.0.x": for diagnostics. */
+const char *eip_http_backend_version(void);
+
+#endif
