@@ -1,0 +1,125 @@
+--- Structured errors raised by lua-eip.
+-- Every error is a table sharing one metatable, so `eip.is_error(e)` can tell ours from
+-- anything else, and `tostring(e)` is one line a person can act on. Secret values never
+-- reach these tables: callers pass only what is safe, and server-provided text is scrubbed
+-- of every secret the client holds before it is stored.
+local M = {}
+
+local Error = {}
+Error.__index = Error
+Error.__name = "eip.error"
+
+local function one_line(s, max)
+  s = tostring(s):gsub("[%c]+", " ")
+  if #s > max then s = s:sub(1, max - 3) .. "..." end
+  return s
+end
+
+function Error.__tostring(e)
+  if e.kind == "usage" then
+    return "eip: usage: " .. e.message
+  end
+  local parts = { "eip: ", e.method or "?", " ", e.path or "?", " -> " }
+  if e.kind == "http" then
+    parts[#parts + 1] = string.format("%d %s", e.status, e.reason or "")
+    if e.code or e.message then
+      local detail = e.code and e.message and (e.code .. ": " .. e.message) or (e.code or e.message)
+      parts[#parts + 1] = " (" .. one_line(detail, 300) .. ")"
+    end
+    if e.truncated then parts[#parts + 1] = " [body truncated]" end
+  else
+    parts[#parts + 1] = "transport error: " .. one_line(e.message or "?", 300)
+    if e.curl_code then parts[#parts + 1] = string.format(" (curl %d)", e.curl_code) end
+  end
+  if e.request_id then parts[#parts + 1] = " request-id=" .. e.request_id end
+  if e.attempts and e.attempts > 1 then parts[#parts + 1] = " after " .. e.attempts .. " attempts" end
+  return table.concat(parts)
+end
+
+function M.is_error(v)
+  return type(v) == "table" and getmetatable(v) == Error
+end
+
+local function new(fields)
+  return setmetatable(fields, Error)
+end
+
+--- A usage error: bad arguments, nothing was sent. `arg` names the offending argument.
+function M.usage(arg, fmt, ...)
+  local msg = string.format(fmt, ...)
+  return new{ kind = "usage", argument = arg, message = arg .. " " .. msg, retryable = false, attempts = 0 }
+end
+
+--- Raise a usage error (level 3 = the caller of the public function).
+function M.raise_usage(arg, fmt, ...)
+  error(M.usage(arg, fmt, ...), 3)
+end
+
+--- An error from a non-2xx answer. `info` is the status entry from the C table; `body`
+-- the decoded error body fields ({code, message, request_id}) or nil.
+function M.http(req, resp, info, body)
+  body = body or {}
+  return new{
+    kind = "http",
+    status = resp.status,
+    reason = info.reason,
+    description = info.description,
+    class = info.class,
+    retryable = info.retryable,
+    advice = info.advice,
+    code = body.code,
+    message = body.message,
+    request_id = resp.request_id or body.request_id,
+    retry_after = resp.retry_after,
+    truncated = resp.truncated or nil,
+    method = req.method,
+    path = req.path,
+    attempts = req.attempts,
+    elapsed = req.elapsed,
+  }
+end
+
+-- libcurl codes by what they mean for a caller. Only failures where the request may
+-- not have been processed, or was idempotent anyway, are worth another attempt: a TLS or
+-- DNS failure will fail the same way next time.
+local CURL_KINDS = {
+  [5] = { "dns", false },       -- couldn't resolve proxy
+  [6] = { "dns", false },       -- couldn't resolve host
+  [7] = { "connect", true },    -- couldn't connect (refused, unreachable)
+  [16] = { "reset", true },     -- HTTP/2 framing error
+  [18] = { "reset", true },     -- partial body: the peer closed mid-transfer
+  [28] = { "timeout", true },   -- operation timed out (connect, whole request, low speed)
+  [35] = { "tls", false },      -- TLS handshake failed
+  [47] = { "redirect", false }, -- too many redirects (never followed, kept for completeness)
+  [52] = { "reset", true },     -- empty reply: closed before any answer
+  [55] = { "reset", true },     -- send failed
+  [56] = { "reset", true },     -- receive failed (connection reset)
+  [58] = { "tls", false },      -- client certificate problem
+  [60] = { "tls", false },      -- peer certificate cannot be verified
+  [77] = { "tls", false },      -- CA file problem
+  [83] = { "tls", false },      -- issuer check failed
+  [90] = { "tls", false },      -- pinned key mismatch
+  [91] = { "tls", false },      -- invalid certificate status
+  [92] = { "reset", true },     -- HTTP/2 stream error
+}
+
+--- An error when no usable answer came: refused, reset, timeout, DNS, TLS.
+function M.transport(req, resp, message)
+  local k = CURL_KINDS[resp.curl_code] or { "other", false }
+  return new{
+    kind = "transport",
+    status = nil,
+    reason = k[1],
+    message = message,
+    curl_code = resp.curl_code,
+    curl_error = resp.curl_error,
+    retryable = k[2],
+    method = req.method,
+    path = req.path,
+    attempts = req.attempts,
+    elapsed = req.elapsed,
+  }
+end
+
+M.metatable = Error
+return M

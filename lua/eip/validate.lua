@@ -1,0 +1,124 @@
+--- Argument validation. Runs before any I/O: a failure here is a "usage" error naming the
+-- argument, and nothing is sent. Messages never echo secret values.
+local errors = require "eip.errors"
+
+local M = {}
+
+local raise = errors.raise_usage
+local MAX_ID = 64
+local MAX_SECRET = 65536
+
+local function describe(v)
+  if type(v) == "string" then
+    if #v > 40 then return string.format("a %d-character string", #v) end
+    return string.format("%q", v):gsub("\\\n", "\\n")
+  end
+  return type(v) == "nil" and "nothing" or ("a " .. type(v))
+end
+
+--- A resource id or project id: 1..64 characters of [A-Za-z0-9._-], not "." or "..".
+-- The character set makes path traversal, encoding tricks and header injection impossible
+-- by construction, so ids can be placed into URLs without escaping.
+function M.id(name, v)
+  if type(v) ~= "string" then raise(name, "must be a string, got %s", describe(v)) end
+  if v == "" then raise(name, "must not be empty") end
+  if #v > MAX_ID then raise(name, "must be at most %d characters, got %d", MAX_ID, #v) end
+  if v:find("[^%w%._%-]") then
+    raise(name, "may only contain letters, digits, '.', '_' and '-', got %s", describe(v))
+  end
+  if v == "." or v == ".." then raise(name, "must not be %q", v) end
+  return v
+end
+
+--- A secret (token, key, password): a non-empty string without control characters. The
+-- value itself never appears in the message.
+function M.secret(name, v)
+  if type(v) ~= "string" then raise(name, "must be a string, got %s", type(v)) end
+  if v == "" then raise(name, "must not be empty") end
+  if #v > MAX_SECRET then raise(name, "is too long (%d bytes, at most %d)", #v, MAX_SECRET) end
+  if v:find("[%z\1-\31\127]") then
+    raise(name, "must not contain control characters (CR, LF, NUL, ...)")
+  end
+  return v
+end
+
+--- An http(s) endpoint: scheme, host (name, IPv4 or [IPv6]), optional port, optional base
+-- path. Returns the normalised URL without a trailing slash.
+function M.endpoint(name, v)
+  if type(v) ~= "string" then raise(name, "must be a string, got %s", describe(v)) end
+  local scheme, authority, path = v:match("^(%a[%w+.-]*)://([^/?#]*)(.*)$")
+  if not scheme then raise(name, "must be an http:// or https:// URL, got %s", describe(v)) end
+  scheme = scheme:lower()
+  if scheme ~= "http" and scheme ~= "https" then
+    raise(name, "must use http or https, got %s", describe(scheme))
+  end
+  local host, port = authority:match("^(%[[%x:.]+%])(.*)$")
+  if not host then host, port = authority:match("^([%w.-]+)(.*)$") end
+  if not host or host:find("^[.-]") or host:find("%.%.") then
+    raise(name, "has no valid host, got %s", describe(v))
+  end
+  if port ~= "" then
+    local digits = port:match("^:(%d+)$")
+    local n = tonumber(digits)
+    if not n or n < 1 or n > 65535 then raise(name, "has an invalid port, got %s", describe(v)) end
+  end
+  if path:find("[^%w%._~/-]") then
+    raise(name, "may only have a plain base path (no query, fragment or escapes), got %s", describe(v))
+  end
+  path = path:gsub("/+$", "")
+  if path:find("/%.%.?/") or path:find("/%.%.?$") then
+    raise(name, "must not contain '.' or '..' path segments, got %s", describe(v))
+  end
+  return scheme .. "://" .. authority .. path
+end
+
+--- A region name such as "cn-north-4".
+function M.region(name, v)
+  if type(v) ~= "string" then raise(name, "must be a string, got %s", describe(v)) end
+  if #v > 32 or not v:find("^%l[%l%d]*%-[%l%d%-]*[%l%d]$") then
+    raise(name, "must be a region name such as \"cn-north-4\", got %s", describe(v))
+  end
+  return v
+end
+
+function M.number(name, v, min, max)
+  if type(v) ~= "number" or v ~= v then raise(name, "must be a number, got %s", describe(v)) end
+  if v < min or v > max then raise(name, "must be between %s and %s, got %s", min, max, v) end
+  return v
+end
+
+function M.integer(name, v, min, max)
+  if math.type and math.type(v) == "float" and v == math.floor(v) then v = math.tointeger(v) end
+  if type(v) ~= "number" or v ~= math.floor(v) then
+    raise(name, "must be an integer, got %s", describe(v))
+  end
+  return M.number(name, v, min, max)
+end
+
+function M.boolean(name, v)
+  if type(v) ~= "boolean" then raise(name, "must be true or false, got %s", describe(v)) end
+  return v
+end
+
+function M.string(name, v)
+  if type(v) ~= "string" or v == "" then raise(name, "must be a non-empty string, got %s", describe(v)) end
+  if v:find("%z") then raise(name, "must not contain NUL bytes") end
+  return v
+end
+
+--- An options table whose keys must all be known: typos fail loudly.
+function M.options(name, t, known)
+  if type(t) ~= "table" then raise(name, "must be a table, got %s", describe(t)) end
+  for k in pairs(t) do
+    if type(k) ~= "string" then raise(name, "has a non-string key (%s)", describe(k)) end
+    if not known[k] then
+      local names = {}
+      for n in pairs(known) do names[#names + 1] = n end
+      table.sort(names)
+      raise(name, "has an unknown option %q (known: %s)", k, table.concat(names, ", "))
+    end
+  end
+  return t
+end
+
+return M
