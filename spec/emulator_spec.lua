@@ -1,0 +1,503 @@
+-- The EIP emulator itself, exercised over plain sockets (no eip client involved).
+-- luacheck: std +busted
+local cjson = require "cjson"
+local socket = require "socket"
+local emulator = require "spec.support.emulator"
+
+local function nginx_running(pid)
+  local f = io.popen("pgrep -x nginx 2>/dev/null; pgrep -f 'nginx: (master|worker)' 2>/dev/null")
+  local out = f:read("a")
+  f:close()
+  for found in out:gmatch("%d+") do
+    if tonumber(found) == pid then
+      -- a pgrep hit may be a zombie that the init process has not reaped yet
+      local stat = io.open("/proc/" .. found .. "/stat")
+      local state = stat and stat:read("a"):match("%)%s+(%a)")
+      if stat then stat:close() end
+      if state and state ~= "Z" then
+        return true
+      end
+    end
+  end
+  return false
+end
+
+local function dir_exists(path)
+  return os.execute("test -d '" .. path .. "'") == true
+end
+
+describe("EIP emulator", function()
+  local emu
+
+  setup(function()
+    emu = emulator.start()
+  end)
+
+  teardown(function()
+    emu:stop()
+  end)
+
+  before_each(function()
+    emu:reset()
+  end)
+
+  -- An API call with the default token unless headers say otherwise.
+  local function call(method, path, body, headers)
+    headers = headers or { ["X-Auth-Token"] = emu.token }
+    if body ~= nil and type(body) ~= "string" then
+      body = cjson.encode(body)
+    end
+    local resp = assert(emulator.http{ port = emu.port, method = method, path = path,
+      headers = headers, body = body })
+    local ok, decoded = pcall(cjson.decode, resp.body)
+    resp.json = ok and decoded or nil
+    return resp
+  end
+
+  local function v1(rest) return "/v1/" .. emu.project_id .. "/bandwidths" .. (rest or "") end
+  local function v2(rest) return "/v2.0/" .. emu.project_id .. "/bandwidths" .. (rest or "") end
+
+  local function assert_vpc_error(resp, status, code)
+    assert.equal(status, resp.status, resp.body)
+    assert.equal(code, resp.json.code)
+    assert.is_string(resp.json.message)
+    assert.equal("application/json;charset=UTF-8", resp.headers["content-type"])
+  end
+
+  local function assert_gateway_error(resp, status, code)
+    assert.equal(status, resp.status, resp.body)
+    assert.equal(code, resp.json.error_code)
+    assert.is_string(resp.json.error_msg)
+    assert.equal(resp.headers["x-request-id"], resp.json.request_id)
+  end
+
+  describe("launcher", function()
+    it("exposes url, port, two token/project pairs", function()
+      assert.equal("http://127.0.0.1:" .. emu.port, emu.url)
+      assert.equal("emu-token-1f2e3d4c5b6a", emu.token)
+      assert.equal("0a1b2c3d4e5f60718293a4b5c6d7e8f9", emu.project_id)
+      assert.is_string(emu.other_token)
+      assert.matches("^%x+$", emu.other_project_id)
+      assert.equal(32, #emu.other_project_id)
+      assert.are_not.equal(emu.project_id, emu.other_project_id)
+    end)
+
+    it("rejects unknown start options", function()
+      assert.has_error(function() emulator.start{ tokenz = {} } end,
+        "eip emulator: unknown start option 'tokenz'")
+    end)
+
+    it("accepts extra tokens, stops cleanly, leaves no nginx and no prefix behind", function()
+      local other = emulator.start{ tokens = { ["extra-token"] = "11112222333344445555666677778888" } }
+      assert.are_not.equal(emu.port, other.port)
+      local resp = assert(emulator.http{ port = other.port,
+        path = "/v1/11112222333344445555666677778888/bandwidths",
+        headers = { ["X-Auth-Token"] = "extra-token" } })
+      assert.equal(200, resp.status)
+      local pid, prefix = other.pid, other.prefix
+      assert.is_true(nginx_running(pid))
+      other:stop()
+      other:stop() -- a second stop is harmless
+      assert.is_false(nginx_running(pid))
+      assert.is_false(dir_exists(prefix))
+      assert.is_nil(emulator.http{ port = other.port, path = "/__emulator/health", timeout = 0.5 })
+    end)
+
+    it("stop_all stops every instance; stop is quick even while a request hangs", function()
+      local a, b = emulator.start(), emulator.start()
+      a:inject{ action = "hang" }
+      local sock = socket.tcp()
+      sock:settimeout(0.3)
+      assert(sock:connect("127.0.0.1", a.port))
+      sock:send("GET /v1/x/bandwidths HTTP/1.1\r\nHost: x\r\n\r\n")
+      local line, err = sock:receive("*l")
+      assert.is_nil(line)
+      assert.equal("timeout", err)
+      local t0 = socket.gettime()
+      emulator.stop_all()
+      assert.is_true(socket.gettime() - t0 < 3)
+      sock:close()
+      assert.is_false(nginx_running(a.pid))
+      assert.is_false(nginx_running(b.pid))
+      assert.is_false(nginx_running(emu.pid)) -- the shared instance too: start a new one
+      emu = emulator.start()
+    end)
+
+    it("stops with <close>", function()
+      local pid
+      do
+        local scoped <close> = emulator.start()
+        pid = scoped.pid
+        assert.is_true(nginx_running(pid))
+      end
+      assert.is_false(nginx_running(pid))
+    end)
+
+    it("has a detached command-line mode that writes emulator.env", function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      local script = "spec/support/emulator.lua"
+      local f = io.popen("lua5.4 " .. script .. " start --dir " .. dir)
+      local printed = f:read("a")
+      assert.is_true(f:close())
+      local env = assert(io.open(dir .. "/emulator.env")):read("a")
+      assert.equal(printed, env)
+      local port = assert(tonumber(env:match("EIP_ENDPOINT=http://127%.0%.0%.1:(%d+)\n")))
+      assert.matches("EIP_TOKEN=" .. emu.token, env, 1, true)
+      assert.matches("EIP_PROJECT_ID=" .. emu.project_id, env, 1, true)
+      local resp = assert(emulator.http{ port = port, path = "/v1/" .. emu.project_id .. "/bandwidths",
+        headers = { ["X-Auth-Token"] = emu.token } })
+      assert.equal(200, resp.status)
+      assert.is_true(os.execute("lua5.4 " .. script .. " stop --dir " .. dir))
+      assert.is_nil(emulator.http{ port = port, path = "/__emulator/health", timeout = 0.5 })
+      os.execute("rm -rf '" .. dir .. "'")
+    end)
+  end)
+
+  describe("every response", function()
+    it("carries a 32-hex X-Request-Id, fresh each time, and the JSON content type", function()
+      local a = call("GET", v1())
+      local b = call("GET", "/nowhere")
+      assert.matches("^%x+$", a.headers["x-request-id"])
+      assert.equal(32, #a.headers["x-request-id"])
+      assert.equal(32, #b.headers["x-request-id"])
+      assert.are_not.equal(a.headers["x-request-id"], b.headers["x-request-id"])
+      assert.equal("application/json;charset=UTF-8", a.headers["content-type"])
+      assert.equal(tostring(#a.body), a.headers["content-length"])
+    end)
+  end)
+
+  describe("create shared bandwidth", function()
+    it("answers 200 with the documented BandwidthResp", function()
+      local resp = call("POST", v2(), { bandwidth = { name = "bw-1", size = 10 } })
+      assert.equal(200, resp.status)
+      local bw = resp.json.bandwidth
+      assert.matches("^%x+%-%x+%-4%x+%-[89ab]%x+%-%x+$", bw.id)
+      assert.equal(36, #bw.id)
+      assert.equal("bw-1", bw.name)
+      assert.equal(10, bw.size)
+      assert.equal("WHOLE", bw.share_type)
+      assert.equal("share", bw.bandwidth_type)
+      assert.equal("bandwidth", bw.charge_mode)
+      assert.equal("NORMAL", bw.status)
+      assert.equal(emu.project_id, bw.tenant_id)
+      assert.equal("", bw.billing_info)
+      assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", bw.created_at)
+      assert.matches('"publicip_info":%[%]', resp.body) -- an array, even when empty
+      assert.same(bw, emu:get_bandwidth(bw.id))
+    end)
+
+    it("coerces a decimal or string size, as documented", function()
+      local resp = call("POST", v2(), { bandwidth = { name = "bw", size = "12.7" } })
+      assert.equal(12, resp.json.bandwidth.size)
+    end)
+
+    it("refuses bad input with 400 EIP.7901", function()
+      assert_vpc_error(call("POST", v2(), "{not json"), 400, "EIP.7901")
+      assert_vpc_error(call("POST", v2(), { bandwidth = { name = "bad name!", size = 10 } }), 400, "EIP.7901")
+      assert_vpc_error(call("POST", v2(), { bandwidth = { name = "bw", size = 1 } }), 400, "EIP.7901")
+      assert_vpc_error(call("POST", v2(), { bandwidth = { size = 10 } }), 400, "EIP.7901")
+    end)
+  end)
+
+  describe("show bandwidth", function()
+    it("answers 200 with the bandwidth and its EIPs", function()
+      local id = emu:create_bandwidth{ name = "seeded", size = 20, publicip_ids = { "eip-1" } }
+      local resp = call("GET", v1("/" .. id))
+      assert.equal(200, resp.status)
+      local bw = resp.json.bandwidth
+      assert.equal(id, bw.id)
+      assert.equal(1, #bw.publicip_info)
+      local ip = bw.publicip_info[1]
+      assert.equal("eip-1", ip.publicip_id)
+      assert.matches("^%d+%.%d+%.%d+%.%d+$", ip.publicip_address)
+      assert.equal(4, ip.ip_version)
+      assert.equal("5_bgp", ip.publicip_type)
+    end)
+
+    it("answers 404 VPC.0306 for an unknown id or another project's bandwidth", function()
+      assert_vpc_error(call("GET", v1("/no-such-id")), 404, "VPC.0306")
+      local theirs = emu:create_bandwidth{ size = 5, project_id = emu.other_project_id }
+      assert_vpc_error(call("GET", v1("/" .. theirs)), 404, "VPC.0306")
+    end)
+  end)
+
+  describe("list bandwidths", function()
+    it("pages with marker and limit, oldest first, and filters by share_type", function()
+      local ids = {}
+      for i = 1, 5 do
+        ids[i] = emu:create_bandwidth{ name = "bw-" .. i, size = 5, share_type = i == 3 and "PER" or "WHOLE" }
+      end
+      emu:create_bandwidth{ size = 5, project_id = emu.other_project_id }
+      local all = call("GET", v1()).json.bandwidths
+      assert.equal(5, #all)
+      local page1 = call("GET", v1("?limit=2")).json.bandwidths
+      assert.same({ ids[1], ids[2] }, { page1[1].id, page1[2].id })
+      local page2 = call("GET", v1("?limit=2&marker=" .. ids[2])).json.bandwidths
+      assert.same({ ids[3], ids[4] }, { page2[1].id, page2[2].id })
+      local whole = call("GET", v1("?share_type=WHOLE&marker=" .. ids[2])).json.bandwidths
+      assert.same({ ids[4], ids[5] }, { whole[1].id, whole[2].id })
+      local empty = call("GET", v1("?marker=" .. ids[5]))
+      assert.equal('{"bandwidths":[]}', empty.body)
+    end)
+
+    it("refuses a bad limit (400 VPC.0301) and an unknown marker (404 VPC.0306)", function()
+      assert_vpc_error(call("GET", v1("?limit=abc")), 400, "VPC.0301")
+      assert_vpc_error(call("GET", v1("?share_type=BOTH")), 400, "VPC.0301")
+      assert_vpc_error(call("GET", v1("?marker=nope")), 404, "VPC.0306")
+    end)
+  end)
+
+  describe("delete shared bandwidth", function()
+    it("answers 204 with an empty body, then 404 VPC.0306", function()
+      local id = emu:create_bandwidth{ size = 5 }
+      local resp = call("DELETE", v2("/" .. id))
+      assert.equal(204, resp.status)
+      assert.equal("", resp.body)
+      assert.is_nil(resp.headers["content-type"])
+      assert.is_nil(emu:get_bandwidth(id))
+      assert_vpc_error(call("DELETE", v2("/" .. id)), 404, "VPC.0306")
+    end)
+
+    it("refuses a shared bandwidth that still holds EIPs with 409 VPC.0304", function()
+      local id = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-a" } }
+      assert_vpc_error(call("DELETE", v2("/" .. id)), 409, "VPC.0304")
+      assert.is_table(emu:get_bandwidth(id))
+    end)
+
+    it("refuses a dedicated (PER) bandwidth with 400 VPC.0301", function()
+      local id = emu:create_bandwidth{ size = 5, share_type = "PER", publicip_ids = { "eip-p" } }
+      assert_vpc_error(call("DELETE", v2("/" .. id)), 400, "VPC.0301")
+    end)
+  end)
+
+  describe("remove EIPs from a shared bandwidth", function()
+    local function remove_body(ids)
+      local info = {}
+      for i, id in ipairs(ids) do info[i] = { publicip_id = id } end
+      return { bandwidth = { publicip_info = info, charge_mode = "traffic", size = 5 } }
+    end
+
+    it("answers 204; each EIP leaves for a dedicated bandwidth; then the delete succeeds", function()
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-a", "eip-b" } }
+      local resp = call("POST", v2("/" .. id .. "/remove"), remove_body{ "eip-a", "eip-b" })
+      assert.equal(204, resp.status)
+      assert.equal("", resp.body)
+      assert.equal(0, #emu:get_bandwidth(id).publicip_info)
+      local per = call("GET", v1("?share_type=PER")).json.bandwidths
+      assert.equal(2, #per)
+      assert.equal("eip-a", per[1].publicip_info[1].publicip_id)
+      assert.equal(5, per[1].size)
+      assert.equal("traffic", per[1].charge_mode)
+      assert.equal(204, call("DELETE", v2("/" .. id)).status)
+    end)
+
+    it("refuses more than 100 EIPs, a non-member EIP, and an unknown bandwidth", function()
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-a" } }
+      local many = {}
+      for i = 1, 101 do many[i] = "eip-" .. i end
+      assert_vpc_error(call("POST", v2("/" .. id .. "/remove"), remove_body(many)), 400, "EIP.7901")
+      assert_vpc_error(call("POST", v2("/" .. id .. "/remove"), remove_body{ "eip-zz" }), 400, "VPC.0323")
+      assert_vpc_error(call("POST", v2("/nope/remove"), remove_body{ "eip-a" }), 404, "VPC.0306")
+      assert.equal(1, #emu:get_bandwidth(id).publicip_info)
+    end)
+  end)
+
+  describe("insert EIPs into a shared bandwidth", function()
+    it("answers 200 with the bandwidth; a dedicated bandwidth is absorbed", function()
+      local id = emu:create_bandwidth{ size = 20 }
+      local per = emu:create_bandwidth{ size = 5, share_type = "PER", publicip_ids = { "eip-p" } }
+      local resp = call("POST", v2("/" .. id .. "/insert"), { bandwidth = { publicip_info = {
+        { publicip_id = "eip-p" }, { publicip_id = "eip-new", publicip_type = "5_sbgp" } } } })
+      assert.equal(200, resp.status)
+      local info = resp.json.bandwidth.publicip_info
+      assert.same({ "eip-p", "eip-new" }, { info[1].publicip_id, info[2].publicip_id })
+      assert.equal("5_sbgp", info[2].publicip_type)
+      assert.is_nil(emu:get_bandwidth(per))
+      assert_vpc_error(call("POST", v2("/" .. id .. "/insert"),
+        { bandwidth = { publicip_info = { { publicip_id = "eip-p" } } } }), 400, "VPC.0323")
+    end)
+  end)
+
+  describe("authentication and routing", function()
+    it("answers 401 APIGW.0301 without a token or with an unknown one, never echoing it", function()
+      assert_gateway_error(call("GET", v1(), nil, {}), 401, "APIGW.0301")
+      local resp = call("GET", v1(), nil, { ["X-Auth-Token"] = "secret-wrong-token" })
+      assert_gateway_error(resp, 401, "APIGW.0301")
+      assert.matches("^Incorrect IAM authentication information: ", resp.json.error_msg)
+      assert.is_nil(resp.body:find("secret-wrong-token", 1, true))
+    end)
+
+    it("answers 400 VPC.0007 when the URL project is not the token's", function()
+      local resp = call("GET", v1(), nil, { ["X-Auth-Token"] = emu.other_token })
+      assert_vpc_error(resp, 400, "VPC.0007")
+      assert.equal("urlTenantId is not equal tokenTenantId", resp.json.message)
+      assert.equal(200, call("GET", "/v1/" .. emu.other_project_id .. "/bandwidths", nil,
+        { ["X-Auth-Token"] = emu.other_token }).status)
+    end)
+
+    it("answers 404 APIGW.0101 for an unknown route and 405 for a wrong method", function()
+      assert_gateway_error(call("GET", "/v3/whatever"), 404, "APIGW.0101")
+      local resp = call("PUT", v2("/some-id"), "{}")
+      assert_gateway_error(resp, 405, "APIGW.0101")
+      assert.equal("DELETE", resp.headers["allow"])
+    end)
+  end)
+
+  describe("injection", function()
+    it("respond: status, JSON body, headers; consumed after `times`; matched by method and path", function()
+      emu:inject{ method = "DELETE", path = "/bandwidths/[^/]+$", times = 2, status = 503,
+        body = { code = "VPC.0302", message = "Neutron Error." }, headers = { ["Retry-After"] = 2 } }
+      assert.equal(200, call("GET", v1()).status) -- other method: not consumed
+      for _ = 1, 2 do
+        local resp = call("DELETE", v2("/x"))
+        assert_vpc_error(resp, 503, "VPC.0302")
+        assert.equal("2", resp.headers["retry-after"])
+        assert.equal(32, #resp.headers["x-request-id"])
+      end
+      assert_vpc_error(call("DELETE", v2("/x")), 404, "VPC.0306")
+      assert.equal(0, emu:stats().pending_injections)
+    end)
+
+    it("respond: raw body, content type, removed X-Request-Id, rules in FIFO order", function()
+      emu:inject{ status = 502, body = "<html>bad gateway</html>", content_type = "text/html",
+        headers = { ["X-Request-Id"] = false } }
+      emu:inject{ status = 204, body = "" }
+      local resp = call("GET", v1())
+      assert.equal(502, resp.status)
+      assert.equal("<html>bad gateway</html>", resp.body)
+      assert.equal("text/html", resp.headers["content-type"])
+      assert.is_nil(resp.headers["x-request-id"])
+      assert.equal(204, call("GET", v1()).status)
+      emu:inject{ status = 401, body = "{}", no_request_id = true }
+      assert.is_nil(call("GET", v1()).headers["x-request-id"])
+    end)
+
+    it("respond: body_size streams N filler bytes of valid JSON; chunked leaves out Content-Length", function()
+      emu:inject{ status = 503, body_size = 1000000 }
+      local resp = call("DELETE", v2("/x"))
+      assert.equal(503, resp.status)
+      assert.equal(1000000, #resp.body)
+      assert.equal("1000000", resp.headers["content-length"])
+      assert.equal(1000000 - 13, #resp.json.filler)
+      emu:inject{ status = 200, body = { ok = true }, chunked = true }
+      resp = call("GET", v1())
+      assert.equal("chunked", resp.headers["transfer-encoding"])
+      assert.is_true(resp.json.ok)
+    end)
+
+    it("delay: waits before acting", function()
+      emu:inject{ status = 500, body = "{}", delay = 0.3 }
+      local t0 = socket.gettime()
+      assert.equal(500, call("GET", v1()).status)
+      assert.is_true(socket.gettime() - t0 >= 0.25)
+    end)
+
+    it("drop: closes the connection without any answer", function()
+      emu:inject{ action = "drop" }
+      local resp, err = emulator.http{ port = emu.port, path = v1(), headers = { ["X-Auth-Token"] = emu.token } }
+      assert.is_nil(resp)
+      assert.equal("closed", err)
+      assert.equal(1, emu:stats().requests) -- it still counts as an API request
+    end)
+
+    it("reset_mid_body: promises more than it sends, then closes", function()
+      emu:inject{ action = "reset_mid_body", status = 500, body_size = 10000 }
+      local sock = socket.tcp()
+      sock:settimeout(2)
+      assert(sock:connect("127.0.0.1", emu.port))
+      sock:send("GET " .. v1() .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+      local data, err, partial = sock:receive("*a")
+      sock:close()
+      data = data or partial
+      assert.is_nil(err)
+      assert.matches("^HTTP/1%.1 500", data)
+      assert.matches("Content%-Length: 10000\r\n", data)
+      local body = data:match("\r\n\r\n(.*)$")
+      assert.equal(5000, #body)
+    end)
+
+    it("hang: never sends the headers", function()
+      emu:inject{ action = "hang" }
+      local t0 = socket.gettime()
+      local resp, err = emulator.http{ port = emu.port, path = v1(), timeout = 0.3 }
+      assert.is_nil(resp)
+      assert.equal("timeout", err)
+      assert.is_true(socket.gettime() - t0 < 1)
+      assert.equal(200, call("GET", v1()).status) -- the server is still fine
+    end)
+
+    it("trickle: sends the body one byte per trickle_interval", function()
+      emu:inject{ action = "trickle", status = 200, body = '{"a":1}', trickle_interval = 0.05 }
+      local t0 = socket.gettime()
+      local resp = call("GET", v1())
+      assert.is_true(socket.gettime() - t0 >= 0.3)
+      assert.equal(200, resp.status)
+      assert.equal('{"a":1}', resp.body)
+    end)
+
+    it("refuses malformed rules", function()
+      assert.has_error(function() emu:inject{ acton = "drop" } end)
+      assert.has_error(function() emu:inject{ action = "explode" } end)
+      assert.has_error(function() emu:inject{ status = 700 } end)
+      assert.has_error(function() emu:inject{ path = "[" } end)
+      assert.equal(0, emu:stats().pending_injections)
+    end)
+  end)
+
+  describe("accounting", function()
+    it("counts API requests and distinct connections, not control calls; reset clears them", function()
+      call("GET", v1())
+      call("GET", "/nowhere")
+      emu:create_bandwidth{ size = 5 }
+      emu:get_bandwidth("x")
+      local stats = emu:stats()
+      assert.equal(2, stats.requests)
+      assert.equal(2, stats.connections)
+      emu:reset()
+      stats = emu:stats()
+      assert.equal(0, stats.requests)
+      assert.equal(0, stats.connections)
+    end)
+
+    it("counts one connection for requests over one keep-alive connection", function()
+      local headers = { ["X-Auth-Token"] = emu.token }
+      local resp = assert(emulator.http{ port = emu.port, path = v1(), headers = headers, keepalive = true })
+      for _ = 1, 4 do
+        resp = assert(emulator.http{ port = emu.port, path = v1(), headers = headers, keepalive = true,
+          sock = resp.sock })
+        assert.equal(200, resp.status)
+      end
+      resp.sock:close()
+      local stats = emu:stats()
+      assert.equal(5, stats.requests)
+      assert.equal(1, stats.connections)
+      emu:reset_counters()
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    it("logs method, uri, lower-case headers and body, oldest first, the last 200 only", function()
+      call("POST", v2(), { bandwidth = { name = "logged", size = 5 } },
+        { ["X-Auth-Token"] = emu.token, ["X-Custom-Header"] = "Yes" })
+      call("GET", v1("?limit=1"))
+      local log = emu:requests()
+      assert.equal(2, #log)
+      assert.equal("POST", log[1].method)
+      assert.equal(v2(), log[1].uri)
+      assert.equal(emu.token, log[1].headers["x-auth-token"])
+      assert.equal("Yes", log[1].headers["x-custom-header"])
+      assert.equal("logged", cjson.decode(log[1].body).bandwidth.name)
+      assert.equal(v1("?limit=1"), log[2].uri)
+      local sock
+      for i = 1, 205 do
+        local resp = assert(emulator.http{ port = emu.port, path = "/n/" .. i, keepalive = true, sock = sock })
+        sock = resp.sock
+      end
+      sock:close()
+      log = emu:requests()
+      assert.equal(200, #log)
+      assert.equal("/n/6", log[1].uri)
+      assert.equal("/n/205", log[200].uri)
+    end)
+  end)
+end)

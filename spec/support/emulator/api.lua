@@ -1,0 +1,390 @@
+-- The Huawei Cloud EIP shared-bandwidth API, as the emulator models it.
+--
+-- Order of checks, as on the real service: the API gateway matches method and path (404/405),
+-- then authenticates the token (401), then EIP compares the URL project with the token's (400
+-- VPC.0007), then the operation itself runs. Codes and messages come from
+-- /work/shared/reference/huaweicloud-eip-docs/error-codes.md unless a comment says "modelled".
+local json = require "emulator.json"
+local model = require "emulator.model"
+local store = require "emulator.store"
+local util = require "emulator.util"
+
+local M = {}
+
+local MAX_EIPS_PER_CALL = 100 -- remove/insert: "一次可批量操作100个EIP"
+
+local NO_SUCH_API = "The API does not exist or has not been published in the environment"
+
+local function not_found()
+  util.vpc_error(404, "VPC.0306", "No Eip bandwidth exist with id.")
+end
+
+local function bad_input()
+  util.vpc_error(400, "EIP.7901", "Input param is invalid.")
+end
+
+local function bad_publicip()
+  util.vpc_error(400, "VPC.0301", "Invalid publicip_id")
+end
+
+local function cannot_operate()
+  util.vpc_error(400, "VPC.0323", "publicIp can not be operate with this bandwidth")
+end
+
+-- The bandwidth `id` if it exists in `project_id` (other projects' bandwidths are invisible).
+local function owned_bandwidth(id, project_id)
+  local bw = store.get_bandwidth(id)
+  if bw and bw.tenant_id == project_id then
+    return bw
+  end
+  return nil
+end
+
+-- The "bandwidth" object of a JSON request body, or nil.
+local function bandwidth_option(body)
+  local req = json.decode(body)
+  if type(req) == "table" and type(req.bandwidth) == "table" then
+    return req.bandwidth
+  end
+  return nil
+end
+
+-- Documented: 1-64 characters of digits, letters, Chinese, "_", "-", ".". Any non-ASCII byte is
+-- let through rather than checking for Chinese specifically.
+local function valid_name(name)
+  return type(name) == "string" and not name:find("[^%w_%-%.\128-\255]")
+    and util.utf8_len(name) >= 1 and util.utf8_len(name) <= 64
+end
+
+-- Documented: a decimal (10.2) or a string ("10") size is coerced to an integer.
+local function coerce_size(size, min)
+  local n = tonumber(size)
+  if not n then
+    return nil
+  end
+  n = math.floor(n)
+  if n < min or n > 2000 then
+    return nil
+  end
+  return n
+end
+
+-- A publicip_info request list: 1..100 entries, each with a distinct string publicip_id.
+-- Returns entries, or nil, failure function.
+local function publicip_list(info)
+  if type(info) ~= "table" or #info < 1 or #info > MAX_EIPS_PER_CALL then
+    return nil, bad_input
+  end
+  local seen = {}
+  for _, entry in ipairs(info) do
+    local id = type(entry) == "table" and entry.publicip_id
+    if type(id) ~= "string" or #id < 1 or #id > 36 or seen[id] then
+      return nil, bad_publicip
+    end
+    seen[id] = true
+  end
+  return info
+end
+
+-- Handlers -------------------------------------------------------------------------------------
+
+-- POST /v2.0/{project_id}/bandwidths
+function M.create(ctx)
+  local opt = bandwidth_option(ctx.body)
+  local size = opt and coerce_size(opt.size, 5)
+  if not (opt and valid_name(opt.name) and size) then
+    return bad_input()
+  end
+  local charge_mode = opt.charge_mode or "bandwidth"
+  if charge_mode ~= "bandwidth" and charge_mode ~= "95peak_plus" then
+    return bad_input()
+  end
+  local bw = model.new_bandwidth{
+    project_id = ctx.project_id, name = opt.name, size = size, share_type = "WHOLE",
+    charge_mode = charge_mode, enterprise_project_id = opt.enterprise_project_id,
+  }
+  store.put_bandwidth(bw)
+  util.send_json(200, { bandwidth = bw })
+end
+
+-- GET /v1/{project_id}/bandwidths/{bandwidth_id}
+function M.show(ctx)
+  local bw = owned_bandwidth(ctx.bandwidth_id, ctx.project_id)
+  if not bw then
+    return not_found()
+  end
+  util.send_json(200, { bandwidth = bw })
+end
+
+local function first_arg(v)
+  if type(v) == "table" then
+    return v[1]
+  end
+  return v
+end
+
+-- limit: documented as 0..intmax. 0 or absent means "no limit" here (modelled on Neutron,
+-- whose pagination this API follows). Returns the limit, or nil if invalid.
+local function parse_limit(raw)
+  if raw == nil or raw == "" then
+    return math.huge
+  end
+  if type(raw) ~= "string" or not raw:match("^%d+$") or #raw > 10 then
+    return nil
+  end
+  local n = tonumber(raw)
+  return n == 0 and math.huge or n
+end
+
+-- Position of the marker in list (0 if no marker), or nil if the marker is unknown.
+local function marker_position(list, marker)
+  if marker == nil or marker == "" then
+    return 0
+  end
+  for i, bw in ipairs(list) do
+    if bw.id == marker then
+      return i
+    end
+  end
+  return nil
+end
+
+-- GET /v1/{project_id}/bandwidths?marker=&limit=&share_type=
+function M.list(ctx)
+  local args = ngx.req.get_uri_args(50)
+  local limit = parse_limit(first_arg(args.limit))
+  if not limit then
+    return util.vpc_error(400, "VPC.0301", "Get bandwidths error limit is invalid.")
+  end
+  local share_type = first_arg(args.share_type)
+  if share_type ~= nil and share_type ~= "WHOLE" and share_type ~= "PER" then
+    -- modelled: the docs list VPC.0301 for bad list parameters but only quote the limit text.
+    return util.vpc_error(400, "VPC.0301", "Get bandwidths error share_type is invalid.")
+  end
+  local all = store.all_bandwidths(ctx.project_id)
+  local start = marker_position(all, first_arg(args.marker))
+  if not start then
+    return not_found() -- documented for this call: VPC.0306 (the marker names no bandwidth)
+  end
+  local page = json.array()
+  for i = start + 1, #all do
+    if #page >= limit then
+      break
+    end
+    if share_type == nil or all[i].share_type == share_type then
+      page[#page + 1] = all[i]
+    end
+  end
+  util.send_json(200, { bandwidths = page })
+end
+
+-- DELETE /v2.0/{project_id}/bandwidths/{bandwidth_id}
+function M.delete(ctx)
+  local bw = owned_bandwidth(ctx.bandwidth_id, ctx.project_id)
+  if not bw then
+    return not_found()
+  end
+  if bw.share_type ~= "WHOLE" then
+    -- Only shared bandwidths can be deleted ("当前仅支持删除共享带宽"). The docs give no code
+    -- for this case; VPC.0301 is the bandwidth-parameter code, and its documented message is
+    -- the one that names share_type.
+    return util.vpc_error(400, "VPC.0301", "Bandwidth name or share_type is invalid.")
+  end
+  if #bw.publicip_info > 0 then
+    -- modelled, not documented: the real service refuses to delete a shared bandwidth that still
+    -- holds EIPs, but no page says with what. We answer 409 VPC.0304, the only bandwidth code
+    -- error-codes.md lists with status 409 ("500409", bandwidth operation error, free-form
+    -- message). Not VPC.0512 ("busy, try again later"): that invites a retry, and a retry can
+    -- never succeed until the EIPs are removed.
+    return util.vpc_error(409, "VPC.0304",
+      "deleteBandwidth error. The shared bandwidth still has publicips, remove them first.")
+  end
+  store.delete_bandwidth(bw.id)
+  util.send_empty(204)
+end
+
+-- The remove body beyond publicip_info: charge_mode and size of the new dedicated bandwidths.
+local function removal_terms(opt)
+  local size = coerce_size(opt.size, 1)
+  local mode = opt.charge_mode
+  if not size or (mode ~= "bandwidth" and mode ~= "traffic") then
+    return nil
+  end
+  return size, mode
+end
+
+-- Index of EIP publicip_id in bw.publicip_info, or nil.
+local function eip_index(bw, publicip_id)
+  for i, ip in ipairs(bw.publicip_info) do
+    if ip.publicip_id == publicip_id then
+      return i
+    end
+  end
+  return nil
+end
+
+-- POST /v2.0/{project_id}/bandwidths/{bandwidth_id}/remove
+function M.remove(ctx)
+  local bw = owned_bandwidth(ctx.bandwidth_id, ctx.project_id)
+  if not bw then
+    return not_found()
+  end
+  local opt = bandwidth_option(ctx.body)
+  if not opt then
+    return bad_input()
+  end
+  if bw.share_type ~= "WHOLE" then
+    return cannot_operate()
+  end
+  local list, fail = publicip_list(opt.publicip_info)
+  if not list then
+    return fail()
+  end
+  local size, mode = removal_terms(opt)
+  if not size then
+    return bad_input()
+  end
+  for _, entry in ipairs(list) do
+    if not eip_index(bw, entry.publicip_id) then
+      return cannot_operate()
+    end
+  end
+  -- All checked: now apply, so that a refused call changes nothing.
+  for _, entry in ipairs(list) do
+    local eip = table.remove(bw.publicip_info, eip_index(bw, entry.publicip_id))
+    store.put_bandwidth(model.dedicated_for(eip, ctx.project_id, size, mode))
+  end
+  bw.updated_at = util.now_iso()
+  store.put_bandwidth(bw)
+  util.send_empty(204)
+end
+
+-- Where EIP publicip_id may come from for an insert into a shared bandwidth: nothing (a fresh
+-- EIP), or a dedicated bandwidth of the same project. Returns holder (or false), or nil, failure.
+local function insert_source(publicip_id, project_id)
+  local holder = store.find_eip(publicip_id)
+  if not holder then
+    return false
+  end
+  if holder.tenant_id ~= project_id then
+    return nil, bad_publicip
+  end
+  if holder.share_type == "WHOLE" then
+    return nil, cannot_operate -- already in a shared bandwidth (this one or another)
+  end
+  return holder
+end
+
+-- POST /v2.0/{project_id}/bandwidths/{bandwidth_id}/insert
+function M.insert(ctx)
+  local bw = owned_bandwidth(ctx.bandwidth_id, ctx.project_id)
+  if not bw then
+    return not_found()
+  end
+  local opt = bandwidth_option(ctx.body)
+  if not opt then
+    return bad_input()
+  end
+  if bw.share_type ~= "WHOLE" then
+    return cannot_operate()
+  end
+  local list, fail = publicip_list(opt.publicip_info)
+  if not list then
+    return fail()
+  end
+  local sources = {}
+  for i, entry in ipairs(list) do
+    local holder, failure = insert_source(entry.publicip_id, ctx.project_id)
+    if holder == nil then
+      return failure()
+    end
+    sources[i] = holder
+  end
+  for i, entry in ipairs(list) do
+    local holder = sources[i]
+    local eip
+    if holder then
+      -- The EIP's dedicated bandwidth is released when it joins the shared one.
+      eip = holder.publicip_info[1]
+      store.delete_bandwidth(holder.id)
+    else
+      eip = model.new_eip(entry.publicip_id, entry.publicip_type)
+    end
+    bw.publicip_info[#bw.publicip_info + 1] = eip
+  end
+  bw.updated_at = util.now_iso()
+  store.put_bandwidth(bw)
+  util.send_json(200, { bandwidth = bw })
+end
+
+-- Routing --------------------------------------------------------------------------------------
+
+local ROUTES = {
+  { pattern = "^/v2%.0/([^/]+)/bandwidths$", methods = { POST = M.create } },
+  { pattern = "^/v2%.0/([^/]+)/bandwidths/([^/]+)$", methods = { DELETE = M.delete } },
+  { pattern = "^/v2%.0/([^/]+)/bandwidths/([^/]+)/remove$", methods = { POST = M.remove } },
+  { pattern = "^/v2%.0/([^/]+)/bandwidths/([^/]+)/insert$", methods = { POST = M.insert } },
+  { pattern = "^/v1/([^/]+)/bandwidths$", methods = { GET = M.list } },
+  { pattern = "^/v1/([^/]+)/bandwidths/([^/]+)$", methods = { GET = M.show } },
+}
+
+local function match_route(path)
+  for _, route in ipairs(ROUTES) do
+    local project_id, bandwidth_id = path:match(route.pattern)
+    if project_id then
+      return route, project_id, bandwidth_id
+    end
+  end
+  return nil
+end
+
+local function allowed_methods(route)
+  local names = {}
+  for name in pairs(route.methods) do
+    names[#names + 1] = name
+  end
+  table.sort(names)
+  return table.concat(names, ", ")
+end
+
+-- The project of the request's token, or nil, the reason it was refused. The reason never
+-- contains the token itself.
+local function authenticate()
+  local token = ngx.req.get_headers()["x-auth-token"]
+  if type(token) == "table" then
+    return nil, "more than one x-auth-token"
+  end
+  if token == nil or token == "" then
+    return nil, "x-auth-token not found"
+  end
+  local project_id = store.project_of_token(token)
+  if not project_id then
+    return nil, "decrypt token fail"
+  end
+  return project_id
+end
+
+-- Answer an API request (anything outside /__emulator/).
+function M.handle(method, path, body)
+  local route, project_id, bandwidth_id = match_route(path)
+  if not route then
+    return util.gateway_error(404, "APIGW.0101", NO_SUCH_API)
+  end
+  local handler = route.methods[method]
+  if not handler then
+    -- modelled: the docs list 405 for every call without a body; the gateway is what matches
+    -- method and path, so the answer uses its shape and its "no such API" code.
+    ngx.header["Allow"] = allowed_methods(route)
+    return util.gateway_error(405, "APIGW.0101", NO_SUCH_API)
+  end
+  local token_project, why = authenticate()
+  if not token_project then
+    return util.gateway_error(401, "APIGW.0301", "Incorrect IAM authentication information: " .. why)
+  end
+  if token_project ~= project_id then
+    return util.vpc_error(400, "VPC.0007", "urlTenantId is not equal tokenTenantId")
+  end
+  return handler{ project_id = project_id, bandwidth_id = bandwidth_id, body = body }
+end
+
+return M

@@ -1,0 +1,196 @@
+-- Test controls under /__emulator/ (JSON in and out). These requests are not API requests:
+-- they are neither counted nor logged nor subject to injections.
+--
+--   GET  /__emulator/health            {ok, pid, master_pid}
+--   POST /__emulator/reset             forget bandwidths, injections, counters, log (not tokens)
+--   POST /__emulator/reset_counters    forget counters and log only
+--   PUT  /__emulator/tokens            {token = project_id} or
+--                                      {tokens = {...}, default_project_id = "..."}
+--   POST /__emulator/bandwidths        seed one: {name, size, share_type, publicip_ids, project_id,
+--                                      id, charge_mode, status, ...} -> {id, bandwidth}
+--   GET  /__emulator/bandwidths[/id]   every bandwidth, or one (404 if unknown)
+--   POST /__emulator/inject            queue one rule (see inject.lua) -> {pending}
+--   GET  /__emulator/inject            {rules}
+--   GET  /__emulator/stats             {requests, connections, bandwidths, pending_injections}
+--   GET  /__emulator/requests          {requests = [oldest .. newest]}
+local inject = require "emulator.inject"
+local json = require "emulator.json"
+local model = require "emulator.model"
+local store = require "emulator.store"
+local util = require "emulator.util"
+
+local M = {}
+
+local function fail(status, message)
+  util.send_json(status, { error = message })
+end
+
+local function health()
+  util.send_json(200, {
+    ok = true, pid = ngx.worker.pid(), master_pid = require("ngx.process").get_master_pid(),
+  })
+end
+
+local function reset()
+  store.reset()
+  util.send_json(200, { ok = true })
+end
+
+local function valid_token_map(map)
+  if type(map) ~= "table" then
+    return false
+  end
+  for token, project in pairs(map) do
+    if type(token) ~= "string" or type(project) ~= "string" or token == "" then
+      return false
+    end
+  end
+  return true
+end
+
+local function set_tokens(body)
+  local req = json.decode(body)
+  if type(req) ~= "table" then
+    return fail(400, "body must be a JSON object")
+  end
+  local map, default_project = req, nil
+  if type(req.tokens) == "table" then
+    map, default_project = req.tokens, req.default_project_id
+  end
+  if not valid_token_map(map) then
+    return fail(400, "tokens must map token strings to project id strings")
+  end
+  store.set_tokens(map, default_project)
+  util.send_json(200, { ok = true })
+end
+
+local SEED_FIELDS = {
+  name = true, size = true, share_type = true, publicip_ids = true, project_id = true, id = true,
+  charge_mode = true, status = true, bandwidth_type = true, enterprise_project_id = true,
+  billing_info = true,
+}
+
+local function check_seed(req)
+  for key in pairs(req) do
+    if not SEED_FIELDS[key] then
+      return nil, "unknown field " .. tostring(key)
+    end
+  end
+  if req.share_type ~= "WHOLE" and req.share_type ~= "PER" then
+    return nil, "share_type must be WHOLE or PER"
+  end
+  if type(req.publicip_ids) ~= "table" then
+    return nil, "publicip_ids must be a list"
+  end
+  if req.share_type == "PER" and #req.publicip_ids > 1 then
+    return nil, "a PER bandwidth holds at most one EIP"
+  end
+  if not util.is_integer(req.size) or req.size < 1 or req.size > 2000 then
+    return nil, "size must be an integer in 1..2000"
+  end
+  if type(req.project_id) ~= "string" then
+    return nil, "project_id missing and no default project configured"
+  end
+  if req.id and (type(req.id) ~= "string" or store.get_bandwidth(req.id)) then
+    return nil, "id must be a string not already in use"
+  end
+  return true
+end
+
+local function seed_eips(ids)
+  local eips = {}
+  for i, id in ipairs(ids) do
+    if type(id) ~= "string" or store.find_eip(id) then
+      return nil, "publicip id " .. tostring(id) .. " is not a string or is already in a bandwidth"
+    end
+    eips[i] = model.new_eip(id)
+  end
+  return eips
+end
+
+local function seed(body)
+  local req = json.decode(body)
+  if type(req) ~= "table" then
+    return fail(400, "body must be a JSON object")
+  end
+  req.share_type = req.share_type or "WHOLE"
+  req.publicip_ids = req.publicip_ids or {}
+  req.size = req.size or 10
+  req.project_id = req.project_id or store.default_project()
+  local ok, err = check_seed(req)
+  if not ok then
+    return fail(400, err)
+  end
+  local eips
+  eips, err = seed_eips(req.publicip_ids)
+  if not eips then
+    return fail(400, err)
+  end
+  req.publicip_info = eips
+  req.name = req.name or ("seeded-" .. store.next_seq())
+  local bw = model.new_bandwidth(req)
+  store.put_bandwidth(bw)
+  util.send_json(201, { id = bw.id, bandwidth = bw })
+end
+
+local function show(id)
+  local bw = store.get_bandwidth(id)
+  if not bw then
+    return fail(404, "no bandwidth " .. id)
+  end
+  util.send_json(200, { bandwidth = bw })
+end
+
+local function add_rule(body)
+  local rule, err = inject.validate(json.decode(body))
+  if not rule then
+    return fail(400, err)
+  end
+  util.send_json(200, { pending = inject.add(rule) })
+end
+
+local function stats()
+  local s = store.stats()
+  s.bandwidths = #store.all_bandwidths()
+  s.pending_injections = #store.get_rules()
+  util.send_json(200, s)
+end
+
+-- "METHOD path" -> handler(body, capture)
+local ROUTES = {
+  ["GET health"] = health,
+  ["POST reset"] = reset,
+  ["POST reset_counters"] = function()
+    store.reset_counters()
+    util.send_json(200, { ok = true })
+  end,
+  ["PUT tokens"] = set_tokens,
+  ["POST tokens"] = set_tokens,
+  ["POST bandwidths"] = seed,
+  ["GET bandwidths"] = function()
+    util.send_json(200, { bandwidths = json.array(store.all_bandwidths()) })
+  end,
+  ["POST inject"] = add_rule,
+  ["GET inject"] = function()
+    util.send_json(200, { rules = json.array(store.get_rules()) })
+  end,
+  ["GET stats"] = stats,
+  ["GET requests"] = function()
+    util.send_json(200, { requests = json.array(store.requests()) })
+  end,
+}
+
+function M.handle(method, path, body)
+  local rest = path:sub(#"/__emulator/" + 1)
+  local id = rest:match("^bandwidths/([^/]+)$")
+  if id and method == "GET" then
+    return show(id)
+  end
+  local handler = ROUTES[method .. " " .. rest]
+  if not handler then
+    return fail(404, "no control route " .. method .. " " .. path)
+  end
+  return handler(body)
+end
+
+return M
