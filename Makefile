@@ -1,0 +1,65 @@
+# lua-eip: build, test, demo.  `make help` lists the targets.
+LUA          ?= lua5.4
+LUA_VERSION  ?= 5.4
+LUA_INC      ?= $(shell pkg-config --cflags lua$(LUA_VERSION) 2>/dev/null || echo -I/usr/include/lua$(LUA_VERSION))
+CC           ?= cc
+CFLAGS       ?= -O2 -g
+WARN         := -std=c99 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-prototypes
+CPPFLAGS_ALL := -D_DEFAULT_SOURCE -Isrc
+LIBS         := -lcurl -lcrypto
+BUILD        := build
+
+CORE_SRC  := src/eip_core.c src/http.c src/status.c src/sign.c
+CORE_HDR  := $(wildcard src/*.h)
+CORE_SO   := $(BUILD)/lua$(LUA_VERSION)/eip/core.so
+CTESTS    := $(patsubst test/c/%.c,$(BUILD)/ctest/%,$(wildcard test/c/test_*.c))
+
+BUSTED    := busted --lua=$(LUA)
+
+DEBIAN_PKGS := lua5.4 liblua5.4-dev lua-cjson lua-busted luarocks libcurl4-openssl-dev libssl-dev \
+               nginx libnginx-mod-http-lua lua-resty-core lua-socket lua-check pkg-config gcc make
+
+.PHONY: all deps test ctest spec demo lint clean help
+
+all: $(CORE_SO)
+
+help:
+	@echo "make          build $(CORE_SO)"
+	@echo "make deps     install missing Debian packages (root) or print the apt-get line"
+	@echo "make test     C tests + busted specs against the bundled EIP emulator"
+	@echo "make demo     start the emulator, create a bandwidth, delete it twice, stop"
+	@echo "make lint     luacheck"
+
+$(CORE_SO): $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) $(LUA_INC) -fPIC -shared $(CORE_SRC) -o $@ $(LIBS)
+
+deps:
+	@missing=$$(for p in $(DEBIAN_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "deps: installing $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "deps: missing packages; run as root:"; echo "  apt-get update && apt-get install -y $$missing"; exit 1; fi
+
+$(BUILD)/ctest/%: test/c/%.c $(CORE_SRC) $(CORE_HDR) test/c/ctest.h
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) $(LUA_INC) $< $(filter-out src/eip_core.c,$(CORE_SRC)) -o $@ $(LIBS)
+
+ctest: $(CTESTS)
+
+# Every test that runs is counted: the last line is "N passed, N failed".
+test: deps all ctest
+	@LUA="$(LUA)" BUSTED="$(BUSTED)" bash scripts/run-tests $(CTESTS)
+
+spec: all
+	$(BUSTED)
+
+demo: deps all
+	@LUA="$(LUA)" sh scripts/demo
+
+lint:
+	luacheck lua spec examples
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,174 @@
+-- DeleteSharedBandwidth against the EIP emulator: the happy path, the documented error
+-- answers, the request on the wire, keep-alive reuse and the one-shot form.
+local eip = require "eip"
+local emulator = require "spec.support.emulator"
+
+describe("delete_bandwidth", function()
+  local emu, client
+
+  setup(function()
+    emu = emulator.start()
+  end)
+
+  teardown(function()
+    if client then client:close() end
+    emu:stop()
+  end)
+
+  before_each(function()
+    emu:reset()
+    if client then client:close() end
+    client = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5 }
+  end)
+
+  local function raised(f, ...)
+    local ok, err = pcall(f, ...)
+    assert.is_false(ok, "expected an error")
+    assert.is_true(eip.is_error(err), "expected an eip error, got " .. tostring(err))
+    return err
+  end
+
+  it("deletes a shared bandwidth and returns the documented result table", function()
+    local id = emu:create_bandwidth{ name = "bw-spec", size = 10 }
+    local res = client:delete_bandwidth(id)
+    assert.is_true(res.ok)
+    assert.equal(204, res.status)
+    assert.equal("No Content", res.reason)
+    assert.equal(id, res.bandwidth_id)
+    assert.equal(1, res.attempts)
+    assert.matches("^%x+$", res.request_id)
+    assert.is_number(res.elapsed)
+    assert.is_true(res.elapsed >= 0)
+    assert.is_nil(emu:get_bandwidth(id))
+  end)
+
+  it("sends DELETE /v2.0/{project_id}/bandwidths/{id} with the token, JSON and our User-Agent", function()
+    local id = emu:create_bandwidth{ size = 5 }
+    client:delete_bandwidth(id)
+    local reqs = emu:requests()
+    local last = reqs[#reqs]
+    assert.equal("DELETE", last.method)
+    assert.equal("/v2.0/" .. emu.project_id .. "/bandwidths/" .. id, last.uri)
+    assert.equal(emu.token, last.headers["x-auth-token"])
+    assert.equal("lua-eip/" .. eip._VERSION, last.headers["user-agent"])
+    assert.equal("application/json", last.headers["accept"])
+    assert.is_nil(last.headers["authorization"])
+  end)
+
+  it("raises a structured 404 with VPC.0306 for a bandwidth that does not exist", function()
+    local err = raised(client.delete_bandwidth, client, "3fa1e2b4-1111-2222-3333-444455556666")
+    assert.equal("http", err.kind)
+    assert.equal(404, err.status)
+    assert.equal("Not Found", err.reason)
+    assert.equal("client_error", err.class)
+    assert.equal("VPC.0306", err.code)
+    assert.equal("No Eip bandwidth exist with id.", err.message)
+    assert.is_false(err.retryable)
+    assert.equal(1, err.attempts)
+    assert.equal("DELETE", err.method)
+    assert.equal("/v2.0/" .. emu.project_id .. "/bandwidths/3fa1e2b4-1111-2222-3333-444455556666", err.path)
+    assert.matches("^%x+$", err.request_id)
+    assert.is_string(err.description)
+    assert.is_string(err.advice)
+    assert.equal("eip: DELETE " .. err.path .. " -> 404 Not Found (VPC.0306: No Eip bandwidth exist with id.)"
+      .. " request-id=" .. err.request_id, tostring(err))
+  end)
+
+  it("deleting twice gives 204 then 404", function()
+    local id = emu:create_bandwidth{ size = 5 }
+    assert.equal(204, client:delete_bandwidth(id).status)
+    assert.equal(404, raised(client.delete_bandwidth, client, id).status)
+  end)
+
+  it("raises 409 for a shared bandwidth that still holds EIPs, and keeps the bandwidth", function()
+    local id = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-a", "eip-b" } }
+    local err = raised(client.delete_bandwidth, client, id)
+    assert.equal("http", err.kind)
+    assert.equal(409, err.status)
+    assert.equal("Conflict", err.reason)
+    assert.is_string(err.code)
+    assert.is_string(err.message)
+    assert.is_false(err.retryable)
+    assert.is_table(emu:get_bandwidth(id))
+  end)
+
+  it("raises 400 for a dedicated (PER) bandwidth", function()
+    local id = emu:create_bandwidth{ size = 5, share_type = "PER" }
+    local err = raised(client.delete_bandwidth, client, id)
+    assert.equal(400, err.status)
+    assert.equal("Bad Request", err.reason)
+    assert.matches("^VPC%.", err.code)
+    assert.is_table(emu:get_bandwidth(id))
+  end)
+
+  it("raises 401 in the API-gateway shape for a wrong token, without showing the token", function()
+    local bad = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = "not-a-valid-token-XYZ" }
+    local err = raised(bad.delete_bandwidth, bad, "bw-1")
+    bad:close()
+    assert.equal(401, err.status)
+    assert.equal("Unauthorized", err.reason)
+    assert.equal("APIGW.0301", err.code)
+    assert.is_string(err.message)
+    assert.is_string(err.request_id)
+    assert.is_false(err.retryable)
+    assert.is_nil(tostring(err):find("not-a-valid-token-XYZ", 1, true))
+  end)
+
+  it("raises 400 VPC.0007 when the project in the URL is not the token's", function()
+    local other = eip.new{ endpoint = emu.url, project_id = emu.other_project_id, token = emu.token }
+    local err = raised(other.delete_bandwidth, other, "bw-1")
+    other:close()
+    assert.equal(400, err.status)
+    assert.equal("VPC.0007", err.code)
+  end)
+
+  it("does not follow redirects: a 3xx is an http error and the target is never contacted", function()
+    emu:inject{ method = "DELETE", status = 302, headers = { Location = emu.url .. "/elsewhere" }, body = "" }
+    local err = raised(client.delete_bandwidth, client, "bw-1")
+    assert.equal("http", err.kind)
+    assert.equal(302, err.status)
+    assert.equal("Found", err.reason)
+    assert.equal("redirect", err.class)
+    assert.equal(1, emu:stats().requests)
+  end)
+
+  it("treats every 2xx as success", function()
+    for _, status in ipairs{ 200, 201, 202, 203, 204, 205, 206 } do
+      emu:inject{ method = "DELETE", status = status, body = status == 204 and "" or "{}" }
+      local res = client:delete_bandwidth("bw-" .. status)
+      assert.is_true(res.ok)
+      assert.equal(status, res.status)
+      assert.equal(eip.status(status).reason, res.reason)
+    end
+  end)
+
+  it("makes 100 calls over one keep-alive connection", function()
+    local ids = {}
+    for i = 1, 100 do ids[i] = emu:create_bandwidth{ size = 1 } end
+    emu:reset_counters()
+    for i = 1, 100 do assert.equal(204, client:delete_bandwidth(ids[i]).status) end
+    local stats = emu:stats()
+    assert.equal(100, stats.requests)
+    assert.equal(1, stats.connections)
+  end)
+
+  it("one-shot eip.delete_bandwidth{} deletes and returns the same result table", function()
+    local id = emu:create_bandwidth{ size = 2 }
+    local res = eip.delete_bandwidth{ endpoint = emu.url, project_id = emu.project_id, token = emu.token,
+      bandwidth_id = id, timeout = 5 }
+    assert.is_true(res.ok)
+    assert.equal(204, res.status)
+    assert.equal(id, res.bandwidth_id)
+    local err = raised(eip.delete_bandwidth, { endpoint = emu.url, project_id = emu.project_id,
+      token = emu.token, bandwidth_id = id })
+    assert.equal(404, err.status)
+  end)
+
+  it("one-shot form validates bandwidth_id before connecting", function()
+    local err = raised(eip.delete_bandwidth, { endpoint = emu.url, project_id = emu.project_id,
+      token = emu.token, bandwidth_id = "../x" })
+    assert.equal("usage", err.kind)
+    assert.equal("bandwidth_id", err.argument)
+    assert.equal(0, emu:stats().requests)
+  end)
+end)

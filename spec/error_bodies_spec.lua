@@ -1,0 +1,133 @@
+-- Error bodies in every shape Huawei Cloud uses, and bodies that carry nothing usable:
+-- each still gives a clean, structured error from the status table.
+local eip = require "eip"
+local emulator = require "spec.support.emulator"
+
+describe("error bodies", function()
+  local emu, client
+
+  setup(function()
+    emu = emulator.start()
+    client = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5 }
+  end)
+
+  teardown(function()
+    client:close()
+    emu:stop()
+  end)
+
+  before_each(function() emu:reset() end)
+
+  local function delete_with(answer)
+    answer.method = "DELETE"
+    emu:inject(answer)
+    local ok, err = pcall(client.delete_bandwidth, client, "bw-1")
+    assert.is_false(ok)
+    assert.is_true(eip.is_error(err), tostring(err))
+    return err
+  end
+
+  it("reads the EIP/VPC shape {code, message}", function()
+    local err = delete_with{ status = 500, body = '{"code":"VPC.0302","message":"Neutron error."}' }
+    assert.equal("VPC.0302", err.code)
+    assert.equal("Neutron error.", err.message)
+    assert.equal("Internal Server Error", err.reason)
+    assert.is_true(err.retryable)
+  end)
+
+  it("reads the API-gateway shape {error_code, error_msg, request_id}", function()
+    local err = delete_with{ status = 429,
+      body = '{"error_code":"APIGW.0308","error_msg":"The throttling threshold has been reached",'
+        .. '"request_id":"abc123"}' }
+    assert.equal("APIGW.0308", err.code)
+    assert.equal("The throttling threshold has been reached", err.message)
+    assert.equal(429, err.status)
+    assert.equal("Too Many Requests", err.reason)
+    assert.is_true(err.retryable)
+  end)
+
+  it("uses the body's request_id when the header is missing", function()
+    local err = delete_with{ status = 401, no_request_id = true,
+      body = '{"error_code":"APIGW.0301","error_msg":"bad","request_id":"from-body-42"}' }
+    assert.equal("from-body-42", err.request_id)
+  end)
+
+  it("reads the nested shape {error:{code, message}}", function()
+    local err = delete_with{ status = 403, body = '{"error":{"code":"VPC.2701","message":"Policy denies."}}' }
+    assert.equal("VPC.2701", err.code)
+    assert.equal("Policy denies.", err.message)
+    assert.equal("Forbidden", err.reason)
+  end)
+
+  it("reads the Neutron shape {NeutronError:{type, message}}", function()
+    local err = delete_with{ status = 409,
+      body = '{"NeutronError":{"type":"BandwidthInUse","message":"Bandwidth bw-1 is in use.","detail":""}}' }
+    assert.equal("BandwidthInUse", err.code)
+    assert.equal("Bandwidth bw-1 is in use.", err.message)
+  end)
+
+  local garbage = {
+    { "an empty body", "" },
+    { "an HTML page from a proxy", "<html><body><h1>502 Bad Gateway</h1></body></html>" },
+    { "truncated JSON", '{"code":"VPC.03' },
+    { "a JSON string", '"oops"' },
+    { "a JSON array", '[1,2,3]' },
+    { "an object of the wrong shape", '{"foo":{"bar":1}}' },
+    { "fields of the wrong type", '{"code":{"x":1},"message":[1]}' },
+    { "deeply nested JSON", string.rep("[", 5000) .. string.rep("]", 5000) },
+    { "binary bytes", "\0\1\2\255\254garbage\0" },
+    { "invalid UTF-8 in JSON", '{"code":"\255\254","message":"x"}' },
+  }
+  for _, case in ipairs(garbage) do
+    it("falls back on the status table for " .. case[1], function()
+      local err = delete_with{ status = 502, body = case[2], content_type = "text/html" }
+      assert.equal("http", err.kind)
+      assert.equal(502, err.status)
+      assert.equal("Bad Gateway", err.reason)
+      assert.is_true(err.retryable)
+      assert.is_string(err.description)
+      local line = tostring(err)
+      assert.matches("^eip: DELETE /v2%.0/[^ ]+ %-> 502 Bad Gateway", line)
+      assert.is_nil(line:find("[%c]"))
+    end)
+  end
+
+  it("strips control characters from server messages so tostring stays one line", function()
+    local err = delete_with{ status = 400, body = '{"code":"VPC.0301","message":"line1\\nline2\\r\\u0000x"}' }
+    assert.is_nil(err.message:find("[%c]"))
+    assert.is_nil(tostring(err):find("[%c]"))
+  end)
+
+  it("bounds an over-long server message", function()
+    local err = delete_with{ status = 400, body = '{"code":"VPC.0301","message":"' .. string.rep("m", 100000) .. '"}' }
+    assert.is_true(#err.message <= 520)
+    assert.is_true(#tostring(err) < 600)
+  end)
+
+  it("caps a huge body at max_body, flags truncation and still maps the status", function()
+    local small = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token, max_body = 4096 }
+    emu:inject{ method = "DELETE", status = 503, body_size = 5 * 1024 * 1024 }
+    local ok, err = pcall(small.delete_bandwidth, small, "bw-1")
+    assert.is_false(ok)
+    assert.equal("http", err.kind)
+    assert.equal(503, err.status)
+    assert.is_true(err.truncated)
+    assert.is_true(err.retryable)
+    assert.matches("%[body truncated%]", tostring(err))
+    -- the client is still usable afterwards
+    local id = emu:create_bandwidth{ size = 1 }
+    assert.equal(204, small:delete_bandwidth(id).status)
+    small:close()
+  end)
+
+  it("never shows the token in an error, even when the server echoes it", function()
+    local err = delete_with{ status = 401,
+      body = '{"error_code":"APIGW.0301","error_msg":"token ' .. emu.token .. ' is invalid"}' }
+    assert.is_nil(err.message:find(emu.token, 1, true))
+    assert.is_nil(tostring(err):find(emu.token, 1, true))
+    assert.matches("<redacted>", err.message)
+    for k, v in pairs(err) do
+      if type(v) == "string" then assert.is_nil(v:find(emu.token, 1, true), k) end
+    end
+  end)
+end)

@@ -1,0 +1,158 @@
+-- Validation happens before any I/O: every bad argument is a "usage" error naming the
+-- argument, and the emulator sees zero requests.
+local eip = require "eip"
+local emulator = require "spec.support.emulator"
+
+describe("validation", function()
+  local emu, good
+
+  setup(function()
+    emu = emulator.start()
+    good = { endpoint = emu.url, project_id = emu.project_id, token = emu.token }
+  end)
+
+  teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  local function with(overrides)
+    local t = {}
+    for k, v in pairs(good) do t[k] = v end
+    for k, v in pairs(overrides) do
+      if v == "<nil>" then t[k] = nil else t[k] = v end
+    end
+    return t
+  end
+
+  local function usage_error(argument, f, ...)
+    local ok, err = pcall(f, ...)
+    assert.is_false(ok, "expected a usage error for " .. argument)
+    assert.is_true(eip.is_error(err), tostring(err))
+    assert.equal("usage", err.kind)
+    assert.equal(argument, err.argument)
+    assert.is_false(err.retryable)
+    assert.matches("^eip: usage: " .. argument:gsub("%p", "%%%0") .. " ", tostring(err))
+    assert.is_nil(tostring(err):find(emu.token, 1, true))
+    assert.equal(0, emu:stats().requests, "a usage error must send nothing")
+    return err
+  end
+
+  local bad_ids = {
+    { "nil", nil }, { "a number", 42 }, { "a table", {} }, { "a boolean", true },
+    { "empty", "" }, { "'.'", "." }, { "'..'", ".." }, { "a slash", "a/b" },
+    { "traversal", "../../v3/auth" }, { "encoded slash", "bw%2F1" }, { "a space", "bw 1" },
+    { "CR/LF", "bw\r\nX-Evil: 1" }, { "NUL", "bw\0x" }, { "a query", "bw?x=1" },
+    { "a fragment", "bw#x" }, { "unicode", "bw-ü" }, { "65 characters", string.rep("a", 65) },
+    { "5,000 characters", string.rep("b", 5000) }, { "a backslash", "bw\\1" }, { "a colon", "bw:1" },
+  }
+
+  for _, case in ipairs(bad_ids) do
+    it("rejects a bandwidth id that is " .. case[1], function()
+      local c = eip.new(good)
+      usage_error("bandwidth_id", c.delete_bandwidth, c, case[2])
+      c:close()
+    end)
+    it("rejects a project id that is " .. case[1], function()
+      usage_error("project_id", eip.new, with{ project_id = case[2] == nil and "<nil>" or case[2] })
+    end)
+  end
+
+  it("accepts ids at the limits: 64 characters, dots, dashes, underscores", function()
+    local c = eip.new(good)
+    local ids = { string.rep("a", 64), "a.b_c-d", "...", "3fa1e2b4-1111-2222-3333-444455556666" }
+    for _, id in ipairs(ids) do
+      local ok, err = pcall(c.delete_bandwidth, c, id)
+      assert.is_false(ok)
+      assert.equal(404, err.status, tostring(err))
+    end
+    c:close()
+  end)
+
+  local bad_tokens = {
+    { "missing", "<nil>" }, { "empty", "" }, { "a number", 1 }, { "with CR/LF", "tok\r\nX-Evil: 1" },
+    { "with LF", "tok\nx" }, { "with NUL", "tok\0x" }, { "with a tab", "tok\tx" }, { "a table", {} },
+    { "over 64 KiB", string.rep("t", 65537) },
+  }
+  for _, case in ipairs(bad_tokens) do
+    it("rejects a token that is " .. case[1] .. " without echoing it", function()
+      local err = usage_error("token", eip.new, with{ token = case[2] })
+      if type(case[2]) == "string" and #case[2] > 2 then
+        assert.is_nil(tostring(err):find(case[2], 1, true))
+      end
+    end)
+  end
+
+  local bad_endpoints = {
+    { "a number", 8080 }, { "empty", "" }, { "without a scheme", "127.0.0.1:8080" },
+    { "ftp", "ftp://127.0.0.1" }, { "file", "file:///etc/passwd" }, { "without a host", "http://" },
+    { "with user info", "http://user:pw@127.0.0.1" }, { "with a query", "http://127.0.0.1/?a=1" },
+    { "with a fragment", "http://127.0.0.1/#x" }, { "port 0", "http://127.0.0.1:0" },
+    { "port 70000", "http://127.0.0.1:70000" }, { "a non-numeric port", "http://127.0.0.1:http" },
+    { "CR/LF", "http://127.0.0.1\r\nHost: evil" }, { "spaces", "http://127.0.0.1 /x" },
+    { "a '..' segment", "http://127.0.0.1/a/../b" }, { "escapes", "http://127.0.0.1/%2e%2e" },
+    { "a leading dot host", "http://.evil" },
+  }
+  for _, case in ipairs(bad_endpoints) do
+    it("rejects an endpoint " .. case[1], function()
+      usage_error("endpoint", eip.new, with{ endpoint = case[2] })
+    end)
+  end
+
+  it("requires an endpoint or a region, not both", function()
+    usage_error("endpoint", eip.new, with{ endpoint = "<nil>" })
+    usage_error("endpoint", eip.new, with{ region = "cn-north-4" })
+  end)
+
+  it("maps a region to its HTTPS VPC endpoint", function()
+    local c = eip.new(with{ endpoint = "<nil>", region = "cn-north-4" })
+    assert.equal("https://vpc.cn-north-4.myhuaweicloud.com", c.endpoint)
+    c:close()
+    for _, bad in ipairs{ "CN-NORTH-4", "cn_north", "cn-north-4.evil.com", "", 4, "x" } do
+      usage_error("region", eip.new, with{ endpoint = "<nil>", region = bad })
+    end
+  end)
+
+  it("normalises endpoints: trailing slash, scheme case, IPv6, base path", function()
+    local cases = {
+      { "HTTP://127.0.0.1:8080/", "http://127.0.0.1:8080" },
+      { "http://[::1]:8080", "http://[::1]:8080" },
+      { "https://proxy.example.com/eip/", "https://proxy.example.com/eip" },
+    }
+    for _, case in ipairs(cases) do
+      local c = eip.new(with{ endpoint = case[1] })
+      assert.equal(case[2], c.endpoint)
+      c:close()
+    end
+  end)
+
+  local bad_options = {
+    { "timeout", 0 }, { "timeout", -1 }, { "timeout", "30" }, { "timeout", 0 / 0 }, { "timeout", 1e9 },
+    { "connect_timeout", 0 }, { "connect_timeout", {} },
+    { "max_attempts", 0 }, { "max_attempts", 1.5 }, { "max_attempts", "1" },
+    { "max_body", 10 }, { "max_body", 1e12 }, { "max_body", 4096.5 },
+    { "insecure", "yes" }, { "insecure", 1 }, { "ca_file", 1 }, { "ca_file", "" },
+  }
+  for _, case in ipairs(bad_options) do
+    it(string.format("rejects %s = %s", case[1], tostring(case[2])), function()
+      usage_error(case[1], eip.new, with{ [case[1]] = case[2] })
+    end)
+  end
+
+  it("rejects unknown options so typos fail loudly", function()
+    local err = usage_error("options", eip.new, with{ tokn = "x" })
+    assert.matches('unknown option "tokn"', err.message)
+    assert.matches("token", err.message)
+    usage_error("options", eip.new, with{ [1] = "positional" })
+    usage_error("options", eip.new, "http://127.0.0.1")
+    usage_error("options", eip.new, nil)
+    usage_error("options", eip.delete_bandwidth, with{ bandwidth = "bw-1" })
+  end)
+
+  it("does not keep the token where printing or iterating the client would show it", function()
+    local c = eip.new(good)
+    assert.is_nil(tostring(c):find(emu.token, 1, true))
+    for _, v in pairs(c) do
+      if type(v) == "string" then assert.is_nil(v:find(emu.token, 1, true)) end
+    end
+    c:close()
+  end)
+end)
