@@ -56,10 +56,12 @@ spec: all
 	$(BUSTED)
 
 demo: deps all
-	@LUA="$(LUA)" sh scripts/demo
+	@LUA="$(LUA)" bash scripts/demo
 
 lint:
 	luacheck lua spec examples
+
+-include mk/*.mk
 
 clean:
 	rm -rf $(BUILD)

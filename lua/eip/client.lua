@@ -55,7 +55,7 @@ function M.new(opts)
   self.max_body = validate.integer("max_body", opts.max_body or DEFAULT_MAX_BODY, 1024, 64 * 1024 * 1024)
   if opts.ca_file ~= nil then self.ca_file = validate.string("ca_file", opts.ca_file) end
   self.insecure = opts.insecure ~= nil and validate.boolean("insecure", opts.insecure) or false
-  self.transport = require("eip.transport.curl").new{
+  self.transport = require("eip.transport").new{
     ca_file = self.ca_file, insecure = self.insecure, user_agent = USER_AGENT,
   }
   return self

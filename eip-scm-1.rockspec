@@ -1,0 +1,43 @@
+rockspec_format = "3.0"
+package = "eip"
+version = "scm-1"
+source = {
+   url = "git+https://example.invalid/lua-eip.git",
+}
+description = {
+   summary = "Huawei Cloud EIP shared-bandwidth operations (DeleteSharedBandwidth) from Lua and OpenResty",
+   detailed = [[
+      A C core (libcurl, OpenSSL libcrypto) performs the HTTP exchange, AK/SK signing and the
+      status mapping; a Lua layer exposes eip.new / client:delete_bandwidth and raises
+      structured errors. Works in Lua 5.1 (LuaJIT/OpenResty) through 5.4.
+   ]],
+   license = "MIT",
+}
+dependencies = {
+   "lua >= 5.1",
+   "lua-cjson",
+}
+external_dependencies = {
+   -- Debian keeps curl/curl.h under a multiarch include dir, so look for the library only.
+   CURL = { library = "curl" },
+   CRYPTO = { header = "openssl/hmac.h", library = "crypto" },
+}
+build = {
+   type = "builtin",
+   modules = {
+      ["eip.core"] = {
+         sources = { "src/eip_core.c", "src/http.c", "src/status.c", "src/sign.c" },
+         defines = { "_DEFAULT_SOURCE" },
+         incdirs = { "src", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)" },
+         libraries = { "curl", "crypto" },
+      },
+      ["eip"] = "lua/eip/init.lua",
+      ["eip.body"] = "lua/eip/body.lua",
+      ["eip.client"] = "lua/eip/client.lua",
+      ["eip.errors"] = "lua/eip/errors.lua",
+      ["eip.validate"] = "lua/eip/validate.lua",
+      ["eip.transport"] = "lua/eip/transport/init.lua",
+      ["eip.transport.curl"] = "lua/eip/transport/curl.lua",
+   },
+}

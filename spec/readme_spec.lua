@@ -1,0 +1,26 @@
+-- The README stays true: its status reference is the C table, and the commands it shows exist.
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+describe("README.md", function()
+  local readme = read("README.md")
+
+  it("carries the status reference generated from the C table", function()
+    local f = assert(io.popen([[LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 scripts/status-table.lua]]))
+    local table_md = f:read("a")
+    f:close()
+    assert.is_true(#table_md > 1000)
+    assert.is_truthy(readme:find(table_md, 1, true),
+      "README status table is stale: regenerate it with scripts/status-table.lua")
+  end)
+
+  it("shows the two commands and the LuaRocks install", function()
+    assert.is_truthy(readme:find("make demo", 1, true))
+    assert.is_truthy(readme:find("make test", 1, true))
+    assert.is_truthy(readme:find("luarocks make --lua-version=5.4 --deps-mode=none eip-scm-1.rockspec", 1, true))
+  end)
+end)
