@@ -5,14 +5,17 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "compat.h"
 #include "http.h"
+#include "sign.h"
 #include "status.h"
 #include "version.h"
 
 #define SESSION_MT "eip.core.session"
 #define MAX_HEADERS 64
+#define MAX_SIGN_PAIRS 256
 
 typedef struct {
     eip_http *http;
@@ -104,6 +107,86 @@ static int l_statuses(lua_State *L)
     return 1;
 }
 
+/* ---- signing ------------------------------------------------------------------------- */
+
+/* Reads a list of {name, value} pairs at t[k] into kv (strings stay referenced by t). */
+static size_t collect_pairs(lua_State *L, int t, const char *k, eip_kv *kv, size_t max)
+{
+    size_t i, n;
+    lua_getfield(L, t, k);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (!lua_istable(L, -1))
+        luaL_error(L, "eip.core: field '%s' must be a list of {name, value} pairs", k);
+    n = lua_rawlen(L, -1);
+    if (n > max)
+        luaL_error(L, "eip.core: too many entries in '%s' (at most %d)", k, (int)max);
+    for (i = 0; i < n; i++) {
+        lua_rawgeti(L, -1, (int)i + 1);
+        if (!lua_istable(L, -1))
+            luaL_error(L, "eip.core: %s[%d] must be a {name, value} pair", k, (int)i + 1);
+        lua_rawgeti(L, -1, 1);
+        lua_rawgeti(L, -2, 2);
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "eip.core: %s[%d] must hold two strings", k, (int)i + 1);
+        kv[i].name = lua_tolstring(L, -2, &kv[i].name_len);
+        kv[i].value = lua_tolstring(L, -1, &kv[i].value_len);
+        lua_pop(L, 3); /* the strings stay referenced by the pair table */
+    }
+    lua_pop(L, 1);
+    return n;
+}
+
+/* core.sign{ method=, path=, query={{k,v}...}, headers={{name,value}...}, body=, ak=, sk= }
+ *   -> authorization, canonical_request
+ * On bad input raises an error whose text is a static message from sign.c (never the SK). */
+static int l_sign(lua_State *L)
+{
+    eip_kv *pairs;
+    eip_sign_input in;
+    eip_buf auth, canon;
+    const char *err = NULL;
+    eip_sign_status st;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    memset(&in, 0, sizeof(in));
+    in.method = opt_str_field(L, 1, "method", NULL);
+    in.path = opt_str_field(L, 1, "path", &in.path_len);
+    in.ak = opt_str_field(L, 1, "ak", &in.ak_len);
+    in.sk = opt_str_field(L, 1, "sk", &in.sk_len);
+    in.body = opt_str_field(L, 1, "body", &in.body_len);
+    luaL_argcheck(L, in.method && in.path && in.ak && in.sk, 1, "method, path, ak and sk are required");
+    /* One userdata block for both lists: freed by the GC even if an error is raised below. */
+    pairs = lua_newuserdata(L, sizeof(eip_kv) * 2 * MAX_SIGN_PAIRS);
+    in.query = pairs;
+    in.nquery = collect_pairs(L, 1, "query", pairs, MAX_SIGN_PAIRS);
+    in.headers = pairs + MAX_SIGN_PAIRS;
+    in.nheaders = collect_pairs(L, 1, "headers", pairs + MAX_SIGN_PAIRS, MAX_SIGN_PAIRS);
+    eip_buf_init(&auth, 0);
+    eip_buf_init(&canon, 0);
+    st = eip_sign(&in, &auth, &canon, &err);
+    if (st == EIP_SIGN_OK) {
+        lua_pushlstring(L, auth.data, auth.len);
+        lua_pushlstring(L, canon.data, canon.len);
+    }
+    eip_buf_free(&auth);
+    eip_buf_free(&canon);
+    if (st != EIP_SIGN_OK)
+        return luaL_error(L, "eip.core: cannot sign: %s", err ? err : "unknown error");
+    return 2;
+}
+
+/* core.sdk_date([unix_seconds]) -> "YYYYMMDDTHHMMSSZ" (UTC; now by default) */
+static int l_sdk_date(lua_State *L)
+{
+    char out[17];
+    long long t = (long long)luaL_optnumber(L, 1, (lua_Number)time(NULL));
+    eip_sign_format_date(t, out);
+    lua_pushstring(L, out);
+    return 1;
+}
+
 /* ---- sessions ----------------------------------------------------------------------- */
 
 static session *check_session(lua_State *L)
@@ -191,6 +274,8 @@ static void push_response(lua_State *L, const eip_http_response *r)
         set_str(L, "content_type", r->content_type);
     if (r->location[0])
         set_str(L, "location", r->location);
+    if (r->subject_token[0])
+        set_str(L, "subject_token", r->subject_token);
     lua_pushlstring(L, r->body ? r->body : "", r->body_len);
     lua_setfield(L, -2, "body");
     set_bool(L, "truncated", r->truncated);
@@ -249,6 +334,8 @@ static const luaL_Reg core_functions[] = {
     {"session", l_session},
     {"status", l_status},
     {"statuses", l_statuses},
+    {"sign", l_sign},
+    {"sdk_date", l_sdk_date},
     {NULL, NULL},
 };
 

@@ -47,12 +47,13 @@ static void capture_header(eip_http_response *r, const char *line, size_t len)
 {
     static const struct {
         const char *name;
-        size_t off;
+        size_t off, cap;
     } wanted[] = {
-        {"x-request-id", offsetof(eip_http_response, request_id)},
-        {"retry-after", offsetof(eip_http_response, retry_after)},
-        {"content-type", offsetof(eip_http_response, content_type)},
-        {"location", offsetof(eip_http_response, location)},
+        {"x-request-id", offsetof(eip_http_response, request_id), EIP_HTTP_HEADER_VALUE_MAX},
+        {"retry-after", offsetof(eip_http_response, retry_after), EIP_HTTP_HEADER_VALUE_MAX},
+        {"content-type", offsetof(eip_http_response, content_type), EIP_HTTP_HEADER_VALUE_MAX},
+        {"location", offsetof(eip_http_response, location), EIP_HTTP_HEADER_VALUE_MAX},
+        {"x-subject-token", offsetof(eip_http_response, subject_token), EIP_HTTP_TOKEN_MAX},
     };
     const char *colon = memchr(line, ':', len);
     size_t i, nlen;
@@ -66,9 +67,21 @@ static void capture_header(eip_http_response *r, const char *line, size_t len)
                 v++;
             while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
                 end--;
-            copy_bounded((char *)r + wanted[i].off, EIP_HTTP_HEADER_VALUE_MAX, v, (size_t)(end - v));
+            copy_bounded((char *)r + wanted[i].off, wanted[i].cap, v, (size_t)(end - v));
             return;
         }
+    }
+}
+
+void eip_http_parse_header_line(eip_http_response *r, const char *line, size_t len)
+{
+    /* A new status line starts a new response (1xx interim answers come first): forget
+     * what the previous one said. */
+    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+        r->request_id[0] = r->retry_after[0] = '\0';
+        r->content_type[0] = r->location[0] = r->subject_token[0] = '\0';
+    } else {
+        capture_header(r, line, len);
     }
 }
 
@@ -76,14 +89,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
 {
     eip_http *h = ud;
     size_t len = size * n;
-    /* A new status line starts a new response (1xx interim answers come first): forget
-     * what the previous one said. */
-    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-        h->resp->request_id[0] = h->resp->retry_after[0] = '\0';
-        h->resp->content_type[0] = h->resp->location[0] = '\0';
-    } else {
-        capture_header(h->resp, data, len);
-    }
+    eip_http_parse_header_line(h->resp, data, len);
     return len;
 }
 
@@ -214,11 +220,26 @@ static void finish_response(eip_http *h, CURLcode rc, eip_http_response *resp)
     }
 }
 
+/* The response holds a 32 KiB token buffer: clear what is read rather than every byte, so a
+ * call costs no more than it must. */
+static void reset_response(eip_http_response *r)
+{
+    r->status = 0;
+    r->request_id[0] = r->retry_after[0] = r->content_type[0] = '\0';
+    r->location[0] = r->subject_token[0] = r->curl_error[0] = '\0';
+    r->body = NULL;
+    r->body_len = 0;
+    r->truncated = 0;
+    r->curl_code = 0;
+    r->elapsed = 0;
+    r->new_connections = 0;
+}
+
 int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response *resp)
 {
     struct curl_slist *headers;
     CURLcode rc;
-    memset(resp, 0, sizeof(*resp));
+    reset_response(resp);
     h->resp = resp;
     h->body_len = 0;
     h->truncated = 0;

@@ -12,6 +12,7 @@
 #define EIP_HTTP_DEFAULT_BODY_CAP ((size_t)1 << 20) /* 1 MiB */
 #define EIP_HTTP_HEADER_VALUE_MAX 256                /* captured header values, truncated beyond */
 #define EIP_HTTP_ERROR_MAX 256                       /* >= CURL_ERROR_SIZE */
+#define EIP_HTTP_TOKEN_MAX 32768                     /* X-Subject-Token: IAM tokens run to kilobytes */
 
 typedef struct eip_http eip_http;
 
@@ -41,6 +42,7 @@ typedef struct {
     char retry_after[EIP_HTTP_HEADER_VALUE_MAX];
     char content_type[EIP_HTTP_HEADER_VALUE_MAX];
     char location[EIP_HTTP_HEADER_VALUE_MAX];
+    char subject_token[EIP_HTTP_TOKEN_MAX];       /* "" unless the answer carried one (IAM) */
     char *body;                      /* owned by the session; valid until the next request */
     size_t body_len;
     int truncated;                   /* the body exceeded body_cap: the rest was not read */
@@ -58,6 +60,11 @@ void eip_http_free(eip_http *h);
  * (look at resp->status), -1 on a transport failure (resp->curl_code / curl_error say why).
  * resp is overwritten; its body pointer stays valid until the next call or eip_http_free. */
 int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response *resp);
+
+/* One raw header line as libcurl delivers it (CRLF included, not NUL-terminated): a status
+ * line clears the captured headers, a wanted header is copied, anything else is ignored.
+ * Public only so the fuzz target can drive the parser without a network. */
+void eip_http_parse_header_line(eip_http_response *r, const char *line, size_t len);
 
 /* "curl 7.88.1 / OpenSSL 3.0.x": for diagnostics. */
 const char *eip_http_backend_version(void);
