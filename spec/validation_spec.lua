@@ -68,7 +68,7 @@ describe("validation", function()
   end)
 
   local bad_tokens = {
-    { "missing", "<nil>" }, { "empty", "" }, { "a number", 1 }, { "with CR/LF", "tok\r\nX-Evil: 1" },
+    { "empty", "" }, { "a number", 1 }, { "with CR/LF", "tok\r\nX-Evil: 1" },
     { "with LF", "tok\nx" }, { "with NUL", "tok\0x" }, { "with a tab", "tok\tx" }, { "a table", {} },
     { "over 64 KiB", string.rep("t", 65537) },
   }
@@ -80,6 +80,16 @@ describe("validation", function()
       end
     end)
   end
+
+  it("without any credentials, lists what was looked for", function()
+    local new = require("eip.client").new
+    local no_env = function() return nil end
+    local err = usage_error("credentials", new, with{ token = "<nil>" }, no_env)
+    for _, name in ipairs{ "token", "ak + sk", "auth", "HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK",
+                           "HUAWEICLOUD_SDK_SECURITY_TOKEN", "OS_AUTH_TOKEN" } do
+      assert.is_truthy(err.message:find(name, 1, true), name)
+    end
+  end)
 
   local bad_endpoints = {
     { "a number", 8080 }, { "empty", "" }, { "without a scheme", "127.0.0.1:8080" },

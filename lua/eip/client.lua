@@ -4,6 +4,8 @@ local core = require "eip.core"
 local errors = require "eip.errors"
 local validate = require "eip.validate"
 local body = require "eip.body"
+local auth = require "eip.auth"
+local log = require "eip.log"
 
 local M = {}
 
@@ -17,37 +19,48 @@ local DEFAULT_TIMEOUT = 30
 local DEFAULT_CONNECT_TIMEOUT = 10
 local DEFAULT_MAX_BODY = 1024 * 1024
 
--- Secrets live outside the client table, keyed weakly by the client, so printing,
+-- Credentials live outside the client table, keyed weakly by the client, so printing,
 -- serialising or inspecting a client can never show them.
-local secrets = setmetatable({}, { __mode = "k" })
+local providers = setmetatable({}, { __mode = "k" })
 
 M.OPTIONS = {
-  endpoint = true, region = true, project_id = true, token = true,
+  endpoint = true, region = true, project_id = true,
+  token = true, ak = true, sk = true, security_token = true, auth = true,
   timeout = true, connect_timeout = true, max_attempts = true,
-  ca_file = true, insecure = true, max_body = true,
+  ca_file = true, insecure = true, max_body = true, debug = true, log = true,
 }
 
-local function endpoint_for(opts)
+local function endpoint_for(opts, getenv)
   if opts.endpoint ~= nil and opts.region ~= nil then
     errors.raise_usage("endpoint", "and region are exclusive: give one of them")
   end
   if opts.endpoint ~= nil then return validate.endpoint("endpoint", opts.endpoint) end
-  if opts.region ~= nil then
-    return "https://vpc." .. validate.region("region", opts.region) .. ".myhuaweicloud.com"
+  local region = opts.region or auth.env("region", getenv)
+  if region ~= nil then
+    return "https://vpc." .. validate.region(opts.region and "region" or auth.ENV.region, region)
+      .. ".myhuaweicloud.com", region
   end
-  errors.raise_usage("endpoint", "is required (or give region = \"cn-north-4\")")
+  errors.raise_usage("endpoint", "is required (or region = \"cn-north-4\", or %s)", auth.ENV.region)
 end
 
---- eip.new(opts): see README for every option.
-function M.new(opts)
+--- eip.new(opts): see README for every option. `getenv` is for tests (default os.getenv).
+function M.new(opts, getenv)
   validate.options("options", opts, M.OPTIONS)
   local self = setmetatable({}, Client)
-  self.endpoint = endpoint_for(opts)
-  self.project_id = validate.id("project_id", opts.project_id)
-  if opts.token == nil then
-    errors.raise_usage("token", "is required (an IAM token, sent as X-Auth-Token)")
+  local region
+  self.endpoint, region = endpoint_for(opts, getenv)
+  self.host, self.base_path = self.endpoint:match("^%a+://([^/]+)(.*)$")
+  local provider = auth.resolve(opts, region, getenv)
+  providers[self] = provider
+  self.auth = provider.kind
+  local project_id = opts.project_id or auth.env("project_id", getenv)
+  if project_id ~= nil then
+    self.project_id = validate.id(opts.project_id and "project_id" or auth.ENV.project_id, project_id)
+  elseif provider.kind == "iam" and provider.project_id then
+    self.project_id = provider.project_id
+  elseif provider.kind ~= "iam" then -- IAM learns it from the token's scope on first use
+    errors.raise_usage("project_id", "is required (option project_id or %s)", auth.ENV.project_id)
   end
-  secrets[self] = { token = validate.secret("token", opts.token) }
   self.timeout = validate.number("timeout", opts.timeout or DEFAULT_TIMEOUT, 0.001, 86400)
   self.connect_timeout = validate.number("connect_timeout",
     opts.connect_timeout or math.min(DEFAULT_CONNECT_TIMEOUT, self.timeout), 0.001, 86400)
@@ -55,6 +68,7 @@ function M.new(opts)
   self.max_body = validate.integer("max_body", opts.max_body or DEFAULT_MAX_BODY, 1024, 64 * 1024 * 1024)
   if opts.ca_file ~= nil then self.ca_file = validate.string("ca_file", opts.ca_file) end
   self.insecure = opts.insecure ~= nil and validate.boolean("insecure", opts.insecure) or false
+  self.log = log.sink(opts.debug, opts.log)
   self.transport = require("eip.transport").new{
     ca_file = self.ca_file, insecure = self.insecure, user_agent = USER_AGENT,
   }
@@ -62,12 +76,7 @@ function M.new(opts)
 end
 
 function Client:__tostring()
-  return string.format("eip.client(%s, project %s)", self.endpoint, self.project_id)
-end
-
-local function auth_headers(self, headers)
-  headers[#headers + 1] = "X-Auth-Token: " .. secrets[self].token
-  return headers
+  return string.format("eip.client(%s, project %s, %s auth)", self.endpoint, self.project_id or "?", self.auth)
 end
 
 -- Server-provided text is scrubbed of every secret this client holds, in case a proxy or
@@ -75,70 +84,97 @@ end
 -- searched for: they could not be told apart from ordinary words.
 local function scrub(self, s)
   if type(s) ~= "string" then return s end
-  for _, secret in pairs(secrets[self]) do
-    local out, from = {}, 1
-    if #secret < 8 then from = #s + 1 end
-    while true do
-      local at = s:find(secret, from, true)
-      if not at then break end
-      out[#out + 1] = s:sub(from, at - 1)
-      out[#out + 1] = "<redacted>"
-      from = at + #secret
+  for _, secret in pairs(providers[self].secrets) do
+    if #secret >= 8 then
+      local out, from = {}, 1
+      while true do
+        local at = s:find(secret, from, true)
+        if not at then break end
+        out[#out + 1] = s:sub(from, at - 1)
+        out[#out + 1] = "<redacted>"
+        from = at + #secret
+      end
+      out[#out + 1] = s:sub(from)
+      s = table.concat(out)
     end
-    out[#out + 1] = s:sub(from)
-    s = table.concat(out)
   end
   return s
 end
 
---- Sends one request and maps the answer. Returns the C response table on 2xx, raises an
--- eip error otherwise. `call` carries method, path, body.
-function Client:_exchange(call)
-  local headers = auth_headers(self, {
-    "Accept: application/json",
-    "Content-Type: application/json",
-  })
+--- One HTTP exchange and its mapping. req: method, url, path (for errors), headers as
+-- {name, value} pairs, body. Returns the transport's response on 2xx; raises an eip error
+-- otherwise. Sets req.elapsed.
+function Client:_send(req)
+  local lines = {}
+  for i, h in ipairs(req.headers) do lines[i] = h[1] .. ": " .. h[2] end
+  if self.log then log.request(self.log, req, lines, scrub, self) end
   local resp = self.transport:send{
-    method = call.method,
-    url = self.endpoint .. call.path,
-    headers = headers,
-    body = call.body,
+    method = req.method,
+    url = req.url,
+    headers = lines,
+    body = req.body,
     timeout = self.timeout,
     connect_timeout = self.connect_timeout,
     body_cap = self.max_body,
   }
-  call.attempts = 1
-  call.elapsed = resp.elapsed
+  req.elapsed = (req.elapsed or 0) + (resp.elapsed or 0)
+  req.attempts = req.attempts or 1
+  if self.log then log.response(self.log, resp, scrub, self) end
   if resp.curl_code then
-    error(errors.transport(call, resp, resp.curl_error), 0)
+    error(errors.transport(req, resp, resp.curl_error), 0)
   end
   if resp.status >= 200 and resp.status < 300 then
     return resp
   end
-  local info = core.status(resp.status)
   local decoded = body.decode_error(resp.body)
   if decoded then
     decoded.code, decoded.message = scrub(self, decoded.code), scrub(self, decoded.message)
   end
-  error(errors.http(call, resp, info, decoded), 0)
+  error(errors.http(req, resp, core.status(resp.status), decoded), 0)
+end
+
+--- An API call: authenticate and send; a 401 with an IAM token fetches a new token once
+-- and repeats the call. call: method, path (below the endpoint), body, query pairs.
+function Client:_call(call)
+  local provider = providers[self]
+  local attempts, elapsed = 0, 0
+  while true do
+    attempts = attempts + 1
+    local req = {
+      method = call.method, path = call.path, body = call.body, query = call.query,
+      url = self.endpoint .. call.path, host = self.host, signed_path = self.base_path .. call.path,
+      -- Accept is not signed: a proxy may rewrite it without breaking the signature.
+      headers = { { "Content-Type", "application/json" }, { "Accept", "application/json", signed = false } },
+      attempts = attempts, elapsed = elapsed,
+    }
+    provider:apply(req, self)
+    local ok, resp = pcall(self._send, self, req)
+    elapsed = req.elapsed
+    if ok then return resp, attempts, elapsed end
+    if not (errors.is_error(resp) and resp.status == 401 and attempts == 1
+            and provider:refresh_after_401(self)) then
+      error(resp, 0)
+    end
+  end
 end
 
 --- client:delete_bandwidth(id) -> { ok, status, reason, bandwidth_id, request_id, attempts, elapsed }
 function Client:delete_bandwidth(bandwidth_id)
   validate.id("bandwidth_id", bandwidth_id)
-  local call = {
+  local provider = providers[self]
+  if not self.project_id then provider:ensure(self) end -- IAM: the token names the project
+  local resp, attempts, elapsed = self:_call{
     method = "DELETE",
     path = "/v2.0/" .. self.project_id .. "/bandwidths/" .. bandwidth_id,
   }
-  local resp = self:_exchange(call)
   return {
     ok = true,
     status = resp.status,
     reason = core.status(resp.status).reason,
     bandwidth_id = bandwidth_id,
     request_id = resp.request_id,
-    attempts = call.attempts,
-    elapsed = call.elapsed,
+    attempts = attempts,
+    elapsed = elapsed,
   }
 end
 

@@ -79,6 +79,15 @@ function M.http(req, resp, info, body)
   }
 end
 
+--- An answer that is 2xx but unusable (e.g. IAM without X-Subject-Token): an "http" error
+-- carrying the status, since the server did answer.
+function M.protocol(resp, method, path, message)
+  return new{
+    kind = "http", status = resp.status, reason = "Unusable Answer", message = message,
+    request_id = resp.request_id, retryable = false, method = method, path = path, attempts = 1,
+  }
+end
+
 -- libcurl codes by what they mean for a caller. Only failures where the request may
 -- not have been processed, or was idempotent anyway, are worth another attempt: a TLS or
 -- DNS failure will fail the same way next time.

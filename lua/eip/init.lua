@@ -12,6 +12,7 @@ local M = {}
 M._VERSION = client.VERSION
 M.new = client.new
 M.is_error = errors.is_error
+M.sign = require("eip.sign").sign
 
 --- eip.status(code) -> { code, reason, description, description_zh, class, retryable,
 -- advice, seeds, documented } from the C table.

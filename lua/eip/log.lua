@@ -1,0 +1,79 @@
+--- Debug logging of requests and responses (`debug = true` or `log = function(line) end`).
+-- Credentials never reach a log line: the headers that carry them are redacted by name,
+-- request bodies of credential exchanges are not shown, and every other text is scrubbed
+-- of the client's secret values.
+local errors = require "eip.errors"
+
+local M = {}
+
+M.REDACTED_HEADERS = {
+  ["authorization"] = true, ["x-auth-token"] = true, ["x-security-token"] = true,
+  ["x-subject-token"] = true,
+}
+
+local MAX_BODY_SHOWN = 2048
+
+--- Returns the log function for these options, or nil when logging is off.
+function M.sink(debug, fn)
+  if fn ~= nil and type(fn) ~= "function" then
+    errors.raise_usage("log", "must be a function(line), got %s", type(fn))
+  end
+  if debug ~= nil and type(debug) ~= "boolean" then
+    errors.raise_usage("debug", "must be true or false, got %s", type(debug))
+  end
+  if fn then return fn end
+  if debug then
+    return function(line) io.stderr:write(line, "\n") end
+  end
+  return nil
+end
+
+local function redact_line(line)
+  local name = line:match("^([^:]+):")
+  if name and M.REDACTED_HEADERS[name:lower()] then
+    if name:lower() == "authorization" then
+      -- The algorithm, AK and signed header names help debugging and are not secret; the
+      -- signature is useless without the request, but is hidden all the same.
+      local keep = line:match("^(Authorization: SDK%-HMAC%-SHA256 Access=[^,]*, SignedHeaders=[^,]*), ")
+      if keep then return keep .. ", Signature=<redacted>" end
+    end
+    return name .. ": <redacted>"
+  end
+  return line
+end
+
+local function shown(s, scrub, client)
+  s = scrub(client, s)
+  if #s > MAX_BODY_SHOWN then s = s:sub(1, MAX_BODY_SHOWN) .. string.format("... (%d bytes)", #s) end
+  return (s:gsub("[%c]", " "))
+end
+
+function M.request(out, req, lines, scrub, client)
+  out(string.format("eip: > %s %s", req.method, req.url))
+  for _, line in ipairs(lines) do out("eip: > " .. redact_line(line)) end
+  if req.body and req.body ~= "" then
+    if req.no_auth then
+      out(string.format("eip: > body: <%d bytes, redacted: credentials>", #req.body))
+    else
+      out("eip: > body: " .. shown(req.body, scrub, client))
+    end
+  end
+end
+
+function M.response(out, resp, scrub, client)
+  if resp.curl_code then
+    out(string.format("eip: < transport error (curl %d): %s", resp.curl_code, resp.curl_error or ""))
+    return
+  end
+  out(string.format("eip: < %d (%.1f ms, request-id %s)", resp.status, (resp.elapsed or 0) * 1000,
+    resp.request_id or "-"))
+  for _, k in ipairs{ "content_type", "retry_after", "location" } do
+    if resp[k] then out(string.format("eip: < %s: %s", k:gsub("_", "-"), shown(resp[k], scrub, client))) end
+  end
+  if resp.subject_token then out("eip: < x-subject-token: <redacted>") end
+  if resp.body and resp.body ~= "" then
+    out("eip: < body: " .. shown(resp.body, scrub, client) .. (resp.truncated and " [truncated]" or ""))
+  end
+end
+
+return M

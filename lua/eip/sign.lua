@@ -1,0 +1,75 @@
+--- AK/SK request signing (SDK-HMAC-SHA256). The algorithm is in the C core (src/sign.c);
+-- this module turns friendly Lua arguments into its input and validates them first.
+local core = require "eip.core"
+local errors = require "eip.errors"
+local validate = require "eip.validate"
+
+local M = {}
+
+local raise = errors.raise_usage
+
+local function percent_decode(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+--- Splits an http(s) URL into the Host value exactly as it is sent (host, plus :port when
+-- the URL names one), the raw path and any query pairs.
+function M.split_url(url)
+  if type(url) ~= "string" then raise("url", "must be a string, got %s", type(url)) end
+  local authority, rest = url:match("^[hH][tT][tT][pP][sS]?://([^/?#]+)(.*)$")
+  if not authority or authority:find("@", 1, true) or authority:find("[%s%c]") then
+    raise("url", "must be an absolute http(s) URL")
+  end
+  rest = rest:gsub("#.*$", "")
+  local path, query = rest:match("^([^?]*)%??(.*)$")
+  if path == "" then path = "/" end
+  local pairs_ = {}
+  for item in query:gmatch("[^&]+") do
+    local k, v = item:match("^([^=]*)=?(.*)$")
+    pairs_[#pairs_ + 1] = { percent_decode(k), percent_decode(v) }
+  end
+  return authority, percent_decode(path), pairs_
+end
+
+local function pairs_of(name, t)
+  local list = {}
+  if t == nil then return list end
+  if type(t) ~= "table" then raise(name, "must be a table of name = value, got %s", type(t)) end
+  for k, v in pairs(t) do
+    if type(k) ~= "string" or (type(v) ~= "string" and type(v) ~= "number") then
+      raise(name, "must map strings to strings")
+    end
+    list[#list + 1] = { k, tostring(v) }
+  end
+  return list
+end
+
+--- eip.sign{ method=, url=, headers={...}, query={...}?, body=?, ak=, sk= }
+-- -> Authorization header value, canonical request (for debugging; holds no secret).
+-- Host is taken from the URL unless headers.Host is given; headers must hold X-Sdk-Date.
+function M.sign(opts)
+  validate.options("options", opts, { method = true, url = true, headers = true, query = true,
+    body = true, ak = true, sk = true })
+  local method = validate.string("method", opts.method)
+  local host, path, url_query = M.split_url(opts.url)
+  local headers = pairs_of("headers", opts.headers)
+  local has_host = false
+  for _, h in ipairs(headers) do
+    if h[1]:lower() == "host" then has_host = true end
+  end
+  if not has_host then headers[#headers + 1] = { "Host", host } end
+  local query = pairs_of("query", opts.query)
+  for _, q in ipairs(url_query) do query[#query + 1] = q end
+  if opts.body ~= nil and type(opts.body) ~= "string" then raise("body", "must be a string") end
+  local ak = validate.secret("ak", opts.ak)
+  local sk = validate.secret("sk", opts.sk)
+  local ok, auth, canonical = pcall(core.sign, {
+    method = method, path = path, query = query, headers = headers, body = opts.body, ak = ak, sk = sk,
+  })
+  if not ok then
+    raise("options", "cannot be signed: %s", tostring(auth):gsub("^eip%.core: cannot sign: ", ""))
+  end
+  return auth, canonical
+end
+
+return M
