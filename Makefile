@@ -19,7 +19,7 @@ BUSTED    := busted --lua=$(LUA)
 DEBIAN_PKGS := lua5.4 liblua5.4-dev lua-cjson lua-busted luarocks libcurl4-openssl-dev libssl-dev \
                nginx libnginx-mod-http-lua lua-resty-core lua-socket lua-check pkg-config gcc make
 
-.PHONY: all deps test ctest spec demo lint clean help
+.PHONY: all deps test ctest spec demo lint clean help bench-sign
 
 all: $(CORE_SO)
 
@@ -57,6 +57,10 @@ spec: all
 
 demo: deps all
 	@LUA="$(LUA)" bash scripts/demo
+
+# What AK/SK signing costs per request (CPU time of the auth step, token vs AK/SK).
+bench-sign: all
+	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/lua$(LUA_VERSION)/?.so;;" $(LUA) bench/sign_cost.lua
 
 lint:
 	luacheck lua spec examples
