@@ -1,9 +1,13 @@
 -- The Huawei Cloud EIP shared-bandwidth API, as the emulator models it.
 --
 -- Order of checks, as on the real service: the API gateway matches method and path (404/405),
--- then authenticates the token (401), then EIP compares the URL project with the token's (400
--- VPC.0007), then the operation itself runs. Codes and messages come from
--- /work/shared/reference/huaweicloud-eip-docs/error-codes.md unless a comment says "modelled".
+-- then authenticates the token or the AK/SK signature (401), then EIP compares the URL project
+-- with the credentials' (400 VPC.0007), then the operation itself runs. POST /v3/auth/tokens is
+-- IAM's (iam.lua), served on the same port so that one emulator covers both endpoints. Codes and
+-- messages come from /work/shared/reference/huaweicloud-eip-docs/error-codes.md unless a comment
+-- says "modelled".
+local aksk = require "emulator.aksk"
+local iam = require "emulator.iam"
 local json = require "emulator.json"
 local model = require "emulator.model"
 local store = require "emulator.store"
@@ -12,6 +16,8 @@ local util = require "emulator.util"
 local M = {}
 
 local MAX_EIPS_PER_CALL = 100 -- remove/insert: "一次可批量操作100个EIP"
+
+local IAM_TOKENS = "/v3/auth/tokens"
 
 local NO_SUCH_API = "The API does not exist or has not been published in the environment"
 
@@ -347,10 +353,10 @@ local function allowed_methods(route)
   return table.concat(names, ", ")
 end
 
--- The project of the request's token, or nil, the reason it was refused. The reason never
--- contains the token itself.
-local function authenticate()
-  local token = ngx.req.get_headers()["x-auth-token"]
+-- Token authentication: the token's project, or nil, the reason (never the token itself).
+-- Configured tokens never expire; tokens issued by IAM do.
+local function token_project(headers)
+  local token = headers["x-auth-token"]
   if type(token) == "table" then
     return nil, "more than one x-auth-token"
   end
@@ -358,14 +364,56 @@ local function authenticate()
     return nil, "x-auth-token not found"
   end
   local project_id = store.project_of_token(token)
+  if project_id then
+    return project_id
+  end
+  local why
+  project_id, why = iam.project_of(token)
   if not project_id then
-    return nil, "decrypt token fail"
+    return nil, why or "decrypt token fail"
   end
   return project_id
 end
 
+-- AK/SK authentication: the AK's project and the X-Project-Id sent, or nil, the reason.
+-- X-Project-Id is required (modelled: the docs require it for multi-project accounts, and
+-- requiring it always catches a client that forgets it); without it the answer is a 401.
+local function aksk_project(method, body, headers)
+  local uri = ngx.var.request_uri
+  local cred, why = aksk.verify({
+    method = method, path = uri:match("^[^?]*"), query = aksk.parse_query(uri:match("%?(.*)$")),
+    header = function(name) return headers[name] end, body = body,
+    authorization = headers["authorization"],
+  }, store.credential, store.now())
+  if not cred then
+    return nil, why
+  end
+  local requested = headers["x-project-id"]
+  if type(requested) ~= "string" or requested == "" then
+    return nil, "x-project-id is required with AK/SK"
+  end
+  return cred.project_id, requested
+end
+
+-- The project of the request's credentials (and, for AK/SK, the project it asks for), or nil,
+-- the reason it was refused. A request with both a token and a signature is refused (modelled:
+-- 401, since which of the two the gateway would honour is undocumented; a client must send one).
+local function authenticate(method, body)
+  local headers = ngx.req.get_headers(200)
+  if headers["authorization"] == nil then
+    return token_project(headers)
+  end
+  if headers["x-auth-token"] ~= nil then
+    return nil, "both x-auth-token and an authorization signature were sent"
+  end
+  return aksk_project(method, body, headers)
+end
+
 -- Answer an API request (anything outside /__emulator/).
 function M.handle(method, path, body)
+  if path == IAM_TOKENS then
+    return iam.handle(method, body) -- IAM needs no authentication: it is where tokens come from
+  end
   local route, project_id, bandwidth_id = match_route(path)
   if not route then
     return util.gateway_error(404, "APIGW.0101", NO_SUCH_API)
@@ -377,11 +425,16 @@ function M.handle(method, path, body)
     ngx.header["Allow"] = allowed_methods(route)
     return util.gateway_error(405, "APIGW.0101", NO_SUCH_API)
   end
-  local token_project, why = authenticate()
-  if not token_project then
-    return util.gateway_error(401, "APIGW.0301", "Incorrect IAM authentication information: " .. why)
+  local auth_project, requested = authenticate(method, body)
+  if not auth_project then
+    store.count("auth_failures")
+    return util.gateway_error(401, "APIGW.0301", "Incorrect IAM authentication information: " .. requested)
   end
-  if token_project ~= project_id then
+  if requested and requested ~= auth_project then
+    -- modelled: an X-Project-Id the AK does not own is the AK/SK form of a foreign project.
+    return util.vpc_error(400, "VPC.0007", "X-Project-Id is not a project of this access key")
+  end
+  if auth_project ~= project_id then
     return util.vpc_error(400, "VPC.0007", "urlTenantId is not equal tokenTenantId")
   end
   return handler{ project_id = project_id, bandwidth_id = bandwidth_id, body = body }

@@ -2,7 +2,7 @@
 -- they are neither counted nor logged nor subject to injections.
 --
 --   GET  /__emulator/health            {ok, pid, master_pid}
---   POST /__emulator/reset             forget bandwidths, injections, counters, log (not tokens)
+--   POST /__emulator/reset             forget bandwidths, injections, counters, log (not auth)
 --   POST /__emulator/reset_counters    forget counters and log only
 --   PUT  /__emulator/tokens            {token = project_id} or
 --                                      {tokens = {...}, default_project_id = "..."}
@@ -11,8 +11,22 @@
 --   GET  /__emulator/bandwidths[/id]   every bandwidth, or one (404 if unknown)
 --   POST /__emulator/inject            queue one rule (see inject.lua) -> {pending}
 --   GET  /__emulator/inject            {rules}
---   GET  /__emulator/stats             {requests, connections, bandwidths, pending_injections}
+--   GET  /__emulator/stats             {requests, connections, bandwidths, pending_injections,
+--                                      tokens_issued, auth_failures}
 --   GET  /__emulator/requests          {requests = [oldest .. newest]}
+--   PUT  /__emulator/aksk              {aksk = {ak = {sk, project_id, security_token?}}} (replaces)
+--   PUT  /__emulator/users             {users = [{username, password, domain,
+--                                      projects = {name = id}}]} (replaces)
+--   PUT  /__emulator/token_ttl         {seconds = n}: lifetime of tokens issued from now on
+--   POST /__emulator/expire_tokens     every token issued so far expires now -> {expired = n}
+--   PUT  /__emulator/clock             {offset = seconds}: the emulator's clock vs real time
+--   POST /__emulator/verify            {method, url, headers, query?, body?, ak, sk,
+--                                      signed_headers?} -> {authorization, signature, canonical,
+--                                      string_to_sign, signed_headers}, signed by aksk.lua
+--
+-- reset keeps the authentication setup: tokens (configured and issued), AK/SK pairs and users;
+-- it restores the default token TTL (24 h) and clock offset (0).
+local aksk = require "emulator.aksk"
 local inject = require "emulator.inject"
 local json = require "emulator.json"
 local model = require "emulator.model"
@@ -156,6 +170,102 @@ local function stats()
   util.send_json(200, s)
 end
 
+-- Authentication setup ----------------------------------------------------------------------
+
+local function nonempty(v)
+  return type(v) == "string" and v ~= ""
+end
+
+local function check_aksk(map)
+  if type(map) ~= "table" then
+    return nil, "aksk must be an object {ak = {sk, project_id, security_token?}}"
+  end
+  for ak, cred in pairs(map) do
+    if not (nonempty(ak) and type(cred) == "table" and nonempty(cred.sk) and nonempty(cred.project_id)
+        and (cred.security_token == nil or nonempty(cred.security_token))) then
+      return nil, "each aksk entry needs a string sk and project_id (and optionally security_token)"
+    end
+  end
+  return true
+end
+
+local function set_aksk(body)
+  local req = json.decode(body)
+  local map = type(req) == "table" and req.aksk
+  local ok, err = check_aksk(map)
+  if not ok then
+    return fail(400, err)
+  end
+  store.set_aksk(map)
+  util.send_json(200, { ok = true })
+end
+
+local function check_user(user)
+  if type(user) ~= "table" or not (nonempty(user.username) and nonempty(user.password)
+      and nonempty(user.domain) and type(user.projects) == "table") then
+    return false
+  end
+  for name, id in pairs(user.projects) do
+    if not (nonempty(name) and nonempty(id)) then
+      return false
+    end
+  end
+  return true
+end
+
+local function set_users(body)
+  local req = json.decode(body)
+  local list = type(req) == "table" and req.users
+  if type(list) ~= "table" then
+    return fail(400, "users must be a list")
+  end
+  for _, user in ipairs(list) do
+    if not check_user(user) then
+      return fail(400, "each user needs username, password, domain and projects {name = id}")
+    end
+  end
+  store.set_users(list)
+  util.send_json(200, { ok = true })
+end
+
+-- A number field of a JSON body within [min, max], or nil.
+local function number_field(body, key, min, max)
+  local req = json.decode(body)
+  local v = type(req) == "table" and req[key]
+  if type(v) ~= "number" or v < min or v > max then
+    return nil
+  end
+  return v
+end
+
+local YEAR = 366 * 24 * 3600
+
+local function set_token_ttl(body)
+  local seconds = number_field(body, "seconds", 0, 10 * YEAR)
+  if not seconds then
+    return fail(400, "seconds must be a number in 0..10 years")
+  end
+  store.set_token_ttl(seconds)
+  util.send_json(200, { ok = true })
+end
+
+local function set_clock(body)
+  local offset = number_field(body, "offset", -10 * YEAR, 10 * YEAR)
+  if not offset then
+    return fail(400, "offset must be a number of seconds within 10 years")
+  end
+  store.set_clock_offset(offset)
+  util.send_json(200, { ok = true, now = store.now() })
+end
+
+local function verify(body)
+  local answer, err = aksk.compute(json.decode(body))
+  if not answer then
+    return fail(400, err)
+  end
+  util.send_json(200, answer)
+end
+
 -- "METHOD path" -> handler(body, capture)
 local ROUTES = {
   ["GET health"] = health,
@@ -178,6 +288,14 @@ local ROUTES = {
   ["GET requests"] = function()
     util.send_json(200, { requests = json.array(store.requests()) })
   end,
+  ["PUT aksk"] = set_aksk,
+  ["PUT users"] = set_users,
+  ["PUT token_ttl"] = set_token_ttl,
+  ["POST expire_tokens"] = function()
+    util.send_json(200, { expired = store.expire_issued_tokens() })
+  end,
+  ["PUT clock"] = set_clock,
+  ["POST verify"] = verify,
 }
 
 function M.handle(method, path, body)

@@ -3,6 +3,9 @@
 -- read-modify-write below cannot interleave with another request.
 --
 -- Keys:  tokens (JSON {token = project_id})   default_project
+--        aksk (JSON {ak = {sk, project_id, security_token?}})   users (JSON list, see iam.lua)
+--        itok:<token> (JSON {project_id, expires_at, expired?}: tokens issued by IAM)
+--        token_ttl, clock_offset (seconds)   tokens_issued, auth_failures (counters)
 --        seq (ordering of bandwidths, numbering of synthesized EIP addresses)
 --        bw:<id> (JSON {seq = n, bw = bandwidth})   eip:<publicip_id> (id of its bandwidth)
 --        requests, connections, conn:<serial>   log_seq, log:<slot> (ring of LOG_SIZE)
@@ -49,6 +52,77 @@ end
 
 function M.default_project()
   return dict:get("default_project")
+end
+
+-- AK/SK credentials and IAM users --------------------------------------------------------------
+
+function M.set_aksk(map)
+  set_json("aksk", map)
+end
+
+-- { sk, project_id, security_token? } of access key ak, or nil.
+function M.credential(ak)
+  local map = get_json("aksk") or {}
+  return map[ak]
+end
+
+function M.set_users(list)
+  set_json("users", list)
+end
+
+function M.users()
+  return get_json("users") or {}
+end
+
+-- Issued tokens and the emulator's clock -------------------------------------------------------
+
+M.DEFAULT_TOKEN_TTL = 24 * 3600 -- documented: "Token的有效期为24小时"
+
+function M.token_ttl()
+  return dict:get("token_ttl") or M.DEFAULT_TOKEN_TTL
+end
+
+function M.set_token_ttl(seconds)
+  dict:set("token_ttl", seconds)
+end
+
+-- The emulator's clock: real time plus a settable offset, so that a test can put the server's
+-- clock ahead of or behind the client's (X-Sdk-Date skew, token expiry).
+function M.now()
+  return ngx.now() + (dict:get("clock_offset") or 0)
+end
+
+function M.set_clock_offset(seconds)
+  dict:set("clock_offset", seconds)
+end
+
+function M.put_issued_token(token, record)
+  set_json("itok:" .. token, record)
+end
+
+function M.issued_token(token)
+  return get_json("itok:" .. token)
+end
+
+-- Mark every issued token expired (they stay known, so that the answer says "expired").
+-- Returns how many were still valid.
+function M.expire_issued_tokens()
+  local n, now = 0, M.now()
+  for _, key in ipairs(dict:get_keys(0)) do
+    if key:sub(1, 5) == "itok:" then
+      local rec = get_json(key)
+      if rec and not rec.expired and now < rec.expires_at then
+        rec.expired = true
+        set_json(key, rec)
+        n = n + 1
+      end
+    end
+  end
+  return n
+end
+
+function M.count(name)
+  dict:incr(name, 1, 0)
 end
 
 -- Bandwidths ---------------------------------------------------------------------------------
@@ -149,6 +223,8 @@ function M.stats()
   return {
     requests = dict:get("requests") or 0,
     connections = dict:get("connections") or 0,
+    tokens_issued = dict:get("tokens_issued") or 0,
+    auth_failures = dict:get("auth_failures") or 0,
   }
 end
 
@@ -192,23 +268,24 @@ function M.reset_counters()
       dict:delete(key)
     end
   end
-  dict:delete("requests")
-  dict:delete("connections")
-  dict:delete("log_seq")
+  for _, name in ipairs({ "requests", "connections", "log_seq", "tokens_issued", "auth_failures" }) do
+    dict:delete(name)
+  end
 end
 
--- Forget everything but the configured tokens.
+-- What reset keeps: the authentication setup (configured and issued tokens, AK/SK pairs, users),
+-- which a test suite configures once in setup(). The token TTL and the clock offset are test
+-- knobs like injections: reset restores their defaults, so a test that turns one cannot leak it.
+local KEEP = { tokens = true, default_project = true, aksk = true, users = true }
+
+-- Forget bandwidths, injections, counters, the log and the knobs; keep the authentication setup.
 function M.reset()
-  local tokens = dict:get("tokens")
-  local default_project = dict:get("default_project")
-  dict:flush_all()
+  for _, key in ipairs(dict:get_keys(0)) do
+    if not (KEEP[key] or key:sub(1, 5) == "itok:") then
+      dict:delete(key)
+    end
+  end
   dict:flush_expired()
-  if tokens then
-    dict:set("tokens", tokens)
-  end
-  if default_project then
-    dict:set("default_project", default_project)
-  end
 end
 
 return M
