@@ -37,6 +37,7 @@ build = {
       ["eip.body"] = "lua/eip/body.lua",
       ["eip.client"] = "lua/eip/client.lua",
       ["eip.errors"] = "lua/eip/errors.lua",
+      ["eip.retry"] = "lua/eip/retry.lua",
       ["eip.log"] = "lua/eip/log.lua",
       ["eip.sign"] = "lua/eip/sign.lua",
       ["eip.validate"] = "lua/eip/validate.lua",

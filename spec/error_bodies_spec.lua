@@ -8,7 +8,8 @@ describe("error bodies", function()
 
   setup(function()
     emu = emulator.start()
-    client = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5 }
+    client = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5,
+      max_attempts = 1 }
   end)
 
   teardown(function()
@@ -105,7 +106,8 @@ describe("error bodies", function()
   end)
 
   it("caps a huge body at max_body, flags truncation and still maps the status", function()
-    local small = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token, max_body = 4096 }
+    local small = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token, max_body = 4096,
+      max_attempts = 1 }
     emu:inject{ method = "DELETE", status = 503, body_size = 5 * 1024 * 1024 }
     local ok, err = pcall(small.delete_bandwidth, small, "bw-1")
     assert.is_false(ok)

@@ -111,7 +111,8 @@ describe("every seed status over the wire", function()
 
   setup(function()
     emu = emulator.start()
-    client = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5 }
+    client = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5,
+      max_attempts = 1 }
   end)
 
   teardown(function()

@@ -20,7 +20,7 @@ describe("transport errors", function()
     emu:reset()
     if client then client:close() end
     client = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token,
-      timeout = 1, connect_timeout = 1 }
+      timeout = 1, connect_timeout = 1, max_attempts = 1 }
   end)
 
   local function transport_error(c, id)
@@ -45,7 +45,8 @@ describe("transport errors", function()
     local s = assert(socket.bind("127.0.0.1", 0))
     local _, port = s:getsockname()
     s:close()
-    local c = eip.new{ endpoint = "http://127.0.0.1:" .. port, project_id = emu.project_id, token = emu.token }
+    local c = eip.new{ endpoint = "http://127.0.0.1:" .. port, project_id = emu.project_id, token = emu.token,
+      max_attempts = 1 }
     local err = transport_error(c)
     c:close()
     assert.equal(7, err.curl_code)

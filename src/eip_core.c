@@ -3,6 +3,7 @@
  * Only argument checking and conversion between Lua tables and C structs lives here;
  * the work is in http.c (libcurl exchange) and status.c (the status table).
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -187,6 +188,35 @@ static int l_sdk_date(lua_State *L)
     return 1;
 }
 
+/* ---- clock and sleep ------------------------------------------------------------------ */
+
+/* core.monotime() -> seconds on a monotonic clock (for elapsed times and deadlines, which
+ * must not jump when the wall clock is set). */
+static int l_monotime(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+/* core.sleep(seconds): blocks the thread without using CPU (the default sleep between
+ * retries outside nginx; OpenResty uses ngx.sleep instead). Restarts after signals. */
+static int l_sleep(lua_State *L)
+{
+    lua_Number s = luaL_checknumber(L, 1);
+    struct timespec req, rem;
+    if (!(s > 0))
+        return 0;
+    if (s > 86400)
+        s = 86400;
+    req.tv_sec = (time_t)s;
+    req.tv_nsec = (long)((s - (lua_Number)req.tv_sec) * 1e9);
+    while (nanosleep(&req, &rem) != 0 && errno == EINTR)
+        req = rem;
+    return 0;
+}
+
 /* ---- sessions ----------------------------------------------------------------------- */
 
 static session *check_session(lua_State *L)
@@ -336,6 +366,8 @@ static const luaL_Reg core_functions[] = {
     {"statuses", l_statuses},
     {"sign", l_sign},
     {"sdk_date", l_sdk_date},
+    {"monotime", l_monotime},
+    {"sleep", l_sleep},
     {NULL, NULL},
 };
 

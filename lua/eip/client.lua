@@ -6,6 +6,7 @@ local validate = require "eip.validate"
 local body = require "eip.body"
 local auth = require "eip.auth"
 local log = require "eip.log"
+local retry = require "eip.retry"
 
 local M = {}
 
@@ -26,9 +27,12 @@ local providers = setmetatable({}, { __mode = "k" })
 M.OPTIONS = {
   endpoint = true, region = true, project_id = true,
   token = true, ak = true, sk = true, security_token = true, auth = true,
-  timeout = true, connect_timeout = true, max_attempts = true,
-  ca_file = true, insecure = true, max_body = true, debug = true, log = true,
+  timeout = true, connect_timeout = true, deadline = true, low_speed_limit = true, low_speed_time = true,
+  max_attempts = true, backoff_base = true, backoff_cap = true, retry_after_cap = true, sleep = true,
+  missing_ok = true, ca_file = true, insecure = true, max_body = true, debug = true, log = true,
 }
+
+local CALL_OPTIONS = { missing_ok = true }
 
 local function endpoint_for(opts, getenv)
   if opts.endpoint ~= nil and opts.region ~= nil then
@@ -64,14 +68,32 @@ function M.new(opts, getenv)
   self.timeout = validate.number("timeout", opts.timeout or DEFAULT_TIMEOUT, 0.001, 86400)
   self.connect_timeout = validate.number("connect_timeout",
     opts.connect_timeout or math.min(DEFAULT_CONNECT_TIMEOUT, self.timeout), 0.001, 86400)
-  self.max_attempts = validate.integer("max_attempts", opts.max_attempts or 1, 1, 1)
+  if opts.deadline ~= nil then self.deadline = validate.number("deadline", opts.deadline, 0.001, 86400) end
+  -- Abort a transfer slower than low_speed_limit bytes/s for low_speed_time seconds: a server
+  -- trickling bytes cannot hold a call until the whole-request timeout.
+  self.low_speed_limit = validate.integer("low_speed_limit", opts.low_speed_limit or 100, 0, 1e9)
+  self.low_speed_time = validate.integer("low_speed_time", opts.low_speed_time or 10, 0, 86400)
+  local D = retry.DEFAULTS
+  self.policy = {
+    max_attempts = validate.integer("max_attempts", opts.max_attempts or D.max_attempts, 1, 20),
+    backoff_base = validate.number("backoff_base", opts.backoff_base or D.backoff_base, 0, 60),
+    backoff_cap = validate.number("backoff_cap", opts.backoff_cap or D.backoff_cap, 0, 3600),
+    retry_after_cap = validate.number("retry_after_cap", opts.retry_after_cap or D.retry_after_cap, 0, 3600),
+    throttle_min = D.throttle_min, throttle_max = D.throttle_max,
+  }
+  self.max_attempts = self.policy.max_attempts
+  if opts.sleep ~= nil and type(opts.sleep) ~= "function" then
+    errors.raise_usage("sleep", "must be a function(seconds), got %s", type(opts.sleep))
+  end
+  self.sleep = opts.sleep
+  self.missing_ok = opts.missing_ok ~= nil and validate.boolean("missing_ok", opts.missing_ok) or false
   self.max_body = validate.integer("max_body", opts.max_body or DEFAULT_MAX_BODY, 1024, 64 * 1024 * 1024)
   if opts.ca_file ~= nil then self.ca_file = validate.string("ca_file", opts.ca_file) end
   self.insecure = opts.insecure ~= nil and validate.boolean("insecure", opts.insecure) or false
   self.log = log.sink(opts.debug, opts.log)
-  self.transport = require("eip.transport").new{
-    ca_file = self.ca_file, insecure = self.insecure, user_agent = USER_AGENT,
-  }
+  local transport = require "eip.transport"
+  self.transport = transport.new{ ca_file = self.ca_file, insecure = self.insecure, user_agent = USER_AGENT }
+  self.sleep = self.sleep or transport.sleep or core.sleep
   return self
 end
 
@@ -113,11 +135,12 @@ function Client:_send(req)
     url = req.url,
     headers = lines,
     body = req.body,
-    timeout = self.timeout,
-    connect_timeout = self.connect_timeout,
+    timeout = req.timeout or self.timeout,
+    connect_timeout = math.min(self.connect_timeout, req.timeout or self.timeout),
+    low_speed_limit = self.low_speed_limit,
+    low_speed_time = self.low_speed_time,
     body_cap = self.max_body,
   }
-  req.elapsed = (req.elapsed or 0) + (resp.elapsed or 0)
   req.attempts = req.attempts or 1
   if self.log then log.response(self.log, resp, scrub, self) end
   if resp.curl_code then
@@ -130,45 +153,83 @@ function Client:_send(req)
   if decoded then
     decoded.code, decoded.message = scrub(self, decoded.code), scrub(self, decoded.message)
   end
-  error(errors.http(req, resp, core.status(resp.status), decoded), 0)
+  local err = errors.http(req, resp, core.status(resp.status), decoded)
+  -- A non-retryable status can carry a "busy, try again" code (409 VPC.0512).
+  if err.code and retry.RETRYABLE_CODES[err.code] then err.retryable = true end
+  error(err, 0)
 end
 
---- An API call: authenticate and send; a 401 with an IAM token fetches a new token once
--- and repeats the call. call: method, path (below the endpoint), body, query pairs.
+--- An API call: authenticate, send, and retry what the policy says is transient (see
+-- eip.retry), within max_attempts and the deadline. A 401 with an IAM token fetches a new
+-- token once and repeats the call at once. call: method, path (below the endpoint), body,
+-- query pairs. Returns the response, attempts, elapsed seconds; raises the last error.
 function Client:_call(call)
   local provider = providers[self]
-  local attempts, elapsed = 0, 0
+  local started = core.monotime()
+  local deadline = self.deadline and started + self.deadline
+  local attempts, refreshed = 0, false
   while true do
     attempts = attempts + 1
+    local timeout = self.timeout
+    if deadline then timeout = math.max(0.001, math.min(timeout, deadline - core.monotime())) end
     local req = {
       method = call.method, path = call.path, body = call.body, query = call.query,
       url = self.endpoint .. call.path, host = self.host, signed_path = self.base_path .. call.path,
       -- Accept is not signed: a proxy may rewrite it without breaking the signature.
       headers = { { "Content-Type", "application/json" }, { "Accept", "application/json", signed = false } },
-      attempts = attempts, elapsed = elapsed,
+      attempts = attempts, timeout = timeout,
     }
-    provider:apply(req, self)
-    local ok, resp = pcall(self._send, self, req)
-    elapsed = req.elapsed
+    local ok, resp = pcall(function()
+      provider:apply(req, self)
+      return self:_send(req)
+    end)
+    local elapsed = core.monotime() - started
     if ok then return resp, attempts, elapsed end
-    if not (errors.is_error(resp) and resp.status == 401 and attempts == 1
-            and provider:refresh_after_401(self)) then
-      error(resp, 0)
+    local err = resp
+    if not errors.is_error(err) then error(err, 0) end -- a bug, not an answer: keep its traceback
+    err.attempts, err.elapsed = attempts, elapsed
+    if err.status == 401 and not refreshed and provider:refresh_after_401(self) then
+      refreshed = true -- a fresh token: try again now, outside the retry budget
+    else
+      local delay = retry.delay(err, attempts - (refreshed and 1 or 0), self.policy, os.time(), function(a, b)
+        return a + (b - a) * math.random()
+      end)
+      if not delay or (deadline and core.monotime() + delay >= deadline) then error(err, 0) end
+      if self.log then self.log(string.format("eip: retrying in %.2f s after: %s", delay, tostring(err))) end
+      self.sleep(delay)
     end
   end
 end
 
---- client:delete_bandwidth(id) -> { ok, status, reason, bandwidth_id, request_id, attempts, elapsed }
-function Client:delete_bandwidth(bandwidth_id)
+--- client:delete_bandwidth(id [, { missing_ok = bool }])
+-- -> { ok, deleted, status, reason, bandwidth_id, request_id, attempts, elapsed }
+-- With missing_ok, a 404 is a result { ok = true, deleted = false, status = 404, ... }:
+-- the bandwidth is gone either way (perhaps deleted by an earlier attempt whose answer was lost).
+function Client:delete_bandwidth(bandwidth_id, call_opts)
   validate.id("bandwidth_id", bandwidth_id)
+  local missing_ok = self.missing_ok
+  if call_opts ~= nil then
+    validate.options("call options", call_opts, CALL_OPTIONS)
+    if call_opts.missing_ok ~= nil then missing_ok = validate.boolean("missing_ok", call_opts.missing_ok) end
+  end
   local provider = providers[self]
   if not self.project_id then provider:ensure(self) end -- IAM: the token names the project
-  local resp, attempts, elapsed = self:_call{
+  local ok, resp, attempts, elapsed = pcall(self._call, self, {
     method = "DELETE",
     path = "/v2.0/" .. self.project_id .. "/bandwidths/" .. bandwidth_id,
-  }
+  })
+  if not ok then
+    local err = resp
+    if not (missing_ok and errors.is_error(err) and err.status == 404) then error(err, 0) end
+    return {
+      ok = true, deleted = false, status = 404, reason = err.reason, code = err.code,
+      message = err.message, bandwidth_id = bandwidth_id, request_id = err.request_id,
+      attempts = err.attempts, elapsed = err.elapsed,
+    }
+  end
   return {
     ok = true,
+    deleted = true,
     status = resp.status,
     reason = core.status(resp.status).reason,
     bandwidth_id = bandwidth_id,

@@ -81,7 +81,9 @@ function M.handle()
   end
   record(method, body)
   local rule = inject.take(method, path)
-  if rule then
+  if rule and rule.action == "lose_answer" then
+    ngx.ctx.lose_answer = true -- util.send_* close the connection instead of answering
+  elseif rule then
     return inject.perform(rule)
   end
   return api.handle(method, path, body)

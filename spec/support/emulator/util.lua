@@ -64,6 +64,7 @@ end
 
 -- Send a JSON answer with an explicit Content-Length (as the real gateway does).
 function M.send_json(status, value)
+  if ngx.ctx.lose_answer then return ngx.exit(444) end
   local body = json.encode(value)
   ngx.status = status
   ngx.header["Content-Type"] = M.JSON_TYPE
@@ -73,6 +74,7 @@ end
 
 -- Send a bodiless answer (204; RFC 9110 forbids a Content-Length on it).
 function M.send_empty(status)
+  if ngx.ctx.lose_answer then return ngx.exit(444) end
   ngx.status = status
   ngx.send_headers()
 end

@@ -1,0 +1,305 @@
+-- Retries, backoff, Retry-After, deadlines and idempotent delete, driven by faults the
+-- emulator injects. Sleeps are recorded by a pluggable sleep, so no test waits for a backoff
+-- unless it is about real time (the deadline and the trickling server).
+local eip = require "eip"
+local emulator = require "spec.support.emulator"
+local socket = require "socket"
+
+describe("retries", function()
+  local emu, slept
+
+  setup(function() emu = emulator.start() end)
+  teardown(function() emu:stop() end)
+  before_each(function()
+    emu:reset()
+    slept = {}
+  end)
+
+  local function new(extra)
+    local opts = { endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5,
+      sleep = function(s) slept[#slept + 1] = s end }
+    for k, v in pairs(extra or {}) do opts[k] = v end
+    return eip.new(opts)
+  end
+
+  local function raised(f, ...)
+    local ok, err = pcall(f, ...)
+    assert.is_false(ok, "expected an error")
+    assert.is_true(eip.is_error(err), tostring(err))
+    return err
+  end
+
+  it("retries 503, 503 then succeeds, backing off with full jitter", function()
+    local id = emu:create_bandwidth{ size = 1 }
+    emu:inject{ method = "DELETE", status = 503, times = 2 }
+    local c = new()
+    local res = c:delete_bandwidth(id)
+    c:close()
+    assert.equal(204, res.status)
+    assert.equal(3, res.attempts)
+    assert.equal(2, #slept)
+    assert.is_true(slept[1] >= 0 and slept[1] <= 0.5, "first backoff " .. slept[1])
+    assert.is_true(slept[2] >= 0 and slept[2] <= 1.0, "second backoff " .. slept[2])
+    assert.equal(3, emu:stats().requests)
+  end)
+
+  for _, status in ipairs{ 408, 429, 500, 502, 503, 504 } do
+    it("retries a " .. status, function()
+      local id = emu:create_bandwidth{ size = 1 }
+      emu:inject{ method = "DELETE", status = status, headers = { ["Retry-After"] = "0" } }
+      local c = new()
+      assert.equal(2, c:delete_bandwidth(id).attempts)
+      c:close()
+    end)
+  end
+
+  for _, status in ipairs{ 400, 401, 403, 404, 405, 409, 501 } do
+    it("never retries a " .. status, function()
+      emu:inject{ method = "DELETE", status = status, body = '{"code":"VPC.0001","message":"x"}' }
+      local c = new()
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      c:close()
+      assert.equal(status, err.status)
+      assert.equal(1, err.attempts)
+      assert.equal(0, #slept)
+      assert.equal(1, emu:stats().requests)
+    end)
+  end
+
+  it("retries 409 VPC.0512 (resource busy) and then succeeds", function()
+    local id = emu:create_bandwidth{ size = 1 }
+    emu:inject{ method = "DELETE", status = 409, body = '{"code":"VPC.0512","message":"Resource busy, try again later."}' }
+    local c = new()
+    local res = c:delete_bandwidth(id)
+    c:close()
+    assert.equal(204, res.status)
+    assert.equal(2, res.attempts)
+  end)
+
+  it("does not retry 409 for a bandwidth that still holds EIPs", function()
+    local id = emu:create_bandwidth{ size = 1, publicip_ids = { "eip-1" } }
+    local c = new()
+    local err = raised(c.delete_bandwidth, c, id)
+    c:close()
+    assert.equal(409, err.status)
+    assert.equal(1, err.attempts)
+  end)
+
+  it("honours Retry-After in seconds", function()
+    local id = emu:create_bandwidth{ size = 1 }
+    emu:inject{ method = "DELETE", status = 429, headers = { ["Retry-After"] = "3" } }
+    local c = new()
+    assert.equal(204, c:delete_bandwidth(id).status)
+    c:close()
+    assert.same({ 3 }, slept)
+  end)
+
+  it("honours Retry-After as an HTTP-date", function()
+    local id = emu:create_bandwidth{ size = 1 }
+    local at = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 4)
+    emu:inject{ method = "DELETE", status = 503, headers = { ["Retry-After"] = at } }
+    local c = new()
+    assert.equal(204, c:delete_bandwidth(id).status)
+    c:close()
+    assert.equal(1, #slept)
+    assert.is_true(slept[1] >= 2 and slept[1] <= 4, "waited " .. slept[1])
+  end)
+
+  it("waits 2-5 s on a 429 without Retry-After, as Huawei advises", function()
+    local id = emu:create_bandwidth{ size = 1 }
+    emu:inject{ method = "DELETE", status = 429,
+      body = '{"error_code":"APIGW.0308","error_msg":"The throttling threshold has been reached"}' }
+    local c = new()
+    assert.equal(204, c:delete_bandwidth(id).status)
+    c:close()
+    assert.equal(1, #slept)
+    assert.is_true(slept[1] >= 2 and slept[1] <= 5, "waited " .. slept[1])
+  end)
+
+  it("does not wait for a Retry-After beyond retry_after_cap: the error is raised with it", function()
+    emu:inject{ method = "DELETE", status = 503, headers = { ["Retry-After"] = "3600" } }
+    local c = new{ retry_after_cap = 60 }
+    local err = raised(c.delete_bandwidth, c, "bw-1")
+    c:close()
+    assert.equal(503, err.status)
+    assert.equal("3600", err.retry_after)
+    assert.equal(1, err.attempts)
+    assert.equal(0, #slept)
+  end)
+
+  it("keeps the last answer's status, code, message and request id when attempts run out", function()
+    emu:inject{ method = "DELETE", status = 503, body = '{"code":"VPC.A","message":"first"}' }
+    emu:inject{ method = "DELETE", status = 502, body = '{"code":"VPC.B","message":"second"}' }
+    emu:inject{ method = "DELETE", status = 504, body = '{"code":"VPC.C","message":"third"}' }
+    local c = new()
+    local err = raised(c.delete_bandwidth, c, "bw-1")
+    c:close()
+    local reqs = emu:requests()
+    assert.equal(3, #reqs)
+    assert.equal(504, err.status)
+    assert.equal("VPC.C", err.code)
+    assert.equal("third", err.message)
+    assert.equal(3, err.attempts)
+    assert.is_string(err.request_id)
+    assert.matches("after 3 attempts$", tostring(err))
+  end)
+
+  it("retries transport failures: a dropped connection, then success", function()
+    local id = emu:create_bandwidth{ size = 1 }
+    emu:inject{ method = "DELETE", action = "drop" }
+    local c = new()
+    local res = c:delete_bandwidth(id)
+    c:close()
+    assert.equal(204, res.status)
+    assert.equal(2, res.attempts)
+  end)
+
+  it("retries a reset in the middle of the body", function()
+    local id = emu:create_bandwidth{ size = 1 }
+    emu:inject{ method = "DELETE", action = "reset_mid_body", status = 500, body_size = 100000 }
+    local c = new()
+    assert.equal(2, c:delete_bandwidth(id).attempts)
+    c:close()
+  end)
+
+  it("gives up on a refused port after max_attempts", function()
+    local s = assert(socket.bind("127.0.0.1", 0))
+    local _, port = s:getsockname()
+    s:close()
+    local c = eip.new{ endpoint = "http://127.0.0.1:" .. port, project_id = emu.project_id, token = emu.token,
+      max_attempts = 4, sleep = function(x) slept[#slept + 1] = x end }
+    local err = raised(c.delete_bandwidth, c, "bw-1")
+    c:close()
+    assert.equal("transport", err.kind)
+    assert.equal("connect", err.reason)
+    assert.equal(4, err.attempts)
+    assert.equal(3, #slept)
+  end)
+
+  it("does not retry TLS or DNS failures", function()
+    local c = eip.new{ endpoint = "https://127.0.0.1:" .. emu.port, project_id = emu.project_id,
+      token = emu.token, sleep = function(x) slept[#slept + 1] = x end }
+    local err = raised(c.delete_bandwidth, c, "bw-1")
+    c:close()
+    assert.equal("tls", err.reason)
+    assert.equal(1, err.attempts)
+  end)
+
+  describe("missing_ok", function()
+    it("turns a 404 into a result with deleted = false", function()
+      local c = new{ missing_ok = true }
+      local res = c:delete_bandwidth("gone-already")
+      c:close()
+      assert.is_true(res.ok)
+      assert.is_false(res.deleted)
+      assert.equal(404, res.status)
+      assert.equal("VPC.0306", res.code)
+      assert.equal("gone-already", res.bandwidth_id)
+      assert.is_string(res.request_id)
+      assert.equal(1, res.attempts)
+    end)
+
+    it("reports deleted = true for a real delete", function()
+      local c = new{ missing_ok = true }
+      assert.is_true(c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).deleted)
+      c:close()
+    end)
+
+    it("is overridable per call", function()
+      local c = new()
+      assert.is_false(c:delete_bandwidth("gone", { missing_ok = true }).deleted)
+      assert.equal(404, raised(c.delete_bandwidth, c, "gone").status)
+      c:close()
+      c = new{ missing_ok = true }
+      assert.equal(404, raised(c.delete_bandwidth, c, "gone", { missing_ok = false }).status)
+      assert.equal("call options", raised(c.delete_bandwidth, c, "gone", { missing = true }).argument)
+      c:close()
+    end)
+
+    it("covers an earlier attempt that deleted the bandwidth but whose answer was lost", function()
+      local id = emu:create_bandwidth{ size = 1 }
+      emu:inject{ method = "DELETE", action = "lose_answer" }
+      local c = new{ missing_ok = true }
+      local res = c:delete_bandwidth(id)
+      c:close()
+      assert.is_true(res.ok)
+      assert.is_false(res.deleted)
+      assert.equal(2, res.attempts)
+      assert.is_nil(emu:get_bandwidth(id))
+    end)
+
+    it("still raises other errors", function()
+      local c = new{ missing_ok = true, max_attempts = 1 }
+      emu:inject{ method = "DELETE", status = 500 }
+      assert.equal(500, raised(c.delete_bandwidth, c, "bw-1").status)
+      c:close()
+    end)
+  end)
+
+  describe("time limits (real time)", function()
+    it("bounds the whole call by the deadline, backoffs included", function()
+      emu:inject{ method = "DELETE", status = 503, times = -1 }
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token,
+        max_attempts = 20, backoff_base = 0.2, backoff_cap = 0.2, deadline = 1 }
+      local t0 = socket.gettime()
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      local took = socket.gettime() - t0
+      c:close()
+      assert.equal(503, err.status)
+      assert.is_true(err.attempts >= 2, "attempts " .. err.attempts)
+      assert.is_true(took < 3, "took " .. took)
+    end)
+
+    it("cuts an attempt short when the deadline comes first: headers that never come", function()
+      emu:inject{ method = "DELETE", action = "hang", times = -1 }
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token,
+        timeout = 30, deadline = 1 }
+      local t0 = socket.gettime()
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      local took = socket.gettime() - t0
+      c:close()
+      assert.equal("transport", err.kind)
+      assert.equal("timeout", err.reason)
+      assert.is_true(took < 3, "took " .. took)
+    end)
+
+    it("aborts a server that sends one byte a second (low-speed limit)", function()
+      emu:inject{ method = "DELETE", action = "trickle", status = 200, body_size = 100, trickle_interval = 1 }
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token,
+        timeout = 60, low_speed_limit = 100, low_speed_time = 2, max_attempts = 1 }
+      local t0 = socket.gettime()
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      local took = socket.gettime() - t0
+      assert.equal("transport", err.kind)
+      assert.equal("timeout", err.reason)
+      assert.is_true(took < 10, "took " .. took)
+      -- and the client is still usable
+      emu:reset()
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      c:close()
+    end)
+
+    it("keeps memory bounded on a 20 MiB error body and stays usable", function()
+      emu:inject{ method = "DELETE", status = 502, body_size = 20 * 1024 * 1024 }
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token, max_attempts = 1 }
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      assert.equal(502, err.status)
+      assert.is_true(err.truncated)
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      c:close()
+    end)
+
+    it("sleeps with the default sleep when none is given (a real backoff)", function()
+      local id = emu:create_bandwidth{ size = 1 }
+      emu:inject{ method = "DELETE", status = 503, headers = { ["Retry-After"] = "1" } }
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token }
+      local t0 = socket.gettime()
+      local res = c:delete_bandwidth(id)
+      local took = socket.gettime() - t0
+      c:close()
+      assert.equal(2, res.attempts)
+      assert.is_true(took >= 0.9, "took " .. took)
+      assert.is_true(res.elapsed >= 0.9)
+    end)
+  end)
+end)
