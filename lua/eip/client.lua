@@ -159,10 +159,23 @@ function Client:_send(req)
   error(err, 0)
 end
 
+-- Unreserved characters kept, everything else %XX: the same encoding the signer uses, so
+-- the query that is signed is the query that is sent.
+local function encode(s)
+  return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+local function query_string(query)
+  if not query or #query == 0 then return "" end
+  local parts = {}
+  for i, kv in ipairs(query) do parts[i] = encode(kv[1]) .. "=" .. encode(kv[2]) end
+  return "?" .. table.concat(parts, "&")
+end
+
 --- An API call: authenticate, send, and retry what the policy says is transient (see
 -- eip.retry), within max_attempts and the deadline. A 401 with an IAM token fetches a new
--- token once and repeats the call at once. call: method, path (below the endpoint), body,
--- query pairs. Returns the response, attempts, elapsed seconds; raises the last error.
+-- token once and repeats the call at once. call: method, path (below the endpoint), body
+-- (a JSON string), query (a list of {name, value} pairs). Returns the response, attempts, elapsed seconds; raises the last error.
 function Client:_call(call)
   local provider = providers[self]
   local started = core.monotime()
@@ -174,7 +187,8 @@ function Client:_call(call)
     if deadline then timeout = math.max(0.001, math.min(timeout, deadline - core.monotime())) end
     local req = {
       method = call.method, path = call.path, body = call.body, query = call.query,
-      url = self.endpoint .. call.path, host = self.host, signed_path = self.base_path .. call.path,
+      url = self.endpoint .. call.path .. query_string(call.query), host = self.host,
+      signed_path = self.base_path .. call.path,
       -- Accept is not signed: a proxy may rewrite it without breaking the signature.
       headers = { { "Content-Type", "application/json" }, { "Accept", "application/json", signed = false } },
       attempts = attempts, timeout = timeout,
