@@ -41,7 +41,9 @@ build = {
       ["eip.log"] = "lua/eip/log.lua",
       ["eip.sign"] = "lua/eip/sign.lua",
       ["eip.validate"] = "lua/eip/validate.lua",
+      ["eip.time"] = "lua/eip/time.lua",
       ["eip.transport"] = "lua/eip/transport/init.lua",
+      ["eip.transport.cosocket"] = "lua/eip/transport/cosocket.lua",
       ["eip.transport.curl"] = "lua/eip/transport/curl.lua",
    },
 }

@@ -12,6 +12,7 @@ local core = require "eip.core"
 local errors = require "eip.errors"
 local validate = require "eip.validate"
 local json = require "cjson.safe"
+local time = require "eip.time"
 
 local M = {}
 
@@ -99,22 +100,6 @@ Iam.__index = Iam
 M.IAM_OPTIONS = { username = true, password = true, domain = true, project = true, project_id = true,
   iam_endpoint = true }
 
--- Seconds since the epoch for an ISO 8601 UTC time such as 2026-11-25T08:00:00.000000Z.
-function M.parse_iso8601(s)
-  if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, sec = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)")
-  if not y then return nil end
-  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
-  -- days from civil (proleptic Gregorian), independent of the local time zone
-  y = mo <= 2 and y - 1 or y
-  local era = (y >= 0 and y or y - 399) // 400
-  local yoe = y - era * 400
-  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  local days = era * 146097 + doe - 719468
-  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec)
-end
-
 local function iam_provider(a, region)
   validate.options("auth", a, M.IAM_OPTIONS)
   local p = setmetatable({ kind = "iam" }, Iam)
@@ -161,7 +146,7 @@ function Iam:fetch(client)
   local decoded = json.decode(resp.body)
   local t = type(decoded) == "table" and type(decoded.token) == "table" and decoded.token or {}
   local now = os.time()
-  local expires = M.parse_iso8601(t.expires_at) or (now + 3600) -- unknown expiry: assume an hour
+  local expires = time.parse_iso8601(t.expires_at) or (now + 3600) -- unknown expiry: assume an hour
   -- Refresh ahead of expiry: 10 minutes, or half the lifetime for short-lived tokens.
   local margin = math.min(600, math.max(0, (expires - now) / 2))
   self.token, self.refresh_at = token, expires - margin

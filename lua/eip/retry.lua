@@ -1,6 +1,8 @@
 --- The retry policy: which failures are worth another attempt, and how long to wait first.
 -- Pure functions over error tables and numbers, so the single call, batches and OpenResty
 -- share them; the caller owns the clock and the sleep.
+local time = require "eip.time"
+
 local M = {}
 
 M.DEFAULTS = {
@@ -27,17 +29,6 @@ function M.retryable(err)
   return err.retryable == true
 end
 
-local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9,
-  Oct = 10, Nov = 11, Dec = 12 }
-
-local function days_from_civil(y, m, d)
-  y = m <= 2 and y - 1 or y
-  local era = (y >= 0 and y or y - 399) // 400
-  local yoe = y - era * 400
-  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + d - 1
-  return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-end
-
 --- Seconds to wait from a Retry-After value: delta-seconds ("120") or an HTTP-date
 -- ("Wed, 21 Oct 2015 07:28:00 GMT"), relative to `now` (Unix seconds). nil when unusable.
 function M.parse_retry_after(v, now)
@@ -47,10 +38,8 @@ function M.parse_retry_after(v, now)
     local n = tonumber(v)
     return n <= 1e9 and n or nil
   end
-  local d, mon, y, h, mi, s = v:match("^%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
-  if not d or not MONTHS[mon] then return nil end
-  local t = days_from_civil(tonumber(y), MONTHS[mon], tonumber(d)) * 86400
-    + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s)
+  local t = time.parse_http_date(v)
+  if not t then return nil end
   return math.max(0, t - now)
 end
 

@@ -1,0 +1,31 @@
+-- Calendar arithmetic for IAM expiry and Retry-After dates, checked against known instants.
+local time = require "eip.time"
+local retry = require "eip.retry"
+
+describe("eip.time", function()
+  it("parses ISO 8601 UTC times", function()
+    assert.equal(0, time.parse_iso8601("1970-01-01T00:00:00Z"))
+    assert.equal(951782400, time.parse_iso8601("2000-02-29T00:00:00.000000Z"))
+    assert.equal(1795910400, time.parse_iso8601("2026-11-29T00:00:00.000000Z"))
+    assert.equal(4102444799, time.parse_iso8601("2099-12-31T23:59:59Z"))
+    assert.is_nil(time.parse_iso8601("tomorrow"))
+    assert.is_nil(time.parse_iso8601(42))
+  end)
+
+  it("parses HTTP-dates", function()
+    assert.equal(1445412480, time.parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT"))
+    assert.is_nil(time.parse_http_date("Wed, 21 Foo 2015 07:28:00 GMT"))
+    assert.is_nil(time.parse_http_date("21 Oct 2015"))
+  end)
+
+  it("turns Retry-After into seconds to wait", function()
+    assert.equal(120, retry.parse_retry_after("120", 0))
+    assert.equal(7, retry.parse_retry_after(" 7 ", 0))
+    assert.equal(80, retry.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412400))
+    assert.equal(0, retry.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445419999))
+    for _, bad in ipairs{ "-1", "1.5", "soon", "", "99999999999" } do
+      assert.is_nil(retry.parse_retry_after(bad, 0), bad)
+    end
+    assert.is_nil(retry.parse_retry_after(nil, 0))
+  end)
+end)
