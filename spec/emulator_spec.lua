@@ -82,6 +82,16 @@ describe("EIP emulator", function()
       assert.are_not.equal(emu.project_id, emu.other_project_id)
     end)
 
+    it("exposes a permanent and a temporary AK/SK pair, realistic in shape", function()
+      assert.equal(20, #emu.ak)
+      assert.equal(40, #emu.sk)
+      assert.equal(20, #emu.temp_ak)
+      assert.equal(40, #emu.temp_sk)
+      assert.are_not.equal(emu.ak, emu.temp_ak)
+      assert.is_true(#emu.security_token >= 100)
+      assert.is_true(#emu.iam.password >= 8)
+    end)
+
     it("rejects unknown start options", function()
       assert.has_error(function() emulator.start{ tokenz = {} } end,
         "eip emulator: unknown start option 'tokenz'")
@@ -341,6 +351,349 @@ describe("EIP emulator", function()
       local resp = call("PUT", v2("/some-id"), "{}")
       assert_gateway_error(resp, 405, "APIGW.0101")
       assert.equal("DELETE", resp.headers["allow"])
+    end)
+  end)
+
+  describe("AK/SK signatures", function()
+    -- The vectors of /work/shared/reference/aksk-vectors.json (exact Authorization values from
+    -- the official SDK signer), copied so that the spec runs from a bare checkout too.
+    local VECTORS = {
+      { name = "delete-shared-bandwidth", ak = "AKEXAMPLE0000000", sk = "SKEXAMPLEsecretsecret",
+        method = "DELETE",
+        url = "https://vpc.cn-north-4.myhuaweicloud.com/v2.0/0a1b2c3d4e5f/bandwidths/"
+          .. "3fa1e2b4-1111-2222-3333-444455556666",
+        headers = { ["Content-Type"] = "application/json", ["X-Sdk-Date"] = "20261124T023138Z",
+          ["X-Project-Id"] = "0a1b2c3d4e5f" },
+        expected_authorization = "SDK-HMAC-SHA256 Access=AKEXAMPLE0000000, SignedHeaders=content-type;"
+          .. "host;x-project-id;x-sdk-date, "
+          .. "Signature=02bab80aa3708f54c74c7bf0363149e12b96494fd593f5fd82635c9d3d4c152b" },
+      { name = "delete-with-port-and-http", ak = "HPUAXXXXXXXXXXXXXXXX", sk = "s3cr3t/with+chars=",
+        method = "DELETE", url = "http://127.0.0.1:8080/v2.0/proj-1/bandwidths/bw-1",
+        headers = { ["Content-Type"] = "application/json", ["X-Sdk-Date"] = "20200101T000000Z",
+          ["X-Project-Id"] = "proj-1" },
+        expected_authorization = "SDK-HMAC-SHA256 Access=HPUAXXXXXXXXXXXXXXXX, SignedHeaders=content-type;"
+          .. "host;x-project-id;x-sdk-date, "
+          .. "Signature=e8d17c95eb17968d65bec31d8805a099c69c7eacf65ef35e53356a0fb7111c1e" },
+      { name = "list-with-query", ak = "AKEXAMPLE0000000", sk = "SKEXAMPLEsecretsecret", method = "GET",
+        url = "https://vpc.ap-southeast-1.myhuaweicloud.com/v2.0/0a1b2c3d4e5f/bandwidths",
+        query = { limit = "10", marker = "3fa1e2b4-1111-2222-3333-444455556666" },
+        headers = { ["Content-Type"] = "application/json", ["X-Sdk-Date"] = "20261124T023138Z",
+          ["X-Project-Id"] = "0a1b2c3d4e5f" },
+        expected_authorization = "SDK-HMAC-SHA256 Access=AKEXAMPLE0000000, SignedHeaders=content-type;"
+          .. "host;x-project-id;x-sdk-date, "
+          .. "Signature=d4beff9343f33f0069d96ca59290065f31e7821b7d5420969cef110e3a004400" },
+      { name = "post-with-body", ak = "AKEXAMPLE0000000", sk = "SKEXAMPLEsecretsecret", method = "POST",
+        url = "https://vpc.cn-north-4.myhuaweicloud.com/v2.0/0a1b2c3d4e5f/bandwidths/"
+          .. "3fa1e2b4-1111-2222-3333-444455556666/remove",
+        headers = { ["Content-Type"] = "application/json", ["X-Sdk-Date"] = "20261124T023138Z",
+          ["X-Project-Id"] = "0a1b2c3d4e5f" },
+        body = '{"bandwidth":{"publicip_info":[{"publicip_id":"e1"}],"charge_mode":"bandwidth","size":5}}',
+        expected_authorization = "SDK-HMAC-SHA256 Access=AKEXAMPLE0000000, SignedHeaders=content-type;"
+          .. "host;x-project-id;x-sdk-date, "
+          .. "Signature=ff5aa2fe4edaf4d4054a9d47507c06aae321e815d6d838315de96c126a6f1184" },
+      { name = "temporary-credentials", ak = "AKTEMPORARY00000", sk = "SKTEMPORARY", method = "DELETE",
+        url = "https://vpc.cn-north-4.myhuaweicloud.com/v2.0/0a1b2c3d4e5f/bandwidths/bw-2",
+        headers = { ["Content-Type"] = "application/json", ["X-Sdk-Date"] = "20261124T235959Z",
+          ["X-Project-Id"] = "0a1b2c3d4e5f", ["X-Security-Token"] = "gQpjbi1ub3J0aC00token" },
+        expected_authorization = "SDK-HMAC-SHA256 Access=AKTEMPORARY00000, SignedHeaders=content-type;"
+          .. "host;x-project-id;x-sdk-date;x-security-token, "
+          .. "Signature=36acd684f28dbbd83221d4248815e5c543f16e55056c7a19c4ee1960decc4960" },
+    }
+
+    local function sdk_date(offset)
+      return os.date("!%Y%m%dT%H%M%SZ", os.time() + (offset or 0))
+    end
+
+    -- Send a request signed by emu:sign (opts as for it); `send` overrides what goes out.
+    local function signed_call(opts, send)
+      send = send or {}
+      local headers = emu:sign(opts)
+      for name, value in pairs(send.headers or {}) do
+        headers[name] = value or nil
+      end
+      return call(opts.method or "GET", send.path or opts.path, send.body or opts.body, headers)
+    end
+
+    local function assert_refused(resp, reason)
+      assert_gateway_error(resp, 401, "APIGW.0301")
+      assert.equal("Incorrect IAM authentication information: " .. reason, resp.json.error_msg)
+    end
+
+    it("the embedded vectors are those of the reference file", function()
+      local f = io.open("../shared/reference/aksk-vectors.json", "rb")
+      if not f then
+        return -- a checkout without /work/shared: the embedded copy is all there is
+      end
+      local reference = cjson.decode(f:read("a"))
+      f:close()
+      assert.same(reference, VECTORS)
+    end)
+
+    for _, v in ipairs(VECTORS) do
+      it("the emulator's signer reproduces the SDK's Authorization for " .. v.name, function()
+        local answer = emu:verify{ method = v.method, url = v.url, headers = v.headers, query = v.query,
+          body = v.body, ak = v.ak, sk = v.sk }
+        assert.equal(v.expected_authorization, answer.authorization)
+        assert.equal(v.method, answer.canonical:match("^[^\n]+"))
+        assert.matches("^SDK%-HMAC%-SHA256\n" .. v.headers["X-Sdk-Date"] .. "\n%x+$", answer.string_to_sign)
+        assert.is_nil(answer.canonical:find(v.sk, 1, true))
+      end)
+    end
+
+    it("builds the documented canonical request (URI with trailing /, sorted query, body hash)", function()
+      local v = VECTORS[3]
+      local answer = emu:verify{ method = v.method, url = v.url, headers = v.headers, query = v.query,
+        ak = v.ak, sk = v.sk }
+      assert.equal(table.concat({
+        "GET", "/v2.0/0a1b2c3d4e5f/bandwidths/", "limit=10&marker=3fa1e2b4-1111-2222-3333-444455556666",
+        "content-type:application/json\nhost:vpc.ap-southeast-1.myhuaweicloud.com\n"
+          .. "x-project-id:0a1b2c3d4e5f\nx-sdk-date:20261124T023138Z\n",
+        "content-type;host;x-project-id;x-sdk-date",
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+      }, "\n"), answer.canonical)
+      -- a query in the url is the same as a query table; segments are percent-encoded
+      local again = emu:verify{ method = "GET", ak = v.ak, sk = v.sk, headers = v.headers,
+        url = "https://h/v1/a b/x%7e?marker=3fa1e2b4-1111-2222-3333-444455556666&limit=10" }
+      assert.equal("/v1/a%20b/x~/", again.canonical:match("^GET\n([^\n]+)"))
+      assert.equal("limit=10&marker=3fa1e2b4-1111-2222-3333-444455556666",
+        again.canonical:match("^[^\n]+\n[^\n]+\n([^\n]+)"))
+    end)
+
+    it("accepts correctly signed requests: list with a query, create with a body, delete", function()
+      local id = emu:create_bandwidth{ size = 5 }
+      assert.equal(200, signed_call{ path = v1("?limit=1&marker=" .. id) }.status)
+      local created = signed_call{ method = "POST", path = v2(), body = '{"bandwidth":{"name":"ak","size":5}}',
+        headers = { ["Content-Type"] = "application/json" } }
+      assert.equal(200, created.status, created.body)
+      local resp = signed_call{ method = "DELETE", path = v2("/" .. id) }
+      assert.equal(204, resp.status, resp.body)
+      assert.is_nil(emu:get_bandwidth(id))
+      assert.equal(0, emu:stats().auth_failures)
+    end)
+
+    it("refuses a tampered signature, a wrong SK or an unknown AK with 401 APIGW.0301", function()
+      local headers = emu:sign{ path = v1() }
+      local last = headers.Authorization:sub(-1)
+      headers.Authorization = headers.Authorization:sub(1, -2) .. (last == "0" and "1" or "0")
+      assert_refused(call("GET", v1(), nil, headers), "verify aksk signature fail")
+      local resp = signed_call{ path = v1(), sk = "WrongSecretKeyWrongSecretKeyWrongSecret0" }
+      assert_refused(resp, "verify aksk signature fail")
+      assert.is_nil(resp.body:find(emu.sk, 1, true))
+      assert_refused(signed_call{ path = v1(), ak = "EMUAKUNKNOWN00000000" }, "the access key does not exist")
+      assert.equal(3, emu:stats().auth_failures)
+    end)
+
+    it("refuses a request changed after signing: path, query, body, a signed header", function()
+      assert_refused(signed_call({ path = v1("?limit=1") }, { path = v1("?limit=2") }), "verify aksk signature fail")
+      assert_refused(signed_call({ method = "POST", path = v2(), body = '{"bandwidth":{"name":"a","size":5}}' },
+        { body = '{"bandwidth":{"name":"b","size":5}}' }), "verify aksk signature fail")
+      assert_refused(signed_call({ path = v1(), headers = { ["Content-Type"] = "application/json" } },
+        { headers = { ["Content-Type"] = "text/plain" } }), "verify aksk signature fail")
+      assert_refused(signed_call({ path = v1(), headers = { ["Content-Type"] = "application/json" } },
+        { headers = { ["Content-Type"] = false } }), "signed header content-type is missing")
+    end)
+
+    it("refuses a signature that leaves out host or x-sdk-date", function()
+      assert_refused(signed_call{ path = v1(), signed_headers = { "x-project-id", "x-sdk-date" } },
+        "host is not a signed header")
+      assert_refused(signed_call{ path = v1(), signed_headers = { "host", "x-project-id" } },
+        "x-sdk-date is not a signed header")
+      assert.equal(200, signed_call{ path = v1(), signed_headers = { "host", "x-sdk-date" } }.status)
+    end)
+
+    it("refuses an X-Sdk-Date more than 15 minutes from the emulator's clock, or malformed", function()
+      local skewed = "x-sdk-date is more than 15 minutes from the server time"
+      assert_refused(signed_call{ path = v1(), date = sdk_date(-16 * 60) }, skewed)
+      assert_refused(signed_call{ path = v1(), date = sdk_date(16 * 60) }, skewed)
+      assert.equal(200, signed_call{ path = v1(), date = sdk_date(-14 * 60) }.status)
+      local malformed = "x-sdk-date is missing or not YYYYMMDDTHHMMSSZ"
+      assert_refused(signed_call{ path = v1(), date = "2026-11-24T02:31:38Z" }, malformed)
+      assert_refused(signed_call{ path = v1(), date = "20261324T023138Z" }, malformed)
+      emu:set_clock_offset(20 * 60) -- the server's clock ahead: a client with a correct clock fails
+      local resp = signed_call{ path = v1() }
+      emu:set_clock_offset(0)
+      assert_refused(resp, skewed)
+      assert.equal(200, signed_call{ path = v1() }.status)
+    end)
+
+    it("temporary credentials need their security token, sent and signed", function()
+      assert.equal(200, signed_call{ path = v1(), temporary = true }.status)
+      assert_refused(signed_call{ path = v1(), ak = emu.temp_ak, sk = emu.temp_sk },
+        "x-security-token is required for temporary credentials")
+      assert_refused(signed_call{ path = v1(), temporary = true,
+        signed_headers = { "host", "x-project-id", "x-sdk-date" } }, "x-security-token is not a signed header")
+      local resp = signed_call{ path = v1(), temporary = true, security_token = "gQ5jbi1ub3J0aC00-not-the-token" }
+      assert_refused(resp, "x-security-token is invalid or expired")
+      assert.is_nil(resp.body:find(emu.security_token, 1, true))
+      assert_refused(signed_call{ path = v1(), security_token = emu.security_token },
+        "x-security-token sent with a permanent access key")
+    end)
+
+    it("takes the project from X-Project-Id: required, the AK's, and the URL's", function()
+      local resp = signed_call{ path = v1(), project_id = emu.other_project_id }
+      assert_vpc_error(resp, 400, "VPC.0007")
+      resp = signed_call{ path = "/v1/" .. emu.other_project_id .. "/bandwidths" }
+      assert_vpc_error(resp, 400, "VPC.0007")
+      assert.equal("urlTenantId is not equal tokenTenantId", resp.json.message)
+      assert_refused(signed_call({ path = v1(), signed_headers = { "host", "x-sdk-date" } },
+        { headers = { ["X-Project-Id"] = false } }), "x-project-id is required with AK/SK")
+    end)
+
+    it("refuses a request that carries both a token and a signature", function()
+      local resp = signed_call({ path = v1() }, { headers = { ["X-Auth-Token"] = emu.token } })
+      assert_refused(resp, "both x-auth-token and an authorization signature were sent")
+      assert_refused(call("GET", v1(), nil, { Authorization = "Bearer x" }),
+        "authorization is not an SDK-HMAC-SHA256 signature")
+    end)
+
+    it("takes extra AK/SK pairs and IAM users as start options", function()
+      local project = "11112222333344445555666677778888"
+      local other <close> = emulator.start{
+        aksk = { EXTRAAK0000000000001 = { sk = "ExtraSecretKeyExtraSecretKeyExtraSecret1", project_id = project } },
+        users = { { username = "extra", password = "Extra-Passw0rd", domain = "extra-domain",
+          project = "eu-west-0", project_id = project } },
+      }
+      local headers = other:sign{ path = "/v1/" .. project .. "/bandwidths", ak = "EXTRAAK0000000000001",
+        sk = "ExtraSecretKeyExtraSecretKeyExtraSecret1", project_id = project }
+      local resp = assert(emulator.http{ port = other.port, path = "/v1/" .. project .. "/bandwidths",
+        headers = headers })
+      assert.equal(200, resp.status, resp.body)
+      resp = assert(emulator.http{ port = other.port, method = "POST", path = "/v3/auth/tokens",
+        body = cjson.encode{ auth = { identity = { methods = { "password" }, password = { user = {
+          name = "extra", password = "Extra-Passw0rd", domain = { name = "extra-domain" } } } },
+          scope = { project = { name = "eu-west-0" } } } } })
+      assert.equal(201, resp.status, resp.body)
+      assert.equal(200, assert(emulator.http{ port = other.port, path = "/v1/" .. project .. "/bandwidths",
+        headers = { ["X-Auth-Token"] = resp.headers["x-subject-token"] } }).status)
+      -- the defaults are still there
+      assert.equal(200, assert(emulator.http{ port = other.port, path = v1(),
+        headers = other:sign{ path = v1() } }).status)
+    end)
+  end)
+
+  describe("IAM tokens", function()
+    local function login(overrides)
+      overrides = overrides or {}
+      local project = overrides.project_id and { id = overrides.project_id }
+        or { name = overrides.project or emu.iam.project }
+      local body = { auth = {
+        identity = { methods = { "password" }, password = { user = {
+          name = overrides.username or emu.iam.username,
+          password = overrides.password or emu.iam.password,
+          domain = { name = overrides.domain or emu.iam.domain } } } },
+        scope = { project = project } } }
+      return call("POST", "/v3/auth/tokens", overrides.body or body, { ["Content-Type"] = "application/json" })
+    end
+
+    local function epoch(iso)
+      local y, mo, d, h, mi, s = iso:match("^(%d+)%-(%d+)%-(%d+)T(%d+):(%d+):(%d+)%.%d+Z$")
+      return os.time{ year = y, month = mo, day = d, hour = h, min = mi, sec = s }
+    end
+
+    local function assert_iam_refused(resp, message)
+      assert.equal(401, resp.status, resp.body)
+      assert.same({ code = 401, message = message, title = "Unauthorized" }, resp.json.error)
+    end
+
+    it("exposes the default IAM user of the default project", function()
+      assert.same({ "domain", "password", "project", "project_id", "username" }, (function()
+        local keys = {}
+        for k in pairs(emu.iam) do keys[#keys + 1] = k end
+        table.sort(keys)
+        return keys
+      end)())
+      assert.equal(emu.project_id, emu.iam.project_id)
+    end)
+
+    it("issues a token: 201, X-Subject-Token, the documented body; it works for its project", function()
+      local resp = login()
+      assert.equal(201, resp.status, resp.body)
+      local token = resp.headers["x-subject-token"]
+      assert.is_true(#token >= 100)
+      assert.is_nil(resp.body:find(token, 1, true))
+      local t = resp.json.token
+      local stamp = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%d%d%d%dZ$"
+      assert.matches(stamp, t.expires_at)
+      assert.matches(stamp, t.issued_at)
+      assert.equal(24 * 3600, epoch(t.expires_at) - epoch(t.issued_at))
+      assert.same({ "password" }, t.methods)
+      assert.equal(emu.project_id, t.project.id)
+      assert.equal(emu.iam.project, t.project.name)
+      assert.equal(emu.iam.username, t.user.name)
+      assert.equal(emu.iam.domain, t.user.domain.name)
+      assert.is_nil(resp.body:find(emu.iam.password, 1, true))
+      assert.equal(200, call("GET", v1(), nil, { ["X-Auth-Token"] = token }).status)
+      assert_vpc_error(call("GET", "/v1/" .. emu.other_project_id .. "/bandwidths", nil,
+        { ["X-Auth-Token"] = token }), 400, "VPC.0007")
+      assert.are_not.equal(token, login().headers["x-subject-token"]) -- a new token each time
+      assert.equal(2, emu:stats().tokens_issued)
+    end)
+
+    it("scopes by project id, or to another project of the user", function()
+      local resp = login{ project_id = emu.other_project_id }
+      assert.equal(201, resp.status, resp.body)
+      assert.equal(emu.other_project_id, resp.json.token.project.id)
+      assert.equal(200, call("GET", "/v1/" .. emu.other_project_id .. "/bandwidths", nil,
+        { ["X-Auth-Token"] = resp.headers["x-subject-token"] }).status)
+    end)
+
+    it("refuses a wrong password, user or domain with 401, never echoing the password", function()
+      local resp = login{ password = "Wrong-Passw0rd-secret" }
+      assert_iam_refused(resp, "The username or password is wrong.")
+      assert.is_nil(resp.body:find("Wrong-Passw0rd-secret", 1, true))
+      assert.is_nil(resp.headers["x-subject-token"])
+      assert_iam_refused(login{ username = "nobody" }, "The username or password is wrong.")
+      assert_iam_refused(login{ domain = "other-domain" }, "The username or password is wrong.")
+      assert.equal(3, emu:stats().auth_failures)
+      assert.equal(0, emu:stats().tokens_issued)
+    end)
+
+    it("refuses an unknown project with 401 and a malformed body with 400", function()
+      assert_iam_refused(login{ project = "no-such-region" }, "The request you have made requires authentication.")
+      assert_iam_refused(login{ project_id = "00000000000000000000000000000000" },
+        "The request you have made requires authentication.")
+      local resp = login{ body = '{"auth":{"identity":{"methods":["token"]}}}' }
+      assert.equal(400, resp.status)
+      assert.equal("Bad Request", resp.json.error.title)
+      assert.equal(405, call("GET", "/v3/auth/tokens").status)
+    end)
+
+    it("expire_tokens: issued tokens answer 401 APIGW.0301 afterwards, new ones work", function()
+      local old = login().headers["x-subject-token"]
+      assert.is_true(emu:expire_tokens() >= 1) -- earlier tests' tokens too: reset keeps them
+      local resp = call("GET", v1(), nil, { ["X-Auth-Token"] = old })
+      assert_gateway_error(resp, 401, "APIGW.0301")
+      assert.equal("Incorrect IAM authentication information: the token has expired", resp.json.error_msg)
+      assert.equal(200, call("GET", v1()).status) -- configured tokens never expire
+      local new = login().headers["x-subject-token"]
+      assert.equal(200, call("GET", v1(), nil, { ["X-Auth-Token"] = new }).status)
+      assert.equal(1, emu:stats().auth_failures)
+    end)
+
+    it("set_token_ttl: expires_at follows it, and a token stops working when it passes", function()
+      emu:set_token_ttl(1)
+      local ok, err = pcall(function()
+        local resp = login()
+        local t = resp.json.token
+        assert.equal(1, epoch(t.expires_at) - epoch(t.issued_at))
+        local token = resp.headers["x-subject-token"]
+        assert.equal(200, call("GET", v1(), nil, { ["X-Auth-Token"] = token }).status)
+        socket.sleep(1.1)
+        assert_gateway_error(call("GET", v1(), nil, { ["X-Auth-Token"] = token }), 401, "APIGW.0301")
+      end)
+      emu:set_token_ttl(24 * 3600)
+      assert(ok, err)
+    end)
+
+    it("reset keeps issued tokens but restores the default TTL and clock", function()
+      local token = login().headers["x-subject-token"]
+      emu:set_token_ttl(5)
+      emu:set_clock_offset(3600)
+      emu:reset()
+      assert.equal(200, call("GET", v1(), nil, { ["X-Auth-Token"] = token }).status)
+      local t = login().json.token
+      assert.equal(24 * 3600, epoch(t.expires_at) - epoch(t.issued_at))
+      assert.is_true(math.abs(epoch(t.issued_at) - os.time(os.date("!*t"))) < 60)
     end)
   end)
 

@@ -13,14 +13,24 @@
 
 #define lua_rawlen(L, i) lua_objlen((L), (i))
 
+/* LuaJIT 2.1 ships the 5.2 helpers (luaL_setfuncs, luaL_testudata, luaL_setmetatable) and
+ * plain 5.1 does not. LUAJIT_VERSION cannot tell them apart: it lives in luajit.h, which
+ * lua.h does not include (and plain 5.1 has no luajit.h to include). LuaJIT's lauxlib.h
+ * does define luaL_newlib, a 5.2 name plain 5.1 lacks, so that macro is the marker. */
+#ifdef luaL_newlib
+#define EIP_LUAJIT 1
+#else
+#define EIP_LUAJIT 0
+#endif
+
 #ifndef luaL_newlibtable
 #define luaL_newlibtable(L, l) lua_createtable((L), 0, (int)(sizeof(l) / sizeof((l)[0]) - 1))
 #endif
 
-/* LuaJIT 2.1 ships luaL_setfuncs and luaL_testudata; plain 5.1 does not. OpenResty's LuaJIT
- * defines LUAJIT_VERSION, which is how we tell them apart. */
-#ifndef LUAJIT_VERSION
-static void eip_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
+#if !EIP_LUAJIT
+/* "static inline": a translation unit that does not use one of these gets no
+ * -Wunused-function warning for it. */
+static inline void eip_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
 {
     luaL_checkstack(L, nup + 1, "too many upvalues");
     for (; l->name != NULL; l++) {
@@ -34,7 +44,7 @@ static void eip_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
 }
 #define luaL_setfuncs(L, l, n) eip_compat_setfuncs((L), (l), (n))
 
-static void *eip_compat_testudata(lua_State *L, int ud, const char *tname)
+static inline void *eip_compat_testudata(lua_State *L, int ud, const char *tname)
 {
     void *p = lua_touserdata(L, ud);
     if (p != NULL && lua_getmetatable(L, ud)) {
@@ -47,7 +57,7 @@ static void *eip_compat_testudata(lua_State *L, int ud, const char *tname)
     return NULL;
 }
 #define luaL_testudata(L, ud, t) eip_compat_testudata((L), (ud), (t))
-#endif /* !LUAJIT_VERSION */
+#endif /* !EIP_LUAJIT */
 
 #ifndef luaL_newlib
 #define luaL_newlib(L, l) (luaL_newlibtable((L), (l)), luaL_setfuncs((L), (l), 0))

@@ -1,8 +1,8 @@
 -- Launcher and control client of the EIP emulator (plain Lua 5.4 + LuaSocket + cjson).
 --
 -- The emulator itself is a private nginx with the Lua module (spec/support/emulator/*.lua run
--- inside it). This file starts and stops such instances and talks to their /__emulator/ control
--- routes:
+-- inside it). This file starts and stops such instances (through the generic private-nginx
+-- runner, spec/support/nginx.lua) and talks to their /__emulator/ control routes:
 --
 --   local emulator = require "spec.support.emulator"
 --   local emu = emulator.start()          -- or emulator.start{ tokens = { [tok] = project } }
@@ -10,6 +10,17 @@
 --   emu:reset(); emu:reset_counters(); emu:set_tokens{...}
 --   emu:create_bandwidth{...}; emu:get_bandwidth(id); emu:bandwidths(); emu:inject{...}
 --   emu:stats(); emu:requests(); emu:stop()          emulator.stop_all()
+--
+-- Authentication beyond tokens (see spec/support/emulator/aksk.lua and iam.lua):
+--   emu.ak, emu.sk                               permanent AK/SK pair of emu.project_id
+--   emu.temp_ak, emu.temp_sk, emu.security_token temporary credentials, same project
+--   emu.iam = { username, password, domain, project (name), project_id }   IAM password login
+--   emulator.start{ aksk = { [ak] = { sk=, project_id=, security_token=? } },
+--                   users = { { username=, password=, domain=, project=, project_id= }, ... } }
+--   emu:verify{ method, url, headers, query?, body?, ak, sk, signed_headers? }  the emulator's
+--       own signature of a described request -> { authorization, canonical, string_to_sign, ... }
+--   emu:sign{ method, path, ... } -> headers of a correctly signed request to this instance
+--   emu:expire_tokens(); emu:set_token_ttl(s); emu:set_clock_offset(s); emu:set_aksk{...}
 --
 -- Also a command line for `make demo`:
 --   lua5.4 spec/support/emulator.lua start --dir DIR [--port N]   (detached; writes DIR/emulator.env)
@@ -23,146 +34,36 @@ M.DEFAULT_TOKEN = "emu-token-1f2e3d4c5b6a"
 M.DEFAULT_PROJECT_ID = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 M.OTHER_TOKEN = "emu-token-other-7a6b5c4d3e2f"
 M.OTHER_PROJECT_ID = "f9e8d7c6b5a4938271605f4e3d2c1b0a"
+-- AK/SK pairs shaped like real ones (20-character AK, 40-character SK); test values only.
+M.DEFAULT_AK = "EMUAK7PERMANENT00001"
+M.DEFAULT_SK = "u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8dKLzd"
+M.TEMP_AK = "EMUAK7TEMPORARY00002"
+M.TEMP_SK = "ocJ2isAjIhKtJ0RlgLKOmxgJTeKdNnFRIBXuDL7D"
+M.SECURITY_TOKEN = "gQ5jbi1ub3J0aC00emu-xtpYlSXpfKtHF4vUCsMehGAkWvj7FAc9QeWJKY40uvSwMFLZDe1f8rESQedUStPKR0"
+  .. "CsTy4Qwb8DwkNhFdnXsiVpzz63FfkCzJr4i0B3JrTAwR4y9ojfljoQ"
+-- The IAM user of the default project (it may also scope to OTHER_PROJECT_ID as OTHER_PROJECT).
+M.IAM_USER = "emu-operator"
+M.IAM_PASSWORD = "Emu-0perator!Passw0rd"
+M.IAM_DOMAIN = "emu-domain"
+M.IAM_PROJECT = "cn-north-4"
+M.OTHER_PROJECT = "ap-southeast-1"
 
-local START_TIMEOUT = 5     -- seconds to wait for a new instance to answer
-local STOP_TIMEOUT = 3      -- seconds to wait for a graceful stop before SIGKILL
 local CONTROL_TIMEOUT = 5   -- seconds for one control call
-local PORT_ATTEMPTS = 5     -- a free port can be taken between probing it and nginx binding it
 
--- Paths --------------------------------------------------------------------------------------
-
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function capture(cmd)
-  local f = assert(io.popen(cmd, "r"))
-  local out = f:read("a")
-  f:close()
-  return (out:gsub("%s+$", ""))
-end
-
-local function file_exists(path)
-  local f = io.open(path, "r")
-  if f then
-    f:close()
-    return true
+-- Processes, ports, configs: the generic private-nginx runner. Loaded next to this file when
+-- run as a script from another directory (`lua5.4 /path/to/emulator.lua start ...`).
+local nginx = (function()
+  local ok, mod = pcall(require, "spec.support.nginx")
+  if ok then
+    return mod
   end
-  return false
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local text = f:read("a")
-  f:close()
-  return text
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  assert(f:close())
-end
-
--- Absolute directory of this file: nginx needs absolute paths, and the caller's cwd may differ.
-local SUPPORT_DIR = (function()
-  local source = debug.getinfo(1, "S").source:gsub("^@", "")
-  local dir = source:match("^(.*)/[^/]*$") or "."
-  if dir:sub(1, 1) ~= "/" then
-    dir = capture("cd " .. shell_quote(dir) .. " && pwd")
-  end
-  return dir
+  local here = debug.getinfo(1, "S").source:gsub("^@", ""):match("^(.*)/[^/]*$") or "."
+  return dofile(here .. "/nginx.lua")
 end)()
 
-local function find_nginx()
-  local env = os.getenv("EIP_EMULATOR_NGINX")
-  if env and env ~= "" then
-    return env
-  end
-  if file_exists("/usr/sbin/nginx") then
-    return "/usr/sbin/nginx"
-  end
-  local found = capture("command -v nginx 2>/dev/null")
-  if found == "" then
-    error("eip emulator: nginx not found (install nginx and libnginx-mod-http-lua, "
-      .. "or set EIP_EMULATOR_NGINX)", 0)
-  end
-  return found
-end
-
-local function modules_dir()
-  local env = os.getenv("EIP_EMULATOR_MODULES")
-  local dir = (env and env ~= "") and env or "/usr/lib/nginx/modules"
-  if not file_exists(dir .. "/ngx_http_lua_module.so") then
-    error("eip emulator: " .. dir .. "/ngx_http_lua_module.so not found "
-      .. "(install libnginx-mod-http-lua, or set EIP_EMULATOR_MODULES)", 0)
-  end
-  return dir
-end
-
--- Processes ----------------------------------------------------------------------------------
-
--- The pid of this Lua process: the parent of the shell that io.popen starts.
-local MY_PID = tonumber(capture("echo $PPID"))
-
--- "running", "zombie" (exited, not yet reaped) or nil (gone), from /proc/<pid>/stat.
-local function process_state(pid)
-  local stat = read_file("/proc/" .. pid .. "/stat")
-  if not stat then
-    return nil
-  end
-  local state = stat:match("%)%s+(%a)")
-  if state == "Z" or state == "X" then
-    return "zombie"
-  end
-  return "running"
-end
-
-local function alive(pid)
-  return process_state(pid) == "running"
-end
-
-local function signal(pid, name)
-  os.execute("kill -" .. name .. " " .. math.tointeger(pid) .. " 2>/dev/null")
-end
-
-local function children_of(pid)
-  local out = capture("pgrep -P " .. math.tointeger(pid) .. " 2>/dev/null")
-  local pids = {}
-  for child in out:gmatch("%d+") do
-    pids[#pids + 1] = tonumber(child)
-  end
-  return pids
-end
-
-local function wait_until(deadline, predicate)
-  while not predicate() do
-    if socket.gettime() >= deadline then
-      return false
-    end
-    socket.sleep(0.02)
-  end
-  return true
-end
-
--- QUIT (graceful), then KILL the master and its workers (each by pid) if it does not exit.
-local function terminate(pid)
-  if not alive(pid) then
-    return
-  end
-  signal(pid, "QUIT")
-  if wait_until(socket.gettime() + STOP_TIMEOUT, function() return not alive(pid) end) then
-    return
-  end
-  for _, child in ipairs(children_of(pid)) do
-    signal(child, "KILL")
-  end
-  signal(pid, "KILL")
-  wait_until(socket.gettime() + STOP_TIMEOUT, function() return not alive(pid) end)
-end
+-- Absolute directory of this file: nginx needs absolute paths, and the caller's cwd may differ.
+local SUPPORT_DIR = nginx.dir_of(debug.getinfo(1, "S").source)
+local TEMPLATE = SUPPORT_DIR .. "/emulator/nginx.conf.in"
 
 -- A tiny HTTP/1.1 client --------------------------------------------------------------------
 -- socket.http forces its own 60 s timeout on every socket; control calls and the spec want
@@ -311,7 +212,8 @@ local function control(self, method, route, body, expect)
   return decoded, resp.status
 end
 
--- Forget bandwidths, injections, counters and the request log (tokens stay).
+-- Forget bandwidths, injections, counters and the request log; restore the default token TTL
+-- and clock offset. Tokens (configured and issued), AK/SK pairs and IAM users stay.
 function Emulator:reset()
   control(self, "POST", "reset", nil, 200)
 end
@@ -363,7 +265,8 @@ function Emulator:inject(rule)
   return control(self, "POST", "inject", rule, 200).pending
 end
 
--- { requests = n, connections = n, bandwidths = n, pending_injections = n }
+-- { requests = n, connections = n, bandwidths = n, pending_injections = n, tokens_issued = n,
+--   auth_failures = n (401s for bad tokens, signatures or IAM passwords) }
 function Emulator:stats()
   return (control(self, "GET", "stats", nil, 200))
 end
@@ -373,126 +276,95 @@ function Emulator:requests()
   return control(self, "GET", "requests", nil, 200).requests
 end
 
+-- Configure the accepted AK/SK pairs ({ [ak] = { sk, project_id, security_token? } }); replaces
+-- the current set (emu.aksk holds the one start configured).
+function Emulator:set_aksk(map)
+  control(self, "PUT", "aksk", { aksk = map }, 200)
+end
+
+-- Configure the IAM users (a list as for the start option `users`); replaces the current set.
+function Emulator:set_users(list)
+  local users = {}
+  for i, user in ipairs(list) do
+    local projects = {}
+    for name, id in pairs(user.projects or {}) do
+      projects[name] = id
+    end
+    if user.project and user.project_id then
+      projects[user.project] = user.project_id
+    end
+    users[i] = { username = user.username, password = user.password, domain = user.domain,
+      projects = projects }
+  end
+  control(self, "PUT", "users", { users = users }, 200)
+end
+
+-- Every token IAM issued so far expires now (configured tokens stay). Returns how many did.
+function Emulator:expire_tokens()
+  return control(self, "POST", "expire_tokens", nil, 200).expired
+end
+
+-- Lifetime of the tokens IAM issues from now on (default 24 h; reset restores it).
+function Emulator:set_token_ttl(seconds)
+  control(self, "PUT", "token_ttl", { seconds = seconds }, 200)
+end
+
+-- Put the emulator's clock `seconds` ahead of real time (negative: behind); 0 restores it.
+-- It decides X-Sdk-Date skew and token expiry; reset restores it.
+function Emulator:set_clock_offset(seconds)
+  control(self, "PUT", "clock", { offset = seconds }, 200)
+end
+
+-- The emulator's own SDK-HMAC-SHA256 signature of a described request:
+-- { method, url, headers = {name = value}, query? = {name = value}, body?, ak, sk,
+--   signed_headers? = {names} (default: every header given, plus host from the url) }
+-- -> { authorization, signature, canonical, string_to_sign, signed_headers }.
+function Emulator:verify(spec)
+  return (control(self, "POST", "verify", spec, 200))
+end
+
+-- Headers for a request to this instance signed with AK/SK (by the emulator's implementation):
+-- opts: method = "GET", path (with any query), headers? (extra, signed too), body?,
+-- ak/sk/security_token (default: emu.ak/emu.sk; temporary = true: the temporary pair and its
+-- token), project_id (X-Project-Id; default emu.project_id), date (X-Sdk-Date; default now),
+-- signed_headers? (to leave some out). Pass the result as emulator.http{ headers = ... }.
+function Emulator:sign(opts)
+  local headers = {}
+  for name, value in pairs(opts.headers or {}) do
+    headers[name] = value
+  end
+  local ak, sk, security_token = opts.ak or self.ak, opts.sk or self.sk, opts.security_token
+  if opts.temporary then
+    ak, sk = opts.ak or self.temp_ak, opts.sk or self.temp_sk
+    security_token = security_token or self.security_token
+  end
+  headers["X-Sdk-Date"] = opts.date or os.date("!%Y%m%dT%H%M%SZ")
+  headers["X-Project-Id"] = opts.project_id or self.project_id
+  headers["X-Security-Token"] = security_token
+  local answer = self:verify{ method = opts.method or "GET", url = self.url .. opts.path,
+    headers = headers, body = opts.body, ak = ak, sk = sk, signed_headers = opts.signed_headers }
+  headers["Authorization"] = answer.authorization
+  return headers
+end
+
 -- Launching ----------------------------------------------------------------------------------
 
 local live = {} -- instances started by this process and not yet stopped
-
-local function free_port()
-  local server = assert(socket.bind("127.0.0.1", 0))
-  local _, port = server:getsockname()
-  server:close()
-  return tonumber(port)
-end
-
-local function render_config(prefix, port, owner_pid)
-  local template = assert(read_file(SUPPORT_DIR .. "/emulator/nginx.conf.in"))
-  -- Root's workers would otherwise run as "nobody", which cannot enter a private temp dir.
-  local user = capture("id -u") == "0" and "user root root;" or ""
-  local fields = {
-    PREFIX = prefix, PORT = tostring(port), LUA_DIR = SUPPORT_DIR,
-    MODULES_DIR = modules_dir(), USER_DIRECTIVE = user, OWNER_PID = tostring(owner_pid),
-  }
-  local conf = template:gsub("@([%u_]+)@", function(name)
-    return assert(fields[name], "unknown template field " .. name)
-  end)
-  local path = prefix .. "/nginx.conf"
-  write_file(path, conf)
-  return path
-end
-
-local function tail(path, lines)
-  local text = read_file(path) or ""
-  local all = {}
-  for line in text:gmatch("[^\n]+") do
-    all[#all + 1] = line
-  end
-  return table.concat(all, "\n", math.max(1, #all - lines + 1))
-end
-
-local function startup_log(prefix)
-  return (tail(prefix .. "/error.log", 15) .. "\n" .. tail(prefix .. "/stderr.log", 5))
-    :gsub("^%s+", ""):gsub("%s+$", "")
-end
 
 local function answers(port)
   local resp = M.http{ port = port, path = "/__emulator/health", timeout = 0.5 }
   return resp ~= nil and resp.status == 200
 end
 
--- Start nginx in the foreground (daemon off) as a child of this process, through io.popen:
--- closing the pipe handle reaps it, so a stopped emulator never lingers as a zombie, which a
--- daemonized master (re-parented to init) can. Returns the handle and the master's pid.
-local function spawn(prefix, conf)
-  local cmd = string.format(
-    "echo $$; exec %s -p %s -c %s -e %s -g 'daemon off;' </dev/null >/dev/null 2>>%s",
-    shell_quote(find_nginx()), shell_quote(prefix), shell_quote(conf),
-    shell_quote(prefix .. "/error.log"), shell_quote(prefix .. "/stderr.log"))
-  local handle = assert(io.popen(cmd, "r"))
-  local pid = tonumber(handle:read("l"))
-  return handle, pid
+-- What the runner needs to start one emulator (see spec/support/nginx.lua).
+local function nginx_options(port)
+  return {
+    template = TEMPLATE, fields = { LUA_DIR = SUPPORT_DIR }, ready = answers, port = port,
+    label = "eip emulator",
+  }
 end
 
--- Wait until the instance answers; false if nginx exited or the deadline passed.
-local function wait_ready(pid, port)
-  local deadline = socket.gettime() + START_TIMEOUT
-  return wait_until(deadline, function()
-    if not alive(pid) then
-      return true -- stop waiting; the caller sees it is not alive
-    end
-    return answers(port)
-  end) and alive(pid)
-end
-
-local function try_start(prefix, port)
-  local conf = render_config(prefix, port, MY_PID)
-  local handle, pid = spawn(prefix, conf)
-  if pid and wait_ready(pid, port) then
-    return handle, pid
-  end
-  if pid then
-    terminate(pid)
-  end
-  handle:close()
-  return nil, startup_log(prefix)
-end
-
-local function remove_tree(path)
-  -- Only ever our own mktemp directories.
-  if path and path:match("^/[%w/._-]*/eip%-emulator%.[%w]+$") then
-    os.execute("rm -rf " .. shell_quote(path))
-  end
-end
-
-local function make_prefix()
-  local base = os.getenv("TMPDIR")
-  if not base or base == "" then
-    base = "/tmp"
-  end
-  local dir = capture("mktemp -d " .. shell_quote(base .. "/eip-emulator.XXXXXXXX"))
-  assert(dir ~= "", "eip emulator: mktemp -d failed")
-  assert(os.execute("mkdir -p " .. shell_quote(dir .. "/tmp")))
-  return dir
-end
-
-local function launch(prefix, fixed_port)
-  local last_log
-  for _ = 1, fixed_port and 1 or PORT_ATTEMPTS do
-    local port = fixed_port or free_port()
-    local handle, pid_or_log = try_start(prefix, port)
-    if handle then
-      return handle, pid_or_log, port
-    end
-    last_log = pid_or_log
-    if not last_log:find("Address already in use", 1, true) then
-      break
-    end
-  end
-  error("eip emulator: nginx did not start or did not answer within " .. START_TIMEOUT
-    .. " s; end of its logs:\n"
-    .. tostring(last_log), 0)
-end
-
-local START_OPTIONS = { tokens = true, port = true }
+local START_OPTIONS = { tokens = true, port = true, aksk = true, users = true }
 
 local function check_options(opts)
   for k in pairs(opts) do
@@ -502,6 +374,13 @@ local function check_options(opts)
   end
   if opts.tokens ~= nil and type(opts.tokens) ~= "table" then
     error("eip emulator: tokens must be a table { [token] = project_id }", 3)
+  end
+  if opts.aksk ~= nil and type(opts.aksk) ~= "table" then
+    error("eip emulator: aksk must be a table { [ak] = { sk=, project_id=, security_token=? } }", 3)
+  end
+  if opts.users ~= nil and type(opts.users) ~= "table" then
+    error("eip emulator: users must be a list of { username=, password=, domain=, project=, "
+      .. "project_id= }", 3)
   end
 end
 
@@ -513,6 +392,39 @@ local function token_set(extra)
   return tokens
 end
 
+-- The default AK/SK pairs (permanent and temporary, both of the default project) plus extra.
+local function aksk_set(extra)
+  local set = {
+    [M.DEFAULT_AK] = { sk = M.DEFAULT_SK, project_id = M.DEFAULT_PROJECT_ID },
+    [M.TEMP_AK] = { sk = M.TEMP_SK, project_id = M.DEFAULT_PROJECT_ID,
+      security_token = M.SECURITY_TOKEN },
+  }
+  for ak, cred in pairs(extra or {}) do
+    set[ak] = cred
+  end
+  return set
+end
+
+-- The default IAM user plus extra users.
+local function user_list(extra)
+  local users = { {
+    username = M.IAM_USER, password = M.IAM_PASSWORD, domain = M.IAM_DOMAIN,
+    project = M.IAM_PROJECT, project_id = M.DEFAULT_PROJECT_ID,
+    projects = { [M.OTHER_PROJECT] = M.OTHER_PROJECT_ID },
+  } }
+  for _, user in ipairs(extra or {}) do
+    users[#users + 1] = user
+  end
+  return users
+end
+
+-- Send the authentication setup of a new instance.
+local function configure(self)
+  self:set_tokens(self.tokens)
+  self:set_aksk(self.aksk)
+  self:set_users(self.users)
+end
+
 -- Stop the instance: nginx is asked to quit, killed if it does not, reaped; the prefix goes.
 function Emulator:stop()
   if self._stopped then
@@ -520,39 +432,39 @@ function Emulator:stop()
   end
   self._stopped = true
   live[self] = nil
-  terminate(self.pid)
-  if self._handle then
-    self._handle:close() -- waits for (reaps) the master
-  end
-  remove_tree(self.prefix)
+  self._nginx:stop() -- quit (or kill), reap, remove the prefix
 end
 
 Emulator.__close = Emulator.stop
 
 -- Start an emulator. opts: tokens = { [token] = project_id } (added to the two defaults),
--- port = N (default: a free one).
+-- aksk = { [ak] = { sk, project_id, security_token? } } and users = { {username, password,
+-- domain, project, project_id}, ... } (added to the defaults), port = N (default: a free one).
 function M.start(opts)
   opts = opts or {}
   check_options(opts)
-  local prefix = make_prefix()
-  local ok, handle, pid, port = pcall(launch, prefix, opts.port)
+  local launch_opts = nginx_options(opts.port)
+  launch_opts.name = "emulator"
+  local ok, inst = pcall(nginx.start, launch_opts)
   if not ok then
-    remove_tree(prefix)
-    error(handle, 2)
+    error(inst, 2)
   end
+  local port = inst.port
   local self = setmetatable({
-    url = "http://127.0.0.1:" .. port, port = port, pid = pid, prefix = prefix,
+    url = "http://127.0.0.1:" .. port, port = port, pid = inst.pid, prefix = inst.prefix, _nginx = inst,
     token = M.DEFAULT_TOKEN, project_id = M.DEFAULT_PROJECT_ID,
     other_token = M.OTHER_TOKEN, other_project_id = M.OTHER_PROJECT_ID,
-    tokens = token_set(opts.tokens), _handle = handle,
+    tokens = token_set(opts.tokens),
+    ak = M.DEFAULT_AK, sk = M.DEFAULT_SK, aksk = aksk_set(opts.aksk), users = user_list(opts.users),
+    temp_ak = M.TEMP_AK, temp_sk = M.TEMP_SK, security_token = M.SECURITY_TOKEN,
+    iam = { username = M.IAM_USER, password = M.IAM_PASSWORD, domain = M.IAM_DOMAIN,
+      project = M.IAM_PROJECT, project_id = M.DEFAULT_PROJECT_ID },
   }, Emulator)
-  -- Finalizers run in reverse order of creation when Lua closes its state (normal exit, or the
-  -- error exit of lua5.4 and busted), so this guard, made after the pipe handle, stops nginx
-  -- before the handle's own finalizer would wait for it to exit on its own.
-  self._guard = setmetatable({}, { __gc = function() self:stop() end })
+  -- The runner's instance carries its own finalizer guard (nginx is stopped when the Lua state
+  -- closes without a stop).
   live[self] = true
   local err
-  ok, err = pcall(self.set_tokens, self, self.tokens)
+  ok, err = pcall(configure, self)
   if not ok then
     self:stop()
     error(err, 2)
@@ -583,43 +495,16 @@ end
 
 -- Start a daemonized nginx in dir (its prefix), which outlives this process. Returns the env text.
 function M.start_detached(dir, fixed_port)
-  assert(os.execute("mkdir -p " .. shell_quote(dir .. "/tmp")))
-  dir = capture("cd " .. shell_quote(dir) .. " && pwd")
-  if file_exists(dir .. "/nginx.pid") and alive(tonumber(read_file(dir .. "/nginx.pid")) or 0) then
-    error("eip emulator: already running in " .. dir, 0)
-  end
-  local last_log
-  for _ = 1, fixed_port and 1 or PORT_ATTEMPTS do
-    local port = fixed_port or free_port()
-    local conf = render_config(dir, port, 0)
-    os.execute(string.format("%s -p %s -c %s -e %s </dev/null >/dev/null 2>>%s",
-      shell_quote(find_nginx()), shell_quote(dir), shell_quote(conf),
-      shell_quote(dir .. "/error.log"), shell_quote(dir .. "/stderr.log")))
-    if wait_until(socket.gettime() + START_TIMEOUT, function() return answers(port) end) then
-      local emu = setmetatable({ port = port, project_id = M.DEFAULT_PROJECT_ID }, Emulator)
-      emu:set_tokens(token_set())
-      local text = env_text(port)
-      write_file(dir .. "/emulator.env", text)
-      return text
-    end
-    last_log = startup_log(dir)
-    if not last_log:find("Address already in use", 1, true) then
-      break
-    end
-  end
-  error("eip emulator: nginx did not start; error.log:\n" .. tostring(last_log), 0)
+  local port = nginx.start_detached(dir, nginx_options(fixed_port))
+  local emu = setmetatable({ port = port, project_id = M.DEFAULT_PROJECT_ID }, Emulator)
+  emu:set_tokens(token_set())
+  local text = env_text(port)
+  nginx.write_file(dir .. "/emulator.env", text)
+  return text
 end
 
 function M.stop_detached(dir)
-  local pid = tonumber(read_file(dir .. "/nginx.pid") or "")
-  if pid then
-    terminate(pid)
-  end
-  for _, name in ipairs({ "emulator.env", "nginx.conf", "nginx.pid" }) do
-    os.remove(dir .. "/" .. name)
-  end
-  os.execute("rm -rf " .. shell_quote(dir .. "/tmp"))
-  return pid ~= nil
+  return nginx.stop_detached(dir, { "emulator.env" })
 end
 
 local function cli(args)

@@ -1,0 +1,311 @@
+-- Every way to authenticate, against the emulator's own AK/SK verifier and IAM: signed
+-- deletes, temporary credentials, the environment, IAM password tokens with caching and
+-- refresh after 401, and secrets that never reach errors, tostring or logs.
+local eip = require "eip"
+local client_mod = require "eip.client"
+local emulator = require "spec.support.emulator"
+
+local function raised(f, ...)
+  local ok, err = pcall(f, ...)
+  assert.is_false(ok, "expected an error")
+  assert.is_true(eip.is_error(err), tostring(err))
+  return err
+end
+
+local function env_of(t)
+  return function(name) return t[name] end
+end
+
+local function no_secret_in(text, secrets)
+  for _, s in ipairs(secrets) do
+    assert.is_nil(text:find(s, 1, true), "a secret leaked into: " .. text:sub(1, 200))
+  end
+end
+
+local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+describe("authentication", function()
+  local emu
+
+  setup(function() emu = emulator.start() end)
+  teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  local function last_request()
+    local reqs = emu:requests()
+    return reqs[#reqs]
+  end
+
+  describe("AK/SK", function()
+    it("signs a delete that the emulator's own verifier accepts", function()
+      local id = emu:create_bandwidth{ size = 1 }
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, ak = emu.ak, sk = emu.sk }
+      local res = c:delete_bandwidth(id)
+      c:close()
+      assert.equal(204, res.status)
+      local h = last_request().headers
+      assert.matches("^SDK%-HMAC%-SHA256 Access=" .. emu.ak:gsub("%p", "%%%0") .. ", SignedHeaders=", h.authorization)
+      assert.matches("SignedHeaders=content%-type;host;x%-project%-id;x%-sdk%-date,", h.authorization)
+      assert.matches("^%d%d%d%d%d%d%d%dT%d%d%d%d%d%dZ$", h["x-sdk-date"])
+      assert.equal(emu.project_id, h["x-project-id"])
+      assert.equal("127.0.0.1:" .. emu.port, h.host)
+      assert.is_nil(h["x-auth-token"])
+    end)
+
+    it("signs temporary credentials with X-Security-Token", function()
+      local id = emu:create_bandwidth{ size = 1 }
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id,
+        ak = emu.temp_ak, sk = emu.temp_sk, security_token = emu.security_token }
+      assert.equal(204, c:delete_bandwidth(id).status)
+      c:close()
+      local h = last_request().headers
+      assert.equal(emu.security_token, h["x-security-token"])
+      assert.matches("x%-security%-token", h.authorization)
+    end)
+
+    it("maps a rejected signature to 401 APIGW.0301 without showing the SK", function()
+      local wrong = emu.sk:sub(1, -2) .. (emu.sk:sub(-1) == "x" and "y" or "x")
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, ak = emu.ak, sk = wrong }
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      c:close()
+      assert.equal(401, err.status)
+      assert.equal("APIGW.0301", err.code)
+      assert.is_false(err.retryable)
+      assert.equal(1, err.attempts)
+      no_secret_in(tostring(err), { wrong, emu.sk })
+    end)
+
+    it("404s and other answers keep their mapping when signed", function()
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, ak = emu.ak, sk = emu.sk }
+      local err = raised(c.delete_bandwidth, c, "does-not-exist")
+      c:close()
+      assert.equal(404, err.status)
+      assert.equal("VPC.0306", err.code)
+    end)
+
+    it("refuses token and AK/SK together, and half a pair", function()
+      local base = { endpoint = emu.url, project_id = emu.project_id }
+      local function with(t) for k, v in pairs(base) do t[k] = v end return t end
+      assert.equal("token", raised(eip.new, with{ token = emu.token, ak = emu.ak, sk = emu.sk }).argument)
+      assert.equal("auth", raised(eip.new, with{ ak = emu.ak, sk = emu.sk, auth = {} }).argument)
+      assert.equal("sk", raised(eip.new, with{ ak = emu.ak }).argument)
+      assert.equal("ak", raised(eip.new, with{ sk = emu.sk }).argument)
+      assert.equal("ak", raised(eip.new, with{ security_token = "x" }).argument)
+      assert.equal(0, emu:stats().requests)
+    end)
+  end)
+
+  describe("credentials from the environment", function()
+    local new = client_mod.new
+
+    it("uses HUAWEICLOUD_SDK_AK/SK/PROJECT_ID when no option is given", function()
+      local id = emu:create_bandwidth{ size = 1 }
+      local c = new({ endpoint = emu.url }, env_of{
+        HUAWEICLOUD_SDK_AK = emu.ak, HUAWEICLOUD_SDK_SK = emu.sk, HUAWEICLOUD_SDK_PROJECT_ID = emu.project_id })
+      assert.equal("aksk", c.auth)
+      assert.equal(204, c:delete_bandwidth(id).status)
+      c:close()
+    end)
+
+    it("uses HUAWEICLOUD_SDK_SECURITY_TOKEN with a temporary pair", function()
+      local id = emu:create_bandwidth{ size = 1 }
+      local c = new({ endpoint = emu.url, project_id = emu.project_id }, env_of{
+        HUAWEICLOUD_SDK_AK = emu.temp_ak, HUAWEICLOUD_SDK_SK = emu.temp_sk,
+        HUAWEICLOUD_SDK_SECURITY_TOKEN = emu.security_token })
+      assert.equal(204, c:delete_bandwidth(id).status)
+      c:close()
+    end)
+
+    it("falls back on OS_AUTH_TOKEN", function()
+      local id = emu:create_bandwidth{ size = 1 }
+      local c = new({ endpoint = emu.url, project_id = emu.project_id }, env_of{ OS_AUTH_TOKEN = emu.token })
+      assert.equal("token", c.auth)
+      assert.equal(204, c:delete_bandwidth(id).status)
+      c:close()
+    end)
+
+    it("prefers explicit options over the environment, and AK/SK over OS_AUTH_TOKEN", function()
+      local c = new({ endpoint = emu.url, project_id = emu.project_id, token = emu.token },
+        env_of{ HUAWEICLOUD_SDK_AK = "env-ak-0000", HUAWEICLOUD_SDK_SK = "env-sk-0000" })
+      assert.equal("token", c.auth)
+      c:close()
+      c = new({ endpoint = emu.url, project_id = emu.project_id },
+        env_of{ HUAWEICLOUD_SDK_AK = emu.ak, HUAWEICLOUD_SDK_SK = emu.sk, OS_AUTH_TOKEN = emu.token })
+      assert.equal("aksk", c.auth)
+      c:close()
+    end)
+
+    it("takes the region from HUAWEICLOUD_SDK_REGION when no endpoint is given", function()
+      local c = new({ project_id = emu.project_id, token = emu.token }, env_of{ HUAWEICLOUD_SDK_REGION = "ap-southeast-1" })
+      assert.equal("https://vpc.ap-southeast-1.myhuaweicloud.com", c.endpoint)
+      c:close()
+    end)
+
+    it("names the missing half of a pair in the environment", function()
+      local err = raised(new, { endpoint = emu.url, project_id = emu.project_id }, env_of{ HUAWEICLOUD_SDK_AK = emu.ak })
+      assert.equal("HUAWEICLOUD_SDK_SK", err.argument)
+      err = raised(new, { endpoint = emu.url }, env_of{ HUAWEICLOUD_SDK_AK = emu.ak, HUAWEICLOUD_SDK_SK = emu.sk })
+      assert.equal("project_id", err.argument)
+      assert.matches("HUAWEICLOUD_SDK_PROJECT_ID", err.message)
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    it("works from the real process environment: eip.new{ endpoint = ... } alone", function()
+      local id = emu:create_bandwidth{ size = 1 }
+      local script = string.format([[
+        local eip = require "eip"
+        io.write(eip.new{ endpoint = %q }:delete_bandwidth(%q).status)]], emu.url, id)
+      local cmd = "env -i PATH=\"$PATH\" LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/lua5.4/?.so;;'"
+        .. " HUAWEICLOUD_SDK_AK=" .. q(emu.ak) .. " HUAWEICLOUD_SDK_SK=" .. q(emu.sk)
+        .. " HUAWEICLOUD_SDK_PROJECT_ID=" .. q(emu.project_id) .. " lua5.4 -e " .. q(script) .. " 2>&1"
+      local f = assert(io.popen(cmd))
+      local out = f:read("a")
+      f:close()
+      assert.equal("204", out)
+    end)
+  end)
+
+  describe("IAM password authentication", function()
+    local function iam_client(extra)
+      local a = {
+        username = emu.iam.username, password = emu.iam.password, domain = emu.iam.domain,
+        project = emu.iam.project, iam_endpoint = emu.url,
+      }
+      for k, v in pairs(extra or {}) do a[k] = v end
+      return eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = a }
+    end
+
+    it("obtains a token once and reuses it for later calls", function()
+      local c = iam_client()
+      for _ = 1, 3 do
+        local id = emu:create_bandwidth{ size = 1 }
+        assert.equal(204, c:delete_bandwidth(id).status)
+      end
+      c:close()
+      assert.equal(1, emu:stats().tokens_issued)
+      local reqs = emu:requests()
+      assert.equal("POST", reqs[1].method)
+      assert.equal("/v3/auth/tokens", reqs[1].uri)
+      assert.is_string(reqs[2].headers["x-auth-token"])
+    end)
+
+    it("learns the project id from the token when none is given", function()
+      local id = emu:create_bandwidth{ size = 1 }
+      local c = eip.new{ endpoint = emu.url, auth = { username = emu.iam.username, password = emu.iam.password,
+        domain = emu.iam.domain, project = emu.iam.project, iam_endpoint = emu.url } }
+      assert.equal(204, c:delete_bandwidth(id).status)
+      assert.equal(emu.project_id, c.project_id)
+      c:close()
+    end)
+
+    it("fetches a new token once when a call answers 401, then succeeds", function()
+      local c = iam_client()
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      emu:expire_tokens()
+      local res = c:delete_bandwidth(emu:create_bandwidth{ size = 1 })
+      c:close()
+      assert.equal(204, res.status)
+      assert.equal(2, res.attempts)
+      assert.equal(2, emu:stats().tokens_issued)
+    end)
+
+    it("refreshes ahead of expiry, before the token can fail a call", function()
+      -- A 2-second token is refreshed after half its lifetime, with no 401 in between.
+      emu:set_token_ttl(2)
+      local c = iam_client()
+      assert.equal(1, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).attempts)
+      require("socket").sleep(1.2)
+      assert.equal(1, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).attempts)
+      c:close()
+      assert.equal(2, emu:stats().tokens_issued)
+      assert.equal(0, emu:stats().auth_failures)
+    end)
+
+    it("maps a wrong password to a 401 without showing it", function()
+      local c = iam_client{ password = "definitely-wrong-password" }
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      c:close()
+      assert.equal("http", err.kind)
+      assert.equal(401, err.status)
+      assert.equal("/v3/auth/tokens", err.path)
+      no_secret_in(tostring(err), { "definitely-wrong-password", emu.iam.password })
+      assert.equal(0, emu:stats().tokens_issued)
+    end)
+
+    it("validates the auth table before any I/O", function()
+      local cases = {
+        { "auth.username", { password = "p", domain = "d", project = "cn-north-4" } },
+        { "auth.password", { username = "u", domain = "d", project = "cn-north-4" } },
+        { "auth.project", { username = "u", password = "p", domain = "d" } },
+        { "auth", { username = "u", password = "p", domain = "d", project = "cn-north-4", pasword = "x" } },
+      }
+      for _, case in ipairs(cases) do
+        local err = raised(eip.new, { endpoint = emu.url, auth = case[2] })
+        assert.equal(case[1], err.argument)
+      end
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    it("derives the IAM endpoint from the project's region", function()
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = {
+        username = "u", password = "p", domain = "d", project = "cn-north-4_sub" } }
+      c:close()
+      local err = raised(eip.new, { endpoint = emu.url, auth = { username = "u", password = "p",
+        domain = "d", project_id = emu.project_id } })
+      assert.equal("auth.iam_endpoint", err.argument)
+    end)
+  end)
+
+  describe("secrets", function()
+    it("never appear in debug logs, errors or tostring, whichever way a client authenticates", function()
+      local lines = {}
+      local function sink(line) lines[#lines + 1] = line end
+      local secrets = { emu.token, emu.sk, emu.temp_sk, emu.security_token, emu.iam.password }
+      local clients = {
+        eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token, log = sink },
+        eip.new{ endpoint = emu.url, project_id = emu.project_id, ak = emu.ak, sk = emu.sk, log = sink },
+        eip.new{ endpoint = emu.url, project_id = emu.project_id, ak = emu.temp_ak, sk = emu.temp_sk,
+          security_token = emu.security_token, log = sink },
+        eip.new{ endpoint = emu.url, project_id = emu.project_id, log = sink, auth = {
+          username = emu.iam.username, password = emu.iam.password, domain = emu.iam.domain,
+          project = emu.iam.project, iam_endpoint = emu.url } },
+      }
+      local texts = {}
+      for _, c in ipairs(clients) do
+        assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+        local err = raised(c.delete_bandwidth, c, "missing-bw")
+        texts[#texts + 1] = tostring(err)
+        texts[#texts + 1] = tostring(c)
+        for _, v in pairs(err) do texts[#texts + 1] = tostring(v) end
+        for _, v in pairs(c) do texts[#texts + 1] = tostring(v) end
+        c:close()
+      end
+      local log_text = table.concat(lines, "\n")
+      assert.matches("eip: > DELETE ", log_text)
+      assert.matches("Authorization: SDK%-HMAC%-SHA256 Access=[^,]+, SignedHeaders=[^,]+, Signature=<redacted>", log_text)
+      assert.matches("X%-Auth%-Token: <redacted>", log_text)
+      assert.matches("X%-Security%-Token: <redacted>", log_text)
+      assert.matches("x%-subject%-token: <redacted>", log_text)
+      assert.matches("body: <%d+ bytes, redacted: credentials>", log_text)
+      assert.matches("eip: < 404", log_text)
+      no_secret_in(log_text, secrets)
+      no_secret_in(table.concat(texts, "\n"), secrets)
+    end)
+
+    it("debug = true writes the same redacted lines to stderr", function()
+      local id = emu:create_bandwidth{ size = 1 }
+      local script = string.format([[
+        local eip = require "eip"
+        eip.new{ endpoint = %q, project_id = %q, ak = %q, sk = %q, debug = true }:delete_bandwidth(%q)]],
+        emu.url, emu.project_id, emu.ak, emu.sk, id)
+      local cmd = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/lua5.4/?.so;;' lua5.4 -e "
+        .. q(script) .. " 2>&1 >/dev/null"
+      local f = assert(io.popen(cmd))
+      local err_text = f:read("a")
+      f:close()
+      assert.matches("eip: > DELETE ", err_text)
+      assert.matches("eip: < 204", err_text)
+      no_secret_in(err_text, { emu.sk })
+    end)
+  end)
+end)

@@ -1,0 +1,489 @@
+-- lua-eip inside OpenResty: a private nginx (the "app") runs examples/openresty/nginx.conf
+-- (derived for the test run by spec/support/openresty/launcher.lua) against the EIP emulator,
+-- with the C core built for LuaJIT (build/luajit). Everything is driven over HTTP from here.
+local cjson = require "cjson"
+local socket = require "socket"
+local eip = require "eip"
+local emulator = require "spec.support.emulator"
+local launcher = require "spec.support.openresty.launcher"
+
+describe("OpenResty", function()
+  local emu, app, curl
+
+  setup(function()
+    emu = emulator.start()
+    -- One attempt per call, so each error case is one exchange (retries have their own case).
+    app = launcher.start(emu, { timeout = 1, max_attempts = 1 })
+    curl = require("eip.transport.curl").new{ user_agent = "lua-eip-test" }
+  end)
+
+  teardown(function()
+    if curl then curl:close() end
+    if app then app:stop() end
+    if emu then emu:stop() end
+  end)
+
+  before_each(function()
+    emu:reset()
+  end)
+
+  -- A request to the app; resp.json is the decoded body (nil when not JSON).
+  local function request(method, path, body, timeout)
+    local resp, err = emulator.http{ port = app.port, method = method, path = path, body = body,
+      timeout = timeout or 10, headers = body and { ["Content-Type"] = "application/json" } or nil }
+    assert(resp, "app request failed: " .. tostring(err) .. "\n" .. app:log_tail(20))
+    local ok, decoded = pcall(cjson.decode, resp.body)
+    resp.json = ok and decoded or nil
+    return resp
+  end
+
+  local function delete(id)
+    return request("DELETE", "/admin/bandwidths/" .. id)
+  end
+
+  local function shared_bandwidth(fields)
+    fields = fields or {}
+    fields.size = fields.size or 10
+    fields.share_type = fields.share_type or "WHOLE"
+    return emu:create_bandwidth(fields)
+  end
+
+  local function assert_error(resp, status, kind)
+    assert.equal(status, resp.status, resp.body)
+    assert.equal("application/json", resp.headers["content-type"])
+    local e = resp.json.error
+    assert.equal(kind, e.kind)
+    assert.is_string(e.text)
+    assert.is_nil(resp.body:find(emu.token, 1, true), "the token must never be shown")
+    return e
+  end
+
+  describe("the admin endpoint of examples/openresty/nginx.conf", function()
+    it("deletes a bandwidth: 200 with the result as JSON", function()
+      local id = shared_bandwidth()
+      local resp = delete(id)
+      assert.equal(200, resp.status, resp.body)
+      assert.is_true(resp.json.ok)
+      assert.equal(204, resp.json.status)
+      assert.equal("No Content", resp.json.reason)
+      assert.equal(id, resp.json.bandwidth_id)
+      assert.matches("^%x+$", resp.json.request_id)
+      assert.equal(1, resp.json.attempts)
+      assert.is_nil(emu:get_bandwidth(id))
+      local sent = emu:requests()[1]
+      assert.equal("DELETE", sent.method)
+      assert.equal("/v2.0/" .. emu.project_id .. "/bandwidths/" .. id, sent.uri)
+      assert.equal("127.0.0.1:" .. emu.port, sent.headers.host)
+      assert.equal(eip.USER_AGENT or ("lua-eip/" .. eip._VERSION), sent.headers["user-agent"])
+      assert.equal(emu.token, sent.headers["x-auth-token"])
+    end)
+
+    it("maps 404 to 404 with the error fields", function()
+      local e = assert_error(delete("no-such-bandwidth"), 404, "http")
+      assert.equal(404, e.status)
+      assert.equal("VPC.0306", e.code)
+      assert.equal("Not Found", e.reason)
+      assert.is_false(e.retryable)
+      assert.matches("^eip: DELETE /v2%.0/.* %-> 404 Not Found %(VPC%.0306: ", e.text)
+    end)
+
+    it("maps 409 (bandwidth still holds EIPs) to 409", function()
+      local id = shared_bandwidth{ publicip_ids = { "eip-in-use-1" } }
+      local e = assert_error(delete(id), 409, "http")
+      assert.equal(409, e.status)
+      assert.equal("VPC.0304", e.code)
+      assert.is_table(emu:get_bandwidth(id))
+    end)
+
+    it("maps a usage error to 400 without calling the API", function()
+      emu:reset_counters()
+      local e = assert_error(delete("bad%20id"), 400, "usage")
+      assert.equal("bandwidth_id", e.argument)
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    it("passes the API's 400 on as 400", function()
+      local id = shared_bandwidth{ share_type = "PER" }
+      local e = assert_error(delete(id), 400, "http")
+      assert.equal(400, e.status)
+      assert.equal("VPC.0301", e.code)
+    end)
+
+    it("maps 401 (our token refused) to 502", function()
+      emu:set_tokens{ [emu.other_token] = emu.other_project_id }
+      local ok, resp = pcall(delete, shared_bandwidth())
+      emu:set_tokens(emu.tokens)
+      assert(ok, resp)
+      local e = assert_error(resp, 502, "http")
+      assert.equal(401, e.status)
+      assert.is_string(e.code)
+    end)
+
+    it("maps 5xx to 502 and 429 to 503 with Retry-After", function()
+      emu:inject{ method = "DELETE", status = 503, body = { code = "VPC.0512", message = "busy" } }
+      assert.equal(503, assert_error(delete("bw-1"), 502, "http").status)
+      emu:inject{ method = "DELETE", status = 429, headers = { ["Retry-After"] = "7" },
+        body = { error_code = "APIGW.0308", error_msg = "throttled" } }
+      local resp = delete("bw-1")
+      assert.equal(429, assert_error(resp, 503, "http").status)
+      assert.equal("7", resp.headers["retry-after"])
+    end)
+
+    it("answers 405 to other methods", function()
+      local resp = request("GET", "/admin/bandwidths/bw-1")
+      assert.equal(405, resp.status)
+      assert.equal("DELETE", resp.headers["allow"])
+    end)
+
+    it("maps a timeout (the API hangs) to 504 within the client timeout", function()
+      emu:inject{ method = "DELETE", action = "hang" }
+      local t0 = socket.gettime()
+      local e = assert_error(delete("bw-1"), 504, "transport")
+      local took = socket.gettime() - t0
+      assert.equal("timeout", e.reason)
+      assert.equal(28, e.curl_code)
+      assert.is_true(e.retryable)
+      assert.is_true(took >= 0.9 and took < 3, "took " .. took .. " s")
+    end)
+
+    it("maps a reset (closed before any answer) to 502, and recovers", function()
+      emu:inject{ method = "DELETE", action = "drop", times = -1 }
+      local e = assert_error(delete("bw-1"), 502, "transport")
+      assert.equal("reset", e.reason)
+      assert.equal(52, e.curl_code)
+      emu:reset()
+      assert.equal(200, delete(shared_bandwidth()).status)
+    end)
+
+    it("maps a connection closed mid-body to 502 (curl code 18)", function()
+      emu:inject{ method = "DELETE", action = "reset_mid_body", status = 500,
+        body = '{"code":"VPC.0302","message":"' .. string.rep("x", 2000) .. '"}' }
+      local e = assert_error(delete("bw-1"), 502, "transport")
+      assert.equal(18, e.curl_code)
+      assert.equal("reset", e.reason)
+    end)
+
+    it("retries transient failures, waiting without blocking (a second app, default retries)", function()
+      local retrying = launcher.start(emu, { timeout = 1 })
+      local ok, err = pcall(function()
+        emu:inject{ method = "DELETE", status = 503, times = 2,
+          body = { code = "VPC.0512", message = "busy, try again later" } }
+        local id = shared_bandwidth()
+        local resp = assert(emulator.http{ port = retrying.port, method = "DELETE",
+          path = "/admin/bandwidths/" .. id, timeout = 15 })
+        assert.equal(200, resp.status, resp.body)
+        assert.equal(3, cjson.decode(resp.body).attempts)
+        assert.is_nil(emu:get_bandwidth(id))
+      end)
+      retrying:stop()
+      assert(ok, err)
+    end)
+
+    it("reuses one pooled connection for consecutive deletes", function()
+      local ids = {}
+      for i = 1, 5 do ids[i] = shared_bandwidth() end
+      emu:reset_counters()
+      for _, id in ipairs(ids) do
+        assert.equal(200, delete(id).status)
+      end
+      local stats = emu:stats()
+      assert.equal(5, stats.requests)
+      assert.equal(1, stats.connections)
+    end)
+  end)
+
+  describe("the same contract as plain Lua", function()
+    local function normalised(v)
+      return cjson.decode(cjson.encode(v))
+    end
+
+    it("eip.statuses() and eip.status(code) are identical", function()
+      assert.same(normalised(eip.statuses()), request("GET", "/t/statuses").json)
+      for _, code in ipairs({ 200, 204, 404, 409, 429, 503, 299, 999, -1 }) do
+        assert.same(normalised(eip.status(code)), request("GET", "/t/status/" .. code).json)
+      end
+    end)
+
+    -- The plain-Lua client (libcurl) and the app (cosockets) facing the same situation.
+    local function plain_error(id, timeout)
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token,
+        timeout = timeout or 1, max_attempts = 1 }
+      local ok, err = pcall(c.delete_bandwidth, c, id)
+      c:close()
+      assert.is_false(ok)
+      assert.is_true(eip.is_error(err), tostring(err))
+      return err
+    end
+
+    local FIELDS = { "kind", "status", "reason", "code", "class", "retryable",
+      "method", "path", "curl_code", "attempts" }
+
+    local function assert_same_error(plain, app_error)
+      for _, k in ipairs(FIELDS) do
+        assert.equal(plain[k], app_error[k], "field " .. k)
+      end
+      -- A transport error's message is the transport's own text (libcurl's, or its cosocket
+      -- equivalent): alike, not identical.
+      if plain.kind == "http" then assert.equal(plain.message, app_error.message) end
+      local strip = function(s) return (s:gsub(" request%-id=%x+", ""):gsub("%(curl %d+%).*", "")) end
+      if plain.kind == "http" then
+        assert.equal(strip(tostring(plain)), strip(app_error.text))
+      end
+    end
+
+    it("raises the same http error", function()
+      local plain = plain_error("no-such-bandwidth")
+      assert_same_error(plain, delete("no-such-bandwidth").json.error)
+    end)
+
+    it("raises the same transport errors (timeout, reset)", function()
+      emu:inject{ method = "DELETE", action = "hang" }
+      local plain = plain_error("bw-1")
+      emu:inject{ method = "DELETE", action = "hang" }
+      assert_same_error(plain, delete("bw-1").json.error)
+      emu:reset()
+      emu:inject{ method = "DELETE", action = "drop", times = -1 }
+      plain = plain_error("bw-1")
+      assert_same_error(plain, delete("bw-1").json.error)
+    end)
+  end)
+
+  describe("the cosocket transport answers like the libcurl one", function()
+    local function api_url(id)
+      return emu.url .. "/v2.0/" .. emu.project_id .. "/bandwidths/" .. (id or "bw-1")
+    end
+
+    -- The same request through the app's cosocket transport and through libcurl here; `arrange`
+    -- (re)creates the situation before each.
+    local function both(req, arrange)
+      req.headers = req.headers or { "X-Auth-Token: " .. emu.token, "Accept: application/json" }
+      req.method = req.method or "DELETE"
+      req.timeout = req.timeout or 1
+      req.connect_timeout = req.connect_timeout or 1
+      if arrange then arrange() end
+      local via_app = request("POST", "/t/send", cjson.encode(req)).json
+      if arrange then arrange() end
+      local via_curl = curl:send(req)
+      return via_app, via_curl
+    end
+
+    local SAME = { "status", "retry_after", "content_type", "location", "body", "truncated", "curl_code" }
+
+    local function assert_alike(a, c)
+      for _, k in ipairs(SAME) do
+        assert.equal(c[k], a[k], "field " .. k)
+      end
+      assert.equal(type(c.request_id), type(a.request_id))
+      assert.equal(type(c.curl_error), type(a.curl_error))
+      assert.is_number(a.elapsed)
+      assert.is_number(a.new_connections)
+    end
+
+    local function inject(rule)
+      return function()
+        emu:reset()
+        emu:inject(rule)
+      end
+    end
+
+    it("a 204 without a body", function()
+      local a, c = both({ url = api_url() }, inject{ method = "DELETE", status = 204 })
+      assert_alike(a, c)
+      assert.equal(204, a.status)
+      assert.equal("", a.body)
+    end)
+
+    it("an error with a Content-Length body, and one with a chunked body", function()
+      local body = '{"code":"VPC.0302","message":"bad"}'
+      assert_alike(both({ url = api_url() }, inject{ method = "DELETE", status = 500, body = body }))
+      local a, c = both({ url = api_url() }, inject{ method = "DELETE", status = 500, body = body,
+        chunked = true })
+      assert_alike(a, c)
+      assert.equal(body, a.body)
+    end)
+
+    it("truncates a body at body_cap (Content-Length and chunked)", function()
+      for _, chunked in ipairs({ false, true }) do
+        local a, c = both({ url = api_url(), body_cap = 1024 },
+          inject{ method = "DELETE", status = 500, body_size = 5000, chunked = chunked })
+        assert_alike(a, c)
+        assert.is_true(a.truncated)
+        assert.equal(1024, #a.body)
+      end
+    end)
+
+    it("a body delimited by closing the connection, whole and truncated", function()
+      local url = app.url .. "/t/close_delimited?n=3000"
+      local a, c = both({ url = url, method = "GET" })
+      assert_alike(a, c)
+      assert.equal(string.rep("z", 3000), a.body)
+      a, c = both({ url = url, method = "GET", body_cap = 1024 })
+      assert_alike(a, c)
+      assert.is_true(a.truncated)
+    end)
+
+    it("returns redirects and Retry-After as they are", function()
+      assert_alike(both({ url = api_url() }, inject{ method = "DELETE", status = 302,
+        headers = { Location = "http://elsewhere.invalid/x" } }))
+      local a, c = both({ url = api_url() }, inject{ method = "DELETE", status = 429,
+        headers = { ["Retry-After"] = "7" } })
+      assert_alike(a, c)
+      assert.equal("7", a.retry_after)
+    end)
+
+    it("sends bodies with a Content-Length", function()
+      local body = '{"bandwidth":{"name":"x","size":10}}'
+      local a, c = both({ url = emu.url .. "/v2.0/" .. emu.project_id .. "/bandwidths", method = "POST",
+        body = body, headers = { "X-Auth-Token: " .. emu.token, "Content-Type: application/json" } })
+      assert.equal(c.status, a.status)
+      local log = emu:requests()
+      assert.equal(body, log[#log].body)
+      assert.equal(tostring(#body), log[#log].headers["content-length"])
+    end)
+
+    it("fails with the libcurl codes: 28 timeout, 52 empty reply, 18 partial body", function()
+      local a, c = both({ url = api_url(), timeout = 0.5 }, inject{ method = "DELETE", action = "hang" })
+      assert_alike(a, c)
+      assert.equal(28, a.curl_code)
+      a, c = both({ url = api_url() }, inject{ method = "DELETE", action = "drop", times = -1 })
+      assert_alike(a, c)
+      assert.equal(52, a.curl_code)
+      a = both({ url = api_url() }, inject{ method = "DELETE", action = "reset_mid_body", status = 500,
+        body_size = 4000 })
+      assert.equal(18, a.curl_code)
+      assert.equal(500, a.status)
+    end)
+
+    it("aborts a transfer slower than low_speed_limit for low_speed_time (28)", function()
+      local t0 = socket.gettime()
+      local a, c = both({ url = api_url(), timeout = 10, low_speed_limit = 100, low_speed_time = 1 },
+        inject{ method = "DELETE", action = "trickle", status = 500, body_size = 200, trickle_interval = 0.1 })
+      -- How much of the trickle arrived before the abort is a matter of timing.
+      assert.equal(c.status, a.status)
+      assert.equal(c.curl_code, a.curl_code)
+      assert.equal(28, a.curl_code)
+      assert.matches("too slow", a.curl_error)
+      assert.is_true(socket.gettime() - t0 < 8, "both gave up well before the 10 s timeout")
+    end)
+
+    it("fails with the libcurl codes: 7 refused, 6 DNS, 35 TLS handshake", function()
+      local s = assert(socket.bind("127.0.0.1", 0))
+      local _, port = s:getsockname()
+      s:close()
+      local a, c = both({ url = "http://127.0.0.1:" .. port .. "/x" })
+      assert_alike(a, c)
+      assert.equal(7, a.curl_code)
+      a, c = both({ url = "http://no-such-host.invalid/x" })
+      assert.equal(6, a.curl_code)
+      assert.equal(c.curl_code, a.curl_code)
+      a, c = both({ url = "https://127.0.0.1:" .. emu.port .. "/x" })
+      assert.equal(35, a.curl_code)
+      assert.equal(c.curl_code, a.curl_code)
+    end)
+  end)
+
+  describe("phases", function()
+    it("selects libcurl in init_worker and cosockets in its timers", function()
+      local seen = request("GET", "/t/seen").json
+      assert.same({ phase = "init_worker", transport = "curl" }, seen.init_worker)
+      assert.same({ phase = "timer", transport = "cosocket" }, seen.timer)
+    end)
+
+    it("falls back to libcurl (blocking) in set_by_lua, and the call works", function()
+      local id = shared_bandwidth()
+      local out = request("GET", "/t/set/" .. id).json
+      assert.is_true(out.ok, cjson.encode(out))
+      assert.equal("set", out.phase)
+      assert.equal("curl", out.transport)
+      assert.equal(204, out.result.status)
+      assert.is_nil(emu:get_bandwidth(id))
+      out = request("GET", "/t/set/" .. id).json
+      assert.is_false(out.ok)
+      assert.equal(404, out.error.status)
+    end)
+
+    it("uses cosockets in an ngx.timer callback", function()
+      local id = shared_bandwidth()
+      local out = request("GET", "/t/timer/" .. id).json
+      assert.is_true(out.ok, cjson.encode(out))
+      assert.equal("timer", out.phase)
+      assert.equal("cosocket", out.transport)
+      assert.is_nil(emu:get_bandwidth(id))
+    end)
+
+    it("sleeps by yielding where it can, by an OS sleep elsewhere", function()
+      local out = request("GET", "/t/sleep?s=0.2").json
+      assert.is_true(out.yieldable)
+      assert.is_true(out.slept >= 0.19, "slept " .. out.slept)
+      out = request("GET", "/t/set_sleep?s=0.05").json
+      assert.is_false(out.yieldable)
+      assert.equal("set", out.phase)
+      assert.is_true(out.slept >= 0.045, "slept " .. out.slept)
+    end)
+  end)
+
+  describe("never blocks the worker", function()
+    -- Opens a request on its own connection and returns without waiting for the answer.
+    local function start_request(method, path)
+      local sock = socket.tcp()
+      sock:settimeout(5)
+      assert(sock:connect("127.0.0.1", app.port))
+      assert(sock:send(method .. " " .. path .. " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
+      sock:settimeout(0)
+      return sock
+    end
+
+    -- Reads every socket until the peer closes it; returns { [sock] = { text, done_at } }.
+    local function collect(socks, deadline)
+      local out, pending = {}, {}
+      for _, s in ipairs(socks) do
+        out[s], pending[#pending + 1] = { parts = {} }, s
+      end
+      while #pending > 0 and socket.gettime() < deadline do
+        local readable = socket.select(pending, nil, 0.5)
+        for _, s in ipairs(readable) do
+          local data, err, partial = s:receive(8192)
+          local piece = data or partial
+          if piece and piece ~= "" then table.insert(out[s].parts, piece) end
+          if err == "closed" then
+            out[s].done_at = socket.gettime()
+            out[s].text = table.concat(out[s].parts)
+            s:close()
+            for i, p in ipairs(pending) do
+              if p == s then table.remove(pending, i) break end
+            end
+          end
+        end
+      end
+      for _, s in ipairs(pending) do s:close() end
+      return out
+    end
+
+    it("serves /ping in milliseconds while 50 deletes wait 300 ms each on the API", function()
+      local n, delay = 50, 0.3
+      emu:inject{ method = "DELETE", status = 204, delay = delay, times = n }
+      local t0 = socket.gettime()
+      local socks = {}
+      for i = 1, n do
+        socks[i] = start_request("DELETE", "/admin/bandwidths/bw-" .. i)
+      end
+      socket.sleep(0.05) -- the deletes are now waiting on the emulator
+      local p0 = socket.gettime()
+      local ping = assert(emulator.http{ port = app.port, path = "/ping", timeout = 2 })
+      local ping_took = socket.gettime() - p0
+      assert.equal(200, ping.status)
+      local results = collect(socks, t0 + 10)
+      local total, ok = 0, 0
+      for _, r in pairs(results) do
+        if r.text and r.text:match("^HTTP/1%.1 200 ") then ok = ok + 1 end
+        if r.done_at then total = math.max(total, r.done_at - t0) end
+      end
+      print(string.format("\nopenresty: %d deletes (API delay %.0f ms each) done in %.3f s; "
+        .. "/ping answered in %.1f ms meanwhile", n, delay * 1000, total, ping_took * 1000))
+      assert.equal(n, ok)
+      assert.is_true(total < 5, "50 deletes took " .. total .. " s: the worker blocked")
+      assert.is_true(ping_took < 0.1, "/ping took " .. ping_took .. " s: the worker blocked")
+      assert.equal(n, emu:stats().requests)
+    end)
+  end)
+end)

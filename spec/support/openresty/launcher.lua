@@ -1,0 +1,86 @@
+-- Starts the OpenResty "app" for spec/openresty_spec.lua (plain Lua 5.4): a private nginx
+-- running examples/openresty/nginx.conf, derived for the test run, and pointed at an emulator.
+--
+--   local launcher = require "spec.support.openresty.launcher"
+--   local app = launcher.start(emu, { timeout = 1 })   -- app.port, app.url, app:stop(), ...
+--
+-- The derivation keeps the example's http block, init_by_lua code and admin location as they
+-- are, and changes only what a test run must: one worker, the module paths of this checkout,
+-- the port, the prefix, no resolver (endpoints are IP literals), and test-only settings and
+-- locations (http.conf.in, server.conf.in) inserted next to the example's. Each edit must match
+-- exactly as often as expected, so a change of the example that breaks it fails loudly here.
+local nginx = require "spec.support.nginx"
+local emulator = require "spec.support.emulator"
+
+local M = {}
+
+local HERE = nginx.dir_of(debug.getinfo(1, "S").source)
+M.REPO = HERE:gsub("/spec/support/openresty$", "")
+M.EXAMPLE = M.REPO .. "/examples/openresty/nginx.conf"
+M.LUAJIT_CORE = M.REPO .. "/build/luajit/eip/core.so"
+
+-- Replace `old` (a Lua pattern) by `new` (plain text); it must match `count` times.
+local function edit(text, old, new, count)
+  local out, n = text:gsub(old, function() return new end)
+  if n ~= count then
+    error(string.format("openresty launcher: expected %d match(es) of %q in %s, found %d",
+      count, old, M.EXAMPLE, n), 0)
+  end
+  return out
+end
+
+local function read(path)
+  return assert(nginx.read_file(path), "cannot read " .. path)
+end
+
+-- The example turned into a template for nginx.render (standard fields + REPO, HERE).
+function M.derive()
+  local text = read(M.EXAMPLE)
+  assert(not text:find("@", 1, true), "the example must not contain '@' (template marker)")
+  text = edit(text, "\nworker_processes auto;",
+    "\nworker_processes 1;\n@USER_DIRECTIVE@\n# A graceful stop must not wait for hung requests.\n"
+    .. "worker_shutdown_timeout 1s;", 1)
+  text = edit(text, "\nload_module /usr/lib/nginx/modules/", "\nload_module @MODULES_DIR@/", 2)
+  text = edit(text, 'lua_package_path "[^"]*";',
+    'lua_package_path "@REPO@/lua/?.lua;@REPO@/lua/?/init.lua;@HERE@/?.lua;;";', 1)
+  text = edit(text, 'lua_package_cpath "[^"]*";', 'lua_package_cpath "@REPO@/build/luajit/?.so;;";', 1)
+  text = edit(text, "\n%s*resolver [^\n]*;", "\n    # (test run: no resolver; endpoints are IP literals)", 1)
+  text = edit(text, "\nhttp {\n", "\nhttp {\n" .. read(HERE .. "/http.conf.in"), 1)
+  text = edit(text, "\n(%s*)listen 127%.0%.0%.1:8080;",
+    "\n        listen 127.0.0.1:@PORT@;" .. read(HERE .. "/server.conf.in"), 1)
+  return text
+end
+
+local function pings(port)
+  local resp = emulator.http{ port = port, path = "/ping", timeout = 0.5 }
+  return resp ~= nil and resp.status == 200
+end
+
+local START_OPTIONS = { timeout = true, max_attempts = true, token = true, project_id = true, endpoint = true }
+
+-- Start the app against emulator `emu`. opts: timeout (EIP_TIMEOUT, default 1), max_attempts
+-- (EIP_MAX_ATTEMPTS, default: the library's), token, project_id, endpoint (default: the
+-- emulator's). Raises with nginx's log when it fails.
+function M.start(emu, opts)
+  opts = opts or {}
+  for k in pairs(opts) do
+    assert(START_OPTIONS[k], "openresty launcher: unknown option " .. tostring(k))
+  end
+  assert(nginx.file_exists(M.LUAJIT_CORE), M.LUAJIT_CORE .. " is missing: run `make luajit`")
+  local template = M.derive()
+  return nginx.start{
+    name = "app", label = "eip openresty app", error_log = "logs/error.log",
+    config = function(fields) return nginx.render(template, fields) end,
+    fields = { REPO = M.REPO, HERE = HERE },
+    env = {
+      EIP_ENDPOINT = opts.endpoint or emu.url,
+      EIP_PROJECT_ID = opts.project_id or emu.project_id,
+      EIP_TOKEN = opts.token or emu.token,
+      EIP_TIMEOUT = tostring(opts.timeout or 1),
+      EIP_MAX_ATTEMPTS = opts.max_attempts and tostring(opts.max_attempts) or nil,
+    },
+    ready = pings,
+  }
+end
+
+return M

@@ -1,0 +1,118 @@
+-- Test-only handlers of the OpenResty app (runs inside nginx, LuaJIT). The admin endpoint
+-- itself is the one of examples/openresty/nginx.conf; these routes expose what the specs
+-- check: phases, the raw cosocket transport, eip.status, sleeping.
+-- luacheck: globals ngx
+local cjson = require "cjson.safe"
+local eip = require "eip"
+local transport = require "eip.transport"
+
+local M = {}
+
+-- What the transport selection said in init_worker and in a timer started from there.
+local seen = {}
+
+function M.init_worker()
+  seen.init_worker = { phase = ngx.get_phase(), transport = transport.current() }
+  ngx.timer.at(0, function()
+    seen.timer = { phase = ngx.get_phase(), transport = transport.current() }
+  end)
+end
+
+local function reply(status, value)
+  ngx.status = status
+  ngx.header["Content-Type"] = "application/json"
+  ngx.say(type(value) == "string" and value or cjson.encode(value))
+  return ngx.exit(ngx.HTTP_OK)
+end
+
+function M.say_json(text)
+  return reply(200, text)
+end
+
+function M.ping()
+  ngx.header["Content-Type"] = "text/plain"
+  ngx.say("pong")
+end
+
+function M.seen()
+  return reply(200, seen)
+end
+
+function M.status(code)
+  return reply(200, eip.status(tonumber(code)))
+end
+
+function M.statuses()
+  return reply(200, eip.statuses())
+end
+
+-- One delete with the example's client, described with the phase and the transport used.
+local function outcome(id)
+  local client = require("eip_admin").client
+  local ok, res = pcall(client.delete_bandwidth, client, id)
+  local out = { ok = ok, phase = ngx.get_phase(), transport = client.transport.last }
+  if ok then
+    out.result = res
+  elseif eip.is_error(res) then
+    out.error = { kind = res.kind, status = res.status, reason = res.reason, code = res.code,
+      curl_code = res.curl_code, text = tostring(res) }
+  else
+    out.error = { kind = "internal", text = tostring(res) }
+  end
+  return out
+end
+
+-- set_by_lua: the value of $eip_outcome.
+function M.set_phase(id)
+  return cjson.encode(outcome(id))
+end
+
+function M.timer(id)
+  local sema = require("ngx.semaphore").new()
+  local result
+  local ok, err = ngx.timer.at(0, function()
+    result = outcome(id)
+    sema:post()
+  end)
+  if not ok then
+    return reply(500, { error = err })
+  end
+  sema:wait(10)
+  return reply(200, result or { error = "the timer did not finish" })
+end
+
+-- POST {url, method, headers, body, timeout, connect_timeout, body_cap, insecure, user_agent}
+function M.send()
+  ngx.req.read_body()
+  local req = cjson.decode(ngx.req.get_body_data() or "")
+  if type(req) ~= "table" then
+    return reply(400, { error = "POST a JSON request table" })
+  end
+  local t = require("eip.transport.cosocket").new{ insecure = req.insecure, user_agent = req.user_agent }
+  req.insecure, req.user_agent = nil, nil
+  return reply(200, t:send(req))
+end
+
+local function timed_sleep(seconds)
+  ngx.update_time()
+  local t0 = ngx.now()
+  transport.sleep(seconds)
+  ngx.update_time()
+  return { phase = ngx.get_phase(), yieldable = transport.yieldable(), slept = ngx.now() - t0 }
+end
+
+function M.sleep()
+  return reply(200, timed_sleep(tonumber(ngx.var.arg_s) or 0.2))
+end
+
+function M.set_sleep()
+  return cjson.encode(timed_sleep(tonumber(ngx.var.arg_s) or 0.05))
+end
+
+-- n bytes ("z"), delimited by closing the connection (the location turns chunking off).
+function M.close_delimited()
+  ngx.header["Content-Type"] = "text/plain"
+  ngx.print(string.rep("z", tonumber(ngx.var.arg_n) or 3000))
+end
+
+return M
