@@ -179,6 +179,33 @@ describe("OpenResty", function()
       assert(ok, err)
     end)
 
+    it("signs requests with AK/SK from the SDK environment variables (and temporary credentials)", function()
+      for _, creds in ipairs{ { ak = emu.ak, sk = emu.sk },
+                              { ak = emu.temp_ak, sk = emu.temp_sk, security_token = emu.security_token } } do
+        local signing = launcher.start(emu, creds)
+        local ok, err = pcall(function()
+          local id = shared_bandwidth()
+          local resp = assert(emulator.http{ port = signing.port, method = "DELETE",
+            path = "/admin/bandwidths/" .. id, timeout = 5 })
+          assert.equal(200, resp.status, resp.body)
+          local reqs = emu:requests()
+          local h = reqs[#reqs].headers
+          assert.matches("^SDK%-HMAC%-SHA256 Access=" .. creds.ak, h.authorization)
+          assert.is_nil(h["x-auth-token"])
+          assert.equal(creds.security_token, h["x-security-token"])
+          assert.is_nil(emu:get_bandwidth(id))
+          -- and a refused signature maps like any 401
+          emu:inject{ method = "DELETE", status = 401,
+            body = { error_code = "APIGW.0301", error_msg = "Incorrect IAM authentication information" } }
+          resp = assert(emulator.http{ port = signing.port, method = "DELETE", path = "/admin/bandwidths/x" })
+          assert.equal(502, resp.status)
+          assert.is_nil(resp.body:find(creds.sk, 1, true))
+        end)
+        signing:stop()
+        assert(ok, err)
+      end
+    end)
+
     it("reuses one pooled connection for consecutive deletes", function()
       local ids = {}
       for i = 1, 5 do ids[i] = shared_bandwidth() end

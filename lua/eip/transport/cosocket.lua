@@ -95,7 +95,10 @@ end
 
 local function request_text(self, req, u)
   local headers = req.headers or {}
-  local lines = { req.method .. " " .. u.target .. " HTTP/1.1", "Host: " .. u.host_header }
+  local lines = { req.method .. " " .. u.target .. " HTTP/1.1" }
+  -- A signed request carries its own Host (the one it signed); as libcurl does, a caller's
+  -- Host replaces ours rather than doubling it (nginx answers 400 to a duplicate Host).
+  if not has_header(headers, "host") then lines[2] = "Host: " .. u.host_header end
   if self.user_agent and not has_header(headers, "user-agent") then
     lines[#lines + 1] = "User-Agent: " .. self.user_agent
   end

@@ -56,11 +56,13 @@ local function pings(port)
   return resp ~= nil and resp.status == 200
 end
 
-local START_OPTIONS = { timeout = true, max_attempts = true, token = true, project_id = true, endpoint = true }
+local START_OPTIONS = { timeout = true, max_attempts = true, token = true, project_id = true, endpoint = true,
+  ak = true, sk = true, security_token = true }
 
 -- Start the app against emulator `emu`. opts: timeout (EIP_TIMEOUT, default 1), max_attempts
 -- (EIP_MAX_ATTEMPTS, default: the library's), token, project_id, endpoint (default: the
--- emulator's). Raises with nginx's log when it fails.
+-- emulator's), ak, sk, security_token (given as the official SDKs' environment variables, and
+-- then no EIP_TOKEN: the app signs its requests). Raises with nginx's log when it fails.
 function M.start(emu, opts)
   opts = opts or {}
   for k in pairs(opts) do
@@ -75,7 +77,10 @@ function M.start(emu, opts)
     env = {
       EIP_ENDPOINT = opts.endpoint or emu.url,
       EIP_PROJECT_ID = opts.project_id or emu.project_id,
-      EIP_TOKEN = opts.token or emu.token,
+      EIP_TOKEN = not opts.ak and (opts.token or emu.token) or nil,
+      HUAWEICLOUD_SDK_AK = opts.ak,
+      HUAWEICLOUD_SDK_SK = opts.sk,
+      HUAWEICLOUD_SDK_SECURITY_TOKEN = opts.security_token,
       EIP_TIMEOUT = tostring(opts.timeout or 1),
       EIP_MAX_ATTEMPTS = opts.max_attempts and tostring(opts.max_attempts) or nil,
     },
