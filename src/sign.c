@@ -176,6 +176,8 @@ int eip_sign_canonical_uri(eip_buf *out, const char *path, size_t len)
 
     if (!path && len)
         return -1;
+    if (!path)
+        path = ""; /* NULL + 0 is undefined behaviour in C, even for a zero offset */
     /* Split on every '/', encode each segment (a '/' inside a segment cannot exist in a raw
      * path: it IS a separator, exactly as the official signer splits it). */
     for (i = 0; i <= len; i++) {
