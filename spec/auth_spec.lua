@@ -136,13 +136,15 @@ describe("authentication", function()
     end)
 
     it("takes the region from HUAWEICLOUD_SDK_REGION when no endpoint is given", function()
-      local c = new({ project_id = emu.project_id, token = emu.token }, env_of{ HUAWEICLOUD_SDK_REGION = "ap-southeast-1" })
+      local c = new({ project_id = emu.project_id, token = emu.token },
+        env_of{ HUAWEICLOUD_SDK_REGION = "ap-southeast-1" })
       assert.equal("https://vpc.ap-southeast-1.myhuaweicloud.com", c.endpoint)
       c:close()
     end)
 
     it("names the missing half of a pair in the environment", function()
-      local err = raised(new, { endpoint = emu.url, project_id = emu.project_id }, env_of{ HUAWEICLOUD_SDK_AK = emu.ak })
+      local err = raised(new, { endpoint = emu.url, project_id = emu.project_id },
+        env_of{ HUAWEICLOUD_SDK_AK = emu.ak })
       assert.equal("HUAWEICLOUD_SDK_SK", err.argument)
       err = raised(new, { endpoint = emu.url }, env_of{ HUAWEICLOUD_SDK_AK = emu.ak, HUAWEICLOUD_SDK_SK = emu.sk })
       assert.equal("project_id", err.argument)
@@ -282,7 +284,8 @@ describe("authentication", function()
       end
       local log_text = table.concat(lines, "\n")
       assert.matches("eip: > DELETE ", log_text)
-      assert.matches("Authorization: SDK%-HMAC%-SHA256 Access=[^,]+, SignedHeaders=[^,]+, Signature=<redacted>", log_text)
+      assert.matches("Authorization: SDK%-HMAC%-SHA256 Access=[^,]+, SignedHeaders=[^,]+, Signature=<redacted>",
+        log_text)
       assert.matches("X%-Auth%-Token: <redacted>", log_text)
       assert.matches("X%-Security%-Token: <redacted>", log_text)
       assert.matches("x%-subject%-token: <redacted>", log_text)

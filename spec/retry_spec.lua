@@ -68,7 +68,8 @@ describe("retries", function()
 
   it("retries 409 VPC.0512 (resource busy) and then succeeds", function()
     local id = emu:create_bandwidth{ size = 1 }
-    emu:inject{ method = "DELETE", status = 409, body = '{"code":"VPC.0512","message":"Resource busy, try again later."}' }
+    emu:inject{ method = "DELETE", status = 409,
+      body = '{"code":"VPC.0512","message":"Resource busy, try again later."}' }
     local c = new()
     local res = c:delete_bandwidth(id)
     c:close()

@@ -189,7 +189,8 @@ local function explicit(opts, region)
   if groups[1] == "ak/sk" then
     if opts.ak == nil then raise("ak", "is required with sk") end
     if opts.sk == nil then raise("sk", "is required with ak") end
-    return aksk_provider(opts.ak, opts.sk, opts.security_token, { ak = "ak", sk = "sk", security_token = "security_token" })
+    return aksk_provider(opts.ak, opts.sk, opts.security_token,
+      { ak = "ak", sk = "sk", security_token = "security_token" })
   end
   if opts.auth ~= nil then return iam_provider(opts.auth, region) end
 end
@@ -215,6 +216,7 @@ function M.resolve(opts, region, getenv)
     M.ENV.ak, M.ENV.sk, M.ENV.security_token, M.ENV.token)
 end
 
+--- The environment variable for `name` (a key of M.ENV), empty counted as unset.
 function M.env(name, getenv)
   return env(getenv or os.getenv, M.ENV[name])
 end
