@@ -10,6 +10,7 @@
 
 #include "compat.h"
 #include "http.h"
+#include "multi.h"
 #include "sign.h"
 #include "status.h"
 #include "version.h"
@@ -318,6 +319,28 @@ static void push_response(lua_State *L, const eip_http_response *r)
     }
 }
 
+/* Reads the request table at index 2 (shared by session:request and multi:start). Its strings
+ * stay referenced by the table, which the caller's stack holds for the whole call. */
+static void read_request(lua_State *L, eip_http_request *req, const char **headers)
+{
+    double cap;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    memset(req, 0, sizeof(*req));
+    req->method = opt_str_field(L, 2, "method", NULL);
+    req->url = opt_str_field(L, 2, "url", NULL);
+    luaL_argcheck(L, req->method != NULL && req->url != NULL, 2, "method and url are required");
+    req->body = opt_str_field(L, 2, "body", &req->body_len);
+    req->nheaders = collect_headers(L, 2, headers);
+    req->headers = headers;
+    req->timeout_ms = to_ms(opt_num_field(L, 2, "timeout", 30));
+    req->connect_timeout_ms = to_ms(opt_num_field(L, 2, "connect_timeout", 10));
+    req->low_speed_time_s = (long)opt_num_field(L, 2, "low_speed_time", 0);
+    req->low_speed_limit = (long)opt_num_field(L, 2, "low_speed_limit", 0);
+    cap = opt_num_field(L, 2, "body_cap", (double)EIP_HTTP_DEFAULT_BODY_CAP);
+    luaL_argcheck(L, cap >= 1 && cap <= (double)(1u << 30), 2, "body_cap out of range");
+    req->body_cap = (size_t)cap;
+}
+
 /* session:request{ method=, url=, headers={...}, body=?, timeout=, connect_timeout=,
  *                  low_speed_time=?, low_speed_limit=?, body_cap=? } -> response table */
 static int l_session_request(lua_State *L)
@@ -326,22 +349,7 @@ static int l_session_request(lua_State *L)
     const char *headers[MAX_HEADERS];
     eip_http_request req;
     eip_http_response resp;
-    double cap;
-    luaL_checktype(L, 2, LUA_TTABLE);
-    memset(&req, 0, sizeof(req));
-    req.method = opt_str_field(L, 2, "method", NULL);
-    req.url = opt_str_field(L, 2, "url", NULL);
-    luaL_argcheck(L, req.method != NULL && req.url != NULL, 2, "method and url are required");
-    req.body = opt_str_field(L, 2, "body", &req.body_len);
-    req.nheaders = collect_headers(L, 2, headers);
-    req.headers = headers;
-    req.timeout_ms = to_ms(opt_num_field(L, 2, "timeout", 30));
-    req.connect_timeout_ms = to_ms(opt_num_field(L, 2, "connect_timeout", 10));
-    req.low_speed_time_s = (long)opt_num_field(L, 2, "low_speed_time", 0);
-    req.low_speed_limit = (long)opt_num_field(L, 2, "low_speed_limit", 0);
-    cap = opt_num_field(L, 2, "body_cap", (double)EIP_HTTP_DEFAULT_BODY_CAP);
-    luaL_argcheck(L, cap >= 1 && cap <= (double)(1u << 30), 2, "body_cap out of range");
-    req.body_cap = (size_t)cap;
+    read_request(L, &req, headers);
     eip_http_perform(s->http, &req, &resp);
     push_response(L, &resp);
     return 1;
@@ -360,7 +368,154 @@ static const luaL_Reg session_methods[] = {
     {NULL, NULL},
 };
 
+/* ==== multi: concurrent requests (src/multi.c), for client:delete_bandwidths ============ *
+ *
+ * core.multi{ ca_file=?, insecure=?, user_agent=? } -> multi   (one per client, kept across
+ * batches: its connection cache is what makes consecutive batches reuse connections)
+ *   multi:limit(n)            at most n (1..64) transfers in flight and connections per host
+ *   multi:start(request)      starts a request (the table session:request takes) on a free
+ *                             slot -> slot number (1-based); nil, message when none is free
+ *   multi:next(timeout)       drives the transfers for up to timeout seconds until one ends
+ *                             -> slot, response table (as session:request's); nil on timeout
+ *   multi:pending()           transfers started and not yet returned by next
+ *   multi:cancel()            aborts every transfer in flight (the multi stays usable)
+ *   multi:close()             frees it all now (also done by the garbage collector)
+ * Signing, mapping and retries stay in Lua (lua/eip/batch.lua): the caller starts each request
+ * right after signing it. */
+
+#define MULTI_MT "eip.core.multi"
+
+typedef struct {
+    eip_multi *multi;
+} multi_ud;
+
+static multi_ud *check_multi(lua_State *L)
+{
+    multi_ud *u = luaL_checkudata(L, 1, MULTI_MT);
+    if (u->multi == NULL)
+        luaL_error(L, "eip.core: multi is closed");
+    return u;
+}
+
+static int l_multi(lua_State *L)
+{
+    eip_http_config cfg;
+    char err[128];
+    multi_ud *u;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.ca_file = opt_str_field(L, 1, "ca_file", NULL);
+    cfg.user_agent = opt_str_field(L, 1, "user_agent", NULL);
+    lua_getfield(L, 1, "insecure");
+    cfg.insecure = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    u = lua_newuserdata(L, sizeof(*u));
+    u->multi = NULL;
+    eip_setmetatable(L, MULTI_MT);
+    u->multi = eip_multi_new(&cfg, err, sizeof(err));
+    if (u->multi == NULL)
+        return luaL_error(L, "eip.core: %s", err);
+    return 1;
+}
+
+static int l_multi_limit(lua_State *L)
+{
+    multi_ud *u = check_multi(L);
+    lua_Number n = luaL_checknumber(L, 2);
+    luaL_argcheck(L, n >= 1 && n <= EIP_MULTI_MAX_SLOTS && n == (lua_Number)(int)n, 2,
+                  "limit must be an integer in 1..64");
+    eip_multi_set_limit(u->multi, (int)n);
+    return 0;
+}
+
+static int l_multi_start(lua_State *L)
+{
+    multi_ud *u = check_multi(L);
+    const char *headers[MAX_HEADERS];
+    eip_http_request req;
+    char err[128];
+    int slot;
+    read_request(L, &req, headers);
+    slot = eip_multi_start(u->multi, &req, err, sizeof(err));
+    if (slot < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    eip_pushint(L, slot + 1);
+    return 1;
+}
+
+static int l_multi_next(lua_State *L)
+{
+    multi_ud *u = check_multi(L);
+    const eip_http_response *resp;
+    lua_Number timeout = luaL_optnumber(L, 2, 0);
+    long ms = timeout > 0 ? (timeout > 86400 ? 86400000L : (long)(timeout * 1000.0 + 0.5)) : 0;
+    int slot = eip_multi_next(u->multi, ms, &resp);
+    if (slot < 0)
+        return 0;
+    eip_pushint(L, slot + 1);
+    push_response(L, resp);
+    return 2;
+}
+
+static int l_multi_pending(lua_State *L)
+{
+    eip_pushint(L, eip_multi_pending(check_multi(L)->multi));
+    return 1;
+}
+
+static int l_multi_cancel(lua_State *L)
+{
+    eip_multi_cancel(check_multi(L)->multi);
+    return 0;
+}
+
+static int l_multi_close(lua_State *L)
+{
+    multi_ud *u = luaL_checkudata(L, 1, MULTI_MT);
+    eip_multi_free(u->multi);
+    u->multi = NULL;
+    return 0;
+}
+
+static int l_multi_tostring(lua_State *L)
+{
+    multi_ud *u = luaL_checkudata(L, 1, MULTI_MT);
+    if (u->multi == NULL)
+        lua_pushliteral(L, "eip.core.multi (closed)");
+    else
+        lua_pushfstring(L, "eip.core.multi (%d pending)", eip_multi_pending(u->multi));
+    return 1;
+}
+
+static const luaL_Reg multi_methods[] = {
+    {"limit", l_multi_limit},
+    {"start", l_multi_start},
+    {"next", l_multi_next},
+    {"pending", l_multi_pending},
+    {"cancel", l_multi_cancel},
+    {"close", l_multi_close},
+    {NULL, NULL},
+};
+
+static void register_multi(lua_State *L)
+{
+    luaL_newmetatable(L, MULTI_MT);
+    luaL_newlib(L, multi_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_multi_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_multi_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
+}
+
+/* ==== end of multi ======================================================================= */
+
 static const luaL_Reg core_functions[] = {
+    {"multi", l_multi},
     {"session", l_session},
     {"status", l_status},
     {"statuses", l_statuses},
@@ -381,6 +536,8 @@ int luaopen_eip_core(lua_State *L)
     lua_pushcfunction(L, l_session_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
+
+    register_multi(L);
 
     luaL_newlib(L, core_functions);
     set_str(L, "_VERSION", EIP_VERSION);

@@ -34,6 +34,21 @@ M.OPTIONS = {
 
 local CALL_OPTIONS = { missing_ok = true }
 
+-- The headers every request starts with, shared by all requests and never modified. Each also
+-- holds its line as the transport takes it, so _wire does not build it again for every call.
+-- Accept is not signed: a proxy may rewrite it without breaking the signature.
+local CONTENT_TYPE = { "Content-Type", "application/json", line = "Content-Type: application/json" }
+local ACCEPT = { "Accept", "application/json", signed = false, line = "Accept: application/json" }
+
+-- Reason phrases by status, from the C table. core.status builds a whole entry (descriptions,
+-- advice: a kilobyte of strings) and a result needs only its reason: memoised, since statuses
+-- are three-digit numbers, the table stays small.
+local reasons = setmetatable({}, { __index = function(t, status)
+  local reason = core.status(status).reason
+  t[status] = reason
+  return reason
+end })
+
 local function endpoint_for(opts, getenv)
   if opts.endpoint ~= nil and opts.region ~= nil then
     errors.raise_usage("endpoint", "and region are exclusive: give one of them")
@@ -123,28 +138,44 @@ local function scrub(self, s)
   return s
 end
 
---- One HTTP exchange and its mapping. req: method, url, path (for errors), headers as
--- {name, value} pairs, body. Returns the transport's response on 2xx; raises an eip error
--- otherwise. Sets req.elapsed.
-function Client:_send(req)
-  local lines = {}
-  for i, h in ipairs(req.headers) do lines[i] = h[1] .. ": " .. h[2] end
+-- The "Name: value" lines of headers[i..n], as multiple values: a table constructor around
+-- them sizes the list once (filling an empty table grows it three times for three headers,
+-- a measurable part of a call's Lua time).
+local function header_lines(headers, i, n)
+  if i > n then return end
+  local h = headers[i]
+  return h.line or (h[1] .. ": " .. h[2]), header_lines(headers, i + 1, n)
+end
+
+local min = math.min
+
+--- The transport's request for req (method, url, path, headers as {name, value} pairs, body,
+-- timeout): header lines, timeouts and caps. Logs the request when debugging.
+function Client:_wire(req)
+  local headers = req.headers
+  local lines = { header_lines(headers, 1, #headers) }
   if self.log then log.request(self.log, req, lines, scrub, self) end
-  local resp = self.transport:send{
+  local timeout = req.timeout or self.timeout
+  return {
     method = req.method,
     url = req.url,
     headers = lines,
     body = req.body,
-    timeout = req.timeout or self.timeout,
-    connect_timeout = math.min(self.connect_timeout, req.timeout or self.timeout),
+    timeout = timeout,
+    connect_timeout = min(self.connect_timeout, timeout),
     low_speed_limit = self.low_speed_limit,
     low_speed_time = self.low_speed_time,
     body_cap = self.max_body,
   }
+end
+
+--- Maps the transport's response to req: the response on 2xx, else nil and the eip error.
+-- Logs the response when debugging.
+function Client:_map(req, resp)
   req.attempts = req.attempts or 1
   if self.log then log.response(self.log, resp, scrub, self) end
   if resp.curl_code then
-    error(errors.transport(req, resp, resp.curl_error), 0)
+    return nil, errors.transport(req, resp, resp.curl_error)
   end
   if resp.status >= 200 and resp.status < 300 then
     return resp
@@ -156,7 +187,15 @@ function Client:_send(req)
   local err = errors.http(req, resp, core.status(resp.status), decoded)
   -- A non-retryable status can carry a "busy, try again" code (409 VPC.0512).
   if err.code and retry.RETRYABLE_CODES[err.code] then err.retryable = true end
-  error(err, 0)
+  return nil, err
+end
+
+--- One HTTP exchange and its mapping (_wire, the transport, _map). Returns the transport's
+-- response on 2xx; raises the eip error otherwise.
+function Client:_send(req)
+  local resp, err = self:_map(req, self.transport:send(self:_wire(req)))
+  if not resp then error(err, 0) end
+  return resp
 end
 
 -- Unreserved characters kept, everything else %XX: the same encoding the signer uses, so
@@ -172,69 +211,92 @@ local function query_string(query)
   return "?" .. table.concat(parts, "&")
 end
 
+local function jitter(a, b)
+  return a + (b - a) * math.random()
+end
+
+--- Attempt `attempts` of a call as a request, authenticated now (provider:apply adds the
+-- credentials and, with AK/SK, signs it: callers build it right before sending it). The
+-- attempt's timeout is cut to what is left of `deadline` (a monotime), if any.
+function Client:_request(call, attempts, deadline)
+  local timeout = self.timeout
+  if deadline then timeout = math.max(0.001, math.min(timeout, deadline - core.monotime())) end
+  local req = {
+    method = call.method, path = call.path, body = call.body, query = call.query,
+    url = self.endpoint .. call.path .. query_string(call.query), host = self.host,
+    signed_path = self.base_path ~= "" and self.base_path .. call.path or nil, -- nil: the path is signed
+    headers = { CONTENT_TYPE, ACCEPT },
+    attempts = attempts, timeout = timeout,
+  }
+  providers[self]:apply(req, self)
+  return req
+end
+
+--- What follows a failed attempt (err, with err.attempts set): nil when err is final; else
+-- the seconds to wait before the next attempt, and true when a fresh IAM token was just
+-- obtained after a 401 (try again at once; once per call, outside the retry budget).
+-- `refreshed`: whether this call already did that. Logs the decision to retry.
+function Client:_after_failure(err, attempts, refreshed, deadline)
+  if err.status == 401 and not refreshed and providers[self]:refresh_after_401(self) then
+    return 0, true
+  end
+  local delay = retry.delay(err, attempts - (refreshed and 1 or 0), self.policy, os.time(), jitter)
+  if not delay or (deadline and core.monotime() + delay >= deadline) then return nil end
+  if self.log then self.log(string.format("eip: retrying in %.2f s after: %s", delay, tostring(err))) end
+  return delay, false
+end
+
+local function attempt(self, call, attempts, deadline)
+  return self:_send(self:_request(call, attempts, deadline))
+end
+
 --- An API call: authenticate, send, and retry what the policy says is transient (see
 -- eip.retry), within max_attempts and the deadline. A 401 with an IAM token fetches a new
 -- token once and repeats the call at once. call: method, path (below the endpoint), body
--- (a JSON string), query (a list of {name, value} pairs). Returns the response, attempts, elapsed seconds; raises the last error.
+-- (a JSON string), query (a list of {name, value} pairs). Returns the response, attempts and
+-- elapsed seconds; raises the last error.
 function Client:_call(call)
-  local provider = providers[self]
   local started = core.monotime()
   local deadline = self.deadline and started + self.deadline
   local attempts, refreshed = 0, false
   while true do
     attempts = attempts + 1
-    local timeout = self.timeout
-    if deadline then timeout = math.max(0.001, math.min(timeout, deadline - core.monotime())) end
-    local req = {
-      method = call.method, path = call.path, body = call.body, query = call.query,
-      url = self.endpoint .. call.path .. query_string(call.query), host = self.host,
-      signed_path = self.base_path .. call.path,
-      -- Accept is not signed: a proxy may rewrite it without breaking the signature.
-      headers = { { "Content-Type", "application/json" }, { "Accept", "application/json", signed = false } },
-      attempts = attempts, timeout = timeout,
-    }
-    local ok, resp = pcall(function()
-      provider:apply(req, self)
-      return self:_send(req)
-    end)
+    local ok, resp = pcall(attempt, self, call, attempts, deadline)
     local elapsed = core.monotime() - started
     if ok then return resp, attempts, elapsed end
     local err = resp
     if not errors.is_error(err) then error(err, 0) end -- a bug, not an answer: keep its traceback
     err.attempts, err.elapsed = attempts, elapsed
-    if err.status == 401 and not refreshed and provider:refresh_after_401(self) then
-      refreshed = true -- a fresh token: try again now, outside the retry budget
+    local delay, refresh = self:_after_failure(err, attempts, refreshed, deadline)
+    if not delay then error(err, 0) end
+    if refresh then
+      refreshed = true
     else
-      local delay = retry.delay(err, attempts - (refreshed and 1 or 0), self.policy, os.time(), function(a, b)
-        return a + (b - a) * math.random()
-      end)
-      if not delay or (deadline and core.monotime() + delay >= deadline) then error(err, 0) end
-      if self.log then self.log(string.format("eip: retrying in %.2f s after: %s", delay, tostring(err))) end
       self.sleep(delay)
     end
   end
 end
 
---- client:delete_bandwidth(id [, { missing_ok = bool }])
--- -> { ok, deleted, status, reason, bandwidth_id, request_id, attempts, elapsed }
--- With missing_ok, a 404 is a result { ok = true, deleted = false, status = 404, ... }:
--- the bandwidth is gone either way (perhaps deleted by an earlier attempt whose answer was lost).
-function Client:delete_bandwidth(bandwidth_id, call_opts)
-  validate.id("bandwidth_id", bandwidth_id)
-  local missing_ok = self.missing_ok
-  if call_opts ~= nil then
-    validate.options("call options", call_opts, CALL_OPTIONS)
-    if call_opts.missing_ok ~= nil then missing_ok = validate.boolean("missing_ok", call_opts.missing_ok) end
-  end
-  local provider = providers[self]
-  if not self.project_id then provider:ensure(self) end -- IAM: the token names the project
-  local ok, resp, attempts, elapsed = pcall(self._call, self, {
-    method = "DELETE",
-    path = "/v2.0/" .. self.project_id .. "/bandwidths/" .. bandwidth_id,
-  })
+--- The project id; with IAM and no configured project_id, learnt from the token's scope
+-- (which fetches a token).
+function Client:_project_id()
+  if not self.project_id then providers[self]:ensure(self) end
+  return self.project_id
+end
+
+--- The call deleting a (validated) bandwidth id.
+function Client:_delete_call(bandwidth_id)
+  return { method = "DELETE", path = "/v2.0/" .. self:_project_id() .. "/bandwidths/" .. bandwidth_id }
+end
+
+--- The outcome of a delete call that returned (ok = true: value is the response) or raised
+-- (value is the error): the result table, or nil and the error. With missing_ok, a 404 is
+-- a result { ok = true, deleted = false, status = 404, ... }: the bandwidth is gone either
+-- way (perhaps deleted by an earlier attempt whose answer was lost).
+function Client:_delete_result(bandwidth_id, missing_ok, ok, value, attempts, elapsed) -- luacheck: ignore 212/self
   if not ok then
-    local err = resp
-    if not (missing_ok and errors.is_error(err) and err.status == 404) then error(err, 0) end
+    local err = value
+    if not (missing_ok and errors.is_error(err) and err.status == 404) then return nil, err end
     return {
       ok = true, deleted = false, status = 404, reason = err.reason, code = err.code,
       message = err.message, bandwidth_id = bandwidth_id, request_id = err.request_id,
@@ -244,13 +306,29 @@ function Client:delete_bandwidth(bandwidth_id, call_opts)
   return {
     ok = true,
     deleted = true,
-    status = resp.status,
-    reason = core.status(resp.status).reason,
+    status = value.status,
+    reason = reasons[value.status],
     bandwidth_id = bandwidth_id,
-    request_id = resp.request_id,
+    request_id = value.request_id,
     attempts = attempts,
     elapsed = elapsed,
   }
+end
+
+--- client:delete_bandwidth(id [, { missing_ok = bool }])
+-- -> { ok, deleted, status, reason, bandwidth_id, request_id, attempts, elapsed }
+-- With missing_ok, a 404 is a result { ok = true, deleted = false, status = 404, ... }.
+function Client:delete_bandwidth(bandwidth_id, call_opts)
+  validate.id("bandwidth_id", bandwidth_id)
+  local missing_ok = self.missing_ok
+  if call_opts ~= nil then
+    validate.options("call options", call_opts, CALL_OPTIONS)
+    if call_opts.missing_ok ~= nil then missing_ok = validate.boolean("missing_ok", call_opts.missing_ok) end
+  end
+  local ok, value, attempts, elapsed = pcall(self._call, self, self:_delete_call(bandwidth_id))
+  local res, err = self:_delete_result(bandwidth_id, missing_ok, ok, value, attempts, elapsed)
+  if not res then error(err, 0) end
+  return res
 end
 
 --- Releases the connection now rather than at garbage collection.

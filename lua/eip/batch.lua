@@ -1,0 +1,361 @@
+--- client:delete_bandwidths(ids [, opts]): many deletes, run concurrently.
+--
+--   local results, summary = client:delete_bandwidths(ids, {
+--     concurrency = 8,          -- 1..64 requests in flight (and connections), default 8
+--     missing_ok = true,        -- default: the client's missing_ok
+--     on_result = function(i, id, res_or_err) end,   -- as each id finishes
+--   })
+--   results[i]: the result table delete_bandwidth returns (ok = true), or the eip error
+--               (ok = false; eip.is_error(e) holds), in input order
+--   summary:    { deleted = n, missing = n (404 with missing_ok), failed = n, total = n, elapsed = s }
+--
+-- Each id goes through the single delete's pipeline (eip.client: _delete_call, _request,
+-- _wire, _map, _after_failure, _delete_result): same validation, credentials, mapping and retry
+-- rules. Differences, all about time: an id's deadline and elapsed count from its first send
+-- (not from the call: queued ids do not age), a retry waits for its backoff while the other ids
+-- proceed, and the client's `sleep` is used only when nothing is in flight.
+--
+-- Per-id failures never raise: they are entries of the results. Raised: usage errors of the
+-- call itself (ids not a list, unknown or bad options), and any error raised by on_result,
+-- re-raised as it was after the transfers in flight were aborted (the client stays usable;
+-- the deletes already sent may have happened).
+--
+-- Drivers run the requests. With the libcurl transport: a C multi handle (eip.core.multi), one
+-- per client, kept across batches so connections are reused. Otherwise (a custom transport,
+-- or the automatic transport inside nginx) the serial driver, which sends through
+-- client.transport one request at a time. A driver has start(wire) -> slot or nil, message;
+-- next(timeout) -> slot, response | nil; pending(); cancel(); M.driver picks one.
+local core = require "eip.core"
+local errors = require "eip.errors"
+local validate = require "eip.validate"
+local client_mod = require "eip.client"
+
+local Client = client_mod.Client
+
+local M = {}
+
+M.OPTIONS = { concurrency = true, missing_ok = true, on_result = true }
+M.DEFAULT_CONCURRENCY = 8
+M.MAX_CONCURRENCY = 64
+-- Longest single wait in the C multi: transfers time out by themselves, this only bounds how
+-- long the loop goes without looking at the clock.
+local MAX_WAIT = 1.0
+
+local raise = errors.raise_usage
+
+---------------------------------------------------------------------------------------------
+-- Drivers
+
+-- One multi per client, held outside the client table like its credentials (the table stays
+-- printable and comparable), and released by client:close().
+local multis = setmetatable({}, { __mode = "k" })
+
+local function multi_driver(client, concurrency)
+  local multi = multis[client]
+  if not multi then
+    multi = core.multi{ ca_file = client.ca_file, insecure = client.insecure, user_agent = client_mod.USER_AGENT }
+    multis[client] = multi
+  end
+  multi:limit(concurrency)
+  return multi, concurrency
+end
+
+local Serial = {}
+Serial.__index = Serial
+
+function Serial:start(wire)
+  self.resp = self.transport:send(wire)
+  return 1
+end
+
+function Serial:next()
+  local resp = self.resp
+  if resp == nil then return nil end
+  self.resp = nil
+  return 1, resp
+end
+
+function Serial:pending() return self.resp and 1 or 0 end
+
+function Serial:cancel() self.resp = nil end
+
+-- Is this the libcurl transport (eip.transport.curl, which holds a C session)?
+local function is_curl(transport)
+  if transport.name ~= nil then return transport.name == "curl" end
+  return type(rawget(transport, "session")) == "userdata"
+end
+
+--- The driver for this client and its concurrency: driver, effective concurrency.
+-- Replaceable (e.g. by a light-thread driver inside OpenResty).
+function M.driver(client, concurrency)
+  if is_curl(client.transport) then return multi_driver(client, concurrency) end
+  return setmetatable({ transport = client.transport }, Serial), 1
+end
+
+local close = Client.close
+
+--- client:close() also frees the batch's multi handle and its connections.
+function Client:close()
+  local multi = multis[self]
+  if multi then
+    multis[self] = nil
+    multi:close()
+  end
+  return close(self)
+end
+
+---------------------------------------------------------------------------------------------
+-- Arguments
+
+-- The number of ids; raises unless ids is a list (keys exactly 1..n).
+local function list_length(ids)
+  if type(ids) ~= "table" then raise("ids", "must be a list of bandwidth ids, got a %s", type(ids)) end
+  local n, count = #ids, 0
+  for k in pairs(ids) do
+    count = count + 1
+    if type(k) ~= "number" or k < 1 or k > n or k ~= math.floor(k) then
+      raise("ids", "must be a list of bandwidth ids (keys 1..n), found the key %s", tostring(k))
+    end
+  end
+  if count ~= n then raise("ids", "must be a list of bandwidth ids without holes") end
+  return n
+end
+
+local function read_options(client, opts)
+  local o = { concurrency = M.DEFAULT_CONCURRENCY, missing_ok = client.missing_ok }
+  if opts == nil then return o end
+  validate.options("options", opts, M.OPTIONS)
+  if opts.concurrency ~= nil then
+    o.concurrency = validate.integer("concurrency", opts.concurrency, 1, M.MAX_CONCURRENCY)
+  end
+  if opts.missing_ok ~= nil then o.missing_ok = validate.boolean("missing_ok", opts.missing_ok) end
+  if opts.on_result ~= nil and type(opts.on_result) ~= "function" then
+    raise("on_result", "must be a function(i, id, result_or_error), got a %s", type(opts.on_result))
+  end
+  o.on_result = opts.on_result
+  return o
+end
+
+---------------------------------------------------------------------------------------------
+-- Retry queue: a binary min-heap of jobs by ready_at (monotime).
+
+local function heap_push(h, job)
+  local i = #h + 1
+  h[i] = job
+  while i > 1 do
+    local parent = math.floor(i / 2)
+    if h[parent].ready_at <= h[i].ready_at then break end
+    h[parent], h[i] = h[i], h[parent]
+    i = parent
+  end
+end
+
+local function heap_pop(h)
+  local top, n = h[1], #h
+  h[1] = h[n] -- two statements: with n == 1 the order of a multiple assignment would matter
+  h[n] = nil
+  n = n - 1
+  local i = 1
+  while true do
+    local l, r, m = 2 * i, 2 * i + 1, i
+    if l <= n and h[l].ready_at < h[m].ready_at then m = l end
+    if r <= n and h[r].ready_at < h[m].ready_at then m = r end
+    if m == i then return top end
+    h[m], h[i] = h[i], h[m]
+    i = m
+  end
+end
+
+---------------------------------------------------------------------------------------------
+-- The run
+
+-- State of one batch: the client and options, results and summary; `fresh` (ids not sent yet,
+-- in input order, from `head`), `retries_due` (retries whose wait is over: sent before fresh
+-- ids), `retries` (the heap of retries still waiting), `in_flight` (slot -> id); the driver and
+-- its limit; `auth_epoch` (IAM tokens fetched after a 401 in this batch) and `auth_error` (a
+-- final failure to obtain credentials, given to every id sent after it).
+local Run = {}
+Run.__index = Run
+
+function Run:finish(job, res, err)
+  local entry = res or err
+  if not res then
+    if not errors.is_error(err) then error(err, 0) end -- a bug, not an answer
+    err.ok = false
+    self.summary.failed = self.summary.failed + 1
+  elseif res.deleted then
+    self.summary.deleted = self.summary.deleted + 1
+  else
+    self.summary.missing = self.summary.missing + 1
+  end
+  self.results[job.index] = entry
+  if self.on_result then self.on_result(job.index, job.id, entry) end
+end
+
+function Run:next_ready()
+  local retry = self.retries_due[#self.retries_due]
+  if retry then
+    self.retries_due[#self.retries_due] = nil
+    return retry
+  end
+  local job = self.fresh[self.head]
+  if job then
+    self.fresh[self.head] = nil
+    self.head = self.head + 1
+  end
+  return job
+end
+
+-- Builds, signs and starts one attempt of job.
+function Run:start(job)
+  local client = self.client
+  job.attempts = job.attempts + 1
+  if not job.started then
+    job.started = core.monotime()
+    job.deadline = client.deadline and job.started + client.deadline
+  end
+  if self.auth_error then return self:fail(job, self.auth_error) end
+  job.epoch = self.auth_epoch
+  local ok, req = pcall(client._request, client, job.call, job.attempts, job.deadline)
+  if not ok then
+    if not errors.is_error(req) then error(req, 0) end -- a bug, not an answer
+    return self:failed(job, req, true)
+  end
+  job.req = req
+  local slot, why = self.driver:start(client:_wire(req))
+  if not slot then error("eip: batch: cannot start a request: " .. tostring(why), 0) end
+  self.in_flight[slot] = job
+end
+
+-- Ends job with err, a copy per id (the entries must not share one table).
+function Run:fail(job, err)
+  if errors.is_error(err) then
+    local copy = setmetatable({}, getmetatable(err))
+    for k, v in pairs(err) do copy[k] = v end
+    copy.attempts, copy.elapsed = job.attempts, core.monotime() - (job.started or self.started)
+    err = copy
+  end
+  self:finish(job, nil, err)
+end
+
+-- An attempt of job failed with err: retry it (after its backoff, while the other ids go on)
+-- or end it, as the client's policy says. from_auth: the credentials step failed (IAM could
+-- not give a token); when that is final it is given to every later id without asking IAM
+-- again: asking once per id could lock the account.
+function Run:failed(job, err, from_auth)
+  local client = self.client
+  err.attempts, err.elapsed = job.attempts, core.monotime() - job.started
+  if err.status == 401 and not job.refreshed and job.epoch < self.auth_epoch then
+    -- Signed before another id fetched a new IAM token: that token is this id's refresh.
+    job.refreshed = true
+    self.retries_due[#self.retries_due + 1] = job
+    return
+  end
+  -- A 401 of IAM itself (a wrong password) is final: another token request would fail alike.
+  local no_refresh = job.refreshed or (from_auth and err.status == 401)
+  local ok, delay, refresh = pcall(client._after_failure, client, err, job.attempts, no_refresh, job.deadline)
+  if not ok or not delay then
+    local final = ok and err or delay -- not ok: fetching a new IAM token failed
+    if from_auth or not ok then self.auth_error = final end
+    if not ok then return self:fail(job, final) end
+    return self:finish(job, client:_delete_result(job.id, self.missing_ok, false, final))
+  end
+  if refresh then
+    job.refreshed = true
+    self.auth_epoch = self.auth_epoch + 1
+    self.retries_due[#self.retries_due + 1] = job
+  else
+    job.ready_at = core.monotime() + delay
+    heap_push(self.retries, job)
+  end
+end
+
+function Run:completed(slot, resp)
+  local client, job = self.client, self.in_flight[slot]
+  self.in_flight[slot] = nil
+  local answer, err = client:_map(job.req, resp)
+  job.req = nil
+  if not answer then return self:failed(job, err, false) end
+  local elapsed = core.monotime() - job.started
+  self:finish(job, client:_delete_result(job.id, self.missing_ok, true, answer, job.attempts, elapsed))
+end
+
+-- Moves the retries due by `now` to the ready queue.
+function Run:promote(now)
+  local h = self.retries
+  while h[1] and h[1].ready_at <= now do
+    self.retries_due[#self.retries_due + 1] = heap_pop(h)
+  end
+end
+
+function Run:loop()
+  local driver, limit = self.driver, self.limit
+  while true do
+    self:promote(core.monotime())
+    while driver:pending() < limit do
+      local job = self:next_ready()
+      if not job then break end
+      self:start(job)
+    end
+    local next_retry = self.retries[1]
+    if driver:pending() == 0 then
+      if not next_retry then return end
+      -- Nothing in flight: only a backoff left to wait for. The client's sleep (ngx.sleep in
+      -- nginx; a recording stub in tests) does it, and the retry is then due whatever the
+      -- clock says, so a sleep that returns early cannot make this loop spin.
+      local wait = next_retry.ready_at - core.monotime()
+      if wait > 0 then self.client.sleep(wait) end
+      self:promote(next_retry.ready_at)
+    else
+      local wait = MAX_WAIT
+      if next_retry then wait = math.max(0, math.min(wait, next_retry.ready_at - core.monotime())) end
+      local slot, resp = driver:next(wait)
+      if slot then self:completed(slot, resp) end
+    end
+  end
+end
+
+-- Jobs for the valid ids; invalid ids end at once as usage errors (nothing is sent for them),
+-- and so does every id when the project cannot be determined (IAM).
+function Run:prepare(ids, n)
+  local client = self.client
+  local project_ok, project_err -- asked once, at the first valid id (IAM may fetch a token)
+  for i = 1, n do
+    local id = ids[i]
+    local job = { index = i, id = id, attempts = 0 }
+    local valid, err = pcall(validate.id, "bandwidth_id", id)
+    if valid and project_ok == nil then project_ok, project_err = pcall(client._project_id, client) end
+    if not valid then
+      self:fail(job, err)
+    elseif not project_ok then
+      self:fail(job, project_err)
+    else
+      job.call = client:_delete_call(id)
+      self.fresh[#self.fresh + 1] = job
+    end
+  end
+end
+
+--- client:delete_bandwidths(ids [, opts]) -> results, summary (see the top of this file).
+function Client:delete_bandwidths(ids, opts)
+  local n = list_length(ids)
+  local o = read_options(self, opts)
+  local run = setmetatable({
+    client = self, missing_ok = o.missing_ok, on_result = o.on_result, started = core.monotime(),
+    results = {}, summary = { deleted = 0, missing = 0, failed = 0, total = n, elapsed = 0 },
+    fresh = {}, head = 1, retries = {}, retries_due = {}, in_flight = {}, auth_epoch = 0,
+  }, Run)
+  run:prepare(ids, n)
+  if run.head <= #run.fresh then
+    run.driver, run.limit = M.driver(self, o.concurrency)
+    local ok, err = pcall(run.loop, run)
+    if not ok then
+      run.driver:cancel() -- nothing stays in flight: the client's next batch starts clean
+      error(err, 0)
+    end
+  end
+  run.summary.elapsed = core.monotime() - run.started
+  return run.results, run.summary
+end
+
+return M

@@ -1,0 +1,343 @@
+-- client:delete_bandwidths against the EIP emulator: concurrency over a few reused
+-- connections, input order, per-entry results and summary, missing_ok, on_result, per-id
+-- retries that do not stall the batch, authentication, and argument checking.
+local eip = require "eip"
+local emulator = require "spec.support.emulator"
+local core = require "eip.core"
+
+describe("delete_bandwidths", function()
+  local emu, slept
+
+  setup(function() emu = emulator.start() end)
+  teardown(function() emu:stop() end)
+  before_each(function()
+    emu:reset()
+    slept = {}
+  end)
+
+  local function new(extra)
+    local opts = { endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5,
+      backoff_base = 0.01, sleep = function(s) slept[#slept + 1] = s end }
+    for k, v in pairs(extra or {}) do opts[k] = v end
+    return eip.new(opts)
+  end
+
+  local function create(n, fields)
+    local ids = {}
+    for i = 1, n do ids[i] = emu:create_bandwidth(fields or { size = 1 }) end
+    return ids
+  end
+
+  -- A Lua pattern matching exactly the delete path of id (ids hold magic characters such as '-').
+  local function path_of(id)
+    return "^/v2%.0/" .. emu.project_id .. "/bandwidths/" .. id:gsub("%p", "%%%0") .. "$"
+  end
+
+  local function usage(f, ...)
+    local ok, err = pcall(f, ...)
+    assert.is_false(ok, "expected a usage error")
+    assert.is_true(eip.is_error(err), tostring(err))
+    assert.equal("usage", err.kind)
+    return err
+  end
+
+  it("deletes 100 ids at concurrency 8 over at most 8 connections, results in input order", function()
+    local ids = create(100)
+    emu:reset_counters()
+    local c = new()
+    local results, summary = c:delete_bandwidths(ids, { concurrency = 8 })
+    c:close()
+    assert.equal(100, #results)
+    for i, res in ipairs(results) do
+      assert.is_true(res.ok)
+      assert.is_true(res.deleted)
+      assert.equal(204, res.status)
+      assert.equal("No Content", res.reason)
+      assert.equal(ids[i], res.bandwidth_id)
+      assert.equal(1, res.attempts)
+      assert.matches("^%x+$", res.request_id)
+      assert.is_number(res.elapsed)
+    end
+    assert.same({ deleted = 100, missing = 0, failed = 0, total = 100 },
+      { deleted = summary.deleted, missing = summary.missing, failed = summary.failed, total = summary.total })
+    assert.is_true(summary.elapsed > 0)
+    local stats = emu:stats()
+    assert.equal(100, stats.requests)
+    assert.is_true(stats.connections >= 1 and stats.connections <= 8, "connections: " .. stats.connections)
+    assert.equal(0, #emu:bandwidths())
+  end)
+
+  it("keeps its connections across batches (one multi handle per client)", function()
+    local c = new()
+    c:delete_bandwidths(create(12), { concurrency = 4 })
+    local after_first = emu:stats().connections
+    c:delete_bandwidths(create(12), { concurrency = 4 })
+    c:close()
+    assert.is_true(after_first <= 4, "connections: " .. after_first)
+    assert.equal(after_first, emu:stats().connections)
+  end)
+
+  it("gives the right entry for missing, invalid, 409, 503-then-204 and plain ids, and the summary", function()
+    local plain = create(2)
+    local busy = emu:create_bandwidth{ size = 1, publicip_ids = { "eip-1" } }
+    local flaky = emu:create_bandwidth{ size = 1 }
+    local missing = "3fa1e2b4-1111-2222-3333-444455556666"
+    emu:inject{ method = "DELETE", path = path_of(flaky), status = 503, headers = { ["Retry-After"] = "0" } }
+    emu:reset_counters()
+    local ids = { plain[1], missing, "../x", busy, 42, flaky, "", plain[2] }
+    local c = new()
+    local results, summary = c:delete_bandwidths(ids, { concurrency = 3 })
+    c:close()
+    assert.equal(#ids, #results)
+    assert.equal(204, results[1].status)
+    assert.is_true(results[1].ok)
+    assert.equal(404, results[2].status)
+    assert.equal("VPC.0306", results[2].code)
+    assert.is_false(results[2].ok)
+    assert.is_true(eip.is_error(results[2]))
+    for _, i in ipairs{ 3, 5, 7 } do
+      assert.is_true(eip.is_error(results[i]))
+      assert.equal("usage", results[i].kind)
+      assert.equal("bandwidth_id", results[i].argument)
+      assert.is_false(results[i].ok)
+      assert.equal(0, results[i].attempts)
+    end
+    assert.equal(409, results[4].status)
+    assert.equal(1, results[4].attempts)
+    assert.is_false(results[4].ok)
+    assert.equal(204, results[6].status)
+    assert.equal(2, results[6].attempts)
+    assert.equal(204, results[8].status)
+    assert.equal(3, summary.deleted)
+    assert.equal(0, summary.missing)
+    assert.equal(5, summary.failed)
+    assert.equal(8, summary.total)
+    assert.equal(6, emu:stats().requests) -- 5 valid ids, one of them twice; nothing for invalid ids
+  end)
+
+  it("treats a 404 as a result with missing_ok (option of the call, or of the client)", function()
+    local ids = { emu:create_bandwidth{ size = 1 }, "3fa1e2b4-1111-2222-3333-444455556666" }
+    local c = new()
+    local results, summary = c:delete_bandwidths(ids, { missing_ok = true })
+    assert.is_true(results[1].deleted)
+    assert.is_true(results[2].ok)
+    assert.is_false(results[2].deleted)
+    assert.equal(404, results[2].status)
+    assert.equal("VPC.0306", results[2].code)
+    assert.equal(ids[2], results[2].bandwidth_id)
+    assert.same({ 1, 1, 0, 2 }, { summary.deleted, summary.missing, summary.failed, summary.total })
+    c:close()
+    local c2 = new{ missing_ok = true }
+    local _, s2 = c2:delete_bandwidths({ ids[1] })
+    local r3 = c2:delete_bandwidths({ ids[1] }, { missing_ok = false })
+    c2:close()
+    assert.same({ 0, 1, 0 }, { s2.deleted, s2.missing, s2.failed })
+    assert.is_false(r3[1].ok)
+  end)
+
+  it("calls on_result once per id, as it finishes, with the entry of the results", function()
+    local ids = create(20)
+    ids[5] = "bad id"
+    local seen, count = {}, 0
+    local c = new()
+    local results = c:delete_bandwidths(ids, { concurrency = 4, on_result = function(i, id, entry)
+      count = count + 1
+      assert.is_nil(seen[i], "called twice for " .. i)
+      seen[i] = { id = id, entry = entry }
+    end })
+    c:close()
+    assert.equal(20, count)
+    for i = 1, 20 do
+      assert.equal(ids[i], seen[i].id)
+      assert.equal(results[i], seen[i].entry)
+    end
+  end)
+
+  it("retries per id, within max_attempts, without retrying the others", function()
+    local ids = create(4)
+    emu:inject{ method = "DELETE", path = path_of(ids[2]), status = 503, times = 2 }
+    emu:inject{ method = "DELETE", path = path_of(ids[3]), status = 502, times = -1 }
+    emu:reset_counters()
+    local c = new()
+    local results, summary = c:delete_bandwidths(ids, { concurrency = 2 })
+    c:close()
+    assert.equal(1, results[1].attempts)
+    assert.equal(3, results[2].attempts)
+    assert.equal(204, results[2].status)
+    assert.equal(502, results[3].status)
+    assert.equal(3, results[3].attempts)
+    assert.is_true(results[3].retryable)
+    assert.equal(1, results[4].attempts)
+    assert.same({ 3, 1 }, { summary.deleted, summary.failed })
+    assert.equal(1 + 3 + 3 + 1, emu:stats().requests)
+  end)
+
+  it("does not stall the batch while one id waits for its Retry-After", function()
+    local ids = create(6)
+    emu:inject{ method = "DELETE", path = path_of(ids[1]), status = 503, headers = { ["Retry-After"] = "1" } }
+    local order, t0 = {}, core.monotime()
+    local finished_at = {}
+    local c = new{ sleep = core.sleep } -- real waits: the spec is about time
+    local results = c:delete_bandwidths(ids, { concurrency = 2, on_result = function(i)
+      order[#order + 1] = i
+      finished_at[i] = core.monotime() - t0
+    end })
+    c:close()
+    assert.equal(204, results[1].status)
+    assert.equal(2, results[1].attempts)
+    assert.equal(1, order[#order], "the retried id finishes last")
+    for i = 2, 6 do
+      assert.is_true(finished_at[i] < 0.5, "id " .. i .. " waited for id 1: " .. finished_at[i])
+    end
+    assert.is_true(finished_at[1] >= 0.9, "Retry-After honoured: " .. finished_at[1])
+  end)
+
+  it("sends a retry when it is due even while other requests are in flight", function()
+    local ids = create(3)
+    emu:inject{ method = "DELETE", path = path_of(ids[1]), status = 503, headers = { ["Retry-After"] = "1" } }
+    emu:inject{ method = "DELETE", path = path_of(ids[3]), status = 204, delay = 2 }
+    local order, finished_at, t0 = {}, {}, core.monotime()
+    local c = new()
+    local results = c:delete_bandwidths(ids, { concurrency = 3, on_result = function(i)
+      order[#order + 1] = i
+      finished_at[i] = core.monotime() - t0
+    end })
+    c:close()
+    assert.same({ 2, 1, 3 }, order)
+    assert.equal(2, results[1].attempts)
+    assert.is_true(finished_at[1] >= 0.9 and finished_at[1] < 1.8, "retried at " .. finished_at[1])
+    assert.equal(0, #slept, "waited in the multi handle, not in sleep")
+  end)
+
+  it("uses the client's sleep when only backoffs are left to wait for", function()
+    local ids = create(1)
+    emu:inject{ method = "DELETE", path = path_of(ids[1]), status = 503, headers = { ["Retry-After"] = "2" } }
+    local c = new()
+    local t0 = core.monotime()
+    local results = c:delete_bandwidths(ids)
+    c:close()
+    assert.equal(204, results[1].status)
+    assert.equal(1, #slept)
+    assert.is_true(slept[1] > 1.5 and slept[1] <= 2, "slept " .. slept[1])
+    assert.is_true(core.monotime() - t0 < 1.5, "the recording sleep returns at once, and so does the batch")
+  end)
+
+  it("respects the deadline per id: a Retry-After past it ends that id", function()
+    local ids = create(2)
+    emu:inject{ method = "DELETE", path = path_of(ids[1]), status = 503, headers = { ["Retry-After"] = "5" } }
+    local c = new{ deadline = 1 }
+    local results, summary = c:delete_bandwidths(ids)
+    c:close()
+    assert.equal(503, results[1].status)
+    assert.equal(1, results[1].attempts)
+    assert.equal(204, results[2].status)
+    assert.same({ 1, 1 }, { summary.deleted, summary.failed })
+    assert.equal(0, #slept)
+  end)
+
+  it("reports transport failures per id", function()
+    local ids = create(3)
+    emu:inject{ method = "DELETE", path = path_of(ids[2]), action = "drop" }
+    local c = new{ max_attempts = 1 }
+    local results = c:delete_bandwidths(ids, { concurrency = 3 })
+    c:close()
+    assert.equal("transport", results[2].kind)
+    assert.is_false(results[2].ok)
+    assert.equal(204, results[1].status)
+    assert.equal(204, results[3].status)
+  end)
+
+  it("signs every request with AK/SK", function()
+    local ids = create(10)
+    local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, ak = emu.ak, sk = emu.sk }
+    local _, summary = c:delete_bandwidths(ids, { concurrency = 4 })
+    c:close()
+    assert.equal(10, summary.deleted)
+    assert.equal(0, emu:stats().auth_failures)
+  end)
+
+  it("fetches one new IAM token when the batch meets 401s, and repeats those ids", function()
+    local c = eip.new{ endpoint = emu.url, auth = { username = emu.iam.username, password = emu.iam.password,
+      domain = emu.iam.domain, project = emu.iam.project, iam_endpoint = emu.url } }
+    c:delete_bandwidths(create(1))
+    emu:expire_tokens()
+    local results, summary = c:delete_bandwidths(create(6), { concurrency = 3 })
+    c:close()
+    assert.equal(6, summary.deleted)
+    assert.equal(2, emu:stats().tokens_issued)
+    for _, res in ipairs(results) do assert.is_true(res.attempts <= 2) end
+  end)
+
+  it("gives a final IAM failure to every id without asking IAM again for each", function()
+    local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = { username = emu.iam.username,
+      password = "definitely-wrong-password", domain = emu.iam.domain, project = emu.iam.project,
+      iam_endpoint = emu.url } }
+    local results, summary = c:delete_bandwidths({ "bw-1", "bw-2", "bw-3" })
+    c:close()
+    assert.equal(3, summary.failed)
+    for _, err in ipairs(results) do
+      assert.equal(401, err.status)
+      assert.equal("/v3/auth/tokens", err.path)
+      assert.is_false(err.ok)
+    end
+    assert.is_true(results[1] ~= results[2], "one error table per entry")
+    assert.equal(1, emu:stats().requests)
+  end)
+
+  it("re-raises an error of on_result after aborting the transfers; the client stays usable", function()
+    local c = new()
+    local ok, err = pcall(c.delete_bandwidths, c, create(10), { concurrency = 4, on_result = function(i)
+      if i >= 1 then error({ mine = true }) end
+    end })
+    assert.is_false(ok)
+    assert.same({ mine = true }, err)
+    local _, summary = c:delete_bandwidths(create(5), { concurrency = 4 })
+    assert.equal(5, summary.deleted)
+    assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+    c:close()
+  end)
+
+  it("runs through any other transport one request at a time", function()
+    local ids = create(5)
+    ids[3] = "3fa1e2b4-1111-2222-3333-444455556666"
+    local c = new()
+    local real, sent = c.transport, 0
+    c.transport = { name = "recording", send = function(_, req) sent = sent + 1; return real:send(req) end,
+      close = function() real:close() end }
+    local results, summary = c:delete_bandwidths(ids, { concurrency = 8, missing_ok = true })
+    c:close()
+    assert.equal(5, sent)
+    assert.same({ 4, 1, 0, 5 }, { summary.deleted, summary.missing, summary.failed, summary.total })
+    assert.equal(ids[5], results[5].bandwidth_id)
+  end)
+
+  it("returns empty results for an empty list, sending nothing", function()
+    local c = new()
+    local results, summary = c:delete_bandwidths({})
+    c:close()
+    assert.same({}, results)
+    assert.same({ 0, 0, 0, 0 }, { summary.deleted, summary.missing, summary.failed, summary.total })
+    assert.equal(0, emu:stats().requests)
+  end)
+
+  it("raises usage errors for a non-list and for bad options, before sending anything", function()
+    local c = new()
+    for _, bad in ipairs{ "bw-1", 42, { a = "bw-1" }, { "bw-1", nil, "bw-3" }, { [0] = "bw-1" } } do
+      assert.equal("ids", usage(c.delete_bandwidths, c, bad).argument)
+    end
+    assert.equal("ids", usage(c.delete_bandwidths, c).argument)
+    for _, n in ipairs{ 0, 65, 1.5, -1, "8" } do
+      assert.equal("concurrency", usage(c.delete_bandwidths, c, { "bw-1" }, { concurrency = n }).argument)
+    end
+    assert.equal("options", usage(c.delete_bandwidths, c, { "bw-1" }, { concurency = 8 }).argument)
+    assert.equal("options", usage(c.delete_bandwidths, c, { "bw-1" }, "fast").argument)
+    assert.equal("on_result", usage(c.delete_bandwidths, c, { "bw-1" }, { on_result = true }).argument)
+    assert.equal("missing_ok", usage(c.delete_bandwidths, c, { "bw-1" }, { missing_ok = "yes" }).argument)
+    local results = c:delete_bandwidths({ "bw-1" }, { concurrency = 64, missing_ok = true })
+    assert.is_false(results[1].deleted)
+    results = c:delete_bandwidths({ "bw-1" }, { concurrency = 1.0, missing_ok = true })
+    assert.is_false(results[1].deleted)
+    c:close()
+    assert.equal(2, emu:stats().requests)
+  end)
+end)
