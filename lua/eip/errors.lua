@@ -36,6 +36,7 @@ function Error.__tostring(e)
   return table.concat(parts)
 end
 
+--- Is v an error raised by lua-eip (a table with the shared metatable)?
 function M.is_error(v)
   return type(v) == "table" and getmetatable(v) == Error
 end

@@ -48,6 +48,7 @@ local function shown(s, scrub, client)
   return (s:gsub("[%c]", " "))
 end
 
+--- Writes a request to `out` (one call per line), credentials redacted, server text scrubbed.
 function M.request(out, req, lines, scrub, client)
   out(string.format("eip: > %s %s", req.method, req.url))
   for _, line in ipairs(lines) do out("eip: > " .. redact_line(line)) end
@@ -60,6 +61,7 @@ function M.request(out, req, lines, scrub, client)
   end
 end
 
+--- Writes a response (status, time, request id, headers, body) to `out`, redacted.
 function M.response(out, resp, scrub, client)
   if resp.curl_code then
     out(string.format("eip: < transport error (curl %d): %s", resp.curl_code, resp.curl_error or ""))

@@ -81,12 +81,14 @@ function M.region(name, v)
   return v
 end
 
+--- A number in [min, max] (not NaN).
 function M.number(name, v, min, max)
   if type(v) ~= "number" or v ~= v then raise(name, "must be a number, got %s", describe(v)) end
   if v < min or v > max then raise(name, "must be between %s and %s, got %s", min, max, v) end
   return v
 end
 
+--- An integer in [min, max]; an integral float (3.0) is accepted as the integer.
 function M.integer(name, v, min, max)
   if math.type and math.type(v) == "float" and v == math.floor(v) then v = math.tointeger(v) end
   if type(v) ~= "number" or v ~= math.floor(v) then
@@ -95,11 +97,13 @@ function M.integer(name, v, min, max)
   return M.number(name, v, min, max)
 end
 
+--- true or false, nothing else.
 function M.boolean(name, v)
   if type(v) ~= "boolean" then raise(name, "must be true or false, got %s", describe(v)) end
   return v
 end
 
+--- A non-empty string without NUL bytes.
 function M.string(name, v)
   if type(v) ~= "string" or v == "" then raise(name, "must be a non-empty string, got %s", describe(v)) end
   if v:find("%z") then raise(name, "must not contain NUL bytes") end

@@ -1,0 +1,470 @@
+-- The `eip` command (bin/eip, lua/eip/cli.lua) run as a process against the emulator: every
+-- command, exit codes 0/1/2, --json lines, --dry-run sending nothing, ids from stdin, unknown
+-- commands and options, --help, secrets kept off the command line and out of the output, the
+-- progress bar through a real terminal (script(1)) and its absence when stderr is a file.
+local cjson = require "cjson"
+local emulator = require "spec.support.emulator"
+
+local ROOT = (function()
+  local p = io.popen("pwd")
+  local d = p:read("l")
+  p:close()
+  return d
+end)()
+local EIP = "lua5.4 " .. ROOT .. "/bin/eip"
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  os.remove(path)
+  return s
+end
+
+local function lines(s)
+  local out = {}
+  for l in s:gmatch("[^\n]+") do out[#out + 1] = l end
+  return out
+end
+
+local function has(haystack, needle)
+  return haystack:find(needle, 1, true) ~= nil
+end
+
+describe("eip command", function()
+  local emu
+
+  -- A clean environment (env -i): only what the command is given, so nothing of the caller's
+  -- shell leaks in. opts.env adds or replaces variables (false removes one); opts.stdin feeds
+  -- stdin; opts.cwd runs elsewhere. Returns exit code, stdout, stderr.
+  local function run(args, opts)
+    opts = opts or {}
+    local vars = { PATH = os.getenv("PATH"), HOME = os.getenv("HOME") or "/tmp",
+      EIP_ENDPOINT = emu.url, OS_AUTH_TOKEN = emu.token, HUAWEICLOUD_SDK_PROJECT_ID = emu.project_id }
+    for k, v in pairs(opts.env or {}) do vars[k] = v or nil end
+    local env = {}
+    for k, v in pairs(vars) do env[#env + 1] = k .. "=" .. q(v) end
+    local out, err, input = os.tmpname(), os.tmpname(), "/dev/null"
+    if opts.stdin then
+      input = os.tmpname()
+      local f = assert(io.open(input, "w"))
+      f:write(opts.stdin)
+      f:close()
+    end
+    local cmd = string.format("cd %s && env -i %s %s %s <%s >%s 2>%s", q(opts.cwd or ROOT),
+      table.concat(env, " "), EIP, args, input, out, err)
+    local _, how, code = os.execute(cmd)
+    if opts.stdin then os.remove(input) end
+    assert.equal("exit", how)
+    return code, slurp(out), slurp(err)
+  end
+
+  setup(function()
+    emu = emulator.start()
+  end)
+
+  teardown(function()
+    emu:stop()
+  end)
+
+  before_each(function()
+    emu:reset()
+  end)
+
+  describe("help and usage", function()
+    it("eip --help lists every command and exits 0", function()
+      local code, out = run("--help")
+      assert.equal(0, code)
+      for _, c in ipairs{ "delete-bandwidth", "show-bandwidth", "list-bandwidths", "status" } do
+        assert.truthy(has(out, c), c)
+      end
+      assert.truthy(has(out, "OS_AUTH_TOKEN"))
+    end)
+
+    it("every command has --help (and eip help COMMAND)", function()
+      for _, c in ipairs{ "delete-bandwidth", "show-bandwidth", "list-bandwidths", "status" } do
+        local code, out = run(c .. " --help")
+        assert.equal(0, code, c)
+        assert.truthy(has(out, "usage: eip " .. c), c)
+        local code2, out2 = run("help " .. c)
+        assert.equal(0, code2)
+        assert.equal(out, out2)
+      end
+      local _, out = run("delete-bandwidth -h")
+      for _, o in ipairs{ "--missing-ok", "--concurrency", "--json", "--dry-run", "--force", "--endpoint",
+          "--region", "--project-id", "--timeout", "--max-attempts" } do
+        assert.truthy(has(out, o), o)
+      end
+    end)
+
+    it("no command is a usage error (exit 2, help on stderr)", function()
+      local code, out, err = run("")
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.truthy(has(err, "usage: eip COMMAND"))
+    end)
+
+    it("an unknown command exits 2 with a hint, sending nothing", function()
+      local code, _, err = run("delet-bandwidth x")
+      assert.equal(2, code)
+      assert.truthy(has(err, 'unknown command "delet-bandwidth"'))
+      assert.truthy(has(err, "did you mean delete-bandwidth?"))
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    it("an unknown option exits 2 with a hint, sending nothing", function()
+      local id = emu:create_bandwidth{ size = 5 }
+      local code, out, err = run("delete-bandwidth --misssing-ok " .. id)
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.truthy(has(err, "unknown option --misssing-ok"))
+      assert.truthy(has(err, "did you mean --missing-ok?"))
+      assert.truthy(has(err, "eip delete-bandwidth --help"))
+      assert.equal(0, emu:stats().requests)
+      assert.is_not_nil(emu:get_bandwidth(id))
+    end)
+
+    it("bad option values and misplaced options are usage errors", function()
+      for _, args in ipairs{ "delete-bandwidth --concurrency x a", "delete-bandwidth --concurrency 0 a",
+          "delete-bandwidth --timeout", "delete-bandwidth --size 5 a", "delete-bandwidth --force --charge-mode free a",
+          "delete-bandwidth --json=yes a", "delete-bandwidth --max-attempts 99 a",
+          "delete-bandwidth --endpoint ftp://x a",
+          "show-bandwidth", "show-bandwidth a b", "list-bandwidths extra", "status", "status abc", "status 99" } do
+        local code = run(args)
+        assert.equal(2, code, args)
+      end
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    it("refuses secrets as arguments without echoing them", function()
+      for _, flag in ipairs{ "--token", "--sk", "--ak", "--password", "--security-token" } do
+        local code, out, err = run("delete-bandwidth " .. flag .. "=S3cr3tValue123 a")
+        assert.equal(2, code)
+        assert.truthy(has(err, "shows in ps"), flag)
+        assert.is_false(has(out .. err, "S3cr3tValue123"), flag)
+        code, out, err = run("list-bandwidths " .. flag .. " S3cr3tValue123")
+        assert.equal(2, code)
+        assert.is_false(has(out .. err, "S3cr3tValue123"), flag)
+      end
+      local code, _, err = run("--token=S3cr3tValue123")
+      assert.equal(2, code)
+      assert.is_false(has(err, "S3cr3tValue123"))
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    it("without credentials it is a usage error naming where it looked", function()
+      local code, _, err = run("delete-bandwidth abc", { env = { OS_AUTH_TOKEN = false } })
+      assert.equal(2, code)
+      assert.truthy(has(err, "OS_AUTH_TOKEN"))
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    it("an invalid id is a usage error and nothing is sent, even for the valid ones", function()
+      local id = emu:create_bandwidth{ size = 5 }
+      local code, out, err = run("delete-bandwidth " .. id .. " ../etc")
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.truthy(has(err, "argument 2"))
+      assert.equal(0, emu:stats().requests)
+    end)
+  end)
+
+  describe("delete-bandwidth", function()
+    it("deletes every id: one line each, a summary, exit 0", function()
+      local a, b = emu:create_bandwidth{ size = 5 }, emu:create_bandwidth{ size = 6 }
+      local code, out, err = run("delete-bandwidth " .. a .. " " .. b)
+      assert.equal(0, code, err)
+      local l = lines(out)
+      assert.equal(3, #l)
+      assert.matches("^deleted  " .. a:gsub("%-", "%%-") .. "  204 No Content  request%-id %x+", l[1])
+      assert.matches("^deleted  " .. b:gsub("%-", "%%-"), l[2])
+      assert.matches("^2 bandwidth%(s%): 2 deleted, 0 missing, 0 failed", l[3])
+      assert.equal("", err) -- stderr is a file: no progress bar
+      assert.is_nil(emu:get_bandwidth(a))
+      assert.is_nil(emu:get_bandwidth(b))
+    end)
+
+    it("exits 1 when some fail, and still deletes the others", function()
+      local a = emu:create_bandwidth{ size = 5 }
+      local full = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-1" } }
+      local code, out = run("delete-bandwidth " .. a .. " no-such-bw " .. full)
+      assert.equal(1, code)
+      local l = lines(out)
+      assert.matches("^deleted ", l[1])
+      assert.matches("^FAILED   no%-such%-bw  404 Not Found %(VPC%.0306: ", l[2])
+      assert.matches("^FAILED   .*409 Conflict %(VPC%.0304", l[3])
+      assert.matches("1 deleted, 0 missing, 2 failed", l[4])
+      assert.is_nil(emu:get_bandwidth(a))
+    end)
+
+    it("with --missing-ok a missing id counts as done: exit 0", function()
+      local a = emu:create_bandwidth{ size = 5 }
+      local code, out = run("delete-bandwidth --missing-ok no-such-bw " .. a)
+      assert.equal(0, code)
+      assert.matches("^missing  no%-such%-bw  404 VPC%.0306", lines(out)[1])
+      assert.matches("1 deleted, 1 missing, 0 failed", lines(out)[3])
+    end)
+
+    it("--json prints one parseable object per id (summary on stderr)", function()
+      local a = emu:create_bandwidth{ size = 5 }
+      local full = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-1" } }
+      local code, out, err = run("delete-bandwidth --json --missing-ok " .. a .. " gone-1 " .. full)
+      assert.equal(1, code)
+      local objs = {}
+      for i, l in ipairs(lines(out)) do objs[i] = cjson.decode(l) end
+      assert.equal(3, #objs)
+      assert.same({ a, true, 204, true, "deleted" },
+        { objs[1].bandwidth_id, objs[1].ok, objs[1].status, objs[1].deleted, objs[1].result })
+      assert.matches("^%x+$", objs[1].request_id)
+      assert.same({ "gone-1", true, 404, false, "missing", "VPC.0306" },
+        { objs[2].bandwidth_id, objs[2].ok, objs[2].status, objs[2].deleted, objs[2].result, objs[2].code })
+      local f = objs[3]
+      assert.same({ full, false, 409, "VPC.0304", "http", "failed" },
+        { f.bandwidth_id, f.ok, f.status, f.code, f.kind, f.result })
+      assert.is_string(f.message)
+      assert.matches("^%x+$", f.request_id)
+      assert.truthy(has(err, "1 deleted, 1 missing, 1 failed"))
+    end)
+
+    it("--dry-run validates, prints method and URL per id, and sends nothing", function()
+      local a, b = emu:create_bandwidth{ size = 5 }, emu:create_bandwidth{ size = 5 }
+      emu:reset_counters()
+      local code, out = run("delete-bandwidth --dry-run " .. a .. " " .. b)
+      assert.equal(0, code)
+      local l = lines(out)
+      assert.equal("DELETE " .. emu.url .. "/v2.0/" .. emu.project_id .. "/bandwidths/" .. a, l[1])
+      assert.equal("DELETE " .. emu.url .. "/v2.0/" .. emu.project_id .. "/bandwidths/" .. b, l[2])
+      assert.matches("nothing sent", l[3])
+      code, out = run("delete-bandwidth --dry-run --force --json " .. a)
+      assert.equal(0, code)
+      local methods = {}
+      for i, line in ipairs(lines(out)) do methods[i] = cjson.decode(line).method end
+      assert.same({ "GET", "POST", "DELETE" }, methods)
+      assert.equal(0, emu:stats().requests)
+      assert.is_not_nil(emu:get_bandwidth(a))
+    end)
+
+    it("reads ids from stdin with -, skipping blank lines and comments", function()
+      local a, b, c = emu:create_bandwidth{ size = 5 }, emu:create_bandwidth{ size = 5 },
+        emu:create_bandwidth{ size = 5 }
+      local code, out = run("delete-bandwidth " .. a .. " -",
+        { stdin = "# to delete\n" .. b .. "\n\n  " .. c .. "  \n" })
+      assert.equal(0, code)
+      assert.matches("3 deleted", out)
+      assert.equal(0, #emu:bandwidths())
+    end)
+
+    it("takes --concurrency and the connection options", function()
+      local a, b = emu:create_bandwidth{ size = 5 }, emu:create_bandwidth{ size = 5 }
+      local code, out = run(string.format("delete-bandwidth --concurrency 4 --timeout 5 --max-attempts 2 "
+        .. "--endpoint %s --project-id %s %s %s", emu.url, emu.project_id, a, b),
+        { env = { EIP_ENDPOINT = false, HUAWEICLOUD_SDK_PROJECT_ID = false } })
+      assert.equal(0, code, out)
+      assert.equal(0, #emu:bandwidths())
+    end)
+
+    it("--force drains each bandwidth (150 EIPs: two remove calls), then deletes it", function()
+      local ids = {}
+      for i = 1, 150 do ids[i] = "eip-" .. i end
+      local a = emu:create_bandwidth{ size = 5, publicip_ids = ids }
+      emu:reset_counters()
+      local code, out = run("delete-bandwidth --force --json --size 2 --charge-mode traffic " .. a)
+      assert.equal(0, code, out)
+      local o = cjson.decode(lines(out)[1])
+      assert.is_true(o.deleted)
+      assert.equal(150, #o.removed)
+      assert.equal(4, emu:stats().requests)
+      assert.is_nil(emu:get_bandwidth(a))
+    end)
+
+    it("--force reports what moved when a remove fails (exit 1)", function()
+      local ids = {}
+      for i = 1, 150 do ids[i] = "eip-" .. i end
+      local a = emu:create_bandwidth{ size = 5, publicip_ids = ids }
+      emu:inject{ method = "POST", path = "/remove$", status = 403, body = { code = "VPC.0015", message = "no" } }
+      local code, out = run("delete-bandwidth --force --json " .. a)
+      assert.equal(1, code)
+      local o = cjson.decode(lines(out)[1])
+      assert.same({ false, 403, "remove", 0, 150 }, { o.ok, o.status, o.stage, #o.moved, #o.not_moved })
+      code, out = run("delete-bandwidth --force " .. a) -- human form: counts on the line
+      assert.equal(0, code) -- the injection was used up: this time it drains
+      assert.matches("after removing 150 EIP", out)
+    end)
+
+    it("--force refuses a dedicated bandwidth: a failure line, exit 1", function()
+      local per = emu:create_bandwidth{ share_type = "PER", size = 1, publicip_ids = { "solo" } }
+      local code, out = run("delete-bandwidth --force " .. per)
+      assert.equal(1, code)
+      assert.matches("dedicated %(PER%)", out)
+      assert.is_not_nil(emu:get_bandwidth(per))
+    end)
+
+    it("never prints the token, even with --debug", function()
+      local a = emu:create_bandwidth{ size = 5 }
+      local code, out, err = run("delete-bandwidth --debug " .. a .. " missing-1")
+      assert.equal(1, code)
+      assert.truthy(has(err, "X-Auth-Token: <redacted>"))
+      assert.is_false(has(out .. err, emu.token))
+    end)
+  end)
+
+  describe("show-bandwidth, list-bandwidths, status", function()
+    it("show-bandwidth prints the bandwidth and its EIPs; --json is the API object", function()
+      local a = emu:create_bandwidth{ name = "web", size = 10, publicip_ids = { "eip-1", "eip-2" } }
+      local code, out = run("show-bandwidth " .. a)
+      assert.equal(0, code)
+      assert.matches("id +" .. a:gsub("%-", "%%-"), out)
+      assert.matches("share_type +WHOLE %(shared%)", out)
+      assert.matches("size +10 Mbit/s", out)
+      assert.matches("eips +2", out)
+      assert.matches("eip%-2 +198%.51%.", out)
+      code, out = run("show-bandwidth --json " .. a)
+      assert.equal(0, code)
+      local bw = cjson.decode(out)
+      assert.equal(a, bw.id)
+      assert.equal(2, #bw.publicip_info)
+      assert.truthy(has(out, '"bandwidth_rules":[]')) -- an empty list stays a list
+    end)
+
+    it("show-bandwidth of an unknown id exits 1 with the error and its advice", function()
+      local code, out, err = run("show-bandwidth nope-1")
+      assert.equal(1, code)
+      assert.equal("", out)
+      assert.truthy(has(err, "404 Not Found (VPC.0306"))
+      assert.truthy(has(err, "advice:"))
+    end)
+
+    it("list-bandwidths lists every page; --shared keeps WHOLE ones; --json one per line", function()
+      for i = 1, 5 do emu:create_bandwidth{ name = "bw" .. i, size = 5 } end
+      emu:create_bandwidth{ name = "solo", share_type = "PER", size = 1, publicip_ids = { "solo-eip" } }
+      local code, out = run("list-bandwidths --page-size 2")
+      assert.equal(0, code)
+      assert.matches("^ID +TYPE", out)
+      assert.matches("6 bandwidth%(s%), 4 request%(s%)", out)
+      code, out = run("list-bandwidths --shared --json")
+      assert.equal(0, code)
+      local l = lines(out)
+      assert.equal(5, #l)
+      for _, line in ipairs(l) do assert.equal("WHOLE", cjson.decode(line).share_type) end
+    end)
+
+    it("status prints the table entry, also as JSON, with no credentials needed", function()
+      local code, out = run("status 429", { env = { OS_AUTH_TOKEN = false, EIP_ENDPOINT = false } })
+      assert.equal(0, code)
+      for _, k in ipairs{ "reason +Too Many Requests", "class +client_error", "retryable +true", "advice ",
+          "description ", "description_zh ", "seeds " } do
+        assert.matches(k, out)
+      end
+      code, out = run("status --json 504")
+      assert.equal(0, code)
+      local t = cjson.decode(out)
+      assert.equal("Gateway Timeout", t.reason)
+      assert.is_true(t.retryable)
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    it("runs from any directory", function()
+      local code, out = run("status 204", { cwd = "/tmp" })
+      assert.equal(0, code)
+      assert.matches("No Content", out)
+    end)
+  end)
+
+  describe("progress bar", function()
+    local function script_available()
+      return os.execute("command -v script >/dev/null 2>&1") == true
+    end
+
+    it("is drawn on a terminal (script(1)), redrawn with \\r at most ~10 times a second", function()
+      assert.is_true(script_available(), "util-linux script is needed")
+      -- Each delete takes 50 ms (the answer is delayed), so 20 ids take about a second.
+      emu:inject{ method = "DELETE", status = 204, delay = 0.05, times = -1 }
+      local ids = {}
+      for i = 1, 20 do ids[i] = "bw-" .. i end
+      local inner = string.format("env -i PATH=%s EIP_ENDPOINT=%s OS_AUTH_TOKEN=%s HUAWEICLOUD_SDK_PROJECT_ID=%s %s "
+        .. "delete-bandwidth %s", q(os.getenv("PATH")), emu.url, emu.token, emu.project_id, EIP, table.concat(ids, " "))
+      local out = os.tmpname()
+      local started = os.time()
+      local ok = os.execute("script -qfec " .. q(inner) .. " /dev/null >" .. out .. " 2>&1 </dev/null")
+      local took = os.time() - started + 1
+      local text = slurp(out)
+      assert.is_true(ok == true, text)
+      local draws = select(2, text:gsub("\r%[", ""))
+      assert.is_true(draws >= 3, "draws: " .. draws)
+      assert.is_true(draws <= took * 11 + 3, "too many redraws: " .. draws .. " in " .. took .. " s")
+      assert.truthy(has(text, "20/20"))
+      assert.truthy(has(text, "0 failed"))
+      assert.matches("%d+%.%d/s", text)
+      assert.truthy(has(text, "20 deleted"))
+    end)
+
+    it("is absent when stderr is not a terminal", function()
+      local a, b = emu:create_bandwidth{ size = 5 }, emu:create_bandwidth{ size = 5 }
+      local code, out, err = run("delete-bandwidth " .. a .. " " .. b)
+      assert.equal(0, code)
+      assert.equal("", err)
+      assert.is_false(has(out, "\r"))
+    end)
+  end)
+
+  describe("installed with luarocks", function()
+    it("bin/eip runs from the tree, using the tree's modules", function()
+      local tree = os.tmpname()
+      os.remove(tree)
+      local p = io.popen("luarocks make --lua-version=5.4 --deps-mode=none --tree " .. q(tree)
+        .. " eip-scm-1.rockspec 2>&1")
+      local log = p:read("a")
+      assert.is_true(p:close(), log)
+      local code = run("status 204", { cwd = "/tmp" }) -- sanity: the checkout's command
+      assert.equal(0, code)
+      -- As the README says for any private tree: its paths come from `luarocks path` (the
+      -- system tree needs nothing). A clean environment otherwise, in another directory.
+      local paths = "eval \"$(luarocks --lua-version=5.4 --tree " .. q(tree) .. " path)\""
+      local f = io.popen("cd /tmp && env -i PATH=/usr/bin:/bin sh -c " .. q(paths .. " && " .. q(tree .. "/bin/eip")
+        .. " status 204") .. " 2>&1; echo \"rc=$?\"")
+      local out = f:read("a")
+      f:close()
+      -- Which module did it load? Ask the same tree's Lua for eip.cli's location.
+      local g = io.popen("cd /tmp && eval \"$(luarocks --lua-version=5.4 --tree " .. q(tree) .. " path)\" && "
+        .. "lua5.4 -e 'print(package.searchpath(\"eip.cli\", package.path))'")
+      local where = g:read("a")
+      g:close()
+      os.execute("rm -rf " .. q(tree))
+      assert.matches("reason +No Content", out)
+      assert.matches("rc=0", out)
+      assert.truthy(has(where, tree), where)
+    end)
+  end)
+end)
+
+describe("eip.cli delete adapter", function()
+  local cli = require "eip.cli"
+  local errors = require "eip.errors"
+
+  it("maps eip.batch results (entries or errors, any on_result order) to one outcome per id", function()
+    local err = errors.usage("x", "boom")
+    local fake = {
+      delete_bandwidths = function(_, ids, o)
+        assert.same({ concurrency = 3, missing_ok = true }, { concurrency = o.concurrency, missing_ok = o.missing_ok })
+        local results = {
+          { ok = true, deleted = true, status = 204, bandwidth_id = ids[1] },
+          { ok = true, deleted = false, status = 404, bandwidth_id = ids[2] },
+          { ok = false, bandwidth_id = ids[3], error = err },
+          err,
+        }
+        o.on_result(2, ids[2], results[2]) -- reported out of order, one never reported
+        o.on_result(1, ids[1], results[1])
+        o.on_result(3, ids[3], results[3])
+        return results, { deleted = 1, missing = 1, failed = 2, total = 4 }
+      end,
+    }
+    local seen = {}
+    cli._run_deletes(fake, { "a", "b", "c", "d" }, { concurrency = 3, missing_ok = true }, function(o)
+      seen[#seen + 1] = o.id .. "=" .. o.outcome
+    end)
+    table.sort(seen)
+    assert.same({ "a=deleted", "b=missing", "c=failed", "d=failed" }, seen)
+  end)
+end)

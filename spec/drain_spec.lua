@@ -1,0 +1,338 @@
+-- Show, list, remove EIPs and drain-then-delete (lua/eip/bandwidths.lua) against the emulator:
+-- the requests on the wire, pagination, batches of 100, validation before any I/O, a dedicated
+-- bandwidth refused, and a remove that fails in the middle reporting exactly what moved.
+local eip = require "eip"
+local cjson = require "cjson"
+local emulator = require "spec.support.emulator"
+
+local function eip_ids(n, prefix)
+  local ids = {}
+  for i = 1, n do ids[i] = string.format("%s-%04d", prefix or "eip", i) end
+  return ids
+end
+
+describe("bandwidth operations", function()
+  local emu, client
+
+  setup(function()
+    emu = emulator.start()
+  end)
+
+  teardown(function()
+    if client then client:close() end
+    emu:stop()
+  end)
+
+  before_each(function()
+    emu:reset()
+    if client then client:close() end
+    client = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5,
+      sleep = function() end }
+  end)
+
+  local function raised(f, ...)
+    local ok, err = pcall(f, ...)
+    assert.is_false(ok, "expected an error")
+    assert.is_true(eip.is_error(err), "expected an eip error, got " .. tostring(err))
+    return err
+  end
+
+  local function api_requests()
+    local out = {}
+    for _, r in ipairs(emu:requests()) do
+      if not r.uri:find("^/__emulator") then out[#out + 1] = r end
+    end
+    return out
+  end
+
+  local function publicip_ids(bw)
+    local ids = {}
+    for i, ip in ipairs(bw.publicip_info) do ids[i] = ip.publicip_id end
+    return ids
+  end
+
+  describe("show_bandwidth", function()
+    it("GETs /v1/{project_id}/bandwidths/{id} and returns the bandwidth", function()
+      local id = emu:create_bandwidth{ name = "shown", size = 12, publicip_ids = { "eip-a", "eip-b" } }
+      local bw, info = client:show_bandwidth(id)
+      assert.equal(id, bw.id)
+      assert.equal("shown", bw.name)
+      assert.equal(12, bw.size)
+      assert.equal("WHOLE", bw.share_type)
+      assert.same({ "eip-a", "eip-b" }, publicip_ids(bw))
+      assert.equal(200, info.status)
+      assert.matches("^%x+$", info.request_id)
+      local reqs = api_requests()
+      assert.equal(1, #reqs)
+      assert.equal("GET", reqs[1].method)
+      assert.equal("/v1/" .. emu.project_id .. "/bandwidths/" .. id, reqs[1].uri)
+    end)
+
+    it("raises the structured 404 for an unknown id", function()
+      local err = raised(client.show_bandwidth, client, "nope-0000")
+      assert.equal("http", err.kind)
+      assert.equal(404, err.status)
+      assert.equal("VPC.0306", err.code)
+    end)
+
+    it("raises an http error for a 200 whose body is not a bandwidth", function()
+      local id = emu:create_bandwidth{ size = 5 }
+      emu:inject{ method = "GET", status = 200, body = '{"something":"else"}' }
+      local err = raised(client.show_bandwidth, client, id)
+      assert.equal("http", err.kind)
+      assert.equal(200, err.status)
+      assert.matches("no bandwidth", err.message)
+    end)
+  end)
+
+  describe("list_bandwidths", function()
+    it("follows marker pagination to the end and filters by share_type", function()
+      local made = {}
+      for i = 1, 7 do made[i] = emu:create_bandwidth{ name = "bw" .. i, size = 5 } end
+      emu:create_bandwidth{ share_type = "PER", size = 1, publicip_ids = { "solo" } }
+      emu:reset_counters()
+      local list, info = client:list_bandwidths{ share_type = "WHOLE", limit = 3 }
+      local ids = {}
+      for i, bw in ipairs(list) do ids[i] = bw.id end
+      assert.same(made, ids)
+      assert.equal(3, info.pages)       -- 3 + 3 + 1
+      assert.equal(4, info.requests)    -- and the empty page that ends the listing
+      local reqs = api_requests()
+      assert.equal(4, #reqs)
+      assert.matches("limit=3", reqs[1].uri)
+      assert.matches("share_type=WHOLE", reqs[1].uri)
+      assert.is_nil(reqs[1].uri:find("marker", 1, true))
+      for i, n in ipairs{ 3, 6, 7 } do
+        assert.truthy(reqs[i + 1].uri:find("marker=" .. made[n], 1, true), reqs[i + 1].uri)
+      end
+    end)
+
+    it("lists every type with the default page size in one page", function()
+      emu:create_bandwidth{ size = 5 }
+      emu:create_bandwidth{ share_type = "PER", size = 1, publicip_ids = { "solo" } }
+      local list, info = client:list_bandwidths()
+      assert.equal(2, #list)
+      assert.equal(1, info.pages)
+      assert.matches("limit=1000", api_requests()[1].uri)
+    end)
+
+    it("raises rather than loop when the server repeats a page", function()
+      local id = emu:create_bandwidth{ size = 5 }
+      local page = cjson.encode{ bandwidths = { { id = id, name = "x" } } }
+      emu:inject{ method = "GET", status = 200, body = page, times = 2 }
+      local err = raised(client.list_bandwidths, client, { limit = 1 })
+      assert.equal("http", err.kind)
+      assert.matches("repeated", err.message)
+    end)
+
+    it("validates its options before any I/O", function()
+      for _, opts in ipairs{ { share_type = "ALL" }, { limit = 0 }, { limit = 1.5 }, { colour = "red" },
+          { enterprise_project_id = "a/b" } } do
+        local err = raised(client.list_bandwidths, client, opts)
+        assert.equal("usage", err.kind)
+      end
+      assert.equal(0, emu:stats().requests)
+    end)
+  end)
+
+  describe("remove_eips_from_bandwidth", function()
+    it("sends the documented body and moves the EIPs to dedicated bandwidths", function()
+      local id = emu:create_bandwidth{ size = 10, publicip_ids = { "eip-a", "eip-b", "eip-c" } }
+      emu:reset_counters()
+      local res = client:remove_eips_from_bandwidth(id, { "eip-a", "eip-c" }, { charge_mode = "traffic", size = 3 })
+      assert.is_true(res.ok)
+      assert.same({ "eip-a", "eip-c" }, res.removed)
+      assert.equal(1, res.requests)
+      local reqs = api_requests()
+      assert.equal("POST", reqs[1].method)
+      assert.equal("/v2.0/" .. emu.project_id .. "/bandwidths/" .. id .. "/remove", reqs[1].uri)
+      assert.same({ bandwidth = { charge_mode = "traffic", size = 3,
+        publicip_info = { { publicip_id = "eip-a" }, { publicip_id = "eip-c" } } } }, cjson.decode(reqs[1].body))
+      assert.same({ "eip-b" }, publicip_ids(emu:get_bandwidth(id)))
+    end)
+
+    it("sends at most 100 EIPs per call", function()
+      local ids = eip_ids(250)
+      local id = emu:create_bandwidth{ size = 10, publicip_ids = ids }
+      emu:reset_counters()
+      local progress = {}
+      local res = client:remove_eips_from_bandwidth(id, ids, { charge_mode = "bandwidth", size = 1,
+        on_batch = function(p)
+          progress[#progress + 1] = p.done .. "/" .. p.total .. "#" .. p.batch .. "/" .. p.batches
+        end })
+      assert.equal(3, res.requests)
+      assert.equal(250, #res.removed)
+      assert.same({ "100/250#1/3", "200/250#2/3", "250/250#3/3" }, progress)
+      local sizes = {}
+      for i, r in ipairs(api_requests()) do sizes[i] = #cjson.decode(r.body).bandwidth.publicip_info end
+      assert.same({ 100, 100, 50 }, sizes)
+      assert.same({}, emu:get_bandwidth(id).publicip_info)
+    end)
+
+    it("validates ids and options before any I/O", function()
+      local cases = {
+        { "bw/1", { "a" }, { charge_mode = "bandwidth", size = 1 } },
+        { "bw", {}, { charge_mode = "bandwidth", size = 1 } },
+        { "bw", { "a", "a" }, { charge_mode = "bandwidth", size = 1 } },
+        { "bw", { "a", "b\n" }, { charge_mode = "bandwidth", size = 1 } },
+        { "bw", { string.rep("e", 37) }, { charge_mode = "bandwidth", size = 1 } },
+        { "bw", { "a" }, { size = 1 } },
+        { "bw", { "a" }, { charge_mode = "95peak_plus", size = 1 } },
+        { "bw", { "a" }, { charge_mode = "bandwidth" } },
+        { "bw", { "a" }, { charge_mode = "bandwidth", size = 2001 } },
+        { "bw", { "a" }, { charge_mode = "bandwidth", size = 1, sise = 2 } },
+        { "bw", { "a" }, { charge_mode = "bandwidth", size = 1, on_batch = "print" } },
+      }
+      for i, c in ipairs(cases) do
+        local ok, err = pcall(client.remove_eips_from_bandwidth, client, c[1], c[2], c[3])
+        assert.is_false(ok, "case " .. i)
+        assert.equal("usage", err.kind, "case " .. i)
+      end
+      assert.equal(0, emu:stats().requests)
+    end)
+  end)
+
+  describe("drain_and_delete_bandwidth", function()
+    local terms = { charge_mode = "bandwidth", size = 1 }
+
+    it("removes every EIP, then deletes the bandwidth", function()
+      local ids = eip_ids(150)
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+      emu:reset_counters()
+      local res = client:drain_and_delete_bandwidth(id, terms)
+      assert.is_true(res.ok)
+      assert.is_true(res.deleted)
+      assert.equal(204, res.status)
+      assert.equal(150, #res.removed)
+      assert.equal(4, res.requests)
+      assert.is_nil(emu:get_bandwidth(id))
+      local seq = {}
+      for i, r in ipairs(api_requests()) do
+        seq[i] = r.method .. " " .. r.uri:gsub(id:gsub("%-", "%%-"), "ID"):gsub(emu.project_id, "P")
+      end
+      assert.same({ "GET /v1/P/bandwidths/ID", "POST /v2.0/P/bandwidths/ID/remove",
+        "POST /v2.0/P/bandwidths/ID/remove", "DELETE /v2.0/P/bandwidths/ID" }, seq)
+      -- every EIP now sits in its own dedicated bandwidth of the requested terms
+      local dedicated = 0
+      for _, bw in ipairs(emu:bandwidths()) do
+        if bw.share_type == "PER" then
+          dedicated = dedicated + 1
+          assert.equal(1, bw.size)
+          assert.equal("bandwidth", bw.charge_mode)
+        end
+      end
+      assert.equal(150, dedicated)
+    end)
+
+    it("deletes an empty shared bandwidth with a GET and a DELETE", function()
+      local id = emu:create_bandwidth{ size = 5 }
+      emu:reset_counters()
+      local res = client:drain_and_delete_bandwidth(id, terms)
+      assert.is_true(res.deleted)
+      assert.same({}, res.removed)
+      assert.equal(2, emu:stats().requests)
+    end)
+
+    it("reports exactly what moved when the second remove batch fails", function()
+      local ids = eip_ids(150)
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+      local batches = 0
+      local err = raised(client.drain_and_delete_bandwidth, client, id, {
+        charge_mode = "bandwidth", size = 1,
+        on_batch = function()
+          batches = batches + 1
+          -- the next remove call (batch 2) is refused, not retried (403)
+          emu:inject{ method = "POST", path = "/remove$", status = 403,
+            body = { code = "VPC.0015", message = "Forbidden for this EIP." } }
+        end,
+      })
+      assert.equal(1, batches)
+      assert.equal("http", err.kind)
+      assert.equal(403, err.status)
+      assert.equal("VPC.0015", err.code)
+      assert.equal("remove", err.stage)
+      assert.equal(2, err.batch)
+      assert.equal(id, err.bandwidth_id)
+      assert.equal(100, #err.moved)
+      assert.equal(50, #err.not_moved)
+      assert.same({}, err.uncertain)
+      local expect_moved = { table.unpack(ids, 1, 100) }
+      assert.same(expect_moved, err.moved)
+      assert.same({ table.unpack(ids, 101, 150) }, err.not_moved)
+      -- the bandwidth still exists and holds exactly the EIPs reported as not moved
+      assert.same(err.not_moved, publicip_ids(emu:get_bandwidth(id)))
+      -- no DELETE was sent
+      for _, r in ipairs(api_requests()) do assert.not_equal("DELETE", r.method) end
+    end)
+
+    it("counts a batch whose answer was lost but whose effect shows in the bandwidth as done", function()
+      local ids = eip_ids(150)
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+      -- batch 1 is applied but its answer lost; the retry finds the EIPs gone (400 VPC.0323)
+      emu:inject{ method = "POST", path = "/remove$", action = "lose_answer" }
+      local res = client:drain_and_delete_bandwidth(id, terms)
+      assert.is_true(res.deleted)
+      assert.equal(150, #res.removed)
+      assert.is_nil(emu:get_bandwidth(id))
+    end)
+
+    it("puts a batch it cannot check in uncertain", function()
+      local ids = eip_ids(150)
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+      local err = raised(client.drain_and_delete_bandwidth, client, id, {
+        charge_mode = "bandwidth", size = 1,
+        on_batch = function()
+          emu:inject{ method = "POST", path = "/remove$", status = 403 }
+          emu:inject{ method = "GET", status = 503, times = 3 } -- the verifying GET fails too
+        end,
+      })
+      assert.equal(403, err.status)
+      assert.equal(100, #err.moved)
+      assert.same({}, err.not_moved)
+      assert.equal(50, #err.uncertain)
+    end)
+
+    it("refuses a dedicated (PER) bandwidth with a usage error after one GET", function()
+      local id = emu:create_bandwidth{ share_type = "PER", size = 1, publicip_ids = { "solo" } }
+      emu:reset_counters()
+      local err = raised(client.drain_and_delete_bandwidth, client, id, terms)
+      assert.equal("usage", err.kind)
+      assert.equal("bandwidth_id", err.argument)
+      assert.matches("dedicated %(PER%)", err.message)
+      assert.matches("one GET was sent", err.message)
+      assert.equal("GET", err.method)
+      assert.equal(1, emu:stats().requests)
+      assert.is_not_nil(emu:get_bandwidth(id))
+    end)
+
+    it("with missing_ok, a bandwidth that does not exist is a result", function()
+      local res = client:drain_and_delete_bandwidth("gone-1234", { charge_mode = "bandwidth", size = 1,
+        missing_ok = true })
+      assert.is_true(res.ok)
+      assert.is_false(res.deleted)
+      assert.equal(404, res.status)
+      local err = raised(client.drain_and_delete_bandwidth, client, "gone-1234", terms)
+      assert.equal(404, err.status)
+      assert.equal("show", err.stage)
+    end)
+
+    it("reports the removed EIPs when the final delete fails", function()
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = eip_ids(3) }
+      emu:inject{ method = "DELETE", status = 409, body = { code = "VPC.0304", message = "still has publicips" } }
+      local err = raised(client.drain_and_delete_bandwidth, client, id, terms)
+      assert.equal("delete", err.stage)
+      assert.equal(409, err.status)
+      assert.same(eip_ids(3), err.moved)
+      assert.same({}, err.not_moved)
+    end)
+
+    it("validates the id and the terms before any I/O", function()
+      for _, c in ipairs{ { "../x", terms }, { "bw", {} }, { "bw", { charge_mode = "bandwidth", size = 0 } },
+          { "bw", { charge_mode = "bandwidth", size = 1, missing_ok = "yes" } }, { nil, terms } } do
+        local err = raised(client.drain_and_delete_bandwidth, client, c[1], c[2])
+        assert.equal("usage", err.kind)
+      end
+      assert.equal(0, emu:stats().requests)
+    end)
+  end)
+end)
