@@ -1,0 +1,119 @@
+--- `make bench-profile`: where a sequential delete_bandwidth spends its time beyond libcurl.
+--
+-- 1. callgrind instruction counts per request of the floor (build/bench/floor) and of
+--    client:delete_bandwidth (bench/worker.lua seq), each run at N and 3N requests so that
+--    start-up cancels out: per request = (I(3N) - I(N)) / 2N. Also the inclusive counts of the
+--    C layers of the Lua path (binding, http.c, libcurl), from callgrind_annotate.
+-- 2. The Lua pipeline's steps timed one by one (CPU µs) with a transport that answers at once.
+-- BENCH_PROFILE_N (default 2000), BENCH_FLOOR (the floor binary).
+package.path = "./?.lua;" .. package.path
+local nginx = require "spec.support.nginx"
+
+local N = math.tointeger(tonumber(os.getenv("BENCH_PROFILE_N") or "2000"))
+local FLOOR = os.getenv("BENCH_FLOOR") or "build/bench/floor"
+local PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+local LUA = arg[-1] or "lua5.4"
+local q = nginx.shell_quote
+
+local function callgrind(out, cmd)
+  local rc = os.execute(string.format("valgrind --tool=callgrind --callgrind-out-file=%s %s >/dev/null 2>&1",
+    q(out), cmd))
+  assert(rc, "callgrind failed: " .. cmd)
+  local text = nginx.read_file(out) or ""
+  return tonumber(text:match("\nsummary: (%d+)") or text:match("\ntotals: (%d+)"))
+end
+
+-- Inclusive instruction counts by function name (the first column of callgrind_annotate).
+local function inclusive(out)
+  local counts = {}
+  local text = nginx.capture("callgrind_annotate --inclusive=yes " .. q(out) .. " 2>/dev/null")
+  for line in text:gmatch("[^\n]+") do
+    local count, name = line:match("^%s*([%d,]+) %b()%s+%S-:([%w_]+)")
+    local n = count and tonumber((count:gsub(",", "")))
+    if n and (not counts[name] or counts[name] < n) then counts[name] = n end
+  end
+  return counts
+end
+
+local function instructions(url, dir)
+  local per, files = {}, {}
+  local cmds = {
+    floor = function(n) return q(FLOOR) .. " " .. q(url .. "/v2.0/" .. PROJECT .. "/bandwidths/bw-") .. " " .. n end,
+    seq = function(n) return q(LUA) .. " bench/worker.lua seq " .. q(url) .. " " .. n end,
+  }
+  for name, cmd in pairs(cmds) do
+    files[name] = { dir .. "/" .. name .. ".1", dir .. "/" .. name .. ".3" }
+    local i1 = callgrind(files[name][1], cmd(N))
+    local i3 = callgrind(files[name][2], cmd(3 * N))
+    per[name] = (i3 - i1) / (2 * N)
+  end
+  local layers = {}
+  local c1, c3 = inclusive(files.seq[1]), inclusive(files.seq[2])
+  for _, fn in ipairs{ "l_session_request", "eip_http_perform", "curl_easy_perform" } do
+    if c1[fn] and c3[fn] then layers[fn] = (c3[fn] - c1[fn]) / (2 * N) end
+  end
+  return per, layers
+end
+
+-- The Lua steps of one delete_bandwidth, each timed alone (CPU µs, 200000 rounds).
+local function lua_steps()
+  local eip = require "eip"
+  local validate = require "eip.validate"
+  local answer = function()
+    return { status = 204, request_id = "0123456789abcdef0123456789abcdef", body = "", truncated = false,
+      elapsed = 0.0001, new_connections = 0 }
+  end
+  local c = eip.new{ endpoint = "http://127.0.0.1:9", project_id = PROJECT, token = "bench-token-0123456789abcdef" }
+  c.transport = { send = answer, close = function() end }
+  local id = "3fa1e2b4-1111-2222-3333-444455556666"
+  local call = c:_delete_call(id)
+  local req = c:_request(call, 1)
+  local resp = answer()
+  local rounds = 200000
+  local steps = {
+    { "validate.id (eip.validate)", function() validate.id("bandwidth_id", id) end },
+    { "_delete_call (path)", function() c:_delete_call(id) end },
+    { "_request (request table + credentials)", function() c:_request(call, 1) end },
+    { "_wire (header lines, transport table)", function() c:_wire(req) end },
+    { "response table (what the C binding builds)", answer },
+    { "_map (2xx check)", function() c:_map(req, resp) end },
+    { "_delete_result (result table)", function() c:_delete_result(id, false, true, resp, 1, 0.1) end },
+    { "whole delete_bandwidth, instant transport", function() c:delete_bandwidth(id) end },
+  }
+  local out = {}
+  for i, step in ipairs(steps) do
+    collectgarbage()
+    local c0 = os.clock()
+    for _ = 1, rounds do step[2]() end
+    out[i] = { step[1], (os.clock() - c0) / rounds * 1e6 }
+  end
+  return out
+end
+
+local function main()
+  local dir = nginx.capture("mktemp -d")
+  local fast = nginx.start{ name = "benchprofile", template = "bench/nginx.conf.in", label = "bench profile server",
+    fields = { WATCHDOG_DIR = nginx.dir_of("@spec/support/openresty/watchdog.lua"), HANDLER = "return 204;" } }
+  local ok, per, layers = pcall(instructions, fast.url, dir)
+  fast:stop()
+  os.execute("rm -rf " .. q(dir))
+  if not ok then error(per, 0) end
+  print(string.format("## Instructions per request (callgrind, %d vs %d requests)", N, 3 * N))
+  print()
+  print("| path | instructions/request |")
+  print("|---|---:|")
+  print(string.format("| (a) floor: bare libcurl | %.0f |", per.floor))
+  print(string.format("| (b) client:delete_bandwidth | %.0f |", per.seq))
+  print(string.format("| (b) − (a): Lua + binding + http.c | %.0f |", per.seq - per.floor))
+  for _, fn in ipairs{ "l_session_request", "eip_http_perform", "curl_easy_perform" } do
+    if layers[fn] then print(string.format("| (b) inside %s (inclusive) | %.0f |", fn, layers[fn])) end
+  end
+  print()
+  print("## Lua steps of one call (CPU µs each, timed alone)")
+  print()
+  print("| step | µs |")
+  print("|---|---:|")
+  for _, step in ipairs(lua_steps()) do print(string.format("| %s | %.3f |", step[1], step[2])) end
+end
+
+main()

@@ -1,0 +1,102 @@
+--- One benchmark measurement, in its own process (so peak RSS is its own): bench/run.lua starts
+-- one per row and repetition.
+--
+--   lua5.4 bench/worker.lua MODE ENDPOINT N [CONCURRENCY]
+--     seq      client:delete_bandwidth N times (token auth)
+--     batch    client:delete_bandwidths over N ids, CHUNK ids per call, at CONCURRENCY
+--     socket   LuaSocket's socket.http, one DELETE per request (it sends Connection: close)
+--     soak     batch, reporting the resident set after the first tenth and at the end (the
+--              sequential path has its own soak: `make soak`, bench/soak.lua)
+--
+-- Prints one line: requests=N seconds=S cpu=S rss_kib=K failed=F [rss_warm_kib=K rss_end_kib=K]
+-- (seconds: wall time of the loop; cpu: os.clock() of the loop; rss_kib: VmHWM, the peak).
+local core = require "eip.core"
+
+local PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+local TOKEN = "bench-token-0123456789abcdef" -- the fast server does not check it
+local CHUNK = tonumber(os.getenv("BENCH_CHUNK")) or 1000
+
+local mode, endpoint, n, concurrency = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4])
+if not (mode and endpoint and n) then
+  io.stderr:write("usage: worker.lua seq|batch|socket|soak ENDPOINT N [CONCURRENCY]\n")
+  os.exit(2)
+end
+
+local function status_kib(field)
+  local f = assert(io.open("/proc/self/status"))
+  local text = f:read("a")
+  f:close()
+  return tonumber(text:match(field .. ":%s*(%d+) kB"))
+end
+
+-- Ids made before the clock starts, so the loops measure requests, not string building.
+local function make_ids(count, first)
+  local ids = {}
+  for i = 1, count do ids[i] = "bw-" .. (first or 1) + i - 1 end
+  return ids
+end
+
+local function client()
+  return require("eip").new{ endpoint = endpoint, project_id = PROJECT, token = TOKEN, max_attempts = 1 }
+end
+
+local function seq(ids)
+  local c, failed = client(), 0
+  for i = 1, #ids do
+    if c:delete_bandwidth(ids[i]).status ~= 204 then failed = failed + 1 end
+  end
+  c:close()
+  return failed
+end
+
+-- VmRSS after a full collection: uncollected Lua garbage is not growth.
+local function rss_now()
+  collectgarbage()
+  return status_kib("VmRSS")
+end
+
+-- ids: the list, or (soak) nothing: each chunk's ids are then made when it is sent, so that
+-- a 100,000-id list held all along does not inflate the heap the GC works with (with its
+-- default pause the heap's high-water mark, which RSS keeps, scales with the live data).
+local function batch(ids, marks)
+  local c, failed = client(), 0
+  local count = ids and #ids or n
+  local warm_at = math.max(1, math.floor(count / 10))
+  for from = 1, count, CHUNK do
+    local last = math.min(from + CHUNK - 1, count)
+    local chunk = ids and table.move(ids, from, last, 1, {}) or make_ids(last - from + 1, from)
+    local _, summary = c:delete_bandwidths(chunk, { concurrency = concurrency or 8 })
+    failed = failed + summary.failed
+    if marks and not marks.warm and last >= warm_at then marks.warm = rss_now() end
+  end
+  if marks then marks.finish = rss_now() end
+  c:close()
+  return failed
+end
+
+local function luasocket(ids)
+  local http = require "socket.http"
+  local ltn12 = require "ltn12"
+  local failed = 0
+  local base = endpoint .. "/v2.0/" .. PROJECT .. "/bandwidths/"
+  local headers = { ["Content-Type"] = "application/json", ["Accept"] = "application/json",
+    ["X-Auth-Token"] = TOKEN }
+  for i = 1, #ids do
+    local ok, status = http.request{ url = base .. ids[i], method = "DELETE", headers = headers,
+      sink = ltn12.sink.null() }
+    if not ok or status ~= 204 then failed = failed + 1 end
+  end
+  return failed
+end
+
+local marks = mode == "soak" and {} or nil
+local ids = not marks and make_ids(n) or nil
+local runs = { seq = seq, soak = batch, batch = batch, socket = luasocket }
+local run = runs[mode] or error("unknown mode " .. mode)
+local t0, c0 = core.monotime(), os.clock()
+local failed = run(ids, marks)
+local seconds, cpu = core.monotime() - t0, os.clock() - c0
+local line = string.format("requests=%d seconds=%.6f cpu=%.6f rss_kib=%d failed=%d", n, seconds, cpu,
+  status_kib("VmHWM"), failed)
+if marks then line = line .. string.format(" rss_warm_kib=%d rss_end_kib=%d", marks.warm, marks.finish) end
+print(line)

@@ -1,0 +1,28 @@
+# Benchmarks. Included by the Makefile (`-include mk/*.mk`).
+#
+#   make bench          throughput, CPU, memory: bare libcurl floor, delete_bandwidth,
+#                       delete_bandwidths at concurrency 1/8/32, LuaSocket; batch vs a 20 ms
+#                       server; RSS growth over BENCH_SOAK_N batch deletes (the sequential
+#                       path: `make soak`, mk/check.mk). Prints a Markdown table.
+#                       BENCH_N (default 20000) requests per row, BENCH_REPS (default 5) runs.
+#   make bench-profile  callgrind instruction counts per request of the floor and of
+#                       delete_bandwidth (BENCH_PROFILE_N requests), the difference per call, and
+#                       the C layers of the Lua path, and each Lua step timed alone (valgrind).
+
+BENCH_N         ?= 20000
+BENCH_REPS      ?= 5
+BENCH_PROFILE_N ?= 2000
+BENCH_FLOOR     := $(BUILD)/bench/floor
+BENCH_ENV       := LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/lua$(LUA_VERSION)/?.so;;"
+
+.PHONY: bench bench-profile
+
+$(BENCH_FLOOR): bench/floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -D_DEFAULT_SOURCE $< -o $@ -lcurl
+
+bench: all $(BENCH_FLOOR)
+	@$(BENCH_ENV) BENCH_N=$(BENCH_N) BENCH_REPS=$(BENCH_REPS) BENCH_FLOOR=$(BENCH_FLOOR) $(LUA) bench/run.lua
+
+bench-profile: all $(BENCH_FLOOR)
+	@$(BENCH_ENV) BENCH_PROFILE_N=$(BENCH_PROFILE_N) BENCH_FLOOR=$(BENCH_FLOOR) $(LUA) bench/profile.lua
