@@ -24,9 +24,10 @@ external_dependencies = {
 }
 build = {
    type = "builtin",
+   install = { bin = { eip = "bin/eip" } },
    modules = {
       ["eip.core"] = {
-         sources = { "src/eip_core.c", "src/http.c", "src/status.c", "src/sign.c" },
+         sources = { "src/eip_core.c", "src/http.c", "src/multi.c", "src/status.c", "src/sign.c" },
          defines = { "_DEFAULT_SOURCE" },
          incdirs = { "src", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)" },
@@ -36,6 +37,7 @@ build = {
       ["eip.auth"] = "lua/eip/auth.lua",
       ["eip.body"] = "lua/eip/body.lua",
       ["eip.client"] = "lua/eip/client.lua",
+      ["eip.batch"] = "lua/eip/batch.lua",
       ["eip.errors"] = "lua/eip/errors.lua",
       ["eip.retry"] = "lua/eip/retry.lua",
       ["eip.log"] = "lua/eip/log.lua",
@@ -45,5 +47,7 @@ build = {
       ["eip.transport"] = "lua/eip/transport/init.lua",
       ["eip.transport.cosocket"] = "lua/eip/transport/cosocket.lua",
       ["eip.transport.curl"] = "lua/eip/transport/curl.lua",
+      ["eip.bandwidths"] = "lua/eip/bandwidths.lua",
+      ["eip.cli"] = "lua/eip/cli.lua",
    },
 }

@@ -4,6 +4,8 @@
 -- client:delete_bandwidth(id)
 local core = require "eip.core"
 local client = require "eip.client"
+require "eip.batch" -- adds client:delete_bandwidths
+require "eip.bandwidths" -- adds show/list/remove/drain to the client
 local errors = require "eip.errors"
 local validate = require "eip.validate"
 
