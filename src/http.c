@@ -8,13 +8,7 @@
 #include <strings.h>
 
 struct eip_http {
-    CURL *curl;
-    char errbuf[CURL_ERROR_SIZE];
-    /* Body buffer, reused across requests: it grows (up to the request's cap) and stays. */
-    char *body;
-    size_t body_len, body_alloc, body_cap;
-    int truncated;
-    eip_http_response *resp; /* the response being filled by the callbacks */
+    eip_http_transfer t;
 };
 
 static int global_ready;
@@ -87,39 +81,76 @@ void eip_http_parse_header_line(eip_http_response *r, const char *line, size_t l
 
 static size_t on_header(char *data, size_t size, size_t n, void *ud)
 {
-    eip_http *h = ud;
+    eip_http_transfer *t = ud;
     size_t len = size * n;
-    eip_http_parse_header_line(h->resp, data, len);
+    eip_http_parse_header_line(t->resp, data, len);
     return len;
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
 {
-    eip_http *h = ud;
-    size_t len = size * n, room = h->body_cap - h->body_len;
+    eip_http_transfer *t = ud;
+    size_t len = size * n, room = t->body_cap - t->body_len;
     if (len > room) {
         /* Keep what fits, then abort the transfer: reading the rest would only cost time
          * and bandwidth for bytes we would throw away. */
         len = room;
-        h->truncated = 1;
+        t->truncated = 1;
     }
-    if (h->body_len + len + 1 > h->body_alloc) {
-        size_t want = h->body_alloc ? h->body_alloc : 4096;
+    if (t->body_len + len + 1 > t->body_alloc) {
+        size_t want = t->body_alloc ? t->body_alloc : 4096;
         char *p;
-        while (want < h->body_len + len + 1)
+        while (want < t->body_len + len + 1)
             want *= 2;
-        if (want > h->body_cap + 1)
-            want = h->body_cap + 1;
-        p = realloc(h->body, want);
+        if (want > t->body_cap + 1)
+            want = t->body_cap + 1;
+        p = realloc(t->body, want);
         if (p == NULL)
             return 0;
-        h->body = p;
-        h->body_alloc = want;
+        t->body = p;
+        t->body_alloc = want;
     }
-    memcpy(h->body + h->body_len, data, len);
-    h->body_len += len;
-    h->body[h->body_len] = '\0';
-    return h->truncated ? 0 : size * n;
+    memcpy(t->body + t->body_len, data, len);
+    t->body_len += len;
+    t->body[t->body_len] = '\0';
+    return t->truncated ? 0 : size * n;
+}
+
+int eip_http_transfer_init(eip_http_transfer *t, const eip_http_config *cfg)
+{
+    CURL *c;
+    memset(t, 0, sizeof(*t));
+    if ((c = t->curl = curl_easy_init()) == NULL)
+        return -1;
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, t->errbuf);
+    /* Signals are unsafe in a library (and inside nginx workers); threaded DNS makes
+     * timeouts work without them. */
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    /* A signed request must never wander to another host, so 3xx answers are returned to
+     * the caller as they are. Only http and https are ever spoken. */
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, cfg->insecure ? 0L : 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, cfg->insecure ? 0L : 2L);
+    if (cfg->ca_file != NULL)
+        curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_file);
+    if (cfg->user_agent != NULL)
+        curl_easy_setopt(c, CURLOPT_USERAGENT, cfg->user_agent);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
+    return 0;
+}
+
+void eip_http_transfer_cleanup(eip_http_transfer *t)
+{
+    curl_easy_cleanup(t->curl);
+    curl_slist_free_all(t->headers);
+    free(t->body);
+    memset(t, 0, sizeof(*t));
 }
 
 eip_http *eip_http_new(const eip_http_config *cfg, char *err, size_t errcap)
@@ -129,32 +160,14 @@ eip_http *eip_http_new(const eip_http_config *cfg, char *err, size_t errcap)
         snprintf(err, errcap, "curl_global_init failed");
         return NULL;
     }
-    h = calloc(1, sizeof(*h));
-    if (h == NULL || (h->curl = curl_easy_init()) == NULL) {
+    h = malloc(sizeof(*h));
+    if (h == NULL || eip_http_transfer_init(&h->t, cfg) != 0) {
+        if (h != NULL)
+            eip_http_transfer_cleanup(&h->t);
         free(h);
         snprintf(err, errcap, "cannot create a libcurl handle (out of memory)");
         return NULL;
     }
-    curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, h->errbuf);
-    /* Signals are unsafe in a library (and inside nginx workers); threaded DNS makes
-     * timeouts work without them. */
-    curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
-    /* A signed request must never wander to another host, so 3xx answers are returned to
-     * the caller as they are. Only http and https are ever spoken. */
-    curl_easy_setopt(h->curl, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h->curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h->curl, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYPEER, cfg->insecure ? 0L : 1L);
-    curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYHOST, cfg->insecure ? 0L : 2L);
-    if (cfg->ca_file != NULL)
-        curl_easy_setopt(h->curl, CURLOPT_CAINFO, cfg->ca_file);
-    if (cfg->user_agent != NULL)
-        curl_easy_setopt(h->curl, CURLOPT_USERAGENT, cfg->user_agent);
-    curl_easy_setopt(h->curl, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h->curl, CURLOPT_HEADERDATA, h);
-    curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, h);
     return h;
 }
 
@@ -162,12 +175,11 @@ void eip_http_free(eip_http *h)
 {
     if (h == NULL)
         return;
-    curl_easy_cleanup(h->curl);
-    free(h->body);
+    eip_http_transfer_cleanup(&h->t);
     free(h);
 }
 
-static void set_method(CURL *c, const eip_http_request *req)
+static void set_method(CURL *c, const eip_http_request *req, int copy_body)
 {
     /* The handle is reused across methods: HTTPGET resets any previous POST state. */
     curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
@@ -175,8 +187,10 @@ static void set_method(CURL *c, const eip_http_request *req)
     if (strcmp(req->method, "GET") == 0)
         return;
     if (req->body != NULL || strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0) {
+        /* The size first: COPYPOSTFIELDS reads it to know how much to copy. */
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        curl_easy_setopt(c, copy_body ? CURLOPT_COPYPOSTFIELDS : CURLOPT_POSTFIELDS,
+                         req->body ? req->body : "");
     }
     if (strcmp(req->method, "POST") != 0)
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
@@ -199,23 +213,30 @@ static struct curl_slist *build_headers(const eip_http_request *req)
     return list;
 }
 
-static void finish_response(eip_http *h, CURLcode rc, eip_http_response *resp)
+static void reset_response(eip_http_response *r);
+
+void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
 {
+    eip_http_response *resp = t->resp;
     long status = 0, connects = 0;
     curl_off_t us = 0;
-    curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo(h->curl, CURLINFO_NUM_CONNECTS, &connects);
-    curl_easy_getinfo(h->curl, CURLINFO_TOTAL_TIME_T, &us);
+    /* The list must outlive the transfer only; never leave a dangling pointer in the handle. */
+    curl_easy_setopt(t->curl, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(t->headers);
+    t->headers = NULL;
+    curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(t->curl, CURLINFO_NUM_CONNECTS, &connects);
+    curl_easy_getinfo(t->curl, CURLINFO_TOTAL_TIME_T, &us);
     resp->status = status;
     resp->new_connections = connects;
     resp->elapsed = (double)us / 1e6;
-    resp->body = h->body;
-    resp->body_len = h->body_len;
-    resp->truncated = h->truncated;
+    resp->body = t->body;
+    resp->body_len = t->body_len;
+    resp->truncated = t->truncated;
     /* A write "error" we caused ourselves at the cap is a truncated answer, not a failure. */
-    resp->curl_code = (rc == CURLE_WRITE_ERROR && h->truncated) ? 0 : (int)rc;
+    resp->curl_code = (rc == CURLE_WRITE_ERROR && t->truncated) ? 0 : (int)rc;
     if (resp->curl_code != 0) {
-        const char *detail = h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc);
+        const char *detail = t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc);
         copy_bounded(resp->curl_error, sizeof(resp->curl_error), detail, strlen(detail));
     }
 }
@@ -235,36 +256,40 @@ static void reset_response(eip_http_response *r)
     r->new_connections = 0;
 }
 
-int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response *resp)
+int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
+                              eip_http_response *resp, int copy_body)
 {
-    struct curl_slist *headers;
-    CURLcode rc;
+    CURL *c = t->curl;
     reset_response(resp);
-    h->resp = resp;
-    h->body_len = 0;
-    h->truncated = 0;
-    h->errbuf[0] = '\0';
-    h->body_cap = req->body_cap ? req->body_cap : EIP_HTTP_DEFAULT_BODY_CAP;
-    if (h->body)
-        h->body[0] = '\0';
-    headers = build_headers(req);
-    if (headers == NULL) {
+    t->resp = resp;
+    t->body_len = 0;
+    t->truncated = 0;
+    t->errbuf[0] = '\0';
+    t->body_cap = req->body_cap ? req->body_cap : EIP_HTTP_DEFAULT_BODY_CAP;
+    if (t->body)
+        t->body[0] = '\0';
+    curl_slist_free_all(t->headers);
+    t->headers = build_headers(req);
+    if (t->headers == NULL) {
         resp->curl_code = CURLE_OUT_OF_MEMORY;
         copy_bounded(resp->curl_error, sizeof(resp->curl_error), "out of memory", 13);
         return -1;
     }
-    curl_easy_setopt(h->curl, CURLOPT_URL, req->url);
-    set_method(h->curl, req);
-    curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, req->timeout_ms);
-    curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
-    curl_easy_setopt(h->curl, CURLOPT_LOW_SPEED_TIME, req->low_speed_time_s);
-    curl_easy_setopt(h->curl, CURLOPT_LOW_SPEED_LIMIT, req->low_speed_limit);
-    rc = curl_easy_perform(h->curl);
-    /* The list must outlive the transfer only; never leave a dangling pointer in the handle. */
-    curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(headers);
-    finish_response(h, rc, resp);
-    h->resp = NULL;
+    curl_easy_setopt(c, CURLOPT_URL, req->url); /* string options are copied by libcurl */
+    set_method(c, req, copy_body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, req->low_speed_time_s);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, req->low_speed_limit);
+    return 0;
+}
+
+int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response *resp)
+{
+    if (eip_http_transfer_prepare(&h->t, req, resp, 0) != 0)
+        return -1;
+    eip_http_transfer_finish(&h->t, curl_easy_perform(h->t.curl));
+    h->t.resp = NULL;
     return resp->curl_code == 0 ? 0 : -1;
 }

@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include <curl/curl.h>
+
 #define EIP_HTTP_DEFAULT_BODY_CAP ((size_t)1 << 20) /* 1 MiB */
 #define EIP_HTTP_HEADER_VALUE_MAX 256                /* captured header values, truncated beyond */
 #define EIP_HTTP_ERROR_MAX 256                       /* >= CURL_ERROR_SIZE */
@@ -51,6 +53,32 @@ typedef struct {
     double elapsed;                  /* seconds, as measured by libcurl */
     long new_connections;            /* connections opened for this request (0 = reused) */
 } eip_http_response;
+
+/* One reusable easy handle with its bounded body buffer: a session is one of these, and each
+ * slot of a multi (multi.c) is another, so both set up, send and capture identically. */
+typedef struct {
+    CURL *curl;
+    char errbuf[CURL_ERROR_SIZE];
+    /* Body buffer, reused across requests: it grows (up to the request's cap) and stays. */
+    char *body;
+    size_t body_len, body_alloc, body_cap;
+    int truncated;
+    struct curl_slist *headers; /* owned while a request runs */
+    eip_http_response *resp;    /* the response the callbacks fill */
+} eip_http_transfer;
+
+/* Creates the easy handle with the options every request shares. 0, or -1 (out of memory). */
+int eip_http_transfer_init(eip_http_transfer *t, const eip_http_config *cfg);
+void eip_http_transfer_cleanup(eip_http_transfer *t);
+
+/* Readies t for req, to fill resp. copy_body: libcurl copies the body (for transfers that
+ * outlive the caller's request, as in a multi). 0, or -1 when out of memory (resp says so). */
+int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
+                              eip_http_response *resp, int copy_body);
+
+/* After the transfer ended with rc (and left any multi handle): releases the header list
+ * and fills the response. */
+void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc);
 
 /* NULL when libcurl cannot be initialised. */
 eip_http *eip_http_new(const eip_http_config *cfg, char *err, size_t errcap);

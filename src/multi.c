@@ -1,8 +1,7 @@
 /* multi.c - concurrent HTTP exchanges over one libcurl multi handle. See multi.h.
  *
- * The easy-handle setup and the response capture mirror http.c (same options, same bounds), so a
- * request behaves the same whether it goes through a session or a multi. Header lines are parsed
- * by http.c's public eip_http_parse_header_line.
+ * Each slot is an eip_http_transfer (http.c): the same easy-handle setup, request preparation
+ * and response capture as a session, so a request behaves the same either way.
  */
 #include "multi.h"
 
@@ -16,14 +15,8 @@
 enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_DONE };
 
 typedef struct {
-    CURL *easy;
+    eip_http_transfer t;
     enum slot_state state;
-    struct curl_slist *headers; /* owned while the transfer runs */
-    char errbuf[CURL_ERROR_SIZE];
-    /* Body buffer, reused across transfers: it grows (up to the request's cap) and stays. */
-    char *body;
-    size_t body_len, body_alloc, body_cap;
-    int truncated;
     /* Heap-allocated: it holds a 32 KiB token buffer, of which only the pages a response
      * writes to ever become resident. */
     eip_http_response *resp;
@@ -53,100 +46,31 @@ static char *dup_or_null(const char *s)
     return d;
 }
 
-static void copy_bounded(char *dst, size_t cap, const char *src)
-{
-    size_t len = strlen(src);
-    if (len >= cap)
-        len = cap - 1;
-    memcpy(dst, src, len);
-    dst[len] = '\0';
-}
-
-/* ---- callbacks ------------------------------------------------------------------------ */
-
-static size_t on_header(char *data, size_t size, size_t n, void *ud)
-{
-    slot *s = ud;
-    eip_http_parse_header_line(s->resp, data, size * n);
-    return size * n;
-}
-
-static size_t on_body(char *data, size_t size, size_t n, void *ud)
-{
-    slot *s = ud;
-    size_t len = size * n, room = s->body_cap - s->body_len;
-    if (len > room) {
-        /* Keep what fits and abort the transfer, as http.c does: the rest would be thrown away. */
-        len = room;
-        s->truncated = 1;
-    }
-    if (s->body_len + len + 1 > s->body_alloc) {
-        size_t want = s->body_alloc ? s->body_alloc : 4096;
-        char *p;
-        while (want < s->body_len + len + 1)
-            want *= 2;
-        if (want > s->body_cap + 1)
-            want = s->body_cap + 1;
-        p = realloc(s->body, want);
-        if (p == NULL)
-            return 0;
-        s->body = p;
-        s->body_alloc = want;
-    }
-    memcpy(s->body + s->body_len, data, len);
-    s->body_len += len;
-    s->body[s->body_len] = '\0';
-    return s->truncated ? 0 : size * n;
-}
-
 /* ---- slots ---------------------------------------------------------------------------- */
 
 static void slot_free(slot *s)
 {
     if (s == NULL)
         return;
-    curl_easy_cleanup(s->easy);
-    curl_slist_free_all(s->headers);
-    free(s->body);
+    eip_http_transfer_cleanup(&s->t);
     free(s->resp);
     free(s);
 }
 
-/* The options every request of the slot shares: set once, not per request. */
-static void slot_configure(const eip_multi *m, slot *s)
-{
-    CURL *c = s->easy;
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, s->errbuf);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    /* Never follow a redirect with a signed request; speak http(s) only (as http.c). */
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, m->insecure ? 0L : 1L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, m->insecure ? 0L : 2L);
-    if (m->ca_file != NULL)
-        curl_easy_setopt(c, CURLOPT_CAINFO, m->ca_file);
-    if (m->user_agent != NULL)
-        curl_easy_setopt(c, CURLOPT_USERAGENT, m->user_agent);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, s);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
-}
-
 static slot *slot_new(const eip_multi *m)
 {
+    eip_http_config cfg;
     slot *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
+    cfg.ca_file = m->ca_file;
+    cfg.user_agent = m->user_agent;
+    cfg.insecure = m->insecure;
     s->resp = malloc(sizeof(*s->resp));
-    s->easy = curl_easy_init();
-    if (s->resp == NULL || s->easy == NULL) {
+    if (s->resp == NULL || eip_http_transfer_init(&s->t, &cfg) != 0) {
         slot_free(s);
         return NULL;
     }
-    slot_configure(m, s);
     return s;
 }
 
@@ -171,75 +95,6 @@ static slot *slot_acquire(eip_multi *m, int *index)
 
 /* ---- requests ------------------------------------------------------------------------- */
 
-static void set_method(CURL *c, const eip_http_request *req)
-{
-    /* The handle is reused across methods: HTTPGET resets any previous POST state. */
-    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL);
-    if (strcmp(req->method, "GET") == 0)
-        return;
-    if (req->body != NULL || strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0) {
-        /* COPYPOSTFIELDS: the transfer outlives the caller's string. The size comes first. */
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "");
-    }
-    if (strcmp(req->method, "POST") != 0)
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
-}
-
-/* The request's headers plus "Expect:" (no 100-continue round trip), as http.c sends them. */
-static struct curl_slist *build_headers(const eip_http_request *req)
-{
-    struct curl_slist *list = NULL, *next;
-    size_t i;
-    for (i = 0; i <= req->nheaders; i++) {
-        next = curl_slist_append(list, i < req->nheaders ? req->headers[i] : "Expect:");
-        if (next == NULL) {
-            curl_slist_free_all(list);
-            return NULL;
-        }
-        list = next;
-    }
-    return list;
-}
-
-/* Clears what a response reads rather than all 33 KiB of it (see http.c). */
-static void reset_response(eip_http_response *r)
-{
-    r->status = 0;
-    r->request_id[0] = r->retry_after[0] = r->content_type[0] = '\0';
-    r->location[0] = r->subject_token[0] = r->curl_error[0] = '\0';
-    r->body = NULL;
-    r->body_len = 0;
-    r->truncated = 0;
-    r->curl_code = 0;
-    r->elapsed = 0;
-    r->new_connections = 0;
-}
-
-static void slot_reset(slot *s, const eip_http_request *req)
-{
-    reset_response(s->resp);
-    s->body_len = 0;
-    s->truncated = 0;
-    s->errbuf[0] = '\0';
-    s->body_cap = req->body_cap ? req->body_cap : EIP_HTTP_DEFAULT_BODY_CAP;
-    if (s->body)
-        s->body[0] = '\0';
-}
-
-static void set_request(slot *s, const eip_http_request *req)
-{
-    CURL *c = s->easy;
-    curl_easy_setopt(c, CURLOPT_URL, req->url); /* string options are copied by libcurl */
-    set_method(c, req);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, s->headers);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, req->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, req->low_speed_time_s);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, req->low_speed_limit);
-}
-
 int eip_multi_start(eip_multi *m, const eip_http_request *req, char *err, size_t errcap)
 {
     int index = -1;
@@ -251,18 +106,14 @@ int eip_multi_start(eip_multi *m, const eip_http_request *req, char *err, size_t
                  m->pending);
         return -1;
     }
-    slot_reset(s, req);
-    s->headers = build_headers(req);
-    if (s->headers == NULL) {
+    /* The transfer outlives req (it runs after we return): libcurl copies the body. */
+    if (eip_http_transfer_prepare(&s->t, req, s->resp, 1) != 0) {
         snprintf(err, errcap, "out of memory");
         return -1;
     }
-    set_request(s, req);
-    mc = curl_multi_add_handle(m->cm, s->easy);
+    mc = curl_multi_add_handle(m->cm, s->t.curl);
     if (mc != CURLM_OK) {
-        curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, NULL);
-        curl_slist_free_all(s->headers);
-        s->headers = NULL;
+        eip_http_transfer_finish(&s->t, CURLE_FAILED_INIT); /* releases the header list */
         snprintf(err, errcap, "%s", curl_multi_strerror(mc));
         return -1;
     }
@@ -279,35 +130,12 @@ static void push_done(eip_multi *m, int index)
     m->done_count++;
 }
 
-/* Removes a running transfer from the multi; the header list must not outlive it. */
-static void slot_detach(eip_multi *m, slot *s)
-{
-    curl_multi_remove_handle(m->cm, s->easy);
-    curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(s->headers);
-    s->headers = NULL;
-}
-
+/* Takes a transfer that ended (or is abandoned) out of the multi, then captures its answer. */
 static void slot_finish(eip_multi *m, int index, CURLcode rc)
 {
     slot *s = m->slots[index];
-    eip_http_response *r = s->resp;
-    long status = 0, connects = 0;
-    curl_off_t us = 0;
-    curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo(s->easy, CURLINFO_NUM_CONNECTS, &connects);
-    curl_easy_getinfo(s->easy, CURLINFO_TOTAL_TIME_T, &us);
-    slot_detach(m, s);
-    r->status = status;
-    r->new_connections = connects;
-    r->elapsed = (double)us / 1e6;
-    r->body = s->body;
-    r->body_len = s->body_len;
-    r->truncated = s->truncated;
-    /* A write "error" we caused ourselves at the cap is a truncated answer, not a failure. */
-    r->curl_code = (rc == CURLE_WRITE_ERROR && s->truncated) ? 0 : (int)rc;
-    if (r->curl_code != 0)
-        copy_bounded(r->curl_error, sizeof(r->curl_error), s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
+    curl_multi_remove_handle(m->cm, s->t.curl);
+    eip_http_transfer_finish(&s->t, rc);
     s->state = SLOT_DONE;
     push_done(m, index);
 }
@@ -316,7 +144,7 @@ static int slot_index(const eip_multi *m, const CURL *easy)
 {
     int i;
     for (i = 0; i < m->nslots; i++)
-        if (m->slots[i]->easy == easy)
+        if (m->slots[i]->t.curl == easy)
             return i;
     return -1;
 }
@@ -344,7 +172,7 @@ static void fail_running(eip_multi *m, CURLMcode mc)
         slot *s = m->slots[i];
         if (s->state != SLOT_RUNNING)
             continue;
-        snprintf(s->errbuf, sizeof(s->errbuf), "libcurl multi: %s", curl_multi_strerror(mc));
+        snprintf(s->t.errbuf, sizeof(s->t.errbuf), "libcurl multi: %s", curl_multi_strerror(mc));
         slot_finish(m, i, CURLE_OUT_OF_MEMORY);
     }
 }
@@ -407,8 +235,10 @@ void eip_multi_cancel(eip_multi *m)
     int i;
     for (i = 0; i < m->nslots; i++) {
         slot *s = m->slots[i];
-        if (s->state == SLOT_RUNNING)
-            slot_detach(m, s);
+        if (s->state == SLOT_RUNNING) {
+            curl_multi_remove_handle(m->cm, s->t.curl);
+            eip_http_transfer_finish(&s->t, CURLE_ABORTED_BY_CALLBACK);
+        }
         s->state = SLOT_FREE;
     }
     m->pending = m->done_count = m->done_head = 0;
