@@ -451,11 +451,13 @@ describe("OpenResty", function()
 
   describe("never blocks the worker", function()
     -- Opens a request on its own connection and returns without waiting for the answer.
-    local function start_request(method, path)
+    local function start_request(method, path, body)
       local sock = socket.tcp()
       sock:settimeout(5)
       assert(sock:connect("127.0.0.1", app.port))
-      assert(sock:send(method .. " " .. path .. " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
+      body = body or ""
+      assert(sock:send(method .. " " .. path .. " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        .. "Content-Length: " .. #body .. "\r\n\r\n" .. body))
       sock:settimeout(0)
       return sock
     end
@@ -511,6 +513,33 @@ describe("OpenResty", function()
       assert.is_true(total < 5, "50 deletes took " .. total .. " s: the worker blocked")
       assert.is_true(ping_took < 0.1, "/ping took " .. ping_took .. " s: the worker blocked")
       assert.equal(n, emu:stats().requests)
+    end)
+
+    it("runs delete_bandwidths as light threads: 20 deletes of 300 ms at concurrency 10", function()
+      local n, delay = 20, 0.3
+      emu:inject{ method = "DELETE", status = 204, delay = delay, times = n }
+      emu:reset_counters()
+      local ids = {}
+      for i = 1, n do ids[i] = "bw-" .. i end
+      ids[n + 1] = "../bad" -- a usage error for that entry, nothing sent for it
+      local sock = start_request("POST", "/t/batch", cjson.encode{ ids = ids, concurrency = 10 })
+      socket.sleep(0.05)
+      local p0 = socket.gettime()
+      local ping = assert(emulator.http{ port = app.port, path = "/ping", timeout = 2 })
+      local ping_took = socket.gettime() - p0
+      local result = collect({ sock }, socket.gettime() + 10)[sock]
+      local body = cjson.decode(result.text:match("\r\n\r\n(.*)$"))
+      print(string.format("\nopenresty: delete_bandwidths of %d (API delay %.0f ms each, concurrency 10) "
+        .. "took %.3f s; /ping answered in %.1f ms meanwhile", n, delay * 1000, body.took, ping_took * 1000))
+      assert.equal(200, ping.status)
+      assert.equal(n, body.summary.deleted)
+      assert.equal(1, body.summary.failed)
+      assert.equal("usage", body.statuses[n + 1])
+      assert.equal(n, emu:stats().requests)
+      assert.is_true(emu:stats().connections <= 10)
+      -- ~2 delays at concurrency 10; one at a time would take 20 of them
+      assert.is_true(body.took < 3, "the batch took " .. body.took .. " s: it did not run concurrently")
+      assert.is_true(ping_took < 0.1, "/ping took " .. ping_took .. " s: the worker blocked")
     end)
   end)
 end)

@@ -21,9 +21,10 @@
 -- the deletes already sent may have happened).
 --
 -- Drivers run the requests. With the libcurl transport: a C multi handle (eip.core.multi), one
--- per client, kept across batches so connections are reused. Otherwise (a custom transport,
--- or the automatic transport inside nginx) the serial driver, which sends through
--- client.transport one request at a time. A driver has start(wire) -> slot or nil, message;
+-- per client, kept across batches so connections are reused. Inside nginx where cosockets
+-- are allowed: light threads over cosockets (connections from nginx's pool). Otherwise (a
+-- custom transport, or an nginx phase without cosockets) the serial driver, which sends
+-- through client.transport one request at a time. A driver has start(wire) -> slot or nil, message;
 -- next(timeout) -> slot, response | nil; pending(); cancel(); M.driver picks one.
 local core = require "eip.core"
 local errors = require "eip.errors"
@@ -42,6 +43,7 @@ M.MAX_CONCURRENCY = 64
 local MAX_WAIT = 1.0
 
 local raise = errors.raise_usage
+local unpack_ = table.unpack or unpack -- luacheck: ignore 113 (unpack: Lua 5.1 / LuaJIT)
 
 ---------------------------------------------------------------------------------------------
 -- Drivers
@@ -79,17 +81,69 @@ function Serial:pending() return self.resp and 1 or 0 end
 
 function Serial:cancel() self.resp = nil end
 
--- Is this the libcurl transport (eip.transport.curl, which holds a C session)?
-local function is_curl(transport)
-  if transport.name ~= nil then return transport.name == "curl" end
-  return type(rawget(transport, "session")) == "userdata"
+-- Inside nginx, where cosockets are allowed: one light thread (ngx.thread) per request in
+-- flight, each sending through the client's transport (cosockets), so the batch runs
+-- concurrently and never blocks the worker. A thread returns its slot with the response, since
+-- ngx.thread.wait does not say which thread ended; a sleeper thread bounds next()'s wait.
+local Threads = {}
+Threads.__index = Threads
+
+local function send_in_thread(transport, slot, wire)
+  local ok, resp = pcall(transport.send, transport, wire)
+  if not ok then
+    resp = { status = 0, curl_code = 56, curl_error = "transport failed: " .. tostring(resp) }
+  end
+  return slot, resp
+end
+
+function Threads:start(wire)
+  local slot = self.next_slot
+  self.next_slot = slot + 1
+  local thread, err = self.ngx.thread.spawn(send_in_thread, self.transport, slot, wire)
+  if not thread then return nil, err end
+  self.threads[slot] = thread
+  self.count = self.count + 1
+  return slot
+end
+
+function Threads:next(timeout)
+  if self.count == 0 then return nil end
+  local waiting = {}
+  for _, thread in pairs(self.threads) do waiting[#waiting + 1] = thread end
+  local ngx = self.ngx
+  local sleeper = ngx.thread.spawn(function(s) ngx.sleep(s) end, math.max(0.001, timeout))
+  waiting[#waiting + 1] = sleeper
+  local ok, slot, resp = self.ngx.thread.wait(unpack_(waiting))
+  if not ok or not slot then return nil end -- the sleeper ended first: nothing finished in time
+  self.ngx.thread.kill(sleeper)
+  self.threads[slot] = nil
+  self.count = self.count - 1
+  return slot, resp
+end
+
+function Threads:pending() return self.count end
+
+function Threads:cancel()
+  for slot, thread in pairs(self.threads) do
+    self.ngx.thread.kill(thread)
+    self.threads[slot] = nil
+  end
+  self.count = 0
 end
 
 --- The driver for this client and its concurrency: driver, effective concurrency.
--- Replaceable (e.g. by a light-thread driver inside OpenResty).
+-- The C multi with the libcurl transport; light threads inside nginx where cosockets are
+-- allowed; otherwise (a custom transport, or an nginx phase without cosockets) one request
+-- at a time through client.transport.
 function M.driver(client, concurrency)
-  if is_curl(client.transport) then return multi_driver(client, concurrency) end
-  return setmetatable({ transport = client.transport }, Serial), 1
+  local transport = client.transport
+  if transport.name == "curl" then return multi_driver(client, concurrency) end
+  local ngx = rawget(_G, "ngx")
+  if transport.name == "auto" and require("eip.transport").yieldable() then
+    return setmetatable({ ngx = ngx, transport = transport, threads = {}, next_slot = 1, count = 0 },
+      Threads), concurrency
+  end
+  return setmetatable({ transport = transport }, Serial), 1
 end
 
 local close = Client.close

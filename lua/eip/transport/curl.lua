@@ -28,4 +28,5 @@ function Transport:close()
 end
 
 M.name = "curl"
+Transport.name = "curl" -- what batch looks at to pick the C multi driver
 return M

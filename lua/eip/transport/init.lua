@@ -60,6 +60,7 @@ end
 -- send(). Outside nginx this is the libcurl transport with one more table lookup per call.
 local Auto = {}
 Auto.__index = Auto
+Auto.name = "auto"
 
 function Auto:get(name)
   local t = self.instances[name]

@@ -109,6 +109,28 @@ function M.set_sleep()
   return cjson.encode(timed_sleep(tonumber(ngx.var.arg_s) or 0.05))
 end
 
+-- POST {ids = {...}, concurrency = n}: a batch with the example's client, and how it ran.
+function M.batch()
+  ngx.req.read_body()
+  local args = cjson.decode(ngx.req.get_body_data() or "")
+  if type(args) ~= "table" or type(args.ids) ~= "table" then
+    return reply(400, { error = "POST {ids = [...], concurrency = n}" })
+  end
+  local client = require("eip_admin").client
+  ngx.update_time()
+  local t0 = ngx.now()
+  local ok, results, summary = pcall(client.delete_bandwidths, client, args.ids, { concurrency = args.concurrency })
+  if not ok then return reply(500, { error = tostring(results) }) end
+  ngx.update_time()
+  local statuses = {}
+  for i, r in ipairs(results) do statuses[i] = r.status or r.kind end
+  -- A Content-Length rather than chunks: the spec reads this answer off a raw socket.
+  local body = cjson.encode{ summary = summary, statuses = statuses, took = ngx.now() - t0 }
+  ngx.header["Content-Type"] = "application/json"
+  ngx.header["Content-Length"] = #body
+  ngx.print(body)
+end
+
 -- n bytes ("z"), delimited by closing the connection (the location turns chunking off).
 function M.close_delimited()
   ngx.header["Content-Type"] = "text/plain"
