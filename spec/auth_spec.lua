@@ -232,6 +232,7 @@ describe("authentication", function()
       assert.equal("/v3/auth/tokens", err.path)
       no_secret_in(tostring(err), { "definitely-wrong-password", emu.iam.password })
       assert.equal(0, emu:stats().tokens_issued)
+      assert.equal(1, #emu:requests(), "a refused login must not be tried again")
     end)
 
     it("validates the auth table before any I/O", function()

@@ -5,7 +5,7 @@
 -- _SECURITY_TOKEN), then OS_AUTH_TOKEN. Each resolves to a provider:
 --   provider.kind                      "token" | "aksk" | "iam"
 --   provider:apply(req, client)        adds the auth headers to req.headers (pairs)
---   provider:refresh_after_401(client) true when it obtained fresh credentials (IAM only)
+--   provider:refresh_after_401(client, err) true when it obtained fresh credentials (IAM only)
 --   provider.secrets                   every secret value it holds, for redaction
 -- Secret values stay inside providers, which clients keep outside their own tables.
 local core = require "eip.core"
@@ -43,11 +43,14 @@ Token.__index = Token
 
 local function token_provider(token, source)
   local t = validate.secret(source, token)
-  return setmetatable({ kind = "token", token = t, secrets = { t } }, Token)
+  -- The header is built once: the line form saves a concatenation of a kilobytes-long token
+  -- on every call.
+  local header = { "X-Auth-Token", t, line = "X-Auth-Token: " .. t }
+  return setmetatable({ kind = "token", header = header, secrets = { t } }, Token)
 end
 
 function Token:apply(req)
-  req.headers[#req.headers + 1] = { "X-Auth-Token", self.token }
+  req.headers[#req.headers + 1] = self.header
 end
 
 function Token.refresh_after_401() return false end
@@ -97,6 +100,8 @@ function Aksk.refresh_after_401() return false end
 local Iam = {}
 Iam.__index = Iam
 
+local IAM_PATH = "/v3/auth/tokens"
+
 M.IAM_OPTIONS = { username = true, password = true, domain = true, project = true, project_id = true,
   iam_endpoint = true }
 
@@ -135,13 +140,13 @@ end
 --- Obtains a token (client:_send does the HTTP exchange and raises mapped errors).
 function Iam:fetch(client)
   local resp = client:_send{
-    method = "POST", url = self.iam_endpoint .. "/v3/auth/tokens", path = "/v3/auth/tokens",
+    method = "POST", url = self.iam_endpoint .. IAM_PATH, path = IAM_PATH,
     headers = { { "Content-Type", "application/json;charset=utf8" } },
     body = self:body(), no_auth = true,
   }
   local token = resp.subject_token
   if not token or token == "" then
-    error(errors.protocol(resp, "POST", "/v3/auth/tokens", "IAM answered without an X-Subject-Token header"), 0)
+    error(errors.protocol(resp, "POST", IAM_PATH, "IAM answered without an X-Subject-Token header"), 0)
   end
   local decoded = json.decode(resp.body)
   local t = type(decoded) == "table" and type(decoded.token) == "table" and decoded.token or {}
@@ -166,8 +171,11 @@ function Iam:apply(req, client)
   req.headers[#req.headers + 1] = { "X-Auth-Token", self.token }
 end
 
---- A 401 with a cached token: fetch a new one once; the caller retries the call once.
-function Iam:refresh_after_401(client)
+--- A 401 with a cached token: fetch a new one once; the caller retries the call once. Not
+-- when the 401 came from IAM itself (a wrong password): asking again would only count as
+-- another failed login.
+function Iam:refresh_after_401(client, err)
+  if err and err.path == IAM_PATH then return false end
   self.token = nil
   self:fetch(client)
   return true

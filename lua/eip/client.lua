@@ -237,7 +237,7 @@ end
 -- obtained after a 401 (try again at once; once per call, outside the retry budget).
 -- `refreshed`: whether this call already did that. Logs the decision to retry.
 function Client:_after_failure(err, attempts, refreshed, deadline)
-  if err.status == 401 and not refreshed and providers[self]:refresh_after_401(self) then
+  if err.status == 401 and not refreshed and providers[self]:refresh_after_401(self, err) then
     return 0, true
   end
   local delay = retry.delay(err, attempts - (refreshed and 1 or 0), self.policy, os.time(), jitter)
