@@ -29,6 +29,9 @@ help:
 	@echo "make test     C tests + busted specs against the bundled EIP emulator"
 	@echo "make demo     start the emulator, create a bandwidth, delete it twice, stop"
 	@echo "make lint     luacheck"
+	@echo "make check    lint, cppcheck, specs under ASan/UBSan and valgrind   make soak   100k-call RSS check"
+	@echo "make fuzz     libFuzzer targets (FUZZ_SECONDS each)                  make bench  speed vs bare libcurl"
+	@echo "make luajit   core for OpenResty   make docs   LDoc reference   make bench-sign   signing cost"
 
 $(CORE_SO): $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(dir $@)
