@@ -31,6 +31,18 @@ describe("eip-scm-1.rockspec", function()
     end
   end)
 
+  it("also builds for the Lua 5.1 ABI (LuaJIT / OpenResty) when LuaRocks targets it", function()
+    local tree = os.tmpname()
+    os.remove(tree)
+    local ok, out = run("luarocks --lua-version=5.1 make --deps-mode=none --tree " .. q(tree)
+      .. " eip-scm-1.rockspec LUA_INCDIR=/usr/include/luajit-2.1")
+    local so = io.open(tree .. "/lib/lua/5.1/eip/core.so")
+    if so then so:close() end
+    run("rm -rf " .. q(tree))
+    assert.is_true(ok, out)
+    assert.is_not_nil(so, "no lib/lua/5.1/eip/core.so in the tree")
+  end)
+
   it("installs with luarocks make into a fresh tree; require \"eip\" then works from anywhere", function()
     local tree = os.tmpname()
     os.remove(tree)
