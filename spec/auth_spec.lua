@@ -4,13 +4,8 @@
 local eip = require "eip"
 local client_mod = require "eip.client"
 local emulator = require "spec.support.emulator"
+local raised = require("spec.support.assertions").raised
 
-local function raised(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  assert.is_true(eip.is_error(err), tostring(err))
-  return err
-end
 
 local function env_of(t)
   return function(name) return t[name] end

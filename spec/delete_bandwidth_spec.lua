@@ -2,6 +2,7 @@
 -- answers, the request on the wire, keep-alive reuse and the one-shot form.
 local eip = require "eip"
 local emulator = require "spec.support.emulator"
+local raised = require("spec.support.assertions").raised
 
 describe("delete_bandwidth", function()
   local emu, client
@@ -21,12 +22,6 @@ describe("delete_bandwidth", function()
     client = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5 }
   end)
 
-  local function raised(f, ...)
-    local ok, err = pcall(f, ...)
-    assert.is_false(ok, "expected an error")
-    assert.is_true(eip.is_error(err), "expected an eip error, got " .. tostring(err))
-    return err
-  end
 
   it("deletes a shared bandwidth and returns the documented result table", function()
     local id = emu:create_bandwidth{ name = "bw-spec", size = 10 }

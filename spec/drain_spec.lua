@@ -4,6 +4,7 @@
 local eip = require "eip"
 local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
+local raised = require("spec.support.assertions").raised
 
 local function eip_ids(n, prefix)
   local ids = {}
@@ -30,12 +31,6 @@ describe("bandwidth operations", function()
       sleep = function() end }
   end)
 
-  local function raised(f, ...)
-    local ok, err = pcall(f, ...)
-    assert.is_false(ok, "expected an error")
-    assert.is_true(eip.is_error(err), "expected an eip error, got " .. tostring(err))
-    return err
-  end
 
   local function api_requests()
     local out = {}

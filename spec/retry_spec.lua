@@ -3,6 +3,7 @@
 -- unless it is about real time (the deadline and the trickling server).
 local eip = require "eip"
 local emulator = require "spec.support.emulator"
+local raised = require("spec.support.assertions").raised
 local socket = require "socket"
 
 describe("retries", function()
@@ -22,12 +23,6 @@ describe("retries", function()
     return eip.new(opts)
   end
 
-  local function raised(f, ...)
-    local ok, err = pcall(f, ...)
-    assert.is_false(ok, "expected an error")
-    assert.is_true(eip.is_error(err), tostring(err))
-    return err
-  end
 
   it("retries 503, 503 then succeeds, backing off with full jitter", function()
     local id = emu:create_bandwidth{ size = 1 }

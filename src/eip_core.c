@@ -220,6 +220,19 @@ static int l_sleep(lua_State *L)
 
 /* ---- sessions ----------------------------------------------------------------------- */
 
+/* The connection settings at argument 1 ({ ca_file=, insecure=, user_agent= }), shared by
+ * sessions and multis. */
+static void read_config(lua_State *L, eip_http_config *cfg)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->ca_file = opt_str_field(L, 1, "ca_file", NULL);
+    cfg->user_agent = opt_str_field(L, 1, "user_agent", NULL);
+    lua_getfield(L, 1, "insecure");
+    cfg->insecure = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+}
+
 static session *check_session(lua_State *L)
 {
     session *s = luaL_checkudata(L, 1, SESSION_MT);
@@ -233,13 +246,7 @@ static int l_session(lua_State *L)
     eip_http_config cfg;
     char err[128];
     session *s;
-    luaL_checktype(L, 1, LUA_TTABLE);
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.ca_file = opt_str_field(L, 1, "ca_file", NULL);
-    cfg.user_agent = opt_str_field(L, 1, "user_agent", NULL);
-    lua_getfield(L, 1, "insecure");
-    cfg.insecure = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    read_config(L, &cfg);
     s = lua_newuserdata(L, sizeof(*s));
     s->http = NULL;
     eip_setmetatable(L, SESSION_MT);
@@ -402,13 +409,7 @@ static int l_multi(lua_State *L)
     eip_http_config cfg;
     char err[128];
     multi_ud *u;
-    luaL_checktype(L, 1, LUA_TTABLE);
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.ca_file = opt_str_field(L, 1, "ca_file", NULL);
-    cfg.user_agent = opt_str_field(L, 1, "user_agent", NULL);
-    lua_getfield(L, 1, "insecure");
-    cfg.insecure = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    read_config(L, &cfg);
     u = lua_newuserdata(L, sizeof(*u));
     u->multi = NULL;
     eip_setmetatable(L, MULTI_MT);
