@@ -62,6 +62,8 @@ local function rows_for(fast)
     { key = "floor", label = "(a) floor: bare libcurl C, one reused easy handle", n = N,
       cmd = nginx.shell_quote(FLOOR) .. " " .. nginx.shell_quote(prefix) .. " " .. N },
     { key = "seq", label = "(b) `client:delete_bandwidth`, token auth", n = N, cmd = worker("seq", fast.url, N) },
+    { key = "aksk", label = "(b') `client:delete_bandwidth`, AK/SK signed", n = N,
+      cmd = worker("seq-aksk", fast.url, N) },
     { key = "c1", label = "(c) `delete_bandwidths`, concurrency 1", n = N, cmd = worker("batch", fast.url, N, 1) },
     { key = "c8", label = "(c) `delete_bandwidths`, concurrency 8", n = N, cmd = worker("batch", fast.url, N, 8) },
     { key = "c32", label = "(c) `delete_bandwidths`, concurrency 32", n = N,
@@ -128,6 +130,8 @@ local function report(rows, slow_seconds, soak)
   local growth = soak.rss_end_kib - soak.rss_warm_kib
   print(string.format("- Sequential `delete_bandwidth` at %.2f× the floor (target ≥ %.2f×): %s.", ratio,
     TARGETS.sequential_ratio, verdict(ratio >= TARGETS.sequential_ratio)))
+  print(string.format("- AK/SK signing: %.2f× the floor against %.2f× with a token; %.1f µs more CPU per "
+    .. "request ((b') minus (b)).", by.aksk.ratio, ratio, by.aksk.extra_cpu_us - overhead))
   print(string.format("- Lua+C overhead per call beyond libcurl's own work: %.1f µs (target ≤ %d µs): %s. "
     .. "Method: CPU time per request (user+system: os.clock, CLOCK_PROCESS_CPUTIME_ID) of (b) minus (a) "
     .. "within each repetition, median over repetitions (`make bench-profile` counts instructions instead).",

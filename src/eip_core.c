@@ -18,6 +18,7 @@
 #define SESSION_MT "eip.core.session"
 #define MAX_HEADERS 64
 #define MAX_SIGN_PAIRS 256
+#define SMALL_SIGN_PAIRS 16
 
 typedef struct {
     eip_http *http;
@@ -111,6 +112,16 @@ static int l_statuses(lua_State *L)
 
 /* ---- signing ------------------------------------------------------------------------- */
 
+/* The length of the list at t[k] (0 when absent; not a table is reported by collect_pairs). */
+static size_t list_length(lua_State *L, int t, const char *k)
+{
+    size_t n;
+    lua_getfield(L, t, k);
+    n = lua_istable(L, -1) ? lua_rawlen(L, -1) : 0;
+    lua_pop(L, 1);
+    return n;
+}
+
 /* Reads a list of {name, value} pairs at t[k] into kv (strings stay referenced by t). */
 static size_t collect_pairs(lua_State *L, int t, const char *k, eip_kv *kv, size_t max)
 {
@@ -146,7 +157,8 @@ static size_t collect_pairs(lua_State *L, int t, const char *k, eip_kv *kv, size
  * On bad input raises an error whose text is a static message from sign.c (never the SK). */
 static int l_sign(lua_State *L)
 {
-    eip_kv *pairs;
+    eip_kv small[SMALL_SIGN_PAIRS], *pairs;
+    size_t nq, nh;
     eip_sign_input in;
     eip_buf auth, canon;
     const char *err = NULL;
@@ -159,12 +171,16 @@ static int l_sign(lua_State *L)
     in.sk = opt_str_field(L, 1, "sk", &in.sk_len);
     in.body = opt_str_field(L, 1, "body", &in.body_len);
     luaL_argcheck(L, in.method && in.path && in.ak && in.sk, 1, "method, path, ak and sk are required");
-    /* One userdata block for both lists: freed by the GC even if an error is raised below. */
-    pairs = lua_newuserdata(L, sizeof(eip_kv) * 2 * MAX_SIGN_PAIRS);
+    /* A small request (the usual case: a few headers, no query) uses the stack; otherwise one
+     * userdata block for both lists, freed by the GC even if an error is raised below. */
+    nq = list_length(L, 1, "query");
+    nh = list_length(L, 1, "headers");
+    luaL_argcheck(L, nq <= MAX_SIGN_PAIRS && nh <= MAX_SIGN_PAIRS, 1, "too many headers or query parameters");
+    pairs = nq + nh <= SMALL_SIGN_PAIRS ? small : lua_newuserdata(L, sizeof(eip_kv) * (nq + nh));
     in.query = pairs;
-    in.nquery = collect_pairs(L, 1, "query", pairs, MAX_SIGN_PAIRS);
-    in.headers = pairs + MAX_SIGN_PAIRS;
-    in.nheaders = collect_pairs(L, 1, "headers", pairs + MAX_SIGN_PAIRS, MAX_SIGN_PAIRS);
+    in.nquery = collect_pairs(L, 1, "query", pairs, nq);
+    in.headers = pairs + nq;
+    in.nheaders = collect_pairs(L, 1, "headers", pairs + nq, nh);
     eip_buf_init(&auth, 0);
     eip_buf_init(&canon, 0);
     st = eip_sign(&in, &auth, &canon, &err);

@@ -6,7 +6,8 @@
  * Signature        = HexHMAC-SHA256(SK, StringToSign)
  *
  * Every input is treated as untrusted bytes: all lengths are explicit, every buffer is an
- * eip_buf with a hard limit, and there is no global or static mutable state (fuzz-friendly).
+ * eip_buf with a hard limit, and the only static state is the SHA-256 algorithm object fetched
+ * once per process (immutable afterwards), so calls stay independent (fuzz-friendly).
  */
 #include "sign.h"
 
@@ -16,7 +17,8 @@
 #include <string.h>
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
 
 #define ALGORITHM "SDK-HMAC-SHA256"
 #define SDK_DATE_LEN 16 /* YYYYMMDDTHHMMSSZ */
@@ -204,6 +206,26 @@ static void to_hex(const unsigned char *md, size_t n, char *hex)
     hex[2 * n] = '\0';
 }
 
+/* SHA-256, fetched from the default provider once per process. OpenSSL 3 looks the
+ * algorithm up again on every EVP_sha256() digest (a third of a small digest's cost); the
+ * fetched object is immutable and shared, so this is the only state the signer keeps. */
+static const EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *sha256(void)
+{
+    pthread_once(&sha256_once, fetch_sha256);
+    return sha256_md ? sha256_md : EVP_sha256();
+}
+
+/* The hex SHA-256 of "", the body hash of every bodiless request (DELETE, GET). */
+static const char EMPTY_SHA256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
 int eip_sha256_hex(const void *data, size_t len, char hex[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -212,9 +234,11 @@ int eip_sha256_hex(const void *data, size_t len, char hex[65])
     hex[0] = '\0';
     if (!data && len)
         return -1;
-    if (!data)
-        data = ""; /* never hand libcrypto a NULL pointer, even for zero bytes */
-    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+    if (len == 0) {
+        memcpy(hex, EMPTY_SHA256, sizeof(EMPTY_SHA256));
+        return 0;
+    }
+    if (EVP_Digest(data, len, md, &mdlen, sha256(), NULL) != 1 || mdlen != 32)
         return -1;
     to_hex(md, 32, hex);
     return 0;
@@ -527,17 +551,40 @@ static int build_canonical(const sign_ctx *c, eip_buf *b)
     return 0;
 }
 
-/* The HMAC key is passed to libcrypto in place, never copied here, so there is no key
- * material of ours to wipe; libcrypto cleanses its own internal copy. The digest that comes
- * out is the public signature, not a secret. */
+/* HMAC-SHA256 (RFC 2104) over the fetched digest: H((K ^ opad) || H((K ^ ipad) || msg)).
+ * OpenSSL's one-shot HMAC() builds and fetches a MAC context per call, which cost as much as
+ * the rest of the signature. The padded key blocks are wiped before returning. */
 static int hmac_hex(const eip_sign_input *in, const char *msg, size_t n, char hex[65])
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
+    unsigned char key[64], pad[64], inner[32], md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0, ilen = 0;
+    size_t i, klen = in->sk_len;
+    int ok;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 
-    if (!HMAC(EVP_sha256(), in->sk, (int)in->sk_len, (const unsigned char *)msg, n, md,
-              &mdlen) ||
-        mdlen != 32)
+    if (ctx == NULL)
+        return -1;
+    memset(key, 0, sizeof(key));
+    if (klen > sizeof(key)) { /* long keys are hashed first */
+        ok = EVP_Digest(in->sk, klen, key, &mdlen, sha256(), NULL) == 1;
+        klen = 32;
+    } else {
+        memcpy(key, in->sk, klen);
+        ok = 1;
+    }
+    for (i = 0; i < sizeof(pad); i++)
+        pad[i] = (unsigned char)(key[i] ^ 0x36);
+    ok = ok && EVP_DigestInit_ex(ctx, sha256(), NULL) == 1 && EVP_DigestUpdate(ctx, pad, sizeof(pad)) == 1 &&
+         EVP_DigestUpdate(ctx, msg, n) == 1 && EVP_DigestFinal_ex(ctx, inner, &ilen) == 1 && ilen == 32;
+    for (i = 0; i < sizeof(pad); i++)
+        pad[i] = (unsigned char)(key[i] ^ 0x5c);
+    ok = ok && EVP_DigestInit_ex(ctx, sha256(), NULL) == 1 && EVP_DigestUpdate(ctx, pad, sizeof(pad)) == 1 &&
+         EVP_DigestUpdate(ctx, inner, sizeof(inner)) == 1 && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 &&
+         mdlen == 32;
+    EVP_MD_CTX_free(ctx);
+    OPENSSL_cleanse(key, sizeof(key));
+    OPENSSL_cleanse(pad, sizeof(pad));
+    if (!ok)
         return -1;
     to_hex(md, 32, hex);
     return 0;
