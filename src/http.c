@@ -215,15 +215,24 @@ static struct curl_slist *build_headers(const eip_http_request *req)
 
 static void reset_response(eip_http_response *r);
 
+/* Does list hold exactly req's header lines (then "Expect:")? Comparing costs far less than
+ * the allocations of building the list again. */
+static int same_headers(const struct curl_slist *list, const eip_http_request *req)
+{
+    size_t i;
+    for (i = 0; i < req->nheaders; i++, list = list->next)
+        if (list == NULL || strcmp(list->data, req->headers[i]) != 0)
+            return 0;
+    return list != NULL && strcmp(list->data, "Expect:") == 0 && list->next == NULL;
+}
+
 void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
 {
     eip_http_response *resp = t->resp;
     long status = 0, connects = 0;
     curl_off_t us = 0;
-    /* The list must outlive the transfer only; never leave a dangling pointer in the handle. */
-    curl_easy_setopt(t->curl, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(t->headers);
-    t->headers = NULL;
+    /* The header list stays with the handle (set in it, owned by t) for the next request to
+     * reuse when its headers are the same, as they are on every token-authenticated call. */
     curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(t->curl, CURLINFO_NUM_CONNECTS, &connects);
     curl_easy_getinfo(t->curl, CURLINFO_TOTAL_TIME_T, &us);
@@ -268,16 +277,19 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->body_cap = req->body_cap ? req->body_cap : EIP_HTTP_DEFAULT_BODY_CAP;
     if (t->body)
         t->body[0] = '\0';
-    curl_slist_free_all(t->headers);
-    t->headers = build_headers(req);
-    if (t->headers == NULL) {
-        resp->curl_code = CURLE_OUT_OF_MEMORY;
-        copy_bounded(resp->curl_error, sizeof(resp->curl_error), "out of memory", 13);
-        return -1;
+    if (!same_headers(t->headers, req)) {
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+        curl_slist_free_all(t->headers);
+        t->headers = build_headers(req);
+        if (t->headers == NULL) {
+            resp->curl_code = CURLE_OUT_OF_MEMORY;
+            copy_bounded(resp->curl_error, sizeof(resp->curl_error), "out of memory", 13);
+            return -1;
+        }
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->headers);
     }
     curl_easy_setopt(c, CURLOPT_URL, req->url); /* string options are copied by libcurl */
     set_method(c, req, copy_body);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->headers);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, req->timeout_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, req->low_speed_time_s);

@@ -63,7 +63,7 @@ typedef struct {
     char *body;
     size_t body_len, body_alloc, body_cap;
     int truncated;
-    struct curl_slist *headers; /* owned while a request runs */
+    struct curl_slist *headers; /* the last request's header lines, kept for reuse */
     eip_http_response *resp;    /* the response the callbacks fill */
 } eip_http_transfer;
 
@@ -76,8 +76,7 @@ void eip_http_transfer_cleanup(eip_http_transfer *t);
 int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
                               eip_http_response *resp, int copy_body);
 
-/* After the transfer ended with rc (and left any multi handle): releases the header list
- * and fills the response. */
+/* After the transfer ended with rc (and left any multi handle): fills the response. */
 void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc);
 
 /* NULL when libcurl cannot be initialised. */

@@ -113,7 +113,7 @@ int eip_multi_start(eip_multi *m, const eip_http_request *req, char *err, size_t
     }
     mc = curl_multi_add_handle(m->cm, s->t.curl);
     if (mc != CURLM_OK) {
-        eip_http_transfer_finish(&s->t, CURLE_FAILED_INIT); /* releases the header list */
+        eip_http_transfer_finish(&s->t, CURLE_FAILED_INIT);
         snprintf(err, errcap, "%s", curl_multi_strerror(mc));
         return -1;
     }

@@ -6,8 +6,7 @@
  * Signature        = HexHMAC-SHA256(SK, StringToSign)
  *
  * Every input is treated as untrusted bytes: all lengths are explicit, every buffer is an
- * eip_buf with a hard limit, and the only static state is the SHA-256 algorithm object fetched
- * once per process (immutable afterwards), so calls stay independent (fuzz-friendly).
+ * eip_buf with a hard limit, and there is no global or static mutable state (fuzz-friendly).
  */
 #include "sign.h"
 
@@ -18,7 +17,6 @@
 
 #include <openssl/evp.h>
 #include <openssl/crypto.h>
-#include <pthread.h>
 
 #define ALGORITHM "SDK-HMAC-SHA256"
 #define SDK_DATE_LEN 16 /* YYYYMMDDTHHMMSSZ */
@@ -206,27 +204,11 @@ static void to_hex(const unsigned char *md, size_t n, char *hex)
     hex[2 * n] = '\0';
 }
 
-/* SHA-256, fetched from the default provider once per process. OpenSSL 3 looks the
- * algorithm up again on every EVP_sha256() digest (a third of a small digest's cost); the
- * fetched object is immutable and shared, so this is the only state the signer keeps. */
-static const EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void fetch_sha256(void)
-{
-    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
-static const EVP_MD *sha256(void)
-{
-    pthread_once(&sha256_once, fetch_sha256);
-    return sha256_md ? sha256_md : EVP_sha256();
-}
-
 /* The hex SHA-256 of "", the body hash of every bodiless request (DELETE, GET). */
 static const char EMPTY_SHA256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-int eip_sha256_hex(const void *data, size_t len, char hex[65])
+/* Hex SHA-256 with a given digest object (see eip_sign: fetched once per signature). */
+static int sha256_hex_md(const EVP_MD *md_alg, const void *data, size_t len, char hex[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
@@ -238,10 +220,15 @@ int eip_sha256_hex(const void *data, size_t len, char hex[65])
         memcpy(hex, EMPTY_SHA256, sizeof(EMPTY_SHA256));
         return 0;
     }
-    if (EVP_Digest(data, len, md, &mdlen, sha256(), NULL) != 1 || mdlen != 32)
+    if (EVP_Digest(data, len, md, &mdlen, md_alg, NULL) != 1 || mdlen != 32)
         return -1;
     to_hex(md, 32, hex);
     return 0;
+}
+
+int eip_sha256_hex(const void *data, size_t len, char hex[65])
+{
+    return sha256_hex_md(EVP_sha256(), data, len, hex);
 }
 
 /* Days since 1970-01-01 -> proleptic Gregorian y/m/d, counting in 400-year eras that start
@@ -297,6 +284,9 @@ typedef struct {
     const eip_kv **hdr;   /* headers sorted by lower-case name */
     const eip_kv **qry;   /* query sorted by key, then value */
     const eip_kv *date;   /* the X-Sdk-Date header */
+    /* SHA-256 fetched once for the whole signature: OpenSSL 3 looks the algorithm up again on
+     * every EVP_sha256() digest, a third of a small digest's cost, and a signature takes four. */
+    const EVP_MD *sha256;
     const char *err;
 } sign_ctx;
 
@@ -540,7 +530,7 @@ static int build_canonical(const sign_ctx *c, eip_buf *b)
     const eip_sign_input *in = c->in;
     char body_hash[65];
 
-    if (eip_sha256_hex(in->body, in->body_len, body_hash) != 0)
+    if (sha256_hex_md(c->sha256, in->body, in->body_len, body_hash) != 0)
         return -2;
     if (buf_adds(b, in->method) != 0 || buf_addc(b, '\n') != 0 ||
         eip_sign_canonical_uri(b, in->path, in->path_len) != 0 || buf_addc(b, '\n') != 0 ||
@@ -554,7 +544,8 @@ static int build_canonical(const sign_ctx *c, eip_buf *b)
 /* HMAC-SHA256 (RFC 2104) over the fetched digest: H((K ^ opad) || H((K ^ ipad) || msg)).
  * OpenSSL's one-shot HMAC() builds and fetches a MAC context per call, which cost as much as
  * the rest of the signature. The padded key blocks are wiped before returning. */
-static int hmac_hex(const eip_sign_input *in, const char *msg, size_t n, char hex[65])
+static int hmac_hex(const EVP_MD *sha256, const eip_sign_input *in, const char *msg, size_t n,
+                    char hex[65])
 {
     unsigned char key[64], pad[64], inner[32], md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0, ilen = 0;
@@ -566,7 +557,7 @@ static int hmac_hex(const eip_sign_input *in, const char *msg, size_t n, char he
         return -1;
     memset(key, 0, sizeof(key));
     if (klen > sizeof(key)) { /* long keys are hashed first */
-        ok = EVP_Digest(in->sk, klen, key, &mdlen, sha256(), NULL) == 1;
+        ok = EVP_Digest(in->sk, klen, key, &mdlen, sha256, NULL) == 1;
         klen = 32;
     } else {
         memcpy(key, in->sk, klen);
@@ -574,11 +565,11 @@ static int hmac_hex(const eip_sign_input *in, const char *msg, size_t n, char he
     }
     for (i = 0; i < sizeof(pad); i++)
         pad[i] = (unsigned char)(key[i] ^ 0x36);
-    ok = ok && EVP_DigestInit_ex(ctx, sha256(), NULL) == 1 && EVP_DigestUpdate(ctx, pad, sizeof(pad)) == 1 &&
+    ok = ok && EVP_DigestInit_ex(ctx, sha256, NULL) == 1 && EVP_DigestUpdate(ctx, pad, sizeof(pad)) == 1 &&
          EVP_DigestUpdate(ctx, msg, n) == 1 && EVP_DigestFinal_ex(ctx, inner, &ilen) == 1 && ilen == 32;
     for (i = 0; i < sizeof(pad); i++)
         pad[i] = (unsigned char)(key[i] ^ 0x5c);
-    ok = ok && EVP_DigestInit_ex(ctx, sha256(), NULL) == 1 && EVP_DigestUpdate(ctx, pad, sizeof(pad)) == 1 &&
+    ok = ok && EVP_DigestInit_ex(ctx, sha256, NULL) == 1 && EVP_DigestUpdate(ctx, pad, sizeof(pad)) == 1 &&
          EVP_DigestUpdate(ctx, inner, sizeof(inner)) == 1 && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 &&
          mdlen == 32;
     EVP_MD_CTX_free(ctx);
@@ -602,10 +593,10 @@ static eip_sign_status sign_canonical(sign_ctx *c, const eip_buf *canon, eip_buf
     memcpy(sts + n, c->date->value, SDK_DATE_LEN);
     n += SDK_DATE_LEN;
     sts[n++] = '\n';
-    if (eip_sha256_hex(canon->data, canon->len, sts + n) != 0)
+    if (sha256_hex_md(c->sha256, canon->data, canon->len, sts + n) != 0)
         return FAIL(c, EIP_SIGN_ECRYPTO, "SHA-256 of the canonical request failed");
     n += 64;
-    if (hmac_hex(c->in, sts, n, sig) != 0)
+    if (hmac_hex(c->sha256, c->in, sts, n, sig) != 0)
         return FAIL(c, EIP_SIGN_ECRYPTO, "HMAC-SHA256 failed");
     if (buf_adds(auth, ALGORITHM " Access=") != 0 ||
         buf_add(auth, c->in->ak, c->in->ak_len) != 0 || buf_adds(auth, ", SignedHeaders=") != 0 ||
@@ -674,8 +665,12 @@ eip_sign_status eip_sign(const eip_sign_input *in, eip_buf *authorization, eip_b
         st = check_scalars(&c);
         if (st == EIP_SIGN_OK)
             st = check_lists(&c, buf_limit(canon));
-        if (st == EIP_SIGN_OK)
+        if (st == EIP_SIGN_OK) {
+            EVP_MD *fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+            c.sha256 = fetched ? fetched : EVP_sha256();
             st = sign_with_arrays(&c, canon, authorization);
+            EVP_MD_free(fetched);
+        }
         if (canon == &local)
             eip_buf_free(&local);
         if (st != EIP_SIGN_OK)
