@@ -549,18 +549,17 @@ static int hmac_hex(const EVP_MD *sha256, const eip_sign_input *in, const char *
 {
     unsigned char key[64], pad[64], inner[32], md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0, ilen = 0;
-    size_t i, klen = in->sk_len;
+    size_t i;
     int ok;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 
     if (ctx == NULL)
         return -1;
     memset(key, 0, sizeof(key));
-    if (klen > sizeof(key)) { /* long keys are hashed first */
-        ok = EVP_Digest(in->sk, klen, key, &mdlen, sha256, NULL) == 1;
-        klen = 32;
+    if (in->sk_len > sizeof(key)) { /* long keys are hashed first, then zero-padded */
+        ok = EVP_Digest(in->sk, in->sk_len, key, &mdlen, sha256, NULL) == 1;
     } else {
-        memcpy(key, in->sk, klen);
+        memcpy(key, in->sk, in->sk_len);
         ok = 1;
     }
     for (i = 0; i < sizeof(pad); i++)

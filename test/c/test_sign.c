@@ -7,6 +7,8 @@
 #include "ctest.h"
 
 #include <limits.h>
+#include <stdio.h>
+#include <openssl/hmac.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -546,6 +548,38 @@ static void test_date(void)
     CHECK_STR(d, "99991231T235959Z");
 }
 
+/* The signature, recomputed with OpenSSL's own HMAC over the string to sign, for SKs up to,
+ * at and beyond the 64-byte block where HMAC hashes the key first. */
+static void test_hmac_against_openssl(void)
+{
+    static const size_t lens[] = {1, 21, 63, 64, 65, 100, 300};
+    size_t i, j;
+    for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        char sk[301], sts[160], want[65], hexcanon[65];
+        unsigned char md[32];
+        unsigned int mdlen = 0;
+        request r;
+        const char *auth;
+        eip_buf canon;
+        for (j = 0; j < lens[i]; j++)
+            sk[j] = (char)('A' + (j * 7) % 26);
+        sk[lens[i]] = '\0';
+        from_vector(&VECTORS[0], &r);
+        r.in.sk = sk;
+        r.in.sk_len = lens[i];
+        eip_buf_init(&canon, 0);
+        CHECK(sign(&r, &auth, &canon, 0) == EIP_SIGN_OK, "sign with a %zu-byte SK", lens[i]);
+        eip_sha256_hex(canon.data, canon.len, hexcanon);
+        snprintf(sts, sizeof(sts), "SDK-HMAC-SHA256\n20261124T023138Z\n%s", hexcanon);
+        HMAC(EVP_sha256(), sk, (int)lens[i], (const unsigned char *)sts, strlen(sts), md, &mdlen);
+        for (j = 0; j < 32; j++)
+            snprintf(want + 2 * j, 3, "%02x", md[j]);
+        CHECK(auth != NULL && strstr(auth, want) != NULL, "%zu-byte SK: signature differs from OpenSSL's HMAC",
+              lens[i]);
+        eip_buf_free(&canon);
+    }
+}
+
 int main(void)
 {
     test_vectors();
@@ -561,6 +595,7 @@ int main(void)
     test_reuse();
     test_sha256();
     test_date();
+    test_hmac_against_openssl();
     eip_buf_free(&last_auth);
     return CTEST_END("sign");
 }
