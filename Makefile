@@ -17,9 +17,11 @@ CTESTS    := $(patsubst test/c/%.c,$(BUILD)/ctest/%,$(wildcard test/c/test_*.c))
 BUSTED    := busted --lua=$(LUA)
 
 DEBIAN_PKGS := lua5.4 liblua5.4-dev lua-cjson lua-busted luarocks libcurl4-openssl-dev libssl-dev \
-               nginx libnginx-mod-http-lua lua-resty-core lua-socket lua-check pkg-config gcc make
+               nginx libnginx-mod-http-lua lua-resty-core libluajit2-5.1-dev lua-socket lua-check \
+               pkg-config gcc make procps
+DEBIAN_PKGS_CHECK := clang libclang-rt-14-dev valgrind cppcheck
 
-.PHONY: all deps test ctest spec demo lint clean help bench-sign
+.PHONY: all deps deps-check test ctest spec demo lint clean help bench-sign
 
 all: $(CORE_SO)
 
@@ -37,13 +39,22 @@ $(CORE_SO): $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) $(LUA_INC) -fPIC -shared $(CORE_SRC) -o $@ $(LIBS)
 
-deps:
-	@missing=$$(for p in $(DEBIAN_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+# Installs the missing ones of a package list when root, else prints the apt-get line.
+define install_missing
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  echo "deps: installing $$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else echo "deps: missing packages; run as root:"; echo "  apt-get update && apt-get install -y $$missing"; exit 1; fi
+endef
+
+deps:
+	$(call install_missing,$(DEBIAN_PKGS))
+
+# What make check and make fuzz need on top (sanitizer runtimes, libFuzzer, valgrind, cppcheck).
+deps-check:
+	$(call install_missing,$(DEBIAN_PKGS) $(DEBIAN_PKGS_CHECK))
 
 $(BUILD)/ctest/%: test/c/%.c $(CORE_SRC) $(CORE_HDR) test/c/ctest.h
 	@mkdir -p $(dir $@)

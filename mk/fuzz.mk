@@ -44,7 +44,7 @@ fuzz-build: $(FUZZ_BINS)
 # -max_total_time bounds each run; a crash or a broken invariant stops make with the input
 # saved under build/fuzz/artifacts/. UBSan findings abort too (-fno-sanitize-recover).
 # One rule per target (so each gets its own -max_len); `make -j2 fuzz` runs two at a time.
-fuzz: $(addprefix fuzz-run-,$(FUZZ_TARGETS))
+fuzz: deps-check $(addprefix fuzz-run-,$(FUZZ_TARGETS))
 	@echo "fuzz: $(FUZZ_TARGETS): no finding in $(FUZZ_SECONDS) s each"
 
 fuzz-run-%: $(FUZZ_DIR)/fuzz_%
