@@ -167,3 +167,40 @@ describe("delete_bandwidth", function()
     assert.equal(0, emu:stats().requests)
   end)
 end)
+
+describe("client misuse", function()
+  local eip_ = require "eip"
+  local raised_ = require("spec.support.assertions").raised
+
+  local function new()
+    return eip_.new{ endpoint = "http://127.0.0.1:1", project_id = "p1", token = "token-123456789" }
+  end
+
+  it("names the mistake when a method is called with a dot instead of a colon", function()
+    local c = new()
+    for _, m in ipairs{ "delete_bandwidth", "delete_bandwidths", "show_bandwidth", "list_bandwidths",
+                        "remove_eips_from_bandwidth", "drain_and_delete_bandwidth" } do
+      local err = raised_(c[m], "bw-1")
+      assert.equal("usage", err.kind)
+      assert.equal("client", err.argument)
+      assert.matches("client:" .. m .. "%(", err.message)
+    end
+    c:close()
+  end)
+
+  it("refuses calls on a closed client, and closing twice is harmless", function()
+    local c = new()
+    c:close()
+    c:close()
+    for _, call in ipairs{
+      function() return c:delete_bandwidth("bw-1") end,
+      function() return c:delete_bandwidths({ "bw-1" }) end,
+      function() return c:show_bandwidth("bw-1") end,
+      function() return c:list_bandwidths() end,
+    } do
+      local err = raised_(call)
+      assert.equal("usage", err.kind)
+      assert.matches("is closed", err.message)
+    end
+  end)
+end)

@@ -14,7 +14,8 @@ local cjson = require "cjson.safe"
 local body = require "eip.body"
 local errors = require "eip.errors"
 local validate = require "eip.validate"
-local Client = require("eip.client").Client
+local client_mod = require "eip.client"
+local Client = client_mod.Client
 
 local M = {}
 
@@ -69,6 +70,7 @@ end
 -- @treturn table `{ status, request_id, attempts, elapsed }` of the answer
 -- @raise an eip error (`http` 404 `VPC.0306` when it does not exist)
 function Client:show_bandwidth(bandwidth_id)
+  client_mod.check(self, "show_bandwidth")
   validate.id("bandwidth_id", bandwidth_id)
   local path = "/v1/" .. project(self) .. "/bandwidths/" .. bandwidth_id
   local resp, attempts, elapsed = self:_call{ method = "GET", path = path }
@@ -101,6 +103,7 @@ end
 -- @treturn table `{ pages, requests, attempts, elapsed }`
 -- @raise an eip error; a server that repeats a page is an `http` error ("Unusable Answer")
 function Client:list_bandwidths(opts)
+  client_mod.check(self, "list_bandwidths")
   local q, limit = list_query(opts or {})
   local path = "/v1/" .. project(self) .. "/bandwidths"
   local all, seen, marker = {}, {}, nil
@@ -225,6 +228,7 @@ end
 --   attempts, elapsed }`
 -- @raise an eip error (usage: nothing sent; otherwise with `moved` / `not_moved`)
 function Client:remove_eips_from_bandwidth(bandwidth_id, eip_ids, opts)
+  client_mod.check(self, "remove_eips_from_bandwidth")
   validate.id("bandwidth_id", bandwidth_id)
   local entries = eip_entries(eip_ids)
   local charge_mode, size = removal_terms(opts or {}, REMOVE_OPTIONS)
@@ -278,6 +282,7 @@ end
 --   attempts, elapsed`) plus `removed` (EIP ids moved out) and `requests` (calls made)
 -- @raise an eip error
 function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
+  client_mod.check(self, "drain_and_delete_bandwidth")
   validate.id("bandwidth_id", bandwidth_id)
   opts = opts or {}
   removal_terms(opts, DRAIN_OPTIONS)

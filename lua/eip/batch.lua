@@ -150,6 +150,7 @@ local close = Client.close
 
 --- client:close() also frees the batch's multi handle and its connections.
 function Client:close()
+  if getmetatable(self) ~= Client then client_mod.check(self, "close") end
   local multi = multis[self]
   if multi then
     multis[self] = nil
@@ -392,6 +393,7 @@ end
 
 --- client:delete_bandwidths(ids [, opts]) -> results, summary (see the top of this file).
 function Client:delete_bandwidths(ids, opts)
+  client_mod.check(self, "delete_bandwidths")
   local n = list_length(ids)
   local o = read_options(self, opts)
   local run = setmetatable({

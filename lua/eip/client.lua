@@ -112,6 +112,15 @@ function M.new(opts, getenv)
   return self
 end
 
+--- Raises a usage error unless `self` is an open client: catches `client.method(...)` written
+-- with a dot, and calls on a closed client. Public methods start with it.
+function M.check(self, method)
+  if getmetatable(self) ~= Client then
+    errors.raise_usage("client", "must be an eip client: call it as client:%s(...), with a colon", method)
+  end
+  if self.closed then errors.raise_usage("client", "is closed: client:close() was called before %s", method) end
+end
+
 function Client:__tostring()
   return string.format("eip.client(%s, project %s, %s auth)", self.endpoint, self.project_id or "?", self.auth)
 end
@@ -319,6 +328,7 @@ end
 -- -> { ok, deleted, status, reason, bandwidth_id, request_id, attempts, elapsed }
 -- With missing_ok, a 404 is a result { ok = true, deleted = false, status = 404, ... }.
 function Client:delete_bandwidth(bandwidth_id, call_opts)
+  M.check(self, "delete_bandwidth")
   validate.id("bandwidth_id", bandwidth_id)
   local missing_ok = self.missing_ok
   if call_opts ~= nil then
@@ -333,6 +343,9 @@ end
 
 --- Releases the connection now rather than at garbage collection.
 function Client:close()
+  if getmetatable(self) ~= Client then M.check(self, "close") end
+  if self.closed then return end -- closing twice is harmless
+  self.closed = true
   self.transport:close()
 end
 
