@@ -229,22 +229,32 @@ local function eip_index(bw, publicip_id)
   return nil
 end
 
--- POST /v2.0/{project_id}/bandwidths/{bandwidth_id}/remove
-function M.remove(ctx)
+-- What remove and insert both check first: the shared bandwidth, the body's options and its
+-- EIP list. Returns bw, opt, list; or nil and, in opt's place, the function that sends the failure.
+local function eip_operation(ctx)
   local bw = owned_bandwidth(ctx.bandwidth_id, ctx.project_id)
   if not bw then
-    return not_found()
+    return nil, not_found
   end
   local opt = bandwidth_option(ctx.body)
   if not opt then
-    return bad_input()
+    return nil, bad_input
   end
   if bw.share_type ~= "WHOLE" then
-    return cannot_operate()
+    return nil, cannot_operate
   end
   local list, fail = publicip_list(opt.publicip_info)
   if not list then
-    return fail()
+    return nil, fail
+  end
+  return bw, opt, list
+end
+
+-- POST /v2.0/{project_id}/bandwidths/{bandwidth_id}/remove
+function M.remove(ctx)
+  local bw, opt, list = eip_operation(ctx)
+  if not bw then
+    return opt() -- the failure to send
   end
   local size, mode = removal_terms(opt)
   if not size then
@@ -283,20 +293,9 @@ end
 
 -- POST /v2.0/{project_id}/bandwidths/{bandwidth_id}/insert
 function M.insert(ctx)
-  local bw = owned_bandwidth(ctx.bandwidth_id, ctx.project_id)
+  local bw, opt, list = eip_operation(ctx)
   if not bw then
-    return not_found()
-  end
-  local opt = bandwidth_option(ctx.body)
-  if not opt then
-    return bad_input()
-  end
-  if bw.share_type ~= "WHOLE" then
-    return cannot_operate()
-  end
-  local list, fail = publicip_list(opt.publicip_info)
-  if not list then
-    return fail()
+    return opt() -- the failure to send
   end
   local sources = {}
   for i, entry in ipairs(list) do
