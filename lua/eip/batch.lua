@@ -91,7 +91,10 @@ Threads.__index = Threads
 local function send_in_thread(transport, slot, wire)
   local ok, resp = pcall(transport.send, transport, wire)
   if not ok then
-    resp = { status = 0, curl_code = 56, curl_error = "transport failed: " .. tostring(resp) }
+    -- A raised error is a bug, not a network fault: report it on this id's entry as a
+    -- non-retryable failure (libcurl's "failed init", class "other") rather than as a reset
+    -- that the retry policy would repeat.
+    resp = { status = 0, curl_code = 2, curl_error = "transport raised an error: " .. tostring(resp) }
   end
   return slot, resp
 end
