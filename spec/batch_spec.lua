@@ -300,10 +300,9 @@ describe("delete_bandwidths", function()
   it("runs through any other transport one request at a time", function()
     local ids = create(5)
     ids[3] = "3fa1e2b4-1111-2222-3333-444455556666"
-    local c = new()
-    local real, sent = c.transport, 0
-    c.transport = { name = "recording", send = function(_, req) sent = sent + 1; return real:send(req) end,
-      close = function() real:close() end }
+    local real, sent = require("eip.transport").new{}, 0
+    local c = new{ transport = { name = "recording", send = function(_, req) sent = sent + 1; return real:send(req) end,
+      close = function() real:close() end } }
     local results, summary = c:delete_bandwidths(ids, { concurrency = 8, missing_ok = true })
     c:close()
     assert.equal(5, sent)

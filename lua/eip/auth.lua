@@ -2,17 +2,24 @@
 --
 -- Resolution order: explicit options (token | ak + sk [+ security_token] | auth = {...}),
 -- then the environment variables the official SDKs read (HUAWEICLOUD_SDK_AK / _SK /
--- _SECURITY_TOKEN), then OS_AUTH_TOKEN. Each resolves to a provider:
---   provider.kind                      "token" | "aksk" | "iam"
---   provider:apply(req, client)        adds the auth headers to req.headers (pairs)
---   provider:refresh_after_401(client, err) true when it obtained fresh credentials (IAM only)
---   provider.secrets                   every secret value it holds, for redaction
+-- _SECURITY_TOKEN), then OS_AUTH_TOKEN. Each resolves to a provider, which the pipeline
+-- (eip.pipeline) uses through these fields only:
+--   provider.kind                  "token" | "aksk" | "iam"
+--   provider:apply(req, runner)    adds the auth headers to req.headers (pairs); IAM first
+--                                  makes sure it has a token (runner:run of an iam_token op)
+--   provider:ensure(runner)        obtains credentials now if it has none (IAM)
+--   provider.refresh               nil, or function(provider, runner): new credentials after a
+--                                  401 (IAM only)
+--   provider.epoch                 a number that changes whenever the credentials do
+--   provider.project_id            the project its credentials are scoped to, when known
+--   provider.secrets               every secret value it holds, for redaction
 -- Secret values stay inside providers, which clients keep outside their own tables.
-local core = require "eip.core"
 local errors = require "eip.errors"
 local validate = require "eip.validate"
+local ops = require "eip.ops"
 local json = require "cjson.safe"
 local time = require "eip.time"
+local core = require "eip.core"
 
 local M = {}
 
@@ -46,14 +53,14 @@ local function token_provider(token, source)
   -- The header is built once: the line form saves a concatenation of a kilobytes-long token
   -- on every call.
   local header = { "X-Auth-Token", t, line = "X-Auth-Token: " .. t }
-  return setmetatable({ kind = "token", header = header, secrets = { t } }, Token)
+  return setmetatable({ kind = "token", header = header, secrets = { t }, epoch = 0 }, Token)
 end
 
 function Token:apply(req)
   req.headers[#req.headers + 1] = self.header
 end
 
-function Token.refresh_after_401() return false end
+function Token.ensure() end
 
 ---------------------------------------------------------------------------------------------
 -- AK/SK: SDK-HMAC-SHA256 over the request as it is sent.
@@ -69,16 +76,17 @@ local function aksk_provider(ak, sk, security_token, names)
   }, Aksk)
   if security_token ~= nil then p.security_token = validate.secret(names.security_token, security_token) end
   p.secrets = { p.sk, p.security_token }
+  p.epoch = 0
   return p
 end
 
 --- Adds X-Sdk-Date (UTC now), Host (exactly as sent), X-Project-Id, X-Security-Token and
 -- Authorization. Called for every attempt, so a retried request carries a fresh date.
-function Aksk:apply(req, client)
+function Aksk:apply(req)
   local h = req.headers
   h[#h + 1] = { "Host", req.host }
   h[#h + 1] = { "X-Sdk-Date", core.sdk_date() }
-  h[#h + 1] = { "X-Project-Id", client.project_id }
+  h[#h + 1] = { "X-Project-Id", req.project_id }
   if self.security_token then h[#h + 1] = { "X-Security-Token", self.security_token } end
   local to_sign = {}
   for i = 1, #h do
@@ -92,7 +100,7 @@ function Aksk:apply(req, client)
   h[#h + 1] = { "Authorization", auth }
 end
 
-function Aksk.refresh_after_401() return false end
+function Aksk.ensure() end
 
 ---------------------------------------------------------------------------------------------
 -- IAM password authentication: POST /v3/auth/tokens, cached until shortly before expiry.
@@ -100,14 +108,12 @@ function Aksk.refresh_after_401() return false end
 local Iam = {}
 Iam.__index = Iam
 
-local IAM_PATH = "/v3/auth/tokens"
-
 M.IAM_OPTIONS = { username = true, password = true, domain = true, project = true, project_id = true,
   iam_endpoint = true }
 
 local function iam_provider(a, region)
   validate.options("auth", a, M.IAM_OPTIONS)
-  local p = setmetatable({ kind = "iam" }, Iam)
+  local p = setmetatable({ kind = "iam", epoch = 0 }, Iam)
   p.username = validate.string("auth.username", a.username)
   p.password = validate.secret("auth.password", a.password)
   p.domain = validate.string("auth.domain", a.domain)
@@ -137,48 +143,54 @@ function Iam:body()
   } }
 end
 
---- Obtains a token (client:_send does the HTTP exchange and raises mapped errors).
-function Iam:fetch(client)
-  local resp = client:_send{
-    method = "POST", url = self.iam_endpoint .. IAM_PATH, path = IAM_PATH,
-    headers = { { "Content-Type", "application/json;charset=utf8" } },
-    body = self:body(), no_auth = true,
-  }
-  local token = resp.subject_token
-  if not token or token == "" then
-    error(errors.protocol(resp, "POST", IAM_PATH, "IAM answered without an X-Subject-Token header"), 0)
+-- How long a failure to obtain a token that may pass (IAM busy or unreachable) is given to
+-- every call instead of asking IAM again: a batch of a thousand ids must not send a thousand
+-- token requests to a struggling IAM.
+local TRANSIENT_FAILURE_HOLD = 5
+
+--- Obtains a token through the pipeline (an iam_token op: no credentials, the same mapping
+-- and retries as every call). A refusal (4xx: wrong password, unknown user or project) is
+-- remembered and raised again without asking IAM: each failed login counts towards locking
+-- the account. Other failures are remembered for a few seconds.
+function Iam:fetch(runner)
+  local failed = self.failed
+  if failed and (failed.until_ == nil or core.monotime() < failed.until_) then error(errors.copy(failed.err), 0) end
+  local ok, res = pcall(runner.run, runner, ops.iam_token(self.iam_endpoint, self:body()))
+  if not ok then
+    if errors.is_error(res) then
+      local definitive = res.kind == "http" and res.status >= 400 and res.status < 500
+      local hold_until = not definitive and core.monotime() + TRANSIENT_FAILURE_HOLD or nil
+      self.failed = { err = errors.copy(res), until_ = hold_until }
+    end
+    error(res, 0)
   end
-  local decoded = json.decode(resp.body)
-  local t = type(decoded) == "table" and type(decoded.token) == "table" and decoded.token or {}
+  self.failed = nil
   local now = os.time()
-  local expires = time.parse_iso8601(t.expires_at) or (now + 3600) -- unknown expiry: assume an hour
+  local expires = time.parse_iso8601(res.expires_at) or (now + 3600) -- unknown expiry: assume an hour
   -- Refresh ahead of expiry: 10 minutes, or half the lifetime for short-lived tokens.
   local margin = math.min(600, math.max(0, (expires - now) / 2))
-  self.token, self.refresh_at = token, expires - margin
-  self.secrets[2] = token
-  if not client.project_id and type(t.project) == "table" and type(t.project.id) == "string" then
-    client.project_id = validate.id("project_id", t.project.id)
+  self.token, self.refresh_at = res.token, expires - margin
+  self.secrets[2] = res.token
+  self.epoch = self.epoch + 1
+  if not self.project_id and type(res.project_id) == "string" then
+    self.project_id = validate.id("project_id", res.project_id)
   end
-  self.fetches = (self.fetches or 0) + 1
 end
 
-function Iam:ensure(client)
-  if not self.token or os.time() >= self.refresh_at then self:fetch(client) end
+function Iam:ensure(runner)
+  if not self.token or os.time() >= self.refresh_at then self:fetch(runner) end
 end
 
-function Iam:apply(req, client)
-  self:ensure(client)
+function Iam:apply(req, runner)
+  self:ensure(runner)
   req.headers[#req.headers + 1] = { "X-Auth-Token", self.token }
 end
 
---- A 401 with a cached token: fetch a new one once; the caller retries the call once. Not
--- when the 401 came from IAM itself (a wrong password): asking again would only count as
--- another failed login.
-function Iam:refresh_after_401(client, err)
-  if err and err.path == IAM_PATH then return false end
+--- After a 401 to a call carrying the current token: a new token, once (the pipeline asks at
+-- most once per call).
+function Iam:refresh(runner)
   self.token = nil
-  self:fetch(client)
-  return true
+  self:fetch(runner)
 end
 
 ---------------------------------------------------------------------------------------------

@@ -1,21 +1,14 @@
---- Shared-bandwidth operations beyond the delete: show, list, remove EIPs, and the
--- drain-then-delete workflow. Loading this module adds methods to `eip.client`'s Client, so
--- every client made by `eip.new` has them (`require "eip"` loads it).
+--- Shared-bandwidth work beyond the single delete: show, list (every page), remove EIPs in
+-- batches, and the drain-then-delete workflow. Functions over a pipeline runner; the public
+-- methods are eip.client's (show_bandwidth, list_bandwidths, remove_eips_from_bandwidth,
+-- drain_and_delete_bandwidth), which validate ids before calling these.
 --
---   client:show_bandwidth(id)                           -> bandwidth, meta
---   client:list_bandwidths{ share_type=, limit=, ... }  -> list, meta
---   client:remove_eips_from_bandwidth(id, eip_ids, { charge_mode=, size= })  -> summary
---   client:drain_and_delete_bandwidth(id, { charge_mode=, size= })          -> result
---
--- Every id and option is validated before any I/O (usage errors); answers are mapped by the
--- same pipeline as the delete (retries, structured errors, redaction).
+-- Every request is an operation (eip.ops) run by the pipeline: same credentials, mapping,
+-- retries and redaction as the delete.
 -- @module eip.bandwidths
-local cjson = require "cjson.safe"
-local body = require "eip.body"
 local errors = require "eip.errors"
 local validate = require "eip.validate"
-local client_mod = require "eip.client"
-local Client = client_mod.Client
+local ops = require "eip.ops"
 
 local M = {}
 
@@ -29,55 +22,20 @@ local MAX_PAGE = 2147483647
 local MAX_EIP_ID = 36      -- documented maximum length of publicip_id
 local MAX_PAGES = 100000   -- a server that never ends its listing cannot hold us forever
 
--- A private encoder: settings never leak to other users of cjson in the same Lua state.
-local json = cjson.new()
-
 local CHARGE_MODES = { bandwidth = true, traffic = true }
 local SHARE_TYPES = { WHOLE = true, PER = true }
 local LIST_OPTIONS = { share_type = true, limit = true, enterprise_project_id = true }
-local REMOVE_OPTIONS = { charge_mode = true, size = true, on_batch = true }
-local DRAIN_OPTIONS = { charge_mode = true, size = true, on_batch = true, missing_ok = true }
+M.REMOVE_OPTIONS = { charge_mode = true, size = true, on_batch = true }
+M.DRAIN_OPTIONS = { charge_mode = true, size = true, on_batch = true, missing_ok = true }
 
--- The project id for paths. IAM password clients learn it from the token's scope on first use
--- (Client:_project_id, when eip.client has it); otherwise it must be known already.
-local function project(self)
-  if self.project_id then return self.project_id end
-  if type(self._project_id) == "function" then return self:_project_id() end
-  errors.raise_usage("project_id", "is required for this call (set project_id or %s)",
-    "HUAWEICLOUD_SDK_PROJECT_ID")
+--- The bandwidth and the answer's meta `{ status, request_id, attempts, elapsed }`.
+function M.show(runner, project, bandwidth_id)
+  local r = runner:run(ops.show_bandwidth(project, bandwidth_id))
+  return r.bandwidth, r.meta
 end
 
--- Decode a 2xx JSON body and check the one field the caller needs; a body without it is an
--- unusable answer (an "http" error carrying the status).
-local function decode(resp, method, path, field, want)
-  local t, why = body.decode(resp.body)
-  if t and type(t[field]) ~= want then why = "the answer has no " .. field .. " " .. want end
-  if why then
-    local err = errors.protocol(resp, method, path, why)
-    error(err, 0)
-  end
-  return t[field]
-end
-
-local function meta(resp, attempts, elapsed)
-  return { status = resp.status, request_id = resp.request_id, attempts = attempts, elapsed = elapsed }
-end
-
---- Show one bandwidth: `GET /v1/{project_id}/bandwidths/{id}`.
--- @tparam string bandwidth_id the bandwidth's id
--- @treturn table the bandwidth as the API returns it (id, name, size, share_type,
---   publicip_info = { {publicip_id, publicip_address, ...} }, status, ...)
--- @treturn table `{ status, request_id, attempts, elapsed }` of the answer
--- @raise an eip error (`http` 404 `VPC.0306` when it does not exist)
-function Client:show_bandwidth(bandwidth_id)
-  client_mod.check(self, "show_bandwidth")
-  validate.id("bandwidth_id", bandwidth_id)
-  local path = "/v1/" .. project(self) .. "/bandwidths/" .. bandwidth_id
-  local resp, attempts, elapsed = self:_call{ method = "GET", path = path }
-  return decode(resp, "GET", path, "bandwidth", "table"), meta(resp, attempts, elapsed)
-end
-
-local function list_query(opts)
+--- The fixed query pairs and the page size of list options (validated).
+function M.list_query(opts)
   validate.options("list options", opts, LIST_OPTIONS)
   local q = {}
   if opts.share_type ~= nil then
@@ -94,47 +52,38 @@ local function list_query(opts)
   return q, limit
 end
 
---- List bandwidths: `GET /v1/{project_id}/bandwidths`, following `marker` pagination to the
--- end. The docs do not say whether a short page is the last one, so pages are requested until
--- one comes back empty (one extra request, never a missed bandwidth).
--- @tparam[opt] table opts `share_type` = "WHOLE" | "PER", `limit` = page size (1..2^31-1,
---   default 1000), `enterprise_project_id`
--- @treturn table the bandwidths, in the order the API returned them
--- @treturn table `{ pages, requests, attempts, elapsed }`
--- @raise an eip error; a server that repeats a page is an `http` error ("Unusable Answer")
-function Client:list_bandwidths(opts)
-  client_mod.check(self, "list_bandwidths")
-  local q, limit = list_query(opts or {})
-  local path = "/v1/" .. project(self) .. "/bandwidths"
+--- Every bandwidth, page after page (`marker` = the last id seen) until an empty page.
+function M.list(runner, project, q, limit)
   local all, seen, marker = {}, {}, nil
   local info = { pages = 0, requests = 0, attempts = 0, elapsed = 0 }
   while info.pages < MAX_PAGES do
     local query = { { "limit", tostring(limit) } }
     for _, kv in ipairs(q) do query[#query + 1] = kv end
     if marker then query[#query + 1] = { "marker", marker } end
-    local resp, attempts, elapsed = self:_call{ method = "GET", path = path, query = query }
-    info.requests, info.attempts = info.requests + 1, info.attempts + attempts
-    info.elapsed = info.elapsed + elapsed
-    local page = decode(resp, "GET", path, "bandwidths", "table")
-    if #page == 0 then return all, info end
+    local op = ops.list_bandwidths_page(project, query)
+    local page = runner:run(op)
+    info.requests, info.attempts = info.requests + 1, info.attempts + page.meta.attempts
+    info.elapsed = info.elapsed + page.meta.elapsed
+    if #page.bandwidths == 0 then return all, info end
     info.pages = info.pages + 1
-    for _, bw in ipairs(page) do
+    for _, bw in ipairs(page.bandwidths) do
       local id = type(bw) == "table" and bw.id
       if type(id) ~= "string" or seen[id] then
         -- Without a fresh id the next marker would repeat a page forever.
-        error(errors.protocol(resp, "GET", path, "the listing repeated or lacked a bandwidth id"), 0)
+        error(errors.protocol(page.response, "GET", op.path, "the listing repeated or lacked a bandwidth id"), 0)
       end
       seen[id] = true
       all[#all + 1] = bw
     end
     marker = all[#all].id
   end
-  error(errors.protocol({ status = 200 }, "GET", path, "the listing did not end after " .. MAX_PAGES .. " pages"), 0)
+  error(errors.protocol({ status = 200 }, "GET", "/v1/" .. project .. "/bandwidths",
+    "the listing did not end after " .. MAX_PAGES .. " pages"), 0)
 end
 
--- EIP ids: a non-empty list of distinct ids (strings, or { publicip_id =, publicip_type = }
+--- EIP ids: a non-empty list of distinct ids (strings, or { publicip_id =, publicip_type = }
 -- for IPv6 ports). Returns the entries of the request body, in order.
-local function eip_entries(eip_ids)
+function M.eip_entries(eip_ids)
   if type(eip_ids) ~= "table" or #eip_ids == 0 then
     errors.raise_usage("eip_ids", "must be a non-empty list of EIP ids")
   end
@@ -154,9 +103,10 @@ local function eip_entries(eip_ids)
   return entries
 end
 
--- charge_mode and size of the dedicated bandwidth each removed EIP gets (billing!): both
--- required, so nobody is charged for a default they never chose.
-local function removal_terms(opts, known)
+--- charge_mode and size of the dedicated bandwidth each removed EIP gets (billing!): both
+-- required, so nobody is charged for a default they never chose. Returns
+-- `{ charge_mode, size, on_batch }`.
+function M.removal_terms(opts, known)
   validate.options("options", opts, known)
   if not CHARGE_MODES[opts.charge_mode] then
     errors.raise_usage("charge_mode", "must be \"bandwidth\" or \"traffic\" (billing of the dedicated "
@@ -166,7 +116,7 @@ local function removal_terms(opts, known)
   if opts.on_batch ~= nil and type(opts.on_batch) ~= "function" then
     errors.raise_usage("on_batch", "must be a function(progress), got %s", type(opts.on_batch))
   end
-  return opts.charge_mode, size
+  return { charge_mode = opts.charge_mode, size = size, on_batch = opts.on_batch }
 end
 
 local function ids_of(entries, from, to)
@@ -177,8 +127,8 @@ end
 
 -- After a failed remove batch: which of its EIPs are still in the bandwidth? One GET, best
 -- effort. Returns still_present (set) or nil when the GET failed too.
-local function still_present(self, bandwidth_id)
-  local ok, bw = pcall(self.show_bandwidth, self, bandwidth_id)
+local function still_present(runner, project, bandwidth_id)
+  local ok, bw = pcall(M.show, runner, project, bandwidth_id)
   if not ok or type(bw.publicip_info) ~= "table" then return nil end
   local set = {}
   for _, ip in ipairs(bw.publicip_info) do
@@ -189,8 +139,8 @@ end
 
 -- A failed batch: sort its EIPs by what the verifying GET shows. Returns moved, not_moved,
 -- uncertain (lists).
-local function settle(self, bandwidth_id, batch_ids)
-  local present = still_present(self, bandwidth_id)
+local function settle(runner, project, bandwidth_id, batch_ids)
+  local present = still_present(runner, project, bandwidth_id)
   if not present then return {}, {}, batch_ids end
   local moved, kept = {}, {}
   for _, id in ipairs(batch_ids) do
@@ -204,52 +154,35 @@ local function append(list, more)
   return list
 end
 
-local function remove_body(entries, from, to, charge_mode, size)
-  local info = {}
-  for i = from, to do info[#info + 1] = entries[i] end
-  return json.encode{ bandwidth = { publicip_info = info, charge_mode = charge_mode, size = size } }
+local function slice(entries, from, to)
+  local out = {}
+  for i = from, to do out[#out + 1] = entries[i] end
+  return out
 end
 
---- Remove EIPs from a shared bandwidth: `POST /v2.0/{project_id}/bandwidths/{id}/remove`, in
--- batches of at most 100 EIPs. Each removed EIP gets its own dedicated bandwidth of
--- `charge_mode` and `size`, as the API does.
---
--- A batch that fails is checked with one GET of the bandwidth: if none of its EIPs is left in
--- it (e.g. a retried call whose first answer was lost), the batch counts as done and the next
--- one is sent. Otherwise an eip error is raised carrying `moved` (EIP ids no longer in the
--- bandwidth), `not_moved` (still in it, including every later batch), `uncertain` (the check
--- failed too), `bandwidth_id` and `stage = "remove"`.
--- @tparam string bandwidth_id the shared bandwidth
--- @tparam table eip_ids EIP ids (strings, or `{ publicip_id=, publicip_type= }` for IPv6 ports)
--- @tparam table opts `charge_mode` = "bandwidth" | "traffic" and `size` (Mbit/s, 1..2000),
---   both required; `on_batch` = `function(progress)` called after each batch with
---   `{ done, total, batch, batches }`
--- @treturn table `{ ok = true, bandwidth_id, removed = {ids}, requests, request_ids = {...},
---   attempts, elapsed }`
--- @raise an eip error (usage: nothing sent; otherwise with `moved` / `not_moved`)
-function Client:remove_eips_from_bandwidth(bandwidth_id, eip_ids, opts)
-  client_mod.check(self, "remove_eips_from_bandwidth")
-  validate.id("bandwidth_id", bandwidth_id)
-  local entries = eip_entries(eip_ids)
-  local charge_mode, size = removal_terms(opts or {}, REMOVE_OPTIONS)
-  local path = "/v2.0/" .. project(self) .. "/bandwidths/" .. bandwidth_id .. "/remove"
+--- Removes `entries` (from @{eip_entries}) in batches of at most 100. A batch that fails is
+-- checked with one GET of the bandwidth: if none of its EIPs is left in it (e.g. a retried
+-- call whose first answer was lost), the batch counts as done and the next one is sent.
+-- Otherwise the eip error is raised carrying `moved`, `not_moved` (still in it, including every
+-- later batch), `uncertain` (the check failed too), `bandwidth_id` and `stage = "remove"`.
+function M.remove(runner, project, bandwidth_id, entries, terms)
   local per = M.MAX_EIPS_PER_CALL
   local batches = math.ceil(#entries / per) -- no // : this module also runs on LuaJIT
   local summary = { ok = true, bandwidth_id = bandwidth_id, removed = {}, requests = 0, request_ids = {},
     attempts = 0, elapsed = 0 }
   for b = 1, batches do
     local from, to = (b - 1) * per + 1, math.min(b * per, #entries)
-    local ok, resp, attempts, elapsed = pcall(self._call, self, {
-      method = "POST", path = path, body = remove_body(entries, from, to, charge_mode, size) })
+    local ok, res = pcall(runner.run, runner,
+      ops.remove_eips(project, bandwidth_id, slice(entries, from, to), terms.charge_mode, terms.size))
     summary.requests = summary.requests + 1
     if ok then
-      summary.attempts, summary.elapsed = summary.attempts + attempts, summary.elapsed + elapsed
-      summary.request_ids[#summary.request_ids + 1] = resp.request_id
+      summary.attempts, summary.elapsed = summary.attempts + res.attempts, summary.elapsed + res.elapsed
+      summary.request_ids[#summary.request_ids + 1] = res.request_id
       append(summary.removed, ids_of(entries, from, to))
     else
-      local err = resp
+      local err = res
       if not errors.is_error(err) or err.kind == "usage" then error(err, 0) end
-      local moved, kept, uncertain = settle(self, bandwidth_id, ids_of(entries, from, to))
+      local moved, kept, uncertain = settle(runner, project, bandwidth_id, ids_of(entries, from, to))
       append(summary.removed, moved)
       if #kept > 0 or #uncertain > 0 then
         err.bandwidth_id, err.stage, err.batch = bandwidth_id, "remove", b
@@ -259,52 +192,38 @@ function Client:remove_eips_from_bandwidth(bandwidth_id, eip_ids, opts)
         error(err, 0)
       end
     end
-    if opts.on_batch then
-      opts.on_batch{ done = #summary.removed, total = #entries, batch = b, batches = batches }
+    if terms.on_batch then
+      terms.on_batch{ done = #summary.removed, total = #entries, batch = b, batches = batches }
     end
   end
   return summary
 end
 
---- Empty a shared bandwidth, then delete it: show it, remove every EIP it holds (see
--- `remove_eips_from_bandwidth`), then `DELETE` it.
---
--- A dedicated (`PER`) bandwidth is refused with a `usage` error (`argument = "bandwidth_id"`)
--- before anything changes; unlike other usage errors, one GET was sent to learn its type
--- (`err.method`, `err.path` say which). Failures after the show carry `moved` and `not_moved`
--- (EIP ids) and `stage` ("show", "remove" or "delete"), so an operator knows exactly what
--- changed.
--- @tparam string bandwidth_id the shared bandwidth
--- @tparam table opts `charge_mode` and `size` (required, as for `remove_eips_from_bandwidth`),
---   `missing_ok` (a bandwidth that does not exist is a result with `deleted = false`),
---   `on_batch`
--- @treturn table the delete's result (`ok, deleted, status, reason, bandwidth_id, request_id,
---   attempts, elapsed`) plus `removed` (EIP ids moved out) and `requests` (calls made)
--- @raise an eip error
-function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
-  client_mod.check(self, "drain_and_delete_bandwidth")
-  validate.id("bandwidth_id", bandwidth_id)
-  opts = opts or {}
-  removal_terms(opts, DRAIN_OPTIONS)
-  local missing_ok = self.missing_ok
-  if opts.missing_ok ~= nil then missing_ok = validate.boolean("missing_ok", opts.missing_ok) end
-  local path = "/v1/" .. project(self) .. "/bandwidths/" .. bandwidth_id
-  local ok, bw = pcall(self.show_bandwidth, self, bandwidth_id)
+--- Show, remove every EIP, delete. A dedicated (`PER`) bandwidth is refused with a `usage`
+-- error (`argument = "bandwidth_id"`) before anything changes; unlike other usage errors, one
+-- GET was sent to learn its type (`err.method`, `err.path` say which). Failures after the show
+-- carry `moved` and `not_moved` (EIP ids) and `stage` ("show", "remove" or "delete").
+function M.drain(runner, project, bandwidth_id, terms, missing_ok)
+  local show = ops.show_bandwidth(project, bandwidth_id)
+  local ok, bw = pcall(M.show, runner, project, bandwidth_id)
   if not ok then
     local err = bw
-    if missing_ok and errors.is_error(err) and err.status == 404 then
-      return { ok = true, deleted = false, status = 404, reason = err.reason, code = err.code,
-        message = err.message, bandwidth_id = bandwidth_id, request_id = err.request_id,
-        attempts = err.attempts, elapsed = err.elapsed, removed = {}, requests = 1 }
+    if errors.is_error(err) then
+      -- The delete's own rule decides whether a missing bandwidth is an acceptable outcome.
+      local missing = ops.delete_bandwidth(project, bandwidth_id, missing_ok):recover(err)
+      if missing then
+        missing.removed, missing.requests = {}, 1
+        return missing
+      end
+      err.stage, err.moved, err.not_moved = "show", {}, {}
     end
-    if errors.is_error(err) then err.stage, err.moved, err.not_moved = "show", {}, {} end
     error(err, 0)
   end
   if bw.share_type ~= "WHOLE" then
     local err = errors.usage("bandwidth_id", "%s is a dedicated (%s) bandwidth, not a shared (WHOLE) one: "
       .. "only shared bandwidths can be drained and deleted (one GET was sent; nothing changed)",
       bandwidth_id, tostring(bw.share_type))
-    err.method, err.path, err.stage, err.moved, err.not_moved = "GET", path, "show", {}, {}
+    err.method, err.path, err.stage, err.moved, err.not_moved = "GET", show.path, "show", {}, {}
     error(err, 0)
   end
   local eips = {}
@@ -317,11 +236,10 @@ function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
   end
   local removed, requests = {}, 1
   if #eips > 0 then
-    local summary = self:remove_eips_from_bandwidth(bandwidth_id, eips,
-      { charge_mode = opts.charge_mode, size = opts.size, on_batch = opts.on_batch })
+    local summary = M.remove(runner, project, bandwidth_id, eips, terms)
     removed, requests = summary.removed, requests + summary.requests
   end
-  local dok, res = pcall(self.delete_bandwidth, self, bandwidth_id, { missing_ok = missing_ok })
+  local dok, res = pcall(runner.run, runner, ops.delete_bandwidth(project, bandwidth_id, missing_ok))
   if not dok then
     if errors.is_error(res) then
       res.stage, res.bandwidth_id, res.moved, res.not_moved = "delete", bandwidth_id, removed, {}

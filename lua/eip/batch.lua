@@ -1,6 +1,6 @@
---- client:delete_bandwidths(ids [, opts]): many deletes, run concurrently.
+--- Many deletes, run concurrently: the engine of client:delete_bandwidths(ids [, opts]).
 --
---   local results, summary = client:delete_bandwidths(ids, {
+--   local results, summary = batch.run(runner, ids, {
 --     concurrency = 8,          -- 1..64 requests in flight (and connections), default 8
 --     missing_ok = true,        -- default: the client's missing_ok
 --     on_result = function(i, id, res_or_err) end,   -- as each id finishes
@@ -9,29 +9,28 @@
 --               (ok = false; eip.is_error(e) holds), in input order
 --   summary:    { deleted = n, missing = n (404 with missing_ok), failed = n, total = n, elapsed = s }
 --
--- Each id goes through the single delete's pipeline (eip.client: _delete_call, _request,
--- _wire, _map, _after_failure, _delete_result): same validation, credentials, mapping and retry
--- rules. Differences, all about time: an id's deadline and elapsed count from its first send
--- (not from the call: queued ids do not age), a retry waits for its backoff while the other ids
--- proceed, and the client's `sleep` is used only when nothing is in flight.
+-- Each id is a delete operation (eip.ops) run by the pipeline's steps (eip.pipeline: a call's
+-- request, response and failure), so validation, credentials, mapping, retries and missing_ok
+-- are exactly the single delete's. Differences, all about time: an id's deadline and elapsed
+-- count from its first send (queued ids do not age), a retry waits for its backoff while the
+-- other ids proceed, and the client's `sleep` is used only when nothing is in flight.
 --
 -- Per-id failures never raise: they are entries of the results. Raised: usage errors of the
 -- call itself (ids not a list, unknown or bad options), and any error raised by on_result,
 -- re-raised as it was after the transfers in flight were aborted (the client stays usable;
 -- the deletes already sent may have happened).
 --
--- Drivers run the requests. With the libcurl transport: a C multi handle (eip.core.multi), one
--- per client, kept across batches so connections are reused. Inside nginx where cosockets
+-- Drivers run the requests. With the libcurl transport: the runner's C multi handle
+-- (eip.core.multi), kept across batches so connections are reused. Inside nginx where cosockets
 -- are allowed: light threads over cosockets (connections from nginx's pool). Otherwise (a
 -- custom transport, or an nginx phase without cosockets) the serial driver, which sends
--- through client.transport one request at a time. A driver has start(wire) -> slot or nil, message;
+-- through the transport one request at a time. A driver has start(wire) -> slot or nil, message;
 -- next(timeout) -> slot, response | nil; pending(); cancel(); M.driver picks one.
+-- @module eip.batch
 local core = require "eip.core"
 local errors = require "eip.errors"
 local validate = require "eip.validate"
-local client_mod = require "eip.client"
-
-local Client = client_mod.Client
+local ops = require "eip.ops"
 
 local M = {}
 
@@ -48,16 +47,8 @@ local unpack_ = table.unpack or unpack -- luacheck: ignore 113 (unpack: Lua 5.1 
 ---------------------------------------------------------------------------------------------
 -- Drivers
 
--- One multi per client, held outside the client table like its credentials (the table stays
--- printable and comparable), and released by client:close().
-local multis = setmetatable({}, { __mode = "k" })
-
-local function multi_driver(client, concurrency)
-  local multi = multis[client]
-  if not multi then
-    multi = core.multi{ ca_file = client.ca_file, insecure = client.insecure, user_agent = client_mod.USER_AGENT }
-    multis[client] = multi
-  end
+local function multi_driver(runner, concurrency)
+  local multi = runner:multi()
   multi:limit(concurrency)
   return multi, concurrency
 end
@@ -134,32 +125,19 @@ function Threads:cancel()
   self.count = 0
 end
 
---- The driver for this client and its concurrency: driver, effective concurrency.
+--- The driver for this runner and its concurrency: driver, effective concurrency.
 -- The C multi with the libcurl transport; light threads inside nginx where cosockets are
 -- allowed; otherwise (a custom transport, or an nginx phase without cosockets) one request
--- at a time through client.transport.
-function M.driver(client, concurrency)
-  local transport = client.transport
-  if transport.name == "curl" then return multi_driver(client, concurrency) end
+-- at a time through the runner's transport.
+function M.driver(runner, concurrency)
+  local transport = runner.transport
+  if transport.name == "curl" then return multi_driver(runner, concurrency) end
   local ngx = rawget(_G, "ngx")
   if transport.name == "auto" and require("eip.transport").yieldable() then
     return setmetatable({ ngx = ngx, transport = transport, threads = {}, next_slot = 1, count = 0 },
       Threads), concurrency
   end
   return setmetatable({ transport = transport }, Serial), 1
-end
-
-local close = Client.close
-
---- client:close() also frees the batch's multi handle and its connections.
-function Client:close()
-  if getmetatable(self) ~= Client then client_mod.check(self, "close") end
-  local multi = multis[self]
-  if multi then
-    multis[self] = nil
-    multi:close()
-  end
-  return close(self)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -179,8 +157,8 @@ local function list_length(ids)
   return n
 end
 
-local function read_options(client, opts)
-  local o = { concurrency = M.DEFAULT_CONCURRENCY, missing_ok = client.missing_ok }
+local function read_options(runner, opts)
+  local o = { concurrency = M.DEFAULT_CONCURRENCY, missing_ok = runner.missing_ok }
   if opts == nil then return o end
   validate.options("options", opts, M.OPTIONS)
   if opts.concurrency ~= nil then
@@ -227,27 +205,37 @@ end
 ---------------------------------------------------------------------------------------------
 -- The run
 
--- State of one batch: the client and options, results and summary; `fresh` (ids not sent yet,
+-- State of one batch: the runner and options, results and summary; `fresh` (ids not sent yet,
 -- in input order, from `head`), `retries_due` (retries whose wait is over: sent before fresh
--- ids), `retries` (the heap of retries still waiting), `in_flight` (slot -> id); the driver and
--- its limit; `auth_epoch` (IAM tokens fetched after a 401 in this batch) and `auth_error` (a
--- final failure to obtain credentials, given to every id sent after it).
+-- ids), `retries` (the heap of retries still waiting), `in_flight` (slot -> job); the driver
+-- and its limit. A job is { index, id, call } (call: the pipeline's state of its delete).
 local Run = {}
 Run.__index = Run
 
-function Run:finish(job, res, err)
-  local entry = res or err
-  if not res then
-    if not errors.is_error(err) then error(err, 0) end -- a bug, not an answer
-    err.ok = false
+function Run:finish(job, action, value)
+  if action == "fail" then
+    if not errors.is_error(value) then error(value, 0) end -- a bug, not an answer
+    value.ok = false
     self.summary.failed = self.summary.failed + 1
-  elseif res.deleted then
+  elseif value.deleted then
     self.summary.deleted = self.summary.deleted + 1
   else
     self.summary.missing = self.summary.missing + 1
   end
-  self.results[job.index] = entry
-  if self.on_result then self.on_result(job.index, job.id, entry) end
+  self.results[job.index] = value
+  if self.on_result then self.on_result(job.index, job.id, value) end
+end
+
+-- What the pipeline said about job's attempt: done, failed, or retry (now, or after a wait
+-- during which the other ids proceed).
+function Run:settle(job, action, value)
+  if action ~= "retry" then return self:finish(job, action, value) end
+  if value <= 0 then
+    self.retries_due[#self.retries_due + 1] = job
+  else
+    job.ready_at = core.monotime() + value
+    heap_push(self.retries, job)
+  end
 end
 
 function Run:next_ready()
@@ -264,78 +252,19 @@ function Run:next_ready()
   return job
 end
 
--- Builds, signs and starts one attempt of job.
+-- Builds, authenticates and starts one attempt of job.
 function Run:start(job)
-  local client = self.client
-  job.attempts = job.attempts + 1
-  if not job.started then
-    job.started = core.monotime()
-    job.deadline = client.deadline and job.started + client.deadline
-  end
-  if self.auth_error then return self:fail(job, self.auth_error) end
-  job.epoch = self.auth_epoch
-  local ok, req = pcall(client._request, client, job.call, job.attempts, job.deadline)
-  if not ok then
-    if not errors.is_error(req) then error(req, 0) end -- a bug, not an answer
-    return self:failed(job, req, true)
-  end
-  job.req = req
-  local slot, why = self.driver:start(client:_wire(req))
+  local request, err = job.call:request()
+  if not request then return self:settle(job, job.call:failure(err, true)) end
+  local slot, why = self.driver:start(request)
   if not slot then error("eip: batch: cannot start a request: " .. tostring(why), 0) end
   self.in_flight[slot] = job
 end
 
--- Ends job with err, a copy per id (the entries must not share one table).
-function Run:fail(job, err)
-  if errors.is_error(err) then
-    local copy = setmetatable({}, getmetatable(err))
-    for k, v in pairs(err) do copy[k] = v end
-    copy.attempts, copy.elapsed = job.attempts, core.monotime() - (job.started or self.started)
-    err = copy
-  end
-  self:finish(job, nil, err)
-end
-
--- An attempt of job failed with err: retry it (after its backoff, while the other ids go on)
--- or end it, as the client's policy says. from_auth: the credentials step failed (IAM could
--- not give a token); when that is final it is given to every later id without asking IAM
--- again: asking once per id could lock the account.
-function Run:failed(job, err, from_auth)
-  local client = self.client
-  err.attempts, err.elapsed = job.attempts, core.monotime() - job.started
-  if err.status == 401 and not job.refreshed and job.epoch < self.auth_epoch then
-    -- Signed before another id fetched a new IAM token: that token is this id's refresh.
-    job.refreshed = true
-    self.retries_due[#self.retries_due + 1] = job
-    return
-  end
-  -- A 401 of IAM itself (a wrong password) is final: another token request would fail alike.
-  local no_refresh = job.refreshed or (from_auth and err.status == 401)
-  local ok, delay, refresh = pcall(client._after_failure, client, err, job.attempts, no_refresh, job.deadline)
-  if not ok or not delay then
-    local final = ok and err or delay -- not ok: fetching a new IAM token failed
-    if from_auth or not ok then self.auth_error = final end
-    if not ok then return self:fail(job, final) end
-    return self:finish(job, client:_delete_result(job.id, self.missing_ok, false, final))
-  end
-  if refresh then
-    job.refreshed = true
-    self.auth_epoch = self.auth_epoch + 1
-    self.retries_due[#self.retries_due + 1] = job
-  else
-    job.ready_at = core.monotime() + delay
-    heap_push(self.retries, job)
-  end
-end
-
 function Run:completed(slot, resp)
-  local client, job = self.client, self.in_flight[slot]
+  local job = self.in_flight[slot]
   self.in_flight[slot] = nil
-  local answer, err = client:_map(job.req, resp)
-  job.req = nil
-  if not answer then return self:failed(job, err, false) end
-  local elapsed = core.monotime() - job.started
-  self:finish(job, client:_delete_result(job.id, self.missing_ok, true, answer, job.attempts, elapsed))
+  self:settle(job, job.call:response(resp))
 end
 
 -- Moves the retries due by `now` to the ready queue.
@@ -358,11 +287,11 @@ function Run:loop()
     local next_retry = self.retries[1]
     if driver:pending() == 0 then
       if not next_retry then return end
-      -- Nothing in flight: only a backoff left to wait for. The client's sleep (ngx.sleep in
+      -- Nothing in flight: only a backoff left to wait for. The runner's sleep (ngx.sleep in
       -- nginx; a recording stub in tests) does it, and the retry is then due whatever the
       -- clock says, so a sleep that returns early cannot make this loop spin.
       local wait = next_retry.ready_at - core.monotime()
-      if wait > 0 then self.client.sleep(wait) end
+      if wait > 0 then self.runner.sleep(wait) end
       self:promote(next_retry.ready_at)
     else
       local wait = MAX_WAIT
@@ -376,37 +305,40 @@ end
 -- Jobs for the valid ids; invalid ids end at once as usage errors (nothing is sent for them),
 -- and so does every id when the project cannot be determined (IAM).
 function Run:prepare(ids, n)
-  local client = self.client
-  local project_ok, project_err -- asked once, at the first valid id (IAM may fetch a token)
+  local runner = self.runner
+  local project_ok, project -- asked once, at the first valid id (IAM may fetch a token)
   for i = 1, n do
     local id = ids[i]
-    local job = { index = i, id = id, attempts = 0 }
+    local job = { index = i, id = id }
     local valid, err = pcall(validate.id, "bandwidth_id", id)
-    if valid and project_ok == nil then project_ok, project_err = pcall(client._project_id, client) end
+    if valid and project_ok == nil then project_ok, project = pcall(runner.project, runner) end
     if not valid then
-      self:fail(job, err)
+      self:finish(job, "fail", err)
     elseif not project_ok then
-      self:fail(job, project_err)
+      self:finish(job, "fail", errors.is_error(project) and errors.copy(project) or project)
     else
-      job.call = client:_delete_call(id)
+      job.call = runner:call(ops.delete_bandwidth(project, id, self.missing_ok))
       self.fresh[#self.fresh + 1] = job
     end
   end
 end
 
---- client:delete_bandwidths(ids [, opts]) -> results, summary (see the top of this file).
-function Client:delete_bandwidths(ids, opts)
-  client_mod.check(self, "delete_bandwidths")
+--- Runs a batch of deletes (see the top of this file).
+-- @tparam table runner the client's pipeline runner
+-- @tparam table ids bandwidth ids
+-- @tparam[opt] table opts concurrency, missing_ok, on_result
+-- @treturn table results @treturn table summary
+function M.run(runner, ids, opts)
   local n = list_length(ids)
-  local o = read_options(self, opts)
+  local o = read_options(runner, opts)
   local run = setmetatable({
-    client = self, missing_ok = o.missing_ok, on_result = o.on_result, started = core.monotime(),
+    runner = runner, missing_ok = o.missing_ok, on_result = o.on_result, started = core.monotime(),
     results = {}, summary = { deleted = 0, missing = 0, failed = 0, total = n, elapsed = 0 },
-    fresh = {}, head = 1, retries = {}, retries_due = {}, in_flight = {}, auth_epoch = 0,
+    fresh = {}, head = 1, retries = {}, retries_due = {}, in_flight = {},
   }, Run)
   run:prepare(ids, n)
   if run.head <= #run.fresh then
-    run.driver, run.limit = M.driver(self, o.concurrency)
+    run.driver, run.limit = M.driver(runner, o.concurrency)
     local ok, err = pcall(run.loop, run)
     if not ok then
       run.driver:cancel() -- nothing stays in flight: the client's next batch starts clean

@@ -1,12 +1,30 @@
---- The client: options, then one pipeline per call:
---   validate -> build -> authenticate -> send -> map (result table or eip error).
+--- The client: its options, and every public method. Each method validates its arguments
+-- (a usage error means nothing was sent), describes the call (eip.ops) and hands it to the
+-- pipeline (eip.pipeline); batches (eip.batch) and the bandwidth workflows (eip.bandwidths)
+-- drive the same pipeline.
+--
+--   local client = eip.new{ endpoint = ..., project_id = ..., token = ... }
+--   client:delete_bandwidth(id [, { missing_ok = true }])
+--   client:delete_bandwidths(ids [, { concurrency = 8, missing_ok = true, on_result = fn }])
+--   client:show_bandwidth(id); client:list_bandwidths{ ... }
+--   client:remove_eips_from_bandwidth(id, eip_ids, { charge_mode =, size = })
+--   client:drain_and_delete_bandwidth(id, { charge_mode =, size = })
+--   client:close()
+--
+-- Fields a script may read: `endpoint`, `project_id` (once known), `auth` ("token", "aksk" or
+-- "iam") and `transport` (the transport object; inside nginx its `last` names the transport
+-- the last call used).
+-- @classmod eip.client
 local core = require "eip.core"
 local errors = require "eip.errors"
 local validate = require "eip.validate"
-local body = require "eip.body"
 local auth = require "eip.auth"
 local log = require "eip.log"
 local retry = require "eip.retry"
+local ops = require "eip.ops"
+local pipeline = require "eip.pipeline"
+local batch = require "eip.batch"
+local bandwidths = require "eip.bandwidths"
 
 local M = {}
 
@@ -20,34 +38,22 @@ local DEFAULT_TIMEOUT = 30
 local DEFAULT_CONNECT_TIMEOUT = 10
 local DEFAULT_MAX_BODY = 1024 * 1024
 
--- Credentials live outside the client table, keyed weakly by the client, so printing,
--- serialising or inspecting a client can never show them.
-local providers = setmetatable({}, { __mode = "k" })
+-- Each client's runner (its settings, transport and credentials) lives outside the client
+-- table, keyed weakly by the client, so printing, serialising or inspecting a client can
+-- never show a secret.
+local runners = setmetatable({}, { __mode = "k" })
 
+--- Every option eip.new accepts.
 M.OPTIONS = {
   endpoint = true, region = true, project_id = true,
   token = true, ak = true, sk = true, security_token = true, auth = true,
   timeout = true, connect_timeout = true, deadline = true, low_speed_limit = true, low_speed_time = true,
   max_attempts = true, backoff_base = true, backoff_cap = true, retry_after_cap = true, sleep = true,
   missing_ok = true, ca_file = true, insecure = true, max_body = true, debug = true, log = true,
+  transport = true,
 }
 
 local CALL_OPTIONS = { missing_ok = true }
-
--- The headers every request starts with, shared by all requests and never modified. Each also
--- holds its line as the transport takes it, so _wire does not build it again for every call.
--- Accept is not signed: a proxy may rewrite it without breaking the signature.
-local CONTENT_TYPE = { "Content-Type", "application/json", line = "Content-Type: application/json" }
-local ACCEPT = { "Accept", "application/json", signed = false, line = "Accept: application/json" }
-
--- Reason phrases by status, from the C table. core.status builds a whole entry (descriptions,
--- advice: a kilobyte of strings) and a result needs only its reason: memoised, since statuses
--- are three-digit numbers, the table stays small.
-local reasons = setmetatable({}, { __index = function(t, status)
-  local reason = core.status(status).reason
-  t[status] = reason
-  return reason
-end })
 
 local function endpoint_for(opts, getenv)
   if opts.endpoint ~= nil and opts.region ~= nil then
@@ -62,294 +68,215 @@ local function endpoint_for(opts, getenv)
   errors.raise_usage("endpoint", "is required (or region = \"cn-north-4\", or %s)", auth.ENV.region)
 end
 
---- eip.new(opts): see README for every option. `getenv` is for tests (default os.getenv).
-function M.new(opts, getenv)
-  validate.options("options", opts, M.OPTIONS)
-  local self = setmetatable({}, Client)
-  local region
-  self.endpoint, region = endpoint_for(opts, getenv)
-  self.host, self.base_path = self.endpoint:match("^%a+://([^/]+)(.*)$")
-  local provider = auth.resolve(opts, region, getenv)
-  providers[self] = provider
-  self.auth = provider.kind
-  local project_id = opts.project_id or auth.env("project_id", getenv)
-  if project_id ~= nil then
-    self.project_id = validate.id(opts.project_id and "project_id" or auth.ENV.project_id, project_id)
-  elseif provider.kind == "iam" and provider.project_id then
-    self.project_id = provider.project_id
-  elseif provider.kind ~= "iam" then -- IAM learns it from the token's scope on first use
-    errors.raise_usage("project_id", "is required (option project_id or %s)", auth.ENV.project_id)
+-- A transport given as an option must honour the contract of eip.transport.
+local function custom_transport(t)
+  if type(t) ~= "table" or type(t.send) ~= "function" or type(t.close) ~= "function" then
+    errors.raise_usage("transport", "must be a table with send(self, request) and close(self) (see eip.transport)")
   end
-  self.timeout = validate.number("timeout", opts.timeout or DEFAULT_TIMEOUT, 0.001, 86400)
-  self.connect_timeout = validate.number("connect_timeout",
-    opts.connect_timeout or math.min(DEFAULT_CONNECT_TIMEOUT, self.timeout), 0.001, 86400)
-  if opts.deadline ~= nil then self.deadline = validate.number("deadline", opts.deadline, 0.001, 86400) end
-  -- Abort a transfer slower than low_speed_limit bytes/s for low_speed_time seconds: a server
-  -- trickling bytes cannot hold a call until the whole-request timeout.
-  self.low_speed_limit = validate.integer("low_speed_limit", opts.low_speed_limit or 100, 0, 1e9)
-  self.low_speed_time = validate.integer("low_speed_time", opts.low_speed_time or 10, 0, 86400)
+  return t
+end
+
+-- The retry policy's settings (eip.retry).
+local function policy_of(opts)
   local D = retry.DEFAULTS
-  self.policy = {
+  return {
     max_attempts = validate.integer("max_attempts", opts.max_attempts or D.max_attempts, 1, 20),
     backoff_base = validate.number("backoff_base", opts.backoff_base or D.backoff_base, 0, 60),
     backoff_cap = validate.number("backoff_cap", opts.backoff_cap or D.backoff_cap, 0, 3600),
     retry_after_cap = validate.number("retry_after_cap", opts.retry_after_cap or D.retry_after_cap, 0, 3600),
     throttle_min = D.throttle_min, throttle_max = D.throttle_max,
   }
-  self.max_attempts = self.policy.max_attempts
+end
+
+--- A new client (`eip.new`): options are validated before anything is sent; unknown ones are
+-- a usage error. See the README's option table for every option and its default.
+-- @tparam table opts the options
+-- @tparam[opt] function getenv replaces os.getenv (tests)
+-- @treturn eip.client the client
+-- @raise a `usage` error naming the bad option
+function M.new(opts, getenv)
+  validate.options("options", opts, M.OPTIONS)
+  local endpoint, region = endpoint_for(opts, getenv)
+  local provider = auth.resolve(opts, region, getenv)
+  local project_id = opts.project_id or auth.env("project_id", getenv)
+  if project_id ~= nil then
+    project_id = validate.id(opts.project_id and "project_id" or auth.ENV.project_id, project_id)
+  elseif provider.kind == "iam" then -- IAM learns it from the token's scope on first use
+    project_id = provider.project_id
+  else
+    errors.raise_usage("project_id", "is required (option project_id or %s)", auth.ENV.project_id)
+  end
+  local timeout = validate.number("timeout", opts.timeout or DEFAULT_TIMEOUT, 0.001, 86400)
+  local r = {
+    endpoint = endpoint, project_id = project_id, provider = provider, timeout = timeout,
+    connect_timeout = validate.number("connect_timeout",
+      opts.connect_timeout or math.min(DEFAULT_CONNECT_TIMEOUT, timeout), 0.001, 86400),
+    -- Abort a transfer slower than low_speed_limit bytes/s for low_speed_time seconds: a server
+    -- trickling bytes cannot hold a call until the whole-request timeout.
+    low_speed_limit = validate.integer("low_speed_limit", opts.low_speed_limit or 100, 0, 1e9),
+    low_speed_time = validate.integer("low_speed_time", opts.low_speed_time or 10, 0, 86400),
+    policy = policy_of(opts),
+    missing_ok = opts.missing_ok ~= nil and validate.boolean("missing_ok", opts.missing_ok) or false,
+    max_body = validate.integer("max_body", opts.max_body or DEFAULT_MAX_BODY, 1024, 64 * 1024 * 1024),
+    insecure = opts.insecure ~= nil and validate.boolean("insecure", opts.insecure) or false,
+    log = log.sink(opts.debug, opts.log),
+    user_agent = USER_AGENT,
+  }
+  r.host, r.base_path = endpoint:match("^%a+://([^/]+)(.*)$")
+  if opts.deadline ~= nil then r.deadline = validate.number("deadline", opts.deadline, 0.001, 86400) end
   if opts.sleep ~= nil and type(opts.sleep) ~= "function" then
     errors.raise_usage("sleep", "must be a function(seconds), got %s", type(opts.sleep))
   end
-  self.sleep = opts.sleep
-  self.missing_ok = opts.missing_ok ~= nil and validate.boolean("missing_ok", opts.missing_ok) or false
-  self.max_body = validate.integer("max_body", opts.max_body or DEFAULT_MAX_BODY, 1024, 64 * 1024 * 1024)
-  if opts.ca_file ~= nil then self.ca_file = validate.string("ca_file", opts.ca_file) end
-  self.insecure = opts.insecure ~= nil and validate.boolean("insecure", opts.insecure) or false
-  self.log = log.sink(opts.debug, opts.log)
-  local transport = require "eip.transport"
-  self.transport = transport.new{ ca_file = self.ca_file, insecure = self.insecure, user_agent = USER_AGENT }
-  self.sleep = self.sleep or transport.sleep or core.sleep
+  if opts.ca_file ~= nil then r.ca_file = validate.string("ca_file", opts.ca_file) end
+  local transports = require "eip.transport"
+  if opts.transport ~= nil then
+    r.transport = custom_transport(opts.transport)
+  else
+    r.transport = transports.new{ ca_file = r.ca_file, insecure = r.insecure, user_agent = USER_AGENT }
+  end
+  r.sleep = opts.sleep or transports.sleep
+  local self = setmetatable({ endpoint = endpoint, project_id = project_id, auth = provider.kind,
+    transport = r.transport }, Client)
+  runners[self] = pipeline.new(r)
   return self
 end
 
---- Raises a usage error unless `self` is an open client: catches `client.method(...)` written
--- with a dot, and calls on a closed client. Public methods start with it.
-function M.check(self, method)
+-- The runner of an open client; a usage error for `client.method(...)` written with a dot,
+-- and for calls on a closed client. Every public method starts with it.
+local function runner_of(self, method)
+  local r = runners[self]
+  if r and not self.closed then return r end
   if getmetatable(self) ~= Client then
     errors.raise_usage("client", "must be an eip client: call it as client:%s(...), with a colon", method)
   end
-  if self.closed then errors.raise_usage("client", "is closed: client:close() was called before %s", method) end
+  errors.raise_usage("client", "is closed: client:close() was called before %s", method)
+end
+
+-- The project for paths (learnt from the IAM token's scope on first use), kept visible.
+local function project(self, r)
+  local p = r.project_id or r:project()
+  self.project_id = p
+  return p
+end
+
+local function missing_ok_of(r, call_opts, known)
+  local missing_ok = r.missing_ok
+  if call_opts ~= nil then
+    validate.options("call options", call_opts, known)
+    if call_opts.missing_ok ~= nil then missing_ok = validate.boolean("missing_ok", call_opts.missing_ok) end
+  end
+  return missing_ok
 end
 
 function Client:__tostring()
   return string.format("eip.client(%s, project %s, %s auth)", self.endpoint, self.project_id or "?", self.auth)
 end
 
--- Server-provided text is scrubbed of every secret this client holds, in case a proxy or
--- service echoes a header back in an error message. Secrets shorter than 8 bytes are not
--- searched for: they could not be told apart from ordinary words.
-local function scrub(self, s)
-  if type(s) ~= "string" then return s end
-  for _, secret in pairs(providers[self].secrets) do
-    if #secret >= 8 then
-      local out, from = {}, 1
-      while true do
-        local at = s:find(secret, from, true)
-        if not at then break end
-        out[#out + 1] = s:sub(from, at - 1)
-        out[#out + 1] = "<redacted>"
-        from = at + #secret
-      end
-      out[#out + 1] = s:sub(from)
-      s = table.concat(out)
-    end
-  end
-  return s
-end
-
--- The "Name: value" lines of headers[i..n], as multiple values: a table constructor around
--- them sizes the list once (filling an empty table grows it three times for three headers,
--- a measurable part of a call's Lua time).
-local function header_lines(headers, i, n)
-  if i > n then return end
-  local h = headers[i]
-  return h.line or (h[1] .. ": " .. h[2]), header_lines(headers, i + 1, n)
-end
-
-local min = math.min
-
---- The transport's request for req (method, url, path, headers as {name, value} pairs, body,
--- timeout): header lines, timeouts and caps. Logs the request when debugging.
-function Client:_wire(req)
-  local headers = req.headers
-  local lines = { header_lines(headers, 1, #headers) }
-  if self.log then log.request(self.log, req, lines, scrub, self) end
-  local timeout = req.timeout or self.timeout
-  return {
-    method = req.method,
-    url = req.url,
-    headers = lines,
-    body = req.body,
-    timeout = timeout,
-    connect_timeout = min(self.connect_timeout, timeout),
-    low_speed_limit = self.low_speed_limit,
-    low_speed_time = self.low_speed_time,
-    body_cap = self.max_body,
-  }
-end
-
---- Maps the transport's response to req: the response on 2xx, else nil and the eip error.
--- Logs the response when debugging.
-function Client:_map(req, resp)
-  req.attempts = req.attempts or 1
-  if self.log then log.response(self.log, resp, scrub, self) end
-  if resp.curl_code then
-    return nil, errors.transport(req, resp, resp.curl_error)
-  end
-  if resp.status >= 200 and resp.status < 300 then
-    return resp
-  end
-  local decoded = body.decode_error(resp.body)
-  if decoded then
-    decoded.code, decoded.message = scrub(self, decoded.code), scrub(self, decoded.message)
-  end
-  local err = errors.http(req, resp, core.status(resp.status), decoded)
-  -- A non-retryable status can carry a "busy, try again" code (409 VPC.0512).
-  if err.code and retry.RETRYABLE_CODES[err.code] then err.retryable = true end
-  return nil, err
-end
-
---- One HTTP exchange and its mapping (_wire, the transport, _map). Returns the transport's
--- response on 2xx; raises the eip error otherwise.
-function Client:_send(req)
-  local resp, err = self:_map(req, self.transport:send(self:_wire(req)))
-  if not resp then error(err, 0) end
-  return resp
-end
-
--- Unreserved characters kept, everything else %XX: the same encoding the signer uses, so
--- the query that is signed is the query that is sent.
-local function encode(s)
-  return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
-end
-
-local function query_string(query)
-  if not query or #query == 0 then return "" end
-  local parts = {}
-  for i, kv in ipairs(query) do parts[i] = encode(kv[1]) .. "=" .. encode(kv[2]) end
-  return "?" .. table.concat(parts, "&")
-end
-
-local function jitter(a, b)
-  return a + (b - a) * math.random()
-end
-
---- Attempt `attempts` of a call as a request, authenticated now (provider:apply adds the
--- credentials and, with AK/SK, signs it: callers build it right before sending it). The
--- attempt's timeout is cut to what is left of `deadline` (a monotime), if any.
-function Client:_request(call, attempts, deadline)
-  local timeout = self.timeout
-  if deadline then timeout = math.max(0.001, math.min(timeout, deadline - core.monotime())) end
-  local req = {
-    method = call.method, path = call.path, body = call.body, query = call.query,
-    url = self.endpoint .. call.path .. query_string(call.query), host = self.host,
-    signed_path = self.base_path ~= "" and self.base_path .. call.path or nil, -- nil: the path is signed
-    headers = { CONTENT_TYPE, ACCEPT },
-    attempts = attempts, timeout = timeout,
-  }
-  providers[self]:apply(req, self)
-  return req
-end
-
---- What follows a failed attempt (err, with err.attempts set): nil when err is final; else
--- the seconds to wait before the next attempt, and true when a fresh IAM token was just
--- obtained after a 401 (try again at once; once per call, outside the retry budget).
--- `refreshed`: whether this call already did that. Logs the decision to retry.
-function Client:_after_failure(err, attempts, refreshed, deadline)
-  if err.status == 401 and not refreshed and providers[self]:refresh_after_401(self, err) then
-    return 0, true
-  end
-  local delay = retry.delay(err, attempts - (refreshed and 1 or 0), self.policy, os.time(), jitter)
-  if not delay or (deadline and core.monotime() + delay >= deadline) then return nil end
-  if self.log then self.log(string.format("eip: retrying in %.2f s after: %s", delay, tostring(err))) end
-  return delay, false
-end
-
-local function attempt(self, call, attempts, deadline)
-  return self:_send(self:_request(call, attempts, deadline))
-end
-
---- An API call: authenticate, send, and retry what the policy says is transient (see
--- eip.retry), within max_attempts and the deadline. A 401 with an IAM token fetches a new
--- token once and repeats the call at once. call: method, path (below the endpoint), body
--- (a JSON string), query (a list of {name, value} pairs). Returns the response, attempts and
--- elapsed seconds; raises the last error.
-function Client:_call(call)
-  local started = core.monotime()
-  local deadline = self.deadline and started + self.deadline
-  local attempts, refreshed = 0, false
-  while true do
-    attempts = attempts + 1
-    local ok, resp = pcall(attempt, self, call, attempts, deadline)
-    local elapsed = core.monotime() - started
-    if ok then return resp, attempts, elapsed end
-    local err = resp
-    if not errors.is_error(err) then error(err, 0) end -- a bug, not an answer: keep its traceback
-    err.attempts, err.elapsed = attempts, elapsed
-    local delay, refresh = self:_after_failure(err, attempts, refreshed, deadline)
-    if not delay then error(err, 0) end
-    if refresh then
-      refreshed = true
-    else
-      self.sleep(delay)
-    end
-  end
-end
-
---- The project id; with IAM and no configured project_id, learnt from the token's scope
--- (which fetches a token).
-function Client:_project_id()
-  if not self.project_id then providers[self]:ensure(self) end
-  return self.project_id
-end
-
---- The call deleting a (validated) bandwidth id.
-function Client:_delete_call(bandwidth_id)
-  return { method = "DELETE", path = "/v2.0/" .. self:_project_id() .. "/bandwidths/" .. bandwidth_id }
-end
-
---- The outcome of a delete call that returned (ok = true: value is the response) or raised
--- (value is the error): the result table, or nil and the error. With missing_ok, a 404 is
--- a result { ok = true, deleted = false, status = 404, ... }: the bandwidth is gone either
--- way (perhaps deleted by an earlier attempt whose answer was lost).
-function Client:_delete_result(bandwidth_id, missing_ok, ok, value, attempts, elapsed) -- luacheck: ignore 212/self
-  if not ok then
-    local err = value
-    if not (missing_ok and errors.is_error(err) and err.status == 404) then return nil, err end
-    return {
-      ok = true, deleted = false, status = 404, reason = err.reason, code = err.code,
-      message = err.message, bandwidth_id = bandwidth_id, request_id = err.request_id,
-      attempts = err.attempts, elapsed = err.elapsed,
-    }
-  end
-  return {
-    ok = true,
-    deleted = true,
-    status = value.status,
-    reason = reasons[value.status],
-    bandwidth_id = bandwidth_id,
-    request_id = value.request_id,
-    attempts = attempts,
-    elapsed = elapsed,
-  }
-end
-
---- client:delete_bandwidth(id [, { missing_ok = bool }])
--- -> { ok, deleted, status, reason, bandwidth_id, request_id, attempts, elapsed }
--- With missing_ok, a 404 is a result { ok = true, deleted = false, status = 404, ... }.
+--- Deletes a shared bandwidth: `DELETE /v2.0/{project_id}/bandwidths/{id}`, retrying what is
+-- transient (see the README's Retries).
+-- @tparam string bandwidth_id the bandwidth's id
+-- @tparam[opt] table call_opts `{ missing_ok = bool }` (default: the client's `missing_ok`)
+-- @treturn table `{ ok = true, deleted = true, status = 204, reason, bandwidth_id, request_id,
+--   attempts, elapsed }`; with missing_ok, a 404 is `{ ok = true, deleted = false, status = 404,
+--   code, message, ... }`
+-- @raise an eip error: `usage` (nothing sent), `http` (status, code, message, request_id,
+--   retryable, advice) or `transport` (reason, curl_code)
 function Client:delete_bandwidth(bandwidth_id, call_opts)
-  M.check(self, "delete_bandwidth")
+  local r = runner_of(self, "delete_bandwidth")
   validate.id("bandwidth_id", bandwidth_id)
-  local missing_ok = self.missing_ok
-  if call_opts ~= nil then
-    validate.options("call options", call_opts, CALL_OPTIONS)
-    if call_opts.missing_ok ~= nil then missing_ok = validate.boolean("missing_ok", call_opts.missing_ok) end
-  end
-  local ok, value, attempts, elapsed = pcall(self._call, self, self:_delete_call(bandwidth_id))
-  local res, err = self:_delete_result(bandwidth_id, missing_ok, ok, value, attempts, elapsed)
-  if not res then error(err, 0) end
-  return res
+  local missing_ok = missing_ok_of(r, call_opts, CALL_OPTIONS)
+  return r:run(ops.delete_bandwidth(project(self, r), bandwidth_id, missing_ok))
 end
 
---- Releases the connection now rather than at garbage collection.
+--- Deletes many shared bandwidths concurrently (libcurl multi; light threads inside nginx).
+-- Per-id failures never raise: they are entries of the results.
+-- @tparam table ids a list of bandwidth ids
+-- @tparam[opt] table opts `concurrency` (1..64, default 8), `missing_ok`, `on_result` =
+--   `function(i, id, result_or_error)` called as each id finishes
+-- @treturn table results in input order: the result table delete_bandwidth returns, or the eip
+--   error (with `ok = false`)
+-- @treturn table summary `{ deleted, missing, failed, total, elapsed }`
+-- @raise a `usage` error for the call itself (not a list, bad options); an error raised by
+--   on_result, after the transfers in flight were aborted
+function Client:delete_bandwidths(ids, opts)
+  local r = runner_of(self, "delete_bandwidths")
+  local results, summary = batch.run(r, ids, opts)
+  self.project_id = r.project_id
+  return results, summary
+end
+
+--- Shows one bandwidth: `GET /v1/{project_id}/bandwidths/{id}`.
+-- @tparam string bandwidth_id the bandwidth's id
+-- @treturn table the bandwidth as the API returns it (id, name, size, share_type,
+--   publicip_info = { {publicip_id, publicip_address, ...} }, status, ...)
+-- @treturn table `{ status, request_id, attempts, elapsed }` of the answer
+-- @raise an eip error (`http` 404 `VPC.0306` when it does not exist)
+function Client:show_bandwidth(bandwidth_id)
+  local r = runner_of(self, "show_bandwidth")
+  validate.id("bandwidth_id", bandwidth_id)
+  return bandwidths.show(r, project(self, r), bandwidth_id)
+end
+
+--- Lists bandwidths: `GET /v1/{project_id}/bandwidths`, following `marker` pagination to the
+-- end (pages are requested until one comes back empty: one extra request, never a missed one).
+-- @tparam[opt] table opts `share_type` = "WHOLE" | "PER", `limit` = page size (1..2^31-1,
+--   default 1000), `enterprise_project_id`
+-- @treturn table the bandwidths, in the order the API returned them
+-- @treturn table `{ pages, requests, attempts, elapsed }`
+-- @raise an eip error; a server that repeats a page is an `http` error ("Unusable Answer")
+function Client:list_bandwidths(opts)
+  local r = runner_of(self, "list_bandwidths")
+  local query, limit = bandwidths.list_query(opts or {})
+  return bandwidths.list(r, project(self, r), query, limit)
+end
+
+--- Removes EIPs from a shared bandwidth: `POST /v2.0/{project_id}/bandwidths/{id}/remove`, in
+-- batches of at most 100. Each removed EIP gets its own dedicated bandwidth of `charge_mode`
+-- and `size`, as the API does. A batch that fails is checked with one GET of the bandwidth.
+-- @tparam string bandwidth_id the shared bandwidth
+-- @tparam table eip_ids EIP ids (strings, or `{ publicip_id=, publicip_type= }` for IPv6 ports)
+-- @tparam table opts `charge_mode` = "bandwidth" | "traffic" and `size` (Mbit/s, 1..2000),
+--   both required; `on_batch` = `function(progress)` called after each batch with
+--   `{ done, total, batch, batches }`
+-- @treturn table `{ ok = true, bandwidth_id, removed = {ids}, requests, request_ids, attempts, elapsed }`
+-- @raise an eip error (usage: nothing sent; otherwise with `moved`, `not_moved`, `uncertain`,
+--   `stage = "remove"`)
+function Client:remove_eips_from_bandwidth(bandwidth_id, eip_ids, opts)
+  local r = runner_of(self, "remove_eips_from_bandwidth")
+  validate.id("bandwidth_id", bandwidth_id)
+  local entries = bandwidths.eip_entries(eip_ids)
+  local terms = bandwidths.removal_terms(opts or {}, bandwidths.REMOVE_OPTIONS)
+  return bandwidths.remove(r, project(self, r), bandwidth_id, entries, terms)
+end
+
+--- Empties a shared bandwidth, then deletes it: shows it, removes every EIP it holds (see
+-- `remove_eips_from_bandwidth`), then deletes it. A dedicated (`PER`) bandwidth is refused
+-- with a `usage` error before anything changes (one GET was sent to learn its type).
+-- @tparam string bandwidth_id the shared bandwidth
+-- @tparam table opts `charge_mode` and `size` (required, as for remove_eips_from_bandwidth),
+--   `missing_ok`, `on_batch`
+-- @treturn table the delete's result plus `removed` (EIP ids moved out) and `requests`
+-- @raise an eip error carrying `stage` ("show", "remove" or "delete"), `moved` and `not_moved`
+function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
+  local r = runner_of(self, "drain_and_delete_bandwidth")
+  validate.id("bandwidth_id", bandwidth_id)
+  opts = opts or {}
+  local terms = bandwidths.removal_terms(opts, bandwidths.DRAIN_OPTIONS)
+  local missing_ok = r.missing_ok
+  if opts.missing_ok ~= nil then missing_ok = validate.boolean("missing_ok", opts.missing_ok) end
+  return bandwidths.drain(r, project(self, r), bandwidth_id, terms, missing_ok)
+end
+
+--- Releases the client's connections now rather than at garbage collection. Closing twice is
+-- harmless; any other call on a closed client is a usage error.
 function Client:close()
-  if getmetatable(self) ~= Client then M.check(self, "close") end
-  if self.closed then return end -- closing twice is harmless
+  local r = runners[self]
+  if not r then runner_of(self, "close") end
+  if self.closed then return end
   self.closed = true
-  self.transport:close()
+  r:close()
 end
 
 M.VERSION = VERSION
 M.USER_AGENT = USER_AGENT
-M.Client = Client
 return M

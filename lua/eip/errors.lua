@@ -45,19 +45,29 @@ local function new(fields)
   return setmetatable(fields, Error)
 end
 
---- A usage error: bad arguments, nothing was sent. `arg` names the offending argument.
-function M.usage(arg, fmt, ...)
+--- A usage error: bad arguments, nothing was sent. `argument` names the offending argument.
+-- (Not called `arg`: in Lua 5.1 a vararg function has an implicit local of that name.)
+function M.usage(argument, fmt, ...)
   local msg = string.format(fmt, ...)
-  return new{ kind = "usage", argument = arg, message = arg .. " " .. msg, retryable = false, attempts = 0 }
+  return new{ kind = "usage", argument = argument, message = argument .. " " .. msg, retryable = false,
+    attempts = 0 }
 end
 
 --- Raise a usage error (level 3 = the caller of the public function).
-function M.raise_usage(arg, fmt, ...)
-  error(M.usage(arg, fmt, ...), 3)
+function M.raise_usage(argument, fmt, ...)
+  error(M.usage(argument, fmt, ...), 3)
+end
+
+--- A shallow copy of an eip error: one failure reported for several ids gets a table each.
+function M.copy(err)
+  local c = {}
+  for k, v in pairs(err) do c[k] = v end
+  return setmetatable(c, Error)
 end
 
 --- An error from a non-2xx answer. `info` is the status entry from the C table; `body`
--- the decoded error body fields ({code, message, request_id}) or nil.
+-- the decoded error body fields ({code, message, request_id}) or nil. `retryable` is left
+-- for the retry policy (eip.retry) to set.
 function M.http(req, resp, info, body)
   body = body or {}
   return new{
@@ -66,7 +76,6 @@ function M.http(req, resp, info, body)
     reason = info.reason,
     description = info.description,
     class = info.class,
-    retryable = info.retryable,
     advice = info.advice,
     code = body.code,
     message = body.message,
@@ -89,41 +98,38 @@ function M.protocol(resp, method, path, message)
   }
 end
 
--- libcurl codes by what they mean for a caller. Only failures where the request may
--- not have been processed, or was idempotent anyway, are worth another attempt: a TLS or
--- DNS failure will fail the same way next time.
+-- libcurl codes by what they mean for a caller.
 local CURL_KINDS = {
-  [5] = { "dns", false },       -- couldn't resolve proxy
-  [6] = { "dns", false },       -- couldn't resolve host
-  [7] = { "connect", true },    -- couldn't connect (refused, unreachable)
-  [16] = { "reset", true },     -- HTTP/2 framing error
-  [18] = { "reset", true },     -- partial body: the peer closed mid-transfer
-  [28] = { "timeout", true },   -- operation timed out (connect, whole request, low speed)
-  [35] = { "tls", false },      -- TLS handshake failed
-  [47] = { "redirect", false }, -- too many redirects (never followed, kept for completeness)
-  [52] = { "reset", true },     -- empty reply: closed before any answer
-  [55] = { "reset", true },     -- send failed
-  [56] = { "reset", true },     -- receive failed (connection reset)
-  [58] = { "tls", false },      -- client certificate problem
-  [60] = { "tls", false },      -- peer certificate cannot be verified
-  [77] = { "tls", false },      -- CA file problem
-  [83] = { "tls", false },      -- issuer check failed
-  [90] = { "tls", false },      -- pinned key mismatch
-  [91] = { "tls", false },      -- invalid certificate status
-  [92] = { "reset", true },     -- HTTP/2 stream error
+  [5] = "dns",        -- couldn't resolve proxy
+  [6] = "dns",        -- couldn't resolve host
+  [7] = "connect",    -- couldn't connect (refused, unreachable)
+  [16] = "reset",     -- HTTP/2 framing error
+  [18] = "reset",     -- partial body: the peer closed mid-transfer
+  [28] = "timeout",   -- operation timed out (connect, whole request, low speed)
+  [35] = "tls",       -- TLS handshake failed
+  [47] = "redirect",  -- too many redirects (never followed, kept for completeness)
+  [52] = "reset",     -- empty reply: closed before any answer
+  [55] = "reset",     -- send failed
+  [56] = "reset",     -- receive failed (connection reset)
+  [58] = "tls",       -- client certificate problem
+  [60] = "tls",       -- peer certificate cannot be verified
+  [77] = "tls",       -- CA file problem
+  [83] = "tls",       -- issuer check failed
+  [90] = "tls",       -- pinned key mismatch
+  [91] = "tls",       -- invalid certificate status
+  [92] = "reset",     -- HTTP/2 stream error
 }
 
---- An error when no usable answer came: refused, reset, timeout, DNS, TLS.
+--- An error when no usable answer came: refused, reset, timeout, DNS, TLS. `retryable` is
+-- left for the retry policy (eip.retry) to set.
 function M.transport(req, resp, message)
-  local k = CURL_KINDS[resp.curl_code] or { "other", false }
   return new{
     kind = "transport",
     status = nil,
-    reason = k[1],
+    reason = resp.error_kind or CURL_KINDS[resp.curl_code] or "other",
     message = message,
     curl_code = resp.curl_code,
     curl_error = resp.curl_error,
-    retryable = k[2],
     method = req.method,
     path = req.path,
     attempts = req.attempts,
@@ -131,5 +137,4 @@ function M.transport(req, resp, message)
   }
 end
 
-M.metatable = Error
 return M

@@ -4,10 +4,9 @@
 -- client:delete_bandwidth(id)
 local core = require "eip.core"
 local client = require "eip.client"
-require "eip.batch" -- adds client:delete_bandwidths
-require "eip.bandwidths" -- adds show/list/remove/drain to the client
 local errors = require "eip.errors"
 local validate = require "eip.validate"
+local retry = require "eip.retry"
 
 local M = {}
 
@@ -15,6 +14,13 @@ M._VERSION = client.VERSION
 M.new = client.new
 M.is_error = errors.is_error
 M.sign = require("eip.sign").sign
+
+-- A status entry of the C table (facts: reason, class, descriptions, advice) with what the
+-- retry policy decides about it.
+local function with_policy(entry)
+  entry.retryable = retry.status_retryable(entry.code)
+  return entry
+end
 
 --- eip.status(code) -> { code, reason, description, description_zh, class, retryable,
 -- advice, seeds, documented } from the C table.
@@ -25,12 +31,14 @@ function M.status(code)
   if type(code) ~= "number" or code ~= math.floor(code) then
     errors.raise_usage("code", "must be an integer HTTP status, got %s", type(code))
   end
-  return core.status(code)
+  return with_policy(core.status(code))
 end
 
 --- Every documented status, in code order.
 function M.statuses()
-  return core.statuses()
+  local all = core.statuses()
+  for _, entry in ipairs(all) do with_policy(entry) end
+  return all
 end
 
 --- One-shot form: eip.delete_bandwidth{ bandwidth_id = ..., <any eip.new option> }.

@@ -42,27 +42,28 @@ local function redact_line(line)
   return line
 end
 
-local function shown(s, scrub, client)
-  s = scrub(client, s)
+local function shown(s, clean)
+  s = clean(s)
   if #s > MAX_BODY_SHOWN then s = s:sub(1, MAX_BODY_SHOWN) .. string.format("... (%d bytes)", #s) end
   return (s:gsub("[%c]", " "))
 end
 
---- Writes a request to `out` (one call per line), credentials redacted, server text scrubbed.
-function M.request(out, req, lines, scrub, client)
+--- Writes a request to `out` (one call per line), credentials redacted, other text passed
+-- through `clean` (which scrubs secret values).
+function M.request(out, req, lines, clean)
   out(string.format("eip: > %s %s", req.method, req.url))
   for _, line in ipairs(lines) do out("eip: > " .. redact_line(line)) end
   if req.body and req.body ~= "" then
     if req.no_auth then
       out(string.format("eip: > body: <%d bytes, redacted: credentials>", #req.body))
     else
-      out("eip: > body: " .. shown(req.body, scrub, client))
+      out("eip: > body: " .. shown(req.body, clean))
     end
   end
 end
 
 --- Writes a response (status, time, request id, headers, body) to `out`, redacted.
-function M.response(out, resp, scrub, client)
+function M.response(out, resp, clean)
   if resp.curl_code then
     out(string.format("eip: < transport error (curl %d): %s", resp.curl_code, resp.curl_error or ""))
     return
@@ -70,11 +71,11 @@ function M.response(out, resp, scrub, client)
   out(string.format("eip: < %d (%.1f ms, request-id %s)", resp.status, (resp.elapsed or 0) * 1000,
     resp.request_id or "-"))
   for _, k in ipairs{ "content_type", "retry_after", "location" } do
-    if resp[k] then out(string.format("eip: < %s: %s", k:gsub("_", "-"), shown(resp[k], scrub, client))) end
+    if resp[k] then out(string.format("eip: < %s: %s", k:gsub("_", "-"), shown(resp[k], clean))) end
   end
   if resp.subject_token then out("eip: < x-subject-token: <redacted>") end
   if resp.body and resp.body ~= "" then
-    out("eip: < body: " .. shown(resp.body, scrub, client) .. (resp.truncated and " [truncated]" or ""))
+    out("eip: < body: " .. shown(resp.body, clean) .. (resp.truncated and " [truncated]" or ""))
   end
 end
 

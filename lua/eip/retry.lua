@@ -1,10 +1,28 @@
---- The retry policy: which failures are worth another attempt, and how long to wait first.
--- Pure functions over error tables and numbers, so the single call, batches and OpenResty
--- share them; the caller owns the clock and the sleep.
+--- The retry policy: the one place that decides whether a failure is worth another attempt,
+-- how long to wait first, and when credentials are refreshed instead.
+--
+-- Facts come from elsewhere (the status table in C says what a status means, eip.errors says
+-- what kind of failure a transport reported); the decisions are all here:
+--
+--  * retryable statuses (408, 429, and 5xx but 501 and 505: gateways invent codes such as
+--    520-524 for transient upstream faults) and "busy, try again" error codes that make
+--    another status retryable (409 VPC.0512);
+--  * retryable transport failure kinds (connect, reset, timeout; never dns or tls: they fail
+--    the same way next time);
+--  * the 401/403 veto: never repeated as such, since Huawei Cloud locks an AK/SK pair after
+--    5 failed signatures in a row;
+--  * Retry-After (seconds or HTTP-date), capped; 429 without it waits 2-5 s, as Huawei advises;
+--    otherwise exponential backoff with full jitter;
+--  * the once-only credential refresh: a 401 answered to an IAM token makes one new token and
+--    one more attempt, outside the attempt budget.
+--
+-- Pure functions over error tables and numbers: the caller owns the clock, the sleep and the
+-- credentials. @module eip.retry
 local time = require "eip.time"
 
 local M = {}
 
+--- Defaults of the client options of the same names.
 M.DEFAULTS = {
   max_attempts = 3,
   backoff_base = 0.5,     -- seconds: the first retry waits up to this (full jitter)
@@ -14,19 +32,35 @@ M.DEFAULTS = {
   throttle_max = 5,
 }
 
--- Error codes that make a non-retryable status worth retrying: "resource busy, try again".
-M.RETRYABLE_CODES = { ["VPC.0512"] = true }
+--- Statuses below 500 worth another attempt: the request was not processed, or may succeed later.
+M.STATUSES = { [408] = true, [429] = true }
+--- Server errors that are not: the same request will fail the same way.
+M.FINAL_SERVER_ERRORS = { [501] = true, [505] = true }
 
---- Is this eip error worth another attempt? Transport errors by their reason (refused,
--- reset, timeout; never DNS or TLS), http errors by the status table (408, 429, 500, 502,
--- 503, 504) or a busy code. Never 401: repeated bad signatures lock an AK/SK pair.
+--- Error codes that make any status worth another attempt: "resource busy, try again".
+M.BUSY_CODES = { ["VPC.0512"] = true }
+
+--- Transport failure kinds worth another attempt (the request may never have arrived, and a
+-- delete is idempotent anyway).
+M.TRANSPORT_KINDS = { connect = true, reset = true, timeout = true }
+
+--- Statuses that are never retried as such, whatever else the answer says.
+M.AUTH_STATUSES = { [401] = true, [403] = true }
+
+--- Is a status, by itself, worth another attempt? (The `retryable` of eip.status entries.)
+function M.status_retryable(status)
+  if status >= 500 and status <= 599 then return not M.FINAL_SERVER_ERRORS[status] end
+  return M.STATUSES[status] == true
+end
+
+--- Is this eip error worth another attempt?
 function M.retryable(err)
   if type(err) ~= "table" then return false end
-  if err.kind == "transport" then return err.retryable == true end
+  if err.kind == "transport" then return M.TRANSPORT_KINDS[err.reason] == true end
   if err.kind ~= "http" then return false end
-  if err.status == 401 or err.status == 403 then return false end
-  if err.code and M.RETRYABLE_CODES[err.code] then return true end
-  return err.retryable == true
+  if M.AUTH_STATUSES[err.status] then return false end
+  if err.code and M.BUSY_CODES[err.code] then return true end
+  return M.status_retryable(err.status)
 end
 
 --- Seconds to wait from a Retry-After value: delta-seconds ("120") or an HTTP-date
@@ -43,10 +77,16 @@ function M.parse_retry_after(v, now)
   return math.max(0, t - now)
 end
 
---- Seconds to wait before attempt `attempt + 1` after `err`, or nil to stop.
--- policy: the DEFAULTS fields; random: function(a, b) -> uniform number in [a, b].
+--- Seconds to wait before the attempt after `err`, which was attempt number `attempt`
+-- (refreshes not counted), or nil when err is final.
+-- @tparam table err the eip error (its `retryable` already set by @{retryable})
+-- @tparam number attempt attempts made so far, the credential refresh not counted
+-- @tparam table policy the DEFAULTS fields, as configured
+-- @tparam number now Unix seconds (for HTTP-date Retry-After values)
+-- @tparam function random `function(a, b)` -> a uniform number in [a, b]
+-- @treturn ?number seconds to wait, or nil
 function M.delay(err, attempt, policy, now, random)
-  if attempt >= policy.max_attempts or not M.retryable(err) then return nil end
+  if attempt >= policy.max_attempts or not err.retryable then return nil end
   local ra = M.parse_retry_after(err.retry_after, now)
   if ra then
     if ra > policy.retry_after_cap then return nil end -- the server asks for more than we may wait
@@ -58,6 +98,29 @@ function M.delay(err, attempt, policy, now, random)
   -- Exponential backoff with full jitter: spreads clients that failed together.
   local ceiling = math.min(policy.backoff_cap, policy.backoff_base * 2 ^ (attempt - 1))
   return random(0, ceiling)
+end
+
+--- What to do after a failed attempt.
+-- @tparam table err the eip error
+-- @tparam table state `{ attempts, refreshed, can_refresh, credentials_changed }`: attempts
+--   made (including a refreshed one), whether this call already had its credential refresh,
+--   whether its credentials can be refreshed (an IAM token), and whether they changed since
+--   this attempt was authenticated (another call refreshed them meanwhile)
+-- @tparam table policy as for @{delay}
+-- @tparam number now Unix seconds
+-- @tparam function random as for @{delay}
+-- @treturn ?string "refresh" (get new credentials, then try again at once), "again" (try again
+--   at once with the credentials as they are now), "wait" (after the returned seconds), or nil:
+--   err is final
+-- @treturn ?number seconds to wait, with "wait"
+function M.decide(err, state, policy, now, random)
+  if err.status == 401 and not state.refreshed then
+    if state.credentials_changed then return "again" end
+    if state.can_refresh then return "refresh" end
+  end
+  local delay = M.delay(err, state.attempts - (state.refreshed and 1 or 0), policy, now, random)
+  if delay then return "wait", delay end
+  return nil
 end
 
 return M

@@ -1,0 +1,164 @@
+--- Operations: every call the library makes, as a plain description that eip.pipeline runs.
+--
+-- An operation is a table (its fields shared through a metatable per kind, so making one per
+-- call costs one small table):
+--
+--   name       what it is, for logs and messages ("delete_bandwidth", "iam_token", ...)
+--   method     the HTTP method
+--   path       below the client's endpoint (signed with the endpoint's base path), or
+--   url        an absolute URL (IAM's), with `path` its path for messages
+--   query      a list of {name, value} pairs, or nil
+--   body       a JSON string, or nil
+--   content_type  a {name, value, line = "Name: value"} header replacing the default JSON one
+--   auth       false: sent without credentials (the IAM token request itself)
+--   resource   the id it is about (a bandwidth id), or nil
+--   result(op, resp, attempts, elapsed)  the value a successful call returns; may raise an
+--              eip error when a 2xx answer is unusable
+--   recover(op, err)  a value when this final failure is an acceptable outcome (missing_ok),
+--              else nil
+--
+-- Ids and options were validated by the caller (eip.client); nothing here checks them again.
+-- @module eip.ops
+local core = require "eip.core"
+local body = require "eip.body"
+local errors = require "eip.errors"
+local json = require("cjson.safe").new() -- private: settings never leak to other cjson users
+
+local M = {}
+
+-- Reason phrases by status, from the C table. core.status builds a whole entry (descriptions,
+-- advice: a kilobyte of strings) and a result needs only its reason: memoised, since statuses
+-- are three-digit numbers, the table stays small.
+local reasons = setmetatable({}, { __index = function(t, status)
+  local reason = core.status(status).reason
+  t[status] = reason
+  return reason
+end })
+
+local function kind(fields)
+  fields.__index = fields
+  return fields
+end
+
+-- Decode a 2xx JSON body and check the one field the caller needs; a body without it is an
+-- unusable answer (an "http" error carrying the status).
+local function decoded_field(op, resp, field, want)
+  local t, why = body.decode(resp.body)
+  if t and type(t[field]) ~= want then why = "the answer has no " .. field .. " " .. want end
+  if why then error(errors.protocol(resp, op.method, op.path, why), 0) end
+  return t[field]
+end
+
+local function meta(resp, attempts, elapsed)
+  return { status = resp.status, request_id = resp.request_id, attempts = attempts, elapsed = elapsed }
+end
+
+---------------------------------------------------------------------------------------------
+-- DELETE /v2.0/{project_id}/bandwidths/{id}
+
+local Delete = kind{ name = "delete_bandwidth", method = "DELETE" }
+
+function Delete.result(op, resp, attempts, elapsed)
+  return {
+    ok = true, deleted = true, status = resp.status, reason = reasons[resp.status],
+    bandwidth_id = op.resource, request_id = resp.request_id, attempts = attempts, elapsed = elapsed,
+  }
+end
+
+-- With missing_ok, a 404 is a result { ok = true, deleted = false, status = 404, ... }: the
+-- bandwidth is gone either way (perhaps deleted by an earlier attempt whose answer was lost).
+function Delete.recover(op, err)
+  if not (op.missing_ok and err.kind == "http" and err.status == 404) then return nil end
+  return {
+    ok = true, deleted = false, status = 404, reason = err.reason, code = err.code,
+    message = err.message, bandwidth_id = op.resource, request_id = err.request_id,
+    attempts = err.attempts, elapsed = err.elapsed,
+  }
+end
+
+--- DeleteSharedBandwidth. @tparam string project_id @tparam string id @tparam boolean missing_ok
+function M.delete_bandwidth(project_id, id, missing_ok)
+  return setmetatable({ path = "/v2.0/" .. project_id .. "/bandwidths/" .. id, resource = id,
+    missing_ok = missing_ok }, Delete)
+end
+
+---------------------------------------------------------------------------------------------
+-- GET /v1/{project_id}/bandwidths/{id}
+
+local Show = kind{ name = "show_bandwidth", method = "GET" }
+
+function Show.result(op, resp, attempts, elapsed)
+  return { bandwidth = decoded_field(op, resp, "bandwidth", "table"), meta = meta(resp, attempts, elapsed) }
+end
+
+--- ShowBandwidth: the result is `{ bandwidth = <table>, meta = {status, request_id, attempts, elapsed} }`.
+function M.show_bandwidth(project_id, id)
+  return setmetatable({ path = "/v1/" .. project_id .. "/bandwidths/" .. id, resource = id }, Show)
+end
+
+---------------------------------------------------------------------------------------------
+-- GET /v1/{project_id}/bandwidths?limit=&marker=&...
+
+local List = kind{ name = "list_bandwidths", method = "GET" }
+
+function List.result(op, resp, attempts, elapsed)
+  return { bandwidths = decoded_field(op, resp, "bandwidths", "table"), meta = meta(resp, attempts, elapsed),
+    response = resp }
+end
+
+--- One page of ListBandwidths: the result is `{ bandwidths = <list>, meta = {...}, response }`.
+-- @tparam string project_id @tparam table query {name, value} pairs
+function M.list_bandwidths_page(project_id, query)
+  return setmetatable({ path = "/v1/" .. project_id .. "/bandwidths", query = query }, List)
+end
+
+---------------------------------------------------------------------------------------------
+-- POST /v2.0/{project_id}/bandwidths/{id}/remove
+
+local Remove = kind{ name = "remove_eips_from_bandwidth", method = "POST" }
+
+function Remove.result(_, resp, attempts, elapsed)
+  return meta(resp, attempts, elapsed)
+end
+
+--- BatchRemoveFromSharedBandwidth for `entries` ({publicip_id, publicip_type?} tables): each
+-- removed EIP gets a dedicated bandwidth of `charge_mode` and `size`.
+function M.remove_eips(project_id, id, entries, charge_mode, size)
+  return setmetatable({
+    path = "/v2.0/" .. project_id .. "/bandwidths/" .. id .. "/remove", resource = id,
+    body = json.encode{ bandwidth = { publicip_info = entries, charge_mode = charge_mode, size = size } },
+  }, Remove)
+end
+
+---------------------------------------------------------------------------------------------
+-- POST {iam_endpoint}/v3/auth/tokens
+
+local IAM_PATH = "/v3/auth/tokens"
+local IAM_CONTENT_TYPE = { "Content-Type", "application/json;charset=utf8",
+  line = "Content-Type: application/json;charset=utf8" }
+
+local IamToken = kind{ name = "iam_token", method = "POST", path = IAM_PATH, auth = false,
+  content_type = IAM_CONTENT_TYPE }
+
+-- The token (from X-Subject-Token), its expiry and project (from the body). A 2xx without the
+-- header is an unusable answer.
+function IamToken.result(op, resp)
+  local token = resp.subject_token
+  if not token or token == "" then
+    error(errors.protocol(resp, op.method, op.path, "IAM answered without an X-Subject-Token header"), 0)
+  end
+  local t = body.decode(resp.body)
+  t = t and type(t.token) == "table" and t.token or {}
+  local project = type(t.project) == "table" and t.project or {}
+  return { token = token, expires_at = t.expires_at, project_id = project.id }
+end
+
+--- IAM "get a user token" (password method, project scope). `request_body` is the JSON text,
+-- which holds the password: logs show its size only.
+function M.iam_token(iam_endpoint, request_body)
+  return setmetatable({ url = iam_endpoint .. IAM_PATH, body = request_body }, IamToken)
+end
+
+M.IAM_PATH = IAM_PATH
+M.reasons = reasons
+return M

@@ -1,0 +1,300 @@
+--- The pipeline: how one operation (see eip.ops) becomes requests, and answers become a
+-- result or an error. Every call the library makes goes through the same steps:
+--
+--   validate      (the caller: eip.client checks ids and options; a usage error sends nothing)
+--   build         method, URL, query, body and the default headers of one attempt
+--   authenticate  the credential provider (eip.auth) adds X-Auth-Token or signs the request
+--   send          the transport (eip.transport): libcurl, or cosockets inside nginx
+--   map           2xx -> the response; otherwise an eip error (status table, error body,
+--                 retryable as eip.retry says)
+--   decide        eip.retry: done, wait and try again, refresh credentials once, or fail;
+--                 a final failure may still be an acceptable outcome (op.recover)
+--
+-- A runner holds what every call of one client shares (endpoint, timeouts, policy, transport,
+-- credential provider). `runner:run(op)` drives one operation to its end, sleeping between
+-- attempts; batches drive many at once through `runner:call(op)`, whose `request`, `response`
+-- and `failure` steps are the same ones `run` uses, so single calls, batches and the IAM token
+-- request share every rule. @module eip.pipeline
+local core = require "eip.core"
+local errors = require "eip.errors"
+local body = require "eip.body"
+local log = require "eip.log"
+local retry = require "eip.retry"
+
+local M = {}
+
+local monotime = core.monotime
+local min, max = math.min, math.max
+
+-- The headers every request starts with, shared by all requests and never modified. Each also
+-- holds its line as the transport takes it, so wire() does not build it again for every call.
+-- Accept is not signed: a proxy may rewrite it without breaking the signature.
+local CONTENT_TYPE = { "Content-Type", "application/json", line = "Content-Type: application/json" }
+local ACCEPT = { "Accept", "application/json", signed = false, line = "Accept: application/json" }
+
+local Runner = {}
+Runner.__index = Runner
+
+--- A runner for one client.
+-- @tparam table cfg endpoint, host, base_path, project_id (nil: learnt from the provider),
+--   provider, transport, timeout, connect_timeout, deadline, low_speed_limit, low_speed_time,
+--   max_body, policy, sleep, log, and for batches ca_file, insecure, user_agent
+function M.new(cfg)
+  return setmetatable(cfg, Runner)
+end
+
+---------------------------------------------------------------------------------------------
+-- Redaction
+
+--- Server-provided text, scrubbed of every secret the provider holds (a proxy or service may
+-- echo a header back in an error message). Secrets shorter than 8 bytes are not searched for:
+-- they could not be told apart from ordinary words.
+function Runner:scrub(s)
+  if type(s) ~= "string" then return s end
+  for _, secret in pairs(self.provider.secrets) do
+    if #secret >= 8 then
+      local out, from = {}, 1
+      while true do
+        local at = s:find(secret, from, true)
+        if not at then break end
+        out[#out + 1] = s:sub(from, at - 1)
+        out[#out + 1] = "<redacted>"
+        from = at + #secret
+      end
+      out[#out + 1] = s:sub(from)
+      s = table.concat(out)
+    end
+  end
+  return s
+end
+
+---------------------------------------------------------------------------------------------
+-- build
+
+-- Unreserved characters kept, everything else %XX: the same encoding the signer uses, so
+-- the query that is signed is the query that is sent.
+local function encode(s)
+  return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+local function query_string(query)
+  if not query or #query == 0 then return "" end
+  local parts = {}
+  for i, kv in ipairs(query) do parts[i] = encode(kv[1]) .. "=" .. encode(kv[2]) end
+  return "?" .. table.concat(parts, "&")
+end
+
+-- The request of one attempt of op, before authentication.
+local function build(self, op, attempts, timeout)
+  local url, host, signed_path = op.url, self.host, nil
+  if url then
+    host = url:match("^%a+://([^/]+)")
+  else
+    url = self.endpoint .. op.path .. query_string(op.query)
+    if self.base_path ~= "" then signed_path = self.base_path .. op.path end -- nil: the path is signed
+  end
+  return {
+    method = op.method, path = op.path, query = op.query, body = op.body, url = url, host = host,
+    signed_path = signed_path, headers = { op.content_type or CONTENT_TYPE, ACCEPT },
+    project_id = self.project_id, attempts = attempts, timeout = timeout, no_auth = op.auth == false,
+  }
+end
+
+---------------------------------------------------------------------------------------------
+-- send: what the transport takes
+
+-- The "Name: value" lines of headers[i..n], as multiple values: a table constructor around
+-- them sizes the list once (filling an empty table grows it three times for three headers,
+-- a measurable part of a call's Lua time).
+local function header_lines(headers, i, n)
+  if i > n then return end
+  local h = headers[i]
+  return h.line or (h[1] .. ": " .. h[2]), header_lines(headers, i + 1, n)
+end
+
+local function clean(self) return function(s) return self:scrub(s) end end
+
+-- The transport's request for req (see the contract in eip.transport). Logs it when debugging.
+local function wire(self, req)
+  local headers = req.headers
+  local lines = { header_lines(headers, 1, #headers) }
+  if self.log then log.request(self.log, req, lines, clean(self)) end
+  local timeout = req.timeout
+  return {
+    method = req.method, url = req.url, headers = lines, body = req.body,
+    timeout = timeout, connect_timeout = min(self.connect_timeout, timeout),
+    low_speed_limit = self.low_speed_limit, low_speed_time = self.low_speed_time,
+    body_cap = self.max_body,
+  }
+end
+
+---------------------------------------------------------------------------------------------
+-- map
+
+-- The response on 2xx; else nil and the eip error, its retryability set by the policy. Logs
+-- the response when debugging.
+local function map(self, req, resp)
+  if self.log then log.response(self.log, resp, clean(self)) end
+  local err
+  if resp.curl_code then
+    err = errors.transport(req, resp, resp.curl_error)
+  else
+    local status = resp.status
+    if status >= 200 and status < 300 then return resp end
+    local decoded = body.decode_error(resp.body)
+    if decoded then
+      decoded.code, decoded.message = self:scrub(decoded.code), self:scrub(decoded.message)
+    end
+    err = errors.http(req, resp, core.status(status), decoded)
+  end
+  err.retryable = retry.retryable(err)
+  return nil, err
+end
+
+---------------------------------------------------------------------------------------------
+-- One operation's attempts: request -> (transport) -> response | failure -> decide
+
+local Call = {}
+Call.__index = Call
+
+--- The state of one operation being run: attempts made, whether its credentials were
+-- refreshed, its deadline (counted from its first request).
+function Runner:call(op)
+  return setmetatable({ runner = self, op = op, attempts = 0, refreshed = false }, Call)
+end
+
+--- Builds and authenticates the next attempt. Returns the transport's request, or nil and the
+-- eip error of the credentials step (IAM refused or unreachable: give it to `failure` with
+-- `from_credentials`). Raises what is not an eip error (a bug keeps its traceback).
+function Call:request()
+  local runner, op = self.runner, self.op
+  local attempts = self.attempts + 1
+  self.attempts = attempts
+  local timeout, deadline = runner.timeout, self.deadline
+  if attempts == 1 then
+    self.started = monotime()
+    if runner.deadline then
+      deadline = self.started + runner.deadline
+      self.deadline = deadline
+    end
+  end
+  if deadline then timeout = max(0.001, min(timeout, deadline - monotime())) end
+  local req = build(runner, op, attempts, timeout)
+  if op.auth ~= false then
+    local provider = runner.provider
+    local ok, err = pcall(provider.apply, provider, req, runner)
+    if not ok then
+      if not errors.is_error(err) then error(err, 0) end
+      return nil, err
+    end
+    self.epoch = provider.epoch
+  end
+  self.req = req
+  return wire(runner, req)
+end
+
+--- Maps the transport's response to the outcome of this attempt: "done" and the result, or
+-- what `failure` says.
+function Call:response(resp)
+  local answer, err = map(self.runner, self.req, resp)
+  if answer then
+    return "done", self.op:result(answer, self.attempts, monotime() - self.started)
+  end
+  return self:failure(err)
+end
+
+local function jitter(a, b)
+  return a + (b - a) * math.random()
+end
+
+-- The final outcome of a failure: an acceptable one (op.recover) is "done".
+local function final(self, err)
+  local recover = self.op.recover
+  local value = recover and recover(self.op, err)
+  if value ~= nil then return "done", value end
+  return "fail", err
+end
+
+--- After a failed attempt (err, an eip error): "retry" and the seconds to wait first (0: at
+-- once), or the final outcome ("done", value | "fail", err). `from_credentials`: the failure
+-- came from the credentials step, which had its own attempts: final.
+function Call:failure(err, from_credentials)
+  local runner = self.runner
+  err.attempts, err.elapsed = self.attempts, monotime() - (self.started or monotime())
+  if from_credentials then return final(self, err) end
+  local provider = runner.provider
+  local action, delay = retry.decide(err, {
+    attempts = self.attempts, refreshed = self.refreshed,
+    can_refresh = provider.refresh ~= nil and self.op.auth ~= false,
+    credentials_changed = self.epoch ~= nil and self.epoch ~= provider.epoch,
+  }, runner.policy, os.time(), jitter)
+  if action == "refresh" or action == "again" then
+    self.refreshed = true
+    if action == "refresh" then
+      local ok, why = pcall(provider.refresh, provider, runner)
+      if not ok then
+        if not errors.is_error(why) then error(why, 0) end
+        return final(self, why)
+      end
+    end
+    return "retry", 0
+  end
+  if not action or (self.deadline and monotime() + delay >= self.deadline) then return final(self, err) end
+  if runner.log then runner.log(string.format("eip: retrying in %.2f s after: %s", delay, tostring(err))) end
+  return "retry", delay
+end
+
+---------------------------------------------------------------------------------------------
+-- Running
+
+--- Runs op to its end through the client's transport, sleeping between attempts. Returns the
+-- op's result; raises the final eip error.
+function Runner:run(op)
+  local call = self:call(op)
+  local transport = self.transport
+  while true do
+    local request, err = call:request()
+    local action, value
+    if request then
+      action, value = call:response(transport:send(request))
+    else
+      action, value = call:failure(err, true)
+    end
+    if action == "done" then return value end
+    if action == "fail" then error(value, 0) end
+    if value > 0 then self.sleep(value) end
+  end
+end
+
+--- The project id for paths; with IAM and no configured project, learnt from the token's
+-- scope (which fetches a token).
+function Runner:project()
+  local project = self.project_id
+  if project then return project end
+  self.provider:ensure(self)
+  self.project_id = self.provider.project_id
+  return self.project_id
+end
+
+--- The libcurl multi handle for concurrent requests (made on first use, kept for the
+-- connections it caches, released by close).
+function Runner:multi()
+  local multi = self.multi_handle
+  if not multi then
+    multi = core.multi{ ca_file = self.ca_file, insecure = self.insecure, user_agent = self.user_agent }
+    self.multi_handle = multi
+  end
+  return multi
+end
+
+--- Releases the transport's connections and the multi handle's.
+function Runner:close()
+  local multi = self.multi_handle
+  if multi then
+    self.multi_handle = nil
+    multi:close()
+  end
+  self.transport:close()
+end
+
+return M
