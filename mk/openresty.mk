@@ -17,9 +17,10 @@ $(LUAJIT_SO): $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) $(LUAJIT_INC) -fPIC -shared $(CORE_SRC) -o $@ $(LIBS)
 
-# The full test run needs the LuaJIT build as well: spec/openresty_spec.lua loads it into nginx.
-# (Equivalent to adding `luajit` to the prerequisites of `test` in the Makefile.)
+# The full test run (and `make spec`) needs the LuaJIT build as well: spec/openresty_spec.lua
+# loads it into nginx. (Equivalent to adding `luajit` to the prerequisites of `test` and `spec`.)
 test: luajit
+spec: luajit
 
 test-openresty: all luajit
 	$(BUSTED) spec/openresty_spec.lua

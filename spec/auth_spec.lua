@@ -3,7 +3,7 @@
 -- refresh after 401, and secrets that never reach errors, tostring or logs.
 local eip = require "eip"
 local client_mod = require "eip.client"
-local emulator = require "spec.support.emulator"
+local fixture = require "spec.support.fixture"
 local raised = require("spec.support.assertions").raised
 
 
@@ -20,11 +20,12 @@ end
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 describe("authentication", function()
+  local fx = fixture.emulator()
   local emu
 
-  setup(function() emu = emulator.start() end)
-  teardown(function() emu:stop() end)
-  before_each(function() emu:reset() end)
+  setup(function() emu = fx.start() end)
+  teardown(fx.stop)
+  before_each(fx.reset)
 
   local function last_request()
     local reqs = emu:requests()

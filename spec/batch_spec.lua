@@ -2,24 +2,24 @@
 -- connections, input order, per-entry results and summary, missing_ok, on_result, per-id
 -- retries that do not stall the batch, authentication, and argument checking.
 local eip = require "eip"
-local emulator = require "spec.support.emulator"
+local fixture = require "spec.support.fixture"
 local core = require "eip.core"
 
 describe("delete_bandwidths", function()
+  local fx = fixture.emulator()
   local emu, slept
 
-  setup(function() emu = emulator.start() end)
-  teardown(function() emu:stop() end)
+  setup(function() emu = fx.start() end)
+  teardown(fx.stop)
   before_each(function()
-    emu:reset()
+    fx.reset()
     slept = {}
   end)
 
   local function new(extra)
-    local opts = { endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5,
-      backoff_base = 0.01, sleep = function(s) slept[#slept + 1] = s end }
+    local opts = { backoff_base = 0.01, sleep = function(s) slept[#slept + 1] = s end }
     for k, v in pairs(extra or {}) do opts[k] = v end
-    return eip.new(opts)
+    return fx.client(opts)
   end
 
   local function create(n, fields)

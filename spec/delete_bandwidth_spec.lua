@@ -1,25 +1,18 @@
 -- DeleteSharedBandwidth against the EIP emulator: the happy path, the documented error
 -- answers, the request on the wire, keep-alive reuse and the one-shot form.
 local eip = require "eip"
-local emulator = require "spec.support.emulator"
+local fixture = require "spec.support.fixture"
 local raised = require("spec.support.assertions").raised
 
 describe("delete_bandwidth", function()
+  local fx = fixture.emulator()
   local emu, client
 
-  setup(function()
-    emu = emulator.start()
-  end)
-
-  teardown(function()
-    if client then client:close() end
-    emu:stop()
-  end)
-
+  setup(function() emu = fx.start() end)
+  teardown(fx.stop)
   before_each(function()
-    emu:reset()
-    if client then client:close() end
-    client = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5 }
+    fx.reset()
+    client = fx.client()
   end)
 
 

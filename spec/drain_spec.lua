@@ -1,9 +1,8 @@
 -- Show, list, remove EIPs and drain-then-delete (lua/eip/bandwidths.lua) against the emulator:
 -- the requests on the wire, pagination, batches of 100, validation before any I/O, a dedicated
 -- bandwidth refused, and a remove that fails in the middle reporting exactly what moved.
-local eip = require "eip"
 local cjson = require "cjson"
-local emulator = require "spec.support.emulator"
+local fixture = require "spec.support.fixture"
 local raised = require("spec.support.assertions").raised
 
 local function eip_ids(n, prefix)
@@ -13,22 +12,14 @@ local function eip_ids(n, prefix)
 end
 
 describe("bandwidth operations", function()
+  local fx = fixture.emulator()
   local emu, client
 
-  setup(function()
-    emu = emulator.start()
-  end)
-
-  teardown(function()
-    if client then client:close() end
-    emu:stop()
-  end)
-
+  setup(function() emu = fx.start() end)
+  teardown(fx.stop)
   before_each(function()
-    emu:reset()
-    if client then client:close() end
-    client = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5,
-      sleep = function() end }
+    fx.reset()
+    client = fx.client{ sleep = function() end }
   end)
 
 

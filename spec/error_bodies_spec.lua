@@ -1,23 +1,18 @@
 -- Error bodies in every shape Huawei Cloud uses, and bodies that carry nothing usable:
 -- each still gives a clean, structured error from the status table.
 local eip = require "eip"
-local emulator = require "spec.support.emulator"
+local fixture = require "spec.support.fixture"
 
 describe("error bodies", function()
+  local fx = fixture.emulator()
   local emu, client
 
-  setup(function()
-    emu = emulator.start()
-    client = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5,
-      max_attempts = 1 }
+  setup(function() emu = fx.start() end)
+  teardown(fx.stop)
+  before_each(function()
+    fx.reset()
+    client = fx.client{ max_attempts = 1 }
   end)
-
-  teardown(function()
-    client:close()
-    emu:stop()
-  end)
-
-  before_each(function() emu:reset() end)
 
   local function delete_with(answer)
     answer.method = "DELETE"
@@ -106,8 +101,7 @@ describe("error bodies", function()
   end)
 
   it("caps a huge body at max_body, flags truncation and still maps the status", function()
-    local small = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token, max_body = 4096,
-      max_attempts = 1 }
+    local small = fx.client{ max_body = 4096, max_attempts = 1 }
     emu:inject{ method = "DELETE", status = 503, body_size = 5 * 1024 * 1024 }
     local ok, err = pcall(small.delete_bandwidth, small, "bw-1")
     assert.is_false(ok)

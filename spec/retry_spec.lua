@@ -2,25 +2,25 @@
 -- emulator injects. Sleeps are recorded by a pluggable sleep, so no test waits for a backoff
 -- unless it is about real time (the deadline and the trickling server).
 local eip = require "eip"
-local emulator = require "spec.support.emulator"
+local fixture = require "spec.support.fixture"
 local raised = require("spec.support.assertions").raised
 local socket = require "socket"
 
 describe("retries", function()
+  local fx = fixture.emulator()
   local emu, slept
 
-  setup(function() emu = emulator.start() end)
-  teardown(function() emu:stop() end)
+  setup(function() emu = fx.start() end)
+  teardown(fx.stop)
   before_each(function()
-    emu:reset()
+    fx.reset()
     slept = {}
   end)
 
   local function new(extra)
-    local opts = { endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5,
-      sleep = function(s) slept[#slept + 1] = s end }
+    local opts = { sleep = function(s) slept[#slept + 1] = s end }
     for k, v in pairs(extra or {}) do opts[k] = v end
-    return eip.new(opts)
+    return fx.client(opts)
   end
 
 

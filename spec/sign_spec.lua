@@ -1,17 +1,7 @@
--- eip.sign reproduces every case of reference/aksk-vectors.json byte for byte: the exact
--- Authorization the official Huawei Cloud SDK signer computes.
+-- eip.sign reproduces every signing vector byte for byte: the exact Authorization the official
+-- Huawei Cloud SDK signer computes (spec/fixtures/aksk-vectors.json, see spec/support/vectors.lua).
 local eip = require "eip"
-local cjson = require "cjson"
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local VECTORS_PATH = "../shared/reference/aksk-vectors.json"
-local vectors = cjson.decode(read(VECTORS_PATH))
+local vectors = require("spec.support.vectors").aksk()
 
 describe("eip.sign", function()
   it("has vectors to check", function()

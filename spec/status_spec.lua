@@ -1,7 +1,7 @@
 -- The status map: every code in the four seed documents maps as documented, over the wire
 -- and through eip.status(); codes in no table get a class-based entry.
 local eip = require "eip"
-local emulator = require "spec.support.emulator"
+local fixture = require "spec.support.fixture"
 
 -- The union of the seeds' tables, written out here independently of the C table.
 local SEED_CODES = {
@@ -107,18 +107,14 @@ describe("eip.status", function()
 end)
 
 describe("every seed status over the wire", function()
+  local fx = fixture.emulator()
   local emu, client
 
   setup(function()
-    emu = emulator.start()
-    client = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5,
-      max_attempts = 1 }
+    emu = fx.start()
+    client = fx.client{ max_attempts = 1 }
   end)
-
-  teardown(function()
-    client:close()
-    emu:stop()
-  end)
+  teardown(fx.stop)
 
   -- 1xx cannot be a final answer over HTTP/1.1 (libcurl waits for the real one), so the
   -- informational codes are covered through eip.status() above only.

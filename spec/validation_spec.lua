@@ -1,27 +1,19 @@
 -- Validation happens before any I/O: every bad argument is a "usage" error naming the
 -- argument, and the emulator sees zero requests.
 local eip = require "eip"
-local emulator = require "spec.support.emulator"
+local fixture = require "spec.support.fixture"
 
 describe("validation", function()
+  local fx = fixture.emulator()
   local emu, good
+  local with, NONE = fx.options, fixture.NONE
 
   setup(function()
-    emu = emulator.start()
-    good = { endpoint = emu.url, project_id = emu.project_id, token = emu.token }
+    emu = fx.start()
+    good = fx.options()
   end)
-
-  teardown(function() emu:stop() end)
-  before_each(function() emu:reset() end)
-
-  local function with(overrides)
-    local t = {}
-    for k, v in pairs(good) do t[k] = v end
-    for k, v in pairs(overrides) do
-      if v == "<nil>" then t[k] = nil else t[k] = v end
-    end
-    return t
-  end
+  teardown(fx.stop)
+  before_each(fx.reset)
 
   local function usage_error(argument, f, ...)
     local ok, err = pcall(f, ...)
@@ -52,7 +44,7 @@ describe("validation", function()
       c:close()
     end)
     it("rejects a project id that is " .. case[1], function()
-      usage_error("project_id", eip.new, with{ project_id = case[2] == nil and "<nil>" or case[2] })
+      usage_error("project_id", eip.new, with{ project_id = case[2] == nil and NONE or case[2] })
     end)
   end
 
@@ -84,7 +76,7 @@ describe("validation", function()
   it("without any credentials, lists what was looked for", function()
     local new = require("eip.client").new
     local no_env = function() return nil end
-    local err = usage_error("credentials", new, with{ token = "<nil>" }, no_env)
+    local err = usage_error("credentials", new, with{ token = NONE }, no_env)
     for _, name in ipairs{ "token", "ak + sk", "auth", "HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK",
                            "HUAWEICLOUD_SDK_SECURITY_TOKEN", "OS_AUTH_TOKEN" } do
       assert.is_truthy(err.message:find(name, 1, true), name)
@@ -108,16 +100,16 @@ describe("validation", function()
   end
 
   it("requires an endpoint or a region, not both", function()
-    usage_error("endpoint", eip.new, with{ endpoint = "<nil>" })
+    usage_error("endpoint", eip.new, with{ endpoint = NONE })
     usage_error("endpoint", eip.new, with{ region = "cn-north-4" })
   end)
 
   it("maps a region to its HTTPS VPC endpoint", function()
-    local c = eip.new(with{ endpoint = "<nil>", region = "cn-north-4" })
+    local c = eip.new(with{ endpoint = NONE, region = "cn-north-4" })
     assert.equal("https://vpc.cn-north-4.myhuaweicloud.com", c.endpoint)
     c:close()
     for _, bad in ipairs{ "CN-NORTH-4", "cn_north", "cn-north-4.evil.com", "", 4, "x" } do
-      usage_error("region", eip.new, with{ endpoint = "<nil>", region = bad })
+      usage_error("region", eip.new, with{ endpoint = NONE, region = bad })
     end
   end)
 

@@ -1,6 +1,6 @@
 /* test_sign.c - tests for src/sign.c (SDK-HMAC-SHA256).
  *
- * The five vectors are copied from /work/shared/reference/aksk-vectors.json, whose expected
+ * The five vectors are copied from spec/fixtures/aksk-vectors.json, whose expected
  * Authorization values were computed by the official Huawei Cloud SDK signer.
  */
 #include "sign.h"

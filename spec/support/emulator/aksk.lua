@@ -6,7 +6,7 @@
 --   StringToSign     = "SDK-HMAC-SHA256" \n X-Sdk-Date \n HexSHA256(CanonicalRequest)
 --   Signature        = HexHMAC-SHA256(SK, StringToSign)
 --
--- Source: /work/shared/reference/eip-api-facts.md ("AK/SK signing"); checked against the official
+-- Source: the project's API reference notes, eip-api-facts.md ("AK/SK signing"); checked against the official
 -- SDK's vectors (aksk-vectors.json) through the /__emulator/verify control route.
 local crypto = require "emulator.crypto"
 

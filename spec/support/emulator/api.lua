@@ -4,7 +4,7 @@
 -- then authenticates the token or the AK/SK signature (401), then EIP compares the URL project
 -- with the credentials' (400 VPC.0007), then the operation itself runs. POST /v3/auth/tokens is
 -- IAM's (iam.lua), served on the same port so that one emulator covers both endpoints. Codes and
--- messages come from /work/shared/reference/huaweicloud-eip-docs/error-codes.md unless a comment
+-- messages come from the EIP API reference's error-codes.md (huaweicloud-eip-docs) unless a comment
 -- says "modelled".
 local aksk = require "emulator.aksk"
 local iam = require "emulator.iam"

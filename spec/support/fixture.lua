@@ -1,0 +1,70 @@
+-- The emulator of a describe block, and clients for it: what most specs start with.
+--
+--   local fixture = require "spec.support.fixture"
+--   describe("...", function()
+--     local fx = fixture.emulator()         -- or fixture.emulator{ <emulator.start options> }
+--     local emu
+--     setup(function() emu = fx.start() end)
+--     teardown(fx.stop)
+--     before_each(fx.reset)                 -- emulator state and counters reset, clients closed
+--
+--     fx.options{ max_attempts = 1 }         -- endpoint, project_id, token, timeout = 5, then
+--                                           -- these (fixture.NONE removes one: { token = fixture.NONE })
+--     fx.client{ ... }                      -- eip.new(fx.options{ ... }), closed by the next
+--                                           -- reset and by stop
+--
+-- busted's setup/teardown are globals of the spec file only (a required module does not see
+-- them), hence the three explicit lines.
+local eip = require "eip"
+local emulator = require "spec.support.emulator"
+
+local M = {}
+
+--- As an option's value in f.options: leave that option out.
+M.NONE = setmetatable({}, { __tostring = function() return "fixture.NONE" end })
+
+--- A fixture around one emulator started with `start_opts`.
+function M.emulator(start_opts)
+  local f = { clients = {} }
+
+  local function close_clients()
+    for i = #f.clients, 1, -1 do
+      f.clients[i]:close()
+      f.clients[i] = nil
+    end
+  end
+
+  function f.start()
+    f.emu = emulator.start(start_opts)
+    return f.emu
+  end
+
+  function f.stop()
+    close_clients()
+    if f.emu then f.emu:stop() end
+  end
+
+  function f.reset()
+    close_clients()
+    f.emu:reset()
+  end
+
+  function f.options(extra)
+    local emu = f.emu
+    local opts = { endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5 }
+    for k, v in pairs(extra or {}) do
+      if v == M.NONE then opts[k] = nil else opts[k] = v end
+    end
+    return opts
+  end
+
+  function f.client(extra)
+    local c = eip.new(f.options(extra))
+    f.clients[#f.clients + 1] = c
+    return c
+  end
+
+  return f
+end
+
+return M
