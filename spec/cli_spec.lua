@@ -1,4 +1,4 @@
--- The `eip` command (bin/eip, lua/eip/cli.lua) run as a process against the emulator: every
+-- The `eip` command (bin/eip, lua/eip/cli/) run as a process against the emulator: every
 -- command, exit codes 0/1/2, --json lines, --dry-run sending nothing, ids from stdin, unknown
 -- commands and options, --help, secrets kept off the command line and out of the output, the
 -- progress bar through a real terminal (script(1)) and its absence when stderr is a file.
