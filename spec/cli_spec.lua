@@ -1,4 +1,4 @@
--- The `eip` command (bin/eip, lua/eip/cli.lua) run as a process against the emulator: every
+-- The `eip` command (bin/eip, lua/eip/cli/) run as a process against the emulator: every
 -- command, exit codes 0/1/2, --json lines, --dry-run sending nothing, ids from stdin, unknown
 -- commands and options, --help, secrets kept off the command line and out of the output, the
 -- progress bar through a real terminal (script(1)) and its absence when stderr is a file.
@@ -301,6 +301,27 @@ describe("eip command", function()
       assert.is_not_nil(emu:get_bandwidth(per))
     end)
 
+    it("--concurrency prints each id's line as it finishes, one per id, whatever the order", function()
+      local slow, fast = emu:create_bandwidth{ size = 5 }, emu:create_bandwidth{ size = 5 }
+      local full = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-1" } }
+      -- The first id answers last: 204 after 300 ms, while the others are sent meanwhile.
+      emu:inject{ method = "DELETE", path = slow:gsub("%-", "%%-") .. "$", status = 204, delay = 0.3 }
+      local code, out, err = run("delete-bandwidth --json --missing-ok --concurrency 4 "
+        .. slow .. " gone-1 " .. full .. " " .. fast)
+      assert.equal(1, code)
+      local seen = {}
+      for i, line in ipairs(lines(out)) do
+        local o = cjson.decode(line)
+        seen[i] = o.bandwidth_id .. "=" .. o.result
+      end
+      assert.equal(slow .. "=deleted", seen[4]) -- printed when it finished, not in input order
+      table.sort(seen)
+      local want = { slow .. "=deleted", "gone-1=missing", full .. "=failed", fast .. "=deleted" }
+      table.sort(want)
+      assert.same(want, seen)
+      assert.truthy(has(err, "4 bandwidth(s): 2 deleted, 1 missing, 1 failed"))
+    end)
+
     it("never prints the token, even with --debug", function()
       local a = emu:create_bandwidth{ size = 5 }
       local code, out, err = run("delete-bandwidth --debug " .. a .. " missing-1")
@@ -436,35 +457,5 @@ describe("eip command", function()
       assert.matches("rc=0", out)
       assert.truthy(has(where, tree), where)
     end)
-  end)
-end)
-
-describe("eip.cli delete adapter", function()
-  local cli = require "eip.cli"
-  local errors = require "eip.errors"
-
-  it("maps eip.batch results (entries or errors, any on_result order) to one outcome per id", function()
-    local err = errors.usage("x", "boom")
-    local fake = {
-      delete_bandwidths = function(_, ids, o)
-        assert.same({ concurrency = 3, missing_ok = true }, { concurrency = o.concurrency, missing_ok = o.missing_ok })
-        local results = {
-          { ok = true, deleted = true, status = 204, bandwidth_id = ids[1] },
-          { ok = true, deleted = false, status = 404, bandwidth_id = ids[2] },
-          { ok = false, bandwidth_id = ids[3], error = err },
-          err,
-        }
-        o.on_result(2, ids[2], results[2]) -- reported out of order, one never reported
-        o.on_result(1, ids[1], results[1])
-        o.on_result(3, ids[3], results[3])
-        return results, { deleted = 1, missing = 1, failed = 2, total = 4 }
-      end,
-    }
-    local seen = {}
-    cli._run_deletes(fake, { "a", "b", "c", "d" }, { concurrency = 3, missing_ok = true }, function(o)
-      seen[#seen + 1] = o.id .. "=" .. o.outcome
-    end)
-    table.sort(seen)
-    assert.same({ "a=deleted", "b=missing", "c=failed", "d=failed" }, seen)
   end)
 end)

@@ -1,0 +1,213 @@
+--- The command line of `eip`: usage errors, option parsing and the help texts.
+--
+-- A command is a table `{ name, args, summary, about, options, credentials, run }` (see
+-- `eip.cli`); its `options` are a list of option specs:
+--
+--   { "--concurrency", key = "concurrency", value = "N", integer = true, help = "..." }
+--
+-- `key` names the field of the parsed options; `value` (the metavar) says that the option takes
+-- a value, which `number` or `integer` convert. An option without `value` is a flag (true).
+--
+-- Options that would carry a secret (`--token`, `--sk`, ...) are refused without echoing their
+-- value: arguments show in `ps` and in shell history. An unknown option or command is refused
+-- with the closest known name when it looks like a typo or an abbreviation.
+-- @module eip.cli.args
+local eip = require "eip"
+
+local M = {}
+
+-- Usage errors ---------------------------------------------------------------------------
+
+-- A usage problem found by the command line itself (as opposed to an eip error).
+local Usage = {}
+Usage.__index = Usage
+Usage.__tostring = function(u) return "eip: " .. u.message end
+
+--- Raise a usage error of the command line: the command then exits 2, having sent nothing.
+-- `tostring` of the error is `"eip: " .. message`.
+-- @tparam string fmt a `string.format` format
+-- @param ... its arguments
+function M.usage(fmt, ...)
+  error(setmetatable({ message = string.format(fmt, ...) }, Usage), 0)
+end
+
+--- Is `e` a usage error: one of `usage`, or an eip error of kind `"usage"`?
+-- @param e a raised value
+-- @treturn boolean
+function M.is_usage(e)
+  return getmetatable(e) == Usage or (eip.is_error(e) and e.kind == "usage")
+end
+
+local usage = M.usage
+
+-- Option specs shared by commands ----------------------------------------------------------
+
+--- The `--json` flag (key `json`).
+M.JSON = { "--json", key = "json", help = "one JSON object per line" }
+
+-- Options that would carry a secret, and the environment variable to use instead.
+local SECRET_OPTIONS = { ["--token"] = "OS_AUTH_TOKEN", ["--auth-token"] = "OS_AUTH_TOKEN",
+  ["--ak"] = "HUAWEICLOUD_SDK_AK", ["--sk"] = "HUAWEICLOUD_SDK_SK",
+  ["--security-token"] = "HUAWEICLOUD_SDK_SECURITY_TOKEN", ["--password"] = "OS_AUTH_TOKEN" }
+
+-- Typo suggestions ---------------------------------------------------------------------------
+
+-- Levenshtein distance.
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+--- The known name `name` is most likely a typo or an abbreviation of, if any.
+-- @tparam string name what was typed
+-- @tparam {string,...} names the known names
+-- @treturn ?string the closest name, or nil when none is close enough
+function M.closest(name, names)
+  for _, n in ipairs(names) do
+    if #name >= 3 and n:sub(1, #name) == name then return n end -- an abbreviation
+  end
+  local best, best_d
+  for _, n in ipairs(names) do
+    local d = distance(name, n)
+    if not best_d or d < best_d then best, best_d = n, d end
+  end
+  if best and best_d <= math.max(2, math.floor(#name / 3)) then return best end
+  return nil
+end
+
+-- Parsing ----------------------------------------------------------------------------------
+
+-- The integer a string denotes, or nil: "12", "-3", "0x1f", not "1.5", "1e2" or "1.0" (which
+-- Lua 5.3+ reads as floats; on Lua 5.1 and LuaJIT, where every number is a float, the same
+-- strings are refused by their spelling).
+local math_type = math.type -- luacheck: ignore 143 (absent before Lua 5.3)
+
+local function integer_of(s)
+  local n = tonumber(s)
+  if n == nil then return nil end
+  if math_type then return math_type(n) == "integer" and n or nil end
+  local spelled = s:match("^%s*[-+]?%d+%s*$") or s:match("^%s*[-+]?0[xX]%x+%s*$")
+  if spelled and math.abs(n) < 2^53 then return n end
+  return nil
+end
+
+-- The value of option o, as given (flag spelled as typed).
+local function convert(o, flag, v)
+  if not (o.number or o.integer) then return v end
+  local n
+  if o.integer then n = integer_of(v) else n = tonumber(v) end
+  if n == nil then usage("%s must be %s, got %q", flag, o.integer and "an integer" or "a number", v:sub(1, 20)) end
+  return n
+end
+
+--- Parse a command's arguments from `argv[from]` on. Options (`--name`, `--name=value`,
+-- `--name value`) may come anywhere; `--` ends them; `-` is an argument. Raises a usage error
+-- for an unknown option, a secret option, a missing or malformed value.
+-- @tparam table command the command (its `name` and `options`)
+-- @tparam {string,...} argv the arguments
+-- @tparam integer from the index of the first argument of the command
+-- @treturn ?table the options by key, or nil when `-h`/`--help` was given
+-- @treturn {string,...} the positional arguments
+function M.parse(command, argv, from)
+  local name = command.name
+  local by_name, names = {}, {}
+  for _, o in ipairs(command.options) do by_name[o[1]] = o; names[#names + 1] = o[1] end
+  local opts, args = {}, {}
+  local i = from
+  while i <= #argv do
+    local a = argv[i]
+    if a == "--" then
+      for j = i + 1, #argv do args[#args + 1] = argv[j] end
+      break
+    elseif a == "-h" or a == "--help" then
+      return nil
+    elseif a:sub(1, 1) == "-" and a ~= "-" then
+      local flag, inline = a:match("^(%-%-?[^=]*)=(.*)$")
+      flag = flag or a
+      if SECRET_OPTIONS[flag] then
+        usage("%s is not accepted: a secret on the command line shows in ps and shell history; "
+          .. "export %s instead (see eip %s --help)", flag, SECRET_OPTIONS[flag], name)
+      end
+      local o = by_name[flag]
+      if not o then
+        local guess = M.closest(flag, names)
+        usage("unknown option %s for %s%s (see: eip %s --help)", flag, name,
+          guess and ("; did you mean " .. guess .. "?") or "", name)
+      end
+      local v = true
+      if o.value then
+        v = inline
+        if v == nil then
+          i = i + 1
+          v = argv[i]
+          if v == nil then usage("%s needs a value (%s)", flag, o.value) end
+        end
+        v = convert(o, flag, v)
+      elseif inline ~= nil then
+        usage("%s takes no value", flag)
+      end
+      opts[o.key] = v
+    else
+      args[#args + 1] = a
+    end
+    i = i + 1
+  end
+  return opts, args
+end
+
+-- Help -------------------------------------------------------------------------------------
+
+local ENV_HELP = [[
+Credentials come from the environment only (never from arguments, which show in ps):
+  OS_AUTH_TOKEN                      an IAM token, or
+  HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK [, HUAWEICLOUD_SDK_SECURITY_TOKEN]   an AK/SK pair
+  HUAWEICLOUD_SDK_PROJECT_ID, HUAWEICLOUD_SDK_REGION, EIP_ENDPOINT             where to send]]
+
+local function option_help(options)
+  local lines = {}
+  for _, o in ipairs(options) do
+    local left = o[1] .. (o.value and (" " .. o.value) or "")
+    lines[#lines + 1] = string.format("  %-22s %s", left, o.help)
+  end
+  lines[#lines + 1] = string.format("  %-22s %s", "-h, --help", "this help")
+  return table.concat(lines, "\n")
+end
+
+--- The help of one command (`eip COMMAND --help`, `eip help COMMAND`).
+-- @tparam table command the command
+-- @treturn string the text, ending with a newline
+function M.command_help(command)
+  local text = string.format("usage: eip %s %s\n\n%s\n\noptions:\n%s\n", command.name, command.args,
+    command.about, option_help(command.options))
+  if command.credentials then text = text .. "\n" .. ENV_HELP .. "\n" end
+  return text
+end
+
+--- The help of the tool (`eip --help`).
+-- @tparam {table,...} commands the commands, in the order to list them
+-- @treturn string the text, ending with a newline
+function M.tool_help(commands)
+  local lines = { "usage: eip COMMAND [options] [arguments]", "",
+    "Huawei Cloud EIP shared bandwidths from the command line (lua-eip " .. eip._VERSION .. ").", "",
+    "commands:" }
+  for _, c in ipairs(commands) do
+    lines[#lines + 1] = string.format("  %-18s %s", c.name, c.summary)
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "eip COMMAND --help (or eip help COMMAND) describes a command's options."
+  lines[#lines + 1] = "Exit status: 0 success, 1 a call failed, 2 usage error (nothing was sent)."
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = ENV_HELP
+  return table.concat(lines, "\n") .. "\n"
+end
+
+return M

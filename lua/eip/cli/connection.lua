@@ -1,0 +1,52 @@
+--- How the `eip` commands that call the API connect: their connection options, and the
+-- client built from those options and the environment.
+--
+-- Credentials are never options: the library reads them from the environment (`OS_AUTH_TOKEN`,
+-- `HUAWEICLOUD_SDK_AK`/`_SK`/...), as for `eip.new{}`. The endpoint comes from `--endpoint`,
+-- else `$EIP_ENDPOINT` (unless `--region` is given), else the region.
+-- @module eip.cli.connection
+local eip = require "eip"
+
+local M = {}
+
+-- The options every command calling the API takes (see eip.cli.args for the fields).
+local OPTIONS = {
+  { "--endpoint", value = "URL", key = "endpoint", help = "API endpoint (default: $EIP_ENDPOINT, or from --region)" },
+  { "--region", value = "R", key = "region", help = "region, e.g. cn-north-4 (default: $HUAWEICLOUD_SDK_REGION)" },
+  { "--project-id", value = "P", key = "project_id", help = "project id (default: $HUAWEICLOUD_SDK_PROJECT_ID)" },
+  { "--timeout", value = "S", key = "timeout", number = true, help = "seconds per attempt (default 30)" },
+  { "--max-attempts", value = "N", key = "max_attempts", integer = true, help = "attempts per call (default 3)" },
+  { "--debug", key = "debug", help = "log every request and response to stderr (secrets redacted)" },
+}
+
+--- A command's own options followed by the connection options.
+-- @tparam table own the command's option specs
+-- @treturn table a new list
+function M.options(own)
+  local out = {}
+  for _, o in ipairs(own) do out[#out + 1] = o end
+  for _, o in ipairs(OPTIONS) do out[#out + 1] = o end
+  return out
+end
+
+local function getenv(name)
+  local v = os.getenv(name)
+  if v == "" then return nil end
+  return v
+end
+
+--- The client for the parsed options (credentials from the environment).
+-- Raises an eip usage error when the library refuses them (no credentials, a bad endpoint...).
+-- @tparam table opts the parsed options (`endpoint`, `region`, `project_id`, `timeout`,
+-- `max_attempts`, `debug`)
+-- @return an eip client
+function M.client(opts)
+  local endpoint = opts.endpoint
+  if endpoint == nil and opts.region == nil then endpoint = getenv("EIP_ENDPOINT") end
+  return eip.new{
+    endpoint = endpoint, region = opts.region, project_id = opts.project_id,
+    timeout = opts.timeout, max_attempts = opts.max_attempts, debug = opts.debug or nil,
+  }
+end
+
+return M
