@@ -55,29 +55,41 @@ local function instructions(url, dir)
   return per, layers
 end
 
--- The Lua steps of one delete_bandwidth, each timed alone (CPU µs, 200000 rounds).
+-- The Lua steps of one delete_bandwidth, each timed alone (CPU µs, 200000 rounds): the
+-- pipeline's steps (eip.pipeline) over an instant transport.
 local function lua_steps()
   local eip = require "eip"
   local validate = require "eip.validate"
+  local ops = require "eip.ops"
+  local pipeline = require "eip.pipeline"
+  local auth = require "eip.auth"
   local answer = function()
     return { status = 204, request_id = "0123456789abcdef0123456789abcdef", body = "", truncated = false,
       elapsed = 0.0001, new_connections = 0 }
   end
-  local c = eip.new{ endpoint = "http://127.0.0.1:9", project_id = PROJECT, token = "bench-token-0123456789abcdef" }
-  c.transport = { send = answer, close = function() end }
+  local instant = { send = answer, close = function() end }
+  local token = "bench-token-0123456789abcdef"
+  local c = eip.new{ endpoint = "http://127.0.0.1:9", project_id = PROJECT, token = token, transport = instant }
+  local runner = pipeline.new{ endpoint = "http://127.0.0.1:9", host = "127.0.0.1:9", base_path = "",
+    project_id = PROJECT, provider = auth.resolve{ token = token }, transport = instant, timeout = 30,
+    connect_timeout = 10, low_speed_limit = 100, low_speed_time = 10, max_body = 1048576,
+    policy = { max_attempts = 3 } }
   local id = "3fa1e2b4-1111-2222-3333-444455556666"
-  local call = c:_delete_call(id)
-  local req = c:_request(call, 1)
+  local op = ops.delete_bandwidth(PROJECT, id, false)
   local resp = answer()
+  local function answered_call()
+    local call = runner:call(op)
+    call:request()
+    return call
+  end
+  local call = answered_call()
   local rounds = 200000
   local steps = {
     { "validate.id (eip.validate)", function() validate.id("bandwidth_id", id) end },
-    { "_delete_call (path)", function() c:_delete_call(id) end },
-    { "_request (request table + credentials)", function() c:_request(call, 1) end },
-    { "_wire (header lines, transport table)", function() c:_wire(req) end },
+    { "ops.delete_bandwidth (the operation)", function() ops.delete_bandwidth(PROJECT, id, false) end },
+    { "call:request (build, authenticate, transport request)", answered_call },
     { "response table (what the C binding builds)", answer },
-    { "_map (2xx check)", function() c:_map(req, resp) end },
-    { "_delete_result (result table)", function() c:_delete_result(id, false, true, resp, 1, 0.1) end },
+    { "call:response (map, decide, result table)", function() call:response(resp) end },
     { "whole delete_bandwidth, instant transport", function() c:delete_bandwidth(id) end },
   }
   local out = {}

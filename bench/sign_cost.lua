@@ -4,15 +4,15 @@
 local auth = require "eip.auth"
 
 local N = tonumber(arg and arg[1]) or 200000
-local client = { project_id = "0a1b2c3d4e5f60718293a4b5c6d7e8f9" }
-local path = "/v2.0/" .. client.project_id .. "/bandwidths/3fa1e2b4-1111-2222-3333-444455556666"
+local PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+local path = "/v2.0/" .. PROJECT .. "/bandwidths/3fa1e2b4-1111-2222-3333-444455556666"
 
 local function run(provider)
   local t0 = os.clock()
   for _ = 1, N do
-    local req = { method = "DELETE", path = path, host = "vpc.cn-north-4.myhuaweicloud.com",
+    local req = { method = "DELETE", path = path, host = "vpc.cn-north-4.myhuaweicloud.com", project_id = PROJECT,
       headers = { { "Content-Type", "application/json" }, { "Accept", "application/json", signed = false } } }
-    provider:apply(req, client)
+    provider:apply(req)
   end
   return (os.clock() - t0) / N * 1e6
 end

@@ -5,9 +5,12 @@
 -- _SECURITY_TOKEN), then OS_AUTH_TOKEN. Each resolves to a provider, which the pipeline
 -- (eip.pipeline) uses through these fields only:
 --   provider.kind                  "token" | "aksk" | "iam"
+--   provider.header                a {name, value, line} header every request carries
+--                                  unchanged (a token), or nil: then apply is called
 --   provider:apply(req, runner)    adds the auth headers to req.headers (pairs); IAM first
 --                                  makes sure it has a token (runner:run of an iam_token op)
 --   provider:ensure(runner)        obtains credentials now if it has none (IAM)
+--   provider.fallible              true when apply may raise (IAM: the token request failed)
 --   provider.refresh               nil, or function(provider, runner): new credentials after a
 --                                  401 (IAM only)
 --   provider.epoch                 a number that changes whenever the credentials do
@@ -113,7 +116,7 @@ M.IAM_OPTIONS = { username = true, password = true, domain = true, project = tru
 
 local function iam_provider(a, region)
   validate.options("auth", a, M.IAM_OPTIONS)
-  local p = setmetatable({ kind = "iam", epoch = 0 }, Iam)
+  local p = setmetatable({ kind = "iam", epoch = 0, fallible = true }, Iam)
   p.username = validate.string("auth.username", a.username)
   p.password = validate.secret("auth.password", a.password)
   p.domain = validate.string("auth.domain", a.domain)

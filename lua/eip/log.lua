@@ -50,9 +50,9 @@ end
 
 --- Writes a request to `out` (one call per line), credentials redacted, other text passed
 -- through `clean` (which scrubs secret values).
-function M.request(out, req, lines, clean)
+function M.request(out, req, clean)
   out(string.format("eip: > %s %s", req.method, req.url))
-  for _, line in ipairs(lines) do out("eip: > " .. redact_line(line)) end
+  for _, line in ipairs(req.headers) do out("eip: > " .. redact_line(line)) end
   if req.body and req.body ~= "" then
     if req.no_auth then
       out(string.format("eip: > body: <%d bytes, redacted: credentials>", #req.body))

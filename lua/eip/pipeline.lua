@@ -2,8 +2,9 @@
 -- result or an error. Every call the library makes goes through the same steps:
 --
 --   validate      (the caller: eip.client checks ids and options; a usage error sends nothing)
---   build         method, URL, query, body and the default headers of one attempt
---   authenticate  the credential provider (eip.auth) adds X-Auth-Token or signs the request
+--   build         method, URL, query, body, timeouts of one attempt
+--   authenticate  the credential provider (eip.auth) adds X-Auth-Token or signs the request;
+--                 then the header lines the transport takes
 --   send          the transport (eip.transport): libcurl, or cosockets inside nginx
 --   map           2xx -> the response; otherwise an eip error (status table, error body,
 --                 retryable as eip.retry says)
@@ -27,7 +28,7 @@ local monotime = core.monotime
 local min, max = math.min, math.max
 
 -- The headers every request starts with, shared by all requests and never modified. Each also
--- holds its line as the transport takes it, so wire() does not build it again for every call.
+-- holds its line as the transport takes it, so the lines are not built again for every call.
 -- Accept is not signed: a proxy may rewrite it without breaking the signature.
 local CONTENT_TYPE = { "Content-Type", "application/json", line = "Content-Type: application/json" }
 local ACCEPT = { "Accept", "application/json", signed = false, line = "Accept: application/json" }
@@ -84,7 +85,9 @@ local function query_string(query)
   return "?" .. table.concat(parts, "&")
 end
 
--- The request of one attempt of op, before authentication.
+-- The request of one attempt of op, before authentication: one table that is what the signer
+-- reads (path, query, host, ...) and, once its header lines are set, what the transport takes
+-- (the contract of eip.transport; extra fields are ignored there).
 local function build(self, op, attempts, timeout)
   local url, host, signed_path = op.url, self.host, nil
   if url then
@@ -94,14 +97,16 @@ local function build(self, op, attempts, timeout)
     if self.base_path ~= "" then signed_path = self.base_path .. op.path end -- nil: the path is signed
   end
   return {
-    method = op.method, path = op.path, query = op.query, body = op.body, url = url, host = host,
-    signed_path = signed_path, headers = { op.content_type or CONTENT_TYPE, ACCEPT },
-    project_id = self.project_id, attempts = attempts, timeout = timeout, no_auth = op.auth == false,
+    method = op.method, url = url, headers = false, body = op.body,
+    timeout = timeout, connect_timeout = min(self.connect_timeout, timeout),
+    low_speed_limit = self.low_speed_limit, low_speed_time = self.low_speed_time, body_cap = self.max_body,
+    path = op.path, query = op.query, host = host, signed_path = signed_path, project_id = self.project_id,
+    attempts = attempts, no_auth = op.auth == false,
   }
 end
 
 ---------------------------------------------------------------------------------------------
--- send: what the transport takes
+-- authenticate, and the header lines the transport takes
 
 -- The "Name: value" lines of headers[i..n], as multiple values: a table constructor around
 -- them sizes the list once (filling an empty table grows it three times for three headers,
@@ -112,21 +117,36 @@ local function header_lines(headers, i, n)
   return h.line or (h[1] .. ": " .. h[2]), header_lines(headers, i + 1, n)
 end
 
-local function clean(self) return function(s) return self:scrub(s) end end
-
--- The transport's request for req (see the contract in eip.transport). Logs it when debugging.
-local function wire(self, req)
-  local headers = req.headers
-  local lines = { header_lines(headers, 1, #headers) }
-  if self.log then log.request(self.log, req, lines, clean(self)) end
-  local timeout = req.timeout
-  return {
-    method = req.method, url = req.url, headers = lines, body = req.body,
-    timeout = timeout, connect_timeout = min(self.connect_timeout, timeout),
-    low_speed_limit = self.low_speed_limit, low_speed_time = self.low_speed_time,
-    body_cap = self.max_body,
-  }
+-- The lines of a request whose headers never change (a token's): built once per content type
+-- and shared by every request (transports only read them).
+local function constant_lines(self, content_type, header)
+  local cache = self.lines_cache
+  if not cache then
+    cache = {}
+    self.lines_cache = cache
+  end
+  local lines = cache[content_type]
+  if not lines then
+    lines = { header_lines({ content_type, ACCEPT, header }, 1, 3) }
+    cache[content_type] = lines
+  end
+  return lines
 end
+
+-- Authenticates req (provider: nil for an op sent without credentials) and sets its header
+-- lines. Raises what the provider raises (IAM could not give a token).
+local function authenticate(self, req, content_type, provider)
+  if provider and provider.header then
+    req.headers = constant_lines(self, content_type, provider.header)
+    return
+  end
+  local headers = { content_type, ACCEPT }
+  req.headers = headers
+  if provider then provider:apply(req, self) end
+  req.headers = { header_lines(headers, 1, #headers) }
+end
+
+local function clean(self) return function(s) return self:scrub(s) end end
 
 ---------------------------------------------------------------------------------------------
 -- map
@@ -160,7 +180,9 @@ Call.__index = Call
 --- The state of one operation being run: attempts made, whether its credentials were
 -- refreshed, its deadline (counted from its first request).
 function Runner:call(op)
-  return setmetatable({ runner = self, op = op, attempts = 0, refreshed = false }, Call)
+  -- Every field named here, so the table is sized once (false: not yet known).
+  return setmetatable({ runner = self, op = op, attempts = 0, refreshed = false, started = false,
+    deadline = false, epoch = false, req = false }, Call)
 end
 
 --- Builds and authenticates the next attempt. Returns the transport's request, or nil and the
@@ -180,17 +202,25 @@ function Call:request()
   end
   if deadline then timeout = max(0.001, min(timeout, deadline - monotime())) end
   local req = build(runner, op, attempts, timeout)
-  if op.auth ~= false then
+  local content_type = op.content_type or CONTENT_TYPE
+  if op.auth == false then
+    authenticate(runner, req, content_type, nil)
+  else
     local provider = runner.provider
-    local ok, err = pcall(provider.apply, provider, req, runner)
-    if not ok then
-      if not errors.is_error(err) then error(err, 0) end
-      return nil, err
+    if provider.fallible then -- it may have to ask IAM for a token first
+      local ok, err = pcall(authenticate, runner, req, content_type, provider)
+      if not ok then
+        if not errors.is_error(err) then error(err, 0) end
+        return nil, err
+      end
+    else
+      authenticate(runner, req, content_type, provider)
     end
     self.epoch = provider.epoch
   end
   self.req = req
-  return wire(runner, req)
+  if runner.log then log.request(runner.log, req, clean(runner)) end
+  return req
 end
 
 --- Maps the transport's response to the outcome of this attempt: "done" and the result, or
@@ -220,13 +250,14 @@ end
 -- came from the credentials step, which had its own attempts: final.
 function Call:failure(err, from_credentials)
   local runner = self.runner
-  err.attempts, err.elapsed = self.attempts, monotime() - (self.started or monotime())
+  local now = monotime()
+  err.attempts, err.elapsed = self.attempts, now - (self.started or now)
   if from_credentials then return final(self, err) end
   local provider = runner.provider
   local action, delay = retry.decide(err, {
     attempts = self.attempts, refreshed = self.refreshed,
     can_refresh = provider.refresh ~= nil and self.op.auth ~= false,
-    credentials_changed = self.epoch ~= nil and self.epoch ~= provider.epoch,
+    credentials_changed = self.epoch ~= false and self.epoch ~= provider.epoch,
   }, runner.policy, os.time(), jitter)
   if action == "refresh" or action == "again" then
     self.refreshed = true
