@@ -1,13 +1,8 @@
 -- The README stays true: its status reference is the C table, and the commands it shows exist.
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = require("spec.support.nginx").read_file
 
 describe("README.md", function()
-  local readme = read("README.md")
+  local readme = assert(read_file("README.md"))
 
   it("carries the status reference generated from the C table", function()
     local f = assert(io.popen([[LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" ]]

@@ -2,20 +2,14 @@
 -- clone. aksk-vectors.json holds signing cases with the exact Authorization value the official
 -- Huawei Cloud SDK signer computes for each.
 local cjson = require "cjson"
+local read_file = require("spec.support.nginx").read_file
 
 local M = {}
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
 
 --- The AK/SK signing vectors: { name, ak, sk, method, url, headers, query?, body?,
 -- expected_authorization }.
 function M.aksk()
-  return cjson.decode(read("spec/fixtures/aksk-vectors.json"))
+  return cjson.decode(assert(read_file("spec/fixtures/aksk-vectors.json")))
 end
 
 return M
