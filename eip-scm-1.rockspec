@@ -31,7 +31,7 @@ build = {
          defines = { "_DEFAULT_SOURCE" },
          incdirs = { "src", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)" },
-         libraries = { "curl", "crypto" },
+         libraries = { "curl", "crypto", "pthread" }, -- pthread_once: libcurl's one-time init
       },
       ["eip"] = "lua/eip/init.lua",
       ["eip.auth"] = "lua/eip/auth.lua",

@@ -2,6 +2,7 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,15 +12,25 @@ struct eip_http {
     eip_http_transfer t;
 };
 
-static int global_ready;
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc = CURLE_FAILED_INIT;
 
-/* curl_global_init is reference-counted and, since 7.84, thread-safe; calling it once per
- * process from the first session is enough and keeps luaopen cheap. */
-static int ensure_global_init(void)
+static void global_init_once(void)
 {
-    if (!global_ready && curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK)
-        global_ready = 1;
-    return global_ready;
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* pthread_once rather than a flag: two Lua states in two threads may open their first
+ * session at the same moment, and a plain flag would be a data race that could run the
+ * init twice. Run once, its answer is kept: a failed init (out of memory, no TLS backend)
+ * is not retried, and libcurl's global state is never cleaned up, because other code in the
+ * process (nginx modules, other Lua modules) may share it and no one of them can know it
+ * is the last user. */
+int eip_http_global_init(void)
+{
+    if (pthread_once(&global_once, global_init_once) != 0)
+        return -1;
+    return global_rc == CURLE_OK ? 0 : -1;
 }
 
 const char *eip_http_backend_version(void)
@@ -156,7 +167,7 @@ void eip_http_transfer_cleanup(eip_http_transfer *t)
 eip_http *eip_http_new(const eip_http_config *cfg, char *err, size_t errcap)
 {
     eip_http *h;
-    if (!ensure_global_init()) {
+    if (eip_http_global_init() != 0) {
         snprintf(err, errcap, "curl_global_init failed");
         return NULL;
     }

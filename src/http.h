@@ -67,7 +67,13 @@ typedef struct {
     eip_http_response *resp;    /* the response the callbacks fill */
 } eip_http_transfer;
 
-/* Creates the easy handle with the options every request shares. 0, or -1 (out of memory). */
+/* libcurl's process-wide init, done once whatever the number of threads and Lua states:
+ * every constructor that creates libcurl handles (eip_http_new, eip_multi_new) calls it
+ * first, so no handle ever relies on libcurl's implicit init. 0, or -1 when it failed. */
+int eip_http_global_init(void);
+
+/* Creates the easy handle with the options every request shares. 0, or -1 (out of memory).
+ * libcurl must be initialised (eip_http_global_init) before. */
 int eip_http_transfer_init(eip_http_transfer *t, const eip_http_config *cfg);
 void eip_http_transfer_cleanup(eip_http_transfer *t);
 

@@ -261,14 +261,10 @@ int eip_multi_set_limit(eip_multi *m, int limit)
 eip_multi *eip_multi_new(const eip_http_config *cfg, char *err, size_t errcap)
 {
     eip_multi *m;
-    /* An easy handle first: it runs curl_global_init if nothing did yet (libcurl >= 7.84
-     * does that itself, thread-safely), before the multi handle needs it. */
-    CURL *probe = curl_easy_init();
-    if (probe == NULL) {
-        snprintf(err, errcap, "cannot initialise libcurl");
+    if (eip_http_global_init() != 0) {
+        snprintf(err, errcap, "curl_global_init failed");
         return NULL;
     }
-    curl_easy_cleanup(probe);
     m = calloc(1, sizeof(*m));
     if (m == NULL || (m->cm = curl_multi_init()) == NULL) {
         free(m);
