@@ -11,6 +11,13 @@
 
 #include <curl/curl.h>
 
+/* CURLOPT_PROTOCOLS_STR and CURLOPT_REDIR_PROTOCOLS_STR (http.c) are 7.85.0's; older libcurl
+ * only has the bitmask options, deprecated since. Refuse to build rather than fail at run
+ * time with CURLE_UNKNOWN_OPTION on every request. */
+#if !defined(LIBCURL_VERSION_NUM) || LIBCURL_VERSION_NUM < 0x075500
+#error "lua-eip needs libcurl >= 7.85.0 (CURLOPT_PROTOCOLS_STR): install a newer libcurl development package"
+#endif
+
 #define EIP_HTTP_DEFAULT_BODY_CAP ((size_t)1 << 20) /* 1 MiB */
 #define EIP_HTTP_HEADER_VALUE_MAX 256                /* captured header values, truncated beyond */
 #define EIP_HTTP_ERROR_MAX 256                       /* >= CURL_ERROR_SIZE */
