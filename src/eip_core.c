@@ -328,8 +328,10 @@ static void push_response(lua_State *L, const eip_http_response *r)
         set_str(L, "content_type", r->content_type);
     if (r->location[0])
         set_str(L, "location", r->location);
-    if (r->subject_token[0])
-        set_str(L, "subject_token", r->subject_token);
+    if (r->subject_token != NULL) {
+        lua_pushlstring(L, r->subject_token, r->subject_token_len);
+        lua_setfield(L, -2, "subject_token");
+    }
     lua_pushlstring(L, r->body ? r->body : "", r->body_len);
     lua_setfield(L, -2, "body");
     set_bool(L, "truncated", r->truncated);
