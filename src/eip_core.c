@@ -95,10 +95,12 @@ static lua_Number opt_num_field_in(lua_State *L, int t, const char *k, lua_Numbe
 
 /* ---- status table ----------------------------------------------------------------- */
 
+/* The entry's facts only: eip.status() adds `retryable` from the Lua retry policy, the one
+ * place that decides it. */
 static void push_status(lua_State *L, const eip_status_info *s)
 {
     char seeds[32];
-    lua_createtable(L, 0, 10);
+    lua_createtable(L, 0, 9);
     set_int(L, "code", s->code);
     set_str(L, "reason", s->reason);
     if (s->seed_name != NULL)
@@ -106,7 +108,6 @@ static void push_status(lua_State *L, const eip_status_info *s)
     set_str(L, "description", s->description);
     set_str(L, "description_zh", s->description_zh ? s->description_zh : "");
     set_str(L, "class", eip_status_class_name(s->klass));
-    set_bool(L, "retryable", s->retryable);
     set_str(L, "advice", s->advice);
     set_str(L, "seeds", eip_status_seeds_string(s->seeds, seeds, sizeof(seeds)));
     set_bool(L, "documented", s->seeds != 0);
