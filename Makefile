@@ -6,7 +6,8 @@ CC           ?= cc
 CFLAGS       ?= -O2 -g
 WARN         := -std=c99 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-prototypes
 CPPFLAGS_ALL := -D_DEFAULT_SOURCE -Isrc
-LIBS         := -lcurl -lcrypto
+# -pthread: http.c runs libcurl's process-wide init under pthread_once.
+LIBS         := -lcurl -lcrypto -pthread
 BUILD        := build
 
 CORE_SRC  := src/eip_core.c src/http.c src/multi.c src/status.c src/sign.c

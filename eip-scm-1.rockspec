@@ -10,6 +10,8 @@ description = {
       A C core (libcurl, OpenSSL libcrypto) performs the HTTP exchange, AK/SK signing and the
       status mapping; a Lua layer exposes eip.new / client:delete_bandwidth and raises
       structured errors. Works in Lua 5.1 (LuaJIT/OpenResty) through 5.4.
+      Requires libcurl >= 7.85 and OpenSSL >= 3.0 (development headers); the build stops
+      with an #error naming the library when either is older.
    ]],
    license = "MIT",
 }
@@ -31,7 +33,7 @@ build = {
          defines = { "_DEFAULT_SOURCE" },
          incdirs = { "src", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)" },
-         libraries = { "curl", "crypto" },
+         libraries = { "curl", "crypto", "pthread" }, -- pthread_once: libcurl's one-time init
       },
       ["eip"] = "lua/eip/init.lua",
       ["eip.auth"] = "lua/eip/auth.lua",

@@ -1,16 +1,21 @@
 /* fuzz_header_line.c - eip_http_parse_header_line (src/http.c) over hostile header lines.
  *
  * The input is split into lines at '\n' (kept, as libcurl delivers them) and fed one by one to
- * a single response, like the header callback of one exchange. Each line is copied into a heap
+ * a single transfer, like the header callback of one exchange. Each line is copied into a heap
  * block of exactly its size, so ASan flags any read past the line: the parser gets no NUL.
  *
  * Invariants, checked after every line against an independent model of the rules in http.h:
  *  - a line starting with "HTTP/" clears the five captured headers;
  *  - a line "Name: value" with Name one of the five (any case) stores value with leading
- *    SP/HT and trailing CR/LF/SP/HT removed, truncated to its array size - 1 (256 bytes, or
- *    EIP_HTTP_TOKEN_MAX for X-Subject-Token), then a NUL; every other line changes nothing;
+ *    SP/HT and trailing CR/LF/SP/HT removed: the four fixed ones truncated to 255 bytes, then
+ *    a NUL; X-Subject-Token whole and NUL-terminated in the transfer's token buffer, or not at
+ *    all when empty or of EIP_HTTP_TOKEN_MAX bytes or more (never cut); every other line
+ *    changes nothing;
+ *  - the token buffer is allocated only by a captured token, never exceeds EIP_HTTP_TOKEN_MAX
+ *    and is not reallocated for a token that fits it;
  *  - every captured value stays NUL-terminated inside its array;
  *  - no other byte of the response struct ever changes.
+ * The transfer is released at the end of each input, so LeakSanitizer sees a lost buffer.
  */
 #include "fuzz_input.h"
 #include "http.h"
@@ -18,18 +23,26 @@
 #include <stddef.h>
 #include <string.h>
 
-#define NFIELDS 5
+#define NFIELDS 4
 
 static const struct {
     const char *name; /* lower case */
-    size_t off, cap;
+    size_t off;       /* of a char[EIP_HTTP_HEADER_VALUE_MAX] in eip_http_response */
 } FIELDS[NFIELDS] = {
-    {"x-request-id", offsetof(eip_http_response, request_id), EIP_HTTP_HEADER_VALUE_MAX},
-    {"retry-after", offsetof(eip_http_response, retry_after), EIP_HTTP_HEADER_VALUE_MAX},
-    {"content-type", offsetof(eip_http_response, content_type), EIP_HTTP_HEADER_VALUE_MAX},
-    {"location", offsetof(eip_http_response, location), EIP_HTTP_HEADER_VALUE_MAX},
-    {"x-subject-token", offsetof(eip_http_response, subject_token), EIP_HTTP_TOKEN_MAX},
+    {"x-request-id", offsetof(eip_http_response, request_id)},
+    {"retry-after", offsetof(eip_http_response, retry_after)},
+    {"content-type", offsetof(eip_http_response, content_type)},
+    {"location", offsetof(eip_http_response, location)},
 };
+
+/* The expected state: the four fixed fields in a response, the token apart. */
+typedef struct {
+    eip_http_response r;
+    int has_token;
+    int token_line;    /* the last line given was an X-Subject-Token line */
+    size_t token_len;
+    const char *token; /* into the line that set it, which the caller keeps alive */
+} model;
 
 static char *field(eip_http_response *r, int i)
 {
@@ -52,49 +65,76 @@ static int same_name_ci(const char *s, size_t n, const char *lower_name)
 }
 
 /* The model: applies one line to the expected state. */
-static void model_line(eip_http_response *m, const char *line, size_t len)
+static void model_line(model *m, const char *line, size_t len)
 {
     size_t colon, b, e, i, n;
+    m->token_line = 0;
     if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
         for (i = 0; i < NFIELDS; i++)
-            field(m, (int)i)[0] = '\0';
+            field(&m->r, (int)i)[0] = '\0';
+        m->has_token = 0;
         return;
     }
     for (colon = 0; colon < len && line[colon] != ':'; colon++)
         ;
     if (colon == len)
         return;
+    for (b = colon + 1; b < len && (line[b] == ' ' || line[b] == '\t'); b++)
+        ;
+    for (e = len; e > b && strchr("\r\n \t", line[e - 1]) && line[e - 1] != '\0'; e--)
+        ;
+    if (same_name_ci(line, colon, "x-subject-token")) {
+        m->token_line = 1;
+        m->has_token = e > b && e - b < EIP_HTTP_TOKEN_MAX;
+        m->token = line + b;
+        m->token_len = e - b;
+        return;
+    }
     for (i = 0; i < NFIELDS; i++) {
         if (!same_name_ci(line, colon, FIELDS[i].name))
             continue;
-        for (b = colon + 1; b < len && (line[b] == ' ' || line[b] == '\t'); b++)
-            ;
-        for (e = len; e > b && strchr("\r\n \t", line[e - 1]) && line[e - 1] != '\0'; e--)
-            ;
-        n = e - b < FIELDS[i].cap - 1 ? e - b : FIELDS[i].cap - 1;
-        memcpy(field(m, (int)i), line + b, n);
-        field(m, (int)i)[n] = '\0';
+        n = e - b < EIP_HTTP_HEADER_VALUE_MAX - 1 ? e - b : EIP_HTTP_HEADER_VALUE_MAX - 1;
+        memcpy(field(&m->r, (int)i), line + b, n);
+        field(&m->r, (int)i)[n] = '\0';
         return;
     }
 }
 
+static void check_token(const eip_http_transfer *t, const eip_http_response *r, const model *m)
+{
+    FUZZ_CHECK(t->token_alloc <= EIP_HTTP_TOKEN_MAX);
+    FUZZ_CHECK((t->token == NULL) == (t->token_alloc == 0));
+    if (!m->has_token) {
+        FUZZ_CHECK(r->subject_token == NULL && r->subject_token_len == 0);
+        return;
+    }
+    FUZZ_CHECK(r->subject_token == t->token && r->subject_token_len == m->token_len);
+    FUZZ_CHECK(t->token_alloc > m->token_len);
+    FUZZ_CHECK(memcmp(r->subject_token, m->token, m->token_len) == 0);
+    FUZZ_CHECK(r->subject_token[m->token_len] == '\0');
+}
+
 /* Garbage after each NUL would be legitimate but is never compared: only the C string and
  * its terminator matter to callers, so the comparison stops at the first NUL. */
-static void check_state(eip_http_response *r, eip_http_response *m, const eip_http_response *orig)
+static void check_state(const eip_http_transfer *t, eip_http_response *r, model *m,
+                        const eip_http_response *orig)
 {
     eip_http_response a, b;
     int i;
 
+    check_token(t, r, m);
     /* memcpy, not assignment: a struct assignment need not copy padding bytes. */
     memcpy(&a, r, sizeof(a));
     memcpy(&b, orig, sizeof(b));
     for (i = 0; i < NFIELDS; i++) {
-        const char *got = field(r, i), *want = field(m, i);
-        FUZZ_CHECK(memchr(got, '\0', FIELDS[i].cap) != NULL);
+        const char *got = field(r, i), *want = field(&m->r, i);
+        FUZZ_CHECK(memchr(got, '\0', EIP_HTTP_HEADER_VALUE_MAX) != NULL);
         FUZZ_CHECK(strcmp(got, want) == 0);
-        memset(field(&a, i), 0, FIELDS[i].cap);
-        memset(field(&b, i), 0, FIELDS[i].cap);
+        memset(field(&a, i), 0, EIP_HTTP_HEADER_VALUE_MAX);
+        memset(field(&b, i), 0, EIP_HTTP_HEADER_VALUE_MAX);
     }
+    a.subject_token = b.subject_token = NULL;
+    a.subject_token_len = b.subject_token_len = 0;
     FUZZ_CHECK(memcmp(&a, &b, sizeof(a)) == 0);
 }
 
@@ -102,27 +142,48 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    eip_http_response r, m, orig;
+    eip_http_transfer t;
+    eip_http_response r, orig;
+    model m;
+    char *held = NULL; /* the line the model's token points into */
     size_t start = 0, i;
 
     /* A recognisable pattern everywhere, so a stray write anywhere in the struct shows. */
     memset(&r, 0xA5, sizeof(r));
     for (i = 0; i < NFIELDS; i++)
         strcpy(field(&r, (int)i), "previous");
+    r.subject_token = NULL;
+    r.subject_token_len = 0;
     memcpy(&orig, &r, sizeof(r));
-    memcpy(&m, &r, sizeof(r));
+    memset(&m, 0, sizeof(m));
+    memcpy(&m.r, &r, sizeof(r));
+    memset(&t, 0, sizeof(t));
+    t.resp = &r;
     while (start < size) {
         const uint8_t *nl = memchr(data + start, '\n', size - start);
         size_t len = nl ? (size_t)(nl - (data + start)) + 1 : size - start;
+        size_t alloc_before = t.token_alloc;
         char *line = malloc(len ? len : 1);
         if (!line)
-            return 0;
+            break;
         memcpy(line, data + start, len);
-        eip_http_parse_header_line(&r, line, len);
+        FUZZ_CHECK(eip_http_parse_header_line(&t, line, len) == 0);
         model_line(&m, line, len);
-        free(line);
-        check_state(&r, &m, &orig);
+        /* Grown only for a captured token longer than the buffer holds. */
+        FUZZ_CHECK(t.token_alloc == alloc_before ||
+                   (m.token_line && m.has_token && m.token_len + 1 > alloc_before));
+        check_state(&t, &r, &m, &orig);
+        if (m.token_line || !m.has_token) { /* the line the model points into, if any, changed */
+            free(held);
+            held = NULL;
+        }
+        if (m.token_line && m.has_token)
+            held = line;
+        else
+            free(line);
         start += len;
     }
+    free(held);
+    eip_http_transfer_cleanup(&t);
     return 0;
 }

@@ -13,10 +13,10 @@
 
 #define lua_rawlen(L, i) lua_objlen((L), (i))
 
-/* LuaJIT 2.1 ships the 5.2 helpers (luaL_setfuncs, luaL_testudata, luaL_setmetatable) and
- * plain 5.1 does not. LUAJIT_VERSION cannot tell them apart: it lives in luajit.h, which
- * lua.h does not include (and plain 5.1 has no luajit.h to include). LuaJIT's lauxlib.h
- * does define luaL_newlib, a 5.2 name plain 5.1 lacks, so that macro is the marker. */
+/* LuaJIT 2.1 ships the 5.2 luaL_setfuncs and plain 5.1 does not. LUAJIT_VERSION cannot tell
+ * them apart: it lives in luajit.h, which lua.h does not include (and plain 5.1 has no
+ * luajit.h to include). LuaJIT's lauxlib.h does define luaL_newlib, a 5.2 name plain 5.1
+ * lacks, so that macro is the marker. */
 #ifdef luaL_newlib
 #define EIP_LUAJIT 1
 #else
@@ -28,8 +28,8 @@
 #endif
 
 #if !EIP_LUAJIT
-/* "static inline": a translation unit that does not use one of these gets no
- * -Wunused-function warning for it. */
+/* "static inline": a translation unit that does not use it gets no -Wunused-function
+ * warning for it. */
 static inline void eip_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
 {
     luaL_checkstack(L, nup + 1, "too many upvalues");
@@ -43,20 +43,6 @@ static inline void eip_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
     lua_pop(L, nup);
 }
 #define luaL_setfuncs(L, l, n) eip_compat_setfuncs((L), (l), (n))
-
-static inline void *eip_compat_testudata(lua_State *L, int ud, const char *tname)
-{
-    void *p = lua_touserdata(L, ud);
-    if (p != NULL && lua_getmetatable(L, ud)) {
-        luaL_getmetatable(L, tname);
-        if (!lua_rawequal(L, -1, -2))
-            p = NULL;
-        lua_pop(L, 2);
-        return p;
-    }
-    return NULL;
-}
-#define luaL_testudata(L, ud, t) eip_compat_testudata((L), (ud), (t))
 #endif /* !EIP_LUAJIT */
 
 #ifndef luaL_newlib

@@ -2,6 +2,17 @@
  *
  * Only argument checking and conversion between Lua tables and C structs lives here;
  * the work is in http.c (libcurl exchange) and status.c (the status table).
+ *
+ * Numbers. C leaves a double -> integer conversion undefined when the value, NaN included,
+ * does not fit the target type, and a Lua number can be anything (1e300, -inf, 0/0). So every
+ * number is compared against its range before it is converted, the comparison written so
+ * that NaN fails it, and the bounds chosen to be exactly representable doubles that fit the
+ * target type on every platform (never (double)LONG_MAX, which rounds up past it). Out of
+ * range is a Lua error naming the argument, except for these documented clamps:
+ *   core.status(code)       a code outside -1e6..1e6 (or NaN) is looked up as -1: "unknown"
+ *   core.sleep(s)           s <= 0 or NaN: no wait; above a day (inf included): a day
+ *   timeout, connect_timeout (request fields)   below 1 ms: 1 ms; above a year: a year
+ *   multi:next(timeout)     <= 0 or NaN: only what is ready now; above a day: a day
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -58,9 +69,9 @@ static const char *opt_str_field(lua_State *L, int t, const char *k, size_t *len
     return s;
 }
 
-static double opt_num_field(lua_State *L, int t, const char *k, double dflt)
+static lua_Number opt_num_field(lua_State *L, int t, const char *k, lua_Number dflt)
 {
-    double v = dflt;
+    lua_Number v = dflt;
     lua_getfield(L, t, k);
     if (!lua_isnil(L, -1)) {
         if (lua_type(L, -1) != LUA_TNUMBER)
@@ -71,12 +82,25 @@ static double opt_num_field(lua_State *L, int t, const char *k, double dflt)
     return v;
 }
 
+/* Optional number field in [lo, hi] (NaN never is); raises naming the field and the range,
+ * written out by the caller as `range` (lua_pushfstring has no format for large numbers). */
+static lua_Number opt_num_field_in(lua_State *L, int t, const char *k, lua_Number dflt,
+                                   lua_Number lo, lua_Number hi, const char *range)
+{
+    lua_Number v = opt_num_field(L, t, k, dflt);
+    if (!(v >= lo && v <= hi))
+        luaL_error(L, "eip.core: field '%s' must be a number in %s", k, range);
+    return v;
+}
+
 /* ---- status table ----------------------------------------------------------------- */
 
+/* The entry's facts only: eip.status() adds `retryable` from the Lua retry policy, the one
+ * place that decides it. */
 static void push_status(lua_State *L, const eip_status_info *s)
 {
     char seeds[32];
-    lua_createtable(L, 0, 10);
+    lua_createtable(L, 0, 9);
     set_int(L, "code", s->code);
     set_str(L, "reason", s->reason);
     if (s->seed_name != NULL)
@@ -84,7 +108,6 @@ static void push_status(lua_State *L, const eip_status_info *s)
     set_str(L, "description", s->description);
     set_str(L, "description_zh", s->description_zh ? s->description_zh : "");
     set_str(L, "class", eip_status_class_name(s->klass));
-    set_bool(L, "retryable", s->retryable);
     set_str(L, "advice", s->advice);
     set_str(L, "seeds", eip_status_seeds_string(s->seeds, seeds, sizeof(seeds)));
     set_bool(L, "documented", s->seeds != 0);
@@ -94,7 +117,9 @@ static int l_status(lua_State *L)
 {
     eip_status_info scratch;
     lua_Number n = luaL_checknumber(L, 1);
-    int code = (n >= -1e6 && n <= 1e6) ? (int)n : -1; /* out-of-range numbers: "unknown" */
+    /* Documented clamp: no status is far from 100..599, so anything beyond +-1e6 (NaN and the
+     * infinities included) is asked for as -1, an "unknown" entry, not converted. */
+    int code = (n >= -1e6 && n <= 1e6) ? (int)n : -1;
     push_status(L, eip_status_lookup(code, &scratch));
     return 1;
 }
@@ -195,12 +220,20 @@ static int l_sign(lua_State *L)
     return 2;
 }
 
-/* core.sdk_date([unix_seconds]) -> "YYYYMMDDTHHMMSSZ" (UTC; now by default) */
+/* The X-Sdk-Date format has a 4-digit year and no sign: 1970-01-01T00:00:00Z at the earliest
+ * (a signed request is never dated before the epoch), 9999-12-31T23:59:59Z at the latest. */
+#define SDK_DATE_MAX 253402300799.0
+
+/* core.sdk_date([unix_seconds]) -> "YYYYMMDDTHHMMSSZ" (UTC; now by default). Fractions of a
+ * second are dropped; a time outside 0..253402300799 is an error rather than a date that
+ * would sign a request for the wrong moment. */
 static int l_sdk_date(lua_State *L)
 {
     char out[17];
-    long long t = (long long)luaL_optnumber(L, 1, (lua_Number)time(NULL));
-    eip_sign_format_date(t, out);
+    lua_Number n = luaL_optnumber(L, 1, (lua_Number)time(NULL));
+    luaL_argcheck(L, n >= 0 && n < SDK_DATE_MAX + 1, 1,
+                  "seconds must be in 0..253402300799 (1970 to 9999 UTC)");
+    eip_sign_format_date((long long)n, out);
     lua_pushstring(L, out);
     return 1;
 }
@@ -218,7 +251,9 @@ static int l_monotime(lua_State *L)
 }
 
 /* core.sleep(seconds): blocks the thread without using CPU (the default sleep between
- * retries outside nginx; OpenResty uses ngx.sleep instead). Restarts after signals. */
+ * retries outside nginx; OpenResty uses ngx.sleep instead). Restarts after signals.
+ * Documented clamp: 0, negative or NaN waits not at all; more than a day (inf included)
+ * waits a day, so the conversions below only ever see 0 < s <= 86400. */
 static int l_sleep(lua_State *L)
 {
     lua_Number s = luaL_checknumber(L, 1);
@@ -307,13 +342,21 @@ static size_t collect_headers(lua_State *L, int t, const char **out)
     return n;
 }
 
-static long to_ms(double seconds)
+#define YEAR_S (86400.0 * 365)
+
+/* A timeout field in seconds -> milliseconds for libcurl. Documented clamp: below 1 ms (0 and
+ * negative included; libcurl would read 0 as "no timeout at all") is 1 ms, above a year (inf
+ * included) a year. NaN has no meaning to clamp to: an error naming the field. */
+static long timeout_ms_field(lua_State *L, int t, const char *k, lua_Number dflt)
 {
-    if (seconds <= 0)
+    lua_Number s = opt_num_field(L, t, k, dflt);
+    if (s != s)
+        luaL_error(L, "eip.core: field '%s' must be a number of seconds, not NaN", k);
+    if (s < 0.001)
         return 1;
-    if (seconds > 86400.0 * 365)
-        seconds = 86400.0 * 365;
-    return (long)(seconds * 1000.0 + 0.5);
+    if (s > YEAR_S)
+        s = YEAR_S;
+    return (long)(s * 1000.0 + 0.5);
 }
 
 static void push_response(lua_State *L, const eip_http_response *r)
@@ -328,8 +371,10 @@ static void push_response(lua_State *L, const eip_http_response *r)
         set_str(L, "content_type", r->content_type);
     if (r->location[0])
         set_str(L, "location", r->location);
-    if (r->subject_token[0])
-        set_str(L, "subject_token", r->subject_token);
+    if (r->subject_token != NULL) {
+        lua_pushlstring(L, r->subject_token, r->subject_token_len);
+        lua_setfield(L, -2, "subject_token");
+    }
     lua_pushlstring(L, r->body ? r->body : "", r->body_len);
     lua_setfield(L, -2, "body");
     set_bool(L, "truncated", r->truncated);
@@ -346,7 +391,7 @@ static void push_response(lua_State *L, const eip_http_response *r)
  * stay referenced by the table, which the caller's stack holds for the whole call. */
 static void read_request(lua_State *L, eip_http_request *req, const char **headers)
 {
-    double cap;
+    lua_Number cap;
     luaL_checktype(L, 2, LUA_TTABLE);
     memset(req, 0, sizeof(*req));
     req->method = opt_str_field(L, 2, "method", NULL);
@@ -355,12 +400,16 @@ static void read_request(lua_State *L, eip_http_request *req, const char **heade
     req->body = opt_str_field(L, 2, "body", &req->body_len);
     req->nheaders = collect_headers(L, 2, headers);
     req->headers = headers;
-    req->timeout_ms = to_ms(opt_num_field(L, 2, "timeout", 30));
-    req->connect_timeout_ms = to_ms(opt_num_field(L, 2, "connect_timeout", 10));
-    req->low_speed_time_s = (long)opt_num_field(L, 2, "low_speed_time", 0);
-    req->low_speed_limit = (long)opt_num_field(L, 2, "low_speed_limit", 0);
-    cap = opt_num_field(L, 2, "body_cap", (double)EIP_HTTP_DEFAULT_BODY_CAP);
-    luaL_argcheck(L, cap >= 1 && cap <= (double)(1u << 30), 2, "body_cap out of range");
+    req->timeout_ms = timeout_ms_field(L, 2, "timeout", 30);
+    req->connect_timeout_ms = timeout_ms_field(L, 2, "connect_timeout", 10);
+    /* Whole seconds and bytes per second for libcurl (fractions dropped); 2^31 - 1 fits a
+     * long everywhere. */
+    req->low_speed_time_s = (long)opt_num_field_in(L, 2, "low_speed_time", 0, 0, YEAR_S,
+                                                   "0..31536000 (seconds; 0: off)");
+    req->low_speed_limit = (long)opt_num_field_in(L, 2, "low_speed_limit", 0, 0, 2147483647.0,
+                                                  "0..2147483647 (bytes per second)");
+    cap = opt_num_field_in(L, 2, "body_cap", (lua_Number)EIP_HTTP_DEFAULT_BODY_CAP, 1,
+                           (lua_Number)(1u << 30), "1..1073741824 (bytes)");
     req->body_cap = (size_t)cap;
 }
 
@@ -468,6 +517,8 @@ static int l_multi_next(lua_State *L)
     multi_ud *u = check_multi(L);
     const eip_http_response *resp;
     lua_Number timeout = luaL_optnumber(L, 2, 0);
+    /* Documented clamp: 0, negative or NaN only collects what is ready; above a day (inf
+     * included) waits a day at most. Only 0 < timeout <= 86400 is converted. */
     long ms = timeout > 0 ? (timeout > 86400 ? 86400000L : (long)(timeout * 1000.0 + 0.5)) : 0;
     int slot = eip_multi_next(u->multi, ms, &resp);
     if (slot < 0)

@@ -2,6 +2,7 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,15 +12,25 @@ struct eip_http {
     eip_http_transfer t;
 };
 
-static int global_ready;
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc = CURLE_FAILED_INIT;
 
-/* curl_global_init is reference-counted and, since 7.84, thread-safe; calling it once per
- * process from the first session is enough and keeps luaopen cheap. */
-static int ensure_global_init(void)
+static void global_init_once(void)
 {
-    if (!global_ready && curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK)
-        global_ready = 1;
-    return global_ready;
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* pthread_once rather than a flag: two Lua states in two threads may open their first
+ * session at the same moment, and a plain flag would be a data race that could run the
+ * init twice. Run once, its answer is kept: a failed init (out of memory, no TLS backend)
+ * is not retried, and libcurl's global state is never cleaned up, because other code in the
+ * process (nginx modules, other Lua modules) may share it and no one of them can know it
+ * is the last user. */
+int eip_http_global_init(void)
+{
+    if (pthread_once(&global_once, global_init_once) != 0)
+        return -1;
+    return global_rc == CURLE_OK ? 0 : -1;
 }
 
 const char *eip_http_backend_version(void)
@@ -35,24 +46,58 @@ static void copy_bounded(char *dst, size_t cap, const char *src, size_t len)
     dst[len] = '\0';
 }
 
-/* Only the headers a caller can act on are kept; each is truncated to a fixed size so a
- * hostile server cannot make us store more than a few hundred bytes of headers. */
-static void capture_header(eip_http_response *r, const char *line, size_t len)
+/* X-Subject-Token, whole, into t's token buffer: allocated by the first token, grown in
+ * powers of two from 4 KiB only when a longer one comes, kept for the next answers. */
+static int capture_token(eip_http_transfer *t, const char *v, size_t len)
+{
+    eip_http_response *r = t->resp;
+    r->subject_token = NULL;
+    r->subject_token_len = 0;
+    /* Empty counts as absent, as for every captured header; a cut token would be useless:
+     * none is better than a wrong one. */
+    if (len == 0 || len >= EIP_HTTP_TOKEN_MAX)
+        return 0;
+    if (len + 1 > t->token_alloc) {
+        size_t want = 4096;
+        char *p;
+        while (want < len + 1)
+            want *= 2;
+        if (want > EIP_HTTP_TOKEN_MAX)
+            want = EIP_HTTP_TOKEN_MAX;
+        p = realloc(t->token, want);
+        if (p == NULL) {
+            t->oom = "X-Subject-Token";
+            return -1;
+        }
+        t->token = p;
+        t->token_alloc = want;
+    }
+    memcpy(t->token, v, len);
+    t->token[len] = '\0';
+    r->subject_token = t->token;
+    r->subject_token_len = len;
+    return 0;
+}
+
+/* Only the headers a caller can act on are kept; each but the token is truncated to a fixed
+ * size, so a hostile server cannot make us store more than a few hundred bytes of them. */
+static int capture_header(eip_http_transfer *t, const char *line, size_t len)
 {
     static const struct {
         const char *name;
-        size_t off, cap;
+        int is_token; /* else a char[EIP_HTTP_HEADER_VALUE_MAX] at off in eip_http_response */
+        size_t off;
     } wanted[] = {
-        {"x-request-id", offsetof(eip_http_response, request_id), EIP_HTTP_HEADER_VALUE_MAX},
-        {"retry-after", offsetof(eip_http_response, retry_after), EIP_HTTP_HEADER_VALUE_MAX},
-        {"content-type", offsetof(eip_http_response, content_type), EIP_HTTP_HEADER_VALUE_MAX},
-        {"location", offsetof(eip_http_response, location), EIP_HTTP_HEADER_VALUE_MAX},
-        {"x-subject-token", offsetof(eip_http_response, subject_token), EIP_HTTP_TOKEN_MAX},
+        {"x-request-id", 0, offsetof(eip_http_response, request_id)},
+        {"retry-after", 0, offsetof(eip_http_response, retry_after)},
+        {"content-type", 0, offsetof(eip_http_response, content_type)},
+        {"location", 0, offsetof(eip_http_response, location)},
+        {"x-subject-token", 1, 0},
     };
     const char *colon = memchr(line, ':', len);
     size_t i, nlen;
     if (colon == NULL)
-        return;
+        return 0;
     nlen = (size_t)(colon - line);
     for (i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++) {
         if (strlen(wanted[i].name) == nlen && strncasecmp(line, wanted[i].name, nlen) == 0) {
@@ -61,30 +106,37 @@ static void capture_header(eip_http_response *r, const char *line, size_t len)
                 v++;
             while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
                 end--;
-            copy_bounded((char *)r + wanted[i].off, wanted[i].cap, v, (size_t)(end - v));
-            return;
+            if (wanted[i].is_token)
+                return capture_token(t, v, (size_t)(end - v));
+            copy_bounded((char *)t->resp + wanted[i].off, EIP_HTTP_HEADER_VALUE_MAX, v, (size_t)(end - v));
+            return 0;
         }
     }
+    return 0;
 }
 
-void eip_http_parse_header_line(eip_http_response *r, const char *line, size_t len)
+int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t len)
 {
+    eip_http_response *r = t->resp;
     /* A new status line starts a new response (1xx interim answers come first): forget
-     * what the previous one said. */
+     * what the previous one said. The token buffer stays for reuse. */
     if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
         r->request_id[0] = r->retry_after[0] = '\0';
-        r->content_type[0] = r->location[0] = r->subject_token[0] = '\0';
-    } else {
-        capture_header(r, line, len);
+        r->content_type[0] = r->location[0] = '\0';
+        r->subject_token = NULL;
+        r->subject_token_len = 0;
+        return 0;
     }
+    return capture_header(t, line, len);
 }
 
+/* Returning less than len makes libcurl abort the transfer (CURLE_WRITE_ERROR); t->oom then
+ * tells eip_http_transfer_finish to report it as the out-of-memory it is. */
 static size_t on_header(char *data, size_t size, size_t n, void *ud)
 {
     eip_http_transfer *t = ud;
     size_t len = size * n;
-    eip_http_parse_header_line(t->resp, data, len);
-    return len;
+    return eip_http_parse_header_line(t, data, len) == 0 ? len : 0;
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
@@ -105,8 +157,10 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
         if (want > t->body_cap + 1)
             want = t->body_cap + 1;
         p = realloc(t->body, want);
-        if (p == NULL)
+        if (p == NULL) {
+            t->oom = "response body";
             return 0;
+        }
         t->body = p;
         t->body_alloc = want;
     }
@@ -150,13 +204,14 @@ void eip_http_transfer_cleanup(eip_http_transfer *t)
     curl_easy_cleanup(t->curl);
     curl_slist_free_all(t->headers);
     free(t->body);
+    free(t->token);
     memset(t, 0, sizeof(*t));
 }
 
 eip_http *eip_http_new(const eip_http_config *cfg, char *err, size_t errcap)
 {
     eip_http *h;
-    if (!ensure_global_init()) {
+    if (eip_http_global_init() != 0) {
         snprintf(err, errcap, "curl_global_init failed");
         return NULL;
     }
@@ -213,8 +268,6 @@ static struct curl_slist *build_headers(const eip_http_request *req)
     return list;
 }
 
-static void reset_response(eip_http_response *r);
-
 /* Does list hold exactly req's header lines (then "Expect:")? Comparing costs far less than
  * the allocations of building the list again. */
 static int same_headers(const struct curl_slist *list, const eip_http_request *req)
@@ -242,21 +295,33 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
     resp->body = t->body;
     resp->body_len = t->body_len;
     resp->truncated = t->truncated;
-    /* A write "error" we caused ourselves at the cap is a truncated answer, not a failure. */
+    /* A write "error" we caused ourselves at the cap is a truncated answer, not a failure;
+     * one caused by a failed allocation is an out-of-memory, whatever libcurl calls it. */
     resp->curl_code = (rc == CURLE_WRITE_ERROR && t->truncated) ? 0 : (int)rc;
-    if (resp->curl_code != 0) {
+    if (rc == CURLE_WRITE_ERROR && t->oom != NULL) {
+        resp->curl_code = CURLE_OUT_OF_MEMORY;
+        snprintf(resp->curl_error, sizeof(resp->curl_error), "out of memory (%s)", t->oom);
+    } else if (rc == CURLE_OUT_OF_MEMORY && t->errbuf[0] == '\0') {
+        /* libcurl refuses a header line of CURL_MAX_HTTP_HEADER bytes or more with this code
+         * and no text of its own; say so, as it is far likelier than a real shortage. */
+        snprintf(resp->curl_error, sizeof(resp->curl_error),
+                 "Out of memory, or a response header line of %d bytes or more (libcurl's limit)",
+                 (int)CURL_MAX_HTTP_HEADER);
+    } else if (resp->curl_code != 0) {
         const char *detail = t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc);
         copy_bounded(resp->curl_error, sizeof(resp->curl_error), detail, strlen(detail));
     }
 }
 
-/* The response holds a 32 KiB token buffer: clear what is read rather than every byte, so a
- * call costs no more than it must. */
+/* The response holds over a kilobyte of header arrays: clear what is read (each array's first
+ * byte) rather than every byte, so a call costs no more than it must. */
 static void reset_response(eip_http_response *r)
 {
     r->status = 0;
     r->request_id[0] = r->retry_after[0] = r->content_type[0] = '\0';
-    r->location[0] = r->subject_token[0] = r->curl_error[0] = '\0';
+    r->location[0] = r->curl_error[0] = '\0';
+    r->subject_token = NULL;
+    r->subject_token_len = 0;
     r->body = NULL;
     r->body_len = 0;
     r->truncated = 0;
@@ -273,6 +338,7 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->resp = resp;
     t->body_len = 0;
     t->truncated = 0;
+    t->oom = NULL;
     t->errbuf[0] = '\0';
     t->body_cap = req->body_cap ? req->body_cap : EIP_HTTP_DEFAULT_BODY_CAP;
     if (t->body)

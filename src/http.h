@@ -2,7 +2,8 @@
  *
  * A session owns one CURL easy handle for its whole life, so consecutive requests share a
  * keep-alive connection. Everything a response can make us store is bounded: the body by
- * body_cap, each captured header by a fixed array.
+ * body_cap, X-Subject-Token by EIP_HTTP_TOKEN_MAX, every other captured header by a small
+ * fixed array.
  */
 #ifndef EIP_HTTP_H
 #define EIP_HTTP_H
@@ -11,10 +12,21 @@
 
 #include <curl/curl.h>
 
+/* CURLOPT_PROTOCOLS_STR and CURLOPT_REDIR_PROTOCOLS_STR (http.c) are 7.85.0's; older libcurl
+ * only has the bitmask options, deprecated since. Refuse to build rather than fail at run
+ * time with CURLE_UNKNOWN_OPTION on every request. */
+#if !defined(LIBCURL_VERSION_NUM) || LIBCURL_VERSION_NUM < 0x075500
+#error "lua-eip needs libcurl >= 7.85.0 (CURLOPT_PROTOCOLS_STR): install a newer libcurl development package"
+#endif
+
 #define EIP_HTTP_DEFAULT_BODY_CAP ((size_t)1 << 20) /* 1 MiB */
 #define EIP_HTTP_HEADER_VALUE_MAX 256                /* captured header values, truncated beyond */
 #define EIP_HTTP_ERROR_MAX 256                       /* >= CURL_ERROR_SIZE */
-#define EIP_HTTP_TOKEN_MAX 32768                     /* X-Subject-Token: IAM tokens run to kilobytes */
+/* X-Subject-Token, NUL included. IAM tokens run to kilobytes and must be captured whole (a cut
+ * token is useless), so the bound is the longest header line libcurl accepts at all: any
+ * token libcurl delivers fits. The buffer is on the heap, allocated only by an answer that
+ * carries a token (IAM logins; never a delete), so the request path keeps a small stack. */
+#define EIP_HTTP_TOKEN_MAX ((size_t)CURL_MAX_HTTP_HEADER) /* 100 KiB */
 
 typedef struct eip_http eip_http;
 
@@ -44,8 +56,11 @@ typedef struct {
     char retry_after[EIP_HTTP_HEADER_VALUE_MAX];
     char content_type[EIP_HTTP_HEADER_VALUE_MAX];
     char location[EIP_HTTP_HEADER_VALUE_MAX];
-    char subject_token[EIP_HTTP_TOKEN_MAX];       /* "" unless the answer carried one (IAM) */
-    char *body;                      /* owned by the session; valid until the next request */
+    /* X-Subject-Token (IAM): NULL unless the answer carried a non-empty one; else whole and
+     * NUL-terminated, in the transfer's token buffer, valid until the next request. */
+    const char *subject_token;
+    size_t subject_token_len;
+    char *body;                      /* owned by the transfer; valid until the next request */
     size_t body_len;
     int truncated;                   /* the body exceeded body_cap: the rest was not read */
     int curl_code;                   /* CURLcode; 0 on a complete exchange */
@@ -54,7 +69,7 @@ typedef struct {
     long new_connections;            /* connections opened for this request (0 = reused) */
 } eip_http_response;
 
-/* One reusable easy handle with its bounded body buffer: a session is one of these, and each
+/* One reusable easy handle with its bounded buffers: a session is one of these, and each
  * slot of a multi (multi.c) is another, so both set up, send and capture identically. */
 typedef struct {
     CURL *curl;
@@ -63,11 +78,23 @@ typedef struct {
     char *body;
     size_t body_len, body_alloc, body_cap;
     int truncated;
+    /* X-Subject-Token buffer: NULL until an answer carries the header, then grown as needed
+     * (up to EIP_HTTP_TOKEN_MAX) and reused, so no request ever allocates for it again
+     * unless a longer token comes. */
+    char *token;
+    size_t token_alloc;
+    const char *oom;            /* NULL, or what a callback could not allocate (it aborted) */
     struct curl_slist *headers; /* the last request's header lines, kept for reuse */
     eip_http_response *resp;    /* the response the callbacks fill */
 } eip_http_transfer;
 
-/* Creates the easy handle with the options every request shares. 0, or -1 (out of memory). */
+/* libcurl's process-wide init, done once whatever the number of threads and Lua states:
+ * every constructor that creates libcurl handles (eip_http_new, eip_multi_new) calls it
+ * first, so no handle ever relies on libcurl's implicit init. 0, or -1 when it failed. */
+int eip_http_global_init(void);
+
+/* Creates the easy handle with the options every request shares. 0, or -1 (out of memory).
+ * libcurl must be initialised (eip_http_global_init) before. */
 int eip_http_transfer_init(eip_http_transfer *t, const eip_http_config *cfg);
 void eip_http_transfer_cleanup(eip_http_transfer *t);
 
@@ -85,13 +112,18 @@ void eip_http_free(eip_http *h);
 
 /* Performs the request. Returns 0 when a response was received, complete or truncated
  * (look at resp->status), -1 on a transport failure (resp->curl_code / curl_error say why).
- * resp is overwritten; its body pointer stays valid until the next call or eip_http_free. */
+ * resp is overwritten; its body and token pointers stay valid until the next call or
+ * eip_http_free. */
 int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response *resp);
 
-/* One raw header line as libcurl delivers it (CRLF included, not NUL-terminated): a status
- * line clears the captured headers, a wanted header is copied, anything else is ignored.
- * Public only so the fuzz target can drive the parser without a network. */
-void eip_http_parse_header_line(eip_http_response *r, const char *line, size_t len);
+/* One raw header line as libcurl delivers it (CRLF included, not NUL-terminated), into
+ * t->resp: a status line clears the captured headers, a wanted header is copied, anything
+ * else is ignored. X-Subject-Token goes to t's token buffer, whole; an empty value, or one of
+ * EIP_HTTP_TOKEN_MAX bytes or more, is not captured at all (libcurl never delivers one: it
+ * refuses such lines). 0, or -1 when the token buffer could not be allocated (t->oom says
+ * so). Public so that tests and the fuzz target can drive it without a network: a zeroed
+ * transfer with only resp set is enough, released with eip_http_transfer_cleanup. */
+int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t len);
 
 /* "curl 7.88.1 / OpenSSL 3.0.x": for diagnostics. */
 const char *eip_http_backend_version(void);

@@ -17,9 +17,7 @@ enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_DONE };
 typedef struct {
     eip_http_transfer t;
     enum slot_state state;
-    /* Heap-allocated: it holds a 32 KiB token buffer, of which only the pages a response
-     * writes to ever become resident. */
-    eip_http_response *resp;
+    eip_http_response resp; /* its token, like its body, lives in t's buffers */
 } slot;
 
 struct eip_multi {
@@ -53,7 +51,6 @@ static void slot_free(slot *s)
     if (s == NULL)
         return;
     eip_http_transfer_cleanup(&s->t);
-    free(s->resp);
     free(s);
 }
 
@@ -66,8 +63,7 @@ static slot *slot_new(const eip_multi *m)
     cfg.ca_file = m->ca_file;
     cfg.user_agent = m->user_agent;
     cfg.insecure = m->insecure;
-    s->resp = malloc(sizeof(*s->resp));
-    if (s->resp == NULL || eip_http_transfer_init(&s->t, &cfg) != 0) {
+    if (eip_http_transfer_init(&s->t, &cfg) != 0) {
         slot_free(s);
         return NULL;
     }
@@ -107,7 +103,7 @@ int eip_multi_start(eip_multi *m, const eip_http_request *req, char *err, size_t
         return -1;
     }
     /* The transfer outlives req (it runs after we return): libcurl copies the body. */
-    if (eip_http_transfer_prepare(&s->t, req, s->resp, 1) != 0) {
+    if (eip_http_transfer_prepare(&s->t, req, &s->resp, 1) != 0) {
         snprintf(err, errcap, "out of memory");
         return -1;
     }
@@ -221,7 +217,7 @@ int eip_multi_next(eip_multi *m, long timeout_ms, const eip_http_response **resp
     m->done_count--;
     m->pending--;
     m->slots[index]->state = SLOT_FREE; /* its response stays until it is started again */
-    *resp = m->slots[index]->resp;
+    *resp = &m->slots[index]->resp;
     return index;
 }
 
@@ -261,14 +257,10 @@ int eip_multi_set_limit(eip_multi *m, int limit)
 eip_multi *eip_multi_new(const eip_http_config *cfg, char *err, size_t errcap)
 {
     eip_multi *m;
-    /* An easy handle first: it runs curl_global_init if nothing did yet (libcurl >= 7.84
-     * does that itself, thread-safely), before the multi handle needs it. */
-    CURL *probe = curl_easy_init();
-    if (probe == NULL) {
-        snprintf(err, errcap, "cannot initialise libcurl");
+    if (eip_http_global_init() != 0) {
+        snprintf(err, errcap, "curl_global_init failed");
         return NULL;
     }
-    curl_easy_cleanup(probe);
     m = calloc(1, sizeof(*m));
     if (m == NULL || (m->cm = curl_multi_init()) == NULL) {
         free(m);

@@ -15,8 +15,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
+/* Checked before any other OpenSSL header, so that an old one gets this message first
+ * instead of a cascade of errors from headers that predate what we use. EVP_MD_fetch and
+ * EVP_MD_free (eip_sign) are OpenSSL 3.0's; LibreSSL reports 2.0.0 here and lacks them too. */
+#include <openssl/opensslv.h>
+#if !defined(OPENSSL_VERSION_NUMBER) || OPENSSL_VERSION_NUMBER < 0x30000000L || defined(LIBRESSL_VERSION_NUMBER)
+#error "lua-eip needs OpenSSL >= 3.0 (EVP_MD_fetch): install a newer OpenSSL development package"
+#endif
+
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #define ALGORITHM "SDK-HMAC-SHA256"
 #define SDK_DATE_LEN 16 /* YYYYMMDDTHHMMSSZ */

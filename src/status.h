@@ -24,6 +24,9 @@ typedef enum {
 #define EIP_SEED_003_NAT 0x4u
 #define EIP_SEED_004_EVS 0x8u
 
+/* Facts about a status, and advice for a person. Whether to retry is not among them: it
+ * depends on more than the status (the body's error code, the transport's failure), so the
+ * Lua retry policy alone decides it (lua/eip/retry.lua). */
 typedef struct {
     int code;
     const char *reason;          /* standard reason phrase: "Not Found" */
@@ -31,7 +34,6 @@ typedef struct {
     const char *description;     /* English description */
     const char *description_zh;  /* the seed's own Chinese text (UTF-8) */
     eip_status_class klass;
-    int retryable;               /* 1: the same request may succeed later */
     const char *advice;          /* what a script/operator should do, one sentence */
     unsigned seeds;              /* EIP_SEED_* bits; 0 for class-based fallback entries */
 } eip_status_info;

@@ -1,0 +1,270 @@
+-- eip.core called directly, as only the Lua layer normally does: what a server can make it
+-- store (X-Subject-Token, whole up to libcurl's header-line limit) and what it does with
+-- numbers no caller should pass (huge, NaN, infinite): a Lua error naming the argument or a
+-- documented clamp, never a conversion C leaves undefined. `make check-asan` runs this file
+-- against a core built with UBSan (float-cast-overflow included).
+local core = require "eip.core"
+local emulator = require "spec.support.emulator"
+
+-- libcurl refuses a header line of CURL_MAX_HTTP_HEADER (102400) bytes or more, CRLF included:
+-- "X-Subject-Token: " + value + CRLF, so the longest value it delivers has 102380 bytes.
+local LONGEST_TOKEN = 102400 - #"X-Subject-Token: " - 2 - 1
+
+-- A token whose every position matters (a uniform one would hide a shifted or cut copy).
+local function token_of(n)
+  local digits = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+  local parts, len = {}, 0
+  local i = 0
+  while len < n do
+    i = i + 1
+    local piece = ("%d:%s."):format(i, digits:sub(i % 62 + 1))
+    parts[#parts + 1] = piece
+    len = len + #piece
+  end
+  return table.concat(parts):sub(1, n)
+end
+
+describe("eip.core X-Subject-Token", function()
+  local emu, session, url, auth
+
+  setup(function()
+    emu = emulator.start()
+    session = core.session{}
+    url = emu.url .. "/v2.0/" .. emu.project_id .. "/bandwidths/"
+    auth = { "X-Auth-Token: " .. emu.token }
+  end)
+
+  teardown(function()
+    session:close()
+    emu:stop()
+  end)
+
+  before_each(function() emu:reset() end)
+
+  local function answer_with_token(token)
+    emu:inject{ method = "DELETE", status = 201, headers = { ["X-Subject-Token"] = token } }
+  end
+
+  local function delete(s)
+    return (s or session):request{ method = "DELETE", url = url .. "bw-1", headers = auth }
+  end
+
+  it("captures tokens whole, up to the longest header line libcurl accepts", function()
+    for _, n in ipairs{ 1, 4096, 32767, 32768, 100000, LONGEST_TOKEN } do
+      local token = token_of(n)
+      answer_with_token(token)
+      local resp = delete()
+      assert.is_nil(resp.curl_code, resp.curl_error)
+      assert.equal(201, resp.status)
+      assert.equal(n, #resp.subject_token)
+      assert.is_true(resp.subject_token == token, "token of " .. n .. " bytes differs")
+    end
+  end)
+
+  it("gives no token to the answer after one that had one", function()
+    answer_with_token(token_of(50000))
+    assert.equal(50000, #delete().subject_token)
+    local resp = delete()
+    assert.equal(404, resp.status)
+    assert.is_nil(resp.subject_token)
+    answer_with_token("short")
+    assert.equal("short", delete().subject_token)
+  end)
+
+  it("reports a longer header line as libcurl's refusal, a transport error", function()
+    answer_with_token(token_of(LONGEST_TOKEN + 1))
+    local resp = delete()
+    assert.equal(27, resp.curl_code)
+    assert.matches("header line of 102400 bytes", resp.curl_error, 1, true)
+    assert.is_nil(resp.subject_token)
+    -- and the session goes on
+    answer_with_token("next")
+    assert.equal("next", delete().subject_token)
+  end)
+
+  it("captures tokens whole in every slot of a multi", function()
+    local m = core.multi{}
+    m:limit(4)
+    local want = {}
+    for i = 1, 4 do
+      local token = token_of(90000 + i)
+      emu:inject{ method = "DELETE", path = "/bw%-" .. i .. "$", status = 201,
+        headers = { ["X-Subject-Token"] = token } }
+      local slot = assert(m:start{ method = "DELETE", url = url .. "bw-" .. i, headers = auth })
+      want[slot] = token
+    end
+    local got = 0
+    while m:pending() > 0 do
+      local slot, resp = m:next(5)
+      assert.is_number(slot)
+      assert.is_nil(resp.curl_code, resp.curl_error)
+      assert.is_true(resp.subject_token == want[slot], "slot " .. slot .. ": token differs")
+      got = got + 1
+    end
+    assert.equal(4, got)
+    -- A slot reused for an answer without the header reports none.
+    m:start{ method = "DELETE", url = url .. "bw-9", headers = auth }
+    local _, resp = m:next(5)
+    assert.equal(404, resp.status)
+    assert.is_nil(resp.subject_token)
+    m:close()
+  end)
+end)
+
+describe("eip.core numbers out of range", function()
+  local NAN = 0 / 0
+  -- Every numeric argument gets each of these; what it must do is in eip_core.c's header.
+  local HOSTILE = { 1e300, -1e300, NAN, math.huge, -math.huge }
+  local function show(x) return x ~= x and "NaN" or tostring(x) end
+
+  local emu, session, url, auth
+
+  setup(function()
+    emu = emulator.start()
+    session = core.session{}
+    url = emu.url .. "/v2.0/" .. emu.project_id .. "/bandwidths/bw-1"
+    auth = { "X-Auth-Token: " .. emu.token }
+  end)
+
+  teardown(function()
+    session:close()
+    emu:stop()
+  end)
+
+  -- session:request(fields), or multi:start(fields) when a multi is given (they share the
+  -- request reader, so both must check alike).
+  local function request(fields, multi)
+    local req = { method = "DELETE", url = url, headers = auth }
+    for k, v in pairs(fields) do req[k] = v end
+    if multi then return multi:start(req) end
+    return session:request(req)
+  end
+
+  -- The error must name what was wrong, so a caller can tell which argument to fix.
+  local function raises(pattern, f, ...)
+    local ok, err = pcall(f, ...)
+    assert.is_false(ok, "no error for " .. pattern)
+    assert.matches(pattern, tostring(err))
+  end
+
+  it("core.status: beyond +-1e6, NaN and the infinities are the 'unknown' entry (clamp)", function()
+    for _, x in ipairs(HOSTILE) do
+      local s = core.status(x)
+      assert.equal(-1, s.code, show(x))
+      assert.equal("unknown", s.class)
+    end
+    assert.equal(-1, core.status(math.maxinteger).code)
+    assert.equal(-1, core.status(math.mininteger).code)
+    assert.equal(404, core.status(404).code)
+  end)
+
+  it("core.sdk_date: outside 0..253402300799 is an error naming the argument", function()
+    for _, x in ipairs(HOSTILE) do
+      raises("bad argument #1 to '[%w.]*sdk_date' %(seconds must be in 0%.%.253402300799", core.sdk_date, x)
+    end
+    for _, x in ipairs{ -1, 253402300800, math.maxinteger, math.mininteger } do
+      raises("seconds must be in", core.sdk_date, x)
+    end
+    assert.equal("19700101T000000Z", core.sdk_date(0))
+    assert.equal("99991231T235959Z", core.sdk_date(253402300799))
+    assert.equal("99991231T235959Z", core.sdk_date(253402300799.9))
+  end)
+
+  it("core.sleep: 0, negative, NaN and -inf return at once (clamp)", function()
+    for _, x in ipairs{ -1e300, NAN, -math.huge, 0, -1 } do
+      local t0 = core.monotime()
+      core.sleep(x)
+      assert.is_true(core.monotime() - t0 < 0.5, show(x))
+    end
+  end)
+
+  it("core.sleep: 1e300 and inf wait a day at most, still sleeping, not failing (clamp)", function()
+    -- In a child (the wait would be a day), with the plain build like cli_spec's children:
+    -- killed by `timeout` while asleep is exit 124; an error or a return would be 1 or 0.
+    for _, x in ipairs{ "1e300", "math.huge" } do
+      local cmd = ("LUA_CPATH='build/lua5.4/?.so' timeout 0.5 lua5.4 -e "
+        .. "'require(\"eip.core\").sleep(%s)' 2>&1"):format(x)
+      local f = assert(io.popen(cmd))
+      local out = f:read("a")
+      local _, _, code = f:close()
+      assert.equal(124, code, x .. ": " .. out)
+    end
+  end)
+
+  it("timeout and connect_timeout: NaN is an error naming the field", function()
+    for _, k in ipairs{ "timeout", "connect_timeout" } do
+      raises("field '" .. k .. "' must be a number of seconds, not NaN", request, { [k] = NAN })
+    end
+  end)
+
+  it("timeout and connect_timeout: below 1 ms is 1 ms, above a year a year (clamp)", function()
+    for _, k in ipairs{ "timeout", "connect_timeout" } do
+      for _, x in ipairs{ 1e300, math.huge } do
+        local resp = request{ [k] = x }
+        assert.equal(404, resp.status, k .. "=" .. show(x) .. ": " .. tostring(resp.curl_error))
+      end
+      for _, x in ipairs{ -1e300, -math.huge, 0 } do
+        -- 1 ms: on loopback the answer may or may not come in time; never an error raised
+        local resp = request{ [k] = x }
+        assert.is_true(resp.status == 404 or resp.curl_code == 28, k .. "=" .. show(x))
+      end
+    end
+  end)
+
+  it("low_speed_time, low_speed_limit, body_cap: out of range is an error naming the field", function()
+    local ranges = {
+      low_speed_time = "0%.%.31536000", low_speed_limit = "0%.%.2147483647", body_cap = "1%.%.1073741824",
+    }
+    for k, range in pairs(ranges) do
+      for _, x in ipairs(HOSTILE) do
+        raises("field '" .. k .. "' must be a number in " .. range, request, { [k] = x })
+      end
+    end
+    raises("field 'low_speed_time'", request, { low_speed_time = 31536001 })
+    raises("field 'low_speed_limit'", request, { low_speed_limit = 2147483648 })
+    raises("field 'body_cap'", request, { body_cap = 0 })
+    raises("field 'body_cap'", request, { body_cap = 2 ^ 30 + 1 })
+    -- the bounds themselves are accepted
+    assert.equal(404, request{ low_speed_time = 31536000, low_speed_limit = 1 }.status)
+    assert.equal(404, request{ low_speed_time = 0, low_speed_limit = 2147483647 }.status)
+    assert.equal(404, request{ body_cap = 1 }.status)
+    assert.equal(404, request{ body_cap = 2 ^ 30 }.status)
+  end)
+
+  it("multi:start checks the same fields as session:request", function()
+    local m = core.multi{}
+    raises("field 'timeout' must be a number of seconds, not NaN", request, { timeout = NAN }, m)
+    for _, x in ipairs(HOSTILE) do
+      raises("field 'low_speed_limit'", request, { low_speed_limit = x }, m)
+      raises("field 'body_cap'", request, { body_cap = x }, m)
+    end
+    assert.equal(0, m:pending())
+    m:close()
+  end)
+
+  it("multi:limit: anything but an integer in 1..64 is an error", function()
+    local m = core.multi{}
+    for _, x in ipairs(HOSTILE) do
+      raises("limit must be an integer in 1%.%.64", m.limit, m, x)
+    end
+    raises("limit must be an integer in 1%.%.64", m.limit, m, 1.5)
+    m:limit(64)
+    m:close()
+  end)
+
+  it("multi:next: NaN, <= 0 and -inf collect only what is ready; huge waits are capped (clamp)", function()
+    local m = core.multi{}
+    for _, x in ipairs(HOSTILE) do
+      -- nothing in flight: returns at once whatever the timeout
+      local t0 = core.monotime()
+      assert.is_nil(m:next(x))
+      assert.is_true(core.monotime() - t0 < 0.5, show(x))
+    end
+    -- one request in flight: a huge timeout still returns as soon as it ends
+    assert.is_number(m:start{ method = "DELETE", url = url, headers = auth })
+    local slot, resp = m:next(1e300)
+    assert.equal(1, slot)
+    assert.equal(404, resp.status)
+    m:close()
+  end)
+end)

@@ -1,0 +1,211 @@
+/* test_http.c - C tests for the libcurl side of the core (src/http.c, src/multi.c) that need
+ * no server: libcurl's one-time process init from many threads at once, and the capture of
+ * response headers, X-Subject-Token above all (heap buffer, whole, bounded, reused).
+ * Exchanges over the wire are covered by the specs (spec/core_spec.lua).
+ */
+#include "http.h"
+#include "multi.h"
+#include "ctest.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#define NTHREADS 8
+
+/* Each thread races to be the first to open a session and a multi: the init must run once
+ * and every thread must see it done (ASan, UBSan and valgrind watch the same run). */
+static void *open_handles(void *arg)
+{
+    static const eip_http_config cfg = {NULL, 0, "test_http"};
+    char err[128];
+    eip_http *h;
+    eip_multi *m;
+    int *ok = arg;
+
+    *ok = eip_http_global_init() == 0;
+    h = eip_http_new(&cfg, err, sizeof(err));
+    m = eip_multi_new(&cfg, err, sizeof(err));
+    *ok = *ok && h != NULL && m != NULL;
+    eip_http_free(h);
+    eip_multi_free(m);
+    return NULL;
+}
+
+static void test_global_init_threads(void)
+{
+    pthread_t th[NTHREADS];
+    int ok[NTHREADS] = {0}, started[NTHREADS] = {0};
+    int i;
+
+    for (i = 0; i < NTHREADS; i++)
+        started[i] = pthread_create(&th[i], NULL, open_handles, &ok[i]) == 0;
+    for (i = 0; i < NTHREADS; i++) {
+        CHECK(started[i], "thread %d did not start", i);
+        if (started[i])
+            pthread_join(th[i], NULL);
+        CHECK(ok[i], "thread %d could not open a session and a multi", i);
+    }
+    /* Later calls answer from the once-run init. */
+    CHECK(eip_http_global_init() == 0, "global init after the threads");
+    CHECK(eip_http_global_init() == 0, "global init again");
+}
+
+/* Feeds one header line, as libcurl would (CRLF included). */
+static int feed(eip_http_transfer *t, const char *line)
+{
+    return eip_http_parse_header_line(t, line, strlen(line));
+}
+
+/* "X-Subject-Token: " + n bytes of a pattern + CRLF, on the heap; the value is in *value. */
+static char *token_line(size_t n, const char **value)
+{
+    static const char prefix[] = "X-Subject-Token: ";
+    char *line = malloc(sizeof(prefix) - 1 + n + 3);
+    size_t i;
+    if (line == NULL)
+        return NULL;
+    memcpy(line, prefix, sizeof(prefix) - 1);
+    for (i = 0; i < n; i++)
+        line[sizeof(prefix) - 1 + i] = (char)('A' + i % 26);
+    memcpy(line + sizeof(prefix) - 1 + n, "\r\n", 3);
+    *value = line + sizeof(prefix) - 1;
+    return line;
+}
+
+static int token_is(const eip_http_response *r, const char *value, size_t n)
+{
+    return r->subject_token != NULL && r->subject_token_len == n &&
+           memcmp(r->subject_token, value, n) == 0 && r->subject_token[n] == '\0';
+}
+
+/* An answer without the header allocates nothing; the first token does. */
+static void test_token_lazy(void)
+{
+    eip_http_transfer t;
+    eip_http_response r;
+
+    memset(&t, 0, sizeof(t));
+    memset(&r, 0, sizeof(r));
+    t.resp = &r;
+    CHECK(feed(&t, "HTTP/1.1 204 No Content\r\n") == 0, "status line");
+    CHECK(feed(&t, "X-Request-Id: abc\r\n") == 0, "request id");
+    CHECK(feed(&t, "X-Subject-Token:   \r\n") == 0, "empty token");
+    CHECK(r.subject_token == NULL && r.subject_token_len == 0, "an empty token is absent");
+    CHECK(t.token == NULL && t.token_alloc == 0, "no token, no buffer");
+    CHECK_STR(r.request_id, "abc");
+    CHECK(feed(&t, "x-SUBJECT-token: \t MIItoken \r\n") == 0, "token");
+    CHECK(token_is(&r, "MIItoken", 8), "token trimmed, any case of the name");
+    CHECK(t.token != NULL && t.token_alloc == 4096, "first token: one 4 KiB buffer, got %zu",
+          t.token_alloc);
+    eip_http_transfer_cleanup(&t);
+    CHECK(t.token == NULL, "cleanup releases the token buffer");
+}
+
+/* Tokens of every size up to the bound come whole; the buffer grows only for a longer one
+ * and is reused otherwise; a new status line forgets the token but keeps the buffer. */
+static void test_token_sizes(void)
+{
+    static const size_t sizes[] = {1, 4095, 4096, 10000, 32767, 32768, 65536,
+                                   EIP_HTTP_TOKEN_MAX - 1};
+    eip_http_transfer t;
+    eip_http_response r;
+    const char *value;
+    char *line, *buf;
+    size_t i;
+
+    memset(&t, 0, sizeof(t));
+    memset(&r, 0, sizeof(r));
+    t.resp = &r;
+    for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        line = token_line(sizes[i], &value);
+        CHECK(line != NULL, "malloc");
+        if (line == NULL)
+            break;
+        CHECK(feed(&t, "HTTP/1.1 201 Created\r\n") == 0, "status");
+        CHECK(r.subject_token == NULL, "a status line forgets the token");
+        CHECK(feed(&t, line) == 0, "token of %zu bytes", sizes[i]);
+        CHECK(token_is(&r, value, sizes[i]), "token of %zu bytes captured whole", sizes[i]);
+        CHECK(t.token_alloc > sizes[i] && t.token_alloc <= EIP_HTTP_TOKEN_MAX,
+              "buffer %zu for %zu bytes", t.token_alloc, sizes[i]);
+        free(line);
+    }
+    CHECK(t.token_alloc == EIP_HTTP_TOKEN_MAX, "largest token: buffer at the bound, %zu",
+          t.token_alloc);
+    /* Reuse: a smaller token after the largest does not reallocate. */
+    buf = t.token;
+    CHECK(feed(&t, "HTTP/1.1 201 Created\r\n") == 0 && feed(&t, "X-Subject-Token: short\r\n") == 0,
+          "short token");
+    CHECK(t.token == buf && t.token_alloc == EIP_HTTP_TOKEN_MAX, "buffer reused");
+    CHECK(token_is(&r, "short", 5), "short token after a long one");
+    eip_http_transfer_cleanup(&t);
+}
+
+/* At the bound and beyond (libcurl refuses such lines, a direct caller could send them) the
+ * token is dropped, never cut; the buffer is neither grown past the bound nor freed. */
+static void test_token_over_bound(void)
+{
+    eip_http_transfer t;
+    eip_http_response r;
+    const char *value;
+    char *line;
+
+    memset(&t, 0, sizeof(t));
+    memset(&r, 0, sizeof(r));
+    t.resp = &r;
+    CHECK(feed(&t, "X-Subject-Token: first\r\n") == 0, "first token");
+    line = token_line(EIP_HTTP_TOKEN_MAX, &value);
+    CHECK(line != NULL, "malloc");
+    if (line != NULL) {
+        CHECK(feed(&t, line) == 0, "over-long token");
+        CHECK(r.subject_token == NULL && r.subject_token_len == 0, "over-long token dropped");
+        CHECK(t.token_alloc == 4096, "buffer not grown for a dropped token: %zu", t.token_alloc);
+        free(line);
+    }
+    line = token_line(3 * EIP_HTTP_TOKEN_MAX, &value);
+    if (line != NULL) {
+        CHECK(feed(&t, line) == 0 && r.subject_token == NULL, "far longer token dropped");
+        free(line);
+    }
+    eip_http_transfer_cleanup(&t);
+}
+
+/* The fixed-size headers stay bounded, and lines without a colon or of other names are
+ * ignored; none of them touches the token. */
+static void test_fixed_headers(void)
+{
+    eip_http_transfer t;
+    eip_http_response r;
+    char line[600];
+
+    memset(&t, 0, sizeof(t));
+    memset(&r, 0, sizeof(r));
+    t.resp = &r;
+    memcpy(line, "Retry-After: ", 13);
+    memset(line + 13, '7', 400);
+    memcpy(line + 413, "\r\n", 3);
+    CHECK(feed(&t, line) == 0, "long Retry-After");
+    CHECK(strlen(r.retry_after) == EIP_HTTP_HEADER_VALUE_MAX - 1, "Retry-After cut to %d bytes",
+          EIP_HTTP_HEADER_VALUE_MAX - 1);
+    CHECK(feed(&t, "Content-Type: application/json\r\n") == 0, "content type");
+    CHECK(feed(&t, "Location: https://example.invalid/\r\n") == 0, "location");
+    CHECK(feed(&t, "no colon here\r\n") == 0 && feed(&t, "X-Subject-Tokens: x\r\n") == 0,
+          "ignored lines");
+    CHECK(feed(&t, "\r\n") == 0, "end of head");
+    CHECK_STR(r.content_type, "application/json");
+    CHECK_STR(r.location, "https://example.invalid/");
+    CHECK(r.subject_token == NULL && t.token == NULL, "no token from other names");
+    CHECK(feed(&t, "HTTP/1.1 100 Continue\r\n") == 0, "interim answer");
+    CHECK(r.retry_after[0] == '\0' && r.content_type[0] == '\0' && r.location[0] == '\0',
+          "a status line clears the captured headers");
+    eip_http_transfer_cleanup(&t);
+}
+
+int main(void)
+{
+    test_global_init_threads();
+    test_token_lazy();
+    test_token_sizes();
+    test_token_over_bound();
+    test_fixed_headers();
+    return CTEST_END("http");
+}
