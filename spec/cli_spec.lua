@@ -304,10 +304,11 @@ describe("eip command", function()
     it("--concurrency prints each id's line as it finishes, one per id, whatever the order", function()
       local slow, fast = emu:create_bandwidth{ size = 5 }, emu:create_bandwidth{ size = 5 }
       local full = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-1" } }
-      -- The first id answers last: 204 after 300 ms, while the others are sent meanwhile.
+      -- The second id answers last: 204 after 300 ms, while the others are sent meanwhile (the
+      -- first is sent alone, as every batch's first request is).
       emu:inject{ method = "DELETE", path = slow:gsub("%-", "%%-") .. "$", status = 204, delay = 0.3 }
       local code, out, err = run("delete-bandwidth --json --missing-ok --concurrency 4 "
-        .. slow .. " gone-1 " .. full .. " " .. fast)
+        .. fast .. " " .. slow .. " gone-1 " .. full)
       assert.equal(1, code)
       local seen = {}
       for i, line in ipairs(lines(out)) do

@@ -31,10 +31,15 @@ local core = require "eip.core"
 local errors = require "eip.errors"
 local validate = require "eip.validate"
 local ops = require "eip.ops"
+local retry = require "eip.retry"
 
 local M = {}
 
-M.OPTIONS = { concurrency = true, missing_ok = true, on_result = true }
+M.OPTIONS = { concurrency = true, missing_ok = true, on_result = true, cancel = true }
+
+--- What on_result returns to stop the batch: no new request is started, what is in flight
+-- finishes, and every id not sent is reported with `not_sent = true`.
+M.STOP = "stop"
 M.DEFAULT_CONCURRENCY = 8
 M.MAX_CONCURRENCY = 64
 -- Longest single wait in the C multi: transfers time out by themselves, this only bounds how
@@ -168,7 +173,10 @@ local function read_options(runner, opts)
   if opts.on_result ~= nil and type(opts.on_result) ~= "function" then
     raise("on_result", "must be a function(i, id, result_or_error), got a %s", type(opts.on_result))
   end
-  o.on_result = opts.on_result
+  if opts.cancel ~= nil and type(opts.cancel) ~= "function" then
+    raise("cancel", "must be a function() returning nil, \"stop\" or \"abort\", got a %s", type(opts.cancel))
+  end
+  o.on_result, o.cancel = opts.on_result, opts.cancel
   return o
 end
 
@@ -208,27 +216,52 @@ end
 -- State of one batch: the runner and options, results and summary; `fresh` (ids not sent yet,
 -- in input order, from `head`), `retries_due` (retries whose wait is over: sent before fresh
 -- ids), `retries` (the heap of retries still waiting), `in_flight` (slot -> job); the driver
--- and its limit. A job is { index, id, call } (call: the pipeline's state of its delete).
+-- and its limit; `repeats` (id -> indices of its later occurrences, which get its result);
+-- `stopped` (why no new request may start: { reason = "auth" | "cancelled" | "aborted",
+-- cause = the eip error, if any }). A job is { index, id, call } (call: the pipeline's state
+-- of its delete).
 local Run = {}
 Run.__index = Run
+
+local function counted(summary, value)
+  if not errors.is_error(value) then
+    if value.deleted then summary.deleted = summary.deleted + 1 else summary.missing = summary.missing + 1 end
+  elseif value.not_sent then
+    summary.not_sent = summary.not_sent + 1
+  else
+    summary.failed = summary.failed + 1
+  end
+end
+
+-- Stores the outcome of position i and tells on_result; returns true when on_result asked to stop.
+function Run:report(i, id, value)
+  self.results[i] = value
+  counted(self.summary, value)
+  return self.on_result ~= nil and self.on_result(i, id, value) == M.STOP
+end
 
 function Run:finish(job, action, value)
   if action == "fail" then
     if not errors.is_error(value) then error(value, 0) end -- a bug, not an answer
     value.ok = false
-    self.summary.failed = self.summary.failed + 1
-  elseif value.deleted then
-    self.summary.deleted = self.summary.deleted + 1
-  else
-    self.summary.missing = self.summary.missing + 1
+    if retry.halts(value) then self:stop("auth", value) end
   end
-  self.results[job.index] = value
-  if self.on_result then self.on_result(job.index, job.id, value) end
+  local stop = self:report(job.index, job.id, value)
+  for _, i in ipairs(self.repeats[job.id] or {}) do
+    stop = self:report(i, job.id, errors.copy(value)) or stop
+  end
+  if stop then self:stop("cancelled") end
+end
+
+-- No new request starts from now on (the first reason stands).
+function Run:stop(reason, cause)
+  if not self.stopped then self.stopped = { reason = reason, cause = cause } end
 end
 
 -- What the pipeline said about job's attempt: done, failed, or retry (now, or after a wait
 -- during which the other ids proceed).
 function Run:settle(job, action, value)
+  self.probing = false
   if action ~= "retry" then return self:finish(job, action, value) end
   if value <= 0 then
     self.retries_due[#self.retries_due + 1] = job
@@ -239,10 +272,11 @@ function Run:settle(job, action, value)
 end
 
 function Run:next_ready()
-  local retry = self.retries_due[#self.retries_due]
-  if retry then
+  if self.stopped then return nil end
+  local retry_job = self.retries_due[#self.retries_due]
+  if retry_job then
     self.retries_due[#self.retries_due] = nil
-    return retry
+    return retry_job
   end
   local job = self.fresh[self.head]
   if job then
@@ -275,16 +309,38 @@ function Run:promote(now)
   end
 end
 
+-- Asks the cancel option; "abort" also ends what is in flight (reported as interrupted: the
+-- server may or may not have acted on it).
+function Run:poll_cancel()
+  local cancel = self.cancel
+  if not cancel or (self.stopped and self.stopped.reason == "aborted") then return end
+  local what = cancel()
+  if what == "abort" then
+    self.stopped = { reason = "aborted", cause = self.stopped and self.stopped.cause }
+    self.driver:cancel()
+    for slot, job in pairs(self.in_flight) do
+      self.in_flight[slot] = nil
+      self:finish(job, "fail", errors.interrupted(job.call.op, job.call.attempts))
+    end
+  elseif what then
+    self:stop("cancelled")
+  end
+end
+
 function Run:loop()
-  local driver, limit = self.driver, self.limit
+  local driver = self.driver
   while true do
+    self:poll_cancel()
     self:promote(core.monotime())
+    -- One request alone first: if the credentials are refused, one failure is all it costs
+    -- (five bad signatures in a row lock an AK/SK pair), not one per slot.
+    local limit = self.probing and 1 or self.limit
     while driver:pending() < limit do
       local job = self:next_ready()
       if not job then break end
       self:start(job)
     end
-    local next_retry = self.retries[1]
+    local next_retry = not self.stopped and self.retries[1]
     if driver:pending() == 0 then
       if not next_retry then return end
       -- Nothing in flight: only a backoff left to wait for. The runner's sleep (ngx.sleep in
@@ -302,23 +358,53 @@ function Run:loop()
   end
 end
 
+-- After a stop: retries still waiting end with their last error (they were sent: the server
+-- may have acted on them), ids never sent are reported as not sent.
+function Run:wind_up()
+  local stopped = self.stopped
+  if not stopped then return end
+  local waiting = self.retries_due
+  while self.retries[1] do waiting[#waiting + 1] = heap_pop(self.retries) end
+  for _, job in ipairs(waiting) do
+    local err = job.call.last_error
+    err.stopped = stopped.reason
+    self:finish(job, "fail", err)
+  end
+  self.retries_due = {}
+  for i = self.head, #self.fresh do
+    local job = self.fresh[i]
+    self.fresh[i] = nil
+    self:finish(job, "fail", errors.not_sent(job.call.op, stopped.reason, stopped.cause))
+  end
+end
+
 -- Jobs for the valid ids; invalid ids end at once as usage errors (nothing is sent for them),
--- and so does every id when the project cannot be determined (IAM).
+-- and so does every id when the project cannot be determined (IAM). A repeated id is sent
+-- once; its later positions get the same outcome.
 function Run:prepare(ids, n)
   local runner = self.runner
   local project_ok, project -- asked once, at the first valid id (IAM may fetch a token)
+  local first = {}
   for i = 1, n do
     local id = ids[i]
     local job = { index = i, id = id }
     local valid, err = pcall(validate.id, "bandwidth_id", id)
-    if valid and project_ok == nil then project_ok, project = pcall(runner.project, runner) end
-    if not valid then
-      self:finish(job, "fail", err)
-    elseif not project_ok then
-      self:finish(job, "fail", errors.is_error(project) and errors.copy(project) or project)
+    if valid and first[id] then
+      local list = self.repeats[id] or {}
+      list[#list + 1] = i
+      self.repeats[id] = list
+      self.summary.repeated = self.summary.repeated + 1
     else
-      job.call = runner:call(ops.delete_bandwidth(project, id, self.missing_ok))
-      self.fresh[#self.fresh + 1] = job
+      if valid then first[id] = true end
+      if valid and project_ok == nil then project_ok, project = pcall(runner.project, runner) end
+      if not valid then
+        self:finish(job, "fail", err)
+      elseif not project_ok then
+        self:finish(job, "fail", errors.is_error(project) and errors.copy(project) or project)
+      else
+        job.call = runner:call(ops.delete_bandwidth(project, id, self.missing_ok))
+        self.fresh[#self.fresh + 1] = job
+      end
     end
   end
 end
@@ -332,8 +418,9 @@ function M.run(runner, ids, opts)
   local n = list_length(ids)
   local o = read_options(runner, opts)
   local run = setmetatable({
-    runner = runner, missing_ok = o.missing_ok, on_result = o.on_result, started = core.monotime(),
-    results = {}, summary = { deleted = 0, missing = 0, failed = 0, total = n, elapsed = 0 },
+    runner = runner, missing_ok = o.missing_ok, on_result = o.on_result, cancel = o.cancel,
+    started = core.monotime(), results = {}, repeats = {}, probing = true,
+    summary = { deleted = 0, missing = 0, failed = 0, not_sent = 0, repeated = 0, total = n, elapsed = 0 },
     fresh = {}, head = 1, retries = {}, retries_due = {}, in_flight = {},
   }, Run)
   run:prepare(ids, n)
@@ -345,6 +432,8 @@ function M.run(runner, ids, opts)
       error(err, 0)
     end
   end
+  run:wind_up()
+  if run.stopped then run.summary.stopped = run.stopped.reason end
   run.summary.elapsed = core.monotime() - run.started
   return run.results, run.summary
 end

@@ -27,9 +27,12 @@ function Error.__tostring(e)
       parts[#parts + 1] = " (" .. one_line(detail, 300) .. ")"
     end
     if e.truncated then parts[#parts + 1] = " [body truncated]" end
-  else
+  elseif e.kind == "transport" then
     parts[#parts + 1] = "transport error: " .. one_line(e.message or "?", 300)
     if e.curl_code then parts[#parts + 1] = string.format(" (curl %d)", e.curl_code) end
+  else
+    parts[#parts + 1] = one_line(e.message or e.kind or "?", 300)
+    if e.cause then parts[#parts + 1] = " (" .. one_line(tostring(e.cause):gsub("^eip: ", ""), 300) .. ")" end
   end
   if e.request_id then parts[#parts + 1] = " request-id=" .. e.request_id end
   if e.attempts and e.attempts > 1 then parts[#parts + 1] = " after " .. e.attempts .. " attempts" end
@@ -58,11 +61,60 @@ function M.raise_usage(argument, fmt, ...)
   error(M.usage(argument, fmt, ...), 3)
 end
 
---- A shallow copy of an eip error: one failure reported for several ids gets a table each.
-function M.copy(err)
+--- A shallow copy of an eip error, or of a result table: one outcome reported for several ids
+-- gets a table each.
+function M.copy(t)
   local c = {}
-  for k, v in pairs(err) do c[k] = v end
-  return setmetatable(c, Error)
+  for k, v in pairs(t) do c[k] = v end
+  return setmetatable(c, getmetatable(t))
+end
+
+local STOP_REASONS = {
+  auth = "stopped after an authentication failure",
+  cancelled = "the batch was cancelled",
+  aborted = "the batch was aborted",
+}
+
+--- The entry of an id a batch never sent: kind "not_sent", `not_sent = true`, `stopped` (why:
+-- "auth", "cancelled", "aborted") and `cause` (the eip error that stopped it, if any).
+function M.not_sent(op, reason, cause)
+  return new{
+    kind = "not_sent", not_sent = true, stopped = reason, cause = cause, retryable = false,
+    message = "not sent: " .. (STOP_REASONS[reason] or reason), method = op.method, path = op.path,
+    bandwidth_id = op.resource, attempts = 0,
+  }
+end
+
+--- The entry of a request aborted while in flight: kind "interrupted". The server may or may
+-- not have acted on it.
+function M.interrupted(op, attempts)
+  return new{
+    kind = "interrupted", retryable = false, method = op.method, path = op.path, bandwidth_id = op.resource,
+    message = "aborted while in flight: the server may or may not have acted on it", attempts = attempts,
+  }
+end
+
+--- The EIP service's "no such resource" codes: the only 404s that say something is gone.
+M.NOT_FOUND_CODES = { ["VPC.0306"] = "bandwidth", ["VPC.0504"] = "EIP", ["VPC.0003"] = "VPC",
+  ["VPC.0012"] = "enterprise project" }
+
+--- The codes of the API gateway's "no such API" 404 (older and newer gateways).
+M.NO_SUCH_API_CODES = { ["APIGW.0101"] = true, ["APIG.0101"] = true }
+
+-- Advice for a 404 that is not the service's "no such resource": whoever answered does not
+-- know the path, so the resource may well exist.
+local function stray_404_advice(code)
+  local origin
+  if M.NO_SUCH_API_CODES[code] then
+    origin = "the API gateway has no such API (" .. code .. ")"
+  elseif code then
+    origin = "the answer carries " .. code .. ", not the EIP service's VPC.0306"
+  else
+    origin = "the answer has no EIP error body (no VPC.0306), so the EIP service did not send it"
+  end
+  return "Not a missing bandwidth: " .. origin .. ". The endpoint, its base path (no /v1 or "
+    .. "/v2.0: the client adds those), the region or the project id is likely wrong; the "
+    .. "bandwidth may still exist. Do not treat this as deleted."
 end
 
 --- An error from a non-2xx answer. `info` is the status entry from the C table; `body`
@@ -70,13 +122,15 @@ end
 -- for the retry policy (eip.retry) to set.
 function M.http(req, resp, info, body)
   body = body or {}
+  local advice = info.advice
+  if resp.status == 404 and not M.NOT_FOUND_CODES[body.code] then advice = stray_404_advice(body.code) end
   return new{
     kind = "http",
     status = resp.status,
     reason = info.reason,
     description = info.description,
     class = info.class,
-    advice = info.advice,
+    advice = advice,
     code = body.code,
     message = body.message,
     request_id = resp.request_id or body.request_id,

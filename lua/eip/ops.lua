@@ -65,10 +65,16 @@ function Delete.result(op, resp, attempts, elapsed)
   }
 end
 
--- With missing_ok, a 404 is a result { ok = true, deleted = false, status = 404, ... }: the
--- bandwidth is gone either way (perhaps deleted by an earlier attempt whose answer was lost).
+-- With missing_ok, the EIP service's "no such bandwidth" (404 VPC.0306) is a result
+-- { ok = true, deleted = false, status = 404, ... }: the bandwidth is gone either way (perhaps
+-- deleted by an earlier attempt whose answer was lost). Any other 404 (the API gateway's "no
+-- such API", an unknown code, no error body) says nothing about the bandwidth: a mistyped
+-- endpoint must never read as "already deleted".
 function Delete.recover(op, err)
-  if not (op.missing_ok and err.kind == "http" and err.status == 404) then return nil end
+  if not (op.missing_ok and err.kind == "http" and err.status == 404
+      and errors.NOT_FOUND_CODES[err.code] == "bandwidth") then
+    return nil
+  end
   return {
     ok = true, deleted = false, status = 404, reason = err.reason, code = err.code,
     message = err.message, bandwidth_id = op.resource, request_id = err.request_id,

@@ -182,7 +182,7 @@ Call.__index = Call
 function Runner:call(op)
   -- Every field named here, so the table is sized once (false: not yet known).
   return setmetatable({ runner = self, op = op, attempts = 0, refreshed = false, started = false,
-    deadline = false, epoch = false, req = false }, Call)
+    deadline = false, epoch = false, req = false, last_error = false }, Call)
 end
 
 --- Builds and authenticates the next attempt. Returns the transport's request, or nil and the
@@ -250,6 +250,7 @@ end
 -- came from the credentials step, which had its own attempts: final.
 function Call:failure(err, from_credentials)
   local runner = self.runner
+  self.last_error = err
   local now = monotime()
   err.attempts, err.elapsed = self.attempts, now - (self.started or now)
   if from_credentials then return final(self, err) end

@@ -47,6 +47,29 @@ M.TRANSPORT_KINDS = { connect = true, reset = true, timeout = true }
 --- Statuses that are never retried as such, whatever else the answer says.
 M.AUTH_STATUSES = { [401] = true, [403] = true }
 
+--- 403 codes that mean "these credentials may not do this" (EIP's; the gateway's are
+-- APIGW.0301-0307 / APIG.0301-0307).
+M.DENIED_CODES = { ["VPC.0008"] = true, ["VPC.2701"] = true, ["VPC.0010"] = true, ["VPC.2201"] = true }
+
+-- The IAM token request's path: its 4xx is a refused login.
+local IAM_PATH = require("eip.ops").IAM_PATH
+
+local function gateway_auth_code(code)
+  return code:find("^APIGW%.030[1-7]$") ~= nil or code:find("^APIG%.030[1-7]$") ~= nil
+end
+
+--- Is err a definite authentication or authorisation failure: a 401, a 403 with a gateway or
+-- policy code, or a refused IAM login? After one, a batch starts no new request (Huawei Cloud
+-- locks an AK/SK pair after 5 failed signatures in a row, and every other id would fail alike).
+function M.halts(err)
+  if type(err) ~= "table" or err.kind ~= "http" then return false end
+  local status, code = err.status, err.code
+  if status == 401 then return true end
+  if err.path == IAM_PATH and status >= 400 and status < 500 then return true end
+  if status == 403 and code then return M.DENIED_CODES[code] == true or gateway_auth_code(code) end
+  return false
+end
+
 --- Is a status, by itself, worth another attempt? (The `retryable` of eip.status entries.)
 function M.status_retryable(status)
   if status >= 500 and status <= 599 then return not M.FINAL_SERVER_ERRORS[status] end

@@ -73,6 +73,14 @@ function M.endpoint(name, v)
   if path:find("/%.%.?/") or path:find("/%.%.?$") then
     raise(name, "must not contain '.' or '..' path segments, got %s", describe(v))
   end
+  -- The client adds the API version (/v1, /v2.0, /v3) itself: one in the endpoint would double
+  -- it, and the gateway's 404 for the doubled path could be mistaken for a missing resource.
+  for segment in path:gmatch("[^/]+") do
+    if segment:find("^[vV]%d+$") or segment:find("^[vV]%d+%.%d+$") then
+      raise(name, "must not contain an API version path (/%s): give the service's root, e.g. "
+        .. "https://vpc.cn-north-4.myhuaweicloud.com; the client adds /v1, /v2.0 or /v3 itself", segment)
+    end
+  end
   return scheme .. "://" .. authority .. path
 end
 
