@@ -16,6 +16,10 @@
 --   provider.epoch                 a number that changes whenever the credentials do
 --   provider.project_id            the project its credentials are scoped to, when known
 --   provider.secrets               every secret value it holds, for redaction
+--   provider.strikes, provider:rejected(err), provider:accepted()   (AK/SK) 401s to its
+--                                  signatures in a row, counted by the pipeline
+--   provider.refused, provider:refusal()   (AK/SK) set after too many strikes: the error a
+--                                  call gets instead of being sent, or nil once it expired
 -- Secret values stay inside providers, which clients keep outside their own tables.
 local errors = require "eip.errors"
 local validate = require "eip.validate"
@@ -43,6 +47,40 @@ local function env(getenv, name)
   local v = getenv(name)
   if v == "" then return nil end
   return v
+end
+
+---------------------------------------------------------------------------------------------
+-- Refused signatures (AK/SK). Five failed signatures in a row lock an AK/SK pair for 5 minutes,
+-- for every user of the key. So the provider counts the 401s its signatures get in a row (any
+-- other answer resets the count); after MAX_STRIKES, for 5 minutes, the client sends nothing
+-- more with them: every call fails at once with a copy of the last 401.
+
+local MAX_STRIKES = 3        -- fewer than the gateway's 5: a script's other clients keep a margin
+local REFUSAL_HOLD = 300     -- seconds: the gateway's lock time
+
+local function rejected(self, err)
+  self.strikes = (self.strikes or 0) + 1
+  if self.strikes >= MAX_STRIKES then
+    self.refused = { err = errors.copy(err), until_ = core.monotime() + REFUSAL_HOLD }
+  end
+end
+
+local function accepted(self)
+  self.strikes = nil
+end
+
+local function refusal(self)
+  local r = self.refused
+  if core.monotime() >= r.until_ then
+    self.refused, self.strikes = nil, nil
+    return nil
+  end
+  local err = errors.copy(r.err)
+  err.not_sent, err.request_id, err.retryable = true, nil, false
+  err.advice = string.format("Not sent: the last %d signatures with this AK/SK were refused (401), and "
+    .. "five in a row lock the key for 5 minutes. Fix the key (or the clock: X-Sdk-Date) and make "
+    .. "a new client.", MAX_STRIKES)
+  return err
 end
 
 ---------------------------------------------------------------------------------------------
@@ -104,6 +142,7 @@ function Aksk:apply(req)
 end
 
 function Aksk.ensure() end
+Aksk.rejected, Aksk.accepted, Aksk.refusal = rejected, accepted, refusal
 
 ---------------------------------------------------------------------------------------------
 -- IAM password authentication: POST /v3/auth/tokens, cached until shortly before expiry.

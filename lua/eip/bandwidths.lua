@@ -6,9 +6,11 @@
 -- Every request is an operation (eip.ops) run by the pipeline: same credentials, mapping,
 -- retries and redaction as the delete.
 -- @module eip.bandwidths
+local core = require "eip.core"
 local errors = require "eip.errors"
 local validate = require "eip.validate"
 local ops = require "eip.ops"
+local retry = require "eip.retry"
 
 local M = {}
 
@@ -26,7 +28,9 @@ local CHARGE_MODES = { bandwidth = true, traffic = true }
 local SHARE_TYPES = { WHOLE = true, PER = true }
 local LIST_OPTIONS = { share_type = true, limit = true, enterprise_project_id = true }
 M.REMOVE_OPTIONS = { charge_mode = true, size = true, on_batch = true }
-M.DRAIN_OPTIONS = { charge_mode = true, size = true, on_batch = true, missing_ok = true }
+M.DRAIN_OPTIONS = { charge_mode = true, size = true, on_batch = true, missing_ok = true, confirm = true,
+  wait = true }
+M.PLAN_OPTIONS = { charge_mode = true, size = true }
 
 --- The bandwidth and the answer's meta `{ status, request_id, attempts, elapsed }`.
 function M.show(runner, project, bandwidth_id)
@@ -113,10 +117,12 @@ function M.removal_terms(opts, known)
       .. "bandwidth each removed EIP gets)")
   end
   local size = validate.integer("size", opts.size, 1, 2000)
-  if opts.on_batch ~= nil and type(opts.on_batch) ~= "function" then
-    errors.raise_usage("on_batch", "must be a function(progress), got %s", type(opts.on_batch))
+  for _, name in ipairs{ "on_batch", "confirm" } do
+    if opts[name] ~= nil and type(opts[name]) ~= "function" then
+      errors.raise_usage(name, "must be a function, got %s", type(opts[name]))
+    end
   end
-  return { charge_mode = opts.charge_mode, size = size, on_batch = opts.on_batch }
+  return { charge_mode = opts.charge_mode, size = size, on_batch = opts.on_batch, confirm = opts.confirm }
 end
 
 local function ids_of(entries, from, to)
@@ -154,9 +160,12 @@ local function append(list, more)
   return list
 end
 
+-- The request body's entries from..to: publicip_id and publicip_type only.
 local function slice(entries, from, to)
   local out = {}
-  for i = from, to do out[#out + 1] = entries[i] end
+  for i = from, to do
+    out[#out + 1] = { publicip_id = entries[i].publicip_id, publicip_type = entries[i].publicip_type }
+  end
   return out
 end
 
@@ -182,7 +191,14 @@ function M.remove(runner, project, bandwidth_id, entries, terms)
     else
       local err = res
       if not errors.is_error(err) or err.kind == "usage" then error(err, 0) end
-      local moved, kept, uncertain = settle(runner, project, bandwidth_id, ids_of(entries, from, to))
+      local moved, kept, uncertain
+      if retry.halts(err) then
+        -- Refused before the service saw it: nothing moved, and no more requests (not even the
+        -- verifying GET: every refused signature counts towards locking the key).
+        moved, kept, uncertain = {}, ids_of(entries, from, to), {}
+      else
+        moved, kept, uncertain = settle(runner, project, bandwidth_id, ids_of(entries, from, to))
+      end
       append(summary.removed, moved)
       if #kept > 0 or #uncertain > 0 then
         err.bandwidth_id, err.stage, err.batch = bandwidth_id, "remove", b
@@ -199,16 +215,104 @@ function M.remove(runner, project, bandwidth_id, entries, terms)
   return summary
 end
 
---- Show, remove every EIP, delete. A dedicated (`PER`) bandwidth is refused with a `usage`
--- error (`argument = "bandwidth_id"`) before anything changes; unlike other usage errors, one
--- GET was sent to learn its type (`err.method`, `err.path` say which). Failures after the show
--- carry `moved` and `not_moved` (EIP ids) and `stage` ("show", "remove" or "delete").
-function M.drain(runner, project, bandwidth_id, terms, missing_ok)
+-- Why a bandwidth must not be drained, as an error of kind "refused", or nil. Checked on the
+-- show's answer, before anything changes: removing the EIPs of a bandwidth that cannot then be
+-- deleted would only turn each of them into a new pay-per-use bandwidth (a new bill).
+local function refusal(bw, bandwidth_id, path)
+  local reason, message, extra
+  if bw.share_type ~= "WHOLE" then
+    reason = "dedicated"
+    message = string.format("%s is a dedicated (%s) bandwidth, not a shared (WHOLE) one: only shared "
+      .. "bandwidths can be drained and deleted", bandwidth_id, tostring(bw.share_type))
+  elseif type(bw.billing_info) == "string" and bw.billing_info ~= "" then
+    reason = "prepaid"
+    local order = bw.billing_info:match("^([^:]+)")
+    extra = { order_id = order }
+    message = string.format("%s is a yearly/monthly (prepaid) bandwidth (order %s): this API cannot delete it; "
+      .. "unsubscribe it through billing (Billing Center > Unsubscriptions) instead", bandwidth_id, order)
+  elseif bw.status ~= "NORMAL" then
+    reason = "frozen"
+    extra = { bandwidth_status = bw.status }
+    message = string.format("%s is in status %s, not NORMAL: a frozen bandwidth (arrears, or frozen by "
+      .. "the provider) cannot be changed", bandwidth_id, tostring(bw.status))
+  else
+    return nil
+  end
+  local err = errors.refused(reason, message .. " (one GET was sent; nothing changed)")
+  err.method, err.path, err.bandwidth_id, err.stage, err.moved, err.not_moved = "GET", path, bandwidth_id,
+    "show", {}, {}
+  for k, v in pairs(extra or {}) do err[k] = v end
+  return err
+end
+
+-- The removal entries of the EIPs a bandwidth holds: IPv6 ports (ip_version 6) need
+-- publicip_type "5_dualStack"; for EIP ids the API ignores the type.
+local function held_eips(bw)
+  local eips = {}
+  for _, ip in ipairs(type(bw.publicip_info) == "table" and bw.publicip_info or {}) do
+    if type(ip) == "table" and type(ip.publicip_id) == "string" then
+      local v6 = ip.ip_version == 6 or ip.publicip_type == "5_dualStack"
+      eips[#eips + 1] = { publicip_id = ip.publicip_id, publicip_type = v6 and "5_dualStack" or nil,
+        publicip_address = ip.publicip_address or ip.publicipv6_address, ip_version = v6 and 6 or 4 }
+    end
+  end
+  return eips
+end
+
+--- What draining would do, read with one GET and changing nothing: `{ bandwidth_id, bandwidth
+-- (as shown), eips = { {publicip_id, publicip_type, publicip_address, ip_version} }, charge_mode,
+-- size, remove_calls, requests }`. Raises the show's error, or a "refused" error when the
+-- bandwidth must not be drained (dedicated, prepaid, not NORMAL).
+function M.plan(runner, project, bandwidth_id, terms)
   local show = ops.show_bandwidth(project, bandwidth_id)
-  local ok, bw = pcall(M.show, runner, project, bandwidth_id)
+  local bw = M.show(runner, project, bandwidth_id)
+  local refused = refusal(bw, bandwidth_id, show.path)
+  if refused then error(refused, 0) end
+  local eips = held_eips(bw)
+  local remove_calls = math.ceil(#eips / M.MAX_EIPS_PER_CALL)
+  return { bandwidth_id = bandwidth_id, bandwidth = bw, eips = eips, charge_mode = terms.charge_mode,
+    size = terms.size, remove_calls = remove_calls, requests = remove_calls + 1 }
+end
+
+-- Poll intervals while waiting for a deleted bandwidth to disappear: soon at first, then every
+-- 5 s (as Terraform does).
+local WAIT_STEPS = { 0.5, 1, 2, 5 }
+--- How long `wait = true` waits (Terraform's own limit for this resource).
+M.DEFAULT_WAIT = 600
+
+--- After a 204: reads the bandwidth until the service answers 404 VPC.0306 (the real API can
+-- still show it for a while), at most `seconds`. Returns the seconds waited; raises a
+-- "wait_timeout" error when it is still there, and authentication failures as they are.
+function M.wait_gone(runner, project, bandwidth_id, seconds)
+  local started = core.monotime()
+  local step = 1
+  while true do
+    local ok, err = pcall(M.show, runner, project, bandwidth_id)
+    local waited = core.monotime() - started
+    if not ok then
+      if not errors.is_error(err) then error(err, 0) end
+      if err.status == 404 and errors.NOT_FOUND_CODES[err.code] == "bandwidth" then return waited end
+      if retry.halts(err) or err.kind == "usage" then error(err, 0) end
+      -- anything else (a 5xx after its retries, a timeout): keep asking until the time is up
+    end
+    local pause = WAIT_STEPS[step] or WAIT_STEPS[#WAIT_STEPS]
+    step = step + 1
+    if waited + pause > seconds then
+      error(errors.wait_timeout(ops.show_bandwidth(project, bandwidth_id), waited), 0)
+    end
+    runner.sleep(pause)
+  end
+end
+
+--- Show (the plan), confirm, remove every EIP, delete. A bandwidth that must not be drained is
+-- refused (kind "refused") after the show and before anything changes; so is one whose plan
+-- `terms.confirm(plan)` does not approve. Failures after the show carry `moved` and `not_moved`
+-- (EIP ids) and `stage` ("show", "remove" or "delete").
+function M.drain(runner, project, bandwidth_id, terms, missing_ok)
+  local ok, plan = pcall(M.plan, runner, project, bandwidth_id, terms)
   if not ok then
-    local err = bw
-    if errors.is_error(err) then
+    local err = plan
+    if errors.is_error(err) and err.kind ~= "refused" then
       -- The delete's own rule decides whether a missing bandwidth is an acceptable outcome.
       local missing = ops.delete_bandwidth(project, bandwidth_id, missing_ok):recover(err)
       if missing then
@@ -219,24 +323,15 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok)
     end
     error(err, 0)
   end
-  if bw.share_type ~= "WHOLE" then
-    local err = errors.usage("bandwidth_id", "%s is a dedicated (%s) bandwidth, not a shared (WHOLE) one: "
-      .. "only shared bandwidths can be drained and deleted (one GET was sent; nothing changed)",
-      bandwidth_id, tostring(bw.share_type))
-    err.method, err.path, err.stage, err.moved, err.not_moved = "GET", show.path, "show", {}, {}
+  if terms.confirm and not terms.confirm(plan) then
+    local err = errors.refused("not_confirmed", bandwidth_id .. " was not drained: the plan was not "
+      .. "confirmed (one GET was sent; nothing changed)")
+    err.bandwidth_id, err.stage, err.moved, err.not_moved = bandwidth_id, "show", {}, {}
     error(err, 0)
   end
-  local eips = {}
-  for _, ip in ipairs(type(bw.publicip_info) == "table" and bw.publicip_info or {}) do
-    if type(ip) == "table" and type(ip.publicip_id) == "string" then
-      -- publicip_type only matters for IPv6 ports; for EIP ids the API ignores it.
-      eips[#eips + 1] = { publicip_id = ip.publicip_id,
-        publicip_type = ip.publicip_type == "5_dualStack" and ip.publicip_type or nil }
-    end
-  end
   local removed, requests = {}, 1
-  if #eips > 0 then
-    local summary = M.remove(runner, project, bandwidth_id, eips, terms)
+  if #plan.eips > 0 then
+    local summary = M.remove(runner, project, bandwidth_id, plan.eips, terms)
     removed, requests = summary.removed, requests + summary.requests
   end
   local dok, res = pcall(runner.run, runner, ops.delete_bandwidth(project, bandwidth_id, missing_ok))

@@ -35,7 +35,8 @@ local retry = require "eip.retry"
 
 local M = {}
 
-M.OPTIONS = { concurrency = true, missing_ok = true, on_result = true, cancel = true }
+M.OPTIONS = { concurrency = true, missing_ok = true, on_result = true, cancel = true,
+  wait = true } -- wait: eip.client's, after the run
 
 --- What on_result returns to stop the batch: no new request is started, what is in flight
 -- finishes, and every id not sent is reported with `not_sent = true`.

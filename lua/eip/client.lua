@@ -53,7 +53,7 @@ M.OPTIONS = {
   transport = true,
 }
 
-local CALL_OPTIONS = { missing_ok = true }
+local CALL_OPTIONS = { missing_ok = true, wait = true }
 
 local function endpoint_for(opts, getenv)
   if opts.endpoint ~= nil and opts.region ~= nil then
@@ -159,13 +159,29 @@ local function project(self, r)
   return p
 end
 
-local function missing_ok_of(r, call_opts, known)
-  local missing_ok = r.missing_ok
+-- `wait = true | seconds`: how long to wait after a 204 for the bandwidth to disappear; nil
+-- when not waiting.
+local function wait_of(v)
+  if v == nil or v == false then return nil end
+  if v == true then return bandwidths.DEFAULT_WAIT end
+  return validate.number("wait", v, 0, 86400)
+end
+
+-- The missing_ok and wait of a delete: the call's options over the client's.
+local function delete_options(r, call_opts)
+  local missing_ok, wait = r.missing_ok, nil
   if call_opts ~= nil then
-    validate.options("call options", call_opts, known)
+    validate.options("call options", call_opts, CALL_OPTIONS)
     if call_opts.missing_ok ~= nil then missing_ok = validate.boolean("missing_ok", call_opts.missing_ok) end
+    wait = wait_of(call_opts.wait)
   end
-  return missing_ok
+  return missing_ok, wait
+end
+
+-- With wait: the seconds until a deleted bandwidth could no longer be read, in res.waited.
+local function waited(r, project_id, res, wait)
+  if wait and res.deleted then res.waited = bandwidths.wait_gone(r, project_id, res.bandwidth_id, wait) end
+  return res
 end
 
 function Client:__tostring()
@@ -175,33 +191,63 @@ end
 --- Deletes a shared bandwidth: `DELETE /v2.0/{project_id}/bandwidths/{id}`, retrying what is
 -- transient (see the README's Retries).
 -- @tparam string bandwidth_id the bandwidth's id
--- @tparam[opt] table call_opts `{ missing_ok = bool }` (default: the client's `missing_ok`)
+-- @tparam[opt] table call_opts `missing_ok` (default: the client's): the EIP service's 404
+--   VPC.0306 is a result, not an error; `wait` = true (up to 600 s) or seconds: after the 204,
+--   read the bandwidth until it is gone
 -- @treturn table `{ ok = true, deleted = true, status = 204, reason, bandwidth_id, request_id,
---   attempts, elapsed }`; with missing_ok, a 404 is `{ ok = true, deleted = false, status = 404,
---   code, message, ... }`
+--   attempts, elapsed, waited? }`; with missing_ok, a 404 VPC.0306 is `{ ok = true, deleted =
+--   false, status = 404, code, message, ... }`
 -- @raise an eip error: `usage` (nothing sent), `http` (status, code, message, request_id,
---   retryable, advice) or `transport` (reason, curl_code)
+--   retryable, advice), `transport` (reason, curl_code), or `wait_timeout` (deleted, but still
+--   readable when the wait ended)
 function Client:delete_bandwidth(bandwidth_id, call_opts)
   local r = runner_of(self, "delete_bandwidth")
   validate.id("bandwidth_id", bandwidth_id)
-  local missing_ok = missing_ok_of(r, call_opts, CALL_OPTIONS)
-  return r:run(ops.delete_bandwidth(project(self, r), bandwidth_id, missing_ok))
+  local missing_ok, wait = delete_options(r, call_opts)
+  local project_id = project(self, r)
+  local res = r:run(ops.delete_bandwidth(project_id, bandwidth_id, missing_ok))
+  if wait then return waited(r, project_id, res, wait) end
+  return res
 end
 
 --- Deletes many shared bandwidths concurrently (libcurl multi; light threads inside nginx).
 -- Per-id failures never raise: they are entries of the results.
 -- @tparam table ids a list of bandwidth ids
 -- @tparam[opt] table opts `concurrency` (1..64, default 8), `missing_ok`, `on_result` =
---   `function(i, id, result_or_error)` called as each id finishes
+--   `function(i, id, result_or_error)` called as each id finishes (returning `eip.STOP` stops
+--   the batch), `cancel` = `function()` asked between requests (returning "stop" or "abort"),
+--   `wait` (as for delete_bandwidth: each deleted id gets `waited`, or `still_readable = true`
+--   when the shared time ran out)
 -- @treturn table results in input order: the result table delete_bandwidth returns, or the eip
 --   error (with `ok = false`)
--- @treturn table summary `{ deleted, missing, failed, total, elapsed }`
+-- @treturn table summary `{ deleted, missing, failed, not_sent, repeated, total, elapsed,
+--   stopped? ("auth", "cancelled", "aborted"), still_readable? }`
 -- @raise a `usage` error for the call itself (not a list, bad options); an error raised by
 --   on_result, after the transfers in flight were aborted
 function Client:delete_bandwidths(ids, opts)
   local r = runner_of(self, "delete_bandwidths")
+  local wait = type(opts) == "table" and wait_of(opts.wait) or nil
   local results, summary = batch.run(r, ids, opts)
   self.project_id = r.project_id
+  if wait then
+    -- One shared time budget: while the first id is still readable the others disappear too.
+    local deadline = core.monotime() + wait
+    summary.still_readable = 0
+    for _, res in ipairs(results) do
+      if res.deleted and not errors.is_error(res) and res.waited == nil then
+        local ok, w = pcall(bandwidths.wait_gone, r, r.project_id, res.bandwidth_id,
+          math.max(0, deadline - core.monotime()))
+        if ok then
+          res.waited = w
+        elseif errors.is_error(w) and w.kind == "wait_timeout" then
+          res.waited, res.still_readable = w.waited, true
+          summary.still_readable = summary.still_readable + 1
+        else
+          res.wait_error = w
+        end
+      end
+    end
+  end
   return results, summary
 end
 
@@ -249,12 +295,29 @@ function Client:remove_eips_from_bandwidth(bandwidth_id, eip_ids, opts)
   return bandwidths.remove(r, project(self, r), bandwidth_id, entries, terms)
 end
 
+--- What draining a bandwidth would do, read with one GET; nothing is changed.
+-- @tparam string bandwidth_id the shared bandwidth
+-- @tparam table opts `charge_mode` and `size` of the pay-per-use bandwidth each EIP would get
+-- @treturn table `{ bandwidth_id, bandwidth, eips = { {publicip_id, publicip_type,
+--   publicip_address, ip_version} }, charge_mode, size, remove_calls, requests }`
+-- @raise an eip error; kind `refused` (reason "dedicated", "prepaid" with `order_id`, or
+--   "frozen") when the bandwidth must not be drained
+function Client:plan_drain(bandwidth_id, opts)
+  local r = runner_of(self, "plan_drain")
+  validate.id("bandwidth_id", bandwidth_id)
+  local terms = bandwidths.removal_terms(opts or {}, bandwidths.PLAN_OPTIONS)
+  return bandwidths.plan(r, project(self, r), bandwidth_id, terms)
+end
+
 --- Empties a shared bandwidth, then deletes it: shows it, removes every EIP it holds (see
--- `remove_eips_from_bandwidth`), then deletes it. A dedicated (`PER`) bandwidth is refused
--- with a `usage` error before anything changes (one GET was sent to learn its type).
+-- `remove_eips_from_bandwidth`; each becomes a pay-per-use bandwidth of its own), then deletes
+-- it. Refused (kind `refused`) after the show and before anything changes: a dedicated (PER),
+-- a prepaid (yearly/monthly, `billing_info`) or a not NORMAL (frozen) bandwidth, and one whose
+-- plan `confirm` does not approve.
 -- @tparam string bandwidth_id the shared bandwidth
 -- @tparam table opts `charge_mode` and `size` (required, as for remove_eips_from_bandwidth),
---   `missing_ok`, `on_batch`
+--   `missing_ok`, `on_batch`, `confirm` = `function(plan) -> boolean` (the plan of
+--   `plan_drain`), `wait` (as for delete_bandwidth)
 -- @treturn table the delete's result plus `removed` (EIP ids moved out) and `requests`
 -- @raise an eip error carrying `stage` ("show", "remove" or "delete"), `moved` and `not_moved`
 function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
@@ -264,7 +327,10 @@ function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
   local terms = bandwidths.removal_terms(opts, bandwidths.DRAIN_OPTIONS)
   local missing_ok = r.missing_ok
   if opts.missing_ok ~= nil then missing_ok = validate.boolean("missing_ok", opts.missing_ok) end
-  return bandwidths.drain(r, project(self, r), bandwidth_id, terms, missing_ok)
+  local wait = wait_of(opts.wait)
+  local project_id = project(self, r)
+  local res = bandwidths.drain(r, project_id, bandwidth_id, terms, missing_ok)
+  return waited(r, project_id, res, wait)
 end
 
 --- Releases the client's connections now rather than at garbage collection. Closing twice is
@@ -279,4 +345,5 @@ end
 
 M.VERSION = VERSION
 M.USER_AGENT = USER_AGENT
+M.STOP = batch.STOP
 return M

@@ -19,6 +19,9 @@ function Error.__tostring(e)
   if e.kind == "usage" then
     return "eip: usage: " .. e.message
   end
+  if e.kind == "refused" then
+    return "eip: refused: " .. one_line(e.message or "?", 400)
+  end
   local parts = { "eip: ", e.method or "?", " ", e.path or "?", " -> " }
   if e.kind == "http" then
     parts[#parts + 1] = string.format("%d %s", e.status, e.reason or "")
@@ -82,6 +85,22 @@ function M.not_sent(op, reason, cause)
     kind = "not_sent", not_sent = true, stopped = reason, cause = cause, retryable = false,
     message = "not sent: " .. (STOP_REASONS[reason] or reason), method = op.method, path = op.path,
     bandwidth_id = op.resource, attempts = 0,
+  }
+end
+
+--- The client refused to act, after reading the resource (one GET was sent; nothing changed):
+-- kind "refused", `reason` ("dedicated", "prepaid", "frozen", "not_confirmed").
+function M.refused(reason, message)
+  return new{ kind = "refused", reason = reason, message = message, retryable = false, attempts = 1 }
+end
+
+--- A delete that succeeded (204) but whose bandwidth was still readable when the wait ended:
+-- kind "wait_timeout", `deleted = true`, `waited` (seconds). Not a failed delete.
+function M.wait_timeout(op, waited)
+  return new{
+    kind = "wait_timeout", deleted = true, waited = waited, retryable = false, method = op.method,
+    path = op.path, bandwidth_id = op.resource,
+    message = string.format("deleted (204), but the bandwidth could still be read after %.1f s", waited),
   }
 end
 

@@ -14,6 +14,8 @@ M._VERSION = client.VERSION
 M.new = client.new
 M.is_error = errors.is_error
 M.sign = require("eip.sign").sign
+--- What a batch's on_result returns to stop it (see client:delete_bandwidths).
+M.STOP = client.STOP
 
 -- A status entry of the C table (facts: reason, class, descriptions, advice) with what the
 -- retry policy decides about it.

@@ -47,23 +47,29 @@ end
 ---------------------------------------------------------------------------------------------
 -- Redaction
 
---- Server-provided text, scrubbed of every secret the provider holds (a proxy or service may
--- echo a header back in an error message). Secrets shorter than 8 bytes are not searched for:
--- they could not be told apart from ordinary words.
-function Runner:scrub(s)
+--- Server-provided text made safe to show: control characters (terminal escapes, CR, LF)
+-- become spaces, and every secret the provider holds becomes `<redacted>` (a proxy or service
+-- may echo a header back). A secret shorter than 8 bytes cannot be told apart from ordinary
+-- words inside a text, so it is redacted only where it is the whole value.
+function Runner:clean(s)
   if type(s) ~= "string" then return s end
+  if s:find("%c") then s = s:gsub("%c", " ") end
   for _, secret in pairs(self.provider.secrets) do
     if #secret >= 8 then
-      local out, from = {}, 1
-      while true do
-        local at = s:find(secret, from, true)
-        if not at then break end
-        out[#out + 1] = s:sub(from, at - 1)
-        out[#out + 1] = "<redacted>"
-        from = at + #secret
+      if s:find(secret, 1, true) then
+        local out, from = {}, 1
+        while true do
+          local at = s:find(secret, from, true)
+          if not at then break end
+          out[#out + 1] = s:sub(from, at - 1)
+          out[#out + 1] = "<redacted>"
+          from = at + #secret
+        end
+        out[#out + 1] = s:sub(from)
+        s = table.concat(out)
       end
-      out[#out + 1] = s:sub(from)
-      s = table.concat(out)
+    elseif s == secret then
+      s = "<redacted>"
     end
   end
   return s
@@ -146,7 +152,7 @@ local function authenticate(self, req, content_type, provider)
   req.headers = { header_lines(headers, 1, #headers) }
 end
 
-local function clean(self) return function(s) return self:scrub(s) end end
+local function clean(self) return function(s) return self:clean(s) end end
 
 ---------------------------------------------------------------------------------------------
 -- map
@@ -154,17 +160,22 @@ local function clean(self) return function(s) return self:scrub(s) end end
 -- The response on 2xx; else nil and the eip error, its retryability set by the policy. Logs
 -- the response when debugging.
 local function map(self, req, resp)
+  local request_id = resp.request_id -- the one header every answer's consumers show
+  if request_id then resp.request_id = self:clean(request_id) end
   if self.log then log.response(self.log, resp, clean(self)) end
   local err
   if resp.curl_code then
+    resp.curl_error = self:clean(resp.curl_error)
     err = errors.transport(req, resp, resp.curl_error)
   else
     local status = resp.status
     if status >= 200 and status < 300 then return resp end
     local decoded = body.decode_error(resp.body)
     if decoded then
-      decoded.code, decoded.message = self:scrub(decoded.code), self:scrub(decoded.message)
+      decoded.code, decoded.message = self:clean(decoded.code), self:clean(decoded.message)
+      decoded.request_id = self:clean(decoded.request_id)
     end
+    resp.retry_after = self:clean(resp.retry_after)
     err = errors.http(req, resp, core.status(status), decoded)
   end
   err.retryable = retry.retryable(err)
@@ -207,6 +218,10 @@ function Call:request()
     authenticate(runner, req, content_type, nil)
   else
     local provider = runner.provider
+    if provider.refused then -- too many 401s in a row: sending again could lock the key
+      local err = provider:refusal()
+      if err then return nil, err end
+    end
     if provider.fallible then -- it may have to ask IAM for a token first
       local ok, err = pcall(authenticate, runner, req, content_type, provider)
       if not ok then
@@ -226,7 +241,13 @@ end
 --- Maps the transport's response to the outcome of this attempt: "done" and the result, or
 -- what `failure` says.
 function Call:response(resp)
-  local answer, err = map(self.runner, self.req, resp)
+  local runner = self.runner
+  local answer, err = map(runner, self.req, resp)
+  local provider = runner.provider
+  if provider.rejected and self.op.auth ~= false and not resp.curl_code then
+    -- Signatures the gateway refused in a row (see eip.auth): counted, reset by any other answer.
+    if resp.status == 401 then provider:rejected(err) elseif provider.strikes then provider:accepted() end
+  end
   if answer then
     return "done", self.op:result(answer, self.attempts, monotime() - self.started)
   end
