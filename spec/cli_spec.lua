@@ -236,14 +236,26 @@ describe("eip command", function()
       local l = lines(out)
       assert.equal("DELETE " .. emu.url .. "/v2.0/" .. emu.project_id .. "/bandwidths/" .. a, l[1])
       assert.equal("DELETE " .. emu.url .. "/v2.0/" .. emu.project_id .. "/bandwidths/" .. b, l[2])
-      assert.matches("nothing sent", l[3])
-      code, out = run("delete-bandwidth --dry-run --force --json " .. a)
-      assert.equal(0, code)
-      local methods = {}
-      for i, line in ipairs(lines(out)) do methods[i] = cjson.decode(line).method end
-      assert.same({ "GET", "POST", "DELETE" }, methods)
+      assert.matches("no change sent", l[3])
       assert.equal(0, emu:stats().requests)
-      assert.is_not_nil(emu:get_bandwidth(a))
+    end)
+
+    it("--dry-run --drain reads each bandwidth (one GET) and shows the EIPs that would move", function()
+      local a = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-a", "eip-b" } }
+      emu:reset_counters()
+      local code, out = run("delete-bandwidth --dry-run --drain --size 2 --json " .. a)
+      assert.equal(0, code, out)
+      local methods, notes = {}, {}
+      for i, line in ipairs(lines(out)) do
+        local o = cjson.decode(line)
+        methods[i], notes[i] = o.method, o.note
+      end
+      assert.same({ "GET", "POST", "DELETE" }, methods)
+      assert.matches("moves 2 EIP%(s%), each into a new pay%-per%-use bandwidth of 2 Mbit/s billed by bandwidth: "
+        .. "eip%-a, eip%-b", notes[2])
+      assert.equal(1, emu:stats().requests)
+      assert.equal("GET", emu:requests()[1].method)
+      assert.equal(2, #emu:get_bandwidth(a).publicip_info)
     end)
 
     it("reads ids from stdin with -, skipping blank lines and comments", function()
@@ -265,12 +277,12 @@ describe("eip command", function()
       assert.equal(0, #emu:bandwidths())
     end)
 
-    it("--force drains each bandwidth (150 EIPs: two remove calls), then deletes it", function()
+    it("--drain drains each bandwidth (150 EIPs: two remove calls), then deletes it", function()
       local ids = {}
       for i = 1, 150 do ids[i] = "eip-" .. i end
       local a = emu:create_bandwidth{ size = 5, publicip_ids = ids }
       emu:reset_counters()
-      local code, out = run("delete-bandwidth --force --json --size 2 --charge-mode traffic " .. a)
+      local code, out = run("delete-bandwidth --drain --yes --json --size 2 --charge-mode traffic " .. a)
       assert.equal(0, code, out)
       local o = cjson.decode(lines(out)[1])
       assert.is_true(o.deleted)
@@ -279,26 +291,38 @@ describe("eip command", function()
       assert.is_nil(emu:get_bandwidth(a))
     end)
 
-    it("--force reports what moved when a remove fails (exit 1)", function()
+    it("--drain reports what moved when a remove fails (exit 1)", function()
       local ids = {}
       for i = 1, 150 do ids[i] = "eip-" .. i end
       local a = emu:create_bandwidth{ size = 5, publicip_ids = ids }
       emu:inject{ method = "POST", path = "/remove$", status = 403, body = { code = "VPC.0015", message = "no" } }
-      local code, out = run("delete-bandwidth --force --json " .. a)
+      local code, out = run("delete-bandwidth --drain --yes --json " .. a)
       assert.equal(1, code)
       local o = cjson.decode(lines(out)[1])
       assert.same({ false, 403, "remove", 0, 150 }, { o.ok, o.status, o.stage, #o.moved, #o.not_moved })
-      code, out = run("delete-bandwidth --force " .. a) -- human form: counts on the line
+      code, out = run("delete-bandwidth --drain --yes " .. a) -- human form: counts on the line
       assert.equal(0, code) -- the injection was used up: this time it drains
       assert.matches("after removing 150 EIP", out)
     end)
 
-    it("--force refuses a dedicated bandwidth: a failure line, exit 1", function()
+    it("--drain refuses a dedicated bandwidth: a failure line, exit 1", function()
       local per = emu:create_bandwidth{ share_type = "PER", size = 1, publicip_ids = { "solo" } }
-      local code, out = run("delete-bandwidth --force " .. per)
+      local code, out = run("delete-bandwidth --drain --yes " .. per)
       assert.equal(1, code)
       assert.matches("dedicated %(PER%)", out)
       assert.is_not_nil(emu:get_bandwidth(per))
+    end)
+
+    it("--force is a usage error that points to --drain; --drain without a terminal needs --yes", function()
+      local a = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-a" } }
+      emu:reset_counters()
+      local code, _, err = run("delete-bandwidth --force " .. a)
+      assert.equal(2, code)
+      assert.matches("%-%-force is now %-%-drain", err)
+      code, _, err = run("delete-bandwidth --drain " .. a)
+      assert.equal(2, code)
+      assert.matches("%-%-drain without a terminal needs %-%-yes", err)
+      assert.equal(0, emu:stats().requests)
     end)
 
     it("--concurrency prints each id's line as it finishes, one per id, whatever the order", function()

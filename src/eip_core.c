@@ -21,6 +21,7 @@
 
 #include "compat.h"
 #include "http.h"
+#include "interrupt.h"
 #include "multi.h"
 #include "sign.h"
 #include "status.h"
@@ -251,7 +252,8 @@ static int l_monotime(lua_State *L)
 }
 
 /* core.sleep(seconds): blocks the thread without using CPU (the default sleep between
- * retries outside nginx; OpenResty uses ngx.sleep instead). Restarts after signals.
+ * retries outside nginx; OpenResty uses ngx.sleep instead). Restarts after signals, except
+ * a caught Ctrl-C (core.catch_interrupts), which ends it early.
  * Documented clamp: 0, negative or NaN waits not at all; more than a day (inf included)
  * waits a day, so the conversions below only ever see 0 < s <= 86400. */
 static int l_sleep(lua_State *L)
@@ -264,9 +266,28 @@ static int l_sleep(lua_State *L)
         s = 86400;
     req.tv_sec = (time_t)s;
     req.tv_nsec = (long)((s - (lua_Number)req.tv_sec) * 1e9);
-    while (nanosleep(&req, &rem) != 0 && errno == EINTR)
+    while (nanosleep(&req, &rem) != 0 && errno == EINTR) {
+        if (eip_interrupts() > 0)
+            break;
         req = rem;
+    }
     return 0;
+}
+
+/* core.catch_interrupts(on): with true, Ctrl-C (SIGINT) no longer ends the process or raises
+ * "interrupted!": it is counted, and waits end early; with false, the previous handler is back.
+ * core.interrupts() -> the count since catching began. */
+static int l_catch_interrupts(lua_State *L)
+{
+    if (eip_interrupt_catch(lua_toboolean(L, 1)) != 0)
+        return luaL_error(L, "eip.core: cannot install a SIGINT handler");
+    return 0;
+}
+
+static int l_interrupts(lua_State *L)
+{
+    lua_pushinteger(L, eip_interrupts());
+    return 1;
 }
 
 /* ---- sessions ----------------------------------------------------------------------- */
@@ -591,6 +612,8 @@ static const luaL_Reg core_functions[] = {
     {"sdk_date", l_sdk_date},
     {"monotime", l_monotime},
     {"sleep", l_sleep},
+    {"catch_interrupts", l_catch_interrupts},
+    {"interrupts", l_interrupts},
     {NULL, NULL},
 };
 

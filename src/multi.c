@@ -5,6 +5,8 @@
  */
 #include "multi.h"
 
+#include "interrupt.h"
+
 #include <curl/curl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -185,6 +187,7 @@ static long now_ms(void)
 static void drive(eip_multi *m, long timeout_ms)
 {
     long end = now_ms() + timeout_ms;
+    int interrupts = eip_interrupts(); /* a new Ctrl-C ends the wait: the caller decides */
     for (;;) {
         int running;
         long left;
@@ -195,7 +198,7 @@ static void drive(eip_multi *m, long timeout_ms)
         }
         collect(m);
         left = end - now_ms();
-        if (m->done_count > 0 || left <= 0)
+        if (m->done_count > 0 || left <= 0 || eip_interrupts() != interrupts)
             return;
         mc = curl_multi_poll(m->cm, NULL, 0, left > INT_MAX ? INT_MAX : (int)left, NULL);
         if (mc != CURLM_OK) {

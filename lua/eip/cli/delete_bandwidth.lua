@@ -24,34 +24,57 @@ local M = {
   summary = "delete shared bandwidths",
   about = [[
 Deletes each shared bandwidth (DELETE /v2.0/{project_id}/bandwidths/{id}) and prints one line
-per id and a summary. With --force, each bandwidth is first emptied: its EIPs are moved out (each
-gets a dedicated bandwidth of --size Mbit/s billed by --charge-mode), then it is deleted.
-Exit status: 0 every id deleted (or missing, with --missing-ok), 1 some failed, 2 usage error
-(nothing was sent).]],
+per id and a summary. The first request goes alone; after an authentication failure nothing more
+is sent (five bad signatures in a row lock an AK/SK pair). Ctrl-C stops sending (a second one
+aborts what is in flight) and prints the summary.
+With --drain, each bandwidth is first emptied: its EIPs are moved out, and EACH BECOMES A NEW
+PAY-PER-USE BANDWIDTH of --size Mbit/s billed by --charge-mode; then it is deleted. Dedicated,
+yearly/monthly (prepaid) and frozen bandwidths are refused before anything changes. On a
+terminal --drain asks first; --yes skips the question (required without a terminal).
+Exit status: 0 every id deleted (or missing, with --missing-ok), 1 some failed or were not sent,
+2 usage error (nothing was sent), 130 interrupted.]],
   credentials = true,
   options = connection.options{
-    { "--missing-ok", key = "missing_ok", help = "a bandwidth that does not exist counts as deleted" },
+    { "--missing-ok", key = "missing_ok", help = "a bandwidth that does not exist (404 VPC.0306) counts as deleted" },
     { "--concurrency", value = "N", key = "concurrency", integer = true,
-      help = "deletes in flight at once (1-64, default 1; --force runs one at a time)" },
+      help = "deletes in flight at once (1-64, default 1; --drain runs one at a time)" },
     args.JSON,
-    { "--dry-run", key = "dry_run", help = "validate, print what would be sent, send nothing" },
-    { "--force", key = "force", help = "remove the bandwidth's EIPs first, then delete it" },
+    { "--dry-run", key = "dry_run",
+      help = "validate, print what would be sent, send nothing (--drain: one GET per id to plan)" },
+    { "--drain", key = "drain", help = "move the bandwidth's EIPs out first (new bills!), then delete it" },
+    { "--yes", key = "yes", help = "with --drain: do not ask (needed without a terminal)" },
     { "--size", value = "MBIT", key = "size", integer = true,
-      help = "with --force: size of each removed EIP's dedicated bandwidth (default 1)" },
+      help = "with --drain: size of each removed EIP's new bandwidth (default 1)" },
     { "--charge-mode", value = "M", key = "charge_mode",
-      help = "with --force: bandwidth or traffic (default bandwidth)" },
+      help = "with --drain: bandwidth or traffic (default bandwidth)" },
+    { "--wait", key = "wait", help = "after each 204, wait until the bandwidth can no longer be read (600 s)" },
+    { "--wait-timeout", value = "S", key = "wait_timeout", number = true, help = "--wait, at most S seconds" },
     { "--no-progress", key = "no_progress", help = "no progress bar (it is only drawn on a terminal)" },
+    { "--force", key = "force", help = "renamed --drain" },
   },
 }
 
+local EXIT_INTERRUPTED = 130
+
 -- Checks the options that depend on each other and fills in --size and --charge-mode.
-local function check_options(opts)
+local function check_options(opts, ctx)
+  if opts.force then
+    usage("--force is now --drain (it moves the bandwidth's EIPs out, each into a new pay-per-use "
+      .. "bandwidth, then deletes it): use --drain")
+  end
   if opts.concurrency ~= nil and (opts.concurrency < 1 or opts.concurrency > 64) then
     usage("--concurrency must be between 1 and 64, got %d", opts.concurrency)
   end
-  if not opts.force and (opts.size ~= nil or opts.charge_mode ~= nil) then
-    usage("--size and --charge-mode only apply with --force")
+  if not opts.drain and (opts.size ~= nil or opts.charge_mode ~= nil or opts.yes) then
+    usage("--size, --charge-mode and --yes only apply with --drain")
   end
+  if opts.drain and not opts.yes and not opts.dry_run and not ctx.terminal then
+    usage("--drain without a terminal needs --yes: each removed EIP becomes a new pay-per-use bandwidth")
+  end
+  if opts.wait_timeout ~= nil and (opts.wait_timeout <= 0 or opts.wait_timeout > 86400) then
+    usage("--wait-timeout must be between 0 and 86400 seconds, got %s", tostring(opts.wait_timeout))
+  end
+  opts.wait = opts.wait_timeout or opts.wait or nil
   opts.size = opts.size or 1
   opts.charge_mode = opts.charge_mode or "bandwidth"
   if opts.size < 1 or opts.size > 2000 then usage("--size must be between 1 and 2000 (Mbit/s), got %d", opts.size) end
@@ -91,52 +114,112 @@ local function collect_ids(argv)
   return out
 end
 
--- --dry-run: the requests each id would take, as "METHOD URL" lines or JSON objects.
+-- --dry-run: the requests each id would take, as "METHOD URL" lines or JSON objects. With
+-- --drain, each bandwidth is read (one GET, no change) to show the EIPs that would move.
 local function dry_run(client, ids, opts)
   local project = client.project_id or "{project_id}"
+  local function step(id, method, url, note)
+    if opts.json then
+      stdout:write(json.encode{ bandwidth_id = id, dry_run = true, method = method, url = url, note = note }, "\n")
+    else
+      stdout:write(method, " ", url, note and ("  (" .. note .. ")") or "", "\n")
+    end
+  end
+  local ok_all = true
   for _, id in ipairs(ids) do
     local url = client.endpoint .. "/v2.0/" .. project .. "/bandwidths/" .. id
-    local steps = { { "DELETE", url } }
-    if opts.force then
-      steps = {
-        { "GET", client.endpoint .. "/v1/" .. project .. "/bandwidths/" .. id },
-        { "POST", url .. "/remove", note = string.format("for the EIPs the GET lists, at most 100 per call, "
-          .. "charge_mode=%s size=%d", opts.charge_mode, opts.size) },
-        { "DELETE", url },
-      }
-    end
-    for _, s in ipairs(steps) do
-      if opts.json then
-        stdout:write(json.encode{ bandwidth_id = id, dry_run = true, method = s[1], url = s[2], note = s.note }, "\n")
+    if opts.drain then
+      local ok, plan = pcall(client.plan_drain, client, id, { charge_mode = opts.charge_mode, size = opts.size })
+      if not ok then
+        if not eip.is_error(plan) then error(plan, 0) end
+        ok_all = false
+        stdout:write(output.result_line({ id = id, outcome = "failed", err = plan }, opts.json), "\n")
       else
-        stdout:write(s[1], " ", s[2], s.note and ("  (" .. s.note .. ")") or "", "\n")
+        step(id, "GET", client.endpoint .. "/v1/" .. client.project_id .. "/bandwidths/" .. id, "sent: read only")
+        for i = 1, plan.remove_calls do
+          local from, to = (i - 1) * 100 + 1, math.min(i * 100, #plan.eips)
+          local moved = {}
+          for k = from, to do
+            local e = plan.eips[k]
+            moved[#moved + 1] = e.publicip_id .. (e.ip_version == 6 and " (IPv6)" or "")
+          end
+          step(id, "POST", url .. "/remove", string.format("moves %d EIP(s), each into a new pay-per-use "
+            .. "bandwidth of %d Mbit/s billed by %s: %s", #moved, plan.size, plan.charge_mode,
+            table.concat(moved, ", ")))
+        end
+        step(id, "DELETE", url)
       end
+    else
+      step(id, "DELETE", url)
     end
   end
   if not opts.json then
-    stdout:write(string.format("dry run: %d bandwidth(s), nothing sent\n", #ids))
+    stdout:write(string.format("dry run: %d bandwidth(s), no change sent\n", #ids))
   end
+  return ok_all
 end
 
 -- One id's outcome (see eip.cli.output) from what the library gave: a result table, or an
 -- eip error.
 local function outcome_of(id, value)
-  if eip.is_error(value) then return { id = id, outcome = "failed", err = value } end
+  if eip.is_error(value) then
+    return { id = id, outcome = value.not_sent and "not_sent" or "failed", err = value }
+  end
   return { id = id, outcome = value.deleted == false and "missing" or "deleted", res = value }
 end
 
--- Deletes every id; emit(outcome) is called once per id, as each finishes.
-local function run_deletes(client, ids, opts, emit)
-  if not opts.force then
-    client:delete_bandwidths(ids, { concurrency = opts.concurrency or 1, missing_ok = opts.missing_ok or false,
-      on_result = function(_, id, entry) emit(outcome_of(id, entry)) end })
-    return
+-- Asks on the terminal whether to drain plan's bandwidth; true for "y" or "yes".
+local function confirm(plan)
+  local tty = io.open("/dev/tty", "r+")
+  if not tty then return false end
+  local bw = plan.bandwidth
+  tty:write(string.format("Drain and delete shared bandwidth %s (%s, %s Mbit/s)?\n", plan.bandwidth_id,
+    tostring(bw.name or "-"), output.number(bw.size)))
+  tty:write(string.format("  It holds %d EIP(s); each becomes a NEW pay-per-use bandwidth of %d Mbit/s billed by %s:\n",
+    #plan.eips, plan.size, plan.charge_mode))
+  for i, e in ipairs(plan.eips) do
+    if i > 10 then
+      tty:write(string.format("    ... and %d more\n", #plan.eips - 10))
+      break
+    end
+    tty:write(string.format("    %s  %s%s\n", e.publicip_id, e.publicip_address or "-",
+      e.ip_version == 6 and "  (IPv6)" or ""))
   end
-  local drain = { charge_mode = opts.charge_mode, size = opts.size, missing_ok = opts.missing_ok or false }
+  tty:write("Type yes to go on: ")
+  tty:flush()
+  local answer = tty:read("*l") or ""
+  tty:close()
+  answer = answer:lower():match("^%s*(.-)%s*$")
+  return answer == "y" or answer == "yes"
+end
+
+-- Ctrl-C during a batch: the first stops new requests, the second aborts those in flight.
+local function cancel()
+  local n = core.interrupts()
+  if n >= 2 then return "abort" end
+  if n == 1 then return "stop" end
+  return nil
+end
+
+-- Deletes every id; emit(outcome) is called once per id, as each finishes. Returns the summary
+-- of the batch (nil with --drain, which goes one id at a time).
+local function run_deletes(client, ids, opts, emit)
+  if not opts.drain then
+    local _, summary = client:delete_bandwidths(ids, { concurrency = opts.concurrency or 1,
+      missing_ok = opts.missing_ok or false, wait = opts.wait, cancel = cancel,
+      on_result = function(_, id, entry) emit(outcome_of(id, entry)) end })
+    return summary
+  end
+  local drain = { charge_mode = opts.charge_mode, size = opts.size, missing_ok = opts.missing_ok or false,
+    wait = opts.wait, confirm = not opts.yes and confirm or nil }
   for _, id in ipairs(ids) do
-    local ok, value = pcall(client.drain_and_delete_bandwidth, client, id, drain)
-    if not ok and not eip.is_error(value) then error(value, 0) end -- a bug: keep its message
-    emit(outcome_of(id, value))
+    if core.interrupts() > 0 then
+      emit({ id = id, outcome = "not_sent", err = { kind = "not_sent", message = "not sent: interrupted" } })
+    else
+      local ok, value = pcall(client.drain_and_delete_bandwidth, client, id, drain)
+      if not ok and not eip.is_error(value) then error(value, 0) end -- a bug: keep its message
+      emit(outcome_of(id, value))
+    end
   end
 end
 
@@ -144,32 +227,44 @@ end
 -- @tparam table opts the parsed options
 -- @tparam {string,...} argv the ids (or "-")
 -- @tparam table ctx `terminal`: stderr is a terminal
--- @treturn boolean true when every id was deleted (or missing, with `--missing-ok`)
+-- @treturn boolean|integer true when every id was deleted (or missing, with `--missing-ok`),
+--   130 when interrupted
 function M.run(opts, argv, ctx)
-  check_options(opts)
+  check_options(opts, ctx)
   local ids = collect_ids(argv)
   local client = connection.client(opts)
   if opts.dry_run then
-    dry_run(client, ids, opts)
-    return true
+    local ok = dry_run(client, ids, opts)
+    client:close()
+    return ok
   end
-  local bar = progress.new(#ids, ctx.terminal and not opts.no_progress and (#ids > 1 or opts.force))
-  local counts = { deleted = 0, missing = 0, failed = 0 }
+  local bar = progress.new(#ids, ctx.terminal and not opts.no_progress and #ids > 1 and not opts.drain)
+  local counts = { deleted = 0, missing = 0, failed = 0, not_sent = 0 }
   local started = core.monotime()
   bar:draw(true)
-  run_deletes(client, ids, opts, function(o)
+  core.catch_interrupts(true)
+  local ok, summary = pcall(run_deletes, client, ids, opts, function(o)
     counts[o.outcome] = counts[o.outcome] + 1
     bar:hide()
     stdout:write(output.result_line(o, opts.json), "\n")
     stdout:flush()
     if not opts.json then output.report_moves(o) end
-    bar:step(o.outcome == "failed")
+    bar:step(o.outcome == "failed" or o.outcome == "not_sent")
   end)
+  local interrupted = core.interrupts() > 0
+  core.catch_interrupts(false)
+  if not ok then error(summary, 0) end
   bar:finish()
   client:close()
-  local summary = output.summary(#ids, counts, core.monotime() - started)
-  if opts.json then stderr:write(summary, "\n") else stdout:write(summary, "\n") end
-  return counts.failed == 0
+  local line = output.summary(#ids, counts, core.monotime() - started)
+  if opts.json then stderr:write(line, "\n") else stdout:write(line, "\n") end
+  if summary and summary.stopped == "auth" then
+    stderr:write(string.format("eip: stopped after an authentication failure: %d id(s) not sent\n", counts.not_sent))
+  elseif interrupted then
+    stderr:write(string.format("eip: interrupted: %d id(s) not sent\n", counts.not_sent))
+    return EXIT_INTERRUPTED
+  end
+  return counts.failed == 0 and counts.not_sent == 0
 end
 
 return M

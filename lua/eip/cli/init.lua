@@ -6,7 +6,7 @@
 --   eip status CODE                               what an HTTP status means here
 --
 -- Exit codes: 0 success (every id deleted, or missing with --missing-ok), 1 some call failed,
--- 2 usage error (nothing was sent). Credentials come only from the environment, as for the
+-- 2 usage error (nothing was sent), 130 interrupted (Ctrl-C). Credentials come only from the environment, as for the
 -- library (OS_AUTH_TOKEN, HUAWEICLOUD_SDK_AK/SK/...): a secret on the command line would show
 -- in `ps` and in shell history.
 --
@@ -77,7 +77,9 @@ local function dispatch(argv, ctx)
     stdout:write(args.command_help(c))
     return EXIT_OK
   end
-  return c.run(opts, rest, ctx) and EXIT_OK or EXIT_FAILED
+  local result = c.run(opts, rest, ctx)
+  if type(result) == "number" then return result end -- an exit status of its own (130: interrupted)
+  return result and EXIT_OK or EXIT_FAILED
 end
 
 --- Run the command line. `argv` is the `arg` table of the script (argv[1] the command).

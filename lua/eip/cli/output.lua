@@ -26,7 +26,7 @@ local function failure(e)
   elseif e.kind == "transport" then
     return string.format("transport error %s: %s", e.reason or "?", e.message or "")
   elseif e.kind == "usage" then
-    return "refused: " .. (e.message or "?") -- e.g. --force on a dedicated (PER) bandwidth
+    return "refused: " .. (e.message or "?")
   end
   return (e.kind or "error") .. ": " .. (e.message or "?")
 end
@@ -49,21 +49,23 @@ local function human_line(o)
     moved = string.format("  [%s: %d EIP(s) moved out, %d not moved, %d uncertain]", e.stage or "?",
       #e.moved, #(e.not_moved or {}), #(e.uncertain or {}))
   end
+  if o.outcome == "not_sent" then return string.format("NOT SENT %s  %s", o.id, e.message or "") end
   return string.format("FAILED   %s  %s%s  request-id %s", o.id, failure(e), moved, e.request_id or "-")
 end
 
 local function json_line(o)
-  local t = { bandwidth_id = o.id, result = o.outcome, ok = o.outcome ~= "failed" }
+  local t = { bandwidth_id = o.id, result = o.outcome, ok = o.outcome == "deleted" or o.outcome == "missing" }
   if o.res then
     local r = o.res
     t.status, t.deleted, t.request_id, t.code = r.status, r.deleted, r.request_id, r.code
-    t.attempts, t.removed = r.attempts, r.removed
+    t.attempts, t.removed, t.waited, t.still_readable = r.attempts, r.removed, r.waited, r.still_readable
     if type(r.elapsed) == "number" then t.elapsed = math.floor(r.elapsed * 1e6 + 0.5) / 1e6 end
   else
     local e = o.err
     t.status, t.code, t.message, t.request_id, t.kind = e.status, e.code, e.message, e.request_id, e.kind
     t.reason, t.retryable, t.attempts, t.argument = e.reason, e.retryable, e.attempts, e.argument
     t.stage, t.moved, t.not_moved, t.uncertain = e.stage, e.moved, e.not_moved, e.uncertain
+    t.not_sent, t.order_id = e.not_sent, e.order_id
   end
   return json.encode(t)
 end
@@ -97,8 +99,9 @@ end
 -- @tparam number elapsed seconds
 -- @treturn string the line, without a newline
 function M.summary(total, counts, elapsed)
-  return string.format("%d bandwidth(s): %d deleted, %d missing, %d failed  (%.2f s)", total,
-    counts.deleted, counts.missing, counts.failed, elapsed)
+  local not_sent = (counts.not_sent or 0) > 0 and string.format(", %d not sent", counts.not_sent) or ""
+  return string.format("%d bandwidth(s): %d deleted, %d missing, %d failed%s  (%.2f s)", total,
+    counts.deleted, counts.missing, counts.failed, not_sent, elapsed)
 end
 
 --- A number of the API as text: 10.0 (cjson decodes every JSON number as a float) reads as 10.
