@@ -21,6 +21,7 @@
 --       own signature of a described request -> { authorization, canonical, string_to_sign, ... }
 --   emu:sign{ method, path, ... } -> headers of a correctly signed request to this instance
 --   emu:expire_tokens(); emu:set_token_ttl(s); emu:set_clock_offset(s); emu:set_aksk{...}
+--   emu:set_knobs{ deleted_visible_for = s, aksk_lock_after = n, aksk_lock_seconds = s }
 --
 -- Also a command line for `make demo`:
 --   lua5.4 spec/support/emulator.lua start --dir DIR [--port N]   (detached; writes DIR/emulator.env)
@@ -313,6 +314,14 @@ end
 -- It decides X-Sdk-Date skew and token expiry; reset restores it.
 function Emulator:set_clock_offset(seconds)
   control(self, "PUT", "clock", { offset = seconds }, 200)
+end
+
+-- Turn on behaviour of the real cloud (reset restores the defaults):
+--   deleted_visible_for = s   a deleted bandwidth can still be read (GET) for s seconds
+--   aksk_lock_after = n, aksk_lock_seconds = s   n failed signatures in a row lock an AK for s
+--                             seconds (defaults: 5 and 300, as Huawei Cloud)
+function Emulator:set_knobs(knobs)
+  control(self, "PUT", "knobs", knobs, 200)
 end
 
 -- The emulator's own SDK-HMAC-SHA256 signature of a described request:

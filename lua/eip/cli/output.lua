@@ -32,7 +32,7 @@ local function failure(e)
 end
 
 local function human_line(o)
-  if o.outcome ~= "failed" then
+  if o.res then
     local r = o.res
     local extra = ""
     if r.removed and #r.removed > 0 then extra = string.format("  after removing %d EIP(s)", #r.removed) end

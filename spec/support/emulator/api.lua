@@ -113,11 +113,15 @@ function M.create(ctx)
   util.send_json(200, { bandwidth = bw })
 end
 
--- GET /v1/{project_id}/bandwidths/{bandwidth_id}
+-- GET /v1/{project_id}/bandwidths/{bandwidth_id}. A bandwidth deleted less than the
+-- deleted_visible_for knob ago can still be read, as on the real service.
 function M.show(ctx)
   local bw = owned_bandwidth(ctx.bandwidth_id, ctx.project_id)
   if not bw then
-    return not_found()
+    bw = store.get_gone(ctx.bandwidth_id)
+    if not (bw and bw.tenant_id == ctx.project_id) then
+      return not_found()
+    end
   end
   util.send_json(200, { bandwidth = bw })
 end
@@ -196,6 +200,16 @@ function M.delete(ctx)
     -- the one that names share_type.
     return util.vpc_error(400, "VPC.0301", "Bandwidth name or share_type is invalid.")
   end
+  if bw.status ~= "NORMAL" then
+    -- modelled: a frozen bandwidth cannot be changed; the docs give no code for deleting one.
+    return util.vpc_error(409, "VPC.0304", "deleteBandwidth error. The bandwidth is " .. tostring(bw.status)
+      .. " and cannot be changed.")
+  end
+  if bw.billing_info ~= "" then
+    -- modelled on VPC.0525 for prepaid EIPs ("包周期EIP不支持直接删除", unsubscribe instead).
+    return util.vpc_error(409, "VPC.0304", "deleteBandwidth error. A yearly/monthly bandwidth cannot be "
+      .. "deleted: unsubscribe it.")
+  end
   if #bw.publicip_info > 0 then
     -- modelled, not documented: the real service refuses to delete a shared bandwidth that still
     -- holds EIPs, but no page says with what. We answer 409 VPC.0304, the only bandwidth code
@@ -206,6 +220,10 @@ function M.delete(ctx)
       "deleteBandwidth error. The shared bandwidth still has publicips, remove them first.")
   end
   store.delete_bandwidth(bw.id)
+  local visible = store.knob("deleted_visible_for")
+  if visible > 0 then
+    store.put_gone(bw, visible)
+  end
   util.send_empty(204)
 end
 
@@ -240,8 +258,8 @@ local function eip_operation(ctx)
   if not opt then
     return nil, bad_input
   end
-  if bw.share_type ~= "WHOLE" then
-    return nil, cannot_operate
+  if bw.share_type ~= "WHOLE" or bw.status ~= "NORMAL" then
+    return nil, cannot_operate -- modelled for a frozen bandwidth: it cannot be changed
   end
   local list, fail = publicip_list(opt.publicip_info)
   if not list then
@@ -261,8 +279,15 @@ function M.remove(ctx)
     return bad_input()
   end
   for _, entry in ipairs(list) do
-    if not eip_index(bw, entry.publicip_id) then
+    local i = eip_index(bw, entry.publicip_id)
+    if not i then
       return cannot_operate()
+    end
+    if bw.publicip_info[i].ip_version == 6 and entry.publicip_type ~= "5_dualStack" then
+      -- IPv6 ports are removed as publicip_type "5_dualStack" (modelled on the API reference's
+      -- remove page; the real message is not documented).
+      return util.vpc_error(400, "VPC.0323", "publicIp can not be operate with this bandwidth: "
+        .. "an IPv6 port needs publicip_type 5_dualStack")
     end
   end
   -- All checked: now apply, so that a refused call changes nothing.
@@ -379,14 +404,22 @@ end
 -- requiring it always catches a client that forgets it); without it the answer is a 401.
 local function aksk_project(method, body, headers)
   local uri = ngx.var.request_uri
+  local parsed = aksk.parse_authorization(headers["authorization"])
+  local ak = parsed and store.credential(parsed.ak) and parsed.ak
+  if ak and store.ak_locked(ak) then
+    -- modelled: the gateway's lock after aksk_lock_after failed signatures in a row.
+    return nil, "the access key is locked after too many failed signatures; try again later"
+  end
   local cred, why = aksk.verify({
     method = method, path = uri:match("^[^?]*"), query = aksk.parse_query(uri:match("%?(.*)$")),
     header = function(name) return headers[name] end, body = body,
     authorization = headers["authorization"],
   }, store.credential, store.now())
   if not cred then
+    if ak then store.ak_failed(ak) end
     return nil, why
   end
+  store.ak_succeeded(ak)
   local requested = headers["x-project-id"]
   if type(requested) ~= "string" or requested == "" then
     return nil, "x-project-id is required with AK/SK"

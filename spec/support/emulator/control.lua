@@ -111,13 +111,18 @@ local function check_seed(req)
   return true
 end
 
+-- Seeded EIPs: ids, or { publicip_id =, ip_version = 6 } for the IPv6 port of a dual-stack
+-- shared bandwidth.
 local function seed_eips(ids)
   local eips = {}
-  for i, id in ipairs(ids) do
-    if type(id) ~= "string" or store.find_eip(id) then
-      return nil, "publicip id " .. tostring(id) .. " is not a string or is already in a bandwidth"
+  for i, entry in ipairs(ids) do
+    local id, version = entry, 4
+    if type(entry) == "table" then id, version = entry.publicip_id, entry.ip_version or 4 end
+    if type(id) ~= "string" or store.find_eip(id) or (version ~= 4 and version ~= 6) then
+      return nil, "publicip id " .. tostring(id) .. " is not a string, is already in a bandwidth, "
+        .. "or has an ip_version other than 4 or 6"
     end
-    eips[i] = model.new_eip(id)
+    eips[i] = model.new_eip(id, nil, version)
   end
   return eips
 end
@@ -258,6 +263,23 @@ local function set_clock(body)
   util.send_json(200, { ok = true, now = store.now() })
 end
 
+-- PUT knobs: { name = value } for names of store.KNOBS (numbers >= 0).
+local function set_knobs(body)
+  local req = json.decode(body)
+  if type(req) ~= "table" then
+    return fail(400, "body must be a JSON object")
+  end
+  for name, value in pairs(req) do
+    if store.KNOBS[name] == nil or type(value) ~= "number" or value < 0 or value > 10 * YEAR then
+      return fail(400, "unknown knob " .. tostring(name) .. " or not a number of at least 0")
+    end
+  end
+  for name, value in pairs(req) do
+    store.set_knob(name, value)
+  end
+  util.send_json(200, { ok = true })
+end
+
 local function verify(body)
   local answer, err = aksk.compute(json.decode(body))
   if not answer then
@@ -295,6 +317,7 @@ local ROUTES = {
     util.send_json(200, { expired = store.expire_issued_tokens() })
   end,
   ["PUT clock"] = set_clock,
+  ["PUT knobs"] = set_knobs,
   ["POST verify"] = verify,
 }
 

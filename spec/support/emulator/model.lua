@@ -12,8 +12,18 @@ local function synth_address()
   return string.format("198.51.%d.%d", 100 + math.floor(n / 254) % 156, n % 254 + 1)
 end
 
--- A PublicipInfoResp entry for EIP publicip_id.
-function M.new_eip(publicip_id, publicip_type)
+-- IPv6 addresses from the documentation prefix 2001:db8::/32, numbered like the IPv4 ones.
+local function synth_address_v6()
+  return string.format("2001:db8::%x", store.next_seq())
+end
+
+-- A PublicipInfoResp entry for EIP publicip_id; ip_version 6 makes an IPv6 port of a
+-- dual-stack shared bandwidth (removing it needs publicip_type "5_dualStack").
+function M.new_eip(publicip_id, publicip_type, ip_version)
+  if ip_version == 6 then
+    return { publicip_id = publicip_id, publicipv6_address = synth_address_v6(), ip_version = 6,
+      publicip_type = publicip_type or "5_dualStack" }
+  end
   return {
     publicip_id = publicip_id,
     publicip_address = synth_address(),

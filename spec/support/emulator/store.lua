@@ -10,6 +10,8 @@
 --        bw:<id> (JSON {seq = n, bw = bandwidth})   eip:<publicip_id> (id of its bandwidth)
 --        requests, connections, conn:<serial>   log_seq, log:<slot> (ring of LOG_SIZE)
 --        inject (JSON array of pending rules)
+--        knob:<name> (test knobs, see M.KNOBS)   gone:<id> (JSON bandwidth: deleted, still readable)
+--        akfail:<ak> (failed signatures in a row)   aklock:<ak> (locked; expires by itself)
 local json = require "emulator.json"
 
 local dict = ngx.shared.emulator
@@ -225,6 +227,7 @@ function M.stats()
     connections = dict:get("connections") or 0,
     tokens_issued = dict:get("tokens_issued") or 0,
     auth_failures = dict:get("auth_failures") or 0,
+    aksk_locks = dict:get("aksk_locks") or 0,
   }
 end
 
@@ -259,6 +262,59 @@ function M.has_rules()
   return dict:get("inject") ~= nil
 end
 
+-- Knobs: behaviour of the real cloud that tests turn on (reset restores the defaults) ---------
+
+--- name -> default. deleted_visible_for: seconds a deleted bandwidth can still be read (GET);
+-- aksk_lock_after / aksk_lock_seconds: failed signatures in a row that lock an AK, and for how
+-- long (Huawei Cloud: 5 and 300).
+M.KNOBS = { deleted_visible_for = 0, aksk_lock_after = 5, aksk_lock_seconds = 300 }
+
+function M.knob(name)
+  local v = dict:get("knob:" .. name)
+  if v == nil then return M.KNOBS[name] end
+  return v
+end
+
+function M.set_knob(name, value)
+  dict:set("knob:" .. name, value)
+end
+
+-- A deleted bandwidth that stays readable for `seconds` (the real API shows it for a while
+-- after the 204).
+function M.put_gone(bw, seconds)
+  dict:set("gone:" .. bw.id, json.encode(bw), seconds)
+end
+
+function M.get_gone(id)
+  local text = dict:get("gone:" .. id)
+  return text and bandwidth_of({ bw = json.decode(text) }) or nil
+end
+
+-- AK locks ------------------------------------------------------------------------------------
+
+--- Is `ak` locked (too many failed signatures in a row)?
+function M.ak_locked(ak)
+  return dict:get("aklock:" .. ak) ~= nil
+end
+
+--- A failed signature of an existing AK; locks it at aksk_lock_after in a row. Returns true
+-- when this failure locked it.
+function M.ak_failed(ak)
+  local n = dict:incr("akfail:" .. ak, 1, 0)
+  if n >= M.knob("aksk_lock_after") then
+    dict:delete("akfail:" .. ak)
+    dict:set("aklock:" .. ak, true, M.knob("aksk_lock_seconds"))
+    M.count("aksk_locks")
+    return true
+  end
+  return false
+end
+
+--- A good signature: the count of failures in a row starts again.
+function M.ak_succeeded(ak)
+  dict:delete("akfail:" .. ak)
+end
+
 -- Reset --------------------------------------------------------------------------------------
 
 -- Forget counters, connection markers and the request log; keep bandwidths and injections.
@@ -268,7 +324,7 @@ function M.reset_counters()
       dict:delete(key)
     end
   end
-  for _, name in ipairs({ "requests", "connections", "log_seq", "tokens_issued", "auth_failures" }) do
+  for _, name in ipairs({ "requests", "connections", "log_seq", "tokens_issued", "auth_failures", "aksk_locks" }) do
     dict:delete(name)
   end
 end

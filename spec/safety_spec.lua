@@ -1,0 +1,334 @@
+-- Destructive work that fails loudly on mistakes and does nothing it cannot undo: only the EIP
+-- service's VPC.0306 counts as "already gone", a batch stops at the first authentication
+-- failure (the key must never be locked), a drain never turns a bandwidth that cannot be
+-- deleted into new bills, repeated and interrupted work is reported exactly, and no server text
+-- carries a secret or a terminal escape to the reader.
+local eip = require "eip"
+local fixture = require "spec.support.fixture"
+local raised = require("spec.support.assertions").raised
+
+local SHORT_TOKEN = "tk-9a7" -- a short secret: redacted where it is a whole value
+
+describe("safety", function()
+  local fx = fixture.emulator{ tokens = { [SHORT_TOKEN] = "0a1b2c3d4e5f60718293a4b5c6d7e8f9" } }
+  local emu
+
+  setup(function() emu = fx.start() end)
+  teardown(fx.stop)
+  before_each(fx.reset)
+
+  local function create(n, fields)
+    local ids = {}
+    for i = 1, n do ids[i] = emu:create_bandwidth(fields or { size = 1 }) end
+    return ids
+  end
+
+  local function api_requests(method)
+    local n = 0
+    for _, r in ipairs(emu:requests()) do
+      if not r.uri:find("^/__emulator") and (method == nil or r.method == method) then n = n + 1 end
+    end
+    return n
+  end
+
+  describe("missing_ok", function()
+    it("accepts only the EIP service's 404 VPC.0306", function()
+      local c = fx.client{ missing_ok = true }
+      local res = c:delete_bandwidth("3fa1e2b4-1111-2222-3333-444455556666")
+      assert.same({ true, false, 404, "VPC.0306" }, { res.ok, res.deleted, res.status, res.code })
+    end)
+
+    it("is an error for the gateway's 404 (a wrong base path), with advice naming the cause", function()
+      local id = create(1)[1]
+      local c = fx.client{ endpoint = emu.url .. "/eip", missing_ok = true }
+      local err = raised(c.delete_bandwidth, c, id)
+      assert.same({ "http", 404, "APIGW.0101" }, { err.kind, err.status, err.code })
+      assert.matches("^Not a missing bandwidth: the API gateway has no such API", err.advice)
+      assert.matches("base path", err.advice)
+      assert.is_not_nil(emu:get_bandwidth(id), "the bandwidth still exists")
+    end)
+
+    it("is an error for a 404 with another code or with no error body", function()
+      local c = fx.client{ missing_ok = true, max_attempts = 1 }
+      emu:inject{ method = "DELETE", status = 404, body = { code = "VPC.9404", message = "elsewhere" } }
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      assert.equal("VPC.9404", err.code)
+      assert.matches("carries VPC.9404, not the EIP service's VPC.0306", err.advice)
+      emu:inject{ method = "DELETE", status = 404, body = "<html>Not Found</html>", content_type = "text/html" }
+      err = raised(c.delete_bandwidth, c, "bw-1")
+      assert.is_nil(err.code)
+      assert.matches("no EIP error body", err.advice)
+      local results, summary = c:delete_bandwidths({ "bw-2" }, { missing_ok = true, concurrency = 1 })
+      assert.equal(1, summary.missing) -- no injection left: a real VPC.0306, which missing_ok accepts
+      assert.is_false(results[1].deleted)
+    end)
+
+    it("refuses an endpoint that holds an API version path, sending nothing", function()
+      for _, path in ipairs{ "/v2.0", "/v1", "/v3", "/api/V2.0" } do
+        local err = raised(eip.new, fx.options{ endpoint = emu.url .. path })
+        assert.equal("endpoint", err.argument)
+        assert.matches("must not contain an API version path", err.message)
+      end
+      local err = raised(eip.new, fx.options{ token = fixture.NONE, auth = { username = "u", password = "p",
+        domain = "d", project = "cn-north-4", iam_endpoint = emu.url .. "/v3" } })
+      assert.equal("auth.iam_endpoint", err.argument)
+      fx.client{ endpoint = emu.url .. "/eip-base" } -- other base paths stay allowed
+      assert.equal(0, emu:stats().requests)
+    end)
+  end)
+
+  describe("a batch after an authentication failure", function()
+    it("with a wrong SK sends one request for 50 ids and reports the rest not sent", function()
+      local ids = create(50)
+      emu:reset_counters()
+      local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = "wrong-secret-key-0000000000000000000000" }
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 8 })
+      assert.equal(1, api_requests())
+      assert.equal(1, emu:stats().auth_failures)
+      assert.same({ 0, 1, 49, "auth" }, { summary.deleted, summary.failed, summary.not_sent, summary.stopped })
+      assert.equal(401, results[1].status)
+      for i = 2, 50 do
+        assert.is_true(results[i].not_sent, "id " .. i)
+        assert.equal("not_sent", results[i].kind)
+        assert.equal(401, results[i].cause.status)
+      end
+      assert.equal(50, #emu:bandwidths())
+    end)
+
+    it("with a bad token stops after the first answer", function()
+      local ids = create(20)
+      emu:reset_counters()
+      local c = fx.client{ token = "revoked-token-0123456789" }
+      local _, summary = c:delete_bandwidths(ids, { concurrency = 8 })
+      assert.equal(1, api_requests())
+      assert.same({ 1, 19 }, { summary.failed, summary.not_sent })
+    end)
+
+    it("stops on a 403 policy code, letting what is in flight finish", function()
+      local ids = create(10)
+      emu:reset_counters()
+      local c = fx.client{ max_attempts = 1 }
+      -- The first id succeeds (the batch opens up), the second is refused by policy.
+      emu:inject{ method = "DELETE", path = ids[2]:gsub("%p", "%%%0") .. "$", status = 403,
+        body = { code = "VPC.2201", message = "Policy doesn't allow vpc:bandwidths:delete to be performed" } }
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 2 })
+      assert.equal("auth", summary.stopped)
+      assert.equal(403, results[2].status)
+      assert.is_true(summary.not_sent > 0)
+      assert.equal(summary.total, summary.deleted + summary.failed + summary.not_sent)
+      assert.is_true(api_requests("DELETE") <= 1 + 2, "the probe, then at most `concurrency` in flight")
+    end)
+
+    it("a drain sends no more remove calls (and no verifying GET) after a refused one", function()
+      local eips = {}
+      for i = 1, 150 do eips[i] = "eip-" .. i end
+      local id = emu:create_bandwidth{ size = 5, publicip_ids = eips }
+      emu:inject{ method = "POST", path = "/remove$", status = 401,
+        body = { error_code = "APIGW.0301", error_msg = "Incorrect IAM authentication information" } }
+      emu:reset_counters()
+      local c = fx.client{ max_attempts = 1 }
+      local err = raised(c.drain_and_delete_bandwidth, c, id, { charge_mode = "bandwidth", size = 1 })
+      assert.same({ 401, "remove", 0, 150, 0 }, { err.status, err.stage, #err.moved, #err.not_moved, #err.uncertain })
+      assert.equal(2, api_requests(), "the show and the refused remove only")
+    end)
+  end)
+
+  describe("AK/SK signatures refused in a row", function()
+    it("send nothing more after three, so the key is never locked", function()
+      local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = "wrong-secret-key-0000000000000000000000",
+        max_attempts = 1 }
+      for _ = 1, 3 do assert.equal(401, raised(c.delete_bandwidth, c, "bw-1").status) end
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      assert.equal(401, err.status)
+      assert.is_true(err.not_sent)
+      assert.matches("five in a row lock the key", err.advice)
+      assert.equal(3, emu:stats().auth_failures)
+      assert.equal(0, emu:stats().aksk_locks)
+      -- the right key still works from another client: it was never locked
+      local good = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk }
+      assert.equal(204, good:delete_bandwidth(create(1)[1]).status)
+    end)
+
+    it("count only in a row: another answer in between resets the count", function()
+      local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, max_attempts = 1 }
+      for round = 1, 3 do
+        for _ = 1, 2 do
+          emu:inject{ method = "DELETE", status = 401, body = { error_code = "APIGW.0301", error_msg = "x" } }
+          assert.equal(401, raised(c.delete_bandwidth, c, "bw-" .. round).status)
+        end
+        assert.equal(404, raised(c.delete_bandwidth, c, "bw-" .. round).status) -- accepted signature
+      end
+      assert.equal(9, api_requests())
+    end)
+
+    it("the emulator models the gateway's lock: five failures lock the AK, even for a good signature", function()
+      emu:set_knobs{ aksk_lock_seconds = 60 }
+      for _ = 1, 5 do
+        local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = "wrong-secret-key-0000000000000000000000",
+          max_attempts = 1 }
+        raised(c.delete_bandwidth, c, "bw-1")
+      end
+      assert.equal(1, emu:stats().aksk_locks)
+      local good = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, max_attempts = 1 }
+      local err = raised(good.delete_bandwidth, good, "bw-1")
+      assert.equal(401, err.status)
+      assert.matches("locked", err.message)
+    end)
+  end)
+
+  describe("drain", function()
+    local terms = { charge_mode = "bandwidth", size = 1 }
+
+    it("refuses a prepaid bandwidth after the show, naming the order, and changes nothing", function()
+      local id = emu:create_bandwidth{ size = 10, publicip_ids = { "eip-1", "eip-2" },
+        billing_info = "CS2611250930XYZ:0a1b2c3d4e5f:cn-north-4:35f2b308f5d64441a6fa7999fbcd4321" }
+      emu:reset_counters()
+      local c = fx.client()
+      local err = raised(c.drain_and_delete_bandwidth, c, id, terms)
+      assert.same({ "refused", "prepaid", "CS2611250930XYZ" }, { err.kind, err.reason, err.order_id })
+      assert.matches("unsubscribe", err.message)
+      assert.matches("^eip: refused: ", tostring(err))
+      assert.equal(1, api_requests("GET"))
+      assert.equal(1, api_requests())
+      assert.equal(2, #emu:get_bandwidth(id).publicip_info)
+      assert.equal("refused", raised(c.plan_drain, c, id, terms).kind)
+    end)
+
+    it("refuses a frozen bandwidth after the show", function()
+      local id = emu:create_bandwidth{ size = 10, status = "FREEZED", publicip_ids = { "eip-1" } }
+      emu:reset_counters()
+      local c = fx.client()
+      local err = raised(c.drain_and_delete_bandwidth, c, id, terms)
+      assert.same({ "refused", "frozen", "FREEZED" }, { err.kind, err.reason, err.bandwidth_status })
+      assert.equal(1, api_requests())
+    end)
+
+    it("removes IPv6 ports as 5_dualStack", function()
+      local id = emu:create_bandwidth{ size = 10,
+        publicip_ids = { "eip-v4", { publicip_id = "port-v6", ip_version = 6 } } }
+      local c = fx.client()
+      local plan = c:plan_drain(id, terms)
+      assert.same({ 4, 6 }, { plan.eips[1].ip_version, plan.eips[2].ip_version })
+      local res = c:drain_and_delete_bandwidth(id, terms)
+      assert.is_true(res.deleted)
+      assert.same({ "eip-v4", "port-v6" }, res.removed)
+      local body
+      for _, r in ipairs(emu:requests()) do
+        if r.method == "POST" then body = require("cjson").decode(r.body) end
+      end
+      assert.equal("5_dualStack", body.bandwidth.publicip_info[2].publicip_type)
+      assert.is_nil(body.bandwidth.publicip_info[1].publicip_type)
+    end)
+
+    it("the emulator refuses an IPv6 port removed without 5_dualStack", function()
+      local id = emu:create_bandwidth{ size = 10, publicip_ids = { { publicip_id = "port-v6", ip_version = 6 } } }
+      local c = fx.client{ max_attempts = 1 }
+      local err = raised(c.remove_eips_from_bandwidth, c, id, { "port-v6" }, terms)
+      assert.same({ 400, "VPC.0323" }, { err.status, err.code })
+    end)
+
+    it("asks confirm with the plan; a no changes nothing", function()
+      local id = emu:create_bandwidth{ size = 10, publicip_ids = { "eip-1" } }
+      local seen
+      emu:reset_counters()
+      local c = fx.client()
+      local err = raised(c.drain_and_delete_bandwidth, c, id, { charge_mode = "traffic", size = 2,
+        confirm = function(plan) seen = plan; return false end })
+      assert.same({ "refused", "not_confirmed" }, { err.kind, err.reason })
+      assert.same({ id, 1, "eip-1", 2, "traffic", 2 }, { seen.bandwidth_id, #seen.eips, seen.eips[1].publicip_id,
+        seen.size, seen.charge_mode, seen.requests })
+      assert.equal(1, api_requests())
+      local res = c:drain_and_delete_bandwidth(id, { charge_mode = "traffic", size = 2,
+        confirm = function() return true end })
+      assert.is_true(res.deleted)
+    end)
+  end)
+
+  describe("repeated, cancelled and awaited work", function()
+    it("sends a repeated id once; every position gets the outcome", function()
+      local a, b = emu:create_bandwidth{ size = 1 }, emu:create_bandwidth{ size = 1 }
+      emu:reset_counters()
+      local c = fx.client()
+      local seen = {}
+      local results, summary = c:delete_bandwidths({ a, b, a, a }, { concurrency = 4,
+        on_result = function(i) seen[#seen + 1] = i end })
+      assert.equal(2, api_requests("DELETE"))
+      for i = 1, 4 do assert.equal(204, results[i].status, "position " .. i) end
+      assert.is_true(results[1] ~= results[3], "a table per position")
+      assert.same({ 4, 4, 2 }, { summary.deleted, #seen, summary.repeated })
+    end)
+
+    it("stops when on_result returns eip.STOP: the ids not sent are listed", function()
+      local ids = create(10)
+      local c = fx.client()
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 1,
+        on_result = function(i) if i == 3 then return eip.STOP end end })
+      assert.same({ 3, 7, "cancelled" }, { summary.deleted, summary.not_sent, summary.stopped })
+      for i = 4, 10 do
+        assert.is_true(results[i].not_sent)
+        assert.matches("the batch was cancelled", tostring(results[i]))
+      end
+      assert.equal(7, #emu:bandwidths())
+    end)
+
+    it("asks the cancel function between requests: abort ends what is in flight", function()
+      local ids = create(6)
+      for i = 2, 6 do emu:inject{ method = "DELETE", path = ids[i]:gsub("%p", "%%%0") .. "$", action = "hang" } end
+      local c = fx.client{ max_attempts = 1 }
+      -- Asked once per turn of the batch's loop: 1 the probe starts, 2 ids 2-4 start (and hang
+      -- for the loop's 1 s wait), 3 abort.
+      local asked = 0
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 3,
+        cancel = function() asked = asked + 1; if asked >= 3 then return "abort" end end })
+      assert.equal("aborted", summary.stopped)
+      assert.equal(204, results[1].status)
+      for i = 2, 4 do assert.equal("interrupted", results[i].kind, "in flight: " .. i) end
+      for i = 5, 6 do assert.is_true(results[i].not_sent, "never sent: " .. i) end
+      assert.same({ 1, 3, 2 }, { summary.deleted, summary.failed, summary.not_sent })
+    end)
+
+    it("waits after the 204 until the bandwidth can no longer be read", function()
+      emu:set_knobs{ deleted_visible_for = 1.2 }
+      local id = create(1)[1]
+      local c = fx.client{ sleep = require("eip.core").sleep }
+      local res = c:delete_bandwidth(id, { wait = 30 })
+      assert.is_true(res.deleted)
+      assert.is_true(res.waited >= 1, "readable for 1.2 s after the 204, waited " .. res.waited)
+      assert.is_true(api_requests("GET") >= 2)
+    end)
+
+    it("a wait that ends first is a wait_timeout error, not a failed delete", function()
+      emu:set_knobs{ deleted_visible_for = 30 }
+      local id = create(1)[1]
+      local c = fx.client{ sleep = function() end }
+      local err = raised(c.delete_bandwidth, c, id, { wait = 2 })
+      assert.same({ "wait_timeout", true, id }, { err.kind, err.deleted, err.bandwidth_id })
+      assert.is_nil(emu:get_bandwidth(id))
+      assert.equal("wait", raised(c.delete_bandwidth, c, id, { wait = "long" }).argument)
+    end)
+  end)
+
+  describe("server text", function()
+    it("loses control characters and every secret, in errors, tostring and logs", function()
+      local lines = {}
+      local c = fx.client{ max_attempts = 1, log = function(l) lines[#lines + 1] = l end }
+      emu:inject{ method = "DELETE", status = 500, headers = { ["X-Request-Id"] = "req-" .. emu.token },
+        body = { code = "VPC.0302", message = "token " .. emu.token .. "\27[2J\r echoed" } }
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      local text = tostring(err) .. " " .. err.request_id .. " " .. err.message .. table.concat(lines, "\n")
+      assert.is_nil(text:find(emu.token, 1, true))
+      assert.is_nil(text:find("[\27\r]"))
+      assert.equal("req-<redacted>", err.request_id)
+      assert.matches("^token <redacted> %[2J  echoed$", err.message)
+    end)
+
+    it("redacts a short secret where it is a whole value", function()
+      local c = fx.client{ token = SHORT_TOKEN, max_attempts = 1 }
+      emu:inject{ method = "DELETE", status = 500, headers = { ["X-Request-Id"] = SHORT_TOKEN },
+        body = { code = "VPC.0302", message = SHORT_TOKEN } }
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      assert.same({ "<redacted>", "<redacted>" }, { err.request_id, err.message })
+      assert.is_nil(tostring(err):find(SHORT_TOKEN, 1, true))
+    end)
+  end)
+end)
