@@ -250,22 +250,41 @@ local function peer_matches(session, t)
   return nil, "SSL: no alternative certificate subject name matches target host name '" .. t.bare .. "'"
 end
 
-local function tls_failure(x, err, verify)
+-- The text resty.core's sslhandshake left in its shared error-message pointer when it raised
+-- "assertion failed!" (its second look at the handshake result found the failure the first
+-- missed, and stored that failure's text there); nil when it cannot be read.
+local function raised_handshake_error()
+  local ok, text = pcall(function()
+    local p = require("resty.core.base").get_errmsg_ptr()
+    if p[0] == nil then return nil end
+    return require("ffi").string(p[0])
+  end)
+  if ok and text ~= "" then return text end
+  return nil
+end
+
+-- Handshake failures that are not about the certificate (libcurl: 35).
+local NOT_CERTIFICATE = { ["handshake failed"] = true, closed = true, ["connection reset by peer"] = true,
+  ["broken pipe"] = true, ["no verified session"] = true }
+
+-- Maps a handshake failure onto libcurl's code. resty.core reports "<code>: <text>" when OpenSSL
+-- gave a code (an X509 verification code such as "21: unable to verify the first certificate",
+-- or an SSL library code before "handshake failed"), or the bare text. `raised`: err is the
+-- text resty.core left behind when it raised, which for a certificate problem is X509's text.
+local function tls_failure(x, err, verify, raised)
   err = tostring(err)
   if err == "timeout" then
     return http1.fail(x, 28, "SSL connection timeout")
   end
-  if find(err, "host mismatch", 1, true) then
+  local coded, text = match(err, "^(%d+): (.*)$")
+  text = text or err
+  if find(text, "host mismatch", 1, true) then
     return http1.fail(x, 60, "SSL: certificate subject name does not match target host name")
   end
-  if match(err, "^%d+: ") then -- an X509 verification code and its text
-    return http1.fail(x, 60, "SSL certificate problem: " .. sub(err, find(err, " ", 1, true) + 1))
+  if verify and (coded or raised) and not NOT_CERTIFICATE[text] then
+    return http1.fail(x, 60, "SSL certificate problem: " .. text)
   end
-  if verify and find(err, "assertion failed", 1, true) then
-    -- resty.core's way of reporting some verification failures (nginx's error log has why).
-    return http1.fail(x, 60, "SSL certificate problem: the server's certificate was not accepted")
-  end
-  return http1.fail(x, 35, "SSL handshake failed: " .. err)
+  return http1.fail(x, 35, "SSL handshake failed: " .. text)
 end
 
 -- The TLS handshake of a new connection, bounded by the connect timeout. true, or nil after
@@ -275,14 +294,18 @@ local function handshake(self, x, sock, t, connect_ms)
   sock:settimeout(connect_ms)
   -- An IP literal: no server name (no SNI, and nginx's name check cannot match an address).
   local ok, session, err = pcall(sock.sslhandshake, sock, nil, (not t.ip) and t.bare or nil, verify)
-  if not ok then return tls_failure(x, session, verify) end
+  if not ok then
+    -- resty.core raised (see the top of this file): what failed is in its error-message pointer.
+    local text = raised_handshake_error()
+    return tls_failure(x, text or session, verify, text ~= nil or verify)
+  end
   if not verify then
     if type(session) == "cdata" then free_session(ssl_api(), session) end
-    if session == nil and err then return tls_failure(x, err, false) end
+    if session == nil and err then return tls_failure(x, err, false, false) end
     return true
   end
   if type(session) ~= "cdata" then
-    return tls_failure(x, err or "no verified session", true)
+    return tls_failure(x, err or "no verified session", true, false)
   end
   local matched, why = peer_matches(session, t)
   if not matched then return http1.fail(x, 60, why) end
