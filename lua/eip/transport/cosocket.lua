@@ -175,10 +175,11 @@ end
 
 -- Reading ---------------------------------------------------------------------------------------
 
+-- nginx's cached clock: fresh after every wait (the event loop updates it), so the exchange
+-- updates it only where it starts and ends (ngx.update_time costs a system call and the
+-- formatting of nginx's time strings).
 local function now()
-  local ngx = ngx_api()
-  ngx.update_time()
-  return ngx.now()
+  return ngx_api().now()
 end
 
 local function ms(seconds)
@@ -403,6 +404,7 @@ local function exchange(self, x, req, t, parts)
 end
 
 local function new_exchange(req)
+  ngx_api().update_time()
   local x = http1.exchange(req, now)
   local connect_timeout = tonumber(req.connect_timeout) or 10
   if connect_timeout <= 0 or connect_timeout > x.timeout then connect_timeout = x.timeout end
@@ -430,6 +432,7 @@ function Transport:send(req)
     if x.sock then pcall(x.sock.close, x.sock) end
     http1.fail(x, 2, "cosocket transport error: " .. tostring(err))
   end
+  x.ngx.update_time()
   return http1.finish(x)
 end
 
