@@ -330,6 +330,39 @@ describe("the transport contract, through both transports", function()
     end)
   end
 
+  it("both put the same request on the wire: request line, Host, User-Agent, Accept, length, body", function()
+    local seen = {}
+    for i, transport in ipairs(TRANSPORTS) do
+      emu:reset()
+      emu:inject{ status = 204 }
+      local body = '{"bandwidth":{"name":"wire","size":10}}'
+      local resp = transport.send({ method = "POST", url = api_url("/conformance/wire?a=1&b=%2F"), body = body,
+        headers = { "X-Auth-Token: " .. emu.token, "Content-Type: application/json" },
+        timeout = 2, connect_timeout = 1 }, {})
+      assert.equal(204, resp.status, transport.name .. ": " .. tostring(resp.curl_error))
+      local log = emu:requests()
+      assert.equal(1, #log)
+      seen[i] = log[1]
+      assert.equal(body, seen[i].body, transport.name)
+    end
+    local a, b = seen[1], seen[2]
+    assert.equal(a.method, b.method)
+    assert.equal(a.uri, b.uri)
+    assert.same(a.headers, b.headers)
+    assert.equal("lua-eip-conformance", a.headers["user-agent"])
+    assert.equal("127.0.0.1:" .. emu.port, a.headers.host)
+    -- A GET: no body, no Content-Length.
+    for i, transport in ipairs(TRANSPORTS) do
+      emu:reset()
+      emu:inject{ status = 204 }
+      transport.send({ method = "GET", url = api_url("/conformance/get"), headers = { "Accept: application/json" },
+        timeout = 2, connect_timeout = 1 }, {})
+      seen[i] = emu:requests()[1]
+    end
+    assert.same(seen[1].headers, seen[2].headers)
+    assert.is_nil(seen[1].headers["content-length"])
+  end)
+
   -- resty.core reports a failed verification in one of two ways, depending on timing (an error
   -- value, or a raised "assertion failed!"): many handshakes meet both.
   it("every failed TLS verification over cosockets is a structured 60, however resty.core reports it", function()
