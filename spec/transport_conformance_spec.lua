@@ -11,6 +11,7 @@ local contract = require "eip.transport"
 local emulator = require "spec.support.emulator"
 local launcher = require "spec.support.openresty.launcher"
 local tls = require "spec.support.tls"
+local dns = require "spec.support.dns"
 
 -- "Ends within its timeout": a run may take this much longer than the case's timeout.
 local SLACK = 3
@@ -26,17 +27,21 @@ local HEAD = "HTTP/1.1 200 OK\r\n"
 local LONG_TOKEN = "MIIconformance" .. string.rep("abcdefghijklmnopqrstuvwxyz0123456789-_", 431) -- 16392 bytes
 
 describe("the transport contract, through both transports", function()
-  local pki, emu, front, app
+  local pki, emu, front, app, resolver
 
   setup(function()
     pki = tls.make_pki()
     emu = emulator.start()
     front = tls.start(emu, pki)
-    app = launcher.start(emu, { timeout = 1, max_attempts = 1, trusted_certificate = pki.ca })
+    -- Host names: libcurl resolves localhost from /etc/hosts; nginx asks this responder.
+    resolver = dns.start{ "localhost" }
+    app = launcher.start(emu, { timeout = 1, max_attempts = 1, trusted_certificate = pki.ca,
+      resolver = "127.0.0.1:" .. resolver.port })
   end)
 
   teardown(function()
     if app then app:stop() end
+    if resolver then resolver:stop() end
     if front then front:stop() end
     if emu then emu:stop() end
     if pki then pki:remove() end
@@ -307,6 +312,25 @@ describe("the transport contract, through both transports", function()
       arrange = inject{ status = 204 },
       expect = { status = 204, curl_code = NONE },
       varies = { request_id = true } },
+
+    { name = "TLS to a trusted certificate by host name (SNI, the name verified)",
+      url = function() return "https://localhost:" .. front.ports.trusted .. "/conformance" end,
+      arrange = inject{ status = 204 },
+      expect = { status = 204, curl_code = NONE },
+      varies = { request_id = true } },
+
+    { name = "TLS by host name to a trusted certificate for other names",
+      url = function() return "https://localhost:" .. front.ports.wrong_name .. "/conformance" end,
+      expect = { status = 0, curl_code = 60, error_kind = "tls" } },
+
+    { name = "TLS by host name to a certificate of an untrusted CA",
+      url = function() return "https://localhost:" .. front.ports.untrusted .. "/conformance" end,
+      expect = { status = 0, curl_code = 60, error_kind = "tls" } },
+
+    { name = "a host name that does not resolve",
+      req = { timeout = 5 },
+      url = function() return "http://no-such-host.invalid/conformance" end,
+      expect = { status = 0, curl_code = 6, error_kind = "dns" } },
 
     { name = "TLS to a server that does not speak it",
       url = function() return "https://127.0.0.1:" .. emu.port .. "/conformance" end,

@@ -99,6 +99,14 @@
 --    decodes it; the cosocket transport fails with 61.
 --  * Low speed: libcurl averages the rate over the last seconds, cosockets over windows of
 --    low_speed_time; both abort a trickle with 28 within about twice low_speed_time.
+--  * A NUL byte in a head: the cosocket transport always fails with 8; libcurl 7.88 does too,
+--    except at the start of a line, where it drops the rest of that read (what follows then
+--    depends on how the bytes arrived).
+--  * A header line that starts with "HTTP/" inside a head: the C core (src/http.c) takes it for a
+--    new status line and forgets the headers captured before it; the cosocket transport does not.
+--  * Chunked trailers: captured headers in them are captured by both (libcurl hands trailers to
+--    the header callback); their lines are bounded by LIMITS.trailer_line in both, their number
+--    only by `timeout`.
 --
 -- CHOOSING THE TRANSPORT
 -- Inside nginx (OpenResty or nginx + lua-nginx-module) the choice is made per send(), from
