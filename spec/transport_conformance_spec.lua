@@ -401,6 +401,34 @@ describe("the transport contract, through both transports", function()
     end
   end)
 
+  -- Concurrency (cosockets only) ------------------------------------------------------------------
+
+  it("concurrent sends that retry on dead pooled connections each resend their own request", function()
+    local function batch(ids)
+      return app_post("/t/batch", { ids = ids, concurrency = #ids }, 20)
+    end
+    local function shared(n)
+      local ids = {}
+      for i = 1, n do ids[i] = emu:create_bandwidth{ size = 10, share_type = "WHOLE" } end
+      return ids
+    end
+    emu:reset()
+    assert.equal(10, batch(shared(10)).summary.deleted) -- ten pooled connections now
+    local ids = shared(10)
+    emu:reset_counters()
+    -- Each first attempt meets a pooled connection the server closes without answering: every
+    -- delete is retried on a fresh connection while the others are in flight.
+    emu:inject{ method = "DELETE", action = "drop", times = 10 }
+    local out = batch(ids)
+    assert.equal(10, out.summary.deleted, cjson.encode(out))
+    local deleted = {}
+    for _, r in ipairs(emu:requests()) do
+      if r.method == "DELETE" then deleted[#deleted + 1] = r.path:match("[^/]+$") end
+    end
+    assert.equal(20, #deleted)
+    for _, id in ipairs(ids) do assert.is_nil(emu:get_bandwidth(id), id .. " was not deleted") end
+  end)
+
   -- The worker's memory -------------------------------------------------------------------------
 
   local function worker_rss_kb()

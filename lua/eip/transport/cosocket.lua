@@ -119,9 +119,10 @@ local function check_header(i, h)
   end
 end
 
--- What the caller's lines already hold, of the headers libcurl would add: a caller's Host,
--- User-Agent or Accept replaces libcurl's rather than doubling it (nginx answers 400 to a
--- duplicate Host). Looked at by first letter, so most lines cost one byte comparison.
+-- Checks the caller's lines, and says which of the headers libcurl would add they already
+-- hold: a caller's Host, User-Agent or Accept replaces libcurl's rather than doubling it (nginx
+-- answers 400 to a duplicate Host). Looked at by first letter, so most lines cost one byte
+-- comparison.
 local function given(headers)
   local host, ua, accept = false, false, false
   for i = 1, #headers do
@@ -139,13 +140,14 @@ local function given(headers)
   return host, ua, accept
 end
 
--- The request as a list of strings (ngx's send takes such a list and copies it before it could
--- yield, so one scratch list serves every send of the worker).
+-- The request as a list of strings. ngx's send takes such a list and copies it before it could
+-- yield, so one scratch list serves every send of the worker, provided it is filled right
+-- before each send (a retry fills it again: other light threads use it while this one waits).
 local scratch = {}
+local NO_HEADERS = {}
 
-local function request_parts(self, req, t, path)
-  local headers = req.headers or {}
-  local has_host, has_ua, has_accept = given(headers)
+local function request_parts(self, req, t, path, has_host, has_ua, has_accept)
+  local headers = req.headers or NO_HEADERS
   local out = scratch
   out[1], out[2], out[3], out[4] = req.method, " ", path, " HTTP/1.1\r\n"
   local n = 4
@@ -364,13 +366,13 @@ end
 -- One attempt on one connection. Returns "done", "retry" (a pooled connection turned out to be
 -- dead before any answer: libcurl retries those on a fresh connection, and so do we) or nil
 -- after fail().
-local function attempt(self, x, req, t, parts)
+local function attempt(self, x, req, t, path)
   http1.begin(x)
   local sock, reused = open(self, x, t)
   if not sock then return nil end
   x.sock = sock
   sock:settimeout(ms(http1.remaining(x)))
-  local sent, serr = sock:send(parts)
+  local sent, serr = sock:send(request_parts(self, req, t, path, x.has_host, x.has_ua, x.has_accept))
   if not sent then
     sock:close()
     if reused and serr ~= "timeout" then return "retry" end
@@ -394,9 +396,9 @@ local function attempt(self, x, req, t, parts)
 end
 
 -- Every attempt of one send (run protected: see send).
-local function exchange(self, x, req, t, parts)
+local function exchange(self, x, req, t, path)
   for _ = 1, MAX_ATTEMPTS do
-    if attempt(self, x, req, t, parts) ~= "retry" then break end
+    if attempt(self, x, req, t, path) ~= "retry" then break end
   end
   if x.resp.status == 0 and not x.resp.curl_code then
     http1.fail(x, 52, "Empty reply from server") -- every attempt met a dead pooled connection
@@ -424,10 +426,10 @@ function Transport:send(req)
     http1.fail(x, path_or_code, text)
     return http1.finish(x)
   end
-  local parts = request_parts(self, req, t, path_or_code)
+  x.has_host, x.has_ua, x.has_accept = given(req.headers or NO_HEADERS) -- raises for a caller bug
   -- Nothing a server sends may raise out of here: an unforeseen error (a bug, or a library
   -- raising) still ends as a failure table, with its text.
-  local ok, err = pcall(exchange, self, x, req, t, parts)
+  local ok, err = pcall(exchange, self, x, req, t, path_or_code)
   if not ok then
     if x.sock then pcall(x.sock.close, x.sock) end
     http1.fail(x, 2, "cosocket transport error: " .. tostring(err))
