@@ -198,6 +198,21 @@ describe("the transport contract, through both transports", function()
       expect = { status = 500, truncated = false, curl_code = NONE },
       varies = { request_id = true } },
 
+    { name = "a body delimited by closing the connection",
+      arrange = raw(HEAD .. "Content-Type: text/plain\r\n\r\n" .. string.rep("z", 3000)),
+      expect = { status = 200, body = string.rep("z", 3000), truncated = false, content_type = "text/plain",
+        curl_code = NONE } },
+
+    { name = "a body delimited by closing the connection, over body_cap",
+      req = { body_cap = 1024 },
+      arrange = raw(HEAD .. "\r\n" .. string.rep("z", 3000)),
+      expect = { status = 200, body = string.rep("z", 1024), truncated = true, curl_code = NONE } },
+
+    { name = "a redirect is returned as it is, never followed",
+      arrange = inject{ status = 302, headers = { Location = "http://elsewhere.invalid/x" } },
+      expect = { status = 302, location = "http://elsewhere.invalid/x", curl_code = NONE },
+      varies = { request_id = true } },
+
     { name = "an endless header line: a structured failure at the 100 KiB line limit",
       req = { timeout = 2 },
       arrange = raw(HEAD .. "X-Flood: ", { raw_repeat = string.rep("a", 8192) }),

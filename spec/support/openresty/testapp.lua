@@ -172,10 +172,4 @@ function M.batch()
   ngx.print(body)
 end
 
--- n bytes ("z"), delimited by closing the connection (the location turns chunking off).
-function M.close_delimited()
-  ngx.header["Content-Type"] = "text/plain"
-  ngx.print(string.rep("z", tonumber(ngx.var.arg_n) or 3000))
-end
-
 return M
