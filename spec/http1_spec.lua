@@ -277,6 +277,13 @@ describe("http1 reader", function()
       assert.is_true(resp.elapsed <= 2 * 2 + 0.5, "aborted after " .. resp.elapsed .. " s")
     end)
 
+    it("takes fractional low-speed settings", function()
+      local resp = read({ "HTTP/1.1 200 OK\r\n" }, { timeout = 5, low_speed_limit = 0.5, low_speed_time = 0.25 },
+        { ending = "hang" })
+      assert.equal(28, resp.curl_code)
+      assert.matches("too slow", resp.curl_error)
+    end)
+
     it("waits for a silent server no longer than the deadline, in reads no longer than the window", function()
       local resp = read({ "HTTP/1.1 200 OK\r\n" }, { timeout = 5, low_speed_limit = 1, low_speed_time = 1 },
         { ending = "hang" })

@@ -125,7 +125,7 @@ end
 M.timed_out = timed_out
 
 local function too_slow(x)
-  return fail(x, 28, format("Operation too slow. Less than %d bytes/sec transferred the last %d seconds",
+  return fail(x, 28, format("Operation too slow. Less than %g bytes/sec transferred the last %g seconds",
     x.ls_limit, x.ls_time))
 end
 
