@@ -229,6 +229,21 @@ describe("http1 reader", function()
       assert.matches("Too long hexadecimal number", resp.curl_error)
     end)
 
+    it("takes a trailer line of 4093 bytes, not 4094 (libcurl 7.88's trailer buffer)", function()
+      for _, eol in ipairs{ "\r\n", "\n" } do
+        local function answer(len)
+          return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: "
+            .. string.rep("t", len - 5) .. eol .. "\r\n"
+        end
+        local resp, ok = read{ answer(LIMITS.trailer_line) }
+        assert.is_true(ok, resp.curl_error)
+        assert.equal("abc", resp.body)
+        resp = read{ answer(LIMITS.trailer_line + 1) }
+        assert.equal(56, resp.curl_code)
+        assert.equal("protocol", resp.error_kind)
+      end
+    end)
+
     it("skips an endless chunk extension without keeping it, until the deadline", function()
       collectgarbage()
       local base, peak = collectgarbage("count"), 0

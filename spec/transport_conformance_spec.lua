@@ -249,6 +249,11 @@ describe("the transport contract, through both transports", function()
       arrange = raw(HEAD .. "Transfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n"),
       expect = { status = 200, body = "abc", curl_code = 56, error_kind = "protocol" } },
 
+    { name = "a chunked trailer line over LIMITS.trailer_line",
+      arrange = raw(HEAD .. "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: "
+        .. string.rep("t", contract.LIMITS.trailer_line - 4) .. "\r\n\r\n"),
+      expect = { status = 200, body = "abc", curl_code = 56, error_kind = "protocol" } },
+
     { name = "a header line without a colon",
       arrange = raw(HEAD .. "this is no header\r\nContent-Length: 2\r\n\r\nok"),
       expect = { status = 200, curl_code = 8, error_kind = "protocol" } },

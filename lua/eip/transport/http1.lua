@@ -635,12 +635,13 @@ local function trailers(x)
       x.pos = x.pos + 2
       return true
     end
-    local s, i, j = next_line(x, TRAILER_LINE_MAX + 2, 56, TRAILER_TOO_LONG, false)
+    local s, i, j = next_line(x, TRAILER_LINE_MAX + 3, 56, TRAILER_TOO_LONG, false)
     if not s then
       if i == "closed" then return fail(x, 18, OUTSTANDING) end
       return nil
     end
     if byte(s, j) == CR then j = j - 1 end
+    if j - i + 1 > TRAILER_LINE_MAX then return fail(x, 56, TRAILER_TOO_LONG) end
     local cr = find(s, "\r", i, true)
     if cr and cr <= j then return fail(x, 56, "Malformed encoding found in chunked-encoding") end
     local c = find(s, ":", i, true)

@@ -62,7 +62,8 @@
 --   chunk_hex     16      hex digits of a chunk size: more is 56 "protocol"; chunk extensions
 --                         are skipped without being kept (memory stays bounded; time is bounded
 --                         by `timeout`, as in libcurl)
---   trailer_line  65534   bytes of one chunked trailer line: more is 56 "protocol"
+--   trailer_line  4093    bytes of one chunked trailer line, its line end excluded (libcurl 7.88
+--                         keeps it with a CRLF and a NUL in 4096 bytes): more is 56 "protocol"
 --   body_cap      (req)   body bytes kept: more sets `truncated`, not a failure
 --   timeout       (req)   the whole exchange, not each read: 28 "timeout"
 --   low speed     (req)   28 "timeout" (curl_error says "too slow")
@@ -130,7 +131,7 @@ M.LIMITS = {
   header_line = 102400,  -- a header line, its line end included, must be shorter
   header_block = 307200, -- all header lines of one answer, interim ones included
   chunk_hex = 16,        -- hex digits of a chunk size
-  trailer_line = 65534,  -- one trailer line of a chunked body
+  trailer_line = 4093,   -- one trailer line of a chunked body, its line end excluded
 }
 
 --- Captured header values other than X-Subject-Token are cut to this many bytes.
