@@ -607,53 +607,69 @@ local function chunk_end(x)
   end
 end
 
--- Trailer lines up to the empty one. As with libcurl (which hands them to the C core's header
--- callback), captured headers among them are captured; the others are not kept, and a line
--- without a colon fails (libcurl: 43).
+-- One byte at x.pos + off, reading more when the buffer ends there. The byte, or nil and as
+-- receive.
+local function byte_at(x, off)
+  local c = byte(x.buf, x.pos + off)
+  if c then return c end
+  local ok, why = more(x)
+  if not ok then return nil, why end
+  return byte(x.buf, x.pos + off)
+end
+
+-- One trailer, s[i..j], as libcurl stores it (its header callback and headers store): a NUL or a
+-- line without a colon fails (43), a folded one joins the one before it, captured ones are
+-- captured.
+local function trailer(x, s, i, j)
+  local z = find(s, "\0", i, true)
+  if z and z <= j then return fail(x, 43, "Failed reading the chunked-encoded stream") end
+  local first = byte(s, i)
+  if (first == SP or first == HT) and x.stored_header then return true end
+  local c = find(s, ":", i, true)
+  if not c or c > j then return fail(x, 43, "Failed reading the chunked-encoded stream") end
+  x.stored_header = true
+  local field = field_of(s, i, c)
+  if field and byte(field, 1) ~= 61 then capture(x, field, s, c, j) end
+  return true
+end
+
+-- Trailer lines up to the empty one, following libcurl 7.88's states: a trailer ends at a CR or
+-- an LF and is stored then; a CR must be followed by an LF; the empty line ends the body once
+-- its CR came (the stream may end there). Captured headers among trailers are captured, as the
+-- C core's header callback sees them; nothing else is kept.
 local function trailers(x)
   while true do
-    -- The empty line ends the body: libcurl takes it as complete once its CR came, and fails
-    -- at once when anything but an LF follows that CR.
-    local c1 = byte(x.buf, x.pos)
-    if c1 == nil then
-      local ok, why = more(x)
-      if not ok then return chunk_failure(x, why) end
-      c1 = byte(x.buf, x.pos)
-    end
+    local c1, why = byte_at(x, 0)
+    if not c1 then return chunk_failure(x, why) end
     if c1 == LF then
       x.pos = x.pos + 1
       return true
     end
     if c1 == CR then
-      local c2 = byte(x.buf, x.pos + 1)
-      if c2 == nil then
-        local ok, why = more(x)
-        if not ok then return why == "closed" or nil end
-        c2 = byte(x.buf, x.pos + 1)
-      end
+      local c2, why2 = byte_at(x, 1)
+      if not c2 then return why2 == "closed" or nil end
       if c2 ~= LF then return fail(x, 56, "Malformed encoding found in chunked-encoding") end
       x.pos = x.pos + 2
       return true
     end
-    local s, i, j = next_line(x, TRAILER_LINE_MAX + 3, 56, TRAILER_TOO_LONG, false)
-    if not s then
-      if i == "closed" then return fail(x, 18, OUTSTANDING) end
-      return nil
+    local e = find(x.buf, "[\r\n]", x.pos)
+    while not e do
+      if #x.buf - x.pos + 1 > TRAILER_LINE_MAX then return fail(x, 56, TRAILER_TOO_LONG) end
+      local ok, why3 = more(x)
+      if not ok then return chunk_failure(x, why3) end
+      e = find(x.buf, "[\r\n]", x.pos)
     end
-    if byte(s, j) == CR then j = j - 1 end
-    if j - i + 1 > TRAILER_LINE_MAX then return fail(x, 56, TRAILER_TOO_LONG) end
-    local cr = find(s, "\r", i, true)
-    if cr and cr <= j then return fail(x, 56, "Malformed encoding found in chunked-encoding") end
-    local c = find(s, ":", i, true)
-    local first = byte(s, i)
-    local z = find(s, "\0", i, true)
-    if z and z <= j then return fail(x, 43, "Failed reading the chunked-encoded stream") end
-    if not (first == SP or first == HT) or not x.stored_header then
-      if not c or c > j then return fail(x, 43, "Failed reading the chunked-encoded stream") end
-      x.stored_header = true
-      local field = field_of(s, i, c)
-      if field and byte(field, 1) ~= 61 then capture(x, field, s, c, j) end
+    local buf, pos = x.buf, x.pos
+    if e - pos > TRAILER_LINE_MAX then return fail(x, 56, TRAILER_TOO_LONG) end
+    if not trailer(x, buf, pos, e - 1) then return nil end
+    x.pos = e
+    if byte(buf, e) == CR then
+      local c2, why4 = byte_at(x, 1)
+      if not c2 then return chunk_failure(x, why4) end
+      if c2 ~= LF then return fail(x, 56, "Malformed encoding found in chunked-encoding") end
+      x.pos = x.pos + 1
     end
+    x.pos = x.pos + 1
   end
 end
 
