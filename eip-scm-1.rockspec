@@ -52,6 +52,7 @@ build = {
       ["eip.transport"] = "lua/eip/transport/init.lua",
       ["eip.transport.cosocket"] = "lua/eip/transport/cosocket.lua",
       ["eip.transport.curl"] = "lua/eip/transport/curl.lua",
+      ["eip.transport.http1"] = "lua/eip/transport/http1.lua",
       ["eip.bandwidths"] = "lua/eip/bandwidths.lua",
       ["eip.cli"] = "lua/eip/cli/init.lua",
       ["eip.cli.args"] = "lua/eip/cli/args.lua",

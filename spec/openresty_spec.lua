@@ -8,17 +8,15 @@ local emulator = require "spec.support.emulator"
 local launcher = require "spec.support.openresty.launcher"
 
 describe("OpenResty", function()
-  local emu, app, curl
+  local emu, app
 
   setup(function()
     emu = emulator.start()
     -- One attempt per call, so each error case is one exchange (retries have their own case).
     app = launcher.start(emu, { timeout = 1, max_attempts = 1 })
-    curl = require("eip.transport.curl").new{ user_agent = "lua-eip-test" }
   end)
 
   teardown(function()
-    if curl then curl:close() end
     if app then app:stop() end
     if emu then emu:stop() end
   end)
@@ -275,139 +273,8 @@ describe("OpenResty", function()
     end)
   end)
 
-  describe("the cosocket transport answers like the libcurl one", function()
-    local function api_url(id)
-      return emu.url .. "/v2.0/" .. emu.project_id .. "/bandwidths/" .. (id or "bw-1")
-    end
-
-    -- The same request through the app's cosocket transport and through libcurl here; `arrange`
-    -- (re)creates the situation before each.
-    local function both(req, arrange)
-      req.headers = req.headers or { "X-Auth-Token: " .. emu.token, "Accept: application/json" }
-      req.method = req.method or "DELETE"
-      req.timeout = req.timeout or 1
-      req.connect_timeout = req.connect_timeout or 1
-      if arrange then arrange() end
-      local via_app = request("POST", "/t/send", cjson.encode(req)).json
-      if arrange then arrange() end
-      local via_curl = curl:send(req)
-      return via_app, via_curl
-    end
-
-    local SAME = { "status", "retry_after", "content_type", "location", "body", "truncated", "curl_code" }
-
-    local function assert_alike(a, c)
-      for _, k in ipairs(SAME) do
-        assert.equal(c[k], a[k], "field " .. k)
-      end
-      assert.equal(type(c.request_id), type(a.request_id))
-      assert.equal(type(c.curl_error), type(a.curl_error))
-      assert.is_number(a.elapsed)
-      assert.is_number(a.new_connections)
-    end
-
-    local function inject(rule)
-      return function()
-        emu:reset()
-        emu:inject(rule)
-      end
-    end
-
-    it("a 204 without a body", function()
-      local a, c = both({ url = api_url() }, inject{ method = "DELETE", status = 204 })
-      assert_alike(a, c)
-      assert.equal(204, a.status)
-      assert.equal("", a.body)
-    end)
-
-    it("an error with a Content-Length body, and one with a chunked body", function()
-      local body = '{"code":"VPC.0302","message":"bad"}'
-      assert_alike(both({ url = api_url() }, inject{ method = "DELETE", status = 500, body = body }))
-      local a, c = both({ url = api_url() }, inject{ method = "DELETE", status = 500, body = body,
-        chunked = true })
-      assert_alike(a, c)
-      assert.equal(body, a.body)
-    end)
-
-    it("truncates a body at body_cap (Content-Length and chunked)", function()
-      for _, chunked in ipairs({ false, true }) do
-        local a, c = both({ url = api_url(), body_cap = 1024 },
-          inject{ method = "DELETE", status = 500, body_size = 5000, chunked = chunked })
-        assert_alike(a, c)
-        assert.is_true(a.truncated)
-        assert.equal(1024, #a.body)
-      end
-    end)
-
-    it("a body delimited by closing the connection, whole and truncated", function()
-      local url = app.url .. "/t/close_delimited?n=3000"
-      local a, c = both({ url = url, method = "GET" })
-      assert_alike(a, c)
-      assert.equal(string.rep("z", 3000), a.body)
-      a, c = both({ url = url, method = "GET", body_cap = 1024 })
-      assert_alike(a, c)
-      assert.is_true(a.truncated)
-    end)
-
-    it("returns redirects and Retry-After as they are", function()
-      assert_alike(both({ url = api_url() }, inject{ method = "DELETE", status = 302,
-        headers = { Location = "http://elsewhere.invalid/x" } }))
-      local a, c = both({ url = api_url() }, inject{ method = "DELETE", status = 429,
-        headers = { ["Retry-After"] = "7" } })
-      assert_alike(a, c)
-      assert.equal("7", a.retry_after)
-    end)
-
-    it("sends bodies with a Content-Length", function()
-      local body = '{"bandwidth":{"name":"x","size":10}}'
-      local a, c = both({ url = emu.url .. "/v2.0/" .. emu.project_id .. "/bandwidths", method = "POST",
-        body = body, headers = { "X-Auth-Token: " .. emu.token, "Content-Type: application/json" } })
-      assert.equal(c.status, a.status)
-      local log = emu:requests()
-      assert.equal(body, log[#log].body)
-      assert.equal(tostring(#body), log[#log].headers["content-length"])
-    end)
-
-    it("fails with the libcurl codes: 28 timeout, 52 empty reply, 18 partial body", function()
-      local a, c = both({ url = api_url(), timeout = 0.5 }, inject{ method = "DELETE", action = "hang" })
-      assert_alike(a, c)
-      assert.equal(28, a.curl_code)
-      a, c = both({ url = api_url() }, inject{ method = "DELETE", action = "drop", times = -1 })
-      assert_alike(a, c)
-      assert.equal(52, a.curl_code)
-      a = both({ url = api_url() }, inject{ method = "DELETE", action = "reset_mid_body", status = 500,
-        body_size = 4000 })
-      assert.equal(18, a.curl_code)
-      assert.equal(500, a.status)
-    end)
-
-    it("aborts a transfer slower than low_speed_limit for low_speed_time (28)", function()
-      local t0 = socket.gettime()
-      local a, c = both({ url = api_url(), timeout = 10, low_speed_limit = 100, low_speed_time = 1 },
-        inject{ method = "DELETE", action = "trickle", status = 500, body_size = 200, trickle_interval = 0.1 })
-      -- How much of the trickle arrived before the abort is a matter of timing.
-      assert.equal(c.status, a.status)
-      assert.equal(c.curl_code, a.curl_code)
-      assert.equal(28, a.curl_code)
-      assert.matches("too slow", a.curl_error)
-      assert.is_true(socket.gettime() - t0 < 8, "both gave up well before the 10 s timeout")
-    end)
-
-    it("fails with the libcurl codes: 7 refused, 6 DNS, 35 TLS handshake", function()
-      local s = assert(socket.bind("127.0.0.1", 0))
-      local _, port = s:getsockname()
-      s:close()
-      local a, c = both({ url = "http://127.0.0.1:" .. port .. "/x" })
-      assert_alike(a, c)
-      assert.equal(7, a.curl_code)
-      a, c = both({ url = "http://no-such-host.invalid/x" })
-      assert.equal(6, a.curl_code)
-      assert.equal(c.curl_code, a.curl_code)
-      a, c = both({ url = "https://127.0.0.1:" .. emu.port .. "/x" })
-      assert.equal(35, a.curl_code)
-      assert.equal(c.curl_code, a.curl_code)
-    end)
-  end)
+  -- The transport itself (cosockets against libcurl, case by case) is proven by
+  -- spec/transport_conformance_spec.lua.
 
   describe("phases", function()
     it("selects libcurl in init_worker and cosockets in its timers", function()

@@ -1,35 +1,41 @@
 --- The nginx cosocket transport: HTTP/1.1 over ngx.socket.tcp, so a request handler that calls
 -- the EIP API yields to nginx's event loop while it waits instead of blocking the worker.
 --
--- Same contract as eip.transport.curl: M.new{ ca_file, insecure, user_agent } and
--- :send(req) -> the response table of the C core (status, request_id, retry_after,
--- content_type, location, body, truncated, elapsed, new_connections, and curl_code/curl_error
--- when no usable answer came). Failures carry the libcurl code of the equivalent failure, so
--- eip.errors classifies them exactly as it does for the libcurl transport.
+-- It honours the transport contract written in eip.transport (lua/eip/transport/init.lua), as
+-- the libcurl transport does; the answer is read by eip.transport.http1, which keeps the
+-- contract's limits. Nothing a server sends and no TLS failure raises out of send(): every
+-- failure is a response table with curl_code, curl_error and error_kind.
 --
--- Differences that come from nginx, not from us:
+-- What comes from nginx (the contract lists it too):
 --  * host names are resolved by nginx's `resolver` directive (none configured: every name fails
 --    with curl code 6); IP literals need no resolver;
 --  * TLS peers are verified against `lua_ssl_trusted_certificate` (with `lua_ssl_verify_depth`);
 --    the `ca_file` option applies to the libcurl transport only, as nginx has no per-socket
 --    trust store. `insecure = true` turns verification off here too;
 --  * idle connections live in nginx's per-worker cosocket pool (`lua_socket_pool_size`,
---    `lua_socket_keepalive_timeout`), keyed by scheme, host, port, SNI name and verify flag.
--- Only usable where cosockets are (see eip.transport); redirects are never followed.
+--    `lua_socket_keepalive_timeout`), keyed by scheme, host, port and, for TLS, the verified
+--    name and the verify flag.
+--
+-- TLS and IP addresses: nginx checks a certificate's names with X509_check_host, which never
+-- matches an IP address, so for an IP literal the handshake is made with verification on and no
+-- server name (nginx verifies the chain; no SNI is sent, as libcurl sends none for an IP), and
+-- the address is then checked against the certificate's IP entries here, with OpenSSL's
+-- X509_check_ip_asc through LuaJIT's FFI. A name is checked by nginx and once more here.
+-- resty.core's sslhandshake raises "assertion failed!" for some verification failures and,
+-- asked for no session (`false`), can even report success after a failed verification; so a
+-- session is always asked for, the call is protected, and anything short of a verified session
+-- fails closed (60).
+local http1 = require "eip.transport.http1"
+
 local M = {}
 
 local Transport = {}
 Transport.__index = Transport
 
-local MAX_HEADER_LINES = 100     -- more than this in one response head: a broken or hostile peer
-local MAX_VALUE = 255            -- captured header values are truncated like the C core's (256 - NUL)
-local READ_PIECE = 65536         -- read-until-close bodies are received in pieces of this size
-local MAX_ATTEMPTS = 4           -- one fresh connection after up to 3 stale pooled ones
+local MAX_ATTEMPTS = 4 -- one fresh connection after up to 3 stale pooled ones
 
-local CAPTURED = {
-  ["x-request-id"] = "request_id", ["retry-after"] = "retry_after",
-  ["content-type"] = "content_type", ["location"] = "location",
-}
+local find, sub, byte, lower, match = string.find, string.sub, string.byte, string.lower, string.match
+local floor, tostring, type, pcall = math.floor, tostring, type, pcall
 
 local function ngx_api()
   -- The nginx API is a global of the nginx Lua VM; rawget keeps this module loadable (and
@@ -42,7 +48,7 @@ function M.new(opts)
   opts = opts or {}
   return setmetatable({
     insecure = opts.insecure and true or false,
-    user_agent = opts.user_agent,
+    user_agent_line = opts.user_agent and ("User-Agent: " .. opts.user_agent) or nil,
   }, Transport)
 end
 
@@ -50,447 +56,386 @@ end
 
 local DEFAULT_PORT = { http = 80, https = 443 }
 
--- Splits an absolute http(s) URL (already validated by eip.validate) into its parts.
-local function parse_url(url)
-  local scheme, authority, target = url:match("^(%a[%w+.-]*)://([^/?#]*)(.*)$")
-  scheme = scheme and scheme:lower()
-  if not DEFAULT_PORT[scheme] then
-    return nil, "Unsupported protocol in " .. tostring(url)
-  end
-  local host, port = authority:match("^(%[[%x:.]+%]):?(%d*)$")
+-- Parsed authorities by "scheme://authority", so that a client sending to one endpoint parses
+-- it once. Bounded: emptied when it holds too many.
+local targets, ntargets = {}, 0
+local TARGETS_MAX = 256
+
+local function parse_authority(scheme, authority)
+  local host, port = match(authority, "^(%[[%x:.]+%]):?(%d*)$")
   if not host then
-    host, port = authority:match("^([^:]+):?(%d*)$")
+    host, port = match(authority, "^([^:@%[%]]+):?(%d*)$")
   end
-  if not host then
-    return nil, "URL has no valid host"
-  end
+  if not host then return nil end
   port = tonumber(port) or DEFAULT_PORT[scheme]
-  if target == "" then target = "/" end
+  if port < 1 or port > 65535 then return nil end
+  local bare = (host:gsub("^%[(.*)%]$", "%1")) -- names and addresses never carry brackets
+  local ip = find(bare, ":", 1, true) ~= nil or match(bare, "^%d+%.%d+%.%d+%.%d+$") ~= nil
   local host_header = host
   if port ~= DEFAULT_PORT[scheme] then host_header = host .. ":" .. port end
+  local base = "eip:" .. scheme .. ":" .. lower(bare) .. ":" .. port
   return {
-    scheme = scheme, host = host, port = port, target = target, host_header = host_header,
-    tls = scheme == "https",
-    -- SNI and certificate names never carry the brackets of an IPv6 literal.
-    server_name = host:gsub("^%[(.*)%]$", "%1"),
+    scheme = scheme, host = host, bare = bare, port = port, ip = ip, tls = scheme == "https",
+    host_line = "Host: " .. host_header,
+    -- The pool key says what was verified: a TLS connection made without verification must
+    -- never serve a client that asked for it.
+    pool = { [false] = { pool = base .. ":verify" }, [true] = { pool = base .. ":noverify" } },
   }
 end
 
--- Request ---------------------------------------------------------------------------------------
+-- The target of an absolute http(s) URL (validated by eip.validate): its parsed authority and
+-- the request target; or nil, curl code, text.
+local function target_of(url)
+  if type(url) ~= "string" then return nil, 3, "URL is not a string" end
+  local scheme_end, authority_end = match(url, "^%a[%w+.-]*()://[^/?#]*()")
+  if not scheme_end then return nil, 3, "URL using bad/illegal format or missing URL" end
+  local key = sub(url, 1, authority_end - 1)
+  local t = targets[key]
+  if not t then
+    local scheme = lower(sub(url, 1, scheme_end - 1))
+    if not DEFAULT_PORT[scheme] then
+      return nil, 1, "Protocol \"" .. scheme .. "\" not supported or disabled in libcurl"
+    end
+    t = parse_authority(scheme, sub(url, scheme_end + 3, authority_end - 1))
+    if not t then return nil, 3, "URL using bad/illegal format or missing URL" end
+    if ntargets >= TARGETS_MAX then targets, ntargets = {}, 0 end
+    targets[key], ntargets = t, ntargets + 1
+  end
+  local path = sub(url, authority_end)
+  if path == "" or byte(path, 1) == 63 then path = "/" .. path end -- "?": libcurl adds the "/"
+  local hash = find(path, "#", 1, true)
+  if hash then path = sub(path, 1, hash - 1) end
+  return t, path
+end
+
+-- Request -------------------------------------------------------------------------------------
 
 -- Header lines come from the Lua layer, which validated them; a CR, LF or NUL here would still
 -- let a caller smuggle a second header, so they are checked once more at the edge, as in C.
+-- A bad line is a caller bug, and raises.
 local function check_header(i, h)
-  if type(h) ~= "string" or h:find("[\r\n%z]") or not h:find(":", 1, true) then
-    error("eip.transport.cosocket: header " .. i .. " is not a single 'Name: value' line", 3)
+  if type(h) ~= "string" or find(h, "[\r\n%z]") or not find(h, ":", 1, true) then
+    error("eip.transport.cosocket: header " .. i .. " is not a single 'Name: value' line", 4)
   end
 end
 
-local function has_header(headers, lname)
-  for _, h in ipairs(headers) do
-    if h:match("^([^:]*)"):lower() == lname then return true end
-  end
-  return false
-end
-
-local function request_text(self, req, u)
-  local headers = req.headers or {}
-  local lines = { req.method .. " " .. u.target .. " HTTP/1.1" }
-  -- A signed request carries its own Host (the one it signed); as libcurl does, a caller's
-  -- Host replaces ours rather than doubling it (nginx answers 400 to a duplicate Host).
-  if not has_header(headers, "host") then lines[2] = "Host: " .. u.host_header end
-  if self.user_agent and not has_header(headers, "user-agent") then
-    lines[#lines + 1] = "User-Agent: " .. self.user_agent
-  end
-  for i, h in ipairs(headers) do
+-- Checks the caller's lines, and says which of the headers libcurl would add they already
+-- hold: a caller's Host, User-Agent or Accept replaces libcurl's rather than doubling it (nginx
+-- answers 400 to a duplicate Host). Looked at by first letter, so most lines cost one byte
+-- comparison.
+local function given(headers)
+  local host, ua, accept = false, false, false
+  for i = 1, #headers do
+    local h = headers[i]
     check_header(i, h)
-    lines[#lines + 1] = h
+    local c = byte(h, 1)
+    if c == 72 or c == 104 then -- H
+      host = host or lower(sub(h, 1, 5)) == "host:"
+    elseif c == 85 or c == 117 then -- U
+      ua = ua or lower(sub(h, 1, 11)) == "user-agent:"
+    elseif c == 65 or c == 97 then -- A
+      accept = accept or lower(sub(h, 1, 7)) == "accept:"
+    end
+  end
+  return host, ua, accept
+end
+
+-- The request as a list of strings. ngx's send takes such a list and copies it before it could
+-- yield, so one scratch list serves every send of the worker, provided it is filled right
+-- before each send (a retry fills it again: other light threads use it while this one waits).
+local scratch = {}
+local NO_HEADERS = {}
+
+local function request_parts(self, req, t, path, has_host, has_ua, has_accept)
+  local headers = req.headers or NO_HEADERS
+  local out = scratch
+  out[1], out[2], out[3], out[4] = req.method, " ", path, " HTTP/1.1\r\n"
+  local n = 4
+  if not has_host then
+    out[n + 1], out[n + 2], n = t.host_line, "\r\n", n + 2
+  end
+  if self.user_agent_line and not has_ua then
+    out[n + 1], out[n + 2], n = self.user_agent_line, "\r\n", n + 2
+  end
+  if not has_accept then
+    out[n + 1], n = "Accept: */*\r\n", n + 1
+  end
+  for i = 1, #headers do
+    out[n + 1], out[n + 2], n = headers[i], "\r\n", n + 2
   end
   local body = req.body
   -- libcurl sends a length for every body, and an empty one for POST and PUT without a body.
   if body ~= nil or req.method == "POST" or req.method == "PUT" then
     body = body or ""
-    lines[#lines + 1] = "Content-Length: " .. #body
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4], n = "Content-Length: ", tostring(#body), "\r\n\r\n", body, n + 4
+  else
+    out[n + 1], n = "\r\n", n + 1
   end
-  lines[#lines + 1] = ""
-  lines[#lines + 1] = body or ""
-  return table.concat(lines, "\r\n")
+  for i = #out, n + 1, -1 do out[i] = nil end
+  return out
 end
 
--- Exchange state ------------------------------------------------------------------------------
+-- Reading ---------------------------------------------------------------------------------------
 
--- One send(): a deadline for the whole exchange, as libcurl's CURLOPT_TIMEOUT.
-local function new_exchange(req)
-  local ngx = ngx_api()
-  ngx.update_time()
-  local timeout = tonumber(req.timeout) or 30
-  local connect_timeout = tonumber(req.connect_timeout) or 10
-  local cap = tonumber(req.body_cap) or 1024 * 1024
-  local started = ngx.now()
-  return {
-    ngx = ngx, started = started, deadline = started + timeout, timeout = timeout,
-    connect_timeout = math.min(connect_timeout, timeout), cap = math.max(1, math.floor(cap)),
-    received = 0, -- response bytes received on the current connection
-    ls_limit = tonumber(req.low_speed_limit) or 0, ls_time = tonumber(req.low_speed_time) or 0,
-    ls_start = started, ls_bytes = 0,
-    resp = { status = 0, body = "", truncated = false, new_connections = 0 },
-  }
+-- nginx's cached clock: fresh after every wait (the event loop updates it), so the exchange
+-- updates it only where it starts and ends (ngx.update_time costs a system call and the
+-- formatting of nginx's time strings).
+local function now()
+  return ngx_api().now()
 end
 
--- Milliseconds left before the deadline; at least 1 (a 0 would mean "nginx's default").
-local function remaining_ms(x)
-  x.ngx.update_time()
-  local left = (x.deadline - x.ngx.now()) * 1000
-  return left >= 1 and math.floor(left) or 1
+local function ms(seconds)
+  local v = floor(seconds * 1000 + 0.5)
+  return v >= 1 and v or 1 -- 0 would mean "nginx's default"
 end
 
-local function expired(x)
-  x.ngx.update_time()
-  return x.ngx.now() >= x.deadline
+-- http1's source: one receiveany on the exchange's socket.
+local function recv(x, max, wait)
+  local sock = x.sock
+  sock:settimeout(ms(wait))
+  return sock:receiveany(max)
 end
 
--- A failure to return: curl code and a libcurl-like text (never contains request headers).
-local function fail(x, code, text)
-  x.resp.curl_code = code
-  x.resp.curl_error = text
+-- TLS ---------------------------------------------------------------------------------------------
+
+-- OpenSSL, as linked into nginx, through LuaJIT's FFI: nil when it cannot be reached (then
+-- verified TLS to an IP literal fails closed).
+local openssl = false
+
+local function ssl_api()
+  if openssl ~= false then return openssl end
+  openssl = nil
+  local ok, ffi = pcall(require, "ffi")
+  if not ok then return nil end
+  -- Declared with void pointers, each on its own, so that other libraries' declarations of
+  -- the same functions (lua-resty-openssl) neither clash with these nor break them.
+  for _, decl in ipairs{
+    "void *SSL_SESSION_get0_peer(void *s);",
+    "int X509_check_ip_asc(void *x, const char *address, unsigned int flags);",
+    "int X509_check_host(void *x, const char *name, size_t namelen, unsigned int flags, char **peername);",
+    "void ngx_http_lua_ffi_ssl_free_session(void *sess);",
+  } do
+    pcall(ffi.cdef, decl)
+  end
+  local C = ffi.C
+  local found = pcall(function()
+    return C.SSL_SESSION_get0_peer, C.X509_check_ip_asc, C.X509_check_host
+  end)
+  if not found then return nil end
+  local has_free = pcall(function() return C.ngx_http_lua_ffi_ssl_free_session end)
+  openssl = { ffi = ffi, C = C, free = has_free }
+  return openssl
+end
+
+-- Frees the session now rather than at the next garbage collection.
+local function free_session(api, session)
+  if api and api.free then
+    api.ffi.gc(session, nil)
+    api.C.ngx_http_lua_ffi_ssl_free_session(session)
+  end
+end
+
+-- Is the verified session's certificate for t (its IP address, or its name)? true, or nil and
+-- libcurl's text for the mismatch.
+local function peer_matches(session, t)
+  local api = ssl_api()
+  if not api then
+    return nil, "SSL: cannot check the certificate's names (OpenSSL functions not found in nginx)"
+  end
+  local ok, matched = pcall(function()
+    local peer = api.C.SSL_SESSION_get0_peer(session)
+    if peer == nil then return false end
+    if t.ip then return api.C.X509_check_ip_asc(peer, t.bare, 0) == 1 end
+    return api.C.X509_check_host(peer, t.bare, #t.bare, 0, nil) == 1
+  end)
+  free_session(api, session)
+  if ok and matched then return true end
+  return nil, "SSL: no alternative certificate subject name matches target host name '" .. t.bare .. "'"
+end
+
+-- The text resty.core's sslhandshake left in its shared error-message pointer when it raised
+-- "assertion failed!" (its second look at the handshake result found the failure the first
+-- missed, and stored that failure's text there); nil when it cannot be read.
+local function raised_handshake_error()
+  local ok, text = pcall(function()
+    local p = require("resty.core.base").get_errmsg_ptr()
+    if p[0] == nil then return nil end
+    return require("ffi").string(p[0])
+  end)
+  if ok and text ~= "" then return text end
   return nil
 end
 
--- libcurl's low-speed abort (CURLOPT_LOW_SPEED_LIMIT / _TIME), approximated: the average rate
--- over each window of low_speed_time seconds must reach low_speed_limit bytes/s, and no read
--- waits longer than low_speed_time. Like libcurl's, it is a timeout (28).
-local function low_speed_on(x)
-  return x.ls_limit > 0 and x.ls_time > 0
-end
+-- Handshake failures that are not about the certificate (libcurl: 35).
+local NOT_CERTIFICATE = { ["handshake failed"] = true, closed = true, ["connection reset by peer"] = true,
+  ["broken pipe"] = true, ["no verified session"] = true }
 
-local function too_slow(x)
-  return fail(x, 28, string.format("Operation too slow. Less than %d bytes/sec transferred the last %d seconds",
-    x.ls_limit, x.ls_time))
-end
-
--- Milliseconds the next read may wait.
-local function read_wait_ms(x)
-  local ms = remaining_ms(x)
-  if low_speed_on(x) then ms = math.max(1, math.min(ms, math.floor(x.ls_time * 1000))) end
-  return ms
-end
-
--- Accounts n received bytes; false when a window closed below the limit.
-local function progress(x, n)
-  x.received = x.received + n
-  if not low_speed_on(x) then return true end
-  x.ngx.update_time()
-  local now = x.ngx.now()
-  x.ls_bytes = x.ls_bytes + n
-  local span = now - x.ls_start
-  if span >= x.ls_time then
-    if x.ls_bytes < x.ls_limit * span then return false end
-    x.ls_start, x.ls_bytes = now, 0
-  end
-  return true
-end
-
-local function timeout_text(x)
-  return string.format("Operation timed out after %d milliseconds with %d bytes received",
-    math.floor(x.timeout * 1000 + 0.5), x.received)
-end
-
--- Maps a cosocket receive error onto libcurl's code for the same situation.
-local function receive_failure(x, err, partial_body)
-  if err == "too slow" or (err == "timeout" and low_speed_on(x) and not expired(x)) then
-    return too_slow(x)
-  end
+-- Maps a handshake failure onto libcurl's code. resty.core reports "<code>: <text>" when OpenSSL
+-- gave a code (an X509 verification code such as "21: unable to verify the first certificate",
+-- or an SSL library code before "handshake failed"), or the bare text. `raised`: err is the
+-- text resty.core left behind when it raised, which for a certificate problem is X509's text.
+local function tls_failure(x, err, verify, raised)
+  err = tostring(err)
   if err == "timeout" then
-    return fail(x, 28, timeout_text(x))
+    return http1.fail(x, 28, "SSL connection timeout")
   end
-  if err == "closed" then
-    if x.received == 0 then
-      return fail(x, 52, "Empty reply from server")
-    end
-    if partial_body then
-      return fail(x, 18, partial_body)
-    end
+  local coded, text = match(err, "^(%d+): (.*)$")
+  text = text or err
+  if find(text, "host mismatch", 1, true) then
+    return http1.fail(x, 60, "SSL: certificate subject name does not match target host name")
   end
-  return fail(x, 56, "Recv failure: " .. tostring(err))
+  if verify and (coded or raised) and not NOT_CERTIFICATE[text] then
+    return http1.fail(x, 60, "SSL certificate problem: " .. text)
+  end
+  return http1.fail(x, 35, "SSL handshake failed: " .. text)
 end
 
--- One line of the head (or of chunk framing), without its CRLF.
-local function receive_line(x, sock)
-  sock:settimeout(read_wait_ms(x))
-  local line, err, partial = sock:receive("*l")
-  if not line then
-    x.received = x.received + #(partial or "")
-    return nil, err
+-- The TLS handshake of a new connection, bounded by the connect timeout. true, or nil after
+-- fail().
+local function handshake(self, x, sock, t, connect_ms)
+  local verify = not self.insecure
+  sock:settimeout(connect_ms)
+  -- An IP literal: no server name (no SNI, and nginx's name check cannot match an address).
+  local ok, session, err = pcall(sock.sslhandshake, sock, nil, (not t.ip) and t.bare or nil, verify)
+  if not ok then
+    -- resty.core raised (see the top of this file): what failed is in its error-message pointer.
+    local text = raised_handshake_error()
+    return tls_failure(x, text or session, verify, text ~= nil or verify)
   end
-  if not progress(x, #line + 2) then return nil, "too slow" end
-  return line
-end
-
--- Up to max bytes, as soon as any arrive.
-local function receive_some(x, sock, max)
-  sock:settimeout(read_wait_ms(x))
-  local data, err = sock:receiveany(max)
-  if not data then return nil, err end
-  if not progress(x, #data) then return nil, "too slow" end
-  return data
+  if not verify then
+    if type(session) == "cdata" then free_session(ssl_api(), session) end
+    if session == nil and err then return tls_failure(x, err, false, false) end
+    return true
+  end
+  if type(session) ~= "cdata" then
+    return tls_failure(x, err or "no verified session", true, false)
+  end
+  local matched, why = peer_matches(session, t)
+  if not matched then return http1.fail(x, 60, why) end
+  return true
 end
 
 -- Connecting ----------------------------------------------------------------------------------
 
-local function pool_name(self, u)
-  local name = "eip:" .. u.scheme .. ":" .. u.host .. ":" .. u.port
-  if u.tls then
-    name = name .. ":" .. u.server_name .. (self.insecure and ":noverify" or ":verify")
-  end
-  return name
-end
-
-local function connect_failure(x, u, err)
+local function connect_failure(x, t, err)
   err = tostring(err)
   if err == "timeout" then
-    return fail(x, 28, string.format("Connection timed out after %d milliseconds",
-      math.floor(x.connect_timeout * 1000 + 0.5)))
+    return http1.fail(x, 28, "Connection timed out after " .. ms(x.connect_timeout) .. " milliseconds")
   end
-  if err:find("resolve", 1, true) or err:find("resolver", 1, true) then
-    return fail(x, 6, "Could not resolve host: " .. u.server_name .. " (" .. err .. ")")
+  if find(err, "resolve", 1, true) then
+    return http1.fail(x, 6, "Could not resolve host: " .. t.bare .. " (" .. err .. ")")
   end
-  return fail(x, 7, string.format("Failed to connect to %s port %d: %s", u.server_name, u.port, err))
+  return http1.fail(x, 7, "Failed to connect to " .. t.bare .. " port " .. t.port .. ": " .. err)
 end
 
-local function tls_failure(x, err)
-  err = tostring(err)
-  if err == "timeout" then
-    return fail(x, 28, timeout_text(x))
-  end
-  -- libcurl reports a peer it cannot verify as 60 and any other handshake failure as 35; both
-  -- classify as "tls", not retryable.
-  if err:find("verif", 1, true) or err:find("certificate", 1, true) then
-    return fail(x, 60, "SSL certificate problem: " .. err)
-  end
-  return fail(x, 35, "SSL handshake failed: " .. err)
-end
-
--- Returns a connected (and, for https, handshaken) socket and whether it came from the pool.
-local function open(self, x, u)
-  local sock = x.ngx.socket.tcp()
-  sock:settimeout(math.min(remaining_ms(x), math.floor(x.connect_timeout * 1000 + 0.5)))
-  local ok, err = sock:connect(u.host, u.port, { pool = pool_name(self, u) })
+-- A connected (and, for https, verified) socket, and whether it came from the pool; or nil
+-- after fail().
+local function open(self, x, t)
+  local ngx = x.ngx
+  local left = http1.remaining(x)
+  if left <= 0 then return http1.timed_out(x) end
+  local connect_left = x.connect_deadline - x.now()
+  if connect_left > left then connect_left = left end
+  if connect_left <= 0 then return connect_failure(x, t, "timeout") end
+  local sock = ngx.socket.tcp()
+  sock:settimeout(ms(connect_left))
+  local ok, err = sock:connect(t.host, t.port, t.pool[self.insecure])
   if not ok then
-    if expired(x) then return fail(x, 28, timeout_text(x)) end
-    return connect_failure(x, u, err)
+    if http1.remaining(x) <= 0 then return http1.timed_out(x) end
+    return connect_failure(x, t, err)
   end
   local reused = (sock:getreusedtimes() or 0) > 0
   if not reused then
     x.resp.new_connections = x.resp.new_connections + 1
-    if u.tls then
-      sock:settimeout(remaining_ms(x))
-      local session, herr = sock:sslhandshake(nil, u.server_name, not self.insecure)
-      if not session then
+    if t.tls then
+      connect_left = x.connect_deadline - x.now()
+      left = http1.remaining(x)
+      if connect_left > left then connect_left = left end
+      if connect_left <= 0 or not handshake(self, x, sock, t, ms(connect_left)) then
+        if not x.resp.curl_code then connect_failure(x, t, "timeout") end
         sock:close()
-        return tls_failure(x, herr)
+        return nil
       end
     end
   end
   return sock, reused
 end
 
--- Response head ---------------------------------------------------------------------------------
-
-local function trim_value(v)
-  v = v:gsub("^[ \t]+", ""):gsub("[ \t]+$", "")
-  return #v > MAX_VALUE and v:sub(1, MAX_VALUE) or v
-end
-
--- Reads one status line and its header lines into x (the captured headers of an earlier
--- interim answer are forgotten, as in C). Returns the framing headers, or nil after fail().
-local function read_head(x, sock)
-  local line, err = receive_line(x, sock)
-  if not line then return receive_failure(x, err) end
-  local major, minor, status = line:match("^HTTP/(%d)%.(%d) (%d%d%d)")
-  if not status then
-    return fail(x, 8, "Weird server reply (not an HTTP/1.x status line)")
-  end
-  local resp = x.resp
-  resp.status = tonumber(status)
-  resp.request_id, resp.retry_after, resp.content_type, resp.location = nil, nil, nil, nil
-  local head = { version = tonumber(major) * 10 + tonumber(minor) }
-  for _ = 1, MAX_HEADER_LINES + 1 do
-    local h, herr = receive_line(x, sock)
-    if not h then return receive_failure(x, herr) end
-    if h == "" then return head end
-    local name, value = h:match("^([^:%s]+)%s*:(.*)$")
-    if name then
-      name = name:lower()
-      if CAPTURED[name] then
-        resp[CAPTURED[name]] = trim_value(value)
-      elseif head[name] == nil then
-        head[name] = trim_value(value):lower()
-      end
-    end
-  end
-  return fail(x, 8, "Weird server reply (more than " .. MAX_HEADER_LINES .. " header lines)")
-end
-
--- Reads heads until a final (non-1xx) answer.
-local function read_final_head(x, sock)
-  while true do
-    local head = read_head(x, sock)
-    if not head then return nil end
-    if x.resp.status >= 200 or x.resp.status == 101 then return head end
-  end
-end
-
--- Response body ---------------------------------------------------------------------------------
-
--- Keeps at most the cap; returns true when the body is complete within it.
-local function keep(x, parts, data)
-  local room = x.cap - x.kept
-  if #data > room then
-    data = data:sub(1, room)
-    x.resp.truncated = true
-  end
-  parts[#parts + 1] = data
-  x.kept = x.kept + #data
-  return not x.resp.truncated
-end
-
-local function read_length(x, sock, parts, length)
-  -- Never read past the cap: the rest would only cost time for bytes we throw away.
-  local want, got = math.min(length, x.cap - x.kept), 0
-  while got < want do
-    local data, err = receive_some(x, sock, math.min(READ_PIECE, want - got))
-    if not data then
-      return receive_failure(x, err, string.format("transfer closed with %d bytes remaining to read",
-        length - got))
-    end
-    got = got + #data
-    keep(x, parts, data)
-  end
-  if length > want then x.resp.truncated = true end
-  return true
-end
-
-local function read_chunked(x, sock, parts)
-  local outstanding = "transfer closed with outstanding read data remaining"
-  while true do
-    local line, err = receive_line(x, sock)
-    if not line then return receive_failure(x, err, outstanding) end
-    local size = tonumber(line:match("^%s*(%x+)"), 16)
-    if not size then return fail(x, 56, "Recv failure: invalid chunk size") end
-    if size == 0 then break end
-    if not read_length(x, sock, parts, size) then return nil end
-    if x.resp.truncated then return true end
-    local crlf, cerr = receive_line(x, sock)
-    if crlf ~= "" then return receive_failure(x, cerr or "bad chunk end", outstanding) end
-  end
-  for _ = 1, MAX_HEADER_LINES do -- trailers, up to the empty line
-    local line, err = receive_line(x, sock)
-    if not line then return receive_failure(x, err, outstanding) end
-    if line == "" then return true end
-  end
-  return fail(x, 8, "Weird server reply (too many trailer lines)")
-end
-
-local function read_until_close(x, sock, parts)
-  while true do
-    -- One byte more than the room left tells a body of exactly the cap from a longer one.
-    local data, err = receive_some(x, sock, math.min(READ_PIECE, x.cap - x.kept + 1))
-    if not data then
-      if err == "closed" then return true end
-      return receive_failure(x, err)
-    end
-    if not keep(x, parts, data) then return true end
-  end
-end
-
--- Reads the body the head announces. Returns true when done (complete or truncated) and
--- whether the connection may be reused, or nil after fail().
-local function read_body(x, sock, method, head)
-  local status = x.resp.status
-  if method == "HEAD" or status == 204 or status == 304 or status < 200 then
-    return true, true
-  end
-  local parts = {}
-  x.kept = 0
-  local ok, reusable
-  if (head["transfer-encoding"] or ""):find("chunked", 1, true) then
-    ok, reusable = read_chunked(x, sock, parts), true
-  elseif head["content-length"] then
-    local length = tonumber(head["content-length"]:match("^%d+$"))
-    if not length then return fail(x, 8, "Weird server reply (invalid Content-Length)") end
-    ok, reusable = read_length(x, sock, parts, length), true
-  else
-    ok, reusable = read_until_close(x, sock, parts), false
-  end
-  x.resp.body = table.concat(parts)
-  return ok, reusable and not x.resp.truncated
-end
-
--- Sending ---------------------------------------------------------------------------------------
-
-local function keepalive_allowed(head)
-  local conn = head.connection or ""
-  if conn:find("close", 1, true) then return false end
-  return head.version >= 11 or conn:find("keep-alive", 1, true) ~= nil
-end
+-- Exchange ----------------------------------------------------------------------------------------
 
 -- One attempt on one connection. Returns "done", "retry" (a pooled connection turned out to be
--- dead before any answer: libcurl retries those on a fresh connection, and so do we) or
--- nil after fail().
-local function attempt(self, x, req, u, payload)
-  local sock, reused = open(self, x, u)
+-- dead before any answer: libcurl retries those on a fresh connection, and so do we) or nil
+-- after fail().
+local function attempt(self, x, req, t, path)
+  http1.begin(x)
+  local sock, reused = open(self, x, t)
   if not sock then return nil end
-  x.received = 0
-  sock:settimeout(remaining_ms(x))
-  local sent, serr = sock:send(payload)
+  x.sock = sock
+  sock:settimeout(ms(http1.remaining(x)))
+  local sent, serr = sock:send(request_parts(self, req, t, path, x.has_host, x.has_ua, x.has_accept))
   if not sent then
     sock:close()
     if reused and serr ~= "timeout" then return "retry" end
-    if serr == "timeout" then return fail(x, 28, timeout_text(x)) end
-    return fail(x, 55, "Send failure: " .. tostring(serr))
+    if serr == "timeout" then return http1.timed_out(x) end
+    return http1.fail(x, 55, "Send failure: " .. tostring(serr))
   end
-  local head = read_final_head(x, sock)
-  if not head then
-    sock:close()
-    local code = x.resp.curl_code
-    if reused and x.received == 0 and (code == 52 or code == 56) then
-      x.resp.curl_code, x.resp.curl_error, x.resp.status = nil, nil, 0
-      return "retry"
-    end
-    return nil
+  local ok, reusable = http1.read(x, req.method)
+  x.sock = nil
+  if ok then
+    if not (reusable and sock:setkeepalive()) then sock:close() end
+    return "done"
   end
-  local ok, reusable = read_body(x, sock, req.method, head)
-  if ok and reusable and keepalive_allowed(head) then
-    sock:setkeepalive()
-  else
-    sock:close()
+  sock:close()
+  local code = x.resp.curl_code
+  if reused and x.received == 0 and (code == 52 or code == 56) then
+    http1.clear_failure(x)
+    x.resp.status = 0
+    return "retry"
   end
-  return ok and "done" or nil
+  return nil
 end
 
-local function finish(x)
-  x.ngx.update_time()
-  x.resp.elapsed = x.ngx.now() - x.started
-  return x.resp
-end
-
---- req: method, url, headers (list of "Name: value"), body, timeout, connect_timeout, body_cap,
--- low_speed_limit, low_speed_time.
-function Transport:send(req)
-  local x = new_exchange(req)
-  local u, uerr = parse_url(req.url)
-  if not u then
-    fail(x, 1, uerr)
-    return finish(x)
-  end
-  local payload = request_text(self, req, u)
+-- Every attempt of one send (run protected: see send).
+local function exchange(self, x, req, t, path)
   for _ = 1, MAX_ATTEMPTS do
-    if attempt(self, x, req, u, payload) ~= "retry" then break end
+    if attempt(self, x, req, t, path) ~= "retry" then break end
   end
   if x.resp.status == 0 and not x.resp.curl_code then
-    fail(x, 52, "Empty reply from server") -- every attempt met a dead pooled connection
+    http1.fail(x, 52, "Empty reply from server") -- every attempt met a dead pooled connection
   end
-  return finish(x)
+end
+
+local function new_exchange(req)
+  ngx_api().update_time()
+  local x = http1.exchange(req, now)
+  local connect_timeout = tonumber(req.connect_timeout) or 10
+  if connect_timeout <= 0 or connect_timeout > x.timeout then connect_timeout = x.timeout end
+  x.connect_timeout = connect_timeout
+  x.connect_deadline = x.started + connect_timeout
+  x.ngx = ngx_api()
+  x.recv = recv
+  return x
+end
+
+--- Sends req (see the contract in eip.transport) and returns the contract's response table.
+-- Raises only for a caller bug (a header line with CR, LF or NUL, or without a colon).
+function Transport:send(req)
+  local x = new_exchange(req)
+  local t, path_or_code, text = target_of(req.url)
+  if not t then
+    http1.fail(x, path_or_code, text)
+    return http1.finish(x)
+  end
+  x.has_host, x.has_ua, x.has_accept = given(req.headers or NO_HEADERS) -- raises for a caller bug
+  -- Nothing a server sends may raise out of here: an unforeseen error (a bug, or a library
+  -- raising) still ends as a failure table, with its text.
+  local ok, err = pcall(exchange, self, x, req, t, path_or_code)
+  if not ok then
+    if x.sock then pcall(x.sock.close, x.sock) end
+    http1.fail(x, 2, "cosocket transport error: " .. tostring(err))
+  end
+  x.ngx.update_time()
+  return http1.finish(x)
 end
 
 --- Nothing to release: idle connections belong to nginx's pool, the others are closed.
@@ -498,5 +443,5 @@ function Transport:close() -- luacheck: ignore self
 end
 
 M.name = "cosocket"
-M._parse_url = parse_url -- for the specs
+Transport.name = "cosocket"
 return M

@@ -1,12 +1,115 @@
---- Transport selection. A transport has one job: send(req) -> response table (the shape the
--- C core returns: status, request_id, retry_after, content_type, location, body, truncated,
--- elapsed, new_connections, and curl_code/curl_error when no usable answer came).
+--- The transport contract, and the choice of transport for where the code runs.
 --
--- Two transports exist:
---  * eip.transport.curl     libcurl through the C core; blocking. Everywhere outside nginx.
---  * eip.transport.cosocket nginx cosockets; yields to nginx's event loop, never blocks the
---                           worker. Inside nginx, in the phases that allow cosockets.
+-- A transport sends one HTTP/1.1 request and returns what came back as one table. Two exist,
+-- and both honour this contract, which is written here and nowhere else;
+-- spec/transport_conformance_spec.lua runs one list of cases through both and compares them:
 --
+--  * eip.transport.curl      libcurl through the C core; blocking. Everywhere outside nginx.
+--  * eip.transport.cosocket  nginx cosockets, the answer read by eip.transport.http1; yields to
+--                            nginx's event loop. Inside nginx, in the phases that allow cosockets.
+--
+-- CONSTRUCTION
+--   T.new{ ca_file = path?, insecure = bool?, user_agent = string? }  -> t
+--   t:send(req) -> resp          t:close()          t.name   "curl" | "cosocket"
+--   ca_file   PEM bundle to verify servers with (libcurl only: nginx verifies cosockets against
+--             `lua_ssl_trusted_certificate`); default: the system store
+--   insecure  true: no certificate and no host verification (explicit opt-out only)
+--
+-- THE REQUEST  req = {
+--   method           "DELETE", "GET", "POST", ...
+--   url              absolute http(s) URL, already validated (eip.validate); an IP literal
+--                    host is verified against the certificate's IP addresses, a name against
+--                    its DNS names
+--   headers          list of "Name: value" lines; a CR, LF or NUL in one, or a line without a
+--                    colon, is a caller bug and raises (it is never a failure table)
+--   body             string or nil; sent with its Content-Length (POST and PUT always carry one)
+--   timeout          seconds for the WHOLE exchange: connect, TLS, send and every read (30)
+--   connect_timeout  seconds to connect, TLS handshake included, within `timeout` (10)
+--   low_speed_limit, low_speed_time   abort (28) when fewer than low_speed_limit bytes/s
+--                    arrive for low_speed_time seconds; 0 turns it off (0, 0)
+--   body_cap         bytes of body kept (1 MiB) }
+--
+-- THE RESPONSE  resp = {
+--   status           status of the final answer (interim 1xx answers are skipped); 0 when no
+--                    status line came
+--   request_id       X-Request-Id  \   of the final answer, the last one when repeated, blanks
+--   retry_after      Retry-After    |  around it removed, cut to CAPTURED_MAX (255) bytes;
+--   content_type     Content-Type   |  nil when absent or empty
+--   location         Location      /
+--   subject_token    X-Subject-Token, the FULL value (IAM tokens run to kilobytes; its line is
+--                    bounded by LIMITS.header_line like any other); nil when absent or empty
+--   body             the body, "" when none; at most body_cap bytes
+--   truncated        true when the body went past body_cap: the first body_cap bytes are kept,
+--                    the rest is not read and the connection is not reused
+--   elapsed          seconds the exchange took
+--   new_connections  connections opened for it (0: a pooled or kept-alive one was reused)
+--   -- on failure only (no usable answer, or one that broke off):
+--   curl_code        the CURLcode libcurl gives for the failure (the cosocket transport reports
+--                    the same code for the same failure; table below)
+--   curl_error       one line of text saying what happened; never contains request headers
+--   error_kind       M.error_kind(curl_code, curl_error): one of M.KIND_NAMES }
+-- A failure can come with what arrived before it: the status and captured headers of an answer
+-- whose body then broke off, and that partial body. No other fields are set.
+--
+-- NEVER RAISES for anything a server or the network does: garbage, endless lines, resets, TLS
+-- failures all come back as a failure table. Only caller bugs raise (a bad header line).
+--
+-- LIMITS a server may hit (LIMITS, the same in both transports; libcurl 7.88's own bounds):
+--   header_line   102400  a header or status line, line end included, must be shorter than this
+--                         (libcurl's CURL_MAX_HTTP_HEADER): 27 "protocol" (libcurl >= 8.6: 100)
+--   header_block  307200  bytes of all header lines of one answer, interim answers and line ends
+--                         included: more is 56 "Too large response headers", "protocol"
+--   chunk_hex     16      hex digits of a chunk size: more is 56 "protocol"; chunk extensions
+--                         are skipped without being kept (memory stays bounded; time is bounded
+--                         by `timeout`, as in libcurl)
+--   trailer_line  4093    bytes of one chunked trailer line, its line end excluded (libcurl 7.88
+--                         keeps it with a CRLF and a NUL in 4096 bytes): more is 56 "protocol"
+--   body_cap      (req)   body bytes kept: more sets `truncated`, not a failure
+--   timeout       (req)   the whole exchange, not each read: 28 "timeout"
+--   low speed     (req)   28 "timeout" (curl_error says "too slow")
+--
+-- FAILURES: what happened -> curl_code -> error_kind (both transports)
+--   host name cannot be resolved                           6  dns
+--   connection refused or unreachable                      7  connect
+--   connect, whole-exchange or low-speed timeout           28 timeout
+--   closed before any answer ("Empty reply from server")   52 reset
+--   closed in the middle of a body                         18 reset
+--   reset by peer while receiving / sending                56 / 55 reset
+--   TLS handshake failed (not TLS, no common protocol)     35 tls
+--   certificate not trusted, or not for this host or IP    60 tls
+--   first line not an HTTP/1.x status line, status < 100   1  protocol
+--   header line without a colon, NUL byte in the head,     8  protocol
+--     invalid Content-Length
+--   a header libcurl 7.88 cannot store (a folded line      43 protocol
+--     first, no colon before a CR; a trailer without one)
+--   header line too long (LIMITS.header_line)              27 protocol
+--   header block too large (LIMITS.header_block)           56 protocol
+--   broken chunked framing (bad or too long chunk size,    56 protocol
+--     no CRLF after chunk data, trailer line too long)
+--   a Transfer-Encoding other than chunked                 61 protocol (see below)
+--   anything else                                          KINDS, or "other"
+--
+-- WHERE THE TRANSPORTS DIFFER (and why)
+--  * Host names: cosockets resolve them with nginx's `resolver` directive only (none: 6);
+--    libcurl uses the system resolver. IP literals need neither.
+--  * Trust store: `ca_file` is libcurl's; cosockets use `lua_ssl_trusted_certificate`.
+--  * curl_error texts are alike, not identical; compare curl_code and error_kind.
+--  * Over-long header line: libcurl 7.88 says 27 "Out of memory" (newer libcurl says 100,
+--    CURLE_TOO_LARGE); the cosocket transport says 27 with a clearer text. Both "protocol".
+--  * Transfer-Encoding gzip, deflate, br or zstd (never sent unasked by a sane server): libcurl
+--    decodes it; the cosocket transport fails with 61.
+--  * Low speed: libcurl averages the rate over the last seconds, cosockets over windows of
+--    low_speed_time; both abort a trickle with 28 within about twice low_speed_time.
+--  * A NUL byte in a head: the cosocket transport always fails with 8; libcurl 7.88 does too,
+--    except at the start of a line, where it drops the rest of that read (what follows then
+--    depends on how the bytes arrived).
+--  * A header line that starts with "HTTP/" inside a head: the C core (src/http.c) takes it for a
+--    new status line and forgets the headers captured before it; the cosocket transport does not.
+--  * Chunked trailers: captured headers in them are captured by both (libcurl hands trailers to
+--    the header callback); their lines are bounded by LIMITS.trailer_line in both, their number
+--    only by `timeout`.
+--
+-- CHOOSING THE TRANSPORT
 -- Inside nginx (OpenResty or nginx + lua-nginx-module) the choice is made per send(), from
 -- ngx.get_phase(), because a client made in one phase (say init_by_lua, shared by every
 -- request of a worker) is used in others. Cosockets are available in rewrite, access, content,
@@ -22,6 +125,62 @@
 -- be shared by every worker; close such a client (client:close(), or use the one-shot
 -- eip.delete_bandwidth{...}) before init_by_lua ends.
 local M = {}
+
+--- The bounds a server may hit, in bytes (see the contract above).
+M.LIMITS = {
+  header_line = 102400,  -- a header line, its line end included, must be shorter
+  header_block = 307200, -- all header lines of one answer, interim ones included
+  chunk_hex = 16,        -- hex digits of a chunk size
+  trailer_line = 4093,   -- one trailer line of a chunked body, its line end excluded
+}
+
+--- Captured header values other than X-Subject-Token are cut to this many bytes.
+M.CAPTURED_MAX = 255
+
+--- The error kinds, in the order of the contract's table.
+M.KIND_NAMES = { "dns", "connect", "timeout", "reset", "tls", "protocol", "other" }
+
+--- CURLcode -> error kind. Codes not listed are "other". Two codes libcurl gives for more than
+-- one thing are refined by M.error_kind from the text: 56 (a reset, or a broken answer).
+M.KINDS = {
+  [5] = "dns",        -- could not resolve proxy
+  [6] = "dns",        -- could not resolve host
+  [7] = "connect",    -- could not connect (refused, unreachable)
+  [28] = "timeout",   -- connect, whole exchange or low speed
+  [16] = "reset",     -- HTTP/2 framing error
+  [18] = "reset",     -- partial body: the peer closed mid-transfer
+  [52] = "reset",     -- empty reply: closed before any answer
+  [55] = "reset",     -- send failure
+  [56] = "reset",     -- receive failure (refined: see error_kind)
+  [92] = "reset",     -- HTTP/2 stream error
+  [35] = "tls",       -- handshake failed
+  [51] = "tls",       -- peer certificate name mismatch (older libcurl; now 60)
+  [53] = "tls", [54] = "tls", [58] = "tls", [59] = "tls", [64] = "tls", [66] = "tls",
+  [60] = "tls",       -- peer certificate cannot be verified (untrusted, wrong name)
+  [77] = "tls",       -- CA file problem
+  [80] = "tls", [83] = "tls", [90] = "tls", [91] = "tls", [98] = "tls",
+  [1] = "protocol",   -- not HTTP/1.x ("Received HTTP/0.9", unsupported version or code)
+  [43] = "protocol",  -- libcurl 7.88: a header it cannot store (a fold with nothing before it,
+                      -- no colon before a CR, a trailer without a colon)
+  [8] = "protocol",   -- weird server reply (header without colon, NUL, bad Content-Length)
+  [27] = "protocol",  -- libcurl 7.88: a header line over CURL_MAX_HTTP_HEADER ("Out of memory")
+  [61] = "protocol",  -- bad (transfer) content encoding
+  [100] = "protocol", -- CURLE_TOO_LARGE (libcurl >= 8.6: header line or block too large)
+}
+
+local KINDS = M.KINDS
+local find = string.find
+
+--- The error kind of a failure: KINDS[code], except that 56 with libcurl's texts for a broken
+-- answer ("Too large response headers", "... in chunked-encoding") is "protocol", not "reset".
+-- Unknown codes are "other".
+function M.error_kind(code, text)
+  if code == 56 and type(text) == "string"
+      and (find(text, "chunked-encod", 1, true) or find(text, "Too large response headers", 1, true)) then
+    return "protocol"
+  end
+  return KINDS[code] or "other"
+end
 
 -- Phases (ngx.get_phase() names) in which ngx.socket.tcp and ngx.sleep are allowed.
 M.COSOCKET_PHASES = {

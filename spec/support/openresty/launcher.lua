@@ -34,7 +34,9 @@ local function read(path)
 end
 
 -- The example turned into a template for nginx.render (standard fields + REPO, HERE).
-function M.derive()
+-- trusted_certificate: a PEM bundle for lua_ssl_trusted_certificate instead of the system's;
+-- resolver: "127.0.0.1:PORT" of a DNS server for cosockets (default: none, IP literals only).
+function M.derive(trusted_certificate, resolver)
   local text = read(M.EXAMPLE)
   assert(not text:find("@", 1, true), "the example must not contain '@' (template marker)")
   text = edit(text, "\nworker_processes auto;",
@@ -44,7 +46,17 @@ function M.derive()
   text = edit(text, 'lua_package_path "[^"]*";',
     'lua_package_path "@REPO@/lua/?.lua;@REPO@/lua/?/init.lua;@HERE@/?.lua;;";', 1)
   text = edit(text, 'lua_package_cpath "[^"]*";', 'lua_package_cpath "@REPO@/build/luajit/?.so;;";', 1)
-  text = edit(text, "\n%s*resolver [^\n]*;", "\n    # (test run: no resolver; endpoints are IP literals)", 1)
+  if resolver then
+    assert(resolver:match("^127%.0%.0%.1:%d+$"), "resolver: 127.0.0.1:PORT")
+    text = edit(text, "\n%s*resolver [^\n]*;", "\n    resolver " .. resolver .. " ipv6=off;", 1)
+  else
+    text = edit(text, "\n%s*resolver [^\n]*;", "\n    # (test run: no resolver; endpoints are IP literals)", 1)
+  end
+  if trusted_certificate then
+    assert(not trusted_certificate:find("[@;%s]"), "trusted_certificate: a plain path")
+    text = edit(text, "\n(%s*)lua_ssl_trusted_certificate [^\n]*;",
+      "\n    lua_ssl_trusted_certificate " .. trusted_certificate .. ";", 1)
+  end
   text = edit(text, "\nhttp {\n", "\nhttp {\n" .. read(HERE .. "/http.conf.in"), 1)
   text = edit(text, "\n(%s*)listen 127%.0%.0%.1:8080;",
     "\n        listen 127.0.0.1:@PORT@;" .. read(HERE .. "/server.conf.in"), 1)
@@ -57,19 +69,21 @@ local function pings(port)
 end
 
 local START_OPTIONS = { timeout = true, max_attempts = true, token = true, project_id = true, endpoint = true,
-  ak = true, sk = true, security_token = true }
+  ak = true, sk = true, security_token = true, trusted_certificate = true, resolver = true }
 
 -- Start the app against emulator `emu`. opts: timeout (EIP_TIMEOUT, default 1), max_attempts
 -- (EIP_MAX_ATTEMPTS, default: the library's), token, project_id, endpoint (default: the
 -- emulator's), ak, sk, security_token (given as the official SDKs' environment variables, and
--- then no EIP_TOKEN: the app signs its requests). Raises with nginx's log when it fails.
+-- then no EIP_TOKEN: the app signs its requests), trusted_certificate (the PEM bundle nginx
+-- verifies TLS peers of cosockets with), resolver ("127.0.0.1:PORT": nginx's DNS server for
+-- cosockets, see spec/support/dns.lua). Raises with nginx's log when it fails.
 function M.start(emu, opts)
   opts = opts or {}
   for k in pairs(opts) do
     assert(START_OPTIONS[k], "openresty launcher: unknown option " .. tostring(k))
   end
   assert(nginx.file_exists(M.LUAJIT_CORE), M.LUAJIT_CORE .. " is missing: run `make luajit`")
-  local template = M.derive()
+  local template = M.derive(opts.trusted_certificate, opts.resolver)
   return nginx.start{
     name = "app", label = "eip openresty app", error_log = "logs/error.log",
     config = function(fields) return nginx.render(template, fields) end,

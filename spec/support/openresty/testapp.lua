@@ -1,6 +1,7 @@
 -- Test-only handlers of the OpenResty app (runs inside nginx, LuaJIT). The admin endpoint
 -- itself is the one of examples/openresty/nginx.conf; these routes expose what the specs
--- check: phases, the raw cosocket transport, eip.status, sleeping.
+-- check: phases, the raw cosocket transport, a client made in a request, eip.status, sleeping,
+-- the worker's memory.
 -- luacheck: globals ngx
 local cjson = require "cjson.safe"
 local eip = require "eip"
@@ -93,6 +94,46 @@ function M.send()
   return reply(200, t:send(req))
 end
 
+-- POST {options = {...eip.new options}, id = "..."}: a client made here, in the content phase
+-- (so its calls go over cosockets), deletes one bandwidth. Answers what the caller got: the
+-- result, or the error's fields, and whether the error was an eip error table.
+function M.client()
+  ngx.req.read_body()
+  local args = cjson.decode(ngx.req.get_body_data() or "")
+  if type(args) ~= "table" or type(args.options) ~= "table" then
+    return reply(400, { error = "POST {options = {...}, id = ...}" })
+  end
+  local ok, client = pcall(eip.new, args.options)
+  if not ok then
+    return reply(200, { ok = false, raised = type(client), is_error = eip.is_error(client),
+      error = { text = tostring(client) } })
+  end
+  local res
+  ok, res = pcall(client.delete_bandwidth, client, args.id)
+  local out = { ok = ok, transport = client.transport.last, raised = (not ok) and type(res) or nil }
+  if ok then
+    out.result = res
+  else
+    out.is_error = eip.is_error(res)
+    out.error = { text = tostring(res) }
+    if type(res) == "table" then
+      for _, k in ipairs{ "kind", "status", "reason", "code", "curl_code", "curl_error", "retryable" } do
+        out.error[k] = res[k]
+      end
+    end
+  end
+  client:close()
+  return reply(200, out)
+end
+
+-- The worker's pid and resident set size (VmRSS, kB), from /proc.
+function M.rss()
+  local f = io.open("/proc/self/status", "r")
+  local text = f and f:read("*a") or ""
+  if f then f:close() end
+  return reply(200, { pid = ngx.worker.pid(), rss_kb = tonumber(text:match("VmRSS:%s*(%d+)")) })
+end
+
 local function timed_sleep(seconds)
   ngx.update_time()
   local t0 = ngx.now()
@@ -129,12 +170,6 @@ function M.batch()
   ngx.header["Content-Type"] = "application/json"
   ngx.header["Content-Length"] = #body
   ngx.print(body)
-end
-
--- n bytes ("z"), delimited by closing the connection (the location turns chunking off).
-function M.close_delimited()
-  ngx.header["Content-Type"] = "text/plain"
-  ngx.print(string.rep("z", tonumber(ngx.var.arg_n) or 3000))
 end
 
 return M

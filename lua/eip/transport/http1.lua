@@ -1,0 +1,733 @@
+--- eip.transport.http1: reads one HTTP/1.1 response, bounded, from any byte source.
+--
+-- The reader of the cosocket transport, kept apart from nginx so that it runs anywhere (a spec
+-- feeds it strings, random bytes included). It fills the response table of the transport
+-- contract (lua/eip/transport/init.lua) and keeps every limit written there: a header line
+-- shorter than 100 KiB, 300 KiB of headers per answer, 16 hex digits per chunk size, the body cap,
+-- one deadline for the whole exchange, the low-speed abort. For the same bytes it answers what
+-- libcurl 7.88 answers (status, captured headers, body, curl code); where the two cannot agree the
+-- contract says so. It never raises for anything the source delivers.
+--
+-- Driving it:
+--   local x = http1.exchange(req, now)   -- req: timeout, low_speed_limit, low_speed_time, body_cap
+--                                        -- now(): seconds, monotonic enough (ngx.now, a fake clock)
+--   x.recv = function(x, max, wait) ... end   -- 1..max bytes within `wait` seconds, or nil and
+--                                             -- "timeout", "closed" or any other error text
+--   http1.begin(x)                            -- before each attempt (a fresh connection)
+--   local ok, reusable = http1.read(x, method)   -- ok: an answer (maybe truncated) is in x.resp;
+--                                                -- nil: x.resp carries curl_code/curl_error/error_kind
+--   local resp = http1.finish(x)
+--
+-- Parsing works on one buffer string with a read position: one receive usually brings the
+-- whole answer, and each line is then found with string.find, without a substring per line
+-- (only captured values and header names are cut out). A line that spans reads is collected in
+-- a list, so an endless line costs linear time and at most LIMITS.header_line bytes.
+local contract = require "eip.transport"
+
+local M = {}
+
+local LIMITS = contract.LIMITS
+local HEADER_LINE_MAX = LIMITS.header_line
+local HEADER_BLOCK_MAX = LIMITS.header_block
+local CHUNK_HEX_MAX = LIMITS.chunk_hex
+local TRAILER_LINE_MAX = LIMITS.trailer_line
+local CAPTURED_MAX = contract.CAPTURED_MAX
+local error_kind = contract.error_kind
+
+--- Bytes asked for per receive (a source may return fewer).
+M.READ_SIZE = 65536
+
+local find, sub, byte, lower, match = string.find, string.sub, string.byte, string.lower, string.match
+local concat = table.concat
+local floor, min, tonumber, format = math.floor, math.min, tonumber, string.format
+
+local CR, LF, SP, HT = 13, 10, 32, 9
+
+-- Headers the reader looks at: captured ones (response field name) and framing ones ("="
+-- prefix). Common spellings are listed so that most lines need no lower().
+local HEADERS = {}
+for name, field in pairs{
+  ["x-request-id"] = "request_id", ["retry-after"] = "retry_after", ["content-type"] = "content_type",
+  ["location"] = "location", ["x-subject-token"] = "subject_token",
+  ["content-length"] = "=length", ["transfer-encoding"] = "=te", ["connection"] = "=connection",
+} do
+  HEADERS[name] = field
+  HEADERS[name:gsub("^%l", string.upper):gsub("%-%l", string.upper)] = field
+end
+HEADERS["X-Request-ID"] = "request_id"
+-- Lengths of the names above: any other name is skipped without lower().
+local NAME_LENGTHS = {}
+for name in pairs(HEADERS) do NAME_LENGTHS[#name] = true end
+
+local CAPTURED_FIELDS = { "request_id", "retry_after", "content_type", "location", "subject_token" }
+
+-- Exchange -------------------------------------------------------------------------------------
+
+local function number_or(v, default)
+  v = tonumber(v)
+  if v == nil or v ~= v then return default end
+  return v
+end
+
+--- A new exchange for req (timeout, low_speed_limit, low_speed_time, body_cap) with clock `now`.
+-- Its `resp` is the contract's response table, filled as the exchange goes.
+function M.exchange(req, now)
+  local started = now()
+  local timeout = number_or(req.timeout, 30)
+  if timeout <= 0 then timeout = 30 end
+  local cap = floor(number_or(req.body_cap, 1048576))
+  if cap < 1 then cap = 1 end
+  local ls_limit, ls_time = number_or(req.low_speed_limit, 0), number_or(req.low_speed_time, 0)
+  return {
+    now = now, started = started, timeout = timeout, deadline = started + timeout, cap = cap,
+    ls_on = ls_limit > 0 and ls_time > 0, ls_limit = ls_limit, ls_time = ls_time,
+    ls_start = started, ls_bytes = 0,
+    buf = "", pos = 1, received = 0, body_bytes = 0,
+    resp = { status = 0, body = "", truncated = false, new_connections = 0 },
+  }
+end
+
+--- Readies x for an attempt on a fresh connection: the buffer and counters start empty.
+function M.begin(x)
+  x.buf, x.pos, x.received, x.body_bytes = "", 1, 0, 0
+end
+
+--- Records a failure (curl code, text, kind) in x.resp; returns nil.
+function M.fail(x, code, text)
+  local resp = x.resp
+  resp.curl_code, resp.curl_error, resp.error_kind = code, text, error_kind(code, text)
+  return nil
+end
+local fail = M.fail
+
+--- Forgets a failure recorded in x.resp (before a retry on a fresh connection).
+function M.clear_failure(x)
+  local resp = x.resp
+  resp.curl_code, resp.curl_error, resp.error_kind = nil, nil, nil
+end
+
+--- Seconds left before the deadline of the whole exchange (may be <= 0).
+function M.remaining(x)
+  return x.deadline - x.now()
+end
+
+--- Sets resp.elapsed and returns resp.
+function M.finish(x)
+  local resp = x.resp
+  resp.elapsed = x.now() - x.started
+  return resp
+end
+
+local function timed_out(x)
+  return fail(x, 28, format("Operation timed out after %d milliseconds with %d bytes received",
+    floor(x.timeout * 1000 + 0.5), x.body_bytes))
+end
+M.timed_out = timed_out
+
+local function too_slow(x)
+  return fail(x, 28, format("Operation too slow. Less than %g bytes/sec transferred the last %g seconds",
+    x.ls_limit, x.ls_time))
+end
+
+-- Receiving ------------------------------------------------------------------------------------
+
+-- One receive of up to max bytes. Returns the data; or nil, "closed" at the end of the stream;
+-- or nil, nil after a failure was recorded (timeout, too slow, receive error).
+local function receive(x, max)
+  while true do
+    local now = x.now()
+    local wait = x.deadline - now
+    if wait <= 0 then return nil, timed_out(x) end
+    local window_end
+    if x.ls_on then
+      window_end = x.ls_start + x.ls_time
+      if window_end - now < wait then wait = window_end - now end
+      if wait < 0.001 then wait = 0.001 end
+    end
+    local data, err = x.recv(x, max, wait)
+    if data then
+      local n = #data
+      x.received = x.received + n
+      if not x.ls_on then return data end
+      x.ls_bytes = x.ls_bytes + n
+    elseif err == "closed" then
+      return nil, "closed"
+    elseif err ~= "timeout" then
+      return nil, fail(x, 56, "Recv failure: " .. tostring(err))
+    elseif not x.ls_on then
+      return nil, timed_out(x)
+    end
+    -- Low speed: at the end of each window of low_speed_time seconds, the window's bytes must
+    -- reach low_speed_limit per second.
+    now = x.now()
+    if now >= window_end then
+      local span = now - x.ls_start
+      if x.ls_bytes < x.ls_limit * span then return nil, too_slow(x) end
+      x.ls_start, x.ls_bytes = now, 0
+    end
+    if data then return data end
+    if now >= x.deadline then return nil, timed_out(x) end
+  end
+end
+
+-- Lines ------------------------------------------------------------------------------------------
+
+-- Does the start of a first line rule out an HTTP status line? libcurl decides from the first
+-- bytes, before the line is complete ("Received HTTP/0.9 when not allowed").
+local function not_http(s, i, n)
+  if n > 5 then n = 5 end
+  return lower(sub(s, i, i + n - 1)) ~= sub("http/", 1, n)
+end
+
+local NOT_HTTP = "Received HTTP/0.9 when not allowed"
+local BAD_ARGUMENT = "A libcurl function was given a bad argument"
+local LINE_TOO_LONG = format("Response header line too long (%d bytes or more)", HEADER_LINE_MAX)
+local TRAILER_TOO_LONG = "Trailer line too long in chunked-encoding"
+
+-- The next line. Returns s, i, j, len: the line is s[i..j] (without its LF; a CR before the LF
+-- is kept) and len its length with the LF. Or nil, "closed" (the stream ended first), or
+-- nil, nil after a failure was
+-- recorded: the line reached `limit` (code `code`, text `text`), a receive failed, or `first`
+-- is set and the line cannot be a status line.
+local function next_line(x, limit, code, text, first)
+  local buf, pos = x.buf, x.pos
+  local e = find(buf, "\n", pos, true)
+  if e then
+    local len = e - pos + 1
+    if len >= limit then return nil, fail(x, code, text) end
+    if first and not_http(buf, pos, len) then return nil, fail(x, 1, NOT_HTTP) end
+    x.pos = e + 1
+    return buf, pos, e - 1, len
+  end
+  -- The line spans reads: collect its pieces.
+  local n = #buf - pos + 1
+  local parts = { n > 0 and sub(buf, pos) or nil }
+  x.buf, x.pos = "", 1
+  local prefix_checked = not first
+  while true do
+    if not prefix_checked and n > 0 then
+      if not_http(concat(parts), 1, n) then return nil, fail(x, 1, NOT_HTTP) end
+      prefix_checked = n >= 5
+    end
+    if n >= limit - 1 then return nil, fail(x, code, text) end -- it cannot end in time any more
+    local data, why = receive(x, M.READ_SIZE)
+    if not data then
+      return nil, why
+    end
+    e = find(data, "\n", 1, true)
+    if e then
+      local len = n + e
+      if len >= limit then return nil, fail(x, code, text) end
+      parts[#parts + 1] = sub(data, 1, e)
+      x.buf, x.pos = data, e + 1
+      local line = concat(parts)
+      if first and not_http(line, 1, len) then return nil, fail(x, 1, NOT_HTTP) end
+      return line, 1, len - 1, len
+    end
+    parts[#parts + 1] = data
+    n = n + #data
+  end
+end
+
+-- Skips everything up to and including the next LF, keeping nothing (chunk extensions: libcurl
+-- skips them without limit, and so do we; only the deadline bounds them). true, or as receive.
+local function skip_line(x)
+  while true do
+    local e = find(x.buf, "\n", x.pos, true)
+    if e then
+      x.pos = e + 1
+      return true
+    end
+    x.buf, x.pos = "", 1
+    local data, why = receive(x, M.READ_SIZE)
+    if not data then return nil, why end
+    x.buf = data
+  end
+end
+
+-- One more receive appended to what is left of the buffer (a few bytes of chunk framing).
+-- true, or as receive.
+local function more(x)
+  local data, why = receive(x, M.READ_SIZE)
+  if not data then return nil, why end
+  local pos, buf = x.pos, x.buf
+  if pos > #buf then
+    x.buf = data
+  else
+    x.buf = sub(buf, pos) .. data
+  end
+  x.pos = 1
+  return true
+end
+
+-- Status line ------------------------------------------------------------------------------------
+
+-- sscanf's %Nd at s[i..j]: skips white space, then an optional sign and up to `width`
+-- characters (sign included) of digits. Returns value, next index; or nil, "eof" when only white
+-- space was left (sscanf's input failure), nil when no digit came.
+local function scan_int(s, i, j, width)
+  while i <= j do
+    local c = byte(s, i)
+    if c ~= SP and (c < 9 or c > 13) then break end
+    i = i + 1
+  end
+  if i > j then return nil, "eof" end
+  local sign, k = 1, i
+  local c = byte(s, k)
+  if k <= j and (c == 43 or c == 45) then
+    if c == 45 then sign = -1 end
+    k = k + 1
+  end
+  local last = min(j, i + width - 1)
+  local value, digits = 0, 0
+  while k <= last do
+    c = byte(s, k)
+    if c < 48 or c > 57 then break end
+    value, digits, k = value * 10 + (c - 48), digits + 1, k + 1
+  end
+  if digits == 0 then return nil end
+  return sign * value, k
+end
+
+-- libcurl 7.88's reading of a status line s[i..j] (sscanf " HTTP/%1d.%1d%c%3d%c" and its
+-- fallbacks); the line is known to start with "http/" in any case. Returns status, version (10,
+-- 11 or 20); or nil and libcurl's text (code 1).
+local function parse_status(s, i, j)
+  -- The common case, "HTTP/1.1 204 No Content", without the general scan.
+  local minor, code = match(s, "^HTTP/1%.([01]) ([1-9]%d%d)", i)
+  if minor then
+    local after = i + 12 <= j and byte(s, i + 12) or nil
+    if not after or after < 48 or after > 57 then return tonumber(code), 10 + tonumber(minor) end
+  end
+  -- sscanf's " HTTP/" is case-sensitive: "http/1.1 404" matches nothing, and libcurl then takes
+  -- any line starting with http/ (its prefix check ignores case) as HTTP/1.0 200.
+  if sub(s, i, i + 4) ~= "HTTP/" then return 200, 10 end
+  local major, k = scan_int(s, i + 5, j, 1)
+  if not major then
+    -- sscanf gives EOF (-1) when the line ends there, 0 when something else follows.
+    if k == "eof" then return nil, "Unsupported HTTP version in response" end
+    return 200, 10
+  end
+  local nc, version, sep, status, digit4 = 1, 0, nil, nil, nil
+  if k <= j and byte(s, k) == 46 then -- "."
+    local v, k2 = scan_int(s, k + 1, j, 1)
+    if v then
+      nc, version = 2, v
+      if k2 <= j then
+        sep, nc = byte(s, k2), 3
+        local st, k3 = scan_int(s, k2 + 1, j, 3)
+        if st then
+          nc, status = 4, st
+          if k3 <= j then digit4, nc = byte(s, k3), 5 end
+        end
+      end
+    end
+  end
+  if nc == 1 and major >= 2 then
+    -- " HTTP/%1[23] %d": "HTTP/2 200" (and "HTTP/3 200", refused below for want of QUIC).
+    local st = match(sub(s, i + 5, j), "^[23]%s*([+-]?%d+)")
+    if st then
+      if major == 2 then return tonumber(st), 20 end
+      return nil, format("Unsupported HTTP version (%d.0) in response", major)
+    end
+  end
+  if (digit4 and digit4 >= 48 and digit4 <= 57) or (nc >= 4 and status < 100) then
+    return nil, "Unsupported response code in HTTP response"
+  end
+  if nc >= 4 and sep == SP then
+    local v = major * 10 + version
+    if v == 10 or v == 11 or v == 20 then return status, v end
+    return nil, format("Unsupported HTTP version (%d.%d) in response", major, version)
+  end
+  return nil, "Unsupported HTTP version in response"
+end
+
+-- Header lines ------------------------------------------------------------------------------------
+
+-- s[i..j] without the blanks around it (and the CR before the LF); "" when nothing is left.
+local function trimmed(s, i, j)
+  while i <= j do
+    local c = byte(s, i)
+    if c ~= SP and c ~= HT then break end
+    i = i + 1
+  end
+  while j >= i do
+    local c = byte(s, j)
+    if c ~= SP and c ~= HT and c ~= CR and c ~= LF then break end
+    j = j - 1
+  end
+  return sub(s, i, j)
+end
+
+-- The field name of the header whose name is s[i..c-1] (c: its colon), or nil when it is none
+-- of ours.
+local function field_of(s, i, c)
+  local name = sub(s, i, c - 1)
+  local field = HEADERS[name]
+  if field or not NAME_LENGTHS[#name] then return field end
+  return HEADERS[lower(name)]
+end
+
+-- Stores the value after the colon at c (to j) as resp[field], as the C core does: blanks around
+-- it removed, cut to CAPTURED_MAX bytes except the subject token, nothing when empty.
+local function capture(x, field, s, c, j)
+  local value = trimmed(s, c + 1, j)
+  if value == "" then
+    value = nil
+  elseif field ~= "subject_token" and #value > CAPTURED_MAX then
+    value = sub(value, 1, CAPTURED_MAX)
+  end
+  x.resp[field] = value
+end
+
+-- strtoll of a Content-Length value as libcurl reads it: blanks, an optional +, digits (anything
+-- after them ignored). Returns the length; false when it overflows (libcurl then reads until the
+-- connection closes); nil when invalid (no digits, a minus sign).
+local function content_length(v)
+  local digits = match(v, "^[ \t]*%+?(%d+)")
+  if not digits then return nil end
+  digits = match(digits, "^0*(%d-)$")
+  if #digits > 19 or (#digits == 19 and digits > "9223372036854775807") then return false end
+  return tonumber(digits) or 0
+end
+
+-- One header line s[i..j] of the head whose state is h. Returns true, or nil after fail().
+local function header_line(x, h, s, i, j)
+  local c = find(s, ":", i, true)
+  if not c or c > j then
+    -- libcurl: a folded continuation (a line starting with a blank, not the first header) is
+    -- allowed and ignored; any other line needs a colon.
+    local first = byte(s, i)
+    if (first == SP or first == HT) and h.lines > 2 then return true end
+    return fail(x, 8, "Header without colon")
+  end
+  -- libcurl 7.88 also stores every header (its headers API) and fails with 43 on a line it
+  -- cannot store: a folded one with no header before it, or one without a colon before its
+  -- first CR.
+  local cr = find(s, "\r", i, true)
+  if cr and cr > j + 1 then cr = nil end
+  local first = byte(s, i)
+  if first == SP or first == HT then
+    if not x.stored_header then return fail(x, 43, BAD_ARGUMENT) end
+    return true -- a continuation: never one of ours
+  end
+  if cr and cr < c then return fail(x, 43, BAD_ARGUMENT) end
+  x.stored_header = true
+  local field = field_of(s, i, c)
+  if not field then return true end
+  if byte(field, 1) ~= 61 then -- not "=": a captured header
+    capture(x, field, s, c, j)
+    return true
+  end
+  local value = sub(s, c + 1, j)
+  if field == "=connection" then
+    value = lower(value)
+    if find(value, "close", 1, true) then h.close = true end
+    if find(value, "keep-alive", 1, true) then h.keep_alive = true end
+  elseif h.bodyless then -- 204, 304, HEAD: libcurl ignores their Content-Length and Transfer-Encoding
+    return true
+  elseif field == "=length" then
+    local n = content_length(value)
+    if n == nil then return fail(x, 8, "Invalid Content-Length: value") end
+    h.length = n -- the last one counts, as in libcurl; false: overflow, read until close
+  elseif field == "=te" then
+    for token in value:gmatch("[^,]+") do
+      local t = lower(trimmed(token, 1, #token))
+      if t == "chunked" then
+        h.chunked = true
+      elseif t ~= "" and t ~= "identity" then
+        h.unknown_te = t
+      end
+    end
+  end
+  return true
+end
+
+-- The stream ended inside the head h of the final answer, after its status line: libcurl takes
+-- the answer as it is (status and headers so far, no body) unless the head announced a body.
+local function ended_in_head(x, h)
+  if h.bodyless then return false end
+  if h.chunked then return fail(x, 18, "transfer closed with outstanding read data remaining") end
+  if h.length and h.length > 0 then
+    return fail(x, 18, format("transfer closed with %d bytes remaining to read", h.length))
+  end
+  return false
+end
+
+-- Reads heads until a final (non-1xx) answer. Returns the head state h, or nil after fail(),
+-- or false when the stream ended inside the head after its status line (see ended_in_head).
+local function read_head(x, method)
+  local resp = x.resp
+  local block = 0
+  local h
+  while true do
+    local s, i, j, len = next_line(x, HEADER_LINE_MAX, 27, LINE_TOO_LONG, h == nil)
+    if not s then
+      if i ~= "closed" then return nil end -- a failure was recorded
+      -- libcurl: nothing counts as an answer before a line of a final head ("Empty reply").
+      if x.lines_seen == 0 or h == nil then return fail(x, 52, "Empty reply from server") end
+      return ended_in_head(x, h)
+    end
+    x.lines_seen = x.lines_seen + 1
+    block = block + len
+    if h == nil then
+      local status, version = parse_status(s, i, j)
+      if not status then return fail(x, 1, version) end
+      for k = 1, #CAPTURED_FIELDS do resp[CAPTURED_FIELDS[k]] = nil end
+      resp.status = status
+      h = { version = version, lines = 1, bodyless = status == 204 or status == 304 or method == "HEAD"
+        or (status >= 100 and status < 200) }
+      local z = find(s, "\0", i, true)
+      if z and z <= j then return fail(x, 8, "Nul byte in header") end
+    else
+      local first = byte(s, i)
+      if i > j or first == CR then -- the empty line: end of this head
+        if block > HEADER_BLOCK_MAX then
+          return fail(x, 56, format("Too large response headers: %d > %d", block, HEADER_BLOCK_MAX))
+        end
+        local status = resp.status
+        if status < 100 or status >= 200 or status == 101 then return h end
+        h, x.lines_seen = nil, 0 -- an interim answer: the final one follows
+      else
+        h.lines = h.lines + 1
+        local z = find(s, "\0", i, true)
+        if z and z <= j then return fail(x, 8, "Nul byte in header") end
+        if not header_line(x, h, s, i, j) then return nil end
+      end
+    end
+    if block > HEADER_BLOCK_MAX then
+      return fail(x, 56, format("Too large response headers: %d > %d", block, HEADER_BLOCK_MAX))
+    end
+  end
+end
+
+-- Body -----------------------------------------------------------------------------------------
+
+-- Adds data to the body, up to the cap. Returns true while the body still fits.
+local function keep(x, data)
+  local room = x.cap - x.kept
+  local n = #data
+  x.body_bytes = x.body_bytes + n
+  if n > room then
+    data = sub(data, 1, room)
+    x.resp.truncated = true
+  end
+  local parts = x.parts
+  parts[#parts + 1] = data
+  x.kept = x.kept + #data
+  return room >= n
+end
+
+-- Takes up to n bytes of the buffer (a receive first when it is empty). Returns the data, or as
+-- receive.
+local function take(x, n)
+  local buf, pos = x.buf, x.pos
+  local avail = #buf - pos + 1
+  if avail <= 0 then
+    local data, why = receive(x, n < M.READ_SIZE and n or M.READ_SIZE)
+    if not data then return nil, why end
+    buf, pos, avail = data, 1, #data
+    x.buf = data
+  end
+  if avail <= n then
+    x.pos = pos + avail
+    return pos == 1 and buf or sub(buf, pos)
+  end
+  x.pos = pos + n
+  return sub(buf, pos, pos + n - 1)
+end
+
+-- `length` bytes of body. true when done (complete or truncated), or nil after fail().
+local function read_length(x, length)
+  local left = length
+  while left > 0 do
+    local data, why = take(x, left)
+    if not data then
+      if why == "closed" then
+        return fail(x, 18, format("transfer closed with %d bytes remaining to read", left))
+      end
+      return nil
+    end
+    left = left - #data
+    if not keep(x, data) then return true end
+  end
+  return true
+end
+
+local OUTSTANDING = "transfer closed with outstanding read data remaining"
+
+local function chunk_failure(x, why)
+  if why == "closed" then return fail(x, 18, OUTSTANDING) end
+  return nil
+end
+
+-- The hex digits of a chunk size (libcurl: at most 16, at least one, no leading blank), then the
+-- rest of the line skipped. Returns the size, or nil after fail().
+local function chunk_size(x)
+  while true do
+    local buf, pos = x.buf, x.pos
+    local s, e = find(buf, "^%x+", pos)
+    local digits = s and e - s + 1 or 0
+    if digits > CHUNK_HEX_MAX then
+      return fail(x, 56, "Too long hexadecimal number in chunked-encoding")
+    end
+    if (e or pos - 1) < #buf then -- a byte that is not a hex digit follows
+      if digits == 0 then return fail(x, 56, "Illegal or missing hexadecimal sequence in chunked-encoding") end
+      local hex = match(sub(buf, s, e), "^0*(.-)$")
+      if #hex == 16 and byte(hex, 1) > 55 then -- over 2^63 - 1 ("8" is 56)
+        return fail(x, 56, "Illegal or missing hexadecimal sequence in chunked-encoding")
+      end
+      x.pos = e + 1
+      local ok, why = skip_line(x)
+      if not ok then return chunk_failure(x, why) end
+      return hex == "" and 0 or tonumber(hex, 16)
+    end
+    local ok, why = more(x) -- the buffer ends inside the digits
+    if not ok then return chunk_failure(x, why) end
+  end
+end
+
+-- After chunk data: any CRs, then an LF. true, or nil after fail().
+local function chunk_end(x)
+  while true do
+    local buf, pos = x.buf, x.pos
+    local c = byte(buf, pos)
+    while c == CR do
+      pos = pos + 1
+      c = byte(buf, pos)
+    end
+    x.pos = pos
+    if c == LF then
+      x.pos = pos + 1
+      return true
+    end
+    if c ~= nil then return fail(x, 56, "Malformed encoding found in chunked-encoding") end
+    local ok, why = more(x)
+    if not ok then return chunk_failure(x, why) end
+  end
+end
+
+-- One byte at x.pos + off, reading more when the buffer ends there. The byte, or nil and as
+-- receive.
+local function byte_at(x, off)
+  local c = byte(x.buf, x.pos + off)
+  if c then return c end
+  local ok, why = more(x)
+  if not ok then return nil, why end
+  return byte(x.buf, x.pos + off)
+end
+
+-- One trailer, s[i..j], as libcurl stores it (its header callback and headers store): a NUL or a
+-- line without a colon fails (43), a folded one joins the one before it, captured ones are
+-- captured.
+local function trailer(x, s, i, j)
+  local z = find(s, "\0", i, true)
+  if z and z <= j then return fail(x, 43, "Failed reading the chunked-encoded stream") end
+  local first = byte(s, i)
+  if (first == SP or first == HT) and x.stored_header then return true end
+  local c = find(s, ":", i, true)
+  if not c or c > j then return fail(x, 43, "Failed reading the chunked-encoded stream") end
+  x.stored_header = true
+  local field = field_of(s, i, c)
+  if field and byte(field, 1) ~= 61 then capture(x, field, s, c, j) end
+  return true
+end
+
+-- Trailer lines up to the empty one, following libcurl 7.88's states: a trailer ends at a CR or
+-- an LF and is stored then; a CR must be followed by an LF; the empty line ends the body once
+-- its CR came (the stream may end there). Captured headers among trailers are captured, as the
+-- C core's header callback sees them; nothing else is kept.
+local function trailers(x)
+  while true do
+    local c1, why = byte_at(x, 0)
+    if not c1 then return chunk_failure(x, why) end
+    if c1 == LF then
+      x.pos = x.pos + 1
+      return true
+    end
+    if c1 == CR then
+      local c2, why2 = byte_at(x, 1)
+      if not c2 then return why2 == "closed" or nil end
+      if c2 ~= LF then return fail(x, 56, "Malformed encoding found in chunked-encoding") end
+      x.pos = x.pos + 2
+      return true
+    end
+    local e = find(x.buf, "[\r\n]", x.pos)
+    while not e do
+      if #x.buf - x.pos + 1 > TRAILER_LINE_MAX then return fail(x, 56, TRAILER_TOO_LONG) end
+      local ok, why3 = more(x)
+      if not ok then return chunk_failure(x, why3) end
+      e = find(x.buf, "[\r\n]", x.pos)
+    end
+    local buf, pos = x.buf, x.pos
+    if e - pos > TRAILER_LINE_MAX then return fail(x, 56, TRAILER_TOO_LONG) end
+    if not trailer(x, buf, pos, e - 1) then return nil end
+    x.pos = e
+    if byte(buf, e) == CR then
+      local c2, why4 = byte_at(x, 1)
+      if not c2 then return chunk_failure(x, why4) end
+      if c2 ~= LF then return fail(x, 56, "Malformed encoding found in chunked-encoding") end
+      x.pos = x.pos + 1
+    end
+    x.pos = x.pos + 1
+  end
+end
+
+local function read_chunked(x)
+  while true do
+    local size = chunk_size(x)
+    if not size then return nil end
+    if size == 0 then return trailers(x) end
+    local left = size
+    while left > 0 do
+      local data, why = take(x, left)
+      if not data then return chunk_failure(x, why) end
+      left = left - #data
+      if not keep(x, data) then return true end
+    end
+    if not chunk_end(x) then return nil end
+  end
+end
+
+local function read_until_close(x)
+  while true do
+    local data, why = take(x, M.READ_SIZE)
+    if not data then return why == "closed" or nil end
+    if not keep(x, data) then return true end
+  end
+end
+
+--- Reads the answer to a `method` request from x's source into x.resp. Returns true and whether
+-- the connection may be reused when an answer came (complete or truncated), or nil when it
+-- failed (x.resp has curl_code, curl_error, error_kind; and the status, headers and partial
+-- body of an answer that broke off). Never raises for anything the source delivers.
+function M.read(x, method)
+  x.lines_seen, x.stored_header = 0, false
+  local h = read_head(x, method)
+  if h == false then return true, false end -- ended inside the head: taken as it is
+  if not h then return nil end
+  local status = x.resp.status
+  if h.bodyless then
+    return true, x.pos > #x.buf and status ~= 101 and not h.close and (h.version >= 11 or h.keep_alive == true)
+  end
+  if h.unknown_te then
+    return fail(x, 61, "Unrecognized transfer encoding: " .. h.unknown_te)
+  end
+  x.parts, x.kept = {}, 0
+  local ok, framed
+  if h.chunked then
+    ok, framed = read_chunked(x), true
+  elseif h.length then
+    ok, framed = read_length(x, h.length), true
+  else -- no length, or one too large to read: the body ends when the connection closes
+    ok, framed = read_until_close(x), false
+  end
+  local parts = x.parts
+  x.resp.body = #parts == 1 and parts[1] or concat(parts)
+  x.parts = nil
+  if not ok then return nil end
+  return true, framed and not x.resp.truncated and x.pos > #x.buf and not h.close
+    and (h.version >= 11 or h.keep_alive == true)
+end
+
+return M

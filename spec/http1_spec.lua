@@ -1,0 +1,461 @@
+-- eip.transport.http1, the cosocket transport's response reader, driven without nginx: its
+-- source is a list of strings (or a generator) and its clock a counter, so the limits of the
+-- transport contract (lua/eip/transport/init.lua) can be pushed without waiting. A property
+-- spec feeds it thousands of random and mutated answers; a differential one serves mutated
+-- answers to libcurl (through the emulator's raw injection) and checks the reader answers alike.
+local http1 = require "eip.transport.http1"
+local contract = require "eip.transport"
+local emulator = require "spec.support.emulator"
+
+local LIMITS = contract.LIMITS
+
+-- A source over `pieces` (a list of strings, or a function(k) -> k-th piece or nil). opts:
+-- ending ("closed" default, "hang": every later read waits its whole wait, or an error text),
+-- tick (seconds the clock moves per piece). Returns the exchange's clock and receive function,
+-- and a table counting what was handed out.
+local function source(pieces, opts)
+  opts = opts or {}
+  local clock, k, pending = 0, 0, nil
+  local stats = { bytes = 0, reads = 0 }
+  local function piece()
+    k = k + 1
+    if type(pieces) == "function" then return pieces(k) end
+    return pieces[k]
+  end
+  local function now() return clock end
+  local function recv(_, max, wait)
+    assert(type(max) == "number" and max >= 1, "max must be a positive number")
+    assert(type(wait) == "number" and wait > 0, "wait must be a positive number")
+    stats.reads = stats.reads + 1
+    if pending == nil then pending = piece() end
+    if pending == nil then
+      if opts.ending == "hang" then
+        clock = clock + wait
+        return nil, "timeout"
+      end
+      return nil, opts.ending or "closed"
+    end
+    local data = pending
+    if #data > max then
+      data, pending = data:sub(1, max), data:sub(max + 1)
+    else
+      pending = nil
+    end
+    clock = clock + (opts.tick or 0)
+    stats.bytes = stats.bytes + #data
+    return data
+  end
+  return now, recv, stats
+end
+
+-- Reads one answer from pieces. req: timeout, body_cap, low_speed_*. Returns resp, ok, reusable,
+-- and the source's stats.
+local function read(pieces, req, opts)
+  local now, recv, stats = source(pieces, opts)
+  local x = http1.exchange(req or {}, now)
+  x.recv = recv
+  http1.begin(x)
+  local ok, reusable = http1.read(x, (opts and opts.method) or "DELETE")
+  return http1.finish(x), ok, reusable, stats
+end
+
+-- Splits s into pieces of the sizes `sizes()` gives.
+local function split(s, sizes)
+  local out, i = {}, 1
+  while i <= #s do
+    local n = sizes()
+    out[#out + 1] = s:sub(i, i + n - 1)
+    i = i + n
+  end
+  return out
+end
+
+local CAPTURED = { "request_id", "retry_after", "content_type", "location", "subject_token" }
+local OUTCOME = { "status", "body", "truncated", "curl_code", "error_kind", "request_id", "retry_after",
+  "content_type", "location", "subject_token" }
+
+local function assert_contract_shape(resp, ok, label)
+  assert.is_number(resp.status, label)
+  assert.is_string(resp.body, label)
+  assert.is_boolean(resp.truncated, label)
+  assert.is_number(resp.elapsed, label)
+  if ok then
+    assert.is_nil(resp.curl_code, label)
+  else
+    assert.is_number(resp.curl_code, label)
+    assert.is_string(resp.curl_error, label)
+    assert.equal(contract.error_kind(resp.curl_code, resp.curl_error), resp.error_kind, label)
+  end
+  for _, f in ipairs(CAPTURED) do
+    local v = resp[f]
+    if v ~= nil then
+      assert.is_string(v, label)
+      assert.is_true(#v > 0, label)
+      assert.is_true(#v < LIMITS.header_line, label)
+      if f ~= "subject_token" then assert.is_true(#v <= contract.CAPTURED_MAX, label) end
+    end
+  end
+end
+
+describe("http1 reader", function()
+  it("reads a 204 in one read and allows the connection to be reused", function()
+    local resp, ok, reusable, stats = read{ "HTTP/1.1 204 No Content\r\nX-Request-Id: abc\r\nServer: x\r\n\r\n" }
+    assert.is_true(ok)
+    assert.is_true(reusable)
+    assert.equal(204, resp.status)
+    assert.equal("abc", resp.request_id)
+    assert.equal("", resp.body)
+    assert.is_false(resp.truncated)
+    assert.equal(1, stats.reads)
+  end)
+
+  it("reads Content-Length, chunked and close-delimited bodies", function()
+    local resp, ok, reusable = read{ "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello" }
+    assert.is_true(ok and reusable)
+    assert.equal("hello", resp.body)
+    resp, ok, reusable = read{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+      .. "5;x=y\r\nhello\r\n6\r\n world\r\n0\r\n\r\n" }
+    assert.is_true(ok and reusable)
+    assert.equal("hello world", resp.body)
+    resp, ok, reusable = read{ "HTTP/1.0 500 Oops\r\n\r\nuntil ", "close" }
+    assert.is_true(ok)
+    assert.is_false(reusable)
+    assert.equal("until close", resp.body)
+  end)
+
+  it("does not reuse a connection that said close, nor one with bytes after the answer", function()
+    local _, ok, reusable = read{ "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n" }
+    assert.is_true(ok)
+    assert.is_false(reusable)
+    _, ok, reusable = read{ "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA" }
+    assert.is_true(ok)
+    assert.is_false(reusable)
+  end)
+
+  it("skips interim answers and keeps only the final answer's headers", function()
+    local resp, ok = read{ "HTTP/1.1 100 Continue\r\nX-Request-Id: early\r\nLocation: /x\r\n\r\n"
+      .. "HTTP/1.1 201 Created\r\nX-Request-Id: final\r\nContent-Length: 0\r\n\r\n" }
+    assert.is_true(ok)
+    assert.equal(201, resp.status)
+    assert.equal("final", resp.request_id)
+    assert.is_nil(resp.location)
+  end)
+
+  it("keeps the subject token whole, up to the header line limit, and cuts other values to 255", function()
+    local token = string.rep("T", LIMITS.header_line - #"X-Subject-Token: " - 3)
+    local resp, ok = read({ "HTTP/1.1 201 Created\r\nX-Subject-Token: " .. token .. "\r\nX-Request-Id: "
+      .. string.rep("r", 1000) .. "\r\nContent-Length: 0\r\n\r\n" }, {})
+    assert.is_true(ok, resp.curl_error)
+    assert.equal(token, resp.subject_token)
+    assert.equal(string.rep("r", contract.CAPTURED_MAX), resp.request_id)
+  end)
+
+  it("answers the same whatever the pieces the answer comes in", function()
+    local answers = {
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nX-Request-Id: r\r\nTransfer-Encoding: chunked\r\n\r\n"
+        .. "5\r\nhello\r\n1;e=1\r\n!\r\n0\r\nX-T: 1\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 11\r\nRetry-After: 3\r\n\r\n{\"a\":\"bcd\"}",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+      "HTTP/1.1 200 OK\nX-Request-Id: lf-only\nContent-Length: 2\n\nok",
+    }
+    for _, s in ipairs(answers) do
+      local whole = read{ s }
+      for at = 1, #s - 1 do
+        local resp = read{ s:sub(1, at), s:sub(at + 1) }
+        for _, f in ipairs(OUTCOME) do assert.equal(whole[f], resp[f], f .. " split at " .. at) end
+      end
+      local resp = read(split(s, function() return 1 end))
+      for _, f in ipairs(OUTCOME) do assert.equal(whole[f], resp[f], f .. " byte by byte") end
+    end
+  end)
+
+  describe("limits", function()
+    local function endless(prefix, piece)
+      return function(k)
+        if k == 1 then return prefix end
+        return piece
+      end
+    end
+
+    it("stops an endless header line at the line limit, having read no more than the limit and one read", function()
+      local resp, ok, _, stats = read(endless("HTTP/1.1 200 OK\r\nX-Flood: ", string.rep("a", 8192)))
+      assert.is_nil(ok)
+      assert.equal(27, resp.curl_code)
+      assert.equal("protocol", resp.error_kind)
+      assert.equal(200, resp.status)
+      assert.is_true(stats.bytes <= LIMITS.header_line + http1.READ_SIZE, stats.bytes .. " bytes read")
+    end)
+
+    it("stops an endless status line too (status 0)", function()
+      local resp = read(endless("HTTP/1.1 200 ", string.rep("O", 4096)))
+      assert.equal(27, resp.curl_code)
+      assert.equal(0, resp.status)
+    end)
+
+    it("takes a line one byte under the limit, and refuses one at the limit", function()
+      local function answer(len)
+        return "HTTP/1.1 200 OK\r\nX-Big: " .. string.rep("b", len - 9) .. "\r\nContent-Length: 2\r\n\r\nok"
+      end
+      local resp, ok = read{ answer(LIMITS.header_line - 1) }
+      assert.is_true(ok, resp.curl_error)
+      assert.equal("ok", resp.body)
+      resp, ok = read{ answer(LIMITS.header_line) }
+      assert.is_nil(ok)
+      assert.equal(27, resp.curl_code)
+    end)
+
+    it("stops a header flood at the block limit", function()
+      local resp, _, _, stats = read(endless("HTTP/1.1 200 OK\r\n", "X-Pad: " .. string.rep("p", 1000) .. "\r\n"))
+      assert.equal(56, resp.curl_code)
+      assert.equal("protocol", resp.error_kind)
+      assert.matches("Too large response headers", resp.curl_error)
+      assert.is_true(stats.bytes <= LIMITS.header_block + 2 * 1009, stats.bytes .. " bytes read")
+    end)
+
+    it("counts interim heads into the block limit", function()
+      local resp = read(endless("", "HTTP/1.1 100 Continue\r\nX-Pad: " .. string.rep("q", 1000) .. "\r\n\r\n"))
+      assert.equal(56, resp.curl_code)
+    end)
+
+    it("allows 16 hex digits in a chunk size, not 17", function()
+      local function answer(hex)
+        return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" .. hex .. "\r\nabc\r\n0\r\n\r\n"
+      end
+      local resp, ok = read{ answer(string.rep("0", 15) .. "3") }
+      assert.is_true(ok, resp.curl_error)
+      assert.equal("abc", resp.body)
+      resp = read{ answer(string.rep("0", 16) .. "3") }
+      assert.equal(56, resp.curl_code)
+      assert.matches("Too long hexadecimal number", resp.curl_error)
+    end)
+
+    it("takes a trailer line of 4093 bytes, not 4094 (libcurl 7.88's trailer buffer)", function()
+      for _, eol in ipairs{ "\r\n", "\n" } do
+        local function answer(len)
+          return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: "
+            .. string.rep("t", len - 5) .. eol .. "\r\n"
+        end
+        local resp, ok = read{ answer(LIMITS.trailer_line) }
+        assert.is_true(ok, resp.curl_error)
+        assert.equal("abc", resp.body)
+        resp = read{ answer(LIMITS.trailer_line + 1) }
+        assert.equal(56, resp.curl_code)
+        assert.equal("protocol", resp.error_kind)
+      end
+    end)
+
+    it("skips an endless chunk extension without keeping it, until the deadline", function()
+      collectgarbage()
+      local base, peak = collectgarbage("count"), 0
+      local piece = string.rep("e", 8192)
+      local pieces = function(k)
+        peak = math.max(peak, collectgarbage("count"))
+        if k == 1 then return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;" end
+        return piece
+      end
+      -- 8192 pieces of 8 KiB (64 MiB) pass before the fake clock reaches the 1 s deadline.
+      local resp, _, _, stats = read(pieces, { timeout = 1 }, { tick = 1 / 8192 })
+      assert.equal(28, resp.curl_code)
+      assert.equal("timeout", resp.error_kind)
+      assert.is_true(stats.bytes > 32 * 1024 * 1024, stats.bytes .. " bytes read")
+      assert.is_true(peak - base < 16 * 1024, string.format("memory grew by %.0f KiB", peak - base))
+    end)
+
+    it("cuts the body at body_cap and stops reading", function()
+      local resp, ok, reusable, stats = read(function(k)
+        if k == 1 then return "HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n" end
+        return string.rep("x", 4096)
+      end, { body_cap = 10000 })
+      assert.is_true(ok)
+      assert.is_false(reusable)
+      assert.is_true(resp.truncated)
+      assert.equal(10000, #resp.body)
+      assert.is_true(stats.bytes < 10000 + 2 * 4096 + 100, stats.bytes .. " bytes read")
+    end)
+
+    it("bounds the whole exchange by timeout, not each read", function()
+      -- A byte every 0.5 s: each read is quick, the exchange is not.
+      local answer = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" .. string.rep("s", 100)
+      local resp = read(split(answer, function() return 1 end), { timeout = 3 }, { tick = 0.5 })
+      assert.equal(28, resp.curl_code)
+      assert.matches("timed out", resp.curl_error)
+    end)
+
+    it("aborts a trickle below low_speed_limit for low_speed_time", function()
+      local answer = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" .. string.rep("s", 1000)
+      local pieces = split(answer, function() return 1 end)
+      pieces[1] = answer:sub(1, 40) -- the head at once, then a byte every 0.1 s: 10 bytes/s
+      for i = 2, 40 do pieces[i] = "" end
+      local resp = read(pieces, { timeout = 60, low_speed_limit = 100, low_speed_time = 2 }, { tick = 0.1 })
+      assert.equal(28, resp.curl_code)
+      assert.matches("too slow", resp.curl_error)
+      assert.is_true(resp.elapsed <= 2 * 2 + 0.5, "aborted after " .. resp.elapsed .. " s")
+    end)
+
+    it("takes fractional low-speed settings", function()
+      local resp = read({ "HTTP/1.1 200 OK\r\n" }, { timeout = 5, low_speed_limit = 0.5, low_speed_time = 0.25 },
+        { ending = "hang" })
+      assert.equal(28, resp.curl_code)
+      assert.matches("too slow", resp.curl_error)
+    end)
+
+    it("waits for a silent server no longer than the deadline, in reads no longer than the window", function()
+      local resp = read({ "HTTP/1.1 200 OK\r\n" }, { timeout = 5, low_speed_limit = 1, low_speed_time = 1 },
+        { ending = "hang" })
+      assert.equal(28, resp.curl_code)
+      assert.is_true(resp.elapsed <= 2.5, "gave up after " .. resp.elapsed .. " s")
+      resp = read({ "HTTP/1.1 200 OK\r\n" }, { timeout = 5 }, { ending = "hang" })
+      assert.equal(28, resp.curl_code)
+      assert.is_true(resp.elapsed >= 5 and resp.elapsed < 5.5, "gave up after " .. resp.elapsed .. " s")
+    end)
+  end)
+
+  describe("failures", function()
+    local CHUNKED = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    local CASES = {
+      { "nothing at all", {}, 52, "reset" },
+      { "part of a status line, then the end", { "HTT" }, 52, "reset" },
+      { "a receive error", { "HTTP/1.1 200 OK\r\n" }, 56, "reset", { ending = "connection reset by peer" } },
+      { "the end inside a Content-Length body", { "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc" }, 18, "reset" },
+      { "the end inside a chunked body", { CHUNKED .. "5\r\nab" }, 18, "reset" },
+      { "not HTTP", { "SSH-2.0-OpenSSH\r\n" }, 1, "protocol" },
+      { "an unsupported version", { "HTTP/1.2 200 OK\r\n\r\n" }, 1, "protocol" },
+      { "a status under 100", { "HTTP/1.1 099 Odd\r\n\r\n" }, 1, "protocol" },
+      { "a header without a colon", { "HTTP/1.1 200 OK\r\nno colon\r\n\r\n" }, 8, "protocol" },
+      { "a NUL byte in a header", { "HTTP/1.1 200 OK\r\nX: a\0b\r\n\r\n" }, 8, "protocol" },
+      { "an invalid Content-Length", { "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n" }, 8, "protocol" },
+      { "a folded first header", { "HTTP/1.1 200 OK\r\n X: y\r\n\r\n" }, 43, "protocol" },
+      { "a non-hex chunk size", { CHUNKED .. "zz\r\n" }, 56, "protocol" },
+      { "chunk data without its CRLF", { CHUNKED .. "1\r\nab" }, 56, "protocol" },
+      { "a gzip transfer encoding", { "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx" }, 61, "protocol" },
+    }
+    for _, c in ipairs(CASES) do
+      it("is a structured failure: " .. c[1], function()
+        local resp, ok = read(c[2], {}, c[5])
+        assert.is_nil(ok)
+        assert.equal(c[3], resp.curl_code, resp.curl_error)
+        assert.equal(c[4], resp.error_kind)
+        assert_contract_shape(resp, false, c[1])
+      end)
+    end
+  end)
+
+  describe("fuzzing", function()
+    local SEEDS = {
+      "HTTP/1.1 204 No Content\r\nX-Request-Id: abc\r\nServer: x\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\nX-Request-Id: r1\r\n\r\n"
+        .. "{\"a\":\"bcd\"}",
+      "HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\nX-Request-Id: r2\r\n\r\n5\r\nhello\r\n"
+        .. "6;ext=1\r\n world\r\n0\r\nX-T: 1\r\n\r\n",
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nX-Subject-Token: MIItoken\r\nContent-Length: 2\r\n\r\n{}",
+      "HTTP/1.0 500 Oops\r\nContent-Type: text/plain\r\n\r\nuntil close body",
+      "HTTP/1.1 429 Too Many\r\nRetry-After: 7\r\nLocation: http://x/\r\nContent-Length: 0\r\n\r\n",
+    }
+    local TOKENS = { "\r", "\n", "\r\n", ":", " ", "\t", "0", "1", "9", "f", "g", "-", "+", ".", "HTTP/",
+      "HTTP/1.1 ", "chunked", "Content-Length", "Transfer-Encoding", "\0", "\255", ";", ",", "X-Request-Id",
+      "Connection: close", "100 Continue\r\n\r\n" }
+
+    -- A fixed-seed generator, independent of math.random's state and version.
+    local function rng(seed)
+      local state = seed
+      return function(a, b)
+        state = (state * 1103515245 + 12345) % 2147483648
+        return a + (state // 65536) % (b - a + 1)
+      end
+    end
+
+    local function mutate(R, s)
+      for _ = 1, R(1, 4) do
+        local op, p = R(1, 6), R(1, #s + 1)
+        if op == 1 then s = s:sub(1, p - 1) .. s:sub(p + R(1, 4))
+        elseif op == 2 then s = s:sub(1, p - 1) .. TOKENS[R(1, #TOKENS)] .. s:sub(p)
+        elseif op == 3 then s = s:sub(1, p - 1) .. string.char(R(0, 255)) .. s:sub(p + 1)
+        elseif op == 4 then s = s:sub(1, p)
+        elseif op == 5 then
+          local q = R(1, #s + 1)
+          s = s:sub(1, p - 1) .. s:sub(q, q + R(0, 10)) .. s:sub(p)
+        else s = s:gsub("\r\n", "\n", 1) end
+      end
+      return s
+    end
+
+    local function random_bytes(R)
+      local out = {}
+      for i = 1, R(0, 300) do out[i] = string.char(R(0, 255)) end
+      return table.concat(out)
+    end
+
+    it("answers 6000 random and mutated answers with a response or a structured failure", function()
+      local R = rng(20261202)
+      local kinds = {}
+      for n = 1, 6000 do
+        local s = n % 6 == 0 and random_bytes(R) or mutate(R, SEEDS[R(1, #SEEDS)])
+        local cap = R(1, 3) == 1 and R(1, 20) or 1048576
+        local label = string.format("case %d: %q", n, s)
+        local ok_call, resp, ok = pcall(read, split(s, function() return R(1, 40) end), { body_cap = cap, timeout = 2 })
+        assert(ok_call, label .. " raised: " .. tostring(resp))
+        assert_contract_shape(resp, ok, label)
+        assert.is_true(#resp.body <= cap, label)
+        if resp.truncated then assert.equal(cap, #resp.body, label) end
+        -- The same bytes in one piece give the same answer.
+        local whole = read({ s }, { body_cap = cap, timeout = 2 })
+        for _, f in ipairs(OUTCOME) do
+          assert.equal(whole[f], resp[f], label .. ": " .. f .. " depends on the pieces")
+        end
+        kinds[resp.error_kind or "ok"] = (kinds[resp.error_kind or "ok"] or 0) + 1
+      end
+      -- The mutations reach every kind a server can cause.
+      for _, k in ipairs{ "ok", "reset", "protocol" } do assert.is_true((kinds[k] or 0) > 100, k) end
+    end)
+
+    describe("against libcurl", function()
+      local emu, curl
+
+      setup(function()
+        emu = emulator.start()
+        curl = require("eip.transport.curl")
+      end)
+
+      teardown(function()
+        if emu then emu:stop() end
+      end)
+
+      -- Answers on which the two cannot agree, as the contract says: a NUL byte in a head
+      -- (libcurl 7.88 drops the rest of that read), a header line starting with HTTP/ (the C core
+      -- takes it for a status line), a transfer encoding libcurl decodes.
+      local function comparable(s)
+        local head = s:match("^(.-)\r?\n\r?\n") or s
+        if head:find("\0", 1, true) or head:find("\nHTTP/", 1, true) then return false end
+        for value in s:lower():gmatch("\ntransfer%-encoding:([^\n]*)") do
+          for token in value:gmatch("[^,]+") do
+            token = token:match("^[ \t]*(.-)[ \t\r]*$")
+            if token ~= "" and token ~= "chunked" and token ~= "identity" then return false end
+          end
+        end
+        return true
+      end
+
+      it("reads 300 mutated answers as libcurl does (status, headers, body, curl code, kind)", function()
+        local R = rng(7)
+        local compared = 0
+        for n = 1, 400 do
+          local s = mutate(R, SEEDS[R(1, #SEEDS)])
+          if comparable(s) and compared < 300 then
+            compared = compared + 1
+            local cap = R(1, 3) == 1 and R(1, 20) or 1048576
+            emu:inject{ action = "raw", raw = s }
+            local t = curl.new{}
+            local c = t:send{ method = "GET", url = emu.url .. "/fuzz", headers = {}, timeout = 2, connect_timeout = 1,
+              body_cap = cap }
+            t:close()
+            local pieces = split(s, function() return R(1, 40) end)
+            local l = read(pieces, { body_cap = cap, timeout = 2 }, { method = "GET" })
+            local label = string.format("case %d: %q\nlibcurl: %s", n, s, tostring(c.curl_error))
+            for _, f in ipairs(OUTCOME) do assert.equal(c[f], l[f], label .. "\n" .. f) end
+          end
+        end
+        assert.equal(300, compared)
+      end)
+    end)
+  end)
+end)

@@ -1,0 +1,145 @@
+-- TLS fixtures for the specs (plain Lua 5.4): a private certificate authority made with the
+-- `openssl` command, and a private nginx that serves TLS with its certificates in front of an
+-- EIP emulator (each TLS server proxies to the emulator, so the whole API works over https).
+--
+--   local tls = require "spec.support.tls"
+--   local pki = tls.make_pki()          -- pki.dir, pki.ca (PEM of the test CA), pki:remove()
+--   local front = tls.start(emu, pki)   -- front.ports.trusted / .untrusted / .wrong_name, front:stop()
+--
+-- The three servers, all on 127.0.0.1 (no SNI is sent for an IP literal, so each has its port):
+--   trusted     a certificate of the test CA for IP 127.0.0.1 and DNS localhost
+--   untrusted   a certificate for the same names, issued by another CA nobody trusts
+--   wrong_name  a certificate of the test CA for other names only (DNS wrong.example, IP 127.0.0.2)
+local nginx = require "spec.support.nginx"
+
+local M = {}
+
+local q = nginx.shell_quote
+
+local function run(cmd)
+  local ok = os.execute(cmd .. " >/dev/null 2>&1")
+  if not ok then
+    error("tls fixture: command failed: " .. cmd, 0)
+  end
+end
+
+local function key(path)
+  run("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out " .. q(path))
+end
+
+-- A self-signed CA certificate.
+local function make_ca(dir, name)
+  key(dir .. "/" .. name .. ".key")
+  run(string.format("openssl req -x509 -new -key %s -out %s -days 2 -subj %s"
+    .. " -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign",
+    q(dir .. "/" .. name .. ".key"), q(dir .. "/" .. name .. ".crt"), q("/CN=lua-eip test " .. name)))
+end
+
+-- A server certificate for `san` (an openssl subjectAltName value), issued by CA `ca`.
+local function make_leaf(dir, name, ca, san)
+  local base = dir .. "/" .. name
+  key(base .. ".key")
+  nginx.write_file(base .. ".ext", "subjectAltName=" .. san .. "\nextendedKeyUsage=serverAuth\n"
+    .. "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n")
+  run(string.format("openssl req -new -key %s -out %s -subj %s", q(base .. ".key"), q(base .. ".csr"),
+    q("/CN=lua-eip test " .. name)))
+  run(string.format("openssl x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -days 2 -out %s -extfile %s",
+    q(base .. ".csr"), q(dir .. "/" .. ca .. ".crt"), q(dir .. "/" .. ca .. ".key"), q(base .. ".crt"),
+    q(base .. ".ext")))
+end
+
+local Pki = {}
+Pki.__index = Pki
+
+--- Removes the directory of the fixture.
+function Pki:remove()
+  if self.dir:match("^/[%w/._-]*/eip%-pki%.%w+$") then
+    os.execute("rm -rf " .. q(self.dir))
+  end
+end
+
+--- Makes the CA, the other CA and the three server certificates in a private temp directory.
+function M.make_pki()
+  local base = os.getenv("TMPDIR")
+  if not base or base == "" then base = "/tmp" end
+  local dir = nginx.capture("mktemp -d " .. q(base .. "/eip-pki.XXXXXXXX"))
+  assert(dir:match("^/[%w/._-]*/eip%-pki%.%w+$"), "mktemp -d failed")
+  local self = setmetatable({ dir = dir }, Pki)
+  local ok, err = pcall(function()
+    make_ca(dir, "ca")
+    make_ca(dir, "other-ca")
+    make_leaf(dir, "trusted", "ca", "IP:127.0.0.1,DNS:localhost")
+    make_leaf(dir, "untrusted", "other-ca", "IP:127.0.0.1,DNS:localhost")
+    make_leaf(dir, "wrong_name", "ca", "DNS:wrong.example,IP:127.0.0.2")
+  end)
+  if not ok then
+    self:remove()
+    error(err, 0)
+  end
+  self.ca = dir .. "/ca.crt"
+  return self
+end
+
+M.SERVERS = { "trusted", "untrusted", "wrong_name" }
+
+local function server_block(name, port, pki, upstream_port)
+  return string.format([[
+    server {
+        listen 127.0.0.1:%d ssl;
+        ssl_certificate %s/%s.crt;
+        ssl_certificate_key %s/%s.key;
+        location / {
+            proxy_pass http://127.0.0.1:%d;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host 127.0.0.1:%d;
+            proxy_buffering off;
+        }
+    }
+]], port, pki.dir, name, pki.dir, name, upstream_port, upstream_port)
+end
+
+local function config(fields, pki, upstream_port, ports)
+  -- PORT (picked by the runner, retried when taken) is the trusted server's; the other two get
+  -- fresh free ports on every attempt.
+  ports.trusted = tonumber(fields.PORT)
+  ports.untrusted, ports.wrong_name = nginx.free_port(), nginx.free_port()
+  local servers = {}
+  for _, name in ipairs(M.SERVERS) do
+    servers[#servers + 1] = server_block(name, ports[name], pki, upstream_port)
+  end
+  return nginx.render([[
+@USER_DIRECTIVE@
+worker_processes 1;
+pid @PREFIX@/nginx.pid;
+error_log @PREFIX@/error.log warn;
+worker_shutdown_timeout 1s;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path @PREFIX@/tmp/client_body;
+    proxy_temp_path @PREFIX@/tmp/proxy;
+    fastcgi_temp_path @PREFIX@/tmp/fastcgi;
+    uwsgi_temp_path @PREFIX@/tmp/uwsgi;
+    scgi_temp_path @PREFIX@/tmp/scgi;
+    large_client_header_buffers 4 64k;
+    proxy_buffer_size 64k;
+    proxy_buffers 8 64k;
+]], fields) .. table.concat(servers) .. "}\n"
+end
+
+--- Starts the TLS front of emulator `emu`. Returns the nginx instance with `ports` and `url(name)`.
+function M.start(emu, pki)
+  local ports = {}
+  local inst = nginx.start{
+    name = "tls", label = "eip tls front",
+    config = function(fields) return config(fields, pki, emu.port, ports) end,
+  }
+  inst.ports = ports
+  function inst.url(name) -- luacheck: ignore self
+    return "https://127.0.0.1:" .. ports[name]
+  end
+  return inst
+end
+
+return M

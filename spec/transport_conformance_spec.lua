@@ -1,0 +1,601 @@
+-- The transport contract (the header of lua/eip/transport/init.lua), proven: ONE list of cases,
+-- each run through both transports -- libcurl here in Lua 5.4, cosockets inside a real nginx
+-- (the OpenResty test app, spec/support/openresty/) -- and the two answers compared field by
+-- field. The servers are the EIP emulator (its "raw" injection writes hostile bytes), a TLS front
+-- with certificates of a CA made here by the `openssl` command (spec/support/tls.lua), and the
+-- app, whose lua_ssl_trusted_certificate is that CA.
+local cjson = require "cjson"
+local socket = require "socket"
+local eip = require "eip"
+local contract = require "eip.transport"
+local emulator = require "spec.support.emulator"
+local launcher = require "spec.support.openresty.launcher"
+local tls = require "spec.support.tls"
+local dns = require "spec.support.dns"
+
+-- "Ends within its timeout": a run may take this much longer than the case's timeout.
+local SLACK = 3
+
+-- Fields both transports must answer alike (the contract's response, elapsed and
+-- new_connections aside; curl_error texts are alike, not identical).
+local SAME = { "status", "request_id", "retry_after", "content_type", "location", "subject_token", "body",
+  "truncated", "curl_code", "error_kind" }
+
+local NONE = setmetatable({}, { __tostring = function() return "(absent)" end })
+
+local HEAD = "HTTP/1.1 200 OK\r\n"
+local LONG_TOKEN = "MIIconformance" .. string.rep("abcdefghijklmnopqrstuvwxyz0123456789-_", 431) -- 16392 bytes
+
+describe("the transport contract, through both transports", function()
+  local pki, emu, front, app, resolver
+
+  setup(function()
+    pki = tls.make_pki()
+    emu = emulator.start()
+    front = tls.start(emu, pki)
+    -- Host names: libcurl resolves localhost from /etc/hosts; nginx asks this responder.
+    resolver = dns.start{ "localhost" }
+    app = launcher.start(emu, { timeout = 1, max_attempts = 1, trusted_certificate = pki.ca,
+      resolver = "127.0.0.1:" .. resolver.port })
+  end)
+
+  teardown(function()
+    if app then app:stop() end
+    if resolver then resolver:stop() end
+    if front then front:stop() end
+    if emu then emu:stop() end
+    if pki then pki:remove() end
+  end)
+
+  -- Runs -------------------------------------------------------------------------------------
+
+  local function app_post(path, value, timeout)
+    local resp, err = emulator.http{ port = app.port, method = "POST", path = path, body = cjson.encode(value),
+      headers = { ["Content-Type"] = "application/json" }, timeout = timeout }
+    assert(resp, "app request failed: " .. tostring(err) .. "\n" .. app:log_tail(20))
+    assert.equal(200, resp.status, resp.body .. "\n" .. app:log_tail(20))
+    return cjson.decode(resp.body)
+  end
+
+  -- The two transports, each as send(req, opts) -> response table.
+  local TRANSPORTS = {
+    { name = "libcurl", send = function(req, opts)
+      local t = require("eip.transport.curl").new{ ca_file = pki.ca, insecure = opts.insecure,
+        user_agent = "lua-eip-conformance" }
+      local resp = t:send(req)
+      t:close()
+      return resp
+    end },
+    { name = "cosocket", send = function(req, opts)
+      local r = {}
+      for k, v in pairs(req) do r[k] = v end
+      r.insecure, r.user_agent = opts.insecure, "lua-eip-conformance"
+      return app_post("/t/send", r, req.timeout + SLACK + 5)
+    end },
+  }
+
+  local function api_url(path)
+    return emu.url .. (path or "/conformance")
+  end
+
+  -- The request of a case: DELETE with a token, and the case's own fields.
+  local function request_of(case)
+    local req = {
+      method = "DELETE", url = case.url and case.url() or api_url(),
+      headers = { "X-Auth-Token: " .. emu.token, "Accept: application/json" },
+      timeout = 1, connect_timeout = 1,
+    }
+    for k, v in pairs(case.req or {}) do req[k] = v end
+    return req
+  end
+
+  -- What every response of every transport must be, case or not.
+  local function assert_shape(resp, label, req)
+    assert.is_number(resp.status, label)
+    assert.is_string(resp.body, label)
+    assert.is_boolean(resp.truncated, label)
+    assert.is_number(resp.elapsed, label)
+    assert.is_number(resp.new_connections, label)
+    assert.is_true(#resp.body <= (req.body_cap or 1048576), label .. ": body within body_cap")
+    if resp.curl_code ~= nil then
+      assert.is_number(resp.curl_code, label)
+      assert.is_string(resp.curl_error, label)
+      assert.is_nil(resp.curl_error:find(emu.token, 1, true), label .. ": curl_error shows a request header")
+      assert.equal(contract.error_kind(resp.curl_code, resp.curl_error), resp.error_kind, label .. ": error_kind")
+      local known = false
+      for _, k in ipairs(contract.KIND_NAMES) do known = known or k == resp.error_kind end
+      assert.is_true(known, label .. ": error_kind " .. tostring(resp.error_kind) .. " is not in the contract")
+    else
+      assert.is_nil(resp.curl_error, label)
+      assert.is_nil(resp.error_kind, label)
+    end
+  end
+
+  local function run(case, transport)
+    emu:reset()
+    if case.arrange then case.arrange() end
+    local req = request_of(case)
+    local t0 = socket.gettime()
+    local resp = transport.send(req, case.opts or {})
+    local took = socket.gettime() - t0
+    local label = transport.name .. ", " .. case.name .. " [" .. tostring(resp.curl_error) .. "]"
+    assert_shape(resp, label, req)
+    assert.is_true(took < req.timeout + SLACK,
+      string.format("%s: took %.1f s, timeout %s s", label, took, tostring(req.timeout)))
+    for k, want in pairs(case.expect or {}) do
+      if want == NONE then
+        assert.is_nil(resp[k], label .. ": " .. k)
+      else
+        assert.equal(want, resp[k], label .. ": " .. k)
+      end
+    end
+    if case.check then case.check(resp, label) end
+    return resp
+  end
+
+  local function inject(rule)
+    return function() emu:inject(rule) end
+  end
+
+  local function raw(bytes, rule)
+    rule = rule or {}
+    rule.action, rule.raw = "raw", bytes
+    return inject(rule)
+  end
+
+  -- The cases --------------------------------------------------------------------------------
+
+  local CASES = {
+    { name = "a 204 without a body",
+      arrange = inject{ status = 204 },
+      expect = { status = 204, body = "", truncated = false, curl_code = NONE },
+      varies = { request_id = true },
+      check = function(resp, label) assert.matches("^%x+$", resp.request_id, label) end },
+
+    { name = "a 200 with a Content-Length body",
+      arrange = inject{ status = 200, body = '{"bandwidth":{"id":"bw-1"}}' },
+      expect = { status = 200, body = '{"bandwidth":{"id":"bw-1"}}', curl_code = NONE },
+      varies = { request_id = true } },
+
+    { name = "a 200 with a chunked body",
+      arrange = inject{ status = 200, body = '{"bandwidth":{"id":"bw-2"}}', chunked = true },
+      expect = { status = 200, body = '{"bandwidth":{"id":"bw-2"}}', curl_code = NONE },
+      varies = { request_id = true } },
+
+    { name = "an interim 100 Continue, then the final answer",
+      arrange = raw("HTTP/1.1 100 Continue\r\nX-Request-Id: interim\r\n\r\n"
+        .. "HTTP/1.1 204 No Content\r\nX-Request-Id: final\r\n\r\n"),
+      expect = { status = 204, request_id = "final", curl_code = NONE } },
+
+    { name = "captured headers, with a 16 KiB X-Subject-Token in full",
+      arrange = inject{ status = 201, body = "{}", content_type = "application/json;charset=UTF-8",
+        headers = { ["X-Subject-Token"] = LONG_TOKEN, ["Retry-After"] = "7", Location = "http://elsewhere.invalid/x",
+          ["X-Request-Id"] = "  padded-id  " } },
+      expect = { status = 201, subject_token = LONG_TOKEN, retry_after = "7", location = "http://elsewhere.invalid/x",
+        request_id = "padded-id", content_type = "application/json;charset=UTF-8", curl_code = NONE } },
+
+    { name = "a captured value over 255 bytes is cut to 255 (the subject token is not)",
+      arrange = raw(HEAD .. "X-Request-Id: " .. string.rep("r", 300) .. "\r\nContent-Length: 0\r\n\r\n"),
+      expect = { status = 200, request_id = string.rep("r", contract.CAPTURED_MAX), curl_code = NONE } },
+
+    { name = "a body over body_cap (Content-Length): truncated, the rest not read",
+      req = { body_cap = 1024 },
+      arrange = inject{ status = 500, body_size = 100000 },
+      expect = { status = 500, truncated = true, curl_code = NONE },
+      varies = { request_id = true },
+      check = function(resp, label) assert.equal(1024, #resp.body, label) end },
+
+    { name = "a body over body_cap (chunked): truncated",
+      req = { body_cap = 1024 },
+      arrange = inject{ status = 500, body_size = 100000, chunked = true },
+      expect = { status = 500, truncated = true, curl_code = NONE },
+      varies = { request_id = true },
+      check = function(resp, label) assert.equal(1024, #resp.body, label) end },
+
+    { name = "a body of exactly body_cap bytes is not truncated",
+      req = { body_cap = 1024 },
+      arrange = inject{ status = 500, body_size = 1024 },
+      expect = { status = 500, truncated = false, curl_code = NONE },
+      varies = { request_id = true } },
+
+    { name = "a body delimited by closing the connection",
+      arrange = raw(HEAD .. "Content-Type: text/plain\r\n\r\n" .. string.rep("z", 3000)),
+      expect = { status = 200, body = string.rep("z", 3000), truncated = false, content_type = "text/plain",
+        curl_code = NONE } },
+
+    { name = "a body delimited by closing the connection, over body_cap",
+      req = { body_cap = 1024 },
+      arrange = raw(HEAD .. "\r\n" .. string.rep("z", 3000)),
+      expect = { status = 200, body = string.rep("z", 1024), truncated = true, curl_code = NONE } },
+
+    { name = "a redirect is returned as it is, never followed",
+      arrange = inject{ status = 302, headers = { Location = "http://elsewhere.invalid/x" } },
+      expect = { status = 302, location = "http://elsewhere.invalid/x", curl_code = NONE },
+      varies = { request_id = true } },
+
+    { name = "an endless header line: a structured failure at the 100 KiB line limit",
+      req = { timeout = 2 },
+      arrange = raw(HEAD .. "X-Flood: ", { raw_repeat = string.rep("a", 8192) }),
+      expect = { status = 200, curl_code = 27, error_kind = "protocol" } },
+
+    { name = "a header line of 102399 bytes, one under the limit, is accepted",
+      arrange = raw(HEAD .. "X-Big: " .. string.rep("b", 102399 - 9) .. "\r\nContent-Length: 2\r\n\r\nok"),
+      expect = { status = 200, body = "ok", curl_code = NONE } },
+
+    { name = "a header line of 102400 bytes",
+      arrange = raw(HEAD .. "X-Big: " .. string.rep("b", 102400 - 9) .. "\r\nContent-Length: 2\r\n\r\nok"),
+      expect = { status = 200, curl_code = 27, error_kind = "protocol" } },
+
+    { name = "a header block over 300 KiB",
+      req = { timeout = 2 },
+      arrange = raw(HEAD, { raw_repeat = "X-Pad: " .. string.rep("p", 1000) .. "\r\n" }),
+      expect = { status = 200, curl_code = 56, error_kind = "protocol" } },
+
+    { name = "a chunk size that is not hex",
+      arrange = raw(HEAD .. "Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"),
+      expect = { status = 200, body = "", curl_code = 56, error_kind = "protocol" } },
+
+    { name = "an over-long chunk size (endless hex digits)",
+      req = { timeout = 2 },
+      arrange = raw(HEAD .. "Transfer-Encoding: chunked\r\n\r\n", { raw_repeat = string.rep("1", 1000) }),
+      expect = { status = 200, curl_code = 56, error_kind = "protocol" } },
+
+    { name = "an endless chunk extension: skipped, not kept, until the timeout",
+      arrange = raw(HEAD .. "Transfer-Encoding: chunked\r\n\r\n3;", { raw_repeat = string.rep("e", 8192),
+        raw_interval = 0.001 }),
+      expect = { status = 200, body = "", curl_code = 28, error_kind = "timeout" } },
+
+    { name = "chunk data not followed by CRLF",
+      arrange = raw(HEAD .. "Transfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n"),
+      expect = { status = 200, body = "abc", curl_code = 56, error_kind = "protocol" } },
+
+    { name = "a chunked trailer line over LIMITS.trailer_line",
+      arrange = raw(HEAD .. "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: "
+        .. string.rep("t", contract.LIMITS.trailer_line - 4) .. "\r\n\r\n"),
+      expect = { status = 200, body = "abc", curl_code = 56, error_kind = "protocol" } },
+
+    { name = "a header line without a colon",
+      arrange = raw(HEAD .. "this is no header\r\nContent-Length: 2\r\n\r\nok"),
+      expect = { status = 200, curl_code = 8, error_kind = "protocol" } },
+
+    { name = "an invalid Content-Length",
+      arrange = raw(HEAD .. "Content-Length: -1\r\n\r\nok"),
+      expect = { status = 200, curl_code = 8, error_kind = "protocol" } },
+
+    { name = "a garbage status line (not HTTP at all)",
+      arrange = raw("SSH-2.0-OpenSSH_9.2p1\r\n\r\n"),
+      expect = { status = 0, curl_code = 1, error_kind = "protocol" } },
+
+    { name = "a garbage status line (HTTP/1.1 and no code)",
+      arrange = raw("HTTP/1.1 abc\r\n\r\n"),
+      expect = { status = 0, curl_code = 1, error_kind = "protocol" } },
+
+    { name = "random bytes",
+      arrange = raw("\0\1\2\255garbage\r\n\r\n\254\253"),
+      expect = { status = 0, curl_code = 1, error_kind = "protocol" } },
+
+    { name = "a server that never answers: the timeout",
+      arrange = inject{ action = "hang" },
+      expect = { status = 0, curl_code = 28, error_kind = "timeout" } },
+
+    { name = "a head that never ends (a stalled server): the whole-exchange timeout",
+      arrange = raw(HEAD .. "X-Request-Id: slow\r\n", { raw_end = "hang" }),
+      expect = { status = 200, curl_code = 28, error_kind = "timeout" } },
+
+    { name = "a trickling body: the low-speed abort",
+      req = { timeout = 10, low_speed_limit = 100, low_speed_time = 1 },
+      arrange = inject{ action = "trickle", status = 500, body_size = 200, trickle_interval = 0.1 },
+      expect = { status = 500, curl_code = 28, error_kind = "timeout" },
+      varies = { request_id = true, body = true },
+      check = function(resp, label) assert.matches("too slow", resp.curl_error, label) end },
+
+    { name = "a connection closed in the middle of the body",
+      arrange = inject{ action = "reset_mid_body", status = 500, body_size = 4000 },
+      expect = { status = 500, curl_code = 18, error_kind = "reset" },
+      varies = { request_id = true },
+      check = function(resp, label) assert.equal(2000, #resp.body, label) end },
+
+    { name = "a connection closed before any answer",
+      arrange = inject{ action = "drop" },
+      expect = { status = 0, curl_code = 52, error_kind = "reset" } },
+
+    { name = "a connection closed after the status line, with a Content-Length announced",
+      arrange = raw(HEAD .. "Content-Length: 10\r\n"),
+      expect = { status = 200, curl_code = 18, error_kind = "reset" } },
+
+    { name = "a refused connection",
+      url = function()
+        local s = assert(socket.bind("127.0.0.1", 0))
+        local _, port = s:getsockname()
+        s:close()
+        return "http://127.0.0.1:" .. port .. "/x"
+      end,
+      expect = { status = 0, curl_code = 7, error_kind = "connect" } },
+
+    { name = "TLS to a trusted certificate with the IP address 127.0.0.1, verification on",
+      url = function() return front.url("trusted") .. "/conformance" end,
+      arrange = inject{ status = 204 },
+      expect = { status = 204, curl_code = NONE },
+      varies = { request_id = true } },
+
+    { name = "TLS to a certificate of an untrusted CA",
+      url = function() return front.url("untrusted") .. "/conformance" end,
+      expect = { status = 0, curl_code = 60, error_kind = "tls" } },
+
+    { name = "TLS to a trusted certificate for other names",
+      url = function() return front.url("wrong_name") .. "/conformance" end,
+      expect = { status = 0, curl_code = 60, error_kind = "tls" } },
+
+    { name = "TLS to an untrusted certificate with insecure = true",
+      url = function() return front.url("untrusted") .. "/conformance" end,
+      opts = { insecure = true },
+      arrange = inject{ status = 204 },
+      expect = { status = 204, curl_code = NONE },
+      varies = { request_id = true } },
+
+    { name = "TLS to a trusted certificate by host name (SNI, the name verified)",
+      url = function() return "https://localhost:" .. front.ports.trusted .. "/conformance" end,
+      arrange = inject{ status = 204 },
+      expect = { status = 204, curl_code = NONE },
+      varies = { request_id = true } },
+
+    { name = "TLS by host name to a trusted certificate for other names",
+      url = function() return "https://localhost:" .. front.ports.wrong_name .. "/conformance" end,
+      expect = { status = 0, curl_code = 60, error_kind = "tls" } },
+
+    { name = "TLS by host name to a certificate of an untrusted CA",
+      url = function() return "https://localhost:" .. front.ports.untrusted .. "/conformance" end,
+      expect = { status = 0, curl_code = 60, error_kind = "tls" } },
+
+    { name = "a host name that does not resolve",
+      req = { timeout = 5 },
+      url = function() return "http://no-such-host.invalid/conformance" end,
+      expect = { status = 0, curl_code = 6, error_kind = "dns" } },
+
+    { name = "TLS to a server that does not speak it",
+      url = function() return "https://127.0.0.1:" .. emu.port .. "/conformance" end,
+      expect = { status = 0, curl_code = 35, error_kind = "tls" } },
+  }
+
+  for _, case in ipairs(CASES) do
+    it(case.name, function()
+      local answers = {}
+      for i, transport in ipairs(TRANSPORTS) do
+        answers[i] = run(case, transport)
+      end
+      local a, b = answers[1], answers[2]
+      for _, k in ipairs(SAME) do
+        if not (case.varies and case.varies[k]) then
+          assert.equal(a[k], b[k], case.name .. ": " .. k .. " differs between libcurl and cosocket")
+        elseif a[k] ~= nil or b[k] ~= nil then
+          assert.equal(type(a[k]), type(b[k]), case.name .. ": type of " .. k)
+        end
+      end
+    end)
+  end
+
+  it("both put the same request on the wire: request line, Host, User-Agent, Accept, length, body", function()
+    local seen = {}
+    for i, transport in ipairs(TRANSPORTS) do
+      emu:reset()
+      emu:inject{ status = 204 }
+      local body = '{"bandwidth":{"name":"wire","size":10}}'
+      local resp = transport.send({ method = "POST", url = api_url("/conformance/wire?a=1&b=%2F"), body = body,
+        headers = { "X-Auth-Token: " .. emu.token, "Content-Type: application/json" },
+        timeout = 2, connect_timeout = 1 }, {})
+      assert.equal(204, resp.status, transport.name .. ": " .. tostring(resp.curl_error))
+      local log = emu:requests()
+      assert.equal(1, #log)
+      seen[i] = log[1]
+      assert.equal(body, seen[i].body, transport.name)
+    end
+    local a, b = seen[1], seen[2]
+    assert.equal(a.method, b.method)
+    assert.equal(a.uri, b.uri)
+    assert.same(a.headers, b.headers)
+    assert.equal("lua-eip-conformance", a.headers["user-agent"])
+    assert.equal("127.0.0.1:" .. emu.port, a.headers.host)
+    -- A GET: no body, no Content-Length.
+    for i, transport in ipairs(TRANSPORTS) do
+      emu:reset()
+      emu:inject{ status = 204 }
+      transport.send({ method = "GET", url = api_url("/conformance/get"), headers = { "Accept: application/json" },
+        timeout = 2, connect_timeout = 1 }, {})
+      seen[i] = emu:requests()[1]
+    end
+    assert.same(seen[1].headers, seen[2].headers)
+    assert.is_nil(seen[1].headers["content-length"])
+  end)
+
+  -- resty.core reports a failed verification in one of two ways, depending on timing (an error
+  -- value, or a raised "assertion failed!"): many handshakes meet both.
+  it("every failed TLS verification over cosockets is a structured 60, however resty.core reports it", function()
+    for _ = 1, 10 do
+      for _, name in ipairs{ "untrusted", "wrong_name" } do
+        local resp = TRANSPORTS[2].send({ method = "GET", url = front.url(name) .. "/x", headers = {},
+          timeout = 2, connect_timeout = 2 }, {})
+        assert.equal(60, resp.curl_code, name .. ": " .. tostring(resp.curl_error))
+        assert.equal("tls", resp.error_kind)
+        assert.equal(0, resp.status)
+      end
+    end
+  end)
+
+  -- Concurrency (cosockets only) ------------------------------------------------------------------
+
+  it("concurrent sends that retry on dead pooled connections each resend their own request", function()
+    local function batch(ids)
+      return app_post("/t/batch", { ids = ids, concurrency = #ids }, 20)
+    end
+    local function shared(n)
+      local ids = {}
+      for i = 1, n do ids[i] = emu:create_bandwidth{ size = 10, share_type = "WHOLE" } end
+      return ids
+    end
+    emu:reset()
+    assert.equal(10, batch(shared(10)).summary.deleted) -- ten pooled connections now
+    local ids = shared(10)
+    emu:reset_counters()
+    -- Each first attempt meets a pooled connection the server closes without answering: every
+    -- delete is retried on a fresh connection while the others are in flight.
+    emu:inject{ method = "DELETE", action = "drop", times = 10 }
+    local out = batch(ids)
+    assert.equal(10, out.summary.deleted, cjson.encode(out))
+    local deleted = {}
+    for _, r in ipairs(emu:requests()) do
+      if r.method == "DELETE" then deleted[#deleted + 1] = r.path:match("[^/]+$") end
+    end
+    assert.equal(20, #deleted)
+    for _, id in ipairs(ids) do assert.is_nil(emu:get_bandwidth(id), id .. " was not deleted") end
+  end)
+
+  -- The worker's memory -------------------------------------------------------------------------
+
+  local function worker_rss_kb()
+    local resp = assert(emulator.http{ port = app.port, path = "/t/rss", timeout = 5 })
+    return cjson.decode(resp.body).rss_kb
+  end
+
+  it("the nginx worker stays small through endless lines, header floods and chunk extensions", function()
+    local hostile = {}
+    for _, case in ipairs(CASES) do
+      if case.name:find("endless") or case.name:find("over 300 KiB") or case.name:find("over%-long chunk") then
+        hostile[#hostile + 1] = case
+      end
+    end
+    assert.equal(4, #hostile)
+    local before = worker_rss_kb()
+    for _ = 1, 3 do
+      for _, case in ipairs(hostile) do run(case, TRANSPORTS[2]) end
+    end
+    local after = worker_rss_kb()
+    print(string.format("\nconformance: nginx worker RSS %d kB before, %d kB after 12 hostile exchanges",
+      before, after))
+    assert.is_true(after - before < 32 * 1024, "the worker grew by " .. (after - before) .. " kB")
+    assert.is_true(after < 256 * 1024, "the worker holds " .. after .. " kB")
+  end)
+
+  it("the app logged no Lua error through all of this", function()
+    local log = app:log_tail(100000)
+    assert.is_nil(log:find("runtime error", 1, true), log)
+    assert.is_nil(log:find("entry thread aborted", 1, true), log)
+  end)
+
+  -- Through the public client ----------------------------------------------------------------------
+
+  -- One delete_bandwidth with a client made from `options` (endpoint etc. filled in): here
+  -- (libcurl), and in an nginx request handler (cosockets). Returns both outcomes as
+  -- { ok, result | error, is_error }.
+  local function both_clients(options, id, arrange)
+    local function opts()
+      local o = { project_id = emu.project_id, token = emu.token, timeout = 1, connect_timeout = 1,
+        max_attempts = 1, ca_file = pki.ca }
+      for k, v in pairs(options) do o[k] = v end
+      if o.auth then o.token, o.project_id = nil, nil end
+      return o
+    end
+    emu:reset()
+    if arrange then arrange() end
+    local c = eip.new(opts())
+    local ok, res = pcall(c.delete_bandwidth, c, id)
+    c:close()
+    local here = { ok = ok, transport = "curl" }
+    if ok then here.result = res else here.error, here.is_error = res, eip.is_error(res) end
+    emu:reset()
+    if arrange then arrange() end
+    local there = app_post("/t/client", { options = opts(), id = id }, 15)
+    return here, there
+  end
+
+  local function assert_same_failure(here, there, curl_code)
+    for label, out in pairs{ libcurl = here, cosocket = there } do
+      assert.is_false(out.ok, label)
+      assert.is_true(out.is_error, label .. ": the caller must get an eip error table, got "
+        .. tostring(out.error and out.error.text or out.error))
+      assert.equal("transport", out.error.kind, label)
+      assert.equal(curl_code, out.error.curl_code, label)
+    end
+    assert.equal("cosocket", there.transport)
+    assert.equal(here.error.reason, there.error.reason)
+    assert.equal(here.error.retryable, there.error.retryable)
+  end
+
+  local HOSTILE = {
+    { "an endless header line", 27, raw(HEAD .. "X-Flood: ", { raw_repeat = string.rep("a", 8192) }) },
+    { "a chunk size that is not hex", 56, raw(HEAD .. "Transfer-Encoding: chunked\r\n\r\nzz\r\n") },
+    { "a garbage status line", 1, raw("SSH-2.0-OpenSSH_9.2p1\r\n\r\n") },
+    { "a header block over 300 KiB", 56, raw(HEAD, { raw_repeat = "X-Pad: " .. string.rep("p", 1000) .. "\r\n" }) },
+  }
+
+  for _, h in ipairs(HOSTILE) do
+    it("client:delete_bandwidth raises an eip error, never a string: " .. h[1], function()
+      local here, there = both_clients({ endpoint = emu.url }, "bw-hostile", h[3])
+      assert_same_failure(here, there, h[2])
+    end)
+  end
+
+  for _, name in ipairs{ "untrusted", "wrong_name" } do
+    it("client:delete_bandwidth raises an eip error for TLS to the " .. name .. " certificate", function()
+      local here, there = both_clients({ endpoint = front.url(name) }, "bw-tls")
+      assert_same_failure(here, there, 60)
+      assert.equal("tls", here.error.reason)
+    end)
+  end
+
+  it("client:delete_bandwidth over https://127.0.0.1 (IP address in the certificate), verified", function()
+    local ids = {}
+    local here, there = both_clients({ endpoint = front.url("trusted") }, "bw-tls-ok", function()
+      ids[#ids + 1] = emu:create_bandwidth{ size = 10, share_type = "WHOLE", id = "bw-tls-ok" }
+    end)
+    for label, out in pairs{ libcurl = here, cosocket = there } do
+      assert.is_true(out.ok, label .. ": " .. tostring(out.error and (out.error.text or out.error)))
+      assert.equal(204, out.result.status, label)
+    end
+    assert.equal(2, #ids)
+  end)
+
+  it("IAM password login inside an nginx request handler, then a delete", function()
+    local auth = { username = emu.iam.username, password = emu.iam.password, domain = emu.iam.domain,
+      project = emu.iam.project, iam_endpoint = emu.url }
+    local here, there = both_clients({ endpoint = emu.url, auth = auth }, "bw-iam", function()
+      emu:create_bandwidth{ size = 10, share_type = "WHOLE", id = "bw-iam" }
+    end)
+    for label, out in pairs{ libcurl = here, cosocket = there } do
+      assert.is_true(out.ok, label .. ": " .. tostring(out.error and (out.error.text or out.error)))
+      assert.equal(204, out.result.status, label)
+    end
+    local sent = emu:requests()
+    assert.equal("POST", sent[1].method)
+    assert.equal("/v3/auth/tokens", sent[1].path)
+    assert.equal("DELETE", sent[2].method)
+    assert.matches("^MIIemu", sent[2].headers["x-auth-token"])
+  end)
+
+  it("IAM login with a multi-KB token: the delete carries the whole token", function()
+    -- 5959 bytes: real IAM tokens run to kilobytes; a request header line stays under nginx's 8 KiB.
+    local token = "MIIlong" .. string.rep("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", 96)
+    local expires = os.date("!%Y-%m-%dT%H:%M:%S.000000Z", os.time() + 86400)
+    local tokens = { [token] = emu.project_id }
+    for k, v in pairs(emu.tokens) do tokens[k] = v end
+    emu:set_tokens(tokens)
+    local auth = { username = emu.iam.username, password = emu.iam.password, domain = emu.iam.domain,
+      project = emu.iam.project, iam_endpoint = emu.url }
+    local ok, err = pcall(function()
+      local here, there = both_clients({ endpoint = emu.url, auth = auth }, "bw-long", function()
+        emu:create_bandwidth{ size = 10, share_type = "WHOLE", id = "bw-long" }
+        emu:inject{ method = "POST", path = "^/v3/auth/tokens$", status = 201,
+          headers = { ["X-Subject-Token"] = token },
+          body = { token = { expires_at = expires, project = { id = emu.project_id, name = emu.iam.project } } } }
+      end)
+      for label, out in pairs{ libcurl = here, cosocket = there } do
+        assert.is_true(out.ok, label .. ": " .. tostring(out.error and (out.error.text or out.error)))
+        assert.equal(204, out.result.status, label)
+      end
+      local sent = emu:requests()
+      assert.equal("DELETE", sent[2].method)
+      assert.equal(token, sent[2].headers["x-auth-token"])
+    end)
+    emu:set_tokens(emu.tokens)
+    assert(ok, err)
+  end)
+end)
