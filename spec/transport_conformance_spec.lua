@@ -436,16 +436,19 @@ describe("the transport contract, through both transports", function()
     assert.equal(10, batch(shared(10)).summary.deleted) -- ten pooled connections now
     local ids = shared(10)
     emu:reset_counters()
-    -- Each first attempt meets a pooled connection the server closes without answering: every
-    -- delete is retried on a fresh connection while the others are in flight.
-    emu:inject{ method = "DELETE", action = "drop", times = 10 }
+    -- The batch's first delete goes alone (and succeeds); each of the other nine meets a pooled
+    -- connection the server closes without answering, and is retried on a fresh connection
+    -- while the others are in flight.
+    for i = 2, 10 do
+      emu:inject{ method = "DELETE", path = ids[i]:gsub("%p", "%%%0") .. "$", action = "drop" }
+    end
     local out = batch(ids)
     assert.equal(10, out.summary.deleted, cjson.encode(out))
     local deleted = {}
     for _, r in ipairs(emu:requests()) do
       if r.method == "DELETE" then deleted[#deleted + 1] = r.path:match("[^/]+$") end
     end
-    assert.equal(20, #deleted)
+    assert.equal(19, #deleted)
     for _, id in ipairs(ids) do assert.is_nil(emu:get_bandwidth(id), id .. " was not deleted") end
   end)
 

@@ -3,6 +3,8 @@
 -- anything else, and `tostring(e)` is one line a person can act on. Secret values never
 -- reach these tables: callers pass only what is safe, and server-provided text is scrubbed
 -- of every secret the client holds before it is stored.
+local error_kind = require("eip.transport").error_kind
+
 local M = {}
 
 local Error = {}
@@ -171,35 +173,14 @@ function M.protocol(resp, method, path, message)
   }
 end
 
--- libcurl codes by what they mean for a caller.
-local CURL_KINDS = {
-  [5] = "dns",        -- couldn't resolve proxy
-  [6] = "dns",        -- couldn't resolve host
-  [7] = "connect",    -- couldn't connect (refused, unreachable)
-  [16] = "reset",     -- HTTP/2 framing error
-  [18] = "reset",     -- partial body: the peer closed mid-transfer
-  [28] = "timeout",   -- operation timed out (connect, whole request, low speed)
-  [35] = "tls",       -- TLS handshake failed
-  [47] = "redirect",  -- too many redirects (never followed, kept for completeness)
-  [52] = "reset",     -- empty reply: closed before any answer
-  [55] = "reset",     -- send failed
-  [56] = "reset",     -- receive failed (connection reset)
-  [58] = "tls",       -- client certificate problem
-  [60] = "tls",       -- peer certificate cannot be verified
-  [77] = "tls",       -- CA file problem
-  [83] = "tls",       -- issuer check failed
-  [90] = "tls",       -- pinned key mismatch
-  [91] = "tls",       -- invalid certificate status
-  [92] = "reset",     -- HTTP/2 stream error
-}
-
 --- An error when no usable answer came: refused, reset, timeout, DNS, TLS. `retryable` is
 -- left for the retry policy (eip.retry) to set.
 function M.transport(req, resp, message)
   return new{
     kind = "transport",
     status = nil,
-    reason = resp.error_kind or CURL_KINDS[resp.curl_code] or "other",
+    -- The transport contract's kind; a response of the C multi (batches) carries only the code.
+    reason = resp.error_kind or error_kind(resp.curl_code, resp.curl_error),
     message = message,
     curl_code = resp.curl_code,
     curl_error = resp.curl_error,
