@@ -165,12 +165,7 @@ describe("authentication", function()
 
   describe("IAM password authentication", function()
     local function iam_client(extra)
-      local a = {
-        username = emu.iam.username, password = emu.iam.password, domain = emu.iam.domain,
-        project = emu.iam.project, iam_endpoint = emu.url,
-      }
-      for k, v in pairs(extra or {}) do a[k] = v end
-      return eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = a }
+      return eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(extra) }
     end
 
     it("obtains a token once and reuses it for later calls", function()
@@ -189,8 +184,7 @@ describe("authentication", function()
 
     it("learns the project id from the token when none is given", function()
       local id = emu:create_bandwidth{ size = 1 }
-      local c = eip.new{ endpoint = emu.url, auth = { username = emu.iam.username, password = emu.iam.password,
-        domain = emu.iam.domain, project = emu.iam.project, iam_endpoint = emu.url } }
+      local c = eip.new{ endpoint = emu.url, auth = emu:iam_auth() }
       assert.equal(204, c:delete_bandwidth(id).status)
       assert.equal(emu.project_id, c.project_id)
       c:close()
@@ -265,9 +259,7 @@ describe("authentication", function()
         eip.new{ endpoint = emu.url, project_id = emu.project_id, ak = emu.ak, sk = emu.sk, log = sink },
         eip.new{ endpoint = emu.url, project_id = emu.project_id, ak = emu.temp_ak, sk = emu.temp_sk,
           security_token = emu.security_token, log = sink },
-        eip.new{ endpoint = emu.url, project_id = emu.project_id, log = sink, auth = {
-          username = emu.iam.username, password = emu.iam.password, domain = emu.iam.domain,
-          project = emu.iam.project, iam_endpoint = emu.url } },
+        eip.new{ endpoint = emu.url, project_id = emu.project_id, log = sink, auth = emu:iam_auth() },
       }
       local texts = {}
       for _, c in ipairs(clients) do

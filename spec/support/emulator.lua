@@ -8,7 +8,8 @@
 --   local emu = emulator.start()          -- or emulator.start{ tokens = { [tok] = project } }
 --   emu.url, emu.port, emu.token, emu.project_id, emu.other_token, emu.other_project_id
 --   emu:reset(); emu:reset_counters(); emu:set_tokens{...}
---   emu:create_bandwidth{...}; emu:get_bandwidth(id); emu:bandwidths(); emu:inject{...}
+--   emu:create_bandwidth{...}; emu:create_bandwidths(n); emu:get_bandwidth(id); emu:bandwidths()
+--   emu:inject{...}; emu:delete_path(id) (an inject path pattern); emu:iam_auth{...} (auth option)
 --   emu:stats(); emu:requests(); emu:stop()          emulator.stop_all()
 --
 -- Authentication beyond tokens (see spec/support/emulator/aksk.lua and iam.lua):
@@ -241,6 +242,26 @@ function Emulator:create_bandwidth(fields)
   end
   local answer = control(self, "POST", "bandwidths", req, 201)
   return answer.id
+end
+
+-- n shared bandwidths seeded with `fields` (default { size = 1 }); returns their ids.
+function Emulator:create_bandwidths(n, fields)
+  local ids = {}
+  for i = 1, n do ids[i] = self:create_bandwidth(fields or { size = 1 }) end
+  return ids
+end
+
+-- A Lua pattern (for inject's `path`) matching exactly the delete path of bandwidth `id`.
+function Emulator:delete_path(id)
+  return "^/v2%.0/" .. self.project_id .. "/bandwidths/" .. id:gsub("%p", "%%%0") .. "$"
+end
+
+-- The client's `auth` option for this emulator's IAM user; `overrides` replace fields.
+function Emulator:iam_auth(overrides)
+  local auth = { username = self.iam.username, password = self.iam.password, domain = self.iam.domain,
+    project = self.iam.project, iam_endpoint = self.url }
+  for k, v in pairs(overrides or {}) do auth[k] = v end
+  return auth
 end
 
 -- The stored bandwidth (as the API shows it), or nil.
