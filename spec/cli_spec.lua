@@ -155,9 +155,14 @@ describe("eip command", function()
     end)
 
     it("without credentials it is a usage error naming where it looked", function()
-      local code, _, err = run("delete-bandwidth abc", { env = { OS_AUTH_TOKEN = false } })
+      local closed = "http://127.0.0.1:" .. require("spec.support.nginx").free_port()
+      local code, _, err = run("delete-bandwidth abc", { env = { OS_AUTH_TOKEN = false,
+        EIP_METADATA_URL = closed, HUAWEICLOUD_SDK_CREDENTIALS_FILE = "/nonexistent/credentials" } })
       assert.equal(2, code)
-      assert.truthy(has(err, "OS_AUTH_TOKEN"))
+      for _, place in ipairs{ "OS_AUTH_TOKEN", "/nonexistent/credentials (not found)",
+                              "the ECS metadata service at " .. closed } do
+        assert.truthy(has(err, place), place .. " in: " .. err)
+      end
       assert.equal(0, emu:stats().requests)
     end)
 

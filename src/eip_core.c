@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "compat.h"
@@ -240,6 +241,18 @@ static int l_sdk_date(lua_State *L)
 }
 
 /* ---- clock and sleep ------------------------------------------------------------------ */
+
+/* core.file_mode(path) -> the permission bits (e.g. 0600 as 384) of a regular file, or nil:
+ * so that a credentials file readable by others can be warned about, as ssh does. */
+static int l_file_mode(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return 0;
+    lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+    return 1;
+}
 
 /* core.monotime() -> seconds on a monotonic clock (for elapsed times and deadlines, which
  * must not jump when the wall clock is set). */
@@ -611,6 +624,7 @@ static const luaL_Reg core_functions[] = {
     {"sign", l_sign},
     {"sdk_date", l_sdk_date},
     {"monotime", l_monotime},
+    {"file_mode", l_file_mode},
     {"sleep", l_sleep},
     {"catch_interrupts", l_catch_interrupts},
     {"interrupts", l_interrupts},

@@ -17,6 +17,10 @@ M.sign = require("eip.sign").sign
 --- What a batch's on_result returns to stop it (see client:delete_bandwidths).
 M.STOP = client.STOP
 
+--- The regions the client knows (the official SDKs' VPC table), sorted by name.
+-- @treturn table a list of `{ name, vpc_endpoint, iam_endpoint }`
+M.regions = require("eip.regions").list
+
 -- A status entry of the C table (facts: reason, class, descriptions, advice) with what the
 -- retry policy decides about it.
 local function with_policy(entry)

@@ -59,10 +59,13 @@ local function gateway_auth_code(code)
 end
 
 --- Is err a definite authentication or authorisation failure: a 401, a 403 with a gateway or
--- policy code, or a refused IAM login? After one, a batch starts no new request (Huawei Cloud
--- locks an AK/SK pair after 5 failed signatures in a row, and every other id would fail alike).
+-- policy code, a refused IAM login, or no credentials found at all? After one, a batch starts no
+-- new request (Huawei Cloud locks an AK/SK pair after 5 failed signatures in a row, and every
+-- other id would fail alike).
 function M.halts(err)
-  if type(err) ~= "table" or err.kind ~= "http" then return false end
+  if type(err) ~= "table" then return false end
+  if err.kind == "usage" and err.argument == "credentials" then return true end -- none anywhere
+  if err.kind ~= "http" then return false end
   local status, code = err.status, err.code
   if status == 401 then return true end
   if err.path == IAM_PATH and status >= 400 and status < 500 then return true end

@@ -35,18 +35,21 @@ local function getenv(name)
   return v
 end
 
---- The client for the parsed options (credentials from the environment).
+--- The client for the parsed options (credentials from the environment, the profile file or
+-- the ECS metadata service), authenticated before any API call unless `opts.dry_run`.
 -- Raises an eip usage error when the library refuses them (no credentials, a bad endpoint...).
 -- @tparam table opts the parsed options (`endpoint`, `region`, `project_id`, `timeout`,
--- `max_attempts`, `debug`)
+-- `max_attempts`, `debug`, `dry_run`)
 -- @return an eip client
 function M.client(opts)
   local endpoint = opts.endpoint
   if endpoint == nil and opts.region == nil then endpoint = getenv("EIP_ENDPOINT") end
-  return eip.new{
+  local client = eip.new{
     endpoint = endpoint, region = opts.region, project_id = opts.project_id,
     timeout = opts.timeout, max_attempts = opts.max_attempts, debug = opts.debug or nil,
   }
+  if not opts.dry_run then client:authenticate() end
+  return client
 end
 
 return M
