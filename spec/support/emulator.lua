@@ -341,8 +341,15 @@ end
 --   deleted_visible_for = s   a deleted bandwidth can still be read (GET) for s seconds
 --   aksk_lock_after = n, aksk_lock_seconds = s   n failed signatures in a row lock an AK for s
 --                             seconds (defaults: 5 and 300, as Huawei Cloud)
+--   metadata_credential_ttl = s   lifetime of the metadata service's temporary keys (3600)
+--   metadata_token_status = n     the metadata token route's status: 200, or 404/405/503
 function Emulator:set_knobs(knobs)
   control(self, "PUT", "knobs", knobs, 200)
+end
+
+-- The projects IAM lists for AK/SK lookups ({ {name =, id =}, ... }; default: every IAM user's).
+function Emulator:set_projects(list)
+  control(self, "PUT", "projects", { projects = list }, 200)
 end
 
 -- The emulator's own SDK-HMAC-SHA256 signature of a described request:
