@@ -62,6 +62,38 @@ describe("error bodies", function()
     assert.equal("Bandwidth bw-1 is in use.", err.message)
   end)
 
+  it("tries error_code/error_msg before code/message, as the official SDKs do", function()
+    local err = delete_with{ status = 400,
+      body = '{"code":"VPC.0301","message":"service","error_code":"APIGW.0101","error_msg":"gateway"}' }
+    assert.same({ "APIGW.0101", "gateway" }, { err.code, err.message })
+  end)
+
+  it("reads camelCase errorCode/errorMsg", function()
+    local err = delete_with{ status = 400, body = '{"errorCode":"EIP.7901","errorMsg":"Input param is invalid."}' }
+    assert.same({ "EIP.7901", "Input param is invalid." }, { err.code, err.message })
+  end)
+
+  it("reads a pair nested under any key, error first", function()
+    local err = delete_with{ status = 400, body = '{"badRequest":{"code":"VPC.0301","message":"nested"}}' }
+    assert.same({ "VPC.0301", "nested" }, { err.code, err.message })
+    err = delete_with{ status = 400,
+      body = '{"aaa":{"code":"X.1","message":"first by name"},"error":{"code":"X.2","message":"error wins"}}' }
+    assert.same({ "X.2", "error wins" }, { err.code, err.message })
+  end)
+
+  it("decodes a JSON error document inside message, keeping the text as raw_message", function()
+    local inner = '{"NeutronError":{"message":"Bandwidth bw-1 could not be found.","type":"BandwidthNotFound",'
+      .. '"detail":""}}'
+    local err = delete_with{ status = 400, body = { code = "VPC.0501", message = inner } }
+    assert.equal("VPC.0501", err.code)
+    assert.equal("Bandwidth bw-1 could not be found.", err.message)
+    assert.equal(inner, err.raw_message)
+    assert.matches("VPC.0501: Bandwidth bw%-1 could not be found%.", tostring(err))
+    err = delete_with{ status = 400, body = { code = "VPC.0501", message = "{not json" } }
+    assert.equal("{not json", err.message)
+    assert.is_nil(err.raw_message)
+  end)
+
   local garbage = {
     { "an empty body", "" },
     { "an HTML page from a proxy", "<html><body><h1>502 Bad Gateway</h1></body></html>" },

@@ -154,6 +154,7 @@ function M.http(req, resp, info, body)
     advice = advice,
     code = body.code,
     message = body.message,
+    raw_message = body.raw_message,
     request_id = resp.request_id or body.request_id,
     retry_after = resp.retry_after,
     truncated = resp.truncated or nil,

@@ -177,7 +177,7 @@ local function map(self, req, resp)
     local decoded = body.decode_error(resp.body)
     if decoded then
       decoded.code, decoded.message = self:clean(decoded.code), self:clean(decoded.message)
-      decoded.request_id = self:clean(decoded.request_id)
+      decoded.request_id, decoded.raw_message = self:clean(decoded.request_id), self:clean(decoded.raw_message)
     end
     resp.retry_after = self:clean(resp.retry_after)
     err = errors.http(req, resp, core.status(status), decoded)
