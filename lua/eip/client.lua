@@ -285,6 +285,32 @@ function Client:show_bandwidth(bandwidth_id)
   return bandwidths.show(r, project(self, r), bandwidth_id)
 end
 
+local CREATE_OPTIONS = { name = true, size = true, charge_mode = true }
+
+--- Creates a pay-per-use shared bandwidth: `POST /v2.0/{project_id}/bandwidths`. It is billed
+-- while it exists. Never retried: a create whose answer was lost may still have happened.
+-- @tparam table opts `name` (1-64 of letters, digits, `_`, `-`, `.`), `size` (Mbit/s; the API's
+--   minimum is usually 5, 2000 at most), `charge_mode` ("bandwidth", the default, or
+--   "95peak_plus")
+-- @treturn table the bandwidth as the API returns it (id, name, size, share_type = "WHOLE", ...)
+-- @treturn table `{ status, request_id, attempts, elapsed }`
+-- @raise an eip error (`usage` before anything is sent)
+function Client:create_bandwidth(opts)
+  local r = runner_of(self, "create_bandwidth")
+  validate.options("options", opts, CREATE_OPTIONS)
+  local name = validate.string("name", opts.name)
+  if #name > 64 or name:find("[^%w_%-%.\128-\255]") then
+    errors.raise_usage("name", "must be 1-64 letters, digits, '_', '-' or '.', got %d bytes", #name)
+  end
+  local size = validate.integer("size", opts.size, 1, 2000)
+  local mode = opts.charge_mode
+  if mode ~= nil and mode ~= "bandwidth" and mode ~= "95peak_plus" then
+    errors.raise_usage("charge_mode", "must be \"bandwidth\" or \"95peak_plus\"")
+  end
+  local res = r:run(ops.create_bandwidth(project(self, r), name, size, mode))
+  return res.bandwidth, res.meta
+end
+
 --- Lists bandwidths: `GET /v1/{project_id}/bandwidths`, following `marker` pagination to the
 -- end (pages are requested until one comes back empty: one extra request, never a missed one).
 -- @tparam[opt] table opts `share_type` = "WHOLE" | "PER", `limit` = page size (1..2^31-1,

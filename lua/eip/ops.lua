@@ -106,6 +106,23 @@ function M.show_bandwidth(project_id, id)
 end
 
 ---------------------------------------------------------------------------------------------
+-- POST /v2.0/{project_id}/bandwidths
+
+local Create = kind{ name = "create_bandwidth", method = "POST" }
+
+function Create.result(op, resp, attempts, elapsed)
+  return { bandwidth = decoded_field(op, resp, "bandwidth", "table"), meta = meta(resp, attempts, elapsed) }
+end
+
+--- CreateSharedBandwidth (pay-per-use): the result is as for show_bandwidth. A create whose
+-- answer was lost may have happened, and a second one would make a second bandwidth (a second
+-- bill): it is never retried (max_attempts = 1).
+function M.create_bandwidth(project_id, name, size, charge_mode)
+  return setmetatable({ path = "/v2.0/" .. project_id .. "/bandwidths", max_attempts = 1,
+    body = json.encode{ bandwidth = { name = name, size = size, charge_mode = charge_mode } } }, Create)
+end
+
+---------------------------------------------------------------------------------------------
 -- GET /v1/{project_id}/bandwidths?limit=&marker=&...
 
 local List = kind{ name = "list_bandwidths", method = "GET" }
