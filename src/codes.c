@@ -29,7 +29,7 @@
  *
  * transient: 1 only where the documentation itself says the same request works later.
  *  - VPC.0004 (400, "VPC does not active，please try later."; handling "请稍后重试": retry
- *    later): the VPC is in transition. cloud-facts agree: transient.
+ *    later): the VPC is in transition. The project's notes on the real cloud say so too.
  *  - VPC.0512 (409 in delete EIP and update EIP, "Resource status is busy, try it again
  *    later."; "请稍后重试"): the resource is busy with another operation.
  *  - APIGW.0308 / APIG.0308 (429): Huawei's advice is to wait 2-5 s and send again.
@@ -39,8 +39,8 @@
  *    exhausted address pool does not refill in the seconds a retry policy waits. The first
  *    remedy is the operator's (release EIPs); "later" stays in the advice, as minutes to hours.
  *  Not transient either: the backend rows (Neutron errors, internal errors). Their handling is
- *  "check the service / contact support", not "try later"; they come with 5xx statuses, which
- *  the status-level retry policy already handles.
+ *  "check the service / contact support", not "try later"; all but VPC.0514's 404 come with
+ *  a 500, which the status-level retry policy already handles.
  *
  * kind, transient and advice are ours, written for a script that deletes shared bandwidths;
  * advice sharpens the page's handling and never contradicts it. Where a code's rows differ in
