@@ -10,7 +10,7 @@ CPPFLAGS_ALL := -D_DEFAULT_SOURCE -Isrc
 LIBS         := -lcurl -lcrypto -pthread
 BUILD        := build
 
-CORE_SRC  := src/eip_core.c src/http.c src/multi.c src/status.c src/sign.c src/interrupt.c
+CORE_SRC  := src/eip_core.c src/http.c src/multi.c src/status.c src/codes.c src/sign.c src/interrupt.c
 CORE_HDR  := $(wildcard src/*.h)
 CORE_SO   := $(BUILD)/lua$(LUA_VERSION)/eip/core.so
 CTESTS    := $(patsubst test/c/%.c,$(BUILD)/ctest/%,$(wildcard test/c/test_*.c))

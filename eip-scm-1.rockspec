@@ -29,8 +29,8 @@ build = {
    install = { bin = { eip = "bin/eip" } },
    modules = {
       ["eip.core"] = {
-         sources = { "src/eip_core.c", "src/http.c", "src/multi.c", "src/status.c", "src/sign.c",
-                     "src/interrupt.c" },
+         sources = { "src/eip_core.c", "src/http.c", "src/multi.c", "src/status.c", "src/codes.c",
+                     "src/sign.c", "src/interrupt.c" },
          defines = { "_DEFAULT_SOURCE" },
          incdirs = { "src", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)" },
