@@ -62,6 +62,30 @@ describe("error bodies", function()
     assert.equal("Bandwidth bw-1 is in use.", err.message)
   end)
 
+  it("carries a known code's description, advice and kind from the error-code table", function()
+    local err = delete_with{ status = 404, body = { code = "VPC.0306", message = "No Eip bandwidth exist with id." } }
+    local entry = eip.error_code("VPC.0306", 404)
+    assert.equal(entry.advice, err.advice)
+    assert.equal(entry.module .. ": " .. entry.message, err.description)
+    assert.equal(entry.description_zh, err.description_zh)
+    assert.equal("not_found", err.code_kind)
+    local unknown = delete_with{ status = 500, body = { code = "VPC.9999", message = "new" } }
+    assert.equal(eip.status(500).advice, unknown.advice) -- an unknown code: the status's own
+    assert.is_nil(unknown.code_kind)
+  end)
+
+  it("eip.error_code answers with the table's row and the retry policy's verdict", function()
+    assert.same({ "VPC.0306", 404, false }, { eip.error_code("VPC.0306").code, eip.error_code("VPC.0306").status,
+      eip.error_code("VPC.0306").retryable })
+    assert.is_true(eip.error_code("VPC.0004").retryable)
+    assert.is_true(eip.error_code("APIGW.0308").retryable)
+    assert.equal("throttled", eip.error_code("APIGW.0308").kind)
+    assert.is_nil(eip.error_code("VPC.9999"))
+    assert.equal(500, eip.error_code("VPC.0304", 500).status)
+    assert.equal(409, eip.error_code("VPC.0304", 409).status)
+    assert.equal("code", select(2, pcall(eip.error_code, 306)).argument)
+  end)
+
   it("tries error_code/error_msg before code/message, as the official SDKs do", function()
     local err = delete_with{ status = 400,
       body = '{"code":"VPC.0301","message":"service","error_code":"APIGW.0101","error_msg":"gateway"}' }

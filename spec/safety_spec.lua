@@ -39,8 +39,9 @@ describe("safety", function()
       local c = fx.client{ endpoint = emu.url .. "/eip", missing_ok = true }
       local err = raised(c.delete_bandwidth, c, id)
       assert.same({ "http", 404, "APIGW.0101" }, { err.kind, err.status, err.code })
-      assert.matches("^Not a missing bandwidth: the API gateway has no such API", err.advice)
-      assert.matches("base path", err.advice)
+      assert.matches("^No such API at this endpoint", err.advice)
+      assert.matches("the bandwidth may well exist: never count this 404 as deleted", err.advice)
+      assert.equal("config", err.code_kind)
       assert.is_not_nil(emu:get_bandwidth(id), "the bandwidth still exists")
     end)
 

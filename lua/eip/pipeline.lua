@@ -180,7 +180,8 @@ local function map(self, req, resp)
       decoded.request_id, decoded.raw_message = self:clean(decoded.request_id), self:clean(decoded.raw_message)
     end
     resp.retry_after = self:clean(resp.retry_after)
-    err = errors.http(req, resp, core.status(status), decoded)
+    local code = decoded and decoded.code
+    err = errors.http(req, resp, core.status(status), decoded, code and core.error_code(code, status))
   end
   err.retryable = retry.retryable(err)
   return nil, err
