@@ -5,6 +5,9 @@
 #                       server; RSS growth over BENCH_SOAK_N batch deletes (the sequential
 #                       path: `make soak`, mk/check.mk). Prints a Markdown table.
 #                       BENCH_N (default 20000) requests per row, BENCH_REPS (default 5) runs.
+#                       Then the rate rows (bench/rate.lua): batches against the emulator
+#                       throttled like the gateway, fixed vs adaptive vs paced vs two nginx
+#                       workers sharing a bucket (`make bench-rate` alone).
 #   make bench-profile  callgrind instruction counts per request of the floor and of
 #                       delete_bandwidth (BENCH_PROFILE_N requests), the difference per call, and
 #                       the C layers of the Lua path, and each Lua step timed alone (valgrind).
@@ -15,14 +18,20 @@ BENCH_PROFILE_N ?= 2000
 BENCH_FLOOR     := $(BUILD)/bench/floor
 BENCH_ENV       := LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/lua$(LUA_VERSION)/?.so;;"
 
-.PHONY: bench bench-profile
+.PHONY: bench bench-profile bench-rate
 
 $(BENCH_FLOOR): bench/floor.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) -D_DEFAULT_SOURCE $< -o $@ -lcurl
 
-bench: all $(BENCH_FLOOR)
+bench: all luajit $(BENCH_FLOOR)
 	@$(BENCH_ENV) BENCH_N=$(BENCH_N) BENCH_REPS=$(BENCH_REPS) BENCH_FLOOR=$(BENCH_FLOOR) $(LUA) bench/run.lua
+	@echo
+	@$(BENCH_ENV) $(LUA) bench/rate.lua
+
+# The rate rows alone: batches against the emulator throttled at BENCH_RATE_LIMIT/s (about 45 s).
+bench-rate: all luajit
+	@$(BENCH_ENV) $(LUA) bench/rate.lua
 
 bench-profile: all $(BENCH_FLOOR)
 	@$(BENCH_ENV) BENCH_PROFILE_N=$(BENCH_PROFILE_N) BENCH_FLOOR=$(BENCH_FLOOR) $(LUA) bench/profile.lua
