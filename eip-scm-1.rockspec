@@ -64,5 +64,21 @@ build = {
       ["eip.cli.show_bandwidth"] = "lua/eip/cli/show_bandwidth.lua",
       ["eip.cli.list_bandwidths"] = "lua/eip/cli/list_bandwidths.lua",
       ["eip.cli.status"] = "lua/eip/cli/status.lua",
+      -- The EIP emulator: needs nginx with its Lua module and LuaSocket at run
+      -- time; its server modules run inside nginx only.
+      ["eip.emulator"] = "lua/eip/emulator/init.lua",
+      ["eip.emulator.nginx"] = "lua/eip/emulator/nginx.lua",
+      ["eip.emulator.server.aksk"] = "lua/eip/emulator/server/aksk.lua",
+      ["eip.emulator.server.api"] = "lua/eip/emulator/server/api.lua",
+      ["eip.emulator.server.app"] = "lua/eip/emulator/server/app.lua",
+      ["eip.emulator.server.control"] = "lua/eip/emulator/server/control.lua",
+      ["eip.emulator.server.crypto"] = "lua/eip/emulator/server/crypto.lua",
+      ["eip.emulator.server.iam"] = "lua/eip/emulator/server/iam.lua",
+      ["eip.emulator.server.inject"] = "lua/eip/emulator/server/inject.lua",
+      ["eip.emulator.server.json"] = "lua/eip/emulator/server/json.lua",
+      ["eip.emulator.server.model"] = "lua/eip/emulator/server/model.lua",
+      ["eip.emulator.server.nginx_conf"] = "lua/eip/emulator/server/nginx_conf.lua",
+      ["eip.emulator.server.store"] = "lua/eip/emulator/server/store.lua",
+      ["eip.emulator.server.util"] = "lua/eip/emulator/server/util.lua",
    },
 }

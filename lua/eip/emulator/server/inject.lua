@@ -16,9 +16,9 @@
 --   again: an endless line, a flood of headers), raw_times (how many times; default: until the
 --   client goes away, at most HANG_MAX seconds), raw_interval (seconds between two repeats),
 --   raw_end = "close" (default) | "hang" (keep the connection open until the client closes it).
-local json = require "emulator.json"
-local store = require "emulator.store"
-local util = require "emulator.util"
+local json = require "eip.emulator.server.json"
+local store = require "eip.emulator.server.store"
+local util = require "eip.emulator.server.util"
 
 local M = {}
 

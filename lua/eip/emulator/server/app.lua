@@ -1,9 +1,9 @@
 -- Entry points of the EIP emulator inside nginx (see nginx.conf.in).
-local api = require "emulator.api"
-local control = require "emulator.control"
-local inject = require "emulator.inject"
-local store = require "emulator.store"
-local util = require "emulator.util"
+local api = require "eip.emulator.server.api"
+local control = require "eip.emulator.server.control"
+local inject = require "eip.emulator.server.inject"
+local store = require "eip.emulator.server.store"
+local util = require "eip.emulator.server.util"
 
 local M = {}
 
