@@ -78,7 +78,7 @@ bench-sign: all
 	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/lua$(LUA_VERSION)/?.so;;" $(LUA) bench/sign_cost.lua
 
 lint:
-	luacheck lua spec examples bin/eip
+	luacheck lua spec examples bin/eip bin/eip-emulator
 
 -include mk/*.mk
 

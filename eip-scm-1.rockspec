@@ -11,7 +11,9 @@ description = {
       status mapping; a Lua layer exposes eip.new / client:delete_bandwidth and raises
       structured errors. Works in Lua 5.1 (LuaJIT/OpenResty) through 5.4.
       Requires libcurl >= 7.85 and OpenSSL >= 3.0 (development headers); the build stops
-      with an #error naming the library when either is older.
+      with an #error naming the library when either is older. The commands eip (the operator's
+      command line) and eip-emulator (a local EIP API for trying scripts offline; it needs nginx
+      with its Lua module and LuaSocket at run time) are installed with it.
    ]],
    license = "MIT",
 }
@@ -26,7 +28,7 @@ external_dependencies = {
 }
 build = {
    type = "builtin",
-   install = { bin = { eip = "bin/eip" } },
+   install = { bin = { eip = "bin/eip", ["eip-emulator"] = "bin/eip-emulator" } },
    modules = {
       ["eip.core"] = {
          sources = { "src/eip_core.c", "src/http.c", "src/multi.c", "src/status.c", "src/sign.c",
@@ -64,9 +66,10 @@ build = {
       ["eip.cli.show_bandwidth"] = "lua/eip/cli/show_bandwidth.lua",
       ["eip.cli.list_bandwidths"] = "lua/eip/cli/list_bandwidths.lua",
       ["eip.cli.status"] = "lua/eip/cli/status.lua",
-      -- The EIP emulator: needs nginx with its Lua module and LuaSocket at run
+      -- The EIP emulator (eip-emulator): needs nginx with its Lua module and LuaSocket at run
       -- time; its server modules run inside nginx only.
       ["eip.emulator"] = "lua/eip/emulator/init.lua",
+      ["eip.emulator.cli"] = "lua/eip/emulator/cli.lua",
       ["eip.emulator.nginx"] = "lua/eip/emulator/nginx.lua",
       ["eip.emulator.server.aksk"] = "lua/eip/emulator/server/aksk.lua",
       ["eip.emulator.server.api"] = "lua/eip/emulator/server/api.lua",

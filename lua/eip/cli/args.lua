@@ -1,7 +1,8 @@
 --- The command line of `eip`: usage errors, option parsing and the help texts.
 --
 -- A command is a table `{ name, args, summary, about, options, credentials, run }` (see
--- `eip.cli`); its `options` are a list of option specs:
+-- `eip.cli`; `tool`, default "eip", names the program in help and messages: `eip-emulator`'s
+-- commands are parsed here too); its `options` are a list of option specs:
 --
 --   { "--concurrency", key = "concurrency", value = "N", integer = true, help = "..." }
 --
@@ -118,7 +119,7 @@ end
 -- @treturn ?table the options by key, or nil when `-h`/`--help` was given
 -- @treturn {string,...} the positional arguments
 function M.parse(command, argv, from)
-  local name = command.name
+  local name = (command.tool or "eip") .. " " .. command.name
   local by_name, names = {}, {}
   for _, o in ipairs(command.options) do by_name[o[1]] = o; names[#names + 1] = o[1] end
   local opts, args = {}, {}
@@ -135,12 +136,12 @@ function M.parse(command, argv, from)
       flag = flag or a
       if SECRET_OPTIONS[flag] then
         usage("%s is not accepted: a secret on the command line shows in ps and shell history; "
-          .. "export %s instead (see eip %s --help)", flag, SECRET_OPTIONS[flag], name)
+          .. "export %s instead (see %s --help)", flag, SECRET_OPTIONS[flag], name)
       end
       local o = by_name[flag]
       if not o then
         local guess = M.closest(flag, names)
-        usage("unknown option %s for %s%s (see: eip %s --help)", flag, name,
+        usage("unknown option %s for %s%s (see: %s --help)", flag, command.name,
           guess and ("; did you mean " .. guess .. "?") or "", name)
       end
       local v = true
@@ -186,8 +187,8 @@ end
 -- @tparam table command the command
 -- @treturn string the text, ending with a newline
 function M.command_help(command)
-  local text = string.format("usage: eip %s %s\n\n%s\n\noptions:\n%s\n", command.name, command.args,
-    command.about, option_help(command.options))
+  local text = string.format("usage: %s %s %s\n\n%s\n\noptions:\n%s\n", command.tool or "eip", command.name,
+    command.args, command.about, option_help(command.options))
   if command.credentials then text = text .. "\n" .. ENV_HELP .. "\n" end
   return text
 end
