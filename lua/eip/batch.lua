@@ -46,6 +46,10 @@ M.MAX_CONCURRENCY = 64
 -- Longest single wait in the C multi: transfers time out by themselves, this only bounds how
 -- long the loop goes without looking at the clock.
 local MAX_WAIT = 1.0
+--- How often, at least, a batch asks its `cancel` function (seconds): while requests are in
+-- flight and during backoffs alike, so that Ctrl-C is heard at once and a caller can redraw a
+-- progress line at a steady rate from it.
+M.CANCEL_INTERVAL = 0.25
 
 local raise = errors.raise_usage
 local unpack_ = table.unpack or unpack -- luacheck: ignore 113 (unpack: Lua 5.1 / LuaJIT)
@@ -347,11 +351,22 @@ function Run:loop()
       -- Nothing in flight: only a backoff left to wait for. The runner's sleep (ngx.sleep in
       -- nginx; a recording stub in tests) does it, and the retry is then due whatever the
       -- clock says, so a sleep that returns early cannot make this loop spin.
-      local wait = next_retry.ready_at - core.monotime()
-      if wait > 0 then self.runner.sleep(wait) end
-      self:promote(next_retry.ready_at)
+      -- With a cancel function the wait goes in pieces, each followed by a question to it; the
+      -- pieces are counted rather than timed, for the same reason.
+      local left = next_retry.sleep_left or (next_retry.ready_at - core.monotime())
+      if left > 0 then
+        local piece = self.cancel and math.min(left, M.CANCEL_INTERVAL) or left
+        self.runner.sleep(piece)
+        left = left - piece
+      end
+      if left > 0 then
+        next_retry.sleep_left = left
+      else
+        next_retry.sleep_left = nil
+        self:promote(next_retry.ready_at)
+      end
     else
-      local wait = MAX_WAIT
+      local wait = self.cancel and M.CANCEL_INTERVAL or MAX_WAIT
       if next_retry then wait = math.max(0, math.min(wait, next_retry.ready_at - core.monotime())) end
       local slot, resp = driver:next(wait)
       if slot then self:completed(slot, resp) end
