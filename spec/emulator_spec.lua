@@ -696,6 +696,14 @@ describe("EIP emulator", function()
       assert.is_true(socket.gettime() - t0 >= 0.25)
     end)
 
+    it("slow: handles the request as usual, after the delay", function()
+      local id = emu:create_bandwidth{ size = 5 }
+      emu:inject{ method = "DELETE", action = "slow", delay = 0.2 }
+      assert.equal(204, call("DELETE", v2("/" .. id)).status)
+      assert.is_nil(emu:get_bandwidth(id))
+      assert_vpc_error(call("DELETE", v2("/" .. id)), 404, "VPC.0306") -- used up: as usual again
+    end)
+
     it("drop: closes the connection without any answer", function()
       emu:inject{ action = "drop" }
       local resp, err = emulator.http{ port = emu.port, path = v1(), headers = { ["X-Auth-Token"] = emu.token } }
