@@ -4,10 +4,12 @@
 -- `eip.cli`; `tool`, default "eip", names the program in help and messages: `eip-emulator`'s
 -- commands are parsed here too); its `options` are a list of option specs:
 --
---   { "--concurrency", key = "concurrency", value = "N", integer = true, help = "..." }
+--   { "--concurrency", key = "concurrency", value = "N", integer = true, min = 1, max = 64, help = "..." }
 --
 -- `key` names the field of the parsed options; `value` (the metavar) says that the option takes
--- a value, which `number` or `integer` convert. An option without `value` is a flag (true).
+-- a value, which `number` or `integer` convert and `min`/`max` bound, or which must be one of
+-- `choices`. An option without `value` is a flag (true). A command with `output` (its default
+-- format) takes `--output text|json|table` and `--json`, and gets `opts.output` set.
 --
 -- Options that would carry a secret (`--token`, `--sk`, ...) are refused without echoing their
 -- value: arguments show in `ps` and in shell history. An unknown option or command is refused
@@ -43,8 +45,33 @@ local usage = M.usage
 
 -- Option specs shared by commands ----------------------------------------------------------
 
---- The `--json` flag (key `json`).
-M.JSON = { "--json", key = "json", help = "one JSON object per line" }
+--- The output formats, in the order help lists them.
+M.FORMATS = { "text", "json", "table" }
+
+--- The `--output` option and its `--json` shorthand, for a command whose default format is
+-- `default` (a list of two option specs: `flatten` puts them in place).
+-- @tparam string default "text" or "table"
+-- @treturn table the list of the two option specs
+function M.output_options(default)
+  return { { "--output", value = "FORMAT", key = "output", choices = M.FORMATS,
+      help = "text, json (one object per line) or table (default " .. default .. ")" },
+    { "--json", key = "json", help = "the same as --output json" } }
+end
+
+--- A list of option specs, with the lists among them (such as `output_options`) put in place.
+-- @tparam table list option specs and lists of them
+-- @treturn table a new list of option specs
+function M.flatten(list)
+  local out = {}
+  for _, o in ipairs(list) do
+    if type(o[1]) == "table" then
+      for _, inner in ipairs(o) do out[#out + 1] = inner end
+    else
+      out[#out + 1] = o
+    end
+  end
+  return out
+end
 
 -- Options that would carry a secret, and the environment variable to use instead.
 local SECRET_OPTIONS = { ["--token"] = "OS_AUTH_TOKEN", ["--auth-token"] = "OS_AUTH_TOKEN",
@@ -103,11 +130,31 @@ end
 
 -- The value of option o, as given (flag spelled as typed).
 local function convert(o, flag, v)
+  if o.choices then
+    for _, c in ipairs(o.choices) do
+      if v == c then return v end
+    end
+    local guess = M.closest(v, o.choices)
+    usage("%s must be %s, got %q%s", flag, table.concat(o.choices, ", "):gsub(", ([^,]*)$", " or %1"),
+      v:sub(1, 20), guess and ("; did you mean " .. guess .. "?") or "")
+  end
   if not (o.number or o.integer) then return v end
   local n
   if o.integer then n = integer_of(v) else n = tonumber(v) end
   if n == nil then usage("%s must be %s, got %q", flag, o.integer and "an integer" or "a number", v:sub(1, 20)) end
+  if (o.min and n < o.min) or (o.max and n > o.max) then
+    if o.max then usage("%s must be between %s and %s, got %s", flag, o.min, o.max, v:sub(1, 20)) end
+    usage("%s must be at least %s, got %s", flag, o.min, v:sub(1, 20))
+  end
   return n
+end
+
+-- The format of a command's output from --output and --json.
+local function output_of(command, opts)
+  if opts.json and opts.output and opts.output ~= "json" then
+    usage("--json and --output %s contradict each other: give one", opts.output)
+  end
+  return opts.json and "json" or opts.output or command.output
 end
 
 --- Parse a command's arguments from `argv[from]` on. Options (`--name`, `--name=value`,
@@ -162,6 +209,7 @@ function M.parse(command, argv, from)
     end
     i = i + 1
   end
+  if command.output then opts.output = output_of(command, opts) end
   return opts, args
 end
 
