@@ -215,29 +215,63 @@ end
 
 -- Help -------------------------------------------------------------------------------------
 
-local ENV_HELP = [[
-Credentials come from the environment only (never from arguments, which show in ps):
-  OS_AUTH_TOKEN                      an IAM token, or
-  HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK [, HUAWEICLOUD_SDK_SECURITY_TOKEN]   an AK/SK pair
-  HUAWEICLOUD_SDK_PROJECT_ID, HUAWEICLOUD_SDK_REGION, EIP_ENDPOINT             where to send]]
+--- Where the commands that call the API find their credentials and endpoint (the end of their help).
+M.ENV_HELP = [[
+Credentials come from the environment only (arguments show in ps and history):
+  OS_AUTH_TOKEN                           an IAM token, or
+  HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK  an AK/SK pair
+  HUAWEICLOUD_SDK_SECURITY_TOKEN          with a temporary AK/SK pair
+Where to send, unless given as options: EIP_ENDPOINT or HUAWEICLOUD_SDK_REGION,
+and HUAWEICLOUD_SDK_PROJECT_ID.]]
+
+local HELP_WIDTH = 80
+
+-- The lines of `text` cut at spaces to fit `width` after `first` (the first line) or `indent`.
+local function fill(first, text, indent, width)
+  local lines, line = {}, first
+  for word in text:gmatch("%S+") do
+    if line ~= first and line ~= indent and #line + 1 + #word > width then
+      lines[#lines + 1], line = line, indent .. word
+    elseif line == first or line == indent then
+      line = line .. word
+    else
+      line = line .. " " .. word
+    end
+  end
+  lines[#lines + 1] = line
+  return lines
+end
 
 local function option_help(options)
-  local lines = {}
-  for _, o in ipairs(options) do
-    local left = o[1] .. (o.value and (" " .. o.value) or "")
-    lines[#lines + 1] = string.format("  %-22s %s", left, o.help)
+  local lines, indent = {}, string.rep(" ", 25)
+  local function add(left, help)
+    for _, l in ipairs(fill(string.format("  %-22s ", left), help, indent, HELP_WIDTH)) do lines[#lines + 1] = l end
   end
-  lines[#lines + 1] = string.format("  %-22s %s", "-h, --help", "this help")
+  for _, o in ipairs(options) do add(o[1] .. (o.value and (" " .. o.value) or ""), o.help) end
+  add("-h, --help", "this help")
   return table.concat(lines, "\n")
+end
+
+--- A command's `about`, filled to 80 columns: paragraphs are separated by blank lines.
+-- @tparam table command the command
+-- @treturn {string,...} the paragraphs, each a list of lines
+function M.about(command)
+  local paragraphs = {}
+  for paragraph in (command.about .. "\n\n"):gmatch("(.-)\n\n+") do
+    paragraphs[#paragraphs + 1] = fill("", paragraph, "", HELP_WIDTH)
+  end
+  return paragraphs
 end
 
 --- The help of one command (`eip COMMAND --help`, `eip help COMMAND`).
 -- @tparam table command the command
 -- @treturn string the text, ending with a newline
 function M.command_help(command)
+  local about = {}
+  for i, lines in ipairs(M.about(command)) do about[i] = table.concat(lines, "\n") end
   local text = string.format("usage: %s %s %s\n\n%s\n\noptions:\n%s\n", command.tool or "eip", command.name,
-    command.args, command.about, option_help(command.options))
-  if command.credentials then text = text .. "\n" .. ENV_HELP .. "\n" end
+    command.args, table.concat(about, "\n\n"), option_help(command.options))
+  if command.credentials then text = text .. "\n" .. M.ENV_HELP .. "\n" end
   return text
 end
 
@@ -252,10 +286,13 @@ function M.tool_help(commands)
     lines[#lines + 1] = string.format("  %-18s %s", c.name, c.summary)
   end
   lines[#lines + 1] = ""
-  lines[#lines + 1] = "eip COMMAND --help (or eip help COMMAND) describes a command's options."
-  lines[#lines + 1] = "Exit status: 0 success, 1 a call failed, 2 usage error (nothing was sent)."
+  lines[#lines + 1] = "eip COMMAND --help (or eip help COMMAND) describes a command's options; options"
+  lines[#lines + 1] = "may come before the command too. --output text|json|table (or --json) chooses"
+  lines[#lines + 1] = "the format; errors are JSON too under --json."
+  lines[#lines + 1] = "Exit status: 0 success, 1 a call failed, 2 usage error (nothing was sent),"
+  lines[#lines + 1] = "130 interrupted."
   lines[#lines + 1] = ""
-  lines[#lines + 1] = ENV_HELP
+  lines[#lines + 1] = M.ENV_HELP
   return table.concat(lines, "\n") .. "\n"
 end
 

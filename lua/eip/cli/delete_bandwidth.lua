@@ -24,19 +24,22 @@ local stdout, stderr = io.stdout, io.stderr
 
 local M = {
   name = "delete-bandwidth",
-  args = "[options] ID... (or - to read ids from stdin, one per line)",
+  args = "[options] ID... | -",
   summary = "delete shared bandwidths",
   about = [[
-Deletes each shared bandwidth (DELETE /v2.0/{project_id}/bandwidths/{id}) and prints one line
-per id (what happened, the attempts when more than one, the time), then the failures again
-and a summary on stderr. The first request goes alone; after an authentication failure nothing
-more is sent (five bad signatures in a row lock an AK/SK pair). Ctrl-C stops sending (a second
-one aborts what is in flight) and prints the summary. On a terminal, a batch that runs for more
-than a second keeps a progress line at the bottom.
+Deletes each shared bandwidth (DELETE /v2.0/{project_id}/bandwidths/{id}); - reads the ids
+from stdin, one per line (blank lines and # comments skipped). Prints one line per id (what
+happened, the attempts when more than one, the time), then the failures again and a summary on
+stderr. The first request goes alone; after an authentication failure nothing more is sent
+(five bad signatures in a row lock an AK/SK pair). Ctrl-C stops sending (a second one aborts
+what is in flight) and prints the summary. On a terminal, a batch that runs for more than a
+second keeps a progress line at the bottom.
+
 With --drain, each bandwidth is first emptied: its EIPs are moved out, and EACH BECOMES A NEW
 PAY-PER-USE BANDWIDTH of --size Mbit/s billed by --charge-mode; then it is deleted. Dedicated,
 yearly/monthly (prepaid) and frozen bandwidths are refused before anything changes. On a
 terminal --drain asks first; --yes skips the question (required without a terminal).
+
 Exit status: 0 every id deleted (or missing, with --missing-ok; or no id on stdin), 1 some
 failed or were not sent, 2 usage error (nothing was sent), 130 interrupted.]],
   credentials = true,
@@ -155,6 +158,7 @@ local function dry_run(client, ids, opts)
       step(id, "DELETE", url)
     end
   end
+  stdout:flush()
   stderr:write(string.format("dry run: %d bandwidth(s), no change sent\n", #ids))
   return ok_all
 end
@@ -273,6 +277,7 @@ function M.run(opts, argv, ctx)
   bar:finish()
   client:close()
   if not ok then error(summary, 0) end
+  stdout:flush()
   stderr:write(output.failures(failed))
   stderr:write(output.summary(#ids, counts, core.monotime() - started), "\n")
   if summary and summary.stopped == "auth" then

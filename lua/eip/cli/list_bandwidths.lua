@@ -56,6 +56,7 @@ function M.run(opts, argv)
       stdout:write(string.format(row_format, id, share_type, size, n, status, name))
     end
   end
+  stdout:flush() -- the count comes after the list, also when both go to one pipe
   stderr:write(string.format("%d bandwidth(s), %d request(s)\n", #list, info.requests))
   return true
 end

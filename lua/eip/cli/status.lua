@@ -12,7 +12,7 @@ local stdout = io.stdout
 local M = {
   name = "status",
   args = "[options] [CODE]",
-  summary = "what an HTTP status means for this API (reason, retryable, advice)",
+  summary = "what an HTTP status means here (reason, retryable, advice)",
   about = [[
 Prints the status table entry of CODE: reason, class, retryable, advice, descriptions, seeds
 (--output text: tab-separated field and value). Without CODE, lists every documented status:

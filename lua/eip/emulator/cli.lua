@@ -20,9 +20,9 @@ local EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 local stdout, stderr = io.stdout, io.stderr
 
 local NEEDS = [[
-It needs nginx with its Lua module, and LuaSocket: on Debian, apt-get install nginx
-libnginx-mod-http-lua lua-resty-core lua-cjson lua-socket (EIP_NGINX and EIP_NGINX_MODULES
-name another nginx and its module directory).]]
+It needs nginx with its Lua module, and LuaSocket: on Debian, apt-get install
+nginx libnginx-mod-http-lua lua-resty-core lua-cjson lua-socket (EIP_NGINX and
+EIP_NGINX_MODULES name another nginx and its module directory).]]
 
 local DIR_OPTION = { "--dir", value = "DIR", key = "dir",
   help = "its files (default: $EIP_EMULATOR_DIR, else ~/.eip-emulator)" }
@@ -84,7 +84,9 @@ local START = {
 Starts the emulator in the background (a private nginx on 127.0.0.1) and prints the export
 lines the eip command, scripts and the SDK variables read: EIP_ENDPOINT, OS_AUTH_TOKEN and
 HUAWEICLOUD_SDK_PROJECT_ID, then, as comments, an AK/SK pair and an IAM user it accepts.
-Use it as: eval "$(eip-emulator start)". When it already runs, prints the same lines again.]],
+When it already runs, prints the same lines again. Use it as:
+
+eval "$(eip-emulator start)"]],
   options = { DIR_OPTION, { "--port", value = "N", key = "port", integer = true,
     help = "listen on 127.0.0.1:N (default: a free port)" } },
 }
@@ -189,7 +191,9 @@ function STOP.run(_, dir)
   return EXIT_OK
 end
 
-local COMMANDS, BY_NAME, NAMES = { START, CREATE, STATUS, STOP }, {}, {}
+--- The commands, in the order `eip-emulator --help` lists them.
+M.COMMANDS = { START, CREATE, STATUS, STOP }
+local COMMANDS, BY_NAME, NAMES = M.COMMANDS, {}, {}
 for i, c in ipairs(COMMANDS) do
   c.tool = "eip-emulator"
   BY_NAME[c.name], NAMES[i] = c, c.name
@@ -199,8 +203,9 @@ end
 -- @treturn string the text, ending with a newline
 function M.help()
   local lines = { "usage: eip-emulator COMMAND [options]", "",
-    "The EIP emulator, for trying scripts and the eip command offline: a private nginx on",
-    "127.0.0.1 that models shared bandwidths, EIPs, tokens, AK/SK signing and IAM.", "", "commands:" }
+    "The EIP emulator, for trying scripts and the eip command offline: a private",
+    "nginx on 127.0.0.1 that models shared bandwidths, EIPs, tokens, AK/SK signing",
+    "and IAM.", "", "commands:" }
   for _, c in ipairs(COMMANDS) do lines[#lines + 1] = string.format("  %-18s %s", c.name, c.summary) end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "eip-emulator COMMAND --help describes a command's options."
