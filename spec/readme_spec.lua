@@ -1,4 +1,5 @@
--- The README stays true: its status reference is the C table, and the commands it shows exist.
+-- The README stays true: its status reference is the C table, its command references are the
+-- commands' --help, and the commands it shows exist (spec/session_spec.lua runs its offline session).
 local read_file = require("spec.support.nginx").read_file
 
 describe("README.md", function()
@@ -12,6 +13,14 @@ describe("README.md", function()
     assert.is_true(#table_md > 1000)
     assert.is_truthy(readme:find(table_md, 1, true),
       "README status table is stale: regenerate it with scripts/status-table.lua")
+  end)
+
+  it("carries the command references generated from eip's and eip-emulator's --help", function()
+    local docs = dofile("scripts/cli-docs.lua")
+    for _, tool in ipairs{ "eip", "eip-emulator" } do
+      assert.is_truthy(readme:find(docs.markdown(tool), 1, true),
+        "README's " .. tool .. " reference is stale: regenerate it with scripts/cli-docs.lua markdown " .. tool)
+    end
   end)
 
   it("shows the two commands and the LuaRocks install", function()
