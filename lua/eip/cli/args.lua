@@ -43,6 +43,15 @@ end
 
 local usage = M.usage
 
+--- An environment variable, empty counted as unset (as the library counts it).
+-- @tparam string name
+-- @treturn ?string
+function M.getenv(name)
+  local v = os.getenv(name)
+  if v == "" then return nil end
+  return v
+end
+
 -- Option specs shared by commands ----------------------------------------------------------
 
 --- The output formats, in the order help lists them.

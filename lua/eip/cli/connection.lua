@@ -48,12 +48,6 @@ function M.is_option(flag)
   return false
 end
 
-local function getenv(name)
-  local v = os.getenv(name)
-  if v == "" then return nil end
-  return v
-end
-
 --- What the command can use to authenticate, as its messages say it.
 M.CREDENTIALS = string.format("export %s (an IAM token), or %s and %s (an AK/SK pair; with %s for a "
   .. "temporary one)", ENV.token, ENV.ak, ENV.sk, ENV.security_token)
@@ -103,7 +97,7 @@ end
 -- @return an eip client
 function M.client(opts, sends_nothing)
   local endpoint = opts.endpoint
-  if endpoint == nil and opts.region == nil then endpoint = getenv("EIP_ENDPOINT") end
+  if endpoint == nil and opts.region == nil then endpoint = args.getenv("EIP_ENDPOINT") end
   local new_opts = {
     endpoint = endpoint, region = opts.region, project_id = opts.project_id,
     timeout = opts.timeout, max_attempts = opts.max_attempts, debug = opts.debug or nil,

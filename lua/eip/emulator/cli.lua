@@ -36,16 +36,10 @@ local function emulator()
   return require "eip.emulator"
 end
 
-local function getenv(name)
-  local v = os.getenv(name)
-  if v == "" then return nil end
-  return v
-end
-
 local function dir_of(opts)
-  local dir = opts.dir or getenv("EIP_EMULATOR_DIR")
+  local dir = opts.dir or args.getenv("EIP_EMULATOR_DIR")
   if dir then return dir end
-  local home = getenv("HOME")
+  local home = args.getenv("HOME")
   if not home then args.usage("no --dir, no $EIP_EMULATOR_DIR and no $HOME: give --dir") end
   return home .. "/.eip-emulator"
 end
