@@ -10,7 +10,7 @@ CPPFLAGS_ALL := -D_DEFAULT_SOURCE -Isrc
 LIBS         := -lcurl -lcrypto -pthread
 BUILD        := build
 
-CORE_SRC  := src/eip_core.c src/http.c src/multi.c src/status.c src/sign.c src/interrupt.c
+CORE_SRC  := src/eip_core.c src/http.c src/multi.c src/status.c src/codes.c src/sign.c src/interrupt.c
 CORE_HDR  := $(wildcard src/*.h)
 CORE_SO   := $(BUILD)/lua$(LUA_VERSION)/eip/core.so
 CTESTS    := $(patsubst test/c/%.c,$(BUILD)/ctest/%,$(wildcard test/c/test_*.c))
@@ -78,7 +78,7 @@ bench-sign: all
 	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/lua$(LUA_VERSION)/?.so;;" $(LUA) bench/sign_cost.lua
 
 lint:
-	luacheck lua spec examples bin/eip bin/eip-emulator
+	luacheck lua spec examples bin/eip bin/eip-emulator scripts/*.lua
 
 -include mk/*.mk
 

@@ -34,8 +34,8 @@ build = {
    copy_directories = { "doc" },
    modules = {
       ["eip.core"] = {
-         sources = { "src/eip_core.c", "src/http.c", "src/multi.c", "src/status.c", "src/sign.c",
-                     "src/interrupt.c" },
+         sources = { "src/eip_core.c", "src/http.c", "src/multi.c", "src/status.c", "src/codes.c",
+                     "src/sign.c", "src/interrupt.c" },
          defines = { "_DEFAULT_SOURCE" },
          incdirs = { "src", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)" },
@@ -48,6 +48,8 @@ build = {
       ["eip.batch"] = "lua/eip/batch.lua",
       ["eip.errors"] = "lua/eip/errors.lua",
       ["eip.ops"] = "lua/eip/ops.lua",
+      ["eip.profile"] = "lua/eip/profile.lua",
+      ["eip.regions"] = "lua/eip/regions.lua",
       ["eip.pipeline"] = "lua/eip/pipeline.lua",
       ["eip.retry"] = "lua/eip/retry.lua",
       ["eip.log"] = "lua/eip/log.lua",
@@ -82,6 +84,7 @@ build = {
       ["eip.emulator.server.iam"] = "lua/eip/emulator/server/iam.lua",
       ["eip.emulator.server.inject"] = "lua/eip/emulator/server/inject.lua",
       ["eip.emulator.server.json"] = "lua/eip/emulator/server/json.lua",
+      ["eip.emulator.server.metadata"] = "lua/eip/emulator/server/metadata.lua",
       ["eip.emulator.server.model"] = "lua/eip/emulator/server/model.lua",
       ["eip.emulator.server.nginx_conf"] = "lua/eip/emulator/server/nginx_conf.lua",
       ["eip.emulator.server.store"] = "lua/eip/emulator/server/store.lua",

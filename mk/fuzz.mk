@@ -1,7 +1,7 @@
 # fuzz.mk - libFuzzer targets for the C functions that parse or encode untrusted bytes.
 # Included by the Makefile (-include mk/*.mk).
 #
-#   make fuzz [FUZZ_SECONDS=30] [FUZZ_TARGETS="sign status"]
+#   make fuzz [FUZZ_SECONDS=30] [FUZZ_TARGETS="sign status codes"]
 #                      each target for FUZZ_SECONDS, starting from its committed seeds
 #   make fuzz-regress  replay the committed seeds only (a few seconds; no new inputs)
 #   make fuzz-cmin     merge the committed seeds and what `make fuzz` found into
@@ -14,7 +14,7 @@
 
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS ?= header_line status percent_encode canonical_uri sign
+FUZZ_TARGETS ?= header_line status codes percent_encode canonical_uri sign
 FUZZ_DIR     := $(BUILD)/fuzz
 FUZZ_FLAGS   := -std=c99 -Wall -Wextra -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
@@ -23,15 +23,18 @@ FUZZ_BINS     = $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_TARGETS))
 # Each target links only the source it exercises (and that source's library).
 FUZZ_LINK_header_line    := src/http.c -lcurl -pthread
 FUZZ_LINK_status         := src/status.c
+FUZZ_LINK_codes          := src/codes.c
 FUZZ_LINK_percent_encode := src/sign.c -lcrypto
 FUZZ_LINK_canonical_uri  := src/sign.c -lcrypto
 FUZZ_LINK_sign           := src/sign.c -lcrypto
 
 # Longest input tried. header_line goes past EIP_HTTP_TOKEN_MAX (100 KiB, X-Subject-Token) so
-# that a token at the bound and one beyond it (dropped, never cut) are reached too; the others
+# that a token at the bound and one beyond it (dropped, never cut) are reached too; codes goes
+# past 10 KB (a code string that long must be looked up as safely as a short one); the others
 # need far less.
 FUZZ_MAXLEN_header_line    := 110000
 FUZZ_MAXLEN_status         := 16
+FUZZ_MAXLEN_codes          := 10300
 FUZZ_MAXLEN_percent_encode := 4096
 FUZZ_MAXLEN_canonical_uri  := 4096
 FUZZ_MAXLEN_sign           := 8192

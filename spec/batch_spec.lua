@@ -22,16 +22,9 @@ describe("delete_bandwidths", function()
     return fx.client(opts)
   end
 
-  local function create(n, fields)
-    local ids = {}
-    for i = 1, n do ids[i] = emu:create_bandwidth(fields or { size = 1 }) end
-    return ids
-  end
+  local function create(n, fields) return emu:create_bandwidths(n, fields) end
 
-  -- A Lua pattern matching exactly the delete path of id (ids hold magic characters such as '-').
-  local function path_of(id)
-    return "^/v2%.0/" .. emu.project_id .. "/bandwidths/" .. id:gsub("%p", "%%%0") .. "$"
-  end
+  local function path_of(id) return emu:delete_path(id) end
 
   local function usage(f, ...)
     local ok, err = pcall(f, ...)
@@ -287,8 +280,7 @@ describe("delete_bandwidths", function()
   end)
 
   it("fetches one new IAM token when the batch meets 401s, and repeats those ids", function()
-    local c = eip.new{ endpoint = emu.url, auth = { username = emu.iam.username, password = emu.iam.password,
-      domain = emu.iam.domain, project = emu.iam.project, iam_endpoint = emu.url } }
+    local c = eip.new{ endpoint = emu.url, auth = emu:iam_auth() }
     c:delete_bandwidths(create(1))
     emu:expire_tokens()
     local results, summary = c:delete_bandwidths(create(6), { concurrency = 3 })
@@ -299,9 +291,8 @@ describe("delete_bandwidths", function()
   end)
 
   it("stops after a refused IAM login: one token request, the other ids not sent", function()
-    local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = { username = emu.iam.username,
-      password = "definitely-wrong-password", domain = emu.iam.domain, project = emu.iam.project,
-      iam_endpoint = emu.url } }
+    local c = eip.new{ endpoint = emu.url, project_id = emu.project_id,
+      auth = emu:iam_auth{ password = "definitely-wrong-password" } }
     local results, summary = c:delete_bandwidths({ "bw-1", "bw-2", "bw-3" })
     c:close()
     assert.same({ 1, 2, "auth" }, { summary.failed, summary.not_sent, summary.stopped })

@@ -36,11 +36,7 @@ describe("eip command in a terminal", function()
 
   local BAR = "^%[[#.]+%]  %d+/%d+  %d+%%  "
 
-  local function create(n, fields)
-    local ids = {}
-    for i = 1, n do ids[i] = emu:create_bandwidth(fields or { size = 1 }) end
-    return ids
-  end
+  local function create(n, fields) return emu:create_bandwidths(n, fields) end
 
   -- Waits until the emulator has seen `n` API requests.
   local function requests_seen(n)
@@ -129,7 +125,7 @@ describe("eip command in a terminal", function()
 
   it("a second Ctrl-C aborts the requests in flight", function()
     local ids = create(6)
-    for i = 2, 6 do emu:inject{ method = "DELETE", path = ids[i]:gsub("%p", "%%%0") .. "$", action = "hang" } end
+    for i = 2, 6 do emu:inject{ method = "DELETE", path = emu:delete_path(ids[i]), action = "hang" } end
     emu:reset_counters()
     local t = start("delete-bandwidth --concurrency 3 --no-progress " .. table.concat(ids, " "))
     requests_seen(4) -- the probe, then three that hang

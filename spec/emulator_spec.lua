@@ -358,7 +358,7 @@ describe("EIP emulator", function()
   end)
 
   describe("AK/SK signatures", function()
-    local VECTORS = require("spec.support.vectors").aksk()
+    local VECTORS = require("spec.support.vectors").all_aksk()
 
     local function sdk_date(offset)
       return os.date("!%Y%m%dT%H%M%SZ", os.time() + (offset or 0))

@@ -62,6 +62,62 @@ describe("error bodies", function()
     assert.equal("Bandwidth bw-1 is in use.", err.message)
   end)
 
+  it("carries a known code's description, advice and kind from the error-code table", function()
+    local err = delete_with{ status = 404, body = { code = "VPC.0306", message = "No Eip bandwidth exist with id." } }
+    local entry = eip.error_code("VPC.0306", 404)
+    assert.equal(entry.advice, err.advice)
+    assert.equal(entry.module .. ": " .. entry.message, err.description)
+    assert.equal(entry.description_zh, err.description_zh)
+    assert.equal("not_found", err.code_kind)
+    local unknown = delete_with{ status = 500, body = { code = "VPC.9999", message = "new" } }
+    assert.equal(eip.status(500).advice, unknown.advice) -- an unknown code: the status's own
+    assert.is_nil(unknown.code_kind)
+  end)
+
+  it("eip.error_code answers with the table's row and the retry policy's verdict", function()
+    assert.same({ "VPC.0306", 404, false }, { eip.error_code("VPC.0306").code, eip.error_code("VPC.0306").status,
+      eip.error_code("VPC.0306").retryable })
+    assert.is_true(eip.error_code("VPC.0004").retryable)
+    assert.is_true(eip.error_code("APIGW.0308").retryable)
+    assert.equal("throttled", eip.error_code("APIGW.0308").kind)
+    assert.is_nil(eip.error_code("VPC.9999"))
+    assert.equal(500, eip.error_code("VPC.0304", 500).status)
+    assert.equal(409, eip.error_code("VPC.0304", 409).status)
+    assert.equal("code", select(2, pcall(eip.error_code, 306)).argument)
+  end)
+
+  it("tries error_code/error_msg before code/message, as the official SDKs do", function()
+    local err = delete_with{ status = 400,
+      body = '{"code":"VPC.0301","message":"service","error_code":"APIGW.0101","error_msg":"gateway"}' }
+    assert.same({ "APIGW.0101", "gateway" }, { err.code, err.message })
+  end)
+
+  it("reads camelCase errorCode/errorMsg", function()
+    local err = delete_with{ status = 400, body = '{"errorCode":"EIP.7901","errorMsg":"Input param is invalid."}' }
+    assert.same({ "EIP.7901", "Input param is invalid." }, { err.code, err.message })
+  end)
+
+  it("reads a pair nested under any key, error first", function()
+    local err = delete_with{ status = 400, body = '{"badRequest":{"code":"VPC.0301","message":"nested"}}' }
+    assert.same({ "VPC.0301", "nested" }, { err.code, err.message })
+    err = delete_with{ status = 400,
+      body = '{"aaa":{"code":"X.1","message":"first by name"},"error":{"code":"X.2","message":"error wins"}}' }
+    assert.same({ "X.2", "error wins" }, { err.code, err.message })
+  end)
+
+  it("decodes a JSON error document inside message, keeping the text as raw_message", function()
+    local inner = '{"NeutronError":{"message":"Bandwidth bw-1 could not be found.","type":"BandwidthNotFound",'
+      .. '"detail":""}}'
+    local err = delete_with{ status = 400, body = { code = "VPC.0501", message = inner } }
+    assert.equal("VPC.0501", err.code)
+    assert.equal("Bandwidth bw-1 could not be found.", err.message)
+    assert.equal(inner, err.raw_message)
+    assert.matches("VPC.0501: Bandwidth bw%-1 could not be found%.", tostring(err))
+    err = delete_with{ status = 400, body = { code = "VPC.0501", message = "{not json" } }
+    assert.equal("{not json", err.message)
+    assert.is_nil(err.raw_message)
+  end)
+
   local garbage = {
     { "an empty body", "" },
     { "an HTML page from a proxy", "<html><body><h1>502 Bad Gateway</h1></body></html>" },

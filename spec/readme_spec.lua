@@ -1,18 +1,48 @@
--- The README stays true: its status reference is the C table, its command references are the
--- commands' --help, and the commands it shows exist (spec/session_spec.lua runs its offline session).
+-- The README stays true: its status and error-code references are the C tables, its command
+-- references are the commands' --help, and the commands it shows exist (spec/session_spec.lua
+-- runs its offline session).
 local read_file = require("spec.support.nginx").read_file
+
+local function generate(script)
+  local f = assert(io.popen([[LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" ]]
+    .. "lua5.4 " .. script))
+  local out = f:read("a")
+  assert.is_true(f:close(), script .. " failed")
+  return out
+end
+
+-- The text of a "## title" section, up to the next one.
+local function section(readme, title)
+  local start = assert(readme:find("\n## " .. title .. "\n", 1, true), "no section " .. title)
+  local stop = readme:find("\n## ", start + 1, true) or #readme
+  return readme:sub(start, stop), start
+end
 
 describe("README.md", function()
   local readme = assert(read_file("README.md"))
 
   it("carries the status reference generated from the C table", function()
-    local f = assert(io.popen([[LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" ]]
-      .. "lua5.4 scripts/status-table.lua"))
-    local table_md = f:read("a")
-    f:close()
+    local table_md = generate("scripts/status-table.lua")
     assert.is_true(#table_md > 1000)
     assert.is_truthy(readme:find(table_md, 1, true),
       "README status table is stale: regenerate it with scripts/status-table.lua")
+  end)
+
+  it("carries the error-code reference generated from the C table, right after the statuses", function()
+    local table_md = generate("scripts/error-codes.lua")
+    local core = require "eip.core"
+    local rows = 0
+    for _, e in ipairs(core.error_codes()) do rows = rows + #e.variants end
+    -- header, rule, one line per row of the table
+    local _, lines = table_md:gsub("\n", "")
+    assert.equal(rows + 2, lines)
+    local text, at = section(readme, "Error-code reference")
+    assert.is_truthy(text:find(table_md, 1, true),
+      "README error-code table is stale: regenerate it with scripts/error-codes.lua")
+    local _, status_at = section(readme, "Status reference")
+    assert.is_true(status_at < at)
+    assert.is_nil(readme:sub(status_at + 1, at - 1):find("\n## ", 1, true),
+      "the error-code reference must follow the status reference directly")
   end)
 
   it("carries the command references generated from eip's and eip-emulator's --help", function()

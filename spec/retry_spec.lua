@@ -72,6 +72,25 @@ describe("retries", function()
     assert.equal(2, res.attempts)
   end)
 
+  it("retries 400 VPC.0004 (the error-code table: try later) and then succeeds", function()
+    local id = emu:create_bandwidth{ size = 1 }
+    emu:inject{ method = "DELETE", status = 400,
+      body = { code = "VPC.0004", message = "VPC does not active,please try later." } }
+    local c = new()
+    local res = c:delete_bandwidth(id)
+    c:close()
+    assert.same({ 204, 2 }, { res.status, res.attempts })
+  end)
+
+  it("never retries a code the table calls wrong input, even with a retryable status", function()
+    emu:inject{ method = "DELETE", status = 503, body = { code = "VPC.0301", message = "bandwidthId is invalid." } }
+    local c = new()
+    local err = raised(c.delete_bandwidth, c, "bw-1")
+    c:close()
+    assert.same({ 503, 1, false, "invalid_input" }, { err.status, err.attempts, err.retryable, err.code_kind })
+    assert.equal(0, #slept)
+  end)
+
   it("does not retry 409 for a bandwidth that still holds EIPs", function()
     local id = emu:create_bandwidth{ size = 1, publicip_ids = { "eip-1" } }
     local c = new()

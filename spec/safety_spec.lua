@@ -17,11 +17,7 @@ describe("safety", function()
   teardown(fx.stop)
   before_each(fx.reset)
 
-  local function create(n, fields)
-    local ids = {}
-    for i = 1, n do ids[i] = emu:create_bandwidth(fields or { size = 1 }) end
-    return ids
-  end
+  local function create(n, fields) return emu:create_bandwidths(n, fields) end
 
   local function api_requests(method)
     local n = 0
@@ -43,8 +39,9 @@ describe("safety", function()
       local c = fx.client{ endpoint = emu.url .. "/eip", missing_ok = true }
       local err = raised(c.delete_bandwidth, c, id)
       assert.same({ "http", 404, "APIGW.0101" }, { err.kind, err.status, err.code })
-      assert.matches("^Not a missing bandwidth: the API gateway has no such API", err.advice)
-      assert.matches("base path", err.advice)
+      assert.matches("^No such API at this endpoint", err.advice)
+      assert.matches("the bandwidth may well exist: never count this 404 as deleted", err.advice)
+      assert.equal("config", err.code_kind)
       assert.is_not_nil(emu:get_bandwidth(id), "the bandwidth still exists")
     end)
 
@@ -109,7 +106,7 @@ describe("safety", function()
       emu:reset_counters()
       local c = fx.client{ max_attempts = 1 }
       -- The first id succeeds (the batch opens up), the second is refused by policy.
-      emu:inject{ method = "DELETE", path = ids[2]:gsub("%p", "%%%0") .. "$", status = 403,
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 403,
         body = { code = "VPC.2201", message = "Policy doesn't allow vpc:bandwidths:delete to be performed" } }
       local results, summary = c:delete_bandwidths(ids, { concurrency = 2 })
       assert.equal("auth", summary.stopped)
@@ -273,7 +270,7 @@ describe("safety", function()
 
     it("asks the cancel function between requests: abort ends what is in flight", function()
       local ids = create(6)
-      for i = 2, 6 do emu:inject{ method = "DELETE", path = ids[i]:gsub("%p", "%%%0") .. "$", action = "hang" } end
+      for i = 2, 6 do emu:inject{ method = "DELETE", path = emu:delete_path(ids[i]), action = "hang" } end
       local c = fx.client{ max_attempts = 1 }
       -- Asked once per turn of the batch's loop: 1 the probe starts, 2 ids 2-4 start (and hang
       -- for the loop's 1 s wait), 3 abort.

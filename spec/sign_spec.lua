@@ -1,7 +1,7 @@
 -- eip.sign reproduces every signing vector byte for byte: the exact Authorization the official
 -- Huawei Cloud SDK signer computes (spec/fixtures/aksk-vectors.json, see spec/support/vectors.lua).
 local eip = require "eip"
-local vectors = require("spec.support.vectors").aksk()
+local vectors = require("spec.support.vectors").all_aksk()
 
 describe("eip.sign", function()
   it("has vectors to check", function()

@@ -440,7 +440,7 @@ describe("the transport contract, through both transports", function()
     -- connection the server closes without answering, and is retried on a fresh connection
     -- while the others are in flight.
     for i = 2, 10 do
-      emu:inject{ method = "DELETE", path = ids[i]:gsub("%p", "%%%0") .. "$", action = "drop" }
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[i]), action = "drop" }
     end
     local out = batch(ids)
     assert.equal(10, out.summary.deleted, cjson.encode(out))
@@ -558,8 +558,7 @@ describe("the transport contract, through both transports", function()
   end)
 
   it("IAM password login inside an nginx request handler, then a delete", function()
-    local auth = { username = emu.iam.username, password = emu.iam.password, domain = emu.iam.domain,
-      project = emu.iam.project, iam_endpoint = emu.url }
+    local auth = emu:iam_auth()
     local here, there = both_clients({ endpoint = emu.url, auth = auth }, "bw-iam", function()
       emu:create_bandwidth{ size = 10, share_type = "WHOLE", id = "bw-iam" }
     end)
@@ -581,8 +580,7 @@ describe("the transport contract, through both transports", function()
     local tokens = { [token] = emu.project_id }
     for k, v in pairs(emu.tokens) do tokens[k] = v end
     emu:set_tokens(tokens)
-    local auth = { username = emu.iam.username, password = emu.iam.password, domain = emu.iam.domain,
-      project = emu.iam.project, iam_endpoint = emu.url }
+    local auth = emu:iam_auth()
     local ok, err = pcall(function()
       local here, there = both_clients({ endpoint = emu.url, auth = auth }, "bw-long", function()
         emu:create_bandwidth{ size = 10, share_type = "WHOLE", id = "bw-long" }

@@ -76,7 +76,7 @@ describe("validation", function()
   it("without any credentials, lists what was looked for", function()
     local new = require("eip.client").new
     local no_env = function() return nil end
-    local err = usage_error("credentials", new, with{ token = NONE }, no_env)
+    local err = usage_error("credentials", new, with{ token = NONE, metadata_url = false }, no_env)
     for _, name in ipairs{ "token", "ak + sk", "auth", "HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK",
                            "HUAWEICLOUD_SDK_SECURITY_TOKEN", "OS_AUTH_TOKEN" } do
       assert.is_truthy(err.message:find(name, 1, true), name)

@@ -1,7 +1,8 @@
 /* eip_core.c - the Lua binding of lua-eip's C core (module "eip.core").
  *
  * Only argument checking and conversion between Lua tables and C structs lives here;
- * the work is in http.c (libcurl exchange) and status.c (the status table).
+ * the work is in http.c (libcurl exchange), status.c (the status table) and codes.c (the
+ * error-code table).
  *
  * Numbers. C leaves a double -> integer conversion undefined when the value, NaN included,
  * does not fit the target type, and a Lua number can be anything (1e300, -inf, 0/0). So every
@@ -10,6 +11,8 @@
  * target type on every platform (never (double)LONG_MAX, which rounds up past it). Out of
  * range is a Lua error naming the argument, except for these documented clamps:
  *   core.status(code)       a code outside -1e6..1e6 (or NaN) is looked up as -1: "unknown"
+ *   core.error_code(c, s)   a status that is not an integer in 1..999 (NaN included) is as if
+ *                           none was given: the code's first row
  *   core.sleep(s)           s <= 0 or NaN: no wait; above a day (inf included): a day
  *   timeout, connect_timeout (request fields)   below 1 ms: 1 ms; above a year: a year
  *   multi:next(timeout)     <= 0 or NaN: only what is ready now; above a day: a day
@@ -17,8 +20,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
+#include "codes.h"
 #include "compat.h"
 #include "http.h"
 #include "interrupt.h"
@@ -136,6 +141,79 @@ static int l_statuses(lua_State *L)
     return 1;
 }
 
+/* ---- error-code table ------------------------------------------------------------- */
+
+/* One row's fields, into the table on top of the stack. */
+static void set_code_row(lua_State *L, const eip_code_info *r)
+{
+    set_int(L, "status", r->status);
+    set_str(L, "module", r->module);
+    set_str(L, "message", r->message);
+    set_str(L, "description_zh", r->description_zh);
+    set_str(L, "handling_zh", r->handling_zh);
+    set_str(L, "advice", r->advice);
+    set_str(L, "kind", eip_code_kind_name(r->kind));
+    set_bool(L, "transient", r->transient);
+}
+
+/* An entry: the best row's fields and code, and `variants`, every row of the code (n rows
+ * from `rows`, the best one included) in table order. */
+static void push_code_entry(lua_State *L, const eip_code_info *best, const eip_code_info *rows,
+                            size_t n)
+{
+    size_t i;
+    lua_createtable(L, 0, 10);
+    set_str(L, "code", best->code);
+    set_code_row(L, best);
+    lua_createtable(L, (int)n, 0);
+    for (i = 0; i < n; i++) {
+        lua_createtable(L, 0, 8);
+        set_code_row(L, &rows[i]);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_setfield(L, -2, "variants");
+}
+
+/* core.error_code(code [, status]) -> entry, or nil for a code in no row. */
+static int l_error_code(lua_State *L)
+{
+    size_t len, n;
+    const char *code = luaL_checklstring(L, 1, &len);
+    lua_Number s = luaL_optnumber(L, 2, 0);
+    const eip_code_info *rows;
+    /* Documented clamp: only an integer in 1..999 is a status to match; the range is checked
+     * before the conversion (NaN fails it), the integrality after. */
+    int status = (s >= 1 && s <= 999) ? (int)s : 0;
+
+    if ((lua_Number)status != s)
+        status = 0;
+    rows = eip_code_rows(code, len, &n);
+    if (!rows) {
+        lua_pushnil(L);
+        return 1;
+    }
+    push_code_entry(L, eip_code_lookup(code, len, status), rows, n);
+    return 1;
+}
+
+/* core.error_codes() -> one entry per code (its first row, and its variants), in table order. */
+static int l_error_codes(lua_State *L)
+{
+    size_t i = 0, k = 0, count = eip_code_count();
+    lua_newtable(L);
+    while (i < count) {
+        const eip_code_info *first = eip_code_at(i);
+        size_t n = 0;
+        const eip_code_info *rows = eip_code_rows(first->code, strlen(first->code), &n);
+        if (rows != first || n == 0) /* cannot happen: rows of a code are adjacent */
+            return luaL_error(L, "eip.core: error-code table out of order at %s", first->code);
+        push_code_entry(L, first, rows, n);
+        lua_rawseti(L, -2, (int)++k);
+        i += n;
+    }
+    return 1;
+}
+
 /* ---- signing ------------------------------------------------------------------------- */
 
 /* The length of the list at t[k] (0 when absent; not a table is reported by collect_pairs). */
@@ -240,6 +318,18 @@ static int l_sdk_date(lua_State *L)
 }
 
 /* ---- clock and sleep ------------------------------------------------------------------ */
+
+/* core.file_mode(path) -> the permission bits (e.g. 0600 as 384) of a regular file, or nil:
+ * so that a credentials file readable by others can be warned about, as ssh does. */
+static int l_file_mode(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return 0;
+    lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+    return 1;
+}
 
 /* core.monotime() -> seconds on a monotonic clock (for elapsed times and deadlines, which
  * must not jump when the wall clock is set). */
@@ -608,9 +698,12 @@ static const luaL_Reg core_functions[] = {
     {"session", l_session},
     {"status", l_status},
     {"statuses", l_statuses},
+    {"error_code", l_error_code},
+    {"error_codes", l_error_codes},
     {"sign", l_sign},
     {"sdk_date", l_sdk_date},
     {"monotime", l_monotime},
+    {"file_mode", l_file_mode},
     {"sleep", l_sleep},
     {"catch_interrupts", l_catch_interrupts},
     {"interrupts", l_interrupts},

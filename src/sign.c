@@ -292,6 +292,7 @@ typedef struct {
     const eip_kv **hdr;   /* headers sorted by lower-case name */
     const eip_kv **qry;   /* query sorted by key, then value */
     const eip_kv *date;   /* the X-Sdk-Date header */
+    int unsigned_payload; /* X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD was given */
     /* SHA-256 fetched once for the whole signature: OpenSSL 3 looks the algorithm up again on
      * every EVP_sha256() digest, a third of a small digest's cost, and a signature takes four. */
     const EVP_MD *sha256;
@@ -424,6 +425,11 @@ static eip_sign_status check_headers(sign_ctx *c)
             host = n > 0;
         } else if (name_is(h, "x-sdk-date")) {
             c->date = h;
+        } else if (name_is(h, "x-sdk-content-sha256")) {
+            const char *v;
+            size_t n;
+            trimmed(h, &v, &n);
+            c->unsigned_payload = n == 16 && memcmp(v, "UNSIGNED-PAYLOAD", 16) == 0;
         }
     }
     if (!host)
@@ -493,12 +499,24 @@ static int add_lower(eip_buf *b, const char *s, size_t n)
     return 0;
 }
 
+/* The official signers leave header names containing '_' out of the signature: gateways
+ * (nginx among them) may drop such headers, and a signed header that never arrives would make
+ * every request fail verification. */
+static int is_signed(const eip_kv *h)
+{
+    return memchr(h->name, '_', h->name_len) == NULL;
+}
+
 static int add_signed_headers(const sign_ctx *c, eip_buf *b)
 {
     size_t i;
+    int first = 1;
     for (i = 0; i < c->in->nheaders; i++) {
-        if (i > 0 && buf_addc(b, ';') != 0)
+        if (!is_signed(c->hdr[i]))
+            continue;
+        if (!first && buf_addc(b, ';') != 0)
             return -1;
+        first = 0;
         if (add_lower(b, c->hdr[i]->name, c->hdr[i]->name_len) != 0)
             return -1;
     }
@@ -524,6 +542,8 @@ static int add_headers(const sign_ctx *c, eip_buf *b)
     for (i = 0; i < c->in->nheaders; i++) {
         const char *v;
         size_t n;
+        if (!is_signed(c->hdr[i]))
+            continue;
         trimmed(c->hdr[i], &v, &n);
         if (add_lower(b, c->hdr[i]->name, c->hdr[i]->name_len) != 0 || buf_addc(b, ':') != 0 ||
             buf_add(b, v, n) != 0 || buf_addc(b, '\n') != 0)
@@ -538,13 +558,17 @@ static int build_canonical(const sign_ctx *c, eip_buf *b)
     const eip_sign_input *in = c->in;
     char body_hash[65];
 
-    if (sha256_hex_md(c->sha256, in->body, in->body_len, body_hash) != 0)
+    /* A caller that will not hash its body (a stream) says so, and signs that literal instead:
+     * the official signers' rule, which the gateway checks the same way. */
+    if (c->unsigned_payload)
+        memcpy(body_hash, "UNSIGNED-PAYLOAD", 17);
+    else if (sha256_hex_md(c->sha256, in->body, in->body_len, body_hash) != 0)
         return -2;
     if (buf_adds(b, in->method) != 0 || buf_addc(b, '\n') != 0 ||
         eip_sign_canonical_uri(b, in->path, in->path_len) != 0 || buf_addc(b, '\n') != 0 ||
         add_query(c, b) != 0 || buf_addc(b, '\n') != 0 || add_headers(c, b) != 0 ||
         buf_addc(b, '\n') != 0 || add_signed_headers(c, b) != 0 || buf_addc(b, '\n') != 0 ||
-        buf_add(b, body_hash, 64) != 0)
+        buf_adds(b, body_hash) != 0)
         return -1;
     return 0;
 }

@@ -27,6 +27,10 @@ local ops = require "eip.ops"
 local json = require "cjson.safe"
 local time = require "eip.time"
 local core = require "eip.core"
+local regions = require "eip.regions"
+local profile = require "eip.profile"
+
+local metadata_provider -- defined with the ECS metadata provider below
 
 local M = {}
 
@@ -39,7 +43,11 @@ M.ENV = {
   project_id = "HUAWEICLOUD_SDK_PROJECT_ID",
   region = "HUAWEICLOUD_SDK_REGION",
   token = "OS_AUTH_TOKEN",
+  metadata_url = "EIP_METADATA_URL",
 }
+
+--- Where ECS instance metadata answers (a link-local address, only on Huawei Cloud servers).
+M.METADATA_URL = "http://169.254.169.254"
 
 -- os.getenv, treating empty values as unset (an exported-but-empty variable is a common
 -- leftover in shells and CI configurations).
@@ -127,7 +135,7 @@ function Aksk:apply(req)
   local h = req.headers
   h[#h + 1] = { "Host", req.host }
   h[#h + 1] = { "X-Sdk-Date", core.sdk_date() }
-  h[#h + 1] = { "X-Project-Id", req.project_id }
+  if req.project_id then h[#h + 1] = { "X-Project-Id", req.project_id } end -- none: the IAM project lookup
   if self.security_token then h[#h + 1] = { "X-Security-Token", self.security_token } end
   local to_sign = {}
   for i = 1, #h do
@@ -153,7 +161,7 @@ Iam.__index = Iam
 M.IAM_OPTIONS = { username = true, password = true, domain = true, project = true, project_id = true,
   iam_endpoint = true }
 
-local function iam_provider(a, region)
+local function iam_provider(a, region, getenv)
   validate.options("auth", a, M.IAM_OPTIONS)
   local p = setmetatable({ kind = "iam", epoch = 0, fallible = true }, Iam)
   p.username = validate.string("auth.username", a.username)
@@ -169,8 +177,7 @@ local function iam_provider(a, region)
   else
     -- Project names are region names ("cn-north-4", or "cn-north-4_sub" for sub-projects).
     local r = region or (p.project and p.project:match("^[^_]+"))
-    if not r then raise("auth.iam_endpoint", "is required when neither region nor auth.project names a region") end
-    p.iam_endpoint = "https://iam." .. validate.region("region", r) .. ".myhuaweicloud.com"
+    p.iam_endpoint = regions.iam_endpoint(r, getenv)
   end
   p.secrets = { p.password }
   return p
@@ -236,9 +243,80 @@ function Iam:refresh(runner)
 end
 
 ---------------------------------------------------------------------------------------------
+-- ECS instance metadata: temporary AK/SK of the agency attached to the server, from the
+-- metadata service, refreshed before they expire; signing as with any AK/SK.
+
+local Metadata = {}
+Metadata.__index = Metadata
+
+metadata_provider = function(base, looked)
+  return setmetatable({ kind = "metadata", base = base, looked = looked, epoch = 0, fallible = true,
+    secrets = {} }, Metadata)
+end
+
+-- The usage error of a metadata service that gave nothing: no credentials anywhere.
+local function nothing_found(self, err)
+  local e = errors.usage("credentials", "not found: looked at %s (%s)", table.concat(self.looked, "; then "),
+    err.kind == "transport" and ("no answer: " .. tostring(err.reason)) or ("it answered " .. tostring(err.status)))
+  e.cause = err
+  return e
+end
+
+--- Asks the metadata service for temporary keys (a session token first; a service without the
+-- token endpoint answers 404, 405 or 503, and is asked without one). A failure is remembered for
+-- a few seconds, as for IAM: a batch must not wait 3 s per id for a service that is not there.
+function Metadata:fetch(runner)
+  local failed = self.failed
+  if failed and core.monotime() < failed.until_ then error(errors.copy(failed.err), 0) end
+  local ok, token = pcall(runner.run, runner, ops.metadata_token(self.base))
+  if not ok then
+    local e = token
+    if not errors.is_error(e) then error(e, 0) end
+    if not (e.kind == "http" and (e.status == 404 or e.status == 405 or e.status == 503)) then
+      local err = nothing_found(self, e)
+      self.failed = { err = err, until_ = core.monotime() + TRANSIENT_FAILURE_HOLD }
+      error(err, 0)
+    end
+    token = nil
+  end
+  local cok, c = pcall(runner.run, runner, ops.metadata_credentials(self.base, token))
+  if not cok then
+    if not errors.is_error(c) then error(c, 0) end
+    local err = nothing_found(self, c)
+    self.failed = { err = err, until_ = core.monotime() + TRANSIENT_FAILURE_HOLD }
+    error(err, 0)
+  end
+  self.failed = nil
+  local names = { ak = "metadata credential.access", sk = "metadata credential.secret",
+    security_token = "metadata credential.securitytoken" }
+  self.keys = aksk_provider(c.ak, c.sk, c.security_token, names)
+  self.secrets[1], self.secrets[2] = self.keys.sk, self.keys.security_token
+  local now = os.time()
+  local expires = time.parse_iso8601(c.expires_at) or (now + 900) -- unknown: assume 15 minutes
+  -- Refresh ahead of expiry: 10 minutes, or half the lifetime for short-lived keys.
+  self.refresh_at = expires - math.min(600, math.max(0, (expires - now) / 2))
+  self.epoch = self.epoch + 1
+end
+
+function Metadata:ensure(runner)
+  if not self.keys or os.time() >= self.refresh_at then self:fetch(runner) end
+end
+
+function Metadata:apply(req, runner)
+  self:ensure(runner)
+  self.keys:apply(req)
+end
+
+--- After a 401 to keys that looked valid: new ones, once per call.
+function Metadata:refresh(runner)
+  self.keys = nil
+  self:fetch(runner)
+end
+
+---------------------------------------------------------------------------------------------
 -- Resolution.
 
-local function explicit(opts, region)
+local function explicit(opts, region, getenv)
   local groups = {}
   if opts.token ~= nil then groups[#groups + 1] = "token" end
   if opts.ak ~= nil or opts.sk ~= nil or opts.security_token ~= nil then groups[#groups + 1] = "ak/sk" end
@@ -259,7 +337,7 @@ local function explicit(opts, region)
     return aksk_provider(opts.ak, opts.sk, opts.security_token,
       { ak = "ak", sk = "sk", security_token = "security_token" })
   end
-  if opts.auth ~= nil then return iam_provider(opts.auth, region) end
+  if opts.auth ~= nil then return iam_provider(opts.auth, region, getenv) end
 end
 
 local function from_env(getenv)
@@ -274,13 +352,56 @@ local function from_env(getenv)
   if token then return token_provider(token, E.token) end
 end
 
---- Returns the provider for these options, or raises a usage error listing what was looked for.
-function M.resolve(opts, region, getenv)
-  local p = explicit(opts, region) or from_env(getenv or os.getenv)
-  if p then return p end
-  raise("credentials", "not found: looked for the options token, ak + sk, auth = {username, password, "
-    .. "domain, project}, then the environment variables %s + %s (+ %s), then %s",
-    M.ENV.ak, M.ENV.sk, M.ENV.security_token, M.ENV.token)
+-- The profile file's [basic] section as a provider, and its project_id and iam_endpoint.
+local function from_profile(getenv, warn, looked)
+  local basic, why = profile.read(getenv, warn)
+  if not basic then
+    looked[#looked + 1] = "the profile file " .. why
+    return nil
+  end
+  local where = basic.path .. " [basic]"
+  if not basic.ak or not basic.sk then
+    raise("credentials file", "%s: needs both ak and sk", where)
+  end
+  local p = aksk_provider(basic.ak, basic.sk, basic.security_token ~= "" and basic.security_token or nil,
+    { ak = where .. " ak", sk = where .. " sk", security_token = where .. " security_token" })
+  local found = { source = where }
+  if basic.project_id and basic.project_id ~= "" then
+    found.project_id = validate.id(where .. " project_id", basic.project_id)
+  end
+  if basic.iam_endpoint and basic.iam_endpoint ~= "" then
+    found.iam_endpoint = validate.endpoint(where .. " iam_endpoint", basic.iam_endpoint)
+  end
+  return p, found
+end
+
+--- Every option that carries or names credentials (when one is given, the metadata service is
+-- never asked).
+M.CREDENTIAL_OPTIONS = { token = true, ak = true, sk = true, security_token = true, auth = true }
+
+--- The provider for these options, in the official order: options, the environment
+-- (HUAWEICLOUD_SDK_AK/SK/SECURITY_TOKEN, then OS_AUTH_TOKEN), the profile file, the ECS
+-- metadata service (`metadata_url`, false: never). Returns the provider and what the source also
+-- gave (`project_id`, `iam_endpoint`); raises a usage error listing every place looked at when
+-- nothing is found. `warn(line)` receives warnings (a profile file others can read).
+function M.resolve(opts, region, getenv, warn)
+  getenv = getenv or os.getenv
+  local p = explicit(opts, region, getenv) or from_env(getenv)
+  if p then return p, {} end
+  local looked = { "the options token, ak + sk, auth = {username, password, domain, project}",
+    string.format("the environment variables %s + %s (+ %s), then %s", M.ENV.ak, M.ENV.sk,
+      M.ENV.security_token, M.ENV.token) }
+  local found
+  p, found = from_profile(getenv, warn or function() end, looked)
+  if p then return p, found end
+  local base = opts.metadata_url
+  if base == nil then base = env(getenv, M.ENV.metadata_url) or M.METADATA_URL end
+  if base ~= false then
+    looked[#looked + 1] = "the ECS metadata service at " .. base
+    return metadata_provider(validate.endpoint("metadata_url", base), looked), {}
+  end
+  looked[#looked + 1] = "not the ECS metadata service (metadata_url = false)"
+  raise("credentials", "not found: looked at %s", table.concat(looked, "; then "))
 end
 
 --- The environment variable for `name` (a key of M.ENV), empty counted as unset.

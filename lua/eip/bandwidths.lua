@@ -301,6 +301,13 @@ function M.wait_gone(runner, project, bandwidth_id, seconds)
       error(errors.wait_timeout(ops.show_bandwidth(project, bandwidth_id), waited), 0)
     end
     runner.sleep(pause)
+    -- A program that catches Ctrl-C (eip.core.catch_interrupts, as the eip command does) ends the
+    -- wait at once: the delete itself is done.
+    if core.interrupts() > 0 then
+      local stop = errors.interrupted(ops.show_bandwidth(project, bandwidth_id), step)
+      stop.deleted, stop.message = true, "deleted (204); the wait for it to disappear was interrupted"
+      error(stop, 0)
+    end
   end
 end
 

@@ -23,6 +23,7 @@ local log = require "eip.log"
 local retry = require "eip.retry"
 local ops = require "eip.ops"
 local pipeline = require "eip.pipeline"
+local regions = require "eip.regions"
 local batch = require "eip.batch"
 local bandwidths = require "eip.bandwidths"
 
@@ -50,7 +51,7 @@ M.OPTIONS = {
   timeout = true, connect_timeout = true, deadline = true, low_speed_limit = true, low_speed_time = true,
   max_attempts = true, backoff_base = true, backoff_cap = true, retry_after_cap = true, sleep = true,
   missing_ok = true, ca_file = true, insecure = true, max_body = true, debug = true, log = true,
-  transport = true,
+  transport = true, metadata_url = true,
 }
 
 local CALL_OPTIONS = { missing_ok = true, wait = true }
@@ -62,8 +63,7 @@ local function endpoint_for(opts, getenv)
   if opts.endpoint ~= nil then return validate.endpoint("endpoint", opts.endpoint) end
   local region = opts.region or auth.env("region", getenv)
   if region ~= nil then
-    return "https://vpc." .. validate.region(opts.region and "region" or auth.ENV.region, region)
-      .. ".myhuaweicloud.com", region
+    return regions.vpc_endpoint(opts.region and "region" or auth.ENV.region, region, getenv or os.getenv), region
   end
   errors.raise_usage("endpoint", "is required (or region = \"cn-north-4\", or %s)", auth.ENV.region)
 end
@@ -97,18 +97,27 @@ end
 function M.new(opts, getenv)
   validate.options("options", opts, M.OPTIONS)
   local endpoint, region = endpoint_for(opts, getenv)
-  local provider = auth.resolve(opts, region, getenv)
-  local project_id = opts.project_id or auth.env("project_id", getenv)
+  region = region or regions.of_endpoint(endpoint) or auth.env("region", getenv)
+  local logger = log.sink(opts.debug, opts.log)
+  local provider, found = auth.resolve(opts, region, getenv, logger or function(line) io.stderr:write(line, "\n") end)
+  local project_id, lookup = opts.project_id or auth.env("project_id", getenv), nil
   if project_id ~= nil then
     project_id = validate.id(opts.project_id and "project_id" or auth.ENV.project_id, project_id)
+  elseif found.project_id then
+    project_id = found.project_id
   elseif provider.kind == "iam" then -- IAM learns it from the token's scope on first use
     project_id = provider.project_id
+  elseif provider.kind ~= "token" and region then
+    -- AK/SK: asked of IAM on first use (GET /v3/projects?name={region}), as the official SDKs do.
+    lookup = { region = validate.region("region", region),
+      iam_endpoint = found.iam_endpoint or regions.iam_endpoint(region, getenv or os.getenv) }
   else
-    errors.raise_usage("project_id", "is required (option project_id or %s)", auth.ENV.project_id)
+    errors.raise_usage("project_id", "is required (option project_id or %s%s)", auth.ENV.project_id,
+      provider.kind ~= "token" and ", or a region to look it up by" or "")
   end
   local timeout = validate.number("timeout", opts.timeout or DEFAULT_TIMEOUT, 0.001, 86400)
   local r = {
-    endpoint = endpoint, project_id = project_id, provider = provider, timeout = timeout,
+    endpoint = endpoint, project_id = project_id, lookup = lookup, provider = provider, timeout = timeout,
     connect_timeout = validate.number("connect_timeout",
       opts.connect_timeout or math.min(DEFAULT_CONNECT_TIMEOUT, timeout), 0.001, 86400),
     -- Abort a transfer slower than low_speed_limit bytes/s for low_speed_time seconds: a server
@@ -119,7 +128,7 @@ function M.new(opts, getenv)
     missing_ok = opts.missing_ok ~= nil and validate.boolean("missing_ok", opts.missing_ok) or false,
     max_body = validate.integer("max_body", opts.max_body or DEFAULT_MAX_BODY, 1024, 64 * 1024 * 1024),
     insecure = opts.insecure ~= nil and validate.boolean("insecure", opts.insecure) or false,
-    log = log.sink(opts.debug, opts.log),
+    log = logger,
     user_agent = USER_AGENT,
   }
   r.host, r.base_path = endpoint:match("^%a+://([^/]+)(.*)$")
@@ -182,6 +191,19 @@ end
 local function waited(r, project_id, res, wait)
   if wait and res.deleted then res.waited = bandwidths.wait_gone(r, project_id, res.bandwidth_id, wait) end
   return res
+end
+
+--- Obtains the credentials and the project id now rather than at the first call: an IAM token,
+-- temporary keys from the ECS metadata service, the project looked up by region (AK/SK). A
+-- script or a service at start-up learns at once that it cannot authenticate. Nothing is sent
+-- to the EIP API.
+-- @treturn table `{ auth = "token" | "aksk" | "iam" | "metadata", project_id = "..." }`
+-- @raise a `usage` error (argument "credentials") when none are found anywhere, or the
+--   `http` / `transport` error of IAM or the metadata service
+function Client:authenticate()
+  local r = runner_of(self, "authenticate")
+  r.provider:ensure(r)
+  return { auth = r.provider.kind, project_id = project(self, r) }
 end
 
 function Client:__tostring()
@@ -262,6 +284,32 @@ function Client:show_bandwidth(bandwidth_id)
   local r = runner_of(self, "show_bandwidth")
   validate.id("bandwidth_id", bandwidth_id)
   return bandwidths.show(r, project(self, r), bandwidth_id)
+end
+
+local CREATE_OPTIONS = { name = true, size = true, charge_mode = true }
+
+--- Creates a pay-per-use shared bandwidth: `POST /v2.0/{project_id}/bandwidths`. It is billed
+-- while it exists. Never retried: a create whose answer was lost may still have happened.
+-- @tparam table opts `name` (1-64 of letters, digits, `_`, `-`, `.`), `size` (Mbit/s; the API's
+--   minimum is usually 5, 2000 at most), `charge_mode` ("bandwidth", the default, or
+--   "95peak_plus")
+-- @treturn table the bandwidth as the API returns it (id, name, size, share_type = "WHOLE", ...)
+-- @treturn table `{ status, request_id, attempts, elapsed }`
+-- @raise an eip error (`usage` before anything is sent)
+function Client:create_bandwidth(opts)
+  local r = runner_of(self, "create_bandwidth")
+  validate.options("options", opts, CREATE_OPTIONS)
+  local name = validate.string("name", opts.name)
+  if #name > 64 or name:find("[^%w_%-%.\128-\255]") then
+    errors.raise_usage("name", "must be 1-64 letters, digits, '_', '-' or '.', got %d bytes", #name)
+  end
+  local size = validate.integer("size", opts.size, 1, 2000)
+  local mode = opts.charge_mode
+  if mode ~= nil and mode ~= "bandwidth" and mode ~= "95peak_plus" then
+    errors.raise_usage("charge_mode", "must be \"bandwidth\" or \"95peak_plus\"")
+  end
+  local res = r:run(ops.create_bandwidth(project(self, r), name, size, mode))
+  return res.bandwidth, res.meta
 end
 
 --- Lists bandwidths: `GET /v1/{project_id}/bandwidths`, following `marker` pagination to the

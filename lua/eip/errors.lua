@@ -139,21 +139,29 @@ local function stray_404_advice(code)
 end
 
 --- An error from a non-2xx answer. `info` is the status entry from the C table; `body`
--- the decoded error body fields ({code, message, request_id}) or nil. `retryable` is left
--- for the retry policy (eip.retry) to set.
-function M.http(req, resp, info, body)
+-- the decoded error body fields ({code, message, request_id}) or nil; `entry` the error-code
+-- table's row for that code and status, or nil. A known code's description, advice and kind
+-- say more than the status's. `retryable` is left for the retry policy (eip.retry) to set.
+function M.http(req, resp, info, body, entry)
   body = body or {}
-  local advice = info.advice
-  if resp.status == 404 and not M.NOT_FOUND_CODES[body.code] then advice = stray_404_advice(body.code) end
+  local advice, description = info.advice, info.description
+  if entry then
+    advice, description = entry.advice, entry.module .. ": " .. entry.message
+  elseif resp.status == 404 and not M.NOT_FOUND_CODES[body.code] then
+    advice = stray_404_advice(body.code)
+  end
   return new{
     kind = "http",
     status = resp.status,
     reason = info.reason,
-    description = info.description,
+    description = description,
+    description_zh = entry and entry.description_zh or nil,
+    code_kind = entry and entry.kind or nil,
     class = info.class,
     advice = advice,
     code = body.code,
     message = body.message,
+    raw_message = body.raw_message,
     request_id = resp.request_id or body.request_id,
     retry_after = resp.retry_after,
     truncated = resp.truncated or nil,

@@ -17,6 +17,27 @@ M.sign = require("eip.sign").sign
 --- What a batch's on_result returns to stop it (see client:delete_bandwidths).
 M.STOP = client.STOP
 
+--- What an error code means: the error-code table's row for it (and for `status`, when the code
+-- has several), with what the retry policy decides about it.
+-- @tparam string code e.g. "VPC.0306" (exact, case included)
+-- @tparam[opt] integer status the answer's status, to pick the code's row for it
+-- @treturn ?table `{ code, status, module, message, description_zh, handling_zh, advice, kind,
+--   transient, retryable, variants = {...} }`, or nil for a code the table does not know
+-- @raise a `usage` error when code is not a string
+function M.error_code(code, status)
+  if type(code) ~= "string" then errors.raise_usage("code", "must be an error code string such as \"VPC.0306\"") end
+  if status ~= nil then status = validate.integer("status", status, 100, 599) end
+  local entry = core.error_code(code, status)
+  if entry then
+    entry.retryable = retry.retryable{ kind = "http", code = code, status = status or entry.status }
+  end
+  return entry
+end
+
+--- The regions the client knows (the official SDKs' VPC table), sorted by name.
+-- @treturn table a list of `{ name, vpc_endpoint, iam_endpoint }`
+M.regions = require("eip.regions").list
+
 -- A status entry of the C table (facts: reason, class, descriptions, advice) with what the
 -- retry policy decides about it.
 local function with_policy(entry)

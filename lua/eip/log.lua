@@ -8,7 +8,7 @@ local M = {}
 
 M.REDACTED_HEADERS = {
   ["authorization"] = true, ["x-auth-token"] = true, ["x-security-token"] = true,
-  ["x-subject-token"] = true,
+  ["x-subject-token"] = true, ["x-metadata-token"] = true,
 }
 
 local MAX_BODY_SHOWN = 2048
@@ -62,8 +62,9 @@ function M.request(out, req, clean)
   end
 end
 
---- Writes a response (status, time, request id, headers, body) to `out`, redacted.
-function M.response(out, resp, clean)
+--- Writes a response (status, time, request id, headers, body) to `out`, redacted; with
+-- `secret_body`, the body's size only (it holds credentials).
+function M.response(out, resp, clean, secret_body)
   if resp.curl_code then
     out(string.format("eip: < transport error (curl %d): %s", resp.curl_code, resp.curl_error or ""))
     return
@@ -75,6 +76,10 @@ function M.response(out, resp, clean)
   end
   if resp.subject_token then out("eip: < x-subject-token: <redacted>") end
   if resp.body and resp.body ~= "" then
+    if secret_body then
+      out(string.format("eip: < body: <%d bytes, redacted: credentials>", #resp.body))
+      return
+    end
     out("eip: < body: " .. shown(resp.body, clean) .. (resp.truncated and " [truncated]" or ""))
   end
 end

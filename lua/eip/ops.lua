@@ -11,6 +11,9 @@
 --   body       a JSON string, or nil
 --   content_type  a {name, value, line = "Name: value"} header replacing the default JSON one
 --   auth       false: sent without credentials (the IAM token request itself)
+--   headers    more {name, value, line?} headers, or nil
+--   timeout, max_attempts   tighter limits than the client's, or nil (the metadata service)
+--   secret_answer  true: the answer's body holds credentials (the debug log shows its size only)
 --   resource   the id it is about (a bandwidth id), or nil
 --   result(op, resp, attempts, elapsed)  the value a successful call returns; may raise an
 --              eip error when a 2xx answer is unusable
@@ -103,6 +106,23 @@ function M.show_bandwidth(project_id, id)
 end
 
 ---------------------------------------------------------------------------------------------
+-- POST /v2.0/{project_id}/bandwidths
+
+local Create = kind{ name = "create_bandwidth", method = "POST" }
+
+function Create.result(op, resp, attempts, elapsed)
+  return { bandwidth = decoded_field(op, resp, "bandwidth", "table"), meta = meta(resp, attempts, elapsed) }
+end
+
+--- CreateSharedBandwidth (pay-per-use): the result is as for show_bandwidth. A create whose
+-- answer was lost may have happened, and a second one would make a second bandwidth (a second
+-- bill): it is never retried (max_attempts = 1).
+function M.create_bandwidth(project_id, name, size, charge_mode)
+  return setmetatable({ path = "/v2.0/" .. project_id .. "/bandwidths", max_attempts = 1,
+    body = json.encode{ bandwidth = { name = name, size = size, charge_mode = charge_mode } } }, Create)
+end
+
+---------------------------------------------------------------------------------------------
 -- GET /v1/{project_id}/bandwidths?limit=&marker=&...
 
 local List = kind{ name = "list_bandwidths", method = "GET" }
@@ -160,9 +180,81 @@ function IamToken.result(op, resp)
 end
 
 --- IAM "get a user token" (password method, project scope). `request_body` is the JSON text,
--- which holds the password: logs show its size only.
+-- which holds the password: logs show its size only. `nocatalog=true` leaves the service
+-- catalog (tens of kilobytes) out of the answer, as the official SDKs ask.
 function M.iam_token(iam_endpoint, request_body)
-  return setmetatable({ url = iam_endpoint .. IAM_PATH, body = request_body }, IamToken)
+  return setmetatable({ url = iam_endpoint .. IAM_PATH .. "?nocatalog=true", body = request_body }, IamToken)
+end
+
+---------------------------------------------------------------------------------------------
+-- GET {iam_endpoint}/v3/projects?name={region}   (signed with the client's AK/SK)
+
+local PROJECTS_PATH = "/v3/projects"
+
+local Projects = kind{ name = "iam_projects", method = "GET", path = PROJECTS_PATH }
+
+-- The one project of that name: zero or several is a usage error naming the region, as in the
+-- official SDKs (the client cannot choose for the user).
+function Projects.result(op, resp)
+  local list = decoded_field(op, resp, "projects", "table")
+  local ids = {}
+  for _, p in ipairs(list) do
+    if type(p) == "table" and type(p.id) == "string" then ids[#ids + 1] = p.id end
+  end
+  if #ids ~= 1 then
+    errors.raise_usage("project_id", "is required: IAM has %d projects named %q for these credentials, "
+      .. "so none can be chosen (give project_id or %s)", #ids, op.region, "HUAWEICLOUD_SDK_PROJECT_ID")
+  end
+  return ids[1]
+end
+
+--- KeystoneListProjects by name: the project id of `region` for AK/SK credentials.
+function M.iam_projects(iam_endpoint, region)
+  return setmetatable({ url = iam_endpoint .. PROJECTS_PATH .. "?name=" .. region,
+    query = { { "name", region } }, region = region }, Projects)
+end
+
+---------------------------------------------------------------------------------------------
+-- ECS instance metadata: temporary AK/SK of the agency attached to the server.
+
+local METADATA_TIMEOUT = 3 -- seconds, as the official client gives the metadata service
+
+local MetadataToken = kind{ name = "metadata_token", method = "PUT", path = "/meta-data/latest/api/token",
+  auth = false, timeout = METADATA_TIMEOUT, max_attempts = 1, body = "", secret_answer = true,
+  headers = { { "X-Metadata-Token-Ttl-Seconds", "21600", line = "X-Metadata-Token-Ttl-Seconds: 21600" } } }
+
+function MetadataToken.result(_, resp)
+  local token = resp.body
+  if type(token) ~= "string" or token == "" or token:find("[%c%s]") then return nil end
+  return token
+end
+
+--- The metadata service's session token (PUT .../api/token). A 404, 405 or 503 means the service
+-- has no token endpoint: the credentials are then asked for without one.
+function M.metadata_token(base)
+  return setmetatable({ url = base .. "/meta-data/latest/api/token" }, MetadataToken)
+end
+
+local MetadataCredentials = kind{ name = "metadata_credentials", method = "GET",
+  path = "/openstack/latest/securitykey", auth = false, timeout = METADATA_TIMEOUT, max_attempts = 1,
+  secret_answer = true }
+
+function MetadataCredentials.result(op, resp)
+  local c = decoded_field(op, resp, "credential", "table")
+  for _, k in ipairs{ "access", "secret", "securitytoken" } do
+    if type(c[k]) ~= "string" or c[k] == "" then
+      error(errors.protocol(resp, op.method, op.path, "the metadata service answered without credential." .. k), 0)
+    end
+  end
+  return { ak = c.access, sk = c.secret, security_token = c.securitytoken, expires_at = c.expires_at }
+end
+
+--- The temporary AK/SK, security token and expiry (GET .../securitykey), with the session
+-- token when the service gave one.
+function M.metadata_credentials(base, token)
+  local op = setmetatable({ url = base .. "/openstack/latest/securitykey" }, MetadataCredentials)
+  if token then op.headers = { { "X-Metadata-Token", token } } end
+  return op
 end
 
 M.IAM_PATH = IAM_PATH

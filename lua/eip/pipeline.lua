@@ -21,6 +21,7 @@ local errors = require "eip.errors"
 local body = require "eip.body"
 local log = require "eip.log"
 local retry = require "eip.retry"
+local ops = require "eip.ops"
 
 local M = {}
 
@@ -102,12 +103,13 @@ local function build(self, op, attempts, timeout)
     url = self.endpoint .. op.path .. query_string(op.query)
     if self.base_path ~= "" then signed_path = self.base_path .. op.path end -- nil: the path is signed
   end
+  if op.timeout and op.timeout < timeout then timeout = op.timeout end
   return {
     method = op.method, url = url, headers = false, body = op.body,
     timeout = timeout, connect_timeout = min(self.connect_timeout, timeout),
     low_speed_limit = self.low_speed_limit, low_speed_time = self.low_speed_time, body_cap = self.max_body,
     path = op.path, query = op.query, host = host, signed_path = signed_path, project_id = self.project_id,
-    attempts = attempts, no_auth = op.auth == false,
+    attempts = attempts, no_auth = op.auth == false, secret_answer = op.secret_answer,
   }
 end
 
@@ -140,13 +142,15 @@ local function constant_lines(self, content_type, header)
 end
 
 -- Authenticates req (provider: nil for an op sent without credentials) and sets its header
--- lines. Raises what the provider raises (IAM could not give a token).
-local function authenticate(self, req, content_type, provider)
-  if provider and provider.header then
+-- lines; `extra`: the op's own headers. Raises what the provider raises (IAM could not give a
+-- token).
+local function authenticate(self, req, content_type, provider, extra)
+  if provider and provider.header and not extra then
     req.headers = constant_lines(self, content_type, provider.header)
     return
   end
   local headers = { content_type, ACCEPT }
+  for i = 1, extra and #extra or 0 do headers[#headers + 1] = extra[i] end
   req.headers = headers
   if provider then provider:apply(req, self) end
   req.headers = { header_lines(headers, 1, #headers) }
@@ -162,7 +166,7 @@ local function clean(self) return function(s) return self:clean(s) end end
 local function map(self, req, resp)
   local request_id = resp.request_id -- the one header every answer's consumers show
   if request_id then resp.request_id = self:clean(request_id) end
-  if self.log then log.response(self.log, resp, clean(self)) end
+  if self.log then log.response(self.log, resp, clean(self), req.secret_answer) end
   local err
   if resp.curl_code then
     resp.curl_error = self:clean(resp.curl_error)
@@ -173,10 +177,11 @@ local function map(self, req, resp)
     local decoded = body.decode_error(resp.body)
     if decoded then
       decoded.code, decoded.message = self:clean(decoded.code), self:clean(decoded.message)
-      decoded.request_id = self:clean(decoded.request_id)
+      decoded.request_id, decoded.raw_message = self:clean(decoded.request_id), self:clean(decoded.raw_message)
     end
     resp.retry_after = self:clean(resp.retry_after)
-    err = errors.http(req, resp, core.status(status), decoded)
+    local code = decoded and decoded.code
+    err = errors.http(req, resp, core.status(status), decoded, code and core.error_code(code, status))
   end
   err.retryable = retry.retryable(err)
   return nil, err
@@ -215,7 +220,7 @@ function Call:request()
   local req = build(runner, op, attempts, timeout)
   local content_type = op.content_type or CONTENT_TYPE
   if op.auth == false then
-    authenticate(runner, req, content_type, nil)
+    authenticate(runner, req, content_type, nil, op.headers)
   else
     local provider = runner.provider
     if provider.refused then -- too many 401s in a row: sending again could lock the key
@@ -223,13 +228,13 @@ function Call:request()
       if err then return nil, err end
     end
     if provider.fallible then -- it may have to ask IAM for a token first
-      local ok, err = pcall(authenticate, runner, req, content_type, provider)
+      local ok, err = pcall(authenticate, runner, req, content_type, provider, op.headers)
       if not ok then
         if not errors.is_error(err) then error(err, 0) end
         return nil, err
       end
     else
-      authenticate(runner, req, content_type, provider)
+      authenticate(runner, req, content_type, provider, op.headers)
     end
     self.epoch = provider.epoch
   end
@@ -276,11 +281,15 @@ function Call:failure(err, from_credentials)
   err.attempts, err.elapsed = self.attempts, now - (self.started or now)
   if from_credentials then return final(self, err) end
   local provider = runner.provider
+  local policy = runner.policy
+  if self.op.max_attempts and self.op.max_attempts < policy.max_attempts then
+    policy = setmetatable({ max_attempts = self.op.max_attempts }, { __index = policy })
+  end
   local action, delay = retry.decide(err, {
     attempts = self.attempts, refreshed = self.refreshed,
     can_refresh = provider.refresh ~= nil and self.op.auth ~= false,
     credentials_changed = self.epoch ~= false and self.epoch ~= provider.epoch,
-  }, runner.policy, os.time(), jitter)
+  }, policy, os.time(), jitter)
   if action == "refresh" or action == "again" then
     self.refreshed = true
     if action == "refresh" then
@@ -319,14 +328,21 @@ function Runner:run(op)
   end
 end
 
---- The project id for paths; with IAM and no configured project, learnt from the token's
--- scope (which fetches a token).
+--- The project id for paths, found once: with IAM and no configured project, from the token's
+-- scope (which fetches a token); with AK/SK, by asking IAM for the project named after the
+-- region (`lookup`: { region, iam_endpoint }).
 function Runner:project()
   local project = self.project_id
   if project then return project end
-  self.provider:ensure(self)
-  self.project_id = self.provider.project_id
-  return self.project_id
+  local lookup = self.lookup
+  if lookup then
+    project = self:run(ops.iam_projects(lookup.iam_endpoint, lookup.region))
+  else
+    self.provider:ensure(self)
+    project = self.provider.project_id
+  end
+  self.project_id = project
+  return project
 end
 
 --- The libcurl multi handle for concurrent requests (made on first use, kept for the

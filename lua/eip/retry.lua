@@ -5,8 +5,8 @@
 -- what kind of failure a transport reported); the decisions are all here:
 --
 --  * retryable statuses (408, 429, and 5xx but 501 and 505: gateways invent codes such as
---    520-524 for transient upstream faults) and "busy, try again" error codes that make
---    another status retryable (409 VPC.0512);
+--    520-524 for transient upstream faults), and the error-code table's verdict on a code:
+--    transient ones (VPC.0004, 409 VPC.0512) are retried, wrong-input ones never;
 --  * retryable transport failure kinds (connect, reset, timeout; never dns or tls: they fail
 --    the same way next time);
 --  * the 401/403 veto: never repeated as such, since Huawei Cloud locks an AK/SK pair after
@@ -37,8 +37,14 @@ M.STATUSES = { [408] = true, [429] = true }
 --- Server errors that are not: the same request will fail the same way.
 M.FINAL_SERVER_ERRORS = { [501] = true, [505] = true }
 
---- Error codes that make any status worth another attempt: "resource busy, try again".
-M.BUSY_CODES = { ["VPC.0512"] = true }
+-- The error-code table (src/codes.c): a code the table marks transient ("try again later":
+-- VPC.0004, VPC.0512, APIGW.0308) is retried whatever its status; one whose kind says the same
+-- request can never succeed is never retried, whatever its status.
+local error_code = require("eip.core").error_code
+
+--- Kinds of error codes (see the error-code table) that no retry can fix.
+M.FINAL_CODE_KINDS = { invalid_input = true, config = true, auth = true, permission = true, not_found = true,
+  conflict = true, quota = true }
 
 --- Transport failure kinds worth another attempt (the request may never have arrived, and a
 -- delete is idempotent anyway).
@@ -59,10 +65,13 @@ local function gateway_auth_code(code)
 end
 
 --- Is err a definite authentication or authorisation failure: a 401, a 403 with a gateway or
--- policy code, or a refused IAM login? After one, a batch starts no new request (Huawei Cloud
--- locks an AK/SK pair after 5 failed signatures in a row, and every other id would fail alike).
+-- policy code, a refused IAM login, or no credentials found at all? After one, a batch starts no
+-- new request (Huawei Cloud locks an AK/SK pair after 5 failed signatures in a row, and every
+-- other id would fail alike).
 function M.halts(err)
-  if type(err) ~= "table" or err.kind ~= "http" then return false end
+  if type(err) ~= "table" then return false end
+  if err.kind == "usage" and err.argument == "credentials" then return true end -- none anywhere
+  if err.kind ~= "http" then return false end
   local status, code = err.status, err.code
   if status == 401 then return true end
   if err.path == IAM_PATH and status >= 400 and status < 500 then return true end
@@ -82,8 +91,31 @@ function M.retryable(err)
   if err.kind == "transport" then return M.TRANSPORT_KINDS[err.reason] == true end
   if err.kind ~= "http" then return false end
   if M.AUTH_STATUSES[err.status] then return false end
-  if err.code and M.BUSY_CODES[err.code] then return true end
+  local entry = err.code and error_code(err.code, err.status)
+  if entry then
+    if entry.transient then return true end
+    if M.FINAL_CODE_KINDS[entry.kind] then return false end
+  end
   return M.status_retryable(err.status)
+end
+
+--- Did the server throttle (429, or a code the error-code table calls throttled)? Batches
+-- slow down on it (eip.batch).
+function M.throttled(err)
+  if type(err) ~= "table" or err.kind ~= "http" then return false end
+  if err.status == 429 then return true end
+  local entry = err.code and error_code(err.code, err.status)
+  return entry ~= nil and (entry.kind == "throttled" or (entry.kind == "busy" and err.status == 503))
+end
+
+--- The limit a throttling answer states ("policy user over ratelimit,limit:100,time:1 second"):
+-- requests per second, or nil.
+function M.stated_limit(err)
+  local n, per, unit = tostring(err.message or ""):match("limit:%s*(%d+)%s*,%s*time:%s*(%d+)%s*(%a+)")
+  n, per = tonumber(n), tonumber(per)
+  if not n or not per or per == 0 then return nil end
+  local seconds = ({ second = 1, seconds = 1, minute = 60, minutes = 60, hour = 3600, hours = 3600 })[unit:lower()]
+  return seconds and n / (per * seconds) or nil
 end
 
 --- Seconds to wait from a Retry-After value: delta-seconds ("120") or an HTTP-date

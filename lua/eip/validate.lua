@@ -84,6 +84,36 @@ function M.endpoint(name, v)
   return scheme .. "://" .. authority .. path
 end
 
+-- Edit distance (Levenshtein) of two short strings.
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+--- The name of `names` closest to `name` when it is a likely typo (an abbreviation of at least
+-- 3 characters, or at most max(2, #name / 3) edits away), else nil.
+function M.closest(name, names)
+  for _, n in ipairs(names) do
+    if #name >= 3 and n:sub(1, #name) == name then return n end
+  end
+  local best, best_d
+  for _, n in ipairs(names) do
+    local d = distance(name, n)
+    if not best_d or d < best_d then best, best_d = n, d end
+  end
+  if best and best_d <= math.max(2, math.floor(#name / 3)) then return best end
+  return nil
+end
+
 --- A region name such as "cn-north-4".
 function M.region(name, v)
   if type(v) ~= "string" then raise(name, "must be a string, got %s", describe(v)) end

@@ -1,6 +1,6 @@
 /* test_sign.c - tests for src/sign.c (SDK-HMAC-SHA256).
  *
- * The five vectors are copied from spec/fixtures/aksk-vectors.json, whose expected
+ * The first five vectors are copied from spec/fixtures/aksk-vectors.json, whose expected
  * Authorization values were computed by the official Huawei Cloud SDK signer.
  */
 #include "sign.h"
@@ -73,6 +73,33 @@ static const vector VECTORS[] = {
      "SDK-HMAC-SHA256 Access=AKTEMPORARY00000, SignedHeaders=content-type;host;x-project-id;"
      "x-sdk-date;x-security-token, "
      "Signature=36acd684f28dbbd83221d4248815e5c543f16e55056c7a19c4ee1960decc4960"},
+    /* The official signers' two special rules (spec/fixtures/aksk-vectors-rules.json): the
+     * literal UNSIGNED-PAYLOAD in place of the body hash, and a header name with '_' left out
+     * (its signature is the first vector's: the same request once that header is dropped). */
+    {"unsigned-payload", "AKEXAMPLE0000000", "SKEXAMPLEsecretsecret", "POST",
+     "https://vpc.cn-north-4.myhuaweicloud.com/v2.0/0a1b2c3d4e5f/bandwidths/"
+     "3fa1e2b4-1111-2222-3333-444455556666/remove",
+     "{\"bandwidth\":{\"publicip_info\":[{\"publicip_id\":\"e1\"}],\"charge_mode\":"
+     "\"bandwidth\",\"size\":5}}",
+     {{"Content-Type", "application/json"},
+      {"X-Sdk-Date", "20261124T023138Z"},
+      {"X-Project-Id", "0a1b2c3d4e5f"},
+      {"X-Sdk-Content-Sha256", "UNSIGNED-PAYLOAD"}},
+     {{NULL, NULL}},
+     "SDK-HMAC-SHA256 Access=AKEXAMPLE0000000, SignedHeaders=content-type;host;x-project-id;"
+     "x-sdk-content-sha256;x-sdk-date, "
+     "Signature=a8bf44682a91985c6ae11100251abc1f3e92ab7b802f65b35784f6698f0fdccb"},
+    {"underscore-header-left-out", "AKEXAMPLE0000000", "SKEXAMPLEsecretsecret", "DELETE",
+     "https://vpc.cn-north-4.myhuaweicloud.com/v2.0/0a1b2c3d4e5f/bandwidths/"
+     "3fa1e2b4-1111-2222-3333-444455556666",
+     NULL,
+     {{"Content-Type", "application/json"},
+      {"X-Sdk-Date", "20261124T023138Z"},
+      {"X-Project-Id", "0a1b2c3d4e5f"},
+      {"X_Trace_Id", "abc-123"}},
+     {{NULL, NULL}},
+     "SDK-HMAC-SHA256 Access=AKEXAMPLE0000000, SignedHeaders=content-type;host;x-project-id;"
+     "x-sdk-date, Signature=02bab80aa3708f54c74c7bf0363149e12b96494fd593f5fd82635c9d3d4c152b"},
 };
 #define NVECTORS (sizeof(VECTORS) / sizeof(VECTORS[0]))
 

@@ -224,15 +224,6 @@ end
 
 -- Help -------------------------------------------------------------------------------------
 
---- Where the commands that call the API find their credentials and endpoint (the end of their help).
-M.ENV_HELP = [[
-Credentials come from the environment only (arguments show in ps and history):
-  OS_AUTH_TOKEN                           an IAM token, or
-  HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK  an AK/SK pair
-  HUAWEICLOUD_SDK_SECURITY_TOKEN          with a temporary AK/SK pair
-Where to send, unless given as options: EIP_ENDPOINT or HUAWEICLOUD_SDK_REGION,
-and HUAWEICLOUD_SDK_PROJECT_ID.]]
-
 local HELP_WIDTH = 80
 
 -- The lines of `text` cut at spaces to fit `width` after `first` (the first line) or `indent`.
@@ -250,6 +241,16 @@ local function fill(first, text, indent, width)
   lines[#lines + 1] = line
   return lines
 end
+
+--- Where the commands that call the API find their credentials and endpoint (the end of their
+-- help): the library's order, without its options.
+M.ENV_HELP = table.concat(fill("", "Credentials are never options (arguments show in ps and shell "
+  .. "history): the first found of HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK (an AK/SK pair; with "
+  .. "HUAWEICLOUD_SDK_SECURITY_TOKEN a temporary one), OS_AUTH_TOKEN (an IAM token), the profile file "
+  .. "(HUAWEICLOUD_SDK_CREDENTIALS_FILE, else ~/.huaweicloud/credentials), the ECS metadata service "
+  .. "(EIP_METADATA_URL, else http://169.254.169.254).", "", HELP_WIDTH), "\n") .. "\n"
+  .. table.concat(fill("", "Where to send, unless given as options: EIP_ENDPOINT or HUAWEICLOUD_SDK_REGION, "
+  .. "and HUAWEICLOUD_SDK_PROJECT_ID (or the profile file's).", "", HELP_WIDTH), "\n")
 
 local function option_help(options)
   local lines, indent = {}, string.rep(" ", 25)

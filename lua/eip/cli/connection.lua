@@ -1,21 +1,24 @@
 --- How the `eip` commands that call the API connect: their connection options, and the
 -- client built from those options and the environment.
 --
--- Credentials are never options: the library reads them from the environment (`OS_AUTH_TOKEN`,
--- `HUAWEICLOUD_SDK_AK`/`_SK`/...), as for `eip.new{}`. The endpoint comes from `--endpoint`,
--- else `$EIP_ENDPOINT` (unless `--region` is given), else the region.
+-- Credentials are never options: the library finds them as for `eip.new{}` (the environment:
+-- `HUAWEICLOUD_SDK_AK`/`_SK`/..., `OS_AUTH_TOKEN`; then the profile file, then the ECS metadata
+-- service). The endpoint comes from `--endpoint`, else `$EIP_ENDPOINT` (unless `--region` is
+-- given), else the region.
 --
 -- The library's usage errors name its own options (`project_id`, `limit`, `credentials`...);
 -- the command's errors name the command's options and variables instead (`--project-id`,
 -- `HUAWEICLOUD_SDK_PROJECT_ID`...).
 -- @module eip.cli.connection
 local eip = require "eip"
-local auth = require "eip.auth"
 local args = require "eip.cli.args"
 
 local M = {}
 
-local ENV = auth.ENV
+-- The variables the library reads (eip.auth's; the command line uses the public API only).
+local ENV = { token = "OS_AUTH_TOKEN", ak = "HUAWEICLOUD_SDK_AK", sk = "HUAWEICLOUD_SDK_SK",
+  security_token = "HUAWEICLOUD_SDK_SECURITY_TOKEN", project_id = "HUAWEICLOUD_SDK_PROJECT_ID",
+  region = "HUAWEICLOUD_SDK_REGION" }
 
 -- The options every command calling the API takes (see eip.cli.args for the fields).
 local OPTIONS = {
@@ -48,9 +51,23 @@ function M.is_option(flag)
   return false
 end
 
---- What the command can use to authenticate, as its messages say it.
+--- What the command can use to authenticate, as its messages say it when the library does not.
 M.CREDENTIALS = string.format("export %s (an IAM token), or %s and %s (an AK/SK pair; with %s for a "
   .. "temporary one)", ENV.token, ENV.ak, ENV.sk, ENV.security_token)
+
+local NEVER_OPTIONS = "Secrets are never options: they would show in ps and shell history."
+
+-- Where the library looked for credentials ("not found: looked at A; then B; then C"), without
+-- the places the command cannot use (the library's own options): nil when it does not say.
+local function places_looked(said)
+  local list = said:match("^not found: looked at (.+)$")
+  if not list then return nil end
+  local places = {}
+  for place in (list .. "; then "):gmatch("(.-); then ") do
+    if not place:find("^the options ") then places[#places + 1] = place end
+  end
+  return #places > 0 and table.concat(places, "; then ") or nil
+end
 
 -- The command's words for a library argument: its option when it was given, else its variable.
 local function words_for(argument, opts)
@@ -71,8 +88,9 @@ function M.reword(e, opts)
   local argument, message = e.argument, e.message or ""
   local said = message:sub(#tostring(argument) + 2) -- the message without its argument's name
   if argument == "credentials" then
-    args.usage("no credentials: %s. Secrets are never options: they would show in ps and shell history.",
-      M.CREDENTIALS)
+    local places = places_looked(said)
+    if places then args.usage("no credentials: looked at %s. %s", places, NEVER_OPTIONS) end
+    args.usage("no credentials: %s. %s", M.CREDENTIALS, NEVER_OPTIONS)
   elseif argument == "project_id" and said:find("^is required") then
     args.usage("no project id: give --project-id, or export %s", ENV.project_id)
   elseif argument == "endpoint" and said:find("^is required") then
@@ -83,33 +101,32 @@ function M.reword(e, opts)
   args.usage("%s", message)
 end
 
--- Is the error e the library's "no credentials"?
-local function no_credentials(e)
-  return eip.is_error(e) and e.kind == "usage" and e.argument == "credentials"
-end
-
---- The client for the parsed options (credentials from the environment).
--- Raises a usage error in the command's words when the library refuses them.
+--- The client for the parsed options, its credentials obtained (the library's chain: the
+-- environment, the profile file, the ECS metadata service) before any API call unless it will
+-- send nothing. Raises a usage error in the command's words when the library refuses them.
 -- @tparam table opts the parsed options (`endpoint`, `region`, `project_id`, `timeout`,
 -- `max_attempts`, `debug`)
--- @tparam[opt] boolean sends_nothing the client will send nothing (--dry-run): missing
--- credentials are no error then
+-- @tparam[opt] boolean sends_nothing the client will send nothing (--dry-run): credentials are
+-- neither needed nor looked for then
 -- @return an eip client
 function M.client(opts, sends_nothing)
   local endpoint = opts.endpoint
   if endpoint == nil and opts.region == nil then endpoint = args.getenv("EIP_ENDPOINT") end
-  local new_opts = {
+  local ok, client = pcall(eip.new, {
     endpoint = endpoint, region = opts.region, project_id = opts.project_id,
     timeout = opts.timeout, max_attempts = opts.max_attempts, debug = opts.debug or nil,
-  }
-  local ok, client = pcall(eip.new, new_opts)
-  if not ok and sends_nothing and no_credentials(client) then
-    -- Every other check of the options stays the library's: it needs some credentials to
-    -- build a client, and this one is never sent.
-    new_opts.token = "dry-run-sends-nothing"
-    ok, client = pcall(eip.new, new_opts)
-  end
+  })
   if not ok then M.reword(client, opts) end
+  if not sends_nothing then
+    -- Credentials now (the profile file, the metadata service...): a failure is a usage error
+    -- before anything is sent to the API.
+    local err
+    ok, err = pcall(client.authenticate, client)
+    if not ok then
+      client:close()
+      M.reword(err, opts)
+    end
+  end
   return client
 end
 

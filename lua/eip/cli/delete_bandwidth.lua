@@ -11,7 +11,6 @@
 -- @module eip.cli.delete_bandwidth
 local core = require "eip.core"
 local eip = require "eip"
-local batch = require "eip.batch"
 local validate = require "eip.validate"
 local args = require "eip.cli.args"
 local connection = require "eip.cli.connection"
@@ -20,6 +19,9 @@ local output = require "eip.cli.output"
 local progress = require "eip.cli.progress"
 
 local usage = args.usage
+-- The library's batch limits (eip.batch; the command line uses the public API only, and
+-- cli_spec checks that these are the library's).
+local MAX_CONCURRENCY, DEFAULT_CONCURRENCY = 64, 8
 local stdout, stderr = io.stdout, io.stderr
 
 local M = {
@@ -46,9 +48,9 @@ failed or were not sent, 2 usage error (nothing was sent), 130 interrupted.]],
   output = "text",
   options = connection.options{
     { "--missing-ok", key = "missing_ok", help = "a bandwidth that does not exist (404 VPC.0306) counts as deleted" },
-    { "--concurrency", value = "N", key = "concurrency", integer = true, min = 1, max = batch.MAX_CONCURRENCY,
+    { "--concurrency", value = "N", key = "concurrency", integer = true, min = 1, max = MAX_CONCURRENCY,
       help = string.format("deletes in flight at once (1-%d, default %d; --drain: one at a time)",
-        batch.MAX_CONCURRENCY, batch.DEFAULT_CONCURRENCY) },
+        MAX_CONCURRENCY, DEFAULT_CONCURRENCY) },
     args.output_options("text"),
     { "--verbose", key = "verbose", help = "under each line: request id, reason and message" },
     { "--dry-run", key = "dry_run",
@@ -206,8 +208,8 @@ local function interrupts()
 end
 
 -- Deletes every id; emit(outcome) is called once per id, as each finishes; tick() at least
--- every batch.CANCEL_INTERVAL. Returns the summary of the batch (nil with --drain, which goes
--- one id at a time).
+-- every 0.25 s (the batch asks its cancel function that often). Returns the summary of the
+-- batch (nil with --drain, which goes one id at a time).
 local function run_deletes(client, ids, opts, emit, tick)
   if not opts.drain then
     local ok, summary = pcall(client.delete_bandwidths, client, ids, { concurrency = opts.concurrency,

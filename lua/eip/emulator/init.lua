@@ -11,7 +11,8 @@
 --   local emu = emulator.start()          -- or emulator.start{ tokens = { [tok] = project } }
 --   emu.url, emu.port, emu.token, emu.project_id, emu.other_token, emu.other_project_id
 --   emu:reset(); emu:reset_counters(); emu:set_tokens{...}
---   emu:create_bandwidth{...}; emu:get_bandwidth(id); emu:bandwidths(); emu:inject{...}
+--   emu:create_bandwidth{...}; emu:create_bandwidths(n); emu:get_bandwidth(id); emu:bandwidths()
+--   emu:inject{...}; emu:delete_path(id) (an inject path pattern); emu:iam_auth{...} (auth option)
 --   emu:stats(); emu:requests(); emu:stop()          emulator.stop_all()
 --
 -- Authentication beyond tokens (see eip.emulator.server.aksk and .iam):
@@ -239,6 +240,26 @@ function Emulator:create_bandwidth(fields)
   return answer.id
 end
 
+-- n shared bandwidths seeded with `fields` (default { size = 1 }); returns their ids.
+function Emulator:create_bandwidths(n, fields)
+  local ids = {}
+  for i = 1, n do ids[i] = self:create_bandwidth(fields or { size = 1 }) end
+  return ids
+end
+
+-- A Lua pattern (for inject's `path`) matching exactly the delete path of bandwidth `id`.
+function Emulator:delete_path(id)
+  return "^/v2%.0/" .. self.project_id .. "/bandwidths/" .. id:gsub("%p", "%%%0") .. "$"
+end
+
+-- The client's `auth` option for this emulator's IAM user; `overrides` replace fields.
+function Emulator:iam_auth(overrides)
+  local auth = { username = self.iam.username, password = self.iam.password, domain = self.iam.domain,
+    project = self.iam.project, iam_endpoint = self.url }
+  for k, v in pairs(overrides or {}) do auth[k] = v end
+  return auth
+end
+
 -- The stored bandwidth (as the API shows it), or nil.
 function Emulator:get_bandwidth(id)
   local answer, status = control(self, "GET", "bandwidths/" .. id)
@@ -316,8 +337,15 @@ end
 --   deleted_visible_for = s   a deleted bandwidth can still be read (GET) for s seconds
 --   aksk_lock_after = n, aksk_lock_seconds = s   n failed signatures in a row lock an AK for s
 --                             seconds (defaults: 5 and 300, as Huawei Cloud)
+--   metadata_credential_ttl = s   lifetime of the metadata service's temporary keys (3600)
+--   metadata_token_status = n     the metadata token route's status: 200, or 404/405/503
 function Emulator:set_knobs(knobs)
   control(self, "PUT", "knobs", knobs, 200)
+end
+
+-- The projects IAM lists for AK/SK lookups ({ {name =, id =}, ... }; default: every IAM user's).
+function Emulator:set_projects(list)
+  control(self, "PUT", "projects", { projects = list }, 200)
 end
 
 -- The emulator's own SDK-HMAC-SHA256 signature of a described request:

@@ -9,6 +9,7 @@
 local aksk = require "eip.emulator.server.aksk"
 local iam = require "eip.emulator.server.iam"
 local json = require "eip.emulator.server.json"
+local metadata = require "eip.emulator.server.metadata"
 local model = require "eip.emulator.server.model"
 local store = require "eip.emulator.server.store"
 local util = require "eip.emulator.server.util"
@@ -18,6 +19,7 @@ local M = {}
 local MAX_EIPS_PER_CALL = 100 -- remove/insert: "一次可批量操作100个EIP"
 
 local IAM_TOKENS = "/v3/auth/tokens"
+local IAM_PROJECTS = "/v3/projects"
 
 local NO_SUCH_API = "The API does not exist or has not been published in the environment"
 
@@ -402,7 +404,7 @@ end
 -- AK/SK authentication: the AK's project and the X-Project-Id sent, or nil, the reason.
 -- X-Project-Id is required (modelled: the docs require it for multi-project accounts, and
 -- requiring it always catches a client that forgets it); without it the answer is a 401.
-local function aksk_project(method, body, headers)
+local function aksk_project(method, body, headers, project_optional)
   local uri = ngx.var.request_uri
   local parsed = aksk.parse_authorization(headers["authorization"])
   local ak = parsed and store.credential(parsed.ak) and parsed.ak
@@ -421,10 +423,35 @@ local function aksk_project(method, body, headers)
   end
   store.ak_succeeded(ak)
   local requested = headers["x-project-id"]
+  if project_optional and requested == nil then return cred.project_id end
   if type(requested) ~= "string" or requested == "" then
     return nil, "x-project-id is required with AK/SK"
   end
   return cred.project_id, requested
+end
+
+-- GET /v3/projects?name=N (IAM KeystoneListProjects), signed with AK/SK and without
+-- X-Project-Id: the projects of that name the key's account has (see store.projects).
+local function list_projects(method, body)
+  if method ~= "GET" then
+    ngx.header["Allow"] = "GET"
+    return util.gateway_error(405, "APIGW.0101", NO_SUCH_API)
+  end
+  local headers = ngx.req.get_headers(200)
+  local project, why = aksk_project(method, body, headers, true)
+  if not project then
+    store.count("auth_failures")
+    return util.gateway_error(401, "APIGW.0301", "Incorrect IAM authentication information: " .. tostring(why))
+  end
+  store.count("project_lookups")
+  local name = ngx.req.get_uri_args().name
+  local out = json.array()
+  for _, p in ipairs(store.projects()) do
+    if name == nil or p.name == name then
+      out[#out + 1] = { id = p.id, name = p.name, enabled = true, is_domain = false, description = "" }
+    end
+  end
+  util.send_json(200, { projects = out, links = { self = "https://iam.example/v3/projects" } })
 end
 
 -- The project of the request's credentials (and, for AK/SK, the project it asks for), or nil,
@@ -445,6 +472,15 @@ end
 function M.handle(method, path, body)
   if path == IAM_TOKENS then
     return iam.handle(method, body) -- IAM needs no authentication: it is where tokens come from
+  end
+  if path == IAM_PROJECTS then
+    return list_projects(method, body)
+  end
+  if path == "/meta-data/latest/api/token" then
+    return metadata.token(method)
+  end
+  if path == "/openstack/latest/securitykey" then
+    return metadata.securitykey(method)
   end
   local route, project_id, bandwidth_id = match_route(path)
   if not route then

@@ -333,6 +333,14 @@ local ROUTES = {
   end,
   ["PUT clock"] = set_clock,
   ["PUT knobs"] = set_knobs,
+  ["PUT projects"] = function(body)
+    local req = json.decode(body)
+    if type(req) ~= "table" or type(req.projects) ~= "table" then
+      return fail(400, "body must be {projects = [{name, id}, ...]}")
+    end
+    store.set_projects(req.projects)
+    util.send_json(200, { ok = true })
+  end,
   ["POST verify"] = verify,
 }
 

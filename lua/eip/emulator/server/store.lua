@@ -62,10 +62,39 @@ function M.set_aksk(map)
   set_json("aksk", map)
 end
 
--- { sk, project_id, security_token? } of access key ak, or nil.
+-- { sk, project_id, security_token? } of access key ak, or nil: a configured pair, or a
+-- temporary one the metadata service issued and that has not expired yet.
 function M.credential(ak)
   local map = get_json("aksk") or {}
-  return map[ak]
+  return map[ak] or get_json("mdcred:" .. ak)
+end
+
+-- A temporary pair of the metadata service, valid for `ttl` seconds.
+function M.put_temporary_credential(cred, ttl)
+  dict:set("mdcred:" .. cred.ak, json.encode(cred), ttl)
+end
+
+function M.put_metadata_token(token, ttl)
+  dict:set("mdtok:" .. token, true, ttl)
+end
+
+function M.metadata_token(token)
+  return dict:get("mdtok:" .. token) ~= nil
+end
+
+-- IAM projects the AK/SK lookup lists: configured ({ {name, id}, ... }), else every IAM user's.
+function M.set_projects(list)
+  set_json("projects", list)
+end
+
+function M.projects()
+  local list = get_json("projects")
+  if list then return list end
+  list = {}
+  for _, user in ipairs(M.users()) do
+    for name, id in pairs(user.projects or {}) do list[#list + 1] = { name = name, id = id } end
+  end
+  return list
 end
 
 function M.set_users(list)
@@ -228,6 +257,9 @@ function M.stats()
     tokens_issued = dict:get("tokens_issued") or 0,
     auth_failures = dict:get("auth_failures") or 0,
     aksk_locks = dict:get("aksk_locks") or 0,
+    metadata_tokens_issued = dict:get("metadata_tokens_issued") or 0,
+    metadata_credentials_issued = dict:get("metadata_credentials_issued") or 0,
+    project_lookups = dict:get("project_lookups") or 0,
   }
 end
 
@@ -267,7 +299,8 @@ end
 --- name -> default. deleted_visible_for: seconds a deleted bandwidth can still be read (GET);
 -- aksk_lock_after / aksk_lock_seconds: failed signatures in a row that lock an AK, and for how
 -- long (Huawei Cloud: 5 and 300).
-M.KNOBS = { deleted_visible_for = 0, aksk_lock_after = 5, aksk_lock_seconds = 300 }
+M.KNOBS = { deleted_visible_for = 0, aksk_lock_after = 5, aksk_lock_seconds = 300,
+  metadata_credential_ttl = 3600, metadata_token_status = 200 }
 
 function M.knob(name)
   local v = dict:get("knob:" .. name)
@@ -324,7 +357,8 @@ function M.reset_counters()
       dict:delete(key)
     end
   end
-  for _, name in ipairs({ "requests", "connections", "log_seq", "tokens_issued", "auth_failures", "aksk_locks" }) do
+  for _, name in ipairs({ "requests", "connections", "log_seq", "tokens_issued", "auth_failures", "aksk_locks",
+      "metadata_tokens_issued", "metadata_credentials_issued", "project_lookups" }) do
     dict:delete(name)
   end
 end

@@ -1,0 +1,56 @@
+-- The ECS instance metadata service, as the official SDKs' metadata credential provider uses it
+-- (cloud-facts: "ECS instance metadata"):
+--   PUT /meta-data/latest/api/token   X-Metadata-Token-Ttl-Seconds: N -> 200, a session token
+--   GET /openstack/latest/securitykey  X-Metadata-Token: <token> ->
+--       {"credential":{"access","secret","securitytoken","expires_at"}}
+-- Each securitykey answer is a NEW temporary AK/SK pair of the default project, valid for the
+-- knob metadata_credential_ttl (then the gateway refuses it): a client must refresh before
+-- expires_at. The knob metadata_token_status (default 200) makes the token route answer 404,
+-- 405 or 503 instead, as on a service without the token endpoint (then no token is required).
+local store = require "eip.emulator.server.store"
+local util = require "eip.emulator.server.util"
+
+local M = {}
+
+local function plain(status, text)
+  ngx.status = status
+  ngx.header["Content-Type"] = "text/plain"
+  ngx.header["Content-Length"] = #text
+  ngx.print(text)
+end
+
+-- PUT /meta-data/latest/api/token
+function M.token(method)
+  if method ~= "PUT" then return plain(405, "Method Not Allowed") end
+  local status = store.knob("metadata_token_status")
+  if status ~= 200 then return plain(status, "no token service") end
+  local ttl = tonumber(ngx.req.get_headers()["x-metadata-token-ttl-seconds"])
+  if not ttl or ttl < 1 or ttl > 21600 then
+    return plain(400, "X-Metadata-Token-Ttl-Seconds must be 1..21600")
+  end
+  local token = util.random_hex(24)
+  store.put_metadata_token(token, ttl)
+  store.count("metadata_tokens_issued")
+  plain(200, token)
+end
+
+-- GET /openstack/latest/securitykey
+function M.securitykey(method)
+  if method ~= "GET" then return plain(405, "Method Not Allowed") end
+  if store.knob("metadata_token_status") == 200 then
+    local token = ngx.req.get_headers()["x-metadata-token"]
+    if type(token) ~= "string" or not store.metadata_token(token) then
+      return plain(401, "a valid X-Metadata-Token is required")
+    end
+  end
+  local ttl = store.knob("metadata_credential_ttl")
+  local expires = store.now() + ttl
+  local cred = { ak = "EMUTMP" .. util.random_hex(7):upper(), sk = util.random_hex(20),
+    security_token = "emu-sts-" .. util.random_hex(48), project_id = store.default_project() }
+  store.put_temporary_credential(cred, ttl)
+  store.count("metadata_credentials_issued")
+  util.send_json(200, { credential = { access = cred.ak, secret = cred.sk, securitytoken = cred.security_token,
+    expires_at = os.date("!%Y-%m-%dT%H:%M:%S", math.floor(expires)) .. ".000000Z" } })
+end
+
+return M

@@ -1,0 +1,118 @@
+-- make test-live: a short check against the REAL cloud for people with an account.
+--
+-- Creates a pay-per-use shared bandwidth, shows it, deletes it, waits until it reads 404, and
+-- deletes it again with missing_ok. It costs money for the minutes the bandwidth exists, so:
+--   * it runs only with EIP_LIVE=1 (anything else: it says so and exits 2);
+--   * without credentials (environment, profile file, ECS metadata: as the client finds them)
+--     it is skipped with a message (exit 0);
+--   * it names the region, the size and the charge before it creates anything;
+--   * it always deletes what it created: on success, on failure and on Ctrl-C.
+-- The region comes as for the client (HUAWEICLOUD_SDK_REGION, or EIP_ENDPOINT for an endpoint
+-- of your own); EIP_LIVE_SIZE sets the size in Mbit/s (default 5, the usual minimum of a shared
+-- bandwidth). Exit 0: every step passed (or skipped); 1: a step failed; 2: not opted in.
+local eip = require "eip"
+local core = require "eip.core"
+
+local out, err = io.stdout, io.stderr
+
+local function say(fmt, ...)
+  out:write(string.format(fmt, ...), "\n")
+  out:flush()
+end
+
+local function env(name)
+  local v = os.getenv(name)
+  if v == "" then return nil end
+  return v
+end
+
+if env("EIP_LIVE") ~= "1" then
+  err:write("test-live: this creates a real (billed) shared bandwidth; set EIP_LIVE=1 to run it\n")
+  os.exit(2)
+end
+
+local size = tonumber(env("EIP_LIVE_SIZE") or "5")
+local ok, client = pcall(eip.new, { endpoint = env("EIP_ENDPOINT"), timeout = 30 })
+if not ok then
+  if eip.is_error(client) and client.argument == "credentials" then
+    say("test-live: skipped: %s", client.message)
+    os.exit(0)
+  end
+  err:write("test-live: ", tostring(client), "\n")
+  os.exit(1)
+end
+local auth_ok, who = pcall(client.authenticate, client)
+if not auth_ok then
+  if eip.is_error(who) and who.argument == "credentials" then
+    say("test-live: skipped: %s", who.message)
+    os.exit(0)
+  end
+  err:write("test-live: cannot authenticate: ", tostring(who), "\n")
+  os.exit(1)
+end
+
+local name = "lua-eip-live-" .. os.date("!%Y%m%d%H%M%S")
+say("test-live: %s, project %s (%s credentials)", client.endpoint, who.project_id, who.auth)
+say("test-live: creates %s: a %d Mbit/s pay-per-use shared bandwidth, billed by bandwidth while it "
+  .. "exists (about a minute); it is deleted at the end, also on failure or Ctrl-C", name, size)
+
+local created -- the id, until it is known to be gone
+local failures = 0
+
+-- Ctrl-C ends the steps (waits return early) but never the clean-up.
+core.catch_interrupts(true)
+
+local function step(what, f, ...)
+  if core.interrupts() > 0 then error("interrupted", 0) end
+  local t0 = core.monotime()
+  local sok, a, b = pcall(f, ...)
+  if not sok then
+    failures = failures + 1
+    say("FAIL  %-28s %s", what, tostring(a))
+    error(a, 0)
+  end
+  say("ok    %-28s %.2f s", what, core.monotime() - t0)
+  return a, b
+end
+
+local run_ok, why = pcall(function()
+  local bw = step("create", client.create_bandwidth, client, { name = name, size = size })
+  created = bw.id
+  local shown = step("show " .. created, client.show_bandwidth, client, created)
+  if shown.id ~= created or shown.share_type ~= "WHOLE" then error("the show answered another bandwidth", 0) end
+  local id = created
+  local res = step("delete, wait until it reads 404", client.delete_bandwidth, client, id, { wait = 600 })
+  created = nil
+  say("      (readable for %.1f s after the 204)", res.waited)
+  res = step("delete again (missing_ok)", client.delete_bandwidth, client, id, { missing_ok = true })
+  if res.deleted ~= false or res.code ~= "VPC.0306" then
+    failures = failures + 1
+    error("the second delete did not answer 404 VPC.0306", 0)
+  end
+end)
+
+local interrupted = core.interrupts() > 0 or why == "interrupted"
+
+-- Clean-up: whatever happened, a bandwidth this run created is deleted.
+if created then
+  core.catch_interrupts(false)
+  core.catch_interrupts(true) -- a fresh count: a Ctrl-C that stopped the steps must not stop this
+  local cok, cres = pcall(client.delete_bandwidth, client, created, { missing_ok = true })
+  if cok then
+    say("clean-up: %s %s", created, cres.deleted and "deleted" or "already gone")
+  else
+    err:write("test-live: CLEAN-UP FAILED: delete ", created, " by hand: ", tostring(cres), "\n")
+    failures = failures + 1
+  end
+end
+core.catch_interrupts(false)
+client:close()
+if interrupted then
+  say("test-live: interrupted")
+  os.exit(130)
+end
+if not run_ok or failures > 0 then
+  say("test-live: failed")
+  os.exit(1)
+end
+say("test-live: every step passed")

@@ -1,0 +1,250 @@
+-- Regions and credentials as the official SDKs resolve them: the region table and its
+-- overrides, the profile file, the ECS metadata service (served by the emulator on loopback),
+-- the project lookup for AK/SK, and the "not found" error that lists every place looked at.
+local eip = require "eip"
+local client_mod = require "eip.client"
+local fixture = require "spec.support.fixture"
+local nginx = require "spec.support.nginx"
+local raised = require("spec.support.assertions").raised
+local socket = require "socket"
+
+local function env_of(t)
+  return function(name) return t[name] end
+end
+
+describe("regions", function()
+  it("has the official VPC table: 34 regions, IAM on .eu for eu-west-101, global IAM for six", function()
+    local list = eip.regions()
+    assert.equal(34, #list)
+    local by = {}
+    for i, r in ipairs(list) do
+      by[r.name] = r
+      if i > 1 then assert.is_true(list[i - 1].name < r.name, "sorted") end
+      assert.equal("https://vpc." .. r.name .. ".myhuaweicloud.com", r.vpc_endpoint)
+    end
+    assert.equal("https://iam.eu-west-101.myhuaweicloud.eu", by["eu-west-101"].iam_endpoint)
+    for _, name in ipairs{ "af-north-1", "ap-southeast-5", "cn-north-11", "cn-south-4", "cn-southwest-3",
+                           "ru-northwest-2" } do
+      assert.equal("https://iam.myhuaweicloud.com", by[name].iam_endpoint, name)
+    end
+    assert.equal("https://iam.cn-north-4.myhuaweicloud.com", by["cn-north-4"].iam_endpoint)
+    list[1].name = "changed"
+    assert.is_not.equal("changed", eip.regions()[1].name, "a copy")
+  end)
+
+  it("maps every region of the table to its endpoint, sending nothing", function()
+    for _, r in ipairs(eip.regions()) do
+      local c = client_mod.new({ region = r.name, project_id = "p1", token = "t-0123456789" }, env_of{})
+      assert.equal(r.vpc_endpoint, c.endpoint)
+      c:close()
+    end
+  end)
+
+  it("refuses an unknown region with a suggestion and the way to reach a region it does not know", function()
+    local err = raised(client_mod.new, { region = "cn-nort-4", project_id = "p1", token = "t-0123456789" }, env_of{})
+    assert.equal("region", err.argument)
+    assert.matches('did you mean "cn%-north%-4"%?', err.message)
+    assert.matches("endpoint", err.message)
+    assert.matches("HUAWEICLOUD_SDK_REGION_VPC_CN_NORT_4", err.message)
+  end)
+
+  it("honours HUAWEICLOUD_SDK_REGION_VPC_<REGION>, for known and unknown regions (first of a list)", function()
+    local env = env_of{ HUAWEICLOUD_SDK_REGION_VPC_CN_NORTH_4 = "https://vpc.example.test, https://other.test",
+      HUAWEICLOUD_SDK_REGION_VPC_XX_LAB_1 = "http://127.0.0.1:9" }
+    local c = client_mod.new({ region = "cn-north-4", project_id = "p1", token = "t-0123456789" }, env)
+    assert.equal("https://vpc.example.test", c.endpoint)
+    local lab = client_mod.new({ region = "xx-lab-1", project_id = "p1", token = "t-0123456789" }, env)
+    assert.equal("http://127.0.0.1:9", lab.endpoint)
+  end)
+end)
+
+describe("credentials", function()
+  local fx = fixture.emulator()
+  local emu, dir
+
+  setup(function()
+    emu = fx.start()
+    dir = nginx.capture("mktemp -d")
+  end)
+  teardown(function()
+    fx.stop()
+    os.execute("rm -rf " .. nginx.shell_quote(dir))
+  end)
+  before_each(fx.reset)
+
+  local function profile(text, mode)
+    local path = dir .. "/credentials"
+    nginx.write_file(path, text)
+    os.execute(string.format("chmod %s %s", mode or "600", nginx.shell_quote(path)))
+    return path
+  end
+
+  -- A client whose environment holds only `vars` (no credentials of the caller's shell).
+  local function new(opts, vars)
+    local o = { endpoint = emu.url, timeout = 5 }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    vars = vars or {}
+    vars.HOME = vars.HOME or dir .. "/home-without-profile"
+    return client_mod.new(o, env_of(vars))
+  end
+
+  describe("the profile file", function()
+    it("gives AK/SK and the project ([basic]), from HUAWEICLOUD_SDK_CREDENTIALS_FILE", function()
+      local path = profile("# lua-eip spec\n[basic]\nak = " .. emu.ak .. "\nsk = " .. emu.sk
+        .. "\nproject_id = " .. emu.project_id .. "\n\n[other]\nak = x\n")
+      local c = new({}, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path })
+      assert.equal("aksk", c.auth)
+      assert.equal(emu.project_id, c.project_id)
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      c:close()
+    end)
+
+    it("is found at ~/.huaweicloud/credentials, with a security token for temporary keys", function()
+      os.execute("mkdir -p " .. nginx.shell_quote(dir .. "/home/.huaweicloud"))
+      nginx.write_file(dir .. "/home/.huaweicloud/credentials", "[basic]\nak = " .. emu.temp_ak .. "\nsk = "
+        .. emu.temp_sk .. "\nsecurity_token = " .. emu.security_token .. "\nproject_id = " .. emu.project_id .. "\n")
+      os.execute("chmod 600 " .. nginx.shell_quote(dir .. "/home/.huaweicloud/credentials"))
+      local c = new({}, { HOME = dir .. "/home" })
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      c:close()
+    end)
+
+    it("warns when others can read it, like ssh, and never prints a value", function()
+      local path = profile("[basic]\nak = " .. emu.ak .. "\nsk = " .. emu.sk .. "\nproject_id = " .. emu.project_id
+        .. "\n", "644")
+      local lines = {}
+      local c = new({ log = function(l) lines[#lines + 1] = l end }, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path })
+      c:close()
+      assert.matches("can be read by others %(mode 644%): chmod 600 it", table.concat(lines, "\n"))
+      assert.is_nil(table.concat(lines, "\n"):find(emu.sk, 1, true))
+    end)
+
+    it("is a usage error naming file and line when malformed, without the value", function()
+      local path = profile("[basic]\nak = " .. emu.ak .. "\nthis line is " .. emu.sk .. "\n")
+      local err = raised(new, {}, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path })
+      assert.equal("credentials file", err.argument)
+      assert.matches(path:gsub("%p", "%%%0") .. ", line 3", err.message)
+      assert.is_nil(tostring(err):find(emu.sk, 1, true))
+      path = profile("[basic]\nak = " .. emu.ak .. "\n")
+      err = raised(new, {}, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path })
+      assert.matches("needs both ak and sk", err.message)
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    it("comes after the environment", function()
+      local path = profile("[basic]\nak = WRONGAKWRONGAKWRONG1\nsk = wrong\n")
+      local c = new({ project_id = emu.project_id },
+        { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path, OS_AUTH_TOKEN = emu.token })
+      assert.equal("token", c.auth)
+      c:close()
+    end)
+  end)
+
+  describe("the ECS metadata service", function()
+    it("gives temporary AK/SK when nothing else does (session token first)", function()
+      local c = new({ project_id = emu.project_id, metadata_url = emu.url })
+      assert.equal("metadata", c.auth)
+      local id = emu:create_bandwidth{ size = 1 }
+      assert.equal(204, c:delete_bandwidth(id).status)
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      c:close()
+      local s = emu:stats()
+      assert.same({ 1, 1, 0 }, { s.metadata_tokens_issued, s.metadata_credentials_issued, s.auth_failures })
+      local sent = emu:requests()
+      assert.equal("PUT", sent[1].method)
+      assert.equal("21600", sent[1].headers["x-metadata-token-ttl-seconds"])
+      assert.is_string(sent[2].headers["x-metadata-token"])
+      assert.is_string(sent[3].headers["x-security-token"])
+    end)
+
+    it("is read from EIP_METADATA_URL, and asked without a token when the token route is absent", function()
+      emu:set_knobs{ metadata_token_status = 404 }
+      local c = new({ project_id = emu.project_id }, { EIP_METADATA_URL = emu.url })
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      c:close()
+      assert.equal(1, emu:stats().metadata_credentials_issued)
+    end)
+
+    it("refreshes the temporary keys before they expire", function()
+      emu:set_knobs{ metadata_credential_ttl = 3 }
+      local c = new({ project_id = emu.project_id, metadata_url = emu.url })
+      for _ = 1, 4 do
+        assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+        socket.sleep(1)
+      end
+      c:close()
+      local s = emu:stats()
+      assert.is_true(s.metadata_credentials_issued >= 2, "issued " .. s.metadata_credentials_issued)
+      assert.equal(0, s.auth_failures)
+    end)
+
+    it("is never asked when a credential is given", function()
+      local c = new({ project_id = emu.project_id, token = emu.token, metadata_url = emu.url })
+      c:authenticate()
+      c:close()
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    it("answering nothing ends in a usage error listing every place looked at, in order", function()
+      local closed = "http://127.0.0.1:" .. nginx.free_port()
+      local c = new({ project_id = emu.project_id, metadata_url = closed },
+        { HUAWEICLOUD_SDK_CREDENTIALS_FILE = dir .. "/none" })
+      local err = raised(c.authenticate, c)
+      assert.equal("credentials", err.argument)
+      local at = 0
+      for _, place in ipairs{ "the options token, ak + sk, auth", "HUAWEICLOUD_SDK_AK", "OS_AUTH_TOKEN",
+          "the profile file " .. dir .. "/none (not found)", "the ECS metadata service at " .. closed } do
+        local found = err.message:find(place, 1, true)
+        assert.is_truthy(found, place)
+        assert.is_true(found > at, "in order: " .. place)
+        at = found
+      end
+      assert.equal("usage", raised(c.delete_bandwidth, c, "bw-1").kind)
+      c:close()
+      assert.equal(0, emu:stats().requests)
+    end)
+  end)
+
+  describe("the project of AK/SK credentials", function()
+    local vars
+
+    before_each(function()
+      vars = { HUAWEICLOUD_SDK_AK = emu.ak, HUAWEICLOUD_SDK_SK = emu.sk, HUAWEICLOUD_SDK_REGION = "cn-north-4",
+        HUAWEICLOUD_SDK_IAM_ENDPOINT = emu.url }
+    end)
+
+    it("is looked up once by region: GET /v3/projects?name=, signed", function()
+      local c = new({}, vars)
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      assert.equal(emu.project_id, c.project_id)
+      c:close()
+      assert.equal(1, emu:stats().project_lookups)
+      local first = emu:requests()[1]
+      assert.equal("/v3/projects?name=cn-north-4", first.uri)
+      assert.matches("^SDK%-HMAC%-SHA256 ", first.headers.authorization)
+      assert.is_nil(first.headers["x-project-id"])
+    end)
+
+    it("is a usage error naming the region when IAM lists none or several", function()
+      emu:set_projects{}
+      local c = new({}, vars)
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      assert.equal("project_id", err.argument)
+      assert.matches('IAM has 0 projects named "cn%-north%-4"', err.message)
+      c:close()
+      emu:set_projects{ { name = "cn-north-4", id = emu.project_id },
+        { name = "cn-north-4", id = emu.other_project_id } }
+      c = new({}, vars)
+      assert.matches("IAM has 2 projects", raised(c.authenticate, c).message)
+      c:close()
+    end)
+
+    it("needs a region to be looked up", function()
+      vars.HUAWEICLOUD_SDK_REGION = nil
+      local err = raised(new, {}, vars)
+      assert.equal("project_id", err.argument)
+      assert.matches("or a region to look it up by", err.message)
+    end)
+  end)
+end)

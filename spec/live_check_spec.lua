@@ -1,0 +1,101 @@
+-- make test-live (scripts/live-check.lua) is for the real cloud; here it is pointed at the
+-- emulator to prove it: it needs the opt-in, skips without credentials, names what it creates,
+-- and always deletes it (on success, on failure, on Ctrl-C).
+local fixture = require "spec.support.fixture"
+local nginx = require "spec.support.nginx"
+local socket = require "socket"
+
+local ROOT = nginx.capture("pwd")
+local q = nginx.shell_quote
+
+describe("make test-live, pointed at the emulator", function()
+  local fx = fixture.emulator()
+  local emu, dir
+
+  setup(function()
+    emu = fx.start()
+    dir = nginx.capture("mktemp -d")
+  end)
+  teardown(function()
+    fx.stop()
+    os.execute("rm -rf " .. q(dir))
+  end)
+  before_each(fx.reset)
+
+  -- The command line of the script with only `vars` in its environment (false: left out).
+  local function command(vars)
+    local all = { PATH = os.getenv("PATH"), HOME = dir, LUA_PATH = ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;",
+      LUA_CPATH = ROOT .. "/build/lua5.4/?.so;;", EIP_LIVE = "1", EIP_ENDPOINT = emu.url,
+      OS_AUTH_TOKEN = emu.token, HUAWEICLOUD_SDK_PROJECT_ID = emu.project_id }
+    for k, v in pairs(vars or {}) do all[k] = v or nil end
+    local env = {}
+    for k, v in pairs(all) do env[#env + 1] = k .. "=" .. q(v) end
+    return string.format("env -i %s lua5.4 %s/scripts/live-check.lua", table.concat(env, " "), q(ROOT))
+  end
+
+  local function run(vars)
+    local out = dir .. "/out"
+    local _, _, code = os.execute(command(vars) .. " >" .. q(out) .. " 2>&1")
+    return code, nginx.read_file(out) or ""
+  end
+
+  it("refuses to run without EIP_LIVE=1", function()
+    local code, out = run{ EIP_LIVE = false }
+    assert.equal(2, code)
+    assert.matches("set EIP_LIVE=1", out)
+    assert.equal(0, emu:stats().requests)
+  end)
+
+  it("is skipped with a message when no credentials are found", function()
+    local code, out = run{ OS_AUTH_TOKEN = false, EIP_METADATA_URL = "http://127.0.0.1:" .. nginx.free_port() }
+    assert.equal(0, code, out)
+    assert.matches("skipped: credentials not found", out)
+    assert.equal(0, emu:stats().requests)
+  end)
+
+  it("creates, shows, deletes, waits for 404 and deletes again; nothing is left", function()
+    emu:set_knobs{ deleted_visible_for = 1 }
+    local code, out = run()
+    assert.equal(0, code, out)
+    assert.matches("creates lua%-eip%-live%-%d+: a 5 Mbit/s pay%-per%-use shared bandwidth, billed by bandwidth", out)
+    for _, what in ipairs{ "create", "show", "delete, wait until it reads 404", "delete again %(missing_ok%)" } do
+      assert.matches("ok    " .. what, out)
+    end
+    assert.matches("every step passed", out)
+    assert.equal(0, #emu:bandwidths())
+  end)
+
+  it("deletes what it created when a step fails", function()
+    emu:inject{ method = "GET", status = 500, times = 3, body = { code = "VPC.0302", message = "Neutron Error." } }
+    local code, out = run()
+    assert.equal(1, code, out)
+    assert.matches("FAIL  show", out)
+    assert.matches("clean%-up: [%x%-]+ deleted", out)
+    assert.equal(0, #emu:bandwidths())
+  end)
+
+  it("ends on Ctrl-C, deleting what it created", function()
+    emu:set_knobs{ deleted_visible_for = 60 } -- Ctrl-C comes while it waits for the 404
+    local pidfile = dir .. "/pid"
+    os.execute(string.format("sh -c 'echo $$ > %s; exec %s' > %s 2>&1 &", q(pidfile),
+      command():gsub("'", "'\\''"), q(dir .. "/out")))
+    local deadline = socket.gettime() + 10
+    local function deleted()
+      for _, r in ipairs(emu:requests()) do if r.method == "DELETE" then return true end end
+    end
+    while not deleted() do -- deleted: now it waits
+      assert(socket.gettime() < deadline, "nothing was deleted: " .. tostring(nginx.read_file(dir .. "/out")))
+      socket.sleep(0.05)
+    end
+    local pid = nginx.read_file(pidfile):match("%d+")
+    os.execute("kill -INT " .. pid)
+    while nginx.alive(tonumber(pid)) do
+      assert(socket.gettime() < deadline, "the check did not end")
+      socket.sleep(0.05)
+    end
+    local out = nginx.read_file(dir .. "/out")
+    assert.matches("test%-live: interrupted", out)
+    assert.matches("clean%-up: [%x%-]+ already gone", out)
+    assert.equal(0, #emu:bandwidths())
+  end)
+end)
