@@ -71,6 +71,7 @@ build = {
       ["eip.cli.show_bandwidth"] = "lua/eip/cli/show_bandwidth.lua",
       ["eip.cli.list_bandwidths"] = "lua/eip/cli/list_bandwidths.lua",
       ["eip.cli.status"] = "lua/eip/cli/status.lua",
+      ["eip.cli.regions"] = "lua/eip/cli/regions.lua",
       -- The EIP emulator (eip-emulator): needs nginx with its Lua module and LuaSocket at run
       -- time; its server modules run inside nginx only.
       ["eip.emulator"] = "lua/eip/emulator/init.lua",

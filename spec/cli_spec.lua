@@ -78,14 +78,14 @@ describe("eip command", function()
     it("eip --help lists every command and exits 0", function()
       local code, out = run("--help")
       assert.equal(0, code)
-      for _, c in ipairs{ "delete-bandwidth", "show-bandwidth", "list-bandwidths", "status" } do
+      for _, c in ipairs{ "delete-bandwidth", "show-bandwidth", "list-bandwidths", "status", "regions" } do
         assert.truthy(has(out, c), c)
       end
       assert.truthy(has(out, "OS_AUTH_TOKEN"))
     end)
 
     it("every command has --help (and eip help COMMAND)", function()
-      for _, c in ipairs{ "delete-bandwidth", "show-bandwidth", "list-bandwidths", "status" } do
+      for _, c in ipairs{ "delete-bandwidth", "show-bandwidth", "list-bandwidths", "status", "regions" } do
         local code, out = run(c .. " --help")
         assert.equal(0, code, c)
         assert.truthy(has(out, "usage: eip " .. c), c)
@@ -134,8 +134,8 @@ describe("eip command", function()
           "delete-bandwidth --timeout", "delete-bandwidth --size 5 a", "delete-bandwidth --force --charge-mode free a",
           "delete-bandwidth --json=yes a", "delete-bandwidth --max-attempts 99 a",
           "delete-bandwidth --endpoint ftp://x a",
-          "show-bandwidth", "show-bandwidth a b", "list-bandwidths extra", "status abc", "status 99",
-          "list-bandwidths --output yaml", "delete-bandwidth --json --output table a" } do
+          "show-bandwidth", "show-bandwidth a b", "list-bandwidths extra", "status VPC.0306 abc", "status 99",
+          "status 409 404", "list-bandwidths --output yaml", "delete-bandwidth --json --output table a" } do
         local code = run(args)
         assert.equal(2, code, args)
       end
@@ -587,6 +587,61 @@ describe("eip command", function()
       local t = cjson.decode(out)
       assert.equal("Gateway Timeout", t.reason)
       assert.is_true(t.retryable)
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    it("status CODE prints the error-code table's entry, the code's other statuses too", function()
+      local code, out = run("status VPC.0306", { env = { OS_AUTH_TOKEN = false, EIP_ENDPOINT = false } })
+      assert.equal(0, code)
+      for _, k in ipairs{ "code +VPC%.0306\n", "status +404\n", "kind +not_found\n", "retryable +false\n",
+          "message +No Eip bandwidth exist with id%.\n", "advice +The bandwidth does not exist",
+          "description_zh +带宽对象不存在\n", "also +404 %(list bandwidths%): " } do
+        assert.matches(k, out)
+      end
+      code, out = run("status --json VPC.0514 500")
+      assert.equal(0, code)
+      local t = cjson.decode(out)
+      assert.same({ "VPC.0514", 500, "backend", true }, { t.code, t.status, t.kind, t.retryable })
+      assert.equal(4, #t.variants)
+      code, out = run("status --output text vpc.0306") -- the case need not be the table's
+      assert.equal(0, code)
+      assert.matches("^code\tVPC%.0306\nstatus\t404\n", out)
+      local err
+      code, out, err = run("status VPC.0307")
+      assert.equal(1, code)
+      assert.equal("", out)
+      assert.equal(string.format("eip: VPC.0307 is not in the error-code table (%d codes; did you mean VPC.0007?)\n",
+        #require("eip.core").error_codes()), err)
+      code, out, err = run("status VPC.0306 500")
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.matches("VPC%.0306 does not come with 500 %(it comes with 404%)", err)
+      code, out, err = run("status --json NOPE.1")
+      assert.equal(1, code)
+      assert.equal("", out)
+      local e = cjson.decode(err)
+      assert.same({ false, 1, "not_found" }, { e.ok, e.exit, e.kind })
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    it("regions lists the regions the library knows and their endpoints", function()
+      local code, out = run("regions", { env = { OS_AUTH_TOKEN = false, EIP_ENDPOINT = false } })
+      assert.equal(0, code)
+      local l = lines(out)
+      assert.matches("^REGION +VPC ENDPOINT +IAM ENDPOINT$", l[1])
+      assert.equal(#require("eip").regions() + 1, #l)
+      assert.truthy(has(out, "\ncn-north-4 "))
+      assert.matches("\ncn%-north%-4 +https://vpc%.cn%-north%-4%.myhuaweicloud%.com +https://iam%.cn%-north%-4%."
+        .. "myhuaweicloud%.com\n", out)
+      code, out = run("regions --json")
+      assert.equal(0, code)
+      local first = cjson.decode(lines(out)[1])
+      assert.same({ "name", "vpc_endpoint", "iam_endpoint" }, { first.name and "name", first.vpc_endpoint and
+        "vpc_endpoint", first.iam_endpoint and "iam_endpoint" })
+      code, out = run("regions --output text")
+      assert.equal(0, code)
+      assert.matches("\ncn%-north%-4\thttps://vpc%.cn%-north%-4%.myhuaweicloud%.com\t", out)
+      assert.equal(2, (run("regions extra")))
       assert.equal(0, emu:stats().requests)
     end)
 

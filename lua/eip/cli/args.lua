@@ -41,6 +41,26 @@ function M.is_usage(e)
   return getmetatable(e) == Usage or (eip.is_error(e) and e.kind == "usage")
 end
 
+-- A failure the command line finds by itself, such as a lookup that finds nothing: exit 1.
+local Failure = {}
+Failure.__index = Failure
+Failure.__tostring = function(f) return "eip: " .. f.message end
+
+--- Raise a failure of the command line (exit 1; not a usage error: the arguments were fine).
+-- @tparam string kind what failed, e.g. "not_found" (the `kind` of the JSON error)
+-- @tparam string fmt a `string.format` format
+-- @param ... its arguments
+function M.fail(kind, fmt, ...)
+  error(setmetatable({ kind = kind, message = string.format(fmt, ...) }, Failure), 0)
+end
+
+--- Is `e` a failure raised by `fail`?
+-- @param e a raised value
+-- @treturn boolean
+function M.is_failure(e)
+  return getmetatable(e) == Failure
+end
+
 local usage = M.usage
 
 --- An environment variable, empty counted as unset (as the library counts it).

@@ -31,7 +31,7 @@ local stdout, stderr = io.stdout, io.stderr
 --- The commands, in the order `eip --help` lists them (the modules' tables).
 M.COMMANDS = {}
 local NAMES, BY_NAME = {}, {}
-for i, module in ipairs{ "delete_bandwidth", "show_bandwidth", "list_bandwidths", "status" } do
+for i, module in ipairs{ "delete_bandwidth", "show_bandwidth", "list_bandwidths", "status", "regions" } do
   local c = require("eip.cli." .. module)
   M.COMMANDS[i], NAMES[i], BY_NAME[c.name] = c, c.name, c
 end
@@ -163,10 +163,11 @@ function M.main(argv)
   if ok then return code end
   local e = code
   local exit = args.is_usage(e) and EXIT_USAGE or EXIT_FAILED
+  local known = args.is_usage(e) or args.is_failure(e) or eip.is_error(e)
   if M.wants_json(argv) then
-    if not (args.is_usage(e) or eip.is_error(e)) then e = { kind = "internal", message = tostring(e) } end
+    if not known then e = { kind = "internal", message = tostring(e) } end
     stderr:write(output.error_json(e, exit), "\n")
-  elseif args.is_usage(e) or eip.is_error(e) then
+  elseif known then
     report_error(e)
   else
     stderr:write("eip: internal error: ", tostring(e), "\n")
