@@ -132,7 +132,7 @@ local function read_body(sock, method, status, headers)
   return data or partial, data == nil and err or nil
 end
 
--- One request. opts: port, path, method="GET", headers={}, body=nil, timeout=5,
+--- One request. opts: port, path, method="GET", headers={}, body=nil, timeout=5,
 -- sock (an open connection to reuse), keepalive (leave the connection open and return it).
 -- Returns {status, headers (lower-case names), body, sock?} or nil, error.
 function M.http(opts)
@@ -210,23 +210,23 @@ local function control(self, method, route, body, expect)
   return decoded, resp.status
 end
 
--- Forget bandwidths, injections, counters and the request log; restore the default token TTL
+--- Forget bandwidths, injections, counters and the request log; restore the default token TTL
 -- and clock offset. Tokens (configured and issued), AK/SK pairs and IAM users stay.
 function Emulator:reset()
   control(self, "POST", "reset", nil, 200)
 end
 
--- Forget only the counters and the request log (e.g. after seeding through the API).
+--- Forget only the counters and the request log (e.g. after seeding through the API).
 function Emulator:reset_counters()
   control(self, "POST", "reset_counters", nil, 200)
 end
 
--- Configure the accepted tokens ({ [token] = project_id }); replaces the current set.
+--- Configure the accepted tokens ({ [token] = project_id }); replaces the current set.
 function Emulator:set_tokens(tokens)
   control(self, "PUT", "tokens", { tokens = tokens, default_project_id = self.project_id }, 200)
 end
 
--- Seed a bandwidth directly: { name, size, share_type = "WHOLE"|"PER", publicip_ids = {...},
+--- Seed a bandwidth directly: { name, size, share_type = "WHOLE"|"PER", publicip_ids = {...},
 -- project_id, id, charge_mode, status, ... }. Returns its id.
 function Emulator:create_bandwidth(fields)
   local req = {}
@@ -240,19 +240,19 @@ function Emulator:create_bandwidth(fields)
   return answer.id
 end
 
--- n shared bandwidths seeded with `fields` (default { size = 1 }); returns their ids.
+--- n shared bandwidths seeded with `fields` (default { size = 1 }); returns their ids.
 function Emulator:create_bandwidths(n, fields)
   local ids = {}
   for i = 1, n do ids[i] = self:create_bandwidth(fields or { size = 1 }) end
   return ids
 end
 
--- A Lua pattern (for inject's `path`) matching exactly the delete path of bandwidth `id`.
+--- A Lua pattern (for inject's `path`) matching exactly the delete path of bandwidth `id`.
 function Emulator:delete_path(id)
   return "^/v2%.0/" .. self.project_id .. "/bandwidths/" .. id:gsub("%p", "%%%0") .. "$"
 end
 
--- The client's `auth` option for this emulator's IAM user; `overrides` replace fields.
+--- The client's `auth` option for this emulator's IAM user; `overrides` replace fields.
 function Emulator:iam_auth(overrides)
   local auth = { username = self.iam.username, password = self.iam.password, domain = self.iam.domain,
     project = self.iam.project, iam_endpoint = self.url }
@@ -260,7 +260,7 @@ function Emulator:iam_auth(overrides)
   return auth
 end
 
--- The stored bandwidth (as the API shows it), or nil.
+--- The stored bandwidth (as the API shows it), or nil.
 function Emulator:get_bandwidth(id)
   local answer, status = control(self, "GET", "bandwidths/" .. id)
   if status == 404 then
@@ -272,35 +272,35 @@ function Emulator:get_bandwidth(id)
   return answer.bandwidth
 end
 
--- Every stored bandwidth, of every project, oldest first.
+--- Every stored bandwidth, of every project, oldest first.
 function Emulator:bandwidths()
   return control(self, "GET", "bandwidths", nil, 200).bandwidths
 end
 
--- Queue a fault-injection rule (fields: see eip.emulator.server.inject). Returns the
+--- Queue a fault-injection rule (fields: see eip.emulator.server.inject). Returns the
 -- number of pending rules.
 function Emulator:inject(rule)
   return control(self, "POST", "inject", rule, 200).pending
 end
 
--- { requests = n, connections = n, bandwidths = n, pending_injections = n, tokens_issued = n,
+--- { requests = n, connections = n, bandwidths = n, pending_injections = n, tokens_issued = n,
 --   auth_failures = n (401s for bad tokens, signatures or IAM passwords) }
 function Emulator:stats()
   return (control(self, "GET", "stats", nil, 200))
 end
 
--- The last 200 API requests, oldest first: { method, uri, path, headers, body, connection, ... }
+--- The last 200 API requests, oldest first: { method, uri, path, headers, body, connection, ... }
 function Emulator:requests()
   return control(self, "GET", "requests", nil, 200).requests
 end
 
--- Configure the accepted AK/SK pairs ({ [ak] = { sk, project_id, security_token? } }); replaces
+--- Configure the accepted AK/SK pairs ({ [ak] = { sk, project_id, security_token? } }); replaces
 -- the current set (emu.aksk holds the one start configured).
 function Emulator:set_aksk(map)
   control(self, "PUT", "aksk", { aksk = map }, 200)
 end
 
--- Configure the IAM users (a list as for the start option `users`); replaces the current set.
+--- Configure the IAM users (a list as for the start option `users`); replaces the current set.
 function Emulator:set_users(list)
   local users = {}
   for i, user in ipairs(list) do
@@ -317,23 +317,23 @@ function Emulator:set_users(list)
   control(self, "PUT", "users", { users = users }, 200)
 end
 
--- Every token IAM issued so far expires now (configured tokens stay). Returns how many did.
+--- Every token IAM issued so far expires now (configured tokens stay). Returns how many did.
 function Emulator:expire_tokens()
   return control(self, "POST", "expire_tokens", nil, 200).expired
 end
 
--- Lifetime of the tokens IAM issues from now on (default 24 h; reset restores it).
+--- Lifetime of the tokens IAM issues from now on (default 24 h; reset restores it).
 function Emulator:set_token_ttl(seconds)
   control(self, "PUT", "token_ttl", { seconds = seconds }, 200)
 end
 
--- Put the emulator's clock `seconds` ahead of real time (negative: behind); 0 restores it.
+--- Put the emulator's clock `seconds` ahead of real time (negative: behind); 0 restores it.
 -- It decides X-Sdk-Date skew and token expiry; reset restores it.
 function Emulator:set_clock_offset(seconds)
   control(self, "PUT", "clock", { offset = seconds }, 200)
 end
 
--- Turn on behaviour of the real cloud (reset restores the defaults):
+--- Turn on behaviour of the real cloud (reset restores the defaults):
 --   deleted_visible_for = s   a deleted bandwidth can still be read (GET) for s seconds
 --   aksk_lock_after = n, aksk_lock_seconds = s   n failed signatures in a row lock an AK for s
 --                             seconds (defaults: 5 and 300, as Huawei Cloud)
@@ -343,12 +343,12 @@ function Emulator:set_knobs(knobs)
   control(self, "PUT", "knobs", knobs, 200)
 end
 
--- The projects IAM lists for AK/SK lookups ({ {name =, id =}, ... }; default: every IAM user's).
+--- The projects IAM lists for AK/SK lookups ({ {name =, id =}, ... }; default: every IAM user's).
 function Emulator:set_projects(list)
   control(self, "PUT", "projects", { projects = list }, 200)
 end
 
--- The emulator's own SDK-HMAC-SHA256 signature of a described request:
+--- The emulator's own SDK-HMAC-SHA256 signature of a described request:
 -- { method, url, headers = {name = value}, query? = {name = value}, body?, ak, sk,
 --   signed_headers? = {names} (default: every header given, plus host from the url) }
 -- -> { authorization, signature, canonical, string_to_sign, signed_headers }.
@@ -356,7 +356,7 @@ function Emulator:verify(spec)
   return (control(self, "POST", "verify", spec, 200))
 end
 
--- Headers for a request to this instance signed with AK/SK (by the emulator's implementation):
+--- Headers for a request to this instance signed with AK/SK (by the emulator's implementation):
 -- opts: method = "GET", path (with any query), headers? (extra, signed too), body?,
 -- ak/sk/security_token (default: emu.ak/emu.sk; temporary = true: the temporary pair and its
 -- token), project_id (X-Project-Id; default emu.project_id), date (X-Sdk-Date; default now),
@@ -458,7 +458,7 @@ local function configure(self)
   self:set_users(self.users)
 end
 
--- Stop the instance: nginx is asked to quit, killed if it does not, reaped; the prefix goes.
+--- Stop the instance: nginx is asked to quit, killed if it does not, reaped; the prefix goes.
 function Emulator:stop()
   if self._stopped then
     return
@@ -489,7 +489,7 @@ local function instance(port, opts, fields)
 end
 
 --- Start an emulator, a child of this process (stopped by `emu:stop()`, `emulator.stop_all()`,
--- or when this Lua state closes).
+--- or when this Lua state closes).
 -- @tparam[opt] table opts `tokens = { [token] = project_id }` (added to the two defaults),
 -- `aksk = { [ak] = { sk, project_id, security_token? } }` and `users = { {username, password,
 -- domain, project, project_id}, ... }` (added to the defaults), `port = N` (default: a free one)
@@ -532,7 +532,7 @@ end
 local PORT_FILE = "emulator.port"
 
 --- Start a daemonized emulator whose files (config, pid, logs) live in `dir`; it outlives this
--- process until `stop_detached(dir)`. Raises when one already runs there or nginx does not start.
+--- process until `stop_detached(dir)`. Raises when one already runs there or nginx does not start.
 -- @tparam string dir its directory (created if needed)
 -- @tparam[opt] integer port default: a free one
 -- @return the instance (control methods work; `stop` does not: use stop_detached)
@@ -556,7 +556,7 @@ function M.start_detached(dir, port)
 end
 
 --- The detached emulator of `dir`, if one runs there and answers.
--- @tparam string dir its directory
+--- @tparam string dir its directory
 -- @return the instance, or nil and why not
 function M.attach(dir)
   local port = tonumber(nginx.read_file(dir .. "/" .. PORT_FILE) or "")
@@ -571,7 +571,7 @@ function M.attach(dir)
 end
 
 --- Stop the detached emulator of `dir` and remove its files (its logs stay).
--- @tparam string dir its directory
+--- @tparam string dir its directory
 -- @treturn ?integer the pid that was stopped, or nil when none ran
 function M.stop_detached(dir)
   local pid = tonumber(nginx.read_file(dir .. "/nginx.pid") or "")
