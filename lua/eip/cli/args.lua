@@ -16,6 +16,7 @@
 -- with the closest known name when it looks like a typo or an abbreviation.
 -- @module eip.cli.args
 local eip = require "eip"
+local validate = require "eip.validate"
 
 local M = {}
 
@@ -109,37 +110,13 @@ local SECRET_OPTIONS = { ["--token"] = "OS_AUTH_TOKEN", ["--auth-token"] = "OS_A
 
 -- Typo suggestions ---------------------------------------------------------------------------
 
--- Levenshtein distance.
-local function distance(a, b)
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
-
---- The known name `name` is most likely a typo or an abbreviation of, if any.
+--- The known name `name` is most likely a typo or an abbreviation of, if any (the library's
+-- `eip.validate.closest`, which names unknown regions the same way).
+-- @function closest
 -- @tparam string name what was typed
 -- @tparam {string,...} names the known names
 -- @treturn ?string the closest name, or nil when none is close enough
-function M.closest(name, names)
-  for _, n in ipairs(names) do
-    if #name >= 3 and n:sub(1, #name) == name then return n end -- an abbreviation
-  end
-  local best, best_d
-  for _, n in ipairs(names) do
-    local d = distance(name, n)
-    if not best_d or d < best_d then best, best_d = n, d end
-  end
-  if best and best_d <= math.max(2, math.floor(#name / 3)) then return best end
-  return nil
-end
+M.closest = validate.closest
 
 -- Parsing ----------------------------------------------------------------------------------
 
