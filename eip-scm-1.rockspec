@@ -48,6 +48,7 @@ build = {
       ["eip.batch"] = "lua/eip/batch.lua",
       ["eip.errors"] = "lua/eip/errors.lua",
       ["eip.ops"] = "lua/eip/ops.lua",
+      ["eip.pace"] = "lua/eip/pace.lua",
       ["eip.profile"] = "lua/eip/profile.lua",
       ["eip.regions"] = "lua/eip/regions.lua",
       ["eip.pipeline"] = "lua/eip/pipeline.lua",

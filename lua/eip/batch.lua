@@ -32,11 +32,12 @@ local errors = require "eip.errors"
 local validate = require "eip.validate"
 local ops = require "eip.ops"
 local retry = require "eip.retry"
+local pace = require "eip.pace"
 
 local M = {}
 
-M.OPTIONS = { concurrency = true, missing_ok = true, on_result = true, cancel = true,
-  wait = true } -- wait: eip.client's, after the run
+M.OPTIONS = { concurrency = true, missing_ok = true, on_result = true, cancel = true, rate = true,
+  adaptive = true, wait = true } -- wait: eip.client's, after the run
 
 --- What on_result returns to stop the batch: no new request is started, what is in flight
 -- finishes, and every id not sent is reported with `not_sent = true`.
@@ -168,7 +169,7 @@ local function list_length(ids)
 end
 
 local function read_options(runner, opts)
-  local o = { concurrency = M.DEFAULT_CONCURRENCY, missing_ok = runner.missing_ok }
+  local o = { concurrency = M.DEFAULT_CONCURRENCY, missing_ok = runner.missing_ok, adaptive = true }
   if opts == nil then return o end
   validate.options("options", opts, M.OPTIONS)
   if opts.concurrency ~= nil then
@@ -182,6 +183,8 @@ local function read_options(runner, opts)
     raise("cancel", "must be a function() returning nil, \"stop\" or \"abort\", got a %s", type(opts.cancel))
   end
   o.on_result, o.cancel = opts.on_result, opts.cancel
+  if opts.rate ~= nil then o.rate = validate.number("rate", opts.rate, 0.001, 1e6) end
+  if opts.adaptive ~= nil then o.adaptive = validate.boolean("adaptive", opts.adaptive) end
   return o
 end
 
@@ -271,7 +274,7 @@ function Run:settle(job, action, value)
   if value <= 0 then
     self.retries_due[#self.retries_due + 1] = job
   else
-    job.ready_at = core.monotime() + value
+    job.ready_at = self.clock() + value
     heap_push(self.retries, job)
   end
 end
@@ -303,7 +306,91 @@ end
 function Run:completed(slot, resp)
   local job = self.in_flight[slot]
   self.in_flight[slot] = nil
-  self:settle(job, job.call:response(resp))
+  local action, value = job.call:response(resp)
+  self:adapt(job, resp)
+  self:settle(job, action, value)
+end
+
+---------------------------------------------------------------------------------------------
+-- Going as fast as the API allows, and no faster
+--
+-- The gateway limits each user to so many requests per second and answers the rest 429
+-- (APIGW.0308), and the refused ones count against every tool of that user. So a batch:
+--  * honours a Retry-After for every id, not only for the one that got it;
+--  * when adaptive (the default), on the first throttling answer of a second: halves its
+--    concurrency, sets its rate (a token bucket, eip.pace) to 95% of the limit the answer
+--    states ("limit:100,time:1 second"), or when it states none to 90% of the answers accepted
+--    in the last second, and pauses for a second, the window the gateway counts in, so that the
+--    requests it sends next are not refused by the window already used up;
+--  * while answers are clean, raises the concurrency by one per `limit` clean answers (AIMD),
+--    and the rate by 5% a second, never above a stated limit's 95%.
+
+local WINDOW = 1            -- seconds: the gateway's "time:1 second"
+local CUT_COOLDOWN = 1      -- seconds: the 429s of one burst cut once
+local RATE_HEADROOM = 0.95  -- of a stated limit
+local RATE_MEASURED = 0.9   -- of the accepted rate, when the limit is not stated
+local RATE_STEP = 1.05      -- per clean second
+
+-- Answers the server accepted (not throttled), as times, to measure the rate it lets through.
+function Run:accepted_in_window(now)
+  local times, head = self.accepted, self.accepted_head
+  while times[head] and times[head] < now - WINDOW do
+    times[head] = nil
+    head = head + 1
+  end
+  self.accepted_head = head
+  return #times - head + 1
+end
+
+function Run:adapt(job, resp)
+  local now = self.clock()
+  local status = resp.status
+  local err = (status == 429 or status == 503) and job.call.last_error
+  if err and retry.throttled(err) then
+    self.summary.throttled = self.summary.throttled + 1
+    local ra = retry.parse_retry_after(err.retry_after, os.time())
+    if ra and ra <= self.runner.policy.retry_after_cap then
+      self.paused_until = math.max(self.paused_until, now + ra)
+    end
+    if not self.adaptive or now - self.last_cut < CUT_COOLDOWN then return end
+    self.last_cut, self.clean = now, 0
+    self.limit = math.max(1, math.floor(self.limit / 2))
+    self.limit_min = math.min(self.limit_min, self.limit)
+    local stated = retry.stated_limit(err)
+    local rate
+    if stated then
+      rate, self.ceiling = stated * RATE_HEADROOM, stated * RATE_HEADROOM
+    else
+      local accepted = self:accepted_in_window(now)
+      if accepted == 0 then accepted = self.bucket and self.bucket.rate or self.limit end
+      rate = math.max(1, accepted * RATE_MEASURED)
+      if self.bucket then rate = math.min(rate, self.bucket.rate * RATE_MEASURED) end
+    end
+    if self.bucket then self.bucket:set_rate(rate) else self.bucket = pace.new{ rate = rate, clock = self.clock } end
+    if not ra then self.paused_until = math.max(self.paused_until, now + WINDOW) end
+    self.last_raise = now
+  elseif status > 0 then
+    local times = self.accepted
+    times[#times + 1] = now
+    if not self.adaptive then return end
+    self.clean = self.clean + 1
+    if self.clean >= self.limit and self.limit < self.max_limit then
+      self.limit, self.clean = self.limit + 1, 0
+    end
+    local bucket = self.bucket
+    if bucket and self.last_cut > -math.huge and now - self.last_raise >= 1 then
+      self.last_raise = now
+      bucket:set_rate(math.min(self.ceiling or math.huge, bucket.rate * RATE_STEP))
+    end
+  end
+end
+
+-- Seconds until the next request may start (a Retry-After pause, the rate), 0 for now.
+function Run:start_wait(now)
+  local wait = self.paused_until - now
+  local bucket = self.bucket
+  if bucket then wait = math.max(wait, bucket:wait()) end
+  return wait > 0 and wait or 0
 end
 
 -- Moves the retries due by `now` to the ready queue.
@@ -332,43 +419,48 @@ function Run:poll_cancel()
   end
 end
 
+-- Has a request to start (a retry due or an id not sent), and may.
+function Run:has_ready()
+  return not self.stopped and (self.retries_due[1] ~= nil or self.fresh[self.head] ~= nil)
+end
+
 function Run:loop()
   local driver = self.driver
   while true do
     self:poll_cancel()
-    self:promote(core.monotime())
+    local now = self.clock()
+    self:promote(now)
     -- One request alone first: if the credentials are refused, one failure is all it costs
     -- (five bad signatures in a row lock an AK/SK pair), not one per slot.
     local limit = self.probing and 1 or self.limit
-    while driver:pending() < limit do
-      local job = self:next_ready()
-      if not job then break end
-      self:start(job)
+    local start_wait = 0
+    while driver:pending() < limit and self:has_ready() do
+      start_wait = self:start_wait(now)
+      if start_wait > 0 then break end
+      if self.bucket then self.bucket:take() end
+      self:start(self:next_ready())
     end
     local next_retry = not self.stopped and self.retries[1]
+    local wait = next_retry and next_retry.ready_at - now or math.huge
+    if start_wait > 0 and driver:pending() < limit then wait = math.min(wait, start_wait) end
     if driver:pending() == 0 then
-      if not next_retry then return end
-      -- Nothing in flight: only a backoff left to wait for. The runner's sleep (ngx.sleep in
-      -- nginx; a recording stub in tests) does it, and the retry is then due whatever the
-      -- clock says, so a sleep that returns early cannot make this loop spin.
-      -- With a cancel function the wait goes in pieces, each followed by a question to it; the
+      if wait == math.huge then return end
+      -- Nothing in flight: only a backoff, a pause or the rate left to wait for. The runner's
+      -- sleep (ngx.sleep in nginx; a recording stub in tests) does it, and what was waited for
+      -- is then due whatever the clock says, so a sleep that returns early cannot make this
+      -- loop spin. With a cancel function the wait goes in pieces of CANCEL_INTERVAL, each
+      -- followed by a question to it (Ctrl-C is heard at once, a progress line moves); the
       -- pieces are counted rather than timed, for the same reason.
-      local left = next_retry.sleep_left or (next_retry.ready_at - core.monotime())
-      if left > 0 then
-        local piece = self.cancel and math.min(left, M.CANCEL_INTERVAL) or left
-        self.runner.sleep(piece)
-        left = left - piece
-      end
-      if left > 0 then
-        next_retry.sleep_left = left
-      else
-        next_retry.sleep_left = nil
+      local left = self.wait_left or wait
+      local piece = self.cancel and math.min(left, M.CANCEL_INTERVAL) or left
+      self.wait_left = left - piece > 0 and left - piece or nil
+      if piece > 0 then self.runner.sleep(piece) end
+      if not self.wait_left and next_retry and next_retry.ready_at <= now + wait then
         self:promote(next_retry.ready_at)
       end
     else
-      local wait = self.cancel and M.CANCEL_INTERVAL or MAX_WAIT
-      if next_retry then wait = math.max(0, math.min(wait, next_retry.ready_at - core.monotime())) end
-      local slot, resp = driver:next(wait)
+      self.wait_left = nil
+      local slot, resp = driver:next(math.max(0, math.min(self.cancel and M.CANCEL_INTERVAL or MAX_WAIT, wait)))
       if slot then self:completed(slot, resp) end
     end
   end
@@ -433,15 +525,22 @@ end
 function M.run(runner, ids, opts)
   local n = list_length(ids)
   local o = read_options(runner, opts)
+  local clock = runner.clock
+  local bucket = runner.bucket
+  if o.rate then bucket = pace.new{ rate = o.rate, clock = clock } end
   local run = setmetatable({
     runner = runner, missing_ok = o.missing_ok, on_result = o.on_result, cancel = o.cancel,
     started = core.monotime(), results = {}, repeats = {}, probing = true,
-    summary = { deleted = 0, missing = 0, failed = 0, not_sent = 0, repeated = 0, total = n, elapsed = 0 },
+    summary = { deleted = 0, missing = 0, failed = 0, not_sent = 0, repeated = 0, throttled = 0, total = n,
+      elapsed = 0 },
     fresh = {}, head = 1, retries = {}, retries_due = {}, in_flight = {},
+    clock = clock, bucket = bucket, adaptive = o.adaptive, paused_until = -math.huge, last_cut = -math.huge,
+    last_raise = -math.huge, clean = 0, accepted = {}, accepted_head = 1,
   }, Run)
   run:prepare(ids, n)
   if run.head <= #run.fresh then
     run.driver, run.limit = M.driver(runner, o.concurrency)
+    run.max_limit, run.limit_min = run.limit, run.limit
     local ok, err = pcall(run.loop, run)
     if not ok then
       run.driver:cancel() -- nothing stays in flight: the client's next batch starts clean
@@ -449,7 +548,10 @@ function M.run(runner, ids, opts)
     end
   end
   run:wind_up()
-  if run.stopped then run.summary.stopped = run.stopped.reason end
+  local summary = run.summary
+  if run.stopped then summary.stopped = run.stopped.reason end
+  summary.concurrency, summary.concurrency_min = run.limit, run.limit_min
+  summary.rate = run.bucket and run.bucket.rate or nil
   run.summary.elapsed = core.monotime() - run.started
   return run.results, run.summary
 end

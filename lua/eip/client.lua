@@ -23,6 +23,7 @@ local log = require "eip.log"
 local retry = require "eip.retry"
 local ops = require "eip.ops"
 local pipeline = require "eip.pipeline"
+local pace = require "eip.pace"
 local regions = require "eip.regions"
 local batch = require "eip.batch"
 local bandwidths = require "eip.bandwidths"
@@ -51,7 +52,7 @@ M.OPTIONS = {
   timeout = true, connect_timeout = true, deadline = true, low_speed_limit = true, low_speed_time = true,
   max_attempts = true, backoff_base = true, backoff_cap = true, retry_after_cap = true, sleep = true,
   missing_ok = true, ca_file = true, insecure = true, max_body = true, debug = true, log = true,
-  transport = true, metadata_url = true,
+  transport = true, metadata_url = true, rate = true, burst = true, rate_dict = true, clock = true,
 }
 
 local CALL_OPTIONS = { missing_ok = true, wait = true }
@@ -144,6 +145,11 @@ function M.new(opts, getenv)
     r.transport = transports.new{ ca_file = r.ca_file, insecure = r.insecure, user_agent = USER_AGENT }
   end
   r.sleep = opts.sleep or transports.sleep
+  if opts.clock ~= nil and type(opts.clock) ~= "function" then
+    errors.raise_usage("clock", "must be a function() returning seconds, got %s", type(opts.clock))
+  end
+  r.clock = opts.clock or core.monotime
+  r.bucket = pace.of_options(opts, r.clock)
   local self = setmetatable({ endpoint = endpoint, project_id = project_id, auth = provider.kind,
     transport = r.transport }, Client)
   runners[self] = pipeline.new(r)

@@ -314,7 +314,12 @@ end
 function Runner:run(op)
   local call = self:call(op)
   local transport = self.transport
+  local bucket = self.bucket
   while true do
+    if bucket then -- the client's rate: every request it sends, retries included
+      local wait = bucket:take()
+      if wait > 0 then self.sleep(wait) end
+    end
     local request, err = call:request()
     local action, value
     if request then

@@ -339,6 +339,9 @@ end
 --                             seconds (defaults: 5 and 300, as Huawei Cloud)
 --   metadata_credential_ttl = s   lifetime of the metadata service's temporary keys (3600)
 --   metadata_token_status = n     the metadata token route's status: 200, or 404/405/503
+--   throttle_rate = n             requests per second and user (token or AK) the gateway lets
+--                                 through; the rest: 429 APIGW.0308 (0: no limit; stats.throttled)
+--   throttle_retry_after = s      with throttle_rate: a Retry-After of s seconds on each 429
 function Emulator:set_knobs(knobs)
   control(self, "PUT", "knobs", knobs, 200)
 end

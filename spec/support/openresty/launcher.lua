@@ -40,7 +40,7 @@ function M.derive(trusted_certificate, resolver)
   local text = read(M.EXAMPLE)
   assert(not text:find("@", 1, true), "the example must not contain '@' (template marker)")
   text = edit(text, "\nworker_processes auto;",
-    "\nworker_processes 1;\n@USER_DIRECTIVE@\n# A graceful stop must not wait for hung requests.\n"
+    "\nworker_processes @WORKERS@;\n@USER_DIRECTIVE@\n# A graceful stop must not wait for hung requests.\n"
     .. "worker_shutdown_timeout 1s;", 1)
   text = edit(text, "\nload_module /usr/lib/nginx/modules/", "\nload_module @MODULES_DIR@/", 2)
   text = edit(text, 'lua_package_path "[^"]*";',
@@ -69,14 +69,14 @@ local function pings(port)
 end
 
 local START_OPTIONS = { timeout = true, max_attempts = true, token = true, project_id = true, endpoint = true,
-  ak = true, sk = true, security_token = true, trusted_certificate = true, resolver = true }
+  ak = true, sk = true, security_token = true, trusted_certificate = true, resolver = true, workers = true }
 
 -- Start the app against emulator `emu`. opts: timeout (EIP_TIMEOUT, default 1), max_attempts
 -- (EIP_MAX_ATTEMPTS, default: the library's), token, project_id, endpoint (default: the
 -- emulator's), ak, sk, security_token (given as the official SDKs' environment variables, and
 -- then no EIP_TOKEN: the app signs its requests), trusted_certificate (the PEM bundle nginx
 -- verifies TLS peers of cosockets with), resolver ("127.0.0.1:PORT": nginx's DNS server for
--- cosockets, see spec/support/dns.lua). Raises with nginx's log when it fails.
+-- cosockets, see spec/support/dns.lua), workers (default 1). Raises with nginx's log when it fails.
 function M.start(emu, opts)
   opts = opts or {}
   for k in pairs(opts) do
@@ -87,7 +87,7 @@ function M.start(emu, opts)
   return nginx.start{
     name = "app", label = "eip openresty app", error_log = "logs/error.log",
     config = function(fields) return nginx.render(template, fields) end,
-    fields = { REPO = M.REPO, HERE = HERE },
+    fields = { REPO = M.REPO, HERE = HERE, WORKERS = tostring(opts.workers or 1) },
     env = {
       EIP_ENDPOINT = opts.endpoint or emu.url,
       EIP_PROJECT_ID = opts.project_id or emu.project_id,

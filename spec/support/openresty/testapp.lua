@@ -12,11 +12,32 @@ local M = {}
 -- What the transport selection said in init_worker and in a timer started from there.
 local seen = {}
 
+-- One batch per worker, all at once, sharing the eip_rate bucket: /t/shared_rate puts a job in
+-- the eip_test dict ({ generation, rate, ids = { [worker] = {...} } }); every worker's timer
+-- polls it, runs its share and stores its summary under "result:<generation>:<worker>".
+local function shared_rate_worker()
+  local dict, worker, done = ngx.shared.eip_test, ngx.worker.id(), 0
+  while not ngx.worker.exiting() do
+    local job = dict:get("job")
+    job = job and cjson.decode(job)
+    if job and job.generation > done then
+      done = job.generation
+      local c = eip.new{ endpoint = os.getenv("EIP_ENDPOINT"), project_id = os.getenv("EIP_PROJECT_ID"),
+        token = os.getenv("EIP_TOKEN"), timeout = 5, rate = job.rate, rate_dict = "eip_rate" }
+      local _, summary = c:delete_bandwidths(job.ids[worker + 1], { concurrency = 8, adaptive = false })
+      c:close()
+      dict:set("result:" .. done .. ":" .. worker, cjson.encode(summary))
+    end
+    ngx.sleep(0.02)
+  end
+end
+
 function M.init_worker()
   seen.init_worker = { phase = ngx.get_phase(), transport = transport.current() }
   ngx.timer.at(0, function()
     seen.timer = { phase = ngx.get_phase(), transport = transport.current() }
   end)
+  ngx.timer.at(0, shared_rate_worker)
 end
 
 local function reply(status, value)
@@ -170,6 +191,26 @@ function M.batch()
   ngx.header["Content-Type"] = "application/json"
   ngx.header["Content-Length"] = #body
   ngx.print(body)
+end
+
+-- POST { rate, ids = { {...}, {...} } } starts a job; GET ?generation=N answers the summaries
+-- stored so far ({ [worker] = summary }).
+function M.shared_rate()
+  local dict = ngx.shared.eip_test
+  if ngx.req.get_method() == "POST" then
+    ngx.req.read_body()
+    local job = cjson.decode(ngx.req.get_body_data() or "{}")
+    job.generation = (dict:incr("generation", 1, 0))
+    dict:set("job", cjson.encode(job))
+    return reply(200, { generation = job.generation })
+  end
+  local generation = tonumber(ngx.var.arg_generation)
+  local out = {}
+  for worker = 0, ngx.worker.count() - 1 do
+    local r = dict:get("result:" .. generation .. ":" .. worker)
+    if r then out[tostring(worker)] = cjson.decode(r) end
+  end
+  return reply(200, out)
 end
 
 return M

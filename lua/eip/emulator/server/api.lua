@@ -468,6 +468,14 @@ local function authenticate(method, body)
   return aksk_project(method, body, headers)
 end
 
+-- Who the gateway throttles: the token, or the AK of a signature.
+local function user_of(headers)
+  local token = headers["x-auth-token"]
+  if type(token) == "string" then return "t:" .. token:sub(1, 64) end
+  local auth = aksk.parse_authorization(headers["authorization"])
+  return "k:" .. (auth and auth.ak or "?")
+end
+
 -- Answer an API request (anything outside /__emulator/).
 function M.handle(method, path, body)
   if path == IAM_TOKENS then
@@ -497,6 +505,13 @@ function M.handle(method, path, body)
   if not auth_project then
     store.count("auth_failures")
     return util.gateway_error(401, "APIGW.0301", "Incorrect IAM authentication information: " .. requested)
+  end
+  local limit = store.knob("throttle_rate")
+  if limit > 0 and store.over_rate(user_of(ngx.req.get_headers(200)), limit) then
+    local retry_after = store.knob("throttle_retry_after")
+    if retry_after > 0 then ngx.header["Retry-After"] = tostring(retry_after) end
+    return util.gateway_error(429, "APIGW.0308", "The throttling threshold has been reached: policy user over "
+      .. "ratelimit,limit:" .. limit .. ",time:1 second")
   end
   if requested and requested ~= auth_project then
     -- modelled: an X-Project-Id the AK does not own is the AK/SK form of a foreign project.

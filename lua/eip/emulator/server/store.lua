@@ -260,6 +260,7 @@ function M.stats()
     metadata_tokens_issued = dict:get("metadata_tokens_issued") or 0,
     metadata_credentials_issued = dict:get("metadata_credentials_issued") or 0,
     project_lookups = dict:get("project_lookups") or 0,
+    throttled = dict:get("throttled") or 0,
   }
 end
 
@@ -300,7 +301,7 @@ end
 -- aksk_lock_after / aksk_lock_seconds: failed signatures in a row that lock an AK, and for how
 -- long (Huawei Cloud: 5 and 300).
 M.KNOBS = { deleted_visible_for = 0, aksk_lock_after = 5, aksk_lock_seconds = 300,
-  metadata_credential_ttl = 3600, metadata_token_status = 200 }
+  metadata_credential_ttl = 3600, metadata_token_status = 200, throttle_rate = 0, throttle_retry_after = 0 }
 
 function M.knob(name)
   local v = dict:get("knob:" .. name)
@@ -321,6 +322,20 @@ end
 function M.get_gone(id)
   local text = dict:get("gone:" .. id)
   return text and bandwidth_of({ bw = json.decode(text) }) or nil
+end
+
+-- Throttling ----------------------------------------------------------------------------------
+
+--- One more request of `user` in this second's window: true when it is over `limit` (the
+-- gateway's "policy user over ratelimit, limit:N, time:1 second": fixed one-second windows).
+function M.over_rate(user, limit)
+  local window = math.floor(M.now())
+  local n = dict:incr("thr:" .. window .. ":" .. user, 1, 0, 3)
+  if n > limit then
+    M.count("throttled")
+    return true
+  end
+  return false
 end
 
 -- AK locks ------------------------------------------------------------------------------------
@@ -358,7 +373,7 @@ function M.reset_counters()
     end
   end
   for _, name in ipairs({ "requests", "connections", "log_seq", "tokens_issued", "auth_failures", "aksk_locks",
-      "metadata_tokens_issued", "metadata_credentials_issued", "project_lookups" }) do
+      "metadata_tokens_issued", "metadata_credentials_issued", "project_lookups", "throttled" }) do
     dict:delete(name)
   end
 end

@@ -1,0 +1,106 @@
+--- Pacing: a token bucket that spaces the requests a client sends, retries included.
+--
+-- The real API throttles each user (429 APIGW.0308, "policy user over ratelimit, limit:XX, time:1
+-- second"), and a refused request still counts against the limit of everyone using the same
+-- key. A bucket of `rate` requests per second lets at most `burst` go back to back, then one
+-- every 1/rate seconds: the generic cell rate algorithm, which keeps one number (the time the
+-- next request is due) instead of a count of tokens.
+--
+--   local bucket = pace.new{ rate = 100, burst = 1, clock = core.monotime }
+--   bucket:wait()        -- seconds until a request may go (0: now); reserves nothing
+--   bucket:take()        -- reserves the next slot; returns the seconds to wait before it
+--   bucket:set_rate(r)   -- adaptive callers change the rate as they go
+--
+-- Inside nginx, `dict = "name"` keeps the state in that lua_shared_dict, so that every worker of
+-- one nginx shares one budget (a reservation is one atomic incr; a worker that finds the state
+-- left idle for long resets it, which can at worst let two requests through together).
+-- @module eip.pace
+local errors = require "eip.errors"
+local validate = require "eip.validate"
+
+local M = {}
+
+local Bucket = {}
+Bucket.__index = Bucket
+
+--- A bucket. opts: rate (> 0, requests per second), burst (>= 1, default 1), clock (seconds;
+-- default eip.core.monotime), dict (a lua_shared_dict name: shared inside nginx; its clock is
+-- then ngx.now), key (in the dict; default "eip:pace").
+function M.new(opts)
+  local self = setmetatable({ burst = opts.burst or 1, tat = 0 }, Bucket)
+  self:set_rate(opts.rate)
+  if opts.dict then
+    local ngx = rawget(_G, "ngx")
+    self.dict = assert(ngx and ngx.shared[opts.dict], "no lua_shared_dict " .. tostring(opts.dict))
+    self.key = opts.key or "eip:pace"
+    self.clock = opts.clock or function() ngx.update_time(); return ngx.now() end
+  else
+    self.clock = opts.clock or require("eip.core").monotime
+  end
+  return self
+end
+
+--- Changes the rate (requests per second) from now on.
+function Bucket:set_rate(rate)
+  self.rate = rate
+  self.interval = 1 / rate
+end
+
+-- The theoretical arrival time of the next request (shared: from the dict, in microseconds).
+local function tat_of(self)
+  if self.dict then return (self.dict:get(self.key) or 0) / 1e6 end
+  return self.tat
+end
+
+--- Seconds until a request may be sent (0 when one may go now). Reserves nothing.
+function Bucket:wait()
+  local now = self.clock()
+  local wait = math.max(tat_of(self), now) - (self.burst - 1) * self.interval - now
+  return wait > 0 and wait or 0
+end
+
+--- Reserves the next slot: returns the seconds to wait before sending (0: now).
+function Bucket:take()
+  local now = self.clock()
+  local interval, tat = self.interval
+  if self.dict then
+    local us = math.floor(interval * 1e6 + 0.5)
+    local now_us = math.floor(now * 1e6)
+    tat = (self.dict:incr(self.key, us, now_us) - us) / 1e6
+    if tat < now then
+      -- Left idle: the stored time lags behind the clock. Start again from now (two workers
+      -- doing this at once may both go now: the one imprecision of a lock-free shared bucket).
+      self.dict:set(self.key, now_us + us)
+      tat = now
+    end
+  else
+    tat = math.max(self.tat, now)
+    self.tat = tat + interval
+  end
+  local wait = tat - (self.burst - 1) * interval - now
+  return wait > 0 and wait or 0
+end
+
+--- The bucket the client options ask for (`rate`, `burst`, `rate_dict`), or nil without `rate`.
+-- Raises usage errors naming the option.
+function M.of_options(opts, clock)
+  if opts.rate == nil then
+    if opts.burst ~= nil or opts.rate_dict ~= nil then
+      errors.raise_usage(opts.burst ~= nil and "burst" or "rate_dict", "needs rate (requests per second)")
+    end
+    return nil
+  end
+  local rate = validate.number("rate", opts.rate, 0.001, 1e6)
+  local burst = validate.integer("burst", opts.burst or 1, 1, 1e6)
+  local dict
+  if opts.rate_dict ~= nil then
+    dict = validate.string("rate_dict", opts.rate_dict)
+    local ngx = rawget(_G, "ngx")
+    if not (ngx and ngx.shared and ngx.shared[dict]) then
+      errors.raise_usage("rate_dict", "names no lua_shared_dict of this nginx (%q)", dict:sub(1, 40))
+    end
+  end
+  return M.new{ rate = rate, burst = burst, dict = dict, clock = not dict and clock or nil }
+end
+
+return M

@@ -1,0 +1,59 @@
+-- Inside nginx, several workers share one rate budget: the bucket lives in a lua_shared_dict
+-- (rate_dict), so two workers deleting at once stay together under the limit that one would.
+local cjson = require "cjson"
+local socket = require "socket"
+local fixture = require "spec.support.fixture"
+local emulator = require "spec.support.emulator"
+local launcher = require "spec.support.openresty.launcher"
+
+describe("OpenResty: a rate shared by the workers", function()
+  local fx = fixture.emulator()
+  local emu, app
+
+  setup(function()
+    emu = fx.start()
+    app = launcher.start(emu, { timeout = 5, workers = 2 })
+  end)
+  teardown(function()
+    if app then app:stop() end
+    fx.stop()
+  end)
+  before_each(fx.reset)
+
+  local function call(method, path, body)
+    local resp = assert(emulator.http{ port = app.port, method = method, path = path, timeout = 10,
+      body = body and cjson.encode(body) or nil, headers = body and { ["Content-Type"] = "application/json" } })
+    assert.equal(200, resp.status, resp.body .. "\n" .. app:log_tail(15))
+    return cjson.decode(resp.body)
+  end
+
+  it("two workers at once keep together to the rate, and the gateway refuses nothing", function()
+    local rate, per_worker = 20, 15
+    emu:set_knobs{ throttle_rate = rate } -- the gateway's limit: one request more in a second is refused
+    local ids = { emu:create_bandwidths(per_worker), emu:create_bandwidths(per_worker) }
+    emu:reset_counters()
+    local generation = call("POST", "/t/shared_rate", { rate = rate, ids = ids }).generation
+    local results
+    local deadline = socket.gettime() + 30
+    repeat
+      socket.sleep(0.1)
+      results = call("GET", "/t/shared_rate?generation=" .. generation)
+      assert(socket.gettime() < deadline, "the workers did not finish: " .. cjson.encode(results))
+    until results["0"] and results["1"]
+    for worker = 0, 1 do
+      assert.equal(per_worker, results[tostring(worker)].deleted, "worker " .. worker)
+    end
+    assert.equal(0, emu:stats().throttled)
+    -- Every one-second window of the gateway saw at most `rate` requests of both workers together.
+    local per_second = {}
+    for _, r in ipairs(emu:requests()) do
+      if r.method == "DELETE" then
+        local second = math.floor(r.time)
+        per_second[second] = (per_second[second] or 0) + 1
+      end
+    end
+    for second, n in pairs(per_second) do
+      assert.is_true(n <= rate, n .. " requests in the second " .. second)
+    end
+  end)
+end)
