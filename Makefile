@@ -19,7 +19,7 @@ BUSTED    := busted --lua=$(LUA)
 
 DEBIAN_PKGS := lua5.4 liblua5.4-dev lua-cjson lua-busted luarocks libcurl4-openssl-dev libssl-dev \
                nginx libnginx-mod-http-lua lua-resty-core libluajit2-5.1-dev lua-socket lua-check \
-               pkg-config gcc make procps tmux
+               pkg-config gcc make procps tmux man-db
 DEBIAN_PKGS_CHECK := clang libclang-rt-14-dev valgrind cppcheck
 
 .PHONY: all deps deps-check test ctest spec demo lint clean help bench-sign
@@ -78,7 +78,7 @@ bench-sign: all
 	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/lua$(LUA_VERSION)/?.so;;" $(LUA) bench/sign_cost.lua
 
 lint:
-	luacheck lua spec examples bin/eip scripts/*.lua
+	luacheck lua spec examples bin/eip bin/eip-emulator scripts/*.lua
 
 -include mk/*.mk
 

@@ -1,10 +1,16 @@
 -- The README's Architecture section stays true: the library's require graph is the one it
--- shows, the command line uses the public API only, no module calls another module's
--- `_`-prefixed functions, and only eip.client defines client methods.
+-- shows, the command line uses the public API only, the emulator is apart from the library, no
+-- module calls another module's `_`-prefixed functions, and only eip.client defines client
+-- methods.
 local read_file = require("spec.support.nginx").read_file
 
 local function is_cli(name)
   return name == "eip.cli" or name:find("^eip%.cli%.") ~= nil
+end
+
+-- The EIP emulator (lua/eip/emulator/, shipped with the rock for eip-emulator): not the library.
+local function is_emulator(name)
+  return name == "eip.emulator" or name:find("^eip%.emulator%.") ~= nil
 end
 
 local function modules()
@@ -56,7 +62,7 @@ describe("the architecture", function()
     local graph = readme_graph()
     local library = 0
     for _, m in ipairs(all) do
-      if not is_cli(m.name) then
+      if not is_cli(m.name) and not is_emulator(m.name) then
         library = library + 1
         assert.is_not_nil(graph[m.name], m.name .. " is missing from the README's graph")
         assert.equal(graph[m.name], requires(m), "requires of " .. m.name)
@@ -73,6 +79,29 @@ describe("the architecture", function()
       if is_cli(m.name) then
         for dep in requires(m):gmatch("%S+") do
           assert.is_true(allowed[dep] or dep:find("^eip%.cli%.") ~= nil, m.name .. " requires " .. dep)
+        end
+      end
+    end
+  end)
+
+  it("keeps the emulator apart: the library never requires it; it uses only itself and the CLI's parser", function()
+    local emulator = 0
+    for _, m in ipairs(all) do
+      for dep in requires(m):gmatch("%S+") do
+        if is_emulator(m.name) then
+          assert.is_true(is_emulator(dep) or dep == "eip.cli.args", m.name .. " requires " .. dep)
+        else
+          assert.is_false(is_emulator(dep), m.name .. " requires " .. dep)
+        end
+      end
+      if is_emulator(m.name) then emulator = emulator + 1 end
+    end
+    assert.is_true(emulator >= 10)
+    -- Inside nginx, the server modules have only each other (and nginx's own).
+    for _, m in ipairs(all) do
+      if m.name:find("^eip%.emulator%.server%.") then
+        for dep in requires(m):gmatch("%S+") do
+          assert.matches("^eip%.emulator%.server%.", dep, nil, false, m.name .. " requires " .. dep)
         end
       end
     end

@@ -82,8 +82,14 @@ describe("authentication", function()
     it("refuses token and AK/SK together, and half a pair", function()
       local base = { endpoint = emu.url, project_id = emu.project_id }
       local function with(t) for k, v in pairs(base) do t[k] = v end return t end
-      assert.equal("token", raised(eip.new, with{ token = emu.token, ak = emu.ak, sk = emu.sk }).argument)
-      assert.equal("auth", raised(eip.new, with{ ak = emu.ak, sk = emu.sk, auth = {} }).argument)
+      local e = raised(eip.new, with{ token = emu.token, ak = emu.ak, sk = emu.sk })
+      assert.equal("token", e.argument)
+      assert.equal("token and ak/sk are exclusive: give one way to authenticate", e.message)
+      e = raised(eip.new, with{ ak = emu.ak, sk = emu.sk, auth = {} })
+      assert.equal("auth", e.argument)
+      assert.equal("auth and ak/sk are exclusive: give one way to authenticate", e.message)
+      assert.equal("token and ak/sk and auth are exclusive: give one way to authenticate",
+        raised(eip.new, with{ token = "t", ak = emu.ak, sk = emu.sk, auth = {} }).message)
       assert.equal("sk", raised(eip.new, with{ ak = emu.ak }).argument)
       assert.equal("ak", raised(eip.new, with{ sk = emu.sk }).argument)
       assert.equal("ak", raised(eip.new, with{ security_token = "x" }).argument)

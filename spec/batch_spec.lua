@@ -215,6 +215,34 @@ describe("delete_bandwidths", function()
     assert.is_true(core.monotime() - t0 < 1.5, "the recording sleep returns at once, and so does the batch")
   end)
 
+  it("asks cancel during a backoff too: the wait goes in pieces, and a stop is heard at once", function()
+    local ids = create(2)
+    emu:inject{ method = "DELETE", path = path_of(ids[1]), status = 503, headers = { ["Retry-After"] = "2" } }
+    local c = new()
+    local asked, during = 0, 0
+    local results = c:delete_bandwidths(ids, { concurrency = 1, cancel = function()
+      asked = asked + 1
+      if #slept > 0 then during = during + 1 end
+    end })
+    assert.equal(204, results[1].status)
+    local total = 0
+    for _, s in ipairs(slept) do
+      assert.is_true(s <= require("eip.batch").CANCEL_INTERVAL, "a piece of " .. s .. " s")
+      total = total + s
+    end
+    assert.is_true(total > 1.5 and total <= 2, "slept " .. total .. " s in all")
+    assert.is_true(during >= #slept, "asked after each piece")
+    -- Told to stop during the backoff, the batch ends there: the waiting retry ends with its 503.
+    emu:inject{ method = "DELETE", path = path_of(ids[2]), status = 503, headers = { ["Retry-After"] = "2" } }
+    slept = {}
+    results = c:delete_bandwidths({ ids[2] }, { cancel = function()
+      if #slept > 0 then return "stop" end
+    end })
+    c:close()
+    assert.equal(1, #slept)
+    assert.same({ 503, "cancelled" }, { results[1].status, results[1].stopped })
+  end)
+
   it("respects the deadline per id: a Retry-After past it ends that id", function()
     local ids = create(2)
     emu:inject{ method = "DELETE", path = path_of(ids[1]), status = 503, headers = { ["Retry-After"] = "5" } }

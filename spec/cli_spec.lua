@@ -1,7 +1,8 @@
 -- The `eip` command (bin/eip, lua/eip/cli/) run as a process against the emulator: every
 -- command, exit codes 0/1/2, --json lines, --dry-run sending nothing, ids from stdin, unknown
 -- commands and options, --help, secrets kept off the command line and out of the output, the
--- progress bar through a real terminal (script(1)) and its absence when stderr is a file.
+-- the absence of the progress line when stderr is a file (cli_terminal_spec shows it in a
+-- terminal).
 local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
 
@@ -77,14 +78,14 @@ describe("eip command", function()
     it("eip --help lists every command and exits 0", function()
       local code, out = run("--help")
       assert.equal(0, code)
-      for _, c in ipairs{ "delete-bandwidth", "show-bandwidth", "list-bandwidths", "status" } do
+      for _, c in ipairs{ "delete-bandwidth", "show-bandwidth", "list-bandwidths", "status", "regions" } do
         assert.truthy(has(out, c), c)
       end
       assert.truthy(has(out, "OS_AUTH_TOKEN"))
     end)
 
     it("every command has --help (and eip help COMMAND)", function()
-      for _, c in ipairs{ "delete-bandwidth", "show-bandwidth", "list-bandwidths", "status" } do
+      for _, c in ipairs{ "delete-bandwidth", "show-bandwidth", "list-bandwidths", "status", "regions" } do
         local code, out = run(c .. " --help")
         assert.equal(0, code, c)
         assert.truthy(has(out, "usage: eip " .. c), c)
@@ -93,6 +94,8 @@ describe("eip command", function()
         assert.equal(out, out2)
       end
       local _, out = run("delete-bandwidth -h")
+      local batch = require "eip.batch" -- the command says the library's limits without requiring it
+      assert.truthy(has(out, string.format("(1-%d, default %d;", batch.MAX_CONCURRENCY, batch.DEFAULT_CONCURRENCY)))
       for _, o in ipairs{ "--missing-ok", "--concurrency", "--json", "--dry-run", "--force", "--endpoint",
           "--region", "--project-id", "--timeout", "--max-attempts" } do
         assert.truthy(has(out, o), o)
@@ -131,7 +134,8 @@ describe("eip command", function()
           "delete-bandwidth --timeout", "delete-bandwidth --size 5 a", "delete-bandwidth --force --charge-mode free a",
           "delete-bandwidth --json=yes a", "delete-bandwidth --max-attempts 99 a",
           "delete-bandwidth --endpoint ftp://x a",
-          "show-bandwidth", "show-bandwidth a b", "list-bandwidths extra", "status", "status abc", "status 99" } do
+          "show-bandwidth", "show-bandwidth a b", "list-bandwidths extra", "status VPC.0306 abc", "status 99",
+          "status 409 404", "list-bandwidths --output yaml", "delete-bandwidth --json --output table a" } do
         local code = run(args)
         assert.equal(2, code, args)
       end
@@ -154,16 +158,78 @@ describe("eip command", function()
       assert.equal(0, emu:stats().requests)
     end)
 
-    it("without credentials it is a usage error naming where it looked", function()
+    it("without credentials it is a usage error naming where it looked, as the command can use it", function()
       local closed = "http://127.0.0.1:" .. require("spec.support.nginx").free_port()
       local code, _, err = run("delete-bandwidth abc", { env = { OS_AUTH_TOKEN = false,
         EIP_METADATA_URL = closed, HUAWEICLOUD_SDK_CREDENTIALS_FILE = "/nonexistent/credentials" } })
       assert.equal(2, code)
+      assert.matches("^eip: no credentials: looked at the environment variables ", err)
       for _, place in ipairs{ "OS_AUTH_TOKEN", "/nonexistent/credentials (not found)",
-                              "the ECS metadata service at " .. closed } do
+                              "the ECS metadata service at " .. closed,
+                              "Secrets are never options: they would show in ps and shell history." } do
         assert.truthy(has(err, place), place .. " in: " .. err)
       end
+      -- Not the library's options, which the command refuses.
+      assert.is_nil(err:find("the options token", 1, true), err)
       assert.equal(0, emu:stats().requests)
+    end)
+
+    it("says its errors in its own words: options and variables, not the library's arguments", function()
+      local cases = {
+        { "list-bandwidths --page-size 0", {}, "eip: --page-size must be at least 1, got 0\n" },
+        { "list-bandwidths", { HUAWEICLOUD_SDK_PROJECT_ID = false },
+          "eip: no project id: give --project-id, or export HUAWEICLOUD_SDK_PROJECT_ID\n" },
+        { "list-bandwidths --project-id ../x", {}, "^eip: %-%-project%-id may only contain letters" },
+        { "list-bandwidths --endpoint ftp://x", {}, "^eip: %-%-endpoint must use http or https" },
+        { "list-bandwidths", { EIP_ENDPOINT = "ftp://x" }, "^eip: EIP_ENDPOINT must use http or https" },
+        { "list-bandwidths", { EIP_ENDPOINT = false },
+          "eip: no endpoint: give --endpoint URL or --region R, or export EIP_ENDPOINT or HUAWEICLOUD_SDK_REGION\n" },
+        { "delete-bandwidth --concurrency 0 a", {}, "eip: --concurrency must be between 1 and 64, got 0\n" },
+        { "list-bandwidths --output tabel", {}, "did you mean table?" },
+      }
+      for _, case in ipairs(cases) do
+        local code, out, err = run(case[1], { env = case[2] })
+        assert.equal(2, code, case[1])
+        assert.equal("", out)
+        assert.matches(case[3], err, nil, not case[3]:find("^%^"))
+      end
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    it("takes options before the command too", function()
+      local a = emu:create_bandwidth{ size = 5 }
+      local code, out, err = run("--output text --page-size 1 list-bandwidths")
+      assert.equal(0, code, err)
+      assert.matches("^" .. a:gsub("%-", "%%-") .. "\tWHOLE\t5\t0\tNORMAL\t", out)
+      code, out = run("--debug --endpoint " .. emu.url .. " delete-bandwidth --missing-ok " .. a,
+        { env = { EIP_ENDPOINT = false } })
+      assert.equal(0, code)
+      assert.matches("^deleted ", out)
+      -- A connection option before a command that takes none (an alias, say) is not an error.
+      code, out = run("--region cn-north-4 --timeout 5 status 404")
+      assert.equal(0, code)
+      assert.matches("reason +Not Found", out)
+      code, out, err = run("--missing-ok")
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.matches("no command given", err)
+    end)
+
+    it("under --json, says a usage error as one JSON object on stderr", function()
+      for _, args in ipairs{ "--json delete-bandwidth --drian a", "delete-bandwidth a --output=json --bogus",
+          "--json", "--output json nope" } do
+        local code, out, err = run(args)
+        assert.equal(2, code, args)
+        assert.equal("", out)
+        local e = cjson.decode(err)
+        assert.same({ false, 2, "usage" }, { e.ok, e.exit, e.kind }, args)
+        assert.is_string(e.message)
+      end
+      local code, _, err = run("show-bandwidth --json nope-1")
+      assert.equal(1, code)
+      local e = cjson.decode(err)
+      assert.same({ false, 1, "http", 404, "VPC.0306" }, { e.ok, e.exit, e.kind, e.status, e.code })
+      assert.matches("^%x+$", e.request_id)
     end)
 
     it("an invalid id is a usage error and nothing is sent, even for the valid ones", function()
@@ -177,16 +243,15 @@ describe("eip command", function()
   end)
 
   describe("delete-bandwidth", function()
-    it("deletes every id: one line each, a summary, exit 0", function()
+    it("deletes every id: one line each on stdout, the summary on stderr, exit 0", function()
       local a, b = emu:create_bandwidth{ size = 5 }, emu:create_bandwidth{ size = 6 }
       local code, out, err = run("delete-bandwidth " .. a .. " " .. b)
       assert.equal(0, code, err)
       local l = lines(out)
-      assert.equal(3, #l)
-      assert.matches("^deleted  " .. a:gsub("%-", "%%-") .. "  204 No Content  request%-id %x+", l[1])
+      assert.equal(2, #l)
+      assert.matches("^deleted  " .. a:gsub("%-", "%%-") .. "  204 +%d+%.%d ms$", l[1])
       assert.matches("^deleted  " .. b:gsub("%-", "%%-"), l[2])
-      assert.matches("^2 bandwidth%(s%): 2 deleted, 0 missing, 0 failed", l[3])
-      assert.equal("", err) -- stderr is a file: no progress bar
+      assert.matches("^2 bandwidth%(s%): 2 deleted, 0 missing, 0 failed  %(%d+%.%d+ s%)\n$", err)
       assert.is_nil(emu:get_bandwidth(a))
       assert.is_nil(emu:get_bandwidth(b))
     end)
@@ -194,22 +259,23 @@ describe("eip command", function()
     it("exits 1 when some fail, and still deletes the others", function()
       local a = emu:create_bandwidth{ size = 5 }
       local full = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-1" } }
-      local code, out = run("delete-bandwidth " .. a .. " no-such-bw " .. full)
+      local code, out, err = run("delete-bandwidth " .. a .. " no-such-bw " .. full)
       assert.equal(1, code)
       local l = lines(out)
       assert.matches("^deleted ", l[1])
-      assert.matches("^FAILED   no%-such%-bw  404 Not Found %(VPC%.0306: ", l[2])
-      assert.matches("^FAILED   .*409 Conflict %(VPC%.0304", l[3])
-      assert.matches("1 deleted, 0 missing, 2 failed", l[4])
+      assert.matches("^FAILED   no%-such%-bw +404 VPC%.0306  1 attempt ", l[2])
+      assert.matches("^FAILED   " .. full:gsub("%-", "%%-") .. "  409 VPC%.0304  1 attempt ", l[3])
+      assert.matches("1 deleted, 0 missing, 2 failed", err)
       assert.is_nil(emu:get_bandwidth(a))
     end)
 
     it("with --missing-ok a missing id counts as done: exit 0", function()
       local a = emu:create_bandwidth{ size = 5 }
-      local code, out = run("delete-bandwidth --missing-ok no-such-bw " .. a)
+      local code, out, err = run("delete-bandwidth --missing-ok no-such-bw " .. a)
       assert.equal(0, code)
-      assert.matches("^missing  no%-such%-bw  404 VPC%.0306", lines(out)[1])
-      assert.matches("1 deleted, 1 missing, 0 failed", lines(out)[3])
+      assert.matches("^missing  no%-such%-bw +404 VPC%.0306", lines(out)[1])
+      assert.matches("1 deleted, 1 missing, 0 failed", err)
+      assert.is_nil(err:find("Failed", 1, true)) -- nothing to list again
     end)
 
     it("--json prints one parseable object per id (summary on stderr)", function()
@@ -236,13 +302,18 @@ describe("eip command", function()
     it("--dry-run validates, prints method and URL per id, and sends nothing", function()
       local a, b = emu:create_bandwidth{ size = 5 }, emu:create_bandwidth{ size = 5 }
       emu:reset_counters()
-      local code, out = run("delete-bandwidth --dry-run " .. a .. " " .. b)
+      local code, out, err = run("delete-bandwidth --dry-run " .. a .. " " .. b)
       assert.equal(0, code)
       local l = lines(out)
       assert.equal("DELETE " .. emu.url .. "/v2.0/" .. emu.project_id .. "/bandwidths/" .. a, l[1])
       assert.equal("DELETE " .. emu.url .. "/v2.0/" .. emu.project_id .. "/bandwidths/" .. b, l[2])
-      assert.matches("no change sent", l[3])
+      assert.equal(2, #l)
+      assert.matches("no change sent", err)
       assert.equal(0, emu:stats().requests)
+      -- It needs no credentials: nothing is sent.
+      code, out, err = run("delete-bandwidth --dry-run " .. a, { env = { OS_AUTH_TOKEN = false } })
+      assert.equal(0, code, err)
+      assert.equal("DELETE " .. emu.url .. "/v2.0/" .. emu.project_id .. "/bandwidths/" .. a .. "\n", out)
     end)
 
     it("--dry-run --drain reads each bandwidth (one GET) and shows the EIPs that would move", function()
@@ -266,10 +337,10 @@ describe("eip command", function()
     it("reads ids from stdin with -, skipping blank lines and comments", function()
       local a, b, c = emu:create_bandwidth{ size = 5 }, emu:create_bandwidth{ size = 5 },
         emu:create_bandwidth{ size = 5 }
-      local code, out = run("delete-bandwidth " .. a .. " -",
+      local code, _, err = run("delete-bandwidth " .. a .. " -",
         { stdin = "# to delete\n" .. b .. "\n\n  " .. c .. "  \n" })
       assert.equal(0, code)
-      assert.matches("3 deleted", out)
+      assert.matches("3 deleted", err)
       assert.equal(0, #emu:bandwidths())
     end)
 
@@ -307,14 +378,15 @@ describe("eip command", function()
       assert.same({ false, 403, "remove", 0, 150 }, { o.ok, o.status, o.stage, #o.moved, #o.not_moved })
       code, out = run("delete-bandwidth --drain --yes " .. a) -- human form: counts on the line
       assert.equal(0, code) -- the injection was used up: this time it drains
-      assert.matches("after removing 150 EIP", out)
+      assert.matches("^drained  " .. a:gsub("%-", "%%-") .. "  204 +150 EIPs +%d", out)
     end)
 
     it("--drain refuses a dedicated bandwidth: a failure line, exit 1", function()
       local per = emu:create_bandwidth{ share_type = "PER", size = 1, publicip_ids = { "solo" } }
-      local code, out = run("delete-bandwidth --drain --yes " .. per)
+      local code, out, err = run("delete-bandwidth --drain --yes " .. per)
       assert.equal(1, code)
-      assert.matches("dedicated %(PER%)", out)
+      assert.matches("^FAILED   " .. per:gsub("%-", "%%-") .. "  refused: dedicated", out)
+      assert.matches("dedicated %(PER%)", err) -- the message, in the failures listed again
       assert.is_not_nil(emu:get_bandwidth(per))
     end)
 
@@ -352,6 +424,91 @@ describe("eip command", function()
       assert.truthy(has(err, "4 bandwidth(s): 2 deleted, 1 missing, 1 failed"))
     end)
 
+    it("says how many attempts a retried id took, and how many a failed one made", function()
+      local a, b = emu:create_bandwidth{ size = 5 }, emu:create_bandwidth{ size = 5 }
+      local function path(id) return id:gsub("%p", "%%%0") .. "$" end
+      emu:inject{ method = "DELETE", path = path(a), status = 503, times = 2, headers = { ["Retry-After"] = "0" } }
+      emu:inject{ method = "DELETE", path = path(b), status = 503, times = 3, headers = { ["Retry-After"] = "0" } }
+      local code, out, err = run("delete-bandwidth --concurrency 1 " .. a .. " " .. b)
+      assert.equal(1, code)
+      local l = lines(out)
+      assert.matches("^deleted  " .. a:gsub("%-", "%%-") .. "  204 +3 attempts +%d", l[1])
+      assert.matches("^FAILED   " .. b:gsub("%-", "%%-") .. "  503 +3 attempts +%d", l[2])
+      assert.matches("Failed %(1%):\n  " .. b:gsub("%-", "%%-") .. "  503 +3 attempts\n    Service Unavailable", err)
+    end)
+
+    it("keeps every line within 80 columns for UUIDs, --verbose detail included", function()
+      local ids = {}
+      for i = 1, 4 do ids[i] = emu:create_bandwidth{ size = 5 } end
+      local full = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-1" } }
+      local gone = "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"
+      for _, extra in ipairs{ "", "--verbose", "--output table --verbose", "--missing-ok" } do
+        emu:inject{ method = "DELETE", path = ids[2]:gsub("%p", "%%%0") .. "$", status = 503, times = 2,
+          headers = { ["Retry-After"] = "0" } }
+        emu:inject{ method = "DELETE", path = ids[3]:gsub("%p", "%%%0") .. "$", status = 500, times = 3,
+          headers = { ["Retry-After"] = "0" },
+          body = { code = "VPC.9999", message = string.rep("a long message from the server ", 8) } }
+        -- (libcurl resends by itself a request whose reused connection was dropped: 9 drops
+        -- cover the 3 attempts)
+        emu:inject{ method = "DELETE", path = ids[4]:gsub("%p", "%%%0") .. "$", action = "drop", times = 9 }
+        local _, out, err = run("delete-bandwidth --concurrency 1 " .. extra .. " " .. table.concat(ids, " ")
+          .. " " .. full .. " " .. gone)
+        for _, line in ipairs(lines(out .. err)) do
+          assert.is_true(#line <= 80, extra .. ": " .. #line .. " columns: " .. line)
+        end
+        if extra == "" then
+          assert.matches("\nFAILED   " .. ids[4]:gsub("%-", "%%-") .. "  reset +3 attempts", out)
+        elseif extra == "--verbose" then
+          assert.matches("\n         Internal Server Error: a long message", out)
+          assert.matches("\n         request%-id %x+\n", out)
+        end
+        for _, id in ipairs(ids) do
+          if not emu:get_bandwidth(id) then emu:create_bandwidth{ id = id, size = 5 } end
+        end
+      end
+    end)
+
+    it("lists the failures again at the end, on stderr: id, status, code, message", function()
+      local a = emu:create_bandwidth{ size = 5 }
+      local full = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-1" } }
+      local code, out, err = run("delete-bandwidth " .. full .. " gone-1 " .. a)
+      assert.equal(1, code)
+      assert.is_nil(out:find("Failed", 1, true))
+      assert.equal(table.concat({
+        "Failed (2):",
+        "  " .. full .. "  409 VPC.0304  1 attempt",
+        "    Conflict: deleteBandwidth error. The shared bandwidth still has publicips,",
+        "    remove them first.",
+        "  gone-1                                404 VPC.0306  1 attempt",
+        "    Not Found: No Eip bandwidth exist with id.",
+      }, "\n"), err:match("^(.-)\n3 bandwidth"))
+    end)
+
+    it("sends 8 deletes at once by default (the library's concurrency)", function()
+      local ids = {}
+      for i = 1, 20 do ids[i] = emu:create_bandwidth{ size = 1 } end
+      emu:inject{ method = "DELETE", status = 204, delay = 0.2, times = -1 }
+      emu:reset_counters()
+      local code = run("delete-bandwidth " .. table.concat(ids, " "))
+      assert.equal(0, code)
+      assert.equal(8, emu:stats().connections)
+    end)
+
+    it("reads nothing on stdin as nothing to delete: exit 0, nothing sent", function()
+      local code, out, err = run("delete-bandwidth -", { stdin = "# nothing today\n\n" })
+      assert.equal(0, code)
+      assert.equal("", out)
+      assert.equal("eip: nothing to delete (no ids on stdin)\n", err)
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    it("--output table puts a header over the result lines", function()
+      local a = emu:create_bandwidth{ size = 5 }
+      local code, out = run("delete-bandwidth --output table " .. a)
+      assert.equal(0, code)
+      assert.matches("^RESULT   ID +STATUS +NOTES +TIME\ndeleted  ", out)
+    end)
+
     it("never prints the token, even with --debug", function()
       local a = emu:create_bandwidth{ size = 5 }
       local code, out, err = run("delete-bandwidth --debug " .. a .. " missing-1")
@@ -371,6 +528,11 @@ describe("eip command", function()
       assert.matches("size +10 Mbit/s", out)
       assert.matches("eips +2", out)
       assert.matches("eip%-2 +198%.51%.", out)
+      assert.matches("\n  EIP ID +ADDRESS +TYPE\n  eip%-1 ", out)
+      code, out = run("show-bandwidth --output text " .. a)
+      assert.equal(0, code)
+      assert.matches("^id\t" .. a:gsub("%-", "%%-") .. "\n", out)
+      assert.matches("\neip\teip%-2\t198%.51%.%d+%.%d+\t5_bgp\n", out)
       code, out = run("show-bandwidth --json " .. a)
       assert.equal(0, code)
       local bw = cjson.decode(out)
@@ -390,15 +552,27 @@ describe("eip command", function()
     it("list-bandwidths lists every page; --shared keeps WHOLE ones; --json one per line", function()
       for i = 1, 5 do emu:create_bandwidth{ name = "bw" .. i, size = 5 } end
       emu:create_bandwidth{ name = "solo", share_type = "PER", size = 1, publicip_ids = { "solo-eip" } }
-      local code, out = run("list-bandwidths --page-size 2")
+      local code, out, err = run("list-bandwidths --page-size 2")
       assert.equal(0, code)
       assert.matches("^ID +TYPE", out)
-      assert.matches("6 bandwidth%(s%), 4 request%(s%)", out)
+      assert.matches("6 bandwidth%(s%), 4 request%(s%)", err)
       code, out = run("list-bandwidths --shared --json")
       assert.equal(0, code)
       local l = lines(out)
       assert.equal(5, #l)
       for _, line in ipairs(l) do assert.equal("WHOLE", cjson.decode(line).share_type) end
+      code, out = run("list-bandwidths --output text")
+      assert.equal(0, code)
+      l = lines(out)
+      assert.equal(6, #l) -- no header
+      assert.matches("^[%x-]+\tPER\t1\t1\tNORMAL\tsolo$", l[6])
+    end)
+
+    it("status without a code lists every documented status", function()
+      local code, out = run("status", { env = { OS_AUTH_TOKEN = false } })
+      assert.equal(0, code)
+      assert.matches("\n404  Not Found +client_error +%-\n", out)
+      assert.matches("\n503  Service Unavailable +server_error +retryable\n", out)
     end)
 
     it("status prints the table entry, also as JSON, with no credentials needed", function()
@@ -416,6 +590,61 @@ describe("eip command", function()
       assert.equal(0, emu:stats().requests)
     end)
 
+    it("status CODE prints the error-code table's entry, the code's other statuses too", function()
+      local code, out = run("status VPC.0306", { env = { OS_AUTH_TOKEN = false, EIP_ENDPOINT = false } })
+      assert.equal(0, code)
+      for _, k in ipairs{ "code +VPC%.0306\n", "status +404\n", "kind +not_found\n", "retryable +false\n",
+          "message +No Eip bandwidth exist with id%.\n", "advice +The bandwidth does not exist",
+          "description_zh +带宽对象不存在\n", "also +404 %(list bandwidths%): " } do
+        assert.matches(k, out)
+      end
+      code, out = run("status --json VPC.0514 500")
+      assert.equal(0, code)
+      local t = cjson.decode(out)
+      assert.same({ "VPC.0514", 500, "backend", true }, { t.code, t.status, t.kind, t.retryable })
+      assert.equal(4, #t.variants)
+      code, out = run("status --output text vpc.0306") -- the case need not be the table's
+      assert.equal(0, code)
+      assert.matches("^code\tVPC%.0306\nstatus\t404\n", out)
+      local err
+      code, out, err = run("status VPC.0307")
+      assert.equal(1, code)
+      assert.equal("", out)
+      assert.equal(string.format("eip: VPC.0307 is not in the error-code table (%d codes; did you mean VPC.0007?)\n",
+        #require("eip.core").error_codes()), err)
+      code, out, err = run("status VPC.0306 500")
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.matches("VPC%.0306 does not come with 500 %(it comes with 404%)", err)
+      code, out, err = run("status --json NOPE.1")
+      assert.equal(1, code)
+      assert.equal("", out)
+      local e = cjson.decode(err)
+      assert.same({ false, 1, "not_found" }, { e.ok, e.exit, e.kind })
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    it("regions lists the regions the library knows and their endpoints", function()
+      local code, out = run("regions", { env = { OS_AUTH_TOKEN = false, EIP_ENDPOINT = false } })
+      assert.equal(0, code)
+      local l = lines(out)
+      assert.matches("^REGION +VPC ENDPOINT +IAM ENDPOINT$", l[1])
+      assert.equal(#require("eip").regions() + 1, #l)
+      assert.truthy(has(out, "\ncn-north-4 "))
+      assert.matches("\ncn%-north%-4 +https://vpc%.cn%-north%-4%.myhuaweicloud%.com +https://iam%.cn%-north%-4%."
+        .. "myhuaweicloud%.com\n", out)
+      code, out = run("regions --json")
+      assert.equal(0, code)
+      local first = cjson.decode(lines(out)[1])
+      assert.same({ "name", "vpc_endpoint", "iam_endpoint" }, { first.name and "name", first.vpc_endpoint and
+        "vpc_endpoint", first.iam_endpoint and "iam_endpoint" })
+      code, out = run("regions --output text")
+      assert.equal(0, code)
+      assert.matches("\ncn%-north%-4\thttps://vpc%.cn%-north%-4%.myhuaweicloud%.com\t", out)
+      assert.equal(2, (run("regions extra")))
+      assert.equal(0, emu:stats().requests)
+    end)
+
     it("runs from any directory", function()
       local code, out = run("status 204", { cwd = "/tmp" })
       assert.equal(0, code)
@@ -423,40 +652,13 @@ describe("eip command", function()
     end)
   end)
 
-  describe("progress bar", function()
-    local function script_available()
-      return os.execute("command -v script >/dev/null 2>&1") == true
-    end
-
-    it("is drawn on a terminal (script(1)), redrawn with \\r at most ~10 times a second", function()
-      assert.is_true(script_available(), "util-linux script is needed")
-      -- Each delete takes 50 ms (the answer is delayed), so 20 ids take about a second.
-      emu:inject{ method = "DELETE", status = 204, delay = 0.05, times = -1 }
-      local ids = {}
-      for i = 1, 20 do ids[i] = "bw-" .. i end
-      local inner = string.format("env -i PATH=%s EIP_ENDPOINT=%s OS_AUTH_TOKEN=%s HUAWEICLOUD_SDK_PROJECT_ID=%s %s "
-        .. "delete-bandwidth %s", q(os.getenv("PATH")), emu.url, emu.token, emu.project_id, EIP, table.concat(ids, " "))
-      local out = os.tmpname()
-      local started = os.time()
-      local ok = os.execute("script -qfec " .. q(inner) .. " /dev/null >" .. out .. " 2>&1 </dev/null")
-      local took = os.time() - started + 1
-      local text = slurp(out)
-      assert.is_true(ok == true, text)
-      local draws = select(2, text:gsub("\r%[", ""))
-      assert.is_true(draws >= 3, "draws: " .. draws)
-      assert.is_true(draws <= took * 11 + 3, "too many redraws: " .. draws .. " in " .. took .. " s")
-      assert.truthy(has(text, "20/20"))
-      assert.truthy(has(text, "0 failed"))
-      assert.matches("%d+%.%d/s", text)
-      assert.truthy(has(text, "20 deleted"))
-    end)
-
+  describe("progress line", function()
     it("is absent when stderr is not a terminal", function()
       local a, b = emu:create_bandwidth{ size = 5 }, emu:create_bandwidth{ size = 5 }
       local code, out, err = run("delete-bandwidth " .. a .. " " .. b)
       assert.equal(0, code)
-      assert.equal("", err)
-      assert.is_false(has(out, "\r"))
+      assert.matches("^2 bandwidth%(s%): 2 deleted", err) -- the summary only
+      assert.is_false(has(out .. err, "\r"))
     end)
   end)
 

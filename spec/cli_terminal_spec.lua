@@ -1,5 +1,6 @@
--- The eip command in a real terminal (tmux), as an operator uses it: Ctrl-C during a batch, and
--- the question --drain asks before it creates new bills.
+-- The eip command in a real terminal (tmux), as an operator uses it: the progress line at the
+-- bottom while results scroll above it, the failures listed again at the end, Ctrl-C during a
+-- batch, and the question --drain asks before it creates new bills.
 local fixture = require "spec.support.fixture"
 local terminal = require "spec.support.terminal"
 local nginx = require "spec.support.nginx"
@@ -20,11 +21,20 @@ describe("eip command in a terminal", function()
     term = nil
   end)
 
-  local function start(args)
-    term = terminal.start(EIP .. " " .. args, { cwd = ROOT, env = {
-      EIP_ENDPOINT = emu.url, OS_AUTH_TOKEN = emu.token, HUAWEICLOUD_SDK_PROJECT_ID = emu.project_id } })
+  local function start(args, size)
+    term = terminal.start(EIP .. " " .. args, { cwd = ROOT, width = size and size[1], height = size and size[2],
+      env = { EIP_ENDPOINT = emu.url, OS_AUTH_TOKEN = emu.token, HUAWEICLOUD_SDK_PROJECT_ID = emu.project_id } })
     return term
   end
+
+  local function lines_of(screen)
+    local out = {}
+    for l in (screen .. "\n"):gmatch("(.-)\n") do out[#out + 1] = l end
+    while out[#out] == "" do out[#out] = nil end
+    return out
+  end
+
+  local BAR = "^%[[#.]+%]  %d+/%d+  %d+%%  "
 
   local function create(n, fields) return emu:create_bandwidths(n, fields) end
 
@@ -36,6 +46,63 @@ describe("eip command in a terminal", function()
       socket.sleep(0.02)
     end
   end
+
+  it("keeps the progress line at the bottom while results scroll above it, then lists the failures", function()
+    local ids = create(30)
+    local full = { emu:create_bandwidth{ size = 1, publicip_ids = { "eip-a" } },
+      emu:create_bandwidth{ size = 1, publicip_ids = { "eip-b" } } }
+    ids[#ids + 1], ids[#ids + 2], ids[#ids + 3] = full[1], "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f", full[2]
+    emu:inject{ method = "DELETE", action = "slow", delay = 0.15, times = -1 }
+    local t = start("delete-bandwidth --concurrency 2 " .. table.concat(ids, " "), { 80, 24 })
+    -- Screenshots while it runs, as a person would glance at it: from the first that shows the
+    -- line (it waits a second) until the summary shows.
+    local shots, bar_at_bottom, missed = 0, 0, {}
+    while not t:ended() do
+      local screen = t:screen()
+      local l = lines_of(screen)
+      local bottom = l[#l] or ""
+      if bottom:find("bandwidth%(s%):") then break end
+      if bottom:find(BAR) then
+        bar_at_bottom = bar_at_bottom + 1
+      elseif bar_at_bottom > 0 then
+        missed[#missed + 1] = screen
+      end
+      if bar_at_bottom > 0 then shots = shots + 1 end
+      socket.sleep(0.05)
+    end
+    assert.equal(1, t:wait_exit(10))
+    assert.is_true(bar_at_bottom >= 3, bar_at_bottom .. " screenshots with the line at the bottom")
+    assert.is_true(bar_at_bottom >= 0.9 * shots, string.format("the line was at the bottom in %d of %d "
+      .. "screenshots; one without it:\n%s", bar_at_bottom, shots, missed[1] or ""))
+    local final = lines_of(t:screen())
+    for _, line in ipairs(final) do
+      assert.is_true(#line <= 80, #line .. " columns: " .. line)
+      assert.is_nil(line:find(BAR), "the line is erased at the end")
+    end
+    local n = #final
+    assert.matches("^33 bandwidth%(s%): 30 deleted, 0 missing, 3 failed  %(", final[n])
+    local screen = table.concat(final, "\n")
+    local recap = screen:match("\nFailed %(3%):\n(.*)\n33 bandwidth")
+    assert.is_string(recap, screen)
+    assert.matches(full[1]:gsub("%p", "%%%0") .. "  409 VPC%.0304  1 attempt\n    Conflict: deleteBandwidth error",
+      recap)
+    assert.matches("9f1c2d3e%-4b5a%-4c6d%-8e7f%-0a1b2c3d4e5f  404 VPC%.0306  1 attempt\n    Not Found: No Eip", recap)
+    assert.matches(full[2]:gsub("%p", "%%%0") .. "  409 VPC%.0304", recap)
+  end)
+
+  it("redraws the progress line at a steady rate, also while nothing finishes", function()
+    local ids = create(4)
+    emu:inject{ method = "DELETE", action = "slow", delay = 3, times = -1 }
+    local t = start("delete-bandwidth " .. table.concat(ids, " "), { 80, 24 })
+    requests_seen(1) -- the first request goes alone: 3 s during which nothing finishes
+    local first = t:wait_for("0/4  0%  0.0/s  0 failed  0:01")
+    assert.matches("%[%.+%]  0/4  0%%  0%.0/s  0 failed  0:01$", first)
+    local later = t:wait_for("0/4  0%  0.0/s  0 failed  0:02") -- its clock runs: it was drawn again
+    local l = lines_of(later)
+    assert.matches(BAR, l[#l])
+    assert.equal(0, t:wait_exit(20))
+    assert.matches("4 bandwidth%(s%): 4 deleted", t:screen())
+  end)
 
   it("Ctrl-C stops sending, lets what is in flight finish, prints the summary and exits 130", function()
     local ids = create(20)
@@ -81,7 +148,7 @@ describe("eip command in a terminal", function()
     assert.matches("eip%-1", screen)
     t:send("yes", "Enter")
     assert.equal(0, t:wait_exit(10))
-    assert.matches("deleted  " .. id:gsub("%p", "%%%0"), t:screen())
+    assert.matches("drained  " .. id:gsub("%p", "%%%0"), t:screen())
     assert.is_nil(emu:get_bandwidth(id))
   end)
 

@@ -143,22 +143,25 @@ describe("EIP emulator", function()
       assert.is_false(nginx_running(pid))
     end)
 
-    it("has a detached command-line mode that writes emulator.env", function()
+    it("has detached instances: started in a directory, attached to, stopped", function()
       local dir = os.tmpname()
       os.remove(dir)
-      local script = "spec/support/emulator.lua"
-      local f = io.popen("lua5.4 " .. script .. " start --dir " .. dir)
-      local printed = f:read("a")
-      assert.is_true(f:close())
-      local env = assert(io.open(dir .. "/emulator.env")):read("a")
-      assert.equal(printed, env)
-      local port = assert(tonumber(env:match("EIP_ENDPOINT=http://127%.0%.0%.1:(%d+)\n")))
-      assert.matches("EIP_TOKEN=" .. emu.token, env, 1, true)
-      assert.matches("EIP_PROJECT_ID=" .. emu.project_id, env, 1, true)
+      local started = emulator.start_detached(dir)
+      local port = started.port
+      assert.is_true(nginx_running(started.pid))
+      local attached = assert(emulator.attach(dir))
+      assert.equal(port, attached.port)
+      assert.equal(started.pid, attached.pid)
+      -- Detached instances accept the same credentials as the others (AK/SK and IAM included).
       local resp = assert(emulator.http{ port = port, path = "/v1/" .. emu.project_id .. "/bandwidths",
-        headers = { ["X-Auth-Token"] = emu.token } })
+        headers = attached:sign{ path = "/v1/" .. emu.project_id .. "/bandwidths" } })
       assert.equal(200, resp.status)
-      assert.is_true(os.execute("lua5.4 " .. script .. " stop --dir " .. dir))
+      assert.equal(started.pid, emulator.stop_detached(dir))
+      assert.is_false(nginx_running(started.pid))
+      local none, why = emulator.attach(dir)
+      assert.is_nil(none)
+      assert.matches("no emulator runs in", why)
+      assert.is_nil(emulator.stop_detached(dir))
       assert.is_nil(emulator.http{ port = port, path = "/__emulator/health", timeout = 0.5 })
       os.execute("rm -rf '" .. dir .. "'")
     end)
@@ -691,6 +694,14 @@ describe("EIP emulator", function()
       local t0 = socket.gettime()
       assert.equal(500, call("GET", v1()).status)
       assert.is_true(socket.gettime() - t0 >= 0.25)
+    end)
+
+    it("slow: handles the request as usual, after the delay", function()
+      local id = emu:create_bandwidth{ size = 5 }
+      emu:inject{ method = "DELETE", action = "slow", delay = 0.2 }
+      assert.equal(204, call("DELETE", v2("/" .. id)).status)
+      assert.is_nil(emu:get_bandwidth(id))
+      assert_vpc_error(call("DELETE", v2("/" .. id)), 404, "VPC.0306") -- used up: as usual again
     end)
 
     it("drop: closes the connection without any answer", function()

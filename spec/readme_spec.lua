@@ -1,5 +1,6 @@
--- The README stays true: its status and error-code references are the C tables, and the
--- commands it shows exist.
+-- The README stays true: its status and error-code references are the C tables, its command
+-- references are the commands' --help, and the commands it shows exist (spec/session_spec.lua
+-- runs its offline session).
 local read_file = require("spec.support.nginx").read_file
 
 local function generate(script)
@@ -42,6 +43,14 @@ describe("README.md", function()
     assert.is_true(status_at < at)
     assert.is_nil(readme:sub(status_at + 1, at - 1):find("\n## ", 1, true),
       "the error-code reference must follow the status reference directly")
+  end)
+
+  it("carries the command references generated from eip's and eip-emulator's --help", function()
+    local docs = dofile("scripts/cli-docs.lua")
+    for _, tool in ipairs{ "eip", "eip-emulator" } do
+      assert.is_truthy(readme:find(docs.markdown(tool), 1, true),
+        "README's " .. tool .. " reference is stale: regenerate it with scripts/cli-docs.lua markdown " .. tool)
+    end
   end)
 
   it("shows the two commands and the LuaRocks install", function()

@@ -322,8 +322,13 @@ local function explicit(opts, region, getenv)
   if opts.ak ~= nil or opts.sk ~= nil or opts.security_token ~= nil then groups[#groups + 1] = "ak/sk" end
   if opts.auth ~= nil then groups[#groups + 1] = "auth" end
   if #groups > 1 then
-    raise(groups[1] == "token" and "token" or "auth", "and %s are exclusive: give one way to authenticate",
-      table.concat(groups, " and "))
+    -- Named after the token, else the auth table; the message lists the others after it.
+    local first = groups[1] == "token" and "token" or "auth"
+    local others = {}
+    for _, g in ipairs(groups) do
+      if g ~= first then others[#others + 1] = g end
+    end
+    raise(first, "and %s are exclusive: give one way to authenticate", table.concat(others, " and "))
   end
   if opts.token ~= nil then return token_provider(opts.token, "token") end
   if groups[1] == "ak/sk" then

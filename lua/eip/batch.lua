@@ -47,6 +47,10 @@ M.MAX_CONCURRENCY = 64
 -- Longest single wait in the C multi: transfers time out by themselves, this only bounds how
 -- long the loop goes without looking at the clock.
 local MAX_WAIT = 1.0
+--- How often, at least, a batch asks its `cancel` function (seconds): while requests are in
+-- flight and during backoffs alike, so that Ctrl-C is heard at once and a caller can redraw a
+-- progress line at a steady rate from it.
+M.CANCEL_INTERVAL = 0.25
 
 local raise = errors.raise_usage
 local unpack_ = table.unpack or unpack -- luacheck: ignore 113 (unpack: Lua 5.1 / LuaJIT)
@@ -444,11 +448,19 @@ function Run:loop()
       -- Nothing in flight: only a backoff, a pause or the rate left to wait for. The runner's
       -- sleep (ngx.sleep in nginx; a recording stub in tests) does it, and what was waited for
       -- is then due whatever the clock says, so a sleep that returns early cannot make this
-      -- loop spin.
-      if wait > 0 then self.runner.sleep(wait) end
-      if next_retry and next_retry.ready_at <= now + wait then self:promote(next_retry.ready_at) end
+      -- loop spin. With a cancel function the wait goes in pieces of CANCEL_INTERVAL, each
+      -- followed by a question to it (Ctrl-C is heard at once, a progress line moves); the
+      -- pieces are counted rather than timed, for the same reason.
+      local left = self.wait_left or wait
+      local piece = self.cancel and math.min(left, M.CANCEL_INTERVAL) or left
+      self.wait_left = left - piece > 0 and left - piece or nil
+      if piece > 0 then self.runner.sleep(piece) end
+      if not self.wait_left and next_retry and next_retry.ready_at <= now + wait then
+        self:promote(next_retry.ready_at)
+      end
     else
-      local slot, resp = driver:next(math.max(0, math.min(MAX_WAIT, wait)))
+      self.wait_left = nil
+      local slot, resp = driver:next(math.max(0, math.min(self.cancel and M.CANCEL_INTERVAL or MAX_WAIT, wait)))
       if slot then self:completed(slot, resp) end
     end
   end

@@ -243,7 +243,8 @@ end
 -- @tparam table ids a list of bandwidth ids
 -- @tparam[opt] table opts `concurrency` (1..64, default 8), `missing_ok`, `on_result` =
 --   `function(i, id, result_or_error)` called as each id finishes (returning `eip.STOP` stops
---   the batch), `cancel` = `function()` asked between requests (returning "stop" or "abort"),
+--   the batch), `cancel` = `function()` asked between requests and at least every
+--   `batch.CANCEL_INTERVAL` (0.25 s), backoffs included (returning "stop" or "abort"),
 --   `wait` (as for delete_bandwidth: each deleted id gets `waited`, or `still_readable = true`
 --   when the shared time ran out)
 -- @treturn table results in input order: the result table delete_bandwidth returns, or the eip

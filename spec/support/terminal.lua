@@ -2,11 +2,13 @@
 -- user's tmux), so specs can type into it (keys, Ctrl-C) and read the screen as a person sees it.
 --
 --   local terminal = require "spec.support.terminal"
---   local t = terminal.start("lua5.4 bin/eip ...", { env = { NAME = "value" }, cwd = "/path" })
+--   local t = terminal.start("lua5.4 bin/eip ...", { env = { NAME = "value" }, cwd = "/path",
+--                            width = 80, height = 24 })
 --   t:wait_for("Type yes")          -- polls the screen; raises with the screen on timeout
 --   t:send("yes", "Enter")          -- tmux key names: "C-c", "Enter", ...
 --   local status = t:wait_exit(10)  -- the command's exit status
---   t:screen()                      -- the visible text
+--   t:screen()                      -- the visible text (a line wrapped by the terminal is one line)
+--   t:ended()                       -- has the command ended?
 --   t:stop()                        -- always (also after a failure): ends the tmux server
 local socket = require "socket"
 local nginx = require "spec.support.nginx"
@@ -22,8 +24,8 @@ local function tmux(self, args)
   return nginx.capture("tmux -S " .. q(self.socket) .. " " .. args .. " 2>&1")
 end
 
---- Starts cmd (a shell command line) in a 120x40 terminal. opts.env: variables (the rest of the
--- environment is PATH and HOME only); opts.cwd: the directory.
+--- Starts cmd (a shell command line) in a terminal of opts.width x opts.height (default 120x40).
+-- opts.env: variables (the rest of the environment is PATH and HOME only); opts.cwd: the directory.
 function M.start(cmd, opts)
   opts = opts or {}
   local dir = nginx.capture("mktemp -d")
@@ -36,13 +38,19 @@ function M.start(cmd, opts)
   -- with a trap (a handler, so the command itself starts with the default disposition).
   local inner = string.format("trap true INT; cd %s && env -i %s sh -c %s; echo $? > %s; sleep 60",
     q(opts.cwd or "."), table.concat(vars, " "), q("trap true INT; " .. cmd), q(self.status_file))
-  tmux(self, "new-session -d -x 120 -y 40 " .. q(inner))
+  tmux(self, string.format("new-session -d -x %d -y %d %s", opts.width or 120, opts.height or 40, q(inner)))
   return self
 end
 
---- The visible screen, lines joined with "\n".
+--- The visible screen, lines joined with "\n"; a line the terminal wrapped is one line (-J).
 function Terminal:screen()
-  return tmux(self, "capture-pane -p")
+  return tmux(self, "capture-pane -p -J")
+end
+
+--- Has the command ended (its exit status is known)?
+function Terminal:ended()
+  local text = nginx.read_file(self.status_file)
+  return text ~= nil and text:find("%d") ~= nil
 end
 
 --- Waits until the screen shows `text` (plain); raises with the screen after `timeout` s.

@@ -1,18 +1,22 @@
 --- The command line of `eip`: usage errors, option parsing and the help texts.
 --
 -- A command is a table `{ name, args, summary, about, options, credentials, run }` (see
--- `eip.cli`); its `options` are a list of option specs:
+-- `eip.cli`; `tool`, default "eip", names the program in help and messages: `eip-emulator`'s
+-- commands are parsed here too); its `options` are a list of option specs:
 --
---   { "--concurrency", key = "concurrency", value = "N", integer = true, help = "..." }
+--   { "--concurrency", key = "concurrency", value = "N", integer = true, min = 1, max = 64, help = "..." }
 --
 -- `key` names the field of the parsed options; `value` (the metavar) says that the option takes
--- a value, which `number` or `integer` convert. An option without `value` is a flag (true).
+-- a value, which `number` or `integer` convert and `min`/`max` bound, or which must be one of
+-- `choices`. An option without `value` is a flag (true). A command with `output` (its default
+-- format) takes `--output text|json|table` and `--json`, and gets `opts.output` set.
 --
 -- Options that would carry a secret (`--token`, `--sk`, ...) are refused without echoing their
 -- value: arguments show in `ps` and in shell history. An unknown option or command is refused
 -- with the closest known name when it looks like a typo or an abbreviation.
 -- @module eip.cli.args
 local eip = require "eip"
+local validate = require "eip.validate"
 
 local M = {}
 
@@ -38,12 +42,66 @@ function M.is_usage(e)
   return getmetatable(e) == Usage or (eip.is_error(e) and e.kind == "usage")
 end
 
+-- A failure the command line finds by itself, such as a lookup that finds nothing: exit 1.
+local Failure = {}
+Failure.__index = Failure
+Failure.__tostring = function(f) return "eip: " .. f.message end
+
+--- Raise a failure of the command line (exit 1; not a usage error: the arguments were fine).
+-- @tparam string kind what failed, e.g. "not_found" (the `kind` of the JSON error)
+-- @tparam string fmt a `string.format` format
+-- @param ... its arguments
+function M.fail(kind, fmt, ...)
+  error(setmetatable({ kind = kind, message = string.format(fmt, ...) }, Failure), 0)
+end
+
+--- Is `e` a failure raised by `fail`?
+-- @param e a raised value
+-- @treturn boolean
+function M.is_failure(e)
+  return getmetatable(e) == Failure
+end
+
 local usage = M.usage
+
+--- An environment variable, empty counted as unset (as the library counts it).
+-- @tparam string name
+-- @treturn ?string
+function M.getenv(name)
+  local v = os.getenv(name)
+  if v == "" then return nil end
+  return v
+end
 
 -- Option specs shared by commands ----------------------------------------------------------
 
---- The `--json` flag (key `json`).
-M.JSON = { "--json", key = "json", help = "one JSON object per line" }
+--- The output formats, in the order help lists them.
+M.FORMATS = { "text", "json", "table" }
+
+--- The `--output` option and its `--json` shorthand, for a command whose default format is
+-- `default` (a list of two option specs: `flatten` puts them in place).
+-- @tparam string default "text" or "table"
+-- @treturn table the list of the two option specs
+function M.output_options(default)
+  return { { "--output", value = "FORMAT", key = "output", choices = M.FORMATS,
+      help = "text, json (one object per line) or table (default " .. default .. ")" },
+    { "--json", key = "json", help = "the same as --output json" } }
+end
+
+--- A list of option specs, with the lists among them (such as `output_options`) put in place.
+-- @tparam table list option specs and lists of them
+-- @treturn table a new list of option specs
+function M.flatten(list)
+  local out = {}
+  for _, o in ipairs(list) do
+    if type(o[1]) == "table" then
+      for _, inner in ipairs(o) do out[#out + 1] = inner end
+    else
+      out[#out + 1] = o
+    end
+  end
+  return out
+end
 
 -- Options that would carry a secret, and the environment variable to use instead.
 local SECRET_OPTIONS = { ["--token"] = "OS_AUTH_TOKEN", ["--auth-token"] = "OS_AUTH_TOKEN",
@@ -52,37 +110,13 @@ local SECRET_OPTIONS = { ["--token"] = "OS_AUTH_TOKEN", ["--auth-token"] = "OS_A
 
 -- Typo suggestions ---------------------------------------------------------------------------
 
--- Levenshtein distance.
-local function distance(a, b)
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
-
---- The known name `name` is most likely a typo or an abbreviation of, if any.
+--- The known name `name` is most likely a typo or an abbreviation of, if any (the library's
+-- `eip.validate.closest`, which names unknown regions the same way).
+-- @function closest
 -- @tparam string name what was typed
 -- @tparam {string,...} names the known names
 -- @treturn ?string the closest name, or nil when none is close enough
-function M.closest(name, names)
-  for _, n in ipairs(names) do
-    if #name >= 3 and n:sub(1, #name) == name then return n end -- an abbreviation
-  end
-  local best, best_d
-  for _, n in ipairs(names) do
-    local d = distance(name, n)
-    if not best_d or d < best_d then best, best_d = n, d end
-  end
-  if best and best_d <= math.max(2, math.floor(#name / 3)) then return best end
-  return nil
-end
+M.closest = validate.closest
 
 -- Parsing ----------------------------------------------------------------------------------
 
@@ -102,11 +136,31 @@ end
 
 -- The value of option o, as given (flag spelled as typed).
 local function convert(o, flag, v)
+  if o.choices then
+    for _, c in ipairs(o.choices) do
+      if v == c then return v end
+    end
+    local guess = M.closest(v, o.choices)
+    usage("%s must be %s, got %q%s", flag, table.concat(o.choices, ", "):gsub(", ([^,]*)$", " or %1"),
+      v:sub(1, 20), guess and ("; did you mean " .. guess .. "?") or "")
+  end
   if not (o.number or o.integer) then return v end
   local n
   if o.integer then n = integer_of(v) else n = tonumber(v) end
   if n == nil then usage("%s must be %s, got %q", flag, o.integer and "an integer" or "a number", v:sub(1, 20)) end
+  if (o.min and n < o.min) or (o.max and n > o.max) then
+    if o.max then usage("%s must be between %s and %s, got %s", flag, o.min, o.max, v:sub(1, 20)) end
+    usage("%s must be at least %s, got %s", flag, o.min, v:sub(1, 20))
+  end
   return n
+end
+
+-- The format of a command's output from --output and --json.
+local function output_of(command, opts)
+  if opts.json and opts.output and opts.output ~= "json" then
+    usage("--json and --output %s contradict each other: give one", opts.output)
+  end
+  return opts.json and "json" or opts.output or command.output
 end
 
 --- Parse a command's arguments from `argv[from]` on. Options (`--name`, `--name=value`,
@@ -118,7 +172,7 @@ end
 -- @treturn ?table the options by key, or nil when `-h`/`--help` was given
 -- @treturn {string,...} the positional arguments
 function M.parse(command, argv, from)
-  local name = command.name
+  local name = (command.tool or "eip") .. " " .. command.name
   local by_name, names = {}, {}
   for _, o in ipairs(command.options) do by_name[o[1]] = o; names[#names + 1] = o[1] end
   local opts, args = {}, {}
@@ -135,12 +189,12 @@ function M.parse(command, argv, from)
       flag = flag or a
       if SECRET_OPTIONS[flag] then
         usage("%s is not accepted: a secret on the command line shows in ps and shell history; "
-          .. "export %s instead (see eip %s --help)", flag, SECRET_OPTIONS[flag], name)
+          .. "export %s instead (see %s --help)", flag, SECRET_OPTIONS[flag], name)
       end
       local o = by_name[flag]
       if not o then
         local guess = M.closest(flag, names)
-        usage("unknown option %s for %s%s (see: eip %s --help)", flag, name,
+        usage("unknown option %s for %s%s (see: %s --help)", flag, command.name,
           guess and ("; did you mean " .. guess .. "?") or "", name)
       end
       local v = true
@@ -161,34 +215,70 @@ function M.parse(command, argv, from)
     end
     i = i + 1
   end
+  if command.output then opts.output = output_of(command, opts) end
   return opts, args
 end
 
 -- Help -------------------------------------------------------------------------------------
 
-local ENV_HELP = [[
-Credentials come from the environment only (never from arguments, which show in ps):
-  OS_AUTH_TOKEN                      an IAM token, or
-  HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK [, HUAWEICLOUD_SDK_SECURITY_TOKEN]   an AK/SK pair
-  HUAWEICLOUD_SDK_PROJECT_ID, HUAWEICLOUD_SDK_REGION, EIP_ENDPOINT             where to send]]
+local HELP_WIDTH = 80
+
+-- The lines of `text` cut at spaces to fit `width` after `first` (the first line) or `indent`.
+local function fill(first, text, indent, width)
+  local lines, line = {}, first
+  for word in text:gmatch("%S+") do
+    if line ~= first and line ~= indent and #line + 1 + #word > width then
+      lines[#lines + 1], line = line, indent .. word
+    elseif line == first or line == indent then
+      line = line .. word
+    else
+      line = line .. " " .. word
+    end
+  end
+  lines[#lines + 1] = line
+  return lines
+end
+
+--- Where the commands that call the API find their credentials and endpoint (the end of their
+-- help): the library's order, without its options.
+M.ENV_HELP = table.concat(fill("", "Credentials are never options (arguments show in ps and shell "
+  .. "history): the first found of HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK (an AK/SK pair; with "
+  .. "HUAWEICLOUD_SDK_SECURITY_TOKEN a temporary one), OS_AUTH_TOKEN (an IAM token), the profile file "
+  .. "(HUAWEICLOUD_SDK_CREDENTIALS_FILE, else ~/.huaweicloud/credentials), the ECS metadata service "
+  .. "(EIP_METADATA_URL, else http://169.254.169.254).", "", HELP_WIDTH), "\n") .. "\n"
+  .. table.concat(fill("", "Where to send, unless given as options: EIP_ENDPOINT or HUAWEICLOUD_SDK_REGION, "
+  .. "and HUAWEICLOUD_SDK_PROJECT_ID (or the profile file's).", "", HELP_WIDTH), "\n")
 
 local function option_help(options)
-  local lines = {}
-  for _, o in ipairs(options) do
-    local left = o[1] .. (o.value and (" " .. o.value) or "")
-    lines[#lines + 1] = string.format("  %-22s %s", left, o.help)
+  local lines, indent = {}, string.rep(" ", 25)
+  local function add(left, help)
+    for _, l in ipairs(fill(string.format("  %-22s ", left), help, indent, HELP_WIDTH)) do lines[#lines + 1] = l end
   end
-  lines[#lines + 1] = string.format("  %-22s %s", "-h, --help", "this help")
+  for _, o in ipairs(options) do add(o[1] .. (o.value and (" " .. o.value) or ""), o.help) end
+  add("-h, --help", "this help")
   return table.concat(lines, "\n")
+end
+
+--- A command's `about`, filled to 80 columns: paragraphs are separated by blank lines.
+-- @tparam table command the command
+-- @treturn {string,...} the paragraphs, each a list of lines
+function M.about(command)
+  local paragraphs = {}
+  for paragraph in (command.about .. "\n\n"):gmatch("(.-)\n\n+") do
+    paragraphs[#paragraphs + 1] = fill("", paragraph, "", HELP_WIDTH)
+  end
+  return paragraphs
 end
 
 --- The help of one command (`eip COMMAND --help`, `eip help COMMAND`).
 -- @tparam table command the command
 -- @treturn string the text, ending with a newline
 function M.command_help(command)
-  local text = string.format("usage: eip %s %s\n\n%s\n\noptions:\n%s\n", command.name, command.args,
-    command.about, option_help(command.options))
-  if command.credentials then text = text .. "\n" .. ENV_HELP .. "\n" end
+  local about = {}
+  for i, lines in ipairs(M.about(command)) do about[i] = table.concat(lines, "\n") end
+  local text = string.format("usage: %s %s %s\n\n%s\n\noptions:\n%s\n", command.tool or "eip", command.name,
+    command.args, table.concat(about, "\n\n"), option_help(command.options))
+  if command.credentials then text = text .. "\n" .. M.ENV_HELP .. "\n" end
   return text
 end
 
@@ -203,10 +293,13 @@ function M.tool_help(commands)
     lines[#lines + 1] = string.format("  %-18s %s", c.name, c.summary)
   end
   lines[#lines + 1] = ""
-  lines[#lines + 1] = "eip COMMAND --help (or eip help COMMAND) describes a command's options."
-  lines[#lines + 1] = "Exit status: 0 success, 1 a call failed, 2 usage error (nothing was sent)."
+  lines[#lines + 1] = "eip COMMAND --help (or eip help COMMAND) describes a command's options; options"
+  lines[#lines + 1] = "may come before the command too. --output text|json|table (or --json) chooses"
+  lines[#lines + 1] = "the format; errors are JSON too under --json."
+  lines[#lines + 1] = "Exit status: 0 success, 1 a call failed, 2 usage error (nothing was sent),"
+  lines[#lines + 1] = "130 interrupted."
   lines[#lines + 1] = ""
-  lines[#lines + 1] = ENV_HELP
+  lines[#lines + 1] = M.ENV_HELP
   return table.concat(lines, "\n") .. "\n"
 end
 

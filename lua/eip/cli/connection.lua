@@ -1,54 +1,132 @@
 --- How the `eip` commands that call the API connect: their connection options, and the
 -- client built from those options and the environment.
 --
--- Credentials are never options: the library reads them from the environment (`OS_AUTH_TOKEN`,
--- `HUAWEICLOUD_SDK_AK`/`_SK`/...), as for `eip.new{}`. The endpoint comes from `--endpoint`,
--- else `$EIP_ENDPOINT` (unless `--region` is given), else the region.
+-- Credentials are never options: the library finds them as for `eip.new{}` (the environment:
+-- `HUAWEICLOUD_SDK_AK`/`_SK`/..., `OS_AUTH_TOKEN`; then the profile file, then the ECS metadata
+-- service). The endpoint comes from `--endpoint`, else `$EIP_ENDPOINT` (unless `--region` is
+-- given), else the region.
+--
+-- The library's usage errors name its own options (`project_id`, `limit`, `credentials`...);
+-- the command's errors name the command's options and variables instead (`--project-id`,
+-- `HUAWEICLOUD_SDK_PROJECT_ID`...).
 -- @module eip.cli.connection
 local eip = require "eip"
+local args = require "eip.cli.args"
 
 local M = {}
+
+-- The variables the library reads (eip.auth's; the command line uses the public API only).
+local ENV = { token = "OS_AUTH_TOKEN", ak = "HUAWEICLOUD_SDK_AK", sk = "HUAWEICLOUD_SDK_SK",
+  security_token = "HUAWEICLOUD_SDK_SECURITY_TOKEN", project_id = "HUAWEICLOUD_SDK_PROJECT_ID",
+  region = "HUAWEICLOUD_SDK_REGION" }
 
 -- The options every command calling the API takes (see eip.cli.args for the fields).
 local OPTIONS = {
   { "--endpoint", value = "URL", key = "endpoint", help = "API endpoint (default: $EIP_ENDPOINT, or from --region)" },
   { "--region", value = "R", key = "region", help = "region, e.g. cn-north-4 (default: $HUAWEICLOUD_SDK_REGION)" },
   { "--project-id", value = "P", key = "project_id", help = "project id (default: $HUAWEICLOUD_SDK_PROJECT_ID)" },
-  { "--timeout", value = "S", key = "timeout", number = true, help = "seconds per attempt (default 30)" },
-  { "--max-attempts", value = "N", key = "max_attempts", integer = true, help = "attempts per call (default 3)" },
+  { "--timeout", value = "S", key = "timeout", number = true, min = 0.001, max = 86400,
+    help = "seconds per attempt (default 30)" },
+  { "--max-attempts", value = "N", key = "max_attempts", integer = true, min = 1, max = 20,
+    help = "attempts per call, retries included (default 3)" },
   { "--debug", key = "debug", help = "log every request and response to stderr (secrets redacted)" },
 }
 
 --- A command's own options followed by the connection options.
--- @tparam table own the command's option specs
+-- @tparam table own the command's option specs (and lists of them: see eip.cli.args.flatten)
 -- @treturn table a new list
 function M.options(own)
-  local out = {}
-  for _, o in ipairs(own) do out[#out + 1] = o end
+  local out = args.flatten(own)
   for _, o in ipairs(OPTIONS) do out[#out + 1] = o end
   return out
 end
 
-local function getenv(name)
-  local v = os.getenv(name)
-  if v == "" then return nil end
-  return v
+--- Is `flag` one of the connection options (`--endpoint`, `--region`, ...)?
+-- @tparam string flag
+-- @treturn boolean
+function M.is_option(flag)
+  for _, o in ipairs(OPTIONS) do
+    if o[1] == flag then return true end
+  end
+  return false
 end
 
---- The client for the parsed options (credentials from the environment, the profile file or
--- the ECS metadata service), authenticated before any API call unless `opts.dry_run`.
--- Raises an eip usage error when the library refuses them (no credentials, a bad endpoint...).
+--- What the command can use to authenticate, as its messages say it when the library does not.
+M.CREDENTIALS = string.format("export %s (an IAM token), or %s and %s (an AK/SK pair; with %s for a "
+  .. "temporary one)", ENV.token, ENV.ak, ENV.sk, ENV.security_token)
+
+local NEVER_OPTIONS = "Secrets are never options: they would show in ps and shell history."
+
+-- Where the library looked for credentials ("not found: looked at A; then B; then C"), without
+-- the places the command cannot use (the library's own options): nil when it does not say.
+local function places_looked(said)
+  local list = said:match("^not found: looked at (.+)$")
+  if not list then return nil end
+  local places = {}
+  for place in (list .. "; then "):gmatch("(.-); then ") do
+    if not place:find("^the options ") then places[#places + 1] = place end
+  end
+  return #places > 0 and table.concat(places, "; then ") or nil
+end
+
+-- The command's words for a library argument: its option when it was given, else its variable.
+local function words_for(argument, opts)
+  local by_option = { endpoint = "--endpoint", region = "--region", project_id = "--project-id",
+    timeout = "--timeout", max_attempts = "--max-attempts", limit = "--page-size", concurrency = "--concurrency",
+    size = "--size", charge_mode = "--charge-mode", wait = "--wait-timeout" }
+  if argument == "endpoint" and opts.endpoint == nil then return "EIP_ENDPOINT" end
+  return by_option[argument]
+end
+
+--- Raises the usage error `e` of the library again, in the command's words: a missing project
+-- names --project-id and its variable, missing credentials name what the command can use, an
+-- option is named as the command spells it. Any other error is raised unchanged.
+-- @param e the raised value
+-- @tparam table opts the parsed options
+function M.reword(e, opts)
+  if not (eip.is_error(e) and e.kind == "usage") then error(e, 0) end
+  local argument, message = e.argument, e.message or ""
+  local said = message:sub(#tostring(argument) + 2) -- the message without its argument's name
+  if argument == "credentials" then
+    local places = places_looked(said)
+    if places then args.usage("no credentials: looked at %s. %s", places, NEVER_OPTIONS) end
+    args.usage("no credentials: %s. %s", M.CREDENTIALS, NEVER_OPTIONS)
+  elseif argument == "project_id" and said:find("^is required") then
+    args.usage("no project id: give --project-id, or export %s", ENV.project_id)
+  elseif argument == "endpoint" and said:find("^is required") then
+    args.usage("no endpoint: give --endpoint URL or --region R, or export EIP_ENDPOINT or %s", ENV.region)
+  end
+  local flag = words_for(argument, opts)
+  if flag then args.usage("%s %s", flag, said) end
+  args.usage("%s", message)
+end
+
+--- The client for the parsed options, its credentials obtained (the library's chain: the
+-- environment, the profile file, the ECS metadata service) before any API call unless it will
+-- send nothing. Raises a usage error in the command's words when the library refuses them.
 -- @tparam table opts the parsed options (`endpoint`, `region`, `project_id`, `timeout`,
--- `max_attempts`, `debug`, `dry_run`)
+-- `max_attempts`, `debug`)
+-- @tparam[opt] boolean sends_nothing the client will send nothing (--dry-run): credentials are
+-- neither needed nor looked for then
 -- @return an eip client
-function M.client(opts)
+function M.client(opts, sends_nothing)
   local endpoint = opts.endpoint
-  if endpoint == nil and opts.region == nil then endpoint = getenv("EIP_ENDPOINT") end
-  local client = eip.new{
+  if endpoint == nil and opts.region == nil then endpoint = args.getenv("EIP_ENDPOINT") end
+  local ok, client = pcall(eip.new, {
     endpoint = endpoint, region = opts.region, project_id = opts.project_id,
     timeout = opts.timeout, max_attempts = opts.max_attempts, debug = opts.debug or nil,
-  }
-  if not opts.dry_run then client:authenticate() end
+  })
+  if not ok then M.reword(client, opts) end
+  if not sends_nothing then
+    -- Credentials now (the profile file, the metadata service...): a failure is a usage error
+    -- before anything is sent to the API.
+    local err
+    ok, err = pcall(client.authenticate, client)
+    if not ok then
+      client:close()
+      M.reword(err, opts)
+    end
+  end
   return client
 end
 

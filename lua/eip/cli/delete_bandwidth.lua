@@ -1,10 +1,13 @@
---- The delete-bandwidth command: deletes shared bandwidths, one line per id and a summary.
+--- The delete-bandwidth command: deletes shared bandwidths, one line per id, then the failures
+-- again and a summary.
 --
 --   eip delete-bandwidth [options] ID... | -
 --
--- Every id is validated before the first request (a bad one is a usage error: nothing
--- is sent). Without `--force` the ids go through `client:delete_bandwidths` (`--concurrency`
--- in flight); with it, one at a time through `client:drain_and_delete_bandwidth`.
+-- Every id is validated before the first request (a bad one is a usage error: nothing is
+-- sent). Without `--drain` the ids go through `client:delete_bandwidths` (`--concurrency` in
+-- flight, the library's default 8); with it, one at a time through
+-- `client:drain_and_delete_bandwidth`. Results go to stdout; the progress line, the failures
+-- again and the summary to stderr, in every output format.
 -- @module eip.cli.delete_bandwidth
 local core = require "eip.core"
 local eip = require "eip"
@@ -16,40 +19,52 @@ local output = require "eip.cli.output"
 local progress = require "eip.cli.progress"
 
 local usage = args.usage
+-- The library's batch limits (eip.batch; the command line uses the public API only, and
+-- cli_spec checks that these are the library's).
+local MAX_CONCURRENCY, DEFAULT_CONCURRENCY = 64, 8
 local stdout, stderr = io.stdout, io.stderr
 
 local M = {
   name = "delete-bandwidth",
-  args = "[options] ID... (or - to read ids from stdin, one per line)",
+  args = "[options] ID... | -",
   summary = "delete shared bandwidths",
   about = [[
-Deletes each shared bandwidth (DELETE /v2.0/{project_id}/bandwidths/{id}) and prints one line
-per id and a summary. The first request goes alone; after an authentication failure nothing more
-is sent (five bad signatures in a row lock an AK/SK pair). Ctrl-C stops sending (a second one
-aborts what is in flight) and prints the summary.
+Deletes each shared bandwidth (DELETE /v2.0/{project_id}/bandwidths/{id}); - reads the ids
+from stdin, one per line (blank lines and # comments skipped). Prints one line per id (what
+happened, the attempts when more than one, the time), then the failures again and a summary on
+stderr. The first request goes alone; after an authentication failure nothing more is sent
+(five bad signatures in a row lock an AK/SK pair). Ctrl-C stops sending (a second one aborts
+what is in flight) and prints the summary. On a terminal, a batch that runs for more than a
+second keeps a progress line at the bottom.
+
 With --drain, each bandwidth is first emptied: its EIPs are moved out, and EACH BECOMES A NEW
 PAY-PER-USE BANDWIDTH of --size Mbit/s billed by --charge-mode; then it is deleted. Dedicated,
 yearly/monthly (prepaid) and frozen bandwidths are refused before anything changes. On a
 terminal --drain asks first; --yes skips the question (required without a terminal).
-Exit status: 0 every id deleted (or missing, with --missing-ok), 1 some failed or were not sent,
-2 usage error (nothing was sent), 130 interrupted.]],
+
+Exit status: 0 every id deleted (or missing, with --missing-ok; or no id on stdin), 1 some
+failed or were not sent, 2 usage error (nothing was sent), 130 interrupted.]],
   credentials = true,
+  output = "text",
   options = connection.options{
     { "--missing-ok", key = "missing_ok", help = "a bandwidth that does not exist (404 VPC.0306) counts as deleted" },
-    { "--concurrency", value = "N", key = "concurrency", integer = true,
-      help = "deletes in flight at once (1-64, default 1; --drain runs one at a time)" },
-    args.JSON,
+    { "--concurrency", value = "N", key = "concurrency", integer = true, min = 1, max = MAX_CONCURRENCY,
+      help = string.format("deletes in flight at once (1-%d, default %d; --drain: one at a time)",
+        MAX_CONCURRENCY, DEFAULT_CONCURRENCY) },
+    args.output_options("text"),
+    { "--verbose", key = "verbose", help = "under each line: request id, reason and message" },
     { "--dry-run", key = "dry_run",
-      help = "validate, print what would be sent, send nothing (--drain: one GET per id to plan)" },
+      help = "validate, print what would be sent, send nothing (no credentials needed; --drain: one GET per id)" },
     { "--drain", key = "drain", help = "move the bandwidth's EIPs out first (new bills!), then delete it" },
     { "--yes", key = "yes", help = "with --drain: do not ask (needed without a terminal)" },
-    { "--size", value = "MBIT", key = "size", integer = true,
+    { "--size", value = "MBIT", key = "size", integer = true, min = 1, max = 2000,
       help = "with --drain: size of each removed EIP's new bandwidth (default 1)" },
-    { "--charge-mode", value = "M", key = "charge_mode",
+    { "--charge-mode", value = "M", key = "charge_mode", choices = { "bandwidth", "traffic" },
       help = "with --drain: bandwidth or traffic (default bandwidth)" },
     { "--wait", key = "wait", help = "after each 204, wait until the bandwidth can no longer be read (600 s)" },
-    { "--wait-timeout", value = "S", key = "wait_timeout", number = true, help = "--wait, at most S seconds" },
-    { "--no-progress", key = "no_progress", help = "no progress bar (it is only drawn on a terminal)" },
+    { "--wait-timeout", value = "S", key = "wait_timeout", number = true, min = 0.001, max = 86400,
+      help = "--wait, at most S seconds" },
+    { "--no-progress", key = "no_progress", help = "no progress line (it is only drawn on a terminal)" },
     { "--force", key = "force", help = "renamed --drain" },
   },
 }
@@ -62,29 +77,20 @@ local function check_options(opts, ctx)
     usage("--force is now --drain (it moves the bandwidth's EIPs out, each into a new pay-per-use "
       .. "bandwidth, then deletes it): use --drain")
   end
-  if opts.concurrency ~= nil and (opts.concurrency < 1 or opts.concurrency > 64) then
-    usage("--concurrency must be between 1 and 64, got %d", opts.concurrency)
-  end
   if not opts.drain and (opts.size ~= nil or opts.charge_mode ~= nil or opts.yes) then
     usage("--size, --charge-mode and --yes only apply with --drain")
   end
   if opts.drain and not opts.yes and not opts.dry_run and not ctx.terminal then
     usage("--drain without a terminal needs --yes: each removed EIP becomes a new pay-per-use bandwidth")
   end
-  if opts.wait_timeout ~= nil and (opts.wait_timeout <= 0 or opts.wait_timeout > 86400) then
-    usage("--wait-timeout must be between 0 and 86400 seconds, got %s", tostring(opts.wait_timeout))
-  end
   opts.wait = opts.wait_timeout or opts.wait or nil
   opts.size = opts.size or 1
   opts.charge_mode = opts.charge_mode or "bandwidth"
-  if opts.size < 1 or opts.size > 2000 then usage("--size must be between 1 and 2000 (Mbit/s), got %d", opts.size) end
-  if opts.charge_mode ~= "bandwidth" and opts.charge_mode ~= "traffic" then
-    usage("--charge-mode must be bandwidth or traffic, got %q", opts.charge_mode:sub(1, 20))
-  end
 end
 
 -- Ids from the arguments; "-" reads stdin, one per line (blank lines and # comments skipped).
--- Each is validated (nothing is sent when one is bad); repeats are dropped.
+-- Each is validated (nothing is sent when one is bad); repeats are dropped. Returns the ids, and
+-- whether stdin was read.
 local function collect_ids(argv)
   local ids, where, stdin_read = {}, {}, false
   for i, a in ipairs(argv) do
@@ -103,7 +109,7 @@ local function collect_ids(argv)
       ids[#ids + 1], where[#where + 1] = a, "argument " .. i
     end
   end
-  if #ids == 0 then usage("no bandwidth id given (see: eip delete-bandwidth --help)") end
+  if #ids == 0 and not stdin_read then usage("no bandwidth id given (see: eip delete-bandwidth --help)") end
   local out, seen, repeats = {}, {}, 0
   for i, id in ipairs(ids) do
     local ok, err = pcall(validate.id, "bandwidth_id", id)
@@ -117,9 +123,10 @@ end
 -- --dry-run: the requests each id would take, as "METHOD URL" lines or JSON objects. With
 -- --drain, each bandwidth is read (one GET, no change) to show the EIPs that would move.
 local function dry_run(client, ids, opts)
+  local as_json = opts.output == "json"
   local project = client.project_id or "{project_id}"
   local function step(id, method, url, note)
-    if opts.json then
+    if as_json then
       stdout:write(json.encode{ bandwidth_id = id, dry_run = true, method = method, url = url, note = note }, "\n")
     else
       stdout:write(method, " ", url, note and ("  (" .. note .. ")") or "", "\n")
@@ -133,7 +140,7 @@ local function dry_run(client, ids, opts)
       if not ok then
         if not eip.is_error(plan) then error(plan, 0) end
         ok_all = false
-        stdout:write(output.result_line({ id = id, outcome = "failed", err = plan }, opts.json), "\n")
+        stdout:write(output.result_line({ id = id, outcome = "failed", err = plan }, opts.output), "\n")
       else
         step(id, "GET", client.endpoint .. "/v1/" .. client.project_id .. "/bandwidths/" .. id, "sent: read only")
         for i = 1, plan.remove_calls do
@@ -153,9 +160,8 @@ local function dry_run(client, ids, opts)
       step(id, "DELETE", url)
     end
   end
-  if not opts.json then
-    stdout:write(string.format("dry run: %d bandwidth(s), no change sent\n", #ids))
-  end
+  stdout:flush()
+  stderr:write(string.format("dry run: %d bandwidth(s), no change sent\n", #ids))
   return ok_all
 end
 
@@ -194,20 +200,23 @@ local function confirm(plan)
 end
 
 -- Ctrl-C during a batch: the first stops new requests, the second aborts those in flight.
-local function cancel()
+local function interrupts()
   local n = core.interrupts()
   if n >= 2 then return "abort" end
   if n == 1 then return "stop" end
   return nil
 end
 
--- Deletes every id; emit(outcome) is called once per id, as each finishes. Returns the summary
--- of the batch (nil with --drain, which goes one id at a time).
-local function run_deletes(client, ids, opts, emit)
+-- Deletes every id; emit(outcome) is called once per id, as each finishes; tick() at least
+-- every 0.25 s (the batch asks its cancel function that often). Returns the summary of the
+-- batch (nil with --drain, which goes one id at a time).
+local function run_deletes(client, ids, opts, emit, tick)
   if not opts.drain then
-    local _, summary = client:delete_bandwidths(ids, { concurrency = opts.concurrency or 1,
-      missing_ok = opts.missing_ok or false, wait = opts.wait, cancel = cancel,
+    local ok, summary = pcall(client.delete_bandwidths, client, ids, { concurrency = opts.concurrency,
+      missing_ok = opts.missing_ok or false, wait = opts.wait,
+      cancel = function() tick(); return interrupts() end,
       on_result = function(_, id, entry) emit(outcome_of(id, entry)) end })
+    if not ok then connection.reword(summary, opts) end
     return summary
   end
   local drain = { charge_mode = opts.charge_mode, size = opts.size, missing_ok = opts.missing_ok or false,
@@ -223,41 +232,56 @@ local function run_deletes(client, ids, opts, emit)
   end
 end
 
+-- Writes one outcome to stdout (with its detail lines under --verbose, and what a failed drain
+-- moved on stderr).
+local function print_outcome(o, opts)
+  stdout:write(output.result_line(o, opts.output), "\n")
+  if opts.verbose and opts.output ~= "json" then
+    for _, line in ipairs(output.detail_lines(o)) do stdout:write(line, "\n") end
+  end
+  stdout:flush()
+  if opts.output ~= "json" then output.report_moves(o) end
+end
+
 --- Runs the command.
 -- @tparam table opts the parsed options
 -- @tparam {string,...} argv the ids (or "-")
--- @tparam table ctx `terminal`: stderr is a terminal
+-- @tparam table ctx `terminal`: stderr is a terminal; `stdout_terminal`: stdout is one
 -- @treturn boolean|integer true when every id was deleted (or missing, with `--missing-ok`),
 --   130 when interrupted
 function M.run(opts, argv, ctx)
   check_options(opts, ctx)
   local ids = collect_ids(argv)
-  local client = connection.client(opts)
+  if #ids == 0 then
+    stderr:write("eip: nothing to delete (no ids on stdin)\n")
+    return true
+  end
+  local client = connection.client(opts, opts.dry_run and not opts.drain)
   if opts.dry_run then
     local ok = dry_run(client, ids, opts)
     client:close()
     return ok
   end
-  local bar = progress.new(#ids, ctx.terminal and not opts.no_progress and #ids > 1 and not opts.drain)
-  local counts = { deleted = 0, missing = 0, failed = 0, not_sent = 0 }
+  local bar = progress.new(#ids, { enabled = ctx.terminal and not opts.no_progress and not opts.drain
+    and not opts.debug and #ids > 1, results_on_terminal = ctx.stdout_terminal })
+  local counts, failed = { deleted = 0, missing = 0, failed = 0, not_sent = 0 }, {}
   local started = core.monotime()
-  bar:draw(true)
+  if opts.output == "table" then stdout:write(output.result_header(), "\n") end
   core.catch_interrupts(true)
   local ok, summary = pcall(run_deletes, client, ids, opts, function(o)
     counts[o.outcome] = counts[o.outcome] + 1
-    bar:hide()
-    stdout:write(output.result_line(o, opts.json), "\n")
-    stdout:flush()
-    if not opts.json then output.report_moves(o) end
+    if o.outcome == "failed" then failed[#failed + 1] = o end
     bar:step(o.outcome == "failed" or o.outcome == "not_sent")
-  end)
+    bar:above(function() print_outcome(o, opts) end)
+  end, function() bar:tick() end)
   local interrupted = core.interrupts() > 0
   core.catch_interrupts(false)
-  if not ok then error(summary, 0) end
   bar:finish()
   client:close()
-  local line = output.summary(#ids, counts, core.monotime() - started)
-  if opts.json then stderr:write(line, "\n") else stdout:write(line, "\n") end
+  if not ok then error(summary, 0) end
+  stdout:flush()
+  stderr:write(output.failures(failed))
+  stderr:write(output.summary(#ids, counts, core.monotime() - started), "\n")
   if summary and summary.stopped == "auth" then
     stderr:write(string.format("eip: stopped after an authentication failure: %d id(s) not sent\n", counts.not_sent))
   elseif interrupted then

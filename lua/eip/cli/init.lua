@@ -5,17 +5,21 @@
 --   eip list-bandwidths [options] [--shared]      every bandwidth (all pages)
 --   eip status CODE                               what an HTTP status means here
 --
--- Exit codes: 0 success (every id deleted, or missing with --missing-ok), 1 some call failed,
--- 2 usage error (nothing was sent), 130 interrupted (Ctrl-C). Credentials come only from the environment, as for the
--- library (OS_AUTH_TOKEN, HUAWEICLOUD_SDK_AK/SK/...): a secret on the command line would show
--- in `ps` and in shell history.
+-- Options may come before the command too (`eip --debug list-bandwidths`). Exit codes: 0
+-- success (every id deleted, or missing with --missing-ok), 1 some call failed, 2 usage error
+-- (nothing was sent), 130 interrupted (Ctrl-C). Credentials come only from the environment, as
+-- for the library (OS_AUTH_TOKEN, HUAWEICLOUD_SDK_AK/SK/...): a secret on the command line would
+-- show in `ps` and in shell history. Under `--json` (`--output json`), errors are one JSON
+-- object on stderr too.
 --
 -- Each command is a module (`eip.cli.delete_bandwidth`, `eip.cli.show_bandwidth`, ...):
--- `{ name, args, summary, about, options, credentials, run }`, `run(opts, argv, ctx)` returning
--- true on success (eip.cli.args parses the options and writes the help).
+-- `{ name, args, summary, about, options, credentials, output, run }`, `run(opts, argv, ctx)`
+-- returning true on success (eip.cli.args parses the options and writes the help).
 -- @module eip.cli
 local eip = require "eip"
 local args = require "eip.cli.args"
+local connection = require "eip.cli.connection"
+local output = require "eip.cli.output"
 local progress = require "eip.cli.progress"
 
 local M = {}
@@ -24,11 +28,25 @@ local EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 local stdout, stderr = io.stdout, io.stderr
 
--- The commands, in the order `eip --help` lists them, and by name.
-local COMMANDS, NAMES, BY_NAME = {}, {}, {}
-for i, module in ipairs{ "delete_bandwidth", "show_bandwidth", "list_bandwidths", "status" } do
+--- The commands, in the order `eip --help` lists them (the modules' tables).
+M.COMMANDS = {}
+local NAMES, BY_NAME = {}, {}
+for i, module in ipairs{ "delete_bandwidth", "show_bandwidth", "list_bandwidths", "status", "regions" } do
   local c = require("eip.cli." .. module)
-  COMMANDS[i], NAMES[i], BY_NAME[c.name] = c, c.name, c
+  M.COMMANDS[i], NAMES[i], BY_NAME[c.name] = c, c.name, c
+end
+
+-- Every option of every command, by name: options before the command are read with it, and
+-- whether one takes a value is the same for all commands.
+local ANY = { name = "(before the command)", options = {} }
+do
+  local seen = {}
+  for _, c in ipairs(M.COMMANDS) do
+    for _, o in ipairs(c.options) do
+      if not seen[o[1]] then seen[o[1]] = o; ANY.options[#ANY.options + 1] = o end
+    end
+  end
+  ANY.by_name = seen
 end
 
 -- An error as the lines an operator reads: the one-line form, then the advice.
@@ -40,21 +58,70 @@ end
 -- A command name that is not one: refused with a hint, never echoing what may be a secret.
 local function unknown_command(name)
   local guess = args.closest(name, NAMES)
-  if name:sub(1, 1) == "-" then name = name:match("^[^=]*") end -- never echo an option's value
   -- A long word in command position may be a pasted secret: it is not echoed.
   local shown = #name <= 32 and string.format("%q", name) or string.format("(%d characters, not shown)", #name)
   args.usage("unknown command %s%s (commands: %s; see eip --help)", shown,
     guess and ("; did you mean " .. guess .. "?") or "", table.concat(NAMES, ", "))
 end
 
+-- The options before the command (with their values) and the index of the command.
+local function leading_options(argv)
+  local leading, i = {}, 1
+  while argv[i] ~= nil do
+    local a = argv[i]
+    if a:sub(1, 1) ~= "-" or a == "-" or a == "--" or a == "-h" or a == "--help" or a == "--version" then break end
+    leading[#leading + 1] = a
+    local o = ANY.by_name[a:match("^[^=]*")]
+    if o and o.value and not a:find("=", 1, true) and argv[i + 1] ~= nil then
+      i = i + 1
+      leading[#leading + 1] = argv[i]
+    end
+    i = i + 1
+  end
+  return leading, i
+end
+
+-- The options before the command that the command takes: a connection option it does not take
+-- (eip --region R status 409, from an alias) is left out, any other goes on to be refused.
+local function global_only(leading, c)
+  local known = {}
+  for _, o in ipairs(c.options) do known[o[1]] = true end
+  local kept, i = {}, 1
+  while leading[i] ~= nil do
+    local flag = leading[i]:match("^[^=]*")
+    local o = ANY.by_name[flag]
+    local n = (o and o.value and not leading[i]:find("=", 1, true)) and 2 or 1
+    if known[flag] or not connection.is_option(flag) then
+      for j = i, i + n - 1 do kept[#kept + 1] = leading[j] end
+    end
+    i = i + n
+  end
+  return kept
+end
+
+--- Does `argv` ask for JSON output (`--json`, `--output json`, `--output=json`)? Known before
+-- parsing, so that even a usage error is written as JSON.
+-- @tparam table argv the arguments
+-- @treturn boolean
+function M.wants_json(argv)
+  for i, a in ipairs(argv) do
+    if a == "--" then return false end
+    if a == "--json" or a == "--output=json" or (a == "--output" and argv[i + 1] == "json") then return true end
+  end
+  return false
+end
+
 local function dispatch(argv, ctx)
-  local name = argv[1]
+  local leading, at = leading_options(argv)
+  local name = argv[at]
   if name == nil then
-    stderr:write(args.tool_help(COMMANDS))
+    args.parse(ANY, leading, 1) -- a secret or unknown option is said as such
+    if #leading > 0 then args.usage("no command given (commands: %s; see eip --help)", table.concat(NAMES, ", ")) end
+    stderr:write(args.tool_help(M.COMMANDS))
     return EXIT_USAGE
   end
   if name == "-h" or name == "--help" then
-    stdout:write(args.tool_help(COMMANDS))
+    stdout:write(args.tool_help(M.COMMANDS))
     return EXIT_OK
   end
   if name == "--version" then
@@ -62,8 +129,8 @@ local function dispatch(argv, ctx)
     return EXIT_OK
   end
   if name == "help" then
-    local topic = argv[2]
-    if topic == nil then stdout:write(args.tool_help(COMMANDS)) return EXIT_OK end
+    local topic = argv[at + 1]
+    if topic == nil then stdout:write(args.tool_help(M.COMMANDS)) return EXIT_OK end
     if not BY_NAME[topic] then
       args.usage("no such command %q (commands: %s)", topic:sub(1, 30), table.concat(NAMES, ", "))
     end
@@ -72,7 +139,10 @@ local function dispatch(argv, ctx)
   end
   local c = BY_NAME[name]
   if not c then unknown_command(name) end
-  local opts, rest = args.parse(c, argv, 2)
+  local all = {}
+  for _, a in ipairs(global_only(leading, c)) do all[#all + 1] = a end
+  for j = at + 1, #argv do all[#all + 1] = argv[j] end
+  local opts, rest = args.parse(c, all, 1)
   if not opts then
     stdout:write(args.command_help(c))
     return EXIT_OK
@@ -87,20 +157,22 @@ end
 -- @tparam table argv the arguments
 -- @treturn integer the exit status: 0 success, 1 a call failed, 2 usage error (nothing was sent)
 function M.main(argv)
-  local ctx = { terminal = progress.stderr_is_terminal() }
-  local ok, code = pcall(dispatch, argv or {}, ctx)
+  argv = argv or {}
+  local ctx = { terminal = progress.stderr_is_terminal(), stdout_terminal = progress.is_terminal(1) }
+  local ok, code = pcall(dispatch, argv, ctx)
   if ok then return code end
   local e = code
-  if args.is_usage(e) then
+  local exit = args.is_usage(e) and EXIT_USAGE or EXIT_FAILED
+  local known = args.is_usage(e) or args.is_failure(e) or eip.is_error(e)
+  if M.wants_json(argv) then
+    if not known then e = { kind = "internal", message = tostring(e) } end
+    stderr:write(output.error_json(e, exit), "\n")
+  elseif known then
     report_error(e)
-    return EXIT_USAGE
+  else
+    stderr:write("eip: internal error: ", tostring(e), "\n")
   end
-  if eip.is_error(e) then
-    report_error(e)
-    return EXIT_FAILED
-  end
-  stderr:write("eip: internal error: ", tostring(e), "\n")
-  return EXIT_FAILED
+  return exit
 end
 
 return M

@@ -1,29 +1,33 @@
 --- The list-bandwidths command: every bandwidth, all pages.
 --
---   eip list-bandwidths [--shared] [--page-size N] [--json]
+--   eip list-bandwidths [--shared] [--page-size N] [--output text|json|table]
 -- @module eip.cli.list_bandwidths
 local args = require "eip.cli.args"
 local connection = require "eip.cli.connection"
 local json = require "eip.cli.json"
 local output = require "eip.cli.output"
 
-local stdout = io.stdout
+local stdout, stderr = io.stdout, io.stderr
 
 local M = {
   name = "list-bandwidths",
   args = "[options]",
   summary = "list bandwidths (every page)",
-  about = "Lists bandwidths (GET /v1/{project_id}/bandwidths), following pagination to the end.",
+  about = [[
+Lists bandwidths (GET /v1/{project_id}/bandwidths), following pagination to the end: a table
+(default), tab-separated lines without a header (--output text: id, type, Mbit/s, EIPs, status,
+name), or the API's objects (--output json). The count goes to stderr.]],
   credentials = true,
+  output = "table",
   options = connection.options{
     { "--shared", key = "shared", help = "shared (WHOLE) bandwidths only" },
-    { "--page-size", value = "N", key = "page_size", integer = true, help = "bandwidths per request (default 1000)" },
-    args.JSON,
+    { "--page-size", value = "N", key = "page_size", integer = true, min = 1,
+      help = "bandwidths per request (default 1000)" },
+    args.output_options("table"),
   },
 }
 
---- Runs the command: a table (a header, one row per bandwidth, a count line), or (`--json`)
--- one API object per line.
+--- Runs the command.
 -- @tparam table opts the parsed options
 -- @tparam {string,...} argv (none)
 -- @treturn boolean true
@@ -32,19 +36,28 @@ function M.run(opts, argv)
     args.usage("list-bandwidths takes no arguments, got %q (see: eip list-bandwidths --help)", argv[1]:sub(1, 40))
   end
   local client = connection.client(opts)
-  local list, info = client:list_bandwidths{ share_type = opts.shared and "WHOLE" or nil, limit = opts.page_size }
+  local ok, list, info = pcall(client.list_bandwidths, client,
+    { share_type = opts.shared and "WHOLE" or nil, limit = opts.page_size })
   client:close()
-  if opts.json then
-    for _, bw in ipairs(list) do stdout:write(json.encode(bw), "\n") end
-    return true
+  if not ok then connection.reword(list, opts) end
+  local row_format = "%-38s %-6s %6s %5s %-8s %s\n"
+  if opts.output == "table" then
+    stdout:write(string.format(row_format, "ID", "TYPE", "MBIT/S", "EIPS", "STATUS", "NAME"))
   end
-  stdout:write(string.format("%-38s %-6s %6s %5s %-8s %s\n", "ID", "TYPE", "MBIT/S", "EIPS", "STATUS", "NAME"))
   for _, bw in ipairs(list) do
     local n = type(bw.publicip_info) == "table" and #bw.publicip_info or 0
-    stdout:write(string.format("%-38s %-6s %6s %5d %-8s %s\n", tostring(bw.id), tostring(bw.share_type),
-      output.number(bw.size), n, tostring(bw.status), tostring(bw.name)))
+    local id, share_type, size, status, name = tostring(bw.id), tostring(bw.share_type), output.number(bw.size),
+      tostring(bw.status), tostring(bw.name)
+    if opts.output == "json" then
+      stdout:write(json.encode(bw), "\n")
+    elseif opts.output == "text" then
+      stdout:write(table.concat({ id, share_type, size, n, status, name }, "\t"), "\n")
+    else
+      stdout:write(string.format(row_format, id, share_type, size, n, status, name))
+    end
   end
-  stdout:write(string.format("%d bandwidth(s), %d request(s)\n", #list, info.requests))
+  stdout:flush() -- the count comes after the list, also when both go to one pipe
+  stderr:write(string.format("%d bandwidth(s), %d request(s)\n", #list, info.requests))
   return true
 end
 

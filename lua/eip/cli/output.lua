@@ -1,9 +1,18 @@
---- What `eip delete-bandwidth` prints for each id and at the end, human or JSON, and how
--- numbers from the API are shown.
+--- What `eip delete-bandwidth` prints for each id and at the end (text, table or JSON), how an
+-- error reads under `--json`, and how numbers from the API are shown.
 --
--- An outcome is one id's end: `{ id = ..., outcome = "deleted"|"missing"|"failed", res = ... }`
--- with `res` the result table of the library (`deleted`, `missing`), or `err = ...` the eip
--- error (`failed`).
+-- An outcome is one id's end: `{ id = ..., outcome = "deleted"|"missing"|"failed"|"not_sent",
+-- res = ... }` with `res` the result table of the library (`deleted`, `missing`), or `err = ...`
+-- the eip error (`failed`, `not_sent`).
+--
+-- A result line fits 80 columns for a 36-character id (a UUID):
+--
+--   deleted  0c64a268-64c7-46a5-9bc3-5bc9e3a4eaff  204                             0.4 ms
+--   deleted  fee4846b-0f35-4335-bb25-0b876c8661fd  204           3 attempts         1.2 s
+--   FAILED   3c9087e7-50d3-476e-940d-137c2409ace2  409 VPC.0304  1 attempt          0.3 ms
+--   drained  8e4fb5a5-6ea9-4ad4-8e40-6b58074ef210  204           150 EIPs           12 ms
+--
+-- What does not fit (request id, reason, message) is in `--verbose` and in the JSON.
 -- @module eip.cli.output
 local json = require "eip.cli.json"
 
@@ -11,46 +20,88 @@ local M = {}
 
 local stderr = io.stderr
 
--- "  (0.4 ms)" or "  (1.25 s)"; "" when not known.
+--- The width result lines and the list of failures keep to.
+M.WIDTH = 80
+
+-- "0.4 ms", "12 ms", "1.2 s", "95 s"; "" when not known. At most 7 characters up to 10^7 s.
 local function duration(seconds)
   if type(seconds) ~= "number" then return "" end
-  if seconds < 1 then return string.format("  (%.1f ms)", seconds * 1000) end
-  return string.format("  (%.2f s)", seconds)
+  if seconds < 0.01 then return string.format("%.1f ms", seconds * 1000) end
+  if seconds < 1 then return string.format("%d ms", math.floor(seconds * 1000 + 0.5)) end
+  if seconds < 100 then return string.format("%.1f s", seconds) end
+  return string.format("%d s", math.floor(seconds + 0.5))
 end
 
--- What failed, as the human line says it.
-local function failure(e)
-  if e.kind == "http" then
-    local detail = e.code and e.message and (e.code .. ": " .. e.message) or e.code or e.message
-    return string.format("%d %s%s", e.status or 0, e.reason or "", detail and (" (" .. detail .. ")") or "")
-  elseif e.kind == "transport" then
-    return string.format("transport error %s: %s", e.reason or "?", e.message or "")
-  elseif e.kind == "usage" then
-    return "refused: " .. (e.message or "?")
+local function plural(n, word)
+  return string.format("%d %s%s", n, word, n == 1 and "" or "s")
+end
+
+-- Why an id was not sent, in a word or two.
+local NOT_SENT = { auth = "auth failed", cancelled = "interrupted", aborted = "interrupted" }
+
+-- What happened to a failed or unsent id, short: "409 VPC.0304", "timeout", "refused: dedicated".
+local function what_failed(e)
+  if e.kind == "http" then return tostring(e.status or "?") .. (e.code and (" " .. e.code) or "") end
+  if e.kind == "transport" then return e.reason or "transport" end
+  if e.kind == "refused" then return "refused" .. (e.reason and (": " .. e.reason) or "") end
+  if e.kind == "not_sent" then return NOT_SENT[e.stopped] or "interrupted" end
+  if e.kind == "interrupted" then return "aborted" end
+  if e.kind == "wait_timeout" then return "204, still read" end
+  if e.kind == "usage" then return "invalid" end
+  return e.kind or "error"
+end
+
+-- Notes after what happened: the attempts (a success only says them after a retry) and, for a
+-- drain, the EIPs moved out.
+local function notes_of(o)
+  local notes = {}
+  if o.res then
+    local r = o.res
+    if r.removed and #r.removed > 0 then notes[#notes + 1] = plural(#r.removed, "EIP") end
+    if (r.attempts or 1) > 1 then notes[#notes + 1] = plural(r.attempts, "attempt") end
+  else
+    local e = o.err
+    if e.moved then
+      local all = #e.moved + #(e.not_moved or {}) + #(e.uncertain or {})
+      notes[#notes + 1] = string.format("%d/%d moved", #e.moved, all)
+    end
+    if (e.kind == "http" or e.kind == "transport" or e.kind == "interrupted") and (e.attempts or 0) > 0 then
+      notes[#notes + 1] = plural(e.attempts, "attempt")
+    end
   end
-  return (e.kind or "error") .. ": " .. (e.message or "?")
+  return table.concat(notes, ", ")
+end
+
+local WORDS = { deleted = "deleted", missing = "missing", failed = "FAILED", not_sent = "NOT SENT" }
+
+-- The columns of a result line: word, id, what happened, notes, time.
+local function columns(o)
+  local word = WORDS[o.outcome]
+  if o.outcome == "deleted" and o.res.removed and #o.res.removed > 0 then word = "drained" end
+  local what, elapsed
+  if o.res then
+    what = tostring(o.res.status or "")
+    if o.outcome == "missing" then what = what .. " " .. tostring(o.res.code or "") end
+    elapsed = o.res.elapsed
+  else
+    what, elapsed = what_failed(o.err), o.err.elapsed
+  end
+  return word, o.id, what, notes_of(o), duration(elapsed)
+end
+
+-- Lays the columns out: word, id and what happened at fixed widths, the notes after them, the
+-- time against the right edge (WIDTH); when that cannot fit, with single spaces.
+local function layout(word, id, what, notes, time)
+  local head = string.format("%-8s %-36s  %-12s", word, id, what)
+  if notes ~= "" then head = head .. "  " .. notes end
+  local gap = M.WIDTH - #head - #time
+  if gap >= 2 then return (head .. string.rep(" ", gap) .. time):gsub("%s+$", "") end
+  local line = table.concat({ string.format("%-8s", word), id, what, notes, time }, " "):gsub("%s+", " ")
+  return (line:gsub("%s+$", ""))
 end
 
 local function human_line(o)
-  if o.res then
-    local r = o.res
-    local extra = ""
-    if r.removed and #r.removed > 0 then extra = string.format("  after removing %d EIP(s)", #r.removed) end
-    if o.outcome == "missing" then
-      return string.format("missing  %s  %d %s (already gone; ok with --missing-ok)%s  request-id %s%s",
-        o.id, r.status or 404, r.code or r.reason or "", extra, r.request_id or "-", duration(r.elapsed))
-    end
-    return string.format("deleted  %s  %s %s%s  request-id %s%s", o.id, tostring(r.status or ""),
-      r.reason or "", extra, r.request_id or "-", duration(r.elapsed))
-  end
-  local e = o.err
-  local moved = ""
-  if e.moved and (#e.moved > 0 or #(e.not_moved or {}) > 0 or #(e.uncertain or {}) > 0) then
-    moved = string.format("  [%s: %d EIP(s) moved out, %d not moved, %d uncertain]", e.stage or "?",
-      #e.moved, #(e.not_moved or {}), #(e.uncertain or {}))
-  end
-  if o.outcome == "not_sent" then return string.format("NOT SENT %s  %s", o.id, e.message or "") end
-  return string.format("FAILED   %s  %s%s  request-id %s", o.id, failure(e), moved, e.request_id or "-")
+  return layout(columns(o))
 end
 
 local function json_line(o)
@@ -70,18 +121,89 @@ local function json_line(o)
   return json.encode(t)
 end
 
---- The line of one outcome. Human: `deleted  ID  204 No Content  request-id ...  (0.4 ms)`,
--- `missing  ...`, `FAILED   ID  WHAT FAILED  request-id ...`. JSON: one object with
--- `bandwidth_id`, `ok`, `result`, `status`, `request_id`, ... (see the README).
+--- The line of one outcome: the human form (`format` "text" or "table"), or one JSON object
+-- with `bandwidth_id`, `ok`, `result`, `status`, `request_id`, `attempts`, ... (see the README).
 -- @tparam table o the outcome
--- @tparam boolean as_json JSON rather than the human form
+-- @tparam string format "text", "table" or "json"
 -- @treturn string the line, without a newline
-function M.result_line(o, as_json)
-  if as_json then return json_line(o) end
+function M.result_line(o, format)
+  if format == "json" then return json_line(o) end
   return human_line(o)
 end
 
---- Lists on stderr the EIP ids of a failed drain (the human line only counts them).
+--- The header of the table form of the result lines.
+-- @treturn string the line, without a newline
+function M.result_header()
+  return layout("RESULT", "ID", "STATUS", "NOTES", "TIME")
+end
+
+-- `text` cut into lines of at most `width` characters (at spaces when it can), each after `indent`.
+local function wrap(text, indent, width)
+  local lines, line = {}, ""
+  for word in tostring(text):gsub("[%c]+", " "):gmatch("%S+") do
+    while #indent + #word > width do -- a word longer than a line: cut it
+      if line ~= "" then lines[#lines + 1], line = indent .. line, "" end
+      local room = width - #indent
+      lines[#lines + 1], word = indent .. word:sub(1, room), word:sub(room + 1)
+    end
+    if line == "" then
+      line = word
+    elseif #indent + #line + 1 + #word <= width then
+      line = line .. " " .. word
+    else
+      lines[#lines + 1], line = indent .. line, word
+    end
+  end
+  if line ~= "" then lines[#lines + 1] = indent .. line end
+  return lines
+end
+
+-- What the server or the library said of a failure, as one sentence.
+local function message_of(e)
+  local reason = e.kind == "http" and e.reason or nil
+  local message = e.message or e.kind or "?"
+  if reason and message ~= reason then return reason .. ": " .. message end
+  return message
+end
+
+--- The detail `--verbose` prints under a result line: request id, reason and message, each
+-- line of at most WIDTH characters.
+-- @tparam table o the outcome
+-- @treturn {string,...} the lines
+function M.detail_lines(o)
+  local indent = string.rep(" ", 9)
+  local v = o.res or o.err
+  local lines = {}
+  if not o.res then
+    for _, l in ipairs(wrap(message_of(o.err), indent, M.WIDTH)) do lines[#lines + 1] = l end
+  end
+  if v.request_id then lines[#lines + 1] = indent .. "request-id " .. v.request_id end
+  return lines
+end
+
+--- The failures again, for the end of a batch: each id with what failed and the attempts, then
+-- the message on the lines below. At most `max` of them; a last line counts the others.
+-- @tparam {table,...} failed the outcomes that failed, in the order they came
+-- @tparam[opt=20] integer max how many to list
+-- @treturn string the text, ending with a newline ("" when none failed)
+function M.failures(failed, max)
+  if #failed == 0 then return "" end
+  max = max or 20
+  local lines = { string.format("Failed (%d):", #failed) }
+  for i, o in ipairs(failed) do
+    if i > max then
+      lines[#lines + 1] = string.format("  ... and %d more (each has its line above; --output json lists all)",
+        #failed - max)
+      break
+    end
+    local _, id, what, notes = columns(o)
+    lines[#lines + 1] = string.format("  %-36s  %-12s  %s", id, what, notes):gsub("%s+$", ""):sub(1, M.WIDTH)
+    for _, l in ipairs(wrap(message_of(o.err), "    ", M.WIDTH)) do lines[#lines + 1] = l end
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+--- Lists on stderr the EIP ids of a failed drain (the result line only counts them).
 -- @tparam table o the outcome
 function M.report_moves(o)
   local e = o.err
@@ -95,13 +217,27 @@ end
 
 --- The summary line of a batch: `3 bandwidth(s): 2 deleted, 0 missing, 1 failed  (0.01 s)`.
 -- @tparam integer total the number of ids
--- @tparam table counts `deleted`, `missing`, `failed`
+-- @tparam table counts `deleted`, `missing`, `failed`, `not_sent`
 -- @tparam number elapsed seconds
 -- @treturn string the line, without a newline
 function M.summary(total, counts, elapsed)
   local not_sent = (counts.not_sent or 0) > 0 and string.format(", %d not sent", counts.not_sent) or ""
   return string.format("%d bandwidth(s): %d deleted, %d missing, %d failed%s  (%.2f s)", total,
     counts.deleted, counts.missing, counts.failed, not_sent, elapsed)
+end
+
+--- An error as the one JSON object `--json` prints on stderr: `ok` false, `exit` (the status
+-- the command ends with), `kind`, `message`, and what the error has of `status`, `code`,
+-- `reason`, `request_id`, `argument`, `retryable`, `attempts`, `advice`.
+-- @param e a usage error of the command line or an eip error
+-- @tparam integer exit the exit status
+-- @treturn string the line, without a newline
+function M.error_json(e, exit)
+  local t = { ok = false, exit = exit, kind = e.kind or "usage", message = e.message }
+  for _, k in ipairs{ "status", "code", "reason", "request_id", "argument", "retryable", "attempts", "advice" } do
+    t[k] = e[k]
+  end
+  return json.encode(t)
 end
 
 --- A number of the API as text: 10.0 (cjson decodes every JSON number as a float) reads as 10.

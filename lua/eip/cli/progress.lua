@@ -1,71 +1,153 @@
---- The progress bar of a batch: drawn on stderr when it is a terminal, redrawn in place with
--- `\r` at most ten times a second:
+--- The progress line of a batch: one line at the bottom of the terminal (stderr), while the
+-- result lines scroll above it.
 --
---   [##############..........] 35/60  193.8/s  0 failed
+--   [##########..............]  35/60  58%  12.3/s  2 failed  0:03  ~0:02 left
+--
+-- It shows only once the batch has run for `DELAY` seconds (short runs never see it), is
+-- redrawn every `INTERVAL` seconds (`tick`, which the batch's cancel function calls at least
+-- that often) and after each result line (`above`), and never gets wider than the terminal.
 -- @module eip.cli.progress
 local core = require "eip.core"
 
 local M = {}
 
-local REDRAW_INTERVAL = 0.1 -- seconds: at most ~10 redraws a second, whatever the call rate
+--- Seconds before the line first shows: a batch that ends sooner never draws it.
+M.DELAY = 1.0
+--- Seconds between two redraws: the steady rate at which the line moves (4 a second).
+M.INTERVAL = 0.25
+local WIDTH_CHECK = 1.0 -- seconds between two looks at the terminal's width
 local BAR_WIDTH = 24
 
 local stderr = io.stderr
 
-local Progress = {}
-Progress.__index = Progress
-
---- Is stderr a terminal? `test -t 2` in a child shell inherits our stderr: no C needed.
--- @treturn boolean
-function M.stderr_is_terminal()
-  local ok = os.execute("test -t 2")
+local function shell_ok(cmd)
+  local ok = os.execute(cmd)
   return ok == true or ok == 0 -- Lua 5.2+ : Lua 5.1 / LuaJIT
 end
 
---- A bar for `total` steps; a disabled one draws nothing.
--- @tparam integer total the number of steps
--- @tparam boolean enabled whether to draw
--- @return the bar: `bar:draw(force)`, `bar:step(failed)`, `bar:hide()`, `bar:finish()`
-function M.new(total, enabled)
-  return setmetatable({ total = total, done = 0, failed = 0, enabled = enabled,
-    started = core.monotime(), drawn_at = nil, visible = false }, Progress)
+--- Is file descriptor `fd` (1 or 2) a terminal? `test -t` in a child shell inherits ours.
+-- @tparam integer fd 1 (stdout) or 2 (stderr)
+-- @treturn boolean
+function M.is_terminal(fd)
+  return shell_ok("test -t " .. (fd == 1 and 1 or 2))
 end
 
--- Draws the bar, unless it was drawn less than REDRAW_INTERVAL ago (force: draw anyway).
-function Progress:draw(force)
+--- Is stderr a terminal?
+-- @treturn boolean
+function M.stderr_is_terminal()
+  return M.is_terminal(2)
+end
+
+--- The width of the terminal on stderr, in columns (80 when it cannot be told).
+-- @treturn integer
+function M.columns()
+  local p = io.popen("stty size <&2 2>/dev/null")
+  local out = p and p:read("*a") or ""
+  if p then p:close() end
+  local cols = tonumber(out:match("^%d+ (%d+)"))
+  if not cols or cols < 20 then return 80 end
+  return cols
+end
+
+-- "1:05", "12:00", "1:02:03"
+local function clock(seconds)
+  seconds = math.floor(seconds + 0.5)
+  local h, m, s = math.floor(seconds / 3600), math.floor(seconds / 60) % 60, seconds % 60
+  if h > 0 then return string.format("%d:%02d:%02d", h, m, s) end
+  return string.format("%d:%02d", m, s)
+end
+
+local Progress = {}
+Progress.__index = Progress
+
+--- A progress line for `total` results.
+-- @tparam integer total the number of results to come
+-- @tparam table opts `enabled` (false: it never draws), `results_on_terminal` (the result
+-- lines go to the same terminal: the line is erased before each and drawn again after it),
+-- and for tests `clock` (seconds, default core.monotime), `write` (function(text), default
+-- stderr), `columns` (function() -> width, default `M.columns`)
+-- @return the line: `tick()`, `step(failed)`, `above(fn)`, `finish()`, `text(now)`
+function M.new(total, opts)
+  opts = opts or {}
+  local now = opts.clock or core.monotime
+  local self = setmetatable({
+    total = total, done = 0, failed = 0, enabled = opts.enabled, on_terminal = opts.results_on_terminal,
+    now = now, started = now(), drawn_at = nil, shown = false, width = nil, width_at = nil,
+    write = opts.write or function(s) stderr:write(s); stderr:flush() end,
+    columns = opts.columns or M.columns,
+  }, Progress)
+  return self
+end
+
+--- The line as it reads at time `now` (without escapes), fitted to `width` columns.
+-- @tparam number now seconds, on the clock of the line
+-- @tparam integer width columns available
+-- @treturn string
+function Progress:text(now, width)
+  local elapsed = math.max(now - self.started, 0)
+  local rate = self.done / math.max(elapsed, 0.001)
+  local parts = {
+    string.format("%d/%d", self.done, self.total),
+    string.format("%d%%", self.total > 0 and math.floor(100 * self.done / self.total) or 100),
+    string.format("%.1f/s", rate),
+    string.format("%d failed", self.failed),
+    clock(elapsed),
+  }
+  if self.done > 0 and self.done < self.total then
+    parts[#parts + 1] = "~" .. clock((self.total - self.done) / rate) .. " left"
+  end
+  local tail = table.concat(parts, "  ")
+  while #tail + 2 > width - 1 and #parts > 1 do -- drop from the right until it fits
+    parts[#parts] = nil
+    tail = table.concat(parts, "  ")
+  end
+  local bar_width = math.min(BAR_WIDTH, width - 1 - #tail - 4)
+  if bar_width < 5 then return tail:sub(1, width - 1) end
+  local fill = self.total > 0 and math.floor(bar_width * self.done / self.total) or bar_width
+  return "[" .. string.rep("#", fill) .. string.rep(".", bar_width - fill) .. "]  " .. tail
+end
+
+function Progress:draw(now)
+  if not self.width_at or now - self.width_at >= WIDTH_CHECK then
+    self.width, self.width_at = self.columns(), now
+  end
+  self.drawn_at, self.shown = now, true
+  self.write("\r" .. self:text(now, self.width) .. "\27[K")
+end
+
+--- Redraws the line when it is due: after `DELAY`, then every `INTERVAL`.
+function Progress:tick()
   if not self.enabled then return end
-  local now = core.monotime()
-  if not force and self.drawn_at and now - self.drawn_at < REDRAW_INTERVAL then return end
-  self.drawn_at = now
-  local fill = self.total > 0 and math.floor(BAR_WIDTH * self.done / self.total) or BAR_WIDTH
-  local rate = self.done / math.max(now - self.started, 0.001)
-  stderr:write(string.format("\r[%s%s] %d/%d  %.1f/s  %d failed\27[K", string.rep("#", fill),
-    string.rep(".", BAR_WIDTH - fill), self.done, self.total, rate, self.failed))
-  stderr:flush()
-  self.visible = true
+  local now = self.now()
+  if now - self.started < M.DELAY then return end
+  if self.drawn_at and now - self.drawn_at < M.INTERVAL then return end
+  self:draw(now)
 end
 
--- One step done (failed: it failed); the last one is always drawn.
+--- One more result (`failed`: it is a failure).
+-- @tparam boolean failed
 function Progress:step(failed)
   self.done = self.done + 1
   if failed then self.failed = self.failed + 1 end
-  self:draw(self.done == self.total)
 end
 
--- Erases the bar before a line goes to the same terminal.
-function Progress:hide()
-  if self.visible then
-    stderr:write("\r\27[K")
-    self.visible = false
+--- Runs `fn`, which writes whole lines to the terminal, with the line out of their way: erased
+-- before, drawn again after (at the bottom, below them).
+-- @tparam function fn
+function Progress:above(fn)
+  if not (self.shown and self.on_terminal) then
+    fn()
+    return self:tick()
   end
+  self.write("\r\27[K")
+  fn()
+  self:draw(self.now())
 end
 
--- Draws the final state and ends its line.
+--- Erases the line for good (the summary takes its place).
 function Progress:finish()
-  if not self.enabled then return end
-  self:draw(true)
-  stderr:write("\n")
-  self.visible = false
+  if self.shown then self.write("\r\27[K") end
+  self.shown, self.enabled = false, false
 end
 
 return M

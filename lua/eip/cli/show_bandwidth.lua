@@ -1,6 +1,6 @@
 --- The show-bandwidth command: one bandwidth and its EIPs.
 --
---   eip show-bandwidth [--json] ID
+--   eip show-bandwidth [--output text|json|table] ID
 -- @module eip.cli.show_bandwidth
 local validate = require "eip.validate"
 local args = require "eip.cli.args"
@@ -14,9 +14,13 @@ local M = {
   name = "show-bandwidth",
   args = "[options] ID",
   summary = "show one bandwidth and its EIPs",
-  about = "Shows one bandwidth (GET /v1/{project_id}/bandwidths/{id}).",
+  about = [[
+Shows one bandwidth (GET /v1/{project_id}/bandwidths/{id}): its fields, then a table of its
+EIPs (default); tab-separated field/value lines and one "eip" line per EIP (--output text);
+or the API's object (--output json).]],
   credentials = true,
-  options = connection.options{ args.JSON },
+  output = "table",
+  options = connection.options{ args.output_options("table") },
 }
 
 local function describe_type(share_type)
@@ -25,8 +29,7 @@ local function describe_type(share_type)
   return tostring(share_type)
 end
 
---- Runs the command: the bandwidth as `name value` rows and one row per EIP, or (`--json`)
--- the API's object.
+--- Runs the command.
 -- @tparam table opts the parsed options
 -- @tparam {string,...} argv the id
 -- @treturn boolean true
@@ -39,7 +42,7 @@ function M.run(opts, argv)
   local client = connection.client(opts)
   local bw, info = client:show_bandwidth(argv[1])
   client:close()
-  if opts.json then
+  if opts.output == "json" then
     stdout:write(json.encode(bw), "\n")
     return true
   end
@@ -48,15 +51,18 @@ function M.run(opts, argv)
     { "id", bw.id }, { "name", bw.name }, { "share_type", describe_type(bw.share_type) },
     { "size", output.number(bw.size) .. " Mbit/s" }, { "charge_mode", bw.charge_mode }, { "status", bw.status },
     { "created_at", bw.created_at }, { "updated_at", bw.updated_at }, { "eips", tostring(#eips) },
+    { "request_id", info.request_id or "-" },
   }
+  local text = opts.output == "text"
   for _, r in ipairs(rows) do
-    if r[2] ~= nil then stdout:write(string.format("%-12s %s\n", r[1], tostring(r[2]))) end
+    if r[2] ~= nil then stdout:write(string.format(text and "%s\t%s\n" or "%-12s %s\n", r[1], tostring(r[2]))) end
   end
+  local eip_format = text and "eip\t%s\t%s\t%s\n" or "  %-38s %-16s %s\n"
+  if not text and #eips > 0 then stdout:write(string.format(eip_format, "EIP ID", "ADDRESS", "TYPE")) end
   for _, ip in ipairs(eips) do
-    stdout:write(string.format("  %-38s %-16s %s\n", tostring(ip.publicip_id), tostring(ip.publicip_address or "-"),
-      tostring(ip.publicip_type or "")))
+    stdout:write(string.format(eip_format, tostring(ip.publicip_id),
+      tostring(ip.publicip_address or ip.publicipv6_address or "-"), tostring(ip.publicip_type or "")))
   end
-  stdout:write(string.format("%-12s %s\n", "request_id", info.request_id or "-"))
   return true
 end
 

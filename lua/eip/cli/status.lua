@@ -1,8 +1,9 @@
---- The status command: what an HTTP status means for this API, from the library's status
--- table (`eip.status`). Needs no credentials and sends nothing.
+--- The status command: what an HTTP status or an error code means for this API, from the
+-- library's tables (`eip.status`, `eip.error_code`). Needs no credentials and sends nothing.
 --
---   eip status [--json] CODE
+--   eip status [--output text|json|table] [CODE [STATUS]]
 -- @module eip.cli.status
+local core = require "eip.core"
 local eip = require "eip"
 local args = require "eip.cli.args"
 local json = require "eip.cli.json"
@@ -11,34 +12,110 @@ local stdout = io.stdout
 
 local M = {
   name = "status",
-  args = "CODE",
-  summary = "what an HTTP status means for this API (reason, retryable, advice)",
-  about = "Prints the status table entry: reason, class, retryable, advice, descriptions, seeds.",
-  options = { args.JSON },
+  args = "[options] [CODE [STATUS]]",
+  summary = "what an HTTP status or error code means (retryable, advice)",
+  about = [[
+With an HTTP status (409), prints its entry of the status table: reason, class, retryable,
+advice, descriptions, seeds. With an error code (VPC.0306), prints its entry of the error-code
+table: the status it comes with, kind, retryable, the service's message, advice, the Chinese
+description and handling; a code that comes with several statuses lists the others too, and
+STATUS picks one (eip status VPC.0514 500). Without CODE, lists every documented HTTP status.
+
+--output text: tab-separated field and value.]],
+  output = "table",
+  options = args.flatten{ args.output_options("table") },
 }
 
 -- The fields shown, in this order.
-local FIELDS = { "code", "reason", "class", "retryable", "documented", "advice", "description",
+local STATUS_FIELDS = { "code", "reason", "class", "retryable", "documented", "advice", "description",
   "description_zh", "seeds" }
+local CODE_FIELDS = { "code", "status", "kind", "module", "retryable", "transient", "message", "advice",
+  "description_zh", "handling_zh" }
 
---- Runs the command: the entry as `field value` rows, or (`--json`) one object.
--- @tparam table opts the parsed options
--- @tparam {string,...} argv the code (any Lua numeral of an integer: 429, 429.0, 0x1AD)
--- @treturn boolean true
-function M.run(opts, argv)
-  if #argv ~= 1 then args.usage("status takes one HTTP status code, e.g. eip status 409") end
-  local code = tonumber(argv[1])
-  if not code or code ~= math.floor(code) or code < 100 or code > 599 then
-    args.usage("status: %q is not an HTTP status (100-599)", argv[1]:sub(1, 20))
+local function list_all(format)
+  for _, e in ipairs(eip.statuses()) do
+    if format == "json" then
+      stdout:write(json.encode(e), "\n")
+    else
+      stdout:write(string.format(format == "text" and "%d\t%s\t%s\t%s\n" or "%-4d %-32s %-13s %s\n", e.code,
+        e.reason, e.class, e.retryable and "retryable" or "-"))
+    end
   end
-  local entry = eip.status(code)
-  if opts.json then
+  return true
+end
+
+-- Writes `fields` of `entry` as aligned rows (table) or tab-separated ones (text).
+local function rows(entry, fields, format)
+  for _, k in ipairs(fields) do
+    local v = entry[k]
+    if v ~= nil and v ~= "" then
+      stdout:write(string.format(format == "text" and "%s\t%s\n" or "%-15s %s\n", k, tostring(v)))
+    end
+  end
+end
+
+-- Every code of the error-code table.
+local function known_codes()
+  local codes = {}
+  for i, e in ipairs(core.error_codes()) do codes[i] = e.code end
+  return codes
+end
+
+local function error_code(code, status, format)
+  local entry = eip.error_code(code, status) or eip.error_code(code:upper(), status)
+  if not entry then
+    local codes = known_codes()
+    local guess = args.closest(code:upper(), codes)
+    args.fail("not_found", "%s is not in the error-code table (%d codes%s)", code:sub(1, 30), #codes,
+      guess and ("; did you mean " .. guess .. "?") or "")
+  end
+  if status ~= nil and entry.status ~= status then
+    local have, seen = {}, {}
+    for _, v in ipairs(entry.variants) do
+      if not seen[v.status] then seen[v.status] = true; have[#have + 1] = tostring(v.status) end
+    end
+    args.usage("%s does not come with %d (it comes with %s)", entry.code, status, table.concat(have, ", "))
+  end
+  if format == "json" then
     stdout:write(json.encode(entry), "\n")
     return true
   end
-  for _, k in ipairs(FIELDS) do
-    if entry[k] ~= nil then stdout:write(string.format("%-15s %s\n", k, tostring(entry[k]))) end
+  rows(entry, CODE_FIELDS, format)
+  for _, v in ipairs(entry.variants) do
+    if not (v.status == entry.status and v.module == entry.module) then
+      stdout:write(string.format(format == "text" and "%s\t%d\t%s\t%s\n" or "%-15s %d (%s): %s\n", "also",
+        v.status, v.module or "-", v.advice))
+    end
   end
+  return true
+end
+
+--- Runs the command.
+-- @tparam table opts the parsed options
+-- @tparam {string,...} argv an HTTP status (any Lua numeral of an integer: 429, 0x1AD), or an
+-- error code and an optional status; or nothing
+-- @treturn boolean true
+function M.run(opts, argv)
+  if #argv == 0 then return list_all(opts.output) end
+  if #argv > 2 then args.usage("status takes one code, e.g. eip status 409 or eip status VPC.0306") end
+  local number = tonumber(argv[1])
+  if number == nil then
+    local status = argv[2] and tonumber(argv[2])
+    if argv[2] and (not status or status ~= math.floor(status) or status < 100 or status > 599) then
+      args.usage("status: %q is not an HTTP status (100-599)", argv[2]:sub(1, 20))
+    end
+    return error_code(argv[1], status, opts.output)
+  end
+  if #argv ~= 1 then args.usage("status takes one HTTP status code, e.g. eip status 409") end
+  if number ~= math.floor(number) or number < 100 or number > 599 then
+    args.usage("status: %q is not an HTTP status (100-599)", argv[1]:sub(1, 20))
+  end
+  local entry = eip.status(number)
+  if opts.output == "json" then
+    stdout:write(json.encode(entry), "\n")
+    return true
+  end
+  rows(entry, STATUS_FIELDS, opts.output)
   return true
 end
 

@@ -3,9 +3,10 @@
 --
 -- Rule fields (validated by M.validate; unknown fields are refused so that typos fail loudly):
 --   method, path (Lua pattern on the URI path), times (default 1; -1 = until reset),
---   action = "respond" | "drop" | "reset_mid_body" | "hang" | "trickle" | "lose_answer" | "raw"
+--   action = "respond" | "drop" | "reset_mid_body" | "hang" | "trickle" | "lose_answer" | "raw" | "slow"
 --   (default "respond"; "lose_answer" handles the request normally, state change included, then
---   closes the connection instead of answering: the client never learns it succeeded; "raw"
+--   closes the connection instead of answering: the client never learns it succeeded; "slow"
+--   handles it normally after `delay` seconds, as a slow cloud would; "raw"
 --   writes bytes of its own on the connection, HTTP or not, for hostile-server cases),
 --   status, body (string, or table sent as JSON), headers ({name = value}; false removes a
 --   header, e.g. X-Request-Id), no_request_id (true: same as headers["X-Request-Id"] = false),
@@ -16,9 +17,9 @@
 --   again: an endless line, a flood of headers), raw_times (how many times; default: until the
 --   client goes away, at most HANG_MAX seconds), raw_interval (seconds between two repeats),
 --   raw_end = "close" (default) | "hang" (keep the connection open until the client closes it).
-local json = require "emulator.json"
-local store = require "emulator.store"
-local util = require "emulator.util"
+local json = require "eip.emulator.server.json"
+local store = require "eip.emulator.server.store"
+local util = require "eip.emulator.server.util"
 
 local M = {}
 
@@ -35,7 +36,7 @@ local FIELDS = {
 }
 
 local ACTIONS = { respond = true, drop = true, reset_mid_body = true, hang = true, trickle = true,
-  lose_answer = true, raw = true }
+  lose_answer = true, raw = true, slow = true }
 
 local function check_types(rule)
   for key, value in pairs(rule) do

@@ -12,7 +12,7 @@
 --        inject (JSON array of pending rules)
 --        knob:<name> (test knobs, see M.KNOBS)   gone:<id> (JSON bandwidth: deleted, still readable)
 --        akfail:<ak> (failed signatures in a row)   aklock:<ak> (locked; expires by itself)
-local json = require "emulator.json"
+local json = require "eip.emulator.server.json"
 
 local dict = ngx.shared.emulator
 

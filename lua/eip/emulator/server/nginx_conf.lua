@@ -1,4 +1,9 @@
-# nginx configuration of the EIP emulator. spec/support/emulator.lua fills in the placeholders;
+--- The nginx configuration of the EIP emulator, as a template: eip.emulator fills in the
+-- @NAME@ placeholders (eip.emulator.nginx renders it). A Lua module rather than a file so that
+-- LuaRocks installs it with the other modules and the launcher finds it by `require`.
+-- @module eip.emulator.server.nginx_conf
+return [=[
+# nginx configuration of the EIP emulator. eip.emulator fills in the placeholders;
 # everything nginx writes (pid, logs, temp files) stays under @PREFIX@, so it runs as root or
 # not without touching /var/log/nginx, /var/lib/nginx or /run.
 @USER_DIRECTIVE@
@@ -37,15 +42,16 @@ http {
     lua_socket_log_errors off;
 
     init_worker_by_lua_block {
-        require("emulator.app").init_worker(@OWNER_PID@, "@PREFIX@")
+        require("eip.emulator.server.app").init_worker(@OWNER_PID@, "@PREFIX@")
     }
 
     server {
         listen 127.0.0.1:@PORT@;
         location / {
             content_by_lua_block {
-                require("emulator.app").handle()
+                require("eip.emulator.server.app").handle()
             }
         }
     }
 }
+]=]

@@ -7,7 +7,8 @@
 --   PUT  /__emulator/tokens            {token = project_id} or
 --                                      {tokens = {...}, default_project_id = "..."}
 --   POST /__emulator/bandwidths        seed one: {name, size, share_type, publicip_ids, project_id,
---                                      id, charge_mode, status, ...} -> {id, bandwidth}
+--                                      id, charge_mode, status, ...} -> {id, bandwidth};
+--                                      eips = n instead of publicip_ids: n EIPs with new ids
 --   GET  /__emulator/bandwidths[/id]   every bandwidth, or one (404 if unknown)
 --   POST /__emulator/inject            queue one rule (see inject.lua) -> {pending}
 --   GET  /__emulator/inject            {rules}
@@ -26,12 +27,12 @@
 --
 -- reset keeps the authentication setup: tokens (configured and issued), AK/SK pairs and users;
 -- it restores the default token TTL (24 h) and clock offset (0).
-local aksk = require "emulator.aksk"
-local inject = require "emulator.inject"
-local json = require "emulator.json"
-local model = require "emulator.model"
-local store = require "emulator.store"
-local util = require "emulator.util"
+local aksk = require "eip.emulator.server.aksk"
+local inject = require "eip.emulator.server.inject"
+local json = require "eip.emulator.server.json"
+local model = require "eip.emulator.server.model"
+local store = require "eip.emulator.server.store"
+local util = require "eip.emulator.server.util"
 
 local M = {}
 
@@ -81,8 +82,10 @@ end
 local SEED_FIELDS = {
   name = true, size = true, share_type = true, publicip_ids = true, project_id = true, id = true,
   charge_mode = true, status = true, bandwidth_type = true, enterprise_project_id = true,
-  billing_info = true,
+  billing_info = true, eips = true,
 }
+
+local MAX_SEEDED_EIPS = 10000
 
 local function check_seed(req)
   for key in pairs(req) do
@@ -96,7 +99,13 @@ local function check_seed(req)
   if type(req.publicip_ids) ~= "table" then
     return nil, "publicip_ids must be a list"
   end
-  if req.share_type == "PER" and #req.publicip_ids > 1 then
+  if req.eips ~= nil and not (util.is_integer(req.eips) and req.eips >= 0 and req.eips <= MAX_SEEDED_EIPS) then
+    return nil, "eips must be an integer in 0.." .. MAX_SEEDED_EIPS
+  end
+  if req.eips ~= nil and #req.publicip_ids > 0 then
+    return nil, "give publicip_ids or eips, not both"
+  end
+  if req.share_type == "PER" and math.max(#req.publicip_ids, req.eips or 0) > 1 then
     return nil, "a PER bandwidth holds at most one EIP"
   end
   if not util.is_integer(req.size) or req.size < 1 or req.size > 2000 then
@@ -141,7 +150,13 @@ local function seed(body)
     return fail(400, err)
   end
   local eips
-  eips, err = seed_eips(req.publicip_ids)
+  local ids = req.publicip_ids
+  if req.eips then
+    ids = {}
+    for i = 1, req.eips do ids[i] = util.uuid() end
+  end
+  req.eips = nil
+  eips, err = seed_eips(ids)
   if not eips then
     return fail(400, err)
   end

@@ -6,13 +6,13 @@
 -- IAM's (iam.lua), served on the same port so that one emulator covers both endpoints. Codes and
 -- messages come from the EIP API reference's error-codes.md (huaweicloud-eip-docs) unless a comment
 -- says "modelled".
-local aksk = require "emulator.aksk"
-local iam = require "emulator.iam"
-local json = require "emulator.json"
-local metadata = require "emulator.metadata"
-local model = require "emulator.model"
-local store = require "emulator.store"
-local util = require "emulator.util"
+local aksk = require "eip.emulator.server.aksk"
+local iam = require "eip.emulator.server.iam"
+local json = require "eip.emulator.server.json"
+local metadata = require "eip.emulator.server.metadata"
+local model = require "eip.emulator.server.model"
+local store = require "eip.emulator.server.store"
+local util = require "eip.emulator.server.util"
 
 local M = {}
 

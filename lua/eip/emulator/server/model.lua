@@ -1,7 +1,7 @@
 -- Construction of bandwidth and EIP records in the shape the EIP API answers with.
-local json = require "emulator.json"
-local store = require "emulator.store"
-local util = require "emulator.util"
+local json = require "eip.emulator.server.json"
+local store = require "eip.emulator.server.store"
+local util = require "eip.emulator.server.util"
 
 local M = {}
 

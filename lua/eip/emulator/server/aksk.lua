@@ -8,7 +8,7 @@
 --
 -- Source: the project's API reference notes, eip-api-facts.md ("AK/SK signing"); checked against the official
 -- SDK's vectors (aksk-vectors.json) through the /__emulator/verify control route.
-local crypto = require "emulator.crypto"
+local crypto = require "eip.emulator.server.crypto"
 
 local M = {}
 

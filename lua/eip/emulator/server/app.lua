@@ -1,9 +1,9 @@
 -- Entry points of the EIP emulator inside nginx (see nginx.conf.in).
-local api = require "emulator.api"
-local control = require "emulator.control"
-local inject = require "emulator.inject"
-local store = require "emulator.store"
-local util = require "emulator.util"
+local api = require "eip.emulator.server.api"
+local control = require "eip.emulator.server.control"
+local inject = require "eip.emulator.server.inject"
+local store = require "eip.emulator.server.store"
+local util = require "eip.emulator.server.util"
 
 local M = {}
 
@@ -83,6 +83,8 @@ function M.handle()
   local rule = inject.take(method, path)
   if rule and rule.action == "lose_answer" then
     ngx.ctx.lose_answer = true -- util.send_* close the connection instead of answering
+  elseif rule and rule.action == "slow" then
+    if rule.delay and rule.delay > 0 then ngx.sleep(rule.delay) end
   elseif rule then
     return inject.perform(rule)
   end

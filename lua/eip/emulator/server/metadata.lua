@@ -7,8 +7,8 @@
 -- knob metadata_credential_ttl (then the gateway refuses it): a client must refresh before
 -- expires_at. The knob metadata_token_status (default 200) makes the token route answer 404,
 -- 405 or 503 instead, as on a service without the token endpoint (then no token is required).
-local store = require "emulator.store"
-local util = require "emulator.util"
+local store = require "eip.emulator.server.store"
+local util = require "eip.emulator.server.util"
 
 local M = {}
 

@@ -1,5 +1,5 @@
 -- Small helpers shared by the emulator's handlers (runs inside nginx/LuaJIT).
-local json = require "emulator.json"
+local json = require "eip.emulator.server.json"
 
 local M = {}
 

@@ -8,10 +8,10 @@
 -- Modelled: an unknown user, domain or password all answer the same 401 (no user enumeration);
 -- a project the user cannot access (unknown name or id) answers 401 too, Keystone's answer for
 -- an unauthorised scope; a body that is not this shape answers 400.
-local crypto = require "emulator.crypto"
-local json = require "emulator.json"
-local store = require "emulator.store"
-local util = require "emulator.util"
+local crypto = require "eip.emulator.server.crypto"
+local json = require "eip.emulator.server.json"
+local store = require "eip.emulator.server.store"
+local util = require "eip.emulator.server.util"
 
 local M = {}
 

@@ -1,0 +1,46 @@
+--- The regions command: the regions the library knows, with their VPC (EIP) and IAM endpoints
+-- (`eip.regions`). Needs no credentials and sends nothing.
+--
+--   eip regions [--output text|json|table]
+-- @module eip.cli.regions
+local eip = require "eip"
+local args = require "eip.cli.args"
+local json = require "eip.cli.json"
+
+local stdout = io.stdout
+
+local M = {
+  name = "regions",
+  args = "[options]",
+  summary = "the regions known, with their VPC and IAM endpoints",
+  about = [[
+Lists the regions the library knows (the official SDKs' VPC table) and where their VPC (EIP)
+and IAM APIs answer: --region R uses them. HUAWEICLOUD_SDK_REGION_VPC_<REGION> and
+HUAWEICLOUD_SDK_IAM_ENDPOINT override them, as for the official SDKs; a region not listed needs
+--endpoint.]],
+  output = "table",
+  options = args.flatten{ args.output_options("table") },
+}
+
+--- Runs the command.
+-- @tparam table opts the parsed options
+-- @tparam {string,...} argv (none)
+-- @treturn boolean true
+function M.run(opts, argv)
+  if #argv > 0 then args.usage("regions takes no arguments, got %q (see: eip regions --help)", argv[1]:sub(1, 40)) end
+  local format, list = opts.output, eip.regions()
+  local name_w, vpc_w = #"REGION", #"VPC ENDPOINT"
+  for _, r in ipairs(list) do name_w, vpc_w = math.max(name_w, #r.name), math.max(vpc_w, #r.vpc_endpoint) end
+  local row = format == "text" and "%s\t%s\t%s\n" or ("%-" .. name_w .. "s  %-" .. vpc_w .. "s  %s\n")
+  if format == "table" then stdout:write(string.format(row, "REGION", "VPC ENDPOINT", "IAM ENDPOINT")) end
+  for _, r in ipairs(list) do
+    if format == "json" then
+      stdout:write(json.encode(r), "\n")
+    else
+      stdout:write(string.format(row, r.name, r.vpc_endpoint, r.iam_endpoint))
+    end
+  end
+  return true
+end
+
+return M

@@ -1,0 +1,495 @@
+--- Private nginx instances (plain Lua + LuaSocket): the EIP emulator's, and the specs'.
+--
+-- One place knows how to run an nginx that belongs to its caller and to nobody else: find
+-- nginx and its dynamic modules, render a config from a template, pick a free 127.0.0.1 port,
+-- spawn nginx in the foreground as our child, wait until it answers, and on stop ask it to quit
+-- (QUIT, then KILL), reap it and remove its private prefix directory. Used by the EIP emulator
+-- (eip.emulator) and by the OpenResty specs (the "app" nginx; spec/support/nginx.lua).
+--
+--   local nginx = require "eip.emulator.nginx"
+--   local inst = nginx.start{
+--     name = "app",                       -- prefix $TMPDIR/eip-app.XXXXXXXX
+--     template = "/abs/path/nginx.conf.in", fields = { EXTRA = "..." },
+--                                         -- or config = function(fields) return text end
+--     ready = function(port) return true_when_it_answers end,   -- default: a TCP connect
+--     env = { NAME = "value" },           -- extra environment for nginx
+--     port = 8080,                        -- default: a free port (retried if taken meanwhile)
+--     label = "eip app",                  -- prefix of error messages
+--     error_log = "logs/error.log",       -- where the config logs, relative to the prefix
+--   }
+--   inst.port, inst.pid, inst.prefix, inst:alive(), inst:log_tail(n), inst:stop()
+--   nginx.stop_all()
+--
+-- Templates use @NAME@ placeholders. Every config gets PREFIX, PORT, MODULES_DIR,
+-- USER_DIRECTIVE ("user root root;" when run as root, else "") and OWNER_PID (this process,
+-- for an in-nginx watchdog that shuts the instance down if the test run dies without stopping it).
+local socket = require "socket"
+
+local M = {}
+
+local unpack_ = table.unpack or unpack -- luacheck: ignore 113 143 (unpack: 5.1; table.unpack: 5.2+)
+
+M.START_TIMEOUT = 5 -- seconds to wait for a new instance to answer
+M.STOP_TIMEOUT = 3  -- seconds to wait for a graceful stop before SIGKILL
+local PORT_ATTEMPTS = 5 -- a free port can be taken between probing it and nginx binding it
+
+-- Files and commands -------------------------------------------------------------------------
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+M.shell_quote = shell_quote
+
+local function capture(cmd)
+  local f = assert(io.popen(cmd, "r"))
+  local out = f:read("*a")
+  f:close()
+  return (out:gsub("%s+$", ""))
+end
+M.capture = capture
+
+local function file_exists(path)
+  local f = io.open(path, "r")
+  if f then
+    f:close()
+    return true
+  end
+  return false
+end
+M.file_exists = file_exists
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+M.read_file = read_file
+
+local function write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(text))
+  assert(f:close())
+end
+M.write_file = write_file
+
+-- Absolute directory of a source file: nginx needs absolute paths, and the cwd may differ.
+function M.dir_of(source)
+  local dir = source:gsub("^@", ""):match("^(.*)/[^/]*$") or "."
+  if dir:sub(1, 1) ~= "/" then
+    dir = capture("cd " .. shell_quote(dir) .. " && pwd")
+  end
+  return dir
+end
+
+local function getenv(...)
+  for _, name in ipairs({ ... }) do
+    local v = os.getenv(name)
+    if v and v ~= "" then
+      return v
+    end
+  end
+  return nil
+end
+
+local function executable(path)
+  local ok = os.execute("test -f " .. shell_quote(path) .. " && test -x " .. shell_quote(path))
+  return ok == true or ok == 0 -- Lua 5.2+ : Lua 5.1 / LuaJIT
+end
+
+-- EIP_NGINX (EIP_EMULATOR_NGINX is the older name), else /usr/sbin/nginx, else the PATH.
+function M.find()
+  local env = getenv("EIP_NGINX", "EIP_EMULATOR_NGINX")
+  if env then
+    if not executable(env) then
+      error("EIP_NGINX=" .. env .. " is not an executable file", 0)
+    end
+    return env
+  end
+  if file_exists("/usr/sbin/nginx") then
+    return "/usr/sbin/nginx"
+  end
+  local found = capture("command -v nginx 2>/dev/null")
+  if found == "" then
+    error("nginx not found (install nginx and libnginx-mod-http-lua, or set EIP_NGINX)", 0)
+  end
+  return found
+end
+
+-- EIP_NGINX_MODULES (or EIP_EMULATOR_MODULES), else Debian's module directory.
+function M.modules_dir()
+  local dir = getenv("EIP_NGINX_MODULES", "EIP_EMULATOR_MODULES") or "/usr/lib/nginx/modules"
+  if not file_exists(dir .. "/ngx_http_lua_module.so") then
+    error(dir .. "/ngx_http_lua_module.so not found "
+      .. "(install libnginx-mod-http-lua, or set EIP_NGINX_MODULES)", 0)
+  end
+  return dir
+end
+
+-- Processes ----------------------------------------------------------------------------------
+
+-- The pid of this Lua process: the parent of the shell that io.popen starts.
+M.MY_PID = tonumber(capture("echo $PPID"))
+
+-- "running", "zombie" (exited, not yet reaped) or nil (gone), from /proc/<pid>/stat.
+local function process_state(pid)
+  local stat = read_file("/proc/" .. pid .. "/stat")
+  if not stat then
+    return nil
+  end
+  local state = stat:match("%)%s+(%a)")
+  if state == "Z" or state == "X" then
+    return "zombie"
+  end
+  return "running"
+end
+
+local function alive(pid)
+  return process_state(pid) == "running"
+end
+M.alive = alive
+
+local function signal(pid, name)
+  os.execute("kill -" .. name .. " " .. string.format("%d", pid) .. " 2>/dev/null")
+end
+
+local function children_of(pid)
+  local out = capture("pgrep -P " .. string.format("%d", pid) .. " 2>/dev/null")
+  local pids = {}
+  for child in out:gmatch("%d+") do
+    pids[#pids + 1] = tonumber(child)
+  end
+  return pids
+end
+
+local function wait_until(deadline, predicate)
+  while not predicate() do
+    if socket.gettime() >= deadline then
+      return false
+    end
+    socket.sleep(0.02)
+  end
+  return true
+end
+M.wait_until = wait_until
+
+-- QUIT (graceful), then KILL the master and its workers (each by pid) if it does not exit.
+local function terminate(pid)
+  if not alive(pid) then
+    return
+  end
+  signal(pid, "QUIT")
+  if wait_until(socket.gettime() + M.STOP_TIMEOUT, function() return not alive(pid) end) then
+    return
+  end
+  for _, child in ipairs(children_of(pid)) do
+    signal(child, "KILL")
+  end
+  signal(pid, "KILL")
+  wait_until(socket.gettime() + M.STOP_TIMEOUT, function() return not alive(pid) end)
+end
+M.terminate = terminate
+
+-- Configs ------------------------------------------------------------------------------------
+
+function M.free_port()
+  local server = assert(socket.bind("127.0.0.1", 0))
+  local _, port = server:getsockname()
+  server:close()
+  return tonumber(port)
+end
+
+-- Replace every @NAME@ of template by fields[NAME]; an unknown name is an error.
+function M.render(template, fields)
+  return (template:gsub("@([%u_][%u%d_]*)@", function(name)
+    local value = fields[name]
+    if value == nil then
+      error("unknown template field @" .. name .. "@", 0)
+    end
+    return tostring(value)
+  end))
+end
+
+local function standard_fields(prefix, port, owner_pid)
+  -- Root's workers would otherwise run as "nobody", which cannot enter a private temp dir.
+  local user = capture("id -u") == "0" and "user root root;" or ""
+  return {
+    PREFIX = prefix, PORT = tostring(port), MODULES_DIR = M.modules_dir(),
+    USER_DIRECTIVE = user, OWNER_PID = tostring(owner_pid),
+  }
+end
+
+-- The config text for one attempt: opts.config(fields) or opts.template rendered with
+-- the standard fields plus opts.fields.
+local function config_text(opts, prefix, port, owner_pid)
+  local fields = standard_fields(prefix, port, owner_pid)
+  for k, v in pairs(opts.fields or {}) do
+    fields[k] = v
+  end
+  if opts.config then
+    return opts.config(fields)
+  end
+  local template = read_file(opts.template)
+  if not template then
+    error("cannot read " .. tostring(opts.template), 0)
+  end
+  return M.render(template, fields)
+end
+
+local function write_config(opts, prefix, port, owner_pid)
+  local path = prefix .. "/nginx.conf"
+  write_file(path, config_text(opts, prefix, port, owner_pid))
+  return path
+end
+
+local function tail(path, lines)
+  local text = read_file(path) or ""
+  local all = {}
+  for line in text:gmatch("[^\n]+") do
+    all[#all + 1] = line
+  end
+  return table.concat(all, "\n", math.max(1, #all - lines + 1))
+end
+
+local function startup_log(prefix, error_log)
+  local text = tail(prefix .. "/error.log", 15)
+  if error_log and error_log ~= "error.log" then
+    text = text .. "\n" .. tail(prefix .. "/" .. error_log, 15)
+  end
+  return (text .. "\n" .. tail(prefix .. "/stderr.log", 5)):gsub("^%s+", ""):gsub("%s+$", "")
+end
+
+-- Launching ----------------------------------------------------------------------------------
+
+-- The environment of nginx: the caller's plus `env`, without LUA_PATH, LUA_CPATH and LUA_INIT.
+-- Those are set for the caller's Lua (`luarocks path` sets them for Lua 5.4), and nginx's
+-- LuaJIT would read them too (";;" in lua_package_path is the default path, taken from them):
+-- a Lua 5.4 cjson.so loaded into LuaJIT fails.
+local function env_prefix(env)
+  local parts = {}
+  for name, value in pairs(env or {}) do
+    assert(type(name) == "string" and name:match("^[%a_][%w_]*$"), "bad environment variable name")
+    parts[#parts + 1] = name .. "=" .. shell_quote(value)
+  end
+  table.sort(parts)
+  table.insert(parts, 1, "env -u LUA_PATH -u LUA_CPATH -u LUA_INIT")
+  return table.concat(parts, " ") .. " "
+end
+
+-- nginx in the foreground (daemon off) as a child of this process, through io.popen: closing
+-- the pipe handle reaps it, so a stopped instance never lingers as a zombie, which a daemonized
+-- master (re-parented to init) can. `exec` keeps the pid that `echo $$` printed (env execs too).
+local function spawn(prefix, conf, env)
+  local cmd = string.format(
+    "echo $$; exec %s%s -p %s -c %s -e %s -g 'daemon off;' </dev/null >/dev/null 2>>%s",
+    env_prefix(env), shell_quote(M.find()), shell_quote(prefix .. "/"), shell_quote(conf),
+    shell_quote(prefix .. "/error.log"), shell_quote(prefix .. "/stderr.log"))
+  local handle = assert(io.popen(cmd, "r"))
+  local pid = tonumber(handle:read("*l"))
+  return handle, pid
+end
+
+local function tcp_answers(port)
+  local sock = socket.tcp()
+  sock:settimeout(0.5)
+  local ok = sock:connect("127.0.0.1", port)
+  sock:close()
+  return ok ~= nil
+end
+
+-- Wait until the instance answers; false if nginx exited or the deadline passed.
+local function wait_ready(pid, port, ready)
+  local deadline = socket.gettime() + M.START_TIMEOUT
+  return wait_until(deadline, function()
+    if not alive(pid) then
+      return true -- stop waiting; the caller sees it is not alive
+    end
+    return ready(port)
+  end) and alive(pid)
+end
+
+local function try_start(opts, prefix, port)
+  local conf = write_config(opts, prefix, port, M.MY_PID)
+  local handle, pid = spawn(prefix, conf, opts.env)
+  if pid and wait_ready(pid, port, opts.ready or tcp_answers) then
+    return handle, pid
+  end
+  if pid then
+    terminate(pid)
+  end
+  handle:close()
+  return nil, startup_log(prefix, opts.error_log)
+end
+
+local PREFIX_PATTERN = "^/[%w/._-]*/eip%-%w+%.%w+$"
+
+local function remove_tree(path)
+  -- Only ever our own mktemp directories.
+  if path and path:match(PREFIX_PATTERN) then
+    os.execute("rm -rf " .. shell_quote(path))
+  end
+end
+
+local function make_prefix(name)
+  local base = os.getenv("TMPDIR")
+  if not base or base == "" then
+    base = "/tmp"
+  end
+  local dir = capture("mktemp -d " .. shell_quote(base .. "/eip-" .. name .. ".XXXXXXXX"))
+  assert(dir ~= "" and dir:match(PREFIX_PATTERN), "mktemp -d failed")
+  assert(os.execute("mkdir -p " .. shell_quote(dir .. "/tmp") .. " " .. shell_quote(dir .. "/logs")))
+  return dir
+end
+
+local function launch(opts, prefix)
+  local last_log
+  for _ = 1, opts.port and 1 or PORT_ATTEMPTS do
+    local port = opts.port or M.free_port()
+    local handle, pid_or_log = try_start(opts, prefix, port)
+    if handle then
+      return handle, pid_or_log, port
+    end
+    last_log = pid_or_log
+    if not last_log:find("Address already in use", 1, true) then
+      break
+    end
+  end
+  error(opts.label .. ": nginx did not start or did not answer within " .. M.START_TIMEOUT
+    .. " s; end of its logs:\n" .. tostring(last_log), 0)
+end
+
+local Instance = {}
+Instance.__index = Instance
+
+local live = {} -- instances started by this process and not yet stopped
+
+-- Stop the instance: nginx is asked to quit, killed if it does not, reaped; the prefix goes.
+-- A second stop is harmless.
+function Instance:stop()
+  if self._stopped then
+    return
+  end
+  self._stopped = true
+  live[self] = nil
+  terminate(self.pid)
+  if self._handle then
+    self._handle:close() -- waits for (reaps) the master
+  end
+  remove_tree(self.prefix)
+end
+
+Instance.__close = Instance.stop
+
+function Instance:alive()
+  return not self._stopped and alive(self.pid)
+end
+
+-- The last n lines of the instance's error log (for failure messages).
+function Instance:log_tail(n)
+  return tail(self.prefix .. "/" .. self.error_log, n or 20)
+end
+
+local START_OPTIONS = {
+  name = "string", template = "string", config = "function", fields = "table", ready = "function",
+  env = "table", port = "number", label = "string", error_log = "string",
+}
+
+local function check_options(opts)
+  for k, v in pairs(opts) do
+    if not START_OPTIONS[k] then
+      error("nginx.start: unknown option '" .. tostring(k) .. "'", 3)
+    end
+    if type(v) ~= START_OPTIONS[k] then
+      error("nginx.start: option '" .. k .. "' must be a " .. START_OPTIONS[k], 3)
+    end
+  end
+  if not (opts.name and opts.name:match("^%w+$")) then
+    error("nginx.start: name must be letters and digits", 3)
+  end
+  if (opts.template == nil) == (opts.config == nil) then
+    error("nginx.start: give template or config", 3)
+  end
+end
+
+-- Start an instance (see the top of this file for opts). Raises with the end of nginx's logs
+-- when it does not come up; nothing is left behind then.
+function M.start(opts)
+  check_options(opts)
+  opts.label = opts.label or ("nginx " .. opts.name)
+  local prefix = make_prefix(opts.name)
+  local ok, handle, pid, port = pcall(launch, opts, prefix)
+  if not ok then
+    remove_tree(prefix)
+    error(handle, 2)
+  end
+  local self = setmetatable({
+    name = opts.name, port = port, pid = pid, prefix = prefix, url = "http://127.0.0.1:" .. port,
+    error_log = opts.error_log or "error.log", _handle = handle,
+  }, Instance)
+  -- Finalizers run in reverse order of creation when Lua closes its state (normal exit, or the
+  -- error exit of lua5.4 and busted), so this guard, made after the pipe handle, stops nginx
+  -- before the handle's own finalizer would wait for it to exit on its own.
+  self._guard = setmetatable({}, { __gc = function() self:stop() end })
+  live[self] = true
+  return self
+end
+
+-- Stop every instance this process started.
+function M.stop_all()
+  local all = {}
+  for inst in pairs(live) do
+    all[#all + 1] = inst
+  end
+  for _, inst in ipairs(all) do
+    inst:stop()
+  end
+end
+
+-- Detached instances (outlive this process; for `make demo`) ---------------------------------
+
+-- Start a daemonized nginx with dir as its prefix. opts as for M.start (no name; no watchdog:
+-- OWNER_PID is 0). Returns the port.
+function M.start_detached(dir, opts)
+  opts.label = opts.label or "nginx"
+  assert(os.execute("mkdir -p " .. shell_quote(dir .. "/tmp")))
+  dir = capture("cd " .. shell_quote(dir) .. " && pwd")
+  if file_exists(dir .. "/nginx.pid") and alive(tonumber(read_file(dir .. "/nginx.pid")) or 0) then
+    error(opts.label .. ": already running in " .. dir, 0)
+  end
+  local last_log
+  for _ = 1, opts.port and 1 or PORT_ATTEMPTS do
+    local port = opts.port or M.free_port()
+    local conf = write_config(opts, dir, port, 0)
+    os.execute(string.format("%s%s -p %s -c %s -e %s </dev/null >/dev/null 2>>%s",
+      env_prefix(opts.env), shell_quote(M.find()), shell_quote(dir .. "/"), shell_quote(conf),
+      shell_quote(dir .. "/error.log"), shell_quote(dir .. "/stderr.log")))
+    local ready = opts.ready or tcp_answers
+    if wait_until(socket.gettime() + M.START_TIMEOUT, function() return ready(port) end) then
+      return port
+    end
+    last_log = startup_log(dir, opts.error_log)
+    if not last_log:find("Address already in use", 1, true) then
+      break
+    end
+  end
+  error(opts.label .. ": nginx did not start; error.log:\n" .. tostring(last_log), 0)
+end
+
+-- Stop the daemonized nginx of dir and remove what start_detached wrote (logs stay). Returns
+-- whether a pid file was found.
+function M.stop_detached(dir, extra_files)
+  local pid = tonumber(read_file(dir .. "/nginx.pid") or "")
+  if pid then
+    terminate(pid)
+  end
+  for _, name in ipairs({ "nginx.conf", "nginx.pid", unpack_(extra_files or {}) }) do
+    os.remove(dir .. "/" .. name)
+  end
+  os.execute("rm -rf " .. shell_quote(dir .. "/tmp"))
+  return pid ~= nil
+end
+
+return M

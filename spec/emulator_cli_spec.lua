@@ -1,0 +1,156 @@
+-- The eip-emulator command (bin/eip-emulator, lua/eip/emulator/cli.lua) run as a process, as a
+-- person uses it from a shell: start prints export lines that eval makes work for the eip
+-- command (token and AK/SK), create-bandwidth prints ids, status and stop say what they did,
+-- and a missing nginx or Lua module is explained.
+local cjson = require "cjson"
+local nginx = require "spec.support.nginx"
+
+local ROOT = nginx.capture("pwd")
+local EMULATOR = "lua5.4 " .. ROOT .. "/bin/eip-emulator"
+local EIP = "lua5.4 " .. ROOT .. "/bin/eip"
+local q = nginx.shell_quote
+
+-- Runs a shell script in a clean environment (PATH and HOME only, plus env), from /tmp.
+-- Returns the exit status and what it printed (stdout and stderr together).
+local function sh(script, env)
+  local vars = { "PATH=" .. q(os.getenv("PATH")), "HOME=" .. q(os.getenv("HOME") or "/tmp") }
+  for k, v in pairs(env or {}) do vars[#vars + 1] = k .. "=" .. q(v) end
+  local f = assert(io.popen("cd /tmp && env -i " .. table.concat(vars, " ") .. " sh -c " .. q(script)
+    .. " 2>&1; echo \"rc=$?\""))
+  local out = f:read("a")
+  f:close()
+  local code = tonumber(out:match("rc=(%d+)\n$"))
+  return code, out:gsub("rc=%d+\n$", "")
+end
+
+describe("eip-emulator command", function()
+  local dir
+
+  before_each(function()
+    dir = nginx.capture("mktemp -d") .. "/emu"
+  end)
+
+  after_each(function()
+    sh(EMULATOR .. " stop --dir " .. q(dir))
+    os.execute("rm -rf " .. q(dir:gsub("/emu$", "")))
+  end)
+
+  it("--help exits 0 and names every command; no command is a usage error", function()
+    local code, out = sh(EMULATOR .. " --help")
+    assert.equal(0, code)
+    for _, c in ipairs{ "start", "create-bandwidth", "status", "stop", "libnginx-mod-http-lua" } do
+      assert.matches(c, out, 1, true)
+    end
+    code, out = sh(EMULATOR .. " create-bandwidth --help")
+    assert.equal(0, code)
+    assert.matches("usage: eip-emulator create-bandwidth", out, 1, true)
+    assert.equal(2, (sh(EMULATOR)))
+    code, out = sh(EMULATOR .. " strat")
+    assert.equal(2, code)
+    assert.matches("did you mean start?", out, 1, true)
+    code, out = sh(EMULATOR .. " create-bandwidth --eip 2")
+    assert.equal(2, code)
+    assert.matches("did you mean --eips?", out, 1, true)
+  end)
+
+  it("start prints export lines: after eval, the eip command works with the token and with AK/SK", function()
+    local code, out = sh(EMULATOR .. " start --dir " .. q(dir))
+    assert.equal(0, code, out)
+    local endpoint = out:match("\nexport EIP_ENDPOINT=(http://127%.0%.0%.1:%d+)\n")
+    assert.is_string(endpoint, out)
+    assert.matches("\nexport OS_AUTH_TOKEN=%S+\n", out)
+    assert.matches("\nexport HUAWEICLOUD_SDK_PROJECT_ID=%x+\n", out)
+    local aksk = out:match("\n# (export HUAWEICLOUD_SDK_AK=%S+ HUAWEICLOUD_SDK_SK=%S+)\n")
+    assert.is_string(aksk, out)
+    assert.matches('username = "emu%-operator"', out)
+    local session = string.format([[
+      set -e
+      eval "$(%s start --dir %s 2>/dev/null)"  # it already runs: the same lines again
+      id=$(%s create-bandwidth --dir %s --eips 2 --name web)
+      %s show-bandwidth --json "$id"
+      %s
+      unset OS_AUTH_TOKEN
+      %s list-bandwidths --json
+    ]], EMULATOR, q(dir), EMULATOR, q(dir), EIP, aksk, EIP)
+    code, out = sh(session)
+    assert.equal(0, code, out)
+    local shown, listed = out:match("^(%b{})\n(%b{})\n1 bandwidth%(s%), %d+ request%(s%)\n$")
+    assert.is_string(shown, out)
+    local bw = cjson.decode(shown)
+    assert.same({ "web", "WHOLE", 2 }, { bw.name, bw.share_type, #bw.publicip_info })
+    assert.equal(bw.id, cjson.decode(listed).id) -- read again, signed with AK/SK this time
+  end)
+
+  it("start when it already runs prints the same lines again; status and stop say what they see", function()
+    local code, first = sh(EMULATOR .. " start --dir " .. q(dir))
+    assert.equal(0, code)
+    local again
+    code, again = sh(EMULATOR .. " start --dir " .. q(dir) .. " 2>/dev/null")
+    assert.equal(0, code)
+    assert.equal(first, again)
+    local out
+    code, out = sh(EMULATOR .. " status --dir " .. q(dir))
+    assert.equal(0, code)
+    assert.matches("^running at http://127%.0%.0%.1:%d+ %(pid %d+", out)
+    assert.matches("0 bandwidth%(s%)", out)
+    code, out = sh(EMULATOR .. " stop --dir " .. q(dir))
+    assert.equal(0, code)
+    assert.matches("^stopped the emulator in ", out)
+    code, out = sh(EMULATOR .. " status --dir " .. q(dir))
+    assert.equal(3, code)
+    assert.matches("^not running", out)
+    code, out = sh(EMULATOR .. " stop --dir " .. q(dir))
+    assert.equal(0, code)
+    assert.matches("^not running: nothing to stop", out)
+  end)
+
+  it("create-bandwidth prints one id per bandwidth; --dedicated makes a PER one", function()
+    assert.equal(0, (sh(EMULATOR .. " start --dir " .. q(dir))))
+    local code, out = sh(EMULATOR .. " create-bandwidth --count 3 --size 5 --dir " .. q(dir))
+    assert.equal(0, code, out)
+    local ids = {}
+    for id in out:gmatch("[^\n]+") do ids[#ids + 1] = id end
+    assert.equal(3, #ids)
+    for _, id in ipairs(ids) do assert.matches("^%x+%-%x+%-%x+%-%x+%-%x+$", id) end
+    code, out = sh(EMULATOR .. " create-bandwidth --dedicated --eips 1 --dir " .. q(dir))
+    assert.equal(0, code, out)
+    local emu = require("spec.support.emulator").attach(dir)
+    local per = emu:get_bandwidth(out:match("^(%S+)\n$"))
+    assert.same({ "PER", 1 }, { per.share_type, #per.publicip_info })
+    assert.equal(5, emu:get_bandwidth(ids[1]).size)
+    assert.equal(4, emu:stats().bandwidths)
+    for _, args in ipairs{ "--eips -1", "--count 0", "--size 0", "--dedicated --eips 2", "extra" } do
+      assert.equal(2, (sh(EMULATOR .. " create-bandwidth " .. args .. " --dir " .. q(dir))), args)
+    end
+  end)
+
+  it("create-bandwidth without a running emulator says so (exit 1)", function()
+    local code, out = sh(EMULATOR .. " create-bandwidth --dir " .. q(dir))
+    assert.equal(1, code)
+    assert.matches("no emulator runs in .*eip%-emulator start", out)
+  end)
+
+  it("uses $EIP_EMULATOR_DIR, else ~/.eip-emulator", function()
+    local code, out = sh(EMULATOR .. " start >/dev/null && " .. EMULATOR .. " status", { EIP_EMULATOR_DIR = dir })
+    assert.equal(0, code, out)
+    assert.matches("files in " .. dir, out, 1, true)
+    sh(EMULATOR .. " stop", { EIP_EMULATOR_DIR = dir })
+    local home = dir:gsub("/emu$", "")
+    code, out = sh(EMULATOR .. " start >/dev/null && " .. EMULATOR .. " status && " .. EMULATOR .. " stop",
+      { HOME = home })
+    assert.equal(0, code, out)
+    assert.matches("files in " .. home .. "/.eip-emulator", out, 1, true)
+  end)
+
+  it("explains what it needs when nginx or its Lua module is missing, and leaves nothing running", function()
+    local code, out = sh(EMULATOR .. " start --dir " .. q(dir), { EIP_NGINX = "/nonexistent/nginx" })
+    assert.equal(1, code)
+    assert.matches("EIP_NGINX=/nonexistent/nginx is not an executable file", out, 1, true)
+    assert.matches("apt-get install\nnginx libnginx-mod-http-lua lua-resty-core lua-cjson lua-socket", out, 1, true)
+    code, out = sh(EMULATOR .. " start --dir " .. q(dir), { EIP_NGINX_MODULES = "/nonexistent" })
+    assert.equal(1, code)
+    assert.matches("ngx_http_lua_module.so not found", out, 1, true)
+    code = sh(EMULATOR .. " status --dir " .. q(dir))
+    assert.equal(3, code)
+  end)
+end)
