@@ -1,13 +1,14 @@
 -- The README stays true: its status reference is the C table, and the commands it shows exist.
 local read_file = require("spec.support.nginx").read_file
+local host = require "spec.support.host"
 
 describe("README.md", function()
   local readme = assert(read_file("README.md"))
 
   it("carries the status reference generated from the C table", function()
-    local f = assert(io.popen([[LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" ]]
-      .. "lua5.4 scripts/status-table.lua"))
-    local table_md = f:read("a")
+    local f = assert(io.popen([[LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="]] .. host.cpath .. [[;;" ]]
+      .. host.lua .. " scripts/status-table.lua"))
+    local table_md = f:read("*a")
     f:close()
     assert.is_true(#table_md > 1000)
     assert.is_truthy(readme:find(table_md, 1, true),

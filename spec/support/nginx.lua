@@ -1,4 +1,4 @@
--- Private nginx instances for the specs (plain Lua 5.4 + LuaSocket).
+-- Private nginx instances for the specs (plain Lua 5.1 to 5.4 or LuaJIT, + LuaSocket).
 --
 -- One place knows how to run an nginx that belongs to the test run and to nobody else: find
 -- nginx and its dynamic modules, render a config from a template, pick a free 127.0.0.1 port,
@@ -40,7 +40,7 @@ M.shell_quote = shell_quote
 
 local function capture(cmd)
   local f = assert(io.popen(cmd, "r"))
-  local out = f:read("a")
+  local out = f:read("*a")
   f:close()
   return (out:gsub("%s+$", ""))
 end
@@ -61,7 +61,7 @@ local function read_file(path)
   if not f then
     return nil
   end
-  local text = f:read("a")
+  local text = f:read("*a")
   f:close()
   return text
 end
@@ -121,6 +121,18 @@ end
 
 -- Processes ----------------------------------------------------------------------------------
 
+-- An object that calls fn when it is collected, or at the latest when Lua closes its state.
+-- Lua 5.1 and LuaJIT run __gc for userdata only, hence newproxy there.
+function M.on_collect(fn)
+  local new = rawget(_G, "newproxy")
+  if new then
+    local u = new(true)
+    getmetatable(u).__gc = function() fn() end
+    return u
+  end
+  return setmetatable({}, { __gc = function() fn() end })
+end
+
 -- The pid of this Lua process: the parent of the shell that io.popen starts.
 M.MY_PID = tonumber(capture("echo $PPID"))
 
@@ -143,11 +155,11 @@ end
 M.alive = alive
 
 local function signal(pid, name)
-  os.execute("kill -" .. name .. " " .. math.tointeger(pid) .. " 2>/dev/null")
+  os.execute("kill -" .. name .. " " .. string.format("%d", pid) .. " 2>/dev/null")
 end
 
 local function children_of(pid)
-  local out = capture("pgrep -P " .. math.tointeger(pid) .. " 2>/dev/null")
+  local out = capture("pgrep -P " .. string.format("%d", pid) .. " 2>/dev/null")
   local pids = {}
   for child in out:gmatch("%d+") do
     pids[#pids + 1] = tonumber(child)
@@ -276,7 +288,7 @@ local function spawn(prefix, conf, env)
     env_prefix(env), shell_quote(M.find()), shell_quote(prefix .. "/"), shell_quote(conf),
     shell_quote(prefix .. "/error.log"), shell_quote(prefix .. "/stderr.log"))
   local handle = assert(io.popen(cmd, "r"))
-  local pid = tonumber(handle:read("l"))
+  local pid = tonumber(handle:read("*l"))
   return handle, pid
 end
 
@@ -418,9 +430,9 @@ function M.start(opts)
     error_log = opts.error_log or "error.log", _handle = handle,
   }, Instance)
   -- Finalizers run in reverse order of creation when Lua closes its state (normal exit, or the
-  -- error exit of lua5.4 and busted), so this guard, made after the pipe handle, stops nginx
-  -- before the handle's own finalizer would wait for it to exit on its own.
-  self._guard = setmetatable({}, { __gc = function() self:stop() end })
+  -- error exit of the interpreter and busted), so this guard, made after the pipe handle, stops
+  -- nginx before the handle's own finalizer would wait for it to exit on its own.
+  self._guard = M.on_collect(function() self:stop() end)
   live[self] = true
   return self
 end
@@ -473,7 +485,8 @@ function M.stop_detached(dir, extra_files)
   if pid then
     terminate(pid)
   end
-  for _, name in ipairs({ "nginx.conf", "nginx.pid", table.unpack(extra_files or {}) }) do
+  local unpack = table.unpack or unpack -- luacheck: ignore 113 143 (table.unpack: 5.2+; unpack: 5.1, LuaJIT)
+  for _, name in ipairs({ "nginx.conf", "nginx.pid", unpack(extra_files or {}) }) do
     os.remove(dir .. "/" .. name)
   end
   os.execute("rm -rf " .. shell_quote(dir .. "/tmp"))
