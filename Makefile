@@ -112,5 +112,9 @@ lint:
 
 -include mk/*.mk
 
+# Also what `luarocks make` leaves in the checkout (it builds in place): a stale ./eip/core.so
+# would be found first through the ./?.so of Lua's default search path.
 clean:
 	rm -rf $(BUILD)
+	rm -f eip/core.so src/*.o
+	@rmdir eip 2>/dev/null || true
