@@ -48,7 +48,7 @@ M.MAX_CONCURRENCY = 64
 local MAX_WAIT = 1.0
 
 local raise = errors.raise_usage
-local unpack_ = table.unpack or unpack -- luacheck: ignore 113 (unpack: Lua 5.1 / LuaJIT)
+local unpack_ = table.unpack or unpack -- luacheck: ignore 113 143 (table.unpack: 5.2+; unpack: 5.1, LuaJIT)
 
 ---------------------------------------------------------------------------------------------
 -- Drivers

@@ -27,9 +27,11 @@ end
 --- eip.status(code) -> { code, reason, description, description_zh, class, retryable,
 -- advice, seeds, documented } from the C table.
 function M.status(code)
+  -- luacheck: push ignore 143 (math.type and math.tointeger: Lua 5.3+, checked first)
   if math.type and math.type(code) == "float" and code == math.floor(code) then
     code = math.tointeger(code)
   end
+  -- luacheck: pop
   if type(code) ~= "number" or code ~= math.floor(code) then
     errors.raise_usage("code", "must be an integer HTTP status, got %s", type(code))
   end
