@@ -36,7 +36,7 @@ PKGS_luajit := luajit2 libluajit2-5.1-dev
 # lua-cjson, lua-socket and busted's own modules are packaged for every Lua version at once.
 DEBIAN_PKGS := $(PKGS_lua5.4) $(PKGS_$(LUA_TAG)) lua-cjson lua-busted luarocks libcurl4-openssl-dev libssl-dev \
                nginx libnginx-mod-http-lua lua-resty-core libluajit2-5.1-dev lua-socket lua-check \
-               pkg-config gcc make procps tmux
+               pkg-config gcc make procps tmux curl ca-certificates
 DEBIAN_PKGS_CHECK  := clang libclang-rt-14-dev valgrind cppcheck
 DEBIAN_PKGS_MATRIX := $(foreach l,$(LUAS),$(PKGS_$(l)))
 DEBIAN_PKGS_DOCS   := lua-ldoc
@@ -51,6 +51,7 @@ help:
 	@echo "make test     C tests + busted specs against the bundled EIP emulator (LUA=lua5.1|...|luajit: under that Lua)"
 	@echo "make test-matrix   the whole suite under Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT, each with its own core"
 	@echo "make demo     start the emulator, create a bandwidth, delete it twice, stop"
+	@echo "make openresty-demo   the same through examples/openresty/nginx.conf and curl"
 	@echo "make lint     luacheck"
 	@echo "make check    lint, cppcheck, specs under ASan/UBSan and valgrind   make soak   100k-call RSS check"
 	@echo "make fuzz     libFuzzer targets (FUZZ_SECONDS each)                  make bench  speed vs bare libcurl"

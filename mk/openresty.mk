@@ -3,10 +3,11 @@
 #
 #   make luajit           build/luajit/eip/core.so (same sources, LuaJIT 2.1 headers)
 #   make test-openresty   only spec/openresty_spec.lua (the full `make test` runs it too)
+#   make openresty-demo   examples/openresty/nginx.conf against the emulator: a delete with curl
 
 LUAJIT_SO  := $(BUILD)/luajit/eip/core.so
 
-.PHONY: luajit test-openresty
+.PHONY: luajit test-openresty openresty-demo
 
 luajit: $(LUAJIT_SO)
 
@@ -20,3 +21,7 @@ spec: luajit
 
 test-openresty: all luajit
 	$(BUSTED) spec/openresty_spec.lua
+
+# The example as its comments say to run it, modules from this checkout (scripts/openresty-demo).
+openresty-demo: deps all luajit
+	@LUA="$(LUA)" bash scripts/openresty-demo
