@@ -34,12 +34,13 @@ PKGS_lua5.3 := lua5.3 liblua5.3-dev
 PKGS_lua5.4 := lua5.4 liblua5.4-dev
 PKGS_luajit := luajit2 libluajit2-5.1-dev
 # lua-cjson, lua-socket and busted's own modules are packaged for every Lua version at once.
+# LDoc and its Markdown (make docs; spec/docs_spec.lua checks the reference, so make test too).
+DEBIAN_PKGS_DOCS   := lua-ldoc lua-discount
 DEBIAN_PKGS := $(PKGS_lua5.4) $(PKGS_$(LUA_TAG)) lua-cjson lua-busted luarocks libcurl4-openssl-dev libssl-dev \
                nginx libnginx-mod-http-lua lua-resty-core libluajit2-5.1-dev lua-socket lua-check \
-               pkg-config gcc make procps tmux curl ca-certificates
+               pkg-config gcc make procps tmux curl ca-certificates $(DEBIAN_PKGS_DOCS)
 DEBIAN_PKGS_CHECK  := clang libclang-rt-14-dev valgrind cppcheck
 DEBIAN_PKGS_MATRIX := $(foreach l,$(LUAS),$(PKGS_$(l)))
-DEBIAN_PKGS_DOCS   := lua-ldoc
 
 .PHONY: all deps deps-check deps-matrix deps-docs test ctest spec demo lint clean help bench-sign
 
@@ -84,7 +85,7 @@ deps-check:
 deps-matrix:
 	$(call install_missing,$(DEBIAN_PKGS) $(DEBIAN_PKGS_MATRIX))
 
-# LDoc for make docs.
+# LDoc for make docs alone.
 deps-docs:
 	$(call install_missing,$(DEBIAN_PKGS_DOCS))
 
