@@ -22,7 +22,7 @@ local BANDWIDTH_ID = "3fa1e2b4-1111-2222-3333-444455556666"
 
 local function rss_kib()
   local f = assert(io.open("/proc/self/status", "r"))
-  local text = f:read("a")
+  local text = f:read("*a")
   f:close()
   return tonumber(text:match("VmRSS:%s*(%d+)%s*kB"))
 end

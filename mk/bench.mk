@@ -16,7 +16,7 @@ BENCH_N         ?= 20000
 BENCH_REPS      ?= 5
 BENCH_PROFILE_N ?= 2000
 BENCH_FLOOR     := $(BUILD)/bench/floor
-BENCH_ENV       := LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/lua$(LUA_VERSION)/?.so;;"
+BENCH_ENV       := LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(CORE_DIR)/?.so;;"
 
 .PHONY: bench bench-profile bench-rate
 

@@ -18,7 +18,7 @@ SAN_FLAGS  := -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-p
               -fno-sanitize-recover=undefined,float-cast-overflow
 SAN_CFLAGS := -O1 -g
 ASAN_DIR   := $(BUILD)/asan
-ASAN_SO    := $(ASAN_DIR)/lua$(LUA_VERSION)/eip/core.so
+ASAN_SO    := $(ASAN_DIR)/$(LUA_TAG)/eip/core.so
 ASAN_HOOK  := $(ASAN_DIR)/check_preload.so
 ASAN_CTESTS := $(patsubst test/c/%.c,$(ASAN_DIR)/ctest/%,$(wildcard test/c/test_*.c))
 
@@ -36,7 +36,7 @@ SAN_ENV = ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:detect_stack_use_af
           LSAN_OPTIONS=suppressions=$(CURDIR)/mk/lsan.supp:print_suppressions=0 \
           UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 ASAN_BUSTED = env $(SAN_ENV) LD_PRELOAD=$(SAN_PRELOAD) $(LUA) $(BUSTED_SCRIPT) --ignore-lua \
-              --cpath=$(ASAN_DIR)/lua$(LUA_VERSION)/?.so
+              --cpath=$(ASAN_DIR)/$(LUA_TAG)/?.so
 
 # --trace-children=no: nginx and the shell helpers the specs start are not ours to check.
 # --keep-debuginfo=yes: lua_close unloads eip/core.so (and libcurl with it) before the leak

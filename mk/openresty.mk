@@ -3,19 +3,16 @@
 #
 #   make luajit           build/luajit/eip/core.so (same sources, LuaJIT 2.1 headers)
 #   make test-openresty   only spec/openresty_spec.lua (the full `make test` runs it too)
+#   make openresty-demo   examples/openresty/nginx.conf against the emulator: a delete with curl
 
-LUAJIT_INC ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
 LUAJIT_SO  := $(BUILD)/luajit/eip/core.so
 
-.PHONY: luajit test-openresty
+.PHONY: luajit test-openresty openresty-demo
 
 luajit: $(LUAJIT_SO)
 
-# No -lluajit: the module's Lua symbols come from the host process (nginx's LuaJIT), exactly as
-# a Lua 5.4 module takes them from the lua5.4 interpreter.
-$(LUAJIT_SO): $(CORE_SRC) $(CORE_HDR)
-	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) $(LUAJIT_INC) -fPIC -shared $(CORE_SRC) -o $@ $(LIBS)
+# The Makefile's per-interpreter rule builds it (LuaJIT 2.1 headers). The same file serves nginx's
+# LuaJIT and the standalone luajit of `make test LUA=luajit`: both are Debian's luajit2.
 
 # The full test run (and `make spec`) needs the LuaJIT build as well: spec/openresty_spec.lua
 # loads it into nginx. (Equivalent to adding `luajit` to the prerequisites of `test` and `spec`.)
@@ -24,3 +21,7 @@ spec: luajit
 
 test-openresty: all luajit
 	$(BUSTED) spec/openresty_spec.lua
+
+# The example as its comments say to run it, modules from this checkout (scripts/openresty-demo).
+openresty-demo: deps all luajit
+	@LUA="$(LUA)" bash scripts/openresty-demo

@@ -5,6 +5,7 @@ local eip = require "eip"
 local client_mod = require "eip.client"
 local fixture = require "spec.support.fixture"
 local raised = require("spec.support.assertions").raised
+local host = require "spec.support.host"
 
 
 local function env_of(t)
@@ -159,11 +160,11 @@ describe("authentication", function()
       local script = string.format([[
         local eip = require "eip"
         io.write(eip.new{ endpoint = %q }:delete_bandwidth(%q).status)]], emu.url, id)
-      local cmd = "env -i PATH=\"$PATH\" LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/lua5.4/?.so;;'"
+      local cmd = "env -i PATH=\"$PATH\" LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='" .. host.cpath .. ";;'"
         .. " HUAWEICLOUD_SDK_AK=" .. q(emu.ak) .. " HUAWEICLOUD_SDK_SK=" .. q(emu.sk)
-        .. " HUAWEICLOUD_SDK_PROJECT_ID=" .. q(emu.project_id) .. " lua5.4 -e " .. q(script) .. " 2>&1"
+        .. " HUAWEICLOUD_SDK_PROJECT_ID=" .. q(emu.project_id) .. " " .. host.lua .. " -e " .. q(script) .. " 2>&1"
       local f = assert(io.popen(cmd))
-      local out = f:read("a")
+      local out = f:read("*a")
       f:close()
       assert.equal("204", out)
     end)
@@ -297,10 +298,10 @@ describe("authentication", function()
         local eip = require "eip"
         eip.new{ endpoint = %q, project_id = %q, ak = %q, sk = %q, debug = true }:delete_bandwidth(%q)]],
         emu.url, emu.project_id, emu.ak, emu.sk, id)
-      local cmd = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/lua5.4/?.so;;' lua5.4 -e "
+      local cmd = "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='" .. host.cpath .. ";;' " .. host.lua .. " -e "
         .. q(script) .. " 2>&1 >/dev/null"
       local f = assert(io.popen(cmd))
-      local err_text = f:read("a")
+      local err_text = f:read("*a")
       f:close()
       assert.matches("eip: > DELETE ", err_text)
       assert.matches("eip: < 204", err_text)

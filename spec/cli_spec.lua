@@ -5,20 +5,16 @@
 -- terminal).
 local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
+local host = require "spec.support.host"
 
-local ROOT = (function()
-  local p = io.popen("pwd")
-  local d = p:read("l")
-  p:close()
-  return d
-end)()
-local EIP = "lua5.4 " .. ROOT .. "/bin/eip"
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+-- The checkout's command, run by the interpreter of this test run (Lua 5.1 ... 5.4, LuaJIT).
+local ROOT = host.ROOT
+local EIP = host.lua .. " " .. ROOT .. "/bin/eip"
+local q = host.quote
 
 local function slurp(path)
   local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   os.remove(path)
   return s
@@ -56,9 +52,8 @@ describe("eip command", function()
     end
     local cmd = string.format("cd %s && env -i %s %s %s <%s >%s 2>%s", q(opts.cwd or ROOT),
       table.concat(env, " "), EIP, args, input, out, err)
-    local _, how, code = os.execute(cmd)
+    local _, code = host.execute(cmd)
     if opts.stdin then os.remove(input) end
-    assert.equal("exit", how)
     return code, slurp(out), slurp(err)
   end
 
@@ -662,32 +657,52 @@ describe("eip command", function()
     end)
   end)
 
-  describe("installed with luarocks", function()
-    it("bin/eip runs from the tree, using the tree's modules", function()
-      local tree = os.tmpname()
-      os.remove(tree)
-      local p = io.popen("luarocks make --lua-version=5.4 --deps-mode=none --tree " .. q(tree)
-        .. " eip-scm-1.rockspec 2>&1")
-      local log = p:read("a")
-      assert.is_true(p:close(), log)
-      local code = run("status 204", { cwd = "/tmp" }) -- sanity: the checkout's command
-      assert.equal(0, code)
-      -- As the README says for any private tree: its paths come from `luarocks path` (the
-      -- system tree needs nothing). A clean environment otherwise, in another directory.
-      local paths = "eval \"$(luarocks --lua-version=5.4 --tree " .. q(tree) .. " path)\""
-      local f = io.popen("cd /tmp && env -i PATH=/usr/bin:/bin sh -c " .. q(paths .. " && " .. q(tree .. "/bin/eip")
-        .. " status 204") .. " 2>&1; echo \"rc=$?\"")
-      local out = f:read("a")
-      f:close()
-      -- Which module did it load? Ask the same tree's Lua for eip.cli's location.
-      local g = io.popen("cd /tmp && eval \"$(luarocks --lua-version=5.4 --tree " .. q(tree) .. " path)\" && "
-        .. "lua5.4 -e 'print(package.searchpath(\"eip.cli\", package.path))'")
-      local where = g:read("a")
-      g:close()
-      os.execute("rm -rf " .. q(tree))
-      assert.matches("reason +No Content", out)
-      assert.matches("rc=0", out)
-      assert.truthy(has(where, tree), where)
+  -- The rock installed for the interpreter of this test run: LuaRocks writes bin/eip as a
+  -- wrapper that starts that interpreter (lua5.1, luajit, ...) whatever bin/eip's first line says.
+  describe("installed with luarocks for " .. host.lua, function()
+    local src, tree
+
+    setup(function()
+      src = host.rock_copy() -- never built in the checkout: no eip/core.so or src/*.o left there
+      tree = src .. "/tree"
+      local log, code = host.run("cd " .. q(src) .. " && " .. host.luarocks .. " make --deps-mode=none --tree "
+        .. q(tree) .. " eip-scm-1.rockspec 2>&1")
+      assert.equal(0, code, log)
+    end)
+
+    teardown(function()
+      if src then os.execute("rm -rf " .. q(src)) end
+    end)
+
+    -- As the README says for any private tree: its paths come from `luarocks path` (the system
+    -- tree needs nothing). A clean environment otherwise, in another directory.
+    local function installed(args, env)
+      local paths = "eval \"$(" .. host.luarocks .. " --tree " .. q(tree) .. " path)\""
+      local vars = { "PATH=/usr/bin:/bin" }
+      for k, v in pairs(env or {}) do vars[#vars + 1] = k .. "=" .. q(v) end
+      return host.run("cd /tmp && env -i " .. table.concat(vars, " ") .. " sh -c "
+        .. q(paths .. " && " .. q(tree .. "/bin/eip") .. " " .. args) .. " 2>&1")
+    end
+
+    it("is a wrapper that starts " .. host.lua, function()
+      local wrapper = assert(io.open(tree .. "/bin/eip")):read("*a")
+      assert.truthy(has(wrapper, "exec '/usr/bin/" .. host.lua .. "'"), wrapper)
+    end)
+
+    it("answers --help and deletes a bandwidth, with the tree's modules", function()
+      local out, code = installed("--help")
+      assert.equal(0, code, out)
+      assert.truthy(has(out, "delete-bandwidth"), out)
+      local id = emu:create_bandwidth{ size = 5 }
+      out, code = installed("delete-bandwidth " .. id, { EIP_ENDPOINT = emu.url, OS_AUTH_TOKEN = emu.token,
+        HUAWEICLOUD_SDK_PROJECT_ID = emu.project_id })
+      assert.equal(0, code, out)
+      assert.matches("deleted +" .. id:gsub("%p", "%%%0") .. " +204 ", out)
+      assert.is_nil(emu:get_bandwidth(id))
+      -- Which modules did it load? Ask the same tree's Lua where eip.cli comes from.
+      local where = host.run("cd /tmp && eval \"$(" .. host.luarocks .. " --tree " .. q(tree) .. " path)\" && "
+        .. host.lua .. " -e 'print(debug.getinfo(require(\"eip.cli\").main, \"S\").source)'")
+      assert.truthy(has(where, tree .. "/share/lua/" .. host.version .. "/eip/cli/init.lua"), where)
     end)
   end)
 end)

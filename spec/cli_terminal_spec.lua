@@ -3,11 +3,11 @@
 -- batch, and the question --drain asks before it creates new bills.
 local fixture = require "spec.support.fixture"
 local terminal = require "spec.support.terminal"
-local nginx = require "spec.support.nginx"
 local socket = require "socket"
+local host = require "spec.support.host"
 
-local ROOT = nginx.capture("pwd")
-local EIP = "lua5.4 " .. ROOT .. "/bin/eip"
+local ROOT = host.ROOT
+local EIP = host.lua .. " " .. ROOT .. "/bin/eip"
 
 describe("eip command in a terminal", function()
   local fx = fixture.emulator()

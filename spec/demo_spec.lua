@@ -1,9 +1,11 @@
 -- make demo, as the README shows it: the emulator starts, a shared bandwidth is created and
 -- deleted (204), the second delete shows the structured 404, and nothing is left running.
+local host = require "spec.support.host"
+
 describe("make demo (scripts/demo)", function()
-  it("deletes a bandwidth, then shows the structured 404, and stops the emulator", function()
-    local f = assert(io.popen("LUA=lua5.4 bash scripts/demo 2>&1; echo \"exit=$?\""))
-    local out = f:read("a")
+  it("deletes a bandwidth, then shows the structured 404, and stops the emulator (" .. host.lua .. ")", function()
+    local f = assert(io.popen("LUA=" .. host.lua .. " bash scripts/demo 2>&1; echo \"exit=$?\""))
+    local out = f:read("*a")
     f:close()
     assert.matches("exit=0\n$", out)
     assert.matches("deleted [%x-]+: 204 No Content %(request%-id %x+", out)

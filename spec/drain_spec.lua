@@ -4,6 +4,7 @@
 local cjson = require "cjson"
 local fixture = require "spec.support.fixture"
 local raised = require("spec.support.assertions").raised
+local unpack = table.unpack or unpack -- luacheck: ignore 113 143 (table.unpack: 5.2+; unpack: 5.1, LuaJIT)
 
 local function eip_ids(n, prefix)
   local ids = {}
@@ -242,9 +243,9 @@ describe("bandwidth operations", function()
       assert.equal(100, #err.moved)
       assert.equal(50, #err.not_moved)
       assert.same({}, err.uncertain)
-      local expect_moved = { table.unpack(ids, 1, 100) }
+      local expect_moved = { unpack(ids, 1, 100) }
       assert.same(expect_moved, err.moved)
-      assert.same({ table.unpack(ids, 101, 150) }, err.not_moved)
+      assert.same({ unpack(ids, 101, 150) }, err.not_moved)
       -- the bandwidth still exists and holds exactly the EIPs reported as not moved
       assert.same(err.not_moved, publicip_ids(emu:get_bandwidth(id)))
       -- no DELETE was sent

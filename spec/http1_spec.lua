@@ -355,12 +355,15 @@ describe("http1 reader", function()
       "HTTP/1.1 ", "chunked", "Content-Length", "Transfer-Encoding", "\0", "\255", ";", ",", "X-Request-Id",
       "Connection: close", "100 Continue\r\n\r\n" }
 
-    -- A fixed-seed generator, independent of math.random's state and version.
+    -- A fixed-seed generator, independent of math.random's state and version: the classic
+    -- LCG state * 1103515245 + 12345 mod 2^31, the multiplier split in 16838 * 2^16 + 20077 so
+    -- that no product passes 2^53 and doubles (Lua 5.1, 5.2, LuaJIT) compute it exactly as
+    -- 5.3+ integers do.
     local function rng(seed)
       local state = seed
       return function(a, b)
-        state = (state * 1103515245 + 12345) % 2147483648
-        return a + (state // 65536) % (b - a + 1)
+        state = ((state * 16838) % 32768 * 65536 + state * 20077 + 12345) % 2147483648
+        return a + math.floor(state / 65536) % (b - a + 1)
       end
     end
 

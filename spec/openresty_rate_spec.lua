@@ -28,8 +28,10 @@ describe("OpenResty: a rate shared by the workers", function()
   end
 
   it("two workers at once keep together to the rate, and the gateway refuses nothing", function()
-    local rate, per_worker = 20, 15
-    emu:set_knobs{ throttle_rate = rate } -- the gateway's limit: one request more in a second is refused
+    -- The gateway's limit: one request more in a second is refused. The budget leaves it 10%:
+    -- a request late by a scheduling hiccup would otherwise land in the next second's window.
+    local limit, rate, per_worker = 20, 18, 15
+    emu:set_knobs{ throttle_rate = limit }
     local ids = { emu:create_bandwidths(per_worker), emu:create_bandwidths(per_worker) }
     emu:reset_counters()
     local generation = call("POST", "/t/shared_rate", { rate = rate, ids = ids }).generation
@@ -53,7 +55,7 @@ describe("OpenResty: a rate shared by the workers", function()
       end
     end
     for second, n in pairs(per_second) do
-      assert.is_true(n <= rate, n .. " requests in the second " .. second)
+      assert.is_true(n <= limit, n .. " requests in the second " .. second)
     end
   end)
 end)

@@ -7,7 +7,7 @@ local eip = require "eip"
 local emulator = require "spec.support.emulator"
 local launcher = require "spec.support.openresty.launcher"
 
-describe("OpenResty", function()
+describe("OpenResty #openresty", function()
   local emu, app
 
   setup(function()

@@ -2,12 +2,13 @@
 -- references are the commands' --help, and the commands it shows exist (spec/session_spec.lua
 -- runs its offline session).
 local read_file = require("spec.support.nginx").read_file
+local host = require "spec.support.host"
 
+-- What a generator script prints, run by this interpreter with its core.
 local function generate(script)
-  local f = assert(io.popen([[LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" ]]
-    .. "lua5.4 " .. script))
-  local out = f:read("a")
-  assert.is_true(f:close(), script .. " failed")
+  local out, code = host.run([[LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="]] .. host.cpath .. [[;;" ]]
+    .. host.lua .. " " .. script)
+  assert.equal(0, code, script .. " failed")
   return out
 end
 

@@ -1,28 +1,28 @@
--- The rock: `luarocks make` installs into a fresh tree, after which `require "eip"` works from
--- any directory, and every Lua module of the repo is in the rockspec.
+-- The rock: `luarocks make` installs into a fresh tree for the interpreter of this test run,
+-- after which `require "eip"` works from any directory; every Lua module of the repo is in the
+-- rockspec; and a build leaves the checkout clean, or `make clean` makes it so.
 local emulator = require "spec.support.emulator"
+local host = require "spec.support.host"
 
-local function run(cmd)
-  local f = assert(io.popen(cmd .. " 2>&1", "r"))
-  local out = f:read("a")
-  local ok, _, code = f:close()
-  return ok, out, code
+local q = host.quote
+
+-- The files under dir (a tree installed in dir/tree aside), one relative path a line, sorted.
+local function files_under(dir)
+  return (host.run("cd " .. q(dir) .. " && find . -path ./tree -prune -o -type f -print | sort"))
 end
-
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 describe("eip-scm-1.rockspec", function()
   local spec_text
 
   setup(function()
     local f = assert(io.open("eip-scm-1.rockspec"))
-    spec_text = f:read("a")
+    spec_text = f:read("*a")
     f:close()
   end)
 
   it("lists every Lua module under lua/", function()
-    local ok, out = run("cd lua && find . -name '*.lua' | sort")
-    assert.is_true(ok)
+    local out, code = host.run("cd lua && find . -name '*.lua' | sort")
+    assert.equal(0, code)
     for path in out:gmatch("[^\n]+") do
       path = path:gsub("^%./", "")
       local mod = path:gsub("/init%.lua$", ""):gsub("%.lua$", ""):gsub("/", ".")
@@ -32,36 +32,64 @@ describe("eip-scm-1.rockspec", function()
   end)
 
   it("also builds for the Lua 5.1 ABI (LuaJIT / OpenResty) when LuaRocks targets it", function()
-    local tree = os.tmpname()
-    os.remove(tree)
-    local ok, out = run("luarocks --lua-version=5.1 make --deps-mode=none --tree " .. q(tree)
-      .. " eip-scm-1.rockspec LUA_INCDIR=/usr/include/luajit-2.1")
-    local so = io.open(tree .. "/lib/lua/5.1/eip/core.so")
+    local src = host.rock_copy()
+    local out, code = host.run("cd " .. q(src) .. " && luarocks --lua-version=5.1 make --deps-mode=none --tree tree"
+      .. " eip-scm-1.rockspec LUA_INCDIR=/usr/include/luajit-2.1 2>&1")
+    local so = io.open(src .. "/tree/lib/lua/5.1/eip/core.so")
     if so then so:close() end
-    run("rm -rf " .. q(tree))
-    assert.is_true(ok, out)
+    os.execute("rm -rf " .. q(src))
+    assert.equal(0, code, out)
     assert.is_not_nil(so, "no lib/lua/5.1/eip/core.so in the tree")
   end)
 
-  it("installs with luarocks make into a fresh tree; require \"eip\" then works from anywhere", function()
-    local tree = os.tmpname()
-    os.remove(tree)
-    local ok, out = run("luarocks make --lua-version=5.4 --deps-mode=none --tree " .. q(tree) .. " eip-scm-1.rockspec")
-    assert.is_true(ok, out)
-    local emu = emulator.start()
-    local id = emu:create_bandwidth{ size = 1 }
-    local script = string.format([[
-      local eip = require "eip"
-      assert(package.searchpath("eip", package.path):find(%q, 1, true), "not loaded from the tree")
-      local c = eip.new{ endpoint = %q, project_id = %q, token = %q }
-      io.write(c:delete_bandwidth(%q).status)
-    ]], tree, emu.url, emu.project_id, emu.token, id)
-    -- A clean environment and another directory: only the tree's paths are visible.
-    ok, out = run("cd /tmp && eval \"$(luarocks --lua-version=5.4 --tree " .. q(tree) .. " path)\" && "
-      .. "env -u LUA_INIT lua5.4 -e " .. q(script))
-    emu:stop()
-    run("rm -rf " .. q(tree))
-    assert.is_true(ok, out)
-    assert.equal("204", out)
+  describe("installed with luarocks make for " .. host.lua, function()
+    local src, tree, before, build_log, build_code
+
+    setup(function()
+      src = host.rock_copy()
+      tree = src .. "/tree"
+      before = files_under(src)
+      build_log, build_code = host.run("cd " .. q(src) .. " && " .. host.luarocks .. " make --deps-mode=none --tree "
+        .. q(tree) .. " eip-scm-1.rockspec 2>&1")
+    end)
+
+    teardown(function()
+      if src then os.execute("rm -rf " .. q(src)) end
+    end)
+
+    it("require \"eip\" then works from anywhere, from the tree", function()
+      assert.equal(0, build_code, build_log)
+      local emu = emulator.start()
+      finally(function() emu:stop() end)
+      local id = emu:create_bandwidth{ size = 1 }
+      local script = string.format([[
+        local eip = require "eip"
+        assert(debug.getinfo(eip.new, "S").source:find(%q, 1, true), "not loaded from the tree")
+        local c = eip.new{ endpoint = %q, project_id = %q, token = %q }
+        io.write(c:delete_bandwidth(%q).status)
+      ]], tree, emu.url, emu.project_id, emu.token, id)
+      -- A clean environment and another directory: only the tree's paths are visible.
+      local out, code = host.run("cd /tmp && eval \"$(" .. host.luarocks .. " --tree " .. q(tree) .. " path)\" && "
+        .. "env -u LUA_INIT " .. host.lua .. " -e " .. q(script) .. " 2>&1")
+      assert.equal(0, code, out)
+      assert.equal("204", out)
+    end)
+
+    -- LuaRocks builds in the source directory. What it leaves there, a stale ./eip/core.so above
+    -- all, would be found first through the ./?.so of Lua's default path: make clean removes it.
+    it("leaves only eip/core.so and src/*.o in the source, and make clean removes them", function()
+      assert.equal(0, build_code, build_log)
+      local left = files_under(src)
+      local added = {}
+      for path in left:gmatch("[^\n]+") do
+        if not before:find(path .. "\n", 1, true) then added[#added + 1] = path end
+      end
+      table.sort(added)
+      assert.same({ "./eip/core.so", "./src/codes.o", "./src/eip_core.o", "./src/http.o", "./src/interrupt.o",
+        "./src/multi.o", "./src/sign.o", "./src/status.o" }, added)
+      local out, code = host.run("cd " .. q(src) .. " && make clean 2>&1")
+      assert.equal(0, code, out)
+      assert.equal(before, files_under(src))
+    end)
   end)
 end)

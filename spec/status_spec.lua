@@ -53,7 +53,7 @@ describe("eip.status", function()
       local s = eip.status(code)
       assert.equal(code, s.code)
       if REASONS[code] then assert.equal(REASONS[code], s.reason) end
-      assert.equal(CLASSES[code // 100], s.class)
+      assert.equal(CLASSES[math.floor(code / 100)], s.class)
       assert.equal(RETRYABLE[code] == true, s.retryable)
       assert.is_true(s.documented)
       assert.is_true(#s.description > 0)

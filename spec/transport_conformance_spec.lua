@@ -1,9 +1,11 @@
 -- The transport contract (the header of lua/eip/transport/init.lua), proven: ONE list of cases,
--- each run through both transports -- libcurl here in Lua 5.4, cosockets inside a real nginx
--- (the OpenResty test app, spec/support/openresty/) -- and the two answers compared field by
--- field. The servers are the EIP emulator (its "raw" injection writes hostile bytes), a TLS front
--- with certificates of a CA made here by the `openssl` command (spec/support/tls.lua), and the
--- app, whose lua_ssl_trusted_certificate is that CA.
+-- each run through both transports -- libcurl here (under every Lua of the matrix), cosockets
+-- inside a real nginx (the OpenResty test app, spec/support/openresty/) -- and the two answers
+-- compared field by field. The servers are the EIP emulator (its "raw" injection writes hostile
+-- bytes), a TLS front with certificates of a CA made here by the `openssl` command
+-- (spec/support/tls.lua), and the app, whose lua_ssl_trusted_certificate is that CA. Cases of
+-- cosockets alone are tagged #openresty: `make test-matrix` runs them once, as nothing of them
+-- runs in the Lua of a leg.
 local cjson = require "cjson"
 local socket = require "socket"
 local eip = require "eip"
@@ -409,7 +411,7 @@ describe("the transport contract, through both transports", function()
 
   -- resty.core reports a failed verification in one of two ways, depending on timing (an error
   -- value, or a raised "assertion failed!"): many handshakes meet both.
-  it("every failed TLS verification over cosockets is a structured 60, however resty.core reports it", function()
+  it("each failed TLS verification over cosockets is a structured 60, however resty.core says it #openresty", function()
     for _ = 1, 10 do
       for _, name in ipairs{ "untrusted", "wrong_name" } do
         local resp = TRANSPORTS[2].send({ method = "GET", url = front.url(name) .. "/x", headers = {},
@@ -423,7 +425,7 @@ describe("the transport contract, through both transports", function()
 
   -- Concurrency (cosockets only) ------------------------------------------------------------------
 
-  it("concurrent sends that retry on dead pooled connections each resend their own request", function()
+  it("concurrent sends that retry on dead pooled connections each resend their own request #openresty", function()
     local function batch(ids)
       return app_post("/t/batch", { ids = ids, concurrency = #ids }, 20)
     end
@@ -459,7 +461,7 @@ describe("the transport contract, through both transports", function()
     return cjson.decode(resp.body).rss_kb
   end
 
-  it("the nginx worker stays small through endless lines, header floods and chunk extensions", function()
+  it("the nginx worker stays small through endless lines, header floods and chunk extensions #openresty", function()
     local hostile = {}
     for _, case in ipairs(CASES) do
       if case.name:find("endless") or case.name:find("over 300 KiB") or case.name:find("over%-long chunk") then

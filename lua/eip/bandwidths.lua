@@ -26,7 +26,8 @@ local MAX_PAGES = 100000   -- a server that never ends its listing cannot hold u
 
 local CHARGE_MODES = { bandwidth = true, traffic = true }
 local SHARE_TYPES = { WHOLE = true, PER = true }
-local LIST_OPTIONS = { share_type = true, limit = true, enterprise_project_id = true }
+M.LIST_OPTIONS = { share_type = true, limit = true, enterprise_project_id = true }
+local LIST_OPTIONS = M.LIST_OPTIONS
 M.REMOVE_OPTIONS = { charge_mode = true, size = true, on_batch = true }
 M.DRAIN_OPTIONS = { charge_mode = true, size = true, on_batch = true, missing_ok = true, confirm = true,
   wait = true }

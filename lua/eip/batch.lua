@@ -53,7 +53,7 @@ local MAX_WAIT = 1.0
 M.CANCEL_INTERVAL = 0.25
 
 local raise = errors.raise_usage
-local unpack_ = table.unpack or unpack -- luacheck: ignore 113 (unpack: Lua 5.1 / LuaJIT)
+local unpack_ = table.unpack or unpack -- luacheck: ignore 113 143 (table.unpack: 5.2+; unpack: 5.1, LuaJIT)
 
 ---------------------------------------------------------------------------------------------
 -- Drivers
@@ -479,9 +479,12 @@ function Run:wind_up()
     self:finish(job, "fail", err)
   end
   self.retries_due = {}
-  for i = self.head, #self.fresh do
-    local job = self.fresh[i]
-    self.fresh[i] = nil
+  -- Not `#self.fresh`: the ids sent are gone from the front, and the length of a table with
+  -- holes may be any border (Lua 5.1 and LuaJIT say 0 here, 5.4 the last index).
+  while self.fresh[self.head] do
+    local job = self.fresh[self.head]
+    self.fresh[self.head] = nil
+    self.head = self.head + 1
     self:finish(job, "fail", errors.not_sent(job.call.op, stopped.reason, stopped.cause))
   end
 end

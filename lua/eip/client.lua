@@ -1,19 +1,21 @@
---- The client: its options, and every public method. Each method validates its arguments
--- (a usage error means nothing was sent), describes the call (eip.ops) and hands it to the
--- pipeline (eip.pipeline); batches (eip.batch) and the bandwidth workflows (eip.bandwidths)
--- drive the same pipeline.
+--- A client of the EIP API, made by @{eip.new}: one keep-alive connection (a pool of them
+-- inside nginx), the credentials, the retry policy. Every method validates its arguments
+-- first: a `usage` @{eip.error} means nothing was sent. Every failure is an @{eip.error}.
 --
---   local client = eip.new{ endpoint = ..., project_id = ..., token = ... }
---   client:delete_bandwidth(id [, { missing_ok = true }])
---   client:delete_bandwidths(ids [, { concurrency = 8, missing_ok = true, on_result = fn }])
---   client:show_bandwidth(id); client:list_bandwidths{ ... }
---   client:remove_eips_from_bandwidth(id, eip_ids, { charge_mode =, size = })
---   client:drain_and_delete_bandwidth(id, { charge_mode =, size = })
---   client:close()
+--     local client = eip.new{ endpoint = ..., project_id = ..., token = ... }
+--     client:delete_bandwidth(id [, { missing_ok = true }])
+--     client:delete_bandwidths(ids [, { concurrency = 8, missing_ok = true, on_result = fn }])
+--     client:show_bandwidth(id); client:list_bandwidths{ ... }
+--     client:remove_eips_from_bandwidth(id, eip_ids, { charge_mode =, size = })
+--     client:drain_and_delete_bandwidth(id, { charge_mode =, size = })
+--     client:close()
 --
 -- Fields a script may read: `endpoint`, `project_id` (once known), `auth` ("token", "aksk" or
 -- "iam") and `transport` (the transport object; inside nginx its `last` names the transport
 -- the last call used).
+--
+-- Inside, each method describes its call (eip.ops) and hands it to the pipeline (eip.pipeline);
+-- batches (eip.batch) and the bandwidth workflows (eip.bandwidths) drive the same pipeline.
 -- @classmod eip.client
 local core = require "eip.core"
 local errors = require "eip.errors"
@@ -45,7 +47,7 @@ local DEFAULT_MAX_BODY = 1024 * 1024
 -- never show a secret.
 local runners = setmetatable({}, { __mode = "k" })
 
---- Every option eip.new accepts.
+-- Every option eip.new accepts (each is documented there).
 M.OPTIONS = {
   endpoint = true, region = true, project_id = true,
   token = true, ak = true, sk = true, security_token = true, auth = true,
@@ -55,7 +57,9 @@ M.OPTIONS = {
   transport = true, metadata_url = true, rate = true, burst = true, rate_dict = true, clock = true,
 }
 
-local CALL_OPTIONS = { missing_ok = true, wait = true }
+-- The options of one delete_bandwidth call.
+M.CALL_OPTIONS = { missing_ok = true, wait = true }
+local CALL_OPTIONS = M.CALL_OPTIONS
 
 local function endpoint_for(opts, getenv)
   if opts.endpoint ~= nil and opts.region ~= nil then
@@ -89,12 +93,7 @@ local function policy_of(opts)
   }
 end
 
---- A new client (`eip.new`): options are validated before anything is sent; unknown ones are
--- a usage error. See the README's option table for every option and its default.
--- @tparam table opts the options
--- @tparam[opt] function getenv replaces os.getenv (tests)
--- @treturn eip.client the client
--- @raise a `usage` error naming the bad option
+-- A new client: eip.new, documented there with every option. getenv replaces os.getenv (tests).
 function M.new(opts, getenv)
   validate.options("options", opts, M.OPTIONS)
   local endpoint, region = endpoint_for(opts, getenv)
@@ -218,14 +217,16 @@ end
 
 --- Deletes a shared bandwidth: `DELETE /v2.0/{project_id}/bandwidths/{id}`, retrying what is
 -- transient (see the README's Retries).
--- @tparam string bandwidth_id the bandwidth's id
--- @tparam[opt] table call_opts `missing_ok` (default: the client's): the EIP service's 404
---   VPC.0306 is a result, not an error; `wait` = true (up to 600 s) or seconds: after the 204,
---   read the bandwidth until it is gone
+-- @tparam string bandwidth_id the bandwidth's id (1-64 characters of `[A-Za-z0-9._-]`)
+-- @tparam[opt] table call_opts options of this call:
+-- @tparam[opt] boolean call_opts.missing_ok the EIP service's 404 `VPC.0306` is a result, not an
+--   error (default: the client's `missing_ok`)
+-- @tparam[opt] boolean|number call_opts.wait true (up to 600 s) or seconds: after the 204, read
+--   the bandwidth until it is gone (the result then has `waited`)
 -- @treturn table `{ ok = true, deleted = true, status = 204, reason, bandwidth_id, request_id,
 --   attempts, elapsed, waited? }`; with missing_ok, a 404 VPC.0306 is `{ ok = true, deleted =
 --   false, status = 404, code, message, ... }`
--- @raise an eip error: `usage` (nothing sent), `http` (status, code, message, request_id,
+-- @raise an @{eip.error}: `usage` (nothing sent), `http` (status, code, message, request_id,
 --   retryable, advice), `transport` (reason, curl_code), or `wait_timeout` (deleted, but still
 --   readable when the wait ended)
 function Client:delete_bandwidth(bandwidth_id, call_opts)
@@ -240,18 +241,27 @@ end
 
 --- Deletes many shared bandwidths concurrently (libcurl multi; light threads inside nginx).
 -- Per-id failures never raise: they are entries of the results.
--- @tparam table ids a list of bandwidth ids
--- @tparam[opt] table opts `concurrency` (1..64, default 8), `missing_ok`, `on_result` =
---   `function(i, id, result_or_error)` called as each id finishes (returning `eip.STOP` stops
---   the batch), `cancel` = `function()` asked between requests and at least every
---   `batch.CANCEL_INTERVAL` (0.25 s), backoffs included (returning "stop" or "abort"),
---   `wait` (as for delete_bandwidth: each deleted id gets `waited`, or `still_readable = true`
---   when the shared time ran out)
--- @treturn table results in input order: the result table delete_bandwidth returns, or the eip
---   error (with `ok = false`)
+-- @tparam {string,...} ids a list of bandwidth ids (an invalid one is a `usage` entry of the
+--   results, nothing is sent for it; a repeated one is sent once)
+-- @tparam[opt] table opts options of the batch:
+-- @tparam[opt=8] integer opts.concurrency 1..64 requests in flight (and connections)
+-- @tparam[opt] boolean opts.missing_ok as for @{delete_bandwidth} (default: the client's)
+-- @tparam[opt] function opts.on_result `function(i, id, result_or_error)` called as each id
+--   finishes; returning @{eip.STOP} stops the batch (what is in flight finishes)
+-- @tparam[opt] function opts.cancel `function()` asked between requests and at least every
+--   0.25 s, backoffs included: "stop" (send no more, let what is in flight finish) or "abort"
+--   (abort what is in flight too)
+-- @tparam[opt] number opts.rate requests per second for this batch (a token bucket; default:
+--   the client's `rate`, if any)
+-- @tparam[opt=true] boolean opts.adaptive slow down on throttling answers (see the README's
+--   Rate limits)
+-- @tparam[opt] boolean|number opts.wait as for @{delete_bandwidth}, one time shared by the batch:
+--   each deleted id gets `waited`, or `still_readable = true` when the time ran out
+-- @treturn {table,...} results in input order: the result table @{delete_bandwidth} returns, or
+--   the @{eip.error} (`ok = false`; kind `not_sent` or `interrupted` for ids a stop left)
 -- @treturn table summary `{ deleted, missing, failed, not_sent, repeated, total, elapsed,
 --   stopped? ("auth", "cancelled", "aborted"), still_readable? }`
--- @raise a `usage` error for the call itself (not a list, bad options); an error raised by
+-- @raise a `usage` @{eip.error} for the call itself (not a list, bad options); an error raised by
 --   on_result, after the transfers in flight were aborted
 function Client:delete_bandwidths(ids, opts)
   local r = runner_of(self, "delete_bandwidths")
@@ -285,7 +295,7 @@ end
 -- @treturn table the bandwidth as the API returns it (id, name, size, share_type,
 --   publicip_info = { {publicip_id, publicip_address, ...} }, status, ...)
 -- @treturn table `{ status, request_id, attempts, elapsed }` of the answer
--- @raise an eip error (`http` 404 `VPC.0306` when it does not exist)
+-- @raise an @{eip.error} (`http` 404 `VPC.0306` when it does not exist)
 function Client:show_bandwidth(bandwidth_id)
   local r = runner_of(self, "show_bandwidth")
   validate.id("bandwidth_id", bandwidth_id)
@@ -320,11 +330,13 @@ end
 
 --- Lists bandwidths: `GET /v1/{project_id}/bandwidths`, following `marker` pagination to the
 -- end (pages are requested until one comes back empty: one extra request, never a missed one).
--- @tparam[opt] table opts `share_type` = "WHOLE" | "PER", `limit` = page size (1..2^31-1,
---   default 1000), `enterprise_project_id`
--- @treturn table the bandwidths, in the order the API returned them
+-- @tparam[opt] table opts filters:
+-- @tparam[opt] string opts.share_type "WHOLE" (shared) or "PER" (dedicated)
+-- @tparam[opt=1000] integer opts.limit the page size (1..2^31-1)
+-- @tparam[opt] string opts.enterprise_project_id only this enterprise project's bandwidths
+-- @treturn {table,...} the bandwidths, in the order the API returned them
 -- @treturn table `{ pages, requests, attempts, elapsed }`
--- @raise an eip error; a server that repeats a page is an `http` error ("Unusable Answer")
+-- @raise an @{eip.error}; a server that repeats a page is an `http` error ("Unusable Answer")
 function Client:list_bandwidths(opts)
   local r = runner_of(self, "list_bandwidths")
   local query, limit = bandwidths.list_query(opts or {})
@@ -336,12 +348,14 @@ end
 -- and `size`, as the API does. A batch that fails is checked with one GET of the bandwidth.
 -- @tparam string bandwidth_id the shared bandwidth
 -- @tparam table eip_ids EIP ids (strings, or `{ publicip_id=, publicip_type= }` for IPv6 ports)
--- @tparam table opts `charge_mode` = "bandwidth" | "traffic" and `size` (Mbit/s, 1..2000),
---   both required; `on_batch` = `function(progress)` called after each batch with
+-- @tparam table opts the bandwidth each removed EIP gets (both required: it is billed):
+-- @tparam string opts.charge_mode "bandwidth" or "traffic"
+-- @tparam integer opts.size Mbit/s, 1..2000
+-- @tparam[opt] function opts.on_batch `function(progress)` called after each batch with
 --   `{ done, total, batch, batches }`
 -- @treturn table `{ ok = true, bandwidth_id, removed = {ids}, requests, request_ids, attempts, elapsed }`
--- @raise an eip error (usage: nothing sent; otherwise with `moved`, `not_moved`, `uncertain`,
---   `stage = "remove"`)
+-- @raise an @{eip.error} (usage: nothing sent; otherwise with `moved`, `not_moved`,
+--   `uncertain`, `stage = "remove"`)
 function Client:remove_eips_from_bandwidth(bandwidth_id, eip_ids, opts)
   local r = runner_of(self, "remove_eips_from_bandwidth")
   validate.id("bandwidth_id", bandwidth_id)
@@ -352,10 +366,12 @@ end
 
 --- What draining a bandwidth would do, read with one GET; nothing is changed.
 -- @tparam string bandwidth_id the shared bandwidth
--- @tparam table opts `charge_mode` and `size` of the pay-per-use bandwidth each EIP would get
+-- @tparam table opts the pay-per-use bandwidth each EIP would get:
+-- @tparam string opts.charge_mode "bandwidth" or "traffic"
+-- @tparam integer opts.size Mbit/s, 1..2000
 -- @treturn table `{ bandwidth_id, bandwidth, eips = { {publicip_id, publicip_type,
 --   publicip_address, ip_version} }, charge_mode, size, remove_calls, requests }`
--- @raise an eip error; kind `refused` (reason "dedicated", "prepaid" with `order_id`, or
+-- @raise an @{eip.error}; kind `refused` (reason "dedicated", "prepaid" with `order_id`, or
 --   "frozen") when the bandwidth must not be drained
 function Client:plan_drain(bandwidth_id, opts)
   local r = runner_of(self, "plan_drain")
@@ -370,11 +386,17 @@ end
 -- a prepaid (yearly/monthly, `billing_info`) or a not NORMAL (frozen) bandwidth, and one whose
 -- plan `confirm` does not approve.
 -- @tparam string bandwidth_id the shared bandwidth
--- @tparam table opts `charge_mode` and `size` (required, as for remove_eips_from_bandwidth),
---   `missing_ok`, `on_batch`, `confirm` = `function(plan) -> boolean` (the plan of
---   `plan_drain`), `wait` (as for delete_bandwidth)
+-- @tparam table opts options of the drain:
+-- @tparam string opts.charge_mode "bandwidth" or "traffic": the billing of the bandwidth each
+--   removed EIP gets (required)
+-- @tparam integer opts.size its Mbit/s, 1..2000 (required)
+-- @tparam[opt] boolean opts.missing_ok as for @{delete_bandwidth}
+-- @tparam[opt] function opts.on_batch as for @{remove_eips_from_bandwidth}
+-- @tparam[opt] function opts.confirm `function(plan) -> boolean`, given the plan of
+--   @{plan_drain} before anything changes; false refuses (reason "not_confirmed")
+-- @tparam[opt] boolean|number opts.wait as for @{delete_bandwidth}
 -- @treturn table the delete's result plus `removed` (EIP ids moved out) and `requests`
--- @raise an eip error carrying `stage` ("show", "remove" or "delete"), `moved` and `not_moved`
+-- @raise an @{eip.error} carrying `stage` ("show", "remove" or "delete"), `moved` and `not_moved`
 function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
   local r = runner_of(self, "drain_and_delete_bandwidth")
   validate.id("bandwidth_id", bandwidth_id)
@@ -389,7 +411,9 @@ function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
 end
 
 --- Releases the client's connections now rather than at garbage collection. Closing twice is
--- harmless; any other call on a closed client is a usage error.
+-- harmless; any other call on a closed client is a usage error. Returns nothing.
+-- @raise a `usage` @{eip.error} when called on something that is not a client
+--   (`client.close()` with a dot)
 function Client:close()
   local r = runners[self]
   if not r then runner_of(self, "close") end

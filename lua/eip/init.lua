@@ -1,7 +1,14 @@
---- lua-eip: Huawei Cloud EIP shared-bandwidth operations from Lua.
--- local eip = require "eip"
--- local client = eip.new{ endpoint = ..., project_id = ..., token = ... }
--- client:delete_bandwidth(id)
+--- Huawei Cloud EIP shared-bandwidth operations from Lua 5.1 to 5.4, LuaJIT and OpenResty.
+--
+--     local eip = require "eip"
+--     local client = eip.new{ region = "cn-north-4", project_id = "...", token = os.getenv("OS_AUTH_TOKEN") }
+--     local ok, res = pcall(client.delete_bandwidth, client, id)
+--     if not ok and eip.is_error(res) and res.status == 404 then print("already gone") end
+--
+-- Every failure is raised as an @{error} table. The methods of a client are on the
+-- @{eip.client} page; @{eip.transport} holds the transport contract, and @{eip.cli} the
+-- `eip` command.
+-- @module eip
 local core = require "eip.core"
 local client = require "eip.client"
 local errors = require "eip.errors"
@@ -10,11 +17,91 @@ local retry = require "eip.retry"
 
 local M = {}
 
+--- The version of lua-eip, such as "0.1.0"; requests carry `User-Agent: lua-eip/<version>`.
 M._VERSION = client.VERSION
+
+--- A new client. Options are validated before anything is sent, and unknown ones are a usage
+-- error, so a typo fails loudly. No connection is made until the first call. Credentials and
+-- the endpoint may come from the official SDKs' environment variables instead.
+-- @function new
+-- @tparam table opts the options:
+-- @tparam[opt] string opts.endpoint `http(s)://host[:port][/base-path]`; exclusive with `region`
+-- @tparam[opt] string opts.region e.g. "cn-north-4" for `https://vpc.cn-north-4.myhuaweicloud.com`
+--   (default: `HUAWEICLOUD_SDK_REGION`)
+-- @tparam[opt] string opts.project_id 1-64 characters of `[A-Za-z0-9._-]` (default:
+--   `HUAWEICLOUD_SDK_PROJECT_ID`); required, except with `auth`, which learns the token's project
+-- @tparam[opt] string opts.token an IAM token, sent as `X-Auth-Token` (default: `OS_AUTH_TOKEN`)
+-- @tparam[opt] string opts.ak access key: with `sk`, every request is signed (SDK-HMAC-SHA256)
+--   (default: `HUAWEICLOUD_SDK_AK`)
+-- @tparam[opt] string opts.sk secret key (default: `HUAWEICLOUD_SDK_SK`)
+-- @tparam[opt] string opts.security_token the security token of temporary AK/SK credentials
+--   (default: `HUAWEICLOUD_SDK_SECURITY_TOKEN`)
+-- @tparam[opt] table opts.auth IAM password authentication: `{ username, password, domain,
+--   project (a name) or project_id, iam_endpoint? }`; the token is fetched on first use and
+--   fetched again once when the API answers 401
+-- @tparam[opt=30] number opts.timeout seconds for one attempt, the whole request
+-- @tparam[opt] number opts.connect_timeout seconds to connect (default: min(10, timeout))
+-- @tparam[opt] number opts.deadline seconds for a whole call, every attempt and wait included
+-- @tparam[opt=100] integer opts.low_speed_limit with `low_speed_time`: abort an attempt slower
+--   than this many bytes/s ...
+-- @tparam[opt=10] integer opts.low_speed_time ... for this many seconds (0 turns it off)
+-- @tparam[opt=3] integer opts.max_attempts attempts per call, 1 to 20 (the README's Retries)
+-- @tparam[opt=0.5] number opts.backoff_base seconds: exponential backoff with full jitter
+-- @tparam[opt=8] number opts.backoff_cap seconds: the longest backoff
+-- @tparam[opt=30] number opts.retry_after_cap seconds: a longer `Retry-After` is not waited for,
+--   the error is raised with `retry_after` set
+-- @tparam[opt] function opts.sleep `function(seconds)` used between attempts (default: the C
+--   core's nanosleep; `ngx.sleep` where nginx can yield)
+-- @tparam[opt=false] boolean opts.missing_ok the EIP service's 404 `VPC.0306` on a delete is a
+--   result `{ ok = true, deleted = false }` instead of an error (each call may override it)
+-- @tparam[opt=1048576] integer opts.max_body bytes of response body kept (1 KiB to 64 MiB); the
+--   transfer is cut beyond it and the error's `truncated` set
+-- @tparam[opt] string opts.ca_file a PEM bundle to verify servers with (default: the system
+--   store; inside nginx, cosockets use `lua_ssl_trusted_certificate`)
+-- @tparam[opt=false] boolean opts.insecure true disables TLS certificate and host verification
+-- @tparam[opt=false] boolean opts.debug true writes every request and answer to stderr,
+--   credentials redacted
+-- @tparam[opt] function opts.log `function(line)` receiving the debug lines instead of stderr
+-- @tparam[opt] table opts.transport an object honouring the @{eip.transport} contract (default:
+--   the transport for where the code runs)
+-- @tparam[opt] string|boolean opts.metadata_url the ECS metadata service, asked for temporary
+--   keys only when no credential is found anywhere else (default: `EIP_METADATA_URL`, else
+--   `http://169.254.169.254`); false: never
+-- @tparam[opt] number opts.rate requests per second: a token bucket spaces every request the
+--   client sends, retries included
+-- @tparam[opt=1] integer opts.burst with `rate`: how many may go back to back
+-- @tparam[opt] string opts.rate_dict with `rate`, inside nginx: the lua_shared_dict that holds the
+--   bucket, shared by every worker
+-- @tparam[opt] function opts.clock `function()` returning seconds, for the rate (default: a
+--   monotonic clock; tests pass their own)
+-- @treturn eip.client the client
+-- @raise a `usage` @{error} naming the bad or missing option (`argument`); nothing is sent
 M.new = client.new
+
+--- Is `value` an error raised by lua-eip? Its errors are tables sharing one metatable.
+-- @function is_error
+-- @tparam any value anything, typically what `pcall` returned
+-- @treturn boolean true for an @{error} of lua-eip, false for anything else
+-- @raise never
 M.is_error = errors.is_error
+
+--- Signs a request as the official SDKs do (SDK-HMAC-SHA256, AK/SK): for requests made with
+-- another HTTP client. `Host` is taken from the URL unless `headers` has one.
+-- @function sign
+-- @tparam table opts what to sign:
+-- @tparam string opts.method the HTTP method, e.g. "DELETE"
+-- @tparam string opts.url the absolute http(s) URL, query included
+-- @tparam table opts.headers name = value; must hold `X-Sdk-Date` (`YYYYMMDDTHHMMSSZ`, UTC)
+-- @tparam[opt] table opts.query more query parameters, name = value
+-- @tparam[opt] string opts.body the request body (signed as its SHA-256)
+-- @tparam string opts.ak the access key
+-- @tparam string opts.sk the secret key
+-- @treturn string the `Authorization` header value
+-- @treturn string the canonical request (for debugging: it holds no secret)
+-- @raise a `usage` @{error} for a missing or malformed option
 M.sign = require("eip.sign").sign
---- What a batch's on_result returns to stop it (see client:delete_bandwidths).
+
+--- What a batch's `on_result` returns to stop it (see @{eip.client:delete_bandwidths}).
 M.STOP = client.STOP
 
 --- What an error code means: the error-code table's row for it (and for `status`, when the code
@@ -23,7 +110,7 @@ M.STOP = client.STOP
 -- @tparam[opt] integer status the answer's status, to pick the code's row for it
 -- @treturn ?table `{ code, status, module, message, description_zh, handling_zh, advice, kind,
 --   transient, retryable, variants = {...} }`, or nil for a code the table does not know
--- @raise a `usage` error when code is not a string
+-- @raise a `usage` @{error} when code is not a string, or status not an integer 100..599
 function M.error_code(code, status)
   if type(code) ~= "string" then errors.raise_usage("code", "must be an error code string such as \"VPC.0306\"") end
   if status ~= nil then status = validate.integer("status", status, 100, 599) end
@@ -34,9 +121,45 @@ function M.error_code(code, status)
   return entry
 end
 
---- The regions the client knows (the official SDKs' VPC table), sorted by name.
--- @treturn table a list of `{ name, vpc_endpoint, iam_endpoint }`
+--- The regions the client knows (the official SDKs' VPC table), sorted by name: where the VPC
+-- (EIP) API and IAM answer in each.
+-- @function regions
+-- @treturn {table,...} `{ name, vpc_endpoint, iam_endpoint }` entries (copies)
+-- @raise never
 M.regions = require("eip.regions").list
+
+--- An error raised by lua-eip: a table (never a string) whose `tostring` is one line a
+-- person can act on, with the fields a script branches on. The fields a kind does not
+-- concern are nil. Secrets never appear in it.
+-- @table error
+-- @tfield string kind "usage" (bad arguments: nothing was sent), "http" (the server answered
+--   non-2xx), "transport" (no usable answer), "refused" (the client refused to act after
+--   reading the resource), "not_sent" (a batch stopped before this id), "interrupted" (aborted
+--   in flight), "wait_timeout" (deleted, but still readable when `wait` ended)
+-- @tfield integer status the HTTP status (`http`)
+-- @tfield string reason its reason phrase (`http`); the transport kind (`transport`: "dns",
+--   "connect", "timeout", "reset", "tls", "protocol" or "other"); why (`refused`: "dedicated",
+--   "prepaid", "frozen" or "not_confirmed")
+-- @tfield string code the error code of the body, e.g. "VPC.0306" (`http`)
+-- @tfield string message the body's message, or what went wrong
+-- @tfield boolean retryable true when the same request may succeed later
+-- @tfield string request_id `X-Request-Id` of the answer: quote it to support
+-- @tfield string advice what to do about it (from the status table)
+-- @tfield string class the class of the status: "client_error", "server_error", ...
+-- @tfield string description what the status means (from the status table)
+-- @tfield string retry_after the `Retry-After` header, when the server sent one
+-- @tfield boolean truncated the body went past `max_body` and was cut
+-- @tfield string method the method of the request
+-- @tfield string path the path of the request (no host, no query)
+-- @tfield integer attempts how many times it was sent
+-- @tfield number elapsed seconds the call took
+-- @tfield string argument the offending argument (`usage`)
+-- @tfield integer curl_code libcurl's code (`transport`; see @{eip.transport})
+-- @tfield string curl_error libcurl's text for it (`transport`)
+-- @tfield {string,...} moved EIP ids moved out of the bandwidth (drain and remove errors, with
+--   `not_moved`, `uncertain`, `stage` and `batch`)
+-- @tfield boolean not_sent true for an id a batch never sent (`not_sent`, with `stopped` and
+--   `cause`)
 
 -- A status entry of the C table (facts: reason, class, descriptions, advice) with what the
 -- retry policy decides about it.
@@ -45,27 +168,39 @@ local function with_policy(entry)
   return entry
 end
 
---- eip.status(code) -> { code, reason, description, description_zh, class, retryable,
--- advice, seeds, documented } from the C table.
+--- The entry of the status table for an HTTP status code: what it means for this API.
+-- @tparam integer code an HTTP status code (an integral float such as 404.0 is accepted)
+-- @treturn table `{ code, reason, class, retryable, description, description_zh, advice, seeds,
+--   documented }`; a code the documents do not list gets its class's generic entry
+--   (`documented = false`, e.g. "Unknown Client Error"; class "unknown" outside 100..599)
+-- @raise a `usage` @{error} when `code` is not an integer
 function M.status(code)
+  -- luacheck: push ignore 143 (math.type and math.tointeger: Lua 5.3+, checked first)
   if math.type and math.type(code) == "float" and code == math.floor(code) then
     code = math.tointeger(code)
   end
+  -- luacheck: pop
   if type(code) ~= "number" or code ~= math.floor(code) then
     errors.raise_usage("code", "must be an integer HTTP status, got %s", type(code))
   end
   return with_policy(core.status(code))
 end
 
---- Every documented status, in code order.
+--- Every status the Huawei Cloud documents list, in code order.
+-- @treturn {table,...} the entries, as @{status} returns them
+-- @raise never
 function M.statuses()
   local all = core.statuses()
   for _, entry in ipairs(all) do with_policy(entry) end
   return all
 end
 
---- One-shot form: eip.delete_bandwidth{ bandwidth_id = ..., <any eip.new option> }.
--- The bandwidth id is validated before any connection is made.
+--- Deletes one shared bandwidth with a client of its own (no connection reuse), closed before
+-- it returns: @{eip.client:delete_bandwidth} in one call.
+-- @tparam table opts `bandwidth_id` and any option of @{new}
+-- @tparam string opts.bandwidth_id the bandwidth's id (validated before anything is sent)
+-- @treturn table the result, as @{eip.client:delete_bandwidth} returns it
+-- @raise an @{error}, as @{new} and @{eip.client:delete_bandwidth} raise
 function M.delete_bandwidth(opts)
   local known = { bandwidth_id = true }
   for k in pairs(client.OPTIONS) do known[k] = true end

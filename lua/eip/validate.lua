@@ -132,7 +132,9 @@ end
 
 --- An integer in [min, max]; an integral float (3.0) is accepted as the integer.
 function M.integer(name, v, min, max)
-  if math.type and math.type(v) == "float" and v == math.floor(v) then v = math.tointeger(v) end
+  if math.type and math.type(v) == "float" and v == math.floor(v) then -- luacheck: ignore 143 (5.3+)
+    v = math.tointeger(v) -- luacheck: ignore 143 (math.type exists, so this does)
+  end
   if type(v) ~= "number" or v ~= math.floor(v) then
     raise(name, "must be an integer, got %s", describe(v))
   end

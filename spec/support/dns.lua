@@ -1,4 +1,4 @@
--- A tiny DNS responder for the specs (plain Lua 5.4 + LuaSocket), so that nginx's `resolver`
+-- A tiny DNS responder for the specs (plain Lua + LuaSocket), so that nginx's `resolver`
 -- can resolve host names in tests without any network: A queries for the names it was given
 -- are answered with 127.0.0.1, every other name is NXDOMAIN (AAAA and others: no answer).
 --
@@ -17,6 +17,7 @@ local nginx = (function()
 end)()
 
 local HERE = nginx and nginx.dir_of(debug.getinfo(1, "S").source)
+local host = nginx and require "spec.support.host"
 
 -- The responder's loop (runs in the child process).
 local function serve(names, owner_pid)
@@ -64,30 +65,31 @@ Server.__index = Server
 function Server:stop()
   if self.stopped then return end
   self.stopped = true
-  os.execute("kill " .. math.tointeger(self.pid) .. " 2>/dev/null")
+  os.execute(string.format("kill %d 2>/dev/null", self.pid))
   self.handle:close()
 end
 
 --- Starts a responder that knows `names` (a list). Returns it with `port` and `stop`.
 function M.start(names)
   for _, n in ipairs(names) do assert(n:match("^[%w.-]+$"), "dns: bad name " .. n) end
-  local cmd = string.format("echo $$; exec lua5.4 %s serve %d %s", nginx.shell_quote(HERE .. "/dns.lua"),
-    math.tointeger(nginx.MY_PID), table.concat(names, " "))
+  local cmd = string.format("echo $$; exec %s %s serve %d %s", host.lua, nginx.shell_quote(HERE .. "/dns.lua"),
+    nginx.MY_PID, table.concat(names, " "))
   local handle = assert(io.popen(cmd, "r"))
-  local pid = tonumber(handle:read("l"))
-  local port = tonumber(handle:read("l"))
+  local pid = tonumber(handle:read("*l"))
+  local port = tonumber(handle:read("*l"))
   if not (pid and port) then
     handle:close()
     error("dns: the responder did not start", 2)
   end
   local self = setmetatable({ pid = pid, port = port, handle = handle }, Server)
-  self.guard = setmetatable({}, { __gc = function() self:stop() end })
+  self.guard = nginx.on_collect(function() self:stop() end)
   return self
 end
 
 -- Run as a script (`lua5.4 dns.lua serve OWNER_PID NAME...`): the responder itself.
 if not pcall(debug.getlocal, 4, 1) and arg and arg[1] == "serve" then
-  serve({ table.unpack(arg, 3) }, tonumber(arg[2]))
+  local unpack = table.unpack or unpack -- luacheck: ignore 113 143 (table.unpack: 5.2+; unpack: 5.1, LuaJIT)
+  serve({ select(3, unpack(arg)) }, tonumber(arg[2]))
   os.exit(0)
 end
 

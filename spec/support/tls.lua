@@ -11,13 +11,14 @@
 --   untrusted   a certificate for the same names, issued by another CA nobody trusts
 --   wrong_name  a certificate of the test CA for other names only (DNS wrong.example, IP 127.0.0.2)
 local nginx = require "spec.support.nginx"
+local host = require "spec.support.host"
 
 local M = {}
 
 local q = nginx.shell_quote
 
 local function run(cmd)
-  local ok = os.execute(cmd .. " >/dev/null 2>&1")
+  local ok = host.execute(cmd .. " >/dev/null 2>&1")
   if not ok then
     error("tls fixture: command failed: " .. cmd, 0)
   end

@@ -1,9 +1,9 @@
 --- The `eip` operator command (bin/eip): dispatch to the commands, error reporting, exit codes.
 --
---   eip delete-bandwidth [options] ID... | -      delete shared bandwidths (batch)
---   eip show-bandwidth [options] ID               one bandwidth
---   eip list-bandwidths [options] [--shared]      every bandwidth (all pages)
---   eip status CODE                               what an HTTP status means here
+--     eip delete-bandwidth [options] ID... | -      delete shared bandwidths (batch)
+--     eip show-bandwidth [options] ID               one bandwidth
+--     eip list-bandwidths [options] [--shared]      every bandwidth (all pages)
+--     eip status CODE                               what an HTTP status means here
 --
 -- Options may come before the command too (`eip --debug list-bandwidths`). Exit codes: 0
 -- success (every id deleted, or missing with --missing-ok), 1 some call failed, 2 usage error
@@ -152,10 +152,12 @@ local function dispatch(argv, ctx)
   return result and EXIT_OK or EXIT_FAILED
 end
 
---- Run the command line. `argv` is the `arg` table of the script (argv[1] the command).
--- Writes to stdout and stderr; never raises.
--- @tparam table argv the arguments
--- @treturn integer the exit status: 0 success, 1 a call failed, 2 usage error (nothing was sent)
+--- Runs the command line: what `bin/eip` does with its `arg` table. Writes to stdout and
+-- stderr.
+-- @tparam {string,...} argv the arguments, the command first (the script's `arg`)
+-- @treturn integer the exit status: 0 success, 1 a call failed, 2 usage error (nothing was
+--   sent), 130 interrupted (Ctrl-C)
+-- @raise never: every error is reported on stderr and turned into the exit status
 function M.main(argv)
   argv = argv or {}
   local ctx = { terminal = progress.stderr_is_terminal(), stdout_terminal = progress.is_terminal(1) }

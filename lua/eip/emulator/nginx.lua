@@ -131,6 +131,18 @@ end
 
 -- Processes ----------------------------------------------------------------------------------
 
+-- An object that calls fn when it is collected, or at the latest when Lua closes its state.
+-- Lua 5.1 and LuaJIT run __gc for userdata only, hence newproxy there.
+function M.on_collect(fn)
+  local new = rawget(_G, "newproxy")
+  if new then
+    local u = new(true)
+    getmetatable(u).__gc = function() fn() end
+    return u
+  end
+  return setmetatable({}, { __gc = function() fn() end })
+end
+
 -- The pid of this Lua process: the parent of the shell that io.popen starts.
 M.MY_PID = tonumber(capture("echo $PPID"))
 
@@ -432,7 +444,7 @@ function M.start(opts)
   -- Finalizers run in reverse order of creation when Lua closes its state (normal exit, or the
   -- error exit of lua5.4 and busted), so this guard, made after the pipe handle, stops nginx
   -- before the handle's own finalizer would wait for it to exit on its own.
-  self._guard = setmetatable({}, { __gc = function() self:stop() end })
+  self._guard = M.on_collect(function() self:stop() end)
   live[self] = true
   return self
 end

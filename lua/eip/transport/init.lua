@@ -2,94 +2,63 @@
 --
 -- A transport sends one HTTP/1.1 request and returns what came back as one table. Two exist,
 -- and both honour this contract, which is written here and nowhere else;
--- spec/transport_conformance_spec.lua runs one list of cases through both and compares them:
+-- `spec/transport_conformance_spec.lua` runs one list of cases through both and compares them:
 --
---  * eip.transport.curl      libcurl through the C core; blocking. Everywhere outside nginx.
---  * eip.transport.cosocket  nginx cosockets, the answer read by eip.transport.http1; yields to
---                            nginx's event loop. Inside nginx, in the phases that allow cosockets.
+--  * `eip.transport.curl`: libcurl through the C core; blocking. Everywhere outside nginx.
+--  * `eip.transport.cosocket`: nginx cosockets, the answer read by `eip.transport.http1`; yields
+--    to nginx's event loop. Inside nginx, in the phases that allow cosockets.
 --
--- CONSTRUCTION
---   T.new{ ca_file = path?, insecure = bool?, user_agent = string? }  -> t
---   t:send(req) -> resp          t:close()          t.name   "curl" | "cosocket"
---   ca_file   PEM bundle to verify servers with (libcurl only: nginx verifies cosockets against
---             `lua_ssl_trusted_certificate`); default: the system store
---   insecure  true: no certificate and no host verification (explicit opt-out only)
+-- A transport is an object with @{transport:send}, @{transport:close} and `name` ("curl" or
+-- "cosocket"), made by `T.new{ ca_file = path?, insecure = bool?, user_agent = string? }` (see
+-- @{new}). The option `transport` of @{eip.new} takes any object honouring the same contract:
+-- for tests, recording, or an HTTP stack of your own. It is given a @{request} and returns a
+-- @{response}.
 --
--- THE REQUEST  req = {
---   method           "DELETE", "GET", "POST", ...
---   url              absolute http(s) URL, already validated (eip.validate); an IP literal
---                    host is verified against the certificate's IP addresses, a name against
---                    its DNS names
---   headers          list of "Name: value" lines; a CR, LF or NUL in one, or a line without a
---                    colon, is a caller bug and raises (it is never a failure table)
---   body             string or nil; sent with its Content-Length (POST and PUT always carry one)
---   timeout          seconds for the WHOLE exchange: connect, TLS, send and every read (30)
---   connect_timeout  seconds to connect, TLS handshake included, within `timeout` (10)
---   low_speed_limit, low_speed_time   abort (28) when fewer than low_speed_limit bytes/s
---                    arrive for low_speed_time seconds; 0 turns it off (0, 0)
---   body_cap         bytes of body kept (1 MiB) }
+-- **It never raises** for anything a server or the network does: garbage, endless lines,
+-- resets, TLS failures all come back as a failure @{response}. Only caller bugs raise (a bad
+-- header line).
 --
--- THE RESPONSE  resp = {
---   status           status of the final answer (interim 1xx answers are skipped); 0 when no
---                    status line came
---   request_id       X-Request-Id  \   of the final answer, the last one when repeated, blanks
---   retry_after      Retry-After    |  around it removed, cut to CAPTURED_MAX (255) bytes;
---   content_type     Content-Type   |  nil when absent or empty
---   location         Location      /
---   subject_token    X-Subject-Token, the FULL value (IAM tokens run to kilobytes; its line is
---                    bounded by LIMITS.header_line like any other); nil when absent or empty
---   body             the body, "" when none; at most body_cap bytes
---   truncated        true when the body went past body_cap: the first body_cap bytes are kept,
---                    the rest is not read and the connection is not reused
---   elapsed          seconds the exchange took
---   new_connections  connections opened for it (0: a pooled or kept-alive one was reused)
---   -- on failure only (no usable answer, or one that broke off):
---   curl_code        the CURLcode libcurl gives for the failure (the cosocket transport reports
---                    the same code for the same failure; table below)
---   curl_error       one line of text saying what happened; never contains request headers
---   error_kind       M.error_kind(curl_code, curl_error): one of M.KIND_NAMES }
--- A failure can come with what arrived before it: the status and captured headers of an answer
--- whose body then broke off, and that partial body. No other fields are set.
+-- **Limits a server may hit**
 --
--- NEVER RAISES for anything a server or the network does: garbage, endless lines, resets, TLS
--- failures all come back as a failure table. Only caller bugs raise (a bad header line).
+-- @{LIMITS}, the same in both transports (libcurl 7.88's own bounds):
 --
--- LIMITS a server may hit (LIMITS, the same in both transports; libcurl 7.88's own bounds):
---   header_line   102400  a header or status line, line end included, must be shorter than this
---                         (libcurl's CURL_MAX_HTTP_HEADER): 27 "protocol" (libcurl >= 8.6: 100)
---   header_block  307200  bytes of all header lines of one answer, interim answers and line ends
---                         included: more is 56 "Too large response headers", "protocol"
---   chunk_hex     16      hex digits of a chunk size: more is 56 "protocol"; chunk extensions
---                         are skipped without being kept (memory stays bounded; time is bounded
---                         by `timeout`, as in libcurl)
---   trailer_line  4093    bytes of one chunked trailer line, its line end excluded (libcurl 7.88
---                         keeps it with a CRLF and a NUL in 4096 bytes): more is 56 "protocol"
---   body_cap      (req)   body bytes kept: more sets `truncated`, not a failure
---   timeout       (req)   the whole exchange, not each read: 28 "timeout"
---   low speed     (req)   28 "timeout" (curl_error says "too slow")
+--     header_line   102400  a header or status line, line end included, must be shorter than
+--                           this (libcurl's CURL_MAX_HTTP_HEADER): 27 "protocol" (libcurl >= 8.6: 100)
+--     header_block  307200  bytes of all header lines of one answer, interim answers and line
+--                           ends included: more is 56 "Too large response headers", "protocol"
+--     chunk_hex     16      hex digits of a chunk size: more is 56 "protocol"; chunk extensions
+--                           are skipped without being kept (memory stays bounded; time is
+--                           bounded by `timeout`, as in libcurl)
+--     trailer_line  4093    bytes of one chunked trailer line, its line end excluded (libcurl
+--                           7.88 keeps it with a CRLF and a NUL in 4096 bytes): more is 56 "protocol"
+--     body_cap      (req)   body bytes kept: more sets `truncated`, not a failure
+--     timeout       (req)   the whole exchange, not each read: 28 "timeout"
+--     low speed     (req)   28 "timeout" (curl_error says "too slow")
 --
--- FAILURES: what happened -> curl_code -> error_kind (both transports)
---   host name cannot be resolved                           6  dns
---   connection refused or unreachable                      7  connect
---   connect, whole-exchange or low-speed timeout           28 timeout
---   closed before any answer ("Empty reply from server")   52 reset
---   closed in the middle of a body                         18 reset
---   reset by peer while receiving / sending                56 / 55 reset
---   TLS handshake failed (not TLS, no common protocol)     35 tls
---   certificate not trusted, or not for this host or IP    60 tls
---   first line not an HTTP/1.x status line, status < 100   1  protocol
---   header line without a colon, NUL byte in the head,     8  protocol
---     invalid Content-Length
---   a header libcurl 7.88 cannot store (a folded line      43 protocol
---     first, no colon before a CR; a trailer without one)
---   header line too long (LIMITS.header_line)              27 protocol
---   header block too large (LIMITS.header_block)           56 protocol
---   broken chunked framing (bad or too long chunk size,    56 protocol
---     no CRLF after chunk data, trailer line too long)
---   a Transfer-Encoding other than chunked                 61 protocol (see below)
---   anything else                                          KINDS, or "other"
+-- **Failures: what happened, curl_code, error_kind (both transports)**
 --
--- WHERE THE TRANSPORTS DIFFER (and why)
+--     host name cannot be resolved                           6  dns
+--     connection refused or unreachable                      7  connect
+--     connect, whole-exchange or low-speed timeout           28 timeout
+--     closed before any answer ("Empty reply from server")   52 reset
+--     closed in the middle of a body                         18 reset
+--     reset by peer while receiving / sending                56 / 55 reset
+--     TLS handshake failed (not TLS, no common protocol)     35 tls
+--     certificate not trusted, or not for this host or IP    60 tls
+--     first line not an HTTP/1.x status line, status < 100   1  protocol
+--     header line without a colon, NUL byte in the head,     8  protocol
+--       invalid Content-Length
+--     a header libcurl 7.88 cannot store (a folded line      43 protocol
+--       first, no colon before a CR; a trailer without one)
+--     header line too long (LIMITS.header_line)              27 protocol
+--     header block too large (LIMITS.header_block)           56 protocol
+--     broken chunked framing (bad or too long chunk size,    56 protocol
+--       no CRLF after chunk data, trailer line too long)
+--     a Transfer-Encoding other than chunked                 61 protocol (see below)
+--     anything else                                          KINDS, or "other"
+--
+-- **Where the transports differ (and why)**
+--
 --  * Host names: cosockets resolve them with nginx's `resolver` directive only (none: 6);
 --    libcurl uses the system resolver. IP literals need neither.
 --  * Trust store: `ca_file` is libcurl's; cosockets use `lua_ssl_trusted_certificate`.
@@ -103,27 +72,85 @@
 --  * A NUL byte in a head: the cosocket transport always fails with 8; libcurl 7.88 does too,
 --    except at the start of a line, where it drops the rest of that read (what follows then
 --    depends on how the bytes arrived).
---  * A header line that starts with "HTTP/" inside a head: the C core (src/http.c) takes it for a
---    new status line and forgets the headers captured before it; the cosocket transport does not.
---  * Chunked trailers: captured headers in them are captured by both (libcurl hands trailers to
---    the header callback); their lines are bounded by LIMITS.trailer_line in both, their number
---    only by `timeout`.
+--  * A header line that starts with "HTTP/" inside a head: the C core (src/http.c) takes it for
+--    a new status line and forgets the headers captured before it; the cosocket transport
+--    does not.
+--  * Chunked trailers: captured headers in them are captured by both (libcurl hands trailers
+--    to the header callback); their lines are bounded by LIMITS.trailer_line in both, their
+--    number only by `timeout`.
 --
--- CHOOSING THE TRANSPORT
+-- **Choosing the transport**
+--
 -- Inside nginx (OpenResty or nginx + lua-nginx-module) the choice is made per send(), from
--- ngx.get_phase(), because a client made in one phase (say init_by_lua, shared by every
+-- `ngx.get_phase()`, because a client made in one phase (say init_by_lua, shared by every
 -- request of a worker) is used in others. Cosockets are available in rewrite, access, content,
--- timer (ngx.timer.* callbacks, including those started from init_worker_by_lua), ssl_cert,
--- ssl_session_fetch and ssl_client_hello. Everywhere else -- init_by_lua*, init_worker_by_lua*
--- (outside a timer), set_by_lua*, header_filter_by_lua*, body_filter_by_lua*, log_by_lua*,
--- balancer_by_lua*, ssl_session_store_by_lua*, exit_worker_by_lua* -- nginx forbids cosockets,
--- and lua-eip falls back to libcurl: the call works, but it BLOCKS the whole worker (every
--- other request it serves) until the answer comes or the timeout fires. Prefer starting an
--- ngx.timer.at(0, ...) from those phases and calling lua-eip inside the timer.
+-- timer (`ngx.timer.*` callbacks, including those started from init_worker_by_lua), ssl_cert,
+-- ssl_session_fetch and ssl_client_hello. Everywhere else -- init_by_lua\*,
+-- init_worker_by_lua\* (outside a timer), set_by_lua\*, header_filter_by_lua\*,
+-- body_filter_by_lua\*, log_by_lua\*, balancer_by_lua\*, ssl_session_store_by_lua\*,
+-- exit_worker_by_lua\* -- nginx forbids cosockets, and lua-eip falls back to libcurl: the call
+-- works, but it **blocks the whole worker** (every other request it serves) until the answer
+-- comes or the timeout fires. Prefer starting an `ngx.timer.at(0, ...)` from those phases and
+-- calling lua-eip inside the timer.
 --
--- Note for init_by_lua: a libcurl connection opened in the master before nginx forks would
--- be shared by every worker; close such a client (client:close(), or use the one-shot
--- eip.delete_bandwidth{...}) before init_by_lua ends.
+-- Note for init_by_lua: a libcurl connection opened in the master before nginx forks would be
+-- shared by every worker; close such a client (`client:close()`, or use the one-shot
+-- `eip.delete_bandwidth{...}`) before init_by_lua ends.
+-- @module eip.transport
+
+--- The request a transport's @{transport:send} is given.
+-- @table request
+-- @tfield string method "DELETE", "GET", "POST", ...
+-- @tfield string url absolute http(s) URL, already validated; an IP literal host is verified
+--   against the certificate's IP addresses, a name against its DNS names
+-- @tfield {string,...} headers "Name: value" lines; a CR, LF or NUL in one, or a line without a
+--   colon, is a caller bug and raises (it is never a failure table)
+-- @tfield string body the body, or nil; sent with its Content-Length (POST and PUT always
+--   carry one)
+-- @tfield number timeout seconds for the WHOLE exchange: connect, TLS, send and every read (30)
+-- @tfield number connect_timeout seconds to connect, TLS handshake included, within `timeout` (10)
+-- @tfield integer low_speed_limit with `low_speed_time`: abort (28) when fewer than this many
+--   bytes/s arrive for low_speed_time seconds; 0 turns it off (0, 0)
+-- @tfield integer low_speed_time see `low_speed_limit`
+-- @tfield integer body_cap bytes of body kept (1 MiB)
+
+--- What a transport's @{transport:send} returns: the answer, or a failure. A failure can come
+-- with what arrived before it: the status and captured headers of an answer whose body then
+-- broke off, and that partial body. No other fields are set.
+-- @table response
+-- @tfield integer status status of the final answer (interim 1xx answers are skipped); 0 when
+--   no status line came
+-- @tfield string request_id `X-Request-Id` of the final answer (the last one when repeated),
+--   blanks around it removed, cut to @{CAPTURED_MAX} bytes; nil when absent or empty
+-- @tfield string retry_after `Retry-After`, the same way
+-- @tfield string content_type `Content-Type`, the same way
+-- @tfield string location `Location`, the same way
+-- @tfield string subject_token `X-Subject-Token`, the FULL value (IAM tokens run to kilobytes;
+--   its line is bounded by LIMITS.header_line like any other); nil when absent or empty
+-- @tfield string body the body, "" when none; at most body_cap bytes
+-- @tfield boolean truncated true when the body went past body_cap: the first body_cap bytes
+--   are kept, the rest is not read and the connection is not reused
+-- @tfield number elapsed seconds the exchange took
+-- @tfield integer new_connections connections opened for it (0: a pooled or kept-alive one was
+--   reused)
+-- @tfield integer curl_code on failure only: the CURLcode libcurl gives for it (the cosocket
+--   transport reports the same code for the same failure; see the table above)
+-- @tfield string curl_error on failure only: one line saying what happened; never contains
+--   request headers
+-- @tfield string error_kind on failure only: @{error_kind}(curl_code, curl_error), one of
+--   @{KIND_NAMES}
+
+--- Sends one request and returns what came back: a method of every transport.
+-- @function transport:send
+-- @tparam request req the @{request}
+-- @treturn response the @{response}: an answer, or a failure its fields describe
+-- @raise a Lua error for a caller's bug only (a header line holding CR, LF or NUL, or without a
+--   colon); never for anything a server or the network does
+
+--- Releases what the transport holds (libcurl's connection); a method of every transport.
+-- The transport is not used after it. Returns nothing.
+-- @function transport:close
+-- @raise never
 local M = {}
 
 --- The bounds a server may hit, in bytes (see the contract above).
@@ -140,9 +167,8 @@ M.CAPTURED_MAX = 255
 --- The error kinds, in the order of the contract's table.
 M.KIND_NAMES = { "dns", "connect", "timeout", "reset", "tls", "protocol", "other" }
 
---- CURLcode -> error kind. Codes not listed are "other". Two codes libcurl gives for more than
--- one thing are refined by M.error_kind from the text: 56 (a reset, or a broken answer).
-M.KINDS = {
+-- CURLcode -> error kind (M.KINDS below).
+local KINDS = {
   [5] = "dns",        -- could not resolve proxy
   [6] = "dns",        -- could not resolve host
   [7] = "connect",    -- could not connect (refused, unreachable)
@@ -168,12 +194,20 @@ M.KINDS = {
   [100] = "protocol", -- CURLE_TOO_LARGE (libcurl >= 8.6: header line or block too large)
 }
 
-local KINDS = M.KINDS
+--- CURLcode -> error kind, for the codes of the failures table above and their kin
+-- (`KINDS[60] == "tls"`). Codes not listed are "other". A code libcurl gives for more than
+-- one thing is refined by @{error_kind} from the text: 56 (a reset, or a broken answer).
+-- @table KINDS
+M.KINDS = KINDS
+
 local find = string.find
 
 --- The error kind of a failure: KINDS[code], except that 56 with libcurl's texts for a broken
 -- answer ("Too large response headers", "... in chunked-encoding") is "protocol", not "reset".
--- Unknown codes are "other".
+-- @tparam integer code the CURLcode (`curl_code`)
+-- @tparam[opt] string text libcurl's text for it (`curl_error`)
+-- @treturn string one of @{KIND_NAMES}; "other" for a code not in @{KINDS}
+-- @raise never
 function M.error_kind(code, text)
   if code == 56 and type(text) == "string"
       and (find(text, "chunked-encod", 1, true) or find(text, "Too large response headers", 1, true)) then
@@ -182,7 +216,8 @@ function M.error_kind(code, text)
   return KINDS[code] or "other"
 end
 
--- Phases (ngx.get_phase() names) in which ngx.socket.tcp and ngx.sleep are allowed.
+--- The nginx phases (`ngx.get_phase()` names) in which `ngx.socket.tcp` and `ngx.sleep` are
+-- allowed: there lua-eip uses cosockets; elsewhere it falls back to libcurl.
 M.COSOCKET_PHASES = {
   rewrite = true, access = true, content = true, timer = true,
   ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
@@ -197,7 +232,9 @@ local function ngx_api()
   return nil
 end
 
---- The current nginx phase, or nil outside nginx.
+--- The current nginx phase.
+-- @treturn ?string `ngx.get_phase()` ("content", "timer", "init", ...), nil outside nginx
+-- @raise never
 function M.phase()
   local ngx = ngx_api()
   if not ngx then return nil end
@@ -205,12 +242,17 @@ function M.phase()
   return ok and phase or nil
 end
 
---- true when the code runs inside nginx in a phase that allows cosockets (and so yielding).
+--- Can the code yield to nginx here: inside nginx, in a phase that allows cosockets?
+-- @treturn boolean true there (rewrite, access, content, timer, ssl_cert, ssl_session_fetch,
+--   ssl_client_hello), false elsewhere and outside nginx
+-- @raise never
 function M.yieldable()
   return M.COSOCKET_PHASES[M.phase()] == true
 end
 
---- The name of the transport a send() would use here and now: "cosocket" or "curl".
+--- The transport a send would use here and now.
+-- @treturn string "cosocket" where @{yieldable}, else "curl"
+-- @raise never
 function M.current()
   return M.yieldable() and "cosocket" or "curl"
 end
@@ -237,7 +279,7 @@ function Auto:send(req)
   return self:get(name):send(req)
 end
 
---- Closes the libcurl session, if one was made (the cosocket transport holds nothing).
+-- Closes the libcurl session, if one was made (the cosocket transport holds nothing).
 function Auto:close()
   for _, t in pairs(self.instances) do
     t:close()
@@ -245,8 +287,16 @@ function Auto:close()
   self.instances = {}
 end
 
---- Picks the transport for where the code runs. opts: ca_file, insecure, user_agent.
--- Outside nginx, the libcurl transport itself; inside, the automatic one.
+--- The transport for where the code runs (what @{eip.new} uses by default): outside nginx the
+-- libcurl transport itself; inside, one that picks cosockets or libcurl at each send, from
+-- the phase (its `last` names the one the last send used).
+-- @tparam[opt] table opts options:
+-- @tparam[opt] string opts.ca_file PEM bundle to verify servers with (libcurl only: nginx
+--   verifies cosockets against `lua_ssl_trusted_certificate`); default: the system store
+-- @tparam[opt=false] boolean opts.insecure true: no certificate and no host verification
+-- @tparam[opt] string opts.user_agent the `User-Agent` header
+-- @treturn table a transport: @{transport:send}, @{transport:close}, `name`
+-- @raise a Lua error when the C core (eip.core) cannot be loaded outside nginx
 function M.new(opts)
   opts = opts or {}
   local copy = { ca_file = opts.ca_file, insecure = opts.insecure, user_agent = opts.user_agent }
@@ -278,8 +328,11 @@ local function os_sleep(seconds)
   error("eip.transport.sleep: no sleep available (need the C core's sleep, LuaJIT or LuaSocket)", 2)
 end
 
---- Sleeps `seconds`: ngx.sleep (yields: the worker serves others meanwhile) where nginx allows
--- it, else an OS sleep (blocks this thread, without burning CPU).
+--- Sleeps: `ngx.sleep` (it yields: the worker serves others meanwhile) where nginx allows it,
+-- else an OS sleep (it blocks this thread, without burning CPU). The default `sleep` of
+-- @{eip.new}. Returns nothing.
+-- @tparam number seconds how long, >= 0
+-- @raise a Lua error when `seconds` is not a number >= 0
 function M.sleep(seconds)
   if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
     error("eip.transport.sleep: seconds must be a number >= 0", 2)

@@ -1,0 +1,17 @@
+# matrix.mk - the version matrix. Included by the Makefile (-include mk/*.mk).
+#
+#   make test-matrix        the whole suite under every interpreter of LUAS (Lua 5.1, 5.2, 5.3,
+#                           5.4, LuaJIT), each with its own core (build/<interpreter>/); the
+#                           #openresty specs (code inside nginx's LuaJIT) and the C tests once.
+#                           Last line: "N passed, N failed" over every leg (scripts/run-matrix).
+#   make test LUA=lua5.1    one interpreter, every spec (the Makefile's test target)
+#   make cores              build/<interpreter>/eip/core.so for every interpreter of LUAS
+
+.PHONY: test-matrix cores
+
+CORES := $(foreach l,$(LUAS),$(BUILD)/$(l)/eip/core.so)
+
+cores: $(CORES)
+
+test-matrix: deps-matrix $(CORES) ctest
+	@LUAS="$(LUAS)" bash scripts/run-matrix $(CTESTS)

@@ -1,0 +1,68 @@
+-- OpenResty, first try: examples/openresty/nginx.conf run as its comments say (make
+-- openresty-demo, scripts/openresty-demo) deletes a bandwidth of the emulator through its admin
+-- endpoint with curl, from this checkout and from the rock installed as the README and the
+-- example's comments say; the two agree on that command and on where the modules go.
+local host = require "spec.support.host"
+local read_file = require("spec.support.nginx").read_file
+
+local q = host.quote
+
+local INSTALL = "luarocks --lua-version=5.1 make --deps-mode=none eip-scm-1.rockspec LUA_INCDIR=/usr/include/luajit-2.1"
+
+-- Runs the demo (env: extra variables) and checks what it shows; returns its output.
+local function demo(env)
+  local out, code = host.run(env .. " LUA=" .. host.lua .. " bash scripts/openresty-demo 2>&1")
+  assert.equal(0, code, out)
+  local id = out:match("created ([%x-]+)")
+  assert.is_string(id, out)
+  local answers = {}
+  for body, status in out:gmatch("\n(%b{})\nHTTP (%d+)\n") do answers[#answers + 1] = { body, tonumber(status) } end
+  assert.equal(2, #answers, out)
+  assert.equal(200, answers[1][2])
+  assert.matches('"status":204', answers[1][1])
+  assert.matches('"bandwidth_id":"' .. id:gsub("%p", "%%%0") .. '"', answers[1][1])
+  assert.equal(404, answers[2][2])
+  assert.matches('"code":"VPC.0306"', answers[2][1])
+  -- Both nginx instances are gone: neither port answers.
+  for _, port in ipairs{ out:match("endpoint http://127%.0%.0%.1:(%d+)"), out:match("on 127%.0%.0%.1:(%d+)") } do
+    local socket = require "socket"
+    local s = socket.tcp()
+    s:settimeout(1)
+    local connected = s:connect("127.0.0.1", tonumber(port))
+    s:close()
+    assert.is_nil(connected, "port " .. port .. " still answers")
+  end
+  return out
+end
+
+describe("make openresty-demo (scripts/openresty-demo) #openresty", function()
+  it("deletes a bandwidth through the example's admin endpoint, modules from the checkout", function()
+    local out = demo("")
+    assert.matches("modules from this checkout", out)
+  end)
+
+  it("the example and the README give the same install command and module paths", function()
+    local example = assert(read_file("examples/openresty/nginx.conf"))
+    local readme = assert(read_file("README.md"))
+    for _, text in ipairs{ example, readme } do
+      assert.truthy(text:find(INSTALL, 1, true))
+      assert.truthy(text:find("/usr/local/share/lua/5.1", 1, true))
+      assert.truthy(text:find("/usr/local/lib/lua/5.1", 1, true))
+      assert.is_nil(text:find("install lua-eip", 1, true), "the rock is named eip")
+    end
+    local path = '"/usr/local/share/lua/5.1/?.lua;/usr/local/share/lua/5.1/?/init.lua;;"'
+    assert.truthy(example:find("lua_package_path " .. path .. ";", 1, true))
+    assert.truthy(example:find('lua_package_cpath "/usr/local/lib/lua/5.1/?.so;;";', 1, true))
+  end)
+
+  it("deletes a bandwidth through the example with the rock installed as they say (--tree)", function()
+    local src = host.rock_copy()
+    finally(function() os.execute("rm -rf " .. q(src)) end)
+    local tree = src .. "/tree"
+    local log, code = host.run("cd " .. q(src) .. " && " .. INSTALL:gsub(" make ", " make --tree " .. q(tree) .. " ", 1)
+      .. " 2>&1")
+    assert.equal(0, code, log)
+    local out = demo("TREE=" .. q(tree))
+    assert.matches("modules from the rock installed in", out)
+  end)
+end)
