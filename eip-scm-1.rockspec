@@ -54,6 +54,7 @@ build = {
       ["eip.pipeline"] = "lua/eip/pipeline.lua",
       ["eip.retry"] = "lua/eip/retry.lua",
       ["eip.log"] = "lua/eip/log.lua",
+      ["eip.metrics"] = "lua/eip/metrics.lua",
       ["eip.sign"] = "lua/eip/sign.lua",
       ["eip.validate"] = "lua/eip/validate.lua",
       ["eip.time"] = "lua/eip/time.lua",

@@ -55,6 +55,7 @@ M.OPTIONS = {
   max_attempts = true, backoff_base = true, backoff_cap = true, retry_after_cap = true, sleep = true,
   missing_ok = true, ca_file = true, insecure = true, max_body = true, debug = true, log = true,
   transport = true, metadata_url = true, rate = true, burst = true, rate_dict = true, clock = true,
+  on_request = true, on_response = true,
 }
 
 -- The options of one delete_bandwidth call.
@@ -148,6 +149,12 @@ function M.new(opts, getenv)
     errors.raise_usage("clock", "must be a function() returning seconds, got %s", type(opts.clock))
   end
   r.clock = opts.clock or core.monotime
+  for _, hook in ipairs{ "on_request", "on_response" } do
+    if opts[hook] ~= nil and type(opts[hook]) ~= "function" then
+      errors.raise_usage(hook, "must be a function(info), got %s", type(opts[hook]))
+    end
+    r[hook] = opts[hook]
+  end
   r.bucket = pace.of_options(opts, r.clock)
   local self = setmetatable({ endpoint = endpoint, project_id = project_id, auth = provider.kind,
     transport = r.transport }, Client)

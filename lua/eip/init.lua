@@ -74,6 +74,11 @@ M._VERSION = client.VERSION
 --   bucket, shared by every worker
 -- @tparam[opt] function opts.clock `function()` returning seconds, for the rate (default: a
 --   monotonic clock; tests pass their own)
+-- @tparam[opt] function opts.on_request `function(info)` before each attempt of every request
+--   the client makes: `{ operation, method, path, bandwidth_id, attempt }`, never a secret
+-- @tparam[opt] function opts.on_response `function(info)` after each attempt: the same and
+--   `status, code, outcome ("ok", "http" or the transport kind), elapsed, bytes, request_id,
+--   retry` (whether another attempt follows); a hook that raises does not break the call
 -- @treturn eip.client the client
 -- @raise a `usage` @{error} naming the bad or missing option (`argument`); nothing is sent
 M.new = client.new
@@ -120,6 +125,17 @@ function M.error_code(code, status)
   end
   return entry
 end
+
+--- A metrics set for dashboards: pass its `on_response` to `eip.new`, render it for
+-- Prometheus. See the README's Observability.
+-- @function metrics
+-- @tparam[opt] table opts options:
+-- @tparam[opt] string opts.dict inside nginx, the lua_shared_dict to count in (every worker
+--   counts together); default: this Lua state
+-- @treturn table `{ on_response = function(info), render = function(self) -> text,
+--   observe = function(self, info) }`
+-- @raise a `usage` @{error} when the dict does not exist
+M.metrics = require("eip.metrics").new
 
 --- The regions the client knows (the official SDKs' VPC table), sorted by name: where the VPC
 -- (EIP) API and IAM answer in each.

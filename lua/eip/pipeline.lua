@@ -240,6 +240,7 @@ function Call:request()
   end
   self.req = req
   if runner.log then log.request(runner.log, req, clean(runner)) end
+  if runner.on_request then self:announced() end
   return req
 end
 
@@ -254,9 +255,41 @@ function Call:response(resp)
     if resp.status == 401 then provider:rejected(err) elseif provider.strikes then provider:accepted() end
   end
   if answer then
-    return "done", self.op:result(answer, self.attempts, monotime() - self.started)
+    local value = self.op:result(answer, self.attempts, monotime() - self.started)
+    if runner.on_response then self:observed(resp, nil, "done") end
+    return "done", value
   end
-  return self:failure(err)
+  local action, value = self:failure(err)
+  if runner.on_response then self:observed(resp, err, action) end
+  return action, value
+end
+
+---------------------------------------------------------------------------------------------
+-- Hooks: on_request(info) before each attempt, on_response(info) after it (client options).
+-- The info names the attempt, never a credential: operation, method, path, bandwidth_id,
+-- attempt; after it also status, code, outcome ("ok", "http", or the transport kind), elapsed,
+-- bytes, request_id and retry (whether another attempt follows). A hook that raises does not
+-- break the call: its error goes to the debug log.
+
+local function notify(runner, hook, info)
+  local ok, why = pcall(hook, info)
+  if not ok and runner.log then runner.log("eip: a hook raised an error: " .. runner:clean(tostring(why))) end
+end
+
+function Call:announced()
+  local op = self.op
+  notify(self.runner, self.runner.on_request, { operation = op.name, method = op.method, path = op.path,
+    bandwidth_id = op.resource, attempt = self.attempts })
+end
+
+function Call:observed(resp, err, action)
+  local op = self.op
+  local outcome = "ok"
+  if err then outcome = err.kind == "transport" and err.reason or "http" end
+  notify(self.runner, self.runner.on_response, { operation = op.name, method = op.method, path = op.path,
+    bandwidth_id = op.resource, attempt = self.attempts, status = resp.status ~= 0 and resp.status or nil,
+    code = err and err.code, outcome = outcome, elapsed = resp.elapsed, bytes = #(resp.body or ""),
+    request_id = resp.request_id, retry = action == "retry" })
 end
 
 local function jitter(a, b)

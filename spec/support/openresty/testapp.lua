@@ -12,9 +12,10 @@ local M = {}
 -- What the transport selection said in init_worker and in a timer started from there.
 local seen = {}
 
--- One batch per worker, all at once, sharing the eip_rate bucket: /t/shared_rate puts a job in
--- the eip_test dict ({ generation, rate, ids = { [worker] = {...} } }); every worker's timer
--- polls it, runs its share and stores its summary under "result:<generation>:<worker>".
+-- Work in every worker at once: /t/shared_rate puts a job in the eip_test dict ({ generation,
+-- rate, ids = { [worker] = {...} }, admin? }); every worker's timer polls it, runs its share and
+-- stores its summary under "result:<generation>:<worker>". A batch sharing the eip_rate bucket,
+-- or with admin = true, one delete per id through the example's own client.
 local function shared_rate_worker()
   local dict, worker, done = ngx.shared.eip_test, ngx.worker.id(), 0
   while not ngx.worker.exiting() do
@@ -22,10 +23,22 @@ local function shared_rate_worker()
     job = job and cjson.decode(job)
     if job and job.generation > done then
       done = job.generation
-      local c = eip.new{ endpoint = os.getenv("EIP_ENDPOINT"), project_id = os.getenv("EIP_PROJECT_ID"),
-        token = os.getenv("EIP_TOKEN"), timeout = 5, rate = job.rate, rate_dict = "eip_rate" }
-      local _, summary = c:delete_bandwidths(job.ids[worker + 1], { concurrency = 8, adaptive = false })
-      c:close()
+      local summary
+      if job.admin then
+        -- The example's own client (made in init_by_lua, one copy per worker): one delete each.
+        local client = require("eip_admin").client
+        summary = { deleted = 0, failed = 0 }
+        for _, id in ipairs(job.ids[worker + 1]) do
+          local ok = pcall(client.delete_bandwidth, client, id)
+          summary[ok and "deleted" or "failed"] = summary[ok and "deleted" or "failed"] + 1
+        end
+      else
+        local c = eip.new{ endpoint = os.getenv("EIP_ENDPOINT"), project_id = os.getenv("EIP_PROJECT_ID"),
+          token = os.getenv("EIP_TOKEN"), timeout = 5, rate = job.rate, rate_dict = "eip_rate" }
+        local _
+        _, summary = c:delete_bandwidths(job.ids[worker + 1], { concurrency = 8, adaptive = false })
+        c:close()
+      end
       dict:set("result:" .. done .. ":" .. worker, cjson.encode(summary))
     end
     ngx.sleep(0.02)

@@ -1,0 +1,137 @@
+--- Metrics for dashboards: counters and a latency histogram per operation and outcome, kept
+-- from the client's `on_response` hook and rendered in the Prometheus text format.
+--
+--   local metrics = eip.metrics()                       -- in this Lua state
+--   local metrics = eip.metrics{ dict = "eip_metrics" } -- inside nginx: in a lua_shared_dict,
+--                                                       -- so every worker counts together
+--   local client = eip.new{ ..., on_response = metrics.on_response }
+--   ngx.print(metrics:render())                         -- text/plain; version=0.0.4
+--
+-- Series (label values come from the library, never from a caller's input beyond the
+-- operation's name, so the number of series stays small):
+--   eip_requests_total{operation, outcome, status}   every attempt; outcome "ok", "http" or the
+--                                                     transport kind ("timeout", "reset", ...)
+--   eip_retries_total{operation}                     attempts followed by another
+--   eip_request_duration_seconds{operation}          histogram of the attempts' durations
+-- @module eip.metrics
+local M = {}
+
+--- Upper bounds of the latency histogram, in seconds.
+M.BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
+
+local Metrics = {}
+Metrics.__index = Metrics
+
+-- A local store with the interface of the shared dict that is used: incr(key, by, init), get_keys.
+local function local_store()
+  local values = {}
+  return {
+    incr = function(_, key, by, init)
+      values[key] = (values[key] or init or 0) + by
+      return values[key]
+    end,
+    get = function(_, key) return values[key] end,
+    get_keys = function()
+      local keys = {}
+      for k in pairs(values) do keys[#keys + 1] = k end
+      return keys
+    end,
+  }
+end
+
+--- A metrics set. opts.dict: the name of a lua_shared_dict (inside nginx) to keep the values in.
+-- @raise an error when the dict does not exist
+function M.new(opts)
+  opts = opts or {}
+  local store
+  if opts.dict then
+    local ngx = rawget(_G, "ngx")
+    store = ngx and ngx.shared and ngx.shared[opts.dict]
+    if not store then
+      error(require("eip.errors").usage("dict", "names no lua_shared_dict of this nginx (%q)",
+        tostring(opts.dict):sub(1, 40)), 2)
+    end
+  else
+    store = local_store()
+  end
+  local self = setmetatable({ store = store }, Metrics)
+  -- A plain function, so that it can be passed as the client's on_response as it is.
+  self.on_response = function(info) self:observe(info) end
+  return self
+end
+
+-- Keys are the series' names with their labels, as rendered ("\0"-free, label values quoted).
+local function series(name, labels)
+  local parts = {}
+  for i = 1, #labels, 2 do
+    parts[#parts + 1] = labels[i] .. '="' .. tostring(labels[i + 1]):gsub('[\\"\n]', "_") .. '"'
+  end
+  return name .. "{" .. table.concat(parts, ",") .. "}"
+end
+
+--- Counts one attempt (an `on_response` info).
+function Metrics:observe(info)
+  local store, op = self.store, info.operation or "unknown"
+  store:incr(series("eip_requests_total", { "operation", op, "outcome", info.outcome or "unknown",
+    "status", info.status or "none" }), 1, 0)
+  if info.retry then store:incr(series("eip_retries_total", { "operation", op }), 1, 0) end
+  local seconds = tonumber(info.elapsed)
+  if seconds then
+    for _, le in ipairs(M.BUCKETS) do
+      if seconds <= le then
+        store:incr(series("eip_request_duration_seconds_bucket", { "operation", op, "le", le }), 1, 0)
+      end
+    end
+    store:incr(series("eip_request_duration_seconds_bucket", { "operation", op, "le", "+Inf" }), 1, 0)
+    store:incr(series("eip_request_duration_seconds_count", { "operation", op }), 1, 0)
+    -- Sums in microseconds: shared dicts add numbers, and whole ones stay exact.
+    store:incr(series("eip_request_duration_seconds_sum_us", { "operation", op }), math.floor(seconds * 1e6), 0)
+  end
+end
+
+local HELP = {
+  eip_requests_total = "counter|Attempts sent to the API, by operation, outcome and status.",
+  eip_retries_total = "counter|Attempts that were followed by another.",
+  eip_request_duration_seconds = "histogram|Duration of one attempt.",
+}
+
+-- Sort key of a series: its family, the series name, its labels without `le`, then `le` as a
+-- number (+Inf last): histogram buckets must come in increasing order.
+local function order(a, b)
+  if a.family ~= b.family then return a.family < b.family end
+  if a.base ~= b.base then return a.base < b.base end
+  return a.le < b.le
+end
+
+--- The Prometheus text format (version 0.0.4) of every series.
+-- @treturn string the exposition, one sample per line
+function Metrics:render()
+  local store = self.store
+  local samples = {}
+  for _, key in ipairs(store:get_keys(0)) do
+    local family = key:match("^(eip_[%w_]-)_bucket{") or key:match("^(eip_[%w_]-)_count{")
+      or key:match("^(eip_[%w_]-)_sum_us{") or key:match("^(eip_[%w_]+){")
+    if family and HELP[family] then
+      local value, name = store:get(key) or 0, key
+      if key:find("_sum_us{", 1, true) then name, value = key:gsub("_sum_us{", "_sum{"), value / 1e6 end
+      local le = key:match('le="([^"]+)"')
+      samples[#samples + 1] = { family = family, name = name, value = value,
+        base = key:gsub(',?le="[^"]*"', ""), le = le == "+Inf" and math.huge or tonumber(le) or 0 }
+    end
+  end
+  table.sort(samples, order)
+  local out, last = {}, nil
+  for _, sample in ipairs(samples) do
+    if sample.family ~= last then
+      last = sample.family
+      local kind, help = HELP[last]:match("^(%w+)|(.*)$")
+      out[#out + 1] = "# HELP " .. last .. " " .. help
+      out[#out + 1] = "# TYPE " .. last .. " " .. kind
+    end
+    local v = sample.value
+    out[#out + 1] = sample.name .. " " .. (v == math.floor(v) and string.format("%d", v) or string.format("%.6f", v))
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+return M

@@ -1,0 +1,166 @@
+-- Hooks and metrics: on_request / on_response see every attempt of every request the library
+-- makes (IAM, show, list, remove, delete; single calls and batches), never a secret, and a hook
+-- that raises does not break the call; eip.metrics counts them for Prometheus, and inside nginx
+-- every worker counts into one lua_shared_dict.
+local cjson = require "cjson"
+local socket = require "socket"
+local eip = require "eip"
+local fixture = require "spec.support.fixture"
+local emulator = require "spec.support.emulator"
+
+-- A recorder of both hooks: seen = { {"request", info}, {"response", info}, ... }.
+local function recorder()
+  local r = { seen = {} }
+  r.on_request = function(info) r.seen[#r.seen + 1] = { "request", info } end
+  r.on_response = function(info) r.seen[#r.seen + 1] = { "response", info } end
+  return r
+end
+
+describe("hooks", function()
+  local fx = fixture.emulator()
+  local emu
+
+  setup(function() emu = fx.start() end)
+  teardown(fx.stop)
+  before_each(fx.reset)
+
+  it("see every attempt of a retried call, and whether a retry follows", function()
+    local r = recorder()
+    local c = fx.client{ on_request = r.on_request, on_response = r.on_response, sleep = function() end }
+    local id = emu:create_bandwidth{ size = 1 }
+    emu:inject{ method = "DELETE", status = 503, body = { code = "VPC.0302", message = "Neutron Error." } }
+    c:delete_bandwidth(id)
+    assert.equal(4, #r.seen)
+    local a, b, c2, d = r.seen[1], r.seen[2], r.seen[3], r.seen[4]
+    assert.same({ "request", "delete_bandwidth", "DELETE", id, 1 }, { a[1], a[2].operation, a[2].method,
+      a[2].bandwidth_id, a[2].attempt })
+    assert.same({ "response", 503, "VPC.0302", "http", true, 1 }, { b[1], b[2].status, b[2].code, b[2].outcome,
+      b[2].retry, b[2].attempt })
+    assert.same({ "request", 2 }, { c2[1], c2[2].attempt })
+    assert.same({ "response", 204, "ok", false, 2 }, { d[1], d[2].status, d[2].outcome, d[2].retry, d[2].attempt })
+    assert.is_number(d[2].elapsed)
+    assert.is_string(d[2].request_id)
+    assert.equal("/v2.0/" .. emu.project_id .. "/bandwidths/" .. id, d[2].path)
+  end)
+
+  it("see IAM, show, list, remove and batches, and nothing secret", function()
+    local r = recorder()
+    local c = eip.new{ endpoint = emu.url, auth = emu:iam_auth(), on_request = r.on_request,
+      on_response = r.on_response }
+    local id = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-1" } }
+    c:show_bandwidth(id)
+    c:list_bandwidths()
+    c:remove_eips_from_bandwidth(id, { "eip-1" }, { charge_mode = "bandwidth", size = 1 })
+    c:delete_bandwidths({ id, "gone-1" }, { missing_ok = true })
+    c:close()
+    local ops = {}
+    for _, s in ipairs(r.seen) do
+      if s[1] == "response" then ops[s[2].operation] = (ops[s[2].operation] or 0) + 1 end
+    end
+    assert.same({ iam_token = 1, show_bandwidth = 1, list_bandwidths = 2, remove_eips_from_bandwidth = 1,
+      delete_bandwidth = 2 }, ops)
+    local text = cjson.encode(r.seen)
+    for _, secret in ipairs{ emu.iam.password, emu.token, "MIIemu" } do
+      assert.is_nil(text:find(secret, 1, true), "a secret reached a hook")
+    end
+  end)
+
+  it("that raise do not break the call; their error goes to the debug log", function()
+    local lines = {}
+    local c = fx.client{ on_request = function() error("hook bug " .. emu.token) end,
+      on_response = function() error({ "not even a string" }) end,
+      log = function(line) lines[#lines + 1] = line end }
+    assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+    local text = table.concat(lines, "\n")
+    assert.matches("a hook raised an error: .*hook bug <redacted>", text)
+    assert.matches("a hook raised an error: table", text)
+    assert.is_nil(text:find(emu.token, 1, true))
+  end)
+
+  it("are usage errors when not functions", function()
+    for _, hook in ipairs{ "on_request", "on_response" } do
+      local ok, err = pcall(eip.new, fx.options{ [hook] = "print" })
+      assert.is_false(ok)
+      assert.equal(hook, err.argument)
+    end
+  end)
+end)
+
+describe("eip.metrics", function()
+  local fx = fixture.emulator()
+  local emu
+
+  setup(function() emu = fx.start() end)
+  teardown(fx.stop)
+  before_each(fx.reset)
+
+  it("counts attempts by operation, outcome and status, with a latency histogram", function()
+    local metrics = eip.metrics()
+    local c = fx.client{ on_response = metrics.on_response, sleep = function() end }
+    local ids = emu:create_bandwidths(3)
+    emu:inject{ method = "DELETE", path = emu:delete_path(ids[1]), status = 503 }
+    c:delete_bandwidths(ids, { concurrency = 1 })
+    pcall(c.delete_bandwidth, c, "gone-1")
+    local text = metrics:render()
+    assert.matches('eip_requests_total{operation="delete_bandwidth",outcome="ok",status="204"} 3\n', text, 1, true)
+    assert.matches('eip_requests_total{operation="delete_bandwidth",outcome="http",status="503"} 1\n', text, 1, true)
+    assert.matches('eip_requests_total{operation="delete_bandwidth",outcome="http",status="404"} 1\n', text, 1, true)
+    assert.matches('eip_retries_total{operation="delete_bandwidth"} 1\n', text, 1, true)
+    assert.matches('eip_request_duration_seconds_bucket{operation="delete_bandwidth",le="+Inf"} 5\n', text, 1, true)
+    assert.matches('eip_request_duration_seconds_count{operation="delete_bandwidth"} 5\n', text, 1, true)
+    assert.matches("# TYPE eip_request_duration_seconds histogram\n", text, 1, true)
+    -- buckets are cumulative and in increasing order
+    local last = -1
+    for n in text:gmatch('_bucket{operation="delete_bandwidth",le="[^"]+"} (%d+)') do
+      assert.is_true(tonumber(n) >= last)
+      last = tonumber(n)
+    end
+  end)
+end)
+
+describe("OpenResty: /metrics of the example", function()
+  local fx = fixture.emulator()
+  local emu, app
+  local launcher = require "spec.support.openresty.launcher"
+
+  setup(function()
+    emu = fx.start()
+    app = launcher.start(emu, { timeout = 5, workers = 2, max_attempts = 1 })
+  end)
+  teardown(function()
+    if app then app:stop() end
+    fx.stop()
+  end)
+
+  local function call(method, path, body)
+    local resp = assert(emulator.http{ port = app.port, method = method, path = path, timeout = 10,
+      body = body and cjson.encode(body) or nil, headers = body and { ["Content-Type"] = "application/json" } })
+    assert.equal(200, resp.status, resp.body)
+    return resp
+  end
+
+  it("counts the calls of both workers together", function()
+    -- Each worker deletes 3 bandwidths and 2 that do not exist, at the same time.
+    local ids = {}
+    for worker = 1, 2 do
+      ids[worker] = emu:create_bandwidths(3)
+      ids[worker][4], ids[worker][5] = "gone-" .. worker .. "a", "gone-" .. worker .. "b"
+    end
+    local generation = cjson.decode(call("POST", "/t/shared_rate", { admin = true, ids = ids }).body).generation
+    local results
+    local deadline = socket.gettime() + 20
+    repeat
+      socket.sleep(0.05)
+      results = cjson.decode(call("GET", "/t/shared_rate?generation=" .. generation).body)
+      assert(socket.gettime() < deadline, "the workers did not finish")
+    until results["0"] and results["1"]
+    assert.same({ 3, 2, 3, 2 },
+      { results["0"].deleted, results["0"].failed, results["1"].deleted, results["1"].failed })
+    local resp = call("GET", "/metrics")
+    assert.matches("^text/plain", resp.headers["content-type"])
+    assert.matches('eip_requests_total{operation="delete_bandwidth",outcome="ok",status="204"} 6\n', resp.body, 1, true)
+    assert.matches('eip_requests_total{operation="delete_bandwidth",outcome="http",status="404"} 4\n', resp.body, 1,
+      true)
+    assert.matches('eip_request_duration_seconds_count{operation="delete_bandwidth"} 10\n', resp.body, 1, true)
+  end)
+end)
