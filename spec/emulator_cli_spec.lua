@@ -4,10 +4,11 @@
 -- and a missing nginx or Lua module is explained.
 local cjson = require "cjson"
 local nginx = require "spec.support.nginx"
+local host = require "spec.support.host"
 
 local ROOT = nginx.capture("pwd")
-local EMULATOR = "lua5.4 " .. ROOT .. "/bin/eip-emulator"
-local EIP = "lua5.4 " .. ROOT .. "/bin/eip"
+local EMULATOR = host.lua .. " " .. ROOT .. "/bin/eip-emulator"
+local EIP = host.lua .. " " .. ROOT .. "/bin/eip"
 local q = nginx.shell_quote
 
 -- Runs a shell script in a clean environment (PATH and HOME only, plus env), from /tmp.
@@ -17,7 +18,7 @@ local function sh(script, env)
   for k, v in pairs(env or {}) do vars[#vars + 1] = k .. "=" .. q(v) end
   local f = assert(io.popen("cd /tmp && env -i " .. table.concat(vars, " ") .. " sh -c " .. q(script)
     .. " 2>&1; echo \"rc=$?\""))
-  local out = f:read("a")
+  local out = f:read("*a")
   f:close()
   local code = tonumber(out:match("rc=(%d+)\n$"))
   return code, out:gsub("rc=%d+\n$", "")

@@ -3,6 +3,7 @@
 -- and always deletes it (on success, on failure, on Ctrl-C).
 local fixture = require "spec.support.fixture"
 local nginx = require "spec.support.nginx"
+local host = require "spec.support.host"
 local socket = require "socket"
 
 local ROOT = nginx.capture("pwd")
@@ -25,18 +26,17 @@ describe("make test-live, pointed at the emulator", function()
   -- The command line of the script with only `vars` in its environment (false: left out).
   local function command(vars)
     local all = { PATH = os.getenv("PATH"), HOME = dir, LUA_PATH = ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;",
-      LUA_CPATH = ROOT .. "/build/lua5.4/?.so;;", EIP_LIVE = "1", EIP_ENDPOINT = emu.url,
+      LUA_CPATH = ROOT .. "/" .. host.cpath .. ";;", EIP_LIVE = "1", EIP_ENDPOINT = emu.url,
       OS_AUTH_TOKEN = emu.token, HUAWEICLOUD_SDK_PROJECT_ID = emu.project_id }
     for k, v in pairs(vars or {}) do all[k] = v or nil end
     local env = {}
     for k, v in pairs(all) do env[#env + 1] = k .. "=" .. q(v) end
-    return string.format("env -i %s lua5.4 %s/scripts/live-check.lua", table.concat(env, " "), q(ROOT))
+    return string.format("env -i %s %s %s/scripts/live-check.lua", table.concat(env, " "), host.lua, q(ROOT))
   end
 
   local function run(vars)
-    local out = dir .. "/out"
-    local _, _, code = os.execute(command(vars) .. " >" .. q(out) .. " 2>&1")
-    return code, nginx.read_file(out) or ""
+    local text, code = host.run(command(vars) .. " 2>&1")
+    return code, text
   end
 
   it("refuses to run without EIP_LIVE=1", function()
