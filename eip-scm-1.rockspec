@@ -44,6 +44,7 @@ build = {
       ["eip.errors"] = "lua/eip/errors.lua",
       ["eip.ops"] = "lua/eip/ops.lua",
       ["eip.profile"] = "lua/eip/profile.lua",
+      ["eip.proxy"] = "lua/eip/proxy.lua",
       ["eip.regions"] = "lua/eip/regions.lua",
       ["eip.pipeline"] = "lua/eip/pipeline.lua",
       ["eip.retry"] = "lua/eip/retry.lua",
