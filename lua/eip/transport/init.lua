@@ -27,7 +27,27 @@
 --   connect_timeout  seconds to connect, TLS handshake included, within `timeout` (10)
 --   low_speed_limit, low_speed_time   abort (28) when fewer than low_speed_limit bytes/s
 --                    arrive for low_speed_time seconds; 0 turns it off (0, 0)
---   body_cap         bytes of body kept (1 MiB) }
+--   body_cap         bytes of body kept (1 MiB)
+--   proxy            nil or false: straight to the URL's host. Neither transport ever reads
+--                    the environment (http_proxy, ALL_PROXY, no_proxy) by itself: the client
+--                    decides, in Lua, once (lua/eip/proxy.lua: the option, else the
+--                    environment; never for loopback or link-local hosts), and puts the
+--                    decision here. Otherwise a read-only table, the same for every request
+--                    through that proxy:
+--                      url            "http://host:port" (never credentials)
+--                      host, port     the proxy (an IPv6 address in brackets)
+--                      name           "host:port", for messages
+--                      user, password the Basic credentials, decoded (both absent, or both set)
+--                      authorization  "Basic <base64 of user:password>", when credentials are
+--                                     given: sent as Proxy-Authorization to the proxy only
+--                    https URLs ALWAYS go through a CONNECT tunnel ("CONNECT host:port
+--                    HTTP/1.1", Host, Proxy-Authorization, User-Agent, Proxy-Connection:
+--                    Keep-Alive), then TLS to the URL's host inside it, verified exactly as
+--                    without a proxy (SNI and certificate name or IP checks): the proxy sees
+--                    the CONNECT line and encrypted bytes, never the request. http URLs are
+--                    sent to the proxy with an absolute-form target ("DELETE http://host:port/
+--                    path HTTP/1.1"), plus Proxy-Authorization and Proxy-Connection: the proxy
+--                    sees everything, headers included. }
 --
 -- THE RESPONSE  resp = {
 --   status           status of the final answer (interim 1xx answers are skipped); 0 when no
@@ -47,7 +67,13 @@
 --   curl_code        the CURLcode libcurl gives for the failure (the cosocket transport reports
 --                    the same code for the same failure; table below)
 --   curl_error       one line of text saying what happened; never contains request headers
---   error_kind       M.error_kind(curl_code, curl_error): one of M.KIND_NAMES }
+--   error_kind       M.error_kind(curl_code, curl_error, req.proxy, proxy_status): one of
+--                    M.KIND_NAMES
+--   proxy_status     (through a proxy) the status of the PROXY's own answer that ended the
+--                    exchange: a CONNECT answered with anything but 2xx, or a 407 to a
+--                    plain-http request (the EIP API never answers 407). Then `status` is 0
+--                    and nothing of the proxy's answer is kept (no captured header, body "").
+--                    A proxy's answer is never reported as the API's. }
 -- A failure can come with what arrived before it: the status and captured headers of an answer
 -- whose body then broke off, and that partial body. No other fields are set.
 --
@@ -87,6 +113,14 @@
 --   broken chunked framing (bad or too long chunk size,    56 protocol
 --     no CRLF after chunk data, trailer line too long)
 --   a Transfer-Encoding other than chunked                 61 protocol (see below)
+--   through a proxy (req.proxy set):
+--     the proxy's name cannot be resolved                  5  proxy
+--     the proxy refused the connection, or is unreachable  7  proxy
+--     the proxy answered CONNECT with a non-2xx status     56 proxy ("CONNECT tunnel failed,
+--                                                             response N"; proxy_status N)
+--     the proxy answered a plain-http request with 407     56 proxy ("Received HTTP code 407
+--                                                             from proxy"; proxy_status 407)
+--     (a timeout, a reset or a TLS failure through a proxy keeps its own kind)
 --   anything else                                          KINDS, or "other"
 --
 -- WHERE THE TRANSPORTS DIFFER (and why)
@@ -108,6 +142,13 @@
 --  * Chunked trailers: captured headers in them are captured by both (libcurl hands trailers to
 --    the header callback); their lines are bounded by LIMITS.trailer_line in both, their number
 --    only by `timeout`.
+--  * Proxies: the proxy's host name is resolved as any other (nginx's `resolver` for cosockets).
+--    The answer to CONNECT is read with the same bounds as any head, within connect_timeout;
+--    its body, if any, is never read (the connection is closed after a refusal; libcurl reads
+--    and drops it). A proxy that closes or answers garbage before its status line gives the
+--    codes of the table above (52, 1, ...) in both, with texts that differ. Idle tunnels are
+--    pooled by nginx per endpoint, verification and proxy (its credentials as a hash), plain
+--    proxy connections per proxy.
 --
 -- CHOOSING THE TRANSPORT
 -- Inside nginx (OpenResty or nginx + lua-nginx-module) the choice is made per send(), from
@@ -138,7 +179,7 @@ M.LIMITS = {
 M.CAPTURED_MAX = 255
 
 --- The error kinds, in the order of the contract's table.
-M.KIND_NAMES = { "dns", "connect", "timeout", "reset", "tls", "protocol", "other" }
+M.KIND_NAMES = { "dns", "connect", "timeout", "reset", "tls", "protocol", "proxy", "other" }
 
 --- CURLcode -> error kind. Codes not listed are "other". Two codes libcurl gives for more than
 -- one thing are refined by M.error_kind from the text: 56 (a reset, or a broken answer).
@@ -168,13 +209,21 @@ M.KINDS = {
   [100] = "protocol", -- CURLE_TOO_LARGE (libcurl >= 8.6: header line or block too large)
 }
 
+--- Through a proxy, the codes that can only be about the proxy (libcurl connects to nothing
+-- else): its name did not resolve, it refused or could not be reached.
+M.PROXY_CODES = { [5] = true, [7] = true }
+
 local KINDS = M.KINDS
+local PROXY_CODES = M.PROXY_CODES
 local find = string.find
 
 --- The error kind of a failure: KINDS[code], except that 56 with libcurl's texts for a broken
--- answer ("Too large response headers", "... in chunked-encoding") is "protocol", not "reset".
--- Unknown codes are "other".
-function M.error_kind(code, text)
+-- answer ("Too large response headers", "... in chunked-encoding") is "protocol", not "reset";
+-- and that through a proxy (`proxy`: the request's proxy, or any true value) a failure the
+-- proxy's own answer caused (`proxy_status`) or one of PROXY_CODES is "proxy". Unknown codes
+-- are "other".
+function M.error_kind(code, text, proxy, proxy_status)
+  if proxy and (proxy_status or PROXY_CODES[code]) then return "proxy" end
   if code == 56 and type(text) == "string"
       and (find(text, "chunked-encod", 1, true) or find(text, "Too large response headers", 1, true)) then
     return "protocol"
