@@ -1,7 +1,7 @@
 -- Proxies: the decision (eip.proxy: the option, the environment with curl's conventions,
 -- no_proxy, loopback never proxied) and a client behind a real forward proxy written for the
 -- tests (spec/support/proxy.lua: absolute-form forwarding, CONNECT tunnels, Basic auth, a log
--- of what it saw) through libcurl, single calls and batches. The
+-- of what it saw) through libcurl, single calls and batches; the command line's options. The
 -- cosocket transport's CONNECT path inside nginx is proven with the same proxy in
 -- spec/transport_conformance_spec.lua.
 --
@@ -483,5 +483,72 @@ describe("a client behind a forward proxy (libcurl)", function()
     assert.equal("proxy", results[1].kind)
     assert.equal(1, #guarded:seen())
     assert.equal(5, #emu:bandwidths())
+  end)
+end)
+
+describe("eip --proxy / --no-proxy", function()
+  local fx = fixture.emulator()
+  local emu, open
+
+  setup(function()
+    emu = fx.start()
+    open = proxy.start{ names = { [NAME] = "127.0.0.1" } }
+  end)
+  teardown(function()
+    if open then open:stop() end
+    fx.stop()
+  end)
+  before_each(function()
+    fx.reset()
+    open:reset()
+  end)
+
+  -- The command with a clean environment plus `env`; returns exit code, stdout, stderr.
+  local function run(args, env)
+    local vars = { PATH = os.getenv("PATH"), HOME = "/tmp", OS_AUTH_TOKEN = emu.token,
+      HUAWEICLOUD_SDK_PROJECT_ID = emu.project_id }
+    for k, v in pairs(env or {}) do vars[k] = v end
+    local list = {}
+    for k, v in pairs(vars) do list[#list + 1] = k .. "=" .. nginx.shell_quote(v) end
+    local out, err = os.tmpname(), os.tmpname()
+    local _, _, code = os.execute(string.format("env -i %s lua5.4 bin/eip %s >%s 2>%s", table.concat(list, " "),
+      args, out, err))
+    local o, e = nginx.read_file(out), nginx.read_file(err)
+    os.remove(out)
+    os.remove(err)
+    return code, o, e
+  end
+
+  local endpoint = function() return "--endpoint http://" .. NAME .. ":" .. emu.port end
+
+  it("--proxy URL sends through that proxy", function()
+    local code, out, err = run("list-bandwidths " .. endpoint() .. " --proxy " .. open.url)
+    assert.equal(0, code, err)
+    assert.matches("bandwidth%(s%)", out)
+    assert.equal("GET", open:seen()[1].method)
+  end)
+
+  it("--no-proxy ignores the environment's proxy", function()
+    local code = run("list-bandwidths " .. endpoint() .. " --no-proxy --max-attempts 1", { http_proxy = open.url })
+    assert.equal(1, code, "direct: the name resolves nowhere but at the proxy")
+    assert.equal(0, #open:seen())
+    code = run("list-bandwidths " .. endpoint(), { http_proxy = open.url })
+    assert.equal(0, code)
+    assert.equal(1, #open:seen())
+  end)
+
+  it("refuses credentials in --proxy without echoing them, and --proxy with --no-proxy", function()
+    local code, out, err = run("list-bandwidths " .. endpoint() .. " --proxy http://u:" .. SECRET .. "@127.0.0.1:"
+      .. open.port)
+    assert.equal(2, code)
+    assert.matches("https_proxy", err)
+    assert.is_false(has(out .. err, SECRET))
+    code, _, err = run("list-bandwidths " .. endpoint() .. " --proxy " .. open.url .. " --no-proxy")
+    assert.equal(2, code)
+    assert.matches("exclusive", err)
+    assert.equal(0, #open:seen())
+    local _, help = run("list-bandwidths --help")
+    assert.matches("%-%-proxy URL", help)
+    assert.matches("%-%-no%-proxy", help)
   end)
 end)

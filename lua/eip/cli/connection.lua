@@ -3,9 +3,12 @@
 --
 -- Credentials are never options: the library reads them from the environment (`OS_AUTH_TOKEN`,
 -- `HUAWEICLOUD_SDK_AK`/`_SK`/...), as for `eip.new{}`. The endpoint comes from `--endpoint`,
--- else `$EIP_ENDPOINT` (unless `--region` is given), else the region.
+-- else `$EIP_ENDPOINT` (unless `--region` is given), else the region. The proxy comes from
+-- `--proxy` (never with credentials: they go in the environment), else the environment, unless
+-- `--no-proxy`.
 -- @module eip.cli.connection
 local eip = require "eip"
+local usage = require("eip.cli.args").usage
 
 local M = {}
 
@@ -17,6 +20,9 @@ local OPTIONS = {
   { "--timeout", value = "S", key = "timeout", number = true, help = "seconds per attempt (default 30)" },
   { "--max-attempts", value = "N", key = "max_attempts", integer = true, help = "attempts per call (default 3)" },
   { "--debug", key = "debug", help = "log every request and response to stderr (secrets redacted)" },
+  { "--proxy", value = "URL", key = "proxy",
+    help = "http://host:port proxy (default: $https_proxy, $http_proxy, ..., minus $no_proxy)" },
+  { "--no-proxy", key = "no_proxy", help = "no proxy, whatever the environment says" },
 }
 
 --- A command's own options followed by the connection options.
@@ -39,14 +45,22 @@ end
 -- the ECS metadata service), authenticated before any API call unless `opts.dry_run`.
 -- Raises an eip usage error when the library refuses them (no credentials, a bad endpoint...).
 -- @tparam table opts the parsed options (`endpoint`, `region`, `project_id`, `timeout`,
--- `max_attempts`, `debug`, `dry_run`)
+-- `max_attempts`, `debug`, `proxy`, `no_proxy`, `dry_run`)
 -- @return an eip client
 function M.client(opts)
   local endpoint = opts.endpoint
   if endpoint == nil and opts.region == nil then endpoint = getenv("EIP_ENDPOINT") end
+  local proxy = opts.proxy
+  if proxy ~= nil and opts.no_proxy then usage("--proxy and --no-proxy are exclusive: give one of them") end
+  -- Credentials in a proxy URL are a secret: arguments show in ps and in shell history.
+  if proxy ~= nil and proxy:find("@", 1, true) then
+    usage("--proxy must not carry credentials (they would show in ps and shell history): "
+      .. "export https_proxy=http://user:pass@host:port instead")
+  end
+  if opts.no_proxy then proxy = false end
   local client = eip.new{
     endpoint = endpoint, region = opts.region, project_id = opts.project_id,
-    timeout = opts.timeout, max_attempts = opts.max_attempts, debug = opts.debug or nil,
+    timeout = opts.timeout, max_attempts = opts.max_attempts, debug = opts.debug or nil, proxy = proxy,
   }
   if not opts.dry_run then client:authenticate() end
   return client
