@@ -182,8 +182,8 @@ end
 local function proxy_failure(name, resp, detail)
   local status = resp.proxy_status
   if status == 407 then
-    return "auth", "proxy authentication required: the proxy " .. name .. " answered 407 Proxy "
-      .. "Authentication Required (check the user and password of the proxy setting)"
+    return "auth", "proxy authentication required (407 from the proxy " .. name .. "): check the user "
+      .. "and password of the proxy setting"
   elseif status then
     return "status", string.format("the proxy %s refused the request with %d (%s)", name, status, detail)
   elseif resp.curl_code == 5 then

@@ -84,7 +84,8 @@ end
 -- `secret_body`, the body's size only (it holds credentials).
 function M.response(out, resp, clean, secret_body)
   if resp.curl_code then
-    out(string.format("eip: < transport error (curl %d): %s", resp.curl_code, resp.curl_error or ""))
+    local what = resp.proxy_status and ("the proxy answered " .. resp.proxy_status) or "transport error"
+    out(string.format("eip: < %s (curl %d): %s", what, resp.curl_code, resp.curl_error or ""))
     return
   end
   out(string.format("eip: < %d (%.1f ms, request-id %s)", resp.status, (resp.elapsed or 0) * 1000,
