@@ -40,7 +40,8 @@ describe("the transport contract, through both transports", function()
     pki = tls.make_pki()
     emu = emulator.start()
     front = tls.start(emu, pki)
-    open_proxy = proxy.start{ names = { [NAME] = "127.0.0.1" }, deny = { "blocked.test" } }
+    open_proxy = proxy.start{ names = { [NAME] = "127.0.0.1" }, deny = { "blocked.test" },
+      misbehave = { ["drop.test"] = "drop", ["garbage.test"] = "garbage", ["cut.test"] = "cut" } }
     guarded_proxy = proxy.start{ names = { [NAME] = "127.0.0.1" }, auth = PROXY_USER .. ":" .. PROXY_SECRET }
     -- Host names: libcurl resolves localhost from /etc/hosts; nginx asks this responder.
     resolver = dns.start{ "localhost" }
@@ -436,6 +437,22 @@ describe("the transport contract, through both transports", function()
     { name = "a proxy's 502 to CONNECT (a name it cannot resolve)",
       url = function() return "https://unknown.test:443/conformance" end, proxy = via_open,
       expect = { status = 0, curl_code = 56, error_kind = "proxy", proxy_status = 502, body = "" } },
+
+    { name = "a proxy that closes before answering CONNECT",
+      url = function() return "https://drop.test:443/conformance" end, proxy = via_open,
+      expect = { status = 0, curl_code = 56, error_kind = "reset", proxy_status = NONE } },
+
+    { name = "a proxy that answers CONNECT with garbage",
+      url = function() return "https://garbage.test:443/conformance" end, proxy = via_open,
+      expect = { status = 0, curl_code = 56, error_kind = "reset", proxy_status = NONE } },
+
+    { name = "a proxy that closes inside its answer to CONNECT",
+      url = function() return "https://cut.test:443/conformance" end, proxy = via_open,
+      expect = { status = 0, curl_code = 56, error_kind = "reset", proxy_status = NONE } },
+
+    { name = "a proxy that closes before answering a plain request",
+      url = function() return "http://drop.test/conformance" end, proxy = via_open,
+      expect = { status = 0, curl_code = 52, error_kind = "reset", proxy_status = NONE } },
 
     { name = "a proxy that refuses the connection",
       url = proxied_url("trusted"),

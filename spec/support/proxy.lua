@@ -7,6 +7,9 @@
 --     auth  = "user:pass",                        -- optional: else 407 (Proxy-Authenticate: Basic)
 --     names = { ["vpc.proxied.test"] = "127.0.0.1" }, -- how the PROXY resolves target names
 --     deny  = { "blocked.test" },                 -- names answered 403 (CONNECT or plain)
+--     misbehave = { ["drop.test"] = "drop" },     -- names answered by closing at once ("drop"),
+--                                                 -- with garbage ("garbage"), or with a head cut
+--                                                 -- short ("cut")
 --   }
 --   p.port, p.url                  "http://127.0.0.1:<port>"
 --   p:seen()                       the request heads it received, oldest first: { method, target,
@@ -56,7 +59,7 @@ local function serve(dir, owner_pid)
   local socket = require "socket"
   local cjson = require "cjson"
   local opts = cjson.decode(assert(io.open(dir .. "/options.json")):read("a"))
-  local names, deny = opts.names or {}, {}
+  local names, deny, misbehave = opts.names or {}, {}, opts.misbehave or {}
   for _, n in ipairs(opts.deny or {}) do deny[n:lower()] = true end
   local expected_auth = opts.auth and ("Basic " .. M.base64(opts.auth)) or nil
 
@@ -195,12 +198,6 @@ local function serve(dir, owner_pid)
     local req = parse(head)
     log:write(cjson.encode(req), "\n")
     log:flush()
-    if expected_auth and req.headers["proxy-authorization"] ~= expected_auth then
-      return answer(client, 407, "Proxy Authentication Required",
-        "Proxy-Authenticate: Basic realm=\"eip-test\"\r\nX-Request-Id: from-the-proxy\r\n"
-        .. "Content-Type: application/json\r\n",
-        '{"code":"PROXY.0407","message":"the test proxy wants credentials"}')
-    end
     local host, port, path
     if req.method == "CONNECT" then
       host, port = req.target:match("^%[?([^%]]+)%]?:(%d+)$")
@@ -215,6 +212,18 @@ local function serve(dir, owner_pid)
       end
     end
     if not host then return answer(client, 400, "Bad Request") end
+    local how = misbehave[host:lower()]
+    if how then
+      if how == "garbage" then send(client, "SSH-2.0-OpenSSH_9.2p1\r\n\r\n") end
+      if how == "cut" then send(client, "HTTP/1.1 200 Connection established\r\nX-Cut: yes\r\n") end
+      return close(client)
+    end
+    if expected_auth and req.headers["proxy-authorization"] ~= expected_auth then
+      return answer(client, 407, "Proxy Authentication Required",
+        "Proxy-Authenticate: Basic realm=\"eip-test\"\r\nX-Request-Id: from-the-proxy\r\n"
+        .. "Content-Type: application/json\r\n",
+        '{"code":"PROXY.0407","message":"the test proxy wants credentials"}')
+    end
     if deny[host:lower()] then return answer(client, 403, "Forbidden", nil, "denied by the test proxy") end
     local up, err = upstream(host, tonumber(port))
     if not up then return answer(client, 502, "Bad Gateway", nil, "cannot reach " .. host .. ": " .. err) end
@@ -336,7 +345,7 @@ function M.start(opts)
   local dir = nginx.capture("mktemp -d " .. nginx.shell_quote(base .. "/eip-proxy.XXXXXXXX"))
   assert(dir:match("^/[%w/._-]*/eip%-proxy%.%w+$"), "mktemp -d failed")
   nginx.write_file(dir .. "/options.json", cjson.encode{ auth = opts.auth, names = opts.names or {},
-    deny = opts.deny or {} })
+    deny = opts.deny or {}, misbehave = opts.misbehave or {} })
   local cmd = string.format("echo $$; exec lua5.4 %s serve %d %s", nginx.shell_quote(HERE .. "/proxy.lua"),
     math.tointeger(nginx.MY_PID), nginx.shell_quote(dir))
   local handle = assert(io.popen(cmd, "r"))

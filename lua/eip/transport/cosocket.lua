@@ -400,9 +400,15 @@ local function tunnel(self, x, sock, t, v)
   if x.connect_deadline < deadline then x.deadline = x.connect_deadline end
   local ok = http1.read(x, "CONNECT")
   x.deadline, x.sock = deadline, nil
-  local status = x.resp.status
+  local status, code = x.resp.status, x.resp.curl_code
   http1.clear_answer(x)
-  if not ok then return nil end
+  if code == 28 then return nil end
+  if not ok or x.head_cut then
+    -- No answer, garbage or a head cut short: libcurl's texts and code (a reset, not a refusal).
+    http1.clear_failure(x)
+    if code == 1 then return http1.fail(x, 56, "CONNECT tunnel failed, response 0") end
+    return http1.fail(x, 56, "Proxy CONNECT aborted")
+  end
   if status < 200 or status > 299 then
     x.resp.proxy_status = status
     return http1.fail(x, 56, "CONNECT tunnel failed, response " .. status)

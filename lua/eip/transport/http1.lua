@@ -710,13 +710,17 @@ local function read_until_close(x)
 end
 
 --- Reads the answer to a `method` request from x's source into x.resp. Returns true and whether
--- the connection may be reused when an answer came (complete or truncated), or nil when it
+-- the connection may be reused when an answer came (complete or truncated; x.head_cut is set
+-- when the stream ended inside its head, which libcurl takes as it is), or nil when it
 -- failed (x.resp has curl_code, curl_error, error_kind; and the status, headers and partial
 -- body of an answer that broke off). Never raises for anything the source delivers.
 function M.read(x, method)
-  x.lines_seen, x.stored_header = 0, false
+  x.lines_seen, x.stored_header, x.head_cut = 0, false, false
   local h = read_head(x, method)
-  if h == false then return true, false end -- ended inside the head: taken as it is
+  if h == false then -- ended inside the head: taken as it is (x.head_cut tells)
+    x.head_cut = true
+    return true, false
+  end
   if not h then return nil end
   local status = x.resp.status
   if h.bodyless then

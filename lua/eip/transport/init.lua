@@ -143,12 +143,15 @@
 --    the header callback); their lines are bounded by LIMITS.trailer_line in both, their number
 --    only by `timeout`.
 --  * Proxies: the proxy's host name is resolved as any other (nginx's `resolver` for cosockets).
---    The answer to CONNECT is read with the same bounds as any head, within connect_timeout;
---    its body, if any, is never read (the connection is closed after a refusal; libcurl reads
---    and drops it). A proxy that closes or answers garbage before its status line gives the
---    codes of the table above (52, 1, ...) in both, with texts that differ. Idle tunnels are
---    pooled by nginx per endpoint, verification and proxy (its credentials as a hash), plain
---    proxy connections per proxy.
+--    The answer to CONNECT is read by eip.transport.http1 with the same bounds and rules as any
+--    head, within connect_timeout; its body, if any, is never read (the connection is closed
+--    after a refusal; libcurl reads and drops it). A proxy that closes before or inside its
+--    CONNECT answer, or answers garbage, is 56 "reset" in both ("Proxy CONNECT aborted",
+--    "CONNECT tunnel failed, response 0"), the request never sent. A CONNECT answer whose head
+--    breaks a rule of the table above (a line without a colon, ...) fails as that row says over
+--    cosockets; libcurl's own CONNECT reader is more lenient and may take the tunnel. Idle
+--    tunnels are pooled by nginx per endpoint, verification and proxy (its credentials as a
+--    hash), plain proxy connections per proxy.
 --
 -- CHOOSING THE TRANSPORT
 -- Inside nginx (OpenResty or nginx + lua-nginx-module) the choice is made per send(), from
