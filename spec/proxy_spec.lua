@@ -9,7 +9,6 @@
 -- the proxy name a host only the proxy resolves (tls.PROXIED_NAME, "vpc.proxied.test", which the
 -- TLS front's certificate also carries): direct, the name does not resolve at all, so a call
 -- that succeeds went through the proxy, and one that must not use it shows in the proxy's log.
-local eip = require "eip"
 local client_mod = require "eip.client"
 local settings = require "eip.proxy"
 local fixture = require "spec.support.fixture"
@@ -192,7 +191,9 @@ describe("a client behind a forward proxy (libcurl)", function()
 
   local function http_url() return "http://" .. NAME .. ":" .. emu.port end
   local function https_url() return "https://" .. NAME .. ":" .. front.ports.trusted end
-  local function with_auth(p, password) return "http://" .. USER .. ":" .. (password or SECRET) .. "@127.0.0.1:" .. p.port end
+  local function with_auth(p, password)
+    return "http://" .. USER .. ":" .. (password or SECRET) .. "@127.0.0.1:" .. p.port
+  end
 
   local clients = {}
   after_each(function()
@@ -228,7 +229,8 @@ describe("a client behind a forward proxy (libcurl)", function()
       seen[1].line)
     assert.equal(BASIC, seen[1].headers["proxy-authorization"])
     assert.equal(NAME .. ":" .. emu.port, seen[1].headers.host)
-    assert.equal(emu.token, seen[1].headers["x-auth-token"], "plain http: the proxy reads the token (hence the warning)")
+    assert.equal(emu.token, seen[1].headers["x-auth-token"],
+      "plain http: the proxy reads the token (hence the warning)")
     assert.is_nil(emu:requests()[1].headers["proxy-authorization"], "the proxy's credentials stop at the proxy")
   end)
 
@@ -413,7 +415,8 @@ describe("a client behind a forward proxy (libcurl)", function()
     local function log(line) lines[#lines + 1] = line end
     local id = create()
     -- The API (through the proxy) echoes the password in an error message.
-    emu:inject{ method = "DELETE", status = 500, body = { code = "VPC.9999", message = "echo " .. SECRET .. " " .. BASIC } }
+    emu:inject{ method = "DELETE", status = 500,
+      body = { code = "VPC.9999", message = "echo " .. SECRET .. " " .. BASIC } }
     local client = new{ endpoint = http_url(), proxy = with_auth(guarded), max_attempts = 1, log = log }
     local err = raised(client.delete_bandwidth, client, id)
     assert.equal("http", err.kind)
@@ -543,9 +546,10 @@ describe("eip --proxy / --no-proxy", function()
     assert.equal(2, code)
     assert.matches("https_proxy", err)
     assert.is_false(has(out .. err, SECRET))
-    code, _, err = run("list-bandwidths " .. endpoint() .. " --proxy " .. open.url .. " --no-proxy")
+    code, out, err = run("list-bandwidths " .. endpoint() .. " --proxy " .. open.url .. " --no-proxy")
     assert.equal(2, code)
     assert.matches("exclusive", err)
+    assert.equal("", out)
     assert.equal(0, #open:seen())
     local _, help = run("list-bandwidths --help")
     assert.matches("%-%-proxy URL", help)

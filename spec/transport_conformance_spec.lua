@@ -397,7 +397,7 @@ describe("the transport contract, through both transports", function()
       arrange = inject{ status = 204 },
       expect = { status = 204, curl_code = NONE, proxy_status = NONE },
       varies = { request_id = true },
-      check = function(resp, label)
+      check = function(_, label)
         assert.equal("DELETE http://" .. NAME .. ":" .. emu.port .. "/conformance HTTP/1.1", last_seen(open_proxy).line,
           label)
       end },
@@ -717,9 +717,9 @@ describe("the transport contract, through both transports", function()
     local seen = guarded_proxy:seen()
     assert.is_true(#seen >= 1)
     for _, s in ipairs(seen) do assert.equal("CONNECT", s.method) end
-    local raw = guarded_proxy:raw()
-    assert.is_nil(raw:find(emu.token, 1, true))
-    assert.is_nil(raw:find("bw-proxied", 1, true))
+    local received = guarded_proxy:raw()
+    assert.is_nil(received:find(emu.token, 1, true))
+    assert.is_nil(received:find("bw-proxied", 1, true))
   end)
 
   it("client:delete_bandwidth through a proxy that answers 407: the same proxy error in both", function()

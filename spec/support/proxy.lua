@@ -25,7 +25,8 @@
 --
 -- Plain requests are forwarded one per connection (the upstream gets "Connection: close", the
 -- client gets its answer with "Connection: close", and the connection is then closed); tunnels
--- relay bytes both ways until either side closes. The process exits when stopped, or when the process that started it is gone.
+-- relay bytes both ways until either side closes. The process exits when stopped, or when the
+-- process that started it is gone.
 local M = {}
 
 local nginx = (function()
@@ -65,10 +66,10 @@ local function serve(dir, owner_pid)
 
   local server = assert(socket.bind("127.0.0.1", 0))
   server:settimeout(0)
-  local _, port = server:getsockname()
+  local _, listening = server:getsockname()
   local log = assert(io.open(dir .. "/seen.jsonl", "a"))
   local raw = assert(io.open(dir .. "/raw", "ab"))
-  io.stdout:write(port, "\n")
+  io.stdout:write(listening, "\n")
   io.stdout:flush()
 
   -- A coroutine per direction of each connection; each waits on one socket at a time.
