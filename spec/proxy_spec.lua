@@ -218,31 +218,30 @@ describe("a client behind a forward proxy (libcurl)", function()
 
   local function create() return emu:create_bandwidth{ size = 10, share_type = "WHOLE" } end
 
-  it("sends http through the proxy in absolute form: the proxy sees the whole request", function()
+  -- Deletes a new bandwidth at `url` through the guarded proxy, with its credentials: the one
+  -- request head the proxy received, and the id.
+  local function delete_through_guarded(url)
     local id = create()
-    local res = new{ endpoint = http_url(), proxy = with_auth(guarded) }:delete_bandwidth(id)
-    assert.equal(204, res.status)
+    assert.equal(204, new{ endpoint = url, proxy = with_auth(guarded) }:delete_bandwidth(id).status)
     assert.is_nil(emu:get_bandwidth(id))
     local seen = guarded:seen()
     assert.equal(1, #seen)
-    assert.equal("DELETE " .. http_url() .. emu:delete_path(id):gsub("[%^%$]", ""):gsub("%%", "") .. " HTTP/1.1",
-      seen[1].line)
     assert.equal(BASIC, seen[1].headers["proxy-authorization"])
-    assert.equal(NAME .. ":" .. emu.port, seen[1].headers.host)
-    assert.equal(emu.token, seen[1].headers["x-auth-token"],
-      "plain http: the proxy reads the token (hence the warning)")
+    return seen[1], id
+  end
+
+  it("sends http through the proxy in absolute form: the proxy sees the whole request", function()
+    local seen, id = delete_through_guarded(http_url())
+    assert.equal("DELETE " .. http_url() .. emu:delete_path(id):gsub("[%^%$]", ""):gsub("%%", "") .. " HTTP/1.1",
+      seen.line)
+    assert.equal(NAME .. ":" .. emu.port, seen.headers.host)
+    assert.equal(emu.token, seen.headers["x-auth-token"], "plain http: the proxy reads the token (hence the warning)")
     assert.is_nil(emu:requests()[1].headers["proxy-authorization"], "the proxy's credentials stop at the proxy")
   end)
 
   it("sends https through CONNECT only: the proxy never sees the token, the path or a signature", function()
-    local id = create()
-    local res = new{ endpoint = https_url(), proxy = with_auth(guarded) }:delete_bandwidth(id)
-    assert.equal(204, res.status)
-    assert.is_nil(emu:get_bandwidth(id))
-    local seen = guarded:seen()
-    assert.equal(1, #seen)
-    assert.equal("CONNECT " .. NAME .. ":" .. front.ports.trusted .. " HTTP/1.1", seen[1].line)
-    assert.equal(BASIC, seen[1].headers["proxy-authorization"])
+    local seen, id = delete_through_guarded(https_url())
+    assert.equal("CONNECT " .. NAME .. ":" .. front.ports.trusted .. " HTTP/1.1", seen.line)
     local sent = emu:requests()
     assert.equal(emu.token, sent[#sent].headers["x-auth-token"], "the API got the token, through the tunnel")
     -- Signed (AK/SK) too: whatever the API answers, the proxy saw no part of the request.

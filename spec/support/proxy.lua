@@ -29,12 +29,7 @@
 -- process that started it is gone.
 local M = {}
 
-local nginx = (function()
-  local ok, mod = pcall(require, "spec.support.nginx")
-  return ok and mod or nil
-end)()
-
-local HERE = nginx and nginx.dir_of(debug.getinfo(1, "S").source)
+local SOURCE = debug.getinfo(1, "S").source
 
 local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -302,16 +297,18 @@ local function serve(dir, owner_pid)
   end
 end
 
--- The handle in the spec process ------------------------------------------------------------------
+-- The handle in the spec process (the child process, run as a script, needs none of this) ---------
 
 local Proxy = {}
 Proxy.__index = Proxy
+
+local function nginx() return require "spec.support.nginx" end
 
 --- The request heads the proxy received, oldest first.
 function Proxy:seen()
   local cjson = require "cjson"
   local out = {}
-  for line in (nginx.read_file(self.dir .. "/seen.jsonl") or ""):gmatch("[^\n]+") do
+  for line in (nginx().read_file(self.dir .. "/seen.jsonl") or ""):gmatch("[^\n]+") do
     out[#out + 1] = cjson.decode(line)
   end
   return out
@@ -319,45 +316,41 @@ end
 
 --- Every byte clients sent to the proxy (request heads, bodies and tunnelled bytes).
 function Proxy:raw()
-  return nginx.read_file(self.dir .. "/raw") or ""
+  return nginx().read_file(self.dir .. "/raw") or ""
 end
 
 --- Forgets what the proxy saw (its files are opened for appending, so truncating them is enough).
 function Proxy:reset()
-  nginx.write_file(self.dir .. "/seen.jsonl", "")
-  nginx.write_file(self.dir .. "/raw", "")
+  nginx().write_file(self.dir .. "/seen.jsonl", "")
+  nginx().write_file(self.dir .. "/raw", "")
 end
 
 --- Stops the proxy and removes its files.
 function Proxy:stop()
   if self.stopped then return end
   self.stopped = true
-  os.execute("kill " .. math.tointeger(self.pid) .. " 2>/dev/null")
-  self.handle:close()
-  if self.dir:match("^/[%w/._-]*/eip%-proxy%.%w+$") then os.execute("rm -rf " .. nginx.shell_quote(self.dir)) end
+  self.process:stop()
+  if self.dir:match("^/[%w/._-]*/eip%-proxy%.%w+$") then os.execute("rm -rf " .. nginx().shell_quote(self.dir)) end
 end
 
 --- Starts a proxy (options above). Returns it with `port`, `url`, `seen`, `raw`, `reset`, `stop`.
 function M.start(opts)
   local cjson = require "cjson"
+  local n = nginx()
   opts = opts or {}
   local base = os.getenv("TMPDIR")
   if not base or base == "" then base = "/tmp" end
-  local dir = nginx.capture("mktemp -d " .. nginx.shell_quote(base .. "/eip-proxy.XXXXXXXX"))
+  local dir = n.capture("mktemp -d " .. n.shell_quote(base .. "/eip-proxy.XXXXXXXX"))
   assert(dir:match("^/[%w/._-]*/eip%-proxy%.%w+$"), "mktemp -d failed")
-  nginx.write_file(dir .. "/options.json", cjson.encode{ auth = opts.auth, names = opts.names or {},
+  n.write_file(dir .. "/options.json", cjson.encode{ auth = opts.auth, names = opts.names or {},
     deny = opts.deny or {}, misbehave = opts.misbehave or {} })
-  local cmd = string.format("echo $$; exec lua5.4 %s serve %d %s", nginx.shell_quote(HERE .. "/proxy.lua"),
-    math.tointeger(nginx.MY_PID), nginx.shell_quote(dir))
-  local handle = assert(io.popen(cmd, "r"))
-  local pid = tonumber(handle:read("l"))
-  local port = tonumber(handle:read("l"))
-  if not (pid and port) then
-    handle:close()
-    error("proxy: the test proxy did not start", 2)
+  local ok, process = pcall(require("spec.support.child").start, SOURCE, { dir }, "proxy")
+  if not ok then
+    os.execute("rm -rf " .. n.shell_quote(dir))
+    error(process, 2)
   end
-  local self = setmetatable({ pid = pid, port = port, dir = dir, handle = handle,
-    url = "http://127.0.0.1:" .. port }, Proxy)
+  local self = setmetatable({ process = process, port = process.port, dir = dir,
+    url = "http://127.0.0.1:" .. process.port }, Proxy)
   self.guard = setmetatable({}, { __gc = function() self:stop() end })
   return self
 end
