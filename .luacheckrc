@@ -8,3 +8,7 @@ files["spec/fixtures/luarocks-luajit.lua"] = { globals = { "lua_interpreter", "v
 -- The emulator's launcher and command run on every Lua; its server side, and the OpenResty
 -- app, run inside nginx, on its LuaJIT.
 files["lua/eip/emulator/server"] = { std = "luajit", globals = { "ngx" } }
+-- The helper processes of the specs (spec/support/child.lua starts them) always run on lua5.4;
+-- their parent side, loaded by the specs, keeps to "min".
+files["spec/support/proxy.lua"] = { std = "lua54+busted" }
+files["spec/support/dns.lua"] = { std = "lua54+busted" }

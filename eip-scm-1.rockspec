@@ -50,6 +50,7 @@ build = {
       ["eip.ops"] = "lua/eip/ops.lua",
       ["eip.pace"] = "lua/eip/pace.lua",
       ["eip.profile"] = "lua/eip/profile.lua",
+      ["eip.proxy"] = "lua/eip/proxy.lua",
       ["eip.regions"] = "lua/eip/regions.lua",
       ["eip.pipeline"] = "lua/eip/pipeline.lua",
       ["eip.retry"] = "lua/eip/retry.lua",

@@ -14,6 +14,9 @@ local emulator = require "spec.support.emulator"
 local launcher = require "spec.support.openresty.launcher"
 local tls = require "spec.support.tls"
 local dns = require "spec.support.dns"
+local proxy = require "spec.support.proxy"
+local nginx = require "spec.support.nginx"
+local proxy_settings = require "eip.proxy"
 
 -- "Ends within its timeout": a run may take this much longer than the case's timeout.
 local SLACK = 3
@@ -21,20 +24,27 @@ local SLACK = 3
 -- Fields both transports must answer alike (the contract's response, elapsed and
 -- new_connections aside; curl_error texts are alike, not identical).
 local SAME = { "status", "request_id", "retry_after", "content_type", "location", "subject_token", "body",
-  "truncated", "curl_code", "error_kind" }
+  "truncated", "curl_code", "error_kind", "proxy_status" }
 
 local NONE = setmetatable({}, { __tostring = function() return "(absent)" end })
 
 local HEAD = "HTTP/1.1 200 OK\r\n"
 local LONG_TOKEN = "MIIconformance" .. string.rep("abcdefghijklmnopqrstuvwxyz0123456789-_", 431) -- 16392 bytes
 
+-- Through a proxy: a name only the test proxies resolve (to 127.0.0.1), and their credentials.
+local NAME = tls.PROXIED_NAME
+local PROXY_USER, PROXY_SECRET = "conformance-user", "conformance-Secret-9"
+
 describe("the transport contract, through both transports", function()
-  local pki, emu, front, app, resolver
+  local pki, emu, front, app, resolver, open_proxy, guarded_proxy
 
   setup(function()
     pki = tls.make_pki()
     emu = emulator.start()
     front = tls.start(emu, pki)
+    open_proxy = proxy.start{ names = { [NAME] = "127.0.0.1" }, deny = { "blocked.test" },
+      misbehave = { ["drop.test"] = "drop", ["garbage.test"] = "garbage", ["cut.test"] = "cut" } }
+    guarded_proxy = proxy.start{ names = { [NAME] = "127.0.0.1" }, auth = PROXY_USER .. ":" .. PROXY_SECRET }
     -- Host names: libcurl resolves localhost from /etc/hosts; nginx asks this responder.
     resolver = dns.start{ "localhost" }
     app = launcher.start(emu, { timeout = 1, max_attempts = 1, trusted_certificate = pki.ca,
@@ -43,6 +53,8 @@ describe("the transport contract, through both transports", function()
 
   teardown(function()
     if app then app:stop() end
+    if guarded_proxy then guarded_proxy:stop() end
+    if open_proxy then open_proxy:stop() end
     if resolver then resolver:stop() end
     if front then front:stop() end
     if emu then emu:stop() end
@@ -88,7 +100,28 @@ describe("the transport contract, through both transports", function()
       timeout = 1, connect_timeout = 1,
     }
     for k, v in pairs(case.req or {}) do req[k] = v end
+    if case.proxy then req.proxy = case.proxy() end
     return req
+  end
+
+  -- req.proxy as the client makes it (eip.proxy), for the open proxy or, with credentials
+  -- (a password: the right one by default), the guarded one.
+  local function via_open()
+    return proxy_settings.parse("proxy", open_proxy.url)
+  end
+  local function via_guarded(password)
+    return function()
+      return proxy_settings.parse("proxy", string.format("http://%s:%s@127.0.0.1:%d", PROXY_USER,
+        password or PROXY_SECRET, guarded_proxy.port))
+    end
+  end
+  local function proxied_url(port, path)
+    return function() return (port == "emu" and ("http://" .. NAME .. ":" .. emu.port)
+      or ("https://" .. NAME .. ":" .. front.ports[port])) .. (path or "/conformance") end
+  end
+  local function last_seen(p)
+    local seen = p:seen()
+    return seen[#seen] or {}
   end
 
   -- What every response of every transport must be, case or not.
@@ -103,7 +136,8 @@ describe("the transport contract, through both transports", function()
       assert.is_number(resp.curl_code, label)
       assert.is_string(resp.curl_error, label)
       assert.is_nil(resp.curl_error:find(emu.token, 1, true), label .. ": curl_error shows a request header")
-      assert.equal(contract.error_kind(resp.curl_code, resp.curl_error), resp.error_kind, label .. ": error_kind")
+      assert.equal(contract.error_kind(resp.curl_code, resp.curl_error, req.proxy, resp.proxy_status), resp.error_kind,
+        label .. ": error_kind")
       local known = false
       for _, k in ipairs(contract.KIND_NAMES) do known = known or k == resp.error_kind end
       assert.is_true(known, label .. ": error_kind " .. tostring(resp.error_kind) .. " is not in the contract")
@@ -357,6 +391,80 @@ describe("the transport contract, through both transports", function()
     { name = "TLS to a server that does not speak it",
       url = function() return "https://127.0.0.1:" .. emu.port .. "/conformance" end,
       expect = { status = 0, curl_code = 35, error_kind = "tls" } },
+
+    -- Through a proxy (req.proxy) -------------------------------------------------------------
+
+    { name = "through a proxy, plain http in absolute form",
+      url = proxied_url("emu"), proxy = via_open,
+      arrange = inject{ status = 204 },
+      expect = { status = 204, curl_code = NONE, proxy_status = NONE },
+      varies = { request_id = true },
+      check = function(_, label)
+        assert.equal("DELETE http://" .. NAME .. ":" .. emu.port .. "/conformance HTTP/1.1", last_seen(open_proxy).line,
+          label)
+      end },
+
+    { name = "through a proxy with credentials, https by CONNECT, the name verified inside the tunnel",
+      url = proxied_url("trusted"), proxy = via_guarded(),
+      arrange = inject{ status = 204, headers = { ["X-Request-Id"] = "from-the-api" } },
+      expect = { status = 204, request_id = "from-the-api", curl_code = NONE, proxy_status = NONE },
+      check = function(_, label)
+        local seen = last_seen(guarded_proxy)
+        assert.equal("CONNECT " .. NAME .. ":" .. front.ports.trusted .. " HTTP/1.1", seen.line, label)
+        local basic = "Basic " .. proxy.base64(PROXY_USER .. ":" .. PROXY_SECRET)
+        assert.is_true(seen.headers["proxy-authorization"] == basic, label .. ": the proxy got its credentials")
+      end },
+
+    { name = "through a proxy, CONNECT, then a certificate for other names",
+      url = proxied_url("wrong_name"), proxy = via_open,
+      expect = { status = 0, curl_code = 60, error_kind = "tls", proxy_status = NONE } },
+
+    { name = "through a proxy, CONNECT, then a certificate of an untrusted CA",
+      url = proxied_url("untrusted"), proxy = via_open,
+      expect = { status = 0, curl_code = 60, error_kind = "tls", proxy_status = NONE } },
+
+    { name = "a proxy's 407 to a plain-http request is the proxy's, not an answer",
+      url = proxied_url("emu"), proxy = function() return proxy_settings.parse("proxy", guarded_proxy.url) end,
+      expect = { status = 0, curl_code = 56, error_kind = "proxy", proxy_status = 407, request_id = NONE,
+        content_type = NONE, body = "" } },
+
+    { name = "a proxy's 407 to CONNECT (a wrong password)",
+      url = proxied_url("trusted"), proxy = via_guarded("wrong-password"),
+      expect = { status = 0, curl_code = 56, error_kind = "proxy", proxy_status = 407, request_id = NONE, body = "" } },
+
+    { name = "a proxy's 403 to CONNECT",
+      url = function() return "https://blocked.test:443/conformance" end, proxy = via_open,
+      expect = { status = 0, curl_code = 56, error_kind = "proxy", proxy_status = 403, body = "" } },
+
+    { name = "a proxy's 502 to CONNECT (a name it cannot resolve)",
+      url = function() return "https://unknown.test:443/conformance" end, proxy = via_open,
+      expect = { status = 0, curl_code = 56, error_kind = "proxy", proxy_status = 502, body = "" } },
+
+    { name = "a proxy that closes before answering CONNECT",
+      url = function() return "https://drop.test:443/conformance" end, proxy = via_open,
+      expect = { status = 0, curl_code = 56, error_kind = "reset", proxy_status = NONE } },
+
+    { name = "a proxy that answers CONNECT with garbage",
+      url = function() return "https://garbage.test:443/conformance" end, proxy = via_open,
+      expect = { status = 0, curl_code = 56, error_kind = "reset", proxy_status = NONE } },
+
+    { name = "a proxy that closes inside its answer to CONNECT",
+      url = function() return "https://cut.test:443/conformance" end, proxy = via_open,
+      expect = { status = 0, curl_code = 56, error_kind = "reset", proxy_status = NONE } },
+
+    { name = "a proxy that closes before answering a plain request",
+      url = function() return "http://drop.test/conformance" end, proxy = via_open,
+      expect = { status = 0, curl_code = 52, error_kind = "reset", proxy_status = NONE } },
+
+    { name = "a proxy that refuses the connection",
+      url = proxied_url("trusted"),
+      proxy = function() return proxy_settings.parse("proxy", "http://127.0.0.1:" .. nginx.free_port()) end,
+      expect = { status = 0, curl_code = 7, error_kind = "proxy", proxy_status = NONE } },
+
+    { name = "a proxy whose name does not resolve",
+      req = { timeout = 5 }, url = proxied_url("trusted"),
+      proxy = function() return proxy_settings.parse("proxy", "http://no-such-proxy.invalid:3128") end,
+      expect = { status = 0, curl_code = 5, error_kind = "proxy", proxy_status = NONE } },
   }
 
   for _, case in ipairs(CASES) do
@@ -407,6 +515,43 @@ describe("the transport contract, through both transports", function()
     end
     assert.same(seen[1].headers, seen[2].headers)
     assert.is_nil(seen[1].headers["content-length"])
+  end)
+
+  it("both put the same request on a proxy's wire: absolute form, and CONNECT", function()
+    local function seen_by(p, req, opts)
+      local out = {}
+      for i, transport in ipairs(TRANSPORTS) do
+        p:reset()
+        emu:reset()
+        emu:inject{ status = 204 }
+        local resp = transport.send(req(), opts or {})
+        assert.equal(204, resp.status, transport.name .. ": " .. tostring(resp.curl_error))
+        local seen = p:seen()
+        assert.equal(1, #seen, transport.name)
+        out[i] = seen[1]
+      end
+      assert.equal(out[1].line, out[2].line)
+      assert.same(out[1].headers, out[2].headers)
+      return out[1]
+    end
+    local plain = seen_by(open_proxy, function()
+      return { method = "POST", url = "http://" .. NAME .. ":" .. emu.port .. "/conformance/wire?a=1", body = "{}",
+        headers = { "X-Auth-Token: " .. emu.token, "Content-Type: application/json" }, timeout = 2,
+        connect_timeout = 1, proxy = via_open() }
+    end)
+    assert.equal("POST http://" .. NAME .. ":" .. emu.port .. "/conformance/wire?a=1 HTTP/1.1", plain.line)
+    assert.equal("Keep-Alive", plain.headers["proxy-connection"])
+    -- A tunnel nginx's pool cannot hold yet (a port and verify flag no case used through this
+    -- proxy), so that the cosocket transport sends a CONNECT of its own.
+    local port = front.ports.wrong_name
+    local tunnel = seen_by(guarded_proxy, function()
+      return { method = "DELETE", url = "https://" .. NAME .. ":" .. port .. "/conformance/wire",
+        headers = { "X-Auth-Token: " .. emu.token }, timeout = 2, connect_timeout = 1, proxy = via_guarded()() }
+    end, { insecure = true })
+    assert.equal("CONNECT " .. NAME .. ":" .. port .. " HTTP/1.1", tunnel.line)
+    assert.equal(NAME .. ":" .. port, tunnel.headers.host)
+    assert.equal("lua-eip-conformance", tunnel.headers["user-agent"])
+    assert.is_nil(guarded_proxy:raw():find(emu.token, 1, true), "the token went through the tunnel only")
   end)
 
   -- resty.core reports a failed verification in one of two ways, depending on timing (an error
@@ -557,6 +702,41 @@ describe("the transport contract, through both transports", function()
       assert.equal(204, out.result.status, label)
     end
     assert.equal(2, #ids)
+  end)
+
+  it("client:delete_bandwidth through a proxy: CONNECT inside nginx, the token never seen by the proxy", function()
+    local url = string.format("http://%s:%s@127.0.0.1:%d", PROXY_USER, PROXY_SECRET, guarded_proxy.port)
+    guarded_proxy:reset()
+    local here, there = both_clients({ endpoint = "https://" .. NAME .. ":" .. front.ports.trusted, proxy = url },
+      "bw-proxied", function() emu:create_bandwidth{ size = 10, share_type = "WHOLE", id = "bw-proxied" } end)
+    for label, out in pairs{ libcurl = here, cosocket = there } do
+      assert.is_true(out.ok, label .. ": " .. tostring(out.error and (out.error.text or out.error)))
+      assert.equal(204, out.result.status, label)
+    end
+    -- Only the proxies resolve the name (nginx's resolver here knows localhost alone): both went
+    -- through one. The cosocket call may reuse a tunnel an earlier case left in nginx's pool.
+    assert.equal("cosocket", there.transport)
+    local seen = guarded_proxy:seen()
+    assert.is_true(#seen >= 1)
+    for _, s in ipairs(seen) do assert.equal("CONNECT", s.method) end
+    local received = guarded_proxy:raw()
+    assert.is_nil(received:find(emu.token, 1, true))
+    assert.is_nil(received:find("bw-proxied", 1, true))
+  end)
+
+  it("client:delete_bandwidth through a proxy that answers 407: the same proxy error in both", function()
+    local here, there = both_clients({ endpoint = "https://" .. NAME .. ":" .. front.ports.trusted,
+      proxy = guarded_proxy.url, max_attempts = 3 }, "bw-407")
+    for label, out in pairs{ libcurl = here, cosocket = there } do
+      assert.is_false(out.ok, label)
+      assert.is_true(out.is_error, label)
+      assert.equal("proxy", out.error.kind, label)
+      assert.equal("auth", out.error.reason, label)
+      assert.is_false(out.error.retryable, label)
+      assert.matches("proxy authentication required", out.error.text or tostring(out.error), 1, true)
+      assert.equal("127.0.0.1:" .. guarded_proxy.port, out.error.proxy, label)
+      assert.equal(407, out.error.proxy_status, label)
+    end
   end)
 
   it("IAM password login inside an nginx request handler, then a delete", function()

@@ -496,6 +496,28 @@ static void push_response(lua_State *L, const eip_http_response *r)
         set_int(L, "curl_code", r->curl_code);
         set_str(L, "curl_error", r->curl_error);
     }
+    if (r->proxy_status != 0)
+        set_int(L, "proxy_status", r->proxy_status);
+}
+
+/* The request's `proxy` (index 2): nil or false to go direct, else a table { url =
+ * "http://host:port", user = ?, password = ? } (lua/eip/proxy.lua makes it). Its strings stay
+ * referenced by that table, which the request table references. */
+static void read_proxy(lua_State *L, eip_http_request *req)
+{
+    int t;
+    lua_getfield(L, 2, "proxy");
+    t = lua_gettop(L);
+    if (lua_istable(L, t)) {
+        req->proxy = opt_str_field(L, t, "url", NULL);
+        if (req->proxy == NULL)
+            luaL_error(L, "eip.core: field 'proxy' must have a url");
+        req->proxy_user = opt_str_field(L, t, "user", NULL);
+        req->proxy_password = opt_str_field(L, t, "password", NULL);
+    } else if (!lua_isnil(L, t) && !(lua_isboolean(L, t) && !lua_toboolean(L, t))) {
+        luaL_error(L, "eip.core: field 'proxy' must be a table, false or nil");
+    }
+    lua_pop(L, 1);
 }
 
 /* Reads the request table at index 2 (shared by session:request and multi:start). Its strings
@@ -522,10 +544,11 @@ static void read_request(lua_State *L, eip_http_request *req, const char **heade
     cap = opt_num_field_in(L, 2, "body_cap", (lua_Number)EIP_HTTP_DEFAULT_BODY_CAP, 1,
                            (lua_Number)(1u << 30), "1..1073741824 (bytes)");
     req->body_cap = (size_t)cap;
+    read_proxy(L, req);
 }
 
 /* session:request{ method=, url=, headers={...}, body=?, timeout=, connect_timeout=,
- *                  low_speed_time=?, low_speed_limit=?, body_cap=? } -> response table */
+ *                  low_speed_time=?, low_speed_limit=?, body_cap=?, proxy=? } -> response table */
 static int l_session_request(lua_State *L)
 {
     session *s = check_session(L);

@@ -192,6 +192,14 @@ int eip_http_transfer_init(eip_http_transfer *t, const eip_http_config *cfg)
         curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_file);
     if (cfg->user_agent != NULL)
         curl_easy_setopt(c, CURLOPT_USERAGENT, cfg->user_agent);
+    /* Proxies are decided in Lua and set per request (set_proxy): libcurl must never pick one
+     * from the environment by itself (it would follow http_proxy or ALL_PROXY even to
+     * 127.0.0.1), nor let no_proxy undo the decision. An empty string disables each. */
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "");
+    curl_easy_setopt(c, CURLOPT_PROXYTYPE, (long)CURLPROXY_HTTP);
+    /* A proxy's answer to CONNECT is not the API's: its headers never reach the captures. */
+    curl_easy_setopt(c, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -199,9 +207,18 @@ int eip_http_transfer_init(eip_http_transfer *t, const eip_http_config *cfg)
     return 0;
 }
 
+static void forget_proxy(eip_http_transfer *t)
+{
+    free(t->proxy);
+    free(t->proxy_user);
+    free(t->proxy_password);
+    t->proxy = t->proxy_user = t->proxy_password = NULL;
+}
+
 void eip_http_transfer_cleanup(eip_http_transfer *t)
 {
     curl_easy_cleanup(t->curl);
+    forget_proxy(t);
     curl_slist_free_all(t->headers);
     free(t->body);
     free(t->token);
@@ -279,6 +296,97 @@ static int same_headers(const struct curl_slist *list, const eip_http_request *r
     return list != NULL && strcmp(list->data, "Expect:") == 0 && list->next == NULL;
 }
 
+/* Forgets what an answer said: its status, captured headers and body. The response holds over
+ * a kilobyte of header arrays: each array's first byte is cleared rather than every byte, so a
+ * call costs no more than it must. */
+static void clear_answer(eip_http_response *r)
+{
+    r->status = 0;
+    r->request_id[0] = r->retry_after[0] = r->content_type[0] = r->location[0] = '\0';
+    r->subject_token = NULL;
+    r->subject_token_len = 0;
+    r->body_len = 0;
+    r->truncated = 0;
+}
+
+static void reset_response(eip_http_response *r)
+{
+    clear_answer(r);
+    r->curl_error[0] = '\0';
+    r->body = NULL;
+    r->curl_code = 0;
+    r->elapsed = 0;
+    r->new_connections = 0;
+    r->proxy_status = 0;
+}
+
+static int same_string(const char *a, const char *b)
+{
+    return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
+}
+
+static char *copy_string(const char *s, int *failed)
+{
+    char *d;
+    if (s == NULL)
+        return NULL;
+    d = malloc(strlen(s) + 1);
+    if (d == NULL)
+        *failed = 1;
+    else
+        strcpy(d, s);
+    return d;
+}
+
+/* Points the handle at req's proxy, or at none. Only a change costs setopt calls (libcurl
+ * copies every string option): a client sends through the same proxy, or none, every time.
+ * 0, or -1 when out of memory (the handle is then left going direct). */
+static int set_proxy(eip_http_transfer *t, const eip_http_request *req)
+{
+    CURL *c = t->curl;
+    int failed = 0;
+    /* https always through a CONNECT tunnel: the proxy never sees the request itself. */
+    t->tunnel = req->proxy != NULL && strncasecmp(req->url, "https:", 6) == 0;
+    if (!same_string(t->proxy, req->proxy) || !same_string(t->proxy_user, req->proxy_user)
+        || !same_string(t->proxy_password, req->proxy_password)) {
+        forget_proxy(t);
+        t->proxy = copy_string(req->proxy, &failed);
+        t->proxy_user = copy_string(req->proxy_user, &failed);
+        t->proxy_password = copy_string(req->proxy_password, &failed);
+        if (failed)
+            forget_proxy(t);
+        curl_easy_setopt(c, CURLOPT_PROXY, t->proxy ? t->proxy : "");
+        curl_easy_setopt(c, CURLOPT_PROXYUSERNAME, t->proxy_user);
+        curl_easy_setopt(c, CURLOPT_PROXYPASSWORD, t->proxy_password);
+        curl_easy_setopt(c, CURLOPT_PROXYAUTH, (long)CURLAUTH_BASIC);
+    }
+    if (t->proxy != NULL)
+        curl_easy_setopt(c, CURLOPT_HTTPPROXYTUNNEL, (long)t->tunnel);
+    return failed ? -1 : 0;
+}
+
+/* A proxy's own refusal is never taken for the API's answer: a CONNECT answered non-2xx
+ * (libcurl fails with 56, "CONNECT tunnel failed, response N"), or a 407 to a plain-http
+ * request, which libcurl returns as the status (the EIP API never answers 407). Either becomes
+ * a failure with proxy_status set, and nothing of the proxy's answer is kept. */
+static void proxy_answer(eip_http_transfer *t, eip_http_response *resp)
+{
+    long connect_code = 0;
+    if (resp->curl_code != 0) {
+        curl_easy_getinfo(t->curl, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+        if (!t->tunnel || connect_code == 0 || connect_code / 100 == 2)
+            return;
+        resp->proxy_status = connect_code;
+    } else if (!t->tunnel && resp->status == 407) {
+        resp->proxy_status = 407;
+        resp->curl_code = CURLE_RECV_ERROR;
+        snprintf(resp->curl_error, sizeof(resp->curl_error), "Received HTTP code 407 from proxy");
+    } else {
+        return;
+    }
+    clear_answer(resp);
+}
+
 void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
 {
     eip_http_response *resp = t->resp;
@@ -311,23 +419,8 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
         const char *detail = t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc);
         copy_bounded(resp->curl_error, sizeof(resp->curl_error), detail, strlen(detail));
     }
-}
-
-/* The response holds over a kilobyte of header arrays: clear what is read (each array's first
- * byte) rather than every byte, so a call costs no more than it must. */
-static void reset_response(eip_http_response *r)
-{
-    r->status = 0;
-    r->request_id[0] = r->retry_after[0] = r->content_type[0] = '\0';
-    r->location[0] = r->curl_error[0] = '\0';
-    r->subject_token = NULL;
-    r->subject_token_len = 0;
-    r->body = NULL;
-    r->body_len = 0;
-    r->truncated = 0;
-    r->curl_code = 0;
-    r->elapsed = 0;
-    r->new_connections = 0;
+    if (t->proxy != NULL)
+        proxy_answer(t, resp);
 }
 
 int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
@@ -353,6 +446,11 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
             return -1;
         }
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->headers);
+    }
+    if (set_proxy(t, req) != 0) {
+        resp->curl_code = CURLE_OUT_OF_MEMORY;
+        copy_bounded(resp->curl_error, sizeof(resp->curl_error), "out of memory", 13);
+        return -1;
     }
     curl_easy_setopt(c, CURLOPT_URL, req->url); /* string options are copied by libcurl */
     set_method(c, req, copy_body);

@@ -48,6 +48,13 @@ typedef struct {
     long low_speed_time_s;           /* abort when < low_speed_limit bytes/s for this long; 0: off */
     long low_speed_limit;            /* bytes per second */
     size_t body_cap;                 /* 0: EIP_HTTP_DEFAULT_BODY_CAP */
+    /* The proxy, as decided in Lua (lua/eip/proxy.lua): NULL goes direct, and libcurl never
+     * reads the environment (http_proxy, ALL_PROXY, no_proxy) on its own; else "http://host:port"
+     * (https URLs through a CONNECT tunnel, http ones in absolute form), with Basic credentials
+     * when proxy_user is not NULL. */
+    const char *proxy;
+    const char *proxy_user;
+    const char *proxy_password;
 } eip_http_request;
 
 typedef struct {
@@ -67,6 +74,9 @@ typedef struct {
     char curl_error[EIP_HTTP_ERROR_MAX]; /* libcurl's detail text, "" when none */
     double elapsed;                  /* seconds, as measured by libcurl */
     long new_connections;            /* connections opened for this request (0 = reused) */
+    /* The proxy's own answer that ended the exchange (a CONNECT answered non-2xx, or a 407 to
+     * a plain-http request: curl_code 56), 0 otherwise. Never the API's status. */
+    long proxy_status;
 } eip_http_response;
 
 /* One reusable easy handle with its bounded buffers: a session is one of these, and each
@@ -86,6 +96,10 @@ typedef struct {
     const char *oom;            /* NULL, or what a callback could not allocate (it aborted) */
     struct curl_slist *headers; /* the last request's header lines, kept for reuse */
     eip_http_response *resp;    /* the response the callbacks fill */
+    /* The proxy the handle is set to (copies of the last request's; NULL: direct), so that a
+     * client sending through the same proxy (or none) sets no option again. */
+    char *proxy, *proxy_user, *proxy_password;
+    int tunnel;                 /* the current request goes through a CONNECT tunnel */
 } eip_http_transfer;
 
 /* libcurl's process-wide init, done once whatever the number of threads and Lua states:

@@ -29,6 +29,7 @@ local pace = require "eip.pace"
 local regions = require "eip.regions"
 local batch = require "eip.batch"
 local bandwidths = require "eip.bandwidths"
+local proxy = require "eip.proxy"
 
 local M = {}
 
@@ -55,7 +56,7 @@ M.OPTIONS = {
   max_attempts = true, backoff_base = true, backoff_cap = true, retry_after_cap = true, sleep = true,
   missing_ok = true, ca_file = true, insecure = true, max_body = true, debug = true, log = true,
   transport = true, metadata_url = true, rate = true, burst = true, rate_dict = true, clock = true,
-  on_request = true, on_response = true,
+  on_request = true, on_response = true, proxy = true,
 }
 
 -- The options of one delete_bandwidth call.
@@ -133,6 +134,10 @@ function M.new(opts, getenv)
     user_agent = USER_AGENT,
   }
   r.host, r.base_path = endpoint:match("^%a+://([^/]+)(.*)$")
+  -- The proxy of every request, decided here once (eip.proxy), so both transports agree.
+  local proxies = proxy.settings(opts.proxy, getenv)
+  r.proxies, r.endpoint_proxy = proxies, proxies:decide(endpoint)
+  if #proxies.secrets > 0 then r.secrets = proxies.secrets end
   if opts.deadline ~= nil then r.deadline = validate.number("deadline", opts.deadline, 0.001, 86400) end
   if opts.sleep ~= nil and type(opts.sleep) ~= "function" then
     errors.raise_usage("sleep", "must be a function(seconds), got %s", type(opts.sleep))

@@ -35,6 +35,10 @@ function Error.__tostring(e)
   elseif e.kind == "transport" then
     parts[#parts + 1] = "transport error: " .. one_line(e.message or "?", 300)
     if e.curl_code then parts[#parts + 1] = string.format(" (curl %d)", e.curl_code) end
+    if e.proxy then parts[#parts + 1] = " via proxy " .. e.proxy end
+  elseif e.kind == "proxy" then
+    parts[#parts + 1] = "proxy error: " .. one_line(e.message or "?", 400)
+    if e.curl_code then parts[#parts + 1] = string.format(" (curl %d)", e.curl_code) end
   else
     parts[#parts + 1] = one_line(e.message or e.kind or "?", 300)
     if e.cause then parts[#parts + 1] = " (" .. one_line(tostring(e.cause):gsub("^eip: ", ""), 300) .. ")" end
@@ -181,15 +185,56 @@ function M.protocol(resp, method, path, message)
   }
 end
 
---- An error when no usable answer came: refused, reset, timeout, DNS, TLS. `retryable` is
--- left for the retry policy (eip.retry) to set.
+-- What a proxy failure was (the `reason` of a "proxy" error), and what to tell about it.
+local function proxy_failure(name, resp, detail)
+  local status = resp.proxy_status
+  if status == 407 then
+    return "auth", "proxy authentication required (407 from the proxy " .. name .. "): check the user "
+      .. "and password of the proxy setting"
+  elseif status then
+    return "status", string.format("the proxy %s refused the request with %d (%s)", name, status, detail)
+  elseif resp.curl_code == 5 then
+    return "dns", "cannot resolve the proxy " .. name .. " (" .. detail .. ")"
+  end
+  return "connect", "cannot connect to the proxy " .. name .. " (" .. detail .. ")"
+end
+
+--- An error when no usable answer came: refused, reset, timeout, DNS, TLS; or a proxy's
+-- failure (kind "proxy": see M.proxy). `retryable` is left for the retry policy (eip.retry)
+-- to set. A request sent through a proxy names it in `proxy` ("host:port", never credentials).
 function M.transport(req, resp, message)
+  local proxy = req.proxy and req.proxy.name or nil
+  -- The transport contract's kind; a response of the C multi (batches) carries only the code.
+  local kind = resp.error_kind or error_kind(resp.curl_code, resp.curl_error, req.proxy, resp.proxy_status)
+  if kind == "proxy" then return M.proxy(req, resp, message) end
   return new{
     kind = "transport",
     status = nil,
-    -- The transport contract's kind; a response of the C multi (batches) carries only the code.
-    reason = resp.error_kind or error_kind(resp.curl_code, resp.curl_error),
+    reason = kind,
     message = message,
+    curl_code = resp.curl_code,
+    curl_error = resp.curl_error,
+    proxy = proxy,
+    method = req.method,
+    path = req.path,
+    attempts = req.attempts,
+    elapsed = req.elapsed,
+  }
+end
+
+--- A proxy's failure, never an answer of the API: kind "proxy", `proxy` ("host:port"),
+-- `reason` "auth" (it answered 407), "status" (it answered another non-2xx status to
+-- CONNECT), "connect" (refused or unreachable) or "dns" (its name does not resolve), and
+-- `proxy_status` when it answered. `retryable` is left for the retry policy (eip.retry).
+function M.proxy(req, resp, message)
+  local name = req.proxy and req.proxy.name or "?"
+  local reason, text = proxy_failure(name, resp, message or resp.curl_error or "?")
+  return new{
+    kind = "proxy",
+    reason = reason,
+    proxy = name,
+    proxy_status = resp.proxy_status,
+    message = text,
     curl_code = resp.curl_code,
     curl_error = resp.curl_error,
     method = req.method,

@@ -62,6 +62,10 @@ M._VERSION = client.VERSION
 -- @tparam[opt=false] boolean opts.debug true writes every request and answer to stderr,
 --   credentials redacted
 -- @tparam[opt] function opts.log `function(line)` receiving the debug lines instead of stderr
+-- @tparam[opt] string|boolean opts.proxy `"http://[user:pass@]host:port"`: every request but
+--   loopback and link-local ones goes through this proxy (https ones through a CONNECT tunnel),
+--   the environment unread; false: no proxy at all (default: the environment, `https_proxy`,
+--   `http_proxy`, ... minus `no_proxy`, as curl reads it)
 -- @tparam[opt] table opts.transport an object honouring the @{eip.transport} contract (default:
 --   the transport for where the code runs)
 -- @tparam[opt] string|boolean opts.metadata_url the ECS metadata service, asked for temporary

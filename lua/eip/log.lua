@@ -8,7 +8,7 @@ local M = {}
 
 M.REDACTED_HEADERS = {
   ["authorization"] = true, ["x-auth-token"] = true, ["x-security-token"] = true,
-  ["x-subject-token"] = true, ["x-metadata-token"] = true,
+  ["x-subject-token"] = true, ["x-metadata-token"] = true, ["proxy-authorization"] = true,
 }
 
 local MAX_BODY_SHOWN = 2048
@@ -52,6 +52,11 @@ end
 -- through `clean` (which scrubs secret values).
 function M.request(out, req, clean)
   out(string.format("eip: > %s %s", req.method, req.url))
+  local proxy = req.proxy
+  if proxy then
+    out(string.format("eip: > via proxy %s (%s)", proxy.name, req.url:find("^[hH][tT][tT][pP][sS]:")
+      and "CONNECT tunnel: the proxy sees the CONNECT line only" or "plain http: the proxy sees the whole request"))
+  end
   for _, line in ipairs(req.headers) do out("eip: > " .. redact_line(line)) end
   if req.body and req.body ~= "" then
     if req.no_auth then
@@ -62,11 +67,25 @@ function M.request(out, req, clean)
   end
 end
 
+--- Warns when `req`, sent through a proxy to a plain http:// URL, carries credentials (an
+-- X-Auth-Token or a signature, a password in its body) or asks for some (the answer holds
+-- them): the proxy can read them. Returns true when it warned (the pipeline warns once per
+-- client).
+function M.clear_through_proxy(out, req)
+  if not req.proxy or req.url:find("^[hH][tT][tT][pP][sS]:") then return false end
+  if req.no_auth and not req.body and not req.secret_answer then return false end
+  out(string.format("eip: warning: credentials go in clear text to %s through the proxy %s, "
+    .. "which can read them: use an https:// endpoint (this warning is shown once)",
+    req.url:match("^%a+://[^/?#]*"), req.proxy.name))
+  return true
+end
+
 --- Writes a response (status, time, request id, headers, body) to `out`, redacted; with
 -- `secret_body`, the body's size only (it holds credentials).
 function M.response(out, resp, clean, secret_body)
   if resp.curl_code then
-    out(string.format("eip: < transport error (curl %d): %s", resp.curl_code, resp.curl_error or ""))
+    local what = resp.proxy_status and ("the proxy answered " .. resp.proxy_status) or "transport error"
+    out(string.format("eip: < %s (curl %d): %s", what, resp.curl_code, resp.curl_error or ""))
     return
   end
   out(string.format("eip: < %d (%.1f ms, request-id %s)", resp.status, (resp.elapsed or 0) * 1000,

@@ -40,7 +40,9 @@ Runner.__index = Runner
 --- A runner for one client.
 -- @tparam table cfg endpoint, host, base_path, project_id (nil: learnt from the provider),
 --   provider, transport, timeout, connect_timeout, deadline, low_speed_limit, low_speed_time,
---   max_body, policy, sleep, log, and for batches ca_file, insecure, user_agent
+--   max_body, policy, sleep, log, proxies (eip.proxy settings: the proxy of each request),
+--   secrets (secret values the client holds outside its provider: proxy credentials), and for
+--   batches ca_file, insecure, user_agent
 function M.new(cfg)
   return setmetatable(cfg, Runner)
 end
@@ -48,14 +50,9 @@ end
 ---------------------------------------------------------------------------------------------
 -- Redaction
 
---- Server-provided text made safe to show: control characters (terminal escapes, CR, LF)
--- become spaces, and every secret the provider holds becomes `<redacted>` (a proxy or service
--- may echo a header back). A secret shorter than 8 bytes cannot be told apart from ordinary
--- words inside a text, so it is redacted only where it is the whole value.
-function Runner:clean(s)
-  if type(s) ~= "string" then return s end
-  if s:find("%c") then s = s:gsub("%c", " ") end
-  for _, secret in pairs(self.provider.secrets) do
+-- Every secret of the list replaced in s (see Runner:clean).
+local function redact(s, secrets)
+  for _, secret in pairs(secrets) do
     if #secret >= 8 then
       if s:find(secret, 1, true) then
         local out, from = {}, 1
@@ -73,6 +70,19 @@ function Runner:clean(s)
       s = "<redacted>"
     end
   end
+  return s
+end
+
+--- Server-provided text made safe to show: control characters (terminal escapes, CR, LF)
+-- become spaces, and every secret the provider holds, and the runner's own `secrets` (proxy
+-- credentials), becomes `<redacted>` (a proxy or service may echo a header back). A secret
+-- shorter than 8 bytes cannot be told apart from ordinary words inside a text, so it is
+-- redacted only where it is the whole value.
+function Runner:clean(s)
+  if type(s) ~= "string" then return s end
+  if s:find("%c") then s = s:gsub("%c", " ") end
+  s = redact(s, self.provider.secrets)
+  if self.secrets then s = redact(s, self.secrets) end
   return s
 end
 
@@ -97,8 +107,10 @@ end
 -- (the contract of eip.transport; extra fields are ignored there).
 local function build(self, op, attempts, timeout)
   local url, host, signed_path = op.url, self.host, nil
+  local proxy = self.endpoint_proxy
   if url then
     host = url:match("^%a+://([^/]+)")
+    proxy = self.proxies and self.proxies:decide(url)
   else
     url = self.endpoint .. op.path .. query_string(op.query)
     if self.base_path ~= "" then signed_path = self.base_path .. op.path end -- nil: the path is signed
@@ -109,7 +121,7 @@ local function build(self, op, attempts, timeout)
     timeout = timeout, connect_timeout = min(self.connect_timeout, timeout),
     low_speed_limit = self.low_speed_limit, low_speed_time = self.low_speed_time, body_cap = self.max_body,
     path = op.path, query = op.query, host = host, signed_path = signed_path, project_id = self.project_id,
-    attempts = attempts, no_auth = op.auth == false, secret_answer = op.secret_answer,
+    proxy = proxy, attempts = attempts, no_auth = op.auth == false, secret_answer = op.secret_answer,
   }
 end
 
@@ -239,7 +251,12 @@ function Call:request()
     self.epoch = provider.epoch
   end
   self.req = req
-  if runner.log then log.request(runner.log, req, clean(runner)) end
+  if runner.log then
+    log.request(runner.log, req, clean(runner))
+    if req.proxy and not runner.warned_clear and log.clear_through_proxy(runner.log, req) then
+      runner.warned_clear = true -- once per client
+    end
+  end
   if runner.on_request then self:announced() end
   return req
 end

@@ -9,6 +9,12 @@
 --    transient ones (VPC.0004, 409 VPC.0512) are retried, wrong-input ones never;
 --  * retryable transport failure kinds (connect, reset, timeout; never dns or tls: they fail
 --    the same way next time);
+--  * proxy failures: a proxy that refuses connections or cannot be reached is a connect
+--    failure (retried: nothing reached the API, and proxies restart or sit behind a pool), so
+--    is one that answers CONNECT with 502, 503 or 504 (it could not reach the endpoint, or is
+--    overloaded); its 407 never is (and stops a batch: proxies often check directory
+--    accounts, which lock after repeated failures), nor any other refusal or an unresolvable
+--    proxy name;
 --  * the 401/403 veto: never repeated as such, since Huawei Cloud locks an AK/SK pair after
 --    5 failed signatures in a row;
 --  * Retry-After (seconds or HTTP-date), capped; 429 without it waits 2-5 s, as Huawei advises;
@@ -50,6 +56,12 @@ M.FINAL_CODE_KINDS = { invalid_input = true, config = true, auth = true, permiss
 -- delete is idempotent anyway).
 M.TRANSPORT_KINDS = { connect = true, reset = true, timeout = true }
 
+--- Proxy failure reasons (eip.errors.proxy) worth another attempt.
+M.PROXY_REASONS = { connect = true }
+--- A proxy's answers to CONNECT worth another attempt: it could not reach the endpoint, or is
+-- overloaded.
+M.PROXY_STATUSES = { [502] = true, [503] = true, [504] = true }
+
 --- Statuses that are never retried as such, whatever else the answer says.
 M.AUTH_STATUSES = { [401] = true, [403] = true }
 
@@ -65,12 +77,13 @@ local function gateway_auth_code(code)
 end
 
 --- Is err a definite authentication or authorisation failure: a 401, a 403 with a gateway or
--- policy code, a refused IAM login, or no credentials found at all? After one, a batch starts no
--- new request (Huawei Cloud locks an AK/SK pair after 5 failed signatures in a row, and every
--- other id would fail alike).
+-- policy code, a refused IAM login, no credentials found at all, or the proxy's 407? After one,
+-- a batch starts no new request (Huawei Cloud locks an AK/SK pair after 5 failed signatures in
+-- a row, proxies may lock the account they check, and every other id would fail alike).
 function M.halts(err)
   if type(err) ~= "table" then return false end
   if err.kind == "usage" and err.argument == "credentials" then return true end -- none anywhere
+  if err.kind == "proxy" then return err.reason == "auth" end -- proxy credentials refused
   if err.kind ~= "http" then return false end
   local status, code = err.status, err.code
   if status == 401 then return true end
@@ -89,6 +102,10 @@ end
 function M.retryable(err)
   if type(err) ~= "table" then return false end
   if err.kind == "transport" then return M.TRANSPORT_KINDS[err.reason] == true end
+  if err.kind == "proxy" then
+    if err.reason == "status" then return M.PROXY_STATUSES[err.proxy_status] == true end
+    return M.PROXY_REASONS[err.reason] == true
+  end
   if err.kind ~= "http" then return false end
   if M.AUTH_STATUSES[err.status] then return false end
   local entry = err.code and error_code(err.code, err.status)

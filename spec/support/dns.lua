@@ -9,15 +9,7 @@
 -- when stopped or when the process that started it is gone.
 local M = {}
 
--- The runner of private nginx instances has the shell helpers; the child process (run as a
--- script) needs none of them.
-local nginx = (function()
-  local ok, mod = pcall(require, "spec.support.nginx")
-  return ok and mod or nil
-end)()
-
-local HERE = nginx and nginx.dir_of(debug.getinfo(1, "S").source)
-local host = nginx and require "spec.support.host"
+local SOURCE = debug.getinfo(1, "S").source
 
 -- The responder's loop (runs in the child process).
 local function serve(names, owner_pid)
@@ -58,32 +50,11 @@ local function serve(names, owner_pid)
   end
 end
 
-local Server = {}
-Server.__index = Server
-
---- Stops the responder (and reaps it).
-function Server:stop()
-  if self.stopped then return end
-  self.stopped = true
-  os.execute(string.format("kill %d 2>/dev/null", self.pid))
-  self.handle:close()
-end
-
 --- Starts a responder that knows `names` (a list). Returns it with `port` and `stop`.
 function M.start(names)
   for _, n in ipairs(names) do assert(n:match("^[%w.-]+$"), "dns: bad name " .. n) end
-  local cmd = string.format("echo $$; exec %s %s serve %d %s", host.lua, nginx.shell_quote(HERE .. "/dns.lua"),
-    nginx.MY_PID, table.concat(names, " "))
-  local handle = assert(io.popen(cmd, "r"))
-  local pid = tonumber(handle:read("*l"))
-  local port = tonumber(handle:read("*l"))
-  if not (pid and port) then
-    handle:close()
-    error("dns: the responder did not start", 2)
-  end
-  local self = setmetatable({ pid = pid, port = port, handle = handle }, Server)
-  self.guard = nginx.on_collect(function() self:stop() end)
-  return self
+  -- Required here: the child process (run as a script) needs none of the parent's helpers.
+  return require("spec.support.child").start(SOURCE, names, "dns")
 end
 
 -- Run as a script (`lua5.4 dns.lua serve OWNER_PID NAME...`): the responder itself.

@@ -7,13 +7,18 @@
 --   local front = tls.start(emu, pki)   -- front.ports.trusted / .untrusted / .wrong_name, front:stop()
 --
 -- The three servers, all on 127.0.0.1 (no SNI is sent for an IP literal, so each has its port):
---   trusted     a certificate of the test CA for IP 127.0.0.1 and DNS localhost
+--   trusted     a certificate of the test CA for IP 127.0.0.1, DNS localhost and DNS
+--               vpc.proxied.test (M.PROXIED_NAME: a name only the test proxy resolves, for
+--               requests that must go through it: see spec/support/proxy.lua)
 --   untrusted   a certificate for the same names, issued by another CA nobody trusts
 --   wrong_name  a certificate of the test CA for other names only (DNS wrong.example, IP 127.0.0.2)
 local nginx = require "spec.support.nginx"
 local host = require "spec.support.host"
 
 local M = {}
+
+--- A host name that is no loopback name and that nothing resolves but the test proxy.
+M.PROXIED_NAME = "vpc.proxied.test"
 
 local q = nginx.shell_quote
 
@@ -69,7 +74,7 @@ function M.make_pki()
   local ok, err = pcall(function()
     make_ca(dir, "ca")
     make_ca(dir, "other-ca")
-    make_leaf(dir, "trusted", "ca", "IP:127.0.0.1,DNS:localhost")
+    make_leaf(dir, "trusted", "ca", "IP:127.0.0.1,DNS:localhost,DNS:" .. M.PROXIED_NAME)
     make_leaf(dir, "untrusted", "other-ca", "IP:127.0.0.1,DNS:localhost")
     make_leaf(dir, "wrong_name", "ca", "DNS:wrong.example,IP:127.0.0.2")
   end)

@@ -4,7 +4,8 @@
 -- Credentials are never options: the library finds them as for `eip.new{}` (the environment:
 -- `HUAWEICLOUD_SDK_AK`/`_SK`/..., `OS_AUTH_TOKEN`; then the profile file, then the ECS metadata
 -- service). The endpoint comes from `--endpoint`, else `$EIP_ENDPOINT` (unless `--region` is
--- given), else the region.
+-- given), else the region. The proxy comes from `--proxy` (never with credentials: they go in
+-- the environment), else the environment, unless `--no-proxy`.
 --
 -- The library's usage errors name its own options (`project_id`, `limit`, `credentials`...);
 -- the command's errors name the command's options and variables instead (`--project-id`,
@@ -30,6 +31,9 @@ local OPTIONS = {
   { "--max-attempts", value = "N", key = "max_attempts", integer = true, min = 1, max = 20,
     help = "attempts per call, retries included (default 3)" },
   { "--debug", key = "debug", help = "log every request and response to stderr (secrets redacted)" },
+  { "--proxy", value = "URL", key = "proxy",
+    help = "http://host:port proxy (default: $https_proxy, $http_proxy, ..., minus $no_proxy)" },
+  { "--no-proxy", key = "no_proxy", help = "no proxy, whatever the environment says" },
 }
 
 --- A command's own options followed by the connection options.
@@ -105,16 +109,27 @@ end
 -- environment, the profile file, the ECS metadata service) before any API call unless it will
 -- send nothing. Raises a usage error in the command's words when the library refuses them.
 -- @tparam table opts the parsed options (`endpoint`, `region`, `project_id`, `timeout`,
--- `max_attempts`, `debug`)
+-- `max_attempts`, `debug`, `proxy`, `no_proxy`)
 -- @tparam[opt] boolean sends_nothing the client will send nothing (--dry-run): credentials are
 -- neither needed nor looked for then
 -- @return an eip client
 function M.client(opts, sends_nothing)
   local endpoint = opts.endpoint
   if endpoint == nil and opts.region == nil then endpoint = args.getenv("EIP_ENDPOINT") end
+  local proxy = opts.proxy
+  if proxy ~= nil and opts.no_proxy then
+    args.usage("%s", "--proxy and --no-proxy are exclusive: give one of them")
+  end
+  -- Credentials in a proxy URL are a secret: arguments show in ps and in shell history.
+  if proxy ~= nil and proxy:find("@", 1, true) then
+    args.usage("%s", "--proxy must not carry credentials (they would show in ps and shell history): "
+      .. "export https_proxy=http://user:pass@host:port instead")
+  end
+  if opts.no_proxy then proxy = false end
   local ok, client = pcall(eip.new, {
     endpoint = endpoint, region = opts.region, project_id = opts.project_id,
     timeout = opts.timeout, max_attempts = opts.max_attempts, debug = opts.debug or nil,
+    proxy = proxy,
   })
   if not ok then M.reword(client, opts) end
   if not sends_nothing then

@@ -25,6 +25,13 @@
 -- asked for no session (`false`), can even report success after a failed verification; so a
 -- session is always asked for, the call is protected, and anything short of a verified session
 -- fails closed (60).
+--
+-- Proxies (req.proxy, decided by the client: see the contract): an https URL is reached
+-- through a CONNECT tunnel to the proxy (Proxy-Authorization: Basic when credentials are
+-- given), whose answer is read by eip.transport.http1 with the usual bounds within the connect
+-- timeout; then TLS to the URL's host inside the tunnel, verified exactly as above. An http URL
+-- is sent to the proxy in absolute form. A proxy's refusal (a CONNECT answered non-2xx, a 407
+-- to a plain request) is a failure with proxy_status, never an answer.
 local http1 = require "eip.transport.http1"
 
 local M = {}
@@ -77,6 +84,9 @@ local function parse_authority(scheme, authority)
   return {
     scheme = scheme, host = host, bare = bare, port = port, ip = ip, tls = scheme == "https",
     host_line = "Host: " .. host_header,
+    -- Through a proxy: the CONNECT target (always with its port, as libcurl sends it), and the
+    -- start of an absolute-form request target.
+    authority = host .. ":" .. port, origin = scheme .. "://" .. host_header,
     -- The pool key says what was verified: a TLS connection made without verification must
     -- never serve a client that asked for it.
     pool = { [false] = { pool = base .. ":verify" }, [true] = { pool = base .. ":noverify" } },
@@ -146,19 +156,27 @@ end
 local scratch = {}
 local NO_HEADERS = {}
 
-local function request_parts(self, req, t, path, has_host, has_ua, has_accept)
+-- `plain`: the proxy of a plain-http request (its `via`, below), which gets the absolute-form
+-- target and the proxy's headers, in libcurl's order.
+local function request_parts(self, req, t, path, x, plain)
   local headers = req.headers or NO_HEADERS
   local out = scratch
-  out[1], out[2], out[3], out[4] = req.method, " ", path, " HTTP/1.1\r\n"
+  out[1], out[2], out[3], out[4] = req.method, " ", plain and (t.origin .. path) or path, " HTTP/1.1\r\n"
   local n = 4
-  if not has_host then
+  if not x.has_host then
     out[n + 1], out[n + 2], n = t.host_line, "\r\n", n + 2
   end
-  if self.user_agent_line and not has_ua then
+  if plain and plain.auth_line then
+    out[n + 1], out[n + 2], n = plain.auth_line, "\r\n", n + 2
+  end
+  if self.user_agent_line and not x.has_ua then
     out[n + 1], out[n + 2], n = self.user_agent_line, "\r\n", n + 2
   end
-  if not has_accept then
+  if not x.has_accept then
     out[n + 1], n = "Accept: */*\r\n", n + 1
+  end
+  if plain then
+    out[n + 1], n = "Proxy-Connection: Keep-Alive\r\n", n + 1
   end
   for i = 1, #headers do
     out[n + 1], out[n + 2], n = headers[i], "\r\n", n + 2
@@ -317,41 +335,114 @@ end
 
 -- Connecting ----------------------------------------------------------------------------------
 
+-- `t`: what was connected to, the URL's target or a proxy's `via` (is_proxy).
 local function connect_failure(x, t, err)
   err = tostring(err)
   if err == "timeout" then
     return http1.fail(x, 28, "Connection timed out after " .. ms(x.connect_timeout) .. " milliseconds")
   end
   if find(err, "resolve", 1, true) then
+    if t.is_proxy then return http1.fail(x, 5, "Could not resolve proxy: " .. t.bare .. " (" .. err .. ")") end
     return http1.fail(x, 6, "Could not resolve host: " .. t.bare .. " (" .. err .. ")")
   end
   return http1.fail(x, 7, "Failed to connect to " .. t.bare .. " port " .. t.port .. ": " .. err)
 end
 
+-- Seconds left to connect (TLS and the CONNECT exchange included), within the whole exchange.
+local function connect_left(x)
+  local left = x.connect_deadline - x.now()
+  local whole = http1.remaining(x)
+  return left < whole and left or whole
+end
+
+-- How to reach target t through `proxy` (req.proxy): the proxy's address, the pool of such
+-- connections and the Proxy-Authorization line. Cached like targets. The pool says which
+-- credentials a connection was made with (as a hash: nginx may log pool names), and, for a
+-- tunnel, everything the direct connection's pool name says.
+local vias, nvias = {}, 0
+
+local function via(self, t, proxy)
+  local auth = proxy.authorization
+  local pool = t.tls and t.pool[self.insecure].pool or "eip:proxy"
+  local key = pool .. "|" .. proxy.name .. "|" .. (auth or "")
+  local v = vias[key]
+  if v then return v end
+  local id = proxy.name
+  if auth then id = id .. ":" .. ngx_api().md5(auth) end
+  local host = proxy.host
+  v = {
+    host = host, port = tonumber(proxy.port), bare = (host:gsub("^%[(.*)%]$", "%1")), is_proxy = true,
+    pool = { pool = pool .. ":via:" .. id },
+    auth_line = auth and ("Proxy-Authorization: " .. auth) or nil,
+  }
+  if nvias >= TARGETS_MAX then vias, nvias = {}, 0 end
+  vias[key], nvias = v, nvias + 1
+  return v
+end
+
+-- The CONNECT exchange on a new connection to the proxy v, within the connect timeout: true
+-- once the tunnel to t is up (nothing of the proxy's answer kept), or nil after fail().
+local function tunnel(self, x, sock, t, v)
+  local left = connect_left(x)
+  if left <= 0 then return connect_failure(x, v, "timeout") end
+  sock:settimeout(ms(left))
+  local parts = { "CONNECT ", t.authority, " HTTP/1.1\r\nHost: ", t.authority, "\r\n" }
+  if v.auth_line then parts[#parts + 1] = v.auth_line .. "\r\n" end
+  if self.user_agent_line then parts[#parts + 1] = self.user_agent_line .. "\r\n" end
+  parts[#parts + 1] = "Proxy-Connection: Keep-Alive\r\n\r\n"
+  local sent, serr = sock:send(parts)
+  if not sent then
+    if serr == "timeout" then return connect_failure(x, v, "timeout") end
+    return http1.fail(x, 55, "Send failure: " .. tostring(serr))
+  end
+  x.sock = sock
+  local deadline = x.deadline
+  if x.connect_deadline < deadline then x.deadline = x.connect_deadline end
+  local ok = http1.read(x, "CONNECT")
+  x.deadline, x.sock = deadline, nil
+  local status, code = x.resp.status, x.resp.curl_code
+  http1.clear_answer(x)
+  if code == 28 then return nil end
+  if not ok or x.head_cut then
+    -- No answer, garbage or a head cut short: libcurl's texts and code (a reset, not a refusal).
+    http1.clear_failure(x)
+    if code == 1 then return http1.fail(x, 56, "CONNECT tunnel failed, response 0") end
+    return http1.fail(x, 56, "Proxy CONNECT aborted")
+  end
+  if status < 200 or status > 299 then
+    x.resp.proxy_status = status
+    return http1.fail(x, 56, "CONNECT tunnel failed, response " .. status)
+  end
+  http1.begin(x)
+  return true
+end
+
 -- A connected (and, for https, verified) socket, and whether it came from the pool; or nil
--- after fail().
-local function open(self, x, t)
+-- after fail(). `v`: the proxy's via, when the request goes through one.
+local function open(self, x, t, v)
   local ngx = x.ngx
   local left = http1.remaining(x)
   if left <= 0 then return http1.timed_out(x) end
-  local connect_left = x.connect_deadline - x.now()
-  if connect_left > left then connect_left = left end
-  if connect_left <= 0 then return connect_failure(x, t, "timeout") end
+  local to = v or t
+  local connect_left_now = connect_left(x)
+  if connect_left_now <= 0 then return connect_failure(x, to, "timeout") end
   local sock = ngx.socket.tcp()
-  sock:settimeout(ms(connect_left))
-  local ok, err = sock:connect(t.host, t.port, t.pool[self.insecure])
+  sock:settimeout(ms(connect_left_now))
+  local ok, err = sock:connect(to.host, to.port, v and v.pool or t.pool[self.insecure])
   if not ok then
     if http1.remaining(x) <= 0 then return http1.timed_out(x) end
-    return connect_failure(x, t, err)
+    return connect_failure(x, to, err)
   end
   local reused = (sock:getreusedtimes() or 0) > 0
   if not reused then
     x.resp.new_connections = x.resp.new_connections + 1
+    if v and t.tls and not tunnel(self, x, sock, t, v) then
+      sock:close()
+      return nil
+    end
     if t.tls then
-      connect_left = x.connect_deadline - x.now()
-      left = http1.remaining(x)
-      if connect_left > left then connect_left = left end
-      if connect_left <= 0 or not handshake(self, x, sock, t, ms(connect_left)) then
+      connect_left_now = connect_left(x)
+      if connect_left_now <= 0 or not handshake(self, x, sock, t, ms(connect_left_now)) then
         if not x.resp.curl_code then connect_failure(x, t, "timeout") end
         sock:close()
         return nil
@@ -368,11 +459,13 @@ end
 -- after fail().
 local function attempt(self, x, req, t, path)
   http1.begin(x)
-  local sock, reused = open(self, x, t)
+  local v = x.proxy and via(self, t, x.proxy)
+  local plain = v and not t.tls and v or nil
+  local sock, reused = open(self, x, t, v)
   if not sock then return nil end
   x.sock = sock
   sock:settimeout(ms(http1.remaining(x)))
-  local sent, serr = sock:send(request_parts(self, req, t, path, x.has_host, x.has_ua, x.has_accept))
+  local sent, serr = sock:send(request_parts(self, req, t, path, x, plain))
   if not sent then
     sock:close()
     if reused and serr ~= "timeout" then return "retry" end
@@ -381,6 +474,13 @@ local function attempt(self, x, req, t, path)
   end
   local ok, reusable = http1.read(x, req.method)
   x.sock = nil
+  if ok and plain and x.resp.status == 407 then
+    -- The proxy's own refusal, not the API's answer (which never is 407).
+    sock:close()
+    http1.clear_answer(x)
+    x.resp.proxy_status = 407
+    return http1.fail(x, 56, "Received HTTP code 407 from proxy")
+  end
   if ok then
     if not (reusable and sock:setkeepalive()) then sock:close() end
     return "done"
@@ -427,6 +527,14 @@ function Transport:send(req)
     return http1.finish(x)
   end
   x.has_host, x.has_ua, x.has_accept = given(req.headers or NO_HEADERS) -- raises for a caller bug
+  local proxy = req.proxy
+  if proxy then
+    if type(proxy) ~= "table" or type(proxy.host) ~= "string" or not tonumber(proxy.port)
+        or type(proxy.name) ~= "string" then
+      error("eip.transport.cosocket: proxy must be a table with host, port and name (see eip.transport)", 2)
+    end
+    x.proxy = proxy
+  end
   -- Nothing a server sends may raise out of here: an unforeseen error (a bug, or a library
   -- raising) still ends as a failure table, with its text.
   local ok, err = pcall(exchange, self, x, req, t, path_or_code)

@@ -25,7 +25,7 @@ end
 function Transport:send(req)
   local resp = self.session:request(req)
   local code = resp.curl_code
-  if code then resp.error_kind = error_kind(code, resp.curl_error) end
+  if code then resp.error_kind = error_kind(code, resp.curl_error, req.proxy, resp.proxy_status) end
   return resp
 end
 

@@ -92,10 +92,12 @@ function M.begin(x)
   x.buf, x.pos, x.received, x.body_bytes = "", 1, 0, 0
 end
 
---- Records a failure (curl code, text, kind) in x.resp; returns nil.
+--- Records a failure (curl code, text, kind) in x.resp; returns nil. Through a proxy (x.proxy
+-- set by the transport), the kind says so (see the contract's error_kind).
 function M.fail(x, code, text)
   local resp = x.resp
-  resp.curl_code, resp.curl_error, resp.error_kind = code, text, error_kind(code, text)
+  resp.curl_code, resp.curl_error = code, text
+  resp.error_kind = error_kind(code, text, x.proxy, resp.proxy_status)
   return nil
 end
 local fail = M.fail
@@ -104,6 +106,14 @@ local fail = M.fail
 function M.clear_failure(x)
   local resp = x.resp
   resp.curl_code, resp.curl_error, resp.error_kind = nil, nil, nil
+end
+
+--- Forgets what an answer said (status, captured headers, body): a proxy's answer is never
+-- the API's.
+function M.clear_answer(x)
+  local resp = x.resp
+  resp.status, resp.body, resp.truncated = 0, "", false
+  for k = 1, #CAPTURED_FIELDS do resp[CAPTURED_FIELDS[k]] = nil end
 end
 
 --- Seconds left before the deadline of the whole exchange (may be <= 0).
@@ -475,8 +485,10 @@ local function read_head(x, method)
       if not status then return fail(x, 1, version) end
       for k = 1, #CAPTURED_FIELDS do resp[CAPTURED_FIELDS[k]] = nil end
       resp.status = status
+      -- CONNECT: the head only (a 2xx has no body; after any other answer the connection is
+      -- closed, its body unread).
       h = { version = version, lines = 1, bodyless = status == 204 or status == 304 or method == "HEAD"
-        or (status >= 100 and status < 200) }
+        or method == "CONNECT" or (status >= 100 and status < 200) }
       local z = find(s, "\0", i, true)
       if z and z <= j then return fail(x, 8, "Nul byte in header") end
     else
@@ -698,13 +710,17 @@ local function read_until_close(x)
 end
 
 --- Reads the answer to a `method` request from x's source into x.resp. Returns true and whether
--- the connection may be reused when an answer came (complete or truncated), or nil when it
+-- the connection may be reused when an answer came (complete or truncated; x.head_cut is set
+-- when the stream ended inside its head, which libcurl takes as it is), or nil when it
 -- failed (x.resp has curl_code, curl_error, error_kind; and the status, headers and partial
 -- body of an answer that broke off). Never raises for anything the source delivers.
 function M.read(x, method)
-  x.lines_seen, x.stored_header = 0, false
+  x.lines_seen, x.stored_header, x.head_cut = 0, false, false
   local h = read_head(x, method)
-  if h == false then return true, false end -- ended inside the head: taken as it is
+  if h == false then -- ended inside the head: taken as it is (x.head_cut tells)
+    x.head_cut = true
+    return true, false
+  end
   if not h then return nil end
   local status = x.resp.status
   if h.bodyless then

@@ -55,6 +55,14 @@
 --     broken chunked framing (bad or too long chunk size,    56 protocol
 --       no CRLF after chunk data, trailer line too long)
 --     a Transfer-Encoding other than chunked                 61 protocol (see below)
+--     through a proxy (the request's `proxy` set):
+--       the proxy's name cannot be resolved                  5  proxy
+--       the proxy refused the connection, or is unreachable  7  proxy
+--       the proxy answered CONNECT with a non-2xx status     56 proxy ("CONNECT tunnel
+--                                                               failed, response N"; proxy_status N)
+--       the proxy answered a plain-http request with 407     56 proxy ("Received HTTP code
+--                                                               407 from proxy"; proxy_status 407)
+--       (a timeout, a reset or a TLS failure through a proxy keeps its own kind)
 --     anything else                                          KINDS, or "other"
 --
 -- **Where the transports differ (and why)**
@@ -78,6 +86,16 @@
 --  * Chunked trailers: captured headers in them are captured by both (libcurl hands trailers
 --    to the header callback); their lines are bounded by LIMITS.trailer_line in both, their
 --    number only by `timeout`.
+--  * Proxies: the proxy's host name is resolved as any other (nginx's `resolver` for cosockets).
+--    The answer to CONNECT is read by eip.transport.http1 with the same bounds and rules as any
+--    head, within connect_timeout; its body, if any, is never read (the connection is closed
+--    after a refusal; libcurl reads and drops it). A proxy that closes before or inside its
+--    CONNECT answer, or answers garbage, is 56 "reset" in both ("Proxy CONNECT aborted",
+--    "CONNECT tunnel failed, response 0"), the request never sent. A CONNECT answer whose head
+--    breaks a rule of the table above (a line without a colon, ...) fails as that row says over
+--    cosockets; libcurl's own CONNECT reader is more lenient and may take the tunnel. Idle
+--    tunnels are pooled by nginx per endpoint, verification and proxy (its credentials as a
+--    hash), plain proxy connections per proxy.
 --
 -- **Choosing the transport**
 --
@@ -113,6 +131,21 @@
 --   bytes/s arrive for low_speed_time seconds; 0 turns it off (0, 0)
 -- @tfield integer low_speed_time see `low_speed_limit`
 -- @tfield integer body_cap bytes of body kept (1 MiB)
+-- @tfield table proxy nil or false: straight to the URL's host. Neither transport ever reads
+--   the environment (http_proxy, ALL_PROXY, no_proxy) by itself: the client decides, in Lua,
+--   once (`eip.proxy`: the option, else the environment; never for loopback or link-local
+--   hosts), and puts the decision here. Otherwise a read-only table, the same for every
+--   request through that proxy: `url` ("http://host:port", never credentials), `host` and
+--   `port` (an IPv6 address in brackets), `name` ("host:port", for messages), `user` and
+--   `password` (the Basic credentials, decoded: both absent, or both set), `authorization`
+--   ("Basic <base64 of user:password>" when credentials are given: sent as
+--   Proxy-Authorization to the proxy only). https URLs ALWAYS go through a CONNECT tunnel
+--   ("CONNECT host:port HTTP/1.1", Host, Proxy-Authorization, User-Agent, Proxy-Connection:
+--   Keep-Alive), then TLS to the URL's host inside it, verified exactly as without a proxy
+--   (SNI and certificate name or IP checks): the proxy sees the CONNECT line and encrypted
+--   bytes, never the request. http URLs are sent to the proxy with an absolute-form target
+--   ("DELETE http://host:port/path HTTP/1.1"), plus Proxy-Authorization and
+--   Proxy-Connection: the proxy sees everything, headers included.
 
 --- What a transport's @{transport:send} returns: the answer, or a failure. A failure can come
 -- with what arrived before it: the status and captured headers of an answer whose body then
@@ -137,8 +170,13 @@
 --   transport reports the same code for the same failure; see the table above)
 -- @tfield string curl_error on failure only: one line saying what happened; never contains
 --   request headers
--- @tfield string error_kind on failure only: @{error_kind}(curl_code, curl_error), one of
---   @{KIND_NAMES}
+-- @tfield string error_kind on failure only: @{error_kind}(curl_code, curl_error, req.proxy,
+--   proxy_status), one of @{KIND_NAMES}
+-- @tfield integer proxy_status through a proxy, on failure only: the status of the PROXY's own
+--   answer that ended the exchange: a CONNECT answered with anything but 2xx, or a 407 to a
+--   plain-http request (the EIP API never answers 407). Then `status` is 0 and nothing of the
+--   proxy's answer is kept (no captured header, body ""). A proxy's answer is never reported
+--   as the API's.
 
 --- Sends one request and returns what came back: a method of every transport.
 -- @function transport:send
@@ -165,7 +203,7 @@ M.LIMITS = {
 M.CAPTURED_MAX = 255
 
 --- The error kinds, in the order of the contract's table.
-M.KIND_NAMES = { "dns", "connect", "timeout", "reset", "tls", "protocol", "other" }
+M.KIND_NAMES = { "dns", "connect", "timeout", "reset", "tls", "protocol", "proxy", "other" }
 
 -- CURLcode -> error kind (M.KINDS below).
 local KINDS = {
@@ -200,15 +238,27 @@ local KINDS = {
 -- @table KINDS
 M.KINDS = KINDS
 
+--- Through a proxy, the codes that can only be about the proxy (libcurl connects to nothing
+-- else): its name did not resolve, it refused or could not be reached.
+-- @table PROXY_CODES
+M.PROXY_CODES = { [5] = true, [7] = true }
+
+local PROXY_CODES = M.PROXY_CODES
 local find = string.find
 
 --- The error kind of a failure: KINDS[code], except that 56 with libcurl's texts for a broken
--- answer ("Too large response headers", "... in chunked-encoding") is "protocol", not "reset".
+-- answer ("Too large response headers", "... in chunked-encoding") is "protocol", not "reset";
+-- and that through a proxy a failure the proxy's own answer caused (`proxy_status`) or one of
+-- @{PROXY_CODES} is "proxy".
 -- @tparam integer code the CURLcode (`curl_code`)
 -- @tparam[opt] string text libcurl's text for it (`curl_error`)
+-- @tparam[opt] table proxy the request's `proxy` (or any true value): the request went
+--   through a proxy
+-- @tparam[opt] integer proxy_status the status of the proxy's own answer that ended it
 -- @treturn string one of @{KIND_NAMES}; "other" for a code not in @{KINDS}
 -- @raise never
-function M.error_kind(code, text)
+function M.error_kind(code, text, proxy, proxy_status)
+  if proxy and (proxy_status or PROXY_CODES[code]) then return "proxy" end
   if code == 56 and type(text) == "string"
       and (find(text, "chunked-encod", 1, true) or find(text, "Too large response headers", 1, true)) then
     return "protocol"

@@ -151,7 +151,8 @@ function M.client()
     out.is_error = eip.is_error(res)
     out.error = { text = tostring(res) }
     if type(res) == "table" then
-      for _, k in ipairs{ "kind", "status", "reason", "code", "curl_code", "curl_error", "retryable" } do
+      for _, k in ipairs{ "kind", "status", "reason", "code", "curl_code", "curl_error", "retryable", "proxy",
+                          "proxy_status" } do
         out.error[k] = res[k]
       end
     end
