@@ -3,6 +3,7 @@
 -- never drift from --help:
 --   LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 scripts/cli-docs.lua write
 --     writes doc/eip.1, doc/eip-emulator.1, doc/eip.bash-completion, doc/eip-emulator.bash-completion
+--     and the two reference blocks of README.md
 --   ... scripts/cli-docs.lua markdown eip        the README's reference block (eip-emulator: its own)
 -- The rock installs doc/ (see eip-scm-1.rockspec); spec/readme_spec.lua checks that the files
 -- and README.md hold exactly what this writes.
@@ -118,6 +119,19 @@ function M.markdown(tool)
   return table.concat(out, "\n") .. "\n"
 end
 
+--- README.md with each tool's reference block (from "```text\n$ TOOL --help" to its closing
+-- fence) replaced by what @{markdown} makes now.
+function M.readme(text)
+  for name in pairs(tools()) do
+    local open = "```text\n$ " .. name .. " --help\n"
+    local first = text:find(open, 1, true)
+    assert(first, "README.md has no reference block for " .. name)
+    local _, last = text:find("\n```\n", first + #open, true)
+    text = text:sub(1, first - 1) .. M.markdown(name) .. text:sub(last + 1)
+  end
+  return text
+end
+
 --- Every generated file, by path.
 function M.files()
   return {
@@ -134,6 +148,13 @@ if arg and arg[0] and arg[0]:find("cli%-docs%.lua$") and not package.loaded["scr
       f:close()
       print("wrote " .. path)
     end
+    local f = assert(io.open("README.md", "rb"))
+    local readme = M.readme(f:read("*a"))
+    f:close()
+    f = assert(io.open("README.md", "wb"))
+    f:write(readme)
+    f:close()
+    print("updated README.md")
   elseif arg[1] == "markdown" and tools()[arg[2] or ""] then
     io.write(M.markdown(arg[2]))
   else

@@ -511,6 +511,48 @@ describe("eip command", function()
       assert.truthy(has(err, "X-Auth-Token: <redacted>"))
       assert.is_false(has(out .. err, emu.token))
     end)
+
+    it("--rate spaces the requests below a throttled API's limit: no 429 at all", function()
+      emu:set_knobs{ throttle_rate = 12 }
+      local ids = {}
+      for i = 1, 15 do ids[i] = emu:create_bandwidth{ size = 5 } end
+      local code, out, err = run("delete-bandwidth --rate 8 --concurrency 8 " .. table.concat(ids, " "))
+      assert.equal(0, code, err)
+      assert.equal(15, #lines(out))
+      assert.equal(0, emu:stats().throttled)
+      assert.is_false(has(err, "throttled"))
+    end)
+
+    it("says when the API throttled a batch, and --no-adaptive keeps the concurrency", function()
+      emu:set_knobs{ throttle_rate = 4 }
+      local ids = {}
+      for i = 1, 12 do ids[i] = emu:create_bandwidth{ size = 5 } end
+      local _, _, err = run("delete-bandwidth --no-adaptive --max-attempts 1 --concurrency 6 "
+        .. table.concat(ids, " "))
+      local refused = emu:stats().throttled
+      assert.is_true(refused > 0)
+      assert.truthy(has(err, string.format("eip: the API throttled %d answer(s); concurrency 6 at the end (lowest 6)",
+        refused)), err)
+    end)
+
+    it("stops a batch after an authentication failure and says how many ids were not sent", function()
+      local ids = {}
+      for i = 1, 5 do ids[i] = emu:create_bandwidth{ size = 5 } end
+      local code, _, err = run("delete-bandwidth --concurrency 4 " .. table.concat(ids, " "),
+        { env = { OS_AUTH_TOKEN = "not-a-token-the-emulator-knows" } })
+      assert.equal(1, code)
+      assert.truthy(has(err, "eip: stopped after an authentication failure: 4 id(s) not sent"), err)
+      for _, id in ipairs(ids) do assert.is_not_nil(emu:get_bandwidth(id)) end
+    end)
+
+    it("--rate and --burst are checked before anything is sent", function()
+      for _, a in ipairs{ "--rate 0", "--rate fast", "--burst 0 --rate 5", "--burst 3" } do
+        local code, _, err = run("delete-bandwidth " .. a .. " some-id")
+        assert.equal(2, code, a)
+        assert.truthy(err:find("--rate", 1, true) or err:find("--burst", 1, true), a .. ": " .. err)
+      end
+      assert.equal(0, emu:stats().requests)
+    end)
   end)
 
   describe("show-bandwidth, list-bandwidths, status", function()

@@ -30,6 +30,10 @@ local OPTIONS = {
     help = "seconds per attempt (default 30)" },
   { "--max-attempts", value = "N", key = "max_attempts", integer = true, min = 1, max = 20,
     help = "attempts per call, retries included (default 3)" },
+  { "--rate", value = "R", key = "rate", number = true, min = 0.001, max = 1e6,
+    help = "at most R requests per second, retries included (default: no limit; batches adapt)" },
+  { "--burst", value = "N", key = "burst", integer = true, min = 1, max = 1e6,
+    help = "with --rate: how many may go back to back (default 1)" },
   { "--debug", key = "debug", help = "log every request and response to stderr (secrets redacted)" },
   { "--proxy", value = "URL", key = "proxy",
     help = "http://host:port proxy (default: $https_proxy, $http_proxy, ..., minus $no_proxy)" },
@@ -77,7 +81,8 @@ end
 local function words_for(argument, opts)
   local by_option = { endpoint = "--endpoint", region = "--region", project_id = "--project-id",
     timeout = "--timeout", max_attempts = "--max-attempts", limit = "--page-size", concurrency = "--concurrency",
-    size = "--size", charge_mode = "--charge-mode", wait = "--wait-timeout" }
+    size = "--size", charge_mode = "--charge-mode", wait = "--wait-timeout", rate = "--rate", burst = "--burst",
+    proxy = "--proxy" }
   if argument == "endpoint" and opts.endpoint == nil then return "EIP_ENDPOINT" end
   return by_option[argument]
 end
@@ -109,7 +114,8 @@ end
 -- environment, the profile file, the ECS metadata service) before any API call unless it will
 -- send nothing. Raises a usage error in the command's words when the library refuses them.
 -- @tparam table opts the parsed options (`endpoint`, `region`, `project_id`, `timeout`,
--- `max_attempts`, `debug`, `proxy`, `no_proxy`)
+-- `max_attempts`, `debug`, `proxy`, `no_proxy`, `rate`,
+-- `burst`)
 -- @tparam[opt] boolean sends_nothing the client will send nothing (--dry-run): credentials are
 -- neither needed nor looked for then
 -- @return an eip client
@@ -129,7 +135,7 @@ function M.client(opts, sends_nothing)
   local ok, client = pcall(eip.new, {
     endpoint = endpoint, region = opts.region, project_id = opts.project_id,
     timeout = opts.timeout, max_attempts = opts.max_attempts, debug = opts.debug or nil,
-    proxy = proxy,
+    proxy = proxy, rate = opts.rate, burst = opts.burst,
   })
   if not ok then M.reword(client, opts) end
   if not sends_nothing then

@@ -51,6 +51,8 @@ failed or were not sent, 2 usage error (nothing was sent), 130 interrupted.]],
     { "--concurrency", value = "N", key = "concurrency", integer = true, min = 1, max = MAX_CONCURRENCY,
       help = string.format("deletes in flight at once (1-%d, default %d; --drain: one at a time)",
         MAX_CONCURRENCY, DEFAULT_CONCURRENCY) },
+    { "--no-adaptive", key = "no_adaptive",
+      help = "keep --concurrency even when the API throttles (default: cut it, then raise it again)" },
     args.output_options("text"),
     { "--verbose", key = "verbose", help = "under each line: request id, reason and message" },
     { "--dry-run", key = "dry_run",
@@ -212,11 +214,11 @@ end
 -- batch (nil with --drain, which goes one id at a time).
 local function run_deletes(client, ids, opts, emit, tick)
   if not opts.drain then
-    local ok, summary = pcall(client.delete_bandwidths, client, ids, { concurrency = opts.concurrency,
-      missing_ok = opts.missing_ok or false, wait = opts.wait,
+    local ok, results, summary = pcall(client.delete_bandwidths, client, ids, { concurrency = opts.concurrency,
+      missing_ok = opts.missing_ok or false, wait = opts.wait, adaptive = not opts.no_adaptive,
       cancel = function() tick(); return interrupts() end,
       on_result = function(_, id, entry) emit(outcome_of(id, entry)) end })
-    if not ok then connection.reword(summary, opts) end
+    if not ok then connection.reword(results, opts) end
     return summary
   end
   local drain = { charge_mode = opts.charge_mode, size = opts.size, missing_ok = opts.missing_ok or false,
@@ -282,6 +284,7 @@ function M.run(opts, argv, ctx)
   stdout:flush()
   stderr:write(output.failures(failed))
   stderr:write(output.summary(#ids, counts, core.monotime() - started), "\n")
+  if summary and summary.throttled > 0 then stderr:write(output.throttled(summary), "\n") end
   if summary and summary.stopped == "auth" then
     stderr:write(string.format("eip: stopped after an authentication failure: %d id(s) not sent\n", counts.not_sent))
   elseif interrupted then

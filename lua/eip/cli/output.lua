@@ -226,6 +226,16 @@ function M.summary(total, counts, elapsed)
     counts.deleted, counts.missing, counts.failed, not_sent, elapsed)
 end
 
+--- The line saying that the API throttled a batch, and where the batch settled.
+-- @tparam table summary a batch summary with `throttled` > 0 (see `client:delete_bandwidths`)
+-- @treturn string the line, without a newline
+function M.throttled(summary)
+  local line = string.format("eip: the API throttled %d answer(s); concurrency %d at the end (lowest %d)",
+    summary.throttled, summary.concurrency or 0, summary.concurrency_min or 0)
+  if summary.rate then line = line .. string.format(", %.1f requests/s", summary.rate) end
+  return line
+end
+
 --- An error as the one JSON object `--json` prints on stderr: `ok` false, `exit` (the status
 -- the command ends with), `kind`, `message`, and what the error has of `status`, `code`,
 -- `reason`, `request_id`, `argument`, `retryable`, `attempts`, `advice`.
