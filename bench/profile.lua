@@ -105,7 +105,8 @@ end
 local function main()
   local dir = nginx.capture("mktemp -d")
   local fast = nginx.start{ name = "benchprofile", template = "bench/nginx.conf.in", label = "bench profile server",
-    fields = { WATCHDOG_DIR = nginx.dir_of("@spec/support/openresty/watchdog.lua"), HANDLER = "return 204;" } }
+    fields = { WATCHDOG_DIR = nginx.dir_of("@spec/support/openresty/watchdog.lua"), HANDLER = "return 204;",
+      LISTEN_OPTS = "", TLS = "" } }
   local ok, per, layers = pcall(instructions, fast.url, dir)
   fast:stop()
   os.execute("rm -rf " .. q(dir))
