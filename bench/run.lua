@@ -166,7 +166,8 @@ local function summarize(rows)
   end
 end
 
--- Every row REPS times, interleaved (a slow moment of the machine hits all rows alike).
+-- Every row REPS times, interleaved (a slow moment of the machine hits all rows alike), in an
+-- order rotated by one row each repetition.
 -- groups: { { rows = ..., server = ... }, ... }; slow: the slow server, or nil.
 local function run_rows(groups, slow)
   local slow_runs = {}
@@ -176,7 +177,11 @@ local function run_rows(groups, slow)
   for rep = 1, REPS do
     io.stderr:write(string.format("bench: repetition %d/%d\n", rep, REPS))
     for _, g in ipairs(groups) do
-      for _, row in ipairs(g.rows) do
+      -- Each repetition starts one row further down (the floor first, then second, ...), so
+      -- no row always follows the same one (LuaSocket's thousands of closed connections, say).
+      local n = #g.rows
+      for k = 0, n - 1 do
+        local row = g.rows[(rep - 1 + k) % n + 1]
         if not row.missing then row.runs[rep] = measure(row.cmd, g.server) end
       end
     end
