@@ -212,8 +212,9 @@ local function table_of(rows)
     if row.missing then
       print(string.format("| %s | — | %s | | | | |", row.label, row.missing))
     else
-      print(string.format("| %s | %d | %s | %.2f | %.1f | %.1f | %s |", row.label, row.n, fmt_rate(row.rate),
-        row.ratio, row.cpu_us, row.rss_kib / 1024, fmt_rate(row.connections)))
+      print(string.format("| %s | %d | %s | %s | %.1f | %.1f | %s |", row.label, row.n, fmt_rate(row.rate),
+        string.format(row.ratio < 0.01 and "%.4f" or "%.2f", row.ratio), row.cpu_us, row.rss_kib / 1024,
+        fmt_rate(row.connections)))
     end
   end
   print()
