@@ -11,6 +11,7 @@
 package.path = "./?.lua;" .. package.path
 local nginx = require "spec.support.nginx"
 local tls = require "spec.support.tls"
+local start_server = require("bench.server").start
 
 local N = math.tointeger(tonumber(os.getenv("BENCH_PROFILE_N") or "2000"))
 local FLOOR = os.getenv("BENCH_FLOOR") or "build/bench/floor"
@@ -114,28 +115,14 @@ local function lua_steps()
   return out
 end
 
-local function server(name, pki)
-  local fields = { WATCHDOG_DIR = nginx.dir_of("@spec/support/openresty/watchdog.lua"), HANDLER = "return 204;",
-    LISTEN_OPTS = "", TLS = "" }
-  if pki then
-    fields.LISTEN_OPTS = " ssl"
-    fields.TLS = string.format("ssl_certificate %s/trusted.crt; ssl_certificate_key %s/trusted.key; "
-      .. "ssl_protocols TLSv1.2 TLSv1.3;", pki.dir, pki.dir)
-  end
-  local inst = nginx.start{ name = name, template = "bench/nginx.conf.in", label = "bench profile server",
-    fields = fields }
-  if pki then inst.url = "https://127.0.0.1:" .. inst.port end
-  return inst
-end
-
 local function main()
   local dir = nginx.capture("mktemp -d")
   local servers, pki, res = {}, nil, {}
   local ok, err = pcall(function()
-    servers.fast = server("benchprofile")
+    servers.fast = start_server("benchprofile", "return 204;")
     res.http = { instructions(servers.fast.url, dir) }
     pki = tls.make_pki()
-    servers.secure = server("benchprofiletls", pki)
+    servers.secure = start_server("benchprofiletls", "return 204;", pki)
     res.https = { instructions(servers.secure.url, dir, pki.ca) }
   end)
   for _, inst in pairs(servers) do inst:stop() end

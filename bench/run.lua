@@ -23,6 +23,7 @@
 package.path = "./?.lua;" .. package.path
 local nginx = require "spec.support.nginx"
 local tls = require "spec.support.tls"
+local start_server = require("bench.server").start
 local core = require "eip.core"
 
 local N = math.tointeger(tonumber(os.getenv("BENCH_N") or "20000"))
@@ -39,23 +40,6 @@ assert(N and N > 0 and REPS and REPS >= 1 and SOCKET_N and SOCKET_N > 0 and LUAS
 
 local TARGETS = { sequential_ratio = 0.90, overhead_us = 10, batch_ratio = 1.3, rss_growth_kib = 1024 }
 local q = nginx.shell_quote
-
--- pki: the run's CA and certificates (tls.make_pki) for an https server, else plain http.
-local function start_server(name, handler, pki)
-  local fields = { WATCHDOG_DIR = nginx.dir_of("@spec/support/openresty/watchdog.lua"), HANDLER = handler,
-    LISTEN_OPTS = "", TLS = "" }
-  if pki then
-    fields.LISTEN_OPTS = " ssl"
-    fields.TLS = string.format("ssl_certificate %s/trusted.crt; ssl_certificate_key %s/trusted.key; "
-      .. "ssl_protocols TLSv1.2 TLSv1.3;", pki.dir, pki.dir)
-  end
-  local inst = nginx.start{ name = name, template = "bench/nginx.conf.in", label = "bench " .. name .. " server",
-    fields = fields }
-  if pki then
-    inst.url, inst.ca = "https://127.0.0.1:" .. inst.port, pki.ca
-  end
-  return inst
-end
 
 -- Connections the server has accepted so far (stub_status), fetched with the curl command.
 local function accepts(server)

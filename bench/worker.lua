@@ -90,37 +90,32 @@ local function batch(ids, marks)
   return failed
 end
 
-local function luasocket(ids)
-  local http = require "socket.http"
+-- One DELETE per request through LuaSocket's request function `http_request` (socket.http's,
+-- or ssl.https's with `extra` fields), each on a new connection (both send Connection: close).
+local function one_per_request(ids, http_request, extra)
   local ltn12 = require "ltn12"
   local failed = 0
   local base = endpoint .. "/v2.0/" .. PROJECT .. "/bandwidths/"
   local headers = { ["Content-Type"] = "application/json", ["Accept"] = "application/json",
     ["X-Auth-Token"] = TOKEN }
   for i = 1, #ids do
-    local ok, status = http.request{ url = base .. ids[i], method = "DELETE", headers = headers,
-      sink = ltn12.sink.null() }
+    local req = { url = base .. ids[i], method = "DELETE", headers = headers, sink = ltn12.sink.null() }
+    for k, v in pairs(extra or {}) do req[k] = v end
+    local ok, status = http_request(req)
     if not ok or status ~= 204 then failed = failed + 1 end
   end
   return failed
+end
+
+local function luasocket(ids)
+  return one_per_request(ids, require("socket.http").request)
 end
 
 -- What a Lua script would write without lua-eip over https: LuaSec's ssl.https.request, the
 -- server's chain verified against the CA (verify = "peer"). It opens a connection, and so makes
 -- a full TLS handshake, per request (no keep-alive, no session resumption).
 local function luasec(ids)
-  local https = require "ssl.https"
-  local ltn12 = require "ltn12"
-  local failed = 0
-  local base = endpoint .. "/v2.0/" .. PROJECT .. "/bandwidths/"
-  local headers = { ["Content-Type"] = "application/json", ["Accept"] = "application/json",
-    ["X-Auth-Token"] = TOKEN }
-  for i = 1, #ids do
-    local ok, status = https.request{ url = base .. ids[i], method = "DELETE", headers = headers,
-      sink = ltn12.sink.null(), verify = "peer", cafile = CA_FILE }
-    if not ok or status ~= 204 then failed = failed + 1 end
-  end
-  return failed
+  return one_per_request(ids, require("ssl.https").request, { verify = "peer", cafile = CA_FILE })
 end
 
 local marks = mode == "soak" and {} or nil
