@@ -34,7 +34,7 @@ bench: all luajit $(BENCH_FLOOR)
 	@echo
 	@$(BENCH_ENV) $(LUA) bench/rate.lua
 
-# The HTTPS rows alone (about 40 s).
+# The HTTPS rows alone (about 70 s: LuaSec's 200 requests take most of it).
 bench-https: all $(BENCH_FLOOR)
 	@$(BENCH_ENV) BENCH_N=$(BENCH_N) BENCH_REPS=$(BENCH_REPS) BENCH_FLOOR=$(BENCH_FLOOR) BENCH_ONLY=https $(LUA) bench/run.lua
 
