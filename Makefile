@@ -36,9 +36,12 @@ PKGS_luajit := luajit2 libluajit2-5.1-dev
 # lua-cjson, lua-socket and busted's own modules are packaged for every Lua version at once.
 # LDoc and its Markdown (make docs; spec/docs_spec.lua checks the reference, so make test too).
 DEBIAN_PKGS_DOCS   := lua-ldoc lua-discount
+# LuaSec: what a Lua script would use for https without lua-eip, the HTTPS peer of make bench.
+DEBIAN_PKGS_BENCH  := lua-sec
 DEBIAN_PKGS := $(PKGS_lua5.4) $(PKGS_$(LUA_TAG)) lua-cjson lua-busted luarocks libcurl4-openssl-dev libssl-dev \
                nginx libnginx-mod-http-lua lua-resty-core libluajit2-5.1-dev lua-socket lua-check \
-               pkg-config gcc make procps tmux man-db curl ca-certificates $(DEBIAN_PKGS_DOCS)
+               pkg-config gcc make procps tmux man-db curl ca-certificates $(DEBIAN_PKGS_DOCS) \
+               $(DEBIAN_PKGS_BENCH)
 DEBIAN_PKGS_CHECK  := clang libclang-rt-14-dev valgrind cppcheck
 DEBIAN_PKGS_MATRIX := $(foreach l,$(LUAS),$(PKGS_$(l)))
 

@@ -1,11 +1,15 @@
 /* floor.c - the benchmark's floor: bare libcurl, one reused easy handle, N DELETEs.
  *
- *   floor URL_PREFIX N      (URL_PREFIX + "<i>" is each request's URL)
+ *   floor URL_PREFIX N [CA_FILE]    (URL_PREFIX + "<i>" is each request's URL)
  *
  * Sends the same headers lua-eip sends with token auth, so the only difference to
- * client:delete_bandwidth is the Lua and binding work. Prints one line:
- *   requests=N seconds=S cpu=S rss_kib=K failed=F
- * (cpu: user+system CPU time of the loop; rss_kib: VmHWM, the peak resident set).
+ * client:delete_bandwidth is the Lua and binding work. With CA_FILE (an https URL_PREFIX), the
+ * TLS floor: the server is verified as lua-eip verifies it with `ca_file` (peer and host, that
+ * PEM bundle as the trust store), and the one connection is kept for every request. Prints
+ * one line:
+ *   requests=N seconds=S cpu=S rss_kib=K failed=F connects=C
+ * (cpu: user+system CPU time of the loop; rss_kib: VmHWM, the peak resident set; connects:
+ * connections libcurl opened, CURLINFO_NUM_CONNECTS summed over the requests).
  */
 #include <curl/curl.h>
 #include <stdio.h>
@@ -64,10 +68,10 @@ static struct curl_slist *headers(void)
 }
 
 /* The loop being measured: per request, only what must change (the URL) is set. */
-static long run(CURL *c, const char *prefix, long n)
+static long run(CURL *c, const char *prefix, long n, long *connects)
 {
     char url[URL_MAX];
-    long i, status, failed = 0;
+    long i, status, opened, failed = 0;
     for (i = 0; i < n; i++) {
         snprintf(url, sizeof(url), "%s%ld", prefix, i);
         curl_easy_setopt(c, CURLOPT_URL, url);
@@ -75,6 +79,9 @@ static long run(CURL *c, const char *prefix, long n)
         if (curl_easy_perform(c) != CURLE_OK ||
             curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK || status != 204)
             failed++;
+        opened = 0;
+        if (curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &opened) == CURLE_OK)
+            *connects += opened;
     }
     return failed;
 }
@@ -83,10 +90,10 @@ int main(int argc, char **argv)
 {
     CURL *c;
     struct curl_slist *list;
-    long n, failed;
+    long n, failed, connects = 0;
     double t0, c0;
-    if (argc != 3 || (n = strtol(argv[2], NULL, 10)) <= 0 || strlen(argv[1]) > URL_MAX - 24) {
-        fprintf(stderr, "usage: floor URL_PREFIX N\n");
+    if (argc < 3 || argc > 4 || (n = strtol(argv[2], NULL, 10)) <= 0 || strlen(argv[1]) > URL_MAX - 24) {
+        fprintf(stderr, "usage: floor URL_PREFIX N [CA_FILE]\n");
         return 2;
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (c = curl_easy_init()) == NULL)
@@ -102,11 +109,16 @@ int main(int argc, char **argv)
     curl_easy_setopt(c, CURLOPT_USERAGENT, "lua-eip-bench/floor");
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    if (argc == 4) { /* verification on, as libcurl's defaults, and this CA as the trust store */
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+        curl_easy_setopt(c, CURLOPT_CAINFO, argv[3]);
+    }
     t0 = now(CLOCK_MONOTONIC);
     c0 = now(CLOCK_PROCESS_CPUTIME_ID);
-    failed = run(c, argv[1], n);
-    printf("requests=%ld seconds=%.6f cpu=%.6f rss_kib=%ld failed=%ld\n", n, now(CLOCK_MONOTONIC) - t0,
-           now(CLOCK_PROCESS_CPUTIME_ID) - c0, peak_rss_kib(), failed);
+    failed = run(c, argv[1], n, &connects);
+    printf("requests=%ld seconds=%.6f cpu=%.6f rss_kib=%ld failed=%ld connects=%ld\n", n,
+           now(CLOCK_MONOTONIC) - t0, now(CLOCK_PROCESS_CPUTIME_ID) - c0, peak_rss_kib(), failed, connects);
     curl_slist_free_all(list);
     curl_easy_cleanup(c);
     curl_global_cleanup();

@@ -3,11 +3,15 @@
 -- 1. callgrind instruction counts per request of the floor (build/bench/floor) and of
 --    client:delete_bandwidth (bench/worker.lua seq), each run at N and 3N requests so that
 --    start-up cancels out: per request = (I(3N) - I(N)) / 2N. Also the inclusive counts of the
---    C layers of the Lua path (binding, http.c, libcurl), from callgrind_annotate.
+--    C layers of the Lua path (binding, http.c, libcurl), from callgrind_annotate. Over http,
+--    then over https (TLS 1.3, a CA made for the run, verification on: the floor with that CA
+--    file, the client with `ca_file`), so what TLS adds to each is seen apart from the Lua path.
 -- 2. The Lua pipeline's steps timed one by one (CPU µs) with a transport that answers at once.
 -- BENCH_PROFILE_N (default 2000), BENCH_FLOOR (the floor binary).
 package.path = "./?.lua;" .. package.path
 local nginx = require "spec.support.nginx"
+local tls = require "spec.support.tls"
+local start_server = require("bench.server").start
 
 local N = math.tointeger(tonumber(os.getenv("BENCH_PROFILE_N") or "2000"))
 local FLOOR = os.getenv("BENCH_FLOOR") or "build/bench/floor"
@@ -15,9 +19,10 @@ local PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 local LUA = arg[-1] or "lua5.4"
 local q = nginx.shell_quote
 
-local function callgrind(out, cmd)
-  local rc = os.execute(string.format("valgrind --tool=callgrind --callgrind-out-file=%s %s >/dev/null 2>&1",
-    q(out), cmd))
+-- env: "NAME=value " assignments for the measured command (before valgrind, which passes them on).
+local function callgrind(out, cmd, env)
+  local rc = os.execute(string.format("%svalgrind --tool=callgrind --callgrind-out-file=%s %s >/dev/null 2>&1",
+    env or "", q(out), cmd))
   assert(rc, "callgrind failed: " .. cmd)
   local text = nginx.read_file(out) or ""
   return tonumber(text:match("\nsummary: (%d+)") or text:match("\ntotals: (%d+)"))
@@ -35,22 +40,30 @@ local function inclusive(out)
   return counts
 end
 
-local function instructions(url, dir)
+-- ca: the CA file of an https url (the floor's third argument, the worker's BENCH_CA_FILE).
+local function instructions(url, dir, ca)
   local per, files = {}, {}
   local cmds = {
-    floor = function(n) return q(FLOOR) .. " " .. q(url .. "/v2.0/" .. PROJECT .. "/bandwidths/bw-") .. " " .. n end,
+    floor = function(n) return q(FLOOR) .. " " .. q(url .. "/v2.0/" .. PROJECT .. "/bandwidths/bw-") .. " " .. n
+      .. (ca and " " .. q(ca) or "") end,
     seq = function(n) return q(LUA) .. " bench/worker.lua seq " .. q(url) .. " " .. n end,
   }
+  local env = ca and "BENCH_CA_FILE=" .. q(ca) .. " " or nil
+  local tag = ca and "https-" or "http-"
   for name, cmd in pairs(cmds) do
-    files[name] = { dir .. "/" .. name .. ".1", dir .. "/" .. name .. ".3" }
-    local i1 = callgrind(files[name][1], cmd(N))
-    local i3 = callgrind(files[name][2], cmd(3 * N))
+    files[name] = { dir .. "/" .. tag .. name .. ".1", dir .. "/" .. tag .. name .. ".3" }
+    local i1 = callgrind(files[name][1], cmd(N), env)
+    local i3 = callgrind(files[name][2], cmd(3 * N), env)
     per[name] = (i3 - i1) / (2 * N)
   end
   local layers = {}
   local c1, c3 = inclusive(files.seq[1]), inclusive(files.seq[2])
   for _, fn in ipairs{ "l_session_request", "eip_http_perform", "curl_easy_perform" } do
     if c1[fn] and c3[fn] then layers[fn] = (c3[fn] - c1[fn]) / (2 * N) end
+  end
+  local f1, f3 = inclusive(files.floor[1]), inclusive(files.floor[2])
+  if f1.curl_easy_perform and f3.curl_easy_perform then
+    layers.floor_curl = (f3.curl_easy_perform - f1.curl_easy_perform) / (2 * N)
   end
   return per, layers
 end
@@ -104,21 +117,32 @@ end
 
 local function main()
   local dir = nginx.capture("mktemp -d")
-  local fast = nginx.start{ name = "benchprofile", template = "bench/nginx.conf.in", label = "bench profile server",
-    fields = { WATCHDOG_DIR = nginx.dir_of("@spec/support/openresty/watchdog.lua"), HANDLER = "return 204;" } }
-  local ok, per, layers = pcall(instructions, fast.url, dir)
-  fast:stop()
+  local servers, pki, res = {}, nil, {}
+  local ok, err = pcall(function()
+    servers.fast = start_server("benchprofile", "return 204;")
+    res.http = { instructions(servers.fast.url, dir) }
+    pki = tls.make_pki()
+    servers.secure = start_server("benchprofiletls", "return 204;", pki)
+    res.https = { instructions(servers.secure.url, dir, pki.ca) }
+  end)
+  for _, inst in pairs(servers) do inst:stop() end
+  if pki then pki:remove() end
   os.execute("rm -rf " .. q(dir))
-  if not ok then error(per, 0) end
+  if not ok then error(err, 0) end
   print(string.format("## Instructions per request (callgrind, %d vs %d requests)", N, 3 * N))
   print()
-  print("| path | instructions/request |")
-  print("|---|---:|")
-  print(string.format("| (a) floor: bare libcurl | %.0f |", per.floor))
-  print(string.format("| (b) client:delete_bandwidth | %.0f |", per.seq))
-  print(string.format("| (b) − (a): Lua + binding + http.c | %.0f |", per.seq - per.floor))
+  print("| path | http | https |")
+  print("|---|---:|---:|")
+  local function row(label, f)
+    local a, b = f(res.http[1], res.http[2]), f(res.https[1], res.https[2])
+    if a and b then print(string.format("| %s | %.0f | %.0f |", label, a, b)) end
+  end
+  row("(a) floor: bare libcurl", function(per) return per.floor end)
+  row("(a) inside curl_easy_perform (inclusive)", function(_, layers) return layers.floor_curl end)
+  row("(b) client:delete_bandwidth", function(per) return per.seq end)
+  row("(b) − (a): Lua + binding + http.c", function(per) return per.seq - per.floor end)
   for _, fn in ipairs{ "l_session_request", "eip_http_perform", "curl_easy_perform" } do
-    if layers[fn] then print(string.format("| (b) inside %s (inclusive) | %.0f |", fn, layers[fn])) end
+    row("(b) inside " .. fn .. " (inclusive)", function(_, layers) return layers[fn] end)
   end
   print()
   print("## Lua steps of one call (CPU µs each, timed alone)")

@@ -1,46 +1,67 @@
 --- `make bench`: throughput, CPU and memory of lua-eip's delete paths against a fast local
 -- server, next to a bare-libcurl floor and LuaSocket; prints a Markdown table.
 --
--- Two private nginx instances on 127.0.0.1 (spec/support/nginx.lua runs them; both stop at
+-- Three private nginx instances on 127.0.0.1 (spec/support/nginx.lua runs them; all stop at
 -- the end, and a watchdog stops them if this process dies first):
 --   fast  DELETE /v2.0/{project}/bandwidths/{id} -> `return 204;`
 --   slow  the same after ngx.sleep(0.02) (Debian's nginx has no echo_sleep)
+--   tls   fast over https (TLS 1.2/1.3, keep-alive), with a server certificate for IP
+--         127.0.0.1 and DNS localhost issued by a CA made for the run with the openssl command
+--         (spec/support/tls.lua, in a temp directory removed at the end). Its rows are ratios to
+--         their own floor, the bare-libcurl one verifying that CA's chain and the host.
 -- Every measurement runs in its own process (bench/worker.lua, build/bench/floor), so its peak
--- RSS (VmHWM) is its own; rows are interleaved over the repetitions and medians reported.
+-- RSS (VmHWM) is its own; rows are interleaved over the repetitions and medians reported. The
+-- connections a row opened (over TLS: its full handshakes) are nginx's stub_status "accepts"
+-- after the row minus before it, less the status request itself.
 --
 -- Environment: BENCH_N (requests per row, default 20000), BENCH_REPS (3..5, default 5),
 -- BENCH_SOCKET_N (LuaSocket requests, default min(N, 5000): one TCP connection each),
+-- BENCH_LUASEC_N (LuaSec requests, default min(N, 200): one TLS handshake each),
 -- BENCH_SOAK_N (ids of the batch RSS-growth run, default 100000; `make soak` covers the
--- sequential path), BENCH_FLOOR (floor binary).
+-- sequential path), BENCH_FLOOR (floor binary), BENCH_ONLY=https (the HTTPS rows alone:
+-- `make bench-https`).
 package.path = "./?.lua;" .. package.path
 local nginx = require "spec.support.nginx"
+local tls = require "spec.support.tls"
+local start_server = require("bench.server").start
 local core = require "eip.core"
 
 local N = math.tointeger(tonumber(os.getenv("BENCH_N") or "20000"))
 local REPS = math.tointeger(tonumber(os.getenv("BENCH_REPS") or "5"))
 local SOCKET_N = math.tointeger(tonumber(os.getenv("BENCH_SOCKET_N") or tostring(math.min(N or 0, 5000))))
+local LUASEC_N = math.tointeger(tonumber(os.getenv("BENCH_LUASEC_N") or tostring(math.min(N or 0, 200))))
+local HTTPS_ONLY = os.getenv("BENCH_ONLY") == "https"
 local SOAK_N = math.tointeger(tonumber(os.getenv("BENCH_SOAK_N") or "100000"))
 local FLOOR = os.getenv("BENCH_FLOOR") or "build/bench/floor"
 local SLOW_IDS, SLOW_CONCURRENCY, SLOW_DELAY = 1000, 32, 0.02
-assert(N and N > 0 and REPS and REPS >= 1 and SOCKET_N and SOCKET_N > 0 and SOAK_N and SOAK_N >= 10,
-  "BENCH_N, BENCH_REPS, BENCH_SOCKET_N and BENCH_SOAK_N must be positive integers")
+assert(N and N > 0 and REPS and REPS >= 1 and SOCKET_N and SOCKET_N > 0 and LUASEC_N and LUASEC_N > 0
+  and SOAK_N and SOAK_N >= 10,
+  "BENCH_N, BENCH_REPS, BENCH_SOCKET_N, BENCH_LUASEC_N and BENCH_SOAK_N must be positive integers")
 
 local TARGETS = { sequential_ratio = 0.90, overhead_us = 10, batch_ratio = 1.3, rss_growth_kib = 1024 }
+local q = nginx.shell_quote
 
-local function start_server(name, handler)
-  return nginx.start{
-    name = name, template = "bench/nginx.conf.in", label = "bench " .. name .. " server",
-    fields = { WATCHDOG_DIR = nginx.dir_of("@spec/support/openresty/watchdog.lua"), HANDLER = handler },
-  }
+-- Connections the server has accepted so far (stub_status), fetched with the curl command.
+local function accepts(server)
+  local cmd = "curl -sS --max-time 10 " .. (server.ca and "--cacert " .. q(server.ca) .. " " or "")
+    .. q(server.url .. "/bench-status") .. " 2>&1"
+  local out = nginx.capture(cmd)
+  local n = out:match("server accepts handled requests%s+(%d+)")
+  if not n then error("bench: `" .. cmd .. "` printed: " .. out, 0) end
+  return tonumber(n)
 end
 
--- Runs one measurement process; returns its key=value fields as numbers.
-local function measure(cmd)
+-- Runs one measurement process against server; returns its key=value fields as numbers, and
+-- `connections`: how many the server accepted meanwhile (the second status request's own
+-- connection is not counted).
+local function measure(cmd, server)
+  local before = accepts(server)
   local out = nginx.capture(cmd .. " 2>&1")
   local fields = {}
   for k, v in out:gmatch("(%w[%w_]*)=(%S+)") do fields[k] = tonumber(v) end
   if not (fields.requests and fields.seconds) then error("bench: `" .. cmd .. "` printed: " .. out, 0) end
   if fields.failed ~= 0 then error("bench: `" .. cmd .. "`: " .. fields.failed .. " requests failed", 0) end
+  fields.connections = accepts(server) - before - 1
   return fields
 end
 
@@ -51,55 +72,109 @@ local function median(list)
   return #s % 2 == 1 and s[m + 1] or (s[m] + s[m + 1]) / 2
 end
 
-local function worker(mode, url, n, concurrency)
-  return string.format("%s bench/worker.lua %s %s %d %s", nginx.shell_quote(arg[-1] or "lua5.4"), mode,
-    nginx.shell_quote(url), n, concurrency or "")
+local LUA = arg[-1] or "lua5.4"
+
+-- server: the instance the worker talks to (its CA is the worker's BENCH_CA_FILE over https).
+local function worker(mode, server, n, concurrency)
+  return string.format("%s%s bench/worker.lua %s %s %d %s",
+    server.ca and "BENCH_CA_FILE=" .. q(server.ca) .. " " or "", q(LUA), mode, q(server.url), n,
+    concurrency or "")
 end
 
+local function floor_cmd(server)
+  local prefix = server.url .. "/v2.0/0a1b2c3d4e5f60718293a4b5c6d7e8f9/bandwidths/bw-"
+  return q(FLOOR) .. " " .. q(prefix) .. " " .. N .. (server.ca and " " .. q(server.ca) or "")
+end
+
+-- Can this Lua load LuaSec's ssl.https (Debian's lua-sec)?
+local function has_luasec()
+  local ok = os.execute(q(LUA) .. " -e 'require \"ssl.https\"' >/dev/null 2>&1")
+  return ok == true
+end
+
+-- Each list of rows starts with its floor: every row of the list is a ratio to it.
 local function rows_for(fast)
-  local prefix = fast.url .. "/v2.0/0a1b2c3d4e5f60718293a4b5c6d7e8f9/bandwidths/bw-"
   return {
-    { key = "floor", label = "(a) floor: bare libcurl C, one reused easy handle", n = N,
-      cmd = nginx.shell_quote(FLOOR) .. " " .. nginx.shell_quote(prefix) .. " " .. N },
-    { key = "seq", label = "(b) `client:delete_bandwidth`, token auth", n = N, cmd = worker("seq", fast.url, N) },
+    { key = "floor", label = "(a) floor: bare libcurl C, one reused easy handle", n = N, cmd = floor_cmd(fast) },
+    { key = "seq", label = "(b) `client:delete_bandwidth`, token auth", n = N, cmd = worker("seq", fast, N) },
     { key = "aksk", label = "(b') `client:delete_bandwidth`, AK/SK signed", n = N,
-      cmd = worker("seq-aksk", fast.url, N) },
-    { key = "c1", label = "(c) `delete_bandwidths`, concurrency 1", n = N, cmd = worker("batch", fast.url, N, 1) },
-    { key = "c8", label = "(c) `delete_bandwidths`, concurrency 8", n = N, cmd = worker("batch", fast.url, N, 8) },
+      cmd = worker("seq-aksk", fast, N) },
+    { key = "c1", label = "(c) `delete_bandwidths`, concurrency 1", n = N, cmd = worker("batch", fast, N, 1) },
+    { key = "c8", label = "(c) `delete_bandwidths`, concurrency 8", n = N, cmd = worker("batch", fast, N, 8) },
     { key = "c32", label = "(c) `delete_bandwidths`, concurrency 32", n = N,
-      cmd = worker("batch", fast.url, N, 32) },
+      cmd = worker("batch", fast, N, 32) },
     { key = "socket", label = "(d) LuaSocket `socket.http` (no keep-alive)", n = SOCKET_N,
-      cmd = worker("socket", fast.url, SOCKET_N) },
+      cmd = worker("socket", fast, SOCKET_N) },
   }
 end
 
--- Every row REPS times, interleaved (a slow moment of the machine hits all rows alike).
-local function run_rows(rows, slow)
-  local slow_runs = {}
-  for _, row in ipairs(rows) do row.runs = {} end
-  for rep = 1, REPS do
-    io.stderr:write(string.format("bench: repetition %d/%d\n", rep, REPS))
-    for _, row in ipairs(rows) do row.runs[rep] = measure(row.cmd) end
-    slow_runs[rep] = measure(worker("batch", slow.url, SLOW_IDS, SLOW_CONCURRENCY))
+-- The HTTPS rows: verification on everywhere (the run's CA as the trust store, never insecure).
+local function https_rows_for(secure)
+  local rows = {
+    { key = "floor", label = "(e) TLS floor: bare libcurl C, one reused easy handle, peer and host verified",
+      n = N, cmd = floor_cmd(secure) },
+    { key = "seq", label = "(f) `client:delete_bandwidth`, `ca_file`, token auth", n = N,
+      cmd = worker("seq", secure, N) },
+    { key = "c8", label = "(g) `delete_bandwidths`, concurrency 8", n = N, cmd = worker("batch", secure, N, 8) },
+  }
+  local luasec = { key = "luasec", label = "(h) LuaSec `ssl.https` (a handshake per request, chain verified)",
+    n = LUASEC_N }
+  if has_luasec() then
+    luasec.cmd = worker("luasec", secure, LUASEC_N)
+  else
+    luasec.missing = "not installed (Debian: lua-sec)"
   end
-  -- Ratios and CPU differences are taken within a repetition (the rows of one repetition run
-  -- back to back), then the median over repetitions: a busy moment of the machine slows the
-  -- floor and the row it is compared with alike.
+  rows[#rows + 1] = luasec
+  return rows
+end
+
+-- Ratios and CPU differences are taken within a repetition (the rows of one repetition run
+-- back to back), then the median over repetitions: a busy moment of the machine slows the
+-- floor and the row it is compared with alike.
+local function summarize(rows)
   local floor_runs = rows[1].runs
   for _, row in ipairs(rows) do
-    local rates, cpu, rss, ratios, extra = {}, {}, {}, {}, {}
-    for i, r in ipairs(row.runs) do
-      local f = floor_runs[i]
-      rates[i], cpu[i], rss[i] = r.requests / r.seconds, r.cpu / r.requests * 1e6, r.rss_kib
-      ratios[i] = rates[i] / (f.requests / f.seconds)
-      extra[i] = cpu[i] - f.cpu / f.requests * 1e6
+    if not row.missing then
+      local rates, cpu, rss, ratios, extra, conns = {}, {}, {}, {}, {}, {}
+      for i, r in ipairs(row.runs) do
+        local f = floor_runs[i]
+        rates[i], cpu[i], rss[i] = r.requests / r.seconds, r.cpu / r.requests * 1e6, r.rss_kib
+        ratios[i] = rates[i] / (f.requests / f.seconds)
+        extra[i] = cpu[i] - f.cpu / f.requests * 1e6
+        conns[i] = r.connections
+      end
+      row.rate, row.cpu_us, row.rss_kib = median(rates), median(cpu), median(rss)
+      row.ratio, row.extra_cpu_us, row.connections = median(ratios), median(extra), median(conns)
+      row.ratio_min, row.ratio_max = math.min(table.unpack(ratios)), math.max(table.unpack(ratios))
     end
-    row.rate, row.cpu_us, row.rss_kib = median(rates), median(cpu), median(rss)
-    row.ratio, row.extra_cpu_us = median(ratios), median(extra)
   end
+end
+
+-- Every row REPS times, interleaved (a slow moment of the machine hits all rows alike), in an
+-- order rotated by one row each repetition.
+-- groups: { { rows = ..., server = ... }, ... }; slow: the slow server, or nil.
+local function run_rows(groups, slow)
+  local slow_runs = {}
+  for _, g in ipairs(groups) do
+    for _, row in ipairs(g.rows) do row.runs = {} end
+  end
+  for rep = 1, REPS do
+    io.stderr:write(string.format("bench: repetition %d/%d\n", rep, REPS))
+    for _, g in ipairs(groups) do
+      -- Each repetition starts one row further down (the floor first, then second, ...), so
+      -- no row always follows the same one (LuaSocket's thousands of closed connections, say).
+      local n = #g.rows
+      for k = 0, n - 1 do
+        local row = g.rows[(rep - 1 + k) % n + 1]
+        if not row.missing then row.runs[rep] = measure(row.cmd, g.server) end
+      end
+    end
+    if slow then slow_runs[rep] = measure(worker("batch", slow, SLOW_IDS, SLOW_CONCURRENCY), slow) end
+  end
+  for _, g in ipairs(groups) do summarize(g.rows) end
   local secs = {}
   for i, r in ipairs(slow_runs) do secs[i] = r.seconds end
-  return median(secs)
+  return slow and median(secs)
 end
 
 local function fmt_rate(x)
@@ -108,22 +183,67 @@ end
 
 local function verdict(ok) return ok and "met" or "**missed**" end
 
-local function report(rows, slow_seconds, soak)
+local function by_key(rows)
   local by = {}
   for _, row in ipairs(rows) do by[row.key] = row end
-  local nginx_version = nginx.capture(nginx.shell_quote(nginx.find()) .. " -v 2>&1"):match("nginx/(%S+)") or "?"
-  print(string.format("## lua-eip benchmark: %d requests per row, median of %d runs", N, REPS))
+  return by
+end
+
+local function table_of(rows)
+  print("| measurement | requests | requests/s | × floor ¹ | CPU µs/request | peak RSS MiB | new connections ² |")
+  print("|---|---:|---:|---:|---:|---:|---:|")
+  for _, row in ipairs(rows) do
+    if row.missing then
+      print(string.format("| %s | — | %s | | | | |", row.label, row.missing))
+    else
+      print(string.format("| %s | %d | %s | %s | %.1f | %.1f | %s |", row.label, row.n, fmt_rate(row.rate),
+        string.format(row.ratio < 0.01 and "%.4f" or "%.2f", row.ratio), row.cpu_us, row.rss_kib / 1024,
+        fmt_rate(row.connections)))
+    end
+  end
+  print()
+end
+
+local function header(title)
+  local nginx_version = nginx.capture(q(nginx.find()) .. " -v 2>&1"):match("nginx/(%S+)") or "?"
+  print(string.format("## %s: %d requests per row, median of %d runs", title, N, REPS))
   print()
   print(string.format("Server: nginx %s, 1 worker, `return 204` on 127.0.0.1. Client: %s, %s.", nginx_version,
     _VERSION, core.backend:match("^(%S+)") or core.backend))
   print()
-  print("| measurement | requests | requests/s | × floor ¹ | CPU µs/request | peak RSS MiB |")
-  print("|---|---:|---:|---:|---:|---:|")
-  for _, row in ipairs(rows) do
-    print(string.format("| %s | %d | %s | %.2f | %.1f | %.1f |", row.label, row.n, fmt_rate(row.rate),
-      row.ratio, row.cpu_us, row.rss_kib / 1024))
-  end
+end
+
+local function footnotes()
+  print("- ¹ each row's rate over its floor's in the same repetition, median over repetitions (so the "
+    .. "column is not exactly the ratio of the medians).")
+  print("- ² connections the server accepted during the row (nginx's stub_status), median over repetitions; "
+    .. "over https each is a full TLS handshake.")
+end
+
+local function report_https(rows)
+  local by = by_key(rows)
   print()
+  print("### HTTPS (TLS 1.3, a CA made for the run, verification on)")
+  print()
+  table_of(rows)
+  print(string.format("- Sequential `delete_bandwidth` over https at %.2f× the TLS floor (target ≥ %.2f×): %s "
+    .. "(%.2f–%.2f× over the repetitions); %.1f µs more CPU per request than the floor ((f) minus (e)); "
+    .. "%d TLS handshake(s) (new connections) for %d requests.", by.seq.ratio, TARGETS.sequential_ratio,
+    verdict(by.seq.ratio >= TARGETS.sequential_ratio), by.seq.ratio_min, by.seq.ratio_max, by.seq.extra_cpu_us,
+    by.seq.connections, by.seq.n))
+  if by.luasec.missing then
+    print("- LuaSec: " .. by.luasec.missing .. ".")
+  else
+    print(string.format("- LuaSec `ssl.https`: %s requests/s, %.0f connections per %d requests; "
+      .. "`delete_bandwidth` does %.0f× as many requests per second on one connection.", fmt_rate(by.luasec.rate),
+      by.luasec.connections, by.luasec.n, by.seq.rate / by.luasec.rate))
+  end
+end
+
+local function report(rows, slow_seconds, soak)
+  local by = by_key(rows)
+  header("lua-eip benchmark")
+  table_of(rows)
   local ratio = by.seq.ratio
   local overhead = by.seq.extra_cpu_us
   local ideal = math.ceil(SLOW_IDS / SLOW_CONCURRENCY) * SLOW_DELAY
@@ -144,27 +264,40 @@ local function report(rows, slow_seconds, soak)
     .. "first %d vs at the end, after a full GC): %+d KiB (target < %d KiB): %s. The sequential path has its own "
     .. "soak: `make soak`.", SOAK_N, SOAK_N // 10, growth, TARGETS.rss_growth_kib,
     verdict(growth < TARGETS.rss_growth_kib)))
-  print("- ¹ each row's rate over the floor's in the same repetition, median over repetitions (so the "
-    .. "column is not exactly the ratio of the medians).")
   print(string.format("- Batch rows send %s ids per `delete_bandwidths` call; (d) sends %d requests, each on a new "
     .. "connection (socket.http's default).", os.getenv("BENCH_CHUNK") or "1000", SOCKET_N))
 end
 
 local function main()
-  local fast = start_server("benchfast", "return 204;")
-  local slow = start_server("benchslow", string.format("content_by_lua_block { ngx.sleep(%g) ngx.exit(204) }",
-    SLOW_DELAY))
+  local servers, pki = {}, nil
   local ok, err = pcall(function()
-    local rows = rows_for(fast)
+    pki = tls.make_pki()
+    servers.secure = start_server("benchtls", "return 204;", pki)
+    local https = { rows = https_rows_for(servers.secure), server = servers.secure }
     local t0 = core.monotime()
-    local slow_seconds = run_rows(rows, slow)
-    io.stderr:write("bench: RSS growth run\n")
-    local soak = measure(worker("soak", fast.url, SOAK_N, 8))
-    report(rows, slow_seconds, soak)
+    if HTTPS_ONLY then
+      run_rows({ https })
+      header("lua-eip benchmark, HTTPS rows")
+      report_https(https.rows)
+      footnotes()
+    else
+      servers.fast = start_server("benchfast", "return 204;")
+      servers.slow = start_server("benchslow", string.format("content_by_lua_block { ngx.sleep(%g) ngx.exit(204) }",
+        SLOW_DELAY))
+      local plain = { rows = rows_for(servers.fast), server = servers.fast }
+      local slow_seconds = run_rows({ plain, https }, servers.slow)
+      io.stderr:write("bench: RSS growth run\n")
+      local soak = measure(worker("soak", servers.fast, SOAK_N, 8), servers.fast)
+      report(plain.rows, slow_seconds, soak)
+      report_https(https.rows)
+      footnotes()
+    end
     io.stderr:write(string.format("bench: done in %.0f s\n", core.monotime() - t0))
   end)
-  fast:stop()
-  slow:stop()
+  for _, name in ipairs{ "fast", "slow", "secure" } do
+    if servers[name] then servers[name]:stop() end
+  end
+  if pki then pki:remove() end
   if not ok then error(err, 0) end
 end
 

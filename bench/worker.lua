@@ -6,20 +6,30 @@
 --     seq-aksk the same, every request signed with AK/SK
 --     batch    client:delete_bandwidths over N ids, CHUNK ids per call, at CONCURRENCY
 --     socket   LuaSocket's socket.http, one DELETE per request (it sends Connection: close)
+--     luasec   LuaSec's ssl.https, one DELETE per request, each on a new connection and so with
+--              a TLS handshake of its own (https ENDPOINT; the chain is verified against
+--              BENCH_CA_FILE: LuaSec 1.2 checks no host name)
 --     soak     batch, reporting the resident set after the first tenth and at the end (the
 --              sequential path has its own soak: `make soak`, bench/soak.lua)
+--
+-- An https ENDPOINT is verified against BENCH_CA_FILE (the client's `ca_file`; never `insecure`).
 --
 -- Prints one line: requests=N seconds=S cpu=S rss_kib=K failed=F [rss_warm_kib=K rss_end_kib=K]
 -- (seconds: wall time of the loop; cpu: os.clock() of the loop; rss_kib: VmHWM, the peak).
 local core = require "eip.core"
+-- Loaded before the clock starts, like the modules of every mode below (the floor's libcurl is
+-- loaded before its clock too): loading lua-eip takes milliseconds, which are no request's.
+local eip = require "eip"
 
 local PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 local TOKEN = "bench-token-0123456789abcdef" -- the fast server does not check it
 local CHUNK = tonumber(os.getenv("BENCH_CHUNK")) or 1000
+local CA_FILE = os.getenv("BENCH_CA_FILE")
+if CA_FILE == "" then CA_FILE = nil end
 
 local mode, endpoint, n, concurrency = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4])
 if not (mode and endpoint and n) then
-  io.stderr:write("usage: worker.lua seq|seq-aksk|batch|socket|soak ENDPOINT N [CONCURRENCY]\n")
+  io.stderr:write("usage: worker.lua seq|seq-aksk|batch|socket|luasec|soak ENDPOINT N [CONCURRENCY]\n")
   os.exit(2)
 end
 
@@ -39,10 +49,11 @@ end
 
 local function client(signed)
   if signed then -- the fast server does not verify signatures: this measures the client's cost
-    return require("eip").new{ endpoint = endpoint, project_id = PROJECT, max_attempts = 1,
+    return eip.new{ endpoint = endpoint, project_id = PROJECT, max_attempts = 1, ca_file = CA_FILE,
       ak = "AKBENCH000000000000", sk = "SKBENCHsecretsecretSKBENCHsecretsecret00" }
   end
-  return require("eip").new{ endpoint = endpoint, project_id = PROJECT, token = TOKEN, max_attempts = 1 }
+  return eip.new{ endpoint = endpoint, project_id = PROJECT, token = TOKEN, max_attempts = 1,
+    ca_file = CA_FILE }
 end
 
 local function seq(ids, signed)
@@ -79,26 +90,41 @@ local function batch(ids, marks)
   return failed
 end
 
-local function luasocket(ids)
-  local http = require "socket.http"
+-- One DELETE per request through LuaSocket's request function `http_request` (socket.http's,
+-- or ssl.https's with `extra` fields), each on a new connection (both send Connection: close).
+local function one_per_request(ids, http_request, extra)
   local ltn12 = require "ltn12"
   local failed = 0
   local base = endpoint .. "/v2.0/" .. PROJECT .. "/bandwidths/"
   local headers = { ["Content-Type"] = "application/json", ["Accept"] = "application/json",
     ["X-Auth-Token"] = TOKEN }
   for i = 1, #ids do
-    local ok, status = http.request{ url = base .. ids[i], method = "DELETE", headers = headers,
-      sink = ltn12.sink.null() }
+    local req = { url = base .. ids[i], method = "DELETE", headers = headers, sink = ltn12.sink.null() }
+    for k, v in pairs(extra or {}) do req[k] = v end
+    local ok, status = http_request(req)
     if not ok or status ~= 204 then failed = failed + 1 end
   end
   return failed
 end
 
+local function luasocket(ids)
+  return one_per_request(ids, require("socket.http").request)
+end
+
+-- What a Lua script would write without lua-eip over https: LuaSec's ssl.https.request, the
+-- server's chain verified against the CA (verify = "peer"). It opens a connection, and so makes
+-- a full TLS handshake, per request (no keep-alive, no session resumption).
+local function luasec(ids)
+  return one_per_request(ids, require("ssl.https").request, { verify = "peer", cafile = CA_FILE })
+end
+
 local marks = mode == "soak" and {} or nil
 local ids = not marks and make_ids(n) or nil
-local runs = { seq = seq, soak = batch, batch = batch, socket = luasocket,
+local runs = { seq = seq, soak = batch, batch = batch, socket = luasocket, luasec = luasec,
   ["seq-aksk"] = function(list) return seq(list, true) end }
 local run = runs[mode] or error("unknown mode " .. mode)
+local modules = { socket = { "socket.http", "ltn12" }, luasec = { "ssl.https", "ltn12" } }
+for _, name in ipairs(modules[mode] or {}) do require(name) end
 local t0, c0 = core.monotime(), os.clock()
 local failed = run(ids, marks)
 local seconds, cpu = core.monotime() - t0, os.clock() - c0

@@ -4,10 +4,15 @@
 #                       delete_bandwidths at concurrency 1/8/32, LuaSocket; batch vs a 20 ms
 #                       server; RSS growth over BENCH_SOAK_N batch deletes (the sequential
 #                       path: `make soak`, mk/check.mk). Prints a Markdown table.
+#                       Then the HTTPS rows, against a TLS nginx with a CA the run makes (openssl):
+#                       a verifying bare-libcurl TLS floor, delete_bandwidth with ca_file,
+#                       delete_bandwidths at concurrency 8, LuaSec's ssl.https (BENCH_LUASEC_N
+#                       requests, default 200; "not installed" without lua-sec).
 #                       BENCH_N (default 20000) requests per row, BENCH_REPS (default 5) runs.
 #                       Then the rate rows (bench/rate.lua): batches against the emulator
 #                       throttled like the gateway, fixed vs adaptive vs paced vs two nginx
 #                       workers sharing a bucket (`make bench-rate` alone).
+#   make bench-https    the HTTPS rows alone.
 #   make bench-profile  callgrind instruction counts per request of the floor and of
 #                       delete_bandwidth (BENCH_PROFILE_N requests), the difference per call, and
 #                       the C layers of the Lua path, and each Lua step timed alone (valgrind).
@@ -18,7 +23,7 @@ BENCH_PROFILE_N ?= 2000
 BENCH_FLOOR     := $(BUILD)/bench/floor
 BENCH_ENV       := LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(CORE_DIR)/?.so;;"
 
-.PHONY: bench bench-profile bench-rate
+.PHONY: bench bench-https bench-profile bench-rate
 
 $(BENCH_FLOOR): bench/floor.c
 	@mkdir -p $(dir $@)
@@ -28,6 +33,10 @@ bench: all luajit $(BENCH_FLOOR)
 	@$(BENCH_ENV) BENCH_N=$(BENCH_N) BENCH_REPS=$(BENCH_REPS) BENCH_FLOOR=$(BENCH_FLOOR) $(LUA) bench/run.lua
 	@echo
 	@$(BENCH_ENV) $(LUA) bench/rate.lua
+
+# The HTTPS rows alone (about 70 s: LuaSec's 200 requests take most of it).
+bench-https: all $(BENCH_FLOOR)
+	@$(BENCH_ENV) BENCH_N=$(BENCH_N) BENCH_REPS=$(BENCH_REPS) BENCH_FLOOR=$(BENCH_FLOOR) BENCH_ONLY=https $(LUA) bench/run.lua
 
 # The rate rows alone: batches against the emulator throttled at BENCH_RATE_LIMIT/s (about 45 s).
 bench-rate: all luajit
