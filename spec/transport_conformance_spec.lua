@@ -348,11 +348,17 @@ describe("the transport contract, through both transports", function()
       end,
       expect = { status = 0, curl_code = 7, error_kind = "connect" } },
 
-    { name = "TLS to a trusted certificate with the IP address 127.0.0.1, verification on",
+    { name = "TLS to a trusted certificate with the IP address 127.0.0.1, verification on; the server "
+        .. "offers HTTP/2 (ALPN h2), the transport speaks HTTP/1.1",
       url = function() return front.url("trusted") .. "/conformance" end,
       arrange = inject{ status = 204 },
       expect = { status = 204, curl_code = NONE },
-      varies = { request_id = true } },
+      varies = { request_id = true },
+      check = function(_, label)
+        local seen = front.protocols(1)
+        assert.is_true(#seen >= 1, label)
+        for _, p in ipairs(seen) do assert.equal("HTTP/1.1", p, label) end
+      end },
 
     { name = "TLS to a certificate of an untrusted CA",
       url = function() return front.url("untrusted") .. "/conformance" end,

@@ -186,6 +186,11 @@ int eip_http_transfer_init(eip_http_transfer *t, const eip_http_config *cfg)
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* HTTP/1.1 only, as the transport contract says: libcurl would otherwise take HTTP/2 from
+     * any TLS server offering it (ALPN h2), and the header callback, the bounds of the head
+     * and a batch's connections (multiplexed streams) would no longer be what the contract
+     * and the cosocket transport promise. */
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, cfg->insecure ? 0L : 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, cfg->insecure ? 0L : 2L);
     if (cfg->ca_file != NULL)

@@ -4,7 +4,8 @@
 --
 --   local tls = require "spec.support.tls"
 --   local pki = tls.make_pki()          -- pki.dir, pki.ca (PEM of the test CA), pki:remove()
---   local front = tls.start(emu, pki)   -- front.ports.trusted / .untrusted / .wrong_name, front:stop()
+--   local front = tls.start(emu, pki)   -- front.ports.trusted / .untrusted / .wrong_name, front:stop(),
+--                                       -- front.protocols(n): what the trusted server's requests spoke
 --
 -- The three servers, all on 127.0.0.1 (no SNI is sent for an IP literal, so each has its port):
 --   trusted     a certificate of the test CA for IP 127.0.0.1, DNS localhost and DNS
@@ -88,11 +89,17 @@ end
 
 M.SERVERS = { "trusted", "untrusted", "wrong_name" }
 
-local function server_block(name, port, pki, upstream_port)
+-- The trusted server also offers HTTP/2 (ALPN "h2", as real API gateways do) and logs the
+-- protocol of each request it served: the transports must speak HTTP/1.1 all the same.
+local function server_block(name, port, pki, upstream_port, prefix)
+  local h2, log = "", ""
+  if name == "trusted" then
+    h2, log = " http2", "        access_log " .. prefix .. "/logs/protocols.log protocol;\n"
+  end
   return string.format([[
     server {
-        listen 127.0.0.1:%d ssl;
-        ssl_certificate %s/%s.crt;
+        listen 127.0.0.1:%d ssl%s;
+%s        ssl_certificate %s/%s.crt;
         ssl_certificate_key %s/%s.key;
         location / {
             proxy_pass http://127.0.0.1:%d;
@@ -102,7 +109,7 @@ local function server_block(name, port, pki, upstream_port)
             proxy_buffering off;
         }
     }
-]], port, pki.dir, name, pki.dir, name, upstream_port, upstream_port)
+]], port, h2, log, pki.dir, name, pki.dir, name, upstream_port, upstream_port)
 end
 
 local function config(fields, pki, upstream_port, ports)
@@ -112,7 +119,7 @@ local function config(fields, pki, upstream_port, ports)
   ports.untrusted, ports.wrong_name = nginx.free_port(), nginx.free_port()
   local servers = {}
   for _, name in ipairs(M.SERVERS) do
-    servers[#servers + 1] = server_block(name, ports[name], pki, upstream_port)
+    servers[#servers + 1] = server_block(name, ports[name], pki, upstream_port, fields.PREFIX)
   end
   return nginx.render([[
 @USER_DIRECTIVE@
@@ -123,6 +130,7 @@ worker_shutdown_timeout 1s;
 events { worker_connections 256; }
 http {
     access_log off;
+    log_format protocol $server_protocol;
     client_body_temp_path @PREFIX@/tmp/client_body;
     proxy_temp_path @PREFIX@/tmp/proxy;
     fastcgi_temp_path @PREFIX@/tmp/fastcgi;
@@ -144,6 +152,21 @@ function M.start(emu, pki)
   inst.ports = ports
   function inst.url(name) -- luacheck: ignore self
     return "https://127.0.0.1:" .. ports[name]
+  end
+  --- The protocols of the requests the trusted server answered so far, oldest first
+  -- ("HTTP/1.1", "HTTP/2.0"). nginx logs a request after answering it: this waits (up to 2 s)
+  -- for at least `least` lines.
+  function inst.protocols(least)
+    local deadline, lines = os.time() + 2, {}
+    repeat
+      lines = {}
+      for line in (nginx.read_file(inst.prefix .. "/logs/protocols.log") or ""):gmatch("[^\n]+") do
+        lines[#lines + 1] = line
+      end
+      if #lines >= (least or 0) then break end
+      host.execute("sleep 0.02")
+    until os.time() > deadline
+    return lines
   end
   return inst
 end

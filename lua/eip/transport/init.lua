@@ -1,6 +1,8 @@
 --- The transport contract, and the choice of transport for where the code runs.
 --
--- A transport sends one HTTP/1.1 request and returns what came back as one table. Two exist,
+-- A transport sends one HTTP/1.1 request and returns what came back as one table. Both speak
+-- HTTP/1.1 only, also to a TLS server that offers HTTP/2 (libcurl is told so; cosockets offer
+-- no ALPN), so that the bounds and failures below hold for every server. Two exist,
 -- and both honour this contract, which is written here and nowhere else;
 -- `spec/transport_conformance_spec.lua` runs one list of cases through both and compares them:
 --
