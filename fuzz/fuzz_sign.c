@@ -441,6 +441,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(auth2.len == auth.len && (auth.len == 0 || memcmp(auth2.data, auth.data, auth.len) == 0));
     }
 
+    /* The same request through an eip_signer (the Lua client's way): where eip_sign had the
+     * default limit, the same status, the same bytes, the same message. */
+    if (limit == 0) {
+        const char *serr = NULL, *sauth = NULL, *scanon = NULL;
+        size_t slen = 0;
+        eip_signer *s = eip_signer_new(c.in.ak, c.in.ak_len, c.in.sk, c.in.sk_len, &serr);
+        if (s == NULL) {
+            FUZZ_CHECK(st == EIP_SIGN_EINVAL && serr != NULL && strcmp(serr, err) == 0);
+        } else {
+            eip_sign_status st3 = eip_signer_sign(s, &c.in, &sauth, &slen, &scanon, &serr);
+            FUZZ_CHECK(st3 == st);
+            if (st3 == EIP_SIGN_OK)
+                FUZZ_CHECK(slen == auth.len && memcmp(sauth, auth.data, slen) == 0 &&
+                           strlen(scanon) == canon.len && memcmp(scanon, canon.data, canon.len) == 0);
+            else
+                FUZZ_CHECK(sauth == NULL && serr != NULL && strcmp(serr, err) == 0);
+            eip_signer_free(s);
+        }
+    }
+
     eip_buf_free(&auth);
     eip_buf_free(&canon);
     eip_buf_free(&auth2);

@@ -137,35 +137,50 @@ local function header_lines(headers, i, n)
   return h.line or (h[1] .. ": " .. h[2]), header_lines(headers, i + 1, n)
 end
 
--- The lines of a request whose headers never change (a token's): built once per content type
--- and shared by every request (transports only read them).
-local function constant_lines(self, content_type, header)
-  local cache = self.lines_cache
+-- What every request of a runner with this content type shares (transports and providers
+-- only read it): `headers`, the {content type, Accept} list a provider is given when the op
+-- adds no header of its own, and `lines`, the lines of a request whose headers never change
+-- (a token's), made on first use.
+local function shared(self, content_type)
+  local cache = self.shared_headers
   if not cache then
     cache = {}
-    self.lines_cache = cache
+    self.shared_headers = cache
   end
-  local lines = cache[content_type]
-  if not lines then
-    lines = { header_lines({ content_type, ACCEPT, header }, 1, 3) }
-    cache[content_type] = lines
+  local s = cache[content_type]
+  if not s then
+    s = { headers = { content_type, ACCEPT } }
+    cache[content_type] = s
   end
-  return lines
+  return s
 end
 
 -- Authenticates req (provider: nil for an op sent without credentials) and sets its header
 -- lines; `extra`: the op's own headers. Raises what the provider raises (IAM could not give a
 -- token).
 local function authenticate(self, req, content_type, provider, extra)
-  if provider and provider.header and not extra then
-    req.headers = constant_lines(self, content_type, provider.header)
-    return
+  local headers
+  if extra then
+    headers = { content_type, ACCEPT }
+    for i = 1, #extra do headers[#headers + 1] = extra[i] end
+  else
+    local s = shared(self, content_type)
+    if provider and provider.header then
+      local lines = s.lines
+      if not lines then
+        lines = { header_lines({ content_type, ACCEPT, provider.header }, 1, 3) }
+        s.lines = lines
+      end
+      req.headers = lines
+      return
+    end
+    headers = s.headers
   end
-  local headers = { content_type, ACCEPT }
-  for i = 1, extra and #extra or 0 do headers[#headers + 1] = extra[i] end
-  req.headers = headers
-  if provider then provider:apply(req, self) end
-  req.headers = { header_lines(headers, 1, #headers) }
+  if provider then
+    req.headers = provider:lines(req, headers, self)
+  else
+    req.headers = { header_lines(headers, 1, #headers) }
+  end
 end
 
 local function clean(self) return function(s) return self:clean(s) end end
