@@ -33,7 +33,7 @@
 #include "version.h"
 
 #define SESSION_MT "eip.core.session"
-#define MAX_HEADERS 64
+#define MAX_HEADERS EIP_HTTP_MAX_HEADERS
 #define MAX_SIGN_PAIRS 256
 #define SMALL_SIGN_PAIRS 16
 

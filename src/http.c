@@ -219,7 +219,7 @@ void eip_http_transfer_cleanup(eip_http_transfer *t)
 {
     curl_easy_cleanup(t->curl);
     forget_proxy(t);
-    curl_slist_free_all(t->headers);
+    free(t->header_bytes);
     free(t->body);
     free(t->token);
     memset(t, 0, sizeof(*t));
@@ -268,21 +268,44 @@ static void set_method(CURL *c, const eip_http_request *req, int copy_body)
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
 }
 
-/* Builds the header list; also disables "Expect: 100-continue", which would add a round
- * trip to every POST for no benefit with bodies this small. */
-static struct curl_slist *build_headers(const eip_http_request *req)
+static const char EXPECT_NONE[] = "Expect:";
+
+/* Sets t's header list to req's lines, then "Expect:" (which disables "Expect: 100-continue":
+ * a round trip added to every POST for no benefit with bodies this small). The lines are copied
+ * into t's own bytes, grown to fit and kept; the nodes are t's. 0, or -1 when there are too
+ * many lines or bytes, or no memory (the list is then left empty). */
+static int set_headers(eip_http_transfer *t, const eip_http_request *req)
 {
-    struct curl_slist *list = NULL, *next;
-    size_t i;
-    for (i = 0; i <= req->nheaders; i++) {
-        next = curl_slist_append(list, i < req->nheaders ? req->headers[i] : "Expect:");
-        if (next == NULL) {
-            curl_slist_free_all(list);
-            return NULL;
-        }
-        list = next;
+    size_t i, total = sizeof(EXPECT_NONE), n = req->nheaders;
+    char *p;
+    if (n > EIP_HTTP_MAX_HEADERS)
+        return -1;
+    for (i = 0; i < n; i++) {
+        total += strlen(req->headers[i]) + 1;
+        if (total > EIP_HTTP_HEADER_BYTES_MAX)
+            return -1;
     }
-    return list;
+    if (total > t->header_bytes_alloc) {
+        size_t want = t->header_bytes_alloc ? t->header_bytes_alloc : 512;
+        while (want < total)
+            want *= 2; /* total <= 4 MiB: no overflow */
+        p = realloc(t->header_bytes, want);
+        if (p == NULL)
+            return -1;
+        t->header_bytes = p;
+        t->header_bytes_alloc = want;
+    }
+    p = t->header_bytes;
+    for (i = 0; i <= n; i++) {
+        const char *line = i < n ? req->headers[i] : EXPECT_NONE;
+        size_t len = strlen(line) + 1;
+        memcpy(p, line, len);
+        t->header_nodes[i].data = p;
+        t->header_nodes[i].next = i < n ? &t->header_nodes[i + 1] : NULL;
+        p += len;
+    }
+    t->headers = t->header_nodes;
+    return 0;
 }
 
 /* Does list hold exactly req's header lines (then "Expect:")? Comparing costs far less than
@@ -293,7 +316,7 @@ static int same_headers(const struct curl_slist *list, const eip_http_request *r
     for (i = 0; i < req->nheaders; i++, list = list->next)
         if (list == NULL || strcmp(list->data, req->headers[i]) != 0)
             return 0;
-    return list != NULL && strcmp(list->data, "Expect:") == 0 && list->next == NULL;
+    return list != NULL && strcmp(list->data, EXPECT_NONE) == 0 && list->next == NULL;
 }
 
 /* Forgets what an answer said: its status, captured headers and body. The response holds over
@@ -437,15 +460,17 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     if (t->body)
         t->body[0] = '\0';
     if (!same_headers(t->headers, req)) {
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-        curl_slist_free_all(t->headers);
-        t->headers = build_headers(req);
-        if (t->headers == NULL) {
+        /* Set once: the nodes stay where they are, only their lines change. */
+        if (t->headers == NULL)
+            curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->header_nodes);
+        if (set_headers(t, req) != 0) {
+            t->headers = NULL;
+            curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
             resp->curl_code = CURLE_OUT_OF_MEMORY;
-            copy_bounded(resp->curl_error, sizeof(resp->curl_error), "out of memory", 13);
+            static const char why[] = "out of memory, or request headers over 64 lines or 4 MiB";
+            copy_bounded(resp->curl_error, sizeof(resp->curl_error), why, sizeof(why) - 1);
             return -1;
         }
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->headers);
     }
     if (set_proxy(t, req) != 0) {
         resp->curl_code = CURLE_OUT_OF_MEMORY;
