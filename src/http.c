@@ -204,6 +204,8 @@ int eip_http_transfer_init(eip_http_transfer *t, const eip_http_config *cfg)
     curl_easy_setopt(c, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
+    /* No request's value: the first one sets every option (see eip_http_transfer_prepare). */
+    t->timeout_ms = t->connect_timeout_ms = t->low_speed_time_s = t->low_speed_limit = -1;
     return 0;
 }
 
@@ -251,21 +253,49 @@ void eip_http_free(eip_http *h)
     free(h);
 }
 
-static void set_method(CURL *c, const eip_http_request *req, int copy_body)
+/* Does the handle already stand as req needs: the same method, sent without a body then and
+ * now? (A request with a body always sets it: libcurl keeps a pointer to it, or a copy.) */
+static int same_method(const eip_http_transfer *t, const eip_http_request *req)
 {
+    return t->method_bodiless && req->body == NULL && strcmp(t->method, req->method) == 0;
+}
+
+/* Remembers that the handle stands as req set it, for same_method. */
+static void remember_method(eip_http_transfer *t, const eip_http_request *req)
+{
+    size_t n = strlen(req->method);
+    int bodiless = req->body == NULL && strcmp(req->method, "POST") != 0 && strcmp(req->method, "PUT") != 0;
+    t->method_bodiless = bodiless && n < sizeof(t->method);
+    if (t->method_bodiless)
+        memcpy(t->method, req->method, n + 1);
+}
+
+/* Sets a long option unless the handle has it already (*current: what it was last set to). */
+static void set_long(CURL *c, CURLoption option, long *current, long value)
+{
+    if (*current != value && curl_easy_setopt(c, option, value) == CURLE_OK)
+        *current = value;
+}
+
+/* 0, or -1 when libcurl refused an option (out of memory for a copy): then nothing is
+ * remembered, and the next request sets the method again. */
+static int set_method(CURL *c, const eip_http_request *req, int copy_body)
+{
+    int failed = 0;
     /* The handle is reused across methods: HTTPGET resets any previous POST state. */
-    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL);
+    failed |= curl_easy_setopt(c, CURLOPT_HTTPGET, 1L) != CURLE_OK;
+    failed |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL) != CURLE_OK;
     if (strcmp(req->method, "GET") == 0)
-        return;
+        return failed ? -1 : 0;
     if (req->body != NULL || strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0) {
         /* The size first: COPYPOSTFIELDS reads it to know how much to copy. */
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        curl_easy_setopt(c, copy_body ? CURLOPT_COPYPOSTFIELDS : CURLOPT_POSTFIELDS,
-                         req->body ? req->body : "");
+        failed |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len) != CURLE_OK;
+        failed |= curl_easy_setopt(c, copy_body ? CURLOPT_COPYPOSTFIELDS : CURLOPT_POSTFIELDS,
+                                   req->body ? req->body : "") != CURLE_OK;
     }
     if (strcmp(req->method, "POST") != 0)
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
+        failed |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method) != CURLE_OK;
+    return failed ? -1 : 0;
 }
 
 static const char EXPECT_NONE[] = "Expect:";
@@ -478,11 +508,17 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
         return -1;
     }
     curl_easy_setopt(c, CURLOPT_URL, req->url); /* string options are copied by libcurl */
-    set_method(c, req, copy_body);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, req->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, req->low_speed_time_s);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, req->low_speed_limit);
+    /* Options stay set on the handle: only what differs from the last request is set again
+     * (a client's requests are alike: the same method, the same limits). */
+    if (!same_method(t, req)) {
+        t->method_bodiless = 0;
+        if (set_method(c, req, copy_body) == 0)
+            remember_method(t, req);
+    }
+    set_long(c, CURLOPT_TIMEOUT_MS, &t->timeout_ms, req->timeout_ms);
+    set_long(c, CURLOPT_CONNECTTIMEOUT_MS, &t->connect_timeout_ms, req->connect_timeout_ms);
+    set_long(c, CURLOPT_LOW_SPEED_TIME, &t->low_speed_time_s, req->low_speed_time_s);
+    set_long(c, CURLOPT_LOW_SPEED_LIMIT, &t->low_speed_limit, req->low_speed_limit);
     return 0;
 }
 

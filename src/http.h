@@ -112,6 +112,12 @@ typedef struct {
      * client sending through the same proxy (or none) sets no option again. */
     char *proxy, *proxy_user, *proxy_password;
     int tunnel;                 /* the current request goes through a CONNECT tunnel */
+    /* What the handle's options were last set to, so that a request like the last one sets
+     * none of them again: the method, when it was sent without a body (method_bodiless; a
+     * request with a body always sets it), and the limits (-1: not set yet). */
+    char method[16];
+    int method_bodiless;
+    long timeout_ms, connect_timeout_ms, low_speed_time_s, low_speed_limit;
 } eip_http_transfer;
 
 /* libcurl's process-wide init, done once whatever the number of threads and Lua states:
