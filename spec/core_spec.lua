@@ -315,4 +315,18 @@ describe("eip.core one session, requests of every kind", function()
       assert.equal(s[2] or "", r.body or "", "request " .. i)
     end
   end)
+
+  it("core.blank_controls: control characters become spaces; a clean string comes back as it is", function()
+    local clean = "0123456789abcdef ~!é"
+    assert.equal(clean, core.blank_controls(clean))
+    assert.equal("", core.blank_controls(""))
+    assert.equal("a b c d e  f", core.blank_controls("a\0b\nc\rd\27e\127\31f"))
+    for b = 0, 255 do
+      local c = string.char(b)
+      local want = (b < 32 or b == 127) and " " or c
+      assert.equal("x" .. want .. "y", core.blank_controls("x" .. c .. "y"), "byte " .. b)
+      assert.equal(c:gsub("%c", " "), core.blank_controls(c)) -- Lua's %c, in the C locale
+    end
+    assert.has_error(function() core.blank_controls({}) end)
+  end)
 end)

@@ -161,9 +161,9 @@ describe("core.signer", function()
   end)
 
   it("signs every attempt of a call anew: a retry carries the date it is sent at", function()
-    local sent = {}
+    local sent, reqs = {}, {}
     local transport = { close = function() end, send = function(_, req)
-      sent[#sent + 1] = req.headers
+      sent[#sent + 1], reqs[#reqs + 1] = req.headers, req
       if #sent == 1 then -- the retry goes out in the next second
         local t0 = os.time()
         while os.time() == t0 do core.sleep(0.02) end
@@ -174,6 +174,10 @@ describe("core.signer", function()
     local c = eip.new{ endpoint = "http://127.0.0.1:9", project_id = "p", ak = "AKX", sk = "SKXsecret",
       transport = transport, backoff_base = 0, sleep = function() end }
     assert.equal(2, c:delete_bandwidth("b").attempts)
+    -- A transport of the caller's own may keep what it is given: a table per attempt.
+    assert.are_not.equal(reqs[1], reqs[2])
+    assert.equal(1, reqs[1].attempts)
+    assert.equal(2, reqs[2].attempts)
     local d1, d2 = line_of(sent[1], "X-Sdk-Date"), line_of(sent[2], "X-Sdk-Date")
     assert.is_true(seconds_of(d2) > seconds_of(d1))
     assert.are_not.equal(line_of(sent[1], "Authorization"), line_of(sent[2], "Authorization"))

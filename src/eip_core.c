@@ -584,6 +584,35 @@ static int l_sdk_date(lua_State *L)
     return 1;
 }
 
+/* ---- text from servers ------------------------------------------------------------------ */
+
+/* core.blank_controls(s) -> s with every control character (bytes 0-31 and 127: Lua's %c in
+ * the C locale) replaced by a space; s itself when it has none, which is what servers send
+ * (request ids, codes, messages): checked in one pass, without a pattern match per byte. */
+static int l_blank_controls(lua_State *L)
+{
+    size_t len, i;
+    const char *s = luaL_checklstring(L, 1, &len);
+    luaL_Buffer b;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 32 || c == 127)
+            break;
+    }
+    if (i == len) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, s, i);
+    for (; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        luaL_addchar(&b, (c < 32 || c == 127) ? ' ' : (char)c);
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
 /* ---- clock and sleep ------------------------------------------------------------------ */
 
 /* core.file_mode(path) -> the permission bits (e.g. 0600 as 384) of a regular file, or nil:
@@ -739,7 +768,10 @@ static long timeout_ms_field(lua_State *L, int t, const char *k, lua_Number dflt
 
 static void push_response(lua_State *L, const eip_http_response *r)
 {
-    lua_createtable(L, 0, 12);
+    /* Sized for exactly the fields set below: a 204 has five. */
+    int n = 5 + (r->request_id[0] != '\0') + (r->retry_after[0] != '\0') + (r->content_type[0] != '\0') +
+            (r->location[0] != '\0') + (r->subject_token != NULL) + 2 * (r->curl_code != 0) + (r->proxy_status != 0);
+    lua_createtable(L, 0, n);
     set_int(L, "status", r->status);
     if (r->request_id[0])
         set_str(L, "request_id", r->request_id);
@@ -993,6 +1025,7 @@ static const luaL_Reg core_functions[] = {
     {"sign", l_sign},
     {"signer", l_signer},
     {"sdk_date", l_sdk_date},
+    {"blank_controls", l_blank_controls},
     {"monotime", l_monotime},
     {"file_mode", l_file_mode},
     {"sleep", l_sleep},

@@ -26,7 +26,9 @@ local ops = require "eip.ops"
 local M = {}
 
 local monotime = core.monotime
+local blank_controls = core.blank_controls
 local min, max = math.min, math.max
+local type = type
 
 -- The headers every request starts with, shared by all requests and never modified. Each also
 -- holds its line as the transport takes it, so the lines are not built again for every call.
@@ -41,8 +43,10 @@ Runner.__index = Runner
 -- @tparam table cfg endpoint, host, base_path, project_id (nil: learnt from the provider),
 --   provider, transport, timeout, connect_timeout, deadline, low_speed_limit, low_speed_time,
 --   max_body, policy, sleep, log, proxies (eip.proxy settings: the proxy of each request),
---   secrets (secret values the client holds outside its provider: proxy credentials), and for
---   batches ca_file, insecure, user_agent
+--   secrets (secret values the client holds outside its provider: proxy credentials),
+--   reuse_requests (true: the transport keeps no request after send returns, as the built-in
+--   ones do, so a call fills the same request table at every attempt), and for batches
+--   ca_file, insecure, user_agent
 function M.new(cfg)
   return setmetatable(cfg, Runner)
 end
@@ -80,7 +84,7 @@ end
 -- redacted only where it is the whole value.
 function Runner:clean(s)
   if type(s) ~= "string" then return s end
-  if s:find("%c") then s = s:gsub("%c", " ") end
+  s = blank_controls(s) -- in C: s:find("%c") alone cost a request id 5k instructions
   s = redact(s, self.provider.secrets)
   if self.secrets then s = redact(s, self.secrets) end
   return s
@@ -104,25 +108,34 @@ end
 
 -- The request of one attempt of op, before authentication: one table that is what the signer
 -- reads (path, query, host, ...) and, once its header lines are set, what the transport takes
--- (the contract of eip.transport; extra fields are ignored there).
-local function build(self, op, attempts, timeout)
+-- (the contract of eip.transport; extra fields are ignored there). `req`: the table of an
+-- earlier attempt to fill again (see Runner:run), or nil for a new one.
+local function build(self, op, attempts, timeout, req)
   local url, host, signed_path = op.url, self.host, nil
   local proxy = self.endpoint_proxy
   if url then
     host = url:match("^%a+://([^/]+)")
     proxy = self.proxies and self.proxies:decide(url)
   else
-    url = self.endpoint .. op.path .. query_string(op.query)
+    local query = op.query
+    url = query and self.endpoint .. op.path .. query_string(query) or self.endpoint .. op.path
     if self.base_path ~= "" then signed_path = self.base_path .. op.path end -- nil: the path is signed
   end
   if op.timeout and op.timeout < timeout then timeout = op.timeout end
-  return {
-    method = op.method, url = url, headers = false, body = op.body,
-    timeout = timeout, connect_timeout = min(self.connect_timeout, timeout),
-    low_speed_limit = self.low_speed_limit, low_speed_time = self.low_speed_time, body_cap = self.max_body,
-    path = op.path, query = op.query, host = host, signed_path = signed_path, project_id = self.project_id,
-    proxy = proxy, attempts = attempts, no_auth = op.auth == false, secret_answer = op.secret_answer,
-  }
+  if not req then
+    -- Every field named (false: set below), so that the table is sized once.
+    req = { method = false, url = false, headers = false, body = false, timeout = false, connect_timeout = false,
+      low_speed_limit = false, low_speed_time = false, body_cap = false, path = false, query = false,
+      host = false, signed_path = false, project_id = false, proxy = false, attempts = false, no_auth = false,
+      secret_answer = false }
+  end
+  req.method, req.url, req.headers, req.body = op.method, url, false, op.body
+  local connect_timeout = self.connect_timeout
+  req.timeout, req.connect_timeout = timeout, connect_timeout < timeout and connect_timeout or timeout
+  req.low_speed_limit, req.low_speed_time, req.body_cap = self.low_speed_limit, self.low_speed_time, self.max_body
+  req.path, req.query, req.host, req.signed_path, req.project_id = op.path, op.query, host, signed_path, self.project_id
+  req.proxy, req.attempts, req.no_auth, req.secret_answer = proxy, attempts, op.auth == false, op.secret_answer
+  return req
 end
 
 ---------------------------------------------------------------------------------------------
@@ -244,7 +257,7 @@ function Call:request()
     end
   end
   if deadline then timeout = max(0.001, min(timeout, deadline - monotime())) end
-  local req = build(runner, op, attempts, timeout)
+  local req = build(runner, op, attempts, timeout, runner.reuse_requests and self.req or nil)
   local content_type = op.content_type or CONTENT_TYPE
   if op.auth == false then
     authenticate(runner, req, content_type, nil, op.headers)
@@ -375,9 +388,19 @@ end
 -- Running
 
 --- Runs op to its end through the client's transport, sleeping between attempts. Returns the
--- op's result; raises the final eip error.
+-- op's result; raises the final eip error. The state of the call (and, with reuse_requests, its
+-- request table) is kept for the runner's next call: one call after another allocate neither
+-- again. A call made while another runs (an IAM token fetched inside a call, light threads
+-- inside nginx) gets its own.
 function Runner:run(op)
-  local call = self:call(op)
+  local call = self.spare_call
+  if call then
+    self.spare_call = nil
+    call.op, call.attempts, call.refreshed, call.started = op, 0, false, false
+    call.deadline, call.epoch, call.last_error = false, false, false
+  else
+    call = self:call(op)
+  end
   local transport = self.transport
   local bucket = self.bucket
   while true do
@@ -392,8 +415,14 @@ function Runner:run(op)
     else
       action, value = call:failure(err, true)
     end
-    if action == "done" then return value end
-    if action == "fail" then error(value, 0) end
+    if action == "done" then
+      self.spare_call = call
+      return value
+    end
+    if action == "fail" then
+      self.spare_call = call
+      error(value, 0)
+    end
     if value > 0 then self.sleep(value) end
   end
 end
