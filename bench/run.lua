@@ -25,7 +25,10 @@ local SLOW_IDS, SLOW_CONCURRENCY, SLOW_DELAY = 1000, 32, 0.02
 assert(N and N > 0 and REPS and REPS >= 1 and SOCKET_N and SOCKET_N > 0 and SOAK_N and SOAK_N >= 10,
   "BENCH_N, BENCH_REPS, BENCH_SOCKET_N and BENCH_SOAK_N must be positive integers")
 
-local TARGETS = { sequential_ratio = 0.90, overhead_us = 10, batch_ratio = 1.3, rss_growth_kib = 1024 }
+-- Issue 17's targets: token deletes at 0.95x the floor, AK/SK signed ones at 0.90x, at most
+-- 10 µs of Lua+C per call; batches and memory as before.
+local TARGETS = { sequential_ratio = 0.95, aksk_ratio = 0.90, overhead_us = 10, batch_ratio = 1.3,
+  rss_growth_kib = 1024 }
 
 local function start_server(name, handler)
   return nginx.start{
@@ -128,10 +131,11 @@ local function report(rows, slow_seconds, soak)
   local overhead = by.seq.extra_cpu_us
   local ideal = math.ceil(SLOW_IDS / SLOW_CONCURRENCY) * SLOW_DELAY
   local growth = soak.rss_end_kib - soak.rss_warm_kib
-  print(string.format("- Sequential `delete_bandwidth` at %.2f× the floor (target ≥ %.2f×): %s.", ratio,
+  print(string.format("- Sequential token `delete_bandwidth` at %.2f× the floor (target ≥ %.2f×): %s.", ratio,
     TARGETS.sequential_ratio, verdict(ratio >= TARGETS.sequential_ratio)))
-  print(string.format("- AK/SK signing: %.2f× the floor against %.2f× with a token; %.1f µs more CPU per "
-    .. "request ((b') minus (b)).", by.aksk.ratio, ratio, by.aksk.extra_cpu_us - overhead))
+  print(string.format("- AK/SK signed `delete_bandwidth` at %.2f× the floor (target ≥ %.2f×): %s; %.2f× with a "
+    .. "token, %.1f µs more CPU per request ((b') minus (b)).", by.aksk.ratio, TARGETS.aksk_ratio,
+    verdict(by.aksk.ratio >= TARGETS.aksk_ratio), ratio, by.aksk.extra_cpu_us - overhead))
   print(string.format("- Lua+C overhead per call beyond libcurl's own work: %.1f µs (target ≤ %d µs): %s. "
     .. "Method: CPU time per request (user+system: os.clock, CLOCK_PROCESS_CPUTIME_ID) of (b) minus (a) "
     .. "within each repetition, median over repetitions (`make bench-profile` counts instructions instead).",
