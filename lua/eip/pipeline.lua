@@ -122,19 +122,21 @@ local function build(self, op, attempts, timeout, req)
     if self.base_path ~= "" then signed_path = self.base_path .. op.path end -- nil: the path is signed
   end
   if op.timeout and op.timeout < timeout then timeout = op.timeout end
-  if not req then
-    -- Every field named (false: set below), so that the table is sized once.
-    req = { method = false, url = false, headers = false, body = false, timeout = false, connect_timeout = false,
-      low_speed_limit = false, low_speed_time = false, body_cap = false, path = false, query = false,
-      host = false, signed_path = false, project_id = false, proxy = false, attempts = false, no_auth = false,
-      secret_answer = false }
-  end
-  req.method, req.url, req.headers, req.body = op.method, url, false, op.body
   local connect_timeout = self.connect_timeout
-  req.timeout, req.connect_timeout = timeout, connect_timeout < timeout and connect_timeout or timeout
-  req.low_speed_limit, req.low_speed_time, req.body_cap = self.low_speed_limit, self.low_speed_time, self.max_body
-  req.path, req.query, req.host, req.signed_path, req.project_id = op.path, op.query, host, signed_path, self.project_id
-  req.proxy, req.attempts, req.no_auth, req.secret_answer = proxy, attempts, op.auth == false, op.secret_answer
+  if connect_timeout > timeout then connect_timeout = timeout end
+  if not req then -- a table constructor sizes it once
+    return { method = op.method, url = url, headers = false, body = op.body, timeout = timeout,
+      connect_timeout = connect_timeout, low_speed_limit = self.low_speed_limit, low_speed_time = self.low_speed_time,
+      body_cap = self.max_body, path = op.path, query = op.query, host = host, signed_path = signed_path,
+      project_id = self.project_id, proxy = proxy, attempts = attempts, no_auth = op.auth == false,
+      secret_answer = op.secret_answer }
+  end
+  req.method, req.url, req.headers, req.body, req.timeout = op.method, url, false, op.body, timeout
+  req.connect_timeout, req.low_speed_limit = connect_timeout, self.low_speed_limit
+  req.low_speed_time, req.body_cap = self.low_speed_time, self.max_body
+  req.path, req.query, req.host, req.signed_path = op.path, op.query, host, signed_path
+  req.project_id, req.proxy, req.attempts, req.no_auth = self.project_id, proxy, attempts, op.auth == false
+  req.secret_answer = op.secret_answer
   return req
 end
 
