@@ -558,18 +558,6 @@ static const luaL_Reg signer_methods[] = {
     {NULL, NULL},
 };
 
-static void register_signer(lua_State *L)
-{
-    luaL_newmetatable(L, SIGNER_MT);
-    luaL_newlib(L, signer_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_signer_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_signer_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
-}
-
 /* core.sdk_date([unix_seconds]) -> "YYYYMMDDTHHMMSSZ" (UTC; now by default). Fractions of a
  * second are dropped; a time outside 0..253402300799 is an error rather than a date that
  * would sign a request for the wrong moment. */
@@ -1001,18 +989,6 @@ static const luaL_Reg multi_methods[] = {
     {NULL, NULL},
 };
 
-static void register_multi(lua_State *L)
-{
-    luaL_newmetatable(L, MULTI_MT);
-    luaL_newlib(L, multi_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_multi_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_multi_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
-}
-
 /* ==== end of multi ======================================================================= */
 
 static const luaL_Reg core_functions[] = {
@@ -1034,19 +1010,26 @@ static const luaL_Reg core_functions[] = {
     {NULL, NULL},
 };
 
-int luaopen_eip_core(lua_State *L)
+/* The metatable of a userdata type: its methods, __gc and __tostring. */
+static void register_type(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                          lua_CFunction tostring)
 {
-    luaL_newmetatable(L, SESSION_MT);
-    luaL_newlib(L, session_methods);
+    luaL_newmetatable(L, name);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_session_close);
+    lua_pushcfunction(L, gc);
     lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_session_tostring);
+    lua_pushcfunction(L, tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
+}
 
-    register_multi(L);
-    register_signer(L);
+int luaopen_eip_core(lua_State *L)
+{
+    register_type(L, SESSION_MT, session_methods, l_session_close, l_session_tostring);
+    register_type(L, MULTI_MT, multi_methods, l_multi_close, l_multi_tostring);
+    register_type(L, SIGNER_MT, signer_methods, l_signer_gc, l_signer_tostring);
 
     luaL_newlib(L, core_functions);
     set_str(L, "_VERSION", EIP_VERSION);
