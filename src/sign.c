@@ -333,6 +333,7 @@ typedef struct {
     const eip_kv **qry;   /* query sorted by key, then value */
     const eip_kv *date;   /* the X-Sdk-Date header */
     int unsigned_payload; /* X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD was given */
+    size_t sh_off, sh_len; /* where SignedHeaders is in the canonical request */
     const char *err;
 } sign_ctx;
 
@@ -596,7 +597,7 @@ static int add_headers(const sign_ctx *c, eip_buf *b)
 }
 
 /* Returns 0, -1 on a buffer limit, -2 on a libcrypto failure. */
-static int build_canonical(const sign_ctx *c, eip_buf *b)
+static int build_canonical(sign_ctx *c, eip_buf *b)
 {
     const eip_sign_input *in = c->in;
     char body_hash[65];
@@ -610,8 +611,13 @@ static int build_canonical(const sign_ctx *c, eip_buf *b)
     if (buf_adds(b, in->method) != 0 || buf_addc(b, '\n') != 0 ||
         eip_sign_canonical_uri(b, in->path, in->path_len) != 0 || buf_addc(b, '\n') != 0 ||
         add_query(c, b) != 0 || buf_addc(b, '\n') != 0 || add_headers(c, b) != 0 ||
-        buf_addc(b, '\n') != 0 || add_signed_headers(c, b) != 0 || buf_addc(b, '\n') != 0 ||
-        buf_adds(b, body_hash) != 0)
+        buf_addc(b, '\n') != 0)
+        return -1;
+    c->sh_off = b->len; /* the Authorization value repeats this list: copied from here */
+    if (add_signed_headers(c, b) != 0)
+        return -1;
+    c->sh_len = b->len - c->sh_off;
+    if (buf_addc(b, '\n') != 0 || buf_adds(b, body_hash) != 0)
         return -1;
     return 0;
 }
@@ -696,7 +702,7 @@ static eip_sign_status sign_canonical(sign_ctx *c, const eip_buf *canon, eip_buf
         return FAIL(c, EIP_SIGN_ECRYPTO, "HMAC-SHA256 failed");
     if (buf_adds(auth, ALGORITHM " Access=") != 0 ||
         buf_add(auth, c->ak, c->ak_len) != 0 || buf_adds(auth, ", SignedHeaders=") != 0 ||
-        add_signed_headers(c, auth) != 0 || buf_adds(auth, ", Signature=") != 0 ||
+        buf_add(auth, canon->data + c->sh_off, c->sh_len) != 0 || buf_adds(auth, ", Signature=") != 0 ||
         buf_add(auth, sig, 64) != 0)
         return FAIL(c, EIP_SIGN_ENOMEM, "the Authorization value exceeds its buffer limit");
     return EIP_SIGN_OK;
