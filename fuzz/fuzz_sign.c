@@ -268,7 +268,6 @@ static void check_canonical(const eip_sign_input *in, const eip_buf *canon, cons
     const char *line[MAXN + 8], *cur = sh, *pv;
     size_t len[MAXN + 8], k, i, ns = signed_count(in), nl = ns + 6, left = shlen, pn;
     const eip_kv *payload = find_header(in, "x-sdk-content-sha256", 20);
-    char hex[65];
 
     k = split_lines(canon->data, canon->len, line, len, MAXN + 8);
     FUZZ_CHECK(k == nl);
@@ -301,6 +300,7 @@ static void check_canonical(const eip_sign_input *in, const eip_buf *canon, cons
     if (payload != NULL && pn == 16 && memcmp(pv, "UNSIGNED-PAYLOAD", 16) == 0) {
         FUZZ_CHECK(len[nl - 1] == 16 && memcmp(line[nl - 1], "UNSIGNED-PAYLOAD", 16) == 0);
     } else {
+        char hex[65];
         sha256_hex(in->body, in->body_len, hex);
         FUZZ_CHECK(len[nl - 1] == 64 && memcmp(line[nl - 1], hex, 64) == 0);
     }
