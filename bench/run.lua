@@ -67,6 +67,10 @@ local function rows_for(fast)
     { key = "seq", label = "(b) `client:delete_bandwidth`, token auth", n = N, cmd = worker("seq", fast.url, N) },
     { key = "aksk", label = "(b') `client:delete_bandwidth`, AK/SK signed", n = N,
       cmd = worker("seq-aksk", fast.url, N) },
+    -- The floor again, so that the rows with a target are bracketed by two floors of their own
+    -- repetition (not printed: the floor row is the mean of both).
+    { key = "floor_after", hidden = true, n = N,
+      cmd = nginx.shell_quote(FLOOR) .. " " .. nginx.shell_quote(prefix) .. " " .. N },
     { key = "c1", label = "(c) `delete_bandwidths`, concurrency 1", n = N, cmd = worker("batch", fast.url, N, 1) },
     { key = "c8", label = "(c) `delete_bandwidths`, concurrency 8", n = N, cmd = worker("batch", fast.url, N, 8) },
     { key = "c32", label = "(c) `delete_bandwidths`, concurrency 32", n = N,
@@ -86,16 +90,24 @@ local function run_rows(rows, slow)
     slow_runs[rep] = measure(worker("batch", slow.url, SLOW_IDS, SLOW_CONCURRENCY))
   end
   -- Ratios and CPU differences are taken within a repetition (the rows of one repetition run
-  -- back to back), then the median over repetitions: a busy moment of the machine slows the
-  -- floor and the row it is compared with alike.
-  local floor_runs = rows[1].runs
+  -- back to back), against the mean of the two floors that bracket (b) and (b') in it, then
+  -- the median over repetitions: a busy moment of the machine, or a load that drifts during
+  -- the repetition, slows the floor and the row it is compared with alike.
+  local by = {}
+  for _, row in ipairs(rows) do by[row.key] = row end
+  local floor_rate, floor_cpu = {}, {}
+  for i = 1, REPS do
+    local a, b = by.floor.runs[i], by.floor_after.runs[i]
+    floor_rate[i] = (a.requests / a.seconds + b.requests / b.seconds) / 2
+    floor_cpu[i] = (a.cpu / a.requests + b.cpu / b.requests) / 2 * 1e6
+  end
   for _, row in ipairs(rows) do
     local rates, cpu, rss, ratios, extra = {}, {}, {}, {}, {}
     for i, r in ipairs(row.runs) do
-      local f = floor_runs[i]
       rates[i], cpu[i], rss[i] = r.requests / r.seconds, r.cpu / r.requests * 1e6, r.rss_kib
-      ratios[i] = rates[i] / (f.requests / f.seconds)
-      extra[i] = cpu[i] - f.cpu / f.requests * 1e6
+      if row.key == "floor" then rates[i], cpu[i] = floor_rate[i], floor_cpu[i] end
+      ratios[i] = rates[i] / floor_rate[i]
+      extra[i] = cpu[i] - floor_cpu[i]
     end
     row.rate, row.cpu_us, row.rss_kib = median(rates), median(cpu), median(rss)
     row.ratio, row.extra_cpu_us = median(ratios), median(extra)
@@ -123,8 +135,10 @@ local function report(rows, slow_seconds, soak)
   print("| measurement | requests | requests/s | × floor ¹ | CPU µs/request | peak RSS MiB |")
   print("|---|---:|---:|---:|---:|---:|")
   for _, row in ipairs(rows) do
-    print(string.format("| %s | %d | %s | %.2f | %.1f | %.1f |", row.label, row.n, fmt_rate(row.rate),
-      row.ratio, row.cpu_us, row.rss_kib / 1024))
+    if not row.hidden then
+      print(string.format("| %s | %d | %s | %.2f | %.1f | %.1f |", row.label, row.n, fmt_rate(row.rate),
+        row.ratio, row.cpu_us, row.rss_kib / 1024))
+    end
   end
   print()
   local ratio = by.seq.ratio
@@ -149,7 +163,8 @@ local function report(rows, slow_seconds, soak)
     .. "soak: `make soak`.", SOAK_N, SOAK_N // 10, growth, TARGETS.rss_growth_kib,
     verdict(growth < TARGETS.rss_growth_kib)))
   print("- ¹ each row's rate over the floor's in the same repetition, median over repetitions (so the "
-    .. "column is not exactly the ratio of the medians).")
+    .. "column is not exactly the ratio of the medians). The floor runs twice per repetition, before (b) "
+    .. "and after (b'); its row, and what the others are compared with, is the mean of the two.")
   print(string.format("- Batch rows send %s ids per `delete_bandwidths` call; (d) sends %d requests, each on a new "
     .. "connection (socket.http's default).", os.getenv("BENCH_CHUNK") or "1000", SOCKET_N))
 end
