@@ -119,6 +119,7 @@ local function token_provider(token, source)
   return setmetatable({ kind = "token", header = header, secrets = { t }, epoch = 0 }, Token)
 end
 
+--- The request's lines: headers', then X-Auth-Token (its line made once).
 function Token:lines(_, headers)
   return lines_then(headers, self.header.line)
 end
@@ -243,6 +244,8 @@ function Iam:ensure(runner)
   if not self.token or os.time() >= self.refresh_at then self:fetch(runner) end
 end
 
+--- The request's lines: headers', then X-Auth-Token, after making sure the token is valid
+-- (fetching one through the runner when needed).
 function Iam:lines(_, headers, runner)
   self:ensure(runner)
   if self.line_of ~= self.token then -- the line is made once per token (kilobytes long)
@@ -318,6 +321,8 @@ function Metadata:ensure(runner)
   if not self.keys or os.time() >= self.refresh_at then self:fetch(runner) end
 end
 
+--- The request's lines, signed with the temporary keys, after making sure they are valid
+-- (fetching them from the metadata service through the runner when needed).
 function Metadata:lines(req, headers, runner)
   self:ensure(runner)
   return self.keys:lines(req, headers)
