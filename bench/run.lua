@@ -38,7 +38,10 @@ assert(N and N > 0 and REPS and REPS >= 1 and SOCKET_N and SOCKET_N > 0 and LUAS
   and SOAK_N and SOAK_N >= 10,
   "BENCH_N, BENCH_REPS, BENCH_SOCKET_N, BENCH_LUASEC_N and BENCH_SOAK_N must be positive integers")
 
-local TARGETS = { sequential_ratio = 0.90, overhead_us = 10, batch_ratio = 1.3, rss_growth_kib = 1024 }
+-- Issue 17's targets: token deletes at 0.95x the floor, AK/SK signed ones at 0.90x, at most
+-- 10 µs of Lua+C per call; over https 0.90x the TLS floor; batches and memory as before.
+local TARGETS = { sequential_ratio = 0.95, aksk_ratio = 0.90, https_ratio = 0.90, overhead_us = 10,
+  batch_ratio = 1.3, rss_growth_kib = 1024 }
 local q = nginx.shell_quote
 
 -- Connections the server has accepted so far (stub_status), fetched with the curl command.
@@ -99,6 +102,9 @@ local function rows_for(fast)
     { key = "seq", label = "(b) `client:delete_bandwidth`, token auth", n = N, cmd = worker("seq", fast, N) },
     { key = "aksk", label = "(b') `client:delete_bandwidth`, AK/SK signed", n = N,
       cmd = worker("seq-aksk", fast, N) },
+    -- The floor again, so that the rows with a target are compared with two floors of their own
+    -- repetition (not printed: the floor row is the mean of both).
+    { key = "floor_after", hidden = true, n = N, cmd = floor_cmd(fast) },
     { key = "c1", label = "(c) `delete_bandwidths`, concurrency 1", n = N, cmd = worker("batch", fast, N, 1) },
     { key = "c8", label = "(c) `delete_bandwidths`, concurrency 8", n = N, cmd = worker("batch", fast, N, 8) },
     { key = "c32", label = "(c) `delete_bandwidths`, concurrency 32", n = N,
@@ -129,18 +135,32 @@ local function https_rows_for(secure)
 end
 
 -- Ratios and CPU differences are taken within a repetition (the rows of one repetition run
--- back to back), then the median over repetitions: a busy moment of the machine slows the
--- floor and the row it is compared with alike.
+-- back to back) against the list's floor -- the mean of its two runs when the list runs it
+-- twice (floor_after) -- then the median over repetitions: a busy moment of the machine, or a
+-- load that drifts during the repetition, slows the floor and the row it is compared with alike.
 local function summarize(rows)
-  local floor_runs = rows[1].runs
+  local floor, after = rows[1], nil
+  for _, row in ipairs(rows) do
+    if row.key == "floor_after" then after = row end
+  end
+  local floor_rate, floor_cpu = {}, {}
+  for i, f in ipairs(floor.runs) do
+    local rate, cpu = f.requests / f.seconds, f.cpu / f.requests * 1e6
+    local b = after and after.runs[i]
+    if b then
+      rate = (rate + b.requests / b.seconds) / 2
+      cpu = (cpu + b.cpu / b.requests * 1e6) / 2
+    end
+    floor_rate[i], floor_cpu[i] = rate, cpu
+  end
   for _, row in ipairs(rows) do
     if not row.missing then
       local rates, cpu, rss, ratios, extra, conns = {}, {}, {}, {}, {}, {}
       for i, r in ipairs(row.runs) do
-        local f = floor_runs[i]
         rates[i], cpu[i], rss[i] = r.requests / r.seconds, r.cpu / r.requests * 1e6, r.rss_kib
-        ratios[i] = rates[i] / (f.requests / f.seconds)
-        extra[i] = cpu[i] - f.cpu / f.requests * 1e6
+        if row == floor then rates[i], cpu[i] = floor_rate[i], floor_cpu[i] end
+        ratios[i] = rates[i] / floor_rate[i]
+        extra[i] = cpu[i] - floor_cpu[i]
         conns[i] = r.connections
       end
       row.rate, row.cpu_us, row.rss_kib = median(rates), median(cpu), median(rss)
@@ -193,7 +213,8 @@ local function table_of(rows)
   print("| measurement | requests | requests/s | × floor ¹ | CPU µs/request | peak RSS MiB | new connections ² |")
   print("|---|---:|---:|---:|---:|---:|---:|")
   for _, row in ipairs(rows) do
-    if row.missing then
+    if row.hidden then -- luacheck: ignore 542 (a row measured but not shown)
+    elseif row.missing then
       print(string.format("| %s | — | %s | | | | |", row.label, row.missing))
     else
       print(string.format("| %s | %d | %s | %s | %.1f | %.1f | %s |", row.label, row.n, fmt_rate(row.rate),
@@ -215,7 +236,8 @@ end
 
 local function footnotes()
   print("- ¹ each row's rate over its floor's in the same repetition, median over repetitions (so the "
-    .. "column is not exactly the ratio of the medians).")
+    .. "column is not exactly the ratio of the medians). The plain floor runs twice per repetition; its "
+    .. "row, and what the plain rows are compared with, is the mean of the two.")
   print("- ² connections the server accepted during the row (nginx's stub_status), median over repetitions; "
     .. "over https each is a full TLS handshake.")
 end
@@ -228,8 +250,8 @@ local function report_https(rows)
   table_of(rows)
   print(string.format("- Sequential `delete_bandwidth` over https at %.2f× the TLS floor (target ≥ %.2f×): %s "
     .. "(%.2f–%.2f× over the repetitions); %.1f µs more CPU per request than the floor ((f) minus (e)); "
-    .. "%d TLS handshake(s) (new connections) for %d requests.", by.seq.ratio, TARGETS.sequential_ratio,
-    verdict(by.seq.ratio >= TARGETS.sequential_ratio), by.seq.ratio_min, by.seq.ratio_max, by.seq.extra_cpu_us,
+    .. "%d TLS handshake(s) (new connections) for %d requests.", by.seq.ratio, TARGETS.https_ratio,
+    verdict(by.seq.ratio >= TARGETS.https_ratio), by.seq.ratio_min, by.seq.ratio_max, by.seq.extra_cpu_us,
     by.seq.connections, by.seq.n))
   if by.luasec.missing then
     print("- LuaSec: " .. by.luasec.missing .. ".")
@@ -248,10 +270,11 @@ local function report(rows, slow_seconds, soak)
   local overhead = by.seq.extra_cpu_us
   local ideal = math.ceil(SLOW_IDS / SLOW_CONCURRENCY) * SLOW_DELAY
   local growth = soak.rss_end_kib - soak.rss_warm_kib
-  print(string.format("- Sequential `delete_bandwidth` at %.2f× the floor (target ≥ %.2f×): %s.", ratio,
+  print(string.format("- Sequential token `delete_bandwidth` at %.2f× the floor (target ≥ %.2f×): %s.", ratio,
     TARGETS.sequential_ratio, verdict(ratio >= TARGETS.sequential_ratio)))
-  print(string.format("- AK/SK signing: %.2f× the floor against %.2f× with a token; %.1f µs more CPU per "
-    .. "request ((b') minus (b)).", by.aksk.ratio, ratio, by.aksk.extra_cpu_us - overhead))
+  print(string.format("- AK/SK signed `delete_bandwidth` at %.2f× the floor (target ≥ %.2f×): %s; %.2f× with a "
+    .. "token, %.1f µs more CPU per request ((b') minus (b)).", by.aksk.ratio, TARGETS.aksk_ratio,
+    verdict(by.aksk.ratio >= TARGETS.aksk_ratio), ratio, by.aksk.extra_cpu_us - overhead))
   print(string.format("- Lua+C overhead per call beyond libcurl's own work: %.1f µs (target ≤ %d µs): %s. "
     .. "Method: CPU time per request (user+system: os.clock, CLOCK_PROCESS_CPUTIME_ID) of (b) minus (a) "
     .. "within each repetition, median over repetitions (`make bench-profile` counts instructions instead).",

@@ -227,7 +227,16 @@ static const eip_kv *find_header(const eip_sign_input *in, const char *name, siz
     return NULL;
 }
 
-/* SignedHeaders: lower-case names, strictly ascending, one per header. */
+/* The headers that are signed: the official signers leave out names holding '_'. */
+static size_t signed_count(const eip_sign_input *in)
+{
+    size_t i, n = 0;
+    for (i = 0; i < in->nheaders; i++)
+        n += memchr(in->headers[i].name, '_', in->headers[i].name_len) == NULL;
+    return n;
+}
+
+/* SignedHeaders: lower-case names, strictly ascending, one per signed header. */
 static void check_signed_headers(const eip_sign_input *in, const char *sh, size_t n)
 {
     size_t start = 0, i, count = 0, plen = 0;
@@ -238,6 +247,7 @@ static void check_signed_headers(const eip_sign_input *in, const char *sh, size_
             continue;
         len = i - start;
         FUZZ_CHECK(len > 0 && find_header(in, sh + start, len) != NULL);
+        FUZZ_CHECK(memchr(sh + start, '_', len) == NULL);
         for (j = 0; j < len; j++)
             FUZZ_CHECK(sh[start + j] == lc((unsigned char)sh[start + j]));
         if (prev) {
@@ -249,15 +259,15 @@ static void check_signed_headers(const eip_sign_input *in, const char *sh, size_
         count++;
         start = i + 1;
     }
-    FUZZ_CHECK(count == in->nheaders);
+    FUZZ_CHECK(count == signed_count(in));
 }
 
 static void check_canonical(const eip_sign_input *in, const eip_buf *canon, const char *sh,
                             size_t shlen)
 {
-    const char *line[MAXN + 8], *cur = sh;
-    size_t len[MAXN + 8], k, i, nl = in->nheaders + 6, left = shlen;
-    char hex[65];
+    const char *line[MAXN + 8], *cur = sh, *pv;
+    size_t len[MAXN + 8], k, i, ns = signed_count(in), nl = ns + 6, left = shlen, pn;
+    const eip_kv *payload = find_header(in, "x-sdk-content-sha256", 20);
 
     k = split_lines(canon->data, canon->len, line, len, MAXN + 8);
     FUZZ_CHECK(k == nl);
@@ -267,7 +277,7 @@ static void check_canonical(const eip_sign_input *in, const eip_buf *canon, cons
     for (i = 0, k = 0; i < len[2]; i++)
         k += line[2][i] == '=';
     FUZZ_CHECK(k == in->nquery);
-    for (i = 0; i < in->nheaders; i++) {
+    for (i = 0; i < ns; i++) {
         const char *l = line[3 + i], *colon = memchr(l, ':', len[3 + i]), *v;
         const eip_kv *h;
         const char *semi = memchr(cur, ';', left);
@@ -284,8 +294,16 @@ static void check_canonical(const eip_sign_input *in, const eip_buf *canon, cons
     }
     FUZZ_CHECK(len[nl - 3] == 0);
     FUZZ_CHECK(len[nl - 2] == shlen && memcmp(line[nl - 2], sh, shlen) == 0);
-    sha256_hex(in->body, in->body_len, hex);
-    FUZZ_CHECK(len[nl - 1] == 64 && memcmp(line[nl - 1], hex, 64) == 0);
+    /* X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD signs that literal instead of the body's hash. */
+    if (payload != NULL)
+        trim(payload->value, payload->value_len, &pv, &pn);
+    if (payload != NULL && pn == 16 && memcmp(pv, "UNSIGNED-PAYLOAD", 16) == 0) {
+        FUZZ_CHECK(len[nl - 1] == 16 && memcmp(line[nl - 1], "UNSIGNED-PAYLOAD", 16) == 0);
+    } else {
+        char hex[65];
+        sha256_hex(in->body, in->body_len, hex);
+        FUZZ_CHECK(len[nl - 1] == 64 && memcmp(line[nl - 1], hex, 64) == 0);
+    }
 }
 
 static void check_success(const eip_sign_input *in, const eip_buf *auth, const eip_buf *canon)
@@ -421,6 +439,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         FUZZ_CHECK(st2 == st);
         FUZZ_CHECK(auth2.len == auth.len && (auth.len == 0 || memcmp(auth2.data, auth.data, auth.len) == 0));
+    }
+
+    /* The same request through an eip_signer (the Lua client's way): where eip_sign had the
+     * default limit, the same status, the same bytes, the same message. */
+    if (limit == 0) {
+        const char *serr = NULL, *sauth = NULL, *scanon = NULL;
+        size_t slen = 0;
+        eip_signer *s = eip_signer_new(c.in.ak, c.in.ak_len, c.in.sk, c.in.sk_len, &serr);
+        if (s == NULL) {
+            FUZZ_CHECK(st == EIP_SIGN_EINVAL && serr != NULL && strcmp(serr, err) == 0);
+        } else {
+            eip_sign_status st3 = eip_signer_sign(s, &c.in, &sauth, &slen, &scanon, &serr);
+            FUZZ_CHECK(st3 == st);
+            if (st3 == EIP_SIGN_OK)
+                FUZZ_CHECK(slen == auth.len && memcmp(sauth, auth.data, slen) == 0 &&
+                           strlen(scanon) == canon.len && memcmp(scanon, canon.data, canon.len) == 0);
+            else
+                FUZZ_CHECK(sauth == NULL && serr != NULL && strcmp(serr, err) == 0);
+            eip_signer_free(s);
+        }
     }
 
     eip_buf_free(&auth);

@@ -14,8 +14,10 @@
 #                       workers sharing a bucket (`make bench-rate` alone).
 #   make bench-https    the HTTPS rows alone.
 #   make bench-profile  callgrind instruction counts per request of the floor and of
-#                       delete_bandwidth (BENCH_PROFILE_N requests), the difference per call, and
-#                       the C layers of the Lua path, and each Lua step timed alone (valgrind).
+#                       delete_bandwidth with a token and with AK/SK (BENCH_PROFILE_N requests),
+#                       the difference per call, the C layers of each Lua path, the token
+#                       delete's count against its target (<= 1.3x the floor's), and each Lua
+#                       step timed alone (valgrind).
 
 BENCH_N         ?= 20000
 BENCH_REPS      ?= 5

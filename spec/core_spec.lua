@@ -274,3 +274,59 @@ describe("eip.core numbers out of range", function()
     m:close()
   end)
 end)
+
+describe("eip.core one session, requests of every kind", function()
+  local emu, session
+
+  setup(function()
+    emu = emulator.start()
+    session = core.session{}
+  end)
+
+  teardown(function()
+    session:close()
+    emu:stop()
+  end)
+
+  -- The handle keeps its options between requests and sets only what changed (src/http.c):
+  -- each request must still go out exactly as asked, whatever the one before it was.
+  it("sends each request as asked, whatever the one before was: method, body, headers", function()
+    emu:reset()
+    emu:inject{ status = 204, times = 100 }
+    local sequence = {
+      { "DELETE" }, { "DELETE" }, { "GET" }, { "POST", '{"a":1}' }, { "DELETE" }, { "PUT" }, { "DELETE", "{}" },
+      { "DELETE" }, { "POST" }, { "GET" }, { "GET" }, { "DELETE" }, { "PUT", '{"b":2}' }, { "DELETE" },
+    }
+    for i, s in ipairs(sequence) do
+      local resp = session:request{ method = s[1], url = emu.url .. "/conformance/seq/" .. i, body = s[2],
+        headers = { "X-Auth-Token: " .. emu.token, "X-Step: " .. i }, timeout = 2 + i % 3, connect_timeout = 1 + i % 2,
+        low_speed_time = i % 2, low_speed_limit = i % 2 * 10 }
+      assert.equal(204, resp.status, tostring(resp.curl_error))
+    end
+    local log = emu:requests()
+    assert.equal(#sequence, #log)
+    for i, s in ipairs(sequence) do
+      local r = log[i]
+      assert.equal(s[1], r.method, "request " .. i)
+      assert.equal("/conformance/seq/" .. i, r.uri, "request " .. i)
+      assert.equal(tostring(i), r.headers["x-step"])
+      local with_body = s[2] or s[1] == "POST" or s[1] == "PUT" -- POST and PUT always carry a length
+      assert.equal(with_body and tostring(#(s[2] or "")) or nil, r.headers["content-length"], "request " .. i)
+      assert.equal(s[2] or "", r.body or "", "request " .. i)
+    end
+  end)
+
+  it("core.blank_controls: control characters become spaces; a clean string comes back as it is", function()
+    local clean = "0123456789abcdef ~!é"
+    assert.equal(clean, core.blank_controls(clean))
+    assert.equal("", core.blank_controls(""))
+    assert.equal("a b c d e  f", core.blank_controls("a\0b\nc\rd\27e\127\31f"))
+    for b = 0, 255 do
+      local c = string.char(b)
+      local want = (b < 32 or b == 127) and " " or c
+      assert.equal("x" .. want .. "y", core.blank_controls("x" .. c .. "y"), "byte " .. b)
+      assert.equal(c:gsub("%c", " "), core.blank_controls(c)) -- Lua's %c, in the C locale
+    end
+    assert.has_error(function() core.blank_controls({}) end)
+  end)
+end)

@@ -140,6 +140,46 @@ describe("delete_bandwidth", function()
     assert.equal(1, stats.connections)
   end)
 
+  -- A client fills the same request table at every call (eip.pipeline, reuse_requests): what one
+  -- call set (a body, a query, a retry's attempt number) must never reach the next.
+  it("sends each call of one client as its own request, whatever the call before it set", function()
+    local created = client:create_bandwidth{ name = "seq-1", size = 5 }
+    local listed = client:list_bandwidths{ share_type = "WHOLE", limit = 7 }
+    assert.is_true(#listed >= 1)
+    emu:inject{ method = "DELETE", status = 503, times = 1 }
+    local res = client:delete_bandwidth(created.id)
+    assert.equal(2, res.attempts)
+    local shown_err = raised(client.show_bandwidth, client, created.id)
+    assert.equal(404, shown_err.status)
+    assert.equal(1, shown_err.attempts)
+    local again = raised(client.delete_bandwidth, client, created.id)
+    assert.equal(1, again.attempts)
+    local log = emu:requests()
+    local want = {
+      { "POST", "/v2.0/" .. emu.project_id .. "/bandwidths", true },
+      { "GET", "/v1/" .. emu.project_id .. "/bandwidths?", false },
+    }
+    assert.equal(want[1][1], log[1].method)
+    assert.equal(want[1][2], log[1].uri)
+    assert.matches('"seq%-1"', log[1].body)
+    local i = 2
+    while log[i].method == "GET" do -- every page of the list
+      assert.matches("^/v1/" .. emu.project_id .. "/bandwidths%?", log[i].uri)
+      assert.matches("limit=7", log[i].uri)
+      assert.equal("", log[i].body or "")
+      i = i + 1
+    end
+    local rest = { { "DELETE", "/v2.0/" }, { "DELETE", "/v2.0/" }, { "GET", "/v1/" }, { "DELETE", "/v2.0/" } }
+    assert.equal(i - 1 + #rest, #log)
+    for k, r in ipairs(rest) do
+      local got = log[i + k - 1]
+      assert.equal(r[1], got.method)
+      assert.equal(r[2] .. emu.project_id .. "/bandwidths/" .. created.id, got.uri) -- no query left over
+      assert.equal("", got.body or "") -- no body left over
+      assert.is_nil(got.headers["content-length"])
+    end
+  end)
+
   it("one-shot eip.delete_bandwidth{} deletes and returns the same result table", function()
     local id = emu:create_bandwidth{ size = 2 }
     local res = eip.delete_bandwidth{ endpoint = emu.url, project_id = emu.project_id, token = emu.token,

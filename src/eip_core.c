@@ -33,7 +33,7 @@
 #include "version.h"
 
 #define SESSION_MT "eip.core.session"
-#define MAX_HEADERS 64
+#define MAX_HEADERS EIP_HTTP_MAX_HEADERS
 #define MAX_SIGN_PAIRS 256
 #define SMALL_SIGN_PAIRS 16
 
@@ -226,32 +226,46 @@ static size_t list_length(lua_State *L, int t, const char *k)
     return n;
 }
 
+/* The {name, value} pair on top of the stack into *kv (its strings stay referenced by the
+ * pair table, which the caller keeps referenced). Raises naming list[i] when it is not one. */
+static void read_pair(lua_State *L, const char *list, size_t i, eip_kv *kv)
+{
+    if (!lua_istable(L, -1))
+        luaL_error(L, "eip.core: %s[%d] must be a {name, value} pair", list, (int)i + 1);
+    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -2, 2);
+    if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "eip.core: %s[%d] must hold two strings", list, (int)i + 1);
+    kv->name = lua_tolstring(L, -2, &kv->name_len);
+    kv->value = lua_tolstring(L, -1, &kv->value_len);
+    lua_pop(L, 2);
+}
+
+/* Reads the list of {name, value} pairs at stack index idx (nil: none) into kv, at most max. */
+static size_t collect_list(lua_State *L, int idx, const char *list, eip_kv *kv, size_t max)
+{
+    size_t i, n;
+    if (lua_isnil(L, idx))
+        return 0;
+    if (!lua_istable(L, idx))
+        luaL_error(L, "eip.core: field '%s' must be a list of {name, value} pairs", list);
+    n = lua_rawlen(L, idx);
+    if (n > max)
+        luaL_error(L, "eip.core: too many entries in '%s' (at most %d)", list, (int)max);
+    for (i = 0; i < n; i++) {
+        lua_rawgeti(L, idx, (int)i + 1);
+        read_pair(L, list, i, &kv[i]);
+        lua_pop(L, 1); /* the strings stay referenced by the pair table */
+    }
+    return n;
+}
+
 /* Reads a list of {name, value} pairs at t[k] into kv (strings stay referenced by t). */
 static size_t collect_pairs(lua_State *L, int t, const char *k, eip_kv *kv, size_t max)
 {
-    size_t i, n;
+    size_t n;
     lua_getfield(L, t, k);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return 0;
-    }
-    if (!lua_istable(L, -1))
-        luaL_error(L, "eip.core: field '%s' must be a list of {name, value} pairs", k);
-    n = lua_rawlen(L, -1);
-    if (n > max)
-        luaL_error(L, "eip.core: too many entries in '%s' (at most %d)", k, (int)max);
-    for (i = 0; i < n; i++) {
-        lua_rawgeti(L, -1, (int)i + 1);
-        if (!lua_istable(L, -1))
-            luaL_error(L, "eip.core: %s[%d] must be a {name, value} pair", k, (int)i + 1);
-        lua_rawgeti(L, -1, 1);
-        lua_rawgeti(L, -2, 2);
-        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "eip.core: %s[%d] must hold two strings", k, (int)i + 1);
-        kv[i].name = lua_tolstring(L, -2, &kv[i].name_len);
-        kv[i].value = lua_tolstring(L, -1, &kv[i].value_len);
-        lua_pop(L, 3); /* the strings stay referenced by the pair table */
-    }
+    n = collect_list(L, lua_gettop(L), k, kv, max);
     lua_pop(L, 1);
     return n;
 }
@@ -303,6 +317,247 @@ static int l_sign(lua_State *L)
  * (a signed request is never dated before the epoch), 9999-12-31T23:59:59Z at the latest. */
 #define SDK_DATE_MAX 253402300799.0
 
+/* ---- signer: one AK/SK pair signing every request of a client --------------------------- *
+ *
+ * core.signer(ak, sk [, security_token]) -> signer
+ *   signer:headers(method, path, query, body, host, project_id, headers [, now])
+ *     -> the request's header lines, signed: each entry of `headers` ({name, value, line =
+ *        "Name: value"?, signed = false?}: sent in order, signed unless signed == false), then
+ *        "Host: <host>", "X-Sdk-Date: <now>", "X-Project-Id: <project_id>" (when given),
+ *        "X-Security-Token: <token>" (temporary keys) and "Authorization: SDK-HMAC-SHA256 ...".
+ *        path: as sent, not yet percent-encoded; query: {name, value} pairs or nil; body: a
+ *        string or nil; now: Unix seconds (default: the clock, read at every call, so a retried
+ *        request carries a fresh date). Raises "eip.core: cannot sign: <why>" (never a key).
+ * Everything a client's requests share is made once: the HMAC key (src/sign.c's eip_signer),
+ * the date of the current second, and the lines of the host, the project and the security
+ * token, which are kept as Lua strings until the value changes. */
+
+#define SIGNER_MT "eip.core.signer"
+#define SIGN_HEADERS_MAX 64 /* entries of `headers`: the transport takes at most MAX_HEADERS lines */
+
+typedef struct {
+    eip_signer *signer;
+    /* Registry references (LUA_NOREF: none yet): the value each cached line was made from, and
+     * the line. The security token's are set once. */
+    int host_ref, host_line_ref, project_ref, project_line_ref, token_ref, token_line_ref;
+    long long date_second; /* the second date_line is for; -1: none yet */
+    char date_line[sizeof("X-Sdk-Date: ") + 16];
+} signer_ud;
+
+#define DATE_PREFIX_LEN (sizeof("X-Sdk-Date: ") - 1)
+
+static signer_ud *check_signer(lua_State *L)
+{
+    signer_ud *u = luaL_checkudata(L, 1, SIGNER_MT);
+    if (u->signer == NULL)
+        luaL_error(L, "eip.core: signer is closed");
+    return u;
+}
+
+static void unref(lua_State *L, int *ref)
+{
+    luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+    *ref = LUA_NOREF;
+}
+
+static int l_signer_gc(lua_State *L)
+{
+    signer_ud *u = luaL_checkudata(L, 1, SIGNER_MT);
+    eip_signer_free(u->signer);
+    u->signer = NULL;
+    unref(L, &u->host_ref);
+    unref(L, &u->host_line_ref);
+    unref(L, &u->project_ref);
+    unref(L, &u->project_line_ref);
+    unref(L, &u->token_ref);
+    unref(L, &u->token_line_ref);
+    return 0;
+}
+
+static int l_signer_tostring(lua_State *L)
+{
+    signer_ud *u = luaL_checkudata(L, 1, SIGNER_MT);
+    lua_pushstring(L, u->signer ? "eip.core.signer" : "eip.core.signer (closed)");
+    return 1;
+}
+
+/* prefix .. the string at idx, as a new string on the stack (embedded NULs kept). */
+static void push_line(lua_State *L, const char *prefix, int idx)
+{
+    lua_pushstring(L, prefix);
+    lua_pushvalue(L, idx);
+    lua_concat(L, 2);
+}
+
+/* The line for the string at idx (prefix .. value), pushed: the cached one while the value is
+ * the one it was made from, else a new one, which is cached instead. */
+static void push_cached_line(lua_State *L, int idx, const char *prefix, int *value_ref, int *line_ref)
+{
+    int same;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, *value_ref);
+    same = lua_rawequal(L, -1, idx);
+    lua_pop(L, 1);
+    if (same) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, *line_ref);
+        return;
+    }
+    unref(L, value_ref);
+    unref(L, line_ref);
+    lua_pushvalue(L, idx);
+    *value_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    push_line(L, prefix, idx);
+    lua_pushvalue(L, -1);
+    *line_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static int l_signer(lua_State *L)
+{
+    size_t ak_len, sk_len;
+    const char *ak = luaL_checklstring(L, 1, &ak_len);
+    const char *sk = luaL_checklstring(L, 2, &sk_len);
+    const char *err = NULL;
+    signer_ud *u;
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TSTRING);
+    u = lua_newuserdata(L, sizeof(*u));
+    memset(u, 0, sizeof(*u));
+    u->host_ref = u->host_line_ref = u->project_ref = u->project_line_ref = LUA_NOREF;
+    u->token_ref = u->token_line_ref = LUA_NOREF;
+    u->date_second = -1;
+    memcpy(u->date_line, "X-Sdk-Date: ", DATE_PREFIX_LEN);
+    eip_setmetatable(L, SIGNER_MT);
+    u->signer = eip_signer_new(ak, ak_len, sk, sk_len, &err);
+    if (u->signer == NULL)
+        return luaL_error(L, "eip.core: cannot sign: %s", err ? err : "unknown error");
+    if (lua_type(L, 3) == LUA_TSTRING) {
+        lua_pushvalue(L, 3);
+        u->token_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        push_line(L, "X-Security-Token: ", 3);
+        u->token_line_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    return 1;
+}
+
+/* The value of the string at idx as a kv named name. */
+static void kv_of(lua_State *L, int idx, const char *name, eip_kv *kv)
+{
+    kv->name = name;
+    kv->name_len = strlen(name);
+    kv->value = lua_tolstring(L, idx, &kv->value_len);
+}
+
+static int l_signer_headers(lua_State *L)
+{
+    enum { A_METHOD = 2, A_PATH, A_QUERY, A_BODY, A_HOST, A_PROJECT, A_HEADERS, A_NOW };
+    eip_kv small[SMALL_SIGN_PAIRS], *pairs, *hdr;
+    signer_ud *u = check_signer(L);
+    eip_sign_input in;
+    size_t i, nq, nentries, nh = 0, auth_len = 0;
+    const char *auth = NULL, *err = NULL;
+    int out, top, n = 0, has_project;
+    long long second;
+    lua_Number now;
+    eip_sign_status st;
+
+    memset(&in, 0, sizeof(in));
+    in.method = luaL_checkstring(L, A_METHOD);
+    in.path = luaL_checklstring(L, A_PATH, &in.path_len);
+    if (!lua_isnoneornil(L, A_BODY))
+        in.body = luaL_checklstring(L, A_BODY, &in.body_len);
+    luaL_checktype(L, A_HOST, LUA_TSTRING);
+    has_project = !lua_isnoneornil(L, A_PROJECT);
+    if (has_project)
+        luaL_checktype(L, A_PROJECT, LUA_TSTRING);
+    luaL_checktype(L, A_HEADERS, LUA_TTABLE);
+    now = luaL_optnumber(L, A_NOW, (lua_Number)time(NULL));
+    luaL_argcheck(L, now >= 0 && now < SDK_DATE_MAX + 1, A_NOW,
+                  "seconds must be in 0..253402300799 (1970 to 9999 UTC)");
+    second = (long long)now; /* in range (NaN fails the check): fractions are dropped */
+    lua_settop(L, A_NOW);
+    nq = lua_istable(L, A_QUERY) ? lua_rawlen(L, A_QUERY) : 0;
+    nentries = lua_rawlen(L, A_HEADERS);
+    luaL_argcheck(L, nq <= MAX_SIGN_PAIRS, A_QUERY, "too many query parameters");
+    luaL_argcheck(L, nentries <= SIGN_HEADERS_MAX, A_HEADERS, "too many headers");
+    /* The query, the entries, and Host, X-Sdk-Date, X-Project-Id, X-Security-Token: on the
+     * stack for a usual request, else one userdata block (freed by the GC if a raise follows). */
+    pairs = nq + nentries + 4 <= SMALL_SIGN_PAIRS ? small
+                                                   : lua_newuserdata(L, sizeof(eip_kv) * (nq + nentries + 4));
+    in.query = pairs;
+    in.nquery = collect_list(L, A_QUERY, "query", pairs, nq);
+    hdr = pairs + nq;
+    in.headers = hdr;
+
+    lua_createtable(L, (int)nentries + 5, 0);
+    out = lua_gettop(L);
+    for (i = 0; i < nentries; i++) {
+        int is_signed;
+        lua_rawgeti(L, A_HEADERS, (int)i + 1);
+        read_pair(L, "headers", i, &hdr[nh]);
+        lua_getfield(L, -1, "signed");
+        is_signed = !(lua_isboolean(L, -1) && !lua_toboolean(L, -1));
+        lua_getfield(L, -2, "line");
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            lua_pushlstring(L, hdr[nh].name, hdr[nh].name_len);
+            lua_pushliteral(L, ": ");
+            lua_pushlstring(L, hdr[nh].value, hdr[nh].value_len);
+            lua_concat(L, 3);
+        }
+        lua_rawseti(L, out, ++n);
+        lua_pop(L, 2); /* signed, and the entry (still referenced by the headers list) */
+        if (is_signed)
+            nh++;
+    }
+    top = lua_gettop(L);
+
+    kv_of(L, A_HOST, "Host", &hdr[nh++]);
+    push_cached_line(L, A_HOST, "Host: ", &u->host_ref, &u->host_line_ref);
+    lua_rawseti(L, out, ++n);
+
+    if (second != u->date_second) { /* formatted once per second */
+        eip_sign_format_date(second, u->date_line + DATE_PREFIX_LEN);
+        u->date_second = second;
+    }
+    hdr[nh].name = "X-Sdk-Date";
+    hdr[nh].name_len = 10;
+    hdr[nh].value = u->date_line + DATE_PREFIX_LEN;
+    hdr[nh++].value_len = 16;
+    lua_pushlstring(L, u->date_line, DATE_PREFIX_LEN + 16);
+    lua_rawseti(L, out, ++n);
+
+    if (has_project) {
+        kv_of(L, A_PROJECT, "X-Project-Id", &hdr[nh++]);
+        push_cached_line(L, A_PROJECT, "X-Project-Id: ", &u->project_ref, &u->project_line_ref);
+        lua_rawseti(L, out, ++n);
+    }
+    if (u->token_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, u->token_ref); /* on the stack until signed */
+        kv_of(L, -1, "X-Security-Token", &hdr[nh++]);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, u->token_line_ref);
+        lua_rawseti(L, out, ++n);
+    }
+    in.nheaders = nh;
+    st = eip_signer_sign(u->signer, &in, &auth, &auth_len, NULL, &err);
+    if (st != EIP_SIGN_OK)
+        return luaL_error(L, "eip.core: cannot sign: %s", err ? err : "unknown error");
+    lua_settop(L, top);
+    {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        luaL_addlstring(&b, "Authorization: ", 15);
+        luaL_addlstring(&b, auth, auth_len);
+        luaL_pushresult(&b);
+    }
+    lua_rawseti(L, out, ++n);
+    lua_pushvalue(L, out);
+    return 1;
+}
+
+static const luaL_Reg signer_methods[] = {
+    {"headers", l_signer_headers},
+    {NULL, NULL},
+};
+
 /* core.sdk_date([unix_seconds]) -> "YYYYMMDDTHHMMSSZ" (UTC; now by default). Fractions of a
  * second are dropped; a time outside 0..253402300799 is an error rather than a date that
  * would sign a request for the wrong moment. */
@@ -314,6 +569,35 @@ static int l_sdk_date(lua_State *L)
                   "seconds must be in 0..253402300799 (1970 to 9999 UTC)");
     eip_sign_format_date((long long)n, out);
     lua_pushstring(L, out);
+    return 1;
+}
+
+/* ---- text from servers ------------------------------------------------------------------ */
+
+/* core.blank_controls(s) -> s with every control character (bytes 0-31 and 127: Lua's %c in
+ * the C locale) replaced by a space; s itself when it has none, which is what servers send
+ * (request ids, codes, messages): checked in one pass, without a pattern match per byte. */
+static int l_blank_controls(lua_State *L)
+{
+    size_t len, i;
+    const char *s = luaL_checklstring(L, 1, &len);
+    luaL_Buffer b;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 32 || c == 127)
+            break;
+    }
+    if (i == len) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, s, i);
+    for (; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        luaL_addchar(&b, (c < 32 || c == 127) ? ' ' : (char)c);
+    }
+    luaL_pushresult(&b);
     return 1;
 }
 
@@ -472,7 +756,10 @@ static long timeout_ms_field(lua_State *L, int t, const char *k, lua_Number dflt
 
 static void push_response(lua_State *L, const eip_http_response *r)
 {
-    lua_createtable(L, 0, 12);
+    /* Sized for exactly the fields set below: a 204 has five. */
+    int n = 5 + (r->request_id[0] != '\0') + (r->retry_after[0] != '\0') + (r->content_type[0] != '\0') +
+            (r->location[0] != '\0') + (r->subject_token != NULL) + 2 * (r->curl_code != 0) + (r->proxy_status != 0);
+    lua_createtable(L, 0, n);
     set_int(L, "status", r->status);
     if (r->request_id[0])
         set_str(L, "request_id", r->request_id);
@@ -702,18 +989,6 @@ static const luaL_Reg multi_methods[] = {
     {NULL, NULL},
 };
 
-static void register_multi(lua_State *L)
-{
-    luaL_newmetatable(L, MULTI_MT);
-    luaL_newlib(L, multi_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_multi_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_multi_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
-}
-
 /* ==== end of multi ======================================================================= */
 
 static const luaL_Reg core_functions[] = {
@@ -724,7 +999,9 @@ static const luaL_Reg core_functions[] = {
     {"error_code", l_error_code},
     {"error_codes", l_error_codes},
     {"sign", l_sign},
+    {"signer", l_signer},
     {"sdk_date", l_sdk_date},
+    {"blank_controls", l_blank_controls},
     {"monotime", l_monotime},
     {"file_mode", l_file_mode},
     {"sleep", l_sleep},
@@ -733,18 +1010,26 @@ static const luaL_Reg core_functions[] = {
     {NULL, NULL},
 };
 
-int luaopen_eip_core(lua_State *L)
+/* The metatable of a userdata type: its methods, __gc and __tostring. */
+static void register_type(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                          lua_CFunction tostring)
 {
-    luaL_newmetatable(L, SESSION_MT);
-    luaL_newlib(L, session_methods);
+    luaL_newmetatable(L, name);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_session_close);
+    lua_pushcfunction(L, gc);
     lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_session_tostring);
+    lua_pushcfunction(L, tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
+}
 
-    register_multi(L);
+int luaopen_eip_core(lua_State *L)
+{
+    register_type(L, SESSION_MT, session_methods, l_session_close, l_session_tostring);
+    register_type(L, MULTI_MT, multi_methods, l_multi_close, l_multi_tostring);
+    register_type(L, SIGNER_MT, signer_methods, l_signer_gc, l_signer_tostring);
 
     luaL_newlib(L, core_functions);
     set_str(L, "_VERSION", EIP_VERSION);

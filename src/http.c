@@ -209,6 +209,8 @@ int eip_http_transfer_init(eip_http_transfer *t, const eip_http_config *cfg)
     curl_easy_setopt(c, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
+    /* No request's value: the first one sets every option (see eip_http_transfer_prepare). */
+    t->timeout_ms = t->connect_timeout_ms = t->low_speed_time_s = t->low_speed_limit = -1;
     return 0;
 }
 
@@ -224,7 +226,7 @@ void eip_http_transfer_cleanup(eip_http_transfer *t)
 {
     curl_easy_cleanup(t->curl);
     forget_proxy(t);
-    curl_slist_free_all(t->headers);
+    free(t->header_bytes);
     free(t->body);
     free(t->token);
     memset(t, 0, sizeof(*t));
@@ -256,38 +258,89 @@ void eip_http_free(eip_http *h)
     free(h);
 }
 
-static void set_method(CURL *c, const eip_http_request *req, int copy_body)
+/* Does the handle already stand as req needs: the same method, sent without a body then and
+ * now? (A request with a body always sets it: libcurl keeps a pointer to it, or a copy.) */
+static int same_method(const eip_http_transfer *t, const eip_http_request *req)
 {
-    /* The handle is reused across methods: HTTPGET resets any previous POST state. */
-    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL);
-    if (strcmp(req->method, "GET") == 0)
-        return;
-    if (req->body != NULL || strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0) {
-        /* The size first: COPYPOSTFIELDS reads it to know how much to copy. */
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        curl_easy_setopt(c, copy_body ? CURLOPT_COPYPOSTFIELDS : CURLOPT_POSTFIELDS,
-                         req->body ? req->body : "");
-    }
-    if (strcmp(req->method, "POST") != 0)
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
+    return t->method_bodiless && req->body == NULL && strcmp(t->method, req->method) == 0;
 }
 
-/* Builds the header list; also disables "Expect: 100-continue", which would add a round
- * trip to every POST for no benefit with bodies this small. */
-static struct curl_slist *build_headers(const eip_http_request *req)
+/* Remembers that the handle stands as req set it, for same_method. */
+static void remember_method(eip_http_transfer *t, const eip_http_request *req)
 {
-    struct curl_slist *list = NULL, *next;
-    size_t i;
-    for (i = 0; i <= req->nheaders; i++) {
-        next = curl_slist_append(list, i < req->nheaders ? req->headers[i] : "Expect:");
-        if (next == NULL) {
-            curl_slist_free_all(list);
-            return NULL;
-        }
-        list = next;
+    size_t n = strlen(req->method);
+    int bodiless = req->body == NULL && strcmp(req->method, "POST") != 0 && strcmp(req->method, "PUT") != 0;
+    t->method_bodiless = bodiless && n < sizeof(t->method);
+    if (t->method_bodiless)
+        memcpy(t->method, req->method, n + 1);
+}
+
+/* Sets a long option unless the handle has it already (*current: what it was last set to). */
+static void set_long(CURL *c, CURLoption option, long *current, long value)
+{
+    if (*current != value && curl_easy_setopt(c, option, value) == CURLE_OK)
+        *current = value;
+}
+
+/* 0, or -1 when libcurl refused an option (out of memory for a copy): then nothing is
+ * remembered, and the next request sets the method again. */
+static int set_method(CURL *c, const eip_http_request *req, int copy_body)
+{
+    int failed = 0;
+    /* The handle is reused across methods: HTTPGET resets any previous POST state. */
+    failed |= curl_easy_setopt(c, CURLOPT_HTTPGET, 1L) != CURLE_OK;
+    failed |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL) != CURLE_OK;
+    if (strcmp(req->method, "GET") == 0)
+        return failed ? -1 : 0;
+    if (req->body != NULL || strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0) {
+        /* The size first: COPYPOSTFIELDS reads it to know how much to copy. */
+        failed |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len) != CURLE_OK;
+        failed |= curl_easy_setopt(c, copy_body ? CURLOPT_COPYPOSTFIELDS : CURLOPT_POSTFIELDS,
+                                   req->body ? req->body : "") != CURLE_OK;
     }
-    return list;
+    if (strcmp(req->method, "POST") != 0)
+        failed |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method) != CURLE_OK;
+    return failed ? -1 : 0;
+}
+
+static const char EXPECT_NONE[] = "Expect:";
+
+/* Sets t's header list to req's lines, then "Expect:" (which disables "Expect: 100-continue":
+ * a round trip added to every POST for no benefit with bodies this small). The lines are copied
+ * into t's own bytes, grown to fit and kept; the nodes are t's. 0, or -1 when there are too
+ * many lines or bytes, or no memory (the list is then left empty). */
+static int set_headers(eip_http_transfer *t, const eip_http_request *req)
+{
+    size_t i, total = sizeof(EXPECT_NONE), n = req->nheaders;
+    char *p;
+    if (n > EIP_HTTP_MAX_HEADERS)
+        return -1;
+    for (i = 0; i < n; i++) {
+        total += strlen(req->headers[i]) + 1;
+        if (total > EIP_HTTP_HEADER_BYTES_MAX)
+            return -1;
+    }
+    if (total > t->header_bytes_alloc) {
+        size_t want = t->header_bytes_alloc ? t->header_bytes_alloc : 512;
+        while (want < total)
+            want *= 2; /* total <= 4 MiB: no overflow */
+        p = realloc(t->header_bytes, want);
+        if (p == NULL)
+            return -1;
+        t->header_bytes = p;
+        t->header_bytes_alloc = want;
+    }
+    p = t->header_bytes;
+    for (i = 0; i <= n; i++) {
+        const char *line = i < n ? req->headers[i] : EXPECT_NONE;
+        size_t len = strlen(line) + 1;
+        memcpy(p, line, len);
+        t->header_nodes[i].data = p;
+        t->header_nodes[i].next = i < n ? &t->header_nodes[i + 1] : NULL;
+        p += len;
+    }
+    t->headers = t->header_nodes;
+    return 0;
 }
 
 /* Does list hold exactly req's header lines (then "Expect:")? Comparing costs far less than
@@ -298,7 +351,7 @@ static int same_headers(const struct curl_slist *list, const eip_http_request *r
     for (i = 0; i < req->nheaders; i++, list = list->next)
         if (list == NULL || strcmp(list->data, req->headers[i]) != 0)
             return 0;
-    return list != NULL && strcmp(list->data, "Expect:") == 0 && list->next == NULL;
+    return list != NULL && strcmp(list->data, EXPECT_NONE) == 0 && list->next == NULL;
 }
 
 /* Forgets what an answer said: its status, captured headers and body. The response holds over
@@ -442,15 +495,17 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     if (t->body)
         t->body[0] = '\0';
     if (!same_headers(t->headers, req)) {
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-        curl_slist_free_all(t->headers);
-        t->headers = build_headers(req);
-        if (t->headers == NULL) {
+        /* Set once: the nodes stay where they are, only their lines change. */
+        if (t->headers == NULL)
+            curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->header_nodes);
+        if (set_headers(t, req) != 0) {
+            t->headers = NULL;
+            curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
             resp->curl_code = CURLE_OUT_OF_MEMORY;
-            copy_bounded(resp->curl_error, sizeof(resp->curl_error), "out of memory", 13);
+            static const char why[] = "out of memory, or request headers over 64 lines or 4 MiB";
+            copy_bounded(resp->curl_error, sizeof(resp->curl_error), why, sizeof(why) - 1);
             return -1;
         }
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->headers);
     }
     if (set_proxy(t, req) != 0) {
         resp->curl_code = CURLE_OUT_OF_MEMORY;
@@ -458,11 +513,17 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
         return -1;
     }
     curl_easy_setopt(c, CURLOPT_URL, req->url); /* string options are copied by libcurl */
-    set_method(c, req, copy_body);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, req->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, req->low_speed_time_s);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, req->low_speed_limit);
+    /* Options stay set on the handle: only what differs from the last request is set again
+     * (a client's requests are alike: the same method, the same limits). */
+    if (!same_method(t, req)) {
+        t->method_bodiless = 0;
+        if (set_method(c, req, copy_body) == 0)
+            remember_method(t, req);
+    }
+    set_long(c, CURLOPT_TIMEOUT_MS, &t->timeout_ms, req->timeout_ms);
+    set_long(c, CURLOPT_CONNECTTIMEOUT_MS, &t->connect_timeout_ms, req->connect_timeout_ms);
+    set_long(c, CURLOPT_LOW_SPEED_TIME, &t->low_speed_time_s, req->low_speed_time_s);
+    set_long(c, CURLOPT_LOW_SPEED_LIMIT, &t->low_speed_limit, req->low_speed_limit);
     return 0;
 }
 

@@ -27,6 +27,10 @@
  * token libcurl delivers fits. The buffer is on the heap, allocated only by an answer that
  * carries a token (IAM logins; never a delete), so the request path keeps a small stack. */
 #define EIP_HTTP_TOKEN_MAX ((size_t)CURL_MAX_HTTP_HEADER) /* 100 KiB */
+/* Header lines of one request, and their bytes (NULs included): far beyond any request the
+ * library makes (a few lines, a token of kilobytes), a bound on what a caller can make us copy. */
+#define EIP_HTTP_MAX_HEADERS 64
+#define EIP_HTTP_HEADER_BYTES_MAX ((size_t)4 << 20) /* 4 MiB */
 
 typedef struct eip_http eip_http;
 
@@ -94,12 +98,26 @@ typedef struct {
     char *token;
     size_t token_alloc;
     const char *oom;            /* NULL, or what a callback could not allocate (it aborted) */
-    struct curl_slist *headers; /* the last request's header lines, kept for reuse */
+    /* The last request's header lines, then "Expect:", kept for reuse: a list whose nodes and
+     * bytes are ours (libcurl only reads CURLOPT_HTTPHEADER while a transfer runs), so a request
+     * whose lines changed (a signed one: its date and signature) copies them over the old ones
+     * instead of allocating a node and a string per line. headers is NULL until the first
+     * request, else &header_nodes[0]; header_bytes is allocated to fit and kept. */
+    struct curl_slist *headers;
+    struct curl_slist header_nodes[EIP_HTTP_MAX_HEADERS + 1];
+    char *header_bytes;
+    size_t header_bytes_alloc;
     eip_http_response *resp;    /* the response the callbacks fill */
     /* The proxy the handle is set to (copies of the last request's; NULL: direct), so that a
      * client sending through the same proxy (or none) sets no option again. */
     char *proxy, *proxy_user, *proxy_password;
     int tunnel;                 /* the current request goes through a CONNECT tunnel */
+    /* What the handle's options were last set to, so that a request like the last one sets
+     * none of them again: the method, when it was sent without a body (method_bodiless; a
+     * request with a body always sets it), and the limits (-1: not set yet). */
+    char method[16];
+    int method_bodiless;
+    long timeout_ms, connect_timeout_ms, low_speed_time_s, low_speed_limit;
 } eip_http_transfer;
 
 /* libcurl's process-wide init, done once whatever the number of threads and Lua states:

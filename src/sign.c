@@ -162,6 +162,25 @@ int eip_sign_percent_encode(eip_buf *out, const char *s, size_t len)
 
     if (!s && len)
         return -1;
+    /* Room for the worst case (every byte escaped) reserved once, the bytes then written
+     * straight in: a path or query costs one bound check instead of one per byte. When the
+     * worst case would pass the limit, byte by byte below finds whether the real one fits. */
+    if (len <= (SIZE_MAX - 1) / 3 && buf_reserve(out, 3 * len) == 0) {
+        char *d = out->data + out->len;
+        for (i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (is_unreserved(c)) {
+                *d++ = (char)c;
+            } else {
+                *d++ = '%';
+                *d++ = HEX_UPPER[c >> 4];
+                *d++ = HEX_UPPER[c & 15];
+            }
+        }
+        out->len = (size_t)(d - out->data);
+        out->data[out->len] = '\0';
+        return 0;
+    }
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (is_unreserved(c)) {
@@ -215,8 +234,9 @@ static void to_hex(const unsigned char *md, size_t n, char *hex)
 /* The hex SHA-256 of "", the body hash of every bodiless request (DELETE, GET). */
 static const char EMPTY_SHA256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-/* Hex SHA-256 with a given digest object (see eip_sign: fetched once per signature). */
-static int sha256_hex_md(const EVP_MD *md_alg, const void *data, size_t len, char hex[65])
+/* Hex SHA-256 with a given digest object, and a context to reuse when work is not NULL. */
+static int sha256_hex_md(const EVP_MD *md_alg, EVP_MD_CTX *work, const void *data, size_t len,
+                         char hex[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
@@ -228,15 +248,20 @@ static int sha256_hex_md(const EVP_MD *md_alg, const void *data, size_t len, cha
         memcpy(hex, EMPTY_SHA256, sizeof(EMPTY_SHA256));
         return 0;
     }
-    if (EVP_Digest(data, len, md, &mdlen, md_alg, NULL) != 1 || mdlen != 32)
+    if (work != NULL) {
+        if (EVP_DigestInit_ex(work, md_alg, NULL) != 1 || EVP_DigestUpdate(work, data, len) != 1 ||
+            EVP_DigestFinal_ex(work, md, &mdlen) != 1 || mdlen != 32)
+            return -1;
+    } else if (EVP_Digest(data, len, md, &mdlen, md_alg, NULL) != 1 || mdlen != 32) {
         return -1;
+    }
     to_hex(md, 32, hex);
     return 0;
 }
 
 int eip_sha256_hex(const void *data, size_t len, char hex[65])
 {
-    return sha256_hex_md(EVP_sha256(), data, len, hex);
+    return sha256_hex_md(EVP_sha256(), NULL, data, len, hex);
 }
 
 /* Days since 1970-01-01 -> proleptic Gregorian y/m/d, counting in 400-year eras that start
@@ -287,15 +312,28 @@ void eip_sign_format_date(long long unix_seconds, char out[17])
 
 /* ---------- signing ---------- */
 
+/* What the digests of a signature use. eip_sign makes one per signature; an eip_signer keeps
+ * one for all of its signatures, with the HMAC key blocks already absorbed. */
+typedef struct {
+    /* SHA-256 fetched once: OpenSSL 3 looks the algorithm up again on every EVP_sha256()
+     * digest, a third of a small digest's cost, and a signature takes four. */
+    const EVP_MD *sha256;
+    EVP_MD_CTX *work;  /* NULL: EVP_Digest makes a context per digest */
+    /* NULL, or SHA-256 after (SK ^ ipad) and after (SK ^ opad): HMAC then starts from a copy
+     * instead of hashing the key block again (a third of the HMAC's blocks). */
+    EVP_MD_CTX *inner, *outer;
+} crypto;
+
 typedef struct {
     const eip_sign_input *in;
+    const crypto *cr;
+    const char *ak;       /* the AK (in->ak, or the signer's) */
+    size_t ak_len;
     const eip_kv **hdr;   /* headers sorted by lower-case name */
     const eip_kv **qry;   /* query sorted by key, then value */
     const eip_kv *date;   /* the X-Sdk-Date header */
     int unsigned_payload; /* X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD was given */
-    /* SHA-256 fetched once for the whole signature: OpenSSL 3 looks the algorithm up again on
-     * every EVP_sha256() digest, a third of a small digest's cost, and a signature takes four. */
-    const EVP_MD *sha256;
+    size_t sh_off, sh_len; /* where SignedHeaders is in the canonical request */
     const char *err;
 } sign_ctx;
 
@@ -455,12 +493,18 @@ static eip_sign_status check_scalars(sign_ctx *c)
     if ((!in->path && in->path_len) || (!in->body && in->body_len) ||
         (!in->query && in->nquery) || (!in->headers && in->nheaders))
         return FAIL(c, EIP_SIGN_EINVAL, "a NULL pointer was given with a non-zero length");
-    /* The AK is copied into the Authorization value, where ',' or a space would split it. */
-    if (!in->ak || !is_token(in->ak, in->ak_len) || memchr(in->ak, ',', in->ak_len))
-        return FAIL(c, EIP_SIGN_EINVAL, "the AK is empty or holds invalid characters");
-    if (!in->sk || in->sk_len == 0 || in->sk_len > INT_MAX)
-        return FAIL(c, EIP_SIGN_EINVAL, "the SK is missing or too long");
     return EIP_SIGN_OK;
+}
+
+/* NULL when the pair can sign, else why not (a static message that never holds key bytes). */
+static const char *check_keys(const char *ak, size_t ak_len, const char *sk, size_t sk_len)
+{
+    /* The AK is copied into the Authorization value, where ',' or a space would split it. */
+    if (!ak || !is_token(ak, ak_len) || memchr(ak, ',', ak_len))
+        return "the AK is empty or holds invalid characters";
+    if (!sk || sk_len == 0 || sk_len > INT_MAX)
+        return "the SK is missing or too long";
+    return NULL;
 }
 
 static eip_sign_status check_lists(sign_ctx *c, size_t limit)
@@ -553,7 +597,7 @@ static int add_headers(const sign_ctx *c, eip_buf *b)
 }
 
 /* Returns 0, -1 on a buffer limit, -2 on a libcrypto failure. */
-static int build_canonical(const sign_ctx *c, eip_buf *b)
+static int build_canonical(sign_ctx *c, eip_buf *b)
 {
     const eip_sign_input *in = c->in;
     char body_hash[65];
@@ -562,50 +606,77 @@ static int build_canonical(const sign_ctx *c, eip_buf *b)
      * the official signers' rule, which the gateway checks the same way. */
     if (c->unsigned_payload)
         memcpy(body_hash, "UNSIGNED-PAYLOAD", 17);
-    else if (sha256_hex_md(c->sha256, in->body, in->body_len, body_hash) != 0)
+    else if (sha256_hex_md(c->cr->sha256, c->cr->work, in->body, in->body_len, body_hash) != 0)
         return -2;
     if (buf_adds(b, in->method) != 0 || buf_addc(b, '\n') != 0 ||
         eip_sign_canonical_uri(b, in->path, in->path_len) != 0 || buf_addc(b, '\n') != 0 ||
         add_query(c, b) != 0 || buf_addc(b, '\n') != 0 || add_headers(c, b) != 0 ||
-        buf_addc(b, '\n') != 0 || add_signed_headers(c, b) != 0 || buf_addc(b, '\n') != 0 ||
-        buf_adds(b, body_hash) != 0)
+        buf_addc(b, '\n') != 0)
+        return -1;
+    c->sh_off = b->len; /* the Authorization value repeats this list: copied from here */
+    if (add_signed_headers(c, b) != 0)
+        return -1;
+    c->sh_len = b->len - c->sh_off;
+    if (buf_addc(b, '\n') != 0 || buf_adds(b, body_hash) != 0)
         return -1;
     return 0;
 }
 
-/* HMAC-SHA256 (RFC 2104) over the fetched digest: H((K ^ opad) || H((K ^ ipad) || msg)).
- * OpenSSL's one-shot HMAC() builds and fetches a MAC context per call, which cost as much as
- * the rest of the signature. The padded key blocks are wiped before returning. */
-static int hmac_hex(const EVP_MD *sha256, const eip_sign_input *in, const char *msg, size_t n,
-                    char hex[65])
+/* The key block of HMAC-SHA256 (RFC 2104): the SK, hashed first when longer than a block,
+ * zero-padded to 64 bytes. */
+static int hmac_key(const EVP_MD *sha256, const char *sk, size_t sk_len, unsigned char key[64])
 {
-    unsigned char key[64], pad[64], inner[32], md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0, ilen = 0;
+    unsigned int mdlen = 0;
+    memset(key, 0, 64);
+    if (sk_len > 64) /* long keys are hashed first, then zero-padded */
+        return EVP_Digest(sk, sk_len, key, &mdlen, sha256, NULL) == 1 ? 0 : -1;
+    memcpy(key, sk, sk_len);
+    return 0;
+}
+
+/* Starts ctx as SHA-256 over (key ^ pad byte). The padded block is wiped before returning. */
+static int hmac_start(EVP_MD_CTX *ctx, const EVP_MD *sha256, const unsigned char key[64], unsigned char byte)
+{
+    unsigned char pad[64];
     size_t i;
     int ok;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    for (i = 0; i < sizeof(pad); i++)
+        pad[i] = (unsigned char)(key[i] ^ byte);
+    ok = EVP_DigestInit_ex(ctx, sha256, NULL) == 1 && EVP_DigestUpdate(ctx, pad, sizeof(pad)) == 1;
+    OPENSSL_cleanse(pad, sizeof(pad));
+    return ok ? 0 : -1;
+}
+
+/* HMAC-SHA256 over the fetched digest: H((K ^ opad) || H((K ^ ipad) || msg)). OpenSSL's
+ * one-shot HMAC() builds and fetches a MAC context per call, which cost as much as the rest of
+ * the signature. With a signer's crypto, both key blocks were absorbed once: each signature
+ * starts from copies of those states. */
+static int hmac_hex(const crypto *cr, const eip_sign_input *in, const char *msg, size_t n, char hex[65])
+{
+    unsigned char key[64], inner[32], md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0, ilen = 0;
+    int ok;
+    EVP_MD_CTX *ctx = cr->work ? cr->work : EVP_MD_CTX_new();
 
     if (ctx == NULL)
         return -1;
     memset(key, 0, sizeof(key));
-    if (in->sk_len > sizeof(key)) { /* long keys are hashed first, then zero-padded */
-        ok = EVP_Digest(in->sk, in->sk_len, key, &mdlen, sha256, NULL) == 1;
+    if (cr->inner != NULL) {
+        ok = EVP_MD_CTX_copy_ex(ctx, cr->inner) == 1;
     } else {
-        memcpy(key, in->sk, in->sk_len);
-        ok = 1;
+        ok = hmac_key(cr->sha256, in->sk, in->sk_len, key) == 0 && hmac_start(ctx, cr->sha256, key, 0x36) == 0;
     }
-    for (i = 0; i < sizeof(pad); i++)
-        pad[i] = (unsigned char)(key[i] ^ 0x36);
-    ok = ok && EVP_DigestInit_ex(ctx, sha256, NULL) == 1 && EVP_DigestUpdate(ctx, pad, sizeof(pad)) == 1 &&
-         EVP_DigestUpdate(ctx, msg, n) == 1 && EVP_DigestFinal_ex(ctx, inner, &ilen) == 1 && ilen == 32;
-    for (i = 0; i < sizeof(pad); i++)
-        pad[i] = (unsigned char)(key[i] ^ 0x5c);
-    ok = ok && EVP_DigestInit_ex(ctx, sha256, NULL) == 1 && EVP_DigestUpdate(ctx, pad, sizeof(pad)) == 1 &&
-         EVP_DigestUpdate(ctx, inner, sizeof(inner)) == 1 && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 &&
+    ok = ok && EVP_DigestUpdate(ctx, msg, n) == 1 && EVP_DigestFinal_ex(ctx, inner, &ilen) == 1 && ilen == 32;
+    if (cr->inner != NULL)
+        ok = ok && EVP_MD_CTX_copy_ex(ctx, cr->outer) == 1;
+    else
+        ok = ok && hmac_start(ctx, cr->sha256, key, 0x5c) == 0;
+    ok = ok && EVP_DigestUpdate(ctx, inner, sizeof(inner)) == 1 && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 &&
          mdlen == 32;
-    EVP_MD_CTX_free(ctx);
+    if (ctx != cr->work)
+        EVP_MD_CTX_free(ctx);
     OPENSSL_cleanse(key, sizeof(key));
-    OPENSSL_cleanse(pad, sizeof(pad));
+    OPENSSL_cleanse(inner, sizeof(inner));
     if (!ok)
         return -1;
     to_hex(md, 32, hex);
@@ -624,14 +695,14 @@ static eip_sign_status sign_canonical(sign_ctx *c, const eip_buf *canon, eip_buf
     memcpy(sts + n, c->date->value, SDK_DATE_LEN);
     n += SDK_DATE_LEN;
     sts[n++] = '\n';
-    if (sha256_hex_md(c->sha256, canon->data, canon->len, sts + n) != 0)
+    if (sha256_hex_md(c->cr->sha256, c->cr->work, canon->data, canon->len, sts + n) != 0)
         return FAIL(c, EIP_SIGN_ECRYPTO, "SHA-256 of the canonical request failed");
     n += 64;
-    if (hmac_hex(c->sha256, c->in, sts, n, sig) != 0)
+    if (hmac_hex(c->cr, c->in, sts, n, sig) != 0)
         return FAIL(c, EIP_SIGN_ECRYPTO, "HMAC-SHA256 failed");
     if (buf_adds(auth, ALGORITHM " Access=") != 0 ||
-        buf_add(auth, c->in->ak, c->in->ak_len) != 0 || buf_adds(auth, ", SignedHeaders=") != 0 ||
-        add_signed_headers(c, auth) != 0 || buf_adds(auth, ", Signature=") != 0 ||
+        buf_add(auth, c->ak, c->ak_len) != 0 || buf_adds(auth, ", SignedHeaders=") != 0 ||
+        buf_add(auth, canon->data + c->sh_off, c->sh_len) != 0 || buf_adds(auth, ", Signature=") != 0 ||
         buf_add(auth, sig, 64) != 0)
         return FAIL(c, EIP_SIGN_ENOMEM, "the Authorization value exceeds its buffer limit");
     return EIP_SIGN_OK;
@@ -673,39 +744,150 @@ static eip_sign_status sign_with_arrays(sign_ctx *c, eip_buf *canon, eip_buf *au
     return st;
 }
 
+/* Checks the request and signs it into canon and auth (both reset first). */
+static eip_sign_status sign_checked(sign_ctx *c, eip_buf *canon, eip_buf *auth)
+{
+    eip_sign_status st;
+
+    buf_reset(auth);
+    buf_reset(canon);
+    st = check_scalars(c);
+    if (st == EIP_SIGN_OK)
+        st = check_lists(c, buf_limit(canon));
+    if (st == EIP_SIGN_OK)
+        st = sign_with_arrays(c, canon, auth);
+    if (st != EIP_SIGN_OK)
+        buf_reset(auth);
+    return st;
+}
+
 eip_sign_status eip_sign(const eip_sign_input *in, eip_buf *authorization, eip_buf *canonical,
                          const char **err)
 {
     sign_ctx c;
+    crypto cr;
     eip_buf local;
     eip_buf *canon = canonical;
     eip_sign_status st;
+    const char *why;
 
     memset(&c, 0, sizeof(c));
+    memset(&cr, 0, sizeof(cr));
     c.in = in;
+    c.cr = &cr;
     if (!in || !authorization || authorization == canonical) {
         st = FAIL(&c, EIP_SIGN_EINVAL, "missing input or output buffer");
-    } else {
+    } else if ((why = check_keys(in->ak, in->ak_len, in->sk, in->sk_len)) != NULL) {
         buf_reset(authorization);
+        if (canon)
+            buf_reset(canon);
+        st = FAIL(&c, EIP_SIGN_EINVAL, why);
+    } else {
+        EVP_MD *fetched = NULL;
         if (!canon) {
             /* Not wanted by the caller, but needed to hash: bound it like the caller's own. */
             eip_buf_init(&local, 0);
             canon = &local;
         }
-        buf_reset(canon);
-        st = check_scalars(&c);
-        if (st == EIP_SIGN_OK)
-            st = check_lists(&c, buf_limit(canon));
-        if (st == EIP_SIGN_OK) {
-            EVP_MD *fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
-            c.sha256 = fetched ? fetched : EVP_sha256();
-            st = sign_with_arrays(&c, canon, authorization);
-            EVP_MD_free(fetched);
-        }
+        c.ak = in->ak;
+        c.ak_len = in->ak_len;
+        fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+        cr.sha256 = fetched ? fetched : EVP_sha256();
+        st = sign_checked(&c, canon, authorization);
+        EVP_MD_free(fetched);
         if (canon == &local)
             eip_buf_free(&local);
-        if (st != EIP_SIGN_OK)
-            buf_reset(authorization);
+    }
+    if (err)
+        *err = st == EIP_SIGN_OK ? NULL : c.err;
+    return st;
+}
+
+/* ---------- signer: one AK/SK pair, many signatures ---------- */
+
+struct eip_signer {
+    char *ak;
+    size_t ak_len;
+    EVP_MD *fetched; /* NULL when the fetch failed and EVP_sha256() serves instead */
+    crypto cr;
+    eip_buf canon, auth;
+};
+
+void eip_signer_free(eip_signer *s)
+{
+    if (s == NULL)
+        return;
+    /* The HMAC states are the key in all but name: EVP_MD_CTX_free wipes them. */
+    EVP_MD_CTX_free(s->cr.work);
+    EVP_MD_CTX_free(s->cr.inner);
+    EVP_MD_CTX_free(s->cr.outer);
+    EVP_MD_free(s->fetched);
+    eip_buf_free(&s->canon);
+    eip_buf_free(&s->auth);
+    free(s->ak);
+    free(s);
+}
+
+eip_signer *eip_signer_new(const char *ak, size_t ak_len, const char *sk, size_t sk_len, const char **err)
+{
+    unsigned char key[64];
+    eip_signer *s;
+    const char *why = check_keys(ak, ak_len, sk, sk_len);
+    int ok;
+
+    if (err)
+        *err = why;
+    if (why != NULL)
+        return NULL;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL || (s->ak = malloc(ak_len + 1)) == NULL) {
+        eip_signer_free(s);
+        if (err)
+            *err = "out of memory";
+        return NULL;
+    }
+    memcpy(s->ak, ak, ak_len);
+    s->ak[ak_len] = '\0';
+    s->ak_len = ak_len;
+    s->fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+    s->cr.sha256 = s->fetched ? s->fetched : EVP_sha256();
+    s->cr.work = EVP_MD_CTX_new();
+    s->cr.inner = EVP_MD_CTX_new();
+    s->cr.outer = EVP_MD_CTX_new();
+    ok = s->cr.work && s->cr.inner && s->cr.outer && hmac_key(s->cr.sha256, sk, sk_len, key) == 0 &&
+         hmac_start(s->cr.inner, s->cr.sha256, key, 0x36) == 0 &&
+         hmac_start(s->cr.outer, s->cr.sha256, key, 0x5c) == 0;
+    OPENSSL_cleanse(key, sizeof(key));
+    if (!ok) {
+        eip_signer_free(s);
+        if (err)
+            *err = "libcrypto could not prepare the HMAC key";
+        return NULL;
+    }
+    eip_buf_init(&s->canon, 0);
+    eip_buf_init(&s->auth, 0);
+    return s;
+}
+
+eip_sign_status eip_signer_sign(eip_signer *s, const eip_sign_input *in, const char **authorization,
+                                size_t *authorization_len, const char **canonical, const char **err)
+{
+    sign_ctx c;
+    eip_sign_status st;
+
+    memset(&c, 0, sizeof(c));
+    c.in = in;
+    c.cr = s ? &s->cr : NULL;
+    if (!s || !in || !authorization || !authorization_len) {
+        st = FAIL(&c, EIP_SIGN_EINVAL, "missing signer, input or output");
+    } else {
+        c.ak = s->ak;
+        c.ak_len = s->ak_len;
+        st = sign_checked(&c, &s->canon, &s->auth);
+        *authorization = st == EIP_SIGN_OK ? s->auth.data : NULL;
+        *authorization_len = st == EIP_SIGN_OK ? s->auth.len : 0;
+        if (canonical)
+            *canonical = st == EIP_SIGN_OK ? s->canon.data : NULL;
     }
     if (err)
         *err = st == EIP_SIGN_OK ? NULL : c.err;

@@ -59,6 +59,25 @@ typedef enum {
 eip_sign_status eip_sign(const eip_sign_input *in, eip_buf *authorization, eip_buf *canonical,
                          const char **err);
 
+/* A signer for one AK/SK pair: what every signature with the pair shares, made once (the
+ * SHA-256 implementation fetched, the HMAC key blocks absorbed, the digest context and the
+ * output buffers allocated), so that a signature allocates nothing once the buffers have grown
+ * to fit. The SK itself is not kept. Not for concurrent use from several threads. */
+typedef struct eip_signer eip_signer;
+
+/* NULL when the pair cannot sign (an AK that is not a token or holds ',', an empty SK) or
+ * out of memory; *err (if not NULL) then points at a static message naming no key byte. */
+eip_signer *eip_signer_new(const char *ak, size_t ak_len, const char *sk, size_t sk_len, const char **err);
+
+/* Frees the signer; libcrypto wipes the HMAC states. NULL is accepted. */
+void eip_signer_free(eip_signer *s);
+
+/* eip_sign with the signer's pair (in->ak and in->sk are not read): the same checks, the same
+ * bytes. *authorization (NUL-terminated, *authorization_len bytes) and *canonical (if not
+ * NULL) point into the signer's buffers, valid until its next call. */
+eip_sign_status eip_signer_sign(eip_signer *s, const eip_sign_input *in, const char **authorization,
+                                size_t *authorization_len, const char **canonical, const char **err);
+
 /* Percent-encode per the signer (unreserved A-Z a-z 0-9 - _ . ~ kept, everything else %XX
  * upper-case hex) appending to out. Returns 0, or -1 when out's limit would be exceeded. */
 int eip_sign_percent_encode(eip_buf *out, const char *s, size_t len);

@@ -6,8 +6,11 @@
 -- (eip.pipeline) uses through these fields only:
 --   provider.kind                  "token" | "aksk" | "iam"
 --   provider.header                a {name, value, line} header every request carries
---                                  unchanged (a token), or nil: then apply is called
---   provider:apply(req, runner)    adds the auth headers to req.headers (pairs); IAM first
+--                                  unchanged (a token), or nil: then lines is called
+--   provider:lines(req, headers, runner)   the request's header lines ("Name: value"): those
+--                                  of headers (a list of {name, value, line?, signed?} the
+--                                  request carries, in order), then the auth headers (AK/SK:
+--                                  signed in one C call, src/eip_core.c's signer). IAM first
 --                                  makes sure it has a token (runner:run of an iam_token op)
 --   provider:ensure(runner)        obtains credentials now if it has none (IAM)
 --   provider.fallible              true when apply may raise (IAM: the token request failed)
@@ -94,6 +97,17 @@ end
 ---------------------------------------------------------------------------------------------
 -- Token: X-Auth-Token on every request.
 
+-- The lines of headers ({name, value, line?} entries), then `last`.
+local function lines_then(headers, last)
+  local lines = {}
+  for i = 1, #headers do
+    local h = headers[i]
+    lines[i] = h.line or (h[1] .. ": " .. h[2])
+  end
+  lines[#lines + 1] = last
+  return lines
+end
+
 local Token = {}
 Token.__index = Token
 
@@ -105,8 +119,9 @@ local function token_provider(token, source)
   return setmetatable({ kind = "token", header = header, secrets = { t }, epoch = 0 }, Token)
 end
 
-function Token:apply(req)
-  req.headers[#req.headers + 1] = self.header
+--- The request's lines: headers', then X-Auth-Token (its line made once).
+function Token:lines(_, headers)
+  return lines_then(headers, self.header.line)
 end
 
 function Token.ensure() end
@@ -117,36 +132,35 @@ function Token.ensure() end
 local Aksk = {}
 Aksk.__index = Aksk
 
+-- What check_keys in src/sign.c accepts: an AK goes into the Authorization header, where a
+-- ',' or a space would split it (RFC 9110 token characters only).
+local AK_PATTERN = "^[%w!#%$%%&'%*%+%-%.%^_`|~]+$"
+
 local function aksk_provider(ak, sk, security_token, names)
   local p = setmetatable({
     kind = "aksk",
     ak = validate.secret(names.ak, ak),
     sk = validate.secret(names.sk, sk),
   }, Aksk)
+  if not p.ak:find(AK_PATTERN) then
+    raise(names.ak, "may only hold letters, digits and !#$%%&'*+-.^_`|~ (it is sent in the Authorization header)")
+  end
   if security_token ~= nil then p.security_token = validate.secret(names.security_token, security_token) end
   p.secrets = { p.sk, p.security_token }
   p.epoch = 0
+  -- Everything the signatures share is made once, in C: the HMAC key, the lines of the host,
+  -- project and security token, the date of the current second.
+  p.signer = core.signer(p.ak, p.sk, p.security_token)
   return p
 end
 
---- Adds X-Sdk-Date (UTC now), Host (exactly as sent), X-Project-Id, X-Security-Token and
--- Authorization. Called for every attempt, so a retried request carries a fresh date.
-function Aksk:apply(req)
-  local h = req.headers
-  h[#h + 1] = { "Host", req.host }
-  h[#h + 1] = { "X-Sdk-Date", core.sdk_date() }
-  if req.project_id then h[#h + 1] = { "X-Project-Id", req.project_id } end -- none: the IAM project lookup
-  if self.security_token then h[#h + 1] = { "X-Security-Token", self.security_token } end
-  local to_sign = {}
-  for i = 1, #h do
-    if h[i].signed ~= false then to_sign[#to_sign + 1] = h[i] end
-  end
-  local auth = core.sign{
-    -- the path as sent, with the endpoint's base path
-    method = req.method, path = req.signed_path or req.path, query = req.query, headers = to_sign,
-    body = req.body, ak = self.ak, sk = self.sk,
-  }
-  h[#h + 1] = { "Authorization", auth }
+--- The request's lines: headers', then Host (exactly as sent), X-Sdk-Date (UTC now),
+-- X-Project-Id, X-Security-Token and Authorization, signed in one C call. Called for every
+-- attempt, so a retried request carries a fresh date.
+function Aksk:lines(req, headers)
+  -- the path as sent, with the endpoint's base path
+  return self.signer:headers(req.method, req.signed_path or req.path, req.query, req.body, req.host,
+    req.project_id, headers) -- no project_id: the IAM project lookup
 end
 
 function Aksk.ensure() end
@@ -230,9 +244,14 @@ function Iam:ensure(runner)
   if not self.token or os.time() >= self.refresh_at then self:fetch(runner) end
 end
 
-function Iam:apply(req, runner)
+--- The request's lines: headers', then X-Auth-Token, after making sure the token is valid
+-- (fetching one through the runner when needed).
+function Iam:lines(_, headers, runner)
   self:ensure(runner)
-  req.headers[#req.headers + 1] = { "X-Auth-Token", self.token }
+  if self.line_of ~= self.token then -- the line is made once per token (kilobytes long)
+    self.line, self.line_of = "X-Auth-Token: " .. self.token, self.token
+  end
+  return lines_then(headers, self.line)
 end
 
 --- After a 401 to a call carrying the current token: a new token, once (the pipeline asks at
@@ -302,9 +321,11 @@ function Metadata:ensure(runner)
   if not self.keys or os.time() >= self.refresh_at then self:fetch(runner) end
 end
 
-function Metadata:apply(req, runner)
+--- The request's lines, signed with the temporary keys, after making sure they are valid
+-- (fetching them from the metadata service through the runner when needed).
+function Metadata:lines(req, headers, runner)
   self:ensure(runner)
-  self.keys:apply(req)
+  return self.keys:lines(req, headers)
 end
 
 --- After a 401 to keys that looked valid: new ones, once per call.

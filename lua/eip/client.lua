@@ -148,6 +148,9 @@ function M.new(opts, getenv)
     r.transport = custom_transport(opts.transport)
   else
     r.transport = transports.new{ ca_file = r.ca_file, insecure = r.insecure, user_agent = USER_AGENT }
+    -- The built-in transports read a request during send only: the pipeline may fill the same
+    -- table again (a transport of the caller's own may keep what it is given).
+    r.reuse_requests = true
   end
   r.sleep = opts.sleep or transports.sleep
   if opts.clock ~= nil and type(opts.clock) ~= "function" then
@@ -244,8 +247,10 @@ end
 function Client:delete_bandwidth(bandwidth_id, call_opts)
   local r = runner_of(self, "delete_bandwidth")
   validate.id("bandwidth_id", bandwidth_id)
-  local missing_ok, wait = delete_options(r, call_opts)
-  local project_id = project(self, r)
+  local missing_ok, wait = r.missing_ok, nil
+  if call_opts ~= nil then missing_ok, wait = delete_options(r, call_opts) end
+  local project_id = r.project_id
+  if project_id == nil or project_id ~= self.project_id then project_id = project(self, r) end
   local res = r:run(ops.delete_bandwidth(project_id, bandwidth_id, missing_ok))
   if wait then return waited(r, project_id, res, wait) end
   return res

@@ -26,7 +26,9 @@ local ops = require "eip.ops"
 local M = {}
 
 local monotime = core.monotime
+local blank_controls = core.blank_controls
 local min, max = math.min, math.max
+local type = type
 
 -- The headers every request starts with, shared by all requests and never modified. Each also
 -- holds its line as the transport takes it, so the lines are not built again for every call.
@@ -41,8 +43,10 @@ Runner.__index = Runner
 -- @tparam table cfg endpoint, host, base_path, project_id (nil: learnt from the provider),
 --   provider, transport, timeout, connect_timeout, deadline, low_speed_limit, low_speed_time,
 --   max_body, policy, sleep, log, proxies (eip.proxy settings: the proxy of each request),
---   secrets (secret values the client holds outside its provider: proxy credentials), and for
---   batches ca_file, insecure, user_agent
+--   secrets (secret values the client holds outside its provider: proxy credentials),
+--   reuse_requests (true: the transport keeps no request after send returns, as the built-in
+--   ones do, so a call fills the same request table at every attempt), and for batches
+--   ca_file, insecure, user_agent
 function M.new(cfg)
   return setmetatable(cfg, Runner)
 end
@@ -80,7 +84,7 @@ end
 -- redacted only where it is the whole value.
 function Runner:clean(s)
   if type(s) ~= "string" then return s end
-  if s:find("%c") then s = s:gsub("%c", " ") end
+  s = blank_controls(s) -- in C: s:find("%c") alone cost a request id 5k instructions
   s = redact(s, self.provider.secrets)
   if self.secrets then s = redact(s, self.secrets) end
   return s
@@ -104,25 +108,36 @@ end
 
 -- The request of one attempt of op, before authentication: one table that is what the signer
 -- reads (path, query, host, ...) and, once its header lines are set, what the transport takes
--- (the contract of eip.transport; extra fields are ignored there).
-local function build(self, op, attempts, timeout)
+-- (the contract of eip.transport; extra fields are ignored there). `req`: the table of an
+-- earlier attempt to fill again (see Runner:run), or nil for a new one.
+local function build(self, op, attempts, timeout, req)
   local url, host, signed_path = op.url, self.host, nil
   local proxy = self.endpoint_proxy
   if url then
     host = url:match("^%a+://([^/]+)")
     proxy = self.proxies and self.proxies:decide(url)
   else
-    url = self.endpoint .. op.path .. query_string(op.query)
+    local query = op.query
+    url = query and self.endpoint .. op.path .. query_string(query) or self.endpoint .. op.path
     if self.base_path ~= "" then signed_path = self.base_path .. op.path end -- nil: the path is signed
   end
   if op.timeout and op.timeout < timeout then timeout = op.timeout end
-  return {
-    method = op.method, url = url, headers = false, body = op.body,
-    timeout = timeout, connect_timeout = min(self.connect_timeout, timeout),
-    low_speed_limit = self.low_speed_limit, low_speed_time = self.low_speed_time, body_cap = self.max_body,
-    path = op.path, query = op.query, host = host, signed_path = signed_path, project_id = self.project_id,
-    proxy = proxy, attempts = attempts, no_auth = op.auth == false, secret_answer = op.secret_answer,
-  }
+  local connect_timeout = self.connect_timeout
+  if connect_timeout > timeout then connect_timeout = timeout end
+  if not req then -- a table constructor sizes it once
+    return { method = op.method, url = url, headers = false, body = op.body, timeout = timeout,
+      connect_timeout = connect_timeout, low_speed_limit = self.low_speed_limit, low_speed_time = self.low_speed_time,
+      body_cap = self.max_body, path = op.path, query = op.query, host = host, signed_path = signed_path,
+      project_id = self.project_id, proxy = proxy, attempts = attempts, no_auth = op.auth == false,
+      secret_answer = op.secret_answer }
+  end
+  req.method, req.url, req.headers, req.body, req.timeout = op.method, url, false, op.body, timeout
+  req.connect_timeout, req.low_speed_limit = connect_timeout, self.low_speed_limit
+  req.low_speed_time, req.body_cap = self.low_speed_time, self.max_body
+  req.path, req.query, req.host, req.signed_path = op.path, op.query, host, signed_path
+  req.project_id, req.proxy, req.attempts, req.no_auth = self.project_id, proxy, attempts, op.auth == false
+  req.secret_answer = op.secret_answer
+  return req
 end
 
 ---------------------------------------------------------------------------------------------
@@ -137,35 +152,50 @@ local function header_lines(headers, i, n)
   return h.line or (h[1] .. ": " .. h[2]), header_lines(headers, i + 1, n)
 end
 
--- The lines of a request whose headers never change (a token's): built once per content type
--- and shared by every request (transports only read them).
-local function constant_lines(self, content_type, header)
-  local cache = self.lines_cache
+-- What every request of a runner with this content type shares (transports and providers
+-- only read it): `headers`, the {content type, Accept} list a provider is given when the op
+-- adds no header of its own, and `lines`, the lines of a request whose headers never change
+-- (a token's), made on first use.
+local function shared(self, content_type)
+  local cache = self.shared_headers
   if not cache then
     cache = {}
-    self.lines_cache = cache
+    self.shared_headers = cache
   end
-  local lines = cache[content_type]
-  if not lines then
-    lines = { header_lines({ content_type, ACCEPT, header }, 1, 3) }
-    cache[content_type] = lines
+  local s = cache[content_type]
+  if not s then
+    s = { headers = { content_type, ACCEPT } }
+    cache[content_type] = s
   end
-  return lines
+  return s
 end
 
 -- Authenticates req (provider: nil for an op sent without credentials) and sets its header
 -- lines; `extra`: the op's own headers. Raises what the provider raises (IAM could not give a
 -- token).
 local function authenticate(self, req, content_type, provider, extra)
-  if provider and provider.header and not extra then
-    req.headers = constant_lines(self, content_type, provider.header)
-    return
+  local headers
+  if extra then
+    headers = { content_type, ACCEPT }
+    for i = 1, #extra do headers[#headers + 1] = extra[i] end
+  else
+    local s = shared(self, content_type)
+    if provider and provider.header then
+      local lines = s.lines
+      if not lines then
+        lines = { header_lines({ content_type, ACCEPT, provider.header }, 1, 3) }
+        s.lines = lines
+      end
+      req.headers = lines
+      return
+    end
+    headers = s.headers
   end
-  local headers = { content_type, ACCEPT }
-  for i = 1, extra and #extra or 0 do headers[#headers + 1] = extra[i] end
-  req.headers = headers
-  if provider then provider:apply(req, self) end
-  req.headers = { header_lines(headers, 1, #headers) }
+  if provider then
+    req.headers = provider:lines(req, headers, self)
+  else
+    req.headers = { header_lines(headers, 1, #headers) }
+  end
 end
 
 local function clean(self) return function(s) return self:clean(s) end end
@@ -229,7 +259,7 @@ function Call:request()
     end
   end
   if deadline then timeout = max(0.001, min(timeout, deadline - monotime())) end
-  local req = build(runner, op, attempts, timeout)
+  local req = build(runner, op, attempts, timeout, runner.reuse_requests and self.req or nil)
   local content_type = op.content_type or CONTENT_TYPE
   if op.auth == false then
     authenticate(runner, req, content_type, nil, op.headers)
@@ -360,9 +390,19 @@ end
 -- Running
 
 --- Runs op to its end through the client's transport, sleeping between attempts. Returns the
--- op's result; raises the final eip error.
+-- op's result; raises the final eip error. The state of the call (and, with reuse_requests, its
+-- request table) is kept for the runner's next call: one call after another allocate neither
+-- again. A call made while another runs (an IAM token fetched inside a call, light threads
+-- inside nginx) gets its own.
 function Runner:run(op)
-  local call = self:call(op)
+  local call = self.spare_call
+  if call then
+    self.spare_call = nil
+    call.op, call.attempts, call.refreshed, call.started = op, 0, false, false
+    call.deadline, call.epoch, call.last_error = false, false, false
+  else
+    call = self:call(op)
+  end
   local transport = self.transport
   local bucket = self.bucket
   while true do
@@ -377,8 +417,14 @@ function Runner:run(op)
     else
       action, value = call:failure(err, true)
     end
-    if action == "done" then return value end
-    if action == "fail" then error(value, 0) end
+    if action == "done" then
+      self.spare_call = call
+      return value
+    end
+    if action == "fail" then
+      self.spare_call = call
+      error(value, 0)
+    end
     if value > 0 then self.sleep(value) end
   end
 end

@@ -200,6 +200,77 @@ static void test_fixed_headers(void)
     eip_http_transfer_cleanup(&t);
 }
 
+/* The request's lines, then "Expect:", and nothing more: what the handle's list holds. */
+static int list_is(const eip_http_transfer *t, const char *const *lines, size_t n)
+{
+    const struct curl_slist *l = t->headers;
+    size_t i;
+    for (i = 0; i < n; i++, l = l->next)
+        if (l == NULL || strcmp(l->data, lines[i]) != 0)
+            return 0;
+    return l != NULL && strcmp(l->data, "Expect:") == 0 && l->next == NULL;
+}
+
+/* The header list is the transfer's own (nodes and bytes): a request whose lines changed gets
+ * them copied over the previous ones, a longer one grows the bytes, an impossible one fails
+ * with an out-of-memory answer and leaves no list behind. */
+static void test_request_headers(void)
+{
+    static const eip_http_config cfg = {NULL, 0, "test_http"};
+    static const char *const a[] = {"Content-Type: application/json", "X-Auth-Token: t"};
+    static const char *const b[] = {"Content-Type: application/json", "Accept: application/json",
+                                    "Host: 127.0.0.1:9", "X-Sdk-Date: 20261124T023138Z",
+                                    "Authorization: SDK-HMAC-SHA256 Access=AK, SignedHeaders=host, Signature=00"};
+    const char *many[EIP_HTTP_MAX_HEADERS + 1];
+    eip_http_request req;
+    eip_http_response resp;
+    eip_http_transfer t;
+    char *big = malloc(EIP_HTTP_HEADER_BYTES_MAX);
+    size_t i;
+
+    CHECK(eip_http_global_init() == 0 && eip_http_transfer_init(&t, &cfg) == 0, "transfer");
+    memset(&req, 0, sizeof(req));
+    req.method = "DELETE";
+    req.url = "http://127.0.0.1:9/x";
+    req.timeout_ms = req.connect_timeout_ms = 1000;
+    req.headers = a;
+    req.nheaders = 2;
+    CHECK(eip_http_transfer_prepare(&t, &req, &resp, 0) == 0 && list_is(&t, a, 2), "first list");
+    CHECK(eip_http_transfer_prepare(&t, &req, &resp, 0) == 0 && list_is(&t, a, 2), "the same lines again");
+    req.headers = b;
+    req.nheaders = 5;
+    CHECK(eip_http_transfer_prepare(&t, &req, &resp, 0) == 0 && list_is(&t, b, 5), "more, longer lines");
+    req.nheaders = 1;
+    CHECK(eip_http_transfer_prepare(&t, &req, &resp, 0) == 0 && list_is(&t, b, 1), "fewer lines");
+    req.nheaders = 0;
+    CHECK(eip_http_transfer_prepare(&t, &req, &resp, 0) == 0 && list_is(&t, b, 0), "no line");
+    for (i = 0; i <= EIP_HTTP_MAX_HEADERS; i++)
+        many[i] = "X-A: 1";
+    req.headers = many;
+    req.nheaders = EIP_HTTP_MAX_HEADERS;
+    CHECK(eip_http_transfer_prepare(&t, &req, &resp, 0) == 0 && list_is(&t, many, EIP_HTTP_MAX_HEADERS),
+          "the most lines");
+    req.nheaders = EIP_HTTP_MAX_HEADERS + 1;
+    CHECK(eip_http_transfer_prepare(&t, &req, &resp, 0) == -1 && resp.curl_code == CURLE_OUT_OF_MEMORY &&
+              t.headers == NULL, "one line too many");
+    if (big != NULL) {
+        memset(big, 'v', EIP_HTTP_HEADER_BYTES_MAX - 1);
+        memcpy(big, "X-Big: ", 7);
+        big[EIP_HTTP_HEADER_BYTES_MAX - 1] = '\0';
+        many[0] = big;
+        req.nheaders = 1;
+        CHECK(eip_http_transfer_prepare(&t, &req, &resp, 0) == -1 && resp.curl_code == CURLE_OUT_OF_MEMORY,
+              "over the byte bound");
+        big[EIP_HTTP_HEADER_BYTES_MAX - 16] = '\0';
+        CHECK(eip_http_transfer_prepare(&t, &req, &resp, 0) == 0 && list_is(&t, many, 1), "just under it");
+    }
+    req.headers = a;
+    req.nheaders = 2;
+    CHECK(eip_http_transfer_prepare(&t, &req, &resp, 0) == 0 && list_is(&t, a, 2), "back to the first");
+    free(big);
+    eip_http_transfer_cleanup(&t);
+}
+
 int main(void)
 {
     test_global_init_threads();
@@ -207,5 +278,6 @@ int main(void)
     test_token_sizes();
     test_token_over_bound();
     test_fixed_headers();
+    test_request_headers();
     return CTEST_END("http");
 }

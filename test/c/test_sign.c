@@ -171,7 +171,45 @@ static void from_vector(const vector *v, request *r)
 /* The Authorization of the last sign() call; released at the end of main(). */
 static eip_buf last_auth;
 
-/* Sign r with an output limit; *auth gets the Authorization, or the error message. */
+/* The same request through an eip_signer (what the Lua client signs with): the same status,
+ * Authorization, canonical request and message as eip_sign gave. Its buffers have the default
+ * limit, so only requests signed under that limit are compared. */
+static void check_signer_agrees(const request *r, eip_sign_status want, const char *want_auth,
+                                const char *want_err, const eip_buf *want_canon)
+{
+    const char *err = "unset", *auth = "unset", *canon = "unset";
+    size_t len = 0;
+    eip_sign_status st;
+    eip_signer *s = eip_signer_new(r->in.ak, r->in.ak_len, r->in.sk, r->in.sk_len, &err);
+
+    if (s == NULL) {
+        CHECK(want == EIP_SIGN_EINVAL && err != NULL && want_err != NULL && strcmp(err, want_err) == 0,
+              "signer refused the keys (%s) where eip_sign said %s", err ? err : "?", want_err ? want_err : "OK");
+        return;
+    }
+    CHECK(err == NULL, "err set by a signer that was made");
+    st = eip_signer_sign(s, &r->in, &auth, &len, &canon, &err);
+    CHECK(st == want, "signer status %d, eip_sign %d", (int)st, (int)want);
+    if (st == EIP_SIGN_OK && want == EIP_SIGN_OK) {
+        CHECK_STR(auth, want_auth);
+        CHECK(len == strlen(want_auth), "signer Authorization length");
+        if (want_canon != NULL)
+            CHECK_STR(canon, want_canon->data);
+    } else if (st != EIP_SIGN_OK) {
+        CHECK(auth == NULL && len == 0 && canon == NULL, "outputs cleared on failure");
+        CHECK(err != NULL && want_err != NULL && strcmp(err, want_err) == 0, "signer said %s, eip_sign %s",
+              err ? err : "?", want_err ? want_err : "OK");
+    }
+    /* Twice with the same signer: the same bytes (nothing carried over from the first). */
+    if (want == EIP_SIGN_OK) {
+        st = eip_signer_sign(s, &r->in, &auth, &len, NULL, NULL);
+        CHECK(st == EIP_SIGN_OK && auth != NULL && strcmp(auth, want_auth) == 0, "signer's second signature");
+    }
+    eip_signer_free(s);
+}
+
+/* Sign r with an output limit; *auth gets the Authorization, or the error message. With the
+ * default limit, the signer must agree (check_signer_agrees). */
 static eip_sign_status sign(const request *r, const char **auth, eip_buf *canon, size_t limit)
 {
     const char *err = "unset";
@@ -186,6 +224,9 @@ static eip_sign_status sign(const request *r, const char **auth, eip_buf *canon,
     else
         CHECK(err != NULL && (!r->in.sk || !*r->in.sk || strstr(err, r->in.sk) == NULL),
               "error message missing or holds the SK");
+    if (limit == 0 && (canon == NULL || canon->limit == 0))
+        check_signer_agrees(r, st, st == EIP_SIGN_OK ? last_auth.data : NULL, st == EIP_SIGN_OK ? NULL : err,
+                            st == EIP_SIGN_OK ? canon : NULL);
     return st;
 }
 
@@ -607,6 +648,37 @@ static void test_hmac_against_openssl(void)
     }
 }
 
+/* One signer, many requests: every vector in turn, twice over, each signature the SDK's. */
+static void test_signer(void)
+{
+    const char *err = "unset", *auth = NULL;
+    size_t i, len = 0;
+    int round;
+    eip_signer *s = eip_signer_new(VECTORS[0].ak, strlen(VECTORS[0].ak), VECTORS[0].sk, strlen(VECTORS[0].sk), &err);
+
+    CHECK(s != NULL && err == NULL, "signer made");
+    for (round = 0; round < 2; round++) {
+        for (i = 0; i < NVECTORS; i++) {
+            request r;
+            if (strcmp(VECTORS[i].ak, VECTORS[0].ak) != 0 || strcmp(VECTORS[i].sk, VECTORS[0].sk) != 0)
+                continue;
+            from_vector(&VECTORS[i], &r);
+            r.in.ak = "ignored";  /* the signer's pair is used, whatever the input says */
+            r.in.sk = NULL;
+            r.in.sk_len = 0;
+            CHECK(eip_signer_sign(s, &r.in, &auth, &len, NULL, &err) == EIP_SIGN_OK, "vector %s", VECTORS[i].name);
+            CHECK_STR(auth, VECTORS[i].want);
+        }
+    }
+    CHECK(eip_signer_sign(s, NULL, &auth, &len, NULL, &err) == EIP_SIGN_EINVAL && err != NULL, "NULL input");
+    CHECK(eip_signer_sign(NULL, NULL, &auth, &len, NULL, &err) == EIP_SIGN_EINVAL, "NULL signer");
+    eip_signer_free(s);
+    eip_signer_free(NULL);
+    CHECK(eip_signer_new("AK,B", 4, "sk", 2, &err) == NULL && err != NULL && strstr(err, "AK") != NULL, "bad AK");
+    CHECK(eip_signer_new("AK", 2, "", 0, &err) == NULL && err != NULL && strstr(err, "SK") != NULL, "empty SK");
+    CHECK(eip_signer_new(NULL, 0, "sk", 2, NULL) == NULL, "no AK, no err pointer");
+}
+
 int main(void)
 {
     test_vectors();
@@ -623,6 +695,7 @@ int main(void)
     test_sha256();
     test_date();
     test_hmac_against_openssl();
+    test_signer();
     eip_buf_free(&last_auth);
     return CTEST_END("sign");
 }

@@ -180,7 +180,10 @@
 --   proxy's answer is kept (no captured header, body ""). A proxy's answer is never reported
 --   as the API's.
 
---- Sends one request and returns what came back: a method of every transport.
+--- Sends one request and returns what came back: a method of every transport. It only reads
+-- the request. The built-in transports keep nothing of it once send returns, so the client
+-- fills the same table again for its next attempt or call; a transport given as the option
+-- `transport` always gets a table of its own, which it may keep.
 -- @function transport:send
 -- @tparam request req the @{request}
 -- @treturn response the @{response}: an answer, or a failure its fields describe
