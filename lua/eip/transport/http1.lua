@@ -55,7 +55,7 @@ for name, field in pairs{
   HEADERS[name:gsub("^%l", string.upper):gsub("%-%l", string.upper)] = field
 end
 HEADERS["X-Request-ID"] = "request_id"
--- Lengths of the names above: any other name is skipped without lower().
+-- Lengths of the names above: any other name is skipped without a substring.
 local NAME_LENGTHS = {}
 for name in pairs(HEADERS) do NAME_LENGTHS[#name] = true end
 
@@ -78,12 +78,16 @@ function M.exchange(req, now)
   local cap = floor(number_or(req.body_cap, 1048576))
   if cap < 1 then cap = 1 end
   local ls_limit, ls_time = number_or(req.low_speed_limit, 0), number_or(req.low_speed_time, 0)
+  -- Every field the reader sets is named here (and room is left for a transport's few), so the
+  -- table is sized once; so is resp, elapsed included.
   return {
     now = now, started = started, timeout = timeout, deadline = started + timeout, cap = cap,
     ls_on = ls_limit > 0 and ls_time > 0, ls_limit = ls_limit, ls_time = ls_time,
     ls_start = started, ls_bytes = 0,
     buf = "", pos = 1, received = 0, body_bytes = 0,
-    resp = { status = 0, body = "", truncated = false, new_connections = 0 },
+    lines_seen = 0, stored_header = false, head_cut = false, parts = false, kept = 0,
+    nul_s = false, nul_from = 0, nul_at = false, proxy = false,
+    resp = { status = 0, body = "", truncated = false, new_connections = 0, elapsed = 0 },
   }
 end
 
@@ -303,11 +307,15 @@ end
 -- fallbacks); the line is known to start with "http/" in any case. Returns status, version (10,
 -- 11 or 20); or nil and libcurl's text (code 1).
 local function parse_status(s, i, j)
-  -- The common case, "HTTP/1.1 204 No Content", without the general scan.
-  local minor, code = match(s, "^HTTP/1%.([01]) ([1-9]%d%d)", i)
-  if minor then
+  -- The common case, "HTTP/1.1 204 No Content", by bytes: no pattern, no substring.
+  local h, t1, t2, p, slash, one, dot, minor, sp, d1, d2, d3 = byte(s, i, i + 11)
+  if h == 72 and t1 == 84 and t2 == 84 and p == 80 and slash == 47 and one == 49 and dot == 46 and sp == SP
+      and j >= i + 11 then
     local after = i + 12 <= j and byte(s, i + 12) or nil
-    if not after or after < 48 or after > 57 then return tonumber(code), 10 + tonumber(minor) end
+    if (minor == 48 or minor == 49) and d1 >= 49 and d1 <= 57 and d2 >= 48 and d2 <= 57 and d3 >= 48
+        and d3 <= 57 and (not after or after < 48 or after > 57) then
+      return (d1 - 48) * 100 + (d2 - 48) * 10 + d3 - 48, minor - 38
+    end
   end
   -- sscanf's " HTTP/" is case-sensitive: "http/1.1 404" matches nothing, and libcurl then takes
   -- any line starting with http/ (its prefix check ignores case) as HTTP/1.0 200.
@@ -372,10 +380,9 @@ end
 -- The field name of the header whose name is s[i..c-1] (c: its colon), or nil when it is none
 -- of ours.
 local function field_of(s, i, c)
+  if not NAME_LENGTHS[c - i] then return nil end -- most names: no substring made
   local name = sub(s, i, c - 1)
-  local field = HEADERS[name]
-  if field or not NAME_LENGTHS[#name] then return field end
-  return HEADERS[lower(name)]
+  return HEADERS[name] or HEADERS[lower(name)]
 end
 
 -- Stores the value after the colon at c (to j) as resp[field], as the C core does: blanks around
@@ -464,6 +471,23 @@ local function ended_in_head(x, h)
   return false
 end
 
+-- Is there a NUL byte in s[i..j]? Each buffer is searched once for the lines it holds (not
+-- once per line to its end): x.nul_at is the first NUL of x.nul_s at or after x.nul_from.
+local function nul_in(x, s, i, j)
+  local at
+  if x.nul_s == s and x.nul_from <= i then
+    at = x.nul_at
+    if at and at < i then
+      at = find(s, "\0", i, true) or false
+      x.nul_from, x.nul_at = i, at
+    end
+  else
+    at = find(s, "\0", i, true) or false
+    x.nul_s, x.nul_from, x.nul_at = s, i, at
+  end
+  return at and at <= j
+end
+
 -- Reads heads until a final (non-1xx) answer. Returns the head state h, or nil after fail(),
 -- or false when the stream ended inside the head after its status line (see ended_in_head).
 local function read_head(x, method)
@@ -489,8 +513,7 @@ local function read_head(x, method)
       -- closed, its body unread).
       h = { version = version, lines = 1, bodyless = status == 204 or status == 304 or method == "HEAD"
         or method == "CONNECT" or (status >= 100 and status < 200) }
-      local z = find(s, "\0", i, true)
-      if z and z <= j then return fail(x, 8, "Nul byte in header") end
+      if nul_in(x, s, i, j) then return fail(x, 8, "Nul byte in header") end
     else
       local first = byte(s, i)
       if i > j or first == CR then -- the empty line: end of this head
@@ -502,8 +525,7 @@ local function read_head(x, method)
         h, x.lines_seen = nil, 0 -- an interim answer: the final one follows
       else
         h.lines = h.lines + 1
-        local z = find(s, "\0", i, true)
-        if z and z <= j then return fail(x, 8, "Nul byte in header") end
+        if nul_in(x, s, i, j) then return fail(x, 8, "Nul byte in header") end
         if not header_line(x, h, s, i, j) then return nil end
       end
     end
