@@ -277,13 +277,6 @@ end
 
 -- Reading ---------------------------------------------------------------------------------------
 
--- nginx's cached clock: fresh after every wait (the event loop updates it), so the exchange
--- updates it only where it starts and ends (ngx.update_time costs a system call and the
--- formatting of nginx's time strings).
-local function now()
-  return ngx_api().now()
-end
-
 local function ms(seconds)
   local v = floor(seconds * 1000 + 0.5)
   return v >= 1 and v or 1 -- 0 would mean "nginx's default"
@@ -601,14 +594,18 @@ local function exchange(self, x, req, t, path)
   end
 end
 
+-- The exchange's clock is nginx's cached one (ngx.now): fresh after every wait (the event loop
+-- updates it), so the exchange updates it only where it starts and ends (ngx.update_time costs
+-- a system call and the formatting of nginx's time strings).
 local function new_exchange(req)
-  ngx_api().update_time()
-  local x = http1.exchange(req, now)
+  local ngx = ngx_api()
+  ngx.update_time()
+  local x = http1.exchange(req, ngx.now)
   local connect_timeout = tonumber(req.connect_timeout) or 10
   if connect_timeout <= 0 or connect_timeout > x.timeout then connect_timeout = x.timeout end
   x.connect_timeout = connect_timeout
   x.connect_deadline = x.started + connect_timeout
-  x.ngx = ngx_api()
+  x.ngx = ngx
   x.recv = recv
   return x
 end

@@ -306,8 +306,9 @@ end
 -- libcurl 7.88's reading of a status line s[i..j] (sscanf " HTTP/%1d.%1d%c%3d%c" and its
 -- fallbacks); the line is known to start with "http/" in any case. Returns status, version (10,
 -- 11 or 20); or nil and libcurl's text (code 1).
-local function parse_status(s, i, j)
-  -- The common case, "HTTP/1.1 204 No Content", by bytes: no pattern, no substring.
+-- The common case, "HTTP/1.1 204 No Content", by bytes (no pattern, no substring): status,
+-- version; or nil when s[i..j] is any other line.
+local function plain_status(s, i, j)
   local h, t1, t2, p, slash, one, dot, minor, sp, d1, d2, d3 = byte(s, i, i + 11)
   if h == 72 and t1 == 84 and t2 == 84 and p == 80 and slash == 47 and one == 49 and dot == 46 and sp == SP
       and j >= i + 11 then
@@ -317,6 +318,12 @@ local function parse_status(s, i, j)
       return (d1 - 48) * 100 + (d2 - 48) * 10 + d3 - 48, minor - 38
     end
   end
+  return nil
+end
+
+local function parse_status(s, i, j)
+  local plain, plain_version = plain_status(s, i, j)
+  if plain then return plain, plain_version end
   -- sscanf's " HTTP/" is case-sensitive: "http/1.1 404" matches nothing, and libcurl then takes
   -- any line starting with http/ (its prefix check ignores case) as HTTP/1.0 200.
   if sub(s, i, i + 4) ~= "HTTP/" then return 200, 10 end
@@ -408,6 +415,8 @@ local function content_length(v)
   return tonumber(digits) or 0
 end
 
+local header_value
+
 -- One header line s[i..j] of the head whose state is h. Returns true, or nil after fail().
 local function header_line(x, h, s, i, j)
   local c = find(s, ":", i, true)
@@ -430,6 +439,12 @@ local function header_line(x, h, s, i, j)
   end
   if cr and cr < c then return fail(x, 43, BAD_ARGUMENT) end
   x.stored_header = true
+  return header_value(x, h, s, i, c, j)
+end
+
+-- A complete header line can be read by both the general and the plain reader (below): the
+-- value of the header line s[i..j] whose colon is at c, for the head h. true, or nil after fail().
+header_value = function(x, h, s, i, c, j)
   local field = field_of(s, i, c)
   if not field then return true end
   if byte(field, 1) ~= 61 then -- not "=": a captured header
@@ -488,12 +503,67 @@ local function nul_in(x, s, i, j)
   return at and at <= j
 end
 
+-- The state of a head whose status line said `status`: every field named, so it is sized once
+-- (length is absent until a Content-Length comes: false there means too large to read).
+local function new_head(x, status, version, method)
+  local resp = x.resp
+  for k = 1, #CAPTURED_FIELDS do resp[CAPTURED_FIELDS[k]] = nil end
+  resp.status = status
+  -- CONNECT: the head only (a 2xx has no body; after any other answer the connection is
+  -- closed, its body unread).
+  return { version = version, lines = 1, bodyless = status == 204 or status == 304 or method == "HEAD"
+    or method == "CONNECT" or (status >= 100 and status < 200), close = false, keep_alive = false,
+    chunked = false, unknown_te = false }
+end
+
+-- A final answer's head that is whole in the buffer and plain, read in one pass: an HTTP/1.x
+-- status line, then header lines each ending in CRLF, with a colon and no other CR, none
+-- starting with a blank, no NUL, all within the limits (what servers send). The outcome is the
+-- one of the line-by-line reading below, which reads any other head: returns h; false after
+-- fail() (an invalid Content-Length); or nil when the head is not such a one (the status and
+-- captured fields it may have set are set again by the line-by-line reading).
+local function plain_head(x, method)
+  local buf, pos = x.buf, x.pos
+  local stop = find(buf, "\r\n\r\n", pos, true)
+  if not stop or stop + 4 - pos > HEADER_BLOCK_MAX or nul_in(x, buf, pos, stop + 3) then return nil end
+  local e = find(buf, "\n", pos, true)
+  if e - pos + 1 >= HEADER_LINE_MAX or byte(buf, e - 1) ~= CR then return nil end
+  local status, version = plain_status(buf, pos, e - 1)
+  if not status or status < 200 then return nil end
+  local h = new_head(x, status, version, method)
+  local lines = 1
+  local i = e + 1
+  while i <= stop do
+    e = find(buf, "\n", i, true)
+    local j, first = e - 1, byte(buf, i)
+    if e - i + 1 >= HEADER_LINE_MAX or byte(buf, j) ~= CR or first == SP or first == HT then return nil end
+    local c = find(buf, ":", i, true)
+    if not c or c > j or find(buf, "\r", i, true) ~= j then return nil end
+    lines = lines + 1
+    h.lines = lines
+    if not header_value(x, h, buf, i, c, j) then return false end
+    i = e + 1
+  end
+  x.pos, x.lines_seen, x.stored_header = stop + 4, lines + 1, lines > 1
+  return h
+end
+
 -- Reads heads until a final (non-1xx) answer. Returns the head state h, or nil after fail(),
 -- or false when the stream ended inside the head after its status line (see ended_in_head).
 local function read_head(x, method)
   local resp = x.resp
+  if x.pos > #x.buf then -- nothing buffered: the first read (as next_line would make it)
+    local data, why = receive(x, M.READ_SIZE)
+    if not data then
+      if why == "closed" then return fail(x, 52, "Empty reply from server") end
+      return nil
+    end
+    x.buf, x.pos = data, 1
+  end
+  local h = plain_head(x, method)
+  if h then return h end
+  if h == false then return nil end
   local block = 0
-  local h
   while true do
     local s, i, j, len = next_line(x, HEADER_LINE_MAX, 27, LINE_TOO_LONG, h == nil)
     if not s then
@@ -507,12 +577,7 @@ local function read_head(x, method)
     if h == nil then
       local status, version = parse_status(s, i, j)
       if not status then return fail(x, 1, version) end
-      for k = 1, #CAPTURED_FIELDS do resp[CAPTURED_FIELDS[k]] = nil end
-      resp.status = status
-      -- CONNECT: the head only (a 2xx has no body; after any other answer the connection is
-      -- closed, its body unread).
-      h = { version = version, lines = 1, bodyless = status == 204 or status == 304 or method == "HEAD"
-        or method == "CONNECT" or (status >= 100 and status < 200) }
+      h = new_head(x, status, version, method)
       if nul_in(x, s, i, j) then return fail(x, 8, "Nul byte in header") end
     else
       local first = byte(s, i)
