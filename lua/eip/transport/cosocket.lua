@@ -600,10 +600,20 @@ end
 -- The exchange's clock is nginx's cached one (ngx.now): fresh after every wait (the event loop
 -- updates it), so the exchange updates it only where it starts and ends (ngx.update_time costs
 -- a system call and the formatting of nginx's time strings).
+-- The states of finished exchanges, filled again by the next ones (see http1.exchange): a
+-- worker keeps at most SPARE_MAX, as many as it ran at once before.
+local spare, nspare = {}, 0
+local SPARE_MAX = 32
+
 local function new_exchange(req)
   local ngx = ngx_api()
   ngx.update_time()
-  local x = http1.exchange(req, ngx.now)
+  local old = false
+  if nspare > 0 then
+    old, spare[nspare], nspare = spare[nspare], nil, nspare - 1
+  end
+  local x = http1.exchange(req, ngx.now, old or nil)
+  x.sock, x.sock_ms, x.known = false, false, false
   local connect_timeout = tonumber(req.connect_timeout) or 10
   if connect_timeout <= 0 or connect_timeout > x.timeout then connect_timeout = x.timeout end
   x.connect_timeout = connect_timeout
@@ -613,6 +623,18 @@ local function new_exchange(req)
   return x
 end
 
+-- The response of x, which is then kept for a later exchange.
+local function finish(x)
+  local resp = http1.finish(x)
+  http1.release(x)
+  x.sock, x.known = false, false
+  if nspare < SPARE_MAX then
+    nspare = nspare + 1
+    spare[nspare] = x
+  end
+  return resp
+end
+
 --- Sends req (see the contract in eip.transport) and returns the contract's response table.
 -- Raises only for a caller bug (a header line with CR, LF or NUL, or without a colon).
 function Transport:send(req)
@@ -620,7 +642,7 @@ function Transport:send(req)
   local t, path_or_code, text = target_of(self, req.url)
   if not t then
     http1.fail(x, path_or_code, text)
-    return http1.finish(x)
+    return finish(x)
   end
   x.known = lines_of(self, req.headers or NO_HEADERS) -- raises for a caller bug
   local proxy = req.proxy
@@ -639,7 +661,7 @@ function Transport:send(req)
     http1.fail(x, 2, "cosocket transport error: " .. tostring(err))
   end
   x.ngx.update_time()
-  return http1.finish(x)
+  return finish(x)
 end
 
 --- Nothing to release: idle connections belong to nginx's pool, the others are closed.

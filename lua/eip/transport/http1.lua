@@ -69,26 +69,40 @@ local function number_or(v, default)
   return v
 end
 
+-- A table with room for n fields: LuaJIT's table.new where there is one.
+local new_table = (function()
+  local ok, new = pcall(require, "table.new")
+  if ok then return function(n) return new(0, n) end end
+  return function() return {} end
+end)()
+
 --- A new exchange for req (timeout, low_speed_limit, low_speed_time, body_cap) with clock `now`.
--- Its `resp` is the contract's response table, filled as the exchange goes.
-function M.exchange(req, now)
+-- Its `resp` is the contract's response table, filled as the exchange goes. `x`: optional, the
+-- table of a finished exchange given to @{release}, filled again instead of a new one (a
+-- transport keeps a few: a table of some thirty fields per request is otherwise garbage).
+function M.exchange(req, now, x)
   local started = now()
   local timeout = number_or(req.timeout, 30)
   if timeout <= 0 then timeout = 30 end
   local cap = floor(number_or(req.body_cap, 1048576))
   if cap < 1 then cap = 1 end
   local ls_limit, ls_time = number_or(req.low_speed_limit, 0), number_or(req.low_speed_time, 0)
-  -- Every field the reader sets is named here (and room is left for a transport's few), so the
-  -- table is sized once; so is resp, elapsed included.
-  return {
-    now = now, started = started, timeout = timeout, deadline = started + timeout, cap = cap,
-    ls_on = ls_limit > 0 and ls_time > 0, ls_limit = ls_limit, ls_time = ls_time,
-    ls_start = started, ls_bytes = 0,
-    buf = "", pos = 1, received = 0, body_bytes = 0,
-    lines_seen = 0, stored_header = false, head_cut = false, parts = false, kept = 0,
-    nul_s = false, nul_from = 0, nul_at = false, proxy = false,
-    resp = { status = 0, body = "", truncated = false, new_connections = 0, elapsed = 0 },
-  }
+  -- Room for every field of the reader and a transport's few, so that it is sized once.
+  x = x or new_table(32)
+  x.now, x.started, x.timeout, x.deadline, x.cap = now, started, timeout, started + timeout, cap
+  x.ls_on, x.ls_limit, x.ls_time, x.ls_start, x.ls_bytes = ls_limit > 0 and ls_time > 0, ls_limit, ls_time, started, 0
+  x.buf, x.pos, x.received, x.body_bytes = "", 1, 0, 0
+  x.lines_seen, x.stored_header, x.head_cut, x.parts, x.kept = 0, false, false, false, 0
+  x.nul_s, x.nul_from, x.nul_at, x.proxy = false, 0, false, false
+  x.head_state = x.head_state or false
+  x.resp = { status = 0, body = "", truncated = false, new_connections = 0, elapsed = 0 }
+  return x
+end
+
+--- Drops what a finished exchange x still holds (its last buffer, its response), so that x can
+-- be given to @{exchange} again.
+function M.release(x)
+  x.buf, x.nul_s, x.parts, x.resp = "", false, false, false
 end
 
 --- Readies x for an attempt on a fresh connection: the buffer and counters start empty.
@@ -503,17 +517,24 @@ local function nul_in(x, s, i, j)
   return at and at <= j
 end
 
--- The state of a head whose status line said `status`: every field named, so it is sized once
--- (length is absent until a Content-Length comes: false there means too large to read).
+-- The state of a head whose status line said `status` (length is absent until a Content-Length
+-- comes: false there means too large to read).
 local function new_head(x, status, version, method)
   local resp = x.resp
   for k = 1, #CAPTURED_FIELDS do resp[CAPTURED_FIELDS[k]] = nil end
   resp.status = status
+  local h = x.head_state -- one per exchange, reused by every head it reads
+  if not h then
+    h = new_table(8)
+    x.head_state = h
+  end
   -- CONNECT: the head only (a 2xx has no body; after any other answer the connection is
   -- closed, its body unread).
-  return { version = version, lines = 1, bodyless = status == 204 or status == 304 or method == "HEAD"
-    or method == "CONNECT" or (status >= 100 and status < 200), close = false, keep_alive = false,
-    chunked = false, unknown_te = false }
+  h.version, h.lines, h.length = version, 1, nil
+  h.bodyless = status == 204 or status == 304 or method == "HEAD" or method == "CONNECT"
+    or (status >= 100 and status < 200)
+  h.close, h.keep_alive, h.chunked, h.unknown_te = false, false, false, false
+  return h
 end
 
 -- A final answer's head that is whole in the buffer and plain, read in one pass: an HTTP/1.x
@@ -827,7 +848,7 @@ function M.read(x, method)
   end
   local parts = x.parts
   x.resp.body = #parts == 1 and parts[1] or concat(parts)
-  x.parts = nil
+  x.parts = false
   if not ok then return nil end
   return true, framed and not x.resp.truncated and x.pos > #x.buf and not h.close
     and (h.version >= 11 or h.keep_alive == true)
