@@ -10,8 +10,9 @@
 #                       workers sharing a bucket (`make bench-rate` alone). Then lua-eip inside
 #                       nginx (bench/openresty.lua) next to nginx's own proxy_pass.
 #   make bench-openresty  one nginx worker, loaded by wrk: deletes through lua-eip's cosocket
-#                       transport vs proxy_pass to the same upstream with a keep-alive pool,
-#                       interleaved, medians, the ratio (about 60 s; BENCH_OR_SECONDS,
+#                       transport vs proxy_pass sending the same request to the same upstream
+#                       with a keep-alive pool (and a bare proxy_pass for reference),
+#                       interleaved, medians, the ratio (about 90 s; BENCH_OR_SECONDS,
 #                       BENCH_OR_REPS, BENCH_OR_CONNECTIONS, BENCH_OR_THREADS).
 #   make bench-profile  callgrind instruction counts per request of the floor and of
 #                       delete_bandwidth (BENCH_PROFILE_N requests), the difference per call, and
