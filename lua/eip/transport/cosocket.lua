@@ -435,10 +435,11 @@ local function connect_failure(x, t, err)
   return http1.fail(x, 7, "Failed to connect to " .. t.bare .. " port " .. t.port .. ": " .. err)
 end
 
--- Seconds left to connect (TLS and the CONNECT exchange included), within the whole exchange.
-local function connect_left(x)
-  local left = x.connect_deadline - x.now()
-  local whole = http1.remaining(x)
+-- Seconds left to connect (TLS and the CONNECT exchange included), within the whole exchange;
+-- `now`: the clock's time, when the caller just read it.
+local function connect_left(x, now)
+  now = now or x.now()
+  local left, whole = x.connect_deadline - now, x.deadline - now
   return left < whole and left or whole
 end
 
@@ -504,14 +505,17 @@ local function tunnel(self, x, sock, t, v)
   return true
 end
 
--- A connected (and, for https, verified) socket, and whether it came from the pool; or nil
--- after fail(). `v`: the proxy's via, when the request goes through one.
+-- A connected (and, for https, verified) socket, whether it came from the pool, and then the
+-- seconds that were left (nothing waited since: the clock is read once, each read of nginx's
+-- clock is an FFI call); or nil after fail(). `v`: the proxy's via, when the request goes
+-- through one.
 local function open(self, x, t, v)
   local ngx = x.ngx
-  local left = http1.remaining(x)
+  local now = x.now()
+  local left = x.deadline - now
   if left <= 0 then return http1.timed_out(x) end
   local to = v or t
-  local connect_left_now = connect_left(x)
+  local connect_left_now = connect_left(x, now)
   if connect_left_now <= 0 then return connect_failure(x, to, "timeout") end
   local sock = ngx.socket.tcp()
   -- Connect within the connect time left; send and read within the exchange's time left.
@@ -541,7 +545,7 @@ local function open(self, x, t, v)
     end
     x.sock_ms = false
   end
-  return sock, reused
+  return sock, reused, left
 end
 
 -- Exchange ----------------------------------------------------------------------------------------
@@ -553,10 +557,10 @@ local function attempt(self, x, req, t, path)
   http1.begin(x)
   local v = x.proxy and via(self, t, x.proxy)
   local plain = v and not t.tls and v or nil
-  local sock, reused = open(self, x, t, v)
+  local sock, reused, left = open(self, x, t, v)
   if not sock then return nil end
   x.sock = sock
-  set_timeout(x, sock, ms(http1.remaining(x)))
+  set_timeout(x, sock, ms(reused and left or http1.remaining(x)))
   local sent, serr = sock:send(request_text(self, req, t, path, x, plain))
   if not sent then
     sock:close()

@@ -64,7 +64,7 @@ local CAPTURED_FIELDS = { "request_id", "retry_after", "content_type", "location
 -- Exchange -------------------------------------------------------------------------------------
 
 local function number_or(v, default)
-  v = tonumber(v)
+  if type(v) ~= "number" then v = tonumber(v) end
   if v == nil or v ~= v then return default end
   return v
 end
@@ -467,6 +467,10 @@ header_value = function(x, h, s, i, c, j)
   end
   local value = sub(s, c + 1, j)
   if field == "=connection" then
+    if value == " keep-alive\r" then -- what nginx and most servers send
+      h.keep_alive = true
+      return true
+    end
     value = lower(value)
     if find(value, "close", 1, true) then h.close = true end
     if find(value, "keep-alive", 1, true) then h.keep_alive = true end
@@ -521,7 +525,9 @@ end
 -- comes: false there means too large to read).
 local function new_head(x, status, version, method)
   local resp = x.resp
-  for k = 1, #CAPTURED_FIELDS do resp[CAPTURED_FIELDS[k]] = nil end
+  if resp.status ~= 0 then -- an earlier head of this exchange (an interim answer) captured some
+    for k = 1, #CAPTURED_FIELDS do resp[CAPTURED_FIELDS[k]] = nil end
+  end
   resp.status = status
   local h = x.head_state -- one per exchange, reused by every head it reads
   if not h then
