@@ -601,14 +601,14 @@ local function exchange(self, x, req, t, path)
   end
 end
 
--- The exchange's clock is nginx's cached one (ngx.now): fresh after every wait (the event loop
--- updates it), so the exchange updates it only where it starts and ends (ngx.update_time costs
--- a system call and the formatting of nginx's time strings).
 -- The states of finished exchanges, filled again by the next ones (see http1.exchange): a
 -- worker keeps at most SPARE_MAX, as many as it ran at once before.
 local spare, nspare = {}, 0
 local SPARE_MAX = 32
 
+-- The exchange's clock is nginx's cached one (ngx.now): fresh after every wait (the event loop
+-- updates it), so the exchange updates it only where it starts and ends (ngx.update_time costs
+-- a system call and the formatting of nginx's time strings).
 local function new_exchange(req)
   local ngx = ngx_api()
   ngx.update_time()
