@@ -20,6 +20,7 @@
 -- BENCH_OR_THREADS (wrk threads, default 1), BENCH_OR_REPS (default 5), BENCH_WRK (default wrk).
 package.path = "./?.lua;" .. package.path
 local nginx = require "spec.support.nginx"
+local stats = require "bench.stats"
 
 local function env_int(name, default)
   local v = math.tointeger(tonumber(os.getenv(name) or default))
@@ -40,16 +41,9 @@ local TOKEN = "bench-token-0123456789abcdef" -- the upstream does not check it
 local ID = "bw-bench-0001"
 local USER_AGENT = "lua-eip/" .. require("eip.core")._VERSION -- what the client sends
 
-local function median(list)
-  local s = { table.unpack(list) }
-  table.sort(s)
-  local m = #s // 2
-  return #s % 2 == 1 and s[m + 1] or (s[m] + s[m + 1]) / 2
-end
+local median = stats.median
 
-local function fmt_rate(x)
-  return tostring(math.floor(x + 0.5)):reverse():gsub("(%d%d%d)", "%1 "):reverse():gsub("^ ", "")
-end
+local fmt_rate = stats.fmt_rate
 
 -- wrk's script: every request a DELETE, as an admin client would send it.
 local function wrk_script(dir)

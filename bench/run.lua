@@ -14,6 +14,7 @@
 -- sequential path), BENCH_FLOOR (floor binary).
 package.path = "./?.lua;" .. package.path
 local nginx = require "spec.support.nginx"
+local stats = require "bench.stats"
 local core = require "eip.core"
 
 local N = math.tointeger(tonumber(os.getenv("BENCH_N") or "20000"))
@@ -44,12 +45,7 @@ local function measure(cmd)
   return fields
 end
 
-local function median(list)
-  local s = { table.unpack(list) }
-  table.sort(s)
-  local m = #s // 2
-  return #s % 2 == 1 and s[m + 1] or (s[m] + s[m + 1]) / 2
-end
+local median = stats.median
 
 local function worker(mode, url, n, concurrency)
   return string.format("%s bench/worker.lua %s %s %d %s", nginx.shell_quote(arg[-1] or "lua5.4"), mode,
@@ -102,9 +98,7 @@ local function run_rows(rows, slow)
   return median(secs)
 end
 
-local function fmt_rate(x)
-  return tostring(math.floor(x + 0.5)):reverse():gsub("(%d%d%d)", "%1 "):reverse():gsub("^ ", "")
-end
+local fmt_rate = stats.fmt_rate
 
 local function verdict(ok) return ok and "met" or "**missed**" end
 
