@@ -36,8 +36,9 @@ PKGS_luajit := luajit2 libluajit2-5.1-dev
 # lua-cjson, lua-socket and busted's own modules are packaged for every Lua version at once.
 # LDoc and its Markdown (make docs; spec/docs_spec.lua checks the reference, so make test too).
 DEBIAN_PKGS_DOCS   := lua-ldoc lua-discount
-# LuaSec: what a Lua script would use for https without lua-eip, the HTTPS peer of make bench.
-DEBIAN_PKGS_BENCH  := lua-sec
+# make bench: LuaSec (what a Lua script would use for https without lua-eip, the HTTPS peer) and
+# wrk (the load of the nginx rows).
+DEBIAN_PKGS_BENCH  := lua-sec wrk
 DEBIAN_PKGS := $(PKGS_lua5.4) $(PKGS_$(LUA_TAG)) lua-cjson lua-busted luarocks libcurl4-openssl-dev libssl-dev \
                nginx libnginx-mod-http-lua lua-resty-core libluajit2-5.1-dev lua-socket lua-check \
                pkg-config gcc make procps tmux man-db curl ca-certificates $(DEBIAN_PKGS_DOCS) \

@@ -24,6 +24,7 @@ package.path = "./?.lua;" .. package.path
 local nginx = require "spec.support.nginx"
 local tls = require "spec.support.tls"
 local start_server = require("bench.server").start
+local stats = require "bench.stats"
 local core = require "eip.core"
 
 local N = math.tointeger(tonumber(os.getenv("BENCH_N") or "20000"))
@@ -68,12 +69,7 @@ local function measure(cmd, server)
   return fields
 end
 
-local function median(list)
-  local s = { table.unpack(list) }
-  table.sort(s)
-  local m = #s // 2
-  return #s % 2 == 1 and s[m + 1] or (s[m] + s[m + 1]) / 2
-end
+local median = stats.median
 
 local LUA = arg[-1] or "lua5.4"
 
@@ -197,9 +193,7 @@ local function run_rows(groups, slow)
   return slow and median(secs)
 end
 
-local function fmt_rate(x)
-  return tostring(math.floor(x + 0.5)):reverse():gsub("(%d%d%d)", "%1 "):reverse():gsub("^ ", "")
-end
+local fmt_rate = stats.fmt_rate
 
 local function verdict(ok) return ok and "met" or "**missed**" end
 

@@ -11,7 +11,13 @@
 #                       BENCH_N (default 20000) requests per row, BENCH_REPS (default 5) runs.
 #                       Then the rate rows (bench/rate.lua): batches against the emulator
 #                       throttled like the gateway, fixed vs adaptive vs paced vs two nginx
-#                       workers sharing a bucket (`make bench-rate` alone).
+#                       workers sharing a bucket (`make bench-rate` alone). Then lua-eip inside
+#                       nginx (bench/openresty.lua) next to nginx's own proxy_pass.
+#   make bench-openresty  one nginx worker, loaded by wrk: deletes through lua-eip's cosocket
+#                       transport vs proxy_pass sending the same request to the same upstream
+#                       with a keep-alive pool (and a bare proxy_pass for reference),
+#                       interleaved, medians, the ratio (about 90 s; BENCH_OR_SECONDS,
+#                       BENCH_OR_REPS, BENCH_OR_CONNECTIONS, BENCH_OR_THREADS).
 #   make bench-https    the HTTPS rows alone.
 #   make bench-profile  callgrind instruction counts per request of the floor and of
 #                       delete_bandwidth with a token and with AK/SK (BENCH_PROFILE_N requests),
@@ -24,17 +30,22 @@ BENCH_REPS      ?= 5
 BENCH_PROFILE_N ?= 2000
 BENCH_FLOOR     := $(BUILD)/bench/floor
 BENCH_ENV       := LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(CORE_DIR)/?.so;;"
+# The load generator of the nginx rows (Debian package wrk).
+BENCH_NEED_WRK  := command -v $${BENCH_WRK:-wrk} >/dev/null || { echo "bench: wrk not found (apt-get install wrk)" >&2; exit 1; }
 
-.PHONY: bench bench-https bench-profile bench-rate
+.PHONY: bench bench-https bench-profile bench-rate bench-openresty
 
 $(BENCH_FLOOR): bench/floor.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) -D_DEFAULT_SOURCE $< -o $@ -lcurl
 
 bench: all luajit $(BENCH_FLOOR)
+	@$(BENCH_NEED_WRK)
 	@$(BENCH_ENV) BENCH_N=$(BENCH_N) BENCH_REPS=$(BENCH_REPS) BENCH_FLOOR=$(BENCH_FLOOR) $(LUA) bench/run.lua
 	@echo
 	@$(BENCH_ENV) $(LUA) bench/rate.lua
+	@echo
+	@$(BENCH_ENV) $(LUA) bench/openresty.lua
 
 # The HTTPS rows alone (about 70 s: LuaSec's 200 requests take most of it).
 bench-https: all $(BENCH_FLOOR)
@@ -43,6 +54,11 @@ bench-https: all $(BENCH_FLOOR)
 # The rate rows alone: batches against the emulator throttled at BENCH_RATE_LIMIT/s (about 45 s).
 bench-rate: all luajit
 	@$(BENCH_ENV) $(LUA) bench/rate.lua
+
+# Inside nginx: lua-eip's cosocket transport vs proxy_pass, under wrk.
+bench-openresty: all luajit
+	@$(BENCH_NEED_WRK)
+	@$(BENCH_ENV) $(LUA) bench/openresty.lua
 
 bench-profile: all $(BENCH_FLOOR)
 	@$(BENCH_ENV) BENCH_PROFILE_N=$(BENCH_PROFILE_N) BENCH_FLOOR=$(BENCH_FLOOR) $(LUA) bench/profile.lua

@@ -169,6 +169,57 @@ describe("http1 reader", function()
     end
   end)
 
+  -- A head whole in one read and plain (CRLF lines, each with a colon, none folded, no NUL, no
+  -- lone CR) is read in one pass; any other way it arrives, line by line. Both must agree,
+  -- right up to the limits, whatever the heads (byte by byte, the plain reader never runs).
+  it("reads a plain head whole in one pass as it reads it line by line", function()
+    local long = LIMITS.header_line - 2 -- a line of this many bytes plus CRLF is one over the limit
+    local heads = {
+      "HTTP/1.1 204 No Content\r\nServer: nginx\r\nDate: x\r\nConnection: keep-alive\r\n\r\n",
+      "HTTP/1.1 204 No Content\r\n\r\n",
+      "HTTP/1.0 204 No Content\r\nConnection: Keep-Alive\r\n\r\n",
+      "HTTP/1.0 204 No Content\r\n\r\n",
+      "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 2\r\nx-request-id:  a b \r\nContent-Type:\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nContent-Length: 2x\r\nContent-Length: +3\r\n\r\nabc",
+      "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\nuntil close",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+      "HTTP/1.1 204 No Content\r\n:empty name\r\nX-Request-Id: a\rb\r\n\r\n",
+      "HTTP/1.1 204 No Content\r\nX\rY: a\r\n\r\n",
+      "HTTP/1.1 204 No Content\r\nNo colon\r\n\r\n",
+      "HTTP/1.1 204 No Content\r\nA: 1\r\n folded\r\n\r\n",
+      "HTTP/1.1 204 No Content\r\nA: 1\nB: 2\r\n\r\n",
+      "HTTP/1.1 204 No Content\r\nA: \0\r\n\r\n",
+      "HTTP/1.1 2040 No\r\n\r\n",
+      "HTTP/1.1 099 No\r\n\r\n",
+      "HTTP/2 204\r\n\r\n",
+      "http/1.1 204 No Content\r\n\r\n",
+      "HTTP/1.1 101 Switching\r\nUpgrade: x\r\n\r\n",
+      "HTTP/1.1 429 Too Many\r\nRetry-After: 7\r\nLocation: /x\r\nX-Subject-Token: t\r\n\r\n",
+      "HTTP/1.1 204 No Content\r\nX-A: " .. string.rep("a", long - 5) .. "\r\n\r\n",
+      "HTTP/1.1 204 No Content\r\nX-A: " .. string.rep("a", long - 6) .. "\r\n\r\n",
+      "HTTP/1.1 204 " .. string.rep("a", long - 13) .. "\r\n\r\n",
+      "HTTP/1.1 204 " .. string.rep("a", long - 14) .. "\r\n\r\n",
+      "HTTP/1.1 204 No Content\r\n" .. string.rep("X-B: " .. string.rep("b", 9993) .. "\r\n", 31) .. "\r\n",
+      "HTTP/1.1 204 No Content\r\n" .. string.rep("X-B: " .. string.rep("b", 9993) .. "\r\n", 30)
+        .. "X-C: " .. string.rep("c", 6860) .. "\r\n\r\n",
+    }
+    -- Reads of 64 KiB could never hold a whole head with a line at the limit: larger ones here.
+    local read_size = http1.READ_SIZE
+    http1.READ_SIZE = 1048576
+    finally(function() http1.READ_SIZE = read_size end)
+    for n, s in ipairs(heads) do
+      local label = "head " .. n .. ": " .. s:sub(1, 60)
+      local whole, ok, reusable = read({ s }, {})
+      local bytes, ok2, reusable2 = read(split(s, function() return 1 end), {})
+      for _, f in ipairs(OUTCOME) do assert.equal(bytes[f], whole[f], label .. ": " .. f) end
+      assert.equal(ok2, ok, label)
+      assert.equal(reusable2, reusable, label)
+    end
+  end)
+
   describe("limits", function()
     local function endless(prefix, piece)
       return function(k)

@@ -523,6 +523,39 @@ describe("the transport contract, through both transports", function()
     assert.is_nil(seen[1].headers["content-length"])
   end)
 
+  -- A token client hands the cosocket transport the same header list for every request: it is
+  -- checked once and its part of the head joined once. What goes on the wire must not change,
+  -- and a list changed in place must be checked and sent as it now is.
+  it("a header list sent again and again goes on the wire as a new one, and is checked again once changed", function()
+    emu:reset()
+    emu:inject{ status = 204 }
+    local req = { method = "DELETE", url = api_url("/conformance/again"), timeout = 2, connect_timeout = 1,
+      headers = { "X-Auth-Token: " .. emu.token, "Accept: application/json" } }
+    TRANSPORTS[1].send(req, {})
+    local reference = emu:requests()[1]
+    emu:reset()
+    emu:inject{ status = 204, times = 10 }
+    req.user_agent = "lua-eip-conformance"
+    local out = app_post("/t/send_again", { req = req, times = 4, changes = {
+      { 1, "X-Auth-Token: another-token-value" },
+      { 2, "Accept: application/json\r\nX-Smuggled: 1" },
+      { 2, "Accept: application/json" },
+    } }, 10)
+    assert.equal(7, #out)
+    for i = 1, 5 do assert.equal(204, out[i].status, i .. ": " .. tostring(out[i].curl_error)) end
+    assert.matches("header 2 is not a single 'Name: value' line", out[6].raised, 1, true)
+    assert.equal(204, out[7].status)
+    local log = emu:requests()
+    assert.equal(6, #log, "the smuggling list was not sent")
+    for i = 1, 4 do
+      assert.equal(reference.method .. " " .. reference.uri, log[i].method .. " " .. log[i].uri, i)
+      assert.same(reference.headers, log[i].headers, i)
+    end
+    assert.equal("another-token-value", log[5].headers["x-auth-token"])
+    assert.equal("another-token-value", log[6].headers["x-auth-token"])
+    assert.is_nil(log[6].headers["x-smuggled"])
+  end)
+
   it("both put the same request on a proxy's wire: absolute form, and CONNECT", function()
     local function seen_by(p, req, opts)
       local out = {}

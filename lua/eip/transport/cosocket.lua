@@ -43,6 +43,7 @@ local MAX_ATTEMPTS = 4 -- one fresh connection after up to 3 stale pooled ones
 
 local find, sub, byte, lower, match = string.find, string.sub, string.byte, string.lower, string.match
 local floor, tostring, type, pcall = math.floor, tostring, type, pcall
+local concat = table.concat
 
 local function ngx_api()
   -- The nginx API is a global of the nginx Lua VM; rawget keeps this module loadable (and
@@ -50,12 +51,16 @@ local function ngx_api()
   return rawget(_G, "ngx")
 end
 
+local WEAK_KEYS = { __mode = "k" }
+
 --- opts: ca_file (ignored here, see above), insecure, user_agent
 function M.new(opts)
   opts = opts or {}
   return setmetatable({
     insecure = opts.insecure and true or false,
     user_agent_line = opts.user_agent and ("User-Agent: " .. opts.user_agent) or nil,
+    -- Header lists sent again and again, and the last target sent to (see Request, URL).
+    memos = setmetatable({}, WEAK_KEYS), nmemos = 0, candidate = false, last_key = false, last_t = false,
   }, Transport)
 end
 
@@ -94,22 +99,36 @@ local function parse_authority(scheme, authority)
 end
 
 -- The target of an absolute http(s) URL (validated by eip.validate): its parsed authority and
--- the request target; or nil, curl code, text.
-local function target_of(url)
+-- the request target; or nil, curl code, text. A URL starting with the same "scheme://authority"
+-- as the last one sent by this transport (a client sends to one endpoint) reuses its target
+-- without matching the URL again.
+local function target_of(self, url)
   if type(url) ~= "string" then return nil, 3, "URL is not a string" end
-  local scheme_end, authority_end = match(url, "^%a[%w+.-]*()://[^/?#]*()")
-  if not scheme_end then return nil, 3, "URL using bad/illegal format or missing URL" end
-  local key = sub(url, 1, authority_end - 1)
-  local t = targets[key]
-  if not t then
-    local scheme = lower(sub(url, 1, scheme_end - 1))
-    if not DEFAULT_PORT[scheme] then
-      return nil, 1, "Protocol \"" .. scheme .. "\" not supported or disabled in libcurl"
+  local t, authority_end
+  local last = self.last_key
+  if last and find(url, last, 1, true) == 1 then
+    local c = byte(url, #last + 1)
+    if c == nil or c == 47 or c == 63 or c == 35 then -- the authority ends there: "/", "?", "#"
+      t, authority_end = self.last_t, #last + 1
     end
-    t = parse_authority(scheme, sub(url, scheme_end + 3, authority_end - 1))
-    if not t then return nil, 3, "URL using bad/illegal format or missing URL" end
-    if ntargets >= TARGETS_MAX then targets, ntargets = {}, 0 end
-    targets[key], ntargets = t, ntargets + 1
+  end
+  if not t then
+    local scheme_end
+    scheme_end, authority_end = match(url, "^%a[%w+.-]*()://[^/?#]*()")
+    if not scheme_end then return nil, 3, "URL using bad/illegal format or missing URL" end
+    local key = sub(url, 1, authority_end - 1)
+    t = targets[key]
+    if not t then
+      local scheme = lower(sub(url, 1, scheme_end - 1))
+      if not DEFAULT_PORT[scheme] then
+        return nil, 1, "Protocol \"" .. scheme .. "\" not supported or disabled in libcurl"
+      end
+      t = parse_authority(scheme, sub(url, scheme_end + 3, authority_end - 1))
+      if not t then return nil, 3, "URL using bad/illegal format or missing URL" end
+      if ntargets >= TARGETS_MAX then targets, ntargets = {}, 0 end
+      targets[key], ntargets = t, ntargets + 1
+    end
+    self.last_key, self.last_t = key, t
   end
   local path = sub(url, authority_end)
   if path == "" or byte(path, 1) == 63 then path = "/" .. path end -- "?": libcurl adds the "/"
@@ -120,12 +139,15 @@ end
 
 -- Request -------------------------------------------------------------------------------------
 
+local NO_HEADERS = {}
+
 -- Header lines come from the Lua layer, which validated them; a CR, LF or NUL here would still
 -- let a caller smuggle a second header, so they are checked once more at the edge, as in C.
 -- A bad line is a caller bug, and raises.
 local function check_header(i, h)
   if type(h) ~= "string" or find(h, "[\r\n%z]") or not find(h, ":", 1, true) then
-    error("eip.transport.cosocket: header " .. i .. " is not a single 'Name: value' line", 4)
+    -- Level 5: the caller of send (check_header < given < lines_of < send).
+    error("eip.transport.cosocket: header " .. i .. " is not a single 'Name: value' line", 5)
   end
 end
 
@@ -150,67 +172,132 @@ local function given(headers)
   return host, ua, accept
 end
 
--- The request as a list of strings. ngx's send takes such a list and copies it before it could
--- yield, so one scratch list serves every send of the worker, provided it is filled right
--- before each send (a retry fills it again: other light threads use it while this one waits).
-local scratch = {}
-local NO_HEADERS = {}
+-- Header lists sent again and again. The pipeline hands every request of a token client the
+-- same list: its lines are checked once, and the head they end is joined once per target. A
+-- list is remembered from its second send on (a signed request's list is new each time and is
+-- never remembered), as a copy its lines are compared with at every send (a list changed since
+-- is checked again); at most MEMO_MAX lists, held weakly, and HEADS_MAX heads per list.
+local MEMO_MAX, HEADS_MAX = 8, 16
 
--- `plain`: the proxy of a plain-http request (its `via`, below), which gets the absolute-form
--- target and the proxy's headers, in libcurl's order.
-local function request_parts(self, req, t, path, x, plain)
-  local headers = req.headers or NO_HEADERS
-  local out = scratch
-  out[1], out[2], out[3], out[4] = req.method, " ", plain and (t.origin .. path) or path, " HTTP/1.1\r\n"
-  local n = 4
-  if not x.has_host then
+-- What is known of a request's header lines: a memo { n, lines 1..n, host, ua, accept, block,
+-- heads }, or a one-off { host, ua, accept } for a list seen for the first time. Raises for a
+-- caller bug (see check_header).
+local function lines_of(self, headers)
+  local memo = self.memos[headers]
+  if memo then
+    local n = memo.n
+    if #headers == n then
+      local i = 1
+      while i <= n and headers[i] == memo[i] do i = i + 1 end
+      if i > n then return memo end
+    end
+  end
+  local host, ua, accept = given(headers)
+  if self.candidate ~= headers then
+    self.candidate = headers -- seen once: remembered if it comes again
+    return { host = host, ua = ua, accept = accept }
+  end
+  local n = #headers
+  memo = { n = n, host = host, ua = ua, accept = accept, heads = {}, nheads = 0,
+    block = n > 0 and (concat(headers, "\r\n", 1, n) .. "\r\n") or "" }
+  for i = 1, n do memo[i] = headers[i] end
+  if self.nmemos >= MEMO_MAX then self.memos, self.nmemos = setmetatable({}, WEAK_KEYS), 0 end
+  self.memos[headers], self.nmemos = memo, self.nmemos + 1
+  return memo
+end
+
+-- The lines libcurl adds before the caller's, in its order, put into out from out[n + 1]; returns
+-- the new n. `known`: lines_of's answer (a caller's Host, User-Agent or Accept replaces
+-- libcurl's); `plain`: the proxy of a plain-http request (its `via`, below).
+local function added_lines(self, out, n, t, known, plain)
+  if not known.host then
     out[n + 1], out[n + 2], n = t.host_line, "\r\n", n + 2
   end
   if plain and plain.auth_line then
     out[n + 1], out[n + 2], n = plain.auth_line, "\r\n", n + 2
   end
-  if self.user_agent_line and not x.has_ua then
+  if self.user_agent_line and not known.ua then
     out[n + 1], out[n + 2], n = self.user_agent_line, "\r\n", n + 2
   end
-  if not x.has_accept then
+  if not known.accept then
     out[n + 1], n = "Accept: */*\r\n", n + 1
   end
   if plain then
     out[n + 1], n = "Proxy-Connection: Keep-Alive\r\n", n + 1
   end
+  return n
+end
+
+-- For a remembered list sent straight to t: everything after the request target up to the end
+-- of the caller's lines, joined once.
+local function head_rest(self, memo, t)
+  local rest = memo.heads[t]
+  if rest then return rest end
+  local parts = { " HTTP/1.1\r\n" }
+  local n = added_lines(self, parts, 1, t, memo, nil)
+  parts[n + 1] = memo.block
+  rest = concat(parts)
+  if memo.nheads >= HEADS_MAX then memo.heads, memo.nheads = {}, 0 end
+  memo.heads[t], memo.nheads = rest, memo.nheads + 1
+  return rest
+end
+
+-- The request as one string. ngx's send also takes a list of strings (and writes it with one
+-- writev), but measures and copies it through the Lua C API, a few hundred instructions per
+-- piece: joining the pieces in Lua costs a fraction of that. The pieces of a request that is
+-- not a remembered list's go into one scratch list, which serves every send of the worker:
+-- it is filled and joined without yielding.
+local scratch = {}
+
+-- `plain`: the proxy of a plain-http request (its `via`, below), which gets the absolute-form
+-- target and the proxy's headers, in libcurl's order.
+local function request_text(self, req, t, path, x, plain)
+  local known, method, body = x.known, req.method, req.body
+  -- libcurl sends a length for every body, and an empty one for POST and PUT without a body.
+  local sized = body ~= nil or method == "POST" or method == "PUT"
+  if known.block and not plain then -- a remembered list
+    if not sized then return method .. " " .. path .. head_rest(self, known, t) .. "\r\n" end
+    body = body or ""
+    return method .. " " .. path .. head_rest(self, known, t) .. "Content-Length: " .. #body .. "\r\n\r\n" .. body
+  end
+  local out = scratch
+  out[1], out[2], out[3], out[4] = method, " ", plain and (t.origin .. path) or path, " HTTP/1.1\r\n"
+  local n = added_lines(self, out, 4, t, known, plain)
+  local headers = req.headers or NO_HEADERS
   for i = 1, #headers do
     out[n + 1], out[n + 2], n = headers[i], "\r\n", n + 2
   end
-  local body = req.body
-  -- libcurl sends a length for every body, and an empty one for POST and PUT without a body.
-  if body ~= nil or req.method == "POST" or req.method == "PUT" then
+  if sized then
     body = body or ""
     out[n + 1], out[n + 2], out[n + 3], out[n + 4], n = "Content-Length: ", tostring(#body), "\r\n\r\n", body, n + 4
   else
     out[n + 1], n = "\r\n", n + 1
   end
-  for i = #out, n + 1, -1 do out[i] = nil end
-  return out
+  local text = concat(out, "", 1, n)
+  for i = 1, n do out[i] = nil end -- no string of a request outlives its send
+  return text
 end
 
 -- Reading ---------------------------------------------------------------------------------------
-
--- nginx's cached clock: fresh after every wait (the event loop updates it), so the exchange
--- updates it only where it starts and ends (ngx.update_time costs a system call and the
--- formatting of nginx's time strings).
-local function now()
-  return ngx_api().now()
-end
 
 local function ms(seconds)
   local v = floor(seconds * 1000 + 0.5)
   return v >= 1 and v or 1 -- 0 would mean "nginx's default"
 end
 
+-- The send and read timeout of the exchange's socket, in milliseconds: set only when it changed
+-- (nginx's clock moves only when the worker waited, so the time left mostly has not).
+local function set_timeout(x, sock, v)
+  if v ~= x.sock_ms then
+    sock:settimeout(v)
+    x.sock_ms = v
+  end
+end
+
 -- http1's source: one receiveany on the exchange's socket.
 local function recv(x, max, wait)
   local sock = x.sock
-  sock:settimeout(ms(wait))
+  set_timeout(x, sock, ms(wait))
   return sock:receiveany(max)
 end
 
@@ -348,10 +435,11 @@ local function connect_failure(x, t, err)
   return http1.fail(x, 7, "Failed to connect to " .. t.bare .. " port " .. t.port .. ": " .. err)
 end
 
--- Seconds left to connect (TLS and the CONNECT exchange included), within the whole exchange.
-local function connect_left(x)
-  local left = x.connect_deadline - x.now()
-  local whole = http1.remaining(x)
+-- Seconds left to connect (TLS and the CONNECT exchange included), within the whole exchange;
+-- `now`: the clock's time, when the caller just read it.
+local function connect_left(x, now)
+  now = now or x.now()
+  local left, whole = x.connect_deadline - now, x.deadline - now
   return left < whole and left or whole
 end
 
@@ -417,17 +505,23 @@ local function tunnel(self, x, sock, t, v)
   return true
 end
 
--- A connected (and, for https, verified) socket, and whether it came from the pool; or nil
--- after fail(). `v`: the proxy's via, when the request goes through one.
+-- A connected (and, for https, verified) socket, whether it came from the pool, and then the
+-- seconds that were left (nothing waited since: the clock is read once, each read of nginx's
+-- clock is an FFI call); or nil after fail(). `v`: the proxy's via, when the request goes
+-- through one.
 local function open(self, x, t, v)
   local ngx = x.ngx
-  local left = http1.remaining(x)
+  local now = x.now()
+  local left = x.deadline - now
   if left <= 0 then return http1.timed_out(x) end
   local to = v or t
-  local connect_left_now = connect_left(x)
+  local connect_left_now = connect_left(x, now)
   if connect_left_now <= 0 then return connect_failure(x, to, "timeout") end
   local sock = ngx.socket.tcp()
-  sock:settimeout(ms(connect_left_now))
+  -- Connect within the connect time left; send and read within the exchange's time left.
+  local rest = ms(left)
+  sock:settimeouts(ms(connect_left_now), rest, rest)
+  x.sock_ms = rest
   local ok, err = sock:connect(to.host, to.port, v and v.pool or t.pool[self.insecure])
   if not ok then
     if http1.remaining(x) <= 0 then return http1.timed_out(x) end
@@ -435,6 +529,7 @@ local function open(self, x, t, v)
   end
   local reused = (sock:getreusedtimes() or 0) > 0
   if not reused then
+    x.sock_ms = false -- a tunnel and TLS set timeouts of their own
     x.resp.new_connections = x.resp.new_connections + 1
     if v and t.tls and not tunnel(self, x, sock, t, v) then
       sock:close()
@@ -448,8 +543,9 @@ local function open(self, x, t, v)
         return nil
       end
     end
+    x.sock_ms = false
   end
-  return sock, reused
+  return sock, reused, left
 end
 
 -- Exchange ----------------------------------------------------------------------------------------
@@ -461,11 +557,11 @@ local function attempt(self, x, req, t, path)
   http1.begin(x)
   local v = x.proxy and via(self, t, x.proxy)
   local plain = v and not t.tls and v or nil
-  local sock, reused = open(self, x, t, v)
+  local sock, reused, left = open(self, x, t, v)
   if not sock then return nil end
   x.sock = sock
-  sock:settimeout(ms(http1.remaining(x)))
-  local sent, serr = sock:send(request_parts(self, req, t, path, x, plain))
+  set_timeout(x, sock, ms(reused and left or http1.remaining(x)))
+  local sent, serr = sock:send(request_text(self, req, t, path, x, plain))
   if not sent then
     sock:close()
     if reused and serr ~= "timeout" then return "retry" end
@@ -505,28 +601,54 @@ local function exchange(self, x, req, t, path)
   end
 end
 
+-- The states of finished exchanges, filled again by the next ones (see http1.exchange): a
+-- worker keeps at most SPARE_MAX, as many as it ran at once before.
+local spare, nspare = {}, 0
+local SPARE_MAX = 32
+
+-- The exchange's clock is nginx's cached one (ngx.now): fresh after every wait (the event loop
+-- updates it), so the exchange updates it only where it starts and ends (ngx.update_time costs
+-- a system call and the formatting of nginx's time strings).
 local function new_exchange(req)
-  ngx_api().update_time()
-  local x = http1.exchange(req, now)
+  local ngx = ngx_api()
+  ngx.update_time()
+  local old = false
+  if nspare > 0 then
+    old, spare[nspare], nspare = spare[nspare], nil, nspare - 1
+  end
+  local x = http1.exchange(req, ngx.now, old or nil)
+  x.sock, x.sock_ms, x.known = false, false, false
   local connect_timeout = tonumber(req.connect_timeout) or 10
   if connect_timeout <= 0 or connect_timeout > x.timeout then connect_timeout = x.timeout end
   x.connect_timeout = connect_timeout
   x.connect_deadline = x.started + connect_timeout
-  x.ngx = ngx_api()
+  x.ngx = ngx
   x.recv = recv
   return x
+end
+
+-- The response of x, which is then kept for a later exchange.
+local function finish(x)
+  local resp = http1.finish(x)
+  http1.release(x)
+  x.sock, x.known = false, false
+  if nspare < SPARE_MAX then
+    nspare = nspare + 1
+    spare[nspare] = x
+  end
+  return resp
 end
 
 --- Sends req (see the contract in eip.transport) and returns the contract's response table.
 -- Raises only for a caller bug (a header line with CR, LF or NUL, or without a colon).
 function Transport:send(req)
   local x = new_exchange(req)
-  local t, path_or_code, text = target_of(req.url)
+  local t, path_or_code, text = target_of(self, req.url)
   if not t then
     http1.fail(x, path_or_code, text)
-    return http1.finish(x)
+    return finish(x)
   end
-  x.has_host, x.has_ua, x.has_accept = given(req.headers or NO_HEADERS) -- raises for a caller bug
+  x.known = lines_of(self, req.headers or NO_HEADERS) -- raises for a caller bug
   local proxy = req.proxy
   if proxy then
     if type(proxy) ~= "table" or type(proxy.host) ~= "string" or not tonumber(proxy.port)
@@ -543,7 +665,7 @@ function Transport:send(req)
     http1.fail(x, 2, "cosocket transport error: " .. tostring(err))
   end
   x.ngx.update_time()
-  return http1.finish(x)
+  return finish(x)
 end
 
 --- Nothing to release: idle connections belong to nginx's pool, the others are closed.

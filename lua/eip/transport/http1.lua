@@ -55,7 +55,7 @@ for name, field in pairs{
   HEADERS[name:gsub("^%l", string.upper):gsub("%-%l", string.upper)] = field
 end
 HEADERS["X-Request-ID"] = "request_id"
--- Lengths of the names above: any other name is skipped without lower().
+-- Lengths of the names above: any other name is skipped without a substring.
 local NAME_LENGTHS = {}
 for name in pairs(HEADERS) do NAME_LENGTHS[#name] = true end
 
@@ -64,27 +64,45 @@ local CAPTURED_FIELDS = { "request_id", "retry_after", "content_type", "location
 -- Exchange -------------------------------------------------------------------------------------
 
 local function number_or(v, default)
-  v = tonumber(v)
+  if type(v) ~= "number" then v = tonumber(v) end
   if v == nil or v ~= v then return default end
   return v
 end
 
+-- A table with room for n fields: LuaJIT's table.new where there is one.
+local new_table = (function()
+  local ok, new = pcall(require, "table.new")
+  if ok then return function(n) return new(0, n) end end
+  return function() return {} end
+end)()
+
 --- A new exchange for req (timeout, low_speed_limit, low_speed_time, body_cap) with clock `now`.
--- Its `resp` is the contract's response table, filled as the exchange goes.
-function M.exchange(req, now)
+-- Its `resp` is the contract's response table, filled as the exchange goes. `x`: optional, the
+-- table of a finished exchange given to @{release}, filled again instead of a new one (a
+-- transport keeps a few: a table of some thirty fields per request is otherwise garbage).
+function M.exchange(req, now, x)
   local started = now()
   local timeout = number_or(req.timeout, 30)
   if timeout <= 0 then timeout = 30 end
   local cap = floor(number_or(req.body_cap, 1048576))
   if cap < 1 then cap = 1 end
   local ls_limit, ls_time = number_or(req.low_speed_limit, 0), number_or(req.low_speed_time, 0)
-  return {
-    now = now, started = started, timeout = timeout, deadline = started + timeout, cap = cap,
-    ls_on = ls_limit > 0 and ls_time > 0, ls_limit = ls_limit, ls_time = ls_time,
-    ls_start = started, ls_bytes = 0,
-    buf = "", pos = 1, received = 0, body_bytes = 0,
-    resp = { status = 0, body = "", truncated = false, new_connections = 0 },
-  }
+  -- Room for every field of the reader and a transport's few, so that it is sized once.
+  x = x or new_table(32)
+  x.now, x.started, x.timeout, x.deadline, x.cap = now, started, timeout, started + timeout, cap
+  x.ls_on, x.ls_limit, x.ls_time, x.ls_start, x.ls_bytes = ls_limit > 0 and ls_time > 0, ls_limit, ls_time, started, 0
+  x.buf, x.pos, x.received, x.body_bytes = "", 1, 0, 0
+  x.lines_seen, x.stored_header, x.head_cut, x.parts, x.kept = 0, false, false, false, 0
+  x.nul_s, x.nul_from, x.nul_at, x.proxy = false, 0, false, false
+  x.head_state = x.head_state or false
+  x.resp = { status = 0, body = "", truncated = false, new_connections = 0, elapsed = 0 }
+  return x
+end
+
+--- Drops what a finished exchange x still holds (its last buffer, its response), so that x can
+-- be given to @{exchange} again.
+function M.release(x)
+  x.buf, x.nul_s, x.parts, x.resp = "", false, false, false
 end
 
 --- Readies x for an attempt on a fresh connection: the buffer and counters start empty.
@@ -302,13 +320,24 @@ end
 -- libcurl 7.88's reading of a status line s[i..j] (sscanf " HTTP/%1d.%1d%c%3d%c" and its
 -- fallbacks); the line is known to start with "http/" in any case. Returns status, version (10,
 -- 11 or 20); or nil and libcurl's text (code 1).
-local function parse_status(s, i, j)
-  -- The common case, "HTTP/1.1 204 No Content", without the general scan.
-  local minor, code = match(s, "^HTTP/1%.([01]) ([1-9]%d%d)", i)
-  if minor then
+-- The common case, "HTTP/1.1 204 No Content", by bytes (no pattern, no substring): status,
+-- version; or nil when s[i..j] is any other line.
+local function plain_status(s, i, j)
+  local h, t1, t2, p, slash, one, dot, minor, sp, d1, d2, d3 = byte(s, i, i + 11)
+  if h == 72 and t1 == 84 and t2 == 84 and p == 80 and slash == 47 and one == 49 and dot == 46 and sp == SP
+      and j >= i + 11 then
     local after = i + 12 <= j and byte(s, i + 12) or nil
-    if not after or after < 48 or after > 57 then return tonumber(code), 10 + tonumber(minor) end
+    if (minor == 48 or minor == 49) and d1 >= 49 and d1 <= 57 and d2 >= 48 and d2 <= 57 and d3 >= 48
+        and d3 <= 57 and (not after or after < 48 or after > 57) then
+      return (d1 - 48) * 100 + (d2 - 48) * 10 + d3 - 48, minor - 38
+    end
   end
+  return nil
+end
+
+local function parse_status(s, i, j)
+  local plain, plain_version = plain_status(s, i, j)
+  if plain then return plain, plain_version end
   -- sscanf's " HTTP/" is case-sensitive: "http/1.1 404" matches nothing, and libcurl then takes
   -- any line starting with http/ (its prefix check ignores case) as HTTP/1.0 200.
   if sub(s, i, i + 4) ~= "HTTP/" then return 200, 10 end
@@ -372,10 +401,9 @@ end
 -- The field name of the header whose name is s[i..c-1] (c: its colon), or nil when it is none
 -- of ours.
 local function field_of(s, i, c)
+  if not NAME_LENGTHS[c - i] then return nil end -- most names: no substring made
   local name = sub(s, i, c - 1)
-  local field = HEADERS[name]
-  if field or not NAME_LENGTHS[#name] then return field end
-  return HEADERS[lower(name)]
+  return HEADERS[name] or HEADERS[lower(name)]
 end
 
 -- Stores the value after the colon at c (to j) as resp[field], as the C core does: blanks around
@@ -401,6 +429,8 @@ local function content_length(v)
   return tonumber(digits) or 0
 end
 
+local header_value
+
 -- One header line s[i..j] of the head whose state is h. Returns true, or nil after fail().
 local function header_line(x, h, s, i, j)
   local c = find(s, ":", i, true)
@@ -423,6 +453,12 @@ local function header_line(x, h, s, i, j)
   end
   if cr and cr < c then return fail(x, 43, BAD_ARGUMENT) end
   x.stored_header = true
+  return header_value(x, h, s, i, c, j)
+end
+
+-- A complete header line can be read by both the general and the plain reader (below): the
+-- value of the header line s[i..j] whose colon is at c, for the head h. true, or nil after fail().
+header_value = function(x, h, s, i, c, j)
   local field = field_of(s, i, c)
   if not field then return true end
   if byte(field, 1) ~= 61 then -- not "=": a captured header
@@ -431,6 +467,10 @@ local function header_line(x, h, s, i, j)
   end
   local value = sub(s, c + 1, j)
   if field == "=connection" then
+    if value == " keep-alive\r" then -- what nginx and most servers send
+      h.keep_alive = true
+      return true
+    end
     value = lower(value)
     if find(value, "close", 1, true) then h.close = true end
     if find(value, "keep-alive", 1, true) then h.keep_alive = true end
@@ -464,12 +504,93 @@ local function ended_in_head(x, h)
   return false
 end
 
+-- Is there a NUL byte in s[i..j]? Each buffer is searched once for the lines it holds (not
+-- once per line to its end): x.nul_at is the first NUL of x.nul_s at or after x.nul_from.
+local function nul_in(x, s, i, j)
+  local at
+  if x.nul_s == s and x.nul_from <= i then
+    at = x.nul_at
+    if at and at < i then
+      at = find(s, "\0", i, true) or false
+      x.nul_from, x.nul_at = i, at
+    end
+  else
+    at = find(s, "\0", i, true) or false
+    x.nul_s, x.nul_from, x.nul_at = s, i, at
+  end
+  return at and at <= j
+end
+
+-- The state of a head whose status line said `status` (length is absent until a Content-Length
+-- comes: false there means too large to read).
+local function new_head(x, status, version, method)
+  local resp = x.resp
+  if resp.status ~= 0 then -- an earlier head of this exchange (an interim answer) captured some
+    for k = 1, #CAPTURED_FIELDS do resp[CAPTURED_FIELDS[k]] = nil end
+  end
+  resp.status = status
+  local h = x.head_state -- one per exchange, reused by every head it reads
+  if not h then
+    h = new_table(8)
+    x.head_state = h
+  end
+  -- CONNECT: the head only (a 2xx has no body; after any other answer the connection is
+  -- closed, its body unread).
+  h.version, h.lines, h.length = version, 1, nil
+  h.bodyless = status == 204 or status == 304 or method == "HEAD" or method == "CONNECT"
+    or (status >= 100 and status < 200)
+  h.close, h.keep_alive, h.chunked, h.unknown_te = false, false, false, false
+  return h
+end
+
+-- A final answer's head that is whole in the buffer and plain, read in one pass: an HTTP/1.x
+-- status line, then header lines each ending in CRLF, with a colon and no other CR, none
+-- starting with a blank, no NUL, all within the limits (what servers send). The outcome is the
+-- one of the line-by-line reading below, which reads any other head: returns h; false after
+-- fail() (an invalid Content-Length); or nil when the head is not such a one (the status and
+-- captured fields it may have set are set again by the line-by-line reading).
+local function plain_head(x, method)
+  local buf, pos = x.buf, x.pos
+  local stop = find(buf, "\r\n\r\n", pos, true)
+  if not stop or stop + 4 - pos > HEADER_BLOCK_MAX or nul_in(x, buf, pos, stop + 3) then return nil end
+  local e = find(buf, "\n", pos, true)
+  if e - pos + 1 >= HEADER_LINE_MAX or byte(buf, e - 1) ~= CR then return nil end
+  local status, version = plain_status(buf, pos, e - 1)
+  if not status or status < 200 then return nil end
+  local h = new_head(x, status, version, method)
+  local lines = 1
+  local i = e + 1
+  while i <= stop do
+    e = find(buf, "\n", i, true)
+    local j, first = e - 1, byte(buf, i)
+    if e - i + 1 >= HEADER_LINE_MAX or byte(buf, j) ~= CR or first == SP or first == HT then return nil end
+    local c = find(buf, ":", i, true)
+    if not c or c > j or find(buf, "\r", i, true) ~= j then return nil end
+    lines = lines + 1
+    h.lines = lines
+    if not header_value(x, h, buf, i, c, j) then return false end
+    i = e + 1
+  end
+  x.pos, x.lines_seen, x.stored_header = stop + 4, lines + 1, lines > 1
+  return h
+end
+
 -- Reads heads until a final (non-1xx) answer. Returns the head state h, or nil after fail(),
 -- or false when the stream ended inside the head after its status line (see ended_in_head).
 local function read_head(x, method)
   local resp = x.resp
+  if x.pos > #x.buf then -- nothing buffered: the first read (as next_line would make it)
+    local data, why = receive(x, M.READ_SIZE)
+    if not data then
+      if why == "closed" then return fail(x, 52, "Empty reply from server") end
+      return nil
+    end
+    x.buf, x.pos = data, 1
+  end
+  local h = plain_head(x, method)
+  if h then return h end
+  if h == false then return nil end
   local block = 0
-  local h
   while true do
     local s, i, j, len = next_line(x, HEADER_LINE_MAX, 27, LINE_TOO_LONG, h == nil)
     if not s then
@@ -483,14 +604,8 @@ local function read_head(x, method)
     if h == nil then
       local status, version = parse_status(s, i, j)
       if not status then return fail(x, 1, version) end
-      for k = 1, #CAPTURED_FIELDS do resp[CAPTURED_FIELDS[k]] = nil end
-      resp.status = status
-      -- CONNECT: the head only (a 2xx has no body; after any other answer the connection is
-      -- closed, its body unread).
-      h = { version = version, lines = 1, bodyless = status == 204 or status == 304 or method == "HEAD"
-        or method == "CONNECT" or (status >= 100 and status < 200) }
-      local z = find(s, "\0", i, true)
-      if z and z <= j then return fail(x, 8, "Nul byte in header") end
+      h = new_head(x, status, version, method)
+      if nul_in(x, s, i, j) then return fail(x, 8, "Nul byte in header") end
     else
       local first = byte(s, i)
       if i > j or first == CR then -- the empty line: end of this head
@@ -502,8 +617,7 @@ local function read_head(x, method)
         h, x.lines_seen = nil, 0 -- an interim answer: the final one follows
       else
         h.lines = h.lines + 1
-        local z = find(s, "\0", i, true)
-        if z and z <= j then return fail(x, 8, "Nul byte in header") end
+        if nul_in(x, s, i, j) then return fail(x, 8, "Nul byte in header") end
         if not header_line(x, h, s, i, j) then return nil end
       end
     end
@@ -740,7 +854,7 @@ function M.read(x, method)
   end
   local parts = x.parts
   x.resp.body = #parts == 1 and parts[1] or concat(parts)
-  x.parts = nil
+  x.parts = false
   if not ok then return nil end
   return true, framed and not x.resp.truncated and x.pos > #x.buf and not h.close
     and (h.version >= 11 or h.keep_alive == true)

@@ -327,11 +327,18 @@ function Auto:get(name)
   return t
 end
 
+-- ngx.get_phase() of the nginx VM this code runs in (raises where there is none).
+local function nginx_phase()
+  return rawget(_G, "ngx").get_phase()
+end
+
 -- self.last names the transport the last send() used ("cosocket" or "curl"), for diagnostics.
+-- The choice is @{current}'s, made here in one step: it runs before every request.
 function Auto:send(req)
-  local name = M.current()
+  local ok, phase = pcall(nginx_phase)
+  local name = ok and M.COSOCKET_PHASES[phase] and "cosocket" or "curl"
   self.last = name
-  return self:get(name):send(req)
+  return (self.instances[name] or self:get(name)):send(req)
 end
 
 -- Closes the libcurl session, if one was made (the cosocket transport holds nothing).

@@ -128,6 +128,32 @@ function M.send()
   return reply(200, t:send(req))
 end
 
+-- POST {req = {...as for /t/send}, times = n, changes = {{index, line}, ...}}: one transport
+-- sends req n times with one header list (which it remembers from the second send on, as it
+-- does a token client's), then once more after each change (headers[index] = line). Answers
+-- the outcomes in order: a response table, or { raised = text } when send raised.
+function M.send_again()
+  ngx.req.read_body()
+  local args = cjson.decode(ngx.req.get_body_data() or "")
+  if type(args) ~= "table" or type(args.req) ~= "table" or type(args.times) ~= "number" then
+    return reply(400, { error = "POST {req = {...}, times = n, changes = {...}}" })
+  end
+  local req = args.req
+  local t = require("eip.transport.cosocket").new{ user_agent = req.user_agent }
+  req.user_agent = nil
+  local out = {}
+  local function send()
+    local ok, resp = pcall(t.send, t, req)
+    out[#out + 1] = ok and resp or { raised = tostring(resp) }
+  end
+  for _ = 1, args.times do send() end
+  for _, change in ipairs(args.changes or {}) do
+    req.headers[change[1]] = change[2]
+    send()
+  end
+  return reply(200, out)
+end
+
 -- POST {options = {...eip.new options}, id = "..."}: a client made here, in the content phase
 -- (so its calls go over cosockets), deletes one bandwidth. Answers what the caller got: the
 -- result, or the error's fields, and whether the error was an eip error table.
