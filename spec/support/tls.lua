@@ -157,7 +157,8 @@ function M.start(emu, pki)
   -- ("HTTP/1.1", "HTTP/2.0"). nginx logs a request after answering it: this waits (up to 2 s)
   -- for at least `least` lines.
   function inst.protocols(least)
-    local deadline, lines = os.time() + 2, nil
+    local deadline = os.time() + 2
+    local lines
     repeat
       lines = {}
       for line in (nginx.read_file(inst.prefix .. "/logs/protocols.log") or ""):gmatch("[^\n]+") do
