@@ -3,6 +3,7 @@
 local cjson = require "cjson"
 local socket = require "socket"
 local emulator = require "spec.support.emulator"
+local nginx = require "spec.support.nginx"
 local host = require "spec.support.host"
 
 local function nginx_running(pid)
@@ -111,6 +112,24 @@ describe("EIP emulator", function()
       other:stop() -- a second stop is harmless
       assert.is_false(nginx_running(pid))
       assert.is_false(dir_exists(prefix))
+      assert.is_nil(emulator.http{ port = other.port, path = "/__emulator/health", timeout = 0.5 })
+    end)
+
+    it("a worker whose master was killed shuts itself down instead of serving as an orphan", function()
+      local other = emulator.start()
+      local workers = {}
+      for pid in nginx.capture("pgrep -P " .. other.pid):gmatch("%d+") do workers[#workers + 1] = tonumber(pid) end
+      assert.is_true(#workers >= 1)
+      os.execute("kill -KILL " .. other.pid)
+      -- Each worker notices within its check interval (1 s); 15 s is only the give-up point.
+      local gone = nginx.wait_until(socket.gettime() + 15, function()
+        for _, w in ipairs(workers) do
+          if nginx_running(w) then return false end
+        end
+        return true
+      end)
+      other:stop()
+      assert.is_true(gone, "an orphaned worker kept running")
       assert.is_nil(emulator.http{ port = other.port, path = "/__emulator/health", timeout = 0.5 })
     end)
 

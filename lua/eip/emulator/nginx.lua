@@ -197,6 +197,10 @@ local function terminate(pid)
   if wait_until(socket.gettime() + M.STOP_TIMEOUT, function() return not alive(pid) end) then
     return
   end
+  -- Frozen first: a master that sees a worker die respawns it, and a worker started after the
+  -- list below would outlive everything (an orphan holding its port). KILL ends a stopped
+  -- process all the same.
+  signal(pid, "STOP")
   for _, child in ipairs(children_of(pid)) do
     signal(child, "KILL")
   end

@@ -14,9 +14,17 @@ function M.start(owner_pid, prefix)
   end
   local ffi = require "ffi"
   pcall(ffi.cdef, "int kill(int pid, int sig);")
+  pcall(ffi.cdef, "int getppid(void);")
+  pcall(ffi.cdef, "int getpid(void);")
   local master = require("ngx.process").get_master_pid()
   ngx.timer.every(INTERVAL, function(premature)
     if premature then
+      return
+    end
+    if master and ffi.C.getppid() ~= master then
+      -- The master was killed: this worker would otherwise serve forever as an orphan.
+      ngx.log(ngx.WARN, "watchdog: the master process ", master, " is gone, shutting down")
+      ffi.C.kill(ffi.C.getpid(), SIGQUIT)
       return
     end
     local f = io.open("/proc/" .. owner_pid .. "/stat", "r")

@@ -37,6 +37,24 @@ local function watch_owner(owner_pid, prefix)
   ngx.timer.every(WATCH_INTERVAL, check)
 end
 
+-- A worker whose master is gone (killed: no graceful stop reached it) shuts itself down
+-- instead of serving forever as an orphan. Detached emulators too.
+local function watch_master()
+  local ffi = require "ffi"
+  pcall(ffi.cdef, "int kill(int pid, int sig);")
+  pcall(ffi.cdef, "int getppid(void);")
+  pcall(ffi.cdef, "int getpid(void);")
+  local master = require("ngx.process").get_master_pid()
+  if not master then return end -- no master process (master_process off)
+  ngx.timer.every(WATCH_INTERVAL, function(premature)
+    if premature or ffi.C.getppid() == master then
+      return
+    end
+    ngx.log(ngx.WARN, "emulator: the master process ", master, " is gone, shutting down")
+    ffi.C.kill(ffi.C.getpid(), SIGQUIT)
+  end)
+end
+
 function M.init_worker(owner_pid, prefix)
   util.seed_random()
   local proc = io.open("/proc/self/stat", "r") -- the watchdog needs /proc
@@ -46,6 +64,7 @@ function M.init_worker(owner_pid, prefix)
   if owner_pid and owner_pid > 0 and proc then
     watch_owner(owner_pid, prefix)
   end
+  watch_master()
 end
 
 local function lowered_headers()
