@@ -89,10 +89,7 @@ end
 
 local function start(fields_up)
   local watchdog = nginx.dir_of("@spec/support/openresty/watchdog.lua")
-  local up = nginx.start{
-    name = "benchup", template = "bench/nginx.conf.in", label = "bench upstream",
-    fields = { WATCHDOG_DIR = watchdog, HANDLER = fields_up },
-  }
+  local up = require("bench.server").start("benchup", fields_up)
   local ok, front = pcall(nginx.start, {
     name = "benchfront", template = "bench/openresty.conf.in", label = "bench front (lua-eip, proxy_pass)",
     fields = { WATCHDOG_DIR = watchdog, REPO = (nginx.dir_of("@bench/run.lua"):gsub("/bench$", "")),

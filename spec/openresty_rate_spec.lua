@@ -47,15 +47,26 @@ describe("OpenResty: a rate shared by the workers", function()
     end
     assert.equal(0, emu:stats().throttled)
     -- Every one-second window of the gateway saw at most `rate` requests of both workers together.
-    local per_second = {}
+    local per_second, times = {}, {}
     for _, r in ipairs(emu:requests()) do
       if r.method == "DELETE" then
         local second = math.floor(r.time)
         per_second[second] = (per_second[second] or 0) + 1
+        times[#times + 1] = r.time
       end
     end
     for second, n in pairs(per_second) do
       assert.is_true(n <= limit, n .. " requests in the second " .. second)
     end
+    -- And no two went together: a worker never starts a request before the slot the shared
+    -- bucket gave it, even when the other worker took the slot it had been waiting for. (A
+    -- quarter of the interval leaves room for scheduling; the one pair allowed is the start,
+    -- where both workers may find the bucket idle at once.)
+    table.sort(times)
+    local together = 0
+    for i = 2, #times do
+      if times[i] - times[i - 1] < 0.25 / rate then together = together + 1 end
+    end
+    assert.is_true(together <= 1, together .. " pairs of requests went together")
   end)
 end)

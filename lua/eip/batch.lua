@@ -385,12 +385,26 @@ function Run:adapt(job, resp)
   end
 end
 
--- Seconds until the next request may start (a Retry-After pause, the rate), 0 for now.
+-- Seconds until the next request may start (a Retry-After pause, the rate), 0 for now: then
+-- the request must start at once, as its slot of the rate is taken. A slot that lies ahead is
+-- kept (self.rate_slot) and waited for: a bucket shared with other workers (rate_dict) may hand out
+-- a later slot than its wait() promised a moment before, and starting anyway would bunch
+-- requests that the gateway counts in one-second windows.
 function Run:start_wait(now)
   local wait = self.paused_until - now
+  if wait > 0 then return wait end
   local bucket = self.bucket
-  if bucket then wait = math.max(wait, bucket:wait()) end
-  return wait > 0 and wait or 0
+  if not bucket then return 0 end
+  local due = self.rate_slot
+  if not due then
+    wait = bucket:take()
+    if wait <= 0 then return 0 end
+    self.rate_slot = now + wait
+    return wait
+  end
+  if due > now then return due - now end
+  self.rate_slot = nil
+  return 0
 end
 
 -- Moves the retries due by `now` to the ready queue.
@@ -437,7 +451,6 @@ function Run:loop()
     while driver:pending() < limit and self:has_ready() do
       start_wait = self:start_wait(now)
       if start_wait > 0 then break end
-      if self.bucket then self.bucket:take() end
       self:start(self:next_ready())
     end
     local next_retry = not self.stopped and self.retries[1]
