@@ -12,3 +12,5 @@ files["lua/eip/emulator/server"] = { std = "luajit", globals = { "ngx" } }
 -- their parent side, loaded by the specs, keeps to "min".
 files["spec/support/proxy.lua"] = { std = "lua54+busted" }
 files["spec/support/dns.lua"] = { std = "lua54+busted" }
+-- The benchmark's scripts run on lua5.4 (`make bench` and its parts).
+files["bench"] = { std = "lua54" }

@@ -114,7 +114,7 @@ bench-sign: all
 	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(CORE_DIR)/?.so;;" $(LUA) bench/sign_cost.lua
 
 lint:
-	luacheck lua spec examples bin/eip bin/eip-emulator scripts/*.lua
+	luacheck lua spec examples bench bin/eip bin/eip-emulator scripts/*.lua
 
 -include mk/*.mk
 

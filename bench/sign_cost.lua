@@ -12,7 +12,8 @@ local function run(provider)
   for _ = 1, N do
     local req = { method = "DELETE", path = path, host = "vpc.cn-north-4.myhuaweicloud.com", project_id = PROJECT,
       headers = { { "Content-Type", "application/json" }, { "Accept", "application/json", signed = false } } }
-    req.headers = provider:lines(req, { { "Content-Type", "application/json" }, { "Accept", "application/json", signed = false } })
+    req.headers = provider:lines(req, { { "Content-Type", "application/json" },
+      { "Accept", "application/json", signed = false } })
   end
   return (os.clock() - t0) / N * 1e6
 end
