@@ -31,15 +31,29 @@ describe("eip-scm-1.rockspec", function()
     end
   end)
 
-  it("also builds for the Lua 5.1 ABI (LuaJIT / OpenResty) when LuaRocks targets it", function()
+  -- As the README's OpenResty section installs it: LuaRocks for 5.1 with LuaJIT's headers. The
+  -- core then loads in nginx's LuaJIT and in PUC Lua 5.1 alike (it calls nothing LuaJIT has and
+  -- 5.1 lacks), so the `eip` command LuaRocks writes, which runs lua5.1, works too.
+  it("also builds for the Lua 5.1 ABI (LuaJIT / OpenResty), a core both 5.1 and LuaJIT load", function()
     local src = host.rock_copy()
+    finally(function() os.execute("rm -rf " .. q(src)) end)
     local out, code = host.run("cd " .. q(src) .. " && luarocks --lua-version=5.1 make --deps-mode=none --tree tree"
       .. " eip-scm-1.rockspec LUA_INCDIR=/usr/include/luajit-2.1 2>&1")
-    local so = io.open(src .. "/tree/lib/lua/5.1/eip/core.so")
-    if so then so:close() end
-    os.execute("rm -rf " .. q(src))
     assert.equal(0, code, out)
+    local so = io.open(src .. "/tree/lib/lua/5.1/eip/core.so")
     assert.is_not_nil(so, "no lib/lua/5.1/eip/core.so in the tree")
+    so:close()
+    out, code = host.run("cd /tmp && eval \"$(luarocks --lua-version=5.1 --tree " .. q(src .. "/tree") .. " path)\" && "
+      .. q(src .. "/tree/bin/eip") .. " status 204 2>&1")
+    assert.equal(0, code, out)
+    assert.matches("No Content", out, 1, true)
+    local paths = string.format("LUA_PATH=%s LUA_CPATH=%s ", q(src .. "/tree/share/lua/5.1/?.lua;"
+      .. src .. "/tree/share/lua/5.1/?/init.lua;;"), q(src .. "/tree/lib/lua/5.1/?.so;;"))
+    for _, lua in ipairs{ "lua5.1", "luajit" } do
+      out, code = host.run("cd /tmp && " .. paths .. lua .. [[ -e 'io.write(require("eip").status(404).reason)' 2>&1]])
+      assert.equal(0, code, lua .. ": " .. out)
+      assert.equal("Not Found", out, lua)
+    end
   end)
 
   describe("installed with luarocks make for " .. host.lua, function()

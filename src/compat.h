@@ -13,23 +13,15 @@
 
 #define lua_rawlen(L, i) lua_objlen((L), (i))
 
-/* LuaJIT 2.1 ships the 5.2 luaL_setfuncs and plain 5.1 does not. LUAJIT_VERSION cannot tell
- * them apart: it lives in luajit.h, which lua.h does not include (and plain 5.1 has no
- * luajit.h to include). LuaJIT's lauxlib.h does define luaL_newlib, a 5.2 name plain 5.1
- * lacks, so that macro is the marker. */
-#ifdef luaL_newlib
-#define EIP_LUAJIT 1
-#else
-#define EIP_LUAJIT 0
-#endif
-
 #ifndef luaL_newlibtable
 #define luaL_newlibtable(L, l) lua_createtable((L), 0, (int)(sizeof(l) / sizeof((l)[0]) - 1))
 #endif
 
-#if !EIP_LUAJIT
-/* "static inline": a translation unit that does not use it gets no -Wunused-function
- * warning for it. */
+/* LuaJIT 2.1 also ships the 5.2 luaL_setfuncs, but plain 5.1 does not: a core built against
+ * LuaJIT's headers that called it would not load in PUC Lua 5.1 (undefined symbol), and the
+ * rock installed for OpenResty, whose `eip` command runs lua5.1, would be half broken. The shim
+ * serves both, so one 5.1-ABI core loads in either, whichever headers built it. "static
+ * inline": a translation unit that does not use it gets no -Wunused-function warning. */
 static inline void eip_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
 {
     luaL_checkstack(L, nup + 1, "too many upvalues");
@@ -42,8 +34,8 @@ static inline void eip_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
     }
     lua_pop(L, nup);
 }
+#undef luaL_setfuncs
 #define luaL_setfuncs(L, l, n) eip_compat_setfuncs((L), (l), (n))
-#endif /* !EIP_LUAJIT */
 
 #ifndef luaL_newlib
 #define luaL_newlib(L, l) (luaL_newlibtable((L), (l)), luaL_setfuncs((L), (l), 0))
