@@ -29,6 +29,17 @@ local function token_of(n)
   return table.concat(parts):sub(1, n)
 end
 
+describe("require \"eip\" without its C core", function()
+  it("names the interpreter and the command that builds its core (" .. host.lua .. ")", function()
+    local out, code = host.run("env LUA_PATH='lua/?.lua;lua/?/init.lua' LUA_CPATH='/nonexistent/?.so' "
+      .. host.lua .. [[ -e 'require "eip"' 2>&1]])
+    assert.is_not.equal(0, code)
+    assert.matches("eip: the C core (eip.core) for " .. host.lua .. " is not on package.cpath", out, 1, true)
+    assert.matches("make LUA=" .. host.lua, out, 1, true)
+    assert.matches("module 'eip.core' not found", out, 1, true) -- the places looked at stay shown
+  end)
+end)
+
 describe("eip.core X-Subject-Token", function()
   local emu, session, url, auth
 

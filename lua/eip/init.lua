@@ -9,7 +9,23 @@
 -- @{eip.client} page; @{eip.transport} holds the transport contract, and @{eip.cli} the
 -- `eip` command.
 -- @module eip
-local core = require "eip.core"
+
+-- The C core first, with a hint when it is missing: from a checkout it is built per interpreter
+-- (build/<lua>/eip/core.so), and a bare "module 'eip.core' not found" does not say so.
+local core do
+  local ok, loaded = pcall(function() return require "eip.core" end)
+  if not ok then
+    local why = tostring(loaded)
+    if why:find("module 'eip.core' not found", 1, true) then
+      local tag = rawget(_G, "jit") and "luajit" or "lua" .. _VERSION:match("%d+%.%d+")
+      why = "eip: the C core (eip.core) for " .. tag .. " is not on package.cpath: install the rock"
+        .. " (luarocks make), or in a checkout run `make LUA=" .. tag .. "` and add build/" .. tag
+        .. "/?.so to LUA_CPATH\n" .. why
+    end
+    error(why, 0)
+  end
+  core = loaded
+end
 local client = require "eip.client"
 local errors = require "eip.errors"
 local validate = require "eip.validate"
