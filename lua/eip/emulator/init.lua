@@ -286,7 +286,14 @@ end
 --- { requests = n, connections = n, bandwidths = n, pending_injections = n, tokens_issued = n,
 --   auth_failures = n (401s for bad tokens, signatures or IAM passwords) }
 function Emulator:stats()
-  return (control(self, "GET", "stats", nil, 200))
+  local stats = control(self, "GET", "stats", nil, 200)
+  local tointeger = math.tointeger -- luacheck: ignore 143 (Lua 5.3+: counts read 9, not 9.0)
+  if tointeger then
+    for k, v in pairs(stats) do
+      if type(v) == "number" then stats[k] = tointeger(v) or v end -- cjson decodes every number as a float
+    end
+  end
+  return stats
 end
 
 --- The last 200 API requests, oldest first: { method, uri, path, headers, body, connection, ... }
