@@ -15,9 +15,9 @@ local M = {
   summary = "the regions known, with their VPC and IAM endpoints",
   about = [[
 Lists the regions the library knows (the official SDKs' VPC table) and where their VPC (EIP)
-and IAM APIs answer: --region R uses them. HUAWEICLOUD_SDK_REGION_VPC_<REGION> and
-HUAWEICLOUD_SDK_IAM_ENDPOINT override them, as for the official SDKs; a region not listed needs
---endpoint.]],
+and IAM APIs answer: --region R uses them. The list is the table as shipped; when set,
+HUAWEICLOUD_SDK_REGION_VPC_<REGION> and HUAWEICLOUD_SDK_IAM_ENDPOINT override its endpoints for
+--region, as for the official SDKs. A region not listed needs --endpoint.]],
   output = "table",
   options = args.flatten{ args.output_options("table") },
 }

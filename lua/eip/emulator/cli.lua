@@ -75,9 +75,10 @@ local START = {
   name = "start", args = "[options]",
   summary = "start it in the background; prints export lines for eval",
   about = [[
-Starts the emulator in the background (a private nginx on 127.0.0.1) and prints the export
-lines the eip command, scripts and the SDK variables read: EIP_ENDPOINT, OS_AUTH_TOKEN and
-HUAWEICLOUD_SDK_PROJECT_ID, then, as comments, an AK/SK pair and an IAM user it accepts.
+Starts the emulator in the background (a private nginx on 127.0.0.1) and prints export
+lines: EIP_ENDPOINT (read by the eip command; a Lua script passes it as endpoint =
+os.getenv("EIP_ENDPOINT")), OS_AUTH_TOKEN and HUAWEICLOUD_SDK_PROJECT_ID (found in the
+environment by both), then, as comments, an AK/SK pair and an IAM user it accepts.
 When it already runs, prints the same lines again. Use it as:
 
 eval "$(eip-emulator start)"]],
