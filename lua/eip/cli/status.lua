@@ -32,13 +32,18 @@ local STATUS_FIELDS = { "code", "reason", "class", "retryable", "documented", "a
 local CODE_FIELDS = { "code", "status", "kind", "module", "retryable", "transient", "message", "advice",
   "description_zh", "handling_zh" }
 
+-- The listing: a header row in the table format (as the other listings), none in text, whose
+-- retryable column reads true/false as the entry's field does.
 local function list_all(format)
+  local row = format == "text" and "%s\t%s\t%s\t%s\n" or "%-6s %-32s %-13s %s\n"
+  if format == "table" then stdout:write(string.format(row, "STATUS", "REASON", "CLASS", "RETRYABLE")) end
   for _, e in ipairs(eip.statuses()) do
     if format == "json" then
       stdout:write(json.encode(e), "\n")
+    elseif format == "text" then
+      stdout:write(string.format(row, e.code, e.reason, e.class, tostring(e.retryable)))
     else
-      stdout:write(string.format(format == "text" and "%d\t%s\t%s\t%s\n" or "%-4d %-32s %-13s %s\n", e.code,
-        e.reason, e.class, e.retryable and "retryable" or "-"))
+      stdout:write(string.format(row, e.code, e.reason, e.class, e.retryable and "yes" or "no"))
     end
   end
   return true
