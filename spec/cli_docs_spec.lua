@@ -27,31 +27,43 @@ describe("man pages and completions", function()
     end
   end)
 
-  -- What bash completes for the words typed so far (the last one is the word being completed).
-  local function complete(file, ...)
+  -- What a shell completes for the words typed so far (the last one is the word being
+  -- completed). bash: the function's COMPREPLY. zsh: the same file through bashcompinit, whose
+  -- compgen offers every word and leaves matching the typed prefix to zsh's compadd, done here
+  -- as compadd does it.
+  local function complete(shell, file, ...)
     local words = { ... }
     local quoted = {}
     for i, w in ipairs(words) do quoted[i] = q(w) end
-    local script = string.format(". %s; COMP_WORDS=(%s); COMP_CWORD=%d; _%s; printf '%%s\\n' \"${COMPREPLY[@]}\"",
+    local call = string.format(". %s; COMP_WORDS=(%s); COMP_CWORD=%d; _%s; printf '%%s\\n' \"${COMPREPLY[@]}\"",
       q(file), table.concat(quoted, " "), #words - 1, words[1]:gsub("%-", "_"))
-    local out = nginx.capture("bash -c " .. q(script))
-    local got = {}
-    for w in out:gmatch("%S+") do got[#got + 1] = w end
+    if shell == "zsh" then
+      call = "autoload -U +X compinit && compinit -u -D; autoload -U +X bashcompinit && bashcompinit; " .. call
+    end
+    local out = nginx.capture(shell .. " -c " .. q(call) .. " 2>&1")
+    local typed, got = words[#words], {}
+    for w in out:gmatch("%S+") do
+      if shell == "bash" or w:sub(1, #typed) == typed then got[#got + 1] = w end
+    end
     table.sort(got)
     return got
   end
 
-  it("bash completes commands, each command's options and the values of --output", function()
-    local eip = "doc/eip.bash-completion"
-    assert.same({ "delete-bandwidth" }, complete(eip, "eip", "del"))
-    assert.same({ "list-bandwidths" }, complete(eip, "eip", "--region", "cn-north-4", "li"))
-    assert.same({ "--missing-ok" }, complete(eip, "eip", "delete-bandwidth", "--mis"))
-    assert.same({ "--page-size" }, complete(eip, "eip", "list-bandwidths", "--pa"))
-    assert.same({}, complete(eip, "eip", "status", "--pa"))
-    assert.same({ "json", "table", "text" }, complete(eip, "eip", "list-bandwidths", "--output", ""))
-    assert.same({ "bandwidth", "traffic" }, complete(eip, "eip", "--debug", "delete-bandwidth", "--charge-mode", ""))
-    assert.same({}, complete(eip, "eip", "delete-bandwidth", "--endpoint", "")) -- a URL: nothing to offer
-    assert.same({ "create-bandwidth" }, complete("doc/eip-emulator.bash-completion", "eip-emulator", "cr"))
-    assert.same({ "--eips" }, complete("doc/eip-emulator.bash-completion", "eip-emulator", "create-bandwidth", "--ei"))
-  end)
+  for _, shell in ipairs{ "bash", "zsh" } do
+    it(shell .. " completes commands, each command's options and the values of --output", function()
+      local eip = "doc/eip.bash-completion"
+      assert.same({ "delete-bandwidth" }, complete(shell, eip, "eip", "del"))
+      assert.same({ "list-bandwidths" }, complete(shell, eip, "eip", "--region", "cn-north-4", "li"))
+      assert.same({ "--missing-ok" }, complete(shell, eip, "eip", "delete-bandwidth", "--mis"))
+      assert.same({ "--page-size" }, complete(shell, eip, "eip", "list-bandwidths", "--pa"))
+      assert.same({}, complete(shell, eip, "eip", "status", "--pa"))
+      assert.same({ "json", "table", "text" }, complete(shell, eip, "eip", "list-bandwidths", "--output", ""))
+      assert.same({ "bandwidth", "traffic" },
+        complete(shell, eip, "eip", "--debug", "delete-bandwidth", "--charge-mode", ""))
+      assert.same({}, complete(shell, eip, "eip", "delete-bandwidth", "--endpoint", "")) -- a URL: nothing to offer
+      local emulator = "doc/eip-emulator.bash-completion"
+      assert.same({ "create-bandwidth" }, complete(shell, emulator, "eip-emulator", "cr"))
+      assert.same({ "--eips" }, complete(shell, emulator, "eip-emulator", "create-bandwidth", "--ei"))
+    end)
+  end
 end)
