@@ -339,5 +339,10 @@ describe("eip.core one session, requests of every kind", function()
       assert.equal(c:gsub("%c", " "), core.blank_controls(c)) -- Lua's %c, in the C locale
     end
     assert.has_error(function() core.blank_controls({}) end)
+    -- Its second result: could the text hide a secret (a control character, a % or \ escape)?
+    assert.same({ "abc-123", false }, { core.blank_controls("abc-123") })
+    assert.same({ "a%2Fb", true }, { core.blank_controls("a%2Fb") })
+    assert.same({ "a\\\"b", true }, { core.blank_controls("a\\\"b") })
+    assert.same({ "a b", true }, { core.blank_controls("a\nb") })
   end)
 end)

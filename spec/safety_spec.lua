@@ -8,9 +8,27 @@ local fixture = require "spec.support.fixture"
 local raised = require("spec.support.assertions").raised
 
 local SHORT_TOKEN = "tk-9a7" -- a short secret: redacted where it is a whole value
+-- A token as long as a real one (several KB) whose bytes also need escaping in JSON and in URLs:
+-- every bound on server text (255 bytes of a header, 512 of a message) falls inside it.
+local LONG_TOKEN = "MIIlong" .. string.rep("Tok/en\\\"+%-=.", 300) .. "end"
+-- And one of letters only, as most are: its copies are found without undoing escapes.
+local PLAIN_TOKEN = "MIIplain" .. string.rep("TokenABCdef", 300)
+
+-- Does text hold any 8 consecutive bytes of secret (a piece of it, however cut)?
+local function holds_piece(text, secret)
+  for i = 1, #secret - 7 do
+    if text:find(secret:sub(i, i + 7), 1, true) then return secret:sub(i, i + 7) end
+  end
+  return nil
+end
+
+local function percent_encoded(v)
+  return (v:gsub("[^%w]", function(c) return string.format("%%%02X", c:byte()) end))
+end
 
 describe("safety", function()
-  local fx = fixture.emulator{ tokens = { [SHORT_TOKEN] = "0a1b2c3d4e5f60718293a4b5c6d7e8f9" } }
+  local fx = fixture.emulator{ tokens = { [SHORT_TOKEN] = "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+    [LONG_TOKEN] = "0a1b2c3d4e5f60718293a4b5c6d7e8f9", [PLAIN_TOKEN] = "0a1b2c3d4e5f60718293a4b5c6d7e8f9" } }
   local emu
 
   setup(function() emu = fx.start() end)
@@ -317,6 +335,62 @@ describe("safety", function()
       assert.is_nil(text:find("[\27\r]"))
       assert.equal("req-<redacted>", err.request_id)
       assert.matches("^token <redacted> %[2J  echoed$", err.message)
+    end)
+
+    -- A server may echo a credential whole, cut to a bound, JSON-escaped inside a message that
+    -- is itself JSON, percent-encoded, or split by a line break: no piece of it may reach a
+    -- person, in the error, its tostring, the debug log or the hooks.
+    local ECHOES = {
+      { "whole, in every captured header and the message", function(t)
+          return { ["X-Request-Id"] = t, ["Retry-After"] = t, ["Location"] = t },
+            { code = "VPC.0302", message = t } end },
+      { "cut short by the bounds (headers 255 bytes, a message 512)", function(t)
+          return { ["X-Request-Id"] = "id-" .. t }, { code = "VPC.0302", message = string.rep("m", 480) .. t } end },
+      { "JSON-escaped inside a message that is itself a JSON document", function(t)
+          return nil, { error_code = "VPC.0302",
+            error_msg = require("cjson").encode{ error = { message = "pw " .. t } } } end },
+      { "percent-encoded", function(t)
+          return { ["X-Request-Id"] = percent_encoded(t):sub(1, 200) },
+            { code = "VPC.0302", message = "bad " .. percent_encoded(t) } end },
+      { "split by a line break", function(t)
+          return nil, { code = "VPC.0302", message = "echo " .. t:sub(1, 12) .. "\n" .. t:sub(13, 400) } end },
+      { "where the debug log cuts a body (2 KB)", function(t)
+          return nil, { code = "VPC.0302", message = "m", detail = string.rep("d", 1990) .. t } end },
+    }
+    for _, token in ipairs{ LONG_TOKEN, PLAIN_TOKEN } do
+      for _, case in ipairs(ECHOES) do
+        it("leaves no piece of a long token (" .. token:sub(1, 8) .. ") echoed " .. case[1], function()
+          local lines, infos = {}, {}
+          local c = fx.client{ token = token, max_attempts = 1, log = function(l) lines[#lines + 1] = l end,
+            on_response = function(info) infos[#infos + 1] = info end }
+          local headers, body = case[2](token)
+          emu:inject{ method = "DELETE", status = 403, headers = headers, body = body }
+          local err = raised(c.delete_bandwidth, c, "bw-1")
+          local seen = { tostring(err), table.concat(lines, "\n") }
+          for _, k in ipairs{ "request_id", "retry_after", "message", "raw_message", "code" } do
+            seen[#seen + 1] = tostring(err[k])
+            for _, info in ipairs(infos) do seen[#seen + 1] = tostring(info[k]) end
+          end
+          local text = table.concat(seen, "\n")
+          assert.is_nil(holds_piece(text, token), text:sub(1, 2000))
+          assert.equal(403, err.status) -- the answer is still mapped
+        end)
+      end
+    end
+
+    it("never shows credentials given inside an endpoint URL, and sends nothing", function()
+      local before = emu:stats().requests
+      for _, opts in ipairs{ { endpoint = "http://admin:S3cretPw-long@127.0.0.1:9" },
+          { endpoint = "http://127.0.0.1:9", auth = { username = "u", password = "pw-long-secret", domain = "d",
+            project_id = "p", iam_endpoint = "https://svc:S3cretPw-long@iam.example.com" } } } do
+        opts.project_id = emu.project_id
+        if not opts.auth then opts.token = emu.token end
+        local err = raised(eip.new, opts)
+        assert.equal("usage", err.kind)
+        assert.matches("must not hold credentials", tostring(err), 1, true)
+        assert.is_nil(tostring(err):find("S3cretPw", 1, true))
+      end
+      assert.equal(before, emu:stats().requests)
     end)
 
     it("redacts a short secret where it is a whole value", function()

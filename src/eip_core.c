@@ -576,20 +576,26 @@ static int l_sdk_date(lua_State *L)
 
 /* core.blank_controls(s) -> s with every control character (bytes 0-31 and 127: Lua's %c in
  * the C locale) replaced by a space; s itself when it has none, which is what servers send
- * (request ids, codes, messages): checked in one pass, without a pattern match per byte. */
+ * (request ids, codes, messages): checked in one pass, without a pattern match per byte.
+ * Second result: whether s could hold a secret in disguise (a control character inside it,
+ * a '%' escape, a '\' escape), so that the caller looks closer only at such text. */
 static int l_blank_controls(lua_State *L)
 {
     size_t len, i;
     const char *s = luaL_checklstring(L, 1, &len);
+    int escapes = 0;
     luaL_Buffer b;
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c < 32 || c == 127)
             break;
+        if (c == '%' || c == '\\')
+            escapes = 1;
     }
     if (i == len) {
         lua_settop(L, 1);
-        return 1;
+        lua_pushboolean(L, escapes);
+        return 2;
     }
     luaL_buffinit(L, &b);
     luaL_addlstring(&b, s, i);
@@ -598,7 +604,8 @@ static int l_blank_controls(lua_State *L)
         luaL_addchar(&b, (c < 32 || c == 127) ? ' ' : (char)c);
     }
     luaL_pushresult(&b);
-    return 1;
+    lua_pushboolean(L, 1);
+    return 2;
 }
 
 /* ---- clock and sleep ------------------------------------------------------------------ */

@@ -43,8 +43,13 @@ local function redact_line(line)
 end
 
 local function shown(s, clean)
-  s = clean(s)
-  if #s > MAX_BODY_SHOWN then s = s:sub(1, MAX_BODY_SHOWN) .. string.format("... (%d bytes)", #s) end
+  -- Cut before cleaning (clean looks at all it is given), and clean what is shown before the
+  -- size is added: a secret cut by the cut ends the text, where clean finds it.
+  if #s > MAX_BODY_SHOWN then
+    s = clean(s:sub(1, MAX_BODY_SHOWN)) .. string.format("... (%d bytes)", #s)
+  else
+    s = clean(s)
+  end
   return (s:gsub("[%c]", " "))
 end
 

@@ -54,6 +54,29 @@ end
 ---------------------------------------------------------------------------------------------
 -- Redaction
 
+local REDACTED = "<redacted>"
+-- What replaces a whole text that held a secret in disguise (escaped, encoded, split).
+local DISGUISED = "<redacted: the text held a credential>"
+
+-- Where in s a cut copy of secret starts: s ends with the secret's first bytes (at least 8 of
+-- them, so that ordinary words never match), as when a server's text was cut to a bound (the
+-- C core keeps 255 bytes of a header, eip.body 512 of a message and then adds "..."): or nil.
+local function cut_at(s, secret)
+  local n = #secret
+  if n < 8 then return nil end
+  local head = secret:sub(1, 8)
+  local from = #s - n + 2 -- a whole copy was replaced already: a cut one is shorter
+  if from < 1 then from = 1 end
+  while true do
+    local at = s:find(head, from, true)
+    if not at then return nil end
+    local rest = s:sub(at)
+    if rest:sub(-3) == "..." then rest = rest:sub(1, -4) end
+    if secret:sub(1, #rest) == rest then return at end
+    from = at + 1
+  end
+end
+
 -- Every secret of the list replaced in s (see Runner:clean).
 local function redact(s, secrets)
   for _, secret in pairs(secrets) do
@@ -64,30 +87,79 @@ local function redact(s, secrets)
           local at = s:find(secret, from, true)
           if not at then break end
           out[#out + 1] = s:sub(from, at - 1)
-          out[#out + 1] = "<redacted>"
+          out[#out + 1] = REDACTED
           from = at + #secret
         end
         out[#out + 1] = s:sub(from)
         s = table.concat(out)
       end
+      local at = cut_at(s, secret)
+      if at then s = s:sub(1, at - 1) .. REDACTED end
     elseif s == secret then
-      s = "<redacted>"
+      s = REDACTED
     end
   end
   return s
 end
 
+local function byte_of(hex) return string.char(tonumber(hex, 16)) end
+
+-- s as it reads once its disguises are taken off: control characters removed (a secret split
+-- by a line break), JSON escapes undone (\" \\ \/ \u00XX), percent-encoding decoded (twice:
+-- an encoded "%").
+local function undisguised(s)
+  s = s:gsub("%c", ""):gsub("\\u00(%x%x)", byte_of):gsub("\\(.)", "%1")
+  return (s:gsub("%%(%x%x)", byte_of):gsub("%%(%x%x)", byte_of))
+end
+
+-- Does piece of text hold 8 consecutive bytes of v? Every window of v is looked for, or every
+-- fourth one when text and v are both long (a piece of 11 bytes or more is then still found).
+local function holds_window(text, v)
+  local step = #text * #v > 4000000 and 4 or 1
+  for i = 1, #v - 7, step do
+    if text:find(v:sub(i, i + 7), 1, true) then return true end
+  end
+  return false
+end
+
+-- Does s, undisguised, hold a piece of a secret of the list (8 bytes or more of it, anywhere:
+-- a disguised copy may also be cut anywhere), or, for a short one, the secret as the whole value?
+local function disguises(s, secrets)
+  local u = undisguised(s)
+  for _, secret in pairs(secrets) do
+    -- A secret may itself hold what reads as an escape ("\\", "%41"): its undisguised form too.
+    local plain = undisguised(secret)
+    for _, v in ipairs{ secret, plain } do
+      if #v >= 8 then
+        if holds_window(u, v) then return true end
+      elseif u == v then
+        return true
+      end
+    end
+  end
+  return false
+end
+
 --- Server-provided text made safe to show: control characters (terminal escapes, CR, LF)
 -- become spaces, and every secret the provider holds, and the runner's own `secrets` (proxy
--- credentials), becomes `<redacted>` (a proxy or service may echo a header back). A secret
--- shorter than 8 bytes cannot be told apart from ordinary words inside a text, so it is
--- redacted only where it is the whole value.
+-- credentials), becomes `<redacted>` (a proxy or service may echo a header back), also a copy
+-- cut short at the end of the text. A secret shorter than 8 bytes cannot be told apart from
+-- ordinary words inside a text, so it is redacted only where it is the whole value. Text that
+-- holds a secret only in disguise (JSON- or percent-escaped, split by control characters) is
+-- replaced whole.
 function Runner:clean(s)
   if type(s) ~= "string" then return s end
-  s = blank_controls(s) -- in C: s:find("%c") alone cost a request id 5k instructions
-  s = redact(s, self.provider.secrets)
-  if self.secrets then s = redact(s, self.secrets) end
-  return s
+  local blanked, escapes = blank_controls(s) -- in C: s:find("%c") alone cost a request id 5k instructions
+  local secrets, own = self.provider.secrets, self.secrets
+  if not escapes then -- plain text, what servers send
+    s = redact(blanked, secrets)
+    if own then s = redact(s, own) end
+    return s
+  end
+  s = redact(s, secrets)
+  if own then s = redact(s, own) end
+  if disguises(s, secrets) or (own and disguises(s, own)) then return DISGUISED end
+  return (blank_controls(s))
 end
 
 ---------------------------------------------------------------------------------------------
