@@ -46,6 +46,30 @@ function M.secret(name, v)
   return v
 end
 
+-- An IPv6 address as RFC 4291 writes it (the text between an URL's brackets): up to eight
+-- groups of 1-4 hex digits, at most one "::", optionally ending in a dotted IPv4 address.
+local function ipv6_literal(a)
+  local groups = a
+  local head, quad = a:match("^(.*:)(%d+%.%d+%.%d+%.%d+)$")
+  if head then
+    for n in quad:gmatch("%d+") do
+      if #n > 3 or tonumber(n) > 255 then return false end
+    end
+    groups = head .. "0:0" -- the IPv4 part counts as two groups
+  end
+  if groups:find("[^%x:]") or groups:find(":::", 1, true) then return false end
+  local _, doubles = groups:gsub("::", "")
+  if doubles > 1 then return false end
+  if groups:find("^:[^:]") or groups:find("[^:]:$") then return false end -- a lone leading/trailing ':'
+  local count = 0
+  for g in groups:gmatch("[^:]+") do
+    if #g > 4 then return false end
+    count = count + 1
+  end
+  if doubles == 1 then return count <= 7 end
+  return count == 8
+end
+
 --- An http(s) endpoint: scheme, host (name, IPv4 or [IPv6]), optional port, optional base
 -- path. Returns the normalised URL without a trailing slash.
 function M.endpoint(name, v)
@@ -56,7 +80,16 @@ function M.endpoint(name, v)
   if scheme ~= "http" and scheme ~= "https" then
     raise(name, "must use http or https, got %s", describe(scheme))
   end
+  -- Credentials in the URL would be echoed by every message that shows it (and sent nowhere
+  -- useful): refused, and the URL shown without them.
+  if authority:find("@", 1, true) then
+    raise(name, "must not hold credentials (user:password@): give them as options; got %s",
+      describe(scheme .. "://<redacted>@" .. authority:gsub("^.*@", "") .. path))
+  end
   local host, port = authority:match("^(%[[%x:.]+%])(.*)$")
+  if host and not ipv6_literal(host:sub(2, -2)) then
+    raise(name, "has an invalid IPv6 address, got %s", describe(v))
+  end
   if not host then host, port = authority:match("^([%w.-]+)(.*)$") end
   if not host or host:find("^[.-]") or host:find("%.%.") then
     raise(name, "has no valid host, got %s", describe(v))
