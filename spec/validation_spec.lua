@@ -91,7 +91,9 @@ describe("validation", function()
     { "port 70000", "http://127.0.0.1:70000" }, { "a non-numeric port", "http://127.0.0.1:http" },
     { "CR/LF", "http://127.0.0.1\r\nHost: evil" }, { "spaces", "http://127.0.0.1 /x" },
     { "a '..' segment", "http://127.0.0.1/a/../b" }, { "escapes", "http://127.0.0.1/%2e%2e" },
-    { "a leading dot host", "http://.evil" },
+    { "a leading dot host", "http://.evil" }, { "an IPv6 address with two '::'", "http://[::1::2]:1" },
+    { "nine IPv6 groups", "http://[1:2:3:4:5:6:7:8:9]" }, { "a five-digit IPv6 group", "http://[12345::1]" },
+    { "an IPv6 address ending in a lone ':'", "http://[1:]" }, { "an IPv4 part over 255", "http://[::ffff:1.2.3.256]" },
   }
   for _, case in ipairs(bad_endpoints) do
     it("rejects an endpoint " .. case[1], function()
@@ -117,6 +119,8 @@ describe("validation", function()
     local cases = {
       { "HTTP://127.0.0.1:8080/", "http://127.0.0.1:8080" },
       { "http://[::1]:8080", "http://[::1]:8080" },
+      { "http://[fe80::1:2:3:4]", "http://[fe80::1:2:3:4]" }, { "http://[1:2:3:4:5:6:7:8]", "http://[1:2:3:4:5:6:7:8]" },
+      { "http://[::ffff:127.0.0.1]:80", "http://[::ffff:127.0.0.1]:80" },
       { "https://proxy.example.com/eip/", "https://proxy.example.com/eip" },
     }
     for _, case in ipairs(cases) do
