@@ -119,7 +119,8 @@ describe("validation", function()
     local cases = {
       { "HTTP://127.0.0.1:8080/", "http://127.0.0.1:8080" },
       { "http://[::1]:8080", "http://[::1]:8080" },
-      { "http://[fe80::1:2:3:4]", "http://[fe80::1:2:3:4]" }, { "http://[1:2:3:4:5:6:7:8]", "http://[1:2:3:4:5:6:7:8]" },
+      { "http://[fe80::1:2:3:4]", "http://[fe80::1:2:3:4]" },
+      { "http://[1:2:3:4:5:6:7:8]", "http://[1:2:3:4:5:6:7:8]" },
       { "http://[::ffff:127.0.0.1]:80", "http://[::ffff:127.0.0.1]:80" },
       { "https://proxy.example.com/eip/", "https://proxy.example.com/eip" },
     }
