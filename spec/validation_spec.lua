@@ -101,6 +101,17 @@ describe("validation", function()
     end)
   end
 
+  it("names an infinite, huge or NaN number as it is", function()
+    local cases = {
+      { "max_attempts", math.huge, "got inf" }, { "max_attempts", 1e300, "got 1e%+300" },
+      { "max_attempts", 0 / 0, "got NaN" }, { "timeout", 0 / 0, "got NaN" }, { "timeout", -math.huge, "got %-inf" },
+    }
+    for _, case in ipairs(cases) do
+      local err = usage_error(case[1], eip.new, with{ [case[1]] = case[2] })
+      assert.matches(case[3] .. "$", tostring(err))
+    end
+  end)
+
   it("requires an endpoint or a region, not both", function()
     usage_error("endpoint", eip.new, with{ endpoint = NONE })
     usage_error("endpoint", eip.new, with{ region = "cn-north-4" })

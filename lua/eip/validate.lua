@@ -13,6 +13,7 @@ local function describe(v)
     if #v > 40 then return string.format("a %d-character string", #v) end
     return string.format("%q", v):gsub("\\\n", "\\n")
   end
+  if type(v) == "number" then return v ~= v and "NaN" or tostring(v) end
   return type(v) == "nil" and "nothing" or ("a " .. type(v))
 end
 
@@ -166,7 +167,8 @@ end
 --- An integer in [min, max]; an integral float (3.0) is accepted as the integer.
 function M.integer(name, v, min, max)
   if math.type and math.type(v) == "float" and v == math.floor(v) then -- luacheck: ignore 143 (5.3+)
-    v = math.tointeger(v) -- luacheck: ignore 143 (math.type exists, so this does)
+    -- inf and floats beyond the integers stay floats: the range check below names them
+    v = math.tointeger(v) or v -- luacheck: ignore 143 (math.type exists, so this does)
   end
   if type(v) ~= "number" or v ~= math.floor(v) then
     raise(name, "must be an integer, got %s", describe(v))
