@@ -605,6 +605,43 @@ describe("eip command", function()
       assert.matches("^[%x-]+\tPER\t1\t1\tNORMAL\tsolo$", l[6])
     end)
 
+    -- The answer of a show (a bandwidth) or a list (the bandwidth, then the empty page that
+    -- ends the listing), injected as JSON text so that it may hold anything.
+    local function answer(command, bandwidth_json)
+      if command == "show-bandwidth" then
+        emu:inject{ method = "GET", status = 200, body = '{"bandwidth":' .. bandwidth_json .. "}" }
+      else
+        emu:inject{ method = "GET", status = 200, body = '{"bandwidths":[' .. bandwidth_json .. "]}" }
+        emu:inject{ method = "GET", status = 200, body = '{"bandwidths":[]}' }
+      end
+    end
+
+    it("show-bandwidth and list-bandwidths show a field of the wrong type as -, and never crash", function()
+      local wrong = '{"id":"x","name":{"a":1},"size":[1,2],"status":null,"share_type":true,'
+        .. '"charge_mode":12.5,"publicip_info":[1,"x",{"publicip_id":{},"publicip_address":null,'
+        .. '"publicipv6_address":"2001:db8::1","publicip_type":[]},null]}'
+      for _, c in ipairs{ "show-bandwidth --output table x", "show-bandwidth --output text x",
+          "list-bandwidths --output table", "list-bandwidths --output text" } do
+        answer(c:match("^%S+"), wrong)
+        local code, out, err = run(c)
+        assert.equal(0, code, c .. ": " .. err)
+        for _, junk in ipairs{ "table: ", "userdata", "nil", "internal error" } do
+          assert.is_nil(out:find(junk, 1, true), c .. " wrote " .. junk .. ":\n" .. out)
+          assert.is_nil(err:find(junk, 1, true), c .. " wrote " .. junk .. ":\n" .. err)
+        end
+      end
+      answer("show-bandwidth", wrong)
+      local _, out = run("show-bandwidth x")
+      assert.matches("\nname +%-\nshare_type +true\nsize +%-\ncharge_mode +12%.5\nstatus +%-\neips +1\n", out)
+      assert.matches("\n  %- +2001:db8::1 *\n$", out) -- the one EIP that is an object
+      answer("show-bandwidth", wrong)
+      _, out = run("show-bandwidth --output text x")
+      assert.matches("\neip\t%-\t2001:db8::1\t\n$", out)
+      answer("list-bandwidths", wrong)
+      _, out = run("list-bandwidths --output text")
+      assert.equal("x\ttrue\t-\t1\t-\t-\n", out)
+    end)
+
     it("status without a code lists every documented status", function()
       local code, out = run("status", { env = { OS_AUTH_TOKEN = false } })
       assert.equal(0, code)
