@@ -642,6 +642,40 @@ describe("eip command", function()
       assert.equal("x\ttrue\t-\t1\t-\t-\n", out)
     end)
 
+    it("show-bandwidth and list-bandwidths print server text without its control characters", function()
+      local hostile = '{"id":"x\\u001b]0;pwned\\u0007\\u001b[2J","name":"n\\u001b[31mRED\\r\\nFAKE LINE",'
+        .. '"share_type":"WH\\u007fOLE","status":"OK\\t\\u0000","size":5,'
+        .. '"publicip_info":[{"publicip_id":"e\\u001b[1m","publicip_address":"1\\r2","publicip_type":"5_\\nbgp"}]}'
+      for _, c in ipairs{ "show-bandwidth --output table x", "show-bandwidth --output text x",
+          "list-bandwidths --output table", "list-bandwidths --output text" } do
+        answer(c:match("^%S+"), hostile)
+        local code, out, err = run(c)
+        assert.equal(0, code, c .. ": " .. err)
+        -- The only control characters left are the command's own tabs (text) and line ends.
+        local own = c:find("text", 1, true) and "[^\t\n%C]" or "[^\n%C]"
+        assert.is_nil(out:find(own), c .. ": " .. string.format("%q", out))
+        assert.truthy(has(out, "x ]0;pwned  [2J"), c)
+        assert.truthy(has(out, "n [31mRED  FAKE LINE"), c)
+      end
+      answer("show-bandwidth", hostile)
+      local _, out = run("show-bandwidth --output text x")
+      assert.truthy(has(out, "\nshare_type\tWH OLE\n"))
+      assert.truthy(has(out, "\nstatus\tOK  \n"))
+      assert.truthy(has(out, "\neip\te [1m\t1 2\t5_ bgp\n"))
+      -- JSON keeps the server's text, escaped: the line holds no control character.
+      for _, c in ipairs{ "show-bandwidth --json x", "list-bandwidths --json" } do
+        answer(c:match("^%S+"), hostile)
+        local code
+        code, out = run(c)
+        assert.equal(0, code)
+        assert.is_nil(out:find("[^\n%C]"), c .. ": " .. string.format("%q", out))
+        local bw = cjson.decode(out:match("^[^\n]*"))
+        assert.equal("x\27]0;pwned\7\27[2J", bw.id)
+        assert.equal("n\27[31mRED\r\nFAKE LINE", bw.name)
+        assert.equal("WH\127OLE", bw.share_type)
+      end
+    end)
+
     it("status without a code lists every documented status", function()
       local code, out = run("status", { env = { OS_AUTH_TOKEN = false } })
       assert.equal(0, code)

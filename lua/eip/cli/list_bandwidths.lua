@@ -44,7 +44,7 @@ function M.run(opts, argv)
   if opts.output == "table" then
     stdout:write(string.format(row_format, "ID", "TYPE", "MBIT/S", "EIPS", "STATUS", "NAME"))
   end
-  local shown = output.shown -- "-" for a value of the wrong type
+  local shown = output.shown -- server text without its control characters; "-" for a wrong type
   for _, bw in ipairs(list) do
     local n = #output.eips(bw)
     local id, share_type, size, status, name = shown(bw.id), shown(bw.share_type), shown(bw.size),

@@ -13,7 +13,11 @@
 --   drained  8e4fb5a5-6ea9-4ad4-8e40-6b58074ef210  204           150 EIPs           12 ms
 --
 -- What does not fit (request id, reason, message) is in `--verbose` and in the JSON.
+--
+-- What `show-bandwidth` and `list-bandwidths` print of the API's objects goes through
+-- `M.shown`: server text reaches the terminal without its control characters.
 -- @module eip.cli.output
+local core = require "eip.core"
 local json = require "eip.cli.json"
 
 local M = {}
@@ -259,7 +263,8 @@ function M.number(v)
 end
 
 --- A field of the API as text for the terminal (`show-bandwidth`, `list-bandwidths`): a string
--- as it is; a number as @{number} shows it; a boolean as true or false.
+-- with its control characters (escape sequences, BEL, CR, LF, ...) turned into spaces, as the
+-- library cleans server text; a number as @{number} shows it; a boolean as true or false.
 -- Anything else (absent, JSON null, an object or a list where the API documents a scalar) is
 -- `default`: a server's answer may have any shape, and none may crash the command or write
 -- `table: 0x...` or `userdata: (nil)`.
@@ -268,7 +273,7 @@ end
 -- @return string the text, or `default`
 function M.shown(v, default)
   local t = type(v)
-  if t == "string" then return v end
+  if t == "string" then return core.blank_controls(v) end
   if t == "number" then return M.number(v) end
   if t == "boolean" then return tostring(v) end
   if default == nil then return "-" end

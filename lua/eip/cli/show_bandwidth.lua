@@ -51,8 +51,8 @@ function M.run(opts, argv)
     stdout:write(json.encode(bw), "\n")
     return true
   end
-  -- Every field through output.shown: "-" for a value of the wrong type. A field the answer
-  -- lacks has no line.
+  -- Every field through output.shown: the server's text without its control characters, and
+  -- "-" for a value of the wrong type. A field the answer lacks has no line.
   local eips = output.eips(bw)
   local rows = {
     { "id", bw.id }, { "name", bw.name }, { "share_type", bw.share_type, describe_type },
