@@ -605,6 +605,77 @@ describe("eip command", function()
       assert.matches("^[%x-]+\tPER\t1\t1\tNORMAL\tsolo$", l[6])
     end)
 
+    -- The answer of a show (a bandwidth) or a list (the bandwidth, then the empty page that
+    -- ends the listing), injected as JSON text so that it may hold anything.
+    local function answer(command, bandwidth_json)
+      if command == "show-bandwidth" then
+        emu:inject{ method = "GET", status = 200, body = '{"bandwidth":' .. bandwidth_json .. "}" }
+      else
+        emu:inject{ method = "GET", status = 200, body = '{"bandwidths":[' .. bandwidth_json .. "]}" }
+        emu:inject{ method = "GET", status = 200, body = '{"bandwidths":[]}' }
+      end
+    end
+
+    it("show-bandwidth and list-bandwidths show a field of the wrong type as -, and never crash", function()
+      local wrong = '{"id":"x","name":{"a":1},"size":[1,2],"status":null,"share_type":true,'
+        .. '"charge_mode":12.5,"publicip_info":[1,"x",{"publicip_id":{},"publicip_address":null,'
+        .. '"publicipv6_address":"2001:db8::1","publicip_type":[]},null]}'
+      for _, c in ipairs{ "show-bandwidth --output table x", "show-bandwidth --output text x",
+          "list-bandwidths --output table", "list-bandwidths --output text" } do
+        answer(c:match("^%S+"), wrong)
+        local code, out, err = run(c)
+        assert.equal(0, code, c .. ": " .. err)
+        for _, junk in ipairs{ "table: ", "userdata", "nil", "internal error" } do
+          assert.is_nil(out:find(junk, 1, true), c .. " wrote " .. junk .. ":\n" .. out)
+          assert.is_nil(err:find(junk, 1, true), c .. " wrote " .. junk .. ":\n" .. err)
+        end
+      end
+      answer("show-bandwidth", wrong)
+      local _, out = run("show-bandwidth x")
+      assert.matches("\nname +%-\nshare_type +true\nsize +%-\ncharge_mode +12%.5\nstatus +%-\neips +1\n", out)
+      assert.matches("\n  %- +2001:db8::1 *\n$", out) -- the one EIP that is an object
+      answer("show-bandwidth", wrong)
+      _, out = run("show-bandwidth --output text x")
+      assert.matches("\neip\t%-\t2001:db8::1\t\n$", out)
+      answer("list-bandwidths", wrong)
+      _, out = run("list-bandwidths --output text")
+      assert.equal("x\ttrue\t-\t1\t-\t-\n", out)
+    end)
+
+    it("show-bandwidth and list-bandwidths print server text without its control characters", function()
+      local hostile = '{"id":"x\\u001b]0;pwned\\u0007\\u001b[2J","name":"n\\u001b[31mRED\\r\\nFAKE LINE",'
+        .. '"share_type":"WH\\u007fOLE","status":"OK\\t\\u0000","size":5,'
+        .. '"publicip_info":[{"publicip_id":"e\\u001b[1m","publicip_address":"1\\r2","publicip_type":"5_\\nbgp"}]}'
+      for _, c in ipairs{ "show-bandwidth --output table x", "show-bandwidth --output text x",
+          "list-bandwidths --output table", "list-bandwidths --output text" } do
+        answer(c:match("^%S+"), hostile)
+        local code, out, err = run(c)
+        assert.equal(0, code, c .. ": " .. err)
+        -- The only control characters left are the command's own tabs (text) and line ends.
+        local own = c:find("text", 1, true) and "[^\t\n%C]" or "[^\n%C]"
+        assert.is_nil(out:find(own), c .. ": " .. string.format("%q", out))
+        assert.truthy(has(out, "x ]0;pwned  [2J"), c)
+        assert.truthy(has(out, "n [31mRED  FAKE LINE"), c)
+      end
+      answer("show-bandwidth", hostile)
+      local _, out = run("show-bandwidth --output text x")
+      assert.truthy(has(out, "\nshare_type\tWH OLE\n"))
+      assert.truthy(has(out, "\nstatus\tOK  \n"))
+      assert.truthy(has(out, "\neip\te [1m\t1 2\t5_ bgp\n"))
+      -- JSON keeps the server's text, escaped: the line holds no control character.
+      for _, c in ipairs{ "show-bandwidth --json x", "list-bandwidths --json" } do
+        answer(c:match("^%S+"), hostile)
+        local code
+        code, out = run(c)
+        assert.equal(0, code)
+        assert.is_nil(out:find("[^\n%C]"), c .. ": " .. string.format("%q", out))
+        local bw = cjson.decode(out:match("^[^\n]*"))
+        assert.equal("x\27]0;pwned\7\27[2J", bw.id)
+        assert.equal("n\27[31mRED\r\nFAKE LINE", bw.name)
+        assert.equal("WH\127OLE", bw.share_type)
+      end
+    end)
+
     it("status without a code lists every documented status", function()
       local code, out = run("status", { env = { OS_AUTH_TOKEN = false } })
       assert.equal(0, code)

@@ -177,6 +177,33 @@ describe("bandwidth operations", function()
       end
       assert.equal(0, emu:stats().requests)
     end)
+
+    it("refuses eip_ids that is not a list, or an entry with another key: a usage error, nothing sent", function()
+      local id = emu:create_bandwidth{ size = 10, publicip_ids = { "a", "b", "c" } }
+      emu:reset_counters()
+      local terms = { charge_mode = "bandwidth", size = 1 }
+      local cases = {
+        { { [1] = "a", [3] = "c" }, "eip_ids", "must be a list of EIP ids" },   -- a hole: "c" left out
+        { { "a", x = "b" }, "eip_ids", "must be a list of EIP ids %(keys 1%.%.n%), found the key x" },
+        { { "a", [2.5] = "b" }, "eip_ids", "found the key 2%.5" },
+        { { [0] = "b", "a" }, "eip_ids", "found the key 0" },
+        { "a", "eip_ids", "must be a list of EIP ids, got a string" },
+        { { { publicip_id = "a", bogus = 1 } }, "eip_ids[1]", 'has the key "bogus"' },
+        { { "a", { publicip_id = "b", publicip_typ = "5_bgp" } }, "eip_ids[2]", 'has the key "publicip_typ"' },
+        { { { "b" } }, "eip_ids[1]", "has the key 1" },
+      }
+      for i, c in ipairs(cases) do
+        local err = raised(client.remove_eips_from_bandwidth, client, id, c[1], terms)
+        assert.equal("usage", err.kind, "case " .. i)
+        assert.equal(c[2], err.argument, "case " .. i)
+        assert.matches(c[3], err.message, nil, false, "case " .. i)
+      end
+      assert.equal(0, emu:stats().requests)
+      assert.same({ "a", "b", "c" }, publicip_ids(emu:get_bandwidth(id)))
+      -- The lists that are lists still work.
+      local res = client:remove_eips_from_bandwidth(id, { "a", { publicip_id = "c", publicip_type = "5_bgp" } }, terms)
+      assert.same({ "a", "c" }, res.removed)
+    end)
   end)
 
   describe("drain_and_delete_bandwidth", function()

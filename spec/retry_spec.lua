@@ -142,6 +142,34 @@ describe("retries", function()
     assert.equal(0, #slept)
   end)
 
+  it("raises at once for a Retry-After of any size beyond the cap, and backs off for an unusable one", function()
+    for _, huge in ipairs{ "99999", "99999999999", "99999999999999999999", string.rep("9", 200) } do
+      emu:reset()
+      slept = {}
+      emu:inject{ method = "DELETE", status = 503, headers = { ["Retry-After"] = huge } }
+      local c = new()
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      c:close()
+      assert.equal(503, err.status, huge)
+      assert.equal(huge, err.retry_after)
+      assert.equal(1, err.attempts, huge)
+      assert.equal(1, emu:stats().requests, huge)
+      assert.same({}, slept, huge)
+    end
+    -- Negative or not a number: as if absent, so the usual backoff.
+    for _, bad in ipairs{ "-5", "soon" } do
+      emu:reset()
+      slept = {}
+      local id = emu:create_bandwidth{ size = 1 }
+      emu:inject{ method = "DELETE", status = 503, headers = { ["Retry-After"] = bad } }
+      local c = new()
+      assert.equal(2, c:delete_bandwidth(id).attempts, bad)
+      c:close()
+      assert.equal(1, #slept, bad)
+      assert.is_true(slept[1] >= 0 and slept[1] <= 0.5, bad .. ": waited " .. slept[1])
+    end
+  end)
+
   it("keeps the last answer's status, code, message and request id when attempts run out", function()
     emu:inject{ method = "DELETE", status = 503, body = '{"code":"VPC.A","message":"first"}' }
     emu:inject{ method = "DELETE", status = 502, body = '{"code":"VPC.B","message":"second"}' }

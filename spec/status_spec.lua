@@ -106,6 +106,37 @@ describe("eip.status", function()
   end)
 end)
 
+describe("eip.status of a number that is no status", function()
+  -- math.huge was "got nil" (math.tointeger(inf) is nil), 2^31 an entry of code -1 (the C
+  -- core asks for anything beyond +-1e6 as -1): each is a usage error showing the number.
+  local cases = {
+    { math.huge, "got inf$" }, { -math.huge, "got %-inf$" }, { 0 / 0, "got nan$" },
+    { 2 ^ 31, "got 2147483648$" }, { -2 ^ 31, "got %-2147483648$" }, { 1e20, "got 1e%+20$" },
+    { 404.5, "got 404%.5$" }, { 1000001, "got 1000001$" }, { -1000001, "got %-1000001$" },
+  }
+  if math.maxinteger then -- luacheck: ignore 143 (Lua 5.3+)
+    cases[#cases + 1] = { math.maxinteger, "got 9223372036854775807$" } -- luacheck: ignore 143
+    cases[#cases + 1] = { math.mininteger, "got %-9223372036854775808$" } -- luacheck: ignore 143
+  end
+  for _, c in ipairs(cases) do
+    it("raises a usage error for " .. tostring(c[1]), function()
+      local ok, err = pcall(eip.status, c[1])
+      assert.is_false(ok)
+      assert.equal("usage", err.kind)
+      assert.equal("code", err.argument)
+      assert.matches("^code must be an integer HTTP status %(%-1000000%.%.1000000%), " .. c[2], err.message)
+    end)
+  end
+
+  it("answers for every code up to the bounds with the code asked for", function()
+    for _, code in ipairs{ 1000000, -1000000, 1e6, 999, 0 } do
+      local s = eip.status(code)
+      assert.equal(code, s.code)
+      assert.equal("unknown", s.class)
+    end
+  end)
+end)
+
 describe("every seed status over the wire", function()
   local fx = fixture.emulator()
   local emu, client

@@ -23,8 +23,13 @@ describe("eip.time", function()
     assert.equal(7, retry.parse_retry_after(" 7 ", 0))
     assert.equal(80, retry.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412400))
     assert.equal(0, retry.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445419999))
-    for _, bad in ipairs{ "-1", "1.5", "soon", "", "99999999999" } do
+    for _, bad in ipairs{ "-1", "1.5", "soon", "", "+5", "1e3", "0x10", "-99999999999999999999" } do
       assert.is_nil(retry.parse_retry_after(bad, 0), bad)
+    end
+    -- A number too large to mean a wait is a wait longer than any cap, not an absent header.
+    assert.equal(1e9, retry.parse_retry_after("1000000000", 0))
+    for _, huge in ipairs{ "1000000001", "99999999999", "99999999999999999999", string.rep("9", 400) } do
+      assert.equal(math.huge, retry.parse_retry_after(huge, 0), huge)
     end
     assert.is_nil(retry.parse_retry_after(nil, 0))
   end)

@@ -124,7 +124,9 @@ static int l_status(lua_State *L)
     eip_status_info scratch;
     lua_Number n = luaL_checknumber(L, 1);
     /* Documented clamp: no status is far from 100..599, so anything beyond +-1e6 (NaN and the
-     * infinities included) is asked for as -1, an "unknown" entry, not converted. */
+     * infinities included) is asked for as -1, an "unknown" entry, not converted. The range is
+     * checked before the conversion: a double beyond INT_MAX cast to int is undefined. eip.status
+     * (lua/eip/init.lua) refuses what this clamps, so its entry's code is the one asked for. */
     int code = (n >= -1e6 && n <= 1e6) ? (int)n : -1;
     push_status(L, eip_status_lookup(code, &scratch));
     return 1;

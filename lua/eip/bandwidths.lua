@@ -86,8 +86,19 @@ function M.list(runner, project, q, limit)
     "the listing did not end after " .. MAX_PAGES .. " pages"), 0)
 end
 
+local ENTRY_KEYS = { publicip_id = true, publicip_type = true }
+
+-- A key of the caller's table for a message: a name quoted, a number, else its type.
+local function describe_key(k)
+  if type(k) == "string" and #k <= 40 and k:find("^[%w_]+$") then return string.format("%q", k) end
+  if type(k) == "number" then return tostring(k) end
+  return "a " .. type(k)
+end
+
 --- EIP ids: a non-empty list of distinct ids (strings, or { publicip_id =, publicip_type = }
--- for IPv6 ports). Returns the entries of the request body, in order.
+-- for IPv6 ports, with no other key: a misspelt one would be dropped from the request). The
+-- caller checks that eip_ids is a list (no hole, no other key). Returns the entries of the
+-- request body, in order.
 function M.eip_entries(eip_ids)
   if type(eip_ids) ~= "table" or #eip_ids == 0 then
     errors.raise_usage("eip_ids", "must be a non-empty list of EIP ids")
@@ -96,6 +107,12 @@ function M.eip_entries(eip_ids)
   for i, v in ipairs(eip_ids) do
     local name = "eip_ids[" .. i .. "]"
     local entry = type(v) == "table" and v or { publicip_id = v }
+    for k in pairs(entry) do
+      if not ENTRY_KEYS[k] then
+        errors.raise_usage(name, "has the key %s: an entry has only publicip_id and publicip_type",
+          describe_key(k))
+      end
+    end
     validate.id(name, entry.publicip_id)
     if #entry.publicip_id > MAX_EIP_ID then
       errors.raise_usage(name, "must be at most %d characters, got %d", MAX_EIP_ID, #entry.publicip_id)

@@ -364,18 +364,20 @@ end
 -- batches of at most 100. Each removed EIP gets its own dedicated bandwidth of `charge_mode`
 -- and `size`, as the API does. A batch that fails is checked with one GET of the bandwidth.
 -- @tparam string bandwidth_id the shared bandwidth
--- @tparam table eip_ids EIP ids (strings, or `{ publicip_id=, publicip_type= }` for IPv6 ports)
+-- @tparam table eip_ids a list of distinct EIP ids (strings, or `{ publicip_id=, publicip_type= }`
+--   for IPv6 ports): keys exactly 1..n, an entry table with no other key
 -- @tparam table opts the bandwidth each removed EIP gets (both required: it is billed):
 -- @tparam string opts.charge_mode "bandwidth" or "traffic"
 -- @tparam integer opts.size Mbit/s, 1..2000
 -- @tparam[opt] function opts.on_batch `function(progress)` called after each batch with
 --   `{ done, total, batch, batches }`
 -- @treturn table `{ ok = true, bandwidth_id, removed = {ids}, requests, request_ids, attempts, elapsed }`
--- @raise an @{eip.error} (usage: nothing sent; otherwise with `moved`, `not_moved`,
---   `uncertain`, `stage = "remove"`)
+-- @raise an @{eip.error} (usage, nothing sent: a bad id or option, `eip_ids` not such a list;
+--   otherwise with `moved`, `not_moved`, `uncertain`, `stage = "remove"`)
 function Client:remove_eips_from_bandwidth(bandwidth_id, eip_ids, opts)
   local r = runner_of(self, "remove_eips_from_bandwidth")
   validate.id("bandwidth_id", bandwidth_id)
+  batch.list_length("eip_ids", eip_ids, "EIP ids") -- no hole, no other key: none left out
   local entries = bandwidths.eip_entries(eip_ids)
   local terms = bandwidths.removal_terms(opts or {}, bandwidths.REMOVE_OPTIONS)
   return bandwidths.remove(r, project(self, r), bandwidth_id, entries, terms)

@@ -136,13 +136,18 @@ function M.stated_limit(err)
 end
 
 --- Seconds to wait from a Retry-After value: delta-seconds ("120") or an HTTP-date
--- ("Wed, 21 Oct 2015 07:28:00 GMT"), relative to `now` (Unix seconds). nil when unusable.
+-- ("Wed, 21 Oct 2015 07:28:00 GMT"), relative to `now` (Unix seconds).
+-- @param v the header's value
+-- @tparam number now Unix seconds
+-- @treturn ?number seconds; `math.huge` for delta-seconds of more than 10^9 (however many
+--   digits: over every `retry_after_cap`, so the error is raised at once, not retried sooner
+--   than the server asked); nil when unusable (absent, negative, fractional, neither form)
 function M.parse_retry_after(v, now)
   if type(v) ~= "string" then return nil end
   v = v:match("^%s*(.-)%s*$")
   if v:find("^%d+$") then
-    local n = tonumber(v)
-    return n <= 1e9 and n or nil
+    local n = tonumber(v) -- a float, or inf, for more digits than an integer holds
+    return n <= 1e9 and n or math.huge
   end
   local t = time.parse_http_date(v)
   if not t then return nil end

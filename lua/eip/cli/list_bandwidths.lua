@@ -44,10 +44,11 @@ function M.run(opts, argv)
   if opts.output == "table" then
     stdout:write(string.format(row_format, "ID", "TYPE", "MBIT/S", "EIPS", "STATUS", "NAME"))
   end
+  local shown = output.shown -- server text without its control characters; "-" for a wrong type
   for _, bw in ipairs(list) do
-    local n = type(bw.publicip_info) == "table" and #bw.publicip_info or 0
-    local id, share_type, size, status, name = tostring(bw.id), tostring(bw.share_type), output.number(bw.size),
-      tostring(bw.status), tostring(bw.name)
+    local n = #output.eips(bw)
+    local id, share_type, size, status, name = shown(bw.id), shown(bw.share_type), shown(bw.size),
+      shown(bw.status), shown(bw.name)
     if opts.output == "json" then
       stdout:write(json.encode(bw), "\n")
     elseif opts.output == "text" then

@@ -13,7 +13,11 @@
 --   drained  8e4fb5a5-6ea9-4ad4-8e40-6b58074ef210  204           150 EIPs           12 ms
 --
 -- What does not fit (request id, reason, message) is in `--verbose` and in the JSON.
+--
+-- What `show-bandwidth` and `list-bandwidths` print of the API's objects goes through
+-- `M.shown`: server text reaches the terminal without its control characters.
 -- @module eip.cli.output
+local core = require "eip.core"
 local json = require "eip.cli.json"
 
 local M = {}
@@ -256,6 +260,37 @@ end
 function M.number(v)
   if type(v) == "number" and v == math.floor(v) and math.abs(v) < 2^53 then return string.format("%d", v) end
   return tostring(v)
+end
+
+--- A field of the API as text for the terminal (`show-bandwidth`, `list-bandwidths`): a string
+-- with its control characters (escape sequences, BEL, CR, LF, ...) turned into spaces, as the
+-- library cleans server text; a number as @{number} shows it; a boolean as true or false.
+-- Anything else (absent, JSON null, an object or a list where the API documents a scalar) is
+-- `default`: a server's answer may have any shape, and none may crash the command or write
+-- `table: 0x...` or `userdata: (nil)`.
+-- @param v the field
+-- @param[opt="-"] default what stands for a value that is none of these (false: to try another)
+-- @return string the text, or `default`
+function M.shown(v, default)
+  local t = type(v)
+  if t == "string" then return core.blank_controls(v) end
+  if t == "number" then return M.number(v) end
+  if t == "boolean" then return tostring(v) end
+  if default == nil then return "-" end
+  return default
+end
+
+--- The EIPs of a bandwidth of the API: the entries of its `publicip_info` that are objects (any
+-- other entry is left out, as is a `publicip_info` that is not a list).
+-- @tparam table bw the bandwidth
+-- @treturn {table,...} the entries
+function M.eips(bw)
+  local out = {}
+  if type(bw.publicip_info) ~= "table" then return out end
+  for _, ip in ipairs(bw.publicip_info) do
+    if type(ip) == "table" then out[#out + 1] = ip end
+  end
+  return out
 end
 
 return M

@@ -26,7 +26,12 @@ or the API's object (--output json).]],
 local function describe_type(share_type)
   if share_type == "WHOLE" then return "WHOLE (shared)" end
   if share_type == "PER" then return "PER (dedicated)" end
-  return tostring(share_type)
+  return output.shown(share_type)
+end
+
+local function describe_size(size)
+  if type(size) == "number" then return output.number(size) .. " Mbit/s" end
+  return output.shown(size)
 end
 
 --- Runs the command.
@@ -46,22 +51,27 @@ function M.run(opts, argv)
     stdout:write(json.encode(bw), "\n")
     return true
   end
-  local eips = type(bw.publicip_info) == "table" and bw.publicip_info or {}
+  -- Every field through output.shown: the server's text without its control characters, and
+  -- "-" for a value of the wrong type. A field the answer lacks has no line.
+  local eips = output.eips(bw)
   local rows = {
-    { "id", bw.id }, { "name", bw.name }, { "share_type", describe_type(bw.share_type) },
-    { "size", output.number(bw.size) .. " Mbit/s" }, { "charge_mode", bw.charge_mode }, { "status", bw.status },
-    { "created_at", bw.created_at }, { "updated_at", bw.updated_at }, { "eips", tostring(#eips) },
+    { "id", bw.id }, { "name", bw.name }, { "share_type", bw.share_type, describe_type },
+    { "size", bw.size, describe_size }, { "charge_mode", bw.charge_mode }, { "status", bw.status },
+    { "created_at", bw.created_at }, { "updated_at", bw.updated_at }, { "eips", #eips },
     { "request_id", info.request_id or "-" },
   }
   local text = opts.output == "text"
   for _, r in ipairs(rows) do
-    if r[2] ~= nil then stdout:write(string.format(text and "%s\t%s\n" or "%-12s %s\n", r[1], tostring(r[2]))) end
+    if r[2] ~= nil then
+      stdout:write(string.format(text and "%s\t%s\n" or "%-12s %s\n", r[1], (r[3] or output.shown)(r[2])))
+    end
   end
   local eip_format = text and "eip\t%s\t%s\t%s\n" or "  %-38s %-16s %s\n"
   if not text and #eips > 0 then stdout:write(string.format(eip_format, "EIP ID", "ADDRESS", "TYPE")) end
   for _, ip in ipairs(eips) do
-    stdout:write(string.format(eip_format, tostring(ip.publicip_id),
-      tostring(ip.publicip_address or ip.publicipv6_address or "-"), tostring(ip.publicip_type or "")))
+    stdout:write(string.format(eip_format, output.shown(ip.publicip_id),
+      output.shown(ip.publicip_address, false) or output.shown(ip.publicipv6_address),
+      output.shown(ip.publicip_type, "")))
   end
   return true
 end
