@@ -93,6 +93,7 @@ build = {
       ["eip.emulator.server.nginx_conf"] = "lua/eip/emulator/server/nginx_conf.lua",
       ["eip.emulator.server.store"] = "lua/eip/emulator/server/store.lua",
       ["eip.emulator.server.util"] = "lua/eip/emulator/server/util.lua",
+      ["eip.emulator.server.watchdog"] = "lua/eip/emulator/server/watchdog.lua",
    },
 }
 -- LuaRocks deploys only modules and commands into a tree: the man pages and completions are

@@ -88,11 +88,11 @@ local function wrk(url, seconds, script)
 end
 
 local function start(fields_up)
-  local watchdog = nginx.dir_of("@spec/support/openresty/watchdog.lua")
-  local up = require("bench.server").start("benchup", fields_up)
+  local server = require "bench.server"
+  local up = server.start("benchup", fields_up)
   local ok, front = pcall(nginx.start, {
     name = "benchfront", template = "bench/openresty.conf.in", label = "bench front (lua-eip, proxy_pass)",
-    fields = { WATCHDOG_DIR = watchdog, REPO = (nginx.dir_of("@bench/run.lua"):gsub("/bench$", "")),
+    fields = { REPO = server.REPO,
       UPSTREAM_PORT = tostring(up.port), PROJECT = PROJECT, TOKEN = TOKEN, USER_AGENT = USER_AGENT },
   })
   if not ok then

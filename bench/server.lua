@@ -10,11 +10,13 @@ local nginx = require "spec.support.nginx"
 
 local M = {}
 
+--- The checkout the benchmark runs from: its lua/ holds the watchdog the servers load.
+M.REPO = (nginx.dir_of("@bench/server.lua"):gsub("/bench$", ""))
+
 --- Starts one. handler: the delete route's directives; pki: serve https with its "trusted"
 -- certificate (IP 127.0.0.1, DNS localhost), TLS 1.2 and 1.3.
 function M.start(name, handler, pki)
-  local fields = { WATCHDOG_DIR = nginx.dir_of("@spec/support/openresty/watchdog.lua"), HANDLER = handler,
-    LISTEN_OPTS = "", TLS = "" }
+  local fields = { REPO = M.REPO, HANDLER = handler, LISTEN_OPTS = "", TLS = "" }
   if pki then
     fields.LISTEN_OPTS = " ssl"
     fields.TLS = string.format("ssl_certificate %s/trusted.crt; ssl_certificate_key %s/trusted.key; "

@@ -4,67 +4,15 @@ local control = require "eip.emulator.server.control"
 local inject = require "eip.emulator.server.inject"
 local store = require "eip.emulator.server.store"
 local util = require "eip.emulator.server.util"
+local watchdog = require "eip.emulator.server.watchdog"
 
 local M = {}
 
 local CONTROL_PREFIX = "/__emulator/"
-local WATCH_INTERVAL = 1 -- seconds between checks that the launching process still lives
-local SIGQUIT = 3
-
--- If the process that launched us dies without stopping us (killed test run, os.exit without
--- closing the Lua state), remove our private prefix and shut nginx down gracefully instead of
--- leaving both behind. owner_pid 0 (the detached CLI mode) disables this.
-local function watch_owner(owner_pid, prefix)
-  local ffi = require "ffi"
-  pcall(ffi.cdef, "int kill(int pid, int sig);")
-  local master = require("ngx.process").get_master_pid()
-  local function check(premature)
-    if premature then
-      return
-    end
-    local f = io.open("/proc/" .. owner_pid .. "/stat", "r")
-    if f then
-      f:close()
-      return
-    end
-    ngx.log(ngx.WARN, "emulator: launching process ", owner_pid, " is gone, shutting down")
-    -- Open files (error.log) keep working once unlinked; only launcher-made dirs are removed.
-    if prefix:match("^/[%w/._-]*/eip%-emulator%.[%w]+$") then
-      os.execute("rm -rf '" .. prefix .. "'")
-    end
-    ffi.C.kill(master, SIGQUIT)
-  end
-  ngx.timer.every(WATCH_INTERVAL, check)
-end
-
--- A worker whose master is gone (killed: no graceful stop reached it) shuts itself down
--- instead of serving forever as an orphan. Detached emulators too.
-local function watch_master()
-  local ffi = require "ffi"
-  pcall(ffi.cdef, "int kill(int pid, int sig);")
-  pcall(ffi.cdef, "int getppid(void);")
-  pcall(ffi.cdef, "int getpid(void);")
-  local master = require("ngx.process").get_master_pid()
-  if not master then return end -- no master process (master_process off)
-  ngx.timer.every(WATCH_INTERVAL, function(premature)
-    if premature or ffi.C.getppid() == master then
-      return
-    end
-    ngx.log(ngx.WARN, "emulator: the master process ", master, " is gone, shutting down")
-    ffi.C.kill(ffi.C.getpid(), SIGQUIT)
-  end)
-end
 
 function M.init_worker(owner_pid, prefix)
   util.seed_random()
-  local proc = io.open("/proc/self/stat", "r") -- the watchdog needs /proc
-  if proc then
-    proc:close()
-  end
-  if owner_pid and owner_pid > 0 and proc then
-    watch_owner(owner_pid, prefix)
-  end
-  watch_master()
+  watchdog.start(owner_pid, prefix)
 end
 
 local function lowered_headers()
