@@ -273,7 +273,7 @@ end
 -- @return string the text, or `default`
 function M.shown(v, default)
   local t = type(v)
-  if t == "string" then return core.blank_controls(v) end
+  if t == "string" then return (core.blank_controls(v)) end -- the text only, not whether it had escapes
   if t == "number" then return M.number(v) end
   if t == "boolean" then return tostring(v) end
   if default == nil then return "-" end
