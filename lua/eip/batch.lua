@@ -154,27 +154,6 @@ end
 ---------------------------------------------------------------------------------------------
 -- Arguments
 
---- The length of a list argument, raising unless it is a list: keys exactly 1..n, no hole, no
--- other key. `#` and `ipairs` stop at a hole and skip other keys, so a call that walked such a
--- table would do part of what it was asked, silently. Also eip.client's for `eip_ids`.
--- @tparam string name the argument, for the message ("ids", "eip_ids")
--- @param t the value
--- @tparam string what what the list holds, for the message ("bandwidth ids")
--- @treturn integer n
--- @raise a `usage` error naming `name`
-function M.list_length(name, t, what)
-  if type(t) ~= "table" then raise(name, "must be a list of %s, got a %s", what, type(t)) end
-  local n, count = #t, 0
-  for k in pairs(t) do
-    count = count + 1
-    if type(k) ~= "number" or k < 1 or k > n or k ~= math.floor(k) then
-      raise(name, "must be a list of %s (keys 1..n), found the key %s", what, tostring(k))
-    end
-  end
-  if count ~= n then raise(name, "must be a list of %s without holes", what) end
-  return n
-end
-local list_length = M.list_length
 
 local function read_options(runner, opts)
   local o = { concurrency = M.DEFAULT_CONCURRENCY, missing_ok = runner.missing_ok, adaptive = true }
@@ -547,7 +526,7 @@ end
 -- @tparam[opt] table opts concurrency, missing_ok, on_result
 -- @treturn table results @treturn table summary
 function M.run(runner, ids, opts)
-  local n = list_length("ids", ids, "bandwidth ids")
+  local n = validate.list("ids", ids, "bandwidth ids")
   local o = read_options(runner, opts)
   local clock = runner.clock
   local bucket = runner.bucket

@@ -377,7 +377,7 @@ end
 function Client:remove_eips_from_bandwidth(bandwidth_id, eip_ids, opts)
   local r = runner_of(self, "remove_eips_from_bandwidth")
   validate.id("bandwidth_id", bandwidth_id)
-  batch.list_length("eip_ids", eip_ids, "EIP ids") -- no hole, no other key: none left out
+  validate.list("eip_ids", eip_ids, "EIP ids") -- no hole, no other key: none left out
   local entries = bandwidths.eip_entries(eip_ids)
   local terms = bandwidths.removal_terms(opts or {}, bandwidths.REMOVE_OPTIONS)
   return bandwidths.remove(r, project(self, r), bandwidth_id, entries, terms)

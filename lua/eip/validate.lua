@@ -176,6 +176,27 @@ function M.integer(name, v, min, max)
   return M.number(name, v, min, max)
 end
 
+--- The length of a list argument, raising unless it is a list: keys exactly 1..n, no hole, no
+-- other key. `#` and `ipairs` stop at a hole and skip other keys, so a call that walked such a
+-- table would do part of what it was asked, silently (a batch's ids, the EIPs to remove).
+-- @tparam string name the argument, for the message ("ids", "eip_ids")
+-- @param t the value
+-- @tparam string what what the list holds, for the message ("bandwidth ids")
+-- @treturn integer n
+-- @raise a `usage` error naming `name`
+function M.list(name, t, what)
+  if type(t) ~= "table" then raise(name, "must be a list of %s, got a %s", what, type(t)) end
+  local n, count = #t, 0
+  for k in pairs(t) do
+    count = count + 1
+    if type(k) ~= "number" or k < 1 or k > n or k ~= math.floor(k) then
+      raise(name, "must be a list of %s (keys 1..n), found the key %s", what, tostring(k))
+    end
+  end
+  if count ~= n then raise(name, "must be a list of %s without holes", what) end
+  return n
+end
+
 --- true or false, nothing else.
 function M.boolean(name, v)
   if type(v) ~= "boolean" then raise(name, "must be true or false, got %s", describe(v)) end
