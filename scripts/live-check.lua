@@ -32,24 +32,21 @@ if env("EIP_LIVE") ~= "1" then
 end
 
 local size = tonumber(env("EIP_LIVE_SIZE") or "5")
-local ok, client = pcall(eip.new, { endpoint = env("EIP_ENDPOINT"), timeout = 30 })
-if not ok then
-  if eip.is_error(client) and client.argument == "credentials" then
-    say("test-live: skipped: %s", client.message)
+-- What f(...) returns; or the end of the check: skipped (exit 0) when no credentials were
+-- found anywhere, failed (exit 1) on any other error.
+local function or_exit(what, f, ...)
+  local ok, v = pcall(f, ...)
+  if ok then return v end
+  if eip.is_error(v) and v.argument == "credentials" then
+    say("test-live: skipped: %s", v.message)
     os.exit(0)
   end
-  err:write("test-live: ", tostring(client), "\n")
+  err:write("test-live: ", what, tostring(v), "\n")
   os.exit(1)
 end
-local auth_ok, who = pcall(client.authenticate, client)
-if not auth_ok then
-  if eip.is_error(who) and who.argument == "credentials" then
-    say("test-live: skipped: %s", who.message)
-    os.exit(0)
-  end
-  err:write("test-live: cannot authenticate: ", tostring(who), "\n")
-  os.exit(1)
-end
+
+local client = or_exit("", eip.new, { endpoint = env("EIP_ENDPOINT"), timeout = 30 })
+local who = or_exit("cannot authenticate: ", client.authenticate, client)
 
 local name = "lua-eip-live-" .. os.date("!%Y%m%d%H%M%S")
 say("test-live: %s, project %s (%s credentials)", client.endpoint, who.project_id, who.auth)
