@@ -151,15 +151,13 @@ function Runner:clean(s)
   if type(s) ~= "string" then return s end
   local blanked, escapes = blank_controls(s) -- in C: s:find("%c") alone cost a request id 5k instructions
   local secrets, own = self.provider.secrets, self.secrets
-  if not escapes then -- plain text, what servers send
-    s = redact(blanked, secrets)
-    if own then s = redact(s, own) end
-    return s
-  end
-  s = redact(s, secrets)
-  if own then s = redact(s, own) end
-  if disguises(s, secrets) or (own and disguises(s, own)) then return DISGUISED end
-  return (blank_controls(s))
+  -- Plain text (what servers send) is redacted blanked; text with escapes or control characters
+  -- as sent, so that a secret they disguise can be found before it is blanked.
+  local text = redact(escapes and s or blanked, secrets)
+  if own then text = redact(text, own) end
+  if not escapes then return text end
+  if disguises(text, secrets) or (own and disguises(text, own)) then return DISGUISED end
+  return (blank_controls(text))
 end
 
 ---------------------------------------------------------------------------------------------
