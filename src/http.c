@@ -225,6 +225,8 @@ static void forget_proxy(eip_http_transfer *t)
 void eip_http_transfer_cleanup(eip_http_transfer *t)
 {
     curl_easy_cleanup(t->curl);
+    curl_url_cleanup(t->url);
+    free(t->url_base);
     forget_proxy(t);
     free(t->header_bytes);
     free(t->body);
@@ -481,6 +483,99 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
         proxy_answer(t, resp);
 }
 
+/* Path and query bytes that libcurl's URL parser leaves as they are: unreserved characters,
+ * '/', and in the query '=' and '&'. Anything else ('%' escapes, which libcurl would lower-case
+ * when set as a part; a '#'; spaces) takes the whole-URL path. */
+static int plain_url_char(unsigned char c, int query)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+           c == '_' || c == '~' || c == '/' || (query && (c == '=' || c == '&'));
+}
+
+/* Copies the path or query s[0..n) into out (NUL-terminated) when every byte is plain and, for
+ * the path, it starts with '/' and holds no dot segment ("/." anywhere: libcurl would remove
+ * "/./" and "/../" from a whole URL). 0, or -1 to take the whole-URL path. */
+static int plain_part(const char *s, size_t n, int query, char *out, size_t cap)
+{
+    size_t i;
+    if (n >= cap || (!query && (n == 0 || s[0] != '/')))
+        return -1;
+    for (i = 0; i < n; i++) {
+        if (!plain_url_char((unsigned char)s[i], query) || (!query && s[i] == '.' && s[i - 1] == '/'))
+            return -1;
+        out[i] = s[i];
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+#define URL_PART_MAX 2048 /* longer paths or queries take the whole-URL path */
+
+/* Under the base t->url was parsed from, with a plain path and query: sets them on t->url and
+ * points the handle at it. 0, or -1 to take the whole-URL path. */
+static int set_url_parts(eip_http_transfer *t, const char *url, size_t base_len)
+{
+    char path[URL_PART_MAX], query[URL_PART_MAX];
+    const char *rest = url + base_len, *q = strchr(rest, '?');
+    size_t path_len = q ? (size_t)(q - rest) : strlen(rest);
+    int has_query = q != NULL;
+
+    if (plain_part(rest, path_len, 0, path, sizeof(path)) != 0 ||
+        (has_query && (q[1] == '\0' || plain_part(q + 1, strlen(q + 1), 1, query, sizeof(query)) != 0)))
+        return -1;
+    if (curl_url_set(t->url, CURLUPART_PATH, path, 0) != CURLUE_OK ||
+        curl_url_set(t->url, CURLUPART_QUERY, has_query ? query : NULL, 0) != CURLUE_OK)
+        return -1;
+    /* The string too, though t->url takes precedence (CURLOPT_CURLU's rule): libcurl reports
+     * and logs it, and without it would print one from t->url for every request. */
+    if (curl_easy_setopt(t->curl, CURLOPT_URL, url) != CURLE_OK)
+        return -1;
+    if (!t->curlu && curl_easy_setopt(t->curl, CURLOPT_CURLU, t->url) != CURLE_OK)
+        return -1;
+    t->curlu = 1;
+    return 0;
+}
+
+/* The length of url's "scheme://authority", or 0 when it has none. */
+static size_t url_base_length(const char *url)
+{
+    const char *p = strstr(url, "://");
+    if (p == NULL)
+        return 0;
+    p += 3;
+    p += strcspn(p, "/?#");
+    return (size_t)(p - url);
+}
+
+/* Points the handle at req's URL. A client sends to one endpoint, so URLs share their
+ * "scheme://authority": the first is parsed whole into t->url (libcurl's URL API); each later
+ * one under it whose path and query need no normalising (plain_part) only replaces the path
+ * and the query there (CURLOPT_CURLU). libcurl then parses no URL string per request: it would
+ * take about 10k instructions, a tenth of a request. Any other URL is given to libcurl as a
+ * string, as before, so what it accepts, refuses and sends is libcurl's own in every case. */
+static void set_url(eip_http_transfer *t, const char *url)
+{
+    size_t base_len = url_base_length(url);
+    if (t->url_base != NULL && base_len == t->url_base_len && memcmp(url, t->url_base, base_len) == 0 &&
+        set_url_parts(t, url, base_len) == 0)
+        return;
+    if (t->curlu) {
+        curl_easy_setopt(t->curl, CURLOPT_CURLU, NULL);
+        t->curlu = 0;
+    }
+    curl_easy_setopt(t->curl, CURLOPT_URL, url); /* string options are copied by libcurl */
+    /* Parsed for the next URL under the same base (an unparsable one leaves no base). */
+    free(t->url_base);
+    t->url_base = NULL;
+    if (base_len == 0 || (t->url == NULL && (t->url = curl_url()) == NULL) ||
+        curl_url_set(t->url, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_set(t->url, CURLUPART_FRAGMENT, NULL, 0) != CURLUE_OK || (t->url_base = malloc(base_len + 1)) == NULL)
+        return;
+    memcpy(t->url_base, url, base_len);
+    t->url_base[base_len] = '\0';
+    t->url_base_len = base_len;
+}
+
 int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
                               eip_http_response *resp, int copy_body)
 {
@@ -512,7 +607,7 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
         copy_bounded(resp->curl_error, sizeof(resp->curl_error), "out of memory", 13);
         return -1;
     }
-    curl_easy_setopt(c, CURLOPT_URL, req->url); /* string options are copied by libcurl */
+    set_url(t, req->url);
     /* Options stay set on the handle: only what differs from the last request is set again
      * (a client's requests are alike: the same method, the same limits). */
     if (!same_method(t, req)) {

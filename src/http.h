@@ -118,6 +118,13 @@ typedef struct {
     char method[16];
     int method_bodiless;
     long timeout_ms, connect_timeout_ms, low_speed_time_s, low_speed_limit;
+    /* The URL parsed once per "scheme://authority" (see set_url in http.c): NULL until a URL
+     * parsed; base is a copy of the scheme and authority it was parsed from; curlu: the handle
+     * takes its URL from url (CURLOPT_CURLU) rather than from a string. */
+    CURLU *url;
+    char *url_base;
+    size_t url_base_len;
+    int curlu;
 } eip_http_transfer;
 
 /* libcurl's process-wide init, done once whatever the number of threads and Lua states:

@@ -271,6 +271,68 @@ static void test_request_headers(void)
     eip_http_transfer_cleanup(&t);
 }
 
+/* The URL a prepared handle will request: t->url's when the handle takes it from there
+ * (CURLOPT_CURLU), else the string it was given. want_curlu: which of the two it should be. */
+static void check_url(eip_http_transfer *t, eip_http_request *req, const char *url, int want_curlu)
+{
+    eip_http_response resp;
+    char *got = NULL;
+    req->url = url;
+    CHECK(eip_http_transfer_prepare(t, req, &resp, 0) == 0, "prepare %s", url);
+    CHECK(t->curlu == want_curlu, "%s: %s", url, want_curlu ? "set from the parsed URL" : "set as a string");
+    if (t->curlu) {
+        CHECK(curl_url_get(t->url, CURLUPART_URL, &got, 0) == CURLUE_OK, "get %s", url);
+        CHECK_STR(got, url);
+        curl_free(got);
+    }
+}
+
+/* A URL under the "scheme://authority" of the one before, with a plain path and query, only
+ * replaces those in the parsed URL: it must read back as given. Anything libcurl would
+ * normalise (escapes, dot segments, a fragment), a new authority or an unparsable URL is given
+ * to libcurl as a string, as every URL once was; the next plain one is fast again. */
+static void test_url_reuse(void)
+{
+    static const eip_http_config cfg = {NULL, 0, "test_http"};
+    static const char *const lines[] = {"Accept: application/json"};
+    eip_http_request req;
+    eip_http_transfer t;
+    char long_url[3000];
+
+    CHECK(eip_http_global_init() == 0 && eip_http_transfer_init(&t, &cfg) == 0, "transfer");
+    memset(&req, 0, sizeof(req));
+    req.method = "DELETE";
+    req.timeout_ms = req.connect_timeout_ms = 1000;
+    req.headers = lines;
+    req.nheaders = 1;
+    check_url(&t, &req, "http://127.0.0.1:9/v2.0/p/bandwidths/bw-1", 0); /* the first: parsed whole */
+    check_url(&t, &req, "http://127.0.0.1:9/v2.0/p/bandwidths/bw-2", 1);
+    check_url(&t, &req, "http://127.0.0.1:9/v1/p/bandwidths?limit=10&marker=bw-2", 1);
+    check_url(&t, &req, "http://127.0.0.1:9/v2.0/p/bandwidths/bw-3", 1); /* the query is gone again */
+    check_url(&t, &req, "http://127.0.0.1:9/v1/p/bandwidths?marker=a%2Fb", 0); /* libcurl would lower-case it */
+    check_url(&t, &req, "http://127.0.0.1:9/v1/p/a/../b", 0);
+    check_url(&t, &req, "http://127.0.0.1:9/v1/p/./b", 0);
+    check_url(&t, &req, "http://127.0.0.1:9/v1/p/b#frag", 0);
+    check_url(&t, &req, "http://127.0.0.1:9/v1/p/b?", 0);
+    check_url(&t, &req, "http://127.0.0.1:9/v1/p/b c", 0);
+    check_url(&t, &req, "http://127.0.0.1:9", 0);
+    check_url(&t, &req, "http://127.0.0.1:9/v1/p/b", 1);
+    check_url(&t, &req, "http://127.0.0.1:99/v1/p/b", 0); /* another authority */
+    check_url(&t, &req, "http://127.0.0.1:99/v1/p/c", 1);
+    check_url(&t, &req, "https://127.0.0.1:99/v1/p/c", 0);
+    check_url(&t, &req, "http://[::1]:99/v1/p/c", 0);
+    check_url(&t, &req, "http://[::1]:99/v1/p/d", 1);
+    check_url(&t, &req, "http://127.0.0.1:99/v1/p/e", 0);
+    memset(long_url, 'a', sizeof(long_url) - 1);
+    long_url[sizeof(long_url) - 1] = '\0';
+    memcpy(long_url, "http://127.0.0.1:99/", 20);
+    check_url(&t, &req, long_url, 0); /* a path longer than the copy the fast path makes */
+    check_url(&t, &req, "no scheme at all", 0);
+    check_url(&t, &req, "http://127.0.0.1:99/v1/p/f", 0); /* after an unparsable one, parsed again */
+    check_url(&t, &req, "http://127.0.0.1:99/v1/p/g", 1);
+    eip_http_transfer_cleanup(&t);
+}
+
 int main(void)
 {
     test_global_init_threads();
@@ -279,5 +341,6 @@ int main(void)
     test_token_over_bound();
     test_fixed_headers();
     test_request_headers();
+    test_url_reuse();
     return CTEST_END("http");
 }
