@@ -165,7 +165,7 @@ function M.new(opts, getenv)
   end
   r.bucket = pace.of_options(opts, r.clock)
   local self = setmetatable({ endpoint = endpoint, project_id = project_id, auth = provider.kind,
-    transport = r.transport }, Client)
+    transport = r.transport, closed = false }, Client)
   runners[self] = pipeline.new(r)
   return self
 end

@@ -47,7 +47,16 @@ Runner.__index = Runner
 --   reuse_requests (true: the transport keeps no request after send returns, as the built-in
 --   ones do, so a call fills the same request table at every attempt), and for batches
 --   ca_file, insecure, user_agent
+-- The runner's optional fields that a call reads, false when not set: Lua 5.4 reads an absent
+-- field through a slower path (luaV_finishget) than a present one, and writes one (to nil, or
+-- over nil) through a slower one still; a call made dozens of such reads and writes.
+local OPTIONAL = { "log", "on_request", "on_response", "bucket", "endpoint_proxy", "deadline", "secrets",
+  "spare_call", "warned_clear", "multi_handle", "shared_headers" }
+
 function M.new(cfg)
+  for _, k in ipairs(OPTIONAL) do
+    if cfg[k] == nil then cfg[k] = false end
+  end
   return setmetatable(cfg, Runner)
 end
 
@@ -181,32 +190,35 @@ end
 -- (the contract of eip.transport; extra fields are ignored there). `req`: the table of an
 -- earlier attempt to fill again (see Runner:run), or nil for a new one.
 local function build(self, op, attempts, timeout, req)
-  local url, host, signed_path = op.url, self.host, nil
+  -- Absent values are false (not nil) where the contract allows it, so that filling the table
+  -- again only overwrites fields (see OPTIONAL); the body stays nil, written only on a change.
+  local url, host, signed_path, query = op.url, self.host, false, op.query or false
   local proxy = self.endpoint_proxy
   if url then
     host = url:match("^%a+://([^/]+)")
     proxy = self.proxies and self.proxies:decide(url)
   else
-    local query = op.query
     url = query and self.endpoint .. op.path .. query_string(query) or self.endpoint .. op.path
-    if self.base_path ~= "" then signed_path = self.base_path .. op.path end -- nil: the path is signed
+    if self.base_path ~= "" then signed_path = self.base_path .. op.path end -- false: the path is signed
   end
   if op.timeout and op.timeout < timeout then timeout = op.timeout end
   local connect_timeout = self.connect_timeout
   if connect_timeout > timeout then connect_timeout = timeout end
+  local payload = op.body
   if not req then -- a table constructor sizes it once
-    return { method = op.method, url = url, headers = false, body = op.body, timeout = timeout,
+    return { method = op.method, url = url, headers = false, body = payload, timeout = timeout,
       connect_timeout = connect_timeout, low_speed_limit = self.low_speed_limit, low_speed_time = self.low_speed_time,
-      body_cap = self.max_body, path = op.path, query = op.query, host = host, signed_path = signed_path,
-      project_id = self.project_id, proxy = proxy, attempts = attempts, no_auth = op.auth == false,
-      secret_answer = op.secret_answer }
+      body_cap = self.max_body, path = op.path, query = query, host = host, signed_path = signed_path,
+      project_id = self.project_id, proxy = proxy or false, attempts = attempts, no_auth = op.auth == false,
+      secret_answer = op.secret_answer or false }
   end
-  req.method, req.url, req.headers, req.body, req.timeout = op.method, url, false, op.body, timeout
+  req.method, req.url, req.headers, req.timeout = op.method, url, false, timeout
+  if req.body ~= payload then req.body = payload end
   req.connect_timeout, req.low_speed_limit = connect_timeout, self.low_speed_limit
   req.low_speed_time, req.body_cap = self.low_speed_time, self.max_body
-  req.path, req.query, req.host, req.signed_path = op.path, op.query, host, signed_path
-  req.project_id, req.proxy, req.attempts, req.no_auth = self.project_id, proxy, attempts, op.auth == false
-  req.secret_answer = op.secret_answer
+  req.path, req.query, req.host, req.signed_path = op.path, query, host, signed_path
+  req.project_id, req.proxy, req.attempts, req.no_auth = self.project_id, proxy or false, attempts, op.auth == false
+  req.secret_answer = op.secret_answer or false
   return req
 end
 
@@ -331,7 +343,7 @@ function Call:request()
   if deadline then timeout = max(0.001, min(timeout, deadline - monotime())) end
   local req = build(runner, op, attempts, timeout, runner.reuse_requests and self.req or nil)
   local content_type = op.content_type or CONTENT_TYPE
-  if op.auth == false then
+  if req.no_auth then
     authenticate(runner, req, content_type, nil, op.headers)
   else
     local provider = runner.provider
@@ -367,7 +379,7 @@ function Call:response(resp)
   local runner = self.runner
   local answer, err = map(runner, self.req, resp)
   local provider = runner.provider
-  if provider.rejected and self.op.auth ~= false and not resp.curl_code then
+  if provider.rejected and not self.req.no_auth and not resp.curl_code then
     -- Signatures the gateway refused in a row (see eip.auth): counted, reset by any other answer.
     if resp.status == 401 then provider:rejected(err) elseif provider.strikes then provider:accepted() end
   end
@@ -467,7 +479,7 @@ end
 function Runner:run(op)
   local call = self.spare_call
   if call then
-    self.spare_call = nil
+    self.spare_call = false
     call.op, call.attempts, call.refreshed, call.started = op, 0, false, false
     call.deadline, call.epoch, call.last_error = false, false, false
   else

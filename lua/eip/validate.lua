@@ -6,6 +6,7 @@ local M = {}
 
 local raise = errors.raise_usage
 local MAX_ID = 64
+local find = string.find
 local MAX_SECRET = 65536
 
 local function describe(v)
@@ -23,7 +24,7 @@ end
 function M.id(name, v)
   -- Fast path for the common case (every call validates an id): explicit ranges rather than
   -- %w, which consults the C locale for every byte and costs twice as much.
-  if type(v) == "string" and #v <= MAX_ID and v:find("^[0-9A-Za-z._-]+$") and v ~= "." and v ~= ".." then
+  if type(v) == "string" and #v <= MAX_ID and find(v, "^[0-9A-Za-z._-]+$") and v ~= "." and v ~= ".." then
     return v
   end
   if type(v) ~= "string" then raise(name, "must be a string, got %s", describe(v)) end
