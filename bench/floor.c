@@ -2,6 +2,9 @@
  *
  *   floor URL_PREFIX N [CA_FILE]    (URL_PREFIX + "<i>" is each request's URL)
  *
+ * With FLOOR_SIGNED=1 in the environment, the header lines of lua-eip's AK/SK signed request
+ * (X-Sdk-Date, X-Project-Id, Authorization) replace X-Auth-Token, with fixed values: what
+ * libcurl itself costs to send a signed request, the signing aside.
  * Sends the same headers lua-eip sends with token auth, so the only difference to
  * client:delete_bandwidth is the Lua and binding work. With CA_FILE (an https URL_PREFIX), the
  * TLS floor: the server is verified as lua-eip verifies it with `ca_file` (peer and host, that
@@ -48,15 +51,24 @@ static long peak_rss_kib(void)
     return kib;
 }
 
-static struct curl_slist *headers(void)
+static struct curl_slist *headers(int is_signed)
 {
-    static const char *const lines[] = {
+    static const char *const token[] = {
         "Content-Type: application/json", "Accept: application/json",
-        "X-Auth-Token: bench-token-0123456789abcdef", "Expect:",
+        "X-Auth-Token: bench-token-0123456789abcdef", "Expect:", NULL,
     };
+    /* As bench/worker.lua's seq-aksk client sends them (its AK, a signature's length). */
+    static const char *const signed_lines[] = {
+        "Content-Type: application/json", "Accept: application/json", "X-Sdk-Date: 20261202T062036Z",
+        "X-Project-Id: 0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+        "Authorization: SDK-HMAC-SHA256 Access=AKBENCH000000000000, SignedHeaders=content-type;host;x-project-id;"
+        "x-sdk-date, Signature=1c016ecee7f17ddd6ca619d400749fe43b8d14fea0fd43fe9ed95f665e7aaf0a",
+        "Expect:", NULL,
+    };
+    const char *const *lines = is_signed ? signed_lines : token;
     struct curl_slist *list = NULL, *next;
     size_t i;
-    for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+    for (i = 0; lines[i] != NULL; i++) {
         next = curl_slist_append(list, lines[i]);
         if (next == NULL) {
             curl_slist_free_all(list);
@@ -98,7 +110,7 @@ int main(int argc, char **argv)
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (c = curl_easy_init()) == NULL)
         return 1;
-    list = headers();
+    list = headers(getenv("FLOOR_SIGNED") != NULL && strcmp(getenv("FLOOR_SIGNED"), "1") == 0);
     if (list == NULL) {
         curl_easy_cleanup(c);
         return 1;
