@@ -593,6 +593,29 @@ describe("the transport contract, through both transports", function()
     assert.is_nil(guarded_proxy:raw():find(emu.token, 1, true), "the token went through the tunnel only")
   end)
 
+  -- The libcurl transport parses an endpoint once and then only replaces the path and query
+  -- (src/http.c, set_url): through a proxy, the absolute-form target must still be each URL's.
+  it("one libcurl transport through a proxy: every request's absolute-form target is its own URL", function()
+    open_proxy:reset()
+    emu:reset()
+    emu:inject{ status = 204, times = 10 }
+    local base = "http://" .. NAME .. ":" .. emu.port
+    local paths = { "/conformance/p/1", "/conformance/p/2", "/conformance/p?limit=5&marker=bw-2",
+      "/conformance/p?marker=a%2Fb", "/conformance/p/3" }
+    local t = require("eip.transport.curl").new{ user_agent = "lua-eip-conformance" }
+    for _, path in ipairs(paths) do
+      local resp = t:send{ method = "DELETE", url = base .. path, headers = { "X-Auth-Token: " .. emu.token },
+        timeout = 2, connect_timeout = 1, proxy = via_open() }
+      assert.equal(204, resp.status, tostring(resp.curl_error))
+    end
+    t:close()
+    local seen = open_proxy:seen()
+    assert.equal(#paths, #seen)
+    for i, path in ipairs(paths) do
+      assert.equal("DELETE " .. base .. path .. " HTTP/1.1", seen[i].line, "request " .. i)
+    end
+  end)
+
   -- resty.core reports a failed verification in one of two ways, depending on timing (an error
   -- value, or a raised "assertion failed!"): many handshakes meet both.
   it("each failed TLS verification over cosockets is a structured 60, however resty.core says it #openresty", function()
