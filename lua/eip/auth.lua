@@ -116,8 +116,7 @@ local function token_provider(token, source)
   -- The header is built once: the line form saves a concatenation of a kilobytes-long token
   -- on every call.
   local header = { "X-Auth-Token", t, line = "X-Auth-Token: " .. t }
-  return setmetatable({ kind = "token", header = header, secrets = { t }, epoch = 0, refused = false,
-    fallible = false, rejected = false }, Token)
+  return setmetatable({ kind = "token", header = header, secrets = { t }, epoch = 0 }, Token)
 end
 
 --- The request's lines: headers', then X-Auth-Token (its line made once).
@@ -149,8 +148,6 @@ local function aksk_provider(ak, sk, security_token, names)
   if security_token ~= nil then p.security_token = validate.secret(names.security_token, security_token) end
   p.secrets = { p.sk, p.security_token }
   p.epoch = 0
-  -- What the pipeline reads on every call, present (a read of an absent field is slower).
-  p.refused, p.strikes, p.fallible, p.rejected = false, false, false, rejected
   -- Everything the signatures share is made once, in C: the HMAC key, the lines of the host,
   -- project and security token, the date of the current second.
   p.signer = core.signer(p.ak, p.sk, p.security_token)
@@ -180,7 +177,7 @@ M.IAM_OPTIONS = { username = true, password = true, domain = true, project = tru
 
 local function iam_provider(a, region, getenv)
   validate.options("auth", a, M.IAM_OPTIONS)
-  local p = setmetatable({ kind = "iam", epoch = 0, fallible = true, refused = false, rejected = false }, Iam)
+  local p = setmetatable({ kind = "iam", epoch = 0, fallible = true }, Iam)
   p.username = validate.string("auth.username", a.username)
   p.password = validate.secret("auth.password", a.password)
   p.domain = validate.string("auth.domain", a.domain)
@@ -273,7 +270,7 @@ Metadata.__index = Metadata
 
 metadata_provider = function(base, looked)
   return setmetatable({ kind = "metadata", base = base, looked = looked, epoch = 0, fallible = true,
-    secrets = {}, refused = false, rejected = false }, Metadata)
+    secrets = {} }, Metadata)
 end
 
 -- The usage error of a metadata service that gave nothing: no credentials anywhere.

@@ -52,10 +52,19 @@ Runner.__index = Runner
 -- over nil) through a slower one still; a call made dozens of such reads and writes.
 local OPTIONAL = { "log", "on_request", "on_response", "bucket", "endpoint_proxy", "deadline", "secrets",
   "spare_call", "warned_clear", "multi_handle", "shared_headers" }
+-- The same for the provider's fields a call reads (see eip.auth): kept in the provider itself,
+-- its class's value (a method) or false.
+local PROVIDER_READS = { "header", "refused", "fallible", "rejected", "strikes" }
 
 function M.new(cfg)
   for _, k in ipairs(OPTIONAL) do
     if cfg[k] == nil then cfg[k] = false end
+  end
+  local provider = cfg.provider
+  if provider then
+    for _, k in ipairs(PROVIDER_READS) do
+      if rawget(provider, k) == nil then provider[k] = provider[k] or false end
+    end
   end
   return setmetatable(cfg, Runner)
 end
