@@ -616,20 +616,29 @@ describe("eip command", function()
       end
     end
 
+    -- Each way of showing a bandwidth, answered with bandwidth_json: check(command, out, err)
+    -- after each has exited 0.
+    local VIEWS = { "show-bandwidth --output table x", "show-bandwidth --output text x",
+      "list-bandwidths --output table", "list-bandwidths --output text" }
+    local function each_view(bandwidth_json, check)
+      for _, c in ipairs(VIEWS) do
+        answer(c:match("^%S+"), bandwidth_json)
+        local code, out, err = run(c)
+        assert.equal(0, code, c .. ": " .. err)
+        check(c, out, err)
+      end
+    end
+
     it("show-bandwidth and list-bandwidths show a field of the wrong type as -, and never crash", function()
       local wrong = '{"id":"x","name":{"a":1},"size":[1,2],"status":null,"share_type":true,'
         .. '"charge_mode":12.5,"publicip_info":[1,"x",{"publicip_id":{},"publicip_address":null,'
         .. '"publicipv6_address":"2001:db8::1","publicip_type":[]},null]}'
-      for _, c in ipairs{ "show-bandwidth --output table x", "show-bandwidth --output text x",
-          "list-bandwidths --output table", "list-bandwidths --output text" } do
-        answer(c:match("^%S+"), wrong)
-        local code, out, err = run(c)
-        assert.equal(0, code, c .. ": " .. err)
+      each_view(wrong, function(c, out, err)
         for _, junk in ipairs{ "table: ", "userdata", "nil", "internal error" } do
           assert.is_nil(out:find(junk, 1, true), c .. " wrote " .. junk .. ":\n" .. out)
           assert.is_nil(err:find(junk, 1, true), c .. " wrote " .. junk .. ":\n" .. err)
         end
-      end
+      end)
       answer("show-bandwidth", wrong)
       local _, out = run("show-bandwidth x")
       assert.matches("\nname +%-\nshare_type +true\nsize +%-\ncharge_mode +12%.5\nstatus +%-\neips +1\n", out)
@@ -646,17 +655,13 @@ describe("eip command", function()
       local hostile = '{"id":"x\\u001b]0;pwned\\u0007\\u001b[2J","name":"n\\u001b[31mRED\\r\\nFAKE LINE",'
         .. '"share_type":"WH\\u007fOLE","status":"OK\\t\\u0000","size":5,'
         .. '"publicip_info":[{"publicip_id":"e\\u001b[1m","publicip_address":"1\\r2","publicip_type":"5_\\nbgp"}]}'
-      for _, c in ipairs{ "show-bandwidth --output table x", "show-bandwidth --output text x",
-          "list-bandwidths --output table", "list-bandwidths --output text" } do
-        answer(c:match("^%S+"), hostile)
-        local code, out, err = run(c)
-        assert.equal(0, code, c .. ": " .. err)
+      each_view(hostile, function(c, out)
         -- The only control characters left are the command's own tabs (text) and line ends.
         local own = c:find("text", 1, true) and "[^\t\n%C]" or "[^\n%C]"
         assert.is_nil(out:find(own), c .. ": " .. string.format("%q", out))
         assert.truthy(has(out, "x ]0;pwned  [2J"), c)
         assert.truthy(has(out, "n [31mRED  FAKE LINE"), c)
-      end
+      end)
       answer("show-bandwidth", hostile)
       local _, out = run("show-bandwidth --output text x")
       assert.truthy(has(out, "\nshare_type\tWH OLE\n"))
