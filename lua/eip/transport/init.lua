@@ -327,16 +327,16 @@ function Auto:get(name)
   return t
 end
 
--- ngx.get_phase() of the nginx VM this code runs in (raises where there is none).
-local function nginx_phase()
-  return rawget(_G, "ngx").get_phase()
-end
-
 -- self.last names the transport the last send() used ("cosocket" or "curl"), for diagnostics.
--- The choice is @{current}'s, made here in one step: it runs before every request.
+-- The choice is @{current}'s, made here in one step: it runs before every request. An Auto
+-- is made only inside nginx, so the nginx API is there; its get_phase is called straight, not
+-- through pcall as in @{phase}: LuaJIT cannot compile a function that returns into pcall on
+-- its own, gives up on it after a few tries, and then on every trace that calls it, which
+-- left this whole send interpreted. (resty.core's get_phase raises only for a request nginx
+-- has no context for, where no cosocket could be used either.)
 function Auto:send(req)
-  local ok, phase = pcall(nginx_phase)
-  local name = ok and M.COSOCKET_PHASES[phase] and "cosocket" or "curl"
+  local phase = rawget(_G, "ngx").get_phase()
+  local name = M.COSOCKET_PHASES[phase] and "cosocket" or "curl"
   self.last = name
   return (self.instances[name] or self:get(name)):send(req)
 end
