@@ -606,6 +606,31 @@ end
 local spare, nspare = {}, 0
 local SPARE_MAX = 32
 
+-- nginx's cached clock, as a function LuaJIT can compile on its own. resty.core's ngx.now ends
+-- in a tail call of tonumber, which LuaJIT cannot make a trace of: after a few tries it
+-- blacklists ngx.now, and from then on every trace that calls it is abandoned too (the whole
+-- request path interpreted). The same FFI function, called and then returned, is compiled.
+local clock = false
+
+local function clock_of(ngx)
+  local ok, ffi = pcall(require, "ffi")
+  if ok then
+    pcall(ffi.cdef, "double ngx_http_lua_ffi_now(void);")
+    local found, now = pcall(function() return ffi.C.ngx_http_lua_ffi_now end)
+    if found then
+      return function()
+        local t = now()
+        return t
+      end
+    end
+  end
+  local now = ngx.now
+  return function()
+    local t = now()
+    return t
+  end
+end
+
 -- The exchange's clock is nginx's cached one (ngx.now): fresh after every wait (the event loop
 -- updates it), so the exchange updates it only where it starts and ends (ngx.update_time costs
 -- a system call and the formatting of nginx's time strings).
@@ -616,7 +641,8 @@ local function new_exchange(req)
   if nspare > 0 then
     old, spare[nspare], nspare = spare[nspare], nil, nspare - 1
   end
-  local x = http1.exchange(req, ngx.now, old or nil)
+  clock = clock or clock_of(ngx)
+  local x = http1.exchange(req, clock, old or nil)
   x.sock, x.sock_ms, x.known = false, false, false
   local connect_timeout = tonumber(req.connect_timeout) or 10
   if connect_timeout <= 0 or connect_timeout > x.timeout then connect_timeout = x.timeout end
