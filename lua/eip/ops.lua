@@ -87,8 +87,10 @@ end
 
 --- DeleteSharedBandwidth. @tparam string project_id @tparam string id @tparam boolean missing_ok
 function M.delete_bandwidth(project_id, id, missing_ok)
-  return setmetatable({ path = "/v2.0/" .. project_id .. "/bandwidths/" .. id, resource = id,
+  -- Not a tail call: see "LuaJIT" in eip.transport.http1.
+  local op = setmetatable({ path = "/v2.0/" .. project_id .. "/bandwidths/" .. id, resource = id,
     missing_ok = missing_ok }, Delete)
+  return op
 end
 
 ---------------------------------------------------------------------------------------------

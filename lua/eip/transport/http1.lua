@@ -22,6 +22,19 @@
 -- whole answer, and each line is then found with string.find, without a substring per line
 -- (only captured values and header names are cut out). A line that spans reads is collected in
 -- a list, so an endless line costs linear time and at most LIMITS.header_line bytes.
+--
+-- LuaJIT (inside nginx): each request is a coroutine that yields in its socket calls, so the
+-- JIT compiles the code of a request piecewise, starting at the entry of whichever function
+-- got hot. A function it cannot compile so is retried a few times and then blacklisted, and
+-- from then on every trace that calls it is abandoned as well: one such function can leave the
+-- whole request path interpreted (`jit.v` shows it as "blacklisted at <function>"). So the
+-- functions on the request path (here, in eip.transport.cosocket, eip.transport, eip.pipeline
+-- and eip.ops) avoid what LuaJIT cannot compile from a function's entry:
+--  * ending in a tail call of a builtin (`return sub(s, i, j)`, `return setmetatable(t, mt)`,
+--    `return rawget(_G, "ngx")`): the value is put in a local and returned;
+--  * a small function called through pcall on every request, which returns straight into
+--    pcall (eip.transport's Auto reads the nginx phase without one). The cosocket exchange
+--    keeps its pcall: it yields before it returns, and `jit.v` shows no abort at its entry.
 local contract = require "eip.transport"
 
 local M = {}
@@ -395,7 +408,8 @@ local function trimmed(s, i, j)
     if c ~= SP and c ~= HT and c ~= CR and c ~= LF then break end
     j = j - 1
   end
-  return sub(s, i, j)
+  local v = sub(s, i, j) -- not a tail call: see "LuaJIT" above
+  return v
 end
 
 -- The field name of the header whose name is s[i..c-1] (c: its colon), or nil when it is none
