@@ -180,6 +180,44 @@ describe("delete_bandwidth", function()
     end
   end)
 
+  -- Calls of one client that run at once (light threads inside nginx, a token fetched inside a
+  -- call) each fill a request table of their own, and the client keeps them all for its later
+  -- calls. The client's own transport (libcurl) is watched, and a second call is made inside
+  -- the first's send, before the first goes out.
+  it("gives calls that run at once a request table each, and keeps both for later calls", function()
+    local seen, inner_ids, inner = {}, {}, {}
+    local transport = client.transport
+    local send = transport.send
+    transport.send = function(self, req)
+      seen[#seen + 1] = req
+      local id = table.remove(inner_ids)
+      if id then inner[#inner + 1] = client:delete_bandwidth(id) end
+      return send(self, req)
+    end
+    local ids = {}
+    for i = 1, 9 do ids[i] = emu:create_bandwidth{ size = 1 } end
+    local results = {}
+    for round = 0, 1 do -- a call with another inside it, twice
+      inner_ids[1] = ids[2 * round + 2]
+      results[#results + 1] = client:delete_bandwidth(ids[2 * round + 1])
+    end
+    for i = 5, 9 do results[#results + 1] = client:delete_bandwidth(ids[i]) end
+    -- Every call deleted its own id: no call's request was filled by another's.
+    assert.equal(2, #inner)
+    assert.equal(ids[2], inner[1].bandwidth_id)
+    assert.equal(ids[4], inner[2].bandwidth_id)
+    assert.same({ ids[1], ids[3], ids[5], ids[6], ids[7], ids[8], ids[9] },
+      (function() local t = {} for i, r in ipairs(results) do t[i] = r.bandwidth_id end return t end)())
+    for i = 1, 9 do assert.is_nil(emu:get_bandwidth(ids[i]), "bandwidth " .. i .. " is gone") end
+    -- The two calls at once had two tables; the second pair reused them both; so did the rest.
+    assert.equal(9, #seen)
+    assert.are_not.equal(seen[1], seen[2])
+    assert.are_not.equal(seen[3], seen[4])
+    for i = 3, 9 do
+      assert.is_true(seen[i] == seen[1] or seen[i] == seen[2], "request " .. i .. " reuses a kept table")
+    end
+  end)
+
   it("one-shot eip.delete_bandwidth{} deletes and returns the same result table", function()
     local id = emu:create_bandwidth{ size = 2 }
     local res = eip.delete_bandwidth{ endpoint = emu.url, project_id = emu.project_id, token = emu.token,

@@ -51,7 +51,7 @@ Runner.__index = Runner
 -- field through a slower path (luaV_finishget) than a present one, and writes one (to nil, or
 -- over nil) through a slower one still; a call made dozens of such reads and writes.
 local OPTIONAL = { "log", "on_request", "on_response", "bucket", "endpoint_proxy", "deadline", "secrets",
-  "spare_call", "warned_clear", "multi_handle", "shared_headers" }
+  "warned_clear", "multi_handle", "shared_headers" }
 -- The same for the provider's fields a call reads (see eip.auth): kept in the provider itself,
 -- its class's value (a method) or false.
 local PROVIDER_READS = { "header", "refused", "fallible", "rejected", "strikes" }
@@ -60,6 +60,7 @@ function M.new(cfg)
   for _, k in ipairs(OPTIONAL) do
     if cfg[k] == nil then cfg[k] = false end
   end
+  cfg.spare_calls, cfg.nspare_calls = {}, 0 -- see Runner:run
   local provider = cfg.provider
   if provider then
     for _, k in ipairs(PROVIDER_READS) do
@@ -329,9 +330,11 @@ Call.__index = Call
 --- The state of one operation being run: attempts made, whether its credentials were
 -- refreshed, its deadline (counted from its first request).
 function Runner:call(op)
-  -- Every field named here, so the table is sized once (false: not yet known).
-  return setmetatable({ runner = self, op = op, attempts = 0, refreshed = false, started = false,
+  -- Every field named here, so the table is sized once (false: not yet known). Not a tail
+  -- call: see "LuaJIT" in eip.transport.http1.
+  local call = setmetatable({ runner = self, op = op, attempts = 0, refreshed = false, started = false,
     deadline = false, epoch = false, req = false, last_error = false }, Call)
+  return call
 end
 
 --- Builds and authenticates the next attempt. Returns the transport's request, or nil and the
@@ -480,15 +483,30 @@ end
 ---------------------------------------------------------------------------------------------
 -- Running
 
+-- The states of finished calls a runner keeps for its next ones: as many as it ran at once,
+-- up to this many.
+local SPARE_CALLS_MAX = 32
+
+-- A finished call's state, kept for a later call (see Runner:run).
+local function spare(self, call)
+  local n = self.nspare_calls
+  if n < SPARE_CALLS_MAX then
+    n = n + 1
+    self.spare_calls[n], self.nspare_calls = call, n
+  end
+end
+
 --- Runs op to its end through the client's transport, sleeping between attempts. Returns the
 -- op's result; raises the final eip error. The state of the call (and, with reuse_requests, its
--- request table) is kept for the runner's next call: one call after another allocate neither
--- again. A call made while another runs (an IAM token fetched inside a call, light threads
--- inside nginx) gets its own.
+-- request table, some 20 fields) is kept for the runner's later calls: one call after another
+-- allocate neither again, and nor do calls that run at once (light threads inside nginx, an
+-- IAM token fetched inside a call), each taking a kept state of its own.
 function Runner:run(op)
-  local call = self.spare_call
-  if call then
-    self.spare_call = false
+  local call
+  local n = self.nspare_calls
+  if n > 0 then
+    call = self.spare_calls[n]
+    self.spare_calls[n], self.nspare_calls = false, n - 1
     call.op, call.attempts, call.refreshed, call.started = op, 0, false, false
     call.deadline, call.epoch, call.last_error = false, false, false
   else
@@ -509,11 +527,11 @@ function Runner:run(op)
       action, value = call:failure(err, true)
     end
     if action == "done" then
-      self.spare_call = call
+      spare(self, call)
       return value
     end
     if action == "fail" then
-      self.spare_call = call
+      spare(self, call)
       error(value, 0)
     end
     if value > 0 then self.sleep(value) end
