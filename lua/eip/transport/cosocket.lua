@@ -199,7 +199,7 @@ local function lines_of(self, headers)
     return { host = host, ua = ua, accept = accept }
   end
   local n = #headers
-  memo = { n = n, host = host, ua = ua, accept = accept, heads = {}, ends = {}, nheads = 0,
+  memo = { n = n, host = host, ua = ua, accept = accept, heads = {}, nheads = 0,
     block = n > 0 and (concat(headers, "\r\n", 1, n) .. "\r\n") or "" }
   for i = 1, n do memo[i] = headers[i] end
   if self.nmemos >= MEMO_MAX then self.memos, self.nmemos = setmetatable({}, WEAK_KEYS), 0 end
@@ -230,34 +230,30 @@ local function added_lines(self, out, n, t, known, plain)
 end
 
 -- For a remembered list sent straight to t: everything after the request target up to the end
--- of the caller's lines, and the same with the blank line that ends a head without a body,
--- joined once.
+-- of the caller's lines, joined once.
 local function head_rest(self, memo, t)
   local rest = memo.heads[t]
-  if rest then return rest, memo.ends[t] end
+  if rest then return rest end
   local parts = { " HTTP/1.1\r\n" }
   local n = added_lines(self, parts, 1, t, memo, nil)
   parts[n + 1] = memo.block
   rest = concat(parts)
-  if memo.nheads >= HEADS_MAX then memo.heads, memo.ends, memo.nheads = {}, {}, 0 end
-  memo.heads[t], memo.ends[t], memo.nheads = rest, rest .. "\r\n", memo.nheads + 1
-  return rest, memo.ends[t]
+  if memo.nheads >= HEADS_MAX then memo.heads, memo.nheads = {}, 0 end
+  memo.heads[t], memo.nheads = rest, memo.nheads + 1
+  return rest
 end
 
--- What to send: one string, or for a remembered list a list of four strings (ngx's send takes
--- either, and copies a list's pieces into one buffer before it writes or yields).
---  * A remembered list's request is its request line's three pieces and the head's rest,
---    joined once. Joined per request, it would be a new string of some 250 bytes that differs
---    from the last only in its id: LuaJIT (OpenResty's) hashes a string that long from 16
---    samples at offsets drawn when the worker starts, and in about one worker in three the id
---    fell between them, every such string landed in one hash chain, and each new one was
---    compared with all before it (20% more instructions per delete, measured with callgrind).
---  * Any other request is joined into one string: its pieces are many, and ngx's send costs a
---    few hundred instructions per piece of a list (the Lua C API), joining them a fraction.
--- The pieces go into one scratch list, which serves every send of the worker: it is filled and
--- handed to send (or joined) without yielding.
+-- The request as one string. ngx's send also takes a list of strings (and writes it with one
+-- writev), but measures and copies it through the Lua C API, a few hundred instructions per
+-- piece (it also walks the list with lua_next to check it: ~1.5k instructions for four pieces
+-- under wrk), and a remembered list's request is usually interned already. Joining the
+-- pieces in Lua costs a fraction of that. (A joined token request differs from the last only
+-- in its id. LuaJIT hashes a string that long from sampled windows: ids of a few varying
+-- bytes, bw-1 to bw-3000, can all fall between them and share one hash chain; UUIDs, the
+-- cloud's ids, did not in 4000 tries.) The pieces of a request that is not a remembered list's
+-- go into one scratch list, which serves every send of the worker: it is filled and joined
+-- without yielding.
 local scratch = {}
-local pieces = {}
 
 -- `plain`: the proxy of a plain-http request (its `via`, below), which gets the absolute-form
 -- target and the proxy's headers, in libcurl's order.
@@ -265,12 +261,8 @@ local function request_text(self, req, t, path, x, plain)
   local known, method, body = x.known, req.method, req.body
   -- libcurl sends a length for every body, and an empty one for POST and PUT without a body.
   local sized = body ~= nil or method == "POST" or method == "PUT"
-  if known.block and not plain and not sized then -- a remembered list
-    local _, whole = head_rest(self, known, t)
-    pieces[1], pieces[2], pieces[3], pieces[4] = method, " ", path, whole
-    return pieces
-  end
-  if known.block and not plain then
+  if known.block and not plain then -- a remembered list
+    if not sized then return method .. " " .. path .. head_rest(self, known, t) .. "\r\n" end
     body = body or ""
     return method .. " " .. path .. head_rest(self, known, t) .. "Content-Length: " .. #body .. "\r\n\r\n" .. body
   end
