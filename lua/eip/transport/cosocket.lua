@@ -250,9 +250,9 @@ end
 -- pieces in Lua costs a fraction of that. (A joined token request differs from the last only
 -- in its id. LuaJIT hashes a string that long from sampled windows: ids of a few varying
 -- bytes, bw-1 to bw-3000, can all fall between them and share one hash chain; UUIDs, the
--- cloud's ids, did not in 4000 tries.) The pieces of a request that is not a remembered list's
--- go into one scratch list, which serves every send of the worker: it is filled and joined
--- without yielding.
+-- cloud's ids, did not over 5 worker starts of 4000 each.) The pieces of a request that is
+-- not a remembered list's go into one scratch list, which serves every send of the worker: it
+-- is filled and joined without yielding.
 local scratch = {}
 
 -- `plain`: the proxy of a plain-http request (its `via`, below), which gets the absolute-form
@@ -614,8 +614,9 @@ local SPARE_MAX = 32
 
 -- nginx's cached clock, as a function LuaJIT can compile on its own. resty.core's ngx.now ends
 -- in a tail call of tonumber, which LuaJIT cannot make a trace of: after a few tries it
--- blacklists ngx.now, and from then on every trace that calls it is abandoned too (the whole
--- request path interpreted). The same FFI function, called and then returned, is compiled.
+-- blacklists ngx.now, and from then on every trace that calls it is abandoned too (much of the
+-- request path left interpreted). The same FFI function, called and then returned, is
+-- compiled; where it is not found (the stream module), ngx.now is called the same way.
 local clock = false
 
 local function clock_of(ngx)
