@@ -115,6 +115,32 @@ describe("EIP emulator", function()
       assert.is_nil(emulator.http{ port = other.port, path = "/__emulator/health", timeout = 0.5 })
     end)
 
+    -- `make bench-openresty-profile` runs nginx under callgrind this way.
+    it("runs a private nginx under a wrapper command when asked", function()
+      local marker = os.tmpname()
+      os.remove(marker)
+      -- The wrapper leaves a file, then becomes nginx ("$@": nginx and its arguments).
+      local inst = nginx.start{ name = "wrapped", label = "wrapped nginx",
+        wrapper = { "sh", "-c", 'echo wrapped > "$0"; exec "$@"', marker },
+        config = function(f)
+          local temp = ""
+          for _, kind in ipairs{ "client_body", "proxy", "fastcgi", "uwsgi", "scgi" } do
+            temp = temp .. kind .. "_temp_path " .. f.PREFIX .. "/tmp/" .. kind .. ";\n"
+          end
+          return f.USER_DIRECTIVE .. "\nworker_processes 1;\npid " .. f.PREFIX .. "/nginx.pid;\n"
+            .. "error_log " .. f.PREFIX .. "/error.log warn;\nevents { worker_connections 16; }\n"
+            .. "http {\naccess_log off;\n" .. temp .. "server { listen 127.0.0.1:" .. f.PORT .. "; return 204; }\n}\n"
+        end }
+      finally(function()
+        inst:stop()
+        os.remove(marker)
+      end)
+      assert.equal("wrapped\n", nginx.read_file(marker))
+      assert.equal(204, emulator.http{ port = inst.port, path = "/" }.status)
+      assert.has_error(function() nginx.start{ name = "x", config = tostring, wrapper = "valgrind" } end,
+        "nginx.start: option 'wrapper' must be a table")
+    end)
+
     it("a worker whose master was killed shuts itself down instead of serving as an orphan", function()
       local other = emulator.start()
       local workers = {}

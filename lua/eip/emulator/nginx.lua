@@ -13,6 +13,7 @@
 --                                         -- or config = function(fields) return text end
 --     ready = function(port) return true_when_it_answers end,   -- default: a TCP connect
 --     env = { NAME = "value" },           -- extra environment for nginx
+--     wrapper = { "valgrind", "--tool=callgrind" },   -- a command nginx runs under (exec'd)
 --     port = 8080,                        -- default: a free port (retried if taken meanwhile)
 --     label = "eip app",                  -- prefix of error messages
 --     error_log = "logs/error.log",       -- where the config logs, relative to the prefix
@@ -298,10 +299,12 @@ end
 -- nginx in the foreground (daemon off) as a child of this process, through io.popen: closing
 -- the pipe handle reaps it, so a stopped instance never lingers as a zombie, which a daemonized
 -- master (re-parented to init) can. `exec` keeps the pid that `echo $$` printed (env execs too).
-local function spawn(prefix, conf, env)
+local function spawn(prefix, conf, env, wrapper)
+  local wrap = {}
+  for i, arg in ipairs(wrapper or {}) do wrap[i] = shell_quote(arg) .. " " end
   local cmd = string.format(
-    "echo $$; exec %s%s -p %s -c %s -e %s -g 'daemon off;' </dev/null >/dev/null 2>>%s",
-    env_prefix(env), shell_quote(M.find()), shell_quote(prefix .. "/"), shell_quote(conf),
+    "echo $$; exec %s%s%s -p %s -c %s -e %s -g 'daemon off;' </dev/null >/dev/null 2>>%s",
+    env_prefix(env), table.concat(wrap), shell_quote(M.find()), shell_quote(prefix .. "/"), shell_quote(conf),
     shell_quote(prefix .. "/error.log"), shell_quote(prefix .. "/stderr.log"))
   local handle = assert(io.popen(cmd, "r"))
   local pid = tonumber(handle:read("*l"))
@@ -329,7 +332,7 @@ end
 
 local function try_start(opts, prefix, port)
   local conf = write_config(opts, prefix, port, M.MY_PID)
-  local handle, pid = spawn(prefix, conf, opts.env)
+  local handle, pid = spawn(prefix, conf, opts.env, opts.wrapper)
   if pid and wait_ready(pid, port, opts.ready or tcp_answers) then
     return handle, pid
   end
@@ -410,7 +413,7 @@ end
 
 local START_OPTIONS = {
   name = "string", template = "string", config = "function", fields = "table", ready = "function",
-  env = "table", port = "number", label = "string", error_log = "string",
+  env = "table", port = "number", label = "string", error_log = "string", wrapper = "table",
 }
 
 local function check_options(opts)
