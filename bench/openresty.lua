@@ -24,11 +24,7 @@ package.path = "./?.lua;" .. package.path
 local nginx = require "spec.support.nginx"
 local stats = require "bench.stats"
 
-local function env_int(name, default)
-  local v = math.tointeger(tonumber(os.getenv(name) or default))
-  assert(v and v > 0, name .. " must be a positive integer")
-  return v
-end
+local env_int = stats.env_int
 
 local SECONDS = env_int("BENCH_OR_SECONDS", "5")
 local CONNECTIONS = env_int("BENCH_OR_CONNECTIONS", "16")

@@ -1,6 +1,14 @@
---- What the benchmark scripts (bench/run.lua, bench/openresty.lua) share: the median of a list
--- and a rate for a Markdown table. Lua 5.4 (the benchmarks' interpreter).
+--- What the benchmark scripts (bench/run.lua, bench/openresty.lua, bench/openresty_profile.lua)
+-- share: the median of a list, a rate for a Markdown table, a positive integer from the
+-- environment. Lua 5.4 (the benchmarks' interpreter).
 local M = {}
+
+--- The positive integer in environment variable `name` (a string `default` when unset).
+function M.env_int(name, default)
+  local v = math.tointeger(tonumber(os.getenv(name) or default))
+  assert(v and v > 0, name .. " must be a positive integer")
+  return v
+end
 
 function M.median(list)
   local s = { table.unpack(list) }

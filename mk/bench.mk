@@ -18,6 +18,10 @@
 #                       with a keep-alive pool (and a bare proxy_pass for reference),
 #                       interleaved, medians, the ratio (about 90 s; BENCH_OR_SECONDS,
 #                       BENCH_OR_REPS, BENCH_OR_CONNECTIONS, BENCH_OR_THREADS).
+#   make bench-openresty-profile  the same nginx rows counted: user-space instructions per
+#                       request of the front (one process under callgrind, loaded by wrk) for
+#                       lua-eip, the cosocket reference and proxy_pass, median of
+#                       BENCH_ORP_STARTS nginx starts (default 3; about 6 minutes).
 #   make bench-https    the HTTPS rows alone.
 #   make bench-profile  callgrind instruction counts per request of the floor and of
 #                       delete_bandwidth with a token and with AK/SK (BENCH_PROFILE_N requests),
@@ -33,7 +37,7 @@ BENCH_ENV       := LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(CORE_DIR)/
 # The load generator of the nginx rows (Debian package wrk).
 BENCH_NEED_WRK  := command -v $${BENCH_WRK:-wrk} >/dev/null || { echo "bench: wrk not found (apt-get install wrk)" >&2; exit 1; }
 
-.PHONY: bench bench-https bench-profile bench-rate bench-openresty
+.PHONY: bench bench-https bench-profile bench-rate bench-openresty bench-openresty-profile
 
 $(BENCH_FLOOR): bench/floor.c
 	@mkdir -p $(dir $@)
@@ -59,6 +63,11 @@ bench-rate: all luajit
 bench-openresty: all luajit
 	@$(BENCH_NEED_WRK)
 	@$(BENCH_ENV) $(LUA) bench/openresty.lua
+
+# Inside nginx, counted: instructions per request of the front under callgrind (valgrind, wrk).
+bench-openresty-profile: all luajit
+	@$(BENCH_NEED_WRK)
+	@$(BENCH_ENV) $(LUA) bench/openresty_profile.lua
 
 bench-profile: all $(BENCH_FLOOR)
 	@$(BENCH_ENV) BENCH_PROFILE_N=$(BENCH_PROFILE_N) BENCH_FLOOR=$(BENCH_FLOOR) $(LUA) bench/profile.lua
