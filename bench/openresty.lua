@@ -23,6 +23,7 @@
 package.path = "./?.lua;" .. package.path
 local nginx = require "spec.support.nginx"
 local stats = require "bench.stats"
+local front_of = require "bench.front"
 
 local env_int = stats.env_int
 
@@ -30,25 +31,12 @@ local SECONDS = env_int("BENCH_OR_SECONDS", "5")
 local CONNECTIONS = env_int("BENCH_OR_CONNECTIONS", "16")
 local THREADS = env_int("BENCH_OR_THREADS", "1")
 local REPS = env_int("BENCH_OR_REPS", "5")
-local WRK = os.getenv("BENCH_WRK") or "wrk"
 local WARMUP_SECONDS = 2
 local TARGET = 0.8
-
-local PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
-local TOKEN = "bench-token-0123456789abcdef" -- the upstream does not check it
-local ID = "bw-bench-0001"
-local USER_AGENT = "lua-eip/" .. require("eip.core")._VERSION -- what the client sends
 
 local median = stats.median
 
 local fmt_rate = stats.fmt_rate
-
--- wrk's script: every request a DELETE, as an admin client would send it.
-local function wrk_script(dir)
-  local path = dir .. "/delete.lua"
-  nginx.write_file(path, 'wrk.method = "DELETE"\n')
-  return path
-end
 
 -- utime + stime of a process, in seconds (clock ticks of /proc/<pid>/stat).
 local TICK = tonumber(nginx.capture("getconf CLK_TCK")) or 100
@@ -69,29 +57,16 @@ local function worker_pid(inst)
   return pid
 end
 
--- One wrk run against url; returns requests/s and requests, after checking every answer was a 2xx.
+-- One wrk run against url with this benchmark's settings: requests/s and requests.
 local function wrk(url, seconds, script)
-  local cmd = string.format("%s -t%d -c%d -d%ds -s %s %s 2>&1", nginx.shell_quote(WRK), THREADS, CONNECTIONS,
-    seconds, nginx.shell_quote(script), nginx.shell_quote(url))
-  local out = nginx.capture(cmd)
-  local rate = tonumber(out:match("Requests/sec:%s*([%d.]+)"))
-  local requests = tonumber(out:match("(%d+) requests in"))
-  if not (rate and requests and requests > 0) then error("bench: `" .. cmd .. "` printed:\n" .. out, 0) end
-  local bad = out:match("Non%-2xx or 3xx responses: (%d+)")
-  local socket_errors = out:match("Socket errors:[^\n]*")
-  if bad or socket_errors then
-    error("bench: " .. url .. ": " .. (bad and (bad .. " non-2xx answers") or socket_errors) .. "\n" .. out, 0)
-  end
-  return rate, requests
+  return front_of.wrk(url, seconds, script, THREADS, CONNECTIONS)
 end
 
-local function start(fields_up)
-  local server = require "bench.server"
-  local up = server.start("benchup", fields_up)
+local function start()
+  local up = front_of.upstream()
   local ok, front = pcall(nginx.start, {
-    name = "benchfront", template = "bench/openresty.conf.in", label = "bench front (lua-eip, proxy_pass)",
-    fields = { REPO = server.REPO,
-      UPSTREAM_PORT = tostring(up.port), PROJECT = PROJECT, TOKEN = TOKEN, USER_AGENT = USER_AGENT },
+    name = "benchfront", template = front_of.TEMPLATE, label = "bench front (lua-eip, proxy_pass)",
+    fields = front_of.fields(up.port),
   })
   if not ok then
     up:stop()
@@ -101,16 +76,11 @@ local function start(fields_up)
 end
 
 local function run(front)
-  local script = wrk_script(front.prefix)
-  local rows = {
-    { key = "eip", label = "lua-eip `client:delete_bandwidth` (cosocket transport, token auth)",
-      url = front.url .. "/eip/" .. ID },
-    { key = "proxy", label = "nginx `proxy_pass`, `upstream {}` with `keepalive`, the same header lines (floor)",
-      url = front.url .. "/proxy/" .. ID },
-    { key = "cosocket", label = "a cosocket in a few lines of Lua, the same request, only the status read "
-      .. "(reference)", url = front.url .. "/cosocket/" .. ID },
-    { key = "bare", label = "nginx `proxy_pass` as above, Host only (reference)", url = front.url .. "/bare/" .. ID },
-  }
+  local script = front_of.script(front.prefix)
+  local rows = {}
+  for i, r in ipairs(front_of.ROWS) do
+    rows[i] = { key = r.key, label = r.label, url = front.url .. r.path .. front_of.ID }
+  end
   local worker = worker_pid(front)
   for _, row in ipairs(rows) do
     row.rates, row.cpu = {}, {}
@@ -161,7 +131,7 @@ local function report(rows, ratio)
 end
 
 local function main()
-  local up, front = start("if ($request_method != DELETE) { return 405; } return 204;")
+  local up, front = start()
   local ok, err = pcall(function()
     local rows, ratio = run(front)
     report(rows, ratio)

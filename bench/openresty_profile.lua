@@ -13,8 +13,8 @@
 -- load, default 3 and 9), BENCH_OR_CONNECTIONS (default 16), BENCH_WRK (default wrk).
 package.path = "./?.lua;" .. package.path
 local nginx = require "spec.support.nginx"
-local server = require "bench.server"
 local stats = require "bench.stats"
+local front_of = require "bench.front"
 
 local env_int = stats.env_int
 
@@ -22,49 +22,31 @@ local STARTS = env_int("BENCH_ORP_STARTS", "3")
 local SHORT = env_int("BENCH_ORP_SHORT", "3")
 local LONG = env_int("BENCH_ORP_LONG", "9")
 local CONNECTIONS = env_int("BENCH_OR_CONNECTIONS", "16")
-local WRK = os.getenv("BENCH_WRK") or "wrk"
 local WARMUP_SECONDS = 3
 assert(LONG > SHORT, "BENCH_ORP_LONG must be longer than BENCH_ORP_SHORT")
-
-local PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
-local TOKEN = "bench-token-0123456789abcdef"
-local ID = "bw-bench-0001"
-local USER_AGENT = "lua-eip/" .. require("eip.core")._VERSION
 
 -- nginx under valgrind starts and stops slowly, and callgrind writes its counts at the exit.
 nginx.START_TIMEOUT = 60
 nginx.STOP_TIMEOUT = 120
 
-local ROWS = {
-  { path = "/eip/", label = "lua-eip `client:delete_bandwidth` (cosocket transport, token auth)" },
-  { path = "/proxy/", label = "nginx `proxy_pass`, `upstream {}` with `keepalive`, the same header lines (floor)" },
-  { path = "/cosocket/",
-    label = "a cosocket in a few lines of Lua, the same request, only the status read (reference)" },
-}
+-- lua-eip, the floor and the reference (the timed rows' first three).
+local ROWS = {}
+for i = 1, 3 do ROWS[i] = { path = front_of.ROWS[i].path, label = front_of.ROWS[i].label } end
 
 -- The front's config: bench/openresty.conf.in as the timed rows use it, in one process.
 local function front_config(upstream_port)
   return function(fields)
-    for k, v in pairs{ REPO = server.REPO, UPSTREAM_PORT = tostring(upstream_port), PROJECT = PROJECT,
-        TOKEN = TOKEN, USER_AGENT = USER_AGENT } do
-      fields[k] = v
-    end
-    local text = nginx.render(assert(nginx.read_file("bench/openresty.conf.in")), fields)
+    for k, v in pairs(front_of.fields(upstream_port)) do fields[k] = v end
+    local text = nginx.render(assert(nginx.read_file(front_of.TEMPLATE)), fields)
     local one, n = text:gsub("\nworker_processes 1;\n", "\nworker_processes 1;\nmaster_process off;\n", 1)
     assert(n == 1, "bench/openresty.conf.in: no 'worker_processes 1;' line")
     return one
   end
 end
 
--- wrk for `seconds` against url; returns the requests it made, after checking every answer.
+-- wrk for `seconds` against url, as the timed rows load it; returns the requests it made.
 local function load(url, seconds, script)
-  local cmd = string.format("%s -t1 -c%d -d%ds -s %s %s 2>&1", nginx.shell_quote(WRK), CONNECTIONS, seconds,
-    nginx.shell_quote(script), nginx.shell_quote(url))
-  local out = nginx.capture(cmd)
-  local requests = tonumber(out:match("(%d+) requests in"))
-  if not requests or requests == 0 or out:match("Non%-2xx") or out:match("Socket errors") then
-    error("bench: `" .. cmd .. "` printed:\n" .. out, 0)
-  end
+  local _, requests = front_of.wrk(url, seconds, script, 1, CONNECTIONS)
   return requests
 end
 
@@ -83,8 +65,8 @@ local function run(dir, upstream_port, path, seconds, script)
     config = front_config(upstream_port),
     wrapper = { "valgrind", "--tool=callgrind", "--smc-check=all-non-file", "--callgrind-out-file=" .. out } }
   local ok, requests = pcall(function()
-    load(front.url .. path .. ID, WARMUP_SECONDS, script) -- LuaJIT's traces, the keep-alive pools
-    return load(front.url .. path .. ID, seconds, script)
+    load(front.url .. path .. front_of.ID, WARMUP_SECONDS, script) -- LuaJIT's traces, the keep-alive pools
+    return load(front.url .. path .. front_of.ID, seconds, script)
   end)
   local log = not ok and front:log_tail(20)
   front:stop() -- QUIT: callgrind writes the file as nginx exits
@@ -95,9 +77,8 @@ end
 local function main()
   assert(nginx.capture("command -v valgrind") ~= "", "bench: valgrind not found (apt-get install valgrind)")
   local dir = nginx.capture("mktemp -d")
-  local script = dir .. "/delete.lua"
-  nginx.write_file(script, 'wrk.method = "DELETE"\n')
-  local up = server.start("benchup", "if ($request_method != DELETE) { return 405; } return 204;")
+  local script = front_of.script(dir)
+  local up = front_of.upstream()
   local ok, err = pcall(function()
     for _, row in ipairs(ROWS) do
       row.counts = {}
