@@ -102,6 +102,7 @@ int main(int argc, char **argv)
 {
     CURL *c;
     struct curl_slist *list;
+    const char *signed_env;
     long n, failed, connects = 0;
     double t0, c0;
     if (argc < 3 || argc > 4 || (n = strtol(argv[2], NULL, 10)) <= 0 || strlen(argv[1]) > URL_MAX - 24) {
@@ -110,7 +111,8 @@ int main(int argc, char **argv)
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (c = curl_easy_init()) == NULL)
         return 1;
-    list = headers(getenv("FLOOR_SIGNED") != NULL && strcmp(getenv("FLOOR_SIGNED"), "1") == 0);
+    signed_env = getenv("FLOOR_SIGNED");
+    list = headers(signed_env != NULL && strcmp(signed_env, "1") == 0);
     if (list == NULL) {
         curl_easy_cleanup(c);
         return 1;

@@ -58,13 +58,15 @@ local PATHS = { "floor", "floor-signed", "seq", "seq-aksk" }
 -- ca: the CA file of an https url (the floor's third argument, the worker's BENCH_CA_FILE).
 local function instructions(url, dir, ca)
   local per, files, layers = {}, {}, {}
+  local function floor(n)
+    return q(FLOOR) .. " " .. q(url .. "/v2.0/" .. PROJECT .. "/bandwidths/bw-") .. " " .. n
+      .. (ca and " " .. q(ca) or "")
+  end
   local cmds = {
-    floor = function(n) return q(FLOOR) .. " " .. q(url .. "/v2.0/" .. PROJECT .. "/bandwidths/bw-") .. " " .. n
-      .. (ca and " " .. q(ca) or "") end,
+    floor = floor,
     seq = function(n) return q(LUA) .. " bench/worker.lua seq " .. q(url) .. " " .. n end,
-    -- The floor sending (b')'s header lines, fixed (bench/floor.c, FLOOR_SIGNED).
-    ["floor-signed"] = function(n) return q(FLOOR) .. " " .. q(url .. "/v2.0/" .. PROJECT .. "/bandwidths/bw-") .. " "
-      .. n .. (ca and " " .. q(ca) or "") end,
+    -- The floor sending (b')'s header lines, fixed (bench/floor.c, with FLOOR_SIGNED=1 below).
+    ["floor-signed"] = floor,
     ["seq-aksk"] = function(n) return q(LUA) .. " bench/worker.lua seq-aksk " .. q(url) .. " " .. n end,
   }
   local env = ca and "BENCH_CA_FILE=" .. q(ca) .. " " or nil
