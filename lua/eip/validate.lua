@@ -5,8 +5,8 @@ local errors = require "eip.errors"
 local M = {}
 
 local raise = errors.raise_usage
-local MAX_ID = 64
 local find = string.find
+local MAX_ID = 64
 local MAX_SECRET = 65536
 
 local function describe(v)
