@@ -7,7 +7,7 @@
 --   nginx.start{ template = front.TEMPLATE, fields = front.fields(up.port), ... }
 --   front.ROWS                                       -- { key, path, label } of each location
 --   local script = front.script(dir)                 -- wrk's script: every request a DELETE
---   local rate, requests = front.wrk(url, seconds, script, threads, connections)
+--   local rate, requests = front.wrk(url, seconds, script, threads, connections [, timeout])
 local nginx = require "spec.support.nginx"
 local server = require "bench.server"
 
@@ -50,10 +50,12 @@ function M.script(dir)
 end
 
 --- One wrk run against url (BENCH_WRK, default wrk); returns requests/s and requests, after
--- checking that every answer was a 2xx and no socket failed.
-function M.wrk(url, seconds, script, threads, connections)
-  local cmd = string.format("%s -t%d -c%d -d%ds -s %s %s 2>&1", nginx.shell_quote(os.getenv("BENCH_WRK") or "wrk"),
-    threads, connections, seconds, nginx.shell_quote(script), nginx.shell_quote(url))
+-- checking that every answer was a 2xx and no socket failed. timeout: seconds wrk waits for an
+-- answer before it counts a socket error (default wrk's 2 s).
+function M.wrk(url, seconds, script, threads, connections, timeout)
+  local cmd = string.format("%s -t%d -c%d -d%ds --timeout %ds -s %s %s 2>&1",
+    nginx.shell_quote(os.getenv("BENCH_WRK") or "wrk"), threads, connections, seconds, timeout or 2,
+    nginx.shell_quote(script), nginx.shell_quote(url))
   local out = nginx.capture(cmd)
   local rate = tonumber(out:match("Requests/sec:%s*([%d.]+)"))
   local requests = tonumber(out:match("(%d+) requests in"))
