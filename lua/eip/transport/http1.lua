@@ -172,43 +172,51 @@ end
 
 -- Receiving ------------------------------------------------------------------------------------
 
--- One receive of up to max bytes. Returns the data; or nil, "closed" at the end of the stream;
--- or nil, nil after a failure was recorded (timeout, too slow, receive error).
-local function receive(x, max)
-  while true do
-    local now = x.now()
-    local wait = x.deadline - now
-    if wait <= 0 then return nil, timed_out(x) end
-    local window_end
-    if x.ls_on then
-      window_end = x.ls_start + x.ls_time
-      if window_end - now < wait then wait = window_end - now end
-      if wait < 0.001 then wait = 0.001 end
-    end
-    local data, err = x.recv(x, max, wait)
-    if data then
-      local n = #data
-      x.received = x.received + n
-      if not x.ls_on then return data end
-      x.ls_bytes = x.ls_bytes + n
-    elseif err == "closed" then
-      return nil, "closed"
-    elseif err ~= "timeout" then
-      return nil, fail(x, 56, "Recv failure: " .. tostring(err))
-    elseif not x.ls_on then
-      return nil, timed_out(x)
-    end
-    -- Low speed: at the end of each window of low_speed_time seconds, the window's bytes must
-    -- reach low_speed_limit per second.
-    now = x.now()
-    if now >= window_end then
-      local span = now - x.ls_start
-      if x.ls_bytes < x.ls_limit * span then return nil, too_slow(x) end
-      x.ls_start, x.ls_bytes = now, 0
-    end
-    if data then return data end
-    if now >= x.deadline then return nil, timed_out(x) end
+-- One wait for up to max bytes: the data; or nil, "closed" at the end of the stream; nil, nil
+-- after a failure was recorded (timeout, too slow, receive error); or false when a low-speed
+-- window ended with nothing received and the wait goes on.
+local function receive_once(x, max)
+  local now = x.now()
+  local wait = x.deadline - now
+  if wait <= 0 then return nil, timed_out(x) end
+  local window_end
+  if x.ls_on then
+    window_end = x.ls_start + x.ls_time
+    if window_end - now < wait then wait = window_end - now end
+    if wait < 0.001 then wait = 0.001 end
   end
+  local data, err = x.recv(x, max, wait)
+  if data then
+    local n = #data
+    x.received = x.received + n
+    if not x.ls_on then return data end
+    x.ls_bytes = x.ls_bytes + n
+  elseif err == "closed" then
+    return nil, "closed"
+  elseif err ~= "timeout" then
+    return nil, fail(x, 56, "Recv failure: " .. tostring(err))
+  elseif not x.ls_on then
+    return nil, timed_out(x)
+  end
+  -- Low speed: at the end of each window of low_speed_time seconds, the window's bytes must
+  -- reach low_speed_limit per second.
+  now = x.now()
+  if now >= window_end then
+    local span = now - x.ls_start
+    if x.ls_bytes < x.ls_limit * span then return nil, too_slow(x) end
+    x.ls_start, x.ls_bytes = now, 0
+  end
+  if data then return data end
+  if now >= x.deadline then return nil, timed_out(x) end
+  return false
+end
+
+-- One receive of up to max bytes. Returns as receive_once, never false. The loop is entered
+-- only for a wait that goes on: see "LuaJIT" above.
+local function receive(x, max)
+  local data, why = receive_once(x, max)
+  while data == false do data, why = receive_once(x, max) end
+  return data, why
 end
 
 -- Lines ------------------------------------------------------------------------------------------
@@ -557,6 +565,21 @@ local function new_head(x, status, version, method)
   return h
 end
 
+-- The header line at i of a plain head (below) whose blank line is at stop: returns where the
+-- next line starts; nil when the line is not plain; false after fail(). i itself when it is
+-- past stop, nil or false (so that calls can follow one another).
+local function plain_line(x, h, buf, i, stop)
+  if not i or i > stop then return i end
+  local e = find(buf, "\n", i, true)
+  local j, first = e - 1, byte(buf, i)
+  if e - i + 1 >= HEADER_LINE_MAX or byte(buf, j) ~= CR or first == SP or first == HT then return nil end
+  local c = find(buf, ":", i, true)
+  if not c or c > j or find(buf, "\r", i, true) ~= j then return nil end
+  h.lines = h.lines + 1
+  if not header_value(x, h, buf, i, c, j) then return false end
+  return e + 1
+end
+
 -- A final answer's head that is whole in the buffer and plain, read in one pass: an HTTP/1.x
 -- status line, then header lines each ending in CRLF, with a colon and no other CR, none
 -- starting with a blank, no NUL, all within the limits (what servers send). The outcome is the
@@ -572,19 +595,20 @@ local function plain_head(x, method)
   local status, version = plain_status(buf, pos, e - 1)
   if not status or status < 200 then return nil end
   local h = new_head(x, status, version, method)
-  local lines = 1
+  -- The first eight header lines (all of most heads) one after the other, any more in a loop
+  -- that most heads never enter: see "LuaJIT" above.
   local i = e + 1
-  while i <= stop do
-    e = find(buf, "\n", i, true)
-    local j, first = e - 1, byte(buf, i)
-    if e - i + 1 >= HEADER_LINE_MAX or byte(buf, j) ~= CR or first == SP or first == HT then return nil end
-    local c = find(buf, ":", i, true)
-    if not c or c > j or find(buf, "\r", i, true) ~= j then return nil end
-    lines = lines + 1
-    h.lines = lines
-    if not header_value(x, h, buf, i, c, j) then return false end
-    i = e + 1
-  end
+  i = plain_line(x, h, buf, i, stop)
+  i = plain_line(x, h, buf, i, stop)
+  i = plain_line(x, h, buf, i, stop)
+  i = plain_line(x, h, buf, i, stop)
+  i = plain_line(x, h, buf, i, stop)
+  i = plain_line(x, h, buf, i, stop)
+  i = plain_line(x, h, buf, i, stop)
+  i = plain_line(x, h, buf, i, stop)
+  while i and i <= stop do i = plain_line(x, h, buf, i, stop) end
+  if not i then return i end
+  local lines = h.lines
   x.pos, x.lines_seen, x.stored_header = stop + 4, lines + 1, lines > 1
   return h
 end
