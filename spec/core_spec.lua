@@ -380,6 +380,26 @@ describe("eip.core one session, requests of every kind", function()
     check_wire(sequence)
   end)
 
+  it("core.is_id: 1 to 64 bytes of [0-9A-Za-z._-], not . or .., byte for byte as the pattern says", function()
+    for _, ok in ipairs{ "a", "3fa1e2b4-1111-2222-3333-444455556666", "bw_1.2-X", "...", ".a", "a..", ("z"):rep(64) } do
+      assert.is_true(core.is_id(ok), ok)
+    end
+    for _, bad in ipairs{ "", ".", "..", ("z"):rep(65), "a b", "a/b", "a\0b", "a\n", "é", "a~", "a%2F" } do
+      assert.is_false(core.is_id(bad), bad)
+    end
+    -- Not strings: false, a number included (Lua would convert it to "12").
+    for _, v in ipairs{ 12, true, {}, core.is_id } do assert.is_false(core.is_id(v)) end
+    assert.is_false(core.is_id(nil))
+    assert.is_false(core.is_id())
+    -- Every byte, alone and inside an id, against the pattern eip.validate used before.
+    for b = 0, 255 do
+      local c = string.char(b)
+      local want = c:find("^[0-9A-Za-z._-]$") ~= nil
+      assert.equal(want and c ~= ".", core.is_id(c), "byte " .. b)
+      assert.equal(want, core.is_id("id" .. c .. "x"), "byte " .. b)
+    end
+  end)
+
   it("core.blank_controls: control characters become spaces; a clean string comes back as it is", function()
     local clean = "0123456789abcdef ~!é"
     assert.equal(clean, core.blank_controls(clean))

@@ -610,6 +610,26 @@ static int l_blank_controls(lua_State *L)
     return 2;
 }
 
+/* core.is_id(v) -> whether v is an id as eip.validate.id takes it (a bandwidth's, a project's):
+ * a string of 1..64 bytes of [0-9A-Za-z._-], neither "." nor "..". Anything else gives false,
+ * a number included (never converted): the caller then finds what is wrong, for its message.
+ * Every call validates an id; in Lua, a pattern match tests a bracket class per byte (0.7 us
+ * for a UUID), here a comparison or two per byte. */
+#define ID_MAX 64
+
+static int l_is_id(lua_State *L)
+{
+    size_t len = 0, i;
+    const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
+    int ok = s != NULL && len >= 1 && len <= ID_MAX && !(s[0] == '.' && (len == 1 || (len == 2 && s[1] == '.')));
+    for (i = 0; ok && i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        ok = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '.' || c == '_' || c == '-';
+    }
+    lua_pushboolean(L, ok);
+    return 1;
+}
+
 /* ---- clock and sleep ------------------------------------------------------------------ */
 
 /* core.file_mode(path) -> the permission bits (e.g. 0600 as 384) of a regular file, or nil:
@@ -1011,6 +1031,7 @@ static const luaL_Reg core_functions[] = {
     {"signer", l_signer},
     {"sdk_date", l_sdk_date},
     {"blank_controls", l_blank_controls},
+    {"is_id", l_is_id},
     {"monotime", l_monotime},
     {"file_mode", l_file_mode},
     {"sleep", l_sleep},
