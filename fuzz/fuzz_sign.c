@@ -21,7 +21,9 @@
  *    with libcrypto over "SDK-HMAC-SHA256\n<date>\n<hex sha256(canonical)>";
  *  - signing the same input with the header and query lists reversed, without asking for the
  *    canonical request, gives byte-identical results (or, after ENOMEM with a small limit, OK
- *    or ENOMEM: the canonical buffer is then the library's own, with the default limit).
+ *    or ENOMEM: the canonical buffer is then the library's own, with the default limit);
+ *  - with the default limit, an eip_signer gives what eip_sign gives, also when it signs the
+ *    input a second time, with a later date, and reversed (its kept headers reused or not).
  */
 #include "fuzz_input.h"
 #include "sign.h"
@@ -389,6 +391,47 @@ static void read_call(fuzz_reader *r, arena *a, call *c, int flags, const char *
     c->in.nheaders = nh;
 }
 
+/* The signer s has just signed in (status st, auth and canon as eip_sign gave them); rev is in
+ * with its lists reversed (auth2: eip_sign's Authorization for it). The signer keeps the last
+ * headers it signed (header_cache in src/sign.c): signing in again, rev, and in with a later
+ * date must give what eip_sign gives, byte for byte. */
+static void check_signer_again(eip_signer *s, const eip_sign_input *in, const eip_sign_input *rev, arena *a,
+                               eip_sign_status st, const eip_buf *auth, const eip_buf *canon, const eip_buf *auth2,
+                               int flags)
+{
+    const char *serr = NULL, *sauth = NULL, *scanon = NULL, *err = NULL;
+    size_t slen = 0;
+    eip_sign_status again = eip_signer_sign(s, in, &sauth, &slen, &scanon, &serr);
+
+    FUZZ_CHECK(again == st);
+    if (again == EIP_SIGN_OK)
+        FUZZ_CHECK(slen == auth->len && memcmp(sauth, auth->data, slen) == 0 && strlen(scanon) == canon->len &&
+                   memcmp(scanon, canon->data, canon->len) == 0);
+    if (st == EIP_SIGN_OK && (flags & 2)) {
+        /* The date is the last header: a later one, the other headers as they were. */
+        eip_kv later_headers[MAXN + 2];
+        eip_sign_input later = *in;
+        eip_buf want_auth, want_canon;
+        eip_sign_status want;
+        memcpy(later_headers, in->headers, in->nheaders * sizeof(*later_headers));
+        later_headers[in->nheaders - 1].value = dup_exact(a, "20380119T031408Z", 16, 0, 0);
+        later.headers = later_headers;
+        eip_buf_init(&want_auth, 0);
+        eip_buf_init(&want_canon, 0);
+        want = eip_sign(&later, &want_auth, &want_canon, &err);
+        FUZZ_CHECK(want == EIP_SIGN_OK);
+        FUZZ_CHECK(eip_signer_sign(s, &later, &sauth, &slen, &scanon, &serr) == want);
+        FUZZ_CHECK(slen == want_auth.len && memcmp(sauth, want_auth.data, slen) == 0 &&
+                   strlen(scanon) == want_canon.len && memcmp(scanon, want_canon.data, want_canon.len) == 0);
+        eip_buf_free(&want_auth);
+        eip_buf_free(&want_canon);
+    }
+    again = eip_signer_sign(s, rev, &sauth, &slen, NULL, &serr);
+    FUZZ_CHECK(again == st);
+    if (again == EIP_SIGN_OK)
+        FUZZ_CHECK(slen == auth2->len && memcmp(sauth, auth2->data, slen) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_reader r = {data, size};
@@ -457,6 +500,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                            strlen(scanon) == canon.len && memcmp(scanon, canon.data, canon.len) == 0);
             else
                 FUZZ_CHECK(sauth == NULL && serr != NULL && strcmp(serr, err) == 0);
+            check_signer_again(s, &c.in, &rev, &a, st, &auth, &canon, &auth2, flags);
             eip_signer_free(s);
         }
     }

@@ -32,7 +32,6 @@
 #define SMALL_SORT 16   /* header/query counts sorted without a heap allocation */
 
 static const char HEX_UPPER[] = "0123456789ABCDEF";
-static const char HEX_LOWER[] = "0123456789abcdef";
 
 /* ---------- eip_buf ---------- */
 
@@ -115,11 +114,11 @@ static int buf_addc(eip_buf *b, char c)
 /* ---------- character classes ---------- */
 
 /* By byte: bit 1, RFC 3986 unreserved (A-Z a-z 0-9 - . _ ~); bit 2, RFC 9110 token character
- * (those, and !#$%&'*+^`|). One load per byte instead of a chain of comparisons. */
+ * (those, and !#$%&'*+^`|); bit 4, '/'. One load per byte instead of a chain of comparisons. */
 static const unsigned char CHAR_CLASS[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 2, 0, 2, 2, 2, 2, 2, 0, 0, 2, 2, 0, 3, 3, 0,
+    0, 2, 0, 2, 2, 2, 2, 2, 0, 0, 2, 2, 0, 3, 3, 4,
     3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0,
     0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
     3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 2, 3,
@@ -226,28 +225,63 @@ int eip_sign_canonical_uri(eip_buf *out, const char *path, size_t len)
     if (!path)
         path = ""; /* NULL + 0 is undefined behaviour in C, even for a zero offset */
     /* Split on every '/', encode each segment (a '/' inside a segment cannot exist in a raw
-     * path: it IS a separator, exactly as the official signer splits it). */
-    for (i = 0; i <= len; i++) {
-        if (i < len && path[i] != '/')
-            continue;
-        if (eip_sign_percent_encode(out, path + start, i - start) != 0)
-            return -1;
-        if (i < len && buf_addc(out, '/') != 0)
-            return -1;
-        start = i + 1;
+     * path: it IS a separator, exactly as the official signer splits it). That is: every '/'
+     * kept, every other byte as eip_sign_percent_encode writes it, in one pass into room
+     * reserved once for the worst case; segment by segment below when that would pass the
+     * limit, to find whether the real case fits. */
+    if (len <= (SIZE_MAX - 1) / 3 && buf_reserve(out, 3 * len) == 0) {
+        char *d = out->data + out->len;
+        for (i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)path[i];
+            if (CHAR_CLASS[c] & 5) { /* unreserved, or '/' */
+                *d++ = (char)c;
+            } else {
+                *d++ = '%';
+                *d++ = HEX_UPPER[c >> 4];
+                *d++ = HEX_UPPER[c & 15];
+            }
+        }
+        out->len = (size_t)(d - out->data);
+        out->data[out->len] = '\0';
+    } else {
+        for (i = 0; i <= len; i++) {
+            if (i < len && path[i] != '/')
+                continue;
+            if (eip_sign_percent_encode(out, path + start, i - start) != 0)
+                return -1;
+            if (i < len && buf_addc(out, '/') != 0)
+                return -1;
+            start = i + 1;
+        }
     }
     if (out->len == 0 || out->data[out->len - 1] != '/')
         return buf_addc(out, '/');
     return 0;
 }
 
+/* Each byte's two lower-case hex digits: one copy per byte instead of two lookups. */
+static const char HEX_PAIRS[513] = "000102030405060708090a0b0c0d0e0f"
+    "101112131415161718191a1b1c1d1e1f"
+    "202122232425262728292a2b2c2d2e2f"
+    "303132333435363738393a3b3c3d3e3f"
+    "404142434445464748494a4b4c4d4e4f"
+    "505152535455565758595a5b5c5d5e5f"
+    "606162636465666768696a6b6c6d6e6f"
+    "707172737475767778797a7b7c7d7e7f"
+    "808182838485868788898a8b8c8d8e8f"
+    "909192939495969798999a9b9c9d9e9f"
+    "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
+    "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+    "c0c1c2c3c4c5c6c7c8c9cacbcccdcecf"
+    "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+    "e0e1e2e3e4e5e6e7e8e9eaebecedeeef"
+    "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+
 static void to_hex(const unsigned char *md, size_t n, char *hex)
 {
     size_t i;
-    for (i = 0; i < n; i++) {
-        hex[2 * i] = HEX_LOWER[md[i] >> 4];
-        hex[2 * i + 1] = HEX_LOWER[md[i] & 15];
-    }
+    for (i = 0; i < n; i++)
+        memcpy(hex + 2 * i, HEX_PAIRS + 2 * md[i], 2);
     hex[2 * n] = '\0';
 }
 
@@ -344,9 +378,30 @@ typedef struct {
     EVP_MD_CTX *inner, *outer;
 } crypto;
 
+/* What a signer keeps of the last headers it signed, and what it made of them. A client sends
+ * the same headers on every request (its content type and Accept, Host, the project, a
+ * security token): only X-Sdk-Date's value changes. A request whose headers are the kept ones
+ * byte for byte (the same names in the same order with the same values, the date's value
+ * aside) takes its canonical header lines and SignedHeaders list from here: its headers are
+ * not checked, sorted and lowered again, only its date is. */
+typedef struct {
+    int valid;
+    size_t n;             /* in->nheaders */
+    size_t date_at;       /* the index of X-Sdk-Date in in->headers */
+    int unsigned_payload; /* as check_headers found it */
+    /* Per header, in the input's order: its name's and its value's length (a size_t each, 0
+     * for the date's value), then the name and the value (the date's left out). */
+    eip_buf seen;
+    /* The canonical header lines (lines_len bytes, the date's value at date_off), then the
+     * SignedHeaders list. */
+    eip_buf made;
+    size_t lines_len, date_off;
+} header_cache;
+
 typedef struct {
     const eip_sign_input *in;
     const crypto *cr;
+    const header_cache *cache; /* non-NULL: the headers are the cache's (see header_cache) */
     const char *ak;       /* the AK (in->ak, or the signer's) */
     size_t ak_len;
     const eip_kv **hdr;   /* headers sorted by lower-case name */
@@ -354,6 +409,7 @@ typedef struct {
     const eip_kv *date;   /* the X-Sdk-Date header */
     int unsigned_payload; /* X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD was given */
     size_t sh_off, sh_len; /* where SignedHeaders is in the canonical request */
+    size_t hdr_off, hdr_len, date_off; /* where the header lines and the date's value are in it */
     const char *err;
 } sign_ctx;
 
@@ -541,8 +597,9 @@ static eip_sign_status check_lists(sign_ctx *c, size_t limit)
         if ((!in->query[i].name && in->query[i].name_len) ||
             (!in->query[i].value && in->query[i].value_len))
             return FAIL(c, EIP_SIGN_EINVAL, "a query parameter has a NULL pointer");
-    /* Checked before sorting, so that the comparator only ever sees valid names. */
-    for (i = 0; i < in->nheaders; i++) {
+    /* Checked before sorting, so that the comparator only ever sees valid names. Headers that
+     * are the cache's were checked when it was made. */
+    for (i = 0; c->cache == NULL && i < in->nheaders; i++) {
         if (!in->headers[i].name || !is_token(in->headers[i].name, in->headers[i].name_len))
             return FAIL(c, EIP_SIGN_EINVAL, "a header name is empty or not a valid token");
         if (!value_ok(&in->headers[i]))
@@ -600,7 +657,7 @@ static int add_query(const sign_ctx *c, eip_buf *b)
     return 0;
 }
 
-static int add_headers(const sign_ctx *c, eip_buf *b)
+static int add_headers(sign_ctx *c, eip_buf *b)
 {
     size_t i;
     for (i = 0; i < c->in->nheaders; i++) {
@@ -609,10 +666,32 @@ static int add_headers(const sign_ctx *c, eip_buf *b)
         if (!is_signed(c->hdr[i]))
             continue;
         trimmed(c->hdr[i], &v, &n);
-        if (add_lower(b, c->hdr[i]->name, c->hdr[i]->name_len) != 0 || buf_addc(b, ':') != 0 ||
-            buf_add(b, v, n) != 0 || buf_addc(b, '\n') != 0)
+        if (add_lower(b, c->hdr[i]->name, c->hdr[i]->name_len) != 0 || buf_addc(b, ':') != 0)
+            return -1;
+        if (c->hdr[i] == c->date)
+            c->date_off = b->len;
+        if (buf_add(b, v, n) != 0 || buf_addc(b, '\n') != 0)
             return -1;
     }
+    return 0;
+}
+
+/* The header lines of the canonical request, and where they and the date's value are in it. */
+static int add_header_lines(sign_ctx *c, eip_buf *b)
+{
+    const header_cache *hc = c->cache;
+    c->hdr_off = b->len;
+    if (hc == NULL) {
+        if (add_headers(c, b) != 0)
+            return -1;
+    } else {
+        /* The date has the fixed length date_ok checked: it takes the place of the kept one. */
+        if (buf_add(b, hc->made.data, hc->lines_len) != 0)
+            return -1;
+        c->date_off = c->hdr_off + hc->date_off;
+        memcpy(b->data + c->date_off, c->date->value, SDK_DATE_LEN);
+    }
+    c->hdr_len = b->len - c->hdr_off;
     return 0;
 }
 
@@ -630,12 +709,16 @@ static int build_canonical(sign_ctx *c, eip_buf *b)
         return -2;
     if (buf_adds(b, in->method) != 0 || buf_addc(b, '\n') != 0 ||
         eip_sign_canonical_uri(b, in->path, in->path_len) != 0 || buf_addc(b, '\n') != 0 ||
-        add_query(c, b) != 0 || buf_addc(b, '\n') != 0 || add_headers(c, b) != 0 ||
+        add_query(c, b) != 0 || buf_addc(b, '\n') != 0 || add_header_lines(c, b) != 0 ||
         buf_addc(b, '\n') != 0)
         return -1;
     c->sh_off = b->len; /* the Authorization value repeats this list: copied from here */
-    if (add_signed_headers(c, b) != 0)
+    if (c->cache != NULL) {
+        if (buf_add(b, c->cache->made.data + c->cache->lines_len, c->cache->made.len - c->cache->lines_len) != 0)
+            return -1;
+    } else if (add_signed_headers(c, b) != 0) {
         return -1;
+    }
     c->sh_len = b->len - c->sh_off;
     if (buf_addc(b, '\n') != 0 || buf_adds(b, body_hash) != 0)
         return -1;
@@ -751,11 +834,18 @@ static eip_sign_status sign_sorted(sign_ctx *c, eip_buf *canon, eip_buf *auth)
     eip_sign_status st;
     int r;
 
-    sort_kv(c->hdr, c->in->nheaders, qsort_header);
     sort_kv(c->qry, c->in->nquery, qsort_query);
-    st = check_headers(c);
-    if (st != EIP_SIGN_OK)
-        return st;
+    if (c->cache == NULL) {
+        sort_kv(c->hdr, c->in->nheaders, qsort_header);
+        st = check_headers(c);
+        if (st != EIP_SIGN_OK)
+            return st;
+    } else {
+        c->date = &c->in->headers[c->cache->date_at];
+        c->unsigned_payload = c->cache->unsigned_payload;
+        if (!date_ok(c->date))
+            return FAIL(c, EIP_SIGN_EINVAL, "X-Sdk-Date is not YYYYMMDDTHHMMSSZ");
+    }
     r = build_canonical(c, canon);
     if (r == -2)
         return FAIL(c, EIP_SIGN_ECRYPTO, "SHA-256 of the body failed");
@@ -769,7 +859,7 @@ static eip_sign_status sign_with_arrays(sign_ctx *c, eip_buf *canon, eip_buf *au
     const eip_kv *hsmall[SMALL_SORT], *qsmall[SMALL_SORT];
     eip_sign_status st = EIP_SIGN_OK;
 
-    c->hdr = sort_array(c->in->headers, c->in->nheaders, hsmall);
+    c->hdr = sort_array(c->in->headers, c->cache ? 0 : c->in->nheaders, hsmall);
     c->qry = sort_array(c->in->query, c->in->nquery, qsmall);
     if (!c->hdr || !c->qry)
         st = FAIL(c, EIP_SIGN_ENOMEM, "out of memory");
@@ -849,7 +939,75 @@ struct eip_signer {
     EVP_MD *fetched; /* NULL when the fetch failed and EVP_sha256() serves instead */
     crypto cr;
     eip_buf canon, auth;
+    header_cache cache;
 };
+
+/* Frees a buffer that held a secret (a security token, in a header), wiped first. */
+static void buf_wipe_free(eip_buf *b)
+{
+    if (b->data)
+        OPENSSL_cleanse(b->data, b->cap);
+    eip_buf_free(b);
+}
+
+/* Are in's headers the cache's (see header_cache)? */
+static int cache_hit(const header_cache *hc, const eip_sign_input *in)
+{
+    const char *p, *end;
+    size_t i;
+
+    /* (No headers never signs: Host and X-Sdk-Date are required.) */
+    if (!hc->valid || in->nheaders == 0 || in->nheaders != hc->n || !in->headers)
+        return 0;
+    p = hc->seen.data;
+    end = p + hc->seen.len;
+    for (i = 0; i < in->nheaders; i++) {
+        const eip_kv *h = &in->headers[i];
+        size_t lens[2], vlen = i == hc->date_at ? 0 : h->value_len;
+        if ((size_t)(end - p) < sizeof(lens))
+            return 0;
+        memcpy(lens, p, sizeof(lens));
+        p += sizeof(lens);
+        if (lens[0] != h->name_len || lens[1] != vlen || (size_t)(end - p) < lens[0] + lens[1] ||
+            (lens[0] && (!h->name || memcmp(p, h->name, lens[0]) != 0)))
+            return 0;
+        p += lens[0];
+        if (vlen && (!h->value || memcmp(p, h->value, vlen) != 0))
+            return 0;
+        p += vlen;
+    }
+    return 1;
+}
+
+/* Keeps what the signature just made in canon of c's headers. When it cannot (out of memory),
+ * the cache is left invalid and the next request is signed in full. */
+static void cache_fill(header_cache *hc, const sign_ctx *c, const eip_buf *canon)
+{
+    const eip_sign_input *in = c->in;
+    size_t i;
+
+    hc->valid = 0;
+    buf_reset(&hc->seen);
+    buf_reset(&hc->made);
+    hc->date_at = (size_t)(c->date - in->headers);
+    for (i = 0; i < in->nheaders; i++) {
+        const eip_kv *h = &in->headers[i];
+        size_t lens[2];
+        lens[0] = h->name_len;
+        lens[1] = i == hc->date_at ? 0 : h->value_len;
+        if (buf_add(&hc->seen, (const char *)lens, sizeof(lens)) != 0 || buf_add(&hc->seen, h->name, lens[0]) != 0 ||
+            buf_add(&hc->seen, h->value, lens[1]) != 0)
+            return;
+    }
+    if (buf_add(&hc->made, canon->data + c->hdr_off, c->hdr_len) != 0 ||
+        buf_add(&hc->made, canon->data + c->sh_off, c->sh_len) != 0)
+        return;
+    hc->lines_len = c->hdr_len;
+    hc->date_off = c->date_off - c->hdr_off;
+    hc->n = in->nheaders;
+    hc->unsigned_payload = c->unsigned_payload;
+    hc->valid = 1;
+}
 
 void eip_signer_free(eip_signer *s)
 {
@@ -860,8 +1018,10 @@ void eip_signer_free(eip_signer *s)
     EVP_MD_CTX_free(s->cr.inner);
     EVP_MD_CTX_free(s->cr.outer);
     EVP_MD_free(s->fetched);
-    eip_buf_free(&s->canon);
-    eip_buf_free(&s->auth);
+    buf_wipe_free(&s->canon);
+    buf_wipe_free(&s->auth);
+    buf_wipe_free(&s->cache.seen);
+    buf_wipe_free(&s->cache.made);
     free(s->ak);
     free(s);
 }
@@ -904,6 +1064,8 @@ eip_signer *eip_signer_new(const char *ak, size_t ak_len, const char *sk, size_t
     }
     eip_buf_init(&s->canon, 0);
     eip_buf_init(&s->auth, 0);
+    eip_buf_init(&s->cache.seen, 0);
+    eip_buf_init(&s->cache.made, 0);
     return s;
 }
 
@@ -921,7 +1083,10 @@ eip_sign_status eip_signer_sign(eip_signer *s, const eip_sign_input *in, const c
     } else {
         c.ak = s->ak;
         c.ak_len = s->ak_len;
+        c.cache = cache_hit(&s->cache, in) ? &s->cache : NULL;
         st = sign_checked(&c, &s->canon, &s->auth);
+        if (st == EIP_SIGN_OK && c.cache == NULL)
+            cache_fill(&s->cache, &c, &s->canon);
         *authorization = st == EIP_SIGN_OK ? s->auth.data : NULL;
         *authorization_len = st == EIP_SIGN_OK ? s->auth.len : 0;
         if (canonical)

@@ -679,6 +679,110 @@ static void test_signer(void)
     CHECK(eip_signer_new(NULL, 0, "sk", 2, NULL) == NULL, "no AK, no err pointer");
 }
 
+/* One request through the signer s and through eip_sign, which keeps nothing: the same status,
+ * Authorization and canonical request, or the same message. */
+static void check_cached_agrees(eip_signer *s, const request *r, const char *what)
+{
+    const char *err = NULL, *serr = NULL, *auth = NULL, *canon = NULL;
+    size_t len = 0;
+    eip_buf want_auth, want_canon;
+    eip_sign_status want, got;
+
+    eip_buf_init(&want_auth, 0);
+    eip_buf_init(&want_canon, 0);
+    want = eip_sign(&r->in, &want_auth, &want_canon, &err);
+    got = eip_signer_sign(s, &r->in, &auth, &len, &canon, &serr);
+    CHECK(got == want, "%s: signer status %d, eip_sign %d", what, (int)got, (int)want);
+    if (got == EIP_SIGN_OK && want == EIP_SIGN_OK) {
+        CHECK_STR(auth, want_auth.data);
+        CHECK_STR(canon, want_canon.data);
+        CHECK(len == want_auth.len, "%s: Authorization length", what);
+    } else if (got != EIP_SIGN_OK && want != EIP_SIGN_OK) {
+        CHECK(serr != NULL && err != NULL && strcmp(serr, err) == 0, "%s: signer said %s, eip_sign %s", what,
+              serr ? serr : "?", err ? err : "?");
+    }
+    eip_buf_free(&want_auth);
+    eip_buf_free(&want_canon);
+}
+
+/* A signer keeps the canonical lines of the last headers it signed (header_cache in
+ * src/sign.c) and reuses them while the headers stay the same but for the date. Whatever
+ * changes from one request to the next, it must sign as eip_sign does. */
+static void test_signer_cache(void)
+{
+    static const struct {
+        size_t at; /* in VECTORS[0]'s headers: Content-Type, X-Sdk-Date, X-Project-Id, Host */
+        const char *name, *value, *what;
+    } changes[] = {
+        {2, "X-Project-Id", "0a1b2c3d4e5X", "a value changed, same length"},
+        {2, "X-Project-Id", "0a1b2c3d4e5f ", "a value with a trailing blank"},
+        {2, "x-project-id", "0a1b2c3d4e5f", "a name's case changed"},
+        {2, "X-Project-I", "d0a1b2c3d4e5f", "the same bytes, name and value split elsewhere"},
+        {2, "X-Project-Id", "0a1b2c3d4e5f", "back to the first headers"},
+        {1, "X-Sdk-Date", "2026-11-24T02:31", "a date of the wrong shape"},
+        {1, "X-Sdk-Date", "20261124T023138", "a date too short"},
+        {1, "X-Sdk-Date", "20261124T023138Z", "a valid date again"},
+        {2, "X-Project-Id", "0a1b2c3d4e5\r", "a CR in a value"},
+        {2, "X-Project-Id", "0a1b2c3d4e5f", "a valid value again"},
+    };
+    const char *err = NULL;
+    request r;
+    eip_kv saved;
+    eip_signer *s;
+    size_t i;
+
+    from_vector(&VECTORS[0], &r);
+    s = eip_signer_new(r.in.ak, r.in.ak_len, r.in.sk, r.in.sk_len, &err);
+    CHECK(s != NULL, "signer made");
+    if (s == NULL)
+        return;
+    check_cached_agrees(s, &r, "first request");
+    check_cached_agrees(s, &r, "the same again");
+    r.hdr[1] = kv("X-Sdk-Date", "20261124T023139Z");
+    check_cached_agrees(s, &r, "the next second");
+    r.hdr[1] = kv("X-Sdk-Date", "19700101T000000Z");
+    check_cached_agrees(s, &r, "another date");
+    r.in.path = "/v2.0/0a1b2c3d4e5f/bandwidths/another%20id/";
+    r.in.path_len = strlen(r.in.path);
+    r.in.method = "GET";
+    check_cached_agrees(s, &r, "another path and method");
+    r.qry[0] = kv("limit", "10");
+    r.qry[1] = kv("a b", "&=");
+    r.in.query = r.qry;
+    r.in.nquery = 2;
+    check_cached_agrees(s, &r, "a query");
+    r.in.body = "{\"x\":1}";
+    r.in.body_len = strlen(r.in.body);
+    check_cached_agrees(s, &r, "a body");
+
+    /* One header changed at a time, each in a way the cache must see, the failures on top of a
+     * valid cache (the same message, and the cache still serves after). In this order. */
+    for (i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+        r.hdr[changes[i].at] = kv(changes[i].name, changes[i].value);
+        check_cached_agrees(s, &r, changes[i].what);
+    }
+    /* The list itself changed. */
+    saved = r.hdr[0];
+    r.hdr[0] = r.hdr[3];
+    r.hdr[3] = saved;
+    check_cached_agrees(s, &r, "two headers swapped");
+    r.hdr[r.in.nheaders++] = kv("X-Sdk-Content-Sha256", "UNSIGNED-PAYLOAD");
+    check_cached_agrees(s, &r, "a header added (unsigned payload)");
+    r.hdr[r.in.nheaders - 1] = kv("X-Sdk-Content-Sha256", "UNSIGNED-PAYLOAX");
+    check_cached_agrees(s, &r, "the payload signed again");
+    r.hdr[r.in.nheaders - 1] = kv("User_Agent", "x");
+    check_cached_agrees(s, &r, "an unsigned header (a '_' in its name)");
+    r.hdr[r.in.nheaders - 1] = kv("x-project-id", "0a1b2c3d4e5f");
+    check_cached_agrees(s, &r, "a header twice");
+    r.in.nheaders--;
+    check_cached_agrees(s, &r, "a header removed");
+    r.in.method = "DE LETE";
+    check_cached_agrees(s, &r, "a method that is not a token");
+    r.in.method = "DELETE";
+    check_cached_agrees(s, &r, "valid again");
+    eip_signer_free(s);
+}
+
 int main(void)
 {
     test_vectors();
@@ -696,6 +800,7 @@ int main(void)
     test_date();
     test_hmac_against_openssl();
     test_signer();
+    test_signer_cache();
     eip_buf_free(&last_auth);
     return CTEST_END("sign");
 }
