@@ -342,6 +342,7 @@ typedef struct {
     /* Registry references (LUA_NOREF: none yet): the value each cached line was made from, and
      * the line. The security token's are set once. */
     int host_ref, host_line_ref, project_ref, project_line_ref, token_ref, token_line_ref;
+    int date_line_ref;     /* date_line as a Lua string */
     long long date_second; /* the second date_line is for; -1: none yet */
     char date_line[sizeof("X-Sdk-Date: ") + 16];
 } signer_ud;
@@ -373,6 +374,7 @@ static int l_signer_gc(lua_State *L)
     unref(L, &u->project_line_ref);
     unref(L, &u->token_ref);
     unref(L, &u->token_line_ref);
+    unref(L, &u->date_line_ref);
     return 0;
 }
 
@@ -424,7 +426,7 @@ static int l_signer(lua_State *L)
     u = lua_newuserdata(L, sizeof(*u));
     memset(u, 0, sizeof(*u));
     u->host_ref = u->host_line_ref = u->project_ref = u->project_line_ref = LUA_NOREF;
-    u->token_ref = u->token_line_ref = LUA_NOREF;
+    u->token_ref = u->token_line_ref = u->date_line_ref = LUA_NOREF;
     u->date_second = -1;
     memcpy(u->date_line, "X-Sdk-Date: ", DATE_PREFIX_LEN);
     eip_setmetatable(L, SIGNER_MT);
@@ -516,15 +518,18 @@ static int l_signer_headers(lua_State *L)
     push_cached_line(L, A_HOST, "Host: ", &u->host_ref, &u->host_line_ref);
     lua_rawseti(L, out, ++n);
 
-    if (second != u->date_second) { /* formatted once per second */
+    if (second != u->date_second) { /* formatted once per second, its line made then */
         eip_sign_format_date(second, u->date_line + DATE_PREFIX_LEN);
+        unref(L, &u->date_line_ref);
+        lua_pushlstring(L, u->date_line, DATE_PREFIX_LEN + 16);
+        u->date_line_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         u->date_second = second;
     }
     hdr[nh].name = "X-Sdk-Date";
     hdr[nh].name_len = 10;
     hdr[nh].value = u->date_line + DATE_PREFIX_LEN;
     hdr[nh++].value_len = 16;
-    lua_pushlstring(L, u->date_line, DATE_PREFIX_LEN + 16);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, u->date_line_ref);
     lua_rawseti(L, out, ++n);
 
     if (has_project) {
