@@ -402,4 +402,49 @@ describe("safety", function()
       assert.is_nil(tostring(err):find(SHORT_TOKEN, 1, true))
     end)
   end)
+  it("shows server text unchanged only where the full redaction rules would (the C fast path)", function()
+    -- Runner:clean hands plain text (no control character, no escape, no trace of a secret) to
+    -- core.plain_text and returns it as it is. A runner with an own (empty) secret list always
+    -- takes the full rules: both must agree on every text, and the fast path must be taken.
+    local pipeline = require "eip.pipeline"
+    local function runner(secrets, own)
+      return pipeline.new{ endpoint = "http://127.0.0.1:9", host = "127.0.0.1:9", base_path = "",
+        project_id = "p", provider = { secrets = secrets }, secrets = own }
+    end
+    local cases = {
+      { "bench-token-0123456789abcdef" }, { "SKsecret0000000000000", "tok-XYZ-1234567890" },
+      { SHORT_TOKEN }, { "exactly8" }, { nil, "second-only-secret" }, { PLAIN_TOKEN, LONG_TOKEN },
+    }
+    local fast_taken, rules_needed = 0, 0
+    for _, secrets in ipairs(cases) do
+      local fast, full = runner(secrets, nil), runner(secrets, {})
+      local texts = { "", "0123456789abcdef0123456789abcdef", "VPC.0306", "Bandwidth not found.",
+        "a%2Fb", "a\\b", "line\nbreak", "esc\27[31m", "tab\there", "del\127" }
+      for i = 1, 2 do
+        local secret = secrets[i]
+        if secret then
+          texts[#texts + 1] = secret
+          texts[#texts + 1] = "x" .. secret .. "y"
+          texts[#texts + 1] = percent_encoded(secret)
+          for k = 1, math.min(#secret, 12) do
+            texts[#texts + 1] = "id " .. secret:sub(1, k) -- a copy cut short at the end
+            texts[#texts + 1] = secret:sub(1, k) .. " id"
+            texts[#texts + 1] = "id " .. secret:sub(1, k) .. "..."
+          end
+          texts[#texts + 1] = "pre " .. secret:sub(2, 9) .. " post" -- a piece, not the start
+        end
+      end
+      for _, text in ipairs(texts) do
+        local want = full:clean(text)
+        assert.equal(want, fast:clean(text), string.format("%q", text))
+        if require("eip.core").plain_text(text, secrets[1], secrets[2]) then
+          fast_taken = fast_taken + 1
+          assert.equal(text, want)
+        else
+          rules_needed = rules_needed + 1
+        end
+      end
+    end
+    assert.is_true(fast_taken > 20 and rules_needed > 50, fast_taken .. " fast, " .. rules_needed .. " by the rules")
+  end)
 end)

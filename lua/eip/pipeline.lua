@@ -27,6 +27,7 @@ local M = {}
 
 local monotime = core.monotime
 local blank_controls = core.blank_controls
+local plain_text = core.plain_text
 local min, max = math.min, math.max
 local type = type
 
@@ -168,8 +169,12 @@ end
 -- replaced whole.
 function Runner:clean(s)
   if type(s) ~= "string" then return s end
-  local blanked, escapes = blank_controls(s) -- in C: s:find("%c") alone cost a request id 5k instructions
   local secrets, own = self.provider.secrets, self.secrets
+  -- What servers send (request ids, codes, messages) is left as it is: the C core says so in one
+  -- pass (see core.plain_text), where the rules below cost a request id about a microsecond.
+  -- Providers hold at most two secrets; the rules see any other case.
+  if not own and secrets[3] == nil and plain_text(s, secrets[1], secrets[2]) then return s end
+  local blanked, escapes = blank_controls(s) -- in C: s:find("%c") alone cost a request id 5k instructions
   -- Plain text (what servers send) is redacted blanked; text with escapes or control characters
   -- as sent, so that a secret they disguise can be found before it is blanked.
   local text = redact(escapes and s or blanked, secrets)
