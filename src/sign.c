@@ -134,9 +134,13 @@ static const unsigned char CHAR_CLASS[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
 
+#define CLASS_UNRESERVED 1
+#define CLASS_TCHAR 2
+#define CLASS_SLASH 4
+
 static int is_unreserved(unsigned char c)
 {
-    return CHAR_CLASS[c] & 1;
+    return CHAR_CLASS[c] & CLASS_UNRESERVED;
 }
 
 /* RFC 9110 token characters: what a header name or a method may consist of. Anything else
@@ -144,7 +148,7 @@ static int is_unreserved(unsigned char c)
  * itself malformed, so it is rejected instead of being signed. */
 static int is_tchar(unsigned char c)
 {
-    return (CHAR_CLASS[c] & 2) != 0;
+    return (CHAR_CLASS[c] & CLASS_TCHAR) != 0;
 }
 
 static int is_token(const char *s, size_t n)
@@ -174,6 +178,33 @@ static int is_trim_space(unsigned char c)
 
 /* ---------- public helpers ---------- */
 
+/* Appends s, each byte whose CHAR_CLASS has a bit of `keep` as it is and every other one as
+ * %XX, into room reserved once for the worst case (every byte escaped): one bound check
+ * instead of one per byte. -1, with nothing written, when the worst case would pass the limit
+ * (the caller then appends byte by byte, to find whether the real case fits). */
+static int encode_in_room(eip_buf *out, const char *s, size_t len, unsigned char keep)
+{
+    size_t i;
+    char *d;
+
+    if (len > (SIZE_MAX - 1) / 3 || buf_reserve(out, 3 * len) != 0)
+        return -1;
+    d = out->data + out->len;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (CHAR_CLASS[c] & keep) {
+            *d++ = (char)c;
+        } else {
+            *d++ = '%';
+            *d++ = HEX_UPPER[c >> 4];
+            *d++ = HEX_UPPER[c & 15];
+        }
+    }
+    out->len = (size_t)(d - out->data);
+    out->data[out->len] = '\0';
+    return 0;
+}
+
 int eip_sign_percent_encode(eip_buf *out, const char *s, size_t len)
 {
     size_t i;
@@ -181,25 +212,8 @@ int eip_sign_percent_encode(eip_buf *out, const char *s, size_t len)
 
     if (!s && len)
         return -1;
-    /* Room for the worst case (every byte escaped) reserved once, the bytes then written
-     * straight in: a path or query costs one bound check instead of one per byte. When the
-     * worst case would pass the limit, byte by byte below finds whether the real one fits. */
-    if (len <= (SIZE_MAX - 1) / 3 && buf_reserve(out, 3 * len) == 0) {
-        char *d = out->data + out->len;
-        for (i = 0; i < len; i++) {
-            unsigned char c = (unsigned char)s[i];
-            if (is_unreserved(c)) {
-                *d++ = (char)c;
-            } else {
-                *d++ = '%';
-                *d++ = HEX_UPPER[c >> 4];
-                *d++ = HEX_UPPER[c & 15];
-            }
-        }
-        out->len = (size_t)(d - out->data);
-        out->data[out->len] = '\0';
+    if (encode_in_room(out, s, len, CLASS_UNRESERVED) == 0)
         return 0;
-    }
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (is_unreserved(c)) {
@@ -226,24 +240,9 @@ int eip_sign_canonical_uri(eip_buf *out, const char *path, size_t len)
         path = ""; /* NULL + 0 is undefined behaviour in C, even for a zero offset */
     /* Split on every '/', encode each segment (a '/' inside a segment cannot exist in a raw
      * path: it IS a separator, exactly as the official signer splits it). That is: every '/'
-     * kept, every other byte as eip_sign_percent_encode writes it, in one pass into room
-     * reserved once for the worst case; segment by segment below when that would pass the
-     * limit, to find whether the real case fits. */
-    if (len <= (SIZE_MAX - 1) / 3 && buf_reserve(out, 3 * len) == 0) {
-        char *d = out->data + out->len;
-        for (i = 0; i < len; i++) {
-            unsigned char c = (unsigned char)path[i];
-            if (CHAR_CLASS[c] & 5) { /* unreserved, or '/' */
-                *d++ = (char)c;
-            } else {
-                *d++ = '%';
-                *d++ = HEX_UPPER[c >> 4];
-                *d++ = HEX_UPPER[c & 15];
-            }
-        }
-        out->len = (size_t)(d - out->data);
-        out->data[out->len] = '\0';
-    } else {
+     * kept, every other byte as eip_sign_percent_encode writes it, in one pass; segment by
+     * segment when the worst case would pass the limit. */
+    if (encode_in_room(out, path, len, CLASS_UNRESERVED | CLASS_SLASH) != 0) {
         for (i = 0; i <= len; i++) {
             if (i < len && path[i] != '/')
                 continue;
