@@ -400,23 +400,25 @@ describe("eip.core one session, requests of every kind", function()
     end
   end)
 
-  it("core.plain_text: no control character, no escape, no trace of a secret given", function()
-    assert.is_true(core.plain_text("0123456789abcdef"))
-    assert.is_true(core.plain_text(""))
+  it("core.plain_text: no control character, no escape, no trace of a secret in the list", function()
+    assert.is_true(core.plain_text("0123456789abcdef", {}))
+    assert.is_true(core.plain_text("", {}))
     for _, bad in ipairs{ "a\nb", "a\0b", "\27[m", "a\127", "a%2F", "a\\b" } do
-      assert.is_false(core.plain_text(bad), bad)
+      assert.is_false(core.plain_text(bad, {}), bad)
     end
     local secret = "secret-0123456789"
-    assert.is_true(core.plain_text("id secret-", secret)) -- 7 bytes of its start: no trace
-    assert.is_false(core.plain_text("id secret-0", secret)) -- 8: perhaps a copy cut short
-    assert.is_false(core.plain_text("secret-0 id", secret))
-    assert.is_true(core.plain_text("ecret-0123456789", secret)) -- not its start
-    assert.is_false(core.plain_text("short", "short")) -- a short secret: only the whole value
-    assert.is_true(core.plain_text("shorter", "short"))
-    assert.is_false(core.plain_text("x", nil, "x"), "nil secrets are skipped")
-    assert.is_false(core.plain_text("x", false), "a secret that is not a string")
-    assert.is_false(core.plain_text("12", 12))
-    assert.has_error(function() core.plain_text(nil) end)
+    assert.is_true(core.plain_text("id secret-", { secret })) -- 7 bytes of its start: no trace
+    assert.is_false(core.plain_text("id secret-0", { secret })) -- 8: perhaps a copy cut short
+    assert.is_false(core.plain_text("secret-0 id", { secret }))
+    assert.is_true(core.plain_text("ecret-0123456789", { secret })) -- not its start
+    assert.is_false(core.plain_text("short", { "short" })) -- a short secret: only the whole value
+    assert.is_true(core.plain_text("shorter", { "short" }))
+    assert.is_false(core.plain_text("x", { nil, "x" }), "holes in the list are skipped")
+    assert.is_false(core.plain_text("x", { "a-long-secret", "b-long-secret", "x" }), "any number of secrets")
+    assert.is_false(core.plain_text("x", { false }), "a secret that is not a string")
+    assert.is_false(core.plain_text("12", { 12 }))
+    assert.has_error(function() core.plain_text(nil, {}) end)
+    assert.has_error(function() core.plain_text("x") end)
   end)
 
   it("core.blank_controls: control characters become spaces; a clean string comes back as it is", function()

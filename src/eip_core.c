@@ -586,19 +586,29 @@ static int l_sdk_date(lua_State *L)
  * (request ids, codes, messages): checked in one pass, without a pattern match per byte.
  * Second result: whether s could hold a secret in disguise (a control character inside it,
  * a '%' escape, a '\' escape), so that the caller looks closer only at such text. */
-static int l_blank_controls(lua_State *L)
+/* The length of s's start before its first control character (len: none), and in *escapes
+ * whether that start holds a '%' or '\' escape. */
+static size_t before_controls(const char *s, size_t len, int *escapes)
 {
-    size_t len, i;
-    const char *s = luaL_checklstring(L, 1, &len);
-    int escapes = 0;
-    luaL_Buffer b;
+    size_t i;
+    *escapes = 0;
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c < 32 || c == 127)
             break;
         if (c == '%' || c == '\\')
-            escapes = 1;
+            *escapes = 1;
     }
+    return i;
+}
+
+static int l_blank_controls(lua_State *L)
+{
+    size_t len, i;
+    const char *s = luaL_checklstring(L, 1, &len);
+    int escapes;
+    luaL_Buffer b;
+    i = before_controls(s, len, &escapes);
     if (i == len) {
         lua_settop(L, 1);
         lua_pushboolean(L, escapes);
@@ -615,43 +625,49 @@ static int l_blank_controls(lua_State *L)
     return 2;
 }
 
-/* core.plain_text(s [, secret ...]) -> whether eip.pipeline's Runner:clean gives s back as it
- * is: no control character, no '%' or '\' escape, and no trace of the secrets given (nil ones
- * skipped): for a secret of 8 bytes or more, its first 8 bytes nowhere in s (so that neither a
- * copy nor a cut one can be there); for a shorter one, s not equal to it. A secret that is not
- * a string gives false (the caller then applies its rules). One pass and a search per secret,
- * where those rules cost a request id about a microsecond. */
+/* Is there no trace of secret (n bytes) in s: for a secret of 8 bytes or more, its first 8
+ * bytes nowhere in s (so that neither a copy nor a cut one can be there); for a shorter one, s
+ * not equal to it? */
+static int no_trace(const char *s, size_t len, const char *secret, size_t n)
+{
+    size_t i;
+    if (n < 8)
+        return !(n == len && memcmp(s, secret, n) == 0);
+    for (i = 0; i + 8 <= len; i++) {
+        const char *at = memchr(s + i, secret[0], len - 7 - i);
+        if (at == NULL)
+            return 1;
+        if (memcmp(at, secret, 8) == 0)
+            return 0;
+        i = (size_t)(at - s);
+    }
+    return 1;
+}
+
+/* core.plain_text(s, secrets) -> whether eip.pipeline's Runner:clean gives s back as it is: no
+ * control character, no '%' or '\' escape, and no trace (no_trace) of any value of the list
+ * secrets (holes allowed). A value that is not a string gives false (the caller then applies
+ * its rules). One pass and a search per secret, where those rules cost a request id about a
+ * microsecond. */
 static int l_plain_text(lua_State *L)
 {
-    size_t len, i;
+    size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
-    int top = lua_gettop(L), a, plain = 1;
+    int escapes, plain;
 
-    for (i = 0; plain && i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        plain = c >= 32 && c != 127 && c != '%' && c != '\\';
-    }
-    for (a = 2; plain && a <= top; a++) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    plain = before_controls(s, len, &escapes) == len && !escapes;
+    lua_pushnil(L);
+    while (plain && lua_next(L, 2) != 0) {
         size_t n;
         const char *secret;
-        if (lua_type(L, a) == LUA_TNIL)
-            continue;
-        if (lua_type(L, a) != LUA_TSTRING) {
+        if (lua_type(L, -1) != LUA_TSTRING) {
             plain = 0;
-            break;
+        } else {
+            secret = lua_tolstring(L, -1, &n);
+            plain = no_trace(s, len, secret, n);
         }
-        secret = lua_tolstring(L, a, &n);
-        if (n < 8) {
-            plain = !(n == len && memcmp(s, secret, n) == 0);
-            continue;
-        }
-        for (i = 0; plain && i + 8 <= len; i++) {
-            const char *at = memchr(s + i, secret[0], len - 7 - i);
-            if (at == NULL)
-                break;
-            i = (size_t)(at - s);
-            plain = memcmp(at, secret, 8) != 0;
-        }
+        lua_pop(L, 1);
     }
     lua_pushboolean(L, plain);
     return 1;
