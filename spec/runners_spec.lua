@@ -1,0 +1,146 @@
+-- The scripts behind `make test` and `make test-matrix` (what CI runs): their last line,
+-- "N passed, N failed", must sum every test that ran, count a crash or a missing summary as a
+-- failure, and exit non-zero whenever anything failed. Run here on stand-ins (shell scripts
+-- printing what a C test, busted or a leg prints), so each way to fail is seen on purpose.
+local host = require "spec.support.host"
+local nginx = require "spec.support.nginx"
+
+local q = host.quote
+
+describe("the test runners", function()
+  local dir
+
+  before_each(function() dir = nginx.capture("mktemp -d") end)
+  after_each(function() os.execute("rm -rf " .. q(dir)) end)
+
+  -- An executable script at dir/name.
+  local function script(name, body)
+    local path = dir .. "/" .. name
+    local f = assert(io.open(path, "w"))
+    f:write("#!/bin/sh\n", body, "\n")
+    f:close()
+    assert(host.execute("chmod +x " .. q(path)))
+    return path
+  end
+
+  local function last_line(out) return out:match("([^\n]*)\n?$") end
+
+  describe("scripts/run-tests (make test)", function()
+    local RUN = "bash " .. q(host.ROOT .. "/scripts/run-tests")
+
+    local function busted(successes, failures, errors, code)
+      return script("busted", string.format("echo 'specs ran'\n"
+        .. "echo '%d successes / %d failures / %d errors / 0 pending : 1.5 seconds'\nexit %d",
+        successes, failures, errors, code or 0))
+    end
+
+    local function run(busted_cmd, ...)
+      local args = {}
+      for i, a in ipairs{ ... } do args[i] = q(a) end
+      return host.run("BUSTED=" .. q(busted_cmd) .. " " .. RUN .. " " .. table.concat(args, " ") .. " 2>&1")
+    end
+
+    it("sums the C tests' checks and busted's specs", function()
+      local a = script("test_a", "echo 'ctest a: 10 passed, 0 failed'")
+      local b = script("test_b", "echo 'ctest b: 5 passed, 0 failed'")
+      local out, code = run(busted(7, 0, 0), a, b)
+      assert.equal("22 passed, 0 failed", last_line(out))
+      assert.equal(0, code)
+    end)
+
+    it("counts failed checks, failed specs and spec errors", function()
+      local a = script("test_a", "echo 'ctest a: 8 passed, 2 failed'\nexit 1")
+      local out, code = run(busted(7, 1, 3, 1), a)
+      assert.equal("15 passed, 6 failed", last_line(out))
+      assert.is_not.equal(0, code)
+    end)
+
+    it("counts a C test that crashes before its summary as a failure", function()
+      local a = script("test_a", "echo 'half a line'\nkill -SEGV $$")
+      local out, code = run(busted(4, 0, 0), a)
+      assert.matches("crashed or printed no summary", out)
+      assert.equal("4 passed, 1 failed", last_line(out))
+      assert.is_not.equal(0, code)
+    end)
+
+    it("counts a C test that exits non-zero while reporting no failure as a failure", function()
+      local a = script("test_a", "echo 'ctest a: 3 passed, 0 failed'\nexit 2")
+      local out, code = run(busted(1, 0, 0), a)
+      assert.equal("4 passed, 1 failed", last_line(out))
+      assert.is_not.equal(0, code)
+    end)
+
+    it("counts busted ending without its summary line as a failure", function()
+      local out, code = run(script("busted", "echo 'lua: cannot open spec'\nexit 1"))
+      assert.matches("busted: no summary line", out)
+      assert.equal("0 passed, 1 failed", last_line(out))
+      assert.is_not.equal(0, code)
+    end)
+
+    it("counts busted exiting non-zero after a clean summary as a failure", function()
+      local out, code = run(busted(9, 0, 0, 1))
+      assert.equal("9 passed, 1 failed", last_line(out))
+      assert.is_not.equal(0, code)
+    end)
+  end)
+
+  describe("scripts/run-matrix (make test-matrix)", function()
+    -- run-matrix runs the run-tests beside it: a copy of it next to a stand-in that sleeps a
+    -- little (so legs overlap) and answers by the leg's interpreter name.
+    local function matrix(luas, jobs)
+      assert(host.execute("cp " .. q(host.ROOT .. "/scripts/run-matrix") .. " " .. q(dir .. "/run-matrix")))
+      script("run-tests", [[
+case $LUA in
+  slow) sleep 1 ;;
+esac
+echo "leg $LUA begins"
+echo "C tests given: $#"
+echo "busted command: $BUSTED"
+sleep 0.2
+echo "leg $LUA ends"
+case $LUA in
+  bad) echo '3 passed, 2 failed'; exit 1 ;;
+  crash) exit 3 ;;
+  *) echo '5 passed, 0 failed' ;;
+esac]])
+      return host.run(string.format("LUAS=%s FULL_LEG=full MATRIX_JOBS=%s bash %s ct1 ct2 2>&1", q(luas), jobs,
+        q(dir .. "/run-matrix")))
+    end
+
+    it("sums every leg; the full leg alone gets the C tests and the #openresty specs", function()
+      local out, code = matrix("slow full other", 2)
+      assert.equal("15 passed, 0 failed", last_line(out))
+      assert.equal(0, code)
+      assert.matches("leg full begins\nC tests given: 2\nbusted command: busted %-%-lua=full\n", out)
+      assert.matches("leg other begins\nC tests given: 0\nbusted command: busted %-%-lua=other "
+        .. "%-%-exclude%-tags=openresty\n", out)
+      assert.matches("matrix: full %(C tests, every spec%) +5 passed, 0 failed  %(%d+ s%)", out)
+    end)
+
+    it("prints each leg's lines together although legs run at once", function()
+      local out = matrix("slow full other third", 3)
+      for _, leg in ipairs{ "slow", "full", "other", "third" } do
+        local _, begins = out:gsub("leg " .. leg .. " begins", "")
+        assert.equal(1, begins, "leg " .. leg .. "'s output, once:\n" .. out)
+        assert.matches("== matrix: " .. leg .. " [^\n]*\nleg " .. leg .. " begins\nC tests given: %d\nbusted command: "
+          .. "[^\n]*\nleg " .. leg .. " ends\n5 passed, 0 failed\n", out)
+      end
+    end)
+
+    it("counts a failing leg's failures and a leg that ends without a summary", function()
+      for _, jobs in ipairs{ 1, 2, 5 } do
+        local out, code = matrix("full bad crash other", jobs)
+        assert.equal("13 passed, 3 failed", last_line(out), "MATRIX_JOBS=" .. jobs)
+        assert.is_not.equal(0, code)
+        assert.matches("matrix: crash %(every spec but #openresty%) +0 passed, 1 failed", out)
+      end
+    end)
+
+    it("runs one leg at a time when MATRIX_JOBS is not a positive number", function()
+      local out, code = matrix("full other", "zero")
+      assert.equal("10 passed, 0 failed", last_line(out))
+      assert.equal(0, code)
+      assert.matches("leg full ends\n5 passed, 0 failed\n== matrix: started other", out)
+    end)
+  end)
+end)
