@@ -56,7 +56,7 @@ describe("the test runners", function()
     end)
 
     it("counts a C test that crashes before its summary as a failure", function()
-      local a = script("test_a", "echo 'half a line'\nkill -SEGV $$")
+      local a = script("test_a", "echo 'half a line'\nkill -KILL $$")
       local out, code = run(busted(4, 0, 0), a)
       assert.matches("crashed or printed no summary", out)
       assert.equal("4 passed, 1 failed", last_line(out))
@@ -101,14 +101,16 @@ echo "leg $LUA ends"
 case $LUA in
   bad) echo '3 passed, 2 failed'; exit 1 ;;
   crash) exit 3 ;;
+  liar) echo '5 passed, 0 failed'; exit 1 ;;
+  killed) kill -KILL $PPID; exit 0 ;;
   *) echo '5 passed, 0 failed' ;;
 esac]])
       return host.run(string.format("LUAS=%s FULL_LEG=full MATRIX_JOBS=%s bash %s ct1 ct2 2>&1", q(luas), jobs,
         q(dir .. "/run-matrix")))
     end
 
-    it("sums every leg; the full leg alone gets the C tests and the #openresty specs", function()
-      local out, code = matrix("slow full other", 2)
+    it("sums every leg; the full leg alone gets the C tests and the specs run inside nginx", function()
+      local out, code = matrix("first full other", 2)
       assert.equal("15 passed, 0 failed", last_line(out))
       assert.equal(0, code)
       assert.matches("leg full begins\nC tests given: 2\nbusted command: busted %-%-lua=full\n", out)
@@ -117,9 +119,18 @@ esac]])
       assert.matches("matrix: full %(C tests, every spec%) +5 passed, 0 failed  %(%d+ s%)", out)
     end)
 
+    it("starts the full leg first, and the next leg while it still runs", function()
+      local out = matrix("first full other", 2)
+      assert.matches("^== matrix: started full [^\n]*\n== matrix: started first ", out)
+      -- A leg's lines are printed when it has ended: the second leg started before them.
+      assert.is_true(out:find("== matrix: started first", 1, true) < out:find("leg full begins", 1, true), out)
+      out = matrix("first full other", 1)
+      assert.is_true(out:find("leg full begins", 1, true) < out:find("== matrix: started first", 1, true), out)
+    end)
+
     it("prints each leg's lines together although legs run at once", function()
-      local out = matrix("slow full other third", 3)
-      for _, leg in ipairs{ "slow", "full", "other", "third" } do
+      local out = matrix("first full other third", 3)
+      for _, leg in ipairs{ "first", "full", "other", "third" } do
         local _, begins = out:gsub("leg " .. leg .. " begins", "")
         assert.equal(1, begins, "leg " .. leg .. "'s output, once:\n" .. out)
         assert.matches("== matrix: " .. leg .. " [^\n]*\nleg " .. leg .. " begins\nC tests given: %d\nbusted command: "
@@ -134,6 +145,27 @@ esac]])
         assert.is_not.equal(0, code)
         assert.matches("matrix: crash %(every spec but #openresty%) +0 passed, 1 failed", out)
       end
+    end)
+
+    it("prints each leg as it ends, not in the order legs started", function()
+      -- All three at once: "other" ends about a second before "slow", which started before it.
+      local out = matrix("slow full other", 3)
+      assert.is_true(out:find("leg other begins", 1, true) < out:find("leg slow begins", 1, true), out)
+    end)
+
+    it("counts a leg that exits non-zero after a clean last line as failed", function()
+      local out, code = matrix("full liar", 2)
+      assert.equal("10 passed, 1 failed", last_line(out))
+      assert.matches("matrix: liar %(every spec but #openresty%) +5 passed, 1 failed", out)
+      assert.is_not.equal(0, code)
+    end)
+
+    it("prints what a killed leg wrote, and counts it as failed", function()
+      local out, code = matrix("full killed other", 2)
+      assert.matches("== matrix: killed [^\n]*\nleg killed begins\n", out)
+      assert.matches("matrix: killed %(every spec but #openresty%) +0 passed, 1 failed", out)
+      assert.equal("10 passed, 1 failed", last_line(out))
+      assert.is_not.equal(0, code)
     end)
 
     it("runs one leg at a time when MATRIX_JOBS is not a positive number", function()
