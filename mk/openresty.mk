@@ -16,8 +16,11 @@ luajit: $(LUAJIT_SO)
 
 # The full test run (and `make spec`) needs the LuaJIT build as well: spec/openresty_spec.lua
 # loads it into nginx. (Equivalent to adding `luajit` to the prerequisites of `test` and `spec`.)
+# So do `make check`'s two runs of the whole suite, from a fresh clone too.
 test: luajit
 spec: luajit
+check-asan: luajit
+check-valgrind: luajit
 
 test-openresty: all luajit
 	$(BUSTED) spec/openresty_spec.lua
