@@ -64,8 +64,9 @@ $(ASAN_DIR)/ctest/%: test/c/%.c $(CORE_SRC) $(CORE_HDR) test/c/ctest.h
 	$(SAN_CC) $(WARN) $(SAN_CFLAGS) $(SAN_FLAGS) $(CPPFLAGS_ALL) $(LUA_INC) $< $(filter-out src/eip_core.c,$(CORE_SRC)) -o $@ $(LIBS)
 
 # The C tests link the runtimes themselves; only lua5.4 needs the preload. The sanitizers'
-# own findings fail the run through the exit status, which scripts/run-tests counts.
-check-asan: $(ASAN_SO) $(ASAN_HOOK) $(ASAN_CTESTS)
+# own findings fail the run through the exit status, which scripts/run-tests counts. `all`: the
+# processes the specs start (bin/eip, the demo, ...) load the plain core, not this one.
+check-asan: all $(ASAN_SO) $(ASAN_HOOK) $(ASAN_CTESTS)
 	@echo "check-asan: C tests and busted specs with -fsanitize=address,undefined"
 	@env $(SAN_ENV) LUA="$(LUA)" BUSTED="$(ASAN_BUSTED)" bash scripts/run-tests $(ASAN_CTESTS)
 
