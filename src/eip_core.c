@@ -581,11 +581,6 @@ static int l_sdk_date(lua_State *L)
 
 /* ---- text from servers ------------------------------------------------------------------ */
 
-/* core.blank_controls(s) -> s with every control character (bytes 0-31 and 127: Lua's %c in
- * the C locale) replaced by a space; s itself when it has none, which is what servers send
- * (request ids, codes, messages): checked in one pass, without a pattern match per byte.
- * Second result: whether s could hold a secret in disguise (a control character inside it,
- * a '%' escape, a '\' escape), so that the caller looks closer only at such text. */
 /* The length of s's start before its first control character (len: none), and in *escapes
  * whether that start holds a '%' or '\' escape. */
 static size_t before_controls(const char *s, size_t len, int *escapes)
@@ -602,6 +597,11 @@ static size_t before_controls(const char *s, size_t len, int *escapes)
     return i;
 }
 
+/* core.blank_controls(s) -> s with every control character (bytes 0-31 and 127: Lua's %c in
+ * the C locale) replaced by a space; s itself when it has none, which is what servers send
+ * (request ids, codes, messages): checked in one pass, without a pattern match per byte.
+ * Second result: whether s could hold a secret in disguise (a control character inside it,
+ * a '%' escape, a '\' escape), so that the caller looks closer only at such text. */
 static int l_blank_controls(lua_State *L)
 {
     size_t len, i;
