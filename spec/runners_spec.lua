@@ -55,33 +55,32 @@ describe("the test runners", function()
       assert.is_not.equal(0, code)
     end)
 
-    it("counts a C test that crashes before its summary as a failure", function()
-      local a = script("test_a", "echo 'half a line'\nkill -KILL $$")
-      local out, code = run(busted(4, 0, 0), a)
-      assert.matches("crashed or printed no summary", out)
-      assert.equal("4 passed, 1 failed", last_line(out))
-      assert.is_not.equal(0, code)
-    end)
+    -- Each way a run fails without saying so in a count: the C test and busted stand-ins, the
+    -- closing line wanted, and what the runner must say about it.
+    local SILENT_FAILURES = {
+      { "a C test that crashes before its summary",
+        ctest = "echo 'half a line'\nkill -KILL $$", busted = { 4, 0, 0 },
+        line = "4 passed, 1 failed", says = "crashed or printed no summary" },
+      { "a C test that exits non-zero while reporting no failure",
+        ctest = "echo 'ctest a: 3 passed, 0 failed'\nexit 2", busted = { 1, 0, 0 },
+        line = "4 passed, 1 failed" },
+      { "busted ending without its summary line",
+        busted_script = "echo 'lua: cannot open spec'\nexit 1",
+        line = "0 passed, 1 failed", says = "busted: no summary line" },
+      { "busted exiting non-zero after a clean summary", busted = { 9, 0, 0, 1 },
+        line = "9 passed, 1 failed" },
+    }
 
-    it("counts a C test that exits non-zero while reporting no failure as a failure", function()
-      local a = script("test_a", "echo 'ctest a: 3 passed, 0 failed'\nexit 2")
-      local out, code = run(busted(1, 0, 0), a)
-      assert.equal("4 passed, 1 failed", last_line(out))
-      assert.is_not.equal(0, code)
-    end)
-
-    it("counts busted ending without its summary line as a failure", function()
-      local out, code = run(script("busted", "echo 'lua: cannot open spec'\nexit 1"))
-      assert.matches("busted: no summary line", out)
-      assert.equal("0 passed, 1 failed", last_line(out))
-      assert.is_not.equal(0, code)
-    end)
-
-    it("counts busted exiting non-zero after a clean summary as a failure", function()
-      local out, code = run(busted(9, 0, 0, 1))
-      assert.equal("9 passed, 1 failed", last_line(out))
-      assert.is_not.equal(0, code)
-    end)
+    for _, case in ipairs(SILENT_FAILURES) do
+      it("counts " .. case[1] .. " as a failure", function()
+        local n = case.busted
+        local b = n and busted(n[1], n[2], n[3], n[4]) or script("busted", case.busted_script)
+        local out, code = run(b, case.ctest and script("test_a", case.ctest) or nil)
+        if case.says then assert.matches(case.says, out) end
+        assert.equal(case.line, last_line(out))
+        assert.is_not.equal(0, code)
+      end)
+    end
   end)
 
   describe("scripts/run-matrix (make test-matrix)", function()
