@@ -103,12 +103,14 @@ local function run(front)
   return rows, rows[1].ratio
 end
 
-local function report(rows, ratio)
+local function report(rows, ratio, cpu_before)
   local version = nginx.capture(nginx.shell_quote(nginx.find()) .. " -v 2>&1"):match("nginx/(%S+)") or "?"
   print(string.format("## lua-eip inside nginx: %d runs of %d s each per row, medians", REPS, SECONDS))
   print()
   print(string.format("Front: nginx %s, 1 worker; upstream: nginx, 1 worker, `return 204`; both on 127.0.0.1. "
     .. "Load: `wrk -t%d -c%d -d%ds`, DELETE.", version, THREADS, CONNECTIONS, SECONDS))
+  print()
+  print(stats.machine_line(cpu_before))
   print()
   print("| measurement | requests/s | × proxy_pass ¹ | front worker CPU µs/request |")
   print("|---|---:|---:|---:|")
@@ -133,8 +135,9 @@ end
 local function main()
   local up, front = start()
   local ok, err = pcall(function()
+    local cpu_before = stats.cpu_now()
     local rows, ratio = run(front)
-    report(rows, ratio)
+    report(rows, ratio, cpu_before)
     local log = front:log_tail(5)
     if log:find("%[error%]") or log:find("%[warn%]") then
       io.stderr:write("bench-openresty: the front nginx logged:\n", log, "\n")

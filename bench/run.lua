@@ -221,12 +221,17 @@ local function table_of(rows)
   print()
 end
 
+-- /proc/stat's counters when the runs began (see bench.stats: the machine).
+local cpu_before
+
 local function header(title)
   local nginx_version = nginx.capture(q(nginx.find()) .. " -v 2>&1"):match("nginx/(%S+)") or "?"
   print(string.format("## %s: %d requests per row, median of %d runs", title, N, REPS))
   print()
   print(string.format("Server: nginx %s, 1 worker, `return 204` on 127.0.0.1. Client: %s, %s.", nginx_version,
     _VERSION, core.backend:match("^(%S+)") or core.backend))
+  print()
+  print(stats.machine_line(cpu_before))
   print()
 end
 
@@ -292,6 +297,7 @@ end
 
 local function main()
   local servers, pki = {}, nil
+  cpu_before = stats.cpu_now()
   local ok, err = pcall(function()
     pki = tls.make_pki()
     servers.secure = start_server("benchtls", "return 204;", pki)
