@@ -178,6 +178,47 @@ describe("credentials", function()
       assert.equal(0, s.auth_failures)
     end)
 
+    -- Five refused signatures in a row lock a key, temporary ones too (cloud-facts: the AK/SK
+    -- lock). The emulator's clock an hour ahead makes the gateway refuse every signature.
+    it("counts its temporary keys' refused signatures: three, then nothing is sent", function()
+      emu:set_knobs{ metadata_same_keys = 1 } -- the service hands out the same keys until renewed
+      emu:set_clock_offset(3600)
+      local c = new({ project_id = emu.project_id, metadata_url = emu.url })
+      for call = 1, 3 do
+        local err = raised(c.delete_bandwidth, c, "bw-1")
+        assert.equal(401, err.status, "call " .. call)
+        assert.is_nil(err.not_sent, "call " .. call)
+        -- a refresh that gives the same keys again sends nothing more
+        assert.equal(call, emu:stats().auth_failures, "one signature per call")
+      end
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      assert.same({ 401, true }, { err.status, err.not_sent })
+      assert.matches("five in a row lock the key", err.advice)
+      c:close()
+      local s = emu:stats()
+      assert.same({ 3, 0 }, { s.auth_failures, s.aksk_locks })
+      -- the key still works once the clock is right: it was never locked
+      emu:set_clock_offset(0)
+      local good = new({ project_id = emu.project_id, metadata_url = emu.url })
+      assert.equal(204, good:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      good:close()
+    end)
+
+    it("starts a new count for new temporary keys, and locks none of them", function()
+      emu:set_knobs{ aksk_lock_after = 3 } -- a key refused three times in a row would be locked
+      emu:set_clock_offset(3600)
+      local c = new({ project_id = emu.project_id, metadata_url = emu.url })
+      for call = 1, 4 do
+        local err = raised(c.delete_bandwidth, c, "bw-1")
+        assert.same({ 401, nil }, { err.status, err.not_sent }, "call " .. call)
+      end
+      c:close()
+      local s = emu:stats()
+      -- each call: its keys refused, new keys (a new count), refused once more
+      assert.same({ 8, 0 }, { s.auth_failures, s.aksk_locks })
+      assert.equal(5, s.metadata_credentials_issued)
+    end)
+
     it("is never asked when a credential is given", function()
       local c = new({ project_id = emu.project_id, token = emu.token, metadata_url = emu.url })
       c:authenticate()

@@ -4,7 +4,7 @@
 -- then the environment variables the official SDKs read (HUAWEICLOUD_SDK_AK / _SK /
 -- _SECURITY_TOKEN), then OS_AUTH_TOKEN. Each resolves to a provider, which the pipeline
 -- (eip.pipeline) uses through these fields only:
---   provider.kind                  "token" | "aksk" | "iam"
+--   provider.kind                  "token" | "aksk" | "iam" | "metadata"
 --   provider.header                a {name, value, line} header every request carries
 --                                  unchanged (a token), or nil: then lines is called
 --   provider:lines(req, headers, runner)   the request's header lines ("Name: value"): those
@@ -15,14 +15,16 @@
 --   provider:ensure(runner)        obtains credentials now if it has none (IAM)
 --   provider.fallible              true when apply may raise (IAM: the token request failed)
 --   provider.refresh               nil, or function(provider, runner): new credentials after a
---                                  401 (IAM only)
+--                                  401 (IAM, metadata); returns false when they are the same
+--                                  as before (then the 401 is final: nothing is sent again)
 --   provider.epoch                 a number that changes whenever the credentials do
 --   provider.project_id            the project its credentials are scoped to, when known
 --   provider.secrets               every secret value it holds, for redaction
---   provider.strikes, provider:rejected(err), provider:accepted()   (AK/SK) 401s to its
---                                  signatures in a row, counted by the pipeline
---   provider.refused, provider:refusal()   (AK/SK) set after too many strikes: the error a
---                                  call gets instead of being sent, or nil once it expired
+--   provider.strikes, provider:rejected(err), provider:accepted()   (AK/SK, metadata) 401s
+--                                  to its signatures in a row, counted by the pipeline
+--   provider.refused, provider:refusal()   (AK/SK, metadata) set after too many strikes: the
+--                                  error a call gets instead of being sent, or nil once it
+--                                  expired
 -- Secret values stay inside providers, which clients keep outside their own tables.
 local errors = require "eip.errors"
 local validate = require "eip.validate"
@@ -64,7 +66,9 @@ end
 -- Refused signatures (AK/SK). Five failed signatures in a row lock an AK/SK pair for 5 minutes,
 -- for every user of the key. So the provider counts the 401s its signatures get in a row (any
 -- other answer resets the count); after MAX_STRIKES, for 5 minutes, the client sends nothing
--- more with them: every call fails at once with a copy of the last 401.
+-- more with them: every call fails at once with a copy of the last 401. Keys given as options,
+-- in the environment or a profile file, and the temporary keys of the ECS metadata service
+-- alike (counted per key: new temporary keys start a new count).
 
 local MAX_STRIKES = 3        -- fewer than the gateway's 5: a script's other clients keep a margin
 local REFUSAL_HOLD = 300     -- seconds: the gateway's lock time
@@ -309,6 +313,10 @@ function Metadata:fetch(runner)
   local names = { ak = "metadata credential.access", sk = "metadata credential.secret",
     security_token = "metadata credential.securitytoken" }
   self.keys = aksk_provider(c.ak, c.sk, c.security_token, names)
+  -- Refused signatures are counted per key (the gateway locks a key): a new key starts afresh.
+  if self.keys.ak ~= self.counted_ak then
+    self.counted_ak, self.strikes, self.refused = self.keys.ak, false, false
+  end
   self.secrets[1], self.secrets[2] = self.keys.sk, self.keys.security_token
   local now = os.time()
   local expires = time.parse_iso8601(c.expires_at) or (now + 900) -- unknown: assume 15 minutes
@@ -328,11 +336,18 @@ function Metadata:lines(req, headers, runner)
   return self.keys:lines(req, headers)
 end
 
---- After a 401 to keys that looked valid: new ones, once per call.
+--- After a 401 to keys that looked valid: new ones, once per call. Returns false when the
+-- metadata service gave the same keys again (it hands out the same temporary keys until they
+-- are renewed): sending again would only be refused again, one more signature towards the lock.
 function Metadata:refresh(runner)
+  local old = self.keys
   self.keys = nil
   self:fetch(runner)
+  local new = self.keys
+  if old and new.ak == old.ak and new.sk == old.sk and new.security_token == old.security_token then return false end
+  return true
 end
+Metadata.rejected, Metadata.accepted, Metadata.refusal = rejected, accepted, refusal
 
 ---------------------------------------------------------------------------------------------
 -- Resolution.

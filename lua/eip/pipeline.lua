@@ -477,6 +477,8 @@ function Call:failure(err, from_credentials)
         if not errors.is_error(why) then error(why, 0) end
         return final(self, why)
       end
+      -- The same credentials came back: a resend would be refused again.
+      if why == false then return final(self, err) end
     end
     return "retry", 0
   end

@@ -5,8 +5,10 @@
 --       {"credential":{"access","secret","securitytoken","expires_at"}}
 -- Each securitykey answer is a NEW temporary AK/SK pair of the default project, valid for the
 -- knob metadata_credential_ttl (then the gateway refuses it): a client must refresh before
--- expires_at. The knob metadata_token_status (default 200) makes the token route answer 404,
--- 405 or 503 instead, as on a service without the token endpoint (then no token is required).
+-- expires_at. With the knob metadata_same_keys = 1 it is the last pair issued while that one is
+-- valid (a service that hands out the same keys until they are renewed). The knob
+-- metadata_token_status (default 200) makes the token route answer 404, 405 or 503 instead, as
+-- on a service without the token endpoint (then no token is required).
 local store = require "eip.emulator.server.store"
 local util = require "eip.emulator.server.util"
 
@@ -43,11 +45,15 @@ function M.securitykey(method)
       return plain(401, "a valid X-Metadata-Token is required")
     end
   end
-  local ttl = store.knob("metadata_credential_ttl")
-  local expires = store.now() + ttl
-  local cred = { ak = "EMUTMP" .. util.random_hex(7):upper(), sk = util.random_hex(20),
-    security_token = "emu-sts-" .. util.random_hex(48), project_id = store.default_project() }
-  store.put_temporary_credential(cred, ttl)
+  local cred, expires
+  if store.knob("metadata_same_keys") ~= 0 then cred, expires = store.last_temporary_credential() end
+  if not cred then
+    local ttl = store.knob("metadata_credential_ttl")
+    expires = store.now() + ttl
+    cred = { ak = "EMUTMP" .. util.random_hex(7):upper(), sk = util.random_hex(20),
+      security_token = "emu-sts-" .. util.random_hex(48), project_id = store.default_project() }
+    store.put_temporary_credential(cred, ttl, expires)
+  end
   store.count("metadata_credentials_issued")
   util.send_json(200, { credential = { access = cred.ak, secret = cred.sk, securitytoken = cred.security_token,
     expires_at = os.date("!%Y-%m-%dT%H:%M:%S", math.floor(expires)) .. ".000000Z" } })

@@ -69,9 +69,19 @@ function M.credential(ak)
   return map[ak] or get_json("mdcred:" .. ak)
 end
 
--- A temporary pair of the metadata service, valid for `ttl` seconds.
-function M.put_temporary_credential(cred, ttl)
+-- A temporary pair of the metadata service, valid for `ttl` seconds until `expires` (the
+-- emulator's clock); also the last one issued (see last_temporary_credential).
+function M.put_temporary_credential(cred, ttl, expires)
   dict:set("mdcred:" .. cred.ak, json.encode(cred), ttl)
+  dict:set("mdlast", json.encode({ cred = cred, expires = expires }), ttl)
+end
+
+-- The last temporary pair issued and its expiry, while it is valid; or nil.
+function M.last_temporary_credential()
+  local text = dict:get("mdlast")
+  if not text then return nil end
+  local last = json.decode(text)
+  return last.cred, last.expires
 end
 
 function M.put_metadata_token(token, ttl)
@@ -301,7 +311,8 @@ end
 -- aksk_lock_after / aksk_lock_seconds: failed signatures in a row that lock an AK, and for how
 -- long (Huawei Cloud: 5 and 300).
 M.KNOBS = { deleted_visible_for = 0, aksk_lock_after = 5, aksk_lock_seconds = 300,
-  metadata_credential_ttl = 3600, metadata_token_status = 200, throttle_rate = 0, throttle_retry_after = 0 }
+  metadata_credential_ttl = 3600, metadata_token_status = 200, metadata_same_keys = 0, throttle_rate = 0,
+  throttle_retry_after = 0 }
 
 function M.knob(name)
   local v = dict:get("knob:" .. name)
