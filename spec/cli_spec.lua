@@ -376,6 +376,24 @@ describe("eip command", function()
       assert.matches("^drained  " .. a:gsub("%-", "%%-") .. "  204 +150 EIPs +%d", out)
     end)
 
+    it("--drain --wait-timeout: still readable when the wait ends is deleted, as without --drain", function()
+      emu:set_knobs{ deleted_visible_for = 30 }
+      local a = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-a", "eip-b" } }
+      local b = emu:create_bandwidth{ size = 5 }
+      local code, out, err = run("delete-bandwidth --drain --yes --json --wait-timeout 0.5 " .. a)
+      assert.equal(0, code, out)
+      local o = cjson.decode(lines(out)[1])
+      assert.same({ true, "deleted", true, true, 2 }, { o.ok, o.result, o.deleted, o.still_readable, #o.removed })
+      local READABLE = "1 deleted bandwidth%(s%) could still be read when the wait ended"
+      assert.matches(READABLE, err)
+      -- A batch prints each line as its delete ends, before the wait: the summary says it.
+      code, out, err = run("delete-bandwidth --json --wait-timeout 0.5 " .. b)
+      assert.equal(0, code, out)
+      o = cjson.decode(lines(out)[1])
+      assert.same({ true, "deleted", true }, { o.ok, o.result, o.deleted })
+      assert.matches(READABLE, err)
+    end)
+
     it("--drain refuses a dedicated bandwidth: a failure line, exit 1", function()
       local per = emu:create_bandwidth{ share_type = "PER", size = 1, publicip_ids = { "solo" } }
       local code, out, err = run("delete-bandwidth --drain --yes " .. per)

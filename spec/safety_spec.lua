@@ -321,6 +321,19 @@ describe("safety", function()
       assert.is_nil(emu:get_bandwidth(id))
       assert.equal("wait", raised(c.delete_bandwidth, c, id, { wait = "long" }).argument)
     end)
+
+    it("a drain whose wait ends first keeps what it moved on the error, with its result", function()
+      emu:set_knobs{ deleted_visible_for = 30 }
+      local id = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-1", "eip-2" } }
+      local c = fx.client{ sleep = function() end }
+      local err = raised(c.drain_and_delete_bandwidth, c, id, { charge_mode = "bandwidth", size = 1, wait = 2 })
+      assert.same({ "wait_timeout", true, "wait" }, { err.kind, err.deleted, err.stage })
+      table.sort(err.moved)
+      assert.same({ { "eip-1", "eip-2" }, {} }, { err.moved, err.not_moved })
+      assert.same({ 204, true, id }, { err.result.status, err.result.deleted, err.result.bandwidth_id })
+      assert.equal(err.moved, err.result.removed)
+      assert.is_nil(emu:get_bandwidth(id))
+    end)
   end)
 
   describe("server text", function()

@@ -415,7 +415,10 @@ end
 --   @{plan_drain} before anything changes; false refuses (reason "not_confirmed")
 -- @tparam[opt] boolean|number opts.wait as for @{delete_bandwidth}
 -- @treturn table the delete's result plus `removed` (EIP ids moved out) and `requests`
--- @raise an @{eip.error} carrying `stage` ("show", "remove" or "delete"), `moved` and `not_moved`
+-- @raise an @{eip.error} carrying `stage` ("show", "remove" or "delete"), `moved` and `not_moved`;
+--   with `wait`, when the bandwidth was deleted but the wait ended first (kind `wait_timeout`, or
+--   `interrupted` by Ctrl-C), `deleted = true`, `stage = "wait"`, `moved` (every EIP moved out),
+--   and `result`, the drain's result table
 function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
   local r = runner_of(self, "drain_and_delete_bandwidth")
   validate.id("bandwidth_id", bandwidth_id)
@@ -426,7 +429,15 @@ function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
   local wait = wait_of(opts.wait)
   local project_id = project(self, r)
   local res = bandwidths.drain(r, project_id, bandwidth_id, terms, missing_ok)
-  return waited(r, project_id, res, wait)
+  if not wait then return res end
+  local ok, value = pcall(waited, r, project_id, res, wait)
+  if ok then return value end
+  if errors.is_error(value) and value.deleted == true then
+    -- Deleted, and the wait ended first: what the drain did stays on the error (the EIPs it
+    -- moved out each have a bandwidth, and a bill, of their own now).
+    value.stage, value.moved, value.not_moved, value.result = "wait", res.removed, {}, res
+  end
+  error(value, 0)
 end
 
 --- Releases the client's connections now rather than at garbage collection. Closing twice is

@@ -171,6 +171,12 @@ end
 -- eip error.
 local function outcome_of(id, value)
   if eip.is_error(value) then
+    local res = value.result
+    if value.deleted == true and res then
+      -- A drain's delete went through and its --wait ended first: deleted, as a batch reports it.
+      res.waited, res.still_readable = value.waited, value.kind == "wait_timeout" or nil
+      return { id = id, outcome = "deleted", res = res }
+    end
     return { id = id, outcome = value.not_sent and "not_sent" or "failed", err = value }
   end
   return { id = id, outcome = value.deleted == false and "missing" or "deleted", res = value }
@@ -267,12 +273,14 @@ function M.run(opts, argv, ctx)
   local bar = progress.new(#ids, { enabled = ctx.terminal and not opts.no_progress and not opts.drain
     and not opts.debug and #ids > 1, results_on_terminal = ctx.stdout_terminal })
   local counts, failed = { deleted = 0, missing = 0, failed = 0, not_sent = 0 }, {}
+  local results = {} -- the result tables of deleted ids (a batch's --wait fills them in later)
   local started = core.monotime()
   if opts.output == "table" then stdout:write(output.result_header(), "\n") end
   core.catch_interrupts(true)
   local ok, summary = pcall(run_deletes, client, ids, opts, function(o)
     counts[o.outcome] = counts[o.outcome] + 1
     if o.outcome == "failed" then failed[#failed + 1] = o end
+    if o.res then results[#results + 1] = o.res end
     bar:step(o.outcome == "failed" or o.outcome == "not_sent")
     bar:above(function() print_outcome(o, opts) end)
   end, function() bar:tick() end)
@@ -285,6 +293,14 @@ function M.run(opts, argv, ctx)
   stderr:write(output.failures(failed))
   stderr:write(output.summary(#ids, counts, core.monotime() - started), "\n")
   if summary and summary.throttled > 0 then stderr:write(output.throttled(summary), "\n") end
+  local readable = 0
+  for _, res in ipairs(results) do
+    if res.still_readable then readable = readable + 1 end
+  end
+  if readable > 0 then
+    stderr:write(string.format("eip: %d deleted bandwidth(s) could still be read when the wait ended (the API "
+      .. "shows a bandwidth for a while after its 204)\n", readable))
+  end
   if summary and summary.stopped == "auth" then
     stderr:write(string.format("eip: stopped after an authentication failure: %d id(s) not sent\n", counts.not_sent))
   elseif interrupted then
