@@ -105,6 +105,32 @@ describe("error bodies", function()
     assert.same({ "X.2", "error wins" }, { err.code, err.message })
   end)
 
+  -- As the official SDKs read them: a pair needs a code that is not empty, and a body whose top
+  -- has no code is searched below before a message alone is taken.
+  it("skips an empty code for the next pair, and finds a whole pair below a partial one", function()
+    local err = delete_with{ status = 404, body = '{"error_code":"","error_msg":"","code":"VPC.0306",'
+      .. '"message":"No Eip bandwidth exist with id."}' }
+    assert.same({ "VPC.0306", "No Eip bandwidth exist with id." }, { err.code, err.message })
+    err = delete_with{ status = 404, body = '{"message":"outer","error":{"code":"VPC.0306","message":"inner"}}' }
+    assert.same({ "VPC.0306", "inner" }, { err.code, err.message })
+    -- "type" is Neutron's code below the top; at the top (a problem document's URI) it comes last
+    err = delete_with{ status = 404,
+      body = '{"type":"about:blank","message":"m","error":{"code":"VPC.0306","message":"inner"}}' }
+    assert.same({ "VPC.0306", "inner" }, { err.code, err.message })
+    err = delete_with{ status = 400, body = '{"code":"","message":"","detail":{"message":"why"}}' }
+    assert.same({ nil, "why" }, { err.code, err.message })
+    err = delete_with{ status = 401, body = '{"error_code":401,"error_msg":"numeric"}' }
+    assert.same({ "401", "numeric" }, { err.code, err.message })
+  end)
+
+  it("reads a missing bandwidth's 404 behind an empty code as missing, with missing_ok", function()
+    emu:inject{ method = "DELETE", status = 404, body = '{"error_code":"","error_msg":"","code":"VPC.0306",'
+      .. '"message":"No Eip bandwidth exist with id."}' }
+    local c = fx.client{ max_attempts = 1, missing_ok = true }
+    local res = c:delete_bandwidth("bw-1")
+    assert.same({ true, false, "VPC.0306" }, { res.ok, res.deleted, res.code })
+  end)
+
   it("decodes a JSON error document inside message, keeping the text as raw_message", function()
     local inner = '{"NeutronError":{"message":"Bandwidth bw-1 could not be found.","type":"BandwidthNotFound",'
       .. '"detail":""}}'

@@ -13,7 +13,9 @@ json.decode_max_depth(32)
 local MAX_CODE, MAX_MESSAGE = 64, 512
 
 local function text(v, max)
-  if type(v) == "number" then v = tostring(v) end
+  if type(v) == "number" then -- a code sent as a number: 401, not "401.0" (JSON numbers decode as floats)
+    v = (v == math.floor(v) and math.abs(v) < 2 ^ 53) and string.format("%d", v) or tostring(v)
+  end
   if type(v) ~= "string" or v == "" then return nil end
   -- Control characters stay for the pipeline's clean, which blanks them after looking for a
   -- secret they might split (see eip.pipeline).
@@ -23,40 +25,69 @@ end
 
 -- The pairs an error object may carry, in the order the official SDKs try them: the gateway's
 -- error_code/error_msg first, then the services' code/message, then the camelCase form some
--- services use. A Neutron error calls its code "type".
-local PAIRS = {
-  { "error_code", "error_msg" }, { "code", "message" }, { "errorCode", "errorMsg" }, { "type", "message" },
-}
+-- services use. A Neutron error (nested: {"NeutronError":{...}}) calls its code "type", a key
+-- that at the top of a body may mean something else (a problem document's URI): it is tried
+-- there only when no object in the body has a code of its own.
+local PAIRS = { { "error_code", "error_msg" }, { "code", "message" }, { "errorCode", "errorMsg" } }
+local TYPE_PAIR = { { "type", "message" } }
+local MESSAGE_KEYS = { "error_msg", "message", "errorMsg" }
 
-local function is_code(v) return type(v) == "string" or type(v) == "number" end
+-- An empty code is no code (the SDKs skip such a pair and read the next).
+local function is_code(v) return (type(v) == "string" and v ~= "") or type(v) == "number" end
 
--- code, message, request_id of the first pair t holds with a code, else of the first with a
--- message only, or nil.
-local function pair_of(t)
-  for _, p in ipairs(PAIRS) do
+-- code, message, request_id of the first of `pairs` whose code t holds, or nil.
+local function coded(t, pairs)
+  for _, p in ipairs(pairs) do
     if is_code(t[p[1]]) then return t[p[1]], t[p[2]], t.request_id end
   end
-  for _, p in ipairs(PAIRS) do
-    if type(t[p[2]]) == "string" then return nil, t[p[2]], t.request_id end
-  end
-  if type(t.error) == "string" then return nil, t.error, t.request_id end
   return nil
 end
 
--- The first pair of t, or of an object under any of its keys ("error" first, then the others
--- in sorted order, so that the answer never depends on table order).
-local function find_pair(t)
-  local code, message, request_id = pair_of(t)
-  if code ~= nil or message ~= nil then return code, message, request_id end
+-- message, request_id of the first non-empty message t holds (a bare "error" string last), or
+-- nil.
+local function message_only(t)
+  for _, k in ipairs(MESSAGE_KEYS) do
+    local m = t[k]
+    if type(m) == "string" and m ~= "" then return m, t.request_id end
+  end
+  if type(t.error) == "string" and t.error ~= "" then return t.error, t.request_id end
+  return nil
+end
+
+-- The objects under t's keys, "error" first, then the others in sorted order (so that the
+-- answer never depends on table order).
+local function nested(t)
   local keys = {}
   for k, v in pairs(t) do
     if type(k) == "string" and type(v) == "table" and k ~= "error" then keys[#keys + 1] = k end
   end
   table.sort(keys)
   if type(t.error) == "table" then table.insert(keys, 1, "error") end
-  for _, k in ipairs(keys) do
-    code, message, request_id = pair_of(t[k])
-    if code ~= nil or message ~= nil then return code, message, request_id or t.request_id end
+  local objects = {}
+  for i, k in ipairs(keys) do objects[i] = t[k] end
+  return objects
+end
+
+-- The pair an error body t carries: a code at its top, else in an object under one of its keys
+-- (a partial pair at the top never hides a whole one below it), else a Neutron "type" at the
+-- top; failing any code, the first message, at the top then below. Returns code, message,
+-- request_id (any may be nil), or nil.
+local function find_pair(t)
+  local code, message, request_id = coded(t, PAIRS)
+  if code ~= nil then return code, message, request_id end
+  local below = nested(t)
+  for _, o in ipairs(below) do
+    code, message, request_id = coded(o, PAIRS)
+    if code == nil then code, message, request_id = coded(o, TYPE_PAIR) end
+    if code ~= nil then return code, message, request_id or t.request_id end
+  end
+  code, message, request_id = coded(t, TYPE_PAIR)
+  if code ~= nil then return code, message, request_id end
+  message, request_id = message_only(t)
+  if message ~= nil then return nil, message, request_id end
+  for _, o in ipairs(below) do
+    message, request_id = message_only(o)
+    if message ~= nil then return nil, message, request_id or t.request_id end
   end
   return nil
 end
