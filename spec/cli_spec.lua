@@ -394,6 +394,21 @@ describe("eip command", function()
       assert.matches(READABLE, err)
     end)
 
+    it("says when a missing bandwidth follows an attempt whose answer was lost", function()
+      local a = emu:create_bandwidth{ size = 1 }
+      emu:inject{ method = "DELETE", action = "lose_answer" }
+      local code, out = run("delete-bandwidth --missing-ok --json " .. a)
+      assert.equal(0, code, out)
+      local o = cjson.decode(lines(out)[1])
+      assert.same({ "missing", false, true, 2 }, { o.result, o.deleted, o.lost_answer, o.attempts })
+      local b = emu:create_bandwidth{ size = 1 }
+      emu:inject{ method = "DELETE", action = "lose_answer" }
+      code, out = run("delete-bandwidth " .. b)
+      assert.equal(1, code, out)
+      assert.matches("^FAILED%s+" .. b:gsub("%-", "%%-") .. "%s+404 VPC.0306%s+an earlier answer was lost, 2 attempts",
+        out)
+    end)
+
     it("--drain refuses a dedicated bandwidth: a failure line, exit 1", function()
       local per = emu:create_bandwidth{ share_type = "PER", size = 1, publicip_ids = { "solo" } }
       local code, out, err = run("delete-bandwidth --drain --yes " .. per)

@@ -268,7 +268,29 @@ describe("retries", function()
       assert.is_true(res.ok)
       assert.is_false(res.deleted)
       assert.equal(2, res.attempts)
+      assert.is_true(res.lost_answer, "the first attempt's answer was lost: most likely it deleted it")
       assert.is_nil(emu:get_bandwidth(id))
+    end)
+
+    it("says so on the 404 without missing_ok: the bandwidth is gone, most likely by this call", function()
+      local id = emu:create_bandwidth{ size = 1 }
+      emu:inject{ method = "DELETE", action = "lose_answer" }
+      local c = new()
+      local err = raised(c.delete_bandwidth, c, id)
+      c:close()
+      assert.same({ 404, "VPC.0306", 2, true }, { err.status, err.code, err.attempts, err.lost_answer })
+      assert.matches("^The bandwidth is gone%. An earlier attempt of this delete got no usable answer %(reset%) "
+        .. "and most likely deleted it", err.advice)
+    end)
+
+    it("does not say so when no earlier attempt could have acted: a 429, a refused connection", function()
+      emu:inject{ method = "DELETE", status = 429, body = { error_code = "APIGW.0308", error_msg = "slow down" } }
+      local c = new{ backoff_base = 0.01, backoff_cap = 0.01 }
+      local err = raised(c.delete_bandwidth, c, "gone")
+      assert.same({ 404, 2 }, { err.status, err.attempts })
+      assert.is_nil(err.lost_answer)
+      assert.is_nil(c:delete_bandwidth("gone", { missing_ok = true }).lost_answer)
+      c:close()
     end)
 
     it("still raises other errors", function()

@@ -119,6 +119,18 @@ function M.interrupted(op, attempts)
   }
 end
 
+--- Could the request of a failed attempt have been acted on, although no usable answer came?
+-- A timeout or a connection reset (it may have been sent and carried out), or a 5xx (the
+-- gateway gave up waiting, or the service failed partway). Not a refused connection, a name
+-- that did not resolve, or any answer the service gave on purpose (4xx).
+-- @tparam table err an eip error
+-- @treturn boolean
+function M.may_have_acted(err)
+  if err.kind == "transport" then return err.reason == "timeout" or err.reason == "reset" end
+  if err.kind == "interrupted" then return true end
+  return err.kind == "http" and type(err.status) == "number" and err.status >= 500 and err.status < 600
+end
+
 --- The EIP service's "no such resource" codes: the only 404s that say something is gone.
 M.NOT_FOUND_CODES = { ["VPC.0306"] = "bandwidth", ["VPC.0504"] = "EIP", ["VPC.0003"] = "VPC",
   ["VPC.0012"] = "enterprise project" }

@@ -81,8 +81,25 @@ function Delete.recover(op, err)
   return {
     ok = true, deleted = false, status = 404, reason = err.reason, code = err.code,
     message = err.message, bandwidth_id = op.resource, request_id = err.request_id,
-    attempts = err.attempts, elapsed = err.elapsed,
+    attempts = err.attempts, elapsed = err.elapsed, lost_answer = err.lost_answer,
   }
+end
+
+-- What an earlier attempt without an answer tells of a retry's failure (called by the pipeline):
+-- a 404 VPC.0306 after it says the bandwidth is gone, most likely deleted by that attempt.
+-- The error (and the missing_ok result made of it) gets `lost_answer = true` and advice saying
+-- so; it is not turned into a success, since another client may have deleted the bandwidth.
+function Delete.after_unanswered(op, err, earlier)
+  if not (err.kind == "http" and err.status == 404 and errors.NOT_FOUND_CODES[err.code] == "bandwidth") then
+    return
+  end
+  local what = earlier.kind == "http" and (tostring(earlier.status) .. " " .. tostring(earlier.reason or ""))
+    or tostring(earlier.reason or earlier.kind)
+  err.lost_answer = true
+  err.advice = "The bandwidth is gone. An earlier attempt of this delete got no usable answer ("
+    .. what:gsub("%s+$", "") .. ") and most likely deleted it; this attempt found it missing. Nothing "
+    .. "more to do for " .. tostring(op.resource) .. "; with missing_ok this is a result (deleted = "
+    .. "false, lost_answer = true)."
 end
 
 --- DeleteSharedBandwidth. @tparam string project_id @tparam string id @tparam boolean missing_ok

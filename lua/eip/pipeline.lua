@@ -338,7 +338,7 @@ function Runner:call(op)
   -- Every field named here, so the table is sized once (false: not yet known). Not a tail
   -- call: see "LuaJIT" in eip.transport.http1.
   local call = setmetatable({ runner = self, op = op, attempts = 0, refreshed = false, started = false,
-    deadline = false, epoch = false, req = false, last_error = false }, Call)
+    deadline = false, epoch = false, req = false, last_error = false, unanswered = false }, Call)
   return call
 end
 
@@ -456,6 +456,13 @@ end
 function Call:failure(err, from_credentials)
   local runner = self.runner
   self.last_error = err
+  if not from_credentials then
+    -- An earlier attempt that may have been carried out without its answer arriving: the op
+    -- may read this attempt's failure in that light (a delete's 404: most likely done).
+    local earlier = self.unanswered
+    if earlier and self.op.after_unanswered then self.op:after_unanswered(err, earlier) end
+    if not earlier and errors.may_have_acted(err) then self.unanswered = err end
+  end
   local now = monotime()
   err.attempts, err.elapsed = self.attempts, now - (self.started or now)
   if from_credentials then return final(self, err) end
@@ -515,7 +522,7 @@ function Runner:run(op)
     call = self.spare_calls[n]
     self.spare_calls[n], self.nspare_calls = false, n - 1
     call.op, call.attempts, call.refreshed, call.started = op, 0, false, false
-    call.deadline, call.epoch, call.last_error = false, false, false
+    call.deadline, call.epoch, call.last_error, call.unanswered = false, false, false, false
   else
     call = self:call(op)
   end

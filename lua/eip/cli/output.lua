@@ -59,6 +59,7 @@ end
 -- drain, the EIPs moved out.
 local function notes_of(o)
   local notes = {}
+  if (o.res or o.err).lost_answer then notes[#notes + 1] = "an earlier answer was lost" end
   if o.res then
     local r = o.res
     if r.removed and #r.removed > 0 then notes[#notes + 1] = plural(#r.removed, "EIP") end
@@ -114,13 +115,14 @@ local function json_line(o)
     local r = o.res
     t.status, t.deleted, t.request_id, t.code = r.status, r.deleted, r.request_id, r.code
     t.attempts, t.removed, t.waited, t.still_readable = r.attempts, r.removed, r.waited, r.still_readable
+    t.lost_answer = r.lost_answer
     if type(r.elapsed) == "number" then t.elapsed = math.floor(r.elapsed * 1e6 + 0.5) / 1e6 end
   else
     local e = o.err
     t.status, t.code, t.message, t.request_id, t.kind = e.status, e.code, e.message, e.request_id, e.kind
     t.reason, t.retryable, t.attempts, t.argument = e.reason, e.retryable, e.attempts, e.argument
     t.stage, t.moved, t.not_moved, t.uncertain = e.stage, e.moved, e.not_moved, e.uncertain
-    t.not_sent, t.order_id = e.not_sent, e.order_id
+    t.not_sent, t.order_id, t.lost_answer = e.not_sent, e.order_id, e.lost_answer
   end
   return json.encode(t)
 end
