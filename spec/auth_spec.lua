@@ -6,6 +6,7 @@ local client_mod = require "eip.client"
 local fixture = require "spec.support.fixture"
 local raised = require("spec.support.assertions").raised
 local host = require "spec.support.host"
+local socket = require "socket"
 
 
 local function env_of(t)
@@ -230,6 +231,27 @@ describe("authentication", function()
       no_secret_in(tostring(err), { "definitely-wrong-password", emu.iam.password })
       assert.equal(0, emu:stats().tokens_issued)
       assert.equal(1, #emu:requests(), "a refused login must not be tried again")
+    end)
+
+    it("asks IAM again after a throttled login (429), once a short hold has passed", function()
+      local auth = require "eip.auth"
+      local hold = auth.TRANSIENT_FAILURE_HOLD
+      auth.TRANSIENT_FAILURE_HOLD = 0.3
+      emu:inject{ method = "POST", path = "/v3/auth/tokens$", status = 429,
+        body = { error_code = "APIGW.0308", error_msg = "The throttling threshold has been reached" } }
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(), max_attempts = 1 }
+      local ok, err = pcall(function()
+        assert.equal(429, raised(c.delete_bandwidth, c, "bw-1").status)
+        -- within the hold: the same failure, IAM not asked (a batch must not flood a busy IAM)
+        assert.equal(429, raised(c.delete_bandwidth, c, "bw-1").status)
+        assert.equal(1, #emu:requests())
+        socket.sleep(0.4)
+        assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+        assert.equal(1, emu:stats().tokens_issued)
+      end)
+      auth.TRANSIENT_FAILURE_HOLD = hold
+      c:close()
+      assert(ok, err)
     end)
 
     it("validates the auth table before any I/O", function()

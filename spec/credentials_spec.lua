@@ -125,10 +125,31 @@ describe("credentials", function()
       assert.equal("credentials file", err.argument)
       assert.matches(path:gsub("%p", "%%%0") .. ", line 3", err.message)
       assert.is_nil(tostring(err):find(emu.sk, 1, true))
-      path = profile("[basic]\nak = " .. emu.ak .. "\n")
-      err = raised(new, {}, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path })
-      assert.matches("needs both ak and sk", err.message)
       assert.equal(0, emu:stats().requests)
+    end)
+
+    it("is passed over without both ak and sk, as the official SDKs do (a template left empty)", function()
+      for _, text in ipairs{ "[basic]\nak = " .. emu.ak .. "\n", "[basic]\nak =\nsk =\n", "[basic]\n" } do
+        local path = profile(text)
+        local err = raised(new, { metadata_url = false }, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path })
+        assert.equal("credentials", err.argument)
+        assert.matches("the profile file " .. path:gsub("%p", "%%%0") .. " %[basic%] %(no ak and sk: passed over%)",
+          err.message)
+        -- the next place, the metadata service, is asked
+        local c = new({ project_id = emu.project_id, metadata_url = emu.url },
+          { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path })
+        assert.equal("metadata", c.auth)
+        assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+        c:close()
+      end
+    end)
+
+    it("may start with a UTF-8 byte order mark", function()
+      local path = profile("\239\187\191[basic]\r\nak = " .. emu.ak .. "\r\nsk = " .. emu.sk .. "\r\n")
+      local c = new({ project_id = emu.project_id }, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path })
+      assert.equal("aksk", c.auth)
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      c:close()
     end)
 
     it("comes after the environment", function()

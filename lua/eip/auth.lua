@@ -34,6 +34,7 @@ local time = require "eip.time"
 local core = require "eip.core"
 local regions = require "eip.regions"
 local profile = require "eip.profile"
+local retry = require "eip.retry"
 
 local metadata_provider -- defined with the ECS metadata provider below
 
@@ -213,7 +214,8 @@ end
 -- How long a failure to obtain a token that may pass (IAM busy or unreachable) is given to
 -- every call instead of asking IAM again: a batch of a thousand ids must not send a thousand
 -- token requests to a struggling IAM.
-local TRANSIENT_FAILURE_HOLD = 5
+-- (M.TRANSIENT_FAILURE_HOLD, in seconds: read at each failure.)
+M.TRANSIENT_FAILURE_HOLD = 5
 
 --- Obtains a token through the pipeline (an iam_token op: no credentials, the same mapping
 -- and retries as every call). A refusal (4xx: wrong password, unknown user or project) is
@@ -225,8 +227,10 @@ function Iam:fetch(runner)
   local ok, res = pcall(runner.run, runner, ops.iam_token(self.iam_endpoint, self:body()))
   if not ok then
     if errors.is_error(res) then
+      -- A refusal is definitive; IAM throttling (429) or a request timeout (408) may pass.
       local definitive = res.kind == "http" and res.status >= 400 and res.status < 500
-      local hold_until = not definitive and core.monotime() + TRANSIENT_FAILURE_HOLD or nil
+        and not retry.status_retryable(res.status)
+      local hold_until = not definitive and core.monotime() + M.TRANSIENT_FAILURE_HOLD or nil
       self.failed = { err = errors.copy(res), until_ = hold_until }
     end
     error(res, 0)
@@ -297,7 +301,7 @@ function Metadata:fetch(runner)
     if not errors.is_error(e) then error(e, 0) end
     if not (e.kind == "http" and (e.status == 404 or e.status == 405 or e.status == 503)) then
       local err = nothing_found(self, e)
-      self.failed = { err = err, until_ = core.monotime() + TRANSIENT_FAILURE_HOLD }
+      self.failed = { err = err, until_ = core.monotime() + M.TRANSIENT_FAILURE_HOLD }
       error(err, 0)
     end
     token = nil
@@ -306,7 +310,7 @@ function Metadata:fetch(runner)
   if not cok then
     if not errors.is_error(c) then error(c, 0) end
     local err = nothing_found(self, c)
-    self.failed = { err = err, until_ = core.monotime() + TRANSIENT_FAILURE_HOLD }
+    self.failed = { err = err, until_ = core.monotime() + M.TRANSIENT_FAILURE_HOLD }
     error(err, 0)
   end
   self.failed = nil
@@ -396,8 +400,11 @@ local function from_profile(getenv, warn, looked)
     return nil
   end
   local where = basic.path .. " [basic]"
-  if not basic.ak or not basic.sk then
-    raise("credentials file", "%s: needs both ak and sk", where)
+  if (basic.ak or "") == "" or (basic.sk or "") == "" then
+    -- As the official SDKs do: a file without both keys (a template left empty) is passed over
+    -- for the next place, the ECS metadata service.
+    looked[#looked + 1] = "the profile file " .. where .. " (no ak and sk: passed over)"
+    return nil
   end
   local p = aksk_provider(basic.ak, basic.sk, basic.security_token ~= "" and basic.security_token or nil,
     { ak = where .. " ak", sk = where .. " sk", security_token = where .. " security_token" })

@@ -34,6 +34,7 @@ end
 --- Parses INI text: { [section] = { [key] = value } }. Raises a usage error naming `path` and the
 -- line of the first line that is neither a section, a `key = value`, a comment nor blank.
 function M.parse(text, path)
+  text = text:gsub("^\239\187\191", "") -- a UTF-8 byte order mark, as some editors write
   local sections, current = {}, nil
   local n = 0
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
