@@ -409,6 +409,17 @@ describe("eip command", function()
         out)
     end)
 
+    it("--drain stops after an authentication failure: the other ids are not sent", function()
+      local ids = emu:create_bandwidths(3)
+      local code, out, err = run("delete-bandwidth --drain --yes " .. table.concat(ids, " "),
+        { env = { OS_AUTH_TOKEN = false, HUAWEICLOUD_SDK_AK = emu.ak,
+          HUAWEICLOUD_SDK_SK = "wrong-secret-key-0000000000000000000000" } })
+      assert.equal(1, code, out)
+      assert.matches("3 bandwidth%(s%): 0 deleted, 0 missing, 1 failed, 2 not sent", err)
+      assert.matches("stopped after an authentication failure: 2 id%(s%) not sent", err)
+      assert.equal(1, emu:stats().auth_failures)
+    end)
+
     it("--drain refuses a dedicated bandwidth: a failure line, exit 1", function()
       local per = emu:create_bandwidth{ share_type = "PER", size = 1, publicip_ids = { "solo" } }
       local code, out, err = run("delete-bandwidth --drain --yes " .. per)

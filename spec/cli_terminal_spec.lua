@@ -123,6 +123,22 @@ describe("eip command in a terminal", function()
     assert.is_nil(screen:find("internal error", 1, true), screen)
   end)
 
+  it("Ctrl-C during --wait ends the waiting at once: no more reads", function()
+    emu:set_knobs{ deleted_visible_for = 30 }
+    local ids = create(6)
+    emu:reset_counters()
+    local t = start("delete-bandwidth --no-progress --wait-timeout 60 " .. table.concat(ids, " "))
+    requests_seen(7) -- the six deletes, then the first read of the wait
+    t:send("C-c")
+    assert.equal(130, t:wait_exit(10))
+    local gets = 0
+    for _, r in ipairs(emu:requests()) do
+      if r.method == "GET" then gets = gets + 1 end
+    end
+    assert.is_true(gets <= 2, "reads after Ctrl-C: " .. gets)
+    assert.matches("6 bandwidth%(s%): 6 deleted", t:screen())
+  end)
+
   it("a second Ctrl-C aborts the requests in flight", function()
     local ids = create(6)
     for i = 2, 6 do emu:inject{ method = "DELETE", path = emu:delete_path(ids[i]), action = "hang" } end

@@ -93,6 +93,38 @@ describe("rates and throttling against the emulator", function()
     close_to(380, summary.rate, "95% of the stated limit")
   end)
 
+  it("never goes above the rate the caller set, and gives the client its rate back", function()
+    local t = fake_time()
+    local c = fx.client{ rate = 20, clock = t.clock, sleep = t.sleep }
+    local function throttled_batch(limit)
+      local ids = emu:create_bandwidths(10)
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 429, headers = { ["Retry-After"] = "0" },
+        body = { error_code = "APIGW.0308",
+          error_msg = "policy user over ratelimit,limit:" .. limit .. ",time:1 second" } }
+      local _, summary = c:delete_bandwidths(ids, { concurrency = 4 })
+      assert.same({ 10, 1 }, { summary.deleted, summary.throttled })
+      return summary
+    end
+    close_to(20, throttled_batch(100).rate, "a stated limit above the client's rate leaves it")
+    close_to(9.5, throttled_batch(10).rate, "95% of a stated limit below it")
+    local _, summary = c:delete_bandwidths(emu:create_bandwidths(5), { concurrency = 4 })
+    close_to(20, summary.rate, "the client's own rate, after the batches")
+  end)
+
+  it("measures what the server accepted at each cut that states no limit", function()
+    local t = fake_time()
+    local c = fx.client{ rate = 100, clock = t.clock, sleep = t.sleep }
+    local ids = emu:create_bandwidths(300)
+    for _, k in ipairs{ 100, 250 } do
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[k]), status = 429, headers = { ["Retry-After"] = "0" },
+        body = { error_code = "APIGW.0308", error_msg = "The throttling threshold has been reached" } }
+    end
+    local _, summary = c:delete_bandwidths(ids, { concurrency = 8 })
+    assert.same({ 300, 2 }, { summary.deleted, summary.throttled })
+    -- each cut: 90% of the answers accepted in the second before it (about 100, then about 90)
+    assert.is_true(summary.rate > 50 and summary.rate <= 90, "rate " .. summary.rate)
+  end)
+
   it("keeps its concurrency with adaptive = false", function()
     local ids = emu:create_bandwidths(10)
     emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 429, headers = { ["Retry-After"] = "0" },

@@ -134,6 +134,16 @@ describe("safety", function()
       assert.is_true(api_requests("DELETE") <= 1 + 2, "the probe, then at most `concurrency` in flight")
     end)
 
+    it("the first request goes alone until one gets an answer: a dropped one checked no key", function()
+      local ids = create(20)
+      emu:inject{ method = "DELETE", action = "drop" }
+      local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = "wrong-secret-key-0000000000000000000000",
+        backoff_base = 0.01, backoff_cap = 0.01 }
+      local _, summary = c:delete_bandwidths(ids, { concurrency = 8 })
+      assert.equal("auth", summary.stopped)
+      assert.same({ 1, 0 }, { emu:stats().auth_failures, emu:stats().aksk_locks })
+    end)
+
     it("a drain sends no more remove calls (and no verifying GET) after a refused one", function()
       local eips = {}
       for i = 1, 150 do eips[i] = "eip-" .. i end

@@ -298,13 +298,22 @@ local WAIT_STEPS = { 0.5, 1, 2, 5 }
 --- How long `wait = true` waits (Terraform's own limit for this resource).
 M.DEFAULT_WAIT = 600
 
+-- Raises the error of a wait that Ctrl-C ended: kind "interrupted", `deleted = true`.
+local function interrupted_wait(project, bandwidth_id, reads)
+  local stop = errors.interrupted(ops.show_bandwidth(project, bandwidth_id), reads)
+  stop.deleted, stop.message = true, "deleted (204); the wait for it to disappear was interrupted"
+  error(stop, 0)
+end
+
 --- After a 204: reads the bandwidth until the service answers 404 VPC.0306 (the real API can
 -- still show it for a while), at most `seconds`. Returns the seconds waited; raises a
--- "wait_timeout" error when it is still there, and authentication failures as they are.
+-- "wait_timeout" error when it is still there, and authentication failures as they are; Ctrl-C
+-- (caught by eip.core.catch_interrupts) ends it with an "interrupted" error, `deleted = true`.
 function M.wait_gone(runner, project, bandwidth_id, seconds)
   local started = core.monotime()
   local step = 1
   while true do
+    if core.interrupts() > 0 then interrupted_wait(project, bandwidth_id, step - 1) end -- see below
     local ok, err = pcall(M.show, runner, project, bandwidth_id)
     local waited = core.monotime() - started
     if not ok then
@@ -321,11 +330,7 @@ function M.wait_gone(runner, project, bandwidth_id, seconds)
     runner.sleep(pause)
     -- A program that catches Ctrl-C (eip.core.catch_interrupts, as the eip command does) ends the
     -- wait at once: the delete itself is done.
-    if core.interrupts() > 0 then
-      local stop = errors.interrupted(ops.show_bandwidth(project, bandwidth_id), step)
-      stop.deleted, stop.message = true, "deleted (204); the wait for it to disappear was interrupted"
-      error(stop, 0)
-    end
+    if core.interrupts() > 0 then interrupted_wait(project, bandwidth_id, step) end
   end
 end
 

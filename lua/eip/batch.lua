@@ -256,7 +256,6 @@ end
 -- What the pipeline said about job's attempt: done, failed, or retry (now, or after a wait
 -- during which the other ids proceed).
 function Run:settle(job, action, value)
-  self.probing = false
   if action ~= "retry" then return self:finish(job, action, value) end
   if value <= 0 then
     self.retries_due[#self.retries_due + 1] = job
@@ -293,6 +292,9 @@ end
 function Run:completed(slot, resp)
   local job = self.in_flight[slot]
   self.in_flight[slot] = nil
+  -- The first answer of the API ends the probe (a 401 stops the batch instead); a request
+  -- that got none (a timeout, a reset) checked no credentials, so the next goes alone too.
+  if resp.status and resp.status > 0 then self.probing = false end
   local action, value = job.call:response(resp)
   self:adapt(job, resp)
   self:settle(job, action, value)
@@ -326,7 +328,8 @@ function Run:accepted_in_window(now)
     head = head + 1
   end
   self.accepted_head = head
-  return #times - head + 1
+  -- Not `#times`: the front is nil now, and the length of a table with holes may be any border.
+  return self.accepted_tail - head + 1
 end
 
 function Run:adapt(job, resp)
@@ -353,12 +356,16 @@ function Run:adapt(job, resp)
       rate = math.max(1, accepted * RATE_MEASURED)
       if self.bucket then rate = math.min(rate, self.bucket.rate * RATE_MEASURED) end
     end
+    if self.rate_cap then rate = math.min(rate, self.rate_cap) end
     if self.bucket then self.bucket:set_rate(rate) else self.bucket = pace.new{ rate = rate, clock = self.clock } end
-    if not ra then self.paused_until = math.max(self.paused_until, now + WINDOW) end
+    -- Without a Retry-After it can wait for (none, or one over retry_after_cap): the window.
+    if not (ra and ra <= self.runner.policy.retry_after_cap) then
+      self.paused_until = math.max(self.paused_until, now + WINDOW)
+    end
     self.last_raise = now
   elseif status > 0 then
-    local times = self.accepted
-    times[#times + 1] = now
+    local tail = self.accepted_tail + 1
+    self.accepted[tail], self.accepted_tail = now, tail
     if not self.adaptive then return end
     self.clean = self.clean + 1
     if self.clean >= self.limit and self.limit < self.max_limit then
@@ -367,7 +374,7 @@ function Run:adapt(job, resp)
     local bucket = self.bucket
     if bucket and self.last_cut > -math.huge and now - self.last_raise >= 1 then
       self.last_raise = now
-      bucket:set_rate(math.min(self.ceiling or math.huge, bucket.rate * RATE_STEP))
+      bucket:set_rate(math.min(self.ceiling or math.huge, self.rate_cap or math.huge, bucket.rate * RATE_STEP))
     end
   end
 end
@@ -500,7 +507,11 @@ function Run:prepare(ids, n)
     local id = ids[i]
     local job = { index = i, id = id }
     local valid, err = pcall(validate.id, "bandwidth_id", id)
-    if valid and first[id] then
+    if valid and first[id] and not project_ok then
+      -- Its first position ended at once (no project): so does this one.
+      self.summary.repeated = self.summary.repeated + 1
+      self:finish(job, "fail", errors.is_error(project) and errors.copy(project) or project)
+    elseif valid and first[id] then
       local list = self.repeats[id] or {}
       list[#list + 1] = i
       self.repeats[id] = list
@@ -538,7 +549,10 @@ function M.run(runner, ids, opts)
       elapsed = 0 },
     fresh = {}, head = 1, retries = {}, retries_due = {}, in_flight = {},
     clock = clock, bucket = bucket, adaptive = o.adaptive, paused_until = -math.huge, last_cut = -math.huge,
-    last_raise = -math.huge, clean = 0, accepted = {}, accepted_head = 1,
+    last_raise = -math.huge, clean = 0, accepted = {}, accepted_head = 1, accepted_tail = 0,
+    -- The rate the caller set (the client's or this batch's): adapting never goes above it, and
+    -- the client's bucket gets it back when the batch ends.
+    rate_cap = bucket and bucket.rate or nil,
   }, Run)
   run:prepare(ids, n)
   if run.head <= #run.fresh then
@@ -555,6 +569,9 @@ function M.run(runner, ids, opts)
   if run.stopped then summary.stopped = run.stopped.reason end
   summary.concurrency, summary.concurrency_min = run.limit, run.limit_min
   summary.rate = run.bucket and run.bucket.rate or nil
+  if run.bucket == runner.bucket and run.rate_cap and run.bucket.rate ~= run.rate_cap then
+    runner.bucket:set_rate(run.rate_cap) -- the client's own rate, as it was set
+  end
   run.summary.elapsed = core.monotime() - run.started
   return run.results, run.summary
 end

@@ -290,6 +290,9 @@ function Client:delete_bandwidths(ids, opts)
     local deadline = core.monotime() + wait
     summary.still_readable = 0
     for _, res in ipairs(results) do
+      -- Ctrl-C (eip.core.catch_interrupts, as the eip command does) ends the waiting at once:
+      -- the deletes are done, and no id is worth another GET after it.
+      if core.interrupts() > 0 then break end
       if res.deleted and not errors.is_error(res) and res.waited == nil then
         local ok, w = pcall(bandwidths.wait_gone, r, r.project_id, res.bandwidth_id,
           math.max(0, deadline - core.monotime()))

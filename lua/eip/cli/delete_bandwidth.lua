@@ -12,6 +12,7 @@
 local core = require "eip.core"
 local eip = require "eip"
 local validate = require "eip.validate"
+local retry = require "eip.retry"
 local args = require "eip.cli.args"
 local connection = require "eip.cli.connection"
 local json = require "eip.cli.json"
@@ -217,7 +218,7 @@ end
 
 -- Deletes every id; emit(outcome) is called once per id, as each finishes; tick() at least
 -- every 0.25 s (the batch asks its cancel function that often). Returns the summary of the
--- batch (nil with --drain, which goes one id at a time).
+-- batch (with --drain, which goes one id at a time, only `stopped` and `throttled`).
 local function run_deletes(client, ids, opts, emit, tick)
   if not opts.drain then
     local ok, results, summary = pcall(client.delete_bandwidths, client, ids, { concurrency = opts.concurrency,
@@ -229,15 +230,20 @@ local function run_deletes(client, ids, opts, emit, tick)
   end
   local drain = { charge_mode = opts.charge_mode, size = opts.size, missing_ok = opts.missing_ok or false,
     wait = opts.wait, confirm = not opts.yes and confirm or nil }
+  local stopped = nil -- "auth" after a definite authentication failure, as a batch stops
   for _, id in ipairs(ids) do
-    if core.interrupts() > 0 then
-      emit({ id = id, outcome = "not_sent", err = { kind = "not_sent", message = "not sent: interrupted" } })
+    if stopped or core.interrupts() > 0 then
+      emit({ id = id, outcome = "not_sent", err = { kind = "not_sent", stopped = stopped or "cancelled",
+        message = stopped and "not sent: stopped after an authentication failure" or "not sent: interrupted" } })
     else
       local ok, value = pcall(client.drain_and_delete_bandwidth, client, id, drain)
       if not ok and not eip.is_error(value) then error(value, 0) end -- a bug: keep its message
+      -- Every further id would fail alike, and five bad signatures in a row lock an AK/SK pair.
+      if not ok and retry.halts(value) then stopped = "auth" end
       emit(outcome_of(id, value))
     end
   end
+  return { throttled = 0, stopped = stopped }
 end
 
 -- Writes one outcome to stdout (with its detail lines under --verbose, and what a failed drain
