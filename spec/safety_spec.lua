@@ -162,10 +162,14 @@ describe("safety", function()
     it("send nothing more after three, so the key is never locked", function()
       local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = "wrong-secret-key-0000000000000000000000",
         max_attempts = 1 }
-      for _ = 1, 3 do assert.equal(401, raised(c.delete_bandwidth, c, "bw-1").status) end
+      for _ = 1, 3 do
+        local e = raised(c.delete_bandwidth, c, "bw-1")
+        assert.same({ 401, true }, { e.status, eip.is_auth_failure(e) })
+      end
       local err = raised(c.delete_bandwidth, c, "bw-1")
       assert.equal(401, err.status)
       assert.is_true(err.not_sent)
+      assert.is_false(eip.is_auth_failure(raised(fx.client().delete_bandwidth, fx.client(), "bw-1")), "a 404")
       assert.matches("five in a row lock the key", err.advice)
       assert.equal(3, emu:stats().auth_failures)
       assert.equal(0, emu:stats().aksk_locks)

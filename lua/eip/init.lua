@@ -110,6 +110,16 @@ M.new = client.new
 -- @raise never
 M.is_error = errors.is_error
 
+--- Is `err` a definite authentication or authorisation failure, after which a script deleting
+-- one id after another should stop (as a batch does: five failed AK/SK signatures in a row lock
+-- the key)? A 401, a 403 with a gateway or policy code, a refused IAM login, no credentials
+-- found anywhere, a proxy's 407.
+-- @function is_auth_failure
+-- @tparam any err what `pcall` returned, typically an @{error}
+-- @treturn boolean
+-- @raise never
+M.is_auth_failure = retry.halts
+
 --- Signs a request as the official SDKs do (SDK-HMAC-SHA256, AK/SK): for requests made with
 -- another HTTP client. `Host` is taken from the URL unless `headers` has one.
 -- @function sign

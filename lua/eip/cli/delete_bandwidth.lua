@@ -12,7 +12,6 @@
 local core = require "eip.core"
 local eip = require "eip"
 local validate = require "eip.validate"
-local retry = require "eip.retry"
 local args = require "eip.cli.args"
 local connection = require "eip.cli.connection"
 local json = require "eip.cli.json"
@@ -239,7 +238,7 @@ local function run_deletes(client, ids, opts, emit, tick)
       local ok, value = pcall(client.drain_and_delete_bandwidth, client, id, drain)
       if not ok and not eip.is_error(value) then error(value, 0) end -- a bug: keep its message
       -- Every further id would fail alike, and five bad signatures in a row lock an AK/SK pair.
-      if not ok and retry.halts(value) then stopped = "auth" end
+      if not ok and eip.is_auth_failure(value) then stopped = "auth" end
       emit(outcome_of(id, value))
     end
   end
