@@ -380,6 +380,13 @@ describe("http1 reader", function()
       { "chunk data without its CRLF", { CHUNKED .. "1\r\nab" }, 56, "protocol" },
       { "a gzip transfer encoding", { "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx" }, 61, "protocol" },
     }
+    it("quotes an unknown transfer encoding as sent (capped), so a secret echoed there is still redacted", function()
+      local te = "Tok-MIIsecretValue" .. string.rep("x", 100)
+      local resp = read({ "HTTP/1.1 200 OK\r\nTransfer-Encoding: " .. te .. "\r\n\r\nxx" }, {})
+      assert.equal(61, resp.curl_code)
+      assert.equal("Unrecognized transfer encoding: " .. te:sub(1, 64), resp.curl_error)
+    end)
+
     for _, c in ipairs(CASES) do
       it("is a structured failure: " .. c[1], function()
         local resp, ok = read(c[2], {}, c[5])

@@ -296,6 +296,14 @@ describe("OpenResty #openresty", function()
       assert.equal(404, out.error.status)
     end)
 
+    it("uses cosockets in server_rewrite_by_lua", function()
+      local id = shared_bandwidth()
+      local out = request("GET", "/t/server_rewrite/" .. id).json
+      assert.is_true(out.ok, cjson.encode(out))
+      assert.same({ "server_rewrite", "cosocket" }, { out.phase, out.transport })
+      assert.is_nil(emu:get_bandwidth(id))
+    end)
+
     it("uses cosockets in an ngx.timer callback", function()
       local id = shared_bandwidth()
       local out = request("GET", "/t/timer/" .. id).json

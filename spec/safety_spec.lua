@@ -408,6 +408,10 @@ describe("safety", function()
     it("never shows credentials given inside an endpoint URL, and sends nothing", function()
       local before = emu:stats().requests
       for _, opts in ipairs{ { endpoint = "http://admin:S3cretPw-long@127.0.0.1:9" },
+          -- a password holding '/', '?' or '#' (the authority would seem to end there), no scheme
+          { endpoint = "https://admin:S3cretPw/long@vpc.example.com" },
+          { endpoint = "https://admin:S3cretPw#long@vpc.example.com" },
+          { endpoint = "admin:S3cretPw-long@vpc.example.com" },
           { endpoint = "http://127.0.0.1:9", auth = { username = "u", password = "pw-long-secret", domain = "d",
             project_id = "p", iam_endpoint = "https://svc:S3cretPw-long@iam.example.com" } } } do
         opts.project_id = emu.project_id
@@ -418,6 +422,32 @@ describe("safety", function()
         assert.is_nil(tostring(err):find("S3cretPw", 1, true))
       end
       assert.equal(before, emu:stats().requests)
+    end)
+
+    it("keeps server text in a transport's error out of the debug log as it came", function()
+      local lines = {}
+      local c = fx.client{ max_attempts = 1, log = function(l) lines[#lines + 1] = l end,
+        transport = { send = function()
+          return { status = 0, curl_code = 61, error_kind = "protocol",
+            curl_error = "Unrecognized transfer encoding: " .. emu.token .. "\27[2J" }
+        end, close = function() end } }
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      local text = table.concat(lines, "\n") .. tostring(err) .. err.message
+      assert.is_nil(text:find(emu.token, 1, true), text)
+      assert.is_nil(text:find("\27", 1, true), text)
+    end)
+
+    it("cleans the server's fields in a drain's refusal", function()
+      local id = emu:create_bandwidth{ size = 1, publicip_ids = { "eip-1" } }
+      emu:inject{ method = "GET", status = 200, body = { bandwidth = { id = id, share_type = "WHOLE", size = 1,
+        status = "FROZEN " .. emu.token .. "\27[2J", publicip_info = {} } } }
+      local c = fx.client()
+      local err = raised(c.drain_and_delete_bandwidth, c, id, { charge_mode = "bandwidth", size = 1 })
+      assert.equal("frozen", err.reason)
+      for _, text in ipairs{ err.message, err.bandwidth_status, tostring(err) } do
+        assert.is_nil(text:find(emu.token, 1, true), text)
+        assert.is_nil(text:find("\27", 1, true), text)
+      end
     end)
 
     it("redacts a short secret where it is a whole value", function()

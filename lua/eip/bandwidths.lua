@@ -236,7 +236,7 @@ end
 -- Why a bandwidth must not be drained, as an error of kind "refused", or nil. Checked on the
 -- show's answer, before anything changes: removing the EIPs of a bandwidth that cannot then be
 -- deleted would only turn each of them into a new pay-per-use bandwidth (a new bill).
-local function refusal(bw, bandwidth_id, path)
+local function refusal(runner, bw, bandwidth_id, path)
   local reason, message, extra
   if bw.share_type ~= "WHOLE" then
     reason = "dedicated"
@@ -259,7 +259,9 @@ local function refusal(bw, bandwidth_id, path)
   local err = errors.refused(reason, message .. " (one GET was sent; nothing changed)")
   err.method, err.path, err.bandwidth_id, err.stage, err.moved, err.not_moved = "GET", path, bandwidth_id,
     "show", {}, {}
-  for k, v in pairs(extra or {}) do err[k] = v end
+  -- Server text (the type, the status, the order id): without control characters or secrets.
+  err.message = runner:clean(err.message)
+  for k, v in pairs(extra or {}) do err[k] = runner:clean(v) end
   return err
 end
 
@@ -284,7 +286,7 @@ end
 function M.plan(runner, project, bandwidth_id, terms)
   local show = ops.show_bandwidth(project, bandwidth_id)
   local bw = M.show(runner, project, bandwidth_id)
-  local refused = refusal(bw, bandwidth_id, show.path)
+  local refused = refusal(runner, bw, bandwidth_id, show.path)
   if refused then error(refused, 0) end
   local eips = held_eips(bw)
   local remove_calls = math.ceil(#eips / M.MAX_EIPS_PER_CALL)

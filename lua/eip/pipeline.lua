@@ -305,10 +305,12 @@ local function clean(self) return function(s) return self:clean(s) end end
 local function map(self, req, resp)
   local request_id = resp.request_id -- the one header every answer's consumers show
   if request_id then resp.request_id = self:clean(request_id) end
+  -- The transport's text may quote the server (an unknown transfer encoding): cleaned before
+  -- the debug log sees it.
+  if resp.curl_code then resp.curl_error = self:clean(resp.curl_error) end
   if self.log then log.response(self.log, resp, clean(self), req.secret_answer) end
   local err
   if resp.curl_code then
-    resp.curl_error = self:clean(resp.curl_error)
     err = errors.transport(req, resp, resp.curl_error)
   else
     local status = resp.status

@@ -75,17 +75,18 @@ end
 -- path. Returns the normalised URL without a trailing slash.
 function M.endpoint(name, v)
   if type(v) ~= "string" then raise(name, "must be a string, got %s", describe(v)) end
+  -- Credentials in the URL would be echoed by every message that shows it (and sent nowhere
+  -- useful): refused before any other check can show the value, and shown without them. An
+  -- '@' has no other place in an endpoint, and a password may hold '/', '?' or '#'.
+  if v:find("@", 1, true) then
+    raise(name, "must not hold credentials (user:password@): give them as options; got %s",
+      describe((v:match("^%a[%w+.-]*://") or "") .. "<redacted>@" .. (v:gsub("^.*@", ""))))
+  end
   local scheme, authority, path = v:match("^(%a[%w+.-]*)://([^/?#]*)(.*)$")
   if not scheme then raise(name, "must be an http:// or https:// URL, got %s", describe(v)) end
   scheme = scheme:lower()
   if scheme ~= "http" and scheme ~= "https" then
     raise(name, "must use http or https, got %s", describe(scheme))
-  end
-  -- Credentials in the URL would be echoed by every message that shows it (and sent nowhere
-  -- useful): refused, and the URL shown without them.
-  if authority:find("@", 1, true) then
-    raise(name, "must not hold credentials (user:password@): give them as options; got %s",
-      describe(scheme .. "://<redacted>@" .. authority:gsub("^.*@", "") .. path))
   end
   local host, port = authority:match("^(%[[%x:.]+%])(.*)$")
   if host and not ipv6_literal(host:sub(2, -2)) then

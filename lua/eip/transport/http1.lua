@@ -504,11 +504,14 @@ header_value = function(x, h, s, i, c, j)
     h.length = n -- the last one counts, as in libcurl; false: overflow, read until close
   elseif field == "=te" then
     for token in value:gmatch("[^,]+") do
-      local t = lower(trimmed(token, 1, #token))
+      local original = trimmed(token, 1, #token)
+      local t = lower(original)
       if t == "chunked" then
         h.chunked = true
       elseif t ~= "" and t ~= "identity" then
-        h.unknown_te = t
+        -- As sent (capped): the message quotes it, and the pipeline's redaction of any secret
+        -- a server echoes there is case-sensitive.
+        h.unknown_te = sub(original, 1, 64)
       end
     end
   end

@@ -274,7 +274,7 @@ end
 --- The nginx phases (`ngx.get_phase()` names) in which `ngx.socket.tcp` and `ngx.sleep` are
 -- allowed: there lua-eip uses cosockets; elsewhere it falls back to libcurl.
 M.COSOCKET_PHASES = {
-  rewrite = true, access = true, content = true, timer = true,
+  server_rewrite = true, rewrite = true, access = true, content = true, timer = true,
   ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
 }
 

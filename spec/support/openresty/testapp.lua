@@ -97,6 +97,17 @@ local function outcome(id)
   return out
 end
 
+-- server_rewrite_by_lua (runs for every request of the server): a delete for
+-- /t/server_rewrite/<id> only, its outcome kept for the location's content handler.
+function M.server_rewrite()
+  local id = ngx.var.uri:match("^/t/server_rewrite/([^/]+)$")
+  if id then ngx.ctx.eip_outcome = outcome(id) end
+end
+
+function M.server_rewrite_outcome()
+  return reply(200, ngx.ctx.eip_outcome or { ok = false, error = { text = "server_rewrite did not run" } })
+end
+
 -- set_by_lua: the value of $eip_outcome.
 function M.set_phase(id)
   return cjson.encode(outcome(id))
