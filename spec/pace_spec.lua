@@ -111,6 +111,22 @@ describe("rates and throttling against the emulator", function()
     close_to(20, summary.rate, "the client's own rate, after the batches")
   end)
 
+  it("gives the client its rate back when on_result raises", function()
+    local t = fake_time()
+    local c = fx.client{ rate = 20, clock = t.clock, sleep = t.sleep }
+    local ids = emu:create_bandwidths(8)
+    emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 429, headers = { ["Retry-After"] = "0" },
+      body = { error_code = "APIGW.0308", error_msg = "policy user over ratelimit,limit:10,time:1 second" } }
+    local n = 0
+    local ok, err = pcall(c.delete_bandwidths, c, ids, { concurrency = 4, on_result = function()
+      n = n + 1
+      if n == 4 then error("the caller's own failure", 0) end
+    end })
+    assert.same({ false, "the caller's own failure" }, { ok, err })
+    local _, summary = c:delete_bandwidths(emu:create_bandwidths(3), { concurrency = 4 })
+    close_to(20, summary.rate, "the client's own rate")
+  end)
+
   it("measures what the server accepted at each cut that states no limit", function()
     local t = fake_time()
     local c = fx.client{ rate = 100, clock = t.clock, sleep = t.sleep }

@@ -531,6 +531,12 @@ function Run:prepare(ids, n)
   end
 end
 
+-- The client's bucket, which adapting slowed down, gets the rate it was made with back.
+function Run:give_back_rate()
+  local bucket = self.runner.bucket
+  if bucket and self.bucket == bucket and bucket.rate ~= bucket.configured then bucket:set_rate(bucket.configured) end
+end
+
 --- Runs a batch of deletes (see the top of this file).
 -- @tparam table runner the client's pipeline runner
 -- @tparam table ids bandwidth ids
@@ -551,8 +557,8 @@ function M.run(runner, ids, opts)
     clock = clock, bucket = bucket, adaptive = o.adaptive, paused_until = -math.huge, last_cut = -math.huge,
     last_raise = -math.huge, clean = 0, accepted = {}, accepted_head = 1, accepted_tail = 0,
     -- The rate the caller set (the client's or this batch's): adapting never goes above it, and
-    -- the client's bucket gets it back when the batch ends.
-    rate_cap = bucket and bucket.rate or nil,
+    -- the client's bucket gets it back when the batch ends, however it ends.
+    rate_cap = bucket and bucket.configured or nil,
   }, Run)
   run:prepare(ids, n)
   if run.head <= #run.fresh then
@@ -561,6 +567,7 @@ function M.run(runner, ids, opts)
     local ok, err = pcall(run.loop, run)
     if not ok then
       run.driver:cancel() -- nothing stays in flight: the client's next batch starts clean
+      run:give_back_rate()
       error(err, 0)
     end
   end
@@ -569,9 +576,7 @@ function M.run(runner, ids, opts)
   if run.stopped then summary.stopped = run.stopped.reason end
   summary.concurrency, summary.concurrency_min = run.limit, run.limit_min
   summary.rate = run.bucket and run.bucket.rate or nil
-  if run.bucket == runner.bucket and run.rate_cap and run.bucket.rate ~= run.rate_cap then
-    runner.bucket:set_rate(run.rate_cap) -- the client's own rate, as it was set
-  end
+  run:give_back_rate()
   run.summary.elapsed = core.monotime() - run.started
   return run.results, run.summary
 end

@@ -27,7 +27,8 @@ Bucket.__index = Bucket
 -- default eip.core.monotime), dict (a lua_shared_dict name: shared inside nginx; its clock is
 -- then ngx.now), key (in the dict; default "eip:pace").
 function M.new(opts)
-  local self = setmetatable({ burst = opts.burst or 1, tat = 0 }, Bucket)
+  -- configured: the rate as made, which adaptive callers never go above and give back.
+  local self = setmetatable({ burst = opts.burst or 1, tat = 0, configured = opts.rate }, Bucket)
   self:set_rate(opts.rate)
   if opts.dict then
     local ngx = rawget(_G, "ngx")
