@@ -254,6 +254,42 @@ describe("authentication", function()
       assert(ok, err)
     end)
 
+    -- Inside nginx one client serves many requests at once, each a coroutine that yields while
+    -- its socket waits. Coroutines and a transport that yields the same way stand in for them.
+    it("asks IAM once for calls that need a token at the same time (a wrong password: one login)", function()
+      local logins, deletes = 0, 0
+      local transport = { name = "yielding", close = function() end }
+      function transport.send(_, req)
+        coroutine.yield()
+        if req.url:find("/v3/auth/tokens", 1, true) then
+          logins = logins + 1
+          return { status = 401, body = '{"error":{"code":401,"message":"The username or password is wrong."}}' }
+        end
+        deletes = deletes + 1
+        return { status = 204, body = "" }
+      end
+      local c = eip.new{ endpoint = "http://127.0.0.1:9", project_id = emu.project_id, max_attempts = 1,
+        transport = transport, sleep = function() coroutine.yield() end,
+        auth = { username = "u", password = "wrong-password", domain = "d", project_id = emu.project_id,
+          iam_endpoint = "http://127.0.0.1:10" } }
+      local calls, statuses = {}, {}
+      for i = 1, 10 do
+        calls[i] = coroutine.create(function() return pcall(c.delete_bandwidth, c, "bw-" .. i) end)
+      end
+      local live = #calls
+      while live > 0 do
+        live = 0
+        for i, co in ipairs(calls) do
+          if coroutine.status(co) ~= "dead" then
+            local _, _, err = assert(coroutine.resume(co))
+            if coroutine.status(co) == "dead" then statuses[i] = err.status else live = live + 1 end
+          end
+        end
+      end
+      assert.same({ 1, 0, 10 }, { logins, deletes, #statuses })
+      for i = 1, 10 do assert.equal(401, statuses[i]) end
+    end)
+
     it("validates the auth table before any I/O", function()
       local cases = {
         { "auth.username", { password = "p", domain = "d", project = "cn-north-4" } },

@@ -172,6 +172,33 @@ function Aksk.ensure() end
 Aksk.rejected, Aksk.accepted, Aksk.refusal = rejected, accepted, refusal
 
 ---------------------------------------------------------------------------------------------
+-- One fetch at a time. Inside nginx one client serves many requests at once: while one of them
+-- asks IAM (or the metadata service), the others wait for its answer instead of asking too (ten
+-- wrong-password logins at once would count ten times towards locking the IAM user). A fetch
+-- still running after FETCH_WAIT_MAX seconds (its request may have been ended) is taken over.
+
+local FETCH_WAIT_MAX = 60
+local FETCH_POLL = 0.01
+
+-- Runs fetch_now(self, runner) unless another light thread is fetching: then waits for it, and
+-- fetches only when it left no fresh credentials (fresh(self) false; a failure it left is then
+-- raised by fetch_now without asking again).
+local function fetch_once(self, runner, fetch_now, fresh)
+  if self.fetching then
+    while self.fetching and core.monotime() - self.fetching < FETCH_WAIT_MAX do runner.sleep(FETCH_POLL) end
+    if not self.fetching and fresh(self) then return end
+  end
+  self.fetching = core.monotime()
+  local ok, err = pcall(fetch_now, self, runner)
+  self.fetching = false
+  if not ok then error(err, 0) end
+end
+
+local function fresh(self)
+  return (self.token or self.keys) ~= nil and os.time() < self.refresh_at
+end
+
+---------------------------------------------------------------------------------------------
 -- IAM password authentication: POST /v3/auth/tokens, cached until shortly before expiry.
 
 local Iam = {}
@@ -217,11 +244,11 @@ end
 -- (M.TRANSIENT_FAILURE_HOLD, in seconds: read at each failure.)
 M.TRANSIENT_FAILURE_HOLD = 5
 
---- Obtains a token through the pipeline (an iam_token op: no credentials, the same mapping
+-- Obtains a token through the pipeline (an iam_token op: no credentials, the same mapping
 -- and retries as every call). A refusal (4xx: wrong password, unknown user or project) is
 -- remembered and raised again without asking IAM: each failed login counts towards locking
 -- the account. Other failures are remembered for a few seconds.
-function Iam:fetch(runner)
+local function iam_fetch(self, runner)
   local failed = self.failed
   if failed and (failed.until_ == nil or core.monotime() < failed.until_) then error(errors.copy(failed.err), 0) end
   local ok, res = pcall(runner.run, runner, ops.iam_token(self.iam_endpoint, self:body()))
@@ -246,6 +273,11 @@ function Iam:fetch(runner)
   if not self.project_id and type(res.project_id) == "string" then
     self.project_id = validate.id("project_id", res.project_id)
   end
+end
+
+--- Obtains a token (iam_fetch above), one fetch at a time (fetch_once).
+function Iam:fetch(runner)
+  fetch_once(self, runner, iam_fetch, fresh)
 end
 
 function Iam:ensure(runner)
@@ -289,10 +321,10 @@ local function nothing_found(self, err)
   return e
 end
 
---- Asks the metadata service for temporary keys (a session token first; a service without the
+-- Asks the metadata service for temporary keys (a session token first; a service without the
 -- token endpoint answers 404, 405 or 503, and is asked without one). A failure is remembered for
 -- a few seconds, as for IAM: a batch must not wait 3 s per id for a service that is not there.
-function Metadata:fetch(runner)
+local function metadata_fetch(self, runner)
   local failed = self.failed
   if failed and core.monotime() < failed.until_ then error(errors.copy(failed.err), 0) end
   local ok, token = pcall(runner.run, runner, ops.metadata_token(self.base))
@@ -327,6 +359,11 @@ function Metadata:fetch(runner)
   -- Refresh ahead of expiry: 10 minutes, or half the lifetime for short-lived keys.
   self.refresh_at = expires - math.min(600, math.max(0, (expires - now) / 2))
   self.epoch = self.epoch + 1
+end
+
+--- Obtains temporary keys (metadata_fetch above), one fetch at a time (fetch_once).
+function Metadata:fetch(runner)
+  fetch_once(self, runner, metadata_fetch, fresh)
 end
 
 function Metadata:ensure(runner)
