@@ -385,11 +385,13 @@ describe("a client behind a forward proxy (libcurl)", function()
 
   it("names a refused proxy (never its credentials) and retries it like a refused connection", function()
     local port = nginx.free_port()
+    local outcomes = {}
     local client = new{ endpoint = https_url(), proxy = "http://" .. USER .. ":" .. SECRET .. "@127.0.0.1:" .. port,
-      max_attempts = 3 }
+      max_attempts = 3, on_response = function(info) outcomes[#outcomes + 1] = info.outcome end }
     local err = raised(client.delete_bandwidth, client, create())
     assert.equal("proxy", err.kind)
     assert.equal("connect", err.reason)
+    assert.same({ "proxy", "proxy", "proxy" }, outcomes, "hooks and metrics say the proxy failed, not the API")
     assert.equal(7, err.curl_code)
     assert.equal("127.0.0.1:" .. port, err.proxy)
     assert.is_true(err.retryable)

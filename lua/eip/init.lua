@@ -97,8 +97,8 @@ M._VERSION = client.VERSION
 -- @tparam[opt] function opts.on_request `function(info)` before each attempt of every request
 --   the client makes: `{ operation, method, path, bandwidth_id, attempt }`, never a secret
 -- @tparam[opt] function opts.on_response `function(info)` after each attempt: the same and
---   `status, code, outcome ("ok", "http" or the transport kind), elapsed, bytes, request_id,
---   retry` (whether another attempt follows); a hook that raises does not break the call
+--   `status, code, outcome ("ok", "http", the transport kind or "proxy"), elapsed, bytes,
+--   request_id, retry` (whether another attempt follows); a hook that raises does not break the call
 -- @treturn eip.client the client
 -- @raise a `usage` @{error} naming the bad or missing option (`argument`); nothing is sent
 M.new = client.new

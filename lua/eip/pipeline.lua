@@ -415,9 +415,9 @@ end
 ---------------------------------------------------------------------------------------------
 -- Hooks: on_request(info) before each attempt, on_response(info) after it (client options).
 -- The info names the attempt, never a credential: operation, method, path, bandwidth_id,
--- attempt; after it also status, code, outcome ("ok", "http", or the transport kind), elapsed,
--- bytes, request_id and retry (whether another attempt follows). A hook that raises does not
--- break the call: its error goes to the debug log.
+-- attempt; after it also status, code, outcome ("ok", "http", the transport kind, or "proxy"),
+-- elapsed, bytes, request_id and retry (whether another attempt follows). A hook that raises
+-- does not break the call: its error goes to the debug log.
 
 local function notify(runner, hook, info)
   local ok, why = pcall(hook, info)
@@ -433,7 +433,9 @@ end
 function Call:observed(resp, err, action)
   local op = self.op
   local outcome = "ok"
-  if err then outcome = err.kind == "transport" and err.reason or "http" end
+  if err then
+    outcome = (err.kind == "transport" and err.reason) or (err.kind == "proxy" and "proxy") or "http"
+  end
   notify(self.runner, self.runner.on_response, { operation = op.name, method = op.method, path = op.path,
     bandwidth_id = op.resource, attempt = self.attempts, status = resp.status ~= 0 and resp.status or nil,
     code = err and err.code, outcome = outcome, elapsed = resp.elapsed, bytes = #(resp.body or ""),
