@@ -57,6 +57,18 @@ describe("rates and throttling against the emulator", function()
   teardown(fx.stop)
   before_each(fx.reset)
 
+  -- The gateway's throttling answer (429 APIGW.0308, Retry-After: 0) to the delete of id, once.
+  local function throttle_once(id, message)
+    emu:inject{ method = "DELETE", path = emu:delete_path(id), status = 429, headers = { ["Retry-After"] = "0" },
+      body = { error_code = "APIGW.0308", error_msg = message } }
+  end
+
+  -- A client at `rate` on a clock that only moves when it sleeps.
+  local function paced_client(rate)
+    local t = fake_time()
+    return fx.client{ rate = rate, clock = t.clock, sleep = t.sleep }
+  end
+
   it("spaces a client's calls, retries included", function()
     local t = fake_time()
     local c = fx.client{ rate = 10, clock = t.clock, sleep = t.sleep }
@@ -94,13 +106,10 @@ describe("rates and throttling against the emulator", function()
   end)
 
   it("never goes above the rate the caller set, and gives the client its rate back", function()
-    local t = fake_time()
-    local c = fx.client{ rate = 20, clock = t.clock, sleep = t.sleep }
+    local c = paced_client(20)
     local function throttled_batch(limit)
       local ids = emu:create_bandwidths(10)
-      emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 429, headers = { ["Retry-After"] = "0" },
-        body = { error_code = "APIGW.0308",
-          error_msg = "policy user over ratelimit,limit:" .. limit .. ",time:1 second" } }
+      throttle_once(ids[2], "policy user over ratelimit,limit:" .. limit .. ",time:1 second")
       local _, summary = c:delete_bandwidths(ids, { concurrency = 4 })
       assert.same({ 10, 1 }, { summary.deleted, summary.throttled })
       return summary
@@ -112,11 +121,9 @@ describe("rates and throttling against the emulator", function()
   end)
 
   it("gives the client its rate back when on_result raises", function()
-    local t = fake_time()
-    local c = fx.client{ rate = 20, clock = t.clock, sleep = t.sleep }
+    local c = paced_client(20)
     local ids = emu:create_bandwidths(8)
-    emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 429, headers = { ["Retry-After"] = "0" },
-      body = { error_code = "APIGW.0308", error_msg = "policy user over ratelimit,limit:10,time:1 second" } }
+    throttle_once(ids[2], "policy user over ratelimit,limit:10,time:1 second")
     local n = 0
     local ok, err = pcall(c.delete_bandwidths, c, ids, { concurrency = 4, on_result = function()
       n = n + 1
@@ -128,13 +135,9 @@ describe("rates and throttling against the emulator", function()
   end)
 
   it("measures what the server accepted at each cut that states no limit", function()
-    local t = fake_time()
-    local c = fx.client{ rate = 100, clock = t.clock, sleep = t.sleep }
+    local c = paced_client(100)
     local ids = emu:create_bandwidths(300)
-    for _, k in ipairs{ 100, 250 } do
-      emu:inject{ method = "DELETE", path = emu:delete_path(ids[k]), status = 429, headers = { ["Retry-After"] = "0" },
-        body = { error_code = "APIGW.0308", error_msg = "The throttling threshold has been reached" } }
-    end
+    for _, k in ipairs{ 100, 250 } do throttle_once(ids[k], "The throttling threshold has been reached") end
     local _, summary = c:delete_bandwidths(ids, { concurrency = 8 })
     assert.same({ 300, 2 }, { summary.deleted, summary.throttled })
     -- each cut: 90% of the answers accepted in the second before it (about 100, then about 90)
