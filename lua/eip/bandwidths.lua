@@ -315,7 +315,9 @@ function M.wait_gone(runner, project, bandwidth_id, seconds)
   local started = core.monotime()
   local step = 1
   while true do
-    if core.interrupts() > 0 then interrupted_wait(project, bandwidth_id, step - 1) end -- see below
+    -- A program that catches Ctrl-C (eip.core.catch_interrupts, as the eip command does) ends the
+    -- wait at once, before another read: the delete itself is done.
+    if core.interrupts() > 0 then interrupted_wait(project, bandwidth_id, step - 1) end
     local ok, err = pcall(M.show, runner, project, bandwidth_id)
     local waited = core.monotime() - started
     if not ok then
@@ -330,9 +332,6 @@ function M.wait_gone(runner, project, bandwidth_id, seconds)
       error(errors.wait_timeout(ops.show_bandwidth(project, bandwidth_id), waited), 0)
     end
     runner.sleep(pause)
-    -- A program that catches Ctrl-C (eip.core.catch_interrupts, as the eip command does) ends the
-    -- wait at once: the delete itself is done.
-    if core.interrupts() > 0 then interrupted_wait(project, bandwidth_id, step) end
   end
 end
 

@@ -217,7 +217,8 @@ end
 
 -- Deletes every id; emit(outcome) is called once per id, as each finishes; tick() at least
 -- every 0.25 s (the batch asks its cancel function that often). Returns the summary of the
--- batch (with --drain, which goes one id at a time, only `stopped` and `throttled`).
+-- batch (with --drain, which goes one id at a time, only `stopped`, `throttled` and
+-- `still_readable`).
 local function run_deletes(client, ids, opts, emit, tick)
   if not opts.drain then
     local ok, results, summary = pcall(client.delete_bandwidths, client, ids, { concurrency = opts.concurrency,
@@ -230,6 +231,7 @@ local function run_deletes(client, ids, opts, emit, tick)
   local drain = { charge_mode = opts.charge_mode, size = opts.size, missing_ok = opts.missing_ok or false,
     wait = opts.wait, confirm = not opts.yes and confirm or nil }
   local stopped = nil -- "auth" after a definite authentication failure, as a batch stops
+  local still_readable = 0
   for _, id in ipairs(ids) do
     if stopped or core.interrupts() > 0 then
       emit({ id = id, outcome = "not_sent", err = { kind = "not_sent", stopped = stopped or "cancelled",
@@ -239,10 +241,12 @@ local function run_deletes(client, ids, opts, emit, tick)
       if not ok and not eip.is_error(value) then error(value, 0) end -- a bug: keep its message
       -- Every further id would fail alike, and five bad signatures in a row lock an AK/SK pair.
       if not ok and eip.is_auth_failure(value) then stopped = "auth" end
-      emit(outcome_of(id, value))
+      local o = outcome_of(id, value)
+      if o.res and o.res.still_readable then still_readable = still_readable + 1 end
+      emit(o)
     end
   end
-  return { throttled = 0, stopped = stopped }
+  return { throttled = 0, stopped = stopped, still_readable = still_readable }
 end
 
 -- Writes one outcome to stdout (with its detail lines under --verbose, and what a failed drain
@@ -278,14 +282,12 @@ function M.run(opts, argv, ctx)
   local bar = progress.new(#ids, { enabled = ctx.terminal and not opts.no_progress and not opts.drain
     and not opts.debug and #ids > 1, results_on_terminal = ctx.stdout_terminal })
   local counts, failed = { deleted = 0, missing = 0, failed = 0, not_sent = 0 }, {}
-  local results = {} -- the result tables of deleted ids (a batch's --wait fills them in later)
   local started = core.monotime()
   if opts.output == "table" then stdout:write(output.result_header(), "\n") end
   core.catch_interrupts(true)
   local ok, summary = pcall(run_deletes, client, ids, opts, function(o)
     counts[o.outcome] = counts[o.outcome] + 1
     if o.outcome == "failed" then failed[#failed + 1] = o end
-    if o.res then results[#results + 1] = o.res end
     bar:step(o.outcome == "failed" or o.outcome == "not_sent")
     bar:above(function() print_outcome(o, opts) end)
   end, function() bar:tick() end)
@@ -298,10 +300,7 @@ function M.run(opts, argv, ctx)
   stderr:write(output.failures(failed))
   stderr:write(output.summary(#ids, counts, core.monotime() - started), "\n")
   if summary and summary.throttled > 0 then stderr:write(output.throttled(summary), "\n") end
-  local readable = 0
-  for _, res in ipairs(results) do
-    if res.still_readable then readable = readable + 1 end
-  end
+  local readable = summary and summary.still_readable or 0 -- counted by the batch's --wait, or the drains
   if readable > 0 then
     stderr:write(string.format("eip: %d deleted bandwidth(s) could still be read when the wait ended (the API "
       .. "shows a bandwidth for a while after its 204)\n", readable))
