@@ -357,6 +357,27 @@ describe("authentication", function()
       no_secret_in(table.concat(texts, "\n"), secrets)
     end)
 
+    -- A replaced token stays valid until it expires, and answers to requests that carried it can
+    -- still come (a batch has several in flight): it is redacted as long as the current one.
+    it("keep redacting a token after a newer one replaced it", function()
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth() }
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      local first = last_request().headers["x-auth-token"]
+      emu:expire_tokens()
+      assert.equal(2, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).attempts)
+      local second = last_request().headers["x-auth-token"]
+      assert.is_string(first)
+      assert.are_not.equal(first, second)
+      emu:inject{ method = "DELETE", status = 400,
+        body = { code = "VPC.0002", message = "bad token " .. first .. ", now " .. second } }
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      c:close()
+      assert.equal("VPC.0002", err.code)
+      -- (found, not matched: a failing match would print the token)
+      assert.is_truthy(err.message:find("bad token <redacted>, now <redacted>", 1, true), "both redacted")
+      no_secret_in(tostring(err), { first, second })
+    end)
+
     it("debug = true writes the same redacted lines to stderr", function()
       local id = emu:create_bandwidth{ size = 1 }
       local script = string.format([[

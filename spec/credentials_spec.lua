@@ -199,6 +199,28 @@ describe("credentials", function()
       assert.equal(0, s.auth_failures)
     end)
 
+    it("keeps redacting temporary keys it replaced", function()
+      emu:set_knobs{ metadata_credential_ttl = 2 }
+      local c = new({ project_id = emu.project_id, metadata_url = emu.url })
+      local seen = {}
+      for _ = 1, 3 do
+        assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+        local reqs = emu:requests()
+        local token = reqs[#reqs].headers["x-security-token"]
+        if token ~= seen[#seen] then seen[#seen + 1] = token end
+        socket.sleep(1.1)
+      end
+      assert.is_true(#seen >= 2, "the keys were replaced")
+      emu:inject{ method = "DELETE", status = 400,
+        body = { code = "VPC.0002", message = "tokens " .. table.concat(seen, " ") } }
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      c:close()
+      assert.equal("VPC.0002", err.code)
+      for _, token in ipairs(seen) do
+        assert.is_nil(tostring(err):find(token, 1, true), "a security token leaked")
+      end
+    end)
+
     -- Five refused signatures in a row lock a key, temporary ones too (cloud-facts: the AK/SK
     -- lock). The emulator's clock an hour ahead makes the gateway refuse every signature.
     it("counts its temporary keys' refused signatures: three, then nothing is sent", function()

@@ -19,7 +19,8 @@
 --                                  as before (then the 401 is final: nothing is sent again)
 --   provider.epoch                 a number that changes whenever the credentials do
 --   provider.project_id            the project its credentials are scoped to, when known
---   provider.secrets               every secret value it holds, for redaction
+--   provider.secrets               every secret value it holds, for redaction (also the
+--                                  last ones it replaced: see retire)
 --   provider.strikes, provider:rejected(err), provider:accepted()   (AK/SK, metadata) 401s
 --                                  to its signatures in a row, counted by the pipeline
 --   provider.refused, provider:refusal()   (AK/SK, metadata) set after too many strikes: the
@@ -97,6 +98,25 @@ local function refusal(self)
     .. "five in a row lock the key for 5 minutes. Fix the key (or the clock: X-Sdk-Date) and make "
     .. "a new client.", MAX_STRIKES)
   return err
+end
+
+---------------------------------------------------------------------------------------------
+-- Replaced secrets. A token or temporary key replaced by a newer one is still a credential (a
+-- token stays valid until it expires, up to 24 hours), and answers to requests that carried it
+-- may still arrive (a batch has several in flight): so the provider keeps redacting it. The last
+-- RETIRED_MAX replaced values are kept (a refresh of temporary keys replaces two: the SK and the
+-- security token), under keys of their own in provider.secrets.
+
+local RETIRED_MAX = 8
+
+-- Sets provider.secrets[slot] to value, the value it replaces kept as a retired secret.
+local function replace_secret(p, slot, value)
+  local secrets, old = p.secrets, p.secrets[slot]
+  if old ~= nil and old ~= value then
+    p.retired = (p.retired or 0) % RETIRED_MAX + 1
+    secrets["retired" .. p.retired] = old
+  end
+  secrets[slot] = value
 end
 
 ---------------------------------------------------------------------------------------------
@@ -268,7 +288,7 @@ local function iam_fetch(self, runner)
   -- Refresh ahead of expiry: 10 minutes, or half the lifetime for short-lived tokens.
   local margin = math.min(600, math.max(0, (expires - now) / 2))
   self.token, self.refresh_at = res.token, expires - margin
-  self.secrets[2] = res.token
+  replace_secret(self, 2, res.token)
   self.epoch = self.epoch + 1
   if not self.project_id and type(res.project_id) == "string" then
     self.project_id = validate.id("project_id", res.project_id)
@@ -353,7 +373,8 @@ local function metadata_fetch(self, runner)
   if self.keys.ak ~= self.counted_ak then
     self.counted_ak, self.strikes, self.refused = self.keys.ak, false, false
   end
-  self.secrets[1], self.secrets[2] = self.keys.sk, self.keys.security_token
+  replace_secret(self, 1, self.keys.sk)
+  replace_secret(self, 2, self.keys.security_token)
   local now = os.time()
   local expires = time.parse_iso8601(c.expires_at) or (now + 900) -- unknown: assume 15 minutes
   -- Refresh ahead of expiry: 10 minutes, or half the lifetime for short-lived keys.
