@@ -6,6 +6,7 @@
 local eip = require "eip"
 local fixture = require "spec.support.fixture"
 local raised = require("spec.support.assertions").raised
+local socket = require "socket"
 
 local SHORT_TOKEN = "tk-9a7" -- a short secret: redacted where it is a whole value
 -- A token as long as a real one (several KB) whose bytes also need escaping in JSON and in URLs:
@@ -314,6 +315,28 @@ describe("safety", function()
       for i = 2, 4 do assert.equal("interrupted", results[i].kind, "in flight: " .. i) end
       for i = 5, 6 do assert.is_true(results[i].not_sent, "never sent: " .. i) end
       assert.same({ 1, 3, 2 }, { summary.deleted, summary.failed, summary.not_sent })
+    end)
+
+    -- An answer that came before the abort is reported as the server gave it: a 204 that had
+    -- arrived is a deleted bandwidth, not an interrupted request.
+    it("abort still reports the answers that had arrived", function()
+      local ids = create(3)
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), action = "slow", delay = 0.3 }
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[3]), action = "hang" }
+      local c = fx.client{ max_attempts = 1 }
+      -- 1 the probe starts, 2 ids 2-3 start (nothing answers within the loop's wait), 3 id 2's
+      -- answer arrives while the cancel function is asked, which then aborts.
+      local asked = 0
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 3, cancel = function()
+        asked = asked + 1
+        if asked < 3 then return nil end
+        socket.sleep(0.6)
+        return "abort"
+      end })
+      assert.equal("aborted", summary.stopped)
+      assert.is_nil(emu:get_bandwidth(ids[2]))
+      assert.same({ 204, 204, "interrupted" }, { results[1].status, results[2].status, results[3].kind })
+      assert.same({ 2, 1 }, { summary.deleted, summary.failed })
     end)
 
     it("waits after the 204 until the bandwidth can no longer be read", function()

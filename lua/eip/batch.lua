@@ -410,13 +410,19 @@ function Run:promote(now)
 end
 
 -- Asks the cancel option; "abort" also ends what is in flight (reported as interrupted: the
--- server may or may not have acted on it).
+-- server may or may not have acted on it). Answers that have arrived by then are taken first
+-- and reported as they are: a 204 already received is a deleted bandwidth.
 function Run:poll_cancel()
   local cancel = self.cancel
   if not cancel or (self.stopped and self.stopped.reason == "aborted") then return end
   local what = cancel()
   if what == "abort" then
     self.stopped = { reason = "aborted", cause = self.stopped and self.stopped.cause }
+    while self.driver:pending() > 0 do
+      local slot, resp = self.driver:next(0)
+      if not slot then break end
+      self:completed(slot, resp)
+    end
     self.driver:cancel()
     for slot, job in pairs(self.in_flight) do
       self.in_flight[slot] = nil
