@@ -27,14 +27,18 @@ describe("OpenResty: a rate shared by the workers", function()
     return cjson.decode(resp.body)
   end
 
-  it("two workers at once keep together to the rate, and the gateway refuses nothing", function()
+  -- Both workers' batches, with the client's shared rate alone or also a rate of their own
+  -- (the batch's rate adds a limit of its own; the shared budget still holds).
+  for _, case in ipairs{ { name = "the client's rate" }, { name = "a batch's rate as well", batch_rate = 18 } } do
+  it("two workers at once keep together to the rate, and the gateway refuses nothing: " .. case.name, function()
     -- The gateway's limit: one request more in a second is refused. The budget leaves it 10%:
     -- a request late by a scheduling hiccup would otherwise land in the next second's window.
     local limit, rate, per_worker = 20, 18, 15
     emu:set_knobs{ throttle_rate = limit }
     local ids = { emu:create_bandwidths(per_worker), emu:create_bandwidths(per_worker) }
     emu:reset_counters()
-    local generation = call("POST", "/t/shared_rate", { rate = rate, ids = ids }).generation
+    local generation = call("POST", "/t/shared_rate", { rate = rate, batch_rate = case.batch_rate,
+      ids = ids }).generation
     local results
     local deadline = socket.gettime() + 30
     repeat
@@ -69,4 +73,5 @@ describe("OpenResty: a rate shared by the workers", function()
     end
     assert.is_true(together <= 1, together .. " pairs of requests went together")
   end)
+  end
 end)

@@ -212,7 +212,8 @@ end
 -- in input order, from `head`), `retries_due` (retries whose wait is over: sent before fresh
 -- ids), `retries` (the heap of retries still waiting), `in_flight` (slot -> job); the driver
 -- and its limit; `repeats` (id -> indices of its later occurrences, which get its result);
--- `stopped` (why no new request may start: { reason = "auth" | "cancelled" | "aborted",
+-- `shared_bucket` (with a rate of the batch's own: the client's bucket when other workers share
+-- it); `stopped` (why no new request may start: { reason = "auth" | "cancelled" | "aborted",
 -- cause = the eip error, if any }). A job is { index, id, call } (call: the pipeline's state
 -- of its delete).
 local Run = {}
@@ -392,6 +393,10 @@ function Run:start_wait(now)
   local due = self.rate_slot
   if not due then
     wait = bucket:take()
+    -- A batch with a rate of its own inside a client whose budget other workers share
+    -- (rate_dict): a slot of each.
+    local shared = self.shared_bucket
+    if shared then wait = math.max(wait, shared:take()) end
     if wait <= 0 then return 0 end
     self.rate_slot = now + wait
     return wait
@@ -552,15 +557,21 @@ function M.run(runner, ids, opts)
   local n = validate.list("ids", ids, "bandwidth ids")
   local o = read_options(runner, opts)
   local clock = runner.clock
-  local bucket = runner.bucket
-  if o.rate then bucket = pace.new{ rate = o.rate, clock = clock } end
+  local bucket, shared_bucket = runner.bucket, nil
+  if o.rate then
+    -- The batch's rate replaces the client's, except a budget shared with other workers
+    -- (rate_dict), which every request still takes its part of.
+    shared_bucket = bucket and bucket.dict and bucket or nil
+    bucket = pace.new{ rate = o.rate, clock = clock }
+  end
   local run = setmetatable({
     runner = runner, missing_ok = o.missing_ok, on_result = o.on_result, cancel = o.cancel,
     started = core.monotime(), results = {}, repeats = {}, probing = true,
     summary = { deleted = 0, missing = 0, failed = 0, not_sent = 0, repeated = 0, throttled = 0, total = n,
       elapsed = 0 },
     fresh = {}, head = 1, retries = {}, retries_due = {}, in_flight = {},
-    clock = clock, bucket = bucket, adaptive = o.adaptive, paused_until = -math.huge, last_cut = -math.huge,
+    clock = clock, bucket = bucket, shared_bucket = shared_bucket, adaptive = o.adaptive,
+    paused_until = -math.huge, last_cut = -math.huge,
     last_raise = -math.huge, clean = 0, accepted = {}, accepted_head = 1, accepted_tail = 0,
     -- The rate the caller set (the client's or this batch's): adapting never goes above it, and
     -- the client's bucket gets it back when the batch ends, however it ends.

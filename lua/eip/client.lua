@@ -269,7 +269,8 @@ end
 --   0.25 s, backoffs included: "stop" (send no more, let what is in flight finish) or "abort"
 --   (abort what is in flight too)
 -- @tparam[opt] number opts.rate requests per second for this batch (a token bucket; default:
---   the client's `rate`, if any)
+--   the client's `rate`, if any). It replaces the client's rate, but not a budget shared with
+--   other nginx workers (`rate_dict`): each request also takes its part of that
 -- @tparam[opt=true] boolean opts.adaptive slow down on throttling answers (see the README's
 --   Rate limits)
 -- @tparam[opt] boolean|number opts.wait as for @{delete_bandwidth}, one time shared by the batch:

@@ -13,7 +13,7 @@ local M = {}
 local seen = {}
 
 -- Work in every worker at once: /t/shared_rate puts a job in the eip_test dict ({ generation,
--- rate, ids = { [worker] = {...} }, admin? }); every worker's timer polls it, runs its share and
+-- rate, batch_rate?, ids = { [worker] = {...} }, admin? }); every worker's timer polls it, runs its share and
 -- stores its summary under "result:<generation>:<worker>". A batch sharing the eip_rate bucket,
 -- or with admin = true, one delete per id through the example's own client.
 local function shared_rate_worker()
@@ -36,7 +36,8 @@ local function shared_rate_worker()
         local c = eip.new{ endpoint = os.getenv("EIP_ENDPOINT"), project_id = os.getenv("EIP_PROJECT_ID"),
           token = os.getenv("EIP_TOKEN"), timeout = 5, rate = job.rate, rate_dict = "eip_rate" }
         local _
-        _, summary = c:delete_bandwidths(job.ids[worker + 1], { concurrency = 8, adaptive = false })
+        _, summary = c:delete_bandwidths(job.ids[worker + 1], { concurrency = 8, adaptive = false,
+          rate = job.batch_rate })
         c:close()
       end
       dict:set("result:" .. done .. ":" .. worker, cjson.encode(summary))
