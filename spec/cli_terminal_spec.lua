@@ -154,6 +154,22 @@ describe("eip command in a terminal", function()
     assert.matches("aborted while in flight", screen)
   end)
 
+  it("Ctrl-C after an authentication stop still exits 130, and says both", function()
+    local ids = create(6)
+    emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 401,
+      body = { error_msg = "Incorrect token", error_code = "APIGW.0307" } }
+    for i = 3, 4 do emu:inject{ method = "DELETE", path = emu:delete_path(ids[i]), action = "slow", delay = 1 } end
+    emu:reset_counters()
+    local t = start("delete-bandwidth --concurrency 3 --no-progress " .. table.concat(ids, " "))
+    requests_seen(4) -- the probe, then three: one refused, two slow ones
+    t:send("C-c")
+    assert.equal(130, t:wait_exit(10))
+    local screen = t:screen()
+    assert.matches("6 bandwidth%(s%): 3 deleted, 0 missing, 1 failed, 2 not sent", screen)
+    assert.matches("stopped after an authentication failure", screen)
+    assert.matches("interrupted: 2 id%(s%) not sent", screen)
+  end)
+
   it("--drain shows the plan and asks; yes drains and deletes", function()
     local id = emu:create_bandwidth{ size = 10, name = "bw-ask", publicip_ids = { "eip-1", "eip-2" } }
     local t = start("delete-bandwidth --drain --size 3 --charge-mode traffic " .. id)

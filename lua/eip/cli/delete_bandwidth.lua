@@ -307,7 +307,9 @@ function M.run(opts, argv, ctx)
   end
   if summary and summary.stopped == "auth" then
     stderr:write(string.format("eip: stopped after an authentication failure: %d id(s) not sent\n", counts.not_sent))
-  elseif interrupted then
+  end
+  -- Ctrl-C exits 130 whatever else stopped the batch: the script that ran this must stop too.
+  if interrupted then
     stderr:write(string.format("eip: interrupted: %d id(s) not sent\n", counts.not_sent))
     return EXIT_INTERRUPTED
   end
