@@ -330,5 +330,32 @@ describe("credentials", function()
       assert.equal("project_id", err.argument)
       assert.matches("or a region to look it up by", err.message)
     end)
+
+    -- A profile file pairs its keys with its project: HUAWEICLOUD_SDK_PROJECT_ID, left over from
+    -- other work, must not send them to another project (where a 404 would read as "already
+    -- deleted"). As in the official SDKs, whose profile provider reads only the file.
+    describe("HUAWEICLOUD_SDK_PROJECT_ID", function()
+      local elsewhere = "11112222333344445555666677778888"
+
+      it("does not override a profile file's project_id", function()
+        local path = profile("[basic]\nak = " .. emu.ak .. "\nsk = " .. emu.sk .. "\nproject_id = "
+          .. emu.project_id .. "\n")
+        local c = new({}, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path, HUAWEICLOUD_SDK_PROJECT_ID = elsewhere })
+        assert.equal(emu.project_id, c.project_id)
+        assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+        c:close()
+      end)
+
+      it("names the project where the source names none, and the option beats both", function()
+        local path = profile("[basic]\nak = " .. emu.ak .. "\nsk = " .. emu.sk .. "\n")
+        local c = new({}, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path, HUAWEICLOUD_SDK_PROJECT_ID = emu.project_id })
+        assert.equal(emu.project_id, c.project_id)
+        c:close()
+        vars.HUAWEICLOUD_SDK_PROJECT_ID = elsewhere
+        c = new({ project_id = emu.project_id }, vars)
+        assert.equal(emu.project_id, c.project_id)
+        c:close()
+      end)
+    end)
   end)
 end)

@@ -102,7 +102,12 @@ function M.new(opts, getenv)
   region = region or regions.of_endpoint(endpoint) or auth.env("region", getenv)
   local logger = log.sink(opts.debug, opts.log)
   local provider, found = auth.resolve(opts, region, getenv, logger or function(line) io.stderr:write(line, "\n") end)
-  local project_id, lookup = opts.project_id or auth.env("project_id", getenv), nil
+  -- The project: the option; else the one the credentials' source names (a profile file's
+  -- project_id: a variable left over from other work must not send the file's keys to another
+  -- project, where a 404 would read as "already deleted"); else HUAWEICLOUD_SDK_PROJECT_ID; else
+  -- the token's scope (IAM), or looked up by region (AK/SK).
+  local project_id, lookup = opts.project_id, nil
+  if project_id == nil and not found.project_id then project_id = auth.env("project_id", getenv) end
   if project_id ~= nil then
     project_id = validate.id(opts.project_id and "project_id" or auth.ENV.project_id, project_id)
   elseif found.project_id then
