@@ -45,7 +45,7 @@ describe("regions", function()
     assert.equal("region", err.argument)
     assert.matches('did you mean "cn%-north%-4"%?', err.message)
     assert.matches("endpoint", err.message)
-    assert.matches("HUAWEICLOUD_SDK_REGION_VPC_CN_NORT_4", err.message)
+    assert.matches("HUAWEICLOUD_SDK_REGION_EIP_CN_NORT_4", err.message)
   end)
 
   it("honours HUAWEICLOUD_SDK_REGION_VPC_<REGION>, for known and unknown regions (first of a list)", function()
@@ -55,6 +55,21 @@ describe("regions", function()
     assert.equal("https://vpc.example.test", c.endpoint)
     local lab = client_mod.new({ region = "xx-lab-1", project_id = "p1", token = "t-0123456789" }, env)
     assert.equal("http://127.0.0.1:9", lab.endpoint)
+  end)
+
+  -- DeleteSharedBandwidth belongs to the official SDKs' EIP client, whose region chain reads
+  -- HUAWEICLOUD_SDK_REGION_EIP_<REGION>: it comes first.
+  it("honours HUAWEICLOUD_SDK_REGION_EIP_<REGION> before the VPC variable", function()
+    local env = env_of{ HUAWEICLOUD_SDK_REGION_VPC_CN_NORTH_4 = "https://vpc.example.test",
+      HUAWEICLOUD_SDK_REGION_EIP_CN_NORTH_4 = "https://eip-private.example.test",
+      HUAWEICLOUD_SDK_REGION_EIP_XX_LAB_1 = "http://127.0.0.1:9, http://127.0.0.1:10" }
+    local c = client_mod.new({ region = "cn-north-4", project_id = "p1", token = "t-0123456789" }, env)
+    assert.equal("https://eip-private.example.test", c.endpoint)
+    local lab = client_mod.new({ region = "xx-lab-1", project_id = "p1", token = "t-0123456789" }, env)
+    assert.equal("http://127.0.0.1:9", lab.endpoint)
+    local err = raised(client_mod.new, { region = "cn-north-4", project_id = "p1", token = "t-0123456789" },
+      env_of{ HUAWEICLOUD_SDK_REGION_EIP_CN_NORTH_4 = "ftp://x" })
+    assert.equal("HUAWEICLOUD_SDK_REGION_EIP_CN_NORTH_4", err.argument)
   end)
 end)
 

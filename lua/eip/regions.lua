@@ -5,9 +5,11 @@
 -- except eu-west-101 (`https://iam.eu-west-101.myhuaweicloud.eu`); six regions have no regional
 -- IAM entry and use the global `https://iam.myhuaweicloud.com`, as the official core does.
 --
--- Overrides, as the official SDKs read them: `HUAWEICLOUD_SDK_REGION_VPC_<REGION>` (region
--- upper-cased, `-` as `_`; a comma-separated list: the first is used) for the VPC endpoint of a
--- region, known or not; `HUAWEICLOUD_SDK_IAM_ENDPOINT` for IAM everywhere.
+-- Overrides, as the official SDKs read them: `HUAWEICLOUD_SDK_REGION_EIP_<REGION>` (region
+-- upper-cased, `-` as `_`; a comma-separated list: the first is used), the variable of the EIP
+-- service, whose client DeleteSharedBandwidth belongs to, else `HUAWEICLOUD_SDK_REGION_VPC_<REGION>`
+-- (the VPC service's, the same endpoint), for a region known or not; `HUAWEICLOUD_SDK_IAM_ENDPOINT`
+-- for IAM everywhere.
 -- @module eip.regions
 local errors = require "eip.errors"
 local validate = require "eip.validate"
@@ -45,9 +47,10 @@ end
 
 M.ENV_IAM = "HUAWEICLOUD_SDK_IAM_ENDPOINT"
 
---- The environment variable that overrides the VPC endpoint of `region`.
-function M.env_name(region)
-  return "HUAWEICLOUD_SDK_REGION_VPC_" .. region:upper():gsub("-", "_")
+--- The environment variable that overrides the endpoint of `region` for `service` ("EIP",
+-- the default, or "VPC").
+function M.env_name(region, service)
+  return "HUAWEICLOUD_SDK_REGION_" .. (service or "EIP") .. "_" .. region:upper():gsub("-", "_")
 end
 
 local function env(getenv, name)
@@ -76,10 +79,12 @@ end
 -- the `endpoint` option.
 function M.vpc_endpoint(argument, region, getenv)
   validate.region(argument, region)
-  local override = env(getenv, M.env_name(region))
-  if override then
-    local first = override:match("^%s*([^,]-)%s*,") or override:match("^%s*(.-)%s*$")
-    return validate.endpoint(M.env_name(region), first)
+  for _, service in ipairs{ "EIP", "VPC" } do
+    local override = env(getenv, M.env_name(region, service))
+    if override then
+      local first = override:match("^%s*([^,]-)%s*,") or override:match("^%s*(.-)%s*$")
+      return validate.endpoint(M.env_name(region, service), first)
+    end
   end
   local entry = BY_NAME[region]
   if entry then return entry.vpc_endpoint end

@@ -16,8 +16,9 @@ local M = {
   about = [[
 Lists the regions the library knows (the official SDKs' VPC table) and where their VPC (EIP)
 and IAM APIs answer: --region R uses them. The list is the table as shipped; when set,
-HUAWEICLOUD_SDK_REGION_VPC_<REGION> and HUAWEICLOUD_SDK_IAM_ENDPOINT override its endpoints for
---region, as for the official SDKs. A region not listed needs --endpoint.]],
+HUAWEICLOUD_SDK_REGION_EIP_<REGION> (else HUAWEICLOUD_SDK_REGION_VPC_<REGION>) and
+HUAWEICLOUD_SDK_IAM_ENDPOINT override its endpoints for --region, as for the official SDKs. A
+region not listed needs --endpoint or one of those variables.]],
   output = "table",
   options = args.flatten{ args.output_options("table") },
 }
