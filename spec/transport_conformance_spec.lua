@@ -661,6 +661,24 @@ describe("the transport contract, through both transports", function()
     for _, id in ipairs(ids) do assert.is_nil(emu:get_bandwidth(id), id .. " was not deleted") end
   end)
 
+  -- After a batch the pool holds many connections, which may go stale together (a load balancer
+  -- failed over): each dead one is closed and the next taken, however many there are, until a
+  -- live or fresh connection answers; the call's one attempt is not spent on them.
+  it("a run of dead pooled connections is drained within one attempt #openresty", function()
+    emu:reset()
+    local ids = {}
+    for i = 1, 11 do ids[i] = emu:create_bandwidth{ size = 10, share_type = "WHOLE" } end
+    local first = {}
+    for i = 1, 10 do first[i] = ids[i] end
+    assert.equal(10, app_post("/t/batch", { ids = first, concurrency = 10 }, 20).summary.deleted) -- ten pooled
+    emu:reset_counters()
+    emu:inject{ method = "DELETE", path = emu:delete_path(ids[11]), action = "drop", times = 6 }
+    local out = app_post("/t/batch", { ids = { ids[11] }, concurrency = 1 }, 20)
+    assert.equal(1, out.summary.deleted, cjson.encode(out))
+    assert.equal(1, out.attempts[1], "one attempt of the call: " .. cjson.encode(out))
+    assert.equal(7, emu:stats().requests)
+  end)
+
   -- The worker's memory -------------------------------------------------------------------------
 
   local function worker_rss_kb()

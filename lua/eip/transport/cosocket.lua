@@ -39,7 +39,10 @@ local M = {}
 local Transport = {}
 Transport.__index = Transport
 
-local MAX_ATTEMPTS = 4 -- one fresh connection after up to 3 stale pooled ones
+-- Connections tried by one send: pooled ones that turn out dead are closed and the next taken
+-- (after a batch the pool may hold dozens that went stale together), until a live or fresh one
+-- answers; the deadline bounds it too. A fresh connection is never "retry".
+local MAX_ATTEMPTS = 1024
 
 local find, sub, byte, lower, match = string.find, string.sub, string.byte, string.lower, string.match
 local floor, tostring, type, pcall = math.floor, tostring, type, pcall

@@ -69,8 +69,14 @@
 --
 -- **Where the transports differ (and why)**
 --
---  * Host names: cosockets resolve them with nginx's `resolver` directive only (none: 6);
---    libcurl uses the system resolver. IP literals need neither.
+--  * Host names: cosockets resolve them with nginx's `resolver` directive only (none: 6),
+--    within nginx's `resolver_timeout` (default 30 s), which `timeout` and `connect_timeout` do
+--    not shorten: set it no longer than the connect_timeout you use (the example: 5 s). libcurl
+--    uses the system resolver, within connect_timeout. IP literals need neither.
+--  * Dead pooled connections (closed or reset by the server before any byte of an answer): the
+--    cosocket transport closes each and takes the next, as many as the pool holds, until a live
+--    or fresh connection answers, within `timeout`; libcurl retries its dead connection once, on
+--    a fresh one.
 --  * Trust store: `ca_file` is libcurl's; cosockets use `lua_ssl_trusted_certificate`.
 --  * curl_error texts are alike, not identical; compare curl_code and error_kind.
 --  * Over-long header line: libcurl 7.88 says 27 "Out of memory" (newer libcurl says 100,

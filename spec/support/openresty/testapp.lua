@@ -236,10 +236,10 @@ function M.batch()
   local ok, results, summary = pcall(client.delete_bandwidths, client, args.ids, { concurrency = args.concurrency })
   if not ok then return reply(500, { error = tostring(results) }) end
   ngx.update_time()
-  local statuses = {}
-  for i, r in ipairs(results) do statuses[i] = r.status or r.kind end
+  local statuses, attempts = {}, {}
+  for i, r in ipairs(results) do statuses[i], attempts[i] = r.status or r.kind, r.attempts end
   -- A Content-Length rather than chunks: the spec reads this answer off a raw socket.
-  local body = cjson.encode{ summary = summary, statuses = statuses, took = ngx.now() - t0 }
+  local body = cjson.encode{ summary = summary, statuses = statuses, attempts = attempts, took = ngx.now() - t0 }
   ngx.header["Content-Type"] = "application/json"
   ngx.header["Content-Length"] = #body
   ngx.print(body)
