@@ -228,6 +228,7 @@ describe("authentication", function()
       assert.equal("http", err.kind)
       assert.equal(401, err.status)
       assert.equal("/v3/auth/tokens", err.path)
+      assert.matches("^%x+$", err.request_id, "IAM's X-IAM-Trace-Id") -- what IAM's support asks for
       no_secret_in(tostring(err), { "definitely-wrong-password", emu.iam.password })
       assert.equal(0, emu:stats().tokens_issued)
       assert.equal(1, #emu:requests(), "a refused login must not be tried again")

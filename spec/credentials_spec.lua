@@ -331,6 +331,7 @@ describe("credentials", function()
       local err = raised(c.delete_bandwidth, c, "bw-1")
       assert.equal("project_id", err.argument)
       assert.matches('IAM has 0 projects named "cn%-north%-4"', err.message)
+      assert.matches("^%x+$", err.request_id, "IAM's X-IAM-Trace-Id")
       c:close()
       emu:set_projects{ { name = "cn-north-4", id = emu.project_id },
         { name = "cn-north-4", id = emu.other_project_id } }

@@ -210,6 +210,17 @@ describe("the transport contract, through both transports", function()
       expect = { status = 201, subject_token = LONG_TOKEN, retry_after = "7", location = "http://elsewhere.invalid/x",
         request_id = "padded-id", content_type = "application/json;charset=UTF-8", curl_code = NONE } },
 
+    -- IAM answers name themselves with X-IAM-Trace-Id: the request id when no X-Request-Id comes.
+    { name = "IAM's X-IAM-Trace-Id is the request id without an X-Request-Id",
+      arrange = raw(HEAD .. "X-Iam-Trace-Id: trace-1\r\nContent-Length: 0\r\n\r\n"),
+      expect = { status = 200, request_id = "trace-1", curl_code = NONE } },
+
+    { name = "X-Request-Id beats X-IAM-Trace-Id, before or after it",
+      arrange = raw("HTTP/1.1 100 Continue\r\nX-IAM-Trace-Id: interim\r\n\r\n"
+        .. HEAD .. "X-Request-Id: req-1\r\nX-IAM-Trace-Id: trace-1\r\nX-Request-Id: req-2\r\n"
+        .. "x-iam-trace-id: trace-2\r\nContent-Length: 0\r\n\r\n"),
+      expect = { status = 200, request_id = "req-2", curl_code = NONE } },
+
     { name = "a captured value over 255 bytes is cut to 255 (the subject token is not)",
       arrange = raw(HEAD .. "X-Request-Id: " .. string.rep("r", 300) .. "\r\nContent-Length: 0\r\n\r\n"),
       expect = { status = 200, request_id = string.rep("r", contract.CAPTURED_MAX), curl_code = NONE } },

@@ -80,19 +80,24 @@ static int capture_token(eip_http_transfer *t, const char *v, size_t len)
 }
 
 /* Only the headers a caller can act on are kept; each but the token is truncated to a fixed
- * size, so a hostile server cannot make us store more than a few hundred bytes of them. */
+ * size, so a hostile server cannot make us store more than a few hundred bytes of them. IAM
+ * names its answers with X-IAM-Trace-Id instead of X-Request-Id: it is the request id when
+ * no X-Request-Id comes (before or after it). */
 static int capture_header(eip_http_transfer *t, const char *line, size_t len)
 {
+    enum { VALUE, TOKEN, FALLBACK };
     static const struct {
         const char *name;
-        int is_token; /* else a char[EIP_HTTP_HEADER_VALUE_MAX] at off in eip_http_response */
+        int kind; /* VALUE, FALLBACK (only into an empty field): a char[EIP_HTTP_HEADER_VALUE_MAX]
+                   * at off in eip_http_response; TOKEN: the subject token */
         size_t off;
     } wanted[] = {
-        {"x-request-id", 0, offsetof(eip_http_response, request_id)},
-        {"retry-after", 0, offsetof(eip_http_response, retry_after)},
-        {"content-type", 0, offsetof(eip_http_response, content_type)},
-        {"location", 0, offsetof(eip_http_response, location)},
-        {"x-subject-token", 1, 0},
+        {"x-request-id", VALUE, offsetof(eip_http_response, request_id)},
+        {"retry-after", VALUE, offsetof(eip_http_response, retry_after)},
+        {"content-type", VALUE, offsetof(eip_http_response, content_type)},
+        {"location", VALUE, offsetof(eip_http_response, location)},
+        {"x-subject-token", TOKEN, 0},
+        {"x-iam-trace-id", FALLBACK, offsetof(eip_http_response, request_id)},
     };
     const char *colon = memchr(line, ':', len);
     size_t i, nlen;
@@ -106,8 +111,10 @@ static int capture_header(eip_http_transfer *t, const char *line, size_t len)
                 v++;
             while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
                 end--;
-            if (wanted[i].is_token)
+            if (wanted[i].kind == TOKEN)
                 return capture_token(t, v, (size_t)(end - v));
+            if (wanted[i].kind == FALLBACK && ((char *)t->resp + wanted[i].off)[0] != '\0')
+                return 0;
             copy_bounded((char *)t->resp + wanted[i].off, EIP_HTTP_HEADER_VALUE_MAX, v, (size_t)(end - v));
             return 0;
         }

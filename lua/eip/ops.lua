@@ -221,8 +221,10 @@ function Projects.result(op, resp)
     if type(p) == "table" and type(p.id) == "string" then ids[#ids + 1] = p.id end
   end
   if #ids ~= 1 then
-    errors.raise_usage("project_id", "is required: IAM has %d projects named %q for these credentials, "
+    local e = errors.usage("project_id", "is required: IAM has %d projects named %q for these credentials, "
       .. "so none can be chosen (give project_id or %s)", #ids, op.region, "HUAWEICLOUD_SDK_PROJECT_ID")
+    e.request_id = resp.request_id -- IAM's X-IAM-Trace-Id: what its support asks for
+    error(e, 0)
   end
   return ids[1]
 end

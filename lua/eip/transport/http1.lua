@@ -62,12 +62,15 @@ local HEADERS = {}
 for name, field in pairs{
   ["x-request-id"] = "request_id", ["retry-after"] = "retry_after", ["content-type"] = "content_type",
   ["location"] = "location", ["x-subject-token"] = "subject_token",
+  -- IAM's request id: request_id when no X-Request-Id comes (before or after it), as in the C core
+  ["x-iam-trace-id"] = "trace_id",
   ["content-length"] = "=length", ["transfer-encoding"] = "=te", ["connection"] = "=connection",
 } do
   HEADERS[name] = field
   HEADERS[name:gsub("^%l", string.upper):gsub("%-%l", string.upper)] = field
 end
 HEADERS["X-Request-ID"] = "request_id"
+HEADERS["X-IAM-Trace-Id"] = "trace_id"
 -- Lengths of the names above: any other name is skipped without a substring.
 local NAME_LENGTHS = {}
 for name in pairs(HEADERS) do NAME_LENGTHS[#name] = true end
@@ -436,6 +439,10 @@ local function capture(x, field, s, c, j)
     value = nil
   elseif field ~= "subject_token" and #value > CAPTURED_MAX then
     value = sub(value, 1, CAPTURED_MAX)
+  end
+  if field == "trace_id" then
+    if x.resp.request_id ~= nil then return end
+    field = "request_id"
   end
   x.resp[field] = value
 end

@@ -35,13 +35,17 @@ local function record(method, body)
   }
 end
 
+-- The routes IAM answers (see eip.emulator.server.api).
+local IAM_ROUTES = { ["/v3/auth/tokens"] = true, ["/v3/projects"] = true }
+
 function M.handle()
-  local request_id = util.random_hex(16)
-  ngx.ctx.request_id = request_id
-  ngx.header["X-Request-Id"] = request_id
-  ngx.header["Server"] = "api-gateway" -- what the real endpoint calls itself
   local method = ngx.req.get_method()
   local path = ngx.var.uri
+  local request_id = util.random_hex(16)
+  ngx.ctx.request_id = request_id
+  -- IAM names its answers with X-IAM-Trace-Id, the API gateway with X-Request-Id.
+  ngx.header[IAM_ROUTES[path] and "X-IAM-Trace-Id" or "X-Request-Id"] = request_id
+  ngx.header["Server"] = "api-gateway" -- what the real endpoint calls itself
   local body = util.read_body()
   if path:sub(1, #CONTROL_PREFIX) == CONTROL_PREFIX then
     return control.handle(method, path, body)
