@@ -377,8 +377,9 @@ local function metadata_fetch(self, runner)
   replace_secret(self, 2, self.keys.security_token)
   local now = os.time()
   local expires = time.parse_iso8601(c.expires_at) or (now + 900) -- unknown: assume 15 minutes
-  -- Refresh ahead of expiry: 10 minutes, or half the lifetime for short-lived keys.
-  self.refresh_at = expires - math.min(600, math.max(0, (expires - now) / 2))
+  -- Refresh ahead of expiry: 40 minutes, as the official SDKs do for these keys, or half the
+  -- lifetime for short-lived ones.
+  self.refresh_at = expires - math.min(2400, math.max(0, (expires - now) / 2))
   self.epoch = self.epoch + 1
 end
 
