@@ -99,11 +99,18 @@ $(BUILD)/ctest/%: test/c/%.c $(CORE_SRC) $(CORE_HDR) test/c/ctest.h
 
 ctest: $(CTESTS)
 
+# Lua 5.4 with the core linked in and an allocator that can refuse memory (spec/oom_spec.lua).
+OOM_HOST := $(BUILD)/oom-host
+$(OOM_HOST): test/c/oom_host.c $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) $(call lua_inc,lua5.4) $< $(CORE_SRC) -o $@ $(LIBS) \
+	  $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
+
 # Every test that runs is counted: the last line is "N passed, N failed".
-test: deps all ctest
+test: deps all ctest $(OOM_HOST)
 	@LUA="$(LUA)" BUSTED="$(BUSTED)" bash scripts/run-tests $(CTESTS)
 
-spec: all
+spec: all $(OOM_HOST)
 	$(BUSTED)
 
 demo: deps all

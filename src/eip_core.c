@@ -18,6 +18,7 @@
  *   multi:next(timeout)     <= 0 or NaN: only what is ready now; above a day: a day
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -272,6 +273,23 @@ static size_t collect_pairs(lua_State *L, int t, const char *k, eip_kv *kv, size
     return n;
 }
 
+/* The two output buffers of core.sign, owned by a userdata. */
+typedef struct {
+    eip_buf auth, canon;
+} sign_bufs;
+
+static void sign_bufs_free(sign_bufs *b)
+{
+    eip_buf_free(&b->auth);
+    eip_buf_free(&b->canon);
+}
+
+static int sign_bufs_gc(lua_State *L)
+{
+    sign_bufs_free(lua_touserdata(L, 1));
+    return 0;
+}
+
 /* core.sign{ method=, path=, query={{k,v}...}, headers={{name,value}...}, body=, ak=, sk= }
  *   -> authorization, canonical_request
  * On bad input raises an error whose text is a static message from sign.c (never the SK). */
@@ -280,7 +298,7 @@ static int l_sign(lua_State *L)
     eip_kv small[SMALL_SIGN_PAIRS], *pairs;
     size_t nq, nh;
     eip_sign_input in;
-    eip_buf auth, canon;
+    sign_bufs *bufs;
     const char *err = NULL;
     eip_sign_status st;
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -301,17 +319,24 @@ static int l_sign(lua_State *L)
     in.nquery = collect_pairs(L, 1, "query", pairs, nq);
     in.headers = pairs + nq;
     in.nheaders = collect_pairs(L, 1, "headers", pairs + nq, nh);
-    eip_buf_init(&auth, 0);
-    eip_buf_init(&canon, 0);
-    st = eip_sign(&in, &auth, &canon, &err);
-    if (st == EIP_SIGN_OK) {
-        lua_pushlstring(L, auth.data, auth.len);
-        lua_pushlstring(L, canon.data, canon.len);
+    /* The outputs live in a userdata whose __gc frees them: pushing them as strings may raise
+     * (memory), which must not leak them. */
+    bufs = lua_newuserdata(L, sizeof(*bufs));
+    eip_buf_init(&bufs->auth, 0);
+    eip_buf_init(&bufs->canon, 0);
+    if (luaL_newmetatable(L, "eip.sign_bufs")) {
+        lua_pushcfunction(L, sign_bufs_gc);
+        lua_setfield(L, -2, "__gc");
     }
-    eip_buf_free(&auth);
-    eip_buf_free(&canon);
-    if (st != EIP_SIGN_OK)
+    lua_setmetatable(L, -2);
+    st = eip_sign(&in, &bufs->auth, &bufs->canon, &err);
+    if (st != EIP_SIGN_OK) {
+        sign_bufs_free(bufs);
         return luaL_error(L, "eip.core: cannot sign: %s", err ? err : "unknown error");
+    }
+    lua_pushlstring(L, bufs->auth.data, bufs->auth.len);
+    lua_pushlstring(L, bufs->canon.data, bufs->canon.len);
+    sign_bufs_free(bufs); /* now, not at the next collection */
     return 2;
 }
 
@@ -405,13 +430,15 @@ static void push_cached_line(lua_State *L, int idx, const char *prefix, int *val
         lua_rawgeti(L, LUA_REGISTRYINDEX, *line_ref);
         return;
     }
+    /* The line first, the value it was made from last: when an allocation fails (and raises)
+     * in between, no value is cached, and the next call makes the line again. */
     unref(L, value_ref);
     unref(L, line_ref);
-    lua_pushvalue(L, idx);
-    *value_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     push_line(L, prefix, idx);
     lua_pushvalue(L, -1);
     *line_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, idx);
+    *value_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 static int l_signer(lua_State *L)
@@ -519,6 +546,7 @@ static int l_signer_headers(lua_State *L)
     lua_rawseti(L, out, ++n);
 
     if (second != u->date_second) { /* formatted once per second, its line made then */
+        u->date_second = -1; /* until the line is made (an allocation may raise) */
         eip_sign_format_date(second, u->date_line + DATE_PREFIX_LEN);
         unref(L, &u->date_line_ref);
         lua_pushlstring(L, u->date_line, DATE_PREFIX_LEN + 16);
@@ -843,6 +871,8 @@ static long timeout_ms_field(lua_State *L, int t, const char *k, lua_Number dflt
         return 1;
     if (s > YEAR_S)
         s = YEAR_S;
+    if (s > (double)(LONG_MAX / 1000)) /* a 32-bit long holds 24.8 days of milliseconds */
+        s = (double)(LONG_MAX / 1000);
     return (long)(s * 1000.0 + 0.5);
 }
 
@@ -1033,11 +1063,12 @@ static int l_multi_next(lua_State *L)
     /* Documented clamp: 0, negative or NaN only collects what is ready; above a day (inf
      * included) waits a day at most. Only 0 < timeout <= 86400 is converted. */
     long ms = timeout > 0 ? (timeout > 86400 ? 86400000L : (long)(timeout * 1000.0 + 0.5)) : 0;
-    int slot = eip_multi_next(u->multi, ms, &resp);
+    int slot = eip_multi_peek(u->multi, ms, &resp);
     if (slot < 0)
         return 0;
     eip_pushint(L, slot + 1);
-    push_response(L, resp);
+    push_response(L, resp); /* may raise (memory): the answer then stays for the next call */
+    eip_multi_pop(u->multi);
     return 2;
 }
 

@@ -175,22 +175,23 @@ static void fail_running(eip_multi *m, CURLMcode mc)
     }
 }
 
-static long now_ms(void)
+/* 64 bits: a 32-bit long of milliseconds overflows after 24.8 days of uptime. */
+static long long now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Runs transfers until one finishes or timeout_ms passes. curl_multi_poll caps its own wait
  * at libcurl's next timer, so transfer timeouts fire on time whatever timeout_ms is. */
 static void drive(eip_multi *m, long timeout_ms)
 {
-    long end = now_ms() + timeout_ms;
+    long long end = now_ms() + timeout_ms;
     int interrupts = eip_interrupts(); /* a new Ctrl-C ends the wait: the caller decides */
     for (;;) {
         int running;
-        long left;
+        long long left;
         CURLMcode mc = curl_multi_perform(m->cm, &running);
         if (mc != CURLM_OK) {
             fail_running(m, mc);
@@ -208,7 +209,7 @@ static void drive(eip_multi *m, long timeout_ms)
     }
 }
 
-int eip_multi_next(eip_multi *m, long timeout_ms, const eip_http_response **resp)
+int eip_multi_peek(eip_multi *m, long timeout_ms, const eip_http_response **resp)
 {
     int index;
     if (m->done_count == 0 && m->pending > 0)
@@ -216,11 +217,27 @@ int eip_multi_next(eip_multi *m, long timeout_ms, const eip_http_response **resp
     if (m->done_count == 0)
         return -1;
     index = m->done[m->done_head];
+    *resp = &m->slots[index]->resp;
+    return index;
+}
+
+void eip_multi_pop(eip_multi *m)
+{
+    int index;
+    if (m->done_count == 0)
+        return;
+    index = m->done[m->done_head];
     m->done_head = (m->done_head + 1) % EIP_MULTI_MAX_SLOTS;
     m->done_count--;
     m->pending--;
     m->slots[index]->state = SLOT_FREE; /* its response stays until it is started again */
-    *resp = &m->slots[index]->resp;
+}
+
+int eip_multi_next(eip_multi *m, long timeout_ms, const eip_http_response **resp)
+{
+    int index = eip_multi_peek(m, timeout_ms, resp);
+    if (index >= 0)
+        eip_multi_pop(m);
     return index;
 }
 

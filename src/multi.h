@@ -37,6 +37,12 @@ int eip_multi_start(eip_multi *m, const eip_http_request *req, char *err, size_t
  * when nothing is in flight. */
 int eip_multi_next(eip_multi *m, long timeout_ms, const eip_http_response **resp);
 
+/* eip_multi_next in two steps: the finished transfer it would return, left in place (the same
+ * one again until popped), then eip_multi_pop to take it. The Lua binding pops only once the
+ * response is in a Lua table: a failed allocation must not lose an answer. */
+int eip_multi_peek(eip_multi *m, long timeout_ms, const eip_http_response **resp);
+void eip_multi_pop(eip_multi *m);
+
 /* Transfers started and not yet collected with eip_multi_next. */
 int eip_multi_pending(const eip_multi *m);
 
