@@ -167,6 +167,26 @@ describe("credentials", function()
       c:close()
     end)
 
+    -- The official SDKs take an identity provider and an OIDC token file before AK/SK; lua-eip
+    -- cannot use them, and must not act as another identity instead.
+    it("refuses federated credentials, in the file and in the environment, naming them", function()
+      local path = profile("[basic]\nidp_id = idp-1\nid_token_file = /run/token\nak = " .. emu.ak .. "\nsk = "
+        .. emu.sk .. "\n")
+      local err = raised(new, { project_id = emu.project_id }, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path })
+      assert.equal("credentials file", err.argument)
+      assert.matches("idp_id and id_token_file name federated credentials", err.message)
+      local vars = { HUAWEICLOUD_SDK_IDP_ID = "idp-1", HUAWEICLOUD_SDK_ID_TOKEN_FILE = "/run/token",
+        HUAWEICLOUD_SDK_AK = emu.ak, HUAWEICLOUD_SDK_SK = emu.sk }
+      err = raised(new, { project_id = emu.project_id }, vars)
+      assert.equal("HUAWEICLOUD_SDK_IDP_ID", err.argument)
+      assert.matches("and HUAWEICLOUD_SDK_ID_TOKEN_FILE name federated credentials", err.message)
+      -- credentials given as options are used as given
+      local c = new({ project_id = emu.project_id, token = emu.token }, vars)
+      assert.equal("token", c.auth)
+      c:close()
+      assert.equal(0, emu:stats().requests)
+    end)
+
     it("comes after the environment", function()
       local path = profile("[basic]\nak = WRONGAKWRONGAKWRONG1\nsk = wrong\n")
       local c = new({ project_id = emu.project_id },

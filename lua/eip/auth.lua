@@ -51,7 +51,15 @@ M.ENV = {
   region = "HUAWEICLOUD_SDK_REGION",
   token = "OS_AUTH_TOKEN",
   metadata_url = "EIP_METADATA_URL",
+  idp_id = "HUAWEICLOUD_SDK_IDP_ID",
+  id_token_file = "HUAWEICLOUD_SDK_ID_TOKEN_FILE",
 }
+
+-- Federated credentials (an identity provider and an OpenID Connect token file), which the
+-- official SDKs take before AK/SK, in the environment and in the profile file. lua-eip cannot
+-- exchange them for a token: using other credentials instead would act as another identity.
+local FEDERATED = "name federated credentials (an identity provider and an OpenID Connect token), which "
+  .. "lua-eip does not support: remove them, or pass the credentials to use as options"
 
 --- Where ECS instance metadata answers (a link-local address, only on Huawei Cloud servers).
 M.METADATA_URL = "http://169.254.169.254"
@@ -441,6 +449,9 @@ end
 
 local function from_env(getenv)
   local E = M.ENV
+  if env(getenv, E.idp_id) and env(getenv, E.id_token_file) then
+    raise(E.idp_id, "and %s %s", E.id_token_file, FEDERATED)
+  end
   local ak, sk, st = env(getenv, E.ak), env(getenv, E.sk), env(getenv, E.security_token)
   if ak or sk then
     if not ak then raise(E.ak, "is not set but %s is", E.sk) end
@@ -459,6 +470,9 @@ local function from_profile(getenv, warn, looked)
     return nil
   end
   local where = basic.path .. " [basic]"
+  if (basic.idp_id or "") ~= "" and (basic.id_token_file or "") ~= "" then
+    raise("credentials file", "%s: idp_id and id_token_file %s", where, FEDERATED)
+  end
   if (basic.ak or "") == "" or (basic.sk or "") == "" then
     -- As the official SDKs do: a file without both keys (a template left empty) is passed over
     -- for the next place, the ECS metadata service.
