@@ -57,6 +57,14 @@ describe("regions", function()
     assert.equal("http://127.0.0.1:9", lab.endpoint)
   end)
 
+  it("takes HUAWEICLOUD_SDK_IAM_ENDPOINT without a scheme as https, as the official SDKs do", function()
+    local regions = require "eip.regions"
+    assert.equal("https://iam.example.test", regions.iam_endpoint("cn-north-4",
+      env_of{ HUAWEICLOUD_SDK_IAM_ENDPOINT = "iam.example.test" }))
+    assert.equal("http://127.0.0.1:9", regions.iam_endpoint("cn-north-4",
+      env_of{ HUAWEICLOUD_SDK_IAM_ENDPOINT = "http://127.0.0.1:9" }))
+  end)
+
   -- DeleteSharedBandwidth belongs to the official SDKs' EIP client, whose region chain reads
   -- HUAWEICLOUD_SDK_REGION_EIP_<REGION>: it comes first.
   it("honours HUAWEICLOUD_SDK_REGION_EIP_<REGION> before the VPC variable", function()

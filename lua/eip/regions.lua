@@ -97,7 +97,11 @@ end
 --- The IAM endpoint for `region` (nil or unknown: the global one), unless overridden.
 function M.iam_endpoint(region, getenv)
   local override = env(getenv, M.ENV_IAM)
-  if override then return validate.endpoint(M.ENV_IAM, override) end
+  if override then
+    -- A bare host name is https, as the official SDKs read this variable.
+    if not override:find("://", 1, true) then override = "https://" .. override end
+    return validate.endpoint(M.ENV_IAM, override)
+  end
   local entry = region and BY_NAME[region]
   if entry then return entry.iam_endpoint end
   return M.GLOBAL_IAM -- as the official core does for a region without an IAM entry
