@@ -145,6 +145,37 @@ describe("safety", function()
       assert.same({ 1, 0 }, { emu:stats().auth_failures, emu:stats().aksk_locks })
     end)
 
+    -- A load balancer's page (or the gateway's own error) comes before the check of the
+    -- signature: it proves nothing about the key, so the probe goes on alone.
+    it("the first request goes alone until an answer from behind the credentials' check", function()
+      local ids = create(10)
+      emu:set_knobs{ aksk_lock_after = 5 }
+      emu:inject{ method = "DELETE", status = 503, content_type = "text/html",
+        body = "<html><body>503 Service Temporarily Unavailable</body></html>" }
+      local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = "wrong-secret-key-0000000000000000000000",
+        backoff_base = 0.01, backoff_cap = 0.01 }
+      local _, summary = c:delete_bandwidths(ids, { concurrency = 8 })
+      assert.equal("auth", summary.stopped)
+      assert.same({ 1, 0 }, { emu:stats().auth_failures, emu:stats().aksk_locks })
+      -- and the key still works
+      local good = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk }
+      assert.equal(204, good:delete_bandwidth(ids[1]).status)
+    end)
+
+    it("a load balancer's page between refused signatures does not reset their count", function()
+      local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = "wrong-secret-key-0000000000000000000000",
+        max_attempts = 1 }
+      for i = 1, 3 do
+        if i > 1 then
+          emu:inject{ method = "DELETE", status = 502, content_type = "text/html", body = "<html>502</html>" }
+          raised(c.delete_bandwidth, c, "bw-1")
+        end
+        assert.equal(401, raised(c.delete_bandwidth, c, "bw-1").status)
+      end
+      assert.is_true(raised(c.delete_bandwidth, c, "bw-1").not_sent)
+      assert.equal(3, emu:stats().auth_failures)
+    end)
+
     it("a drain sends no more remove calls (and no verifying GET) after a refused one", function()
       local eips = {}
       for i = 1, 150 do eips[i] = "eip-" .. i end

@@ -293,10 +293,14 @@ end
 function Run:completed(slot, resp)
   local job = self.in_flight[slot]
   self.in_flight[slot] = nil
-  -- The first answer of the API ends the probe (a 401 stops the batch instead); a request
-  -- that got none (a timeout, a reset) checked no credentials, so the next goes alone too.
-  if resp.status and resp.status > 0 then self.probing = false end
+  -- An answer that passed the credentials' check ends the probe (a 401 stops the batch
+  -- instead): a success, or an error of the service itself. A request that got none (a
+  -- timeout, a reset), or an answer from before the check (a load balancer's 503 page, the
+  -- gateway's own errors), proved nothing: the next goes alone too.
   local action, value = job.call:response(resp)
+  if action == "done" or (job.call.last_error and errors.credentials_checked(job.call.last_error)) then
+    self.probing = false
+  end
   self:adapt(job, resp)
   self:settle(job, action, value)
 end

@@ -131,6 +131,18 @@ function M.may_have_acted(err)
   return err.kind == "http" and type(err.status) == "number" and err.status >= 500 and err.status < 600
 end
 
+--- Did the answer of a failed attempt come from behind the gateway's check of the credentials?
+-- Only an error code of the service (VPC.xxxx, ...) says so: the gateway's own answers (APIGW.*,
+-- APIG.*) and answers without a code (a load balancer's 502/503 page, a proxy's) may come before
+-- or without that check. A batch probes with one request until such an answer (or a success)
+-- comes, and only such an answer resets the count of refused signatures (see eip.auth).
+-- @tparam table err an eip error
+-- @treturn boolean
+function M.credentials_checked(err)
+  local code = err.kind == "http" and err.code
+  return type(code) == "string" and code ~= "" and not code:find("^APIG")
+end
+
 --- The EIP service's "no such resource" codes: the only 404s that say something is gone.
 M.NOT_FOUND_CODES = { ["VPC.0306"] = "bandwidth", ["VPC.0504"] = "EIP", ["VPC.0003"] = "VPC",
   ["VPC.0012"] = "enterprise project" }

@@ -399,8 +399,13 @@ function Call:response(resp)
   local answer, err = map(runner, self.req, resp)
   local provider = runner.provider
   if provider.rejected and not self.req.no_auth and not resp.curl_code then
-    -- Signatures the gateway refused in a row (see eip.auth): counted, reset by any other answer.
-    if resp.status == 401 then provider:rejected(err) elseif provider.strikes then provider:accepted() end
+    -- Signatures the gateway refused in a row (see eip.auth): counted, reset by an answer that
+    -- passed the check (a success, or the service's own error: not a load balancer's 503 page).
+    if resp.status == 401 then
+      provider:rejected(err)
+    elseif provider.strikes and (answer or errors.credentials_checked(err)) then
+      provider:accepted()
+    end
   end
   if answer then
     local value = self.op:result(answer, self.attempts, monotime() - self.started)
