@@ -272,6 +272,34 @@ describe("retries", function()
       assert.is_nil(emu:get_bandwidth(id))
     end)
 
+    -- On a kept-alive connection libcurl (and the cosocket transport) sends the request again
+    -- by itself, within the one attempt: the transport says so (resent), and the 404 reads the same.
+    it("covers a lost answer on a kept-alive connection, which the transport sent again itself", function()
+      local id = emu:create_bandwidth{ size = 1 }
+      local c = new{ missing_ok = true }
+      assert.is_false(c:delete_bandwidth("not-there").deleted) -- a kept-alive connection now
+      emu:inject{ method = "DELETE", action = "lose_answer" }
+      local res = c:delete_bandwidth(id)
+      c:close()
+      assert.same({ true, false, 1, true }, { res.ok, res.deleted, res.attempts, res.lost_answer })
+      assert.is_nil(emu:get_bandwidth(id))
+    end)
+
+    -- A create is never sent twice: the kept-alive connection's death is the call's failure.
+    it("never sends a create twice, even when a kept-alive connection dies under it", function()
+      local c = new()
+      assert.is_false(c:delete_bandwidth("not-there", { missing_ok = true }).deleted)
+      emu:inject{ method = "POST", action = "lose_answer" }
+      local err = raised(c.create_bandwidth, c, { name = "once", size = 5 })
+      c:close()
+      assert.same({ "transport", "reset", 1 }, { err.kind, err.reason, err.attempts })
+      local named = 0
+      for _, b in ipairs(emu:bandwidths()) do
+        if b.name == "once" then named = named + 1 end
+      end
+      assert.equal(1, named, "one bandwidth, one bill")
+    end)
+
     it("says so on the 404 without missing_ok: the bandwidth is gone, most likely by this call", function()
       local id = emu:create_bandwidth{ size = 1 }
       emu:inject{ method = "DELETE", action = "lose_answer" }

@@ -672,6 +672,51 @@ describe("the transport contract, through both transports", function()
     for _, id in ipairs(ids) do assert.is_nil(emu:get_bandwidth(id), id .. " was not deleted") end
   end)
 
+  -- A kept-alive connection that dies after the request went out, before any answer: the
+  -- server may have carried it out (what lose_answer does). HTTP lets a client send an
+  -- idempotent request again, and both transports do, saying so (resent); a POST (a create: a
+  -- bill) is never sent twice: the failure stands, 52.
+  it("a reused connection that dies without an answer: DELETE is sent again (resent), POST is not", function()
+    for _, method in ipairs{ "DELETE", "POST" } do
+      for _, transport in ipairs(TRANSPORTS) do
+        emu:reset()
+        emu:inject{ method = "GET", status = 200, body = "{}" }
+        local label = transport.name .. " " .. method
+        local first = { method = "GET", url = api_url(), headers = { "X-Auth-Token: " .. emu.token },
+          timeout = 2, connect_timeout = 1 }
+        local req = { method = method, url = api_url(), headers = { "X-Auth-Token: " .. emu.token },
+          body = method == "POST" and "{}" or nil, timeout = 2, connect_timeout = 1 }
+        local resps
+        if transport.name == "libcurl" then
+          local t = require("eip.transport.curl").new{ user_agent = "lua-eip-conformance" }
+          assert.equal(200, t:send(first).status, label)
+          emu:inject{ method = method, action = "lose_answer" }
+          emu:inject{ method = method, status = 204 }
+          resps = { t:send(req) }
+          t:close()
+        else
+          local out = app_post("/t/send", first, 5)
+          assert.equal(200, out.status, label)
+          emu:inject{ method = method, action = "lose_answer" }
+          emu:inject{ method = method, status = 204 }
+          resps = { app_post("/t/send", req, 5) }
+        end
+        local resp = resps[1]
+        local sent = 0
+        for _, r in ipairs(emu:requests()) do
+          if r.method == method then sent = sent + 1 end
+        end
+        if method == "DELETE" then
+          assert.same({ 204, true, 2 }, { resp.status, resp.resent, sent }, label)
+        else
+          assert.same({ 0, 52, 1 }, { resp.status, resp.curl_code, sent }, label)
+          assert.is_nil(resp.resent, label)
+          assert.equal("reset", resp.error_kind, label)
+        end
+      end
+    end
+  end)
+
   -- After a batch the pool holds many connections, which may go stale together (a load balancer
   -- failed over): each dead one is closed and the next taken, however many there are, until a
   -- live or fresh connection answers; the call's one attempt is not spent on them.

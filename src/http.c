@@ -177,6 +177,29 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     return t->truncated ? 0 : size * n;
 }
 
+#if LIBCURL_VERSION_NUM >= 0x075000 /* 7.80.0: CURLOPT_PREREQFUNCTION */
+/* Called before each send of the request, on a new or a reused connection. libcurl sends a
+ * request again by itself when a reused connection dies before any answer, though the first
+ * send may have been carried out: said (resent) for an idempotent method, refused for any
+ * other (the transfer then fails, see eip_http_transfer_finish). */
+static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_port, int local_port)
+{
+    eip_http_transfer *t = data;
+    (void)remote_ip;
+    (void)local_ip;
+    (void)remote_port;
+    (void)local_port;
+    if (++t->sends > 1) {
+        if (t->resend_forbidden) {
+            t->resend_refused = 1;
+            return CURL_PREREQFUNC_ABORT;
+        }
+        t->resp->resent = 1;
+    }
+    return CURL_PREREQFUNC_OK;
+}
+#endif
+
 int eip_http_transfer_init(eip_http_transfer *t, const eip_http_config *cfg)
 {
     CURL *c;
@@ -216,6 +239,10 @@ int eip_http_transfer_init(eip_http_transfer *t, const eip_http_config *cfg)
     curl_easy_setopt(c, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
+#if LIBCURL_VERSION_NUM >= 0x075000
+    curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(c, CURLOPT_PREREQDATA, t);
+#endif
     /* No request's value: the first one sets every option (see eip_http_transfer_prepare). */
     t->timeout_ms = t->connect_timeout_ms = t->low_speed_time_s = t->low_speed_limit = -1;
     return 0;
@@ -385,6 +412,14 @@ static void reset_response(eip_http_response *r)
     r->elapsed = 0;
     r->new_connections = 0;
     r->proxy_status = 0;
+    r->resent = 0;
+}
+
+/* GET, HEAD, PUT, DELETE, OPTIONS: a second send does what the first did (RFC 9110, 9.2.2). */
+static int idempotent(const char *method)
+{
+    return strcmp(method, "GET") == 0 || strcmp(method, "DELETE") == 0 || strcmp(method, "PUT") == 0 ||
+           strcmp(method, "HEAD") == 0 || strcmp(method, "OPTIONS") == 0;
 }
 
 static int same_string(const char *a, const char *b)
@@ -473,7 +508,13 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
     /* A write "error" we caused ourselves at the cap is a truncated answer, not a failure;
      * one caused by a failed allocation is an out-of-memory, whatever libcurl calls it. */
     resp->curl_code = (rc == CURLE_WRITE_ERROR && t->truncated) ? 0 : (int)rc;
-    if (rc == CURLE_WRITE_ERROR && t->oom != NULL) {
+    if (rc == CURLE_ABORTED_BY_CALLBACK && t->resend_refused) {
+        /* What libcurl says when it does not send again: the connection died unanswered. */
+        resp->curl_code = CURLE_GOT_NOTHING;
+        snprintf(resp->curl_error, sizeof(resp->curl_error),
+                 "Empty reply from server (a kept-alive connection died after the request was sent; "
+                 "not sent again: its method is not idempotent)");
+    } else if (rc == CURLE_WRITE_ERROR && t->oom != NULL) {
         resp->curl_code = CURLE_OUT_OF_MEMORY;
         snprintf(resp->curl_error, sizeof(resp->curl_error), "out of memory (%s)", t->oom);
     } else if (rc == CURLE_OUT_OF_MEMORY && t->errbuf[0] == '\0') {
@@ -592,6 +633,8 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->body_len = 0;
     t->truncated = 0;
     t->oom = NULL;
+    t->sends = t->resend_refused = 0;
+    t->resend_forbidden = !idempotent(req->method);
     t->errbuf[0] = '\0';
     t->body_cap = req->body_cap ? req->body_cap : EIP_HTTP_DEFAULT_BODY_CAP;
     if (t->body)

@@ -81,6 +81,11 @@ typedef struct {
     /* The proxy's own answer that ended the exchange (a CONNECT answered non-2xx, or a 407 to
      * a plain-http request: curl_code 56), 0 otherwise. Never the API's status. */
     long proxy_status;
+    /* The request was sent on a kept-alive connection that died before any answer, then sent
+     * again on another (libcurl does so by itself): the first send may have been carried out.
+     * Only idempotent methods are sent again; a POST fails instead (curl_code 52). Needs
+     * libcurl 7.80 (CURLOPT_PREREQFUNCTION); older ones resend without saying so. */
+    int resent;
 } eip_http_response;
 
 /* One reusable easy handle with its bounded buffers: a session is one of these, and each
@@ -108,6 +113,9 @@ typedef struct {
     char *header_bytes;
     size_t header_bytes_alloc;
     eip_http_response *resp;    /* the response the callbacks fill */
+    /* Sends of the current request (the prerequest callback counts them), whether a second
+     * one is forbidden (a method that is not idempotent), and whether one was refused. */
+    int sends, resend_forbidden, resend_refused;
     /* The proxy the handle is set to (copies of the last request's; NULL: direct), so that a
      * client sending through the same proxy (or none) sets no option again. */
     char *proxy, *proxy_user, *proxy_password;

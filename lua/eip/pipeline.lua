@@ -392,10 +392,17 @@ function Call:request()
   return req
 end
 
+-- What an attempt the transport sent twice (resp.resent) reads as: a first send reset unanswered.
+local RESENT = { kind = "transport", reason = "reset" }
+
 --- Maps the transport's response to the outcome of this attempt: "done" and the result, or
 -- what `failure` says.
 function Call:response(resp)
   local runner = self.runner
+  -- The transport sent the request again after a kept-alive connection died unanswered: the
+  -- first send may have been carried out, as an attempt without an answer may (a delete's 404
+  -- then reads as lost_answer).
+  if resp.resent and not self.unanswered then self.unanswered = RESENT end
   local answer, err = map(runner, self.req, resp)
   local provider = runner.provider
   if provider.rejected and not self.req.no_auth and not resp.curl_code then

@@ -44,6 +44,10 @@ Transport.__index = Transport
 -- answers; the deadline bounds it too. A fresh connection is never "retry".
 local MAX_ATTEMPTS = 1024
 
+-- Methods a second send leaves as the first did (RFC 9110, 9.2.2): sent again after a kept-alive
+-- connection died unanswered.
+local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
+
 local find, sub, byte, lower, match = string.find, string.sub, string.byte, string.lower, string.match
 local floor, tostring, type, pcall = math.floor, tostring, type, pcall
 local concat = table.concat
@@ -593,8 +597,16 @@ local function attempt(self, x, req, t, path)
   sock:close()
   local code = x.resp.curl_code
   if reused and x.received == 0 and (code == 52 or code == 56) then
+    -- The request went out on a kept-alive connection that died unanswered: the server may
+    -- have carried it out. An idempotent one is sent again, saying so (as libcurl does); any
+    -- other (a create: a bill) is not.
+    if not IDEMPOTENT[req.method] then
+      return http1.fail(x, 52, "Empty reply from server (a kept-alive connection died after the request was "
+        .. "sent; not sent again: its method is not idempotent)")
+    end
     http1.clear_failure(x)
     x.resp.status = 0
+    x.resp.resent = true
     return "retry"
   end
   return nil

@@ -73,10 +73,10 @@
 --    within nginx's `resolver_timeout` (default 30 s), which `timeout` and `connect_timeout` do
 --    not shorten: set it no longer than the connect_timeout you use (the example: 5 s). libcurl
 --    uses the system resolver, within connect_timeout. IP literals need neither.
---  * Dead pooled connections (closed or reset by the server before any byte of an answer): the
---    cosocket transport closes each and takes the next, as many as the pool holds, until a live
---    or fresh connection answers, within `timeout`; libcurl retries its dead connection once, on
---    a fresh one.
+--  * Dead pooled connections (closed or reset by the server before any byte of an answer), for
+--    an idempotent request (see `resent`): the cosocket transport closes each and takes the
+--    next, as many as the pool holds, until a live or fresh connection answers, within
+--    `timeout`; libcurl sends it again once, on a fresh connection.
 --  * Trust store: `ca_file` is libcurl's; cosockets use `lua_ssl_trusted_certificate`.
 --  * curl_error texts are alike, not identical; compare curl_code and error_kind.
 --  * Over-long header line: libcurl 7.88 says 27 "Out of memory" (newer libcurl says 100,
@@ -175,6 +175,10 @@
 -- @tfield number elapsed seconds the exchange took
 -- @tfield integer new_connections connections opened for it (0: a pooled or kept-alive one was
 --   reused)
+-- @tfield boolean resent true when the request went out on a kept-alive connection that died
+--   before any answer and was sent again on another (the first send may have been carried
+--   out); only an idempotent method (GET, HEAD, PUT, DELETE, OPTIONS) is: any other fails
+--   there (52, "reset"). nil otherwise. (libcurl before 7.80 cannot say so: nil.)
 -- @tfield integer curl_code on failure only: the CURLcode libcurl gives for it (the cosocket
 --   transport reports the same code for the same failure; see the table above)
 -- @tfield string curl_error on failure only: one line saying what happened; never contains
