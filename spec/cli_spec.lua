@@ -150,6 +150,14 @@ describe("eip command", function()
       local code, _, err = run("--token=S3cr3tValue123")
       assert.equal(2, code)
       assert.is_false(has(err, "S3cr3tValue123"))
+      -- before the command: the value must not be taken for the command (and echoed as one)
+      for _, line in ipairs{ "--password S3cr3tValue123 list-bandwidths", "--token S3cr3tValue123 delete-bandwidth x",
+          "--json --sk S3cr3tValue123 list-bandwidths" } do
+        local c, o, e = run(line)
+        assert.equal(2, c, line)
+        assert.truthy(has(e, "shows in ps"), line)
+        assert.is_false(has(o .. e, "S3cr3tValue123"), line)
+      end
       assert.equal(0, emu:stats().requests)
     end)
 

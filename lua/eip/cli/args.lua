@@ -108,6 +108,17 @@ local SECRET_OPTIONS = { ["--token"] = "OS_AUTH_TOKEN", ["--auth-token"] = "OS_A
   ["--ak"] = "HUAWEICLOUD_SDK_AK", ["--sk"] = "HUAWEICLOUD_SDK_SK",
   ["--security-token"] = "HUAWEICLOUD_SDK_SECURITY_TOKEN", ["--password"] = "OS_AUTH_TOKEN" }
 
+--- Refuses a flag that would carry a secret (`--token`, `--sk`...) with a usage error naming the
+-- variable to export instead, never its value; does nothing for any other flag.
+-- @tparam string flag the flag, without any `=value`
+-- @tparam string name the tool's name, for the pointer to its help
+function M.refuse_secret(flag, name)
+  if SECRET_OPTIONS[flag] then
+    M.usage("%s is not accepted: a secret on the command line shows in ps and shell history; "
+      .. "export %s instead (see %s --help)", flag, SECRET_OPTIONS[flag], name)
+  end
+end
+
 -- Typo suggestions ---------------------------------------------------------------------------
 
 --- The known name `name` is most likely a typo or an abbreviation of, if any (the library's
@@ -187,10 +198,7 @@ function M.parse(command, argv, from)
     elseif a:sub(1, 1) == "-" and a ~= "-" then
       local flag, inline = a:match("^(%-%-?[^=]*)=(.*)$")
       flag = flag or a
-      if SECRET_OPTIONS[flag] then
-        usage("%s is not accepted: a secret on the command line shows in ps and shell history; "
-          .. "export %s instead (see %s --help)", flag, SECRET_OPTIONS[flag], name)
-      end
+      M.refuse_secret(flag, name)
       local o = by_name[flag]
       if not o then
         local guess = M.closest(flag, names)

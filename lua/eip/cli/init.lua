@@ -70,6 +70,8 @@ local function leading_options(argv)
   while argv[i] ~= nil do
     local a = argv[i]
     if a:sub(1, 1) ~= "-" or a == "-" or a == "--" or a == "-h" or a == "--help" or a == "--version" then break end
+    -- Before anything else: its value would otherwise be taken for the command, and echoed.
+    args.refuse_secret(a:match("^[^=]*"), "eip")
     leading[#leading + 1] = a
     local o = ANY.by_name[a:match("^[^=]*")]
     if o and o.value and not a:find("=", 1, true) and argv[i + 1] ~= nil then
