@@ -85,6 +85,15 @@ describe("OpenResty #openresty", function()
       assert.matches("^eip: DELETE /v2%.0/.* %-> 404 Not Found %(VPC%.0306: ", e.text)
     end)
 
+    it("maps the gateway's 404 (no such API: our endpoint is wrong) to 502, not 404", function()
+      emu:inject{ method = "DELETE", status = 404,
+        body = { error_code = "APIGW.0101", error_msg = "The API does not exist or has not been published" } }
+      local id = shared_bandwidth()
+      local e = assert_error(delete(id), 502, "http")
+      assert.same({ 404, "APIGW.0101" }, { e.status, e.code })
+      assert.is_table(emu:get_bandwidth(id))
+    end)
+
     it("maps 409 (bandwidth still holds EIPs) to 409", function()
       local id = shared_bandwidth{ publicip_ids = { "eip-in-use-1" } }
       local e = assert_error(delete(id), 409, "http")
