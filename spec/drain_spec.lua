@@ -296,14 +296,44 @@ describe("bandwidth operations", function()
       local err = raised(client.drain_and_delete_bandwidth, client, id, {
         charge_mode = "bandwidth", size = 1,
         on_batch = function()
-          emu:inject{ method = "POST", path = "/remove$", status = 403 }
+          -- every attempt of batch 2 fails in a way that may have acted
+          emu:inject{ method = "POST", path = "/remove$", status = 503, times = 3 }
           emu:inject{ method = "GET", status = 503, times = 3 } -- the verifying GET fails too
         end,
       })
-      assert.equal(403, err.status)
+      assert.equal(503, err.status)
       assert.equal(100, #err.moved)
       assert.same({}, err.not_moved)
       assert.equal(50, #err.uncertain)
+    end)
+
+    -- An EIP not in this bandwidth is refused (400 VPC.0323): the service moved nothing, and
+    -- the EIP's absence from the bandwidth must not read as "moved".
+    it("a batch the service refused at its only attempt moved nothing: no GET decides it", function()
+      local other = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-elsewhere" } }
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-here" } }
+      local c = fx.client{ max_attempts = 1 }
+      emu:inject{ method = "POST", path = "/remove$", status = 400,
+        body = { code = "VPC.0323", message = "The EIP is not in the bandwidth." } }
+      local err = raised(c.remove_eips_from_bandwidth, c, id, { "eip-elsewhere" }, terms)
+      assert.same({ 400, "remove" }, { err.status, err.stage })
+      assert.same({ {}, { "eip-elsewhere" }, {} }, { err.moved, err.not_moved, err.uncertain })
+      assert.same({ "eip-elsewhere" }, publicip_ids(emu:get_bandwidth(other)))
+    end)
+
+    -- The first attempt moved the EIPs but its answer was lost; the retry's 401 says nothing
+    -- of what the first did: uncertain, and no verifying GET (another refused signature).
+    it("a 401 after an attempt without an answer leaves its EIPs uncertain", function()
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-a", "eip-b" } }
+      local c = fx.client{ sleep = function() end }
+      emu:inject{ method = "POST", path = "/remove$", action = "lose_answer" }
+      emu:inject{ method = "POST", path = "/remove$", status = 401,
+        body = { error_code = "APIGW.0301", error_msg = "Incorrect IAM authentication information" } }
+      emu:reset_counters()
+      local err = raised(c.remove_eips_from_bandwidth, c, id, { "eip-a", "eip-b" }, terms)
+      assert.same({ 401, 2 }, { err.status, err.attempts })
+      assert.same({ {}, {}, { "eip-a", "eip-b" } }, { err.moved, err.not_moved, err.uncertain })
+      assert.equal(2, emu:stats().requests, "the two attempts, no GET")
     end)
 
     it("refuses a dedicated (PER) bandwidth after one GET", function()

@@ -187,9 +187,10 @@ local function slice(entries, from, to)
   return out
 end
 
---- Removes `entries` (from @{eip_entries}) in batches of at most 100. A batch that fails is
--- checked with one GET of the bandwidth: if none of its EIPs is left in it (e.g. a retried
--- call whose first answer was lost), the batch counts as done and the next one is sent.
+--- Removes `entries` (from @{eip_entries}) in batches of at most 100. A batch that fails after
+-- an attempt that may have acted unanswered is checked with one GET of the bandwidth: if none of
+-- its EIPs is left in it (e.g. a retried call whose first answer was lost), the batch counts as
+-- done and the next one is sent. A batch the service refused at its only attempt moved nothing.
 -- Otherwise the eip error is raised carrying `moved`, `not_moved` (still in it, including every
 -- later batch), `uncertain` (the check failed too), `bandwidth_id` and `stage = "remove"`.
 function M.remove(runner, project, bandwidth_id, entries, terms)
@@ -210,12 +211,21 @@ function M.remove(runner, project, bandwidth_id, entries, terms)
       local err = res
       if not errors.is_error(err) or err.kind == "usage" then error(err, 0) end
       local moved, kept, uncertain
+      local ids = ids_of(entries, from, to)
+      -- Could this call have moved anything? Its last attempt, when it may have been carried
+      -- out unanswered (a timeout, a reset, a 5xx), or an earlier one (retries follow those).
+      local acted = errors.may_have_acted(err) or (err.attempts or 1) > 1
       if retry.halts(err) then
-        -- Refused before the service saw it: nothing moved, and no more requests (not even the
-        -- verifying GET: every refused signature counts towards locking the key).
-        moved, kept, uncertain = {}, ids_of(entries, from, to), {}
+        -- Refused before the service saw it, and no more requests (not even the verifying GET:
+        -- every refused signature counts towards locking the key): nothing moved, unless an
+        -- earlier attempt went unanswered, which may have moved them all.
+        if acted then moved, kept, uncertain = {}, {}, ids else moved, kept, uncertain = {}, ids, {} end
+      elseif acted then
+        moved, kept, uncertain = settle(runner, project, bandwidth_id, ids)
       else
-        moved, kept, uncertain = settle(runner, project, bandwidth_id, ids_of(entries, from, to))
+        -- Answered on purpose at its only attempt (a 4xx: an EIP not in this bandwidth, a
+        -- policy): the service moved nothing. EIPs absent from the bandwidth were never moved.
+        moved, kept, uncertain = {}, ids, {}
       end
       append(summary.removed, moved)
       if #kept > 0 or #uncertain > 0 then
