@@ -402,6 +402,27 @@ describe("eip command", function()
       assert.matches(READABLE, err)
     end)
 
+    it("says when the wait after a delete could not read the bandwidth (a refused key)", function()
+      local refused = { method = "GET", status = 401,
+        body = { error_code = "APIGW.0301", error_msg = "Incorrect IAM authentication information" } }
+      local b = emu:create_bandwidth{ size = 5 }
+      emu:inject(refused)
+      local code, out, err = run("delete-bandwidth --json --wait-timeout 10 " .. b)
+      assert.equal(0, code, out .. err)
+      assert.same({ true, "deleted" }, { cjson.decode(lines(out)[1]).ok, cjson.decode(lines(out)[1]).result })
+      local SAID = b:gsub("%p", "%%%0") .. " was deleted %(204%), but the wait could not read it: .*401"
+      assert.matches(SAID, err)
+      -- through --drain too: deleted, what moved shown, and the wait's failure said
+      local a = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-a" } }
+      emu:inject{ method = "GET", action = "slow", delay = 0 } -- the drain's show
+      emu:inject(refused)
+      code, out, err = run("delete-bandwidth --drain --yes --json --wait-timeout 10 " .. a)
+      assert.equal(0, code, out .. err)
+      local o = cjson.decode(lines(out)[1])
+      assert.same({ true, "deleted", 1 }, { o.ok, o.result, #o.removed })
+      assert.matches(a:gsub("%p", "%%%0") .. " was deleted %(204%), but the wait could not read it: .*401", err)
+    end)
+
     it("says when a missing bandwidth follows an attempt whose answer was lost", function()
       local a = emu:create_bandwidth{ size = 1 }
       emu:inject{ method = "DELETE", action = "lose_answer" }

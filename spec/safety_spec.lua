@@ -390,6 +390,29 @@ describe("safety", function()
       assert.equal("wait", raised(c.delete_bandwidth, c, id, { wait = "long" }).argument)
     end)
 
+    -- A refused key while waiting ends the wait (nothing more is signed), but the delete went
+    -- through: the error says so.
+    it("a wait that a refused key ends says the delete went through", function()
+      emu:set_knobs{ deleted_visible_for = 30 }
+      local id = create(1)[1]
+      local c = fx.client{ sleep = function() end }
+      emu:inject{ method = "GET", status = 401,
+        body = { error_code = "APIGW.0301", error_msg = "Incorrect IAM authentication information" } }
+      local err = raised(c.delete_bandwidth, c, id, { wait = 10 })
+      assert.same({ 401, true, "wait", id }, { err.status, err.deleted, err.stage, err.bandwidth_id })
+      assert.is_nil(emu:get_bandwidth(id))
+      -- a drain: its show passes, its wait's first read is refused; what it moved stays said
+      local drained = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-w1", "eip-w2" } }
+      emu:inject{ method = "GET", action = "slow", delay = 0 }
+      emu:inject{ method = "GET", status = 401,
+        body = { error_code = "APIGW.0301", error_msg = "Incorrect IAM authentication information" } }
+      err = raised(c.drain_and_delete_bandwidth, c, drained, { charge_mode = "bandwidth", size = 1, wait = 10 })
+      assert.same({ 401, true, "wait" }, { err.status, err.deleted, err.stage })
+      table.sort(err.moved)
+      assert.same({ "eip-w1", "eip-w2" }, err.moved)
+      assert.equal(204, err.result.status)
+    end)
+
     it("a drain whose wait ends first keeps what it moved on the error, with its result", function()
       emu:set_knobs{ deleted_visible_for = 30 }
       local id = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-1", "eip-2" } }

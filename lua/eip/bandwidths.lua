@@ -319,7 +319,8 @@ end
 
 --- After a 204: reads the bandwidth until the service answers 404 VPC.0306 (the real API can
 -- still show it for a while), at most `seconds`. Returns the seconds waited; raises a
--- "wait_timeout" error when it is still there, and authentication failures as they are; Ctrl-C
+-- "wait_timeout" error when it is still there, and authentication failures as they are (with
+-- `deleted = true`, `stage = "wait"`: the delete itself went through); Ctrl-C
 -- (caught by eip.core.catch_interrupts) ends it with an "interrupted" error, `deleted = true`.
 function M.wait_gone(runner, project, bandwidth_id, seconds)
   local started = core.monotime()
@@ -333,7 +334,11 @@ function M.wait_gone(runner, project, bandwidth_id, seconds)
     if not ok then
       if not errors.is_error(err) then error(err, 0) end
       if err.status == 404 and errors.NOT_FOUND_CODES[err.code] == "bandwidth" then return waited end
-      if retry.halts(err) or err.kind == "usage" then error(err, 0) end
+      if retry.halts(err) or err.kind == "usage" then
+        -- The delete went through all the same: said on the error, as for a wait_timeout.
+        err.deleted, err.stage, err.bandwidth_id = true, "wait", bandwidth_id
+        error(err, 0)
+      end
       -- anything else (a 5xx after its retries, a timeout): keep asking until the time is up
     end
     local pause = WAIT_STEPS[step] or WAIT_STEPS[#WAIT_STEPS]

@@ -173,8 +173,10 @@ local function outcome_of(id, value)
   if eip.is_error(value) then
     local res = value.result
     if value.deleted == true and res then
-      -- A drain's delete went through and its --wait ended first: deleted, as a batch reports it.
+      -- A drain's delete went through and its --wait ended first (or could not read it: a
+      -- refused key): deleted, as a batch reports it.
       res.waited, res.still_readable = value.waited, value.kind == "wait_timeout" or nil
+      if value.kind ~= "wait_timeout" and value.kind ~= "interrupted" then res.wait_error = value end
       return { id = id, outcome = "deleted", res = res }
     end
     return { id = id, outcome = value.not_sent and "not_sent" or "failed", err = value }
@@ -226,12 +228,17 @@ local function run_deletes(client, ids, opts, emit, tick)
       cancel = function() tick(); return interrupts() end,
       on_result = function(_, id, entry) emit(outcome_of(id, entry)) end })
     if not ok then connection.reword(results, opts) end
+    -- Deleted ids whose --wait could not read them (an error other than the time running out).
+    summary.wait_errors = {}
+    for _, res in ipairs(results) do
+      if type(res) == "table" and res.wait_error then summary.wait_errors[#summary.wait_errors + 1] = res end
+    end
     return summary
   end
   local drain = { charge_mode = opts.charge_mode, size = opts.size, missing_ok = opts.missing_ok or false,
     wait = opts.wait, confirm = not opts.yes and confirm or nil }
   local stopped = nil -- "auth" after a definite authentication failure, as a batch stops
-  local still_readable = 0
+  local still_readable, wait_errors = 0, {}
   for _, id in ipairs(ids) do
     if stopped or core.interrupts() > 0 then
       emit({ id = id, outcome = "not_sent", err = { kind = "not_sent", stopped = stopped or "cancelled",
@@ -243,10 +250,11 @@ local function run_deletes(client, ids, opts, emit, tick)
       if not ok and eip.is_auth_failure(value) then stopped = "auth" end
       local o = outcome_of(id, value)
       if o.res and o.res.still_readable then still_readable = still_readable + 1 end
+      if o.res and o.res.wait_error then wait_errors[#wait_errors + 1] = o.res end
       emit(o)
     end
   end
-  return { throttled = 0, stopped = stopped, still_readable = still_readable }
+  return { throttled = 0, stopped = stopped, still_readable = still_readable, wait_errors = wait_errors }
 end
 
 -- Writes one outcome to stdout (with its detail lines under --verbose, and what a failed drain
@@ -304,6 +312,10 @@ function M.run(opts, argv, ctx)
   if readable > 0 then
     stderr:write(string.format("eip: %d deleted bandwidth(s) could still be read when the wait ended (the API "
       .. "shows a bandwidth for a while after its 204)\n", readable))
+  end
+  for _, res in ipairs(summary and summary.wait_errors or {}) do
+    stderr:write(string.format("eip: %s was deleted (204), but the wait could not read it: %s\n",
+      tostring(res.bandwidth_id), tostring(res.wait_error)))
   end
   if summary and summary.stopped == "auth" then
     stderr:write(string.format("eip: stopped after an authentication failure: %d id(s) not sent\n", counts.not_sent))
