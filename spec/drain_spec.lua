@@ -290,6 +290,18 @@ describe("bandwidth operations", function()
       assert.is_nil(emu:get_bandwidth(id))
     end)
 
+    it("an on_batch that raises stops the drain, and the error says what moved", function()
+      local ids = eip_ids(150)
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+      local err = raised(client.drain_and_delete_bandwidth, client, id, { charge_mode = "bandwidth", size = 1,
+        on_batch = function() error("the progress bar broke") end })
+      assert.same({ "interrupted", "remove", 1 }, { err.kind, err.stage, err.batch })
+      assert.matches("on_batch raised an error, and the drain stopped: .*the progress bar broke", err.message)
+      assert.same({ unpack(ids, 1, 100) }, err.moved)
+      assert.same({ unpack(ids, 101, 150) }, err.not_moved)
+      assert.same(err.not_moved, publicip_ids(emu:get_bandwidth(id)))
+    end)
+
     it("puts a batch it cannot check in uncertain", function()
       local ids = eip_ids(150)
       local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }

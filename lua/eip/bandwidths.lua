@@ -200,8 +200,8 @@ function M.remove(runner, project, bandwidth_id, entries, terms)
     attempts = 0, elapsed = 0 }
   for b = 1, batches do
     local from, to = (b - 1) * per + 1, math.min(b * per, #entries)
-    local ok, res = pcall(runner.run, runner,
-      ops.remove_eips(project, bandwidth_id, slice(entries, from, to), terms.charge_mode, terms.size))
+    local op = ops.remove_eips(project, bandwidth_id, slice(entries, from, to), terms.charge_mode, terms.size)
+    local ok, res = pcall(runner.run, runner, op)
     summary.requests = summary.requests + 1
     if ok then
       summary.attempts, summary.elapsed = summary.attempts + res.attempts, summary.elapsed + res.elapsed
@@ -237,7 +237,21 @@ function M.remove(runner, project, bandwidth_id, entries, terms)
       end
     end
     if terms.on_batch then
-      terms.on_batch{ done = #summary.removed, total = #entries, batch = b, batches = batches }
+      local called, raised = pcall(terms.on_batch, { done = #summary.removed, total = #entries, batch = b,
+        batches = batches })
+      if not called then
+        -- The caller's callback stopped the drain: what moved (each EIP now billed on its own)
+        -- must still be said, on its error or on one made for it (kind "interrupted").
+        local err = raised
+        if not errors.is_error(err) then
+          err = errors.interrupted(op, 0)
+          err.message = "on_batch raised an error, and the drain stopped: " .. tostring(raised):sub(1, 200)
+          err.cause = raised
+        end
+        err.bandwidth_id, err.stage, err.batch = bandwidth_id, "remove", b
+        err.moved, err.not_moved, err.uncertain = summary.removed, ids_of(entries, to + 1, #entries), {}
+        error(err, 0)
+      end
     end
   end
   return summary

@@ -381,7 +381,9 @@ end
 -- @tparam string opts.charge_mode "bandwidth" or "traffic"
 -- @tparam integer opts.size Mbit/s, 1..2000
 -- @tparam[opt] function opts.on_batch `function(progress)` called after each batch with
---   `{ done, total, batch, batches }`
+--   `{ done, total, batch, batches }`; an error it raises stops the removal, raised as an eip
+--   error (its own when it is one, else kind `interrupted` with `cause`) carrying `moved`,
+--   `not_moved` and `stage = "remove"`
 -- @treturn table `{ ok = true, bandwidth_id, removed = {ids}, requests, request_ids, attempts, elapsed }`
 -- @raise an @{eip.error} (usage, nothing sent: a bad id or option, `eip_ids` not such a list;
 --   otherwise with `moved`, `not_moved`, `uncertain`, `stage = "remove"`)
