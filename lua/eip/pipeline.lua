@@ -368,7 +368,10 @@ function Call:request()
     local provider = runner.provider
     if provider.refused then -- too many 401s in a row: sending again could lock the key
       local err = provider:refusal()
-      if err then return nil, err end
+      if err then
+        self.attempts = attempts - 1 -- nothing sent: attempts counts what was
+        return nil, err
+      end
     end
     if provider.fallible then -- it may have to ask IAM for a token first
       local ok, err = pcall(authenticate, runner, req, content_type, provider, op.headers)

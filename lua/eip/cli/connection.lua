@@ -25,7 +25,8 @@ local ENV = { token = "OS_AUTH_TOKEN", ak = "HUAWEICLOUD_SDK_AK", sk = "HUAWEICL
 local OPTIONS = {
   { "--endpoint", value = "URL", key = "endpoint", help = "API endpoint (default: $EIP_ENDPOINT, or from --region)" },
   { "--region", value = "R", key = "region", help = "region, e.g. cn-north-4 (default: $HUAWEICLOUD_SDK_REGION)" },
-  { "--project-id", value = "P", key = "project_id", help = "project id (default: $HUAWEICLOUD_SDK_PROJECT_ID)" },
+  { "--project-id", value = "P", key = "project_id",
+    help = "project id (default: the profile file's with its keys, else $HUAWEICLOUD_SDK_PROJECT_ID)" },
   { "--timeout", value = "S", key = "timeout", number = true, min = 0.001, max = 86400,
     help = "seconds per attempt (default 30)" },
   { "--max-attempts", value = "N", key = "max_attempts", integer = true, min = 1, max = 20,
