@@ -207,7 +207,7 @@ function M.delete(ctx)
     return util.vpc_error(409, "VPC.0304", "deleteBandwidth error. The bandwidth is " .. tostring(bw.status)
       .. " and cannot be changed.")
   end
-  if bw.billing_info ~= "" then
+  if type(bw.billing_info) == "string" and bw.billing_info ~= "" then
     -- modelled on VPC.0525 for prepaid EIPs ("包周期EIP不支持直接删除", unsubscribe instead).
     return util.vpc_error(409, "VPC.0304", "deleteBandwidth error. A yearly/monthly bandwidth cannot be "
       .. "deleted: unsubscribe it.")

@@ -45,7 +45,8 @@ function M.new_bandwidth(f)
     -- Real shared bandwidths report "share"; dedicated ones report their line type.
     bandwidth_type = f.bandwidth_type or (shared and "share" or "bgp"),
     charge_mode = f.charge_mode or "bandwidth",
-    billing_info = f.billing_info or "",
+    -- Only prepaid bandwidths carry billing_info (the order); the API leaves it out otherwise.
+    billing_info = f.billing_info,
     enterprise_project_id = f.enterprise_project_id or "0",
     tenant_id = f.project_id,
     status = f.status or "NORMAL",
