@@ -56,7 +56,7 @@ describe("bandwidth operations", function()
     end)
 
     it("raises the structured 404 for an unknown id", function()
-      local err = raised(client.show_bandwidth, client, "nope-0000")
+      local err = raised(client.show_bandwidth, client, "3fa1e2b4-1111-4222-8333-444455556666")
       assert.equal("http", err.kind)
       assert.equal(404, err.status)
       assert.equal("VPC.0306", err.code)
@@ -362,13 +362,19 @@ describe("bandwidth operations", function()
       assert.is_not_nil(emu:get_bandwidth(id))
     end)
 
+    it("with missing_ok, a name given for an id is an error, not a bandwidth that is gone", function()
+      local err = raised(client.drain_and_delete_bandwidth, client, "my-bandwidth-name", { charge_mode = "bandwidth",
+        size = 1, missing_ok = true })
+      assert.same({ 400, "VPC.0301", "show" }, { err.status, err.code, err.stage })
+    end)
+
     it("with missing_ok, a bandwidth that does not exist is a result", function()
-      local res = client:drain_and_delete_bandwidth("gone-1234", { charge_mode = "bandwidth", size = 1,
+      local res = client:drain_and_delete_bandwidth("3fa1e2b4-1111-4222-8333-444455556666", { charge_mode = "bandwidth", size = 1,
         missing_ok = true })
       assert.is_true(res.ok)
       assert.is_false(res.deleted)
       assert.equal(404, res.status)
-      local err = raised(client.drain_and_delete_bandwidth, client, "gone-1234", terms)
+      local err = raised(client.drain_and_delete_bandwidth, client, "3fa1e2b4-1111-4222-8333-444455556666", terms)
       assert.equal(404, err.status)
       assert.equal("show", err.stage)
     end)

@@ -287,9 +287,14 @@ describe("EIP emulator", function()
     end)
 
     it("answers 404 VPC.0306 for an unknown id or another project's bandwidth", function()
-      assert_vpc_error(call("GET", v1("/no-such-id")), 404, "VPC.0306")
+      assert_vpc_error(call("GET", v1("/3fa1e2b4-1111-4222-8333-444455556666")), 404, "VPC.0306")
       local theirs = emu:create_bandwidth{ size = 5, project_id = emu.other_project_id }
       assert_vpc_error(call("GET", v1("/" .. theirs)), 404, "VPC.0306")
+    end)
+
+    -- Documented for ShowBandwidth: what is not a bandwidth id at all (a name) is a 400.
+    it("answers 400 VPC.0301 for an id that is not a UUID", function()
+      assert_vpc_error(call("GET", v1("/my-bandwidth-name")), 400, "VPC.0301")
     end)
   end)
 

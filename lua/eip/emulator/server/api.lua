@@ -118,6 +118,11 @@ end
 -- GET /v1/{project_id}/bandwidths/{bandwidth_id}. A bandwidth deleted less than the
 -- deleted_visible_for knob ago can still be read, as on the real service.
 function M.show(ctx)
+  -- Documented for this call: an id that is not a bandwidth id (a UUID) at all is a 400, not
+  -- the 404 of one that does not exist (a name given for an id must not read as "gone").
+  if not ctx.bandwidth_id:find("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$") then
+    return util.vpc_error(400, "VPC.0301", "getBandwidth error bandwidthId is invalid.")
+  end
   local bw = owned_bandwidth(ctx.bandwidth_id, ctx.project_id)
   if not bw then
     bw = store.get_gone(ctx.bandwidth_id)
