@@ -363,8 +363,8 @@ describe("bandwidth operations", function()
     end)
 
     it("with missing_ok, a name given for an id is an error, not a bandwidth that is gone", function()
-      local err = raised(client.drain_and_delete_bandwidth, client, "my-bandwidth-name", { charge_mode = "bandwidth",
-        size = 1, missing_ok = true })
+      local err = raised(client.drain_and_delete_bandwidth, client, "my-bandwidth-name",
+        { charge_mode = "bandwidth", size = 1, missing_ok = true })
       assert.same({ 400, "VPC.0301", "show" }, { err.status, err.code, err.stage })
     end)
 
