@@ -369,8 +369,8 @@ describe("bandwidth operations", function()
     end)
 
     it("with missing_ok, a bandwidth that does not exist is a result", function()
-      local res = client:drain_and_delete_bandwidth("3fa1e2b4-1111-4222-8333-444455556666", { charge_mode = "bandwidth", size = 1,
-        missing_ok = true })
+      local res = client:drain_and_delete_bandwidth("3fa1e2b4-1111-4222-8333-444455556666",
+        { charge_mode = "bandwidth", size = 1, missing_ok = true })
       assert.is_true(res.ok)
       assert.is_false(res.deleted)
       assert.equal(404, res.status)
