@@ -333,6 +333,17 @@ describe("bandwidth operations", function()
       assert.same({ "eip-elsewhere" }, publicip_ids(emu:get_bandwidth(other)))
     end)
 
+    -- Carried out, then answered with a head no client can read: the call may have acted,
+    -- and the GET tells what moved.
+    it("a remove answered with garbage is checked with the GET: what moved is moved", function()
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-1", "eip-2" } }
+      local c = fx.client{ max_attempts = 1 }
+      emu:inject{ method = "POST", path = "/remove$", action = "garble_answer" }
+      local res = c:remove_eips_from_bandwidth(id, { "eip-1" }, terms)
+      assert.same({ true, { "eip-1" } }, { res.ok, res.removed })
+      assert.same({ "eip-2" }, publicip_ids(emu:get_bandwidth(id)))
+    end)
+
     -- The first attempt moved the EIPs but its answer was lost; the retry's 401 says nothing
     -- of what the first did: uncertain, and no verifying GET (another refused signature).
     it("a 401 after an attempt without an answer leaves its EIPs uncertain", function()

@@ -148,18 +148,22 @@ describe("safety", function()
     -- A load balancer's page (or the gateway's own error) comes before the check of the
     -- signature: it proves nothing about the key, so the probe goes on alone.
     it("the first request goes alone until an answer from behind the credentials' check", function()
-      local ids = create(10)
-      emu:set_knobs{ aksk_lock_after = 5 }
-      emu:inject{ method = "DELETE", status = 503, content_type = "text/html",
-        body = "<html><body>503 Service Temporarily Unavailable</body></html>" }
-      local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = "wrong-secret-key-0000000000000000000000",
-        backoff_base = 0.01, backoff_cap = 0.01 }
-      local _, summary = c:delete_bandwidths(ids, { concurrency = 8 })
-      assert.equal("auth", summary.stopped)
-      assert.same({ 1, 0 }, { emu:stats().auth_failures, emu:stats().aksk_locks })
-      -- and the key still works
-      local good = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk }
-      assert.equal(204, good:delete_bandwidth(ids[1]).status)
+      local pages = { { content_type = "text/html", body = "<html><body>503 Service Unavailable</body></html>" },
+        { body = { code = 503, message = "no healthy upstream" } }, { body = { code = "ELB.503", message = "busy" } } }
+      for _, page in ipairs(pages) do
+        emu:reset()
+        local ids = create(10)
+        emu:set_knobs{ aksk_lock_after = 5 }
+        emu:inject{ method = "DELETE", status = 503, content_type = page.content_type, body = page.body }
+        local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = "wrong-secret-key-0000000000000000000000",
+          backoff_base = 0.01, backoff_cap = 0.01 }
+        local _, summary = c:delete_bandwidths(ids, { concurrency = 8 })
+        assert.equal("auth", summary.stopped)
+        assert.same({ 1, 0 }, { emu:stats().auth_failures, emu:stats().aksk_locks }, tostring(page.body))
+        -- and the key still works
+        local good = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk }
+        assert.equal(204, good:delete_bandwidth(ids[1]).status)
+      end
     end)
 
     it("a load balancer's page between refused signatures does not reset their count", function()
@@ -393,6 +397,21 @@ describe("safety", function()
 
     -- A refused key while waiting ends the wait (nothing more is signed), but the delete went
     -- through: the error says so.
+    it("a batch's wait signs nothing more after a refused read", function()
+      emu:set_knobs{ deleted_visible_for = 30 }
+      local ids = create(6)
+      local c = fx.client{ sleep = function() end }
+      emu:inject{ method = "GET", status = 401, times = -1,
+        body = { error_code = "APIGW.0301", error_msg = "Incorrect IAM authentication information" } }
+      local results, summary = c:delete_bandwidths(ids, { wait = 10 })
+      assert.equal(6, summary.deleted)
+      assert.equal(1, api_requests("GET"), "one refused read, then nothing more")
+      for i, res in ipairs(results) do
+        assert.same({ true, 401, res.bandwidth_id }, { res.deleted, res.wait_error.status, ids[i] }, "id " .. i)
+        assert.equal(ids[i], res.wait_error.bandwidth_id)
+      end
+    end)
+
     it("a wait that a refused key ends says the delete went through", function()
       emu:set_knobs{ deleted_visible_for = 30 }
       local id = create(1)[1]

@@ -512,7 +512,7 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
         /* What libcurl says when it does not send again: the connection died unanswered. */
         resp->curl_code = CURLE_GOT_NOTHING;
         snprintf(resp->curl_error, sizeof(resp->curl_error),
-                 "Empty reply from server (a kept-alive connection died after the request was sent; "
+                 "Empty reply from server (a kept-alive connection died before any answer; "
                  "not sent again: its method is not idempotent)");
     } else if (rc == CURLE_WRITE_ERROR && t->oom != NULL) {
         resp->curl_code = CURLE_OUT_OF_MEMORY;

@@ -212,19 +212,22 @@ function M.remove(runner, project, bandwidth_id, entries, terms)
       if not errors.is_error(err) or err.kind == "usage" then error(err, 0) end
       local moved, kept, uncertain
       local ids = ids_of(entries, from, to)
-      -- Could this call have moved anything? Its last attempt, when it may have been carried
-      -- out unanswered (a timeout, a reset, a 5xx), or an earlier one (retries follow those).
-      local acted = errors.may_have_acted(err) or (err.attempts or 1) > 1
       if retry.halts(err) then
         -- Refused before the service saw it, and no more requests (not even the verifying GET:
         -- every refused signature counts towards locking the key): nothing moved, unless an
         -- earlier attempt went unanswered, which may have moved them all.
-        if acted then moved, kept, uncertain = {}, {}, ids else moved, kept, uncertain = {}, ids, {} end
-      elseif acted then
+        if err.earlier_unanswered then
+          moved, kept, uncertain = {}, {}, ids
+        else
+          moved, kept, uncertain = {}, ids, {}
+        end
+      elseif errors.could_have_acted(err) then
+        -- A timeout, a reset, a garbled answer, a 5xx, or a retry after one: the GET tells.
         moved, kept, uncertain = settle(runner, project, bandwidth_id, ids)
       else
-        -- Answered on purpose at its only attempt (a 4xx: an EIP not in this bandwidth, a
-        -- policy): the service moved nothing. EIPs absent from the bandwidth were never moved.
+        -- The service answered a 4xx (an EIP not in this bandwidth, a policy), or the request
+        -- never reached it, and no attempt before went unanswered: nothing moved. EIPs absent
+        -- from the bandwidth were never moved.
         moved, kept, uncertain = {}, ids, {}
       end
       append(summary.removed, moved)

@@ -295,20 +295,27 @@ function Client:delete_bandwidths(ids, opts)
     -- One shared time budget: while the first id is still readable the others disappear too.
     local deadline = core.monotime() + wait
     summary.still_readable = 0
+    local refused -- a read the key was refused for: nothing more is signed, every id left gets it
     for _, res in ipairs(results) do
       -- Ctrl-C (eip.core.catch_interrupts, as the eip command does) ends the waiting at once:
       -- the deletes are done, and no id is worth another GET after it.
       if core.interrupts() > 0 then break end
       if res.deleted and not errors.is_error(res) and res.waited == nil then
-        local ok, w = pcall(bandwidths.wait_gone, r, r.project_id, res.bandwidth_id,
-          math.max(0, deadline - core.monotime()))
-        if ok then
-          res.waited = w
-        elseif errors.is_error(w) and w.kind == "wait_timeout" then
-          res.waited, res.still_readable = w.waited, true
-          summary.still_readable = summary.still_readable + 1
+        if refused then
+          res.wait_error = errors.copy(refused)
+          res.wait_error.bandwidth_id = res.bandwidth_id
         else
-          res.wait_error = w
+          local ok, w = pcall(bandwidths.wait_gone, r, r.project_id, res.bandwidth_id,
+            math.max(0, deadline - core.monotime()))
+          if ok then
+            res.waited = w
+          elseif errors.is_error(w) and w.kind == "wait_timeout" then
+            res.waited, res.still_readable = w.waited, true
+            summary.still_readable = summary.still_readable + 1
+          else
+            res.wait_error = w
+            if errors.is_error(w) and retry.halts(w) then refused = w end
+          end
         end
       end
     end

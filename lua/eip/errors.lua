@@ -131,16 +131,41 @@ function M.may_have_acted(err)
   return err.kind == "http" and type(err.status) == "number" and err.status >= 500 and err.status < 600
 end
 
+-- Failures of a request that never reached the API: its name did not resolve, the connection
+-- or the TLS handshake failed.
+local NOT_SENT_REASONS = { dns = true, connect = true, tls = true }
+
+--- Could the call whose last attempt failed with err have been carried out, wholly or in part?
+-- Broader than @{may_have_acted}, which reads one attempt: yes after an earlier attempt without
+-- an answer (`earlier_unanswered`), a timeout, a reset, a garbled answer (protocol), a 5xx or
+-- anything unknown; no only for what says the service did nothing: a 4xx it answered, a request
+-- that never reached it (DNS, connect, TLS, the proxy), or one the client never sent.
+-- @tparam table err an eip error
+-- @treturn boolean
+function M.could_have_acted(err)
+  if err.earlier_unanswered then return true end
+  local kind = err.kind
+  if kind == "http" then
+    return not (type(err.status) == "number" and err.status >= 400 and err.status < 500)
+  end
+  if kind == "transport" then return not NOT_SENT_REASONS[err.reason] end
+  if kind == "proxy" or kind == "usage" or kind == "not_sent" or kind == "refused" then return false end
+  return true
+end
+
 --- Did the answer of a failed attempt come from behind the gateway's check of the credentials?
--- Only an error code of the service (VPC.xxxx, ...) says so: the gateway's own answers (APIGW.*,
--- APIG.*) and answers without a code (a load balancer's 502/503 page, a proxy's) may come before
--- or without that check. A batch probes with one request until such an answer (or a success)
--- comes, and only such an answer resets the count of refused signatures (see eip.auth).
+-- Only an error code of the service (VPC.xxxx, EIP.xxxx) says so: the gateway's own answers
+-- (APIGW.*, APIG.*), other codes (a load balancer's {"code":503}, ELB.503) and answers without a
+-- code (a 502/503 page, a proxy's) may come before or without that check. A batch probes with
+-- one request until such an answer (or a success) comes, and only such an answer resets the
+-- count of refused signatures (see eip.auth).
 -- @tparam table err an eip error
 -- @treturn boolean
 function M.credentials_checked(err)
   local code = err.kind == "http" and err.code
-  return type(code) == "string" and code ~= "" and not code:find("^APIG")
+  -- The service's own codes (VPC.0306, EIP.xxxx): a load balancer's {"code":503} or ELB.503 is
+  -- no proof.
+  return type(code) == "string" and (code:find("^VPC%.%d") or code:find("^EIP%.%d")) ~= nil
 end
 
 --- The EIP service's "no such resource" codes: the only 404s that say something is gone.

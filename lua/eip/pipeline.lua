@@ -475,6 +475,8 @@ end
 function Call:failure(err, from_credentials)
   local runner = self.runner
   self.last_error = err
+  -- An earlier attempt may have acted (also when this one was not even sent: a refused key).
+  if self.unanswered then err.earlier_unanswered = true end
   if not from_credentials then
     -- An earlier attempt that may have been carried out without its answer arriving: the op
     -- may read this attempt's failure in that light (a delete's 404: most likely done).

@@ -577,7 +577,14 @@ local function attempt(self, x, req, t, path)
   local sent, serr = sock:send(request_text(self, req, t, path, x, plain))
   if not sent then
     sock:close()
-    if reused and serr ~= "timeout" then return "retry" end
+    -- A dead kept-alive connection: sent again on another, as libcurl does, unless the method
+    -- is not idempotent (part of it may have gone out; libcurl refuses those too).
+    if reused and serr ~= "timeout" then
+      if not IDEMPOTENT[req.method] then return http1.fail(x, 55, "Send failure: " .. tostring(serr)
+        .. " (a kept-alive connection died; not sent again: its method is not idempotent)") end
+      x.resp.resent = true
+      return "retry"
+    end
     if serr == "timeout" then return http1.timed_out(x) end
     return http1.fail(x, 55, "Send failure: " .. tostring(serr))
   end

@@ -76,7 +76,8 @@
 --  * Dead pooled connections (closed or reset by the server before any byte of an answer), for
 --    an idempotent request (see `resent`): the cosocket transport closes each and takes the
 --    next, as many as the pool holds, until a live or fresh connection answers, within
---    `timeout`; libcurl sends it again once, on a fresh connection.
+--    `timeout`; libcurl sends it again on another connection (a few times at most). Either
+--    way `resent` says so; a request of any other method fails there (52 or 55, "reset").
 --  * Trust store: `ca_file` is libcurl's; cosockets use `lua_ssl_trusted_certificate`.
 --  * curl_error texts are alike, not identical; compare curl_code and error_kind.
 --  * Over-long header line: libcurl 7.88 says 27 "Out of memory" (newer libcurl says 100,

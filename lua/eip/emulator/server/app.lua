@@ -54,6 +54,8 @@ function M.handle()
   local rule = inject.take(method, path)
   if rule and rule.action == "lose_answer" then
     ngx.ctx.lose_answer = true -- util.send_* close the connection instead of answering
+  elseif rule and rule.action == "garble_answer" then
+    ngx.ctx.garble_answer = true -- util.send_* send an unreadable head instead of the answer
   elseif rule and rule.action == "slow" then
     if rule.delay and rule.delay > 0 then ngx.sleep(rule.delay) end
   elseif rule then

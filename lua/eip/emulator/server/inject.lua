@@ -3,9 +3,10 @@
 --
 -- Rule fields (validated by M.validate; unknown fields are refused so that typos fail loudly):
 --   method, path (Lua pattern on the URI path), times (default 1; -1 = until reset),
---   action = "respond" | "drop" | "reset_mid_body" | "hang" | "trickle" | "lose_answer" | "raw" | "slow"
---   (default "respond"; "lose_answer" handles the request normally, state change included, then
---   closes the connection instead of answering: the client never learns it succeeded; "slow"
+--   action = "respond" | "drop" | "reset_mid_body" | "hang" | "trickle" | "lose_answer" | "garble_answer"
+--   | "raw" | "slow" (default "respond"; "lose_answer" handles the request normally, state change
+--   included, then closes the connection instead of answering: the client never learns it
+--   succeeded; "garble_answer" the same, answering a head no client can read instead; "slow"
 --   handles it normally after `delay` seconds, as a slow cloud would; "raw"
 --   writes bytes of its own on the connection, HTTP or not, for hostile-server cases),
 --   status, body (string, or table sent as JSON), headers ({name = value}; false removes a
@@ -36,7 +37,7 @@ local FIELDS = {
 }
 
 local ACTIONS = { respond = true, drop = true, reset_mid_body = true, hang = true, trickle = true,
-  lose_answer = true, raw = true, slow = true }
+  lose_answer = true, garble_answer = true, raw = true, slow = true }
 
 local function check_types(rule)
   for key, value in pairs(rule) do

@@ -62,9 +62,18 @@ function M.read_body()
   return body
 end
 
+-- Instead of the answer (the "garble_answer" injection, after the request was carried out): a
+-- head no HTTP client can read (a header line without a colon), then the connection closed.
+local function garbled()
+  local sock = ngx.req.socket(true)
+  if sock then sock:send("HTTP/1.1 200 OK\r\nthis line has no colon\r\n\r\n") end
+  return ngx.exit(444)
+end
+
 -- Send a JSON answer with an explicit Content-Length (as the real gateway does).
 function M.send_json(status, value)
   if ngx.ctx.lose_answer then return ngx.exit(444) end
+  if ngx.ctx.garble_answer then return garbled() end
   local body = json.encode(value)
   ngx.status = status
   ngx.header["Content-Type"] = M.JSON_TYPE
@@ -75,6 +84,7 @@ end
 -- Send a bodiless answer (204; RFC 9110 forbids a Content-Length on it).
 function M.send_empty(status)
   if ngx.ctx.lose_answer then return ngx.exit(444) end
+  if ngx.ctx.garble_answer then return garbled() end
   ngx.status = status
   ngx.send_headers()
 end
