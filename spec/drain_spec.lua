@@ -103,6 +103,20 @@ describe("bandwidth operations", function()
       assert.matches("limit=1000", api_requests()[1].uri)
     end)
 
+    it("keeps to one enterprise project on every page", function()
+      local eps = "5e8c1b2a-0f3d-4c6e-9a7b-1d2e3f4a5b6c"
+      local mine = {}
+      for i = 1, 5 do
+        local id = emu:create_bandwidth{ size = 5, enterprise_project_id = i % 2 == 1 and eps or "0" }
+        if i % 2 == 1 then mine[#mine + 1] = id end
+      end
+      local list = client:list_bandwidths{ enterprise_project_id = eps, limit = 1 }
+      local got = {}
+      for i, bw in ipairs(list) do got[i] = bw.id end
+      assert.same(mine, got)
+      for _, r in ipairs(api_requests()) do assert.matches("enterprise_project_id=" .. eps:gsub("%-", "%%-"), r.uri) end
+    end)
+
     it("raises rather than loop when the server repeats a page", function()
       local id = emu:create_bandwidth{ size = 5 }
       local page = cjson.encode{ bandwidths = { { id = id, name = "x" } } }

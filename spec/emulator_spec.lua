@@ -299,6 +299,23 @@ describe("EIP emulator", function()
   end)
 
   describe("list bandwidths", function()
+    it("filters by enterprise_project_id (all_granted_eps: every one), 400 VPC.0011 for a bad one", function()
+      local eps = "5e8c1b2a-0f3d-4c6e-9a7b-1d2e3f4a5b6c"
+      local a = emu:create_bandwidth{ size = 5, enterprise_project_id = eps }
+      emu:create_bandwidth{ size = 5 }
+      local function ids(query)
+        local resp = call("GET", v1("?" .. query))
+        assert.equal(200, resp.status, resp.body)
+        local out = {}
+        for i, bw in ipairs(resp.json.bandwidths) do out[i] = bw.id end
+        return out
+      end
+      assert.same({ a }, ids("enterprise_project_id=" .. eps))
+      assert.equal(2, #ids("enterprise_project_id=all_granted_eps"))
+      assert.equal(1, #ids("enterprise_project_id=0"))
+      assert_vpc_error(call("GET", v1("?enterprise_project_id=nope")), 400, "VPC.0011")
+    end)
+
     it("pages with marker and limit, oldest first, and filters by share_type", function()
       local ids = {}
       for i = 1, 5 do

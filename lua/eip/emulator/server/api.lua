@@ -23,6 +23,9 @@ local IAM_PROJECTS = "/v3/projects"
 
 local NO_SUCH_API = "The API does not exist or has not been published in the environment"
 
+-- What a bandwidth id, or an enterprise project id, looks like.
+local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+
 local function not_found()
   util.vpc_error(404, "VPC.0306", "No Eip bandwidth exist with id.")
 end
@@ -120,7 +123,7 @@ end
 function M.show(ctx)
   -- Documented for this call: an id that is not a bandwidth id (a UUID) at all is a 400, not
   -- the 404 of one that does not exist (a name given for an id must not read as "gone").
-  if not ctx.bandwidth_id:find("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$") then
+  if not ctx.bandwidth_id:find(UUID) then
     return util.vpc_error(400, "VPC.0301", "getBandwidth error bandwidthId is invalid.")
   end
   local bw = owned_bandwidth(ctx.bandwidth_id, ctx.project_id)
@@ -178,6 +181,12 @@ function M.list(ctx)
     -- modelled: the docs list VPC.0301 for bad list parameters but only quote the limit text.
     return util.vpc_error(400, "VPC.0301", "Get bandwidths error share_type is invalid.")
   end
+  -- Documented: filters by enterprise project; "all_granted_eps" means every one the user may see.
+  local eps = first_arg(args.enterprise_project_id)
+  if eps == "all_granted_eps" then eps = nil end
+  if eps ~= nil and eps ~= "0" and not eps:find(UUID) then
+    return util.vpc_error(400, "VPC.0011", "EnterpriseProjectId is invalid.")
+  end
   local all = store.all_bandwidths(ctx.project_id)
   local start = marker_position(all, first_arg(args.marker))
   if not start then
@@ -188,7 +197,8 @@ function M.list(ctx)
     if #page >= limit then
       break
     end
-    if share_type == nil or all[i].share_type == share_type then
+    if (share_type == nil or all[i].share_type == share_type)
+        and (eps == nil or all[i].enterprise_project_id == eps) then
       page[#page + 1] = all[i]
     end
   end
