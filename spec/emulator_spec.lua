@@ -342,6 +342,24 @@ describe("EIP emulator", function()
   end)
 
   describe("delete shared bandwidth", function()
+    -- The real API can still show a bandwidth for a while after its 204: read, and listed.
+    it("keeps a deleted bandwidth readable and listed for deleted_visible_for seconds", function()
+      emu:set_knobs{ deleted_visible_for = 30 }
+      local first = emu:create_bandwidth{ size = 5 }
+      local id = emu:create_bandwidth{ size = 5 }
+      local last = emu:create_bandwidth{ size = 5 }
+      assert.equal(204, call("DELETE", v2("/" .. id)).status)
+      assert.equal(200, call("GET", v1("/" .. id)).status)
+      local listed = {}
+      for i, bw in ipairs(call("GET", v1()).json.bandwidths) do listed[i] = bw.id end
+      assert.same({ first, id, last }, listed, "in its place")
+      local after = call("GET", v1("?marker=" .. id))
+      assert.equal(200, after.status, after.body)
+      assert.equal(last, after.json.bandwidths[1].id)
+      assert.is_nil(emu:get_bandwidth(id), "gone from the store")
+      assert.equal(2, #emu:bandwidths())
+    end)
+
     it("answers 204 with an empty body, then 404 VPC.0306", function()
       local id = emu:create_bandwidth{ size = 5 }
       local resp = call("DELETE", v2("/" .. id))

@@ -341,7 +341,7 @@ function Emulator:set_clock_offset(seconds)
 end
 
 --- Turn on behaviour of the real cloud (reset restores the defaults):
---   deleted_visible_for = s   a deleted bandwidth can still be read (GET) for s seconds
+--   deleted_visible_for = s   a deleted bandwidth can still be read (GET) and listed for s seconds
 --   aksk_lock_after = n, aksk_lock_seconds = s   n failed signatures in a row lock an AK for s
 --                             seconds (defaults: 5 and 300, as Huawei Cloud)
 --   metadata_credential_ttl = s   lifetime of the metadata service's temporary keys (3600)

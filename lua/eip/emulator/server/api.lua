@@ -187,7 +187,8 @@ function M.list(ctx)
   if eps ~= nil and eps ~= "0" and not eps:find(UUID) then
     return util.vpc_error(400, "VPC.0011", "EnterpriseProjectId is invalid.")
   end
-  local all = store.all_bandwidths(ctx.project_id)
+  -- A bandwidth deleted less than deleted_visible_for ago is still listed, as it is still shown.
+  local all = store.all_bandwidths(ctx.project_id, true)
   local start = marker_position(all, first_arg(args.marker))
   if not start then
     return not_found() -- documented for this call: VPC.0306 (the marker names no bandwidth)
@@ -236,10 +237,10 @@ function M.delete(ctx)
     return util.vpc_error(409, "VPC.0304",
       "deleteBandwidth error. The shared bandwidth still has publicips, remove them first.")
   end
-  store.delete_bandwidth(bw.id)
+  local seq = store.delete_bandwidth(bw.id)
   local visible = store.knob("deleted_visible_for")
   if visible > 0 then
-    store.put_gone(bw, visible)
+    store.put_gone(bw, visible, seq)
   end
   util.send_empty(204)
 end

@@ -188,6 +188,7 @@ function M.get_bandwidth(id)
 end
 
 function M.put_bandwidth(bw)
+  dict:delete("gone:" .. bw.id) -- made again under the id of a deleted one: only this one now
   local rec = get_json("bw:" .. bw.id)
   set_json("bw:" .. bw.id, { seq = rec and rec.seq or M.next_seq(), bw = bw })
   for _, ip in ipairs(bw.publicip_info) do
@@ -195,10 +196,12 @@ function M.put_bandwidth(bw)
   end
 end
 
+-- Returns the place the bandwidth had in creation order (its seq), or nil when there was none.
 function M.delete_bandwidth(id)
-  local bw = M.get_bandwidth(id)
+  local rec = get_json("bw:" .. id)
+  local bw = bandwidth_of(rec)
   if not bw then
-    return
+    return nil
   end
   for _, ip in ipairs(bw.publicip_info) do
     if dict:get("eip:" .. ip.publicip_id) == id then
@@ -206,13 +209,15 @@ function M.delete_bandwidth(id)
     end
   end
   dict:delete("bw:" .. id)
+  return rec.seq
 end
 
--- Every bandwidth, oldest first; optionally only those of one project.
-function M.all_bandwidths(project_id)
+-- Every bandwidth, oldest first; optionally only those of one project; with_gone: also those
+-- deleted but still readable (what the API lists for a while after their 204).
+function M.all_bandwidths(project_id, with_gone)
   local recs = {}
   for _, key in ipairs(dict:get_keys(0)) do
-    if key:sub(1, 3) == "bw:" then
+    if key:sub(1, 3) == "bw:" or (with_gone and key:sub(1, 5) == "gone:") then
       local rec = get_json(key)
       if rec and (project_id == nil or rec.bw.tenant_id == project_id) then
         recs[#recs + 1] = rec
@@ -307,7 +312,7 @@ end
 
 -- Knobs: behaviour of the real cloud that tests turn on (reset restores the defaults) ---------
 
---- name -> default. deleted_visible_for: seconds a deleted bandwidth can still be read (GET);
+--- name -> default. deleted_visible_for: seconds a deleted bandwidth can still be read and listed;
 -- aksk_lock_after / aksk_lock_seconds: failed signatures in a row that lock an AK, and for how
 -- long (Huawei Cloud: 5 and 300).
 M.KNOBS = { deleted_visible_for = 0, aksk_lock_after = 5, aksk_lock_seconds = 300,
@@ -326,13 +331,12 @@ end
 
 -- A deleted bandwidth that stays readable for `seconds` (the real API shows it for a while
 -- after the 204).
-function M.put_gone(bw, seconds)
-  dict:set("gone:" .. bw.id, json.encode(bw), seconds)
+function M.put_gone(bw, seconds, seq)
+  dict:set("gone:" .. bw.id, json.encode({ seq = seq or M.next_seq(), bw = bw }), seconds)
 end
 
 function M.get_gone(id)
-  local text = dict:get("gone:" .. id)
-  return text and bandwidth_of({ bw = json.decode(text) }) or nil
+  return bandwidth_of(get_json("gone:" .. id))
 end
 
 -- Throttling ----------------------------------------------------------------------------------
