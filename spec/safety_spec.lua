@@ -215,6 +215,41 @@ describe("safety", function()
       assert.equal(204, good:delete_bandwidth(create(1)[1]).status)
     end)
 
+    -- Time does not reset the gateway's count: a long-lived client (an nginx worker's) whose
+    -- refusal expired would lock the key with two more failures.
+    it("never sign again with a refused key, however long the client lives", function()
+      local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = "wrong-secret-key-0000000000000000000000",
+        max_attempts = 1 }
+      for _ = 1, 3 do raised(c.delete_bandwidth, c, "bw-1") end
+      local core = require "eip.core"
+      local monotime = core.monotime
+      core.monotime = function() return monotime() + 3600 end -- an hour later
+      local ok, err = pcall(raised, c.delete_bandwidth, c, "bw-1")
+      core.monotime = monotime
+      assert(ok, err)
+      assert.is_true(err.not_sent)
+      assert.same({ 3, 0 }, { emu:stats().auth_failures, emu:stats().aksk_locks })
+    end)
+
+    -- The key starts being refused mid-batch (a clock stepped, a key disabled): every request in
+    -- flight is refused too, so a batch keeps at most four signed ones in flight.
+    it("a batch whose key starts being refused mid-way never has five signatures refused", function()
+      local ids = create(40)
+      emu:set_knobs{ aksk_lock_after = 5 }
+      local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk }
+      local n = 0
+      local _, summary = c:delete_bandwidths(ids, { concurrency = 8, on_result = function()
+        n = n + 1
+        if n == 1 then emu:set_clock_offset(3600) end -- X-Sdk-Date an hour off from now on
+      end })
+      emu:set_clock_offset(0)
+      assert.equal("auth", summary.stopped)
+      assert.is_true(emu:stats().auth_failures <= 4, "refused: " .. emu:stats().auth_failures)
+      assert.equal(0, emu:stats().aksk_locks)
+      local good = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk }
+      assert.equal(204, good:delete_bandwidth(ids[40]).status, "the key still works")
+    end)
+
     it("count only in a row: another answer in between resets the count", function()
       local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, max_attempts = 1 }
       for round = 1, 3 do

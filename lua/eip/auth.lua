@@ -74,19 +74,20 @@ end
 
 ---------------------------------------------------------------------------------------------
 -- Refused signatures (AK/SK). Five failed signatures in a row lock an AK/SK pair for 5 minutes,
--- for every user of the key. So the provider counts the 401s its signatures get in a row (any
--- other answer resets the count); after MAX_STRIKES, for 5 minutes, the client sends nothing
--- more with them: every call fails at once with a copy of the last 401. Keys given as options,
--- in the environment or a profile file, and the temporary keys of the ECS metadata service
--- alike (counted per key: new temporary keys start a new count).
+-- for every user of the key. So the provider counts the 401s its signatures get in a row (an
+-- answer that passed the check resets the count); after MAX_STRIKES the client sends nothing
+-- more with them, ever: every call fails at once with a copy of the last 401. Time does not
+-- reset the gateway's count (only a good signature or the lock does), so a refusal that
+-- expired would let two more failures lock the key of a long-lived client (an nginx worker's).
+-- Keys given as options, in the environment or a profile file, and the temporary keys of the
+-- ECS metadata service alike (counted per key: new temporary keys start a new count).
 
 local MAX_STRIKES = 3        -- fewer than the gateway's 5: a script's other clients keep a margin
-local REFUSAL_HOLD = 300     -- seconds: the gateway's lock time
 
 local function rejected(self, err)
   self.strikes = (self.strikes or 0) + 1
   if self.strikes >= MAX_STRIKES then
-    self.refused = { err = errors.copy(err), until_ = core.monotime() + REFUSAL_HOLD }
+    self.refused = { err = errors.copy(err) }
   end
 end
 
@@ -95,16 +96,11 @@ local function accepted(self)
 end
 
 local function refusal(self)
-  local r = self.refused
-  if core.monotime() >= r.until_ then
-    self.refused, self.strikes = false, false
-    return nil
-  end
-  local err = errors.copy(r.err)
+  local err = errors.copy(self.refused.err)
   err.not_sent, err.request_id, err.retryable = true, nil, false
   err.advice = string.format("Not sent: the last %d signatures with this AK/SK were refused (401), and "
-    .. "five in a row lock the key for 5 minutes. Fix the key (or the clock: X-Sdk-Date) and make "
-    .. "a new client.", MAX_STRIKES)
+    .. "five in a row lock the key for 5 minutes: this client signs nothing more with it. Fix the key "
+    .. "(or the clock: X-Sdk-Date) and make a new client.", MAX_STRIKES)
   return err
 end
 

@@ -52,6 +52,12 @@ local MAX_WAIT = 1.0
 -- progress line at a steady rate from it.
 M.CANCEL_INTERVAL = 0.25
 
+--- How many signed requests (AK/SK, the metadata service's keys) a batch keeps in flight at
+-- most, strikes already taken counted off: when the key starts being refused mid-batch (a clock
+-- stepped, a key disabled), every request in flight is refused too, and five in a row lock the
+-- key for every user of it. Token batches are not capped.
+M.SIGNED_IN_FLIGHT_MAX = 4
+
 local raise = errors.raise_usage
 local unpack_ = table.unpack or unpack -- luacheck: ignore 113 143 (table.unpack: 5.2+; unpack: 5.1, LuaJIT)
 
@@ -456,6 +462,12 @@ function Run:loop()
     -- One request alone first: if the credentials are refused, one failure is all it costs
     -- (five bad signatures in a row lock an AK/SK pair), not one per slot.
     local limit = self.probing and 1 or self.limit
+    -- Signed requests (AK/SK): at most SIGNED_IN_FLIGHT_MAX in flight, fewer by the strikes
+    -- already taken, so that a key refused mid-batch is never refused five times in a row.
+    local provider = self.runner.provider
+    if provider.rejected and limit > 1 then
+      limit = math.max(1, math.min(limit, M.SIGNED_IN_FLIGHT_MAX - (provider.strikes or 0)))
+    end
     local start_wait = 0
     while driver:pending() < limit and self:has_ready() do
       start_wait = self:start_wait(now)

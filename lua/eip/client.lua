@@ -266,7 +266,9 @@ end
 -- @tparam {string,...} ids a list of bandwidth ids (an invalid one is a `usage` entry of the
 --   results, nothing is sent for it; a repeated one is sent once)
 -- @tparam[opt] table opts options of the batch:
--- @tparam[opt=8] integer opts.concurrency 1..64 requests in flight (and connections)
+-- @tparam[opt=8] integer opts.concurrency 1..64 requests in flight (and connections); with
+--   AK/SK at most 4 (five refused signatures lock the key, and a key refused mid-batch is
+--   refused for every request in flight)
 -- @tparam[opt] boolean opts.missing_ok as for @{delete_bandwidth} (default: the client's)
 -- @tparam[opt] function opts.on_result `function(i, id, result_or_error)` called as each id
 --   finishes; returning @{eip.STOP} stops the batch (what is in flight finishes)
