@@ -242,6 +242,23 @@ describe("credentials", function()
       assert.equal(0, s.auth_failures)
     end)
 
+    -- A refusal is for the keys: renewed temporary keys are signed with again.
+    it("signs again once its refused temporary keys are renewed, not before", function()
+      emu:set_knobs{ metadata_credential_ttl = 2, metadata_same_keys = 1 }
+      local c = new({ project_id = emu.project_id, metadata_url = emu.url, max_attempts = 1 })
+      local refused = { method = "DELETE", status = 401,
+        body = { error_code = "APIGW.0301", error_msg = "Incorrect IAM authentication information" } }
+      for _ = 1, 3 do
+        emu:inject(refused)
+        assert.equal(401, raised(c.delete_bandwidth, c, "bw-1").status)
+      end
+      assert.is_true(raised(c.delete_bandwidth, c, "bw-1").not_sent)
+      emu:set_knobs{ metadata_same_keys = 0 } -- the service renews them
+      socket.sleep(1.2) -- past their renewal time (half their 2 s)
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      c:close()
+    end)
+
     it("keeps redacting temporary keys it replaced", function()
       emu:set_knobs{ metadata_credential_ttl = 2 }
       local c = new({ project_id = emu.project_id, metadata_url = emu.url })

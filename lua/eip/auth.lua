@@ -24,8 +24,8 @@
 --   provider.strikes, provider:rejected(err), provider:accepted()   (AK/SK, metadata) 401s
 --                                  to its signatures in a row, counted by the pipeline
 --   provider.refused, provider:refusal()   (AK/SK, metadata) set after too many strikes: the
---                                  error a call gets instead of being sent, or nil once it
---                                  expired
+--                                  error a call gets instead of being sent (for the
+--                                  provider's life; metadata: until new keys come)
 -- Secret values stay inside providers, which clients keep outside their own tables.
 local errors = require "eip.errors"
 local validate = require "eip.validate"
@@ -400,6 +400,8 @@ end
 -- (fetching them from the metadata service through the runner when needed).
 function Metadata:lines(req, headers, runner)
   self:ensure(runner)
+  -- Renewed keys that are the refused ones again (see Metadata:refusal): nothing is signed.
+  if self.refused then error(refusal(self), 0) end
   return self.keys:lines(req, headers)
 end
 
@@ -414,7 +416,17 @@ function Metadata:refresh(runner)
   if old and new.ak == old.ak and new.sk == old.sk and new.security_token == old.security_token then return false end
   return true
 end
-Metadata.rejected, Metadata.accepted, Metadata.refusal = rejected, accepted, refusal
+Metadata.rejected, Metadata.accepted = rejected, accepted
+
+--- The refusal of keys refused too often, until they are due for renewal: then the call goes on
+-- to fetch new ones (new keys start a new count; the same keys again are refused in lines).
+function Metadata:refusal()
+  if self.keys and os.time() >= self.refresh_at then
+    self.keys = nil
+    return nil
+  end
+  return refusal(self)
+end
 
 ---------------------------------------------------------------------------------------------
 -- Resolution.
