@@ -30,6 +30,15 @@ local function has(haystack, needle)
   return haystack:find(needle, 1, true) ~= nil
 end
 
+-- A batch prints each id's line as that id finishes, so lines are found by id (the second
+-- field of a text line), not by place.
+local function line_for(ls, id)
+  for _, l in ipairs(ls) do
+    if l:match("^%S+%s+(%S+)") == id then return l end
+  end
+  error("no line for " .. id .. " in:\n" .. table.concat(ls, "\n"), 2)
+end
+
 describe("eip command", function()
   local emu
 
@@ -252,8 +261,8 @@ describe("eip command", function()
       assert.equal(0, code, err)
       local l = lines(out)
       assert.equal(2, #l)
-      assert.matches("^deleted  " .. a:gsub("%-", "%%-") .. "  204 +%d+%.%d ms$", l[1])
-      assert.matches("^deleted  " .. b:gsub("%-", "%%-"), l[2])
+      assert.matches("^deleted  " .. a:gsub("%-", "%%-") .. "  204 +%d+%.%d ms$", line_for(l, a))
+      assert.matches("^deleted  " .. b:gsub("%-", "%%-"), line_for(l, b))
       assert.matches("^2 bandwidth%(s%): 2 deleted, 0 missing, 0 failed  %(%d+%.%d+ s%)\n$", err)
       assert.is_nil(emu:get_bandwidth(a))
       assert.is_nil(emu:get_bandwidth(b))
@@ -265,9 +274,10 @@ describe("eip command", function()
       local code, out, err = run("delete-bandwidth " .. a .. " no-such-bw " .. full)
       assert.equal(1, code)
       local l = lines(out)
-      assert.matches("^deleted ", l[1])
-      assert.matches("^FAILED   no%-such%-bw +404 VPC%.0306  1 attempt ", l[2])
-      assert.matches("^FAILED   " .. full:gsub("%-", "%%-") .. "  409 VPC%.0304  1 attempt ", l[3])
+      assert.equal(3, #l)
+      assert.matches("^deleted ", line_for(l, a))
+      assert.matches("^FAILED   no%-such%-bw +404 VPC%.0306  1 attempt ", line_for(l, "no-such-bw"))
+      assert.matches("^FAILED   " .. full:gsub("%-", "%%-") .. "  409 VPC%.0304  1 attempt ", line_for(l, full))
       assert.matches("1 deleted, 0 missing, 2 failed", err)
       assert.is_nil(emu:get_bandwidth(a))
     end)
@@ -276,7 +286,7 @@ describe("eip command", function()
       local a = emu:create_bandwidth{ size = 5 }
       local code, out, err = run("delete-bandwidth --missing-ok no-such-bw " .. a)
       assert.equal(0, code)
-      assert.matches("^missing  no%-such%-bw +404 VPC%.0306", lines(out)[1])
+      assert.matches("^missing  no%-such%-bw +404 VPC%.0306", line_for(lines(out), "no-such-bw"))
       assert.matches("1 deleted, 1 missing, 0 failed", err)
       assert.is_nil(err:find("Failed", 1, true)) -- nothing to list again
     end)
@@ -286,15 +296,18 @@ describe("eip command", function()
       local full = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-1" } }
       local code, out, err = run("delete-bandwidth --json --missing-ok " .. a .. " gone-1 " .. full)
       assert.equal(1, code)
-      local objs = {}
-      for i, l in ipairs(lines(out)) do objs[i] = cjson.decode(l) end
-      assert.equal(3, #objs)
-      assert.same({ a, true, 204, true, "deleted" },
-        { objs[1].bandwidth_id, objs[1].ok, objs[1].status, objs[1].deleted, objs[1].result })
-      assert.matches("^%x+$", objs[1].request_id)
+      local objs, n = {}, 0 -- by id: each is printed as it finishes
+      for _, l in ipairs(lines(out)) do
+        local o = cjson.decode(l)
+        objs[o.bandwidth_id], n = o, n + 1
+      end
+      assert.equal(3, n)
+      local d, g = objs[a], objs["gone-1"]
+      assert.same({ a, true, 204, true, "deleted" }, { d.bandwidth_id, d.ok, d.status, d.deleted, d.result })
+      assert.matches("^%x+$", d.request_id)
       assert.same({ "gone-1", true, 404, false, "missing", "VPC.0306" },
-        { objs[2].bandwidth_id, objs[2].ok, objs[2].status, objs[2].deleted, objs[2].result, objs[2].code })
-      local f = objs[3]
+        { g.bandwidth_id, g.ok, g.status, g.deleted, g.result, g.code })
+      local f = objs[full]
       assert.same({ full, false, 409, "VPC.0304", "http", "failed" },
         { f.bandwidth_id, f.ok, f.status, f.code, f.kind, f.result })
       assert.is_string(f.message)
