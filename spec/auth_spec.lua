@@ -316,7 +316,7 @@ describe("authentication", function()
       local id = emu:create_bandwidth{ size = 1 }
       local a = emu:iam_auth()
       a.iam_endpoint = nil
-      local c = client_mod.new({ endpoint = emu.url, auth = a }, env_of{ HUAWEICLOUD_SDK_IAM_ENDPOINT = emu.url })
+      local c = client_mod.new({ endpoint = emu.url, auth = a }, env_of{ HUAWEICLOUD_SDK_IAM_ENDPOINT = emu.iam_url })
       assert.equal(204, c:delete_bandwidth(id).status)
       c:close()
       assert.equal(1, emu:stats().tokens_issued)

@@ -159,7 +159,7 @@ describe("credentials", function()
         assert.matches("the profile file " .. path:gsub("%p", "%%%0") .. " %[basic%] %(no ak and sk: passed over%)",
           err.message)
         -- the next place, the metadata service, is asked
-        local c = new({ project_id = emu.project_id, metadata_url = emu.url },
+        local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url },
           { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path })
         assert.equal("metadata", c.auth)
         assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
@@ -206,7 +206,7 @@ describe("credentials", function()
 
   describe("the ECS metadata service", function()
     it("gives temporary AK/SK when nothing else does (session token first)", function()
-      local c = new({ project_id = emu.project_id, metadata_url = emu.url })
+      local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url })
       assert.equal("metadata", c.auth)
       local id = emu:create_bandwidth{ size = 1 }
       assert.equal(204, c:delete_bandwidth(id).status)
@@ -223,7 +223,7 @@ describe("credentials", function()
 
     it("is read from EIP_METADATA_URL, and asked without a token when the token route is absent", function()
       emu:set_knobs{ metadata_token_status = 404 }
-      local c = new({ project_id = emu.project_id }, { EIP_METADATA_URL = emu.url })
+      local c = new({ project_id = emu.project_id }, { EIP_METADATA_URL = emu.metadata_url })
       assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
       c:close()
       assert.equal(1, emu:stats().metadata_credentials_issued)
@@ -231,7 +231,7 @@ describe("credentials", function()
 
     it("refreshes the temporary keys before they expire", function()
       emu:set_knobs{ metadata_credential_ttl = 3 }
-      local c = new({ project_id = emu.project_id, metadata_url = emu.url })
+      local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url })
       for _ = 1, 4 do
         assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
         socket.sleep(1)
@@ -245,7 +245,7 @@ describe("credentials", function()
     -- A refusal is for the keys: renewed temporary keys are signed with again.
     it("signs again once its refused temporary keys are renewed, not before", function()
       emu:set_knobs{ metadata_credential_ttl = 2, metadata_same_keys = 1 }
-      local c = new({ project_id = emu.project_id, metadata_url = emu.url, max_attempts = 1 })
+      local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url, max_attempts = 1 })
       local refused = { method = "DELETE", status = 401,
         body = { error_code = "APIGW.0301", error_msg = "Incorrect IAM authentication information" } }
       for _ = 1, 3 do
@@ -261,7 +261,7 @@ describe("credentials", function()
 
     it("keeps redacting temporary keys it replaced", function()
       emu:set_knobs{ metadata_credential_ttl = 2 }
-      local c = new({ project_id = emu.project_id, metadata_url = emu.url })
+      local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url })
       local seen = {}
       for _ = 1, 3 do
         assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
@@ -286,7 +286,7 @@ describe("credentials", function()
     it("counts its temporary keys' refused signatures: three, then nothing is sent", function()
       emu:set_knobs{ metadata_same_keys = 1 } -- the service hands out the same keys until renewed
       emu:set_clock_offset(3600)
-      local c = new({ project_id = emu.project_id, metadata_url = emu.url })
+      local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url })
       for call = 1, 3 do
         local err = raised(c.delete_bandwidth, c, "bw-1")
         assert.equal(401, err.status, "call " .. call)
@@ -302,7 +302,7 @@ describe("credentials", function()
       assert.same({ 3, 0 }, { s.auth_failures, s.aksk_locks })
       -- the key still works once the clock is right: it was never locked
       emu:set_clock_offset(0)
-      local good = new({ project_id = emu.project_id, metadata_url = emu.url })
+      local good = new({ project_id = emu.project_id, metadata_url = emu.metadata_url })
       assert.equal(204, good:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
       good:close()
     end)
@@ -310,7 +310,7 @@ describe("credentials", function()
     it("starts a new count for new temporary keys, and locks none of them", function()
       emu:set_knobs{ aksk_lock_after = 3 } -- a key refused three times in a row would be locked
       emu:set_clock_offset(3600)
-      local c = new({ project_id = emu.project_id, metadata_url = emu.url })
+      local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url })
       for call = 1, 4 do
         local err = raised(c.delete_bandwidth, c, "bw-1")
         assert.same({ 401, nil }, { err.status, err.not_sent }, "call " .. call)
@@ -323,7 +323,7 @@ describe("credentials", function()
     end)
 
     it("is never asked when a credential is given", function()
-      local c = new({ project_id = emu.project_id, token = emu.token, metadata_url = emu.url })
+      local c = new({ project_id = emu.project_id, token = emu.token, metadata_url = emu.metadata_url })
       c:authenticate()
       c:close()
       assert.equal(0, emu:stats().requests)
@@ -354,7 +354,7 @@ describe("credentials", function()
 
     before_each(function()
       vars = { HUAWEICLOUD_SDK_AK = emu.ak, HUAWEICLOUD_SDK_SK = emu.sk, HUAWEICLOUD_SDK_REGION = "cn-north-4",
-        HUAWEICLOUD_SDK_IAM_ENDPOINT = emu.url }
+        HUAWEICLOUD_SDK_IAM_ENDPOINT = emu.iam_url }
     end)
 
     it("is looked up once by region: GET /v3/projects?name=, signed", function()

@@ -43,13 +43,14 @@ describe("EIP emulator", function()
     emu:reset()
   end)
 
-  -- An API call with the default token unless headers say otherwise.
-  local function call(method, path, body, headers)
+  -- An API call with the default token unless headers say otherwise; to the VPC endpoint
+  -- unless `port` says otherwise.
+  local function call(method, path, body, headers, port)
     headers = headers or { ["X-Auth-Token"] = emu.token }
     if body ~= nil and type(body) ~= "string" then
       body = cjson.encode(body)
     end
-    local resp = assert(emulator.http{ port = emu.port, method = method, path = path,
+    local resp = assert(emulator.http{ port = port or emu.port, method = method, path = path,
       headers = headers, body = body })
     local ok, decoded = pcall(cjson.decode, resp.body)
     resp.json = ok and decoded or nil
@@ -453,6 +454,46 @@ describe("EIP emulator", function()
       assert_gateway_error(resp, 405, "APIGW.0101")
       assert.equal("DELETE", resp.headers["allow"])
     end)
+
+    it("answers each endpoint's routes on its own port only, as the cloud's three hosts do", function()
+      local id = emu:create_bandwidth{ size = 5 }
+      emu:reset_counters()
+      local login = cjson.encode{ auth = { identity = { methods = { "password" }, password = { user = {
+        name = emu.iam.username, password = emu.iam.password, domain = { name = emu.iam.domain } } } },
+        scope = { project = { name = emu.iam.project } } } }
+      local json = { ["Content-Type"] = "application/json" }
+      local meta = { ["X-Metadata-Token-Ttl-Seconds"] = "60" }
+      assert.are_not.equal(emu.port, emu.iam_port)
+      assert.are_not.equal(emu.port, emu.metadata_port)
+      assert.are_not.equal(emu.iam_port, emu.metadata_port)
+      -- The VPC endpoint: its own API; IAM's and the metadata service's routes are no API of its.
+      assert_gateway_error(call("POST", "/v3/auth/tokens", login, json), 404, "APIGW.0101")
+      assert_gateway_error(call("GET", "/v3/projects?name=cn-north-4"), 404, "APIGW.0101")
+      assert_gateway_error(call("PUT", "/meta-data/latest/api/token", nil, meta), 404, "APIGW.0101")
+      assert.equal(200, call("GET", v1("/" .. id)).status)
+      -- IAM: tokens; a bandwidth call (an endpoint mixed up) is no API of its, nor is metadata.
+      local resp = call("POST", "/v3/auth/tokens", login, json, emu.iam_port)
+      assert.equal(201, resp.status, resp.body)
+      assert.is_string(resp.headers["x-iam-trace-id"])
+      assert_gateway_error(call("DELETE", v2("/" .. id), nil, nil, emu.iam_port), 404, "APIGW.0101")
+      assert_gateway_error(call("PUT", "/meta-data/latest/api/token", nil, meta, emu.iam_port), 404, "APIGW.0101")
+      -- The metadata service: its routes; anything else a plain 404 (no gateway there).
+      assert.equal(200, call("PUT", "/meta-data/latest/api/token", nil, meta, emu.metadata_port).status)
+      resp = call("DELETE", v2("/" .. id), nil, nil, emu.metadata_port)
+      assert.equal(404, resp.status)
+      assert.is_nil(resp.json)
+      assert.equal(404, call("POST", "/v3/auth/tokens", login, json, emu.metadata_port).status)
+      -- Nothing was deleted by the misdirected calls; the log says where each came.
+      assert.is_table(emu:get_bandwidth(id))
+      local where = {}
+      for _, r in ipairs(emu:requests()) do where[#where + 1] = r.endpoint .. " " .. r.method end
+      assert.same({ "api POST", "api GET", "api PUT", "api GET", "iam POST", "iam DELETE", "iam PUT",
+        "metadata PUT", "metadata DELETE", "metadata POST" }, where)
+      -- One port for everything (a detached instance's, the TLS front's upstream).
+      assert.equal(201, call("POST", "/v3/auth/tokens", login, json, emu.any_port).status)
+      assert.equal(200, call("GET", v1("/" .. id), nil, nil, emu.any_port).status)
+      assert.equal(200, call("PUT", "/meta-data/latest/api/token", nil, meta, emu.any_port).status)
+    end)
   end)
 
   describe("AK/SK signatures", function()
@@ -607,7 +648,7 @@ describe("EIP emulator", function()
       local resp = assert(emulator.http{ port = other.port, path = "/v1/" .. project .. "/bandwidths",
         headers = headers })
       assert.equal(200, resp.status, resp.body)
-      resp = assert(emulator.http{ port = other.port, method = "POST", path = "/v3/auth/tokens",
+      resp = assert(emulator.http{ port = other.iam_port, method = "POST", path = "/v3/auth/tokens",
         body = cjson.encode{ auth = { identity = { methods = { "password" }, password = { user = {
           name = "extra", password = "Extra-Passw0rd", domain = { name = "extra-domain" } } } },
           scope = { project = { name = "eu-west-0" } } } } })
@@ -631,7 +672,8 @@ describe("EIP emulator", function()
           password = overrides.password or emu.iam.password,
           domain = { name = overrides.domain or emu.iam.domain } } } },
         scope = { project = project } } }
-      return call("POST", "/v3/auth/tokens", overrides.body or body, { ["Content-Type"] = "application/json" })
+      return call("POST", "/v3/auth/tokens", overrides.body or body, { ["Content-Type"] = "application/json" },
+        emu.iam_port)
     end
 
     local function epoch(iso)
@@ -704,7 +746,7 @@ describe("EIP emulator", function()
       local resp = login{ body = '{"auth":{"identity":{"methods":["token"]}}}' }
       assert.equal(400, resp.status)
       assert.equal("Bad Request", resp.json.error.title)
-      assert.equal(405, call("GET", "/v3/auth/tokens").status)
+      assert.equal(405, call("GET", "/v3/auth/tokens", nil, nil, emu.iam_port).status)
     end)
 
     it("expire_tokens: issued tokens answer 401 APIGW.0301 afterwards, new ones work", function()

@@ -64,6 +64,21 @@ describe("safety", function()
       assert.is_not_nil(emu:get_bandwidth(id), "the bandwidth still exists")
     end)
 
+    it("is an error when the endpoint is another service's (IAM's, the metadata service's)", function()
+      local id = create(1)[1]
+      local c = fx.client{ endpoint = emu.iam_url, missing_ok = true }
+      local err = raised(c.delete_bandwidth, c, id)
+      assert.same({ "http", 404, "APIGW.0101", "config" }, { err.kind, err.status, err.code, err.code_kind })
+      c = fx.client{ endpoint = emu.metadata_url, missing_ok = true }
+      err = raised(c.delete_bandwidth, c, id)
+      assert.same({ "http", 404 }, { err.kind, err.status })
+      assert.is_nil(err.code)
+      assert.is_not_nil(emu:get_bandwidth(id), "the bandwidth still exists")
+      -- and a batch neither reads them as gone
+      local results, summary = fx.client{ endpoint = emu.iam_url, missing_ok = true }:delete_bandwidths{ id }
+      assert.same({ false, 0, 0, 1 }, { results[1].ok, summary.deleted, summary.missing, summary.failed })
+    end)
+
     it("is an error for a 404 with another code or with no error body", function()
       local c = fx.client{ missing_ok = true, max_attempts = 1 }
       emu:inject{ method = "DELETE", status = 404, body = { code = "VPC.9404", message = "elsewhere" } }

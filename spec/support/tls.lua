@@ -147,7 +147,7 @@ function M.start(emu, pki)
   local ports = {}
   local inst = nginx.start{
     name = "tls", label = "eip tls front",
-    config = function(fields) return config(fields, pki, emu.port, ports) end,
+    config = function(fields) return config(fields, pki, emu.any_port, ports) end, -- every route: one upstream
   }
   inst.ports = ports
   function inst.url(name) -- luacheck: ignore self

@@ -10,6 +10,9 @@
 --   local emulator = require "eip.emulator"
 --   local emu = emulator.start()          -- or emulator.start{ tokens = { [tok] = project } }
 --   emu.url, emu.port, emu.token, emu.project_id, emu.other_token, emu.other_project_id
+--   emu.iam_url, emu.metadata_url (and _port): IAM and the ECS metadata service, each on a port
+--       of its own as in the cloud, where the VPC endpoint (emu.url) answers their routes with
+--       404 APIGW.0101; emu.any_url: every route on one port (a detached instance's one port)
 --   emu:reset(); emu:reset_counters(); emu:set_tokens{...}
 --   emu:create_bandwidth{...}; emu:create_bandwidths(n); emu:get_bandwidth(id); emu:bandwidths()
 --   emu:inject{...}; emu:delete_path(id) (an inject path pattern); emu:iam_auth{...} (auth option)
@@ -255,7 +258,7 @@ end
 --- The client's `auth` option for this emulator's IAM user; `overrides` replace fields.
 function Emulator:iam_auth(overrides)
   local auth = { username = self.iam.username, password = self.iam.password, domain = self.iam.domain,
-    project = self.iam.project, iam_endpoint = self.url }
+    project = self.iam.project, iam_endpoint = self.iam_url }
   for k, v in pairs(overrides or {}) do auth[k] = v end
   return auth
 end
@@ -401,10 +404,31 @@ local function answers(port)
   return resp ~= nil and resp.status == 200
 end
 
--- What the runner needs to start one emulator (see eip.emulator.nginx).
-local function nginx_options(port)
+-- What the runner needs to start one emulator (see eip.emulator.nginx). `ports`: nil for one
+-- port answering every route (detached instances); else a table that gets the ports of the
+-- separate endpoints: api (the runner's port), iam, metadata, and any (every route on one port,
+-- for fronts that forward to a single upstream). They are picked anew at each attempt to start.
+local function nginx_options(port, ports)
+  local conf = require "eip.emulator.server.nginx_conf"
   return {
-    config = function(fields) return nginx.render(require "eip.emulator.server.nginx_conf", fields) end,
+    config = function(fields)
+      local main = tonumber(fields.PORT)
+      if ports then
+        local taken = { [main] = true }
+        local function another() -- a free port none of the others has
+          local p
+          repeat p = nginx.free_port() until not taken[p]
+          taken[p] = true
+          return p
+        end
+        ports.api, ports.iam, ports.metadata, ports.any = main, another(), another(), another()
+        fields.SERVERS = conf.server(main, "api") .. conf.server(ports.iam, "iam")
+          .. conf.server(ports.metadata, "metadata") .. conf.server(ports.any, "any")
+      else
+        fields.SERVERS = conf.server(main, "any")
+      end
+      return nginx.render(conf.template, fields)
+    end,
     fields = { LUA_DIR = LUA_DIR }, ready = answers, port = port, label = "eip emulator",
   }
 end
@@ -485,9 +509,14 @@ Emulator.__close = Emulator.stop
 
 -- An instance's table: where it listens and the credentials it accepts (the defaults plus
 -- the start options').
-local function instance(port, opts, fields)
+local function instance(port, opts, fields, ports)
+  ports = ports or { iam = port, metadata = port, any = port }
+  local function url(p) return "http://127.0.0.1:" .. p end
   local self = setmetatable({
-    url = "http://127.0.0.1:" .. port, port = port,
+    url = url(port), port = port,
+    iam_url = url(ports.iam), iam_port = ports.iam,
+    metadata_url = url(ports.metadata), metadata_port = ports.metadata,
+    any_url = url(ports.any), any_port = ports.any,
     token = M.DEFAULT_TOKEN, project_id = M.DEFAULT_PROJECT_ID,
     other_token = M.OTHER_TOKEN, other_project_id = M.OTHER_PROJECT_ID,
     tokens = token_set(opts.tokens),
@@ -509,13 +538,14 @@ end
 function M.start(opts)
   opts = opts or {}
   check_options(opts)
-  local launch_opts = nginx_options(opts.port)
+  local ports = {}
+  local launch_opts = nginx_options(opts.port, ports)
   launch_opts.name = "emulator"
   local ok, inst = pcall(nginx.start, launch_opts)
   if not ok then
     error(inst, 2)
   end
-  local self = instance(inst.port, opts, { pid = inst.pid, prefix = inst.prefix, _nginx = inst })
+  local self = instance(inst.port, opts, { pid = inst.pid, prefix = inst.prefix, _nginx = inst }, ports)
   -- The runner's instance carries its own finalizer guard (nginx is stopped when the Lua state
   -- closes without a stop).
   live[self] = true

@@ -3,7 +3,8 @@
 -- Order of checks, as on the real service: the API gateway matches method and path (404/405),
 -- then authenticates the token or the AK/SK signature (401), then EIP compares the URL project
 -- with the credentials' (400 VPC.0007), then the operation itself runs. POST /v3/auth/tokens is
--- IAM's (iam.lua), served on the same port so that one emulator covers both endpoints. Codes and
+-- IAM's (iam.lua) and the metadata routes the ECS metadata service's, each answered only on the
+-- port of its endpoint (see SERVES below). Codes and
 -- messages come from the EIP API reference's error-codes.md (huaweicloud-eip-docs) unless a comment
 -- says "modelled".
 local aksk = require "eip.emulator.server.aksk"
@@ -492,19 +493,42 @@ local function user_of(headers)
   return "k:" .. (auth and auth.ak or "?")
 end
 
--- Answer an API request (anything outside /__emulator/).
-function M.handle(method, path, body)
-  if path == IAM_TOKENS then
+-- Which endpoint answers which route. The real ones are three hosts: the VPC endpoint and
+-- IAM's (both behind the API gateway, which answers 404 APIGW.0101 for an API it does not
+-- publish, such as IAM's token route on the VPC endpoint), and the metadata service at
+-- 169.254.169.254 (a plain 404 for anything else). Role "any" answers every route (one port
+-- for everything: the eip-emulator command's instances, the specs' TLS front).
+local SERVES = {
+  api = { api = true }, iam = { iam = true }, metadata = { metadata = true },
+  any = { api = true, iam = true, metadata = true },
+}
+
+local function plain_not_found()
+  ngx.status = 404
+  ngx.header["Content-Type"] = "text/plain"
+  ngx.print("Not Found")
+end
+
+-- Answer an API request (anything outside /__emulator/) that came to the endpoint `role`
+-- (default "any").
+function M.handle(method, path, body, role)
+  local serves = SERVES[role or "any"] or SERVES.any
+  if path == IAM_TOKENS or path == IAM_PROJECTS then
+    if not serves.iam then
+      if serves.api then return util.gateway_error(404, "APIGW.0101", NO_SUCH_API) end
+      return plain_not_found()
+    end
+    if path == IAM_PROJECTS then return list_projects(method, body) end
     return iam.handle(method, body) -- IAM needs no authentication: it is where tokens come from
   end
-  if path == IAM_PROJECTS then
-    return list_projects(method, body)
-  end
-  if path == "/meta-data/latest/api/token" then
-    return metadata.token(method)
-  end
-  if path == "/openstack/latest/securitykey" then
+  if path == "/meta-data/latest/api/token" or path == "/openstack/latest/securitykey" then
+    if not serves.metadata then return util.gateway_error(404, "APIGW.0101", NO_SUCH_API) end
+    if path == "/meta-data/latest/api/token" then return metadata.token(method) end
     return metadata.securitykey(method)
+  end
+  if not serves.api then
+    if serves.iam then return util.gateway_error(404, "APIGW.0101", NO_SUCH_API) end
+    return plain_not_found()
   end
   local route, project_id, bandwidth_id = match_route(path)
   if not route then

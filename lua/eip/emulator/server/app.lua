@@ -23,9 +23,10 @@ local function lowered_headers()
   return out
 end
 
-local function record(method, body)
+local function record(method, body, role)
   store.record_request{
     method = method,
+    endpoint = role,
     uri = ngx.var.request_uri,
     path = ngx.var.uri,
     headers = lowered_headers(),
@@ -38,19 +39,22 @@ end
 -- The routes IAM answers (see eip.emulator.server.api).
 local IAM_ROUTES = { ["/v3/auth/tokens"] = true, ["/v3/projects"] = true }
 
-function M.handle()
+--- Answers a request that came to the endpoint `role` models (see
+-- eip.emulator.server.nginx_conf): "api", "iam", "metadata", or "any" (all three on one port).
+-- The control routes (/__emulator/) answer on every port.
+function M.handle(role)
   local method = ngx.req.get_method()
   local path = ngx.var.uri
   local request_id = util.random_hex(16)
   ngx.ctx.request_id = request_id
   -- IAM names its answers with X-IAM-Trace-Id, the API gateway with X-Request-Id.
-  ngx.header[IAM_ROUTES[path] and "X-IAM-Trace-Id" or "X-Request-Id"] = request_id
+  ngx.header[IAM_ROUTES[path] and (role == "iam" or role == "any") and "X-IAM-Trace-Id" or "X-Request-Id"] = request_id
   ngx.header["Server"] = "api-gateway" -- what the real endpoint calls itself
   local body = util.read_body()
   if path:sub(1, #CONTROL_PREFIX) == CONTROL_PREFIX then
     return control.handle(method, path, body)
   end
-  record(method, body)
+  record(method, body, role)
   local rule = inject.take(method, path)
   if rule and rule.action == "lose_answer" then
     ngx.ctx.lose_answer = true -- util.send_* close the connection instead of answering
@@ -61,7 +65,7 @@ function M.handle()
   elseif rule then
     return inject.perform(rule)
   end
-  return api.handle(method, path, body)
+  return api.handle(method, path, body, role)
 end
 
 return M

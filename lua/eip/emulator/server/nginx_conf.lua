@@ -1,8 +1,26 @@
 --- The nginx configuration of the EIP emulator, as a template: eip.emulator fills in the
 -- @NAME@ placeholders (eip.emulator.nginx renders it). A Lua module rather than a file so that
 -- LuaRocks installs it with the other modules and the launcher finds it by `require`.
+-- @SERVERS@ is one server block per endpoint the instance models (see M.server).
 -- @module eip.emulator.server.nginx_conf
-return [=[
+local M = {}
+
+--- The server block of one endpoint: `role` is "api" (the VPC/EIP endpoint), "iam", "metadata"
+-- or "any" (every route on one port); eip.emulator.server.app answers by it.
+function M.server(port, role)
+  return string.format([[
+    server {
+        listen 127.0.0.1:%d;
+        location / {
+            content_by_lua_block {
+                require("eip.emulator.server.app").handle("%s")
+            }
+        }
+    }
+]], port, role)
+end
+
+M.template = [=[
 # nginx configuration of the EIP emulator. eip.emulator fills in the placeholders;
 # everything nginx writes (pid, logs, temp files) stays under @PREFIX@, so it runs as root or
 # not without touching /var/log/nginx, /var/lib/nginx or /run.
@@ -45,13 +63,8 @@ http {
         require("eip.emulator.server.app").init_worker(@OWNER_PID@, "@PREFIX@")
     }
 
-    server {
-        listen 127.0.0.1:@PORT@;
-        location / {
-            content_by_lua_block {
-                require("eip.emulator.server.app").handle()
-            }
-        }
-    }
+@SERVERS@
 }
 ]=]
+
+return M
