@@ -4,4 +4,4 @@
 .PHONY: test-live
 
 test-live: all
-	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/lua$(LUA_VERSION)/?.so;;" $(LUA) scripts/live-check.lua
+	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(CORE_DIR)/?.so;;" $(LUA) scripts/live-check.lua

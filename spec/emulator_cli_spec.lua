@@ -63,6 +63,8 @@ describe("eip-emulator command", function()
     assert.matches("\nexport HUAWEICLOUD_SDK_PROJECT_ID=%x+\n", out)
     local aksk = out:match("\n# (export HUAWEICLOUD_SDK_AK=%S+ HUAWEICLOUD_SDK_SK=%S+)\n")
     assert.is_string(aksk, out)
+    -- the stop it names finds this one: a plain `stop` would look in ~/.eip-emulator
+    assert.truthy(out:find("stop it with: eip-emulator stop --dir " .. dir .. "\n", 1, true), out)
     assert.matches('username = "emu%-operator"', out)
     local session = string.format([[
       set -e
@@ -132,7 +134,10 @@ describe("eip-emulator command", function()
   end)
 
   it("uses $EIP_EMULATOR_DIR, else ~/.eip-emulator", function()
-    local code, out = sh(EMULATOR .. " start >/dev/null && " .. EMULATOR .. " status", { EIP_EMULATOR_DIR = dir })
+    local code, out = sh(EMULATOR .. " start", { EIP_EMULATOR_DIR = dir })
+    assert.equal(0, code, out)
+    assert.truthy(out:find("stop it with: eip-emulator stop\n", 1, true), out) -- it looks there
+    code, out = sh(EMULATOR .. " status", { EIP_EMULATOR_DIR = dir })
     assert.equal(0, code, out)
     assert.matches("files in " .. dir, out, 1, true)
     sh(EMULATOR .. " stop", { EIP_EMULATOR_DIR = dir })

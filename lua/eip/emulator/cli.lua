@@ -55,9 +55,13 @@ end
 -- @treturn string the text
 function M.exports(emu)
   local iam = emu.iam
+  -- The stop command that finds this instance: with --dir unless plain `stop` looks there.
+  local found, default = pcall(dir_of, {})
+  local stop = "eip-emulator stop"
+  if not found or default ~= emu.dir then stop = stop .. " --dir " .. shell_word(emu.dir) end
   return table.concat({
-    string.format("# EIP emulator at %s (pid %s, files in %s); stop it with: eip-emulator stop",
-      emu.url, tostring(emu.pid), emu.dir),
+    string.format("# EIP emulator at %s (pid %s, files in %s); stop it with: %s",
+      emu.url, tostring(emu.pid), emu.dir, stop),
     "export EIP_ENDPOINT=" .. shell_word(emu.url),
     "export HUAWEICLOUD_SDK_PROJECT_ID=" .. shell_word(emu.project_id),
     "export OS_AUTH_TOKEN=" .. shell_word(emu.token),
