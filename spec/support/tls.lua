@@ -116,7 +116,8 @@ local function config(fields, pki, upstream_port, ports)
   -- PORT (picked by the runner, retried when taken) is the trusted server's; the other two get
   -- fresh free ports on every attempt.
   ports.trusted = tonumber(fields.PORT)
-  ports.untrusted, ports.wrong_name = nginx.free_port(), nginx.free_port()
+  local taken = { [ports.trusted] = true }
+  ports.untrusted, ports.wrong_name = nginx.free_port_besides(taken), nginx.free_port_besides(taken)
   local servers = {}
   for _, name in ipairs(M.SERVERS) do
     servers[#servers + 1] = server_block(name, ports[name], pki, upstream_port, fields.PREFIX)

@@ -415,13 +415,8 @@ local function nginx_options(port, ports)
       local main = tonumber(fields.PORT)
       if ports then
         local taken = { [main] = true }
-        local function another() -- a free port none of the others has
-          local p
-          repeat p = nginx.free_port() until not taken[p]
-          taken[p] = true
-          return p
-        end
-        ports.api, ports.iam, ports.metadata, ports.any = main, another(), another(), another()
+        ports.api, ports.iam, ports.metadata, ports.any = main, nginx.free_port_besides(taken),
+          nginx.free_port_besides(taken), nginx.free_port_besides(taken)
         fields.SERVERS = conf.server(main, "api") .. conf.server(ports.iam, "iam")
           .. conf.server(ports.metadata, "metadata") .. conf.server(ports.any, "any")
       else

@@ -219,6 +219,15 @@ function M.free_port()
   return tonumber(port)
 end
 
+--- A free port none of `taken` ({ [port] = true }) is, which it then joins: the extra ports of
+-- one config, picked one after another, are never the same twice.
+function M.free_port_besides(taken)
+  local port
+  repeat port = M.free_port() until not taken[port]
+  taken[port] = true
+  return port
+end
+
 -- Replace every @NAME@ of template by fields[NAME]; an unknown name is an error.
 function M.render(template, fields)
   return (template:gsub("@([%u_][%u%d_]*)@", function(name)
