@@ -138,7 +138,11 @@ describe("safety", function()
     it("stops on a 403 policy code, letting what is in flight finish", function()
       local ids = create(10)
       emu:reset_counters()
-      local c = fx.client{ max_attempts = 1 }
+      -- What the client did, in order: "send" per attempt, the status per answer.
+      local events = {}
+      local c = fx.client{ max_attempts = 1,
+        on_request = function() events[#events + 1] = "send" end,
+        on_response = function(info) events[#events + 1] = info.status end }
       -- The first id succeeds (the batch opens up), the second is refused by policy.
       emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 403,
         body = { code = "VPC.2201", message = "Policy doesn't allow vpc:bandwidths:delete to be performed" } }
@@ -147,7 +151,19 @@ describe("safety", function()
       assert.equal(403, results[2].status)
       assert.is_true(summary.not_sent > 0)
       assert.equal(summary.total, summary.deleted + summary.failed + summary.not_sent)
-      assert.is_true(api_requests("DELETE") <= 1 + 2, "the probe, then at most `concurrency` in flight")
+      -- Nothing starts once the 403 is read; what was in flight (at most `concurrency`) finishes.
+      local refused
+      for i, e in ipairs(events) do
+        if e == 403 then refused = i end
+        if refused then
+          assert.are_not.equal("send", e, "a request sent after the 403: " .. table.concat(events, " "))
+        end
+      end
+      assert.is_number(refused)
+      local sent, answered = 0, 0
+      for _, e in ipairs(events) do if e == "send" then sent = sent + 1 else answered = answered + 1 end end
+      assert.equal(sent, answered)
+      assert.equal(sent, api_requests("DELETE"))
     end)
 
     it("the first request goes alone until one gets an answer: a dropped one checked no key", function()
@@ -391,11 +407,16 @@ describe("safety", function()
       local ids = create(6)
       for i = 2, 6 do emu:inject{ method = "DELETE", path = emu:delete_path(ids[i]), action = "hang" } end
       local c = fx.client{ max_attempts = 1 }
-      -- Asked once per turn of the batch's loop: 1 the probe starts, 2 ids 2-4 start (and hang
-      -- for the loop's 1 s wait), 3 abort.
-      local asked = 0
+      -- Asked once per turn of the batch's loop: the probe goes alone until it is answered (one
+      -- turn or more, on a slow machine); after its result, one turn starts ids 2-4 (which hang
+      -- through the turn's wait), the next aborts.
+      local asked, probed = 0, nil
       local results, summary = c:delete_bandwidths(ids, { concurrency = 3,
-        cancel = function() asked = asked + 1; if asked >= 3 then return "abort" end end })
+        on_result = function(i) if i == 1 then probed = asked end end,
+        cancel = function()
+          asked = asked + 1
+          if probed and asked >= probed + 2 then return "abort" end
+        end })
       assert.equal("aborted", summary.stopped)
       assert.equal(204, results[1].status)
       for i = 2, 4 do assert.equal("interrupted", results[i].kind, "in flight: " .. i) end
@@ -410,15 +431,18 @@ describe("safety", function()
       emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), action = "slow", delay = 0.3 }
       emu:inject{ method = "DELETE", path = emu:delete_path(ids[3]), action = "hang" }
       local c = fx.client{ max_attempts = 1 }
-      -- 1 the probe starts, 2 ids 2-3 start (nothing answers within the loop's wait), 3 id 2's
-      -- answer arrives while the cancel function is asked, which then aborts.
-      local asked = 0
-      local results, summary = c:delete_bandwidths(ids, { concurrency = 3, cancel = function()
-        asked = asked + 1
-        if asked < 3 then return nil end
-        socket.sleep(0.6)
-        return "abort"
-      end })
+      -- The probe goes alone until answered; after its result, one turn starts ids 2-3 (nothing
+      -- answers within the turn's wait), and at the next, id 2's answer arrives while the cancel
+      -- function is asked, which then aborts.
+      local asked, probed = 0, nil
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 3,
+        on_result = function(i) if i == 1 then probed = asked end end,
+        cancel = function()
+          asked = asked + 1
+          if not probed or asked < probed + 2 then return nil end
+          socket.sleep(0.6)
+          return "abort"
+        end })
       assert.equal("aborted", summary.stopped)
       assert.is_nil(emu:get_bandwidth(ids[2]))
       assert.same({ 204, 204, "interrupted" }, { results[1].status, results[2].status, results[3].kind })

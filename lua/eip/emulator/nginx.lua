@@ -491,11 +491,17 @@ function M.start_detached(dir, opts)
   for _ = 1, opts.port and 1 or PORT_ATTEMPTS do
     local port = opts.port or M.free_port()
     local conf = write_config(opts, dir, port, 0)
-    os.execute(string.format("%s%s -p %s -c %s -e %s </dev/null >/dev/null 2>>%s",
+    -- nginx binds its ports before it daemonizes: a port taken (by another emulator, say) makes
+    -- it exit non-zero, and what answers on that port then is not this one.
+    local started = os.execute(string.format("%s%s -p %s -c %s -e %s </dev/null >/dev/null 2>>%s",
       env_prefix(opts.env), shell_quote(M.find()), shell_quote(dir .. "/"), shell_quote(conf),
       shell_quote(dir .. "/error.log"), shell_quote(dir .. "/stderr.log")))
     local ready = opts.ready or tcp_answers
-    if wait_until(socket.gettime() + M.START_TIMEOUT, function() return ready(port) end) then
+    local function up() -- this nginx runs and answers
+      local pid = tonumber(read_file(dir .. "/nginx.pid") or "")
+      return pid ~= nil and alive(pid) and ready(port)
+    end
+    if (started == true or started == 0) and wait_until(socket.gettime() + M.START_TIMEOUT, up) then
       return port
     end
     last_log = startup_log(dir, opts.error_log)
