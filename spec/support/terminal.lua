@@ -71,12 +71,23 @@ function Terminal:send(...)
   tmux(self, "send-keys " .. table.concat(keys, " "))
 end
 
---- Waits for the command to end and returns its exit status; raises after `timeout` s.
+--- Waits for the command to end and returns its exit status; raises after `timeout` s. tmux
+-- reads the pane's output on its own time: the status is returned once the screen has also
+-- settled (the same over 0.1 s, for at most 2 s), so a screen read next shows the last lines.
 function Terminal:wait_exit(timeout)
   local deadline = socket.gettime() + (timeout or 10)
   while socket.gettime() < deadline do
     local text = nginx.read_file(self.status_file)
-    if text and text:find("%d") then return tonumber(text:match("%d+")) end
+    if text and text:find("%d") then
+      local settle, last = socket.gettime() + 2, self:screen()
+      repeat
+        socket.sleep(0.1)
+        local now = self:screen()
+        local same = now == last
+        last = now
+      until same or socket.gettime() > settle
+      return tonumber(text:match("%d+"))
+    end
     socket.sleep(0.05)
   end
   error("terminal: the command did not end; screen:\n" .. self:screen(), 2)
