@@ -116,6 +116,17 @@ describe("EIP emulator", function()
       assert.is_nil(emulator.http{ port = other.port, path = "/__emulator/health", timeout = 0.5 })
     end)
 
+    it("refuses a port another emulator holds rather than taking that one for its own", function()
+      local before = emu:stats().requests
+      local ok, err = pcall(emulator.start, { port = emu.port, tokens = { ["stray-token"] = emu.project_id } })
+      assert.is_false(ok)
+      assert.matches("Address already in use", tostring(err), 1, true)
+      -- the running one was not configured by the failed start
+      local resp = assert(emulator.http{ port = emu.port, path = v1(), headers = { ["X-Auth-Token"] = "stray-token" } })
+      assert.equal(401, resp.status)
+      assert.equal(before + 1, emu:stats().requests)
+    end)
+
     -- `make bench-openresty-profile` runs nginx under callgrind this way.
     it("runs a private nginx under a wrapper command when asked", function()
       local marker = os.tmpname()
@@ -475,6 +486,10 @@ describe("EIP emulator", function()
       local resp = call("POST", "/v3/auth/tokens", login, json, emu.iam_port)
       assert.equal(201, resp.status, resp.body)
       assert.is_string(resp.headers["x-iam-trace-id"])
+      local projects = "/v3/projects?name=cn-north-4" -- signed for IAM's host
+      resp = call("GET", projects, nil, emu:sign{ path = projects, port = emu.iam_port }, emu.iam_port)
+      assert.equal(200, resp.status, resp.body)
+      assert.equal(emu.project_id, resp.json.projects[1].id)
       assert_gateway_error(call("DELETE", v2("/" .. id), nil, nil, emu.iam_port), 404, "APIGW.0101")
       assert_gateway_error(call("PUT", "/meta-data/latest/api/token", nil, meta, emu.iam_port), 404, "APIGW.0101")
       -- The metadata service: its routes; anything else a plain 404 (no gateway there).
@@ -482,12 +497,13 @@ describe("EIP emulator", function()
       resp = call("DELETE", v2("/" .. id), nil, nil, emu.metadata_port)
       assert.equal(404, resp.status)
       assert.is_nil(resp.json)
+      assert.same({ "9", nil }, { resp.headers["content-length"], resp.headers["x-request-id"] })
       assert.equal(404, call("POST", "/v3/auth/tokens", login, json, emu.metadata_port).status)
       -- Nothing was deleted by the misdirected calls; the log says where each came.
       assert.is_table(emu:get_bandwidth(id))
       local where = {}
       for _, r in ipairs(emu:requests()) do where[#where + 1] = r.endpoint .. " " .. r.method end
-      assert.same({ "api POST", "api GET", "api PUT", "api GET", "iam POST", "iam DELETE", "iam PUT",
+      assert.same({ "api POST", "api GET", "api PUT", "api GET", "iam POST", "iam GET", "iam DELETE", "iam PUT",
         "metadata PUT", "metadata DELETE", "metadata POST" }, where)
       -- One port for everything (a detached instance's, the TLS front's upstream).
       assert.equal(201, call("POST", "/v3/auth/tokens", login, json, emu.any_port).status)

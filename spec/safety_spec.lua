@@ -138,11 +138,19 @@ describe("safety", function()
     it("stops on a 403 policy code, letting what is in flight finish", function()
       local ids = create(10)
       emu:reset_counters()
-      -- What the client did, in order: "send" per attempt, the status per answer.
-      local events = {}
+      -- What the client did, in order: "send" per attempt, the status (or outcome) per answer;
+      -- and the most requests it had in flight at once.
+      local events, in_flight, most = {}, 0, 0
       local c = fx.client{ max_attempts = 1,
-        on_request = function() events[#events + 1] = "send" end,
-        on_response = function(info) events[#events + 1] = info.status end }
+        on_request = function()
+          events[#events + 1] = "send"
+          in_flight = in_flight + 1
+          most = math.max(most, in_flight)
+        end,
+        on_response = function(info)
+          events[#events + 1] = info.status or info.outcome
+          in_flight = in_flight - 1
+        end }
       -- The first id succeeds (the batch opens up), the second is refused by policy.
       emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 403,
         body = { code = "VPC.2201", message = "Policy doesn't allow vpc:bandwidths:delete to be performed" } }
@@ -164,6 +172,7 @@ describe("safety", function()
       for _, e in ipairs(events) do if e == "send" then sent = sent + 1 else answered = answered + 1 end end
       assert.equal(sent, answered)
       assert.equal(sent, api_requests("DELETE"))
+      assert.is_true(most <= 2, most .. " in flight at once (concurrency 2)")
     end)
 
     it("the first request goes alone until one gets an answer: a dropped one checked no key", function()

@@ -375,7 +375,8 @@ end
 -- opts: method = "GET", path (with any query), headers? (extra, signed too), body?,
 -- ak/sk/security_token (default: emu.ak/emu.sk; temporary = true: the temporary pair and its
 -- token), project_id (X-Project-Id; default emu.project_id), date (X-Sdk-Date; default now),
--- signed_headers? (to leave some out). Pass the result as emulator.http{ headers = ... }.
+-- signed_headers? (to leave some out), port (the Host signed for: default emu.port, the API's;
+-- IAM's /v3/projects goes to emu.iam_port). Pass the result as emulator.http{ headers = ... }.
 function Emulator:sign(opts)
   local headers = {}
   for name, value in pairs(opts.headers or {}) do
@@ -389,7 +390,8 @@ function Emulator:sign(opts)
   headers["X-Sdk-Date"] = opts.date or os.date("!%Y%m%dT%H%M%SZ")
   headers["X-Project-Id"] = opts.project_id or self.project_id
   headers["X-Security-Token"] = security_token
-  local answer = self:verify{ method = opts.method or "GET", url = self.url .. opts.path,
+  local base = opts.port and ("http://127.0.0.1:" .. opts.port) or self.url
+  local answer = self:verify{ method = opts.method or "GET", url = base .. opts.path,
     headers = headers, body = opts.body, ak = ak, sk = sk, signed_headers = opts.signed_headers }
   headers["Authorization"] = answer.authorization
   return headers
@@ -399,9 +401,14 @@ end
 
 local live = {} -- instances started by this process and not yet stopped
 
-local function answers(port)
+-- Does an emulator answer on port (and, given its master's pid, is it that one: nginx retries a
+-- taken port for a while before it exits, and meanwhile another emulator answers there)?
+local function answers(port, pid)
   local resp = M.http{ port = port, path = "/__emulator/health", timeout = 0.5 }
-  return resp ~= nil and resp.status == 200
+  if resp == nil or resp.status ~= 200 then return false end
+  if pid == nil then return true end
+  local ok, health = pcall(cjson.decode, resp.body)
+  return ok and type(health) == "table" and health.master_pid == pid
 end
 
 -- What the runner needs to start one emulator (see eip.emulator.nginx). `ports`: nil for one

@@ -11,7 +11,8 @@
 --     name = "app",                       -- prefix $TMPDIR/eip-app.XXXXXXXX
 --     template = "/abs/path/nginx.conf.in", fields = { EXTRA = "..." },
 --                                         -- or config = function(fields) return text end
---     ready = function(port) return true_when_it_answers end,   -- default: a TCP connect
+--     ready = function(port, pid) return true_when_it_answers end,  -- default: a TCP connect;
+--                                   pid: the master's, to tell this nginx from another on port
 --     env = { NAME = "value" },           -- extra environment for nginx
 --     wrapper = { "valgrind", "--tool=callgrind" },   -- a command nginx runs under (exec'd)
 --     port = 8080,                        -- default: a free port (retried if taken meanwhile)
@@ -335,7 +336,7 @@ local function wait_ready(pid, port, ready)
     if not alive(pid) then
       return true -- stop waiting; the caller sees it is not alive
     end
-    return ready(port)
+    return ready(port, pid)
   end) and alive(pid)
 end
 
@@ -499,7 +500,7 @@ function M.start_detached(dir, opts)
     local ready = opts.ready or tcp_answers
     local function up() -- this nginx runs and answers
       local pid = tonumber(read_file(dir .. "/nginx.pid") or "")
-      return pid ~= nil and alive(pid) and ready(port)
+      return pid ~= nil and alive(pid) and ready(port, pid)
     end
     if (started == true or started == 0) and wait_until(socket.gettime() + M.START_TIMEOUT, up) then
       return port

@@ -33,7 +33,7 @@ local function shared_rate_worker()
           summary[ok and "deleted" or "failed"] = summary[ok and "deleted" or "failed"] + 1
         end
       else
-        -- starts: when each request went (this worker's clock, ms), for the spec to check the
+        -- starts: when each request went (this worker's clock, seconds), for the spec to check the
         -- spacing where it is made rather than where the gateway's worker got to it.
         local starts = {}
         local c = eip.new{ endpoint = os.getenv("EIP_ENDPOINT"), project_id = os.getenv("EIP_PROJECT_ID"),

@@ -504,9 +504,7 @@ local SERVES = {
 }
 
 local function plain_not_found()
-  ngx.status = 404
-  ngx.header["Content-Type"] = "text/plain"
-  ngx.print("Not Found")
+  util.send_text(404, "Not Found")
 end
 
 -- Answer an API request (anything outside /__emulator/) that came to the endpoint `role`

@@ -43,13 +43,16 @@ local IAM_ROUTES = { ["/v3/auth/tokens"] = true, ["/v3/projects"] = true }
 -- eip.emulator.server.nginx_conf): "api", "iam", "metadata", or "any" (all three on one port).
 -- The control routes (/__emulator/) answer on every port.
 function M.handle(role)
+  role = role or "any"
   local method = ngx.req.get_method()
   local path = ngx.var.uri
   local request_id = util.random_hex(16)
   ngx.ctx.request_id = request_id
-  -- IAM names its answers with X-IAM-Trace-Id, the API gateway with X-Request-Id.
-  ngx.header[IAM_ROUTES[path] and (role == "iam" or role == "any") and "X-IAM-Trace-Id" or "X-Request-Id"] = request_id
-  ngx.header["Server"] = "api-gateway" -- what the real endpoint calls itself
+  if role ~= "metadata" then -- the metadata service is no API gateway: neither header
+    -- IAM names its answers with X-IAM-Trace-Id, the API gateway with X-Request-Id.
+    ngx.header[IAM_ROUTES[path] and role ~= "api" and "X-IAM-Trace-Id" or "X-Request-Id"] = request_id
+    ngx.header["Server"] = "api-gateway" -- what the real endpoint calls itself
+  end
   local body = util.read_body()
   if path:sub(1, #CONTROL_PREFIX) == CONTROL_PREFIX then
     return control.handle(method, path, body)

@@ -14,12 +14,7 @@ local util = require "eip.emulator.server.util"
 
 local M = {}
 
-local function plain(status, text)
-  ngx.status = status
-  ngx.header["Content-Type"] = "text/plain"
-  ngx.header["Content-Length"] = #text
-  ngx.print(text)
-end
+local plain = util.send_text
 
 -- PUT /meta-data/latest/api/token
 function M.token(method)

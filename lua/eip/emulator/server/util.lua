@@ -81,6 +81,16 @@ function M.send_json(status, value)
   ngx.print(body)
 end
 
+-- Send a plain-text answer with an explicit Content-Length (the metadata service's shape).
+function M.send_text(status, text)
+  if ngx.ctx.lose_answer then return ngx.exit(444) end
+  if ngx.ctx.garble_answer then return garbled() end
+  ngx.status = status
+  ngx.header["Content-Type"] = "text/plain"
+  ngx.header["Content-Length"] = #text
+  ngx.print(text)
+end
+
 -- Send a bodiless answer (204; RFC 9110 forbids a Content-Length on it).
 function M.send_empty(status)
   if ngx.ctx.lose_answer then return ngx.exit(444) end
