@@ -171,7 +171,7 @@ describe("eip command", function()
     end)
 
     it("without credentials it is a usage error naming where it looked, as the command can use it", function()
-      local closed = "http://127.0.0.1:" .. require("spec.support.nginx").free_port()
+      local closed = "http://127.0.0.1:" .. require("spec.support.host").closed_port()
       local code, _, err = run("delete-bandwidth abc", { env = { OS_AUTH_TOKEN = false,
         EIP_METADATA_URL = closed, HUAWEICLOUD_SDK_CREDENTIALS_FILE = "/nonexistent/credentials" } })
       assert.equal(2, code)

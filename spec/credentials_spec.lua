@@ -330,7 +330,7 @@ describe("credentials", function()
     end)
 
     it("answering nothing ends in a usage error listing every place looked at, in order", function()
-      local closed = "http://127.0.0.1:" .. nginx.free_port()
+      local closed = "http://127.0.0.1:" .. require("spec.support.host").closed_port()
       local c = new({ project_id = emu.project_id, metadata_url = closed },
         { HUAWEICLOUD_SDK_CREDENTIALS_FILE = dir .. "/none" })
       local err = raised(c.authenticate, c)

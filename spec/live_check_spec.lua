@@ -47,7 +47,7 @@ describe("make test-live, pointed at the emulator", function()
   end)
 
   it("is skipped with a message when no credentials are found", function()
-    local code, out = run{ OS_AUTH_TOKEN = false, EIP_METADATA_URL = "http://127.0.0.1:" .. nginx.free_port() }
+    local code, out = run{ OS_AUTH_TOKEN = false, EIP_METADATA_URL = "http://127.0.0.1:" .. host.closed_port() }
     assert.equal(0, code, out)
     assert.matches("skipped: credentials not found", out)
     assert.equal(0, emu:stats().requests)

@@ -384,7 +384,7 @@ describe("a client behind a forward proxy (libcurl)", function()
   end)
 
   it("names a refused proxy (never its credentials) and retries it like a refused connection", function()
-    local port = nginx.free_port()
+    local port = require("spec.support.host").closed_port()
     local outcomes = {}
     local client = new{ endpoint = https_url(), proxy = "http://" .. USER .. ":" .. SECRET .. "@127.0.0.1:" .. port,
       max_attempts = 3, on_response = function(info) outcomes[#outcomes + 1] = info.outcome end }
@@ -429,7 +429,7 @@ describe("a client behind a forward proxy (libcurl)", function()
     local bad = new{ endpoint = http_url(), proxy = with_auth(guarded, "Wrong-" .. SECRET), log = log }
     local e407 = raised(bad.delete_bandwidth, bad, id)
     local refused = new{ endpoint = http_url(), proxy = "http://" .. USER .. ":" .. SECRET .. "@127.0.0.1:"
-      .. nginx.free_port(), max_attempts = 1, log = log }
+      .. require("spec.support.host").closed_port(), max_attempts = 1, log = log }
     local econn = raised(refused.delete_bandwidth, refused, id)
     local shown = { table.concat(lines, "\n"), tostring(err), tostring(e407), tostring(econn), tostring(client) }
     for _, e in ipairs{ err, e407, econn } do

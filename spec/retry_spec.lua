@@ -206,9 +206,7 @@ describe("retries", function()
   end)
 
   it("gives up on a refused port after max_attempts", function()
-    local s = assert(socket.bind("127.0.0.1", 0))
-    local _, port = s:getsockname()
-    s:close()
+    local port = require("spec.support.host").closed_port()
     local c = eip.new{ endpoint = "http://127.0.0.1:" .. port, project_id = emu.project_id, token = emu.token,
       max_attempts = 4, sleep = function(x) slept[#slept + 1] = x end }
     local err = raised(c.delete_bandwidth, c, "bw-1")

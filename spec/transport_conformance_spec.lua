@@ -15,7 +15,7 @@ local launcher = require "spec.support.openresty.launcher"
 local tls = require "spec.support.tls"
 local dns = require "spec.support.dns"
 local proxy = require "spec.support.proxy"
-local nginx = require "spec.support.nginx"
+local host = require "spec.support.host"
 local proxy_settings = require "eip.proxy"
 
 -- "Ends within its timeout": a run may take this much longer than the case's timeout.
@@ -354,10 +354,7 @@ describe("the transport contract, through both transports", function()
 
     { name = "a refused connection",
       url = function()
-        local s = assert(socket.bind("127.0.0.1", 0))
-        local _, port = s:getsockname()
-        s:close()
-        return "http://127.0.0.1:" .. port .. "/x"
+        return "http://127.0.0.1:" .. host.closed_port() .. "/x"
       end,
       expect = { status = 0, curl_code = 7, error_kind = "connect" } },
 
@@ -481,7 +478,8 @@ describe("the transport contract, through both transports", function()
 
     { name = "a proxy that refuses the connection",
       url = proxied_url("trusted"),
-      proxy = function() return proxy_settings.parse("proxy", "http://127.0.0.1:" .. nginx.free_port()) end,
+      proxy = function() return proxy_settings.parse("proxy", "http://127.0.0.1:"
+        .. host.closed_port()) end,
       expect = { status = 0, curl_code = 7, error_kind = "proxy", proxy_status = NONE } },
 
     { name = "a proxy whose name does not resolve",

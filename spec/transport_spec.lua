@@ -42,9 +42,7 @@ describe("transport errors", function()
   end
 
   it("reports a refused connection (nothing listens on the port)", function()
-    local s = assert(socket.bind("127.0.0.1", 0))
-    local _, port = s:getsockname()
-    s:close()
+    local port = require("spec.support.host").closed_port()
     local c = eip.new{ endpoint = "http://127.0.0.1:" .. port, project_id = emu.project_id, token = emu.token,
       max_attempts = 1 }
     local err = transport_error(c)

@@ -14,7 +14,9 @@
 --   host.rock_copy()  a temporary copy of what `luarocks make` builds from
 --   host.quote(s)     the string as one shell word
 --   host.ROOT         the checkout (absolute)
+--   host.closed_port() a 127.0.0.1 port where a connection is refused, for the whole run
 local nginx = require "spec.support.nginx"
+local socket = require "socket"
 
 local M = {}
 
@@ -24,6 +26,19 @@ M.lua = M.luajit and "luajit" or "lua" .. M.version
 M.cpath = "build/" .. M.lua .. "/?.so"
 
 M.quote = nginx.shell_quote
+
+-- Sockets bound and never listening: their ports refuse connections, and no other server (of
+-- another matrix leg, say) can take them, as it could a port found free and let go.
+local held = {}
+
+--- A port of 127.0.0.1 on which every connection is refused until this process ends.
+function M.closed_port()
+  local s = assert(socket.tcp())
+  assert(s:bind("127.0.0.1", 0))
+  held[#held + 1] = s
+  local _, port = s:getsockname()
+  return tonumber(port)
+end
 
 --- Runs `cmd` (through the shell) and returns what it wrote to stdout and its exit status.
 function M.run(cmd)
