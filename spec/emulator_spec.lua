@@ -127,6 +127,23 @@ describe("EIP emulator", function()
       assert.equal(before + 1, emu:stats().requests)
     end)
 
+    it("starts on a fixed port even when one of its other ports was taken meanwhile (tried again)", function()
+      local runner = require "eip.emulator.nginx"
+      local pick, calls = runner.free_port_besides, 0
+      runner.free_port_besides = function(taken) -- the first IAM port picked is the running emulator's
+        calls = calls + 1
+        if calls == 1 then taken[emu.port] = true; return emu.port end
+        return pick(taken)
+      end
+      local ok, other = pcall(emulator.start, { port = runner.free_port() })
+      runner.free_port_besides = pick
+      assert.is_true(ok, tostring(other))
+      finally(function() other:stop() end)
+      assert.are_not.equal(emu.port, other.iam_port)
+      assert.is_true(calls > 3, "a second attempt picked its ports anew")
+      assert.equal(200, assert(emulator.http{ port = other.port, path = "/__emulator/health" }).status)
+    end)
+
     -- `make bench-openresty-profile` runs nginx under callgrind this way.
     it("runs a private nginx under a wrapper command when asked", function()
       local marker = os.tmpname()

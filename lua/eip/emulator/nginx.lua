@@ -373,16 +373,26 @@ local function make_prefix(name)
   return dir
 end
 
+-- Is another attempt worth it after a start that wrote `log`? Only when a port was taken
+-- (between picking it free and nginx binding it), and not the one the caller fixed: a config's
+-- other ports (the emulator's IAM and metadata ports) are picked anew at each attempt.
+local function port_race(log, fixed)
+  if not log:find("Address already in use", 1, true) then return false end
+  if not fixed then return true end
+  local taken = tonumber(log:match("bind%(%) to [^\n]-:(%d+) failed"))
+  return taken ~= nil and taken ~= fixed
+end
+
 local function launch(opts, prefix)
   local last_log
-  for _ = 1, opts.port and 1 or PORT_ATTEMPTS do
+  for _ = 1, PORT_ATTEMPTS do
     local port = opts.port or M.free_port()
     local handle, pid_or_log = try_start(opts, prefix, port)
     if handle then
       return handle, pid_or_log, port
     end
     last_log = pid_or_log
-    if not last_log:find("Address already in use", 1, true) then
+    if not port_race(last_log, opts.port) then
       break
     end
   end
@@ -489,7 +499,7 @@ function M.start_detached(dir, opts)
     error(opts.label .. ": already running in " .. dir, 0)
   end
   local last_log
-  for _ = 1, opts.port and 1 or PORT_ATTEMPTS do
+  for _ = 1, PORT_ATTEMPTS do
     local port = opts.port or M.free_port()
     local conf = write_config(opts, dir, port, 0)
     -- nginx binds its ports before it daemonizes: a port taken (by another emulator, say) makes
@@ -506,7 +516,7 @@ function M.start_detached(dir, opts)
       return port
     end
     last_log = startup_log(dir, opts.error_log)
-    if not last_log:find("Address already in use", 1, true) then
+    if not port_race(last_log, opts.port) then
       break
     end
   end
