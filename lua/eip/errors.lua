@@ -163,8 +163,6 @@ end
 -- @treturn boolean
 function M.credentials_checked(err)
   local code = err.kind == "http" and err.code
-  -- The service's own codes (VPC.0306, EIP.xxxx): a load balancer's {"code":503} or ELB.503 is
-  -- no proof.
   return type(code) == "string" and (code:find("^VPC%.%d") or code:find("^EIP%.%d")) ~= nil
 end
 

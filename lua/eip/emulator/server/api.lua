@@ -4,7 +4,7 @@
 -- then authenticates the token or the AK/SK signature (401), then EIP compares the URL project
 -- with the credentials' (400 VPC.0007), then the operation itself runs. POST /v3/auth/tokens is
 -- IAM's (iam.lua) and the metadata routes the ECS metadata service's, each answered only on the
--- port of its endpoint (see SERVES below). Codes and
+-- port of its endpoint (see ENDPOINT_OF below). Codes and
 -- messages come from the EIP API reference's error-codes.md (huaweicloud-eip-docs) unless a comment
 -- says "modelled".
 local aksk = require "eip.emulator.server.aksk"
@@ -21,6 +21,8 @@ local MAX_EIPS_PER_CALL = 100 -- remove/insert: "一次可批量操作100个EIP"
 
 local IAM_TOKENS = "/v3/auth/tokens"
 local IAM_PROJECTS = "/v3/projects"
+local METADATA_TOKEN = "/meta-data/latest/api/token"
+local METADATA_KEYS = "/openstack/latest/securitykey"
 
 local NO_SUCH_API = "The API does not exist or has not been published in the environment"
 
@@ -493,41 +495,34 @@ local function user_of(headers)
   return "k:" .. (auth and auth.ak or "?")
 end
 
--- Which endpoint answers which route. The real ones are three hosts: the VPC endpoint and
--- IAM's (both behind the API gateway, which answers 404 APIGW.0101 for an API it does not
--- publish, such as IAM's token route on the VPC endpoint), and the metadata service at
--- 169.254.169.254 (a plain 404 for anything else). Role "any" answers every route (one port
--- for everything: the eip-emulator command's instances, the specs' TLS front).
-local SERVES = {
-  api = { api = true }, iam = { iam = true }, metadata = { metadata = true },
-  any = { api = true, iam = true, metadata = true },
-}
+-- Which endpoint answers which route. The real ones are three hosts: the VPC endpoint (every
+-- route not named here), IAM's, and the ECS metadata service at 169.254.169.254.
+local ENDPOINT_OF = { [IAM_TOKENS] = "iam", [IAM_PROJECTS] = "iam",
+  [METADATA_TOKEN] = "metadata", [METADATA_KEYS] = "metadata" }
 
-local function plain_not_found()
-  util.send_text(404, "Not Found")
+--- The endpoint whose route `path` is: "api", "iam" or "metadata".
+function M.endpoint_of(path)
+  return ENDPOINT_OF[path] or "api"
 end
 
 -- Answer an API request (anything outside /__emulator/) that came to the endpoint `role`
--- (default "any").
+-- ("api", "iam", "metadata", or "any": every route on one port, as the eip-emulator command's
+-- instances and the specs' TLS front have it; default "any"). A route of another endpoint gets
+-- what that port's host answers for an API it does not have: the API gateway's 404 APIGW.0101
+-- (the VPC endpoint and IAM's are both behind it), the metadata service's plain 404.
 function M.handle(method, path, body, role)
-  local serves = SERVES[role or "any"] or SERVES.any
-  if path == IAM_TOKENS or path == IAM_PROJECTS then
-    if not serves.iam then
-      if serves.api then return util.gateway_error(404, "APIGW.0101", NO_SUCH_API) end
-      return plain_not_found()
-    end
-    if path == IAM_PROJECTS then return list_projects(method, body) end
+  role = role or "any"
+  local endpoint = M.endpoint_of(path)
+  if role ~= "any" and role ~= endpoint then
+    if role == "metadata" then return util.send_text(404, "Not Found") end
+    return util.gateway_error(404, "APIGW.0101", NO_SUCH_API)
+  end
+  if path == IAM_TOKENS then
     return iam.handle(method, body) -- IAM needs no authentication: it is where tokens come from
   end
-  if path == "/meta-data/latest/api/token" or path == "/openstack/latest/securitykey" then
-    if not serves.metadata then return util.gateway_error(404, "APIGW.0101", NO_SUCH_API) end
-    if path == "/meta-data/latest/api/token" then return metadata.token(method) end
-    return metadata.securitykey(method)
-  end
-  if not serves.api then
-    if serves.iam then return util.gateway_error(404, "APIGW.0101", NO_SUCH_API) end
-    return plain_not_found()
-  end
+  if path == IAM_PROJECTS then return list_projects(method, body) end
+  if path == METADATA_TOKEN then return metadata.token(method) end
+  if path == METADATA_KEYS then return metadata.securitykey(method) end
   local route, project_id, bandwidth_id = match_route(path)
   if not route then
     return util.gateway_error(404, "APIGW.0101", NO_SUCH_API)

@@ -36,9 +36,6 @@ local function record(method, body, role)
   }
 end
 
--- The routes IAM answers (see eip.emulator.server.api).
-local IAM_ROUTES = { ["/v3/auth/tokens"] = true, ["/v3/projects"] = true }
-
 --- Answers a request that came to the endpoint `role` models (see
 -- eip.emulator.server.nginx_conf): "api", "iam", "metadata", or "any" (all three on one port).
 -- The control routes (/__emulator/) answer on every port.
@@ -50,7 +47,8 @@ function M.handle(role)
   ngx.ctx.request_id = request_id
   if role ~= "metadata" then -- the metadata service is no API gateway: neither header
     -- IAM names its answers with X-IAM-Trace-Id, the API gateway with X-Request-Id.
-    ngx.header[IAM_ROUTES[path] and role ~= "api" and "X-IAM-Trace-Id" or "X-Request-Id"] = request_id
+    local iam = role ~= "api" and api.endpoint_of(path) == "iam"
+    ngx.header[iam and "X-IAM-Trace-Id" or "X-Request-Id"] = request_id
     ngx.header["Server"] = "api-gateway" -- what the real endpoint calls itself
   end
   local body = util.read_body()

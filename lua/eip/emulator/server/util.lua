@@ -70,10 +70,23 @@ local function garbled()
   return ngx.exit(444)
 end
 
+-- The lose_answer and garble_answer injections (see eip.emulator.server.app): true when one
+-- took the place of the answer about to be sent.
+local function answer_replaced()
+  if ngx.ctx.lose_answer then
+    ngx.exit(444)
+    return true
+  end
+  if ngx.ctx.garble_answer then
+    garbled()
+    return true
+  end
+  return false
+end
+
 -- Send a JSON answer with an explicit Content-Length (as the real gateway does).
 function M.send_json(status, value)
-  if ngx.ctx.lose_answer then return ngx.exit(444) end
-  if ngx.ctx.garble_answer then return garbled() end
+  if answer_replaced() then return end
   local body = json.encode(value)
   ngx.status = status
   ngx.header["Content-Type"] = M.JSON_TYPE
@@ -83,8 +96,7 @@ end
 
 -- Send a plain-text answer with an explicit Content-Length (the metadata service's shape).
 function M.send_text(status, text)
-  if ngx.ctx.lose_answer then return ngx.exit(444) end
-  if ngx.ctx.garble_answer then return garbled() end
+  if answer_replaced() then return end
   ngx.status = status
   ngx.header["Content-Type"] = "text/plain"
   ngx.header["Content-Length"] = #text
@@ -93,8 +105,7 @@ end
 
 -- Send a bodiless answer (204; RFC 9110 forbids a Content-Length on it).
 function M.send_empty(status)
-  if ngx.ctx.lose_answer then return ngx.exit(444) end
-  if ngx.ctx.garble_answer then return garbled() end
+  if answer_replaced() then return end
   ngx.status = status
   ngx.send_headers()
 end
