@@ -413,7 +413,7 @@ end
 
 -- What the runner needs to start one emulator (see eip.emulator.nginx). `ports`: nil for one
 -- port answering every route (detached instances); else a table that gets the ports of the
--- separate endpoints: api (the runner's port), iam, metadata, and any (every route on one port,
+-- endpoints besides the API's (the runner's port): iam, metadata, and any (every route on one port,
 -- for fronts that forward to a single upstream). They are picked anew at each attempt to start.
 local function nginx_options(port, ports)
   local conf = require "eip.emulator.server.nginx_conf"
@@ -422,8 +422,8 @@ local function nginx_options(port, ports)
       local main = tonumber(fields.PORT)
       if ports then
         local taken = { [main] = true }
-        ports.api, ports.iam, ports.metadata, ports.any = main, nginx.free_port_besides(taken),
-          nginx.free_port_besides(taken), nginx.free_port_besides(taken)
+        ports.iam, ports.metadata, ports.any = nginx.free_port_besides(taken), nginx.free_port_besides(taken),
+          nginx.free_port_besides(taken)
         fields.SERVERS = conf.server(main, "api") .. conf.server(ports.iam, "iam")
           .. conf.server(ports.metadata, "metadata") .. conf.server(ports.any, "any")
       else

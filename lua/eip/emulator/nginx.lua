@@ -97,9 +97,14 @@ local function getenv(...)
   return nil
 end
 
-local function executable(path)
-  local ok = os.execute("test -f " .. shell_quote(path) .. " && test -x " .. shell_quote(path))
+-- Runs a shell command: did it exit 0?
+local function succeeded(cmd)
+  local ok = os.execute(cmd)
   return ok == true or ok == 0 -- Lua 5.2+ : Lua 5.1 / LuaJIT
+end
+
+local function executable(path)
+  return succeeded("test -f " .. shell_quote(path) .. " && test -x " .. shell_quote(path))
 end
 
 -- EIP_NGINX (EIP_EMULATOR_NGINX is the older name), else /usr/sbin/nginx, else the PATH.
@@ -504,7 +509,7 @@ function M.start_detached(dir, opts)
     local conf = write_config(opts, dir, port, 0)
     -- nginx binds its ports before it daemonizes: a port taken (by another emulator, say) makes
     -- it exit non-zero, and what answers on that port then is not this one.
-    local started = os.execute(string.format("%s%s -p %s -c %s -e %s </dev/null >/dev/null 2>>%s",
+    local started = succeeded(string.format("%s%s -p %s -c %s -e %s </dev/null >/dev/null 2>>%s",
       env_prefix(opts.env), shell_quote(M.find()), shell_quote(dir .. "/"), shell_quote(conf),
       shell_quote(dir .. "/error.log"), shell_quote(dir .. "/stderr.log")))
     local ready = opts.ready or tcp_answers
@@ -512,7 +517,7 @@ function M.start_detached(dir, opts)
       local pid = tonumber(read_file(dir .. "/nginx.pid") or "")
       return pid ~= nil and alive(pid) and ready(port, pid)
     end
-    if (started == true or started == 0) and wait_until(socket.gettime() + M.START_TIMEOUT, up) then
+    if started and wait_until(socket.gettime() + M.START_TIMEOUT, up) then
       return port
     end
     last_log = startup_log(dir, opts.error_log)
