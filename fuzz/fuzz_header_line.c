@@ -1,11 +1,19 @@
 /* fuzz_header_line.c - eip_http_parse_header_line (src/http.c) over hostile header lines.
  *
  * The input is split into lines at '\n' (kept, as libcurl delivers them) and fed one by one to
- * a single transfer, like the header callback of one exchange. Each line is copied into a heap
- * block of exactly its size, so ASan flags any read past the line: the parser gets no NUL.
+ * a single transfer, like the header callback of one exchange, after an interim status line
+ * the harness feeds first (so that the input's first lines are headers, and its status lines
+ * come after blank lines). Each line is copied into a heap block of exactly its size, so ASan
+ * flags any read past the line: the parser gets no NUL.
  *
  * Invariants, checked after every line against an independent model of the rules in http.h:
- *  - a line starting with "HTTP/" clears the five captured headers;
+ *  - status lines are known by their place: the first line after the blank line (a line
+ *    starting with CR or LF) that ends an interim head; after the final head's blank line come
+ *    trailers, never a status line;
+ *  - a status line the contract accepts (HTTP/1.0 or HTTP/1.1, SP..., three digits 100-999,
+ *    then the line end or SP; not 101) clears the five captured headers and returns 0; any
+ *    other is refused: -1, t->refused set, nothing else changed, and no line follows (libcurl
+ *    aborts the transfer);
  *  - a line "Name: value" with Name one of the five (any case) stores value with leading
  *    SP/HT and trailing CR/LF/SP/HT removed: the four fixed ones truncated to 255 bytes, then
  *    a NUL; X-Subject-Token whole and NUL-terminated in the transfer's token buffer, or not at
@@ -37,6 +45,9 @@ static const struct {
 
 /* The expected state: the four fixed fields in a response, the token apart. */
 typedef struct {
+    int head;          /* 0: a status line is next; 1: in an interim head; 2: in the final one;
+                        * 3: trailers */
+    int refuse;        /* the last line given is a refused status line */
     eip_http_response r;
     int has_token;
     int token_line;    /* the last line given was an X-Subject-Token line */
@@ -64,15 +75,56 @@ static int same_name_ci(const char *s, size_t n, const char *lower_name)
     return 1;
 }
 
+/* The contract's status code of a line (its end included), or 0: written apart from
+ * eip_http_status_code, as a walk over the line. */
+static int model_status(const char *l, size_t len)
+{
+    static const char prefix[] = "HTTP/1.";
+    size_t n = len, k, spaces = 0;
+    int code = 0, d;
+    if (n > 0 && l[n - 1] == '\n')
+        n--;
+    if (n > 0 && l[n - 1] == '\r')
+        n--;
+    for (k = 0; k < 7; k++)
+        if (k >= n || l[k] != prefix[k])
+            return 0;
+    if (k >= n || (l[k] != '0' && l[k] != '1'))
+        return 0;
+    for (k++; k < n && l[k] == ' '; k++)
+        spaces++;
+    if (spaces == 0)
+        return 0;
+    for (d = 0; d < 3; d++, k++) {
+        if (k >= n || l[k] < '0' || l[k] > '9')
+            return 0;
+        code = code * 10 + (l[k] - '0');
+    }
+    if (code < 100 || (k < n && l[k] != ' '))
+        return 0;
+    return code;
+}
+
 /* The model: applies one line to the expected state. */
 static void model_line(model *m, const char *line, size_t len)
 {
     size_t colon, b, e, i, n;
     m->token_line = 0;
-    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+    m->refuse = 0;
+    if (m->head == 0) {
+        int code = model_status(line, len);
+        if (code == 0 || code == 101) {
+            m->refuse = 1;
+            return;
+        }
         for (i = 0; i < NFIELDS; i++)
             field(&m->r, (int)i)[0] = '\0';
         m->has_token = 0;
+        m->head = code < 200 ? 1 : 2;
+        return;
+    }
+    if (m->head < 3 && len > 0 && (line[0] == '\r' || line[0] == '\n')) {
+        m->head = m->head == 1 ? 0 : 3;
         return;
     }
     for (colon = 0; colon < len && line[colon] != ':'; colon++)
@@ -159,6 +211,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(&m.r, &r, sizeof(r));
     memset(&t, 0, sizeof(t));
     t.resp = &r;
+    /* An interim answer first: the input's first lines are its headers. */
+    FUZZ_CHECK(eip_http_parse_header_line(&t, "HTTP/1.1 100 Continue\r\n", 23) == 0 && t.refused == NULL);
+    model_line(&m, "HTTP/1.1 100 Continue\r\n", 23);
+    check_state(&t, &r, &m, &orig);
     while (start < size) {
         const uint8_t *nl = memchr(data + start, '\n', size - start);
         size_t len = nl ? (size_t)(nl - (data + start)) + 1 : size - start;
@@ -167,8 +223,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!line)
             break;
         memcpy(line, data + start, len);
-        FUZZ_CHECK(eip_http_parse_header_line(&t, line, len) == 0);
         model_line(&m, line, len);
+        FUZZ_CHECK(eip_http_parse_header_line(&t, line, len) == (m.refuse ? -1 : 0));
+        FUZZ_CHECK((t.refused != NULL) == m.refuse);
         /* Grown only for a captured token longer than the buffer holds. */
         FUZZ_CHECK(t.token_alloc == alloc_before ||
                    (m.token_line && m.has_token && m.token_len + 1 > alloc_before));
@@ -182,6 +239,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         else
             free(line);
         start += len;
+        if (m.refuse)
+            break; /* libcurl aborts the transfer: no line follows */
     }
     free(held);
     eip_http_transfer_cleanup(&t);

@@ -220,6 +220,130 @@ describe("http1 reader", function()
     end
   end)
 
+  -- The contract's status line: "HTTP/1.0" or "HTTP/1.1", one or more SP, three digits 100-999,
+  -- then the end of the line or SP. Anything else as the first line of a head, interim or
+  -- final, is code 1 with nothing of the answer kept: libcurl 7.88 alone took "http/1.1 500" for
+  -- HTTP/1.0 200 and "HTTP/2 4294967500" for 204, a delete's false success.
+  describe("status lines", function()
+    local REFUSED = {
+      "http/1.1 500 Internal Server Error", "Http/1.1 404 Not Found", "HTTP/x 503", "HTTP/a.1 404", "HTTP/+1.1 404",
+      "HTTP/-1.1 404", "HTTP/2 204", "HTTP/2 4294967500 x", "HTTP/2 20", "HTTP/2 -404", "HTTP/2 2040", "HTTP/20 204",
+      "HTTP/2.0 204", "HTTP/3 204", "HTTP/1.2 204", "HTTP/0.9 204", "HTTP/1 204", "HTTP/1.1", "HTTP/1.1 ",
+      "HTTP/1.1 2040", "HTTP/1.1 0204", "HTTP/1.1 099 x", "HTTP/1.1 20", "HTTP/1.1 +204", "HTTP/1.1 204x",
+      "HTTP/1.1 204;x", "HTTP/1.1 204\t", "HTTP/1.1\t204", "HTTP/1.1 \t204", "HTTP/1.1 204\r", "HTTP/1.1 1O4",
+      "HTTP/1.1204", "HTTP 200 OK", " HTTP/1.1 204",
+    }
+    local ACCEPTED = {
+      { "HTTP/1.1 200 OK", 200 }, { "HTTP/1.0 404", 404 }, { "HTTP/1.1 500", 500 }, { "HTTP/1.1 503 ", 503 },
+      { "HTTP/1.1   409  spaced  out ", 409 }, { "HTTP/1.1 999 Odd", 999 }, { "HTTP/1.1 100 Continue", 100 },
+      { "HTTP/1.1 103", 103 }, { "HTTP/1.0 200 \r", 200 },
+    }
+
+    -- The answer whose first line is `line`, alone or after an interim answer with its own
+    -- captured header.
+    local function answers(line)
+      local final = line .. "\r\nX-Request-Id: final\r\nContent-Length: 2\r\n\r\nok"
+      return { final, "HTTP/1.1 100 Continue\r\nX-Request-Id: interim\r\n\r\n" .. final }
+    end
+
+    it("refuses any other first line of a head, interim or final: code 1, nothing of the answer kept", function()
+      for _, line in ipairs(REFUSED) do
+        for n, s in ipairs(answers(line)) do
+          for _, pieces in ipairs{ { s }, split(s, function() return 1 end) } do
+            local label = string.format("%q (%s, in %d pieces)", line, n == 1 and "final" or "after a 100", #pieces)
+            local resp, ok, reusable = read(pieces, {})
+            assert.is_nil(ok, label)
+            assert.is_nil(reusable, label)
+            assert.same({ 0, 1, "protocol", "" }, { resp.status, resp.curl_code, resp.error_kind, resp.body }, label)
+            assert.is_nil(resp.request_id, label)
+            assert_contract_shape(resp, false, label)
+          end
+        end
+      end
+    end)
+
+    it("says libcurl's text where libcurl refuses the line by itself, the contract's where it would not", function()
+      local function text(line) return read({ line .. "\r\n\r\n" }, {}).curl_error end
+      assert.equal("Unsupported status line in response (wanted HTTP/1.0 or HTTP/1.1, then a code 100-999)",
+        text("http/1.1 500 Internal Server Error"))
+      assert.equal(text("http/1.1 500 Internal Server Error"), text("HTTP/2 204"))
+      assert.equal(text("http/1.1 500 Internal Server Error"), text("HTTP/1.1 204x"))
+      assert.equal("Unsupported HTTP version (1.2) in response", text("HTTP/1.2 204"))
+      assert.equal("Unsupported HTTP version (3.0) in response", text("HTTP/3 204"))
+      assert.equal("Unsupported response code in HTTP response", text("HTTP/1.1 2040"))
+      assert.equal("Received HTTP/0.9 when not allowed", text("SSH-2.0-OpenSSH_9.2p1"))
+    end)
+
+    it("takes HTTP/1.0 and HTTP/1.1 with one or more SP and a code 100-999, CRLF or LF", function()
+      for _, c in ipairs(ACCEPTED) do
+        for _, eol in ipairs{ "\r\n", "\n" } do
+          local s = c[1] .. eol .. "X-Request-Id: final\r\nContent-Length: 2\r\n\r\nok"
+          if c[2] < 200 then s = c[1] .. eol .. "X-Request-Id: interim\r\n\r\nHTTP/1.1 200 OK\r\n"
+            .. "X-Request-Id: final\r\nContent-Length: 2\r\n\r\nok" end
+          local label = string.format("%q", c[1] .. eol)
+          local resp, ok = read({ s }, {})
+          assert.is_true(ok, label .. ": " .. tostring(resp.curl_error))
+          assert.same({ c[2] < 200 and 200 or c[2], "final", "ok" }, { resp.status, resp.request_id, resp.body }, label)
+        end
+      end
+    end)
+
+    it("fails on a 101 (we never ask for an upgrade), with or without bytes after its head", function()
+      for _, s in ipairs{ "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
+          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nnot http any more",
+          "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching Protocols\r\n\r\n" } do
+        local resp, ok, reusable = read({ s }, {})
+        assert.is_nil(ok, s)
+        assert.is_nil(reusable, s)
+        assert.same({ 0, 1, "protocol", "" }, { resp.status, resp.curl_code, resp.error_kind, resp.body }, s)
+        assert.equal("Switching Protocols (101) answered, though no protocol upgrade was asked for", resp.curl_error)
+      end
+      -- A proxy's 101 to CONNECT is its refusal, which the cosocket transport reports as such.
+      local resp, ok, reusable = read({ "HTTP/1.1 101 Switching Protocols\r\n\r\n" }, {}, { method = "CONNECT" })
+      assert.is_true(ok)
+      assert.is_false(reusable)
+      assert.equal(101, resp.status)
+    end)
+
+    it("reads a plain 204 on the fast path, in one read, reusable", function()
+      for _, line in ipairs{ "HTTP/1.1 204 No Content", "HTTP/1.1 204", "HTTP/1.0 204 x" } do
+        local resp, ok, reusable, stats = read{ line .. "\r\nConnection: keep-alive\r\n\r\n" }
+        assert.is_true(ok and reusable, line)
+        assert.equal(204, resp.status, line)
+        assert.equal(1, stats.reads, line)
+      end
+    end)
+  end)
+
+  -- RFC 9112 6.3, as libcurl 7.88 reads it: a Transfer-Encoding that leaves the answer unchunked
+  -- overrides Content-Length (before or after it); the body ends at the close.
+  it("reads until close, never reusing the connection, when a Transfer-Encoding leaves the answer unchunked",
+    function()
+      for _, te in ipairs{ "identity", "", ",", "IDENTITY , identity" } do
+        for _, order in ipairs{ "te first", "length first" } do
+          local te_line, cl_line = "Transfer-Encoding: " .. te .. "\r\n", "Content-Length: 2\r\n"
+          local head = "HTTP/1.1 200 OK\r\n" .. (order == "te first" and te_line .. cl_line or cl_line .. te_line)
+          local label = string.format("%q, %s", te, order)
+          local resp, ok, reusable = read({ head .. "\r\nhel", "lo" }, {})
+          assert.is_true(ok, label)
+          assert.is_false(reusable, label)
+          assert.equal("hello", resp.body, label)
+        end
+      end
+      -- chunked after such a header: chunked, but the connection is still not reused (libcurl
+      -- closes it on the first header).
+      local resp, ok, reusable = read{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n"
+        .. "Transfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n2\r\nok\r\n0\r\n\r\n" }
+      assert.is_true(ok)
+      assert.is_false(reusable)
+      assert.equal("ok", resp.body)
+      -- chunked alone: framed, reusable.
+      resp, ok, reusable = read{ "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n"
+        .. "2\r\nok\r\n0\r\n\r\n" }
+      assert.is_true(ok and reusable)
+      assert.equal("ok", resp.body)
+    end)
+
   describe("limits", function()
     local function endless(prefix, piece)
       return function(k)
@@ -371,6 +495,10 @@ describe("http1 reader", function()
       { "the end inside a chunked body", { CHUNKED .. "5\r\nab" }, 18, "reset" },
       { "not HTTP", { "SSH-2.0-OpenSSH\r\n" }, 1, "protocol" },
       { "an unsupported version", { "HTTP/1.2 200 OK\r\n\r\n" }, 1, "protocol" },
+      { "an HTTP/2 status line", { "HTTP/2 204\r\n\r\n" }, 1, "protocol" },
+      { "a lowercase status line", { "http/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n" }, 1,
+        "protocol" },
+      { "a 101 Switching Protocols", { "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n" }, 1, "protocol" },
       { "a status under 100", { "HTTP/1.1 099 Odd\r\n\r\n" }, 1, "protocol" },
       { "a header without a colon", { "HTTP/1.1 200 OK\r\nno colon\r\n\r\n" }, 8, "protocol" },
       { "a NUL byte in a header", { "HTTP/1.1 200 OK\r\nX: a\0b\r\n\r\n" }, 8, "protocol" },
@@ -482,11 +610,12 @@ describe("http1 reader", function()
       end)
 
       -- Answers on which the two cannot agree, as the contract says: a NUL byte in a head
-      -- (libcurl 7.88 drops the rest of that read), a header line starting with HTTP/ (the C core
-      -- takes it for a status line), a transfer encoding libcurl decodes.
+      -- (libcurl 7.88 drops the rest of that read), a transfer encoding libcurl decodes. (A
+      -- header line starting with HTTP/ is a header to both: the C core knows status lines by
+      -- their place.)
       local function comparable(s)
         local head = s:match("^(.-)\r?\n\r?\n") or s
-        if head:find("\0", 1, true) or head:find("\nHTTP/", 1, true) then return false end
+        if head:find("\0", 1, true) then return false end
         for value in s:lower():gmatch("\ntransfer%-encoding:([^\n]*)") do
           for token in value:gmatch("[^,]+") do
             token = token:match("^[ \t]*(.-)[ \t\r]*$")

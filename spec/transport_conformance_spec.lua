@@ -323,6 +323,50 @@ describe("the transport contract, through both transports", function()
       arrange = raw("\0\1\2\255garbage\r\n\r\n\254\253"),
       expect = { status = 0, curl_code = 1, error_kind = "protocol" } },
 
+    -- The contract's status line: HTTP/1.0 or HTTP/1.1, SP, a code 100-999, the line end or SP.
+    -- libcurl 7.88 alone takes some others (an HTTP/0.9-style fallback, sscanf's wrapping
+    -- %d): a delete answered so must never read as done.
+    { name = "a lowercase status line (libcurl alone: HTTP/1.0 200) is no answer",
+      arrange = raw("http/1.1 500 Internal Server Error\r\nX-Request-Id: lower\r\nContent-Length: 0\r\n\r\n"),
+      expect = { status = 0, curl_code = 1, error_kind = "protocol", body = "", request_id = NONE } },
+
+    { name = "a lowercase final status line after a 100 Continue: nothing of either answer kept",
+      arrange = raw("HTTP/1.1 100 Continue\r\nX-Request-Id: interim\r\n\r\n"
+        .. "http/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"),
+      expect = { status = 0, curl_code = 1, error_kind = "protocol", body = "", request_id = NONE } },
+
+    { name = "an HTTP/2 status line whose code wraps in libcurl's %d (4294967500: its 204)",
+      arrange = raw("HTTP/2 4294967500 No Content\r\nContent-Length: 0\r\n\r\n"),
+      expect = { status = 0, curl_code = 1, error_kind = "protocol", body = "" } },
+
+    { name = "a 101 Switching Protocols, then the close",
+      arrange = raw("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"),
+      expect = { status = 0, curl_code = 1, error_kind = "protocol", body = "" } },
+
+    { name = "a 101 Switching Protocols, then other bytes",
+      arrange = raw("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nX-Request-Id: up\r\n\r\nnot http"),
+      expect = { status = 0, curl_code = 1, error_kind = "protocol", body = "", request_id = NONE } },
+
+    -- A header line starting with HTTP/ inside a head is a header (status lines are known by
+    -- their place): it forgets nothing captured before it.
+    { name = "a header line starting with HTTP/ inside a head is a header, not a new answer",
+      arrange = raw(HEAD .. "X-Request-Id: kept\r\nHTTP/1.1 500: x\r\nContent-Length: 2\r\n\r\nok"),
+      expect = { status = 200, request_id = "kept", body = "ok", curl_code = NONE } },
+
+    -- RFC 9112 6.3, libcurl 7.88's reading: a Transfer-Encoding that leaves the answer unchunked
+    -- overrides Content-Length; the body ends at the close.
+    { name = "Transfer-Encoding: identity with a Content-Length: read until the close",
+      arrange = raw(HEAD .. "Transfer-Encoding: identity\r\nContent-Length: 2\r\n\r\nhello"),
+      expect = { status = 200, body = "hello", curl_code = NONE } },
+
+    { name = "a Content-Length, then an empty Transfer-Encoding: read until the close",
+      arrange = raw(HEAD .. "Content-Length: 2\r\nTransfer-Encoding:\r\n\r\nhello"),
+      expect = { status = 200, body = "hello", curl_code = NONE } },
+
+    { name = "Transfer-Encoding: , with a Content-Length: read until the close",
+      arrange = raw(HEAD .. "Transfer-Encoding: ,\r\nContent-Length: 2\r\n\r\nhello"),
+      expect = { status = 200, body = "hello", curl_code = NONE } },
+
     { name = "a server that never answers: the timeout",
       arrange = inject{ action = "hang" },
       expect = { status = 0, curl_code = 28, error_kind = "timeout" } },
@@ -487,6 +531,18 @@ describe("the transport contract, through both transports", function()
       proxy = function() return proxy_settings.parse("proxy", "http://no-such-proxy.invalid:3128") end,
       expect = { status = 0, curl_code = 5, error_kind = "proxy", proxy_status = NONE } },
   }
+
+  -- More first lines the contract refuses, each alone and after an interim answer.
+  for _, line in ipairs{ "Http/1.1 404 Not Found", "HTTP/x 503", "HTTP/a.1 404", "HTTP/+1.1 404", "HTTP/-1.1 404",
+      "HTTP/2 204", "HTTP/2 20", "HTTP/2 -404", "HTTP/2 2040", "HTTP/20 204", "HTTP/3 204", "HTTP/1.2 404",
+      "HTTP/0.9 404", "HTTP/1.1 2040", "HTTP/1.1 099 Low", "HTTP/1.1 204x", "HTTP/1.1 \t204", "HTTP/1.1204" } do
+    for _, interim in ipairs{ "", "HTTP/1.1 100 Continue\r\nX-Request-Id: interim\r\n\r\n" } do
+      CASES[#CASES + 1] = { name = string.format("the status line %q%s is refused", line,
+          interim == "" and "" or " after a 100 Continue"),
+        arrange = raw(interim .. line .. "\r\nX-Request-Id: refused\r\nContent-Length: 2\r\n\r\nok"),
+        expect = { status = 0, curl_code = 1, error_kind = "protocol", body = "", request_id = NONE } }
+    end
+  end
 
   for _, case in ipairs(CASES) do
     it(case.name, function()
@@ -814,6 +870,10 @@ describe("the transport contract, through both transports", function()
     { "an endless header line", 27, raw(HEAD .. "X-Flood: ", { raw_repeat = string.rep("a", 8192) }) },
     { "a chunk size that is not hex", 56, raw(HEAD .. "Transfer-Encoding: chunked\r\n\r\nzz\r\n") },
     { "a garbage status line", 1, raw("SSH-2.0-OpenSSH_9.2p1\r\n\r\n") },
+    -- libcurl 7.88 alone read these as 200 and 204: deleted = true, the bandwidth untouched.
+    { "a lowercase status line", 1, raw("http/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n") },
+    { "an HTTP/2 status line", 1, raw("HTTP/2 4294967500 No Content\r\nContent-Length: 0\r\n\r\n") },
+    { "a 101 Switching Protocols", 1, raw("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n") },
     { "a header block over 300 KiB", 56, raw(HEAD, { raw_repeat = "X-Pad: " .. string.rep("p", 1000) .. "\r\n" }) },
   }
 

@@ -122,19 +122,65 @@ static int capture_header(eip_http_transfer *t, const char *line, size_t len)
     return 0;
 }
 
+/* Where a transfer's header callback stands (eip_http_transfer.head). */
+enum { HEAD_START, HEAD_INTERIM, HEAD_FINAL, HEAD_DONE };
+
+/* The texts of a refused status line, the same as the cosocket transport's
+ * (lua/eip/transport/http1.lua). */
+static const char BAD_STATUS[] =
+    "Unsupported status line in response (wanted HTTP/1.0 or HTTP/1.1, then a code 100-999)";
+static const char SWITCHING[] =
+    "Switching Protocols (101) answered, though no protocol upgrade was asked for";
+
+int eip_http_status_code(const char *line, size_t len)
+{
+    size_t i = 8, end = len;
+    if (end > 0 && line[end - 1] == '\n')
+        end--;
+    if (end > 0 && line[end - 1] == '\r')
+        end--;
+    if (end < 8 || memcmp(line, "HTTP/1.", 7) != 0 || (line[7] != '0' && line[7] != '1'))
+        return 0;
+    while (i < end && line[i] == ' ')
+        i++;
+    if (i == 8 || end - i < 3 || line[i] < '1' || line[i] > '9' || line[i + 1] < '0' || line[i + 1] > '9' ||
+        line[i + 2] < '0' || line[i + 2] > '9' || (end - i > 3 && line[i + 3] != ' '))
+        return 0;
+    return (line[i] - '0') * 100 + (line[i + 1] - '0') * 10 + (line[i + 2] - '0');
+}
+
 int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t len)
 {
     eip_http_response *r = t->resp;
-    /* A new status line starts a new response (1xx interim answers come first): forget
-     * what the previous one said. The token buffer stays for reuse. */
-    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+    int code;
+    switch (t->head) {
+    case HEAD_START:
+        /* The first line of a head: a new answer (1xx interim answers come first). Only what
+         * the contract accepts is one; libcurl has taken the line already (and is lenient:
+         * "http/1.1 500" is its HTTP/1.0 200, "HTTP/2 4294967500" its 204). */
+        code = eip_http_status_code(line, len);
+        if (code == 0 || code == 101) {
+            t->refused = code == 0 ? BAD_STATUS : SWITCHING;
+            return -1;
+        }
+        /* Forget what the previous answer said. The token buffer stays for reuse. */
         r->request_id[0] = r->retry_after[0] = '\0';
         r->content_type[0] = r->location[0] = '\0';
         r->subject_token = NULL;
         r->subject_token_len = 0;
+        t->head = code < 200 ? HEAD_INTERIM : HEAD_FINAL;
         return 0;
+    case HEAD_INTERIM:
+    case HEAD_FINAL:
+        /* The blank line that ends a head (libcurl ends one at any line starting with CR). */
+        if (len == 0 || line[0] == '\r' || line[0] == '\n') {
+            t->head = t->head == HEAD_INTERIM ? HEAD_START : HEAD_DONE;
+            return 0;
+        }
+        return capture_header(t, line, len);
+    default: /* trailers of a chunked body */
+        return capture_header(t, line, len);
     }
-    return capture_header(t, line, len);
 }
 
 /* Returning less than len makes libcurl abort the transfer (CURLE_WRITE_ERROR); t->oom then
@@ -189,6 +235,7 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
     (void)local_ip;
     (void)remote_port;
     (void)local_port;
+    t->head = HEAD_START; /* a send on another connection: its answer starts anew */
     if (++t->sends > 1) {
         if (t->resend_forbidden) {
             t->resend_refused = 1;
@@ -514,6 +561,10 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
         snprintf(resp->curl_error, sizeof(resp->curl_error),
                  "Empty reply from server (a kept-alive connection died before any answer; "
                  "not sent again: its method is not idempotent)");
+    } else if (rc == CURLE_WRITE_ERROR && t->refused != NULL) {
+        /* A status line the contract does not accept (the header callback aborted). */
+        resp->curl_code = CURLE_UNSUPPORTED_PROTOCOL;
+        copy_bounded(resp->curl_error, sizeof(resp->curl_error), t->refused, strlen(t->refused));
     } else if (rc == CURLE_WRITE_ERROR && t->oom != NULL) {
         resp->curl_code = CURLE_OUT_OF_MEMORY;
         snprintf(resp->curl_error, sizeof(resp->curl_error), "out of memory (%s)", t->oom);
@@ -527,6 +578,11 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
         const char *detail = t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc);
         copy_bounded(resp->curl_error, sizeof(resp->curl_error), detail, strlen(detail));
     }
+    /* Not an HTTP/1.x answer the contract accepts (refused above, or by libcurl itself:
+     * "Received HTTP/0.9 when not allowed", "Unsupported HTTP version"): nothing of it is kept,
+     * not even the status of an interim answer before it. */
+    if (resp->curl_code == CURLE_UNSUPPORTED_PROTOCOL)
+        clear_answer(resp);
     if (t->proxy != NULL)
         proxy_answer(t, resp);
 }
@@ -632,7 +688,8 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->resp = resp;
     t->body_len = 0;
     t->truncated = 0;
-    t->oom = NULL;
+    t->oom = t->refused = NULL;
+    t->head = HEAD_START;
     t->sends = t->resend_refused = 0;
     t->resend_forbidden = !idempotent(req->method);
     t->errbuf[0] = '\0';

@@ -103,6 +103,13 @@ typedef struct {
     char *token;
     size_t token_alloc;
     const char *oom;            /* NULL, or what a callback could not allocate (it aborted) */
+    /* Where the header callback stands in the answer, from the lines libcurl hands it (see
+     * eip_http_parse_header_line): 0 before the first line of a head (its status line), then
+     * inside an interim (1xx) head, inside the final head, or past it (chunked trailers).
+     * Zero for each request (eip_http_transfer_prepare) and each send of it. */
+    int head;
+    /* NULL, or why the callback refused a status line (it aborted): reported as code 1. */
+    const char *refused;
     /* The last request's header lines, then "Expect:", kept for reuse: a list whose nodes and
      * bytes are ours (libcurl only reads CURLOPT_HTTPHEADER while a transfer runs), so a request
      * whose lines changed (a signed one: its date and signature) copies them over the old ones
@@ -164,13 +171,25 @@ void eip_http_free(eip_http *h);
 int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response *resp);
 
 /* One raw header line as libcurl delivers it (CRLF included, not NUL-terminated), into
- * t->resp: a status line clears the captured headers, a wanted header is copied, anything
- * else is ignored. X-Subject-Token goes to t's token buffer, whole; an empty value, or one of
- * EIP_HTTP_TOKEN_MAX bytes or more, is not captured at all (libcurl never delivers one: it
- * refuses such lines). 0, or -1 when the token buffer could not be allocated (t->oom says
- * so). Public so that tests and the fuzz target can drive it without a network: a zeroed
- * transfer with only resp set is enough, released with eip_http_transfer_cleanup. */
+ * t->resp. Status lines are known by their place, not their bytes: the first line of the
+ * answer, and the first line after the blank line that ends an interim (1xx) head, are status
+ * lines; the lines after the final head's blank line are chunked trailers. A status line must
+ * be what the transport contract accepts ("HTTP/1.0" or "HTTP/1.1", one or more SP, three
+ * digits 100-999, then the line end or SP) and not 101; it clears the captured headers. Any
+ * other line: a wanted header is copied, anything else is ignored. X-Subject-Token goes to t's
+ * token buffer, whole; an empty value, or one of EIP_HTTP_TOKEN_MAX bytes or more, is not
+ * captured at all (libcurl never delivers one: it refuses such lines). 0; or -1 when a status
+ * line is refused (t->refused says why; eip_http_transfer_finish reports code 1 and keeps
+ * nothing of the answer) or the token buffer could not be allocated (t->oom says so). Public
+ * so that tests and the fuzz target can drive it without a network: a zeroed transfer with
+ * only resp set is enough (it expects a status line first), released with
+ * eip_http_transfer_cleanup. */
 int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t len);
+
+/* The code of a status line the transport contract accepts, line[0..len) with or without its
+ * line end ("HTTP/1.0" or "HTTP/1.1", one or more SP, three digits 100-999, then the end of
+ * the line or SP and a reason phrase, possibly empty); 0 for any other line. */
+int eip_http_status_code(const char *line, size_t len);
 
 /* "curl 7.88.1 / OpenSSL 3.0.x": for diagnostics. */
 const char *eip_http_backend_version(void);

@@ -1,7 +1,9 @@
 /* test_http.c - C tests for the libcurl side of the core (src/http.c, src/multi.c) that need
- * no server: libcurl's one-time process init from many threads at once, and the capture of
- * response headers, X-Subject-Token above all (heap buffer, whole, bounded, reused).
- * Exchanges over the wire are covered by the specs (spec/core_spec.lua).
+ * no server: libcurl's one-time process init from many threads at once, the capture of
+ * response headers, X-Subject-Token above all (heap buffer, whole, bounded, reused), and the
+ * status lines the transport contract accepts, known by their place in the answer.
+ * Exchanges over the wire are covered by the specs (spec/core_spec.lua,
+ * spec/transport_conformance_spec.lua).
  */
 #include "http.h"
 #include "multi.h"
@@ -102,7 +104,9 @@ static void test_token_lazy(void)
 }
 
 /* Tokens of every size up to the bound come whole; the buffer grows only for a longer one
- * and is reused otherwise; a new status line forgets the token but keeps the buffer. */
+ * and is reused otherwise; a new status line forgets the token but keeps the buffer. Each
+ * token comes in an interim answer (103), so that the next status line follows its blank
+ * line, as in one exchange. */
 static void test_token_sizes(void)
 {
     static const size_t sizes[] = {1, 4095, 4096, 10000, 32767, 32768, 65536,
@@ -121,10 +125,11 @@ static void test_token_sizes(void)
         CHECK(line != NULL, "malloc");
         if (line == NULL)
             break;
-        CHECK(feed(&t, "HTTP/1.1 201 Created\r\n") == 0, "status");
+        CHECK(feed(&t, "HTTP/1.1 103 Early Hints\r\n") == 0, "status");
         CHECK(r.subject_token == NULL, "a status line forgets the token");
         CHECK(feed(&t, line) == 0, "token of %zu bytes", sizes[i]);
         CHECK(token_is(&r, value, sizes[i]), "token of %zu bytes captured whole", sizes[i]);
+        CHECK(feed(&t, "\r\n") == 0, "end of the interim head");
         CHECK(t.token_alloc > sizes[i] && t.token_alloc <= EIP_HTTP_TOKEN_MAX,
               "buffer %zu for %zu bytes", t.token_alloc, sizes[i]);
         free(line);
@@ -133,8 +138,8 @@ static void test_token_sizes(void)
           t.token_alloc);
     /* Reuse: a smaller token after the largest does not reallocate. */
     buf = t.token;
-    CHECK(feed(&t, "HTTP/1.1 201 Created\r\n") == 0 && feed(&t, "X-Subject-Token: short\r\n") == 0,
-          "short token");
+    CHECK(feed(&t, "HTTP/1.1 201 Created\r\n") == 0 && r.subject_token == NULL, "final status line");
+    CHECK(feed(&t, "X-Subject-Token: short\r\n") == 0, "short token");
     CHECK(t.token == buf && t.token_alloc == EIP_HTTP_TOKEN_MAX, "buffer reused");
     CHECK(token_is(&r, "short", 5), "short token after a long one");
     eip_http_transfer_cleanup(&t);
@@ -152,6 +157,7 @@ static void test_token_over_bound(void)
     memset(&t, 0, sizeof(t));
     memset(&r, 0, sizeof(r));
     t.resp = &r;
+    CHECK(feed(&t, "HTTP/1.1 201 Created\r\n") == 0, "status line");
     CHECK(feed(&t, "X-Subject-Token: first\r\n") == 0, "first token");
     line = token_line(EIP_HTTP_TOKEN_MAX, &value);
     CHECK(line != NULL, "malloc");
@@ -180,6 +186,7 @@ static void test_fixed_headers(void)
     memset(&t, 0, sizeof(t));
     memset(&r, 0, sizeof(r));
     t.resp = &r;
+    CHECK(feed(&t, "HTTP/1.1 100 Continue\r\n") == 0, "interim answer");
     memcpy(line, "Retry-After: ", 13);
     memset(line + 13, '7', 400);
     memcpy(line + 413, "\r\n", 3);
@@ -194,9 +201,143 @@ static void test_fixed_headers(void)
     CHECK_STR(r.content_type, "application/json");
     CHECK_STR(r.location, "https://example.invalid/");
     CHECK(r.subject_token == NULL && t.token == NULL, "no token from other names");
-    CHECK(feed(&t, "HTTP/1.1 100 Continue\r\n") == 0, "interim answer");
+    CHECK(feed(&t, "HTTP/1.1 204 No Content\r\n") == 0, "final answer");
     CHECK(r.retry_after[0] == '\0' && r.content_type[0] == '\0' && r.location[0] == '\0',
           "a status line clears the captured headers");
+    eip_http_transfer_cleanup(&t);
+}
+
+/* The contract's status line, by eip_http_status_code: HTTP/1.0 or HTTP/1.1, one or more SP,
+ * three digits 100-999, then the line end or SP. */
+static void test_status_code(void)
+{
+    static const struct {
+        const char *line;
+        int code;
+    } cases[] = {
+        {"HTTP/1.1 204 No Content\r\n", 204}, {"HTTP/1.0 204\r\n", 204}, {"HTTP/1.1 204\n", 204},
+        {"HTTP/1.1 204 \r\n", 204}, {"HTTP/1.1   409  spaced\r\n", 409}, {"HTTP/1.1 999 x\r\n", 999},
+        {"HTTP/1.1 100 Continue\r\n", 100}, {"HTTP/1.1 101 Switching Protocols\r\n", 101},
+        {"HTTP/1.1 204", 204}, {"HTTP/1.1 200 \r\r\n", 200},
+        {"http/1.1 500 Internal Server Error\r\n", 0}, {"Http/1.1 404\r\n", 0}, {"HTTP/x 503\r\n", 0},
+        {"HTTP/a.1 404\r\n", 0}, {"HTTP/+1.1 404\r\n", 0}, {"HTTP/-1.1 404\r\n", 0},
+        {"HTTP/2 204\r\n", 0}, {"HTTP/2 4294967500 x\r\n", 0}, {"HTTP/2 20\r\n", 0},
+        {"HTTP/2 -404\r\n", 0}, {"HTTP/2 2040\r\n", 0}, {"HTTP/20 204\r\n", 0}, {"HTTP/2.0 204\r\n", 0},
+        {"HTTP/3 204\r\n", 0}, {"HTTP/1.2 204\r\n", 0}, {"HTTP/0.9 204\r\n", 0}, {"HTTP/1 204\r\n", 0},
+        {"HTTP/1.1\r\n", 0}, {"HTTP/1.1 \r\n", 0}, {"HTTP/1.1 2040\r\n", 0}, {"HTTP/1.1 0204\r\n", 0},
+        {"HTTP/1.1 099 x\r\n", 0}, {"HTTP/1.1 20\r\n", 0}, {"HTTP/1.1 +204\r\n", 0},
+        {"HTTP/1.1 204x\r\n", 0}, {"HTTP/1.1 204;x\r\n", 0}, {"HTTP/1.1 204\t\r\n", 0},
+        {"HTTP/1.1\t204\r\n", 0}, {"HTTP/1.1 \t204\r\n", 0}, {"HTTP/1.1 204\r\r\n", 0},
+        {"HTTP/1.1204\r\n", 0}, {" HTTP/1.1 204\r\n", 0}, {"HTTP/1.1 1O4\r\n", 0}, {"", 0}, {"\r\n", 0},
+    };
+    size_t i;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        CHECK(eip_http_status_code(cases[i].line, strlen(cases[i].line)) == cases[i].code, "\"%s\": want %d",
+              cases[i].line, cases[i].code);
+}
+
+/* A zeroed transfer with its response, ready for feed(). */
+static void fresh(eip_http_transfer *t, eip_http_response *r)
+{
+    memset(t, 0, sizeof(*t));
+    memset(r, 0, sizeof(*r));
+    t->resp = r;
+}
+
+/* Status lines are known by their place: the first line, and the first after an interim
+ * head's blank line. Each must be the contract's (a 101 neither); a refused one aborts the
+ * transfer with t->refused set, for eip_http_transfer_finish to report as code 1. */
+static void test_status_lines(void)
+{
+    static const char *const refused[] = {
+        "http/1.1 500 Internal Server Error\r\n", "HTTP/2 204\r\n", "HTTP/2 4294967500 x\r\n",
+        "HTTP/1.1 204x\r\n", "X-Request-Id: no status line\r\n", "HTTP/1.1 101 Switching Protocols\r\n",
+    };
+    eip_http_transfer t;
+    eip_http_response r;
+    size_t i;
+
+    for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        int after_interim;
+        for (after_interim = 0; after_interim < 2; after_interim++) {
+            fresh(&t, &r);
+            if (after_interim) {
+                CHECK(feed(&t, "HTTP/1.1 100 Continue\r\n") == 0 && feed(&t, "X-Request-Id: interim\r\n") == 0 &&
+                          feed(&t, "\r\n") == 0, "interim answer");
+                CHECK_STR(r.request_id, "interim");
+            }
+            CHECK(feed(&t, refused[i]) == -1 && t.refused != NULL, "\"%s\" refused (after an interim answer: %d)",
+                  refused[i], after_interim);
+            CHECK(t.oom == NULL, "a refusal is no out-of-memory");
+        }
+    }
+    fresh(&t, &r);
+    feed(&t, "HTTP/1.1 101 Switching Protocols\r\n");
+    CHECK(t.refused != NULL && strstr(t.refused, "101") != NULL, "a 101 says so: %s", t.refused ? t.refused : "");
+
+    /* After an interim answer, a lowercase final status line: refused, never taken for a
+     * header of the interim answer (the C core once knew status lines by "HTTP/" alone). */
+    fresh(&t, &r);
+    CHECK(feed(&t, "HTTP/1.1 100 Continue\r\n") == 0 && feed(&t, "X-Request-Id: interim\r\n") == 0 &&
+              feed(&t, "\r\n") == 0, "interim answer");
+    CHECK(feed(&t, "http/1.1 204 No Content\r\n") == -1 && t.refused != NULL, "lowercase final refused");
+
+    /* Inside a head, a line starting with HTTP/ is a header like any other: it clears nothing. */
+    fresh(&t, &r);
+    CHECK(feed(&t, "HTTP/1.1 200 OK\r\n") == 0 && feed(&t, "X-Request-Id: kept\r\n") == 0, "final head");
+    CHECK(feed(&t, "HTTP/1.1 500: x\r\n") == 0 && feed(&t, "HTTP/1.1 500 x\r\n") == 0, "HTTP/ header lines");
+    CHECK_STR(r.request_id, "kept");
+    /* LF-only blank line; then chunked trailers: captured, and never status lines. */
+    CHECK(feed(&t, "\n") == 0, "end of the final head");
+    CHECK(feed(&t, "HTTP/1.1 500 Trailer\r\n") == 0 && t.refused == NULL, "a trailer is no status line");
+    CHECK(feed(&t, "X-Request-Id: trailer\r\n") == 0, "a captured trailer");
+    CHECK_STR(r.request_id, "trailer");
+
+    /* Several interim answers, then the final one, with LF-only lines and a head ended by a
+     * line that starts with CR (as libcurl ends it). */
+    fresh(&t, &r);
+    CHECK(feed(&t, "HTTP/1.1 100 Continue\n") == 0 && feed(&t, "\n") == 0, "100");
+    CHECK(feed(&t, "HTTP/1.0 103  Early Hints\r\n") == 0 && feed(&t, "Location: /early\r\n") == 0 &&
+              feed(&t, "\r\n") == 0, "103");
+    CHECK_STR(r.location, "/early");
+    CHECK(feed(&t, "HTTP/1.1 204\r\n") == 0 && r.location[0] == '\0', "the final status line clears the 103's");
+    CHECK(feed(&t, "X-Request-Id: final\r\n") == 0 && feed(&t, "\r\n") == 0, "final head");
+    CHECK_STR(r.request_id, "final");
+    CHECK(t.refused == NULL, "nothing refused");
+    eip_http_transfer_cleanup(&t);
+}
+
+/* A DELETE to a port nothing listens on, with these header lines (never sent: the tests only
+ * prepare it). */
+static void delete_request(eip_http_request *req, const char *url, const char *const *headers, size_t n)
+{
+    memset(req, 0, sizeof(*req));
+    req->method = "DELETE";
+    req->url = url;
+    req->timeout_ms = req->connect_timeout_ms = 1000;
+    req->headers = headers;
+    req->nheaders = n;
+}
+
+/* eip_http_transfer_prepare readies the callback for a new answer: whatever the last one left,
+ * the first line of the next is its status line, and no refusal is carried over. */
+static void test_status_state_reset(void)
+{
+    static const eip_http_config cfg = {NULL, 0, "test_http"};
+    static const char *const lines[] = {"Accept: application/json"};
+    eip_http_request req;
+    eip_http_response resp;
+    eip_http_transfer t;
+
+    CHECK(eip_http_global_init() == 0 && eip_http_transfer_init(&t, &cfg) == 0, "transfer");
+    delete_request(&req, "http://127.0.0.1:9/x", lines, 1);
+    CHECK(eip_http_transfer_prepare(&t, &req, &resp, 0) == 0, "prepare");
+    CHECK(feed(&t, "HTTP/1.1 200 OK\r\n") == 0 && feed(&t, "\r\n") == 0, "an answer");
+    CHECK(feed(&t, "http/1.1 200 OK\r\n") == 0, "a trailer");
+    CHECK(eip_http_transfer_prepare(&t, &req, &resp, 0) == 0, "prepare again");
+    CHECK(feed(&t, "http/1.1 200 OK\r\n") == -1 && t.refused != NULL, "a status line again");
+    CHECK(eip_http_transfer_prepare(&t, &req, &resp, 0) == 0 && t.refused == NULL, "the refusal is forgotten");
+    CHECK(feed(&t, "HTTP/1.1 204 No Content\r\n") == 0, "a status line again");
     eip_http_transfer_cleanup(&t);
 }
 
@@ -229,12 +370,7 @@ static void test_request_headers(void)
     size_t i;
 
     CHECK(eip_http_global_init() == 0 && eip_http_transfer_init(&t, &cfg) == 0, "transfer");
-    memset(&req, 0, sizeof(req));
-    req.method = "DELETE";
-    req.url = "http://127.0.0.1:9/x";
-    req.timeout_ms = req.connect_timeout_ms = 1000;
-    req.headers = a;
-    req.nheaders = 2;
+    delete_request(&req, "http://127.0.0.1:9/x", a, 2);
     CHECK(eip_http_transfer_prepare(&t, &req, &resp, 0) == 0 && list_is(&t, a, 2), "first list");
     CHECK(eip_http_transfer_prepare(&t, &req, &resp, 0) == 0 && list_is(&t, a, 2), "the same lines again");
     req.headers = b;
@@ -300,11 +436,7 @@ static void test_url_reuse(void)
     char long_url[3000];
 
     CHECK(eip_http_global_init() == 0 && eip_http_transfer_init(&t, &cfg) == 0, "transfer");
-    memset(&req, 0, sizeof(req));
-    req.method = "DELETE";
-    req.timeout_ms = req.connect_timeout_ms = 1000;
-    req.headers = lines;
-    req.nheaders = 1;
+    delete_request(&req, NULL, lines, 1);
     check_url(&t, &req, "http://127.0.0.1:9/v2.0/p/bandwidths/bw-1", 0); /* the first: parsed whole */
     check_url(&t, &req, "http://127.0.0.1:9/v2.0/p/bandwidths/bw-2", 1);
     check_url(&t, &req, "http://127.0.0.1:9/v1/p/bandwidths?limit=10&marker=bw-2", 1);
@@ -340,6 +472,9 @@ int main(void)
     test_token_sizes();
     test_token_over_bound();
     test_fixed_headers();
+    test_status_code();
+    test_status_lines();
+    test_status_state_reset();
     test_request_headers();
     test_url_reuse();
     return CTEST_END("http");

@@ -5,8 +5,9 @@
 -- contract (lua/eip/transport/init.lua) and keeps every limit written there: a header line
 -- shorter than 100 KiB, 300 KiB of headers per answer, 16 hex digits per chunk size, the body cap,
 -- one deadline for the whole exchange, the low-speed abort. For the same bytes it answers what
--- libcurl 7.88 answers (status, captured headers, body, curl code); where the two cannot agree the
--- contract says so. It never raises for anything the source delivers.
+-- the C core answers (status, captured headers, body, curl code): libcurl 7.88, held to the
+-- contract's status-line rule; where the two cannot agree the contract says so. It never
+-- raises for anything the source delivers.
 --
 -- Driving it:
 --   local x = http1.exchange(req, now)   -- req: timeout, low_speed_limit, low_speed_time, body_cap
@@ -150,6 +151,14 @@ function M.clear_answer(x)
   for k = 1, #CAPTURED_FIELDS do resp[CAPTURED_FIELDS[k]] = nil end
 end
 
+-- A first line of a head that is no status line the contract accepts: a failure with code 1,
+-- and nothing of the answer kept (not even an interim answer's status), as in the C core.
+-- Returns nil.
+local function refuse(x, text)
+  M.clear_answer(x)
+  return fail(x, 1, text)
+end
+
 --- Seconds left before the deadline of the whole exchange (may be <= 0).
 function M.remaining(x)
   return x.deadline - x.now()
@@ -247,7 +256,7 @@ local function next_line(x, limit, code, text, first)
   if e then
     local len = e - pos + 1
     if len >= limit then return nil, fail(x, code, text) end
-    if first and not_http(buf, pos, len) then return nil, fail(x, 1, NOT_HTTP) end
+    if first and not_http(buf, pos, len) then return nil, refuse(x, NOT_HTTP) end
     x.pos = e + 1
     return buf, pos, e - 1, len
   end
@@ -258,7 +267,7 @@ local function next_line(x, limit, code, text, first)
   local prefix_checked = not first
   while true do
     if not prefix_checked and n > 0 then
-      if not_http(concat(parts), 1, n) then return nil, fail(x, 1, NOT_HTTP) end
+      if not_http(concat(parts), 1, n) then return nil, refuse(x, NOT_HTTP) end
       prefix_checked = n >= 5
     end
     if n >= limit - 1 then return nil, fail(x, code, text) end -- it cannot end in time any more
@@ -273,7 +282,7 @@ local function next_line(x, limit, code, text, first)
       parts[#parts + 1] = sub(data, 1, e)
       x.buf, x.pos = data, e + 1
       local line = concat(parts)
-      if first and not_http(line, 1, len) then return nil, fail(x, 1, NOT_HTTP) end
+      if first and not_http(line, 1, len) then return nil, refuse(x, NOT_HTTP) end
       return line, 1, len - 1, len
     end
     parts[#parts + 1] = data
@@ -341,35 +350,42 @@ local function scan_int(s, i, j, width)
   return sign * value, k
 end
 
--- libcurl 7.88's reading of a status line s[i..j] (sscanf " HTTP/%1d.%1d%c%3d%c" and its
--- fallbacks); the line is known to start with "http/" in any case. Returns status, version (10,
--- 11 or 20); or nil and libcurl's text (code 1).
+-- The contract's status line (lua/eip/transport/init.lua): "HTTP/1.0" or "HTTP/1.1", one or more
+-- SP, three digits 100-999, then the end of the line or SP (a reason phrase, possibly empty);
+-- anything else as the first line of a head, interim or final, fails with code 1. The C core
+-- (src/http.c, eip_http_status_code) holds every status line libcurl hands it to the same
+-- rule, with the same texts.
+local BAD_STATUS = "Unsupported status line in response (wanted HTTP/1.0 or HTTP/1.1, then a code 100-999)"
+local SWITCHING = "Switching Protocols (101) answered, though no protocol upgrade was asked for"
+
 -- The common case, "HTTP/1.1 204 No Content", by bytes (no pattern, no substring): status,
--- version; or nil when s[i..j] is any other line.
+-- version (10 or 11) of s[i..j] (its LF excluded, a CR before it kept); or nil when s[i..j] is
+-- any other line, one SP before the code or not, valid or not.
 local function plain_status(s, i, j)
   local h, t1, t2, p, slash, one, dot, minor, sp, d1, d2, d3 = byte(s, i, i + 11)
   if h == 72 and t1 == 84 and t2 == 84 and p == 80 and slash == 47 and one == 49 and dot == 46 and sp == SP
       and j >= i + 11 then
     local after = i + 12 <= j and byte(s, i + 12) or nil
     if (minor == 48 or minor == 49) and d1 >= 49 and d1 <= 57 and d2 >= 48 and d2 <= 57 and d3 >= 48
-        and d3 <= 57 and (not after or after < 48 or after > 57) then
+        and d3 <= 57 and (not after or after == SP or (after == CR and i + 12 == j)) then
       return (d1 - 48) * 100 + (d2 - 48) * 10 + d3 - 48, minor - 38
     end
   end
   return nil
 end
 
-local function parse_status(s, i, j)
-  local plain, plain_version = plain_status(s, i, j)
-  if plain then return plain, plain_version end
-  -- sscanf's " HTTP/" is case-sensitive: "http/1.1 404" matches nothing, and libcurl then takes
-  -- any line starting with http/ (its prefix check ignores case) as HTTP/1.0 200.
-  if sub(s, i, i + 4) ~= "HTTP/" then return 200, 10 end
+-- libcurl 7.88's own refusal of a status line s[i..j] (sscanf " HTTP/%1d.%1d%c%3d%c" and its
+-- fallbacks), for its text: the C core reports libcurl's text for a line libcurl refuses by
+-- itself, its own (BAD_STATUS) for one libcurl takes and the contract does not ("http/1.1 500"
+-- is libcurl's HTTP/1.0 200, "HTTP/2 204" its HTTP/2 204). Returns that text, or nil when
+-- libcurl takes the line. The line is known to start with "http/" in any case.
+local function libcurl_refusal(s, i, j)
+  if sub(s, i, i + 4) ~= "HTTP/" then return nil end
   local major, k = scan_int(s, i + 5, j, 1)
   if not major then
     -- sscanf gives EOF (-1) when the line ends there, 0 when something else follows.
-    if k == "eof" then return nil, "Unsupported HTTP version in response" end
-    return 200, 10
+    if k == "eof" then return "Unsupported HTTP version in response" end
+    return nil
   end
   local nc, version, sep, status, digit4 = 1, 0, nil, nil, nil
   if k <= j and byte(s, k) == 46 then -- "."
@@ -386,23 +402,36 @@ local function parse_status(s, i, j)
       end
     end
   end
-  if nc == 1 and major >= 2 then
-    -- " HTTP/%1[23] %d": "HTTP/2 200" (and "HTTP/3 200", refused below for want of QUIC).
-    local st = match(sub(s, i + 5, j), "^[23]%s*([+-]?%d+)")
-    if st then
-      if major == 2 then return tonumber(st), 20 end
-      return nil, format("Unsupported HTTP version (%d.0) in response", major)
-    end
+  if nc == 1 and major >= 2 and match(sub(s, i + 5, j), "^[23]%s*[+-]?%d") then
+    -- " HTTP/%1[23] %d": taken for HTTP/2, refused for HTTP/3 (no QUIC).
+    if major == 2 then return nil end
+    return format("Unsupported HTTP version (%d.0) in response", major)
   end
   if (digit4 and digit4 >= 48 and digit4 <= 57) or (nc >= 4 and status < 100) then
-    return nil, "Unsupported response code in HTTP response"
+    return "Unsupported response code in HTTP response"
   end
   if nc >= 4 and sep == SP then
     local v = major * 10 + version
-    if v == 10 or v == 11 or v == 20 then return status, v end
-    return nil, format("Unsupported HTTP version (%d.%d) in response", major, version)
+    if v == 10 or v == 11 or v == 20 then return nil end
+    return format("Unsupported HTTP version (%d.%d) in response", major, version)
   end
-  return nil, "Unsupported HTTP version in response"
+  return "Unsupported HTTP version in response"
+end
+
+-- The status line s[i..j] by the contract's rule: status, version (10 or 11); or nil and the
+-- text of the failure (code 1).
+local function parse_status(s, i, j)
+  local plain, plain_version = plain_status(s, i, j)
+  if plain then return plain, plain_version end
+  -- More than one SP before the code, or a refusal: off the fast path.
+  local minor, code, k = match(s, "^HTTP/1%.([01]) +([1-9]%d%d)()", i)
+  if minor and k <= j + 1 then
+    local after = byte(s, k)
+    if k > j or after == SP or (after == CR and k == j) then
+      return tonumber(code), minor == "1" and 11 or 10
+    end
+  end
+  return nil, libcurl_refusal(s, i, j) or BAD_STATUS
 end
 
 -- Header lines ------------------------------------------------------------------------------------
@@ -521,6 +550,10 @@ header_value = function(x, h, s, i, c, j)
         h.unknown_te = sub(original, 1, 64)
       end
     end
+    -- RFC 9112 6.3, as libcurl 7.88 does it: a Transfer-Encoding that leaves the answer
+    -- unchunked ("identity", empty, ...) overrides any Content-Length, before or after it;
+    -- the body ends when the connection closes, which is never reused.
+    if not h.chunked then h.close, h.no_length = true, true end
   end
   return true
 end
@@ -571,7 +604,7 @@ local function new_head(x, status, version, method)
   h.version, h.lines, h.length = version, 1, nil
   h.bodyless = status == 204 or status == 304 or method == "HEAD" or method == "CONNECT"
     or (status >= 100 and status < 200)
-  h.close, h.keep_alive, h.chunked, h.unknown_te = false, false, false, false
+  h.close, h.keep_alive, h.chunked, h.unknown_te, h.no_length = false, false, false, false, false
   return h
 end
 
@@ -651,7 +684,10 @@ local function read_head(x, method)
     block = block + len
     if h == nil then
       local status, version = parse_status(s, i, j)
-      if not status then return fail(x, 1, version) end
+      if not status then return refuse(x, version) end
+      -- We never ask for an upgrade: a 101 is a protocol violation (a proxy's 101 to CONNECT is
+      -- its refusal, reported as such by the cosocket transport).
+      if status == 101 and method ~= "CONNECT" then return refuse(x, SWITCHING) end
       h = new_head(x, status, version, method)
       if nul_in(x, s, i, j) then return fail(x, 8, "Nul byte in header") end
     else
@@ -895,9 +931,10 @@ function M.read(x, method)
   local ok, framed
   if h.chunked then
     ok, framed = read_chunked(x), true
-  elseif h.length then
+  elseif h.length and not h.no_length then
     ok, framed = read_length(x, h.length), true
-  else -- no length, or one too large to read: the body ends when the connection closes
+  else -- no length, one too large to read, or a Transfer-Encoding without chunked: the body
+    -- ends when the connection closes
     ok, framed = read_until_close(x), false
   end
   local parts = x.parts

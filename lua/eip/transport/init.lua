@@ -47,7 +47,8 @@
 --     reset by peer while receiving / sending                56 / 55 reset
 --     TLS handshake failed (not TLS, no common protocol)     35 tls
 --     certificate not trusted, or not for this host or IP    60 tls
---     first line not an HTTP/1.x status line, status < 100   1  protocol
+--     a status line the rule below refuses (the first line   1  protocol
+--       of any head, interim or final); a 101 answer
 --     header line without a colon, NUL byte in the head,     8  protocol
 --       invalid Content-Length
 --     a header libcurl 7.88 cannot store (a folded line      43 protocol
@@ -56,7 +57,7 @@
 --     header block too large (LIMITS.header_block)           56 protocol
 --     broken chunked framing (bad or too long chunk size,    56 protocol
 --       no CRLF after chunk data, trailer line too long)
---     a Transfer-Encoding other than chunked                 61 protocol (see below)
+--     a transfer coding other than chunked or identity       61 protocol (see below)
 --     through a proxy (the request's `proxy` set):
 --       the proxy's name cannot be resolved                  5  proxy
 --       the proxy refused the connection, or is unreachable  7  proxy
@@ -66,6 +67,29 @@
 --                                                               407 from proxy"; proxy_status 407)
 --       (a timeout, a reset or a TLS failure through a proxy keeps its own kind)
 --     anything else                                          KINDS, or "other"
+--
+-- **Status lines** (both transports, the same rule and texts): the first line of each head
+-- (the answer's first line, and the first after the blank line ending an interim 1xx head) is
+-- a status line, and must be `HTTP/1.0` or `HTTP/1.1`, then one or more SP, then exactly three
+-- digits 100-999, then the end of the line or SP (a reason phrase, possibly empty). Anything
+-- else there -- lowercase `http/`, another version (`HTTP/2 204`, `HTTP/3`, `HTTP/1.2`, no
+-- version), a fourth digit, a code under 100, a sign, a tab, junk after the digits -- is a
+-- failure with code 1 ("protocol"), whether the head is interim or final; so is a 101
+-- (Switching Protocols: we never ask for an upgrade; a proxy's 101 to CONNECT is a refusal like
+-- any non-2xx, see the table). Nothing of that answer is kept (status 0, no captured header,
+-- body ""), and the connection is not reused. libcurl 7.88 alone is more lenient (it takes
+-- `http/1.1 500` for HTTP/1.0 200, `HTTP/2 4294967500` for 204): the C core holds every status
+-- line libcurl hands it to this rule. The failure's text is libcurl's where libcurl refuses
+-- the line by itself ("Unsupported HTTP version (1.2) in response", "Received HTTP/0.9 when
+-- not allowed", ...), else "Unsupported status line in response (...)" or "Switching
+-- Protocols (101) answered, ...".
+--
+-- **Transfer-Encoding** (RFC 9112 6.3, as libcurl 7.88 reads it): `chunked` among its codings
+-- makes the body chunked. A Transfer-Encoding header that leaves the answer unchunked (say
+-- `identity`, empty, or `,`) overrides any Content-Length, before or after it: the body is
+-- read until the connection closes, and the connection is not reused (nor when a later
+-- Transfer-Encoding header says `chunked`: the body is then chunked). Other codings: see
+-- below (61).
 --
 -- **Where the transports differ (and why)**
 --
@@ -89,9 +113,6 @@
 --  * A NUL byte in a head: the cosocket transport always fails with 8; libcurl 7.88 does too,
 --    except at the start of a line, where it drops the rest of that read (what follows then
 --    depends on how the bytes arrived).
---  * A header line that starts with "HTTP/" inside a head: the C core (src/http.c) takes it for
---    a new status line and forgets the headers captured before it; the cosocket transport
---    does not.
 --  * Chunked trailers: captured headers in them are captured by both (libcurl hands trailers
 --    to the header callback); their lines are bounded by LIMITS.trailer_line in both, their
 --    number only by `timeout`.
