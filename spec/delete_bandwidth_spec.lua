@@ -120,14 +120,32 @@ describe("delete_bandwidth", function()
     assert.equal(1, emu:stats().requests)
   end)
 
-  it("treats every 2xx as success", function()
-    for _, status in ipairs{ 200, 201, 202, 203, 204, 205, 206 } do
-      emu:inject{ method = "DELETE", status = status, body = status == 204 and "" or "{}" }
-      local res = client:delete_bandwidth("bw-" .. status)
-      assert.is_true(res.ok)
-      assert.equal(status, res.status)
-      assert.equal(eip.status(status).reason, res.reason)
+  it("takes only 204 for a done delete: another 2xx is an unusable answer, never deleted", function()
+    for _, status in ipairs{ 200, 201, 202, 203, 205, 206 } do
+      local id = emu:create_bandwidth{ size = 1 }
+      emu:inject{ method = "DELETE", status = status, content_type = "text/html",
+        body = "<html>Please log in to the proxy</html>" }
+      local err = raised(client.delete_bandwidth, client, id, { missing_ok = true })
+      assert.equal("http", err.kind)
+      assert.equal(status, err.status)
+      assert.equal("Unusable Answer", err.reason)
+      assert.matches("answers 204 No Content; this " .. status .. " ", err.message, 1, true)
+      assert.is_false(err.retryable)
+      assert.equal(1, err.attempts)
+      assert.is_true(require("eip.errors").could_have_acted(err))
+      assert.is_table(emu:get_bandwidth(id), "the bandwidth is still there")
     end
+    assert.equal(6, emu:stats().requests)
+  end)
+
+  it("reports a 2xx other than 204 in a batch as that id's failure; the others are deleted", function()
+    local ids = { emu:create_bandwidth{ size = 1 }, emu:create_bandwidth{ size = 1 }, emu:create_bandwidth{ size = 1 } }
+    emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 200, body = "{}" }
+    local results, summary = client:delete_bandwidths(ids, { concurrency = 2 })
+    assert.same({ 2, 1 }, { summary.deleted, summary.failed })
+    assert.is_true(results[1].ok and results[3].ok)
+    assert.equal("Unusable Answer", results[2].reason)
+    assert.equal(200, results[2].status)
   end)
 
   it("makes 100 calls over one keep-alive connection", function()

@@ -70,7 +70,8 @@ static const eip_status_info table[] = {
      "The request succeeded; GET, PUT and POST return their result in the body.",
      "GET、PUT、POST操作正常返回",
      OK2,
-     "Success: read the body (a delete normally answers 204, but treat 200 as done as well).",
+     "Success for a read or a create: read the body. A delete is done only on 204: lua-eip "
+     "reports a 200 to one as an unusable answer; check the bandwidth with GET.",
      S001 | S003 | S004},
     {201, "Created", NULL,
      "The request succeeded and created a resource (POST, e.g. an IAM token or a bandwidth).",
@@ -83,15 +84,15 @@ static const eip_status_info table[] = {
      "The request was accepted but its processing has not finished yet.",
      "已经接受请求，但未处理完成。",
      OK2,
-     "Accepted asynchronously: poll the bandwidth with GET until it is gone instead of resending "
-     "the delete.",
+     "Accepted, not finished (lua-eip reports it as an unusable answer, never as deleted): poll "
+     "the bandwidth with GET until it is gone instead of resending the delete.",
      S001 | S004},
     {203, "Non-Authoritative Information", NULL,
      "Success, but a transforming proxy altered the origin server's response.",
      "非授权信息，请求成功。",
      OK2,
-     "Treat as success, and look for a proxy between the script and the endpoint if the body "
-     "looks altered.",
+     "A proxy between the script and the endpoint altered the answer: look for it. A delete is "
+     "done only on 204: check the bandwidth with GET.",
      S001},
     {204, "No Content", "NoContent",
      "The request succeeded and the response has no body; EIP answers a successful DELETE with "
@@ -104,7 +105,8 @@ static const eip_status_info table[] = {
      "Success; the client should reset the view that sent the request.",
      "重置内容，服务器处理成功。",
      OK2,
-     "Treat as success: there is no body to read and nothing to retry.",
+     "Not an answer of the EIP API: check the endpoint and proxies. A delete is done only on 204: "
+     "check the bandwidth with GET.",
      S001},
     {206, "Partial Content", NULL,
      "The server sent only the byte range(s) the request asked for.",
@@ -234,7 +236,9 @@ static const eip_status_info table[] = {
      "The resource existed but has been removed for good.",
      "客户端请求的资源已经不存在。返回该状态码，表明请求的资源已被永久删除。",
      CLIENT,
-     "Treat the bandwidth as already deleted; do not retry.",
+     "The EIP API never answers 410 (a missing bandwidth is 404 VPC.0306): something else "
+     "answered (a proxy, a gateway, a wrong endpoint) and the bandwidth may still exist. Check "
+     "the endpoint; do not retry.",
      S001},
     {411, "Length Required", NULL,
      "The server refuses a request that has no Content-Length.",

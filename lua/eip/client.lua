@@ -247,8 +247,9 @@ end
 --   attempts, elapsed, waited? }`; with missing_ok, a 404 VPC.0306 is `{ ok = true, deleted =
 --   false, status = 404, code, message, ... }`
 -- @raise an @{eip.error}: `usage` (nothing sent), `http` (status, code, message, request_id,
---   retryable, advice), `transport` (reason, curl_code), or `wait_timeout` (deleted, but still
---   readable when the wait ended)
+--   retryable, advice; a 2xx other than 204 too, with reason "Unusable Answer": it does not say
+--   the bandwidth was deleted), `transport` (reason, curl_code), or `wait_timeout` (deleted, but
+--   still readable when the wait ended)
 function Client:delete_bandwidth(bandwidth_id, call_opts)
   local r = runner_of(self, "delete_bandwidth")
   validate.id("bandwidth_id", bandwidth_id)
@@ -371,7 +372,8 @@ end
 -- @tparam[opt] string opts.enterprise_project_id only this enterprise project's bandwidths
 -- @treturn {table,...} the bandwidths, in the order the API returned them
 -- @treturn table `{ pages, requests, attempts, elapsed }`
--- @raise an @{eip.error}; a server that repeats a page is an `http` error ("Unusable Answer")
+-- @raise an @{eip.error}; a server that repeats a page, or lists an id that is not one (it would
+--   be the next page's marker), is an `http` error ("Unusable Answer"): nothing more is sent
 function Client:list_bandwidths(opts)
   local r = runner_of(self, "list_bandwidths")
   local query, limit = bandwidths.list_query(opts or {})
@@ -413,7 +415,8 @@ end
 -- @treturn table `{ bandwidth_id, bandwidth, eips = { {publicip_id, publicip_type,
 --   publicip_address, ip_version} }, charge_mode, size, remove_calls, requests }`
 -- @raise an @{eip.error}; kind `refused` (reason "dedicated", "prepaid" with `order_id`, or
---   "frozen") when the bandwidth must not be drained
+--   "frozen") when the bandwidth must not be drained; an `http` error ("Unusable Answer") when an
+--   EIP id it lists is not an id or holds a credential
 function Client:plan_drain(bandwidth_id, opts)
   local r = runner_of(self, "plan_drain")
   validate.id("bandwidth_id", bandwidth_id)

@@ -180,9 +180,10 @@ M.regions = require("eip.regions").list
 -- concern are nil. Secrets never appear in it.
 -- @table error
 -- @tfield string kind "usage" (bad arguments: nothing was sent), "http" (the server answered
---   non-2xx), "transport" (no usable answer), "refused" (the client refused to act after
---   reading the resource), "not_sent" (a batch stopped before this id), "interrupted" (aborted
---   in flight), "wait_timeout" (deleted, but still readable when `wait` ended)
+--   non-2xx, or a 2xx the call cannot use: reason "Unusable Answer"), "transport" (no usable
+--   answer), "refused" (the client refused to act after reading the resource), "not_sent" (a
+--   batch stopped before this id), "interrupted" (aborted in flight), "wait_timeout" (deleted,
+--   but still readable when `wait` ended)
 -- @tfield integer status the HTTP status (`http`)
 -- @tfield string reason its reason phrase (`http`); the transport kind (`transport`: "dns",
 --   "connect", "timeout", "reset", "tls", "protocol" or "other"); why (`refused`: "dedicated",

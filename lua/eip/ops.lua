@@ -15,6 +15,8 @@
 --   timeout, max_attempts   tighter limits than the client's, or nil (the metadata service)
 --   secret_answer  true: the answer's body holds credentials (the debug log shows its size only)
 --   resource   the id it is about (a bandwidth id), or nil
+--   unusable(op, resp)  why a 2xx answer is not this call's success (a text), or nil; then the
+--              attempt fails with an "http" error ("Unusable Answer") like any other. Optional.
 --   result(op, resp, attempts, elapsed)  the value a successful call returns; may raise an
 --              eip error when a 2xx answer is unusable
 --   recover(op, err)  a value when this final failure is an acceptable outcome (missing_ok),
@@ -66,6 +68,18 @@ function Delete.result(op, resp, attempts, elapsed)
     ok = true, deleted = true, status = resp.status, reason = reasons[resp.status],
     bandwidth_id = op.resource, request_id = resp.request_id, attempts = attempts, elapsed = elapsed,
   }
+end
+
+-- A delete is done when the service answers 204 No Content, as DeleteSharedBandwidth does. Any
+-- other 2xx (a proxy's or captive portal's 200 page, a 202 "accepted, not finished") does not
+-- say the bandwidth is gone: the answer is unusable (an "http" error that may have acted), never
+-- deleted = true.
+function Delete.unusable(op, resp) -- luacheck: ignore op
+  local status = resp.status
+  if status == 204 then return nil end
+  return "a delete is done when the API answers 204 No Content; this " .. status .. " " .. reasons[status]
+    .. " does not say the bandwidth was deleted (it may come from a proxy in between, or the delete "
+    .. "may not have finished): check with show_bandwidth before deleting it again"
 end
 
 -- With missing_ok, the EIP service's "no such bandwidth" (404 VPC.0306) is a result

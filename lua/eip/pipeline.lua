@@ -386,6 +386,15 @@ function Call:request()
   end
   self.req = req
   if runner.log then
+  local op = self.op
+  if answer and op.unusable then
+    local why = op:unusable(answer)
+    if why then
+      err = errors.protocol(answer, op.method, op.path, why)
+      err.retryable = false
+      answer = nil
+    end
+  end
     log.request(runner.log, req, clean(runner))
     if req.proxy and not runner.warned_clear and log.clear_through_proxy(runner.log, req) then
       runner.warned_clear = true -- once per client
@@ -418,7 +427,7 @@ function Call:response(resp)
     end
   end
   if answer then
-    local value = self.op:result(answer, self.attempts, monotime() - self.started)
+    local value = op:result(answer, self.attempts, monotime() - self.started)
     if runner.on_response then self:observed(resp, nil, "done") end
     return "done", value
   end
