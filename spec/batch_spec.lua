@@ -315,6 +315,22 @@ describe("delete_bandwidths", function()
     assert.equal(1, emu:stats().requests)
   end)
 
+  it("does not stop as after a refused login when IAM throttles (429) its token requests", function()
+    local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(), max_attempts = 1 }
+    emu:inject{ method = "POST", path = "^/v3/auth/tokens", status = 429, times = -1,
+      body = { error_code = "APIGW.0308", error_msg = "The throttling threshold has been reached: "
+        .. "policy user over ratelimit,limit:5,time:1 second" } }
+    local results, summary = c:delete_bandwidths({ "bw-1", "bw-2", "bw-3" })
+    c:close()
+    assert.is_nil(summary.stopped)
+    assert.same({ 3, 0 }, { summary.failed, summary.not_sent })
+    for i = 1, 3 do
+      assert.equal("http", results[i].kind)
+      assert.equal(429, results[i].status)
+      assert.is_true(results[i].retryable)
+    end
+  end)
+
   it("re-raises an error of on_result after aborting the transfers; the client stays usable", function()
     local c = new()
     local ok, err = pcall(c.delete_bandwidths, c, create(10), { concurrency = 4, on_result = function(i)

@@ -77,9 +77,10 @@ local function gateway_auth_code(code)
 end
 
 --- Is err a definite authentication or authorisation failure: a 401, a 403 with a gateway or
--- policy code, a refused IAM login, no credentials found at all, or the proxy's 407? After one,
--- a batch starts no new request (Huawei Cloud locks an AK/SK pair after 5 failed signatures in
--- a row, proxies may lock the account they check, and every other id would fail alike).
+-- policy code, a refused IAM login (not IAM's 408 or 429), no credentials found at all, or the
+-- proxy's 407? After one, a batch starts no new request (Huawei Cloud locks an AK/SK pair after
+-- 5 failed signatures in a row, proxies may lock the account they check, and every other id
+-- would fail alike).
 function M.halts(err)
   if type(err) ~= "table" then return false end
   if err.kind == "usage" and err.argument == "credentials" then return true end -- none anywhere
@@ -87,7 +88,9 @@ function M.halts(err)
   if err.kind ~= "http" then return false end
   local status, code = err.status, err.code
   if status == 401 then return true end
-  if err.path == IAM_PATH and status >= 400 and status < 500 then return true end
+  -- IAM's 4xx but throttling (429) and a request timeout (408): those may pass (eip.auth holds
+  -- them a few seconds), and say nothing of the credentials.
+  if err.path == IAM_PATH and status >= 400 and status < 500 then return not M.STATUSES[status] end
   if status == 403 and code then return M.DENIED_CODES[code] == true or gateway_auth_code(code) end
   return false
 end
