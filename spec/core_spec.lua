@@ -403,6 +403,42 @@ describe("eip.core one session, requests of every kind", function()
     end
   end)
 
+  it("core.secret_ranges: every piece of every secret, extended as far as it matches, merged", function()
+    local secret, other = "secret-0123456789", "ANOTHER-long-secret"
+    local function ranges(s, list) return core.secret_ranges(s, list or { secret, other }) end
+    assert.is_nil(ranges("nothing here"))
+    assert.same({ 4, 20 }, ranges("id secret-0123456789 end"))
+    assert.same({ 4, 13 }, ranges("id secret-012 cut")) -- cut short
+    assert.same({ 4, 13 }, ranges("id 0123456789 tail")) -- its start cut off
+    assert.same({ 3, 12 }, ranges("x cret-01234 y")) -- a piece of its middle
+    assert.same({ 1, 17, 19, 37 }, ranges("secret-0123456789 ANOTHER-long-secret"))
+    assert.same({ 1, 36 }, ranges("secret-0123456789ANOTHER-long-secret"), "touching pieces merge")
+    assert.same({ 1, 5 }, ranges("short", { "short" })) -- a short secret: the whole text only
+    assert.is_nil(ranges("a short one", { "short" }))
+    assert.is_nil(ranges("x", { false, 12 }), "values that are not strings are skipped")
+    -- The index follows the list as it changes: a value replaced, added, removed.
+    local list = { "first-secret-value" }
+    assert.is_not_nil(ranges("first-secret-value", list))
+    list[1] = "2nd-SECRET-VALUE-xyz"
+    assert.is_nil(ranges("first-secret-value", list))
+    assert.is_not_nil(ranges("2nd-SECRET-VALUE-xyz", list))
+    list.retired1 = "first-secret-value"
+    assert.is_not_nil(ranges("first-secret-value", list))
+    list.retired1 = nil
+    assert.is_nil(ranges("first-secret-value", list))
+    -- Every piece of 11 bytes of a long secret, wherever it starts.
+    local bytes, x = {}, 12345
+    for i = 1, 3000 do
+      x = (x * 1103515245 + 12345) % 2147483648
+      bytes[i] = string.char(33 + math.floor(x / 65536) % 94)
+    end
+    local long = table.concat(bytes)
+    for from = 1, #long - 10, 97 do
+      local piece = long:sub(from, from + 10)
+      assert.same({ 3, 13 }, ranges("> " .. piece .. " <", { long }), "piece at " .. from)
+    end
+  end)
+
   it("core.plain_text: no control character, no escape, no trace of a secret in the list", function()
     assert.is_true(core.plain_text("0123456789abcdef", {}))
     assert.is_true(core.plain_text("", {}))
@@ -413,7 +449,11 @@ describe("eip.core one session, requests of every kind", function()
     assert.is_true(core.plain_text("id secret-", { secret })) -- 7 bytes of its start: no trace
     assert.is_false(core.plain_text("id secret-0", { secret })) -- 8: perhaps a copy cut short
     assert.is_false(core.plain_text("secret-0 id", { secret }))
-    assert.is_true(core.plain_text("ecret-0123456789", { secret })) -- not its start
+    assert.is_false(core.plain_text("ecret-0123456789", { secret })) -- its end: a copy with its start cut off
+    assert.is_false(core.plain_text("id 23456789", { secret })) -- its last 8 bytes
+    assert.is_true(core.plain_text("id 3456789", { secret })) -- 7 bytes of its end: no trace
+    assert.is_false(core.plain_text("x cret-01234 y", { secret })) -- 10 bytes from its middle
+    assert.is_true(core.plain_text("x cret-012 y", { secret })) -- 8 from its middle: below what is found
     assert.is_false(core.plain_text("short", { "short" })) -- a short secret: only the whole value
     assert.is_true(core.plain_text("shorter", { "short" }))
     assert.is_false(core.plain_text("x", { nil, "x" }), "holes in the list are skipped")

@@ -561,6 +561,16 @@ describe("safety", function()
             { code = "VPC.0302", message = "bad " .. percent_encoded(t) } end },
       { "split by a line break", function(t)
           return nil, { code = "VPC.0302", message = "echo " .. t:sub(1, 12) .. "\n" .. t:sub(13, 400) } end },
+      { "with its start cut off (and then cut to the bounds)", function(t)
+          return { ["X-Request-Id"] = "id-" .. t:sub(5) }, { code = "VPC.0302", message = "tail " .. t:sub(5) } end },
+      { "in two halves, one in the code and one in the message", function(t)
+          local half = math.floor(#t / 2)
+          return nil, { code = t:sub(1, half), message = "then " .. t:sub(half + 1) .. " end" } end },
+      { "in pieces of 11 bytes from its middle", function(t)
+          local mid = math.floor(#t / 2)
+          return { ["X-Request-Id"] = "a" .. t:sub(mid, mid + 10) .. "b" },
+            { code = "VPC.0302", message = "x " .. t:sub(mid - 20, mid - 10) .. " y " .. t:sub(mid + 30, mid + 60) }
+        end },
       { "where the debug log cuts a body (2 KB)", function(t)
           return nil, { code = "VPC.0302", message = "m", detail = string.rep("d", 1990) .. t } end },
     }

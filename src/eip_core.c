@@ -29,6 +29,7 @@
 #include "http.h"
 #include "interrupt.h"
 #include "multi.h"
+#include "secrets.h"
 #include "sign.h"
 #include "status.h"
 #include "version.h"
@@ -653,51 +654,159 @@ static int l_blank_controls(lua_State *L)
     return 2;
 }
 
-/* Is there no trace of secret (n bytes) in s: for a secret of 8 bytes or more, its first 8
- * bytes nowhere in s (so that neither a copy nor a cut one can be there); for a shorter one, s
- * not equal to it? */
-static int no_trace(const char *s, size_t len, const char *secret, size_t n)
+/* ---- secrets: the index of eip.pipeline's redaction (see secrets.h) ------------------ */
+
+#define SECRETS_MT "eip.core.secrets"
+
+/* The registry's weak-keyed table: a list of secrets -> { index userdata, its strings... }. */
+static char secrets_cache_key;
+
+typedef struct {
+    eip_secrets *x;
+} secrets_index;
+
+static int l_secrets_gc(lua_State *L)
 {
-    size_t i;
-    if (n < 8)
-        return !(n == len && memcmp(s, secret, n) == 0);
-    for (i = 0; i + 8 <= len; i++) {
-        const char *at = memchr(s + i, secret[0], len - 7 - i);
-        if (at == NULL)
-            return 1;
-        if (memcmp(at, secret, 8) == 0)
-            return 0;
-        i = (size_t)(at - s);
+    secrets_index *u = luaL_checkudata(L, 1, SECRETS_MT);
+    eip_secrets_free(u->x);
+    u->x = NULL;
+    return 0;
+}
+
+/* Is the cache entry at stack index `entry` the index of the list at `list` as it is now: the
+ * same strings in the same order, none added or removed? *other: whether the list holds a value
+ * that is not a string (skipped by the index). */
+static int secrets_current(lua_State *L, int list, int entry, int *other)
+{
+    int j = 2;
+    lua_pushnil(L);
+    while (lua_next(L, list) != 0) {
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            *other = 1;
+        } else if (lua_rawlen(L, -1) > 0) {
+            int same;
+            lua_rawgeti(L, entry, j++);
+            same = lua_rawequal(L, -1, -2);
+            lua_pop(L, 1);
+            if (!same) {
+                lua_pop(L, 2); /* the value and the key */
+                return 0;
+            }
+        }
+        lua_pop(L, 1);
     }
-    return 1;
+    lua_rawgeti(L, entry, j);
+    j = lua_isnil(L, -1); /* nothing removed */
+    lua_pop(L, 1);
+    return j;
+}
+
+/* The index of the list at stack index `list` (an absolute index), made when the list is seen
+ * for the first time or has changed since (a value replaced, added or removed), as the cache's
+ * copy of its strings, which keeps them alive, tells. *other: whether the list holds a value
+ * that is not a string. Leaves the stack as it found it. */
+static eip_secrets *secrets_of(lua_State *L, int list, int *other)
+{
+    int top = lua_gettop(L), cache, entry, j = 2, n = 0;
+    eip_secrets *x;
+    secrets_index *u;
+    *other = 0;
+    lua_pushlightuserdata(L, &secrets_cache_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    cache = lua_gettop(L);
+    lua_pushvalue(L, list);
+    lua_rawget(L, cache);
+    entry = lua_gettop(L);
+    if (lua_istable(L, entry) && secrets_current(L, list, entry, other)) {
+        lua_rawgeti(L, entry, 1);
+        x = ((secrets_index *)lua_touserdata(L, -1))->x;
+        lua_settop(L, top);
+        return x;
+    }
+    *other = 0;
+    lua_pushnil(L);
+    while (lua_next(L, list) != 0) {
+        n++;
+        lua_pop(L, 1);
+    }
+    lua_createtable(L, n + 1, 0);
+    entry = lua_gettop(L);
+    u = lua_newuserdata(L, sizeof *u);
+    u->x = NULL;
+    eip_setmetatable(L, SECRETS_MT);
+    u->x = eip_secrets_new((size_t)n);
+    if (u->x == NULL)
+        luaL_error(L, "eip.core: out of memory (secrets index)");
+    lua_rawseti(L, entry, 1);
+    lua_pushnil(L);
+    while (lua_next(L, list) != 0) {
+        size_t len = 0;
+        const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+        if (v == NULL)
+            *other = 1;
+        if (v != NULL && len > 0) {
+            if (eip_secrets_add(u->x, v, len) != 0)
+                luaL_error(L, "eip.core: out of memory (secrets index)");
+            lua_rawseti(L, entry, j++); /* pops the value */
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    x = u->x;
+    lua_pushvalue(L, list);
+    lua_pushvalue(L, entry);
+    lua_rawset(L, cache);
+    lua_settop(L, top);
+    return x;
 }
 
 /* core.plain_text(s, secrets) -> whether eip.pipeline's Runner:clean gives s back as it is: no
- * control character, no '%' or '\' escape, and no trace (no_trace) of any value of the list
- * secrets (holes allowed). A value that is not a string gives false (the caller then applies
- * its rules). One pass and a search per secret, where those rules cost a request id about a
+ * control character, no '%' or '\' escape, and no piece of any value of the list secrets (holes
+ * allowed; what a piece is: secrets.h). A value that is not a string gives false (the caller
+ * then applies its rules). One pass over s, where those rules cost a request id about a
  * microsecond. */
 static int l_plain_text(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
-    int escapes, plain;
+    int escapes, plain, other;
 
     luaL_checktype(L, 2, LUA_TTABLE);
     plain = before_controls(s, len, &escapes) == len && !escapes;
-    lua_pushnil(L);
-    while (plain && lua_next(L, 2) != 0) {
-        size_t n;
-        const char *secret;
-        if (lua_type(L, -1) != LUA_TSTRING) {
-            plain = 0;
-        } else {
-            secret = lua_tolstring(L, -1, &n);
-            plain = no_trace(s, len, secret, n);
-        }
-        lua_pop(L, 1);
+    if (plain) {
+        eip_secrets *x = secrets_of(L, 2, &other);
+        plain = !other && !eip_secrets_any(x, s, len);
     }
     lua_pushboolean(L, plain);
+    return 1;
+}
+
+/* core.secret_ranges(s, secrets) -> nil, or { from1, to1, from2, to2, ... }: the pieces of the
+ * list's secrets in s (1-based, inclusive byte positions), in order, merged where they overlap
+ * or touch. Values that are not strings are skipped. */
+static int l_secret_ranges(lua_State *L)
+{
+    size_t len, n, i;
+    const char *s = luaL_checklstring(L, 1, &len);
+    int other;
+    eip_secrets *x;
+    eip_range *out;
+
+    luaL_checktype(L, 2, LUA_TTABLE);
+    x = secrets_of(L, 2, &other);
+    out = lua_newuserdata(L, EIP_SECRETS_MAX_RANGES(len) * sizeof *out);
+    n = eip_secrets_scan(x, s, len, out);
+    if (n == 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_createtable(L, (int)(2 * n), 0);
+    for (i = 0; i < n; i++) {
+        eip_pushint(L, out[i].from + 1);
+        lua_rawseti(L, -2, (int)(2 * i + 1));
+        eip_pushint(L, out[i].to);
+        lua_rawseti(L, -2, (int)(2 * i + 2));
+    }
     return 1;
 }
 
@@ -1130,6 +1239,7 @@ static const luaL_Reg core_functions[] = {
     {"blank_controls", l_blank_controls},
     {"is_id", l_is_id},
     {"plain_text", l_plain_text},
+    {"secret_ranges", l_secret_ranges},
     {"monotime", l_monotime},
     {"file_mode", l_file_mode},
     {"sleep", l_sleep},
@@ -1158,6 +1268,18 @@ int luaopen_eip_core(lua_State *L)
     register_type(L, SESSION_MT, session_methods, l_session_close, l_session_tostring);
     register_type(L, MULTI_MT, multi_methods, l_multi_close, l_multi_tostring);
     register_type(L, SIGNER_MT, signer_methods, l_signer_gc, l_signer_tostring);
+
+    luaL_newmetatable(L, SECRETS_MT);
+    lua_pushcfunction(L, l_secrets_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    lua_pushlightuserdata(L, &secrets_cache_key); /* the secrets' indexes, by list (weak keys) */
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
 
     luaL_newlib(L, core_functions);
     set_str(L, "_VERSION", EIP_VERSION);

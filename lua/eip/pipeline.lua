@@ -28,6 +28,7 @@ local M = {}
 local monotime = core.monotime
 local blank_controls = core.blank_controls
 local plain_text = core.plain_text
+local secret_ranges = core.secret_ranges
 local min, max = math.min, math.max
 local type = type
 
@@ -78,48 +79,24 @@ local REDACTED = "<redacted>"
 -- What replaces a whole text that held a secret in disguise (escaped, encoded, split).
 local DISGUISED = "<redacted: the text held a credential>"
 
--- Where in s a cut copy of secret starts: s ends with the secret's first bytes (at least 8 of
--- them, so that ordinary words never match), as when a server's text was cut to a bound (the
--- C core keeps 255 bytes of a header, eip.body 512 of a message and then adds "..."): or nil.
-local function cut_at(s, secret)
-  local n = #secret
-  if n < 8 then return nil end
-  local head = secret:sub(1, 8)
-  local from = #s - n + 2 -- a whole copy was replaced already: a cut one is shorter
-  if from < 1 then from = 1 end
-  while true do
-    local at = s:find(head, from, true)
-    if not at then return nil end
-    local rest = s:sub(at)
-    if rest:sub(-3) == "..." then rest = rest:sub(1, -4) end
-    if secret:sub(1, #rest) == rest then return at end
-    from = at + 1
-  end
-end
-
--- Every secret of the list replaced in s (see Runner:clean).
+-- Every secret of the list replaced in s (see Runner:clean): each piece the C core finds (a
+-- whole copy, or any piece of 11 bytes or more, or of 8 or more that holds a secret's first or
+-- last 8 bytes: a copy cut short by a bound, or with its start cut off), with the "..." that
+-- marks a text cut by a bound (the C core keeps 255 bytes of a header, eip.body 512 of a
+-- message) when the piece ends there.
 local function redact(s, secrets)
-  for _, secret in pairs(secrets) do
-    if #secret >= 8 then
-      if s:find(secret, 1, true) then
-        local out, from = {}, 1
-        while true do
-          local at = s:find(secret, from, true)
-          if not at then break end
-          out[#out + 1] = s:sub(from, at - 1)
-          out[#out + 1] = REDACTED
-          from = at + #secret
-        end
-        out[#out + 1] = s:sub(from)
-        s = table.concat(out)
-      end
-      local at = cut_at(s, secret)
-      if at then s = s:sub(1, at - 1) .. REDACTED end
-    elseif s == secret then
-      s = REDACTED
-    end
+  local ranges = secret_ranges(s, secrets)
+  if not ranges then return s end
+  local out, from, n = {}, 1, #ranges
+  for i = 1, n, 2 do
+    local to = ranges[i + 1]
+    if i == n - 1 and s:sub(to + 1) == "..." then to = #s end
+    out[#out + 1] = s:sub(from, ranges[i] - 1)
+    out[#out + 1] = REDACTED
+    from = to + 1
   end
-  return s
+  out[#out + 1] = s:sub(from)
+  return table.concat(out)
 end
 
 local function byte_of(hex) return string.char(tonumber(hex, 16)) end
@@ -162,9 +139,11 @@ end
 
 --- Server-provided text made safe to show: control characters (terminal escapes, CR, LF)
 -- become spaces, and every secret the provider holds, and the runner's own `secrets` (proxy
--- credentials), becomes `<redacted>` (a proxy or service may echo a header back), also a copy
--- cut short at the end of the text. A secret shorter than 8 bytes cannot be told apart from
--- ordinary words inside a text, so it is redacted only where it is the whole value. Text that
+-- credentials), becomes `<redacted>` (a proxy or service may echo a header back), and so does
+-- every piece of one of 11 bytes or more, or of 8 or more that holds its first or last 8 bytes
+-- (a copy cut short, or with its start cut off: see src/secrets.h). A secret shorter than 8
+-- bytes cannot be told apart from ordinary words inside a text, so it is redacted only where it
+-- is the whole value. Text that
 -- holds a secret only in disguise (JSON- or percent-escaped, split by control characters) is
 -- replaced whole.
 function Runner:clean(s)
@@ -386,15 +365,6 @@ function Call:request()
   end
   self.req = req
   if runner.log then
-  local op = self.op
-  if answer and op.unusable then
-    local why = op:unusable(answer)
-    if why then
-      err = errors.protocol(answer, op.method, op.path, why)
-      err.retryable = false
-      answer = nil
-    end
-  end
     log.request(runner.log, req, clean(runner))
     if req.proxy and not runner.warned_clear and log.clear_through_proxy(runner.log, req) then
       runner.warned_clear = true -- once per client
@@ -416,6 +386,15 @@ function Call:response(resp)
   -- then reads as lost_answer).
   if resp.resent and not self.unanswered then self.unanswered = RESENT end
   local answer, err = map(runner, self.req, resp)
+  local op = self.op
+  if answer and op.unusable then
+    local why = op:unusable(answer)
+    if why then
+      err = errors.protocol(answer, op.method, op.path, why)
+      err.retryable = false
+      answer = nil
+    end
+  end
   local provider = runner.provider
   if provider.rejected and not self.req.no_auth and not resp.curl_code then
     -- Signatures the gateway refused in a row (see eip.auth): counted, reset by an answer that

@@ -1,0 +1,49 @@
+/* secrets.h - finding pieces of secret values (a token, a secret key, a password) in text a
+ * server sent, so that eip.pipeline can redact them before anyone sees the text.
+ *
+ * A server may echo a credential whole, or a piece of it: cut short by a length bound, with its
+ * start cut off, split between two fields. An index of the secrets' 8-byte windows finds, in one
+ * pass over the text, every piece of 11 bytes or more of any secret, and every piece of 8 or
+ * more that holds a secret's first or last 8 bytes; each found piece is extended as far as it
+ * matches that secret. A secret shorter than 8 bytes cannot be told apart from ordinary words
+ * inside a text: it is found only as the whole text.
+ *
+ * Windows are indexed at every fourth offset of a secret (and at its last 8 bytes), so the index
+ * takes about 4 bytes per byte of secret; any 11 consecutive bytes of a secret hold an indexed
+ * window. The index keeps its own copies of the secrets, wiped when it is freed.
+ */
+#ifndef EIP_SECRETS_H
+#define EIP_SECRETS_H
+
+#include <stddef.h>
+
+typedef struct eip_secrets eip_secrets;
+
+/* An empty index for up to max_secrets secrets; NULL when out of memory. */
+eip_secrets *eip_secrets_new(size_t max_secrets);
+
+/* Adds a copy of secret (len bytes; an empty one is ignored). 0, or -1 when out of memory or
+ * when max_secrets were added already. Secrets longer than EIP_SECRETS_INDEXED_MAX bytes are
+ * indexed over their first EIP_SECRETS_INDEXED_MAX bytes. */
+#define EIP_SECRETS_INDEXED_MAX (16u * 1024u * 1024u)
+int eip_secrets_add(eip_secrets *x, const char *secret, size_t len);
+
+/* A piece found: the byte range [from, to) of the text. */
+typedef struct {
+    size_t from, to;
+} eip_range;
+
+/* How many ranges eip_secrets_scan may write for a text of len bytes. */
+#define EIP_SECRETS_MAX_RANGES(len) ((len) / 8 + 2)
+
+/* Writes into out (room for EIP_SECRETS_MAX_RANGES(len) ranges) the pieces of secrets in
+ * text[0..len), in increasing order, overlapping or touching pieces merged; returns how many. */
+size_t eip_secrets_scan(const eip_secrets *x, const char *text, size_t len, eip_range *out);
+
+/* Whether text[0..len) holds any piece eip_secrets_scan would report. */
+int eip_secrets_any(const eip_secrets *x, const char *text, size_t len);
+
+/* Wipes the copies and frees the index (NULL is fine). */
+void eip_secrets_free(eip_secrets *x);
+
+#endif
