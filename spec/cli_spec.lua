@@ -52,7 +52,7 @@ describe("eip command", function()
     for k, v in pairs(opts.env or {}) do vars[k] = v or nil end
     local env = {}
     for k, v in pairs(vars) do env[#env + 1] = k .. "=" .. q(v) end
-    local out, err, input = os.tmpname(), os.tmpname(), "/dev/null"
+    local out, err, input = os.tmpname(), os.tmpname(), opts.input or "/dev/null"
     if opts.stdin then
       input = os.tmpname()
       local f = assert(io.open(input, "w"))
@@ -192,6 +192,29 @@ describe("eip command", function()
         { "list-bandwidths", { HUAWEICLOUD_SDK_PROJECT_ID = false },
           "eip: no project id: give --project-id, or export HUAWEICLOUD_SDK_PROJECT_ID\n" },
         { "list-bandwidths --project-id ../x", {}, "^eip: %-%-project%-id may only contain letters" },
+    it("refuses a credentials file that is a directory or a FIFO with a usage error (exit 2), at once", function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert.is_true((host.execute("mkdir -p " .. q(dir .. "/.huaweicloud/credentials") .. " && mkfifo "
+        .. q(dir .. "/fifo"))))
+      -- A writer for a reader that should never come (gone after 10 s): were the FIFO opened, the
+      -- open would return when it comes and the case fail, rather than wait for ever.
+      host.execute("timeout 10 sh -c " .. q(": > " .. q(dir .. "/fifo")) .. " >/dev/null 2>&1 &")
+      local cases = { { { HOME = dir }, dir .. "/.huaweicloud/credentials is a directory" },
+        { { HUAWEICLOUD_SDK_CREDENTIALS_FILE = dir .. "/fifo" }, dir .. "/fifo is a FIFO (named pipe)" } }
+      for _, case in ipairs(cases) do
+        case[1].OS_AUTH_TOKEN, case[1].EIP_METADATA_URL = false, "http://127.0.0.1:" .. host.closed_port()
+        local code, out, err = run("delete-bandwidth abc", { env = case[1] })
+        assert.equal(2, code, err)
+        assert.equal("", out)
+        assert.equal("eip: credentials file " .. case[2] .. ", not a regular file: name the credentials file "
+          .. "itself\n", err)
+      end
+      host.execute("timeout 5 cat " .. q(dir .. "/fifo") .. " >/dev/null 2>&1") -- lets the writer go
+      host.execute("rm -rf " .. q(dir))
+      assert.equal(0, emu:stats().requests)
+    end)
+
         { "list-bandwidths --endpoint ftp://x", {}, "^eip: %-%-endpoint must use http or https" },
         { "list-bandwidths", { EIP_ENDPOINT = "ftp://x" }, "^eip: EIP_ENDPOINT must use http or https" },
         { "list-bandwidths", { EIP_ENDPOINT = false },
@@ -612,6 +635,15 @@ describe("eip command", function()
     it("says when the API throttled a batch, and --no-adaptive keeps the concurrency", function()
       emu:set_knobs{ throttle_rate = 4 }
       local ids = {}
+    it("refuses a line on stdin that cannot be a list of ids (/dev/zero) at once: exit 2, nothing sent", function()
+      local before = emu:stats().requests
+      local code, out, err = run("delete-bandwidth -", { input = "/dev/zero" })
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.matches("stdin line 1 is longer than 4096 bytes: not a list of ids", err, 1, true)
+      assert.equal(before, emu:stats().requests)
+    end)
+
       for i = 1, 12 do ids[i] = emu:create_bandwidth{ size = 5 } end
       local _, _, err = run("delete-bandwidth --no-adaptive --max-attempts 1 --concurrency 6 "
         .. table.concat(ids, " "))

@@ -6,6 +6,7 @@ local client_mod = require "eip.client"
 local fixture = require "spec.support.fixture"
 local nginx = require "spec.support.nginx"
 local raised = require("spec.support.assertions").raised
+local host = require "spec.support.host"
 local socket = require "socket"
 
 local function env_of(t)
@@ -195,6 +196,57 @@ describe("credentials", function()
       assert.equal(0, emu:stats().requests)
     end)
 
+    -- Reading a directory gave a raw Lua error, a FIFO waited for a writer for ever, a device
+    -- would be read without end: only a regular file is opened, and only 64 KiB of it read.
+    it("is a usage error naming it when it is not a regular file, and never opened then", function()
+      local fifo = dir .. "/fifo"
+      assert.is_true((host.execute("mkfifo " .. nginx.shell_quote(fifo))))
+      -- A writer for a reader that should never come (gone after 10 s): were the FIFO opened, the
+      -- open would return when it comes and the case fail, rather than wait for ever.
+      host.execute("timeout 10 sh -c " .. nginx.shell_quote(": > " .. nginx.shell_quote(fifo)) .. " >/dev/null 2>&1 &")
+      local cases = { { dir, "is a directory" }, { fifo, "is a FIFO (named pipe)" },
+        { "/dev/zero", "is a character device" } }
+      for _, case in ipairs(cases) do
+        local err = raised(new, { project_id = emu.project_id, metadata_url = false },
+          { HUAWEICLOUD_SDK_CREDENTIALS_FILE = case[1] })
+        assert.equal("usage", err.kind)
+        assert.equal("credentials file", err.argument)
+        assert.equal("credentials file " .. case[1] .. " " .. case[2]
+          .. ", not a regular file: name the credentials file itself", err.message)
+      end
+      -- ~/.huaweicloud/credentials made a directory by mistake
+      os.execute("mkdir -p " .. nginx.shell_quote(dir .. "/dirhome/.huaweicloud/credentials"))
+      local err = raised(new, { project_id = emu.project_id, metadata_url = emu.metadata_url },
+        { HOME = dir .. "/dirhome" })
+      assert.equal("credentials file", err.argument)
+      assert.matches("/dirhome/.huaweicloud/credentials is a directory", err.message, 1, true)
+      host.execute("timeout 5 cat " .. nginx.shell_quote(fifo) .. " >/dev/null 2>&1") -- lets the writer go
+      os.remove(fifo)
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    it("is a usage error when bigger than 64 KiB, which no credentials file is; never printing it", function()
+      local filler = "# " .. string.rep("x", 1000) .. "\n"
+      local path = profile("[basic]\nak = " .. emu.ak .. "\nsk = " .. emu.sk .. "\n" .. string.rep(filler, 66))
+      local err = raised(new, { project_id = emu.project_id }, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path })
+      assert.equal("credentials file", err.argument)
+      assert.matches("is too big for a credentials file %(%d+ bytes; at most 65536", err.message)
+      assert.is_nil(tostring(err):find(emu.sk, 1, true))
+      -- 64 KiB exactly is read
+      local text = "[basic]\nak = " .. emu.ak .. "\nsk = " .. emu.sk .. "\n"
+      path = profile(text .. "#" .. string.rep("x", 65536 - #text - 2) .. "\n")
+      local c = new({ project_id = emu.project_id }, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path })
+      assert.equal("aksk", c.auth)
+      c:close()
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    it("may be /dev/null: read as empty, passed over", function()
+      local err = raised(new, { metadata_url = false }, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = "/dev/null" })
+      assert.equal("credentials", err.argument)
+      assert.is_truthy(err.message:find("the profile file /dev/null (no [basic] section)", 1, true), err.message)
+    end)
+
     it("comes after the environment", function()
       local path = profile("[basic]\nak = WRONGAKWRONGAKWRONG1\nsk = wrong\n")
       local c = new({ project_id = emu.project_id },
@@ -341,6 +393,12 @@ describe("credentials", function()
         local found = err.message:find(place, 1, true)
         assert.is_truthy(found, place)
         assert.is_true(found > at, "in order: " .. place)
+    it("is a usage error naming EIP_METADATA_URL when that is no http(s) URL", function()
+      local err = raised(new, { project_id = emu.project_id }, { EIP_METADATA_URL = "169.254.169.254" })
+      assert.equal("EIP_METADATA_URL", err.argument)
+      assert.equal(0, emu:stats().requests)
+    end)
+
         at = found
       end
       assert.equal("usage", raised(c.delete_bandwidth, c, "bw-1").kind)

@@ -2,6 +2,7 @@
 -- argument, and the emulator sees zero requests.
 local eip = require "eip"
 local fixture = require "spec.support.fixture"
+local host = require "spec.support.host"
 
 describe("validation", function()
   local fx = fixture.emulator()
@@ -154,6 +155,69 @@ describe("validation", function()
       usage_error(case[1], eip.new, with{ [case[1]] = case[2] })
     end)
   end
+
+  -- `opts.x or default` would take false for "not given": false must be an error like any other
+  -- value that is not a number.
+  local numeric_options = { "timeout", "connect_timeout", "deadline", "low_speed_limit", "low_speed_time",
+    "max_attempts", "backoff_base", "backoff_cap", "retry_after_cap", "max_body", "rate" }
+  for _, name in ipairs(numeric_options) do
+    it("rejects " .. name .. " = false, naming it", function()
+      local err = usage_error(name, eip.new, with{ [name] = false })
+      assert.matches("got a boolean$", err.message)
+    end)
+  end
+
+  it("rejects false for burst, region and project_id, naming each (not a variable)", function()
+    usage_error("burst", eip.new, with{ rate = 5, burst = false })
+    usage_error("region", eip.new, with{ endpoint = NONE, region = false })
+    usage_error("project_id", eip.new, with{ project_id = false })
+  end)
+
+  it("rejects false for the options of a call, and for its options table", function()
+    local c = eip.new(good)
+    usage_error("concurrency", c.delete_bandwidths, c, { "bw-1" }, { concurrency = false })
+    usage_error("rate", c.delete_bandwidths, c, { "bw-1" }, { rate = false })
+    usage_error("limit", c.list_bandwidths, c, { limit = false })
+    usage_error("list options", c.list_bandwidths, c, false)
+    usage_error("call options", c.delete_bandwidth, c, "bw-1", false)
+    usage_error("options", c.delete_bandwidths, c, { "bw-1" }, false)
+    usage_error("options", c.plan_drain, c, "bw-1", false)
+    usage_error("options", c.drain_and_delete_bandwidth, c, "bw-1", false)
+    usage_error("options", c.remove_eips_from_bandwidth, c, "bw-1", { "eip-1" }, false)
+    usage_error("size", c.plan_drain, c, "bw-1", { charge_mode = "bandwidth", size = false })
+    c:close()
+  end)
+
+  -- Checked by eip.new, not only when the metadata service is asked (after every other place).
+  local bad_metadata_urls = { { "a number", 5 }, { "garbage", "garbage" }, { "ftp", "ftp://x" }, { "true", true },
+    { "a table", {} }, { "empty", "" }, { "with a query", "http://169.254.169.254/?x=1" } }
+  for _, case in ipairs(bad_metadata_urls) do
+    it("rejects a metadata_url that is " .. case[1] .. ", even when a token is given", function()
+      usage_error("metadata_url", eip.new, with{ metadata_url = case[2] })
+    end)
+  end
+
+  it("accepts metadata_url = false or an http(s) URL", function()
+    for _, v in ipairs{ false, "http://169.254.169.254", "https://metadata.example.test/" } do
+      eip.new(with{ metadata_url = v }):close()
+    end
+  end)
+
+  -- libcurl would read the CA file at the first request: a FIFO would block the call there, a
+  -- directory or a missing file would be a TLS error after connecting.
+  it("rejects a ca_file that is a directory, a FIFO, a device or missing, naming it", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert.is_true((host.execute("mkdir " .. host.quote(dir) .. " && mkfifo " .. host.quote(dir .. "/fifo"))))
+    local cases = { { dir, "a directory" }, { dir .. "/fifo", "a FIFO" }, { "/dev/zero", "a character device" },
+      { dir .. "/missing.pem", "names no file" } }
+    for _, case in ipairs(cases) do
+      local err = usage_error("ca_file", eip.new, with{ ca_file = case[1] })
+      assert.is_truthy(err.message:find(case[2], 1, true), err.message)
+      assert.is_truthy(err.message:find(case[1], 1, true), err.message)
+    end
+    host.execute("rm -rf " .. host.quote(dir))
+  end)
 
   it("rejects unknown options so typos fail loudly", function()
     local err = usage_error("options", eip.new, with{ tokn = "x" })

@@ -844,6 +844,41 @@ static int l_file_mode(lua_State *L)
     return 1;
 }
 
+/* core.file_kind(path) -> kind, size, mode: what stat(2) says of path (a symbolic link
+ * followed): kind "file", "directory", "fifo", "character device", "block device", "socket" or
+ * "other"; its size in bytes; its permission bits. Or nil, the system's message, and whether
+ * nothing is there (ENOENT, ENOTDIR). So that a file to read is refused before it is opened:
+ * opening a FIFO blocks until a writer comes, and a device reads without end. */
+static int l_file_kind(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    const char *kind = "other";
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        int err = errno;
+        lua_pushnil(L);
+        lua_pushstring(L, strerror(err));
+        lua_pushboolean(L, err == ENOENT || err == ENOTDIR);
+        return 3;
+    }
+    if (S_ISREG(st.st_mode))
+        kind = "file";
+    else if (S_ISDIR(st.st_mode))
+        kind = "directory";
+    else if (S_ISFIFO(st.st_mode))
+        kind = "fifo";
+    else if (S_ISCHR(st.st_mode))
+        kind = "character device";
+    else if (S_ISBLK(st.st_mode))
+        kind = "block device";
+    else if (S_ISSOCK(st.st_mode))
+        kind = "socket";
+    lua_pushstring(L, kind);
+    lua_pushnumber(L, (lua_Number)st.st_size); /* exact below 2^53 bytes */
+    lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+    return 3;
+}
+
 /* core.monotime() -> seconds on a monotonic clock (for elapsed times and deadlines, which
  * must not jump when the wall clock is set). */
 static int l_monotime(lua_State *L)
@@ -1242,6 +1277,7 @@ static const luaL_Reg core_functions[] = {
     {"secret_ranges", l_secret_ranges},
     {"monotime", l_monotime},
     {"file_mode", l_file_mode},
+    {"file_kind", l_file_kind},
     {"sleep", l_sleep},
     {"catch_interrupts", l_catch_interrupts},
     {"interrupts", l_interrupts},

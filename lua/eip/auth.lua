@@ -506,6 +506,18 @@ M.CREDENTIAL_OPTIONS = { token = true, ak = true, sk = true, security_token = tr
 --- The provider for these options, in the official order: options, the environment
 -- (HUAWEICLOUD_SDK_AK/SK/SECURITY_TOKEN, then OS_AUTH_TOKEN), the profile file, the ECS
 -- metadata service (`metadata_url`, false: never). Returns the provider and what the source also
+--- The option `metadata_url`: nil (not given), false (never ask the metadata service) or an
+-- http(s) URL, returned normalised (see eip.validate.endpoint). Anything else is a usage error
+-- naming it, raised whether or not the metadata service would be asked.
+function M.metadata_url(v)
+  if v == nil or v == false then return v end
+  if type(v) ~= "string" then
+    raise("metadata_url", "must be an http:// or https:// URL, or false (never ask the metadata service), got a %s",
+      type(v))
+  end
+  return validate.endpoint("metadata_url", v)
+end
+
 -- gave (`project_id`, `iam_endpoint`); raises a usage error listing every place looked at when
 -- nothing is found. `warn(line)` receives warnings (a profile file others can read).
 function M.resolve(opts, region, getenv, warn)
@@ -513,16 +525,20 @@ function M.resolve(opts, region, getenv, warn)
   local p = explicit(opts, region, getenv) or from_env(getenv)
   if p then return p, {} end
   local looked = { "the options token, ak + sk, auth = {username, password, domain, project}",
+  -- Validated before anything else: a bad value must not pass whenever credentials come first.
+  local base = M.metadata_url(opts.metadata_url)
     string.format("the environment variables %s + %s (+ %s), then %s", M.ENV.ak, M.ENV.sk,
       M.ENV.security_token, M.ENV.token) }
   local found
   p, found = from_profile(getenv, warn or function() end, looked)
   if p then return p, found end
-  local base = opts.metadata_url
-  if base == nil then base = env(getenv, M.ENV.metadata_url) or M.METADATA_URL end
+  if base == nil then
+    local from_env_var = env(getenv, M.ENV.metadata_url)
+    base = from_env_var and validate.endpoint(M.ENV.metadata_url, from_env_var) or M.METADATA_URL
+  end
   if base ~= false then
     looked[#looked + 1] = "the ECS metadata service at " .. base
-    return metadata_provider(validate.endpoint("metadata_url", base), looked), {}
+    return metadata_provider(base, looked), {}
   end
   looked[#looked + 1] = "not the ECS metadata service (metadata_url = false)"
   raise("credentials", "not found: looked at %s", table.concat(looked, "; then "))

@@ -53,7 +53,8 @@ function M.list_query(opts)
   if opts.enterprise_project_id ~= nil then
     q[#q + 1] = { "enterprise_project_id", validate.id("enterprise_project_id", opts.enterprise_project_id) }
   end
-  local limit = validate.integer("limit", opts.limit or M.DEFAULT_PAGE, 1, MAX_PAGE)
+  local limit = M.DEFAULT_PAGE
+  if opts.limit ~= nil then limit = validate.integer("limit", opts.limit, 1, MAX_PAGE) end
   return q, limit
 end
 

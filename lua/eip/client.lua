@@ -64,13 +64,21 @@ M.CALL_OPTIONS = { missing_ok = true, wait = true }
 local CALL_OPTIONS = M.CALL_OPTIONS
 
 local function endpoint_for(opts, getenv)
+-- An option's value, else `default` when it is not given. Never `opts.x or default`: that
+-- reads false as "not given", and false for a number would pass silently.
+local function given(v, default)
+  if v == nil then return default end
+  return v
+end
+
   if opts.endpoint ~= nil and opts.region ~= nil then
     errors.raise_usage("endpoint", "and region are exclusive: give one of them")
   end
   if opts.endpoint ~= nil then return validate.endpoint("endpoint", opts.endpoint) end
-  local region = opts.region or auth.env("region", getenv)
+  local region = given(opts.region, auth.env("region", getenv))
   if region ~= nil then
-    return regions.vpc_endpoint(opts.region and "region" or auth.ENV.region, region, getenv or os.getenv), region
+    return regions.vpc_endpoint(opts.region ~= nil and "region" or auth.ENV.region, region, getenv or os.getenv),
+      region
   end
   errors.raise_usage("endpoint", "is required (or region = \"cn-north-4\", or %s)", auth.ENV.region)
 end
@@ -87,10 +95,10 @@ end
 local function policy_of(opts)
   local D = retry.DEFAULTS
   return {
-    max_attempts = validate.integer("max_attempts", opts.max_attempts or D.max_attempts, 1, 20),
-    backoff_base = validate.number("backoff_base", opts.backoff_base or D.backoff_base, 0, 60),
-    backoff_cap = validate.number("backoff_cap", opts.backoff_cap or D.backoff_cap, 0, 3600),
-    retry_after_cap = validate.number("retry_after_cap", opts.retry_after_cap or D.retry_after_cap, 0, 3600),
+    max_attempts = validate.integer("max_attempts", given(opts.max_attempts, D.max_attempts), 1, 20),
+    backoff_base = validate.number("backoff_base", given(opts.backoff_base, D.backoff_base), 0, 60),
+    backoff_cap = validate.number("backoff_cap", given(opts.backoff_cap, D.backoff_cap), 0, 3600),
+    retry_after_cap = validate.number("retry_after_cap", given(opts.retry_after_cap, D.retry_after_cap), 0, 3600),
     throttle_min = D.throttle_min, throttle_max = D.throttle_max,
   }
 end
@@ -109,7 +117,7 @@ function M.new(opts, getenv)
   local project_id, lookup = opts.project_id, nil
   if project_id == nil and not found.project_id then project_id = auth.env("project_id", getenv) end
   if project_id ~= nil then
-    project_id = validate.id(opts.project_id and "project_id" or auth.ENV.project_id, project_id)
+    project_id = validate.id(opts.project_id ~= nil and "project_id" or auth.ENV.project_id, project_id)
   elseif found.project_id then
     project_id = found.project_id
   elseif provider.kind == "iam" then -- IAM learns it from the token's scope on first use
@@ -122,18 +130,18 @@ function M.new(opts, getenv)
     errors.raise_usage("project_id", "is required (option project_id or %s%s)", auth.ENV.project_id,
       provider.kind ~= "token" and ", or a region to look it up by" or "")
   end
-  local timeout = validate.number("timeout", opts.timeout or DEFAULT_TIMEOUT, 0.001, 86400)
+  local timeout = validate.number("timeout", given(opts.timeout, DEFAULT_TIMEOUT), 0.001, 86400)
   local r = {
     endpoint = endpoint, project_id = project_id, lookup = lookup, provider = provider, timeout = timeout,
     connect_timeout = validate.number("connect_timeout",
-      opts.connect_timeout or math.min(DEFAULT_CONNECT_TIMEOUT, timeout), 0.001, 86400),
+      given(opts.connect_timeout, math.min(DEFAULT_CONNECT_TIMEOUT, timeout)), 0.001, 86400),
     -- Abort a transfer slower than low_speed_limit bytes/s for low_speed_time seconds: a server
     -- trickling bytes cannot hold a call until the whole-request timeout.
-    low_speed_limit = validate.integer("low_speed_limit", opts.low_speed_limit or 100, 0, 1e9),
-    low_speed_time = validate.integer("low_speed_time", opts.low_speed_time or 10, 0, 86400),
+    low_speed_limit = validate.integer("low_speed_limit", given(opts.low_speed_limit, 100), 0, 1e9),
+    low_speed_time = validate.integer("low_speed_time", given(opts.low_speed_time, 10), 0, 86400),
     policy = policy_of(opts),
     missing_ok = opts.missing_ok ~= nil and validate.boolean("missing_ok", opts.missing_ok) or false,
-    max_body = validate.integer("max_body", opts.max_body or DEFAULT_MAX_BODY, 1024, 64 * 1024 * 1024),
+    max_body = validate.integer("max_body", given(opts.max_body, DEFAULT_MAX_BODY), 1024, 64 * 1024 * 1024),
     insecure = opts.insecure ~= nil and validate.boolean("insecure", opts.insecure) or false,
     log = logger,
     user_agent = USER_AGENT,
@@ -147,7 +155,9 @@ function M.new(opts, getenv)
   if opts.sleep ~= nil and type(opts.sleep) ~= "function" then
     errors.raise_usage("sleep", "must be a function(seconds), got %s", type(opts.sleep))
   end
-  if opts.ca_file ~= nil then r.ca_file = validate.string("ca_file", opts.ca_file) end
+  -- The CA bundle is checked now rather than by libcurl at the first request, where a FIFO
+  -- would block the call and a directory or a missing file would be a TLS error.
+  if opts.ca_file ~= nil then r.ca_file = validate.regular_file("ca_file", opts.ca_file, "a PEM bundle") end
   local transports = require "eip.transport"
   if opts.transport ~= nil then
     r.transport = custom_transport(opts.transport)
@@ -376,7 +386,8 @@ end
 --   be the next page's marker), is an `http` error ("Unusable Answer"): nothing more is sent
 function Client:list_bandwidths(opts)
   local r = runner_of(self, "list_bandwidths")
-  local query, limit = bandwidths.list_query(opts or {})
+  opts = given(opts, {})
+  local query, limit = bandwidths.list_query(opts)
   return bandwidths.list(r, project(self, r), query, limit)
 end
 
@@ -403,7 +414,7 @@ function Client:remove_eips_from_bandwidth(bandwidth_id, eip_ids, opts)
   validate.id("bandwidth_id", bandwidth_id)
   validate.list("eip_ids", eip_ids, "EIP ids") -- no hole, no other key: none left out
   local entries = bandwidths.eip_entries(eip_ids)
-  local terms = bandwidths.removal_terms(opts or {}, bandwidths.REMOVE_OPTIONS)
+  local terms = bandwidths.removal_terms(given(opts, {}), bandwidths.REMOVE_OPTIONS)
   return bandwidths.remove(r, project(self, r), bandwidth_id, entries, terms)
 end
 
@@ -420,7 +431,7 @@ end
 function Client:plan_drain(bandwidth_id, opts)
   local r = runner_of(self, "plan_drain")
   validate.id("bandwidth_id", bandwidth_id)
-  local terms = bandwidths.removal_terms(opts or {}, bandwidths.PLAN_OPTIONS)
+  local terms = bandwidths.removal_terms(given(opts, {}), bandwidths.PLAN_OPTIONS)
   return bandwidths.plan(r, project(self, r), bandwidth_id, terms)
 end
 
@@ -447,7 +458,7 @@ end
 function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
   local r = runner_of(self, "drain_and_delete_bandwidth")
   validate.id("bandwidth_id", bandwidth_id)
-  opts = opts or {}
+  opts = given(opts, {})
   local terms = bandwidths.removal_terms(opts, bandwidths.DRAIN_OPTIONS)
   local missing_ok = r.missing_ok
   if opts.missing_ok ~= nil then missing_ok = validate.boolean("missing_ok", opts.missing_ok) end

@@ -92,7 +92,8 @@ function M.of_options(opts, clock)
     return nil
   end
   local rate = validate.number("rate", opts.rate, 0.001, 1e6)
-  local burst = validate.integer("burst", opts.burst or 1, 1, 1e6)
+  local burst = 1
+  if opts.burst ~= nil then burst = validate.integer("burst", opts.burst, 1, 1e6) end
   local dict
   if opts.rate_dict ~= nil then
     dict = validate.string("rate_dict", opts.rate_dict)

@@ -8,7 +8,9 @@
 --   project_id = 0a1b2c3d4e5f60718293a4b5c6d7e8f9
 --
 -- A malformed file is a usage error naming the file and the line, never printing a value; a
--- file that others may read is warned about, as ssh does with keys.
+-- file that others may read is warned about, as ssh does with keys. Only a regular file of at
+-- most 64 KiB is read: a directory, a FIFO, a device, a bigger file or one that cannot be read
+-- is a usage error naming it.
 -- @module eip.profile
 local core = require "eip.core"
 local errors = require "eip.errors"
@@ -62,17 +64,61 @@ end
 
 local warned = {}
 
+--- The most a credentials file may hold: a few keys take a few hundred bytes.
+M.MAX_SIZE = 64 * 1024
+
+-- What core.file_kind says, as a message says it (as eip.validate.FILE_KINDS).
+local KIND_NAMES = { fifo = "FIFO (named pipe)" }
+
+local function refuse(path, fmt, ...)
+  errors.raise_usage("credentials file", "%s " .. fmt, path, ...)
+end
+
+-- The text of the file at path and its permission bits, or nil when there is none. Only a
+-- regular file of at most MAX_SIZE bytes is read, and its type is asked of stat before it is
+-- opened: opening a FIFO waits for a writer, a device reads without end. Anything else is a
+-- usage error naming the file, never quoting what it holds.
+local function read_text(path)
+  local kind, size, mode = core.file_kind(path)
+  if not kind then
+    if mode then return nil end -- (the third value says that nothing is there)
+    refuse(path, "cannot be read (%s)", size)
+  end
+  -- /dev/null reads as an empty file (a way to say "no profile file"), and a harmless one.
+  if kind ~= "file" and path == "/dev/null" then return "" end
+  if kind ~= "file" then
+    refuse(path, "is a %s, not a regular file: name the credentials file itself", KIND_NAMES[kind] or kind)
+  end
+  local function too_big(bytes)
+    refuse(path, "is too big for a credentials file (%s bytes; at most %d: it holds a few keys)", bytes, M.MAX_SIZE)
+  end
+  if size > M.MAX_SIZE then too_big(string.format("%.0f", size)) end
+  local f, err = io.open(path, "rb")
+  if not f then
+    if err and err:sub(1, #path + 2) == path .. ": " then err = err:sub(#path + 3) end
+    refuse(path, "cannot be opened (%s)", err or "?")
+  end
+  -- One byte more than allowed: a file that grew since stat (or a /proc file, whose size
+  -- stat gives as 0) is still refused rather than read without limit.
+  local text, rerr = f:read(M.MAX_SIZE + 1)
+  f:close()
+  if text == nil then
+    if rerr then refuse(path, "cannot be read (%s)", tostring(rerr)) end
+    text = "" -- an empty file: read gives nil at its end
+  end
+  if #text > M.MAX_SIZE then too_big("more than " .. M.MAX_SIZE) end
+  return text, mode
+end
+
 --- The `[basic]` section of the profile file, or nil and why not ("not found", "no [basic]
 -- section"). `warn(line)` receives a warning when the file is readable by group or others
--- (once per path and process).
+-- (once per path and process). A path that is not a regular file of at most @{MAX_SIZE} bytes
+-- (a directory, a FIFO, a device), or that cannot be read, is a usage error naming it.
 function M.read(getenv, warn)
   local path = M.path(getenv)
   if not path then return nil, "no HOME to look in" end
-  local f = io.open(path, "rb")
-  if not f then return nil, path .. " (not found)" end
-  local text = f:read("*a")
-  f:close()
-  local mode = core.file_mode(path)
+  local text, mode = read_text(path)
+  if not text then return nil, path .. " (not found)" end
   if mode and mode % 64 ~= 0 and not warned[path] then -- any bit of group or other (0077)
     warned[path] = true
     warn(string.format("eip: warning: the credentials file %s can be read by others (mode %o): "

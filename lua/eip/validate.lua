@@ -224,6 +224,24 @@ function M.options(name, t, known)
     end
   end
   return t
+--- What core.file_kind says of a path that is not a regular file, as a message says it.
+M.FILE_KINDS = { fifo = "FIFO (named pipe)" }
+
+--- A path naming an existing regular file, asked of stat(2) without opening it (opening a FIFO
+-- waits for a writer): a missing path, a directory, a FIFO or a device is a usage error naming
+-- `name` and the path. `what` says what the file should be, for the message.
+function M.regular_file(name, v, what)
+  local path = M.string(name, v)
+  local kind, why, missing = core.file_kind(path)
+  if not kind then
+    raise(name, "%s %s (%s)", missing and "names no file:" or "cannot be read:", describe(path), why)
+  end
+  if kind ~= "file" then
+    raise(name, "must name a regular file (%s), got a %s: %s", what, M.FILE_KINDS[kind] or kind, describe(path))
+  end
+  return path
+end
+
 end
 
 return M

@@ -30,7 +30,8 @@ local M = {
   summary = "delete shared bandwidths",
   about = [[
 Deletes each shared bandwidth (DELETE /v2.0/{project_id}/bandwidths/{id}); - reads the ids
-from stdin, one per line (blank lines and # comments skipped). Prints one line per id (what
+from stdin, one per line (blank lines and # comments skipped; a line over 4096 bytes, such as a
+binary file's, is a usage error). Prints one line per id (what
 happened, the attempts when more than one, the time), then the failures again and a summary on
 stderr. The first request goes alone; after an authentication failure nothing more is sent
 (five bad signatures in a row lock an AK/SK pair). Ctrl-C stops sending (a second one aborts
@@ -93,15 +94,40 @@ end
 -- Ids from the arguments; "-" reads stdin, one per line (blank lines and # comments skipped).
 -- Each is validated (nothing is sent when one is bad); repeats are dropped. Returns the ids, and
 -- whether stdin was read.
+-- A line of ids on stdin holds one id (64 bytes at most), blanks or a # comment: a longer line
+-- is not a list of ids (a binary file, /dev/zero), and is refused before it fills the memory.
+local STDIN_LINE_MAX = 4096
+
+-- Calls on_line(n, line) for each line of stdin (its end of line removed), reading it in
+-- chunks, so that no line longer than STDIN_LINE_MAX is ever held whole (a usage error).
+local function stdin_lines(on_line)
+  local rest, n = "", 0
+  local function too_long() usage("stdin line %d is longer than %d bytes: not a list of ids", n + 1, STDIN_LINE_MAX) end
+  while true do
+    local chunk = io.stdin:read(65536)
+    if not chunk then break end
+    local buf, from = rest .. chunk, 1
+    while true do
+      local nl = buf:find("\n", from, true)
+      if not nl then break end
+      if nl - from > STDIN_LINE_MAX then too_long() end
+      n = n + 1
+      on_line(n, buf:sub(from, nl - 1))
+      from = nl + 1
+    end
+    rest = buf:sub(from)
+    if #rest > STDIN_LINE_MAX then too_long() end
+  end
+  if rest ~= "" then on_line(n + 1, rest) end
+end
+
 local function collect_ids(argv)
   local ids, where, stdin_read = {}, {}, false
   for i, a in ipairs(argv) do
     if a == "-" then
       if stdin_read then usage("- (stdin) given twice") end
       stdin_read = true
-      local n = 0
-      for line in io.stdin:lines() do
-        n = n + 1
+      stdin_lines(function(n, line)
         line = line:match("^%s*(.-)%s*$")
         if line ~= "" and line:sub(1, 1) ~= "#" then
           ids[#ids + 1], where[#where + 1] = line, "stdin line " .. n
