@@ -42,6 +42,12 @@ end
 describe("eip command", function()
   local emu
 
+  -- Output for a failure's message, the emulator's token hidden: a spec prints no secret, also
+  -- when the command it checks does.
+  local function hide(s)
+    return (s:gsub(emu.token:gsub("%p", "%%%0"), "<TOKEN>"))
+  end
+
   -- A clean environment (env -i): only what the command is given, so nothing of the caller's
   -- shell leaks in. opts.env adds or replaces variables (false removes one); opts.stdin feeds
   -- stdin; opts.cwd runs elsewhere. Returns exit code, stdout, stderr.
@@ -186,12 +192,6 @@ describe("eip command", function()
       assert.equal(0, emu:stats().requests)
     end)
 
-    it("says its errors in its own words: options and variables, not the library's arguments", function()
-      local cases = {
-        { "list-bandwidths --page-size 0", {}, "eip: --page-size must be at least 1, got 0\n" },
-        { "list-bandwidths", { HUAWEICLOUD_SDK_PROJECT_ID = false },
-          "eip: no project id: give --project-id, or export HUAWEICLOUD_SDK_PROJECT_ID\n" },
-        { "list-bandwidths --project-id ../x", {}, "^eip: %-%-project%-id may only contain letters" },
     it("refuses a credentials file that is a directory or a FIFO with a usage error (exit 2), at once", function()
       local dir = os.tmpname()
       os.remove(dir)
@@ -215,6 +215,12 @@ describe("eip command", function()
       assert.equal(0, emu:stats().requests)
     end)
 
+    it("says its errors in its own words: options and variables, not the library's arguments", function()
+      local cases = {
+        { "list-bandwidths --page-size 0", {}, "eip: --page-size must be at least 1, got 0\n" },
+        { "list-bandwidths", { HUAWEICLOUD_SDK_PROJECT_ID = false },
+          "eip: no project id: give --project-id, or export HUAWEICLOUD_SDK_PROJECT_ID\n" },
+        { "list-bandwidths --project-id ../x", {}, "^eip: %-%-project%-id may only contain letters" },
         { "list-bandwidths --endpoint ftp://x", {}, "^eip: %-%-endpoint must use http or https" },
         { "list-bandwidths", { EIP_ENDPOINT = "ftp://x" }, "^eip: EIP_ENDPOINT must use http or https" },
         { "list-bandwidths", { EIP_ENDPOINT = false },
@@ -494,6 +500,37 @@ describe("eip command", function()
       assert.is_not_nil(emu:get_bandwidth(per))
     end)
 
+    -- An EIP id the show lists is sent in the remove calls and printed in the dry run, the
+    -- failures and the moves: one that is no id (a terminal escape) or echoes the token refuses
+    -- the drain before anything moves, and none of it reaches the output.
+    it("--drain refuses a bandwidth whose EIP id is not an id or echoes the token, printing no server text",
+      function()
+      local a = emu:create_bandwidth{ size = 10, publicip_ids = { "eip-a" } }
+      for _, bad in ipairs{ "e1\27[2J\27[31m" .. emu.token, emu.token } do
+        for _, args in ipairs{ "--drain --yes", "--drain --yes --json", "--drain --dry-run",
+            "--drain --dry-run --json" } do
+          emu:reset_counters()
+          emu:inject{ method = "GET", status = 200, body = { bandwidth = { id = a, name = "web", share_type = "WHOLE",
+            size = 10, status = "NORMAL", publicip_info = { { publicip_id = bad, publicip_address = "1.2.3.4" } } } } }
+          local code, out, err = run("delete-bandwidth " .. args .. " " .. a)
+          assert.equal(1, code, args .. ": " .. hide(err))
+          local text = out .. err
+          assert.is_nil(text:find(emu.token, 1, true), args .. ": the token was printed")
+          assert.is_nil(text:find("\27", 1, true), args .. ": an escape was printed")
+          -- (the human form of a dry run prints the failure line only)
+          local said = args == "--drain --dry-run" and "FAILED " .. a or "publicip_id is not an id"
+          assert.truthy(has(text, said), args .. ": " .. hide(text))
+          assert.equal(1, emu:stats().requests, args .. ": one GET, nothing else")
+        end
+      end
+      assert.equal(1, #emu:get_bandwidth(a).publicip_info)
+      -- EIP ids that are ids: a failed drain lists them on stderr
+      emu:inject{ method = "POST", path = "/remove$", status = 403, body = { code = "VPC.0015", message = "no" } }
+      local code, _, err = run("delete-bandwidth --drain --yes " .. a)
+      assert.equal(1, code)
+      assert.truthy(has(err, "  " .. a .. " not moved (1): eip-a\n"), err)
+    end)
+
     it("--force is a usage error that points to --drain; --drain without a terminal needs --yes", function()
       local a = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-a" } }
       emu:reset_counters()
@@ -598,6 +635,15 @@ describe("eip command", function()
       assert.equal(8, emu:stats().connections)
     end)
 
+    it("refuses a line on stdin that cannot be a list of ids (/dev/zero) at once: exit 2, nothing sent", function()
+      local before = emu:stats().requests
+      local code, out, err = run("delete-bandwidth -", { input = "/dev/zero" })
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.matches("stdin line 1 is longer than 4096 bytes: not a list of ids", err, 1, true)
+      assert.equal(before, emu:stats().requests)
+    end)
+
     it("reads nothing on stdin as nothing to delete: exit 0, nothing sent", function()
       local code, out, err = run("delete-bandwidth -", { stdin = "# nothing today\n\n" })
       assert.equal(0, code)
@@ -635,15 +681,6 @@ describe("eip command", function()
     it("says when the API throttled a batch, and --no-adaptive keeps the concurrency", function()
       emu:set_knobs{ throttle_rate = 4 }
       local ids = {}
-    it("refuses a line on stdin that cannot be a list of ids (/dev/zero) at once: exit 2, nothing sent", function()
-      local before = emu:stats().requests
-      local code, out, err = run("delete-bandwidth -", { input = "/dev/zero" })
-      assert.equal(2, code)
-      assert.equal("", out)
-      assert.matches("stdin line 1 is longer than 4096 bytes: not a list of ids", err, 1, true)
-      assert.equal(before, emu:stats().requests)
-    end)
-
       for i = 1, 12 do ids[i] = emu:create_bandwidth{ size = 5 } end
       local _, _, err = run("delete-bandwidth --no-adaptive --max-attempts 1 --concurrency 6 "
         .. table.concat(ids, " "))
@@ -734,13 +771,13 @@ describe("eip command", function()
       end
     end
 
-    -- Each way of showing a bandwidth, answered with bandwidth_json: check(command, out, err)
-    -- after each has exited 0.
+    -- Each way of showing a bandwidth, answered with bandwidth_json (or what it gives for the
+    -- command, when a function): check(command, out, err) after each has exited 0.
     local VIEWS = { "show-bandwidth --output table x", "show-bandwidth --output text x",
       "list-bandwidths --output table", "list-bandwidths --output text" }
     local function each_view(bandwidth_json, check)
       for _, c in ipairs(VIEWS) do
-        answer(c:match("^%S+"), bandwidth_json)
+        answer(c:match("^%S+"), type(bandwidth_json) == "function" and bandwidth_json(c) or bandwidth_json)
         local code, out, err = run(c)
         assert.equal(0, code, c .. ": " .. err)
         check(c, out, err)
@@ -770,14 +807,18 @@ describe("eip command", function()
     end)
 
     it("show-bandwidth and list-bandwidths print server text without its control characters", function()
-      local hostile = '{"id":"x\\u001b]0;pwned\\u0007\\u001b[2J","name":"n\\u001b[31mRED\\r\\nFAKE LINE",'
-        .. '"share_type":"WH\\u007fOLE","status":"OK\\t\\u0000","size":5,'
-        .. '"publicip_info":[{"publicip_id":"e\\u001b[1m","publicip_address":"1\\r2","publicip_type":"5_\\nbgp"}]}'
-      each_view(hostile, function(c, out)
+      -- (A listing whose id is not an id is refused: the id's escapes are shown by show-bandwidth.)
+      local function hostile_with(id)
+        return '{"id":' .. id .. ',"name":"n\\u001b[31mRED\\r\\nFAKE LINE",'
+          .. '"share_type":"WH\\u007fOLE","status":"OK\\t\\u0000","size":5,'
+          .. '"publicip_info":[{"publicip_id":"e\\u001b[1m","publicip_address":"1\\r2","publicip_type":"5_\\nbgp"}]}'
+      end
+      local hostile = hostile_with('"x\\u001b]0;pwned\\u0007\\u001b[2J"')
+      each_view(function(c) return c:find("^show") and hostile or hostile_with('"x"') end, function(c, out)
         -- The only control characters left are the command's own tabs (text) and line ends.
         local own = c:find("text", 1, true) and "[^\t\n%C]" or "[^\n%C]"
         assert.is_nil(out:find(own), c .. ": " .. string.format("%q", out))
-        assert.truthy(has(out, "x ]0;pwned  [2J"), c)
+        if c:find("^show") then assert.truthy(has(out, "x ]0;pwned  [2J"), c) end
         assert.truthy(has(out, "n [31mRED  FAKE LINE"), c)
       end)
       answer("show-bandwidth", hostile)
@@ -787,15 +828,57 @@ describe("eip command", function()
       assert.truthy(has(out, "\neip\te [1m\t1 2\t5_ bgp\n"))
       -- JSON keeps the server's text, escaped: the line holds no control character.
       for _, c in ipairs{ "show-bandwidth --json x", "list-bandwidths --json" } do
-        answer(c:match("^%S+"), hostile)
+        local show = c:find("^show") ~= nil
+        answer(c:match("^%S+"), show and hostile or hostile_with('"x"'))
         local code
         code, out = run(c)
         assert.equal(0, code)
         assert.is_nil(out:find("[^\n%C]"), c .. ": " .. string.format("%q", out))
         local bw = cjson.decode(out:match("^[^\n]*"))
-        assert.equal("x\27]0;pwned\7\27[2J", bw.id)
+        assert.equal(show and "x\27]0;pwned\7\27[2J" or "x", bw.id)
         assert.equal("n\27[31mRED\r\nFAKE LINE", bw.name)
         assert.equal("WH\127OLE", bw.share_type)
+      end
+    end)
+
+    -- A server may echo the token in any field (or key) of its objects: every format prints
+    -- them through the client's scrubbing, as errors are.
+    it("show-bandwidth and list-bandwidths print no secret a server echoes, in every format", function()
+      local token = emu.token
+      local echo = cjson.encode{ id = "x", name = "x" .. token, status = "NORMAL " .. token .. "\27[2J",
+        share_type = "WHOLE", size = 5, charge_mode = token, [token] = "a key",
+        publicip_info = { { publicip_id = "e-" .. token, publicip_address = "1.2.3.4\r\27[2KX" .. token,
+          publicip_type = token } } }
+      local views = { "show-bandwidth --json x" , "list-bandwidths --json" }
+      for _, c in ipairs(VIEWS) do views[#views + 1] = c end
+      for _, c in ipairs(views) do
+        answer(c:match("^%S+"), echo)
+        local code, out, err = run(c)
+        assert.equal(0, code, c .. ": " .. hide(err))
+        assert.is_nil((out .. err):find(token, 1, true), c .. ": the token was printed")
+        assert.is_nil(out:find("\27", 1, true), c .. ": an escape was printed")
+        assert.truthy(has(out, "x<redacted>"), c .. ": " .. hide(out))
+        if c:find("json") then
+          local bw = cjson.decode(out:match("^[^\n]*"))
+          assert.same({ "x", "x<redacted>", "a key" }, { bw.id, bw.name, bw["<redacted>"] })
+          assert.equal("e-<redacted>", bw.publicip_info[1].publicip_id)
+        end
+      end
+    end)
+
+    it("list-bandwidths refuses a listing whose id is not an id (exit 1), printing none of it", function()
+      local token = emu.token
+      for _, c in ipairs{ "list-bandwidths", "list-bandwidths --json" } do
+        emu:reset_counters()
+        answer("list-bandwidths", cjson.encode{ id = "x\27]0;pwned\7" .. token, name = "n" })
+        local code, out, err = run(c)
+        assert.equal(1, code, c .. ": " .. hide(err))
+        assert.equal("", out)
+        assert.is_nil(err:find(token, 1, true), c .. ": the token was printed")
+        assert.is_nil(err:find("\27", 1, true), c .. ": an escape was printed")
+        assert.truthy(has(err, "not an id"), c .. ": " .. hide(err))
+        assert.equal(1, emu:stats().requests, c .. ": nothing sent after the page")
+        emu:reset() -- the empty page left unanswered
       end
     end)
 

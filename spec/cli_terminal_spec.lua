@@ -184,6 +184,26 @@ describe("eip command in a terminal", function()
     assert.is_nil(emu:get_bandwidth(id))
   end)
 
+  -- Server text in the question: escapes could clear the screen, or hide the billing warning
+  -- right before "Type yes"; a secret echoed in a name must not show either.
+  it("--drain asks without the server's escapes or secrets in the question", function()
+    local id = emu:create_bandwidth{ size = 10, name = "web", publicip_ids = { "eip-1" } }
+    emu:inject{ method = "GET", status = 200, body = { bandwidth = { id = id, name = "web\27[2J\27[H\r" .. emu.token,
+      share_type = "WHOLE", size = 10, status = "NORMAL", publicip_info = {
+        { publicip_id = "eip-1", publicip_address = "1.2.3.4\r\27[2KX" .. emu.token },
+        { publicip_id = "eip-2", publicip_address = "198.51.100.9" } } } } }
+    local t = start("delete-bandwidth --drain " .. id)
+    local screen = t:wait_for("Type yes to go on:")
+    assert.is_nil(screen:find(emu.token, 1, true), "the token is on the screen")
+    assert.matches("Drain and delete shared bandwidth " .. id:gsub("%p", "%%%0")
+      .. " %(web %[2J %[H <redacted>, 10 Mbit/s%)%?\n  It holds 2 EIP%(s%); each becomes a NEW pay%-per%-use "
+      .. "bandwidth of 1 Mbit/s billed by bandwidth:\n    eip%-1  %-\n    eip%-2  198%.51%.100%.9\nType yes", screen)
+    t:send("no", "Enter")
+    assert.equal(1, t:wait_exit(10))
+    assert.is_nil(t:screen():find(emu.token, 1, true), "the token is on the screen")
+    assert.equal(1, #emu:get_bandwidth(id).publicip_info)
+  end)
+
   it("--drain answered no changes nothing", function()
     local id = emu:create_bandwidth{ size = 10, publicip_ids = { "eip-1" } }
     emu:reset_counters()

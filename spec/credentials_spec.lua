@@ -333,6 +333,25 @@ describe("credentials", function()
       end
     end)
 
+    it("redacts its session token like the keys, when a service echoes it back", function()
+      local lines = {}
+      local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url, max_attempts = 1,
+        log = function(l) lines[#lines + 1] = l end })
+      c:authenticate()
+      local session
+      for _, r in ipairs(emu:requests()) do session = session or r.headers["x-metadata-token"] end
+      assert.is_string(session)
+      emu:inject{ method = "DELETE", status = 400, headers = { ["X-Request-Id"] = "rid-" .. session },
+        body = { code = "VPC.0002", message = "session " .. session .. " echoed" } }
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      c:close()
+      local text = tostring(err) .. "\n" .. table.concat(lines, "\n")
+      assert.is_nil(text:find(session, 1, true), "the session token leaked") -- (first: a failure shows no secret)
+      assert.equal("VPC.0002", err.code)
+      assert.equal("session <redacted> echoed", err.message)
+      assert.equal("rid-<redacted>", err.request_id)
+    end)
+
     -- Five refused signatures in a row lock a key, temporary ones too (cloud-facts: the AK/SK
     -- lock). The emulator's clock an hour ahead makes the gateway refuse every signature.
     it("counts its temporary keys' refused signatures: three, then nothing is sent", function()
@@ -374,6 +393,12 @@ describe("credentials", function()
       assert.equal(5, s.metadata_credentials_issued)
     end)
 
+    it("is a usage error naming EIP_METADATA_URL when that is no http(s) URL", function()
+      local err = raised(new, { project_id = emu.project_id }, { EIP_METADATA_URL = "169.254.169.254" })
+      assert.equal("EIP_METADATA_URL", err.argument)
+      assert.equal(0, emu:stats().requests)
+    end)
+
     it("is never asked when a credential is given", function()
       local c = new({ project_id = emu.project_id, token = emu.token, metadata_url = emu.metadata_url })
       c:authenticate()
@@ -393,12 +418,6 @@ describe("credentials", function()
         local found = err.message:find(place, 1, true)
         assert.is_truthy(found, place)
         assert.is_true(found > at, "in order: " .. place)
-    it("is a usage error naming EIP_METADATA_URL when that is no http(s) URL", function()
-      local err = raised(new, { project_id = emu.project_id }, { EIP_METADATA_URL = "169.254.169.254" })
-      assert.equal("EIP_METADATA_URL", err.argument)
-      assert.equal(0, emu:stats().requests)
-    end)
-
         at = found
       end
       assert.equal("usage", raised(c.delete_bandwidth, c, "bw-1").kind)

@@ -126,6 +126,23 @@ describe("bandwidth operations", function()
       assert.matches("repeated", err.message)
     end)
 
+    -- The last id of a page is the next page's marker: sent back in the URL, and shown in the
+    -- debug log's. One that is no id (escapes, a path, a query) makes the answer unusable.
+    it("raises, sending nothing more, when a listed id is not an id", function()
+      for _, bad in ipairs{ "abc\27[31mRED\27[0m", "a/../b", "x&limit=1", "", string.rep("a", 65) } do
+        emu:reset_counters()
+        emu:inject{ method = "GET", status = 200,
+          body = cjson.encode{ bandwidths = { { id = "ok-1", name = "a" }, { id = bad, name = "b" } } } }
+        emu:inject{ method = "GET", status = 200, body = '{"bandwidths":[]}' }
+        local err = raised(client.list_bandwidths, client)
+        assert.same({ "http", 200, "Unusable Answer" }, { err.kind, err.status, err.reason }, bad)
+        assert.matches("holds a bandwidth id that is not an id", err.message)
+        if bad ~= "" then assert.is_nil(tostring(err):find(bad, 1, true), bad) end
+        assert.equal(1, emu:stats().requests, "nothing sent after the page: " .. bad)
+        emu:reset() -- the empty page left unanswered
+      end
+    end)
+
     it("validates its options before any I/O", function()
       for _, opts in ipairs{ { share_type = "ALL" }, { limit = 0 }, { limit = 1.5 }, { colour = "red" },
           { enterprise_project_id = "a/b" } } do
@@ -385,6 +402,50 @@ describe("bandwidth operations", function()
       assert.equal("GET", err.method)
       assert.equal(1, emu:stats().requests)
       assert.is_not_nil(emu:get_bandwidth(id))
+    end)
+
+    -- EIP ids of the show are sent in the remove calls and reported in the plan, `moved` and
+    -- `not_moved`: one that is no id, or that is a credential the server echoes, refuses the plan.
+    it("refuses a bandwidth listing an EIP id that is not an id or holds a credential: one GET, nothing moved",
+      function()
+      local id = emu:create_bandwidth{ size = 10, publicip_ids = { "eip-1" } }
+      for _, bad in ipairs{ "abc\27[31mRED\27[0m", "e1\27[2J\27[31m" .. emu.token, "a/../b", emu.token,
+          "eip-" .. emu.token } do
+        emu:reset_counters()
+        local body = { bandwidth = { id = id, name = "web", share_type = "WHOLE", size = 10, status = "NORMAL",
+          publicip_info = { { publicip_id = "eip-1", publicip_address = "198.51.100.1" },
+            { publicip_id = bad, publicip_address = "198.51.100.2" } } } }
+        emu:inject{ method = "GET", status = 200, body = body, times = 2 }
+        local perr = raised(client.plan_drain, client, id, terms)
+        local err = raised(client.drain_and_delete_bandwidth, client, id, terms)
+        for _, e in ipairs{ perr, err } do
+          assert.same({ "http", 200, "Unusable Answer", "show", id }, { e.kind, e.status, e.reason, e.stage,
+            e.bandwidth_id })
+          assert.same({ {}, {} }, { e.moved, e.not_moved })
+          assert.matches("lists an EIP whose publicip_id is not an id .*nothing changed", e.message)
+          local text = tostring(e) .. e.message
+          assert.is_nil(text:find(emu.token, 1, true))
+          assert.is_nil(text:find("\27", 1, true))
+        end
+        assert.equal(2, emu:stats().requests, "one GET each, nothing else")
+      end
+      assert.same({ "eip-1" }, publicip_ids(emu:get_bandwidth(id)))
+    end)
+
+    it("keeps an EIP's address in the plan only when it is an IP address", function()
+      local id = emu:create_bandwidth{ size = 10, publicip_ids = { "eip-1" } }
+      emu:inject{ method = "GET", status = 200, body = { bandwidth = { id = id, share_type = "WHOLE", size = 10,
+        status = "NORMAL", publicip_info = {
+          { publicip_id = "eip-1", publicip_address = "198.51.100.7" },
+          { publicip_id = "eip-2", publicip_address = "1.2.3.4\r\27[2KX" .. emu.token },
+          { publicip_id = "eip-3", ip_version = 6, publicipv6_address = "2001:db8::7" },
+          { publicip_id = "eip-4", publicip_address = "300.1.1.1", publicipv6_address = { "x" } },
+          { publicip_id = "eip-5", publicip_address = 17 } } } } }
+      local plan = client:plan_drain(id, terms)
+      local got = {}
+      for i, e in ipairs(plan.eips) do got[i] = { e.publicip_id, e.publicip_address or false } end
+      assert.same({ { "eip-1", "198.51.100.7" }, { "eip-2", false }, { "eip-3", "2001:db8::7" }, { "eip-4", false },
+        { "eip-5", false } }, got)
     end)
 
     it("with missing_ok, a name given for an id is an error, not a bandwidth that is gone", function()

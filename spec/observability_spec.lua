@@ -1,7 +1,7 @@
 -- Hooks and metrics: on_request / on_response see every attempt of every request the library
 -- makes (IAM, show, list, remove, delete; single calls and batches), never a secret, and a hook
--- that raises does not break the call; eip.metrics counts them for Prometheus, and inside nginx
--- every worker counts into one lua_shared_dict.
+-- that raises does not break the call; the debug log's request URLs hold no secret; eip.metrics
+-- counts them for Prometheus, and inside nginx every worker counts into one lua_shared_dict.
 local cjson = require "cjson"
 local socket = require "socket"
 local eip = require "eip"
@@ -83,6 +83,34 @@ describe("hooks", function()
       assert.is_false(ok)
       assert.equal(hook, err.argument)
     end
+  end)
+end)
+
+describe("the debug log", function()
+  local fx = fixture.emulator()
+  local emu
+
+  setup(function() emu = fx.start() end)
+  teardown(fx.stop)
+  before_each(fx.reset)
+
+  -- A listing's marker is the last id of the page before: what the server sent, in the URL.
+  it("shows a request's URL without a secret, a listing's marker that echoes the token included", function()
+    emu:inject{ method = "GET", path = "/bandwidths$", status = 200,
+      body = { bandwidths = { { id = emu.token, name = "x" } } } }
+    emu:inject{ method = "GET", path = "/bandwidths$", status = 200, body = { bandwidths = {} } }
+    local lines = {}
+    local c = fx.client{ log = function(l) lines[#lines + 1] = l end }
+    assert.equal(1, #c:list_bandwidths())
+    local text = table.concat(lines, "\n")
+    assert.is_nil(text:find(emu.token, 1, true), "the token reached the debug log")
+    assert.matches("eip: > GET [^\n]*/bandwidths%?limit=1000&marker=<redacted>\n", text)
+    local sent = {}
+    for _, r in ipairs(emu:requests()) do
+      if not r.uri:find("^/__emulator") then sent[#sent + 1] = r.uri end
+    end
+    assert.equal(2, #sent)
+    assert.truthy(sent[2]:find("marker=" .. emu.token, 1, true), "the marker is sent as the server gave it")
   end)
 end)
 

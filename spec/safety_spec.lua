@@ -640,6 +640,28 @@ describe("safety", function()
       end
     end)
 
+    -- The API's objects are returned as the server sent them; client:clean is what a program
+    -- (the eip command) passes their strings through before showing them.
+    it("client:clean scrubs a text as errors are scrubbed, also on a closed client", function()
+      local token = "tok/Qz8v+L2mX9pR4wN7s-Hb3"
+      local c = fx.client{ token = token }
+      assert.equal("name <redacted> [2J  end", c:clean("name " .. token .. "\27[2J\r end"))
+      assert.equal("<redacted: the text held a credential>", c:clean("pw " .. percent_encoded(token)))
+      for _, text in ipairs{ token:sub(1, 12) .. "\n" .. token:sub(13), "cut " .. token:sub(1, 14) } do
+        local shown = c:clean(text)
+        assert.is_nil(holds_piece(shown, token), "a piece of the token is left")
+        assert.is_nil(shown:find("%c"), "a control character is left")
+      end
+      assert.equal("web-1", c:clean("web-1"))
+      assert.equal(12, c:clean(12))
+      c:close()
+      assert.equal("x <redacted>", c:clean("x " .. token))
+      local err = raised(c.clean, "text")
+      assert.equal("usage", err.kind)
+      assert.matches("with a colon", err.message)
+      assert.equal(0, api_requests())
+    end)
+
     it("redacts a short secret where it is a whole value", function()
       local c = fx.client{ token = SHORT_TOKEN, max_attempts = 1 }
       emu:inject{ method = "DELETE", status = 500, headers = { ["X-Request-Id"] = SHORT_TOKEN },

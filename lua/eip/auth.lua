@@ -362,6 +362,9 @@ local function metadata_fetch(self, runner)
     end
     token = nil
   end
+  -- The session token is a credential too (it reads the agency's keys): redacted like them, from
+  -- the request that carries it on (a service may echo it in an error).
+  if token then replace_secret(self, 3, token) end
   local cok, c = pcall(runner.run, runner, ops.metadata_credentials(self.base, token))
   if not cok then
     if not errors.is_error(c) then error(c, 0) end
@@ -503,9 +506,6 @@ end
 -- never asked).
 M.CREDENTIAL_OPTIONS = { token = true, ak = true, sk = true, security_token = true, auth = true }
 
---- The provider for these options, in the official order: options, the environment
--- (HUAWEICLOUD_SDK_AK/SK/SECURITY_TOKEN, then OS_AUTH_TOKEN), the profile file, the ECS
--- metadata service (`metadata_url`, false: never). Returns the provider and what the source also
 --- The option `metadata_url`: nil (not given), false (never ask the metadata service) or an
 -- http(s) URL, returned normalised (see eip.validate.endpoint). Anything else is a usage error
 -- naming it, raised whether or not the metadata service would be asked.
@@ -518,15 +518,18 @@ function M.metadata_url(v)
   return validate.endpoint("metadata_url", v)
 end
 
+--- The provider for these options, in the official order: options, the environment
+-- (HUAWEICLOUD_SDK_AK/SK/SECURITY_TOKEN, then OS_AUTH_TOKEN), the profile file, the ECS
+-- metadata service (`metadata_url`, false: never). Returns the provider and what the source also
 -- gave (`project_id`, `iam_endpoint`); raises a usage error listing every place looked at when
 -- nothing is found. `warn(line)` receives warnings (a profile file others can read).
 function M.resolve(opts, region, getenv, warn)
   getenv = getenv or os.getenv
+  -- Validated before anything else: a bad value must not pass whenever credentials come first.
+  local base = M.metadata_url(opts.metadata_url)
   local p = explicit(opts, region, getenv) or from_env(getenv)
   if p then return p, {} end
   local looked = { "the options token, ak + sk, auth = {username, password, domain, project}",
-  -- Validated before anything else: a bad value must not pass whenever credentials come first.
-  local base = M.metadata_url(opts.metadata_url)
     string.format("the environment variables %s + %s (+ %s), then %s", M.ENV.ak, M.ENV.sk,
       M.ENV.security_token, M.ENV.token) }
   local found

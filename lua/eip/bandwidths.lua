@@ -58,7 +58,9 @@ function M.list_query(opts)
   return q, limit
 end
 
---- Every bandwidth, page after page (`marker` = the last id seen) until an empty page.
+--- Every bandwidth, page after page (`marker` = the last id seen) until an empty page. A page
+-- that repeats an id, lacks one, or holds one that is not an id (see eip.validate.id) is an
+-- unusable answer: an "http" error, and nothing more is sent.
 function M.list(runner, project, q, limit)
   local all, seen, marker = {}, {}, nil
   local info = { pages = 0, requests = 0, attempts = 0, elapsed = 0 }
@@ -77,6 +79,13 @@ function M.list(runner, project, q, limit)
       if type(id) ~= "string" or seen[id] then
         -- Without a fresh id the next marker would repeat a page forever.
         error(errors.protocol(page.response, "GET", op.path, "the listing repeated or lacked a bandwidth id"), 0)
+      end
+      if not core.is_id(id) then
+        -- The last id of a page is sent back as the next page's marker (and shown in the debug
+        -- log's URL): one that is no id (escapes, a path, anything a server made up) is not sent
+        -- anywhere, nor echoed in the message.
+        error(errors.protocol(page.response, "GET", op.path, "the listing holds a bandwidth id that is not "
+          .. "an id (1-64 characters of [A-Za-z0-9._-]): nothing more was sent"), 0)
       end
       seen[id] = true
       all[#all + 1] = bw
@@ -293,15 +302,35 @@ local function refusal(runner, bw, bandwidth_id, path)
   return err
 end
 
+-- An EIP's address as the server gave it when it is one (IPv4 or IPv6), else nil: the plan
+-- carries it to the people asked to confirm it, where text made up by a server has no place.
+local function address_of(ip)
+  if validate.is_ip_address(ip.publicip_address) then return ip.publicip_address end
+  if validate.is_ip_address(ip.publicipv6_address) then return ip.publicipv6_address end
+  return nil
+end
+
 -- The removal entries of the EIPs a bandwidth holds: IPv6 ports (ip_version 6) need
--- publicip_type "5_dualStack"; for EIP ids the API ignores the type.
-local function held_eips(bw)
+-- publicip_type "5_dualStack"; for EIP ids the API ignores the type. An EIP id that is not an
+-- id (eip.validate.id), or that holds a secret of the client (a server echoing a credential),
+-- makes the whole answer unusable: raised as an "http" error (the show's status, reason
+-- "Unusable Answer", stage "show", nothing moved) before anything is sent. Those ids would be
+-- sent in the remove calls, and shown in the plan, in `moved` and `not_moved`.
+local function held_eips(runner, bw, meta, path, bandwidth_id)
   local eips = {}
   for _, ip in ipairs(type(bw.publicip_info) == "table" and bw.publicip_info or {}) do
     if type(ip) == "table" and type(ip.publicip_id) == "string" then
+      local id = ip.publicip_id
+      if not core.is_id(id) or runner:clean(id) ~= id then
+        local err = errors.protocol(meta, "GET", path, bandwidth_id .. " lists an EIP whose publicip_id is "
+          .. "not an id (1-64 characters of [A-Za-z0-9._-]) or holds a credential: it was not drained (one "
+          .. "GET was sent; nothing changed)")
+        err.bandwidth_id, err.stage, err.moved, err.not_moved = bandwidth_id, "show", {}, {}
+        error(err, 0)
+      end
       local v6 = ip.ip_version == 6 or ip.publicip_type == "5_dualStack"
-      eips[#eips + 1] = { publicip_id = ip.publicip_id, publicip_type = v6 and "5_dualStack" or nil,
-        publicip_address = ip.publicip_address or ip.publicipv6_address, ip_version = v6 and 6 or 4 }
+      eips[#eips + 1] = { publicip_id = id, publicip_type = v6 and "5_dualStack" or nil,
+        publicip_address = address_of(ip), ip_version = v6 and 6 or 4 }
     end
   end
   return eips
@@ -309,14 +338,16 @@ end
 
 --- What draining would do, read with one GET and changing nothing: `{ bandwidth_id, bandwidth
 -- (as shown), eips = { {publicip_id, publicip_type, publicip_address, ip_version} }, charge_mode,
--- size, remove_calls, requests }`. Raises the show's error, or a "refused" error when the
--- bandwidth must not be drained (dedicated, prepaid, not NORMAL).
+-- size, remove_calls, requests }` (`publicip_address` only when it is an IP address). Raises the
+-- show's error, a "refused" error when the bandwidth must not be drained (dedicated, prepaid, not
+-- NORMAL), or an "http" error (reason "Unusable Answer") when an EIP id it lists is not an id or
+-- holds a credential.
 function M.plan(runner, project, bandwidth_id, terms)
   local show = ops.show_bandwidth(project, bandwidth_id)
-  local bw = M.show(runner, project, bandwidth_id)
+  local bw, meta = M.show(runner, project, bandwidth_id)
   local refused = refusal(runner, bw, bandwidth_id, show.path)
   if refused then error(refused, 0) end
-  local eips = held_eips(bw)
+  local eips = held_eips(runner, bw, meta, show.path, bandwidth_id)
   local remove_calls = math.ceil(#eips / M.MAX_EIPS_PER_CALL)
   return { bandwidth_id = bandwidth_id, bandwidth = bw, eips = eips, charge_mode = terms.charge_mode,
     size = terms.size, remove_calls = remove_calls, requests = remove_calls + 1 }

@@ -8,6 +8,7 @@
 --     client:show_bandwidth(id); client:list_bandwidths{ ... }
 --     client:remove_eips_from_bandwidth(id, eip_ids, { charge_mode =, size = })
 --     client:drain_and_delete_bandwidth(id, { charge_mode =, size = })
+--     client:clean(s)   -- server text (a field of the API's objects) safe to print
 --     client:close()
 --
 -- Fields a script may read: `endpoint`, `project_id` (once known), `auth` ("token", "aksk" or
@@ -63,7 +64,6 @@ M.OPTIONS = {
 M.CALL_OPTIONS = { missing_ok = true, wait = true }
 local CALL_OPTIONS = M.CALL_OPTIONS
 
-local function endpoint_for(opts, getenv)
 -- An option's value, else `default` when it is not given. Never `opts.x or default`: that
 -- reads false as "not given", and false for a number would pass silently.
 local function given(v, default)
@@ -71,6 +71,7 @@ local function given(v, default)
   return v
 end
 
+local function endpoint_for(opts, getenv)
   if opts.endpoint ~= nil and opts.region ~= nil then
     errors.raise_usage("endpoint", "and region are exclusive: give one of them")
   end
@@ -241,6 +242,24 @@ function Client:authenticate()
   return { auth = r.provider.kind, project_id = project(self, r) }
 end
 
+--- Text made safe to show: every secret the client holds (token, SK, security token, IAM
+-- password, the metadata service's session token, proxy credentials) replaced by `<redacted>`,
+-- pieces of one included, a text holding one in disguise (JSON- or percent-escaped, split by
+-- control characters) replaced whole, and control characters (terminal escapes, CR, LF) turned
+-- into spaces, as the README's Secrets says. Errors and log lines already went through it; the
+-- API's objects (`show_bandwidth`, `list_bandwidths`, `plan_drain`) are returned as the server sent
+-- them: pass each of their strings through it before printing or logging one. Works on a closed
+-- client too, and sends nothing.
+-- @tparam string s the text (anything else is returned as it is)
+-- @treturn string the text made safe
+-- @raise a `usage` @{eip.error} when called on something that is not a client (`client.clean(s)`
+--   with a dot)
+function Client:clean(s)
+  local r = runners[self]
+  if not r then runner_of(self, "clean") end
+  return r:clean(s)
+end
+
 function Client:__tostring()
   return string.format("eip.client(%s, project %s, %s auth)", self.endpoint, self.project_id or "?", self.auth)
 end
@@ -339,7 +358,8 @@ end
 --- Shows one bandwidth: `GET /v1/{project_id}/bandwidths/{id}`.
 -- @tparam string bandwidth_id the bandwidth's id
 -- @treturn table the bandwidth as the API returns it (id, name, size, share_type,
---   publicip_info = { {publicip_id, publicip_address, ...} }, status, ...)
+--   publicip_info = { {publicip_id, publicip_address, ...} }, status, ...): its strings as the
+--   server sent them (pass them through @{clean} before showing them)
 -- @treturn table `{ status, request_id, attempts, elapsed }` of the answer
 -- @raise an @{eip.error} (`http` 404 `VPC.0306` when it does not exist)
 function Client:show_bandwidth(bandwidth_id)
@@ -380,7 +400,8 @@ end
 -- @tparam[opt] string opts.share_type "WHOLE" (shared) or "PER" (dedicated)
 -- @tparam[opt=1000] integer opts.limit the page size (1..2^31-1)
 -- @tparam[opt] string opts.enterprise_project_id only this enterprise project's bandwidths
--- @treturn {table,...} the bandwidths, in the order the API returned them
+-- @treturn {table,...} the bandwidths, in the order the API returned them, their strings as the
+--   server sent them (see @{clean})
 -- @treturn table `{ pages, requests, attempts, elapsed }`
 -- @raise an @{eip.error}; a server that repeats a page, or lists an id that is not one (it would
 --   be the next page's marker), is an `http` error ("Unusable Answer"): nothing more is sent
@@ -424,7 +445,8 @@ end
 -- @tparam string opts.charge_mode "bandwidth" or "traffic"
 -- @tparam integer opts.size Mbit/s, 1..2000
 -- @treturn table `{ bandwidth_id, bandwidth, eips = { {publicip_id, publicip_type,
---   publicip_address, ip_version} }, charge_mode, size, remove_calls, requests }`
+--   publicip_address, ip_version} }, charge_mode, size, remove_calls, requests }`; `bandwidth` is
+--   the API's object as sent (see @{clean}), `publicip_address` is set only when it is an IP address
 -- @raise an @{eip.error}; kind `refused` (reason "dedicated", "prepaid" with `order_id`, or
 --   "frozen") when the bandwidth must not be drained; an `http` error ("Unusable Answer") when an
 --   EIP id it lists is not an id or holds a credential
@@ -451,7 +473,9 @@ end
 --   @{plan_drain} before anything changes; false refuses (reason "not_confirmed")
 -- @tparam[opt] boolean|number opts.wait as for @{delete_bandwidth}
 -- @treturn table the delete's result plus `removed` (EIP ids moved out) and `requests`
--- @raise an @{eip.error} carrying `stage` ("show", "remove" or "delete"), `moved` and `not_moved`;
+-- @raise an @{eip.error} carrying `stage` ("show", "remove" or "delete"), `moved` and `not_moved`
+--   (an EIP id the show lists that is not an id or holds a credential: an `http` error, "Unusable
+--   Answer", stage "show", nothing moved);
 --   with `wait`, when the bandwidth was deleted but the wait ended first (kind `wait_timeout`, or
 --   `interrupted` by Ctrl-C), `deleted = true`, `stage = "wait"`, `moved` (every EIP moved out),
 --   and `result`, the drain's result table

@@ -54,9 +54,10 @@ local function shown(s, clean)
 end
 
 --- Writes a request to `out` (one call per line), credentials redacted, other text passed
--- through `clean` (which scrubs secret values).
+-- through `clean` (which scrubs secret values): the URL too, whose query may carry what a server
+-- sent (a listing's marker is the last id of the page before).
 function M.request(out, req, clean)
-  out(string.format("eip: > %s %s", req.method, req.url))
+  out(string.format("eip: > %s %s", req.method, clean(req.url)))
   local proxy = req.proxy
   if proxy then
     out(string.format("eip: > via proxy %s (%s)", proxy.name, req.url:find("^[hH][tT][tT][pP][sS]:")

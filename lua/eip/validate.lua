@@ -71,6 +71,19 @@ local function ipv6_literal(a)
   return count == 8
 end
 
+--- Is v an IP address as the API writes one: IPv4 (four decimal numbers 0-255, dotted) or IPv6
+-- (RFC 4291 text, without brackets)? Never raises: a server's answer may hold anything there.
+-- @param v the value
+-- @treturn boolean
+function M.is_ip_address(v)
+  if type(v) ~= "string" or #v > 45 then return false end
+  local a, b, c, d = v:match("^(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)$")
+  if a then
+    return tonumber(a) <= 255 and tonumber(b) <= 255 and tonumber(c) <= 255 and tonumber(d) <= 255
+  end
+  return v:find(":", 1, true) ~= nil and ipv6_literal(v)
+end
+
 --- An http(s) endpoint: scheme, host (name, IPv4 or [IPv6]), optional port, optional base
 -- path. Returns the normalised URL without a trailing slash.
 function M.endpoint(name, v)
@@ -211,19 +224,6 @@ function M.string(name, v)
   return v
 end
 
---- An options table whose keys must all be known: typos fail loudly.
-function M.options(name, t, known)
-  if type(t) ~= "table" then raise(name, "must be a table, got %s", describe(t)) end
-  for k in pairs(t) do
-    if type(k) ~= "string" then raise(name, "has a non-string key (%s)", describe(k)) end
-    if not known[k] then
-      local names = {}
-      for n in pairs(known) do names[#names + 1] = n end
-      table.sort(names)
-      raise(name, "has an unknown option %q (known: %s)", k, table.concat(names, ", "))
-    end
-  end
-  return t
 --- What core.file_kind says of a path that is not a regular file, as a message says it.
 M.FILE_KINDS = { fifo = "FIFO (named pipe)" }
 
@@ -242,6 +242,19 @@ function M.regular_file(name, v, what)
   return path
 end
 
+--- An options table whose keys must all be known: typos fail loudly.
+function M.options(name, t, known)
+  if type(t) ~= "table" then raise(name, "must be a table, got %s", describe(t)) end
+  for k in pairs(t) do
+    if type(k) ~= "string" then raise(name, "has a non-string key (%s)", describe(k)) end
+    if not known[k] then
+      local names = {}
+      for n in pairs(known) do names[#names + 1] = n end
+      table.sort(names)
+      raise(name, "has an unknown option %q (known: %s)", k, table.concat(names, ", "))
+    end
+  end
+  return t
 end
 
 return M

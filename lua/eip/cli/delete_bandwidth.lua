@@ -132,7 +132,7 @@ local function collect_ids(argv)
         if line ~= "" and line:sub(1, 1) ~= "#" then
           ids[#ids + 1], where[#where + 1] = line, "stdin line " .. n
         end
-      end
+      end)
     else
       ids[#ids + 1], where[#where + 1] = a, "argument " .. i
     end
@@ -152,6 +152,7 @@ end
 -- --drain, each bandwidth is read (one GET, no change) to show the EIPs that would move.
 local function dry_run(client, ids, opts)
   local as_json = opts.output == "json"
+  local function safe(v) return output.shown(client:clean(v)) end -- server text: no secret, no control character
   local project = client.project_id or "{project_id}"
   local function step(id, method, url, note)
     if as_json then
@@ -176,7 +177,7 @@ local function dry_run(client, ids, opts)
           local moved = {}
           for k = from, to do
             local e = plan.eips[k]
-            moved[#moved + 1] = e.publicip_id .. (e.ip_version == 6 and " (IPv6)" or "")
+            moved[#moved + 1] = safe(e.publicip_id) .. (e.ip_version == 6 and " (IPv6)" or "")
           end
           step(id, "POST", url .. "/remove", string.format("moves %d EIP(s), each into a new pay-per-use "
             .. "bandwidth of %d Mbit/s billed by %s: %s", #moved, plan.size, plan.charge_mode,
@@ -210,29 +211,35 @@ local function outcome_of(id, value)
   return { id = id, outcome = value.deleted == false and "missing" or "deleted", res = value }
 end
 
--- Asks on the terminal whether to drain plan's bandwidth; true for "y" or "yes".
-local function confirm(plan)
-  local tty = io.open("/dev/tty", "r+")
-  if not tty then return false end
-  local bw = plan.bandwidth
-  tty:write(string.format("Drain and delete shared bandwidth %s (%s, %s Mbit/s)?\n", plan.bandwidth_id,
-    tostring(bw.name or "-"), output.number(bw.size)))
-  tty:write(string.format("  It holds %d EIP(s); each becomes a NEW pay-per-use bandwidth of %d Mbit/s billed by %s:\n",
-    #plan.eips, plan.size, plan.charge_mode))
-  for i, e in ipairs(plan.eips) do
-    if i > 10 then
-      tty:write(string.format("    ... and %d more\n", #plan.eips - 10))
-      break
+-- A function(plan) that asks on the terminal whether to drain the plan's bandwidth: true for "y"
+-- or "yes". Every value of the server it shows goes through client:clean (no secret) and
+-- output.shown (no control character: an escape sequence could hide the billing warning or
+-- rewrite the question).
+local function confirmer(client)
+  local function safe(v) return output.shown(client:clean(v)) end
+  return function(plan)
+    local tty = io.open("/dev/tty", "r+")
+    if not tty then return false end
+    local bw = plan.bandwidth
+    tty:write(string.format("Drain and delete shared bandwidth %s (%s, %s Mbit/s)?\n", plan.bandwidth_id,
+      safe(bw.name), safe(bw.size)))
+    tty:write(string.format("  It holds %d EIP(s); each becomes a NEW pay-per-use bandwidth of %d Mbit/s "
+      .. "billed by %s:\n", #plan.eips, plan.size, plan.charge_mode))
+    for i, e in ipairs(plan.eips) do
+      if i > 10 then
+        tty:write(string.format("    ... and %d more\n", #plan.eips - 10))
+        break
+      end
+      tty:write(string.format("    %s  %s%s\n", safe(e.publicip_id), safe(e.publicip_address),
+        e.ip_version == 6 and "  (IPv6)" or ""))
     end
-    tty:write(string.format("    %s  %s%s\n", e.publicip_id, e.publicip_address or "-",
-      e.ip_version == 6 and "  (IPv6)" or ""))
+    tty:write("Type yes to go on: ")
+    tty:flush()
+    local answer = tty:read("*l") or ""
+    tty:close()
+    answer = answer:lower():match("^%s*(.-)%s*$")
+    return answer == "y" or answer == "yes"
   end
-  tty:write("Type yes to go on: ")
-  tty:flush()
-  local answer = tty:read("*l") or ""
-  tty:close()
-  answer = answer:lower():match("^%s*(.-)%s*$")
-  return answer == "y" or answer == "yes"
 end
 
 -- Ctrl-C during a batch: the first stops new requests, the second aborts those in flight.
@@ -262,7 +269,7 @@ local function run_deletes(client, ids, opts, emit, tick)
     return summary
   end
   local drain = { charge_mode = opts.charge_mode, size = opts.size, missing_ok = opts.missing_ok or false,
-    wait = opts.wait, confirm = not opts.yes and confirm or nil }
+    wait = opts.wait, confirm = not opts.yes and confirmer(client) or nil }
   local stopped = nil -- "auth" after a definite authentication failure, as a batch stops
   local still_readable, wait_errors = 0, {}
   for _, id in ipairs(ids) do
@@ -284,14 +291,14 @@ local function run_deletes(client, ids, opts, emit, tick)
 end
 
 -- Writes one outcome to stdout (with its detail lines under --verbose, and what a failed drain
--- moved on stderr).
-local function print_outcome(o, opts)
+-- moved on stderr, through clean: the client's).
+local function print_outcome(o, opts, clean)
   stdout:write(output.result_line(o, opts.output), "\n")
   if opts.verbose and opts.output ~= "json" then
     for _, line in ipairs(output.detail_lines(o)) do stdout:write(line, "\n") end
   end
   stdout:flush()
-  if opts.output ~= "json" then output.report_moves(o) end
+  if opts.output ~= "json" then output.report_moves(o, clean) end
 end
 
 --- Runs the command.
@@ -316,6 +323,7 @@ function M.run(opts, argv, ctx)
   local bar = progress.new(#ids, { enabled = ctx.terminal and not opts.no_progress and not opts.drain
     and not opts.debug and #ids > 1, results_on_terminal = ctx.stdout_terminal })
   local counts, failed = { deleted = 0, missing = 0, failed = 0, not_sent = 0 }, {}
+  local function clean(s) return client:clean(s) end
   local started = core.monotime()
   if opts.output == "table" then stdout:write(output.result_header(), "\n") end
   core.catch_interrupts(true)
@@ -323,7 +331,7 @@ function M.run(opts, argv, ctx)
     counts[o.outcome] = counts[o.outcome] + 1
     if o.outcome == "failed" then failed[#failed + 1] = o end
     bar:step(o.outcome == "failed" or o.outcome == "not_sent")
-    bar:above(function() print_outcome(o, opts) end)
+    bar:above(function() print_outcome(o, opts, clean) end)
   end, function() bar:tick() end)
   local interrupted = core.interrupts() > 0
   core.catch_interrupts(false)

@@ -38,6 +38,11 @@ function M.run(opts, argv)
   local client = connection.client(opts)
   local ok, list, info = pcall(client.list_bandwidths, client,
     { share_type = opts.shared and "WHOLE" or nil, limit = opts.page_size })
+  if ok then
+    -- The server's text without the client's secrets (a server may echo one back), in every
+    -- format; JSON keeps the control characters of the rest (it escapes them).
+    list = output.scrubbed(list, function(s) return client:clean(s) end, opts.output == "json")
+  end
   client:close()
   if not ok then connection.reword(list, opts) end
   local row_format = "%-38s %-6s %6s %5s %-8s %s\n"

@@ -14,8 +14,9 @@
 --
 -- What does not fit (request id, reason, message) is in `--verbose` and in the JSON.
 --
--- What `show-bandwidth` and `list-bandwidths` print of the API's objects goes through
--- `M.shown`: server text reaches the terminal without its control characters.
+-- What `show-bandwidth`, `list-bandwidths` and `delete-bandwidth --drain` print of the API's
+-- objects goes through `M.scrubbed` (the client's `clean`: no secret) and, as text, `M.shown`:
+-- server text reaches the terminal without a secret and without its control characters.
 -- @module eip.cli.output
 local core = require "eip.core"
 local json = require "eip.cli.json"
@@ -209,14 +210,18 @@ function M.failures(failed, max)
   return table.concat(lines, "\n") .. "\n"
 end
 
---- Lists on stderr the EIP ids of a failed drain (the result line only counts them).
+--- Lists on stderr the EIP ids of a failed drain (the result line only counts them), each
+-- through `clean` and without control characters (@{shown}).
 -- @tparam table o the outcome
-function M.report_moves(o)
+-- @tparam function clean the client's `clean` (secrets redacted), as `clean(s)`
+function M.report_moves(o, clean)
   local e = o.err
   if o.outcome ~= "failed" or not e.moved then return end
   for _, f in ipairs{ { "moved out", e.moved }, { "not moved", e.not_moved }, { "uncertain", e.uncertain } } do
     if f[2] and #f[2] > 0 then
-      stderr:write(string.format("  %s %s (%d): %s\n", o.id, f[1], #f[2], table.concat(f[2], " ")))
+      local ids = {}
+      for i, id in ipairs(f[2]) do ids[i] = M.shown(clean(id)) end
+      stderr:write(string.format("  %s %s (%d): %s\n", o.id, f[1], #f[2], table.concat(ids, " ")))
     end
   end
 end
@@ -280,6 +285,27 @@ function M.shown(v, default)
   if t == "boolean" then return tostring(v) end
   if default == nil then return "-" end
   return default
+end
+
+--- A copy of a value of the API (a bandwidth, a list of them) whose every string, keys
+-- included, went through `clean` (the client's: its secrets redacted, control characters
+-- blanked). With `keep_controls` (JSON output, which escapes them), a string in which `clean`
+-- found no secret keeps its control characters. Numbers, booleans and JSON null stay as they are.
+-- @param v the value
+-- @tparam function clean the client's `clean`, as `clean(s)`
+-- @tparam[opt] boolean keep_controls keep the control characters of strings that held no secret
+-- @return the copy
+function M.scrubbed(v, clean, keep_controls)
+  local t = type(v)
+  if t == "string" then
+    local c = clean(v)
+    if keep_controls and c == core.blank_controls(v) then return v end
+    return c
+  end
+  if t ~= "table" then return v end
+  local out = {}
+  for k, x in pairs(v) do out[M.scrubbed(k, clean, keep_controls)] = M.scrubbed(x, clean, keep_controls) end
+  return out
 end
 
 --- The EIPs of a bandwidth of the API: the entries of its `publicip_info` that are objects (any

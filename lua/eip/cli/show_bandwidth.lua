@@ -46,12 +46,15 @@ function M.run(opts, argv)
   if not ok then args.usage("%s", err.message) end
   local client = connection.client(opts)
   local bw, info = client:show_bandwidth(argv[1])
+  -- The server's text without the client's secrets (a server may echo one back), in every
+  -- format; JSON keeps the control characters of the rest (it escapes them).
+  bw = output.scrubbed(bw, function(s) return client:clean(s) end, opts.output == "json")
   client:close()
   if opts.output == "json" then
     stdout:write(json.encode(bw), "\n")
     return true
   end
-  -- Every field through output.shown: the server's text without its control characters, and
+  -- Every field through output.shown: the server's text (scrubbed above) without its control characters, and
   -- "-" for a value of the wrong type. A field the answer lacks has no line.
   local eips = output.eips(bw)
   local rows = {
