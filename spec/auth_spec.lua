@@ -75,7 +75,7 @@ describe("authentication", function()
 
     it("404s and other answers keep their mapping when signed", function()
       local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, ak = emu.ak, sk = emu.sk }
-      local err = raised(c.delete_bandwidth, c, "does-not-exist")
+      local err = raised(c.delete_bandwidth, c, fixture.absent_id(1))
       c:close()
       assert.equal(404, err.status)
       assert.equal("VPC.0306", err.code)
@@ -338,7 +338,7 @@ describe("authentication", function()
       local texts = {}
       for _, c in ipairs(clients) do
         assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
-        local err = raised(c.delete_bandwidth, c, "missing-bw")
+        local err = raised(c.delete_bandwidth, c, fixture.absent_id(2))
         texts[#texts + 1] = tostring(err)
         texts[#texts + 1] = tostring(c)
         for _, v in pairs(err) do texts[#texts + 1] = tostring(v) end

@@ -6,6 +6,7 @@
 local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
 local host = require "spec.support.host"
+local absent_id = require("spec.support.fixture").absent_id
 
 -- The checkout's command, run by the interpreter of this test run (Lua 5.1 ... 5.4, LuaJIT).
 local ROOT = host.ROOT
@@ -300,12 +301,13 @@ describe("eip command", function()
     it("exits 1 when some fail, and still deletes the others", function()
       local a = emu:create_bandwidth{ size = 5 }
       local full = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-1" } }
-      local code, out, err = run("delete-bandwidth " .. a .. " no-such-bw " .. full)
+      local missing = absent_id(1)
+      local code, out, err = run("delete-bandwidth " .. a .. " " .. missing .. " " .. full)
       assert.equal(1, code)
       local l = lines(out)
       assert.equal(3, #l)
       assert.matches("^deleted ", line_for(l, a))
-      assert.matches("^FAILED   no%-such%-bw +404 VPC%.0306  1 attempt ", line_for(l, "no-such-bw"))
+      assert.matches("^FAILED   " .. missing:gsub("%-", "%%-") .. "  404 VPC%.0306  1 attempt ", line_for(l, missing))
       assert.matches("^FAILED   " .. full:gsub("%-", "%%-") .. "  409 VPC%.0304  1 attempt ", line_for(l, full))
       assert.matches("1 deleted, 0 missing, 2 failed", err)
       assert.is_nil(emu:get_bandwidth(a))
@@ -313,9 +315,10 @@ describe("eip command", function()
 
     it("with --missing-ok a missing id counts as done: exit 0", function()
       local a = emu:create_bandwidth{ size = 5 }
-      local code, out, err = run("delete-bandwidth --missing-ok no-such-bw " .. a)
+      local missing = absent_id(1)
+      local code, out, err = run("delete-bandwidth --missing-ok " .. missing .. " " .. a)
       assert.equal(0, code)
-      assert.matches("^missing  no%-such%-bw +404 VPC%.0306", line_for(lines(out), "no-such-bw"))
+      assert.matches("^missing  " .. missing:gsub("%-", "%%-") .. "  404 VPC%.0306", line_for(lines(out), missing))
       assert.matches("1 deleted, 1 missing, 0 failed", err)
       assert.is_nil(err:find("Failed", 1, true)) -- nothing to list again
     end)
@@ -323,7 +326,8 @@ describe("eip command", function()
     it("--json prints one parseable object per id (summary on stderr)", function()
       local a = emu:create_bandwidth{ size = 5 }
       local full = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-1" } }
-      local code, out, err = run("delete-bandwidth --json --missing-ok " .. a .. " gone-1 " .. full)
+      local gone = absent_id(1)
+      local code, out, err = run("delete-bandwidth --json --missing-ok " .. a .. " " .. gone .. " " .. full)
       assert.equal(1, code)
       local objs, n = {}, 0 -- by id: each is printed as it finishes
       for _, l in ipairs(lines(out)) do
@@ -331,10 +335,10 @@ describe("eip command", function()
         objs[o.bandwidth_id], n = o, n + 1
       end
       assert.equal(3, n)
-      local d, g = objs[a], objs["gone-1"]
+      local d, g = objs[a], objs[gone]
       assert.same({ a, true, 204, true, "deleted" }, { d.bandwidth_id, d.ok, d.status, d.deleted, d.result })
       assert.matches("^%x+$", d.request_id)
-      assert.same({ "gone-1", true, 404, false, "missing", "VPC.0306" },
+      assert.same({ gone, true, 404, false, "missing", "VPC.0306" },
         { g.bandwidth_id, g.ok, g.status, g.deleted, g.result, g.code })
       local f = objs[full]
       assert.same({ full, false, 409, "VPC.0304", "http", "failed" },
@@ -549,8 +553,9 @@ describe("eip command", function()
       -- The second id answers last: 204 after 300 ms, while the others are sent meanwhile (the
       -- first is sent alone, as every batch's first request is).
       emu:inject{ method = "DELETE", path = slow:gsub("%-", "%%-") .. "$", status = 204, delay = 0.3 }
+      local gone = absent_id(1)
       local code, out, err = run("delete-bandwidth --json --missing-ok --concurrency 4 "
-        .. fast .. " " .. slow .. " gone-1 " .. full)
+        .. fast .. " " .. slow .. " " .. gone .. " " .. full)
       assert.equal(1, code)
       local seen = {}
       for i, line in ipairs(lines(out)) do
@@ -559,7 +564,7 @@ describe("eip command", function()
       end
       assert.equal(slow .. "=deleted", seen[4]) -- printed when it finished, not in input order
       table.sort(seen)
-      local want = { slow .. "=deleted", "gone-1=missing", full .. "=failed", fast .. "=deleted" }
+      local want = { slow .. "=deleted", gone .. "=missing", full .. "=failed", fast .. "=deleted" }
       table.sort(want)
       assert.same(want, seen)
       assert.truthy(has(err, "4 bandwidth(s): 2 deleted, 1 missing, 1 failed"))
@@ -612,7 +617,8 @@ describe("eip command", function()
     it("lists the failures again at the end, on stderr: id, status, code, message", function()
       local a = emu:create_bandwidth{ size = 5 }
       local full = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-1" } }
-      local code, out, err = run("delete-bandwidth " .. full .. " gone-1 " .. a)
+      local gone = absent_id(1)
+      local code, out, err = run("delete-bandwidth " .. full .. " " .. gone .. " " .. a)
       assert.equal(1, code)
       assert.is_nil(out:find("Failed", 1, true))
       assert.equal(table.concat({
@@ -620,7 +626,7 @@ describe("eip command", function()
         "  " .. full .. "  409 VPC.0304  1 attempt",
         "    Conflict: deleteBandwidth error. The shared bandwidth still has publicips,",
         "    remove them first.",
-        "  gone-1                                404 VPC.0306  1 attempt",
+        "  " .. gone .. "  404 VPC.0306  1 attempt",
         "    Not Found: No Eip bandwidth exist with id.",
       }, "\n"), err:match("^(.-)\n3 bandwidth"))
     end)

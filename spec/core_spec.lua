@@ -6,6 +6,7 @@
 local core = require "eip.core"
 local emulator = require "spec.support.emulator"
 local host = require "spec.support.host"
+local absent_id = require("spec.support.fixture").absent_id
 
 -- The extreme integers of Lua 5.3+; 5.1, 5.2 and LuaJIT have doubles only, of the same size.
 local MAXINTEGER = math.maxinteger or 2 ^ 63 -- luacheck: ignore 143 (5.3+)
@@ -62,7 +63,7 @@ describe("eip.core X-Subject-Token", function()
   end
 
   local function delete(s)
-    return (s or session):request{ method = "DELETE", url = url .. "bw-1", headers = auth }
+    return (s or session):request{ method = "DELETE", url = url .. absent_id(1), headers = auth }
   end
 
   it("captures tokens whole, up to the longest header line libcurl accepts", function()
@@ -119,7 +120,7 @@ describe("eip.core X-Subject-Token", function()
     end
     assert.equal(4, got)
     -- A slot reused for an answer without the header reports none.
-    m:start{ method = "DELETE", url = url .. "bw-9", headers = auth }
+    m:start{ method = "DELETE", url = url .. absent_id(9), headers = auth }
     local _, resp = m:next(5)
     assert.equal(404, resp.status)
     assert.is_nil(resp.subject_token)
@@ -138,7 +139,7 @@ describe("eip.core numbers out of range", function()
   setup(function()
     emu = emulator.start()
     session = core.session{}
-    url = emu.url .. "/v2.0/" .. emu.project_id .. "/bandwidths/bw-1"
+    url = emu.url .. "/v2.0/" .. emu.project_id .. "/bandwidths/" .. absent_id(1)
     auth = { "X-Auth-Token: " .. emu.token }
   end)
 

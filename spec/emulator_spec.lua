@@ -399,6 +399,15 @@ describe("EIP emulator", function()
       assert_vpc_error(call("DELETE", v2("/" .. id)), 404, "VPC.0306")
     end)
 
+    -- As the show: an id that is not a UUID (a name given for an id) is a 400, never the 404
+    -- of a missing bandwidth, which missing_ok would take for "already deleted".
+    it("answers 400 VPC.0301 for an id that is not a UUID, 404 VPC.0306 for an unknown UUID", function()
+      for _, id in ipairs{ "my-bandwidth", "bw-1", "3fa1e2b4-1111-4222-8333-44445555666" } do
+        assert_vpc_error(call("DELETE", v2("/" .. id)), 400, "VPC.0301")
+      end
+      assert_vpc_error(call("DELETE", v2("/3fa1e2b4-1111-4222-8333-444455556666")), 404, "VPC.0306")
+    end)
+
     it("refuses a shared bandwidth that still holds EIPs with 409 VPC.0304", function()
       local id = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-a" } }
       assert_vpc_error(call("DELETE", v2("/" .. id)), 409, "VPC.0304")
@@ -832,7 +841,7 @@ describe("EIP emulator", function()
         assert.equal("2", resp.headers["retry-after"])
         assert.equal(32, #resp.headers["x-request-id"])
       end
-      assert_vpc_error(call("DELETE", v2("/x")), 404, "VPC.0306")
+      assert_vpc_error(call("DELETE", v2("/x")), 400, "VPC.0301") -- the emulator's own answer again
       assert.equal(0, emu:stats().pending_injections)
     end)
 

@@ -128,7 +128,7 @@ describe("eip.metrics", function()
     local ids = emu:create_bandwidths(3)
     emu:inject{ method = "DELETE", path = emu:delete_path(ids[1]), status = 503 }
     c:delete_bandwidths(ids, { concurrency = 1 })
-    pcall(c.delete_bandwidth, c, "gone-1")
+    pcall(c.delete_bandwidth, c, fixture.absent_id(1))
     local text = metrics:render()
     assert.matches('eip_requests_total{operation="delete_bandwidth",outcome="ok",status="204"} 3\n', text, 1, true)
     assert.matches('eip_requests_total{operation="delete_bandwidth",outcome="http",status="503"} 1\n', text, 1, true)
@@ -172,7 +172,7 @@ describe("OpenResty: /metrics of the example", function()
     local ids = {}
     for worker = 1, 2 do
       ids[worker] = emu:create_bandwidths(3)
-      ids[worker][4], ids[worker][5] = "gone-" .. worker .. "a", "gone-" .. worker .. "b"
+      ids[worker][4], ids[worker][5] = fixture.absent_id(worker * 10 + 1), fixture.absent_id(worker * 10 + 2)
     end
     local generation = cjson.decode(call("POST", "/t/shared_rate", { admin = true, ids = ids }).body).generation
     local results

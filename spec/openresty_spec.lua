@@ -77,7 +77,7 @@ describe("OpenResty #openresty", function()
     end)
 
     it("maps 404 to 404 with the error fields", function()
-      local e = assert_error(delete("no-such-bandwidth"), 404, "http")
+      local e = assert_error(delete(require("spec.support.fixture").absent_id(1)), 404, "http")
       assert.equal(404, e.status)
       assert.equal("VPC.0306", e.code)
       assert.equal("Not Found", e.reason)

@@ -229,13 +229,13 @@ describe("retries", function()
   describe("missing_ok", function()
     it("turns a 404 into a result with deleted = false", function()
       local c = new{ missing_ok = true }
-      local res = c:delete_bandwidth("gone-already")
+      local res = c:delete_bandwidth(fixture.absent_id(1))
       c:close()
       assert.is_true(res.ok)
       assert.is_false(res.deleted)
       assert.equal(404, res.status)
       assert.equal("VPC.0306", res.code)
-      assert.equal("gone-already", res.bandwidth_id)
+      assert.equal(fixture.absent_id(1), res.bandwidth_id)
       assert.is_string(res.request_id)
       assert.equal(1, res.attempts)
     end)
@@ -248,12 +248,12 @@ describe("retries", function()
 
     it("is overridable per call", function()
       local c = new()
-      assert.is_false(c:delete_bandwidth("gone", { missing_ok = true }).deleted)
-      assert.equal(404, raised(c.delete_bandwidth, c, "gone").status)
+      assert.is_false(c:delete_bandwidth(fixture.absent_id(2), { missing_ok = true }).deleted)
+      assert.equal(404, raised(c.delete_bandwidth, c, fixture.absent_id(2)).status)
       c:close()
       c = new{ missing_ok = true }
-      assert.equal(404, raised(c.delete_bandwidth, c, "gone", { missing_ok = false }).status)
-      assert.equal("call options", raised(c.delete_bandwidth, c, "gone", { missing = true }).argument)
+      assert.equal(404, raised(c.delete_bandwidth, c, fixture.absent_id(2), { missing_ok = false }).status)
+      assert.equal("call options", raised(c.delete_bandwidth, c, fixture.absent_id(2), { missing = true }).argument)
       c:close()
     end)
 
@@ -275,7 +275,7 @@ describe("retries", function()
     it("covers a lost answer on a kept-alive connection, which the transport sent again itself", function()
       local id = emu:create_bandwidth{ size = 1 }
       local c = new{ missing_ok = true }
-      assert.is_false(c:delete_bandwidth("not-there").deleted) -- a kept-alive connection now
+      assert.is_false(c:delete_bandwidth(fixture.absent_id(3)).deleted) -- a kept-alive connection now
       emu:inject{ method = "DELETE", action = "lose_answer" }
       local res = c:delete_bandwidth(id)
       c:close()
@@ -286,7 +286,7 @@ describe("retries", function()
     -- A create is never sent twice: the kept-alive connection's death is the call's failure.
     it("never sends a create twice, even when a kept-alive connection dies under it", function()
       local c = new()
-      assert.is_false(c:delete_bandwidth("not-there", { missing_ok = true }).deleted)
+      assert.is_false(c:delete_bandwidth(fixture.absent_id(3), { missing_ok = true }).deleted)
       emu:inject{ method = "POST", action = "lose_answer" }
       local err = raised(c.create_bandwidth, c, { name = "once", size = 5 })
       c:close()
@@ -312,10 +312,10 @@ describe("retries", function()
     it("does not say so when no earlier attempt could have acted: a 429, a refused connection", function()
       emu:inject{ method = "DELETE", status = 429, body = { error_code = "APIGW.0308", error_msg = "slow down" } }
       local c = new{ backoff_base = 0.01, backoff_cap = 0.01 }
-      local err = raised(c.delete_bandwidth, c, "gone")
+      local err = raised(c.delete_bandwidth, c, fixture.absent_id(2))
       assert.same({ 404, 2 }, { err.status, err.attempts })
       assert.is_nil(err.lost_answer)
-      assert.is_nil(c:delete_bandwidth("gone", { missing_ok = true }).lost_answer)
+      assert.is_nil(c:delete_bandwidth(fixture.absent_id(2), { missing_ok = true }).lost_answer)
       c:close()
     end)
 

@@ -89,7 +89,7 @@ describe("safety", function()
       err = raised(c.delete_bandwidth, c, "bw-1")
       assert.is_nil(err.code)
       assert.matches("no EIP error body", err.advice)
-      local results, summary = c:delete_bandwidths({ "bw-2" }, { missing_ok = true, concurrency = 1 })
+      local results, summary = c:delete_bandwidths({ fixture.absent_id(2) }, { missing_ok = true, concurrency = 1 })
       assert.equal(1, summary.missing) -- no injection left: a real VPC.0306, which missing_ok accepts
       assert.is_false(results[1].deleted)
     end)
@@ -297,7 +297,7 @@ describe("safety", function()
           emu:inject{ method = "DELETE", status = 401, body = { error_code = "APIGW.0301", error_msg = "x" } }
           assert.equal(401, raised(c.delete_bandwidth, c, "bw-" .. round).status)
         end
-        assert.equal(404, raised(c.delete_bandwidth, c, "bw-" .. round).status) -- accepted signature
+        assert.equal(404, raised(c.delete_bandwidth, c, fixture.absent_id(round)).status) -- accepted signature
       end
       assert.equal(9, api_requests())
     end)

@@ -23,6 +23,13 @@ local M = {}
 --- As an option's value in f.options: leave that option out.
 M.NONE = setmetatable({}, { __tostring = function() return "fixture.NONE" end })
 
+--- An id shaped like the cloud's (a UUID) that names no bandwidth: the emulator, as the cloud,
+-- answers 404 VPC.0306 for it (an id of another shape is a 400 VPC.0301). `n`: which one
+-- (0-999999, default 1).
+function M.absent_id(n)
+  return string.format("00000000-0000-4000-8000-%012d", n or 1)
+end
+
 --- A fixture around one emulator started with `start_opts`.
 function M.emulator(start_opts)
   local f = { clients = {} }

@@ -213,6 +213,13 @@ end
 function M.delete(ctx)
   local bw = owned_bandwidth(ctx.bandwidth_id, ctx.project_id)
   if not bw then
+    -- Modelled on the show call's documented answer (VPC.0301 is the code of an invalid
+    -- bandwidth id): an id that is not a UUID is a 400, never the 404 of a missing bandwidth, so
+    -- that a name given for an id with missing_ok does not read as "already deleted". (A
+    -- bandwidth seeded with an id of its own, through the control API, is still deleted.)
+    if not ctx.bandwidth_id:find(UUID) then
+      return util.vpc_error(400, "VPC.0301", "getBandwidth error bandwidthId is invalid.")
+    end
     return not_found()
   end
   if bw.share_type ~= "WHOLE" then
