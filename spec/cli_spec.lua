@@ -220,7 +220,8 @@ describe("eip command", function()
       local cases = {
         { "list-bandwidths --page-size 0", {}, "eip: --page-size must be at least 1, got 0\n" },
         { "list-bandwidths", { HUAWEICLOUD_SDK_PROJECT_ID = false },
-          "eip: no project id: give --project-id, or export HUAWEICLOUD_SDK_PROJECT_ID\n" },
+          "eip: no project id: give --project-id, or export HUAWEICLOUD_SDK_PROJECT_ID (with a token or keys "
+            .. "from the environment), or a region (--region, HUAWEICLOUD_SDK_REGION) to look it up by\n" },
         { "list-bandwidths --project-id ../x", {}, "^eip: %-%-project%-id may only contain letters" },
         { "list-bandwidths --endpoint ftp://x", {}, "^eip: %-%-endpoint must use http or https" },
         { "list-bandwidths", { EIP_ENDPOINT = "ftp://x" }, "^eip: EIP_ENDPOINT must use http or https" },
@@ -359,10 +360,12 @@ describe("eip command", function()
       assert.equal(2, #l)
       assert.matches("no change sent", err)
       assert.equal(0, emu:stats().requests)
-      -- It needs no credentials: nothing is sent.
+      -- It needs no credentials: nothing is sent. Without them the project is not known (a
+      -- HUAWEICLOUD_SDK_PROJECT_ID goes with a token or keys of the environment, not with keys
+      -- the metadata service would give).
       code, out, err = run("delete-bandwidth --dry-run " .. a, { env = { OS_AUTH_TOKEN = false } })
       assert.equal(0, code, err)
-      assert.equal("DELETE " .. emu.url .. "/v2.0/" .. emu.project_id .. "/bandwidths/" .. a .. "\n", out)
+      assert.equal("DELETE " .. emu.url .. "/v2.0/{project_id}/bandwidths/" .. a .. "\n", out)
     end)
 
     it("--dry-run --drain reads each bandwidth (one GET) and shows the EIPs that would move", function()

@@ -469,9 +469,10 @@ describe("credentials", function()
       assert.matches("or a region to look it up by", err.message)
     end)
 
-    -- A profile file pairs its keys with its project: HUAWEICLOUD_SDK_PROJECT_ID, left over from
-    -- other work, must not send them to another project (where a 404 would read as "already
-    -- deleted"). As in the official SDKs, whose profile provider reads only the file.
+    -- HUAWEICLOUD_SDK_PROJECT_ID goes with the environment's keys only, as in the official SDKs
+    -- (their environment provider alone reads it): left over from other work, it must not send
+    -- a profile's, the options' or the metadata service's keys to another project, where a 404
+    -- would read as "already deleted", nor override an IAM login's project.
     describe("HUAWEICLOUD_SDK_PROJECT_ID", function()
       local elsewhere = "11112222333344445555666677778888"
 
@@ -484,13 +485,41 @@ describe("credentials", function()
         c:close()
       end)
 
-      it("names the project where the source names none, and the option beats both", function()
-        local path = profile("[basic]\nak = " .. emu.ak .. "\nsk = " .. emu.sk .. "\n")
-        local c = new({}, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path, HUAWEICLOUD_SDK_PROJECT_ID = emu.project_id })
+      it("goes with the environment's keys; the option beats it", function()
+        vars.HUAWEICLOUD_SDK_PROJECT_ID = emu.project_id
+        local c = new({}, vars)
         assert.equal(emu.project_id, c.project_id)
+        assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
         c:close()
+        assert.equal(0, emu:stats().project_lookups)
         vars.HUAWEICLOUD_SDK_PROJECT_ID = elsewhere
         c = new({ project_id = emu.project_id }, vars)
+        assert.equal(emu.project_id, c.project_id)
+        c:close()
+      end)
+
+      it("is not taken for a profile file's keys that name no project: looked up by region", function()
+        local path = profile("[basic]\nak = " .. emu.ak .. "\nsk = " .. emu.sk .. "\n")
+        local c = new({}, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path, HUAWEICLOUD_SDK_PROJECT_ID = elsewhere,
+          HUAWEICLOUD_SDK_REGION = "cn-north-4", HUAWEICLOUD_SDK_IAM_ENDPOINT = emu.iam_url })
+        assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+        assert.equal(emu.project_id, c.project_id)
+        c:close()
+        assert.equal(1, emu:stats().project_lookups)
+        local err = raised(new, {}, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path, HUAWEICLOUD_SDK_PROJECT_ID = elsewhere })
+        assert.equal("project_id", err.argument)
+        assert.matches("HUAWEICLOUD_SDK_PROJECT_ID with a token or keys from the environment", err.message, 1, true)
+      end)
+
+      it("is not taken for keys given as options, nor over an IAM login's project; it is for a token", function()
+        local err = raised(new, { ak = emu.ak, sk = emu.sk }, { HUAWEICLOUD_SDK_PROJECT_ID = elsewhere })
+        assert.equal("project_id", err.argument)
+        -- A token is scoped to one project, and the API refuses another (400 VPC.0007).
+        local t = new({ token = emu.token }, { HUAWEICLOUD_SDK_PROJECT_ID = emu.project_id })
+        assert.equal(emu.project_id, t.project_id)
+        t:close()
+        local c = new({ auth = emu:iam_auth() }, { HUAWEICLOUD_SDK_PROJECT_ID = elsewhere })
+        assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
         assert.equal(emu.project_id, c.project_id)
         c:close()
       end)

@@ -111,29 +111,33 @@ function M.new(opts, getenv)
   region = region or regions.of_endpoint(endpoint) or auth.env("region", getenv)
   local logger = log.sink(opts.debug, opts.log)
   local provider, found = auth.resolve(opts, region, getenv, logger or function(line) io.stderr:write(line, "\n") end)
-  -- The project: the option; else the one the credentials' source names (a profile file's
-  -- project_id: a variable left over from other work must not send the file's keys to another
-  -- project, where a 404 would read as "already deleted"); else HUAWEICLOUD_SDK_PROJECT_ID; else
-  -- the token's scope (IAM), or looked up by region (AK/SK).
-  local project_id, lookup = opts.project_id, nil
-  if project_id == nil and not found.project_id then project_id = auth.env("project_id", getenv) end
+  -- The project: the option; else the one the credentials' source names with them (a profile
+  -- file's project_id, HUAWEICLOUD_SDK_PROJECT_ID with the environment's keys: see auth.resolve);
+  -- else the token's scope (IAM), or looked up by region (AK/SK).
+  local project_id, lookup, r_project_missing = opts.project_id, nil, nil
   if project_id ~= nil then
-    project_id = validate.id(opts.project_id ~= nil and "project_id" or auth.ENV.project_id, project_id)
+    project_id = validate.id("project_id", project_id)
   elseif found.project_id then
     project_id = found.project_id
   elseif provider.kind == "iam" then -- IAM learns it from the token's scope on first use
     project_id = provider.project_id
+  elseif provider.kind == "metadata" and not region then
+    -- Said once the keys are there (Runner:project): without them, the credentials are what
+    -- is missing first.
+    r_project_missing = errors.usage("project_id", "is required for the ECS metadata service's keys (option "
+      .. "project_id, or a region to look it up by)")
   elseif provider.kind ~= "token" and region then
     -- AK/SK: asked of IAM on first use (GET /v3/projects?name={region}), as the official SDKs do.
     lookup = { region = validate.region("region", region),
       iam_endpoint = found.iam_endpoint or regions.iam_endpoint(region, getenv or os.getenv) }
   else
-    errors.raise_usage("project_id", "is required (option project_id or %s%s)", auth.ENV.project_id,
-      provider.kind ~= "token" and ", or a region to look it up by" or "")
+    errors.raise_usage("project_id", "is required (option project_id, or %s with a token or keys from the "
+      .. "environment%s)", auth.ENV.project_id, provider.kind ~= "token" and ", or a region to look it up by" or "")
   end
   local timeout = validate.number("timeout", given(opts.timeout, DEFAULT_TIMEOUT), 0.001, 86400)
   local r = {
-    endpoint = endpoint, project_id = project_id, lookup = lookup, provider = provider, timeout = timeout,
+    endpoint = endpoint, project_id = project_id, lookup = lookup, project_missing = r_project_missing,
+    provider = provider, timeout = timeout,
     connect_timeout = validate.number("connect_timeout",
       given(opts.connect_timeout, math.min(DEFAULT_CONNECT_TIMEOUT, timeout)), 0.001, 86400),
     -- Abort a transfer slower than low_speed_limit bytes/s for low_speed_time seconds: a server

@@ -45,8 +45,8 @@ M._VERSION = client.VERSION
 -- @tparam[opt] string opts.region e.g. "cn-north-4" for `https://vpc.cn-north-4.myhuaweicloud.com`
 --   (default: `HUAWEICLOUD_SDK_REGION`)
 -- @tparam[opt] string opts.project_id 1-64 characters of `[A-Za-z0-9._-]` (default: the
---   profile file's when the keys come from it, else `HUAWEICLOUD_SDK_PROJECT_ID`, else the
---   token's scope with `auth`, else looked up by region for AK/SK)
+--   profile file's when the keys come from it, `HUAWEICLOUD_SDK_PROJECT_ID` with a token or the
+--   environment's keys, the token's scope with `auth`, else looked up by region for AK/SK)
 -- @tparam[opt] string opts.token an IAM token, sent as `X-Auth-Token` (default: `OS_AUTH_TOKEN`)
 -- @tparam[opt] string opts.ak access key: with `sk`, every request is signed (SDK-HMAC-SHA256)
 --   (default: `HUAWEICLOUD_SDK_AK`)

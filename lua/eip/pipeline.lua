@@ -53,6 +53,7 @@ Runner.__index = Runner
 -- field through a slower path (luaV_finishget) than a present one, and writes one (to nil, or
 -- over nil) through a slower one still; a call made dozens of such reads and writes.
 local OPTIONAL = { "log", "on_request", "on_response", "bucket", "endpoint_proxy", "deadline", "secrets",
+  "project_missing",
   "warned_clear", "multi_handle", "shared_headers" }
 -- The same for the provider's fields a call reads (see eip.auth): kept in the provider itself,
 -- its class's value (a method) or false.
@@ -573,6 +574,7 @@ function Runner:project()
   else
     self.provider:ensure(self)
     project = self.provider.project_id
+    if project == nil and self.project_missing then error(self.project_missing, 0) end
   end
   self.project_id = project
   return project

@@ -26,7 +26,8 @@ local OPTIONS = {
   { "--endpoint", value = "URL", key = "endpoint", help = "API endpoint (default: $EIP_ENDPOINT, or from --region)" },
   { "--region", value = "R", key = "region", help = "region, e.g. cn-north-4 (default: $HUAWEICLOUD_SDK_REGION)" },
   { "--project-id", value = "P", key = "project_id",
-    help = "project id (default: the profile file's with its keys, else $HUAWEICLOUD_SDK_PROJECT_ID)" },
+    help = "project id (default: the profile file's with its keys, $HUAWEICLOUD_SDK_PROJECT_ID with a "
+      .. "token or keys from the environment, else looked up by region)" },
   { "--timeout", value = "S", key = "timeout", number = true, min = 0.001, max = 86400,
     help = "seconds per attempt (default 30)" },
   { "--max-attempts", value = "N", key = "max_attempts", integer = true, min = 1, max = 20,
@@ -102,7 +103,8 @@ function M.reword(e, opts)
     if places then args.usage("no credentials: looked at %s. %s", places, NEVER_OPTIONS) end
     args.usage("no credentials: %s. %s", M.CREDENTIALS, NEVER_OPTIONS)
   elseif argument == "project_id" and said:find("^is required") then
-    args.usage("no project id: give --project-id, or export %s", ENV.project_id)
+    args.usage("no project id: give --project-id, or export %s (with a token or keys from the environment), "
+      .. "or a region (--region, %s) to look it up by", ENV.project_id, ENV.region)
   elseif argument == "endpoint" and said:find("^is required") then
     args.usage("no endpoint: give --endpoint URL or --region R, or export EIP_ENDPOINT or %s", ENV.region)
   end
