@@ -60,6 +60,24 @@ describe("core.signer", function()
     end)
   end
 
+  -- Temporary keys: the client gives the security token to the signer, which adds the header
+  -- itself (the loop above passes it as an ordinary header).
+  for _, v in ipairs(vectors) do
+    local token = v.headers["X-Security-Token"]
+    if token then
+      it("reproduces the SDK's Authorization for " .. v.name .. " with the token given to the signer", function()
+        local host, path, query, entries, project, now = arguments(v)
+        local others = {}
+        for _, e in ipairs(entries) do
+          if e[1] ~= "X-Security-Token" then others[#others + 1] = e end
+        end
+        local lines = core.signer(v.ak, v.sk, token):headers(v.method, path, query, v.body, host, project, others, now)
+        assert.equal(v.expected_authorization, line_of(lines, "Authorization"))
+        assert.equal(token, line_of(lines, "X-Security-Token"))
+      end)
+    end
+  end
+
   it("signs as eip.sign does what the client sends: an unsigned Accept, a base path, a query, a body", function()
     local v = vectors[1]
     local signer = core.signer(v.ak, v.sk)
