@@ -298,6 +298,80 @@ describe("authentication", function()
       for i = 1, 10 do assert.equal(401, statuses[i]) end
     end)
 
+    -- A transport that answers IAM with a token and deletes with 204, yielding first when it runs
+    -- in a coroutine (a cosocket waiting), and the client that uses it, whose sleep yields too.
+    local function yielding_client(timeout)
+      local counts = { logins = 0, deletes = 0 }
+      local transport = { name = "yielding", close = function() end }
+      function transport.send(_, req)
+        local login = req.url:find("/v3/auth/tokens", 1, true) ~= nil
+        local n = counts[login and "logins" or "deletes"] + 1 -- counted when sent
+        counts[login and "logins" or "deletes"] = n
+        local co, main = coroutine.running()
+        if co and not main then coroutine.yield() end
+        if login then
+          return { status = 201, subject_token = "token-" .. n,
+            body = '{"token":{"expires_at":"2099-01-01T00:00:00.000000Z"}}' }
+        end
+        return { status = 204, body = "" }
+      end
+      local c = eip.new{ endpoint = "http://127.0.0.1:9", project_id = emu.project_id, max_attempts = 1,
+        timeout = timeout or 5, transport = transport, sleep = function() coroutine.yield() end,
+        auth = { username = "u", password = "p", domain = "d", project_id = emu.project_id,
+          iam_endpoint = "http://127.0.0.1:10" } }
+      return c, counts
+    end
+
+    -- Resumes co until it ends (a pause between resumes, as an event loop would take), within
+    -- `limit` seconds; returns what its function returned.
+    local function run_out(co, limit)
+      local t0 = socket.gettime()
+      while true do
+        local ok, a, b = coroutine.resume(co)
+        assert(ok, a)
+        if coroutine.status(co) == "dead" then return a, b end
+        assert(socket.gettime() - t0 < limit, "still waiting after " .. limit .. " s")
+        socket.sleep(0.005)
+      end
+    end
+
+    -- The main thread cannot yield: waiting there could only block the fetch it waits for.
+    it_yielding("does not wait on the main thread for a fetch a coroutine is making: asks on its own", function()
+      local c, counts = yielding_client()
+      local first = coroutine.create(function() return pcall(c.delete_bandwidth, c, "bw-1") end)
+      assert(coroutine.resume(first)) -- its token request is under way
+      local ok, res = pcall(c.delete_bandwidth, c, "bw-2")
+      assert(ok, tostring(res))
+      assert.equal(204, res.status)
+      local ok1, res1 = run_out(first, 10)
+      assert(ok1, tostring(res1))
+      assert.equal(204, res1.status)
+      assert.same({ 2, 2 }, { counts.logins, counts.deletes })
+    end)
+
+    -- A fetch whose coroutine is never resumed (a light thread killed while it waits) holds the
+    -- calls after it no longer than their own timeout, and is taken over once past its own.
+    it_yielding("waits for an abandoned fetch no longer than its own timeout, then takes it over", function()
+      local c, counts = yielding_client(0.2)
+      local abandoned = coroutine.create(function() return pcall(c.delete_bandwidth, c, "bw-1") end)
+      assert(coroutine.resume(abandoned)) -- its token request is under way, and never ends
+      local t0 = socket.gettime()
+      local ok, err = run_out(coroutine.create(function() return pcall(c.delete_bandwidth, c, "bw-2") end), 10)
+      local took = socket.gettime() - t0
+      assert.is_false(ok)
+      assert.is_true(eip.is_error(err), tostring(err))
+      assert.same({ "transport", "timeout", true, true }, { err.kind, err.reason, err.not_sent, err.retryable })
+      assert.equal("/v3/auth/tokens", err.path)
+      assert.is_true(took < 5, "waited " .. took .. " s with a timeout of 0.2 s")
+      assert.same({ 1, 0 }, { counts.logins, counts.deletes }, "the waiting call sent nothing")
+      -- Past the abandoned fetch's own bounds (0.2 s, and a second's margin), a call fetches.
+      socket.sleep(1.3)
+      local ok3, res = run_out(coroutine.create(function() return pcall(c.delete_bandwidth, c, "bw-3") end), 10)
+      assert(ok3, tostring(res))
+      assert.equal(204, res.status)
+      assert.same({ 2, 1 }, { counts.logins, counts.deletes })
+    end)
+
     it("validates the auth table before any I/O", function()
       local cases = {
         { "auth.username", { password = "p", domain = "d", project = "cn-north-4" } },

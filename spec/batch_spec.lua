@@ -315,6 +315,56 @@ describe("delete_bandwidths", function()
     assert.equal(1, emu:stats().requests)
   end)
 
+  -- AK/SK with a region and no project id: the project is looked up first (GET /v3/projects,
+  -- signed). When that fails, no delete goes out: every id is not sent, none failed.
+  describe("when the project cannot be looked up", function()
+    local function aksk_client(sk, extra)
+      local env = { HUAWEICLOUD_SDK_AK = emu.ak, HUAWEICLOUD_SDK_SK = sk, HUAWEICLOUD_SDK_REGION = "cn-north-4",
+        HUAWEICLOUD_SDK_IAM_ENDPOINT = emu.iam_url }
+      local opts = { endpoint = emu.url, metadata_url = false }
+      for k, v in pairs(extra or {}) do opts[k] = v end
+      return require("eip.client").new(opts, function(name) return env[name] end)
+    end
+
+    local function all_not_sent(results, ids, reason, status)
+      for i, err in ipairs(results) do
+        assert.is_true(eip.is_error(err), "entry " .. i)
+        assert.same({ "not_sent", true, false, reason, status, ids[i] },
+          { err.kind, err.not_sent, err.ok, err.stopped, err.cause.status, err.bandwidth_id }, "entry " .. i)
+        assert.equal("/v2.0/{project_id}/bandwidths/" .. ids[i], err.path)
+      end
+    end
+
+    it("a refused key (401) leaves every id not sent, the batch stopped for authentication", function()
+      local ids = create(5)
+      ids[6] = ids[1]
+      emu:reset_counters()
+      local c = aksk_client("wrong-secret-key-0000000000000000000000")
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 8 })
+      c:close()
+      assert.same({ 0, 0, 6, 1, "auth" }, { summary.deleted, summary.failed, summary.not_sent, summary.repeated,
+        summary.stopped })
+      all_not_sent(results, ids, "auth", 401)
+      assert.matches("not sent: stopped after an authentication failure", tostring(results[1]))
+      assert.is_true(results[1] ~= results[6], "one error table per entry")
+      assert.same({ 1, 1 }, { emu:stats().requests, emu:stats().auth_failures }, "the look-up alone")
+      for _, id in ipairs(ids) do assert.is_not_nil(emu:get_bandwidth(id)) end
+    end)
+
+    it("IAM failing (503) leaves every id not sent too, the batch stopped for the project", function()
+      local ids = create(3)
+      emu:reset_counters()
+      emu:inject{ method = "GET", path = "^/v3/projects", status = 503, times = -1 }
+      local c = aksk_client(emu.sk, { max_attempts = 1 })
+      local results, summary = c:delete_bandwidths(ids)
+      c:close()
+      assert.same({ 0, 0, 3, "project" }, { summary.deleted, summary.failed, summary.not_sent, summary.stopped })
+      all_not_sent(results, ids, "project", 503)
+      assert.matches("not sent: the project id could not be looked up", tostring(results[1]))
+      assert.equal(1, emu:stats().requests)
+    end)
+  end)
+
   it("does not stop as after a refused login when IAM throttles (429) its token requests", function()
     local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(), max_attempts = 1 }
     emu:inject{ method = "POST", path = "^/v3/auth/tokens", status = 429, times = -1,
@@ -355,6 +405,55 @@ describe("delete_bandwidths", function()
     assert.equal(5, sent)
     assert.same({ 4, 1, 0, 5 }, { summary.deleted, summary.missing, summary.failed, summary.total })
     assert.equal(ids[5], results[5].bandwidth_id)
+  end)
+
+  describe("with wait", function()
+    local function gets()
+      local n = 0
+      for _, r in ipairs(emu:requests()) do
+        if r.method == "GET" then n = n + 1 end
+      end
+      return n
+    end
+
+    -- Deleted bandwidths that stay readable: each wait runs out after one read (wait = 0.4: the
+    -- first pause, 0.5 s, would pass it).
+    it("waits for a repeated id once: its positions get the same outcome, counted once", function()
+      emu:set_knobs{ deleted_visible_for = 30 }
+      local ids = create(3)
+      ids[4] = ids[1]
+      emu:reset_counters()
+      local c = fx.client()
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 4, wait = 0.4 })
+      c:close()
+      assert.same({ 4, 1 }, { summary.deleted, summary.repeated }, "deleted counts positions")
+      assert.equal(3, summary.still_readable, "three bandwidths could still be read")
+      assert.equal(3, gets(), "one read each")
+      assert.same({ true, true }, { results[1].still_readable, results[4].still_readable })
+      assert.equal(results[1].waited, results[4].waited)
+    end)
+
+    -- Inside nginx there is no Ctrl-C: the cancel option is how a caller ends a wait of up to
+    -- 600 s. Asked before each read and during the pauses, a stop ends the waiting at once.
+    it("asks cancel while it waits: a stop ends the waiting at once", function()
+      emu:set_knobs{ deleted_visible_for = 30 }
+      local ids = create(3)
+      emu:reset_counters()
+      local c = fx.client()
+      local t0 = core.monotime()
+      local results, summary = c:delete_bandwidths(ids, { wait = 6, cancel = function()
+        if core.monotime() - t0 > 0.4 then return "stop" end
+      end })
+      local took = core.monotime() - t0
+      c:close()
+      assert.equal(3, summary.deleted)
+      assert.is_true(took < 2.5, "the wait went on after the stop: " .. took .. " s")
+      assert.equal(0, summary.still_readable)
+      for i, res in ipairs(results) do
+        assert.same({ true }, { res.deleted, res.waited, res.still_readable, res.wait_error }, "entry " .. i)
+      end
+      assert.equal(1, gets(), "the first read only")
+    end)
   end)
 
   it("returns empty results for an empty list, sending nothing", function()

@@ -170,6 +170,54 @@ describe("eip command in a terminal", function()
     assert.matches("interrupted: 2 id%(s%) not sent", screen)
   end)
 
+  -- A drain's remove calls make bills: Ctrl-C must stop them as it stops a batch's deletes.
+  -- The API requests the emulator saw, as "METHOD last-path-part".
+  local function api_calls()
+    local out = {}
+    for _, r in ipairs(emu:requests()) do
+      if not r.uri:find("^/__emulator") then out[#out + 1] = r.method .. " " .. r.uri:match("[^/]+$") end
+    end
+    return out
+  end
+
+  it("--drain: Ctrl-C while the show is in flight sends no remove and no delete, and exits 130", function()
+    local a = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-1", "eip-2" } }
+    local b = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-3" } }
+    emu:inject{ method = "GET", action = "slow", delay = 1 }
+    emu:reset_counters()
+    local t = start("delete-bandwidth --drain --yes " .. a .. " " .. b)
+    requests_seen(1)
+    t:send("C-c")
+    assert.equal(130, t:wait_exit(10))
+    local screen = t:screen()
+    assert.same({ "GET " .. a }, api_calls())
+    assert.same({ 2, 1 }, { #emu:get_bandwidth(a).publicip_info, #emu:get_bandwidth(b).publicip_info })
+    assert.matches("FAILED +" .. a:gsub("%p", "%%%0") .. " +interrupted +0/2 moved", screen)
+    assert.matches("NOT SENT " .. b:gsub("%p", "%%%0") .. " +interrupted", screen)
+    assert.matches("nothing was moved or deleted", screen)
+    assert.matches("2 bandwidth%(s%): 0 deleted, 0 missing, 1 failed, 1 not sent", screen)
+  end)
+
+  -- A Retry-After of 10 s: Ctrl-C ends the wait at once and sends nothing more (it used to send
+  -- the retry at once, and then the delete). The 503 may have moved the EIPs: uncertain.
+  it("--drain: Ctrl-C during a remove's Retry-After ends it at once: no retry, no delete", function()
+    local a = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-1", "eip-2" } }
+    local b = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-3" } }
+    emu:inject{ method = "POST", path = "/remove$", status = 503, headers = { ["Retry-After"] = "10" }, times = 2,
+      body = { code = "VPC.0302", message = "Neutron error" } }
+    emu:reset_counters()
+    local t = start("delete-bandwidth --drain --yes " .. a .. " " .. b)
+    requests_seen(2) -- the show, the remove answered 503
+    t:send("C-c")
+    assert.equal(130, t:wait_exit(5))
+    local screen = t:screen()
+    assert.same({ "GET " .. a, "POST remove" }, api_calls())
+    assert.same({ 2, 1 }, { #emu:get_bandwidth(a).publicip_info, #emu:get_bandwidth(b).publicip_info })
+    assert.matches(a:gsub("%p", "%%%0") .. " uncertain %(2%): eip%-1 eip%-2", screen)
+    assert.matches("interrupted after 1 attempt", screen)
+    assert.matches("2 bandwidth%(s%): 0 deleted, 0 missing, 1 failed, 1 not sent", screen)
+  end)
+
   it("--drain shows the plan and asks; yes drains and deletes", function()
     local id = emu:create_bandwidth{ size = 10, name = "bw-ask", publicip_ids = { "eip-1", "eip-2" } }
     local t = start("delete-bandwidth --drain --size 3 --charge-mode traffic " .. id)

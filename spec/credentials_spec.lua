@@ -393,6 +393,67 @@ describe("credentials", function()
       assert.equal(5, s.metadata_credentials_issued)
     end)
 
+    -- Keys renewed while requests signed with the old ones are in flight (a batch keeps four):
+    -- the answers to those are about the old keys, and no refusal of the new ones.
+    it("counts the 401s of requests signed with keys since renewed against neither key", function()
+      local ids = emu:create_bandwidths(12)
+      local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url })
+      local n = 0
+      local _, summary = c:delete_bandwidths(ids, { concurrency = 8, on_result = function()
+        n = n + 1
+        -- The first id went alone; the batch now sends four at once, and all four are refused:
+        -- the first 401 renews the keys, the three others come for the old ones.
+        if n == 1 then
+          emu:inject{ method = "DELETE", status = 401, delay = 0.3, times = 4, body = { error_code = "APIGW.0301",
+            error_msg = "Incorrect IAM authentication information: verify aksk signature fail" } }
+        end
+      end })
+      assert.is_nil(summary.stopped)
+      assert.equal(12, summary.deleted)
+      assert.equal(2, emu:stats().metadata_credentials_issued, "renewed once")
+      -- and the new keys are still signed with
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      c:close()
+    end)
+
+    it("counts an answer for the keys that signed it: not a 401 nor a success of keys since renewed", function()
+      local auth = require "eip.auth"
+      local p = auth.resolve({ metadata_url = "http://127.0.0.1:9" }, nil, env_of{})
+      assert.equal("metadata", p.kind)
+      local issued, same = 0, false
+      local runner = { timeout = 5, policy = { max_attempts = 1 }, sleep = function() end }
+      function runner.run(_, op)
+        if op.name == "metadata_token" then return "session-token" end
+        if not same then issued = issued + 1 end
+        return { ak = "EMUTMPAK" .. issued, sk = "temporary-secret-key-" .. issued .. "-0000000000000000",
+          security_token = "temporary-security-token-" .. issued .. "-0000000000", expires_at = "2099-01-01T00:00:00Z" }
+      end
+      local refused = { kind = "http", status = 401 }
+      p:ensure(runner)
+      local first = p.epoch
+      p:rejected(refused, first)
+      assert.equal(1, p.strikes)
+      assert.is_true(p:refresh(runner), "new keys")
+      local second = p.epoch
+      assert.is_true(second > first)
+      for _ = 1, 3 do p:rejected(refused, first) end -- the old keys' answers
+      assert.same({ false, false }, { p.strikes, p.refused })
+      p:rejected(refused, second)
+      p:rejected(refused, second)
+      p:accepted(first) -- a late success of the old keys says nothing of these
+      assert.equal(2, p.strikes)
+      p:rejected(refused, second)
+      assert.is_table(p.refused, "three in a row for these keys")
+      -- A success to a request sent before the refusal (the gateway may have checked it before
+      -- the refused ones) does not lift it.
+      p:accepted(second)
+      assert.is_table(p.refused)
+      -- The same keys handed out again are not new credentials: the epoch stays.
+      same = true
+      assert.is_false(p:refresh(runner))
+      assert.equal(second, p.epoch)
+    end)
+
     it("is a usage error naming EIP_METADATA_URL when that is no http(s) URL", function()
       local err = raised(new, { project_id = emu.project_id }, { EIP_METADATA_URL = "169.254.169.254" })
       assert.equal("EIP_METADATA_URL", err.argument)

@@ -333,6 +333,127 @@ describe("bandwidth operations", function()
       assert.same(err.not_moved, publicip_ids(emu:get_bandwidth(id)))
     end)
 
+    -- Ctrl-C in the eip command: `cancel` says stop, and the drain sends nothing more, whatever
+    -- step it is at, and says what moved (each EIP moved out is a new bill).
+    describe("with cancel", function()
+      -- The requests on the wire, as "METHOD /path" with the ids replaced.
+      local function sequence(id)
+        local seq = {}
+        for i, r in ipairs(api_requests()) do
+          seq[i] = r.method .. " " .. r.uri:gsub(id:gsub("%-", "%%-"), "ID"):gsub(emu.project_id, "P")
+        end
+        return seq
+      end
+
+      -- A client whose cancel function says stop once `when(info)` held for an answer (its
+      -- on_response hook), and that records its sleeps.
+      local function cancelling(when, extra)
+        local state = { stop = false, slept = {}, asked = 0 }
+        local opts = { sleep = function(s) state.slept[#state.slept + 1] = s end,
+          on_response = function(info) if when(info) then state.stop = true end end }
+        for k, v in pairs(extra or {}) do opts[k] = v end
+        state.client = fx.client(opts)
+        state.cancel = function()
+          state.asked = state.asked + 1
+          return state.stop and "stop" or nil
+        end
+        return state
+      end
+
+      -- Drains a new bandwidth of n EIPs through a client cancelling as `when` says: its EIP
+      -- ids, its id and the error the drain raised.
+      local function drain_stopped(n, when)
+        local ids = eip_ids(n)
+        local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+        emu:reset_counters()
+        local st = cancelling(when)
+        local err = raised(st.client.drain_and_delete_bandwidth, st.client, id,
+          { charge_mode = "bandwidth", size = 1, cancel = st.cancel })
+        return ids, id, err
+      end
+
+      it("stops after the show: no remove, no delete; stage show, nothing moved", function()
+        local ids, id, err = drain_stopped(3, function(info) return info.method == "GET" end)
+        assert.same({ "interrupted", true, "show", id }, { err.kind, err.cancelled, err.stage, err.bandwidth_id })
+        assert.same({ {}, ids, {} }, { err.moved, err.not_moved, err.uncertain })
+        assert.matches("nothing was moved or deleted", err.message)
+        assert.same({ "GET /v1/P/bandwidths/ID" }, sequence(id))
+        assert.same(ids, publicip_ids(emu:get_bandwidth(id)))
+      end)
+
+      it("stops between remove calls: what moved is said, the rest stays, no delete", function()
+        local ids, id, err = drain_stopped(150, function(info) return info.method == "POST" end)
+        assert.same({ "interrupted", true, "remove", 2 }, { err.kind, err.cancelled, err.stage, err.batch })
+        assert.same({ unpack(ids, 1, 100) }, err.moved)
+        assert.same({ unpack(ids, 101, 150) }, err.not_moved)
+        assert.matches("100 EIP%(s%) moved out", err.message)
+        assert.same({ "GET /v1/P/bandwidths/ID", "POST /v2.0/P/bandwidths/ID/remove" }, sequence(id))
+        assert.same(err.not_moved, publicip_ids(emu:get_bandwidth(id)))
+      end)
+
+      it("stops before the delete: every EIP moved is said, the empty bandwidth stays", function()
+        local ids, id, err = drain_stopped(3, function(info) return info.method == "POST" end)
+        assert.same({ "interrupted", true, "delete" }, { err.kind, err.cancelled, err.stage })
+        assert.same({ ids, {} }, { err.moved, err.not_moved })
+        assert.matches("the bandwidth, now empty, was not deleted", err.message)
+        assert.same({ "GET /v1/P/bandwidths/ID", "POST /v2.0/P/bandwidths/ID/remove" }, sequence(id))
+        assert.is_not_nil(emu:get_bandwidth(id))
+      end)
+
+      -- The wait before a retry (here a Retry-After of 10 s) goes in pieces, cancel asked after
+      -- each: a stop sends neither the retry, nor the GET that would check what moved, nor the
+      -- delete. The 503 may have been carried out: its EIPs are uncertain.
+      it("stops during a remove's Retry-After: no retry, no GET, no delete; its EIPs uncertain", function()
+        local ids = eip_ids(2)
+        local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+        emu:inject{ method = "POST", path = "/remove$", status = 503, headers = { ["Retry-After"] = "10" },
+          times = 2, body = { code = "VPC.0302", message = "Neutron error" } }
+        emu:reset_counters()
+        local st = cancelling(function() return false end)
+        local function cancel() -- stop once a piece of the wait was slept
+          st.stop = #st.slept > 0
+          return st.cancel()
+        end
+        local err = raised(st.client.drain_and_delete_bandwidth, st.client, id,
+          { charge_mode = "bandwidth", size = 1, cancel = cancel })
+        assert.same({ "interrupted", true, "remove", 1, 1 }, { err.kind, err.cancelled, err.stage, err.batch,
+          err.attempts })
+        assert.is_true(err.earlier_unanswered)
+        assert.same({ {}, {}, ids }, { err.moved, err.not_moved, err.uncertain })
+        assert.equal(503, err.cause.status)
+        assert.matches("interrupted after 1 attempt %(the last answered 503 VPC%.0302%)", err.message)
+        assert.same({ 0.25 }, st.slept, "one piece of the 10 s, then the stop")
+        assert.same({ "GET /v1/P/bandwidths/ID", "POST /v2.0/P/bandwidths/ID/remove" }, sequence(id))
+        assert.same(ids, publicip_ids(emu:get_bandwidth(id)))
+      end)
+
+      it("stops during the show's backoff: nothing is sent again, nothing moved", function()
+        local id = emu:create_bandwidth{ size = 20, publicip_ids = eip_ids(2) }
+        emu:inject{ method = "GET", status = 503, headers = { ["Retry-After"] = "3" } }
+        emu:reset_counters()
+        local st = cancelling(function(info) return info.status == 503 end)
+        local err = raised(st.client.drain_and_delete_bandwidth, st.client, id,
+          { charge_mode = "bandwidth", size = 1, cancel = st.cancel })
+        assert.same({ "interrupted", true, "show", 1 }, { err.kind, err.cancelled, err.stage, err.attempts })
+        assert.same({ {}, {} }, { err.moved, err.not_moved })
+        assert.same({}, st.slept, "told to stop before the first piece")
+        assert.same({ "GET /v1/P/bandwidths/ID" }, sequence(id))
+      end)
+
+      it("is asked at every step and changes nothing when it never says stop", function()
+        local ids = eip_ids(150)
+        local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+        local st = cancelling(function() return false end)
+        local res = st.client:drain_and_delete_bandwidth(id, { charge_mode = "bandwidth", size = 1,
+          cancel = st.cancel })
+        assert.same({ true, 150 }, { res.deleted, #res.removed })
+        -- before each request (4), after the show, before the second remove and before the delete
+        assert.equal(7, st.asked)
+        assert.equal("cancel", raised(st.client.drain_and_delete_bandwidth, st.client, id,
+          { charge_mode = "bandwidth", size = 1, cancel = "stop" }).argument)
+      end)
+    end)
+
     it("puts a batch it cannot check in uncertain", function()
       local ids = eip_ids(150)
       local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }

@@ -80,4 +80,23 @@ describe("OpenResty: a rate shared by the workers", function()
     assert.is_true(together <= 1, together .. " pairs of requests went together")
   end)
   end
+
+  -- The dict's incr fails when the key holds something else than a number (another user of the
+  -- dict), or when the dict is full: the calls go on at each worker's share of the rate, never
+  -- failing with a raw Lua error.
+  it("a dict that cannot hold the bucket (its key taken by something else): the calls still go", function()
+    assert.is_true(call("POST", "/t/dict_set", { dict = "eip_rate", key = "eip:pace", value = "not a number" }).ok)
+    local ok, err = pcall(function()
+      for _ = 1, 2 do -- whichever worker answers
+        local id = emu:create_bandwidth{ size = 1 }
+        local out = call("POST", "/t/client", { id = id, options = { endpoint = emu.url, project_id = emu.project_id,
+          token = emu.token, timeout = 5, rate = 50, rate_dict = "eip_rate" } })
+        assert.is_true(out.ok, cjson.encode(out))
+        assert.equal(204, out.result.status)
+        assert.is_nil(emu:get_bandwidth(id))
+      end
+    end)
+    call("POST", "/t/dict_set", { dict = "eip_rate", key = "eip:pace", value = cjson.null })
+    assert(ok, err)
+  end)
 end)

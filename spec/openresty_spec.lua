@@ -425,5 +425,102 @@ describe("OpenResty #openresty", function()
       assert.is_true(body.took < 3, "the batch took " .. body.took .. " s: it did not run concurrently")
       assert.is_true(ping_took < 0.1, "/ping took " .. ping_took .. " s: the worker blocked")
     end)
+
+    -- One IAM client serving many requests at once: while one of them fetches the token, the
+    -- others wait for it (a wrong password: one login), each within its own bounds, wherever
+    -- they run and however the request that fetches ends.
+    describe("a token one request is fetching", function()
+      local function shared_client(name, options)
+        options.endpoint, options.metadata_url = emu.url, false
+        assert.equal(200, request("POST", "/t/shared_client/" .. name, cjson.encode(options)).status)
+      end
+
+      local function token_requests()
+        local n = 0
+        for _, r in ipairs(emu:requests()) do
+          if r.method == "POST" and r.uri:find("^/v3/auth/tokens") then n = n + 1 end
+        end
+        return n
+      end
+
+      -- The JSON body of an answer read off a raw socket (chunked, as ngx.say sends it).
+      local function json_of(text)
+        local head, body = assert(text, "no answer"):match("^(.-)\r\n\r\n(.*)$")
+        if head:lower():find("transfer%-encoding: chunked") then
+          local parts, pos = {}, 1
+          while true do
+            local size, from = body:match("^(%x+)[^\r\n]*\r\n()", pos)
+            size = tonumber(size, 16)
+            if not size or size == 0 then break end
+            parts[#parts + 1] = body:sub(from, from + size - 1)
+            pos = from + size + 2
+          end
+          body = table.concat(parts)
+        end
+        return cjson.decode(body)
+      end
+
+      local function slow_iam(delay)
+        emu:inject{ method = "POST", path = "^/v3/auth/tokens", action = "slow", delay = delay }
+      end
+
+      -- No cosockets in log_by_lua: a wait there was an OS sleep that blocked the worker, and
+      -- with it the request fetching the token, until the wait gave up (60 s).
+      it("is not waited for in log_by_lua, which asks on its own (blocking, as calls there do)", function()
+        shared_client("log", { auth = emu:iam_auth(), timeout = 5, max_attempts = 1 })
+        local ids = { shared_bandwidth(), shared_bandwidth() }
+        slow_iam(1.5)
+        local t0 = socket.gettime()
+        local fetching = start_request("GET", "/t/shared/log/" .. ids[1])
+        socket.sleep(0.2) -- its token request is under way (IAM answers in 1.5 s)
+        assert.equal(200, request("GET", "/t/shared_log/log/" .. ids[2]).status) -- then its log phase
+        local ping = request("GET", "/ping", nil, 15) -- the worker is free once that log phase ended
+        local ping_at = socket.gettime() - t0
+        local a = collect({ fetching }, t0 + 30)[fetching]
+        assert.equal(200, ping.status)
+        assert.is_true(ping_at < 10, "/ping answered after " .. ping_at .. " s: the worker was blocked")
+        local first = json_of(a.text)
+        assert.is_true(first.ok, cjson.encode(first))
+        assert.is_true(a.done_at - t0 < 10, "the fetching request took " .. (a.done_at - t0) .. " s")
+        local logged = request("GET", "/t/outcome/" .. ids[2]).json
+        assert.same({ true, "log", 204 }, { logged.ok, logged.phase, logged.status }, cjson.encode(logged))
+        assert.equal(2, token_requests(), "the log phase's own login, and the fetching request's")
+        assert.is_nil(emu:get_bandwidth(ids[1]))
+        assert.is_nil(emu:get_bandwidth(ids[2]))
+      end)
+
+      -- The request that needed the token ends (ngx.exit) while its light thread waits for IAM:
+      -- the fetch goes on (it runs in a timer), and the next call gets its token.
+      it("goes on when the request that needed it ends, and serves the next call", function()
+        shared_client("abandon", { auth = emu:iam_auth(), timeout = 2, max_attempts = 1 })
+        local ids = { shared_bandwidth(), shared_bandwidth() }
+        slow_iam(1)
+        assert.equal(504, request("GET", "/t/shared_abandon/abandon/" .. ids[1]).status)
+        local t0 = socket.gettime()
+        local out = request("GET", "/t/shared/abandon/" .. ids[2], nil, 15).json
+        local took = socket.gettime() - t0
+        assert.is_true(out.ok, cjson.encode(out))
+        assert.is_true(took < 10, "the next call took " .. took .. " s (its timeout: 2 s)")
+        assert.equal(1, token_requests(), "one login for both")
+        assert.is_nil(emu:get_bandwidth(ids[2]))
+      end)
+
+      it("is waited for by the calls of ten requests at once: a wrong password, one login", function()
+        shared_client("wrong", { auth = emu:iam_auth{ password = "not-the-password" }, timeout = 5,
+          max_attempts = 1 })
+        slow_iam(0.5)
+        local t0 = socket.gettime()
+        local socks = {}
+        for i = 1, 10 do socks[i] = start_request("GET", "/t/shared/wrong/bw-" .. i) end
+        local results = collect(socks, t0 + 30)
+        for _, sock in ipairs(socks) do
+          local out = json_of(results[sock].text)
+          assert.same({ false, true, "http", 401 }, { out.ok, out.is_error, out.error.kind, out.error.status },
+            cjson.encode(out))
+        end
+        assert.equal(1, token_requests())
+        for _, r in ipairs(emu:requests()) do assert.are_not.equal("DELETE", r.method) end
+      end)
+    end)
   end)
 end)

@@ -47,6 +47,49 @@ describe("the token bucket", function()
     close_to(0.1, b:take(), "the second of a burst of one")
     close_to(0.2, b:wait(), "the third, two slots on")
   end)
+
+  -- Inside nginx the bucket is kept in a lua_shared_dict, whose incr fails when the dict is full
+  -- ("no memory") or the key holds something else ("not a number": another user of the dict).
+  -- A stand-in for the dict, and for the nginx of four workers it belongs to.
+  it("goes on at this worker's share of the rate when the shared dict cannot hold the bucket", function()
+    for _, why in ipairs{ "no memory", "not a number" } do
+      local dict = {
+        get = function() if why == "not a number" then return "someone else's" end end,
+        incr = function() return nil, why end,
+        set = function() return false, why end,
+      }
+      local saved = rawget(_G, "ngx")
+      rawset(_G, "ngx", { shared = { eip_rate = dict }, worker = { count = function() return 4 end } })
+      local ok, err = pcall(function()
+        local t = fake_time()
+        local b = pace.new{ rate = 10, dict = "eip_rate", clock = t.clock }
+        local waits = {}
+        for i = 1, 3 do
+          waits[i] = b:take()
+          t.now = t.now + waits[i]
+        end
+        -- four workers sharing 10 requests/s: 2.5 each, 0.4 s apart
+        for i, want in ipairs{ 0, 0.4, 0.4 } do close_to(want, waits[i], why .. ": request " .. i) end
+        close_to(0.4, b:wait(), why .. ": the next one")
+        assert.equal(why, b.unshared)
+      end)
+      rawset(_G, "ngx", saved)
+      assert(ok, err)
+    end
+  end)
+
+  it("reserves a slot within a limit only: a later one is not taken, and stays for the next", function()
+    local t = fake_time()
+    local b = pace.new{ rate = 1, clock = t.clock }
+    assert.equal(0, b:take_within(0.5))
+    close_to(1, b:take_within(1.5), "the next slot, 1 s on")
+    local none, later = b:take_within(1.5)
+    assert.is_nil(none)
+    close_to(2, later, "the slot that was not taken")
+    close_to(2, b:wait(), "nothing reserved")
+    t.now = t.now + 1
+    close_to(1, b:take_within(1.5), "a second later, the same slot is within the limit")
+  end)
 end)
 
 describe("rates and throttling against the emulator", function()
@@ -206,6 +249,47 @@ describe("rates and throttling against the emulator", function()
     assert.equal("The throttling threshold has been reached: policy user over ratelimit,limit:2,time:1 second",
       err.message)
     assert.equal(1, emu:stats().throttled)
+  end)
+
+  -- `deadline` is seconds for the whole call: the wait for the rate's slot included. Calls that
+  -- all come at the same instant (the clock stands still, as for requests served at once inside
+  -- nginx), at 1 request/s with a deadline of 1.5 s: the first goes now, the second in 1 s, and
+  -- those whose slot lies 2 s ahead are not waited for, nor sent.
+  it("counts the wait for the rate in the deadline: a slot past it is neither waited for nor sent", function()
+    local now, slept = 1000, {}
+    local c = fx.client{ rate = 1, deadline = 1.5, clock = function() return now end,
+      sleep = function(s) slept[#slept + 1] = s end }
+    local ids = emu:create_bandwidths(4)
+    emu:reset_counters()
+    assert.equal(204, c:delete_bandwidth(ids[1]).status)
+    assert.equal(204, c:delete_bandwidth(ids[2]).status)
+    for i = 3, 4 do
+      local err = raised(c.delete_bandwidth, c, ids[i])
+      assert.same({ "transport", "timeout", true, 0, ids[i] }, { err.kind, err.reason, err.not_sent, err.attempts,
+        err.bandwidth_id })
+      assert.matches("not sent: the deadline %(1%.5 s%) would pass before the rate limit lets the request go",
+        err.message)
+    end
+    assert.equal(1, #slept)
+    close_to(1, slept[1], "the second call's wait")
+    assert.equal(2, emu:stats().requests)
+    -- The slots those calls did not take are free: a second on, the next call waits 1 s, not 3.
+    now = now + 1
+    assert.equal(204, c:delete_bandwidth(ids[3]).status)
+    close_to(1, slept[2], "the third call's wait")
+  end)
+
+  it("does not wait for a retry's slot that the deadline would pass: the last error is raised", function()
+    local now, slept = 1000, {}
+    local c = fx.client{ rate = 0.5, deadline = 1.5, clock = function() return now end,
+      sleep = function(s) slept[#slept + 1] = s end }
+    local id = emu:create_bandwidth{ size = 1 }
+    emu:reset_counters()
+    emu:inject{ method = "DELETE", status = 503, headers = { ["Retry-After"] = "0" } }
+    local err = raised(c.delete_bandwidth, c, id)
+    assert.same({ "http", 503, 1 }, { err.kind, err.status, err.attempts })
+    assert.same({}, slept)
+    assert.equal(1, emu:stats().requests)
   end)
 
   it("refuses bad rate options before sending", function()

@@ -187,6 +187,23 @@ describe("retries", function()
     assert.matches("after 3 attempts$", tostring(err))
   end)
 
+  -- A cancel function (a drain's: Ctrl-C in the eip command) is asked before each attempt and
+  -- during every wait before one, backoffs as well as Retry-After: a stop sends nothing more.
+  it("sends no retry once a cancel function says stop during the backoff; an unanswered 5xx is said", function()
+    local id = emu:create_bandwidth{ size = 1 }
+    emu:inject{ method = "DELETE", status = 502, times = 2 }
+    local c = new{ backoff_base = 2, backoff_cap = 2 }
+    local err = raised(c.drain_and_delete_bandwidth, c, id, { charge_mode = "bandwidth", size = 1,
+      cancel = function() return #slept > 0 and "stop" or nil end })
+    c:close()
+    assert.same({ "interrupted", true, "delete", 1, 502 }, { err.kind, err.cancelled, err.stage, err.attempts,
+      err.cause.status })
+    assert.is_true(err.earlier_unanswered, "the 502's delete may have been carried out")
+    assert.is_true(#slept <= 1 and (slept[1] or 0) <= 0.25, "one piece of the backoff at most")
+    assert.equal(2, emu:stats().requests, "the show and one delete")
+    assert.is_not_nil(emu:get_bandwidth(id))
+  end)
+
   it("retries transport failures: a dropped connection, then success", function()
     local id = emu:create_bandwidth{ size = 1 }
     emu:inject{ method = "DELETE", action = "drop" }

@@ -12,7 +12,9 @@
 --                                  request carries, in order), then the auth headers (AK/SK:
 --                                  signed in one C call, src/eip_core.c's signer). IAM first
 --                                  makes sure it has a token (runner:run of an iam_token op)
---   provider:ensure(runner)        obtains credentials now if it has none (IAM)
+--   provider:ensure(runner, req?)  obtains credentials now if it has none (IAM; `req`: the
+--                                  request of the call that needs them, for how long it waits
+--                                  for another call's fetch: see fetch_once)
 --   provider.fallible              true when apply may raise (IAM: the token request failed)
 --   provider.refresh               nil, or function(provider, runner): new credentials after a
 --                                  401 (IAM, metadata); returns false when they are the same
@@ -21,8 +23,11 @@
 --   provider.project_id            the project its credentials are scoped to, when known
 --   provider.secrets               every secret value it holds, for redaction (also the
 --                                  last ones it replaced: see retire)
---   provider.strikes, provider:rejected(err), provider:accepted()   (AK/SK, metadata) 401s
---                                  to its signatures in a row, counted by the pipeline
+--   provider.strikes, provider:rejected(err, epoch), provider:accepted(epoch)   (AK/SK,
+--                                  metadata) 401s to its signatures in a row, counted by the
+--                                  pipeline; `epoch`: the one the call was authenticated at
+--                                  (an answer to keys since replaced counts for neither key)
+--   provider.key_epoch             (metadata) the epoch its current AK came with
 --   provider.refused, provider:refusal()   (AK/SK, metadata) set after too many strikes: the
 --                                  error a call gets instead of being sent (for the
 --                                  provider's life; metadata: until new keys come)
@@ -36,6 +41,7 @@ local core = require "eip.core"
 local regions = require "eip.regions"
 local profile = require "eip.profile"
 local retry = require "eip.retry"
+local transport = require "eip.transport"
 
 local metadata_provider -- defined with the ECS metadata provider below
 
@@ -81,17 +87,35 @@ end
 -- expired would let two more failures lock the key of a long-lived client (an nginx worker's).
 -- Keys given as options, in the environment or a profile file, and the temporary keys of the
 -- ECS metadata service alike (counted per key: new temporary keys start a new count).
+--
+-- Each answer is counted for the key that signed its request: the pipeline passes the epoch its
+-- call was authenticated at, and provider.key_epoch is the epoch the current key came with (new
+-- temporary keys; keys given once never change). An answer to a request signed with a key since
+-- replaced (a batch has several in flight when the keys are renewed) says nothing of the current
+-- key: its 401 is no strike against it, its success no reason to forget the current key's
+-- strikes. (It is not counted for the old key either: nothing is signed with that one any more.)
+-- Nor does a success clear `refused`: every answer that comes after the refusal is to a request
+-- sent before it, which the gateway may well have checked before the refused ones, so it does
+-- not show that the gateway's count for the key went back to zero. What ends a refusal is a
+-- new key (temporary keys renewed), whose refused signatures start from none.
 
 local MAX_STRIKES = 3        -- fewer than the gateway's 5: a script's other clients keep a margin
 
-local function rejected(self, err)
+-- Was a request authenticated at `epoch` signed with a key since replaced?
+local function stale(self, epoch)
+  return epoch ~= nil and epoch ~= false and epoch < (self.key_epoch or 0)
+end
+
+local function rejected(self, err, epoch)
+  if stale(self, epoch) then return end
   self.strikes = (self.strikes or 0) + 1
   if self.strikes >= MAX_STRIKES then
     self.refused = { err = errors.copy(err) }
   end
 end
 
-local function accepted(self)
+local function accepted(self, epoch)
+  if stale(self, epoch) then return end
   self.strikes = false
 end
 
@@ -198,28 +222,203 @@ Aksk.rejected, Aksk.accepted, Aksk.refusal = rejected, accepted, refusal
 ---------------------------------------------------------------------------------------------
 -- One fetch at a time. Inside nginx one client serves many requests at once: while one of them
 -- asks IAM (or the metadata service), the others wait for its answer instead of asking too (ten
--- wrong-password logins at once would count ten times towards locking the IAM user). A fetch
--- still running after FETCH_WAIT_MAX seconds (its request may have been ended) is taken over.
+-- wrong-password logins at once would count ten times towards locking the IAM user).
+--
+-- Where the fetch runs. Inside nginx, where the call can yield (transport.yieldable) and the
+-- client uses its own transport, the fetch goes from an ngx.timer, and the call that needed it
+-- waits for it like any other: ending or killing the request that started it (ngx.exit while a
+-- light thread fetches, ngx.thread.kill, a client abort) cannot leave it unfinished. Who is
+-- fetching cannot be told from the fetching coroutine there: nginx's coroutine.status reads
+-- what nginx recorded of another request's thread (memory of that request, freed when it ends),
+-- raises in log_by_lua and the other phases without cosockets, and nginx hands the threads of
+-- ended requests to new ones. Elsewhere the call fetches itself (its coroutine recorded: one that
+-- died, by coroutine.close, is taken over).
+--
+-- How long a call waits: never longer than it would have taken to fetch itself (the budget:
+-- the token request's attempts, timeouts and the waits between them, cut by the client's
+-- deadline, and by what is left of the call's own when the attempt's timeout was cut to it).
+-- Then it fails with a timeout (kind "transport", reason "timeout", not_sent: its request was
+-- not sent). A fetch still running a second after its own budget (a timer nginx never ran) is
+-- taken for abandoned: the next call fetches.
+--
+-- Where a call cannot wait, it fetches on its own. That is in the nginx phases without
+-- cosockets (log_by_lua, header and body filters, set_by_lua, init...): nothing can yield there,
+-- so a wait would be an OS sleep that blocks the worker, and with it the request that is
+-- fetching, until the wait gives up. Raising at once instead would fail a call that works (the
+-- libcurl fallback, blocking for its own timeout as every call there does) only because another
+-- request happened to be fetching. Asking on its own costs at most one more login: the worker
+-- runs nothing else meanwhile, and the token or the failure it leaves (remembered, see
+-- iam_fetch) serves the calls after it. The same holds outside nginx on the main thread, or with
+-- the default sleep (an OS sleep: another coroutine's fetch cannot go on during it); a `sleep` of
+-- the caller's own (a scheduler's) is polled with, as it may yield.
 
-local FETCH_WAIT_MAX = 60
-local FETCH_POLL = 0.01
+local FETCH_POLL = 0.01  -- seconds between looks, where no semaphore wakes the waiting calls
+local FETCH_MARGIN = 1   -- seconds a fetch is given after its budget before it is taken for abandoned
 
--- Runs fetch_now(self, runner) unless another light thread is fetching: then waits for it, and
--- fetches only when it left no fresh credentials (fresh(self) false; a failure it left is then
--- raised by fetch_now without asking again).
-local function fetch_once(self, runner, fetch_now, fresh)
-  if self.fetching then
-    while self.fetching and core.monotime() - self.fetching < FETCH_WAIT_MAX do runner.sleep(FETCH_POLL) end
-    if not self.fetching and fresh(self) then return end
+local MAIN = {} -- the main thread, which coroutine.running() does not give in Lua 5.1
+
+local function running()
+  local co, main = coroutine.running()
+  if co == nil or main then return MAIN end
+  return co
+end
+
+-- ngx.semaphore's new, or false where it is not there (plain nginx-lua without lua-resty-core).
+local new_semaphore
+local function semaphore()
+  if new_semaphore == nil then
+    local ok, sema = pcall(require, "ngx.semaphore")
+    new_semaphore = ok and type(sema) == "table" and sema.new or false
   end
-  self.fetching = core.monotime()
+  return new_semaphore and new_semaphore() or nil
+end
+
+-- How the calling code can wait for a fetch another call is making: "ngx" (inside nginx, where
+-- it can yield), "sleep" (outside nginx, on a coroutine, with a sleep of the caller's own), or
+-- nil (it cannot: see above). And whether it runs inside nginx.
+local function wait_mode(runner)
+  local phase = transport.phase()
+  if phase then return transport.COSOCKET_PHASES[phase] and "ngx" or nil, true end
+  if runner.sleep ~= transport.sleep and running() ~= MAIN then return "sleep", false end
+  return nil, false
+end
+
+-- Has the fetch of this record ended without saying so? Past its budget, or (outside nginx, see
+-- above) its coroutine is dead.
+local function abandoned(record, now, in_nginx)
+  if now >= record.until_ then return true end
+  local co = record.co
+  return not in_nginx and co ~= nil and co ~= MAIN and coroutine.status(co) == "dead"
+end
+
+-- The fetch of record ended: ok, or err. Wakes the calls waiting for it.
+local function finish(self, record, ok, err)
+  record.done, record.ok, record.err = true, ok, err
+  if self.fetching == record then self.fetching = false end
+  if record.sema and record.waiters > 0 then record.sema:post(record.waiters) end
+end
+
+-- Waits until record's fetch ends, `limit` passes, or its budget does.
+local function wait_for(record, mode, runner, limit, in_nginx)
+  local until_ = math.min(limit, record.until_)
+  record.waiters = record.waiters + 1
+  if mode == "ngx" then
+    local sema = record.sema
+    if sema == nil then
+      sema = semaphore() or false
+      record.sema = sema
+    end
+    while not record.done do
+      local left = until_ - core.monotime()
+      if left < 0.001 then break end
+      if sema then
+        local fine, woken, why = pcall(sema.wait, sema, left)
+        if not fine or (not woken and why ~= "timeout") then sema = false end -- not in this phase: poll
+      else
+        rawget(_G, "ngx").sleep(math.min(FETCH_POLL, left))
+      end
+    end
+  else
+    while not record.done and core.monotime() < until_ and not abandoned(record, core.monotime(), in_nginx) do
+      runner.sleep(FETCH_POLL)
+    end
+  end
+  record.waiters = record.waiters - 1
+end
+
+-- The error of a call that waited `waited` seconds for another call's fetch, in vain.
+local function wait_timeout(self, waited)
+  local what, method, path
+  if self.kind == "iam" then
+    what, method, path = "an IAM token", "POST", ops.IAM_PATH
+  else
+    what, method, path = "temporary keys from the ECS metadata service", "GET", "/openstack/latest/securitykey"
+  end
+  local message = string.format("not sent: no %s after waiting %.1f s for the request another call made for it "
+    .. "(as long as this call could have taken to ask itself)", what, waited)
+  local err = errors.transport({ method = method, path = path, attempts = 0 }, { error_kind = "timeout" }, message)
+  err.not_sent, err.retryable = true, true
+  return err
+end
+
+-- The most a call waits for another's fetch (see above): self:budget(runner), or less when the
+-- attempt's timeout (req.timeout) was cut to what is left of the call's deadline.
+local function patience(self, runner, req)
+  local bound = self:budget(runner)
+  local cut = req and req.timeout
+  if type(cut) == "number" and cut < runner.timeout then bound = math.min(bound, cut) end
+  return bound
+end
+
+-- Starts fetch_now(self, runner) in an ngx.timer, for record. False when nginx refuses the timer.
+local function start_detached(self, runner, fetch_now, record)
+  local ngx = rawget(_G, "ngx")
+  local ok, started = pcall(ngx.timer.at, 0, function()
+    local fine, err = pcall(fetch_now, self, runner)
+    finish(self, record, fine, err)
+  end)
+  return ok and started and true or false
+end
+
+-- Credentials for this call: fetch_now(self, runner), unless another call is fetching them (then
+-- waits for it: its failure is raised, and fetches only when it left no fresh credentials,
+-- fresh(self) false). `req`: the request of the call's attempt, when known (its timeout).
+local function fetch_once(self, runner, fetch_now, fresh, req)
+  local mode, in_nginx = wait_mode(runner)
+  local me = running()
+  local now, started, limit = core.monotime(), nil, nil
+  while true do
+    local record = self.fetching
+    if not record or record.done or abandoned(record, now, in_nginx) then break end
+    if not mode or record.co == me then
+      -- Cannot wait (see above), or the fetch is this coroutine's own (a hook that calls the
+      -- client during it): fetch here, the other fetch left as it is.
+      return fetch_now(self, runner)
+    end
+    if not limit then
+      started = now
+      limit = now + patience(self, runner, req)
+    end
+    wait_for(record, mode, runner, limit, in_nginx)
+    now = core.monotime()
+    if record.done then
+      if not record.ok then
+        local err = record.err
+        error(errors.is_error(err) and errors.copy(err) or err, 0)
+      end
+      if fresh(self) then return end
+    elseif now >= limit then
+      error(wait_timeout(self, now - started), 0)
+    end
+    -- the fetch left nothing fresh, or ran past its budget: look again (another call may have
+    -- started the next one meanwhile), else fetch
+  end
+  local record = { until_ = now + self:budget(runner) + FETCH_MARGIN, waiters = 0, co = me, done = false }
+  self.fetching = record
+  if mode == "ngx" and runner.transport.name == "auto" then
+    record.co = nil -- the timer's, not this call's
+    if start_detached(self, runner, fetch_now, record) then
+      return fetch_once(self, runner, fetch_now, fresh, req) -- waits for it like any other call
+    end
+    record.co = me
+  end
   local ok, err = pcall(fetch_now, self, runner)
-  self.fetching = false
+  finish(self, record, ok, err)
   if not ok then error(err, 0) end
 end
 
 local function fresh(self)
   return (self.token or self.keys) ~= nil and os.time() < self.refresh_at
+end
+
+-- The longest a token request can take by its own bounds: every attempt's timeout and the
+-- longest wait between two (a backoff, a 429's, a Retry-After), within the client's deadline.
+local function request_budget(runner, attempts, timeout)
+  local policy = runner.policy or {}
+  local waits = math.max(policy.backoff_cap or 0, policy.retry_after_cap or 0, policy.throttle_max or 0)
+  local budget = attempts * timeout + (attempts - 1) * waits
+  if runner.deadline then budget = math.min(budget, runner.deadline) end
+  return budget
 end
 
 ---------------------------------------------------------------------------------------------
@@ -299,19 +498,25 @@ local function iam_fetch(self, runner)
   end
 end
 
---- Obtains a token (iam_fetch above), one fetch at a time (fetch_once).
-function Iam:fetch(runner)
-  fetch_once(self, runner, iam_fetch, fresh)
+--- Obtains a token (iam_fetch above), one fetch at a time (fetch_once). `req`: the request of
+-- the call that needs it, when there is one.
+function Iam:fetch(runner, req)
+  fetch_once(self, runner, iam_fetch, fresh, req)
 end
 
-function Iam:ensure(runner)
-  if not self.token or os.time() >= self.refresh_at then self:fetch(runner) end
+--- The longest the token request can take (see fetch_once): the client's attempts and timeout.
+function Iam.budget(_, runner)
+  return request_budget(runner, (runner.policy or {}).max_attempts or 1, runner.timeout)
+end
+
+function Iam:ensure(runner, req)
+  if not self.token or os.time() >= self.refresh_at then self:fetch(runner, req) end
 end
 
 --- The request's lines: headers', then X-Auth-Token, after making sure the token is valid
 -- (fetching one through the runner when needed).
-function Iam:lines(_, headers, runner)
-  self:ensure(runner)
+function Iam:lines(req, headers, runner)
+  self:ensure(runner, req)
   if self.line_of ~= self.token then -- the line is made once per token (kilobytes long)
     self.line, self.line_of = "X-Auth-Token: " .. self.token, self.token
   end
@@ -375,34 +580,49 @@ local function metadata_fetch(self, runner)
   self.failed = nil
   local names = { ak = "metadata credential.access", sk = "metadata credential.secret",
     security_token = "metadata credential.securitytoken" }
-  self.keys = aksk_provider(c.ak, c.sk, c.security_token, names)
-  -- Refused signatures are counted per key (the gateway locks a key): a new key starts afresh.
-  if self.keys.ak ~= self.counted_ak then
-    self.counted_ak, self.strikes, self.refused = self.keys.ak, false, false
+  local keys, last = aksk_provider(c.ak, c.sk, c.security_token, names), self.last_keys
+  self.keys, self.last_keys = keys, keys
+  -- The epoch changes with the keys only: the same keys handed out again (as the service does
+  -- until it renews them) are not new credentials, and a call refused with them is not sent
+  -- again as if they were (see eip.retry's "again").
+  if not (last and last.ak == keys.ak and last.sk == keys.sk and last.security_token == keys.security_token) then
+    self.epoch = self.epoch + 1
   end
-  replace_secret(self, 1, self.keys.sk)
-  replace_secret(self, 2, self.keys.security_token)
+  -- Refused signatures are counted per key (the gateway locks a key): a new key starts afresh,
+  -- and answers to requests signed before it came are not counted for it (see rejected).
+  if keys.ak ~= self.counted_ak then
+    self.counted_ak, self.strikes, self.refused, self.key_epoch = keys.ak, false, false, self.epoch
+  end
+  replace_secret(self, 1, keys.sk)
+  replace_secret(self, 2, keys.security_token)
   local now = os.time()
   local expires = time.parse_iso8601(c.expires_at) or (now + 900) -- unknown: assume 15 minutes
   -- Refresh ahead of expiry: 40 minutes, as the official SDKs do for these keys, or half the
   -- lifetime for short-lived ones.
   self.refresh_at = expires - math.min(2400, math.max(0, (expires - now) / 2))
-  self.epoch = self.epoch + 1
 end
 
---- Obtains temporary keys (metadata_fetch above), one fetch at a time (fetch_once).
-function Metadata:fetch(runner)
-  fetch_once(self, runner, metadata_fetch, fresh)
+--- Obtains temporary keys (metadata_fetch above), one fetch at a time (fetch_once). `req`: the
+-- request of the call that needs them, when there is one.
+function Metadata:fetch(runner, req)
+  fetch_once(self, runner, metadata_fetch, fresh, req)
 end
 
-function Metadata:ensure(runner)
-  if not self.keys or os.time() >= self.refresh_at then self:fetch(runner) end
+--- The longest the two requests of a fetch can take (see fetch_once): one attempt each, within
+-- the metadata requests' own timeout.
+function Metadata:budget(runner)
+  local timeout = math.min(runner.timeout, ops.metadata_token(self.base).timeout or runner.timeout)
+  return 2 * request_budget(runner, 1, timeout)
+end
+
+function Metadata:ensure(runner, req)
+  if not self.keys or os.time() >= self.refresh_at then self:fetch(runner, req) end
 end
 
 --- The request's lines, signed with the temporary keys, after making sure they are valid
 -- (fetching them from the metadata service through the runner when needed).
 function Metadata:lines(req, headers, runner)
-  self:ensure(runner)
+  self:ensure(runner, req)
   -- Renewed keys that are the refused ones again (see Metadata:refusal): nothing is signed.
   if self.refused then error(refusal(self), 0) end
   return self.keys:lines(req, headers)

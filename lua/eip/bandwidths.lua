@@ -30,12 +30,13 @@ M.LIST_OPTIONS = { share_type = true, limit = true, enterprise_project_id = true
 local LIST_OPTIONS = M.LIST_OPTIONS
 M.REMOVE_OPTIONS = { charge_mode = true, size = true, on_batch = true }
 M.DRAIN_OPTIONS = { charge_mode = true, size = true, on_batch = true, missing_ok = true, confirm = true,
-  wait = true }
+  wait = true, cancel = true }
 M.PLAN_OPTIONS = { charge_mode = true, size = true }
 
---- The bandwidth and the answer's meta `{ status, request_id, attempts, elapsed }`.
-function M.show(runner, project, bandwidth_id)
-  local r = runner:run(ops.show_bandwidth(project, bandwidth_id))
+--- The bandwidth and the answer's meta `{ status, request_id, attempts, elapsed }`. `cancel`: as
+-- the pipeline's (eip.pipeline Runner:run).
+function M.show(runner, project, bandwidth_id, cancel)
+  local r = runner:run(ops.show_bandwidth(project, bandwidth_id), cancel)
   return r.bandwidth, r.meta
 end
 
@@ -137,7 +138,7 @@ end
 
 --- charge_mode and size of the dedicated bandwidth each removed EIP gets (billing!): both
 -- required, so nobody is charged for a default they never chose. Returns
--- `{ charge_mode, size, on_batch }`.
+-- `{ charge_mode, size, on_batch, confirm, cancel }`.
 function M.removal_terms(opts, known)
   validate.options("options", opts, known)
   if not CHARGE_MODES[opts.charge_mode] then
@@ -145,12 +146,13 @@ function M.removal_terms(opts, known)
       .. "bandwidth each removed EIP gets)")
   end
   local size = validate.integer("size", opts.size, 1, 2000)
-  for _, name in ipairs{ "on_batch", "confirm" } do
+  for _, name in ipairs{ "on_batch", "confirm", "cancel" } do
     if opts[name] ~= nil and type(opts[name]) ~= "function" then
       errors.raise_usage(name, "must be a function, got %s", type(opts[name]))
     end
   end
-  return { charge_mode = opts.charge_mode, size = size, on_batch = opts.on_batch, confirm = opts.confirm }
+  return { charge_mode = opts.charge_mode, size = size, on_batch = opts.on_batch, confirm = opts.confirm,
+    cancel = opts.cancel }
 end
 
 local function ids_of(entries, from, to)
@@ -197,21 +199,42 @@ local function slice(entries, from, to)
   return out
 end
 
+-- The error of a drain that `cancel` stopped between its steps (kind "interrupted", `cancelled`):
+-- `op` the request not sent, `stage` the step it belongs to, what moved and what did not.
+local function stopped_by_cancel(op, stage, message, bandwidth_id, moved, not_moved)
+  local err = errors.cancelled(op, 0)
+  err.not_sent, err.message = nil, message
+  err.bandwidth_id, err.stage, err.moved, err.not_moved, err.uncertain = bandwidth_id, stage, moved, not_moved, {}
+  return err
+end
+
 --- Removes `entries` (from @{eip_entries}) in batches of at most 100. A batch that fails after
 -- an attempt that may have acted unanswered is checked with one GET of the bandwidth: if none of
 -- its EIPs is left in it (e.g. a retried call whose first answer was lost), the batch counts as
 -- done and the next one is sent. A batch the service refused at its only attempt moved nothing.
 -- Otherwise the eip error is raised carrying `moved`, `not_moved` (still in it, including every
 -- later batch), `uncertain` (the check failed too), `bandwidth_id` and `stage = "remove"`.
+-- `terms.cancel` (a function: true-ish to stop) is asked before each batch after the first and
+-- during the waits of each (see eip.pipeline Runner:run): when it says stop, nothing more is
+-- sent, not even the verifying GET, and the error (kind "interrupted") says what moved; a batch
+-- stopped after an attempt that may have acted unanswered is `uncertain`.
 function M.remove(runner, project, bandwidth_id, entries, terms)
   local per = M.MAX_EIPS_PER_CALL
   local batches = math.ceil(#entries / per) -- no // : this module also runs on LuaJIT
   local summary = { ok = true, bandwidth_id = bandwidth_id, removed = {}, requests = 0, request_ids = {},
     attempts = 0, elapsed = 0 }
+  local cancel = terms.cancel
   for b = 1, batches do
     local from, to = (b - 1) * per + 1, math.min(b * per, #entries)
     local op = ops.remove_eips(project, bandwidth_id, slice(entries, from, to), terms.charge_mode, terms.size)
-    local ok, res = pcall(runner.run, runner, op)
+    if b > 1 and cancel and cancel() then
+      local err = stopped_by_cancel(op, "remove", string.format("interrupted: %d EIP(s) moved out (each now a "
+        .. "pay-per-use bandwidth of its own), %d not moved; the bandwidth was not deleted", #summary.removed,
+        #entries - from + 1), bandwidth_id, summary.removed, ids_of(entries, from, #entries))
+      err.batch = b
+      error(err, 0)
+    end
+    local ok, res = pcall(runner.run, runner, op, cancel)
     summary.requests = summary.requests + 1
     if ok then
       summary.attempts, summary.elapsed = summary.attempts + res.attempts, summary.elapsed + res.elapsed
@@ -222,10 +245,11 @@ function M.remove(runner, project, bandwidth_id, entries, terms)
       if not errors.is_error(err) or err.kind == "usage" then error(err, 0) end
       local moved, kept, uncertain
       local ids = ids_of(entries, from, to)
-      if retry.halts(err) then
-        -- Refused before the service saw it, and no more requests (not even the verifying GET:
-        -- every refused signature counts towards locking the key): nothing moved, unless an
-        -- earlier attempt went unanswered, which may have moved them all.
+      if err.cancelled or retry.halts(err) then
+        -- Stopped before another attempt (Ctrl-C stops sending), or refused before the service
+        -- saw it (every refused signature counts towards locking the key): no more requests, not
+        -- even the verifying GET. Nothing moved, unless an earlier attempt went unanswered,
+        -- which may have moved them all.
         if err.earlier_unanswered then
           moved, kept, uncertain = {}, {}, ids
         else
@@ -344,7 +368,7 @@ end
 -- holds a credential.
 function M.plan(runner, project, bandwidth_id, terms)
   local show = ops.show_bandwidth(project, bandwidth_id)
-  local bw, meta = M.show(runner, project, bandwidth_id)
+  local bw, meta = M.show(runner, project, bandwidth_id, terms.cancel)
   local refused = refusal(runner, bw, bandwidth_id, show.path)
   if refused then error(refused, 0) end
   local eips = held_eips(runner, bw, meta, show.path, bandwidth_id)
@@ -370,19 +394,22 @@ end
 -- still show it for a while), at most `seconds`. Returns the seconds waited; raises a
 -- "wait_timeout" error when it is still there, and authentication failures as they are (with
 -- `deleted = true`, `stage = "wait"`: the delete itself went through); Ctrl-C
--- (caught by eip.core.catch_interrupts) ends it with an "interrupted" error, `deleted = true`.
-function M.wait_gone(runner, project, bandwidth_id, seconds)
+-- (caught by eip.core.catch_interrupts), or `cancel` (a function: true-ish to stop, asked before
+-- each read and at least every 0.25 s of the pauses) ends it with an "interrupted" error,
+-- `deleted = true`.
+function M.wait_gone(runner, project, bandwidth_id, seconds, cancel)
   local started = core.monotime()
   local step = 1
   while true do
     -- A program that catches Ctrl-C (eip.core.catch_interrupts, as the eip command does) ends the
     -- wait at once, before another read: the delete itself is done.
-    if core.interrupts() > 0 then interrupted_wait(project, bandwidth_id, step - 1) end
-    local ok, err = pcall(M.show, runner, project, bandwidth_id)
+    if core.interrupts() > 0 or (cancel and cancel()) then interrupted_wait(project, bandwidth_id, step - 1) end
+    local ok, err = pcall(M.show, runner, project, bandwidth_id, cancel)
     local waited = core.monotime() - started
     if not ok then
       if not errors.is_error(err) then error(err, 0) end
       if err.status == 404 and errors.NOT_FOUND_CODES[err.code] == "bandwidth" then return waited end
+      if err.cancelled then interrupted_wait(project, bandwidth_id, step) end
       if retry.halts(err) or err.kind == "usage" then
         -- The delete went through all the same: said on the error, as for a wait_timeout.
         err.deleted, err.stage, err.bandwidth_id = true, "wait", bandwidth_id
@@ -395,14 +422,17 @@ function M.wait_gone(runner, project, bandwidth_id, seconds)
     if waited + pause > seconds then
       error(errors.wait_timeout(ops.show_bandwidth(project, bandwidth_id), waited), 0)
     end
-    runner.sleep(pause)
+    if runner:pause(pause, cancel) then interrupted_wait(project, bandwidth_id, step - 1) end
   end
 end
 
 --- Show (the plan), confirm, remove every EIP, delete. A bandwidth that must not be drained is
 -- refused (kind "refused") after the show and before anything changes; so is one whose plan
 -- `terms.confirm(plan)` does not approve. Failures after the show carry `moved` and `not_moved`
--- (EIP ids) and `stage` ("show", "remove" or "delete").
+-- (EIP ids) and `stage` ("show", "remove" or "delete"). `terms.cancel` (a function: true-ish to
+-- stop) is asked after the show, before each remove batch and before the delete, and during
+-- the waits of each request: when it says stop, nothing more is sent and the error (kind
+-- "interrupted", `cancelled = true`) says what moved.
 function M.drain(runner, project, bandwidth_id, terms, missing_ok)
   local ok, plan = pcall(M.plan, runner, project, bandwidth_id, terms)
   if not ok then
@@ -424,12 +454,27 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok)
     err.bandwidth_id, err.stage, err.moved, err.not_moved = bandwidth_id, "show", {}, {}
     error(err, 0)
   end
+  local cancel = terms.cancel
   local removed, requests = {}, 1
+  local delete = ops.delete_bandwidth(project, bandwidth_id, missing_ok)
   if #plan.eips > 0 then
+    if cancel and cancel() then
+      error(stopped_by_cancel(ops.remove_eips(project, bandwidth_id, {}, terms.charge_mode, terms.size), "show",
+        string.format("interrupted after the show: nothing was moved or deleted (%d EIP(s) stay in the "
+        .. "bandwidth; one GET was sent)", #plan.eips), bandwidth_id, {}, ids_of(plan.eips, 1, #plan.eips)), 0)
+    end
     local summary = M.remove(runner, project, bandwidth_id, plan.eips, terms)
     removed, requests = summary.removed, requests + summary.requests
   end
-  local dok, res = pcall(runner.run, runner, ops.delete_bandwidth(project, bandwidth_id, missing_ok))
+  if cancel and cancel() then
+    local message = "interrupted after the show: nothing was moved or deleted (one GET was sent)"
+    if #removed > 0 then
+      message = string.format("interrupted before the delete: %d EIP(s) were moved out (each now a pay-per-use "
+        .. "bandwidth of its own); the bandwidth, now empty, was not deleted", #removed)
+    end
+    error(stopped_by_cancel(delete, #removed > 0 and "delete" or "show", message, bandwidth_id, removed, {}), 0)
+  end
+  local dok, res = pcall(runner.run, runner, delete, cancel)
   if not dok then
     if errors.is_error(res) then
       res.stage, res.bandwidth_id, res.moved, res.not_moved = "delete", bandwidth_id, removed, {}

@@ -523,9 +523,19 @@ function Run:wind_up()
   end
 end
 
--- Jobs for the valid ids; invalid ids end at once as usage errors (nothing is sent for them),
--- and so does every id when the project cannot be determined (IAM). A repeated id is sent
--- once; its later positions get the same outcome.
+-- The entry of an id that a failed look-up of the project (IAM) left unsent: kind "not_sent",
+-- `stopped` "auth" when the key or the login was refused (as after a refused delete), else
+-- "project"; `cause` the look-up's error.
+local function unsent_for_project(self, id, cause)
+  local reason = retry.halts(cause) and "auth" or "project"
+  self:stop(reason, cause)
+  return errors.not_sent(ops.delete_bandwidth("{project_id}", id, self.missing_ok), reason, cause)
+end
+
+-- Jobs for the valid ids; invalid ids end at once as usage errors (nothing is sent for them).
+-- When the project cannot be determined (IAM refused the key, or could not be reached), no
+-- delete is sent: every valid id is `not_sent`, the look-up's error its cause. A repeated id
+-- is sent once; its later positions get the same outcome.
 function Run:prepare(ids, n)
   local runner = self.runner
   local project_ok, project -- asked once, at the first valid id (IAM may fetch a token)
@@ -537,7 +547,7 @@ function Run:prepare(ids, n)
     if valid and first[id] and not project_ok then
       -- Its first position ended at once (no project): so does this one.
       self.summary.repeated = self.summary.repeated + 1
-      self:finish(job, "fail", errors.is_error(project) and errors.copy(project) or project)
+      self:finish(job, "fail", unsent_for_project(self, id, project))
     elseif valid and first[id] then
       local list = self.repeats[id] or {}
       list[#list + 1] = i
@@ -545,11 +555,14 @@ function Run:prepare(ids, n)
       self.summary.repeated = self.summary.repeated + 1
     else
       if valid then first[id] = true end
-      if valid and project_ok == nil then project_ok, project = pcall(runner.project, runner) end
+      if valid and project_ok == nil then
+        project_ok, project = pcall(runner.project, runner)
+        if not project_ok and not errors.is_error(project) then error(project, 0) end -- a bug: its traceback
+      end
       if not valid then
         self:finish(job, "fail", err)
       elseif not project_ok then
-        self:finish(job, "fail", errors.is_error(project) and errors.copy(project) or project)
+        self:finish(job, "fail", unsent_for_project(self, id, project))
       else
         job.call = runner:call(ops.delete_bandwidth(project, id, self.missing_ok))
         self.fresh[#self.fresh + 1] = job

@@ -228,8 +228,9 @@ local function delete_options(r, call_opts)
 end
 
 -- With wait: the seconds until a deleted bandwidth could no longer be read, in res.waited.
-local function waited(r, project_id, res, wait)
-  if wait and res.deleted then res.waited = bandwidths.wait_gone(r, project_id, res.bandwidth_id, wait) end
+-- `cancel`: as eip.bandwidths.wait_gone's.
+local function waited(r, project_id, res, wait, cancel)
+  if wait and res.deleted then res.waited = bandwidths.wait_gone(r, project_id, res.bandwidth_id, wait, cancel) end
   return res
 end
 
@@ -308,18 +309,23 @@ end
 --   finishes; returning @{eip.STOP} stops the batch (what is in flight finishes)
 -- @tparam[opt] function opts.cancel `function()` asked between requests and at least every
 --   0.25 s, backoffs included: "stop" (send no more, let what is in flight finish) or "abort"
---   (abort what is in flight too)
+--   (abort what is in flight too); with `wait`, also before each read of the wait and during its
+--   pauses, where either ends the waiting at once (the ids not waited for get neither `waited`
+--   nor `still_readable`)
 -- @tparam[opt] number opts.rate requests per second for this batch (a token bucket; default:
 --   the client's `rate`, if any). It replaces the client's rate, but not a budget shared with
 --   other nginx workers (`rate_dict`): each request also takes its part of that
 -- @tparam[opt=true] boolean opts.adaptive slow down on throttling answers (see the README's
 --   Rate limits)
 -- @tparam[opt] boolean|number opts.wait as for @{delete_bandwidth}, one time shared by the batch:
---   each deleted id gets `waited`, or `still_readable = true` when the time ran out
+--   each deleted id gets `waited`, or `still_readable = true` when the time ran out (a repeated
+--   id is waited for once, its positions get the same, and `summary.still_readable` counts
+--   bandwidths)
 -- @treturn {table,...} results in input order: the result table @{delete_bandwidth} returns, or
 --   the @{eip.error} (`ok = false`; kind `not_sent` or `interrupted` for ids a stop left)
 -- @treturn table summary `{ deleted, missing, failed, not_sent, repeated, total, elapsed,
---   stopped? ("auth", "cancelled", "aborted"), still_readable? }`
+--   stopped? ("auth", "cancelled", "aborted", or "project": the project id could not be looked
+--   up, and no id was sent), still_readable? }`
 -- @raise a `usage` @{eip.error} for the call itself (not a list, bad options); an error raised by
 --   on_result, after the transfers in flight were aborted
 function Client:delete_bandwidths(ids, opts)
@@ -330,24 +336,36 @@ function Client:delete_bandwidths(ids, opts)
   if wait then
     -- One shared time budget: while the first id is still readable the others disappear too.
     local deadline = core.monotime() + wait
+    local cancel = opts.cancel
     summary.still_readable = 0
     local refused -- a read the key was refused for: nothing more is signed, every id left gets it
+    -- The result of each bandwidth waited for: a repeated id's later positions (copies of its
+    -- result) get its outcome, neither waited for nor counted again.
+    local first = {}
     for _, res in ipairs(results) do
-      -- Ctrl-C (eip.core.catch_interrupts, as the eip command does) ends the waiting at once:
-      -- the deletes are done, and no id is worth another GET after it.
-      if core.interrupts() > 0 then break end
+      -- Ctrl-C (eip.core.catch_interrupts, as the eip command does), or the cancel option, ends
+      -- the waiting at once: the deletes are done, and no id is worth another GET after it.
+      if core.interrupts() > 0 or (cancel and cancel()) then break end
       if res.deleted and not errors.is_error(res) and res.waited == nil then
-        if refused then
+        local earlier = first[res.bandwidth_id]
+        if earlier then
+          res.waited, res.still_readable = earlier.waited, earlier.still_readable
+          res.wait_error = earlier.wait_error and errors.copy(earlier.wait_error)
+        elseif refused then
+          first[res.bandwidth_id] = res
           res.wait_error = errors.copy(refused)
           res.wait_error.bandwidth_id = res.bandwidth_id
         else
+          first[res.bandwidth_id] = res
           local ok, w = pcall(bandwidths.wait_gone, r, r.project_id, res.bandwidth_id,
-            math.max(0, deadline - core.monotime()))
+            math.max(0, deadline - core.monotime()), cancel)
           if ok then
             res.waited = w
           elseif errors.is_error(w) and w.kind == "wait_timeout" then
             res.waited, res.still_readable = w.waited, true
             summary.still_readable = summary.still_readable + 1
+          elseif errors.is_error(w) and w.kind == "interrupted" then
+            break -- ended by Ctrl-C or cancel: this id and those after it were not waited for
           else
             res.wait_error = w
             if errors.is_error(w) and retry.halts(w) then refused = w end
@@ -476,6 +494,12 @@ end
 -- @tparam[opt] function opts.confirm `function(plan) -> boolean`, given the plan of
 --   @{plan_drain} before anything changes; false refuses (reason "not_confirmed")
 -- @tparam[opt] boolean|number opts.wait as for @{delete_bandwidth}
+-- @tparam[opt] function opts.cancel `function()` asked after the show, before each remove call
+--   and the delete, and at least every 0.25 s of the waits before a retry (backoff, Retry-After,
+--   the rate) and of `wait`: a true-ish answer (e.g. "stop", as for @{delete_bandwidths}) sends
+--   nothing more, not even a GET, and raises an error of kind `interrupted` (`cancelled = true`)
+--   with `stage`, `moved`, `not_moved` and `uncertain` (a remove call stopped after an attempt
+--   without an answer); during `wait`, as when the wait ends otherwise (`deleted = true`)
 -- @treturn table the delete's result plus `removed` (EIP ids moved out) and `requests`
 -- @raise an @{eip.error} carrying `stage` ("show", "remove" or "delete"), `moved` and `not_moved`
 --   (an EIP id the show lists that is not an id or holds a credential: an `http` error, "Unusable
@@ -494,7 +518,7 @@ function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
   local project_id = project(self, r)
   local res = bandwidths.drain(r, project_id, bandwidth_id, terms, missing_ok)
   if not wait then return res end
-  local ok, value = pcall(waited, r, project_id, res, wait)
+  local ok, value = pcall(waited, r, project_id, res, wait, opts.cancel)
   if ok then return value end
   if errors.is_error(value) and value.deleted == true then
     -- Deleted, and the wait ended first: what the drain did stays on the error (the EIPs it

@@ -82,10 +82,11 @@ local STOP_REASONS = {
   auth = "stopped after an authentication failure",
   cancelled = "the batch was cancelled",
   aborted = "the batch was aborted",
+  project = "the project id could not be looked up",
 }
 
 --- The entry of an id a batch never sent: kind "not_sent", `not_sent = true`, `stopped` (why:
--- "auth", "cancelled", "aborted") and `cause` (the eip error that stopped it, if any).
+-- "auth", "cancelled", "aborted", "project") and `cause` (the eip error that stopped it, if any).
 function M.not_sent(op, reason, cause)
   return new{
     kind = "not_sent", not_sent = true, stopped = reason, cause = cause, retryable = false,
@@ -119,6 +120,42 @@ function M.interrupted(op, attempts)
   }
 end
 
+--- A call that its `cancel` function ended before its next attempt was sent (Ctrl-C in the
+-- eip command): kind "interrupted", `cancelled = true`, `attempts` (how many were sent before),
+-- `cause` (the last attempt's error, if any) and `earlier_unanswered` when one of them may have
+-- been carried out without its answer arriving. Nothing was sent after the cancel; with no
+-- attempt sent at all, `not_sent = true`.
+function M.cancelled(op, attempts, cause, earlier_unanswered)
+  local message = "interrupted before it was sent: nothing was sent"
+  if attempts > 0 then
+    local last = ""
+    if cause and cause.kind == "http" then
+      last = " (the last answered " .. tostring(cause.status) .. (cause.code and (" " .. cause.code) or "") .. ")"
+    elseif cause and cause.kind then
+      last = " (the last failed: " .. tostring(cause.reason or cause.kind) .. ")"
+    end
+    message = string.format("interrupted after %d attempt%s%s: no further attempt was sent", attempts,
+      attempts == 1 and "" or "s", last)
+  end
+  return new{
+    kind = "interrupted", cancelled = true, retryable = false, method = op.method, path = op.path,
+    bandwidth_id = op.resource, attempts = attempts, cause = cause or nil,
+    earlier_unanswered = earlier_unanswered or nil, not_sent = attempts == 0 or nil, message = message,
+  }
+end
+
+--- A call whose `deadline` would pass before the client's `rate` lets its first request go:
+-- kind "transport", reason "timeout" (as when the deadline runs out during an attempt), with
+-- `not_sent = true` and `attempts = 0`: nothing was sent. `wait`: the seconds the rate asked for.
+function M.deadline_before_send(op, deadline, wait)
+  return new{
+    kind = "transport", reason = "timeout", not_sent = true, retryable = true, method = op.method,
+    path = op.path, bandwidth_id = op.resource, attempts = 0,
+    message = string.format("not sent: the deadline (%g s) would pass before the rate limit lets the request go "
+      .. "(in %.2f s)", deadline, wait),
+  }
+end
+
 --- Could the request of a failed attempt have been acted on, although no usable answer came?
 -- A timeout or a connection reset (it may have been sent and carried out), or a 5xx (the
 -- gateway gave up waiting, or the service failed partway). Not a refused connection, a name
@@ -144,6 +181,9 @@ local NOT_SENT_REASONS = { dns = true, connect = true, tls = true }
 -- @treturn boolean
 function M.could_have_acted(err)
   if err.earlier_unanswered then return true end
+  -- Nothing of this call was sent (a refused key's copy, a deadline the rate would pass, a cancel
+  -- before the first attempt), or nothing after attempts that all were answered (a cancel).
+  if err.not_sent or err.cancelled then return false end
   local kind = err.kind
   if kind == "http" then
     return not (type(err.status) == "number" and err.status >= 400 and err.status < 500)

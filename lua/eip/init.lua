@@ -59,6 +59,7 @@ M._VERSION = client.VERSION
 -- @tparam[opt=30] number opts.timeout seconds for one attempt, the whole request
 -- @tparam[opt] number opts.connect_timeout seconds to connect (default: min(10, timeout))
 -- @tparam[opt] number opts.deadline seconds for a whole call, every attempt and wait included
+--   (the waits for the `rate` too: a slot it would pass is not waited for)
 -- @tparam[opt=100] integer opts.low_speed_limit with `low_speed_time`: abort an attempt slower
 --   than this many bytes/s ...
 -- @tparam[opt=10] integer opts.low_speed_time ... for this many seconds (0 turns it off)
@@ -182,8 +183,9 @@ M.regions = require("eip.regions").list
 -- @tfield string kind "usage" (bad arguments: nothing was sent), "http" (the server answered
 --   non-2xx, or a 2xx the call cannot use: reason "Unusable Answer"), "transport" (no usable
 --   answer), "refused" (the client refused to act after reading the resource), "not_sent" (a
---   batch stopped before this id), "interrupted" (aborted in flight), "wait_timeout" (deleted,
---   but still readable when `wait` ended)
+--   batch stopped before this id), "interrupted" (aborted in flight, or stopped by a `cancel`
+--   function before its next request: `cancelled = true`), "wait_timeout" (deleted, but still
+--   readable when `wait` ended)
 -- @tfield integer status the HTTP status (`http`)
 -- @tfield string reason its reason phrase (`http`); the transport kind (`transport`: "dns",
 --   "connect", "timeout", "reset", "tls", "protocol" or "other"); why (`refused`: "dedicated",
@@ -207,7 +209,10 @@ M.regions = require("eip.regions").list
 -- @tfield {string,...} moved EIP ids moved out of the bandwidth (drain and remove errors, with
 --   `not_moved`, `uncertain`, `stage` and `batch`)
 -- @tfield boolean not_sent true for an id a batch never sent (`not_sent`, with `stopped` and
---   `cause`)
+--   `cause`), and for a call that sent nothing (a refused key's copy; a `deadline` the wait for
+--   the `rate` would pass: kind `transport`, reason "timeout")
+-- @tfield boolean cancelled true for a call a `cancel` function stopped (`interrupted`), with
+--   `cause` (the last attempt's error) and `earlier_unanswered` (an attempt may have acted)
 
 -- A status entry of the C table (facts: reason, class, descriptions, advice) with what the
 -- retry policy decides about it.

@@ -9,11 +9,16 @@
 --   local bucket = pace.new{ rate = 100, burst = 1, clock = core.monotime }
 --   bucket:wait()        -- seconds until a request may go (0: now); reserves nothing
 --   bucket:take()        -- reserves the next slot; returns the seconds to wait before it
+--   bucket:take_within(s) -- the same when the slot comes within s seconds, else nil: nothing reserved
 --   bucket:set_rate(r)   -- adaptive callers change the rate as they go
 --
 -- Inside nginx, `dict = "name"` keeps the state in that lua_shared_dict, so that every worker of
 -- one nginx shares one budget (a reservation is one atomic incr; a worker that finds the state
--- left idle for long resets it, which can at worst let two requests through together).
+-- left idle for long resets it, which can at worst let two requests through together). When the
+-- dict cannot hold it (full: incr answers "no memory"; or the key holds something other than a
+-- number: another user of the dict), each worker goes on alone at its share of the rate (rate /
+-- workers): all of them together still keep to it, and nothing fails. `bucket.unshared` then
+-- says why (the dict's own words), until the dict holds the state again.
 -- @module eip.pace
 local errors = require "eip.errors"
 local validate = require "eip.validate"
@@ -47,9 +52,23 @@ function Bucket:set_rate(rate)
   self.interval = 1 / rate
 end
 
--- The theoretical arrival time of the next request (shared: from the dict, in microseconds).
+-- The interval of this worker's share of the rate: when the dict cannot hold the shared state,
+-- each worker keeps to rate / workers on its own.
+local function share_interval(self)
+  local ngx = rawget(_G, "ngx")
+  local ok, workers = pcall(function() return ngx.worker.count() end)
+  if not ok or type(workers) ~= "number" or workers < 1 then workers = 1 end
+  return self.interval * workers
+end
+
+-- The theoretical arrival time of the next request (shared: from the dict, in microseconds;
+-- else this worker's own, which is also where a fresh bucket starts: see share_interval).
 local function tat_of(self)
-  if self.dict then return (self.dict:get(self.key) or 0) / 1e6 end
+  if self.dict then
+    local stored = self.dict:get(self.key)
+    if type(stored) == "number" then return stored / 1e6 end
+    if stored ~= nil then self.unshared = "not a number" end
+  end
   return self.tat
 end
 
@@ -67,12 +86,21 @@ function Bucket:take()
   if self.dict then
     local us = math.floor(interval * 1e6 + 0.5)
     local now_us = math.floor(now * 1e6)
-    tat = (self.dict:incr(self.key, us, now_us) - us) / 1e6
-    if tat < now then
-      -- Left idle: the stored time lags behind the clock. Start again from now (two workers
-      -- doing this at once may both go now: the one imprecision of a lock-free shared bucket).
-      self.dict:set(self.key, now_us + us)
-      tat = now
+    local stored, why = self.dict:incr(self.key, us, now_us)
+    if stored then
+      self.unshared = nil
+      tat = (stored - us) / 1e6
+      if tat < now then
+        -- Left idle: the stored time lags behind the clock. Start again from now (two workers
+        -- doing this at once may both go now: the one imprecision of a lock-free shared bucket).
+        self.dict:set(self.key, now_us + us)
+        tat = now
+      end
+    else
+      -- The dict cannot hold the state ("no memory", "not a number"): this worker's share alone.
+      self.unshared = tostring(why)
+      tat = math.max(self.tat, now)
+      self.tat = tat + share_interval(self)
     end
   else
     tat = math.max(self.tat, now)
@@ -80,6 +108,22 @@ function Bucket:take()
   end
   local wait = tat - (self.burst - 1) * interval - now
   return wait > 0 and wait or 0
+end
+
+--- Reserves the next slot only when it comes within `limit` seconds (a call's deadline): returns
+-- the seconds to wait (0: now), or nil and the wait when it would come later. Nothing is then
+-- reserved: the slot stays for the next request. (In a dict shared with other workers, one that
+-- took a slot between the look and the reservation can push ours past the limit: that slot is
+-- then left unused rather than given back, which could let two requests go together.)
+function Bucket:take_within(limit)
+  local wait = self:wait()
+  if wait >= limit then return nil, wait end
+  wait = self:take()
+  if wait >= limit then
+    if not self.dict then self.tat = self.tat - self.interval end -- ours alone: given back
+    return nil, wait
+  end
+  return wait
 end
 
 --- The bucket the client options ask for (`rate`, `burst`, `rate_dict`), or nil without `rate`.

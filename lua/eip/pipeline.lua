@@ -332,7 +332,7 @@ function Call:request()
   local attempts = self.attempts + 1
   self.attempts = attempts
   local timeout, deadline = runner.timeout, self.deadline
-  if attempts == 1 then
+  if attempts == 1 and not self.started then -- Runner:run starts it before a wait for the rate
     self.started = monotime()
     if runner.deadline then
       deadline = self.started + runner.deadline
@@ -400,10 +400,11 @@ function Call:response(resp)
   if provider.rejected and not self.req.no_auth and not resp.curl_code then
     -- Signatures the gateway refused in a row (see eip.auth): counted, reset by an answer that
     -- passed the check (a success, or the service's own error: not a load balancer's 503 page).
+    -- Each for the key that signed this request (its epoch): not for keys that replaced it since.
     if resp.status == 401 then
-      provider:rejected(err)
+      provider:rejected(err, self.epoch)
     elseif provider.strikes and (answer or errors.credentials_checked(err)) then
-      provider:accepted()
+      provider:accepted(self.epoch)
     end
   end
   if answer then
@@ -520,12 +521,79 @@ local function spare(self, call)
   end
 end
 
+-- How often, at least, a call with a cancel function asks it while it waits (seconds): the
+-- batches' interval (eip.batch.CANCEL_INTERVAL).
+local CANCEL_INTERVAL = 0.25
+
+--- Sleeps `seconds` with the runner's sleep. With `cancel` (a function: true-ish to stop), in
+-- pieces of at most CANCEL_INTERVAL, asking it before each (the caller asks it again after the
+-- last, before what it waited for); a piece the sleep ends early (core.sleep on a caught Ctrl-C)
+-- counts as slept: the pieces are counted, not timed, so that a sleep that returns at once
+-- cannot make a caller spin. Returns true when cancel asked to stop.
+function Runner:pause(seconds, cancel)
+  if not cancel then
+    if seconds > 0 then self.sleep(seconds) end
+    return false
+  end
+  local left = seconds
+  while left > 0 do
+    if cancel() then return true end
+    local piece = left < CANCEL_INTERVAL and left or CANCEL_INTERVAL
+    self.sleep(piece)
+    left = left - piece
+  end
+  return false
+end
+
+-- Ends a call before its next attempt: its state kept for later calls, the error raised.
+local function ended(self, call, err)
+  spare(self, call)
+  error(err, 0)
+end
+
+-- The error a call ends with when its cancel function stopped it before its next attempt.
+local function cancelled(call)
+  local err = errors.cancelled(call.op, call.attempts, call.last_error or nil, call.unanswered and true)
+  local now = monotime()
+  err.elapsed = now - (call.started or now)
+  return err
+end
+
+-- A call of a client with a rate: reserves the slot of its next attempt and waits for it. Nil
+-- when the attempt may go; else the call's final outcome ("done", value | "fail", err): its
+-- deadline would pass before the slot (the last attempt's error, as when a backoff would pass it;
+-- before the first attempt an error of its own: nothing was sent), or cancel asked to stop.
+local function rate_wait(self, call, bucket, cancel)
+  local wait, deadline = nil, call.deadline
+  if deadline then
+    local left, later = deadline - monotime(), nil
+    if left > 0 then wait, later = bucket:take_within(left) end
+    if not wait then
+      if call.attempts > 0 then return final(call, call.last_error) end
+      local err = errors.deadline_before_send(call.op, self.deadline, later or 0)
+      err.elapsed = monotime() - call.started
+      return "fail", err
+    end
+  else
+    wait = bucket:take()
+  end
+  if wait > 0 and self:pause(wait, cancel) then return "fail", cancelled(call) end
+  return nil
+end
+
 --- Runs op to its end through the client's transport, sleeping between attempts. Returns the
 -- op's result; raises the final eip error. The state of the call (and, with reuse_requests, its
 -- request table, some 20 fields) is kept for the runner's later calls: one call after another
 -- allocate neither again, and nor do calls that run at once (light threads inside nginx, an
 -- IAM token fetched inside a call), each taking a kept state of its own.
-function Runner:run(op)
+--
+-- With the client's `rate`, the call's clock (its `deadline`, its `elapsed`) starts before it
+-- waits for its first slot: a slot the deadline would pass first is not waited for. `cancel`
+-- (optional, a function: true-ish to stop, as a batch's `cancel` option) is asked before each
+-- attempt and at least every CANCEL_INTERVAL of the waits before one (backoff, Retry-After, the
+-- rate): when it says stop, the call ends with an "interrupted" error (errors.cancelled) and
+-- nothing more is sent.
+function Runner:run(op, cancel)
   local call
   local n = self.nspare_calls
   if n > 0 then
@@ -538,11 +606,21 @@ function Runner:run(op)
   end
   local transport = self.transport
   local bucket = self.bucket
+  if bucket then
+    local now = monotime()
+    call.started = now
+    if self.deadline then call.deadline = now + self.deadline end
+  end
   while true do
     if bucket then -- the client's rate: every request it sends, retries included
-      local wait = bucket:take()
-      if wait > 0 then self.sleep(wait) end
+      local action, value = rate_wait(self, call, bucket, cancel)
+      if action == "done" then
+        spare(self, call)
+        return value
+      end
+      if action then ended(self, call, value) end
     end
+    if cancel and cancel() then ended(self, call, cancelled(call)) end
     local request, err = call:request()
     local action, value
     if request then
@@ -554,11 +632,8 @@ function Runner:run(op)
       spare(self, call)
       return value
     end
-    if action == "fail" then
-      spare(self, call)
-      error(value, 0)
-    end
-    if value > 0 then self.sleep(value) end
+    if action == "fail" then ended(self, call, value) end
+    if self:pause(value, cancel) then ended(self, call, cancelled(call)) end
   end
 end
 

@@ -268,12 +268,15 @@ local function run_deletes(client, ids, opts, emit, tick)
     end
     return summary
   end
+  -- Ctrl-C during a drain: nothing more is sent, whatever step it is at (the show, a remove
+  -- call, the delete, or a wait before one of them: a backoff, a Retry-After), and the error
+  -- says what moved. A request already in flight finishes.
   local drain = { charge_mode = opts.charge_mode, size = opts.size, missing_ok = opts.missing_ok or false,
-    wait = opts.wait, confirm = not opts.yes and confirmer(client) or nil }
+    wait = opts.wait, confirm = not opts.yes and confirmer(client) or nil, cancel = interrupts }
   local stopped = nil -- "auth" after a definite authentication failure, as a batch stops
   local still_readable, wait_errors = 0, {}
   for _, id in ipairs(ids) do
-    if stopped or core.interrupts() > 0 then
+    if stopped or interrupts() then
       emit({ id = id, outcome = "not_sent", err = { kind = "not_sent", stopped = stopped or "cancelled",
         message = stopped and "not sent: stopped after an authentication failure" or "not sent: interrupted" } })
     else

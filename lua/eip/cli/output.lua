@@ -50,7 +50,7 @@ local function what_failed(e)
   if e.kind == "transport" then return e.reason or "transport" end
   if e.kind == "refused" then return "refused" .. (e.reason and (": " .. e.reason) or "") end
   if e.kind == "not_sent" then return NOT_SENT[e.stopped] or "interrupted" end
-  if e.kind == "interrupted" then return "aborted" end
+  if e.kind == "interrupted" then return e.cancelled and "interrupted" or "aborted" end
   if e.kind == "wait_timeout" then return "204, still read" end
   if e.kind == "usage" then return "invalid" end
   return e.kind or "error"

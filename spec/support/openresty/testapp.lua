@@ -207,6 +207,77 @@ function M.client()
   return reply(200, out)
 end
 
+-- Clients shared by every request of the worker, by name: one client serving many requests at
+-- once, as the example's does.
+local shared_clients = {}
+
+-- POST {...eip.new options}: makes (or replaces) the shared client `name`.
+function M.shared_client(name)
+  ngx.req.read_body()
+  local options = cjson.decode(ngx.req.get_body_data() or "")
+  if type(options) ~= "table" then return reply(400, { error = "POST the options" }) end
+  if shared_clients[name] then shared_clients[name]:close() end
+  shared_clients[name] = eip.new(options)
+  return reply(200, { ok = true })
+end
+
+-- One delete with the shared client `name`, described: ok, phase, took (seconds), the result's
+-- status or the error's fields (and whether it was an eip error table).
+local function shared_outcome(name, id)
+  local client = shared_clients[name]
+  ngx.update_time()
+  local t0 = ngx.now()
+  local ok, res = pcall(client.delete_bandwidth, client, id)
+  ngx.update_time()
+  local out = { ok = ok, phase = ngx.get_phase(), took = ngx.now() - t0 }
+  if ok then
+    out.status = res.status
+  else
+    out.is_error = eip.is_error(res)
+    out.error = { text = tostring(res) }
+    if type(res) == "table" then
+      for _, k in ipairs{ "kind", "status", "reason", "code", "curl_code", "not_sent", "path", "retryable" } do
+        out.error[k] = res[k]
+      end
+    end
+  end
+  return out
+end
+
+function M.shared_delete(name, id)
+  return reply(200, shared_outcome(name, id))
+end
+
+-- log_by_lua: the outcome is kept in the eip_test dict for /t/outcome/<id>.
+function M.shared_delete_log(name, id)
+  ngx.shared.eip_test:set("outcome:" .. id, cjson.encode(shared_outcome(name, id)))
+end
+
+function M.outcome(id)
+  return reply(200, ngx.shared.eip_test:get("outcome:" .. id) or "null")
+end
+
+-- A light thread deletes with the shared client `name`; 0.2 s later the request ends (504),
+-- which kills the thread wherever it is (say, waiting for an IAM token).
+function M.shared_abandon(name, id)
+  local client = shared_clients[name]
+  ngx.thread.spawn(function() return pcall(client.delete_bandwidth, client, id) end)
+  ngx.sleep(0.2)
+  return ngx.exit(504)
+end
+
+function M.dict_set()
+  ngx.req.read_body()
+  local args = cjson.decode(ngx.req.get_body_data() or "")
+  if type(args) ~= "table" or not ngx.shared[args.dict or ""] or type(args.key) ~= "string" then
+    return reply(400, { error = "POST {dict, key, value}" })
+  end
+  local value = args.value
+  if value == cjson.null then value = nil end
+  local ok, err = ngx.shared[args.dict]:set(args.key, value)
+  return reply(200, { ok = ok, error = err })
+end
+
 -- The worker's pid and resident set size (VmRSS, kB), from /proc.
 function M.rss()
   local f = io.open("/proc/self/status", "r")
