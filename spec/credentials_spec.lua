@@ -546,6 +546,17 @@ describe("credentials", function()
         c:close()
       end)
 
+      it("is not even checked when the option is given", function()
+        vars.HUAWEICLOUD_SDK_PROJECT_ID = "my project/x"
+        local c = new({ project_id = emu.project_id }, vars)
+        assert.equal(emu.project_id, c.project_id)
+        c:close()
+        c = new({ project_id = emu.project_id, token = emu.token }, { HUAWEICLOUD_SDK_PROJECT_ID = "my project/x" })
+        assert.equal(emu.project_id, c.project_id)
+        c:close()
+        assert.equal("HUAWEICLOUD_SDK_PROJECT_ID", raised(new, {}, vars).argument)
+      end)
+
       it("goes with the environment's keys; the option beats it", function()
         vars.HUAWEICLOUD_SDK_PROJECT_ID = emu.project_id
         local c = new({}, vars)

@@ -566,10 +566,10 @@ describe("safety", function()
       { "in two halves, one in the code and one in the message", function(t)
           local half = math.floor(#t / 2)
           return nil, { code = t:sub(1, half), message = "then " .. t:sub(half + 1) .. " end" } end },
-      { "in pieces of 11 bytes from its middle", function(t)
+      { "in pieces of 8 bytes from its middle", function(t)
           local mid = math.floor(#t / 2)
-          return { ["X-Request-Id"] = "a" .. t:sub(mid, mid + 10) .. "b" },
-            { code = "VPC.0302", message = "x " .. t:sub(mid - 20, mid - 10) .. " y " .. t:sub(mid + 30, mid + 60) }
+          return { ["X-Request-Id"] = "a" .. t:sub(mid, mid + 7) .. "b" },
+            { code = "VPC.0302", message = "x " .. t:sub(mid - 20, mid - 13) .. " y " .. t:sub(mid + 30, mid + 37) }
         end },
       { "where the debug log cuts a body (2 KB)", function(t)
           return nil, { code = "VPC.0302", message = "m", detail = string.rep("d", 1990) .. t } end },

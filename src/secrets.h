@@ -2,15 +2,15 @@
  * server sent, so that eip.pipeline can redact them before anyone sees the text.
  *
  * A server may echo a credential whole, or a piece of it: cut short by a length bound, with its
- * start cut off, split between two fields. An index of the secrets' 8-byte windows finds, in one
- * pass over the text, every piece of 11 bytes or more of any secret, and every piece of 8 or
- * more that holds a secret's first or last 8 bytes; each found piece is extended as far as it
- * matches that secret. A secret shorter than 8 bytes cannot be told apart from ordinary words
- * inside a text: it is found only as the whole text.
+ * start cut off, split between two fields. The index is the set of every 8-byte window of every
+ * secret; a byte of a text is part of a piece when it lies in an 8-byte window of the text that
+ * is in the set. So every piece of 8 bytes or more of any secret is found, wherever it starts,
+ * in one pass over the text (one look-up per byte). A secret shorter than 8 bytes cannot be told
+ * apart from ordinary words inside a text: it is found only as the whole text.
  *
- * Windows are indexed at every fourth offset of a secret (and at its last 8 bytes), so the index
- * takes about 4 bytes per byte of secret; any 11 consecutive bytes of a secret hold an indexed
- * window. The index keeps its own copies of the secrets, wiped when it is freed.
+ * The set takes about 13 bytes per byte of secret (8-byte slots, at most 5/8 full); a secret
+ * that repeats itself takes less (each window is kept once). The index keeps its own copies of
+ * the secrets, and wipes them and the set when it is freed.
  */
 #ifndef EIP_SECRETS_H
 #define EIP_SECRETS_H
@@ -23,9 +23,10 @@ typedef struct eip_secrets eip_secrets;
 eip_secrets *eip_secrets_new(size_t max_secrets);
 
 /* Adds a copy of secret (len bytes; an empty one is ignored). 0, or -1 when out of memory or
- * when max_secrets were added already. Secrets longer than EIP_SECRETS_INDEXED_MAX bytes are
- * indexed over their first EIP_SECRETS_INDEXED_MAX bytes. */
-#define EIP_SECRETS_INDEXED_MAX (16u * 1024u * 1024u)
+ * when max_secrets were added already. Secrets longer than EIP_SECRETS_INDEXED_MAX bytes (no
+ * credential is: IAM tokens take a few KiB) are indexed over their first
+ * EIP_SECRETS_INDEXED_MAX bytes. */
+#define EIP_SECRETS_INDEXED_MAX (1024u * 1024u)
 int eip_secrets_add(eip_secrets *x, const char *secret, size_t len);
 
 /* A piece found: the byte range [from, to) of the text. */

@@ -741,7 +741,7 @@ end
 --- The provider for these options, in the official order: options, the environment
 -- (HUAWEICLOUD_SDK_AK/SK/SECURITY_TOKEN, then OS_AUTH_TOKEN), the profile file, the ECS
 -- metadata service (`metadata_url`, false: never). Returns the provider and what the source also
--- gave (`project_id`, `iam_endpoint`): HUAWEICLOUD_SDK_PROJECT_ID goes with the environment's
+-- gave (`project_id`, `iam_endpoint`, `env_project_id`): HUAWEICLOUD_SDK_PROJECT_ID goes with the environment's
 -- credentials, as in the official SDKs, whose environment provider alone reads it, and with a
 -- token (scoped to one project: the API refuses another one, 400 VPC.0007); never with AK/SK
 -- keys of the options, a profile file or the metadata service (valid in every project of the
@@ -755,14 +755,12 @@ function M.resolve(opts, region, getenv, warn)
   local base = M.metadata_url(opts.metadata_url)
   local p = explicit(opts, region, getenv)
   if p then
-    local project_id = p.kind == "token" and env(getenv, M.ENV.project_id)
-    if project_id then project_id = validate.id(M.ENV.project_id, project_id) end
-    return p, { project_id = project_id or nil }
+    -- As given: checked by the client only when no project_id option comes first.
+    return p, { env_project_id = p.kind == "token" and env(getenv, M.ENV.project_id) or nil }
   end
   p = from_env(getenv)
   if p then
-    local project_id = env(getenv, M.ENV.project_id)
-    return p, { project_id = project_id and validate.id(M.ENV.project_id, project_id) }
+    return p, { env_project_id = env(getenv, M.ENV.project_id) }
   end
   local looked = { "the options token, ak + sk, auth = {username, password, domain, project}",
     string.format("the environment variables %s + %s (+ %s), then %s", M.ENV.ak, M.ENV.sk,

@@ -117,6 +117,8 @@ function M.new(opts, getenv)
   local project_id, lookup, r_project_missing = opts.project_id, nil, nil
   if project_id ~= nil then
     project_id = validate.id("project_id", project_id)
+  elseif found.env_project_id then -- checked only now: a bad one must not stand in the option's way
+    project_id = validate.id(auth.ENV.project_id, found.env_project_id)
   elseif found.project_id then
     project_id = found.project_id
   elseif provider.kind == "iam" then -- IAM learns it from the token's scope on first use

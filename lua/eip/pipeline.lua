@@ -81,9 +81,8 @@ local REDACTED = "<redacted>"
 local DISGUISED = "<redacted: the text held a credential>"
 
 -- Every secret of the list replaced in s (see Runner:clean): each piece the C core finds (a
--- whole copy, or any piece of 11 bytes or more, or of 8 or more that holds a secret's first or
--- last 8 bytes: a copy cut short by a bound, or with its start cut off), with the "..." that
--- marks a text cut by a bound (the C core keeps 255 bytes of a header, eip.body 512 of a
+-- whole copy, or any piece of 8 bytes or more: a copy cut short by a bound, or with its start
+-- cut off), with the "..." that marks a text cut by a bound (the C core keeps 255 bytes of a header, eip.body 512 of a
 -- message) when the piece ends there.
 local function redact(s, secrets)
   local ranges = secret_ranges(s, secrets)
@@ -141,8 +140,8 @@ end
 --- Server-provided text made safe to show: control characters (terminal escapes, CR, LF)
 -- become spaces, and every secret the provider holds, and the runner's own `secrets` (proxy
 -- credentials), becomes `<redacted>` (a proxy or service may echo a header back), and so does
--- every piece of one of 11 bytes or more, or of 8 or more that holds its first or last 8 bytes
--- (a copy cut short, or with its start cut off: see src/secrets.h). A secret shorter than 8
+-- every piece of one of 8 bytes or more, wherever it starts (a copy cut short, or with its start
+-- cut off: see src/secrets.h). A secret shorter than 8
 -- bytes cannot be told apart from ordinary words inside a text, so it is redacted only where it
 -- is the whole value. Text that
 -- holds a secret only in disguise (JSON- or percent-escaped, split by control characters) is

@@ -1,5 +1,6 @@
-/* test_secrets.c - the index of secrets' windows (src/secrets.c): every piece found, extended
- * as far as it matches, merged, nothing else; a growing index; out-of-bounds never read. */
+/* test_secrets.c - the set of secrets' windows (src/secrets.c): every piece of 8 bytes or more
+ * found and merged, nothing else (checked against a brute-force search over random secrets and
+ * texts made of their pieces, repetitive ones included); a growing set; only len bytes read. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,79 @@ static const char *ranges_of(const eip_secrets *x, const char *text)
     return buf;
 }
 
+
+/* Is text[a..b) inside secret s (n bytes)? */
+static int inside(const char *s, size_t n, const char *t, size_t m)
+{
+    size_t i;
+    for (i = 0; i + m <= n; i++)
+        if (memcmp(s + i, t, m) == 0)
+            return 1;
+    return 0;
+}
+
+/* Random secrets over a small alphabet (so that they repeat themselves and each other) and texts
+ * made of their pieces and other bytes: a byte is reported exactly when an 8-byte window of the
+ * text that holds it is inside a secret. Returns the number of wrong texts. */
+static int fuzz(unsigned long seed, int rounds)
+{
+    int round, wrong = 0;
+    for (round = 0; round < rounds; round++) {
+        char sec[3][40], text[200];
+        size_t sl[3], len = 0, n, i, k, a;
+        int ns, alpha, q;
+        eip_secrets *x;
+        eip_range out[EIP_SECRETS_MAX_RANGES(200)];
+        char want[200], got[200];
+        seed = seed * 1103515245ul + 12345ul;
+        ns = 1 + (int)((seed >> 16) % 3);
+        alpha = 2 + (int)((seed >> 20) % 3);
+        for (q = 0; q < ns; q++) {
+            seed = seed * 1103515245ul + 12345ul;
+            sl[q] = 8 + (seed >> 16) % 25;
+            for (i = 0; i < sl[q]; i++) {
+                seed = seed * 1103515245ul + 12345ul;
+                sec[q][i] = (char)('a' + (seed >> 16) % (unsigned long)alpha);
+            }
+        }
+        while (len < 120) {
+            seed = seed * 1103515245ul + 12345ul;
+            if ((seed >> 16) % 3 == 0) {
+                text[len++] = (char)('a' + (seed >> 20) % (unsigned long)(alpha + 1));
+            } else {
+                size_t from, to;
+                q = (int)((seed >> 18) % (unsigned long)ns);
+                seed = seed * 1103515245ul + 12345ul;
+                from = (seed >> 16) % sl[q];
+                to = from + (seed >> 8) % (sl[q] - from + 1);
+                if (len + (to - from) >= sizeof text)
+                    break;
+                memcpy(text + len, sec[q] + from, to - from);
+                len += to - from;
+            }
+        }
+        x = eip_secrets_new((size_t)ns);
+        for (q = 0; q < ns; q++)
+            eip_secrets_add(x, sec[q], sl[q]);
+        n = eip_secrets_scan(x, text, len, out);
+        memset(want, 0, sizeof want);
+        memset(got, 0, sizeof got);
+        for (a = 0; a + 8 <= len; a++)
+            for (q = 0; q < ns; q++)
+                if (inside(sec[q], sl[q], text + a, 8))
+                    memset(want + a, 1, 8);
+        for (k = 0; k < n; k++) {
+            if (k > 0 && out[k].from <= out[k - 1].to)
+                wrong++; /* not merged */
+            memset(got + out[k].from, 1, out[k].to - out[k].from);
+        }
+        if (memcmp(want, got, len) != 0)
+            wrong++;
+        eip_secrets_free(x);
+    }
+    return wrong;
+}
+
 int main(void)
 {
     const char *secret = "secret-0123456789"; /* 17 bytes */
@@ -40,9 +114,11 @@ int main(void)
     CHECK_STR(ranges_of(x, "secret-0123456789secret-0123456789"), "0-34");
     CHECK_STR(ranges_of(x, "id secret-01 cut"), "3-12");   /* its first 8 bytes and more */
     CHECK_STR(ranges_of(x, "id secret- cut"), "");         /* 7 bytes: not a piece */
+    CHECK_STR(ranges_of(x, "x cret-012 y"), "2-10");       /* 8 bytes from its middle */
     CHECK_STR(ranges_of(x, "id 23456789"), "3-11");        /* its last 8 bytes */
     CHECK_STR(ranges_of(x, "id 3456789"), "");
     CHECK_STR(ranges_of(x, "x cret-01234 y"), "2-12");     /* from its middle */
+    CHECK_STR(ranges_of(x, "\0\0\0\0\0\0\0\0"), "");      /* 8 NUL bytes: in no secret yet */
     CHECK_STR(ranges_of(x, "short"), "0-5");               /* a short one: the whole text */
     CHECK_STR(ranges_of(x, "shorts"), "");
     CHECK_STR(ranges_of(x, "secret-0"), "0-8");
@@ -92,6 +168,7 @@ int main(void)
     }
     free(value);
     free(text);
+    CHECK(fuzz(1, 3000) == 0 && fuzz(7, 3000) == 0, "random secrets and texts: exactly the pieces found");
     eip_secrets_free(big);
     eip_secrets_free(x);
     eip_secrets_free(empty);
