@@ -63,8 +63,8 @@ static const eip_status_info table[] = {
      "The server agrees to switch to the protocol named in the request's Upgrade header.",
      "切换协议。只能切换到更高级的协议。例如，切换到HTTP的新版本协议。",
      INFO,
-     "The EIP API never upgrades protocols: check the endpoint and any proxy in between, do not "
-     "retry.",
+     "The EIP API never upgrades protocols: lua-eip reports a 101 as a transport protocol error "
+     "(curl 1); check the endpoint and any proxy in between, do not retry.",
      S001},
     {200, "OK", NULL,
      "The request succeeded; GET, PUT and POST return their result in the body.",
