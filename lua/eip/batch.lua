@@ -49,8 +49,8 @@ M.MAX_CONCURRENCY = 64
 local MAX_WAIT = 1.0
 --- How often, at least, a batch asks its `cancel` function (seconds): while requests are in
 -- flight and during backoffs alike, so that Ctrl-C is heard at once and a caller can redraw a
--- progress line at a steady rate from it.
-M.CANCEL_INTERVAL = 0.25
+-- progress line at a steady rate from it. The same as a single call's (eip.pipeline).
+M.CANCEL_INTERVAL = require("eip.pipeline").CANCEL_INTERVAL
 
 --- How many signed requests (AK/SK, the metadata service's keys) a batch keeps in flight at
 -- most, strikes already taken counted off: when the key starts being refused mid-batch (a clock

@@ -82,8 +82,8 @@ local DISGUISED = "<redacted: the text held a credential>"
 
 -- Every secret of the list replaced in s (see Runner:clean): each piece the C core finds (a
 -- whole copy, or any piece of 8 bytes or more: a copy cut short by a bound, or with its start
--- cut off), with the "..." that marks a text cut by a bound (the C core keeps 255 bytes of a header, eip.body 512 of a
--- message) when the piece ends there.
+-- cut off), with the "..." that marks a text cut by a bound (the C core keeps 255 bytes of a
+-- header, eip.body 512 of a message) when the piece ends there.
 local function redact(s, secrets)
   local ranges = secret_ranges(s, secrets)
   if not ranges then return s end
@@ -141,11 +141,10 @@ end
 -- become spaces, and every secret the provider holds, and the runner's own `secrets` (proxy
 -- credentials), becomes `<redacted>` (a proxy or service may echo a header back), and so does
 -- every piece of one of 8 bytes or more, wherever it starts (a copy cut short, or with its start
--- cut off: see src/secrets.h). A secret shorter than 8
--- bytes cannot be told apart from ordinary words inside a text, so it is redacted only where it
--- is the whole value. Text that
--- holds a secret only in disguise (JSON- or percent-escaped, split by control characters) is
--- replaced whole.
+-- cut off: see src/secrets.h). A secret shorter than 8 bytes cannot be told apart from ordinary
+-- words inside a text, so it is redacted only where it is the whole value. Text that holds a
+-- secret only in disguise (JSON- or percent-escaped, split by control characters) is replaced
+-- whole.
 function Runner:clean(s)
   if type(s) ~= "string" then return s end
   local secrets, own = self.provider.secrets, self.secrets
@@ -323,6 +322,13 @@ function Runner:call(op)
   return call
 end
 
+--- Starts the call's clock: its elapsed time, and its deadline when the client has one.
+function Call:start()
+  local now = monotime()
+  self.started = now
+  if self.runner.deadline then self.deadline = now + self.runner.deadline end
+end
+
 --- Builds and authenticates the next attempt. Returns the transport's request, or nil and the
 -- eip error of the credentials step (IAM refused or unreachable: give it to `failure` with
 -- `from_credentials`). Raises what is not an eip error (a bug keeps its traceback).
@@ -330,14 +336,8 @@ function Call:request()
   local runner, op = self.runner, self.op
   local attempts = self.attempts + 1
   self.attempts = attempts
+  if attempts == 1 and not self.started then self:start() end -- Runner:run starts it before a rate wait
   local timeout, deadline = runner.timeout, self.deadline
-  if attempts == 1 and not self.started then -- Runner:run starts it before a wait for the rate
-    self.started = monotime()
-    if runner.deadline then
-      deadline = self.started + runner.deadline
-      self.deadline = deadline
-    end
-  end
   if deadline then timeout = max(0.001, min(timeout, deadline - monotime())) end
   local req = build(runner, op, attempts, timeout, runner.reuse_requests and self.req or nil)
   local content_type = op.content_type or CONTENT_TYPE
@@ -389,11 +389,7 @@ function Call:response(resp)
   local op = self.op
   if answer and op.unusable then
     local why = op:unusable(answer)
-    if why then
-      err = errors.protocol(answer, op.method, op.path, why)
-      err.retryable = false
-      answer = nil
-    end
+    if why then answer, err = nil, errors.protocol(answer, op.method, op.path, why) end
   end
   local provider = runner.provider
   if provider.rejected and not self.req.no_auth and not resp.curl_code then
@@ -520,9 +516,10 @@ local function spare(self, call)
   end
 end
 
--- How often, at least, a call with a cancel function asks it while it waits (seconds): the
--- batches' interval (eip.batch.CANCEL_INTERVAL).
-local CANCEL_INTERVAL = 0.25
+--- How often, at least, a call (and a batch: eip.batch) with a cancel function asks it while it
+-- waits (seconds), so that Ctrl-C is heard at once.
+M.CANCEL_INTERVAL = 0.25
+local CANCEL_INTERVAL = M.CANCEL_INTERVAL
 
 --- Sleeps `seconds` with the runner's sleep. With `cancel` (a function: true-ish to stop), in
 -- pieces of at most CANCEL_INTERVAL, asking it before each (the caller asks it again after the
@@ -605,11 +602,7 @@ function Runner:run(op, cancel)
   end
   local transport = self.transport
   local bucket = self.bucket
-  if bucket then
-    local now = monotime()
-    call.started = now
-    if self.deadline then call.deadline = now + self.deadline end
-  end
+  if bucket then call:start() end -- the wait for the rate counts in the call's time
   while true do
     if bucket then -- the client's rate: every request it sends, retries included
       local action, value = rate_wait(self, call, bucket, cancel)
