@@ -457,22 +457,21 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok)
   local cancel = terms.cancel
   local removed, requests = {}, 1
   local delete = ops.delete_bandwidth(project, bandwidth_id, missing_ok)
-  if #plan.eips > 0 then
-    if cancel and cancel() then
-      error(stopped_by_cancel(ops.remove_eips(project, bandwidth_id, {}, terms.charge_mode, terms.size), "show",
-        string.format("interrupted after the show: nothing was moved or deleted (%d EIP(s) stay in the "
-        .. "bandwidth; one GET was sent)", #plan.eips), bandwidth_id, {}, ids_of(plan.eips, 1, #plan.eips)), 0)
-    end
+  local held = #plan.eips
+  if cancel and cancel() then -- after the show: the next request would be the first remove (or the delete)
+    local next_op = held > 0 and ops.remove_eips(project, bandwidth_id, {}, terms.charge_mode, terms.size) or delete
+    error(stopped_by_cancel(next_op, "show", string.format("interrupted after the show: nothing was moved or "
+      .. "deleted (%d EIP(s) stay in the bandwidth; one GET was sent)", held), bandwidth_id, {},
+      ids_of(plan.eips, 1, held)), 0)
+  end
+  if held > 0 then
     local summary = M.remove(runner, project, bandwidth_id, plan.eips, terms)
     removed, requests = summary.removed, requests + summary.requests
-  end
-  if cancel and cancel() then
-    local message = "interrupted after the show: nothing was moved or deleted (one GET was sent)"
-    if #removed > 0 then
-      message = string.format("interrupted before the delete: %d EIP(s) were moved out (each now a pay-per-use "
-        .. "bandwidth of its own); the bandwidth, now empty, was not deleted", #removed)
+    if cancel and cancel() then
+      error(stopped_by_cancel(delete, "delete", string.format("interrupted before the delete: %d EIP(s) were "
+        .. "moved out (each now a pay-per-use bandwidth of its own); the bandwidth, now empty, was not deleted",
+        #removed), bandwidth_id, removed, {}), 0)
     end
-    error(stopped_by_cancel(delete, #removed > 0 and "delete" or "show", message, bandwidth_id, removed, {}), 0)
   end
   local dok, res = pcall(runner.run, runner, delete, cancel)
   if not dok then
