@@ -152,7 +152,6 @@ end
 -- --drain, each bandwidth is read (one GET, no change) to show the EIPs that would move.
 local function dry_run(client, ids, opts)
   local as_json = opts.output == "json"
-  local function safe(v) return output.shown(client:clean(v)) end -- server text: no secret, no control character
   local project = client.project_id or "{project_id}"
   local function step(id, method, url, note)
     if as_json then
@@ -177,7 +176,7 @@ local function dry_run(client, ids, opts)
           local moved = {}
           for k = from, to do
             local e = plan.eips[k]
-            moved[#moved + 1] = safe(e.publicip_id) .. (e.ip_version == 6 and " (IPv6)" or "")
+            moved[#moved + 1] = output.server_text(client, e.publicip_id) .. (e.ip_version == 6 and " (IPv6)" or "")
           end
           step(id, "POST", url .. "/remove", string.format("moves %d EIP(s), each into a new pay-per-use "
             .. "bandwidth of %d Mbit/s billed by %s: %s", #moved, plan.size, plan.charge_mode,
@@ -212,17 +211,15 @@ local function outcome_of(id, value)
 end
 
 -- A function(plan) that asks on the terminal whether to drain the plan's bandwidth: true for "y"
--- or "yes". Every value of the server it shows goes through client:clean (no secret) and
--- output.shown (no control character: an escape sequence could hide the billing warning or
--- rewrite the question).
+-- or "yes". Every value of the server it shows is output.server_text (no secret, no control
+-- character: an escape sequence could hide the billing warning or rewrite the question).
 local function confirmer(client)
-  local function safe(v) return output.shown(client:clean(v)) end
   return function(plan)
     local tty = io.open("/dev/tty", "r+")
     if not tty then return false end
     local bw = plan.bandwidth
     tty:write(string.format("Drain and delete shared bandwidth %s (%s, %s Mbit/s)?\n", plan.bandwidth_id,
-      safe(bw.name), safe(bw.size)))
+      output.server_text(client, bw.name), output.server_text(client, bw.size)))
     tty:write(string.format("  It holds %d EIP(s); each becomes a NEW pay-per-use bandwidth of %d Mbit/s "
       .. "billed by %s:\n", #plan.eips, plan.size, plan.charge_mode))
     for i, e in ipairs(plan.eips) do
@@ -230,8 +227,8 @@ local function confirmer(client)
         tty:write(string.format("    ... and %d more\n", #plan.eips - 10))
         break
       end
-      tty:write(string.format("    %s  %s%s\n", safe(e.publicip_id), safe(e.publicip_address),
-        e.ip_version == 6 and "  (IPv6)" or ""))
+      tty:write(string.format("    %s  %s%s\n", output.server_text(client, e.publicip_id),
+        output.server_text(client, e.publicip_address), e.ip_version == 6 and "  (IPv6)" or ""))
     end
     tty:write("Type yes to go on: ")
     tty:flush()
@@ -294,14 +291,14 @@ local function run_deletes(client, ids, opts, emit, tick)
 end
 
 -- Writes one outcome to stdout (with its detail lines under --verbose, and what a failed drain
--- moved on stderr, through clean: the client's).
-local function print_outcome(o, opts, clean)
+-- moved on stderr, as the client scrubs server text).
+local function print_outcome(o, opts, client)
   stdout:write(output.result_line(o, opts.output), "\n")
   if opts.verbose and opts.output ~= "json" then
     for _, line in ipairs(output.detail_lines(o)) do stdout:write(line, "\n") end
   end
   stdout:flush()
-  if opts.output ~= "json" then output.report_moves(o, clean) end
+  if opts.output ~= "json" then output.report_moves(o, client) end
 end
 
 --- Runs the command.
@@ -326,7 +323,6 @@ function M.run(opts, argv, ctx)
   local bar = progress.new(#ids, { enabled = ctx.terminal and not opts.no_progress and not opts.drain
     and not opts.debug and #ids > 1, results_on_terminal = ctx.stdout_terminal })
   local counts, failed = { deleted = 0, missing = 0, failed = 0, not_sent = 0 }, {}
-  local function clean(s) return client:clean(s) end
   local started = core.monotime()
   if opts.output == "table" then stdout:write(output.result_header(), "\n") end
   core.catch_interrupts(true)
@@ -334,7 +330,7 @@ function M.run(opts, argv, ctx)
     counts[o.outcome] = counts[o.outcome] + 1
     if o.outcome == "failed" then failed[#failed + 1] = o end
     bar:step(o.outcome == "failed" or o.outcome == "not_sent")
-    bar:above(function() print_outcome(o, opts, clean) end)
+    bar:above(function() print_outcome(o, opts, client) end)
   end, function() bar:tick() end)
   local interrupted = core.interrupts() > 0
   core.catch_interrupts(false)

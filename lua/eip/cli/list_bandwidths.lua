@@ -41,7 +41,7 @@ function M.run(opts, argv)
   if ok then
     -- The server's text without the client's secrets (a server may echo one back), in every
     -- format; JSON keeps the control characters of the rest (it escapes them).
-    list = output.scrubbed(list, function(s) return client:clean(s) end, opts.output == "json")
+    list = output.scrubbed(list, client, opts.output == "json")
   end
   client:close()
   if not ok then connection.reword(list, opts) end

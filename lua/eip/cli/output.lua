@@ -210,17 +210,26 @@ function M.failures(failed, max)
   return table.concat(lines, "\n") .. "\n"
 end
 
---- Lists on stderr the EIP ids of a failed drain (the result line only counts them), each
--- through `clean` and without control characters (@{shown}).
+--- Server text as the command prints it: without the client's secrets (`client:clean`) and
+-- without control characters (@{shown}).
+-- @tparam table client the eip client
+-- @param v the value (a string, a number, or nil: "-")
+-- @treturn string
+function M.server_text(client, v)
+  return M.shown(client:clean(v))
+end
+
+--- Lists on stderr the EIP ids of a failed drain (the result line only counts them), each as
+-- @{server_text}.
 -- @tparam table o the outcome
--- @tparam function clean the client's `clean` (secrets redacted), as `clean(s)`
-function M.report_moves(o, clean)
+-- @tparam table client the eip client
+function M.report_moves(o, client)
   local e = o.err
   if o.outcome ~= "failed" or not e.moved then return end
   for _, f in ipairs{ { "moved out", e.moved }, { "not moved", e.not_moved }, { "uncertain", e.uncertain } } do
     if f[2] and #f[2] > 0 then
       local ids = {}
-      for i, id in ipairs(f[2]) do ids[i] = M.shown(clean(id)) end
+      for i, id in ipairs(f[2]) do ids[i] = M.server_text(client, id) end
       stderr:write(string.format("  %s %s (%d): %s\n", o.id, f[1], #f[2], table.concat(ids, " ")))
     end
   end
@@ -288,23 +297,23 @@ function M.shown(v, default)
 end
 
 --- A copy of a value of the API (a bandwidth, a list of them) whose every string, keys
--- included, went through `clean` (the client's: its secrets redacted, control characters
--- blanked). With `keep_controls` (JSON output, which escapes them), a string in which `clean`
--- found no secret keeps its control characters. Numbers, booleans and JSON null stay as they are.
+-- included, went through `client:clean` (its secrets redacted, control characters blanked).
+-- With `keep_controls` (JSON output, which escapes them), a string in which it found no secret
+-- keeps its control characters. Numbers, booleans and JSON null stay as they are.
 -- @param v the value
--- @tparam function clean the client's `clean`, as `clean(s)`
+-- @tparam table client the eip client
 -- @tparam[opt] boolean keep_controls keep the control characters of strings that held no secret
 -- @return the copy
-function M.scrubbed(v, clean, keep_controls)
+function M.scrubbed(v, client, keep_controls)
   local t = type(v)
   if t == "string" then
-    local c = clean(v)
+    local c = client:clean(v)
     if keep_controls and c == core.blank_controls(v) then return v end
     return c
   end
   if t ~= "table" then return v end
   local out = {}
-  for k, x in pairs(v) do out[M.scrubbed(k, clean, keep_controls)] = M.scrubbed(x, clean, keep_controls) end
+  for k, x in pairs(v) do out[M.scrubbed(k, client, keep_controls)] = M.scrubbed(x, client, keep_controls) end
   return out
 end
 

@@ -48,7 +48,7 @@ function M.run(opts, argv)
   local bw, info = client:show_bandwidth(argv[1])
   -- The server's text without the client's secrets (a server may echo one back), in every
   -- format; JSON keeps the control characters of the rest (it escapes them).
-  bw = output.scrubbed(bw, function(s) return client:clean(s) end, opts.output == "json")
+  bw = output.scrubbed(bw, client, opts.output == "json")
   client:close()
   if opts.output == "json" then
     stdout:write(json.encode(bw), "\n")
