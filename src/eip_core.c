@@ -832,18 +832,6 @@ static int l_is_id(lua_State *L)
 
 /* ---- clock and sleep ------------------------------------------------------------------ */
 
-/* core.file_mode(path) -> the permission bits (e.g. 0600 as 384) of a regular file, or nil:
- * so that a credentials file readable by others can be warned about, as ssh does. */
-static int l_file_mode(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-        return 0;
-    lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
-    return 1;
-}
-
 /* core.file_kind(path) -> kind, size, mode: what stat(2) says of path (a symbolic link
  * followed): kind "file", "directory", "fifo", "character device", "block device", "socket" or
  * "other"; its size in bytes; its permission bits. Or nil, the system's message, and whether
@@ -1276,7 +1264,6 @@ static const luaL_Reg core_functions[] = {
     {"plain_text", l_plain_text},
     {"secret_ranges", l_secret_ranges},
     {"monotime", l_monotime},
-    {"file_mode", l_file_mode},
     {"file_kind", l_file_kind},
     {"sleep", l_sleep},
     {"catch_interrupts", l_catch_interrupts},

@@ -14,6 +14,7 @@
 -- @module eip.profile
 local core = require "eip.core"
 local errors = require "eip.errors"
+local validate = require "eip.validate"
 
 local M = {}
 
@@ -67,9 +68,6 @@ local warned = {}
 --- The most a credentials file may hold: a few keys take a few hundred bytes.
 M.MAX_SIZE = 64 * 1024
 
--- What core.file_kind says, as a message says it (as eip.validate.FILE_KINDS).
-local KIND_NAMES = { fifo = "FIFO (named pipe)" }
-
 local function refuse(path, fmt, ...)
   errors.raise_usage("credentials file", "%s " .. fmt, path, ...)
 end
@@ -87,7 +85,7 @@ local function read_text(path)
   -- /dev/null reads as an empty file (a way to say "no profile file"), and a harmless one.
   if kind ~= "file" and path == "/dev/null" then return "" end
   if kind ~= "file" then
-    refuse(path, "is a %s, not a regular file: name the credentials file itself", KIND_NAMES[kind] or kind)
+    refuse(path, "is a %s, not a regular file: name the credentials file itself", validate.FILE_KINDS[kind] or kind)
   end
   local function too_big(bytes)
     refuse(path, "is too big for a credentials file (%s bytes; at most %d: it holds a few keys)", bytes, M.MAX_SIZE)
