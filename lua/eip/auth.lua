@@ -328,11 +328,10 @@ end
 
 -- The error of a call that waited `waited` seconds for another call's fetch, in vain.
 local function wait_timeout(self, waited)
-  local what, method, path
-  if self.kind == "iam" then
-    what, method, path = "an IAM token", "POST", ops.IAM_PATH
-  else
-    what, method, path = "temporary keys from the ECS metadata service", "GET", "/openstack/latest/securitykey"
+  local what, method, path = "an IAM token", "POST", ops.IAM_PATH
+  if self.kind ~= "iam" then -- the metadata service's keys, the request the fetch ends with
+    local op = ops.metadata_credentials(self.base)
+    what, method, path = "temporary keys from the ECS metadata service", op.method, op.path
   end
   local message = string.format("not sent: no %s after waiting %.1f s for the request another call made for it "
     .. "(as long as this call could have taken to ask itself)", what, waited)

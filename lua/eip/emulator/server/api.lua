@@ -33,6 +33,15 @@ local function not_found()
   util.vpc_error(404, "VPC.0306", "No Eip bandwidth exist with id.")
 end
 
+-- Documented for ShowBandwidth, and answered to a delete too: an id that is not a bandwidth id
+-- at all (a UUID) is a 400, not the 404 of one that does not exist (a name given for an id
+-- must not read as "gone"). True when it answered.
+local function invalid_id(id)
+  if id:find(UUID) then return false end
+  util.vpc_error(400, "VPC.0301", "getBandwidth error bandwidthId is invalid.")
+  return true
+end
+
 local function bad_input()
   util.vpc_error(400, "EIP.7901", "Input param is invalid.")
 end
@@ -124,11 +133,7 @@ end
 -- GET /v1/{project_id}/bandwidths/{bandwidth_id}. A bandwidth deleted less than the
 -- deleted_visible_for knob ago can still be read, as on the real service.
 function M.show(ctx)
-  -- Documented for this call: an id that is not a bandwidth id (a UUID) at all is a 400, not
-  -- the 404 of one that does not exist (a name given for an id must not read as "gone").
-  if not ctx.bandwidth_id:find(UUID) then
-    return util.vpc_error(400, "VPC.0301", "getBandwidth error bandwidthId is invalid.")
-  end
+  if invalid_id(ctx.bandwidth_id) then return end
   local bw = owned_bandwidth(ctx.bandwidth_id, ctx.project_id)
   if not bw then
     bw = store.get_gone(ctx.bandwidth_id)
@@ -213,13 +218,10 @@ end
 function M.delete(ctx)
   local bw = owned_bandwidth(ctx.bandwidth_id, ctx.project_id)
   if not bw then
-    -- Modelled on the show call's documented answer (VPC.0301 is the code of an invalid
-    -- bandwidth id): an id that is not a UUID is a 400, never the 404 of a missing bandwidth, so
-    -- that a name given for an id with missing_ok does not read as "already deleted". (A
-    -- bandwidth seeded with an id of its own, through the control API, is still deleted.)
-    if not ctx.bandwidth_id:find(UUID) then
-      return util.vpc_error(400, "VPC.0301", "getBandwidth error bandwidthId is invalid.")
-    end
+    -- Modelled on the show's documented answer, so that a name given for an id with
+    -- missing_ok does not read as "already deleted". (A bandwidth seeded with an id of its own,
+    -- through the control API, is still deleted.)
+    if invalid_id(ctx.bandwidth_id) then return end
     return not_found()
   end
   if bw.share_type ~= "WHOLE" then
