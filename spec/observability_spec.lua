@@ -16,7 +16,7 @@ local function recorder()
   return r
 end
 
-describe("hooks", function()
+describe("a client's hooks and debug log", function()
   local fx = fixture.emulator()
   local emu
 
@@ -24,93 +24,88 @@ describe("hooks", function()
   teardown(fx.stop)
   before_each(fx.reset)
 
-  it("see every attempt of a retried call, and whether a retry follows", function()
-    local r = recorder()
-    local c = fx.client{ on_request = r.on_request, on_response = r.on_response, sleep = function() end }
-    local id = emu:create_bandwidth{ size = 1 }
-    emu:inject{ method = "DELETE", status = 503, body = { code = "VPC.0302", message = "Neutron Error." } }
-    c:delete_bandwidth(id)
-    assert.equal(4, #r.seen)
-    local a, b, c2, d = r.seen[1], r.seen[2], r.seen[3], r.seen[4]
-    assert.same({ "request", "delete_bandwidth", "DELETE", id, 1 }, { a[1], a[2].operation, a[2].method,
-      a[2].bandwidth_id, a[2].attempt })
-    assert.same({ "response", 503, "VPC.0302", "http", true, 1 }, { b[1], b[2].status, b[2].code, b[2].outcome,
-      b[2].retry, b[2].attempt })
-    assert.same({ "request", 2 }, { c2[1], c2[2].attempt })
-    assert.same({ "response", 204, "ok", false, 2 }, { d[1], d[2].status, d[2].outcome, d[2].retry, d[2].attempt })
-    assert.is_number(d[2].elapsed)
-    assert.is_string(d[2].request_id)
-    assert.equal("/v2.0/" .. emu.project_id .. "/bandwidths/" .. id, d[2].path)
+  describe("hooks", function()
+    it("see every attempt of a retried call, and whether a retry follows", function()
+      local r = recorder()
+      local c = fx.client{ on_request = r.on_request, on_response = r.on_response, sleep = function() end }
+      local id = emu:create_bandwidth{ size = 1 }
+      emu:inject{ method = "DELETE", status = 503, body = { code = "VPC.0302", message = "Neutron Error." } }
+      c:delete_bandwidth(id)
+      assert.equal(4, #r.seen)
+      local a, b, c2, d = r.seen[1], r.seen[2], r.seen[3], r.seen[4]
+      assert.same({ "request", "delete_bandwidth", "DELETE", id, 1 }, { a[1], a[2].operation, a[2].method,
+        a[2].bandwidth_id, a[2].attempt })
+      assert.same({ "response", 503, "VPC.0302", "http", true, 1 }, { b[1], b[2].status, b[2].code, b[2].outcome,
+        b[2].retry, b[2].attempt })
+      assert.same({ "request", 2 }, { c2[1], c2[2].attempt })
+      assert.same({ "response", 204, "ok", false, 2 }, { d[1], d[2].status, d[2].outcome, d[2].retry, d[2].attempt })
+      assert.is_number(d[2].elapsed)
+      assert.is_string(d[2].request_id)
+      assert.equal("/v2.0/" .. emu.project_id .. "/bandwidths/" .. id, d[2].path)
+    end)
+
+    it("see IAM, show, list, remove and batches, and nothing secret", function()
+      local r = recorder()
+      local c = eip.new{ endpoint = emu.url, auth = emu:iam_auth(), on_request = r.on_request,
+        on_response = r.on_response }
+      local id = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-1" } }
+      c:show_bandwidth(id)
+      c:list_bandwidths()
+      c:remove_eips_from_bandwidth(id, { "eip-1" }, { charge_mode = "bandwidth", size = 1 })
+      c:delete_bandwidths({ id, "gone-1" }, { missing_ok = true })
+      c:close()
+      local ops = {}
+      for _, s in ipairs(r.seen) do
+        if s[1] == "response" then ops[s[2].operation] = (ops[s[2].operation] or 0) + 1 end
+      end
+      assert.same({ iam_token = 1, show_bandwidth = 1, list_bandwidths = 2, remove_eips_from_bandwidth = 1,
+        delete_bandwidth = 2 }, ops)
+      local text = cjson.encode(r.seen)
+      for _, secret in ipairs{ emu.iam.password, emu.token, "MIIemu" } do
+        assert.is_nil(text:find(secret, 1, true), "a secret reached a hook")
+      end
+    end)
+
+    it("that raise do not break the call; their error goes to the debug log", function()
+      local lines = {}
+      local c = fx.client{ on_request = function() error("hook bug " .. emu.token) end,
+        on_response = function() error({ "not even a string" }) end,
+        log = function(line) lines[#lines + 1] = line end }
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      local text = table.concat(lines, "\n")
+      assert.matches("a hook raised an error: .*hook bug <redacted>", text)
+      assert.matches("a hook raised an error: table", text)
+      assert.is_nil(text:find(emu.token, 1, true))
+    end)
+
+    it("are usage errors when not functions", function()
+      for _, hook in ipairs{ "on_request", "on_response" } do
+        local ok, err = pcall(eip.new, fx.options{ [hook] = "print" })
+        assert.is_false(ok)
+        assert.equal(hook, err.argument)
+      end
+    end)
   end)
 
-  it("see IAM, show, list, remove and batches, and nothing secret", function()
-    local r = recorder()
-    local c = eip.new{ endpoint = emu.url, auth = emu:iam_auth(), on_request = r.on_request,
-      on_response = r.on_response }
-    local id = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-1" } }
-    c:show_bandwidth(id)
-    c:list_bandwidths()
-    c:remove_eips_from_bandwidth(id, { "eip-1" }, { charge_mode = "bandwidth", size = 1 })
-    c:delete_bandwidths({ id, "gone-1" }, { missing_ok = true })
-    c:close()
-    local ops = {}
-    for _, s in ipairs(r.seen) do
-      if s[1] == "response" then ops[s[2].operation] = (ops[s[2].operation] or 0) + 1 end
-    end
-    assert.same({ iam_token = 1, show_bandwidth = 1, list_bandwidths = 2, remove_eips_from_bandwidth = 1,
-      delete_bandwidth = 2 }, ops)
-    local text = cjson.encode(r.seen)
-    for _, secret in ipairs{ emu.iam.password, emu.token, "MIIemu" } do
-      assert.is_nil(text:find(secret, 1, true), "a secret reached a hook")
-    end
-  end)
-
-  it("that raise do not break the call; their error goes to the debug log", function()
-    local lines = {}
-    local c = fx.client{ on_request = function() error("hook bug " .. emu.token) end,
-      on_response = function() error({ "not even a string" }) end,
-      log = function(line) lines[#lines + 1] = line end }
-    assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
-    local text = table.concat(lines, "\n")
-    assert.matches("a hook raised an error: .*hook bug <redacted>", text)
-    assert.matches("a hook raised an error: table", text)
-    assert.is_nil(text:find(emu.token, 1, true))
-  end)
-
-  it("are usage errors when not functions", function()
-    for _, hook in ipairs{ "on_request", "on_response" } do
-      local ok, err = pcall(eip.new, fx.options{ [hook] = "print" })
-      assert.is_false(ok)
-      assert.equal(hook, err.argument)
-    end
-  end)
-end)
-
-describe("the debug log", function()
-  local fx = fixture.emulator()
-  local emu
-
-  setup(function() emu = fx.start() end)
-  teardown(fx.stop)
-  before_each(fx.reset)
-
-  -- A listing's marker is the last id of the page before: what the server sent, in the URL.
-  it("shows a request's URL without a secret, a listing's marker that echoes the token included", function()
-    emu:inject{ method = "GET", path = "/bandwidths$", status = 200,
-      body = { bandwidths = { { id = emu.token, name = "x" } } } }
-    emu:inject{ method = "GET", path = "/bandwidths$", status = 200, body = { bandwidths = {} } }
-    local lines = {}
-    local c = fx.client{ log = function(l) lines[#lines + 1] = l end }
-    assert.equal(1, #c:list_bandwidths())
-    local text = table.concat(lines, "\n")
-    assert.is_nil(text:find(emu.token, 1, true), "the token reached the debug log")
-    assert.matches("eip: > GET [^\n]*/bandwidths%?limit=1000&marker=<redacted>\n", text)
-    local sent = {}
-    for _, r in ipairs(emu:requests()) do
-      if not r.uri:find("^/__emulator") then sent[#sent + 1] = r.uri end
-    end
-    assert.equal(2, #sent)
-    assert.truthy(sent[2]:find("marker=" .. emu.token, 1, true), "the marker is sent as the server gave it")
+  describe("the debug log", function()
+    -- A listing's marker is the last id of the page before: what the server sent, in the URL.
+    it("shows a request's URL without a secret, a listing's marker that echoes the token included", function()
+      emu:inject{ method = "GET", path = "/bandwidths$", status = 200,
+        body = { bandwidths = { { id = emu.token, name = "x" } } } }
+      emu:inject{ method = "GET", path = "/bandwidths$", status = 200, body = { bandwidths = {} } }
+      local lines = {}
+      local c = fx.client{ log = function(l) lines[#lines + 1] = l end }
+      assert.equal(1, #c:list_bandwidths())
+      local text = table.concat(lines, "\n")
+      assert.is_nil(text:find(emu.token, 1, true), "the token reached the debug log")
+      assert.matches("eip: > GET [^\n]*/bandwidths%?limit=1000&marker=<redacted>\n", text)
+      local sent = {}
+      for _, r in ipairs(emu:requests()) do
+        if not r.uri:find("^/__emulator") then sent[#sent + 1] = r.uri end
+      end
+      assert.equal(2, #sent)
+      assert.truthy(sent[2]:find("marker=" .. emu.token, 1, true), "the marker is sent as the server gave it")
+    end)
   end)
 end)
 
