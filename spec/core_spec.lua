@@ -194,7 +194,7 @@ describe("eip.core numbers out of range", function()
     for _, x in ipairs{ -1e300, NAN, -math.huge, 0, -1 } do
       local t0 = core.monotime()
       core.sleep(x)
-      assert.is_true(core.monotime() - t0 < 0.5, show(x))
+      assert.is_true(core.monotime() - t0 < 3, show(x))
     end
   end)
 
@@ -279,7 +279,7 @@ describe("eip.core numbers out of range", function()
       -- nothing in flight: returns at once whatever the timeout
       local t0 = core.monotime()
       assert.is_nil(m:next(x))
-      assert.is_true(core.monotime() - t0 < 0.5, show(x))
+      assert.is_true(core.monotime() - t0 < 3, show(x))
     end
     -- one request in flight: a huge timeout still returns as soon as it ends
     assert.is_number(m:start{ method = "DELETE", url = url, headers = auth })

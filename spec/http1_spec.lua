@@ -464,7 +464,7 @@ describe("http1 reader", function()
       local resp = read(pieces, { timeout = 60, low_speed_limit = 100, low_speed_time = 2 }, { tick = 0.1 })
       assert.equal(28, resp.curl_code)
       assert.matches("too slow", resp.curl_error)
-      assert.is_true(resp.elapsed <= 2 * 2 + 0.5, "aborted after " .. resp.elapsed .. " s")
+      assert.is_true(resp.elapsed < 2 * 2 + 3, "aborted after " .. resp.elapsed .. " s")
     end)
 
     it("takes fractional low-speed settings", function()
@@ -475,13 +475,13 @@ describe("http1 reader", function()
     end)
 
     it("waits for a silent server no longer than the deadline, in reads no longer than the window", function()
-      local resp = read({ "HTTP/1.1 200 OK\r\n" }, { timeout = 5, low_speed_limit = 1, low_speed_time = 1 },
+      local resp = read({ "HTTP/1.1 200 OK\r\n" }, { timeout = 10, low_speed_limit = 1, low_speed_time = 1 },
         { ending = "hang" })
       assert.equal(28, resp.curl_code)
-      assert.is_true(resp.elapsed <= 2.5, "gave up after " .. resp.elapsed .. " s")
+      assert.is_true(resp.elapsed < 1 * 2 + 3, "gave up after " .. resp.elapsed .. " s (deadline 10 s)")
       resp = read({ "HTTP/1.1 200 OK\r\n" }, { timeout = 5 }, { ending = "hang" })
       assert.equal(28, resp.curl_code)
-      assert.is_true(resp.elapsed >= 5 and resp.elapsed < 5.5, "gave up after " .. resp.elapsed .. " s")
+      assert.is_true(resp.elapsed >= 5 and resp.elapsed < 5 + 3, "gave up after " .. resp.elapsed .. " s")
     end)
   end)
 

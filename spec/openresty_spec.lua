@@ -395,7 +395,7 @@ describe("OpenResty #openresty", function()
         .. "/ping answered in %.1f ms meanwhile", n, delay * 1000, total, ping_took * 1000))
       assert.equal(n, ok)
       assert.is_true(total < 5, "50 deletes took " .. total .. " s: the worker blocked")
-      assert.is_true(ping_took < 0.1, "/ping took " .. ping_took .. " s: the worker blocked")
+      assert.is_true(ping_took < 0.25, "/ping took " .. ping_took .. " s: the worker blocked")
       assert.equal(n, emu:stats().requests)
     end)
 
@@ -423,7 +423,7 @@ describe("OpenResty #openresty", function()
       assert.is_true(emu:stats().connections <= 10)
       -- ~2 delays at concurrency 10; one at a time would take 20 of them
       assert.is_true(body.took < 3, "the batch took " .. body.took .. " s: it did not run concurrently")
-      assert.is_true(ping_took < 0.1, "/ping took " .. ping_took .. " s: the worker blocked")
+      assert.is_true(ping_took < 0.25, "/ping took " .. ping_took .. " s: the worker blocked")
     end)
 
     -- One IAM client serving many requests at once: while one of them fetches the token, the

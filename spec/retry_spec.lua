@@ -348,7 +348,7 @@ describe("retries", function()
     it("bounds the whole call by the deadline, backoffs included", function()
       emu:inject{ method = "DELETE", status = 503, times = -1 }
       local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token,
-        max_attempts = 20, backoff_base = 0.2, backoff_cap = 0.2, deadline = 1 }
+        max_attempts = 20, backoff_base = 0.5, backoff_cap = 0.5, deadline = 1 }
       local t0 = socket.gettime()
       local err = raised(c.delete_bandwidth, c, "bw-1")
       local took = socket.gettime() - t0
