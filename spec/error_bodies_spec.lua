@@ -127,7 +127,7 @@ describe("error bodies", function()
     emu:inject{ method = "DELETE", status = 404, body = '{"error_code":"","error_msg":"","code":"VPC.0306",'
       .. '"message":"No Eip bandwidth exist with id."}' }
     local c = fx.client{ max_attempts = 1, missing_ok = true }
-    local res = c:delete_bandwidth("bw-1")
+    local res = c:delete_bandwidth(fixture.absent_id(1))
     assert.same({ true, false, "VPC.0306" }, { res.ok, res.deleted, res.code })
   end)
 

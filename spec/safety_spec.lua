@@ -53,6 +53,26 @@ describe("safety", function()
       assert.same({ true, false, 404, "VPC.0306" }, { res.ok, res.deleted, res.status, res.code })
     end)
 
+    -- Bandwidth ids are UUIDs. The documents give the delete no answer for a malformed id, and
+    -- "does not exist" for a bandwidth's name would otherwise read as "already deleted".
+    it("is an error for a 404 VPC.0306 about an id that is not shaped like one (a name)", function()
+      local c = fx.client{ missing_ok = true, max_attempts = 1 }
+      local results, summary
+      local names = { "prod-shared-bw", "3fa1e2b4-1111-2222-3333-44445555666", "3fa1e2b4111122223333444455556666" }
+      for _, id in ipairs(names) do
+        emu:inject{ method = "DELETE", status = 404, body = { code = "VPC.0306", message = "No Eip bandwidth exist." } }
+        local err = raised(c.delete_bandwidth, c, id)
+        assert.same({ "http", 404, "VPC.0306" }, { err.kind, err.status, err.code })
+        assert.matches("is not one (a name, or a cut-off or mistyped id?): nothing was deleted", err.advice, 1, true)
+        emu:inject{ method = "DELETE", status = 404, body = { code = "VPC.0306", message = "No Eip bandwidth exist." } }
+        results, summary = c:delete_bandwidths({ id }, { missing_ok = true })
+        assert.same({ false, 0, 1 }, { results[1].ok, summary.missing, summary.failed })
+      end
+      emu:inject{ method = "DELETE", status = 404, body = { code = "VPC.0306", message = "No Eip bandwidth exist." } }
+      local res = c:delete_bandwidth("3FA1E2B4-1111-2222-3333-444455556666") -- upper case is still a UUID
+      assert.same({ true, false }, { res.ok, res.deleted })
+    end)
+
     it("is an error for the gateway's 404 (a wrong base path), with advice naming the cause", function()
       local id = create(1)[1]
       local c = fx.client{ endpoint = emu.url .. "/eip", missing_ok = true }
@@ -449,7 +469,14 @@ describe("safety", function()
         cancel = function()
           asked = asked + 1
           if not probed or asked < probed + 2 then return nil end
-          socket.sleep(0.6)
+          -- id 2's answer: the emulator deletes it once its 0.3 s are over, and the 204 follows
+          -- at once (half a second for it to arrive).
+          local deadline = socket.gettime() + 10
+          while emu:get_bandwidth(ids[2]) do
+            assert(socket.gettime() < deadline, "id 2 was not deleted")
+            socket.sleep(0.05)
+          end
+          socket.sleep(0.5)
           return "abort"
         end })
       assert.equal("aborted", summary.stopped)

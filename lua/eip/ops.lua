@@ -82,14 +82,31 @@ function Delete.unusable(op, resp) -- luacheck: ignore op
     .. "may not have finished): check with show_bandwidth before deleting it again"
 end
 
+-- A bandwidth id as the cloud makes them: a UUID (8-4-4-4-12 hexadecimal digits).
+local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+
+--- Whether `id` has the shape of the ids the cloud gives bandwidths (a UUID).
+function M.uuid_shaped(id)
+  return type(id) == "string" and id:find(UUID) ~= nil
+end
+
 -- With missing_ok, the EIP service's "no such bandwidth" (404 VPC.0306) is a result
 -- { ok = true, deleted = false, status = 404, ... }: the bandwidth is gone either way (perhaps
 -- deleted by an earlier attempt whose answer was lost). Any other 404 (the API gateway's "no
 -- such API", an unknown code, no error body) says nothing about the bandwidth: a mistyped
--- endpoint must never read as "already deleted".
+-- endpoint must never read as "already deleted". Nor does a 404 for an id that is not shaped
+-- like one (a UUID): the documents give no answer of the delete for a malformed id, and a
+-- bandwidth's name or a cut-off id may well be "does not exist" too; it stays an error.
 function Delete.recover(op, err)
   if not (op.missing_ok and err.kind == "http" and err.status == 404
       and errors.NOT_FOUND_CODES[err.code] == "bandwidth") then
+    return nil
+  end
+  if not M.uuid_shaped(op.resource) then
+    err.advice = "missing_ok takes \"does not exist\" as \"already deleted\" only for an id shaped like the "
+      .. "ids the cloud gives bandwidths (a UUID, 8-4-4-4-12 hexadecimal digits); " .. tostring(op.resource)
+      .. " is not one (a name, or a cut-off or mistyped id?): nothing was deleted. Find the bandwidth's id "
+      .. "with list_bandwidths (`eip list-bandwidths`)."
     return nil
   end
   return {
@@ -178,6 +195,16 @@ local Remove = kind{ name = "remove_eips_from_bandwidth", method = "POST" }
 
 function Remove.result(_, resp, attempts, elapsed)
   return meta(resp, attempts, elapsed)
+end
+
+-- A remove is done when the service answers 204 No Content, as its document says. Another 2xx
+-- (a proxy's page, a 202) does not say the EIPs moved: an "http" error that may have acted, which
+-- the drain settles with one GET of the bandwidth.
+function Remove.unusable(_, resp)
+  local status = resp.status
+  if status == 204 then return nil end
+  return "a remove is done when the API answers 204 No Content; this " .. status .. " " .. reasons[status]
+    .. " does not say the EIPs left the bandwidth"
 end
 
 --- BatchRemoveFromSharedBandwidth for `entries` ({publicip_id, publicip_type?} tables): each
