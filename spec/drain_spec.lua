@@ -471,18 +471,66 @@ describe("bandwidth operations", function()
       assert.equal(50, #err.uncertain)
     end)
 
-    -- An EIP not in this bandwidth is refused (400 VPC.0323): the service moved nothing, and
-    -- the EIP's absence from the bandwidth must not read as "moved".
-    it("a batch the service refused at its only attempt moved nothing: no GET decides it", function()
+    -- An EIP not in this bandwidth is refused (400 VPC.0323). The documents do not say a remove
+    -- is all or nothing, so the GET decides; an EIP absent from it may never have been in it (a
+    -- remove_eips_from_bandwidth call read nothing before): uncertain, never "moved".
+    it("a batch the service refused is checked with the GET: what is left did not move", function()
       local other = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-elsewhere" } }
       local id = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-here" } }
       local c = fx.client{ max_attempts = 1 }
       emu:inject{ method = "POST", path = "/remove$", status = 400,
         body = { code = "VPC.0323", message = "The EIP is not in the bandwidth." } }
-      local err = raised(c.remove_eips_from_bandwidth, c, id, { "eip-elsewhere" }, terms)
+      emu:reset_counters()
+      local err = raised(c.remove_eips_from_bandwidth, c, id, { "eip-here", "eip-elsewhere" }, terms)
       assert.same({ 400, "remove" }, { err.status, err.stage })
-      assert.same({ {}, { "eip-elsewhere" }, {} }, { err.moved, err.not_moved, err.uncertain })
+      assert.same({ {}, { "eip-here" }, { "eip-elsewhere" } }, { err.moved, err.not_moved, err.uncertain })
       assert.same({ "eip-elsewhere" }, publicip_ids(emu:get_bandwidth(other)))
+      assert.equal(2, emu:stats().requests, "the remove and one GET")
+    end)
+
+    -- A remove refused with a 4xx after it moved some of its EIPs (here another client moved
+    -- one just before): the drain read the EIPs from the bandwidth, so one gone since moved
+    -- (and is billed on its own), and the error says so.
+    it("a drain's batch refused with a 4xx after some of its EIPs moved reports them moved", function()
+      local ids = eip_ids(3)
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+      local other = fx.client{ sleep = function() end }
+      local err = raised(client.drain_and_delete_bandwidth, client, id, {
+        charge_mode = "bandwidth", size = 1,
+        confirm = function()
+          other:remove_eips_from_bandwidth(id, { ids[1] }, terms)
+          emu:inject{ method = "POST", path = "/remove$", status = 400,
+            body = { code = "VPC.0323", message = "The EIP cannot be removed." } }
+          return true
+        end,
+      })
+      other:close()
+      assert.same({ 400, "remove" }, { err.status, err.stage })
+      assert.same({ { ids[1] }, { ids[2], ids[3] }, {} }, { err.moved, err.not_moved, err.uncertain })
+      assert.same(err.not_moved, publicip_ids(emu:get_bandwidth(id)))
+    end)
+
+    -- A throttled remove (429, retried until the attempts ran out) was not carried out.
+    it("a remove throttled to the end moved nothing: no GET", function()
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-1" } }
+      local c = fx.client{ max_attempts = 1 }
+      emu:inject{ method = "POST", path = "/remove$", status = 429,
+        body = { error_code = "APIGW.0308", error_msg = "The throttling threshold has been reached" } }
+      emu:reset_counters()
+      local err = raised(c.remove_eips_from_bandwidth, c, id, { "eip-1" }, terms)
+      assert.same({ 429, { "eip-1" }, {} }, { err.status, err.not_moved, err.uncertain })
+      assert.equal(1, emu:stats().requests)
+    end)
+
+    -- Success is 204; a 200 (a proxy's page) does not say the EIPs left: an error, settled by
+    -- the GET like any answer that may have acted.
+    it("a remove answered 200 is no success: the GET says what moved", function()
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-1", "eip-2" } }
+      local c = fx.client{ max_attempts = 1 }
+      emu:inject{ method = "POST", path = "/remove$", status = 200, body = "<html>portal</html>" }
+      local err = raised(c.remove_eips_from_bandwidth, c, id, { "eip-1" }, terms)
+      assert.same({ "http", 200, "Unusable Answer" }, { err.kind, err.status, err.reason })
+      assert.same({ {}, { "eip-1" }, {} }, { err.moved, err.not_moved, err.uncertain })
     end)
 
     -- Carried out, then answered with a head no client can read: the call may have acted,

@@ -174,15 +174,22 @@ local function still_present(runner, project, bandwidth_id)
 end
 
 -- A failed batch: sort its EIPs by what the verifying GET shows. Returns moved, not_moved,
--- uncertain (lists).
-local function settle(runner, project, bandwidth_id, batch_ids)
+-- uncertain (lists). `absent_unsure`: an EIP absent from the bandwidth is uncertain rather than
+-- moved (the service refused the call, and it may never have been in this bandwidth).
+local function settle(runner, project, bandwidth_id, batch_ids, absent_unsure)
   local present = still_present(runner, project, bandwidth_id)
   if not present then return {}, {}, batch_ids end
-  local moved, kept = {}, {}
+  local moved, kept, unsure = {}, {}, {}
   for _, id in ipairs(batch_ids) do
-    if present[id] then kept[#kept + 1] = id else moved[#moved + 1] = id end
+    if present[id] then
+      kept[#kept + 1] = id
+    elseif absent_unsure then
+      unsure[#unsure + 1] = id
+    else
+      moved[#moved + 1] = id
+    end
   end
-  return moved, kept, {}
+  return moved, kept, unsure
 end
 
 local function append(list, more)
@@ -211,14 +218,17 @@ end
 --- Removes `entries` (from @{eip_entries}) in batches of at most 100. A batch that fails after
 -- an attempt that may have acted unanswered is checked with one GET of the bandwidth: if none of
 -- its EIPs is left in it (e.g. a retried call whose first answer was lost), the batch counts as
--- done and the next one is sent. A batch the service refused at its only attempt moved nothing.
+-- done and the next one is sent; so is a batch the service refused with a 4xx (other than 429),
+-- which may have moved some of its EIPs (`known`: the entries were read from the bandwidth just
+-- before, so one absent now moved; else it is uncertain). A batch that never reached the service,
+-- or was throttled (429), moved nothing.
 -- Otherwise the eip error is raised carrying `moved`, `not_moved` (still in it, including every
 -- later batch), `uncertain` (the check failed too), `bandwidth_id` and `stage = "remove"`.
 -- `terms.cancel` (a function: true-ish to stop) is asked before each batch after the first and
 -- during the waits of each (see eip.pipeline Runner:run): when it says stop, nothing more is
 -- sent, not even the verifying GET, and the error (kind "interrupted") says what moved; a batch
 -- stopped after an attempt that may have acted unanswered is `uncertain`.
-function M.remove(runner, project, bandwidth_id, entries, terms)
+function M.remove(runner, project, bandwidth_id, entries, terms, known)
   local per = M.MAX_EIPS_PER_CALL
   local batches = math.ceil(#entries / per) -- no // : this module also runs on LuaJIT
   local summary = { ok = true, bandwidth_id = bandwidth_id, removed = {}, requests = 0, request_ids = {},
@@ -258,10 +268,15 @@ function M.remove(runner, project, bandwidth_id, entries, terms)
       elseif errors.could_have_acted(err) then
         -- A timeout, a reset, a garbled answer, a 5xx, or a retry after one: the GET tells.
         moved, kept, uncertain = settle(runner, project, bandwidth_id, ids)
+      elseif err.kind == "http" and err.status ~= 429 then
+        -- The service refused it with a 4xx (an EIP not in this bandwidth, a policy). Its documents
+        -- do not say a remove is all or nothing, and an EIP that did move is billed on its own: the
+        -- GET tells. An EIP absent from the bandwidth moved when it was in it before (the drain's
+        -- show said so: `known`), else nobody can tell (perhaps it never was in it): uncertain.
+        moved, kept, uncertain = settle(runner, project, bandwidth_id, ids, not known)
       else
-        -- The service answered a 4xx (an EIP not in this bandwidth, a policy), or the request
-        -- never reached it, and no attempt before went unanswered: nothing moved. EIPs absent
-        -- from the bandwidth were never moved.
+        -- The request never reached the service, or was throttled (429) before it was carried
+        -- out, and no attempt before went unanswered: nothing moved.
         moved, kept, uncertain = {}, ids, {}
       end
       append(summary.removed, moved)
@@ -465,7 +480,7 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok)
       ids_of(plan.eips, 1, held)), 0)
   end
   if held > 0 then
-    local summary = M.remove(runner, project, bandwidth_id, plan.eips, terms)
+    local summary = M.remove(runner, project, bandwidth_id, plan.eips, terms, true)
     removed, requests = summary.removed, requests + summary.requests
     if cancel and cancel() then
       error(stopped_by_cancel(delete, "delete", string.format("interrupted before the delete: %d EIP(s) were "

@@ -439,8 +439,9 @@ end
 --- Removes EIPs from a shared bandwidth: `POST /v2.0/{project_id}/bandwidths/{id}/remove`, in
 -- batches of at most 100. Each removed EIP gets its own dedicated bandwidth of `charge_mode`
 -- and `size`, as the API does. A batch that fails after an attempt that may have acted
--- unanswered is checked with one GET of the bandwidth; one refused at its only attempt moved
--- nothing.
+-- unanswered, or that the service refused with a 4xx other than 429, is checked with one GET of
+-- the bandwidth (an EIP absent after a 4xx is `uncertain`: it may never have been in it); one
+-- that never reached the service, or was throttled, moved nothing. Only 204 is success.
 -- @tparam string bandwidth_id the shared bandwidth
 -- @tparam table eip_ids a list of distinct EIP ids (strings, or `{ publicip_id=, publicip_type= }`
 --   for IPv6 ports): keys exactly 1..n, an entry table with no other key
