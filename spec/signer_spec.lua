@@ -216,3 +216,35 @@ describe("core.signer", function()
     assert.is_nil(tostring(err):find("SKsecret1", 1, true))
   end)
 end)
+
+-- An IAM endpoint given with a base path (a gateway that routes by path): the project lookup is
+-- signed over the path it is sent to, as a request to the API endpoint's base path is. Signing
+-- /v3/projects while sending /iam-proxy/v3/projects is a refused signature every time, and
+-- refused signatures lock the key.
+describe("the project lookup through an IAM endpoint with a base path", function()
+  local fixture = require "spec.support.fixture"
+  local fx = fixture.emulator()
+  local emu
+  setup(function() emu = fx.start() end)
+  teardown(fx.stop)
+  before_each(fx.reset)
+
+  it("is signed over the path it is sent to", function()
+    local c = eip.new({ region = "cn-north-4", ak = emu.ak, sk = emu.sk, max_attempts = 1 },
+      function(name)
+        return ({ HUAWEICLOUD_SDK_IAM_ENDPOINT = emu.iam_url .. "/iam-proxy" })[name]
+      end)
+    local ok, err = pcall(c.authenticate, c)
+    c:close()
+    assert.is_false(ok)
+    assert.is_true(eip.is_error(err), tostring(err))
+    local req = emu:requests()[1]
+    assert.equal("/iam-proxy/v3/projects?name=cn-north-4", req.uri)
+    local signed = req.headers.authorization:match("SignedHeaders=([^,]+)")
+    local headers = {}
+    for name in signed:gmatch("[^;]+") do headers[name] = req.headers[name] end
+    local expected = eip.sign{ method = "GET", url = emu.iam_url .. req.uri, headers = headers, ak = emu.ak,
+      sk = emu.sk }
+    assert.equal(expected, req.headers.authorization)
+  end)
+end)

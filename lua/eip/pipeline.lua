@@ -188,7 +188,11 @@ local function build(self, op, attempts, timeout, req)
   local url, host, signed_path, query = op.url, self.host, false, op.query or false
   local proxy = self.endpoint_proxy
   if url then
-    host = url:match("^%a+://([^/]+)")
+    local sent_path
+    host, sent_path = url:match("^%a+://([^/]+)([^?]*)")
+    -- An endpoint given with a base path (an IAM endpoint behind a path-routing gateway): the
+    -- path sent is what is signed, as for the API endpoint's base path below.
+    if sent_path ~= op.path and sent_path ~= "" then signed_path = sent_path end
     proxy = self.proxies and self.proxies:decide(url)
   else
     url = query and self.endpoint .. op.path .. query_string(query) or self.endpoint .. op.path
