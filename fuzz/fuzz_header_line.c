@@ -138,6 +138,9 @@ static void model_line(model *m, const char *line, size_t len)
     if (same_name_ci(line, colon, "x-subject-token")) {
         m->token_line = 1;
         m->has_token = e > b && e - b < EIP_HTTP_TOKEN_MAX;
+        for (i = b; m->has_token && i < e; i++) /* visible ASCII only, as capture_token keeps */
+            if ((unsigned char)line[i] < 0x21 || (unsigned char)line[i] > 0x7e)
+                m->has_token = 0;
         m->token = line + b;
         m->token_len = e - b;
         return;

@@ -63,26 +63,38 @@ static void set_bool(lua_State *L, const char *k, int v)
     lua_setfield(L, -2, k);
 }
 
-/* Optional string field of the table at index t; raises naming the field when mistyped. */
+/* Tables the core reads are read raw (no __index, no Lua code run in the middle), and every
+ * string or table it keeps a pointer into stays on the stack until the call returns: a value
+ * an __index function made would be referenced by nothing, and a finaliser run by an
+ * allocation could replace a field and leave the string it held to the collector. */
+
+/* Pushes t[k] (t an absolute index), read raw; returns its type. */
+static int raw_field(lua_State *L, int t, const char *k)
+{
+    lua_pushstring(L, k);
+    lua_rawget(L, t);
+    return lua_type(L, -1);
+}
+
+/* Optional string field of the table at index t (absolute), read raw and LEFT ON THE STACK
+ * (nil when absent), so that the pointer returned stays valid for the whole call; raises
+ * naming the field when mistyped. */
 static const char *opt_str_field(lua_State *L, int t, const char *k, size_t *len)
 {
-    const char *s = NULL;
-    lua_getfield(L, t, k);
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "eip.core: field '%s' must be a string", k);
-        s = lua_tolstring(L, -1, len);
-    }
-    lua_pop(L, 1); /* the string stays alive: it is referenced by the table */
-    return s;
+    int type = raw_field(L, t, k);
+    if (type == LUA_TNIL)
+        return NULL;
+    if (type != LUA_TSTRING)
+        luaL_error(L, "eip.core: field '%s' must be a string", k);
+    return lua_tolstring(L, -1, len);
 }
 
 static lua_Number opt_num_field(lua_State *L, int t, const char *k, lua_Number dflt)
 {
     lua_Number v = dflt;
-    lua_getfield(L, t, k);
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TNUMBER)
+    int type = raw_field(L, t, k);
+    if (type != LUA_TNIL) {
+        if (type != LUA_TNUMBER)
             luaL_error(L, "eip.core: field '%s' must be a number", k);
         v = lua_tonumber(L, -1);
     }
@@ -220,18 +232,18 @@ static int l_error_codes(lua_State *L)
 
 /* ---- signing ------------------------------------------------------------------------- */
 
-/* The length of the list at t[k] (0 when absent; not a table is reported by collect_pairs). */
+/* The length of the list at t[k], read raw (0 when absent; not a table is reported by
+ * collect_pairs). */
 static size_t list_length(lua_State *L, int t, const char *k)
 {
     size_t n;
-    lua_getfield(L, t, k);
-    n = lua_istable(L, -1) ? lua_rawlen(L, -1) : 0;
+    n = raw_field(L, t, k) == LUA_TTABLE ? lua_rawlen(L, -1) : 0;
     lua_pop(L, 1);
     return n;
 }
 
 /* The {name, value} pair on top of the stack into *kv (its strings stay referenced by the
- * pair table, which the caller keeps referenced). Raises naming list[i] when it is not one. */
+ * pair table, which the caller keeps on the stack). Raises naming list[i] when it is not one. */
 static void read_pair(lua_State *L, const char *list, size_t i, eip_kv *kv)
 {
     if (!lua_istable(L, -1))
@@ -245,7 +257,8 @@ static void read_pair(lua_State *L, const char *list, size_t i, eip_kv *kv)
     lua_pop(L, 2);
 }
 
-/* Reads the list of {name, value} pairs at stack index idx (nil: none) into kv, at most max. */
+/* Reads the list of {name, value} pairs at stack index idx (absolute; nil: none) into kv, at
+ * most max. Each pair table is left on the stack (n values), so its strings outlive the call. */
 static size_t collect_list(lua_State *L, int idx, const char *list, eip_kv *kv, size_t max)
 {
     size_t i, n;
@@ -256,22 +269,20 @@ static size_t collect_list(lua_State *L, int idx, const char *list, eip_kv *kv, 
     n = lua_rawlen(L, idx);
     if (n > max)
         luaL_error(L, "eip.core: too many entries in '%s' (at most %d)", list, (int)max);
+    luaL_checkstack(L, (int)n + 4, "eip.core: too many pairs");
     for (i = 0; i < n; i++) {
         lua_rawgeti(L, idx, (int)i + 1);
-        read_pair(L, list, i, &kv[i]);
-        lua_pop(L, 1); /* the strings stay referenced by the pair table */
+        read_pair(L, list, i, &kv[i]); /* the pair table stays on the stack */
     }
     return n;
 }
 
-/* Reads a list of {name, value} pairs at t[k] into kv (strings stay referenced by t). */
+/* Reads a list of {name, value} pairs at t[k] (raw) into kv; the list and its pairs are left
+ * on the stack. */
 static size_t collect_pairs(lua_State *L, int t, const char *k, eip_kv *kv, size_t max)
 {
-    size_t n;
-    lua_getfield(L, t, k);
-    n = collect_list(L, lua_gettop(L), k, kv, max);
-    lua_pop(L, 1);
-    return n;
+    raw_field(L, t, k);
+    return collect_list(L, lua_gettop(L), k, kv, max);
 }
 
 /* The two output buffers of core.sign, owned by a userdata. */
@@ -521,14 +532,14 @@ static int l_signer_headers(lua_State *L)
 
     lua_createtable(L, (int)nentries + 5, 0);
     out = lua_gettop(L);
+    luaL_checkstack(L, (int)nentries + 8, "eip.core: too many headers");
     for (i = 0; i < nentries; i++) {
-        int is_signed;
+        int is_signed, entry;
         lua_rawgeti(L, A_HEADERS, (int)i + 1);
+        entry = lua_gettop(L);
         read_pair(L, "headers", i, &hdr[nh]);
-        lua_getfield(L, -1, "signed");
-        is_signed = !(lua_isboolean(L, -1) && !lua_toboolean(L, -1));
-        lua_getfield(L, -2, "line");
-        if (lua_type(L, -1) != LUA_TSTRING) {
+        is_signed = !(raw_field(L, entry, "signed") == LUA_TBOOLEAN && !lua_toboolean(L, -1));
+        if (raw_field(L, entry, "line") != LUA_TSTRING) {
             lua_pop(L, 1);
             lua_pushlstring(L, hdr[nh].name, hdr[nh].name_len);
             lua_pushliteral(L, ": ");
@@ -536,7 +547,7 @@ static int l_signer_headers(lua_State *L)
             lua_concat(L, 3);
         }
         lua_rawseti(L, out, ++n);
-        lua_pop(L, 2); /* signed, and the entry (still referenced by the headers list) */
+        lua_pop(L, 1); /* signed; the entry stays on the stack, its strings signed below */
         if (is_signed)
             nh++;
     }
@@ -701,16 +712,62 @@ static int secrets_current(lua_State *L, int list, int entry, int *other)
     return j;
 }
 
+/* A new index of the strings of the list at `list`, in a userdata pushed on the stack (its
+ * __gc frees the index). entry: 0, or the stack index of a cache entry whose [1] becomes the
+ * userdata (popped from the stack then) and [2..] the strings indexed, which keeps them alive.
+ * *other: whether the list holds a value that is not a string. */
+static eip_secrets *secrets_build(lua_State *L, int list, int entry, int *other)
+{
+    int n = 0, j = 2;
+    secrets_index *u;
+    eip_secrets *x;
+    *other = 0;
+    lua_pushnil(L);
+    while (lua_next(L, list) != 0) {
+        n++;
+        lua_pop(L, 1);
+    }
+    u = lua_newuserdata(L, sizeof *u);
+    u->x = NULL;
+    eip_setmetatable(L, SECRETS_MT);
+    u->x = eip_secrets_new((size_t)n);
+    if (u->x == NULL)
+        luaL_error(L, "eip.core: out of memory (secrets index)");
+    lua_pushnil(L);
+    while (lua_next(L, list) != 0) {
+        size_t len = 0;
+        const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+        if (v == NULL)
+            *other = 1;
+        if (v != NULL && len > 0 && eip_secrets_add(u->x, v, len) != 0)
+            luaL_error(L, "eip.core: out of memory (secrets index)");
+        if (v != NULL && len > 0 && entry != 0)
+            lua_rawseti(L, entry, j++); /* pops the value */
+        else
+            lua_pop(L, 1);
+    }
+    x = u->x;
+    if (entry != 0)
+        lua_rawseti(L, entry, 1); /* pops the userdata */
+    return x;
+}
+
 /* The index of the list at stack index `list` (an absolute index), made when the list is seen
  * for the first time or has changed since (a value replaced, added or removed), as the cache's
  * copy of its strings, which keeps them alive, tells. *other: whether the list holds a value
- * that is not a string. Leaves the stack as it found it. */
-static eip_secrets *secrets_of(lua_State *L, int list, int *other)
+ * that is not a string.
+ * A cached index that was finalised (its __gc ran: at lua_close every finaliser runs, and a
+ * collection finalises an index together with a list resurrected by another finaliser) is
+ * never used. Such a list gets an index for this call only, in *temp, left on the stack: the
+ * caller frees it with secrets_done once done (its __gc is only the fallback when a raise comes
+ * first: a userdata made while the state closes is never finalised). It is not cached, for the
+ * same reason. Otherwise *temp is NULL and the stack is left as it was found. */
+static eip_secrets *secrets_of(lua_State *L, int list, int *other, secrets_index **temp)
 {
-    int top = lua_gettop(L), cache, entry, j = 2, n = 0;
+    int top = lua_gettop(L), cache, entry;
     eip_secrets *x;
-    secrets_index *u;
     *other = 0;
+    *temp = NULL;
     lua_pushlightuserdata(L, &secrets_cache_key);
     lua_rawget(L, LUA_REGISTRYINDEX);
     cache = lua_gettop(L);
@@ -721,43 +778,29 @@ static eip_secrets *secrets_of(lua_State *L, int list, int *other)
         lua_rawgeti(L, entry, 1);
         x = ((secrets_index *)lua_touserdata(L, -1))->x;
         lua_settop(L, top);
+        if (x != NULL)
+            return x;
+        x = secrets_build(L, list, 0, other); /* the stale entry stays: see above */
+        *temp = lua_touserdata(L, -1);
         return x;
     }
-    *other = 0;
-    lua_pushnil(L);
-    while (lua_next(L, list) != 0) {
-        n++;
-        lua_pop(L, 1);
-    }
-    lua_createtable(L, n + 1, 0);
+    lua_createtable(L, 2, 0);
     entry = lua_gettop(L);
-    u = lua_newuserdata(L, sizeof *u);
-    u->x = NULL;
-    eip_setmetatable(L, SECRETS_MT);
-    u->x = eip_secrets_new((size_t)n);
-    if (u->x == NULL)
-        luaL_error(L, "eip.core: out of memory (secrets index)");
-    lua_rawseti(L, entry, 1);
-    lua_pushnil(L);
-    while (lua_next(L, list) != 0) {
-        size_t len = 0;
-        const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
-        if (v == NULL)
-            *other = 1;
-        if (v != NULL && len > 0) {
-            if (eip_secrets_add(u->x, v, len) != 0)
-                luaL_error(L, "eip.core: out of memory (secrets index)");
-            lua_rawseti(L, entry, j++); /* pops the value */
-        } else {
-            lua_pop(L, 1);
-        }
-    }
-    x = u->x;
+    x = secrets_build(L, list, entry, other);
     lua_pushvalue(L, list);
     lua_pushvalue(L, entry);
     lua_rawset(L, cache);
     lua_settop(L, top);
     return x;
+}
+
+/* Frees an index secrets_of made for one call (NULL: none). */
+static void secrets_done(secrets_index *temp)
+{
+    if (temp != NULL) {
+        eip_secrets_free(temp->x);
+        temp->x = NULL;
+    }
 }
 
 /* core.plain_text(s, secrets) -> whether eip.pipeline's Runner:clean gives s back as it is: no
@@ -774,8 +817,10 @@ static int l_plain_text(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     plain = before_controls(s, len, &escapes) == len && !escapes;
     if (plain) {
-        eip_secrets *x = secrets_of(L, 2, &other);
+        secrets_index *temp;
+        eip_secrets *x = secrets_of(L, 2, &other, &temp);
         plain = !other && !eip_secrets_any(x, s, len);
+        secrets_done(temp);
     }
     lua_pushboolean(L, plain);
     return 1;
@@ -783,7 +828,9 @@ static int l_plain_text(lua_State *L)
 
 /* core.secret_ranges(s, secrets) -> nil, or { from1, to1, from2, to2, ... }: the pieces of the
  * list's secrets in s (1-based, inclusive byte positions), in order, merged where they overlap
- * or touch. Values that are not strings are skipped. */
+ * or touch. Values that are not strings are skipped. The pieces are counted first, then
+ * written: a text with none (the usual case) costs no allocation at all, one with some only
+ * their ranges. */
 static int l_secret_ranges(lua_State *L)
 {
     size_t len, n, i;
@@ -791,15 +838,18 @@ static int l_secret_ranges(lua_State *L)
     int other;
     eip_secrets *x;
     eip_range *out;
+    secrets_index *temp;
 
     luaL_checktype(L, 2, LUA_TTABLE);
-    x = secrets_of(L, 2, &other);
-    out = lua_newuserdata(L, EIP_SECRETS_MAX_RANGES(len) * sizeof *out);
-    n = eip_secrets_scan(x, s, len, out);
+    x = secrets_of(L, 2, &other, &temp);
+    n = eip_secrets_scan(x, s, len, NULL);
     if (n == 0) {
+        secrets_done(temp);
         lua_pushnil(L);
         return 1;
     }
+    out = lua_newuserdata(L, n * sizeof *out);
+    eip_secrets_scan(x, s, len, out);
     lua_createtable(L, (int)(2 * n), 0);
     for (i = 0; i < n; i++) {
         eip_pushint(L, out[i].from + 1);
@@ -807,6 +857,7 @@ static int l_secret_ranges(lua_State *L)
         eip_pushint(L, out[i].to);
         lua_rawseti(L, -2, (int)(2 * i + 2));
     }
+    secrets_done(temp);
     return 1;
 }
 
@@ -916,17 +967,53 @@ static int l_interrupts(lua_State *L)
     return 1;
 }
 
+/* ---- what reaches libcurl ------------------------------------------------------------ *
+ * libcurl takes C strings: a NUL inside a Lua string would cut what the Lua layer validated
+ * (a URL's path), and CR or LF in a method or user agent would put lines of the caller's on
+ * the wire. The Lua layer never makes such strings; they are refused here once more, by the
+ * field's name, before anything is sent. */
+
+/* tchar of RFC 9110 (5.6.2): what a method and a header field name are made of. */
+static int is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* The length of s's leading run of tchar. */
+static size_t token_length(const char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len && is_tchar((unsigned char)s[i]))
+        i++;
+    return i;
+}
+
+/* Raises naming the field when the string s (len bytes) holds a NUL. */
+static void check_no_nul(lua_State *L, const char *s, size_t len, const char *field)
+{
+    if (s != NULL && memchr(s, '\0', len) != NULL)
+        luaL_error(L, "eip.core: field '%s' must not contain a NUL byte", field);
+}
+
 /* ---- sessions ----------------------------------------------------------------------- */
 
 /* The connection settings at argument 1 ({ ca_file=, insecure=, user_agent= }), shared by
- * sessions and multis. */
+ * sessions and multis. Its strings are left on the stack. */
 static void read_config(lua_State *L, eip_http_config *cfg)
 {
+    size_t len = 0, i;
     luaL_checktype(L, 1, LUA_TTABLE);
     memset(cfg, 0, sizeof(*cfg));
-    cfg->ca_file = opt_str_field(L, 1, "ca_file", NULL);
-    cfg->user_agent = opt_str_field(L, 1, "user_agent", NULL);
-    lua_getfield(L, 1, "insecure");
+    cfg->ca_file = opt_str_field(L, 1, "ca_file", &len);
+    check_no_nul(L, cfg->ca_file, len, "ca_file");
+    cfg->user_agent = opt_str_field(L, 1, "user_agent", &len);
+    for (i = 0; cfg->user_agent != NULL && i < len; i++) {
+        unsigned char c = (unsigned char)cfg->user_agent[i];
+        if (c < 32 || c == 127)
+            luaL_error(L, "eip.core: field 'user_agent' must not contain control characters (CR, LF, NUL...)");
+    }
+    raw_field(L, 1, "insecure");
     cfg->insecure = lua_toboolean(L, -1);
     lua_pop(L, 1);
 }
@@ -963,29 +1050,37 @@ static int l_session_close(lua_State *L)
 }
 
 /* Header lines come from the Lua layer, which validated them; a CR, LF or NUL here would
- * still let a caller smuggle a second header, so it is checked once more at the edge. */
+ * still let a caller smuggle a second header, and a line not starting with a field name (a
+ * token, then the colon) would be read as the continuation of the line before it (obs-fold)
+ * or as no header at all, so each is checked once more at the edge. An empty value ("Name:")
+ * stays allowed: it is libcurl's way of leaving out a header it would add. The list and its
+ * strings are left on the stack. */
 static size_t collect_headers(lua_State *L, int t, const char **out)
 {
     size_t i, n;
-    lua_getfield(L, t, "headers");
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
+    int list;
+    int type = raw_field(L, t, "headers");
+    if (type == LUA_TNIL)
         return 0;
-    }
-    luaL_argcheck(L, lua_istable(L, -1), 2, "headers must be a list of strings");
-    n = lua_rawlen(L, -1);
+    luaL_argcheck(L, type == LUA_TTABLE, 2, "headers must be a list of strings");
+    list = lua_gettop(L);
+    n = lua_rawlen(L, list);
     luaL_argcheck(L, n <= MAX_HEADERS, 2, "too many headers");
+    luaL_checkstack(L, (int)n + 8, "eip.core: too many headers");
     for (i = 0; i < n; i++) {
-        size_t len;
-        const char *h;
-        lua_rawgeti(L, -1, (int)i + 1);
-        h = lua_tolstring(L, -1, &len);
-        if (lua_type(L, -1) != LUA_TSTRING || strcspn(h, "\r\n") != len || memchr(h, ':', len) == NULL)
+        size_t len = 0, name;
+        const char *h = NULL;
+        lua_rawgeti(L, list, (int)i + 1); /* stays on the stack */
+        if (lua_type(L, -1) == LUA_TSTRING)
+            h = lua_tolstring(L, -1, &len);
+        if (h == NULL || strcspn(h, "\r\n") != len || memchr(h, ':', len) == NULL)
             luaL_error(L, "eip.core: header %d is not a single 'Name: value' line", (int)i + 1);
+        name = token_length(h, len);
+        if (name == 0 || h[name] != ':')
+            luaL_error(L, "eip.core: header %d is not a single 'Name: value' line (its name must be a token "
+                          "right before the colon)", (int)i + 1);
         out[i] = h;
-        lua_pop(L, 1); /* still referenced by the headers table, itself referenced by arg 2 */
     }
-    lua_pop(L, 1);
     return n;
 }
 
@@ -1045,35 +1140,44 @@ static void push_response(lua_State *L, const eip_http_response *r)
 }
 
 /* The request's `proxy` (index 2): nil or false to go direct, else a table { url =
- * "http://host:port", user = ?, password = ? } (lua/eip/proxy.lua makes it). Its strings stay
- * referenced by that table, which the request table references. */
+ * "http://host:port", user = ?, password = ? } (lua/eip/proxy.lua makes it). The table and its
+ * strings are left on the stack. */
 static void read_proxy(lua_State *L, eip_http_request *req)
 {
     int t;
-    lua_getfield(L, 2, "proxy");
+    size_t len = 0;
+    raw_field(L, 2, "proxy");
     t = lua_gettop(L);
     if (lua_istable(L, t)) {
-        req->proxy = opt_str_field(L, t, "url", NULL);
+        req->proxy = opt_str_field(L, t, "url", &len);
         if (req->proxy == NULL)
             luaL_error(L, "eip.core: field 'proxy' must have a url");
-        req->proxy_user = opt_str_field(L, t, "user", NULL);
-        req->proxy_password = opt_str_field(L, t, "password", NULL);
+        check_no_nul(L, req->proxy, len, "proxy.url");
+        req->proxy_user = opt_str_field(L, t, "user", &len);
+        check_no_nul(L, req->proxy_user, len, "proxy.user");
+        req->proxy_password = opt_str_field(L, t, "password", &len);
+        check_no_nul(L, req->proxy_password, len, "proxy.password");
     } else if (!lua_isnil(L, t) && !(lua_isboolean(L, t) && !lua_toboolean(L, t))) {
         luaL_error(L, "eip.core: field 'proxy' must be a table, false or nil");
     }
-    lua_pop(L, 1);
 }
 
-/* Reads the request table at index 2 (shared by session:request and multi:start). Its strings
- * stay referenced by the table, which the caller's stack holds for the whole call. */
+/* Reads the request table at index 2 (shared by session:request and multi:start), raw. Every
+ * string kept (and the tables holding them) is left on the stack for the whole call. */
 static void read_request(lua_State *L, eip_http_request *req, const char **headers)
 {
     lua_Number cap;
+    size_t method_len = 0, url_len = 0;
     luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checkstack(L, 16, "eip.core: request");
     memset(req, 0, sizeof(*req));
-    req->method = opt_str_field(L, 2, "method", NULL);
-    req->url = opt_str_field(L, 2, "url", NULL);
+    req->method = opt_str_field(L, 2, "method", &method_len);
+    req->url = opt_str_field(L, 2, "url", &url_len);
     luaL_argcheck(L, req->method != NULL && req->url != NULL, 2, "method and url are required");
+    if (method_len == 0 || token_length(req->method, method_len) != method_len)
+        luaL_error(L, "eip.core: field 'method' must be an HTTP method (a token: letters, digits and "
+                      "!#$%%&'*+-.^_`|~)");
+    check_no_nul(L, req->url, url_len, "url");
     req->body = opt_str_field(L, 2, "body", &req->body_len);
     req->nheaders = collect_headers(L, 2, headers);
     req->headers = headers;
@@ -1102,6 +1206,7 @@ static int l_session_request(lua_State *L)
     read_request(L, &req, headers);
     eip_http_perform(s->http, &req, &resp);
     push_response(L, &resp);
+    eip_http_trim(s->http); /* the answer is Lua's now: a large buffer is given back */
     return 1;
 }
 
@@ -1127,8 +1232,11 @@ static const luaL_Reg session_methods[] = {
  *                             slot -> slot number (1-based); nil, message when none is free
  *   multi:next(timeout)       drives the transfers for up to timeout seconds until one ends
  *                             -> slot, response table (as session:request's); nil on timeout
- *   multi:pending()           transfers started and not yet returned by next
- *   multi:cancel()            aborts every transfer in flight (the multi stays usable)
+ *   multi:pending()           transfers started and not yet returned by next (0 once closed)
+ *   multi:cancel()            aborts every transfer in flight (the multi stays usable; a
+ *                             closed multi has none: nothing to do, no error, so that a batch's
+ *                             clean-up after a client closed mid-batch does not hide why it
+ *                             stopped)
  *   multi:close()             frees it all now (also done by the garbage collector)
  * Signing, mapping and retries stay in Lua (lua/eip/batch.lua): the caller starts each request
  * right after signing it. */
@@ -1204,18 +1312,22 @@ static int l_multi_next(lua_State *L)
     eip_pushint(L, slot + 1);
     push_response(L, resp); /* may raise (memory): the answer then stays for the next call */
     eip_multi_pop(u->multi);
+    eip_multi_trim(u->multi, slot); /* the answer is Lua's now: a large buffer is given back */
     return 2;
 }
 
 static int l_multi_pending(lua_State *L)
 {
-    eip_pushint(L, eip_multi_pending(check_multi(L)->multi));
+    multi_ud *u = luaL_checkudata(L, 1, MULTI_MT);
+    eip_pushint(L, u->multi != NULL ? eip_multi_pending(u->multi) : 0);
     return 1;
 }
 
 static int l_multi_cancel(lua_State *L)
 {
-    eip_multi_cancel(check_multi(L)->multi);
+    multi_ud *u = luaL_checkudata(L, 1, MULTI_MT);
+    if (u->multi != NULL)
+        eip_multi_cancel(u->multi);
     return 0;
 }
 

@@ -47,16 +47,25 @@ static void copy_bounded(char *dst, size_t cap, const char *src, size_t len)
 }
 
 /* X-Subject-Token, whole, into t's token buffer: allocated by the first token, grown in
- * powers of two from 4 KiB only when a longer one comes, kept for the next answers. */
+ * powers of two from 4 KiB only when a longer one comes, kept for the next answers (up to
+ * EIP_HTTP_TOKEN_KEEP_MAX: see eip_http_transfer_trim). */
 static int capture_token(eip_http_transfer *t, const char *v, size_t len)
 {
     eip_http_response *r = t->resp;
+    size_t i;
     r->subject_token = NULL;
     r->subject_token_len = 0;
     /* Empty counts as absent, as for every captured header; a cut token would be useless:
      * none is better than a wrong one. */
     if (len == 0 || len >= EIP_HTTP_TOKEN_MAX)
         return 0;
+    /* The token goes back on the wire in an X-Auth-Token line: a byte that is not visible
+     * ASCII (a CR, a space, a control character, a byte over 126) would make that line
+     * something else, or one the header check refuses with a raw error. Such a value is no
+     * token: absent, which the caller reports as an answer without one. */
+    for (i = 0; i < len; i++)
+        if ((unsigned char)v[i] < 0x21 || (unsigned char)v[i] > 0x7e)
+            return 0;
     if (len + 1 > t->token_alloc) {
         size_t want = 4096;
         char *p;
@@ -303,6 +312,34 @@ static void forget_proxy(eip_http_transfer *t)
     t->proxy = t->proxy_user = t->proxy_password = NULL;
 }
 
+void eip_http_transfer_trim(eip_http_transfer *t)
+{
+    eip_http_response *r = t->resp;
+    if (t->body_alloc > EIP_HTTP_BODY_KEEP_MAX) {
+        if (r != NULL && r->body == t->body) {
+            r->body = NULL;
+            r->body_len = 0;
+        }
+        free(t->body);
+        t->body = NULL;
+        t->body_alloc = t->body_len = 0;
+    }
+    if (t->token_alloc > EIP_HTTP_TOKEN_KEEP_MAX) {
+        if (r != NULL && r->subject_token == t->token) {
+            r->subject_token = NULL;
+            r->subject_token_len = 0;
+        }
+        free(t->token);
+        t->token = NULL;
+        t->token_alloc = 0;
+    }
+}
+
+size_t eip_http_transfer_buffered(const eip_http_transfer *t)
+{
+    return t->body_alloc + t->token_alloc;
+}
+
 void eip_http_transfer_cleanup(eip_http_transfer *t)
 {
     curl_easy_cleanup(t->curl);
@@ -331,6 +368,16 @@ eip_http *eip_http_new(const eip_http_config *cfg, char *err, size_t errcap)
         return NULL;
     }
     return h;
+}
+
+void eip_http_trim(eip_http *h)
+{
+    eip_http_transfer_trim(&h->t);
+}
+
+size_t eip_http_buffered(const eip_http *h)
+{
+    return eip_http_transfer_buffered(&h->t);
 }
 
 void eip_http_free(eip_http *h)
@@ -684,6 +731,8 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
                               eip_http_response *resp, int copy_body)
 {
     CURL *c = t->curl;
+    t->resp = NULL;
+    eip_http_transfer_trim(t); /* a large answer before this one was not trimmed yet */
     reset_response(resp);
     t->resp = resp;
     t->body_len = 0;
@@ -731,8 +780,10 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
 
 int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response *resp)
 {
-    if (eip_http_transfer_prepare(&h->t, req, resp, 0) != 0)
+    if (eip_http_transfer_prepare(&h->t, req, resp, 0) != 0) {
+        h->t.resp = NULL; /* the caller's: never touched after this call */
         return -1;
+    }
     eip_http_transfer_finish(&h->t, curl_easy_perform(h->t.curl));
     h->t.resp = NULL;
     return resp->curl_code == 0 ? 0 : -1;

@@ -27,6 +27,13 @@
  * token libcurl delivers fits. The buffer is on the heap, allocated only by an answer that
  * carries a token (IAM logins; never a delete), so the request path keeps a small stack. */
 #define EIP_HTTP_TOKEN_MAX ((size_t)CURL_MAX_HTTP_HEADER) /* 100 KiB */
+/* The buffers a transfer keeps between answers, at most: a larger one, grown for one answer (a
+ * body up to its cap, a token of tens of KiB), is freed once that answer has been handed over
+ * (eip_http_transfer_trim), so that a session or the 64 slots of a multi do not hold a cap's
+ * worth each for their whole life. Answers below these sizes (every delete, every usual token)
+ * reuse their buffers without allocating. */
+#define EIP_HTTP_BODY_KEEP_MAX ((size_t)256 << 10)  /* 256 KiB */
+#define EIP_HTTP_TOKEN_KEEP_MAX ((size_t)16 << 10)  /* 16 KiB */
 /* Header lines of one request, and their bytes (NULs included): far beyond any request the
  * library makes (a few lines, a token of kilobytes), a bound on what a caller can make us copy. */
 #define EIP_HTTP_MAX_HEADERS 64
@@ -67,8 +74,9 @@ typedef struct {
     char retry_after[EIP_HTTP_HEADER_VALUE_MAX];
     char content_type[EIP_HTTP_HEADER_VALUE_MAX];
     char location[EIP_HTTP_HEADER_VALUE_MAX];
-    /* X-Subject-Token (IAM): NULL unless the answer carried a non-empty one; else whole and
-     * NUL-terminated, in the transfer's token buffer, valid until the next request. */
+    /* X-Subject-Token (IAM): NULL unless the answer carried a non-empty one of visible ASCII
+     * only; else whole and NUL-terminated, in the transfer's token buffer, valid until the next
+     * request (or trim). */
     const char *subject_token;
     size_t subject_token_len;
     char *body;                      /* owned by the transfer; valid until the next request */
@@ -93,13 +101,14 @@ typedef struct {
 typedef struct {
     CURL *curl;
     char errbuf[CURL_ERROR_SIZE];
-    /* Body buffer, reused across requests: it grows (up to the request's cap) and stays. */
+    /* Body buffer, reused across requests: it grows (up to the request's cap) and stays, up
+     * to EIP_HTTP_BODY_KEEP_MAX (see eip_http_transfer_trim). */
     char *body;
     size_t body_len, body_alloc, body_cap;
     int truncated;
     /* X-Subject-Token buffer: NULL until an answer carries the header, then grown as needed
      * (up to EIP_HTTP_TOKEN_MAX) and reused, so no request ever allocates for it again
-     * unless a longer token comes. */
+     * unless a longer token comes (or one over EIP_HTTP_TOKEN_KEEP_MAX was trimmed). */
     char *token;
     size_t token_alloc;
     const char *oom;            /* NULL, or what a callback could not allocate (it aborted) */
@@ -153,12 +162,22 @@ int eip_http_transfer_init(eip_http_transfer *t, const eip_http_config *cfg);
 void eip_http_transfer_cleanup(eip_http_transfer *t);
 
 /* Readies t for req, to fill resp. copy_body: libcurl copies the body (for transfers that
- * outlive the caller's request, as in a multi). 0, or -1 when out of memory (resp says so). */
+ * outlive the caller's request, as in a multi). 0, or -1 when out of memory (resp says so).
+ * Trims t first (eip_http_transfer_trim), in case the last answer was not. */
 int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
                               eip_http_response *resp, int copy_body);
 
 /* After the transfer ended with rc (and left any multi handle): fills the response. */
 void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc);
+
+/* Once the last answer has been handed over (copied out of the response): frees the body
+ * buffer when over EIP_HTTP_BODY_KEEP_MAX bytes and the token buffer when over
+ * EIP_HTTP_TOKEN_KEEP_MAX (the response t->resp, if any, then points at neither); smaller
+ * buffers stay for the next answer. Never while the transfer runs. */
+void eip_http_transfer_trim(eip_http_transfer *t);
+
+/* Bytes held by t's answer buffers (body and token), for tests and diagnostics. */
+size_t eip_http_transfer_buffered(const eip_http_transfer *t);
 
 /* NULL when libcurl cannot be initialised. */
 eip_http *eip_http_new(const eip_http_config *cfg, char *err, size_t errcap);
@@ -170,6 +189,12 @@ void eip_http_free(eip_http *h);
  * eip_http_free. */
 int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response *resp);
 
+/* eip_http_transfer_trim of the session's transfer: call it once the last response is no
+ * longer needed (its body and token pointers are then invalid). eip_http_buffered: what its
+ * buffers hold, in bytes (tests). */
+void eip_http_trim(eip_http *h);
+size_t eip_http_buffered(const eip_http *h);
+
 /* One raw header line as libcurl delivers it (CRLF included, not NUL-terminated), into
  * t->resp. Status lines are known by their place, not their bytes: the first line of the
  * answer, and the first line after the blank line that ends an interim (1xx) head, are status
@@ -177,8 +202,9 @@ int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response
  * be what the transport contract accepts ("HTTP/1.0" or "HTTP/1.1", one or more SP, three
  * digits 100-999, then the line end or SP) and not 101; it clears the captured headers. Any
  * other line: a wanted header is copied, anything else is ignored. X-Subject-Token goes to t's
- * token buffer, whole; an empty value, or one of EIP_HTTP_TOKEN_MAX bytes or more, is not
- * captured at all (libcurl never delivers one: it refuses such lines). 0; or -1 when a status
+ * token buffer, whole; an empty value, one of EIP_HTTP_TOKEN_MAX bytes or more (libcurl never
+ * delivers one: it refuses such lines), or one holding a byte outside 0x21-0x7E (after the
+ * leading and trailing blanks are removed) is not captured at all. 0; or -1 when a status
  * line is refused (t->refused says why; eip_http_transfer_finish reports code 1 and keeps
  * nothing of the answer) or the token buffer could not be allocated (t->oom says so). Public
  * so that tests and the fuzz target can drive it without a network: a zeroed transfer with

@@ -230,7 +230,7 @@ void eip_multi_pop(eip_multi *m)
     m->done_head = (m->done_head + 1) % EIP_MULTI_MAX_SLOTS;
     m->done_count--;
     m->pending--;
-    m->slots[index]->state = SLOT_FREE; /* its response stays until it is started again */
+    m->slots[index]->state = SLOT_FREE; /* its response stays until started again or trimmed */
 }
 
 int eip_multi_next(eip_multi *m, long timeout_ms, const eip_http_response **resp)
@@ -239,6 +239,21 @@ int eip_multi_next(eip_multi *m, long timeout_ms, const eip_http_response **resp
     if (index >= 0)
         eip_multi_pop(m);
     return index;
+}
+
+void eip_multi_trim(eip_multi *m, int index)
+{
+    if (index >= 0 && index < m->nslots && m->slots[index]->state == SLOT_FREE)
+        eip_http_transfer_trim(&m->slots[index]->t);
+}
+
+size_t eip_multi_buffered(const eip_multi *m)
+{
+    size_t total = 0;
+    int i;
+    for (i = 0; i < m->nslots; i++)
+        total += eip_http_transfer_buffered(&m->slots[i]->t);
+    return total;
 }
 
 int eip_multi_pending(const eip_multi *m)
@@ -256,6 +271,7 @@ void eip_multi_cancel(eip_multi *m)
             eip_http_transfer_finish(&s->t, CURLE_ABORTED_BY_CALLBACK);
         }
         s->state = SLOT_FREE;
+        eip_http_transfer_trim(&s->t); /* no one will read its answer */
     }
     m->pending = m->done_count = m->done_head = 0;
 }

@@ -33,8 +33,8 @@ int eip_multi_start(eip_multi *m, const eip_http_request *req, char *err, size_t
 
 /* Drives the transfers for up to timeout_ms (0: only what is ready now) until one finishes.
  * Returns its slot number and points *resp at its response (valid, body included, until that
- * slot is started again or the multi freed), or -1 when none finished in time. Never blocks
- * when nothing is in flight. */
+ * slot is started again or trimmed, or the multi freed), or -1 when none finished in time.
+ * Never blocks when nothing is in flight. */
 int eip_multi_next(eip_multi *m, long timeout_ms, const eip_http_response **resp);
 
 /* eip_multi_next in two steps: the finished transfer it would return, left in place (the same
@@ -42,6 +42,14 @@ int eip_multi_next(eip_multi *m, long timeout_ms, const eip_http_response **resp
  * response is in a Lua table: a failed allocation must not lose an answer. */
 int eip_multi_peek(eip_multi *m, long timeout_ms, const eip_http_response **resp);
 void eip_multi_pop(eip_multi *m);
+
+/* Once the answer of slot `index` (returned by eip_multi_next, or peeked then popped) has been
+ * handed over: eip_http_transfer_trim of that slot, so that a large answer's buffer does not
+ * stay for the multi's life (its response's body and token are then invalid). A slot started
+ * again meanwhile is left alone. eip_multi_buffered: the bytes every slot's answer buffers hold
+ * (tests). */
+void eip_multi_trim(eip_multi *m, int index);
+size_t eip_multi_buffered(const eip_multi *m);
 
 /* Transfers started and not yet collected with eip_multi_next. */
 int eip_multi_pending(const eip_multi *m);

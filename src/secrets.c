@@ -90,7 +90,7 @@ static size_t indexed(size_t n)
  * when out of memory. */
 static int reserve(eip_secrets *x, size_t more)
 {
-    size_t need = x->used + more, cap, i;
+    size_t need = x->used + more, cap;
     uint64_t *t;
     if (x->t != NULL && need * 8 <= (x->mask + 1) * 5)
         return 0;
@@ -100,6 +100,7 @@ static int reserve(eip_secrets *x, size_t more)
     if (t == NULL)
         return -1;
     if (x->t != NULL) {
+        size_t i;
         for (i = 0; i <= x->mask; i++)
             if (x->t[i] != 0)
                 put(t, cap - 1, x->t[i]);
@@ -138,51 +139,51 @@ int eip_secrets_add(eip_secrets *x, const char *value, size_t len)
     return 0;
 }
 
-/* Adds [from, to) to the sorted, merged list out[0..*n). */
-static void add_range(eip_range *out, size_t *n, size_t from, size_t to)
+/* The pieces in text, merged, written into out unless it is NULL; with `first`, only whether
+ * there is one (0 or 1). Returns how many. Windows are looked at in increasing order, so each
+ * range starts at or after the last one's start, and a window overlapping or touching the last
+ * range (its start at or before that range's end) extends it. */
+static size_t scan(const eip_secrets *x, const char *text, size_t len, eip_range *out, int first)
 {
-    if (*n > 0 && from <= out[*n - 1].to) {
-        if (to > out[*n - 1].to)
-            out[*n - 1].to = to;
-        return;
-    }
-    out[*n].from = from;
-    out[*n].to = to;
-    (*n)++;
-}
-
-/* The pieces in text, into out (NULL: stop at the first one). Returns how many. Windows are
- * looked at in increasing order, so each range starts at or after the last one's start. */
-static size_t scan(const eip_secrets *x, const char *text, size_t len, eip_range *out)
-{
-    size_t n = 0, i;
+    size_t n = 0, i, to = 0;
     for (i = 0; i < x->count; i++) { /* a short secret: only as the whole text */
         const secret *s = &x->s[i];
         if (s->n < 8 && s->n == len && memcmp(s->p, text, len) == 0) {
-            if (out == NULL)
-                return 1;
-            add_range(out, &n, 0, len);
-            return n;
+            if (out != NULL) {
+                out[0].from = 0;
+                out[0].to = len;
+            }
+            return 1;
         }
     }
     for (i = 0; i + 8 <= len; i++) {
         if (!holds(x, window_at(text + i)))
             continue;
-        if (out == NULL)
+        if (first)
             return 1;
-        add_range(out, &n, i, i + 8);
+        if (n > 0 && i <= to) { /* overlaps or touches the last range: it grows */
+            if (out != NULL)
+                out[n - 1].to = i + 8;
+        } else {
+            if (out != NULL) {
+                out[n].from = i;
+                out[n].to = i + 8;
+            }
+            n++;
+        }
+        to = i + 8;
     }
     return n;
 }
 
 size_t eip_secrets_scan(const eip_secrets *x, const char *text, size_t len, eip_range *out)
 {
-    return scan(x, text, len, out);
+    return scan(x, text, len, out, 0);
 }
 
 int eip_secrets_any(const eip_secrets *x, const char *text, size_t len)
 {
-    return scan(x, text, len, NULL) != 0;
+    return scan(x, text, len, NULL, 1) != 0;
 }
 
 void eip_secrets_free(eip_secrets *x)

@@ -34,11 +34,13 @@ typedef struct {
     size_t from, to;
 } eip_range;
 
-/* How many ranges eip_secrets_scan may write for a text of len bytes. */
+/* How many ranges eip_secrets_scan may write for a text of len bytes, at most. */
 #define EIP_SECRETS_MAX_RANGES(len) ((len) / 8 + 2)
 
-/* Writes into out (room for EIP_SECRETS_MAX_RANGES(len) ranges) the pieces of secrets in
- * text[0..len), in increasing order, overlapping or touching pieces merged; returns how many. */
+/* Writes into out the pieces of secrets in text[0..len), in increasing order, overlapping or
+ * touching pieces merged; returns how many. out NULL: only counts them (no write), so that a
+ * caller can size out to what a text holds (the same count; EIP_SECRETS_MAX_RANGES(len)
+ * always suffices) instead of to the text's length. */
 size_t eip_secrets_scan(const eip_secrets *x, const char *text, size_t len, eip_range *out);
 
 /* Whether text[0..len) holds any piece eip_secrets_scan would report. */

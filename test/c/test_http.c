@@ -175,6 +175,49 @@ static void test_token_over_bound(void)
     eip_http_transfer_cleanup(&t);
 }
 
+/* A token goes back on the wire in a header line: one holding a byte outside visible ASCII
+ * (0x21-0x7E) once its surrounding blanks are gone is not captured (absent, no buffer made for
+ * it), so that the Lua layer reports an answer without a token rather than the header check a
+ * raw error. Every visible byte is kept. */
+static void test_token_bytes(void)
+{
+    static const char *const hostile[] = {
+        "X-Subject-Token: abc\rdef\r\n", "X-Subject-Token: abc def\r\n", "X-Subject-Token: abc\tdef\r\n",
+        "X-Subject-Token: a\x01b\r\n", "X-Subject-Token: a\x1b[31mred\r\n", "X-Subject-Token: a\x7f\r\n",
+        "X-Subject-Token: caf\xc3\xa9\r\n", "X-Subject-Token: \xff\r\n", "X-Subject-Token: abc\r\r\ndef\r\n",
+    };
+    static const char visible[] = "X-Subject-Token: !\"#$%&'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~\r\n";
+    eip_http_transfer t;
+    eip_http_response r;
+    char line[64];
+    size_t i;
+    int c;
+
+    memset(&t, 0, sizeof(t));
+    memset(&r, 0, sizeof(r));
+    t.resp = &r;
+    CHECK(feed(&t, "HTTP/1.1 201 Created\r\n") == 0, "status line");
+    for (i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+        CHECK(feed(&t, hostile[i]) == 0, "hostile token %zu: no failure", i);
+        CHECK(r.subject_token == NULL && r.subject_token_len == 0, "hostile token %zu not captured", i);
+    }
+    CHECK(t.token == NULL && t.token_alloc == 0, "no buffer made for a refused token");
+    for (c = 0; c < 256; c++) {
+        if (c == '\n' || c == '\r' || c == ' ' || c == '\t')
+            continue; /* line ends and blanks around the value are trimmed, as for every header */
+        snprintf(line, sizeof(line), "X-Subject-Token: ab%ccd\r\n", c); /* 24 bytes, a NUL too */
+        CHECK(eip_http_parse_header_line(&t, line, 24) == 0, "byte %d", c);
+        CHECK((r.subject_token != NULL) == (c >= 0x21 && c <= 0x7e), "byte %d: captured %d", c,
+              r.subject_token != NULL);
+    }
+    CHECK(feed(&t, visible) == 0, "every visible byte");
+    CHECK(token_is(&r, visible + 17, strlen(visible) - 19), "every visible byte kept");
+    /* A good token then a hostile one in the same head: the last one counts, and it is none. */
+    CHECK(feed(&t, "X-Subject-Token: good\r\n") == 0 && token_is(&r, "good", 4), "good token");
+    CHECK(feed(&t, hostile[0]) == 0 && r.subject_token == NULL, "then a hostile one: absent");
+    eip_http_transfer_cleanup(&t);
+}
+
 /* The fixed-size headers stay bounded, and lines without a colon or of other names are
  * ignored; none of them touches the token. */
 static void test_fixed_headers(void)
@@ -471,6 +514,7 @@ int main(void)
     test_token_lazy();
     test_token_sizes();
     test_token_over_bound();
+    test_token_bytes();
     test_fixed_headers();
     test_status_code();
     test_status_lines();

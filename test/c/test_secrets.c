@@ -7,16 +7,19 @@
 #include "../../src/secrets.h"
 #include "ctest.h"
 
-/* The ranges of text as "from-to,from-to" (half-open, 0-based), or "" when none. */
+/* The ranges of text as "from-to,from-to" (half-open, 0-based), or "" when none: counted first
+ * (out NULL), then written into a block of exactly that many, as core.secret_ranges does. */
 static const char *ranges_of(const eip_secrets *x, const char *text)
 {
     static char buf[512];
-    size_t len = strlen(text), n, i, at = 0;
-    eip_range *out = malloc(EIP_SECRETS_MAX_RANGES(len) * sizeof *out);
+    size_t len = strlen(text), n, i, at = 0, counted = eip_secrets_scan(x, text, len, NULL);
+    eip_range *out = malloc((counted ? counted : 1) * sizeof *out);
     buf[0] = '\0';
     if (out == NULL)
         return "(oom)";
     n = eip_secrets_scan(x, text, len, out);
+    if (n != counted)
+        return "(count differs)";
     for (i = 0; i < n && at < sizeof buf - 32; i++)
         at += (size_t)snprintf(buf + at, sizeof buf - at, "%s%zu-%zu", i ? "," : "", out[i].from, out[i].to);
     free(out);
@@ -78,6 +81,8 @@ static int fuzz(unsigned long seed, int rounds)
         for (q = 0; q < ns; q++)
             eip_secrets_add(x, sec[q], sl[q]);
         n = eip_secrets_scan(x, text, len, out);
+        if (eip_secrets_scan(x, text, len, NULL) != n)
+            wrong++; /* counting alone must give what writing gives */
         memset(want, 0, sizeof want);
         memset(got, 0, sizeof got);
         for (a = 0; a + 8 <= len; a++)
@@ -126,6 +131,13 @@ int main(void)
     CHECK(eip_secrets_any(x, "a secret-0123456789 b", 21), "any");
     CHECK(!eip_secrets_any(x, "a secret-012345678", 9), "only len bytes are read");
     CHECK(!eip_secrets_any(empty, "anything", 8), "an empty index finds nothing");
+    /* Counting (out NULL) goes on past the first piece, writes nothing, and merges as writing
+     * does: what core.secret_ranges sizes its block by instead of the text's length. */
+    CHECK(eip_secrets_scan(x, "a secret-0123456789 b secret-0123456789 c cret-012", 50, NULL) == 3,
+          "three pieces counted");
+    CHECK(eip_secrets_scan(x, "secret-0123456789secret-0123456789", 34, NULL) == 1, "touching: one");
+    CHECK(eip_secrets_scan(x, "nothing here at all", 19, NULL) == 0, "none");
+    CHECK(eip_secrets_scan(x, "short", 5, NULL) == 1, "a short one, whole");
 
     /* A full index refuses more. */
     CHECK(eip_secrets_add(x, "another-secret", 14) == 0, "third");

@@ -153,7 +153,8 @@ local NO_HEADERS = {}
 -- let a caller smuggle a second header, so they are checked once more at the edge, as in C.
 -- A bad line is a caller bug, and raises.
 local function check_header(i, h)
-  if type(h) ~= "string" or find(h, "[\r\n%z]") or not find(h, ":", 1, true) then
+  -- A name of RFC 9110 token characters, then the colon; no CR, LF or NUL anywhere (as the C core).
+  if type(h) ~= "string" or find(h, "[\r\n%z]") or not find(h, "^[%w!#%$%%&'%*%+%-%.%^_`|~]+:") then
     -- Level 5: the caller of send (check_header < given < lines_of < send).
     error("eip.transport.cosocket: header " .. i .. " is not a single 'Name: value' line", 5)
   end

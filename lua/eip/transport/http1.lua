@@ -461,12 +461,16 @@ local function field_of(s, i, c)
 end
 
 -- Stores the value after the colon at c (to j) as resp[field], as the C core does: blanks around
--- it removed, cut to CAPTURED_MAX bytes except the subject token, nothing when empty.
+-- it removed, cut to CAPTURED_MAX bytes except the subject token, nothing when empty. A subject
+-- token with a byte outside 0x21-0x7e (a control character, a blank inside) is no token: not
+-- kept, as if absent (sent back as X-Auth-Token, it could not be a single header line).
 local function capture(x, field, s, c, j)
   local value = trimmed(s, c + 1, j)
   if value == "" then
     value = nil
-  elseif field ~= "subject_token" and #value > CAPTURED_MAX then
+  elseif field == "subject_token" then
+    if find(value, "[^\33-\126]") then value = nil end
+  elseif #value > CAPTURED_MAX then
     value = sub(value, 1, CAPTURED_MAX)
   end
   if field == "trace_id" then
