@@ -7,6 +7,8 @@ local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
 local host = require "spec.support.host"
 local absent_id = require("spec.support.fixture").absent_id
+-- A drain nobody is asked to confirm: the terms of the new bandwidths given, never defaults.
+local DRAIN_YES = "--drain --yes --size 1 --charge-mode bandwidth"
 
 -- The checkout's command, run by the interpreter of this test run (Lua 5.1 ... 5.4, LuaJIT).
 local ROOT = host.ROOT
@@ -424,11 +426,11 @@ describe("eip command", function()
       for i = 1, 150 do ids[i] = "eip-" .. i end
       local a = emu:create_bandwidth{ size = 5, publicip_ids = ids }
       emu:inject{ method = "POST", path = "/remove$", status = 403, body = { code = "VPC.0015", message = "no" } }
-      local code, out = run("delete-bandwidth --drain --yes --json " .. a)
+      local code, out = run("delete-bandwidth " .. DRAIN_YES .. " --json " .. a)
       assert.equal(1, code)
       local o = cjson.decode(lines(out)[1])
       assert.same({ false, 403, "remove", 0, 150 }, { o.ok, o.status, o.stage, #o.moved, #o.not_moved })
-      code, out = run("delete-bandwidth --drain --yes " .. a) -- human form: counts on the line
+      code, out = run("delete-bandwidth " .. DRAIN_YES .. " " .. a) -- human form: counts on the line
       assert.equal(0, code) -- the injection was used up: this time it drains
       assert.matches("^drained  " .. a:gsub("%-", "%%-") .. "  204 +150 EIPs +%d", out)
     end)
@@ -437,7 +439,7 @@ describe("eip command", function()
       emu:set_knobs{ deleted_visible_for = 30 }
       local a = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-a", "eip-b" } }
       local b = emu:create_bandwidth{ size = 5 }
-      local code, out, err = run("delete-bandwidth --drain --yes --json --wait-timeout 0.5 " .. a)
+      local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " --json --wait-timeout 0.5 " .. a)
       assert.equal(0, code, out)
       local o = cjson.decode(lines(out)[1])
       assert.same({ true, "deleted", true, true, 2 }, { o.ok, o.result, o.deleted, o.still_readable, #o.removed })
@@ -465,7 +467,7 @@ describe("eip command", function()
       local a = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-a" } }
       emu:inject{ method = "GET", action = "slow", delay = 0 } -- the drain's show
       emu:inject(refused)
-      code, out, err = run("delete-bandwidth --drain --yes --json --wait-timeout 10 " .. a)
+      code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " --json --wait-timeout 10 " .. a)
       assert.equal(0, code, out .. err)
       local o = cjson.decode(lines(out)[1])
       assert.same({ true, "deleted", 1 }, { o.ok, o.result, #o.removed })
@@ -489,7 +491,7 @@ describe("eip command", function()
 
     it("--drain stops after an authentication failure: the other ids are not sent", function()
       local ids = emu:create_bandwidths(3)
-      local code, out, err = run("delete-bandwidth --drain --yes " .. table.concat(ids, " "),
+      local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " " .. table.concat(ids, " "),
         { env = { OS_AUTH_TOKEN = false, HUAWEICLOUD_SDK_AK = emu.ak,
           HUAWEICLOUD_SDK_SK = "wrong-secret-key-0000000000000000000000" } })
       assert.equal(1, code, out)
@@ -500,7 +502,7 @@ describe("eip command", function()
 
     it("--drain refuses a dedicated bandwidth: a failure line, exit 1", function()
       local per = emu:create_bandwidth{ share_type = "PER", size = 1, publicip_ids = { "solo" } }
-      local code, out, err = run("delete-bandwidth --drain --yes " .. per)
+      local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " " .. per)
       assert.equal(1, code)
       assert.matches("^FAILED   " .. per:gsub("%-", "%%-") .. "  refused: dedicated", out)
       assert.matches("dedicated %(PER%)", err) -- the message, in the failures listed again
@@ -514,7 +516,7 @@ describe("eip command", function()
       function()
       local a = emu:create_bandwidth{ size = 10, publicip_ids = { "eip-a" } }
       for _, bad in ipairs{ "e1\27[2J\27[31m" .. emu.token, emu.token } do
-        for _, args in ipairs{ "--drain --yes", "--drain --yes --json", "--drain --dry-run",
+        for _, args in ipairs{ DRAIN_YES, DRAIN_YES .. " --json", "--drain --dry-run",
             "--drain --dry-run --json" } do
           emu:reset_counters()
           emu:inject{ method = "GET", status = 200, body = { bandwidth = { id = a, name = "web", share_type = "WHOLE",
@@ -533,12 +535,12 @@ describe("eip command", function()
       assert.equal(1, #emu:get_bandwidth(a).publicip_info)
       -- EIP ids that are ids: a failed drain lists them on stderr
       emu:inject{ method = "POST", path = "/remove$", status = 403, body = { code = "VPC.0015", message = "no" } }
-      local code, _, err = run("delete-bandwidth --drain --yes " .. a)
+      local code, _, err = run("delete-bandwidth " .. DRAIN_YES .. " " .. a)
       assert.equal(1, code)
       assert.truthy(has(err, "  " .. a .. " not moved (1): eip-a\n"), err)
     end)
 
-    it("--force is a usage error that points to --drain; --drain without a terminal needs --yes", function()
+    it("--force points to --drain; --drain needs --yes without a terminal, and --yes the terms", function()
       local a = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-a" } }
       emu:reset_counters()
       local code, _, err = run("delete-bandwidth --force " .. a)
@@ -547,15 +549,21 @@ describe("eip command", function()
       code, _, err = run("delete-bandwidth --drain " .. a)
       assert.equal(2, code)
       assert.matches("%-%-drain without a terminal needs %-%-yes", err)
+      -- Nobody confirms with --yes: the new bandwidths' terms are given, never defaults.
+      for _, terms in ipairs{ "", "--size 1", "--charge-mode traffic" } do
+        code, _, err = run("delete-bandwidth --drain --yes " .. terms .. " " .. a)
+        assert.equal(2, code, terms)
+        assert.matches("%-%-drain %-%-yes needs %-%-size and %-%-charge%-mode", err)
+      end
       assert.equal(0, emu:stats().requests)
     end)
 
     it("--concurrency prints each id's line as it finishes, one per id, whatever the order", function()
       local slow, fast = emu:create_bandwidth{ size = 5 }, emu:create_bandwidth{ size = 5 }
       local full = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-1" } }
-      -- The second id answers last: 204 after 300 ms, while the others are sent meanwhile (the
-      -- first is sent alone, as every batch's first request is).
-      emu:inject{ method = "DELETE", path = slow:gsub("%-", "%%-") .. "$", status = 204, delay = 0.3 }
+      -- The second id answers last: 204 after 2 s, while the others are sent meanwhile (the
+      -- first is sent alone, as every batch's first request is) and answered at once.
+      emu:inject{ method = "DELETE", path = slow:gsub("%-", "%%-") .. "$", status = 204, delay = 2 }
       local gone = absent_id(1)
       local code, out, err = run("delete-bandwidth --json --missing-ok --concurrency 4 "
         .. fast .. " " .. slow .. " " .. gone .. " " .. full)
@@ -677,10 +685,12 @@ describe("eip command", function()
     end)
 
     it("--rate spaces the requests below a throttled API's limit: no 429 at all", function()
+      -- 15 at once would be over the limit of 12 a second; at 4 a second, only requests held
+      -- back by a stall of the gateway of 2 s could crowd 13 into one of its seconds.
       emu:set_knobs{ throttle_rate = 12 }
       local ids = {}
       for i = 1, 15 do ids[i] = emu:create_bandwidth{ size = 5 } end
-      local code, out, err = run("delete-bandwidth --rate 8 --concurrency 8 " .. table.concat(ids, " "))
+      local code, out, err = run("delete-bandwidth --rate 4 --concurrency 8 " .. table.concat(ids, " "))
       assert.equal(0, code, err)
       assert.equal(15, #lines(out))
       assert.equal(0, emu:stats().throttled)

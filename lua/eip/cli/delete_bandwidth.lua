@@ -41,7 +41,8 @@ second keeps a progress line at the bottom.
 With --drain, each bandwidth is first emptied: its EIPs are moved out, and EACH BECOMES A NEW
 PAY-PER-USE BANDWIDTH of --size Mbit/s billed by --charge-mode; then it is deleted. Dedicated,
 yearly/monthly (prepaid) and frozen bandwidths are refused before anything changes. On a
-terminal --drain asks first; --yes skips the question (required without a terminal).
+terminal --drain asks first; --yes skips the question (required without a terminal), and
+then --size and --charge-mode must be given: nobody confirms a default.
 
 Exit status: 0 every id deleted (or missing, with --missing-ok; or no id on stdin), 1 some
 failed or were not sent, 2 usage error (nothing was sent), 130 interrupted.]],
@@ -59,11 +60,12 @@ failed or were not sent, 2 usage error (nothing was sent), 130 interrupted.]],
     { "--dry-run", key = "dry_run",
       help = "validate, print what would be sent, send nothing (no credentials needed; --drain: one GET per id)" },
     { "--drain", key = "drain", help = "move the bandwidth's EIPs out first (new bills!), then delete it" },
-    { "--yes", key = "yes", help = "with --drain: do not ask (needed without a terminal)" },
+    { "--yes", key = "yes", help = "with --drain: do not ask (needed without a terminal; then --size and "
+      .. "--charge-mode must be given)" },
     { "--size", value = "MBIT", key = "size", integer = true, min = 1, max = 2000,
-      help = "with --drain: size of each removed EIP's new bandwidth (default 1)" },
+      help = "with --drain: size of each removed EIP's new bandwidth (asked: default 1)" },
     { "--charge-mode", value = "M", key = "charge_mode", choices = { "bandwidth", "traffic" },
-      help = "with --drain: bandwidth or traffic (default bandwidth)" },
+      help = "with --drain: bandwidth or traffic (asked: default bandwidth)" },
     { "--wait", key = "wait", help = "after each 204, wait until the bandwidth can no longer be read (600 s)" },
     { "--wait-timeout", value = "S", key = "wait_timeout", number = true, min = 0.001, max = 86400,
       help = "--wait, at most S seconds" },
@@ -85,6 +87,11 @@ local function check_options(opts, ctx)
   end
   if opts.drain and not opts.yes and not opts.dry_run and not ctx.terminal then
     usage("--drain without a terminal needs --yes: each removed EIP becomes a new pay-per-use bandwidth")
+  end
+  -- Nobody is asked with --yes: the terms of the new bills are then the user's own, never a default.
+  if opts.drain and opts.yes and (opts.size == nil or opts.charge_mode == nil) then
+    usage("--drain --yes needs --size and --charge-mode: each removed EIP becomes a new pay-per-use "
+      .. "bandwidth of that size, billed that way, and nobody is asked")
   end
   opts.wait = opts.wait_timeout or opts.wait or nil
   opts.size = opts.size or 1
