@@ -237,7 +237,7 @@ describe("authentication", function()
     it("asks IAM again after a throttled login (429), once a short hold has passed", function()
       local auth = require "eip.auth"
       local hold = auth.TRANSIENT_FAILURE_HOLD
-      auth.TRANSIENT_FAILURE_HOLD = 0.3
+      auth.TRANSIENT_FAILURE_HOLD = 2 -- seconds: the second call comes well within it, the third after it
       emu:inject{ method = "POST", path = "/v3/auth/tokens$", status = 429,
         body = { error_code = "APIGW.0308", error_msg = "The throttling threshold has been reached" } }
       local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(), max_attempts = 1 }
@@ -246,7 +246,7 @@ describe("authentication", function()
         -- within the hold: the same failure, IAM not asked (a batch must not flood a busy IAM)
         assert.equal(429, raised(c.delete_bandwidth, c, "bw-1").status)
         assert.equal(1, #emu:requests())
-        socket.sleep(0.4)
+        socket.sleep(2.2)
         assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
         assert.equal(1, emu:stats().tokens_issued)
       end)

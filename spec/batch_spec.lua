@@ -170,8 +170,10 @@ describe("delete_bandwidths", function()
   end)
 
   it("does not stall the batch while one id waits for its Retry-After", function()
+    -- A Retry-After of 3 s: the other ids, a few milliseconds of work, have seconds to finish
+    -- before the retry, and a batch that waited for it would finish them 3 s late.
     local ids = create(6)
-    emu:inject{ method = "DELETE", path = path_of(ids[1]), status = 503, headers = { ["Retry-After"] = "1" } }
+    emu:inject{ method = "DELETE", path = path_of(ids[1]), status = 503, headers = { ["Retry-After"] = "3" } }
     local order, t0 = {}, core.monotime()
     local finished_at = {}
     local c = new{ sleep = core.sleep } -- real waits: the spec is about time
@@ -184,17 +186,19 @@ describe("delete_bandwidths", function()
     assert.equal(2, results[1].attempts)
     assert.equal(1, order[#order], "the retried id finishes last")
     for i = 2, 6 do
-      assert.is_true(finished_at[i] < 1.5, "id " .. i .. " waited for id 1: " .. finished_at[i])
+      assert.is_true(finished_at[i] < 2.5, "id " .. i .. " waited for id 1: " .. finished_at[i])
     end
-    assert.is_true(finished_at[1] >= 0.9, "Retry-After honoured: " .. finished_at[1])
+    assert.is_true(finished_at[1] >= 2.9, "Retry-After honoured: " .. finished_at[1])
   end)
 
   it("sends a retry when it is due even while other requests are in flight", function()
+    -- id 2 answers at once, id 1's retry is due after 2 s, id 3 answers after 5 s (well within
+    -- its timeout): seconds between each of them, whatever the machine's load.
     local ids = create(3)
-    emu:inject{ method = "DELETE", path = path_of(ids[1]), status = 503, headers = { ["Retry-After"] = "1" } }
-    emu:inject{ method = "DELETE", path = path_of(ids[3]), status = 204, delay = 4 }
+    emu:inject{ method = "DELETE", path = path_of(ids[1]), status = 503, headers = { ["Retry-After"] = "2" } }
+    emu:inject{ method = "DELETE", path = path_of(ids[3]), status = 204, delay = 5 }
     local order, finished_at, t0 = {}, {}, core.monotime()
-    local c = new()
+    local c = new{ timeout = 15 }
     local results = c:delete_bandwidths(ids, { concurrency = 3, on_result = function(i)
       order[#order + 1] = i
       finished_at[i] = core.monotime() - t0
@@ -202,7 +206,7 @@ describe("delete_bandwidths", function()
     c:close()
     assert.same({ 2, 1, 3 }, order)
     assert.equal(2, results[1].attempts)
-    assert.is_true(finished_at[1] >= 0.9 and finished_at[1] < 3.5, "retried at " .. finished_at[1])
+    assert.is_true(finished_at[1] >= 1.9 and finished_at[1] < 4.5, "retried at " .. finished_at[1])
     assert.equal(0, #slept, "waited in the multi handle, not in sleep")
   end)
 
@@ -220,8 +224,10 @@ describe("delete_bandwidths", function()
   end)
 
   it("asks cancel during a backoff too: the wait goes in pieces, and a stop is heard at once", function()
+    -- The sleep records (no real wait): what is slept is the Retry-After, 8 s, less the time id 2
+    -- took meanwhile.
     local ids = create(2)
-    emu:inject{ method = "DELETE", path = path_of(ids[1]), status = 503, headers = { ["Retry-After"] = "2" } }
+    emu:inject{ method = "DELETE", path = path_of(ids[1]), status = 503, headers = { ["Retry-After"] = "8" } }
     local c = new()
     local asked, during = 0, 0
     local results = c:delete_bandwidths(ids, { concurrency = 1, cancel = function()
@@ -234,7 +240,7 @@ describe("delete_bandwidths", function()
       assert.is_true(s <= require("eip.batch").CANCEL_INTERVAL, "a piece of " .. s .. " s")
       total = total + s
     end
-    assert.is_true(total > 1.5 and total <= 2, "slept " .. total .. " s in all")
+    assert.is_true(total > 6 and total <= 8, "slept " .. total .. " s in all")
     assert.is_true(during >= #slept, "asked after each piece")
     -- Told to stop during the backoff, the batch ends there: the waiting retry ends with its 503.
     emu:inject{ method = "DELETE", path = path_of(ids[2]), status = 503, headers = { ["Retry-After"] = "2" } }
@@ -248,9 +254,11 @@ describe("delete_bandwidths", function()
   end)
 
   it("respects the deadline per id: a Retry-After past it ends that id", function()
+    -- A deadline of 5 s (id 2's delete has seconds to succeed in), a Retry-After of 20 s (below
+    -- retry_after_cap: only the deadline rules it out).
     local ids = create(2)
-    emu:inject{ method = "DELETE", path = path_of(ids[1]), status = 503, headers = { ["Retry-After"] = "5" } }
-    local c = new{ deadline = 1 }
+    emu:inject{ method = "DELETE", path = path_of(ids[1]), status = 503, headers = { ["Retry-After"] = "20" } }
+    local c = new{ deadline = 5 }
     local results, summary = c:delete_bandwidths(ids)
     c:close()
     assert.equal(503, results[1].status)
@@ -434,20 +442,25 @@ describe("delete_bandwidths", function()
     end)
 
     -- Inside nginx there is no Ctrl-C: the cancel option is how a caller ends a wait of up to
-    -- 600 s. Asked before each read and during the pauses, a stop ends the waiting at once.
+    -- 600 s. Asked before each read and during the pauses, a stop ends the waiting at once. It
+    -- says stop from a little after the first read was answered: during the pause after it
+    -- (0.5 s, asked every 0.25 s), however long the deletes before it took.
     it("asks cancel while it waits: a stop ends the waiting at once", function()
       emu:set_knobs{ deleted_visible_for = 30 }
       local ids = create(3)
       emu:reset_counters()
-      local c = fx.client()
+      local read_at
+      local c = fx.client{ on_response = function(info)
+        if info.method == "GET" then read_at = read_at or core.monotime() end
+      end }
       local t0 = core.monotime()
-      local results, summary = c:delete_bandwidths(ids, { wait = 6, cancel = function()
-        if core.monotime() - t0 > 0.4 then return "stop" end
+      local results, summary = c:delete_bandwidths(ids, { wait = 10, cancel = function()
+        if read_at and core.monotime() - read_at > 0.1 then return "stop" end
       end })
       local took = core.monotime() - t0
       c:close()
       assert.equal(3, summary.deleted)
-      assert.is_true(took < 4, "the wait went on after the stop (wait = 6): " .. took .. " s")
+      assert.is_true(took < 6, "the wait went on after the stop (wait = 10): " .. took .. " s")
       assert.equal(0, summary.still_readable)
       for i, res in ipairs(results) do
         assert.same({ true }, { res.deleted, res.waited, res.still_readable, res.wait_error }, "entry " .. i)

@@ -402,9 +402,10 @@ describe("credentials", function()
       local _, summary = c:delete_bandwidths(ids, { concurrency = 8, on_result = function()
         n = n + 1
         -- The first id went alone; the batch now sends four at once, and all four are refused:
-        -- the first 401 renews the keys, the three others come for the old ones.
+        -- the first 401 renews the keys, the three others come for the old ones. (Answered after
+        -- 2 s: all four have reached the gateway long before the first answer.)
         if n == 1 then
-          emu:inject{ method = "DELETE", status = 401, delay = 0.3, times = 4, body = { error_code = "APIGW.0301",
+          emu:inject{ method = "DELETE", status = 401, delay = 2, times = 4, body = { error_code = "APIGW.0301",
             error_msg = "Incorrect IAM authentication information: verify aksk signature fail" } }
         end
       end })

@@ -718,9 +718,12 @@ describe("EIP emulator", function()
         emu.iam_port)
     end
 
+    -- The fields of a UTC time, as os.time reads them (local time), without daylight saving:
+    -- differences are exact whatever the zone and the date (a DST change within a token's 24 h
+    -- would otherwise make them 23 or 25 h), and compare with os.time(os.date("!*t")).
     local function epoch(iso)
       local y, mo, d, h, mi, s = iso:match("^(%d+)%-(%d+)%-(%d+)T(%d+):(%d+):(%d+)%.%d+Z$")
-      return os.time{ year = y, month = mo, day = d, hour = h, min = mi, sec = s }
+      return os.time{ year = y, month = mo, day = d, hour = h, min = mi, sec = s, isdst = false }
     end
 
     local function assert_iam_refused(resp, message)
@@ -804,14 +807,14 @@ describe("EIP emulator", function()
     end)
 
     it("set_token_ttl: expires_at follows it, and a token stops working when it passes", function()
-      emu:set_token_ttl(1)
+      emu:set_token_ttl(3) -- seconds for the call that must still pass with it
       local ok, err = pcall(function()
         local resp = login()
         local t = resp.json.token
-        assert.equal(1, epoch(t.expires_at) - epoch(t.issued_at))
+        assert.equal(3, epoch(t.expires_at) - epoch(t.issued_at))
         local token = resp.headers["x-subject-token"]
         assert.equal(200, call("GET", v1(), nil, { ["X-Auth-Token"] = token }).status)
-        socket.sleep(1.1)
+        socket.sleep(3.1)
         assert_gateway_error(call("GET", v1(), nil, { ["X-Auth-Token"] = token }), 401, "APIGW.0301")
       end)
       emu:set_token_ttl(24 * 3600)

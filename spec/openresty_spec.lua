@@ -12,8 +12,9 @@ describe("OpenResty #openresty", function()
 
   setup(function()
     emu = emulator.start()
-    -- One attempt per call, so each error case is one exchange (retries have their own case).
-    app = launcher.start(emu, { timeout = 1, max_attempts = 1 })
+    -- One attempt per call, so each error case is one exchange (retries have their own case);
+    -- seconds for the calls that must pass, the deletes kept waiting by the API included.
+    app = launcher.start(emu, { timeout = 5, max_attempts = 1 })
   end)
 
   teardown(function()
@@ -142,7 +143,7 @@ describe("OpenResty #openresty", function()
       assert.equal("DELETE", resp.headers["allow"])
     end)
 
-    it("maps a timeout (the API hangs) to 504 within the client timeout", function()
+    it("maps a timeout (the API hangs) to 504 within the client timeout (5 s)", function()
       emu:inject{ method = "DELETE", action = "hang" }
       local t0 = socket.gettime()
       local e = assert_error(delete("bw-1"), 504, "transport")
@@ -150,7 +151,7 @@ describe("OpenResty #openresty", function()
       assert.equal("timeout", e.reason)
       assert.equal(28, e.curl_code)
       assert.is_true(e.retryable)
-      assert.is_true(took >= 0.9 and took < 3, "took " .. took .. " s")
+      assert.is_true(took >= 4.9 and took < 5 + 3, "took " .. took .. " s")
     end)
 
     it("maps a reset (closed before any answer) to 502, and recovers", function()
@@ -171,7 +172,7 @@ describe("OpenResty #openresty", function()
     end)
 
     it("retries transient failures, waiting without blocking (a second app, default retries)", function()
-      local retrying = launcher.start(emu, { timeout = 1 })
+      local retrying = launcher.start(emu, { timeout = 5 })
       local ok, err = pcall(function()
         emu:inject{ method = "DELETE", status = 503, times = 2,
           body = { code = "VPC.0512", message = "busy, try again later" } }
@@ -189,7 +190,8 @@ describe("OpenResty #openresty", function()
     it("signs requests with AK/SK from the SDK environment variables (and temporary credentials)", function()
       for _, creds in ipairs{ { ak = emu.ak, sk = emu.sk },
                               { ak = emu.temp_ak, sk = emu.temp_sk, security_token = emu.security_token } } do
-        local signing = launcher.start(emu, creds)
+        local signing = launcher.start(emu, { ak = creds.ak, sk = creds.sk, security_token = creds.security_token,
+          timeout = 5 })
         local ok, err = pcall(function()
           local id = shared_bandwidth()
           local resp = assert(emulator.http{ port = signing.port, method = "DELETE",
@@ -241,7 +243,7 @@ describe("OpenResty #openresty", function()
     -- The plain-Lua client (libcurl) and the app (cosockets) facing the same situation.
     local function plain_error(id, timeout)
       local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token,
-        timeout = timeout or 1, max_attempts = 1 }
+        timeout = timeout or 5, max_attempts = 1 }
       local ok, err = pcall(c.delete_bandwidth, c, id)
       c:close()
       assert.is_false(ok)
@@ -272,7 +274,7 @@ describe("OpenResty #openresty", function()
 
     it("raises the same transport errors (timeout, reset)", function()
       emu:inject{ method = "DELETE", action = "hang" }
-      local plain = plain_error("bw-1")
+      local plain = plain_error("bw-1", 1)
       emu:inject{ method = "DELETE", action = "hang" }
       assert_same_error(plain, delete("bw-1").json.error)
       emu:reset()
@@ -372,20 +374,31 @@ describe("OpenResty #openresty", function()
       return out
     end
 
-    it("serves /ping in milliseconds while 50 deletes wait 300 ms each on the API", function()
-      local n, delay = 50, 0.3
+    -- Waits until the API has seen n requests (they are then waiting on it), within limit s.
+    local function api_saw(n, limit, why)
+      local deadline = socket.gettime() + limit
+      while emu:stats().requests < n do
+        assert(socket.gettime() < deadline, why)
+        socket.sleep(0.01)
+      end
+    end
+
+    -- The API answers each delete after 2 s: a worker that blocked on one would hold /ping
+    -- that long; one that did not answers it in milliseconds.
+    it("serves /ping in milliseconds while 50 deletes wait 2 s each on the API", function()
+      local n, delay = 50, 2
       emu:inject{ method = "DELETE", status = 204, delay = delay, times = n }
       local t0 = socket.gettime()
       local socks = {}
       for i = 1, n do
         socks[i] = start_request("DELETE", "/admin/bandwidths/bw-" .. i)
       end
-      socket.sleep(0.05) -- the deletes are now waiting on the emulator
+      api_saw(n, 10, "the deletes did not all reach the API at once: the worker blocked")
       local p0 = socket.gettime()
-      local ping = assert(emulator.http{ port = app.port, path = "/ping", timeout = 2 })
+      local ping = assert(emulator.http{ port = app.port, path = "/ping", timeout = 10 })
       local ping_took = socket.gettime() - p0
       assert.equal(200, ping.status)
-      local results = collect(socks, t0 + 10)
+      local results = collect(socks, t0 + 30)
       local total, ok = 0, 0
       for _, r in pairs(results) do
         if r.text and r.text:match("^HTTP/1%.1 200 ") then ok = ok + 1 end
@@ -394,24 +407,25 @@ describe("OpenResty #openresty", function()
       print(string.format("\nopenresty: %d deletes (API delay %.0f ms each) done in %.3f s; "
         .. "/ping answered in %.1f ms meanwhile", n, delay * 1000, total, ping_took * 1000))
       assert.equal(n, ok)
-      assert.is_true(total < 5, "50 deletes took " .. total .. " s: the worker blocked")
-      assert.is_true(ping_took < 0.25, "/ping took " .. ping_took .. " s: the worker blocked")
+      -- at once about one delay; one at a time, 50 of them
+      assert.is_true(total < 3 * delay, "50 deletes took " .. total .. " s: the worker blocked")
+      assert.is_true(ping_took < delay / 2, "/ping took " .. ping_took .. " s: the worker blocked")
       assert.equal(n, emu:stats().requests)
     end)
 
-    it("runs delete_bandwidths as light threads: 20 deletes of 300 ms at concurrency 10", function()
-      local n, delay = 20, 0.3
+    it("runs delete_bandwidths as light threads: 20 deletes of 2 s at concurrency 10", function()
+      local n, delay = 20, 2
       emu:inject{ method = "DELETE", status = 204, delay = delay, times = n }
       emu:reset_counters()
       local ids = {}
       for i = 1, n do ids[i] = "bw-" .. i end
       ids[n + 1] = "../bad" -- a usage error for that entry, nothing sent for it
       local sock = start_request("POST", "/t/batch", cjson.encode{ ids = ids, concurrency = 10 })
-      socket.sleep(0.05)
+      api_saw(1, 10, "the batch sent nothing") -- its first delete is waiting on the API
       local p0 = socket.gettime()
-      local ping = assert(emulator.http{ port = app.port, path = "/ping", timeout = 2 })
+      local ping = assert(emulator.http{ port = app.port, path = "/ping", timeout = 10 })
       local ping_took = socket.gettime() - p0
-      local result = collect({ sock }, socket.gettime() + 10)[sock]
+      local result = collect({ sock }, socket.gettime() + 60)[sock]
       local body = cjson.decode(result.text:match("\r\n\r\n(.*)$"))
       print(string.format("\nopenresty: delete_bandwidths of %d (API delay %.0f ms each, concurrency 10) "
         .. "took %.3f s; /ping answered in %.1f ms meanwhile", n, delay * 1000, body.took, ping_took * 1000))
@@ -421,9 +435,9 @@ describe("OpenResty #openresty", function()
       assert.equal("usage", body.statuses[n + 1])
       assert.equal(n, emu:stats().requests)
       assert.is_true(emu:stats().connections <= 10)
-      -- ~2 delays at concurrency 10; one at a time would take 20 of them
-      assert.is_true(body.took < 3, "the batch took " .. body.took .. " s: it did not run concurrently")
-      assert.is_true(ping_took < 0.25, "/ping took " .. ping_took .. " s: the worker blocked")
+      -- 3 delays at concurrency 10 (the first delete goes alone); one at a time would take 20
+      assert.is_true(body.took < 6 * delay, "the batch took " .. body.took .. " s: it did not run concurrently")
+      assert.is_true(ping_took < delay / 2, "/ping took " .. ping_took .. " s: the worker blocked")
     end)
 
     -- One IAM client serving many requests at once: while one of them fetches the token, the
@@ -472,7 +486,11 @@ describe("OpenResty #openresty", function()
         slow_iam(1.5)
         local t0 = socket.gettime()
         local fetching = start_request("GET", "/t/shared/log/" .. ids[1])
-        socket.sleep(0.2) -- its token request is under way (IAM answers in 1.5 s)
+        local deadline = socket.gettime() + 10
+        while token_requests() < 1 do -- until its token request is under way (IAM answers in 1.5 s)
+          assert(socket.gettime() < deadline, "no token request")
+          socket.sleep(0.01)
+        end
         assert.equal(200, request("GET", "/t/shared_log/log/" .. ids[2]).status) -- then its log phase
         local ping = request("GET", "/ping", nil, 15) -- the worker is free once that log phase ended
         local ping_at = socket.gettime() - t0
@@ -492,7 +510,7 @@ describe("OpenResty #openresty", function()
       -- The request that needed the token ends (ngx.exit) while its light thread waits for IAM:
       -- the fetch goes on (it runs in a timer), and the next call gets its token.
       it("goes on when the request that needed it ends, and serves the next call", function()
-        shared_client("abandon", { auth = emu:iam_auth(), timeout = 2, max_attempts = 1 })
+        shared_client("abandon", { auth = emu:iam_auth(), timeout = 5, max_attempts = 1 })
         local ids = { shared_bandwidth(), shared_bandwidth() }
         slow_iam(1)
         assert.equal(504, request("GET", "/t/shared_abandon/abandon/" .. ids[1]).status)
@@ -500,7 +518,7 @@ describe("OpenResty #openresty", function()
         local out = request("GET", "/t/shared/abandon/" .. ids[2], nil, 15).json
         local took = socket.gettime() - t0
         assert.is_true(out.ok, cjson.encode(out))
-        assert.is_true(took < 10, "the next call took " .. took .. " s (its timeout: 2 s)")
+        assert.is_true(took < 10, "the next call took " .. took .. " s (its timeout: 5 s)")
         assert.equal(1, token_requests(), "one login for both")
         assert.is_nil(emu:get_bandwidth(ids[2]))
       end)

@@ -155,10 +155,10 @@ function M.start(emu, pki)
     return "https://127.0.0.1:" .. ports[name]
   end
   --- The protocols of the requests the trusted server answered so far, oldest first
-  -- ("HTTP/1.1", "HTTP/2.0"). nginx logs a request after answering it: this waits (up to 2 s)
+  -- ("HTTP/1.1", "HTTP/2.0"). nginx logs a request after answering it: this waits (up to 10 s)
   -- for at least `least` lines.
   function inst.protocols(least)
-    local deadline = os.time() + 2
+    local deadline = os.time() + 10
     local lines
     repeat
       lines = {}
