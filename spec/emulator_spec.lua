@@ -660,12 +660,22 @@ describe("EIP emulator", function()
         "x-security-token sent with a permanent access key")
     end)
 
-    it("takes the project from X-Project-Id: required, the AK's, and the URL's", function()
+    it("takes the project from X-Project-Id: required, one of the account's, and the URL's", function()
       local resp = signed_call{ path = v1(), project_id = emu.other_project_id }
       assert_vpc_error(resp, 400, "VPC.0007")
       resp = signed_call{ path = "/v1/" .. emu.other_project_id .. "/bandwidths" }
       assert_vpc_error(resp, 400, "VPC.0007")
       assert.equal("urlTenantId is not equal tokenTenantId", resp.json.message)
+      -- Keys are an IAM user's, valid in every project of the account: the other project's list
+      -- holds none of this project's bandwidths.
+      local mine = emu:create_bandwidth{ size = 1 }
+      resp = signed_call{ path = "/v1/" .. emu.other_project_id .. "/bandwidths", project_id = emu.other_project_id }
+      assert.equal(200, resp.status)
+      for _, bw in ipairs(resp.json.bandwidths) do assert.not_equal(mine, bw.id) end
+      local foreign = "00112233445566778899aabbccddeeff"
+      resp = signed_call{ path = "/v1/" .. foreign .. "/bandwidths", project_id = foreign }
+      assert_vpc_error(resp, 400, "VPC.0007")
+      assert.equal("X-Project-Id is not a project of this access key's account", resp.json.message)
       assert_refused(signed_call({ path = v1(), signed_headers = { "host", "x-sdk-date" } },
         { headers = { ["X-Project-Id"] = false } }), "x-project-id is required with AK/SK")
     end)

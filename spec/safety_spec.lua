@@ -73,6 +73,19 @@ describe("safety", function()
       assert.same({ true, false }, { res.ok, res.deleted })
     end)
 
+    -- AK/SK keys act in every project of the account: keys sent to another project of it (a
+    -- project id left over from other work) find no such bandwidth there. The result says
+    -- which project it was missing from.
+    it("says which project a bandwidth was missing from: keys act in every project of the account", function()
+      local id = create(1)[1]
+      local c = eip.new{ endpoint = emu.url, project_id = emu.other_project_id, ak = emu.ak, sk = emu.sk,
+        missing_ok = true }
+      local res = c:delete_bandwidth(id)
+      c:close()
+      assert.same({ true, false, "VPC.0306", emu.other_project_id }, { res.ok, res.deleted, res.code, res.project_id })
+      assert.is_not_nil(emu:get_bandwidth(id), "the bandwidth still exists, in its own project")
+    end)
+
     it("is an error for the gateway's 404 (a wrong base path), with advice naming the cause", function()
       local id = create(1)[1]
       local c = fx.client{ endpoint = emu.url .. "/eip", missing_ok = true }

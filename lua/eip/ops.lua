@@ -109,9 +109,11 @@ function Delete.recover(op, err)
       .. "with list_bandwidths (`eip list-bandwidths`)."
     return nil
   end
+  -- project_id: where it was not found (keys act in every project of the account, and a
+  -- bandwidth of another project or region is "not found" here too).
   return {
     ok = true, deleted = false, status = 404, reason = err.reason, code = err.code,
-    message = err.message, bandwidth_id = op.resource, request_id = err.request_id,
+    message = err.message, bandwidth_id = op.resource, project_id = op.project, request_id = err.request_id,
     attempts = err.attempts, elapsed = err.elapsed, lost_answer = err.lost_answer,
   }
 end
@@ -137,7 +139,7 @@ end
 function M.delete_bandwidth(project_id, id, missing_ok)
   -- Not a tail call: see "LuaJIT" in eip.transport.http1.
   local op = setmetatable({ path = "/v2.0/" .. project_id .. "/bandwidths/" .. id, resource = id,
-    missing_ok = missing_ok }, Delete)
+    project = project_id, missing_ok = missing_ok }, Delete)
   return op
 end
 

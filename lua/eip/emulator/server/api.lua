@@ -482,6 +482,15 @@ local function list_projects(method, body)
   util.send_json(200, { projects = out, links = { self = "https://iam.example/v3/projects" } })
 end
 
+-- Whether project_id is one of the account's projects (the emulator models one account: the
+-- projects IAM lists, see store.projects).
+local function account_project(project_id)
+  for _, p in ipairs(store.projects()) do
+    if p.id == project_id then return true end
+  end
+  return false
+end
+
 -- The project of the request's credentials (and, for AK/SK, the project it asks for), or nil,
 -- the reason it was refused. A request with both a token and a signature is refused (modelled:
 -- 401, since which of the two the gateway would honour is undocumented; a client must send one).
@@ -556,8 +565,13 @@ function M.handle(method, path, body, role)
       .. "ratelimit,limit:" .. limit .. ",time:1 second")
   end
   if requested and requested ~= auth_project then
-    -- modelled: an X-Project-Id the AK does not own is the AK/SK form of a foreign project.
-    return util.vpc_error(400, "VPC.0007", "X-Project-Id is not a project of this access key")
+    -- An access key is an IAM user's, valid in every project of the account: X-Project-Id
+    -- names the one it acts in (a bandwidth of another project is then "not found" there).
+    -- modelled: a project of no account of the key is the AK/SK form of a foreign project.
+    if not account_project(requested) then
+      return util.vpc_error(400, "VPC.0007", "X-Project-Id is not a project of this access key's account")
+    end
+    auth_project = requested
   end
   if auth_project ~= project_id then
     return util.vpc_error(400, "VPC.0007", "urlTenantId is not equal tokenTenantId")
