@@ -6,7 +6,8 @@
  * time it is called in the process. Lua 5.1 and LuaJIT may unload a C module (dlclose, from
  * package's __gc) at lua_close before the finalisers that still call into it have run: a
  * client's own or one of the caller's (a logger flushing through client:clean). Those would
- * then jump into unmapped code. Linked into an executable (the OOM host) it does nothing. */
+ * then jump into unmapped code. Only an object already loaded is pinned (RTLD_NOLOAD): linked
+ * into an executable (the OOM host) it opens nothing. */
 void eip_pin_self(void);
 
 #endif
