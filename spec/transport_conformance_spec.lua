@@ -595,6 +595,45 @@ describe("the transport contract, through both transports", function()
     assert.is_nil(seen[1].headers["content-length"])
   end)
 
+  -- What a caller puts on the wire as it is must be a token (the method, a header's name) or
+  -- free of control characters (the user agent): both transports raise (a caller bug, never a
+  -- failure table), and send nothing.
+  it("both refuse a method or header name that is no token and a user agent with a CR, sending nothing", function()
+    local METHOD, HEADER, UA = "must be an HTTP method", "is not a single 'Name: value' line", "control characters"
+    local cases = {
+      { method = "DEL ETE", says = METHOD }, { method = "DELETE /x HTTP/1.1\r\nX-Injected: 1\r\nX:", says = METHOD },
+      { method = "", says = METHOD },
+      { headers = { "Accept: application/json", " X-Folded: b" }, says = HEADER },
+      { headers = { "X A: b" }, says = HEADER },
+      { user_agent = "ua\r\nX-Injected-UA: yes", says = UA }, { user_agent = "ua\1", says = UA },
+    }
+    for _, case in ipairs(cases) do
+      for _, transport in ipairs(TRANSPORTS) do
+        emu:reset()
+        emu:inject{ status = 204 }
+        local req = { method = case.method or "DELETE", url = api_url("/conformance/refused"),
+          headers = case.headers or { "Accept: application/json" }, timeout = 5, connect_timeout = 5 }
+        local raised
+        if transport.name == "libcurl" then
+          local ok, err = pcall(function()
+            local t = require("eip.transport.curl").new{ user_agent = case.user_agent or "lua-eip-conformance" }
+            local ok_send, resp = pcall(t.send, t, req)
+            t:close()
+            if not ok_send then error(resp, 0) end
+            return resp
+          end)
+          raised = not ok and tostring(err)
+        else
+          req.user_agent = case.user_agent or "lua-eip-conformance"
+          raised = app_post("/t/send", req, 10).raised
+        end
+        assert.is_string(raised, transport.name .. " sent " .. cjson.encode(case))
+        assert.matches(case.says, raised, 1, true)
+        assert.equal(0, #emu:requests(), transport.name .. ": " .. cjson.encode(case))
+      end
+    end
+  end)
+
   -- A token client hands the cosocket transport the same header list for every request: it is
   -- checked once and its part of the head joined once. What goes on the wire must not change,
   -- and a list changed in place must be checked and sent as it now is.

@@ -61,9 +61,13 @@ end
 
 local WEAK_KEYS = { __mode = "k" }
 
---- opts: ca_file (ignored here, see above), insecure, user_agent
+--- opts: ca_file (ignored here, see above), insecure, user_agent (no control character: it
+-- goes on the wire as it is, as in the C core, which refuses one too)
 function M.new(opts)
   opts = opts or {}
+  if opts.user_agent ~= nil and (type(opts.user_agent) ~= "string" or find(opts.user_agent, "%c")) then
+    error("eip.transport.cosocket: user_agent must be a string without control characters (CR, LF, NUL...)", 2)
+  end
   return setmetatable({
     insecure = opts.insecure and true or false,
     user_agent_line = opts.user_agent and ("User-Agent: " .. opts.user_agent) or nil,
@@ -152,9 +156,27 @@ local NO_HEADERS = {}
 -- Header lines come from the Lua layer, which validated them; a CR, LF or NUL here would still
 -- let a caller smuggle a second header, so they are checked once more at the edge, as in C.
 -- A bad line is a caller bug, and raises.
+-- RFC 9110 token characters, spelled out (%w would follow the C locale of the process).
+local TCHAR = "[0-9A-Za-z!#%$%%&'%*%+%-%.%^_`|~]"
+local TOKEN_COLON = "^" .. TCHAR .. "+:"
+local TOKEN = "^" .. TCHAR .. "+$"
+
+-- Methods seen to be tokens: a request's method goes on the wire as it is (checked once each;
+-- the few the library sends are remembered, at most METHODS_MAX of them).
+local method_ok, nmethods, METHODS_MAX = {}, 0, 16
+
+local function check_method(method)
+  if method_ok[method] then return end
+  if type(method) ~= "string" or not find(method, TOKEN) then
+    -- Level 3: the caller of send (check_method < send).
+    error("eip.transport.cosocket: method must be an HTTP method (a token: letters, digits and !#$%&'*+-.^_`|~)", 3)
+  end
+  if nmethods < METHODS_MAX then method_ok[method], nmethods = true, nmethods + 1 end
+end
+
 local function check_header(i, h)
   -- A name of RFC 9110 token characters, then the colon; no CR, LF or NUL anywhere (as the C core).
-  if type(h) ~= "string" or find(h, "[\r\n%z]") or not find(h, "^[%w!#%$%%&'%*%+%-%.%^_`|~]+:") then
+  if type(h) ~= "string" or find(h, "[\r\n%z]") or not find(h, TOKEN_COLON) then
     -- Level 5: the caller of send (check_header < given < lines_of < send).
     error("eip.transport.cosocket: header " .. i .. " is not a single 'Name: value' line", 5)
   end
@@ -704,7 +726,8 @@ function Transport:send(req)
     http1.fail(x, path_or_code, text)
     return finish(x)
   end
-  x.known = lines_of(self, req.headers or NO_HEADERS) -- raises for a caller bug
+  check_method(req.method) -- raises for a caller bug, as the two below
+  x.known = lines_of(self, req.headers or NO_HEADERS)
   local proxy = req.proxy
   if proxy then
     if type(proxy) ~= "table" or type(proxy.host) ~= "string" or not tonumber(proxy.port)

@@ -148,11 +148,12 @@
 
 --- The request a transport's @{transport:send} is given.
 -- @table request
--- @tfield string method "DELETE", "GET", "POST", ...
+-- @tfield string method "DELETE", "GET", "POST", ...: an RFC 9110 token, else a caller bug that
+--   raises
 -- @tfield string url absolute http(s) URL, already validated; an IP literal host is verified
 --   against the certificate's IP addresses, a name against its DNS names
--- @tfield {string,...} headers "Name: value" lines; a CR, LF or NUL in one, or a line without a
---   colon, is a caller bug and raises (it is never a failure table)
+-- @tfield {string,...} headers "Name: value" lines; a CR, LF or NUL in one, or a line whose name
+--   before the colon is not a token, is a caller bug and raises (it is never a failure table)
 -- @tfield string body the body, or nil; sent with its Content-Length (POST and PUT always
 --   carry one)
 -- @tfield number timeout seconds for the WHOLE exchange: connect, TLS, send and every read (30)
@@ -389,12 +390,17 @@ end
 -- @tparam[opt] string opts.ca_file PEM bundle to verify servers with (libcurl only: nginx
 --   verifies cosockets against `lua_ssl_trusted_certificate`); default: the system store
 -- @tparam[opt=false] boolean opts.insecure true: no certificate and no host verification
--- @tparam[opt] string opts.user_agent the `User-Agent` header
+-- @tparam[opt] string opts.user_agent the `User-Agent` header (no control character)
 -- @treturn table a transport: @{transport:send}, @{transport:close}, `name`
--- @raise a Lua error when the C core (eip.core) cannot be loaded outside nginx
+-- @raise a Lua error when the C core (eip.core) cannot be loaded outside nginx, or when
+--   `user_agent` holds a control character
 function M.new(opts)
   opts = opts or {}
-  local copy = { ca_file = opts.ca_file, insecure = opts.insecure, user_agent = opts.user_agent }
+  local ua = opts.user_agent
+  if ua ~= nil and (type(ua) ~= "string" or ua:find("%c")) then
+    error("eip.transport: user_agent must be a string without control characters (CR, LF, NUL...)", 2)
+  end
+  local copy = { ca_file = opts.ca_file, insecure = opts.insecure, user_agent = ua }
   if not ngx_api() then
     return require("eip.transport.curl").new(copy)
   end

@@ -136,16 +136,21 @@ function M.timer(id)
   return reply(200, result or { error = "the timer did not finish" })
 end
 
--- POST {url, method, headers, body, timeout, connect_timeout, body_cap, insecure, user_agent}
+-- POST {url, method, headers, body, timeout, connect_timeout, body_cap, insecure, user_agent}:
+-- the response table, or { raised = text } when making the transport or send raised (a caller
+-- bug: a method or header name that is no token, a user agent with a control character).
 function M.send()
   ngx.req.read_body()
   local req = cjson.decode(ngx.req.get_body_data() or "")
   if type(req) ~= "table" then
     return reply(400, { error = "POST a JSON request table" })
   end
-  local t = require("eip.transport.cosocket").new{ insecure = req.insecure, user_agent = req.user_agent }
+  local made, t = pcall(require("eip.transport.cosocket").new, { insecure = req.insecure,
+    user_agent = req.user_agent })
+  if not made then return reply(200, { raised = tostring(t) }) end
   req.insecure, req.user_agent = nil, nil
-  return reply(200, t:send(req))
+  local ok, resp = pcall(t.send, t, req)
+  return reply(200, ok and resp or { raised = tostring(resp) })
 end
 
 -- POST {req = {...as for /t/send}, times = n, changes = {{index, line}, ...}}: one transport
