@@ -323,7 +323,12 @@ describe("eip command", function()
       assert.equal(0, code)
       assert.matches("^missing  " .. missing:gsub("%-", "%%-") .. "  404 VPC%.0306", line_for(lines(out), missing))
       assert.matches("1 deleted, 1 missing, 0 failed", err)
+      -- Keys act in every project of the account: where it was missing from is said.
+      assert.matches("\neip: 1 missing from project " .. emu.project_id .. "\n", err, 1, true)
       assert.is_nil(err:find("Failed", 1, true)) -- nothing to list again
+      code, out = run("delete-bandwidth --json --missing-ok " .. missing)
+      assert.equal(0, code)
+      assert.equal(emu.project_id, cjson.decode(out).project_id)
     end)
 
     it("--json prints one parseable object per id (summary on stderr)", function()

@@ -427,6 +427,20 @@ describe("bandwidth operations", function()
         assert.same(ids, publicip_ids(emu:get_bandwidth(id)))
       end)
 
+      -- A remove refused with a 4xx may have moved some of its EIPs (the GET would tell); a stop
+      -- said then sends no GET: its EIPs are uncertain, and the error is the interruption's.
+      it("stops after a refused remove: no verifying GET, no delete; its EIPs uncertain", function()
+        emu:inject{ method = "POST", path = "/remove$", status = 400,
+          body = { code = "VPC.0323", message = "The EIP cannot be removed." } }
+        local ids, id, err = drain_stopped(3, function(info) return info.method == "POST" end)
+        assert.same({ "interrupted", true, "remove", 1 }, { err.kind, err.cancelled, err.stage, err.batch })
+        assert.same({ {}, {}, ids }, { err.moved, err.not_moved, err.uncertain })
+        assert.equal(400, err.cause.status)
+        assert.matches("interrupted before the GET that would tell what a failed remove call moved %(400 VPC%.0323%)",
+          err.message)
+        assert.same({ "GET /v1/P/bandwidths/ID", "POST /v2.0/P/bandwidths/ID/remove" }, sequence(id))
+      end)
+
       it("stops during the show's backoff: nothing is sent again, nothing moved", function()
         local id = emu:create_bandwidth{ size = 20, publicip_ids = eip_ids(2) }
         emu:inject{ method = "GET", status = 503, headers = { ["Retry-After"] = "3" } }
@@ -533,15 +547,30 @@ describe("bandwidth operations", function()
       assert.same({ {}, { "eip-1" }, {} }, { err.moved, err.not_moved, err.uncertain })
     end)
 
-    -- Carried out, then answered with a head no client can read: the call may have acted,
-    -- and the GET tells what moved.
+    -- Carried out, then answered with a head no client can read: the call may have acted, and
+    -- the GET tells what moved. A drain read its EIPs from the bandwidth: one gone moved.
+    -- remove_eips_from_bandwidth read nothing: one gone may never have been in it (uncertain).
     it("a remove answered with garbage is checked with the GET: what moved is moved", function()
-      local id = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-1", "eip-2" } }
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-1" } }
+      emu:inject{ method = "POST", path = "/remove$", action = "garble_answer" }
+      local res = fx.client{ max_attempts = 1 }:drain_and_delete_bandwidth(id, terms)
+      assert.same({ true, { "eip-1" } }, { res.deleted, res.removed })
+      id = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-2", "eip-3" } }
       local c = fx.client{ max_attempts = 1 }
       emu:inject{ method = "POST", path = "/remove$", action = "garble_answer" }
-      local res = c:remove_eips_from_bandwidth(id, { "eip-1" }, terms)
-      assert.same({ true, { "eip-1" } }, { res.ok, res.removed })
-      assert.same({ "eip-2" }, publicip_ids(emu:get_bandwidth(id)))
+      local err = raised(c.remove_eips_from_bandwidth, c, id, { "eip-2", "eip-3" }, terms)
+      assert.same({ {}, {}, { "eip-2", "eip-3" } }, { err.moved, err.not_moved, err.uncertain })
+      assert.same({}, publicip_ids(emu:get_bandwidth(id)))
+    end)
+
+    -- A 200 portal page for an EIP that sits in another bandwidth: never "moved".
+    it("a remove answered 200 for an EIP not in the bandwidth does not call it moved", function()
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-here" } }
+      emu:create_bandwidth{ size = 20, publicip_ids = { "eip-elsewhere" } }
+      local c = fx.client{ max_attempts = 1 }
+      emu:inject{ method = "POST", path = "/remove$", status = 200, body = "<html>portal</html>" }
+      local err = raised(c.remove_eips_from_bandwidth, c, id, { "eip-elsewhere" }, terms)
+      assert.same({ {}, {}, { "eip-elsewhere" } }, { err.moved, err.not_moved, err.uncertain })
     end)
 
     -- The first attempt moved the EIPs but its answer was lost; the retry's 401 says nothing

@@ -58,7 +58,8 @@ describe("safety", function()
     it("is an error for a 404 VPC.0306 about an id that is not shaped like one (a name)", function()
       local c = fx.client{ missing_ok = true, max_attempts = 1 }
       local results, summary
-      local names = { "prod-shared-bw", "3fa1e2b4-1111-2222-3333-44445555666", "3fa1e2b4111122223333444455556666" }
+      local names = { "prod-shared-bw", "3fa1e2b4-1111-2222-3333-44445555666", "3fa1e2b4111122223333444455556666",
+        "3FA1E2B4-1111-2222-3333-444455556666" } -- an upper-cased copy of an id: is the lookup case-blind?
       for _, id in ipairs(names) do
         emu:inject{ method = "DELETE", status = 404, body = { code = "VPC.0306", message = "No Eip bandwidth exist." } }
         local err = raised(c.delete_bandwidth, c, id)
@@ -69,7 +70,7 @@ describe("safety", function()
         assert.same({ false, 0, 1 }, { results[1].ok, summary.missing, summary.failed })
       end
       emu:inject{ method = "DELETE", status = 404, body = { code = "VPC.0306", message = "No Eip bandwidth exist." } }
-      local res = c:delete_bandwidth("3FA1E2B4-1111-2222-3333-444455556666") -- upper case is still a UUID
+      local res = c:delete_bandwidth("3fa1e2b4-1111-2222-3333-444455556666")
       assert.same({ true, false }, { res.ok, res.deleted })
     end)
 

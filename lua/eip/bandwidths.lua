@@ -206,6 +206,12 @@ local function slice(entries, from, to)
   return out
 end
 
+-- A failed call in a few words: "400 VPC.0323", "timeout".
+local function what_failed(err)
+  if err.kind == "http" then return tostring(err.status) .. (err.code and " " .. tostring(err.code) or "") end
+  return tostring(err.reason or err.kind)
+end
+
 -- The error of a drain that `cancel` stopped between its steps (kind "interrupted", `cancelled`):
 -- `op` the request not sent, `stage` the step it belongs to, what moved and what did not.
 local function stopped_by_cancel(op, stage, message, bandwidth_id, moved, not_moved)
@@ -265,14 +271,21 @@ function M.remove(runner, project, bandwidth_id, entries, terms, known)
         else
           moved, kept, uncertain = {}, ids, {}
         end
-      elseif errors.could_have_acted(err) then
-        -- A timeout, a reset, a garbled answer, a 5xx, or a retry after one: the GET tells.
-        moved, kept, uncertain = settle(runner, project, bandwidth_id, ids)
-      elseif err.kind == "http" and err.status ~= 429 then
-        -- The service refused it with a 4xx (an EIP not in this bandwidth, a policy). Its documents
-        -- do not say a remove is all or nothing, and an EIP that did move is billed on its own: the
-        -- GET tells. An EIP absent from the bandwidth moved when it was in it before (the drain's
-        -- show said so: `known`), else nobody can tell (perhaps it never was in it): uncertain.
+      elseif errors.could_have_acted(err) or (err.kind == "http" and err.status ~= 429) then
+        -- A timeout, a reset, a garbled or unusable answer, a 5xx, or a retry after one; or the
+        -- service refused it with a 4xx (an EIP not in this bandwidth, a policy), and its
+        -- documents do not say a remove is all or nothing: an EIP that did move is billed on
+        -- its own, and the GET tells. An EIP absent from the bandwidth moved when it was in it
+        -- before (the drain's show said so: `known`); else nobody can tell (perhaps it never was
+        -- in it): uncertain. When cancel says stop first, not even that GET is sent.
+        if cancel and cancel() then
+          local stop = stopped_by_cancel(op, "remove", string.format("interrupted before the GET that would "
+            .. "tell what a failed remove call moved (%s): %d EIP(s) uncertain, %d moved out before; the "
+            .. "bandwidth was not deleted", what_failed(err), #ids, #summary.removed), bandwidth_id,
+            summary.removed, ids_of(entries, to + 1, #entries))
+          stop.uncertain, stop.batch, stop.cause = ids, b, err
+          error(stop, 0)
+        end
         moved, kept, uncertain = settle(runner, project, bandwidth_id, ids, not known)
       else
         -- The request never reached the service, or was throttled (429) before it was carried

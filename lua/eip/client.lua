@@ -276,12 +276,13 @@ end
 -- @tparam string bandwidth_id the bandwidth's id (1-64 characters of `[A-Za-z0-9._-]`)
 -- @tparam[opt] table call_opts options of this call:
 -- @tparam[opt] boolean call_opts.missing_ok the EIP service's 404 `VPC.0306` is a result, not an
---   error (default: the client's `missing_ok`)
+--   error, for an id shaped like a bandwidth id (a lower-case UUID; default: the client's
+--   `missing_ok`)
 -- @tparam[opt] boolean|number call_opts.wait true (up to 600 s) or seconds: after the 204, read
 --   the bandwidth until it is gone (the result then has `waited`)
 -- @treturn table `{ ok = true, deleted = true, status = 204, reason, bandwidth_id, request_id,
 --   attempts, elapsed, waited? }`; with missing_ok, a 404 VPC.0306 is `{ ok = true, deleted =
---   false, status = 404, code, message, ... }`
+--   false, status = 404, code, message, project_id (where it is missing from), ... }`
 -- @raise an @{eip.error}: `usage` (nothing sent), `http` (status, code, message, request_id,
 --   retryable, advice; a 2xx other than 204 too, with reason "Unusable Answer": it does not say
 --   the bandwidth was deleted), `transport` (reason, curl_code), or `wait_timeout` (deleted, but
@@ -440,8 +441,9 @@ end
 -- batches of at most 100. Each removed EIP gets its own dedicated bandwidth of `charge_mode`
 -- and `size`, as the API does. A batch that fails after an attempt that may have acted
 -- unanswered, or that the service refused with a 4xx other than 429, is checked with one GET of
--- the bandwidth (an EIP absent after a 4xx is `uncertain`: it may never have been in it); one
--- that never reached the service, or was throttled, moved nothing. Only 204 is success.
+-- the bandwidth (an EIP it no longer lists is `uncertain`: this call read nothing before, and it
+-- may never have been in it); one that never reached the service, or was throttled, moved
+-- nothing. Only 204 is success.
 -- @tparam string bandwidth_id the shared bandwidth
 -- @tparam table eip_ids a list of distinct EIP ids (strings, or `{ publicip_id=, publicip_type= }`
 --   for IPv6 ports): keys exactly 1..n, an entry table with no other key

@@ -70,8 +70,9 @@ M._VERSION = client.VERSION
 --   the error is raised with `retry_after` set
 -- @tparam[opt] function opts.sleep `function(seconds)` used between attempts (default: the C
 --   core's nanosleep; `ngx.sleep` where nginx can yield)
--- @tparam[opt=false] boolean opts.missing_ok the EIP service's 404 `VPC.0306` on a delete is a
---   result `{ ok = true, deleted = false }` instead of an error (each call may override it)
+-- @tparam[opt=false] boolean opts.missing_ok the EIP service's 404 `VPC.0306` on a delete of an
+--   id shaped like a bandwidth id (a lower-case UUID) is a result `{ ok = true, deleted = false,
+--   project_id }` instead of an error (each call may override it)
 -- @tparam[opt=1048576] integer opts.max_body bytes of response body kept (1 KiB to 64 MiB); the
 --   transfer is cut beyond it and the error's `truncated` set
 -- @tparam[opt] string opts.ca_file a PEM bundle to verify servers with (default: the system

@@ -82,8 +82,11 @@ function Delete.unusable(op, resp) -- luacheck: ignore op
     .. "may not have finished): check with show_bandwidth before deleting it again"
 end
 
--- A bandwidth id as the cloud makes them: a UUID (8-4-4-4-12 hexadecimal digits).
-local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+-- A bandwidth id as the cloud makes them: a UUID of lower-case hexadecimal digits (8-4-4-4-12).
+-- An upper-cased copy of a live id is not one: whether the service's lookup ignores case is
+-- undocumented, and its "does not exist" for it must not read as "already deleted".
+local H = "[0-9a-f]"
+local UUID = "^" .. H:rep(8) .. "%-" .. H:rep(4) .. "%-" .. H:rep(4) .. "%-" .. H:rep(4) .. "%-" .. H:rep(12) .. "$"
 
 --- Whether `id` has the shape of the ids the cloud gives bandwidths (a UUID).
 function M.uuid_shaped(id)
@@ -104,7 +107,7 @@ function Delete.recover(op, err)
   end
   if not M.uuid_shaped(op.resource) then
     err.advice = "missing_ok takes \"does not exist\" as \"already deleted\" only for an id shaped like the "
-      .. "ids the cloud gives bandwidths (a UUID, 8-4-4-4-12 hexadecimal digits); " .. tostring(op.resource)
+      .. "ids the cloud gives bandwidths (a UUID, 8-4-4-4-12 lower-case hexadecimal digits); " .. tostring(op.resource)
       .. " is not one (a name, or a cut-off or mistyped id?): nothing was deleted. Find the bandwidth's id "
       .. "with list_bandwidths (`eip list-bandwidths`)."
     return nil

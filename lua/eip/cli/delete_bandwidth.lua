@@ -49,7 +49,8 @@ failed or were not sent, 2 usage error (nothing was sent), 130 interrupted.]],
   credentials = true,
   output = "text",
   options = connection.options{
-    { "--missing-ok", key = "missing_ok", help = "a bandwidth that does not exist (404 VPC.0306) counts as deleted" },
+    { "--missing-ok", key = "missing_ok", help = "a bandwidth that does not exist (404 VPC.0306) counts as deleted "
+      .. "(for an id shaped like one: a lower-case UUID)" },
     { "--concurrency", value = "N", key = "concurrency", integer = true, min = 1, max = MAX_CONCURRENCY,
       help = string.format("deletes in flight at once (1-%d, default %d; --drain: one at a time)",
         MAX_CONCURRENCY, DEFAULT_CONCURRENCY) },
@@ -330,12 +331,14 @@ function M.run(opts, argv, ctx)
   local bar = progress.new(#ids, { enabled = ctx.terminal and not opts.no_progress and not opts.drain
     and not opts.debug and #ids > 1, results_on_terminal = ctx.stdout_terminal })
   local counts, failed = { deleted = 0, missing = 0, failed = 0, not_sent = 0 }, {}
+  local missing_from -- the project the missing ones are missing from
   local started = core.monotime()
   if opts.output == "table" then stdout:write(output.result_header(), "\n") end
   core.catch_interrupts(true)
   local ok, summary = pcall(run_deletes, client, ids, opts, function(o)
     counts[o.outcome] = counts[o.outcome] + 1
     if o.outcome == "failed" then failed[#failed + 1] = o end
+    if o.outcome == "missing" then missing_from = o.res.project_id end
     bar:step(o.outcome == "failed" or o.outcome == "not_sent")
     bar:above(function() print_outcome(o, opts, client) end)
   end, function() bar:tick() end)
@@ -348,6 +351,11 @@ function M.run(opts, argv, ctx)
   stderr:write(output.failures(failed))
   stderr:write(output.summary(#ids, counts, core.monotime() - started), "\n")
   if summary and summary.throttled > 0 then stderr:write(output.throttled(summary), "\n") end
+  -- Keys act in every project of the account: a bandwidth of another project (or region) is
+  -- missing from this one too. Said once, where the count is.
+  if counts.missing > 0 and missing_from then
+    stderr:write(string.format("eip: %d missing from project %s\n", counts.missing, missing_from))
+  end
   local readable = summary and summary.still_readable or 0 -- counted by the batch's --wait, or the drains
   if readable > 0 then
     stderr:write(string.format("eip: %d deleted bandwidth(s) could still be read when the wait ended (the API "

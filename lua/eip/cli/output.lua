@@ -116,7 +116,7 @@ local function json_line(o)
     local r = o.res
     t.status, t.deleted, t.request_id, t.code = r.status, r.deleted, r.request_id, r.code
     t.attempts, t.removed, t.waited, t.still_readable = r.attempts, r.removed, r.waited, r.still_readable
-    t.lost_answer = r.lost_answer
+    t.lost_answer, t.project_id = r.lost_answer, r.project_id
     if type(r.elapsed) == "number" then t.elapsed = math.floor(r.elapsed * 1e6 + 0.5) / 1e6 end
   else
     local e = o.err
