@@ -329,6 +329,15 @@ describe("eip command", function()
       code, out = run("delete-bandwidth --json --missing-ok " .. missing)
       assert.equal(0, code)
       assert.equal(emu.project_id, cjson.decode(out).project_id)
+      -- A name is no id: its "does not exist" is a failure, and the advice says why.
+      emu:inject{ method = "DELETE", status = 404, body = { code = "VPC.0306", message = "No Eip bandwidth exist." } }
+      code, out = run("delete-bandwidth --json --missing-ok prod-shared-bw")
+      assert.equal(1, code)
+      assert.matches("prod-shared-bw is not one", cjson.decode(out).advice, 1, true)
+      emu:inject{ method = "DELETE", status = 404, body = { code = "VPC.0306", message = "No Eip bandwidth exist." } }
+      code, out = run("delete-bandwidth --verbose --missing-ok prod-shared-bw")
+      assert.equal(1, code)
+      assert.matches("\n         advice: missing_ok takes", out, 1, true)
     end)
 
     it("--json prints one parseable object per id (summary on stderr)", function()
@@ -532,8 +541,8 @@ describe("eip command", function()
           assert.is_nil(text:find(emu.token, 1, true), args .. ": the token was printed")
           assert.is_nil(text:find("\27", 1, true), args .. ": an escape was printed")
           -- (the human form of a dry run prints the failure line only)
-          local said = args == "--drain --dry-run" and "FAILED " .. a or "publicip_id is not an id"
-          assert.truthy(has(text, said), args .. ": " .. hide(text))
+          local said = args == "--drain --dry-run" and "FAILED +" .. a:gsub("%p", "%%%0") or "publicip_id is not an id"
+          assert.truthy(text:find(said), args .. ": " .. hide(text))
           assert.equal(1, emu:stats().requests, args .. ": one GET, nothing else")
         end
       end

@@ -184,7 +184,8 @@ describe("core.error_code", function()
   end)
 
   it("gives the advice the bandwidth codes need", function()
-    assert.matches("missing_ok this is success", core.error_code("VPC.0306", 404).advice, 1, true)
+    assert.matches("missing_ok takes this as success for an id shaped like one (a lower-case UUID)",
+      core.error_code("VPC.0306", 404).advice, 1, true)
     assert.matches("project_id and region", core.error_code("VPC.0007", 400).advice, 1, true)
     assert.matches("retry later", core.error_code("VPC.0004", 400).advice, 1, true)
     assert.matches("never count this 404 as deleted", core.error_code("APIGW.0101", 404).advice, 1, true)

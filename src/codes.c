@@ -259,8 +259,8 @@ static const eip_code_info table[] = {
      "带宽对象不存在",
      "所查询的带宽对象不存在",
      NOT_FOUND, 0,
-     "The bandwidth does not exist (already deleted?): check the id, project and region; with "
-     "missing_ok this is success."},
+     "The bandwidth does not exist (already deleted?): check the id, project and region; a delete "
+     "with missing_ok takes this as success for an id shaped like one (a lower-case UUID)."},
     {"VPC.0306", 404, "list bandwidths",
      "No Eip bandwidth exist with id.",
      "带宽对象不存在",

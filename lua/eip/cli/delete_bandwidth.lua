@@ -57,16 +57,16 @@ failed or were not sent, 2 usage error (nothing was sent), 130 interrupted.]],
     { "--no-adaptive", key = "no_adaptive",
       help = "keep --concurrency even when the API throttles (default: cut it, then raise it again)" },
     args.output_options("text"),
-    { "--verbose", key = "verbose", help = "under each line: request id, reason and message" },
+    { "--verbose", key = "verbose", help = "under each line: request id, reason, message and advice" },
     { "--dry-run", key = "dry_run",
       help = "validate, print what would be sent, send nothing (no credentials needed; --drain: one GET per id)" },
     { "--drain", key = "drain", help = "move the bandwidth's EIPs out first (new bills!), then delete it" },
     { "--yes", key = "yes", help = "with --drain: do not ask (needed without a terminal; then --size and "
       .. "--charge-mode must be given)" },
     { "--size", value = "MBIT", key = "size", integer = true, min = 1, max = 2000,
-      help = "with --drain: size of each removed EIP's new bandwidth (asked: default 1)" },
+      help = "with --drain: size of each removed EIP's new bandwidth (the question offers 1)" },
     { "--charge-mode", value = "M", key = "charge_mode", choices = { "bandwidth", "traffic" },
-      help = "with --drain: bandwidth or traffic (asked: default bandwidth)" },
+      help = "with --drain: bandwidth or traffic (the question offers bandwidth)" },
     { "--wait", key = "wait", help = "after each 204, wait until the bandwidth can no longer be read (600 s)" },
     { "--wait-timeout", value = "S", key = "wait_timeout", number = true, min = 0.001, max = 86400,
       help = "--wait, at most S seconds" },
@@ -87,7 +87,8 @@ local function check_options(opts, ctx)
     usage("--size, --charge-mode and --yes only apply with --drain")
   end
   if opts.drain and not opts.yes and not opts.dry_run and not ctx.terminal then
-    usage("--drain without a terminal needs --yes: each removed EIP becomes a new pay-per-use bandwidth")
+    usage("--drain without a terminal needs --yes, --size and --charge-mode: each removed EIP becomes a new "
+      .. "pay-per-use bandwidth of that size, billed that way, and nobody is asked")
   end
   -- Nobody is asked with --yes: the terms of the new bills are then the user's own, never a default.
   if opts.drain and opts.yes and (opts.size == nil or opts.charge_mode == nil) then
@@ -366,11 +367,13 @@ function M.run(opts, argv, ctx)
       tostring(res.bandwidth_id), tostring(res.wait_error)))
   end
   if summary and summary.stopped == "auth" then
-    stderr:write(string.format("eip: stopped after an authentication failure: %d id(s) not sent\n", counts.not_sent))
+    stderr:write("eip: stopped after an authentication failure"
+      .. (counts.not_sent > 0 and string.format(": %d id(s) not sent\n", counts.not_sent) or "\n"))
   end
   -- Ctrl-C exits 130 whatever else stopped the batch: the script that ran this must stop too.
   if interrupted then
-    stderr:write(string.format("eip: interrupted: %d id(s) not sent\n", counts.not_sent))
+    stderr:write("eip: interrupted" .. (counts.not_sent > 0 and string.format(": %d id(s) not sent\n",
+      counts.not_sent) or "\n"))
     return EXIT_INTERRUPTED
   end
   return counts.failed == 0 and counts.not_sent == 0

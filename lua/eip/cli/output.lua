@@ -67,9 +67,9 @@ local function notes_of(o)
     if (r.attempts or 1) > 1 then notes[#notes + 1] = plural(r.attempts, "attempt") end
   else
     local e = o.err
-    if e.moved then
+    if e.moved then -- (a drain refused or declined before any remove had no EIP in play: no note)
       local all = #e.moved + #(e.not_moved or {}) + #(e.uncertain or {})
-      notes[#notes + 1] = string.format("%d/%d moved", #e.moved, all)
+      if all > 0 then notes[#notes + 1] = string.format("%d/%d moved", #e.moved, all) end
     end
     if (e.kind == "http" or e.kind == "transport" or e.kind == "interrupted") and (e.attempts or 0) > 0 then
       notes[#notes + 1] = plural(e.attempts, "attempt")
@@ -123,7 +123,7 @@ local function json_line(o)
     t.status, t.code, t.message, t.request_id, t.kind = e.status, e.code, e.message, e.request_id, e.kind
     t.reason, t.retryable, t.attempts, t.argument = e.reason, e.retryable, e.attempts, e.argument
     t.stage, t.moved, t.not_moved, t.uncertain = e.stage, e.moved, e.not_moved, e.uncertain
-    t.not_sent, t.order_id, t.lost_answer = e.not_sent, e.order_id, e.lost_answer
+    t.not_sent, t.order_id, t.lost_answer, t.advice = e.not_sent, e.order_id, e.lost_answer, e.advice
   end
   return json.encode(t)
 end
@@ -168,12 +168,13 @@ end
 -- What the server or the library said of a failure, as one sentence.
 local function message_of(e)
   local reason = e.kind == "http" and e.reason or nil
-  local message = e.message or e.kind or "?"
+  local message = e.message
+  if message == nil then return reason or e.kind or "?" end -- (a 502 page without an error body)
   if reason and message ~= reason then return reason .. ": " .. message end
   return message
 end
 
---- The detail `--verbose` prints under a result line: request id, reason and message, each
+--- The detail `--verbose` prints under a result line: request id, reason, message and advice, each
 -- line of at most WIDTH characters.
 -- @tparam table o the outcome
 -- @treturn {string,...} the lines
@@ -183,6 +184,10 @@ function M.detail_lines(o)
   local lines = {}
   if not o.res then
     for _, l in ipairs(wrap(message_of(o.err), indent, M.WIDTH)) do lines[#lines + 1] = l end
+    -- What to do about it (e.g. why --missing-ok did not take this 404): the library's text.
+    if o.err.advice then
+      for _, l in ipairs(wrap("advice: " .. o.err.advice, indent, M.WIDTH)) do lines[#lines + 1] = l end
+    end
   end
   if v.request_id then lines[#lines + 1] = indent .. "request-id " .. v.request_id end
   return lines
