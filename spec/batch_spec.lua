@@ -416,13 +416,7 @@ describe("delete_bandwidths", function()
   end)
 
   describe("with wait", function()
-    local function gets()
-      local n = 0
-      for _, r in ipairs(emu:requests()) do
-        if r.method == "GET" then n = n + 1 end
-      end
-      return n
-    end
+    local function gets() return fixture.count_requests(emu, "GET") end
 
     -- Deleted bandwidths that stay readable: each wait runs out after one read (wait = 0.4: the
     -- first pause, 0.5 s, would pass it).

@@ -142,13 +142,7 @@ describe("eip command in a terminal", function()
     local ids = create(6)
     emu:reset_counters()
     local t = start("delete-bandwidth --no-progress --wait-timeout 60 " .. table.concat(ids, " "))
-    local function gets()
-      local n = 0
-      for _, r in ipairs(emu:requests()) do
-        if r.method == "GET" then n = n + 1 end
-      end
-      return n
-    end
+    local function gets() return fixture.count_requests(emu, "GET") end
     requests_seen(7) -- the six deletes, then the first read of the wait
     -- Reads come 0.5, 1, 2, 5 s apart: one may still go out while the key travels, not two.
     local before = gets()

@@ -38,13 +38,7 @@ describe("safety", function()
 
   local function create(n, fields) return emu:create_bandwidths(n, fields) end
 
-  local function api_requests(method)
-    local n = 0
-    for _, r in ipairs(emu:requests()) do
-      if not r.uri:find("^/__emulator") and (method == nil or r.method == method) then n = n + 1 end
-    end
-    return n
-  end
+  local function api_requests(method) return fixture.count_requests(emu, method) end
 
   describe("missing_ok", function()
     it("accepts only the EIP service's 404 VPC.0306", function()

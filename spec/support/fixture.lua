@@ -30,6 +30,16 @@ function M.absent_id(n)
   return string.format("00000000-0000-4000-8000-%012d", n or 1)
 end
 
+--- How many API requests `emu` has logged, of `method` only when given (control calls are
+-- never logged).
+function M.count_requests(emu, method)
+  local n = 0
+  for _, r in ipairs(emu:requests()) do
+    if method == nil or r.method == method then n = n + 1 end
+  end
+  return n
+end
+
 --- A fixture around one emulator started with `start_opts`.
 function M.emulator(start_opts)
   local f = { clients = {} }
