@@ -206,12 +206,6 @@ local function slice(entries, from, to)
   return out
 end
 
--- A failed call in a few words: "400 VPC.0323", "timeout".
-local function what_failed(err)
-  if err.kind == "http" then return tostring(err.status) .. (err.code and " " .. tostring(err.code) or "") end
-  return tostring(err.reason or err.kind)
-end
-
 -- The error of a drain that `cancel` stopped between its steps (kind "interrupted", `cancelled`):
 -- `op` the request not sent, `stage` the step it belongs to, what moved and what did not.
 local function stopped_by_cancel(op, stage, message, bandwidth_id, moved, not_moved)
@@ -281,7 +275,7 @@ function M.remove(runner, project, bandwidth_id, entries, terms, known)
         if cancel and cancel() then
           local stop = stopped_by_cancel(op, "remove", string.format("interrupted before the GET that would "
             .. "tell what a failed remove call moved (%s): %d EIP(s) uncertain, %d moved out before; the "
-            .. "bandwidth was not deleted", what_failed(err), #ids, #summary.removed), bandwidth_id,
+            .. "bandwidth was not deleted", errors.brief(err), #ids, #summary.removed), bandwidth_id,
             summary.removed, ids_of(entries, to + 1, #entries))
           stop.uncertain, stop.batch, stop.cause = ids, b, err
           error(stop, 0)

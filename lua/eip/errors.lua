@@ -120,6 +120,15 @@ function M.interrupted(op, attempts)
   }
 end
 
+--- A failure in a few words: an answer's status and code ("400 VPC.0323"), else its reason
+-- ("timeout") or kind.
+-- @tparam table err an eip error
+-- @treturn string
+function M.brief(err)
+  if err.kind == "http" then return tostring(err.status) .. (err.code and (" " .. err.code) or "") end
+  return tostring(err.reason or err.kind)
+end
+
 --- A call that its `cancel` function ended before its next attempt was sent (Ctrl-C in the
 -- eip command): kind "interrupted", `cancelled = true`, `attempts` (how many were sent before),
 -- `cause` (the last attempt's error, if any) and `earlier_unanswered` when one of them may have
@@ -130,9 +139,9 @@ function M.cancelled(op, attempts, cause, earlier_unanswered)
   if attempts > 0 then
     local last = ""
     if cause and cause.kind == "http" then
-      last = " (the last answered " .. tostring(cause.status) .. (cause.code and (" " .. cause.code) or "") .. ")"
+      last = " (the last answered " .. M.brief(cause) .. ")"
     elseif cause and cause.kind then
-      last = " (the last failed: " .. tostring(cause.reason or cause.kind) .. ")"
+      last = " (the last failed: " .. M.brief(cause) .. ")"
     end
     message = string.format("interrupted after %d attempt%s%s: no further attempt was sent", attempts,
       attempts == 1 and "" or "s", last)

@@ -74,13 +74,19 @@ end
 -- other 2xx (a proxy's or captive portal's 200 page, a 202 "accepted, not finished") does not
 -- say the bandwidth is gone: the answer is unusable (an "http" error that may have acted), never
 -- deleted = true.
-function Delete.unusable(op, resp) -- luacheck: ignore op
-  local status = resp.status
-  if status == 204 then return nil end
-  return "a delete is done when the API answers 204 No Content; this " .. status .. " " .. reasons[status]
-    .. " does not say the bandwidth was deleted (it may come from a proxy in between, or the delete "
-    .. "may not have finished): check with show_bandwidth before deleting it again"
+-- The `unusable` of a call that is done only on 204 No Content (`what`: "a delete"), saying
+-- what another 2xx does not tell (`not_said`).
+local function only_204(what, not_said)
+  return function(_, resp)
+    local status = resp.status
+    if status == 204 then return nil end
+    return what .. " is done when the API answers 204 No Content; this " .. status .. " " .. reasons[status]
+      .. " does not say " .. not_said
+  end
 end
+
+Delete.unusable = only_204("a delete", "the bandwidth was deleted (it may come from a proxy in between, "
+  .. "or the delete may not have finished): check with show_bandwidth before deleting it again")
 
 -- A bandwidth id as the cloud makes them: a UUID of lower-case hexadecimal digits (8-4-4-4-12).
 -- An upper-cased copy of a live id is not one: whether the service's lookup ignores case is
@@ -88,10 +94,6 @@ end
 local H = "[0-9a-f]"
 local UUID = "^" .. H:rep(8) .. "%-" .. H:rep(4) .. "%-" .. H:rep(4) .. "%-" .. H:rep(4) .. "%-" .. H:rep(12) .. "$"
 
---- Whether `id` has the shape of the ids the cloud gives bandwidths (a UUID).
-function M.uuid_shaped(id)
-  return type(id) == "string" and id:find(UUID) ~= nil
-end
 
 -- With missing_ok, the EIP service's "no such bandwidth" (404 VPC.0306) is a result
 -- { ok = true, deleted = false, status = 404, ... }: the bandwidth is gone either way (perhaps
@@ -105,7 +107,7 @@ function Delete.recover(op, err)
       and errors.NOT_FOUND_CODES[err.code] == "bandwidth") then
     return nil
   end
-  if not M.uuid_shaped(op.resource) then
+  if not op.resource:find(UUID) then
     err.advice = "missing_ok takes \"does not exist\" as \"already deleted\" only for an id shaped like the "
       .. "ids the cloud gives bandwidths (a UUID, 8-4-4-4-12 lower-case hexadecimal digits); " .. tostring(op.resource)
       .. " is not one (a name, or a cut-off or mistyped id?): nothing was deleted. Find the bandwidth's id "
@@ -116,7 +118,8 @@ function Delete.recover(op, err)
   -- bandwidth of another project or region is "not found" here too).
   return {
     ok = true, deleted = false, status = 404, reason = err.reason, code = err.code,
-    message = err.message, bandwidth_id = op.resource, project_id = op.project, request_id = err.request_id,
+    message = err.message, bandwidth_id = op.resource, project_id = op.path:match("^/v2%.0/([^/]+)/"),
+    request_id = err.request_id,
     attempts = err.attempts, elapsed = err.elapsed, lost_answer = err.lost_answer,
   }
 end
@@ -142,7 +145,7 @@ end
 function M.delete_bandwidth(project_id, id, missing_ok)
   -- Not a tail call: see "LuaJIT" in eip.transport.http1.
   local op = setmetatable({ path = "/v2.0/" .. project_id .. "/bandwidths/" .. id, resource = id,
-    project = project_id, missing_ok = missing_ok }, Delete)
+    missing_ok = missing_ok }, Delete)
   return op
 end
 
@@ -205,12 +208,7 @@ end
 -- A remove is done when the service answers 204 No Content, as its document says. Another 2xx
 -- (a proxy's page, a 202) does not say the EIPs moved: an "http" error that may have acted, which
 -- the drain settles with one GET of the bandwidth.
-function Remove.unusable(_, resp)
-  local status = resp.status
-  if status == 204 then return nil end
-  return "a remove is done when the API answers 204 No Content; this " .. status .. " " .. reasons[status]
-    .. " does not say the EIPs left the bandwidth"
-end
+Remove.unusable = only_204("a remove", "the EIPs left the bandwidth")
 
 --- BatchRemoveFromSharedBandwidth for `entries` ({publicip_id, publicip_type?} tables): each
 -- removed EIP gets a dedicated bandwidth of `charge_mode` and `size`.
