@@ -130,10 +130,45 @@ describe("proxy settings (eip.proxy)", function()
       settings.parse("HTTPS_PROXY", "proxy.example:8080"))
     local s = settings.settings("http://" .. USER .. ":" .. SECRET .. "@proxy.example:1")
     table.sort(s.secrets)
-    local want = { SECRET, USER, BASIC:sub(7) }
+    local want = { SECRET, USER, USER .. ":" .. SECRET, BASIC:sub(7) }
     table.sort(want)
-    assert.is_true(#s.secrets == 3 and s.secrets[1] == want[1] and s.secrets[2] == want[2]
-      and s.secrets[3] == want[3], "the secrets are the password, the user and the Basic value")
+    assert.same(want, s.secrets, "the secrets are the password, the user, the pair and the Basic value")
+  end)
+
+  it("registers the decoded user:password pair as a secret, longer than its short parts", function()
+    -- A proxy echoing the decoded credential shows "ops:hunter2" (11 bytes), while "ops" and
+    -- "hunter2" are each under 8 bytes, so they alone are redacted only as a whole value.
+    local s = settings.settings("http://ops:hunter%32@proxy.example:1")
+    local set = {}
+    for _, v in ipairs(s.secrets) do set[v] = true end
+    assert.is_true(set["ops:hunter2"], "the decoded pair is a secret")
+    assert.is_true(set.ops and set.hunter2 and set[proxy.base64("ops:hunter2")], "and each part, and the Basic value")
+  end)
+
+  it("never echoes what may be a credential in a bad value: only scheme, host and port", function()
+    local cases = {
+      -- value, the variable's message shows exactly this
+      { "http://" .. USER .. ":" .. SECRET, '"http://<' .. #(USER .. ":" .. SECRET) .. ' bytes not shown>"' },
+      { USER .. ":" .. SECRET, '"<' .. #(USER .. ":" .. SECRET) .. ' bytes not shown>"' },
+      { "socks5://" .. USER .. ":" .. SECRET, '"socks5://<' .. #(USER .. ":" .. SECRET) .. ' bytes not shown>"' },
+      { "http://" .. USER .. ":" .. SECRET .. "/",
+        '"http://<' .. #(USER .. ":" .. SECRET) + 1 .. ' bytes not shown>"' },
+      { "http://" .. USER .. ":" .. SECRET .. "@proxy.example", '"http://<credentials>@proxy.example"' },
+      { "http://proxy.example:3128/" .. SECRET, '"http://proxy.example:3128<' .. #SECRET + 1 .. ' bytes not shown>"' },
+      { "http://proxy.example", '"http://proxy.example"' },
+      { "http://[fd00::1]:0", '"http://[fd00::1]:0"' },
+    }
+    for _, c in ipairs(cases) do
+      local err = raised(settings.settings, nil, env_of{ https_proxy = c[1] })
+      assert.equal("usage", err.kind)
+      assert.equal("https_proxy", err.argument)
+      assert.is_true(has(err.message, "got " .. c[2]), err.message)
+      assert.is_false(has(tostring(err), SECRET), "the message shows the password: " .. tostring(err))
+      assert.is_false(has(tostring(err), USER), "the message shows the user: " .. tostring(err))
+    end
+    -- user:password with no @host is not a host missing its port.
+    local err = raised(settings.settings, nil, env_of{ https_proxy = "http://ops:hunter2" })
+    assert.matches("must be http://%[user:pass@%]host:port", err.message)
   end)
 
   it("refuses bad values naming the option or variable, never showing credentials", function()

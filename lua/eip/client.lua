@@ -11,9 +11,9 @@
 --     client:clean(s)   -- server text (a field of the API's objects) safe to print
 --     client:close()
 --
--- Fields a script may read: `endpoint`, `project_id` (once known), `auth` ("token", "aksk" or
--- "iam") and `transport` (the transport object; inside nginx its `last` names the transport
--- the last call used).
+-- Fields a script may read: `endpoint`, `project_id` (once known), `auth` ("token", "aksk",
+-- "iam" or "metadata": the ECS metadata service's temporary keys) and `transport` (the
+-- transport object; inside nginx its `last` names the transport the last call used).
 --
 -- Inside, each method describes its call (eip.ops) and hands it to the pipeline (eip.pipeline);
 -- batches (eip.batch) and the bandwidth workflows (eip.bandwidths) drive the same pipeline.
@@ -241,8 +241,12 @@ end
 -- script or a service at start-up learns at once that it cannot authenticate. Nothing is sent
 -- to the EIP API.
 -- @treturn table `{ auth = "token" | "aksk" | "iam" | "metadata", project_id = "..." }`
--- @raise a `usage` error (argument "credentials") when none are found anywhere, or the
---   `http` / `transport` error of IAM or the metadata service
+-- @raise an @{eip.error}: `usage` with argument "credentials" when none are found anywhere (also
+--   when the ECS metadata service gave none: `cause` holds its error); `usage` with argument
+--   "project_id" when IAM lists no project or several named after the region (AK/SK: `request_id`
+--   is IAM's), or the metadata service's keys come without a project id or a region to look it
+--   up by; the `http` or `transport` error of IAM; a `proxy` error when the proxy in the way
+--   failed (`proxy`, `reason`, `proxy_status`)
 function Client:authenticate()
   local r = runner_of(self, "authenticate")
   r.provider:ensure(r)
@@ -285,8 +289,12 @@ end
 --   false, status = 404, code, message, project_id (where it is missing from), ... }`
 -- @raise an @{eip.error}: `usage` (nothing sent), `http` (status, code, message, request_id,
 --   retryable, advice; a 2xx other than 204 too, with reason "Unusable Answer": it does not say
---   the bandwidth was deleted), `transport` (reason, curl_code), or `wait_timeout` (deleted, but
---   still readable when the wait ended)
+--   the bandwidth was deleted), `transport` (reason, curl_code; `proxy` when it went through
+--   one), `proxy` (the proxy failed: `proxy`, `reason`, `proxy_status`; never an answer of the
+--   API), or, with `wait`, after the 204: `wait_timeout` (deleted, but still readable when the wait
+--   ended), `interrupted` (Ctrl-C ended the wait) or an authentication failure of a read (`stage =
+--   "wait"`), each with `deleted = true`; the project lookup's errors (see @{authenticate}) before
+--   the first call
 function Client:delete_bandwidth(bandwidth_id, call_opts)
   local r = runner_of(self, "delete_bandwidth")
   validate.id("bandwidth_id", bandwidth_id)
@@ -327,8 +335,13 @@ end
 -- @treturn {table,...} results in input order: the result table @{delete_bandwidth} returns, or
 --   the @{eip.error} (`ok = false`; kind `not_sent` or `interrupted` for ids a stop left)
 -- @treturn table summary `{ deleted, missing, failed, not_sent, repeated, total, elapsed,
---   stopped? ("auth", "cancelled", "aborted", or "project": the project id could not be looked
---   up, and no id was sent), still_readable? }`
+--   throttled, concurrency, concurrency_min, rate?, stopped?, still_readable? }`: `throttled`
+--   counts the throttling answers (429, or a 503 whose error code says busy or throttled);
+--   `concurrency` is the number of requests allowed in flight at the end and `concurrency_min`
+--   the lowest it fell to (adaptive throttling halves it; both nil when no id was sent); `rate`
+--   the requests per second at the end (the rate set, or the one adaptive throttling chose; nil
+--   with neither); `stopped` why the batch stopped ("auth", "cancelled", "aborted", or
+--   "project": the project id could not be looked up, and no id was sent)
 -- @raise a `usage` @{eip.error} for the call itself (not a list, bad options); an error raised by
 --   on_result, after the transfers in flight were aborted
 function Client:delete_bandwidths(ids, opts)
@@ -397,19 +410,17 @@ local CREATE_OPTIONS = { name = true, size = true, charge_mode = true }
 
 --- Creates a pay-per-use shared bandwidth: `POST /v2.0/{project_id}/bandwidths`. It is billed
 -- while it exists. Never retried: a create whose answer was lost may still have happened.
--- @tparam table opts `name` (1-64 of letters, digits, `_`, `-`, `.`), `size` (Mbit/s; the API's
---   minimum is usually 5, 2000 at most), `charge_mode` ("bandwidth", the default, or
---   "95peak_plus")
+-- @tparam table opts `name` (1-64 characters: ASCII letters and digits, `_`, `-`, `.` and
+--   Chinese characters, U+3400..U+4DBF and U+4E00..U+9FFF, in UTF-8, as the API documents; any
+--   other character is a usage error), `size` (Mbit/s; the API's minimum is usually 5, 2000 at
+--   most), `charge_mode` ("bandwidth", the default, or "95peak_plus")
 -- @treturn table the bandwidth as the API returns it (id, name, size, share_type = "WHOLE", ...)
 -- @treturn table `{ status, request_id, attempts, elapsed }`
 -- @raise an eip error (`usage` before anything is sent)
 function Client:create_bandwidth(opts)
   local r = runner_of(self, "create_bandwidth")
   validate.options("options", opts, CREATE_OPTIONS)
-  local name = validate.string("name", opts.name)
-  if #name > 64 or name:find("[^%w_%-%.\128-\255]") then
-    errors.raise_usage("name", "must be 1-64 letters, digits, '_', '-' or '.', got %d bytes", #name)
-  end
+  local name = validate.bandwidth_name("name", opts.name)
   local size = validate.integer("size", opts.size, 1, 2000)
   local mode = opts.charge_mode
   if mode ~= nil and mode ~= "bandwidth" and mode ~= "95peak_plus" then

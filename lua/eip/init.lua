@@ -135,7 +135,11 @@ M.is_auth_failure = retry.halts
 -- @tparam string opts.ak the access key
 -- @tparam string opts.sk the secret key
 -- @treturn string the `Authorization` header value
--- @treturn string the canonical request (for debugging: it holds no secret)
+-- @treturn string the canonical request (for debugging): the method, the path, the sorted query,
+--   each signed header (every one of `headers` whose name has no `_`, and `Host`) as
+--   `name:value`, the signed header names, and the body's SHA-256 (or `UNSIGNED-PAYLOAD`). It
+--   never holds the SK, but it holds those header values verbatim: with an `X-Security-Token` in
+--   `headers` (temporary keys) it holds that token, a secret not to log
 -- @raise a `usage` @{error} for a missing or malformed option
 M.sign = require("eip.sign").sign
 
@@ -167,7 +171,9 @@ end
 --   counts together); default: this Lua state
 -- @treturn table `{ on_response = function(info), render = function(self) -> text,
 --   observe = function(self, info) }`
--- @raise a `usage` @{error} when the dict does not exist
+-- @raise a `usage` @{error} naming `options` when opts is neither nil nor a table or has an
+--   option other than `dict`, or naming `dict` when it is not a non-empty string or names no
+--   lua_shared_dict of this nginx (outside nginx: any dict)
 M.metrics = require("eip.metrics").new
 
 --- The regions the client knows (the official SDKs' VPC table), sorted by name: where the VPC
@@ -183,37 +189,87 @@ M.regions = require("eip.regions").list
 -- @table error
 -- @tfield string kind "usage" (bad arguments: nothing was sent), "http" (the server answered
 --   non-2xx, or a 2xx the call cannot use: reason "Unusable Answer"), "transport" (no usable
---   answer), "refused" (the client refused to act after reading the resource), "not_sent" (a
---   batch stopped before this id), "interrupted" (aborted in flight, or stopped by a `cancel`
---   function before its next request: `cancelled = true`), "wait_timeout" (deleted, but still
---   readable when `wait` ended)
+--   answer), "proxy" (the proxy failed: it was never an answer of the API), "refused" (the client
+--   refused to act after reading the resource), "not_sent" (a batch stopped before this id),
+--   "interrupted" (aborted in flight, or stopped by a `cancel` function before its next request:
+--   `cancelled = true`), "wait_timeout" (deleted, but still readable when `wait` ended)
 -- @tfield integer status the HTTP status (`http`)
 -- @tfield string reason its reason phrase (`http`); the transport kind (`transport`: "dns",
---   "connect", "timeout", "reset", "tls", "protocol" or "other"); why (`refused`: "dedicated",
---   "prepaid", "frozen" or "not_confirmed")
+--   "connect", "timeout", "reset", "tls", "protocol" or "other"); what the proxy did (`proxy`:
+--   "auth" for its 407, "status" for another refusal of CONNECT, "connect", "dns"); why
+--   (`refused`: "dedicated", "prepaid", "frozen" or "not_confirmed")
 -- @tfield string code the error code of the body, e.g. "VPC.0306" (`http`)
+-- @tfield string code_kind what the error-code table says of that code for that status
+--   (`http`, a code the table knows): "not_found", "auth", "permission", "config",
+--   "invalid_input", "conflict", "quota", "busy", "throttled" or "backend"
 -- @tfield string message the body's message, or what went wrong
+-- @tfield string raw_message the body's message as sent, when it was itself a JSON error document
+--   (the service wraps Neutron's that way) and `message` is the message inside it (`http`)
 -- @tfield boolean retryable true when the same request may succeed later
 -- @tfield string request_id `X-Request-Id` of the answer: quote it to support
--- @tfield string advice what to do about it (from the status table)
+-- @tfield string advice what to do about it (from the error-code table for a known code, else
+--   the status table)
 -- @tfield string class the class of the status: "client_error", "server_error", ...
--- @tfield string description what the status means (from the status table)
+-- @tfield string description what the status means (from the status table), or, for a code the
+--   error-code table knows, "operation: its documented message"
+-- @tfield string description_zh the error-code table's Chinese description of the code (`http`,
+--   a code the table knows)
 -- @tfield string retry_after the `Retry-After` header, when the server sent one
 -- @tfield boolean truncated the body went past `max_body` and was cut
 -- @tfield string method the method of the request
 -- @tfield string path the path of the request (no host, no query)
+-- @tfield string bandwidth_id the bandwidth concerned, on errors the library makes beyond an
+--   attempt's failure: `not_sent`, `interrupted`, `wait_timeout`, a call that sent nothing
+--   (`not_sent = true`), and drain, remove and wait errors (with `stage`); an `http`,
+--   `transport` or `proxy` error of an attempt has it only in its `path`
 -- @tfield integer attempts how many times it was sent
 -- @tfield number elapsed seconds the call took
 -- @tfield string argument the offending argument (`usage`)
--- @tfield integer curl_code libcurl's code (`transport`; see @{eip.transport})
--- @tfield string curl_error libcurl's text for it (`transport`)
--- @tfield {string,...} moved EIP ids moved out of the bandwidth (drain and remove errors, with
---   `not_moved`, `uncertain`, `stage` and `batch`)
+-- @tfield integer curl_code libcurl's code (`transport`, `proxy`; see @{eip.transport})
+-- @tfield string curl_error libcurl's text for it (`transport`, `proxy`)
+-- @tfield string proxy the proxy the request went through, as "host:port" (never its
+--   credentials): always on `proxy` errors, and on `transport` errors of a proxied request
+-- @tfield integer proxy_status the status the proxy answered (`proxy`, reasons "auth": 407, and
+--   "status")
+-- @tfield boolean earlier_unanswered an earlier attempt of the same call got no usable answer (a
+--   timeout, a reset, a 5xx) and may have been carried out: set on the final error, whatever
+--   its kind
+-- @tfield boolean lost_answer a delete's 404 VPC.0306 that came after an attempt without an
+--   answer: the bandwidth is gone, most likely deleted by that attempt (`http`; also on the
+--   `missing_ok` result made of it)
+-- @tfield string stage the step of a drain (@{eip.client:drain_and_delete_bandwidth}) that
+--   failed or was stopped: "show", "remove" or "delete"; "remove" also for
+--   @{eip.client:remove_eips_from_bandwidth}; "wait" when the bandwidth was deleted but its `wait`
+--   failed (`deleted = true`): a delete's read refused for authentication (or a usage error),
+--   and any error ending a drain's wait
+-- @tfield {string,...} moved EIP ids moved out of the bandwidth, each now billed on its own
+--   (drain and remove errors, with `stage`)
+-- @tfield {string,...} not_moved EIP ids still in the bandwidth (drain and remove errors, with
+--   `stage`)
+-- @tfield {string,...} uncertain EIP ids of a failed or stopped remove call whose outcome nobody
+--   can tell (remove errors, stage "remove"; an empty list otherwise)
+-- @tfield integer batch the remove call (1 for the first 100 EIPs, ...) that failed or was
+--   stopped (stage "remove")
+-- @tfield string order_id the order of a prepaid bandwidth (`refused`, reason "prepaid")
+-- @tfield string bandwidth_status the status of a bandwidth that is not NORMAL (`refused`, reason
+--   "frozen")
+-- @tfield boolean deleted true when the delete itself went through (204) although the call
+--   failed: `wait_timeout`, an `interrupted` wait, and an error of stage "wait"
+-- @tfield number waited seconds waited for the deleted bandwidth to disappear (`wait_timeout`)
 -- @tfield boolean not_sent true for an id a batch never sent (`not_sent`, with `stopped` and
---   `cause`), and for a call that sent nothing (a refused key's copy; a `deadline` the wait for
---   the `rate` would pass: kind `transport`, reason "timeout")
+--   `cause`), and for a call that sent nothing (a refused key's copy; a `deadline` that would pass
+--   before the `rate` or room among the signed requests in flight lets it go: kind `transport`,
+--   reason "timeout"; a `cancel` before the first attempt)
+-- @tfield string stopped why a batch stopped: "auth", "cancelled", "aborted" or "project" (on
+--   `not_sent` entries, and on the last error of ids whose retry was waiting when it stopped)
 -- @tfield boolean cancelled true for a call a `cancel` function stopped (`interrupted`), with
 --   `cause` (the last attempt's error) and `earlier_unanswered` (an attempt may have acted)
+-- @tfield table result the drain's result table, on an error of stage "wait" of
+--   @{eip.client:drain_and_delete_bandwidth} (the bandwidth was deleted)
+-- @tfield boolean ok false on the errors in a batch's results (its results hold `ok = true` ones)
+-- @tfield any cause what led to this one: the error that stopped the batch (`not_sent`), the last
+--   attempt's error (a `cancelled` call), the failed remove call's error (a drain stopped before
+--   the GET that would check it), or the value raised by `on_batch` when it was not an eip error
 
 -- A status entry of the C table (facts: reason, class, descriptions, advice) with what the
 -- retry policy decides about it.

@@ -14,7 +14,11 @@
 --   eip_retries_total{operation}                     attempts followed by another
 --   eip_request_duration_seconds{operation}          histogram of the attempts' durations
 -- @module eip.metrics
+local errors = require "eip.errors"
+
 local M = {}
+
+local raise = errors.raise_usage
 
 --- Upper bounds of the latency histogram, in seconds.
 M.BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
@@ -40,16 +44,30 @@ local function local_store()
 end
 
 --- A metrics set. opts.dict: the name of a lua_shared_dict (inside nginx) to keep the values in.
--- @raise an error when the dict does not exist
+-- @tparam[opt] table opts `{ dict = name }`, or nil
+-- @raise a `usage` error naming `options` (not a table, an unknown option) or `dict` (not a
+--   non-empty string, or no lua_shared_dict of that name)
 function M.new(opts)
-  opts = opts or {}
+  if opts == nil then opts = {} end
+  -- Checked as every entry point checks its options (a typo such as `dikt` fails loudly); by hand,
+  -- not with eip.validate, so that this module needs no more than eip.errors.
+  if type(opts) ~= "table" then raise("options", "must be a table or nil, got a %s", type(opts)) end
+  for k in pairs(opts) do
+    if k ~= "dict" then
+      raise("options", "has an unknown option %s (known: dict)",
+        type(k) == "string" and string.format("%q", k:sub(1, 40)) or "key of type " .. type(k))
+    end
+  end
   local store
-  if opts.dict then
+  if opts.dict ~= nil then
+    if type(opts.dict) ~= "string" or opts.dict == "" then
+      raise("dict", "must be the name of a lua_shared_dict (a non-empty string), got %s",
+        opts.dict == "" and "an empty string" or "a " .. type(opts.dict))
+    end
     local ngx = rawget(_G, "ngx")
     store = ngx and ngx.shared and ngx.shared[opts.dict]
     if not store then
-      error(require("eip.errors").usage("dict", "names no lua_shared_dict of this nginx (%q)",
-        tostring(opts.dict):sub(1, 40)), 2)
+      raise("dict", "names no lua_shared_dict of this nginx (%q)", opts.dict:sub(1, 40))
     end
   else
     store = local_store()

@@ -38,7 +38,7 @@ end
 -- line of the first line that is neither a section, a `key = value`, a comment nor blank.
 function M.parse(text, path)
   text = text:gsub("^\239\187\191", "") -- a UTF-8 byte order mark, as some editors write
-  local sections, current = {}, nil
+  local sections, current, current_name = {}, nil, nil
   local n = 0
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
@@ -46,17 +46,27 @@ function M.parse(text, path)
     if line ~= "" and not line:find("^[#;]") then
       local section = line:match("^%[%s*([^%]]-)%s*%]$")
       if section then
-        current = sections[section:lower()] or {}
-        sections[section:lower()] = current
+        current_name = section:lower()
+        current = sections[current_name] or {}
+        sections[current_name] = current
       else
         local key, value = line:match("^([%w_%-%.]+)%s*[=:]%s*(.-)$")
         if not key or not current then
           errors.raise_usage("credentials file", "%s, line %d: expected [section] or key = value%s", path, n,
             current and "" or " inside a section")
         end
-        -- A value in quotes keeps what is inside them.
-        value = value:match('^"(.*)"$') or value:match("^'(.*)'$") or value
-        current[key:lower()] = value
+        -- A value in quotes keeps what is inside them. One of ours that opens a quote and does not
+        -- close it (`sk = "u8jz...`) is a mistake that would keep the quote in the secret: refused,
+        -- naming the key, never its value. Other sections and keys are left to the tools that
+        -- read them.
+        key = key:lower()
+        local q = value:match("^([\"'])")
+        local unquoted = q and value:match("^" .. q .. "(.*)" .. q .. "$")
+        if q and not unquoted and current_name == "basic" and M.KEYS[key] then
+          errors.raise_usage("credentials file", "%s, line %d: the value of %s opens a quote (%s) that it does not "
+            .. "close", path, n, key, q)
+        end
+        current[key] = unquoted or value
       end
     end
   end

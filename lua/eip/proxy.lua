@@ -215,15 +215,29 @@ local function unescape(s)
   return (s:gsub("%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
 end
 
--- A value for a message: the userinfo, if any, replaced (credentials are never shown).
+-- The authority of a proxy URL as it may be shown: a host, host:port or [IPv6]:port (a port of
+-- digits only). Anything else (`user:password` without `@host`, a stray character) may hold a
+-- credential, so it is not shown.
+local function showable(authority)
+  return match(authority, "^[%w.-]*:?%d*$") or match(authority, "^%[[%x:.]*%]:?%d*$")
+end
+
+-- A value for a message, never showing what may be a credential: the scheme, then, after any
+-- userinfo (replaced by `<credentials>`), the host and port when they read as such; any other
+-- part is replaced by its length.
 local function shown(value)
-  local at = value:match("^.*()@")
-  if at then
-    local scheme = match(value, "^(%a[%w+.-]*://)") or ""
-    value = scheme .. "<credentials>" .. sub(value, at)
+  local scheme = match(value, "^(%a[%w+.-]*://)") or ""
+  local rest, out = sub(value, #scheme + 1), scheme
+  local at = rest:match("^.*()@")
+  if at then out, rest = out .. "<credentials>@", sub(rest, at + 1) end
+  local authority, tail = match(rest, "^([^/?#]*)(.*)$")
+  if tail == "/" then authority, tail = authority .. "/", "" end
+  if #authority > 100 or not showable((authority:gsub("/$", ""))) then
+    authority, tail = "", rest
   end
-  if #value > 100 then value = sub(value, 1, 100) .. "..." end
-  return string.format("%q", value)
+  out = out .. authority
+  if tail ~= "" then out = out .. "<" .. #tail .. " bytes not shown>" end
+  return string.format("%q", out)
 end
 
 --- Parses a proxy URL, `http://[user:pass@]host:port` (the scheme may be left out, as curl
@@ -250,7 +264,9 @@ function M.parse(source, value)
   local host, port = match(authority, "^(%[[%x:.]+%]):(%d+)$")
   if not host then host, port = match(authority, "^([%w.-]+):(%d+)$") end
   if not host then
-    if match(authority, "^%[?[%w.:-]+%]?$") and not find(authority, ":%d+$") then
+    -- "user:password" without "@host:port" is not a host missing its port.
+    local not_a_port = match(authority, "^[^:%[]*:[^:]*%D") ~= nil
+    if match(authority, "^%[?[%w.:-]+%]?$") and not find(authority, ":%d+$") and not not_a_port then
       raise(source, "needs a port (http://host:port): tools disagree on the default, so none is assumed; got %s",
         shown(value))
     end
@@ -313,7 +329,8 @@ function M.settings(option, getenv)
   for _, p in pairs(s.by_scheme) do
     if p.authorization and not seen[p] then
       seen[p] = true
-      for _, secret in ipairs{ p.password, p.user, sub(p.authorization, 7) } do
+      -- The decoded pair too: a proxy echoing it shows "user:password", longer than its parts.
+      for _, secret in ipairs{ p.password, p.user, p.user .. ":" .. p.password, sub(p.authorization, 7) } do
         if secret ~= "" then s.secrets[#s.secrets + 1] = secret end
       end
     end

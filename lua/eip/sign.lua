@@ -45,7 +45,9 @@ local function pairs_of(name, t)
 end
 
 --- eip.sign{ method=, url=, headers={...}, query={...}?, body=?, ak=, sk= }
--- -> Authorization header value, canonical request (for debugging; holds no secret).
+-- -> Authorization header value, canonical request (for debugging). The canonical request
+-- never holds the SK (nor the body: only its SHA-256), but it holds every header of `headers`
+-- verbatim, so an X-Security-Token passed there (temporary keys) is in it: treat it as secret.
 -- Host is taken from the URL unless headers.Host is given; headers must hold X-Sdk-Date.
 function M.sign(opts)
   validate.options("options", opts, { method = true, url = true, headers = true, query = true,

@@ -35,11 +35,13 @@ function M.id(name, v)
   raise(name, "must not be %q", v)
 end
 
---- A secret (token, key, password): a non-empty string without control characters. The
--- value itself never appears in the message.
+--- A secret (token, key, password): a non-empty string without control characters, not
+-- only spaces (a header whose value is blank is not sent at all: a token of spaces would go as
+-- no X-Auth-Token). The value itself never appears in the message.
 function M.secret(name, v)
   if type(v) ~= "string" then raise(name, "must be a string, got %s", type(v)) end
   if v == "" then raise(name, "must not be empty") end
+  if not v:find("[^ ]") then raise(name, "must not be blank (it holds only spaces)") end
   if #v > MAX_SECRET then raise(name, "is too long (%d bytes, at most %d)", #v, MAX_SECRET) end
   if v:find("[%z\1-\31\127]") then
     raise(name, "must not contain control characters (CR, LF, NUL, ...)")
@@ -240,6 +242,50 @@ function M.regular_file(name, v, what)
     raise(name, "must name a regular file (%s), got a %s: %s", what, M.FILE_KINDS[kind] or kind, describe(path))
   end
   return path
+end
+
+-- The Chinese characters a bandwidth name may hold: the CJK Unified Ideographs and their
+-- Extension A (U+3400..U+4DBF, U+4E00..U+9FFF).
+local function chinese(cp)
+  return (cp >= 0x3400 and cp <= 0x4DBF) or (cp >= 0x4E00 and cp <= 0x9FFF)
+end
+
+--- A bandwidth's name, as the API documents it (create-shared-bandwidth: "取值范围：1-64，支持
+-- 数字、字母、中文、_(下划线)、-（中划线）、.（点）"): 1 to 64 characters, each an ASCII letter or
+-- digit, `_`, `-`, `.` or a Chinese character, in UTF-8 (the API's encoding for Chinese text).
+-- Any other byte (another script, an accented letter, malformed UTF-8) is refused, its place
+-- named.
+-- @tparam string name the argument, for the message
+-- @param v the value
+-- @treturn string v
+-- @raise a `usage` error naming `name`
+function M.bandwidth_name(name, v)
+  M.string(name, v)
+  local BAD = "may only hold letters, digits, '_', '-', '.' and Chinese characters (UTF-8)"
+  local i, count, n = 1, 0, #v
+  while i <= n do
+    count = count + 1
+    local b = v:byte(i)
+    if b < 128 then
+      if not v:find("^[%w_%-%.]", i) then
+        raise(name, "%s, got %s at character %d", BAD, describe(string.char(b)), count)
+      end
+      i = i + 1
+    else
+      -- Chinese characters are 3 bytes in UTF-8: E3..E9 then two continuation bytes.
+      local b2, b3 = v:byte(i + 1, i + 2)
+      local cp = b >= 0xE0 and b <= 0xEF and b2 and b3 and b2 >= 0x80 and b2 <= 0xBF and b3 >= 0x80
+        and b3 <= 0xBF and ((b - 0xE0) * 64 + (b2 - 0x80)) * 64 + (b3 - 0x80)
+      if not cp or not chinese(cp) then
+        raise(name, "%s, got %s at character %d", BAD, cp and cp >= 0x800
+          and string.format("U+%04X", cp) or string.format("the byte 0x%02X (not a Chinese character in UTF-8)", b),
+          count)
+      end
+      i = i + 3
+    end
+    if count > 64 then raise(name, "must be at most 64 characters, got more") end
+  end
+  return v
 end
 
 --- An options table whose keys must all be known: typos fail loudly.

@@ -1,0 +1,158 @@
+-- Arguments refused before anything is sent: a bandwidth name as the API documents
+-- it (letters, digits, '_', '-', '.' and Chinese characters, in UTF-8, 1-64 characters), a
+-- blank secret (a token of spaces would be sent as no X-Auth-Token at all), eip.metrics'
+-- options, and a credentials file value that opens a quote without closing it.
+local eip = require "eip"
+local client_mod = require "eip.client"
+local validate = require "eip.validate"
+local profile = require "eip.profile"
+local nginx = require "spec.support.nginx"
+local raised = require("spec.support.assertions").raised
+
+local function env_of(t)
+  return function(name) return t[name] end
+end
+
+local function has(haystack, needle)
+  return haystack:find(needle, 1, true) ~= nil
+end
+
+describe("a bandwidth name (validate.bandwidth_name, create_bandwidth's name)", function()
+  it("accepts what the API documents: ASCII letters and digits, _ - . and Chinese, 1-64 characters", function()
+    for _, name in ipairs{ "bw-1.a_B", "带宽-1", "共享带宽", ("a"):rep(64), ("中"):rep(64), "㐀", "鿿" } do
+      assert.equal(name, validate.bandwidth_name("name", name))
+    end
+  end)
+
+  it("refuses other characters and bytes, naming the argument and where", function()
+    local cases = {
+      { "é", "not a Chinese character" },          -- an accented letter (2 bytes): not documented
+      { "café", "at character 4" },
+      { "a b", '" " at character 2' },
+      { "\228\184", "not a Chinese character" },   -- a Chinese character cut short
+      { "\239\188\136", "U+FF08" },                 -- a full-width parenthesis: not a Chinese character
+      { "\224\128\128", "not a Chinese character" }, -- an overlong encoding
+      { "\255", "not a Chinese character" },
+      { ("a"):rep(65), "at most 64 characters" },
+      { ("中"):rep(65), "at most 64 characters" },
+      { "", "non%-empty" },
+      { "a\0b", "NUL" },
+    }
+    for _, c in ipairs(cases) do
+      local err = raised(validate.bandwidth_name, "name", c[1])
+      assert.equal("usage", err.kind)
+      assert.equal("name", err.argument)
+      assert.is_truthy(err.message:find(c[2]) or has(err.message, c[2]), err.message)
+    end
+  end)
+
+  it("is what client:create_bandwidth checks, before sending (a closed port: nothing can be sent)", function()
+    local c = eip.new{ endpoint = "http://127.0.0.1:9", token = "t0k-usage-checks", project_id = "p1",
+      max_attempts = 1 }
+    for _, name in ipairs{ "é", ("中"):rep(65), "a b" } do
+      local err = raised(c.create_bandwidth, c, { name = name, size = 5 })
+      assert.same({ "usage", "name" }, { err.kind, err.argument }, err.message)
+    end
+    -- 64 Chinese characters (192 bytes) pass the check: the error is the closed port's.
+    local err = raised(c.create_bandwidth, c, { name = ("中"):rep(64), size = 5 })
+    assert.equal("transport", err.kind)
+    c:close()
+  end)
+end)
+
+describe("a blank secret", function()
+  local base = { endpoint = "https://vpc.example", project_id = "p1" }
+  local function opts(extra)
+    local o = {}
+    for k, v in pairs(base) do o[k] = v end
+    for k, v in pairs(extra) do o[k] = v end
+    return o
+  end
+
+  it("is a usage error naming the option or variable: a token of spaces is sent as none", function()
+    for _, blank in ipairs{ " ", "    " } do
+      local err = raised(client_mod.new, opts{ token = blank }, env_of{})
+      assert.equal("usage", err.kind)
+      assert.equal("token", err.argument)
+      assert.matches("blank", err.message)
+      err = raised(client_mod.new, opts{}, env_of{ OS_AUTH_TOKEN = blank })
+      assert.equal("OS_AUTH_TOKEN", err.argument)
+      err = raised(client_mod.new, opts{ ak = "AKEXAMPLE0000001", sk = blank }, env_of{})
+      assert.equal("sk", err.argument)
+      err = raised(eip.sign, { method = "GET", url = "https://vpc.example/", headers = { ["X-Sdk-Date"] =
+        "20240101T000000Z" }, ak = "AKEXAMPLE0000001", sk = blank })
+      assert.equal("sk", err.argument)
+    end
+    -- A secret with spaces inside it is still a secret.
+    client_mod.new(opts{ token = " t-0123 456789 " }, env_of{}):close()
+  end)
+end)
+
+describe("eip.metrics' options", function()
+  it("refuses what is not an options table, unknown options and a bad dict, as every entry point does", function()
+    local cases = {
+      { "x", "options", "must be a table" },
+      { 5, "options", "must be a table" },
+      { { foo = 1 }, "options", 'unknown option "foo"' },
+      { { dikt = "x" }, "options", 'unknown option "dikt"' },
+      { { "eip_metrics" }, "options", "unknown option" },
+      { { dict = 5 }, "dict", "non%-empty string" },
+      { { dict = "" }, "dict", "non%-empty string" },
+      { { dict = "eip_metrics" }, "dict", "lua_shared_dict" }, -- outside nginx: no dict at all
+    }
+    for _, c in ipairs(cases) do
+      local err = raised(eip.metrics, c[1])
+      assert.equal("usage", err.kind)
+      assert.equal(c[2], err.argument)
+      assert.matches(c[3], err.message)
+    end
+  end)
+
+  it("takes nothing, or an empty table", function()
+    for _, m in ipairs{ eip.metrics(), eip.metrics(nil), eip.metrics{} } do
+      m.on_response{ operation = "delete_bandwidth", outcome = "ok", status = 204, elapsed = 0.01 }
+      local want = 'eip_requests_total{operation="delete_bandwidth",outcome="ok",status="204"} 1'
+      assert.matches(want, m:render(), 1, true)
+    end
+  end)
+end)
+
+describe("the credentials file", function()
+  local SK = "u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8dKLzd"
+  local dir
+
+  setup(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. nginx.shell_quote(dir)))
+  end)
+  teardown(function() os.execute("rm -rf " .. nginx.shell_quote(dir)) end)
+
+  it("refuses a value of ours that opens a quote and never closes it, naming file, line and key", function()
+    for _, v in ipairs{ '"' .. SK, "'" .. SK, '"' .. SK .. "'", '"' } do
+      local text = "[basic]\nak = AKEXAMPLE0000001\nsk = " .. v .. "\nproject_id = p1\n"
+      local err = raised(profile.parse, text, "/home/me/.huaweicloud/credentials")
+      assert.equal("usage", err.kind)
+      assert.equal("credentials file", err.argument)
+      assert.matches("/home/me/.huaweicloud/credentials, line 3: the value of sk opens a quote", err.message, 1, true)
+      assert.is_false(has(tostring(err), SK), "the message shows the SK")
+      -- And through a client, reading the file named by HUAWEICLOUD_SDK_CREDENTIALS_FILE.
+      local path = dir .. "/credentials"
+      nginx.write_file(path, text)
+      os.execute("chmod 600 " .. nginx.shell_quote(path))
+      err = raised(client_mod.new, { endpoint = "https://vpc.example" },
+        env_of{ HUAWEICLOUD_SDK_CREDENTIALS_FILE = path, HOME = dir })
+      assert.equal("credentials file", err.argument)
+      assert.is_true(has(err.message, path .. ", line 3") and has(err.message, "sk"), err.message)
+      assert.is_false(has(tostring(err), SK))
+    end
+  end)
+
+  it("still reads quoted values, and leaves other sections and keys to the tools that read them", function()
+    local s = profile.parse('[basic]\nsk = "' .. SK .. '"\nak = \'AK1\'\nnote = "open\n[other]\nsk = "x\n', "f")
+    assert.equal(SK, s.basic.sk)
+    assert.equal("AK1", s.basic.ak)
+    assert.equal('"open', s.basic.note)
+    assert.equal('"x', s.other.sk)
+  end)
+end)
