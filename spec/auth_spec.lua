@@ -221,6 +221,43 @@ describe("authentication", function()
       assert.equal(0, emu:stats().auth_failures)
     end)
 
+    -- IAM fails (503) from the token's refresh time on: the batch goes on with the token it has,
+    -- which is still valid; only when that is about to expire does a call fail, not sent.
+    -- The clock the client reads (os.time) is moved forward; the emulator's is not.
+    it("keeps a valid token when its renewal fails, and sends nothing once it is about to expire", function()
+      emu:set_token_ttl(3600) -- refreshed 600 s ahead of expiry, kept until 60 s before it
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(), max_attempts = 1 }
+      local real_time = os.time
+      local ok, err = pcall(function()
+        assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+        emu:inject{ method = "POST", path = "/v3/auth/tokens$", status = 503, times = -1 }
+        local ids = emu:create_bandwidths(3)
+        emu:reset_counters()
+        local t0 = real_time()
+        os.time = function(t) return t and real_time(t) or real_time() + 3010 end -- luacheck: ignore 122
+        local results, summary = c:delete_bandwidths(ids)
+        assert.same({ 3, 0, 0 }, { summary.deleted, summary.failed, summary.not_sent }, tostring(results[1]))
+        local token_requests = 0
+        for _, r in ipairs(emu:requests()) do
+          if r.path == "/v3/auth/tokens" then token_requests = token_requests + 1 end
+        end
+        assert.equal(1, token_requests, "the renewal was tried once, its failure held")
+        -- 30 s before expiry: the failure stands, and the delete is not sent.
+        os.time = function(t) return t and real_time(t) or t0 + 3570 end -- luacheck: ignore 122
+        local auth = require "eip.auth"
+        local hold = auth.TRANSIENT_FAILURE_HOLD
+        auth.TRANSIENT_FAILURE_HOLD = 0
+        emu:reset_counters()
+        local e = raised(c.delete_bandwidth, c, emu:create_bandwidth{ size = 1 })
+        auth.TRANSIENT_FAILURE_HOLD = hold
+        assert.same({ "http", 503, "/v3/auth/tokens", true, 0 }, { e.kind, e.status, e.path, e.not_sent, e.attempts })
+        for _, r in ipairs(emu:requests()) do assert.not_equal("DELETE", r.method) end
+      end)
+      os.time = real_time -- luacheck: ignore 122
+      c:close()
+      assert(ok, err)
+    end)
+
     it("maps a wrong password to a 401 without showing it", function()
       local c = iam_client{ password = "definitely-wrong-password" }
       local err = raised(c.delete_bandwidth, c, "bw-1")

@@ -302,14 +302,17 @@ describe("delete_bandwidths", function()
     for _, res in ipairs(results) do assert.is_true(res.attempts <= 2) end
   end)
 
-  it("stops after a refused IAM login: one token request, the other ids not sent", function()
+  -- The first id's delete was not sent either (it needed the token): IAM's 401 is its error,
+  -- with not_sent and no attempt.
+  it("stops after a refused IAM login: one token request, no id sent", function()
     local c = eip.new{ endpoint = emu.url, project_id = emu.project_id,
       auth = emu:iam_auth{ password = "definitely-wrong-password" } }
     local results, summary = c:delete_bandwidths({ "bw-1", "bw-2", "bw-3" })
     c:close()
-    assert.same({ 1, 2, "auth" }, { summary.failed, summary.not_sent, summary.stopped })
-    assert.equal(401, results[1].status)
-    assert.equal("/v3/auth/tokens", results[1].path)
+    assert.same({ 0, 3, "auth" }, { summary.failed, summary.not_sent, summary.stopped })
+    assert.same({ 401, "/v3/auth/tokens", true, 0 }, { results[1].status, results[1].path, results[1].not_sent,
+      results[1].attempts })
+    assert.is_true(eip.is_auth_failure(results[1]))
     for i = 2, 3 do
       local err = results[i]
       assert.is_true(eip.is_error(err))
@@ -381,12 +384,14 @@ describe("delete_bandwidths", function()
     local results, summary = c:delete_bandwidths({ "bw-1", "bw-2", "bw-3" })
     c:close()
     assert.is_nil(summary.stopped)
-    assert.same({ 3, 0 }, { summary.failed, summary.not_sent })
+    assert.same({ 0, 3 }, { summary.failed, summary.not_sent }) -- no token: no delete sent
     for i = 1, 3 do
       assert.equal("http", results[i].kind)
       assert.equal(429, results[i].status)
       assert.is_true(results[i].retryable)
+      assert.same({ true, 0 }, { results[i].not_sent, results[i].attempts })
     end
+    assert.is_true(results[1] ~= results[2], "one error table per entry")
   end)
 
   it("re-raises an error of on_result after aborting the transfers; the client stays usable", function()

@@ -78,6 +78,17 @@ describe("a client's hooks and debug log", function()
       assert.is_nil(text:find(emu.token, 1, true))
     end)
 
+    it("that raise a value which cannot be shown still do not break the call", function()
+      local unshowable = setmetatable({}, { __tostring = function() error("boom") end })
+      local lines = {}
+      local c = fx.client{ on_response = function() error(unshowable) end,
+        log = function(line) lines[#lines + 1] = line end }
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      local _, summary = c:delete_bandwidths({ emu:create_bandwidth{ size = 1 }, emu:create_bandwidth{ size = 1 } })
+      assert.equal(2, summary.deleted)
+      assert.matches("a hook raised an error: %(an error value that cannot be shown%)", table.concat(lines, "\n"))
+    end)
+
     it("are usage errors when not functions", function()
       for _, hook in ipairs{ "on_request", "on_response" } do
         local ok, err = pcall(eip.new, fx.options{ [hook] = "print" })

@@ -440,6 +440,60 @@ describe("OpenResty #openresty", function()
       assert.is_true(ping_took < delay / 2, "/ping took " .. ping_took .. " s: the worker blocked")
     end)
 
+    -- Two batches and six single calls of one AK/SK client at once, the key refused from a
+    -- moment on (X-Sdk-Date an hour off): every request in flight is refused then, and five
+    -- refused in a row would lock the key. The client keeps at most four signed ones in flight
+    -- whoever sends them, and signs nothing more after three refused: at most four refused.
+    it("keeps an AK/SK key unlocked when two batches and single calls share a client", function()
+      local ids = emu:create_bandwidths(46)
+      emu:set_knobs{ aksk_lock_after = 5 }
+      emu:inject{ method = "DELETE", action = "slow", delay = 0.3, times = -1 } -- then checked and carried out
+      emu:reset_counters()
+      local a, b, singles = {}, {}, {}
+      for i = 1, 20 do a[i], b[i] = ids[i], ids[20 + i] end
+      for i = 1, 6 do singles[i] = ids[40 + i] end
+      local sock = start_request("POST", "/t/signed_load", cjson.encode{ endpoint = emu.url,
+        project_id = emu.project_id, ak = emu.ak, sk = emu.sk, batches = { a, b }, singles = singles })
+      api_saw(3, 10, "nothing was sent")
+      emu:set_clock_offset(3600)
+      local result = collect({ sock }, socket.gettime() + 60)[sock]
+      emu:set_clock_offset(0)
+      local body = assert(cjson.decode(result.text:match("\r\n\r\n(.*)$")), result.text)
+      local stats = emu:stats()
+      assert.is_true(stats.auth_failures >= 1, "the key was never refused: the case tested nothing")
+      assert.is_true(stats.auth_failures <= 4, "refused signatures: " .. stats.auth_failures)
+      assert.equal(0, stats.aksk_locks)
+      assert.same({ "auth", "auth" }, { body.summaries[1].stopped, body.summaries[2].stopped })
+    end)
+
+    -- Six calls at once, the API slow: four go, two wait for a place, and their deadline passes
+    -- first: not sent, saying why.
+    it("has AK/SK calls that wait for a place end not sent when their deadline passes", function()
+      local ids = emu:create_bandwidths(6)
+      emu:inject{ method = "DELETE", action = "slow", delay = 2, times = -1 }
+      emu:reset_counters()
+      local sock = start_request("POST", "/t/signed_load", cjson.encode{ endpoint = emu.url,
+        project_id = emu.project_id, ak = emu.ak, sk = emu.sk, deadline = 0.5, singles = ids })
+      local result = collect({ sock }, socket.gettime() + 30)[sock]
+      local body = assert(cjson.decode(result.text:match("\r\n\r\n(.*)$")), result.text)
+      local waited, timed_out = 0, 0
+      for _, r in ipairs(body.singles) do
+        if r.not_sent then
+          waited = waited + 1
+          assert.matches("deadline %(0%.5 s%) passed while this client had 4 signed requests in flight", r.message)
+        else
+          assert.same({ "transport", "timeout" }, { r.kind, r.reason })
+          timed_out = timed_out + 1
+        end
+      end
+      assert.same({ 2, 4 }, { waited, timed_out })
+      local deletes = 0
+      for _, r in ipairs(emu:requests()) do
+        if r.method == "DELETE" then deletes = deletes + 1 end
+      end
+      assert.equal(4, deletes)
+    end)
+
     -- One IAM client serving many requests at once: while one of them fetches the token, the
     -- others wait for it (a wrong password: one login), each within its own bounds, wherever
     -- they run and however the request that fetches ends.

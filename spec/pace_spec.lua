@@ -305,6 +305,27 @@ describe("rates and throttling against the emulator", function()
     assert.equal(1, emu:stats().requests)
   end)
 
+  -- The same in a batch, where the retry waits for the rate's slot in the batch's loop: not
+  -- sent after its deadline (or with no time left to be answered in), but ended with its error.
+  it("ends a batch's retry whose slot the deadline would pass with its last error, unsent", function()
+    local now, slept = 1000, {}
+    local c = fx.client{ rate = 0.5, deadline = 1.5, clock = function() return now end,
+      sleep = function(s)
+        slept[#slept + 1] = s
+        now = now + s
+      end }
+    local id = emu:create_bandwidth{ size = 1 }
+    emu:reset_counters()
+    emu:inject{ method = "DELETE", status = 503, headers = { ["Retry-After"] = "0" } }
+    local results, summary = c:delete_bandwidths({ id })
+    local err = results[1]
+    assert.same({ "http", 503, 1, false }, { err.kind, err.status, err.attempts, err.ok })
+    assert.is_nil(err.earlier_unanswered)
+    assert.same({ 0, 1 }, { summary.deleted, summary.failed })
+    assert.same({}, slept)
+    assert.equal(1, emu:stats().requests)
+  end)
+
   it("refuses bad rate options before sending", function()
     assert.equal("rate", raised(eip.new, fx.options{ rate = 0 }).argument)
     assert.equal("burst", raised(eip.new, fx.options{ burst = 2 }).argument)

@@ -682,6 +682,9 @@ describe("safety", function()
       local c = fx.client{ token = token }
       assert.equal("name <redacted> [2J  end", c:clean("name " .. token .. "\27[2J\r end"))
       assert.equal("<redacted: the text held a credential>", c:clean("pw " .. percent_encoded(token)))
+      -- An escaped copy: its part beside the escape is shorter than a piece the redaction finds
+      -- alone ("tok\/" and "Qz8v..."), so the text goes whole, not redacted around the escape.
+      assert.equal("<redacted: the text held a credential>", c:clean('{"msg":"bad ' .. token:gsub("/", "\\/") .. '"}'))
       for _, text in ipairs{ token:sub(1, 12) .. "\n" .. token:sub(13), "cut " .. token:sub(1, 14) } do
         local shown = c:clean(text)
         assert.is_nil(holds_piece(shown, token), "a piece of the token is left")

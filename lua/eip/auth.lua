@@ -484,12 +484,12 @@ local function iam_fetch(self, runner)
     end
     error(res, 0)
   end
-  self.failed = nil
+  self.failed, self.renewal_failed = nil, false
   local now = os.time()
   local expires = time.parse_iso8601(res.expires_at) or (now + 3600) -- unknown expiry: assume an hour
   -- Refresh ahead of expiry: 10 minutes, or half the lifetime for short-lived tokens.
   local margin = math.min(600, math.max(0, (expires - now) / 2))
-  self.token, self.refresh_at = res.token, expires - margin
+  self.token, self.refresh_at, self.expires = res.token, expires - margin, expires
   replace_secret(self, 2, res.token)
   self.epoch = self.epoch + 1
   if not self.project_id and type(res.project_id) == "string" then
@@ -508,8 +508,29 @@ function Iam.budget(_, runner)
   return request_budget(runner, (runner.policy or {}).max_attempts or 1, runner.timeout)
 end
 
+-- Renews credentials at their refresh time (ahead of expiry). A renewal that fails while the
+-- current ones are still valid keeps them: a batch goes on with them rather than failing ids
+-- that could have been sent (a failure that may pass is asked again after its hold, a refusal is
+-- not asked again at all). Only once they are about to expire does the failure stand: a request
+-- must not go out with credentials that may expire before it arrives.
+local function renew(self, runner, req)
+  local ok, err = pcall(self.fetch, self, runner, req)
+  if ok then return end
+  local slack = math.min(60, (self.expires - self.refresh_at) / 2)
+  if not errors.is_error(err) or os.time() >= self.expires - slack then error(err, 0) end
+  if runner.log and not self.renewal_failed then
+    runner.log(string.format("eip: renewing the credentials failed (%s); the current ones stay in use until "
+      .. "%d s before they expire", runner:clean(tostring(err)), slack))
+  end
+  self.renewal_failed = true
+end
+
 function Iam:ensure(runner, req)
-  if not self.token or os.time() >= self.refresh_at then self:fetch(runner, req) end
+  if not self.token then
+    self:fetch(runner, req)
+  elseif os.time() >= self.refresh_at then
+    renew(self, runner, req)
+  end
 end
 
 --- The request's lines: headers', then X-Auth-Token, after making sure the token is valid
@@ -599,6 +620,7 @@ local function metadata_fetch(self, runner)
   -- Refresh ahead of expiry: 40 minutes, as the official SDKs do for these keys, or half the
   -- lifetime for short-lived ones.
   self.refresh_at = expires - math.min(2400, math.max(0, (expires - now) / 2))
+  self.expires, self.renewal_failed = expires, false
 end
 
 --- Obtains temporary keys (metadata_fetch above), one fetch at a time (fetch_once). `req`: the
@@ -615,7 +637,11 @@ function Metadata:budget(runner)
 end
 
 function Metadata:ensure(runner, req)
-  if not self.keys or os.time() >= self.refresh_at then self:fetch(runner, req) end
+  if not self.keys then
+    self:fetch(runner, req)
+  elseif os.time() >= self.refresh_at then
+    renew(self, runner, req)
+  end
 end
 
 --- The request's lines, signed with the temporary keys, after making sure they are valid

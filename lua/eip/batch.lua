@@ -33,6 +33,7 @@ local validate = require "eip.validate"
 local ops = require "eip.ops"
 local retry = require "eip.retry"
 local pace = require "eip.pace"
+local pipeline = require "eip.pipeline"
 
 local M = {}
 
@@ -50,15 +51,15 @@ local MAX_WAIT = 1.0
 --- How often, at least, a batch asks its `cancel` function (seconds): while requests are in
 -- flight and during backoffs alike, so that Ctrl-C is heard at once and a caller can redraw a
 -- progress line at a steady rate from it. The same as a single call's (eip.pipeline).
-M.CANCEL_INTERVAL = require("eip.pipeline").CANCEL_INTERVAL
+M.CANCEL_INTERVAL = pipeline.CANCEL_INTERVAL
 
---- How many signed requests (AK/SK, the metadata service's keys) a batch keeps in flight at
--- most, strikes already taken counted off: when the key starts being refused mid-batch (a clock
--- stepped, a key disabled), every request in flight is refused too, and five in a row lock the
--- key for every user of it. Token batches are not capped.
-M.SIGNED_IN_FLIGHT_MAX = 4
+--- How many signed requests (AK/SK, the metadata service's keys) a client keeps in flight at
+-- most, its batches' and single calls' together, strikes already taken counted off (see
+-- eip.pipeline's signing_room). Token batches are not capped.
+M.SIGNED_IN_FLIGHT_MAX = pipeline.SIGNED_IN_FLIGHT_MAX
 
 local raise = errors.raise_usage
+local signing_room = pipeline.signing_room
 local unpack_ = table.unpack or unpack -- luacheck: ignore 113 143 (table.unpack: 5.2+; unpack: 5.1, LuaJIT)
 
 ---------------------------------------------------------------------------------------------
@@ -416,6 +417,25 @@ function Run:start_wait(now)
   return 0
 end
 
+-- Retries due whose deadline would pass in `wait` seconds (the next slot of the rate, the end
+-- of a pause): ended now with their last error, rather than sent after it or with no time to answer
+-- (a delete that acted but is reported failed). A retry that waits for a free slot instead is
+-- checked as it starts (eip.pipeline's Call:request). Returns whether any was ended.
+function Run:expire_due(wait)
+  local due, i, ended = self.retries_due, 1, false
+  while due[i] do
+    local job = due[i]
+    if job.call:past_deadline(wait) then
+      table.remove(due, i)
+      self:finish(job, job.call:expire())
+      ended = true
+    else
+      i = i + 1
+    end
+  end
+  return ended
+end
+
 -- Moves the retries due by `now` to the ready queue.
 function Run:promote(now)
   local h = self.retries
@@ -462,11 +482,19 @@ function Run:loop()
     -- One request alone first: if the credentials are refused, one failure is all it costs
     -- (five bad signatures in a row lock an AK/SK pair), not one per slot.
     local limit = self.probing and 1 or self.limit
-    -- Signed requests (AK/SK): at most SIGNED_IN_FLIGHT_MAX in flight, fewer by the strikes
-    -- already taken, so that a key refused mid-batch is never refused five times in a row.
-    local provider = self.runner.provider
-    if provider.rejected and limit > 1 then
-      limit = math.max(1, math.min(limit, M.SIGNED_IN_FLIGHT_MAX - (provider.strikes or 0)))
+    -- Signed requests (AK/SK): at most SIGNED_IN_FLIGHT_MAX in flight for the client, this
+    -- batch's and any other's (several batches, single calls inside nginx), fewer by the
+    -- strikes already taken, so that a key refused mid-batch is never refused five times in a
+    -- row. When others hold every place, the batch waits for one.
+    local room, flying = signing_room(self.runner.provider)
+    local waits_to_sign = false
+    if room < math.huge then
+      local pending = driver:pending()
+      if pending + room < limit then
+        limit = math.max(pending, pending + room)
+        -- Places held by others free up without this loop hearing of it: looked at again soon.
+        waits_to_sign = flying > pending
+      end
     end
     local start_wait = 0
     while driver:pending() < limit and self:has_ready() do
@@ -474,9 +502,12 @@ function Run:loop()
       if start_wait > 0 then break end
       self:start(self:next_ready())
     end
+    -- Nothing left to wait for once the retries waiting were ended.
+    if start_wait > 0 and self:expire_due(start_wait) and not self:has_ready() then start_wait = 0 end
     local next_retry = not self.stopped and self.retries[1]
     local wait = next_retry and next_retry.ready_at - now or math.huge
     if start_wait > 0 and driver:pending() < limit then wait = math.min(wait, start_wait) end
+    if waits_to_sign and self:has_ready() then wait = math.min(wait, pipeline.SIGNED_WAIT_STEP) end
     if driver:pending() == 0 then
       if wait == math.huge then return end
       -- Nothing in flight: only a backoff, a pause or the rate left to wait for. The runner's

@@ -165,6 +165,18 @@ function M.deadline_before_send(op, deadline, wait)
   }
 end
 
+--- The error of a signed call whose deadline passed while the client already had as many
+-- signed requests in flight as it sends at once (eip.pipeline's SIGNED_IN_FLIGHT_MAX): not sent.
+function M.deadline_before_signing(op, deadline, limit)
+  return new{
+    kind = "transport", reason = "timeout", not_sent = true, retryable = true, method = op.method,
+    path = op.path, bandwidth_id = op.resource, attempts = 0,
+    message = string.format("not sent: the deadline (%g s) passed while this client had %d signed requests in "
+      .. "flight, as many as it sends at once (a key refused mid-way must not be refused five times in a row)",
+      deadline, limit),
+  }
+end
+
 --- Could the request of a failed attempt have been acted on, although no usable answer came?
 -- A timeout or a connection reset (it may have been sent and carried out), or a 5xx (the
 -- gateway gave up waiting, or the service failed partway). Not a refused connection, a name

@@ -57,7 +57,7 @@ local OPTIONAL = { "log", "on_request", "on_response", "bucket", "endpoint_proxy
   "warned_clear", "multi_handle", "shared_headers" }
 -- The same for the provider's fields a call reads (see eip.auth): kept in the provider itself,
 -- its class's value (a method) or false.
-local PROVIDER_READS = { "header", "refused", "fallible", "rejected", "strikes" }
+local PROVIDER_READS = { "header", "refused", "fallible", "rejected", "strikes", "flying" }
 
 function M.new(cfg)
   for _, k in ipairs(OPTIONAL) do
@@ -137,6 +137,28 @@ local function disguises(s, secrets)
   return false
 end
 
+-- s with every whole copy of a secret of the list (none: false) replaced by a space.
+local function without_copies(s, secrets)
+  if not secrets then return s end
+  for _, v in pairs(secrets) do
+    if #v > 0 then
+      local parts, from = nil, 1
+      while true do
+        local i, j = s:find(v, from, true)
+        if not i then break end
+        parts = parts or {}
+        parts[#parts + 1] = s:sub(from, i - 1)
+        from = j + 1
+      end
+      if parts then
+        parts[#parts + 1] = s:sub(from)
+        s = table.concat(parts, " ")
+      end
+    end
+  end
+  return s
+end
+
 --- Server-provided text made safe to show: control characters (terminal escapes, CR, LF)
 -- become spaces, and every secret the provider holds, and the runner's own `secrets` (proxy
 -- credentials), becomes `<redacted>` (a proxy or service may echo a header back), and so does
@@ -153,13 +175,16 @@ function Runner:clean(s)
   -- A runner with secrets of its own (proxy credentials) goes through the rules.
   if not own and plain_text(s, secrets) then return s end
   local blanked, escapes = blank_controls(s) -- in C: s:find("%c") alone cost a request id 5k instructions
-  -- Plain text (what servers send) is redacted blanked; text with escapes or control characters
-  -- as sent, so that a secret they disguise can be found before it is blanked.
-  local text = redact(escapes and s or blanked, secrets)
+  -- Text with escapes or control characters that holds a secret in any form but whole plain
+  -- copies is replaced whole. Looked at before anything is redacted: redacting the plain part
+  -- of an escaped copy first would leave the rest beside it ('Pa/ss\"' of 'Pa/ss"word-...').
+  if escapes then
+    local rest = without_copies(without_copies(s, secrets), own)
+    if disguises(rest, secrets) or (own and disguises(rest, own)) then return DISGUISED end
+  end
+  local text = redact(blanked, secrets)
   if own then text = redact(text, own) end
-  if not escapes then return text end
-  if disguises(text, secrets) or (own and disguises(text, own)) then return DISGUISED end
-  return (blank_controls(text))
+  return text
 end
 
 ---------------------------------------------------------------------------------------------
@@ -333,6 +358,48 @@ function Call:start()
   if self.runner.deadline then self.deadline = now + self.runner.deadline end
 end
 
+--- Signed requests (AK/SK, the metadata service's keys) a client has in flight at most, fewer by
+-- the refused signatures it has counted in a row (see eip.auth): when the key starts being
+-- refused (a clock stepped, a key disabled or rotated), every request in flight is refused too,
+-- and five in a row lock the key for every user of it. Counted for the client, whatever sends
+-- them: a batch, several batches at once, single calls of many requests at once inside nginx.
+-- Token requests are not counted.
+M.SIGNED_IN_FLIGHT_MAX = 4
+local SIGNED_IN_FLIGHT_MAX = M.SIGNED_IN_FLIGHT_MAX
+--- How long a call waits before it looks again for room to send a signed request (seconds).
+M.SIGNED_WAIT_STEP = 0.01
+
+--- How many more signed requests the provider may have in flight now: math.huge for a provider
+-- that does not sign. A request counts from its signing until its answer is taken, or at most
+-- until its timeout (and a second) has passed: a request whose caller went away (an nginx
+-- request ended while it waited) must not hold its place for ever. Second result: how many are
+-- in flight.
+function M.signing_room(provider)
+  if not provider.rejected or provider.refused then return math.huge, 0 end
+  local flying, n = provider.flying, 0
+  if flying then
+    local now = monotime()
+    for call, expires in pairs(flying) do
+      if expires <= now then flying[call] = nil else n = n + 1 end
+    end
+  end
+  return SIGNED_IN_FLIGHT_MAX - (provider.strikes or 0) - n, n
+end
+local signing_room = M.signing_room
+
+--- The least time a retry is sent with (seconds): a retry whose deadline leaves less is not sent.
+-- An attempt with a timeout of a few milliseconds would not get its answer, yet may act: a
+-- delete reported failed that was carried out.
+M.MIN_ATTEMPT_TIME = 0.05
+local MIN_ATTEMPT_TIME = M.MIN_ATTEMPT_TIME
+
+--- Would a retry of this call, started `wait` seconds from now, leave its deadline less than
+-- MIN_ATTEMPT_TIME? (A call not yet sent never is: its deadline starts at its first request.)
+function Call:past_deadline(wait)
+  local deadline = self.deadline
+  return deadline ~= false and self.attempts > 0 and deadline - (monotime() + wait) < MIN_ATTEMPT_TIME
+end
+
 --- Builds and authenticates the next attempt. Returns the transport's request, or nil and the
 -- eip error of the credentials step (IAM refused or unreachable: give it to `failure` with
 -- `from_credentials`). Raises what is not an eip error (a bug keeps its traceback).
@@ -342,7 +409,16 @@ function Call:request()
   self.attempts = attempts
   if attempts == 1 and not self.started then self:start() end -- Runner:run starts it before a rate wait
   local timeout, deadline = runner.timeout, self.deadline
-  if deadline then timeout = max(0.001, min(timeout, deadline - monotime())) end
+  if deadline then
+    local left = deadline - monotime()
+    if attempts > 1 and left < MIN_ATTEMPT_TIME then
+      -- A retry whose deadline passed while it waited (a batch's rate, pause or free slot):
+      -- not sent, the call ends with the last attempt's error, as when a backoff would pass it.
+      self.attempts = attempts - 1
+      return nil, self.last_error
+    end
+    timeout = max(0.001, min(timeout, left))
+  end
   local req = build(runner, op, attempts, timeout, runner.reuse_requests and self.req or nil)
   local content_type = op.content_type or CONTENT_TYPE
   if req.no_auth then
@@ -360,12 +436,27 @@ function Call:request()
       local ok, err = pcall(authenticate, runner, req, content_type, provider, op.headers)
       if not ok then
         if not errors.is_error(err) then error(err, 0) end
+        -- Nothing was sent for this attempt: attempts counts what was. A call that sent
+        -- nothing at all ends not sent, with the credentials' error (a copy: a failure IAM
+        -- gave is held and given to other calls too); a retry ends with its last error.
+        self.attempts = attempts - 1
+        if attempts > 1 then return nil, self.last_error end
+        err = errors.copy(err)
+        err.not_sent, err.attempts = true, 0
         return nil, err
       end
     else
       authenticate(runner, req, content_type, provider, op.headers)
     end
     self.epoch = provider.epoch
+    if provider.rejected then -- a signed request: in flight until its answer (see signing_room)
+      local flying = provider.flying
+      if not flying then
+        flying = {}
+        provider.flying = flying
+      end
+      flying[self] = monotime() + req.timeout + 1
+    end
   end
   self.req = req
   if runner.log then
@@ -396,6 +487,8 @@ function Call:response(resp)
     if why then answer, err = nil, errors.protocol(answer, op.method, op.path, why) end
   end
   local provider = runner.provider
+  local flying = provider.flying
+  if flying then flying[self] = nil end
   if provider.rejected and not self.req.no_auth and not resp.curl_code then
     -- Signatures the gateway refused in a row (see eip.auth): counted, reset by an answer that
     -- passed the check (a success, or the service's own error: not a load balancer's 503 page).
@@ -425,7 +518,12 @@ end
 
 local function notify(runner, hook, info)
   local ok, why = pcall(hook, info)
-  if not ok and runner.log then runner.log("eip: a hook raised an error: " .. runner:clean(tostring(why))) end
+  if not ok and runner.log then
+    -- What a hook raised may itself fail to show (a __tostring that raises): still not the call's failure.
+    local shown, text = pcall(tostring, why)
+    if not shown or type(text) ~= "string" then text = "(an error value that cannot be shown)" end
+    runner.log("eip: a hook raised an error: " .. runner:clean(text))
+  end
 end
 
 function Call:announced()
@@ -458,6 +556,15 @@ local function final(self, err)
   return "fail", err
 end
 
+--- Ends a call whose deadline passed before its retry could start: its final outcome from the
+-- last attempt's error ("done", value | "fail", err).
+function Call:expire()
+  local err = self.last_error
+  local now = monotime()
+  err.attempts, err.elapsed = self.attempts, now - (self.started or now)
+  return final(self, err)
+end
+
 --- After a failed attempt (err, an eip error): "retry" and the seconds to wait first (0: at
 -- once), or the final outcome ("done", value | "fail", err). `from_credentials`: the failure
 -- came from the credentials step, which had its own attempts: final.
@@ -465,7 +572,7 @@ function Call:failure(err, from_credentials)
   local runner = self.runner
   self.last_error = err
   -- An earlier attempt may have acted (also when this one was not even sent: a refused key).
-  if self.unanswered then err.earlier_unanswered = true end
+  if self.unanswered and self.unanswered ~= err then err.earlier_unanswered = true end
   if not from_credentials then
     -- An earlier attempt that may have been carried out without its answer arriving: the op
     -- may read this attempt's failure in that light (a delete's 404: most likely done).
@@ -581,6 +688,28 @@ local function rate_wait(self, call, bucket, cancel)
   return nil
 end
 
+-- A signed call of a client with no room for another signed request in flight (see
+-- signing_room): waits for room, in steps of SIGNED_WAIT_STEP. Nil when the attempt may go;
+-- else the call's final outcome: its deadline passed first (the last attempt's error; before
+-- the first attempt one of its own: nothing was sent), or cancel asked to stop. The wait counts
+-- in the call's time, as the rate's does. Bounded without a deadline too: the requests in
+-- flight end within their timeout, and count no longer than that.
+local function signing_wait(self, call, cancel)
+  local provider = self.provider
+  if not call.started then call:start() end
+  while signing_room(provider) <= 0 do
+    local deadline = call.deadline
+    if deadline and monotime() + M.SIGNED_WAIT_STEP >= deadline then
+      if call.attempts > 0 then return final(call, call.last_error) end
+      local err = errors.deadline_before_signing(call.op, self.deadline, SIGNED_IN_FLIGHT_MAX)
+      err.elapsed = monotime() - call.started
+      return "fail", err
+    end
+    if self:pause(M.SIGNED_WAIT_STEP, cancel) then return "fail", cancelled(call) end
+  end
+  return nil
+end
+
 --- Runs op to its end through the client's transport, sleeping between attempts. Returns the
 -- op's result; raises the final eip error. The state of the call (and, with reuse_requests, its
 -- request table, some 20 fields) is kept for the runner's later calls: one call after another
@@ -608,17 +737,20 @@ function Runner:run(op, cancel)
   local bucket = self.bucket
   if bucket then call:start() end -- the wait for the rate counts in the call's time
   while true do
-    if bucket then -- the client's rate: every request it sends, retries included
-      local action, value = rate_wait(self, call, bucket, cancel)
-      if action == "done" then
-        spare(self, call)
-        return value
-      end
-      if action then ended(self, call, value) end
-    end
-    if cancel and cancel() then ended(self, call, cancelled(call)) end
-    local request, err = call:request()
     local action, value
+    if bucket then -- the client's rate: every request it sends, retries included
+      action, value = rate_wait(self, call, bucket, cancel)
+    end
+    if not action and cancel and cancel() then ended(self, call, cancelled(call)) end
+    if not action and op.auth ~= false and signing_room(self.provider) <= 0 then
+      action, value = signing_wait(self, call, cancel)
+    end
+    if action == "done" then
+      spare(self, call)
+      return value
+    end
+    if action then ended(self, call, value) end
+    local request, err = call:request()
     if request then
       action, value = call:response(transport:send(request))
     else

@@ -329,6 +329,37 @@ function M.batch()
   ngx.print(body)
 end
 
+-- POST { endpoint, project_id, ak, sk, deadline, batches = { {ids}, ... }, singles = {ids} }: one AK/SK
+-- client, and at once, each in a light thread of its own, a delete_bandwidths of each list
+-- (concurrency 8) and a delete_bandwidth of each single id. Answers the summaries and the
+-- singles' statuses (or error kinds and whether they were sent).
+function M.signed_load()
+  ngx.req.read_body()
+  local args = cjson.decode(ngx.req.get_body_data() or "")
+  local client = eip.new{ endpoint = args.endpoint, project_id = args.project_id, ak = args.ak, sk = args.sk,
+    max_attempts = 1, timeout = 10, deadline = args.deadline }
+  local threads, out = {}, { summaries = {}, singles = {} }
+  for i, ids in ipairs(args.batches or {}) do
+    threads[#threads + 1] = ngx.thread.spawn(function()
+      local _, summary = client:delete_bandwidths(ids, { concurrency = 8 })
+      out.summaries[i] = summary
+    end)
+  end
+  for i, id in ipairs(args.singles) do
+    threads[#threads + 1] = ngx.thread.spawn(function()
+      local ok, res = pcall(client.delete_bandwidth, client, id)
+      out.singles[i] = ok and res.status or { kind = res.kind, status = res.status, not_sent = res.not_sent,
+        reason = res.reason, message = res.message }
+    end)
+  end
+  for _, t in ipairs(threads) do ngx.thread.wait(t) end
+  -- A Content-Length rather than chunks: the spec reads this answer off a raw socket.
+  local body = cjson.encode(out)
+  ngx.header["Content-Type"] = "application/json"
+  ngx.header["Content-Length"] = #body
+  ngx.print(body)
+end
+
 -- POST { rate, ids = { {...}, {...} } } starts a job; GET ?generation=N answers the summaries
 -- stored so far ({ [worker] = summary }).
 function M.shared_rate()
