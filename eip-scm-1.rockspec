@@ -49,6 +49,7 @@ build = {
       ["eip.errors"] = "lua/eip/errors.lua",
       ["eip.ops"] = "lua/eip/ops.lua",
       ["eip.pace"] = "lua/eip/pace.lua",
+      ["eip.signing"] = "lua/eip/signing.lua",
       ["eip.profile"] = "lua/eip/profile.lua",
       ["eip.proxy"] = "lua/eip/proxy.lua",
       ["eip.regions"] = "lua/eip/regions.lua",

@@ -83,6 +83,40 @@ describe("OpenResty: a rate shared by the workers", function()
   end)
   end
 
+  -- Both workers sign with one key, each with a client of its own, at concurrency 8, and the key
+  -- starts being refused (X-Sdk-Date an hour off) once the first requests went. Each client
+  -- alone would keep four in flight: eight refused, a locked key. With signing_dict the workers
+  -- share the four places and the three refusals: at most four refused together.
+  it("two workers signing with one key share its four places and three refusals (signing_dict)", function()
+    local per_worker = 20
+    emu:set_knobs{ aksk_lock_after = 5 }
+    local ids = { emu:create_bandwidths(per_worker), emu:create_bandwidths(per_worker) }
+    emu:inject{ method = "DELETE", action = "slow", delay = 0.3, times = -1 }
+    emu:reset_counters()
+    local generation = call("POST", "/t/shared_rate", { ids = ids,
+      aksk = { ak = emu.ak, sk = emu.sk, signing_dict = "eip_signing" } }).generation
+    local deadline = socket.gettime() + 10
+    while emu:stats().requests < 3 do
+      assert(socket.gettime() < deadline, "the workers sent nothing")
+      socket.sleep(0.01)
+    end
+    emu:set_clock_offset(3600)
+    local results
+    deadline = socket.gettime() + 30
+    repeat
+      socket.sleep(0.1)
+      results = call("GET", "/t/shared_rate?generation=" .. generation)
+      assert(socket.gettime() < deadline, "the workers did not finish: " .. cjson.encode(results))
+    until results["0"] and results["1"]
+    emu:set_clock_offset(0)
+    local stats = emu:stats()
+    assert.is_true(stats.auth_failures >= 1, "the key was never refused: the case tested nothing")
+    assert.is_true(stats.auth_failures <= 4, "refused signatures: " .. stats.auth_failures .. " "
+      .. cjson.encode(results) .. app:log_tail(30))
+    assert.equal(0, stats.aksk_locks)
+    for worker = 0, 1 do assert.equal("auth", results[tostring(worker)].stopped, "worker " .. worker) end
+  end)
+
   -- The dict's incr fails when the key holds something else than a number (another user of the
   -- dict), or when the dict is full: the calls go on at each worker's share of the rate, never
   -- failing with a raw Lua error.

@@ -88,6 +88,20 @@ describe("a blank secret", function()
   end)
 end)
 
+describe("signing_dict", function()
+  it("is a usage error outside nginx, or when not a name, whatever the credentials", function()
+    local keys = { ak = "AKUSAGECHECKS0000001", sk = "sk-usage-checks-0000" }
+    for _, creds in ipairs{ { token = "t0k-usage-checks" }, keys } do
+      for _, value in ipairs{ "eip_signing", "", 5 } do
+        local opts = { endpoint = "http://127.0.0.1:9", project_id = "p1", signing_dict = value }
+        for k, v in pairs(creds) do opts[k] = v end
+        local err = raised(eip.new, opts)
+        assert.same({ "usage", "signing_dict" }, { err.kind, err.argument }, err.message)
+      end
+    end
+  end)
+end)
+
 describe("eip.metrics' options", function()
   it("refuses what is not an options table, unknown options and a bad dict, as every entry point does", function()
     local cases = {

@@ -106,18 +106,50 @@ local function stale(self, epoch)
   return epoch ~= nil and epoch ~= false and epoch < (self.key_epoch or 0)
 end
 
+-- The prefix of the shared counts of the key in use (client option signing_dict: see
+-- eip.signing), or nil: none, or no key yet (temporary keys not fetched).
+local function shared_prefix(self)
+  local shared = self.shared
+  if not shared then return nil end
+  local keys = self.kind == "metadata" and self.keys or self
+  return keys and keys.ak and shared:prefix(keys) or nil
+end
+
 local function rejected(self, err, epoch)
   if stale(self, epoch) then return end
-  self.strikes = (self.strikes or 0) + 1
-  if self.strikes >= MAX_STRIKES then
+  local strikes = (self.strikes or 0) + 1
+  local prefix = shared_prefix(self)
+  if prefix then -- every worker's refusals of this key, this one included
+    local shared = self.shared:strike(prefix)
+    if shared and shared > strikes then strikes = shared end
+  end
+  self.strikes = strikes
+  if strikes >= MAX_STRIKES then
     self.refused = { err = errors.copy(err) }
+    if prefix then self.shared:refuse(prefix) end
   end
 end
 
 local function accepted(self, epoch)
   if stale(self, epoch) then return end
   self.strikes = false
+  local prefix = shared_prefix(self)
+  if prefix then self.shared:clear(prefix) end
 end
+
+--- With shared counts (signing_dict): the refusals in a row and the places taken by every
+-- worker, read into the provider (strikes, refused) before a place is taken; returns the prefix
+-- of the key's counts and the places taken, or nil (no shared counts, or no key yet).
+local function sync(self)
+  local prefix = shared_prefix(self)
+  if not prefix then return nil end
+  local strikes, flying, refused = self.shared:read(prefix)
+  -- The gateway counts per key, whoever signed: another worker's success reset it too.
+  self.strikes = strikes > 0 and strikes or false
+  if refused and not self.refused then self.refused = { err = errors.refused_elsewhere() } end
+  return prefix, flying
+end
+M.sync = sync
 
 local function refusal(self)
   local err = errors.copy(self.refused.err)
@@ -217,7 +249,7 @@ function Aksk:lines(req, headers)
 end
 
 function Aksk.ensure() end
-Aksk.rejected, Aksk.accepted, Aksk.refusal = rejected, accepted, refusal
+Aksk.rejected, Aksk.accepted, Aksk.refusal, Aksk.sync = rejected, accepted, refusal, sync
 
 ---------------------------------------------------------------------------------------------
 -- One fetch at a time. Inside nginx one client serves many requests at once: while one of them
@@ -664,7 +696,7 @@ function Metadata:refresh(runner)
   if old and new.ak == old.ak and new.sk == old.sk and new.security_token == old.security_token then return false end
   return true
 end
-Metadata.rejected, Metadata.accepted = rejected, accepted
+Metadata.rejected, Metadata.accepted, Metadata.sync = rejected, accepted, sync
 
 --- The refusal of keys refused too often, until they are due for renewal: then the call goes on
 -- to fetch new ones (new keys start a new count; the same keys again are refused in lines).

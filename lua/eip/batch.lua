@@ -59,7 +59,7 @@ M.CANCEL_INTERVAL = pipeline.CANCEL_INTERVAL
 M.SIGNED_IN_FLIGHT_MAX = pipeline.SIGNED_IN_FLIGHT_MAX
 
 local raise = errors.raise_usage
-local signing_room = pipeline.signing_room
+local signing_room, admit = pipeline.signing_room, pipeline.admit
 local unpack_ = table.unpack or unpack -- luacheck: ignore 113 143 (table.unpack: 5.2+; unpack: 5.1, LuaJIT)
 
 ---------------------------------------------------------------------------------------------
@@ -288,6 +288,16 @@ function Run:next_ready()
   return job
 end
 
+-- Puts back a job next_ready gave out, for it to come out next again.
+function Run:unready(job)
+  if job.call.attempts > 0 then
+    self.retries_due[#self.retries_due + 1] = job
+  else
+    self.head = self.head - 1
+    self.fresh[self.head] = job
+  end
+end
+
 -- Builds, authenticates and starts one attempt of job.
 function Run:start(job)
   local request, err = job.call:request()
@@ -486,7 +496,8 @@ function Run:loop()
     -- batch's and any other's (several batches, single calls inside nginx), fewer by the
     -- strikes already taken, so that a key refused mid-batch is never refused five times in a
     -- row. When others hold every place, the batch waits for one.
-    local room, flying = signing_room(self.runner.provider)
+    local provider = self.runner.provider
+    local room, flying = signing_room(provider)
     local waits_to_sign = false
     if room < math.huge then
       local pending = driver:pending()
@@ -500,7 +511,14 @@ function Run:loop()
     while driver:pending() < limit and self:has_ready() do
       start_wait = self:start_wait(now)
       if start_wait > 0 then break end
-      self:start(self:next_ready())
+      local job = self:next_ready()
+      -- A signed request's place (another worker may have taken the last since it was counted).
+      if not admit(provider, job.call, self.runner.timeout) then
+        self:unready(job)
+        waits_to_sign = true
+        break
+      end
+      self:start(job)
     end
     -- Nothing left to wait for once the retries waiting were ended.
     if start_wait > 0 and self:expire_due(start_wait) and not self:has_ready() then start_wait = 0 end

@@ -31,6 +31,7 @@ local regions = require "eip.regions"
 local batch = require "eip.batch"
 local bandwidths = require "eip.bandwidths"
 local proxy = require "eip.proxy"
+local signing = require "eip.signing"
 
 local M = {}
 
@@ -57,7 +58,7 @@ M.OPTIONS = {
   max_attempts = true, backoff_base = true, backoff_cap = true, retry_after_cap = true, sleep = true,
   missing_ok = true, ca_file = true, insecure = true, max_body = true, debug = true, log = true,
   transport = true, metadata_url = true, rate = true, burst = true, rate_dict = true, clock = true,
-  on_request = true, on_response = true, proxy = true,
+  on_request = true, on_response = true, proxy = true, signing_dict = true,
 }
 
 -- The options of one delete_bandwidth call.
@@ -135,6 +136,12 @@ function M.new(opts, getenv)
   else
     errors.raise_usage("project_id", "is required (option project_id, or %s with a token or keys from the "
       .. "environment%s)", auth.ENV.project_id, provider.kind ~= "token" and ", or a region to look it up by" or "")
+  end
+  if opts.signing_dict ~= nil then
+    -- Checked whatever the credentials (a misspelt dict must not wait for the day the keys
+    -- change to AK/SK); used only by a client that signs.
+    local shared = signing.new(opts.signing_dict)
+    if provider.rejected then provider.shared = shared end
   end
   local timeout = validate.number("timeout", given(opts.timeout, DEFAULT_TIMEOUT), 0.001, 86400)
   local r = {

@@ -177,6 +177,16 @@ function M.deadline_before_signing(op, deadline, limit)
   }
 end
 
+--- The 401 a client stands for when another nginx worker's signatures with the same key were
+-- refused three times in a row (the client option signing_dict): it signs nothing with the key
+-- either (see eip.auth's refusal, which makes it `not_sent`).
+function M.refused_elsewhere()
+  return new{
+    kind = "http", status = 401, reason = "Unauthorized", retryable = false,
+    message = "signatures with this AK/SK were refused three times in a row in this nginx (signing_dict)",
+  }
+end
+
 --- Could the request of a failed attempt have been acted on, although no usable answer came?
 -- A timeout or a connection reset (it may have been sent and carried out), or a 5xx (the
 -- gateway gave up waiting, or the service failed partway). Not a refused connection, a name

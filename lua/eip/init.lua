@@ -95,6 +95,9 @@ M._VERSION = client.VERSION
 -- @tparam[opt=1] integer opts.burst with `rate`: how many may go back to back
 -- @tparam[opt] string opts.rate_dict with `rate`, inside nginx: the lua_shared_dict that holds the
 --   bucket, shared by every worker
+-- @tparam[opt] string opts.signing_dict inside nginx: the lua_shared_dict where every worker counts
+--   its signed requests in flight and refused signatures per AK/SK key (eip.signing), so that the
+--   workers together keep to one client's four and three; used only when the client signs
 -- @tparam[opt] function opts.clock `function()` returning seconds, for the rate (default: a
 --   monotonic clock; tests pass their own)
 -- @tparam[opt] function opts.on_request `function(info)` before each attempt of every request

@@ -57,7 +57,7 @@ local OPTIONAL = { "log", "on_request", "on_response", "bucket", "endpoint_proxy
   "warned_clear", "multi_handle", "shared_headers" }
 -- The same for the provider's fields a call reads (see eip.auth): kept in the provider itself,
 -- its class's value (a method) or false.
-local PROVIDER_READS = { "header", "refused", "fallible", "rejected", "strikes", "flying" }
+local PROVIDER_READS = { "header", "refused", "fallible", "rejected", "strikes", "flying", "held", "shared" }
 
 function M.new(cfg)
   for _, k in ipairs(OPTIONAL) do
@@ -369,23 +369,76 @@ local SIGNED_IN_FLIGHT_MAX = M.SIGNED_IN_FLIGHT_MAX
 --- How long a call waits before it looks again for room to send a signed request (seconds).
 M.SIGNED_WAIT_STEP = 0.01
 
+-- Gives back the place call holds, if any (see admit).
+local function release(provider, call)
+  local flying = provider.flying
+  if flying and flying[call] then
+    flying[call] = nil
+    local held = provider.held
+    local prefix = held and held[call]
+    if prefix then
+      held[call] = nil
+      provider.shared:give(prefix)
+    end
+  end
+end
+
 --- How many more signed requests the provider may have in flight now: math.huge for a provider
--- that does not sign. A request counts from its signing until its answer is taken, or at most
--- until its timeout (and a second) has passed: a request whose caller went away (an nginx
--- request ended while it waited) must not hold its place for ever. Second result: how many are
--- in flight.
+-- that does not sign (or that refuses to: the call's request says so). A request holds its place
+-- from its admission until its answer is taken, or at most until its timeout (and a second) has
+-- passed: a request whose caller went away (an nginx request ended while it waited) must not
+-- hold it for ever. With shared counts (the client option signing_dict: eip.signing), the places
+-- and refusals of every worker of the nginx count. Second result: how many are in flight; third:
+-- the prefix of the shared counts, if any.
 function M.signing_room(provider)
-  if not provider.rejected or provider.refused then return math.huge, 0 end
+  if not provider.rejected then return math.huge, 0 end
+  local prefix, shared_n
+  if provider.shared then prefix, shared_n = provider:sync() end
+  if provider.refused then return math.huge, 0 end
   local flying, n = provider.flying, 0
   if flying then
     local now = monotime()
     for call, expires in pairs(flying) do
-      if expires <= now then flying[call] = nil else n = n + 1 end
+      if expires <= now then release(provider, call) else n = n + 1 end
     end
   end
-  return SIGNED_IN_FLIGHT_MAX - (provider.strikes or 0) - n, n
+  if shared_n and shared_n > n then n = shared_n end
+  return SIGNED_IN_FLIGHT_MAX - (provider.strikes or 0) - n, n, prefix
 end
 local signing_room = M.signing_room
+
+--- Takes a place for the next signed request of call (see signing_room), held at most `timeout`
+-- seconds and one more: true when taken, or when none is needed (a provider that does not
+-- sign, or refuses to); false when none is free. Given back when the call's answer is taken,
+-- or when its request is not sent after all.
+function M.admit(provider, call, timeout)
+  if not provider.rejected then return true end
+  release(provider, call)
+  local room, _, prefix = signing_room(provider)
+  if room == math.huge then return true end
+  if room <= 0 then return false end
+  local ttl = timeout + 1
+  if prefix then
+    local took = provider.shared:take(prefix, SIGNED_IN_FLIGHT_MAX - (provider.strikes or 0), ttl)
+    if took == false then return false end
+    if took then -- nil: the dict cannot count; this worker counts on its own
+      local held = provider.held
+      if not held then
+        held = {}
+        provider.held = held
+      end
+      held[call] = prefix
+    end
+  end
+  local flying = provider.flying
+  if not flying then
+    flying = {}
+    provider.flying = flying
+  end
+  flying[call] = monotime() + ttl
+  return true
+end
+local admit = M.admit
 
 --- The least time a retry is sent with (seconds): a retry whose deadline leaves less is not sent.
 -- An attempt with a timeout of a few milliseconds would not get its answer, yet may act: a
@@ -415,6 +468,7 @@ function Call:request()
       -- A retry whose deadline passed while it waited (a batch's rate, pause or free slot):
       -- not sent, the call ends with the last attempt's error, as when a backoff would pass it.
       self.attempts = attempts - 1
+      release(runner.provider, self)
       return nil, self.last_error
     end
     timeout = max(0.001, min(timeout, left))
@@ -428,6 +482,7 @@ function Call:request()
     if provider.refused then -- too many 401s in a row: sending again could lock the key
       local err = provider:refusal()
       if err then
+        release(provider, self)
         self.attempts = attempts - 1 -- nothing sent: attempts counts what was
         return nil, err
       end
@@ -440,6 +495,7 @@ function Call:request()
         -- nothing at all ends not sent, with the credentials' error (a copy: a failure IAM
         -- gave is held and given to other calls too); a retry ends with its last error.
         self.attempts = attempts - 1
+        release(provider, self)
         if attempts > 1 then return nil, self.last_error end
         err = errors.copy(err)
         err.not_sent, err.attempts = true, 0
@@ -449,14 +505,6 @@ function Call:request()
       authenticate(runner, req, content_type, provider, op.headers)
     end
     self.epoch = provider.epoch
-    if provider.rejected then -- a signed request: in flight until its answer (see signing_room)
-      local flying = provider.flying
-      if not flying then
-        flying = {}
-        provider.flying = flying
-      end
-      flying[self] = monotime() + req.timeout + 1
-    end
   end
   self.req = req
   if runner.log then
@@ -487,8 +535,7 @@ function Call:response(resp)
     if why then answer, err = nil, errors.protocol(answer, op.method, op.path, why) end
   end
   local provider = runner.provider
-  local flying = provider.flying
-  if flying then flying[self] = nil end
+  if provider.flying then release(provider, self) end
   if provider.rejected and not self.req.no_auth and not resp.curl_code then
     -- Signatures the gateway refused in a row (see eip.auth): counted, reset by an answer that
     -- passed the check (a success, or the service's own error: not a load balancer's 503 page).
@@ -697,7 +744,7 @@ end
 local function signing_wait(self, call, cancel)
   local provider = self.provider
   if not call.started then call:start() end
-  while signing_room(provider) <= 0 do
+  while not admit(provider, call, self.timeout) do
     local deadline = call.deadline
     if deadline and monotime() + M.SIGNED_WAIT_STEP >= deadline then
       if call.attempts > 0 then return final(call, call.last_error) end
@@ -742,7 +789,7 @@ function Runner:run(op, cancel)
       action, value = rate_wait(self, call, bucket, cancel)
     end
     if not action and cancel and cancel() then ended(self, call, cancelled(call)) end
-    if not action and op.auth ~= false and signing_room(self.provider) <= 0 then
+    if not action and op.auth ~= false and not admit(self.provider, call, self.timeout) then
       action, value = signing_wait(self, call, cancel)
     end
     if action == "done" then

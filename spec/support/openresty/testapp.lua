@@ -13,9 +13,11 @@ local M = {}
 local seen = {}
 
 -- Work in every worker at once: /t/shared_rate puts a job in the eip_test dict ({ generation,
--- rate, batch_rate?, ids = { [worker] = {...} }, admin? }); every worker's timer polls it, runs its share and
--- stores its summary under "result:<generation>:<worker>". A batch sharing the eip_rate bucket,
--- or with admin = true, one delete per id through the example's own client.
+-- rate, batch_rate?, ids = { [worker] = {...} }, admin?, aksk? }); every worker's timer polls it,
+-- runs its share and stores its summary under "result:<generation>:<worker>". A batch sharing the
+-- eip_rate bucket; with admin = true, one delete per id through the example's own client; with
+-- aksk = { ak, sk, signing_dict? }, a batch of an AK/SK client of its own (the signing_dict's
+-- counts emptied when the job is posted).
 local function shared_rate_worker()
   local dict, worker, done = ngx.shared.eip_test, ngx.worker.id(), 0
   while not ngx.worker.exiting() do
@@ -24,7 +26,14 @@ local function shared_rate_worker()
     if job and job.generation > done then
       done = job.generation
       local summary
-      if job.admin then
+      if job.aksk then
+        local c = eip.new{ endpoint = os.getenv("EIP_ENDPOINT"), project_id = os.getenv("EIP_PROJECT_ID"),
+          ak = job.aksk.ak, sk = job.aksk.sk, signing_dict = job.aksk.signing_dict, timeout = 10,
+          max_attempts = 1 }
+        local _
+        _, summary = c:delete_bandwidths(job.ids[worker + 1], { concurrency = 8 })
+        c:close()
+      elseif job.admin then
         -- The example's own client (made in init_by_lua, one copy per worker): one delete each.
         local client = require("eip_admin").client
         summary = { deleted = 0, failed = 0 }
@@ -367,6 +376,7 @@ function M.shared_rate()
   if ngx.req.get_method() == "POST" then
     ngx.req.read_body()
     local job = cjson.decode(ngx.req.get_body_data() or "{}")
+    if job.aksk and job.aksk.signing_dict then ngx.shared[job.aksk.signing_dict]:flush_all() end
     job.generation = (dict:incr("generation", 1, 0))
     dict:set("job", cjson.encode(job))
     return reply(200, { generation = job.generation })
