@@ -207,10 +207,16 @@ local NOT_SENT_REASONS = { dns = true, connect = true, tls = true }
 -- Broader than @{may_have_acted}, which reads one attempt: yes after an earlier attempt without
 -- an answer (`earlier_unanswered`), a timeout, a reset, a garbled answer (protocol), a 5xx or
 -- anything unknown; no only for what says the service did nothing: a 4xx it answered, a request
--- that never reached it (DNS, connect, TLS, the proxy), or one the client never sent.
+-- that never reached it (DNS, connect, TLS, the proxy), or one the client never sent. A drain's
+-- error (`stage`) says which step failed: after its show (a GET) nothing changed; after a remove
+-- call its GET told what moved, and only EIPs it lists as `uncertain` may have; its delete and
+-- wait read as any call's.
 -- @tparam table err an eip error
 -- @treturn boolean
 function M.could_have_acted(err)
+  local stage = err.stage
+  if stage == "show" then return false end
+  if stage == "remove" then return type(err.uncertain) == "table" and #err.uncertain > 0 end
   if err.earlier_unanswered then return true end
   -- Nothing of this call was sent (a refused key's copy, a deadline the rate would pass, a cancel
   -- before the first attempt), or nothing after attempts that all were answered (a cancel).

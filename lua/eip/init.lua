@@ -126,6 +126,19 @@ M.is_error = errors.is_error
 -- @raise never
 M.is_auth_failure = retry.halts
 
+--- Could the failed call that raised `err` have been carried out all the same (a delete that
+-- may have deleted)? Yes after a timeout, a reset, a garbled answer, a 5xx, an aborted
+-- request, an earlier attempt of the call left unanswered, or anything unknown; no for what
+-- says nothing happened: an answered 4xx, a request that never reached the API (DNS, connect,
+-- TLS, the proxy), one never sent (`not_sent`), a usage error, a refusal. For a drain's error,
+-- by its step (`stage`): nothing after its show; after a remove call, only when EIPs are
+-- `uncertain`. What `eip` prints as FAILED? rather than FAILED: check before a retry.
+-- @function could_have_acted
+-- @tparam table err an @{error}
+-- @treturn boolean
+-- @raise never
+M.could_have_acted = errors.could_have_acted
+
 --- Signs a request as the official SDKs do (SDK-HMAC-SHA256, AK/SK): for requests made with
 -- another HTTP client. `Host` is taken from the URL unless `headers` has one.
 -- @function sign

@@ -33,10 +33,14 @@ Deletes each shared bandwidth (DELETE /v2.0/{project_id}/bandwidths/{id}); - rea
 from stdin, one per line (blank lines and # comments skipped; a line over 4096 bytes, such as a
 binary file's, is a usage error). Prints one line per id (what
 happened, the attempts when more than one, the time), then the failures again and a summary on
-stderr. The first request goes alone; after an authentication failure nothing more is sent
-(five bad signatures in a row lock an AK/SK pair). Ctrl-C stops sending (a second one aborts
-what is in flight) and prints the summary. On a terminal, a batch that runs for more than a
-second keeps a progress line at the bottom.
+stderr. FAILED: the delete certainly did not happen (an answered 4xx such as 409, a
+connection that failed). FAILED?: it MAY HAVE BEEN CARRIED OUT all the same (a timeout, a reset,
+a 5xx, a garbled answer, or an earlier attempt unanswered; with --drain, EIPs whose move nobody
+can tell): check with show-bandwidth before a retry (--json: could_have_acted). The first
+request goes alone; after an authentication failure nothing more is sent (five bad signatures
+in a row lock an AK/SK pair). Ctrl-C stops sending (a second one aborts what is in flight)
+and prints the summary. On a terminal, a batch that runs for more than a second keeps a
+progress line at the bottom.
 
 With --drain, each bandwidth is first emptied: its EIPs are moved out, and EACH BECOMES A NEW
 PAY-PER-USE BANDWIDTH of --size Mbit/s billed by --charge-mode; then it is deleted. Dedicated,
@@ -177,7 +181,9 @@ local function dry_run(client, ids, opts)
       if not ok then
         if not eip.is_error(plan) then error(plan, 0) end
         ok_all = false
-        stdout:write(output.result_line({ id = id, outcome = "failed", err = plan }, opts.output), "\n")
+        -- (the plan's one GET changed nothing)
+        stdout:write(output.result_line({ id = id, outcome = "failed", err = plan, could_have_acted = false },
+          opts.output), "\n")
       else
         step(id, "GET", client.endpoint .. "/v1/" .. client.project_id .. "/bandwidths/" .. id, "sent: read only")
         for i = 1, plan.remove_calls do
@@ -214,7 +220,8 @@ local function outcome_of(id, value)
       if value.kind ~= "wait_timeout" and value.kind ~= "interrupted" then res.wait_error = value end
       return { id = id, outcome = "deleted", res = res }
     end
-    return { id = id, outcome = value.not_sent and "not_sent" or "failed", err = value }
+    return { id = id, outcome = value.not_sent and "not_sent" or "failed", err = value,
+      could_have_acted = eip.could_have_acted(value) }
   end
   return { id = id, outcome = value.deleted == false and "missing" or "deleted", res = value }
 end
@@ -283,7 +290,8 @@ local function run_deletes(client, ids, opts, emit, tick)
   local still_readable, wait_errors = 0, {}
   for _, id in ipairs(ids) do
     if stopped or interrupts() then
-      emit({ id = id, outcome = "not_sent", err = { kind = "not_sent", stopped = stopped or "cancelled",
+      emit({ id = id, outcome = "not_sent", could_have_acted = false, err = { kind = "not_sent",
+        stopped = stopped or "cancelled",
         message = stopped and "not sent: stopped after an authentication failure" or "not sent: interrupted" } })
     else
       local ok, value = pcall(client.drain_and_delete_bandwidth, client, id, drain)
@@ -331,7 +339,7 @@ function M.run(opts, argv, ctx)
   end
   local bar = progress.new(#ids, { enabled = ctx.terminal and not opts.no_progress and not opts.drain
     and not opts.debug and #ids > 1, results_on_terminal = ctx.stdout_terminal })
-  local counts, failed = { deleted = 0, missing = 0, failed = 0, not_sent = 0 }, {}
+  local counts, failed = { deleted = 0, missing = 0, failed = 0, not_sent = 0, uncertain = 0 }, {}
   local missing_from -- the project the missing ones are missing from
   local started = core.monotime()
   if opts.output == "table" then stdout:write(output.result_header(), "\n") end
@@ -339,6 +347,7 @@ function M.run(opts, argv, ctx)
   local ok, summary = pcall(run_deletes, client, ids, opts, function(o)
     counts[o.outcome] = counts[o.outcome] + 1
     if o.outcome == "failed" then failed[#failed + 1] = o end
+    if o.outcome == "failed" and o.could_have_acted then counts.uncertain = counts.uncertain + 1 end
     if o.outcome == "missing" then missing_from = o.res.project_id end
     bar:step(o.outcome == "failed" or o.outcome == "not_sent")
     bar:above(function() print_outcome(o, opts, client) end)

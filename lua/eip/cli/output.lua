@@ -3,13 +3,16 @@
 --
 -- An outcome is one id's end: `{ id = ..., outcome = "deleted"|"missing"|"failed"|"not_sent",
 -- res = ... }` with `res` the result table of the library (`deleted`, `missing`), or `err = ...`
--- the eip error (`failed`, `not_sent`).
+-- the eip error (`failed`, `not_sent`) and `could_have_acted`: true when what failed may
+-- nevertheless have been carried out (a timeout, a reset, a 5xx, an answer lost before: see
+-- eip.cli.delete_bandwidth), which the word `FAILED?` says, apart from a certain `FAILED`.
 --
 -- A result line fits 80 columns for a 36-character id (a UUID):
 --
 --   deleted  0c64a268-64c7-46a5-9bc3-5bc9e3a4eaff  204                             0.4 ms
 --   deleted  fee4846b-0f35-4335-bb25-0b876c8661fd  204           3 attempts         1.2 s
 --   FAILED   3c9087e7-50d3-476e-940d-137c2409ace2  409 VPC.0304  1 attempt          0.3 ms
+--   FAILED?  c6a81b58-f218-4275-aa3e-7d54a93c0496  timeout       3 attempts         3.8 s
 --   drained  8e4fb5a5-6ea9-4ad4-8e40-6b58074ef210  204           150 EIPs           12 ms
 --
 -- What does not fit (request id, reason, message) is in `--verbose` and in the JSON.
@@ -79,10 +82,24 @@ local function notes_of(o)
 end
 
 local WORDS = { deleted = "deleted", missing = "missing", failed = "FAILED", not_sent = "NOT SENT" }
+-- A failure after which the call may have been carried out all the same: check before a retry.
+local UNSURE = "FAILED?"
+
+-- Is this outcome a failure that may have acted (`FAILED?`)?
+local function unsure(o)
+  return o.outcome == "failed" and o.could_have_acted == true
+end
+
+-- What to do about a failure that may have acted, in one line: a drain stopped at a remove call
+-- whose EIPs nobody can tell about ("uncertain"), or a delete.
+local function unsure_note(o)
+  if o.err.stage == "remove" then return "some EIPs may have moved: check with eip show-bandwidth" end
+  return "may have been deleted: check with eip show-bandwidth before a retry"
+end
 
 -- The columns of a result line: word, id, what happened, notes, time.
 local function columns(o)
-  local word = WORDS[o.outcome]
+  local word = unsure(o) and UNSURE or WORDS[o.outcome]
   if o.outcome == "deleted" and o.res.removed and #o.res.removed > 0 then word = "drained" end
   local what, elapsed
   if o.res then
@@ -124,12 +141,14 @@ local function json_line(o)
     t.reason, t.retryable, t.attempts, t.argument = e.reason, e.retryable, e.attempts, e.argument
     t.stage, t.moved, t.not_moved, t.uncertain = e.stage, e.moved, e.not_moved, e.uncertain
     t.not_sent, t.order_id, t.lost_answer, t.advice = e.not_sent, e.order_id, e.lost_answer, e.advice
+    t.could_have_acted = o.could_have_acted == true
   end
   return json.encode(t)
 end
 
 --- The line of one outcome: the human form (`format` "text" or "table"), or one JSON object
--- with `bandwidth_id`, `ok`, `result`, `status`, `request_id`, `attempts`, ... (see the README).
+-- with `bandwidth_id`, `ok`, `result`, `status`, `request_id`, `attempts`, ... (see the README);
+-- one that is not ok has `could_have_acted` (true or false).
 -- @tparam table o the outcome
 -- @tparam string format "text", "table" or "json"
 -- @treturn string the line, without a newline
@@ -174,8 +193,8 @@ local function message_of(e)
   return message
 end
 
---- The detail `--verbose` prints under a result line: request id, reason, message and advice, each
--- line of at most WIDTH characters.
+--- The detail `--verbose` prints under a result line: for a `FAILED?`, what to do about it; then
+-- request id, reason, message and advice, each line of at most WIDTH characters.
 -- @tparam table o the outcome
 -- @treturn {string,...} the lines
 function M.detail_lines(o)
@@ -183,6 +202,9 @@ function M.detail_lines(o)
   local v = o.res or o.err
   local lines = {}
   if not o.res then
+    if unsure(o) then
+      for _, l in ipairs(wrap(unsure_note(o), indent, M.WIDTH)) do lines[#lines + 1] = l end
+    end
     for _, l in ipairs(wrap(message_of(o.err), indent, M.WIDTH)) do lines[#lines + 1] = l end
     -- What to do about it (e.g. why --missing-ok did not take this 404): the library's text.
     if o.err.advice then
@@ -194,7 +216,8 @@ function M.detail_lines(o)
 end
 
 --- The failures again, for the end of a batch: each id with what failed and the attempts, then
--- the message on the lines below. At most `max` of them; a last line counts the others.
+-- on the lines below, for one that may have acted, `FAILED?` and what to do about it, and the
+-- message. At most `max` of them; a last line counts the others.
 -- @tparam {table,...} failed the outcomes that failed, in the order they came
 -- @tparam[opt=20] integer max how many to list
 -- @treturn string the text, ending with a newline ("" when none failed)
@@ -210,6 +233,9 @@ function M.failures(failed, max)
     end
     local _, id, what, notes = columns(o)
     lines[#lines + 1] = string.format("  %-36s  %-12s  %s", id, what, notes):gsub("%s+$", ""):sub(1, M.WIDTH)
+    if unsure(o) then
+      for _, l in ipairs(wrap(UNSURE .. " " .. unsure_note(o), "    ", M.WIDTH)) do lines[#lines + 1] = l end
+    end
     for _, l in ipairs(wrap(message_of(o.err), "    ", M.WIDTH)) do lines[#lines + 1] = l end
   end
   return table.concat(lines, "\n") .. "\n"
@@ -240,15 +266,19 @@ function M.report_moves(o, client)
   end
 end
 
---- The summary line of a batch: `3 bandwidth(s): 2 deleted, 0 missing, 1 failed  (0.01 s)`.
+--- The summary line of a batch: `3 bandwidth(s): 2 deleted, 0 missing, 1 failed  (0.01 s)`;
+-- failures that may have acted (`FAILED?`) are counted among the failed too:
+-- `... 3 failed (2 may have acted)`.
 -- @tparam integer total the number of ids
--- @tparam table counts `deleted`, `missing`, `failed`, `not_sent`
+-- @tparam table counts `deleted`, `missing`, `failed`, `not_sent`, `uncertain` (the failed that
+--   may have acted)
 -- @tparam number elapsed seconds
 -- @treturn string the line, without a newline
 function M.summary(total, counts, elapsed)
   local not_sent = (counts.not_sent or 0) > 0 and string.format(", %d not sent", counts.not_sent) or ""
-  return string.format("%d bandwidth(s): %d deleted, %d missing, %d failed%s  (%.2f s)", total,
-    counts.deleted, counts.missing, counts.failed, not_sent, elapsed)
+  local uncertain = (counts.uncertain or 0) > 0 and string.format(" (%d may have acted)", counts.uncertain) or ""
+  return string.format("%d bandwidth(s): %d deleted, %d missing, %d failed%s%s  (%.2f s)", total,
+    counts.deleted, counts.missing, counts.failed, uncertain, not_sent, elapsed)
 end
 
 --- The line saying that the API throttled a batch, and where the batch settled.
