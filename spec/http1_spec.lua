@@ -97,6 +97,13 @@ local function assert_contract_shape(resp, ok, label)
   end
 end
 
+-- Chunks framed every way the reader takes them: sizes of 1 to 8 hex digits, lower and upper
+-- case, on its one-step path; 9 digits, an extension, a bare LF or CRs before the LF after the
+-- data, on its general one.
+local MIXED_CHUNKS = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nA\r\n0123456789\r\n"
+  .. "00000001\r\nz\r\n000000001\r\ny\r\n2;x=1\r\nqq\r\n1\r\nw\n1\r\nv\r\r\nb\r\nhello world\r\n0\r\n\r\n"
+local MIXED_BODY = "abc0123456789zyqqwvhello world"
+
 describe("http1 reader", function()
   it("reads a 204 in one read and allows the connection to be reused", function()
     local resp, ok, reusable, stats = read{ "HTTP/1.1 204 No Content\r\nX-Request-Id: abc\r\nServer: x\r\n\r\n" }
@@ -157,6 +164,7 @@ describe("http1 reader", function()
       "HTTP/1.1 200 OK\r\nContent-Length: 11\r\nRetry-After: 3\r\n\r\n{\"a\":\"bcd\"}",
       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
       "HTTP/1.1 200 OK\nX-Request-Id: lf-only\nContent-Length: 2\n\nok",
+      MIXED_CHUNKS,
     }
     for _, s in ipairs(answers) do
       local whole = read{ s }
@@ -446,6 +454,35 @@ describe("http1 reader", function()
       assert.is_true(resp.truncated)
       assert.equal(10000, #resp.body)
       assert.is_true(stats.bytes < 10000 + 2 * 4096 + 100, stats.bytes .. " bytes read")
+    end)
+
+    it("keeps a body of tiny chunks in a few parts, joined as they come, whole and in order", function()
+      -- 349526 chunks of 3 bytes, all different: 1 MiB of body, which was 349526 strings and
+      -- table entries; now the parts are joined 64 at a time (http1.PARTS_JOIN).
+      local n, chunks, want = 349526, {}, {}
+      for i = 1, n do
+        want[i] = string.char(i % 256, math.floor(i / 256) % 256, math.floor(i / 65536) % 256)
+        chunks[i] = "3\r\n" .. want[i] .. "\r\n"
+      end
+      local now, recv = source{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" .. table.concat(chunks)
+        .. "0\r\n\r\n" }
+      local x = http1.exchange({ body_cap = 2 * 1024 * 1024 }, now)
+      local most = 0
+      x.recv = function(...)
+        if x.parts and #x.parts > most then most = #x.parts end
+        return recv(...)
+      end
+      http1.begin(x)
+      local ok, reusable = http1.read(x, "GET")
+      local resp = http1.finish(x)
+      assert.is_true(ok and reusable, resp.curl_error)
+      assert.is_false(resp.truncated)
+      assert.is_true(resp.body == table.concat(want), "the body is not the chunks' data in order")
+      assert.is_true(most <= 6000, most .. " parts") -- n / 64 + 64
+      -- Every framing, on either path, gives the same body.
+      resp, ok = read{ MIXED_CHUNKS }
+      assert.is_true(ok, resp.curl_error)
+      assert.equal(MIXED_BODY, resp.body)
     end)
 
     it("bounds the whole exchange by timeout, not each read", function()

@@ -78,6 +78,65 @@ describe("the token bucket", function()
     end
   end)
 
+  -- The shared state of a lua_shared_dict, through a stand-in that does what the real one does.
+  local function with_dict(fn)
+    local store = {}
+    local dict = {
+      get = function(_, k) return store[k] end,
+      incr = function(_, k, v, init)
+        store[k] = (store[k] or init) + v
+        return store[k]
+      end,
+      set = function(_, k, v) store[k] = v; return true end,
+    }
+    local saved = rawget(_G, "ngx")
+    -- nginx's clock is the wall clock: the bucket must not use it.
+    rawset(_G, "ngx", { shared = { eip_rate = dict }, worker = { count = function() return 2 end },
+      now = function() return 1.7e9 end, update_time = function() end })
+    local ok, err = pcall(fn, store)
+    rawset(_G, "ngx", saved)
+    assert(ok, err)
+  end
+
+  it("keeps a shared bucket on the machine's monotonic clock, not nginx's wall clock", function()
+    with_dict(function()
+      local b = pace.new{ rate = 10, dict = "eip_rate" }
+      assert.equal(require("eip.core").monotime, b.clock)
+    end)
+  end)
+
+  it("starts again from now when the shared state lies ahead of any queue (another clock's)", function()
+    with_dict(function(store)
+      local t = fake_time()
+      local b = pace.new{ rate = 10, dict = "eip_rate", clock = t.clock }
+      local queue = pace.QUEUE_MAX * 0.1
+      -- Wall-clock microseconds left by an earlier version across a reload, and a state an hour
+      -- ahead (a wall clock stepped back by an hour, or another user of the key).
+      for _, ahead in ipairs{ 1.7e9 - t.now, 3600, queue + 1 } do
+        store["eip:pace"] = math.floor((t.now + ahead) * 1e6)
+        assert.equal(0, b:wait(), ahead .. " s ahead: wait")
+        assert.equal(0, b:take(), ahead .. " s ahead: take")
+        close_to(0.1, b:take(), ahead .. " s ahead: the next slot")
+        close_to(0.2, b:wait(), ahead .. " s ahead: the one after")
+      end
+      -- A real queue is kept, however long: all but one of QUEUE_MAX requests waiting at once.
+      store["eip:pace"] = nil
+      local last
+      for _ = 1, pace.QUEUE_MAX - 1 do last = b:take() end
+      close_to(queue - 0.2, last, "the last of the queue")
+      close_to(queue - 0.1, b:wait(), "after the queue")
+    end)
+  end)
+
+  it("bounds a wait when the caller's clock went back: a wait is never over QUEUE_MAX slots", function()
+    local t = fake_time()
+    local b = pace.new{ rate = 10, clock = t.clock }
+    b:take()
+    t.now = t.now - 3600
+    assert.equal(0, b:take())
+    close_to(0.1, b:take(), "then 1/rate apart again")
+  end)
+
   it("reserves a slot within a limit only: a later one is not taken, and stays for the next", function()
     local t = fake_time()
     local b = pace.new{ rate = 1, clock = t.clock }

@@ -242,6 +242,16 @@ describe("the transport contract, through both transports", function()
       varies = { request_id = true },
       check = function(resp, label) assert.equal(1024, #resp.body, label) end },
 
+    -- Kept as they come (joined, not a part each) by the cosocket transport's reader.
+    { name = "a body of 40000 tiny chunks: whole",
+      arrange = raw(HEAD .. "Transfer-Encoding: chunked\r\n\r\n" .. string.rep("3\r\nabc\r\n", 40000) .. "0\r\n\r\n"),
+      expect = { status = 200, body = string.rep("abc", 40000), truncated = false, curl_code = NONE } },
+
+    { name = "a body of tiny chunks over body_cap: truncated",
+      req = { body_cap = 1000 },
+      arrange = raw(HEAD .. "Transfer-Encoding: chunked\r\n\r\n" .. string.rep("3\r\nabc\r\n", 40000) .. "0\r\n\r\n"),
+      expect = { status = 200, body = string.rep("abc", 333) .. "a", truncated = true, curl_code = NONE } },
+
     { name = "a body of exactly body_cap bytes is not truncated",
       req = { body_cap = 1024 },
       arrange = inject{ status = 500, body_size = 1024 },

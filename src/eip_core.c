@@ -1402,6 +1402,7 @@ static void register_type(lua_State *L, const char *name, const luaL_Reg *method
 int luaopen_eip_core(lua_State *L)
 {
     eip_pin_self(); /* finalisers may call into the core after package would unload it */
+    eip_http_watch_forks(); /* before any fork: handles made here are not reused in a child */
     register_type(L, SESSION_MT, session_methods, l_session_close, l_session_tostring);
     register_type(L, MULTI_MT, multi_methods, l_multi_close, l_multi_tostring);
     register_type(L, SIGNER_MT, signer_methods, l_signer_gc, l_signer_tostring);

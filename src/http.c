@@ -2,15 +2,155 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 struct eip_http {
     eip_http_transfer t;
+    eip_http_sockets sockets;
+    /* The configuration, kept to make the handle again in a forked child. */
+    char *ca_file, *user_agent;
+    int insecure;
 };
+
+static void reset_response(eip_http_response *r);
+
+/* ---- fork safety (see http.h) ------------------------------------------------------------ */
+
+struct eip_http_socket {
+    int fd;
+    dev_t dev; /* what fstat said when it was opened: a number libcurl closed behind our */
+    ino_t ino; /* back and the kernel gave to someone else is never taken for it */
+};
+
+/* Written only by the child handler, in the child, before fork returns there (only the forking
+ * thread exists then); read by the owners of handles. */
+static unsigned long fork_generation;
+static pthread_once_t watch_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void)
+{
+    fork_generation++;
+}
+
+static void watch_forks(void)
+{
+    (void)pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+void eip_http_watch_forks(void)
+{
+    (void)pthread_once(&watch_once, watch_forks);
+}
+
+unsigned long eip_http_fork_generation(void)
+{
+    return fork_generation;
+}
+
+void eip_http_sockets_init(eip_http_sockets *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->generation = fork_generation;
+}
+
+int eip_http_sockets_forked(const eip_http_sockets *s)
+{
+    return s->generation != fork_generation;
+}
+
+void eip_http_sockets_disown(eip_http_sockets *s, int close_them)
+{
+    int null = -1;
+    size_t i;
+    if (!close_them) {
+        null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        /* No /dev/null (a chroot): an unconnected socket, where reads and writes fail at once. */
+        if (null < 0)
+            null = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    }
+    for (i = 0; i < s->n; i++) {
+        struct stat st;
+        const struct eip_http_socket *e = &s->v[i];
+        if (fstat(e->fd, &st) != 0 || st.st_dev != e->dev || st.st_ino != e->ino)
+            continue; /* not ours any more */
+        if (null < 0 || dup2(null, e->fd) < 0)
+            close(e->fd);
+    }
+    if (null >= 0)
+        close(null);
+    if (close_them)
+        s->n = 0;
+}
+
+void eip_http_sockets_reset(eip_http_sockets *s)
+{
+    s->n = 0;
+    s->generation = fork_generation;
+}
+
+void eip_http_sockets_free(eip_http_sockets *s)
+{
+    free(s->v);
+    s->v = NULL;
+    s->n = s->alloc = 0;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: the socket libcurl would open, kept in the set (its number taken
+ * again replaces a stale entry: the set holds at most one per number). CURL_SOCKET_BAD, which
+ * libcurl reports as a failed connect, when the set cannot grow. */
+static curl_socket_t open_socket(void *data, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    eip_http_sockets *s = data;
+    struct stat st;
+    size_t i;
+    int fd;
+    if (purpose != CURLSOCKTYPE_IPCXN)
+        return CURL_SOCKET_BAD;
+    if (s->n == s->alloc) {
+        size_t want = s->alloc ? 2 * s->alloc : 8;
+        struct eip_http_socket *v = realloc(s->v, want * sizeof(*v));
+        if (v == NULL)
+            return CURL_SOCKET_BAD;
+        s->v = v;
+        s->alloc = want;
+    }
+    fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd < 0)
+        return CURL_SOCKET_BAD;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return CURL_SOCKET_BAD;
+    }
+    for (i = 0; i < s->n && s->v[i].fd != fd; i++)
+        ;
+    if (i == s->n)
+        s->n++;
+    s->v[i].fd = fd;
+    s->v[i].dev = st.st_dev;
+    s->v[i].ino = st.st_ino;
+    return fd;
+}
+
+static int close_socket(void *data, curl_socket_t fd)
+{
+    eip_http_sockets *s = data;
+    size_t i;
+    for (i = 0; i < s->n; i++) {
+        if (s->v[i].fd == fd) {
+            s->v[i] = s->v[--s->n];
+            break;
+        }
+    }
+    return close(fd);
+}
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_FAILED_INIT;
@@ -28,6 +168,7 @@ static void global_init_once(void)
  * is the last user. */
 int eip_http_global_init(void)
 {
+    eip_http_watch_forks();
     if (pthread_once(&global_once, global_init_once) != 0)
         return -1;
     return global_rc == CURLE_OK ? 0 : -1;
@@ -256,10 +397,31 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
 }
 #endif
 
+static void track(eip_http_transfer *t)
+{
+    if (t->sockets == NULL)
+        return;
+    curl_easy_setopt(t->curl, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(t->curl, CURLOPT_OPENSOCKETDATA, t->sockets);
+    curl_easy_setopt(t->curl, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+    curl_easy_setopt(t->curl, CURLOPT_CLOSESOCKETDATA, t->sockets);
+}
+
+void eip_http_transfer_track(eip_http_transfer *t, eip_http_sockets *s)
+{
+    t->sockets = s;
+    track(t);
+}
+
 int eip_http_transfer_init(eip_http_transfer *t, const eip_http_config *cfg)
 {
-    CURL *c;
     memset(t, 0, sizeof(*t));
+    return eip_http_transfer_renew(t, cfg);
+}
+
+int eip_http_transfer_renew(eip_http_transfer *t, const eip_http_config *cfg)
+{
+    CURL *c;
     if ((c = t->curl = curl_easy_init()) == NULL)
         return -1;
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, t->errbuf);
@@ -299,6 +461,7 @@ int eip_http_transfer_init(eip_http_transfer *t, const eip_http_config *cfg)
     curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(c, CURLOPT_PREREQDATA, t);
 #endif
+    track(t);
     /* No request's value: the first one sets every option (see eip_http_transfer_prepare). */
     t->timeout_ms = t->connect_timeout_ms = t->low_speed_time_s = t->low_speed_limit = -1;
     return 0;
@@ -340,6 +503,34 @@ size_t eip_http_transfer_buffered(const eip_http_transfer *t)
     return t->body_alloc + t->token_alloc;
 }
 
+void eip_http_transfer_release(eip_http_transfer *t, int abandon)
+{
+    if (!abandon)
+        curl_easy_cleanup(t->curl);
+    t->curl = NULL;
+    curl_url_cleanup(t->url);
+    t->url = NULL;
+    free(t->url_base);
+    t->url_base = NULL;
+    t->url_base_len = 0;
+    t->curlu = 0;
+    forget_proxy(t);
+    t->tunnel = 0;
+    t->headers = NULL; /* the nodes and bytes stay ours, set again on the next handle */
+    t->method_bodiless = 0;
+    t->timeout_ms = t->connect_timeout_ms = t->low_speed_time_s = t->low_speed_limit = -1;
+}
+
+void eip_http_transfer_fail(eip_http_transfer *t, int code, const char *text)
+{
+    eip_http_response *r = t->resp;
+    if (r == NULL)
+        return;
+    reset_response(r);
+    r->curl_code = code;
+    copy_bounded(r->curl_error, sizeof(r->curl_error), text, strlen(text));
+}
+
 void eip_http_transfer_cleanup(eip_http_transfer *t)
 {
     curl_easy_cleanup(t->curl);
@@ -352,22 +543,59 @@ void eip_http_transfer_cleanup(eip_http_transfer *t)
     memset(t, 0, sizeof(*t));
 }
 
+static char *dup_or_null(const char *s, int *failed)
+{
+    char *d;
+    if (s == NULL)
+        return NULL;
+    if ((d = malloc(strlen(s) + 1)) == NULL)
+        *failed = 1;
+    else
+        strcpy(d, s);
+    return d;
+}
+
 eip_http *eip_http_new(const eip_http_config *cfg, char *err, size_t errcap)
 {
     eip_http *h;
+    int failed = 0;
     if (eip_http_global_init() != 0) {
         snprintf(err, errcap, "curl_global_init failed");
         return NULL;
     }
-    h = malloc(sizeof(*h));
-    if (h == NULL || eip_http_transfer_init(&h->t, cfg) != 0) {
-        if (h != NULL)
-            eip_http_transfer_cleanup(&h->t);
-        free(h);
+    h = calloc(1, sizeof(*h));
+    if (h != NULL) {
+        eip_http_sockets_init(&h->sockets);
+        h->ca_file = dup_or_null(cfg->ca_file, &failed);
+        h->user_agent = dup_or_null(cfg->user_agent, &failed);
+        h->insecure = cfg->insecure;
+    }
+    if (h == NULL || failed || eip_http_transfer_init(&h->t, cfg) != 0) {
+        eip_http_free(h);
         snprintf(err, errcap, "cannot create a libcurl handle (out of memory)");
         return NULL;
     }
+    eip_http_transfer_track(&h->t, &h->sockets);
     return h;
+}
+
+/* First use in a forked child (see http.h): the inherited handle goes without a word on its
+ * connections, and a new one takes its place. 0, or -1 when it could not be made (t.curl is
+ * then NULL, and the next request tries again). */
+static int renew_after_fork(eip_http *h)
+{
+    eip_http_config cfg;
+    if (eip_http_sockets_forked(&h->sockets)) {
+        eip_http_sockets_disown(&h->sockets, 0);
+        eip_http_transfer_release(&h->t, 0);
+        eip_http_sockets_reset(&h->sockets);
+    }
+    if (h->t.curl != NULL)
+        return 0;
+    cfg.ca_file = h->ca_file;
+    cfg.user_agent = h->user_agent;
+    cfg.insecure = h->insecure;
+    return eip_http_transfer_renew(&h->t, &cfg);
 }
 
 void eip_http_trim(eip_http *h)
@@ -384,7 +612,12 @@ void eip_http_free(eip_http *h)
 {
     if (h == NULL)
         return;
+    if (eip_http_sockets_forked(&h->sockets))
+        eip_http_sockets_disown(&h->sockets, 0); /* cleaned up below: nothing reaches the parent's */
     eip_http_transfer_cleanup(&h->t);
+    eip_http_sockets_free(&h->sockets);
+    free(h->ca_file);
+    free(h->user_agent);
     free(h);
 }
 
@@ -780,6 +1013,13 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
 
 int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response *resp)
 {
+    /* One comparison per request; a system call or two only in a child's first request. */
+    if ((eip_http_sockets_forked(&h->sockets) || h->t.curl == NULL) && renew_after_fork(h) != 0) {
+        h->t.resp = resp;
+        eip_http_transfer_fail(&h->t, CURLE_OUT_OF_MEMORY, "out of memory (a new libcurl handle, after a fork)");
+        h->t.resp = NULL;
+        return -1;
+    }
     if (eip_http_transfer_prepare(&h->t, req, resp, 0) != 0) {
         h->t.resp = NULL; /* the caller's: never touched after this call */
         return -1;

@@ -41,6 +41,45 @@
 
 typedef struct eip_http eip_http;
 
+/* Fork safety. A process that forks (nginx's master into its workers, after init_by_lua made
+ * a client and a call; a script calling fork) leaves each child a copy of every libcurl handle
+ * and a copy of the file descriptor of every connection those handles keep alive: used from
+ * two processes, one connection carries both processes' requests, and each reads answers meant
+ * for the other. So every handle remembers the fork generation it was made in (a counter that
+ * a pthread_atfork child handler bumps: comparing it costs no system call), and the first use in
+ * a child makes new handles instead, after letting go of the inherited ones without ever
+ * talking on their connections: those belong to the parent (or a sibling) as much as to us, and
+ * even a TLS close_notify or a read of what is waiting would take their bytes. The
+ * connections' sockets are opened and closed through callbacks (CURLOPT_OPENSOCKETFUNCTION,
+ * CURLOPT_CLOSESOCKETFUNCTION) that keep them in an eip_http_sockets: in the child, each is
+ * pointed at /dev/null (dup2: its number stays taken, and whatever libcurl then reads or writes
+ * there on its way out -- a TLS shutdown -- goes nowhere) before the handles are cleaned up, so
+ * the child drops its reference to the socket and nothing else happens to the connection. */
+struct eip_http_socket; /* one tracked socket: its number and identity (http.c) */
+typedef struct {
+    struct eip_http_socket *v;
+    size_t n, alloc;
+    unsigned long generation; /* the fork generation the owner's handles were made in */
+} eip_http_sockets;
+
+/* The number of forks between this process and the first process that loaded the core (0
+ * there): a pthread_atfork child handler increments it, registered once (eip_http_watch_forks,
+ * which eip_http_global_init and luaopen call). */
+unsigned long eip_http_fork_generation(void);
+void eip_http_watch_forks(void);
+
+/* An empty set, of the current generation. */
+void eip_http_sockets_init(eip_http_sockets *s);
+/* Has the process forked since s's generation (its handles were made in an ancestor)? */
+int eip_http_sockets_forked(const eip_http_sockets *s);
+/* In a child: every socket of s that is still the one that was opened (same device and inode)
+ * is pointed at /dev/null (close_them = 0: libcurl closes it later, when its handle is cleaned
+ * up) or closed (close_them = 1: its handle is abandoned, never called again). Sends nothing. */
+void eip_http_sockets_disown(eip_http_sockets *s, int close_them);
+/* Forgets every socket (after the handles that held them are gone), for a new generation. */
+void eip_http_sockets_reset(eip_http_sockets *s);
+void eip_http_sockets_free(eip_http_sockets *s);
+
 typedef struct {
     const char *ca_file;  /* NULL: the system trust store */
     int insecure;         /* 1: skip TLS peer and host verification (explicit opt-out only) */
@@ -149,6 +188,9 @@ typedef struct {
     char *url_base;
     size_t url_base_len;
     int curlu;
+    /* Where the handle's connection sockets are kept (see eip_http_sockets), NULL: untracked
+     * (libcurl opens and closes them itself). */
+    eip_http_sockets *sockets;
 } eip_http_transfer;
 
 /* libcurl's process-wide init, done once whatever the number of threads and Lua states:
@@ -160,6 +202,23 @@ int eip_http_global_init(void);
  * libcurl must be initialised (eip_http_global_init) before. */
 int eip_http_transfer_init(eip_http_transfer *t, const eip_http_config *cfg);
 void eip_http_transfer_cleanup(eip_http_transfer *t);
+
+/* Keeps the sockets of t's connections in s from now on (set before the first request). */
+void eip_http_transfer_track(eip_http_transfer *t, eip_http_sockets *s);
+
+/* Lets go of t's easy handle and of everything set on it (URL, header list, proxy, method,
+ * limits), keeping the answer buffers and the tracking: the handle is cleaned up, or with
+ * abandon left as it is and never called again (a child's copy of a transfer that was running
+ * in a multi at the fork: cleaning it up could wait for a resolver thread that only exists in
+ * the parent). Then eip_http_transfer_renew makes a new handle, set up as
+ * eip_http_transfer_init does, tracked in the same set: 0, or -1 (out of memory; t->curl stays
+ * NULL, and renew may be called again). */
+void eip_http_transfer_release(eip_http_transfer *t, int abandon);
+int eip_http_transfer_renew(eip_http_transfer *t, const eip_http_config *cfg);
+
+/* Fills t's response as a failure with curl_code `code` and `text`, without libcurl (a
+ * transfer that cannot run, or was abandoned). */
+void eip_http_transfer_fail(eip_http_transfer *t, int code, const char *text);
 
 /* Readies t for req, to fill resp. copy_body: libcurl copies the body (for transfers that
  * outlive the caller's request, as in a multi). 0, or -1 when out of memory (resp says so).
@@ -179,14 +238,15 @@ void eip_http_transfer_trim(eip_http_transfer *t);
 /* Bytes held by t's answer buffers (body and token), for tests and diagnostics. */
 size_t eip_http_transfer_buffered(const eip_http_transfer *t);
 
-/* NULL when libcurl cannot be initialised. */
+/* NULL when libcurl cannot be initialised. Copies what it keeps of cfg. */
 eip_http *eip_http_new(const eip_http_config *cfg, char *err, size_t errcap);
 void eip_http_free(eip_http *h);
 
 /* Performs the request. Returns 0 when a response was received, complete or truncated
  * (look at resp->status), -1 on a transport failure (resp->curl_code / curl_error say why).
  * resp is overwritten; its body and token pointers stay valid until the next call or
- * eip_http_free. */
+ * eip_http_free. The first request in a process forked since the session was made (or last
+ * used) makes a new handle and connections (see "Fork safety" above). */
 int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response *resp);
 
 /* eip_http_transfer_trim of the session's transfer: call it once the last response is no

@@ -9,6 +9,7 @@
 
 #include <curl/curl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,9 @@ typedef struct {
 } slot;
 
 struct eip_multi {
-    CURLM *cm;
+    CURLM *cm;                  /* NULL only when it could not be made again after a fork */
+    eip_http_sockets sockets;   /* every slot's connections (the multi's cache holds them) */
+    int stale;                  /* the handles were dropped after a fork, not all made again yet */
     char *ca_file, *user_agent; /* copies: slots are created lazily, after the config is gone */
     int insecure;
     int limit;   /* transfers in flight (and connections per host) at most */
@@ -56,7 +59,7 @@ static void slot_free(slot *s)
     free(s);
 }
 
-static slot *slot_new(const eip_multi *m)
+static slot *slot_new(eip_multi *m)
 {
     eip_http_config cfg;
     slot *s = calloc(1, sizeof(*s));
@@ -69,6 +72,7 @@ static slot *slot_new(const eip_multi *m)
         slot_free(s);
         return NULL;
     }
+    eip_http_transfer_track(&s->t, &m->sockets);
     return s;
 }
 
@@ -91,13 +95,105 @@ static slot *slot_acquire(eip_multi *m, int *index)
     return m->slots[m->nslots++];
 }
 
+/* ---- fork safety (see http.h) ---------------------------------------------------------- */
+
+static void push_done(eip_multi *m, int index);
+
+#define FORKED_TEXT "the process forked while this request was in flight: its answer, if any, went to the parent"
+
+/* Multi handles abandoned in this process (see drop_handles), kept reachable: never used again,
+ * and not lost either (a leak checker would count them as the child's leaks). */
+struct abandoned {
+    CURLM *cm;
+    struct abandoned *next;
+};
+static struct abandoned *abandoned;
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void abandon(CURLM *cm)
+{
+    struct abandoned *a = malloc(sizeof(*a));
+    if (a == NULL)
+        return; /* lost then: still never used */
+    a->cm = cm;
+    pthread_mutex_lock(&abandoned_lock);
+    a->next = abandoned;
+    abandoned = a;
+    pthread_mutex_unlock(&abandoned_lock);
+}
+
+/* Lets go of every libcurl handle of a multi made before a fork, without a word on their
+ * connections. Transfers still running at the fork are finished as failures (their answers are
+ * the parent's); their handles, and then the multi handle (which holds them), are abandoned
+ * rather than cleaned up: libcurl could wait for a resolver thread that only exists in the
+ * parent. Otherwise the handles are cleaned up, their sockets pointed at /dev/null first. */
+static void drop_handles(eip_multi *m)
+{
+    int i, running = 0;
+    for (i = 0; i < m->nslots; i++)
+        running |= m->slots[i]->state == SLOT_RUNNING;
+    eip_http_sockets_disown(&m->sockets, running);
+    for (i = 0; i < m->nslots; i++) {
+        slot *s = m->slots[i];
+        int was_running = s->state == SLOT_RUNNING;
+        if (was_running) {
+            eip_http_transfer_fail(&s->t, CURLE_GOT_NOTHING, FORKED_TEXT);
+            s->state = SLOT_DONE;
+            push_done(m, i);
+        }
+        /* A handle outside the multi holds no connection: cleaned up whatever the others do. */
+        eip_http_transfer_release(&s->t, was_running);
+    }
+    if (running)
+        abandon(m->cm);
+    else
+        curl_multi_cleanup(m->cm);
+    m->cm = NULL;
+    m->stale = 1;
+    eip_http_sockets_reset(&m->sockets);
+}
+
+/* A multi handle (its cache sized to the limit) and a handle for each slot. 0, or -1. */
+static int make_handles(eip_multi *m)
+{
+    eip_http_config cfg;
+    int i;
+    if (m->cm == NULL) {
+        if ((m->cm = curl_multi_init()) == NULL)
+            return -1;
+        eip_multi_set_limit(m, m->limit);
+    }
+    cfg.ca_file = m->ca_file;
+    cfg.user_agent = m->user_agent;
+    cfg.insecure = m->insecure;
+    for (i = 0; i < m->nslots; i++)
+        if (m->slots[i]->t.curl == NULL && eip_http_transfer_renew(&m->slots[i]->t, &cfg) != 0)
+            return -1;
+    m->stale = 0;
+    return 0;
+}
+
+/* Before any use of m's handles: in a forked child, new ones (see http.h). 0, or -1 when they
+ * could not be made (out of memory: the next call tries again). */
+static int check_fork(eip_multi *m)
+{
+    if (eip_http_sockets_forked(&m->sockets))
+        drop_handles(m);
+    return m->stale ? make_handles(m) : 0;
+}
+
 /* ---- requests ------------------------------------------------------------------------- */
 
 int eip_multi_start(eip_multi *m, const eip_http_request *req, char *err, size_t errcap)
 {
     int index = -1;
     CURLMcode mc;
-    slot *s = slot_acquire(m, &index);
+    slot *s;
+    if (check_fork(m) != 0) {
+        snprintf(err, errcap, "cannot create a libcurl multi handle (out of memory)");
+        return -1;
+    }
+    s = slot_acquire(m, &index);
     if (s == NULL) {
         snprintf(err, errcap, m->pending >= m->limit ? "no free slot (%d transfers in flight)"
                                                      : "cannot create a libcurl handle (out of memory)",
@@ -212,6 +308,8 @@ static void drive(eip_multi *m, long timeout_ms)
 int eip_multi_peek(eip_multi *m, long timeout_ms, const eip_http_response **resp)
 {
     int index;
+    if (eip_http_sockets_forked(&m->sockets))
+        drop_handles(m); /* running transfers are done now; new handles at the next start */
     if (m->done_count == 0 && m->pending > 0)
         drive(m, timeout_ms < 0 ? 0 : timeout_ms);
     if (m->done_count == 0)
@@ -264,6 +362,8 @@ int eip_multi_pending(const eip_multi *m)
 void eip_multi_cancel(eip_multi *m)
 {
     int i;
+    if (eip_http_sockets_forked(&m->sockets))
+        drop_handles(m);
     for (i = 0; i < m->nslots; i++) {
         slot *s = m->slots[i];
         if (s->state == SLOT_RUNNING) {
@@ -283,6 +383,10 @@ int eip_multi_set_limit(eip_multi *m, int limit)
     if (limit < 1 || limit > EIP_MULTI_MAX_SLOTS)
         return -1;
     m->limit = limit;
+    if (eip_http_sockets_forked(&m->sockets))
+        drop_handles(m);
+    if (m->cm == NULL)
+        return 0; /* set when it is made again (after a fork) */
     /* One connection per transfer in flight, and a cache that keeps them all between batches
      * (the default cache size depends on how many handles were ever added). */
     curl_multi_setopt(m->cm, CURLMOPT_MAX_HOST_CONNECTIONS, (long)limit);
@@ -303,6 +407,7 @@ eip_multi *eip_multi_new(const eip_http_config *cfg, char *err, size_t errcap)
         snprintf(err, errcap, "cannot create a libcurl multi handle (out of memory)");
         return NULL;
     }
+    eip_http_sockets_init(&m->sockets);
     m->insecure = cfg->insecure;
     m->ca_file = dup_or_null(cfg->ca_file);
     m->user_agent = dup_or_null(cfg->user_agent);
@@ -320,10 +425,11 @@ void eip_multi_free(eip_multi *m)
     int i;
     if (m == NULL)
         return;
-    eip_multi_cancel(m);
+    eip_multi_cancel(m); /* in a forked child: the inherited handles are dropped first */
     for (i = 0; i < m->nslots; i++)
         slot_free(m->slots[i]);
     curl_multi_cleanup(m->cm);
+    eip_http_sockets_free(&m->sockets);
     free(m->ca_file);
     free(m->user_agent);
     free(m);

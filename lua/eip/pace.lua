@@ -14,7 +14,12 @@
 --
 -- Inside nginx, `dict = "name"` keeps the state in that lua_shared_dict, so that every worker of
 -- one nginx shares one budget (a reservation is one atomic incr; a worker that finds the state
--- left idle for long resets it, which can at worst let two requests through together). When the
+-- left idle for long resets it, which can at worst let two requests through together). Its clock
+-- is the C core's monotonic one (CLOCK_MONOTONIC, one clock for every process of the machine),
+-- never the wall clock: a step of the wall clock would make every worker wait that long. A state
+-- from the future all the same (a dict kept across a reload from a version that stored wall-clock
+-- times, or written by another user of the key), more than QUEUE_MAX slots ahead of the clock, is
+-- no reservation anyone holds: the bucket starts again from now. When the
 -- dict cannot hold it (full: incr answers "no memory"; or the key holds something other than a
 -- number: another user of the dict), each worker goes on alone at its share of the rate (rate /
 -- workers): all of them together still keep to it, and nothing fails. `bucket.unshared` then
@@ -25,12 +30,20 @@ local validate = require "eip.validate"
 
 local M = {}
 
+--- Reservations that may be waiting at once, all workers together: the next slot lies at most
+-- this many intervals ahead of the clock (4096 requests waiting for the rate is beyond any use:
+-- 64 workers running batches of concurrency 64). A state further ahead comes from another clock,
+-- and is reset; no wait is ever longer than this many intervals.
+M.QUEUE_MAX = 4096
+local QUEUE_MAX = M.QUEUE_MAX
+
 local Bucket = {}
 Bucket.__index = Bucket
 
 --- A bucket. opts: rate (> 0, requests per second), burst (>= 1, default 1), clock (seconds;
--- default eip.core.monotime), dict (a lua_shared_dict name: shared inside nginx; its clock is
--- then ngx.now), key (in the dict; default "eip:pace").
+-- default eip.core.monotime, also with a dict: the machine's monotonic clock, the same in every
+-- worker), dict (a lua_shared_dict name: shared inside nginx), key (in the dict; default
+-- "eip:pace").
 function M.new(opts)
   -- configured: the rate as made, which adaptive callers never go above and give back.
   local self = setmetatable({ burst = opts.burst or 1, tat = 0, configured = opts.rate }, Bucket)
@@ -39,10 +52,8 @@ function M.new(opts)
     local ngx = rawget(_G, "ngx")
     self.dict = assert(ngx and ngx.shared[opts.dict], "no lua_shared_dict " .. tostring(opts.dict))
     self.key = opts.key or "eip:pace"
-    self.clock = opts.clock or function() ngx.update_time(); return ngx.now() end
-  else
-    self.clock = opts.clock or require("eip.core").monotime
   end
+  self.clock = opts.clock or require("eip.core").monotime
   return self
 end
 
@@ -72,10 +83,17 @@ local function tat_of(self)
   return self.tat
 end
 
+-- Is tat further ahead of now than any reservations could have put it (see QUEUE_MAX)?
+local function from_the_future(self, tat, now)
+  return tat - now > QUEUE_MAX * self.interval
+end
+
 --- Seconds until a request may be sent (0 when one may go now). Reserves nothing.
 function Bucket:wait()
   local now = self.clock()
-  local wait = math.max(tat_of(self), now) - (self.burst - 1) * self.interval - now
+  local tat = tat_of(self)
+  if from_the_future(self, tat, now) then tat = now end -- the next take starts again from now
+  local wait = math.max(tat, now) - (self.burst - 1) * self.interval - now
   return wait > 0 and wait or 0
 end
 
@@ -90,8 +108,9 @@ function Bucket:take()
     if stored then
       self.unshared = nil
       tat = (stored - us) / 1e6
-      if tat < now then
-        -- Left idle: the stored time lags behind the clock. Start again from now (two workers
+      if tat < now or from_the_future(self, tat, now) then
+        -- Left idle: the stored time lags behind the clock; or it lies further ahead than any
+        -- reservations could have put it (another clock's). Start again from now (two workers
         -- doing this at once may both go now: the one imprecision of a lock-free shared bucket).
         self.dict:set(self.key, now_us + us)
         tat = now
@@ -99,11 +118,12 @@ function Bucket:take()
     else
       -- The dict cannot hold the state ("no memory", "not a number"): this worker's share alone.
       self.unshared = tostring(why)
-      tat = math.max(self.tat, now)
+      tat = from_the_future(self, self.tat, now) and now or math.max(self.tat, now)
       self.tat = tat + share_interval(self)
     end
   else
-    tat = math.max(self.tat, now)
+    -- (A caller's clock that went back: the same reset as for a shared state.)
+    tat = from_the_future(self, self.tat, now) and now or math.max(self.tat, now)
     self.tat = tat + interval
   end
   local wait = tat - (self.burst - 1) * interval - now

@@ -69,14 +69,16 @@ local function pings(port)
 end
 
 local START_OPTIONS = { timeout = true, max_attempts = true, token = true, project_id = true, endpoint = true,
-  ak = true, sk = true, security_token = true, trusted_certificate = true, resolver = true, workers = true }
+  ak = true, sk = true, security_token = true, trusted_certificate = true, resolver = true, workers = true,
+  env = true }
 
 -- Start the app against emulator `emu`. opts: timeout (EIP_TIMEOUT, default 1), max_attempts
--- (EIP_MAX_ATTEMPTS, default: the library's), token, project_id, endpoint (default: the
+-- (EIP_MAX_ATTEMPTS, default: the library's), token (false: no EIP_TOKEN), project_id, endpoint (default: the
 -- emulator's), ak, sk, security_token (given as the official SDKs' environment variables, and
 -- then no EIP_TOKEN: the app signs its requests), trusted_certificate (the PEM bundle nginx
 -- verifies TLS peers of cosockets with), resolver ("127.0.0.1:PORT": nginx's DNS server for
--- cosockets, see spec/support/dns.lua), workers (default 1). Raises with nginx's log when it fails.
+-- cosockets, see spec/support/dns.lua), workers (default 1), env (more variables, over these:
+-- "" for one that must be empty). Raises with nginx's log when it fails.
 function M.start(emu, opts)
   opts = opts or {}
   for k in pairs(opts) do
@@ -84,20 +86,22 @@ function M.start(emu, opts)
   end
   assert(nginx.file_exists(M.LUAJIT_CORE), M.LUAJIT_CORE .. " is missing: run `make luajit`")
   local template = M.derive(opts.trusted_certificate, opts.resolver)
+  local env = {
+    EIP_ENDPOINT = opts.endpoint or emu.url,
+    EIP_PROJECT_ID = opts.project_id or emu.project_id,
+    EIP_TOKEN = not opts.ak and opts.token ~= false and (opts.token or emu.token) or nil,
+    HUAWEICLOUD_SDK_AK = opts.ak,
+    HUAWEICLOUD_SDK_SK = opts.sk,
+    HUAWEICLOUD_SDK_SECURITY_TOKEN = opts.security_token,
+    EIP_TIMEOUT = tostring(opts.timeout or 1),
+    EIP_MAX_ATTEMPTS = opts.max_attempts and tostring(opts.max_attempts) or nil,
+  }
+  for name, value in pairs(opts.env or {}) do env[name] = value end
   return nginx.start{
     name = "app", label = "eip openresty app", error_log = "logs/error.log",
     config = function(fields) return nginx.render(template, fields) end,
     fields = { REPO = M.REPO, HERE = HERE, WORKERS = tostring(opts.workers or 1) },
-    env = {
-      EIP_ENDPOINT = opts.endpoint or emu.url,
-      EIP_PROJECT_ID = opts.project_id or emu.project_id,
-      EIP_TOKEN = not opts.ak and (opts.token or emu.token) or nil,
-      HUAWEICLOUD_SDK_AK = opts.ak,
-      HUAWEICLOUD_SDK_SK = opts.sk,
-      HUAWEICLOUD_SDK_SECURITY_TOKEN = opts.security_token,
-      EIP_TIMEOUT = tostring(opts.timeout or 1),
-      EIP_MAX_ATTEMPTS = opts.max_attempts and tostring(opts.max_attempts) or nil,
-    },
+    env = env,
     ready = pings,
   }
 end

@@ -1,0 +1,400 @@
+-- OpenResty processes: what init_by_lua does in nginx's master before it forks the workers, and
+-- what a worker holds while it reads an answer.
+--
+-- examples/openresty/nginx.conf checks its settings there: without credentials nginx does not
+-- start (a usage error), rather than starting and asking the ECS metadata service at every
+-- request.
+--
+-- A client made in init_by_lua, inside nginx with two workers: the master makes it and calls the
+-- API with it (a start-up check), then forks the workers, each with a copy of the client's
+-- libcurl handles and of their kept-alive connections. The C core must never let two processes
+-- share a connection (src/http.c, "Fork safety" in src/http.h): each worker's first call through
+-- libcurl (the log phase has no cosockets) opens connections of its own, and every answer is
+-- the request's own. Without that, both workers sent on the master's connection at once and
+-- read each other's answers.
+--
+-- The API is a small nginx of this spec whose every answer is a 204 naming the request and the
+-- connection it came on: X-Request-Id: <bandwidth id>@<connection number>.
+--
+-- A hostile answer of tiny chunks (3 bytes each, up to a body of 1 MiB) must cost a worker memory
+-- in proportion to its bytes: the cosocket transport's reader (eip.transport.http1) joins the
+-- chunks as they come, instead of keeping a string and a table entry per chunk (11 MB for 350k
+-- of them). Its live memory is sampled while the answer is read.
+
+-- The chunks of /chunks: 3 bytes each, all different (equal short strings are one string in
+-- LuaJIT), CHUNKS of them: 1 MiB and 2 bytes of body.
+local CHUNKS = 349526
+local CHUNK_CODE = [[
+local function chunk_data(i)
+    return string.char(i % 256, math.floor(i / 256) % 256, math.floor(i / 65536) % 256)
+end
+]]
+local cjson = require "cjson"
+local socket = require "socket"
+local nginx = require "spec.support.nginx"
+local emulator = require "spec.support.emulator"
+local launcher = require "spec.support.openresty.launcher"
+
+local PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+
+-- What both nginx configurations start with: `workers` worker processes, everything under the
+-- private prefix.
+local function head(workers)
+  return "@USER_DIRECTIVE@\nworker_processes " .. workers .. ";\n" .. [=[
+pid @PREFIX@/nginx.pid;
+error_log @PREFIX@/error.log warn;
+worker_shutdown_timeout 1s;
+load_module @MODULES_DIR@/ndk_http_module.so;
+load_module @MODULES_DIR@/ngx_http_lua_module.so;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path @PREFIX@/tmp/client_body;
+    proxy_temp_path @PREFIX@/tmp/proxy;
+    fastcgi_temp_path @PREFIX@/tmp/fastcgi;
+    uwsgi_temp_path @PREFIX@/tmp/uwsgi;
+    scgi_temp_path @PREFIX@/tmp/scgi;
+]=]
+end
+
+local ECHO = head(1) .. [[
+    lua_package_path "@REPO@/lua/?.lua;;";
+    keepalive_requests 100000;
+    init_worker_by_lua_block { require("eip.emulator.server.watchdog").start(@OWNER_PID@, "@PREFIX@") }
+    server {
+        listen 127.0.0.1:@PORT@;
+        # The tiny chunks, then a pause (the reader holds the whole body), then the last chunk.
+        location = /chunks {
+            content_by_lua_block {
+                @CHUNK_CODE@
+                local sock = assert(ngx.req.socket(true))
+                local parts = {}
+                for i = 1, @CHUNKS@ do parts[i] = "3\r\n" .. chunk_data(i) .. "\r\n" end
+                sock:send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" .. table.concat(parts))
+                ngx.sleep(0.3)
+                sock:send("0\r\n\r\n")
+            }
+        }
+        location ~ ^/v2\.0/[^/]+/bandwidths/(?<id>[^/]+)$ {
+            content_by_lua_block {
+                ngx.sleep(0.005) -- a little overlap between the workers' calls
+                ngx.status = 204
+                ngx.header["X-Request-Id"] = ngx.var.id .. "@" .. ngx.var.connection
+                ngx.send_headers()
+                ngx.eof()
+            }
+        }
+    }
+}
+]]
+
+local APP = head(2) .. [[
+    lua_package_path "@REPO@/lua/?.lua;@REPO@/lua/?/init.lua;;";
+    lua_package_cpath "@REPO@/build/luajit/?.so;;";
+    lua_shared_dict outcomes 1m;
+
+    init_by_lua_block {
+        local eip = require "eip"
+        local cjson = require "cjson"
+        local function client(transport)
+            return eip.new{ endpoint = "@API@", project_id = "@PROJECT@", token = "fork-test-token",
+                max_attempts = 1, timeout = 5, transport = transport }
+        end
+        local app = {
+            -- The default transport (libcurl where nginx has no cosockets), and libcurl itself
+            -- (whose batches run in the C multi).
+            clients = { auto = client(), curl = client(require("eip.transport.curl").new{}) },
+        }
+        -- The start-up calls, in the master, before the fork.
+        local batch = app.clients.curl:delete_bandwidths({ "init-b1", "init-b2" })
+        app.init = cjson.encode{
+            auto = app.clients.auto:delete_bandwidth("init-auto").request_id,
+            curl = app.clients.curl:delete_bandwidth("init-curl").request_id,
+            batch = { batch[1].request_id, batch[2].request_id },
+        }
+
+        local function record(id, ok, res)
+            ngx.shared.outcomes:set(id, cjson.encode{ ok = ok, worker = ngx.worker.pid(),
+                request_id = ok and res.request_id or nil, error = not ok and tostring(res) or nil })
+        end
+        -- From log_by_lua: one delete, or a batch of comma-separated ids.
+        function app.delete(which, id)
+            local ok, res = pcall(app.clients[which].delete_bandwidth, app.clients[which], id)
+            record(id, ok, res)
+        end
+        function app.batch(list)
+            local ids = {}
+            for id in list:gmatch("[^,]+") do ids[#ids + 1] = id end
+            local ok, results = pcall(app.clients.curl.delete_bandwidths, app.clients.curl, ids, { concurrency = 3 })
+            for i, id in ipairs(ids) do
+                local r = ok and results[i]
+                record(id, r and r.ok == true or false, r or results)
+            end
+        end
+        -- The tiny chunks through the cosocket transport, the worker's live memory sampled (after
+        -- a full collection) every few milliseconds meanwhile: its peak over the start, in KiB.
+        @CHUNK_CODE@
+        function app.chunks()
+            local transport = require("eip.transport.cosocket").new{}
+            local done, peak = false, 0
+            collectgarbage()
+            collectgarbage()
+            local base = collectgarbage("count")
+            local sampler = ngx.thread.spawn(function()
+                while not done do
+                    collectgarbage()
+                    peak = math.max(peak, collectgarbage("count") - base)
+                    ngx.sleep(0.005)
+                end
+            end)
+            local resp = transport:send{ method = "GET", url = "@API@/chunks", headers = {}, timeout = 20,
+                body_cap = 2097152 }
+            done = true
+            ngx.thread.wait(sampler)
+            local want = {}
+            for i = 1, @CHUNKS@ do want[i] = chunk_data(i) end
+            ngx.say(cjson.encode{ status = resp.status, curl_code = resp.curl_code, curl_error = resp.curl_error,
+                body_len = #resp.body, body_ok = resp.body == table.concat(want), peak_kib = peak })
+        end
+        package.loaded.forkapp = app
+    }
+    init_worker_by_lua_block { require("eip.emulator.server.watchdog").start(@OWNER_PID@, "@PREFIX@") }
+
+    server {
+        listen 127.0.0.1:@PORT@ reuseport;
+        location = /init { content_by_lua_block { ngx.say(require("forkapp").init) } }
+        location ~ ^/one/(?<which>auto|curl)/(?<id>[^/]+)$ {
+            content_by_lua_block { ngx.say("the delete runs in the log phase") }
+            log_by_lua_block { require("forkapp").delete(ngx.var.which, ngx.var.id) }
+        }
+        location ~ ^/batch/(?<ids>[^/]+)$ {
+            content_by_lua_block { ngx.say("the batch runs in the log phase") }
+            log_by_lua_block { require("forkapp").batch(ngx.var.ids) }
+        }
+        location = /chunks { content_by_lua_block { require("forkapp").chunks() } }
+        location ~ ^/outcome/(?<id>[^/]+)$ {
+            content_by_lua_block { ngx.say(ngx.shared.outcomes:get(ngx.var.id) or "") }
+        }
+    }
+}
+]]
+
+-- GET path of the app; the body.
+local function get(port, path)
+  local sock = socket.tcp()
+  sock:settimeout(10)
+  assert(sock:connect("127.0.0.1", port))
+  assert(sock:send("GET " .. path .. " HTTP/1.0\r\nHost: app\r\n\r\n"))
+  local text = sock:receive("*a")
+  sock:close()
+  local status, body = text:match("^HTTP/1%.%d (%d+).-\r\n\r\n(.*)$")
+  assert.equal("200", status, text)
+  return (body:gsub("\n$", ""))
+end
+
+-- The paths at once, each on a connection of its own (the requests are all sent before any
+-- answer is read), so both workers call at the same time.
+local function all_at_once(port, paths)
+  local socks = {}
+  for i = 1, #paths do
+    local sock = socket.tcp()
+    sock:settimeout(10)
+    assert(sock:connect("127.0.0.1", port))
+    socks[i] = sock
+  end
+  for i, path in ipairs(paths) do
+    assert(socks[i]:send("GET " .. path .. " HTTP/1.0\r\nHost: app\r\n\r\n"))
+  end
+  for _, sock in ipairs(socks) do
+    sock:receive("*a")
+    sock:close()
+  end
+end
+
+describe("OpenResty: the workers of an app whose client init_by_lua made #openresty", function()
+  local api, app
+
+  setup(function()
+    assert(nginx.file_exists(launcher.LUAJIT_CORE), launcher.LUAJIT_CORE .. " is missing: run `make luajit`")
+    api = nginx.start{ name = "forkapi", label = "fork spec API", config = function(fields)
+      fields.REPO, fields.CHUNK_CODE, fields.CHUNKS = launcher.REPO, CHUNK_CODE, CHUNKS
+      return nginx.render(ECHO, fields)
+    end }
+    app = nginx.start{ name = "forkapp", label = "fork spec app", config = function(fields)
+      fields.REPO, fields.API, fields.PROJECT = launcher.REPO, api.url, PROJECT
+      fields.CHUNK_CODE, fields.CHUNKS = CHUNK_CODE, CHUNKS
+      return nginx.render(APP, fields)
+    end }
+  end)
+
+  teardown(function()
+    if app then app:stop() end
+    if api then api:stop() end
+  end)
+
+  it("a client made in init_by_lua opens connections of its own in each worker, every answer the request's own",
+    function()
+    local init = cjson.decode(get(app.port, "/init"))
+    -- The master's connections: one per client, and the batch's (the C multi's).
+    local master = {}
+    for _, rid in ipairs{ init.auto, init.curl, init.batch[1], init.batch[2] } do
+      local conn = rid:match("@(%d+)$")
+      assert(conn, rid)
+      master[conn] = true
+    end
+
+    local paths, ids = {}, {}
+    for i = 1, 12 do
+      for _, which in ipairs{ "auto", "curl" } do
+        local id = which .. "-" .. i
+        paths[#paths + 1] = "/one/" .. which .. "/" .. id
+        ids[#ids + 1] = id
+      end
+    end
+    for i = 1, 4 do
+      local list = {}
+      for j = 1, 3 do
+        list[j] = "batch-" .. i .. "-" .. j
+        ids[#ids + 1] = list[j]
+      end
+      paths[#paths + 1] = "/batch/" .. table.concat(list, ",")
+    end
+    all_at_once(app.port, paths)
+
+    local outcomes, workers = {}, {}
+    local deadline = socket.gettime() + 30
+    for _, id in ipairs(ids) do
+      local text
+      repeat
+        text = get(app.port, "/outcome/" .. id)
+        if text == "" then
+          assert(socket.gettime() < deadline, "no outcome for " .. id .. "\n" .. app:log_tail(20))
+          socket.sleep(0.05)
+        end
+      until text ~= ""
+      outcomes[id] = cjson.decode(text)
+      workers[outcomes[id].worker] = true
+    end
+
+    local count = 0
+    for _ in pairs(workers) do count = count + 1 end
+    assert.equal(2, count, "both workers must have called")
+    for _, id in ipairs(ids) do
+      local o = outcomes[id]
+      assert.is_true(o.ok, id .. ": " .. tostring(o.error))
+      local own, conn = o.request_id:match("^(.-)@(%d+)$")
+      assert.equal(id, own, "the answer of another request: " .. o.request_id)
+      assert.is_nil(master[conn], id .. " went on the master's connection " .. tostring(conn))
+    end
+  end)
+
+  it("reads an answer of 350k tiny chunks through cosockets in memory proportional to its bytes", function()
+    local r = cjson.decode(get(app.port, "/chunks"))
+    assert.equal(200, r.status, r.curl_error)
+    assert.is_nil(r.curl_code, r.curl_error)
+    assert.equal(3 * CHUNKS, r.body_len)
+    assert.is_true(r.body_ok)
+    -- The body is 1 MiB: kept as it comes, joined, it stays near that (a string and a table entry
+    -- per chunk were 17 MiB).
+    assert.is_true(r.peak_kib < 4096, "the worker held " .. r.peak_kib .. " KiB while reading")
+  end)
+end)
+
+describe("examples/openresty/nginx.conf without credentials #openresty", function()
+  it("does not start: init_by_lua raises a usage error, the metadata service is never asked", function()
+    -- A metadata service that would be asked if the example fell back to it.
+    local metadata = assert(socket.bind("127.0.0.1", 0))
+    local _, metadata_port = metadata:getsockname()
+    local no_api = { url = "http://127.0.0.1:9", project_id = PROJECT }
+    -- No EIP_TOKEN at all (empty, when this process has one: nginx would inherit it).
+    local ok, err = pcall(launcher.start, no_api, { token = os.getenv("EIP_TOKEN") and "" or false, env = {
+      OS_AUTH_TOKEN = "", HUAWEICLOUD_SDK_AK = "", HUAWEICLOUD_SDK_SK = "", HUAWEICLOUD_SDK_SECURITY_TOKEN = "",
+      HUAWEICLOUD_SDK_CREDENTIALS_FILE = "/dev/null",
+      EIP_METADATA_URL = "http://127.0.0.1:" .. metadata_port,
+    } })
+    metadata:close()
+    if ok then err:stop() end
+    assert.is_false(ok, "nginx started without credentials")
+    assert.matches("init_by_lua error", err)
+    assert.matches("credentials not found", err, 1, true)
+    assert.matches("metadata_url = false", err, 1, true)
+  end)
+end)
+
+-- The same in a plain LuaJIT process that forks (through the FFI), over TLS, where sharing would
+-- also break the parent's connection: the child's own requests, or its freeing the inherited
+-- session (a TLS close_notify on the parent's connection), would leave the parent a connection
+-- the server has closed or whose TLS state is off. The parent's connection must go on serving it.
+describe("a session made before a fork, over TLS #openresty", function()
+  local tls = require "spec.support.tls"
+  local emu, pki, front
+
+  setup(function()
+    emu = emulator.start()
+    pki = tls.make_pki()
+    front = tls.start(emu, pki)
+  end)
+
+  teardown(function()
+    if front then front:stop() end
+    if pki then pki:remove() end
+    if emu then emu:stop() end
+  end)
+
+  local SCRIPT = [=[
+local core_dir, port, ca = ...
+package.cpath = core_dir .. "/?.so;;"
+local core = require "eip.core"
+local ffi = require "ffi"
+ffi.cdef "int fork(void); int waitpid(int pid, int *status, int options); void _exit(int status);"
+local session = core.session{ ca_file = ca }
+local function request(tag)
+  local r = session:request{ method = "GET", url = "https://127.0.0.1:" .. port .. "/v2.0/p/bandwidths/" .. tag,
+    headers = {}, timeout = 5, connect_timeout = 5 }
+  return string.format("%s %d %d %s\n", tag, r.status, r.new_connections, tostring(r.curl_code))
+end
+io.stdout:write(request("parent"))
+io.stdout:flush()
+local function child(fn)
+  local pid = ffi.C.fork()
+  if pid == 0 then
+    fn()
+    io.stdout:flush()
+    ffi.C._exit(0)
+  end
+  ffi.C.waitpid(pid, nil, 0)
+end
+child(function() io.stdout:write(request("child")) session:close() end)
+io.stdout:write(request("parent-after-child"))
+io.stdout:flush()
+child(function() session:close() end)
+io.stdout:write(request("parent-after-close"))
+]=]
+
+  it("is never used by the child: the parent's TLS connection goes on serving it", function()
+    local path = os.tmpname()
+    finally(function() os.remove(path) end)
+    local f = assert(io.open(path, "w"))
+    f:write(SCRIPT)
+    f:close()
+    local core_dir = launcher.LUAJIT_CORE:gsub("/eip/core%.so$", "")
+    local cmd = string.format("luajit %s %s %d %s 2>&1", nginx.shell_quote(path), nginx.shell_quote(core_dir),
+      front.ports.trusted, nginx.shell_quote(pki.ca))
+    local pipe = assert(io.popen(cmd))
+    local out = pipe:read("*a")
+    pipe:close()
+    local lines = {}
+    for tag, status, new, code in out:gmatch("(%S+) (%d+) (%d+) (%S+)\n") do
+      lines[tag] = { status = tonumber(status), new = tonumber(new), code = code }
+    end
+    for _, tag in ipairs{ "parent", "child", "parent-after-child", "parent-after-close" } do
+      assert(lines[tag], "no line for " .. tag .. " in:\n" .. out)
+      assert.equal("nil", lines[tag].code, out)
+      assert.is_true(lines[tag].status > 0, out)
+    end
+    assert.equal(1, lines.parent.new, out)
+    assert.equal(1, lines.child.new, "the child must connect on its own:\n" .. out)
+    assert.equal(0, lines["parent-after-child"].new, "the parent's connection was broken:\n" .. out)
+    assert.equal(0, lines["parent-after-close"].new, "the parent's connection was broken:\n" .. out)
+  end)
+end)
