@@ -318,6 +318,48 @@ describe("safety", function()
       assert.equal(204, good:delete_bandwidth(ids[40]).status, "the key still works")
     end)
 
+    -- A batch aborted with requests in flight gives their places back: the client's next call
+    -- goes at once (were they held until their timeout, 11 s, the deadline of 3 s would pass
+    -- first and the call fail not sent).
+    it("a batch aborted mid-way leaves the client's signing places free", function()
+      local ids = create(9)
+      emu:inject{ method = "DELETE", action = "slow", delay = 2, times = 8 }
+      emu:reset_counters()
+      local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, timeout = 10, deadline = 3,
+        max_attempts = 1 }
+      local _, summary = c:delete_bandwidths({ ids[1], ids[2], ids[3], ids[4], ids[5], ids[6], ids[7], ids[8] },
+        { concurrency = 8, cancel = function()
+          if emu:stats().requests >= 4 then return "abort" end
+        end })
+      assert.equal("aborted", summary.stopped)
+      assert.equal(204, c:delete_bandwidth(ids[9]).status)
+    end)
+
+    -- A hook runs while its call holds a place: a signed call it makes when the four are taken
+    -- (a batch's, here) fails at once, not sent, rather than wait for places its own batch
+    -- cannot give back until the hook returns.
+    it("a signed call from a hook, with every place taken, fails at once and sends nothing", function()
+      local ids = create(6)
+      emu:inject{ method = "DELETE", action = "slow", delay = 0.5, times = -1 }
+      local c
+      local nested, sent = nil, 0
+      c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, timeout = 3, max_attempts = 1,
+        on_request = function(info)
+          if info.operation ~= "delete_bandwidth" then return end
+          sent = sent + 1
+          if sent == 5 and not nested then -- the probe, then four at once: all places taken
+            nested = { pcall(c.show_bandwidth, c, ids[6]) }
+          end
+        end }
+      local _, summary = c:delete_bandwidths({ ids[1], ids[2], ids[3], ids[4], ids[5] }, { concurrency = 8 })
+      assert.equal(5, summary.deleted)
+      assert.is_false(nested[1])
+      local err = nested[2]
+      assert.same({ true, 0 }, { err.not_sent, err.attempts }, tostring(err))
+      assert.matches("called from a hook or a batch's on_result while this client had 4 signed requests", err.message)
+      for _, r in ipairs(emu:requests()) do assert.not_equal("GET", r.method) end
+    end)
+
     it("count only in a row: another answer in between resets the count", function()
       local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, max_attempts = 1 }
       for round = 1, 3 do

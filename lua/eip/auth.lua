@@ -144,8 +144,9 @@ local function sync(self)
   local prefix = shared_prefix(self)
   if not prefix then return nil end
   local strikes, flying, refused = self.shared:read(prefix)
-  -- The gateway counts per key, whoever signed: another worker's success reset it too.
-  self.strikes = strikes > 0 and strikes or false
+  -- The gateway counts per key, whoever signed: another worker's success reset it too. When
+  -- the dict holds no count (it could not store one), this worker's own stands.
+  if strikes then self.strikes = strikes > 0 and strikes or false end
   if refused and not self.refused then self.refused = { err = errors.refused_elsewhere() } end
   return prefix, flying
 end

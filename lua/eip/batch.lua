@@ -59,7 +59,7 @@ M.CANCEL_INTERVAL = pipeline.CANCEL_INTERVAL
 M.SIGNED_IN_FLIGHT_MAX = pipeline.SIGNED_IN_FLIGHT_MAX
 
 local raise = errors.raise_usage
-local signing_room, admit = pipeline.signing_room, pipeline.admit
+local signing_room, admit, release = pipeline.signing_room, pipeline.admit, pipeline.release
 local unpack_ = table.unpack or unpack -- luacheck: ignore 113 143 (table.unpack: 5.2+; unpack: 5.1, LuaJIT)
 
 ---------------------------------------------------------------------------------------------
@@ -240,7 +240,12 @@ end
 function Run:report(i, id, value)
   self.results[i] = value
   counted(self.summary, value)
-  return self.on_result ~= nil and self.on_result(i, id, value) == M.STOP
+  if self.on_result == nil then return false end
+  -- Run as the caller's code inside the library (see eip.pipeline's Runner:callback): its error
+  -- is the batch's, raised once the transfers are aborted.
+  local ok, answer = self.runner:callback(self.on_result, i, id, value)
+  if not ok then error(answer, 0) end
+  return answer == M.STOP
 end
 
 function Run:finish(job, action, value)
@@ -286,6 +291,15 @@ function Run:next_ready()
     self.head = self.head + 1
   end
   return job
+end
+
+-- Gives back the signing places (eip.pipeline's admit) of the requests in flight, once the driver
+-- cancelled them: the client's next calls must not wait out their timeouts. (A request cancelled
+-- after it went out may still reach the gateway; its signature is checked as it arrives, before
+-- any request sent after this one could be.)
+function Run:release_all()
+  local provider = self.runner.provider
+  for _, job in pairs(self.in_flight) do release(provider, job.call) end
 end
 
 -- Puts back a job next_ready gave out, for it to come out next again.
@@ -469,6 +483,7 @@ function Run:poll_cancel()
       self:completed(slot, resp)
     end
     self.driver:cancel()
+    self:release_all()
     for slot, job in pairs(self.in_flight) do
       self.in_flight[slot] = nil
       self:finish(job, "fail", errors.interrupted(job.call.op, job.call.attempts))
@@ -513,12 +528,18 @@ function Run:loop()
       if start_wait > 0 then break end
       local job = self:next_ready()
       -- A signed request's place (another worker may have taken the last since it was counted).
-      if not admit(provider, job.call, self.runner.timeout) then
+      if admit(provider, job.call, self.runner.timeout) then
+        self:start(job)
+      elseif driver:pending() == 0 and self.runner:reentered() then
+        -- A batch run from a hook or another batch's on_result: what holds the places waits
+        -- for it to end.
+        self:finish(job, "fail", errors.no_signing_place(job.call.op,
+          "its batch was run from a hook or a batch's on_result"))
+      else
         self:unready(job)
         waits_to_sign = true
         break
       end
-      self:start(job)
     end
     -- Nothing left to wait for once the retries waiting were ended.
     if start_wait > 0 and self:expire_due(start_wait) and not self:has_ready() then start_wait = 0 end
@@ -662,6 +683,7 @@ function M.run(runner, ids, opts)
     local ok, err = pcall(run.loop, run)
     if not ok then
       run.driver:cancel() -- nothing stays in flight: the client's next batch starts clean
+      run:release_all()
       run:give_back_rate()
       error(err, 0)
     end

@@ -165,15 +165,15 @@ function M.deadline_before_send(op, deadline, wait)
   }
 end
 
---- The error of a signed call whose deadline passed while the client already had as many
--- signed requests in flight as it sends at once (eip.pipeline's SIGNED_IN_FLIGHT_MAX): not sent.
-function M.deadline_before_signing(op, deadline, limit)
+--- The error of a signed call not sent because the client already had as many signed requests
+-- in flight as it sends at once (eip.pipeline's SIGNED_IN_FLIGHT_MAX, 4), and `why` it did not
+-- wait for one to end (its deadline passed; it was called from a hook).
+function M.no_signing_place(op, why)
   return new{
     kind = "transport", reason = "timeout", not_sent = true, retryable = true, method = op.method,
     path = op.path, bandwidth_id = op.resource, attempts = 0,
-    message = string.format("not sent: the deadline (%g s) passed while this client had %d signed requests in "
-      .. "flight, as many as it sends at once (a key refused mid-way must not be refused five times in a row)",
-      deadline, limit),
+    message = "not sent: " .. why .. " while this client had 4 signed requests in flight, as many as it sends "
+      .. "at once (a key refused mid-way must not be refused five times in a row)",
   }
 end
 

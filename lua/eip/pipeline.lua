@@ -64,6 +64,7 @@ function M.new(cfg)
     if cfg[k] == nil then cfg[k] = false end
   end
   cfg.spare_calls, cfg.nspare_calls = {}, 0 -- see Runner:run
+  cfg.callbacks = setmetatable({}, { __mode = "k" }) -- callbacks running, per coroutine (Runner:callback)
   local provider = cfg.provider
   if provider then
     for _, k in ipairs(PROVIDER_READS) do
@@ -369,16 +370,16 @@ local SIGNED_IN_FLIGHT_MAX = M.SIGNED_IN_FLIGHT_MAX
 --- How long a call waits before it looks again for room to send a signed request (seconds).
 M.SIGNED_WAIT_STEP = 0.01
 
--- Gives back the place call holds, if any (see admit).
+--- Gives back the place call holds, if any (see admit).
 local function release(provider, call)
   local flying = provider.flying
   if flying and flying[call] then
     flying[call] = nil
     local held = provider.held
-    local prefix = held and held[call]
-    if prefix then
+    local place = held and held[call]
+    if place then
       held[call] = nil
-      provider.shared:give(prefix)
+      provider.shared:give(place[1], place[2])
     end
   end
 end
@@ -406,6 +407,7 @@ function M.signing_room(provider)
   return SIGNED_IN_FLIGHT_MAX - (provider.strikes or 0) - n, n, prefix
 end
 local signing_room = M.signing_room
+M.release = release
 
 --- Takes a place for the next signed request of call (see signing_room), held at most `timeout`
 -- seconds and one more: true when taken, or when none is needed (a provider that does not
@@ -419,15 +421,15 @@ function M.admit(provider, call, timeout)
   if room <= 0 then return false end
   local ttl = timeout + 1
   if prefix then
-    local took = provider.shared:take(prefix, SIGNED_IN_FLIGHT_MAX - (provider.strikes or 0), ttl)
-    if took == false then return false end
-    if took then -- nil: the dict cannot count; this worker counts on its own
+    local key, mine = provider.shared:take(prefix, SIGNED_IN_FLIGHT_MAX - (provider.strikes or 0), ttl)
+    if key == false then return false end
+    if key then -- nil: the dict cannot count; this worker counts on its own
       local held = provider.held
       if not held then
         held = {}
         provider.held = held
       end
-      held[call] = prefix
+      held[call] = { key, mine }
     end
   end
   local flying = provider.flying
@@ -505,6 +507,15 @@ function Call:request()
       authenticate(runner, req, content_type, provider, op.headers)
     end
     self.epoch = provider.epoch
+    local flying = provider.flying
+    if flying and flying[self] then
+      -- The place is held from now on for as long as this attempt may take: fetching
+      -- credentials (or a hook) may have taken part of the time it was taken for.
+      local ttl = req.timeout + 1
+      flying[self] = monotime() + ttl
+      local place = provider.held and provider.held[self]
+      if place then provider.shared:keep(place[1], place[2], ttl) end
+    end
   end
   self.req = req
   if runner.log then
@@ -563,14 +574,35 @@ end
 -- elapsed, bytes, request_id and retry (whether another attempt follows). A hook that raises
 -- does not break the call: its error goes to the debug log.
 
+-- Lua 5.1's main coroutine, which coroutine.running() gives as nil.
+local MAIN = {}
+
 local function notify(runner, hook, info)
-  local ok, why = pcall(hook, info)
+  local ok, why = runner:callback(hook, info)
   if not ok and runner.log then
     -- What a hook raised may itself fail to show (a __tostring that raises): still not the call's failure.
     local shown, text = pcall(tostring, why)
     if not shown or type(text) ~= "string" then text = "(an error value that cannot be shown)" end
     runner.log("eip: a hook raised an error: " .. runner:clean(text))
   end
+end
+
+--- Calls fn(...) protected, as code of the caller's running inside the library (a hook, a
+-- batch's on_result): a signed call it makes while the client's places are all taken fails at
+-- once rather than wait, since what holds them cannot go on until fn returns. Counted per
+-- coroutine: inside nginx, the other requests' calls wait as usual. Returns pcall's first two.
+function Runner:callback(fn, ...)
+  local co = coroutine.running() or MAIN
+  local depth = self.callbacks
+  depth[co] = (depth[co] or 0) + 1
+  local ok, value = pcall(fn, ...)
+  depth[co] = depth[co] > 1 and depth[co] - 1 or nil
+  return ok, value
+end
+
+--- Is code of the caller's running inside the library on this coroutine (see Runner:callback)?
+function Runner:reentered()
+  return self.callbacks[coroutine.running() or MAIN] ~= nil
 end
 
 function Call:announced()
@@ -720,8 +752,9 @@ end
 local function rate_wait(self, call, bucket, cancel)
   local wait, deadline = nil, call.deadline
   if deadline then
+    -- A slot later than now must leave the attempt MIN_ATTEMPT_TIME to be answered in.
     local left, later = deadline - monotime(), nil
-    if left > 0 then wait, later = bucket:take_within(left) end
+    if left > 0 then wait, later = bucket:take_within(max(0, left - MIN_ATTEMPT_TIME)) end
     if not wait then
       if call.attempts > 0 then return final(call, call.last_error) end
       local err = errors.deadline_before_send(call.op, self.deadline, later or 0)
@@ -744,17 +777,22 @@ end
 local function signing_wait(self, call, cancel)
   local provider = self.provider
   if not call.started then call:start() end
-  while not admit(provider, call, self.timeout) do
+  while true do
     local deadline = call.deadline
-    if deadline and monotime() + M.SIGNED_WAIT_STEP >= deadline then
+    if admit(provider, call, self.timeout) then
+      -- A place that came too late (a step that overslept): the attempt would have no time.
+      if not deadline or deadline - monotime() >= MIN_ATTEMPT_TIME then return nil end
+      release(provider, call)
+    end
+    -- After the next step, the attempt must still have MIN_ATTEMPT_TIME to be answered in.
+    if deadline and monotime() + M.SIGNED_WAIT_STEP + MIN_ATTEMPT_TIME >= deadline then
       if call.attempts > 0 then return final(call, call.last_error) end
-      local err = errors.deadline_before_signing(call.op, self.deadline, SIGNED_IN_FLIGHT_MAX)
+      local err = errors.no_signing_place(call.op, string.format("the deadline (%g s) passed", self.deadline))
       err.elapsed = monotime() - call.started
       return "fail", err
     end
     if self:pause(M.SIGNED_WAIT_STEP, cancel) then return "fail", cancelled(call) end
   end
-  return nil
 end
 
 --- Runs op to its end through the client's transport, sleeping between attempts. Returns the
@@ -789,8 +827,12 @@ function Runner:run(op, cancel)
       action, value = rate_wait(self, call, bucket, cancel)
     end
     if not action and cancel and cancel() then ended(self, call, cancelled(call)) end
-    if not action and op.auth ~= false and not admit(self.provider, call, self.timeout) then
-      action, value = signing_wait(self, call, cancel)
+    if not action and op.auth ~= false and self.provider.rejected and not admit(self.provider, call, self.timeout) then
+      if self:reentered() then -- what holds the places waits for this call: fail now
+        action, value = "fail", errors.no_signing_place(call.op, "it was called from a hook or a batch's on_result")
+      else
+        action, value = signing_wait(self, call, cancel)
+      end
     end
     if action == "done" then
       spare(self, call)

@@ -7,13 +7,15 @@
 -- lua_shared_dict instead, per key (an AK and its SK), so that all of them together keep to the
 -- four in flight and three refusals one client keeps to.
 --
--- Per key, under "eip:sign:<md5 of AK and SK>:": `flying` (requests in flight: a place is
--- taken with one atomic incr, and given back when its answer is taken, or by its worker once
--- its timeout has passed), `strikes` (refusals in a row) and `refused` (three were: nothing is
--- signed with the key again, by any worker, until the dict is emptied or nginx restarted). The
--- flying count expires when no request took a place for longer than a request may take, so a
--- worker that died holding places does not hold them for ever. When the dict cannot hold a
--- count (full, or a key holding something else), the worker counts on its own, as without it.
+-- Per key, under "eip:sign:<md5 of AK and SK>:": `place1` .. `place4` (a request in flight
+-- holds one: taken with one atomic add, which fails when the place is held; it lives as long
+-- as the request may take, its timeout and a second, and is given back when its answer is
+-- taken), `strikes` (refusals in a row) and `refused` (three were: nothing is signed with the
+-- key again, by any worker, until the dict is emptied or nginx restarted). A place whose holder
+-- went away (a request nginx ended, a worker that died, a batch aborted) frees itself when its
+-- time is up, whatever else goes on; and a place is only ever given back by its holder, while
+-- it still holds it. When the dict cannot hold a count (full, or a key holding something else),
+-- the worker counts on its own, as without it.
 -- @module eip.signing
 local errors = require "eip.errors"
 
@@ -47,34 +49,53 @@ function Shared:prefix(keys)
   return p
 end
 
---- The refusals in a row, the places taken, and whether the key is refused, as the dict holds
--- them (0, 0, false when it holds nothing).
+-- The places of a key: as many as a client keeps in flight (eip.pipeline's SIGNED_IN_FLIGHT_MAX).
+M.PLACES = 4
+
+--- The refusals in a row (nil when the dict holds no count: then the worker's own stands), the
+-- places held, and whether the key is refused.
 function Shared:read(prefix)
-  local dict = self.dict
-  local strikes, flying = dict:get(prefix .. "strikes"), dict:get(prefix .. "flying")
-  return tonumber(strikes) or 0, tonumber(flying) or 0, dict:get(prefix .. "refused") ~= nil
-end
-
---- Takes a place when fewer than `max` are taken: true, false (none free: nothing taken), or
--- nil when the dict cannot count (the worker then counts on its own). `ttl`: how long the count
--- lives without a new place taken (longer than any request takes).
-function Shared:take(prefix, max, ttl)
-  local dict, key = self.dict, prefix .. "flying"
-  local n = dict:incr(key, 1, 0)
-  if not n then return nil end
-  dict:expire(key, ttl)
-  if n > max then
-    dict:incr(key, -1, 1)
-    return false
+  local dict, held = self.dict, 0
+  for i = 1, M.PLACES do
+    if dict:get(prefix .. "place" .. i) ~= nil then held = held + 1 end
   end
-  return true
+  local strikes = dict:get(prefix .. "strikes")
+  return type(strikes) == "number" and strikes or nil, held, dict:get(prefix .. "refused") ~= nil
 end
 
---- Gives a place back.
-function Shared:give(prefix)
-  local dict, key = self.dict, prefix .. "flying"
-  local n = dict:incr(key, -1, 1)
-  if n and n < 0 then dict:set(key, 0) end
+-- What tells one holder of a place from another: this worker's pid and a count.
+local taken = 0
+local function token()
+  taken = taken + 1
+  local ngx = rawget(_G, "ngx")
+  return ngx.worker.pid() .. ":" .. taken
+end
+
+--- Takes one of the first `max` places, for `ttl` seconds at most: the place's key and the
+-- token that holds it; false when all of them are held (nothing taken); nil when the dict
+-- cannot count (full: the worker then counts on its own).
+function Shared:take(prefix, max, ttl)
+  local dict, mine = self.dict, token()
+  for i = 1, max do
+    local key = prefix .. "place" .. i
+    local ok, err = dict:add(key, mine, ttl)
+    if ok then return key, mine end
+    if err ~= "exists" then return nil end
+  end
+  return false
+end
+
+--- Holds the place `key` (taken with `mine`) `ttl` seconds more from now, if still held.
+function Shared:keep(key, mine, ttl)
+  local dict = self.dict
+  if dict:get(key) == mine then dict:expire(key, ttl) end
+end
+
+--- Gives the place `key` back, if `mine` still holds it (its time may be up, and the place
+-- another's since).
+function Shared:give(key, mine)
+  local dict = self.dict
+  if dict:get(key) == mine then dict:delete(key) end
 end
 
 --- A refusal: the count in a row after it (nil when the dict cannot count).

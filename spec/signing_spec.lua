@@ -1,0 +1,176 @@
+-- The signing places and refusals that nginx workers share through a lua_shared_dict
+-- (eip.signing, client option signing_dict), against a stand-in for the dict: the calls of
+-- ngx.shared.DICT the module makes (get, add, set, incr, delete, expire), with time-to-live on
+-- a clock the spec moves. The same code runs in real nginx in spec/openresty_rate_spec.lua.
+local eip = require "eip"
+local fixture = require "spec.support.fixture"
+local raised = require("spec.support.assertions").raised
+
+-- A dict whose entries live `ttl` seconds on the clock `now()`; `broken`: every write fails as
+-- a full dict's does (no memory).
+local function fake_dict(now)
+  local store = {}
+  local d = { store = store, broken = false }
+  local function live(k)
+    local e = store[k]
+    if e and e.exp and now() >= e.exp then
+      store[k] = nil
+      return nil
+    end
+    return e
+  end
+  function d.get(_, k)
+    local e = live(k)
+    if e then return e.v end
+    return nil
+  end
+  function d.add(_, k, v, ttl)
+    if d.broken then return false, "no memory" end
+    if live(k) then return false, "exists" end
+    store[k] = { v = v, exp = ttl and ttl > 0 and now() + ttl or nil }
+    return true
+  end
+  function d.set(_, k, v)
+    if d.broken then return false, "no memory" end
+    store[k] = { v = v }
+    return true
+  end
+  function d.incr(_, k, by, init)
+    if d.broken then return nil, "no memory" end
+    local e = live(k)
+    if not e then
+      if init == nil then return nil, "not found" end
+      e = { v = init }
+      store[k] = e
+    end
+    if type(e.v) ~= "number" then return nil, "not a number" end
+    e.v = e.v + by
+    return e.v
+  end
+  function d.delete(_, k) store[k] = nil end
+  function d.expire(_, k, ttl)
+    local e = live(k)
+    if e then e.exp = now() + ttl end
+    return e ~= nil
+  end
+  return d
+end
+
+describe("signing places shared through a dict (eip.signing)", function()
+  local t, dict, saved_ngx
+  local signing = require "eip.signing"
+
+  before_each(function()
+    t = 1000
+    dict = fake_dict(function() return t end)
+    saved_ngx = rawget(_G, "ngx")
+    local md5 = function(s) return ("%08x"):format(#s) .. s:sub(1, 8) end
+    rawset(_G, "ngx", { shared = { eip_signing = dict }, md5 = md5,
+      worker = { pid = function() return 4242 end } })
+  end)
+  after_each(function() rawset(_G, "ngx", saved_ngx) end)
+
+  local keys = { ak = "AKSIGNINGSPEC0000001", sk = "sk-signing-spec-000000000" }
+
+  it("hands out at most `max` places, each to one holder, freed by that holder only", function()
+    local shared = signing.new("eip_signing")
+    local prefix = shared:prefix(keys)
+    local held = {}
+    for i = 1, 4 do
+      local key, mine = shared:take(prefix, 4, 30)
+      assert.is_string(key, "place " .. i)
+      held[i] = { key, mine }
+    end
+    assert.is_false(shared:take(prefix, 4, 30), "a fifth")
+    local _, n = shared:read(prefix)
+    assert.equal(4, n)
+    -- fewer places when refusals were counted: three held, a max of three leaves none
+    shared:give(held[4][1], held[4][2])
+    assert.is_false(shared:take(prefix, 3, 30))
+    assert.is_string((shared:take(prefix, 4, 30)))
+  end)
+
+  it("frees a place whose holder went away when its time is up, and never another holder's", function()
+    local shared = signing.new("eip_signing")
+    local prefix = shared:prefix(keys)
+    local gone = {}
+    for i = 1, 4 do gone[i] = { shared:take(prefix, 4, 5) } end -- a batch aborted, a worker died
+    assert.is_false(shared:take(prefix, 4, 5))
+    t = t + 6 -- their time is up: whatever else goes on, each frees itself
+    local now_held = {}
+    for i = 1, 4 do now_held[i] = { shared:take(prefix, 4, 30) } end
+    assert.is_string(now_held[4][1])
+    -- the first holders giving back late must not free the new holders' places
+    for i = 1, 4 do shared:give(gone[i][1], gone[i][2]) end
+    local _, n = shared:read(prefix)
+    assert.equal(4, n)
+    assert.is_false(shared:take(prefix, 4, 30))
+  end)
+
+  it("reads no count when the dict could store none: the worker's own count stands", function()
+    local shared = signing.new("eip_signing")
+    local prefix = shared:prefix(keys)
+    dict.broken = true
+    assert.is_nil(shared:take(prefix, 4, 30))
+    assert.is_nil(shared:strike(prefix))
+    local strikes, n, refused = shared:read(prefix)
+    assert.same({ nil, 0, false }, { strikes, n, refused })
+  end)
+
+  describe("in a client", function()
+    local fx = fixture.emulator()
+    local emu
+
+    setup(function() emu = fx.start() end)
+    teardown(fx.stop)
+    before_each(fx.reset)
+
+    local function client(extra)
+      local opts = { endpoint = emu.url, project_id = emu.project_id, ak = emu.ak, sk = emu.sk, max_attempts = 1,
+        timeout = 5, signing_dict = "eip_signing" }
+      for k, v in pairs(extra or {}) do opts[k] = v end
+      return eip.new(opts)
+    end
+
+    -- A dict that cannot count must not reset the worker's own count of refusals: three
+    -- refused, then nothing more is signed, as without the dict.
+    it("stops after three refusals when the dict cannot count them", function()
+      dict.broken = true
+      local c = client()
+      emu:set_clock_offset(3600)
+      local outcomes = {}
+      for i = 1, 5 do
+        local err = raised(c.delete_bandwidth, c, fixture.absent_id(i))
+        outcomes[i] = err.not_sent and "not sent" or err.status
+      end
+      emu:set_clock_offset(0)
+      assert.same({ 401, 401, 401, "not sent", "not sent" }, outcomes)
+      assert.same({ 3, 0 }, { emu:stats().auth_failures, emu:stats().aksk_locks })
+    end)
+
+    -- Two clients of one key (two workers): the refusals of one count for the other, and once
+    -- three were refused neither signs again.
+    it("shares the refusals of a key between clients (workers)", function()
+      local a, b = client(), client()
+      emu:set_clock_offset(3600)
+      assert.equal(401, raised(a.delete_bandwidth, a, fixture.absent_id(1)).status)
+      assert.equal(401, raised(b.delete_bandwidth, b, fixture.absent_id(2)).status)
+      assert.equal(401, raised(a.delete_bandwidth, a, fixture.absent_id(3)).status)
+      local err = raised(b.delete_bandwidth, b, fixture.absent_id(4))
+      emu:set_clock_offset(0)
+      assert.same({ true, 401, 0 }, { err.not_sent, err.status, err.attempts })
+      assert.same({ 3, 0 }, { emu:stats().auth_failures, emu:stats().aksk_locks })
+    end)
+
+    -- The places a client held go back when its calls end: a second client of the key finds
+    -- them all free.
+    it("gives every place back once the calls are answered", function()
+      local a = client()
+      local _, summary = a:delete_bandwidths({ fixture.absent_id(1), fixture.absent_id(2), fixture.absent_id(3) },
+        { missing_ok = true })
+      assert.equal(3, summary.missing)
+      local _, n = signing.new("eip_signing"):read(signing.new("eip_signing"):prefix({ ak = emu.ak, sk = emu.sk }))
+      assert.equal(0, n)
+    end)
+  end)
+end)
