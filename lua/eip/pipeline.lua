@@ -397,7 +397,7 @@ function M.signing_room(provider)
   if provider.shared then prefix, shared_n = provider:sync() end
   if provider.refused then return math.huge, 0 end
   local flying, n = provider.flying, 0
-  if flying then
+  if flying and next(flying) ~= nil then
     local now = monotime()
     for call, expires in pairs(flying) do
       if expires <= now then release(provider, call) else n = n + 1 end
@@ -508,9 +508,9 @@ function Call:request()
     end
     self.epoch = provider.epoch
     local flying = provider.flying
-    if flying and flying[self] then
+    if flying and provider.fallible and flying[self] then
       -- The place is held from now on for as long as this attempt may take: fetching
-      -- credentials (or a hook) may have taken part of the time it was taken for.
+      -- credentials may have taken part of the time it was taken for.
       local ttl = req.timeout + 1
       flying[self] = monotime() + ttl
       local place = provider.held and provider.held[self]
