@@ -11,7 +11,9 @@
 -- share a connection (src/http.c, "Fork safety" in src/http.h): each worker's first call through
 -- libcurl (the log phase has no cosockets) opens connections of its own, and every answer is
 -- the request's own. Without that, both workers sent on the master's connection at once and
--- read each other's answers.
+-- read each other's answers. And a worker holds none of the master's connections from its start,
+-- before any call (the fork closes the child's copies): a worker that never calls libcurl does not
+-- keep them open after the master (or the server) closed them.
 --
 -- The API is a small nginx of this spec whose every answer is a 204 naming the request and the
 -- connection it came on: X-Request-Id: <bandwidth id>@<connection number>.
@@ -156,9 +158,28 @@ local APP = head(2) .. [[
             ngx.say(cjson.encode{ status = resp.status, curl_code = resp.curl_code, curl_error = resp.curl_error,
                 body_len = #resp.body, body_ok = resp.body == table.concat(want), peak_kib = peak })
         end
+        -- At a worker's start, before any call: how many descriptors it holds connected to the
+        -- API (the master's connections, if the fork left them to it).
+        function app.count_held()
+            local ffi = require "ffi"
+            ffi.cdef "int getpeername(int fd, void *addr, unsigned int *len);"
+            local api_port = tonumber(("@API@"):match(":(%d+)$"))
+            local addr, len, held = ffi.new("uint8_t[128]"), ffi.new("unsigned int[1]"), 0
+            for fd = 0, 4095 do
+                len[0] = 128
+                if ffi.C.getpeername(fd, addr, len) == 0 and ffi.cast("uint16_t *", addr)[0] == 2
+                    and addr[2] * 256 + addr[3] == api_port then
+                    held = held + 1
+                end
+            end
+            ngx.shared.outcomes:set("held:" .. ngx.worker.pid(), held)
+        end
         package.loaded.forkapp = app
     }
-    init_worker_by_lua_block { require("eip.emulator.server.watchdog").start(@OWNER_PID@, "@PREFIX@") }
+    init_worker_by_lua_block {
+        require("eip.emulator.server.watchdog").start(@OWNER_PID@, "@PREFIX@")
+        require("forkapp").count_held()
+    }
 
     server {
         listen 127.0.0.1:@PORT@ reuseport;
@@ -172,6 +193,16 @@ local APP = head(2) .. [[
             log_by_lua_block { require("forkapp").batch(ngx.var.ids) }
         }
         location = /chunks { content_by_lua_block { require("forkapp").chunks() } }
+        location = /held {
+            content_by_lua_block {
+                local held = {}
+                for _, key in ipairs(ngx.shared.outcomes:get_keys(0)) do
+                    local pid = key:match("^held:(%d+)$")
+                    if pid then held[pid] = ngx.shared.outcomes:get(key) end
+                end
+                ngx.say(require("cjson").encode(held))
+            }
+        }
         location ~ ^/outcome/(?<id>[^/]+)$ {
             content_by_lua_block { ngx.say(ngx.shared.outcomes:get(ngx.var.id) or "") }
         }
@@ -288,6 +319,23 @@ describe("OpenResty: the workers of an app whose client init_by_lua made #openre
     end
   end)
 
+  it("a worker holds none of the master's connections from its start, before any call", function()
+    local held, count
+    local deadline = socket.gettime() + 10
+    repeat
+      held = cjson.decode(get(app.port, "/held"))
+      count = 0
+      for _ in pairs(held) do count = count + 1 end
+      if count < 2 then
+        assert(socket.gettime() < deadline, "the workers did not count\n" .. app:log_tail(20))
+        socket.sleep(0.05)
+      end
+    until count >= 2
+    for pid, n in pairs(held) do
+      assert.equal(0, n, "worker " .. pid .. " holds " .. n .. " of the master's connections")
+    end
+  end)
+
   it("reads an answer of 350k tiny chunks through cosockets in memory proportional to its bytes", function()
     local r = cjson.decode(get(app.port, "/chunks"))
     assert.equal(200, r.status, r.curl_error)
@@ -325,6 +373,10 @@ end)
 -- also break the parent's connection: the child's own requests, or its freeing the inherited
 -- session (a TLS close_notify on the parent's connection), would leave the parent a connection
 -- the server has closed or whose TLS state is off. The parent's connection must go on serving it.
+-- And a child that gives the connection's descriptor number to a file of its own (daemons close
+-- what they do not know and open their own files) before it calls, then frees the session, must
+-- find its file open and untouched: cleaning up the inherited handle would write a close_notify
+-- to the file and close it.
 describe("a session made before a fork, over TLS #openresty", function()
   local tls = require "spec.support.tls"
   local emu, pki, front
@@ -342,44 +394,88 @@ describe("a session made before a fork, over TLS #openresty", function()
   end)
 
   local SCRIPT = [=[
-local core_dir, port, ca = ...
+local core_dir, port, ca, user_path = ...
+port = tonumber(port)
 package.cpath = core_dir .. "/?.so;;"
 local core = require "eip.core"
 local ffi = require "ffi"
-ffi.cdef "int fork(void); int waitpid(int pid, int *status, int options); void _exit(int status);"
+ffi.cdef [[
+int fork(void);
+int waitpid(int pid, int *status, int options);
+void _exit(int status);
+unsigned int alarm(unsigned int seconds);
+int getpeername(int fd, void *addr, unsigned int *len);
+int open(const char *path, int flags, int mode);
+int dup2(int from, int to);
+int close(int fd);
+int fcntl(int fd, int cmd, ...);
+long write(int fd, const void *buf, unsigned long n);
+]]
 local session = core.session{ ca_file = ca }
 local function request(tag)
   local r = session:request{ method = "GET", url = "https://127.0.0.1:" .. port .. "/v2.0/p/bandwidths/" .. tag,
     headers = {}, timeout = 5, connect_timeout = 5 }
   return string.format("%s %d %d %s\n", tag, r.status, r.new_connections, tostring(r.curl_code))
 end
+-- The descriptor connected to the server (its peer is the server's port), or -1.
+local function connection_fd()
+  local addr, len = ffi.new("uint8_t[128]"), ffi.new("unsigned int[1]")
+  for fd = 0, 1023 do
+    len[0] = 128
+    if ffi.C.getpeername(fd, addr, len) == 0 and ffi.cast("uint16_t *", addr)[0] == 2
+        and addr[2] * 256 + addr[3] == port then
+      return fd
+    end
+  end
+  return -1
+end
 io.stdout:write(request("parent"))
 io.stdout:flush()
+local fd = connection_fd()
 local function child(fn)
   local pid = ffi.C.fork()
   if pid == 0 then
+    ffi.C.alarm(20)
     fn()
     io.stdout:flush()
     ffi.C._exit(0)
   end
   ffi.C.waitpid(pid, nil, 0)
 end
+-- F_GETFD = 1: -1 once closed.
+child(function() io.stdout:write("held ", fd, " ", ffi.C.fcntl(fd, 1), " ", connection_fd(), "\n") end)
 child(function() io.stdout:write(request("child")) session:close() end)
 io.stdout:write(request("parent-after-child"))
 io.stdout:flush()
 child(function() session:close() end)
 io.stdout:write(request("parent-after-close"))
+io.stdout:flush()
+-- O_WRONLY|O_CREAT|O_TRUNC (Linux), 0600: the child's file on the connection's number.
+child(function()
+  local f = ffi.C.open(user_path, 577, 384)
+  if f ~= fd then
+    ffi.C.dup2(f, fd)
+    ffi.C.close(f)
+  end
+  io.stdout:write(request("child-reuse"))
+  session:close()
+  io.stdout:write("reused ", tonumber(ffi.C.write(fd, "mine\n", 5)), "\n")
+end)
+io.stdout:write(request("parent-after-reuse"))
 ]=]
 
   it("is never used by the child: the parent's TLS connection goes on serving it", function()
-    local path = os.tmpname()
-    finally(function() os.remove(path) end)
+    local path, user_path = os.tmpname(), os.tmpname()
+    finally(function()
+      os.remove(path)
+      os.remove(user_path)
+    end)
     local f = assert(io.open(path, "w"))
     f:write(SCRIPT)
     f:close()
     local core_dir = launcher.LUAJIT_CORE:gsub("/eip/core%.so$", "")
-    local cmd = string.format("luajit %s %s %d %s 2>&1", nginx.shell_quote(path), nginx.shell_quote(core_dir),
-      front.ports.trusted, nginx.shell_quote(pki.ca))
+    local cmd = string.format("luajit %s %s %d %s %s 2>&1", nginx.shell_quote(path), nginx.shell_quote(core_dir),
+      front.ports.trusted, nginx.shell_quote(pki.ca), nginx.shell_quote(user_path))
     local pipe = assert(io.popen(cmd))
     local out = pipe:read("*a")
     pipe:close()
@@ -387,14 +483,29 @@ io.stdout:write(request("parent-after-close"))
     for tag, status, new, code in out:gmatch("(%S+) (%d+) (%d+) (%S+)\n") do
       lines[tag] = { status = tonumber(status), new = tonumber(new), code = code }
     end
-    for _, tag in ipairs{ "parent", "child", "parent-after-child", "parent-after-close" } do
+    for _, tag in ipairs{ "parent", "child", "parent-after-child", "parent-after-close", "child-reuse",
+        "parent-after-reuse" } do
       assert(lines[tag], "no line for " .. tag .. " in:\n" .. out)
       assert.equal("nil", lines[tag].code, out)
       assert.is_true(lines[tag].status > 0, out)
     end
     assert.equal(1, lines.parent.new, out)
     assert.equal(1, lines.child.new, "the child must connect on its own:\n" .. out)
+    assert.equal(1, lines["child-reuse"].new, "the child must connect on its own:\n" .. out)
     assert.equal(0, lines["parent-after-child"].new, "the parent's connection was broken:\n" .. out)
     assert.equal(0, lines["parent-after-close"].new, "the parent's connection was broken:\n" .. out)
+    assert.equal(0, lines["parent-after-reuse"].new, "the parent's connection was broken:\n" .. out)
+    -- A child holds none of the parent's connections from the fork on, before any call.
+    local fd, getfd, other = out:match("held (%-?%d+) (%-?%d+) (%-?%d+)\n")
+    assert(fd, "no held line in:\n" .. out)
+    assert.is_true(tonumber(fd) >= 0, out)
+    assert.equal("-1", getfd, "the child still holds the parent's connection (fd " .. fd .. "):\n" .. out)
+    assert.equal("-1", other, "the child still holds a connection of the parent's:\n" .. out)
+    -- The child's file, on the connection's number: open, and nothing but the child's own write.
+    assert.equal("5", out:match("reused (%-?%d+)\n"), "the child's file was closed under it:\n" .. out)
+    local file = assert(io.open(user_path, "rb"))
+    local content = file:read("*a")
+    file:close()
+    assert.equal("mine\n", content, "something wrote to the child's file (" .. #content .. " bytes)")
   end)
 end)

@@ -22,32 +22,73 @@ struct eip_http {
 
 static void reset_response(eip_http_response *r);
 
-/* ---- fork safety (see http.h) ------------------------------------------------------------ */
+/* ---- fork safety (see "Fork safety" in http.h) ----------------------------------------- */
 
 struct eip_http_socket {
     int fd;
-    dev_t dev; /* what fstat said when it was opened: a number libcurl closed behind our */
-    ino_t ino; /* back and the kernel gave to someone else is never taken for it */
+    dev_t dev; /* what fstat said when it was opened: a number closed behind our back and */
+    ino_t ino; /* given to someone else (the user's file) is never taken for it */
 };
+
+/* The registry of every socket set, the sets' contents and the abandoned handles, under one lock
+ * that the prepare handler takes before a fork (and the parent and child handlers release), so
+ * that no other thread is halfway through changing them when the child's copy is made. */
+static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
+static eip_http_sockets *registry;
+
+/* Handles never to be called again, kept reachable (eip_http_abandon). */
+struct abandoned {
+    void *handle;
+    struct abandoned *next;
+};
+static struct abandoned *abandoned;
 
 /* Written only by the child handler, in the child, before fork returns there (only the forking
  * thread exists then); read by the owners of handles. */
 static unsigned long fork_generation;
 static pthread_once_t watch_once = PTHREAD_ONCE_INIT;
+static int watch_rc = -1;
 
+static void on_fork_prepare(void)
+{
+    pthread_mutex_lock(&fork_lock);
+}
+
+static void on_fork_parent(void)
+{
+    pthread_mutex_unlock(&fork_lock);
+}
+
+/* In the child, its only thread, before fork returns: fstat and close are async-signal-safe, and
+ * the lock taken by on_fork_prepare (this very thread) keeps the sets as they stood. Each set is
+ * emptied: the handles that held its sockets are abandoned at their owner's next use. */
 static void on_fork_child(void)
 {
+    eip_http_sockets *s;
+    for (s = registry; s != NULL; s = s->next) {
+        size_t i;
+        for (i = 0; i < s->n; i++) {
+            struct stat st;
+            const struct eip_http_socket *e = &s->v[i];
+            if (fstat(e->fd, &st) == 0 && st.st_dev == e->dev && st.st_ino == e->ino)
+                close(e->fd);
+        }
+        s->n = 0;
+    }
     fork_generation++;
+    pthread_mutex_unlock(&fork_lock);
 }
 
 static void watch_forks(void)
 {
-    (void)pthread_atfork(NULL, NULL, on_fork_child);
+    watch_rc = pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child) == 0 ? 0 : -1;
 }
 
-void eip_http_watch_forks(void)
+int eip_http_watch_forks(void)
 {
-    (void)pthread_once(&watch_once, watch_forks);
+    if (pthread_once(&watch_once, watch_forks) != 0)
+        return -1;
+    return watch_rc;
 }
 
 unsigned long eip_http_fork_generation(void)
@@ -58,7 +99,13 @@ unsigned long eip_http_fork_generation(void)
 void eip_http_sockets_init(eip_http_sockets *s)
 {
     memset(s, 0, sizeof(*s));
+    pthread_mutex_lock(&fork_lock);
     s->generation = fork_generation;
+    s->next = registry;
+    if (registry != NULL)
+        registry->prev = s;
+    registry = s;
+    pthread_mutex_unlock(&fork_lock);
 }
 
 int eip_http_sockets_forked(const eip_http_sockets *s)
@@ -66,68 +113,89 @@ int eip_http_sockets_forked(const eip_http_sockets *s)
     return s->generation != fork_generation;
 }
 
-void eip_http_sockets_disown(eip_http_sockets *s, int close_them)
-{
-    int null = -1;
-    size_t i;
-    if (!close_them) {
-        null = open("/dev/null", O_RDWR | O_CLOEXEC);
-        /* No /dev/null (a chroot): an unconnected socket, where reads and writes fail at once. */
-        if (null < 0)
-            null = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    }
-    for (i = 0; i < s->n; i++) {
-        struct stat st;
-        const struct eip_http_socket *e = &s->v[i];
-        if (fstat(e->fd, &st) != 0 || st.st_dev != e->dev || st.st_ino != e->ino)
-            continue; /* not ours any more */
-        if (null < 0 || dup2(null, e->fd) < 0)
-            close(e->fd);
-    }
-    if (null >= 0)
-        close(null);
-    if (close_them)
-        s->n = 0;
-}
-
 void eip_http_sockets_reset(eip_http_sockets *s)
 {
+    pthread_mutex_lock(&fork_lock);
     s->n = 0;
     s->generation = fork_generation;
+    pthread_mutex_unlock(&fork_lock);
 }
 
 void eip_http_sockets_free(eip_http_sockets *s)
 {
+    pthread_mutex_lock(&fork_lock);
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else if (registry == s)
+        registry = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    pthread_mutex_unlock(&fork_lock);
     free(s->v);
     s->v = NULL;
     s->n = s->alloc = 0;
 }
 
+void eip_http_abandon(void *handle)
+{
+    struct abandoned *a;
+    if (handle == NULL)
+        return;
+    if ((a = malloc(sizeof(*a))) == NULL)
+        return; /* lost then: still never used */
+    a->handle = handle;
+    pthread_mutex_lock(&fork_lock);
+    a->next = abandoned;
+    abandoned = a;
+    pthread_mutex_unlock(&fork_lock);
+}
+
+/* A socket that an exec does not inherit: SOCK_CLOEXEC where there is one (not macOS), else
+ * FD_CLOEXEC set just after (a fork and exec by another thread in between, through posix_spawn
+ * which runs no fork handlers, would let the program it runs inherit it). */
+static int cloexec_socket(int family, int type, int protocol)
+{
+#ifdef SOCK_CLOEXEC
+    return socket(family, type | SOCK_CLOEXEC, protocol);
+#else
+    int fd = socket(family, type, protocol);
+    if (fd >= 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+#endif
+}
+
 /* CURLOPT_OPENSOCKETFUNCTION: the socket libcurl would open, kept in the set (its number taken
- * again replaces a stale entry: the set holds at most one per number). CURL_SOCKET_BAD, which
- * libcurl reports as a failed connect, when the set cannot grow. */
+ * again replaces a stale entry: the set holds at most one per number). Under the lock, so that a
+ * fork in another thread finds it recorded (and closes it in the child) or not yet opened.
+ * CURL_SOCKET_BAD, which libcurl reports as a failed connect, when the set cannot grow. */
 static curl_socket_t open_socket(void *data, curlsocktype purpose, struct curl_sockaddr *a)
 {
     eip_http_sockets *s = data;
     struct stat st;
     size_t i;
-    int fd;
+    int fd = -1;
     if (purpose != CURLSOCKTYPE_IPCXN)
         return CURL_SOCKET_BAD;
+    pthread_mutex_lock(&fork_lock);
     if (s->n == s->alloc) {
         size_t want = s->alloc ? 2 * s->alloc : 8;
         struct eip_http_socket *v = realloc(s->v, want * sizeof(*v));
         if (v == NULL)
-            return CURL_SOCKET_BAD;
+            goto out;
         s->v = v;
         s->alloc = want;
     }
-    fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    fd = cloexec_socket(a->family, a->socktype, a->protocol);
     if (fd < 0)
-        return CURL_SOCKET_BAD;
+        goto out;
     if (fstat(fd, &st) != 0) {
         close(fd);
-        return CURL_SOCKET_BAD;
+        fd = -1;
+        goto out;
     }
     for (i = 0; i < s->n && s->v[i].fd != fd; i++)
         ;
@@ -136,20 +204,29 @@ static curl_socket_t open_socket(void *data, curlsocktype purpose, struct curl_s
     s->v[i].fd = fd;
     s->v[i].dev = st.st_dev;
     s->v[i].ino = st.st_ino;
-    return fd;
+out:
+    pthread_mutex_unlock(&fork_lock);
+    return fd < 0 ? CURL_SOCKET_BAD : fd;
 }
 
+/* CURLOPT_CLOSESOCKETFUNCTION: forgotten and closed under the lock (a child forked in between
+ * would keep a copy it never closes, and the connection open after the parent closed it). Only
+ * ever called in the process that opened the socket: inherited handles are never called. */
 static int close_socket(void *data, curl_socket_t fd)
 {
     eip_http_sockets *s = data;
     size_t i;
+    int rc;
+    pthread_mutex_lock(&fork_lock);
     for (i = 0; i < s->n; i++) {
         if (s->v[i].fd == fd) {
             s->v[i] = s->v[--s->n];
             break;
         }
     }
-    return close(fd);
+    rc = close(fd);
+    pthread_mutex_unlock(&fork_lock);
+    return rc;
 }
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -168,7 +245,8 @@ static void global_init_once(void)
  * is the last user. */
 int eip_http_global_init(void)
 {
-    eip_http_watch_forks();
+    if (eip_http_watch_forks() != 0)
+        return -1;
     if (pthread_once(&global_once, global_init_once) != 0)
         return -1;
     return global_rc == CURLE_OK ? 0 : -1;
@@ -503,10 +581,9 @@ size_t eip_http_transfer_buffered(const eip_http_transfer *t)
     return t->body_alloc + t->token_alloc;
 }
 
-void eip_http_transfer_release(eip_http_transfer *t, int abandon)
+void eip_http_transfer_release(eip_http_transfer *t)
 {
-    if (!abandon)
-        curl_easy_cleanup(t->curl);
+    eip_http_abandon(t->curl);
     t->curl = NULL;
     curl_url_cleanup(t->url);
     t->url = NULL;
@@ -579,15 +656,14 @@ eip_http *eip_http_new(const eip_http_config *cfg, char *err, size_t errcap)
     return h;
 }
 
-/* First use in a forked child (see http.h): the inherited handle goes without a word on its
- * connections, and a new one takes its place. 0, or -1 when it could not be made (t.curl is
- * then NULL, and the next request tries again). */
+/* First use in a forked child (see http.h): the inherited handle is abandoned (its sockets were
+ * closed in the child at the fork), and a new one takes its place. 0, or -1 when it could not be
+ * made (t.curl is then NULL, and the next request tries again). */
 static int renew_after_fork(eip_http *h)
 {
     eip_http_config cfg;
     if (eip_http_sockets_forked(&h->sockets)) {
-        eip_http_sockets_disown(&h->sockets, 0);
-        eip_http_transfer_release(&h->t, 0);
+        eip_http_transfer_release(&h->t);
         eip_http_sockets_reset(&h->sockets);
     }
     if (h->t.curl != NULL)
@@ -613,7 +689,7 @@ void eip_http_free(eip_http *h)
     if (h == NULL)
         return;
     if (eip_http_sockets_forked(&h->sockets))
-        eip_http_sockets_disown(&h->sockets, 0); /* cleaned up below: nothing reaches the parent's */
+        eip_http_transfer_release(&h->t); /* inherited: abandoned, never cleaned up (http.h) */
     eip_http_transfer_cleanup(&h->t);
     eip_http_sockets_free(&h->sockets);
     free(h->ca_file);

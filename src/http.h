@@ -45,40 +45,71 @@ typedef struct eip_http eip_http;
  * a client and a call; a script calling fork) leaves each child a copy of every libcurl handle
  * and a copy of the file descriptor of every connection those handles keep alive: used from
  * two processes, one connection carries both processes' requests, and each reads answers meant
- * for the other. So every handle remembers the fork generation it was made in (a counter that
- * a pthread_atfork child handler bumps: comparing it costs no system call), and the first use in
- * a child makes new handles instead, after letting go of the inherited ones without ever
- * talking on their connections: those belong to the parent (or a sibling) as much as to us, and
- * even a TLS close_notify or a read of what is waiting would take their bytes. The
- * connections' sockets are opened and closed through callbacks (CURLOPT_OPENSOCKETFUNCTION,
- * CURLOPT_CLOSESOCKETFUNCTION) that keep them in an eip_http_sockets: in the child, each is
- * pointed at /dev/null (dup2: its number stays taken, and whatever libcurl then reads or writes
- * there on its way out -- a TLS shutdown -- goes nowhere) before the handles are cleaned up, so
- * the child drops its reference to the socket and nothing else happens to the connection. */
+ * for the other. So a child never lets libcurl touch an inherited handle again:
+ *
+ * - The connections' sockets are opened and closed through callbacks (CURLOPT_OPENSOCKETFUNCTION,
+ *   CURLOPT_CLOSESOCKETFUNCTION) that keep each, with the device and inode fstat gave it, in an
+ *   eip_http_sockets; every set is in a process-wide registry. A pthread_atfork child handler
+ *   runs in the child before fork returns there (its only thread: async-signal-safe calls only,
+ *   fstat and close) and closes the child's copy of every recorded socket that is still the one
+ *   recorded (a number the user's code in the parent closed and reused is left alone), then
+ *   bumps the fork generation. The child holds none of the parent's connections from then on,
+ *   even a worker that never calls libcurl (no copy of its keeps a connection open after the
+ *   parent closed it, nor in CLOSE_WAIT after the server did), and nothing is ever sent or read
+ *   on them: no request, no TLS close_notify.
+ * - Every handle remembers the generation it was made in (comparing it costs no system call).
+ *   The first use of an inherited one in the child, or its freeing there (a worker's garbage
+ *   collector, close), abandons its libcurl handles: never called again, not even
+ *   curl_easy_cleanup or curl_multi_cleanup, which would close the connections' descriptor
+ *   NUMBERS (by then perhaps the user's files: daemons close what they do not know and open
+ *   their own) and, over TLS, call SSL_read and SSL_shutdown on them, or wait for a resolver
+ *   thread that only exists in the parent. They stay reachable in a process-wide list (leak
+ *   checkers see them as reachable), one per inherited handle per fork, and new handles are made.
+ *   A multi's transfers running at the fork end in the child as failures: their answers are the
+ *   parent's.
+ * - The prepare and parent handlers take and release the registry's lock around the fork, and
+ *   the callbacks open, record, forget and close sockets under it: a fork in one thread while
+ *   another (another Lua state) opens or closes a connection leaves the child a consistent
+ *   registry, every socket in it. What libcurl itself holds at that moment in the other thread
+ *   (OpenSSL's or the resolver's locks, a half-written request) is still copied into the child
+ *   as it stood, as with any fork of a threaded process (POSIX allows only async-signal-safe
+ *   calls in such a child): the child never touches the inherited handles, but its new ones
+ *   share libcurl's and OpenSSL's process-wide state. Fork only single-threaded, or from the
+ *   thread that uses libcurl, as nginx's master does.
+ *
+ * Not covered: descriptors libcurl opens without the callback (a multi's wake-up socketpair, a
+ * resolver thread's) stay open in the child as copies, never used; they are local, not
+ * connections. A fork that runs no pthread_atfork handlers (vfork, posix_spawn, a raw clone)
+ * execs or exits at once and needs none. */
 struct eip_http_socket; /* one tracked socket: its number and identity (http.c) */
-typedef struct {
+typedef struct eip_http_sockets {
     struct eip_http_socket *v;
     size_t n, alloc;
     unsigned long generation; /* the fork generation the owner's handles were made in */
+    struct eip_http_sockets *prev, *next; /* the registry (http.c) */
 } eip_http_sockets;
 
 /* The number of forks between this process and the first process that loaded the core (0
  * there): a pthread_atfork child handler increments it, registered once (eip_http_watch_forks,
- * which eip_http_global_init and luaopen call). */
+ * which eip_http_global_init and luaopen call). 0, or -1 when the handlers could not be
+ * registered (eip_http_global_init then fails: forks would go unnoticed). */
 unsigned long eip_http_fork_generation(void);
-void eip_http_watch_forks(void);
+int eip_http_watch_forks(void);
 
-/* An empty set, of the current generation. */
+/* An empty set, of the current generation, in the registry (eip_http_sockets_free takes it out:
+ * every set that is initialised must be freed). */
 void eip_http_sockets_init(eip_http_sockets *s);
 /* Has the process forked since s's generation (its handles were made in an ancestor)? */
 int eip_http_sockets_forked(const eip_http_sockets *s);
-/* In a child: every socket of s that is still the one that was opened (same device and inode)
- * is pointed at /dev/null (close_them = 0: libcurl closes it later, when its handle is cleaned
- * up) or closed (close_them = 1: its handle is abandoned, never called again). Sends nothing. */
-void eip_http_sockets_disown(eip_http_sockets *s, int close_them);
-/* Forgets every socket (after the handles that held them are gone), for a new generation. */
+/* After the owner abandoned its inherited handles: the set, emptied by the fork, is of the
+ * current generation. */
 void eip_http_sockets_reset(eip_http_sockets *s);
 void eip_http_sockets_free(eip_http_sockets *s);
+
+/* Keeps a libcurl handle (easy or multi) that must never be called again reachable for the
+ * process's life (see "Fork safety"). Never fails: without memory for its list entry, the handle
+ * is lost instead, still never called. */
+void eip_http_abandon(void *handle);
 
 typedef struct {
     const char *ca_file;  /* NULL: the system trust store */
@@ -207,13 +238,11 @@ void eip_http_transfer_cleanup(eip_http_transfer *t);
 void eip_http_transfer_track(eip_http_transfer *t, eip_http_sockets *s);
 
 /* Lets go of t's easy handle and of everything set on it (URL, header list, proxy, method,
- * limits), keeping the answer buffers and the tracking: the handle is cleaned up, or with
- * abandon left as it is and never called again (a child's copy of a transfer that was running
- * in a multi at the fork: cleaning it up could wait for a resolver thread that only exists in
- * the parent). Then eip_http_transfer_renew makes a new handle, set up as
- * eip_http_transfer_init does, tracked in the same set: 0, or -1 (out of memory; t->curl stays
- * NULL, and renew may be called again). */
-void eip_http_transfer_release(eip_http_transfer *t, int abandon);
+ * limits), keeping the answer buffers and the tracking: the handle is abandoned
+ * (eip_http_abandon), never called again (an inherited handle in a forked child). Then
+ * eip_http_transfer_renew makes a new handle, set up as eip_http_transfer_init does, tracked in
+ * the same set: 0, or -1 (out of memory; t->curl stays NULL, and renew may be called again). */
+void eip_http_transfer_release(eip_http_transfer *t);
 int eip_http_transfer_renew(eip_http_transfer *t, const eip_http_config *cfg);
 
 /* Fills t's response as a failure with curl_code `code` and `text`, without libcurl (a
@@ -246,7 +275,8 @@ void eip_http_free(eip_http *h);
  * (look at resp->status), -1 on a transport failure (resp->curl_code / curl_error say why).
  * resp is overwritten; its body and token pointers stay valid until the next call or
  * eip_http_free. The first request in a process forked since the session was made (or last
- * used) makes a new handle and connections (see "Fork safety" above). */
+ * used) makes a new handle and connections (see "Fork safety" above); eip_http_free there
+ * abandons the inherited handle rather than cleaning it up. */
 int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response *resp);
 
 /* eip_http_transfer_trim of the session's transfer: call it once the last response is no

@@ -9,7 +9,6 @@
 
 #include <curl/curl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,53 +100,25 @@ static void push_done(eip_multi *m, int index);
 
 #define FORKED_TEXT "the process forked while this request was in flight: its answer, if any, went to the parent"
 
-/* Multi handles abandoned in this process (see drop_handles), kept reachable: never used again,
- * and not lost either (a leak checker would count them as the child's leaks). */
-struct abandoned {
-    CURLM *cm;
-    struct abandoned *next;
-};
-static struct abandoned *abandoned;
-static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void abandon(CURLM *cm)
-{
-    struct abandoned *a = malloc(sizeof(*a));
-    if (a == NULL)
-        return; /* lost then: still never used */
-    a->cm = cm;
-    pthread_mutex_lock(&abandoned_lock);
-    a->next = abandoned;
-    abandoned = a;
-    pthread_mutex_unlock(&abandoned_lock);
-}
-
-/* Lets go of every libcurl handle of a multi made before a fork, without a word on their
- * connections. Transfers still running at the fork are finished as failures (their answers are
- * the parent's); their handles, and then the multi handle (which holds them), are abandoned
- * rather than cleaned up: libcurl could wait for a resolver thread that only exists in the
- * parent. Otherwise the handles are cleaned up, their sockets pointed at /dev/null first. */
+/* Lets go of every libcurl handle of a multi made before a fork (see "Fork safety" in http.h):
+ * the multi handle and every slot's easy handle are abandoned, never called again (not even
+ * cleaned up: that would close the numbers of connections the fork handler already closed in
+ * this process, perhaps the user's files by now, or wait for a resolver thread that only exists
+ * in the parent). Transfers still running at the fork are finished as failures: their answers
+ * are the parent's. */
 static void drop_handles(eip_multi *m)
 {
-    int i, running = 0;
-    for (i = 0; i < m->nslots; i++)
-        running |= m->slots[i]->state == SLOT_RUNNING;
-    eip_http_sockets_disown(&m->sockets, running);
+    int i;
     for (i = 0; i < m->nslots; i++) {
         slot *s = m->slots[i];
-        int was_running = s->state == SLOT_RUNNING;
-        if (was_running) {
+        if (s->state == SLOT_RUNNING) {
             eip_http_transfer_fail(&s->t, CURLE_GOT_NOTHING, FORKED_TEXT);
             s->state = SLOT_DONE;
             push_done(m, i);
         }
-        /* A handle outside the multi holds no connection: cleaned up whatever the others do. */
-        eip_http_transfer_release(&s->t, was_running);
+        eip_http_transfer_release(&s->t);
     }
-    if (running)
-        abandon(m->cm);
-    else
-        curl_multi_cleanup(m->cm);
+    eip_http_abandon(m->cm);
     m->cm = NULL;
     m->stale = 1;
     eip_http_sockets_reset(&m->sockets);
