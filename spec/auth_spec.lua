@@ -258,6 +258,23 @@ describe("authentication", function()
       assert(ok, err)
     end)
 
+    -- IAM failing (503, after its own retries): the delete that needed the token was not sent,
+    -- whether the token was for the call or for finding the project (a project name, no id);
+    -- and it could not have acted (the token request's unanswered attempts are not the call's).
+    it("a delete whose token IAM could not give is not sent, and could not have acted", function()
+      emu:inject{ method = "POST", path = "/v3/auth/tokens$", status = 503, times = -1 }
+      for _, auth in ipairs{ emu:iam_auth(), emu:iam_auth{ project = "cn-north-4" } } do
+        local opts = { endpoint = emu.url, auth = auth, max_attempts = 2, backoff_base = 0.01 }
+        if not auth.project then opts.project_id = emu.project_id end
+        local c = eip.new(opts)
+        local err = raised(c.delete_bandwidth, c, fixture.absent_id(1))
+        c:close()
+        assert.same({ "http", 503, "/v3/auth/tokens", true, 0, false },
+          { err.kind, err.status, err.path, err.not_sent, err.attempts, eip.could_have_acted(err) })
+      end
+      for _, r in ipairs(emu:requests()) do assert.equal("POST", r.method) end
+    end)
+
     it("maps a wrong password to a 401 without showing it", function()
       local c = iam_client{ password = "definitely-wrong-password" }
       local err = raised(c.delete_bandwidth, c, "bw-1")

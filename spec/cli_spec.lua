@@ -747,6 +747,8 @@ describe("eip command", function()
       } do
         assert.equal(case[1], rule(case[2]), cjson.encode(case[2]))
       end
+      assert.is_false(rule(nil))
+      assert.is_false(rule("not an error"))
     end)
 
     it("--drain: a delete that may have acted is FAILED?, a refused remove FAILED", function()

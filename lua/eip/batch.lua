@@ -316,8 +316,12 @@ end
 function Run:start(job)
   local request, err = job.call:request()
   if not request then return self:settle(job, job.call:failure(err, true)) end
-  local slot, why = self.driver:start(request)
-  if not slot then error("eip: batch: cannot start a request: " .. tostring(why), 0) end
+  local ok, slot, why = pcall(self.driver.start, self.driver, request)
+  if not (ok and slot) then
+    release(self.runner.provider, job.call) -- a place held for a request that never went
+    if not ok then error(slot, 0) end
+    error("eip: batch: cannot start a request: " .. tostring(why), 0)
+  end
   self.in_flight[slot] = job
 end
 

@@ -211,8 +211,22 @@ local function runner_of(self, method)
 end
 
 -- The project for paths (learnt from the IAM token's scope on first use), kept visible.
-local function project(self, r)
-  local p = r.project_id or r:project()
+-- The project id of the client's calls (found once: see Runner:project). A look-up that fails
+-- (IAM, the metadata service) sent nothing of the call that needed it: its error, as the call's,
+-- is not_sent with no attempt (a copy: the look-up's own attempts are not the call's); `as_is`:
+-- the look-up is the call (client:authenticate).
+local function project(self, r, as_is)
+  local p = r.project_id
+  if not p then
+    local ok, found = pcall(r.project, r)
+    if not ok then
+      if as_is or not errors.is_error(found) then error(found, 0) end
+      local err = errors.copy(found)
+      err.not_sent, err.attempts, err.earlier_unanswered = true, 0, nil
+      error(err, 0)
+    end
+    p = found
+  end
   self.project_id = p
   return p
 end
@@ -257,7 +271,7 @@ end
 function Client:authenticate()
   local r = runner_of(self, "authenticate")
   r.provider:ensure(r)
-  return { auth = r.provider.kind, project_id = project(self, r) }
+  return { auth = r.provider.kind, project_id = project(self, r, true) }
 end
 
 --- Text made safe to show: every secret the client holds (token, SK, security token, IAM

@@ -214,6 +214,7 @@ local NOT_SENT_REASONS = { dns = true, connect = true, tls = true }
 -- @tparam table err an eip error
 -- @treturn boolean
 function M.could_have_acted(err)
+  if type(err) ~= "table" then return false end
   local stage = err.stage
   if stage == "show" then return false end
   if stage == "remove" then return type(err.uncertain) == "table" and #err.uncertain > 0 end

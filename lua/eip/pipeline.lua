@@ -484,6 +484,8 @@ function Call:request()
     if provider.refused then -- too many 401s in a row: sending again could lock the key
       local err = provider:refusal()
       if err then
+        -- A copy of the last 401 (or of another worker's: signing_dict), as this call's.
+        err.method, err.path, err.bandwidth_id = op.method, op.path, op.resource
         release(provider, self)
         self.attempts = attempts - 1 -- nothing sent: attempts counts what was
         return nil, err
@@ -499,8 +501,9 @@ function Call:request()
         self.attempts = attempts - 1
         release(provider, self)
         if attempts > 1 then return nil, self.last_error end
+        -- (earlier_unanswered, if set, was of the token request's attempts, not of this call.)
         err = errors.copy(err)
-        err.not_sent, err.attempts = true, 0
+        err.not_sent, err.attempts, err.earlier_unanswered = true, 0, nil
         return nil, err
       end
     else
@@ -840,7 +843,18 @@ function Runner:run(op, cancel)
     end
     if action then ended(self, call, value) end
     local request, err = call:request()
-    if request then
+    local flying = self.provider.flying
+    if request and flying and flying[call] then
+      -- A transport that raises (a caller bug, a module that failed to load) must not keep the
+      -- signing place until its time is up.
+      local ok, resp = pcall(transport.send, transport, request)
+      if not ok then
+        release(self.provider, call)
+        spare(self, call)
+        error(resp, 0)
+      end
+      action, value = call:response(resp)
+    elseif request then
       action, value = call:response(transport:send(request))
     else
       action, value = call:failure(err, true)

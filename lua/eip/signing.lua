@@ -32,9 +32,12 @@ function M.new(name)
   end
   local ngx = rawget(_G, "ngx")
   local dict = ngx and ngx.shared and ngx.shared[name]
+  if not (ngx and ngx.shared) then
+    errors.raise_usage("signing_dict", "is for use inside nginx, where a lua_shared_dict holds the counts")
+  end
   if not dict then
-    errors.raise_usage("signing_dict", "names no lua_shared_dict of this nginx (%q): it is for use inside nginx",
-      name:sub(1, 40))
+    errors.raise_usage("signing_dict", "names no lua_shared_dict of this nginx (%q): declare it with "
+      .. "`lua_shared_dict %s 64k;` in the http block", name:sub(1, 40), name:sub(1, 40))
   end
   return setmetatable({ dict = dict, md5 = ngx.md5, prefixes = setmetatable({}, { __mode = "k" }) }, Shared)
 end
