@@ -394,6 +394,28 @@ describe("delete_bandwidths", function()
     assert.is_true(results[1] ~= results[2], "one error table per entry")
   end)
 
+  -- A batch run from another's on_result, on the same client, while that one has requests in
+  -- flight: each reports every id of its own (on one shared multi handle the inner batch took
+  -- the outer's answers, and the outer never reported those ids).
+  it("runs a batch from another's on_result, each reporting every id of its own", function()
+    local ids = create(8)
+    emu:inject{ method = "DELETE", action = "slow", delay = 0.3, times = -1 }
+    local c = new()
+    local inner
+    local results, summary = c:delete_bandwidths({ ids[1], ids[2], ids[3], ids[4], ids[5], ids[6] },
+      { concurrency = 3, on_result = function(i)
+        if i == 2 and not inner then -- the probe (1) went alone; 3 and 4 are in flight now
+          local r, s = c:delete_bandwidths({ ids[7], ids[8] })
+          inner = { results = r, summary = s }
+        end
+      end })
+    c:close()
+    for i = 1, 6 do assert.is_table(results[i], "outer result " .. i) end
+    assert.same({ 6, 0 }, { summary.deleted, summary.failed })
+    assert.same({ 2, 0 }, { inner.summary.deleted, inner.summary.failed })
+    for _, id in ipairs(ids) do assert.is_nil(emu:get_bandwidth(id)) end
+  end)
+
   it("re-raises an error of on_result after aborting the transfers; the client stays usable", function()
     local c = new()
     local ok, err = pcall(c.delete_bandwidths, c, create(10), { concurrency = 4, on_result = function(i)

@@ -363,6 +363,28 @@ describe("safety", function()
       for _, r in ipairs(emu:requests()) do assert.not_equal("GET", r.method) end
     end)
 
+    it("a batch run from a hook, with every place taken, sends nothing and ends at once", function()
+      local ids = create(7)
+      emu:inject{ method = "DELETE", action = "slow", delay = 0.5, times = -1 }
+      local c
+      local inner, sent = nil, 0
+      c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, timeout = 3, max_attempts = 1,
+        on_request = function(info)
+          if info.operation ~= "delete_bandwidth" then return end
+          sent = sent + 1
+          if sent == 5 and not inner then -- the probe, then four at once: all places taken
+            local results, summary = c:delete_bandwidths({ ids[6], ids[7] })
+            inner = { results = results, summary = summary }
+          end
+        end }
+      local _, summary = c:delete_bandwidths({ ids[1], ids[2], ids[3], ids[4], ids[5] }, { concurrency = 8 })
+      assert.equal(5, summary.deleted)
+      assert.same({ 0, 2 }, { inner.summary.deleted, inner.summary.not_sent })
+      assert.matches("its batch was run from a hook or a batch's on_result", inner.results[1].message)
+      assert.is_not_nil(emu:get_bandwidth(ids[6]))
+      assert.is_not_nil(emu:get_bandwidth(ids[7]))
+    end)
+
     it("count only in a row: another answer in between resets the count", function()
       local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, max_attempts = 1 }
       for round = 1, 3 do

@@ -65,10 +65,28 @@ local unpack_ = table.unpack or unpack -- luacheck: ignore 113 143 (table.unpack
 ---------------------------------------------------------------------------------------------
 -- Drivers
 
+-- The client's multi handle; a batch run while another batch of the client runs (from one of
+-- its hooks or its on_result) gets one of its own, closed when it ends: on the shared one it
+-- would take the other's answers, and that batch would never report those ids.
 local function multi_driver(runner, concurrency)
   local multi = runner:multi()
+  if runner.multi_busy then
+    multi = runner:multi(true)
+  else
+    runner.multi_busy = multi
+  end
   multi:limit(concurrency)
   return multi, concurrency
+end
+
+-- Once a batch's driver is done with: the client's multi free for the next batch, or a multi of
+-- the batch's own closed.
+local function driver_done(runner, driver)
+  if runner.multi_busy == driver then
+    runner.multi_busy = false
+  elseif driver.close and driver ~= runner.multi_handle then
+    driver:close()
+  end
 end
 
 local Serial = {}
@@ -524,6 +542,9 @@ function Run:loop()
         limit = math.max(pending, pending + room)
         -- Places held by others free up without this loop hearing of it: looked at again soon.
         waits_to_sign = flying > pending
+        -- Run from a hook or an on_result, with no place free: what holds them waits for this
+        -- batch to end. Each id is taken below, and refused a place at once.
+        if limit == 0 and self.runner:reentered() then limit, waits_to_sign = 1, false end
       end
     end
     local start_wait = 0
@@ -689,8 +710,10 @@ function M.run(runner, ids, opts)
       run.driver:cancel() -- nothing stays in flight: the client's next batch starts clean
       run:release_all()
       run:give_back_rate()
+      driver_done(runner, run.driver)
       error(err, 0)
     end
+    driver_done(runner, run.driver)
   end
   run:wind_up()
   local summary = run.summary

@@ -53,7 +53,7 @@ Runner.__index = Runner
 -- field through a slower path (luaV_finishget) than a present one, and writes one (to nil, or
 -- over nil) through a slower one still; a call made dozens of such reads and writes.
 local OPTIONAL = { "log", "on_request", "on_response", "bucket", "endpoint_proxy", "deadline", "secrets",
-  "project_missing",
+  "project_missing", "multi_busy",
   "warned_clear", "multi_handle", "shared_headers" }
 -- The same for the provider's fields a call reads (see eip.auth): kept in the provider itself,
 -- its class's value (a method) or false.
@@ -887,12 +887,12 @@ function Runner:project()
 end
 
 --- The libcurl multi handle for concurrent requests (made on first use, kept for the
--- connections it caches, released by close).
-function Runner:multi()
-  local multi = self.multi_handle
+-- connections it caches, released by close); `fresh`: a new one, not kept (the caller closes it).
+function Runner:multi(fresh)
+  local multi = not fresh and self.multi_handle
   if not multi then
     multi = core.multi{ ca_file = self.ca_file, insecure = self.insecure, user_agent = self.user_agent }
-    self.multi_handle = multi
+    if not fresh then self.multi_handle = multi end
   end
   return multi
 end
