@@ -221,9 +221,7 @@ local function project(self, r, as_is)
     local ok, found = pcall(r.project, r)
     if not ok then
       if as_is or not errors.is_error(found) then error(found, 0) end
-      local err = errors.copy(found)
-      err.not_sent, err.attempts, err.earlier_unanswered = true, 0, nil
-      error(err, 0)
+      error(errors.unsent_copy(found), 0)
     end
     p = found
   end

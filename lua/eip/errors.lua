@@ -156,25 +156,36 @@ end
 --- A call whose `deadline` would pass before the client's `rate` lets its first request go:
 -- kind "transport", reason "timeout" (as when the deadline runs out during an attempt), with
 -- `not_sent = true` and `attempts = 0`: nothing was sent. `wait`: the seconds the rate asked for.
-function M.deadline_before_send(op, deadline, wait)
+-- A call of op that sent nothing because it could not wait any longer (its deadline, or what it
+-- would wait for waits for it): a timeout, not sent, retryable.
+local function unsent_timeout(op, message)
   return new{
     kind = "transport", reason = "timeout", not_sent = true, retryable = true, method = op.method,
-    path = op.path, bandwidth_id = op.resource, attempts = 0,
-    message = string.format("not sent: the deadline (%g s) would pass before the rate limit lets the request go "
-      .. "(in %.2f s)", deadline, wait),
+    path = op.path, bandwidth_id = op.resource, attempts = 0, message = message,
   }
+end
+
+function M.deadline_before_send(op, deadline, wait)
+  return unsent_timeout(op, string.format("not sent: the deadline (%g s) would pass before the rate limit lets the "
+    .. "request go (in %.2f s)", deadline, wait))
 end
 
 --- The error of a signed call not sent because the client already had as many signed requests
 -- in flight as it sends at once (eip.pipeline's SIGNED_IN_FLIGHT_MAX, 4), and `why` it did not
 -- wait for one to end (its deadline passed; it was called from a hook).
 function M.no_signing_place(op, why)
-  return new{
-    kind = "transport", reason = "timeout", not_sent = true, retryable = true, method = op.method,
-    path = op.path, bandwidth_id = op.resource, attempts = 0,
-    message = "not sent: " .. why .. " while this client had 4 signed requests in flight, as many as it sends "
-      .. "at once (a key refused mid-way must not be refused five times in a row)",
-  }
+  return unsent_timeout(op, "not sent: " .. why .. " while this client had 4 signed requests in flight, as many "
+    .. "as it sends at once (a key refused mid-way must not be refused five times in a row)")
+end
+
+--- The error of a call that sent nothing because a step before its request failed (its
+-- credentials, its project's look-up): a copy of that step's error, as the call's, `not_sent`
+-- with no attempt. (The step's own attempts, and whether one of them went unanswered, are not
+-- the call's.)
+function M.unsent_copy(err)
+  local c = M.copy(err)
+  c.not_sent, c.attempts, c.earlier_unanswered = true, 0, nil
+  return c
 end
 
 --- The 401 a client stands for when another nginx worker's signatures with the same key were

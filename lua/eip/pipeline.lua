@@ -460,21 +460,17 @@ end
 -- `from_credentials`). Raises what is not an eip error (a bug keeps its traceback).
 function Call:request()
   local runner, op = self.runner, self.op
+  if self.deadline and self:past_deadline(0) then
+    -- A retry whose deadline passed while it waited (a batch's rate, pause or free slot): not
+    -- sent, the call ends with the last attempt's error, as when a backoff would pass it.
+    release(runner.provider, self)
+    return nil, self.last_error
+  end
   local attempts = self.attempts + 1
   self.attempts = attempts
   if attempts == 1 and not self.started then self:start() end -- Runner:run starts it before a rate wait
   local timeout, deadline = runner.timeout, self.deadline
-  if deadline then
-    local left = deadline - monotime()
-    if attempts > 1 and left < MIN_ATTEMPT_TIME then
-      -- A retry whose deadline passed while it waited (a batch's rate, pause or free slot):
-      -- not sent, the call ends with the last attempt's error, as when a backoff would pass it.
-      self.attempts = attempts - 1
-      release(runner.provider, self)
-      return nil, self.last_error
-    end
-    timeout = max(0.001, min(timeout, left))
-  end
+  if deadline then timeout = max(0.001, min(timeout, deadline - monotime())) end
   local req = build(runner, op, attempts, timeout, runner.reuse_requests and self.req or nil)
   local content_type = op.content_type or CONTENT_TYPE
   if req.no_auth then
@@ -501,10 +497,7 @@ function Call:request()
         self.attempts = attempts - 1
         release(provider, self)
         if attempts > 1 then return nil, self.last_error end
-        -- (earlier_unanswered, if set, was of the token request's attempts, not of this call.)
-        err = errors.copy(err)
-        err.not_sent, err.attempts, err.earlier_unanswered = true, 0, nil
-        return nil, err
+        return nil, errors.unsent_copy(err)
       end
     else
       authenticate(runner, req, content_type, provider, op.headers)
@@ -759,7 +752,7 @@ local function rate_wait(self, call, bucket, cancel)
     local left, later = deadline - monotime(), nil
     if left > 0 then wait, later = bucket:take_within(max(0, left - MIN_ATTEMPT_TIME)) end
     if not wait then
-      if call.attempts > 0 then return final(call, call.last_error) end
+      if call.attempts > 0 then return call:expire() end
       local err = errors.deadline_before_send(call.op, self.deadline, later or 0)
       err.elapsed = monotime() - call.started
       return "fail", err
@@ -789,7 +782,7 @@ local function signing_wait(self, call, cancel)
     end
     -- After the next step, the attempt must still have MIN_ATTEMPT_TIME to be answered in.
     if deadline and monotime() + M.SIGNED_WAIT_STEP + MIN_ATTEMPT_TIME >= deadline then
-      if call.attempts > 0 then return final(call, call.last_error) end
+      if call.attempts > 0 then return call:expire() end
       local err = errors.no_signing_place(call.op, string.format("the deadline (%g s) passed", self.deadline))
       err.elapsed = monotime() - call.started
       return "fail", err
@@ -843,19 +836,23 @@ function Runner:run(op, cancel)
     end
     if action then ended(self, call, value) end
     local request, err = call:request()
-    local flying = self.provider.flying
-    if request and flying and flying[call] then
-      -- A transport that raises (a caller bug, a module that failed to load) must not keep the
-      -- signing place until its time is up.
-      local ok, resp = pcall(transport.send, transport, request)
-      if not ok then
-        release(self.provider, call)
-        spare(self, call)
-        error(resp, 0)
+    if request then
+      local resp
+      local flying = self.provider.flying
+      if flying and flying[call] then
+        -- A transport that raises (a caller bug, a module that failed to load) must not keep
+        -- the signing place until its time is up.
+        local ok
+        ok, resp = pcall(transport.send, transport, request)
+        if not ok then
+          release(self.provider, call)
+          spare(self, call)
+          error(resp, 0)
+        end
+      else
+        resp = transport:send(request)
       end
       action, value = call:response(resp)
-    elseif request then
-      action, value = call:response(transport:send(request))
     else
       action, value = call:failure(err, true)
     end
