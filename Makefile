@@ -93,7 +93,7 @@ deps-matrix:
 deps-docs:
 	$(call install_missing,$(DEBIAN_PKGS_DOCS))
 
-$(BUILD)/ctest/%: test/c/%.c $(CORE_SRC) $(CORE_HDR) test/c/ctest.h
+$(BUILD)/ctest/%: test/c/%.c $(CORE_SRC) $(CORE_HDR) test/c/ctest.h test/c/ctest_net.h
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) $(LUA_INC) $< $(filter-out src/eip_core.c,$(CORE_SRC)) -o $@ $(LIBS)
 

@@ -59,7 +59,7 @@ $(ASAN_HOOK): mk/check_preload.c
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(WARN) -O1 -D_DEFAULT_SOURCE -fPIC -shared $< -o $@
 
-$(ASAN_DIR)/ctest/%: test/c/%.c $(CORE_SRC) $(CORE_HDR) test/c/ctest.h
+$(ASAN_DIR)/ctest/%: test/c/%.c $(CORE_SRC) $(CORE_HDR) test/c/ctest.h test/c/ctest_net.h
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(WARN) $(SAN_CFLAGS) $(SAN_FLAGS) $(CPPFLAGS_ALL) $(LUA_INC) $< $(filter-out src/eip_core.c,$(CORE_SRC)) -o $@ $(LIBS)
 

@@ -8,6 +8,7 @@
 #include "http.h"
 #include "multi.h"
 #include "ctest.h"
+#include "ctest_net.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -91,18 +92,9 @@ static void *serve(void *arg)
 
 static int start_server(pthread_t *th)
 {
-    struct sockaddr_in a;
-    socklen_t alen = sizeof(a);
-    listener = socket(AF_INET, SOCK_STREAM, 0);
+    listener = ctest_listen(&port);
     if (listener < 0)
         return -1;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(listener, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(listener, 64) != 0 ||
-        getsockname(listener, (struct sockaddr *)&a, &alen) != 0)
-        return -1;
-    port = ntohs(a.sin_port);
     return pthread_create(th, NULL, serve, NULL) == 0 ? 0 : -1;
 }
 
