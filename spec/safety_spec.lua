@@ -338,23 +338,30 @@ describe("safety", function()
       assert.equal(204, c:delete_bandwidth(ids[9]).status)
     end)
 
+    -- Deletes ids[1..5] in a batch of an AK/SK client (each answered after 0.5 s) whose
+    -- on_request hook runs nested(c) once, as the fifth delete starts: the probe went alone,
+    -- then four at once, so every signing place is taken. Returns the batch's summary.
+    local function batch_calling_from_hook(ids, nested)
+      emu:inject{ method = "DELETE", action = "slow", delay = 0.5, times = -1 }
+      local c
+      local sent = 0
+      c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, timeout = 3, max_attempts = 1,
+        on_request = function(info)
+          if info.operation ~= "delete_bandwidth" then return end
+          sent = sent + 1
+          if sent == 5 then nested(c) end
+        end }
+      local _, summary = c:delete_bandwidths({ ids[1], ids[2], ids[3], ids[4], ids[5] }, { concurrency = 8 })
+      return summary
+    end
+
     -- A hook runs while its call holds a place: a signed call it makes when the four are taken
     -- (a batch's, here) fails at once, not sent, rather than wait for places its own batch
     -- cannot give back until the hook returns.
     it("a signed call from a hook, with every place taken, fails at once and sends nothing", function()
       local ids = create(6)
-      emu:inject{ method = "DELETE", action = "slow", delay = 0.5, times = -1 }
-      local c
-      local nested, sent = nil, 0
-      c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, timeout = 3, max_attempts = 1,
-        on_request = function(info)
-          if info.operation ~= "delete_bandwidth" then return end
-          sent = sent + 1
-          if sent == 5 and not nested then -- the probe, then four at once: all places taken
-            nested = { pcall(c.show_bandwidth, c, ids[6]) }
-          end
-        end }
-      local _, summary = c:delete_bandwidths({ ids[1], ids[2], ids[3], ids[4], ids[5] }, { concurrency = 8 })
+      local nested
+      local summary = batch_calling_from_hook(ids, function(c) nested = { pcall(c.show_bandwidth, c, ids[6]) } end)
       assert.equal(5, summary.deleted)
       assert.is_false(nested[1])
       local err = nested[2]
@@ -365,19 +372,11 @@ describe("safety", function()
 
     it("a batch run from a hook, with every place taken, sends nothing and ends at once", function()
       local ids = create(7)
-      emu:inject{ method = "DELETE", action = "slow", delay = 0.5, times = -1 }
-      local c
-      local inner, sent = nil, 0
-      c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, timeout = 3, max_attempts = 1,
-        on_request = function(info)
-          if info.operation ~= "delete_bandwidth" then return end
-          sent = sent + 1
-          if sent == 5 and not inner then -- the probe, then four at once: all places taken
-            local results, summary = c:delete_bandwidths({ ids[6], ids[7] })
-            inner = { results = results, summary = summary }
-          end
-        end }
-      local _, summary = c:delete_bandwidths({ ids[1], ids[2], ids[3], ids[4], ids[5] }, { concurrency = 8 })
+      local inner
+      local summary = batch_calling_from_hook(ids, function(c)
+        local results, s = c:delete_bandwidths({ ids[6], ids[7] })
+        inner = { results = results, summary = s }
+      end)
       assert.equal(5, summary.deleted)
       assert.same({ 0, 2 }, { inner.summary.deleted, inner.summary.not_sent })
       assert.matches("its batch was run from a hook or a batch's on_result", inner.results[1].message)
