@@ -9,9 +9,7 @@ local host = require "spec.support.host"
 local socket = require "socket"
 
 
-local function env_of(t)
-  return function(name) return t[name] end
-end
+local env_of = require("spec.support.assertions").env_of
 
 local function no_secret_in(text, secrets)
   for _, s in ipairs(secrets) do

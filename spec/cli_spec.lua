@@ -39,9 +39,7 @@ local function by_id(out)
   return objs
 end
 
-local function has(haystack, needle)
-  return haystack:find(needle, 1, true) ~= nil
-end
+local has = require("spec.support.assertions").has
 
 -- A batch prints each id's line as that id finishes, so lines are found by id (the second
 -- field of a text line), not by place.

@@ -9,9 +9,7 @@ local raised = require("spec.support.assertions").raised
 local host = require "spec.support.host"
 local socket = require "socket"
 
-local function env_of(t)
-  return function(name) return t[name] end
-end
+local env_of = require("spec.support.assertions").env_of
 
 describe("regions", function()
   it("has the official VPC table: 34 regions, IAM on .eu for eu-west-101, global IAM for six", function()

@@ -22,13 +22,9 @@ local NAME = tls.PROXIED_NAME
 local USER, SECRET = "proxy-ops-user", "pr0xy-Secret-pw"
 local BASIC = "Basic " .. proxy.base64(USER .. ":" .. SECRET)
 
-local function env_of(t)
-  return function(name) return t[name] end
-end
+local env_of = require("spec.support.assertions").env_of
 
-local function has(haystack, needle)
-  return haystack:find(needle, 1, true) ~= nil
-end
+local has = require("spec.support.assertions").has
 
 describe("proxy settings (eip.proxy)", function()
   local P = "http://proxy.corp.example:3128"

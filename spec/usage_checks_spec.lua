@@ -9,13 +9,9 @@ local profile = require "eip.profile"
 local nginx = require "spec.support.nginx"
 local raised = require("spec.support.assertions").raised
 
-local function env_of(t)
-  return function(name) return t[name] end
-end
+local env_of = require("spec.support.assertions").env_of
 
-local function has(haystack, needle)
-  return haystack:find(needle, 1, true) ~= nil
-end
+local has = require("spec.support.assertions").has
 
 describe("a bandwidth name (validate.bandwidth_name, create_bandwidth's name)", function()
   it("accepts what the API documents: ASCII letters and digits, _ - . and Chinese, 1-64 characters", function()

@@ -11,4 +11,14 @@ function M.raised(f, ...)
   return err
 end
 
+--- A getenv that reads the table t (a process environment of the spec's own).
+function M.env_of(t)
+  return function(name) return t[name] end
+end
+
+--- Does haystack hold needle, as plain text?
+function M.has(haystack, needle)
+  return haystack:find(needle, 1, true) ~= nil
+end
+
 return M
