@@ -17,6 +17,7 @@ local dns = require "spec.support.dns"
 local proxy = require "spec.support.proxy"
 local host = require "spec.support.host"
 local proxy_settings = require "eip.proxy"
+local absent_id = require("spec.support.fixture").absent_id
 
 -- "Ends within its timeout": a run may take this much longer than the case's timeout.
 local SLACK = 3
@@ -825,6 +826,99 @@ describe("the transport contract, through both transports", function()
         end
       end
     end
+  end)
+
+  -- An idle kept-alive connection that received something (a late duplicate answer, the late
+  -- body of a 204, a 408 before a close) or was closed a moment after its answer: what is there
+  -- is no answer to the next request, and a request sent on it may be lost. nginx's pool closes
+  -- such a connection; libcurl 7.x would hand it out again (and read the stray 204 as the next
+  -- delete's answer). Both send the next request on a fresh connection, once, and read its own
+  -- answer; a POST is not counted as sent twice.
+  local STRAY = "HTTP/1.1 204 No Content\r\nX-Request-Id: stray-answer\r\n\r\n"
+  local function answer_then(rule)
+    local body = '{"code":"VPC.0512","message":"busy"}'
+    rule.action = "raw"
+    rule.raw = "HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nX-Request-Id: first-answer\r\n"
+      .. "Content-Length: " .. #body .. "\r\n\r\n" .. body
+    rule.raw_wait = 0.2
+    return rule
+  end
+  local STALE = {
+    { "a stray answer while idle", function(method)
+      return answer_then{ method = method, raw_repeat = STRAY, raw_times = 1, raw_end = "hang" }
+    end },
+    { "a close a moment after the answer", function(method)
+      return answer_then{ method = method, raw_end = "close" }
+    end },
+  }
+
+  it("a pooled connection that received anything while idle is not used: the next request gets its own answer",
+    function()
+    for _, stale in ipairs(STALE) do
+      for _, method in ipairs{ "DELETE", "POST" } do
+        for _, transport in ipairs(TRANSPORTS) do
+          emu:reset()
+          local label = transport.name .. " " .. method .. ", " .. stale[1]
+          local req = { method = method, url = api_url(), headers = { "X-Auth-Token: " .. emu.token },
+            body = method == "POST" and "{}" or nil, timeout = 5, connect_timeout = 5 }
+          emu:inject(stale[2](method))
+          emu:inject{ method = method, status = 404, body = { code = "VPC.0306", message = "gone" },
+            headers = { ["X-Request-Id"] = "its-own-answer" } }
+          local first, second
+          if transport.name == "libcurl" then
+            local t = require("eip.transport.curl").new{ user_agent = "lua-eip-conformance" }
+            first = t:send(req)
+            socket.sleep(0.6) -- the stray bytes, or the close, come meanwhile
+            second = t:send(req)
+            t:close()
+          else
+            first = app_post("/t/send", req, 15)
+            socket.sleep(0.6)
+            second = app_post("/t/send", req, 15)
+          end
+          assert.same({ 409, "first-answer" }, { first.status, first.request_id }, label)
+          assert.same({ 404, "its-own-answer" }, { second.status, second.request_id }, label)
+          assert.is_nil(second.error_kind, label)
+          assert.is_nil(second.resent, label)
+          local sent = 0
+          for _, r in ipairs(emu:requests()) do
+            if r.method == method then sent = sent + 1 end
+          end
+          assert.equal(2, sent, label)
+        end
+      end
+    end
+  end)
+
+  -- The same through the client, whose single calls and batches keep connections of their own:
+  -- a stray 204 on an idle connection is never a delete's answer.
+  it("a delete on a pooled connection with a stray 204 is the server's own answer, single or batch", function()
+    local client = eip.new{ endpoint = emu.url, token = emu.token, project_id = emu.project_id, max_attempts = 1,
+      timeout = 5 }
+    for _, how in ipairs{ "single", "batch" } do
+      emu:reset()
+      local missing = absent_id()
+      local present = emu:create_bandwidth{ size = 10, share_type = "WHOLE" }
+      emu:inject(answer_then{ method = "DELETE", path = emu:delete_path(present), raw_repeat = STRAY,
+        raw_times = 1, raw_end = "hang" })
+      local function delete(id)
+        if how == "single" then
+          local ok, res = pcall(client.delete_bandwidth, client, id)
+          return ok, res
+        end
+        local results = client:delete_bandwidths({ id }, { concurrency = 1 })
+        local r = results[1]
+        return not eip.is_error(r), r
+      end
+      local ok, err = delete(present)
+      assert.is_false(ok, how)
+      assert.same({ 409, "VPC.0512" }, { err.status, err.code }, how)
+      socket.sleep(0.6)
+      ok, err = delete(missing)
+      assert.is_false(ok, how .. ": a stray 204 was taken for the delete's answer")
+      assert.same({ 404, "VPC.0306" }, { err.status, err.code }, how)
+    end
+    client:close()
   end)
 
   -- After a batch the pool holds many connections, which may go stale together (a load balancer

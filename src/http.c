@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,10 +27,20 @@ static void reset_response(eip_http_response *r);
 
 /* ---- fork safety (see "Fork safety" in http.h) ----------------------------------------- */
 
+/* A connection's ends as the prerequest callback names them: the peer's address (4 or 16 bytes,
+ * by family) and port, and the local port. */
+struct ends {
+    int family, local_port, peer_port;
+    unsigned char peer[16];
+};
+
 struct eip_http_socket {
     int fd;
     dev_t dev; /* what fstat said when it was opened: a number closed behind our back and */
     ino_t ino; /* given to someone else (the user's file) is never taken for it */
+    int used;  /* a request was sent on it: a later one reuses the connection */
+    int known; /* its ends were looked up (by the prerequest callback, once it was connected) */
+    struct ends ends;
 };
 
 /* The registry of every socket set, the sets' contents and the abandoned handles, under one lock
@@ -204,6 +217,8 @@ static curl_socket_t open_socket(void *data, curlsocktype purpose, struct curl_s
     s->v[i].fd = fd;
     s->v[i].dev = st.st_dev;
     s->v[i].ino = st.st_ino;
+    s->v[i].used = 0;
+    s->v[i].known = 0;
 out:
     pthread_mutex_unlock(&fork_lock);
     return fd < 0 ? CURL_SOCKET_BAD : fd;
@@ -452,17 +467,126 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
 }
 
 #if LIBCURL_VERSION_NUM >= 0x075000 /* 7.80.0: CURLOPT_PREREQFUNCTION */
-/* Called before each send of the request, on a new or a reused connection. libcurl sends a
- * request again by itself when a reused connection dies before any answer, though the first
- * send may have been carried out: said (resent) for an idempotent method, refused for any
- * other (the transfer then fails, see eip_http_transfer_finish). */
+/* The ends of an address pair (a sockaddr from getsockname or getpeername), 0; -1 when it is
+ * neither IPv4 nor IPv6. */
+static int port_and_address(const struct sockaddr_storage *a, int *port, unsigned char *addr, int *family)
+{
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)a;
+        *port = ntohs(in->sin_port);
+        memcpy(addr, &in->sin_addr, 4);
+    } else if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)a;
+        *port = ntohs(in6->sin6_port);
+        memcpy(addr, &in6->sin6_addr, 16);
+    } else {
+        return -1;
+    }
+    *family = a->ss_family;
+    return 0;
+}
+
+/* The ends of connected socket fd: 0, or -1. */
+static int ends_of_socket(int fd, struct ends *e)
+{
+    struct sockaddr_storage a;
+    unsigned char local[16];
+    int family;
+    socklen_t len = sizeof(a);
+    memset(e, 0, sizeof(*e));
+    if (getsockname(fd, (struct sockaddr *)&a, &len) != 0 ||
+        port_and_address(&a, &e->local_port, local, &family) != 0)
+        return -1;
+    len = sizeof(a);
+    if (getpeername(fd, (struct sockaddr *)&a, &len) != 0 ||
+        port_and_address(&a, &e->peer_port, e->peer, &e->family) != 0)
+        return -1;
+    return 0;
+}
+
+/* The ends libcurl names (the peer's address as text): 0, or -1 when it cannot be read. */
+static int ends_named(const char *peer_ip, int peer_port, int local_port, struct ends *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->local_port = local_port;
+    e->peer_port = peer_port;
+    if (peer_ip == NULL)
+        return -1;
+    if (inet_pton(AF_INET, peer_ip, e->peer) == 1)
+        e->family = AF_INET;
+    else if (inet_pton(AF_INET6, peer_ip, e->peer) == 1)
+        e->family = AF_INET6;
+    else
+        return -1;
+    return 0;
+}
+
+static int same_ends(const struct ends *a, const struct ends *b)
+{
+    return a->family == b->family && a->local_port == b->local_port && a->peer_port == b->peer_port &&
+           memcmp(a->peer, b->peer, a->family == AF_INET ? 4 : 16) == 0;
+}
+
+/* The tracked socket of the connection whose ends are e, or NULL. Each socket's ends are looked
+ * up once (two system calls), when no socket known so far has them: a local port alone is not
+ * enough (Linux gives one port to connections to different peers). Only the thread that owns
+ * the set calls this (as it opens and closes them): no lock. */
+static struct eip_http_socket *socket_at(eip_http_sockets *s, const struct ends *e)
+{
+    size_t i;
+    for (i = 0; i < s->n; i++)
+        if (s->v[i].known && same_ends(&s->v[i].ends, e))
+            return &s->v[i];
+    for (i = 0; i < s->n; i++) {
+        if (s->v[i].known)
+            continue;
+        if (ends_of_socket(s->v[i].fd, &s->v[i].ends) != 0)
+            continue; /* not connected yet (another transfer's): looked at again next time */
+        s->v[i].known = 1;
+        if (same_ends(&s->v[i].ends, e))
+            return &s->v[i];
+    }
+    return NULL;
+}
+
+/* Has fd anything to read, or an error, or its end? An idle kept-alive connection has none of
+ * them: bytes there are no answer to the request about to go out (a late duplicate answer,
+ * the late body of a 204, a 408 sent before closing), and a reset or a close means it is dead. */
+static int pending_input(int fd)
+{
+    struct pollfd p;
+    p.fd = fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    return poll(&p, 1, 0) != 0;
+}
+
+/* Called before each send of the request, on a new or a reused connection.
+ * - A reused connection that received anything while idle is not used: libcurl 7.x reads what
+ *   is there as the answer to the next request (another request's 204 taken for this delete's),
+ *   and within a second of a reset sends on it anyway, then again on a new connection, which
+ *   would count as a resend. The transfer is aborted before anything is sent, the socket shut
+ *   down (libcurl then finds it dead and closes it), and the caller runs the transfer again
+ *   on a fresh connection (t->stale: see eip_http_transfer_retry_stale).
+ * - libcurl sends a request again by itself when a reused connection dies before any answer,
+ *   though the first send may have been carried out: said (resent) for an idempotent method,
+ *   refused for any other (the transfer then fails, see eip_http_transfer_finish). */
 static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_port, int local_port)
 {
     eip_http_transfer *t = data;
-    (void)remote_ip;
+    struct ends ends;
     (void)local_ip;
-    (void)remote_port;
-    (void)local_port;
+    if (t->sockets != NULL && ends_named(remote_ip, remote_port, local_port, &ends) == 0) {
+        struct eip_http_socket *sock = socket_at(t->sockets, &ends);
+        if (sock != NULL) {
+            if (sock->used && pending_input(sock->fd)) {
+                shutdown(sock->fd, SHUT_RDWR);
+                t->stale = 1;
+                return CURL_PREREQFUNC_ABORT;
+            }
+            sock->used = 1;
+        }
+    }
     t->head = HEAD_START; /* a send on another connection: its answer starts anew */
     if (++t->sends > 1) {
         if (t->resend_forbidden) {
@@ -1048,7 +1172,11 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->truncated = 0;
     t->oom = t->refused = NULL;
     t->head = HEAD_START;
-    t->sends = t->resend_refused = 0;
+    t->sends = t->resend_refused = t->stale = 0;
+    if (t->fresh) {
+        curl_easy_setopt(t->curl, CURLOPT_FRESH_CONNECT, 0L);
+        t->fresh = 0;
+    }
     t->resend_forbidden = !idempotent(req->method);
     t->errbuf[0] = '\0';
     t->body_cap = req->body_cap ? req->body_cap : EIP_HTTP_DEFAULT_BODY_CAP;
@@ -1087,8 +1215,22 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     return 0;
 }
 
+int eip_http_transfer_retry_stale(eip_http_transfer *t, int rc)
+{
+    if (rc != CURLE_ABORTED_BY_CALLBACK || !t->stale)
+        return 0;
+    /* Nothing was sent nor received: the request goes out as if for the first time. */
+    t->stale = t->sends = 0;
+    t->head = HEAD_START;
+    t->errbuf[0] = '\0';
+    curl_easy_setopt(t->curl, CURLOPT_FRESH_CONNECT, 1L);
+    t->fresh = 1; /* until the next request (eip_http_transfer_prepare) */
+    return 1;
+}
+
 int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response *resp)
 {
+    CURLcode rc;
     /* One comparison per request; a system call or two only in a child's first request. */
     if ((eip_http_sockets_forked(&h->sockets) || h->t.curl == NULL) && renew_after_fork(h) != 0) {
         h->t.resp = resp;
@@ -1100,7 +1242,10 @@ int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response
         h->t.resp = NULL; /* the caller's: never touched after this call */
         return -1;
     }
-    eip_http_transfer_finish(&h->t, curl_easy_perform(h->t.curl));
+    rc = curl_easy_perform(h->t.curl);
+    if (eip_http_transfer_retry_stale(&h->t, rc))
+        rc = curl_easy_perform(h->t.curl);
+    eip_http_transfer_finish(&h->t, rc);
     h->t.resp = NULL;
     return resp->curl_code == 0 ? 0 : -1;
 }

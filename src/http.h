@@ -202,6 +202,10 @@ typedef struct {
     /* Sends of the current request (the prerequest callback counts them), whether a second
      * one is forbidden (a method that is not idempotent), and whether one was refused. */
     int sends, resend_forbidden, resend_refused;
+    /* The prerequest callback aborted the transfer before sending: its reused connection had
+     * received something while idle (see on_prereq in http.c); and whether the handle is set to
+     * take a fresh connection (until the next request). */
+    int stale, fresh;
     /* The proxy the handle is set to (copies of the last request's; NULL: direct), so that a
      * client sending through the same proxy (or none) sets no option again. */
     char *proxy, *proxy_user, *proxy_password;
@@ -278,6 +282,12 @@ void eip_http_free(eip_http *h);
  * used) makes a new handle and connections (see "Fork safety" above); eip_http_free there
  * abandons the inherited handle rather than cleaning it up. */
 int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response *resp);
+
+/* After a transfer ended with rc: when the prerequest callback aborted it because its reused
+ * connection had received something while idle (nothing was sent), sets it to go out again on a
+ * fresh connection and returns 1 (the caller performs it, or adds it to its multi, again);
+ * otherwise 0. At most once per request: a fresh connection is never found stale. */
+int eip_http_transfer_retry_stale(eip_http_transfer *t, int rc);
 
 /* eip_http_transfer_trim of the session's transfer: call it once the last response is no
  * longer needed (its body and token pointers are then invalid). eip_http_buffered: what its

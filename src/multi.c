@@ -217,14 +217,24 @@ static int slot_index(const eip_multi *m, const CURL *easy)
 static void collect(eip_multi *m)
 {
     CURLMsg *msg;
+    CURLcode rc;
     int left;
     while ((msg = curl_multi_info_read(m->cm, &left)) != NULL) {
         int index;
         if (msg->msg != CURLMSG_DONE)
             continue;
         index = slot_index(m, msg->easy_handle);
-        if (index >= 0 && m->slots[index]->state == SLOT_RUNNING)
-            slot_finish(m, index, msg->data.result);
+        if (index < 0 || m->slots[index]->state != SLOT_RUNNING)
+            continue;
+        rc = msg->data.result;
+        if (eip_http_transfer_retry_stale(&m->slots[index]->t, rc)) {
+            /* Its connection was stale and nothing was sent: again, on a fresh one. */
+            CURL *easy = m->slots[index]->t.curl;
+            curl_multi_remove_handle(m->cm, easy);
+            if (curl_multi_add_handle(m->cm, easy) == CURLM_OK)
+                continue;
+        }
+        slot_finish(m, index, rc);
     }
 }
 

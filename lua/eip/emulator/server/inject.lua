@@ -17,7 +17,9 @@
 -- Fields of "raw": raw (bytes written first), raw_repeat (bytes written after them again and
 --   again: an endless line, a flood of headers), raw_times (how many times; default: until the
 --   client goes away, at most HANG_MAX seconds), raw_interval (seconds between two repeats),
---   raw_end = "close" (default) | "hang" (keep the connection open until the client closes it).
+--   raw_end = "close" (default) | "hang" (keep the connection open until the client closes it),
+--   raw_wait (seconds between `raw` and what follows it: the repeats, the close or the hang; an
+--   answer, then a late duplicate on the idle connection, or a close a moment after it).
 local json = require "eip.emulator.server.json"
 local store = require "eip.emulator.server.store"
 local util = require "eip.emulator.server.util"
@@ -34,6 +36,7 @@ local FIELDS = {
   body_size = "number", trickle_interval = "number", chunked = "boolean",
   no_request_id = "boolean",
   raw = "string", raw_repeat = "string", raw_times = "number", raw_interval = "number", raw_end = "string",
+  raw_wait = "number",
 }
 
 local ACTIONS = { respond = true, drop = true, reset_mid_body = true, hang = true, trickle = true,
@@ -77,6 +80,9 @@ local function check_ranges(rule)
   end
   if rule.raw_interval and not (rule.raw_interval >= 0 and rule.raw_interval <= 10) then
     return nil, "raw_interval must be in [0, 10]"
+  end
+  if rule.raw_wait and not (rule.raw_wait >= 0 and rule.raw_wait <= 10) then
+    return nil, "raw_wait must be in [0, 10]"
   end
   if rule.raw_repeat == "" then
     return nil, "raw_repeat must not be empty"
@@ -297,6 +303,7 @@ function actions.raw(rule)
   sock:settimeout(5000)
   local deadline = ngx.now() + HANG_MAX
   local alive = rule.raw == nil or rule.raw == "" or sock:send(rule.raw) ~= nil
+  if alive and rule.raw_wait and rule.raw_wait > 0 then ngx.sleep(rule.raw_wait) end
   local n = 0
   while alive and rule.raw_repeat and (rule.raw_times == nil or n < rule.raw_times)
       and ngx.now() < deadline and not ngx.worker.exiting() do
