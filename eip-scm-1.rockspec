@@ -71,6 +71,7 @@ build = {
       ["eip.cli.json"] = "lua/eip/cli/json.lua",
       ["eip.cli.output"] = "lua/eip/cli/output.lua",
       ["eip.cli.progress"] = "lua/eip/cli/progress.lua",
+      ["eip.cli.sink"] = "lua/eip/cli/sink.lua",
       ["eip.cli.delete_bandwidth"] = "lua/eip/cli/delete_bandwidth.lua",
       ["eip.cli.show_bandwidth"] = "lua/eip/cli/show_bandwidth.lua",
       ["eip.cli.list_bandwidths"] = "lua/eip/cli/list_bandwidths.lua",

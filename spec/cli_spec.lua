@@ -6,6 +6,7 @@
 local cjson = require "cjson"
 local emulator = require "spec.support.emulator"
 local host = require "spec.support.host"
+local socket = require "socket"
 local absent_id = require("spec.support.fixture").absent_id
 -- A drain nobody is asked to confirm: the terms of the new bandwidths given, never defaults.
 local DRAIN_YES = "--drain --yes --size 1 --charge-mode bandwidth"
@@ -20,6 +21,15 @@ local function slurp(path)
   local s = f:read("*a")
   f:close()
   os.remove(path)
+  return s
+end
+
+-- A file's text, the file kept ("" when there is none yet).
+local function slurp_keep(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("*a")
+  f:close()
   return s
 end
 
@@ -61,7 +71,10 @@ describe("eip command", function()
 
   -- A clean environment (env -i): only what the command is given, so nothing of the caller's
   -- shell leaks in. opts.env adds or replaces variables (false removes one); opts.stdin feeds
-  -- stdin; opts.cwd runs elsewhere. Returns exit code, stdout, stderr.
+  -- stdin (opts.input names a file for it, or "&-" to close it); opts.cwd runs elsewhere;
+  -- opts.out sends stdout elsewhere ("/dev/full", "&-": stdout is then ""); opts.pipe reads
+  -- stdout with a command (`head -1`: stdout is what it wrote). opts.signal: a function(pid)
+  -- called while the command runs in the background. Returns exit code, stdout, stderr.
   local function run(args, opts)
     opts = opts or {}
     local vars = { PATH = os.getenv("PATH"), HOME = os.getenv("HOME") or "/tmp",
@@ -76,9 +89,39 @@ describe("eip command", function()
       f:write(opts.stdin)
       f:close()
     end
-    local cmd = string.format("cd %s && env -i %s %s %s <%s >%s 2>%s", q(opts.cwd or ROOT),
-      table.concat(env, " "), EIP, args, input, out, err)
-    local _, code = host.execute(cmd)
+    local redirect = input == "&-" and "<&-" or ("<" .. input)
+    -- exec: in the background, $! is then the command's own pid (a signal reaches it, not a shell).
+    local cmd = string.format("cd %s && exec env -i %s %s %s %s", q(opts.cwd or ROOT), table.concat(env, " "), EIP,
+      args, redirect)
+    local code
+    if opts.pipe or opts.signal then
+      -- The command's own status (not the reader's), through a file; with opts.signal, run in the
+      -- background and its pid known.
+      local rc, pid = os.tmpname(), os.tmpname()
+      local inner = opts.signal and string.format("(%s) 2>%s & echo $! >%s; wait $!; echo $? >%s", cmd, err, pid, rc)
+        or string.format("(%s) 2>%s; echo $? >%s", cmd, err, rc)
+      local line = string.format("(%s) | %s >%s", inner, opts.pipe or "cat", out)
+      if opts.signal then
+        host.execute("(" .. line .. ") >/dev/null 2>&1 &")
+        local deadline = os.time() + 20
+        while slurp_keep(pid) == "" or not tonumber(slurp_keep(pid)) do
+          assert(os.time() < deadline, "the command did not start")
+          socket.sleep(0.02)
+        end
+        opts.signal(tonumber(slurp_keep(pid)))
+        while slurp_keep(rc) == "" do
+          assert(os.time() < deadline + 20, "the command did not end")
+          socket.sleep(0.05)
+        end
+      else
+        host.execute(line)
+      end
+      code = tonumber(slurp(rc))
+      os.remove(pid)
+    else
+      local to = opts.out and (opts.out == "&-" and ">&-" or (">" .. opts.out)) or (">" .. out)
+      code = select(2, host.execute(string.format("%s %s 2>%s", cmd, to, err)))
+    end
     if opts.stdin then os.remove(input) end
     return code, slurp(out), slurp(err)
   end
@@ -857,6 +900,148 @@ describe("eip command", function()
         assert.truthy(err:find("--rate", 1, true) or err:find("--burst", 1, true), a .. ": " .. err)
       end
       assert.equal(0, emu:stats().requests)
+    end)
+  end)
+
+  describe("signals, a reader gone, output that cannot be written", function()
+    -- Every id of a batch whose line was printed (stdout or stderr), by its result word.
+    local function reported(out, err)
+      local seen = {}
+      for _, l in ipairs(lines(out .. "\n" .. err)) do
+        local word, id = l:match("^(%S+)%s+(%S+)")
+        if word == "NOT" then word, id = "NOT SENT", l:match("^NOT SENT%s+(%S+)") end
+        if word then seen[id] = word end
+      end
+      return seen
+    end
+
+    -- ids: n bandwidths whose deletes each take `delay` seconds.
+    local function slow_batch(n, delay)
+      local ids = {}
+      for i = 1, n do ids[i] = emu:create_bandwidth{ size = 5 } end
+      emu:inject{ method = "DELETE", action = "slow", delay = delay, times = -1 }
+      return ids, table.concat(ids, "\n") .. "\n"
+    end
+
+    -- Each id deleted in the emulator is reported deleted, and each one reported not sent was
+    -- not deleted; returns the counts of both.
+    local function check_reports(ids, seen)
+      local deleted, not_sent = 0, 0
+      for _, id in ipairs(ids) do
+        if emu:get_bandwidth(id) == nil then
+          assert.equal("deleted", seen[id], id .. " was deleted: its line was lost")
+          deleted = deleted + 1
+        else
+          assert.equal("NOT SENT", seen[id], id .. " is still there")
+          not_sent = not_sent + 1
+        end
+      end
+      return deleted, not_sent
+    end
+
+    it("a reader that goes away (| head -1) stops the batch: the results from then on go to stderr, exit 1",
+      function()
+      local ids, input = slow_batch(16, 0.2)
+      local code, out, err = run("delete-bandwidth --concurrency 4 -", { stdin = input, pipe = "head -1" })
+      assert.equal(1, code, err)
+      assert.equal(1, #lines(out))
+      assert.matches("eip: cannot write to stdout %(.-%): nothing more is sent", err)
+      local deleted, not_sent = check_reports(ids, reported(out, err))
+      assert.is_true(not_sent > 0 and deleted >= 1, deleted .. " deleted, " .. not_sent .. " not sent")
+      assert.matches(string.format("16 bandwidth%%(s%%): %d deleted, 0 missing, 0 failed, %d not sent", deleted,
+        not_sent), err)
+      assert.matches("eip: standard output failed %(.-%): the results from then on are on stderr: " .. not_sent
+        .. " id%(s%) not sent", err)
+    end)
+
+    it("SIGTERM (and SIGHUP) stop sending as Ctrl-C does: what is in flight finishes, the summary prints", function()
+      for _, sig in ipairs{ { "TERM", 143, "eip: stopped by SIGTERM" }, { "HUP", 129, "eip: stopped by SIGHUP" } } do
+        emu:reset()
+        local ids, input = slow_batch(12, 0.3)
+        local code, out, err = run("delete-bandwidth --concurrency 2 -", { stdin = input, signal = function(pid)
+          local deadline = socket.gettime() + 10
+          while emu:stats().requests < 3 do -- the probe, then two at a time
+            assert(socket.gettime() < deadline, "nothing sent")
+            socket.sleep(0.02)
+          end
+          host.execute("kill -" .. sig[1] .. " " .. pid)
+        end })
+        assert.equal(sig[2], code, err)
+        local deleted, not_sent = check_reports(ids, reported(out, err))
+        assert.is_true(not_sent > 0 and deleted >= 1, deleted .. " deleted, " .. not_sent .. " not sent")
+        assert.matches(string.format("12 bandwidth%%(s%%): %d deleted, 0 missing, 0 failed, %d not sent", deleted,
+          not_sent), err)
+        assert.truthy(has(err, sig[3] .. ": " .. not_sent .. " id(s) not sent"), err)
+      end
+    end)
+
+    it("Ctrl-C outside a batch (a slow show) exits 130, not as an internal error", function()
+      local id = emu:create_bandwidth{ size = 5 }
+      emu:inject{ method = "GET", action = "slow", delay = 3 }
+      for _, json in ipairs{ false, true } do
+        local code, _, err = run("show-bandwidth " .. (json and "--json " or "") .. id, { signal = function(pid)
+          local deadline = socket.gettime() + 10
+          while emu:stats().requests < 1 do
+            assert(socket.gettime() < deadline, "nothing sent")
+            socket.sleep(0.02)
+          end
+          host.execute("kill -INT " .. pid)
+        end })
+        assert.equal(130, code, err)
+        if json then
+          assert.same({ ok = false, exit = 130, kind = "interrupted", message = "interrupted" }, cjson.decode(err))
+        else
+          assert.equal("eip: interrupted\n", err)
+        end
+        emu:inject{ method = "GET", action = "slow", delay = 3 }
+        emu:reset_counters()
+      end
+    end)
+
+    it("a stdin that cannot be read is an error, not an empty list: exit 2, nothing sent", function()
+      for _, input in ipairs{ "/tmp", "&-" } do
+        local code, out, err = run("delete-bandwidth -", { input = input })
+        assert.equal(2, code, input)
+        assert.equal("", out)
+        assert.matches("cannot read stdin: ", err, 1, true)
+      end
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    it("a byte order mark before the first id on stdin is not part of it", function()
+      local a, b = emu:create_bandwidth{ size = 5 }, emu:create_bandwidth{ size = 5 }
+      local code, out, err = run("delete-bandwidth -", { stdin = "\239\187\191" .. a .. "\r\n" .. b .. "\r\n" })
+      assert.equal(0, code, err)
+      assert.equal(2, #lines(out), out)
+      assert.is_nil(emu:get_bandwidth(a))
+      assert.is_nil(emu:get_bandwidth(b))
+    end)
+
+    it("output that cannot be written (a full disk) is a failure: exit 1, the results on stderr", function()
+      emu:create_bandwidth{ size = 5 }
+      local code, _, err = run("list-bandwidths", { out = "/dev/full" })
+      assert.equal(1, code)
+      assert.matches("eip: cannot write to standard output: ", err, 1, true)
+      local id = emu:create_bandwidth{ size = 5 }
+      code, _, err = run("delete-bandwidth " .. id, { out = "/dev/full" })
+      assert.equal(1, code)
+      assert.is_nil(emu:get_bandwidth(id))
+      assert.truthy(err:find("\ndeleted  " .. id, 1, true), err) -- its line, on stderr
+      assert.truthy(has(err, "1 bandwidth(s): 1 deleted"), err)
+    end)
+
+    -- Started with stdout closed, the first socket would take descriptor 1, and the result lines
+    -- would go into the connection to the API.
+    it("a closed stdout is refused before anything is sent: exit 2", function()
+      local id = emu:create_bandwidth{ size = 5 }
+      emu:reset_counters()
+      for _, args in ipairs{ "delete-bandwidth " .. id, "list-bandwidths", "show-bandwidth " .. id } do
+        local code, _, err = run(args, { out = "&-" })
+        assert.equal(2, code, args)
+        assert.equal("eip: standard output is closed: nothing was done (send it to /dev/null to discard it)\n", err)
+      end
+      assert.equal(0, emu:stats().requests)
+      assert.is_not_nil(emu:get_bandwidth(id))
     end)
   end)
 

@@ -18,11 +18,13 @@
  *   multi:next(timeout)     <= 0 or NaN: only what is ready now; above a day: a day
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "codes.h"
 #include "compat.h"
@@ -952,20 +954,43 @@ static int l_sleep(lua_State *L)
     return 0;
 }
 
-/* core.catch_interrupts(on): with true, Ctrl-C (SIGINT) no longer ends the process or raises
- * "interrupted!": it is counted, and waits end early; with false, the previous handler is back.
- * core.interrupts() -> the count since catching began. */
+/* core.catch_interrupts(on): with true, Ctrl-C (SIGINT), SIGTERM and SIGHUP no longer end the
+ * process or raise "interrupted!": they are counted, and waits end early; SIGPIPE is ignored
+ * (a write to a closed pipe fails instead). With false, the previous handlers are back.
+ * core.interrupts() -> the count since catching began, and the last signal's number (0: none). */
 static int l_catch_interrupts(lua_State *L)
 {
     if (eip_interrupt_catch(lua_toboolean(L, 1)) != 0)
-        return luaL_error(L, "eip.core: cannot install a SIGINT handler");
+        return luaL_error(L, "eip.core: cannot install the signal handlers");
     return 0;
+}
+
+/* core.claim_std_fds() -> stdin_closed, stdout_closed, stderr_closed. A command started with
+ * one of descriptors 0-2 closed would hand that number to the first file or socket it opens: its
+ * output would go into a connection to the API. Each closed one is opened on /dev/null (so that
+ * nothing else takes it), and said. */
+static int l_claim_std_fds(lua_State *L)
+{
+    int fd;
+    for (fd = 0; fd <= 2; fd++) {
+        int closed = fcntl(fd, F_GETFD) == -1 && errno == EBADF;
+        if (closed) {
+            int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+            if (n >= 0 && n != fd) {
+                dup2(n, fd);
+                close(n);
+            }
+        }
+        lua_pushboolean(L, closed);
+    }
+    return 3;
 }
 
 static int l_interrupts(lua_State *L)
 {
     lua_pushinteger(L, eip_interrupts());
-    return 1;
+    lua_pushinteger(L, eip_interrupt_signal());
+    return 2;
 }
 
 /* ---- what reaches libcurl ------------------------------------------------------------ *
@@ -1381,6 +1406,7 @@ static const luaL_Reg core_functions[] = {
     {"sleep", l_sleep},
     {"catch_interrupts", l_catch_interrupts},
     {"interrupts", l_interrupts},
+    {"claim_std_fds", l_claim_std_fds},
     {NULL, NULL},
 };
 

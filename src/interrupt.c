@@ -1,4 +1,4 @@
-/* interrupt.c - SIGINT as a polled count. See interrupt.h. */
+/* interrupt.c - SIGINT, SIGTERM and SIGHUP as a polled count, SIGPIPE ignored. See interrupt.h. */
 #include "interrupt.h"
 
 #include <signal.h>
@@ -6,29 +6,65 @@
 
 /* Written by the handler, read by the waits: the only type a handler may safely write. */
 static volatile sig_atomic_t received;
-static struct sigaction previous;
+static volatile sig_atomic_t last_signal;
+
+/* The signals counted, and the handlers they had before. */
+static const int counted[] = {SIGINT, SIGTERM, SIGHUP};
+#define NCOUNTED (sizeof(counted) / sizeof(counted[0]))
+static struct sigaction previous[NCOUNTED];
+static struct sigaction previous_pipe;
 static int catching;
 
-static void on_sigint(int sig)
+static void on_signal(int sig)
 {
-    (void)sig;
+    last_signal = sig;
     if (received < 1000)
         received++;
+}
+
+/* Puts back the handlers of the first n counted signals, and SIGPIPE's when pipe is set.
+ * 0, or -1 when one could not be put back. */
+static int restore(size_t n, int pipe)
+{
+    int rc = 0;
+    while (n > 0) {
+        n--;
+        if (sigaction(counted[n], &previous[n], NULL) != 0)
+            rc = -1;
+    }
+    if (pipe && sigaction(SIGPIPE, &previous_pipe, NULL) != 0)
+        rc = -1;
+    return rc;
 }
 
 int eip_interrupt_catch(int on)
 {
     struct sigaction sa;
+    size_t i;
     if (on) {
         if (catching)
             return 0;
         memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = on_sigint;
+        sa.sa_handler = on_signal;
         sigemptyset(&sa.sa_mask);
         sa.sa_flags = 0; /* no SA_RESTART: poll and nanosleep return EINTR and we look */
         received = 0;
-        if (sigaction(SIGINT, &sa, &previous) != 0)
+        last_signal = 0;
+        for (i = 0; i < NCOUNTED; i++) {
+            if (sigaction(counted[i], &sa, &previous[i]) != 0) {
+                restore(i, 0);
+                return -1;
+            }
+        }
+        /* A reader that went away (`| head`) makes a write fail with EPIPE, which the caller
+         * sees, instead of killing the process with requests in flight. */
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = SIG_IGN;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGPIPE, &sa, &previous_pipe) != 0) {
+            restore(NCOUNTED, 0);
             return -1;
+        }
         catching = 1;
         return 0;
     }
@@ -36,10 +72,16 @@ int eip_interrupt_catch(int on)
         return 0;
     catching = 0;
     received = 0;
-    return sigaction(SIGINT, &previous, NULL) != 0 ? -1 : 0;
+    last_signal = 0;
+    return restore(NCOUNTED, 1);
 }
 
 int eip_interrupts(void)
 {
     return catching ? (int)received : 0;
+}
+
+int eip_interrupt_signal(void)
+{
+    return catching ? (int)last_signal : 0;
 }

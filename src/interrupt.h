@@ -1,17 +1,23 @@
-/* interrupt.h - Ctrl-C (SIGINT) as a count the caller polls, instead of a signal that kills the
- * process or raises "interrupted!" in the middle of a Lua call.
+/* interrupt.h - Ctrl-C (SIGINT), SIGTERM and SIGHUP as a count the caller polls, instead of a
+ * signal that kills the process (or raises "interrupted!" in the middle of a Lua call) with
+ * requests in flight whose outcome nobody would report.
  *
- * The eip command catches SIGINT during a batch: the first one stops new requests, the second
+ * The eip command catches them during a batch: the first one stops new requests, the second
  * aborts those in flight. Waits (eip_multi_next, core.sleep) return early when one arrives.
+ * While catching, SIGPIPE is ignored: a write to a reader that went away fails with EPIPE.
  */
 #ifndef EIP_INTERRUPT_H
 #define EIP_INTERRUPT_H
 
-/* on != 0: install the handler (no SA_RESTART, so blocking waits wake up) and reset the count;
- * on == 0: restore the handler that was there before. 0, or -1 when sigaction failed. */
+/* on != 0: install the handlers (no SA_RESTART, so blocking waits wake up), ignore SIGPIPE and
+ * reset the count; on == 0: restore the handlers that were there before. 0, or -1 when
+ * sigaction failed (then nothing is changed). */
 int eip_interrupt_catch(int on);
 
-/* SIGINTs received since the handler was installed (0 when not catching). */
+/* Signals received since the handlers were installed (0 when not catching). */
 int eip_interrupts(void);
+
+/* The number of the last signal received (SIGINT, SIGTERM or SIGHUP), or 0. */
+int eip_interrupt_signal(void);
 
 #endif

@@ -306,7 +306,7 @@ function M.tool_help(commands)
   lines[#lines + 1] = "may come before the command too. --output text|json|table (or --json) chooses"
   lines[#lines + 1] = "the format; errors are JSON too under --json."
   lines[#lines + 1] = "Exit status: 0 success, 1 a call failed, 2 usage error (nothing was sent),"
-  lines[#lines + 1] = "130 interrupted."
+  lines[#lines + 1] = "130 interrupted (143 SIGTERM, 129 SIGHUP)."
   lines[#lines + 1] = ""
   lines[#lines + 1] = M.ENV_HELP
   return table.concat(lines, "\n") .. "\n"

@@ -22,7 +22,8 @@ local usage = args.usage
 -- The library's batch limits (eip.batch; the command line uses the public API only, and
 -- cli_spec checks that these are the library's).
 local MAX_CONCURRENCY, DEFAULT_CONCURRENCY = 64, 8
-local stdout, stderr = io.stdout, io.stderr
+local sink = require "eip.cli.sink"
+local stdout, stderr = sink.stdout, io.stderr
 
 local M = {
   name = "delete-bandwidth",
@@ -49,7 +50,8 @@ terminal --drain asks first; --yes skips the question (required without a termin
 then --size and --charge-mode must be given: nobody confirms a default.
 
 Exit status: 0 every id deleted (or missing, with --missing-ok; or no id on stdin), 1 some
-failed or were not sent, 2 usage error (nothing was sent), 130 interrupted.]],
+failed or were not sent, 2 usage error (nothing was sent), 130 interrupted (143 SIGTERM,
+129 SIGHUP: the first stops sending, as a reader gone from stdout does).]],
   credentials = true,
   output = "text",
   options = connection.options{
@@ -78,8 +80,6 @@ failed or were not sent, 2 usage error (nothing was sent), 130 interrupted.]],
     { "--force", key = "force", help = "renamed --drain" },
   },
 }
-
-local EXIT_INTERRUPTED = 130
 
 -- Checks the options that depend on each other and fills in --size and --charge-mode.
 local function check_options(opts, ctx)
@@ -113,11 +113,16 @@ local STDIN_LINE_MAX = 4096
 
 -- Calls on_line(n, line) for each line of stdin (its end of line removed), reading it in
 -- chunks, so that no line longer than STDIN_LINE_MAX is ever held whole (a usage error).
-local function stdin_lines(on_line)
+local function stdin_lines(on_line, closed)
+  -- (a closed stdin was opened on /dev/null by eip.cli, so that no socket takes its number)
+  if closed then usage("cannot read stdin: it is closed") end
   local rest, n = "", 0
   local function too_long() usage("stdin line %d is longer than %d bytes: not a list of ids", n + 1, STDIN_LINE_MAX) end
   while true do
-    local chunk = io.stdin:read(65536)
+    local chunk, err = io.stdin:read(65536)
+    -- A read that failed (a directory, a closed stdin, an I/O error) is not the end of the list:
+    -- nothing is sent rather than the ids read so far.
+    if not chunk and err then usage("cannot read stdin: %s", tostring(err)) end
     if not chunk then break end
     local buf, from = rest .. chunk, 1
     while true do
@@ -134,18 +139,20 @@ local function stdin_lines(on_line)
   if rest ~= "" then on_line(n + 1, rest) end
 end
 
-local function collect_ids(argv)
+local function collect_ids(argv, ctx)
   local ids, where, stdin_read = {}, {}, false
   for i, a in ipairs(argv) do
     if a == "-" then
       if stdin_read then usage("- (stdin) given twice") end
       stdin_read = true
       stdin_lines(function(n, line)
+        -- A file saved with a byte order mark (UTF-8's EF BB BF) starts with its first id all the same.
+        if n == 1 and line:sub(1, 3) == "\239\187\191" then line = line:sub(4) end
         line = line:match("^%s*(.-)%s*$")
         if line ~= "" and line:sub(1, 1) ~= "#" then
           ids[#ids + 1], where[#where + 1] = line, "stdin line " .. n
         end
-      end)
+      end, ctx.stdin_closed)
     else
       ids[#ids + 1], where[#where + 1] = a, "argument " .. i
     end
@@ -255,11 +262,13 @@ local function confirmer(client)
   end
 end
 
--- Ctrl-C during a batch: the first stops new requests, the second aborts those in flight.
+-- Ctrl-C (or SIGTERM, SIGHUP) during a batch: the first stops new requests, the second aborts
+-- those in flight. Standard output lost (a reader gone, a full disk) stops new requests too:
+-- nobody would see their results there.
 local function interrupts()
   local n = core.interrupts()
   if n >= 2 then return "abort" end
-  if n == 1 then return "stop" end
+  if n == 1 or sink.failed() then return "stop" end
   return nil
 end
 
@@ -309,24 +318,38 @@ end
 
 -- Writes one outcome to stdout (with its detail lines under --verbose, and what a failed drain
 -- moved on stderr, as the client scrubs server text).
+-- Once standard output fails, the results go to stderr: an id whose request went out is reported
+-- somewhere, whatever happened to the reader.
 local function print_outcome(o, opts, client)
-  stdout:write(output.result_line(o, opts.output), "\n")
+  local lines = { (output.result_line(o, opts.output)) }
   if opts.verbose and opts.output ~= "json" then
-    for _, line in ipairs(output.detail_lines(o)) do stdout:write(line, "\n") end
+    for _, line in ipairs(output.detail_lines(o)) do lines[#lines + 1] = line end
   end
-  stdout:flush()
+  local text = table.concat(lines, "\n") .. "\n"
+  local lost = sink.failed()
+  if not lost and not (stdout:write(text) and stdout:flush()) then
+    stderr:write(string.format("eip: cannot write to stdout (%s): nothing more is sent, and the results "
+      .. "go to stderr from here on\n", sink.failed()))
+    -- What this write may have put out before it failed is not known: the line is repeated here.
+    lost = true
+  end
+  if lost then stderr:write(text) end
   if opts.output ~= "json" then output.report_moves(o, client) end
 end
+
+-- What a signal that stopped the batch is called, by its number (the exit status is 128 + it).
+local SIGNAL_NAMES = { [1] = "SIGHUP", [2] = "Ctrl-C", [15] = "SIGTERM" }
 
 --- Runs the command.
 -- @tparam table opts the parsed options
 -- @tparam {string,...} argv the ids (or "-")
--- @tparam table ctx `terminal`: stderr is a terminal; `stdout_terminal`: stdout is one
+-- @tparam table ctx `terminal`: stderr is a terminal; `stdout_terminal`: stdout is one;
+--   `stdin_closed`: the command was started with stdin closed
 -- @treturn boolean|integer true when every id was deleted (or missing, with `--missing-ok`),
 --   130 when interrupted
 function M.run(opts, argv, ctx)
   check_options(opts, ctx)
-  local ids = collect_ids(argv)
+  local ids = collect_ids(argv, ctx)
   if #ids == 0 then
     stderr:write("eip: nothing to delete (no ids on stdin)\n")
     return true
@@ -352,7 +375,8 @@ function M.run(opts, argv, ctx)
     bar:step(o.outcome == "failed" or o.outcome == "not_sent")
     bar:above(function() print_outcome(o, opts, client) end)
   end, function() bar:tick() end)
-  local interrupted = core.interrupts() > 0
+  local caught, signal = core.interrupts()
+  local interrupted = caught > 0
   core.catch_interrupts(false)
   bar:finish()
   client:close()
@@ -379,11 +403,18 @@ function M.run(opts, argv, ctx)
     stderr:write("eip: stopped after an authentication failure"
       .. (counts.not_sent > 0 and string.format(": %d id(s) not sent\n", counts.not_sent) or "\n"))
   end
-  -- Ctrl-C exits 130 whatever else stopped the batch: the script that ran this must stop too.
+  local not_sent = counts.not_sent > 0 and string.format(": %d id(s) not sent\n", counts.not_sent) or "\n"
+  -- Ctrl-C exits 130 whatever else stopped the batch (SIGTERM 143, SIGHUP 129): the script that ran
+  -- this must stop too.
   if interrupted then
-    stderr:write("eip: interrupted" .. (counts.not_sent > 0 and string.format(": %d id(s) not sent\n",
-      counts.not_sent) or "\n"))
-    return EXIT_INTERRUPTED
+    local name = SIGNAL_NAMES[signal] or ("signal " .. tostring(signal))
+    stderr:write((signal == 2 and "eip: interrupted" or ("eip: stopped by " .. name)) .. not_sent)
+    return 128 + (SIGNAL_NAMES[signal] and signal or 2)
+  end
+  if sink.failed() then
+    stderr:write("eip: standard output failed (" .. sink.failed() .. "): the results from then on are on stderr"
+      .. not_sent)
+    return false
   end
   return counts.failed == 0 and counts.not_sent == 0
 end

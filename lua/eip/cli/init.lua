@@ -17,6 +17,7 @@
 -- returning true on success (eip.cli.args parses the options and writes the help).
 -- @module eip.cli
 local eip = require "eip"
+local core = require "eip.core"
 local args = require "eip.cli.args"
 local connection = require "eip.cli.connection"
 local output = require "eip.cli.output"
@@ -24,9 +25,10 @@ local progress = require "eip.cli.progress"
 
 local M = {}
 
-local EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+local EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-local stdout, stderr = io.stdout, io.stderr
+local sink = require "eip.cli.sink"
+local stdout, stderr = sink.stdout, io.stderr
 
 --- The commands, in the order `eip --help` lists them (the modules' tables).
 M.COMMANDS = {}
@@ -162,10 +164,37 @@ end
 -- @raise never: every error is reported on stderr and turned into the exit status
 function M.main(argv)
   argv = argv or {}
-  local ctx = { terminal = progress.stderr_is_terminal(), stdout_terminal = progress.is_terminal(1) }
+  -- Before anything opens a file or a socket, which would otherwise take a closed descriptor's
+  -- number: the output of a command started with stdout closed would go into its connection.
+  local stdin_closed, stdout_closed = core.claim_std_fds()
+  if stdout_closed then
+    stderr:write("eip: standard output is closed: nothing was done (send it to /dev/null to discard it)\n")
+    return EXIT_USAGE
+  end
+  local ctx = { terminal = progress.stderr_is_terminal(), stdout_terminal = progress.is_terminal(1),
+    stdin_closed = stdin_closed }
   local ok, code = pcall(dispatch, argv, ctx)
-  if ok then return code end
+  if ok then
+    -- Output that could not be written is a failure, whatever the command did: a list saved to a
+    -- full disk is not a list.
+    stdout:flush()
+    if sink.failed() and code == EXIT_OK then
+      stderr:write("eip: cannot write to standard output: ", sink.failed(), "\n")
+      return EXIT_FAILED
+    end
+    return code
+  end
   local e = code
+  -- Ctrl-C outside a batch (reading stdin, a show, a list, the credentials): the interpreter's
+  -- own SIGINT handler raised "interrupted!" (with where). Nothing more is sent; 130 as a batch.
+  if type(e) == "string" and e:find("interrupted!$") then
+    if M.wants_json(argv) then
+      stderr:write(output.error_json({ kind = "interrupted", message = "interrupted" }, EXIT_INTERRUPTED), "\n")
+    else
+      stderr:write("eip: interrupted\n")
+    end
+    return EXIT_INTERRUPTED
+  end
   local exit = args.is_usage(e) and EXIT_USAGE or EXIT_FAILED
   local known = args.is_usage(e) or args.is_failure(e) or eip.is_error(e)
   if M.wants_json(argv) then

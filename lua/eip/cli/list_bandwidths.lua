@@ -7,7 +7,7 @@ local connection = require "eip.cli.connection"
 local json = require "eip.cli.json"
 local output = require "eip.cli.output"
 
-local stdout, stderr = io.stdout, io.stderr
+local stdout, stderr = require("eip.cli.sink").stdout, io.stderr
 
 local M = {
   name = "list-bandwidths",

@@ -7,7 +7,7 @@ local eip = require "eip"
 local args = require "eip.cli.args"
 local json = require "eip.cli.json"
 
-local stdout = io.stdout
+local stdout = require("eip.cli.sink").stdout
 
 local M = {
   name = "regions",

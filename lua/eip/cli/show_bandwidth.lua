@@ -8,7 +8,7 @@ local connection = require "eip.cli.connection"
 local json = require "eip.cli.json"
 local output = require "eip.cli.output"
 
-local stdout = io.stdout
+local stdout = require("eip.cli.sink").stdout
 
 local M = {
   name = "show-bandwidth",
