@@ -196,6 +196,37 @@ describe("authentication", function()
       c:close()
     end)
 
+    -- The token's answer is read whole whatever max_body says: cut, its project (and expiry)
+    -- would be lost. An answer that names no project (a token scoped to a domain) is a usage
+    -- error naming project_id, not a raw Lua error; nothing is sent to the API.
+    it("reads the token's answer whole, and says when it names no project", function()
+      local roles = {}
+      for i = 1, 60 do roles[i] = { id = string.format("%032d", i), name = "role_with_a_long_name_" .. i } end
+      local function token_answer(project)
+        emu:inject{ method = "POST", path = "/v3/auth/tokens", status = 201,
+          headers = { ["X-Subject-Token"] = emu.token },
+          body = { token = { roles = roles, expires_at = "2099-01-01T00:00:00.000000Z", project = project } } }
+      end
+      local id = emu:create_bandwidth{ size = 1 }
+      token_answer{ id = emu.project_id, name = "cn-north-4" }
+      local c = eip.new{ endpoint = emu.url, auth = emu:iam_auth(), max_body = 1024 }
+      assert.equal(204, c:delete_bandwidth(id).status)
+      assert.equal(emu.project_id, c.project_id)
+      c:close()
+      for _, project in ipairs{ false, { name = "cn-north-4" } } do
+        emu:reset_counters()
+        token_answer(project or nil)
+        c = eip.new{ endpoint = emu.url, auth = emu:iam_auth(), max_body = 1024 }
+        local ok, err = pcall(c.delete_bandwidth, c, emu:create_bandwidth{ size = 1 })
+        c:close()
+        assert.is_false(ok)
+        assert.is_true(eip.is_error(err), tostring(err))
+        assert.same({ "usage", "project_id" }, { err.kind, err.argument })
+        assert.matches("IAM's token names no project", err.message, 1, true)
+        for _, r in ipairs(emu:requests()) do assert.equal("POST", r.method) end
+      end
+    end)
+
     it("fetches a new token once when a call answers 401, then succeeds", function()
       local c = iam_client()
       assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)

@@ -226,8 +226,13 @@ local IAM_PATH = "/v3/auth/tokens"
 local IAM_CONTENT_TYPE = { "Content-Type", "application/json;charset=utf8",
   line = "Content-Type: application/json;charset=utf8" }
 
+-- The answers of the credentials steps (a token's body: its expiry and project; the project
+-- lookup; the metadata service's keys) are read whole, whatever the client's max_body: one cut
+-- by a small max_body would lose the project and the expiry.
+local CREDENTIALS_BODY = 1024 * 1024
+
 local IamToken = kind{ name = "iam_token", method = "POST", path = IAM_PATH, auth = false,
-  content_type = IAM_CONTENT_TYPE }
+  content_type = IAM_CONTENT_TYPE, body_cap = CREDENTIALS_BODY }
 
 -- The token (from X-Subject-Token), its expiry and project (from the body). A 2xx without the
 -- header is an unusable answer.
@@ -254,7 +259,7 @@ end
 
 local PROJECTS_PATH = "/v3/projects"
 
-local Projects = kind{ name = "iam_projects", method = "GET", path = PROJECTS_PATH }
+local Projects = kind{ name = "iam_projects", method = "GET", path = PROJECTS_PATH, body_cap = CREDENTIALS_BODY }
 
 -- The one project of that name: zero or several is a usage error naming the region, as in the
 -- official SDKs (the client cannot choose for the user).
@@ -286,7 +291,7 @@ local METADATA_TIMEOUT = 3 -- seconds, as the official client gives the metadata
 
 local MetadataToken = kind{ name = "metadata_token", method = "PUT", path = "/meta-data/latest/api/token",
   auth = false, timeout = METADATA_TIMEOUT, max_attempts = 1, body = "", secret_answer = true,
-  headers = { { "X-Metadata-Token-Ttl-Seconds", "21600", line = "X-Metadata-Token-Ttl-Seconds: 21600" } } }
+  body_cap = CREDENTIALS_BODY, headers = { { "X-Metadata-Token-Ttl-Seconds", "21600", line = "X-Metadata-Token-Ttl-Seconds: 21600" } } }
 
 function MetadataToken.result(_, resp)
   local token = resp.body
@@ -302,7 +307,7 @@ end
 
 local MetadataCredentials = kind{ name = "metadata_credentials", method = "GET",
   path = "/openstack/latest/securitykey", auth = false, timeout = METADATA_TIMEOUT, max_attempts = 1,
-  secret_answer = true }
+  secret_answer = true, body_cap = CREDENTIALS_BODY }
 
 function MetadataCredentials.result(op, resp)
   local c = decoded_field(op, resp, "credential", "table")

@@ -228,17 +228,19 @@ local function build(self, op, attempts, timeout, req)
   local connect_timeout = self.connect_timeout
   if connect_timeout > timeout then connect_timeout = timeout end
   local payload = op.body
+  local body_cap = self.max_body
+  if op.body_cap and op.body_cap > body_cap then body_cap = op.body_cap end -- a credentials step's
   if not req then -- a table constructor sizes it once
     return { method = op.method, url = url, headers = false, body = payload, timeout = timeout,
       connect_timeout = connect_timeout, low_speed_limit = self.low_speed_limit, low_speed_time = self.low_speed_time,
-      body_cap = self.max_body, path = op.path, query = query, host = host, signed_path = signed_path,
+      body_cap = body_cap, path = op.path, query = query, host = host, signed_path = signed_path,
       project_id = self.project_id, proxy = proxy or false, attempts = attempts, no_auth = op.auth == false,
       secret_answer = op.secret_answer or false }
   end
   req.method, req.url, req.headers, req.timeout = op.method, url, false, timeout
   if req.body ~= payload then req.body = payload end
   req.connect_timeout, req.low_speed_limit = connect_timeout, self.low_speed_limit
-  req.low_speed_time, req.body_cap = self.low_speed_time, self.max_body
+  req.low_speed_time, req.body_cap = self.low_speed_time, body_cap
   req.path, req.query, req.host, req.signed_path = op.path, query, host, signed_path
   req.project_id, req.proxy, req.attempts, req.no_auth = self.project_id, proxy or false, attempts, op.auth == false
   req.secret_answer = op.secret_answer or false
@@ -877,7 +879,11 @@ function Runner:project()
   else
     self.provider:ensure(self)
     project = self.provider.project_id
-    if project == nil and self.project_missing then error(self.project_missing, 0) end
+    if project == nil then
+      -- (the metadata service's keys name no project; an IAM token scoped to a domain neither)
+      error(self.project_missing or errors.usage("project_id", "is required: IAM's token names no project "
+        .. "(a token scoped to a domain, or an answer without token.project.id): give project_id"), 0)
+    end
   end
   self.project_id = project
   return project
