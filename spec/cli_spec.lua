@@ -566,6 +566,22 @@ describe("eip command", function()
       assert.equal(1, emu:stats().auth_failures)
     end)
 
+    it("refuses an id that is the SK or the token before anything is sent, without printing it", function()
+      local real = emu:create_bandwidth{ size = 5 }
+      for _, case in ipairs{ { emu.sk, { OS_AUTH_TOKEN = false, HUAWEICLOUD_SDK_AK = emu.ak,
+        HUAWEICLOUD_SDK_SK = emu.sk } }, { emu.token, {} } } do
+        for _, json in ipairs{ "", "--json " } do
+          local code, out, err = run("delete-bandwidth " .. json .. real .. " " .. case[1], { env = case[2] })
+          assert.equal(2, code, err)
+          assert.equal("", out)
+          assert.matches("argument %d+: holds one of the credentials' secrets", err)
+          assert.is_nil((out .. err):find(case[1]:sub(1, 8), 1, true))
+        end
+      end
+      assert.equal(0, emu:stats().requests)
+      assert.is_not_nil(emu:get_bandwidth(real))
+    end)
+
     it("--drain refuses a dedicated bandwidth: a failure line, exit 1", function()
       local per = emu:create_bandwidth{ share_type = "PER", size = 1, publicip_ids = { "solo" } }
       local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " " .. per)

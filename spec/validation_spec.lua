@@ -49,6 +49,33 @@ describe("validation", function()
     end)
   end
 
+  -- An SK or token pasted where an id goes would be sent in a URL and shown on result lines.
+  it("rejects a bandwidth id that holds one of the client's secrets, without showing it", function()
+    local clients = {
+      { emu.token, eip.new(good) },
+      { emu.sk, eip.new{ endpoint = emu.url, project_id = emu.project_id, ak = emu.ak, sk = emu.sk } },
+    }
+    for _, case in ipairs(clients) do
+      local secret, c = case[1], case[2]
+      for _, id in ipairs{ secret, "x" .. secret, secret:sub(1, 12) } do
+        local calls = { c.delete_bandwidth, c.show_bandwidth, c.plan_drain, c.drain_and_delete_bandwidth }
+        for _, f in ipairs(calls) do
+          local err = usage_error("bandwidth_id", f, c, id)
+          assert.matches("holds one of this client's secrets", err.message, 1, true)
+          assert.is_nil(tostring(err):find(secret:sub(1, 8), 1, true))
+        end
+      end
+      local real = emu:create_bandwidth{ size = 1 }
+      local results, summary = c:delete_bandwidths({ real, secret })
+      assert.equal(1, summary.deleted)
+      assert.same({ "usage", "bandwidth_id" }, { results[2].kind, results[2].argument })
+      assert.is_nil(tostring(results[2]):find(secret:sub(1, 8), 1, true))
+      assert.equal(1, emu:stats().requests) -- the real one's delete only
+      emu:reset_counters()
+      c:close()
+    end
+  end)
+
   it("accepts ids at the limits: 64 characters, dots, dashes, underscores", function()
     local c = eip.new(good)
     local ids = { string.rep("a", 64), "a.b_c-d", "...", "3fa1e2b4-1111-2222-3333-444455556666" }

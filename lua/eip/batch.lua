@@ -638,7 +638,7 @@ function Run:prepare(ids, n)
   for i = 1, n do
     local id = ids[i]
     local job = { index = i, id = id }
-    local valid, err = pcall(validate.id, "bandwidth_id", id)
+    local valid, err = pcall(runner.id, runner, "bandwidth_id", id)
     if valid and first[id] and not project_ok then
       -- Its first position ended at once (no project): so does this one.
       self.summary.repeated = self.summary.repeated + 1

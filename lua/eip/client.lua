@@ -316,7 +316,7 @@ end
 --   the first call
 function Client:delete_bandwidth(bandwidth_id, call_opts)
   local r = runner_of(self, "delete_bandwidth")
-  validate.id("bandwidth_id", bandwidth_id)
+  r:id("bandwidth_id", bandwidth_id)
   local missing_ok, wait = r.missing_ok, nil
   if call_opts ~= nil then missing_ok, wait = delete_options(r, call_opts) end
   local project_id = r.project_id
@@ -421,7 +421,7 @@ end
 -- @raise an @{eip.error} (`http` 404 `VPC.0306` when it does not exist)
 function Client:show_bandwidth(bandwidth_id)
   local r = runner_of(self, "show_bandwidth")
-  validate.id("bandwidth_id", bandwidth_id)
+  r:id("bandwidth_id", bandwidth_id)
   return bandwidths.show(r, project(self, r), bandwidth_id)
 end
 
@@ -489,7 +489,7 @@ end
 --   otherwise with `moved`, `not_moved`, `uncertain`, `stage = "remove"`)
 function Client:remove_eips_from_bandwidth(bandwidth_id, eip_ids, opts)
   local r = runner_of(self, "remove_eips_from_bandwidth")
-  validate.id("bandwidth_id", bandwidth_id)
+  r:id("bandwidth_id", bandwidth_id)
   validate.list("eip_ids", eip_ids, "EIP ids") -- no hole, no other key: none left out
   local entries = bandwidths.eip_entries(eip_ids)
   local terms = bandwidths.removal_terms(given(opts, {}), bandwidths.REMOVE_OPTIONS)
@@ -509,7 +509,7 @@ end
 --   EIP id it lists is not an id or holds a credential
 function Client:plan_drain(bandwidth_id, opts)
   local r = runner_of(self, "plan_drain")
-  validate.id("bandwidth_id", bandwidth_id)
+  r:id("bandwidth_id", bandwidth_id)
   local terms = bandwidths.removal_terms(given(opts, {}), bandwidths.PLAN_OPTIONS)
   return bandwidths.plan(r, project(self, r), bandwidth_id, terms)
 end
@@ -544,7 +544,7 @@ end
 --   and `result`, the drain's result table
 function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
   local r = runner_of(self, "drain_and_delete_bandwidth")
-  validate.id("bandwidth_id", bandwidth_id)
+  r:id("bandwidth_id", bandwidth_id)
   opts = given(opts, {})
   local terms = bandwidths.removal_terms(opts, bandwidths.DRAIN_OPTIONS)
   local missing_ok = r.missing_ok

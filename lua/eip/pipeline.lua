@@ -18,6 +18,7 @@
 -- request share every rule. @module eip.pipeline
 local core = require "eip.core"
 local errors = require "eip.errors"
+local validate = require "eip.validate"
 local body = require "eip.body"
 local log = require "eip.log"
 local retry = require "eip.retry"
@@ -186,6 +187,19 @@ function Runner:clean(s)
   local text = redact(blanked, secrets)
   if own then text = redact(text, own) end
   return text
+end
+
+--- A resource id (validate.id), refused also when it holds one of the client's secrets: an SK or
+-- token pasted where an id goes would be sent in a URL and shown on every result line. The
+-- usage error does not show the value.
+-- @raise a `usage` @{eip.error} naming `name`
+function Runner:id(name, v)
+  validate.id(name, v)
+  if not plain_text(v, self.provider.secrets) or (self.secrets and not plain_text(v, self.secrets)) then
+    error(errors.usage(name, "holds one of this client's secrets (a key or token pasted where an id goes?): "
+      .. "nothing sent, and the value is not shown"), 0)
+  end
+  return v
 end
 
 ---------------------------------------------------------------------------------------------

@@ -162,10 +162,22 @@ local function collect_ids(argv, ctx)
   for i, id in ipairs(ids) do
     local ok, err = pcall(validate.id, "bandwidth_id", id)
     if not ok then usage("%s: %s", where[i], tostring(err.message or err)) end
-    if seen[id] then repeats = repeats + 1 else seen[id] = true; out[#out + 1] = id end
+    if seen[id] then repeats = repeats + 1 else seen[id] = where[i]; out[#out + 1] = id end
   end
   if repeats > 0 then stderr:write(string.format("eip: note: %d repeated id(s) ignored\n", repeats)) end
-  return out
+  return out, seen
+end
+
+-- An id that holds one of the credentials' secrets (an SK pasted where an id goes) would be sent
+-- in a URL and printed on its result line: refused before anything is sent, by where it was,
+-- never by its value. (The library refuses it too; the command must not print it either.)
+local function refuse_secrets(client, ids, where)
+  for _, id in ipairs(ids) do
+    if client:clean(id) ~= id then
+      usage("%s: holds one of the credentials' secrets (a key or token pasted as an id?): nothing was sent, "
+        .. "and it is not shown", where[id])
+    end
+  end
 end
 
 -- --dry-run: the requests each id would take, as "METHOD URL" lines or JSON objects. With
@@ -349,12 +361,13 @@ local SIGNAL_NAMES = { [1] = "SIGHUP", [2] = "Ctrl-C", [15] = "SIGTERM" }
 --   130 when interrupted
 function M.run(opts, argv, ctx)
   check_options(opts, ctx)
-  local ids = collect_ids(argv, ctx)
+  local ids, where = collect_ids(argv, ctx)
   if #ids == 0 then
     stderr:write("eip: nothing to delete (no ids on stdin)\n")
     return true
   end
   local client = connection.client(opts, opts.dry_run and not opts.drain)
+  refuse_secrets(client, ids, where)
   if opts.dry_run then
     local ok = dry_run(client, ids, opts)
     client:close()
