@@ -617,6 +617,32 @@ describe("safety", function()
       assert.equal(204, err.result.status)
     end)
 
+    -- The gateway's 404 for a read that never reached the service (or a 400, a 405) will not
+    -- change: the wait ends at once with it, not minutes later saying the bandwidth could
+    -- still be read; a 5xx is read again.
+    it("a wait ends at once on an answer that reading again would not change", function()
+      local c = fx.client{ sleep = function() end }
+      for _, answer in ipairs{
+        { 404, { error_code = "APIGW.0101", error_msg = "The API does not exist or has not been published" } },
+        { 400, { code = "VPC.0301", message = "invalid" } }, { 405, { code = "x", message = "y" } } } do
+        emu:reset()
+        emu:set_knobs{ deleted_visible_for = 30 }
+        local id = create(1)[1]
+        emu:inject{ method = "GET", status = answer[1], body = answer[2], times = -1 }
+        local err = raised(c.delete_bandwidth, c, id, { wait = 10 })
+        assert.same({ "http", answer[1], true, "wait", id }, { err.kind, err.status, err.deleted, err.stage,
+          err.bandwidth_id }, tostring(answer[1]))
+        assert.equal(1, api_requests("GET"), "one read, not polled until the time is up")
+      end
+      emu:reset()
+      emu:set_knobs{ deleted_visible_for = 30 }
+      local id = create(1)[1]
+      emu:inject{ method = "GET", status = 503, body = { code = "VPC.0302", message = "busy" }, times = 3 }
+      local err = raised(c.delete_bandwidth, c, id, { wait = 2 })
+      assert.same({ "wait_timeout", true }, { err.kind, err.deleted })
+      assert.is_true(api_requests("GET") > 3, "a 503 is read again")
+    end)
+
     it("a drain whose wait ends first keeps what it moved on the error, with its result", function()
       emu:set_knobs{ deleted_visible_for = 30 }
       local id = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-1", "eip-2" } }

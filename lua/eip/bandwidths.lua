@@ -414,8 +414,9 @@ end
 
 --- After a 204: reads the bandwidth until the service answers 404 VPC.0306 (the real API can
 -- still show it for a while), at most `seconds`. Returns the seconds waited; raises a
--- "wait_timeout" error when it is still there, and authentication failures as they are (with
--- `deleted = true`, `stage = "wait"`: the delete itself went through); Ctrl-C
+-- "wait_timeout" error when it is still there, and authentication failures and other answers
+-- that asking again would not change (not `retryable`) as they are (with `deleted = true`,
+-- `stage = "wait"`: the delete itself went through); Ctrl-C
 -- (caught by eip.core.catch_interrupts), or `cancel` (a function: true-ish to stop, asked before
 -- each read and at least every 0.25 s of the pauses) ends it with an "interrupted" error,
 -- `deleted = true`.
@@ -432,12 +433,17 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel)
       if not errors.is_error(err) then error(err, 0) end
       if err.status == 404 and errors.NOT_FOUND_CODES[err.code] == "bandwidth" then return waited end
       if err.cancelled then interrupted_wait(project, bandwidth_id, step) end
-      if retry.halts(err) or err.kind == "usage" then
+      -- An answer that asking again will not change (an authentication failure, the gateway's
+      -- 404 APIGW.0101 for a read that never reached the service, a 400, a 405) ends the wait:
+      -- polling on would end, minutes later, in a wait_timeout saying the bandwidth could still be
+      -- read, which no read showed.
+      if retry.halts(err) or err.kind == "usage" or not err.retryable then
         -- The delete went through all the same: said on the error, as for a wait_timeout.
         err.deleted, err.stage, err.bandwidth_id = true, "wait", bandwidth_id
         error(err, 0)
       end
-      -- anything else (a 5xx after its retries, a timeout): keep asking until the time is up
+      -- anything else (a 5xx after its retries, a timeout, throttling): keep asking until the time
+      -- is up
     end
     local pause = WAIT_STEPS[step] or WAIT_STEPS[#WAIT_STEPS]
     step = step + 1
