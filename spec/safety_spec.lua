@@ -163,7 +163,7 @@ describe("safety", function()
       assert.same({ 1, 19 }, { summary.failed, summary.not_sent })
     end)
 
-    it("stops on a 403 policy code, letting what is in flight finish", function()
+    it("stops on a 403 that refuses the account (VPC.2701), letting what is in flight finish", function()
       local ids = create(10)
       emu:reset_counters()
       -- What the client did, in order: "send" per attempt, the status (or outcome) per answer;
@@ -179,9 +179,9 @@ describe("safety", function()
           events[#events + 1] = info.status or info.outcome
           in_flight = in_flight - 1
         end }
-      -- The first id succeeds (the batch opens up), the second is refused by policy.
+      -- The first id succeeds (the batch opens up), the second is refused: the account is frozen.
       emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 403,
-        body = { code = "VPC.2201", message = "Policy doesn't allow vpc:bandwidths:delete to be performed" } }
+        body = { code = "VPC.2701", message = "Token not allowed to do this action." } }
       local results, summary = c:delete_bandwidths(ids, { concurrency = 2 })
       assert.equal("auth", summary.stopped)
       assert.equal(403, results[2].status)
@@ -201,6 +201,24 @@ describe("safety", function()
       assert.equal(sent, answered)
       assert.equal(sent, api_requests("DELETE"))
       assert.is_true(most <= 2, most .. " in flight at once (concurrency 2)")
+    end)
+
+    -- A fine-grained policy can deny one resource and allow the next (an enterprise project's
+    -- permissions): its 403 is that id's failure, and the batch goes on. A 403 locks no key.
+    it("a policy's 403 (VPC.2201, VPC.0010) fails its id only: the batch goes on", function()
+      for _, code in ipairs{ "VPC.2201", "VPC.0010" } do
+        emu:reset()
+        local ids = create(6)
+        local c = fx.client{ max_attempts = 1 }
+        emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 403,
+          body = { code = code, message = "Policy doesn't allow vpc:bandwidths:delete to be performed" } }
+        local results, summary = c:delete_bandwidths(ids, { concurrency = 2 })
+        assert.is_nil(summary.stopped, code)
+        assert.same({ 5, 1, 0 }, { summary.deleted, summary.failed, summary.not_sent }, code)
+        assert.same({ 403, code }, { results[2].status, results[2].code })
+        assert.is_false(eip.is_auth_failure(results[2]))
+        assert.is_not_nil(emu:get_bandwidth(ids[2]))
+      end
     end)
 
     it("the first request goes alone until one gets an answer: a dropped one checked no key", function()

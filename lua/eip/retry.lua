@@ -65,9 +65,12 @@ M.PROXY_STATUSES = { [502] = true, [503] = true, [504] = true }
 --- Statuses that are never retried as such, whatever else the answer says.
 M.AUTH_STATUSES = { [401] = true, [403] = true }
 
---- 403 codes that mean "these credentials may not do this" (EIP's; the gateway's are
--- APIGW.0301-0307 / APIG.0301-0307).
-M.DENIED_CODES = { ["VPC.0008"] = true, ["VPC.2701"] = true, ["VPC.0010"] = true, ["VPC.2201"] = true }
+--- 403 codes that mean "these credentials may do nothing here" (EIP's; the gateway's are
+-- APIGW.0301-0307 / APIG.0301-0307): an invalid token, an account frozen or in arrears. A
+-- fine-grained policy's refusals (VPC.0010, VPC.2201) are not among them: a policy may deny one
+-- resource and allow the next (an enterprise project's permissions), and a 403 locks no key, so
+-- they fail their own call only.
+M.DENIED_CODES = { ["VPC.0008"] = true, ["VPC.2701"] = true }
 
 -- The IAM token request's path: its 4xx is a refused login.
 local IAM_PATH = require("eip.ops").IAM_PATH
@@ -77,7 +80,7 @@ local function gateway_auth_code(code)
 end
 
 --- Is err a definite authentication or authorisation failure: a 401, a 403 with a gateway or
--- policy code, a refused IAM login (not IAM's 408 or 429), no credentials found at all, or the
+-- account code (DENIED_CODES), a refused IAM login (not IAM's 408 or 429), no credentials found at all, or the
 -- proxy's 407? After one, a batch starts no new request (Huawei Cloud locks an AK/SK pair after
 -- 5 failed signatures in a row, proxies may lock the account they check, and every other id
 -- would fail alike).
