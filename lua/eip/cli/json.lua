@@ -4,7 +4,9 @@
 -- Lists stay lists when empty: cjson 2.1.0 (Debian) decodes `[]` as an empty object, so the
 -- fields the API documents as arrays are named here and written as `[]`. Numbers are written
 -- as Lua 5.3+ integers, or with 14 significant digits (enough for times and sizes, without
--- 0.1000000000000000055); NaN and infinities as `null`.
+-- 0.1000000000000000055); NaN and infinities as `null`. Strings are always valid UTF-8: each
+-- byte of a string (a server's text) that is no part of a well-formed UTF-8 sequence is written
+-- `\ufffd`, the replacement character; well-formed sequences pass unchanged.
 -- @module eip.cli.json
 
 local M = {}
@@ -18,10 +20,57 @@ local ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r"
 -- Absent before Lua 5.3 (LuaJIT, 5.1), where every number is a float.
 local math_type = math.type -- luacheck: ignore 143
 
+-- The length (2 to 4) of the well-formed UTF-8 sequence that starts at byte `i` of `s`, or nil
+-- (Unicode table 3-7: no overlong form, no surrogate, nothing above U+10FFFF).
+local function sequence_at(s, i)
+  local a, b, c, d = s:byte(i, i + 3)
+  if a >= 0xC2 and a <= 0xDF then
+    if b and b >= 0x80 and b <= 0xBF then return 2 end
+    return nil
+  end
+  local lo, hi = 0x80, 0xBF -- the range of the second byte
+  if a >= 0xE0 and a <= 0xEF then
+    if a == 0xE0 then lo = 0xA0 elseif a == 0xED then hi = 0x9F end
+    if b and b >= lo and b <= hi and c and c >= 0x80 and c <= 0xBF then return 3 end
+    return nil
+  end
+  if a >= 0xF0 and a <= 0xF4 then
+    if a == 0xF0 then lo = 0x90 elseif a == 0xF4 then hi = 0x8F end
+    if b and b >= lo and b <= hi and c and c >= 0x80 and c <= 0xBF and d and d >= 0x80 and d <= 0xBF then
+      return 4
+    end
+  end
+  return nil
+end
+
+-- `s` with each byte that is no part of a well-formed UTF-8 sequence written `\ufffd` (U+FFFD):
+-- a strict reader (Python's json) rejects a whole output for one such byte of a server's text.
+local function valid_utf8(s)
+  local i = s:find("[\128-\255]")
+  if not i then return s end -- all ASCII: the common case
+  local parts, start = {}, 1
+  while i do
+    local size = sequence_at(s, i)
+    if size then
+      i = i + size
+    else
+      parts[#parts + 1] = s:sub(start, i - 1)
+      parts[#parts + 1] = "\\ufffd"
+      i = i + 1
+      start = i
+    end
+    i = s:find("[\128-\255]", i)
+  end
+  if start == 1 then return s end
+  parts[#parts + 1] = s:sub(start)
+  return table.concat(parts)
+end
+
+-- A string as JSON: quotes, backslashes and control characters escaped, valid UTF-8.
 local function encode_string(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
+  return '"' .. valid_utf8((s:gsub('[%c"\\]', function(c)
     return ESCAPES[c] or string.format("\\u%04x", c:byte())
-  end) .. '"'
+  end))) .. '"'
 end
 
 local function encode_number(v)
@@ -53,7 +102,8 @@ end
 
 --- Encode a value as one line of JSON.
 -- Tables with a non-empty sequence part are arrays; others are objects of their string keys
--- (other keys are dropped). Functions, userdata and nil are `null`.
+-- (other keys are dropped). Functions, userdata and nil are `null`. Each byte of a string that
+-- is no part of a well-formed UTF-8 sequence is written `\ufffd` (U+FFFD).
 -- @param v the value: table, string, number, boolean or nil
 -- @treturn string the JSON text, without a newline
 function M.encode(v)

@@ -215,9 +215,44 @@ function M.detail_lines(o)
   return lines
 end
 
+-- The first line of an entry of the list of failures, "  <id>  <what>  <notes>" in the columns
+-- of the result lines, as it is when it fits WIDTH (a UUID and short notes); else what does not
+-- fit goes on to the lines below, indented as the message is: the notes broken after a comma (a
+-- note such as "2 attempts" stays whole), a note longer than a line at its spaces. No word is
+-- lost; the id, never broken, may alone exceed WIDTH.
+local function failure_head(id, what, notes)
+  local line = (string.format("  %-36s  %-12s  %s", id, what, notes):gsub("%s+$", ""))
+  if #line <= M.WIDTH then return { line } end
+  -- Each piece, with the column it starts after on the first line and what goes before it.
+  local pieces = { { what, 38, "  " } }
+  for note in notes:gmatch("[^,]+,?") do
+    local first = #pieces == 1
+    pieces[#pieces + 1] = { (note:gsub("^%s+", "")), first and 52 or 0, first and "  " or " " }
+  end
+  local lines, on_first = {}, true
+  line = "  " .. id
+  for _, p in ipairs(pieces) do
+    local text, column, before = p[1], p[2], p[3]
+    local longer = line .. (on_first and string.rep(" ", column - #line) or "") .. before .. text
+    if #longer <= M.WIDTH then
+      line = longer
+    else
+      local wrapped = wrap(text, "    ", M.WIDTH)
+      if #wrapped > 0 then
+        lines[#lines + 1], on_first = line, false
+        for i = 1, #wrapped - 1 do lines[#lines + 1] = wrapped[i] end
+        line = wrapped[#wrapped]
+      end
+    end
+  end
+  lines[#lines + 1] = (line:gsub("%s+$", ""))
+  return lines
+end
+
 --- The failures again, for the end of a batch: each id with what failed and the attempts, then
 -- on the lines below, for one that may have acted, `FAILED?` and what to do about it, and the
--- message. At most `max` of them; a last line counts the others.
+-- message. At most `max` of them; a last line counts the others. Every line keeps to WIDTH but
+-- for a word longer than that: notes that do not fit after the id go on to the lines below.
 -- @tparam {table,...} failed the outcomes that failed, in the order they came
 -- @tparam[opt=20] integer max how many to list
 -- @treturn string the text, ending with a newline ("" when none failed)
@@ -232,7 +267,7 @@ function M.failures(failed, max)
       break
     end
     local _, id, what, notes = columns(o)
-    lines[#lines + 1] = string.format("  %-36s  %-12s  %s", id, what, notes):gsub("%s+$", ""):sub(1, M.WIDTH)
+    for _, l in ipairs(failure_head(id, what, notes)) do lines[#lines + 1] = l end
     if unsure(o) then
       for _, l in ipairs(wrap(UNSURE .. " " .. unsure_note(o), "    ", M.WIDTH)) do lines[#lines + 1] = l end
     end

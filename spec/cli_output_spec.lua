@@ -1,0 +1,205 @@
+-- What the `eip` command writes, called directly (lua/eip/cli/json.lua, lua/eip/cli/output.lua):
+-- `--json` lines that are valid UTF-8 whatever bytes a server sent, and the list of failures at
+-- the end of a batch, which keeps every word within 80 columns. cli_spec runs the command.
+local cjson = require "cjson"
+local json = require "eip.cli.json"
+local output = require "eip.cli.output"
+local unpack = table.unpack or unpack -- luacheck: ignore 113 143 (table.unpack: 5.2+; unpack: 5.1, LuaJIT)
+
+-- The well-formed UTF-8 sequences of more than one byte (Unicode table 3-7), as patterns
+-- anchored where they are tried.
+local WELL_FORMED = {
+  "^[\194-\223][\128-\191]",
+  "^\224[\160-\191][\128-\191]",
+  "^[\225-\236\238\239][\128-\191][\128-\191]",
+  "^\237[\128-\159][\128-\191]",
+  "^\240[\144-\191][\128-\191][\128-\191]",
+  "^[\241-\243][\128-\191][\128-\191][\128-\191]",
+  "^\244[\128-\143][\128-\191][\128-\191]",
+}
+
+local REPLACEMENT = "\239\191\189" -- U+FFFD
+
+-- `s` with each byte that is no part of a well-formed sequence replaced by U+FFFD, and the
+-- number of bytes replaced: what a strict reader should see of `s` in the JSON.
+local function replaced(s)
+  local out, bad, i = {}, 0, 1
+  while i <= #s do
+    local size = s:byte(i) < 128 and 1 or nil
+    for _, p in ipairs(WELL_FORMED) do
+      local from, to = s:find(p, i)
+      if from then size = to - from + 1 end
+    end
+    if size then
+      out[#out + 1], i = s:sub(i, i + size - 1), i + size
+    else
+      out[#out + 1], bad, i = REPLACEMENT, bad + 1, i + 1
+    end
+  end
+  return table.concat(out), bad
+end
+
+-- Is `s` valid UTF-8, byte by byte?
+local function valid(s)
+  local _, bad = replaced(s)
+  return bad == 0
+end
+
+-- `{ v = s }` encoded, checked valid UTF-8, and what cjson reads of it.
+local function through_json(s)
+  local line = json.encode{ v = s }
+  assert.is_true(valid(line), "not valid UTF-8: " .. line:gsub("[\128-\255]", function(c)
+    return string.format("\\x%02X", c:byte())
+  end))
+  return line, cjson.decode(line).v
+end
+
+describe("--json strings", function()
+  it("leave well-formed UTF-8 as it is: accents, CJK, 4-byte emoji, the edges of the ranges", function()
+    for _, s in ipairs{ "café", "共享带宽", "bw 🚀 ok", "\194\128 \223\191 \224\160\128 \237\159\191 "
+        .. "\238\128\128 \239\191\191 \240\144\128\128 \244\143\191\191" } do
+      local line, back = through_json(s)
+      assert.equal('{"v":"' .. s .. '"}', line)
+      assert.equal(s, back)
+    end
+  end)
+
+  it("write each byte of a server's text that is not UTF-8 as \\ufffd, so that strict readers take it", function()
+    local line, back = through_json("caf\233 \255\254")
+    assert.equal('{"v":"caf\\ufffd \\ufffd\\ufffd"}', line)
+    assert.equal("caf" .. REPLACEMENT .. " " .. REPLACEMENT .. REPLACEMENT, back)
+  end)
+
+  it("replace every byte of a sequence that is not well-formed, one \\ufffd each", function()
+    local cases = {
+      { "\128", 1, "a stray continuation byte" }, { "a\191b", 1, "a continuation byte between letters" },
+      { "\230\151", 2, "a sequence cut at the end" }, { "\230\151x", 2, "a sequence cut by a letter" },
+      { "\240\159\154", 3, "an emoji cut short" }, { "\192\128", 2, "an overlong NUL" },
+      { "\193\191", 2, "an overlong DEL" }, { "\224\128\128", 3, "an overlong 3-byte form" },
+      { "\240\128\128\128", 4, "an overlong 4-byte form" }, { "\237\160\128", 3, "a high surrogate" },
+      { "\237\191\191", 3, "a low surrogate" }, { "\244\144\128\128", 4, "U+110000" },
+      { "\245\128\128\128", 4, "F5" }, { "\248", 1, "F8" }, { "\254\255", 2, "FE FF" },
+    }
+    for _, c in ipairs(cases) do
+      local s, bad, what = c[1], c[2], c[3]
+      local line, back = through_json("<" .. s .. ">")
+      local _, n = line:gsub("\\ufffd", "")
+      assert.equal(bad, n, what)
+      assert.equal("<" .. s:gsub("[\128-\255]", REPLACEMENT) .. ">", back, what)
+    end
+  end)
+
+  it("are valid UTF-8 in keys, in error lines and in result lines too", function()
+    local key = json.encode{ ["n\255me"] = 1 }
+    assert.equal('{"n\\ufffdme":1}', key)
+    local e = output.error_json({ kind = "http", status = 500, message = "bad \192\175 bytes" }, 1)
+    assert.equal("bad " .. REPLACEMENT .. REPLACEMENT .. " bytes", cjson.decode(e).message)
+    local r = output.result_line({ id = "x", outcome = "failed", could_have_acted = false,
+      err = { kind = "http", status = 409, code = "VPC.\255", message = "\237\160\128" } }, "json")
+    assert.is_true(valid(r))
+    assert.equal("VPC." .. REPLACEMENT, cjson.decode(r).code)
+  end)
+
+  it("are valid UTF-8 for any bytes: random strings read back as their well-formed part", function()
+    math.randomseed(20240611)
+    -- Bytes from where UTF-8 goes wrong more often than at random: lead and continuation bytes.
+    local pool = { 0, 9, 34, 65, 92, 127, 128, 143, 144, 159, 160, 191, 192, 193, 194, 223, 224, 225, 237,
+      238, 239, 240, 241, 244, 245, 255 }
+    for _ = 1, 2000 do
+      local bytes = {}
+      for j = 1, math.random(0, 12) do
+        bytes[j] = math.random(2) == 1 and pool[math.random(#pool)] or math.random(0, 255)
+      end
+      local s = string.char(unpack(bytes))
+      local _, back = through_json(s)
+      assert.equal((replaced(s)), back)
+    end
+  end)
+end)
+
+describe("list of failures", function()
+  local UUID = "0c64a268-64c7-46a5-9bc3-5bc9e3a4eaff"
+
+  local function failed(id, err, could_have_acted)
+    return { id = id, outcome = "failed", err = err, could_have_acted = could_have_acted == true }
+  end
+
+  -- The words of a text, in order.
+  local function words(s)
+    local out = {}
+    for w in s:gmatch("%S+") do out[#out + 1] = w end
+    return out
+  end
+
+  local function lines(s)
+    local out = {}
+    for l in s:gmatch("[^\n]+") do out[#out + 1] = l end
+    return out
+  end
+
+  it("lays a short entry out as the result lines: id, status and code, attempts; the message below", function()
+    local text = output.failures{ failed(UUID, { kind = "http", status = 409, code = "VPC.0304",
+      reason = "Conflict", attempts = 1, message = "deleteBandwidth error. The shared bandwidth still has "
+      .. "publicips, remove them first." }) }
+    assert.equal(table.concat({
+      "Failed (1):",
+      "  " .. UUID .. "  409 VPC.0304  1 attempt",
+      "    Conflict: deleteBandwidth error. The shared bandwidth still has publicips,",
+      "    remove them first.",
+      "" }, "\n"), text)
+  end)
+
+  it("keeps a lost answer's notes whole, on the line below the id, within 80 columns", function()
+    local text = output.failures{ failed(UUID, { kind = "http", status = 404, code = "VPC.0306",
+      reason = "Not Found", attempts = 2, lost_answer = true, message = "No Eip bandwidth exist with id." }) }
+    assert.equal(table.concat({
+      "Failed (1):",
+      "  " .. UUID .. "  404 VPC.0306",
+      "    an earlier answer was lost, 2 attempts",
+      "    Not Found: No Eip bandwidth exist with id.",
+      "" }, "\n"), text)
+  end)
+
+  it("breaks notes that do not fit after a comma, the first ones staying on the id's line", function()
+    local id = string.rep("b", 52) -- not an id the cloud gives, but the command lists what it was given
+    local text = output.failures{ failed(id, { kind = "http", status = 503, attempts = 3, stage = "remove",
+      moved = { "eip-1", "eip-2" }, not_moved = { "eip-3" }, uncertain = { "eip-4" },
+      message = "Service Unavailable" }, true) }
+    assert.equal(table.concat({
+      "Failed (1):",
+      "  " .. id .. "  503  2/4 moved,",
+      "    3 attempts",
+      "    FAILED? some EIPs may have moved: check with eip show-bandwidth",
+      "    Service Unavailable",
+      "" }, "\n"), text)
+  end)
+
+  it("keeps every word of any entry, each line within 80 columns but for an id longer than that", function()
+    local long_id = string.rep("c", 90)
+    local entries = {
+      failed(UUID, { kind = "transport", reason = "timeout", attempts = 3, lost_answer = true,
+        message = "the server did not answer in 30 s" }, true),
+      failed(long_id, { kind = "http", status = 404, code = "VPC.0306", attempts = 2, lost_answer = true,
+        reason = "Not Found", message = "No Eip bandwidth exist with id." }),
+      failed(UUID, { kind = "http", status = 500, code = "VPC.9999", attempts = 3, lost_answer = true,
+        reason = "Internal Server Error", message = string.rep("a long message from the server ", 8) }),
+    }
+    local text = output.failures(entries)
+    for _, l in ipairs(lines(text)) do
+      assert.is_true(#l <= 80 or l == "  " .. long_id, #l .. " columns: " .. l)
+    end
+    local expected = { "Failed", "(3):" }
+    for _, o in ipairs(entries) do
+      local e = o.err
+      local what = e.kind == "http" and (e.status .. " " .. e.code) or e.reason
+      local head = string.format("%s %s an earlier answer was lost, %d attempts", o.id, what, e.attempts)
+      if o.could_have_acted then
+        head = head .. " FAILED? may have been deleted: check with eip show-bandwidth before a retry"
+      end
+      for _, w in ipairs(words(head .. " " .. (e.kind == "http" and e.reason .. ": " or "") .. e.message)) do
+        expected[#expected + 1] = w
+      end
+    end
+    assert.same(expected, words(text))
+  end)
+end)
