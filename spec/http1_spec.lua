@@ -352,6 +352,79 @@ describe("http1 reader", function()
       assert.equal("ok", resp.body)
     end)
 
+  -- libcurl 7.88: a Content-Length that overflows changes no length (the last valid one, before
+  -- or after it, counts; without one the body ends at the close) and closes the connection after
+  -- the answer. The source hangs after the answer, as a server that keeps its connection open:
+  -- reading until the close would wait out the timeout.
+  it("keeps a valid Content-Length past one that overflows, never reusing the connection", function()
+    local big = "Content-Length: 99999999999999999999\r\n"
+    for _, case in ipairs{
+      { "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n" .. big, 200 },
+      { "HTTP/1.1 409 Conflict\r\nContent-Length: 5\r\n" .. big, 409 },
+      { "HTTP/1.1 200 OK\r\n" .. big .. "Content-Length: 5\r\n", 200 },
+    } do
+      local s = case[1] .. "\r\nhello"
+      for _, pieces in ipairs{ { s }, split(s, function() return 1 end) } do
+        local label = string.format("%q in %d pieces", case[1], #pieces)
+        local resp, ok, reusable = read(pieces, { timeout = 5 }, { ending = "hang" })
+        assert.is_true(ok, label .. ": " .. tostring(resp.curl_error))
+        assert.is_false(reusable, label)
+        assert.same({ case[2], "hello" }, { resp.status, resp.body }, label)
+      end
+      -- The stream ends after the head's last line: the valid length is outstanding.
+      local resp, ok = read{ case[1] }
+      assert.is_nil(ok, case[1])
+      assert.same({ case[2], 18, "transfer closed with 5 bytes remaining to read" },
+        { resp.status, resp.curl_code, resp.curl_error }, case[1])
+    end
+    -- Alone: read until the close, which a hanging server never brings.
+    local resp, ok = read({ "HTTP/1.1 200 OK\r\n" .. big .. "\r\nhello" }, { timeout = 5 }, { ending = "hang" })
+    assert.is_nil(ok)
+    assert.same({ 200, "hello", 28 }, { resp.status, resp.body, resp.curl_code })
+  end)
+
+  -- libcurl 7.88 keeps one close flag per connection through all the heads of an answer: a close
+  -- announced by an interim head (Connection: close, or HTTP/1.0 without keep-alive) holds for an
+  -- HTTP/1.1 final head, whatever it says; an HTTP/1.0 final head decides alone (closing unless
+  -- it says keep-alive). Each outcome here is libcurl's (its next request on a new connection or
+  -- not).
+  it("does not reuse a connection that an interim answer said to close", function()
+    local close_100 = "HTTP/1.1 100 Continue\r\nConnection: close\r\n\r\n"
+    local cases = {
+      { close_100 .. "HTTP/1.1 204 No Content\r\n\r\n", 204, false },
+      { close_100 .. "HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n", 204, false },
+      { close_100 .. "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 200, false },
+      { "HTTP/1.1 100 Continue\r\nConnection: Close\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n"
+        .. "HTTP/1.1 204 No Content\r\n\r\n", 204, false },
+      { "HTTP/1.0 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", 204, false },
+      { close_100 .. "HTTP/1.0 204 No Content\r\nConnection: keep-alive\r\n\r\n", 204, true },
+      { "HTTP/1.0 100 Continue\r\nConnection: keep-alive\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", 204, true },
+      { "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", 204, true },
+    }
+    for _, case in ipairs(cases) do
+      local s = case[1]
+      for _, pieces in ipairs{ { s }, split(s, function() return 1 end) } do
+        local label = string.format("%q in %d pieces", s, #pieces)
+        local resp, ok, reusable = read(pieces, { timeout = 5 }, { ending = "hang" })
+        assert.is_true(ok, label .. ": " .. tostring(resp.curl_error))
+        assert.equal(case[3], reusable, label)
+        assert.equal(case[2], resp.status, label)
+      end
+    end
+    -- The next exchange in the same (released) table starts afresh.
+    local now, recv = source{ cases[1][1] }
+    local x = http1.exchange({}, now)
+    x.recv = recv
+    http1.begin(x)
+    assert.same({ true, false }, { http1.read(x, "DELETE") })
+    http1.release(x)
+    now, recv = source{ "HTTP/1.1 204 No Content\r\n\r\n" }
+    x = http1.exchange({}, now, x)
+    x.recv = recv
+    http1.begin(x)
+    assert.same({ true, true }, { http1.read(x, "DELETE") })
+  end)
+
   describe("limits", function()
     local function endless(prefix, piece)
       return function(k)

@@ -377,6 +377,15 @@ describe("the transport contract, through both transports", function()
       arrange = raw(HEAD .. "Transfer-Encoding: ,\r\nContent-Length: 2\r\n\r\nhello"),
       expect = { status = 200, body = "hello", curl_code = NONE } },
 
+    -- libcurl 7.88: a Content-Length that overflows changes no length: the valid one before it
+    -- counts (and the connection is closed after the answer). The server keeps the connection
+    -- open: a reader that read until the close would wait out the timeout.
+    { name = "a valid Content-Length, then one that overflows: the valid one counts",
+      req = { timeout = 2 },
+      arrange = raw("HTTP/1.1 409 Conflict\r\nContent-Length: 5\r\n"
+        .. "Content-Length: 99999999999999999999\r\n\r\nhello", { raw_end = "hang" }),
+      expect = { status = 409, body = "hello", curl_code = NONE } },
+
     { name = "a server that never answers: the timeout",
       req = { timeout = 1 },
       arrange = inject{ action = "hang" },
@@ -887,6 +896,43 @@ describe("the transport contract, through both transports", function()
           assert.equal(2, sent, label)
         end
       end
+    end
+  end)
+
+  -- A Connection: close in an interim 100 holds for the final answer (libcurl keeps one close
+  -- flag per connection through all the heads): the connection is never used again. The server
+  -- keeps it open and swallows what comes on it: a request sent on it would get no answer. (No
+  -- case of the list: what it proves takes a second request.)
+  it("a close announced by an interim answer: the next request goes on a new connection", function()
+    for _, transport in ipairs(TRANSPORTS) do
+      emu:reset()
+      local label = transport.name
+      local req = { method = "DELETE", url = api_url(), headers = { "X-Auth-Token: " .. emu.token },
+        timeout = 2, connect_timeout = 2 }
+      emu:inject{ method = "DELETE", action = "raw", raw_end = "hang",
+        raw = "HTTP/1.1 100 Continue\r\nConnection: close\r\n\r\n"
+          .. "HTTP/1.1 204 No Content\r\nX-Request-Id: first-answer\r\n\r\n" }
+      emu:inject{ method = "DELETE", status = 404, body = { code = "VPC.0306", message = "gone" },
+        headers = { ["X-Request-Id"] = "its-own-answer" } }
+      local first, second
+      if transport.name == "libcurl" then
+        local t = require("eip.transport.curl").new{ user_agent = "lua-eip-conformance" }
+        first = t:send(req)
+        second = t:send(req)
+        t:close()
+      else
+        first = app_post("/t/send", req, 10)
+        second = app_post("/t/send", req, 10)
+      end
+      assert.same({ 204, "first-answer" }, { first.status, first.request_id }, label)
+      assert.same({ 404, "its-own-answer" }, { second.status, second.request_id }, label)
+      assert.is_nil(second.error_kind, label)
+      local connections = {}
+      for _, r in ipairs(emu:requests()) do
+        if r.method == "DELETE" then connections[#connections + 1] = r.connection end
+      end
+      assert.equal(2, #connections, label)
+      assert.are_not.equal(connections[1], connections[2], label)
     end
   end)
 

@@ -481,8 +481,9 @@ local function capture(x, field, s, c, j)
 end
 
 -- strtoll of a Content-Length value as libcurl reads it: blanks, an optional +, digits (anything
--- after them ignored). Returns the length; false when it overflows (libcurl then reads until the
--- connection closes); nil when invalid (no digits, a minus sign).
+-- after them ignored). Returns the length; false when it overflows (libcurl then keeps the length
+-- of any Content-Length before or after it, or reads until the close without one, and never
+-- reuses the connection); nil when invalid (no digits, a minus sign).
 local function content_length(v)
   local digits = match(v, "^[ \t]*%+?(%d+)")
   if not digits then return nil end
@@ -541,7 +542,9 @@ header_value = function(x, h, s, i, c, j)
   elseif field == "=length" then
     local n = content_length(value)
     if n == nil then return fail(x, 8, "Invalid Content-Length: value") end
-    h.length = n -- the last one counts, as in libcurl; false: overflow, read until close
+    -- The last valid one counts, as in libcurl; one that overflows changes no length (none:
+    -- read until the close) and closes the connection after the answer.
+    if n then h.length = n else h.close = true end
   elseif field == "=te" then
     for token in value:gmatch("[^,]+") do
       local original = trimmed(token, 1, #token)
@@ -590,8 +593,8 @@ local function nul_in(x, s, i, j)
   return at and at <= j
 end
 
--- The state of a head whose status line said `status` (length is absent until a Content-Length
--- comes: false there means too large to read).
+-- The state of a head whose status line said `status` (length is absent until a valid
+-- Content-Length comes).
 local function new_head(x, status, version, method)
   local resp = x.resp
   if resp.status ~= 0 then -- an earlier head of this exchange (an interim answer) captured some
@@ -608,7 +611,11 @@ local function new_head(x, status, version, method)
   h.version, h.lines, h.length = version, 1, nil
   h.bodyless = status == 204 or status == 304 or method == "HEAD" or method == "CONNECT"
     or (status >= 100 and status < 200)
-  h.close, h.keep_alive, h.chunked, h.unknown_te, h.no_length = false, false, false, false, false
+  -- libcurl keeps one close flag per connection through all the heads of an answer: a close
+  -- announced by an interim head (Connection: close, or HTTP/1.0 without keep-alive) holds for
+  -- an HTTP/1.1 head after it; an HTTP/1.0 head is closing anyway unless it says keep-alive.
+  h.close = version >= 11 and x.closing
+  h.keep_alive, h.chunked, h.unknown_te, h.no_length = false, false, false, false
   return h
 end
 
@@ -702,7 +709,10 @@ local function read_head(x, method)
         end
         local status = resp.status
         if status < 100 or status >= 200 or status == 101 then return h end
-        h, x.lines_seen = nil, 0 -- an interim answer: the final one follows
+        -- An interim answer: the final one follows, on a connection closed after it if this one
+        -- said so.
+        x.closing = h.close or (h.version < 11 and not h.keep_alive)
+        h, x.lines_seen = nil, 0
       else
         h.lines = h.lines + 1
         if nul_in(x, s, i, j) then return fail(x, 8, "Nul byte in header") end
@@ -962,7 +972,7 @@ end
 -- failed (x.resp has curl_code, curl_error, error_kind; and the status, headers and partial
 -- body of an answer that broke off). Never raises for anything the source delivers.
 function M.read(x, method)
-  x.lines_seen, x.stored_header, x.head_cut = 0, false, false
+  x.lines_seen, x.stored_header, x.head_cut, x.closing = 0, false, false, false
   local h = read_head(x, method)
   if h == false then -- ended inside the head: taken as it is (x.head_cut tells)
     x.head_cut = true
