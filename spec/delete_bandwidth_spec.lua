@@ -158,6 +158,49 @@ describe("delete_bandwidth", function()
     assert.equal(1, stats.connections)
   end)
 
+  -- A batch deleting beside a listing can delete the marker of its next page: the API answers
+  -- that page 404 VPC.0306. The listing starts again (each bandwidth once), 3 times at most.
+  it("lists again from the start when the marker was deleted between two pages", function()
+    local ids = emu:create_bandwidths(5)
+    local marker_gone = { method = "GET", path = "/bandwidths$", status = 404,
+      body = { code = "VPC.0306", message = "No Eip bandwidth exist with id." } }
+    -- the first page passes (an empty rule would be consumed by it): the second fails once
+    emu:inject{ method = "GET", action = "slow", delay = 0 }
+    emu:inject(marker_gone)
+    local listed, info = client:list_bandwidths{ limit = 2 }
+    local seen = {}
+    for _, bw in ipairs(listed) do
+      assert.is_nil(seen[bw.id], "listed twice: " .. bw.id)
+      seen[bw.id] = true
+    end
+    for _, id in ipairs(ids) do assert.is_true(seen[id], id) end
+    assert.equal(1, info.restarts)
+    -- a listing whose markers keep vanishing ends with the 404, after 3 restarts
+    emu:reset_counters()
+    for _ = 1, 4 do
+      emu:inject{ method = "GET", action = "slow", delay = 0 }
+      emu:inject(marker_gone)
+    end
+    local err = raised(client.list_bandwidths, client, { limit = 2 })
+    assert.same({ 404, "VPC.0306" }, { err.status, err.code })
+    assert.equal(8, emu:stats().requests)
+  end)
+
+  -- What is not the bandwidth asked for, or not a list of bandwidths, is an unusable answer.
+  it("refuses a show of another bandwidth or of none, and a listing that is no list", function()
+    local id = emu:create_bandwidth{ size = 5 }
+    for _, bw in ipairs{ { id = "another-bandwidth" }, {}, { id = 42 } } do
+      emu:inject{ method = "GET", status = 200, body = { bandwidth = bw } }
+      local err = raised(client.show_bandwidth, client, id)
+      assert.same({ "http", 200, "Unusable Answer" }, { err.kind, err.status, err.reason })
+    end
+    emu:inject{ method = "GET", status = 200, body = '{"bandwidths":{"a":1}}' }
+    local err = raised(client.list_bandwidths, client)
+    assert.same({ "http", 200, "Unusable Answer" }, { err.kind, err.status, err.reason })
+    assert.matches("not a list", err.message, 1, true)
+    assert.equal(id, client:show_bandwidth(id).id)
+  end)
+
   -- A client fills the same request table at every call (eip.pipeline, reuse_requests): what one
   -- call set (a body, a query, a retry's attempt number) must never reach the next.
   it("sends each call of one client as its own request, whatever the call before it set", function()

@@ -74,6 +74,32 @@ describe("error bodies", function()
     assert.is_nil(unknown.code_kind)
   end)
 
+  -- A code has a row per API that documents it (VPC.0301 400: create EIP, show, list, update,
+  -- add/remove EIPs): the error describes the answer with the row whose message the server sent,
+  -- else the row of the operation that failed, never merely the first of its status.
+  it("describes a code with the row of the server's message, else of the operation", function()
+    local err = delete_with{ status = 400,
+      body = { code = "VPC.0301", message = "getBandwidth error bandwidthId is invalid." } }
+    assert.equal("show bandwidth: getBandwidth error bandwidthId is invalid.", err.description)
+    assert.matches("^The bandwidth id is not valid", err.advice)
+    err = delete_with{ status = 400, body = { code = "VPC.0301", message = "something new" } }
+    assert.matches("^show bandwidth: ", err.description) -- a delete by id: show's row, not create EIP's
+    -- the same words in two rows (show, list): the operation decides
+    emu:inject{ method = "GET", status = 404, body = { code = "VPC.0306", message = "No Eip bandwidth exist with id." },
+      times = 4 }
+    local ok, listed = pcall(client.list_bandwidths, client)
+    assert.is_false(ok)
+    assert.equal("list bandwidths: No Eip bandwidth exist with id.", listed.description)
+    assert.matches("^The marker names no bandwidth", listed.advice)
+    err = delete_with{ status = 404, body = { code = "VPC.0306", message = "No Eip bandwidth exist with id." } }
+    assert.equal("show bandwidth: No Eip bandwidth exist with id.", err.description)
+    emu:inject{ method = "POST", status = 400, body = { code = "VPC.0301", message = "Invalid publicip_id" } }
+    ok, err = pcall(client.remove_eips_from_bandwidth, client, "bw-1", { "eip-1" }, { charge_mode = "bandwidth",
+      size = 1 })
+    assert.is_false(ok)
+    assert.equal("add or remove EIPs of a shared bandwidth: Invalid publicip_id", err.description)
+  end)
+
   it("eip.error_code answers with the table's row and the retry policy's verdict", function()
     assert.same({ "VPC.0306", 404, false }, { eip.error_code("VPC.0306").code, eip.error_code("VPC.0306").status,
       eip.error_code("VPC.0306").retryable })

@@ -59,22 +59,46 @@ function M.list_query(opts)
   return q, limit
 end
 
+-- How many times a listing starts again when its marker was deleted meanwhile.
+local LIST_RESTARTS = 3
+
+-- One page: the op's result, or nil and the error of a page whose marker names no bandwidth any
+-- more (404 VPC.0306: deleted between two pages, by a batch running beside the listing).
+local function list_page(runner, op, marker)
+  local ok, page = pcall(runner.run, runner, op)
+  if ok then return page end
+  local err = page
+  if marker and errors.is_error(err) and err.status == 404 and errors.NOT_FOUND_CODES[err.code] == "bandwidth" then
+    return nil, err
+  end
+  error(err, 0)
+end
+
 --- Every bandwidth, page after page (`marker` = the last id seen) until an empty page. A page
--- that repeats an id, lacks one, or holds one that is not an id (see eip.validate.id) is an
--- unusable answer: an "http" error, and nothing more is sent.
+-- that repeats an id of its pass, lacks one, or holds one that is not an id (see
+-- eip.validate.id) is an unusable answer: an "http" error, and nothing more is sent. A marker
+-- deleted meanwhile (404 VPC.0306 for a later page) starts the listing again from its first
+-- page, LIST_RESTARTS times at most (`info.restarts`), each bandwidth listed once.
 function M.list(runner, project, q, limit)
-  local all, seen, marker = {}, {}, nil
-  local info = { pages = 0, requests = 0, attempts = 0, elapsed = 0 }
+  local all, listed, seen, marker = {}, {}, {}, nil
+  local info = { pages = 0, requests = 0, attempts = 0, elapsed = 0, restarts = 0 }
   while info.pages < MAX_PAGES do
     local query = { { "limit", tostring(limit) } }
     for _, kv in ipairs(q) do query[#query + 1] = kv end
     if marker then query[#query + 1] = { "marker", marker } end
     local op = ops.list_bandwidths_page(project, query)
-    local page = runner:run(op)
-    info.requests, info.attempts = info.requests + 1, info.attempts + page.meta.attempts
-    info.elapsed = info.elapsed + page.meta.elapsed
-    if #page.bandwidths == 0 then return all, info end
-    info.pages = info.pages + 1
+    local page, gone = list_page(runner, op, marker)
+    info.requests = info.requests + 1
+    if gone then
+      info.attempts, info.elapsed = info.attempts + (gone.attempts or 1), info.elapsed + (gone.elapsed or 0)
+      if info.restarts >= LIST_RESTARTS then error(gone, 0) end
+      info.restarts, marker, seen = info.restarts + 1, nil, {}
+      page = { bandwidths = {}, restart = true }
+    else
+      info.attempts, info.elapsed = info.attempts + page.meta.attempts, info.elapsed + page.meta.elapsed
+      if #page.bandwidths == 0 then return all, info end
+      info.pages = info.pages + 1
+    end
     for _, bw in ipairs(page.bandwidths) do
       local id = type(bw) == "table" and bw.id
       if type(id) ~= "string" or seen[id] then
@@ -89,9 +113,12 @@ function M.list(runner, project, q, limit)
           .. "an id (1-64 characters of [A-Za-z0-9._-]): nothing more was sent"), 0)
       end
       seen[id] = true
-      all[#all + 1] = bw
+      if not listed[id] then -- (a pass after a restart lists again what the first one did)
+        listed[id] = true
+        all[#all + 1] = bw
+      end
+      marker = id
     end
-    marker = all[#all].id
   end
   error(errors.protocol({ status = 200 }, "GET", "/v1/" .. project .. "/bandwidths",
     "the listing did not end after " .. MAX_PAGES .. " pages"), 0)

@@ -418,7 +418,8 @@ end
 --   publicip_info = { {publicip_id, publicip_address, ...} }, status, ...): its strings as the
 --   server sent them (pass them through @{clean} before showing them)
 -- @treturn table `{ status, request_id, attempts, elapsed }` of the answer
--- @raise an @{eip.error} (`http` 404 `VPC.0306` when it does not exist)
+-- @raise an @{eip.error} (`http` 404 `VPC.0306` when it does not exist; an answer whose bandwidth
+--   has no id, or another's, is an `http` error, "Unusable Answer")
 function Client:show_bandwidth(bandwidth_id)
   local r = runner_of(self, "show_bandwidth")
   r:id("bandwidth_id", bandwidth_id)
@@ -451,15 +452,18 @@ end
 
 --- Lists bandwidths: `GET /v1/{project_id}/bandwidths`, following `marker` pagination to the
 -- end (pages are requested until one comes back empty: one extra request, never a missed one).
+-- A marker deleted between two pages (404 `VPC.0306`: a delete running beside the listing)
+-- starts the listing again from its first page, 3 times at most; each bandwidth is listed once.
 -- @tparam[opt] table opts filters:
 -- @tparam[opt] string opts.share_type "WHOLE" (shared) or "PER" (dedicated)
 -- @tparam[opt=1000] integer opts.limit the page size (1..2^31-1)
 -- @tparam[opt] string opts.enterprise_project_id only this enterprise project's bandwidths
 -- @treturn {table,...} the bandwidths, in the order the API returned them, their strings as the
 --   server sent them (see @{clean})
--- @treturn table `{ pages, requests, attempts, elapsed }`
--- @raise an @{eip.error}; a server that repeats a page, or lists an id that is not one (it would
---   be the next page's marker), is an `http` error ("Unusable Answer"): nothing more is sent
+-- @treturn table `{ pages, requests, attempts, elapsed, restarts }`
+-- @raise an @{eip.error}; a server that repeats a page, lists an id that is not one (it would
+--   be the next page's marker), or answers something other than a list of bandwidths, is an
+--   `http` error ("Unusable Answer"): nothing more is sent; the 404 of a fourth deleted marker
 function Client:list_bandwidths(opts)
   local r = runner_of(self, "list_bandwidths")
   opts = given(opts, {})

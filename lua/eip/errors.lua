@@ -282,10 +282,58 @@ end
 -- the decoded error body fields ({code, message, request_id}) or nil; `entry` the error-code
 -- table's row for that code and status, or nil. A known code's description, advice and kind
 -- say more than the status's. `retryable` is left for the retry policy (eip.retry) to set.
+-- The modules of the error-code table whose rows suit an operation best, in order (the table's
+-- first row of a code is often another API's: VPC.0301 400 is create EIP's first).
+local OP_MODULES = {
+  delete_bandwidth = { "show bandwidth", "update bandwidth" },
+  show_bandwidth = { "show bandwidth" },
+  list_bandwidths = { "list bandwidths" },
+  remove_eips_from_bandwidth = { "add or remove EIPs of a shared bandwidth", "update bandwidth" },
+  create_bandwidth = { "create shared bandwidth" },
+}
+
+-- Text compared loosely: lower case, spaces squeezed, no final period.
+local function loose(s)
+  return (s:lower():gsub("%s+", " "):gsub("^ ", ""):gsub("[ %.]+$", ""))
+end
+
+--- The row of a code's entry (core.error_code) that describes this answer best: among the rows
+-- of its status, those whose message is the server's (when any is), then the one of the
+-- operation's module (see OP_MODULES), else "common", else the first.
+-- @tparam table entry core.error_code's entry (with `variants`)
+-- @tparam integer status the answer's status
+-- @tparam ?string message the server's message
+-- @tparam ?string op the operation's name (an eip.ops kind: "delete_bandwidth", ...)
+-- @treturn table a row: { status, module, message, description_zh, advice, kind, ... }
+function M.code_row(entry, status, message, op)
+  local rows = {}
+  for _, v in ipairs(entry.variants or {}) do
+    if v.status == status then rows[#rows + 1] = v end
+  end
+  if #rows <= 1 then return rows[1] or entry end
+  if type(message) == "string" and message ~= "" then
+    local said, same = loose(message), {}
+    for _, v in ipairs(rows) do
+      if loose(v.message) == said then same[#same + 1] = v end
+    end
+    if #same == 1 then return same[1] end
+    if #same > 1 then rows = same end -- (several modules say the same words: the operation decides)
+  end
+  local modules = OP_MODULES[op] or {}
+  for i = 1, #modules + 1 do
+    local want = modules[i] or "common"
+    for _, v in ipairs(rows) do
+      if v.module == want then return v end
+    end
+  end
+  return rows[1]
+end
+
 function M.http(req, resp, info, body, entry)
   body = body or {}
   local advice, description = info.advice, info.description
   if entry then
+    entry = M.code_row(entry, resp.status, body.message, req.op_name)
     advice, description = entry.advice, entry.module .. ": " .. entry.message
   elseif resp.status == 404 and not M.NOT_FOUND_CODES[body.code] then
     advice = stray_404_advice(body.code)

@@ -154,8 +154,16 @@ end
 
 local Show = kind{ name = "show_bandwidth", method = "GET" }
 
+-- The bandwidth asked for, or an unusable answer: one without an id, or with another's (a cache
+-- or a proxy answering for another request) is not this bandwidth.
 function Show.result(op, resp, attempts, elapsed)
-  return { bandwidth = decoded_field(op, resp, "bandwidth", "table"), meta = meta(resp, attempts, elapsed) }
+  local bw = decoded_field(op, resp, "bandwidth", "table")
+  if bw.id ~= op.resource then
+    error(errors.protocol(resp, op.method, op.path, type(bw.id) == "string"
+      and "the answer is another bandwidth's (its id differs from the one asked for)"
+      or "the answer's bandwidth has no id"), 0)
+  end
+  return { bandwidth = bw, meta = meta(resp, attempts, elapsed) }
 end
 
 --- ShowBandwidth: the result is `{ bandwidth = <table>, meta = {status, request_id, attempts, elapsed} }`.
@@ -185,9 +193,14 @@ end
 
 local List = kind{ name = "list_bandwidths", method = "GET" }
 
+-- A page is a JSON list (an object where the list should be, {"a": 1}, is no page of bandwidths:
+-- read as one, it would be an empty page, the end of the listing).
 function List.result(op, resp, attempts, elapsed)
-  return { bandwidths = decoded_field(op, resp, "bandwidths", "table"), meta = meta(resp, attempts, elapsed),
-    response = resp }
+  local list = decoded_field(op, resp, "bandwidths", "table")
+  local n = 0
+  for _ in pairs(list) do n = n + 1 end
+  if n ~= #list then error(errors.protocol(resp, op.method, op.path, "the answer's bandwidths is not a list"), 0) end
+  return { bandwidths = list, meta = meta(resp, attempts, elapsed), response = resp }
 end
 
 --- One page of ListBandwidths: the result is `{ bandwidths = <list>, meta = {...}, response }`.
@@ -259,7 +272,8 @@ end
 
 local PROJECTS_PATH = "/v3/projects"
 
-local Projects = kind{ name = "iam_projects", method = "GET", path = PROJECTS_PATH, body_cap = CREDENTIALS_BODY }
+local Projects = kind{ name = "iam_projects", method = "GET", path = PROJECTS_PATH,
+  body_cap = CREDENTIALS_BODY }
 
 -- The one project of that name: zero or several is a usage error naming the region, as in the
 -- official SDKs (the client cannot choose for the user).
@@ -291,7 +305,8 @@ local METADATA_TIMEOUT = 3 -- seconds, as the official client gives the metadata
 
 local MetadataToken = kind{ name = "metadata_token", method = "PUT", path = "/meta-data/latest/api/token",
   auth = false, timeout = METADATA_TIMEOUT, max_attempts = 1, body = "", secret_answer = true,
-  body_cap = CREDENTIALS_BODY, headers = { { "X-Metadata-Token-Ttl-Seconds", "21600", line = "X-Metadata-Token-Ttl-Seconds: 21600" } } }
+  body_cap = CREDENTIALS_BODY,
+  headers = { { "X-Metadata-Token-Ttl-Seconds", "21600", line = "X-Metadata-Token-Ttl-Seconds: 21600" } } }
 
 function MetadataToken.result(_, resp)
   local token = resp.body

@@ -249,7 +249,7 @@ local function build(self, op, attempts, timeout, req)
       connect_timeout = connect_timeout, low_speed_limit = self.low_speed_limit, low_speed_time = self.low_speed_time,
       body_cap = body_cap, path = op.path, query = query, host = host, signed_path = signed_path,
       project_id = self.project_id, proxy = proxy or false, attempts = attempts, no_auth = op.auth == false,
-      secret_answer = op.secret_answer or false }
+      secret_answer = op.secret_answer or false, op_name = op.name }
   end
   req.method, req.url, req.headers, req.timeout = op.method, url, false, timeout
   if req.body ~= payload then req.body = payload end
@@ -257,7 +257,7 @@ local function build(self, op, attempts, timeout, req)
   req.low_speed_time, req.body_cap = self.low_speed_time, body_cap
   req.path, req.query, req.host, req.signed_path = op.path, query, host, signed_path
   req.project_id, req.proxy, req.attempts, req.no_auth = self.project_id, proxy or false, attempts, op.auth == false
-  req.secret_answer = op.secret_answer or false
+  req.secret_answer, req.op_name = op.secret_answer or false, op.name
   return req
 end
 
