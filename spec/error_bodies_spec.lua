@@ -133,6 +133,21 @@ describe("error bodies", function()
 
   -- As the official SDKs read them: a pair needs a code that is not empty, and a body whose top
   -- has no code is searched below before a message alone is taken.
+  -- The official SDKs read both: the encoded reason a policy denied the request is the only
+  -- explanation of a 403, and IAM's tools decode it.
+  it("keeps encoded_authorization_message and details, at the top or beside the pair, redacted", function()
+    local err = delete_with{ status = 403, body = { error_code = "APIGW.0302", error_msg = "denied",
+      encoded_authorization_message = "ENCODED-REASON-abc123", details = { { reason = "policy" } } } }
+    assert.same({ "ENCODED-REASON-abc123", '[{"reason":"policy"}]' }, { err.encoded_authorization_message,
+      err.details })
+    err = delete_with{ status = 403, body = { error = { code = "VPC.2201", message = "Policy doesn't allow",
+      encoded_authorization_message = "inner-" .. emu.token, details = "see " .. emu.token } } }
+    assert.same({ "inner-<redacted>", "see <redacted>" }, { err.encoded_authorization_message, err.details })
+    err = delete_with{ status = 403, body = { code = "VPC.2201", message = "x" } }
+    assert.is_nil(err.encoded_authorization_message)
+    assert.is_nil(err.details)
+  end)
+
   it("skips an empty code for the next pair, and finds a whole pair below a partial one", function()
     local err = delete_with{ status = 404, body = '{"error_code":"","error_msg":"","code":"VPC.0306",'
       .. '"message":"No Eip bandwidth exist with id."}' }

@@ -92,10 +92,24 @@ local function find_pair(t)
   return nil
 end
 
---- Decode an error body. Returns a table { code=, message=, request_id=, raw_message= } with at
--- least one field, or nil when the body carries nothing usable. A message that is itself a JSON
--- error document (the EIP service wraps Neutron's that way) is decoded: `message` is the inner
--- message, `raw_message` the text as sent.
+-- The value of key at the top of t, else in the first object below it that has one.
+local function found(t, key)
+  if t[key] ~= nil then return t[key] end
+  for _, o in ipairs(nested(t)) do
+    if o[key] ~= nil then return o[key] end
+  end
+  return nil
+end
+
+local MAX_AUTHORIZATION, MAX_DETAILS = 4096, 512
+
+--- Decode an error body. Returns a table { code=, message=, request_id=, raw_message=,
+-- encoded_authorization_message=, details= } with a code or a message, or nil when the body
+-- carries nothing usable. A message that is itself a JSON error document (the EIP service wraps
+-- Neutron's that way) is decoded: `message` is the inner message, `raw_message` the text as
+-- sent. `encoded_authorization_message` (why a policy denied the request, encoded: the official
+-- SDKs read it) and `details` (a list or object as compact JSON) come from the top or the
+-- object the pair is in, bounded.
 function M.decode_error(body)
   if type(body) ~= "string" or body == "" then return nil end
   local t = json.decode(body)
@@ -103,7 +117,11 @@ function M.decode_error(body)
   local code, message, request_id = find_pair(t)
   code, message = text(code, MAX_CODE), text(message, MAX_MESSAGE)
   if not code and not message then return nil end
-  local out = { code = code, message = message, request_id = text(request_id, 128) }
+  local out = { code = code, message = message, request_id = text(request_id, 128),
+    encoded_authorization_message = text(found(t, "encoded_authorization_message"), MAX_AUTHORIZATION) }
+  local details = found(t, "details")
+  if type(details) == "table" then details = json.encode(details) end
+  out.details = text(details, MAX_DETAILS)
   local raw = type(message) == "string" and message:find("^%s*{") and json.decode(message)
   if type(raw) == "table" then
     local _, inner = find_pair(raw)

@@ -350,6 +350,8 @@ function M.http(req, resp, info, body, entry)
     code = body.code,
     message = body.message,
     raw_message = body.raw_message,
+    encoded_authorization_message = body.encoded_authorization_message,
+    details = body.details,
     request_id = resp.request_id or body.request_id,
     retry_after = resp.retry_after,
     truncated = resp.truncated or nil,

@@ -222,6 +222,9 @@ M.regions = require("eip.regions").list
 -- @tfield string message the body's message, or what went wrong
 -- @tfield string raw_message the body's message as sent, when it was itself a JSON error document
 --   (the service wraps Neutron's that way) and `message` is the message inside it (`http`)
+-- @tfield string encoded_authorization_message the body's encoded explanation of a policy's
+--   denial, when it has one (`http`; the official SDKs read it: IAM's tools decode it)
+-- @tfield string details the body's `details`, when it has them, as compact JSON (`http`)
 -- @tfield boolean retryable true when the same request may succeed later
 -- @tfield string request_id `X-Request-Id` of the answer: quote it to support
 -- @tfield string advice what to do about it (from the error-code table for a known code, else

@@ -343,6 +343,10 @@ local function map(self, req, resp)
     if decoded then
       decoded.code, decoded.message = self:clean(decoded.code), self:clean(decoded.message)
       decoded.request_id, decoded.raw_message = self:clean(decoded.request_id), self:clean(decoded.raw_message)
+      if decoded.encoded_authorization_message or decoded.details then
+        decoded.encoded_authorization_message = self:clean(decoded.encoded_authorization_message)
+        decoded.details = self:clean(decoded.details)
+      end
     end
     resp.retry_after = self:clean(resp.retry_after)
     local code = decoded and decoded.code
