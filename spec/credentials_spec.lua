@@ -377,7 +377,8 @@ describe("credentials", function()
     end)
 
     it("starts a new count for new temporary keys, and locks none of them", function()
-      emu:set_knobs{ aksk_lock_after = 3 } -- a key refused three times in a row would be locked
+      -- a key refused three times in a row would be locked; the service renews keys at each fetch
+      emu:set_knobs{ aksk_lock_after = 3, metadata_same_keys = 0 }
       emu:set_clock_offset(3600)
       local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url })
       for call = 1, 4 do
@@ -394,6 +395,7 @@ describe("credentials", function()
     -- Keys renewed while requests signed with the old ones are in flight (a batch keeps four):
     -- the answers to those are about the old keys, and no refusal of the new ones.
     it("counts the 401s of requests signed with keys since renewed against neither key", function()
+      emu:set_knobs{ metadata_same_keys = 0 } -- the service renews the keys at the next fetch
       local ids = emu:create_bandwidths(12)
       local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url })
       local n = 0

@@ -349,8 +349,9 @@ end
 --                             seconds (defaults: 5 and 300, as Huawei Cloud)
 --   metadata_credential_ttl = s   lifetime of the metadata service's temporary keys (3600)
 --   metadata_token_status = n     the metadata token route's status: 200, or 404/405/503
---   metadata_same_keys = 1        the metadata service answers with the last temporary keys it
---                                 issued while they are valid (default 0: new keys each time)
+--   metadata_same_keys = 0        the metadata service answers with new temporary keys each
+--                                 time (default 1: the last keys it issued while they are valid,
+--                                 as the real service does until it renews them)
 --   throttle_rate = n             requests per second and user (token or AK) the gateway lets
 --                                 through; the rest: 429 APIGW.0308 (0: no limit; stats.throttled)
 --   throttle_retry_after = s      with throttle_rate: a Retry-After of s seconds on each 429

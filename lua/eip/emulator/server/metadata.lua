@@ -3,10 +3,11 @@
 --   PUT /meta-data/latest/api/token   X-Metadata-Token-Ttl-Seconds: N -> 200, a session token
 --   GET /openstack/latest/securitykey  X-Metadata-Token: <token> ->
 --       {"credential":{"access","secret","securitytoken","expires_at"}}
--- Each securitykey answer is a NEW temporary AK/SK pair of the default project, valid for the
--- knob metadata_credential_ttl (then the gateway refuses it): a client must refresh before
--- expires_at. With the knob metadata_same_keys = 1 it is the last pair issued while that one is
--- valid (a service that hands out the same keys until they are renewed). The knob
+-- Each securitykey answer is the last temporary AK/SK pair it issued while that one is valid (as
+-- the real service hands out the same keys until it renews them), else a new pair of the default
+-- project, valid for the knob metadata_credential_ttl (then the gateway refuses it): a client
+-- must refresh before expires_at. With the knob metadata_same_keys = 0 every answer is a new
+-- pair (a service renewing its keys at each fetch). The knob
 -- metadata_token_status (default 200) makes the token route answer 404, 405 or 503 instead, as
 -- on a service without the token endpoint (then no token is required).
 local store = require "eip.emulator.server.store"
@@ -51,7 +52,9 @@ function M.securitykey(method)
   end
   store.count("metadata_credentials_issued")
   util.send_json(200, { credential = { access = cred.ak, secret = cred.sk, securitytoken = cred.security_token,
-    expires_at = os.date("!%Y-%m-%dT%H:%M:%S", math.floor(expires)) .. ".000000Z" } })
+    -- Whole seconds: the official Go client parses this with the layout 2006-01-02T15:04:05Z,
+    -- which a fraction would fail (IAM's own tokens have one; the metadata service's do not).
+    expires_at = os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(expires)) } })
 end
 
 return M

@@ -316,7 +316,7 @@ end
 -- aksk_lock_after / aksk_lock_seconds: failed signatures in a row that lock an AK, and for how
 -- long (Huawei Cloud: 5 and 300).
 M.KNOBS = { deleted_visible_for = 0, aksk_lock_after = 5, aksk_lock_seconds = 300,
-  metadata_credential_ttl = 3600, metadata_token_status = 200, metadata_same_keys = 0, throttle_rate = 0,
+  metadata_credential_ttl = 3600, metadata_token_status = 200, metadata_same_keys = 1, throttle_rate = 0,
   throttle_retry_after = 0 }
 
 function M.knob(name)
