@@ -40,8 +40,8 @@ static int restore(size_t n, int pipe)
 int eip_interrupt_catch(int on)
 {
     struct sigaction sa;
-    size_t i;
     if (on) {
+        size_t i;
         if (catching)
             return 0;
         memset(&sa, 0, sizeof(sa));
