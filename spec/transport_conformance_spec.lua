@@ -936,6 +936,48 @@ describe("the transport contract, through both transports", function()
     end
   end)
 
+  -- libcurl's own resend (its first connection died without an answer) may pick a pooled
+  -- connection that is stale: the request then goes out on a fresh one, still a resend (said;
+  -- refused for a POST), never counted as a first send.
+  it("a resend that meets a stale pooled connection is still a resend (libcurl multi)", function()
+    for _, method in ipairs{ "DELETE", "POST" } do
+      emu:reset()
+      local m = require("eip.core").multi{ user_agent = "lua-eip-conformance" }
+      m:limit(2)
+      local function req(verb, path)
+        return { method = verb, url = api_url(path), headers = { "X-Auth-Token: " .. emu.token }, timeout = 5,
+          connect_timeout = 5, body = verb == "POST" and "{}" or nil }
+      end
+      -- two at once: two pooled connections; the second gets a stray answer while idle. libcurl
+      -- hands out the first for the next request: its send is dropped, and the resend meets
+      -- the second. (Were the stale one handed out first, the fresh connection's drop would end
+      -- the request with 52: the assertions below would fail, not pass by chance.)
+      emu:inject{ method = "GET", path = "/second$", action = "raw",
+        raw = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", raw_repeat = STRAY, raw_times = 1, raw_wait = 0.2,
+        raw_end = "hang" }
+      emu:inject{ method = "GET", path = "/first$", status = 200, body = "{}" }
+      m:start(req("GET", "/first"))
+      m:start(req("GET", "/second"))
+      for _ = 1, 2 do assert.equal(200, select(2, m:next(5)).status, method) end
+      socket.sleep(0.6)
+      emu:inject{ method = method, action = "drop" } -- the first send: no answer
+      emu:inject{ method = method, status = 404, body = { code = "VPC.0306", message = "gone" },
+        headers = { ["X-Request-Id"] = "its-own-answer" } }
+      m:start(req(method))
+      local _, resp = m:next(10)
+      local sent = 0
+      for _, r in ipairs(emu:requests()) do
+        if r.method == method then sent = sent + 1 end
+      end
+      if method == "DELETE" then
+        assert.same({ 404, "its-own-answer", true, 2 }, { resp.status, resp.request_id, resp.resent, sent })
+      else
+        assert.same({ 0, 52, 1 }, { resp.status, resp.curl_code, sent })
+      end
+      m:close()
+    end
+  end)
+
   -- The same through the client, whose single calls and batches keep connections of their own:
   -- a stray 204 on an idle connection is never a delete's answer.
   it("a delete on a pooled connection with a stray 204 is the server's own answer, single or batch", function()

@@ -576,25 +576,28 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
     eip_http_transfer *t = data;
     struct ends ends;
     (void)local_ip;
-    if (t->sockets != NULL && ends_named(remote_ip, remote_port, local_port, &ends) == 0) {
-        struct eip_http_socket *sock = socket_at(t->sockets, &ends);
-        if (sock != NULL) {
-            if (sock->used && pending_input(sock->fd)) {
-                shutdown(sock->fd, SHUT_RDWR);
-                t->stale = 1;
-                return CURL_PREREQFUNC_ABORT;
-            }
-            sock->used = 1;
-        }
-    }
-    t->head = HEAD_START; /* a send on another connection: its answer starts anew */
-    if (++t->sends > 1) {
+    /* A send after one that went out (libcurl's own resend, or the fresh connection's after a
+     * stale one was found at a resend) is a resend, wherever it goes: said, or refused. */
+    if (t->sends > 0) {
         if (t->resend_forbidden) {
             t->resend_refused = 1;
             return CURL_PREREQFUNC_ABORT;
         }
         t->resp->resent = 1;
     }
+    if (t->sockets != NULL && ends_named(remote_ip, remote_port, local_port, &ends) == 0) {
+        struct eip_http_socket *sock = socket_at(t->sockets, &ends);
+        if (sock != NULL) {
+            if (sock->used && pending_input(sock->fd)) {
+                shutdown(sock->fd, SHUT_RDWR);
+                t->stale = 1; /* nothing sent on it: not counted */
+                return CURL_PREREQFUNC_ABORT;
+            }
+            sock->used = 1;
+        }
+    }
+    t->head = HEAD_START; /* a send on another connection: its answer starts anew */
+    t->sends++;
     return CURL_PREREQFUNC_OK;
 }
 #endif
@@ -1219,8 +1222,10 @@ int eip_http_transfer_retry_stale(eip_http_transfer *t, int rc)
 {
     if (rc != CURLE_ABORTED_BY_CALLBACK || !t->stale)
         return 0;
-    /* Nothing was sent nor received: the request goes out as if for the first time. */
-    t->stale = t->sends = 0;
+    /* Nothing was sent on the stale connection: the request goes out on a fresh one. Its sends
+     * before (a first send on a connection that then died, when libcurl's resend found the
+     * stale one) still count: the fresh send is a resend then, said or refused as any. */
+    t->stale = 0;
     t->head = HEAD_START;
     t->errbuf[0] = '\0';
     curl_easy_setopt(t->curl, CURLOPT_FRESH_CONNECT, 1L);
