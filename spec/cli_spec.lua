@@ -91,15 +91,18 @@ describe("eip command", function()
     end
     local redirect = input == "&-" and "<&-" or ("<" .. input)
     -- exec: in the background, $! is then the command's own pid (a signal reaches it, not a shell).
-    local cmd = string.format("cd %s && exec env -i %s %s %s %s", q(opts.cwd or ROOT), table.concat(env, " "), EIP,
-      args, redirect)
+    -- opts.nohup: started as nohup starts it, SIGHUP ignored. SIGPIPE as a shell gives it (this
+    -- process ignores it, as LuaSocket does once loaded, and children would inherit that).
+    local cmd = string.format("cd %s && exec %senv --default-signal=PIPE -i %s %s %s %s", q(opts.cwd or ROOT),
+      opts.nohup and "nohup " or "", table.concat(env, " "), EIP, args, redirect)
     local code
     if opts.pipe or opts.signal then
       -- The command's own status (not the reader's), through a file; with opts.signal, run in the
       -- background and its pid known.
       local rc, pid = os.tmpname(), os.tmpname()
-      local inner = opts.signal and string.format("(%s) 2>%s & echo $! >%s; wait $!; echo $? >%s", cmd, err, pid, rc)
-        or string.format("(%s) 2>%s; echo $? >%s", cmd, err, rc)
+      local to_err = opts.pipe_both and "&1" or err -- pipe_both: stderr goes to the reader too
+      local inner = opts.signal and string.format("(%s) 2>%s & echo $! >%s; wait $!; echo $? >%s", cmd, to_err, pid, rc)
+        or string.format("(%s) 2>%s; echo $? >%s", cmd, to_err, rc)
       local line = string.format("(%s) | %s >%s", inner, opts.pipe or "cat", out)
       if opts.signal then
         host.execute("(" .. line .. ") >/dev/null 2>&1 &")
@@ -555,6 +558,25 @@ describe("eip command", function()
         .. "%s+404 VPC.0306%s+an earlier answer was lost, 2 attempts", out)
     end)
 
+    -- A policy may let EIPs move and refuse the delete: each further drain would then make new
+    -- pay-per-use bandwidths and delete nothing.
+    it("--drain stops after a drained bandwidth's delete is refused (403): no other is drained", function()
+      local ids = {}
+      for i = 1, 3 do ids[i] = emu:create_bandwidth{ size = 5, publicip_ids = { "e" .. i .. "a", "e" .. i .. "b" } } end
+      emu:inject{ method = "DELETE", status = 403, times = -1,
+        body = { code = "VPC.2201", message = "Policy doesn't allow vpc:bandwidths:delete to be performed" } }
+      local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " " .. table.concat(ids, " "))
+      assert.equal(1, code, out .. err)
+      assert.matches("3 bandwidth%(s%): 0 deleted, 0 missing, 1 failed, 2 not sent", err)
+      assert.truthy(has(err, "eip: stopped after a drained bandwidth's delete was refused (403), so that no other "
+        .. "is drained (its EIPs would become new bills): 2 id(s) not sent"), err)
+      local removes = 0
+      for _, r in ipairs(emu:requests()) do
+        if r.method == "POST" then removes = removes + 1 end
+      end
+      assert.equal(1, removes, "one drain's remove call, no other")
+    end)
+
     it("--drain stops after an authentication failure: the other ids are not sent", function()
       local ids = emu:create_bandwidths(3)
       local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " " .. table.concat(ids, " "),
@@ -968,6 +990,35 @@ describe("eip command", function()
         not_sent), err)
       assert.matches("eip: standard output failed %(.-%): the results from then on are on stderr: " .. not_sent
         .. " id%(s%) not sent", err)
+    end)
+
+    it("a reader of stdout and stderr that goes away (2>&1 | head -1) ends the batch with exit 1, not SIGPIPE",
+      function()
+      local ids, input = slow_batch(8, 0.2)
+      local code, out = run("delete-bandwidth --concurrency 2 -", { stdin = input, pipe = "head -1", pipe_both = true })
+      assert.equal(1, code)
+      assert.equal(1, #lines(out))
+      local deleted = 0
+      for _, id in ipairs(ids) do
+        if emu:get_bandwidth(id) == nil then deleted = deleted + 1 end
+      end
+      assert.is_true(deleted >= 1 and deleted < 8, deleted .. " deleted: the batch stopped sending")
+    end)
+
+    -- nohup starts a command with SIGHUP ignored: a hangup must not stop its batch then.
+    it("a SIGHUP that nohup ignores does not stop the batch", function()
+      local ids, input = slow_batch(6, 0.2)
+      local code, _, err = run("delete-bandwidth --concurrency 2 -", { stdin = input, nohup = true,
+        signal = function(pid)
+          local deadline = socket.gettime() + 10
+          while emu:stats().requests < 2 do
+            assert(socket.gettime() < deadline, "nothing sent")
+            socket.sleep(0.02)
+          end
+          host.execute("kill -HUP " .. pid)
+        end })
+      assert.equal(0, code, err)
+      for _, id in ipairs(ids) do assert.is_nil(emu:get_bandwidth(id)) end
     end)
 
     it("SIGTERM (and SIGHUP) stop sending as Ctrl-C does: what is in flight finishes, the summary prints", function()

@@ -12,6 +12,7 @@ static volatile sig_atomic_t last_signal;
 static const int counted[] = {SIGINT, SIGTERM, SIGHUP};
 #define NCOUNTED (sizeof(counted) / sizeof(counted[0]))
 static struct sigaction previous[NCOUNTED];
+static int installed[NCOUNTED]; /* a signal ignored when catching began (nohup) is left ignored */
 static struct sigaction previous_pipe;
 static int catching;
 
@@ -29,8 +30,9 @@ static int restore(size_t n, int pipe)
     int rc = 0;
     while (n > 0) {
         n--;
-        if (sigaction(counted[n], &previous[n], NULL) != 0)
+        if (installed[n] && sigaction(counted[n], &previous[n], NULL) != 0)
             rc = -1;
+        installed[n] = 0;
     }
     if (pipe && sigaction(SIGPIPE, &previous_pipe, NULL) != 0)
         rc = -1;
@@ -51,7 +53,15 @@ int eip_interrupt_catch(int on)
         received = 0;
         last_signal = 0;
         for (i = 0; i < NCOUNTED; i++) {
-            if (sigaction(counted[i], &sa, &previous[i]) != 0) {
+            /* Ignored by whoever started us (nohup ignores SIGHUP, a shell's background job
+             * SIGINT): it stays ignored, as it would without us. */
+            if (sigaction(counted[i], NULL, &previous[i]) != 0) {
+                restore(i, 0);
+                return -1;
+            }
+            installed[i] = previous[i].sa_handler != SIG_IGN;
+            if (installed[i] && sigaction(counted[i], &sa, NULL) != 0) {
+                installed[i] = 0;
                 restore(i, 0);
                 return -1;
             }

@@ -10,7 +10,8 @@
 #define EIP_INTERRUPT_H
 
 /* on != 0: install the handlers (no SA_RESTART, so blocking waits wake up), ignore SIGPIPE and
- * reset the count; on == 0: restore the handlers that were there before. 0, or -1 when
+ * reset the count; a signal ignored when this is called (nohup's SIGHUP, a background job's
+ * SIGINT) is left ignored. on == 0: restore the handlers that were there before. 0, or -1 when
  * sigaction failed (then nothing is changed). */
 int eip_interrupt_catch(int on);
 

@@ -63,6 +63,19 @@ int main(void)
     CHECK(mine == SIGTERM, "the caller's handler is called again: %d", (int)mine);
     CHECK(eip_interrupt_catch(0) == 0, "a second end changes nothing");
 
+    /* A signal ignored when catching begins (nohup's SIGHUP) stays ignored, and is not counted. */
+    signal(SIGHUP, SIG_IGN);
+    CHECK(eip_interrupt_catch(1) == 0, "catching starts with SIGHUP ignored");
+    CHECK(handler_of(SIGHUP) == SIG_IGN, "SIGHUP still ignored while catching");
+    raise(SIGHUP);
+    CHECK(eip_interrupts() == 0, "an ignored SIGHUP is not counted: %d", eip_interrupts());
+    raise(SIGTERM);
+    CHECK(eip_interrupts() == 1 && eip_interrupt_signal() == SIGTERM, "SIGTERM is counted all the same");
+    CHECK(eip_interrupt_catch(0) == 0, "catching ends");
+    CHECK(handler_of(SIGHUP) == SIG_IGN, "SIGHUP still ignored after");
+    CHECK(handler_of(SIGTERM) == my_handler, "SIGTERM has its handler back");
+    sigaction(SIGHUP, &sa, NULL);
+
     /* Caught again: counting starts anew. */
     CHECK(eip_interrupt_catch(1) == 0 && eip_interrupts() == 0, "caught again, from 0");
     raise(SIGINT);

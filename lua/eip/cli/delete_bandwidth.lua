@@ -307,18 +307,26 @@ local function run_deletes(client, ids, opts, emit, tick)
   -- says what moved. A request already in flight finishes.
   local drain = { charge_mode = opts.charge_mode, size = opts.size, missing_ok = opts.missing_ok or false,
     wait = opts.wait, confirm = not opts.yes and confirmer(client) or nil, cancel = interrupts }
-  local stopped = nil -- "auth" after a definite authentication failure, as a batch stops
+  -- "auth" after a definite authentication failure, as a batch stops; "delete_refused" after a
+  -- drain whose delete was refused (403) once its EIPs had moved: a policy that lets EIPs move
+  -- and refuses the delete would have every further drain make new bills and delete nothing.
+  local stopped = nil
+  local STOPPED = { auth = "not sent: stopped after an authentication failure",
+    delete_refused = "not sent: stopped after a drained bandwidth's delete was refused (403)" }
   local still_readable, wait_errors = 0, {}
   for _, id in ipairs(ids) do
     if stopped or interrupts() then
       emit({ id = id, outcome = "not_sent", could_have_acted = false, err = { kind = "not_sent",
-        stopped = stopped or "cancelled",
-        message = stopped and "not sent: stopped after an authentication failure" or "not sent: interrupted" } })
+        stopped = stopped or "cancelled", message = STOPPED[stopped] or "not sent: interrupted" } })
     else
       local ok, value = pcall(client.drain_and_delete_bandwidth, client, id, drain)
       if not ok and not eip.is_error(value) then error(value, 0) end -- a bug: keep its message
       -- Every further id would fail alike, and five bad signatures in a row lock an AK/SK pair.
-      if not ok and eip.is_auth_failure(value) then stopped = "auth" end
+      if not ok and eip.is_auth_failure(value) then
+        stopped = "auth"
+      elseif not ok and value.stage == "delete" and value.status == 403 then
+        stopped = "delete_refused"
+      end
       local o = outcome_of(id, value)
       if o.res and o.res.still_readable then still_readable = still_readable + 1 end
       if o.res and o.res.wait_error then wait_errors[#wait_errors + 1] = o.res end
@@ -388,9 +396,10 @@ function M.run(opts, argv, ctx)
     bar:step(o.outcome == "failed" or o.outcome == "not_sent")
     bar:above(function() print_outcome(o, opts, client) end)
   end, function() bar:tick() end)
+  -- (Signals stay caught, and SIGPIPE ignored, until eip.cli's main returns: the summary below
+  -- may go to a reader that is gone too.)
   local caught, signal = core.interrupts()
   local interrupted = caught > 0
-  core.catch_interrupts(false)
   bar:finish()
   client:close()
   if not ok then error(summary, 0) end
@@ -414,6 +423,10 @@ function M.run(opts, argv, ctx)
   end
   if summary and summary.stopped == "auth" then
     stderr:write("eip: stopped after an authentication failure"
+      .. (counts.not_sent > 0 and string.format(": %d id(s) not sent\n", counts.not_sent) or "\n"))
+  elseif summary and summary.stopped == "delete_refused" then
+    stderr:write("eip: stopped after a drained bandwidth's delete was refused (403), so that no other is "
+      .. "drained (its EIPs would become new bills)"
       .. (counts.not_sent > 0 and string.format(": %d id(s) not sent\n", counts.not_sent) or "\n"))
   end
   local not_sent = counts.not_sent > 0 and string.format(": %d id(s) not sent\n", counts.not_sent) or "\n"

@@ -174,6 +174,9 @@ function M.main(argv)
   local ctx = { terminal = progress.stderr_is_terminal(), stdout_terminal = progress.is_terminal(1),
     stdin_closed = stdin_closed }
   local ok, code = pcall(dispatch, argv, ctx)
+  -- A batch catches signals and ignores SIGPIPE until here, its summary written (a no-op for
+  -- the other commands).
+  core.catch_interrupts(false)
   if ok then
     -- Output that could not be written is a failure, whatever the command did: a list saved to a
     -- full disk is not a list.
