@@ -61,7 +61,7 @@ describe("validation", function()
         local calls = { c.delete_bandwidth, c.show_bandwidth, c.plan_drain, c.drain_and_delete_bandwidth }
         for _, f in ipairs(calls) do
           local err = usage_error("bandwidth_id", f, c, id)
-          assert.matches("holds one of this client's secrets", err.message, 1, true)
+          assert.matches("holds a credential", err.message, 1, true)
           assert.is_nil(tostring(err):find(secret:sub(1, 8), 1, true))
         end
       end
@@ -74,6 +74,26 @@ describe("validation", function()
       emu:reset_counters()
       c:close()
     end
+  end)
+
+  -- A password or a proxy's password is no id either (it has characters ids do not): the
+  -- message that says so must not quote it. And a project id that is a secret is refused.
+  it("never quotes a secret in a usage error, nor takes one for a project id", function()
+    local pw = "S3cret!pass#42"
+    local c = eip.new{ endpoint = emu.url, token = emu.token, project_id = emu.project_id,
+      proxy = "http://bob:" .. pw .. "@127.0.0.1:3128" }
+    for _, v in ipairs{ pw, "x" .. pw, "bob:" .. pw } do
+      local err = usage_error("bandwidth_id", c.delete_bandwidth, c, v)
+      assert.is_nil(tostring(err):find(pw, 1, true), tostring(err))
+      err = usage_error("eip_ids[1]", c.remove_eips_from_bandwidth, c, "bw-1", { v }, { charge_mode = "bandwidth",
+        size = 1 })
+      assert.is_nil(tostring(err):find(pw, 1, true), tostring(err))
+    end
+    c:close()
+    local err = usage_error("project_id", eip.new,
+      { endpoint = emu.url, project_id = emu.sk, ak = emu.ak, sk = emu.sk })
+    assert.matches("holds a credential", err.message, 1, true)
+    assert.is_nil(tostring(err):find(emu.sk, 1, true))
   end)
 
   it("accepts ids at the limits: 64 characters, dots, dashes, underscores", function()

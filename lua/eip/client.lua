@@ -115,6 +115,8 @@ function M.new(opts, getenv)
   -- The project: the option; else the one the credentials' source names with them (a profile
   -- file's project_id, HUAWEICLOUD_SDK_PROJECT_ID with the environment's keys: see auth.resolve);
   -- else the token's scope (IAM), or looked up by region (AK/SK).
+  -- Registered before any id is checked: one that holds a secret is refused, never quoted.
+  validate.register_secrets(provider.secrets)
   local project_id, lookup, r_project_missing = opts.project_id, nil, nil
   if project_id ~= nil then
     project_id = validate.id("project_id", project_id)
@@ -164,7 +166,10 @@ function M.new(opts, getenv)
   -- The proxy of every request, decided here once (eip.proxy), so both transports agree.
   local proxies = proxy.settings(opts.proxy, getenv)
   r.proxies, r.endpoint_proxy = proxies, proxies:decide(endpoint)
-  if #proxies.secrets > 0 then r.secrets = proxies.secrets end
+  if #proxies.secrets > 0 then
+    r.secrets = proxies.secrets
+    validate.register_secrets(proxies.secrets)
+  end
   if opts.deadline ~= nil then r.deadline = validate.number("deadline", opts.deadline, 0.001, 86400) end
   if opts.sleep ~= nil and type(opts.sleep) ~= "function" then
     errors.raise_usage("sleep", "must be a function(seconds), got %s", type(opts.sleep))

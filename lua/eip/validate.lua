@@ -10,8 +10,36 @@ local is_id = core.is_id
 local MAX_ID = 64
 local MAX_SECRET = 65536
 
+-- The secrets of every client (their providers' and proxies' tables, held weakly, registered by
+-- eip.client): a value that holds one, or a piece of 8 bytes of one, is never quoted, and is no
+-- id. Process-wide: an SK of one client pasted into another's call is refused all the same.
+local registered = setmetatable({}, { __mode = "k" })
+local secret_ranges = core.secret_ranges
+
+--- Registers a table of secret values (strings; it may change later, in place).
+-- @tparam table t
+function M.register_secrets(t)
+  if type(t) == "table" then registered[t] = true end
+end
+
+-- Does string s hold a registered secret (whole, or a piece of 8 bytes or more)?
+local function holds_secret(s)
+  for t in pairs(registered) do
+    if secret_ranges(s, t) then return true end
+    for _, v in pairs(t) do
+      if v == s then return true end -- (shorter than 8 bytes: only the whole value is one)
+    end
+  end
+  return false
+end
+M.holds_secret = holds_secret
+
+local SECRET_ID = "holds a credential (a key, token or password pasted where an id goes?): nothing sent, "
+  .. "and the value is not shown"
+
 local function describe(v)
   if type(v) == "string" then
+    if holds_secret(v) then return "a value that holds a credential (not shown)" end
     if #v > 40 then return string.format("a %d-character string", #v) end
     return string.format("%q", v):gsub("\\\n", "\\n")
   end
@@ -25,7 +53,10 @@ end
 function M.id(name, v)
   -- Every call validates an id: the C core answers the common case (a valid one) without the
   -- pattern match below, which tests a bracket class per byte.
-  if is_id(v) then return v end
+  if is_id(v) then
+    if next(registered) ~= nil and holds_secret(v) then raise(name, SECRET_ID) end
+    return v
+  end
   if type(v) ~= "string" then raise(name, "must be a string, got %s", describe(v)) end
   if v == "" then raise(name, "must not be empty") end
   if #v > MAX_ID then raise(name, "must be at most %d characters, got %d", MAX_ID, #v) end
