@@ -675,6 +675,79 @@ describe("safety", function()
     end)
   end)
 
+  -- Functions of the caller's that the library calls mid-way: what they raise, or answer oddly,
+  -- never turns what was sent into a raw error or a failure it was not.
+  describe("the caller's functions", function()
+    it("a log that raises changes nothing: the delete's 204 is its result", function()
+      local id = create(1)[1]
+      local c = fx.client{ log = function(line) if line:find("^eip: <") then error("disk full") end end }
+      assert.equal(204, c:delete_bandwidth(id).status)
+      assert.is_nil(emu:get_bandwidth(id))
+    end)
+
+    it("a sleep that raises is replaced by the library's own for that wait", function()
+      local id = create(1)[1]
+      local lines = {}
+      local c = fx.client{ backoff_base = 0.01, backoff_cap = 0.01, sleep = function() error("no sleep here") end,
+        log = function(line) lines[#lines + 1] = line end }
+      emu:inject{ method = "DELETE", status = 503 }
+      local res = c:delete_bandwidth(id)
+      assert.same({ 204, 2 }, { res.status, res.attempts })
+      assert.truthy(table.concat(lines, "\n"):find("the sleep option raised an error", 1, true))
+    end)
+
+    it("a batch's cancel that raises stops it: the rest not sent, no raw error", function()
+      local ids = create(4)
+      local c = fx.client{}
+      local asked = 0
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 1, cancel = function()
+        asked = asked + 1
+        if asked > 2 then error("oops") end
+      end })
+      assert.equal("cancelled", summary.stopped)
+      assert.equal(summary.total, summary.deleted + summary.not_sent)
+      assert.is_true(summary.not_sent > 0)
+      for _, r in ipairs(results) do assert.is_table(r) end
+    end)
+
+    it("only true confirms a drain: a prompt's \"n\" or a raise refuses it, nothing moved", function()
+      local c = fx.client{}
+      for i, answer in ipairs{ "n", "no", 0, "false", false, function() error("closed tty") end } do
+        local id = emu:create_bandwidth{ size = 5, publicip_ids = { "c" .. i .. "a", "c" .. i .. "b" } }
+        local err = raised(c.drain_and_delete_bandwidth, c, id, { charge_mode = "bandwidth", size = 1,
+          confirm = function(plan) return type(answer) == "function" and answer(plan) or answer end })
+        assert.same({ "refused", "not_confirmed" }, { err.kind, err.reason }, tostring(answer))
+        assert.equal(2, #emu:get_bandwidth(id).publicip_info, "nothing moved")
+      end
+    end)
+
+    -- A clock that stands still (os.clock in a process that sleeps, a frozen test clock) or goes
+    -- back: what was slept for is due all the same; no wait is stretched by the step.
+    it("a rate with a clock that stands still or goes back never holds a call or a batch", function()
+      local ids = create(5)
+      local asked, slept = 0, 0
+      local c = fx.client{ rate = 20, clock = function() return 0 end, sleep = function(s) slept = slept + s end }
+      local _, summary = c:delete_bandwidths(ids, { cancel = function()
+        asked = asked + 1
+        if asked > 2000 then return "abort" end -- (the old code waited here forever)
+      end })
+      assert.same({ 5, nil }, { summary.deleted, summary.stopped })
+      assert.is_true(slept < 1, slept .. " s slept")
+      local t, waits = 1000, {}
+      local back = fx.client{ rate = 5, clock = function() t = t - 100; return t end,
+        sleep = function(s) waits[#waits + 1] = s end }
+      for _, id in ipairs(create(3)) do assert.equal(204, back:delete_bandwidth(id).status) end
+      for _, w in ipairs(waits) do assert.is_true(w <= 0.2 + 1e-9, w .. " s waited") end
+    end)
+
+    it("a clock that returns no number is a usage error naming clock", function()
+      local c = fx.client{ rate = 5, clock = function() return nil end }
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      assert.same({ "usage", "clock" }, { err.kind, err.argument })
+      assert.equal(0, api_requests())
+    end)
+  end)
+
   describe("server text", function()
     it("loses control characters and every secret, in errors, tostring and logs", function()
       local lines = {}

@@ -503,7 +503,8 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok)
     end
     error(err, 0)
   end
-  if terms.confirm and not terms.confirm(plan) then
+  -- Only true approves: a prompt's answer ("n", "no", 0) or a confirm that raises does not.
+  if terms.confirm and errors.guarded(terms.confirm, runner.log, "confirm", false)(plan) ~= true then
     local err = errors.refused("not_confirmed", bandwidth_id .. " was not drained: the plan was not "
       .. "confirmed (one GET was sent; nothing changed)")
     err.bandwidth_id, err.stage, err.moved, err.not_moved = bandwidth_id, "show", {}, {}

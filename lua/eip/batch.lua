@@ -291,7 +291,7 @@ function Run:settle(job, action, value)
   if value <= 0 then
     self.retries_due[#self.retries_due + 1] = job
   else
-    job.ready_at = self.clock() + value
+    job.ready_at, job.delay = self.clock() + value, value
     heap_push(self.retries, job)
   end
 end
@@ -443,6 +443,16 @@ end
 -- a later slot than its wait() promised a moment before, and starting anyway would bunch
 -- requests that the gateway counts in one-second windows.
 function Run:start_wait(now)
+  if self.start_slept then
+    -- What the loop slept for in full is due, whatever the clock says (a caller's clock that
+    -- stands still, or went back, must not hold the batch forever).
+    self.start_slept = nil
+    if self.paused_until > now then self.paused_until = -math.huge end
+    if self.rate_slot then
+      self.rate_slot = nil
+      return 0
+    end
+  end
   local wait = self.paused_until - now
   if wait > 0 then return wait end
   local bucket = self.bucket
@@ -569,7 +579,8 @@ function Run:loop()
     -- Nothing left to wait for once the retries waiting were ended.
     if start_wait > 0 and self:expire_due(start_wait) and not self:has_ready() then start_wait = 0 end
     local next_retry = not self.stopped and self.retries[1]
-    local wait = next_retry and next_retry.ready_at - now or math.huge
+    -- (never longer than the retry's own delay: a caller's clock that went back cannot stretch it)
+    local wait = next_retry and math.min(next_retry.ready_at - now, next_retry.delay) or math.huge
     if start_wait > 0 and driver:pending() < limit then wait = math.min(wait, start_wait) end
     if waits_to_sign and self:has_ready() then wait = math.min(wait, pipeline.SIGNED_WAIT_STEP) end
     if driver:pending() == 0 then
@@ -584,6 +595,7 @@ function Run:loop()
       local piece = self.cancel and math.min(left, M.CANCEL_INTERVAL) or left
       self.wait_left = left - piece > 0 and left - piece or nil
       if piece > 0 then self.runner.sleep(piece) end
+      if not self.wait_left and start_wait > 0 and wait >= start_wait then self.start_slept = true end
       if not self.wait_left and next_retry and next_retry.ready_at <= now + wait then
         self:promote(next_retry.ready_at)
       end
@@ -689,7 +701,8 @@ function M.run(runner, ids, opts)
     bucket = pace.new{ rate = o.rate, clock = clock }
   end
   local run = setmetatable({
-    runner = runner, missing_ok = o.missing_ok, on_result = o.on_result, cancel = o.cancel,
+    runner = runner, missing_ok = o.missing_ok, on_result = o.on_result,
+    cancel = errors.guarded(o.cancel, runner.log, "cancel", "stop"), -- one that raises: stop
     started = core.monotime(), results = {}, repeats = {}, probing = true,
     summary = { deleted = 0, missing = 0, failed = 0, not_sent = 0, repeated = 0, throttled = 0, total = n,
       elapsed = 0 },

@@ -105,6 +105,19 @@ local function policy_of(opts)
   }
 end
 
+-- The caller's sleep, guarded: one that raises is not the call's failure (a retry's wait, a
+-- pause between a drain's steps: what was sent is still to be reported as it happened): the
+-- wait is made with the library's own sleep instead, and the error goes to the log.
+-- (Its text is not logged: it may hold anything, and nothing here can clean it yet.)
+local function guarded_sleep(sleep, logger, own)
+  return function(seconds)
+    if not pcall(sleep, seconds) then
+      if logger then logger("eip: the sleep option raised an error; the library's own sleep waited instead") end
+      own(seconds)
+    end
+  end
+end
+
 -- A new client: eip.new, documented there with every option. getenv replaces os.getenv (tests).
 function M.new(opts, getenv)
   validate.options("options", opts, M.OPTIONS)
@@ -186,11 +199,24 @@ function M.new(opts, getenv)
     -- table again (a transport of the caller's own may keep what it is given).
     r.reuse_requests = true
   end
-  r.sleep = opts.sleep or transports.sleep
+  if opts.sleep ~= nil and type(opts.sleep) ~= "function" then
+    errors.raise_usage("sleep", "must be a function(seconds), got %s", type(opts.sleep))
+  end
+  r.sleep = opts.sleep and guarded_sleep(opts.sleep, logger, transports.sleep) or transports.sleep
   if opts.clock ~= nil and type(opts.clock) ~= "function" then
     errors.raise_usage("clock", "must be a function() returning seconds, got %s", type(opts.clock))
   end
-  r.clock = opts.clock or core.monotime
+  r.clock = core.monotime
+  if opts.clock then
+    local clock = opts.clock
+    r.clock = function()
+      local t = clock()
+      if type(t) ~= "number" or t ~= t then
+        error(errors.usage("clock", "must return a number of seconds, got %s", t ~= t and "NaN" or type(t)), 0)
+      end
+      return t
+    end
+  end
   for _, hook in ipairs{ "on_request", "on_response" } do
     if opts[hook] ~= nil and type(opts[hook]) ~= "function" then
       errors.raise_usage(hook, "must be a function(info), got %s", type(opts[hook]))
@@ -376,7 +402,7 @@ function Client:delete_bandwidths(ids, opts)
   if wait then
     -- One shared time budget: while the first id is still readable the others disappear too.
     local deadline = core.monotime() + wait
-    local cancel = opts.cancel
+    local cancel = errors.guarded(opts.cancel, r.log, "cancel", "stop")
     summary.still_readable = 0
     local refused -- a read the key was refused for: nothing more is signed, every id left gets it
     -- The result of each bandwidth waited for: a repeated id's later positions (copies of its
@@ -536,7 +562,8 @@ end
 -- @tparam[opt] boolean opts.missing_ok as for @{delete_bandwidth}
 -- @tparam[opt] function opts.on_batch as for @{remove_eips_from_bandwidth}
 -- @tparam[opt] function opts.confirm `function(plan) -> boolean`, given the plan of
---   @{plan_drain} before anything changes; false refuses (reason "not_confirmed")
+--   @{plan_drain} before anything changes; only `true` approves: anything else (false, nil,
+--   a prompt's "n", an error it raises) refuses (reason "not_confirmed")
 -- @tparam[opt] boolean|number opts.wait as for @{delete_bandwidth}
 -- @tparam[opt] function opts.cancel `function()` asked after the show, before each remove call
 --   and the delete, and at least every 0.25 s of the waits before a retry (backoff, Retry-After,
@@ -556,13 +583,14 @@ function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
   r:id("bandwidth_id", bandwidth_id)
   opts = given(opts, {})
   local terms = bandwidths.removal_terms(opts, bandwidths.DRAIN_OPTIONS)
+  terms.cancel = errors.guarded(terms.cancel, r.log, "cancel", true) -- one that raises: stop
   local missing_ok = r.missing_ok
   if opts.missing_ok ~= nil then missing_ok = validate.boolean("missing_ok", opts.missing_ok) end
   local wait = wait_of(opts.wait)
   local project_id = project(self, r)
   local res = bandwidths.drain(r, project_id, bandwidth_id, terms, missing_ok)
   if not wait then return res end
-  local ok, value = pcall(waited, r, project_id, res, wait, opts.cancel)
+  local ok, value = pcall(waited, r, project_id, res, wait, terms.cancel)
   if ok then return value end
   if errors.is_error(value) and value.deleted == true then
     -- Deleted, and the wait ended first: what the drain did stays on the error (the EIPs it

@@ -329,6 +329,24 @@ function M.code_row(entry, status, message, op)
   return rows[1]
 end
 
+--- fn (an option of the caller's: a cancel, a confirm), called protected: what it raises is not
+-- the call's failure (what was sent is still reported as it happened); it is logged (without
+-- its text, which may hold anything) and `fallback` stands for its answer.
+-- @tparam ?function fn the caller's function (nil: nil)
+-- @tparam ?function logger the client's log sink
+-- @tparam string name the option's name, for the log
+-- @param fallback what a raise answers
+-- @treturn ?function
+function M.guarded(fn, logger, name, fallback)
+  if fn == nil then return nil end
+  return function(...)
+    local ok, answer = pcall(fn, ...)
+    if ok then return answer end
+    if logger then logger("eip: the " .. name .. " option raised an error, taken as " .. tostring(fallback)) end
+    return fallback
+  end
+end
+
 function M.http(req, resp, info, body, entry)
   body = body or {}
   local advice, description = info.advice, info.description

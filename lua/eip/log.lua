@@ -21,7 +21,13 @@ function M.sink(debug, fn)
   if debug ~= nil and type(debug) ~= "boolean" then
     errors.raise_usage("debug", "must be true or false, got %s", type(debug))
   end
-  if fn then return fn end
+  if fn then
+    -- The caller's logger is told what happens; what it raises (a full disk, a closed file) is
+    -- not the call's failure: a delete that went through must not read as one that failed.
+    return function(line)
+      pcall(fn, line)
+    end
+  end
   if debug then
     return function(line) io.stderr:write(line, "\n") end
   end

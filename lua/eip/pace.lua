@@ -88,18 +88,27 @@ local function from_the_future(self, tat, now)
   return tat - now > QUEUE_MAX * self.interval
 end
 
+-- The clock's time, and whether it went back since the last read (a caller's clock stepped:
+-- the state measured on the old time is started again from now).
+local function read_clock(self)
+  local now = self.clock()
+  local last = self.last_now
+  self.last_now = now
+  return now, last ~= nil and now < last
+end
+
 --- Seconds until a request may be sent (0 when one may go now). Reserves nothing.
 function Bucket:wait()
-  local now = self.clock()
+  local now, back = read_clock(self)
   local tat = tat_of(self)
-  if from_the_future(self, tat, now) then tat = now end -- the next take starts again from now
+  if back or from_the_future(self, tat, now) then tat = now end -- the next take starts again from now
   local wait = math.max(tat, now) - (self.burst - 1) * self.interval - now
   return wait > 0 and wait or 0
 end
 
 --- Reserves the next slot: returns the seconds to wait before sending (0: now).
 function Bucket:take()
-  local now = self.clock()
+  local now, back = read_clock(self)
   local interval, tat = self.interval
   if self.dict then
     local us = math.floor(interval * 1e6 + 0.5)
@@ -108,7 +117,7 @@ function Bucket:take()
     if stored then
       self.unshared = nil
       tat = (stored - us) / 1e6
-      if tat < now or from_the_future(self, tat, now) then
+      if tat < now or back or from_the_future(self, tat, now) then
         -- Left idle: the stored time lags behind the clock; or it lies further ahead than any
         -- reservations could have put it (another clock's). Start again from now (two workers
         -- doing this at once may both go now: the one imprecision of a lock-free shared bucket).
@@ -118,12 +127,12 @@ function Bucket:take()
     else
       -- The dict cannot hold the state ("no memory", "not a number"): this worker's share alone.
       self.unshared = tostring(why)
-      tat = from_the_future(self, self.tat, now) and now or math.max(self.tat, now)
+      tat = (back or from_the_future(self, self.tat, now)) and now or math.max(self.tat, now)
       self.tat = tat + share_interval(self)
     end
   else
     -- (A caller's clock that went back: the same reset as for a shared state.)
-    tat = from_the_future(self, self.tat, now) and now or math.max(self.tat, now)
+    tat = (back or from_the_future(self, self.tat, now)) and now or math.max(self.tat, now)
     self.tat = tat + interval
   end
   local wait = tat - (self.burst - 1) * interval - now
