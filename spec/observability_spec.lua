@@ -173,6 +173,22 @@ describe("OpenResty: /metrics of the example", function()
     return resp
   end
 
+  it("says a method called with a dot is one, and keeps no duration that is not finite", function()
+    local metrics = eip.metrics()
+    for _, m in ipairs{ "render", "observe" } do
+      local ok, err = pcall(metrics[m])
+      assert.is_false(ok)
+      assert.same({ "usage", m }, { err.kind, err.argument })
+    end
+    metrics:observe{ operation = "delete_bandwidth", outcome = "ok", status = 204, elapsed = 1 / 0 }
+    metrics:observe{ operation = "delete_bandwidth", outcome = "ok", status = 204, elapsed = 0 / 0 }
+    metrics:observe{ operation = "delete_bandwidth", outcome = "ok", status = 204, elapsed = 0.5 }
+    local text = metrics:render()
+    assert.truthy(text:find('eip_requests_total{operation="delete_bandwidth",outcome="ok",status="204"} 3', 1, true),
+      text)
+    assert.truthy(text:find('eip_request_duration_seconds_count{operation="delete_bandwidth"} 1', 1, true), text)
+  end)
+
   it("counts the calls of both workers together", function()
     -- Each worker deletes 3 bandwidths and 2 that do not exist, at the same time.
     local ids = {}

@@ -740,6 +740,41 @@ describe("safety", function()
       for _, w in ipairs(waits) do assert.is_true(w <= 0.2 + 1e-9, w .. " s waited") end
     end)
 
+    it("closing the client from its own hook is refused: the call goes on, nothing raw", function()
+      local id = create(1)[1]
+      local c
+      c = fx.client{ on_request = function() c:close() end }
+      assert.equal(204, c:delete_bandwidth(id).status)
+      assert.is_false(c.closed)
+      local ids = create(3)
+      local ok, err = pcall(c.delete_bandwidths, c, ids, { on_result = function() c:close() end })
+      assert.is_false(ok)
+      assert.same({ "usage", "close" }, { err.kind, err.argument })
+      assert.is_false(c.closed)
+      c:close()
+      assert.is_true(c.closed)
+    end)
+
+    it("could_have_acted and is_auth_failure read nothing of a value that is no eip error", function()
+      local strict = setmetatable({}, { __index = function() error("INDEX BOOM") end })
+      assert.is_true(eip.could_have_acted(strict)) -- unknown: it may have acted
+      assert.is_true(eip.could_have_acted("lua/x.lua:1: attempt to index a nil value"))
+      assert.is_false(eip.could_have_acted(nil))
+      assert.is_false(eip.is_auth_failure(strict))
+      assert.is_false(eip.is_auth_failure({ kind = "http", status = 401 })) -- no eip error
+    end)
+
+    it("a transport of the caller's that answers no response is a transport failure, not a raw error", function()
+      for _, answer in ipairs{ false, {}, { status = "204" }, { status = 204.5 }, { status = 99 },
+          { status = 204, body = 5 }, { curl_code = "7" } } do
+        local c = eip.new{ endpoint = emu.url, token = emu.token, project_id = emu.project_id, max_attempts = 1,
+          transport = { send = function() return answer or nil end, close = function() end } }
+        local err = raised(c.delete_bandwidth, c, "bw-1")
+        assert.same({ "transport", "other", true }, { err.kind, err.reason, eip.could_have_acted(err) })
+        assert.matches("breaks the transport contract", tostring(err), 1, true)
+      end
+    end)
+
     it("a clock that returns no number is a usage error naming clock", function()
       local c = fx.client{ rate = 5, clock = function() return nil end }
       local err = raised(c.delete_bandwidth, c, "bw-1")

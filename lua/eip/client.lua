@@ -603,11 +603,18 @@ end
 --- Releases the client's connections now rather than at garbage collection. Closing twice is
 -- harmless; any other call on a closed client is a usage error. Returns nothing.
 -- @raise a `usage` @{eip.error} when called on something that is not a client
---   (`client.close()` with a dot)
+--   (`client.close()` with a dot), or from the client's own hook or a batch's `on_result`
+--   while its call is in flight (close it once the call returned)
 function Client:close()
   local r = runners[self]
   if not r then runner_of(self, "close") end
   if self.closed then return end
+  if r:reentered() then
+    -- The call that ran this hook still uses the connections (a raw C error would end it, and a
+    -- batch would lose its results): a hook's error is logged, on_result's ends the batch.
+    errors.raise_usage("close", "was called from the client's own hook or on_result while its call is in "
+      .. "flight: close the client once the call returned")
+  end
   self.closed = true
   r:close()
 end

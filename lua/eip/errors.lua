@@ -222,10 +222,12 @@ local NOT_SENT_REASONS = { dns = true, connect = true, tls = true }
 -- error (`stage`) says which step failed: after its show (a GET) nothing changed; after a remove
 -- call its GET told what moved, and only EIPs it lists as `uncertain` may have; its delete and
 -- wait read as any call's.
--- @tparam table err an eip error
+-- @tparam table err an eip error (anything else, a raw error of a bug or a table of the caller's,
+--   is unknown: yes; nil and false: no)
 -- @treturn boolean
 function M.could_have_acted(err)
-  if type(err) ~= "table" then return false end
+  if err == nil or err == false then return false end
+  if not M.is_error(err) then return true end -- (read no field of it: its __index may raise)
   local stage = err.stage
   if stage == "show" then return false end
   if stage == "remove" then return type(err.uncertain) == "table" and #err.uncertain > 0 end

@@ -125,7 +125,9 @@ M.is_error = errors.is_error
 -- @tparam any err what `pcall` returned, typically an @{error}
 -- @treturn boolean
 -- @raise never
-M.is_auth_failure = retry.halts
+M.is_auth_failure = function(err)
+  return errors.is_error(err) and retry.halts(err) -- (no field read of another value: its __index may raise)
+end
 
 --- Could the failed call that raised `err` have been carried out all the same (a delete that
 -- may have deleted)? Yes after a timeout, a reset, a garbled answer, a 5xx, an aborted
@@ -133,7 +135,8 @@ M.is_auth_failure = retry.halts
 -- says nothing happened: an answered 4xx, a request that never reached the API (DNS, connect,
 -- TLS, the proxy), one never sent (`not_sent`), a usage error, a refusal. For a drain's error,
 -- by its step (`stage`): nothing after its show; after a remove call, only when EIPs are
--- `uncertain`. What `eip` prints as FAILED? rather than FAILED: check before a retry.
+-- `uncertain`. What `eip` prints as FAILED? rather than FAILED: check before a retry. A value
+-- that is no @{error} (a raw error a bug raised) is unknown: yes.
 -- @function could_have_acted
 -- @tparam table err an @{error}
 -- @treturn boolean

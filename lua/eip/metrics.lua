@@ -87,14 +87,26 @@ local function series(name, labels)
   return name .. "{" .. table.concat(parts, ",") .. "}"
 end
 
+-- A method called with a dot (metrics.render()): a usage error naming it, not an index of nil.
+local function check_self(self, method)
+  if getmetatable(self) ~= Metrics then
+    errors.raise_usage(method, "is a method: call it with a colon (metrics:%s(...))", method)
+  end
+end
+
 --- Counts one attempt (an `on_response` info).
+-- @raise a `usage` @{eip.error} when called with a dot
 function Metrics:observe(info)
+  check_self(self, "observe")
+  if type(info) ~= "table" then return end
   local store, op = self.store, info.operation or "unknown"
   store:incr(series("eip_requests_total", { "operation", op, "outcome", info.outcome or "unknown",
     "status", info.status or "none" }), 1, 0)
   if info.retry then store:incr(series("eip_retries_total", { "operation", op }), 1, 0) end
   local seconds = tonumber(info.elapsed)
-  if seconds then
+  -- (a duration that is no finite number of seconds, from a transport of the caller's, is not one
+  -- the histogram can hold: its sum would stay NaN or inf, and fail every render)
+  if seconds and seconds >= 0 and seconds < math.huge then
     for _, le in ipairs(M.BUCKETS) do
       if seconds <= le then
         store:incr(series("eip_request_duration_seconds_bucket", { "operation", op, "le", le }), 1, 0)
@@ -123,7 +135,9 @@ end
 
 --- The Prometheus text format (version 0.0.4) of every series.
 -- @treturn string the exposition, one sample per line
+-- @raise a `usage` @{eip.error} when called with a dot
 function Metrics:render()
+  check_self(self, "render")
   local store = self.store
   local samples = {}
   for _, key in ipairs(store:get_keys(0)) do

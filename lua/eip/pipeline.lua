@@ -544,8 +544,27 @@ local RESENT = { kind = "transport", reason = "reset" }
 
 --- Maps the transport's response to the outcome of this attempt: "done" and the result, or
 -- what `failure` says.
+-- A response that breaks the transport contract (a transport of the caller's: nil, no status, a
+-- status that is no HTTP one) as the transport failure it is: nothing can be read from it, and
+-- the request may have gone out (unknown: could have acted).
+local function well_formed(resp)
+  if type(resp) ~= "table" then return false end
+  local code = resp.curl_code
+  if code ~= nil then return type(code) == "number" end
+  local status = resp.status
+  return type(status) == "number" and status >= 100 and status <= 599 and status == math.floor(status)
+    and (resp.body == nil or type(resp.body) == "string")
+end
+
+local function broken(resp)
+  return { status = 0, curl_code = 2, error_kind = "other", curl_error = "the transport's response breaks the "
+    .. "transport contract (see eip.transport): " .. (type(resp) == "table" and "status " .. type(resp.status)
+    .. (type(resp.status) == "number" and (" " .. tostring(resp.status)) or "") or "a " .. type(resp)) }
+end
+
 function Call:response(resp)
   local runner = self.runner
+  if not well_formed(resp) then resp = broken(resp) end
   -- The transport sent the request again after a kept-alive connection died unanswered: the
   -- first send may have been carried out, as an attempt without an answer may (a delete's 404
   -- then reads as lost_answer).
