@@ -755,13 +755,13 @@ describe("safety", function()
       assert.is_true(c.closed)
     end)
 
-    it("could_have_acted and is_auth_failure read nothing of a value that is no eip error", function()
-      local strict = setmetatable({}, { __index = function() error("INDEX BOOM") end })
-      assert.is_true(eip.could_have_acted(strict)) -- unknown: it may have acted
-      assert.is_true(eip.could_have_acted("lua/x.lua:1: attempt to index a nil value"))
+    it("could_have_acted and is_auth_failure read a value that is no eip error raw", function()
+      local strict = setmetatable({ kind = "http", status = 409 }, { __index = function() error("INDEX BOOM") end })
+      assert.is_false(eip.could_have_acted(strict)) -- its own fields, read raw: an answered 4xx
+      assert.is_true(eip.could_have_acted("lua/x.lua:1: attempt to index a nil value")) -- unknown
       assert.is_false(eip.could_have_acted(nil))
       assert.is_false(eip.is_auth_failure(strict))
-      assert.is_false(eip.is_auth_failure({ kind = "http", status = 401 })) -- no eip error
+      assert.is_true(eip.is_auth_failure(setmetatable({ kind = "http", status = 401 }, getmetatable(strict))))
     end)
 
     it("a transport of the caller's that answers no response is a transport failure, not a raw error", function()

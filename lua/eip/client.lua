@@ -132,7 +132,7 @@ function M.new(opts, getenv)
   validate.register_secrets(provider.secrets)
   local project_id, lookup, r_project_missing = opts.project_id, nil, nil
   if project_id ~= nil then
-    project_id = validate.id("project_id", project_id)
+    project_id = validate.secret_id("project_id", project_id, provider.secrets)
   elseif found.env_project_id then -- checked only now: a bad one must not stand in the option's way
     project_id = validate.id(auth.ENV.project_id, found.env_project_id)
   elseif found.project_id then

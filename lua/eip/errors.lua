@@ -210,6 +210,20 @@ function M.may_have_acted(err)
   return err.kind == "http" and type(err.status) == "number" and err.status >= 500 and err.status < 600
 end
 
+-- The fields the predicates read (could_have_acted, retry.halts), read with rawget: a copy.
+local READ_FIELDS = { "stage", "uncertain", "earlier_unanswered", "not_sent", "cancelled", "kind", "status",
+  "reason", "argument", "code", "path" }
+
+--- A copy of t's fields that could_have_acted and retry.halts read, read with rawget (t may be a
+-- table of the caller's whose __index raises).
+-- @tparam table t
+-- @treturn table
+function M.raw_fields(t)
+  local copy = {}
+  for _, k in ipairs(READ_FIELDS) do copy[k] = rawget(t, k) end
+  return copy
+end
+
 -- Failures of a request that never reached the API: its name did not resolve, the connection
 -- or the TLS handshake failed.
 local NOT_SENT_REASONS = { dns = true, connect = true, tls = true }
@@ -222,12 +236,15 @@ local NOT_SENT_REASONS = { dns = true, connect = true, tls = true }
 -- error (`stage`) says which step failed: after its show (a GET) nothing changed; after a remove
 -- call its GET told what moved, and only EIPs it lists as `uncertain` may have; its delete and
 -- wait read as any call's.
--- @tparam table err an eip error (anything else, a raw error of a bug or a table of the caller's,
---   is unknown: yes; nil and false: no)
+-- @tparam table err an eip error (a table of the same fields is read raw; anything else, a raw
+--   error of a bug, is unknown: yes; nil and false: no)
 -- @treturn boolean
 function M.could_have_acted(err)
   if err == nil or err == false then return false end
-  if not M.is_error(err) then return true end -- (read no field of it: its __index may raise)
+  if type(err) ~= "table" then return true end -- a raw error of a bug: unknown
+  -- A table that is no eip error (one decoded from --json, the caller's own) is read raw: its
+  -- __index may raise.
+  if not M.is_error(err) then err = M.raw_fields(err) end
   local stage = err.stage
   if stage == "show" then return false end
   if stage == "remove" then return type(err.uncertain) == "table" and #err.uncertain > 0 end

@@ -126,7 +126,9 @@ M.is_error = errors.is_error
 -- @treturn boolean
 -- @raise never
 M.is_auth_failure = function(err)
-  return errors.is_error(err) and retry.halts(err) -- (no field read of another value: its __index may raise)
+  if type(err) ~= "table" then return false end
+  -- (a table that is no eip error is read raw: its __index may raise)
+  return retry.halts(errors.is_error(err) and err or errors.raw_fields(err))
 end
 
 --- Could the failed call that raised `err` have been carried out all the same (a delete that
@@ -136,7 +138,7 @@ end
 -- TLS, the proxy), one never sent (`not_sent`), a usage error, a refusal. For a drain's error,
 -- by its step (`stage`): nothing after its show; after a remove call, only when EIPs are
 -- `uncertain`. What `eip` prints as FAILED? rather than FAILED: check before a retry. A value
--- that is no @{error} (a raw error a bug raised) is unknown: yes.
+-- that is no table (a raw error a bug raised) is unknown: yes.
 -- @function could_have_acted
 -- @tparam table err an @{error}
 -- @treturn boolean

@@ -189,12 +189,12 @@ function Runner:clean(s)
   return text
 end
 
---- A resource id (validate.id, which refuses one that holds a secret of any client, the value
--- not shown: an SK or token pasted where an id goes would be sent in a URL and shown on every
--- result line).
+--- A resource id (validate.secret_id: one that holds a secret of this client's is refused, the
+-- value not shown: an SK or token pasted where an id goes would be sent in a URL and shown on
+-- every result line).
 -- @raise a `usage` @{eip.error} naming `name`
-function Runner:id(name, v) -- luacheck: ignore self
-  return validate.id(name, v)
+function Runner:id(name, v)
+  return validate.secret_id(name, v, self.provider.secrets, self.secrets)
 end
 
 ---------------------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ local MAX_ID = 64
 local MAX_SECRET = 65536
 
 -- The secrets of every client (their providers' and proxies' tables, held weakly, registered by
--- eip.client): a value that holds one, or a piece of 8 bytes of one, is never quoted, and is no
--- id. Process-wide: an SK of one client pasted into another's call is refused all the same.
+-- eip.client): a value that holds one, or a piece of 8 bytes of one, is never quoted in a message.
+-- Process-wide, as a message may be made before the client is known (a wrong over-redaction
+-- costs a quote). Whether an id may be sent is the client's own question (see M.secret_id).
 local registered = setmetatable({}, { __mode = "k" })
 local secret_ranges = core.secret_ranges
 
@@ -37,6 +38,27 @@ M.holds_secret = holds_secret
 local SECRET_ID = "holds a credential (a key, token or password pasted where an id goes?): nothing sent, "
   .. "and the value is not shown"
 
+--- An id (M.id) that holds none of `secrets` (tables of secret values: a client's own), whole or
+-- a piece of 8 bytes: an SK pasted where an id goes would be sent in a URL and shown on result
+-- lines. Only the client's own secrets: a fake one of a test elsewhere in the process
+-- ("...0000000000...") must not refuse another client's ids.
+-- @tparam string name the argument's name
+-- @param v the value
+-- @tparam table secrets the client's secret values
+-- @tparam[opt] table more more of them (a proxy's credentials)
+-- @return v
+-- @raise a `usage` @{eip.error} naming `name`, which does not show the value
+function M.secret_id(name, v, secrets, more)
+  M.id(name, v)
+  if secret_ranges(v, secrets) or (more and secret_ranges(v, more)) then raise(name, SECRET_ID) end
+  for _, list in ipairs{ secrets, more or {} } do
+    for _, s in pairs(list) do
+      if s == v then raise(name, SECRET_ID) end -- (shorter than 8 bytes: only the whole value is one)
+    end
+  end
+  return v
+end
+
 local function describe(v)
   if type(v) == "string" then
     if holds_secret(v) then return "a value that holds a credential (not shown)" end
@@ -53,10 +75,7 @@ end
 function M.id(name, v)
   -- Every call validates an id: the C core answers the common case (a valid one) without the
   -- pattern match below, which tests a bracket class per byte.
-  if is_id(v) then
-    if next(registered) ~= nil and holds_secret(v) then raise(name, SECRET_ID) end
-    return v
-  end
+  if is_id(v) then return v end
   if type(v) ~= "string" then raise(name, "must be a string, got %s", describe(v)) end
   if v == "" then raise(name, "must not be empty") end
   if #v > MAX_ID then raise(name, "must be at most %d characters, got %d", MAX_ID, #v) end
