@@ -96,6 +96,29 @@ describe("validation", function()
     assert.is_nil(tostring(err):find(emu.sk, 1, true))
   end)
 
+  -- (__pairs and __len are Lua 5.2's and later; LuaJIT and 5.1 do not call them.)
+  it("an options table or id list whose metamethods raise is a usage error naming it", function()
+    if _VERSION == "Lua 5.1" then return end -- (LuaJIT too: neither calls __pairs nor __len)
+    local boom = function() error("METAMETHOD BOOM") end
+    local hostile = setmetatable({}, { __pairs = boom, __len = boom })
+    local c = eip.new(good)
+    for _, case in ipairs{
+      { "options", function() return eip.new(setmetatable({ endpoint = emu.url }, { __pairs = boom })) end },
+      { "options", function() return c:delete_bandwidths({ "bw-1" }, hostile) end },
+      { "ids", function() return c:delete_bandwidths(hostile) end },
+      { "ids", function()
+        return c:delete_bandwidths(setmetatable({ "bw-1" }, { __len = function() return "x" end }))
+      end },
+    } do
+      local ok, err = pcall(case[2])
+      assert.is_false(ok)
+      assert.is_true(eip.is_error(err), tostring(err))
+      assert.same({ "usage", case[1] }, { err.kind, err.argument })
+    end
+    assert.equal(0, emu:stats().requests)
+    c:close()
+  end)
+
   it("accepts ids at the limits: 64 characters, dots, dashes, underscores", function()
     local c = eip.new(good)
     local ids = { string.rep("a", 64), "a.b_c-d", "...", "3fa1e2b4-1111-2222-3333-444455556666" }

@@ -242,6 +242,18 @@ function M.integer(name, v, min, max)
   return M.number(name, v, min, max)
 end
 
+-- Its keys, read protected: a table whose metamethods (__pairs, __len, __index) raise is a
+-- usage error naming it, not the metamethod's raw error. Returns the keys.
+local function keys_of(name, t)
+  local ok, keys = pcall(function()
+    local list = {}
+    for k in pairs(t) do list[#list + 1] = k end
+    return list
+  end)
+  if not ok then raise(name, "cannot be read: a metamethod of it raised an error") end
+  return keys
+end
+
 --- The length of a list argument, raising unless it is a list: keys exactly 1..n, no hole, no
 -- other key. `#` and `ipairs` stop at a hole and skip other keys, so a call that walked such a
 -- table would do part of what it was asked, silently (a batch's ids, the EIPs to remove).
@@ -252,11 +264,14 @@ end
 -- @raise a `usage` error naming `name`
 function M.list(name, t, what)
   if type(t) ~= "table" then raise(name, "must be a list of %s, got a %s", what, type(t)) end
-  local n, count = #t, 0
-  for k in pairs(t) do
+  local keys = keys_of(name, t)
+  local measured, n = pcall(function() return #t end)
+  if not measured or type(n) ~= "number" then raise(name, "cannot be read: a metamethod of it raised an error") end
+  local count = 0
+  for _, k in ipairs(keys) do
     count = count + 1
     if type(k) ~= "number" or k < 1 or k > n or k ~= math.floor(k) then
-      raise(name, "must be a list of %s (keys 1..n), found the key %s", what, tostring(k))
+      raise(name, "must be a list of %s (keys 1..n), found the key %s", what, describe(k))
     end
   end
   if count ~= n then raise(name, "must be a list of %s without holes", what) end
@@ -341,7 +356,7 @@ end
 --- An options table whose keys must all be known: typos fail loudly.
 function M.options(name, t, known)
   if type(t) ~= "table" then raise(name, "must be a table, got %s", describe(t)) end
-  for k in pairs(t) do
+  for _, k in ipairs(keys_of(name, t)) do
     if type(k) ~= "string" then raise(name, "has a non-string key (%s)", describe(k)) end
     if not known[k] then
       local names = {}
