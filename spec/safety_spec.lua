@@ -696,6 +696,25 @@ describe("safety", function()
       assert.truthy(table.concat(lines, "\n"):find("the sleep option raised an error", 1, true))
     end)
 
+    -- A coroutine scheduler's sleep (copas and the like) yields: guarded, it still does, also on
+    -- Lua 5.1, which cannot yield across pcall.
+    it("a sleep that yields to a scheduler still yields", function()
+      local id = create(1)[1]
+      local lines = {}
+      local c = fx.client{ backoff_base = 0.01, backoff_cap = 0.01, sleep = function(s) coroutine.yield(s) end,
+        log = function(line) lines[#lines + 1] = line end }
+      emu:inject{ method = "DELETE", status = 503 }
+      local co = coroutine.create(function() return c:delete_bandwidth(id) end)
+      local yields, ok, value = 0, coroutine.resume(co)
+      while ok and coroutine.status(co) == "suspended" do
+        yields = yields + 1
+        ok, value = coroutine.resume(co)
+      end
+      assert.is_true(ok, tostring(value))
+      assert.same({ 204, 1 }, { value.status, yields })
+      assert.is_nil(table.concat(lines, "\n"):find("raised", 1, true))
+    end)
+
     it("a batch's cancel that raises stops it: the rest not sent, no raw error", function()
       local ids = create(4)
       local c = fx.client{}

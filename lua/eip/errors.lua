@@ -356,10 +356,25 @@ end
 -- @tparam string name the option's name, for the log
 -- @param fallback what a raise answers
 -- @treturn ?function
+-- Lua 5.1 (not LuaJIT) cannot yield across pcall.
+local NO_YIELD_ACROSS_PCALL = _VERSION == "Lua 5.1" and not rawget(_G, "jit")
+
+--- pcall(fn, ...), but a function of the caller's that yields (a coroutine scheduler's sleep)
+-- still yields on Lua 5.1, where pcall stops it ("attempt to yield across ..."): it is then
+-- called again, unprotected, as it was before it was guarded.
+-- @treturn boolean ok
+-- @return what fn returned, or its error
+function M.protected(fn, ...)
+  local ok, value = pcall(fn, ...)
+  if ok or not NO_YIELD_ACROSS_PCALL or not coroutine.running() then return ok, value end
+  if type(value) == "string" and value:find("attempt to yield across", 1, true) then return true, fn(...) end
+  return ok, value
+end
+
 function M.guarded(fn, logger, name, fallback)
   if fn == nil then return nil end
   return function(...)
-    local ok, answer = pcall(fn, ...)
+    local ok, answer = M.protected(fn, ...)
     if ok then return answer end
     if logger then logger("eip: the " .. name .. " option raised an error, taken as " .. tostring(fallback)) end
     return fallback

@@ -51,9 +51,13 @@ local SECRET_ID = "holds a credential (a key, token or password pasted where an 
 function M.secret_id(name, v, secrets, more)
   M.id(name, v)
   if secret_ranges(v, secrets) or (more and secret_ranges(v, more)) then raise(name, SECRET_ID) end
-  for _, list in ipairs{ secrets, more or {} } do
-    for _, s in pairs(list) do
-      if s == v then raise(name, SECRET_ID) end -- (shorter than 8 bytes: only the whole value is one)
+  -- (shorter than 8 bytes: only the whole value is one)
+  for _, s in pairs(secrets) do
+    if s == v then raise(name, SECRET_ID) end
+  end
+  if more then
+    for _, s in pairs(more) do
+      if s == v then raise(name, SECRET_ID) end
     end
   end
   return v
