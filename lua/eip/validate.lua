@@ -275,7 +275,8 @@ function M.list(name, t, what)
   for _, k in ipairs(keys) do
     count = count + 1
     if type(k) ~= "number" or k < 1 or k > n or k ~= math.floor(k) then
-      raise(name, "must be a list of %s (keys 1..n), found the key %s", what, describe(k))
+      raise(name, "must be a list of %s (keys 1..n), found the key %s", what,
+        (type(k) == "string" or type(k) == "number") and tostring(k) or describe(k))
     end
   end
   if count ~= n then raise(name, "must be a list of %s without holes", what) end
