@@ -49,14 +49,14 @@ local SECRET_ID = "holds a credential (a key, token or password pasted where an 
 -- @return v
 -- @raise a `usage` @{eip.error} naming `name`, which does not show the value
 function M.secret_id(name, v, secrets, more)
-  M.id(name, v)
+  if not is_id(v) then M.id(name, v) end -- (raises)
   if secret_ranges(v, secrets) or (more and secret_ranges(v, more)) then raise(name, SECRET_ID) end
-  -- (shorter than 8 bytes: only the whole value is one)
-  for _, s in pairs(secrets) do
-    if s == v then raise(name, SECRET_ID) end
-  end
-  if more then
-    for _, s in pairs(more) do
+  -- A secret shorter than 8 bytes is one only as the whole value (an id as short as it).
+  if #v < 8 then
+    for _, s in pairs(secrets) do
+      if s == v then raise(name, SECRET_ID) end
+    end
+    for _, s in pairs(more or secrets) do
       if s == v then raise(name, SECRET_ID) end
     end
   end
