@@ -131,11 +131,7 @@ describe("list of failures", function()
     return out
   end
 
-  local function lines(s)
-    local out = {}
-    for l in s:gmatch("[^\n]+") do out[#out + 1] = l end
-    return out
-  end
+  local lines = require("spec.support.assertions").lines
 
   it("lays a short entry out as the result lines: id, status and code, attempts; the message below", function()
     local text = output.failures{ failed(UUID, { kind = "http", status = 409, code = "VPC.0304",

@@ -33,11 +33,7 @@ local function slurp_keep(path)
   return s
 end
 
-local function lines(s)
-  local out = {}
-  for l in s:gmatch("[^\n]+") do out[#out + 1] = l end
-  return out
-end
+local lines = require("spec.support.assertions").lines
 
 -- --json's lines (one object per id), by bandwidth id.
 local function by_id(out)
@@ -953,6 +949,18 @@ describe("eip command", function()
       return seen
     end
 
+    -- A run's signal option: once the emulator has seen n API requests, sends sig to the command.
+    local function signal_after(n, sig)
+      return function(pid)
+        local deadline = socket.gettime() + 10
+        while emu:stats().requests < n do
+          assert(socket.gettime() < deadline, "the command sent fewer than " .. n .. " requests")
+          socket.sleep(0.02)
+        end
+        host.execute("kill -" .. sig .. " " .. pid)
+      end
+    end
+
     -- ids: n bandwidths whose deletes each take `delay` seconds.
     local function slow_batch(n, delay)
       local ids = {}
@@ -1009,14 +1017,7 @@ describe("eip command", function()
     it("a SIGHUP that nohup ignores does not stop the batch", function()
       local ids, input = slow_batch(6, 0.2)
       local code, _, err = run("delete-bandwidth --concurrency 2 -", { stdin = input, nohup = true,
-        signal = function(pid)
-          local deadline = socket.gettime() + 10
-          while emu:stats().requests < 2 do
-            assert(socket.gettime() < deadline, "nothing sent")
-            socket.sleep(0.02)
-          end
-          host.execute("kill -HUP " .. pid)
-        end })
+        signal = signal_after(2, "HUP") })
       assert.equal(0, code, err)
       for _, id in ipairs(ids) do assert.is_nil(emu:get_bandwidth(id)) end
     end)
@@ -1025,14 +1026,9 @@ describe("eip command", function()
       for _, sig in ipairs{ { "TERM", 143, "eip: stopped by SIGTERM" }, { "HUP", 129, "eip: stopped by SIGHUP" } } do
         emu:reset()
         local ids, input = slow_batch(12, 0.3)
-        local code, out, err = run("delete-bandwidth --concurrency 2 -", { stdin = input, signal = function(pid)
-          local deadline = socket.gettime() + 10
-          while emu:stats().requests < 3 do -- the probe, then two at a time
-            assert(socket.gettime() < deadline, "nothing sent")
-            socket.sleep(0.02)
-          end
-          host.execute("kill -" .. sig[1] .. " " .. pid)
-        end })
+        -- (the probe, then two at a time)
+        local code, out, err = run("delete-bandwidth --concurrency 2 -",
+          { stdin = input, signal = signal_after(3, sig[1]) })
         assert.equal(sig[2], code, err)
         local deleted, not_sent = check_reports(ids, reported(out, err))
         assert.is_true(not_sent > 0 and deleted >= 1, deleted .. " deleted, " .. not_sent .. " not sent")
@@ -1046,14 +1042,8 @@ describe("eip command", function()
       local id = emu:create_bandwidth{ size = 5 }
       emu:inject{ method = "GET", action = "slow", delay = 3 }
       for _, json in ipairs{ false, true } do
-        local code, _, err = run("show-bandwidth " .. (json and "--json " or "") .. id, { signal = function(pid)
-          local deadline = socket.gettime() + 10
-          while emu:stats().requests < 1 do
-            assert(socket.gettime() < deadline, "nothing sent")
-            socket.sleep(0.02)
-          end
-          host.execute("kill -INT " .. pid)
-        end })
+        local code, _, err = run("show-bandwidth " .. (json and "--json " or "") .. id,
+          { signal = signal_after(1, "INT") })
         assert.equal(130, code, err)
         if json then
           assert.same({ ok = false, exit = 130, kind = "interrupted", message = "interrupted" }, cjson.decode(err))

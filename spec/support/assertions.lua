@@ -21,4 +21,11 @@ function M.has(haystack, needle)
   return haystack:find(needle, 1, true) ~= nil
 end
 
+--- The non-empty lines of a text, in order.
+function M.lines(s)
+  local out = {}
+  for l in s:gmatch("[^\n]+") do out[#out + 1] = l end
+  return out
+end
+
 return M
