@@ -227,6 +227,30 @@ describe("authentication", function()
       end
     end)
 
+    -- The project id goes into every later path unescaped: one with a '/', '?' or '#' would send
+    -- the delete to another bandwidth, reported as the one asked for.
+    it("refuses a token whose project id is no id: an unusable answer, nothing more sent", function()
+      for _, project_id in ipairs{ "p1/bandwidths/other#", "p1?x=", "..", string.rep("a", 65), 42 } do
+        emu:reset_counters()
+        emu:inject{ method = "POST", path = "/v3/auth/tokens", status = 201,
+          headers = { ["X-Subject-Token"] = emu.token },
+          body = { token = { expires_at = "2099-01-01T00:00:00.000000Z", project = { id = project_id } } } }
+        local c = eip.new{ endpoint = emu.url, auth = emu:iam_auth() }
+        local ok, err = pcall(c.delete_bandwidth, c, "bw-1")
+        c:close()
+        assert.is_false(ok)
+        assert.is_true(eip.is_error(err), tostring(err))
+        if type(project_id) == "string" then
+          assert.same({ "http", "Unusable Answer" }, { err.kind, err.reason }, tostring(project_id))
+          assert.matches("IAM's project id is not an id", err.message, 1, true)
+        else -- a number names no project: as an answer without one
+          assert.same({ "usage", "project_id" }, { err.kind, err.argument })
+        end
+        assert.is_false(err.could_have_acted == true)
+        for _, r in ipairs(emu:requests()) do assert.equal("POST", r.method) end
+      end
+    end)
+
     it("fetches a new token once when a call answers 401, then succeeds", function()
       local c = iam_client()
       assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)

@@ -524,6 +524,24 @@ describe("credentials", function()
       c:close()
     end)
 
+    it("refuses a looked-up project id that is no id: an unusable answer, no delete sent", function()
+      local id = emu:create_bandwidth{ size = 1 }
+      for _, bad in ipairs{ emu.project_id .. "/bandwidths/" .. id .. "#", "p1?x=", "" } do
+        emu:reset_counters()
+        emu:set_projects{ { name = "cn-north-4", id = bad } }
+        local c = new({}, vars)
+        local err = raised(c.delete_bandwidth, c, "bw-1")
+        c:close()
+        assert.same({ "http", "Unusable Answer" }, { err.kind, err.reason })
+        assert.matches("IAM's project id is not an id", err.message, 1, true)
+        for _, r in ipairs(emu:requests()) do assert.equal("/v3/projects?name=cn-north-4", r.uri) end
+      end
+      emu:set_projects{ { name = "cn-north-4", id = emu.project_id } }
+      local c = new({}, vars)
+      assert.equal(204, c:delete_bandwidth(id).status, "a good lookup still works after")
+      c:close()
+    end)
+
     it("needs a region to be looked up", function()
       vars.HUAWEICLOUD_SDK_REGION = nil
       local err = raised(new, {}, vars)

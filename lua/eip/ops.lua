@@ -239,6 +239,17 @@ local IAM_PATH = "/v3/auth/tokens"
 local IAM_CONTENT_TYPE = { "Content-Type", "application/json;charset=utf8",
   line = "Content-Type: application/json;charset=utf8" }
 
+-- A project id IAM gave (a token's scope, the project lookup's answer) goes into every later
+-- path and X-Project-Id unescaped, as the caller's own ids do: one that is no id (a '/', '?' or
+-- '#' in it) would send a delete to another resource, reported as the one asked for. Such an
+-- answer is unusable (an "http" error, nothing more sent), not the caller's usage error.
+local function usable_project(op, resp, id)
+  if not core.is_id(id) then
+    error(errors.protocol(resp, op.method, op.path, "IAM's project id is not an id (1 to 64 letters, digits, "
+      .. "'.', '_' or '-')"), 0)
+  end
+end
+
 -- The answers of the credentials steps (a token's body: its expiry and project; the project
 -- lookup; the metadata service's keys) are read whole, whatever the client's max_body: one cut
 -- by a small max_body would lose the project and the expiry.
@@ -257,7 +268,10 @@ function IamToken.result(op, resp)
   local t = body.decode(resp.body)
   t = t and type(t.token) == "table" and t.token or {}
   local project = type(t.project) == "table" and t.project or {}
-  return { token = token, expires_at = t.expires_at, project_id = project.id }
+  local project_id = project.id
+  if project_id ~= nil and type(project_id) ~= "string" then project_id = nil end -- none named
+  if project_id then usable_project(op, resp, project_id) end
+  return { token = token, expires_at = t.expires_at, project_id = project_id }
 end
 
 --- IAM "get a user token" (password method, project scope). `request_body` is the JSON text,
@@ -289,6 +303,7 @@ function Projects.result(op, resp)
     e.request_id = resp.request_id -- IAM's X-IAM-Trace-Id: what its support asks for
     error(e, 0)
   end
+  usable_project(op, resp, ids[1])
   return ids[1]
 end
 
