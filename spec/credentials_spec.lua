@@ -77,6 +77,10 @@ describe("regions", function()
     local err = raised(client_mod.new, { region = "cn-north-4", project_id = "p1", token = "t-0123456789" },
       env_of{ HUAWEICLOUD_SDK_REGION_EIP_CN_NORTH_4 = "ftp://x" })
     assert.equal("HUAWEICLOUD_SDK_REGION_EIP_CN_NORTH_4", err.argument)
+    -- A host name without a scheme is https, as the official SDKs take it.
+    c = client_mod.new({ region = "cn-north-4", project_id = "p1", token = "t-0123456789" },
+      env_of{ HUAWEICLOUD_SDK_REGION_EIP_CN_NORTH_4 = " vpc-private.example.test:8443 , x" })
+    assert.equal("https://vpc-private.example.test:8443", c.endpoint)
   end)
 end)
 

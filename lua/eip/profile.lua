@@ -21,13 +21,19 @@ local M = {}
 M.ENV = "HUAWEICLOUD_SDK_CREDENTIALS_FILE"
 M.KEYS = { ak = true, sk = true, project_id = true, security_token = true, iam_endpoint = true }
 
---- The path of the profile file, from the environment or the home directory (nil without HOME).
-function M.path(getenv)
-  local p = getenv(M.ENV)
+--- The path of one of the official SDKs' files: the environment variable `env` when set, else
+-- `~/.huaweicloud/<name>` (nil without HOME).
+function M.sdk_file(getenv, env, name)
+  local p = getenv(env)
   if p and p ~= "" then return p end
   local home = getenv("HOME")
-  if home and home ~= "" then return home .. "/.huaweicloud/credentials" end
+  if home and home ~= "" then return home .. "/.huaweicloud/" .. name end
   return nil
+end
+
+--- The path of the profile file, from the environment or the home directory (nil without HOME).
+function M.path(getenv)
+  return M.sdk_file(getenv, M.ENV, "credentials")
 end
 
 local function trim(s)
@@ -78,45 +84,47 @@ local warned = {}
 --- The most a credentials file may hold: a few keys take a few hundred bytes.
 M.MAX_SIZE = 64 * 1024
 
-local function refuse(path, fmt, ...)
-  errors.raise_usage("credentials file", "%s " .. fmt, path, ...)
-end
-
--- The text of the file at path and its permission bits, or nil when there is none. Only a
--- regular file of at most MAX_SIZE bytes is read, and its type is asked of stat before it is
--- opened: opening a FIFO waits for a writer, a device reads without end. Anything else is a
--- usage error naming the file, never quoting what it holds.
-local function read_text(path)
+--- The text of the file at `path` and its permission bits, or nil when there is none. Only a
+-- regular file of at most `max` bytes (default @{MAX_SIZE}) is read, and its type is asked of
+-- stat before it is opened: opening a FIFO waits for a writer, a device reads without end.
+-- Anything else is a usage error naming the file (`what`, its argument: default "credentials
+-- file"; `holds`: what such a file holds, for the message of one too big), never quoting what it
+-- holds. /dev/null reads as an empty file (a way to say "no such file").
+function M.read_text(path, what, max, holds)
+  what, max = what or "credentials file", max or M.MAX_SIZE
+  local function refuse(fmt, ...)
+    errors.raise_usage(what, "%s " .. fmt, path, ...)
+  end
   local kind, size, mode = core.file_kind(path)
   if not kind then
     if mode then return nil end -- (the third value says that nothing is there)
-    refuse(path, "cannot be read (%s)", size)
+    refuse("cannot be read (%s)", size)
   end
-  -- /dev/null reads as an empty file (a way to say "no profile file"), and a harmless one.
   if kind ~= "file" and path == "/dev/null" then return "" end
   if kind ~= "file" then
-    refuse(path, "is a %s, not a regular file: name the credentials file itself", validate.FILE_KINDS[kind] or kind)
+    refuse("is a %s, not a regular file: name the %s itself", validate.FILE_KINDS[kind] or kind, what)
   end
   local function too_big(bytes)
-    refuse(path, "is too big for a credentials file (%s bytes; at most %d: it holds a few keys)", bytes, M.MAX_SIZE)
+    refuse("is too big for a %s (%s bytes; at most %d: it holds %s)", what, bytes, max, holds or "a few keys")
   end
-  if size > M.MAX_SIZE then too_big(string.format("%.0f", size)) end
+  if size > max then too_big(string.format("%.0f", size)) end
   local f, err = io.open(path, "rb")
   if not f then
     if err and err:sub(1, #path + 2) == path .. ": " then err = err:sub(#path + 3) end
-    refuse(path, "cannot be opened (%s)", err or "?")
+    refuse("cannot be opened (%s)", err or "?")
   end
   -- One byte more than allowed: a file that grew since stat (or a /proc file, whose size
   -- stat gives as 0) is still refused rather than read without limit.
-  local text, rerr = f:read(M.MAX_SIZE + 1)
+  local text, rerr = f:read(max + 1)
   f:close()
   if text == nil then
-    if rerr then refuse(path, "cannot be read (%s)", tostring(rerr)) end
+    if rerr then refuse("cannot be read (%s)", tostring(rerr)) end
     text = "" -- an empty file: read gives nil at its end
   end
-  if #text > M.MAX_SIZE then too_big("more than " .. M.MAX_SIZE) end
+  if #text > max then too_big("more than " .. max) end
   return text, mode
 end
+local read_text = M.read_text
 
 --- The `[basic]` section of the profile file, or nil and why not ("not found", "no [basic]
 -- section"). `warn(line)` receives a warning when the file is readable by group or others
