@@ -588,6 +588,7 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
     if (t->sockets != NULL && ends_named(remote_ip, remote_port, local_port, &ends) == 0) {
         struct eip_http_socket *sock = socket_at(t->sockets, &ends);
         if (sock != NULL) {
+            t->reused_send = sock->used;
             if (sock->used && pending_input(sock->fd)) {
                 shutdown(sock->fd, SHUT_RDWR);
                 t->stale = 1; /* nothing sent on it: not counted */
@@ -1175,7 +1176,7 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->truncated = 0;
     t->oom = t->refused = NULL;
     t->head = HEAD_START;
-    t->sends = t->resend_refused = t->stale = 0;
+    t->sends = t->resend_refused = t->stale = t->reused_send = t->own_resend = 0;
     if (t->fresh) {
         curl_easy_setopt(t->curl, CURLOPT_FRESH_CONNECT, 0L);
         t->fresh = 0;
@@ -1218,10 +1219,27 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     return 0;
 }
 
+/* Resends. libcurl sends a request again by itself when its reused connection died before a
+ * byte of the answer (HTTP allows it for an idempotent method; on_prereq says it, or refuses it
+ * for another), but at most five times in a handle's life: 7.88 counts them per handle and
+ * resets the count only when it gives up, so a session whose server closes idle connections a
+ * moment after each answer saw every sixth such delete fail with 55 or 56 where the cosocket
+ * transport sends it again. What libcurl would have sent again, and did not, is sent again here,
+ * once, on a fresh connection. */
+static int died_unanswered(const eip_http_transfer *t, int rc)
+{
+    return (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING) && t->sends == 1
+           && t->reused_send && t->head == HEAD_START && t->body_len == 0 && !t->resend_forbidden
+           && !t->own_resend;
+}
+
 int eip_http_transfer_retry_stale(eip_http_transfer *t, int rc)
 {
-    if (rc != CURLE_ABORTED_BY_CALLBACK || !t->stale)
+    if (died_unanswered(t, rc)) {
+        t->own_resend = 1; /* the send that follows is a resend: on_prereq says so (sends > 0) */
+    } else if (rc != CURLE_ABORTED_BY_CALLBACK || !t->stale) {
         return 0;
+    }
     /* Nothing was sent on the stale connection: the request goes out on a fresh one. Its sends
      * before (a first send on a connection that then died, when libcurl's resend found the
      * stale one) still count: the fresh send is a resend then, said or refused as any. */

@@ -206,6 +206,10 @@ typedef struct {
      * received something while idle (see on_prereq in http.c); and whether the handle is set to
      * take a fresh connection (until the next request). */
     int stale, fresh;
+    /* The current send went out on a reused connection (the prerequest callback found it used
+     * before); and whether the request was already sent again by the caller (see
+     * eip_http_transfer_retry_stale). */
+    int reused_send, own_resend;
     /* The proxy the handle is set to (copies of the last request's; NULL: direct), so that a
      * client sending through the same proxy (or none) sets no option again. */
     char *proxy, *proxy_user, *proxy_password;
@@ -284,9 +288,10 @@ void eip_http_free(eip_http *h);
 int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response *resp);
 
 /* After a transfer ended with rc: when the prerequest callback aborted it because its reused
- * connection had received something while idle (nothing was sent), sets it to go out again on a
- * fresh connection and returns 1 (the caller performs it, or adds it to its multi, again);
- * otherwise 0. At most once per request: a fresh connection is never found stale. */
+ * connection had received something while idle (nothing was sent), or when its one send on a
+ * reused connection died without a byte of answer and libcurl did not send it again (see
+ * "Resends" in http.c), sets it to go out again on a fresh connection and returns 1 (the caller
+ * performs it, or adds it to its multi, again); otherwise 0. At most once per request each. */
 int eip_http_transfer_retry_stale(eip_http_transfer *t, int rc);
 
 /* eip_http_transfer_trim of the session's transfer: call it once the last response is no

@@ -330,11 +330,21 @@ local function set_timeout(x, sock, v)
   end
 end
 
--- http1's source: one receiveany on the exchange's socket.
+-- http1's source: one receiveany on the exchange's socket. `x.full`: the read may have filled
+-- nginx's socket buffer (lua_socket_buffer_size: a multiple of 1 KiB, as nginx's sizes are).
+-- Over TLS, OpenSSL may then hold more bytes already decrypted, where neither nginx's pool nor
+-- a look at the descriptor (still_idle) finds them: a connection whose answer ended with such a
+-- read is not kept (one in about a thousand answers, by chance; a server that sends more than
+-- its answer, always).
 local function recv(x, max, wait)
   local sock = x.sock
   set_timeout(x, sock, ms(wait))
-  return sock:receiveany(max)
+  local data, err, partial = sock:receiveany(max)
+  if data then
+    local n = #data
+    x.full = n >= 1024 and n % 1024 == 0
+  end
+  return data, err, partial
 end
 
 -- TLS ---------------------------------------------------------------------------------------------
@@ -456,6 +466,59 @@ local function handshake(self, x, sock, t, connect_ms)
   return true
 end
 
+-- Idle pooled connections -------------------------------------------------------------------------
+
+-- nginx's pool finds a kept-alive connection that received something or was closed while idle
+-- only when the worker's event loop runs its idle handler: a handler that sends again without
+-- yielding in between (two deletes in a row, work between them) would be handed that connection,
+-- and read a late duplicate answer as its own, or meet the server's close as a dead connection
+-- (a resend said, a POST failed). So a reused socket is looked at before anything is sent on it:
+-- recv with MSG_PEEK on its descriptor, which lua-nginx-module's
+-- ngx_http_lua_ffi_socket_tcp_hack_fd gives when asked with -1 (it changes nothing then).
+-- Without that function (another nginx Lua module), a one-byte read with a 1 ms timeout asks
+-- the same, at that cost per reused connection. Over TLS, bytes OpenSSL holds already decrypted
+-- are not on the descriptor: see `x.full` in recv above.
+local peeking = false
+--- Whether pooled connections are looked at through the descriptor (false: the 1 ms read, as
+-- without the function; for tests).
+M.PEEK = true
+
+local function peek_api()
+  if peeking ~= false then return peeking end
+  peeking = nil
+  local ok, ffi = pcall(require, "ffi")
+  if not ok then return nil end
+  -- Void pointers and each declaration on its own, as ssl_api does.
+  pcall(ffi.cdef, "int ngx_http_lua_ffi_socket_tcp_hack_fd(void *u, int fd, unsigned char *err, size_t *errlen);")
+  pcall(ffi.cdef, "long recv(int fd, void *buf, size_t n, int flags);")
+  local C = ffi.C
+  if not pcall(function() return C.ngx_http_lua_ffi_socket_tcp_hack_fd, C.recv end) then return nil end
+  local linux = ffi.os == "Linux"
+  peeking = { ffi = ffi, C = C, byte = ffi.new("unsigned char[1]"), err = ffi.new("unsigned char[128]"),
+    errlen = ffi.new("size_t[1]"), flags = linux and (2 + 0x40) or 2, -- MSG_PEEK (| MSG_DONTWAIT)
+    again = linux and 11 or 35 } -- EAGAIN
+  return peeking
+end
+
+-- May a pooled connection be sent on: nothing arrived on it since its last answer, and it is not
+-- closed? (Its read timeout is left at 1 ms by the fallback: x.sock_ms says so.)
+local function still_idle(x, sock)
+  local api = M.PEEK and peek_api()
+  local u = api and sock[1]
+  if u then
+    api.errlen[0] = 128
+    local fd = api.C.ngx_http_lua_ffi_socket_tcp_hack_fd(u, -1, api.err, api.errlen)
+    if fd >= 0 then
+      if api.C.recv(fd, api.byte, 1, api.flags) >= 0 then return false end -- bytes, or the server's close
+      return api.ffi.errno() == api.again -- (else reset, or another error: dead)
+    end
+  end
+  sock:settimeout(1)
+  x.sock_ms = 1
+  local data, err = sock:receiveany(1)
+  return data == nil and err == "timeout"
+end
+
 -- Connecting ----------------------------------------------------------------------------------
 
 -- `t`: what was connected to, the URL's target or a proxy's `via` (is_proxy).
@@ -553,17 +616,24 @@ local function open(self, x, t, v)
   local to = v or t
   local connect_left_now = connect_left(x, now)
   if connect_left_now <= 0 then return connect_failure(x, to, "timeout") end
-  local sock = ngx.socket.tcp()
-  -- Connect within the connect time left; send and read within the exchange's time left.
+  local sock, reused
   local rest = ms(left)
-  sock:settimeouts(ms(connect_left_now), rest, rest)
-  x.sock_ms = rest
-  local ok, err = sock:connect(to.host, to.port, v and v.pool or t.pool[self.insecure])
-  if not ok then
-    if http1.remaining(x) <= 0 then return http1.timed_out(x) end
-    return connect_failure(x, to, err)
+  for _ = 1, MAX_ATTEMPTS do
+    sock = ngx.socket.tcp()
+    -- Connect within the connect time left; send and read within the exchange's time left.
+    sock:settimeouts(ms(connect_left_now), rest, rest)
+    x.sock_ms = rest
+    local ok, err = sock:connect(to.host, to.port, v and v.pool or t.pool[self.insecure])
+    if not ok then
+      if http1.remaining(x) <= 0 then return http1.timed_out(x) end
+      return connect_failure(x, to, err)
+    end
+    reused = (sock:getreusedtimes() or 0) > 0
+    -- A pooled connection that is no longer idle: closed, and the next taken (nothing was sent:
+    -- no resend).
+    if not reused or still_idle(x, sock) then break end
+    sock:close()
   end
-  local reused = (sock:getreusedtimes() or 0) > 0
   if not reused then
     x.sock_ms = false -- a tunnel and TLS set timeouts of their own
     x.resp.new_connections = x.resp.new_connections + 1
@@ -621,7 +691,7 @@ local function attempt(self, x, req, t, path)
     return http1.fail(x, 56, "Received HTTP code 407 from proxy")
   end
   if ok then
-    if not (reusable and sock:setkeepalive()) then sock:close() end
+    if not (reusable and not (t.tls and x.full) and sock:setkeepalive()) then sock:close() end
     return "done"
   end
   sock:close()
@@ -695,7 +765,7 @@ local function new_exchange(req)
   end
   clock = clock or clock_of(ngx)
   local x = http1.exchange(req, clock, old or nil)
-  x.sock, x.sock_ms, x.known = false, false, false
+  x.sock, x.sock_ms, x.known, x.full = false, false, false, false
   local connect_timeout = tonumber(req.connect_timeout) or 10
   if connect_timeout <= 0 or connect_timeout > x.timeout then connect_timeout = x.timeout end
   x.connect_timeout = connect_timeout

@@ -100,14 +100,16 @@
 --  * Dead pooled connections (closed or reset by the server before any byte of an answer), for
 --    an idempotent request (see `resent`): the cosocket transport closes each and takes the
 --    next, as many as the pool holds, until a live or fresh connection answers, within
---    `timeout`; libcurl sends it again on another connection (a few times at most). Either
+--    `timeout`; libcurl sends it again on another connection (by itself five times in a
+--    handle's life, then once more per request by the C core: see "Resends" in src/http.c). Either
 --    way `resent` says so; a request of any other method fails there (52 or 55, "reset").
 --  * Pooled connections that received anything while idle (a late duplicate answer, the late
 --    body of a 204, a 408 before a close) or were closed or reset since: never used, in both
---    transports. What is there is no answer to the next request; nginx's pool closes such a
---    connection, and the libcurl transport finds it just before sending (its prerequest
---    callback looks at the socket), aborts before anything is sent and sends on a fresh
---    connection instead: not a resend, also for a POST.
+--    transports. What is there is no answer to the next request. The cosocket transport looks
+--    at a pooled socket before sending on it (nginx's pool would find it only when the event
+--    loop runs, not between two sends without a yield); the libcurl transport finds it just
+--    before sending (its prerequest callback looks at the socket) and aborts before anything is
+--    sent. Either sends on a fresh connection instead: not a resend, also for a POST.
 --  * Trust store: `ca_file` is libcurl's; cosockets use `lua_ssl_trusted_certificate`.
 --  * curl_error texts are alike, not identical; compare curl_code and error_kind.
 --  * Over-long header line: libcurl 7.88 says 27 "Out of memory" (newer libcurl says 100,

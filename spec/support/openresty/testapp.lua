@@ -162,8 +162,10 @@ function M.send()
   return reply(200, ok and resp or { raised = tostring(resp) })
 end
 
--- POST {req = {...as for /t/send}, times = n, changes = {{index, line}, ...}}: one transport
--- sends req n times with one header list (which it remembers from the second send on, as it
+-- POST {req = {...as for /t/send}, times = n, changes = {{index, line}, ...}, busy = s,
+-- no_peek = true}: one transport sends req n times (busy: with s seconds of work before each send
+-- after the first, never yielding; no_peek: pooled connections looked at by a read, see PEEK in
+-- eip.transport.cosocket) with one header list (which it remembers from the second send on, as it
 -- does a token client's), then once more after each change (headers[index] = line). Answers
 -- the outcomes in order: a response table, or { raised = text } when send raised.
 function M.send_again()
@@ -180,7 +182,16 @@ function M.send_again()
     local ok, resp = pcall(t.send, t, req)
     out[#out + 1] = ok and resp or { raised = tostring(resp) }
   end
-  for _ = 1, args.times do send() end
+  local cosocket = require "eip.transport.cosocket"
+  cosocket.PEEK = not args.no_peek
+  for i = 1, args.times do
+    if i > 1 and args.busy then -- work between the sends, without yielding to nginx's event loop
+      local from = ngx.now()
+      repeat ngx.update_time() until ngx.now() - from >= args.busy
+    end
+    send()
+  end
+  cosocket.PEEK = true
   for _, change in ipairs(args.changes or {}) do
     req.headers[change[1]] = change[2]
     send()
