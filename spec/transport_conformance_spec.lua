@@ -983,6 +983,32 @@ describe("the transport contract, through both transports", function()
     end
   end)
 
+  -- Over TLS, stray bytes that came in the same record as an answer ending exactly where a read
+  -- filled nginx's buffer (4 KiB here) stay inside OpenSSL, where neither nginx's pool nor a look
+  -- at the socket finds them: such a connection is not kept. libcurl never keeps one either.
+  it("over TLS, stray bytes in the record of an answer that filled a read: the next request gets its own answer",
+    function()
+    for _, size in ipairs{ 4096, 8192, 1000 } do
+      for _, transport in ipairs(TRANSPORTS) do
+        local label = transport.name .. ", a head of " .. size .. " bytes"
+        local server = require("spec.support.tls_stray").start(pki, size)
+        local req = { method = "DELETE", url = "https://127.0.0.1:" .. server.port .. "/conformance", headers = {},
+          timeout = 5, connect_timeout = 5 }
+        local ok, out = pcall(function()
+          if transport.name ~= "libcurl" then return app_post("/t/send_again", { req = req, times = 2 }, 15) end
+          local t = require("eip.transport.curl").new{ ca_file = pki.ca, user_agent = "lua-eip-conformance" }
+          local both = { t:send(req), t:send(req) }
+          t:close()
+          return both
+        end)
+        server:stop()
+        assert(ok, out)
+        assert.same({ 204, "first-answer" }, { out[1].status, out[1].request_id }, label)
+        assert.same({ 404, "own-answer" }, { out[2].status, out[2].request_id }, label)
+      end
+    end
+  end)
+
   -- A Connection: close in an interim 100 holds for the final answer (libcurl keeps one close
   -- flag per connection through all the heads): the connection is never used again. The server
   -- keeps it open and swallows what comes on it: a request sent on it would get no answer. (No
