@@ -222,6 +222,35 @@ describe("rates and throttling against the emulator", function()
     close_to(20, summary.rate, "the client's own rate, after the batches")
   end)
 
+  -- A stated limit is the gateway's word, not a rate to take as it comes: "limit:0" states
+  -- nothing usable (a rate of 0 made every wait NaN, read as none: the batch ran unpaced), and
+  -- one request an hour would hold the batch for hours, past every bound the caller set.
+  it("takes no rate from a stated limit of 0, and stops at one slower than retry_after_cap", function()
+    local t = fake_time()
+    local c = fx.client{ rate = 20, clock = t.clock, sleep = t.sleep }
+    local ids = emu:create_bandwidths(10)
+    throttle_once(ids[2], "policy user over ratelimit,limit:0,time:1 second")
+    local _, summary = c:delete_bandwidths(ids, { concurrency = 4 })
+    assert.same({ 10, 1 }, { summary.deleted, summary.throttled })
+    assert.is_true(summary.rate > 0 and summary.rate <= 20, "the measured rate: " .. summary.rate)
+    assert.is_true(t.total() >= 8 / 20, "paced: " .. t.total())
+
+    ids = emu:create_bandwidths(10)
+    throttle_once(ids[2], "policy user over ratelimit,limit:1,time:1 hour")
+    local results
+    results, summary = c:delete_bandwidths(ids, { concurrency = 4 })
+    assert.equal("throttled", summary.stopped)
+    assert.is_true(summary.not_sent > 0, "ids never sent")
+    for _, r in ipairs(results) do
+      if r.not_sent then
+        assert.equal("throttled", r.stopped)
+        assert.same({ 429, "APIGW.0308" }, { r.cause.status, r.cause.code })
+        assert.matches("retry_after_cap", r.message)
+      end
+    end
+    assert.is_true(t.total() < 60, "not waited for: " .. t.total())
+  end)
+
   it("gives the client its rate back when on_result raises", function()
     local c = paced_client(20)
     local ids = emu:create_bandwidths(8)

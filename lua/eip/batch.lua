@@ -406,6 +406,13 @@ function Run:adapt(job, resp)
     self.limit_min = math.min(self.limit_min, self.limit)
     local stated = retry.stated_limit(err)
     local rate
+    if stated and 1 / stated > self.runner.policy.retry_after_cap then
+      -- The gateway allows one request per more than retry_after_cap seconds ("limit:1,time:1
+      -- hour"): as a longer Retry-After, not waited for. Nothing more starts; the ids not sent
+      -- say why (stopped = "throttled", cause = this answer).
+      self:stop("throttled", err)
+      return
+    end
     if stated then
       rate, self.ceiling = stated * RATE_HEADROOM, stated * RATE_HEADROOM
     else

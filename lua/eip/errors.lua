@@ -83,10 +83,12 @@ local STOP_REASONS = {
   cancelled = "the batch was cancelled",
   aborted = "the batch was aborted",
   project = "the project id could not be looked up",
+  throttled = "the API's stated rate limit allows one request per more than retry_after_cap seconds",
 }
 
 --- The entry of an id a batch never sent: kind "not_sent", `not_sent = true`, `stopped` (why:
--- "auth", "cancelled", "aborted", "project") and `cause` (the eip error that stopped it, if any).
+-- "auth", "cancelled", "aborted", "project", "throttled") and `cause` (the eip error that stopped
+-- it, if any).
 function M.not_sent(op, reason, cause)
   return new{
     kind = "not_sent", not_sent = true, stopped = reason, cause = cause, retryable = false,

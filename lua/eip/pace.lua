@@ -57,8 +57,10 @@ function M.new(opts)
   return self
 end
 
---- Changes the rate (requests per second) from now on.
+--- Changes the rate (requests per second) from now on; one that is not positive and finite is
+-- ignored (a rate of 0 would make every wait NaN, read as none).
 function Bucket:set_rate(rate)
+  if not (type(rate) == "number" and rate > 0 and rate < math.huge) then return end
   self.rate = rate
   self.interval = 1 / rate
 end
