@@ -606,6 +606,38 @@ describe("credentials", function()
         assert.matches("HUAWEICLOUD_SDK_PROJECT_ID with a token or keys from the environment", err.message, 1, true)
       end)
 
+      -- Only the option was checked against the secrets: an SK pasted into the variable, the
+      -- profile's project_id or auth.project_id went into every path and X-Project-Id, the debug
+      -- log, tostring(client) and errors' paths.
+      it("holding a credential, from any source, is refused and never shown", function()
+        local cases = {
+          { "HUAWEICLOUD_SDK_PROJECT_ID", {}, { HUAWEICLOUD_SDK_AK = emu.ak, HUAWEICLOUD_SDK_SK = emu.sk,
+            HUAWEICLOUD_SDK_PROJECT_ID = emu.sk } },
+          { "project_id", {}, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = profile("[basic]\nak = " .. emu.ak .. "\nsk = "
+            .. emu.sk .. "\nproject_id = " .. emu.sk .. "\n") } },
+          { "auth.project_id", { auth = { username = "u1", password = "Passw0rd-of-u1", domain = "d1",
+            project_id = "Passw0rd-of-u1", iam_endpoint = emu.iam_url } }, {} },
+          { "HUAWEICLOUD_SDK_PROJECT_ID", { proxy = "http://puser:proxy-Secret-77@127.0.0.1:9" },
+            { HUAWEICLOUD_SDK_AK = emu.ak, HUAWEICLOUD_SDK_SK = emu.sk,
+              HUAWEICLOUD_SDK_PROJECT_ID = "proxy-Secret-77" } },
+        }
+        for _, case in ipairs(cases) do
+          local lines = {}
+          case[2].log = function(line) lines[#lines + 1] = line end
+          case[2].debug = true
+          local err = raised(new, case[2], case[3])
+          assert.equal("usage", err.kind)
+          assert.matches(case[1], err.argument, 1, true)
+          assert.matches("holds a credential", err.message, 1, true)
+          for _, text in ipairs{ tostring(err), table.concat(lines, "\n") } do
+            for _, secret in ipairs{ emu.sk, "Passw0rd-of-u1", "proxy-Secret-77" } do
+              assert.is_nil(text:find(secret, 1, true), case[1])
+            end
+          end
+        end
+        assert.equal(0, emu:stats().requests)
+      end)
+
       it("is not taken for keys given as options, nor over an IAM login's project; it is for a token", function()
         local err = raised(new, { ak = emu.ak, sk = emu.sk }, { HUAWEICLOUD_SDK_PROJECT_ID = elsewhere })
         assert.equal("project_id", err.argument)

@@ -773,6 +773,7 @@ local function from_profile(getenv, warn, looked)
   local found = { source = where }
   if basic.project_id and basic.project_id ~= "" then
     found.project_id = validate.id(where .. " project_id", basic.project_id)
+    found.project_name = where .. " project_id" -- (eip.client checks it against the secrets)
   end
   if basic.iam_endpoint and basic.iam_endpoint ~= "" then
     found.iam_endpoint = validate.endpoint(where .. " iam_endpoint", basic.iam_endpoint)

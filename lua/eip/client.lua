@@ -130,15 +130,24 @@ function M.new(opts, getenv)
   -- else the token's scope (IAM), or looked up by region (AK/SK).
   -- Registered before any id is checked: one that holds a secret is refused, never quoted.
   validate.register_secrets(provider.secrets)
-  local project_id, lookup, r_project_missing = opts.project_id, nil, nil
+  -- Whatever its source, a project id that holds a secret (an SK pasted into
+  -- HUAWEICLOUD_SDK_PROJECT_ID) is refused, never sent in paths and X-Project-Id nor shown; the
+  -- proxy's credentials are checked below, once known.
+  local project_id, lookup, r_project_missing, project_name = opts.project_id, nil, nil, "project_id"
   if project_id ~= nil then
     project_id = validate.secret_id("project_id", project_id, provider.secrets)
   elseif found.env_project_id then -- checked only now: a bad one must not stand in the option's way
-    project_id = validate.id(auth.ENV.project_id, found.env_project_id)
+    project_name = auth.ENV.project_id
+    project_id = validate.secret_id(project_name, found.env_project_id, provider.secrets)
   elseif found.project_id then
-    project_id = found.project_id
+    project_name = found.project_name or project_name
+    project_id = validate.secret_id(project_name, found.project_id, provider.secrets)
   elseif provider.kind == "iam" then -- IAM learns it from the token's scope on first use
     project_id = provider.project_id
+    if project_id then
+      project_name = "auth.project_id"
+      validate.secret_id(project_name, project_id, provider.secrets)
+    end
   elseif provider.kind == "metadata" and not region then
     -- Said once the keys are there (Runner:project): without them, the credentials are what
     -- is missing first.
@@ -182,6 +191,7 @@ function M.new(opts, getenv)
   if #proxies.secrets > 0 then
     r.secrets = proxies.secrets
     validate.register_secrets(proxies.secrets)
+    if project_id then validate.secret_id(project_name, project_id, provider.secrets, proxies.secrets) end
   end
   if opts.deadline ~= nil then r.deadline = validate.number("deadline", opts.deadline, 0.001, 86400) end
   if opts.sleep ~= nil and type(opts.sleep) ~= "function" then

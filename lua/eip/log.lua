@@ -69,7 +69,9 @@ function M.request(out, req, clean)
     out(string.format("eip: > via proxy %s (%s)", proxy.name, req.url:find("^[hH][tT][tT][pP][sS]:")
       and "CONNECT tunnel: the proxy sees the CONNECT line only" or "plain http: the proxy sees the whole request"))
   end
-  for _, line in ipairs(req.headers) do out("eip: > " .. redact_line(line)) end
+  -- Credential headers redacted by name, and every other value cleaned too (a secret where an
+  -- id goes would show in X-Project-Id).
+  for _, line in ipairs(req.headers) do out("eip: > " .. clean(redact_line(line))) end
   if req.body and req.body ~= "" then
     if req.no_auth then
       out(string.format("eip: > body: <%d bytes, redacted: credentials>", #req.body))
