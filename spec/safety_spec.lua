@@ -867,6 +867,57 @@ describe("safety", function()
       end
     end
 
+    -- IAM (or a gateway) quoting the request's JSON inside its own JSON message escapes it twice:
+    -- a password with a '/' or '"' in every 8 bytes of it reads "Adm\\\/n2024x" in the raw body.
+    it("leaves no piece of a password echoed escaped twice or three times, in the error or the log", function()
+      local cjson = require "cjson"
+      local pw = 'Adm/n20"4x'
+      for levels = 2, 3 do
+        local echoed = cjson.encode{ auth = { identity = { password = { user = { password = pw } } } } }
+        for _ = 2, levels do echoed = cjson.encode{ error = { message = "bad request: " .. echoed } } end
+        emu:inject{ method = "POST", path = "/v3/auth/tokens", status = 400,
+          body = { error = { code = "1100", message = "the body was " .. echoed } } }
+        local lines = {}
+        local c = eip.new{ endpoint = emu.url, auth = emu:iam_auth{ password = pw }, max_attempts = 1,
+          log = function(l) lines[#lines + 1] = l end }
+        local err = raised(c.delete_bandwidth, c, "bw-1")
+        c:close()
+        local seen = { tostring(err), table.concat(lines, "\n") }
+        for _, k in ipairs{ "message", "raw_message", "details" } do
+          seen[#seen + 1] = type(err[k]) == "table" and cjson.encode(err[k]) or tostring(err[k])
+        end
+        local text = table.concat(seen, "\n"):gsub("\\", "")
+        assert.is_nil(holds_piece(text, pw), levels .. " levels: " .. text:sub(1, 2000))
+      end
+    end)
+
+    -- A bound that cuts a text a few bytes into a secret leaves fewer than 8 bytes of it, which
+    -- no piece search finds: at a cut, they are taken for its start.
+    it("leaves not even the first bytes of a password where a bound cuts a message or a logged body", function()
+      local pw = "Pq7Word2024"
+      for _, cut in ipairs{ { "message", 512, 505 }, { "logged body", 2048, 2043 } } do
+        -- the password starts at byte cut[3] + 1 of the text cut at cut[2]: 5 of its bytes are kept
+        local body
+        if cut[1] == "message" then
+          body = { error = { code = "1101", message = string.rep("m", cut[3]) .. pw } }
+        else
+          local head = '{"error":{"code":"1101","message":"no"},"pad":"'
+          body = head .. string.rep("m", cut[3] - #head) .. pw .. '"}'
+        end
+        emu:inject{ method = "POST", path = "/v3/auth/tokens", status = 401, body = body }
+        local lines = {}
+        local c = eip.new{ endpoint = emu.url, auth = emu:iam_auth{ password = pw }, max_attempts = 1,
+          log = function(l) lines[#lines + 1] = l end }
+        local err = raised(c.delete_bandwidth, c, "bw-1")
+        c:close()
+        local text = table.concat({ tostring(err), tostring(err.message), tostring(err.raw_message),
+          table.concat(lines, "\n") }, "\n")
+        for k = 3, #pw do
+          assert.is_nil(text:find(pw:sub(1, k) .. "...", 1, true), cut[1] .. ": " .. k .. " bytes")
+        end
+      end
+    end)
+
     it("never shows credentials given inside an endpoint URL, and sends nothing", function()
       local before = emu:stats().requests
       for _, opts in ipairs{ { endpoint = "http://admin:S3cretPw-long@127.0.0.1:9" },
@@ -981,7 +1032,9 @@ describe("safety", function()
       for _, text in ipairs(texts) do
         local want = full:clean(text)
         assert.equal(want, fast:clean(text), string.format("%q", text))
-        if require("eip.core").plain_text(text, secrets) then
+        -- (A text cut by a bound, "..." at its end, has a few bytes of a secret's start redacted
+        -- before either path: see cut_start in eip.pipeline.)
+        if require("eip.core").plain_text(text, secrets) and text:sub(-3) ~= "..." then
           fast_taken = fast_taken + 1
           assert.equal(text, want)
         else

@@ -358,7 +358,8 @@ function M.delete_bandwidth(opts)
   local known = { bandwidth_id = true }
   for k in pairs(client.OPTIONS) do known[k] = true end
   validate.options("options", opts, known)
-  validate.id("bandwidth_id", opts.bandwidth_id)
+  -- The id is checked by the client's call, before anything is sent: once the client holds its
+  -- secrets, so that one pasted as the id is refused without being quoted.
   local new_opts = {}
   for k, v in pairs(opts) do
     if k ~= "bandwidth_id" then new_opts[k] = v end

@@ -49,10 +49,11 @@ local function redact_line(line)
 end
 
 local function shown(s, clean)
-  -- Cut before cleaning (clean looks at all it is given), and clean what is shown before the
-  -- size is added: a secret cut by the cut ends the text, where clean finds it.
+  -- Cut before cleaning (clean looks at all it is given), and clean what is shown, with the mark
+  -- of the cut, before the size is added: a secret cut by the cut ends the text, where clean
+  -- finds it, even its first few bytes.
   if #s > MAX_BODY_SHOWN then
-    s = clean(s:sub(1, MAX_BODY_SHOWN)) .. string.format("... (%d bytes)", #s)
+    s = clean(s:sub(1, MAX_BODY_SHOWN) .. "...") .. string.format(" (%d bytes)", #s)
   else
     s = clean(s)
   end

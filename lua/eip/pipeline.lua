@@ -32,6 +32,7 @@ local plain_text = core.plain_text
 local secret_ranges = core.secret_ranges
 local min, max = math.min, math.max
 local type = type
+local byte, sub = string.byte, string.sub
 
 -- The headers every request starts with, shared by all requests and never modified. Each also
 -- holds its line as the transport takes it, so the lines are not built again for every call.
@@ -121,18 +122,28 @@ local function holds_window(text, v)
   return false
 end
 
--- Does s, undisguised, hold a piece of a secret of the list (8 bytes or more of it, anywhere:
--- a disguised copy may also be cut anywhere), or, for a short one, the secret as the whole value?
+-- Escapes undone at most this many times over: JSON quoted inside JSON (a server echoing the
+-- request body in its message) escapes twice, and a log of that a third time.
+local UNDISGUISE_LEVELS = 4
+
+-- Does s, undisguised once or more, hold a piece of a secret of the list (8 bytes or more of it,
+-- anywhere: a disguised copy may also be cut anywhere), or, for a short one, the secret as the
+-- whole value?
 local function disguises(s, secrets)
-  local u = undisguised(s)
-  for _, secret in pairs(secrets) do
-    -- A secret may itself hold what reads as an escape ("\\", "%41"): its undisguised form too.
-    local plain = undisguised(secret)
-    for _, v in ipairs{ secret, plain } do
-      if #v >= 8 then
-        if holds_window(u, v) then return true end
-      elseif u == v then
-        return true
+  local u = s
+  for level = 1, UNDISGUISE_LEVELS do
+    local before = u
+    u = undisguised(u)
+    if level > 1 and u == before then break end -- nothing more to undo
+    for _, secret in pairs(secrets) do
+      -- A secret may itself hold what reads as an escape ("\\", "%41"): its undisguised form too.
+      local plain = undisguised(secret)
+      for _, v in ipairs{ secret, plain } do
+        if #v >= 8 then
+          if holds_window(u, v) then return true end
+        elseif u == v then
+          return true
+        end
       end
     end
   end
@@ -161,6 +172,22 @@ local function without_copies(s, secrets)
   return s
 end
 
+-- A text cut by a bound ("..." at its end: eip.body's 512 bytes of a message, the debug log's
+-- 2 KB of a body) whose last 3 to 7 bytes before the mark are the start of a secret: those bytes
+-- redacted (fewer than 8 of a secret are found nowhere else; at a cut they are likely its start).
+local function cut_start(s, secrets)
+  if not secrets then return s end
+  local n = #s - 3
+  for _, v in pairs(secrets) do
+    if #v >= 8 then
+      for k = 7, 3, -1 do
+        if k <= n and sub(s, n - k + 1, n) == sub(v, 1, k) then return sub(s, 1, n - k) .. REDACTED .. "..." end
+      end
+    end
+  end
+  return s
+end
+
 --- Server-provided text made safe to show: control characters (terminal escapes, CR, LF)
 -- become spaces, and every secret the provider holds, and the runner's own `secrets` (proxy
 -- credentials), becomes `<redacted>` (a proxy or service may echo a header back), and so does
@@ -172,6 +199,7 @@ end
 function Runner:clean(s)
   if type(s) ~= "string" then return s end
   local secrets, own = self.provider.secrets, self.secrets
+  if byte(s, -1) == 46 and sub(s, -3) == "..." then s = cut_start(cut_start(s, secrets), own) end
   -- What servers send (request ids, codes, messages) is left as it is: the C core says so in one
   -- pass (see core.plain_text), where the rules below cost a request id about a microsecond.
   -- A runner with secrets of its own (proxy credentials) goes through the rules.
