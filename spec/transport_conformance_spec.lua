@@ -983,6 +983,35 @@ describe("the transport contract, through both transports", function()
     end
   end)
 
+  -- What the look before reuse must not cost: a healthy kept-alive connection (plain, or TLS with
+  -- the server's session tickets and all) is used again, request after request.
+  it("keeps a healthy connection: five requests, one connection, plain and TLS", function()
+    for _, tls_on in ipairs{ false, true } do
+      for _, transport in ipairs(TRANSPORTS) do
+        emu:reset()
+        local label = transport.name .. (tls_on and " over TLS" or "")
+        local req = { method = "DELETE", headers = { "X-Auth-Token: " .. emu.token }, timeout = 5, connect_timeout = 5,
+          url = tls_on and ("https://127.0.0.1:" .. front.ports.trusted .. "/conformance") or api_url() }
+        for _ = 1, 5 do emu:inject{ method = "DELETE", status = 204 } end
+        local out
+        if transport.name == "libcurl" then
+          local t = require("eip.transport.curl").new{ ca_file = pki.ca, user_agent = "lua-eip-conformance" }
+          out = {}
+          for i = 1, 5 do out[i] = t:send(req) end
+          t:close()
+        else
+          out = app_post("/t/send_again", { req = req, times = 5 }, 15)
+        end
+        local opened = 0
+        for i = 1, 5 do
+          assert.equal(204, out[i].status, label)
+          opened = opened + out[i].new_connections
+        end
+        assert.is_true(opened <= 1, label .. ": " .. opened .. " connections opened")
+      end
+    end
+  end)
+
   -- Over TLS, stray bytes that came in the same record as an answer ending exactly where a read
   -- filled nginx's buffer (4 KiB here) stay inside OpenSSL, where neither nginx's pool nor a look
   -- at the socket finds them: such a connection is not kept. libcurl never keeps one either.
