@@ -837,55 +837,91 @@ describe("the transport contract, through both transports", function()
     end
   end)
 
+  -- The transports of the resend cases: both, and libcurl's multi interface (batches).
+  local WITH_MULTI = { name = "libcurl multi" }
+  local RESENDING = { TRANSPORTS[1], TRANSPORTS[2], WITH_MULTI }
+
+  -- One session of `transport`: a GET that leaves a kept-alive connection, then `times` DELETEs
+  -- (timeout `timeout`) against the emulator answering as `rules` say. The responses, and how
+  -- many DELETEs the emulator saw.
+  local function session(transport, rules, times, timeout)
+    emu:reset()
+    emu:inject{ method = "GET", status = 200, body = "{}" }
+    for _, rule in ipairs(rules) do emu:inject(rule) end
+    local first = { method = "GET", url = api_url(), headers = { "X-Auth-Token: " .. emu.token },
+      timeout = 5, connect_timeout = 5 }
+    local req = { method = "DELETE", url = api_url(), headers = { "X-Auth-Token: " .. emu.token },
+      timeout = timeout, connect_timeout = timeout }
+    local out = {}
+    if transport.name == "libcurl" then
+      local t = require("eip.transport.curl").new{ user_agent = "lua-eip-conformance" }
+      assert.equal(200, t:send(first).status)
+      for i = 1, times do out[i] = t:send(req) end
+      t:close()
+    elseif transport == WITH_MULTI then
+      local m = require("eip.core").multi{ user_agent = "lua-eip-conformance" }
+      m:start(first)
+      assert.equal(200, select(2, m:next(5)).status)
+      for i = 1, times do
+        m:start(req)
+        out[i] = select(2, m:next(10))
+      end
+      m:close()
+    else
+      assert.equal(200, app_post("/t/send", first, 15).status)
+      out = app_post("/t/send_again", { req = req, times = times }, 30)
+    end
+    local sent = 0
+    for _, r in ipairs(emu:requests()) do
+      if r.method == "DELETE" then sent = sent + 1 end
+    end
+    return out, sent
+  end
+
   -- Again and again in one session: libcurl 7.88 sends again by itself at most five times in a
   -- handle's life (its count is per handle, never reset after a success), so the sixth such
   -- delete failed with 56 where cosockets send it again. The libcurl transport sends what libcurl
   -- did not, once, on a fresh connection.
   it("a reused connection dying unanswered, eight times in one session: each DELETE sent again", function()
     local TIMES = 8
-    local with_multi = { name = "libcurl multi" }
-    for _, transport in ipairs{ TRANSPORTS[1], TRANSPORTS[2], with_multi } do
-      emu:reset()
-      emu:inject{ method = "GET", status = 200, body = "{}" }
-      for _ = 1, TIMES do
-        emu:inject{ method = "DELETE", action = "lose_answer" }
-        emu:inject{ method = "DELETE", status = 204 }
-      end
-      local first = { method = "GET", url = api_url(), headers = { "X-Auth-Token: " .. emu.token },
-        timeout = 5, connect_timeout = 5 }
-      local req = { method = "DELETE", url = api_url(), headers = { "X-Auth-Token: " .. emu.token },
-        timeout = 5, connect_timeout = 5 }
-      local resps
-      if transport.name == "libcurl" then
-        local t = require("eip.transport.curl").new{ user_agent = "lua-eip-conformance" }
-        assert.equal(200, t:send(first).status, transport.name)
-        resps = {}
-        for i = 1, TIMES do resps[i] = t:send(req) end
-        t:close()
-      elseif transport == with_multi then
-        local m = require("eip.core").multi{ user_agent = "lua-eip-conformance" }
-        m:start(first)
-        assert.equal(200, select(2, m:next(5)).status, transport.name)
-        resps = {}
-        for i = 1, TIMES do
-          m:start(req)
-          resps[i] = select(2, m:next(10))
-        end
-        m:close()
-      else
-        assert.equal(200, app_post("/t/send", first, 15).status, transport.name)
-        resps = app_post("/t/send_again", { req = req, times = TIMES }, 30)
-      end
+    local rules = {}
+    for _ = 1, TIMES do
+      rules[#rules + 1] = { method = "DELETE", action = "lose_answer" }
+      rules[#rules + 1] = { method = "DELETE", status = 204 }
+    end
+    for _, transport in ipairs(RESENDING) do
+      local resps, sent = session(transport, rules, TIMES, 5)
       for i = 1, TIMES do
         local resp = resps[i]
         assert.same({ 204, true }, { resp.status, resp.resent }, transport.name .. " delete " .. i .. ": "
           .. tostring(resp.curl_code) .. " " .. tostring(resp.curl_error))
       end
-      local sent = 0
-      for _, r in ipairs(emu:requests()) do
-        if r.method == "DELETE" then sent = sent + 1 end
-      end
       assert.equal(2 * TIMES, sent, transport.name)
+    end
+  end)
+
+  -- What the resend must never do: send again a request the server began to answer (an interim
+  -- 102 came, then the close: libcurl itself does not resend it, 52), nor give a resend more time
+  -- than the request has left (the cosocket transport keeps one deadline for all its sends).
+  it("no resend after an interim answer; a resend within the request's own timeout", function()
+    for _, transport in ipairs(RESENDING) do
+      local out, sent = session(transport, { { method = "DELETE", action = "raw",
+        raw = "HTTP/1.1 102 Processing\r\n\r\n", raw_end = "close" } }, 1, 5)
+      assert.same({ 52, 1 }, { out[1].curl_code, sent }, transport.name .. ": after a 102")
+      assert.is_nil(out[1].resent, transport.name)
+      -- Five resends spend libcurl's own budget; the sixth is the C core's: it has 0.8 s of the
+      -- request's 2 s left when the answer takes 1.2 s, and times out.
+      local rules = {}
+      for _ = 1, 5 do
+        rules[#rules + 1] = { method = "DELETE", action = "lose_answer" }
+        rules[#rules + 1] = { method = "DELETE", status = 204 }
+      end
+      rules[#rules + 1] = { method = "DELETE", action = "drop", delay = 1.2 }
+      rules[#rules + 1] = { method = "DELETE", status = 204, delay = 1.2 }
+      out = session(transport, rules, 6, 2)
+      for i = 1, 5 do assert.equal(204, out[i].status, transport.name .. " " .. i) end
+      assert.same({ 0, 28, true }, { out[6].status, out[6].curl_code, out[6].resent },
+        transport.name .. ": the resend within the timeout")
     end
   end)
 

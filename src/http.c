@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -396,6 +397,7 @@ int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t le
 {
     eip_http_response *r = t->resp;
     int code;
+    t->answered = 1; /* a line of an answer came: libcurl will not send the request again, nor will we */
     switch (t->head) {
     case HEAD_START:
         /* The first line of a head: a new answer (1xx interim answers come first). Only what
@@ -1176,7 +1178,7 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->truncated = 0;
     t->oom = t->refused = NULL;
     t->head = HEAD_START;
-    t->sends = t->resend_refused = t->stale = t->reused_send = t->own_resend = 0;
+    t->sends = t->resend_refused = t->stale = t->reused_send = t->own_resend = t->answered = 0;
     if (t->fresh) {
         curl_easy_setopt(t->curl, CURLOPT_FRESH_CONNECT, 0L);
         t->fresh = 0;
@@ -1229,16 +1231,41 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
 static int died_unanswered(const eip_http_transfer *t, int rc)
 {
     return (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING) && t->sends == 1
-           && t->reused_send && t->head == HEAD_START && t->body_len == 0 && !t->resend_forbidden
-           && !t->own_resend;
+           && t->reused_send && !t->answered && t->body_len == 0 && !t->resend_forbidden && !t->own_resend;
+}
+
+/* What is left of the request's timeout after the transfer that just ended (ms; the handle's
+ * limit when none is set), so that sending again never gives a request more time than it has. */
+static long time_left(eip_http_transfer *t)
+{
+    curl_off_t us = 0;
+    if (t->timeout_ms <= 0)
+        return LONG_MAX;
+    curl_easy_getinfo(t->curl, CURLINFO_TOTAL_TIME_T, &us);
+    return t->timeout_ms - (long)(us / 1000);
 }
 
 int eip_http_transfer_retry_stale(eip_http_transfer *t, int rc)
 {
+    long left;
     if (died_unanswered(t, rc)) {
+        left = time_left(t);
+        if (left <= 0)
+            return 0; /* no time for another send: the failure stands */
         t->own_resend = 1; /* the send that follows is a resend: on_prereq says so (sends > 0) */
     } else if (rc != CURLE_ABORTED_BY_CALLBACK || !t->stale) {
         return 0;
+    } else {
+        left = time_left(t);
+        if (left <= 0)
+            left = 1; /* it times out at once (28), nothing sent */
+    }
+    if (left != LONG_MAX) {
+        /* The request's deadline holds across its sends (the cosocket transport has one too). */
+        long connect = t->connect_timeout_ms;
+        set_long(t->curl, CURLOPT_TIMEOUT_MS, &t->timeout_ms, left);
+        if (connect > left)
+            set_long(t->curl, CURLOPT_CONNECTTIMEOUT_MS, &t->connect_timeout_ms, left);
     }
     /* Nothing was sent on the stale connection: the request goes out on a fresh one. Its sends
      * before (a first send on a connection that then died, when libcurl's resend found the

@@ -210,6 +210,7 @@ typedef struct {
      * before); and whether the request was already sent again by the caller (see
      * eip_http_transfer_retry_stale). */
     int reused_send, own_resend;
+    int answered; /* a line of an answer (an interim 1xx too) came for the current request */
     /* The proxy the handle is set to (copies of the last request's; NULL: direct), so that a
      * client sending through the same proxy (or none) sets no option again. */
     char *proxy, *proxy_user, *proxy_password;
