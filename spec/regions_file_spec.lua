@@ -71,6 +71,23 @@ EIP:
     assert.equal("http://127.0.0.1:9", endpoint("EIP:\n  - {id: cn-north-4, endpoints: [http://127.0.0.1:9]}\n"))
   end)
 
+  -- As the SDKs' YAML parsers read them: a null (plain null, ~, or nothing) is no value; a
+  -- section given twice is the second; what is under a key not read is not read either.
+  it("reads nulls as absent, a repeated section as replacing, block scalars under keys not read", function()
+    assert.equal("http://127.0.0.1:9", endpoint("EIP:\n  - id: cn-north-4\n    endpoint: null\n"
+      .. "    endpoints: ['http://127.0.0.1:9']\n"))
+    assert.equal("http://127.0.0.1:9",
+      endpoint("EIP:\n  - {id: cn-north-4, endpoint: ~, endpoints: [http://127.0.0.1:9]}\n"))
+    assert.equal("http://127.0.0.1:9", endpoint("EIP:\n  - id: cn-north-4\n    endpoint:\n    endpoints:\n"
+      .. "      - http://127.0.0.1:9\n"))
+    assert.equal("https://vpc.cn-north-4.myhuaweicloud.com", endpoint("EIP:\n  - id: cn-north-4\n"
+      .. "    endpoint: http://127.0.0.1:9\nEIP:\n  - id: cn-south-1\n    endpoint: http://127.0.0.1:10\n"))
+    assert.equal("https://vpc.cn-north-4.myhuaweicloud.com",
+      endpoint("EIP:\n  - id:\n    endpoint: http://127.0.0.1:9\n"))
+    assert.equal("http://127.0.0.1:9", endpoint("EIP:\n  - id: cn-north-4\n    description: |\n      text\n"
+      .. "      more: x\n    endpoint: http://127.0.0.1:9\n"))
+  end)
+
   it("takes endpoint before endpoints, a later entry of the same id over an earlier one", function()
     assert.equal("http://127.0.0.1:9", endpoint("EIP:\n  - id: cn-north-4\n    endpoints: [http://127.0.0.1:10]\n"
       .. "    endpoint: http://127.0.0.1:9\n"))
@@ -125,7 +142,9 @@ EIP:
       { "EIP:\n  - id: cn-north-4\n    endpoints:\n      - [a]\n", 4 },
       { "EIP:\n  - id: cn-north-4\n    endpoint: ftp://127.0.0.1:9\n", 2 },
       { "EIP:\n  - id: cn-north-4\n    endpoint: http://u:secret-pw@127.0.0.1:9\n", 2 },
-      { "EIP:\n  - id:\n", 2 },
+      { '{"EIP":[{"id":"cn-north-4","endpoint":"http://127.0.0.1:9"}]}\n', 1 },
+      { "  EIP:\n    - id: cn-north-4\n      endpoint: http://127.0.0.1:9\n", 1 },
+      { "EIP:\n  - id: cn-north-4\n    endpoint:\n      http://127.0.0.1:9\n", 4 },
       { "EIP:\n  cn-north-4: http://127.0.0.1:9\n", 2 },
     }
     for _, case in ipairs(cases) do

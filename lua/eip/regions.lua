@@ -106,8 +106,13 @@ M.ENV_REGIONS_FILE = "HUAWEICLOUD_SDK_REGIONS_FILE"
 M.REGIONS_FILE_MAX = 1024 * 1024
 local READ_SERVICES = { EIP = true, VPC = true }
 
--- A YAML scalar at the start of `text`: its value and what follows it, or nil when none starts
--- there. `flow`: inside [ ] or { }, where a plain scalar ends at ',', ']' or '}'.
+-- YAML's null, as a plain scalar: the SDKs skip a key that holds it, as an absent one.
+local NULLS = { null = true, Null = true, NULL = true, ["~"] = true }
+local NULL = setmetatable({}, { __tostring = function() return "null" end })
+
+-- A YAML scalar at the start of `text`: its value (NULL for a plain null) and what follows it,
+-- or nil when none starts there. `flow`: inside [ ] or { }, where a plain scalar ends at ',', ']'
+-- or '}'.
 local function scalar(text, flow)
   local q = text:sub(1, 1)
   if q == "'" then -- '' is a quote
@@ -138,7 +143,9 @@ local function scalar(text, flow)
   local rest = text:sub(#value + 1)
   local cut = value:find("%s#") -- a comment
   if cut then value, rest = value:sub(1, cut - 1), "" end
-  return (value:gsub("%s+$", "")), rest
+  value = value:gsub("%s+$", "")
+  if NULLS[value] then return NULL, rest end -- a plain null: no value (quoted, it is the text)
+  return value, rest
 end
 
 -- Nothing but blanks and a comment left? (After a value on a line.)
@@ -201,6 +208,8 @@ function M.parse_regions_file(text, path)
   -- the indent of the entries' dashes and of the entry's keys, and a key whose value is a block
   -- of deeper lines (open: its name; list: where an endpoints list goes).
   local section, entry, item_indent, key_indent, open, list
+  local lone -- open is an id or endpoint without a value on its line
+  local top_seen = false -- a SERVICE: line came
   local function refuse(what)
     errors.raise_usage("regions file", "%s, line %d: %s (lua-eip reads the documented shape: SERVICE: "
       .. "then '- id: ...' entries with endpoint or endpoints)", path, n, what)
@@ -208,27 +217,33 @@ function M.parse_regions_file(text, path)
   local function done()
     if not entry then return end
     local f = entry[1]
-    local first = f.endpoint
-    if (first == nil or first == "") and f.endpoints then first = f.endpoints[1] end
-    if f.id and f.id ~= "" and first and first ~= "" then section[f.id] = { first, entry[2] } end
+    local id, first = f.id, f.endpoint
+    if first == nil or first == "" or first == NULL then first = f.endpoints and f.endpoints[1] end
+    if type(id) == "string" and id ~= "" and type(first) == "string" and first ~= "" then
+      section[id] = { first, entry[2] }
+    end
     entry = nil
   end
   local function take(key, rest) -- one key of the entry, its value text after the colon
-    open, list = nil, nil
+    open, list, lone = nil, nil, false
     if key ~= "id" and key ~= "endpoint" and key ~= "endpoints" then -- not read, nor what is under it
-      if rest == "" or rest:find("^#") then open = key end
+      open = key
       return
     end
     if rest == "" or rest:find("^#") then
-      if key ~= "endpoints" then refuse(key .. " without a value on its line") end
-      open, list = key, {}
-      entry[1].endpoints = list
+      open = key
+      if key == "endpoints" then
+        list = {}
+        entry[1].endpoints = list
+      else
+        lone = true -- a null; a value on the lines below it (a multi-line scalar) is refused
+      end
       return
     end
     local v, after
     if rest:find("^%[") then v, after = flow_list(rest) else v, after = scalar(rest) end
     if not v or not line_end(after) then refuse("the value of " .. key .. " is neither a scalar nor a [list]") end
-    if (key == "endpoints") ~= (type(v) == "table") then
+    if v ~= NULL and (key == "endpoints") ~= (type(v) == "table") then
       refuse(key .. (key == "endpoints" and " takes a list" or " takes one value"))
     end
     entry[1][key] = v
@@ -242,27 +257,36 @@ function M.parse_regions_file(text, path)
     local dash_rest = body:match("^%-%s+(.*)$") or (body == "-" and "")
     local skipped = body == "" or body:find("^#") or (indent == 0 and (body == "---" or body == "..."))
     if skipped then -- luacheck: ignore 542 (blank, a comment, a document marker)
+    elseif indent == 0 and dash_rest and not section and top_seen then -- luacheck: ignore 542
+      -- (an entry of a compact list at column 0, of a service not read)
     elseif indent == 0 and not (section and dash_rest) then -- a service; a dash at 0 is a compact list's
       if section then done() end
       local name, rest = key_value(body)
-      section, entry, item_indent, key_indent, open, list = nil, nil, nil, nil, nil, nil
-      if name and READ_SERVICES[name:upper()] then
+      -- Anything else at the top (a JSON document, a flow mapping) is a shape not read: refused,
+      -- not passed over, since the endpoint it names would be missed.
+      if not name then refuse("expected SERVICE: at the start of the line (the block form of YAML)") end
+      top_seen = true
+      section, entry, item_indent, key_indent, open, list, lone = nil, nil, nil, nil, nil, nil, false
+      if READ_SERVICES[name:upper()] then
         name = name:upper()
-        section = found[name] or {}
+        section = {} -- a section given again replaces the one before, as the SDKs' parsers read it
         found[name] = section
         if rest ~= "" and not rest:find("^#") and not rest:find("^%[%s*%]") then
           refuse(name .. ": takes a list of entries on the lines below it")
         end
       end
+    elseif not top_seen then
+      refuse("an indented line before any SERVICE: (the document is read from column 0)")
     elseif section then
       if open and (indent > key_indent or (indent == key_indent and dash_rest)) then
+        if lone then refuse(open .. " with its value on the lines below it (multi-line values are not read)") end
         if list then -- an endpoints list in block form
           local v, after = scalar(dash_rest or "")
           if not dash_rest or not v or not line_end(after) then refuse("an endpoints item that is not '- value'") end
           list[#list + 1] = v
         end -- (else: under a key not read)
       elseif dash_rest then
-        open, list = nil, nil
+        open, list, lone = nil, nil, false
         item_indent = item_indent or indent
         if indent ~= item_indent then refuse("an entry's '-' out of line with the entries above it") end
         done()
@@ -272,7 +296,7 @@ function M.parse_regions_file(text, path)
           local m, after = flow_map(dash_rest)
           if not m or not line_end(after) then refuse("an entry that is not a {key: value, ...} mapping") end
           for k, v in pairs(m) do
-            if (k == "endpoints") ~= (type(v) == "table") and (k == "id" or k:find("^endpoint")) then
+            if v ~= NULL and (k == "endpoints") ~= (type(v) == "table") and (k == "id" or k:find("^endpoint")) then
               refuse(k .. (k == "endpoints" and " takes a list" or " takes one value"))
             end
             entry[1][k] = v
@@ -285,7 +309,7 @@ function M.parse_regions_file(text, path)
           take(key, rest)
         end
       else
-        open, list = nil, nil
+        open, list, lone = nil, nil, false
         local key, rest = key_value(body)
         if not entry or not key then refuse("expected '- id: ...' or key: value") end
         if key_indent == nil and indent > item_indent then key_indent = indent end
