@@ -584,6 +584,29 @@ describe("eip command", function()
       assert.equal(1, emu:stats().auth_failures)
     end)
 
+    -- The ids' shape is checked before the client (which knows the credentials) is made, and the
+    -- command's own messages quote what they were given: the environment's credentials are known
+    -- from the start, and never quoted in any of them.
+    it("quotes no credential of the environment in any usage error", function()
+      local proxy_env = { https_proxy = "http://puser:Pr0xyPass99@127.0.0.1:9", http_proxy = false }
+      local cases = {
+        { "delete-bandwidth " .. q("x" .. emu.token .. "/"), {}, emu.token },
+        { "show-bandwidth " .. q("x" .. emu.token .. "/"), {}, emu.token },
+        { "--json delete-bandwidth -", { stdin = "x" .. emu.token .. "/\n" }, emu.token },
+        { q("x" .. emu.token), {}, emu.token },
+        { "status " .. q(emu.token), {}, emu.token },
+        { "delete-bandwidth --concurrency " .. q(emu.token) .. " bw-1", {}, emu.token },
+        { "delete-bandwidth " .. q("Pr0xyPass99!"), { env = proxy_env }, "Pr0xyPass99" },
+      }
+      for _, case in ipairs(cases) do
+        local code, out, err = run(case[1], case[2])
+        assert.is_true(code == 2 or code == 1, hide(err))
+        assert.is_nil((out .. err):find(case[3], 1, true), hide(case[1]) .. ": " .. hide(out .. err))
+        assert.is_nil((out .. err):find(case[3]:sub(1, 8), 1, true), hide(case[1]))
+      end
+      assert.equal(0, emu:stats().requests)
+    end)
+
     it("refuses an id that is the SK or the token before anything is sent, without printing it", function()
       local real = emu:create_bandwidth{ size = 5 }
       for _, case in ipairs{ { emu.sk, { OS_AUTH_TOKEN = false, HUAWEICLOUD_SDK_AK = emu.ak,

@@ -35,6 +35,31 @@ local function holds_secret(s)
 end
 M.holds_secret = holds_secret
 
+--- s with every registered secret in it replaced by `<redacted>`: whole copies (of 4 bytes or
+-- more), and pieces of 8 bytes or more (a message of the caller's own making that quotes what
+-- it was given: the command line's).
+-- @tparam string s
+-- @treturn string
+function M.scrub(s)
+  for t in pairs(registered) do
+    for _, v in pairs(t) do
+      if type(v) == "string" and #v >= 4 then
+        local i, j = s:find(v, 1, true)
+        while i do
+          s = s:sub(1, i - 1) .. "<redacted>" .. s:sub(j + 1)
+          i, j = s:find(v, i + 10, true)
+        end
+      end
+    end
+    local ranges = secret_ranges(s, t)
+    while ranges do
+      s = s:sub(1, ranges[1] - 1) .. "<redacted>" .. s:sub(ranges[2] + 1)
+      ranges = secret_ranges(s, t)
+    end
+  end
+  return s
+end
+
 local SECRET_ID = "holds a credential (a key, token or password pasted where an id goes?): nothing sent, "
   .. "and the value is not shown"
 

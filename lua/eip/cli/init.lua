@@ -22,6 +22,7 @@ local args = require "eip.cli.args"
 local connection = require "eip.cli.connection"
 local output = require "eip.cli.output"
 local progress = require "eip.cli.progress"
+local validate = require "eip.validate"
 
 local M = {}
 
@@ -173,6 +174,10 @@ function M.main(argv)
   end
   local ctx = { terminal = progress.stderr_is_terminal(), stdout_terminal = progress.is_terminal(1),
     stdin_closed = stdin_closed }
+  -- The environment's credentials, known before any argument is read: no usage error quotes one.
+  -- (Kept here: the registry holds its tables weakly.)
+  M.environment_secrets = connection.known_secrets()
+  validate.register_secrets(M.environment_secrets)
   local ok, code = pcall(dispatch, argv, ctx)
   -- A batch catches signals and ignores SIGPIPE until here, its summary written (a no-op for
   -- the other commands).
@@ -200,6 +205,11 @@ function M.main(argv)
   end
   local exit = args.is_usage(e) and EXIT_USAGE or EXIT_FAILED
   local known = args.is_usage(e) or args.is_failure(e) or eip.is_error(e)
+  -- The command's own messages may quote what it was given (a command name, a code, an option's
+  -- value): a credential there is not shown. (The library's errors are cleaned already.)
+  if (args.is_usage(e) or args.is_failure(e)) and type(e.message) == "string" then
+    e.message = validate.scrub(e.message)
+  end
   if M.wants_json(argv) then
     if not known then e = { kind = "internal", message = tostring(e) } end
     stderr:write(output.error_json(e, exit), "\n")
