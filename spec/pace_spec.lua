@@ -249,6 +249,20 @@ describe("rates and throttling against the emulator", function()
       end
     end
     assert.is_true(t.total() < 60, "not waited for: " .. t.total())
+
+    -- A daily limit as well, a batch that does not adapt as well; and a per-second limit is
+    -- never one to stop at, whatever retry_after_cap (0 included).
+    for _, case in ipairs{ { "limit:1000,time:1 day", {}, "throttled" },
+        { "limit:1,time:1 hour", { adaptive = false }, "throttled" },
+        { "limit:100,time:1 second", { retry_after_cap = 0 }, nil } } do
+      local client_opts = { rate = 20, clock = t.clock, sleep = t.sleep, retry_after_cap = case[2].retry_after_cap }
+      local pc = fx.client(client_opts)
+      ids = emu:create_bandwidths(10)
+      throttle_once(ids[2], "policy user over ratelimit," .. case[1])
+      results, summary = pc:delete_bandwidths(ids, { concurrency = 4, adaptive = case[2].adaptive })
+      assert.equal(case[3], summary.stopped, case[1])
+      if not case[3] then assert.equal(10, summary.deleted, case[1]) end
+    end
   end)
 
   it("gives the client its rate back when on_result raises", function()

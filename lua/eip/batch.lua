@@ -400,19 +400,20 @@ function Run:adapt(job, resp)
     if ra and ra <= self.runner.policy.retry_after_cap then
       self.paused_until = math.max(self.paused_until, now + ra)
     end
+    local stated = retry.stated_limit(err)
+    if stated and 1 / stated > math.max(self.runner.policy.retry_after_cap, WINDOW) then
+      -- The gateway allows one request per more than retry_after_cap seconds ("limit:1,time:1
+      -- hour"), and more than the window it counts in: as a longer Retry-After, not waited for,
+      -- adaptive or not. Nothing more starts; the ids not sent say why (stopped = "throttled",
+      -- cause = this answer).
+      self:stop("throttled", err)
+      return
+    end
     if not self.adaptive or now - self.last_cut < CUT_COOLDOWN then return end
     self.last_cut, self.clean = now, 0
     self.limit = math.max(1, math.floor(self.limit / 2))
     self.limit_min = math.min(self.limit_min, self.limit)
-    local stated = retry.stated_limit(err)
     local rate
-    if stated and 1 / stated > self.runner.policy.retry_after_cap then
-      -- The gateway allows one request per more than retry_after_cap seconds ("limit:1,time:1
-      -- hour"): as a longer Retry-After, not waited for. Nothing more starts; the ids not sent
-      -- say why (stopped = "throttled", cause = this answer).
-      self:stop("throttled", err)
-      return
-    end
     if stated then
       rate, self.ceiling = stated * RATE_HEADROOM, stated * RATE_HEADROOM
     else

@@ -137,7 +137,8 @@ function M.stated_limit(err)
   local n, per, unit = tostring(err.message or ""):match("limit:%s*(%d+)%s*,%s*time:%s*(%d+)%s*(%a+)")
   n, per = tonumber(n), tonumber(per)
   if not n or not per or n < 1 or per < 1 or n == math.huge or per == math.huge then return nil end
-  local seconds = ({ second = 1, seconds = 1, minute = 60, minutes = 60, hour = 3600, hours = 3600 })[unit:lower()]
+  local seconds = ({ second = 1, seconds = 1, minute = 60, minutes = 60, hour = 3600, hours = 3600, day = 86400,
+    days = 86400 })[unit:lower()]
   return seconds and n / (per * seconds) or nil
 end
 
