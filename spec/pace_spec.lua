@@ -259,7 +259,7 @@ describe("rates and throttling against the emulator", function()
       local pc = fx.client(client_opts)
       ids = emu:create_bandwidths(10)
       throttle_once(ids[2], "policy user over ratelimit," .. case[1])
-      results, summary = pc:delete_bandwidths(ids, { concurrency = 4, adaptive = case[2].adaptive })
+      _, summary = pc:delete_bandwidths(ids, { concurrency = 4, adaptive = case[2].adaptive })
       assert.equal(case[3], summary.stopped, case[1])
       if not case[3] then assert.equal(10, summary.deleted, case[1]) end
     end
