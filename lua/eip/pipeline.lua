@@ -32,7 +32,7 @@ local plain_text = core.plain_text
 local secret_ranges = core.secret_ranges
 local min, max = math.min, math.max
 local type = type
-local byte, sub = string.byte, string.sub
+local byte, sub, find = string.byte, string.sub, string.find
 
 -- The headers every request starts with, shared by all requests and never modified. Each also
 -- holds its line as the transport takes it, so the lines are not built again for every call.
@@ -175,13 +175,26 @@ end
 -- A text cut by a bound ("..." at its end: eip.body's 512 bytes of a message, the debug log's
 -- 2 KB of a body) whose last 3 to 7 bytes before the mark are the start of a secret: those bytes
 -- redacted (fewer than 8 of a secret are found nowhere else; at a cut they are likely its start).
+-- A raw tail of up to CUT_TAIL bytes is looked at: 7 bytes of a secret, escaped (as JSON quoted
+-- in JSON escapes a '/' as \\\/).
+local CUT_TAIL = 28
+
 local function cut_start(s, secrets)
   if not secrets then return s end
   local n = #s - 3
-  for _, v in pairs(secrets) do
-    if #v >= 8 then
-      for k = 7, 3, -1 do
-        if k <= n and sub(s, n - k + 1, n) == sub(v, 1, k) then return sub(s, 1, n - k) .. REDACTED .. "..." end
+  for k = math.min(CUT_TAIL, n), 3, -1 do
+    local raw = sub(s, n - k + 1, n)
+    local u = raw
+    if find(raw, "[\\%%%c]") then
+      for _ = 1, UNDISGUISE_LEVELS do
+        local before = u
+        u = undisguised(u)
+        if u == before then break end
+      end
+    end
+    if #u >= 3 and #u <= 7 then
+      for _, v in pairs(secrets) do
+        if #v >= 8 and u == sub(v, 1, #u) then return sub(s, 1, n - k) .. REDACTED .. "..." end
       end
     end
   end
