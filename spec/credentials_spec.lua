@@ -615,6 +615,9 @@ describe("credentials", function()
             HUAWEICLOUD_SDK_PROJECT_ID = emu.sk } },
           { "project_id", {}, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = profile("[basic]\nak = " .. emu.ak .. "\nsk = "
             .. emu.sk .. "\nproject_id = " .. emu.sk .. "\n") } },
+          -- not even one of another shape (quoted by the shape's check before the keys were known)
+          { "project_id", {}, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = profile("[basic]\nak = " .. emu.ak
+            .. "\nsk = Short-Sk-Value-123\nproject_id = Short-Sk-Value-123/\n") } },
           { "auth.project_id", { auth = { username = "u1", password = "Passw0rd-of-u1", domain = "d1",
             project_id = "Passw0rd-of-u1", iam_endpoint = emu.iam_url } }, {} },
           { "HUAWEICLOUD_SDK_PROJECT_ID", { proxy = "http://puser:proxy-Secret-77@127.0.0.1:9" },
@@ -630,7 +633,7 @@ describe("credentials", function()
           assert.matches(case[1], err.argument, 1, true)
           assert.matches("holds a credential", err.message, 1, true)
           for _, text in ipairs{ tostring(err), table.concat(lines, "\n") } do
-            for _, secret in ipairs{ emu.sk, "Passw0rd-of-u1", "proxy-Secret-77" } do
+            for _, secret in ipairs{ emu.sk, "Passw0rd-of-u1", "proxy-Secret-77", "Short-Sk-Value-123" } do
               assert.is_nil(text:find(secret, 1, true), case[1])
             end
           end

@@ -772,8 +772,8 @@ local function from_profile(getenv, warn, looked)
     { ak = where .. " ak", sk = where .. " sk", security_token = where .. " security_token" })
   local found = { source = where }
   if basic.project_id and basic.project_id ~= "" then
-    found.project_id = validate.id(where .. " project_id", basic.project_id)
-    found.project_name = where .. " project_id" -- (eip.client checks it against the secrets)
+    -- Checked by eip.client once the keys are registered: one holding the SK is never quoted.
+    found.project_id, found.project_name = basic.project_id, where .. " project_id"
   end
   if basic.iam_endpoint and basic.iam_endpoint ~= "" then
     found.iam_endpoint = validate.endpoint(where .. " iam_endpoint", basic.iam_endpoint)
