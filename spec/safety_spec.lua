@@ -783,14 +783,26 @@ describe("safety", function()
       assert.is_true(eip.is_auth_failure(setmetatable({ kind = "http", status = 401 }, getmetatable(strict))))
     end)
 
+    -- Raising nil or false tells no bug apart either (pcall gives nil, which could_have_acted
+    -- reads as "no"): the same failure, that may have acted. In a batch too, each id its entry.
     it("a transport of the caller's that answers no response is a transport failure, not a raw error", function()
+      local RAISE_NIL, RAISE_FALSE = {}, {}
       for _, answer in ipairs{ false, {}, { status = "204" }, { status = 204.5 }, { status = 99 },
-          { status = 204, body = 5 }, { curl_code = "7" } } do
+          { status = 204, body = 5 }, { curl_code = "7" }, RAISE_NIL, RAISE_FALSE } do
+        local function send()
+          if answer == RAISE_NIL then error() elseif answer == RAISE_FALSE then error(false) end
+          return answer or nil
+        end
         local c = eip.new{ endpoint = emu.url, token = emu.token, project_id = emu.project_id, max_attempts = 1,
-          transport = { send = function() return answer or nil end, close = function() end } }
+          transport = { send = send, close = function() end } }
         local err = raised(c.delete_bandwidth, c, "bw-1")
         assert.same({ "transport", "other", true }, { err.kind, err.reason, eip.could_have_acted(err) })
         assert.matches("breaks the transport contract", tostring(err), 1, true)
+        local results, summary = c:delete_bandwidths{ "bw-1", "bw-2" }
+        assert.equal(2, summary.failed)
+        for _, r in ipairs(results) do
+          assert.same({ "transport", true }, { r.kind, eip.could_have_acted(r) })
+        end
       end
     end)
 

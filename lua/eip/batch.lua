@@ -92,8 +92,15 @@ end
 local Serial = {}
 Serial.__index = Serial
 
+-- What the pace reads of an attempt that got no response table at all.
+local NO_ANSWER = { status = 0 }
+
 function Serial:start(wire)
-  self.resp = self.transport:send(wire)
+  local ok, resp = pcall(self.transport.send, self.transport, wire)
+  if not ok and resp ~= nil and resp ~= false then error(resp, 0) end -- a bug: raised as it was
+  -- Raising nil or false, or answering nothing, breaks the contract (the pipeline says so, and
+  -- that the request may have gone out); the slot still ends with an answer.
+  self.resp = (ok and resp ~= nil) and resp or false
   return 1
 end
 
@@ -101,10 +108,10 @@ function Serial:next()
   local resp = self.resp
   if resp == nil then return nil end
   self.resp = nil
-  return 1, resp
+  return 1, resp or nil
 end
 
-function Serial:pending() return self.resp and 1 or 0 end
+function Serial:pending() return self.resp ~= nil and 1 or 0 end
 
 function Serial:cancel() self.resp = nil end
 
@@ -354,7 +361,9 @@ function Run:completed(slot, resp)
   if action == "done" or (job.call.last_error and errors.credentials_checked(job.call.last_error)) then
     self.probing = false
   end
-  self:adapt(job, resp)
+  -- (A caller's transport may answer what is no response: the call took it as the transport
+  -- failure it is; the pace has nothing to learn from it.)
+  self:adapt(job, type(resp) == "table" and type(resp.status) == "number" and resp or NO_ANSWER)
   self:settle(job, action, value)
 end
 

@@ -912,20 +912,17 @@ function Runner:run(op, cancel)
     if action then ended(self, call, value) end
     local request, err = call:request()
     if request then
-      local resp
-      local flying = self.provider.flying
-      if flying and flying[call] then
-        -- A transport that raises (a caller bug, a module that failed to load) must not keep
-        -- the signing place until its time is up.
-        local ok
-        ok, resp = pcall(transport.send, transport, request)
-        if not ok then
+      -- A transport that raises (a caller bug, a module that failed to load) must not keep the
+      -- signing place until its time is up; one that raises nil or false (nothing to tell a bug
+      -- by) broke the contract as one that returns nothing does: the request may have gone out.
+      local ok, resp = pcall(transport.send, transport, request)
+      if not ok then
+        if resp ~= nil and resp ~= false then
           release(self.provider, call)
           spare(self, call)
           error(resp, 0)
         end
-      else
-        resp = transport:send(request)
+        resp = nil -- (see well_formed)
       end
       action, value = call:response(resp)
     else
