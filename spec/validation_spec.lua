@@ -74,6 +74,15 @@ describe("validation", function()
       emu:reset_counters()
       c:close()
     end
+    -- A secret shorter than 8 bytes (a short token, a proxy's user or password) is one as the
+    -- whole id; as part of a longer one it cannot be told from ordinary text.
+    local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = "tk-9a7",
+      proxy = "http://u1:pw5@127.0.0.1:9" }
+    for _, id in ipairs{ "tk-9a7", "u1", "pw5" } do
+      assert.matches("holds a credential", usage_error("bandwidth_id", c.delete_bandwidth, c, id).message, 1, true)
+    end
+    c:close()
+    assert.equal(0, emu:stats().requests)
   end)
 
   -- A password or a proxy's password is no id either (it has characters ids do not): the
