@@ -564,13 +564,45 @@ describe("eip command", function()
       local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " " .. table.concat(ids, " "))
       assert.equal(1, code, out .. err)
       assert.matches("3 bandwidth%(s%): 0 deleted, 0 missing, 1 failed, 2 not sent", err)
-      assert.truthy(has(err, "eip: stopped after a drained bandwidth's delete was refused (403), so that no other "
-        .. "is drained (its EIPs would become new bills): 2 id(s) not sent"), err)
+      assert.truthy(has(err, "eip: stopped after a drained bandwidth's delete failed (refused, or failed after its "
+        .. "EIPs moved), so that no other is drained (its EIPs would become new bills): 2 id(s) not sent"), err)
       local removes = 0
       for _, r in ipairs(emu:requests()) do
         if r.method == "POST" then removes = removes + 1 end
       end
       assert.equal(1, removes, "one drain's remove call, no other")
+    end)
+
+    -- So may a proxy that blocks DELETE (405), a gateway route (404 APIGW.0101) or a failing
+    -- backend (500): the same stop once EIPs moved. A failure of that bandwidth's own (it is
+    -- gone: 404 VPC.0306; it changed: 409) is no reason to stop the others.
+    it("--drain stops after any delete failure once EIPs moved, but that bandwidth's own", function()
+      local cases = {
+        { 405, nil, true }, { 404, { error_code = "APIGW.0101", error_msg = "The API does not exist" }, true },
+        { 500, { code = "VPC.0302", message = "internal error" }, true },
+        { 409, { code = "VPC.0304", message = "The shared bandwidth still has publicips" }, false },
+      }
+      for _, case in ipairs(cases) do
+        emu:reset()
+        local ids = {}
+        for i = 1, 3 do
+          ids[i] = emu:create_bandwidth{ size = 5, publicip_ids = { "f" .. i .. "a", "f" .. i .. "b" } }
+        end
+        emu:inject{ method = "DELETE", status = case[1], times = -1, body = case[2] }
+        local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " --max-attempts 1 " .. table.concat(ids, " "))
+        assert.equal(1, code, out .. err)
+        local removes = 0
+        for _, r in ipairs(emu:requests()) do
+          if r.method == "POST" then removes = removes + 1 end
+        end
+        if case[3] then
+          assert.matches("0 deleted, 0 missing, 1 failed.*, 2 not sent", err)
+          assert.equal(1, removes, case[1] .. ": one drain's remove call, no other")
+        else
+          assert.matches("3 failed", err, 1, true)
+          assert.equal(3, removes, case[1])
+        end
+      end
     end)
 
     it("--drain stops after an authentication failure: the other ids are not sent", function()

@@ -308,11 +308,17 @@ local function run_deletes(client, ids, opts, emit, tick)
   local drain = { charge_mode = opts.charge_mode, size = opts.size, missing_ok = opts.missing_ok or false,
     wait = opts.wait, confirm = not opts.yes and confirmer(client) or nil, cancel = interrupts }
   -- "auth" after a definite authentication failure, as a batch stops; "delete_refused" after a
-  -- drain whose delete was refused (403) once its EIPs had moved: a policy that lets EIPs move
-  -- and refuses the delete would have every further drain make new bills and delete nothing.
+  -- drain whose delete was refused (403), or failed once its EIPs had moved, for a reason that
+  -- is not that bandwidth's own (a 404 VPC.0306: it is gone; a 409: it changed meanwhile): a
+  -- policy, a proxy or a gateway that lets EIPs move and refuses or breaks the delete would have
+  -- every further drain make new bills and delete nothing.
   local stopped = nil
   local STOPPED = { auth = "not sent: stopped after an authentication failure",
-    delete_refused = "not sent: stopped after a drained bandwidth's delete was refused (403)" }
+    delete_refused = "not sent: stopped after a drained bandwidth's delete failed once its EIPs had moved "
+      .. "(each further drain would make new bills and likely delete nothing)" }
+  local function its_own(err)
+    return (err.status == 404 and err.code == "VPC.0306") or err.status == 409
+  end
   local still_readable, wait_errors = 0, {}
   for _, id in ipairs(ids) do
     if stopped or interrupts() then
@@ -324,7 +330,8 @@ local function run_deletes(client, ids, opts, emit, tick)
       -- Every further id would fail alike, and five bad signatures in a row lock an AK/SK pair.
       if not ok and eip.is_auth_failure(value) then
         stopped = "auth"
-      elseif not ok and value.stage == "delete" and value.status == 403 then
+      elseif not ok and value.stage == "delete" and (value.status == 403
+          or (type(value.moved) == "table" and #value.moved > 0 and not its_own(value))) then
         stopped = "delete_refused"
       end
       local o = outcome_of(id, value)
@@ -425,8 +432,8 @@ function M.run(opts, argv, ctx)
     stderr:write("eip: stopped after an authentication failure"
       .. (counts.not_sent > 0 and string.format(": %d id(s) not sent\n", counts.not_sent) or "\n"))
   elseif summary and summary.stopped == "delete_refused" then
-    stderr:write("eip: stopped after a drained bandwidth's delete was refused (403), so that no other is "
-      .. "drained (its EIPs would become new bills)"
+    stderr:write("eip: stopped after a drained bandwidth's delete failed (refused, or failed after its EIPs "
+      .. "moved), so that no other is drained (its EIPs would become new bills)"
       .. (counts.not_sent > 0 and string.format(": %d id(s) not sent\n", counts.not_sent) or "\n"))
   end
   local not_sent = counts.not_sent > 0 and string.format(": %d id(s) not sent\n", counts.not_sent) or "\n"
