@@ -620,7 +620,7 @@ describe("bandwidth operations", function()
           assert.same({ "http", 200, "Unusable Answer", "show", id }, { e.kind, e.status, e.reason, e.stage,
             e.bandwidth_id })
           assert.same({ {}, {} }, { e.moved, e.not_moved })
-          assert.matches("lists an EIP whose publicip_id is not an id .*nothing changed", e.message)
+          assert.matches("lists an EIP whose publicip_id is missing, not an id .*nothing changed", e.message)
           local text = tostring(e) .. e.message
           assert.is_nil(text:find(emu.token, 1, true))
           assert.is_nil(text:find("\27", 1, true))
@@ -628,6 +628,24 @@ describe("bandwidth operations", function()
         assert.equal(2, emu:stats().requests, "one GET each, nothing else")
       end
       assert.same({ "eip-1" }, publicip_ids(emu:get_bandwidth(id)))
+    end)
+
+    -- An entry that names no EIP (no publicip_id, a number, an entry that is no object) or a
+    -- publicip_info that is no list: the EIPs that could be named would move onto new bills
+    -- before a delete the others make fail.
+    it("refuses a bandwidth whose EIP list it cannot read whole: one GET, nothing moved", function()
+      local id = emu:create_bandwidth{ size = 10, publicip_ids = { "eip-1", "eip-2" } }
+      local first = { publicip_id = "eip-1", publicip_address = "198.51.100.1" }
+      for _, info in ipairs{ { first, { publicip_address = "198.51.100.2" } }, { first, { publicip_id = 42 } },
+          { first, "eip-2" }, { a = first, b = { publicip_id = "eip-2" } }, "eip-1,eip-2" } do
+        emu:reset_counters()
+        emu:inject{ method = "GET", status = 200, body = { bandwidth = { id = id, name = "web", share_type = "WHOLE",
+          size = 10, status = "NORMAL", publicip_info = info } } }
+        local err = raised(client.drain_and_delete_bandwidth, client, id, terms)
+        assert.same({ "http", "Unusable Answer", "show", {} }, { err.kind, err.reason, err.stage, err.moved })
+        assert.equal(1, emu:stats().requests, "one GET, nothing else")
+      end
+      assert.same({ "eip-1", "eip-2" }, publicip_ids(emu:get_bandwidth(id)))
     end)
 
     it("keeps an EIP's address in the plan only when it is an IP address", function()

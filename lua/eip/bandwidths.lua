@@ -389,22 +389,32 @@ end
 -- makes the whole answer unusable: raised as an "http" error (the show's status, reason
 -- "Unusable Answer", stage "show", nothing moved) before anything is sent. Those ids would be
 -- sent in the remove calls, and shown in the plan, in `moved` and `not_moved`.
+-- An entry without a usable id (none, a number, null, an entry that is no object), or a
+-- publicip_info that is no list, is as unusable: the EIPs that could be named would move onto
+-- new bills before a delete that the others still in the bandwidth would make fail.
 local function held_eips(runner, bw, meta, path, bandwidth_id)
+  local function unusable(why)
+    local err = errors.protocol(meta, "GET", path, bandwidth_id .. " lists " .. why .. ": it was not drained (one "
+      .. "GET was sent; nothing changed)")
+    err.bandwidth_id, err.stage, err.moved, err.not_moved = bandwidth_id, "show", {}, {}
+    error(err, 0)
+  end
+  local info = bw.publicip_info
+  if info == nil then info = {} end
+  if type(info) ~= "table" then unusable("its EIPs in a publicip_info that is no list") end
+  local count = 0
+  for _ in pairs(info) do count = count + 1 end
+  if count ~= #info then unusable("its EIPs in a publicip_info that is no list") end
   local eips = {}
-  for _, ip in ipairs(type(bw.publicip_info) == "table" and bw.publicip_info or {}) do
-    if type(ip) == "table" and type(ip.publicip_id) == "string" then
-      local id = ip.publicip_id
-      if not core.is_id(id) or runner:clean(id) ~= id then
-        local err = errors.protocol(meta, "GET", path, bandwidth_id .. " lists an EIP whose publicip_id is "
-          .. "not an id (1-64 characters of [A-Za-z0-9._-]) or holds a credential: it was not drained (one "
-          .. "GET was sent; nothing changed)")
-        err.bandwidth_id, err.stage, err.moved, err.not_moved = bandwidth_id, "show", {}, {}
-        error(err, 0)
-      end
-      local v6 = ip.ip_version == 6 or ip.publicip_type == "5_dualStack"
-      eips[#eips + 1] = { publicip_id = id, publicip_type = v6 and "5_dualStack" or nil,
-        publicip_address = address_of(ip), ip_version = v6 and 6 or 4 }
+  for _, ip in ipairs(info) do
+    local id = type(ip) == "table" and ip.publicip_id
+    if type(id) ~= "string" or not core.is_id(id) or runner:clean(id) ~= id then
+      unusable("an EIP whose publicip_id is missing, not an id (1-64 characters of [A-Za-z0-9._-]) or holds a "
+        .. "credential")
     end
+    local v6 = ip.ip_version == 6 or ip.publicip_type == "5_dualStack"
+    eips[#eips + 1] = { publicip_id = id, publicip_type = v6 and "5_dualStack" or nil,
+      publicip_address = address_of(ip), ip_version = v6 and 6 or 4 }
   end
   return eips
 end
