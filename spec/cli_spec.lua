@@ -682,7 +682,8 @@ describe("eip command", function()
           assert.is_nil(text:find(emu.token, 1, true), args .. ": the token was printed")
           assert.is_nil(text:find("\27", 1, true), args .. ": an escape was printed")
           -- (the human form of a dry run prints the failure line only)
-          local said = args == "--drain --dry-run" and "FAILED +" .. a:gsub("%p", "%%%0") or "publicip_id is not an id"
+          local said = args == "--drain --dry-run" and "FAILED +" .. a:gsub("%p", "%%%0")
+            or "publicip_id is missing, not an id"
           assert.truthy(text:find(said), args .. ": " .. hide(text))
           assert.equal(1, emu:stats().requests, args .. ": one GET, nothing else")
         end
@@ -891,14 +892,15 @@ describe("eip command", function()
           body = { code = "VPC.0015", message = "no" } }
       end
       inject()
-      local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " --max-attempts 2 " .. a .. " " .. b)
+      -- (b first: a drained bandwidth whose delete fails stops the batch, see below)
+      local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " --max-attempts 2 " .. b .. " " .. a)
       assert.equal(1, code)
       local l = lines(out)
       assert.matches("^FAILED%?%s+" .. a:gsub("%-", "%%-") .. "%s+503%s+1/1 moved, 2 attempts", line_for(l, a))
       assert.matches("^FAILED%s+" .. b:gsub("%-", "%%-") .. "%s+403 VPC%.0015%s+0/1 moved, 1 attempt", line_for(l, b))
       assert.matches("2 failed %(1 may have acted%)", err)
       inject() -- a is still there, empty: only its delete is sent
-      code, out = run("delete-bandwidth " .. DRAIN_YES .. " --json --max-attempts 2 " .. a .. " " .. b)
+      code, out = run("delete-bandwidth " .. DRAIN_YES .. " --json --max-attempts 2 " .. b .. " " .. a)
       assert.equal(1, code)
       local objs = by_id(out)
       assert.same({ "delete", 503, true }, { objs[a].stage, objs[a].status, objs[a].could_have_acted })
