@@ -597,6 +597,7 @@ describe("eip command", function()
         end
         if case[3] then
           assert.matches("0 deleted, 0 missing, 1 failed.*, 2 not sent", err)
+          assert.matches("NOT SENT%s+" .. ids[3]:gsub("%-", "%%-") .. "%s+drain stopped", out)
           assert.equal(1, removes, case[1] .. ": one drain's remove call, no other")
         else
           assert.matches("3 failed", err, 1, true)
