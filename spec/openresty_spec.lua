@@ -562,6 +562,38 @@ describe("OpenResty #openresty", function()
         assert.is_nil(emu:get_bandwidth(ids[2]))
       end)
 
+      -- (Not a token's, a signing place's.) A signed call in log_by_lua, this worker's requests
+      -- holding every place: a wait there is the system's sleep, which would stop those requests
+      -- until their places expired (their timeout and a second), and their deletes, carried out,
+      -- would read as timeouts. It fails at once instead, not sent.
+      it("a signed call in log_by_lua with every place held by this worker fails at once, not sent", function()
+        shared_client("stuck", { ak = emu.ak, sk = emu.sk, project_id = emu.project_id, timeout = 5,
+          max_attempts = 1 })
+        local ids = {}
+        for i = 1, 5 do ids[i] = shared_bandwidth() end
+        emu:inject{ method = "DELETE", action = "slow", delay = 1.5, times = 4 }
+        emu:reset_counters()
+        local t0 = socket.gettime()
+        local socks = {}
+        for i = 1, 4 do socks[i] = start_request("GET", "/t/shared/stuck/" .. ids[i]) end
+        local deadline = socket.gettime() + 10
+        while emu:stats().requests < 4 do -- the four deletes are at the API, each holding a place
+          assert(socket.gettime() < deadline, "the four deletes were not sent")
+          socket.sleep(0.01)
+        end
+        assert.equal(200, request("GET", "/t/shared_log/stuck/" .. ids[5]).status)
+        local results = collect(socks, t0 + 30)
+        for i = 1, 4 do
+          local out = json_of(results[socks[i]].text)
+          assert.same({ true, 204 }, { out.ok, out.status }, cjson.encode(out))
+        end
+        local logged = request("GET", "/t/outcome/" .. ids[5]).json
+        assert.same({ false, "log", "transport", true }, { logged.ok, logged.phase, logged.error.kind,
+          logged.error.not_sent }, cjson.encode(logged))
+        assert.matches("where nginx cannot yield", logged.error.text, 1, true)
+        assert.is_not_nil(emu:get_bandwidth(ids[5]))
+      end)
+
       -- The request that needed the token ends (ngx.exit) while its light thread waits for IAM:
       -- the fetch goes on (it runs in a timer), and the next call gets its token.
       it("goes on when the request that needed it ends, and serves the next call", function()

@@ -213,6 +213,7 @@ function M.new(opts, getenv)
     errors.raise_usage("sleep", "must be a function(seconds), got %s", type(opts.sleep))
   end
   r.sleep = opts.sleep and guarded_sleep(opts.sleep, logger, transports.sleep) or transports.sleep
+  r.blocking = transports.blocking -- (see Runner:stuck)
   if opts.clock ~= nil and type(opts.clock) ~= "function" then
     errors.raise_usage("clock", "must be a function() returning seconds, got %s", type(opts.clock))
   end

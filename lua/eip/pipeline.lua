@@ -676,6 +676,22 @@ function Runner:reentered()
   return self.callbacks[coroutine.running() or MAIN] ~= nil
 end
 
+--- Would waiting for a signing place here stop the very requests that hold them? Inside nginx,
+-- in a phase without cosockets, a wait is the system's sleep: the worker's other requests, which
+-- hold the places, cannot go on until it ends (they would give them back only when their time
+-- is up, and find their own answers timed out). `blocking`: eip.transport.blocking, set by
+-- eip.client.
+function Runner:stuck()
+  local blocking = self.blocking
+  if not (blocking and blocking()) then return false end
+  local flying = self.provider.flying
+  return flying ~= nil and next(flying) ~= nil
+end
+
+local STUCK = "it was called where nginx cannot yield (log_by_lua, a filter, set_by_lua...): a wait would stop "
+  .. "the worker, and with it this worker's requests that hold the places,"
+M.STUCK = STUCK
+
 function Call:announced()
   local op = self.op
   notify(self.runner, self.runner.on_request, { operation = op.name, method = op.method, path = op.path,
@@ -901,6 +917,8 @@ function Runner:run(op, cancel)
     if not action and op.auth ~= false and self.provider.rejected and not admit(self.provider, call, self.timeout) then
       if self:reentered() then -- what holds the places waits for this call: fail now
         action, value = "fail", errors.no_signing_place(call.op, "it was called from a hook or a batch's on_result")
+      elseif self:stuck() then
+        action, value = "fail", errors.no_signing_place(call.op, STUCK)
       else
         action, value = signing_wait(self, call, cancel)
       end

@@ -14,8 +14,10 @@
 -- key again, by any worker, until the dict is emptied or nginx restarted). A place whose holder
 -- went away (a request nginx ended, a worker that died, a batch aborted) frees itself when its
 -- time is up, whatever else goes on; and a place is only ever given back by its holder, while
--- it still holds it. When the dict cannot hold a count (full, or a key holding something else),
--- the worker counts on its own, as without it.
+-- it still holds it. When the dict cannot hold a count (no memory even after evicting, or a key
+-- holding something else), the worker counts on its own, as without it. The dict must be this
+-- module's alone: a full lua_shared_dict evicts its least recently used keys to take new ones,
+-- so another user of it could evict the refusals' count.
 -- @module eip.signing
 local errors = require "eip.errors"
 
@@ -76,7 +78,7 @@ end
 
 --- Takes one of the first `max` places, for `ttl` seconds at most: the place's key and the
 -- token that holds it; false when all of them are held (nothing taken); nil when the dict
--- cannot count (full: the worker then counts on its own).
+-- cannot count (no memory: the worker then counts on its own).
 function Shared:take(prefix, max, ttl)
   local dict, mine = self.dict, token()
   for i = 1, max do

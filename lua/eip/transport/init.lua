@@ -349,6 +349,14 @@ function M.yieldable()
   return M.COSOCKET_PHASES[M.phase()] == true
 end
 
+--- Would a wait here block the whole nginx worker: inside nginx, in a phase without cosockets
+-- (log_by_lua, the filters, set_by_lua, init...), where a sleep is the system's?
+-- @treturn boolean
+-- @raise never
+function M.blocking()
+  return M.phase() ~= nil and not M.yieldable()
+end
+
 --- The transport a send would use here and now.
 -- @treturn string "cosocket" where @{yieldable}, else "curl"
 -- @raise never
