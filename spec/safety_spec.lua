@@ -774,6 +774,34 @@ describe("safety", function()
       assert.is_true(c.closed)
     end)
 
+    -- Inside nginx, coroutines of ended requests are reused, and one killed inside a callback (a
+    -- client abort, ngx.exit from another thread) never counted its way out: the next request
+    -- on it must not be taken for code running inside a callback (its signed calls would fail).
+    it("counts a callback per request inside nginx: a killed request's count is not the next one's", function()
+      local pipeline = require "eip.pipeline"
+      local r = pipeline.new{ endpoint = "http://127.0.0.1:9", host = "127.0.0.1:9", base_path = "",
+        project_id = "p", provider = { secrets = {} } }
+      local first, second = {}, {}
+      local fake = { ctx = first }
+      rawset(_G, "ngx", fake)
+      local ok, err = pcall(function()
+        -- A callback that never returns (its request "killed"), asking each time it is resumed.
+        local co = coroutine.create(function()
+          r:callback(function()
+            while true do coroutine.yield(r:reentered()) end
+          end)
+        end)
+        assert.same({ true, true }, { coroutine.resume(co) }, "inside its callback")
+        fake.ctx = second -- the coroutine now runs another request
+        assert.same({ true, false }, { coroutine.resume(co) }, "the next request is not inside one")
+        fake.ctx = first
+        assert.same({ true, true }, { coroutine.resume(co) }, "(the first request's count stands)")
+      end)
+      rawset(_G, "ngx", nil)
+      assert(ok, err)
+      assert.is_false(r:reentered(), "outside nginx, on the main thread")
+    end)
+
     it("could_have_acted and is_auth_failure read a value that is no eip error raw", function()
       local strict = setmetatable({ kind = "http", status = 409 }, { __index = function() error("INDEX BOOM") end })
       assert.is_false(eip.could_have_acted(strict)) -- its own fields, read raw: an answered 4xx

@@ -662,18 +662,37 @@ end
 -- batch's on_result): a signed call it makes while the client's places are all taken fails at
 -- once rather than wait, since what holds them cannot go on until fn returns. Counted per
 -- coroutine: inside nginx, the other requests' calls wait as usual. Returns pcall's first two.
+-- Inside nginx, the request a coroutine runs for (its ngx.ctx; false elsewhere): nginx reuses
+-- the coroutines of ended requests, and one killed inside a callback (a client abort, ngx.exit
+-- from another thread) never counted its way out of it, so a count is the request's, not only
+-- the coroutine's.
+local function request_of()
+  local ngx = rawget(_G, "ngx")
+  if not ngx then return false end
+  local ok, ctx = pcall(function() return ngx.ctx end)
+  return ok and ctx or false
+end
+
 function Runner:callback(fn, ...)
   local co = coroutine.running() or MAIN
-  local depth = self.callbacks
-  depth[co] = (depth[co] or 0) + 1
+  local depth, request = self.callbacks, request_of()
+  local entry = depth[co]
+  if not entry or entry.request ~= request then
+    entry = { n = 0, request = request }
+    depth[co] = entry
+  end
+  entry.n = entry.n + 1
   local ok, value = pcall(fn, ...)
-  depth[co] = depth[co] > 1 and depth[co] - 1 or nil
+  entry.n = entry.n - 1
+  if entry.n <= 0 and depth[co] == entry then depth[co] = nil end
   return ok, value
 end
 
---- Is code of the caller's running inside the library on this coroutine (see Runner:callback)?
+--- Is code of the caller's running inside the library on this coroutine, for this request (see
+-- Runner:callback)?
 function Runner:reentered()
-  return self.callbacks[coroutine.running() or MAIN] ~= nil
+  local entry = self.callbacks[coroutine.running() or MAIN]
+  return entry ~= nil and entry.n > 0 and entry.request == request_of()
 end
 
 --- Would waiting for a signing place here stop the very requests that hold them? Inside nginx,
