@@ -487,6 +487,16 @@ describe("EIP emulator", function()
 
     it("answers 404 APIGW.0101 for an unknown route and 405 for a wrong method", function()
       assert_gateway_error(call("GET", "/v3/whatever"), 404, "APIGW.0101")
+      -- The path as sent, as the gateway matches it: a doubled slash or a dot segment is no API
+      -- (nginx's own $uri would have cleaned them up into a route).
+      local id = emu:create_bandwidth{ size = 1 }
+      for _, path in ipairs{ "/v2.0//" .. emu.project_id .. "/bandwidths/" .. id,
+          "//v2.0/" .. emu.project_id .. "/bandwidths/" .. id,
+          "/v2.0/" .. emu.project_id .. "/bandwidths/x/../" .. id,
+          "/v2.0/" .. emu.project_id .. "/bandwidths/%2e%2e/bandwidths/" .. id } do
+        assert_gateway_error(call("DELETE", path), 404, "APIGW.0101")
+      end
+      assert.is_not_nil(emu:get_bandwidth(id))
       local resp = call("PUT", v2("/some-id"), "{}")
       assert_gateway_error(resp, 405, "APIGW.0101")
       assert.equal("DELETE", resp.headers["allow"])

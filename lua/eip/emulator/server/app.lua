@@ -42,7 +42,11 @@ end
 function M.handle(role)
   role = role or "any"
   local method = ngx.req.get_method()
-  local path = ngx.var.uri
+  -- The path as it was sent (not nginx's $uri, which merges slashes, resolves dot segments and
+  -- decodes escapes): the gateway matches it literally, so "/v2.0//p/bandwidths/x" or ".." in it
+  -- is no API (404 APIGW.0101) there, and must be here. An absolute-form target (through a
+  -- forward proxy) keeps its path only.
+  local path = ngx.var.request_uri:gsub("^%a[%w+.-]*://[^/]*", ""):match("^[^?#]*")
   local request_id = util.random_hex(16)
   ngx.ctx.request_id = request_id
   if role ~= "metadata" then -- the metadata service is no API gateway: neither header
