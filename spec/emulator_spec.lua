@@ -814,6 +814,28 @@ describe("EIP emulator", function()
       assert.equal(405, call("GET", "/v3/auth/tokens", nil, nil, emu.iam_port).status)
     end)
 
+    -- "policy user over ratelimit": the gateway counts the user's requests, whatever token of
+    -- theirs each carries (a refreshed one, one per nginx worker).
+    it("throttles the tokens issued to one user in one window", function()
+      local t1, t2 = login().headers["x-subject-token"], login().headers["x-subject-token"]
+      assert.is_truthy(t1 and t2 and t1 ~= t2)
+      emu:set_knobs{ throttle_rate = 2, throttle_retry_after = 0 }
+      local socket = require "socket"
+      local statuses
+      for _ = 1, 5 do -- three calls at the start of one second of the gateway's clock
+        local next_second = math.floor(socket.gettime()) + 1
+        repeat socket.sleep(0.01) until socket.gettime() >= next_second
+        statuses = {}
+        for i, token in ipairs{ t1, t2, t1 } do
+          statuses[i] = call("GET", v1(), nil, { ["X-Auth-Token"] = token }).status
+        end
+        if math.floor(socket.gettime()) == next_second then break end
+        statuses = nil
+      end
+      emu:set_knobs{ throttle_rate = 0 }
+      assert.same({ 200, 200, 429 }, statuses)
+    end)
+
     it("expire_tokens: issued tokens answer 401 APIGW.0301 afterwards, new ones work", function()
       local old = login().headers["x-subject-token"]
       assert.is_true(emu:expire_tokens() >= 1) -- earlier tests' tokens too: reset keeps them

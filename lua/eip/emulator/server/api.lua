@@ -505,10 +505,16 @@ local function authenticate(method, body)
   return aksk_project(method, body, headers)
 end
 
--- Who the gateway throttles: the token, or the AK of a signature.
+-- Who the gateway throttles ("policy user over ratelimit"): the IAM user a token was issued to
+-- (a token refreshed, or one per nginx worker, shares the user's window), a configured token
+-- (no user known: its own), or the AK of a signature.
 local function user_of(headers)
   local token = headers["x-auth-token"]
-  if type(token) == "string" then return "t:" .. token:sub(1, 64) end
+  if type(token) == "string" then
+    local rec = store.issued_token(token)
+    if rec and rec.user then return "u:" .. rec.user end
+    return "t:" .. token:sub(1, 64)
+  end
   local auth = aksk.parse_authorization(headers["authorization"])
   return "k:" .. (auth and auth.ak or "?")
 end

@@ -132,7 +132,9 @@ function M.issue(body)
   local token = "MIIemu" .. util.random_hex(TOKEN_BYTES)
   local issued = store.now()
   local expires = issued + store.token_ttl()
-  store.put_issued_token(token, { project_id = project_id, expires_at = expires })
+  -- (the user, whom the gateway throttles: every token issued to one user shares a window)
+  store.put_issued_token(token, { project_id = project_id, expires_at = expires,
+    user = user.domain .. "/" .. user.username })
   store.count("tokens_issued")
   ngx.header["X-Subject-Token"] = token
   util.send_json(201, token_body(user, project_name, project_id, issued, expires))
