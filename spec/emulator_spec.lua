@@ -820,7 +820,6 @@ describe("EIP emulator", function()
       local t1, t2 = login().headers["x-subject-token"], login().headers["x-subject-token"]
       assert.is_truthy(t1 and t2 and t1 ~= t2)
       emu:set_knobs{ throttle_rate = 2, throttle_retry_after = 0 }
-      local socket = require "socket"
       local statuses
       for _ = 1, 5 do -- three calls at the start of one second of the gateway's clock
         local next_second = math.floor(socket.gettime()) + 1

@@ -1053,9 +1053,9 @@ describe("the transport contract, through both transports", function()
   -- at the socket finds them: such a connection is not kept. libcurl never keeps one either.
   it("over TLS, stray bytes in the record of an answer that filled a read: the next request gets its own answer",
     function()
-    -- { head size, the app's location }: the default buffer (4 KiB) and one of 5000 bytes
+    -- { head size, the app's location }: the default buffer (4 KiB) and one of 5 KiB
     for _, case in ipairs{ { 4096, "/t/send_again" }, { 8192, "/t/send_again" }, { 1000, "/t/send_again" },
-      { 5000, "/t/send_again_odd_buffer" } } do
+      { 5120, "/t/send_again_odd_buffer" } } do
       local size = case[1]
       for _, transport in ipairs(TRANSPORTS) do
         local label = transport.name .. ", a head of " .. size .. " bytes"
@@ -1074,6 +1074,25 @@ describe("the transport contract, through both transports", function()
         assert.same({ 204, "first-answer" }, { out[1].status, out[1].request_id }, label)
         assert.same({ 404, "own-answer" }, { out[2].status, out[2].request_id }, label)
       end
+    end
+  end)
+
+  -- What looking for stray bytes after such an answer must not cost: answers of one size, each
+  -- read whole in one read of 1 KiB or more (a show's), keep their TLS connection.
+  it("keeps a TLS connection whose answers each end on a long read, when nothing follows them", function()
+    for _, size in ipairs{ 1500, 3000, 5000 } do
+      local server = require("spec.support.tls_stray").start(pki, size, "clean")
+      local req = { method = "DELETE", url = "https://127.0.0.1:" .. server.port .. "/conformance", headers = {},
+        timeout = 5, connect_timeout = 5 }
+      local ok, out = pcall(app_post, "/t/send_again", { req = req, times = 6 }, 15)
+      server:stop()
+      assert(ok, out)
+      local opened = 0
+      for i = 1, 6 do
+        assert.equal(204, out[i].status, size .. " " .. i)
+        opened = opened + out[i].new_connections
+      end
+      assert.equal(1, opened, "a head of " .. size .. " bytes: connections opened")
     end
   end)
 

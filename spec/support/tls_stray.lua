@@ -5,6 +5,7 @@
 -- fills, the stray bytes stay inside OpenSSL, where nginx's pool cannot see them.
 --
 --   local stray = require("spec.support.tls_stray").start(pki, size)   -- stray.port, stray:stop()
+--   ...start(pki, size, "clean")   -- every answer the padded 204, no stray bytes
 local M = {}
 
 local function read_head(conn)
@@ -17,7 +18,7 @@ local function read_head(conn)
   end
 end
 
-local function serve(owner_pid, dir, size)
+local function serve(owner_pid, dir, size, mode)
   local socket = require "socket"
   local ssl = require "ssl"
   local server = assert(socket.bind("127.0.0.1", 0))
@@ -38,10 +39,10 @@ local function serve(owner_pid, dir, size)
       local conn = ssl.wrap(plain, params)
       if conn and conn:dohandshake() then
         while read_head(conn) do
-          if first then
+          if first or mode == "clean" then
             local head = "HTTP/1.1 204 No Content\r\nX-Request-Id: first-answer\r\nX-Pad: "
             head = head .. string.rep("p", size - #head - 4) .. "\r\n\r\n"
-            conn:send(head .. "HTTP/1.1 204 No Content\r\nX-Request-Id: stray\r\n\r\n")
+            conn:send(head .. (mode == "clean" and "" or "HTTP/1.1 204 No Content\r\nX-Request-Id: stray\r\n\r\n"))
             first = false
           else
             conn:send("HTTP/1.1 404 Not Found\r\nX-Request-Id: own-answer\r\nContent-Length: 0\r\n\r\n")
@@ -53,15 +54,16 @@ local function serve(owner_pid, dir, size)
   end
 end
 
---- Starts the server with the trusted certificate of `pki` (spec/support/tls.lua).
-function M.start(pki, size)
-  return require("spec.support.child").start(debug.getinfo(1, "S").source, { pki.dir, tostring(size) },
-    "tls stray server")
+--- Starts the server with the trusted certificate of `pki` (spec/support/tls.lua). `mode`
+-- "clean": every request gets the padded 204, and no stray bytes ever.
+function M.start(pki, size, mode)
+  return require("spec.support.child").start(debug.getinfo(1, "S").source,
+    { pki.dir, tostring(size), mode or "stray" }, "tls stray server")
 end
 
 -- Run as a script (`lua5.4 tls_stray.lua serve OWNER_PID DIR SIZE`): the server itself.
 if not pcall(debug.getlocal, 4, 1) and arg and arg[1] == "serve" then
-  serve(tonumber(arg[2]), arg[3], tonumber(arg[4]))
+  serve(tonumber(arg[2]), arg[3], tonumber(arg[4]), arg[5])
   os.exit(0)
 end
 

@@ -330,26 +330,20 @@ local function set_timeout(x, sock, v)
   end
 end
 
--- The longest read this worker has had: no read is longer than nginx's socket buffer
--- (lua_socket_buffer_size), and any answer longer than it brings a read that fills it.
-local widest = 0
-
 -- http1's source: one receiveany on the exchange's socket. `x.full`: the read may have filled
--- nginx's socket buffer. Over TLS, OpenSSL may then hold more bytes already decrypted, where
--- neither nginx's pool nor a look at the descriptor (still_idle) finds them: a connection whose
--- answer ended with such a read is not kept. A read may have filled the buffer when it is of a
--- size nginx's are given in (a multiple of 1 KiB), or as long as any this worker has had (its
--- buffer, whatever its size; before a longer answer came, a read of 1 KiB or more that is the
--- longest yet). What that costs: a new connection after one answer in about a thousand, and
--- after the few that set a new longest read.
+-- nginx's socket buffer (lua_socket_buffer_size: a size nginx is given in KiB, as its defaults
+-- and examples are). Over TLS, OpenSSL may then hold more bytes already decrypted, where neither
+-- nginx's pool nor a look at the descriptor (still_idle) finds them (nginx reads them only when
+-- the socket says there is more): a connection whose answer ended with such a read is not kept
+-- (one in about a thousand answers, by chance; a server that sends more than its answer,
+-- always). A buffer of a size that is no multiple of 1 KiB is not recognised.
 local function recv(x, max, wait)
   local sock = x.sock
   set_timeout(x, sock, ms(wait))
   local data, err, partial = sock:receiveany(max)
   if data then
     local n = #data
-    x.full = n >= 1024 and (n % 1024 == 0 or n >= widest)
-    if n > widest then widest = n end
+    x.full = n >= 1024 and n % 1024 == 0
   end
   return data, err, partial
 end
