@@ -630,14 +630,25 @@ describe("eip command", function()
         { "status " .. q(emu.token), {}, emu.token },
         { "delete-bandwidth --concurrency " .. q(emu.token) .. " bw-1", {}, emu.token },
         { "delete-bandwidth " .. q("Pr0xyPass99!"), { env = proxy_env }, "Pr0xyPass99" },
+        -- the scheme left out (as curl takes it), an '@' in the password
+        { "delete-bandwidth --concurrency Pr0xyPass99 bw-1",
+          { env = { https_proxy = "puser:Pr0xyPass99@127.0.0.1:9", http_proxy = false } }, "Pr0xyPass99" },
+        { "delete-bandwidth " .. q("Pr0xy@LongerSecret2024"),
+          { env = { https_proxy = "http://puser:Pr0xy@LongerSecret2024@127.0.0.1:9" } }, "LongerSecret2024" },
+        -- a secret that holds "redacted": replaced once, not for ever
+        { "status " .. q("tok-redacted-0001"), { env = { OS_AUTH_TOKEN = "tok-redacted-0001" } }, "tok-redacted-0001" },
       }
       for _, case in ipairs(cases) do
         local code, out, err = run(case[1], case[2])
-        assert.is_true(code == 2 or code == 1, hide(err))
+        assert.is_true(code == 2 or code == 1, case[1] .. ": " .. hide(err))
         assert.is_nil((out .. err):find(case[3], 1, true), hide(case[1]) .. ": " .. hide(out .. err))
         assert.is_nil((out .. err):find(case[3]:sub(1, 8), 1, true), hide(case[1]))
       end
       assert.equal(0, emu:stats().requests)
+      -- A short proxy user or password that is an ordinary word leaves the messages readable.
+      local _, _, err = run("delete-bandwidth --proxy http://x:1 --no-proxy bw-1",
+        { env = { https_proxy = "http://proxy:help@127.0.0.1:9" } })
+      assert.matches("--proxy and --no-proxy are exclusive", err, 1, true)
     end)
 
     it("refuses an id that is the SK or the token before anything is sent, without printing it", function()

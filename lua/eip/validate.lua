@@ -35,26 +35,34 @@ local function holds_secret(s)
 end
 M.holds_secret = holds_secret
 
---- s with every registered secret in it replaced by `<redacted>`: whole copies (of 4 bytes or
--- more), and pieces of 8 bytes or more (a message of the caller's own making that quotes what
--- it was given: the command line's).
+--- s with every registered secret in it replaced by `<redacted>`: its pieces of 8 bytes or more
+-- (whole copies included), and a shorter one where it is quoted whole (`"pw12"`: a message of
+-- the caller's own making that quotes what it was given, the command line's). A short secret
+-- elsewhere in the text is left: it cannot be told from an ordinary word ("proxy", "help").
 -- @tparam string s
 -- @treturn string
 function M.scrub(s)
   for t in pairs(registered) do
+    local ranges = secret_ranges(s, t)
+    if ranges then -- one pass over the ranges found (a replacement is never looked at again)
+      local out, from = {}, 1
+      for i = 1, #ranges, 2 do
+        out[#out + 1] = s:sub(from, ranges[i] - 1)
+        out[#out + 1] = "<redacted>"
+        from = ranges[i + 1] + 1
+      end
+      out[#out + 1] = s:sub(from)
+      s = table.concat(out)
+    end
     for _, v in pairs(t) do
-      if type(v) == "string" and #v >= 4 then
-        local i, j = s:find(v, 1, true)
+      if type(v) == "string" and #v < 8 and #v > 0 then
+        local quoted = string.format("%q", v)
+        local i, j = s:find(quoted, 1, true)
         while i do
-          s = s:sub(1, i - 1) .. "<redacted>" .. s:sub(j + 1)
-          i, j = s:find(v, i + 10, true)
+          s = s:sub(1, i - 1) .. '"<redacted>"' .. s:sub(j + 1)
+          i, j = s:find(quoted, i + 12, true)
         end
       end
-    end
-    local ranges = secret_ranges(s, t)
-    while ranges do
-      s = s:sub(1, ranges[1] - 1) .. "<redacted>" .. s:sub(ranges[2] + 1)
-      ranges = secret_ranges(s, t)
     end
   end
   return s

@@ -21,9 +21,11 @@ local ENV = { token = "OS_AUTH_TOKEN", ak = "HUAWEICLOUD_SDK_AK", sk = "HUAWEICL
   security_token = "HUAWEICLOUD_SDK_SECURITY_TOKEN", project_id = "HUAWEICLOUD_SDK_PROJECT_ID",
   region = "HUAWEICLOUD_SDK_REGION" }
 
--- The percent-decoded user and password of a proxy URL, if it has them.
+-- The percent-decoded user and password of a proxy URL, if it has them: read as the library
+-- reads the variables (eip.proxy: the scheme optional, as curl takes it; the credentials up to
+-- the last '@', which a password may hold).
 local function proxy_credentials(url, out)
-  local userinfo = url:match("^%a[%w+.-]*://([^@/?#]*)@")
+  local userinfo = url:gsub("^%a[%w+.-]*://", ""):match("^(.*)@")
   if not userinfo then return end
   local function decoded(v) return (v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)) end
   local user, password = userinfo:match("^([^:]*):?(.*)$")
