@@ -34,6 +34,30 @@ local min, max = math.min, math.max
 local type = type
 local byte, sub, find = string.byte, string.sub, string.find
 
+-- pcall, where a coroutine can yield through it (Lua 5.2+, LuaJIT); on Lua 5.1, which cannot,
+-- the same run in a coroutine of its own whose yields are passed on to the caller's: a transport
+-- of the caller's may yield to a scheduler of its own on every Lua.
+local protected = pcall
+do
+  local co = coroutine.create(function() return pcall(coroutine.yield, "yielded") end)
+  local _, v = coroutine.resume(co)
+  if v ~= "yielded" then
+    local unpack = rawget(table, "unpack") or rawget(_G, "unpack") -- (Lua 5.1: the global)
+    local function pack(...) return { n = select("#", ...), ... } end
+    local function passed(co2, res)
+      while true do
+        if not res[1] then return false, res[2] end
+        if coroutine.status(co2) == "dead" then return true, unpack(res, 2, res.n) end
+        res = pack(coroutine.resume(co2, coroutine.yield(unpack(res, 2, res.n))))
+      end
+    end
+    protected = function(f, ...)
+      local co2 = coroutine.create(f)
+      return passed(co2, pack(coroutine.resume(co2, ...)))
+    end
+  end
+end
+
 -- The headers every request starts with, shared by all requests and never modified. Each also
 -- holds its line as the transport takes it, so the lines are not built again for every call.
 -- Accept is not signed: a proxy may rewrite it without breaking the signature.
@@ -952,7 +976,7 @@ function Runner:run(op, cancel)
       -- A transport that raises (a caller bug, a module that failed to load) must not keep the
       -- signing place until its time is up; one that raises nil or false (nothing to tell a bug
       -- by) broke the contract as one that returns nothing does: the request may have gone out.
-      local ok, resp = pcall(transport.send, transport, request)
+      local ok, resp = protected(transport.send, transport, request)
       if not ok then
         if resp ~= nil and resp ~= false then
           release(self.provider, call)
