@@ -1054,6 +1054,21 @@ describe("eip command", function()
       return deleted, not_sent
     end
 
+    -- Ctrl-C while a drained bandwidth's delete waits for its retry is an interruption, not a
+    -- delete that failed after the EIPs moved (which would stop the batch for another reason).
+    it("--drain: Ctrl-C before the delete's retry says interrupted, not that a delete failed", function()
+      local ids = {}
+      for i = 1, 3 do ids[i] = emu:create_bandwidth{ size = 5, publicip_ids = { "g" .. i } } end
+      emu:inject{ method = "DELETE", status = 503, headers = { ["Retry-After"] = "4" }, times = -1,
+        body = { code = "VPC.0302", message = "busy" } }
+      emu:reset_counters()
+      local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " " .. table.concat(ids, " "),
+        { signal = signal_after(3, "INT") })
+      assert.equal(130, code, out .. err)
+      assert.is_nil(err:find("stopped after a drained bandwidth's delete failed", 1, true), err)
+      assert.matches("NOT SENT%s+" .. ids[3]:gsub("%-", "%%-") .. "%s+interrupted", out)
+    end)
+
     it("a reader that goes away (| head -1) stops the batch: the results from then on go to stderr, exit 1",
       function()
       local ids, input = slow_batch(16, 0.2)

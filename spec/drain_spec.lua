@@ -646,6 +646,11 @@ describe("bandwidth operations", function()
         assert.equal(1, emu:stats().requests, "one GET, nothing else")
       end
       assert.same({ "eip-1", "eip-2" }, publicip_ids(emu:get_bandwidth(id)))
+      -- A null list is none (the SDK's model allows it): an empty bandwidth, deleted.
+      local empty = emu:create_bandwidth{ size = 10 }
+      emu:inject{ method = "GET", status = 200, body = '{"bandwidth":{"id":"' .. empty .. '","share_type":"WHOLE",'
+        .. '"size":10,"status":"NORMAL","publicip_info":null}}' }
+      assert.equal(204, client:drain_and_delete_bandwidth(empty, terms).status)
     end)
 
     it("keeps an EIP's address in the plan only when it is an IP address", function()

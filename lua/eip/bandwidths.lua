@@ -6,6 +6,7 @@
 -- Every request is an operation (eip.ops) run by the pipeline: same credentials, mapping,
 -- retries and redaction as the delete.
 -- @module eip.bandwidths
+local body = require "eip.body"
 local core = require "eip.core"
 local errors = require "eip.errors"
 local validate = require "eip.validate"
@@ -400,7 +401,7 @@ local function held_eips(runner, bw, meta, path, bandwidth_id)
     error(err, 0)
   end
   local info = bw.publicip_info
-  if info == nil then info = {} end
+  if info == nil or info == body.null then info = {} end -- (none: JSON null, as the SDK's model allows)
   if type(info) ~= "table" then unusable("its EIPs in a publicip_info that is no list") end
   local count = 0
   for _ in pairs(info) do count = count + 1 end

@@ -131,6 +131,9 @@ function M.decode_error(body)
   return out
 end
 
+--- What a JSON null decodes to (cjson's null, a light userdata).
+M.null = json.null
+
 --- Decode a success body (show, list, create). Returns the table, or nil and a reason.
 function M.decode(body)
   if type(body) ~= "string" or body == "" then return nil, "empty body" end

@@ -330,7 +330,7 @@ local function run_deletes(client, ids, opts, emit, tick)
       -- Every further id would fail alike, and five bad signatures in a row lock an AK/SK pair.
       if not ok and eip.is_auth_failure(value) then
         stopped = "auth"
-      elseif not ok and value.stage == "delete" and (value.status == 403
+      elseif not ok and value.stage == "delete" and value.kind ~= "interrupted" and (value.status == 403
           or (type(value.moved) == "table" and #value.moved > 0 and not its_own(value))) then
         stopped = "delete_refused"
       end
