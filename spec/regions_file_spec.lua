@@ -82,6 +82,9 @@ EIP:
       .. "      - http://127.0.0.1:9\n"))
     assert.equal("https://vpc.cn-north-4.myhuaweicloud.com", endpoint("EIP:\n  - id: cn-north-4\n"
       .. "    endpoint: http://127.0.0.1:9\nEIP:\n  - id: cn-south-1\n    endpoint: http://127.0.0.1:10\n"))
+    -- keys differing in case only are merged per region (the SDKs look up the upper-cased name)
+    assert.equal("http://127.0.0.1:9", endpoint("%YAML 1.2\n---\neip:\n  - id: cn-north-4\n"
+      .. "    endpoint: http://127.0.0.1:9\nEIP:\n  - id: cn-south-1\n    endpoint: http://127.0.0.1:10\n"))
     assert.equal("https://vpc.cn-north-4.myhuaweicloud.com",
       endpoint("EIP:\n  - id:\n    endpoint: http://127.0.0.1:9\n"))
     assert.equal("http://127.0.0.1:9", endpoint("EIP:\n  - id: cn-north-4\n    description: |\n      text\n"

@@ -204,6 +204,7 @@ end
 -- the line of the first line of those sections it cannot read.
 function M.parse_regions_file(text, path)
   local found, n = {}, 0
+  local spelled, order = {}, {} -- each spelling of a service's key: its entries; the spellings in order
   -- The section being read (nil: another service's), the entry being read ({ fields, line }),
   -- the indent of the entries' dashes and of the entry's keys, and a key whose value is a block
   -- of deeper lines (open: its name; list: where an endpoints list goes).
@@ -255,7 +256,8 @@ function M.parse_regions_file(text, path)
     local indent = #spaces
     if section and spaces:find("\t") then refuse("a tab in the indentation") end
     local dash_rest = body:match("^%-%s+(.*)$") or (body == "-" and "")
-    local skipped = body == "" or body:find("^#") or (indent == 0 and (body == "---" or body == "..."))
+    local skipped = body == "" or body:find("^#")
+      or (indent == 0 and (body == "---" or body == "..." or (not top_seen and body:find("^%%")))) -- (a directive)
     if skipped then -- luacheck: ignore 542 (blank, a comment, a document marker)
     elseif indent == 0 and dash_rest and not section and top_seen then -- luacheck: ignore 542
       -- (an entry of a compact list at column 0, of a service not read)
@@ -268,9 +270,12 @@ function M.parse_regions_file(text, path)
       top_seen = true
       section, entry, item_indent, key_indent, open, list, lone = nil, nil, nil, nil, nil, nil, false
       if READ_SERVICES[name:upper()] then
+        -- A key given again replaces the one before, as YAML parsers read it; keys that differ
+        -- in case only ("eip", "EIP") are merged per region, as the SDKs look them up.
+        section = {}
+        if not spelled[name] then order[#order + 1] = name end
+        spelled[name] = section
         name = name:upper()
-        section = {} -- a section given again replaces the one before, as the SDKs' parsers read it
-        found[name] = section
         if rest ~= "" and not rest:find("^#") and not rest:find("^%[%s*%]") then
           refuse(name .. ": takes a list of entries on the lines below it")
         end
@@ -319,6 +324,11 @@ function M.parse_regions_file(text, path)
     end
   end
   if section then done() end
+  for _, spelling in ipairs(order) do
+    local merged = found[spelling:upper()] or {}
+    found[spelling:upper()] = merged
+    for id, e in pairs(spelled[spelling]) do merged[id] = e end
+  end
   return found
 end
 
