@@ -962,7 +962,8 @@ describe("safety", function()
       -- (a logged body), so 5 to 7 of its bytes (escaped or not) are kept
       for _, cut in ipairs{ { "message", "Pq7Word2024", "Pq7Word2024", 505 },
           { "logged body", "Pq7Word2024", "Pq7Word2024", 2043 },
-          { "logged body, JSON-escaped", "Pq/Word2024", "Pq\\/Word2024", 2041 } } do
+          { "logged body, JSON-escaped", "Pq/Word2024", "Pq\\/Word2024", 2041 },
+          { "logged body, cut inside an escape", 'Pq/Wo"rd2024', 'Pq\\/Wo\\"rd2024', 2041 } } do
         local pw = cut[2]
         local body
         if cut[1] == "message" then

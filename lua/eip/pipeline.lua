@@ -210,6 +210,10 @@ local function cut_start(s, secrets)
     local raw = sub(s, n - k + 1, n)
     local u = raw
     if find(raw, "[\\%%%c]") then
+      -- An escape the cut went through (a lone '\', '\u00', '%2') ends the tail: left out.
+      u = u:gsub("\\u%x?%x?%x?$", ""):gsub("%%%x?$", "")
+      local slashes = u:match("\\+$")
+      if slashes and #slashes % 2 == 1 then u = sub(u, 1, -2) end
       for _ = 1, UNDISGUISE_LEVELS do
         local before = u
         u = undisguised(u)
