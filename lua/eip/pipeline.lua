@@ -725,14 +725,18 @@ end
 
 --- Would waiting for a signing place here stop the very requests that hold them? Inside nginx,
 -- in a phase without cosockets, a wait is the system's sleep: the worker's other requests, which
--- hold the places, cannot go on until it ends (they would give them back only when their time
+-- hold every place there is room for, cannot go on until it ends (they would give them back only when their time
 -- is up, and find their own answers timed out). `blocking`: eip.transport.blocking, set by
 -- eip.client.
 function Runner:stuck()
   local blocking = self.blocking
   if not (blocking and blocking()) then return false end
-  local flying = self.provider.flying
-  return flying ~= nil and next(flying) ~= nil
+  local provider = self.provider
+  local flying, mine = provider.flying, 0
+  for _ in pairs(flying or {}) do mine = mine + 1 end
+  -- Only when this worker's own places fill the room: places other workers hold (signing_dict)
+  -- free up while this one sleeps.
+  return mine > 0 and mine >= SIGNED_IN_FLIGHT_MAX - (provider.strikes or 0)
 end
 
 local STUCK = "it was called where nginx cannot yield (log_by_lua, a filter, set_by_lua...): a wait would stop "
