@@ -793,7 +793,7 @@ describe("safety", function()
       r.blocking = function() return false end
       assert.is_false(r:stuck(), "where it can yield, it waits")
       r.blocking = function() return true end
-      for k in pairs(provider.flying) do provider.flying[k] = nil; break end
+      provider.flying[next(provider.flying)] = nil
       provider.strikes = 1
       assert.is_true(r:stuck(), "three held here, one refusal counted: no room")
     end)
