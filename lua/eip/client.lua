@@ -401,8 +401,9 @@ end
 --   `concurrency` is the number of requests allowed in flight at the end and `concurrency_min`
 --   the lowest it fell to (adaptive throttling halves it; both nil when no id was sent); `rate`
 --   the requests per second at the end (the rate set, or the one adaptive throttling chose; nil
---   with neither); `stopped` why the batch stopped ("auth", "cancelled", "aborted", or
---   "project": the project id could not be looked up, and no id was sent)
+--   with neither); `stopped` why the batch stopped ("auth", "cancelled", "aborted",
+--   "project": the project id could not be looked up, and no id was sent, or "throttled": the
+--   API's stated limit allows one request per more than `retry_after_cap` seconds)
 -- @raise a `usage` @{eip.error} for the call itself (not a list, bad options); an error raised by
 --   on_result, after the transfers in flight were aborted
 function Client:delete_bandwidths(ids, opts)

@@ -256,9 +256,9 @@ M.ENV_HELP = table.concat(fill("", "Credentials are never options (arguments sho
   .. "(EIP_METADATA_URL, else http://169.254.169.254).", "", HELP_WIDTH), "\n") .. "\n"
   .. table.concat(fill("", "Where to send, unless given as options: EIP_ENDPOINT or HUAWEICLOUD_SDK_REGION, "
   .. "and HUAWEICLOUD_SDK_PROJECT_ID (with a token or keys from the environment only; the profile file's "
-  .. "with its keys; else, for AK/SK, looked up by region). A region's endpoint: HUAWEICLOUD_SDK_REGION_EIP_<REGION>, "
-  .. "else the regions file (HUAWEICLOUD_SDK_REGIONS_FILE, else ~/.huaweicloud/regions.yaml), else the table "
-  .. "(eip regions).", "", HELP_WIDTH), "\n")
+  .. "with its keys; else, for AK/SK, looked up by region). A region's endpoint: "
+  .. "HUAWEICLOUD_SDK_REGION_EIP_<REGION> (else _VPC_), else the regions file (HUAWEICLOUD_SDK_REGIONS_FILE, "
+  .. "else ~/.huaweicloud/regions.yaml), else the table (eip regions).", "", HELP_WIDTH), "\n")
 
 local function option_help(options)
   local lines, indent = {}, string.rep(" ", 25)

@@ -109,7 +109,9 @@
 --    at a pooled socket before sending on it (nginx's pool would find it only when the event
 --    loop runs, not between two sends without a yield); the libcurl transport finds it just
 --    before sending (its prerequest callback looks at the socket) and aborts before anything is
---    sent. Either sends on a fresh connection instead: not a resend, also for a POST.
+--    sent. Either sends on a fresh connection instead: not a resend, also for a POST. (Over
+--    TLS, bytes OpenSSL holds after an answer that ended where a read filled nginx's buffer are
+--    seen for a lua_socket_buffer_size of whole KiB only: see recv in eip.transport.cosocket.)
 --  * Trust store: `ca_file` is libcurl's; cosockets use `lua_ssl_trusted_certificate`.
 --  * curl_error texts are alike, not identical; compare curl_code and error_kind.
 --  * Over-long header line: libcurl 7.88 says 27 "Out of memory" (newer libcurl says 100,
