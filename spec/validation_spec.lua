@@ -85,6 +85,17 @@ describe("validation", function()
     assert.equal(0, emu:stats().requests)
   end)
 
+  -- The region is checked first of all the options: the secrets given with it are known by then.
+  it("quotes no secret given as the region", function()
+    for _, opts in ipairs{ { region = "Sk0secretvalue9988", ak = "AKAKAKAKAKAK", sk = "Sk0secretvalue9988" },
+        { region = "tok-secret-value-01", token = "tok-secret-value-01", project_id = "p1" } } do
+      local ok, err = pcall(eip.new, opts)
+      assert.is_false(ok)
+      assert.equal("region", err.argument)
+      assert.is_nil(tostring(err):find(opts.region, 1, true), tostring(err))
+    end
+  end)
+
   -- A password or a proxy's password is no id either (it has characters ids do not): the
   -- message that says so must not quote it. And a project id that is a secret is refused.
   it("never quotes a secret in a usage error, nor takes one for a project id", function()

@@ -121,6 +121,17 @@ end
 -- A new client: eip.new, documented there with every option. getenv replaces os.getenv (tests).
 function M.new(opts, getenv)
   validate.options("options", opts, M.OPTIONS)
+  -- The secrets given as options or in the environment, known before anything is checked (the
+  -- region first): a value that holds one is never quoted. The provider's own are registered
+  -- below; these only while this call runs.
+  local early, env = {}, getenv or os.getenv
+  local a = type(opts.auth) == "table" and rawget(opts.auth, "password")
+  for _, v in ipairs{ rawget(opts, "token") or false, rawget(opts, "sk") or false,
+      rawget(opts, "security_token") or false, a or false, env(auth.ENV.token) or false, env(auth.ENV.sk) or false,
+      env(auth.ENV.security_token) or false } do
+    if type(v) == "string" and v ~= "" then early[#early + 1] = v end
+  end
+  validate.register_secrets(early)
   local endpoint, region = endpoint_for(opts, getenv)
   region = region or regions.of_endpoint(endpoint) or auth.env("region", getenv)
   local logger = log.sink(opts.debug, opts.log)

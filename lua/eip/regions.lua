@@ -370,6 +370,10 @@ function M.vpc_endpoint(argument, region, getenv)
   if from_file then return from_file end
   local entry = BY_NAME[region]
   if entry then return entry.vpc_endpoint end
+  if validate.holds_secret(region) then -- (a secret pasted as the region: not quoted, not in a variable's name)
+    errors.raise_usage(argument, "holds a credential (a key, token or password pasted where a region goes?): "
+      .. "the value is not shown")
+  end
   local guess = validate.closest(region, NAMES)
   errors.raise_usage(argument, "names no known region (%q)%s; for a region this table does not know yet, "
     .. "pass endpoint = \"https://vpc.<region>.myhuaweicloud.com\" or set %s", region,
