@@ -36,6 +36,9 @@ local function serve(owner_pid, dir, size, mode)
     local plain = server:accept()
     if plain then
       plain:settimeout(5)
+      -- No Nagle: the stray bytes must leave with the answer, not wait for the client's ACK
+      -- (a slow client, under valgrind, would otherwise have sent its next request first).
+      plain:setoption("tcp-nodelay", true)
       local conn = ssl.wrap(plain, params)
       if conn and conn:dohandshake() then
         while read_head(conn) do
