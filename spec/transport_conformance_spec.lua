@@ -1053,8 +1053,10 @@ describe("the transport contract, through both transports", function()
   -- at the socket finds them: such a connection is not kept. libcurl never keeps one either.
   it("over TLS, stray bytes in the record of an answer that filled a read: the next request gets its own answer",
     function()
-    -- { head size, the app's location }: the default buffer (4 KiB) and one of 5 KiB
-    for _, case in ipairs{ { 4096, "/t/send_again" }, { 8192, "/t/send_again" }, { 1000, "/t/send_again" },
+    -- { head size, the app's location }: the default buffer (4 KiB) and one of 5 KiB. (Heads and
+    -- stray bytes of at most 8 KiB: LuaSec writes 8 KiB at a time, and a stray record written
+    -- apart may arrive after the next request went out, which no client can see.)
+    for _, case in ipairs{ { 4096, "/t/send_again" }, { 1000, "/t/send_again" },
       { 5120, "/t/send_again_odd_buffer" } } do
       local size = case[1]
       for _, transport in ipairs(TRANSPORTS) do
