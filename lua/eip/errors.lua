@@ -350,6 +350,33 @@ function M.code_row(entry, status, message, op)
   return rows[1]
 end
 
+--- pcall(fn, ...), through which fn may yield on every Lua (a coroutine scheduler's sleep, a
+-- caller's transport): Lua 5.2+ and LuaJIT yield through pcall; on Lua 5.1, which cannot, fn
+-- runs in a coroutine of its own whose yields are passed on to the caller's, so that it runs
+-- once, whole (a transport is never run again after it sent).
+-- @treturn boolean ok
+-- @return what fn returned, or its error
+M.protected = pcall
+do
+  local co = coroutine.create(function() return pcall(coroutine.yield, "yielded") end)
+  local _, v = coroutine.resume(co)
+  if v ~= "yielded" then
+    local unpack = rawget(table, "unpack") or rawget(_G, "unpack") -- (Lua 5.1: the global)
+    local function pack(...) return { n = select("#", ...), ... } end
+    local function passed(inner, res)
+      while true do
+        if not res[1] then return false, res[2] end
+        if coroutine.status(inner) == "dead" then return true, unpack(res, 2, res.n) end
+        res = pack(coroutine.resume(inner, coroutine.yield(unpack(res, 2, res.n))))
+      end
+    end
+    M.protected = function(fn, ...)
+      local inner = coroutine.create(function(...) return fn(...) end) -- (fn may be a C function)
+      return passed(inner, pack(coroutine.resume(inner, ...)))
+    end
+  end
+end
+
 --- fn (an option of the caller's: a cancel, a confirm), called protected: what it raises is not
 -- the call's failure (what was sent is still reported as it happened); it is logged (without
 -- its text, which may hold anything) and `fallback` stands for its answer.
@@ -358,21 +385,6 @@ end
 -- @tparam string name the option's name, for the log
 -- @param fallback what a raise answers
 -- @treturn ?function
--- Lua 5.1 (not LuaJIT) cannot yield across pcall.
-local NO_YIELD_ACROSS_PCALL = _VERSION == "Lua 5.1" and not rawget(_G, "jit")
-
---- pcall(fn, ...), but a function of the caller's that yields (a coroutine scheduler's sleep)
--- still yields on Lua 5.1, where pcall stops it ("attempt to yield across ..."): it is then
--- called again, unprotected, as it was before it was guarded.
--- @treturn boolean ok
--- @return what fn returned, or its error
-function M.protected(fn, ...)
-  local ok, value = pcall(fn, ...)
-  if ok or not NO_YIELD_ACROSS_PCALL or not coroutine.running() then return ok, value end
-  if type(value) == "string" and value:find("attempt to yield across", 1, true) then return true, fn(...) end
-  return ok, value
-end
-
 function M.guarded(fn, logger, name, fallback)
   if fn == nil then return nil end
   return function(...)

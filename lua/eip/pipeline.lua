@@ -29,34 +29,12 @@ local M = {}
 local monotime = core.monotime
 local blank_controls = core.blank_controls
 local plain_text = core.plain_text
-local secret_ranges = core.secret_ranges
 local min, max = math.min, math.max
 local type = type
 local byte, sub, find = string.byte, string.sub, string.find
 
--- pcall, where a coroutine can yield through it (Lua 5.2+, LuaJIT); on Lua 5.1, which cannot,
--- the same run in a coroutine of its own whose yields are passed on to the caller's: a transport
--- of the caller's may yield to a scheduler of its own on every Lua.
-local protected = pcall
-do
-  local co = coroutine.create(function() return pcall(coroutine.yield, "yielded") end)
-  local _, v = coroutine.resume(co)
-  if v ~= "yielded" then
-    local unpack = rawget(table, "unpack") or rawget(_G, "unpack") -- (Lua 5.1: the global)
-    local function pack(...) return { n = select("#", ...), ... } end
-    local function passed(co2, res)
-      while true do
-        if not res[1] then return false, res[2] end
-        if coroutine.status(co2) == "dead" then return true, unpack(res, 2, res.n) end
-        res = pack(coroutine.resume(co2, coroutine.yield(unpack(res, 2, res.n))))
-      end
-    end
-    protected = function(f, ...)
-      local co2 = coroutine.create(f)
-      return passed(co2, pack(coroutine.resume(co2, ...)))
-    end
-  end
-end
+-- pcall that a caller's transport may yield through on every Lua (see errors.protected).
+local protected = errors.protected
 
 -- The headers every request starts with, shared by all requests and never modified. Each also
 -- holds its line as the transport takes it, so the lines are not built again for every call.
@@ -107,24 +85,7 @@ local REDACTED = "<redacted>"
 -- What replaces a whole text that held a secret in disguise (escaped, encoded, split).
 local DISGUISED = "<redacted: the text held a credential>"
 
--- Every secret of the list replaced in s (see Runner:clean): each piece the C core finds (a
--- whole copy, or any piece of 8 bytes or more: a copy cut short by a bound, or with its start
--- cut off), with the "..." that marks a text cut by a bound (the C core keeps 255 bytes of a
--- header, eip.body 512 of a message) when the piece ends there.
-local function redact(s, secrets)
-  local ranges = secret_ranges(s, secrets)
-  if not ranges then return s end
-  local out, from, n = {}, 1, #ranges
-  for i = 1, n, 2 do
-    local to = ranges[i + 1]
-    if i == n - 1 and s:sub(to + 1) == "..." then to = #s end
-    out[#out + 1] = s:sub(from, ranges[i] - 1)
-    out[#out + 1] = REDACTED
-    from = to + 1
-  end
-  out[#out + 1] = s:sub(from)
-  return table.concat(out)
-end
+local redact = validate.redact -- (see Runner:clean)
 
 local function byte_of(hex) return string.char(tonumber(hex, 16)) end
 
@@ -686,10 +647,6 @@ local function notify(runner, hook, info)
   end
 end
 
---- Calls fn(...) protected, as code of the caller's running inside the library (a hook, a
--- batch's on_result): a signed call it makes while the client's places are all taken fails at
--- once rather than wait, since what holds them cannot go on until fn returns. Counted per
--- coroutine: inside nginx, the other requests' calls wait as usual. Returns pcall's first two.
 -- Inside nginx, the request a coroutine runs for (its ngx.ctx; false elsewhere): nginx reuses
 -- the coroutines of ended requests, and one killed inside a callback (a client abort, ngx.exit
 -- from another thread) never counted its way out of it, so a count is the request's, not only
@@ -701,6 +658,11 @@ local function request_of()
   return ok and ctx or false
 end
 
+--- Calls fn(...) protected, as code of the caller's running inside the library (a hook, a
+-- batch's on_result): a signed call it makes while the client's places are all taken fails at
+-- once rather than wait, since what holds them cannot go on until fn returns. Counted per
+-- coroutine, and inside nginx per request (request_of): the other requests' calls wait as
+-- usual. Returns pcall's first two.
 function Runner:callback(fn, ...)
   local co = coroutine.running() or MAIN
   local depth, request = self.callbacks, request_of()
@@ -725,9 +687,9 @@ end
 
 --- Would waiting for a signing place here stop the very requests that hold them? Inside nginx,
 -- in a phase without cosockets, a wait is the system's sleep: the worker's other requests, which
--- hold every place there is room for, cannot go on until it ends (they would give them back only when their time
--- is up, and find their own answers timed out). `blocking`: eip.transport.blocking, set by
--- eip.client.
+-- hold every place there is room for, cannot go on until it ends (they would give them back
+-- only when their time is up, and find their own answers timed out). `blocking`:
+-- eip.transport.blocking, set by eip.client.
 function Runner:stuck()
   local blocking = self.blocking
   if not (blocking and blocking()) then return false end

@@ -35,6 +35,29 @@ local function holds_secret(s)
 end
 M.holds_secret = holds_secret
 
+--- s with every secret of the list (a table of strings) replaced by `<redacted>`, in one pass
+-- (a replacement is never looked at again): each piece the C core finds (a whole copy, or any
+-- piece of 8 bytes or more: a copy cut short by a bound, or with its start cut off), with the
+-- "..." that marks a text cut by a bound (the C core keeps 255 bytes of a header, eip.body 512
+-- of a message) when the piece ends there.
+-- @tparam string s
+-- @tparam table secrets
+-- @treturn string
+function M.redact(s, secrets)
+  local ranges = secret_ranges(s, secrets)
+  if not ranges then return s end
+  local out, from, n = {}, 1, #ranges
+  for i = 1, n, 2 do
+    local to = ranges[i + 1]
+    if i == n - 1 and s:sub(to + 1) == "..." then to = #s end
+    out[#out + 1] = s:sub(from, ranges[i] - 1)
+    out[#out + 1] = "<redacted>"
+    from = to + 1
+  end
+  out[#out + 1] = s:sub(from)
+  return table.concat(out)
+end
+
 --- s with every registered secret in it replaced by `<redacted>`: its pieces of 8 bytes or more
 -- (whole copies included), and a shorter one where it is quoted whole (`"pw12"`: a message of
 -- the caller's own making that quotes what it was given, the command line's). A short secret
@@ -43,17 +66,7 @@ M.holds_secret = holds_secret
 -- @treturn string
 function M.scrub(s)
   for t in pairs(registered) do
-    local ranges = secret_ranges(s, t)
-    if ranges then -- one pass over the ranges found (a replacement is never looked at again)
-      local out, from = {}, 1
-      for i = 1, #ranges, 2 do
-        out[#out + 1] = s:sub(from, ranges[i] - 1)
-        out[#out + 1] = "<redacted>"
-        from = ranges[i + 1] + 1
-      end
-      out[#out + 1] = s:sub(from)
-      s = table.concat(out)
-    end
+    s = M.redact(s, t)
     for _, v in pairs(t) do
       if type(v) == "string" and #v < 8 and #v > 0 then
         local quoted = string.format("%q", v)
