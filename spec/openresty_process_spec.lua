@@ -509,3 +509,88 @@ io.stdout:write(request("parent-after-reuse"))
     assert.equal("mine\n", content, "something wrote to the child's file (" .. #content .. " bytes)")
   end)
 end)
+
+-- An app that loads lua-eip first where nginx lets no coroutine be made (init_worker_by_lua, the
+-- log phase), with no init_by_lua before: `require "eip"` must not make one as it loads (it
+-- once did, to learn whether pcall lets a yield through: "API disabled in the context of
+-- init_worker_by_lua*", and no client at all). FIRST says where the module is first loaded.
+local FIRST_LOAD = head(1) .. [[
+    lua_package_path "@REPO@/lua/?.lua;@REPO@/lua/?/init.lua;;";
+    lua_package_cpath "@REPO@/build/luajit/?.so;;";
+    lua_shared_dict outcomes 1m;
+    init_worker_by_lua_block {
+        require("eip.emulator.server.watchdog").start(@OWNER_PID@, "@PREFIX@")
+        if "@FIRST@" == "init_worker" then
+            local ok, err = pcall(function()
+                package.loaded.firstclient = require("eip").new{ endpoint = "@API@", token = "first-load-token",
+                    project_id = "@PROJECT@", max_attempts = 1 }
+            end)
+            ngx.shared.outcomes:set("init_worker", ok and "loaded" or tostring(err))
+        end
+    }
+    server {
+        listen 127.0.0.1:@PORT@;
+        location ~ ^/delete/(?<id>[^/]+)$ {
+            content_by_lua_block {
+                local res = package.loaded.firstclient:delete_bandwidth(ngx.var.id)
+                ngx.say(res.status, " ", res.request_id)
+            }
+        }
+        location ~ ^/log/(?<id>[^/]+)$ {
+            content_by_lua_block { ngx.say("the delete runs in the log phase") }
+            log_by_lua_block {
+                local ok, res = pcall(function()
+                    return require("eip").new{ endpoint = "@API@", token = "first-load-token",
+                        project_id = "@PROJECT@", max_attempts = 1 }:delete_bandwidth(ngx.var.id)
+                end)
+                ngx.shared.outcomes:set("log", ok and (res.status .. " " .. res.request_id) or tostring(res))
+            }
+        }
+        location ~ ^/outcome/(?<key>[^/]+)$ {
+            content_by_lua_block { ngx.say(ngx.shared.outcomes:get(ngx.var.key) or "none yet") }
+        }
+    }
+}
+]]
+
+describe("OpenResty: lua-eip loaded first where nginx forbids coroutines #openresty", function()
+  local api, apps = nil, {}
+
+  setup(function()
+    assert(nginx.file_exists(launcher.LUAJIT_CORE), launcher.LUAJIT_CORE .. " is missing: run `make luajit`")
+    api = nginx.start{ name = "firstapi", label = "first-load spec API", config = function(fields)
+      fields.REPO, fields.CHUNK_CODE, fields.CHUNKS = launcher.REPO, CHUNK_CODE, CHUNKS
+      return nginx.render(ECHO, fields)
+    end }
+    for _, first in ipairs{ "init_worker", "log" } do
+      apps[first] = nginx.start{ name = "first" .. (first:gsub("_", "")),
+        label = "first-load spec app (" .. first .. ")", config = function(fields)
+          fields.REPO, fields.API, fields.PROJECT, fields.FIRST = launcher.REPO, api.url, PROJECT, first
+          return nginx.render(FIRST_LOAD, fields)
+        end }
+    end
+  end)
+
+  teardown(function()
+    for _, app in pairs(apps) do app:stop() end
+    if api then api:stop() end
+  end)
+
+  it("in init_worker_by_lua: the client made there deletes", function()
+    local app = apps.init_worker
+    assert.equal("loaded", get(app.port, "/outcome/init_worker"))
+    assert.matches("^204 worker%-first@%d+$", get(app.port, "/delete/worker-first"))
+  end)
+
+  it("in log_by_lua: the delete made there goes through (libcurl)", function()
+    local app = apps.log
+    assert.equal("the delete runs in the log phase", get(app.port, "/log/log-first"))
+    local outcome
+    local deadline = socket.gettime() + 10
+    repeat
+      outcome = get(app.port, "/outcome/log")
+      if outcome == "none yet" then socket.sleep(0.02) end
+    until outcome ~= "none yet" or socket.gettime() > deadline
+    assert.matches("^204 log%-first@%d+$", outcome)
+  end)
+end)

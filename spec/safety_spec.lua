@@ -16,6 +16,14 @@ local LONG_TOKEN = "MIIlong" .. string.rep("Tok/en\\\"+%-=.", 300) .. "end"
 local PLAIN_TOKEN = "MIIplain" .. string.rep("TokenABCdef", 300)
 
 -- Does text hold any 8 consecutive bytes of secret (a piece of it, however cut)?
+-- `it` for cases that need a coroutine to yield through pcall: Lua 5.2 on and LuaJIT (as in
+-- nginx); not Lua 5.1 (the README says what it cannot do).
+local it_yielding = (function()
+  local co = coroutine.create(function() return pcall(coroutine.yield, 1) end)
+  local ok, v = coroutine.resume(co)
+  return ok and v == 1 and coroutine.status(co) == "suspended"
+end)() and it or function() end
+
 local function holds_piece(text, secret)
   for i = 1, #secret - 7 do
     if text:find(secret:sub(i, i + 7), 1, true) then return secret:sub(i, i + 7) end
@@ -715,6 +723,105 @@ describe("safety", function()
       assert.is_nil(table.concat(lines, "\n"):find("raised", 1, true))
     end)
 
+    -- A scheduler that keeps the thread that waits and resumes that one (copas's sleep, a
+    -- socket wait): the caller's function must run on the caller's own thread. On Lua 5.1 it
+    -- once ran in a coroutine of the library's: the scheduler resumed that one, and the call
+    -- stayed suspended for ever (after its DELETE was sent).
+    local function scheduler()
+      local waiting = {}
+      local s = {}
+      function s.wait(value)
+        waiting[#waiting + 1] = { coroutine.running(), value }
+        return coroutine.yield()
+      end
+      function s.run(fn)
+        local task = coroutine.create(fn)
+        local outcome = { coroutine.resume(task) }
+        local rounds = 0
+        while #waiting > 0 and rounds < 100 do
+          rounds = rounds + 1
+          local w = table.remove(waiting, 1)
+          local ok, err = coroutine.resume(w[1], w[2])
+          if w[1] == task then outcome = { ok, err } end
+        end
+        return coroutine.status(task), outcome, rounds
+      end
+      return s
+    end
+
+    it("a sleep that waits on a scheduler keeping its thread: the call ends, on every Lua", function()
+      local id = create(1)[1]
+      local sched = scheduler()
+      local c = fx.client{ backoff_base = 0.01, backoff_cap = 0.01, sleep = function() sched.wait() end }
+      emu:inject{ method = "DELETE", status = 503 }
+      local status, outcome, rounds = sched.run(function() return c:delete_bandwidth(id) end)
+      assert.equal("dead", status)
+      assert.is_true(outcome[1], tostring(outcome[2]))
+      assert.same({ 204, 2, 1 }, { outcome[2].status, outcome[2].attempts, rounds })
+    end)
+
+    -- A client whose transport waits on the scheduler for its answer; sends() counts what it sent.
+    local function scheduled_client(sched)
+      local n = 0
+      local t = { send = function()
+        n = n + 1
+        return sched.wait{ status = 204, body = "", request_id = "scheduled", elapsed = 0, new_connections = 0 }
+      end, close = function() end }
+      return eip.new{ endpoint = emu.url, token = emu.token, project_id = emu.project_id, max_attempts = 1,
+        transport = t }, function() return n end
+    end
+
+    it("a transport that waits on a scheduler keeping its thread: one send, its answer, on every Lua", function()
+      local sched = scheduler()
+      local c, sends = scheduled_client(sched)
+      local status, outcome = sched.run(function() return c:delete_bandwidth("bw-1") end)
+      assert.equal("dead", status)
+      assert.is_true(outcome[1], tostring(outcome[2]))
+      assert.same({ 204, "scheduled", 1 }, { outcome[2].status, outcome[2].request_id, sends() })
+    end)
+
+    -- A batch runs its requests under pcall (what is in flight is cancelled when one raises):
+    -- a transport yields through it where a coroutine can yield through pcall (see it_yielding).
+    it_yielding("a batch's transport that waits on a scheduler keeping its thread: one send per id", function()
+      local sched = scheduler()
+      local c, sends = scheduled_client(sched)
+      local results, summary = nil, nil
+      local status, outcome = sched.run(function()
+        results, summary = c:delete_bandwidths{ "bw-1", "bw-2" }
+        return true
+      end)
+      assert.equal("dead", status)
+      assert.is_true(outcome[1], tostring(outcome[2]))
+      assert.same({ 2, 0, 2 }, { summary.deleted, summary.failed, sends() })
+      assert.equal("scheduled", results[2].request_id)
+    end)
+
+    -- A function that yields only inside a coroutine ("else block"), called from the main thread:
+    -- it must not be made to think it is in one (a raw "attempt to yield" error on Lua 5.1).
+    it("a sleep and a transport that yield only inside a coroutine work from the main thread", function()
+      local function in_coroutine()
+        local co, main = coroutine.running()
+        return co ~= nil and not main
+      end
+      local id = create(1)[1]
+      local c = fx.client{ backoff_base = 0.01, backoff_cap = 0.01,
+        sleep = function() if in_coroutine() then coroutine.yield() end end }
+      emu:inject{ method = "DELETE", status = 503 }
+      local res = c:delete_bandwidth(id)
+      assert.same({ 204, 2 }, { res.status, res.attempts })
+      local sends = 0
+      local t = { send = function()
+        sends = sends + 1
+        if in_coroutine() then coroutine.yield() end
+        return { status = 204, body = "", request_id = "blocked", elapsed = 0, new_connections = 0 }
+      end, close = function() end }
+      local tc = eip.new{ endpoint = emu.url, token = emu.token, project_id = emu.project_id, max_attempts = 1,
+        transport = t }
+      assert.same({ 204, "blocked" }, { tc:delete_bandwidth("bw-1").status, tc:delete_bandwidth("bw-2").request_id })
+      local _, summary = tc:delete_bandwidths{ "bw-3", "bw-4" }
+      assert.same({ 2, 4 }, { summary.deleted, sends })
+    end)
+
     it("a batch's cancel that raises stops it: the rest not sent, no raw error", function()
       local ids = create(4)
       local c = fx.client{}
@@ -798,13 +905,7 @@ describe("safety", function()
       assert.is_true(r:stuck(), "three held here, one refusal counted: no room")
     end)
 
-    -- (A callback that yields stands in for the killed request: not on Lua 5.1, whose pcall it
-    -- cannot yield through.)
-    local it_yielding = (function()
-      local co = coroutine.create(function() return pcall(coroutine.yield, 1) end)
-      local ok, v = coroutine.resume(co)
-      return ok and v == 1
-    end)() and it or function() end
+    -- (A callback that yields stands in for the killed request: see it_yielding.)
     it_yielding("counts a callback per request inside nginx: a killed request's count is not the next one's", function()
       local pipeline = require "eip.pipeline"
       local r = pipeline.new{ endpoint = "http://127.0.0.1:9", host = "127.0.0.1:9", base_path = "",

@@ -351,29 +351,22 @@ function M.code_row(entry, status, message, op)
 end
 
 --- pcall(fn, ...), through which fn may yield on every Lua (a coroutine scheduler's sleep, a
--- caller's transport): Lua 5.2+ and LuaJIT yield through pcall; on Lua 5.1, which cannot, fn
--- runs in a coroutine of its own whose yields are passed on to the caller's, so that it runs
--- once, whole (a transport is never run again after it sent).
+-- caller's transport). Lua 5.2+ and LuaJIT yield through pcall. PUC Lua 5.1 cannot: there fn
+-- is called with pcall on the main thread (where nothing can yield: a yield there is an error
+-- like any other), and unprotected inside a coroutine, on the caller's own thread, so that a
+-- scheduler that resumes the thread it saw (copas and the like) resumes this call, and fn runs
+-- once, whole. The price, on Lua 5.1 inside a coroutine only: what fn raises is not caught (a
+-- signing place its call held is then given back when its time is up).
+-- (No coroutine is made to find this out: `require "eip"` runs where nginx forbids making one,
+-- in init_worker_by_lua, log_by_lua, the filters.)
 -- @treturn boolean ok
 -- @return what fn returned, or its error
 M.protected = pcall
-do
-  local co = coroutine.create(function() return pcall(coroutine.yield, "yielded") end)
-  local _, v = coroutine.resume(co)
-  if v ~= "yielded" then
-    local unpack = rawget(table, "unpack") or rawget(_G, "unpack") -- (Lua 5.1: the global)
-    local function pack(...) return { n = select("#", ...), ... } end
-    local function passed(inner, res)
-      while true do
-        if not res[1] then return false, res[2] end
-        if coroutine.status(inner) == "dead" then return true, unpack(res, 2, res.n) end
-        res = pack(coroutine.resume(inner, coroutine.yield(unpack(res, 2, res.n))))
-      end
-    end
-    M.protected = function(fn, ...)
-      local inner = coroutine.create(function(...) return fn(...) end) -- (fn may be a C function)
-      return passed(inner, pack(coroutine.resume(inner, ...)))
-    end
+if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
+  local running = coroutine.running
+  M.protected = function(fn, ...)
+    if running() == nil then return pcall(fn, ...) end
+    return true, fn(...)
   end
 end
 
