@@ -638,12 +638,29 @@ describe("eip command", function()
         -- a secret that holds "redacted": replaced once, not for ever
         { "status " .. q("tok-redacted-0001"), { env = { OS_AUTH_TOKEN = "tok-redacted-0001" } }, "tok-redacted-0001" },
       }
+      -- The profile file's SK and security token (a 40-character SK was quoted whole), with no
+      -- credential in the environment: the client reads the file later, the command knows them first.
+      local profile_sk, profile_st = "Qm7Xv2Lr9Tn4Kd8Wp3Zs6Yb1Hc5Jf0Gu2Ae7NiRo", "sectok-Zq8Wn3Lp0Rt5Yv2Xb7Mk4"
+      local profile = os.tmpname()
+      local pf = assert(io.open(profile, "w"))
+      pf:write("[basic]\nak = AKPROFILE0000000000\nsk = ", profile_sk, "\nsecurity_token = ", profile_st, "\n")
+      pf:close()
+      os.execute("chmod 600 " .. profile)
+      local from_file = { env = { OS_AUTH_TOKEN = false, HUAWEICLOUD_SDK_CREDENTIALS_FILE = profile } }
+      for _, c in ipairs{ "delete-bandwidth --region " .. profile_sk .. " bw-1", "status " .. profile_sk,
+          profile_sk, "delete-bandwidth --concurrency " .. profile_st .. " bw-1" } do
+        cases[#cases + 1] = { c, from_file, c:find(profile_sk, 1, true) and profile_sk or profile_st }
+      end
+      local json_env = { env = { OS_AUTH_TOKEN = false, HUAWEICLOUD_SDK_CREDENTIALS_FILE = profile,
+        HUAWEICLOUD_SDK_REGION = profile_sk } }
+      cases[#cases + 1] = { "--json delete-bandwidth bw-1", json_env, profile_sk }
       for _, case in ipairs(cases) do
         local code, out, err = run(case[1], case[2])
         assert.is_true(code == 2 or code == 1, case[1] .. ": " .. hide(err))
         assert.is_nil((out .. err):find(case[3], 1, true), hide(case[1]) .. ": " .. hide(out .. err))
         assert.is_nil((out .. err):find(case[3]:sub(1, 8), 1, true), hide(case[1]))
       end
+      os.remove(profile)
       assert.equal(0, emu:stats().requests)
       -- A short proxy user or password that is an ordinary word leaves the messages readable.
       local _, _, err = run("delete-bandwidth --proxy http://x:1 --no-proxy bw-1",

@@ -96,6 +96,42 @@ describe("validation", function()
     end
   end)
 
+  -- The profile file's keys and the proxy's credentials are known before the region is checked
+  -- too, though the credentials are looked for later (a profile SK is 40 characters: quoted whole).
+  it("quotes no secret of the profile file or of a proxy given as the region", function()
+    local sk, st = "Qm7Xv2Lr9Tn4Kd8Wp3Zs6Yb1Hc5Jf0Gu2Ae7NiRo", "sectok-Zq8Wn3Lp0Rt5Yv2Xb7Mk4"
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write("[basic]\nak = AKPROFILE0000000000\nsk = ", sk, "\nsecurity_token = ", st, "\n")
+    f:close()
+    os.execute("chmod 600 " .. path)
+    local vars = { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path, https_proxy = "http://puser:Pr0xyPassw0rd77@127.0.0.1:9" }
+    local function getenv(name) return vars[name] end
+    local known = eip.known_secrets()
+    assert.is_nil(table.concat(known, " "):find(sk, 1, true), "the test's environment holds no such file")
+    for _, region in ipairs{ sk, st, "Pr0xyPassw0rd77" } do
+      local ok, err = pcall(eip.new, { region = region }, getenv)
+      assert.is_false(ok)
+      assert.equal("region", err.argument)
+      assert.is_nil(tostring(err):find(region, 1, true), tostring(err))
+      assert.is_nil(tostring(err):find(region:sub(1, 12), 1, true), tostring(err))
+    end
+    -- What eip.known_secrets gives: what the client would know (and nothing asked of the network).
+    local secrets = require("eip.client").known_secrets({}, getenv)
+    for _, v in ipairs{ sk, st, "Pr0xyPassw0rd77", "puser" } do
+      assert.truthy(table.concat(secrets, "\n"):find(v, 1, true), v)
+    end
+    assert.is_nil(table.concat(secrets, "\n"):find("AKPROFILE", 1, true), "an AK is no secret")
+    assert.same(secrets, require("eip.client").known_secrets(nil, getenv))
+    -- The options' own proxy replaces the environment's; a broken profile file adds nothing, raises nothing.
+    local f2 = assert(io.open(path, "w"))
+    f2:write("[basic\nsk = ", sk, "\n")
+    f2:close()
+    secrets = require("eip.client").known_secrets({ proxy = "http://u2:OptPassw0rd99@127.0.0.1:9" }, getenv)
+    assert.same({ "u2:OptPassw0rd99", "u2", "OptPassw0rd99", "u2:OptPassw0rd99" }, secrets)
+    os.remove(path)
+  end)
+
   -- A password or a proxy's password is no id either (it has characters ids do not): the
   -- message that says so must not quote it. And a project id that is a secret is refused.
   it("never quotes a secret in a usage error, nor takes one for a project id", function()

@@ -781,6 +781,32 @@ local function from_profile(getenv, warn, looked)
   return p, found
 end
 
+--- The secret values the options and the places credentials are looked for hold, as far as they
+-- can be read without a request: the options token, sk, security_token and auth.password, the
+-- environment's token, SK and security token, the profile file's sk and security_token
+-- (see eip.profile.secrets). For redaction before (and whatever) the credentials are resolved:
+-- a value that holds one is never quoted, even in the errors raised on the way there.
+-- @tparam table opts the client's options (anything else: none of them)
+-- @tparam[opt] function getenv replaces os.getenv (tests)
+-- @treturn {string,...}
+function M.known_secrets(opts, getenv)
+  getenv = getenv or os.getenv
+  local out = {}
+  local function add(v)
+    if type(v) == "string" and v ~= "" then out[#out + 1] = v end
+  end
+  if type(opts) == "table" then
+    add(rawget(opts, "token"))
+    add(rawget(opts, "sk"))
+    add(rawget(opts, "security_token"))
+    local a = rawget(opts, "auth")
+    if type(a) == "table" then add(rawget(a, "password")) end
+  end
+  for _, key in ipairs{ "token", "sk", "security_token" } do add(env(getenv, M.ENV[key])) end
+  for _, v in ipairs(profile.secrets(getenv)) do add(v) end
+  return out
+end
+
 --- Every option that carries or names credentials (when one is given, the metadata service is
 -- never asked).
 M.CREDENTIAL_OPTIONS = { token = true, ak = true, sk = true, security_token = true, auth = true }

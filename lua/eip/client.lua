@@ -118,19 +118,31 @@ local function guarded_sleep(sleep, logger, own)
   end
 end
 
+-- The proxy variables, in the order eip.proxy reads them (the credentials of any of them).
+local PROXY_VARIABLES = { "https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY" }
+
+-- The secret values a client made with opts would know before it asks anything: eip.known_secrets,
+-- documented there. getenv replaces os.getenv (tests).
+function M.known_secrets(opts, getenv)
+  local out = auth.known_secrets(opts, getenv)
+  local p = nil
+  if type(opts) == "table" then p = rawget(opts, "proxy") end
+  if p ~= nil then -- (false: no proxy, none of the environment's)
+    proxy.credentials_of(p, out)
+  else
+    getenv = getenv or os.getenv
+    for _, name in ipairs(PROXY_VARIABLES) do proxy.credentials_of(getenv(name), out) end
+  end
+  return out
+end
+
 -- A new client: eip.new, documented there with every option. getenv replaces os.getenv (tests).
 function M.new(opts, getenv)
   validate.options("options", opts, M.OPTIONS)
-  -- The secrets given as options or in the environment, known before anything is checked (the
-  -- region first): a value that holds one is never quoted. The provider's own are registered
-  -- below; these only while this call runs.
-  local early, env = {}, getenv or os.getenv
-  local a = type(opts.auth) == "table" and rawget(opts.auth, "password")
-  for _, v in ipairs{ rawget(opts, "token") or false, rawget(opts, "sk") or false,
-      rawget(opts, "security_token") or false, a or false, env(auth.ENV.token) or false, env(auth.ENV.sk) or false,
-      env(auth.ENV.security_token) or false } do
-    if type(v) == "string" and v ~= "" then early[#early + 1] = v end
-  end
+  -- The secrets given as options, in the environment or in the profile file, and the proxy's,
+  -- known before anything is checked (the region first): a value that holds one is never
+  -- quoted. The provider's own are registered below; these only while this call runs.
+  local early = M.known_secrets(opts, getenv)
   validate.register_secrets(early)
   local endpoint, region = endpoint_for(opts, getenv)
   region = region or regions.of_endpoint(endpoint) or auth.env("region", getenv)

@@ -109,6 +109,21 @@ M._VERSION = client.VERSION
 -- @raise a `usage` @{error} naming the bad or missing option (`argument`); nothing is sent
 M.new = client.new
 
+--- The secret values a client made with `opts` would know before it sends anything, for output
+-- of your own to redact before a client exists (the `eip` command registers them before it reads
+-- its arguments): the options `token`, `sk`, `security_token`, `auth.password` and the proxy's
+-- credentials; else, where the client would look, the environment's token, SK, security token
+-- and proxy credentials, and the profile file's `sk` and `security_token`. Nothing is sent; a
+-- profile file that cannot be read adds none (`eip.new` says why). They are the caller's own
+-- values: never log the list.
+-- @function known_secrets
+-- @tparam[opt] table opts the options `eip.new` would take (default: none: the environment and
+--   the profile file)
+-- @treturn {string,...} the values, each non-empty (a proxy's userinfo also as its user and its
+--   password, decoded)
+-- @raise never
+M.known_secrets = function(opts) return client.known_secrets(opts) end
+
 --- Is `value` an error raised by lua-eip? Its errors are tables sharing one metatable.
 -- @function is_error
 -- @tparam any value anything, typically what `pcall` returned

@@ -146,4 +146,27 @@ function M.read(getenv, warn)
   return basic
 end
 
+--- The secret values of the profile file's `[basic]` section (sk, security_token), read
+-- without a word: for redaction before the credentials are looked for (see
+-- eip.client.known_secrets). A file that cannot be read or parsed gives none here; the look-up
+-- of the credentials says why, if it comes to it. The warning about a file others can read is
+-- left to that look-up too.
+-- @tparam[opt] function getenv replaces os.getenv (tests)
+-- @treturn {string,...}
+function M.secrets(getenv)
+  local out = {}
+  local ok, basic = pcall(function()
+    local path = M.path(getenv)
+    local text = path and read_text(path)
+    return text and M.parse(text, path).basic
+  end)
+  if ok and basic then
+    for _, key in ipairs{ "sk", "security_token" } do
+      local v = basic[key]
+      if type(v) == "string" and v ~= "" then out[#out + 1] = v end
+    end
+  end
+  return out
+end
+
 return M

@@ -290,6 +290,23 @@ function M.parse(source, value)
   return p
 end
 
+--- The credentials a proxy URL holds, as values to redact, appended to `out`, without parsing it
+-- strictly (a URL @{parse} refuses may still hold them): the userinfo up to the last '@', and
+-- its user and password, percent-decoded, and the two joined.
+-- @tparam string value the URL (anything else: nothing)
+-- @tparam table out a list of strings
+-- @treturn table out
+function M.credentials_of(value, out)
+  local userinfo = type(value) == "string" and match((value:gsub("^%a[%w+.-]*://", "")), "^(.*)@")
+  if not userinfo then return out end
+  local user, password = match(userinfo, "^([^:]*):?(.*)$")
+  user, password = unescape(user), unescape(password)
+  for _, v in ipairs{ userinfo, user, password, user .. ":" .. password } do
+    if v ~= "" and v ~= ":" then out[#out + 1] = v end
+  end
+  return out
+end
+
 -- Per-client settings -------------------------------------------------------------------------
 
 local Settings = {}

@@ -21,37 +21,13 @@ local ENV = { token = "OS_AUTH_TOKEN", ak = "HUAWEICLOUD_SDK_AK", sk = "HUAWEICL
   security_token = "HUAWEICLOUD_SDK_SECURITY_TOKEN", project_id = "HUAWEICLOUD_SDK_PROJECT_ID",
   region = "HUAWEICLOUD_SDK_REGION" }
 
--- The percent-decoded user and password of a proxy URL, if it has them: read as the library
--- reads the variables (eip.proxy: the scheme optional, as curl takes it; the credentials up to
--- the last '@', which a password may hold).
-local function proxy_credentials(url, out)
-  local userinfo = url:gsub("^%a[%w+.-]*://", ""):match("^(.*)@")
-  if not userinfo then return end
-  local function decoded(v) return (v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)) end
-  local user, password = userinfo:match("^([^:]*):?(.*)$")
-  for _, v in ipairs{ userinfo, decoded(user), decoded(password), decoded(user) .. ":" .. decoded(password) } do
-    if v ~= "" and v ~= ":" then out[#out + 1] = v end
-  end
-end
-
---- The credentials the environment holds (a token, an SK, a security token, a proxy's user and
--- password), registered with eip.validate before any argument is read: an id or a value the
--- command would quote in a usage error is then never one of them, though the client that knows
--- them is made later.
--- @tparam[opt] function getenv replaces os.getenv (tests)
+--- The credentials the environment and the profile file hold (a token, an SK, a security
+-- token, a proxy's user and password: eip.known_secrets), registered with eip.validate before any
+-- argument is read: an id or a value the command would quote in a usage error is then never one
+-- of them, though the client that knows them is made later.
 -- @treturn {string,...} the values
-function M.known_secrets(getenv)
-  getenv = getenv or os.getenv
-  local out = {}
-  for _, name in ipairs{ ENV.token, ENV.sk, ENV.security_token } do
-    local v = getenv(name)
-    if v and v ~= "" then out[#out + 1] = v end
-  end
-  for _, name in ipairs{ "https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY" } do
-    local v = getenv(name)
-    if v and v ~= "" then proxy_credentials(v, out) end
-  end
-  return out
+function M.known_secrets()
+  return eip.known_secrets()
 end
 
 -- The options every command calling the API takes (see eip.cli.args for the fields).
