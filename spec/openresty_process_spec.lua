@@ -594,3 +594,82 @@ describe("OpenResty: lua-eip loaded first where nginx forbids coroutines #openre
     assert.matches("^204 log%-first@%d+$", outcome)
   end)
 end)
+
+-- The request path compiles. Inside nginx a delete's code runs as LuaJIT traces; what LuaJIT cannot
+-- compile (a closure's upvalues closed as a function returns, UCLO; see the rules at the top of
+-- eip.transport.http1) cuts every request's trace there, and was once on the path of every pooled
+-- connection: some 6k instructions a request. jit.v records the worker's traces while one
+-- handler makes many deletes; no trace may be aborted in lua-eip's code for something LuaJIT
+-- does not implement (NYI), but the returns into a lower frame that the README names.
+local JIT_APP = head(1) .. [[
+    lua_package_path "@REPO@/lua/?.lua;@REPO@/lua/?/init.lua;@JITLIB@/?.lua;;";
+    lua_package_cpath "@REPO@/build/luajit/?.so;;";
+    init_worker_by_lua_block {
+        require("eip.emulator.server.watchdog").start(@OWNER_PID@, "@PREFIX@")
+        package.loaded.jitclient = require("eip").new{ endpoint = "@API@", token = "jit-spec-token-0001",
+            project_id = "@PROJECT@", max_attempts = 1 }
+    }
+    server {
+        listen 127.0.0.1:@PORT@;
+        location = /deletes {
+            content_by_lua_block {
+                local v = require "jit.v"
+                v.on("@PREFIX@/jitv.log")
+                local c, ok = package.loaded.jitclient, 0
+                for i = 1, 400 do
+                    if c:delete_bandwidth(string.format("3fa1e2b4-1111-2222-3333-%012d", i)).status == 204 then
+                        ok = ok + 1
+                    end
+                end
+                v.off()
+                ngx.say(ok)
+            }
+        }
+    }
+}
+]]
+
+describe("OpenResty: the request path of a delete compiles #openresty", function()
+  local api, app
+
+  setup(function()
+    assert(nginx.file_exists(launcher.LUAJIT_CORE), launcher.LUAJIT_CORE .. " is missing: run `make luajit`")
+    local jitlib = nginx.capture("ls -d /usr/share/luajit*/jit/v.lua 2>/dev/null | head -1"):gsub("/jit/v%.lua%s*$", "")
+    assert(jitlib ~= "", "LuaJIT's jit/v.lua not found (libluajit2-5.1-common)")
+    api = nginx.start{ name = "jitapi", label = "jit spec API", config = function(fields)
+      fields.REPO, fields.CHUNK_CODE, fields.CHUNKS = launcher.REPO, CHUNK_CODE, CHUNKS
+      return nginx.render(ECHO, fields)
+    end }
+    app = nginx.start{ name = "jitapp", label = "jit spec app", config = function(fields)
+      fields.REPO, fields.API, fields.PROJECT, fields.JITLIB = launcher.REPO, api.url, PROJECT, jitlib
+      return nginx.render(JIT_APP, fields)
+    end }
+  end)
+
+  teardown(function()
+    if app then app:stop() end
+    if api then api:stop() end
+  end)
+
+  it("no trace aborted in lua-eip's code by what LuaJIT cannot compile, but a return into a lower frame",
+    function()
+    assert.equal("400", get(app.port, "/deletes"))
+    local log = assert(nginx.read_file(app.prefix .. "/jitv.log"))
+    local ours = {}
+    for file in nginx.capture("cd " .. launcher.REPO .. "/lua && find eip -name '*.lua'"):gmatch("[^\n]+") do
+      ours[file:match("[^/]+$")] = true
+    end
+    local bad = {}
+    for line in log:gmatch("[^\n]+") do
+      -- "[TRACE --- (12/stitch) cosocket.lua:700 -- NYI: ... at cosocket.lua:729]"
+      local file, why = line:match("^%[TRACE %-%-%- [^%s]*%s?([%w_]+%.lua):%d+ %-%- (.-)%]$")
+      if not file then file, why = line:match("^%[TRACE %-%-%- ([%w_]+%.lua):%d+ %-%- (.-)%]$") end
+      -- (A loop met in a root trace, or a finalizer the collector ran while a trace was recorded,
+      -- cuts nothing for good: LuaJIT starts its trace elsewhere, or again.)
+      local cut = why and (why:find("^NYI:") or why:find("blacklisted", 1, true))
+      if file and ours[file] and cut and not why:find("^NYI: return to lower frame") then bad[#bad + 1] = line end
+    end
+    assert.is_true(log:find("[TRACE", 1, true) ~= nil, "jit.v recorded nothing")
+    assert.same({}, bad)
+  end)
+end)

@@ -484,9 +484,10 @@ local peeking = false
 -- without the function; for tests).
 M.PEEK = true
 
-local function peek_api()
-  if peeking ~= false then return peeking end
-  peeking = nil
+-- Made by a function of its own, apart from peek_api, which every reused connection calls: a
+-- function that makes a closure closes its upvalues as it returns (UCLO), which LuaJIT cannot
+-- compile, and each request's trace was cut there (some 6k instructions a request in nginx).
+local function load_peek_api()
   local ok, ffi = pcall(require, "ffi")
   if not ok then return nil end
   -- Void pointers and each declaration on its own, as ssl_api does.
@@ -495,9 +496,13 @@ local function peek_api()
   local C = ffi.C
   if not pcall(function() return C.ngx_http_lua_ffi_socket_tcp_hack_fd, C.recv end) then return nil end
   local linux = ffi.os == "Linux"
-  peeking = { ffi = ffi, C = C, byte = ffi.new("unsigned char[1]"), err = ffi.new("unsigned char[128]"),
+  return { ffi = ffi, C = C, byte = ffi.new("unsigned char[1]"), err = ffi.new("unsigned char[128]"),
     errlen = ffi.new("size_t[1]"), flags = linux and (2 + 0x40) or 2, -- MSG_PEEK (| MSG_DONTWAIT)
     again = linux and 11 or 35 } -- EAGAIN
+end
+
+local function peek_api()
+  if peeking == false then peeking = load_peek_api() end
   return peeking
 end
 

@@ -35,7 +35,10 @@
 --    `return rawget(_G, "ngx")`): the value is put in a local and returned;
 --  * a small function called through pcall on every request, which returns straight into
 --    pcall (eip.transport's Auto reads the nginx phase without one). The cosocket exchange
---    keeps its pcall: it yields before it returns, and `jit.v` shows no abort at its entry.
+--    keeps its pcall: it yields before it returns, and `jit.v` shows no abort at its entry;
+--  * making a closure (its upvalues are closed as the function returns: UCLO): what makes one
+--    once (eip.transport.cosocket's peek API) is a function apart from what every request calls.
+-- spec/openresty_process_spec.lua runs many deletes under `jit.v` and fails on such an abort.
 local contract = require "eip.transport"
 
 local M = {}
