@@ -96,7 +96,8 @@ Serial.__index = Serial
 local NO_ANSWER = { status = 0 }
 
 function Serial:start(wire)
-  local ok, resp = errors.protected(self.transport.send, self.transport, wire)
+  -- (pcall, also on Lua 5.1: a batch runs under one already, so nothing yields here there.)
+  local ok, resp = pcall(self.transport.send, self.transport, wire)
   if not ok and resp ~= nil and resp ~= false then error(resp, 0) end -- a bug: raised as it was
   -- Raising nil or false, or answering nothing, breaks the contract (the pipeline says so, and
   -- that the request may have gone out); the slot still ends with an answer.

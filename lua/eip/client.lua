@@ -111,7 +111,7 @@ end
 -- (Its text is not logged: it may hold anything, and nothing here can clean it yet.)
 local function guarded_sleep(sleep, logger, own)
   return function(seconds)
-    if not errors.protected(sleep, seconds) then
+    if not errors.yielding(sleep, seconds) then
       if logger then logger("eip: the sleep option raised an error; the library's own sleep waited instead") end
       own(seconds)
     end

@@ -350,21 +350,22 @@ function M.code_row(entry, status, message, op)
   return rows[1]
 end
 
---- pcall(fn, ...), through which fn may yield on every Lua (a coroutine scheduler's sleep, a
--- caller's transport). Lua 5.2+ and LuaJIT yield through pcall. PUC Lua 5.1 cannot: there fn
--- is called with pcall on the main thread (where nothing can yield: a yield there is an error
--- like any other), and unprotected inside a coroutine, on the caller's own thread, so that a
--- scheduler that resumes the thread it saw (copas and the like) resumes this call, and fn runs
--- once, whole. The price, on Lua 5.1 inside a coroutine only: what fn raises is not caught (a
--- signing place its call held is then given back when its time is up).
+--- pcall(fn, ...) for a caller's function that may yield to a coroutine scheduler (a transport's
+-- send, a sleep: copas and the like). Lua 5.2+ and LuaJIT yield through pcall. PUC Lua 5.1
+-- cannot: there fn is called with pcall on the main thread (where nothing can yield: a yield
+-- there is an error like any other), and unprotected inside a coroutine, on the caller's own
+-- thread, so that a scheduler that resumes the thread it saw (copas and the like) resumes this
+-- call, and fn runs once, whole. The price, on Lua 5.1 inside a coroutine only: what fn raises
+-- is not caught (a signing place its call held is then given back when its time is up).
+-- What has no reason to yield (a log sink, a cancel, a confirm) is called with pcall.
 -- (No coroutine is made to find this out: `require "eip"` runs where nginx forbids making one,
 -- in init_worker_by_lua, log_by_lua, the filters.)
 -- @treturn boolean ok
 -- @return what fn returned, or its error
-M.protected = pcall
+M.yielding = pcall
 if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
   local running = coroutine.running
-  M.protected = function(fn, ...)
+  M.yielding = function(fn, ...)
     if running() == nil then return pcall(fn, ...) end
     return true, fn(...)
   end
@@ -381,7 +382,7 @@ end
 function M.guarded(fn, logger, name, fallback)
   if fn == nil then return nil end
   return function(...)
-    local ok, answer = M.protected(fn, ...)
+    local ok, answer = pcall(fn, ...)
     if ok then return answer end
     if logger then logger("eip: the " .. name .. " option raised an error, taken as " .. tostring(fallback)) end
     return fallback

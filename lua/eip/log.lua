@@ -25,7 +25,7 @@ function M.sink(debug, fn)
     -- The caller's logger is told what happens; what it raises (a full disk, a closed file) is
     -- not the call's failure: a delete that went through must not read as one that failed.
     return function(line)
-      errors.protected(fn, line)
+      pcall(fn, line)
     end
   end
   if debug then

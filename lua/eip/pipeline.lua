@@ -34,7 +34,7 @@ local type = type
 local byte, sub, find = string.byte, string.sub, string.find
 
 -- pcall that a caller's transport may yield through on every Lua (see errors.protected).
-local protected = errors.protected
+local yielding = errors.yielding
 
 -- The headers every request starts with, shared by all requests and never modified. Each also
 -- holds its line as the transport takes it, so the lines are not built again for every call.
@@ -946,7 +946,7 @@ function Runner:run(op, cancel)
       -- A transport that raises (a caller bug, a module that failed to load) must not keep the
       -- signing place until its time is up; one that raises nil or false (nothing to tell a bug
       -- by) broke the contract as one that returns nothing does: the request may have gone out.
-      local ok, resp = protected(transport.send, transport, request)
+      local ok, resp = yielding(transport.send, transport, request)
       if not ok then
         if resp ~= nil and resp ~= false then
           release(self.provider, call)
