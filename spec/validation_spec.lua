@@ -123,9 +123,23 @@ describe("validation", function()
     end
     assert.is_nil(table.concat(secrets, "\n"):find("AKPROFILE", 1, true), "an AK is no secret")
     assert.same(secrets, require("eip.client").known_secrets(nil, getenv))
-    -- The options' own proxy replaces the environment's; a broken profile file adds nothing, raises nothing.
+    -- A file the look-up of credentials will refuse (a note in another section, a quote left
+    -- open) still gives its keys, as written and without quotes: the region is checked first.
+    for _, text in ipairs{ "\239\187\191[basic]\nsk = " .. sk .. "\n\n[notes]\nrotate the key before June\n",
+        "[basic]\nsk = '" .. sk .. "\nproject_id = \"0a1b\n", "[Basic]\nSK: \"" .. sk .. "\"\n" } do
+      local bad = assert(io.open(path, "w"))
+      bad:write(text)
+      bad:close()
+      collectgarbage() -- (the lists the calls above registered are held weakly: gone)
+      collectgarbage()
+      local ok, err = pcall(eip.new, { region = sk }, getenv)
+      assert.is_false(ok)
+      assert.equal("region", err.argument)
+      assert.is_nil(tostring(err):find(sk:sub(1, 12), 1, true), tostring(err))
+    end
+    -- The options' own proxy replaces the environment's; a file that is no profile adds nothing.
     local f2 = assert(io.open(path, "w"))
-    f2:write("[basic\nsk = ", sk, "\n")
+    f2:write("[other]\nsk = ", sk, "\n")
     f2:close()
     secrets = require("eip.client").known_secrets({ proxy = "http://u2:OptPassw0rd99@127.0.0.1:9" }, getenv)
     assert.same({ "u2:OptPassw0rd99", "u2", "OptPassw0rd99", "u2:OptPassw0rd99" }, secrets)

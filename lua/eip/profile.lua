@@ -148,22 +148,35 @@ end
 
 --- The secret values of the profile file's `[basic]` section (sk, security_token), read
 -- without a word: for redaction before the credentials are looked for (see
--- eip.client.known_secrets). A file that cannot be read or parsed gives none here; the look-up
--- of the credentials says why, if it comes to it. The warning about a file others can read is
--- left to that look-up too.
+-- eip.auth.known_secrets). Read leniently, line by line: a line @{parse} refuses (in any
+-- section: a note, a quote left open) must not hide the keys, since what quotes them (a region
+-- checked first) comes before the usage error that file gets. A value is taken as written and
+-- without its quotes (or the one it opens). A file that cannot be read gives none here; the
+-- look-up of the credentials says why, if it comes to it, and warns about a file others can read.
 -- @tparam[opt] function getenv replaces os.getenv (tests)
 -- @treturn {string,...}
 function M.secrets(getenv)
   local out = {}
-  local ok, basic = pcall(function()
+  local ok, text = pcall(function()
     local path = M.path(getenv)
-    local text = path and read_text(path)
-    return text and M.parse(text, path).basic
+    return path and read_text(path)
   end)
-  if ok and basic then
-    for _, key in ipairs{ "sk", "security_token" } do
-      local v = basic[key]
-      if type(v) == "string" and v ~= "" then out[#out + 1] = v end
+  if not (ok and text) then return out end
+  text = text:gsub("^\239\187\191", "") -- a UTF-8 byte order mark, as parse reads past it
+  local section
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    line = trim(line:gsub("\r$", ""))
+    local name = line:match("^%[%s*([^%]]-)%s*%]$")
+    if name then
+      section = name:lower()
+    elseif section == "basic" then
+      local key, value = line:match("^([%w_%-%.]+)%s*[=:]%s*(.-)$")
+      key = key and key:lower()
+      if (key == "sk" or key == "security_token") and value ~= "" then
+        out[#out + 1] = value
+        local bare = value:match("^([\"'])") and value:gsub("^[\"']", ""):gsub("[\"']$", "")
+        if bare and bare ~= "" then out[#out + 1] = bare end
+      end
     end
   end
   return out
