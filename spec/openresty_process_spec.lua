@@ -673,3 +673,60 @@ describe("OpenResty: the request path of a delete compiles #openresty", function
     assert.same({}, bad)
   end)
 end)
+
+-- A TLS handshake's Lua callbacks where stock nginx's OpenSSL cannot resume one that yielded
+-- (ssl_client_hello_by_lua; ssl_session_fetch_by_lua the same): a cosocket there abandoned the
+-- call, no answer and no error, the DELETE never sent and the handshake aborted. lua-eip uses
+-- libcurl there (blocking, as in the log phase).
+local HELLO_APP = head(1) .. [[
+    lua_package_path "@REPO@/lua/?.lua;@REPO@/lua/?/init.lua;;";
+    lua_package_cpath "@REPO@/build/luajit/?.so;;";
+    lua_shared_dict outcomes 1m;
+    init_worker_by_lua_block { require("eip.emulator.server.watchdog").start(@OWNER_PID@, "@PREFIX@") }
+    server {
+        listen 127.0.0.1:@PORT@ ssl;
+        ssl_certificate @PKI@/trusted.crt;
+        ssl_certificate_key @PKI@/trusted.key;
+        ssl_client_hello_by_lua_block {
+            local n = ngx.shared.outcomes:incr("hellos", 1, 0)
+            local ok, res = pcall(function()
+                return require("eip").new{ endpoint = "@API@", token = "hello-spec-token-0001",
+                    project_id = "@PROJECT@", max_attempts = 1, timeout = 5 }:delete_bandwidth("hello-" .. n)
+            end)
+            ngx.shared.outcomes:set("hello", (ok and (res.status .. " " .. res.request_id) or tostring(res))
+                .. " " .. require("eip.transport").current())
+        }
+        location = /outcome { content_by_lua_block { ngx.say(ngx.shared.outcomes:get("hello") or "none") } }
+    }
+}
+]]
+
+describe("OpenResty: a delete in ssl_client_hello_by_lua #openresty", function()
+  local tls = require "spec.support.tls"
+  local api, app, pki
+
+  setup(function()
+    assert(nginx.file_exists(launcher.LUAJIT_CORE), launcher.LUAJIT_CORE .. " is missing: run `make luajit`")
+    pki = tls.make_pki()
+    api = nginx.start{ name = "helloapi", label = "client hello spec API", config = function(fields)
+      fields.REPO, fields.CHUNK_CODE, fields.CHUNKS = launcher.REPO, CHUNK_CODE, CHUNKS
+      return nginx.render(ECHO, fields)
+    end }
+    app = nginx.start{ name = "helloapp", label = "client hello spec app", config = function(fields)
+      fields.REPO, fields.API, fields.PROJECT, fields.PKI = launcher.REPO, api.url, PROJECT, pki.dir
+      return nginx.render(HELLO_APP, fields)
+    end }
+  end)
+
+  teardown(function()
+    if app then app:stop() end
+    if api then api:stop() end
+    if pki then pki:remove() end
+  end)
+
+  it("goes through libcurl, and the handshake goes on", function()
+    local out = nginx.capture(string.format("curl -s --max-time 20 --cacert %s https://127.0.0.1:%d/outcome 2>&1",
+      nginx.shell_quote(pki.ca), app.port))
+    assert.matches("^204 hello%-1@%d+ curl\n?$", out)
+  end)
+end)

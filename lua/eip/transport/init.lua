@@ -142,11 +142,14 @@
 -- Inside nginx (OpenResty or nginx + lua-nginx-module) the choice is made per send(), from
 -- `ngx.get_phase()`, because a client made in one phase (say init_by_lua, shared by every
 -- request of a worker) is used in others. Cosockets are available in rewrite, access, content,
--- timer (`ngx.timer.*` callbacks, including those started from init_worker_by_lua), ssl_cert,
--- ssl_session_fetch and ssl_client_hello. Everywhere else -- init_by_lua\*,
--- init_worker_by_lua\* (outside a timer), set_by_lua\*, header_filter_by_lua\*,
--- body_filter_by_lua\*, log_by_lua\*, balancer_by_lua\*, ssl_session_store_by_lua\*,
--- exit_worker_by_lua\* -- nginx forbids cosockets, and lua-eip falls back to libcurl: the call
+-- timer (`ngx.timer.*` callbacks, including those started from init_worker_by_lua) and ssl_cert.
+-- Everywhere else -- init_by_lua\*, init_worker_by_lua\* (outside a timer), set_by_lua\*,
+-- header_filter_by_lua\*, body_filter_by_lua\*, log_by_lua\*, balancer_by_lua\*,
+-- ssl_session_store_by_lua\*, exit_worker_by_lua\* -- nginx forbids cosockets; in
+-- ssl_client_hello_by_lua\* and ssl_session_fetch_by_lua\* nginx allows them, but only
+-- OpenResty's patched OpenSSL can resume a handshake whose callback yielded (with stock nginx
+-- and OpenSSL, as Debian's, the call is abandoned at its first wait: no answer, no error). In all
+-- of them lua-eip falls back to libcurl: the call
 -- works, but it **blocks the whole worker** (every other request it serves) until the answer
 -- comes or the timeout fires. Prefer starting an `ngx.timer.at(0, ...)` from those phases and
 -- calling lua-eip inside the timer.
@@ -319,9 +322,10 @@ end
 
 --- The nginx phases (`ngx.get_phase()` names) in which `ngx.socket.tcp` and `ngx.sleep` are
 -- allowed: there lua-eip uses cosockets; elsewhere it falls back to libcurl.
+-- (Not ssl_client_hello nor ssl_session_fetch: see "Choosing the transport" above. Under
+-- OpenResty a transport = require("eip.transport.cosocket").new() given to the client yields there.)
 M.COSOCKET_PHASES = {
-  server_rewrite = true, rewrite = true, access = true, content = true, timer = true,
-  ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
+  server_rewrite = true, rewrite = true, access = true, content = true, timer = true, ssl_cert = true,
 }
 
 local function ngx_api()
@@ -344,8 +348,8 @@ function M.phase()
 end
 
 --- Can the code yield to nginx here: inside nginx, in a phase that allows cosockets?
--- @treturn boolean true there (rewrite, access, content, timer, ssl_cert, ssl_session_fetch,
---   ssl_client_hello), false elsewhere and outside nginx
+-- @treturn boolean true there (server_rewrite, rewrite, access, content, timer, ssl_cert), false
+--   elsewhere and outside nginx
 -- @raise never
 function M.yieldable()
   return M.COSOCKET_PHASES[M.phase()] == true
