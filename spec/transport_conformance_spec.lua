@@ -377,6 +377,31 @@ describe("the transport contract, through both transports", function()
       arrange = raw(HEAD .. "Transfer-Encoding: ,\r\nContent-Length: 2\r\n\r\nhello"),
       expect = { status = 200, body = "hello", curl_code = NONE } },
 
+    -- Only chunked and identity are read: any other coding fails (61) before any body, whatever
+    -- the body holds (libcurl alone would read an empty one under an unknown coding, decode gzip,
+    -- take "none" for identity); and at most five codings that are not chunked, over all the
+    -- head's Transfer-Encoding lines, as libcurl counts them. A 204 has no body: not read.
+    { name = "Transfer-Encoding: none (libcurl's alias of identity) fails",
+      arrange = raw("HTTP/1.1 500 X\r\nTransfer-Encoding: none\r\n\r\nhello"),
+      expect = { status = 500, curl_code = 61, error_kind = "protocol" } },
+    { name = "an unknown coding and an empty body fails",
+      arrange = raw("HTTP/1.1 409 Conflict\r\nTransfer-Encoding: foo\r\nContent-Length: 0\r\n\r\n"),
+      expect = { status = 409, curl_code = 61, error_kind = "protocol" } },
+    { name = "gzip before chunked, an empty body, fails",
+      arrange = raw("HTTP/1.1 404 Not Found\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"),
+      expect = { status = 404, curl_code = 61, error_kind = "protocol" } },
+    { name = "six identity codings over two lines fail",
+      arrange = raw("HTTP/1.1 500 X\r\nTransfer-Encoding: identity, identity, identity\r\n"
+        .. "Transfer-Encoding: identity,identity,identity\r\n\r\nhello"),
+      expect = { status = 500, curl_code = 61, error_kind = "protocol" } },
+    { name = "five identity codings are read",
+      arrange = raw("HTTP/1.1 500 X\r\nTransfer-Encoding: identity, identity, identity, identity, identity\r\n"
+        .. "\r\nhello"),
+      expect = { status = 500, body = "hello", curl_code = NONE } },
+    { name = "a 204 with an unknown coding is a 204",
+      arrange = raw("HTTP/1.1 204 No Content\r\nTransfer-Encoding: foo\r\nX-Request-Id: te204\r\n\r\n"),
+      expect = { status = 204, request_id = "te204", curl_code = NONE } },
+
     -- libcurl 7.88: a Content-Length that overflows changes no length: the valid one before it
     -- counts (and the connection is closed after the answer). The server keeps the connection
     -- open: a reader that read until the close would wait out the timeout.

@@ -376,6 +376,47 @@ static const char BAD_STATUS[] =
 static const char SWITCHING[] =
     "Switching Protocols (101) answered, though no protocol upgrade was asked for";
 
+static const char TOO_MANY_CODINGS[] = "Reject response due to more than 5 content encodings";
+
+/* A line of a final head: when it is a Transfer-Encoding of an answer with a body, each coding
+ * it names must be chunked or identity, and at most five of the head's not chunked (see
+ * eip_http_parse_header_line). 0, or -1 with t->refused set. */
+static int check_transfer_encoding(eip_http_transfer *t, const char *line, size_t len)
+{
+    static const char name[] = "transfer-encoding";
+    const char *colon = memchr(line, ':', len), *p, *end = line + len;
+    if (colon == NULL || (size_t)(colon - line) != sizeof(name) - 1 ||
+        strncasecmp(line, name, sizeof(name) - 1) != 0 || t->final_status == 204 || t->final_status == 304)
+        return 0;
+    for (p = colon + 1; p < end;) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *a = p, *b = comma != NULL ? comma : end;
+        size_t n;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r' || b[-1] == '\n'))
+            b--;
+        n = (size_t)(b - a);
+        if (n == 8 && strncasecmp(a, "identity", 8) == 0) {
+            if (++t->codings > 5) {
+                t->refused = TOO_MANY_CODINGS;
+                t->refused_code = CURLE_BAD_CONTENT_ENCODING;
+                return -1;
+            }
+        } else if (n > 0 && !(n == 7 && strncasecmp(a, "chunked", 7) == 0)) {
+            snprintf(t->refused_text, sizeof(t->refused_text), "Unrecognized transfer encoding: %.*s",
+                     (int)(n > 64 ? 64 : n), a);
+            t->refused = t->refused_text;
+            t->refused_code = CURLE_BAD_CONTENT_ENCODING;
+            return -1;
+        }
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    return 0;
+}
+
 int eip_http_status_code(const char *line, size_t len)
 {
     size_t i = 8, end = len;
@@ -414,6 +455,8 @@ int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t le
         r->subject_token = NULL;
         r->subject_token_len = 0;
         t->head = code < 200 ? HEAD_INTERIM : HEAD_FINAL;
+        t->final_status = code < 200 ? 0 : code;
+        t->codings = 0;
         return 0;
     case HEAD_INTERIM:
     case HEAD_FINAL:
@@ -422,6 +465,8 @@ int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t le
             t->head = t->head == HEAD_INTERIM ? HEAD_START : HEAD_DONE;
             return 0;
         }
+        if (t->head == HEAD_FINAL && check_transfer_encoding(t, line, len) != 0)
+            return -1;
         return capture_header(t, line, len);
     default: /* trailers of a chunked body */
         return capture_header(t, line, len);
@@ -1048,8 +1093,9 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
                  "Empty reply from server (a kept-alive connection died before any answer; "
                  "not sent again: its method is not idempotent)");
     } else if (rc == CURLE_WRITE_ERROR && t->refused != NULL) {
-        /* A status line the contract does not accept (the header callback aborted). */
-        resp->curl_code = CURLE_UNSUPPORTED_PROTOCOL;
+        /* A line the contract does not accept (the header callback aborted): a status line (1),
+         * a Transfer-Encoding (61). */
+        resp->curl_code = t->refused_code != 0 ? t->refused_code : CURLE_UNSUPPORTED_PROTOCOL;
         copy_bounded(resp->curl_error, sizeof(resp->curl_error), t->refused, strlen(t->refused));
     } else if (rc == CURLE_WRITE_ERROR && t->oom != NULL) {
         resp->curl_code = CURLE_OUT_OF_MEMORY;
@@ -1177,6 +1223,7 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->body_len = 0;
     t->truncated = 0;
     t->oom = t->refused = NULL;
+    t->refused_code = t->final_status = t->codings = 0;
     t->head = HEAD_START;
     t->sends = t->resend_refused = t->stale = t->reused_send = t->own_resend = t->answered = 0;
     if (t->fresh) {

@@ -187,8 +187,16 @@ typedef struct {
      * inside an interim (1xx) head, inside the final head, or past it (chunked trailers).
      * Zero for each request (eip_http_transfer_prepare) and each send of it. */
     int head;
-    /* NULL, or why the callback refused a status line (it aborted): reported as code 1. */
+    /* NULL, or why the callback refused a line of the answer (it aborted): a status line the
+     * contract does not accept (reported as code 1), or a final head's Transfer-Encoding that
+     * is not chunked or identity, or holds more than 5 codings (61, as the cosocket transport
+     * says it; refused_code); refused_text holds a text made for the answer. */
     const char *refused;
+    int refused_code;
+    char refused_text[128];
+    /* The final answer's status code (0 before its status line), and the non-chunked transfer
+     * codings its head has named so far. */
+    int final_status, codings;
     /* The last request's header lines, then "Expect:", kept for reuse: a list whose nodes and
      * bytes are ours (libcurl only reads CURLOPT_HTTPHEADER while a transfer runs), so a request
      * whose lines changed (a signed one: its date and signature) copies them over the old ones
@@ -310,9 +318,13 @@ size_t eip_http_buffered(const eip_http *h);
  * other line: a wanted header is copied, anything else is ignored. X-Subject-Token goes to t's
  * token buffer, whole; an empty value, one of EIP_HTTP_TOKEN_MAX bytes or more (libcurl never
  * delivers one: it refuses such lines), or one holding a byte outside 0x21-0x7E (after the
- * leading and trailing blanks are removed) is not captured at all. 0; or -1 when a status
- * line is refused (t->refused says why; eip_http_transfer_finish reports code 1 and keeps
- * nothing of the answer) or the token buffer could not be allocated (t->oom says so). Public
+ * leading and trailing blanks are removed) is not captured at all. A final head (not 204 or
+ * 304) whose Transfer-Encoding names a coding other than chunked or identity, or more than five
+ * that are not chunked, is refused as the cosocket transport refuses it (61): libcurl would
+ * read an empty body under an unknown coding, or decode gzip, and take "none" for identity.
+ * 0; or -1 when a line is refused (t->refused says why; eip_http_transfer_finish reports code
+ * 1 for a status line, keeping nothing of the answer, or 61) or the token buffer could not be
+ * allocated (t->oom says so). Public
  * so that tests and the fuzz target can drive it without a network: a zeroed transfer with
  * only resp set is enough (it expects a status line first), released with
  * eip_http_transfer_cleanup. */

@@ -350,6 +350,56 @@ static void test_status_lines(void)
     eip_http_transfer_cleanup(&t);
 }
 
+/* A final head's Transfer-Encoding: chunked and identity pass, any other coding is refused with
+ * 61 (not an interim head's, nor a 204's or 304's), and a sixth identity over the head's lines. */
+static void test_transfer_encoding(void)
+{
+    eip_http_transfer t;
+    eip_http_response r;
+    static const char *const passed[] = {"Transfer-Encoding: chunked\r\n", "transfer-encoding:IDENTITY , Chunked\r\n",
+                                         "Transfer-Encoding:\r\n", "Transfer-Encoding: ,\r\n",
+                                         "X-Transfer-Encoding: gzip\r\n"};
+    static const char *const refused[] = {"Transfer-Encoding: none\r\n", "Transfer-Encoding: gzip, chunked\r\n",
+                                          "TRANSFER-ENCODING: chunked;q=1\r\n", "Transfer-Encoding:\tfoo\t\r\n"};
+    size_t i;
+    for (i = 0; i < sizeof(passed) / sizeof(passed[0]); i++) {
+        fresh(&t, &r);
+        CHECK(feed(&t, "HTTP/1.1 500 X\r\n") == 0 && feed(&t, passed[i]) == 0 && t.refused == NULL, "passed: %s",
+              passed[i]);
+    }
+    for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        fresh(&t, &r);
+        CHECK(feed(&t, "HTTP/1.1 500 X\r\n") == 0 && feed(&t, refused[i]) == -1 && t.refused_code == 61 &&
+                  t.refused != NULL && strncmp(t.refused, "Unrecognized transfer encoding: ", 32) == 0,
+              "refused: %s", refused[i]);
+    }
+    fresh(&t, &r);
+    CHECK(feed(&t, "HTTP/1.1 500 X\r\n") == 0 && feed(&t, "Transfer-Encoding: gzip\r\n") == -1, "gzip");
+    CHECK_STR(t.refused, "Unrecognized transfer encoding: gzip");
+    /* Not a head with a body: an interim answer, a 204, a 304. */
+    fresh(&t, &r);
+    CHECK(feed(&t, "HTTP/1.1 100 Continue\r\n") == 0 && feed(&t, "Transfer-Encoding: foo\r\n") == 0 &&
+              feed(&t, "\r\n") == 0, "an interim head");
+    CHECK(feed(&t, "HTTP/1.1 204 No Content\r\n") == 0 && feed(&t, "Transfer-Encoding: foo\r\n") == 0 &&
+              t.refused == NULL, "a 204");
+    fresh(&t, &r);
+    CHECK(feed(&t, "HTTP/1.1 304 Not Modified\r\n") == 0 && feed(&t, "Transfer-Encoding: foo\r\n") == 0, "a 304");
+    /* Five identity codings over two lines pass; a sixth is refused. */
+    fresh(&t, &r);
+    CHECK(feed(&t, "HTTP/1.1 500 X\r\n") == 0 &&
+              feed(&t, "Transfer-Encoding: identity, identity, identity\r\n") == 0 &&
+              feed(&t, "Transfer-Encoding: identity,identity\r\n") == 0 && t.refused == NULL, "five");
+    CHECK(feed(&t, "Transfer-Encoding: identity\r\n") == -1 && t.refused_code == 61, "a sixth");
+    CHECK_STR(t.refused, "Reject response due to more than 5 content encodings");
+    /* A long unknown coding is quoted in 64 bytes at most. */
+    fresh(&t, &r);
+    CHECK(feed(&t, "HTTP/1.1 500 X\r\n") == 0 &&
+              feed(&t, "Transfer-Encoding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n") == -1 &&
+              strlen(t.refused) == 32 + 64, "capped");
+    eip_http_transfer_cleanup(&t);
+}
+
 /* A DELETE to a port nothing listens on, with these header lines (never sent: the tests only
  * prepare it). */
 static void delete_request(eip_http_request *req, const char *url, const char *const *headers, size_t n)
@@ -519,6 +569,7 @@ int main(void)
     test_status_code();
     test_status_lines();
     test_status_state_reset();
+    test_transfer_encoding();
     test_request_headers();
     test_url_reuse();
     return CTEST_END("http");

@@ -549,15 +549,21 @@ header_value = function(x, h, s, i, c, j)
     -- read until the close) and closes the connection after the answer.
     if n then h.length = n else h.close = true end
   elseif field == "=te" then
+    -- Only chunked and identity are read, and at most five codings that are not chunked (as
+    -- libcurl 7.88 counts them): anything else fails at once, as the C core fails it for the
+    -- libcurl transport (which would read an empty body under an unknown coding).
     for token in value:gmatch("[^,]+") do
       local original = trimmed(token, 1, #token)
       local t = lower(original)
       if t == "chunked" then
         h.chunked = true
-      elseif t ~= "" and t ~= "identity" then
+      elseif t == "identity" then
+        h.codings = h.codings + 1
+        if h.codings > 5 then return fail(x, 61, "Reject response due to more than 5 content encodings") end
+      elseif t ~= "" then
         -- As sent (capped): the message quotes it, and the pipeline's redaction of any secret
         -- a server echoes there is case-sensitive.
-        h.unknown_te = sub(original, 1, 64)
+        return fail(x, 61, "Unrecognized transfer encoding: " .. sub(original, 1, 64))
       end
     end
     -- RFC 9112 6.3, as libcurl 7.88 does it: a Transfer-Encoding that leaves the answer
@@ -618,7 +624,7 @@ local function new_head(x, status, version, method)
   -- announced by an interim head (Connection: close, or HTTP/1.0 without keep-alive) holds for
   -- an HTTP/1.1 head after it; an HTTP/1.0 head is closing anyway unless it says keep-alive.
   h.close = version >= 11 and x.closing
-  h.keep_alive, h.chunked, h.unknown_te, h.no_length = false, false, false, false
+  h.keep_alive, h.chunked, h.codings, h.no_length = false, false, 0, false
   return h
 end
 
@@ -985,9 +991,6 @@ function M.read(x, method)
   local status = x.resp.status
   if h.bodyless then
     return true, x.pos > #x.buf and status ~= 101 and not h.close and (h.version >= 11 or h.keep_alive == true)
-  end
-  if h.unknown_te then
-    return fail(x, 61, "Unrecognized transfer encoding: " .. h.unknown_te)
   end
   x.parts, x.kept, x.nparts, x.group_from, x.group_bytes = {}, 0, 0, 0, 0
   local ok, framed

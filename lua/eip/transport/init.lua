@@ -57,7 +57,9 @@
 --     header block too large (LIMITS.header_block)           56 protocol
 --     broken chunked framing (bad or too long chunk size,    56 protocol
 --       no CRLF after chunk data, trailer line too long)
---     a transfer coding other than chunked or identity       61 protocol (see below)
+--     a transfer coding other than chunked or identity, or   61 protocol
+--       more than 5 codings not chunked, in a head with a
+--       body (not a 204 or 304), whatever the body
 --     through a proxy (the request's `proxy` set):
 --       the proxy's name cannot be resolved                  5  proxy
 --       the proxy refused the connection, or is unreachable  7  proxy
@@ -88,8 +90,9 @@
 -- makes the body chunked. A Transfer-Encoding header that leaves the answer unchunked (say
 -- `identity`, empty, or `,`) overrides any Content-Length, before or after it: the body is
 -- read until the connection closes, and the connection is not reused (nor when a later
--- Transfer-Encoding header says `chunked`: the body is then chunked). Other codings: see
--- below (61).
+-- Transfer-Encoding header says `chunked`: the body is then chunked). Any other coding
+-- (gzip, libcurl's `none`, an unknown one), or a sixth `identity`, fails with 61 as the head is
+-- read, in both transports: the C core refuses the line before libcurl reads a body.
 --
 -- **Where the transports differ (and why)**
 --
@@ -116,8 +119,6 @@
 --  * curl_error texts are alike, not identical; compare curl_code and error_kind.
 --  * Over-long header line: libcurl 7.88 says 27 "Out of memory" (newer libcurl says 100,
 --    CURLE_TOO_LARGE); the cosocket transport says 27 with a clearer text. Both "protocol".
---  * Transfer-Encoding gzip, deflate, br or zstd (never sent unasked by a sane server): libcurl
---    decodes it; the cosocket transport fails with 61.
 --  * Low speed: libcurl averages the rate over the last seconds, cosockets over windows of
 --    low_speed_time; both abort a trickle with 28 within about twice low_speed_time.
 --  * A NUL byte in a head: the cosocket transport always fails with 8; libcurl 7.88 does too,
