@@ -702,10 +702,11 @@ local function attempt(self, x, req, t, path)
   end
   sock:close()
   local code = x.resp.curl_code
-  if reused and x.received == 0 and (code == 52 or code == 56) then
-    -- The request went out on a kept-alive connection that died unanswered: the server may
-    -- have carried it out. An idempotent one is sent again, saying so (as libcurl does); any
-    -- other (a create: a bill) is not.
+  if reused and (x.received == 0 or x.lines_seen == 0) and (code == 52 or code == 56) then
+    -- The request went out on a kept-alive connection that died before a whole line of an
+    -- answer came (nothing, or a status line cut short): the server may have carried it out.
+    -- An idempotent one is sent again, saying so, as libcurl 7.88 does (it counts whole lines
+    -- only); any other (a create: a bill) is not.
     if not IDEMPOTENT[req.method] then
       return http1.fail(x, 52, "Empty reply from server (a kept-alive connection died after the request was "
         .. "sent; not sent again: its method is not idempotent)")

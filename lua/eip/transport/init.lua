@@ -100,7 +100,8 @@
 --    within nginx's `resolver_timeout` (default 30 s), which `timeout` and `connect_timeout` do
 --    not shorten: set it no longer than the connect_timeout you use (the example: 5 s). libcurl
 --    uses the system resolver, within connect_timeout. IP literals need neither.
---  * Dead pooled connections (closed or reset by the server before any byte of an answer), for
+--  * Dead pooled connections (closed or reset by the server before a whole line of an answer:
+--    nothing, or a status line cut short; libcurl counts whole lines only), for
 --    an idempotent request (see `resent`): the cosocket transport closes each and takes the
 --    next, as many as the pool holds, until a live or fresh connection answers, within
 --    `timeout`; libcurl sends it again on another connection (by itself five times in a
