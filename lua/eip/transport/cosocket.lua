@@ -702,7 +702,7 @@ local function attempt(self, x, req, t, path)
   end
   sock:close()
   local code = x.resp.curl_code
-  if reused and (x.received == 0 or x.lines_seen == 0) and (code == 52 or code == 56) then
+  if reused and (x.received == 0 or not x.line_came) and (code == 52 or code == 56) then
     -- The request went out on a kept-alive connection that died before a whole line of an
     -- answer came (nothing, or a status line cut short): the server may have carried it out.
     -- An idempotent one is sent again, saying so, as libcurl 7.88 does (it counts whole lines

@@ -113,7 +113,7 @@ function M.exchange(req, now, x)
   x.ls_on, x.ls_limit, x.ls_time, x.ls_start, x.ls_bytes = ls_limit > 0 and ls_time > 0, ls_limit, ls_time, started, 0
   x.buf, x.pos, x.received, x.body_bytes = "", 1, 0, 0
   x.lines_seen, x.stored_header, x.head_cut, x.parts, x.kept = 0, false, false, false, 0
-  x.nul_s, x.nul_from, x.nul_at, x.proxy = false, 0, false, false
+  x.nul_s, x.nul_from, x.nul_at, x.proxy, x.line_came = false, 0, false, false, false
   x.head_state = x.head_state or false
   x.resp = { status = 0, body = "", truncated = false, new_connections = 0, elapsed = 0 }
   return x
@@ -672,7 +672,7 @@ local function plain_head(x, method)
   while i and i <= stop do i = plain_line(x, h, buf, i, stop) end
   if not i then return i end
   local lines = h.lines
-  x.pos, x.lines_seen, x.stored_header = stop + 4, lines + 1, lines > 1
+  x.pos, x.lines_seen, x.stored_header, x.line_came = stop + 4, lines + 1, lines > 1, true
   return h
 end
 
@@ -700,7 +700,7 @@ local function read_head(x, method)
       if x.lines_seen == 0 or h == nil then return fail(x, 52, "Empty reply from server") end
       return ended_in_head(x, h)
     end
-    x.lines_seen = x.lines_seen + 1
+    x.lines_seen, x.line_came = x.lines_seen + 1, true
     block = block + len
     if h == nil then
       local status, version = parse_status(s, i, j)
@@ -981,7 +981,7 @@ end
 -- failed (x.resp has curl_code, curl_error, error_kind; and the status, headers and partial
 -- body of an answer that broke off). Never raises for anything the source delivers.
 function M.read(x, method)
-  x.lines_seen, x.stored_header, x.head_cut, x.closing = 0, false, false, false
+  x.lines_seen, x.stored_header, x.head_cut, x.closing, x.line_came = 0, false, false, false, false
   local h = read_head(x, method)
   if h == false then -- ended inside the head: taken as it is (x.head_cut tells)
     x.head_cut = true
