@@ -479,8 +479,53 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
 {
     eip_http_transfer *t = ud;
     size_t len = size * n;
+    t->head_bytes += (long long)len;
     return eip_http_parse_header_line(t, data, len) == 0 ? len : 0;
 }
+
+/* Milliseconds on a monotonic clock; the coarse one where there is one (a few ms of
+ * resolution, enough for windows of seconds, and cheaper: libcurl calls on_progress many
+ * times in a fast request). */
+static long long now_ms(void)
+{
+    struct timespec ts;
+#ifdef CLOCK_MONOTONIC_COARSE
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
+#endif
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The low-speed check, as the cosocket transport makes it (eip.transport.http1): at the end of
+ * each window of low_speed_time seconds from the request's start, the bytes received in it, the
+ * head's included, must reach low_speed_limit per second of it. libcurl's own check counts body
+ * bytes only: a head that trickled in above the limit read as 0 bytes/s and failed (28) where
+ * the cosocket transport took the answer. libcurl's check is kept set, with a window it never
+ * reaches, only for the wake-ups it schedules every second, which call this. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    eip_http_transfer *t = ud;
+    long long now, got;
+    (void)dltotal;
+    (void)ultotal;
+    (void)ulnow;
+    if (t->ls_limit <= 0 || t->ls_time_s <= 0)
+        return 0;
+    now = now_ms();
+    if (now - t->ls_start_ms < (long long)t->ls_time_s * 1000)
+        return 0;
+    got = (long long)dlnow + t->head_bytes;
+    if ((got - t->ls_base) * 1000 < (long long)t->ls_limit * (now - t->ls_start_ms)) {
+        t->too_slow = 1;
+        return 1;
+    }
+    t->ls_start_ms = now;
+    t->ls_base = got;
+    return 0;
+}
+
+/* libcurl's own low-speed window: longer than any request may last (see on_progress). */
+#define LS_NEVER (366L * 24 * 3600)
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
 {
@@ -714,6 +759,8 @@ int eip_http_transfer_renew(eip_http_transfer *t, const eip_http_config *cfg)
     curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(c, CURLOPT_PREREQDATA, t);
 #endif
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, t);
     track(t);
     /* No request's value: the first one sets every option (see eip_http_transfer_prepare). */
     t->timeout_ms = t->connect_timeout_ms = t->low_speed_time_s = t->low_speed_limit = -1;
@@ -1086,7 +1133,12 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
     /* A write "error" we caused ourselves at the cap is a truncated answer, not a failure;
      * one caused by a failed allocation is an out-of-memory, whatever libcurl calls it. */
     resp->curl_code = (rc == CURLE_WRITE_ERROR && t->truncated) ? 0 : (int)rc;
-    if (rc == CURLE_ABORTED_BY_CALLBACK && t->resend_refused) {
+    if (rc == CURLE_ABORTED_BY_CALLBACK && t->too_slow) {
+        resp->curl_code = CURLE_OPERATION_TIMEDOUT;
+        snprintf(resp->curl_error, sizeof(resp->curl_error),
+                 "Operation too slow. Less than %ld bytes/sec transferred the last %ld seconds", t->ls_limit,
+                 t->ls_time_s);
+    } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->resend_refused) {
         /* What libcurl says when it does not send again: the connection died unanswered. */
         resp->curl_code = CURLE_GOT_NOTHING;
         snprintf(resp->curl_error, sizeof(resp->curl_error),
@@ -1263,8 +1315,22 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     }
     set_long(c, CURLOPT_TIMEOUT_MS, &t->timeout_ms, req->timeout_ms);
     set_long(c, CURLOPT_CONNECTTIMEOUT_MS, &t->connect_timeout_ms, req->connect_timeout_ms);
-    set_long(c, CURLOPT_LOW_SPEED_TIME, &t->low_speed_time_s, req->low_speed_time_s);
-    set_long(c, CURLOPT_LOW_SPEED_LIMIT, &t->low_speed_limit, req->low_speed_limit);
+    t->ls_limit = req->low_speed_limit;
+    t->ls_time_s = req->low_speed_time_s;
+    t->ls_start_ms = t->ls_limit > 0 && t->ls_time_s > 0 ? now_ms() : 0;
+    t->ls_base = t->head_bytes = 0;
+    t->too_slow = 0;
+    if (t->ls_start_ms != 0) {
+        set_long(c, CURLOPT_LOW_SPEED_TIME, &t->low_speed_time_s, LS_NEVER);
+        set_long(c, CURLOPT_LOW_SPEED_LIMIT, &t->low_speed_limit, req->low_speed_limit);
+    } else {
+        set_long(c, CURLOPT_LOW_SPEED_TIME, &t->low_speed_time_s, 0);
+        set_long(c, CURLOPT_LOW_SPEED_LIMIT, &t->low_speed_limit, 0);
+    }
+    if (t->progress_on != (t->ls_start_ms != 0)) {
+        t->progress_on = t->ls_start_ms != 0;
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, t->progress_on ? 0L : 1L);
+    }
     return 0;
 }
 

@@ -197,6 +197,12 @@ typedef struct {
     /* The final answer's status code (0 before its status line), and the non-chunked transfer
      * codings its head has named so far. */
     int final_status, codings;
+    /* The low-speed check of the current request (see on_progress in http.c): its limit and
+     * window (0: off), where the window started (CLOCK_MONOTONIC, ms) and the bytes received
+     * (head and body) before it, the head bytes so far, and whether it aborted the transfer. */
+    long ls_limit, ls_time_s;
+    long long ls_start_ms, ls_base, head_bytes;
+    int too_slow, progress_on;
     /* The last request's header lines, then "Expect:", kept for reuse: a list whose nodes and
      * bytes are ours (libcurl only reads CURLOPT_HTTPHEADER while a transfer runs), so a request
      * whose lines changed (a signed one: its date and signature) copies them over the old ones

@@ -120,8 +120,6 @@
 --  * curl_error texts are alike, not identical; compare curl_code and error_kind.
 --  * Over-long header line: libcurl 7.88 says 27 "Out of memory" (newer libcurl says 100,
 --    CURLE_TOO_LARGE); the cosocket transport says 27 with a clearer text. Both "protocol".
---  * Low speed: libcurl averages the rate over the last seconds, cosockets over windows of
---    low_speed_time; both abort a trickle with 28 within about twice low_speed_time.
 --  * A NUL byte in a head: the cosocket transport always fails with 8; libcurl 7.88 does too,
 --    except at the start of a line, where it drops the rest of that read (what follows then
 --    depends on how the bytes arrived).
@@ -176,7 +174,9 @@
 -- @tfield number timeout seconds for the WHOLE exchange: connect, TLS, send and every read (30)
 -- @tfield number connect_timeout seconds to connect, TLS handshake included, within `timeout` (10)
 -- @tfield integer low_speed_limit with `low_speed_time`: abort (28) when fewer than this many
---   bytes/s arrive for low_speed_time seconds; 0 turns it off (0, 0)
+--   bytes/s arrive for low_speed_time seconds; 0 turns it off (0, 0). Both transports check
+--   windows of low_speed_time from the request's start, every byte received counted (the
+--   head's too: libcurl's own check counts body bytes only, so the C core makes it)
 -- @tfield integer low_speed_time see `low_speed_limit`
 -- @tfield integer body_cap bytes of body kept (1 MiB)
 -- @tfield table proxy nil or false: straight to the URL's host. Neither transport ever reads

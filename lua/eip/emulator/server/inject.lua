@@ -17,6 +17,7 @@
 -- Fields of "raw": raw (bytes written first), raw_repeat (bytes written after them again and
 --   again: an endless line, a flood of headers), raw_times (how many times; default: until the
 --   client goes away, at most HANG_MAX seconds), raw_interval (seconds between two repeats),
+--   raw_after = bytes sent once after the repeats (the end of a head that trickled in, say),
 --   raw_end = "close" (default) | "hang" (keep the connection open until the client closes it),
 --   raw_wait (seconds between `raw` and what follows it: the repeats, the close or the hang; an
 --   answer, then a late duplicate on the idle connection, or a close a moment after it).
@@ -35,7 +36,8 @@ local FIELDS = {
   body = "any", headers = "table", content_type = "string", delay = "number",
   body_size = "number", trickle_interval = "number", chunked = "boolean",
   no_request_id = "boolean",
-  raw = "string", raw_repeat = "string", raw_times = "number", raw_interval = "number", raw_end = "string",
+  raw = "string", raw_repeat = "string", raw_times = "number", raw_interval = "number", raw_after = "string",
+  raw_end = "string",
   raw_wait = "number",
 }
 
@@ -311,6 +313,7 @@ function actions.raw(rule)
     n = n + 1
     if rule.raw_interval and rule.raw_interval > 0 then ngx.sleep(rule.raw_interval) end
   end
+  if alive and rule.raw_after then alive = sock:send(rule.raw_after) ~= nil end
   if alive and rule.raw_end == "hang" then
     sock:settimeout(100)
     while ngx.now() < deadline and not ngx.worker.exiting() do
