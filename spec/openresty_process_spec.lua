@@ -412,9 +412,10 @@ int fcntl(int fd, int cmd, ...);
 long write(int fd, const void *buf, unsigned long n);
 ]]
 local session = core.session{ ca_file = ca }
+-- (With the low-speed check on: the child's new handle must have it on too.)
 local function request(tag)
   local r = session:request{ method = "GET", url = "https://127.0.0.1:" .. port .. "/v2.0/p/bandwidths/" .. tag,
-    headers = {}, timeout = 5, connect_timeout = 5 }
+    headers = {}, timeout = 5, connect_timeout = 5, low_speed_limit = 100, low_speed_time = 1 }
   return string.format("%s %d %d %s\n", tag, r.status, r.new_connections, tostring(r.curl_code))
 end
 -- The descriptor connected to the server (its peer is the server's port), or -1.
@@ -445,6 +446,11 @@ end
 -- F_GETFD = 1: -1 once closed.
 child(function() io.stdout:write("held ", fd, " ", ffi.C.fcntl(fd, 1), " ", connection_fd(), "\n") end)
 child(function() io.stdout:write(request("child")) session:close() end)
+child(function() -- a trickle: the low-speed abort (not the timeout)
+  local r = session:request{ method = "GET", url = "https://127.0.0.1:" .. port .. "/v2.0/p/bandwidths/slow-child",
+    headers = {}, timeout = 5, connect_timeout = 5, low_speed_limit = 100, low_speed_time = 1 }
+  io.stdout:write("slow ", tostring(r.curl_code), " ", (tostring(r.curl_error):gsub(" ", "_")), "\n")
+end)
 io.stdout:write(request("parent-after-child"))
 io.stdout:flush()
 child(function() session:close() end)
@@ -473,6 +479,8 @@ io.stdout:write(request("parent-after-reuse"))
     local f = assert(io.open(path, "w"))
     f:write(SCRIPT)
     f:close()
+    emu:inject{ method = "GET", path = "slow%-child", action = "trickle", status = 500, body_size = 100,
+      trickle_interval = 0.1 }
     local core_dir = launcher.LUAJIT_CORE:gsub("/eip/core%.so$", "")
     local cmd = string.format("luajit %s %s %d %s %s 2>&1", nginx.shell_quote(path), nginx.shell_quote(core_dir),
       front.ports.trusted, nginx.shell_quote(pki.ca), nginx.shell_quote(user_path))
@@ -489,6 +497,7 @@ io.stdout:write(request("parent-after-reuse"))
       assert.equal("nil", lines[tag].code, out)
       assert.is_true(lines[tag].status > 0, out)
     end
+    assert.matches("\nslow 28 Operation_too_slow", out, 1, true)
     assert.equal(1, lines.parent.new, out)
     assert.equal(1, lines.child.new, "the child must connect on its own:\n" .. out)
     assert.equal(1, lines["child-reuse"].new, "the child must connect on its own:\n" .. out)

@@ -37,7 +37,7 @@ local NAME = tls.PROXIED_NAME
 local PROXY_USER, PROXY_SECRET = "conformance-user", "conformance-Secret-9"
 
 describe("the transport contract, through both transports", function()
-  local pki, emu, front, app, resolver, open_proxy, guarded_proxy
+  local pki, emu, front, app, resolver, open_proxy, guarded_proxy, slow_proxy
 
   setup(function()
     pki = tls.make_pki()
@@ -45,6 +45,7 @@ describe("the transport contract, through both transports", function()
     front = tls.start(emu, pki)
     open_proxy = proxy.start{ names = { [NAME] = "127.0.0.1" }, deny = { "blocked.test" },
       misbehave = { ["drop.test"] = "drop", ["garbage.test"] = "garbage", ["cut.test"] = "cut" } }
+    slow_proxy = proxy.start{ names = { [NAME] = "127.0.0.1" }, misbehave = { [NAME] = "slow" } }
     guarded_proxy = proxy.start{ names = { [NAME] = "127.0.0.1" }, auth = PROXY_USER .. ":" .. PROXY_SECRET }
     -- Host names: libcurl resolves localhost from /etc/hosts; nginx asks this responder.
     resolver = dns.start{ "localhost" }
@@ -55,6 +56,7 @@ describe("the transport contract, through both transports", function()
   teardown(function()
     if app then app:stop() end
     if guarded_proxy then guarded_proxy:stop() end
+    if slow_proxy then slow_proxy:stop() end
     if open_proxy then open_proxy:stop() end
     if resolver then resolver:stop() end
     if front then front:stop() end
@@ -398,6 +400,10 @@ describe("the transport contract, through both transports", function()
       arrange = raw("HTTP/1.1 500 X\r\nTransfer-Encoding: identity, identity, identity, identity, identity\r\n"
         .. "\r\nhello"),
       expect = { status = 500, body = "hello", curl_code = NONE } },
+    { name = "an answer to a HEAD with an unknown coding has no body to read",
+      req = { method = "HEAD" },
+      arrange = raw("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nX-Request-Id: head-te\r\n\r\n"),
+      expect = { status = 200, request_id = "head-te", curl_code = NONE } },
     { name = "a 204 with an unknown coding is a 204",
       arrange = raw("HTTP/1.1 204 No Content\r\nTransfer-Encoding: foo\r\nX-Request-Id: te204\r\n\r\n"),
       expect = { status = 204, request_id = "te204", curl_code = NONE } },
@@ -572,6 +578,15 @@ describe("the transport contract, through both transports", function()
     { name = "a proxy that answers CONNECT with garbage",
       url = function() return "https://garbage.test:443/conformance" end, proxy = via_open,
       expect = { status = 0, curl_code = 56, error_kind = "reset", proxy_status = NONE } },
+
+    -- The proxy's answer to CONNECT counts as received bytes for the low-speed check, as the
+    -- API's head does (libcurl never hands it to the header callback).
+    { name = "a proxy's answer to CONNECT trickling in above the low-speed limit: the API's answer",
+      req = { timeout = 10, low_speed_limit = 100, low_speed_time = 1 },
+      url = proxied_url("trusted"),
+      proxy = function() return proxy_settings.parse("proxy", slow_proxy.url) end,
+      arrange = inject{ status = 204, headers = { ["X-Request-Id"] = "after-a-slow-connect" } },
+      expect = { status = 204, request_id = "after-a-slow-connect", curl_code = NONE, proxy_status = NONE } },
 
     { name = "a proxy that closes inside its answer to CONNECT",
       url = function() return "https://cut.test:443/conformance" end, proxy = via_open,

@@ -386,7 +386,8 @@ static int check_transfer_encoding(eip_http_transfer *t, const char *line, size_
     static const char name[] = "transfer-encoding";
     const char *colon = memchr(line, ':', len), *p, *end = line + len;
     if (colon == NULL || (size_t)(colon - line) != sizeof(name) - 1 ||
-        strncasecmp(line, name, sizeof(name) - 1) != 0 || t->final_status == 204 || t->final_status == 304)
+        strncasecmp(line, name, sizeof(name) - 1) != 0 || t->final_status == 204 || t->final_status == 304 ||
+        t->head_request)
         return 0;
     for (p = colon + 1; p < end;) {
         const char *comma = memchr(p, ',', (size_t)(end - p));
@@ -514,7 +515,16 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     now = now_ms();
     if (now - t->ls_start_ms < (long long)t->ls_time_s * 1000)
         return 0;
-    got = (long long)dlnow + t->head_bytes;
+    {
+        /* The head bytes: what on_header saw, or libcurl's count, which also holds a proxy's
+         * answer to CONNECT (never handed to on_header: SUPPRESS_CONNECT_HEADERS), as the
+         * cosocket transport counts the tunnel's answer. */
+        long header_size = 0;
+        long long head = t->head_bytes;
+        if (curl_easy_getinfo(t->curl, CURLINFO_HEADER_SIZE, &header_size) == CURLE_OK && header_size > head)
+            head = header_size;
+        got = (long long)dlnow + head;
+    }
     if ((got - t->ls_base) * 1000 < (long long)t->ls_limit * (now - t->ls_start_ms)) {
         t->too_slow = 1;
         return 1;
@@ -762,8 +772,10 @@ int eip_http_transfer_renew(eip_http_transfer *t, const eip_http_config *cfg)
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, t);
     track(t);
-    /* No request's value: the first one sets every option (see eip_http_transfer_prepare). */
+    /* No request's value: the first one sets every option (see eip_http_transfer_prepare); a
+     * new handle has libcurl's progress callback off. */
     t->timeout_ms = t->connect_timeout_ms = t->low_speed_time_s = t->low_speed_limit = -1;
+    t->progress_on = 0;
     return 0;
 }
 
@@ -818,6 +830,7 @@ void eip_http_transfer_release(eip_http_transfer *t)
     t->headers = NULL; /* the nodes and bytes stay ours, set again on the next handle */
     t->method_bodiless = 0;
     t->timeout_ms = t->connect_timeout_ms = t->low_speed_time_s = t->low_speed_limit = -1;
+    t->progress_on = 0;
 }
 
 void eip_http_transfer_fail(eip_http_transfer *t, int code, const char *text)
@@ -1315,6 +1328,7 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     }
     set_long(c, CURLOPT_TIMEOUT_MS, &t->timeout_ms, req->timeout_ms);
     set_long(c, CURLOPT_CONNECTTIMEOUT_MS, &t->connect_timeout_ms, req->connect_timeout_ms);
+    t->head_request = req->method != NULL && strcmp(req->method, "HEAD") == 0;
     t->ls_limit = req->low_speed_limit;
     t->ls_time_s = req->low_speed_time_s;
     t->ls_start_ms = t->ls_limit > 0 && t->ls_time_s > 0 ? now_ms() : 0;

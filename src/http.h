@@ -203,6 +203,8 @@ typedef struct {
     long ls_limit, ls_time_s;
     long long ls_start_ms, ls_base, head_bytes;
     int too_slow, progress_on;
+    /* The current request is a HEAD: its answers have no body (their Transfer-Encoding is not read). */
+    int head_request;
     /* The last request's header lines, then "Expect:", kept for reuse: a list whose nodes and
      * bytes are ours (libcurl only reads CURLOPT_HTTPHEADER while a transfer runs), so a request
      * whose lines changed (a signed one: its date and signature) copies them over the old ones
@@ -325,7 +327,7 @@ size_t eip_http_buffered(const eip_http *h);
  * token buffer, whole; an empty value, one of EIP_HTTP_TOKEN_MAX bytes or more (libcurl never
  * delivers one: it refuses such lines), or one holding a byte outside 0x21-0x7E (after the
  * leading and trailing blanks are removed) is not captured at all. A final head (not 204 or
- * 304) whose Transfer-Encoding names a coding other than chunked or identity, or more than five
+ * 304, nor one answering a HEAD) whose Transfer-Encoding names a coding other than chunked or identity, or more than five
  * that are not chunked, is refused as the cosocket transport refuses it (61): libcurl would
  * read an empty body under an unknown coding, or decode gzip, and take "none" for identity.
  * 0; or -1 when a line is refused (t->refused says why; eip_http_transfer_finish reports code

@@ -9,7 +9,9 @@
 --     deny  = { "blocked.test" },                 -- names answered 403 (CONNECT or plain)
 --     misbehave = { ["drop.test"] = "drop" },     -- names answered by closing at once ("drop"),
 --                                                 -- with garbage ("garbage"), or with a head cut
---                                                 -- short ("cut")
+--                                                 -- short ("cut"); or "slow": a CONNECT answered
+--                                                 -- 200 in 10 lines of 150 bytes, one each 0.25 s
+--                                                 -- (600 bytes/s), then the tunnel
 --   }
 --   p.port, p.url                  "http://127.0.0.1:<port>"
 --   p:seen()                       the request heads it received, oldest first: { method, target,
@@ -75,6 +77,11 @@ local function serve(dir, owner_pid)
   end
   local function spawn(fn, ...)
     runnable[#runnable + 1] = { coroutine.create(fn), table.pack(...) }
+  end
+  local sleeping = {} -- coroutine = when it wakes
+  local function sleep(seconds)
+    sleeping[coroutine.running()] = socket.gettime() + seconds
+    return coroutine.yield()
   end
   local closed = {}
   local function close(sock)
@@ -209,6 +216,20 @@ local function serve(dir, owner_pid)
     end
     if not host then return answer(client, 400, "Bad Request") end
     local how = misbehave[host:lower()]
+    if how == "slow" and req.method == "CONNECT" then
+      host = names[host:lower()] or host
+      send(client, "HTTP/1.1 200 Connection established\r\n")
+      for _ = 1, 10 do
+        sleep(0.25)
+        if not send(client, "X-Pad: " .. string.rep("p", 141) .. "\r\n") then return close(client) end
+      end
+      how = nil
+      local up = upstream(host, tonumber(port))
+      if not up or not send(client, "\r\n") then return close(client) end
+      if rest ~= "" then send(up, rest) end
+      spawn(relay, up, client, false)
+      return relay(client, up, true)
+    end
     if how then
       if how == "garbage" then send(client, "SSH-2.0-OpenSSH_9.2p1\r\n\r\n") end
       if how == "cut" then send(client, "HTTP/1.1 200 Connection established\r\nX-Cut: yes\r\n") end
@@ -267,7 +288,17 @@ local function serve(dir, owner_pid)
     local reads, writes = { server }, {}
     for s in pairs(waiting_r) do reads[#reads + 1] = s end
     for s in pairs(waiting_w) do writes[#writes + 1] = s end
-    local r, w = socket.select(reads, writes, 0.5)
+    local now, wait_for = socket.gettime(), 0.5
+    for co, at in pairs(sleeping) do
+      if at <= now then
+        sleeping[co] = nil
+        runnable[#runnable + 1] = { co, table.pack() }
+      elseif at - now < wait_for then
+        wait_for = at - now
+      end
+    end
+    if #runnable > 0 then wait_for = 0 end
+    local r, w = socket.select(reads, writes, wait_for)
     for _, s in ipairs(r) do
       if s == server then
         local c = server:accept()
