@@ -223,7 +223,6 @@ local function serve(dir, owner_pid)
         sleep(0.25)
         if not send(client, "X-Pad: " .. string.rep("p", 141) .. "\r\n") then return close(client) end
       end
-      how = nil
       local up = upstream(host, tonumber(port))
       if not up or not send(client, "\r\n") then return close(client) end
       if rest ~= "" then send(up, rest) end
