@@ -101,17 +101,22 @@ describe("eip command", function()
         or string.format("(%s) 2>%s; echo $? >%s", cmd, to_err, rc)
       local line = string.format("(%s) | %s >%s", inner, opts.pipe or "cat", out)
       if opts.signal then
-        host.execute("(" .. line .. ") >/dev/null 2>&1 &")
+        -- Waited for: the whole pipeline's end (fin), not the command's status alone (rc is
+        -- written before the reader has put everything in `out`: an empty stdout, under load).
+        local fin = os.tmpname()
+        os.remove(fin)
+        host.execute("(" .. line .. "; echo done >" .. fin .. ") >/dev/null 2>&1 &")
         local deadline = os.time() + 20
         while slurp_keep(pid) == "" or not tonumber(slurp_keep(pid)) do
           assert(os.time() < deadline, "the command did not start")
           socket.sleep(0.02)
         end
         opts.signal(tonumber(slurp_keep(pid)))
-        while slurp_keep(rc) == "" do
+        while (slurp_keep(fin) or "") == "" do
           assert(os.time() < deadline + 20, "the command did not end")
           socket.sleep(0.05)
         end
+        os.remove(fin)
       else
         host.execute(line)
       end
