@@ -485,7 +485,7 @@ describe("EIP emulator", function()
         { ["X-Auth-Token"] = emu.other_token }).status)
     end)
 
-    it("answers 404 APIGW.0101 for an unknown route and 405 for a wrong method", function()
+    it("answers 404 APIGW.0101 for an unknown route, and for a wrong method", function()
       assert_gateway_error(call("GET", "/v3/whatever"), 404, "APIGW.0101")
       -- The path as sent, as the gateway matches it: a doubled slash or a dot segment is no API
       -- (nginx's own $uri would have cleaned them up into a route).
@@ -497,9 +497,12 @@ describe("EIP emulator", function()
         assert_gateway_error(call("DELETE", path), 404, "APIGW.0101")
       end
       assert.is_not_nil(emu:get_bandwidth(id))
-      local resp = call("PUT", v2("/some-id"), "{}")
-      assert_gateway_error(resp, 405, "APIGW.0101")
-      assert.equal("DELETE", resp.headers["allow"])
+      -- The gateway matches method and path together: a method no API has there is no API.
+      for _, method in ipairs{ "PUT", "GET", "POST" } do
+        local resp = call(method, v2("/some-id"), "{}")
+        assert_gateway_error(resp, 404, "APIGW.0101")
+        assert.is_nil(resp.headers["allow"])
+      end
     end)
 
     it("answers each endpoint's routes on its own port only, as the cloud's three hosts do", function()

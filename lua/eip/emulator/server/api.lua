@@ -1,6 +1,7 @@
 -- The Huawei Cloud EIP shared-bandwidth API, as the emulator models it.
 --
--- Order of checks, as on the real service: the API gateway matches method and path (404/405),
+-- Order of checks, as on the real service: the API gateway matches method and path together
+-- (404 APIGW.0101 for a path or a method no API has),
 -- then authenticates the token or the AK/SK signature (401), then EIP compares the URL project
 -- with the credentials' (400 VPC.0007), then the operation itself runs. POST /v3/auth/tokens is
 -- IAM's (iam.lua) and the metadata routes the ECS metadata service's, each answered only on the
@@ -398,15 +399,6 @@ local function match_route(path)
   return nil
 end
 
-local function allowed_methods(route)
-  local names = {}
-  for name in pairs(route.methods) do
-    names[#names + 1] = name
-  end
-  table.sort(names)
-  return table.concat(names, ", ")
-end
-
 -- Token authentication: the token's project, or nil, the reason (never the token itself).
 -- Configured tokens never expire; tokens issued by IAM do.
 local function token_project(headers)
@@ -461,10 +453,7 @@ end
 -- GET /v3/projects?name=N (IAM KeystoneListProjects), signed with AK/SK and without
 -- X-Project-Id: the projects of that name the key's account has (see store.projects).
 local function list_projects(method, body)
-  if method ~= "GET" then
-    ngx.header["Allow"] = "GET"
-    return util.gateway_error(405, "APIGW.0101", NO_SUCH_API)
-  end
+  if method ~= "GET" then return util.gateway_error(404, "APIGW.0101", NO_SUCH_API) end
   local headers = ngx.req.get_headers(200)
   local project, why = aksk_project(method, body, headers, true)
   if not project then
@@ -553,10 +542,9 @@ function M.handle(method, path, body, role)
   end
   local handler = route.methods[method]
   if not handler then
-    -- modelled: the docs list 405 for every call without a body; the gateway is what matches
-    -- method and path, so the answer uses its shape and its "no such API" code.
-    ngx.header["Allow"] = allowed_methods(route)
-    return util.gateway_error(405, "APIGW.0101", NO_SUCH_API)
+    -- The gateway matches method and path together: a method no API has there is no API, a
+    -- 404 APIGW.0101 as for an unknown path (cloud-facts: "wrong endpoint, path or method").
+    return util.gateway_error(404, "APIGW.0101", NO_SUCH_API)
   end
   local auth_project, requested = authenticate(method, body)
   if not auth_project then
