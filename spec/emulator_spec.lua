@@ -723,6 +723,26 @@ describe("EIP emulator", function()
       -- the defaults are still there
       assert.equal(200, assert(emulator.http{ port = other.port, path = v1(),
         headers = other:sign{ path = v1() } }).status)
+      -- Each key is its account's: the extra domain's key acts in no project of the default
+      -- domain (X-Project-Id refused), and its project lookup lists only its own account's.
+      local victim = other:create_bandwidth{ size = 5 }
+      local path = "/v2.0/" .. other.project_id .. "/bandwidths/" .. victim
+      resp = assert(emulator.http{ port = other.port, method = "DELETE", path = path,
+        headers = other:sign{ method = "DELETE", path = path, ak = "EXTRAAK0000000000001",
+          sk = "ExtraSecretKeyExtraSecretKeyExtraSecret1", project_id = other.project_id } })
+      assert.equal(400, resp.status, resp.body)
+      assert.matches("not a project of this access key's account", resp.body, 1, true)
+      assert.is_not_nil(other:get_bandwidth(victim))
+      for _, case in ipairs{ { "EXTRAAK0000000000001", "ExtraSecretKeyExtraSecretKeyExtraSecret1", project },
+          { other.ak, other.sk, other.project_id } } do
+        local lookup = "/v3/projects?name=eu-west-0" -- signed for IAM's host
+        resp = assert(emulator.http{ port = other.iam_port, path = lookup,
+          headers = other:sign{ path = lookup, port = other.iam_port, ak = case[1], sk = case[2] } })
+        assert.equal(200, resp.status, resp.body)
+        local ids = {}
+        for _, p in ipairs(cjson.decode(resp.body).projects) do ids[#ids + 1] = p.id end
+        assert.same(case[1] == other.ak and {} or { project }, ids, case[1])
+      end
     end)
   end)
 

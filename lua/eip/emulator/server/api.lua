@@ -463,7 +463,7 @@ local function list_projects(method, body)
   store.count("project_lookups")
   local name = ngx.req.get_uri_args().name
   local out = json.array()
-  for _, p in ipairs(store.projects()) do
+  for _, p in ipairs(store.projects(project)) do
     if name == nil or p.name == name then
       out[#out + 1] = { id = p.id, name = p.name, enabled = true, is_domain = false, description = "" }
     end
@@ -471,10 +471,10 @@ local function list_projects(method, body)
   util.send_json(200, { projects = out, links = { self = "https://iam.example/v3/projects" } })
 end
 
--- Whether project_id is one of the account's projects (the emulator models one account: the
--- projects IAM lists, see store.projects).
-local function account_project(project_id)
-  for _, p in ipairs(store.projects()) do
+-- Whether project_id is a project of the account of the key whose own project is key_project
+-- (the projects IAM lists for it, see store.projects).
+local function account_project(key_project, project_id)
+  for _, p in ipairs(store.projects(key_project)) do
     if p.id == project_id then return true end
   end
   return false
@@ -562,7 +562,7 @@ function M.handle(method, path, body, role)
     -- An access key is an IAM user's, valid in every project of the account: X-Project-Id
     -- names the one it acts in (a bandwidth of another project is then "not found" there).
     -- modelled: a project of no account of the key is the AK/SK form of a foreign project.
-    if not account_project(requested) then
+    if not account_project(auth_project, requested) then
       return util.vpc_error(400, "VPC.0007", "X-Project-Id is not a project of this access key's account")
     end
     auth_project = requested

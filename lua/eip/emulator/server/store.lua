@@ -92,17 +92,34 @@ function M.metadata_token(token)
   return dict:get("mdtok:" .. token) ~= nil
 end
 
--- IAM projects the AK/SK lookup lists: configured ({ {name, id}, ... }), else every IAM user's.
+-- IAM projects the AK/SK lookup lists: configured ({ {name, id}, ... }), else those of the
+-- account of a key whose own project is `of_project`: every project of the IAM users of the
+-- domain that holds it (an access key is an IAM user's, valid in every project of its account,
+-- never another account's). A project no user holds (or none given) stands for every user's.
 function M.set_projects(list)
   set_json("projects", list)
 end
 
-function M.projects()
+function M.projects(of_project)
   local list = get_json("projects")
   if list then return list end
+  local users, domain = M.users(), nil
+  for _, user in ipairs(of_project and users or {}) do
+    for _, id in pairs(user.projects or {}) do
+      if id == of_project then domain = user.domain end
+    end
+  end
   list = {}
-  for _, user in ipairs(M.users()) do
-    for name, id in pairs(user.projects or {}) do list[#list + 1] = { name = name, id = id } end
+  local seen = {}
+  for _, user in ipairs(users) do
+    if domain == nil or user.domain == domain then
+      for name, id in pairs(user.projects or {}) do
+        if not seen[id] then
+          seen[id] = true
+          list[#list + 1] = { name = name, id = id }
+        end
+      end
+    end
   end
   return list
 end
