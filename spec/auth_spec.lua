@@ -48,6 +48,33 @@ describe("authentication", function()
       assert.is_nil(h["x-auth-token"])
     end)
 
+    -- A key refused meanwhile (three 401s of other calls of the client, as inside nginx) while a
+    -- call's retry waited: the retry is not sent, but the first attempt was (its answer lost,
+    -- the delete carried out). The call ends with that attempt's error, which may have acted;
+    -- it once ended "not sent".
+    it("a retry not sent because the key was refused meanwhile: the call was sent, and may have acted", function()
+      local lost, others = emu:create_bandwidth{ size = 1 }, emu:create_bandwidths(3)
+      emu:inject{ method = "DELETE", path = emu:delete_path(lost), action = "lose_answer" }
+      for _, id in ipairs(others) do
+        emu:inject{ method = "DELETE", path = emu:delete_path(id), status = 401,
+          body = { error_code = "APIGW.0301", error_msg = "verify aksk signature fail" } }
+      end
+      local c
+      local refusing = false
+      c = eip.new{ endpoint = emu.url, project_id = emu.project_id, ak = emu.ak, sk = emu.sk,
+        backoff_base = 0.01, backoff_cap = 0.01, sleep = function()
+          if refusing then return end
+          refusing = true
+          for _, id in ipairs(others) do pcall(c.delete_bandwidth, c, id) end
+        end }
+      local ok, err = pcall(c.delete_bandwidth, c, lost)
+      c:close()
+      assert.is_false(ok)
+      assert.is_nil(err.not_sent, tostring(err))
+      assert.same({ "transport", 1, true }, { err.kind, err.attempts, eip.could_have_acted(err) })
+      assert.is_nil(emu:get_bandwidth(lost))
+    end)
+
     it("signs temporary credentials with X-Security-Token", function()
       local id = emu:create_bandwidth{ size = 1 }
       local c = eip.new{ endpoint = emu.url, project_id = emu.project_id,
@@ -186,6 +213,44 @@ describe("authentication", function()
       assert.equal("POST", reqs[1].method)
       assert.equal("/v3/auth/tokens?nocatalog=true", reqs[1].uri) -- no catalog: a smaller answer
       assert.is_string(reqs[2].headers["x-auth-token"])
+    end)
+
+    -- A delete whose first answer was lost, whose retry got a 401, and whose new token IAM then
+    -- refused: it ends with its own 401 (attempts, the unanswered attempt before it), the
+    -- refusal as its cause, so it may have acted; it once ended with IAM's error alone, read as
+    -- certainly not done. In a batch too.
+    it("a token refresh that fails after an unanswered attempt: the call's own error, which may have acted",
+      function()
+      local function client()
+        local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(),
+          backoff_base = 0.01, backoff_cap = 0.01 }
+        c:authenticate()
+        return c
+      end
+      local function lost_then_refused(id)
+        local path = emu:delete_path(id)
+        emu:inject{ method = "DELETE", path = path, action = "lose_answer" }
+        emu:inject{ method = "DELETE", path = path, status = 401,
+          body = { error_code = "APIGW.0301", error_msg = "token expired" } }
+        emu:inject{ method = "POST", path = "^/v3/auth/tokens", status = 401,
+          body = { error = { code = 401, message = "The username or password is wrong." } } }
+      end
+      local single, c = emu:create_bandwidth{ size = 1 }, client()
+      lost_then_refused(single)
+      local ok, err = pcall(c.delete_bandwidth, c, single)
+      assert.is_false(ok)
+      assert.same({ 401, 2, true, true },
+        { err.status, err.attempts, err.earlier_unanswered, eip.could_have_acted(err) })
+      assert.matches("username or password is wrong", tostring(err), 1, true)
+      assert.is_nil(emu:get_bandwidth(single)) -- (the lost answer's delete was carried out)
+      c:close()
+      local in_batch = emu:create_bandwidth{ size = 1 }
+      c = client() -- (the first one holds IAM's refusal: it would send nothing)
+      lost_then_refused(in_batch)
+      local results = c:delete_bandwidths({ in_batch }, { concurrency = 1 })
+      assert.same({ 401, true }, { results[1].status, eip.could_have_acted(results[1]) })
+      assert.is_nil(emu:get_bandwidth(in_batch))
+      c:close()
     end)
 
     it("learns the project id from the token when none is given", function()

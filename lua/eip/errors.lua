@@ -43,6 +43,11 @@ function Error.__tostring(e)
     parts[#parts + 1] = one_line(e.message or e.kind or "?", 300)
     if e.cause then parts[#parts + 1] = " (" .. one_line(tostring(e.cause):gsub("^eip: ", ""), 300) .. ")" end
   end
+  -- (An answer's error with an eip error as its cause: a 401 whose credentials' refresh failed.)
+  if (e.kind == "http" or e.kind == "transport" or e.kind == "proxy") and type(e.cause) == "table"
+      and getmetatable(e.cause) == Error then
+    parts[#parts + 1] = "; cause: " .. one_line(tostring(e.cause):gsub("^eip: ", ""), 300)
+  end
   if e.request_id then parts[#parts + 1] = " request-id=" .. e.request_id end
   if e.attempts and e.attempts > 1 then parts[#parts + 1] = " after " .. e.attempts .. " attempts" end
   return table.concat(parts)

@@ -525,10 +525,13 @@ function Call:request()
     if provider.refused then -- too many 401s in a row: sending again could lock the key
       local err = provider:refusal()
       if err then
-        -- A copy of the last 401 (or of another worker's: signing_dict), as this call's.
-        err.method, err.path, err.bandwidth_id = op.method, op.path, op.resource
         release(provider, self)
         self.attempts = attempts - 1 -- nothing sent: attempts counts what was
+        -- A retry ends with its last error (its earlier attempt went out: not "not sent"), as
+        -- when a token cannot be had below; a call that sent nothing, with a copy of the last
+        -- 401 (or of another worker's: signing_dict), as this call's.
+        if attempts > 1 then return nil, self.last_error end
+        err.method, err.path, err.bandwidth_id = op.method, op.path, op.resource
         return nil, err
       end
     end
@@ -778,7 +781,12 @@ function Call:failure(err, from_credentials)
       local ok, why = pcall(provider.refresh, provider, runner)
       if not ok then
         if not errors.is_error(why) then error(why, 0) end
-        return final(self, why)
+        -- The call ends with its own error (the 401, its attempts, an earlier attempt that may
+        -- have acted), the refresh's failure as its cause: ending with IAM's or the metadata
+        -- service's error instead lost what this call had sent (a delete whose first answer
+        -- was lost read as certainly not done).
+        err.cause = why
+        return final(self, err)
       end
       -- The same credentials came back: a resend would be refused again.
       if why == false then return final(self, err) end
