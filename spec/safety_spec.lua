@@ -616,10 +616,33 @@ describe("safety", function()
       local results, summary = c:delete_bandwidths(ids, { wait = 10 })
       assert.equal(6, summary.deleted)
       assert.equal(1, api_requests("GET"), "one refused read, then nothing more")
+      -- The id whose read was refused has that 401; each one after it a wait not sent, for it.
+      local read = 0
       for i, res in ipairs(results) do
-        assert.same({ true, 401, res.bandwidth_id }, { res.deleted, res.wait_error.status, ids[i] }, "id " .. i)
+        assert.same({ true, res.bandwidth_id }, { res.deleted, ids[i] }, "id " .. i)
         assert.equal(ids[i], res.wait_error.bandwidth_id)
+        if res.wait_error.status == 401 then
+          read = read + 1
+        else
+          assert.same({ true, "auth", 401 }, { res.wait_error.not_sent, res.wait_error.stopped,
+            res.wait_error.cause.status }, "id " .. i)
+          assert.matches("/bandwidths/" .. ids[i], res.wait_error.path, 1, true)
+        end
       end
+      assert.equal(1, read)
+    end)
+
+    -- A batch stopped by an authentication failure sends nothing more: no wait's GET either.
+    it("a batch stopped by an authentication failure waits for nothing", function()
+      emu:set_knobs{ deleted_visible_for = 30 }
+      local ids = create(3)
+      local c = fx.client{ sleep = function() end, max_attempts = 1 }
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 401,
+        body = { error_code = "APIGW.0301", error_msg = "Incorrect IAM authentication information" } }
+      local results, summary = c:delete_bandwidths(ids, { wait = 10, concurrency = 1 })
+      assert.same({ "auth", 1, 1, 1 }, { summary.stopped, summary.deleted, summary.failed, summary.not_sent })
+      assert.equal(0, api_requests("GET"), "no read after the refusal")
+      assert.same({ true, "auth" }, { results[1].wait_error.not_sent, results[1].wait_error.stopped })
     end)
 
     it("a wait that a refused key ends says the delete went through", function()

@@ -440,6 +440,9 @@ function Client:delete_bandwidths(ids, opts)
     local cancel = errors.guarded(opts.cancel, r.log, "cancel", "stop")
     summary.still_readable = 0
     local refused -- a read the key was refused for: nothing more is signed, every id left gets it
+    -- A batch stopped by an authentication failure sends nothing more, not even a wait's GET:
+    -- each deleted id gets a wait error that says so (not sent, its cause the refusal).
+    local stopped_by_auth = summary.stopped == "auth"
     -- The result of each bandwidth waited for: a repeated id's later positions (copies of its
     -- result) get its outcome, neither waited for nor counted again.
     local first = {}
@@ -452,10 +455,9 @@ function Client:delete_bandwidths(ids, opts)
         if earlier then
           res.waited, res.still_readable = earlier.waited, earlier.still_readable
           res.wait_error = earlier.wait_error and errors.copy(earlier.wait_error)
-        elseif refused then
+        elseif refused or stopped_by_auth then
           first[res.bandwidth_id] = res
-          res.wait_error = errors.copy(refused)
-          res.wait_error.bandwidth_id = res.bandwidth_id
+          res.wait_error = errors.not_sent(ops.show_bandwidth(r.project_id, res.bandwidth_id), "auth", refused)
         else
           first[res.bandwidth_id] = res
           local ok, w = pcall(bandwidths.wait_gone, r, r.project_id, res.bandwidth_id,
