@@ -199,3 +199,27 @@ describe("list of failures", function()
     assert.same(expected, words(text))
   end)
 end)
+
+-- A 401 whose credentials could not be renewed: the API's answer, and what IAM or the metadata
+-- service said as its cause, in every form the command prints (it once showed the 401 alone,
+-- with the gateway's advice: the real fault appeared nowhere).
+describe("a failure's cause", function()
+  it("is in the message line, the failures list and the JSON of a 401 whose refresh failed", function()
+    local cause = { kind = "usage", argument = "credentials",
+      message = "not renewed: the ECS metadata service at http://169.254.169.254 gave no new temporary keys "
+        .. "(it answered 500)" }
+    local o = { id = "bw-1", outcome = "failed", could_have_acted = false,
+      err = { kind = "http", status = 401, reason = "Unauthorized", code = "APIGW.0301",
+        message = "verify aksk signature fail", attempts = 1, cause = cause } }
+    local detail = table.concat(output.detail_lines(o), " "):gsub("%s+", " ")
+    assert.matches("cause: not renewed: the ECS metadata service", detail, 1, true)
+    assert.matches("(it answered 500)", output.failures({ o }):gsub("\n%s*", " "), 1, true)
+    assert.equal(cause.message, cjson.decode(output.result_line(o, "json")).cause)
+    assert.equal(cause.message, cjson.decode(output.error_json(o.err, 1)).cause)
+    -- No cause, or one that is no error of the library's (a caller's raised value): nothing added.
+    o.err.cause = nil
+    assert.is_nil(table.concat(output.detail_lines(o), " "):find("cause", 1, true))
+    o.err.cause = "disk full"
+    assert.is_nil(cjson.decode(output.result_line(o, "json")).cause)
+  end)
+end)

@@ -595,10 +595,18 @@ metadata_provider = function(base, looked)
     secrets = {} }, Metadata)
 end
 
--- The usage error of a metadata service that gave nothing: no credentials anywhere.
+-- The usage error of a metadata service that gave nothing: no credentials anywhere (at the
+-- first fetch: where else was looked); at a refresh, the keys it had expire and none came.
 local function nothing_found(self, err)
-  local e = errors.usage("credentials", "not found: looked at %s (%s)", table.concat(self.looked, "; then "),
-    err.kind == "transport" and ("no answer: " .. tostring(err.reason)) or ("it answered " .. tostring(err.status)))
+  local why = err.kind == "transport" and ("no answer: " .. tostring(err.reason))
+    or ("it answered " .. tostring(err.status))
+  local e
+  if self.keys then
+    e = errors.usage("credentials", "not renewed: the ECS metadata service at %s gave no new temporary keys (%s)",
+      self.base, why)
+  else
+    e = errors.usage("credentials", "not found: looked at %s (%s)", table.concat(self.looked, "; then "), why)
+  end
   e.cause = err
   return e
 end

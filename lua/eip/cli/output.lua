@@ -128,6 +128,26 @@ local function human_line(o)
   return layout(columns(o))
 end
 
+-- What the server or the library said of a failure, as one sentence.
+local function said(e)
+  local reason = e.kind == "http" and e.reason or nil
+  local message = e.message
+  if message == nil then return reason or e.kind or "?" end -- (a 502 page without an error body)
+  if reason and message ~= reason then return reason .. ": " .. message end
+  return message
+end
+
+-- The cause of an answer's failure, when it has one that is an error of the library's (a 401
+-- whose credentials could not be renewed: what IAM or the metadata service said), or nil.
+local function cause_of(e)
+  local c = e.cause
+  if (e.kind == "http" or e.kind == "transport" or e.kind == "proxy") and type(c) == "table"
+      and type(c.kind) == "string" and (c.message ~= nil or c.reason ~= nil) then
+    return said(c)
+  end
+  return nil
+end
+
 local function json_line(o)
   local t = { bandwidth_id = o.id, result = o.outcome, ok = o.outcome == "deleted" or o.outcome == "missing" }
   if o.res then
@@ -142,6 +162,7 @@ local function json_line(o)
     t.reason, t.retryable, t.attempts, t.argument = e.reason, e.retryable, e.attempts, e.argument
     t.stage, t.moved, t.not_moved, t.uncertain = e.stage, e.moved, e.not_moved, e.uncertain
     t.not_sent, t.order_id, t.lost_answer, t.advice = e.not_sent, e.order_id, e.lost_answer, e.advice
+    t.cause = cause_of(e)
     t.could_have_acted = o.could_have_acted == true
   end
   return json.encode(t)
@@ -185,13 +206,10 @@ local function wrap(text, indent, width)
   return lines
 end
 
--- What the server or the library said of a failure, as one sentence.
 local function message_of(e)
-  local reason = e.kind == "http" and e.reason or nil
-  local message = e.message
-  if message == nil then return reason or e.kind or "?" end -- (a 502 page without an error body)
-  if reason and message ~= reason then return reason .. ": " .. message end
-  return message
+  local cause = cause_of(e)
+  if cause then return said(e) .. "; cause: " .. cause end
+  return said(e)
 end
 
 --- The detail `--verbose` prints under a result line: for a `FAILED?`, what to do about it; then
@@ -338,6 +356,7 @@ function M.error_json(e, exit)
   for _, k in ipairs{ "status", "code", "reason", "request_id", "argument", "retryable", "attempts", "advice" } do
     t[k] = e[k]
   end
+  t.cause = cause_of(e)
   return json.encode(t)
 end
 
