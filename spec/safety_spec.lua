@@ -645,6 +645,23 @@ describe("safety", function()
       assert.same({ true, "auth" }, { results[1].wait_error.not_sent, results[1].wait_error.stopped })
     end)
 
+    -- Also when another stop came first (on_result's STOP) and the refused delete came back after it.
+    it("a batch with a refused delete waits for nothing, whatever stopped it first", function()
+      emu:set_knobs{ deleted_visible_for = 30 }
+      local ids = create(3)
+      local c = fx.client{ sleep = function() end, max_attempts = 1 }
+      -- (The first id goes alone, the batch's probe of the credentials; the next two at once.)
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 401, delay = 0.3,
+        body = { error_code = "APIGW.0301", error_msg = "Incorrect IAM authentication information" } }
+      local results, summary = c:delete_bandwidths(ids, { wait = 10, concurrency = 2,
+        on_result = function(_, id) if id == ids[3] then return eip.STOP end end })
+      assert.same({ "cancelled", 2, 401 }, { summary.stopped, summary.deleted, results[2].status })
+      assert.equal(0, api_requests("GET"), "no read after the refusal")
+      for _, i in ipairs{ 1, 3 } do
+        assert.same({ true, 401 }, { results[i].wait_error.not_sent, results[i].wait_error.cause.status })
+      end
+    end)
+
     it("a wait that a refused key ends says the delete went through", function()
       emu:set_knobs{ deleted_visible_for = 30 }
       local id = create(1)[1]

@@ -439,10 +439,13 @@ function Client:delete_bandwidths(ids, opts)
     local deadline = core.monotime() + wait
     local cancel = errors.guarded(opts.cancel, r.log, "cancel", "stop")
     summary.still_readable = 0
-    local refused -- a read the key was refused for: nothing more is signed, every id left gets it
+    local refused -- a read or a delete the key was refused for: nothing more is signed, every id left gets it
     -- A batch stopped by an authentication failure sends nothing more, not even a wait's GET:
     -- each deleted id gets a wait error that says so (not sent, its cause the refusal).
     local stopped_by_auth = summary.stopped == "auth"
+    for _, res in ipairs(results) do -- (also when another stop came first: an on_result's STOP)
+      if not refused and errors.is_error(res) and retry.halts(res) then refused = res end
+    end
     -- The result of each bandwidth waited for: a repeated id's later positions (copies of its
     -- result) get its outcome, neither waited for nor counted again.
     local first = {}
