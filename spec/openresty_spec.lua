@@ -135,6 +135,12 @@ describe("OpenResty #openresty", function()
       local resp = delete("bw-1")
       assert.equal(429, assert_error(resp, 503, "http").status)
       assert.equal("7", resp.headers["retry-after"])
+      -- The gateway's throttling sends no Retry-After: the example advises a few seconds.
+      emu:inject{ method = "DELETE", status = 429,
+        body = { error_code = "APIGW.0308", error_msg = "The throttling threshold has been reached" } }
+      resp = delete("bw-1")
+      assert.equal(429, assert_error(resp, 503, "http").status)
+      assert.equal("5", resp.headers["retry-after"])
     end)
 
     it("answers 405 to other methods", function()

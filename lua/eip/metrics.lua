@@ -1,4 +1,4 @@
---- Metrics for dashboards: counters and a latency histogram per operation and outcome, kept
+--- Metrics for dashboards: counters per operation and outcome, and a latency histogram per operation, kept
 -- from the client's `on_response` hook and rendered in the Prometheus text format.
 --
 --   local metrics = eip.metrics()                       -- in this Lua state
