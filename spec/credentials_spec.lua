@@ -296,6 +296,21 @@ describe("credentials", function()
       assert.equal(0, s.auth_failures)
     end)
 
+    -- A 401 whose new keys the service then refuses: the call's 401, the refresh's failure as
+    -- its cause, said as a renewal (not the start-up search, whose reason tostring cut off).
+    it("a refresh the service fails: the 401, caused by keys not renewed", function()
+      local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url, max_attempts = 2 })
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      emu:inject{ method = "DELETE", status = 401,
+        body = { error_code = "APIGW.0301", error_msg = "Incorrect IAM authentication information" } }
+      emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token", status = 500, times = -1 }
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      c:close()
+      assert.same({ 401, "usage" }, { err.status, err.cause and err.cause.kind })
+      assert.matches("not renewed: the ECS metadata service at " .. emu.metadata_url, err.cause.message, 1, true)
+      assert.matches("(it answered 500)", tostring(err), 1, true)
+    end)
+
     -- A refusal is for the keys: renewed temporary keys are signed with again.
     it("signs again once its refused temporary keys are renewed, not before", function()
       emu:set_knobs{ metadata_credential_ttl = 2, metadata_same_keys = 1 }

@@ -126,7 +126,8 @@ describe("validation", function()
     -- A file the look-up of credentials will refuse (a note in another section, a quote left
     -- open) still gives its keys, as written and without quotes: the region is checked first.
     for _, text in ipairs{ "\239\187\191[basic]\nsk = " .. sk .. "\n\n[notes]\nrotate the key before June\n",
-        "[basic]\nsk = '" .. sk .. "\nproject_id = \"0a1b\n", "[Basic]\nSK: \"" .. sk .. "\"\n" } do
+        "[basic]\nsk = '" .. sk .. "\nproject_id = \"0a1b\n", "[Basic]\nSK: \"" .. sk .. "\"\n",
+        "[basic] ; my keys\nak = AKPROFILE0000000000\nsk = " .. sk .. "\n", "[basic]\rak = A\rsk = " .. sk .. "\r" } do
       local bad = assert(io.open(path, "w"))
       bad:write(text)
       bad:close()

@@ -601,7 +601,7 @@ local function nothing_found(self, err)
   local why = err.kind == "transport" and ("no answer: " .. tostring(err.reason))
     or ("it answered " .. tostring(err.status))
   local e
-  if self.keys then
+  if self.last_keys then -- (a refresh clears self.keys before it asks)
     e = errors.usage("credentials", "not renewed: the ECS metadata service at %s gave no new temporary keys (%s)",
       self.base, why)
   else

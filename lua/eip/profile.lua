@@ -164,9 +164,11 @@ function M.secrets(getenv)
   if not (ok and text) then return out end
   text = text:gsub("^\239\187\191", "") -- a UTF-8 byte order mark, as parse reads past it
   local section
-  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
-    line = trim(line:gsub("\r$", ""))
-    local name = line:match("^%[%s*([^%]]-)%s*%]$")
+  -- Any line end (CR alone too), and a section header followed by a comment: what the SDKs'
+  -- configparser reads, though parse refuses it.
+  for line in (text:gsub("\r\n?", "\n") .. "\n"):gmatch("([^\n]*)\n") do
+    line = trim(line)
+    local name = line:match("^%[%s*([^%]]-)%s*%]")
     if name then
       section = name:lower()
     elseif section == "basic" then
