@@ -645,6 +645,21 @@ describe("safety", function()
       assert.same({ true, "auth" }, { results[1].wait_error.not_sent, results[1].wait_error.stopped })
     end)
 
+    -- A wait's reads end with the wait (each read's retries once took attempts x timeout), and a
+    -- wait whose reads all failed says so, not that the bandwidth could still be read.
+    it("a wait whose reads hang ends with the wait, with the reads' error", function()
+      emu:set_knobs{ deleted_visible_for = 30 }
+      local id = create(1)[1]
+      local c = fx.client{ timeout = 5, sleep = function() end }
+      emu:inject{ method = "GET", action = "hang", times = -1 }
+      local t0 = socket.gettime()
+      local err = raised(c.delete_bandwidth, c, id, { wait = 1 })
+      local took = socket.gettime() - t0
+      assert.is_true(took < 4, "the wait of 1 s took " .. took .. " s (reads of 5 s each, retried)")
+      assert.same({ "transport", "timeout", true, "wait" }, { err.kind, err.reason, err.deleted, err.stage })
+      assert.is_nil(emu:get_bandwidth(id))
+    end)
+
     -- Also when another stop came first (on_result's STOP) and the refused delete came back after it.
     it("a batch with a refused delete waits for nothing, whatever stopped it first", function()
       emu:set_knobs{ deleted_visible_for = 30 }

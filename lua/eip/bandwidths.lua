@@ -461,12 +461,24 @@ end
 function M.wait_gone(runner, project, bandwidth_id, seconds, cancel)
   local started = core.monotime()
   local step = 1
+  -- The last read's failure while no read has shown the bandwidth: what ends a wait whose time
+  -- ran out then (not "still readable", which no read showed).
+  local unread
   while true do
     -- A program that catches Ctrl-C (eip.core.catch_interrupts, as the eip command does) ends the
     -- wait at once, before another read: the delete itself is done.
     if core.interrupts() > 0 or (cancel and cancel()) then interrupted_wait(project, bandwidth_id, step - 1) end
-    local ok, err = pcall(M.show, runner, project, bandwidth_id, cancel)
+    -- Each read, its retries included, ends with the wait: a read of `timeout` x attempts must
+    -- not hold a wait of a few seconds for minutes.
+    local op = ops.show_bandwidth(project, bandwidth_id)
+    op.deadline_at = started + seconds
+    local ok, err = pcall(runner.run, runner, op, cancel)
     local waited = core.monotime() - started
+    if ok then
+      unread = false
+    elseif unread ~= false then
+      unread = err
+    end
     if not ok then
       if not errors.is_error(err) then error(err, 0) end
       if err.status == 404 and errors.NOT_FOUND_CODES[err.code] == "bandwidth" then return waited end
@@ -486,6 +498,10 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel)
     local pause = WAIT_STEPS[step] or WAIT_STEPS[#WAIT_STEPS]
     step = step + 1
     if waited + pause > seconds then
+      if errors.is_error(unread) then
+        unread.deleted, unread.stage, unread.bandwidth_id = true, "wait", bandwidth_id
+        error(unread, 0)
+      end
       error(errors.wait_timeout(ops.show_bandwidth(project, bandwidth_id), waited), 0)
     end
     if runner:pause(pause, cancel) then interrupted_wait(project, bandwidth_id, step - 1) end

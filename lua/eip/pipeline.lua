@@ -402,6 +402,9 @@ function Call:start()
   local now = monotime()
   self.started = now
   if self.runner.deadline then self.deadline = now + self.runner.deadline end
+  -- An operation's own deadline (monotonic; a wait's reads end with the wait), when sooner.
+  local at = self.op.deadline_at
+  if at and (self.deadline == false or at < self.deadline) then self.deadline = at end
 end
 
 --- Signed requests (AK/SK, the metadata service's keys) a client has in flight at most, fewer by
