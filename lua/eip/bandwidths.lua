@@ -65,6 +65,8 @@ local LIST_RESTARTS = 3
 
 -- One page: the op's result, or nil and the error of a page whose marker names no bandwidth any
 -- more (404 VPC.0306: deleted between two pages, by a batch running beside the listing).
+-- A page larger than max_body (cut, so unreadable) is returned as the third value: the listing
+-- asks for it again in smaller pages.
 local function list_page(runner, op, marker)
   local ok, page = pcall(runner.run, runner, op)
   if ok then return page end
@@ -72,6 +74,7 @@ local function list_page(runner, op, marker)
   if marker and errors.is_error(err) and err.status == 404 and errors.NOT_FOUND_CODES[err.code] == "bandwidth" then
     return nil, err
   end
+  if errors.is_error(err) and err.truncated and err.reason == "Unusable Answer" then return nil, nil, err end
   error(err, 0)
 end
 
@@ -88,9 +91,17 @@ function M.list(runner, project, q, limit)
     for _, kv in ipairs(q) do query[#query + 1] = kv end
     if marker then query[#query + 1] = { "marker", marker } end
     local op = ops.list_bandwidths_page(project, query)
-    local page, gone = list_page(runner, op, marker)
+    local page, gone, cut = list_page(runner, op, marker)
     info.requests = info.requests + 1
-    if gone then
+    if cut then
+      -- Bandwidths with many EIPs make a page of `limit` of them larger than max_body: the
+      -- same page again, half as long (one bandwidth alone too large: the error stands).
+      info.attempts, info.elapsed = info.attempts + (cut.attempts or 1), info.elapsed + (cut.elapsed or 0)
+      if limit <= 1 then error(cut, 0) end
+      limit = math.floor(limit / 2)
+      info.smaller_pages = limit
+      page = { bandwidths = {} }
+    elseif gone then
       info.attempts, info.elapsed = info.attempts + (gone.attempts or 1), info.elapsed + (gone.elapsed or 0)
       if info.restarts >= LIST_RESTARTS then error(gone, 0) end
       info.restarts, marker, seen = info.restarts + 1, nil, {}

@@ -433,6 +433,7 @@ function M.protocol(resp, method, path, message)
   return new{
     kind = "http", status = resp.status, reason = "Unusable Answer", message = message,
     request_id = resp.request_id, retryable = false, method = method, path = path, attempts = 1,
+    truncated = resp.truncated or nil,
   }
 end
 

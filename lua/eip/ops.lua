@@ -50,6 +50,10 @@ end
 local function decoded_field(op, resp, field, want)
   local t, why = body.decode(resp.body)
   if t and type(t[field]) ~= want then why = "the answer has no " .. field .. " " .. want end
+  if why and resp.truncated then
+    why = string.format("the answer is larger than max_body and was cut at %d bytes (raise max_body)",
+      #(resp.body or ""))
+  end
   if why then error(errors.protocol(resp, op.method, op.path, why), 0) end
   return t[field]
 end
