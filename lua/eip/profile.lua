@@ -42,37 +42,44 @@ end
 
 --- Parses INI text: { [section] = { [key] = value } }. Raises a usage error naming `path` and the
 -- line of the first line that is neither a section, a `key = value`, a comment nor blank.
-function M.parse(text, path)
+-- `lenient` (for redaction, see @{secrets}): nothing is refused; a line that is none of those is
+-- passed over, a section header may be followed by a comment, a CR alone ends a line (what the
+-- SDKs' configparser reads), and a value that opens a quote it does not close is kept as written.
+function M.parse(text, path, lenient)
   text = text:gsub("^\239\187\191", "") -- a UTF-8 byte order mark, as some editors write
+  if lenient then text = text:gsub("\r\n?", "\n") end
+  local header = lenient and "^%[%s*([^%]]-)%s*%]" or "^%[%s*([^%]]-)%s*%]$"
   local sections, current, current_name = {}, nil, nil
   local n = 0
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
     line = trim(line:gsub("\r$", ""))
     if line ~= "" and not line:find("^[#;]") then
-      local section = line:match("^%[%s*([^%]]-)%s*%]$")
+      local section = line:match(header)
       if section then
         current_name = section:lower()
         current = sections[current_name] or {}
         sections[current_name] = current
       else
         local key, value = line:match("^([%w_%-%.]+)%s*[=:]%s*(.-)$")
-        if not key or not current then
+        if (not key or not current) and not lenient then
           errors.raise_usage("credentials file", "%s, line %d: expected [section] or key = value%s", path, n,
             current and "" or " inside a section")
         end
-        -- A value in quotes keeps what is inside them. One of ours that opens a quote and does not
-        -- close it (`sk = "u8jz...`) is a mistake that would keep the quote in the secret: refused,
-        -- naming the key, never its value. Other sections and keys are left to the tools that
-        -- read them.
-        key = key:lower()
-        local q = value:match("^([\"'])")
-        local unquoted = q and value:match("^" .. q .. "(.*)" .. q .. "$")
-        if q and not unquoted and current_name == "basic" and M.KEYS[key] then
-          errors.raise_usage("credentials file", "%s, line %d: the value of %s opens a quote (%s) that it does not "
-            .. "close", path, n, key, q)
+        if key and current then
+          -- A value in quotes keeps what is inside them. One of ours that opens a quote and does
+          -- not close it (`sk = "u8jz...`) is a mistake that would keep the quote in the secret:
+          -- refused, naming the key, never its value. Other sections and keys are left to the
+          -- tools that read them.
+          key = key:lower()
+          local q = value:match("^([\"'])")
+          local unquoted = q and value:match("^" .. q .. "(.*)" .. q .. "$")
+          if q and not unquoted and current_name == "basic" and M.KEYS[key] and not lenient then
+            errors.raise_usage("credentials file", "%s, line %d: the value of %s opens a quote (%s) that it does "
+              .. "not close", path, n, key, q)
+          end
+          current[key] = unquoted or value
         end
-        current[key] = unquoted or value
       end
     end
   end
@@ -148,11 +155,11 @@ end
 
 --- The secret values of the profile file's `[basic]` section (sk, security_token), read
 -- without a word: for redaction before the credentials are looked for (see
--- eip.auth.known_secrets). Read leniently, line by line: a line @{parse} refuses (in any
--- section: a note, a quote left open) must not hide the keys, since what quotes them (a region
--- checked first) comes before the usage error that file gets. A value is taken as written and
--- without its quotes (or the one it opens). A file that cannot be read gives none here; the
--- look-up of the credentials says why, if it comes to it, and warns about a file others can read.
+-- eip.auth.known_secrets). Parsed leniently (see @{parse}): a line the look-up of credentials
+-- will refuse (in any section: a note, a quote left open) must not hide the keys, since what
+-- quotes them (a region checked first) comes before that file's usage error. A file that cannot
+-- be read gives none here; the look-up says why, if it comes to it, and warns about a file
+-- others can read.
 -- @tparam[opt] function getenv replaces os.getenv (tests)
 -- @treturn {string,...}
 function M.secrets(getenv)
@@ -161,25 +168,10 @@ function M.secrets(getenv)
     local path = M.path(getenv)
     return path and read_text(path)
   end)
-  if not (ok and text) then return out end
-  text = text:gsub("^\239\187\191", "") -- a UTF-8 byte order mark, as parse reads past it
-  local section
-  -- Any line end (CR alone too), and a section header followed by a comment: what the SDKs'
-  -- configparser reads, though parse refuses it.
-  for line in (text:gsub("\r\n?", "\n") .. "\n"):gmatch("([^\n]*)\n") do
-    line = trim(line)
-    local name = line:match("^%[%s*([^%]]-)%s*%]")
-    if name then
-      section = name:lower()
-    elseif section == "basic" then
-      local key, value = line:match("^([%w_%-%.]+)%s*[=:]%s*(.-)$")
-      key = key and key:lower()
-      if (key == "sk" or key == "security_token") and value ~= "" then
-        out[#out + 1] = value
-        local bare = value:match("^([\"'])") and value:gsub("^[\"']", ""):gsub("[\"']$", "")
-        if bare and bare ~= "" then out[#out + 1] = bare end
-      end
-    end
+  local basic = ok and text and M.parse(text, nil, true).basic
+  for _, key in ipairs{ "sk", "security_token" } do
+    local v = basic and basic[key]
+    if v and v ~= "" then out[#out + 1] = v end
   end
   return out
 end
