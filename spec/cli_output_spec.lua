@@ -205,9 +205,9 @@ end)
 -- with the gateway's advice: the real fault appeared nowhere).
 describe("a failure's cause", function()
   it("is in the message line, the failures list and the JSON of a 401 whose refresh failed", function()
-    local cause = { kind = "usage", argument = "credentials",
+    local cause = setmetatable({ kind = "usage", argument = "credentials",
       message = "not renewed: the ECS metadata service at http://169.254.169.254 gave no new temporary keys "
-        .. "(it answered 500)" }
+        .. "(it answered 500)" }, getmetatable(require("eip.errors").usage("credentials", "x"))) -- an eip error
     local o = { id = "bw-1", outcome = "failed", could_have_acted = false,
       err = { kind = "http", status = 401, reason = "Unauthorized", code = "APIGW.0301",
         message = "verify aksk signature fail", attempts = 1, cause = cause } }

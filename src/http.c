@@ -480,7 +480,6 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
 {
     eip_http_transfer *t = ud;
     size_t len = size * n;
-    t->head_bytes += (long long)len;
     return eip_http_parse_header_line(t, data, len) == 0 ? len : 0;
 }
 
@@ -516,14 +515,12 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     if (now - t->ls_start_ms < (long long)t->ls_time_s * 1000)
         return 0;
     {
-        /* The head bytes: what on_header saw, or libcurl's count, which also holds a proxy's
-         * answer to CONNECT (never handed to on_header: SUPPRESS_CONNECT_HEADERS), as the
+        /* The head's bytes as libcurl counts them, line by line as they come: a proxy's answer
+         * to CONNECT included (never handed to on_header: SUPPRESS_CONNECT_HEADERS), as the
          * cosocket transport counts the tunnel's answer. */
         long header_size = 0;
-        long long head = t->head_bytes;
-        if (curl_easy_getinfo(t->curl, CURLINFO_HEADER_SIZE, &header_size) == CURLE_OK && header_size > head)
-            head = header_size;
-        got = (long long)dlnow + head;
+        curl_easy_getinfo(t->curl, CURLINFO_HEADER_SIZE, &header_size);
+        got = (long long)dlnow + header_size;
     }
     if ((got - t->ls_base) * 1000 < (long long)t->ls_limit * (now - t->ls_start_ms)) {
         t->too_slow = 1;
@@ -1332,7 +1329,7 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->ls_limit = req->low_speed_limit;
     t->ls_time_s = req->low_speed_time_s;
     t->ls_start_ms = t->ls_limit > 0 && t->ls_time_s > 0 ? now_ms() : 0;
-    t->ls_base = t->head_bytes = 0;
+    t->ls_base = 0;
     t->too_slow = 0;
     if (t->ls_start_ms != 0) {
         set_long(c, CURLOPT_LOW_SPEED_TIME, &t->low_speed_time_s, LS_NEVER);

@@ -199,9 +199,9 @@ typedef struct {
     int final_status, codings;
     /* The low-speed check of the current request (see on_progress in http.c): its limit and
      * window (0: off), where the window started (CLOCK_MONOTONIC, ms) and the bytes received
-     * (head and body) before it, the head bytes so far, and whether it aborted the transfer. */
+     * (head and body) before it, and whether it aborted the transfer. */
     long ls_limit, ls_time_s;
-    long long ls_start_ms, ls_base, head_bytes;
+    long long ls_start_ms, ls_base;
     int too_slow, progress_on;
     /* The current request is a HEAD: its answers have no body (their Transfer-Encoding is not read). */
     int head_request;

@@ -439,11 +439,11 @@ function Client:delete_bandwidths(ids, opts)
     local deadline = core.monotime() + wait
     local cancel = errors.guarded(opts.cancel, r.log, "cancel", "stop")
     summary.still_readable = 0
-    local refused -- a read or a delete the key was refused for: nothing more is signed, every id left gets it
-    -- A batch stopped by an authentication failure sends nothing more, not even a wait's GET:
-    -- each deleted id gets a wait error that says so (not sent, its cause the refusal).
-    local stopped_by_auth = summary.stopped == "auth"
-    for _, res in ipairs(results) do -- (also when another stop came first: an on_result's STOP)
+    -- A delete (or, below, a read) the key was refused for: nothing more is signed, not even a
+    -- wait's GET, whatever stopped the batch first (an on_result's STOP); each deleted id left
+    -- gets a wait error that says so (not sent, its cause the refusal).
+    local refused
+    for _, res in ipairs(results) do
       if not refused and errors.is_error(res) and retry.halts(res) then refused = res end
     end
     -- The result of each bandwidth waited for: a repeated id's later positions (copies of its
@@ -458,7 +458,7 @@ function Client:delete_bandwidths(ids, opts)
         if earlier then
           res.waited, res.still_readable = earlier.waited, earlier.still_readable
           res.wait_error = earlier.wait_error and errors.copy(earlier.wait_error)
-        elseif refused or stopped_by_auth then
+        elseif refused then
           first[res.bandwidth_id] = res
           res.wait_error = errors.not_sent(ops.show_bandwidth(r.project_id, res.bandwidth_id), "auth", refused)
         else

@@ -41,12 +41,14 @@ function Error.__tostring(e)
     if e.curl_code then parts[#parts + 1] = string.format(" (curl %d)", e.curl_code) end
   else
     parts[#parts + 1] = one_line(e.message or e.kind or "?", 300)
-    if e.cause then parts[#parts + 1] = " (" .. one_line(tostring(e.cause):gsub("^eip: ", ""), 300) .. ")" end
   end
-  -- (An answer's error with an eip error as its cause: a 401 whose credentials' refresh failed.)
-  if (e.kind == "http" or e.kind == "transport" or e.kind == "proxy") and type(e.cause) == "table"
-      and getmetatable(e.cause) == Error then
-    parts[#parts + 1] = "; cause: " .. one_line(tostring(e.cause):gsub("^eip: ", ""), 300)
+  -- The cause: of the library's own errors, whatever it is; of an answer's, an error of the
+  -- library's (a 401 whose credentials' refresh failed), after it.
+  local cause = e.cause
+  local answer = e.kind == "http" or e.kind == "transport" or e.kind == "proxy"
+  if cause and (not answer or getmetatable(cause) == Error) then
+    local text = one_line(tostring(cause):gsub("^eip: ", ""), 300)
+    parts[#parts + 1] = answer and ("; cause: " .. text) or (" (" .. text .. ")")
   end
   if e.request_id then parts[#parts + 1] = " request-id=" .. e.request_id end
   if e.attempts and e.attempts > 1 then parts[#parts + 1] = " after " .. e.attempts .. " attempts" end

@@ -33,7 +33,7 @@ local min, max = math.min, math.max
 local type = type
 local byte, sub, find = string.byte, string.sub, string.find
 
--- pcall that a caller's transport may yield through on every Lua (see errors.protected).
+-- pcall that a caller's transport may yield through on every Lua (see errors.yielding).
 local yielding = errors.yielding
 
 -- The headers every request starts with, shared by all requests and never modified. Each also
@@ -657,10 +657,13 @@ end
 -- the coroutines of ended requests, and one killed inside a callback (a client abort, ngx.exit
 -- from another thread) never counted its way out of it, so a count is the request's, not only
 -- the coroutine's.
+-- (A function of its own, not a closure made per call: a hook runs on every attempt, and
+-- LuaJIT cannot compile the making of a closure.)
+local function ctx_of(ngx) return ngx.ctx end
 local function request_of()
   local ngx = rawget(_G, "ngx")
   if not ngx then return false end
-  local ok, ctx = pcall(function() return ngx.ctx end)
+  local ok, ctx = pcall(ctx_of, ngx)
   return ok and ctx or false
 end
 

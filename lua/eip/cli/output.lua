@@ -21,6 +21,7 @@
 -- objects goes through `M.scrubbed` (the client's `clean`: no secret) and, as text, `M.shown`:
 -- server text reaches the terminal without a secret and without its control characters.
 -- @module eip.cli.output
+local eip = require "eip"
 local core = require "eip.core"
 local json = require "eip.cli.json"
 
@@ -141,10 +142,7 @@ end
 -- whose credentials could not be renewed: what IAM or the metadata service said), or nil.
 local function cause_of(e)
   local c = e.cause
-  if (e.kind == "http" or e.kind == "transport" or e.kind == "proxy") and type(c) == "table"
-      and type(c.kind) == "string" and (c.message ~= nil or c.reason ~= nil) then
-    return said(c)
-  end
+  if (e.kind == "http" or e.kind == "transport" or e.kind == "proxy") and eip.is_error(c) then return said(c) end
   return nil
 end
 
