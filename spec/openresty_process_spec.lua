@@ -210,6 +210,23 @@ local APP = head(2) .. [[
 }
 ]]
 
+-- The spec API (ECHO: a 204 naming the request and its connection), started as `name`.
+local function start_api(name, label)
+  return nginx.start{ name = name, label = label, config = function(fields)
+    fields.REPO, fields.CHUNK_CODE, fields.CHUNKS = launcher.REPO, CHUNK_CODE, CHUNKS
+    return nginx.render(ECHO, fields)
+  end }
+end
+
+-- An app of `template` calling `api`, with `extra` fields for the template's own placeholders.
+local function start_app(name, label, template, api, extra)
+  return nginx.start{ name = name, label = label, config = function(fields)
+    fields.REPO, fields.API, fields.PROJECT = launcher.REPO, api.url, PROJECT
+    for k, v in pairs(extra or {}) do fields[k] = v end
+    return nginx.render(template, fields)
+  end }
+end
+
 -- GET path of the app; the body.
 local function get(port, path)
   local sock = socket.tcp()
@@ -247,15 +264,8 @@ describe("OpenResty: the workers of an app whose client init_by_lua made #openre
 
   setup(function()
     assert(nginx.file_exists(launcher.LUAJIT_CORE), launcher.LUAJIT_CORE .. " is missing: run `make luajit`")
-    api = nginx.start{ name = "forkapi", label = "fork spec API", config = function(fields)
-      fields.REPO, fields.CHUNK_CODE, fields.CHUNKS = launcher.REPO, CHUNK_CODE, CHUNKS
-      return nginx.render(ECHO, fields)
-    end }
-    app = nginx.start{ name = "forkapp", label = "fork spec app", config = function(fields)
-      fields.REPO, fields.API, fields.PROJECT = launcher.REPO, api.url, PROJECT
-      fields.CHUNK_CODE, fields.CHUNKS = CHUNK_CODE, CHUNKS
-      return nginx.render(APP, fields)
-    end }
+    api = start_api("forkapi", "fork spec API")
+    app = start_app("forkapp", "fork spec app", APP, api, { CHUNK_CODE = CHUNK_CODE, CHUNKS = CHUNKS })
   end)
 
   teardown(function()
@@ -567,16 +577,10 @@ describe("OpenResty: lua-eip loaded first where nginx forbids coroutines #openre
 
   setup(function()
     assert(nginx.file_exists(launcher.LUAJIT_CORE), launcher.LUAJIT_CORE .. " is missing: run `make luajit`")
-    api = nginx.start{ name = "firstapi", label = "first-load spec API", config = function(fields)
-      fields.REPO, fields.CHUNK_CODE, fields.CHUNKS = launcher.REPO, CHUNK_CODE, CHUNKS
-      return nginx.render(ECHO, fields)
-    end }
+    api = start_api("firstapi", "first-load spec API")
     for _, first in ipairs{ "init_worker", "log" } do
-      apps[first] = nginx.start{ name = "first" .. (first:gsub("_", "")),
-        label = "first-load spec app (" .. first .. ")", config = function(fields)
-          fields.REPO, fields.API, fields.PROJECT, fields.FIRST = launcher.REPO, api.url, PROJECT, first
-          return nginx.render(FIRST_LOAD, fields)
-        end }
+      apps[first] = start_app("first" .. (first:gsub("_", "")), "first-load spec app (" .. first .. ")",
+        FIRST_LOAD, api, { FIRST = first })
     end
   end)
 
@@ -648,14 +652,8 @@ describe("OpenResty: the request path of a delete compiles #openresty", function
     assert(nginx.file_exists(launcher.LUAJIT_CORE), launcher.LUAJIT_CORE .. " is missing: run `make luajit`")
     local jitlib = nginx.capture("ls -d /usr/share/luajit*/jit/v.lua 2>/dev/null | head -1"):gsub("/jit/v%.lua%s*$", "")
     assert(jitlib ~= "", "LuaJIT's jit/v.lua not found (libluajit2-5.1-common)")
-    api = nginx.start{ name = "jitapi", label = "jit spec API", config = function(fields)
-      fields.REPO, fields.CHUNK_CODE, fields.CHUNKS = launcher.REPO, CHUNK_CODE, CHUNKS
-      return nginx.render(ECHO, fields)
-    end }
-    app = nginx.start{ name = "jitapp", label = "jit spec app", config = function(fields)
-      fields.REPO, fields.API, fields.PROJECT, fields.JITLIB = launcher.REPO, api.url, PROJECT, jitlib
-      return nginx.render(JIT_APP, fields)
-    end }
+    api = start_api("jitapi", "jit spec API")
+    app = start_app("jitapp", "jit spec app", JIT_APP, api, { JITLIB = jitlib })
   end)
 
   teardown(function()
@@ -720,14 +718,8 @@ describe("OpenResty: a delete in ssl_client_hello_by_lua #openresty", function()
   setup(function()
     assert(nginx.file_exists(launcher.LUAJIT_CORE), launcher.LUAJIT_CORE .. " is missing: run `make luajit`")
     pki = tls.make_pki()
-    api = nginx.start{ name = "helloapi", label = "client hello spec API", config = function(fields)
-      fields.REPO, fields.CHUNK_CODE, fields.CHUNKS = launcher.REPO, CHUNK_CODE, CHUNKS
-      return nginx.render(ECHO, fields)
-    end }
-    app = nginx.start{ name = "helloapp", label = "client hello spec app", config = function(fields)
-      fields.REPO, fields.API, fields.PROJECT, fields.PKI = launcher.REPO, api.url, PROJECT, pki.dir
-      return nginx.render(HELLO_APP, fields)
-    end }
+    api = start_api("helloapi", "client hello spec API")
+    app = start_app("helloapp", "client hello spec app", HELLO_APP, api, { PKI = pki.dir })
   end)
 
   teardown(function()
