@@ -75,6 +75,27 @@ describe("authentication", function()
       assert.is_nil(emu:get_bandwidth(lost))
     end)
 
+    -- VPC.0009 (401, real-name authentication failed) is the EIP service's own answer: the
+    -- gateway checked the signature and passed it. It once counted as a refused signature:
+    -- after three, the client signed nothing more with a key the gateway accepts.
+    it("a 401 with the service's own code is no refused signature: the key keeps signing", function()
+      local ids = emu:create_bandwidths(4)
+      for i = 1, 3 do
+        emu:inject{ method = "DELETE", path = emu:delete_path(ids[i]), status = 401,
+          body = { code = "VPC.0009", message = "real-name authentication fail." } }
+      end
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, ak = emu.ak, sk = emu.sk }
+      for i = 1, 3 do
+        local err = raised(c.delete_bandwidth, c, ids[i])
+        assert.same({ 401, "VPC.0009", "permission" }, { err.status, err.code, err.code_kind })
+        assert.is_nil(err.not_sent)
+      end
+      local res = c:delete_bandwidth(ids[4])
+      c:close()
+      assert.equal(204, res.status)
+      assert.is_nil(emu:get_bandwidth(ids[4]))
+    end)
+
     it("signs temporary credentials with X-Security-Token", function()
       local id = emu:create_bandwidth{ size = 1 }
       local c = eip.new{ endpoint = emu.url, project_id = emu.project_id,
@@ -325,6 +346,20 @@ describe("authentication", function()
       assert.equal(204, res.status)
       assert.equal(2, res.attempts)
       assert.equal(2, emu:stats().tokens_issued)
+    end)
+
+    -- VPC.0009: the account has no real-name authentication. A new token cannot change that:
+    -- one attempt, no second login (it once logged in again and resent the delete every call).
+    it("gets no new token for a 401 that new credentials cannot fix (VPC.0009)", function()
+      local c = iam_client()
+      local id = emu:create_bandwidth{ size = 1 }
+      emu:inject{ method = "DELETE", path = emu:delete_path(id), status = 401, times = 2,
+        body = { code = "VPC.0009", message = "real-name authentication fail." } }
+      local err = raised(c.delete_bandwidth, c, id)
+      c:close()
+      assert.same({ 401, "VPC.0009", 1 }, { err.status, err.code, err.attempts })
+      assert.equal(1, emu:stats().tokens_issued)
+      assert.truthy(emu:get_bandwidth(id))
     end)
 
     it("refreshes ahead of expiry, before the token can fail a call", function()

@@ -211,6 +211,20 @@ describe("safety", function()
       assert.is_true(most <= 2, most .. " in flight at once (concurrency 2)")
     end)
 
+    -- VPC.0502 (op_restricted: in arrears or frozen, as VPC.2701 says) refuses the account,
+    -- not one bandwidth: every other id would be refused alike. It once sent all of them.
+    it("stops on a 403 that says the account is restricted (VPC.0502)", function()
+      local ids = create(6)
+      emu:reset_counters()
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[1]), status = 403,
+        body = { code = "VPC.0502", message = "Tenant status is op_restricted." } }
+      local c = fx.client{ max_attempts = 1 }
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 1 })
+      assert.same({ "auth", 403, 1, 5 }, { summary.stopped, results[1].status, summary.failed, summary.not_sent })
+      assert.equal(1, api_requests("DELETE"))
+      assert.is_true(eip.is_auth_failure(results[1]))
+    end)
+
     -- A fine-grained policy can deny one resource and allow the next (an enterprise project's
     -- permissions): its 403 is that id's failure, and the batch goes on. A 403 locks no key.
     it("a policy's 403 (VPC.2201, VPC.0010) fails its id only: the batch goes on", function()

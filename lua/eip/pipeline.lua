@@ -617,9 +617,11 @@ function Call:response(resp)
     -- Signatures the gateway refused in a row (see eip.auth): counted, reset by an answer that
     -- passed the check (a success, or the service's own error: not a load balancer's 503 page).
     -- Each for the key that signed this request (its epoch): not for keys that replaced it since.
-    if resp.status == 401 then
+    -- A 401 of the service's own (VPC.0009: real-name authentication) passed the check.
+    local checked = err ~= nil and errors.credentials_checked(err)
+    if resp.status == 401 and not checked then
       provider:rejected(err, self.epoch)
-    elseif provider.strikes and (answer or errors.credentials_checked(err)) then
+    elseif provider.strikes and (answer or checked) then
       provider:accepted(self.epoch)
     end
   end

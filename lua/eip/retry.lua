@@ -66,11 +66,12 @@ M.PROXY_STATUSES = { [502] = true, [503] = true, [504] = true }
 M.AUTH_STATUSES = { [401] = true, [403] = true }
 
 --- 403 codes that mean "these credentials may do nothing here" (EIP's; the gateway's are
--- APIGW.0301-0307 / APIG.0301-0307): an invalid token, an account frozen or in arrears. A
+-- APIGW.0301-0307 / APIG.0301-0307): an invalid token, an account frozen or in arrears
+-- (VPC.2701), or restricted (VPC.0502: op_restricted, for the same reasons). A
 -- fine-grained policy's refusals (VPC.0010, VPC.2201) are not among them: a policy may deny one
 -- resource and allow the next (an enterprise project's permissions), and a 403 locks no key, so
 -- they fail their own call only.
-M.DENIED_CODES = { ["VPC.0008"] = true, ["VPC.2701"] = true }
+M.DENIED_CODES = { ["VPC.0008"] = true, ["VPC.2701"] = true, ["VPC.0502"] = true }
 
 -- The IAM token request's path: its 4xx is a refused login.
 local IAM_PATH = require("eip.ops").IAM_PATH
@@ -198,7 +199,9 @@ end
 --   err is final
 -- @treturn ?number seconds to wait, with "wait"
 function M.decide(err, state, policy, now, random)
-  if err.status == 401 and not state.refreshed then
+  -- A 401 whose code says new credentials cannot help (VPC.0009: real-name authentication)
+  -- gets no refresh.
+  if err.status == 401 and not state.refreshed and err.code_kind ~= "permission" then
     if state.credentials_changed then return "again" end
     if state.can_refresh then return "refresh" end
   end
