@@ -86,11 +86,16 @@ describe("eip command", function()
       f:close()
     end
     local redirect = input == "&-" and "<&-" or ("<" .. input)
+    -- opts.feed: a shell command whose output is the command's stdin (it may never end: the
+    -- command is then killed after 30 s, and its status says so).
+    if opts.feed then redirect = "" end
     -- exec: in the background, $! is then the command's own pid (a signal reaches it, not a shell).
     -- opts.nohup: started as nohup starts it, SIGHUP ignored. SIGPIPE as a shell gives it (this
     -- process ignores it, as LuaSocket does once loaded, and children would inherit that).
     local cmd = string.format("cd %s && exec %senv --default-signal=PIPE -i %s %s %s %s", q(opts.cwd or ROOT),
-      opts.nohup and "nohup " or "", table.concat(env, " "), EIP, args, redirect)
+      opts.nohup and "nohup " or opts.feed and "timeout -s KILL 30 " or "", table.concat(env, " "), EIP, args,
+      redirect)
+    if opts.feed then cmd = string.format("{ %s; } 2>/dev/null | (%s)", opts.feed, cmd) end
     local code
     if opts.pipe or opts.signal then
       -- The command's own status (not the reader's), through a file; with opts.signal, run in the
@@ -195,6 +200,17 @@ describe("eip command", function()
       assert.truthy(has(err, "eip delete-bandwidth --help"))
       assert.equal(0, emu:stats().requests)
       assert.is_not_nil(emu:get_bandwidth(id))
+    end)
+
+    -- A long unknown option (a pasted blob, a secret) was echoed whole, after a search for the
+    -- closest option that took seconds for 100 KB.
+    it("an unknown option too long to be a typo is neither echoed nor matched", function()
+      local flag = "--" .. string.rep("x", 60000)
+      local code, out, err = run("delete-bandwidth " .. flag .. " bw-1")
+      assert.same({ 2, "" }, { code, out })
+      assert.truthy(has(err, "unknown option (60002 characters, not shown) for delete-bandwidth"), err)
+      assert.is_nil(err:find("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 1, true))
+      assert.equal(0, emu:stats().requests)
     end)
 
     it("bad option values and misplaced options are usage errors", function()
@@ -941,6 +957,27 @@ describe("eip command", function()
       assert.same({ "remove", 403, false }, { objs[b].stage, objs[b].status, objs[b].could_have_acted })
     end)
 
+    -- A client signing with AK/SK keeps four requests in flight, whatever --concurrency says:
+    -- once cut silently, a run took four times as long as asked without a word why.
+    it("says that --concurrency above 4 runs as 4 when the requests are signed", function()
+      local ids = emu:create_bandwidths(8)
+      local aksk = { OS_AUTH_TOKEN = false, HUAWEICLOUD_SDK_AK = emu.ak, HUAWEICLOUD_SDK_SK = emu.sk }
+      local code, _, err = run("delete-bandwidth --concurrency 16 " .. table.concat(ids, " "), { env = aksk })
+      assert.equal(0, code, err)
+      assert.matches("eip: note: a client signing with AK/SK keeps at most 4 requests in flight; "
+        .. "--concurrency 16 runs as 4\n", err, 1, true)
+      assert.matches("8 deleted", err, 1, true)
+      -- Not with a token, nor with a --concurrency that fits.
+      ids = emu:create_bandwidths(8)
+      code, _, err = run("delete-bandwidth --concurrency 16 " .. table.concat(ids, " "))
+      assert.equal(0, code, err)
+      assert.is_nil(err:find("note: a client signing", 1, true))
+      ids = emu:create_bandwidths(8)
+      code, _, err = run("delete-bandwidth --concurrency 4 " .. table.concat(ids, " "), { env = aksk })
+      assert.equal(0, code, err)
+      assert.is_nil(err:find("note: a client signing", 1, true))
+    end)
+
     it("sends 8 deletes at once by default (the library's concurrency)", function()
       local ids = {}
       for i = 1, 20 do ids[i] = emu:create_bandwidth{ size = 1 } end
@@ -957,6 +994,36 @@ describe("eip command", function()
       assert.equal(2, code)
       assert.equal("", out)
       assert.matches("stdin line 1 is longer than 4096 bytes: not a list of ids", err, 1, true)
+      assert.equal(before, emu:stats().requests)
+    end)
+
+    -- Each line is checked as it is read: a bad first line followed by an endless stream of
+    -- ids (a generator, a log still written) once kept the command reading, its memory growing,
+    -- without ever saying what was wrong (the ids were checked at the end of stdin).
+    it("refuses a bad id on stdin at once, before the rest of stdin is read: exit 2, nothing sent", function()
+      local before = emu:stats().requests
+      local code, out, err = run("delete-bandwidth -",
+        { feed = "printf 'not/an/id\\n'; yes 11111111-2222-3333-4444-555555555555" })
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.matches("^eip: stdin line 1: bandwidth_id ", err)
+      assert.equal(before, emu:stats().requests)
+    end)
+
+    it("refuses more than 100000 distinct ids at the first one past them; repeats hold nothing", function()
+      local before = emu:stats().requests
+      local code, out, err = run("delete-bandwidth -",
+        { feed = "seq -f '11111111-2222-3333-4444-%012g' 1 100001" })
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.matches("eip: stdin line 100001: more than 100000 distinct ids: split the list", err, 1, true)
+      assert.equal(before, emu:stats().requests)
+      -- The same id over and over is one id (the rest are repeats), however many lines.
+      code, out, err = run("delete-bandwidth --dry-run -",
+        { feed = "yes 11111111-2222-3333-4444-555555555555 | head -n 200000" })
+      assert.equal(0, code, err)
+      assert.matches("11111111-2222-3333-4444-555555555555", out, 1, true)
+      assert.matches("199999 repeated id", err, 1, true)
       assert.equal(before, emu:stats().requests)
     end)
 

@@ -105,7 +105,9 @@ M._VERSION = client.VERSION
 -- @tparam[opt] function opts.on_response `function(info)` after each attempt: the same and
 --   `status, code, outcome ("ok", "http", the transport kind or "proxy"), elapsed, bytes,
 --   request_id, retry` (whether another attempt follows); a hook that raises does not break the call
--- @treturn eip.client the client
+-- @treturn eip.client the client; its fields (read them, never set them): `endpoint`, `project_id`
+--   (nil until learnt, without one given), `auth` (how it authenticates: "token", "aksk", "iam" or
+--   "metadata"; "aksk" and "metadata" sign, at most four requests in flight), `transport`
 -- @raise a `usage` @{error} naming the bad or missing option (`argument`); nothing is sent
 M.new = client.new
 
@@ -182,6 +184,11 @@ M.sign = require("eip.sign").sign
 
 --- What a batch's `on_result` returns to stop it (see @{eip.client:delete_bandwidths}).
 M.STOP = client.STOP
+
+--- How many requests a client that signs (AK/SK, the metadata service's keys) keeps in flight at
+-- most, whatever a batch's `concurrency` (the README's Safety: five refused signatures in a row
+-- lock the key).
+M.SIGNED_IN_FLIGHT_MAX = client.SIGNED_IN_FLIGHT_MAX
 
 --- What an error code means: the error-code table's row for it (and for `status`, when the code
 -- has several), with what the retry policy decides about it.

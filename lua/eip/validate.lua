@@ -247,12 +247,16 @@ function M.closest(name, names)
   for _, n in ipairs(names) do
     if #name >= 3 and n:sub(1, #name) == name then return n end
   end
+  local limit = math.max(2, math.floor(#name / 3))
   local best, best_d
   for _, n in ipairs(names) do
-    local d = distance(name, n)
-    if not best_d or d < best_d then best, best_d = n, d end
+    -- (no fewer edits than the lengths differ by: a pasted blob costs no #blob * #n table)
+    if math.abs(#name - #n) <= limit then
+      local d = distance(name, n)
+      if not best_d or d < best_d then best, best_d = n, d end
+    end
   end
-  if best and best_d <= math.max(2, math.floor(#name / 3)) then return best end
+  if best and best_d <= limit then return best end
   return nil
 end
 

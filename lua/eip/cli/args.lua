@@ -202,7 +202,9 @@ function M.parse(command, argv, from)
       local o = by_name[flag]
       if not o then
         local guess = M.closest(flag, names)
-        usage("unknown option %s for %s%s (see: %s --help)", flag, command.name,
+        -- (a long one is not echoed: a pasted blob, or a secret)
+        local shown = #flag <= 40 and flag or string.format("(%d characters, not shown)", #flag)
+        usage("unknown option %s for %s%s (see: %s --help)", shown, command.name,
           guess and ("; did you mean " .. guess .. "?") or "", name)
       end
       local v = true

@@ -21,7 +21,7 @@ local progress = require "eip.cli.progress"
 local usage = args.usage
 -- The library's batch limits (eip.batch; the command line uses the public API only, and
 -- cli_spec checks that these are the library's).
-local MAX_CONCURRENCY, DEFAULT_CONCURRENCY = 64, 8
+local MAX_CONCURRENCY, DEFAULT_CONCURRENCY, SIGNED_MAX = 64, 8, eip.SIGNED_IN_FLIGHT_MAX
 local sink = require "eip.cli.sink"
 local stdout, stderr = sink.stdout, io.stderr
 
@@ -31,8 +31,9 @@ local M = {
   summary = "delete shared bandwidths",
   about = [[
 Deletes each shared bandwidth (DELETE /v2.0/{project_id}/bandwidths/{id}); - reads the ids
-from stdin, one per line (blank lines and # comments skipped; a line over 4096 bytes, such as a
-binary file's, is a usage error). Prints one line per id (what
+from stdin, one per line (blank lines and # comments skipped; each line is checked as it is
+read: a bad id, a line over 4096 bytes, such as a binary file's, or more than 100000 distinct ids
+is a usage error at once). Prints one line per id (what
 happened, the attempts when more than one, the time), then the failures again and a summary on
 stderr. FAILED: the delete certainly did not happen (an answered 4xx such as 409, a
 connection that failed). FAILED?: it MAY HAVE BEEN CARRIED OUT all the same (a timeout, a reset,
@@ -58,8 +59,8 @@ failed or were not sent, 2 usage error (nothing was sent), 130 interrupted (143 
     { "--missing-ok", key = "missing_ok", help = "a bandwidth that does not exist (404 VPC.0306) counts as deleted "
       .. "(for an id shaped like one: a lower-case UUID)" },
     { "--concurrency", value = "N", key = "concurrency", integer = true, min = 1, max = MAX_CONCURRENCY,
-      help = string.format("deletes in flight at once (1-%d, default %d; --drain: one at a time)",
-        MAX_CONCURRENCY, DEFAULT_CONCURRENCY) },
+      help = string.format("deletes in flight at once (1-%d, default %d; --drain: one at a time; signed with "
+        .. "AK/SK: at most %d)", MAX_CONCURRENCY, DEFAULT_CONCURRENCY, SIGNED_MAX) },
     { "--no-adaptive", key = "no_adaptive",
       help = "keep --concurrency even when the API throttles (default: cut it, then raise it again)" },
     args.output_options("text"),
@@ -105,8 +106,8 @@ local function check_options(opts, ctx)
 end
 
 -- Ids from the arguments; "-" reads stdin, one per line (blank lines and # comments skipped).
--- Each is validated (nothing is sent when one is bad); repeats are dropped. Returns the ids, and
--- whether stdin was read.
+-- Each is validated as it is read (nothing is sent when one is bad); repeats are dropped.
+-- Returns the ids, and where each came from.
 -- A line of ids on stdin holds one id (64 bytes at most), blanks or a # comment: a longer line
 -- is not a list of ids (a binary file, /dev/zero), and is refused before it fills the memory.
 local STDIN_LINE_MAX = 4096
@@ -139,8 +140,22 @@ local function stdin_lines(on_line, closed)
   if rest ~= "" then on_line(n + 1, rest) end
 end
 
+-- At most this many distinct ids in one command: an endless stream of ids (a generator, a file
+-- still written to) is refused at the first one past it, not read until the memory is full.
+local IDS_MAX = 100000
+
 local function collect_ids(argv, ctx)
-  local ids, where, stdin_read = {}, {}, false
+  local out, seen, repeats, stdin_read = {}, {}, 0, false
+  -- Each id is checked as it comes (a bad line ends the reading there) and a repeat is dropped
+  -- at once: what is held is the distinct ids read so far, each with where it came from.
+  local function add(id, where)
+    local ok, err = pcall(validate.id, "bandwidth_id", id)
+    if not ok then usage("%s: %s", where, tostring(err.message or err)) end
+    if seen[id] then repeats = repeats + 1; return end
+    if #out >= IDS_MAX then usage("%s: more than %d distinct ids: split the list", where, IDS_MAX) end
+    seen[id] = where
+    out[#out + 1] = id
+  end
   for i, a in ipairs(argv) do
     if a == "-" then
       if stdin_read then usage("- (stdin) given twice") end
@@ -149,21 +164,13 @@ local function collect_ids(argv, ctx)
         -- A file saved with a byte order mark (UTF-8's EF BB BF) starts with its first id all the same.
         if n == 1 and line:sub(1, 3) == "\239\187\191" then line = line:sub(4) end
         line = line:match("^%s*(.-)%s*$")
-        if line ~= "" and line:sub(1, 1) ~= "#" then
-          ids[#ids + 1], where[#where + 1] = line, "stdin line " .. n
-        end
+        if line ~= "" and line:sub(1, 1) ~= "#" then add(line, "stdin line " .. n) end
       end, ctx.stdin_closed)
     else
-      ids[#ids + 1], where[#where + 1] = a, "argument " .. i
+      add(a, "argument " .. i)
     end
   end
-  if #ids == 0 and not stdin_read then usage("no bandwidth id given (see: eip delete-bandwidth --help)") end
-  local out, seen, repeats = {}, {}, 0
-  for i, id in ipairs(ids) do
-    local ok, err = pcall(validate.id, "bandwidth_id", id)
-    if not ok then usage("%s: %s", where[i], tostring(err.message or err)) end
-    if seen[id] then repeats = repeats + 1 else seen[id] = where[i]; out[#out + 1] = id end
-  end
+  if #out == 0 and not stdin_read then usage("no bandwidth id given (see: eip delete-bandwidth --help)") end
   if repeats > 0 then stderr:write(string.format("eip: note: %d repeated id(s) ignored\n", repeats)) end
   return out, seen
 end
@@ -387,6 +394,12 @@ function M.run(opts, argv, ctx)
     local ok = dry_run(client, ids, opts)
     client:close()
     return ok
+  end
+  -- A --concurrency the library holds to its signed requests' four is said, not silently cut.
+  local signs = client.auth == "aksk" or client.auth == "metadata"
+  if signs and not opts.drain and (opts.concurrency or 0) > SIGNED_MAX and #ids > SIGNED_MAX then
+    stderr:write(string.format("eip: note: a client signing with AK/SK keeps at most %d requests in flight; "
+      .. "--concurrency %d runs as %d\n", SIGNED_MAX, opts.concurrency, SIGNED_MAX))
   end
   local bar = progress.new(#ids, { enabled = ctx.terminal and not opts.no_progress and not opts.drain
     and not opts.debug and #ids > 1, results_on_terminal = ctx.stdout_terminal })
