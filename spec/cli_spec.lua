@@ -746,6 +746,47 @@ describe("eip command", function()
       assert.truthy(has(err, "  " .. a .. " not moved (1): eip-a\n"), err)
     end)
 
+    -- A later remove call, or the delete, not sent (the temporary keys could not be renewed)
+    -- after EIPs moved: once "NOT SENT ... invalid" and "1 not sent", the moves never listed.
+    it("--drain whose later remove call or delete is not sent: FAILED, and what moved is listed", function()
+      local eips = {}
+      for i = 1, 150 do eips[i] = string.format("eip-%04d", i) end
+      -- renewals answered: the start's, the show's, the first remove's (and the second's)
+      for _, case in ipairs{ { renewals = 3, moved = 100, not_moved = 50 }, { renewals = 4, moved = 150 } } do
+        emu:reset()
+        local a = emu:create_bandwidth{ size = 20, publicip_ids = eips }
+        -- Keys past their expiry by the client's clock: each request renews them first; the
+        -- metadata service answers the first renewals, then fails.
+        emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 200, times = -1,
+          body = { credential = { access = emu.temp_ak, secret = emu.temp_sk, securitytoken = emu.security_token,
+            expires_at = "2001-01-01T00:00:00Z" } } }
+        emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token$", action = "slow", delay = 0,
+          times = case.renewals }
+        emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token$", status = 500, times = -1 }
+        local code, out, err = run("delete-bandwidth --project-id " .. emu.project_id .. " " .. DRAIN_YES .. " " .. a,
+          { env = { OS_AUTH_TOKEN = false, EIP_METADATA_URL = emu.metadata_url } })
+        assert.equal(1, code, err)
+        assert.matches("^FAILED +" .. a:gsub("%p", "%%%0"), out)
+        assert.matches("1 bandwidth(s): 0 deleted, 0 missing, 1 failed  (", err, 1, true)
+        assert.truthy(has(err, string.format("  %s moved out (%d): eip-0001 ", a, case.moved)), err)
+        if case.not_moved then
+          assert.truthy(has(err, string.format("  %s not moved (%d): eip-0101 ", a, case.not_moved)), err)
+        end
+        assert.equal(case.not_moved or 0, #(emu:get_bandwidth(a).publicip_info or {}))
+      end
+    end)
+
+    -- A drain's line once showed its delete's time alone (0.5 ms for a drain of seconds).
+    it("--drain's line and JSON give the whole drain's time and requests", function()
+      local a = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-a", "eip-b" } }
+      emu:inject{ method = "POST", path = "/remove$", action = "slow", delay = 0.3 }
+      local code, out, err = run("delete-bandwidth --json " .. DRAIN_YES .. " " .. a)
+      assert.equal(0, code, err)
+      local line = cjson.decode(out)
+      assert.same({ "deleted", 3, 1 }, { line.result, line.requests, line.attempts })
+      assert.is_true(line.elapsed >= 0.3, out)
+    end)
+
     it("--force points to --drain; --drain needs --yes without a terminal, and --yes the terms", function()
       local a = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-a" } }
       emu:reset_counters()

@@ -326,6 +326,29 @@ describe("bandwidth operations", function()
       for _, r in ipairs(api_requests()) do assert.not_equal("DELETE", r.method) end
     end)
 
+    -- Temporary keys that cannot be renewed between two remove calls: the second call is not
+    -- sent (a usage error: no credentials), but the first moved 100 EIPs, each now a bill of its
+    -- own. That error once came out bare (no stage, no moved): read as "nothing was done".
+    it("says what moved when the credentials cannot be renewed before the second remove call", function()
+      local ids = eip_ids(150)
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+      -- keys already past their expiry by the client's clock: each request renews them first
+      emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 200, times = -1,
+        body = { credential = { access = emu.temp_ak, secret = emu.temp_sk, securitytoken = emu.security_token,
+          expires_at = "2001-01-01T00:00:00Z" } } }
+      local c = fx.client{ token = fixture.NONE, metadata_url = emu.metadata_url }
+      local err = raised(c.drain_and_delete_bandwidth, c, id, { charge_mode = "bandwidth", size = 1,
+        on_batch = function()
+          emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token$", status = 500, times = -1 }
+        end })
+      assert.same({ "usage", "remove", 2 }, { err.kind, err.stage, err.batch })
+      assert.matches("not renewed", err.message, 1, true)
+      assert.same({ unpack(ids, 1, 100) }, err.moved)
+      assert.same({ unpack(ids, 101, 150) }, err.not_moved)
+      assert.same({}, err.uncertain)
+      assert.same(err.not_moved, publicip_ids(emu:get_bandwidth(id)))
+    end)
+
     it("counts a batch whose answer was lost but whose effect shows in the bandwidth as done", function()
       local ids = eip_ids(150)
       local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }

@@ -291,7 +291,9 @@ function M.remove(runner, project, bandwidth_id, entries, terms, known)
       append(summary.removed, ids_of(entries, from, to))
     else
       local err = res
-      if not errors.is_error(err) or err.kind == "usage" then error(err, 0) end
+      -- A usage error of the first call: nothing moved, nothing to say. Of a later one (the
+      -- credentials not renewed between calls): what the calls before moved must be said.
+      if not errors.is_error(err) or (err.kind == "usage" and b == 1) then error(err, 0) end
       local moved, kept, uncertain
       local ids = ids_of(entries, from, to)
       if err.cancelled or retry.halts(err) then

@@ -246,7 +246,10 @@ local function outcome_of(id, value)
       if value.kind ~= "wait_timeout" and value.kind ~= "interrupted" then res.wait_error = value end
       return { id = id, outcome = "deleted", res = res }
     end
-    return { id = id, outcome = value.not_sent and "not_sent" or "failed", err = value,
+    -- A drain's step not sent after EIPs moved (its credentials not renewed, its key refused
+    -- meanwhile) failed: the moves are new bills, listed under it, never "not sent".
+    local moved = type(value.moved) == "table" and #value.moved > 0
+    return { id = id, outcome = value.not_sent and not moved and "not_sent" or "failed", err = value,
       could_have_acted = eip.could_have_acted(value) }
   end
   return { id = id, outcome = value.deleted == false and "missing" or "deleted", res = value }
@@ -332,6 +335,7 @@ local function run_deletes(client, ids, opts, emit, tick)
       emit({ id = id, outcome = "not_sent", could_have_acted = false, err = { kind = "not_sent",
         stopped = stopped or "cancelled", message = STOPPED[stopped] or "not sent: interrupted" } })
     else
+      local t0 = core.monotime()
       local ok, value = pcall(client.drain_and_delete_bandwidth, client, id, drain)
       if not ok and not eip.is_error(value) then error(value, 0) end -- a bug: keep its message
       -- Every further id would fail alike, and five bad signatures in a row lock an AK/SK pair.
@@ -342,6 +346,8 @@ local function run_deletes(client, ids, opts, emit, tick)
         stopped = "delete_refused"
       end
       local o = outcome_of(id, value)
+      -- The drain's whole time (show, remove calls, delete), not its delete's alone.
+      o.elapsed = core.monotime() - t0
       if o.res and o.res.still_readable then still_readable = still_readable + 1 end
       if o.res and o.res.wait_error then wait_errors[#wait_errors + 1] = o.res end
       emit(o)

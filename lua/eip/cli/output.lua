@@ -111,6 +111,7 @@ local function columns(o)
   else
     what, elapsed = what_failed(o.err), o.err.elapsed
   end
+  elapsed = o.elapsed or elapsed -- a drain's: all of its steps
   return word, o.id, what, notes_of(o), duration(elapsed)
 end
 
@@ -152,8 +153,9 @@ local function json_line(o)
     local r = o.res
     t.status, t.deleted, t.request_id, t.code = r.status, r.deleted, r.request_id, r.code
     t.attempts, t.removed, t.waited, t.still_readable = r.attempts, r.removed, r.waited, r.still_readable
-    t.lost_answer, t.project_id = r.lost_answer, r.project_id
-    if type(r.elapsed) == "number" then t.elapsed = math.floor(r.elapsed * 1e6 + 0.5) / 1e6 end
+    t.lost_answer, t.project_id, t.requests = r.lost_answer, r.project_id, o.elapsed and r.requests
+    local elapsed = o.elapsed or r.elapsed
+    if type(elapsed) == "number" then t.elapsed = math.floor(elapsed * 1e6 + 0.5) / 1e6 end
   else
     local e = o.err
     t.status, t.code, t.message, t.request_id, t.kind = e.status, e.code, e.message, e.request_id, e.kind
