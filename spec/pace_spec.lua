@@ -265,6 +265,41 @@ describe("rates and throttling against the emulator", function()
     end
   end)
 
+  -- A Retry-After of an hour is the same word as a limit of one request an hour: the batch went
+  -- on at one request a second (the window), each refused and counted against the limit.
+  it("stops at a Retry-After longer than retry_after_cap, and its wait reads nothing", function()
+    local t = fake_time()
+    local c = fx.client{ clock = t.clock, sleep = t.sleep }
+    local ids = emu:create_bandwidths(12)
+    emu:reset_counters()
+    emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 429,
+      headers = { ["Retry-After"] = "3600" }, body = { error_code = "APIGW.0308",
+        error_msg = "The throttling threshold has been reached" } }
+    local results, summary = c:delete_bandwidths(ids, { concurrency = 1, wait = 20 })
+    assert.same({ "throttled", 1, 1, 10 }, { summary.stopped, summary.deleted, summary.failed, summary.not_sent })
+    assert.equal(2, fixture.count_requests(emu, "DELETE"))
+    -- The deleted id is not read: every read would be throttled too.
+    assert.equal(0, fixture.count_requests(emu, "GET"))
+    local w = results[1].wait_error
+    assert.same({ "not_sent", "throttled", 429 }, { w.kind, w.stopped, w.cause.status })
+    for i = 3, 12 do assert.same({ "not_sent", "throttled" }, { results[i].kind, results[i].stopped }) end
+  end)
+
+  -- A wait whose read is throttled for longer than retry_after_cap ends there: it read on for
+  -- the whole wait, every read refused and counted.
+  it("ends a wait whose read is throttled beyond retry_after_cap", function()
+    local c = fx.client{ sleep = function() end }
+    local id = emu:create_bandwidth{ size = 1 }
+    emu:set_knobs{ deleted_visible_for = 60 }
+    emu:reset_counters()
+    emu:inject{ method = "GET", status = 429, times = -1, body = { error_code = "APIGW.0308",
+      error_msg = "The throttling threshold has been reached: policy user over ratelimit,limit:1,time:1 hour" } }
+    local ok, err = pcall(c.delete_bandwidth, c, id, { wait = 20 })
+    assert.is_false(ok)
+    assert.same({ 429, "wait", true }, { err.status, err.stage, err.deleted })
+    assert.equal(1, fixture.count_requests(emu, "GET"))
+  end)
+
   it("gives the client its rate back when on_result raises", function()
     local c = paced_client(20)
     local ids = emu:create_bandwidths(8)

@@ -500,7 +500,10 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel)
       -- 404 APIGW.0101 for a read that never reached the service, a 400, a 405) ends the wait:
       -- polling on would end, minutes later, in a wait_timeout saying the bandwidth could still be
       -- read, which no read showed.
-      if retry.halts(err) or err.kind == "usage" or not err.retryable then
+      -- So does throttling that says not to come back within retry_after_cap (each read would
+      -- be refused again, and count against the limit).
+      if retry.halts(err) or err.kind == "usage" or not err.retryable
+          or retry.throttled_beyond(err, runner.policy.retry_after_cap, os.time()) then
         -- The delete went through all the same: said on the error, as for a wait_timeout.
         err.deleted, err.stage, err.bandwidth_id = true, "wait", bandwidth_id
         error(err, 0)

@@ -411,11 +411,11 @@ function Run:adapt(job, resp)
       self.paused_until = math.max(self.paused_until, now + ra)
     end
     local stated = retry.stated_limit(err)
-    if stated and 1 / stated > math.max(self.runner.policy.retry_after_cap, WINDOW) then
-      -- The gateway allows one request per more than retry_after_cap seconds ("limit:1,time:1
-      -- hour"), and more than the window it counts in: as a longer Retry-After, not waited for,
-      -- adaptive or not. Nothing more starts; the ids not sent say why (stopped = "throttled",
-      -- cause = this answer).
+    if retry.throttled_beyond(err, self.runner.policy.retry_after_cap, os.time()) then
+      -- A Retry-After longer than retry_after_cap, or a limit of one request per more than that
+      -- ("limit:1,time:1 hour"): not waited for, adaptive or not, and nothing more starts (each
+      -- id sent on would be refused, and count against the limit). The ids not sent say why
+      -- (stopped = "throttled", cause = this answer).
       self:stop("throttled", err)
       return
     end
@@ -434,8 +434,8 @@ function Run:adapt(job, resp)
     end
     if self.rate_cap then rate = math.min(rate, self.rate_cap) end
     if self.bucket then self.bucket:set_rate(rate) else self.bucket = pace.new{ rate = rate, clock = self.clock } end
-    -- Without a Retry-After it can wait for (none, or one over retry_after_cap): the window.
-    if not (ra and ra <= self.runner.policy.retry_after_cap) then
+    -- Without a Retry-After (one over retry_after_cap stopped the batch above): the window.
+    if not ra then
       self.paused_until = math.max(self.paused_until, now + WINDOW)
     end
     self.last_raise = now

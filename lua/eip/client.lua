@@ -425,8 +425,9 @@ end
 --   the lowest it fell to (adaptive throttling halves it; both nil when no id was sent); `rate`
 --   the requests per second at the end (the rate set, or the one adaptive throttling chose; nil
 --   with neither); `stopped` why the batch stopped ("auth", "cancelled", "aborted",
---   "project": the project id could not be looked up, and no id was sent, or "throttled": the
---   API's stated limit allows one request per more than `retry_after_cap` seconds)
+--   "project": the project id could not be looked up, and no id was sent, or "throttled": a
+--   throttling answer asked not to come back within `retry_after_cap` seconds, by a longer
+--   Retry-After or a stated limit of one request per longer than that; `wait` then reads no more)
 -- @raise a `usage` @{eip.error} for the call itself (not a list, bad options); an error raised by
 --   on_result, after the transfers in flight were aborted
 function Client:delete_bandwidths(ids, opts)
@@ -441,10 +442,20 @@ function Client:delete_bandwidths(ids, opts)
     summary.still_readable = 0
     -- A delete (or, below, a read) the key was refused for: nothing more is signed, not even a
     -- wait's GET, whatever stopped the batch first (an on_result's STOP); each deleted id left
-    -- gets a wait error that says so (not sent, its cause the refusal).
-    local refused
+    -- gets a wait error that says so (not sent, its cause the refusal). So after a batch stopped
+    -- by throttling it may not wait out (every read would be throttled, and count against the
+    -- limit): not sent, its cause that answer.
+    local refused, why = nil, "auth"
     for _, res in ipairs(results) do
       if not refused and errors.is_error(res) and retry.halts(res) then refused = res end
+    end
+    if not refused and summary.stopped == "throttled" then
+      for _, res in ipairs(results) do
+        if errors.is_error(res) then
+          local cause = res.kind == "not_sent" and res.stopped == "throttled" and res.cause or res
+          if not refused and retry.throttled(cause) then refused, why = cause, "throttled" end
+        end
+      end
     end
     -- The result of each bandwidth waited for: a repeated id's later positions (copies of its
     -- result) get its outcome, neither waited for nor counted again.
@@ -460,7 +471,7 @@ function Client:delete_bandwidths(ids, opts)
           res.wait_error = earlier.wait_error and errors.copy(earlier.wait_error)
         elseif refused then
           first[res.bandwidth_id] = res
-          res.wait_error = errors.not_sent(ops.show_bandwidth(r.project_id, res.bandwidth_id), "auth", refused)
+          res.wait_error = errors.not_sent(ops.show_bandwidth(r.project_id, res.bandwidth_id), why, refused)
         else
           first[res.bandwidth_id] = res
           local ok, w = pcall(bandwidths.wait_gone, r, r.project_id, res.bandwidth_id,
@@ -474,7 +485,10 @@ function Client:delete_bandwidths(ids, opts)
             break -- ended by Ctrl-C or cancel: this id and those after it were not waited for
           else
             res.wait_error = w
-            if errors.is_error(w) and retry.halts(w) then refused = w end
+            if errors.is_error(w) and retry.halts(w) then refused, why = w, "auth" end
+            if errors.is_error(w) and retry.throttled_beyond(w, r.policy.retry_after_cap, os.time()) then
+              refused, why = w, "throttled"
+            end
           end
         end
       end

@@ -90,7 +90,8 @@ local STOP_REASONS = {
   cancelled = "the batch was cancelled",
   aborted = "the batch was aborted",
   project = "the project id could not be looked up",
-  throttled = "the API's stated rate limit allows one request per more than retry_after_cap seconds",
+  throttled = "the API throttles: it asks not to come back within retry_after_cap seconds (Retry-After, or a "
+    .. "stated limit of one request per longer than that)",
 }
 
 --- The entry of an id a batch never sent: kind "not_sent", `not_sent = true`, `stopped` (why:

@@ -308,9 +308,10 @@ M.regions = require("eip.regions").list
 --   before the `rate` or room among the signed requests in flight lets it go: kind `transport`,
 --   reason "timeout"; a `cancel` before the first attempt)
 -- @tfield string stopped why a batch stopped: "auth", "cancelled", "aborted", "project" or
---   "throttled" (the API's stated rate limit allows one request per more than `retry_after_cap`
---   seconds) (on `not_sent` entries, and on the last error of ids whose retry was waiting when it
---   stopped)
+--   "throttled" (a throttling answer asked not to come back within `retry_after_cap` seconds: a
+--   longer Retry-After, or a stated limit of one request per longer than that) (on `not_sent`
+--   entries, on the last error of ids whose retry was waiting when it stopped, and on the
+--   `wait_error` of deleted ids a batch's wait read no more after it)
 -- @tfield boolean cancelled true for a call a `cancel` function stopped (`interrupted`), with
 --   `cause` (the last attempt's error) and `earlier_unanswered` (an attempt may have acted)
 -- @tfield table result the drain's result table, on an error of stage "wait" of

@@ -162,6 +162,22 @@ function M.parse_retry_after(v, now)
   return math.max(0, t - now)
 end
 
+--- Does a throttling answer say not to come back within `cap` seconds: a Retry-After longer than
+-- that, or a stated limit of one request per more than that (and per more than the second the
+-- gateway counts in)? Then nothing should be sent again soon: a batch starts nothing more, a
+-- wait reads no more (every request would be throttled again, and each counts against the limit).
+-- @tparam table err the eip error
+-- @tparam number cap seconds (the client's `retry_after_cap`)
+-- @tparam number now Unix seconds (for an HTTP-date Retry-After)
+-- @treturn boolean
+function M.throttled_beyond(err, cap, now)
+  if not M.throttled(err) then return false end
+  local ra = M.parse_retry_after(err.retry_after, now)
+  if ra and ra > cap then return true end
+  local stated = M.stated_limit(err)
+  return stated ~= nil and 1 / stated > math.max(cap, 1)
+end
+
 --- Seconds to wait before the attempt after `err`, which was attempt number `attempt`
 -- (refreshes not counted), or nil when err is final.
 -- @tparam table err the eip error (its `retryable` already set by @{retryable})
@@ -178,6 +194,8 @@ function M.delay(err, attempt, policy, now, random)
     return ra
   end
   if err.status == 429 then
+    -- (a stated limit of one request per longer than retry_after_cap: as a longer Retry-After)
+    if M.throttled_beyond(err, policy.retry_after_cap, now) then return nil end
     return random(policy.throttle_min, policy.throttle_max)
   end
   -- Exponential backoff with full jitter: spreads clients that failed together.
