@@ -158,6 +158,36 @@ describe("the credentials file", function()
     end
   end)
 
+  -- `sk = <SK>   # production key`: the Go SDK cuts the comment off, Python's keeps it, and lua-eip
+  -- signed with it, every signature refused (three spent towards the key's lock).
+  it("refuses a value of ours that holds a space (a comment after it), naming file, line and key", function()
+    for _, case in ipairs{ { "sk", SK .. "   # production key" }, { "sk", '"' .. SK .. ' x"' },
+        { "security_token", "abc ; temporary" }, { "project_id", "p1 #main" }, { "ak", "AKEXAMPLE0000001\t;x" } } do
+      local text = "[basic]\nak = AKEXAMPLE0000001\nsk = " .. SK .. "\nproject_id = p1\n"
+        .. case[1] .. " = " .. case[2] .. "\n"
+      local err = raised(profile.parse, text, "/home/me/.huaweicloud/credentials")
+      assert.equal("credentials file", err.argument)
+      assert.matches("/home/me/.huaweicloud/credentials, line 5: the value of " .. case[1] .. " holds a space",
+        err.message, 1, true)
+      assert.is_false(has(tostring(err), SK), "the message shows the SK")
+    end
+    -- Other sections and keys are left as they are; a comment line of its own is fine.
+    local s = profile.parse("[basic]\n# production key\nsk = " .. SK .. "\nnote = a b\n[other]\nsk = x y\n", "f")
+    assert.same({ SK, "a b", "x y" }, { s.basic.sk, s.basic.note, s.other.sk })
+  end)
+
+  -- HUAWEICLOUD_SDK_IAM_ENDPOINT took a host name alone (https), the file's iam_endpoint did not.
+  it("takes a host name alone as iam_endpoint, as the environment's: https", function()
+    local path = dir .. "/credentials-iam"
+    nginx.write_file(path, "[basic]\nak = AKEXAMPLE0000001\nsk = " .. SK
+      .. "\nproject_id = 0a1b2c3d4e5f60718293a4b5c6d7e8f9\niam_endpoint = iam.cn-north-4.myhuaweicloud.com\n")
+    os.execute("chmod 600 " .. nginx.shell_quote(path))
+    local c = client_mod.new({ endpoint = "https://vpc.example" },
+      env_of{ HUAWEICLOUD_SDK_CREDENTIALS_FILE = path, HOME = dir })
+    assert.equal("aksk", c.auth)
+    c:close()
+  end)
+
   it("still reads quoted values, and leaves other sections and keys to the tools that read them", function()
     local s = profile.parse('[basic]\nsk = "' .. SK .. '"\nak = \'AK1\'\nnote = "open\n[other]\nsk = "x\n', "f")
     assert.equal(SK, s.basic.sk)

@@ -784,7 +784,8 @@ local function from_profile(getenv, warn, looked)
     found.project_id, found.project_name = basic.project_id, where .. " project_id"
   end
   if basic.iam_endpoint and basic.iam_endpoint ~= "" then
-    found.iam_endpoint = validate.endpoint(where .. " iam_endpoint", basic.iam_endpoint)
+    -- (a host name alone is https, as HUAWEICLOUD_SDK_IAM_ENDPOINT's and the SDKs' own)
+    found.iam_endpoint = validate.endpoint(where .. " iam_endpoint", regions.bare_https(basic.iam_endpoint))
   end
   return p, found
 end

@@ -166,7 +166,7 @@ M.could_have_acted = errors.could_have_acted
 -- another HTTP client. `Host` is taken from the URL unless `headers` has one.
 -- @function sign
 -- @tparam table opts what to sign:
--- @tparam string opts.method the HTTP method, e.g. "DELETE"
+-- @tparam string opts.method the HTTP method, in upper case as it is sent, e.g. "DELETE"
 -- @tparam string opts.url the absolute http(s) URL, query included
 -- @tparam table opts.headers name = value; must hold `X-Sdk-Date` (`YYYYMMDDTHHMMSSZ`, UTC)
 -- @tparam[opt] table opts.query more query parameters, name = value

@@ -78,6 +78,13 @@ function M.parse(text, path, lenient)
             errors.raise_usage("credentials file", "%s, line %d: the value of %s opens a quote (%s) that it does "
               .. "not close", path, n, key, q)
           end
+          -- No key, token, project id or endpoint holds a space: one that does has a comment
+          -- after it (`sk = ... # prod`; the Go SDK's INI reader cuts it off, Python's keeps it),
+          -- and signing with it would spend refused signatures towards the key's lock.
+          if current_name == "basic" and M.KEYS[key] and not lenient and (unquoted or value):find("%s") then
+            errors.raise_usage("credentials file", "%s, line %d: the value of %s holds a space (a comment after it? "
+              .. "put comments on lines of their own)", path, n, key)
+          end
           current[key] = unquoted or value
         end
       end

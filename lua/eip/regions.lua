@@ -83,6 +83,7 @@ local function bare_https(v)
   if v ~= "" and not v:find("://", 1, true) then return "https://" .. v end
   return v
 end
+M.bare_https = bare_https
 
 ---------------------------------------------------------------------------------------------
 -- The regions file of the official SDKs (YAML):

@@ -53,6 +53,9 @@ function M.sign(opts)
   validate.options("options", opts, { method = true, url = true, headers = true, query = true,
     body = true, ak = true, sk = true })
   local method = validate.string("method", opts.method)
+  -- Methods are case-sensitive, and the gateway checks the one it received: the official SDKs
+  -- sign (and send) it in upper case; "delete" would be signed for a request nobody sends.
+  if method:find("%l") then raise("method", "must be upper case, as it is sent (e.g. DELETE), got %q", method) end
   local host, path, url_query = M.split_url(opts.url)
   local headers = pairs_of("headers", opts.headers)
   local has_host = false
