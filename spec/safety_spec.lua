@@ -502,6 +502,19 @@ describe("safety", function()
       assert.same({ 400, "VPC.0323" }, { err.status, err.code })
     end)
 
+    -- The insert page's example shows a dual-stack port as ip_version 4, publicip_type
+    -- 5_dualStack, an IPv4-mapped address: the emulator enforced the rule only for ip_version 6,
+    -- so a client that forgot the type for such a port passed against it.
+    it("removes a dual-stack port shown as ip_version 4 as 5_dualStack; the emulator requires it", function()
+      local dual = { publicip_id = "port-ds", ip_version = 4, publicip_type = "5_dualStack" }
+      local id = emu:create_bandwidth{ size = 10, publicip_ids = { dual } }
+      local c = fx.client{ max_attempts = 1 }
+      local err = raised(c.remove_eips_from_bandwidth, c, id, { "port-ds" }, terms)
+      assert.same({ 400, "VPC.0323" }, { err.status, err.code })
+      local res = c:drain_and_delete_bandwidth(id, terms)
+      assert.same({ true, { "port-ds" } }, { res.deleted, res.removed })
+    end)
+
     it("asks confirm with the plan; a no changes nothing", function()
       local id = emu:create_bandwidth{ size = 10, publicip_ids = { "eip-1" } }
       local seen

@@ -314,9 +314,11 @@ function M.remove(ctx)
     if not i then
       return cannot_operate()
     end
-    if bw.publicip_info[i].ip_version == 6 and entry.publicip_type ~= "5_dualStack" then
+    local held = bw.publicip_info[i]
+    if (held.ip_version == 6 or held.publicip_type == "5_dualStack") and entry.publicip_type ~= "5_dualStack" then
       -- IPv6 ports are removed as publicip_type "5_dualStack" (modelled on the API reference's
-      -- remove page; the real message is not documented).
+      -- remove page; the real message is not documented). The insert page's example shows one
+      -- as ip_version 4 with that type (an IPv4-mapped address): either says it.
       return util.vpc_error(400, "VPC.0323", "publicIp can not be operate with this bandwidth: "
         .. "an IPv6 port needs publicip_type 5_dualStack")
     end
@@ -369,7 +371,10 @@ function M.insert(ctx)
       eip = holder.publicip_info[1]
       store.delete_bandwidth(holder.id)
     else
+      -- (a dual-stack port joins as the insert page's example shows it: ip_version 4, its
+      -- address IPv4-mapped)
       eip = model.new_eip(entry.publicip_id, entry.publicip_type)
+      if entry.publicip_type == "5_dualStack" then eip.publicip_address = "::ffff:" .. eip.publicip_address end
     end
     bw.publicip_info[#bw.publicip_info + 1] = eip
   end

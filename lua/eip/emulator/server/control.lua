@@ -8,7 +8,9 @@
 --                                      {tokens = {...}, default_project_id = "..."}
 --   POST /__emulator/bandwidths        seed one: {name, size, share_type, publicip_ids, project_id,
 --                                      id, charge_mode, status, ...} -> {id, bandwidth};
---                                      eips = n instead of publicip_ids: n EIPs with new ids
+--                                      eips = n instead of publicip_ids: n EIPs with new ids;
+--                                      an entry of publicip_ids: an id, or {publicip_id,
+--                                      ip_version (4|6), publicip_type}
 --   GET  /__emulator/bandwidths[/id]   every bandwidth, or one (404 if unknown)
 --   POST /__emulator/inject            queue one rule (see inject.lua) -> {pending}
 --   GET  /__emulator/inject            {rules}
@@ -125,13 +127,16 @@ end
 local function seed_eips(ids)
   local eips = {}
   for i, entry in ipairs(ids) do
-    local id, version = entry, 4
-    if type(entry) == "table" then id, version = entry.publicip_id, entry.ip_version or 4 end
-    if type(id) ~= "string" or store.find_eip(id) or (version ~= 4 and version ~= 6) then
+    local id, version, kind = entry, 4, nil
+    if type(entry) == "table" then id, version, kind = entry.publicip_id, entry.ip_version or 4, entry.publicip_type end
+    if type(id) ~= "string" or store.find_eip(id) or (version ~= 4 and version ~= 6)
+        or (kind ~= nil and type(kind) ~= "string") then
       return nil, "publicip id " .. tostring(id) .. " is not a string, is already in a bandwidth, "
-        .. "or has an ip_version other than 4 or 6"
+        .. "or has an ip_version other than 4 or 6 or a publicip_type that is no string"
     end
-    eips[i] = model.new_eip(id, nil, version)
+    eips[i] = model.new_eip(id, kind, version)
+    -- (a dual-stack port as the insert page's example shows it: ip_version 4, IPv4-mapped)
+    if kind == "5_dualStack" and version == 4 then eips[i].publicip_address = "::ffff:" .. eips[i].publicip_address end
   end
   return eips
 end
