@@ -776,6 +776,23 @@ describe("eip command", function()
       end
     end)
 
+    -- A throttling answer that asks not to come back for an hour stops the drains as it stops a
+    -- batch: the next drain once went on, moving EIPs into new bills it could not delete after.
+    it("--drain stops after throttling that asks not to come back soon: no other bandwidth is drained", function()
+      local a = emu:create_bandwidth{ size = 5 }
+      local b = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-b1", "eip-b2" } }
+      emu:inject{ method = "DELETE", status = 429, times = -1, headers = { ["Retry-After"] = "3600" },
+        body = { error_code = "APIGW.0308", error_msg = "The throttling threshold has been reached" } }
+      emu:reset_counters()
+      local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " " .. a .. " " .. b)
+      assert.equal(1, code, err)
+      assert.matches("^FAILED +" .. a:gsub("%p", "%%%0") .. " +429 APIGW.0308", out)
+      assert.matches("\nNOT SENT " .. b:gsub("%p", "%%%0") .. " +throttled", out)
+      assert.matches("eip: stopped: the API throttles, and asked not to come back soon", err, 1, true)
+      assert.equal(2, emu:stats().requests, "the show and the delete of the first")
+      assert.equal(2, #emu:get_bandwidth(b).publicip_info)
+    end)
+
     -- A drain's line once showed its delete's time alone (0.5 ms for a drain of seconds).
     it("--drain's line and JSON give the whole drain's time and requests", function()
       local a = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-a", "eip-b" } }
@@ -785,6 +802,13 @@ describe("eip command", function()
       local line = cjson.decode(out)
       assert.same({ "deleted", 3, 1 }, { line.result, line.requests, line.attempts })
       assert.is_true(line.elapsed >= 0.3, out)
+      -- Its --wait is not in it (as a batch's lines): the wait has a field of its own.
+      a = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-c" } }
+      emu:set_knobs{ deleted_visible_for = 2 }
+      code, out, err = run("delete-bandwidth --json --wait " .. DRAIN_YES .. " " .. a)
+      assert.equal(0, code, err)
+      line = cjson.decode(out)
+      assert.is_true(line.waited >= 2 and line.elapsed < line.waited, out)
     end)
 
     it("--force points to --drain; --drain needs --yes without a terminal, and --yes the terms", function()

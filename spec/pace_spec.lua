@@ -285,6 +285,24 @@ describe("rates and throttling against the emulator", function()
     for i = 3, 12 do assert.same({ "not_sent", "throttled" }, { results[i].kind, results[i].stopped }) end
   end)
 
+  -- One request an hour, with a Retry-After of 0 beside it: the call resent it at once, up to
+  -- max_attempts times, each refused and counted (without the Retry-After, once).
+  it("does not retry a call throttled to one request an hour, whatever short Retry-After comes with it", function()
+    local c = fx.client{ sleep = function() end }
+    for _, ra in ipairs{ "0", "5", false } do
+      local id = emu:create_bandwidth{ size = 1 }
+      emu:reset_counters()
+      emu:inject{ method = "DELETE", status = 429, times = -1, headers = { ["Retry-After"] = ra or nil },
+        body = { error_code = "APIGW.0308", error_msg = "The throttling threshold has been reached: policy user "
+          .. "over ratelimit,limit:1,time:1 hour" } }
+      local ok, err = pcall(c.delete_bandwidth, c, id)
+      assert.is_false(ok)
+      assert.same({ 429, 1, true }, { err.status, err.attempts, err.throttled_beyond }, tostring(ra))
+      assert.equal(1, fixture.count_requests(emu, "DELETE"))
+      emu:reset()
+    end
+  end)
+
   -- A wait whose read is throttled for longer than retry_after_cap ends there: it read on for
   -- the whole wait, every read refused and counted.
   it("ends a wait whose read is throttled beyond retry_after_cap", function()

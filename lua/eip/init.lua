@@ -262,6 +262,9 @@ M.regions = require("eip.regions").list
 -- @tfield string description_zh the error-code table's Chinese description of the code (`http`,
 --   a code the table knows)
 -- @tfield string retry_after the `Retry-After` header, when the server sent one
+-- @tfield boolean throttled_beyond true on a throttling answer that asked not to come back within
+--   `retry_after_cap` (a longer Retry-After, or a stated limit of one request per longer than
+--   that): not retried; a batch starts nothing more after it, a wait reads no more
 -- @tfield boolean truncated the body went past `max_body` and was cut
 -- @tfield string method the method of the request
 -- @tfield string path the path of the request (no host, no query)

@@ -775,6 +775,9 @@ function Call:failure(err, from_credentials)
   if from_credentials then return final(self, err) end
   local provider = runner.provider
   local policy = runner.policy
+  -- Throttling that asks not to come back within retry_after_cap: said on the error, for whoever
+  -- sends the next request (a batch stops, a wait ends, the eip command's drains stop).
+  if retry.throttled_beyond(err, policy.retry_after_cap, os.time()) then err.throttled_beyond = true end
   if self.op.max_attempts and self.op.max_attempts < policy.max_attempts then
     policy = setmetatable({ max_attempts = self.op.max_attempts }, { __index = policy })
   end

@@ -188,14 +188,15 @@ end
 -- @treturn ?number seconds to wait, or nil
 function M.delay(err, attempt, policy, now, random)
   if attempt >= policy.max_attempts or not err.retryable then return nil end
+  -- Asked not to come back within retry_after_cap (a longer Retry-After, or a stated limit of one
+  -- request per longer than that, whatever short Retry-After came with it): not waited for.
+  if M.throttled_beyond(err, policy.retry_after_cap, now) then return nil end
   local ra = M.parse_retry_after(err.retry_after, now)
   if ra then
     if ra > policy.retry_after_cap then return nil end -- the server asks for more than we may wait
     return ra
   end
   if err.status == 429 then
-    -- (a stated limit of one request per longer than retry_after_cap: as a longer Retry-After)
-    if M.throttled_beyond(err, policy.retry_after_cap, now) then return nil end
     return random(policy.throttle_min, policy.throttle_max)
   end
   -- Exponential backoff with full jitter: spreads clients that failed together.

@@ -324,6 +324,7 @@ local function run_deletes(client, ids, opts, emit, tick)
   -- every further drain make new bills and delete nothing.
   local stopped = nil
   local STOPPED = { auth = "not sent: stopped after an authentication failure",
+    throttled = "not sent: the API throttles, and asked not to come back soon",
     delete_refused = "not sent: stopped after a drained bandwidth's delete failed once its EIPs had moved "
       .. "(each further drain would make new bills and likely delete nothing)" }
   local function its_own(err)
@@ -341,13 +342,19 @@ local function run_deletes(client, ids, opts, emit, tick)
       -- Every further id would fail alike, and five bad signatures in a row lock an AK/SK pair.
       if not ok and eip.is_auth_failure(value) then
         stopped = "auth"
+      elseif not ok and value.throttled_beyond then
+        -- (as a batch stops: every further show, move or delete would be throttled too, and
+        -- count against the limit; moves would make bills whose delete cannot follow)
+        stopped = "throttled"
       elseif not ok and value.stage == "delete" and value.kind ~= "interrupted" and (value.status == 403
           or (type(value.moved) == "table" and #value.moved > 0 and not its_own(value))) then
         stopped = "delete_refused"
       end
       local o = outcome_of(id, value)
-      -- The drain's whole time (show, remove calls, delete), not its delete's alone.
-      o.elapsed = core.monotime() - t0
+      -- The drain's whole time (show, remove calls, delete), not its delete's alone; without its
+      -- --wait, as a batch's lines.
+      local waited = o.res and o.res.waited or (eip.is_error(value) and value.waited)
+      o.elapsed = core.monotime() - t0 - (type(waited) == "number" and waited or 0)
       if o.res and o.res.still_readable then still_readable = still_readable + 1 end
       if o.res and o.res.wait_error then wait_errors[#wait_errors + 1] = o.res end
       emit(o)
@@ -449,6 +456,10 @@ function M.run(opts, argv, ctx)
   end
   if summary and summary.stopped == "auth" then
     stderr:write("eip: stopped after an authentication failure"
+      .. (counts.not_sent > 0 and string.format(": %d id(s) not sent\n", counts.not_sent) or "\n"))
+  elseif summary and summary.stopped == "throttled" then
+    stderr:write("eip: stopped: the API throttles, and asked not to come back soon (a long Retry-After, or "
+      .. "a limit of one request per longer)"
       .. (counts.not_sent > 0 and string.format(": %d id(s) not sent\n", counts.not_sent) or "\n"))
   elseif summary and summary.stopped == "delete_refused" then
     stderr:write("eip: stopped after a drained bandwidth's delete failed (refused, or failed after its EIPs "
