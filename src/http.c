@@ -377,6 +377,7 @@ static const char SWITCHING[] =
     "Switching Protocols (101) answered, though no protocol upgrade was asked for";
 
 static const char TOO_MANY_CODINGS[] = "Reject response due to more than 5 content encodings";
+static const char TOO_LARGE_TRAILERS[] = "Too large response trailers";
 
 /* A line of a final head: when it is a Transfer-Encoding of an answer with a body, each coding
  * it names must be chunked or identity, and at most five of the head's not chunked (see
@@ -470,6 +471,12 @@ int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t le
             return -1;
         return capture_header(t, line, len);
     default: /* trailers of a chunked body */
+        t->trailer_bytes += len;
+        if (t->trailer_bytes > EIP_HTTP_TRAILER_BLOCK) {
+            t->refused = TOO_LARGE_TRAILERS;
+            t->refused_code = CURLE_RECV_ERROR;
+            return -1;
+        }
         return capture_header(t, line, len);
     }
 }
@@ -1286,6 +1293,7 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->truncated = 0;
     t->oom = t->refused = NULL;
     t->refused_code = t->final_status = t->codings = 0;
+    t->trailer_bytes = 0;
     t->head = HEAD_START;
     t->sends = t->resend_refused = t->stale = t->reused_send = t->own_resend = t->answered = 0;
     if (t->fresh) {

@@ -38,6 +38,9 @@
  * library makes (a few lines, a token of kilobytes), a bound on what a caller can make us copy. */
 #define EIP_HTTP_MAX_HEADERS 64
 #define EIP_HTTP_HEADER_BYTES_MAX ((size_t)4 << 20) /* 4 MiB */
+/* Bytes of all chunked trailer lines of one answer, line ends included: more fails (56), as a
+ * head past libcurl's 300 KiB does (eip.transport's LIMITS.trailer_block). */
+#define EIP_HTTP_TRAILER_BLOCK ((size_t)300 << 10)
 
 typedef struct eip_http eip_http;
 
@@ -190,13 +193,17 @@ typedef struct {
     /* NULL, or why the callback refused a line of the answer (it aborted): a status line the
      * contract does not accept (reported as code 1), or a final head's Transfer-Encoding that
      * is not chunked or identity, or holds more than 5 codings (61, as the cosocket transport
-     * says it; refused_code); refused_text holds a text made for the answer. */
+     * says it; refused_code), or chunked trailers past EIP_HTTP_TRAILER_BLOCK (56);
+     * refused_text holds a text made for the answer. */
     const char *refused;
     int refused_code;
     char refused_text[128];
     /* The final answer's status code (0 before its status line), and the non-chunked transfer
      * codings its head has named so far. */
     int final_status, codings;
+    /* Bytes of the chunked trailer lines so far, line ends included: libcurl 7.88 keeps each in
+     * its header store, so an endless stream of them would grow the memory until the timeout. */
+    size_t trailer_bytes;
     /* The low-speed check of the current request (see on_progress in http.c): its limit and
      * window (0: off), where the window started (CLOCK_MONOTONIC, ms) and the bytes received
      * (head and body) before it, and whether it aborted the transfer. */

@@ -113,7 +113,7 @@ function M.exchange(req, now, x)
   x.ls_on, x.ls_limit, x.ls_time, x.ls_start, x.ls_bytes = ls_limit > 0 and ls_time > 0, ls_limit, ls_time, started, 0
   x.buf, x.pos, x.received, x.body_bytes = "", 1, 0, 0
   x.lines_seen, x.stored_header, x.head_cut, x.parts, x.kept = 0, false, false, false, 0
-  x.nul_s, x.nul_from, x.nul_at, x.proxy, x.line_came = false, 0, false, false, false
+  x.nul_s, x.nul_from, x.nul_at, x.proxy, x.line_came, x.trailer_bytes = false, 0, false, false, false, 0
   x.head_state = x.head_state or false
   x.resp = { status = 0, body = "", truncated = false, new_connections = 0, elapsed = 0 }
   return x
@@ -247,6 +247,8 @@ local NOT_HTTP = "Received HTTP/0.9 when not allowed"
 local BAD_ARGUMENT = "A libcurl function was given a bad argument"
 local LINE_TOO_LONG = format("Response header line too long (%d bytes or more)", HEADER_LINE_MAX)
 local TRAILER_TOO_LONG = "Trailer line too long in chunked-encoding"
+local TRAILERS_TOO_LARGE = "Too large response trailers"
+local TRAILER_BLOCK_MAX = LIMITS.trailer_block
 
 -- The next line. Returns s, i, j, len: the line is s[i..j] (without its LF; a CR before the LF
 -- is kept) and len its length with the LF. Or nil, "closed" (the stream ended first), or
@@ -913,6 +915,10 @@ local function trailers(x)
     end
     local buf, pos = x.buf, x.pos
     if e - pos > TRAILER_LINE_MAX then return fail(x, 56, TRAILER_TOO_LONG) end
+    -- All of them bounded too (an endless stream of trailers), each line with a CRLF, as the C
+    -- core counts what libcurl hands it.
+    x.trailer_bytes = x.trailer_bytes + (e - pos) + 2
+    if x.trailer_bytes > TRAILER_BLOCK_MAX then return fail(x, 56, TRAILERS_TOO_LARGE) end
     if not trailer(x, buf, pos, e - 1) then return nil end
     x.pos = e
     if byte(buf, e) == CR then

@@ -33,6 +33,9 @@
 --                           bounded by `timeout`, as in libcurl)
 --     trailer_line  4093    bytes of one chunked trailer line, its line end excluded (libcurl
 --                           7.88 keeps it with a CRLF and a NUL in 4096 bytes): more is 56 "protocol"
+--     trailer_block 307200  bytes of all trailer lines of one body, line ends included (libcurl
+--                           keeps each in its header store): more is 56 "Too large response
+--                           trailers", "protocol"
 --     body_cap      (req)   body bytes kept: more sets `truncated`, not a failure
 --     timeout       (req)   the whole exchange, not each read: 28 "timeout"
 --     low speed     (req)   28 "timeout" (curl_error says "too slow")
@@ -56,7 +59,8 @@
 --     header line too long (LIMITS.header_line)              27 protocol
 --     header block too large (LIMITS.header_block)           56 protocol
 --     broken chunked framing (bad or too long chunk size,    56 protocol
---       no CRLF after chunk data, trailer line too long)
+--       no CRLF after chunk data, trailer line too long,
+--       trailers too large)
 --     a transfer coding other than chunked or identity, or   61 protocol
 --       more than 5 codings not chunked, in a head with a
 --       body (not a 204 or 304), whatever the body
@@ -124,8 +128,8 @@
 --    except at the start of a line, where it drops the rest of that read (what follows then
 --    depends on how the bytes arrived).
 --  * Chunked trailers: captured headers in them are captured by both (libcurl hands trailers
---    to the header callback); their lines are bounded by LIMITS.trailer_line in both, their
---    number only by `timeout`.
+--    to the header callback); their lines are bounded by LIMITS.trailer_line in both, all of
+--    them by LIMITS.trailer_block (each line counted with a CRLF, as libcurl hands it over).
 --  * Proxies: the proxy's host name is resolved as any other (nginx's `resolver` for cosockets).
 --    The answer to CONNECT is read by eip.transport.http1 with the same bounds and rules as any
 --    head, within connect_timeout; its body, if any, is never read (the connection is closed
@@ -253,6 +257,7 @@ M.LIMITS = {
   header_block = 307200, -- all header lines of one answer, interim ones included
   chunk_hex = 16,        -- hex digits of a chunk size
   trailer_line = 4093,   -- one trailer line of a chunked body, its line end excluded
+  trailer_block = 307200, -- all trailer lines of one chunked body, line ends included
 }
 
 --- Captured header values other than X-Subject-Token are cut to this many bytes.
@@ -316,7 +321,8 @@ local find = string.find
 function M.error_kind(code, text, proxy, proxy_status)
   if proxy and (proxy_status or PROXY_CODES[code]) then return "proxy" end
   if code == 56 and type(text) == "string"
-      and (find(text, "chunked-encod", 1, true) or find(text, "Too large response headers", 1, true)) then
+      and (find(text, "chunked-encod", 1, true) or find(text, "Too large response headers", 1, true)
+        or find(text, "Too large response trailers", 1, true)) then
     return "protocol"
   end
   return KINDS[code] or "other"
