@@ -44,7 +44,8 @@ describe("the transport contract, through both transports", function()
     emu = emulator.start()
     front = tls.start(emu, pki)
     open_proxy = proxy.start{ names = { [NAME] = "127.0.0.1" }, deny = { "blocked.test" },
-      misbehave = { ["drop.test"] = "drop", ["garbage.test"] = "garbage", ["cut.test"] = "cut" } }
+      misbehave = { ["drop.test"] = "drop", ["garbage.test"] = "garbage", ["cut.test"] = "cut",
+        ["endless.test"] = "endless" } }
     slow_proxy = proxy.start{ names = { [NAME] = "127.0.0.1" }, misbehave = { [NAME] = "slow" } }
     guarded_proxy = proxy.start{ names = { [NAME] = "127.0.0.1" }, auth = PROXY_USER .. ":" .. PROXY_SECRET }
     -- Host names: libcurl resolves localhost from /etc/hosts; nginx asks this responder.
@@ -590,6 +591,14 @@ describe("the transport contract, through both transports", function()
     { name = "a proxy's 502 to CONNECT (a name it cannot resolve)",
       url = function() return "https://unknown.test:443/conformance" end, proxy = via_open,
       expect = { status = 0, curl_code = 56, error_kind = "proxy", proxy_status = 502, body = "" } },
+
+    -- libcurl read a refusal's body to its end, never looking at its timeouts meanwhile: a
+    -- proxy sending one without end held the call (and Ctrl-C) as long as it liked.
+    { name = "a proxy's 407 to CONNECT with a body that never ends: refused at once",
+      req = { timeout = 3 },
+      url = function() return "https://endless.test:443/conformance" end, proxy = via_open,
+      expect = { status = 0, curl_code = 56, error_kind = "proxy", proxy_status = 407, body = "" },
+      check = function(resp, label) assert.is_true(resp.elapsed < 3, label .. ": within its timeout") end },
 
     { name = "a proxy that closes before answering CONNECT",
       url = function() return "https://drop.test:443/conformance" end, proxy = via_open,

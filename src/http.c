@@ -516,9 +516,21 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     (void)dltotal;
     (void)ultotal;
     (void)ulnow;
+    now = now_ms();
+    if (t->deadline_ms != 0 && now > t->deadline_ms) {
+        t->past_deadline = 1;
+        return 1;
+    }
+    if (t->tunnel && t->head == HEAD_START) {
+        long connect_code = 0;
+        curl_easy_getinfo(t->curl, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+        if (connect_code != 0 && connect_code / 100 != 2) {
+            t->connect_refused = 1;
+            return 1;
+        }
+    }
     if (t->ls_limit <= 0 || t->ls_time_s <= 0)
         return 0;
-    now = now_ms();
     if (now - t->ls_start_ms < (long long)t->ls_time_s * 1000)
         return 0;
     {
@@ -1155,6 +1167,14 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
         snprintf(resp->curl_error, sizeof(resp->curl_error),
                  "Operation too slow. Less than %ld bytes/sec transferred the last %ld seconds", t->ls_limit,
                  t->ls_time_s);
+    } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->past_deadline) {
+        resp->curl_code = CURLE_OPERATION_TIMEDOUT;
+        snprintf(resp->curl_error, sizeof(resp->curl_error), "Operation timed out (the request's timeout passed)");
+    } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->connect_refused) {
+        long connect_code = 0;
+        curl_easy_getinfo(t->curl, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+        resp->curl_code = CURLE_RECV_ERROR; /* as libcurl says it once it has read the refusal */
+        snprintf(resp->curl_error, sizeof(resp->curl_error), "CONNECT tunnel failed, response %ld", connect_code);
     } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->resend_refused) {
         /* What libcurl says when it does not send again: the connection died unanswered. */
         resp->curl_code = CURLE_GOT_NOTHING;
@@ -1339,6 +1359,9 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->ls_start_ms = t->ls_limit > 0 && t->ls_time_s > 0 ? now_ms() : 0;
     t->ls_base = 0;
     t->too_slow = 0;
+    /* (a few ms after libcurl's own: this one is the backstop, for where libcurl does not look) */
+    t->deadline_ms = req->timeout_ms > 0 ? now_ms() + req->timeout_ms + 5 : 0;
+    t->past_deadline = t->connect_refused = 0;
     if (t->ls_start_ms != 0) {
         set_long(c, CURLOPT_LOW_SPEED_TIME, &t->low_speed_time_s, LS_NEVER);
         set_long(c, CURLOPT_LOW_SPEED_LIMIT, &t->low_speed_limit, req->low_speed_limit);
@@ -1346,8 +1369,8 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
         set_long(c, CURLOPT_LOW_SPEED_TIME, &t->low_speed_time_s, 0);
         set_long(c, CURLOPT_LOW_SPEED_LIMIT, &t->low_speed_limit, 0);
     }
-    if (t->progress_on != (t->ls_start_ms != 0)) {
-        t->progress_on = t->ls_start_ms != 0;
+    if (t->progress_on != (t->ls_start_ms != 0 || t->deadline_ms != 0)) {
+        t->progress_on = t->ls_start_ms != 0 || t->deadline_ms != 0;
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, t->progress_on ? 0L : 1L);
     }
     return 0;

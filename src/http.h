@@ -210,6 +210,15 @@ typedef struct {
     long ls_limit, ls_time_s;
     long long ls_start_ms, ls_base;
     int too_slow, progress_on;
+    /* The request's own deadline (CLOCK_MONOTONIC, ms; 0: none), across its sends, and whether
+     * on_progress aborted the transfer past it: libcurl 7.88 checks its timeouts only between
+     * reads, and reading a proxy's refusal of CONNECT with a body that never ends it never gets
+     * there (timeout and connect_timeout passed, the call held as long as the proxy likes). */
+    long long deadline_ms;
+    int past_deadline;
+    /* A proxy refused the tunnel (CONNECT answered non-2xx): on_progress aborts at once, as the
+     * cosocket transport closes the connection then, rather than read the refusal's body. */
+    int connect_refused;
     /* The current request is a HEAD: its answers have no body (their Transfer-Encoding is not read). */
     int head_request;
     /* The last request's header lines, then "Expect:", kept for reuse: a list whose nodes and

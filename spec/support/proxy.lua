@@ -11,7 +11,10 @@
 --                                                 -- with garbage ("garbage"), or with a head cut
 --                                                 -- short ("cut"); or "slow": a CONNECT answered
 --                                                 -- 200 in 10 lines of 150 bytes, one each 0.25 s
---                                                 -- (600 bytes/s), then the tunnel
+--                                                 -- (600 bytes/s), then the tunnel; or
+--                                                 -- "endless": 407 with a body that never ends
+--                                                 -- (64 KiB every 10 ms until the client
+--                                                 -- leaves, 20 s at most)
 --   }
 --   p.port, p.url                  "http://127.0.0.1:<port>"
 --   p:seen()                       the request heads it received, oldest first: { method, target,
@@ -228,6 +231,15 @@ local function serve(dir, owner_pid)
       if rest ~= "" then send(up, rest) end
       spawn(relay, up, client, false)
       return relay(client, up, true)
+    end
+    if how == "endless" then
+      send(client, "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 99999999999\r\n\r\n")
+      local block = string.rep("x", 65536)
+      for _ = 1, 2000 do -- (20 s at most: a client that never leaves cannot keep it for ever)
+        if not send(client, block) then break end
+        sleep(0.01)
+      end
+      return close(client)
     end
     if how then
       if how == "garbage" then send(client, "SSH-2.0-OpenSSH_9.2p1\r\n\r\n") end

@@ -132,8 +132,10 @@
 --    them by LIMITS.trailer_block (each line counted with a CRLF, as libcurl hands it over).
 --  * Proxies: the proxy's host name is resolved as any other (nginx's `resolver` for cosockets).
 --    The answer to CONNECT is read by eip.transport.http1 with the same bounds and rules as any
---    head, within connect_timeout; its body, if any, is never read (the connection is closed
---    after a refusal; libcurl reads and drops it). A proxy that closes before or inside its
+--    head, within connect_timeout; its body, if any, is never read: the connection is closed
+--    after a refusal, in both (libcurl would read it to its end, its timeouts unchecked
+--    meanwhile: the C core aborts once the refusal's status is known, and ends any transfer
+--    past the request's timeout, whatever libcurl is doing). A proxy that closes before or inside its
 --    CONNECT answer, or answers garbage, is 56 "reset" in both ("Proxy CONNECT aborted",
 --    "CONNECT tunnel failed, response 0"), the request never sent. A CONNECT answer whose head
 --    breaks a rule of the table above (a line without a colon, ...) fails as that row says over
