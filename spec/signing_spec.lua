@@ -129,6 +129,7 @@ describe("signing places shared through a dict (eip.signing)", function()
       local opts = { endpoint = emu.url, project_id = emu.project_id, ak = emu.ak, sk = emu.sk, max_attempts = 1,
         timeout = 5, signing_dict = "eip_signing" }
       for k, v in pairs(extra or {}) do opts[k] = v end
+      if opts.signing_dict == false then opts.signing_dict = nil end -- (false: a client without it)
       return eip.new(opts)
     end
 
@@ -160,6 +161,42 @@ describe("signing places shared through a dict (eip.signing)", function()
       emu:set_clock_offset(0)
       assert.same({ true, 401, 0 }, { err.not_sent, err.status, err.attempts })
       assert.same({ 3, 0 }, { emu:stats().auth_failures, emu:stats().aksk_locks })
+    end)
+
+    -- A success that comes after refusals answers a request taken before them (its answer
+    -- slow, the gateway's 401s quick): the gateway may have checked it first, so it says
+    -- nothing of the count in a row. It once cleared the refusals, freed the places they had
+    -- closed, and let five in a row be refused: the key locked for every user of it.
+    it("a late success of a request taken before the refusals does not clear them", function()
+      for _, dict_name in ipairs{ false, "eip_signing" } do
+        emu:reset()
+        local late = fixture.absent_id(9)
+        emu:inject{ method = "DELETE", path = emu:delete_path(late), status = 204 } -- (its check passed)
+        local refused_meanwhile, a = 0, nil
+        a = client{ signing_dict = dict_name, on_request = function(info)
+          if info.bandwidth_id ~= late or refused_meanwhile > 0 then return end
+          -- While the request is on its way (its place taken), two others are refused.
+          emu:set_clock_offset(3600)
+          for i = 1, 2 do
+            if raised(a.delete_bandwidth, a, fixture.absent_id(i)).status == 401 then
+              refused_meanwhile = refused_meanwhile + 1
+            end
+          end
+        end }
+        assert.equal(204, a:delete_bandwidth(late).status)
+        assert.equal(2, refused_meanwhile)
+        -- (and another worker's client of the key; without the dict, the same client)
+        local b = dict_name and client() or a
+        local outcomes = {}
+        for i = 3, 6 do
+          local err = raised(i % 2 == 0 and a.delete_bandwidth or b.delete_bandwidth, i % 2 == 0 and a or b,
+            fixture.absent_id(i))
+          outcomes[#outcomes + 1] = err.not_sent and "not sent" or err.status
+        end
+        emu:set_clock_offset(0)
+        assert.same({ 401, "not sent", "not sent", "not sent" }, outcomes, tostring(dict_name))
+        assert.same({ 3, 0 }, { emu:stats().auth_failures, emu:stats().aksk_locks }, tostring(dict_name))
+      end
     end)
 
     -- The places a client held go back when its calls end: a second client of the key finds

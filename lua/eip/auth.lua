@@ -23,10 +23,12 @@
 --   provider.project_id            the project its credentials are scoped to, when known
 --   provider.secrets               every secret value it holds, for redaction (also the
 --                                  last ones it replaced: see retire)
---   provider.strikes, provider:rejected(err, epoch), provider:accepted(epoch)   (AK/SK,
---                                  metadata) 401s to its signatures in a row, counted by the
---                                  pipeline; `epoch`: the one the call was authenticated at
---                                  (an answer to keys since replaced counts for neither key)
+--   provider.strikes, provider:rejected(err, epoch), provider:accepted(epoch, seq),
+--   provider:next_seq(prefix)      (AK/SK, metadata) 401s to its signatures in a row, counted
+--                                  by the pipeline; `epoch`: the one the call was authenticated
+--                                  at (an answer to keys since replaced counts for neither key);
+--                                  `seq`: the number next_seq gave its request when it took its
+--                                  place (a success clears only after the last 401's number)
 --   provider.key_epoch             (metadata) the epoch its current AK came with
 --   provider.refused, provider:refusal()   (AK/SK, metadata) set after too many strikes: the
 --                                  error a call gets instead of being sent (for the
@@ -115,8 +117,22 @@ local function shared_prefix(self)
   return keys and keys.ak and shared:prefix(keys) or nil
 end
 
+-- The number of the next signed request (eip.pipeline's admit), in the order they were taken:
+-- the workers' with shared counts, else this provider's own.
+local function next_seq(self, prefix)
+  local n = prefix and self.shared:next_seq(prefix)
+  if not n then
+    n = (self.seq or 0) + 1
+    self.seq = n
+  end
+  return n
+end
+
 local function rejected(self, err, epoch)
   if stale(self, epoch) then return end
+  -- Requests taken up to now may have been checked before this refusal: their successes do not
+  -- say the gateway's count went back to zero (see accepted).
+  self.strike_seq = self.seq or 0
   local strikes = (self.strikes or 0) + 1
   local prefix = shared_prefix(self)
   if prefix then -- every worker's refusals of this key, this one included
@@ -130,11 +146,18 @@ local function rejected(self, err, epoch)
   end
 end
 
-local function accepted(self, epoch)
+-- An answer that passed the check, to a request numbered `seq` (next_seq): the refusals in a row
+-- start again from none, unless that request was taken before the last refusal was counted. A
+-- success of a request sent before the refusals (its answer slow, the gateway's 401s quick)
+-- once cleared them, freed the places they had closed, and let five in a row be refused.
+local function accepted(self, epoch, seq)
   if stale(self, epoch) then return end
-  self.strikes = false
+  if seq and seq <= (self.strike_seq or 0) then return end
+  -- (with shared counts the dict decides by its own numbers; its count is read again before the
+  -- next place is taken)
   local prefix = shared_prefix(self)
-  if prefix then self.shared:clear(prefix) end
+  if prefix then self.shared:clear(prefix, seq) end
+  self.strikes = false
 end
 
 --- With shared counts (signing_dict): the refusals in a row and the places taken by every
@@ -250,7 +273,7 @@ function Aksk:lines(req, headers)
 end
 
 function Aksk.ensure() end
-Aksk.rejected, Aksk.accepted, Aksk.refusal, Aksk.sync = rejected, accepted, refusal, sync
+Aksk.rejected, Aksk.accepted, Aksk.refusal, Aksk.sync, Aksk.next_seq = rejected, accepted, refusal, sync, next_seq
 
 ---------------------------------------------------------------------------------------------
 -- One fetch at a time. Inside nginx one client serves many requests at once: while one of them
@@ -705,7 +728,7 @@ function Metadata:refresh(runner)
   if old and new.ak == old.ak and new.sk == old.sk and new.security_token == old.security_token then return false end
   return true
 end
-Metadata.rejected, Metadata.accepted, Metadata.sync = rejected, accepted, sync
+Metadata.rejected, Metadata.accepted, Metadata.sync, Metadata.next_seq = rejected, accepted, sync, next_seq
 
 --- The refusal of keys refused too often, until they are due for renewal: then the call goes on
 -- to fetch new ones (new keys start a new count; the same keys again are refused in lines).

@@ -393,7 +393,7 @@ function Runner:call(op)
   -- Every field named here, so the table is sized once (false: not yet known). Not a tail
   -- call: see "LuaJIT" in eip.transport.http1.
   local call = setmetatable({ runner = self, op = op, attempts = 0, refreshed = false, started = false,
-    deadline = false, epoch = false, req = false, last_error = false, unanswered = false }, Call)
+    deadline = false, epoch = false, req = false, last_error = false, unanswered = false, seq = false }, Call)
   return call
 end
 
@@ -486,6 +486,9 @@ function M.admit(provider, call, timeout)
     provider.flying = flying
   end
   flying[call] = monotime() + ttl
+  -- Numbered in the order taken: a success clears the refusals counted only when its request
+  -- was taken after the last of them (see eip.auth's accepted).
+  call.seq = provider:next_seq(prefix)
   return true
 end
 local admit = M.admit
@@ -612,19 +615,21 @@ function Call:response(resp)
     if why then answer, err = nil, errors.protocol(answer, op.method, op.path, why) end
   end
   local provider = runner.provider
-  if provider.flying then release(provider, self) end
   if provider.rejected and not self.req.no_auth and not resp.curl_code then
     -- Signatures the gateway refused in a row (see eip.auth): counted, reset by an answer that
-    -- passed the check (a success, or the service's own error: not a load balancer's 503 page).
-    -- Each for the key that signed this request (its epoch): not for keys that replaced it since.
-    -- A 401 of the service's own (VPC.0009: real-name authentication) passed the check.
+    -- passed the check (a success, or the service's own error: not a load balancer's 503 page)
+    -- to a request taken after the last refusal (its number, seq). Each for the key that signed
+    -- this request (its epoch): not for keys that replaced it since. A 401 of the service's own
+    -- (VPC.0009: real-name authentication) passed the check. Counted before the place is given
+    -- back: another request must not take it while the count still says fewer refusals.
     local checked = err ~= nil and errors.credentials_checked(err)
     if resp.status == 401 and not checked then
       provider:rejected(err, self.epoch)
     elseif provider.strikes and (answer or checked) then
-      provider:accepted(self.epoch)
+      provider:accepted(self.epoch, self.seq)
     end
   end
+  if provider.flying then release(provider, self) end
   if answer then
     local value = op:result(answer, self.attempts, monotime() - self.started)
     if runner.on_response then self:observed(resp, nil, "done") end

@@ -10,7 +10,9 @@
 -- Per key, under "eip:sign:<md5 of AK and SK>:": `place1` .. `place4` (a request in flight
 -- holds one: taken with one atomic add, which fails when the place is held; it lives as long
 -- as the request may take, its timeout and a second, and is given back when its answer is
--- taken), `strikes` (refusals in a row) and `refused` (three were: nothing is signed with the
+-- taken), `seq` (the signed requests taken so far: each is numbered), `strikes` (refusals in a
+-- row), `strike_seq` (`seq` when the last refusal was counted: only a success of a request
+-- numbered after it clears `strikes`) and `refused` (three were: nothing is signed with the
 -- key again, by any worker, until the dict is emptied or nginx restarted). A place whose holder
 -- went away (a request nginx ended, a worker that died, a batch aborted) frees itself when its
 -- time is up, whatever else goes on; and a place is only ever given back by its holder, while
@@ -103,14 +105,27 @@ function Shared:give(key, mine)
   if dict:get(key) == mine then dict:delete(key) end
 end
 
---- A refusal: the count in a row after it (nil when the dict cannot count).
-function Shared:strike(prefix)
-  return (self.dict:incr(prefix .. "strikes", 1, 0))
+--- The number of the next signed request of the key, in the order the workers took their
+-- places (nil when the dict cannot count).
+function Shared:next_seq(prefix)
+  return (self.dict:incr(prefix .. "seq", 1, 0))
 end
 
---- An answer that passed the check of the key: the refusals in a row start again from none.
-function Shared:clear(prefix)
-  self.dict:set(prefix .. "strikes", 0)
+--- A refusal: the count in a row after it (nil when the dict cannot count). The requests taken
+-- up to now may have been checked before it: only a success of one taken later clears it.
+function Shared:strike(prefix)
+  local dict = self.dict
+  dict:set(prefix .. "strike_seq", dict:get(prefix .. "seq") or 0)
+  return (dict:incr(prefix .. "strikes", 1, 0))
+end
+
+--- An answer that passed the check of the key, to its request number `seq`: the refusals in a
+-- row start again from none, unless the request was taken before the last refusal came (the
+-- gateway may have checked it before the refused ones: its success says nothing of the count).
+function Shared:clear(prefix, seq)
+  local dict = self.dict
+  if seq and seq <= (dict:get(prefix .. "strike_seq") or 0) then return end
+  dict:set(prefix .. "strikes", 0)
 end
 
 --- The key is refused: no worker signs with it again.
