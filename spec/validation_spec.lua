@@ -167,6 +167,38 @@ describe("validation", function()
     assert.is_nil(tostring(err):find(emu.sk, 1, true))
   end)
 
+  -- An EIP id or an enterprise project id holding a secret of the client's went out (in the
+  -- remove call's body, in the listing's query) and came back in the error; a value quoted by
+  -- a usage error of its own making (a repeated id, an unknown option, a share_type) was shown.
+  it("sends no EIP id nor enterprise project id holding a secret; no usage error quotes one", function()
+    local token, theirs = "tok_SecretValue123", "Other-Account-Token-123"
+    local c = eip.new{ endpoint = emu.url, token = token, project_id = emu.project_id }
+    local other = eip.new{ endpoint = emu.url, token = theirs, project_id = emu.project_id }
+    local id = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-a" } }
+    emu:reset_counters()
+    local terms = { charge_mode = "traffic", size = 1 }
+    local checks = {
+      { "eip_ids[1]", c.remove_eips_from_bandwidth, c, id, { token }, terms },
+      { "eip_ids[1]", c.remove_eips_from_bandwidth, c, id, { { publicip_id = "x" .. token } }, terms },
+      { "enterprise_project_id", c.list_bandwidths, c, { enterprise_project_id = token } },
+      -- (another client's secret is no secret of this one's: refused as a repeat, not quoted)
+      { "eip_ids[2]", c.remove_eips_from_bandwidth, c, id, { theirs, theirs }, terms },
+      { "share_type", c.list_bandwidths, c, { share_type = token } },
+      { "call options", c.delete_bandwidth, c, id, { [token] = true } },
+      { "call options", c.delete_bandwidth, c, id, { [theirs] = true } },
+    }
+    local unpack_ = table.unpack or unpack -- luacheck: ignore 113 143 (5.1, LuaJIT: unpack)
+    for _, check in ipairs(checks) do
+      local err = usage_error(unpack_(check))
+      for _, secret in ipairs{ token, theirs } do
+        assert.is_nil(tostring(err):find(secret:sub(1, 10), 1, true), tostring(err))
+      end
+    end
+    c:close()
+    other:close()
+    assert.equal(0, emu:stats().requests)
+  end)
+
   -- (__pairs and __len are Lua 5.2's and later; LuaJIT and 5.1 do not call them.)
   it("an options table or id list whose metamethods raise is a usage error naming it", function()
     if _VERSION == "Lua 5.1" then return end -- (LuaJIT too: neither calls __pairs nor __len)

@@ -42,7 +42,7 @@ function M.show(runner, project, bandwidth_id, cancel)
 end
 
 --- The fixed query pairs and the page size of list options (validated).
-function M.list_query(opts)
+function M.list_query(opts, runner)
   validate.options("list options", opts, LIST_OPTIONS)
   local q = {}
   if opts.share_type ~= nil then
@@ -53,7 +53,9 @@ function M.list_query(opts)
     q[#q + 1] = { "share_type", opts.share_type }
   end
   if opts.enterprise_project_id ~= nil then
-    q[#q + 1] = { "enterprise_project_id", validate.id("enterprise_project_id", opts.enterprise_project_id) }
+    local epid = opts.enterprise_project_id
+    q[#q + 1] = { "enterprise_project_id", runner and runner:id("enterprise_project_id", epid)
+      or validate.id("enterprise_project_id", epid) }
   end
   local limit = M.DEFAULT_PAGE
   if opts.limit ~= nil then limit = validate.integer("limit", opts.limit, 1, MAX_PAGE) end
@@ -149,7 +151,7 @@ end
 -- for IPv6 ports, with no other key: a misspelt one would be dropped from the request). The
 -- caller checks that eip_ids is a list (no hole, no other key). Returns the entries of the
 -- request body, in order.
-function M.eip_entries(eip_ids)
+function M.eip_entries(eip_ids, runner)
   if type(eip_ids) ~= "table" or #eip_ids == 0 then
     errors.raise_usage("eip_ids", "must be a non-empty list of EIP ids")
   end
@@ -163,7 +165,8 @@ function M.eip_entries(eip_ids)
           describe_key(k))
       end
     end
-    validate.id(name, entry.publicip_id)
+    -- (an id holding a secret of the client's, an SK pasted there, would go in the body)
+    if runner then runner:id(name, entry.publicip_id) else validate.id(name, entry.publicip_id) end
     if #entry.publicip_id > MAX_EIP_ID then
       errors.raise_usage(name, "must be at most %d characters, got %d", MAX_EIP_ID, #entry.publicip_id)
     end

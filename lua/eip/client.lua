@@ -552,7 +552,7 @@ end
 function Client:list_bandwidths(opts)
   local r = runner_of(self, "list_bandwidths")
   opts = given(opts, {})
-  local query, limit = bandwidths.list_query(opts)
+  local query, limit = bandwidths.list_query(opts, r)
   return bandwidths.list(r, project(self, r), query, limit)
 end
 
@@ -580,7 +580,7 @@ function Client:remove_eips_from_bandwidth(bandwidth_id, eip_ids, opts)
   local r = runner_of(self, "remove_eips_from_bandwidth")
   r:id("bandwidth_id", bandwidth_id)
   validate.list("eip_ids", eip_ids, "EIP ids") -- no hole, no other key: none left out
-  local entries = bandwidths.eip_entries(eip_ids)
+  local entries = bandwidths.eip_entries(eip_ids, r)
   local terms = bandwidths.removal_terms(given(opts, {}), bandwidths.REMOVE_OPTIONS)
   return bandwidths.remove(r, project(self, r), bandwidth_id, entries, terms)
 end

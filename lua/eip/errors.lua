@@ -64,12 +64,23 @@ local function new(fields)
   return setmetatable(fields, Error)
 end
 
+-- What makes a usage error's message safe to show: eip.validate's scrub (every registered secret
+-- of every client replaced), set when that module loads (it requires this one).
+local usage_scrub = nil
+
+--- Sets the function every usage error's message goes through (eip.validate's scrub).
+function M.set_usage_scrub(f)
+  usage_scrub = f
+end
+
 --- A usage error: bad arguments, nothing was sent. `argument` names the offending argument.
+-- Its message never quotes a secret of any client: a value a caller quotes in it (an unknown
+-- option's name, a repeated id) is scrubbed here, whoever made it.
 -- (Not called `arg`: in Lua 5.1 a vararg function has an implicit local of that name.)
 function M.usage(argument, fmt, ...)
-  local msg = string.format(fmt, ...)
-  return new{ kind = "usage", argument = argument, message = argument .. " " .. msg, retryable = false,
-    attempts = 0 }
+  local msg = argument .. " " .. string.format(fmt, ...)
+  if usage_scrub then msg = usage_scrub(msg) end
+  return new{ kind = "usage", argument = argument, message = msg, retryable = false, attempts = 0 }
 end
 
 --- Raise a usage error (level 3 = the caller of the public function).

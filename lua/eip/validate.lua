@@ -81,6 +81,8 @@ function M.scrub(s)
   return s
 end
 
+errors.set_usage_scrub(M.scrub)
+
 local SECRET_ID = "holds a credential (a key, token or password pasted where an id goes?): nothing sent, "
   .. "and the value is not shown"
 
