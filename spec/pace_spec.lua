@@ -318,6 +318,30 @@ describe("rates and throttling against the emulator", function()
     assert.equal(1, fixture.count_requests(emu, "GET"))
   end)
 
+  -- Adapting slowed the client's own bucket, given its rate back when the batch returned: a
+  -- batch nginx ended (its downstream client gone, its thread killed) runs nothing after, and
+  -- every later call of that worker's client kept the cut rate. The batch adapts a bucket of
+  -- its own now: the client's calls keep the client's rate meanwhile.
+  it("adapts a rate of the batch's own: the client's calls keep theirs while the batch runs", function()
+    local t = fake_time()
+    local c = fx.client{ rate = 20, clock = t.clock, sleep = t.sleep }
+    local ids = emu:create_bandwidths(8)
+    local extra = emu:create_bandwidths(3)
+    throttle_once(ids[2], "policy user over ratelimit,limit:1,time:1 second")
+    local n, slept = 0, nil
+    local _, summary = c:delete_bandwidths(ids, { concurrency = 1, on_result = function()
+      n = n + 1
+      if n == 4 then -- after the cut (the batch's rate: under one a second)
+        local before = t.total()
+        for _, id in ipairs(extra) do assert.equal(204, c:delete_bandwidth(id).status) end
+        slept = t.total() - before
+      end
+    end })
+    assert.same({ 8, 1 }, { summary.deleted, summary.throttled })
+    assert.is_true(summary.rate < 1, "the batch's rate: " .. summary.rate)
+    assert.is_true(slept <= 3 / 20 + 1e-9, "three calls at the client's 20/s slept " .. slept)
+  end)
+
   it("gives the client its rate back when on_result raises", function()
     local c = paced_client(20)
     local ids = emu:create_bandwidths(8)

@@ -245,8 +245,8 @@ end
 -- in input order, from `head`), `retries_due` (retries whose wait is over: sent before fresh
 -- ids), `retries` (the heap of retries still waiting), `in_flight` (slot -> job); the driver
 -- and its limit; `repeats` (id -> indices of its later occurrences, which get its result);
--- `shared_bucket` (with a rate of the batch's own: the client's bucket when other workers share
--- it); `stopped` (why no new request may start: { reason = "auth" | "cancelled" | "aborted",
+-- `shared_bucket` (with a rate of the batch's own, set or adapted: the client's bucket, whose
+-- slot each request takes too); `stopped` (why no new request may start: { reason = "auth" | "cancelled" | "aborted",
 -- cause = the eip error, if any }). A job is { index, id, call } (call: the pipeline's state
 -- of its delete).
 local Run = {}
@@ -433,7 +433,16 @@ function Run:adapt(job, resp)
       if self.bucket then rate = math.min(rate, self.bucket.rate * RATE_MEASURED) end
     end
     if self.rate_cap then rate = math.min(rate, self.rate_cap) end
-    if self.bucket then self.bucket:set_rate(rate) else self.bucket = pace.new{ rate = rate, clock = self.clock } end
+    if self.bucket and self.bucket ~= self.runner.bucket then
+      self.bucket:set_rate(rate)
+    else
+      -- A bucket of the batch's own, never the client's slowed down in place: a batch that
+      -- nginx ends (the downstream client gone, a killed thread) runs nothing after, and the
+      -- client would keep the cut rate for the worker's life. Each request still takes a slot
+      -- of the client's bucket too (and of the budget other workers share, rate_dict).
+      if self.bucket then self.shared_bucket = self.bucket end
+      self.bucket = pace.new{ rate = rate, clock = self.clock }
+    end
     -- Without a Retry-After (one over retry_after_cap stopped the batch above): the window.
     if not ra then
       self.paused_until = math.max(self.paused_until, now + WINDOW)
@@ -478,8 +487,8 @@ function Run:start_wait(now)
   local due = self.rate_slot
   if not due then
     wait = bucket:take()
-    -- A batch with a rate of its own inside a client whose budget other workers share
-    -- (rate_dict): a slot of each.
+    -- A batch with a rate of its own (set, or adapted) inside a client with a rate, or whose
+    -- budget other workers share (rate_dict): a slot of each.
     local shared = self.shared_bucket
     if shared then wait = math.max(wait, shared:take()) end
     if wait <= 0 then return 0 end
@@ -699,10 +708,11 @@ function Run:prepare(ids, n)
   end
 end
 
--- The client's bucket, which adapting slowed down, gets the rate it was made with back.
+-- The client's bucket gets the rate it was made with back (adapting slows a bucket of the
+-- batch's own, never the client's: this only mends one changed some other way).
 function Run:give_back_rate()
   local bucket = self.runner.bucket
-  if bucket and self.bucket == bucket and bucket.rate ~= bucket.configured then bucket:set_rate(bucket.configured) end
+  if bucket and bucket.rate ~= bucket.configured then bucket:set_rate(bucket.configured) end
 end
 
 --- Runs a batch of deletes (see the top of this file).
