@@ -96,6 +96,86 @@ describe("a client's hooks and debug log", function()
         assert.equal(hook, err.argument)
       end
     end)
+
+    -- Each request that went out has its on_response: a listing page over max_body (asked
+    -- again in smaller pages), a batch aborted with requests in flight, a batch whose on_result
+    -- raised. Each once had none (9 of 18 list pages; the aborted ones), and metrics missed them.
+    it("report every request that went out, also those whose answer was not used or not waited for", function()
+      local counts = function(r)
+        local n = { request = 0, response = 0 }
+        for _, e in ipairs(r.seen) do n[e[1]] = n[e[1]] + 1 end
+        return n
+      end
+      local r = recorder()
+      local c = fx.client{ on_request = r.on_request, on_response = r.on_response, max_body = 4096 }
+      for _ = 1, 8 do
+        local eips = {}
+        for j = 1, 20 do eips[j] = string.format("eip-%s-%02d", tostring(math.random(1e9)), j) end
+        emu:create_bandwidth{ size = 5, publicip_ids = eips }
+      end
+      emu:reset_counters()
+      local list, info = c:list_bandwidths()
+      assert.same({ 8, true }, { #list, info.smaller_pages ~= nil })
+      local n = counts(r)
+      assert.same({ emu:stats().requests, emu:stats().requests }, { n.request, n.response })
+      local cut = 0
+      for _, e in ipairs(r.seen) do if e[1] == "response" and e[2].outcome == "http" then cut = cut + 1 end end
+      assert.is_true(cut > 0, "the pages over max_body are reported")
+
+      for _, how in ipairs{ "abort", "raise" } do
+        r = recorder()
+        local ids = emu:create_bandwidths(4)
+        emu:reset_counters()
+        for i = 2, 4 do emu:inject{ method = "DELETE", path = emu:delete_path(ids[i]), action = "slow", delay = 2 } end
+        local done = 0
+        local bc = fx.client{ on_request = r.on_request, on_response = r.on_response }
+        -- (the first goes alone; the three slow ones are in flight once four were sent)
+        pcall(bc.delete_bandwidths, bc, ids, { concurrency = 4,
+          cancel = function() return how == "abort" and counts(r).request == 4 and "abort" or nil end,
+          on_result = function()
+            done = done + 1
+            if how == "raise" and done == 2 then error("the caller's own failure", 0) end
+          end })
+        n = counts(r)
+        assert.same({ 4, 4 }, { n.request, n.response }, how)
+        local interrupted = 0
+        for _, e in ipairs(r.seen) do
+          if e[1] == "response" and e[2].outcome == "interrupted" then interrupted = interrupted + 1 end
+        end
+        assert.equal(how == "abort" and 3 or 2, interrupted, how)
+      end
+    end)
+
+    -- A kept-alive connection that died unanswered: the request went out twice. The hook says
+    -- so (once reported as one attempt, nothing more), and metrics count the resend.
+    it("say when a request went out twice (a dead kept-alive connection), and metrics count it", function()
+      local metrics = eip.metrics()
+      local r = recorder()
+      local c = fx.client{ on_response = function(info) r.on_response(info); metrics.on_response(info) end }
+      local id = emu:create_bandwidth{ size = 1 }
+      c:show_bandwidth(id) -- a kept-alive connection
+      emu:inject{ method = "DELETE", action = "drop" }
+      assert.equal(204, c:delete_bandwidth(id).status)
+      local last = r.seen[#r.seen][2]
+      assert.same({ "delete_bandwidth", 204, true, 1 }, { last.operation, last.status, last.resent, last.attempt })
+      assert.matches('eip_resends_total{operation="delete_bandwidth"} 1\n', metrics:render(), 1, true)
+      assert.is_nil(metrics:render():find("eip_retries_total", 1, true))
+    end)
+
+    -- A retry planned and never sent (its rate slot past the deadline) is no retry for metrics.
+    it("count no retry that was never sent", function()
+      local metrics = eip.metrics()
+      local t = { now = 1000 }
+      local c = fx.client{ on_response = metrics.on_response, rate = 0.5, deadline = 1.5,
+        clock = function() return t.now end, sleep = function(s) t.now = t.now + s end }
+      local id = emu:create_bandwidth{ size = 1 }
+      emu:reset_counters()
+      emu:inject{ method = "DELETE", status = 503, headers = { ["Retry-After"] = "0" } }
+      local ok, err = pcall(c.delete_bandwidth, c, id)
+      assert.same({ false, 503, 1 }, { ok, err.status, err.attempts })
+      assert.equal(1, emu:stats().requests)
+      assert.is_nil(metrics:render():find("eip_retries_total", 1, true))
+    end)
   end)
 
   describe("the debug log", function()

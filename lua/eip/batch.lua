@@ -349,6 +349,21 @@ function Run:start(job)
     error("eip: batch: cannot start a request: " .. tostring(why), 0)
   end
   self.in_flight[slot] = job
+  if self.runner.on_response then job.sent = core.monotime() end
+end
+
+-- The on_response of each request in flight that the batch drops unanswered (aborted, or ended
+-- by an error of on_result): it went out, and may have been carried out.
+function Run:dropped(err_of)
+  if not self.runner.on_response then return end
+  local now = core.monotime()
+  for _, job in pairs(self.in_flight) do
+    job.call:observed({ status = 0, elapsed = now - (job.sent or now) }, err_of(job), "fail")
+  end
+end
+
+local function interrupted_of(job)
+  return errors.interrupted(job.call.op, job.call.attempts)
 end
 
 function Run:completed(slot, resp)
@@ -543,6 +558,7 @@ function Run:poll_cancel()
     end
     self.driver:cancel()
     self:release_all()
+    self:dropped(interrupted_of)
     for slot, job in pairs(self.in_flight) do
       self.in_flight[slot] = nil
       self:finish(job, "fail", errors.interrupted(job.call.op, job.call.attempts))
@@ -752,6 +768,7 @@ function M.run(runner, ids, opts)
     local ok, err = pcall(run.loop, run)
     if not ok then
       run.driver:cancel() -- nothing stays in flight: the client's next batch starts clean
+      run:dropped(interrupted_of)
       run:release_all()
       run:give_back_rate()
       driver_done(runner, run.driver)

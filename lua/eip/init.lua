@@ -103,8 +103,9 @@ M._VERSION = client.VERSION
 -- @tparam[opt] function opts.on_request `function(info)` before each attempt of every request
 --   the client makes: `{ operation, method, path, bandwidth_id, attempt }`, never a secret
 -- @tparam[opt] function opts.on_response `function(info)` after each attempt: the same and
---   `status, code, outcome ("ok", "http", the transport kind or "proxy"), elapsed, bytes,
---   request_id, retry` (whether another attempt follows); a hook that raises does not break the call
+--   `status, code, outcome ("ok", "http", the transport kind, "proxy" or "interrupted"), elapsed,
+--   bytes, request_id, retry` (another attempt is planned), `resent` (sent twice: a kept-alive
+--   connection died unanswered); a hook that raises does not break the call
 -- @treturn eip.client the client; its fields (read them, never set them): `endpoint`, `project_id`
 --   (nil until learnt, without one given), `auth` (how it authenticates: "token", "aksk", "iam" or
 --   "metadata"; "aksk" and "metadata" sign, at most four requests in flight), `transport`

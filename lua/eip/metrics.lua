@@ -9,9 +9,13 @@
 --
 -- Series (label values come from the library, never from a caller's input beyond the
 -- operation's name, so the number of series stays small):
---   eip_requests_total{operation, outcome, status}   every attempt; outcome "ok", "http" or the
---                                                     transport kind ("timeout", "reset", ...)
---   eip_retries_total{operation}                     attempts followed by another
+--   eip_requests_total{operation, outcome, status}   every attempt; outcome "ok", "http", the
+--                                                     transport kind ("timeout", "reset", ...),
+--                                                     "proxy" or "interrupted" (a batch aborted)
+--   eip_retries_total{operation}                     attempts that were retries (the second and
+--                                                     later: one planned and never sent is none)
+--   eip_resends_total{operation}                     attempts sent twice on the wire (a kept-alive
+--                                                     connection died unanswered: sent again)
 --   eip_request_duration_seconds{operation}          histogram of the attempts' durations
 -- @module eip.metrics
 local errors = require "eip.errors"
@@ -102,7 +106,8 @@ function Metrics:observe(info)
   local store, op = self.store, info.operation or "unknown"
   store:incr(series("eip_requests_total", { "operation", op, "outcome", info.outcome or "unknown",
     "status", info.status or "none" }), 1, 0)
-  if info.retry then store:incr(series("eip_retries_total", { "operation", op }), 1, 0) end
+  if (tonumber(info.attempt) or 1) > 1 then store:incr(series("eip_retries_total", { "operation", op }), 1, 0) end
+  if info.resent then store:incr(series("eip_resends_total", { "operation", op }), 1, 0) end
   local seconds = tonumber(info.elapsed)
   -- (a duration that is no finite number of seconds, from a transport of the caller's, is not one
   -- the histogram can hold: its sum would stay NaN or inf, and fail every render)
@@ -121,7 +126,8 @@ end
 
 local HELP = {
   eip_requests_total = "counter|Attempts sent to the API, by operation, outcome and status.",
-  eip_retries_total = "counter|Attempts that were followed by another.",
+  eip_retries_total = "counter|Attempts that were retries of an earlier one.",
+  eip_resends_total = "counter|Attempts sent again on a new connection after a kept-alive one died unanswered.",
   eip_request_duration_seconds = "histogram|Duration of one attempt.",
 }
 

@@ -601,6 +601,9 @@ local function broken(resp)
     .. (type(resp.status) == "number" and (" " .. tostring(resp.status)) or "") or "a " .. type(resp)) }
 end
 
+-- (what on_response is told of an answer whose reading raised something that is no eip error)
+local UNREPORTED = { kind = "http" }
+
 function Call:response(resp)
   local runner = self.runner
   if not well_formed(resp) then resp = broken(resp) end
@@ -631,9 +634,18 @@ function Call:response(resp)
   end
   if provider.flying then release(provider, self) end
   if answer then
-    local value = op:result(answer, self.attempts, monotime() - self.started)
-    if runner.on_response then self:observed(resp, nil, "done") end
-    return "done", value
+    if runner.on_response then
+      -- An answer the operation cannot use after all (a 2xx without what it needs; a listing
+      -- page over max_body, asked again in smaller pages) is reported too: it went out.
+      local ok, value = pcall(op.result, op, answer, self.attempts, monotime() - self.started)
+      if not ok then
+        self:observed(resp, errors.is_error(value) and value or UNREPORTED, "fail")
+        error(value, 0)
+      end
+      self:observed(resp, nil, "done")
+      return "done", value
+    end
+    return "done", op:result(answer, self.attempts, monotime() - self.started)
   end
   local action, value = self:failure(err)
   if runner.on_response then self:observed(resp, err, action) end
@@ -644,7 +656,8 @@ end
 -- Hooks: on_request(info) before each attempt, on_response(info) after it (client options).
 -- The info names the attempt, never a credential: operation, method, path, bandwidth_id,
 -- attempt; after it also status, code, outcome ("ok", "http", the transport kind, or "proxy"),
--- elapsed, bytes, request_id and retry (whether another attempt follows). A hook that raises
+-- elapsed, bytes, request_id, retry (whether another attempt is planned) and resent (sent twice:
+-- a kept-alive connection died unanswered). A hook that raises
 -- does not break the call: its error goes to the debug log.
 
 -- Lua 5.1's main coroutine, which coroutine.running() gives as nil.
@@ -731,12 +744,13 @@ function Call:observed(resp, err, action)
   local op = self.op
   local outcome = "ok"
   if err then
-    outcome = (err.kind == "transport" and err.reason) or (err.kind == "proxy" and "proxy") or "http"
+    outcome = (err.kind == "transport" and err.reason) or (err.kind == "proxy" and "proxy")
+      or (err.kind == "interrupted" and "interrupted") or "http"
   end
   notify(self.runner, self.runner.on_response, { operation = op.name, method = op.method, path = op.path,
     bandwidth_id = op.resource, attempt = self.attempts, status = resp.status ~= 0 and resp.status or nil,
     code = err and err.code, outcome = outcome, elapsed = resp.elapsed, bytes = #(resp.body or ""),
-    request_id = resp.request_id, retry = action == "retry" })
+    request_id = resp.request_id, retry = action == "retry", resent = resp.resent or nil })
 end
 
 local function jitter(a, b)
