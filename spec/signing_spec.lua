@@ -199,6 +199,35 @@ describe("signing places shared through a dict (eip.signing)", function()
       end
     end)
 
+    -- The same when the dict stops counting midway (full): the late request had the dict's
+    -- number (7, after six calls), the refused ones the worker's own (1, 2). Compared across
+    -- the two counters, the late success cleared the count, and the key was locked.
+    it("a late success does not clear the refusals when the dict stopped counting meanwhile", function()
+      local late, a, hooked = fixture.absent_id(9), nil, false
+      a = client{ on_request = function(info)
+        if info.bandwidth_id ~= late or hooked then return end
+        hooked = true
+        dict.broken = true -- full from now on
+        emu:set_clock_offset(3600)
+        for i = 1, 2 do raised(a.delete_bandwidth, a, fixture.absent_id(i)) end
+      end }
+      for i = 1, 6 do
+        local id = fixture.absent_id(20 + i)
+        emu:inject{ method = "DELETE", path = emu:delete_path(id), status = 204 }
+        a:delete_bandwidth(id)
+      end
+      emu:inject{ method = "DELETE", path = emu:delete_path(late), status = 204 }
+      assert.equal(204, a:delete_bandwidth(late).status)
+      local outcomes = {}
+      for i = 3, 6 do
+        local err = raised(a.delete_bandwidth, a, fixture.absent_id(i))
+        outcomes[#outcomes + 1] = err.not_sent and "not sent" or err.status
+      end
+      emu:set_clock_offset(0)
+      assert.same({ 401, "not sent", "not sent", "not sent" }, outcomes)
+      assert.same({ 3, 0 }, { emu:stats().auth_failures, emu:stats().aksk_locks })
+    end)
+
     -- The places a client held go back when its calls end: a second client of the key finds
     -- them all free.
     it("gives every place back once the calls are answered", function()

@@ -23,12 +23,14 @@
 --   provider.project_id            the project its credentials are scoped to, when known
 --   provider.secrets               every secret value it holds, for redaction (also the
 --                                  last ones it replaced: see retire)
---   provider.strikes, provider:rejected(err, epoch), provider:accepted(epoch, seq),
+--   provider.strikes, provider:rejected(err, epoch),
+--   provider:accepted(epoch, seq, shared_seq, seq_prefix),
 --   provider:next_seq(prefix)      (AK/SK, metadata) 401s to its signatures in a row, counted
 --                                  by the pipeline; `epoch`: the one the call was authenticated
 --                                  at (an answer to keys since replaced counts for neither key);
---                                  `seq`: the number next_seq gave its request when it took its
---                                  place (a success clears only after the last 401's number)
+--                                  `seq`, `shared_seq`: the numbers next_seq gave its request when
+--                                  it took its place, the provider's and the dict's for the key of
+--                                  `seq_prefix` (a success clears only after the last 401's)
 --   provider.key_epoch             (metadata) the epoch its current AK came with
 --   provider.refused, provider:refusal()   (AK/SK, metadata) set after too many strikes: the
 --                                  error a call gets instead of being sent (for the
@@ -117,21 +119,20 @@ local function shared_prefix(self)
   return keys and keys.ak and shared:prefix(keys) or nil
 end
 
--- The number of the next signed request (eip.pipeline's admit), in the order they were taken:
--- the workers' with shared counts, else this provider's own.
+-- The numbers of the next signed request (eip.pipeline's admit), in the order they were taken:
+-- this provider's own, whatever keys sign (renewed temporary keys, a dict that stops counting),
+-- and, with shared counts, the workers' for the key in use (nil when the dict cannot count).
 local function next_seq(self, prefix)
-  local n = prefix and self.shared:next_seq(prefix)
-  if not n then
-    n = (self.seq or 0) + 1
-    self.seq = n
-  end
-  return n
+  local own = (self.seq or 0) + 1
+  self.seq = own
+  return own, prefix and self.shared:next_seq(prefix) or nil
 end
 
 local function rejected(self, err, epoch)
   if stale(self, epoch) then return end
   -- Requests taken up to now may have been checked before this refusal: their successes do not
-  -- say the gateway's count went back to zero (see accepted).
+  -- say the gateway's count went back to zero (see accepted). (The provider's own numbers: one
+  -- counter for all its keys.)
   self.strike_seq = self.seq or 0
   local strikes = (self.strikes or 0) + 1
   local prefix = shared_prefix(self)
@@ -150,13 +151,14 @@ end
 -- start again from none, unless that request was taken before the last refusal was counted. A
 -- success of a request sent before the refusals (its answer slow, the gateway's 401s quick)
 -- once cleared them, freed the places they had closed, and let five in a row be refused.
-local function accepted(self, epoch, seq)
+local function accepted(self, epoch, seq, shared_seq, seq_prefix)
   if stale(self, epoch) then return end
   if seq and seq <= (self.strike_seq or 0) then return end
-  -- (with shared counts the dict decides by its own numbers; its count is read again before the
-  -- next place is taken)
+  -- With shared counts the dict decides by its own numbers, for the key whose counter gave one
+  -- (not another key's, renewed since; nor none, when the dict could not count): else its count
+  -- stands. It is read again before the next place is taken.
   local prefix = shared_prefix(self)
-  if prefix then self.shared:clear(prefix, seq) end
+  if prefix and shared_seq and seq_prefix == prefix then self.shared:clear(prefix, shared_seq) end
   self.strikes = false
 end
 

@@ -393,7 +393,8 @@ function Runner:call(op)
   -- Every field named here, so the table is sized once (false: not yet known). Not a tail
   -- call: see "LuaJIT" in eip.transport.http1.
   local call = setmetatable({ runner = self, op = op, attempts = 0, refreshed = false, started = false,
-    deadline = false, epoch = false, req = false, last_error = false, unanswered = false, seq = false }, Call)
+    deadline = false, epoch = false, req = false, last_error = false, unanswered = false, seq = false,
+    shared_seq = false, seq_prefix = false }, Call)
   return call
 end
 
@@ -488,7 +489,8 @@ function M.admit(provider, call, timeout)
   flying[call] = monotime() + ttl
   -- Numbered in the order taken: a success clears the refusals counted only when its request
   -- was taken after the last of them (see eip.auth's accepted).
-  call.seq = provider:next_seq(prefix)
+  call.seq, call.shared_seq = provider:next_seq(prefix)
+  call.seq_prefix = prefix or false
   return true
 end
 local admit = M.admit
@@ -629,7 +631,7 @@ function Call:response(resp)
     if resp.status == 401 and not checked then
       provider:rejected(err, self.epoch)
     elseif provider.strikes and (answer or checked) then
-      provider:accepted(self.epoch, self.seq)
+      provider:accepted(self.epoch, self.seq, self.shared_seq, self.seq_prefix)
     end
   end
   if provider.flying then release(provider, self) end
