@@ -219,10 +219,17 @@ describe("eip command", function()
           "delete-bandwidth --json=yes a", "delete-bandwidth --max-attempts 99 a",
           "delete-bandwidth --endpoint ftp://x a",
           "show-bandwidth", "show-bandwidth a b", "list-bandwidths extra", "status VPC.0306 abc", "status 99",
-          "status 409 404", "list-bandwidths --output yaml", "delete-bandwidth --json --output table a" } do
+          "status 409 404", "list-bandwidths --output yaml", "delete-bandwidth --json --output table a",
+          -- (Lua 5.3+ read these as 4 and 3: hex past 2^64 wraps)
+          "delete-bandwidth --concurrency 0x10000000000000004 a",
+          "delete-bandwidth --max-attempts 0x10000000000000003 a",
+          "status VPC.0306 0x100000000000001AD" } do
         local code = run(args)
         assert.equal(2, code, args)
       end
+      -- A code that is a hex numeral past 2^53 is no status either (not 429 on Lua 5.3+).
+      local code, out = run("status 0x100000000000001AD")
+      assert.same({ 1, "" }, { code, out })
       assert.equal(0, emu:stats().requests)
     end)
 
@@ -1090,6 +1097,18 @@ describe("eip command", function()
       assert.matches("11111111-2222-3333-4444-555555555555", out, 1, true)
       assert.matches("199999 repeated id", err, 1, true)
       assert.equal(before, emu:stats().requests)
+    end)
+
+    -- A control byte in a value a message quotes (an id read from a file, a code) is written as
+    -- an escape: Lua 5.1's %q let ESC through raw, and `eip status` echoed it on every Lua.
+    it("writes no control byte of a quoted value raw to the terminal", function()
+      local code, _, err = run("delete-bandwidth -", { stdin = "abc\27[2Jdef\n" })
+      assert.equal(2, code)
+      assert.matches('got "abc\\27[2Jdef"', err, 1, true)
+      code, _, err = run("status " .. q("VPC.\27[2J"))
+      assert.equal(1, code)
+      assert.matches("VPC.\\27[2J is not in the error-code table", err, 1, true)
+      assert.is_nil(err:find("\27", 1, true))
     end)
 
     it("reads nothing on stdin as nothing to delete: exit 0, nothing sent", function()

@@ -24,6 +24,35 @@ describe("retries", function()
   end
 
 
+  -- Full jitter spreads clients that failed together: on Lua 5.1, 5.2, 5.3 and LuaJIT every
+  -- process drew the same waits (math.random unseeded: every nginx worker, every restart alike).
+  it("draws its backoff differently in every process", function()
+    local host = require "spec.support.host"
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write(string.format([[
+      package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+      package.cpath = %q .. ";" .. package.cpath
+      local eip = require "eip"
+      local waits = {}
+      local c = eip.new{ endpoint = %q, project_id = %q, token = %q, max_attempts = 4,
+        sleep = function(s) waits[#waits + 1] = string.format("%%.6f", s) end }
+      pcall(c.delete_bandwidth, c, "bw-1")
+      io.write(table.concat(waits, " "))
+    ]], host.cpath, emu.url, emu.project_id, emu.token))
+    f:close()
+    emu:inject{ method = "DELETE", status = 503, times = -1 }
+    local runs = {}
+    for i = 1, 2 do
+      local p = assert(io.popen(host.lua .. " " .. script))
+      runs[i] = p:read("*a")
+      p:close()
+    end
+    os.remove(script)
+    assert.matches("^[%d.]+ [%d.]+ [%d.]+$", runs[1])
+    assert.are_not.equal(runs[1], runs[2])
+  end)
+
   it("retries 503, 503 then succeeds, backing off with full jitter", function()
     local id = emu:create_bandwidth{ size = 1 }
     emu:inject{ method = "DELETE", status = 503, times = 2 }

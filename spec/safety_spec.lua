@@ -467,6 +467,12 @@ describe("safety", function()
       assert.equal(1, api_requests())
       assert.equal(2, #emu:get_bandwidth(id).publicip_info)
       assert.equal("refused", raised(c.plan_drain, c, id, terms).kind)
+      -- A billing_info with no order id before its first colon: still refused, as such (on Lua
+      -- 5.1 a raw format error once came out instead).
+      id = emu:create_bandwidth{ size = 10, publicip_ids = { "eip-3" }, billing_info = ":0a1b2c3d4e5f:cn-north-4" }
+      err = raised(c.drain_and_delete_bandwidth, c, id, terms)
+      assert.same({ "refused", "prepaid" }, { err.kind, err.reason })
+      assert.matches("(order not given)", err.message, 1, true)
     end)
 
     it("refuses a frozen bandwidth after the show", function()

@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
 #include "codes.h"
 #include "compat.h"
 #include "http.h"
@@ -931,6 +933,25 @@ static int l_monotime(lua_State *L)
     return 1;
 }
 
+/* core.random(): a number in [0, 1) from OpenSSL's generator (seeded by the system, reseeded
+ * after a fork), or nil when it fails. Retry jitter must differ between processes: Lua 5.1,
+ * 5.2, 5.3 and LuaJIT start math.random from the same state in every process (every nginx
+ * worker, every restart), so clients that failed together would retry together. */
+static int l_random(lua_State *L)
+{
+    unsigned char b[8];
+    unsigned long long x = 0;
+    int i;
+    if (RAND_bytes(b, (int)sizeof(b)) != 1) {
+        lua_pushnil(L);
+        return 1;
+    }
+    for (i = 0; i < 8; i++)
+        x = (x << 8) | b[i];
+    lua_pushnumber(L, (lua_Number)(x >> 11) / 9007199254740992.0); /* 53 bits / 2^53 */
+    return 1;
+}
+
 /* core.sleep(seconds): blocks the thread without using CPU (the default sleep between
  * retries outside nginx; OpenResty uses ngx.sleep instead). Restarts after signals, except
  * a caught Ctrl-C (core.catch_interrupts), which ends it early.
@@ -1402,6 +1423,7 @@ static const luaL_Reg core_functions[] = {
     {"plain_text", l_plain_text},
     {"secret_ranges", l_secret_ranges},
     {"monotime", l_monotime},
+    {"random", l_random},
     {"file_kind", l_file_kind},
     {"sleep", l_sleep},
     {"catch_interrupts", l_catch_interrupts},

@@ -578,7 +578,7 @@ local function renew(self, runner, req)
   if not errors.is_error(err) or os.time() >= self.expires - slack then error(err, 0) end
   if runner.log and not self.renewal_failed then
     runner.log(string.format("eip: renewing the credentials failed (%s); the current ones stay in use until "
-      .. "%d s before they expire", runner:clean(tostring(err)), slack))
+      .. "%d s before they expire", runner:clean(tostring(err)), math.floor(slack)))
   end
   self.renewal_failed = true
 end

@@ -373,8 +373,10 @@ local function refusal(runner, bw, bandwidth_id, path)
     reason = "prepaid"
     local order = bw.billing_info:match("^([^:]+)")
     extra = { order_id = order }
+    -- (no order id before the first colon: said so; Lua 5.1's %s refuses a nil)
     message = string.format("%s is a yearly/monthly (prepaid) bandwidth (order %s): this API cannot delete it; "
-      .. "unsubscribe it through billing (Billing Center > Unsubscriptions) instead", bandwidth_id, order)
+      .. "unsubscribe it through billing (Billing Center > Unsubscriptions) instead", bandwidth_id,
+      order or "not given")
   elseif bw.status ~= "NORMAL" then
     reason = "frozen"
     extra = { bandwidth_status = bw.status }

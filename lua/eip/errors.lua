@@ -64,6 +64,15 @@ local function new(fields)
   return setmetatable(fields, Error)
 end
 
+--- s with each control byte written as a decimal escape (ESC as \27), as Lua 5.2+'s %q writes
+-- them: a value a message quotes must not reach a terminal raw (Lua 5.1's %q leaves ESC, BEL
+-- and DEL as they are).
+-- @tparam string s
+-- @treturn string
+function M.escape_controls(s)
+  return (s:gsub("%c", function(c) return "\\" .. c:byte() end))
+end
+
 -- What makes a usage error's message safe to show: eip.validate's scrub (every registered secret
 -- of every client replaced), set when that module loads (it requires this one).
 local usage_scrub = nil
@@ -80,6 +89,7 @@ end
 function M.usage(argument, fmt, ...)
   local msg = argument .. " " .. string.format(fmt, ...)
   if usage_scrub then msg = usage_scrub(msg) end
+  msg = M.escape_controls(msg)
   return new{ kind = "usage", argument = argument, message = msg, retryable = false, attempts = 0 }
 end
 

@@ -167,7 +167,9 @@ function Metrics:render()
       out[#out + 1] = "# TYPE " .. last .. " " .. kind
     end
     local v = sample.value
-    out[#out + 1] = sample.name .. " " .. (v == math.floor(v) and string.format("%d", v) or string.format("%.6f", v))
+    -- (whole numbers as integers, while exact: "%d" refuses a float beyond them on Lua 5.3+)
+    local whole = v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53
+    out[#out + 1] = sample.name .. " " .. (whole and string.format("%d", v) or string.format("%.6f", v))
   end
   return table.concat(out, "\n") .. "\n"
 end

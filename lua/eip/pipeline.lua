@@ -591,7 +591,10 @@ local RESENT = { kind = "transport", reason = "reset" }
 local function well_formed(resp)
   if type(resp) ~= "table" then return false end
   local code = resp.curl_code
-  if code ~= nil then return type(code) == "number" end
+  -- (a whole number in int range: "%d" and the error tables read it)
+  if code ~= nil then
+    return type(code) == "number" and code == math.floor(code) and code > -2 ^ 31 and code < 2 ^ 31
+  end
   local status = resp.status
   return type(status) == "number" and status >= 100 and status <= 599 and status == math.floor(status)
     and (resp.body == nil or type(resp.body) == "string")
@@ -755,8 +758,12 @@ function Call:observed(resp, err, action)
     request_id = resp.request_id, retry = action == "retry", resent = resp.resent or nil })
 end
 
+-- A uniform wait in [a, b]: from OpenSSL's generator (core.random), which differs between
+-- processes; math.random starts from the same state in every process but on Lua 5.4 (every
+-- nginx worker, every restart alike: clients that failed together would retry together).
+local core_random = core.random
 local function jitter(a, b)
-  return a + (b - a) * math.random()
+  return a + (b - a) * (core_random() or math.random())
 end
 
 -- The final outcome of a failure: an acceptable one (op.recover) is "done".

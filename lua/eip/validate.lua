@@ -83,6 +83,9 @@ end
 
 errors.set_usage_scrub(M.scrub)
 
+--- s with each control byte written as a decimal escape (see eip.errors.escape_controls).
+M.escape_controls = errors.escape_controls
+
 local SECRET_ID = "holds a credential (a key, token or password pasted where an id goes?): nothing sent, "
   .. "and the value is not shown"
 

@@ -136,7 +136,16 @@ M.closest = validate.closest
 -- strings are refused by their spelling).
 local math_type = math.type -- luacheck: ignore 143 (absent before Lua 5.3)
 
+--- Does s spell a hex number of more significant digits than a double holds exactly (13)? Lua
+-- 5.3+ reads "0x10000000000000004" as 4 (it wraps modulo 2^64): such a value is refused, not
+-- taken as a small one.
+function M.hex_too_long(s)
+  local digits = type(s) == "string" and s:match("^%s*[-+]?0[xX](%x+)%s*$")
+  return digits ~= nil and #(digits:gsub("^0+", "")) > 13
+end
+
 local function integer_of(s)
+  if M.hex_too_long(s) then return nil end
   local n = tonumber(s)
   if n == nil then return nil end
   if math_type then return math_type(n) == "integer" and n or nil end

@@ -208,7 +208,8 @@ function M.main(argv)
   -- The command's own messages may quote what it was given (a command name, a code, an option's
   -- value): a credential there is not shown. (The library's errors are cleaned already.)
   if (args.is_usage(e) or args.is_failure(e)) and type(e.message) == "string" then
-    e.message = validate.scrub(e.message)
+    -- (and no control byte raw: an escape sequence in a quoted value would reach the terminal)
+    e.message = validate.escape_controls(validate.scrub(e.message))
   end
   if M.wants_json(argv) then
     if not known then e = { kind = "internal", message = tostring(e) } end
