@@ -66,6 +66,25 @@ describe("a client's hooks and debug log", function()
       end
     end)
 
+    -- A 401 that makes a new IAM token: its on_response came only after the whole token request
+    -- (hooks saw the delete, the token's request and answer, then the delete's 401).
+    it("see a 401's answer before the new token's request", function()
+      local r = recorder()
+      local c = eip.new{ endpoint = emu.url, auth = emu:iam_auth(), on_request = r.on_request,
+        on_response = r.on_response }
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      emu:expire_tokens()
+      r.seen = {}
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      c:close()
+      local order = {}
+      for _, e in ipairs(r.seen) do
+        order[#order + 1] = e[1] .. " " .. e[2].operation .. (e[2].status and (" " .. e[2].status) or "")
+      end
+      assert.same({ "request delete_bandwidth", "response delete_bandwidth 401", "request iam_token",
+        "response iam_token 201", "request delete_bandwidth", "response delete_bandwidth 204" }, order)
+    end)
+
     it("that raise do not break the call; their error goes to the debug log", function()
       local lines = {}
       local c = fx.client{ on_request = function() error("hook bug " .. emu.token) end,

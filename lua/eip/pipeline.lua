@@ -394,7 +394,7 @@ function Runner:call(op)
   -- call: see "LuaJIT" in eip.transport.http1.
   local call = setmetatable({ runner = self, op = op, attempts = 0, refreshed = false, started = false,
     deadline = false, epoch = false, req = false, last_error = false, unanswered = false, seq = false,
-    shared_seq = false, seq_prefix = false }, Call)
+    shared_seq = false, seq_prefix = false, answered_resp = false }, Call)
   return call
 end
 
@@ -652,8 +652,11 @@ function Call:response(resp)
     end
     return "done", op:result(answer, self.attempts, monotime() - self.started)
   end
+  -- (on_response comes before a credentials refresh's own requests: see failure)
+  self.answered_resp = resp
   local action, value = self:failure(err)
-  if runner.on_response then self:observed(resp, err, action) end
+  if runner.on_response and self.answered_resp then self:observed(resp, err, action) end
+  self.answered_resp = false
   return action, value
 end
 
@@ -817,6 +820,13 @@ function Call:failure(err, from_credentials)
   if action == "refresh" or action == "again" then
     self.refreshed = true
     if action == "refresh" then
+      -- This attempt's on_response first, then the refresh's requests with their own: hooks see
+      -- each request end before the next starts (a retry planned; one not sent if it fails).
+      local resp = self.answered_resp
+      if resp and runner.on_response then
+        self.answered_resp = false
+        self:observed(resp, err, "retry")
+      end
       local ok, why = pcall(provider.refresh, provider, runner)
       if not ok then
         if not errors.is_error(why) then error(why, 0) end
