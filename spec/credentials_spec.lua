@@ -296,6 +296,26 @@ describe("credentials", function()
       assert.equal(0, s.auth_failures)
     end)
 
+    -- Keys with seconds left when fetched: a failed renewal keeps them while they are valid and
+    -- says so in the log. Its line formatted a fractional slack with %d, which raises on Lua
+    -- 5.3+: the call died with a raw error instead.
+    it("keeps short-lived keys whose renewal failed, and logs it, while they are valid", function()
+      local t = os.time()
+      emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 200,
+        body = { credential = { access = emu.temp_ak, secret = emu.temp_sk, securitytoken = emu.security_token,
+          expires_at = os.date("!%Y-%m-%dT%H:%M:%SZ", t + 3) } } }
+      emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 500, times = -1 }
+      local lines = {}
+      local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url,
+        log = function(line) lines[#lines + 1] = line end })
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      while os.time() < t + 2 do socket.sleep(0.05) end -- due for renewal, still valid
+      assert.is_true(os.time() < t + 3, "the machine was too slow for this check")
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      c:close()
+      assert.matches("renewing the credentials failed", table.concat(lines, "\n"), 1, true)
+    end)
+
     -- A 401 whose new keys the service then refuses: the call's 401, the refresh's failure as
     -- its cause, said as a renewal (not the start-up search, whose reason tostring cut off).
     it("a refresh the service fails: the 401, caused by keys not renewed", function()
