@@ -507,6 +507,87 @@ describe("bandwidth operations", function()
       end)
     end)
 
+    -- A show listing an EIP twice, or an id longer than the documented 36 characters, past the
+    -- first 100: the drain moved the first 100 (new bills), then its second call was refused and
+    -- the bandwidth stayed. Now refused at the show, before anything moves.
+    it("refuses a show whose EIPs cannot all be removed (an id twice, one too long): nothing moved", function()
+      local ids = eip_ids(150)
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+      for _, bad in ipairs{ ids[1], string.rep("e", 37) } do
+        local info = {}
+        for i, v in ipairs(ids) do info[i] = { publicip_id = v } end
+        info[#info + 1] = { publicip_id = bad }
+        emu:reset_counters()
+        emu:inject{ method = "GET", status = 200, body = { bandwidth = { id = id, name = "web", share_type = "WHOLE",
+          size = 20, status = "NORMAL", publicip_info = info } } }
+        local err = raised(client.drain_and_delete_bandwidth, client, id, terms)
+        assert.same({ "http", "Unusable Answer", "show" }, { err.kind, err.reason, err.stage }, bad)
+        assert.same({ {}, {} }, { err.moved, err.not_moved })
+        assert.equal(1, #api_requests())
+        assert.equal(150, #emu:get_bandwidth(id).publicip_info)
+      end
+    end)
+
+    -- The checking GET after a failed remove call answered garbage for its EIP list: every EIP
+    -- of the batch read as moved, and the drain went on (another batch, new bills, a refused
+    -- delete). Such an answer tells nothing: the batch is uncertain and the drain stops.
+    it("reads a checking GET whose EIP list is garbage as telling nothing: uncertain, the drain stops", function()
+      for _, garbage in ipairs{ { ["not"] = "a list" }, { 1, 2, 3 }, { { publicip_id = 7 } } } do
+        emu:reset()
+        local ids = eip_ids(250)
+        local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+        local err = raised(client.drain_and_delete_bandwidth, client, id, {
+          charge_mode = "bandwidth", size = 1, on_batch = function(p)
+            if p.batch ~= 1 then return end
+            emu:inject{ method = "POST", path = "/remove$", status = 500, times = 3 }
+            emu:inject{ method = "GET", status = 200, body = { bandwidth = { id = id, name = "web",
+              share_type = "WHOLE", size = 20, status = "NORMAL", publicip_info = garbage } } }
+          end })
+        assert.same({ "remove", 2, 100, 100 }, { err.stage, err.batch, #err.moved, #err.uncertain })
+        assert.equal(50, #err.not_moved)
+        assert.equal(150, #emu:get_bandwidth(id).publicip_info)
+        for _, r in ipairs(api_requests()) do assert.not_equal("DELETE", r.method) end
+      end
+    end)
+
+    -- A call that went unanswered (a timeout) may still be carried out after the checking GET:
+    -- the EIPs it still lists are uncertain, not "not moved" (they moved a moment later).
+    it("counts the EIPs a timed-out call's checking GET still lists as uncertain", function()
+      local ids = eip_ids(150)
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+      local c = fx.client{ sleep = function() end, timeout = 1, max_attempts = 1 }
+      local err = raised(c.drain_and_delete_bandwidth, c, id, {
+        charge_mode = "bandwidth", size = 1, on_batch = function()
+          emu:inject{ method = "POST", path = "/remove$", action = "slow", delay = 2 }
+        end })
+      assert.same({ "transport", "remove", 2 }, { err.kind, err.stage, err.batch })
+      assert.same({ 100, 0, 50 }, { #err.moved, #err.not_moved, #err.uncertain })
+    end)
+
+    -- A person may answer the prompt minutes later: EIPs that changed meanwhile (one gone, one
+    -- added) made the drain move what was planned and leave the rest, the delete refused.
+    it("reads the bandwidth again once the plan is approved, and refuses it if its EIPs changed", function()
+      local ids = eip_ids(3)
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+      local other = fx.client{ sleep = function() end }
+      emu:reset_counters()
+      local err = raised(client.drain_and_delete_bandwidth, client, id, { charge_mode = "bandwidth", size = 1,
+        confirm = function()
+          other:remove_eips_from_bandwidth(id, { ids[1] }, terms)
+          return true
+        end })
+      other:close()
+      assert.same({ "refused", "changed", "show" }, { err.kind, err.reason, err.stage })
+      assert.same({ {}, {} }, { err.moved, err.not_moved })
+      local methods = {}
+      for _, r in ipairs(api_requests()) do methods[#methods + 1] = r.method end
+      assert.same({ "GET", "POST", "GET" }, methods) -- the show, the other's remove, the second read
+      -- Unchanged, the approved plan goes ahead (two reads, the remove, the delete).
+      local res = client:drain_and_delete_bandwidth(id, { charge_mode = "bandwidth", size = 1,
+        confirm = function() return true end })
+      assert.same({ true, 4 }, { res.deleted, res.requests })
+    end)
+
     it("puts a batch it cannot check in uncertain", function()
       local ids = eip_ids(150)
       local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
@@ -548,15 +629,16 @@ describe("bandwidth operations", function()
       local ids = eip_ids(3)
       local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
       local other = fx.client{ sleep = function() end }
-      local err = raised(client.drain_and_delete_bandwidth, client, id, {
-        charge_mode = "bandwidth", size = 1,
-        confirm = function()
-          other:remove_eips_from_bandwidth(id, { ids[1] }, terms)
-          emu:inject{ method = "POST", path = "/remove$", status = 400,
-            body = { code = "VPC.0323", message = "The EIP cannot be removed." } }
-          return true
-        end,
-      })
+      -- (another client moves one out just before the remove call goes: after the drain's show)
+      local moved_one = false
+      local c = fx.client{ sleep = function() end, on_request = function(info)
+        if info.operation ~= "remove_eips_from_bandwidth" or moved_one then return end
+        moved_one = true
+        other:remove_eips_from_bandwidth(id, { ids[1] }, terms)
+        emu:inject{ method = "POST", path = "/remove$", status = 400,
+          body = { code = "VPC.0323", message = "The EIP cannot be removed." } }
+      end }
+      local err = raised(c.drain_and_delete_bandwidth, c, id, { charge_mode = "bandwidth", size = 1 })
       other:close()
       assert.same({ 400, "remove" }, { err.status, err.stage })
       assert.same({ { ids[1] }, { ids[2], ids[3] }, {} }, { err.moved, err.not_moved, err.uncertain })

@@ -203,28 +203,54 @@ local function ids_of(entries, from, to)
   return out
 end
 
+-- The EIPs a bandwidth's publicip_info lists: the list (none for JSON null or absent) and the set
+-- of their ids; or nil and why it cannot be read: no list, an entry without an id of at most
+-- MAX_EIP_ID characters, an id listed twice (the remove call, sent those, would be refused after
+-- earlier calls had moved EIPs: the answer is refused before anything moves).
+local BAD_EIP_ID = string.format("an EIP whose publicip_id is missing, not an id (1-%d characters of "
+  .. "[A-Za-z0-9._-]) or holds a credential", MAX_EIP_ID)
+
+local function listed_eips(info)
+  if info == nil or info == body.null then return {}, {} end
+  local no_list = "its EIPs in a publicip_info that is no list"
+  if type(info) ~= "table" then return nil, no_list end
+  local count = 0
+  for _ in pairs(info) do count = count + 1 end
+  if count ~= #info then return nil, no_list end
+  local seen = {}
+  for _, ip in ipairs(info) do
+    local id = type(ip) == "table" and ip.publicip_id
+    if type(id) ~= "string" or not core.is_id(id) or #id > MAX_EIP_ID then
+      return nil, BAD_EIP_ID
+    end
+    if seen[id] then return nil, "an EIP twice" end
+    seen[id] = true
+  end
+  return info, seen
+end
+
 -- After a failed remove batch: which of its EIPs are still in the bandwidth? One GET, best
--- effort. Returns still_present (set) or nil when the GET failed too.
+-- effort. Returns still_present (set), or nil when the GET failed too or its answer cannot be
+-- read as a list of EIPs (garbage must not read as "moved": the drain would go on).
 local function still_present(runner, project, bandwidth_id)
   local ok, bw = pcall(M.show, runner, project, bandwidth_id)
-  if not ok or type(bw.publicip_info) ~= "table" then return nil end
-  local set = {}
-  for _, ip in ipairs(bw.publicip_info) do
-    if type(ip) == "table" and ip.publicip_id then set[ip.publicip_id] = true end
-  end
-  return set
+  if not ok then return nil end
+  local info, set = listed_eips(bw.publicip_info)
+  return info and set or nil
 end
 
 -- A failed batch: sort its EIPs by what the verifying GET shows. Returns moved, not_moved,
 -- uncertain (lists). `absent_unsure`: an EIP absent from the bandwidth is uncertain rather than
 -- moved (the service refused the call, and it may never have been in this bandwidth).
-local function settle(runner, project, bandwidth_id, batch_ids, absent_unsure)
+-- `present_unsure`: an EIP still listed is uncertain rather than not moved (a call that went
+-- unanswered may still be being carried out: it may move them a moment after the GET).
+local function settle(runner, project, bandwidth_id, batch_ids, absent_unsure, present_unsure)
   local present = still_present(runner, project, bandwidth_id)
   if not present then return {}, {}, batch_ids end
   local moved, kept, unsure = {}, {}, {}
   for _, id in ipairs(batch_ids) do
     if present[id] then
-      kept[#kept + 1] = id
+      if present_unsure then unsure[#unsure + 1] = id else kept[#kept + 1] = id end
     elseif absent_unsure then
       unsure[#unsure + 1] = id
     else
@@ -324,7 +350,8 @@ function M.remove(runner, project, bandwidth_id, entries, terms, known)
           stop.uncertain, stop.batch, stop.cause = ids, b, err
           error(stop, 0)
         end
-        moved, kept, uncertain = settle(runner, project, bandwidth_id, ids, not known)
+        moved, kept, uncertain = settle(runner, project, bandwidth_id, ids, not known,
+          err.kind ~= "http" or err.earlier_unanswered == true)
       else
         -- The request never reached the service, or was throttled (429) before it was carried
         -- out, and no attempt before went unanswered: nothing moved.
@@ -418,19 +445,13 @@ local function held_eips(runner, bw, meta, path, bandwidth_id)
     err.bandwidth_id, err.stage, err.moved, err.not_moved = bandwidth_id, "show", {}, {}
     error(err, 0)
   end
-  local info = bw.publicip_info
-  if info == nil or info == body.null then info = {} end -- (none: JSON null, as the SDK's model allows)
-  if type(info) ~= "table" then unusable("its EIPs in a publicip_info that is no list") end
-  local count = 0
-  for _ in pairs(info) do count = count + 1 end
-  if count ~= #info then unusable("its EIPs in a publicip_info that is no list") end
+  -- (none: JSON null, as the SDK's model allows)
+  local info, why = listed_eips(bw.publicip_info)
+  if not info then unusable(why) end
   local eips = {}
   for _, ip in ipairs(info) do
-    local id = type(ip) == "table" and ip.publicip_id
-    if type(id) ~= "string" or not core.is_id(id) or runner:clean(id) ~= id then
-      unusable("an EIP whose publicip_id is missing, not an id (1-64 characters of [A-Za-z0-9._-]) or holds a "
-        .. "credential")
-    end
+    local id = ip.publicip_id
+    if runner:clean(id) ~= id then unusable(BAD_EIP_ID) end
     local v6 = ip.ip_version == 6 or ip.publicip_type == "5_dualStack"
     eips[#eips + 1] = { publicip_id = id, publicip_type = v6 and "5_dualStack" or nil,
       publicip_address = address_of(ip), ip_version = v6 and 6 or 4 }
@@ -536,36 +557,71 @@ end
 -- stop) is asked after the show, before each remove batch and before the delete, and during
 -- the waits of each request: when it says stop, nothing more is sent and the error (kind
 -- "interrupted", `cancelled = true`) says what moved.
+-- The same EIPs, in any order?
+local function same_eips(a, b)
+  if #a ~= #b then return false end
+  local set = {}
+  for _, e in ipairs(a) do set[e.publicip_id] = true end
+  for _, e in ipairs(b) do
+    if not set[e.publicip_id] then return false end
+  end
+  return true
+end
+
 function M.drain(runner, project, bandwidth_id, terms, missing_ok)
-  local ok, plan = pcall(M.plan, runner, project, bandwidth_id, terms)
-  if not ok then
+  -- The plan (one GET): a failure of it, or a refusal, moved nothing; a missing bandwidth is a
+  -- result when the delete's own rule says so.
+  local function read_plan(requests)
+    local ok, plan = pcall(M.plan, runner, project, bandwidth_id, terms)
+    if ok then return plan end
     local err = plan
     if errors.is_error(err) and err.kind ~= "refused" then
-      -- The delete's own rule decides whether a missing bandwidth is an acceptable outcome.
       local missing = ops.delete_bandwidth(project, bandwidth_id, missing_ok):recover(err)
       if missing then
-        missing.removed, missing.requests = {}, 1
-        return missing
+        missing.removed, missing.requests = {}, requests
+        return nil, missing
       end
       err.stage, err.moved, err.not_moved = "show", {}, {}
     end
     error(err, 0)
   end
+  local plan, missing = read_plan(1)
+  if not plan then return missing end
+  local requests = 1
   -- Only true approves: a prompt's answer ("n", "no", 0) or a confirm that raises does not.
-  if terms.confirm and errors.guarded(terms.confirm, runner.log, "confirm", false)(plan) ~= true then
-    local err = errors.refused("not_confirmed", bandwidth_id .. " was not drained: the plan was not "
-      .. "confirmed (one GET was sent; nothing changed)")
-    err.bandwidth_id, err.stage, err.moved, err.not_moved = bandwidth_id, "show", {}, {}
-    error(err, 0)
+  if terms.confirm then
+    if errors.guarded(terms.confirm, runner.log, "confirm", false)(plan) ~= true then
+      local err = errors.refused("not_confirmed", bandwidth_id .. " was not drained: the plan was not "
+        .. "confirmed (one GET was sent; nothing changed)")
+      err.bandwidth_id, err.stage, err.moved, err.not_moved = bandwidth_id, "show", {}, {}
+      error(err, 0)
+    end
+    -- A person may take minutes to answer: the bandwidth is read again before anything moves.
+    -- EIPs added meanwhile would stay in it (the delete refused after every planned one became
+    -- a bill of its own), EIPs gone meanwhile would fail a remove call: what was approved is
+    -- done only if it is still what would be done.
+    local again
+    again, missing = read_plan(2)
+    if not again then return missing end
+    requests = 2
+    if not same_eips(plan.eips, again.eips) then
+      local err = errors.refused("changed", string.format("%s was not drained: its EIPs changed while the plan "
+        .. "was being confirmed (%d planned, %d now; two GETs were sent, nothing changed): confirm the new plan",
+        bandwidth_id, #plan.eips, #again.eips))
+      err.bandwidth_id, err.stage, err.moved, err.not_moved = bandwidth_id, "show", {}, {}
+      error(err, 0)
+    end
+    plan = again
   end
   local cancel = terms.cancel
-  local removed, requests = {}, 1
+  local removed = {}
   local delete = ops.delete_bandwidth(project, bandwidth_id, missing_ok)
   local held = #plan.eips
   if cancel and cancel() then -- after the show: the next request would be the first remove (or the delete)
     local next_op = held > 0 and ops.remove_eips(project, bandwidth_id, {}, terms.charge_mode, terms.size) or delete
     error(stopped_by_cancel(next_op, "show", string.format("interrupted after the show: nothing was moved or "
-      .. "deleted (%d EIP(s) stay in the bandwidth; one GET was sent)", held), bandwidth_id, {},
+      .. "deleted (%d EIP(s) stay in the bandwidth; %s sent)", held, requests == 1 and "one GET was"
+      or requests .. " GETs were"), bandwidth_id, {},
       ids_of(plan.eips, 1, held)), 0)
   end
   if held > 0 then

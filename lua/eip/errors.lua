@@ -127,7 +127,7 @@ function M.not_sent(op, reason, cause)
 end
 
 --- The client refused to act, after reading the resource (one GET was sent; nothing changed):
--- kind "refused", `reason` ("dedicated", "prepaid", "frozen", "not_confirmed").
+-- kind "refused", `reason` ("dedicated", "prepaid", "frozen", "not_confirmed", "changed").
 function M.refused(reason, message)
   return new{ kind = "refused", reason = reason, message = message, retryable = false, attempts = 1 }
 end

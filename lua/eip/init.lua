@@ -242,7 +242,7 @@ M.regions = require("eip.regions").list
 -- @tfield string reason its reason phrase (`http`); the transport kind (`transport`: "dns",
 --   "connect", "timeout", "reset", "tls", "protocol" or "other"); what the proxy did (`proxy`:
 --   "auth" for its 407, "status" for another refusal of CONNECT, "connect", "dns"); why
---   (`refused`: "dedicated", "prepaid", "frozen" or "not_confirmed")
+--   (`refused`: "dedicated", "prepaid", "frozen", "not_confirmed" or "changed")
 -- @tfield string code the error code of the body, e.g. "VPC.0306" (`http`)
 -- @tfield string code_kind what the error-code table says of that code for that status
 --   (`http`, a code the table knows): "not_found", "auth", "permission", "config",
