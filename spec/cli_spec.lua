@@ -227,9 +227,13 @@ describe("eip command", function()
         local code = run(args)
         assert.equal(2, code, args)
       end
-      -- A code that is a hex numeral past 2^53 is no status either (not 429 on Lua 5.3+).
+      -- A code that is a hex numeral past 2^53 is no status either (not 429 on Lua 5.3+), nor is
+      -- one a number option (--timeout: not 5), nor a status after a code (not 404).
       local code, out = run("status 0x100000000000001AD")
       assert.same({ 1, "" }, { code, out })
+      for _, args in ipairs{ "list-bandwidths --timeout 0x10000000000000005", "status VPC.0306 0x10000000000000194" } do
+        assert.equal(2, run(args), args)
+      end
       assert.equal(0, emu:stats().requests)
     end)
 
@@ -1105,6 +1109,10 @@ describe("eip command", function()
       local code, _, err = run("delete-bandwidth -", { stdin = "abc\27[2Jdef\n" })
       assert.equal(2, code)
       assert.matches('got "abc\\27[2Jdef"', err, 1, true)
+      -- (a newline, which %q writes as a backslash and a newline, is \n: not \\10)
+      code, _, err = run("regions " .. q("x\ny"))
+      assert.equal(2, code)
+      assert.matches('got "x\\ny"', err, 1, true)
       code, _, err = run("status " .. q("VPC.\27[2J"))
       assert.equal(1, code)
       assert.matches("VPC.\\27[2J is not in the error-code table", err, 1, true)

@@ -358,7 +358,11 @@ function Run:dropped(err_of)
   if not self.runner.on_response then return end
   local now = core.monotime()
   for _, job in pairs(self.in_flight) do
-    job.call:observed({ status = 0, elapsed = now - (job.sent or now) }, err_of(job), "fail")
+    -- (once: an on_result raising while an abort's jobs are finished comes here again)
+    if not job.dropped then
+      job.dropped = true
+      job.call:observed({ status = 0, elapsed = now - (job.sent or now) }, err_of(job), "fail")
+    end
   end
 end
 

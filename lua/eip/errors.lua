@@ -70,7 +70,8 @@ end
 -- @tparam string s
 -- @treturn string
 function M.escape_controls(s)
-  return (s:gsub("%c", function(c) return "\\" .. c:byte() end))
+  -- (%q writes a newline as a backslash and a newline: that pair is \n, as describe() writes it)
+  return (s:gsub("\\\n", "\\n"):gsub("%c", function(c) return "\\" .. c:byte() end))
 end
 
 -- What makes a usage error's message safe to show: eip.validate's scrub (every registered secret

@@ -166,7 +166,7 @@ local function convert(o, flag, v)
   end
   if not (o.number or o.integer) then return v end
   local n
-  if o.integer then n = integer_of(v) else n = tonumber(v) end
+  if o.integer then n = integer_of(v) elseif not M.hex_too_long(v) then n = tonumber(v) end
   if n == nil then usage("%s must be %s, got %q", flag, o.integer and "an integer" or "a number", v:sub(1, 20)) end
   if (o.min and n < o.min) or (o.max and n > o.max) then
     if o.max then usage("%s must be between %s and %s, got %s", flag, o.min, o.max, v:sub(1, 20)) end
