@@ -362,6 +362,46 @@ describe("authentication", function()
       assert.truthy(emu:get_bandwidth(id))
     end)
 
+    -- A gateway that refuses every token (another site's IAM, a project of another region):
+    -- each call logged in again and sent its delete twice (10 calls: 11 logins, 20 DELETEs). A
+    -- token a 401 made that no answer has passed yet is not replaced again: the 401 is final.
+    it("logs in again after a 401 once, not on every call, while no token passes", function()
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(), max_attempts = 1 }
+      emu:inject{ method = "DELETE", status = 401, times = -1,
+        body = { error_code = "APIGW.0301", error_msg = "Incorrect IAM authentication information" } }
+      for i = 1, 5 do
+        local err = raised(c.delete_bandwidth, c, fixture.absent_id(i))
+        assert.equal(401, err.status)
+      end
+      assert.equal(2, emu:stats().tokens_issued) -- the first login, and one after the first 401
+      local deletes = 0
+      for _, r in ipairs(emu:requests()) do if r.method == "DELETE" then deletes = deletes + 1 end end
+      assert.equal(6, deletes) -- the first call's two, then one each
+      -- Once a token passes, a later 401 (it expired) gets its new token again.
+      emu:reset()
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      emu:expire_tokens()
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      c:close()
+    end)
+
+    -- The login body is written with a cjson instance of the library's own: a host that lowered
+    -- the shared one's encode_max_depth made it nil, an empty POST went out, and IAM's 400 was
+    -- held for the client's life.
+    it("writes the login body whatever the host set on the shared cjson.safe", function()
+      local shared = require "cjson.safe"
+      shared.encode_max_depth(5)
+      local ok, res = pcall(function()
+        local c = iam_client()
+        local r = c:delete_bandwidth(emu:create_bandwidth{ size = 1 })
+        c:close()
+        return r
+      end)
+      shared.encode_max_depth(1000)
+      assert.is_true(ok, tostring(res))
+      assert.equal(204, res.status)
+    end)
+
     it("refreshes ahead of expiry, before the token can fail a call", function()
       -- A 2-second token is refreshed after half its lifetime, with no 401 in between.
       emu:set_token_ttl(2)

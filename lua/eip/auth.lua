@@ -39,7 +39,9 @@
 local errors = require "eip.errors"
 local validate = require "eip.validate"
 local ops = require "eip.ops"
-local json = require "cjson.safe"
+-- (an instance of its own: a host's settings of the shared cjson.safe, a lower encode_max_depth,
+-- must not turn the login body into nil)
+local json = require("cjson.safe").new()
 local time = require "eip.time"
 local core = require "eip.core"
 local regions = require "eip.regions"
@@ -531,7 +533,9 @@ M.TRANSIENT_FAILURE_HOLD = 5
 local function iam_fetch(self, runner)
   local failed = self.failed
   if failed and (failed.until_ == nil or core.monotime() < failed.until_) then error(errors.copy(failed.err), 0) end
-  local ok, res = pcall(runner.run, runner, ops.iam_token(self.iam_endpoint, self:body()))
+  local login, why = self:body()
+  if not login then errors.raise_usage("auth", "cannot be written as IAM's login body (%s)", tostring(why)) end
+  local ok, res = pcall(runner.run, runner, ops.iam_token(self.iam_endpoint, login))
   if not ok then
     if errors.is_error(res) then
       -- A refusal is definitive; IAM throttling (429) or a request timeout (408) may pass.
@@ -543,6 +547,7 @@ local function iam_fetch(self, runner)
     error(res, 0)
   end
   self.failed, self.renewal_failed = nil, false
+  self.by_refresh, self.proven = false, false -- (Iam:refresh says when a 401 made it)
   local now = os.time()
   local expires = time.parse_iso8601(res.expires_at) or (now + 3600) -- unknown expiry: assume an hour
   -- Refresh ahead of expiry: 10 minutes, or half the lifetime for short-lived tokens.
@@ -601,11 +606,21 @@ function Iam:lines(req, headers, runner)
   return lines_then(headers, self.line)
 end
 
+--- An answer to a request carrying the token of `epoch` that was no 401: that token passed.
+function Iam:passed(epoch)
+  if epoch == self.epoch then self.proven = true end
+end
+
 --- After a 401 to a call carrying the current token: a new token, once (the pipeline asks at
--- most once per call).
+-- most once per call). Not when the current token is itself one a 401 made and no answer has
+-- passed yet (false: the 401 is final, nothing is sent again): while the gateway refuses every
+-- token (another site's IAM, a project of another region), each call once logged in again and
+-- sent its delete twice.
 function Iam:refresh(runner)
+  if self.by_refresh and not self.proven then return false end
   self.token = nil
   self:fetch(runner)
+  self.by_refresh, self.proven = true, false
 end
 
 ---------------------------------------------------------------------------------------------

@@ -638,6 +638,10 @@ function Call:response(resp)
     end
   end
   if provider.flying then release(provider, self) end
+  -- (an IAM token that got an answer other than a 401 passed: see eip.auth's Iam:refresh)
+  if provider.passed and resp.status ~= 401 and not resp.curl_code and not self.req.no_auth then
+    provider:passed(self.epoch)
+  end
   if answer then
     if runner.on_response then
       -- An answer the operation cannot use after all (a 2xx without what it needs; a listing
