@@ -532,7 +532,9 @@ describe("bandwidth operations", function()
     -- of the batch read as moved, and the drain went on (another batch, new bills, a refused
     -- delete). Such an answer tells nothing: the batch is uncertain and the drain stops.
     it("reads a checking GET whose EIP list is garbage as telling nothing: uncertain, the drain stops", function()
-      for _, garbage in ipairs{ { ["not"] = "a list" }, { 1, 2, 3 }, { { publicip_id = 7 } } } do
+      -- (and none at all, absent or null: the show's "no EIPs", never a checking GET's "all moved")
+      for _, garbage in ipairs{ { ["not"] = "a list" }, { 1, 2, 3 }, { { publicip_id = 7 } }, "absent", cjson.null } do
+        if garbage == "absent" then garbage = nil end
         emu:reset()
         local ids = eip_ids(250)
         local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
@@ -562,6 +564,23 @@ describe("bandwidth operations", function()
         end })
       assert.same({ "transport", "remove", 2 }, { err.kind, err.stage, err.batch })
       assert.same({ 100, 0, 50 }, { #err.moved, #err.not_moved, #err.uncertain })
+    end)
+
+    -- A remove answered 202 Accepted (no 204: it may still be carried out) or a lone 5xx: the
+    -- EIPs the checking GET still lists are uncertain, not "not moved".
+    it("counts the EIPs still listed after a 202 or a lone 5xx as uncertain", function()
+      for _, status in ipairs{ 202, 504 } do
+        emu:reset()
+        local ids = eip_ids(150)
+        local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+        local c = fx.client{ sleep = function() end, max_attempts = 1 }
+        local err = raised(c.drain_and_delete_bandwidth, c, id, {
+          charge_mode = "bandwidth", size = 1, on_batch = function()
+            emu:inject{ method = "POST", path = "/remove$", status = status, body = {} }
+          end })
+        assert.same({ status, "remove", 2 }, { err.status, err.stage, err.batch })
+        assert.same({ 100, 0, 50 }, { #err.moved, #err.not_moved, #err.uncertain }, tostring(status))
+      end
     end)
 
     -- A person may answer the prompt minutes later: EIPs that changed meanwhile (one gone, one
@@ -658,14 +677,15 @@ describe("bandwidth operations", function()
     end)
 
     -- Success is 204; a 200 (a proxy's page) does not say the EIPs left: an error, settled by
-    -- the GET like any answer that may have acted.
+    -- the GET like any answer that may have acted. One still listed is uncertain: whatever the
+    -- 2xx came from may still carry the call out.
     it("a remove answered 200 is no success: the GET says what moved", function()
       local id = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-1", "eip-2" } }
       local c = fx.client{ max_attempts = 1 }
       emu:inject{ method = "POST", path = "/remove$", status = 200, body = "<html>portal</html>" }
       local err = raised(c.remove_eips_from_bandwidth, c, id, { "eip-1" }, terms)
       assert.same({ "http", 200, "Unusable Answer" }, { err.kind, err.status, err.reason })
-      assert.same({ {}, { "eip-1" }, {} }, { err.moved, err.not_moved, err.uncertain })
+      assert.same({ {}, {}, { "eip-1" } }, { err.moved, err.not_moved, err.uncertain })
     end)
 
     -- Carried out, then answered with a head no client can read: the call may have acted, and

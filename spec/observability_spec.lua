@@ -85,6 +85,24 @@ describe("a client's hooks and debug log", function()
         "response iam_token 201", "request delete_bandwidth", "response delete_bandwidth 204" }, order)
     end)
 
+    -- A 401 whose new token will not be asked for (the token a 401 made, never passed): no
+    -- retry follows, and on_response says so (it said retry = true).
+    it("say no retry follows a 401 whose credentials will not be renewed", function()
+      local r = recorder()
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(), max_attempts = 1,
+        on_response = r.on_response }
+      emu:inject{ method = "DELETE", status = 401, times = -1,
+        body = { error_code = "APIGW.0301", error_msg = "Incorrect IAM authentication information" } }
+      pcall(c.delete_bandwidth, c, fixture.absent_id(1)) -- 401, a new token, 401
+      r.seen = {}
+      local ok, err = pcall(c.delete_bandwidth, c, fixture.absent_id(2))
+      c:close()
+      assert.same({ false, 401, 1 }, { ok, err.status, err.attempts })
+      local seen = r.seen[1][2]
+      assert.same({ "delete_bandwidth", 401, false }, { seen.operation, seen.status, seen.retry })
+      assert.equal(1, #r.seen)
+    end)
+
     it("that raise do not break the call; their error goes to the debug log", function()
       local lines = {}
       local c = fx.client{ on_request = function() error("hook bug " .. emu.token) end,

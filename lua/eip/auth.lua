@@ -616,8 +616,12 @@ end
 -- passed yet (false: the 401 is final, nothing is sent again): while the gateway refuses every
 -- token (another site's IAM, a project of another region), each call once logged in again and
 -- sent its delete twice.
+function Iam:will_refresh()
+  return not (self.by_refresh and not self.proven)
+end
+
 function Iam:refresh(runner)
-  if self.by_refresh and not self.proven then return false end
+  if not self:will_refresh() then return false end
   self.token = nil
   self:fetch(runner)
   self.by_refresh, self.proven = true, false

@@ -203,15 +203,16 @@ local function ids_of(entries, from, to)
   return out
 end
 
--- The EIPs a bandwidth's publicip_info lists: the list (none for JSON null or absent) and the set
+-- The EIPs a bandwidth's publicip_info lists: the list (none for JSON null or absent, unless
+-- `strict`: a checking GET must say which are left) and the set
 -- of their ids; or nil and why it cannot be read: no list, an entry without an id of at most
 -- MAX_EIP_ID characters, an id listed twice (the remove call, sent those, would be refused after
 -- earlier calls had moved EIPs: the answer is refused before anything moves).
 local BAD_EIP_ID = string.format("an EIP whose publicip_id is missing, not an id (1-%d characters of "
   .. "[A-Za-z0-9._-]) or holds a credential", MAX_EIP_ID)
 
-local function listed_eips(info)
-  if info == nil or info == body.null then return {}, {} end
+local function listed_eips(info, strict)
+  if (info == nil or info == body.null) and not strict then return {}, {} end
   local no_list = "its EIPs in a publicip_info that is no list"
   if type(info) ~= "table" then return nil, no_list end
   local count = 0
@@ -235,7 +236,8 @@ end
 local function still_present(runner, project, bandwidth_id)
   local ok, bw = pcall(M.show, runner, project, bandwidth_id)
   if not ok then return nil end
-  local info, set = listed_eips(bw.publicip_info)
+  -- (strict: an answer without the list would read every EIP as moved, and the drain go on)
+  local info, set = listed_eips(bw.publicip_info, true)
   return info and set or nil
 end
 
@@ -350,8 +352,11 @@ function M.remove(runner, project, bandwidth_id, entries, terms, known)
           stop.uncertain, stop.batch, stop.cause = ids, b, err
           error(stop, 0)
         end
-        moved, kept, uncertain = settle(runner, project, bandwidth_id, ids, not known,
-          err.kind ~= "http" or err.earlier_unanswered == true)
+        -- (still listed after a call that may still be carried out: a timeout, a reset, a 5xx, a
+        -- 2xx that is no 204 such as 202 Accepted, or an earlier attempt unanswered)
+        local unanswered = errors.may_have_acted(err) or err.earlier_unanswered == true
+          or (err.kind == "http" and type(err.status) == "number" and err.status >= 200 and err.status < 300)
+        moved, kept, uncertain = settle(runner, project, bandwidth_id, ids, not known, unanswered)
       else
         -- The request never reached the service, or was throttled (429) before it was carried
         -- out, and no attempt before went unanswered: nothing moved.

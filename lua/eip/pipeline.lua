@@ -827,7 +827,7 @@ function Call:failure(err, from_credentials)
       -- This attempt's on_response first, then the refresh's requests with their own: hooks see
       -- each request end before the next starts (a retry planned; one not sent if it fails).
       local resp = self.answered_resp
-      if resp and runner.on_response then
+      if resp and runner.on_response and not (provider.will_refresh and not provider:will_refresh()) then
         self.answered_resp = false
         self:observed(resp, err, "retry")
       end
