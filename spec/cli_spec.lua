@@ -1495,6 +1495,17 @@ describe("eip command", function()
         assert.equal("n\27[31mRED\r\nFAKE LINE", bw.name)
         assert.equal("WH\127OLE", bw.share_type)
       end
+      -- C1 controls too: CSI (U+009B, in UTF-8 or as a lone byte) moves a terminal's cursor as
+      -- ESC [ does; a name "ok CSI A CSI 2K" erased the row above it (a frozen bandwidth's).
+      -- UTF-8 text stays as it is.
+      local c1 = '{"id":"y","name":"ok\\u009bA\\u009b2K h\\u00e9 \\u4e2d","share_type":"WHOLE","status":"NORMAL",'
+        .. '"size":5,"publicip_info":[]}'
+      answer("show-bandwidth", c1)
+      local code
+      code, out = run("show-bandwidth --output text y")
+      assert.equal(0, code)
+      assert.is_nil(out:find("\194[\128-\159]"), string.format("%q", out))
+      assert.truthy(has(out, "\nname\tok A 2K h\195\169 \228\184\173\n"), string.format("%q", out))
     end)
 
     -- A server may echo the token in any field (or key) of its objects: every format prints

@@ -476,12 +476,19 @@ describe("eip.core one session, requests of every kind", function()
     assert.equal(clean, core.blank_controls(clean))
     assert.equal("", core.blank_controls(""))
     assert.equal("a b c d e  f", core.blank_controls("a\0b\nc\rd\27e\127\31f"))
+    -- Lua's %c in the C locale (C0 and DEL), and the C1 controls: a lone byte 0x80-0x9F, or
+    -- U+0080-U+009F in UTF-8 (C2 80..C2 9F: one space for the pair); CSI (U+009B) is ESC [
+    -- to a terminal. A continuation byte a lead byte announced is text.
     for b = 0, 255 do
       local c = string.char(b)
-      local want = (b < 32 or b == 127) and " " or c
+      local want = (b < 32 or b == 127 or (b >= 0x80 and b <= 0x9F)) and " " or c
       assert.equal("x" .. want .. "y", core.blank_controls("x" .. c .. "y"), "byte " .. b)
-      assert.equal(c:gsub("%c", " "), core.blank_controls(c)) -- Lua's %c, in the C locale
     end
+    assert.equal("a b", core.blank_controls("a\194\155b"))
+    local utf8_text = "\195\169 \228\184\173 \240\159\152\128"
+    assert.equal(utf8_text, core.blank_controls(utf8_text))
+    assert.equal("\226\128\155", core.blank_controls("\226\128\155")) -- (U+201B: its 0x9B continues it)
+    assert.equal("x\\194\\155y\\27", core.escape_controls("x\194\155y\27"))
     assert.has_error(function() core.blank_controls({}) end)
     -- Its second result: could the text hide a secret (a control character, a % or \ escape)?
     assert.same({ "abc-123", false }, { core.blank_controls("abc-123") })

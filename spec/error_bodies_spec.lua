@@ -215,6 +215,10 @@ describe("error bodies", function()
     local err = delete_with{ status = 400, body = '{"code":"VPC.0301","message":"line1\\nline2\\r\\u0000x"}' }
     assert.is_nil(err.message:find("[%c]"))
     assert.is_nil(tostring(err):find("[%c]"))
+    -- and C1 controls (CSI, U+009B, as ESC [ to a terminal), in UTF-8 or as a lone byte
+    err = delete_with{ status = 400, body = '{"code":"VPC.0301","message":"gone\\u009b2J and \155"}' }
+    assert.is_nil(tostring(err):find("\194[\128-\159]"), tostring(err))
+    assert.is_nil(tostring(err):find("\155", 1, true), tostring(err))
   end)
 
   it("bounds an over-long server message", function()

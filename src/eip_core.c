@@ -626,15 +626,44 @@ static int l_sdk_date(lua_State *L)
 
 /* ---- text from servers ------------------------------------------------------------------ */
 
+/* The bytes of the control character at s[i], or 0: a C0 control or DEL (1), U+0080-U+009F
+ * written in UTF-8 (2: C2 80..C2 9F), or a byte 0x80-0x9F that no lead byte announced (1). The
+ * C1 controls include CSI (U+009B), which terminals take as ESC [: a server's string could move
+ * the cursor and erase lines as ESC can. *pending: the continuation bytes the last lead byte
+ * announced (0 at the start). */
+static size_t control_at(const unsigned char *s, size_t i, size_t len, int *pending)
+{
+    unsigned char c = s[i];
+    if (*pending > 0 && c >= 0x80 && c <= 0xBF) {
+        (*pending)--;
+        return 0;
+    }
+    *pending = 0;
+    if (c < 32 || c == 127)
+        return 1;
+    if (c == 0xC2 && i + 1 < len && s[i + 1] >= 0x80 && s[i + 1] <= 0x9F)
+        return 2;
+    if (c >= 0x80 && c <= 0x9F)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        *pending = 1;
+    else if (c >= 0xE0 && c <= 0xEF)
+        *pending = 2;
+    else if (c >= 0xF0 && c <= 0xF4)
+        *pending = 3;
+    return 0;
+}
+
 /* The length of s's start before its first control character (len: none), and in *escapes
- * whether that start holds a '%' or '\' escape. */
+ * whether that start holds a '%' or '\\' escape. */
 static size_t before_controls(const char *s, size_t len, int *escapes)
 {
     size_t i;
+    int pending = 0;
     *escapes = 0;
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c < 32 || c == 127)
+        if (control_at((const unsigned char *)s, i, len, &pending) != 0)
             break;
         if (c == '%' || c == '\\')
             *escapes = 1;
@@ -661,13 +690,44 @@ static int l_blank_controls(lua_State *L)
     }
     luaL_buffinit(L, &b);
     luaL_addlstring(&b, s, i);
-    for (; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        luaL_addchar(&b, (c < 32 || c == 127) ? ' ' : (char)c);
+    {
+        int pending = 0;
+        while (i < len) {
+            size_t n = control_at((const unsigned char *)s, i, len, &pending);
+            luaL_addchar(&b, n != 0 ? ' ' : s[i]);
+            i += n != 0 ? n : 1;
+        }
     }
     luaL_pushresult(&b);
     lua_pushboolean(L, 1);
     return 2;
+}
+
+/* core.escape_controls(s) -> s with each byte of every control character (as blank_controls
+ * finds them, C1 included) written as a decimal escape (ESC as \27, CSI as \194\155): for
+ * messages that quote a value, whatever Lua's %q leaves raw. */
+static int l_escape_controls(lua_State *L)
+{
+    size_t len, i = 0;
+    const char *s = luaL_checklstring(L, 1, &len);
+    int pending = 0;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    while (i < len) {
+        size_t n = control_at((const unsigned char *)s, i, len, &pending), k;
+        if (n == 0) {
+            luaL_addchar(&b, s[i++]);
+            continue;
+        }
+        for (k = 0; k < n; k++) {
+            char esc[8];
+            snprintf(esc, sizeof(esc), "\\%u", (unsigned)(unsigned char)s[i + k]);
+            luaL_addstring(&b, esc);
+        }
+        i += n;
+    }
+    luaL_pushresult(&b);
+    return 1;
 }
 
 /* ---- secrets: the index of eip.pipeline's redaction (see secrets.h) ------------------ */
@@ -1424,6 +1484,7 @@ static const luaL_Reg core_functions[] = {
     {"secret_ranges", l_secret_ranges},
     {"monotime", l_monotime},
     {"random", l_random},
+    {"escape_controls", l_escape_controls},
     {"file_kind", l_file_kind},
     {"sleep", l_sleep},
     {"catch_interrupts", l_catch_interrupts},

@@ -11,8 +11,11 @@ local Error = {}
 Error.__index = Error
 Error.__name = "eip.error"
 
+local blank_controls, core_escape_controls = require("eip.core").blank_controls, require("eip.core").escape_controls
+
+-- (C1 controls too: CSI, U+009B, moves a terminal's cursor as ESC [ does)
 local function one_line(s, max)
-  s = tostring(s):gsub("[%c]+", " ")
+  s = blank_controls((tostring(s):gsub("[%c]+", " ")))
   if #s > max then s = s:sub(1, max - 3) .. "..." end
   return s
 end
@@ -70,8 +73,9 @@ end
 -- @tparam string s
 -- @treturn string
 function M.escape_controls(s)
-  -- (%q writes a newline as a backslash and a newline: that pair is \n, as describe() writes it)
-  return (s:gsub("\\\n", "\\n"):gsub("%c", function(c) return "\\" .. c:byte() end))
+  -- (%q writes a newline as a backslash and a newline: that pair is \n, as describe() writes it;
+  -- C1 controls, CSI among them, are escaped too: core.escape_controls)
+  return core_escape_controls((s:gsub("\\\n", "\\n")))
 end
 
 -- What makes a usage error's message safe to show: eip.validate's scrub (every registered secret

@@ -57,7 +57,7 @@ local function shown(s, clean)
   else
     s = clean(s)
   end
-  return (s:gsub("[%c]", " "))
+  return (require("eip.core").blank_controls(s)) -- (C1 controls too)
 end
 
 --- Writes a request to `out` (one call per line), credentials redacted, other text passed
