@@ -232,6 +232,33 @@ describe("OpenResty #openresty", function()
       assert.equal(5, stats.requests)
       assert.equal(1, stats.connections)
     end)
+
+    -- EIP_TIMEOUT=5s became the default 30 s, EIP_MAX_ATTEMPTS=one the default 3, in silence:
+    -- a number setting that is none stops nginx, naming it.
+    it("does not start with a number setting that is no number, naming it", function()
+      for name, value in pairs{ EIP_TIMEOUT = "5s", EIP_MAX_ATTEMPTS = "one" } do
+        local ok, err = pcall(launcher.start, emu, { env = { [name] = value } })
+        if ok then err:stop() end
+        assert.is_false(ok, name)
+        assert.matches(name .. " must be a number", tostring(err), 1, true)
+      end
+    end)
+
+    -- A usage error of the app's own settings (here: AK/SK with a region whose project IAM does
+    -- not know) is the app's failure, not the caller's: 500, not 400.
+    it("answers 500, not 400, for a usage error that is not the caller's id", function()
+      local signing = launcher.start(emu, { ak = emu.ak, sk = emu.sk, project_id = "", timeout = 5,
+        env = { EIP_ENDPOINT = "", EIP_REGION = "ap-southeast-3", HUAWEICLOUD_SDK_IAM_ENDPOINT = emu.iam_url,
+          HUAWEICLOUD_SDK_REGION_EIP_AP_SOUTHEAST_3 = emu.url } })
+      local ok, err = pcall(function()
+        local resp = assert(emulator.http{ port = signing.port, method = "DELETE",
+          path = "/admin/bandwidths/" .. shared_bandwidth(), timeout = 15 })
+        assert.equal(500, resp.status, resp.body)
+        assert.equal("usage", cjson.decode(resp.body).error.kind)
+      end)
+      signing:stop()
+      assert(ok, err)
+    end)
   end)
 
   describe("the same contract as plain Lua", function()

@@ -747,6 +747,10 @@ describe("safety", function()
         assert.same({ "http", answer[1], true, "wait", id }, { err.kind, err.status, err.deleted, err.stage,
           err.bandwidth_id }, tostring(answer[1]))
         assert.equal(1, api_requests("GET"), "one read, not polled until the time is up")
+        -- The delete acted: said by could_have_acted (it said "certainly not" for an answered
+        -- 4xx of the read) and first in tostring (which showed the GET's 4xx alone).
+        assert.is_true(eip.could_have_acted(err))
+        assert.matches("^eip: deleted %(204%), then the wait's GET ", tostring(err))
       end
       emu:reset()
       emu:set_knobs{ deleted_visible_for = 30 }

@@ -27,7 +27,9 @@ function Error.__tostring(e)
   if e.kind == "refused" then
     return "eip: refused: " .. one_line(e.message or "?", 400)
   end
-  local parts = { "eip: ", e.method or "?", " ", e.path or "?", " -> " }
+  -- (a wait's read after the delete's 204: said first, the bandwidth is gone)
+  local parts = { e.stage == "wait" and e.deleted == true and "eip: deleted (204), then the wait's " or "eip: ",
+    e.method or "?", " ", e.path or "?", " -> " }
   if e.kind == "http" then
     parts[#parts + 1] = string.format("%d %s", e.status, e.reason or "")
     if e.code or e.message then
@@ -248,7 +250,7 @@ end
 
 -- The fields the predicates read (could_have_acted, retry.halts), read with rawget: a copy.
 local READ_FIELDS = { "stage", "uncertain", "earlier_unanswered", "not_sent", "cancelled", "kind", "status",
-  "reason", "argument", "code", "path" }
+  "reason", "argument", "code", "path", "deleted" }
 
 --- A copy of t's fields that could_have_acted and retry.halts read, read with rawget (t may be a
 -- table of the caller's whose __index raises).
@@ -270,8 +272,8 @@ local NOT_SENT_REASONS = { dns = true, connect = true, tls = true }
 -- anything unknown; no only for what says the service did nothing: a 4xx it answered, a request
 -- that never reached it (DNS, connect, TLS, the proxy), or one the client never sent. A drain's
 -- error (`stage`) says which step failed: after its show (a GET) nothing changed; after a remove
--- call its GET told what moved, and only EIPs it lists as `uncertain` may have; its delete and
--- wait read as any call's.
+-- call its GET told what moved, and only EIPs it lists as `uncertain` may have; its delete reads
+-- as any call's. An error of a wait after the delete's 204 (`deleted = true`): yes, it acted.
 -- @tparam table err an eip error (a table of the same fields is read raw; anything else, a raw
 --   error of a bug, is unknown: yes; nil and false: no)
 -- @treturn boolean
@@ -281,6 +283,8 @@ function M.could_have_acted(err)
   -- A table that is no eip error (one decoded from --json, the caller's own) is read raw: its
   -- __index may raise.
   if not M.is_error(err) then err = M.raw_fields(err) end
+  -- A wait's error after the delete's 204 (deleted = true): it did act.
+  if err.deleted == true then return true end
   local stage = err.stage
   if stage == "show" then return false end
   if stage == "remove" then return type(err.uncertain) == "table" and #err.uncertain > 0 end

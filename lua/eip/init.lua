@@ -3,7 +3,8 @@
 --     local eip = require "eip"
 --     local client = eip.new{ region = "cn-north-4", project_id = "...", token = os.getenv("OS_AUTH_TOKEN") }
 --     local ok, res = pcall(client.delete_bandwidth, client, id)
---     if not ok and eip.is_error(res) and res.status == 404 then print("already gone") end
+--     -- (only the service's own 404 says so: a gateway's APIGW.0101 is a wrong endpoint)
+--     if not ok and eip.is_error(res) and res.status == 404 and res.code == "VPC.0306" then print("already gone") end
 --
 -- Every failure is raised as an @{error} table. The methods of a client are on the
 -- @{eip.client} page; @{eip.transport} holds the transport contract, and @{eip.cli} the
@@ -155,7 +156,8 @@ end
 -- says nothing happened: an answered 4xx, a request that never reached the API (DNS, connect,
 -- TLS, the proxy), one never sent (`not_sent`), a usage error, a refusal. For a drain's error,
 -- by its step (`stage`): nothing after its show; after a remove call, only when EIPs are
--- `uncertain`. What `eip` prints as FAILED? rather than FAILED: check before a retry. A value
+-- `uncertain`. An error of `wait` after the delete's 204 (`deleted = true`): yes, it acted. What
+-- `eip` prints as FAILED? rather than FAILED: check before a retry. A value
 -- that is no table (a raw error a bug raised) is unknown: yes.
 -- @function could_have_acted
 -- @tparam table err an @{error}

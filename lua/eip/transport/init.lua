@@ -160,9 +160,9 @@
 -- comes or the timeout fires. Prefer starting an `ngx.timer.at(0, ...)` from those phases and
 -- calling lua-eip inside the timer.
 --
--- Note for init_by_lua: a libcurl connection opened in the master before nginx forks would be
--- shared by every worker; close such a client (`client:close()`, or use the one-shot
--- `eip.delete_bandwidth{...}`) before init_by_lua ends.
+-- Note for init_by_lua: a client that made calls there (libcurl, in the master) can be kept for
+-- the workers: the C core drops the connections a worker inherits at the fork and the worker
+-- opens its own (README: OpenResty); no worker ever sends on the master's connection.
 -- @module eip.transport
 
 --- The request a transport's @{transport:send} is given.
