@@ -61,6 +61,9 @@ describe("man pages and completions", function()
       assert.same({ "bandwidth", "traffic" },
         complete(shell, eip, "eip", "--debug", "delete-bandwidth", "--charge-mode", ""))
       assert.same({}, complete(shell, eip, "eip", "delete-bandwidth", "--endpoint", "")) -- a URL: nothing to offer
+      -- --name=value, which bash splits at the '=' (once taken for the command, its value)
+      assert.same({ "--shared" }, complete(shell, eip, "eip", "--output", "=", "json", "list-bandwidths", "--sh"))
+      assert.same({ "json" }, complete(shell, eip, "eip", "list-bandwidths", "--output", "=", "js"))
       local emulator = "doc/eip-emulator.bash-completion"
       assert.same({ "create-bandwidth" }, complete(shell, emulator, "eip-emulator", "cr"))
       assert.same({ "--eips" }, complete(shell, emulator, "eip-emulator", "create-bandwidth", "--ei"))

@@ -1350,6 +1350,11 @@ describe("eip command", function()
       assert.is_nil(emu:get_bandwidth(id))
       assert.truthy(err:find("\ndeleted  " .. id, 1, true), err) -- its line, on stderr
       assert.truthy(has(err, "1 bandwidth(s): 1 deleted"), err)
+      -- Under --json the failure is a JSON error object (it was plain text).
+      code, _, err = run("list-bandwidths --json", { out = "/dev/full" })
+      assert.equal(1, code)
+      local e = cjson.decode(err:match("[^\n]+\n?$"))
+      assert.same({ false, 1, "output" }, { e.ok, e.exit, e.kind })
     end)
 
     -- Started with stdout closed, the first socket would take descriptor 1, and the result lines
@@ -1362,6 +1367,9 @@ describe("eip command", function()
         assert.equal(2, code, args)
         assert.equal("eip: standard output is closed: nothing was done (send it to /dev/null to discard it)\n", err)
       end
+      local code, _, err = run("list-bandwidths --json", { out = "&-" })
+      assert.equal(2, code)
+      assert.same({ false, 2, "usage" }, { cjson.decode(err).ok, cjson.decode(err).exit, cjson.decode(err).kind })
       assert.equal(0, emu:stats().requests)
       assert.is_not_nil(emu:get_bandwidth(id))
     end)

@@ -168,9 +168,18 @@ function M.main(argv)
   -- Before anything opens a file or a socket, which would otherwise take a closed descriptor's
   -- number: the output of a command started with stdout closed would go into its connection.
   local stdin_closed, stdout_closed = core.claim_std_fds()
+  -- (under --json, as a JSON error object: "errors are JSON too")
+  local function failed_output(kind, message, exit)
+    if M.wants_json(argv) then
+      stderr:write(output.error_json({ kind = kind, message = message }, exit), "\n")
+    else
+      stderr:write("eip: ", message, "\n")
+    end
+    return exit
+  end
   if stdout_closed then
-    stderr:write("eip: standard output is closed: nothing was done (send it to /dev/null to discard it)\n")
-    return EXIT_USAGE
+    return failed_output("usage", "standard output is closed: nothing was done (send it to /dev/null to "
+      .. "discard it)", EXIT_USAGE)
   end
   local ctx = { terminal = progress.stderr_is_terminal(), stdout_terminal = progress.is_terminal(1),
     stdin_closed = stdin_closed }
@@ -187,8 +196,7 @@ function M.main(argv)
     -- full disk is not a list.
     stdout:flush()
     if sink.failed() and code == EXIT_OK then
-      stderr:write("eip: cannot write to standard output: ", sink.failed(), "\n")
-      return EXIT_FAILED
+      return failed_output("output", "cannot write to standard output: " .. sink.failed(), EXIT_FAILED)
     end
     return code
   end
