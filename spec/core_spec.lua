@@ -488,6 +488,14 @@ describe("eip.core one session, requests of every kind", function()
     local utf8_text = "\195\169 \228\184\173 \240\159\152\128"
     assert.equal(utf8_text, core.blank_controls(utf8_text))
     assert.equal("\226\128\155", core.blank_controls("\226\128\155")) -- (U+201B: its 0x9B continues it)
+    -- A lead byte announces only what UTF-8 allows after it (no overlong form, no surrogate,
+    -- nothing past U+10FFFF): a 0x9B after E0, F4, or in E0 82 9B, is a control.
+    for _, t in ipairs{ "a\224\155[2J", "a\244\155[2J", "a\224\130\155[2J", "a\237\160\155" } do
+      assert.is_nil(core.blank_controls(t):find("[\128-\159]"), string.format("%q", t))
+    end
+    assert.equal("\237\159\191", core.blank_controls("\237\159\191")) -- (U+D7FF)
+    assert.equal("a\\194\\155b", core.escape_controls("a\194\155b"))
+    assert.equal("ab", core.escape_controls("a\194\155\27b", true)) -- (strip)
     assert.equal("x\\194\\155y\\27", core.escape_controls("x\194\155y\27"))
     assert.has_error(function() core.blank_controls({}) end)
     -- Its second result: could the text hide a secret (a control character, a % or \ escape)?

@@ -1270,6 +1270,13 @@ describe("safety", function()
       -- An escaped copy: its part beside the escape is shorter than a piece the redaction finds
       -- alone ("tok\/" and "Qz8v..."), so the text goes whole, not redacted around the escape.
       assert.equal("<redacted: the text held a credential>", c:clean('{"msg":"bad ' .. token:gsub("/", "\\/") .. '"}'))
+      -- Split by C1 controls too (NEL, CSI; in UTF-8 or as lone bytes) into pieces shorter than
+      -- the redaction finds alone: once blanked, they showed with spaces between them.
+      for _, sep in ipairs{ "\194\133", "\194\155", "\155", "\133" } do
+        local split = "msg " .. token:sub(1, 7) .. sep .. token:sub(8, 14) .. sep .. token:sub(15, 21) .. sep
+          .. token:sub(22)
+        assert.equal("<redacted: the text held a credential>", c:clean(split), string.format("%q", sep))
+      end
       for _, text in ipairs{ token:sub(1, 12) .. "\n" .. token:sub(13), "cut " .. token:sub(1, 14) } do
         local shown = c:clean(text)
         assert.is_nil(holds_piece(shown, token), "a piece of the token is left")

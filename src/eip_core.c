@@ -626,31 +626,51 @@ static int l_sdk_date(lua_State *L)
 
 /* ---- text from servers ------------------------------------------------------------------ */
 
+/* Where a scan of UTF-8 stands: the continuation bytes the last lead byte announced, and the
+ * range the next one must be in (the first one's is narrower after E0, ED, F0 and F4: no
+ * overlong form, no surrogate, nothing past U+10FFFF). */
+typedef struct {
+    int pending;
+    unsigned char lo, hi;
+} utf8_scan;
+
 /* The bytes of the control character at s[i], or 0: a C0 control or DEL (1), U+0080-U+009F
- * written in UTF-8 (2: C2 80..C2 9F), or a byte 0x80-0x9F that no lead byte announced (1). The
- * C1 controls include CSI (U+009B), which terminals take as ESC [: a server's string could move
- * the cursor and erase lines as ESC can. *pending: the continuation bytes the last lead byte
- * announced (0 at the start). */
-static size_t control_at(const unsigned char *s, size_t i, size_t len, int *pending)
+ * written in UTF-8 (2: C2 80..C2 9F), or a byte 0x80-0x9F that no valid lead byte announced (1).
+ * The C1 controls include CSI (U+009B), which terminals take as ESC [: a server's string could
+ * move the cursor and erase lines as ESC can. *u: the scan's state (zeroed at the start). */
+static size_t control_at(const unsigned char *s, size_t i, size_t len, utf8_scan *u)
 {
     unsigned char c = s[i];
-    if (*pending > 0 && c >= 0x80 && c <= 0xBF) {
-        (*pending)--;
+    if (u->pending > 0 && c >= u->lo && c <= u->hi) {
+        u->pending--;
+        u->lo = 0x80;
+        u->hi = 0xBF;
         return 0;
     }
-    *pending = 0;
+    u->pending = 0;
     if (c < 32 || c == 127)
         return 1;
     if (c == 0xC2 && i + 1 < len && s[i + 1] >= 0x80 && s[i + 1] <= 0x9F)
         return 2;
     if (c >= 0x80 && c <= 0x9F)
         return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        *pending = 1;
-    else if (c >= 0xE0 && c <= 0xEF)
-        *pending = 2;
-    else if (c >= 0xF0 && c <= 0xF4)
-        *pending = 3;
+    u->lo = 0x80;
+    u->hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        u->pending = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        u->pending = 2;
+        if (c == 0xE0)
+            u->lo = 0xA0;
+        else if (c == 0xED)
+            u->hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        u->pending = 3;
+        if (c == 0xF0)
+            u->lo = 0x90;
+        else if (c == 0xF4)
+            u->hi = 0x8F;
+    }
     return 0;
 }
 
@@ -659,11 +679,11 @@ static size_t control_at(const unsigned char *s, size_t i, size_t len, int *pend
 static size_t before_controls(const char *s, size_t len, int *escapes)
 {
     size_t i;
-    int pending = 0;
+    utf8_scan u = {0, 0x80, 0xBF};
     *escapes = 0;
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (control_at((const unsigned char *)s, i, len, &pending) != 0)
+        if (control_at((const unsigned char *)s, i, len, &u) != 0)
             break;
         if (c == '%' || c == '\\')
             *escapes = 1;
@@ -691,9 +711,9 @@ static int l_blank_controls(lua_State *L)
     luaL_buffinit(L, &b);
     luaL_addlstring(&b, s, i);
     {
-        int pending = 0;
+        utf8_scan u = {0, 0x80, 0xBF};
         while (i < len) {
-            size_t n = control_at((const unsigned char *)s, i, len, &pending);
+            size_t n = control_at((const unsigned char *)s, i, len, &u);
             luaL_addchar(&b, n != 0 ? ' ' : s[i]);
             i += n != 0 ? n : 1;
         }
@@ -703,23 +723,25 @@ static int l_blank_controls(lua_State *L)
     return 2;
 }
 
-/* core.escape_controls(s) -> s with each byte of every control character (as blank_controls
- * finds them, C1 included) written as a decimal escape (ESC as \27, CSI as \194\155): for
- * messages that quote a value, whatever Lua's %q leaves raw. */
+/* core.escape_controls(s [, strip]) -> s with each byte of every control character (as
+ * blank_controls finds them, C1 included) written as a decimal escape (ESC as \27, CSI as
+ * \194\155): for messages that quote a value, whatever Lua's %q leaves raw. With strip true,
+ * the control characters are removed instead (a secret split by them is looked for whole). */
 static int l_escape_controls(lua_State *L)
 {
     size_t len, i = 0;
     const char *s = luaL_checklstring(L, 1, &len);
-    int pending = 0;
+    utf8_scan u = {0, 0x80, 0xBF};
+    int strip = lua_toboolean(L, 2);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     while (i < len) {
-        size_t n = control_at((const unsigned char *)s, i, len, &pending), k;
+        size_t n = control_at((const unsigned char *)s, i, len, &u), k;
         if (n == 0) {
             luaL_addchar(&b, s[i++]);
             continue;
         }
-        for (k = 0; k < n; k++) {
+        for (k = 0; k < n && !strip; k++) {
             char esc[8];
             snprintf(esc, sizeof(esc), "\\%u", (unsigned)(unsigned char)s[i + k]);
             luaL_addstring(&b, esc);

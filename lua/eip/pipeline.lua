@@ -31,7 +31,7 @@ local blank_controls = core.blank_controls
 local plain_text = core.plain_text
 local min, max = math.min, math.max
 local type = type
-local byte, sub, find = string.byte, string.sub, string.find
+local byte, sub = string.byte, string.sub
 
 -- pcall that a caller's transport may yield through on every Lua (see errors.yielding).
 local yielding = errors.yielding
@@ -92,8 +92,9 @@ local function byte_of(hex) return string.char(tonumber(hex, 16)) end
 -- s as it reads once its disguises are taken off: control characters removed (a secret split
 -- by a line break), JSON escapes undone (\" \\ \/ \u00XX), percent-encoding decoded (twice:
 -- an encoded "%").
+local strip_controls = function(s) return core.escape_controls(s, true) end -- (C1 too)
 local function undisguised(s)
-  s = s:gsub("%c", ""):gsub("\\u00(%x%x)", byte_of):gsub("\\(.)", "%1")
+  s = strip_controls(s):gsub("\\u00(%x%x)", byte_of):gsub("\\(.)", "%1")
   return (s:gsub("%%(%x%x)", byte_of):gsub("%%(%x%x)", byte_of))
 end
 
@@ -170,7 +171,7 @@ local function cut_start(s, secrets)
   for k = math.min(CUT_TAIL, n), 3, -1 do
     local raw = sub(s, n - k + 1, n)
     local u = raw
-    if find(raw, "[\\%%%c]") then
+    if select(2, blank_controls(raw)) then -- (an escape, or a control character: C1 included)
       -- An escape the cut went through (a lone '\', '\u00', '%2') ends the tail: left out.
       u = u:gsub("\\u%x?%x?%x?$", ""):gsub("%%%x?$", "")
       local slashes = u:match("\\+$")
