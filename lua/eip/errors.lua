@@ -27,8 +27,11 @@ function Error.__tostring(e)
   if e.kind == "refused" then
     return "eip: refused: " .. one_line(e.message or "?", 400)
   end
-  -- (a wait's read after the delete's 204: said first, the bandwidth is gone)
-  local parts = { e.stage == "wait" and e.deleted == true and "eip: deleted (204), then the wait's " or "eip: ",
+  -- (a wait's read that failed after the delete's 204: said first, the bandwidth is gone; the
+  -- wait's own errors, wait_timeout and interrupted, say it in their message)
+  local read_failed = e.stage == "wait" and e.deleted == true
+    and (e.kind == "http" or e.kind == "transport" or e.kind == "proxy")
+  local parts = { read_failed and "eip: deleted (204), then the wait's " or "eip: ",
     e.method or "?", " ", e.path or "?", " -> " }
   if e.kind == "http" then
     parts[#parts + 1] = string.format("%d %s", e.status, e.reason or "")
