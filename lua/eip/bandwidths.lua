@@ -354,9 +354,8 @@ function M.remove(runner, project, bandwidth_id, entries, terms, known)
         end
         -- (still listed after a call that may still be carried out: a timeout, a reset, a 5xx, a
         -- 2xx that is no 204 such as 202 Accepted, or an earlier attempt unanswered)
-        local unanswered = errors.may_have_acted(err) or err.earlier_unanswered == true
-          or (err.kind == "http" and type(err.status) == "number" and err.status >= 200 and err.status < 300)
-        moved, kept, uncertain = settle(runner, project, bandwidth_id, ids, not known, unanswered)
+        moved, kept, uncertain = settle(runner, project, bandwidth_id, ids, not known,
+          errors.may_have_acted(err) or err.earlier_unanswered == true)
       else
         -- The request never reached the service, or was throttled (429) before it was carried
         -- out, and no attempt before went unanswered: nothing moved.
@@ -533,8 +532,7 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel)
       -- read, which no read showed.
       -- So does throttling that says not to come back within retry_after_cap (each read would
       -- be refused again, and count against the limit).
-      if retry.halts(err) or err.kind == "usage" or not err.retryable
-          or retry.throttled_beyond(err, runner.policy.retry_after_cap, os.time()) then
+      if retry.halts(err) or err.kind == "usage" or not err.retryable or err.throttled_beyond then
         -- The delete went through all the same: said on the error, as for a wait_timeout.
         err.deleted, err.stage, err.bandwidth_id = true, "wait", bandwidth_id
         error(err, 0)

@@ -430,7 +430,7 @@ function Run:adapt(job, resp)
       self.paused_until = math.max(self.paused_until, now + ra)
     end
     local stated = retry.stated_limit(err)
-    if retry.throttled_beyond(err, self.runner.policy.retry_after_cap, os.time()) then
+    if err.throttled_beyond then
       -- A Retry-After longer than retry_after_cap, or a limit of one request per more than that
       -- ("limit:1,time:1 hour"): not waited for, adaptive or not, and nothing more starts (each
       -- id sent on would be refused, and count against the limit). The ids not sent say why

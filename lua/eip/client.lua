@@ -445,15 +445,16 @@ function Client:delete_bandwidths(ids, opts)
     -- gets a wait error that says so (not sent, its cause the refusal). So after a batch stopped
     -- by throttling it may not wait out (every read would be throttled, and count against the
     -- limit): not sent, its cause that answer.
-    local refused, why = nil, "auth"
+    local refused, why
     for _, res in ipairs(results) do
-      if not refused and errors.is_error(res) and retry.halts(res) then refused = res end
-    end
-    if not refused and summary.stopped == "throttled" then
-      for _, res in ipairs(results) do
-        if errors.is_error(res) then
-          local cause = res.kind == "not_sent" and res.stopped == "throttled" and res.cause or res
-          if not refused and retry.throttled(cause) then refused, why = cause, "throttled" end
+      if errors.is_error(res) then
+        if retry.halts(res) then
+          refused, why = res, "auth"
+          break
+        end
+        local answer = res.kind == "not_sent" and res.cause or res -- (the ids a stop left: its cause)
+        if not refused and errors.is_error(answer) and answer.throttled_beyond then
+          refused, why = answer, "throttled"
         end
       end
     end
@@ -486,9 +487,7 @@ function Client:delete_bandwidths(ids, opts)
           else
             res.wait_error = w
             if errors.is_error(w) and retry.halts(w) then refused, why = w, "auth" end
-            if errors.is_error(w) and retry.throttled_beyond(w, r.policy.retry_after_cap, os.time()) then
-              refused, why = w, "throttled"
-            end
+            if errors.is_error(w) and w.throttled_beyond then refused, why = w, "throttled" end
           end
         end
       end

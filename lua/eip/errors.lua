@@ -11,7 +11,8 @@ local Error = {}
 Error.__index = Error
 Error.__name = "eip.error"
 
-local blank_controls, core_escape_controls = require("eip.core").blank_controls, require("eip.core").escape_controls
+local core = require "eip.core"
+local blank_controls, core_escape_controls = core.blank_controls, core.escape_controls
 
 -- (C1 controls too: CSI, U+009B, moves a terminal's cursor as ESC [ does)
 local function one_line(s, max)
@@ -240,15 +241,17 @@ function M.refused_elsewhere()
 end
 
 --- Could the request of a failed attempt have been acted on, although no usable answer came?
--- A timeout or a connection reset (it may have been sent and carried out), or a 5xx (the
--- gateway gave up waiting, or the service failed partway). Not a refused connection, a name
--- that did not resolve, or any answer the service gave on purpose (4xx).
+-- A timeout or a connection reset (it may have been sent and carried out), a 5xx (the
+-- gateway gave up waiting, or the service failed partway), or a 2xx the call cannot use (a 202
+-- Accepted: taken, perhaps still being carried out). Not a refused connection, a name that did
+-- not resolve, or any answer the service gave on purpose (4xx).
 -- @tparam table err an eip error
 -- @treturn boolean
 function M.may_have_acted(err)
   if err.kind == "transport" then return err.reason == "timeout" or err.reason == "reset" end
   if err.kind == "interrupted" then return true end
-  return err.kind == "http" and type(err.status) == "number" and err.status >= 500 and err.status < 600
+  local status = err.kind == "http" and type(err.status) == "number" and err.status
+  return status and ((status >= 500 and status < 600) or (status >= 200 and status < 300)) or false
 end
 
 -- The fields the predicates read (could_have_acted, retry.halts), read with rawget: a copy.

@@ -89,12 +89,13 @@ local redact = validate.redact -- (see Runner:clean)
 
 local function byte_of(hex) return string.char(tonumber(hex, 16)) end
 
--- s as it reads once its disguises are taken off: control characters removed (a secret split
--- by a line break), JSON escapes undone (\" \\ \/ \u00XX), percent-encoding decoded (twice:
--- an encoded "%").
-local strip_controls = function(s) return core.escape_controls(s, true) end -- (C1 too)
+local escape_controls = core.escape_controls
+
+-- s as it reads once its disguises are taken off: control characters removed, C1 ones included
+-- (a secret split by a line break), JSON escapes undone (\" \\ \/ \u00XX), percent-encoding
+-- decoded (twice: an encoded "%").
 local function undisguised(s)
-  s = strip_controls(s):gsub("\\u00(%x%x)", byte_of):gsub("\\(.)", "%1")
+  s = escape_controls(s, true):gsub("\\u00(%x%x)", byte_of):gsub("\\(.)", "%1")
   return (s:gsub("%%(%x%x)", byte_of):gsub("%%(%x%x)", byte_of))
 end
 
@@ -395,7 +396,7 @@ function Runner:call(op)
   -- call: see "LuaJIT" in eip.transport.http1.
   local call = setmetatable({ runner = self, op = op, attempts = 0, refreshed = false, started = false,
     deadline = false, epoch = false, req = false, last_error = false, unanswered = false, seq = false,
-    shared_seq = false, seq_prefix = false, answered_resp = false }, Call)
+    shared_seq = false, seq_prefix = false }, Call)
   return call
 end
 
@@ -657,11 +658,9 @@ function Call:response(resp)
     end
     return "done", op:result(answer, self.attempts, monotime() - self.started)
   end
-  -- (on_response comes before a credentials refresh's own requests: see failure)
-  self.answered_resp = resp
-  local action, value = self:failure(err)
-  if runner.on_response and self.answered_resp then self:observed(resp, err, action) end
-  self.answered_resp = false
+  -- (on_response comes before a credentials refresh's own requests: failure gives it then)
+  local action, value, reported = self:failure(err, false, resp)
+  if runner.on_response and not reported then self:observed(resp, err, action) end
   return action, value
 end
 
@@ -793,8 +792,10 @@ end
 
 --- After a failed attempt (err, an eip error): "retry" and the seconds to wait first (0: at
 -- once), or the final outcome ("done", value | "fail", err). `from_credentials`: the failure
--- came from the credentials step, which had its own attempts: final.
-function Call:failure(err, from_credentials)
+-- came from the credentials step, which had its own attempts: final. `resp`: the attempt's
+-- answer, whose on_response is given here before a credentials refresh sends anything (third
+-- result: true then).
+function Call:failure(err, from_credentials, resp)
   local runner = self.runner
   self.last_error = err
   -- An earlier attempt may have acted (also when this one was not even sent: a refused key).
@@ -827,11 +828,9 @@ function Call:failure(err, from_credentials)
     if action == "refresh" then
       -- This attempt's on_response first, then the refresh's requests with their own: hooks see
       -- each request end before the next starts (a retry planned; one not sent if it fails).
-      local resp = self.answered_resp
-      if resp and runner.on_response and not (provider.will_refresh and not provider:will_refresh()) then
-        self.answered_resp = false
-        self:observed(resp, err, "retry")
-      end
+      local reported = resp ~= nil and runner.on_response ~= nil
+        and not (provider.will_refresh and not provider:will_refresh())
+      if reported then self:observed(resp, err, "retry") end
       local ok, why = pcall(provider.refresh, provider, runner)
       if not ok then
         if not errors.is_error(why) then error(why, 0) end
@@ -840,10 +839,15 @@ function Call:failure(err, from_credentials)
         -- service's error instead lost what this call had sent (a delete whose first answer
         -- was lost read as certainly not done).
         err.cause = why
-        return final(self, err)
+        local action_, value = final(self, err)
+        return action_, value, reported
       end
       -- The same credentials came back: a resend would be refused again.
-      if why == false then return final(self, err) end
+      if why == false then
+        local action_, value = final(self, err)
+        return action_, value, reported
+      end
+      return "retry", 0, reported
     end
     return "retry", 0
   end
