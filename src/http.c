@@ -1305,6 +1305,7 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
                               eip_http_response *resp, int copy_body)
 {
     CURL *c = t->curl;
+    long long now;
     t->resp = NULL;
     eip_http_transfer_trim(t); /* a large answer before this one was not trimmed yet */
     reset_response(resp);
@@ -1356,11 +1357,12 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->head_request = req->method != NULL && strcmp(req->method, "HEAD") == 0;
     t->ls_limit = req->low_speed_limit;
     t->ls_time_s = req->low_speed_time_s;
-    t->ls_start_ms = t->ls_limit > 0 && t->ls_time_s > 0 ? now_ms() : 0;
+    now = now_ms();
+    t->ls_start_ms = t->ls_limit > 0 && t->ls_time_s > 0 ? now : 0;
     t->ls_base = 0;
     t->too_slow = 0;
     /* (a few ms after libcurl's own: this one is the backstop, for where libcurl does not look) */
-    t->deadline_ms = req->timeout_ms > 0 ? now_ms() + req->timeout_ms + 5 : 0;
+    t->deadline_ms = req->timeout_ms > 0 ? now + req->timeout_ms + 5 : 0;
     t->past_deadline = t->connect_refused = 0;
     if (t->ls_start_ms != 0) {
         set_long(c, CURLOPT_LOW_SPEED_TIME, &t->low_speed_time_s, LS_NEVER);

@@ -3,6 +3,7 @@
 -- request bodies of credential exchanges are not shown, and every other text is scrubbed
 -- of the client's secret values.
 local errors = require "eip.errors"
+local blank_controls = require("eip.core").blank_controls
 
 local M = {}
 
@@ -57,7 +58,7 @@ local function shown(s, clean)
   else
     s = clean(s)
   end
-  return (require("eip.core").blank_controls(s)) -- (C1 controls too)
+  return (blank_controls(s)) -- (C1 controls too)
 end
 
 --- Writes a request to `out` (one call per line), credentials redacted, other text passed

@@ -140,6 +140,15 @@ local function stdin_lines(on_line, closed)
   if rest ~= "" then on_line(n + 1, rest) end
 end
 
+-- What stopped a batch or the drains, said after the summary (then how many ids were not sent).
+local STOPPED_LINES = {
+  auth = "eip: stopped after an authentication failure",
+  throttled = "eip: stopped: the API throttles, and asked not to come back soon (a long Retry-After, or a limit "
+    .. "of one request per longer)",
+  delete_refused = "eip: stopped after a drained bandwidth's delete failed (refused, or failed after its EIPs "
+    .. "moved), so that no other is drained (its EIPs would become new bills)",
+}
+
 -- At most this many distinct ids in one command: an endless stream of ids (a generator, a file
 -- still written to) is refused at the first one past it, not read until the memory is full.
 local IDS_MAX = 100000
@@ -454,19 +463,9 @@ function M.run(opts, argv, ctx)
     stderr:write(string.format("eip: %s was deleted (204), but the wait could not read it: %s\n",
       tostring(res.bandwidth_id), tostring(res.wait_error)))
   end
-  if summary and summary.stopped == "auth" then
-    stderr:write("eip: stopped after an authentication failure"
-      .. (counts.not_sent > 0 and string.format(": %d id(s) not sent\n", counts.not_sent) or "\n"))
-  elseif summary and summary.stopped == "throttled" then
-    stderr:write("eip: stopped: the API throttles, and asked not to come back soon (a long Retry-After, or "
-      .. "a limit of one request per longer)"
-      .. (counts.not_sent > 0 and string.format(": %d id(s) not sent\n", counts.not_sent) or "\n"))
-  elseif summary and summary.stopped == "delete_refused" then
-    stderr:write("eip: stopped after a drained bandwidth's delete failed (refused, or failed after its EIPs "
-      .. "moved), so that no other is drained (its EIPs would become new bills)"
-      .. (counts.not_sent > 0 and string.format(": %d id(s) not sent\n", counts.not_sent) or "\n"))
-  end
   local not_sent = counts.not_sent > 0 and string.format(": %d id(s) not sent\n", counts.not_sent) or "\n"
+  local why_stopped = summary and STOPPED_LINES[summary.stopped]
+  if why_stopped then stderr:write(why_stopped, not_sent) end
   -- Ctrl-C exits 130 whatever else stopped the batch (SIGTERM 143, SIGHUP 129): the script that ran
   -- this must stop too.
   if interrupted then
