@@ -186,6 +186,71 @@ describe("delete_bandwidth", function()
     assert.equal(8, emu:stats().requests)
   end)
 
+  -- The first pass of a restarted listing is not kept: its marker's bandwidth is gone (the 404
+  -- says so), and others may be. A delete beside the listing (here from a hook, after page 1).
+  it("lists what the new pass lists after a restart, not the deleted marker of the first", function()
+    local ids = emu:create_bandwidths(3)
+    local deleter = fx.client()
+    local first
+    local lister = fx.client{ on_response = function(info)
+      if info.operation == "list_bandwidths" and not first then
+        first = emu:bandwidths()[1].id
+        assert.equal(204, deleter:delete_bandwidth(first).status)
+      end
+    end }
+    local listed, info = lister:list_bandwidths{ limit = 1 }
+    assert.equal(1, info.restarts)
+    local got = {}
+    for _, bw in ipairs(listed) do got[#got + 1] = bw.id end
+    local left = {}
+    for _, id in ipairs(ids) do
+      if id ~= first then left[#left + 1] = id end
+    end
+    table.sort(got)
+    table.sort(left)
+    assert.same(left, got)
+  end)
+
+  -- A server whose pages never end, each of fresh ids: bounded in bandwidths and bytes.
+  it("stops a listing that never ends at MAX_LISTED bandwidths, nothing more sent", function()
+    local bandwidths = require "eip.bandwidths"
+    local saved = bandwidths.MAX_LISTED
+    finally(function() bandwidths.MAX_LISTED = saved end)
+    bandwidths.MAX_LISTED = 5
+    emu:create_bandwidths(8)
+    local err = raised(client.list_bandwidths, client, { limit = 2 })
+    assert.same({ "http", 200, "Unusable Answer" }, { err.kind, err.status, err.reason })
+    assert.matches("did not end within 5 bandwidths", err.message, 1, true)
+    assert.equal(3, emu:stats().requests)
+  end)
+
+  it("ends a listing with the client's deadline: each page within it, none sent after it", function()
+    emu:create_bandwidths(6)
+    local slow = fx.client{ deadline = 0.5 }
+    for _ = 1, 6 do emu:inject{ method = "GET", action = "slow", delay = 0.2 } end
+    local started = require("eip.core").monotime()
+    local err = raised(slow.list_bandwidths, slow, { limit = 1 })
+    local took = require("eip.core").monotime() - started
+    assert.equal("transport", err.kind)
+    assert.equal("timeout", err.reason)
+    assert.is_true(took < 2.0, took)
+    assert.is_true(emu:stats().requests <= 3)
+  end)
+
+  it("takes cancel: asked before each page, nothing more sent once it says stop", function()
+    emu:create_bandwidths(4)
+    local pages = 0
+    local err = raised(client.list_bandwidths, client, { limit = 1, cancel = function()
+      pages = pages + 1
+      return pages > 2
+    end })
+    assert.equal("interrupted", err.kind)
+    assert.equal(2, emu:stats().requests)
+    err = raised(client.list_bandwidths, client, { cancel = true })
+    assert.same({ "usage", "cancel" }, { err.kind, err.argument })
+    assert.equal(2, emu:stats().requests)
+  end)
+
   -- What is not the bandwidth asked for, or not a list of bandwidths, is an unusable answer.
   it("refuses a show of another bandwidth or of none, and a listing that is no list", function()
     local id = emu:create_bandwidth{ size = 5 }

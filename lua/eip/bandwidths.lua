@@ -24,10 +24,14 @@ M.DEFAULT_PAGE = 1000
 local MAX_PAGE = 2147483647
 local MAX_EIP_ID = 36      -- documented maximum length of publicip_id
 local MAX_PAGES = 100000   -- a server that never ends its listing cannot hold us forever
+--- At most this many bandwidths in one listing, and this many bytes of its pages' bodies (a
+-- server whose pages never end, each of fresh ids, grew the process by some 60 MB a second).
+M.MAX_LISTED = 100000
+M.MAX_LIST_BYTES = 128 * 1024 * 1024
 
 local CHARGE_MODES = { bandwidth = true, traffic = true }
 local SHARE_TYPES = { WHOLE = true, PER = true }
-M.LIST_OPTIONS = { share_type = true, limit = true, enterprise_project_id = true }
+M.LIST_OPTIONS = { share_type = true, limit = true, enterprise_project_id = true, cancel = true }
 local LIST_OPTIONS = M.LIST_OPTIONS
 M.REMOVE_OPTIONS = { charge_mode = true, size = true, on_batch = true }
 M.DRAIN_OPTIONS = { charge_mode = true, size = true, on_batch = true, missing_ok = true, confirm = true,
@@ -59,6 +63,9 @@ function M.list_query(opts, runner)
   end
   local limit = M.DEFAULT_PAGE
   if opts.limit ~= nil then limit = validate.integer("limit", opts.limit, 1, MAX_PAGE) end
+  if opts.cancel ~= nil and type(opts.cancel) ~= "function" then
+    errors.raise_usage("cancel", "must be a function, got %s", type(opts.cancel))
+  end
   return q, limit
 end
 
@@ -69,8 +76,8 @@ local LIST_RESTARTS = 3
 -- more (404 VPC.0306: deleted between two pages, by a batch running beside the listing).
 -- A page larger than max_body (cut, so unreadable) is returned as the third value: the listing
 -- asks for it again in smaller pages.
-local function list_page(runner, op, marker)
-  local ok, page = pcall(runner.run, runner, op)
+local function list_page(runner, op, marker, cancel)
+  local ok, page = pcall(runner.run, runner, op, cancel)
   if ok then return page end
   local err = page
   if marker and errors.is_error(err) and err.status == 404 and errors.NOT_FOUND_CODES[err.code] == "bandwidth" then
@@ -80,20 +87,36 @@ local function list_page(runner, op, marker)
   error(err, 0)
 end
 
+-- The least time a page is asked for with, before the listing's deadline (the pipeline's
+-- MIN_ATTEMPT_TIME for a retry: a request with a timeout of a few milliseconds only fails).
+local MIN_PAGE_TIME = 0.05
+
 --- Every bandwidth, page after page (`marker` = the last id seen) until an empty page. A page
 -- that repeats an id of its pass, lacks one, or holds one that is not an id (see
 -- eip.validate.id) is an unusable answer: an "http" error, and nothing more is sent. A marker
 -- deleted meanwhile (404 VPC.0306 for a later page) starts the listing again from its first
--- page, LIST_RESTARTS times at most (`info.restarts`), each bandwidth listed once.
-function M.list(runner, project, q, limit)
-  local all, listed, seen, marker = {}, {}, {}, nil
+-- page, LIST_RESTARTS times at most (`info.restarts`): the new pass is what is listed (the
+-- first one's bandwidths may be gone, the marker's is). The runner's `deadline` is the whole
+-- listing's; `cancel` (a function: true-ish to stop) is asked before each page. More than
+-- MAX_LISTED bandwidths or MAX_LIST_BYTES of pages in one pass are an unusable answer too.
+function M.list(runner, project, q, limit, cancel)
+  local all, seen, marker, bytes = {}, {}, nil, 0
   local info = { pages = 0, requests = 0, attempts = 0, elapsed = 0, restarts = 0 }
+  local deadline_at = runner.deadline and core.monotime() + runner.deadline or nil
   while info.pages < MAX_PAGES do
     local query = { { "limit", tostring(limit) } }
     for _, kv in ipairs(q) do query[#query + 1] = kv end
     if marker then query[#query + 1] = { "marker", marker } end
     local op = ops.list_bandwidths_page(project, query)
-    local page, gone, cut = list_page(runner, op, marker)
+    if deadline_at then
+      -- Each page's attempts end with the listing's deadline; a page that would have less than
+      -- the least time an attempt is sent with is not asked for.
+      if deadline_at - core.monotime() < MIN_PAGE_TIME then
+        error(errors.list_deadline(op, runner.deadline, info.pages, info.requests), 0)
+      end
+      op.deadline_at = deadline_at
+    end
+    local page, gone, cut = list_page(runner, op, marker, cancel)
     info.requests = info.requests + 1
     if cut then
       -- Bandwidths with many EIPs make a page of `limit` of them larger than max_body: the
@@ -106,12 +129,19 @@ function M.list(runner, project, q, limit)
     elseif gone then
       info.attempts, info.elapsed = info.attempts + (gone.attempts or 1), info.elapsed + (gone.elapsed or 0)
       if info.restarts >= LIST_RESTARTS then error(gone, 0) end
-      info.restarts, marker, seen = info.restarts + 1, nil, {}
+      -- A new pass from the first page: what the first one listed may be gone since (the
+      -- marker's bandwidth is: the 404 says so), and is not kept.
+      info.restarts, all, seen, marker, bytes = info.restarts + 1, {}, {}, nil, 0
       page = { bandwidths = {}, restart = true }
     else
       info.attempts, info.elapsed = info.attempts + page.meta.attempts, info.elapsed + page.meta.elapsed
       if #page.bandwidths == 0 then return all, info end
       info.pages = info.pages + 1
+      bytes = bytes + #(page.response.body or "")
+      if #all + #page.bandwidths > M.MAX_LISTED or bytes > M.MAX_LIST_BYTES then
+        error(errors.protocol(page.response, "GET", op.path, string.format("the listing did not end within %d "
+          .. "bandwidths or %d bytes of pages: nothing more was sent", M.MAX_LISTED, M.MAX_LIST_BYTES)), 0)
+      end
     end
     for _, bw in ipairs(page.bandwidths) do
       local id = type(bw) == "table" and bw.id
@@ -127,10 +157,7 @@ function M.list(runner, project, q, limit)
           .. "an id (1-64 characters of [A-Za-z0-9._-]): nothing more was sent"), 0)
       end
       seen[id] = true
-      if not listed[id] then -- (a pass after a restart lists again what the first one did)
-        listed[id] = true
-        all[#all + 1] = bw
-      end
+      all[#all + 1] = bw
       marker = id
     end
   end

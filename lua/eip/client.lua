@@ -537,22 +537,28 @@ end
 --- Lists bandwidths: `GET /v1/{project_id}/bandwidths`, following `marker` pagination to the
 -- end (pages are requested until one comes back empty: one extra request, never a missed one).
 -- A marker deleted between two pages (404 `VPC.0306`: a delete running beside the listing)
--- starts the listing again from its first page, 3 times at most; each bandwidth is listed once.
+-- starts the listing again from its first page, 3 times at most: what the new pass lists is
+-- the result (the marker's bandwidth is gone). The client's `deadline` is the whole listing's.
 -- @tparam[opt] table opts filters:
 -- @tparam[opt] string opts.share_type "WHOLE" (shared) or "PER" (dedicated)
 -- @tparam[opt=1000] integer opts.limit the page size (1..2^31-1)
 -- @tparam[opt] string opts.enterprise_project_id only this enterprise project's bandwidths
+-- @tparam[opt] function opts.cancel asked before each page (and during the waits between
+--   attempts): true-ish ends the listing with an "interrupted" error, nothing more sent
 -- @treturn {table,...} the bandwidths, in the order the API returned them, their strings as the
 --   server sent them (see @{clean})
 -- @treturn table `{ pages, requests, attempts, elapsed, restarts }`
 -- @raise an @{eip.error}; a server that repeats a page, lists an id that is not one (it would
 --   be the next page's marker), or answers something other than a list of bandwidths, is an
---   `http` error ("Unusable Answer"): nothing more is sent; the 404 of a fourth deleted marker
+--   `http` error ("Unusable Answer"): nothing more is sent, and so is a listing past 100000
+--   bandwidths or 128 MiB of pages (a server whose pages never end); the client's
+--   `deadline` passing before a page: a `transport` error, reason "timeout", `not_sent`; the
+--   404 of a fourth deleted marker
 function Client:list_bandwidths(opts)
   local r = runner_of(self, "list_bandwidths")
   opts = given(opts, {})
   local query, limit = bandwidths.list_query(opts, r)
-  return bandwidths.list(r, project(self, r), query, limit)
+  return bandwidths.list(r, project(self, r), query, limit, opts.cancel)
 end
 
 --- Removes EIPs from a shared bandwidth: `POST /v2.0/{project_id}/bandwidths/{id}/remove`, in

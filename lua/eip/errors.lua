@@ -212,6 +212,13 @@ function M.deadline_before_send(op, deadline, wait)
     .. "request go (in %.2f s)", deadline, wait))
 end
 
+--- The error of a listing (`op`: its next page) whose `deadline` passed after `pages` pages and
+-- `requests` requests: that page was not asked for.
+function M.list_deadline(op, deadline, pages, requests)
+  return unsent_timeout(op, string.format("not sent: the listing's deadline (%g s) passed after %d page(s), %d "
+    .. "request(s)", deadline, pages, requests))
+end
+
 --- The error of a signed call not sent because the client already had as many signed requests
 -- in flight as it sends at once (eip.pipeline's SIGNED_IN_FLIGHT_MAX, 4), and `why` it did not
 -- wait for one to end (its deadline passed; it was called from a hook).
