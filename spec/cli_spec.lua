@@ -1471,6 +1471,31 @@ describe("eip command", function()
       assert.equal("x\ttrue\t-\t1\t-\t-\n", out)
     end)
 
+    -- A publicip_info that is no list says nothing of how many EIPs there are: not "0", and the
+    -- JSON (the API's object) keeps what the server sent, not an empty list.
+    it("show no EIP count for a publicip_info that is not a list, and keep it in the JSON", function()
+      local odd = '{"id":"x","size":5,"publicip_info":{"publicip_id":"e-1","publicip_address":"203.0.113.7"},'
+        .. '"bandwidth_rules":{"id":"r-1"}}'
+      answer("show-bandwidth", odd)
+      local _, out = run("show-bandwidth x")
+      assert.matches("\neips +%-\n", out)
+      answer("list-bandwidths", odd)
+      _, out = run("list-bandwidths --output text")
+      assert.equal("x\t-\t5\t-\t-\t-\n", out)
+      for _, c in ipairs{ "show-bandwidth --json x", "list-bandwidths --json" } do
+        answer(c:match("^%S+"), odd)
+        local code
+        code, out = run(c)
+        assert.equal(0, code)
+        local bw = cjson.decode(out)
+        assert.equal("203.0.113.7", bw.publicip_info.publicip_address, c)
+        assert.equal("r-1", bw.bandwidth_rules.id, c)
+      end
+      answer("show-bandwidth", '{"id":"x","size":5}')
+      _, out = run("show-bandwidth x")
+      assert.matches("\neips +%-\n", out)
+    end)
+
     it("show-bandwidth and list-bandwidths print server text without its control characters", function()
       -- (A listing whose id is not an id is refused, and a show of another id than the one asked
       -- for: the ids are plain here, every other field hostile.)

@@ -85,7 +85,9 @@ local function encode(v, as_array)
   if t == "boolean" then return tostring(v) end
   if t == "number" then return encode_number(v) end
   if t ~= "table" then return "null" end
-  if as_array or #v > 0 then
+  -- (a field that is a list, empty: `[]`, not `{}`; such a field holding an object is written as
+  -- the object it is, not as an empty list)
+  if #v > 0 or (as_array and next(v) == nil) then
     local parts = {}
     for i = 1, #v do parts[i] = encode(v[i]) end
     return "[" .. table.concat(parts, ",") .. "]"

@@ -51,7 +51,7 @@ function M.run(opts, argv)
   end
   local shown = output.shown -- server text without its control characters; "-" for a wrong type
   for _, bw in ipairs(list) do
-    local n = #output.eips(bw)
+    local n = output.eip_count(bw)
     local id, share_type, size, status, name = shown(bw.id), shown(bw.share_type), shown(bw.size),
       shown(bw.status), shown(bw.name)
     if opts.output == "json" then

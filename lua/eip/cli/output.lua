@@ -408,16 +408,29 @@ function M.scrubbed(v, client, keep_controls)
 end
 
 --- The EIPs of a bandwidth of the API: the entries of its `publicip_info` that are objects (any
--- other entry is left out, as is a `publicip_info` that is not a list).
+-- other entry is left out, as is a `publicip_info` that is not a list), and whether it is a list.
 -- @tparam table bw the bandwidth
 -- @treturn {table,...} the entries
+-- @treturn boolean true when `publicip_info` is a list
 function M.eips(bw)
-  local out = {}
-  if type(bw.publicip_info) ~= "table" then return out end
-  for _, ip in ipairs(bw.publicip_info) do
+  local out, info = {}, bw.publicip_info
+  if type(info) ~= "table" then return out, false end
+  local n = 0
+  for _ in pairs(info) do n = n + 1 end
+  for _, ip in ipairs(info) do
     if type(ip) == "table" then out[#out + 1] = ip end
   end
-  return out
+  return out, n == #info
+end
+
+--- How many EIPs a bandwidth of the API has, for a count column: "-" when its `publicip_info`
+-- is not a list (an object, a string, absent: no count can be read from it, and 0 would say it
+-- has none).
+-- @tparam table bw the bandwidth
+-- @treturn number|string
+function M.eip_count(bw)
+  local eips, whole = M.eips(bw)
+  return whole and #eips or "-"
 end
 
 return M

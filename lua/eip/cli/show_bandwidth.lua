@@ -60,7 +60,7 @@ function M.run(opts, argv)
   local rows = {
     { "id", bw.id }, { "name", bw.name }, { "share_type", bw.share_type, describe_type },
     { "size", bw.size, describe_size }, { "charge_mode", bw.charge_mode }, { "status", bw.status },
-    { "created_at", bw.created_at }, { "updated_at", bw.updated_at }, { "eips", #eips },
+    { "created_at", bw.created_at }, { "updated_at", bw.updated_at }, { "eips", output.eip_count(bw) },
     { "request_id", info.request_id or "-" },
   }
   local text = opts.output == "text"
