@@ -41,6 +41,18 @@ describe("make openresty-demo (scripts/openresty-demo) #openresty", function()
     assert.matches("modules from this checkout", out)
   end)
 
+  -- A shell set up for Lua 5.4 as the README's install says (luarocks path): nginx started as the
+  -- example says does not take 5.4's modules (cjson.so) through the ";;" of its paths.
+  it("deletes a bandwidth through the example from a shell set up by luarocks --lua-version=5.4 path", function()
+    local paths = host.run("luarocks --lua-version=5.4 path 2>/dev/null")
+    local lpath, cpath = paths:match("LUA_PATH='([^']*)'"), paths:match("LUA_CPATH='([^']*)'")
+    assert.is_string(cpath, paths)
+    assert.truthy(cpath:find("5.4", 1, true), cpath)
+    demo("LUA_PATH=" .. q(lpath) .. " LUA_CPATH=" .. q(cpath))
+    local example = assert(read_file("examples/openresty/nginx.conf"))
+    assert.truthy(example:find("env -u LUA_PATH -u LUA_CPATH", 1, true))
+  end)
+
   it("the example and the README give the same install command and module paths", function()
     local example = assert(read_file("examples/openresty/nginx.conf"))
     local readme = assert(read_file("README.md"))
