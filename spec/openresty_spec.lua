@@ -500,6 +500,28 @@ describe("OpenResty #openresty", function()
       assert.same({ "auth", "auth" }, { body.summaries[1].stopped, body.summaries[2].stopped })
     end)
 
+    -- A batch takes each place it frees again for its next id: a call beside it (no deadline)
+    -- waits at most its timeout for one, then ends not sent (it waited until the batch ended).
+    it("has an AK/SK call beside a batch holding every place end not sent within its timeout", function()
+      local ids = emu:create_bandwidths(41)
+      emu:inject{ method = "DELETE", action = "slow", delay = 0.3, times = -1 }
+      emu:reset_counters()
+      local batch = {}
+      for i = 1, 40 do batch[i] = ids[i] end
+      local sock = start_request("POST", "/t/signed_load", cjson.encode{ endpoint = emu.url,
+        project_id = emu.project_id, ak = emu.ak, sk = emu.sk, timeout = 1, batches = { batch },
+        singles = { ids[41] }, single_after = 0.5 })
+      local result = collect({ sock }, socket.gettime() + 30)[sock]
+      local body = assert(cjson.decode(result.text:match("\r\n\r\n(.*)$")), result.text)
+      assert.equal(40, body.summaries[1].deleted)
+      local single = body.singles[1]
+      assert.is_table(single, "the single call was sent once the batch ended")
+      assert.is_true(single.not_sent)
+      assert.matches("no place came free within its timeout %(1 s%) while this client had 4 signed", single.message)
+      assert.is_true(single.ended < 2.5, "ended after " .. single.ended .. " s")
+      assert.is_not_nil(emu:get_bandwidth(ids[41]))
+    end)
+
     -- Six calls at once, the API slow: four go, two wait for a place, and their deadline passes
     -- first: not sent, saying why.
     it("has AK/SK calls that wait for a place end not sent when their deadline passes", function()

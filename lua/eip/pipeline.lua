@@ -726,24 +726,18 @@ function Runner:reentered()
   return entry ~= nil and entry.n > 0 and entry.request == request_of()
 end
 
---- Would waiting for a signing place here stop the very requests that hold them? Inside nginx,
--- in a phase without cosockets, a wait is the system's sleep: the worker's other requests, which
--- hold every place there is room for, cannot go on until it ends (they would give them back
--- only when their time is up, and find their own answers timed out). `blocking`:
+--- Would waiting for a signing place here stop the worker? Inside nginx, in a phase without
+-- cosockets, a wait is the system's sleep: the worker serves nothing meanwhile, and its own
+-- requests that hold places (if any) cannot go on to give them back; places other workers hold
+-- (signing_dict) may stay taken for as long as their batches run. `blocking`:
 -- eip.transport.blocking, set by eip.client.
 function Runner:stuck()
   local blocking = self.blocking
-  if not (blocking and blocking()) then return false end
-  local provider = self.provider
-  local flying, mine = provider.flying, 0
-  for _ in pairs(flying or {}) do mine = mine + 1 end
-  -- Only when this worker's own places fill the room: places other workers hold (signing_dict)
-  -- free up while this one sleeps.
-  return mine > 0 and mine >= SIGNED_IN_FLIGHT_MAX - (provider.strikes or 0)
+  return blocking ~= nil and blocking() == true
 end
 
 local STUCK = "it was called where nginx cannot yield (log_by_lua, a filter, set_by_lua...): a wait would stop "
-  .. "the worker, and with it this worker's requests that hold the places,"
+  .. "the worker (and this worker's requests that hold places),"
 M.STUCK = STUCK
 
 function Call:announced()
@@ -936,24 +930,29 @@ end
 
 -- A signed call of a client with no room for another signed request in flight (see
 -- signing_room): waits for room, in steps of SIGNED_WAIT_STEP. Nil when the attempt may go;
--- else the call's final outcome: its deadline passed first (the last attempt's error; before
--- the first attempt one of its own: nothing was sent), or cancel asked to stop. The wait counts
--- in the call's time, as the rate's does. Bounded without a deadline too: the requests in
--- flight end within their timeout, and count no longer than that.
+-- else the call's final outcome: its deadline passed first, or, without one, its `timeout` (the
+-- last attempt's error; before the first attempt one of its own: nothing was sent), or cancel
+-- asked to stop. The wait counts in the call's time, as the rate's does. A batch that keeps its
+-- places (each freed place taken again for its next id, in this worker or another) would
+-- otherwise hold a call beside it until the batch ends.
 local function signing_wait(self, call, cancel)
   local provider = self.provider
   if not call.started then call:start() end
+  local deadline = call.deadline
+  local bound, why = deadline, "the deadline (%g s) passed"
+  if not deadline then
+    bound, why = monotime() + self.timeout, "no place came free within its timeout (%g s)"
+  end
   while true do
-    local deadline = call.deadline
     if admit(provider, call, self.timeout) then
       -- A place that came too late (a step that overslept): the attempt would have no time.
       if not deadline or deadline - monotime() >= MIN_ATTEMPT_TIME then return nil end
       release(provider, call)
     end
     -- After the next step, the attempt must still have MIN_ATTEMPT_TIME to be answered in.
-    if deadline and monotime() + M.SIGNED_WAIT_STEP + MIN_ATTEMPT_TIME >= deadline then
+    if monotime() + M.SIGNED_WAIT_STEP + MIN_ATTEMPT_TIME >= bound then
       if call.attempts > 0 then return call:expire() end
-      local err = errors.no_signing_place(call.op, string.format("the deadline (%g s) passed", self.deadline))
+      local err = errors.no_signing_place(call.op, string.format(why, deadline and self.deadline or self.timeout))
       err.elapsed = monotime() - call.started
       return "fail", err
     end

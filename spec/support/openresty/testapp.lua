@@ -349,15 +349,17 @@ function M.batch()
   ngx.print(body)
 end
 
--- POST { endpoint, project_id, ak, sk, deadline, batches = { {ids}, ... }, singles = {ids} }: one AK/SK
--- client, and at once, each in a light thread of its own, a delete_bandwidths of each list
--- (concurrency 8) and a delete_bandwidth of each single id. Answers the summaries and the
--- singles' statuses (or error kinds and whether they were sent).
+-- POST { endpoint, project_id, ak, sk, deadline, timeout, batches = { {ids}, ... }, singles = {ids},
+-- single_after }: one AK/SK client (timeout 10 unless given), and at once, each in a light thread
+-- of its own, a delete_bandwidths of each list (concurrency 8) and a delete_bandwidth of each
+-- single id (after single_after seconds, if given). Answers the summaries and the singles'
+-- statuses (or error kinds, whether they were sent, and when they ended).
 function M.signed_load()
   ngx.req.read_body()
   local args = cjson.decode(ngx.req.get_body_data() or "")
   local client = eip.new{ endpoint = args.endpoint, project_id = args.project_id, ak = args.ak, sk = args.sk,
-    max_attempts = 1, timeout = 10, deadline = args.deadline }
+    max_attempts = 1, timeout = args.timeout or 10, deadline = args.deadline }
+  local t0 = ngx.now()
   local threads, out = {}, { summaries = {}, singles = {} }
   for i, ids in ipairs(args.batches or {}) do
     threads[#threads + 1] = ngx.thread.spawn(function()
@@ -367,9 +369,11 @@ function M.signed_load()
   end
   for i, id in ipairs(args.singles) do
     threads[#threads + 1] = ngx.thread.spawn(function()
+      if args.single_after then ngx.sleep(args.single_after) end
       local ok, res = pcall(client.delete_bandwidth, client, id)
+      ngx.update_time()
       out.singles[i] = ok and res.status or { kind = res.kind, status = res.status, not_sent = res.not_sent,
-        reason = res.reason, message = res.message }
+        reason = res.reason, message = res.message, ended = ngx.now() - t0 }
     end)
   end
   for _, t in ipairs(threads) do ngx.thread.wait(t) end
