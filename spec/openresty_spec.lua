@@ -665,6 +665,24 @@ describe("OpenResty #openresty", function()
         assert.is_nil(emu:get_bandwidth(ids[2]))
       end)
 
+      -- Every timer nginx runs at once is the application's: the fetch's timer is accepted and
+      -- never run. Each call waited its whole budget for a login never sent, and failed.
+      it("is fetched by the call itself when nginx never runs the fetch's timer", function()
+        shared_client("busy", { auth = emu:iam_auth(), timeout = 2, max_attempts = 1 })
+        local id = shared_bandwidth()
+        local hold = 2.5
+        local t0 = socket.gettime()
+        local out = request("GET", "/t/shared_busy/busy/" .. id .. "?hold=" .. hold, nil, 15).json
+        assert.is_true(out.ok, cjson.encode(out))
+        assert.is_true(out.took < 2, "took " .. out.took .. " s")
+        assert.equal(1, token_requests())
+        assert.is_nil(emu:get_bandwidth(id))
+        -- the application's timers end before the next case
+        local left = t0 + hold + 0.2 - socket.gettime()
+        if left > 0 then socket.sleep(left) end
+        assert.equal(1, token_requests(), "the timer nginx did not run fetched nothing later")
+      end)
+
       it("is waited for by the calls of ten requests at once: a wrong password, one login", function()
         shared_client("wrong", { auth = emu:iam_auth{ password = "not-the-password" }, timeout = 5,
           max_attempts = 1 })

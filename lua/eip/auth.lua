@@ -298,8 +298,11 @@ Aksk.rejected, Aksk.accepted, Aksk.refusal, Aksk.sync, Aksk.next_seq = rejected,
 -- the token request's attempts, timeouts and the waits between them, cut by the client's
 -- deadline, and by what is left of the call's own when the attempt's timeout was cut to it).
 -- Then it fails with a timeout (kind "transport", reason "timeout", not_sent: its request was
--- not sent). A fetch still running a second after its own budget (a timer nginx never ran) is
--- taken for abandoned: the next call fetches.
+-- not sent). A fetch still running a second after its own budget is taken for abandoned: the
+-- next call fetches. So is a fetch whose timer has not begun FETCH_START_GRACE after it was
+-- made (nginx accepts a timer it then never runs when lua_max_running_timers are all running
+-- timers of the application's: every call waited its whole budget, nothing sent): a call
+-- waiting for it fetches in its own coroutine, and the timer, should it run later, does nothing.
 --
 -- Where a call cannot wait, it fetches on its own. That is in the nginx phases without
 -- cosockets (log_by_lua, header and body filters, set_by_lua, init...): nothing can yield there,
@@ -314,6 +317,7 @@ Aksk.rejected, Aksk.accepted, Aksk.refusal, Aksk.sync, Aksk.next_seq = rejected,
 
 local FETCH_POLL = 0.01  -- seconds between looks, where no semaphore wakes the waiting calls
 local FETCH_MARGIN = 1   -- seconds a fetch is given after its budget before it is taken for abandoned
+local FETCH_START_GRACE = 0.5 -- seconds a fetch's timer is given to begin (it runs at nginx's next turn)
 
 local MAIN = {} -- the main thread, which coroutine.running() does not give in Lua 5.1
 
@@ -346,7 +350,7 @@ end
 -- Has the fetch of this record ended without saying so? Past its budget, or (outside nginx, see
 -- above) its coroutine is dead.
 local function abandoned(record, now, in_nginx)
-  if now >= record.until_ then return true end
+  if now >= record.until_ or (record.start_by and not record.began and now >= record.start_by) then return true end
   local co = record.co
   return not in_nginx and co ~= nil and co ~= MAIN and coroutine.status(co) == "dead"
 end
@@ -361,6 +365,7 @@ end
 -- Waits until record's fetch ends, `limit` passes, or its budget does.
 local function wait_for(record, mode, runner, limit, in_nginx)
   local until_ = math.min(limit, record.until_)
+  if record.start_by and not record.began then until_ = math.min(until_, record.start_by) end
   record.waiters = record.waiters + 1
   if mode == "ngx" then
     local sema = record.sema
@@ -388,7 +393,7 @@ end
 
 -- The error of a call that waited `waited` seconds for another call's fetch, in vain.
 local function wait_timeout(self, waited)
-  local what, method, path = "an IAM token", "POST", ops.IAM_PATH
+  local what, method, path = "IAM token", "POST", ops.IAM_PATH
   if self.kind ~= "iam" then -- the metadata service's keys, the request the fetch ends with
     local op = ops.metadata_credentials(self.base)
     what, method, path = "temporary keys from the ECS metadata service", op.method, op.path
@@ -412,7 +417,10 @@ end
 -- Starts fetch_now(self, runner) in an ngx.timer, for record. False when nginx refuses the timer.
 local function start_detached(self, runner, fetch_now, record)
   local ngx = rawget(_G, "ngx")
+  record.start_by = core.monotime() + FETCH_START_GRACE
   local ok, started = pcall(ngx.timer.at, 0, function()
+    if record.superseded then return end -- a call took it over (see above)
+    record.began = true
     local fine, err = pcall(fetch_now, self, runner)
     finish(self, record, fine, err)
   end)
@@ -426,9 +434,14 @@ local function fetch_once(self, runner, fetch_now, fresh, req)
   local mode, in_nginx = wait_mode(runner)
   local me = running()
   local now, started, limit = core.monotime(), nil, nil
+  local own_coroutine = false -- a fetch's timer that never began: this call fetches itself
   while true do
     local record = self.fetching
-    if not record or record.done or abandoned(record, now, in_nginx) then break end
+    if not record or record.done then break end
+    if abandoned(record, now, in_nginx) then
+      if record.start_by and not record.began then record.superseded, own_coroutine = true, true end
+      break
+    end
     if not mode or record.co == me then
       -- Cannot wait (see above), or the fetch is this coroutine's own (a hook that calls the
       -- client during it): fetch here, the other fetch left as it is.
@@ -454,7 +467,7 @@ local function fetch_once(self, runner, fetch_now, fresh, req)
   end
   local record = { until_ = now + self:budget(runner) + FETCH_MARGIN, waiters = 0, co = me, done = false }
   self.fetching = record
-  if mode == "ngx" and runner.transport.name == "auto" then
+  if mode == "ngx" and runner.transport.name == "auto" and not own_coroutine then
     record.co = nil -- the timer's, not this call's
     if start_detached(self, runner, fetch_now, record) then
       return fetch_once(self, runner, fetch_now, fresh, req) -- waits for it like any other call

@@ -273,6 +273,18 @@ function M.shared_delete(name, id)
   return reply(200, shared_outcome(name, id))
 end
 
+-- The application's own timers first, as many as nginx runs at once (lua_max_running_timers,
+-- 256 by default), each sleeping `hold` seconds (?hold=, default 2): a timer made meanwhile is
+-- accepted and never run. Then one delete with the shared client `name`, described.
+function M.shared_busy(name, id)
+  local hold = tonumber(ngx.var.arg_hold) or 2
+  for _ = 1, 256 do
+    assert(ngx.timer.at(0, function() ngx.sleep(hold) end))
+  end
+  ngx.sleep(0.05) -- they begin at nginx's next turn
+  return reply(200, shared_outcome(name, id))
+end
+
 -- log_by_lua: the outcome is kept in the eip_test dict for /t/outcome/<id>.
 function M.shared_delete_log(name, id)
   ngx.shared.eip_test:set("outcome:" .. id, cjson.encode(shared_outcome(name, id)))
