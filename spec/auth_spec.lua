@@ -274,6 +274,38 @@ describe("authentication", function()
       c:close()
     end)
 
+    -- The token's time (and the project's, learnt from it on the first call) counts in the
+    -- call's deadline: a delete sent with a fresh timeout after a 0.7 s login ran to 1.9 s of a
+    -- 1 s deadline; one left less than 50 ms is not sent.
+    it("counts the token's fetch in the call's deadline", function()
+      local monotime = require("eip.core").monotime
+      local id = emu:create_bandwidth{ size = 1 }
+      for _, project_id in ipairs{ emu.project_id, false } do
+        emu:inject{ method = "POST", path = "^/v3/auth/tokens", action = "slow", delay = 0.7 }
+        emu:inject{ method = "DELETE", action = "slow", delay = 1.2 }
+        local c = eip.new{ endpoint = emu.url, project_id = project_id or nil, auth = emu:iam_auth(), timeout = 5,
+          deadline = 1, max_attempts = 1 }
+        local t0 = monotime()
+        local ok, err = pcall(c.delete_bandwidth, c, id)
+        local took = monotime() - t0
+        assert.is_false(ok)
+        assert.same({ "transport", "timeout" }, { err.kind, err.reason }, tostring(err))
+        assert.is_true(took < 1.15, "took " .. took .. " s")
+        c:close()
+        emu:reset()
+        id = emu:create_bandwidth{ size = 1 }
+      end
+      emu:inject{ method = "POST", path = "^/v3/auth/tokens", action = "slow", delay = 0.98 }
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(), timeout = 5,
+        deadline = 1, max_attempts = 1 }
+      local ok, err = pcall(c.delete_bandwidth, c, id)
+      assert.is_false(ok)
+      assert.same({ true, 0 }, { err.not_sent, err.attempts }, tostring(err))
+      assert.matches("deadline (1 s) passed while its credentials were obtained", err.message, 1, true)
+      for _, r in ipairs(emu:requests()) do assert.not_equal("DELETE", r.method) end
+      c:close()
+    end)
+
     it("learns the project id from the token when none is given", function()
       local id = emu:create_bandwidth{ size = 1 }
       local c = eip.new{ endpoint = emu.url, auth = emu:iam_auth() }

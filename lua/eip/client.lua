@@ -385,8 +385,17 @@ function Client:delete_bandwidth(bandwidth_id, call_opts)
   local missing_ok, wait = r.missing_ok, nil
   if call_opts ~= nil then missing_ok, wait = delete_options(r, call_opts) end
   local project_id = r.project_id
-  if project_id == nil or project_id ~= self.project_id then project_id = project(self, r) end
-  local res = r:run(ops.delete_bandwidth(project_id, bandwidth_id, missing_ok))
+  local op
+  if project_id == nil or project_id ~= self.project_id then
+    -- (the project's lookup, on the first call, counts in the call's deadline)
+    local started = r.deadline and core.monotime()
+    project_id = project(self, r)
+    op = ops.delete_bandwidth(project_id, bandwidth_id, missing_ok)
+    if started then op.deadline_at = started + r.deadline end
+  else
+    op = ops.delete_bandwidth(project_id, bandwidth_id, missing_ok)
+  end
+  local res = r:run(op)
   if wait then return waited(r, project_id, res, wait) end
   return res
 end

@@ -219,6 +219,13 @@ function M.list_deadline(op, deadline, pages, requests)
     .. "request(s)", deadline, pages, requests))
 end
 
+--- The error of a call whose `deadline` passed while its credentials were obtained (an IAM
+-- token, the metadata service's keys): nothing was sent.
+function M.deadline_after_credentials(op, deadline)
+  return unsent_timeout(op, string.format("not sent: the deadline (%g s) passed while its credentials were "
+    .. "obtained", deadline))
+end
+
 --- The error of a signed call not sent because the client already had as many signed requests
 -- in flight as it sends at once (eip.pipeline's SIGNED_IN_FLIGHT_MAX, 4), and `why` it did not
 -- wait for one to end (its deadline passed; it was called from a hook).

@@ -60,7 +60,8 @@ M._VERSION = client.VERSION
 -- @tparam[opt=30] number opts.timeout seconds for one attempt, the whole request
 -- @tparam[opt] number opts.connect_timeout seconds to connect (default: min(10, timeout))
 -- @tparam[opt] number opts.deadline seconds for a whole call, every attempt and wait included
---   (the waits for the `rate` too: a slot it would pass is not waited for)
+--   (the waits for the `rate` too: a slot it would pass is not waited for; and the time its
+--   credentials take: an IAM token fetched for it)
 -- @tparam[opt=100] integer opts.low_speed_limit with `low_speed_time`: abort an attempt slower
 --   than this many bytes/s ...
 -- @tparam[opt=10] integer opts.low_speed_time ... for this many seconds (0 turns it off)

@@ -557,6 +557,22 @@ function Call:request()
         if attempts > 1 then return nil, self.last_error end
         return nil, errors.unsent_copy(err)
       end
+      -- The credentials' time counts in the call's deadline: the attempt gets what is left.
+      if deadline then
+        local left = deadline - monotime()
+        if left < MIN_ATTEMPT_TIME then
+          self.attempts = attempts - 1
+          release(provider, self)
+          if attempts > 1 then return nil, self.last_error end
+          local late = errors.deadline_after_credentials(op, runner.deadline)
+          late.elapsed = monotime() - self.started
+          return nil, late
+        end
+        if left < req.timeout then
+          req.timeout = left
+          if req.connect_timeout > left then req.connect_timeout = left end
+        end
+      end
     else
       authenticate(runner, req, content_type, provider, op.headers)
     end
