@@ -1250,6 +1250,42 @@ describe("eip command", function()
       assert.matches("NOT SENT%s+" .. ids[3]:gsub("%-", "%%-") .. "%s+interrupted", out)
     end)
 
+    -- A single request in flight (the wait's read, a drain's steps: libcurl's easy handle, not the
+    -- batch's multi) ends at the second Ctrl-C too: it ran until the server answered (30 s).
+    it("--wait: a second Ctrl-C aborts the wait's read in flight", function()
+      local id = emu:create_bandwidth{ size = 5 }
+      emu:inject{ method = "GET", action = "slow", delay = 20 }
+      emu:reset_counters()
+      local t0 = socket.gettime()
+      local code, out, err = run("delete-bandwidth --wait-timeout 60 " .. id, { signal = function(pid)
+        signal_after(2, "INT")(pid)
+        socket.sleep(0.3)
+        host.execute("kill -INT " .. pid)
+      end })
+      local took = socket.gettime() - t0
+      assert.equal(130, code, out .. err)
+      assert.is_true(took < 8, "took " .. took .. " s")
+      assert.matches("deleted%s+" .. id:gsub("%-", "%%-"), out)
+      assert.is_nil(emu:get_bandwidth(id))
+    end)
+
+    it("--drain: a second Ctrl-C aborts a remove call in flight; its EIPs are uncertain", function()
+      local id = emu:create_bandwidth{ size = 5, publicip_ids = { "u1", "u2" } }
+      emu:inject{ method = "POST", path = "/remove$", action = "slow", delay = 20 }
+      emu:reset_counters()
+      local t0 = socket.gettime()
+      local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " " .. id, { signal = function(pid)
+        signal_after(2, "INT")(pid)
+        socket.sleep(0.3)
+        host.execute("kill -INT " .. pid)
+      end })
+      local took = socket.gettime() - t0
+      assert.equal(130, code, out .. err)
+      assert.is_true(took < 8, "took " .. took .. " s")
+      assert.matches("FAILED%?%s+" .. id:gsub("%-", "%%-") .. "%s+interrupted", out)
+      assert.is_table(emu:get_bandwidth(id))
+    end)
+
     it("a reader that goes away (| head -1) stops the batch: the results from then on go to stderr, exit 1",
       function()
       local ids, input = slow_batch(16, 0.2)

@@ -1237,7 +1237,7 @@ static void push_response(lua_State *L, const eip_http_response *r)
     /* Sized for exactly the fields set below: a 204 has five. */
     int n = 5 + (r->request_id[0] != '\0') + (r->retry_after[0] != '\0') + (r->content_type[0] != '\0') +
             (r->location[0] != '\0') + (r->subject_token != NULL) + 2 * (r->curl_code != 0) + (r->proxy_status != 0) +
-            (r->resent != 0);
+            (r->resent != 0) + (r->interrupted != 0);
     lua_createtable(L, 0, n);
     set_int(L, "status", r->status);
     if (r->request_id[0])
@@ -1266,6 +1266,8 @@ static void push_response(lua_State *L, const eip_http_response *r)
         set_int(L, "proxy_status", r->proxy_status);
     if (r->resent)
         set_bool(L, "resent", 1);
+    if (r->interrupted)
+        set_bool(L, "interrupted", 1);
 }
 
 /* The request's `proxy` (index 2): nil or false to go direct, else a table { url =

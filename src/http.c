@@ -1,5 +1,6 @@
 /* http.c - one HTTP exchange over a reused libcurl easy handle. See http.h. */
 #include "http.h"
+#include "interrupt.h"
 
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -519,6 +520,10 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     now = now_ms();
     if (t->deadline_ms != 0 && now > t->deadline_ms) {
         t->past_deadline = 1;
+        return 1;
+    }
+    if (t->abort_on_interrupt && eip_interrupts() >= 2) {
+        t->interrupted = 1;
         return 1;
     }
     if (t->tunnel && t->head == HEAD_START) {
@@ -1067,6 +1072,7 @@ static void reset_response(eip_http_response *r)
     r->new_connections = 0;
     r->proxy_status = 0;
     r->resent = 0;
+    r->interrupted = 0;
 }
 
 /* GET, HEAD, PUT, DELETE, OPTIONS: a second send does what the first did (RFC 9110, 9.2.2). */
@@ -1170,6 +1176,10 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
     } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->past_deadline) {
         resp->curl_code = CURLE_OPERATION_TIMEDOUT;
         snprintf(resp->curl_error, sizeof(resp->curl_error), "Operation timed out (the request's timeout passed)");
+    } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->interrupted) {
+        resp->interrupted = 1;
+        snprintf(resp->curl_error, sizeof(resp->curl_error),
+                 "Aborted while in flight by a second interrupt (Ctrl-C, SIGTERM or SIGHUP)");
     } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->connect_refused) {
         long connect_code = 0;
         curl_easy_getinfo(t->curl, CURLINFO_HTTP_CONNECTCODE, &connect_code);
@@ -1363,7 +1373,7 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->too_slow = 0;
     /* (a few ms after libcurl's own: this one is the backstop, for where libcurl does not look) */
     t->deadline_ms = req->timeout_ms > 0 ? now + req->timeout_ms + 5 : 0;
-    t->past_deadline = t->connect_refused = 0;
+    t->past_deadline = t->connect_refused = t->interrupted = 0;
     if (t->ls_start_ms != 0) {
         set_long(c, CURLOPT_LOW_SPEED_TIME, &t->low_speed_time_s, LS_NEVER);
         set_long(c, CURLOPT_LOW_SPEED_LIMIT, &t->low_speed_limit, req->low_speed_limit);
@@ -1445,6 +1455,7 @@ int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response
         h->t.resp = NULL;
         return -1;
     }
+    h->t.abort_on_interrupt = 1;
     if (eip_http_transfer_prepare(&h->t, req, resp, 0) != 0) {
         h->t.resp = NULL; /* the caller's: never touched after this call */
         return -1;

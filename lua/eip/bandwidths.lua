@@ -552,7 +552,7 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel)
     if not ok then
       if not errors.is_error(err) then error(err, 0) end
       if err.status == 404 and errors.NOT_FOUND_CODES[err.code] == "bandwidth" then return waited end
-      if err.cancelled then interrupted_wait(project, bandwidth_id, step) end
+      if err.cancelled or err.kind == "interrupted" then interrupted_wait(project, bandwidth_id, step) end
       -- An answer that asking again will not change (an authentication failure, the gateway's
       -- 404 APIGW.0101 for a read that never reached the service, a 400, a 405) ends the wait:
       -- polling on would end, minutes later, in a wait_timeout saying the bandwidth could still be

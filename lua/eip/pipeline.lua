@@ -636,6 +636,9 @@ function Call:response(resp)
   if resp.resent and not self.unanswered then self.unanswered = RESENT end
   local answer, err = map(runner, self.req, resp)
   local op = self.op
+  -- A second caught Ctrl-C aborted it in flight (the eip command: see resp.interrupted), as a
+  -- batch aborts its requests: never retried, and it may have been carried out.
+  if err and resp.interrupted then err = errors.interrupted(op, self.attempts) end
   if answer and op.unusable then
     local why = op:unusable(answer)
     if why then answer, err = nil, errors.protocol(answer, op.method, op.path, why) end

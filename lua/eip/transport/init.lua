@@ -225,6 +225,9 @@
 --   before any answer and was sent again on another (the first send may have been carried
 --   out); only an idempotent method (GET, HEAD, PUT, DELETE, OPTIONS) is: any other fails
 --   there (52, "reset"). nil otherwise. (libcurl before 7.80 cannot say so: nil.)
+-- @tfield boolean interrupted libcurl's single requests only: true when a second caught
+--   interrupt (eip.core.catch_interrupts: Ctrl-C, SIGTERM, SIGHUP) aborted it in flight
+--   (curl_code 42); the server may or may not have acted on it. nil otherwise.
 -- @tfield integer curl_code on failure only: the CURLcode libcurl gives for it (the cosocket
 --   transport reports the same code for the same failure; see the table above)
 -- @tfield string curl_error on failure only: one line saying what happened; never contains
