@@ -1211,6 +1211,15 @@ describe("eip command", function()
       end
     end
 
+    -- Ctrl-C once the emulator has seen n API requests, and again 0.3 s later.
+    local function ctrl_c_twice_after(n)
+      return function(pid)
+        signal_after(n, "INT")(pid)
+        socket.sleep(0.3)
+        host.execute("kill -INT " .. pid)
+      end
+    end
+
     -- ids: n bandwidths whose deletes each take `delay` seconds.
     local function slow_batch(n, delay)
       local ids = {}
@@ -1257,11 +1266,7 @@ describe("eip command", function()
       emu:inject{ method = "GET", action = "slow", delay = 20 }
       emu:reset_counters()
       local t0 = socket.gettime()
-      local code, out, err = run("delete-bandwidth --wait-timeout 60 " .. id, { signal = function(pid)
-        signal_after(2, "INT")(pid)
-        socket.sleep(0.3)
-        host.execute("kill -INT " .. pid)
-      end })
+      local code, out, err = run("delete-bandwidth --wait-timeout 60 " .. id, { signal = ctrl_c_twice_after(2) })
       local took = socket.gettime() - t0
       assert.equal(130, code, out .. err)
       assert.is_true(took < 8, "took " .. took .. " s")
@@ -1274,11 +1279,7 @@ describe("eip command", function()
       emu:inject{ method = "POST", path = "/remove$", action = "slow", delay = 20 }
       emu:reset_counters()
       local t0 = socket.gettime()
-      local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " " .. id, { signal = function(pid)
-        signal_after(2, "INT")(pid)
-        socket.sleep(0.3)
-        host.execute("kill -INT " .. pid)
-      end })
+      local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " " .. id, { signal = ctrl_c_twice_after(2) })
       local took = socket.gettime() - t0
       assert.equal(130, code, out .. err)
       assert.is_true(took < 8, "took " .. took .. " s")
