@@ -683,6 +683,31 @@ describe("OpenResty #openresty", function()
         assert.equal(1, token_requests(), "the timer nginx did not run fetched nothing later")
       end)
 
+      -- nginx refuses the fetch's timer: the call that needed the token fetches it itself, and a
+      -- call that waits for it must not take that fetch for a timer that never began (it sent a
+      -- second login: two refused logins towards locking the IAM user).
+      it("is waited for when nginx refuses its timer: a wrong password, one login", function()
+        shared_client("no_timers", { auth = emu:iam_auth{ password = "not-the-password" }, timeout = 5,
+          max_attempts = 1 })
+        slow_iam(1.5)
+        local t0 = socket.gettime()
+        local first = start_request("GET", "/t/shared_no_timers/no_timers/bw-1?hold=3")
+        while token_requests() < 1 do
+          assert(socket.gettime() < t0 + 10, "no login was sent")
+          socket.sleep(0.02)
+        end
+        local second = start_request("GET", "/t/shared/no_timers/bw-2")
+        local results = collect({ first, second }, t0 + 30)
+        for _, sock in ipairs{ first, second } do
+          local out = json_of(results[sock].text)
+          assert.same({ false, "http", 401 }, { out.ok, out.error.kind, out.error.status }, cjson.encode(out))
+        end
+        assert.equal(1, token_requests())
+        -- the pending timers end before the next case
+        local left = t0 + 3.2 - socket.gettime()
+        if left > 0 then socket.sleep(left) end
+      end)
+
       it("is waited for by the calls of ten requests at once: a wrong password, one login", function()
         shared_client("wrong", { auth = emu:iam_auth{ password = "not-the-password" }, timeout = 5,
           max_attempts = 1 })

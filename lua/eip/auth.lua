@@ -417,14 +417,17 @@ end
 -- Starts fetch_now(self, runner) in an ngx.timer, for record. False when nginx refuses the timer.
 local function start_detached(self, runner, fetch_now, record)
   local ngx = rawget(_G, "ngx")
-  record.start_by = core.monotime() + FETCH_START_GRACE
   local ok, started = pcall(ngx.timer.at, 0, function()
     if record.superseded then return end -- a call took it over (see above)
     record.began = true
     local fine, err = pcall(fetch_now, self, runner)
     finish(self, record, fine, err)
   end)
-  return ok and started and true or false
+  if not (ok and started) then return false end
+  -- (set once accepted: a refused timer's fetch is this call's own, in its coroutine; the
+  -- timer cannot begin before this returns)
+  record.start_by = core.monotime() + FETCH_START_GRACE
+  return true
 end
 
 -- Credentials for this call: fetch_now(self, runner), unless another call is fetching them (then

@@ -285,6 +285,17 @@ function M.shared_busy(name, id)
   return reply(200, shared_outcome(name, id))
 end
 
+-- Every pending timer nginx allows (lua_max_pending_timers) taken first, each due in `hold`
+-- seconds (?hold=, default 3): nginx refuses the next timer. Then one delete with the shared
+-- client `name`, described.
+function M.shared_no_timers(name, id)
+  local hold = tonumber(ngx.var.arg_hold) or 3
+  for _ = 1, 100000 do
+    if not ngx.timer.at(hold, function() end) then break end
+  end
+  return reply(200, shared_outcome(name, id))
+end
+
 -- log_by_lua: the outcome is kept in the eip_test dict for /t/outcome/<id>.
 function M.shared_delete_log(name, id)
   ngx.shared.eip_test:set("outcome:" .. id, cjson.encode(shared_outcome(name, id)))
