@@ -306,6 +306,24 @@ describe("authentication", function()
       c:close()
     end)
 
+    it("counts a first show's or list's token (and project) in its deadline", function()
+      local monotime = require("eip.core").monotime
+      local id = emu:create_bandwidth{ size = 1 }
+      for _, call in ipairs{ function(c) return c:show_bandwidth(id) end, function(c) return c:list_bandwidths() end } do
+        emu:inject{ method = "POST", path = "^/v3/auth/tokens", action = "slow", delay = 0.7 }
+        emu:inject{ method = "GET", action = "slow", delay = 0.8 }
+        local c = eip.new{ endpoint = emu.url, auth = emu:iam_auth(), timeout = 5, deadline = 1, max_attempts = 1 }
+        local t0 = monotime()
+        local ok, err = pcall(call, c)
+        local took = monotime() - t0
+        assert.is_false(ok)
+        assert.same({ "transport", "timeout" }, { err.kind, err.reason }, tostring(err))
+        assert.is_true(took < 1.15, "took " .. took .. " s")
+        c:close()
+        emu:reset_counters()
+      end
+    end)
+
     it("learns the project id from the token when none is given", function()
       local id = emu:create_bandwidth{ size = 1 }
       local c = eip.new{ endpoint = emu.url, auth = emu:iam_auth() }

@@ -548,6 +548,22 @@ describe("credentials", function()
       assert.is_nil(first.headers["x-project-id"])
     end)
 
+    -- The lookup counts in the first call's deadline; the delete is not sent with the few
+    -- milliseconds it leaves (it timed out after 17 ms, while the API may carry it out).
+    it("counts in the first call's deadline: a delete left less than 50 ms is not sent", function()
+      local id = emu:create_bandwidth{ size = 1 }
+      emu:inject{ method = "GET", path = "^/v3/projects", action = "slow", delay = 0.98 }
+      local c = new({ deadline = 1, max_attempts = 1 }, vars)
+      local err = raised(c.delete_bandwidth, c, id)
+      assert.same({ "transport", "timeout", true, 0 }, { err.kind, err.reason, err.not_sent, err.attempts },
+        tostring(err))
+      assert.matches("less than 50 ms of the deadline (1 s) was left", err.message, 1, true)
+      assert.is_false(require("eip").could_have_acted(err))
+      for _, r in ipairs(emu:requests()) do assert.not_equal("DELETE", r.method) end
+      assert.equal(204, c:delete_bandwidth(id).status, "the project is known now")
+      c:close()
+    end)
+
     it("is a usage error naming the region when IAM lists none or several", function()
       emu:set_projects{}
       local c = new({}, vars)

@@ -505,18 +505,31 @@ function Client:delete_bandwidths(ids, opts)
   return results, summary
 end
 
+local SHOW_OPTIONS = { cancel = true }
+
 --- Shows one bandwidth: `GET /v1/{project_id}/bandwidths/{id}`.
 -- @tparam string bandwidth_id the bandwidth's id
 -- @treturn table the bandwidth as the API returns it (id, name, size, share_type,
 --   publicip_info = { {publicip_id, publicip_address, ...} }, status, ...): its strings as the
 --   server sent them (pass them through @{clean} before showing them)
 -- @treturn table `{ status, request_id, attempts, elapsed }` of the answer
+-- @tparam[opt] table opts `{ cancel = function }`: asked before each attempt and during the
+--   waits between them; true-ish ends the call with an "interrupted" error, nothing more sent
 -- @raise an @{eip.error} (`http` 404 `VPC.0306` when it does not exist; an answer whose bandwidth
 --   has no id, or another's, is an `http` error, "Unusable Answer")
-function Client:show_bandwidth(bandwidth_id)
+function Client:show_bandwidth(bandwidth_id, opts)
   local r = runner_of(self, "show_bandwidth")
   r:id("bandwidth_id", bandwidth_id)
-  return bandwidths.show(r, project(self, r), bandwidth_id)
+  local cancel
+  if opts ~= nil then
+    validate.options("options", opts, SHOW_OPTIONS)
+    cancel = opts.cancel
+    if cancel ~= nil and type(cancel) ~= "function" then
+      errors.raise_usage("cancel", "must be a function, got %s", type(cancel))
+    end
+  end
+  local started = core.monotime() -- (a first call's project lookup counts in its deadline)
+  return bandwidths.show(r, project(self, r), bandwidth_id, cancel, started)
 end
 
 local CREATE_OPTIONS = { name = true, size = true, charge_mode = true }
@@ -567,7 +580,8 @@ function Client:list_bandwidths(opts)
   local r = runner_of(self, "list_bandwidths")
   opts = given(opts, {})
   local query, limit = bandwidths.list_query(opts, r)
-  return bandwidths.list(r, project(self, r), query, limit, opts.cancel)
+  local started = core.monotime() -- (a first call's project lookup counts in its deadline)
+  return bandwidths.list(r, project(self, r), query, limit, opts.cancel, started)
 end
 
 --- Removes EIPs from a shared bandwidth: `POST /v2.0/{project_id}/bandwidths/{id}/remove`, in

@@ -219,6 +219,14 @@ function M.list_deadline(op, deadline, pages, requests)
     .. "request(s)", deadline, pages, requests))
 end
 
+--- The error of a call whose time ran out before its first request could go (the client's
+-- `deadline`, when given: a first call's project lookup took it; else the operation's own, a
+-- wait's read).
+function M.deadline_before_request(op, deadline)
+  return unsent_timeout(op, deadline and string.format("not sent: less than 50 ms of the deadline (%g s) was left "
+    .. "for its request", deadline) or "not sent: less than 50 ms of its time was left for its request")
+end
+
 --- The error of a call whose `deadline` passed while its credentials were obtained (an IAM
 -- token, the metadata service's keys): nothing was sent.
 function M.deadline_after_credentials(op, deadline)

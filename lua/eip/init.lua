@@ -61,7 +61,8 @@ M._VERSION = client.VERSION
 -- @tparam[opt] number opts.connect_timeout seconds to connect (default: min(10, timeout))
 -- @tparam[opt] number opts.deadline seconds for a whole call, every attempt and wait included
 --   (the waits for the `rate` too: a slot it would pass is not waited for; and the time its
---   credentials take: an IAM token fetched for it)
+--   credentials take: an IAM token fetched for its attempt, a first call's project lookup; not
+--   the new login after a 401, which has a deadline of its own)
 -- @tparam[opt=100] integer opts.low_speed_limit with `low_speed_time`: abort an attempt slower
 --   than this many bytes/s ...
 -- @tparam[opt=10] integer opts.low_speed_time ... for this many seconds (0 turns it off)

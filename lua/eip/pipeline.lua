@@ -525,7 +525,20 @@ function Call:request()
   self.attempts = attempts
   if attempts == 1 and not self.started then self:start() end -- Runner:run starts it before a rate wait
   local timeout, deadline = runner.timeout, self.deadline
-  if deadline then timeout = max(0.001, min(timeout, deadline - monotime())) end
+  if deadline then
+    local left = deadline - monotime()
+    if left < MIN_ATTEMPT_TIME and attempts == 1 then
+      -- Its time went before its first request (a project's lookup, an operation's own deadline
+      -- that others used: a wait's reads): not sent with a timeout of a few milliseconds, which
+      -- could end in a timeout while the request is carried out.
+      self.attempts = 0
+      release(runner.provider, self)
+      local late = errors.deadline_before_request(op, runner.deadline)
+      late.elapsed = monotime() - self.started
+      return nil, late
+    end
+    timeout = max(0.001, min(timeout, left))
+  end
   local req = build(runner, op, attempts, timeout, runner.reuse_requests and self.req or nil)
   local content_type = op.content_type or CONTENT_TYPE
   if req.no_auth then
