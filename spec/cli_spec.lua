@@ -1287,6 +1287,29 @@ describe("eip command", function()
       assert.is_table(emu:get_bandwidth(id))
     end)
 
+    -- A show or a list waiting out a Retry-After: the first Ctrl-C (SIGTERM) ends it at once, no
+    -- retry sent (the interpreter's own handler only raised once the 20 s sleep had ended).
+    it("show-bandwidth and list-bandwidths: a Ctrl-C or SIGTERM ends the wait before a retry at once", function()
+      local id = emu:create_bandwidth{ size = 5 }
+      for _, case in ipairs{ { "show-bandwidth " .. id, "INT", 130 }, { "list-bandwidths", "TERM", 143 },
+          { "show-bandwidth --json " .. id, "INT", 130 } } do
+        emu:inject{ method = "GET", status = 503, headers = { ["Retry-After"] = "20" },
+          body = { code = "VPC.0302", message = "busy" } }
+        emu:reset_counters()
+        local t0 = socket.gettime()
+        local code, out, err = run(case[1], { signal = signal_after(1, case[2]) })
+        local took = socket.gettime() - t0
+        assert.equal(case[3], code, case[1] .. ": " .. out .. err)
+        assert.is_true(took < 8, case[1] .. " took " .. took .. " s")
+        assert.equal(1, emu:stats().requests, "no retry sent")
+        if case[1]:find("--json", 1, true) then
+          assert.same({ "interrupted", 130 }, { cjson.decode(err).kind, cjson.decode(err).exit }, err)
+        else
+          assert.matches("interrupted", err)
+        end
+      end
+    end)
+
     it("a reader that goes away (| head -1) stops the batch: the results from then on go to stderr, exit 1",
       function()
       local ids, input = slow_batch(16, 0.2)

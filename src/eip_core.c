@@ -1057,14 +1057,20 @@ static int l_sleep(lua_State *L)
     return 0;
 }
 
-/* core.catch_interrupts(on): with true, Ctrl-C (SIGINT), SIGTERM and SIGHUP no longer end the
- * process or raise "interrupted!": they are counted, and waits end early; SIGPIPE is ignored
- * (a write to a closed pipe fails instead). With false, the previous handlers are back.
- * core.interrupts() -> the count since catching began, and the last signal's number (0: none). */
+/* core.catch_interrupts(on[, abort_at]): with true, Ctrl-C (SIGINT), SIGTERM and SIGHUP no
+ * longer end the process or raise "interrupted!": they are counted, and waits end early; the
+ * abort_at-th (default 2) aborts a single request in flight (a batch's are its own to abort);
+ * SIGPIPE is ignored (a write to a closed pipe fails instead). With false, the previous handlers
+ * are back. core.interrupts() -> the count since catching began, and the last signal's number
+ * (0: none). */
 static int l_catch_interrupts(lua_State *L)
 {
-    if (eip_interrupt_catch(lua_toboolean(L, 1)) != 0)
+    int on = lua_toboolean(L, 1);
+    lua_Integer abort_at = luaL_optinteger(L, 2, 2);
+    if (eip_interrupt_catch(on) != 0)
         return luaL_error(L, "eip.core: cannot install the signal handlers");
+    if (on)
+        eip_interrupt_abort_at(abort_at < 1 ? 1 : abort_at > 1000 ? 1000 : (int)abort_at);
     return 0;
 }
 

@@ -522,7 +522,7 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
         t->past_deadline = 1;
         return 1;
     }
-    if (t->abort_on_interrupt && eip_interrupts() >= 2) {
+    if (t->abort_on_interrupt && eip_interrupt_aborting()) {
         t->interrupted = 1;
         return 1;
     }
@@ -1179,7 +1179,7 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
     } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->interrupted) {
         resp->interrupted = 1;
         snprintf(resp->curl_error, sizeof(resp->curl_error),
-                 "Aborted while in flight by a second interrupt (Ctrl-C, SIGTERM or SIGHUP)");
+                 "Aborted while in flight by an interrupt (Ctrl-C, SIGTERM or SIGHUP)");
     } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->connect_refused) {
         long connect_code = 0;
         curl_easy_getinfo(t->curl, CURLINFO_HTTP_CONNECTCODE, &connect_code);

@@ -167,8 +167,9 @@ typedef struct {
      * Only idempotent methods are sent again; a POST fails instead (curl_code 52). Needs
      * libcurl 7.80 (CURLOPT_PREREQFUNCTION); older ones resend without saying so. */
     int resent;
-    /* A second interrupt (Ctrl-C, SIGTERM, SIGHUP, caught: interrupt.h) aborted the request in
-     * flight (curl_code 42): the server may or may not have acted on it. Sessions only. */
+    /* A caught interrupt (Ctrl-C, SIGTERM, SIGHUP: interrupt.h, eip_interrupt_aborting) aborted
+     * the request in flight (curl_code 42): the server may or may not have acted on it. Sessions
+     * only. */
     int interrupted;
 } eip_http_response;
 
@@ -220,8 +221,9 @@ typedef struct {
     long long deadline_ms;
     int past_deadline;
     /* A session's transfer (not a multi's, whose caller aborts it) ends at a second caught
-     * interrupt (interrupt.h), as a batch's transfers do: a process that catches them (the eip
-     * command) has no other way to stop a single request whose server trickles its answer. */
+     * interrupt (interrupt.h: eip_interrupt_aborting), as a batch's transfers do: a process that
+     * catches them (the eip command) has no other way to stop a single request whose server
+     * trickles its answer. */
     int abort_on_interrupt, interrupted;
     /* A proxy refused the tunnel (CONNECT answered non-2xx): on_progress aborts at once, as the
      * cosocket transport closes the connection then, rather than read the refusal's body. */

@@ -15,6 +15,7 @@ static struct sigaction previous[NCOUNTED];
 static int installed[NCOUNTED]; /* a signal ignored when catching began (nohup) is left ignored */
 static struct sigaction previous_pipe;
 static int catching;
+static int abort_at = 2;
 
 static void on_signal(int sig)
 {
@@ -52,6 +53,7 @@ int eip_interrupt_catch(int on)
         sa.sa_flags = 0; /* no SA_RESTART: poll and nanosleep return EINTR and we look */
         received = 0;
         last_signal = 0;
+        abort_at = 2;
         for (i = 0; i < NCOUNTED; i++) {
             /* Ignored by whoever started us (nohup ignores SIGHUP, a shell's background job
              * SIGINT): it stays ignored, as it would without us. */
@@ -94,4 +96,14 @@ int eip_interrupts(void)
 int eip_interrupt_signal(void)
 {
     return catching ? (int)last_signal : 0;
+}
+
+void eip_interrupt_abort_at(int n)
+{
+    abort_at = n > 0 ? n : 1;
+}
+
+int eip_interrupt_aborting(void)
+{
+    return catching && (int)received >= abort_at;
 }

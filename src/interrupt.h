@@ -21,4 +21,12 @@ int eip_interrupts(void);
 /* The number of the last signal received (SIGINT, SIGTERM or SIGHUP), or 0. */
 int eip_interrupt_signal(void);
 
+/* How many signals abort a single request in flight (http.c's sessions): 2 unless set (the
+ * first stops sending, the second aborts, as a batch does); 1 for reads that may as well end at
+ * once (a show, a list). Reset to 2 when catching begins. */
+void eip_interrupt_abort_at(int n);
+
+/* Should a single request in flight be aborted now (catching, and that many signals came)? */
+int eip_interrupt_aborting(void);
+
 #endif

@@ -37,12 +37,18 @@ int main(void)
     CHECK(eip_interrupt_catch(1) == 0, "catching starts");
     CHECK(eip_interrupt_catch(1) == 0, "a second start changes nothing");
     CHECK(eip_interrupts() == 0, "the count starts at 0");
+    CHECK(!eip_interrupt_aborting(), "no request aborted before a signal");
 
     raise(SIGTERM);
     CHECK(eip_interrupts() == 1, "SIGTERM counted: %d", eip_interrupts());
     CHECK(eip_interrupt_signal() == SIGTERM, "the last signal: %d", eip_interrupt_signal());
+    CHECK(!eip_interrupt_aborting(), "the first signal stops sending, aborts nothing");
+    eip_interrupt_abort_at(1);
+    CHECK(eip_interrupt_aborting(), "abort_at 1: the first aborts");
+    eip_interrupt_abort_at(2);
     raise(SIGHUP);
     CHECK(eip_interrupts() == 2 && eip_interrupt_signal() == SIGHUP, "SIGHUP counted");
+    CHECK(eip_interrupt_aborting(), "the second aborts a request in flight");
     raise(SIGINT);
     CHECK(eip_interrupts() == 3 && eip_interrupt_signal() == SIGINT, "SIGINT counted");
     CHECK(mine == 0, "the caller's handlers were not called while catching: %d", (int)mine);
@@ -80,6 +86,8 @@ int main(void)
     CHECK(eip_interrupt_catch(1) == 0 && eip_interrupts() == 0, "caught again, from 0");
     raise(SIGINT);
     CHECK(eip_interrupts() == 1 && eip_interrupt_signal() == SIGINT, "counted again");
+    CHECK(!eip_interrupt_aborting(), "catching again aborts at the second signal again");
     CHECK(eip_interrupt_catch(0) == 0, "ends again");
+    CHECK(!eip_interrupt_aborting(), "nothing aborted when not catching");
     return CTEST_END("interrupt");
 }

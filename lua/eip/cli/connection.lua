@@ -12,6 +12,7 @@
 -- `HUAWEICLOUD_SDK_PROJECT_ID`...).
 -- @module eip.cli.connection
 local eip = require "eip"
+local core = require "eip.core"
 local args = require "eip.cli.args"
 
 local M = {}
@@ -120,6 +121,12 @@ function M.reword(e, opts)
   local flag = words_for(argument, opts)
   if flag then args.usage("%s %s", flag, said) end
   args.usage("%s", message)
+end
+
+--- Has a caught Ctrl-C (SIGTERM, SIGHUP) come? The `cancel` of a command's calls.
+-- @treturn boolean
+function M.interrupted()
+  return core.interrupts() > 0
 end
 
 --- The client for the parsed options, its credentials obtained (the library's chain: the

@@ -188,8 +188,9 @@ function M.main(argv)
   M.environment_secrets = connection.known_secrets()
   validate.register_secrets(M.environment_secrets)
   local ok, code = pcall(dispatch, argv, ctx)
-  -- A batch catches signals and ignores SIGPIPE until here, its summary written (a no-op for
-  -- the other commands).
+  -- A command catches signals (and a batch ignores SIGPIPE) until here, its output written (a
+  -- no-op for the commands that send nothing).
+  local caught, signal = core.interrupts()
   core.catch_interrupts(false)
   if ok then
     -- Output that could not be written is a failure, whatever the command did: a list saved to a
@@ -201,15 +202,18 @@ function M.main(argv)
     return code
   end
   local e = code
-  -- Ctrl-C outside a batch (reading stdin, a show, a list, the credentials): the interpreter's
-  -- own SIGINT handler raised "interrupted!" (with where). Nothing more is sent; 130 as a batch.
-  if type(e) == "string" and e:find("interrupted!$") then
+  -- Ctrl-C outside a batch: the interpreter's own SIGINT handler raised "interrupted!" (with
+  -- where: reading stdin, the credentials), or a show or a list caught it (an "interrupted"
+  -- error). Nothing more is sent; 130 as a batch (143 SIGTERM, 129 SIGHUP).
+  local by_signal = caught > 0 and eip.is_error(e) and e.kind == "interrupted"
+  if by_signal or (type(e) == "string" and e:find("interrupted!$")) then
+    local exit = by_signal and 128 + ((signal == 1 or signal == 15) and signal or 2) or EXIT_INTERRUPTED
     if M.wants_json(argv) then
-      stderr:write(output.error_json({ kind = "interrupted", message = "interrupted" }, EXIT_INTERRUPTED), "\n")
+      stderr:write(output.error_json({ kind = "interrupted", message = "interrupted" }, exit), "\n")
     else
       stderr:write("eip: interrupted\n")
     end
-    return EXIT_INTERRUPTED
+    return exit
   end
   local exit = args.is_usage(e) and EXIT_USAGE or EXIT_FAILED
   local known = args.is_usage(e) or args.is_failure(e) or eip.is_error(e)

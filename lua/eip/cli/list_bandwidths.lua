@@ -2,6 +2,7 @@
 --
 --   eip list-bandwidths [--shared] [--page-size N] [--output text|json|table]
 -- @module eip.cli.list_bandwidths
+local core = require "eip.core"
 local args = require "eip.cli.args"
 local connection = require "eip.cli.connection"
 local json = require "eip.cli.json"
@@ -36,8 +37,9 @@ function M.run(opts, argv)
     args.usage("list-bandwidths takes no arguments, got %q (see: eip list-bandwidths --help)", argv[1]:sub(1, 40))
   end
   local client = connection.client(opts)
+  core.catch_interrupts(true, 1) -- (as show-bandwidth's)
   local ok, list, info = pcall(client.list_bandwidths, client,
-    { share_type = opts.shared and "WHOLE" or nil, limit = opts.page_size })
+    { share_type = opts.shared and "WHOLE" or nil, limit = opts.page_size, cancel = connection.interrupted })
   if ok then
     -- The server's text without the client's secrets (a server may echo one back), in every
     -- format; JSON keeps the control characters of the rest (it escapes them).

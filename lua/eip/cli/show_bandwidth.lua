@@ -2,6 +2,7 @@
 --
 --   eip show-bandwidth [--output text|json|table] ID
 -- @module eip.cli.show_bandwidth
+local core = require "eip.core"
 local validate = require "eip.validate"
 local args = require "eip.cli.args"
 local connection = require "eip.cli.connection"
@@ -45,7 +46,10 @@ function M.run(opts, argv)
   local ok, err = pcall(validate.id, "bandwidth_id", argv[1])
   if not ok then args.usage("%s", err.message) end
   local client = connection.client(opts)
-  local bw, info = client:show_bandwidth(argv[1])
+  -- Ctrl-C (SIGTERM, SIGHUP) ends the call at once, the wait before a retry or the read in flight
+  -- (within a second): an "interrupted" error, exit 130 (eip.cli).
+  core.catch_interrupts(true, 1)
+  local bw, info = client:show_bandwidth(argv[1], { cancel = connection.interrupted })
   -- The server's text without the client's secrets (a server may echo one back), in every
   -- format; JSON keeps the control characters of the rest (it escapes them).
   bw = output.scrubbed(bw, client, opts.output == "json")
