@@ -309,7 +309,8 @@ describe("authentication", function()
     it("counts a first show's or list's token (and project) in its deadline", function()
       local monotime = require("eip.core").monotime
       local id = emu:create_bandwidth{ size = 1 }
-      for _, call in ipairs{ function(c) return c:show_bandwidth(id) end, function(c) return c:list_bandwidths() end } do
+      local calls = { function(c) return c:show_bandwidth(id) end, function(c) return c:list_bandwidths() end }
+      for _, call in ipairs(calls) do
         emu:inject{ method = "POST", path = "^/v3/auth/tokens", action = "slow", delay = 0.7 }
         emu:inject{ method = "GET", action = "slow", delay = 0.8 }
         local c = eip.new{ endpoint = emu.url, auth = emu:iam_auth(), timeout = 5, deadline = 1, max_attempts = 1 }
