@@ -45,7 +45,7 @@ describe("the transport contract, through both transports", function()
     front = tls.start(emu, pki)
     open_proxy = proxy.start{ names = { [NAME] = "127.0.0.1" }, deny = { "blocked.test" },
       misbehave = { ["drop.test"] = "drop", ["garbage.test"] = "garbage", ["cut.test"] = "cut",
-        ["endless.test"] = "endless" } }
+        ["endless.test"] = "endless", ["silent.test"] = "silent" } }
     slow_proxy = proxy.start{ names = { [NAME] = "127.0.0.1" }, misbehave = { [NAME] = "slow" } }
     guarded_proxy = proxy.start{ names = { [NAME] = "127.0.0.1" }, auth = PROXY_USER .. ":" .. PROXY_SECRET }
     -- Host names: libcurl resolves localhost from /etc/hosts; nginx asks this responder.
@@ -599,6 +599,17 @@ describe("the transport contract, through both transports", function()
       url = function() return "https://endless.test:443/conformance" end, proxy = via_open,
       expect = { status = 0, curl_code = 56, error_kind = "proxy", proxy_status = 407, body = "" },
       check = function(resp, label) assert.is_true(resp.elapsed < 3, label .. ": within its timeout") end },
+
+    -- The CONNECT exchange is part of connecting: it ends with the connect timeout, and says so
+    -- (the cosocket transport named the whole timeout, 3000 ms).
+    { name = "a proxy that never answers CONNECT: the connect timeout",
+      req = { timeout = 3, connect_timeout = 1 },
+      url = function() return "https://silent.test:443/conformance" end, proxy = via_open,
+      expect = { status = 0, curl_code = 28, error_kind = "timeout", proxy_status = NONE },
+      check = function(resp, label)
+        assert.is_true(resp.elapsed < 2.5, label .. ": within the connect timeout")
+        assert.matches("CONNECT", resp.curl_error, 1, true)
+      end },
 
     { name = "a proxy that closes before answering CONNECT",
       url = function() return "https://drop.test:443/conformance" end, proxy = via_open,

@@ -14,7 +14,8 @@
 --                                                 -- (600 bytes/s), then the tunnel; or
 --                                                 -- "endless": 407 with a body that never ends
 --                                                 -- (64 KiB every 10 ms until the client
---                                                 -- leaves, 20 s at most)
+--                                                 -- leaves, 20 s at most); or "silent": no
+--                                                 -- answer, closed when the client leaves
 --   }
 --   p.port, p.url                  "http://127.0.0.1:<port>"
 --   p:seen()                       the request heads it received, oldest first: { method, target,
@@ -239,6 +240,10 @@ local function serve(dir, owner_pid)
         if not send(client, block) then break end
         sleep(0.01)
       end
+      return close(client)
+    end
+    if how == "silent" then
+      recv(client) -- until the client leaves (or sends more: then closed all the same)
       return close(client)
     end
     if how then
