@@ -1022,6 +1022,15 @@ describe("the transport contract, through both transports", function()
       for i = 1, 5 do assert.equal(204, out[i].status, transport.name .. " " .. i) end
       assert.same({ 0, 28, true }, { out[6].status, out[6].curl_code, out[6].resent },
         transport.name .. ": the resend within the timeout")
+      -- The first resend too (libcurl's own ran up to a second past the timeout: 2.9 s of 2).
+      local monotime = require("eip.core").monotime
+      local t0 = monotime()
+      out = session(transport, { { method = "DELETE", action = "drop", delay = 1.2 },
+        { method = "DELETE", status = 204, delay = 5 } }, 1, 2)
+      local took = monotime() - t0
+      assert.same({ 0, 28, true }, { out[1].status, out[1].curl_code, out[1].resent },
+        transport.name .. ": the first resend within the timeout")
+      assert.is_true(took < 2.5, transport.name .. ": took " .. took .. " s of a 2 s timeout")
     end
   end)
 

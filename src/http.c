@@ -692,8 +692,10 @@ static int pending_input(int fd)
  *   down (libcurl then finds it dead and closes it), and the caller runs the transfer again
  *   on a fresh connection (t->stale: see eip_http_transfer_retry_stale).
  * - libcurl sends a request again by itself when a reused connection dies before any answer,
- *   though the first send may have been carried out: said (resent) for an idempotent method,
- *   refused for any other (the transfer then fails, see eip_http_transfer_finish). */
+ *   though the first send may have been carried out: refused for a method that is not
+ *   idempotent (the transfer then fails, see eip_http_transfer_finish); for any other, aborted
+ *   and sent again by the caller (eip_http_transfer_retry_stale), within the time the request
+ *   has left (libcurl's own went up to a second past it), and said (resent). */
 static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_port, int local_port)
 {
     eip_http_transfer *t = data;
@@ -704,6 +706,10 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
     if (t->sends > 0) {
         if (t->resend_forbidden) {
             t->resend_refused = 1;
+            return CURL_PREREQFUNC_ABORT;
+        }
+        if (!t->own_resend) {
+            t->libcurl_resend = 1;
             return CURL_PREREQFUNC_ABORT;
         }
         t->resp->resent = 1;
@@ -1185,6 +1191,12 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
         curl_easy_getinfo(t->curl, CURLINFO_HTTP_CONNECTCODE, &connect_code);
         resp->curl_code = CURLE_RECV_ERROR; /* as libcurl says it once it has read the refusal */
         snprintf(resp->curl_error, sizeof(resp->curl_error), "CONNECT tunnel failed, response %ld", connect_code);
+    } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->libcurl_resend) {
+        /* No time was left to send it again (eip_http_transfer_retry_stale). */
+        resp->curl_code = CURLE_GOT_NOTHING;
+        snprintf(resp->curl_error, sizeof(resp->curl_error),
+                 "Empty reply from server (a kept-alive connection died before any answer; no time left to "
+                 "send it again)");
     } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->resend_refused) {
         /* What libcurl says when it does not send again: the connection died unanswered. */
         resp->curl_code = CURLE_GOT_NOTHING;
@@ -1327,6 +1339,7 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->trailer_bytes = 0;
     t->head = HEAD_START;
     t->sends = t->resend_refused = t->stale = t->reused_send = t->own_resend = t->answered = 0;
+    t->libcurl_resend = 0;
     if (t->fresh) {
         curl_easy_setopt(t->curl, CURLOPT_FRESH_CONNECT, 0L);
         t->fresh = 0;
@@ -1415,11 +1428,12 @@ static long time_left(eip_http_transfer *t)
 int eip_http_transfer_retry_stale(eip_http_transfer *t, int rc)
 {
     long left;
-    if (died_unanswered(t, rc)) {
+    if (died_unanswered(t, rc) || (rc == CURLE_ABORTED_BY_CALLBACK && t->libcurl_resend)) {
         left = time_left(t);
         if (left <= 0)
             return 0; /* no time for another send: the failure stands */
         t->own_resend = 1; /* the send that follows is a resend: on_prereq says so (sends > 0) */
+        t->libcurl_resend = 0;
     } else if (rc != CURLE_ABORTED_BY_CALLBACK || !t->stale) {
         return 0;
     } else {

@@ -251,6 +251,10 @@ typedef struct {
      * before); and whether the request was already sent again by the caller (see
      * eip_http_transfer_retry_stale). */
     int reused_send, own_resend;
+    /* libcurl was about to send the request again by itself (a kept-alive connection died
+     * before any answer): aborted, and sent again by eip_http_transfer_retry_stale within the
+     * time the request has left (libcurl 7.88's own resend ran up to a second past it). */
+    int libcurl_resend;
     int answered; /* a line of an answer (an interim 1xx too) came for the current request */
     /* The proxy the handle is set to (copies of the last request's; NULL: direct), so that a
      * client sending through the same proxy (or none) sets no option again. */
