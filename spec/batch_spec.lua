@@ -268,6 +268,25 @@ describe("delete_bandwidths", function()
     assert.equal(0, #slept)
   end)
 
+  -- While every answer is a timeout the batch sends one request at a time (it probes): the
+  -- retries of the others wait for that slot, and end when their deadline comes, not when the
+  -- slot frees (reported 2.0 s after their first send with a deadline of 1.6).
+  it("ends a retry waiting for a free slot at its deadline", function()
+    local ids = create(3)
+    emu:inject{ method = "DELETE", action = "slow", delay = 10, times = -1 }
+    local c = fx.client{ timeout = 1, deadline = 1.6, max_attempts = 3, backoff_base = 0.01 }
+    local ended = {}
+    local results = c:delete_bandwidths(ids, { concurrency = 4, on_result = function(_, _, r)
+      ended[#ended + 1] = r.elapsed
+    end })
+    c:close()
+    for i, r in ipairs(results) do
+      assert.same({ "transport", "timeout" }, { r.kind, r.reason }, "id " .. i)
+      assert.is_true(r.elapsed <= 1.6 + 0.1, "id " .. i .. " ended after " .. r.elapsed .. " s")
+    end
+    assert.equal(3, #ended)
+  end)
+
   it("reports transport failures per id", function()
     -- The first id: it is sent alone on a fresh connection (libcurl itself resends a request
     -- whose reused connection turns out closed).

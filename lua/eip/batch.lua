@@ -521,8 +521,8 @@ end
 
 -- Retries due whose deadline would pass in `wait` seconds (the next slot of the rate, the end
 -- of a pause): ended now with their last error, rather than sent after it or with no time to answer
--- (a delete that acted but is reported failed). A retry that waits for a free slot instead is
--- checked as it starts (eip.pipeline's Call:request). Returns whether any was ended.
+-- (a delete that acted but is reported failed); with 0, those that wait for a free slot and
+-- whose deadline has come. Returns whether any was ended.
 function Run:expire_due(wait)
   local due, i, ended = self.retries_due, 1, false
   while due[i] do
@@ -536,6 +536,17 @@ function Run:expire_due(wait)
     end
   end
   return ended
+end
+
+-- Seconds from `now` until the first retry due would have too little of its deadline left to be
+-- sent (see expire_due); math.huge when none has a deadline.
+function Run:due_deadline(now)
+  local soonest = math.huge
+  for _, job in ipairs(self.retries_due) do
+    local deadline = job.call.deadline
+    if deadline and deadline < soonest then soonest = deadline end
+  end
+  return math.max(0, soonest - pipeline.MIN_ATTEMPT_TIME - now)
 end
 
 -- Moves the retries due by `now` to the ready queue.
@@ -632,6 +643,13 @@ function Run:loop()
     -- (never longer than the retry's own delay: a caller's clock that went back cannot stretch it)
     local wait = next_retry and math.min(next_retry.ready_at - now, next_retry.delay) or math.huge
     if start_wait > 0 and driver:pending() < limit then wait = math.min(wait, start_wait) end
+    if driver:pending() >= limit and self.retries_due[1] then
+      -- Retries due that wait for a free slot (every one taken, or one request alone while the
+      -- batch probes): ended once their deadline would leave no time for an attempt, not when a
+      -- slot frees (their result came seconds late, its elapsed past the deadline).
+      self:expire_due(0)
+      wait = math.min(wait, self:due_deadline(now))
+    end
     if waits_to_sign and self:has_ready() then wait = math.min(wait, pipeline.SIGNED_WAIT_STEP) end
     if driver:pending() == 0 then
       if wait == math.huge then return end
