@@ -1469,7 +1469,7 @@ int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response
         h->t.resp = NULL;
         return -1;
     }
-    h->t.abort_on_interrupt = 1;
+    h->t.abort_on_interrupt = eip_interrupt_catching(); /* (no check per progress call otherwise) */
     if (eip_http_transfer_prepare(&h->t, req, resp, 0) != 0) {
         h->t.resp = NULL; /* the caller's: never touched after this call */
         return -1;

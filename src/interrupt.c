@@ -103,6 +103,11 @@ void eip_interrupt_abort_at(int n)
     abort_at = n > 0 ? n : 1;
 }
 
+int eip_interrupt_catching(void)
+{
+    return catching;
+}
+
 int eip_interrupt_aborting(void)
 {
     return catching && (int)received >= abort_at;

@@ -29,4 +29,7 @@ void eip_interrupt_abort_at(int n);
 /* Should a single request in flight be aborted now (catching, and that many signals came)? */
 int eip_interrupt_aborting(void);
 
+/* Are signals being caught (eip_interrupt_catch(1))? */
+int eip_interrupt_catching(void);
+
 #endif
