@@ -114,3 +114,43 @@ describe("transport errors", function()
     end
   end)
 end)
+
+-- A kept-alive connection that dies after the request went out, the server gone a moment: libcurl
+-- connects again to send it again, before the C core hears of the resend, and that connection is
+-- refused. The request went out once all the same: it may have acted (it read "never reached the
+-- server", and the retry's 404 as "did not exist"); a POST is the contract's 52.
+describe("a request whose resend finds the server gone", function()
+  local vanishing = require "spec.support.vanishing"
+  local ID = "3fa1e2b4-1111-4222-8333-444455556666"
+
+  local function client_of(server, extra)
+    local opts = { endpoint = "http://127.0.0.1:" .. server.port, project_id = "p0123", token = "tok-abcdef-123456",
+      backoff_base = 0.5 }
+    for k, v in pairs(extra or {}) do opts[k] = v end
+    return eip.new(opts)
+  end
+
+  it("a DELETE: may have acted, and the retry's 404 is its lost answer", function()
+    local s = vanishing.start('{"bandwidth":{"id":"' .. ID .. '"}}', 0.3)
+    finally(function() s:stop() end)
+    local c = client_of(s)
+    assert.equal(ID, c:show_bandwidth(ID).id) -- (leaves a kept-alive connection)
+    local ok, err = pcall(c.delete_bandwidth, c, ID)
+    c:close()
+    assert.is_false(ok)
+    assert.is_true(eip.could_have_acted(err), tostring(err))
+    assert.is_true(err.attempts >= 2, tostring(err)) -- (a retry may find it still gone)
+  end)
+
+  it("a POST: 52, not sent again, may have acted", function()
+    local s = vanishing.start('{"bandwidth":{"id":"' .. ID .. '"}}', 0.3)
+    finally(function() s:stop() end)
+    local c = client_of(s)
+    assert.equal(ID, c:show_bandwidth(ID).id)
+    local ok, err = pcall(c.create_bandwidth, c, { name = "bw", size = 5 })
+    c:close()
+    assert.is_false(ok)
+    assert.same({ "transport", "reset", 52, 1 }, { err.kind, err.reason, err.curl_code, err.attempts }, tostring(err))
+    assert.is_true(eip.could_have_acted(err))
+  end)
+end)
