@@ -287,6 +287,21 @@ describe("delete_bandwidths", function()
     assert.equal(3, #ended)
   end)
 
+  -- (The deadlines are monotonic whatever the client's clock: with os.time as the clock the
+  -- wait for that deadline read 0, and the batch spun on a core until the slot freed.)
+  it("waits for a slot without spinning when the client's clock is not the monotonic one", function()
+    local ids = create(2)
+    emu:inject{ method = "DELETE", path = path_of(ids[1]), status = 503, body = { code = "VPC.0001", message = "x" } }
+    emu:inject{ method = "DELETE", path = path_of(ids[2]), action = "slow", delay = 2 }
+    local c = fx.client{ deadline = 20, backoff_base = 0.05, backoff_cap = 0.05, clock = os.time }
+    local cpu = os.clock()
+    local _, summary = c:delete_bandwidths(ids, { concurrency = 1, adaptive = false })
+    cpu = os.clock() - cpu
+    c:close()
+    assert.equal(2, summary.deleted)
+    assert.is_true(cpu < 1, "the batch used " .. cpu .. " s of CPU waiting 2 s")
+  end)
+
   it("reports transport failures per id", function()
     -- The first id: it is sent alone on a fresh connection (libcurl itself resends a request
     -- whose reused connection turns out closed).

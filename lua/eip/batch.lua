@@ -538,8 +538,9 @@ function Run:expire_due(wait)
   return ended
 end
 
--- Seconds from `now` until the first retry due would have too little of its deadline left to be
--- sent (see expire_due); math.huge when none has a deadline.
+-- Seconds from `now` (core.monotime: a call's deadline is on it, whatever the client's clock)
+-- until the first retry due would have too little of its deadline left to be sent (see
+-- expire_due); math.huge when none has a deadline.
 function Run:due_deadline(now)
   local soonest = math.huge
   for _, job in ipairs(self.retries_due) do
@@ -648,7 +649,7 @@ function Run:loop()
       -- batch probes): ended once their deadline would leave no time for an attempt, not when a
       -- slot frees (their result came seconds late, its elapsed past the deadline).
       self:expire_due(0)
-      wait = math.min(wait, self:due_deadline(now))
+      wait = math.min(wait, self:due_deadline(core.monotime())) -- (deadlines are monotonic; `now` the clock's)
     end
     if waits_to_sign and self:has_ready() then wait = math.min(wait, pipeline.SIGNED_WAIT_STEP) end
     if driver:pending() == 0 then
