@@ -611,6 +611,15 @@ describe("the transport contract, through both transports", function()
         assert.matches("CONNECT", resp.curl_error, 1, true)
       end },
 
+    { name = "a proxy that never answers CONNECT, the connect timeout the whole one",
+      req = { timeout = 2, connect_timeout = 2 },
+      url = function() return "https://silent.test:443/conformance" end, proxy = via_open,
+      expect = { status = 0, curl_code = 28, error_kind = "timeout", proxy_status = NONE },
+      check = function(resp, label)
+        assert.is_true(resp.elapsed < 3, label .. ": within the connect timeout")
+        assert.matches("Connection timed out after", resp.curl_error, 1, true)
+      end },
+
     { name = "a proxy that closes before answering CONNECT",
       url = function() return "https://drop.test:443/conformance" end, proxy = via_open,
       expect = { status = 0, curl_code = 56, error_kind = "reset", proxy_status = NONE } },

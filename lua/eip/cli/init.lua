@@ -188,8 +188,8 @@ function M.main(argv)
   M.environment_secrets = connection.known_secrets()
   validate.register_secrets(M.environment_secrets)
   local ok, code = pcall(dispatch, argv, ctx)
-  -- A command catches signals (and a batch ignores SIGPIPE) until here, its output written (a
-  -- no-op for the commands that send nothing).
+  -- A command that sends catches signals, and ignores SIGPIPE (a reader gone: a write fails,
+  -- exit 1), until here, its output written (a no-op for the commands that send nothing).
   local caught, signal = core.interrupts()
   core.catch_interrupts(false)
   if ok then

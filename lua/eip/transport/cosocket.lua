@@ -596,12 +596,10 @@ local function tunnel(self, x, sock, t, v)
   local status, code = x.resp.status, x.resp.curl_code
   http1.clear_answer(x)
   if code == 28 then
-    -- The connect timeout ran out (libcurl's words), not the whole exchange's.
-    if x.connect_deadline < deadline then
-      http1.clear_failure(x)
-      return http1.fail(x, 28, "Proxy CONNECT aborted due to timeout")
-    end
-    return nil
+    -- The connect timeout ran out, not the whole exchange's: libcurl's words for each case.
+    http1.clear_failure(x)
+    if x.connect_deadline < deadline then return http1.fail(x, 28, "Proxy CONNECT aborted due to timeout") end
+    return connect_failure(x, v, "timeout")
   end
   if not ok or x.head_cut then
     -- No answer, garbage or a head cut short: libcurl's texts and code (a reset, not a refusal).
