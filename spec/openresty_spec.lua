@@ -447,6 +447,21 @@ describe("OpenResty #openresty", function()
       assert.equal(n, emu:stats().requests)
     end)
 
+    -- A light thread that ends while the batch's coroutine waits for something else (here a call
+    -- its on_result makes; an IAM token renewed does the same) resumed that wait with its result:
+    -- the result was lost and the batch waited for it for ever (lua-nginx-module #1439).
+    it("runs a batch whose on_result makes a call while its requests are in flight", function()
+      local ids = emu:create_bandwidths(20)
+      emu:inject{ method = "DELETE", action = "slow", delay = 0.1, times = -1 }
+      emu:inject{ method = "GET", action = "slow", delay = 0.15, times = -1 }
+      emu:reset_counters()
+      local sock = start_request("POST", "/t/batch", cjson.encode{ ids = ids, concurrency = 4, call_on_result = true })
+      local result = collect({ sock }, socket.gettime() + 30)[sock]
+      local body = assert(cjson.decode(assert(result.text, "no answer in 30 s"):match("\r\n\r\n(.*)$")))
+      assert.equal(20, body.summary.deleted, result.text)
+      for _, id in ipairs(ids) do assert.is_nil(emu:get_bandwidth(id)) end
+    end)
+
     it("runs delete_bandwidths as light threads: 20 deletes of 2 s at concurrency 10", function()
       local n, delay = 20, 2
       emu:inject{ method = "DELETE", status = 204, delay = delay, times = n }

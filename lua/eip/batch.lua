@@ -60,7 +60,6 @@ M.SIGNED_IN_FLIGHT_MAX = pipeline.SIGNED_IN_FLIGHT_MAX
 
 local raise = errors.raise_usage
 local signing_room, admit, release = pipeline.signing_room, pipeline.admit, pipeline.release
-local unpack_ = table.unpack or unpack -- luacheck: ignore 113 143 (table.unpack: 5.2+; unpack: 5.1, LuaJIT)
 
 ---------------------------------------------------------------------------------------------
 -- Drivers
@@ -118,12 +117,18 @@ function Serial:cancel() self.resp = nil end
 
 -- Inside nginx, where cosockets are allowed: one light thread (ngx.thread) per request in
 -- flight, each sending through the client's transport (cosockets), so the batch runs
--- concurrently and never blocks the worker. A thread returns its slot with the response, since
--- ngx.thread.wait does not say which thread ended; a sleeper thread bounds next()'s wait.
+-- concurrently and never blocks the worker. Each thread puts its slot and response in the
+-- driver's queue and posts its semaphore (ngx.semaphore; without lua-resty-core, next() polls);
+-- next() takes them from there, and reaps a thread only once it has ended. The batch never
+-- waits on a running thread: ngx.thread.wait marks every thread it is given as waited for, and
+-- the marks of those that did not end stay (lua-nginx-module #1439): one that ended while the
+-- batch's coroutine waited for something else (an IAM token renewed, a call from on_result)
+-- resumed that wait with its results, which were lost, and the batch waited for it for ever.
 local Threads = {}
 Threads.__index = Threads
 
-local function send_in_thread(transport, slot, wire)
+local function send_in_thread(driver, slot, wire)
+  local transport = driver.transport
   local ok, resp = pcall(transport.send, transport, wire)
   if not ok then
     -- A raised error is a bug, not a network fault: report it on this id's entry as a
@@ -131,31 +136,60 @@ local function send_in_thread(transport, slot, wire)
     -- that the retry policy would repeat.
     resp = { status = 0, curl_code = 2, curl_error = "transport raised an error: " .. tostring(resp) }
   end
-  return slot, resp
+  if driver.threads[slot] == nil then return end -- cancelled meanwhile
+  local tail = driver.tail + 1
+  driver.done[tail], driver.tail = { slot, resp }, tail
+  if driver.sema then driver.sema:post(1) end
 end
+
+-- ngx.semaphore's new, or false where it is not there (nginx-lua without lua-resty-core).
+local new_semaphore
+local function semaphore()
+  if new_semaphore == nil then
+    local ok, sema = pcall(require, "ngx.semaphore")
+    new_semaphore = ok and type(sema) == "table" and sema.new or false
+  end
+  return new_semaphore and new_semaphore() or false
+end
+
+-- How often next() looks at the queue where no semaphore wakes it (seconds).
+local THREADS_POLL = 0.005
 
 function Threads:start(wire)
   local slot = self.next_slot
   self.next_slot = slot + 1
-  local thread, err = self.ngx.thread.spawn(send_in_thread, self.transport, slot, wire)
-  if not thread then return nil, err end
-  self.threads[slot] = thread
+  self.threads[slot] = true -- (before the thread runs: it may end at once)
+  local thread, err = self.ngx.thread.spawn(send_in_thread, self, slot, wire)
+  if not thread then
+    self.threads[slot] = nil
+    return nil, err
+  end
+  if self.threads[slot] then self.threads[slot] = thread end
   self.count = self.count + 1
   return slot
 end
 
 function Threads:next(timeout)
   if self.count == 0 then return nil end
-  local waiting = {}
-  for _, thread in pairs(self.threads) do waiting[#waiting + 1] = thread end
-  local ngx = self.ngx
-  local sleeper = ngx.thread.spawn(function(s) ngx.sleep(s) end, math.max(0.001, timeout))
-  waiting[#waiting + 1] = sleeper
-  local ok, slot, resp = self.ngx.thread.wait(unpack_(waiting))
-  if not ok or not slot then return nil end -- the sleeper ended first: nothing finished in time
-  self.ngx.thread.kill(sleeper)
+  if self.head > self.tail then
+    timeout = math.max(0.001, timeout)
+    if self.sema then
+      self.sema:wait(timeout) -- (a post whose result was taken already wakes it early: harmless)
+    else
+      self.ngx.sleep(math.min(timeout, THREADS_POLL))
+    end
+    if self.head > self.tail then return nil end -- nothing ended in time
+  end
+  local head = self.head
+  local entry = self.done[head]
+  self.done[head] = nil
+  if head == self.tail then self.head, self.tail = 1, 0 else self.head = head + 1 end
+  local slot, resp = entry[1], entry[2]
+  local thread = self.threads[slot]
   self.threads[slot] = nil
   self.count = self.count - 1
+  -- It has ended (its last act was to queue this): waiting for it returns at once and frees it.
+  if type(thread) ~= "boolean" then self.ngx.thread.wait(thread) end
   return slot, resp
 end
 
@@ -163,10 +197,11 @@ function Threads:pending() return self.count end
 
 function Threads:cancel()
   for slot, thread in pairs(self.threads) do
-    self.ngx.thread.kill(thread)
+    if type(thread) ~= "boolean" then self.ngx.thread.kill(thread) end
     self.threads[slot] = nil
   end
-  self.count = 0
+  self.count, self.done, self.head, self.tail = 0, {}, 1, 0
+  if self.sema then self.sema = semaphore() end -- (without the posts of what was cancelled)
 end
 
 --- The driver for this runner and its concurrency: driver, effective concurrency.
@@ -178,8 +213,8 @@ function M.driver(runner, concurrency)
   if transport.name == "curl" then return multi_driver(runner, concurrency) end
   local ngx = rawget(_G, "ngx")
   if transport.name == "auto" and require("eip.transport").yieldable() then
-    return setmetatable({ ngx = ngx, transport = transport, threads = {}, next_slot = 1, count = 0 },
-      Threads), concurrency
+    return setmetatable({ ngx = ngx, transport = transport, threads = {}, next_slot = 1, count = 0, done = {},
+      head = 1, tail = 0, sema = semaphore() }, Threads), concurrency
   end
   return setmetatable({ transport = transport }, Serial), 1
 end

@@ -350,7 +350,9 @@ function M.set_sleep()
   return cjson.encode(timed_sleep(tonumber(ngx.var.arg_s) or 0.05))
 end
 
--- POST {ids = {...}, concurrency = n}: a batch with the example's client, and how it ran.
+-- POST {ids = {...}, concurrency = n, call_on_result = bool}: a batch with the example's client
+-- (with call_on_result, its on_result shows the first id: a call of the client's own, which
+-- yields, while the batch's requests are in flight), and how it ran.
 function M.batch()
   ngx.req.read_body()
   local args = cjson.decode(ngx.req.get_body_data() or "")
@@ -360,7 +362,12 @@ function M.batch()
   local client = require("eip_admin").client
   ngx.update_time()
   local t0 = ngx.now()
-  local ok, results, summary = pcall(client.delete_bandwidths, client, args.ids, { concurrency = args.concurrency })
+  local on_result
+  if args.call_on_result then
+    on_result = function() pcall(client.show_bandwidth, client, args.ids[1]) end
+  end
+  local ok, results, summary = pcall(client.delete_bandwidths, client, args.ids,
+    { concurrency = args.concurrency, on_result = on_result })
   if not ok then return reply(500, { error = tostring(results) }) end
   ngx.update_time()
   local statuses, attempts = {}, {}
