@@ -327,16 +327,7 @@ local function running()
   return co
 end
 
--- ngx.semaphore's new, or false where it is not there (plain nginx-lua without lua-resty-core).
-local new_semaphore
-local function semaphore()
-  if new_semaphore == nil then
-    local ok, sema = pcall(require, "ngx.semaphore")
-    new_semaphore = ok and type(sema) == "table" and sema.new or false
-  end
-  return new_semaphore and new_semaphore() or nil
-end
-
+local semaphore = transport.semaphore
 -- How the calling code can wait for a fetch another call is making: "ngx" (inside nginx, where
 -- it can yield), "sleep" (outside nginx, on a coroutine, with a sleep of the caller's own), or
 -- nil (it cannot: see above). And whether it runs inside nginx.

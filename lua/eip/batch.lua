@@ -142,16 +142,6 @@ local function send_in_thread(driver, slot, wire)
   if driver.sema then driver.sema:post(1) end
 end
 
--- ngx.semaphore's new, or false where it is not there (nginx-lua without lua-resty-core).
-local new_semaphore
-local function semaphore()
-  if new_semaphore == nil then
-    local ok, sema = pcall(require, "ngx.semaphore")
-    new_semaphore = ok and type(sema) == "table" and sema.new or false
-  end
-  return new_semaphore and new_semaphore() or false
-end
-
 -- How often next() looks at the queue where no semaphore wakes it (seconds).
 local THREADS_POLL = 0.005
 
@@ -201,7 +191,7 @@ function Threads:cancel()
     self.threads[slot] = nil
   end
   self.count, self.done, self.head, self.tail = 0, {}, 1, 0
-  if self.sema then self.sema = semaphore() end -- (without the posts of what was cancelled)
+  if self.sema then self.sema = require("eip.transport").semaphore() end -- (without the cancelled posts)
 end
 
 --- The driver for this runner and its concurrency: driver, effective concurrency.
@@ -212,9 +202,10 @@ function M.driver(runner, concurrency)
   local transport = runner.transport
   if transport.name == "curl" then return multi_driver(runner, concurrency) end
   local ngx = rawget(_G, "ngx")
-  if transport.name == "auto" and require("eip.transport").yieldable() then
+  local transports = require "eip.transport"
+  if transport.name == "auto" and transports.yieldable() then
     return setmetatable({ ngx = ngx, transport = transport, threads = {}, next_slot = 1, count = 0, done = {},
-      head = 1, tail = 0, sema = semaphore() }, Threads), concurrency
+      head = 1, tail = 0, sema = transports.semaphore() }, Threads), concurrency
   end
   return setmetatable({ transport = transport }, Serial), 1
 end

@@ -376,6 +376,20 @@ function M.blocking()
   return M.phase() ~= nil and not M.yieldable()
 end
 
+local new_semaphore
+
+--- A new ngx.semaphore (inside nginx, with lua-resty-core), else nil (nginx-lua without it, or
+-- outside nginx): the caller polls then.
+-- @treturn ?table
+-- @raise never
+function M.semaphore()
+  if new_semaphore == nil then
+    local ok, sema = pcall(require, "ngx.semaphore")
+    new_semaphore = ok and type(sema) == "table" and sema.new or false
+  end
+  return new_semaphore and new_semaphore() or nil
+end
+
 --- The transport a send would use here and now.
 -- @treturn string "cosocket" where @{yieldable}, else "curl"
 -- @raise never
