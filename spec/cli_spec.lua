@@ -1310,6 +1310,28 @@ describe("eip command", function()
       end
     end)
 
+    -- (The project's look-up of AK/SK credentials came before the signals were caught: SIGTERM
+    -- killed the command without a word, and Ctrl-C waited for the look-up's timeout.)
+    it("show-bandwidth and list-bandwidths: a signal during the project's look-up ends them, said", function()
+      local id = emu:create_bandwidth{ size = 5 }
+      local aksk = { OS_AUTH_TOKEN = false, HUAWEICLOUD_SDK_PROJECT_ID = false, HUAWEICLOUD_SDK_AK = emu.ak,
+        HUAWEICLOUD_SDK_SK = emu.sk, HUAWEICLOUD_SDK_REGION = "cn-north-4", HUAWEICLOUD_SDK_IAM_ENDPOINT = emu.iam_url }
+      for _, case in ipairs{ { "list-bandwidths --json", "TERM", 143 }, { "show-bandwidth " .. id, "INT", 130 } } do
+        emu:inject{ method = "GET", path = "^/v3/projects", action = "slow", delay = 20 }
+        emu:reset_counters()
+        local t0 = socket.gettime()
+        local code, out, err = run(case[1], { env = aksk, signal = signal_after(1, case[2]) })
+        local took = socket.gettime() - t0
+        assert.equal(case[3], code, case[1] .. ": " .. out .. err)
+        assert.is_true(took < 8, case[1] .. " took " .. took .. " s")
+        if case[1]:find("--json", 1, true) then
+          assert.same({ "interrupted", case[3] }, { cjson.decode(err).kind, cjson.decode(err).exit }, err)
+        else
+          assert.equal("eip: interrupted\n", err)
+        end
+      end
+    end)
+
     it("a reader that goes away (| head -1) stops the batch: the results from then on go to stderr, exit 1",
       function()
       local ids, input = slow_batch(16, 0.2)

@@ -86,7 +86,8 @@ local function encode(v, as_array)
   if t == "number" then return encode_number(v) end
   if t ~= "table" then return "null" end
   -- (a field that is a list, empty: `[]`, not `{}`; such a field holding an object is written as
-  -- the object it is, not as an empty list)
+  -- the object it is, not as an empty list; an empty object, decoded as the same table as an
+  -- empty list, is written `[]`)
   if #v > 0 or (as_array and next(v) == nil) then
     local parts = {}
     for i = 1, #v do parts[i] = encode(v[i]) end

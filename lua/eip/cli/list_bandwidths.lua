@@ -36,8 +36,8 @@ function M.run(opts, argv)
   if #argv > 0 then
     args.usage("list-bandwidths takes no arguments, got %q (see: eip list-bandwidths --help)", argv[1]:sub(1, 40))
   end
-  local client = connection.client(opts)
   core.catch_interrupts(true, 1) -- (as show-bandwidth's)
+  local client = connection.client(opts)
   local ok, list, info = pcall(client.list_bandwidths, client,
     { share_type = opts.shared and "WHOLE" or nil, limit = opts.page_size, cancel = connection.interrupted })
   if ok then

@@ -425,7 +425,7 @@ end
 
 --- How many EIPs a bandwidth of the API has, for a count column: "-" when its `publicip_info`
 -- is not a list (an object, a string, absent: no count can be read from it, and 0 would say it
--- has none).
+-- has none). An empty object reads as an empty list (decoded, `{}` and `[]` are one table): 0.
 -- @tparam table bw the bandwidth
 -- @treturn number|string
 function M.eip_count(bw)

@@ -45,10 +45,11 @@ function M.run(opts, argv)
   end
   local ok, err = pcall(validate.id, "bandwidth_id", argv[1])
   if not ok then args.usage("%s", err.message) end
-  local client = connection.client(opts)
   -- Ctrl-C (SIGTERM, SIGHUP) ends the call at once, the wait before a retry or the read in flight
-  -- (within a second): an "interrupted" error, exit 130 (eip.cli).
+  -- (within a second), the credentials' and the project's look-up included: an "interrupted"
+  -- error, exit 130 (eip.cli).
   core.catch_interrupts(true, 1)
+  local client = connection.client(opts)
   local bw, info = client:show_bandwidth(argv[1], { cancel = connection.interrupted })
   -- The server's text without the client's secrets (a server may echo one back), in every
   -- format; JSON keeps the control characters of the rest (it escapes them).
