@@ -263,6 +263,32 @@ describe("a client behind a forward proxy (libcurl)", function()
     return seen[1], id
   end
 
+  -- A request sent once in a kept-alive tunnel whose connection then died unanswered, the API
+  -- gone a moment: libcurl's new CONNECT for the resend is refused by the proxy (502). The
+  -- request went out: it may have acted (it read as the proxy's refusal, "nothing reached the
+  -- API", and a retry's 404 as "did not exist"); a POST is the contract's 52, as through cosockets.
+  it("a request lost in a tunnel whose new CONNECT the proxy refuses: it may have acted", function()
+    local vanishing = require "spec.support.vanishing"
+    local id = "3fa1e2b4-1111-4222-8333-444455556666"
+    for _, method in ipairs{ "DELETE", "POST" } do
+      local s = vanishing.start('{"bandwidth":{"id":"' .. id .. '"}}', method == "DELETE" and 0.3 or 5, pki)
+      finally(function() s:stop() end)
+      local c = new{ endpoint = "https://" .. NAME .. ":" .. s.port, proxy = "http://127.0.0.1:" .. open.port,
+        project_id = "p0123", backoff_base = 0.5 }
+      assert.equal(id, c:show_bandwidth(id).id) -- (leaves a kept-alive tunnel)
+      local ok, err
+      if method == "DELETE" then
+        ok, err = pcall(c.delete_bandwidth, c, id)
+      else
+        ok, err = pcall(c.create_bandwidth, c, { name = "bw", size = 5 })
+        assert.same({ "transport", "reset", 52 }, { err.kind, err.reason, err.curl_code }, tostring(err))
+      end
+      assert.is_false(ok)
+      assert.is_true(require("eip").could_have_acted(err), method .. ": " .. tostring(err))
+      s:stop()
+    end
+  end)
+
   it("sends http through the proxy in absolute form: the proxy sees the whole request", function()
     local seen, id = delete_through_guarded(http_url())
     assert.equal("DELETE " .. http_url() .. emu:delete_path(id):gsub("[%^%$]", ""):gsub("%%", "") .. " HTTP/1.1",

@@ -1155,14 +1155,23 @@ static void proxy_answer(eip_http_transfer *t, eip_http_response *resp)
     clear_answer(resp);
 }
 
-/* A failure to make a connection (a name, a refusal, a TLS handshake) after the request went
- * out on a reused connection, which needed none: the connection made to send it again after
- * that one died unanswered (libcurl connects before the prerequest callback sees the resend). */
+/* A failure to make a connection (a name, a refusal, a TLS handshake, a proxy's refusal of the
+ * tunnel) after the request went out on a reused connection, which needed none: the connection
+ * made to send it again after that one died unanswered (libcurl connects before the prerequest
+ * callback sees the resend). */
 static int reconnect_failed(const eip_http_transfer *t, CURLcode rc)
 {
     int connecting = rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_COULDNT_RESOLVE_HOST ||
-                     rc == CURLE_COULDNT_CONNECT || rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION;
-    return connecting && t->sends == 1 && t->reused_send && !t->answered;
+                     rc == CURLE_COULDNT_CONNECT || rc == CURLE_SSL_CONNECT_ERROR ||
+                     rc == CURLE_PEER_FAILED_VERIFICATION || (rc == CURLE_ABORTED_BY_CALLBACK && t->connect_refused);
+    if (!(t->sends == 1 && t->reused_send && !t->answered))
+        return 0;
+    if (!connecting && rc == CURLE_RECV_ERROR && t->tunnel) {
+        long connect_code = 0;
+        curl_easy_getinfo(t->curl, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+        connecting = connect_code != 0 && connect_code / 100 != 2; /* libcurl read the refusal itself */
+    }
+    return connecting;
 }
 
 void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
@@ -1170,6 +1179,7 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
     eip_http_response *resp = t->resp;
     long status = 0, connects = 0;
     curl_off_t us = 0;
+    int lost;
     /* The header list stays with the handle (set in it, owned by t) for the next request to
      * reuse when its headers are the same, as they are on every token-authenticated call. */
     curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -1185,8 +1195,20 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
      * one caused by a failed allocation is an out-of-memory, whatever libcurl calls it. */
     resp->curl_code = (rc == CURLE_WRITE_ERROR && t->truncated) ? 0 : (int)rc;
     /* Its first send went out: the failure to send it again does not make it unsent. */
-    if (reconnect_failed(t, rc) && !t->resend_forbidden)
+    lost = reconnect_failed(t, rc);
+    if (lost && !t->resend_forbidden)
         resp->resent = 1;
+    if (lost && t->resend_forbidden) {
+        /* Sent once, its connection died unanswered: what libcurl says when it does not send
+         * again (it tried: the new connection failed, and would have been refused anyway); not
+         * the proxy's refusal of the new tunnel, which came after the request went out. */
+        resp->curl_code = CURLE_GOT_NOTHING;
+        snprintf(resp->curl_error, sizeof(resp->curl_error),
+                 "Empty reply from server (a kept-alive connection died before any answer; "
+                 "not sent again: its method is not idempotent)");
+        clear_answer(resp);
+        return;
+    }
     if (rc == CURLE_ABORTED_BY_CALLBACK && t->too_slow) {
         resp->curl_code = CURLE_OPERATION_TIMEDOUT;
         snprintf(resp->curl_error, sizeof(resp->curl_error),
@@ -1204,13 +1226,6 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
         curl_easy_getinfo(t->curl, CURLINFO_HTTP_CONNECTCODE, &connect_code);
         resp->curl_code = CURLE_RECV_ERROR; /* as libcurl says it once it has read the refusal */
         snprintf(resp->curl_error, sizeof(resp->curl_error), "CONNECT tunnel failed, response %ld", connect_code);
-    } else if (reconnect_failed(t, rc) && t->resend_forbidden) {
-        /* Sent once, its connection died unanswered: what libcurl says when it does not send
-         * again (it tried: the new connection failed, and would have been refused anyway). */
-        resp->curl_code = CURLE_GOT_NOTHING;
-        snprintf(resp->curl_error, sizeof(resp->curl_error),
-                 "Empty reply from server (a kept-alive connection died before any answer; "
-                 "not sent again: its method is not idempotent)");
     } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->libcurl_resend) {
         /* No time was left to send it again (eip_http_transfer_retry_stale). */
         resp->curl_code = CURLE_GOT_NOTHING;

@@ -7,6 +7,8 @@
 --
 --   local vanishing = require "spec.support.vanishing"
 --   local s = vanishing.start('{"bandwidth":{"id":"bw-1"}}', 0.3)
+--   local s = vanishing.start('{"bandwidth":{"id":"bw-1"}}', 0.3, pki)   -- https (LuaSec), the
+--                                          -- "trusted" certificate of spec/support/tls.lua's pki
 --   s.port, s:stop()
 local M = {}
 
@@ -32,41 +34,57 @@ local function answer(c, status, body)
     .. "X-Request-Id: vanishing\r\n\r\n%s", status, #body, body))
 end
 
-local function serve(first_body, pause, owner_pid)
+-- The accepted connection, TLS when `tls` (LuaSec's server parameters) is given.
+local function wrapped(plain, tls)
+  if not plain or not tls then return plain end
+  local conn = require("ssl").wrap(plain, tls)
+  if conn and conn:dohandshake() then return conn end
+  plain:close()
+  return nil
+end
+
+local function serve(first_body, pause, owner_pid, pki_dir)
   local socket = require "socket"
+  local tls = pki_dir ~= "" and { mode = "server", protocol = "any", key = pki_dir .. "/trusted.key",
+    certificate = pki_dir .. "/trusted.crt", options = { "all", "no_sslv3" } } or nil
   local server = assert(socket.bind("127.0.0.1", 0))
   local _, port = server:getsockname()
   io.stdout:write(port, "\n")
   io.stdout:flush()
-  local c = assert(server:accept())
-  c:settimeout(10)
+  local plain = assert(server:accept())
+  plain:settimeout(10)
+  local c = assert(wrapped(plain, tls), "the first connection's handshake failed")
   if read_request(c) then answer(c, "200 OK", first_body) end
   read_request(c) -- the request it will never answer
   server:close()
   c:close()
+  plain:close()
   socket.sleep(pause)
   server = assert(socket.bind("127.0.0.1", port))
   server:settimeout(1)
   local gone = '{"code":"VPC.0306","message":"No Eip bandwidth exist with id."}'
   while io.open("/proc/" .. owner_pid .. "/stat", "r") do
-    local conn = server:accept()
-    if conn then
-      conn:settimeout(5)
-      while read_request(conn) do answer(conn, "404 Not Found", gone) end
-      conn:close()
+    local accepted = server:accept()
+    if accepted then
+      accepted:settimeout(5)
+      local conn = wrapped(accepted, tls)
+      while conn and read_request(conn) do answer(conn, "404 Not Found", gone) end
+      accepted:close()
     end
   end
 end
 
 --- Starts one: `first_body` answers the first request, then the next is lost (see above) and
--- after `pause` seconds every request is answered 404 VPC.0306. Returns it with `port`, `stop`.
-function M.start(first_body, pause)
-  return require("spec.support.child").start(SOURCE, { first_body, tostring(pause) }, "vanishing")
+-- after `pause` seconds every request is answered 404 VPC.0306; over TLS with `pki`'s trusted
+-- certificate when given. Returns it with `port`, `stop`.
+function M.start(first_body, pause, pki)
+  return require("spec.support.child").start(SOURCE, { first_body, tostring(pause), pki and pki.dir or "" },
+    "vanishing")
 end
 
--- Run as a script (`lua5.4 vanishing.lua serve OWNER_PID FIRST_BODY PAUSE`): the server itself.
+-- Run as a script (`lua5.4 vanishing.lua serve OWNER_PID FIRST_BODY PAUSE PKI_DIR`): the server.
 if not pcall(debug.getlocal, 4, 1) and arg and arg[1] == "serve" then
-  serve(arg[3], tonumber(arg[4]), tonumber(arg[2]))
+  serve(arg[3], tonumber(arg[4]), tonumber(arg[2]), arg[5] or "")
   os.exit(0)
 end
 
