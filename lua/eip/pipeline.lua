@@ -699,7 +699,8 @@ end
 ---------------------------------------------------------------------------------------------
 -- Hooks: on_request(info) before each attempt, on_response(info) after it (client options).
 -- The info names the attempt, never a credential: operation, method, path, bandwidth_id,
--- attempt; after it also status, code, outcome ("ok", "http", the transport kind, or "proxy"),
+-- attempt; after it also status, code, outcome ("ok", "http", the transport kind, "proxy", or
+-- "interrupted"),
 -- elapsed, bytes, request_id, retry (whether another attempt is planned) and resent (sent twice:
 -- a kept-alive connection died unanswered). A hook that raises
 -- does not break the call: its error goes to the debug log.
