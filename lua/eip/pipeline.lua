@@ -510,6 +510,19 @@ function Call:past_deadline(wait)
   return deadline ~= false and self.attempts > 0 and deadline - (monotime() + wait) < MIN_ATTEMPT_TIME
 end
 
+-- Attempt number `attempts` left less than MIN_ATTEMPT_TIME of the call's deadline: not sent
+-- (a request with a timeout of a few milliseconds could end in a timeout while it is carried
+-- out). Its place given back; a retry ends with its last error, a first attempt with
+-- `late_error`(op, the client's deadline). Returns nil and that error, as Call:request does.
+local function too_late(self, attempts, late_error)
+  self.attempts = attempts - 1
+  release(self.runner.provider, self)
+  if attempts > 1 then return nil, self.last_error end
+  local late = late_error(self.op, self.runner.deadline)
+  late.elapsed = monotime() - self.started
+  return nil, late
+end
+
 --- Builds and authenticates the next attempt. Returns the transport's request, or nil and the
 -- eip error of the credentials step (IAM refused or unreachable: give it to `failure` with
 -- `from_credentials`). Raises what is not an eip error (a bug keeps its traceback).
@@ -527,16 +540,9 @@ function Call:request()
   local timeout, deadline = runner.timeout, self.deadline
   if deadline then
     local left = deadline - monotime()
-    if left < MIN_ATTEMPT_TIME and attempts == 1 then
-      -- Its time went before its first request (a project's lookup, an operation's own deadline
-      -- that others used: a wait's reads): not sent with a timeout of a few milliseconds, which
-      -- could end in a timeout while the request is carried out.
-      self.attempts = 0
-      release(runner.provider, self)
-      local late = errors.deadline_before_request(op, runner.deadline)
-      late.elapsed = monotime() - self.started
-      return nil, late
-    end
+    -- (a first attempt whose time went before it: a project's lookup, an operation's own
+    -- deadline that others used, a wait's reads; a retry's is checked above)
+    if left < MIN_ATTEMPT_TIME and attempts == 1 then return too_late(self, 1, errors.deadline_before_request) end
     timeout = max(0.001, min(timeout, left))
   end
   local req = build(runner, op, attempts, timeout, runner.reuse_requests and self.req or nil)
@@ -573,14 +579,7 @@ function Call:request()
       -- The credentials' time counts in the call's deadline: the attempt gets what is left.
       if deadline then
         local left = deadline - monotime()
-        if left < MIN_ATTEMPT_TIME then
-          self.attempts = attempts - 1
-          release(provider, self)
-          if attempts > 1 then return nil, self.last_error end
-          local late = errors.deadline_after_credentials(op, runner.deadline)
-          late.elapsed = monotime() - self.started
-          return nil, late
-        end
+        if left < MIN_ATTEMPT_TIME then return too_late(self, attempts, errors.deadline_after_credentials) end
         if left < req.timeout then
           req.timeout = left
           if req.connect_timeout > left then req.connect_timeout = left end
