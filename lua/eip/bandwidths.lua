@@ -39,11 +39,11 @@ M.DRAIN_OPTIONS = { charge_mode = true, size = true, on_batch = true, missing_ok
 M.PLAN_OPTIONS = { charge_mode = true, size = true }
 
 --- The bandwidth and the answer's meta `{ status, request_id, attempts, elapsed }`. `cancel`: as
--- the pipeline's (eip.pipeline Runner:run); `started`: when the caller's call began (core.monotime,
--- before its project's lookup), for the runner's deadline.
-function M.show(runner, project, bandwidth_id, cancel, started)
+-- the pipeline's (eip.pipeline Runner:run); `deadline_at`: the call's own deadline (core.monotime),
+-- when it began before the request (a first call's project look-up).
+function M.show(runner, project, bandwidth_id, cancel, deadline_at)
   local op = ops.show_bandwidth(project, bandwidth_id)
-  if started and runner.deadline then op.deadline_at = started + runner.deadline end
+  op.deadline_at = deadline_at
   local r = runner:run(op, cancel)
   return r.bandwidth, r.meta
 end
@@ -100,13 +100,13 @@ local MIN_PAGE_TIME = 0.05
 -- deleted meanwhile (404 VPC.0306 for a later page) starts the listing again from its first
 -- page, LIST_RESTARTS times at most (`info.restarts`): the new pass is what is listed (the
 -- first one's bandwidths may be gone, the marker's is). The runner's `deadline` is the whole
--- listing's (from `started`, core.monotime when the caller's call began, else now); `cancel` (a
--- function: true-ish to stop) is asked before each page. More than MAX_LISTED bandwidths or
+-- listing's (`deadline_at`, core.monotime, when the call began before it: a first call's project
+-- look-up); `cancel` (a function: true-ish to stop) is asked before each page. More than MAX_LISTED bandwidths or
 -- MAX_LIST_BYTES of pages in one pass are an unusable answer too.
-function M.list(runner, project, q, limit, cancel, started)
+function M.list(runner, project, q, limit, cancel, deadline_at)
   local all, seen, marker, bytes = {}, {}, nil, 0
   local info = { pages = 0, requests = 0, attempts = 0, elapsed = 0, restarts = 0 }
-  local deadline_at = runner.deadline and (started or core.monotime()) + runner.deadline or nil
+  deadline_at = deadline_at or runner.deadline and core.monotime() + runner.deadline or nil
   while info.pages < MAX_PAGES do
     local query = { { "limit", tostring(limit) } }
     for _, kv in ipairs(q) do query[#query + 1] = kv end

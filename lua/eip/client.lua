@@ -294,6 +294,17 @@ local function project(self, r, as_is)
   return p
 end
 
+-- The project id for a call, and the deadline (core.monotime) its operation keeps when that id
+-- had to be looked up first: the look-up counts in the call's deadline (nil: no client deadline,
+-- or nothing looked up).
+local function project_for_call(self, r)
+  local p = r.project_id
+  if p ~= nil and p == self.project_id then return p end
+  local started = r.deadline and core.monotime()
+  p = project(self, r)
+  return p, started and started + r.deadline or nil
+end
+
 -- `wait = true | seconds`: how long to wait after a 204 for the bandwidth to disappear; nil
 -- when not waiting.
 local function wait_of(v)
@@ -384,17 +395,9 @@ function Client:delete_bandwidth(bandwidth_id, call_opts)
   r:id("bandwidth_id", bandwidth_id)
   local missing_ok, wait = r.missing_ok, nil
   if call_opts ~= nil then missing_ok, wait = delete_options(r, call_opts) end
-  local project_id = r.project_id
-  local op
-  if project_id == nil or project_id ~= self.project_id then
-    -- (the project's lookup, on the first call, counts in the call's deadline)
-    local started = r.deadline and core.monotime()
-    project_id = project(self, r)
-    op = ops.delete_bandwidth(project_id, bandwidth_id, missing_ok)
-    if started then op.deadline_at = started + r.deadline end
-  else
-    op = ops.delete_bandwidth(project_id, bandwidth_id, missing_ok)
-  end
+  local project_id, deadline_at = project_for_call(self, r)
+  local op = ops.delete_bandwidth(project_id, bandwidth_id, missing_ok)
+  op.deadline_at = deadline_at
   local res = r:run(op)
   if wait then return waited(r, project_id, res, wait) end
   return res
@@ -528,8 +531,8 @@ function Client:show_bandwidth(bandwidth_id, opts)
       errors.raise_usage("cancel", "must be a function, got %s", type(cancel))
     end
   end
-  local started = core.monotime() -- (a first call's project lookup counts in its deadline)
-  return bandwidths.show(r, project(self, r), bandwidth_id, cancel, started)
+  local project_id, deadline_at = project_for_call(self, r)
+  return bandwidths.show(r, project_id, bandwidth_id, cancel, deadline_at)
 end
 
 local CREATE_OPTIONS = { name = true, size = true, charge_mode = true }
@@ -580,8 +583,8 @@ function Client:list_bandwidths(opts)
   local r = runner_of(self, "list_bandwidths")
   opts = given(opts, {})
   local query, limit = bandwidths.list_query(opts, r)
-  local started = core.monotime() -- (a first call's project lookup counts in its deadline)
-  return bandwidths.list(r, project(self, r), query, limit, opts.cancel, started)
+  local project_id, deadline_at = project_for_call(self, r)
+  return bandwidths.list(r, project_id, query, limit, opts.cancel, deadline_at)
 end
 
 --- Removes EIPs from a shared bandwidth: `POST /v2.0/{project_id}/bandwidths/{id}/remove`, in
