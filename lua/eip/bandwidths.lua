@@ -422,6 +422,12 @@ function M.remove(runner, project, bandwidth_id, entries, terms, known)
   return summary
 end
 
+-- err, marked as the error of a drain that ended at (or before) its show: nothing moved.
+local function at_show(err, bandwidth_id)
+  err.bandwidth_id, err.stage, err.moved, err.not_moved = bandwidth_id, "show", {}, {}
+  return err
+end
+
 -- Why a bandwidth must not be drained, as an error of kind "refused", or nil. Checked on the
 -- show's answer, before anything changes: removing the EIPs of a bandwidth that cannot then be
 -- deleted would only turn each of them into a new pay-per-use bandwidth (a new bill).
@@ -447,9 +453,8 @@ local function refusal(runner, bw, bandwidth_id, path)
   else
     return nil
   end
-  local err = errors.refused(reason, message .. " (one GET was sent; nothing changed)")
-  err.method, err.path, err.bandwidth_id, err.stage, err.moved, err.not_moved = "GET", path, bandwidth_id,
-    "show", {}, {}
+  local err = at_show(errors.refused(reason, message .. " (one GET was sent; nothing changed)"), bandwidth_id)
+  err.method, err.path = "GET", path
   -- Server text (the type, the status, the order id): without control characters or secrets.
   err.message = runner:clean(err.message)
   for k, v in pairs(extra or {}) do err[k] = runner:clean(v) end
@@ -475,10 +480,8 @@ end
 -- new bills before a delete that the others still in the bandwidth would make fail.
 local function held_eips(runner, bw, meta, path, bandwidth_id)
   local function unusable(why)
-    local err = errors.protocol(meta, "GET", path, bandwidth_id .. " lists " .. why .. ": it was not drained (one "
-      .. "GET was sent; nothing changed)")
-    err.bandwidth_id, err.stage, err.moved, err.not_moved = bandwidth_id, "show", {}, {}
-    error(err, 0)
+    error(at_show(errors.protocol(meta, "GET", path, bandwidth_id .. " lists " .. why .. ": it was not drained "
+      .. "(one GET was sent; nothing changed)"), bandwidth_id), 0)
   end
   -- (none: JSON null, as the SDK's model allows)
   local info, why = listed_eips(bw.publicip_info)
@@ -584,13 +587,6 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel)
   end
 end
 
---- Show (the plan), confirm, remove every EIP, delete. A bandwidth that must not be drained is
--- refused (kind "refused") after the show and before anything changes; so is one whose plan
--- `terms.confirm(plan)` does not approve. Failures after the show carry `moved` and `not_moved`
--- (EIP ids) and `stage` ("show", "remove" or "delete"). `terms.cancel` (a function: true-ish to
--- stop) is asked after the show, before each remove batch and before the delete, and during
--- the waits of each request: when it says stop, nothing more is sent and the error (kind
--- "interrupted", `cancelled = true`) says what moved.
 -- The same EIPs, in any order?
 local function same_eips(a, b)
   if #a ~= #b then return false end
@@ -602,6 +598,13 @@ local function same_eips(a, b)
   return true
 end
 
+--- Show (the plan), confirm, remove every EIP, delete. A bandwidth that must not be drained is
+-- refused (kind "refused") after the show and before anything changes; so is one whose plan
+-- `terms.confirm(plan)` does not approve. Failures after the show carry `moved` and `not_moved`
+-- (EIP ids) and `stage` ("show", "remove" or "delete"). `terms.cancel` (a function: true-ish to
+-- stop) is asked after the show, before each remove batch and before the delete, and during
+-- the waits of each request: when it says stop, nothing more is sent and the error (kind
+-- "interrupted", `cancelled = true`) says what moved.
 function M.drain(runner, project, bandwidth_id, terms, missing_ok)
   -- The plan (one GET): a failure of it, or a refusal, moved nothing; a missing bandwidth is a
   -- result when the delete's own rule says so.
@@ -615,7 +618,7 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok)
         missing.removed, missing.requests = {}, requests
         return nil, missing
       end
-      err.stage, err.moved, err.not_moved = "show", {}, {}
+      at_show(err, bandwidth_id)
     end
     error(err, 0)
   end
@@ -625,10 +628,8 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok)
   -- Only true approves: a prompt's answer ("n", "no", 0) or a confirm that raises does not.
   if terms.confirm then
     if errors.guarded(terms.confirm, runner.log, "confirm", false)(plan) ~= true then
-      local err = errors.refused("not_confirmed", bandwidth_id .. " was not drained: the plan was not "
-        .. "confirmed (one GET was sent; nothing changed)")
-      err.bandwidth_id, err.stage, err.moved, err.not_moved = bandwidth_id, "show", {}, {}
-      error(err, 0)
+      error(at_show(errors.refused("not_confirmed", bandwidth_id .. " was not drained: the plan was not "
+        .. "confirmed (one GET was sent; nothing changed)"), bandwidth_id), 0)
     end
     -- A person may take minutes to answer: the bandwidth is read again before anything moves.
     -- EIPs added meanwhile would stay in it (the delete refused after every planned one became
@@ -639,11 +640,9 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok)
     if not again then return missing end
     requests = 2
     if not same_eips(plan.eips, again.eips) then
-      local err = errors.refused("changed", string.format("%s was not drained: its EIPs changed while the plan "
+      error(at_show(errors.refused("changed", string.format("%s was not drained: its EIPs changed while the plan "
         .. "was being confirmed (%d planned, %d now; two GETs were sent, nothing changed): confirm the new plan",
-        bandwidth_id, #plan.eips, #again.eips))
-      err.bandwidth_id, err.stage, err.moved, err.not_moved = bandwidth_id, "show", {}, {}
-      error(err, 0)
+        bandwidth_id, #plan.eips, #again.eips)), bandwidth_id), 0)
     end
     plan = again
   end
