@@ -129,6 +129,17 @@ function M.interrupted()
   return core.interrupts() > 0
 end
 
+--- What a caught signal is called, by its number (core.interrupts' second result).
+M.SIGNAL_NAMES = { [1] = "SIGHUP", [2] = "Ctrl-C", [15] = "SIGTERM" }
+
+--- The exit status of a command a caught signal stopped: 128 + its number (130 Ctrl-C, 143
+-- SIGTERM, 129 SIGHUP; 130 for any other).
+-- @tparam integer signal
+-- @treturn integer
+function M.signal_exit(signal)
+  return 128 + (M.SIGNAL_NAMES[signal] and signal or 2)
+end
+
 --- The client for the parsed options, its credentials obtained (the library's chain: the
 -- environment, the profile file, the ECS metadata service) before any API call unless it will
 -- send nothing. Raises a usage error in the command's words when the library refuses them.

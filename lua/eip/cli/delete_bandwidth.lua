@@ -393,8 +393,6 @@ local function print_outcome(o, opts, client)
   if opts.output ~= "json" then output.report_moves(o, client) end
 end
 
--- What a signal that stopped the batch is called, by its number (the exit status is 128 + it).
-local SIGNAL_NAMES = { [1] = "SIGHUP", [2] = "Ctrl-C", [15] = "SIGTERM" }
 
 --- Runs the command.
 -- @tparam table opts the parsed options
@@ -469,9 +467,9 @@ function M.run(opts, argv, ctx)
   -- Ctrl-C exits 130 whatever else stopped the batch (SIGTERM 143, SIGHUP 129): the script that ran
   -- this must stop too.
   if interrupted then
-    local name = SIGNAL_NAMES[signal] or ("signal " .. tostring(signal))
+    local name = connection.SIGNAL_NAMES[signal] or ("signal " .. tostring(signal))
     stderr:write((signal == 2 and "eip: interrupted" or ("eip: stopped by " .. name)) .. not_sent)
-    return 128 + (SIGNAL_NAMES[signal] and signal or 2)
+    return connection.signal_exit(signal)
   end
   if sink.failed() then
     stderr:write("eip: standard output failed (" .. sink.failed() .. "): the results from then on are on stderr"
