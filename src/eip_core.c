@@ -633,6 +633,7 @@ typedef struct {
     int pending;
     unsigned char lo, hi;
 } utf8_scan;
+#define UTF8_SCAN_START {0, 0x80, 0xBF}
 
 /* The bytes of the control character at s[i], or 0: a C0 control or DEL (1), U+0080-U+009F
  * written in UTF-8 (2: C2 80..C2 9F), or a byte 0x80-0x9F that no valid lead byte announced (1).
@@ -679,7 +680,7 @@ static size_t control_at(const unsigned char *s, size_t i, size_t len, utf8_scan
 static size_t before_controls(const char *s, size_t len, int *escapes)
 {
     size_t i;
-    utf8_scan u = {0, 0x80, 0xBF};
+    utf8_scan u = UTF8_SCAN_START;
     *escapes = 0;
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -711,7 +712,7 @@ static int l_blank_controls(lua_State *L)
     luaL_buffinit(L, &b);
     luaL_addlstring(&b, s, i);
     {
-        utf8_scan u = {0, 0x80, 0xBF};
+        utf8_scan u = UTF8_SCAN_START;
         while (i < len) {
             size_t n = control_at((const unsigned char *)s, i, len, &u);
             luaL_addchar(&b, n != 0 ? ' ' : s[i]);
@@ -731,7 +732,7 @@ static int l_escape_controls(lua_State *L)
 {
     size_t len, i = 0;
     const char *s = luaL_checklstring(L, 1, &len);
-    utf8_scan u = {0, 0x80, 0xBF};
+    utf8_scan u = UTF8_SCAN_START;
     int strip = lua_toboolean(L, 2);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
