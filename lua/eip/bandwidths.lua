@@ -90,10 +90,6 @@ local function list_page(runner, op, marker, cancel)
   error(err, 0)
 end
 
--- The least time a page is asked for with, before the listing's deadline (the pipeline's
--- MIN_ATTEMPT_TIME for a retry: a request with a timeout of a few milliseconds only fails).
-local MIN_PAGE_TIME = 0.05
-
 --- Every bandwidth, page after page (`marker` = the last id seen) until an empty page. A page
 -- that repeats an id of its pass, lacks one, or holds one that is not an id (see
 -- eip.validate.id) is an unusable answer: an "http" error, and nothing more is sent. A marker
@@ -101,8 +97,10 @@ local MIN_PAGE_TIME = 0.05
 -- page, LIST_RESTARTS times at most (`info.restarts`): the new pass is what is listed (the
 -- first one's bandwidths may be gone, the marker's is). The runner's `deadline` is the whole
 -- listing's (`deadline_at`, core.monotime, when the call began before it: a first call's project
--- look-up); `cancel` (a function: true-ish to stop) is asked before each page. More than MAX_LISTED bandwidths or
--- MAX_LIST_BYTES of pages in one pass are an unusable answer too.
+-- look-up): each page's attempts end with it, and a page it would leave less than 50 ms is not
+-- sent (eip.pipeline's Call:request). `cancel` (a function: true-ish to stop) is asked before
+-- each page. More than MAX_LISTED bandwidths or MAX_LIST_BYTES of pages in one pass are an
+-- unusable answer too.
 function M.list(runner, project, q, limit, cancel, deadline_at)
   local all, seen, marker, bytes = {}, {}, nil, 0
   local info = { pages = 0, requests = 0, attempts = 0, elapsed = 0, restarts = 0 }
@@ -112,14 +110,7 @@ function M.list(runner, project, q, limit, cancel, deadline_at)
     for _, kv in ipairs(q) do query[#query + 1] = kv end
     if marker then query[#query + 1] = { "marker", marker } end
     local op = ops.list_bandwidths_page(project, query)
-    if deadline_at then
-      -- Each page's attempts end with the listing's deadline; a page that would have less than
-      -- the least time an attempt is sent with is not asked for.
-      if deadline_at - core.monotime() < MIN_PAGE_TIME then
-        error(errors.list_deadline(op, runner.deadline, info.pages, info.requests), 0)
-      end
-      op.deadline_at = deadline_at
-    end
+    op.deadline_at = deadline_at
     local page, gone, cut = list_page(runner, op, marker, cancel)
     info.requests = info.requests + 1
     if cut then

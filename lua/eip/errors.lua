@@ -212,13 +212,6 @@ function M.deadline_before_send(op, deadline, wait)
     .. "request go (in %.2f s)", deadline, wait))
 end
 
---- The error of a listing (`op`: its next page) whose `deadline` passed after `pages` pages and
--- `requests` requests: that page was not asked for.
-function M.list_deadline(op, deadline, pages, requests)
-  return unsent_timeout(op, string.format("not sent: the listing's deadline (%g s) passed after %d page(s), %d "
-    .. "request(s)", deadline, pages, requests))
-end
-
 --- The error of a call whose time ran out before its first request could go (the client's
 -- `deadline`, when given: a first call's project lookup took it; else the operation's own, a
 -- wait's read).
