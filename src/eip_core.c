@@ -684,8 +684,13 @@ static size_t before_controls(const char *s, size_t len, int *escapes)
     *escapes = 0;
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (control_at((const unsigned char *)s, i, len, &u) != 0)
+        /* Printable ASCII, what servers send, is never a control character and ends any
+         * sequence a lead byte announced (as control_at would say, one call per byte less). */
+        if (c >= 0x20 && c < 0x7F) {
+            u.pending = 0;
+        } else if (control_at((const unsigned char *)s, i, len, &u) != 0) {
             break;
+        }
         if (c == '%' || c == '\\')
             *escapes = 1;
     }
