@@ -564,6 +564,37 @@ describe("credentials", function()
       c:close()
     end)
 
+    -- So it does for a drain's (and a plan's) GET and a removal's first call: they were sent
+    -- with what the look-up left (17 ms), a removal's POST timing out while the API moves EIPs.
+    it("counts in the first request's deadline of a drain, a plan and a removal", function()
+      local id = emu:create_bandwidth{ size = 5 }
+      local terms = { charge_mode = "bandwidth", size = 1 }
+      local calls = {
+        { "plan_drain", function(c) return c:plan_drain(id, terms) end },
+        { "drain_and_delete_bandwidth", function(c) return c:drain_and_delete_bandwidth(id, terms) end },
+        { "remove_eips_from_bandwidth", function(c)
+          return c:remove_eips_from_bandwidth(id, { "e2d1c0b9-0000-4000-8000-000000000001" }, terms)
+        end },
+      }
+      for _, case in ipairs(calls) do
+        emu:reset_counters()
+        emu:inject{ method = "GET", path = "^/v3/projects", action = "slow", delay = 0.98 }
+        local c = new({ deadline = 1, max_attempts = 1 }, vars)
+        local ok, err = pcall(case[2], c)
+        assert.is_false(ok, case[1])
+        assert.same({ "transport", "timeout", true, 0 }, { err.kind, err.reason, err.not_sent, err.attempts },
+          case[1] .. ": " .. tostring(err))
+        assert.matches("less than 50 ms of the deadline (1 s) was left", err.message, 1, true)
+        for _, r in ipairs(emu:requests()) do
+          assert.matches("^/v3/projects", r.uri, 1, false, case[1] .. ": only the look-up was sent")
+        end
+        c:close()
+      end
+      local c = new({ deadline = 5 }, vars)
+      assert.equal(id, c:plan_drain(id, terms).bandwidth_id, "a look-up leaving time: the plan is read")
+      c:close()
+    end)
+
     it("is a usage error naming the region when IAM lists none or several", function()
       emu:set_projects{}
       local c = new({}, vars)

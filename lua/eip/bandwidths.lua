@@ -319,8 +319,10 @@ end
 -- `terms.cancel` (a function: true-ish to stop) is asked before each batch after the first and
 -- during the waits of each (see eip.pipeline Runner:run): when it says stop, nothing more is
 -- sent, not even the verifying GET, and the error (kind "interrupted") says what moved; a batch
--- stopped after an attempt that may have acted unanswered is `uncertain`.
-function M.remove(runner, project, bandwidth_id, entries, terms, known)
+-- stopped after an attempt that may have acted unanswered is `uncertain`. `deadline_at`: the
+-- first batch's deadline (core.monotime) when the call began before it (a first call's project
+-- look-up).
+function M.remove(runner, project, bandwidth_id, entries, terms, known, deadline_at)
   local per = M.MAX_EIPS_PER_CALL
   local batches = math.ceil(#entries / per) -- no // : this module also runs on LuaJIT
   local summary = { ok = true, bandwidth_id = bandwidth_id, removed = {}, requests = 0, request_ids = {},
@@ -329,6 +331,7 @@ function M.remove(runner, project, bandwidth_id, entries, terms, known)
   for b = 1, batches do
     local from, to = (b - 1) * per + 1, math.min(b * per, #entries)
     local op = ops.remove_eips(project, bandwidth_id, slice(entries, from, to), terms.charge_mode, terms.size)
+    if b == 1 then op.deadline_at = deadline_at end
     if b > 1 and cancel and cancel() then
       local err = stopped_by_cancel(op, "remove", string.format("interrupted: %d EIP(s) moved out (each now a "
         .. "pay-per-use bandwidth of its own), %d not moved; the bandwidth was not deleted", #summary.removed,
@@ -493,10 +496,10 @@ end
 -- size, remove_calls, requests }` (`publicip_address` only when it is an IP address). Raises the
 -- show's error, a "refused" error when the bandwidth must not be drained (dedicated, prepaid, not
 -- NORMAL), or an "http" error (reason "Unusable Answer") when an EIP id it lists is not an id or
--- holds a credential.
-function M.plan(runner, project, bandwidth_id, terms)
+-- holds a credential. `deadline_at`: the GET's deadline, as for @{show}.
+function M.plan(runner, project, bandwidth_id, terms, deadline_at)
   local show = ops.show_bandwidth(project, bandwidth_id)
-  local bw, meta = M.show(runner, project, bandwidth_id, terms.cancel)
+  local bw, meta = M.show(runner, project, bandwidth_id, terms.cancel, deadline_at)
   local refused = refusal(runner, bw, bandwidth_id, show.path)
   if refused then error(refused, 0) end
   local eips = held_eips(runner, bw, meta, show.path, bandwidth_id)
@@ -596,11 +599,12 @@ end
 -- stop) is asked after the show, before each remove batch and before the delete, and during
 -- the waits of each request: when it says stop, nothing more is sent and the error (kind
 -- "interrupted", `cancelled = true`) says what moved.
-function M.drain(runner, project, bandwidth_id, terms, missing_ok)
+function M.drain(runner, project, bandwidth_id, terms, missing_ok, deadline_at)
   -- The plan (one GET): a failure of it, or a refusal, moved nothing; a missing bandwidth is a
-  -- result when the delete's own rule says so.
+  -- result when the delete's own rule says so. The first read's deadline began before it when
+  -- the project was looked up first (deadline_at).
   local function read_plan(requests)
-    local ok, plan = pcall(M.plan, runner, project, bandwidth_id, terms)
+    local ok, plan = pcall(M.plan, runner, project, bandwidth_id, terms, requests == 1 and deadline_at or nil)
     if ok then return plan end
     local err = plan
     if errors.is_error(err) and err.kind ~= "refused" then

@@ -613,7 +613,8 @@ function Client:remove_eips_from_bandwidth(bandwidth_id, eip_ids, opts)
   validate.list("eip_ids", eip_ids, "EIP ids") -- no hole, no other key: none left out
   local entries = bandwidths.eip_entries(eip_ids, r)
   local terms = bandwidths.removal_terms(given(opts, {}), bandwidths.REMOVE_OPTIONS)
-  return bandwidths.remove(r, project(self, r), bandwidth_id, entries, terms)
+  local project_id, deadline_at = project_for_call(self, r)
+  return bandwidths.remove(r, project_id, bandwidth_id, entries, terms, nil, deadline_at)
 end
 
 --- What draining a bandwidth would do, read with one GET; nothing is changed.
@@ -631,7 +632,8 @@ function Client:plan_drain(bandwidth_id, opts)
   local r = runner_of(self, "plan_drain")
   r:id("bandwidth_id", bandwidth_id)
   local terms = bandwidths.removal_terms(given(opts, {}), bandwidths.PLAN_OPTIONS)
-  return bandwidths.plan(r, project(self, r), bandwidth_id, terms)
+  local project_id, deadline_at = project_for_call(self, r)
+  return bandwidths.plan(r, project_id, bandwidth_id, terms, deadline_at)
 end
 
 --- Empties a shared bandwidth, then deletes it: shows it, removes every EIP it holds (see
@@ -673,8 +675,8 @@ function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
   local missing_ok = r.missing_ok
   if opts.missing_ok ~= nil then missing_ok = validate.boolean("missing_ok", opts.missing_ok) end
   local wait = wait_of(opts.wait)
-  local project_id = project(self, r)
-  local res = bandwidths.drain(r, project_id, bandwidth_id, terms, missing_ok)
+  local project_id, deadline_at = project_for_call(self, r)
+  local res = bandwidths.drain(r, project_id, bandwidth_id, terms, missing_ok, deadline_at)
   if not wait then return res end
   local ok, value = pcall(waited, r, project_id, res, wait, terms.cancel)
   if ok then return value end
