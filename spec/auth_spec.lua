@@ -388,6 +388,28 @@ describe("authentication", function()
       end
     end)
 
+    -- The token an answer brings is a credential before the answer is read: a body or an
+    -- echoing gateway's request id repeating it was shown in the debug log, and in the error
+    -- of an answer that could not be used.
+    it("redacts the token its answer brings wherever that answer repeats it", function()
+      local fresh = "MIIfreshTOKENissued0123456789abcdef"
+      for _, project_id in ipairs{ emu.project_id, "p1/x" } do
+        emu:reset_counters()
+        emu:inject{ method = "POST", path = "/v3/auth/tokens", status = 201,
+          headers = { ["X-Subject-Token"] = fresh, ["X-Request-Id"] = "req-" .. fresh },
+          body = { token = { id = fresh, expires_at = "2099-01-01T00:00:00.000000Z", project = { id = project_id } } } }
+        local lines = {}
+        local c = eip.new{ endpoint = emu.url, auth = emu:iam_auth(),
+          log = function(line) lines[#lines + 1] = line end }
+        local ok, err = pcall(c.show_bandwidth, c, "bw-1")
+        c:close()
+        assert.is_false(ok)
+        local shown = table.concat(lines, "\n") .. "\n" .. tostring(err) .. "\n" .. tostring(err.request_id)
+        assert.is_nil(shown:find("TOKENissued", 1, true), shown)
+        assert.matches("<redacted>", table.concat(lines, "\n"), 1, true)
+      end
+    end)
+
     it("fetches a new token once when a call answers 401, then succeeds", function()
       local c = iam_client()
       assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)

@@ -1181,6 +1181,53 @@ describe("safety", function()
       end
     end)
 
+    -- A serializer that escapes all but ASCII (Python's json.dumps) writes a password of other
+    -- letters as \uXXXX (a surrogate pair past U+FFFF): it passed through, readable by anyone.
+    it("leaves no piece of a non-ASCII password echoed as JSON \\u escapes", function()
+      local function code_points(v) -- UTF-8 -> code points (valid input only)
+        local cps, i = {}, 1
+        while i <= #v do
+          local b, n = v:byte(i), 0
+          if b >= 0xF0 then n = 3 elseif b >= 0xE0 then n = 2 elseif b >= 0xC0 then n = 1 end
+          local cp = n == 0 and b or b % (2 ^ (6 - n))
+          for k = 1, n do cp = cp * 64 + v:byte(i + k) % 64 end
+          cps[#cps + 1], i = cp, i + n + 1
+        end
+        return cps
+      end
+      local function ascii_json(v)
+        local out = {}
+        for _, cp in ipairs(code_points(v)) do
+          if cp < 0x80 then
+            out[#out + 1] = string.char(cp)
+          elseif cp < 0x10000 then
+            out[#out + 1] = string.format("\\u%04x", cp)
+          else
+            local c = cp - 0x10000
+            out[#out + 1] = string.format("\\u%04x\\u%04x", 0xD800 + math.floor(c / 1024), 0xDC00 + c % 1024)
+          end
+        end
+        return '{"password": "' .. table.concat(out) .. '"}'
+      end
+      local function unescaped(text)
+        return (text:gsub("\\u(%x%x%x%x)", function(h) return "<" .. tonumber(h, 16) .. ">" end))
+      end
+      for _, pw in ipairs{ "\208\191\208\176\209\128\208\190\208\187\209\140-42", "P\195\164ssw\195\182rd-\195\156n",
+          "k\240\159\148\145y\240\159\148\145z\240\159\148\145w" } do
+        local escaped = ascii_json(pw)
+        emu:inject{ method = "POST", path = "/v3/auth/tokens", status = 400,
+          body = { error = { code = "1100", message = "bad login: " .. escaped } } }
+        local lines = {}
+        local c = eip.new{ endpoint = emu.url, auth = emu:iam_auth{ password = pw }, max_attempts = 1,
+          log = function(l) lines[#lines + 1] = l end }
+        local err = raised(c.delete_bandwidth, c, "bw-1")
+        c:close()
+        local text = tostring(err) .. "\n" .. tostring(err.message) .. "\n" .. table.concat(lines, "\n")
+        local inner = escaped:match('"password": "(.*)"')
+        assert.is_nil(text:find(inner:sub(1, 12), 1, true), unescaped(text):sub(1, 2000))
+      end
+    end)
+
     -- A bound that cuts a text a few bytes into a secret leaves fewer than 8 bytes of it, which
     -- no piece search finds: at a cut, they are taken for its start.
     it("leaves not even the first bytes of a password where a bound cuts a message or a logged body", function()

@@ -89,13 +89,30 @@ local redact = validate.redact -- (see Runner:clean)
 
 local function byte_of(hex) return string.char(tonumber(hex, 16)) end
 
+-- The UTF-8 of a code point below 2^21 (utf8.char is not in Lua 5.1 nor LuaJIT).
+local function utf8_of(cp)
+  local char, floor = string.char, math.floor
+  if cp < 0x80 then return char(cp) end
+  if cp < 0x800 then return char(0xC0 + floor(cp / 64), 0x80 + cp % 64) end
+  if cp < 0x10000 then return char(0xE0 + floor(cp / 4096), 0x80 + floor(cp / 64) % 64, 0x80 + cp % 64) end
+  return char(0xF0 + floor(cp / 262144), 0x80 + floor(cp / 4096) % 64, 0x80 + floor(cp / 64) % 64, 0x80 + cp % 64)
+end
+
+-- JSON's \uXXXX, and its surrogate pairs, as UTF-8: how a serializer that escapes all but
+-- ASCII (Python's json.dumps) writes a password of other letters.
+local function unicode_of(hex) return utf8_of(tonumber(hex, 16)) end
+local function pair_of(hi, lo)
+  return utf8_of(0x10000 + (tonumber(hi, 16) - 0xD800) * 1024 + tonumber(lo, 16) - 0xDC00)
+end
+
 local escape_controls = core.escape_controls
 
 -- s as it reads once its disguises are taken off: control characters removed, C1 ones included
--- (a secret split by a line break), JSON escapes undone (\" \\ \/ \u00XX), percent-encoding
+-- (a secret split by a line break), JSON escapes undone (\" \\ \/ \uXXXX), percent-encoding
 -- decoded (twice: an encoded "%").
 local function undisguised(s)
-  s = escape_controls(s, true):gsub("\\u00(%x%x)", byte_of):gsub("\\(.)", "%1")
+  s = escape_controls(s, true):gsub("\\u([dD][89abAB]%x%x)\\u([dD][c-fC-F]%x%x)", pair_of)
+    :gsub("\\u(%x%x%x%x)", unicode_of):gsub("\\(.)", "%1")
   return (s:gsub("%%(%x%x)", byte_of):gsub("%%(%x%x)", byte_of))
 end
 
@@ -354,6 +371,11 @@ local function clean(self) return function(s) return self:clean(s) end end
 -- The response on 2xx; else nil and the eip error, its retryability set by the policy. Logs
 -- the response when debugging.
 local function map(self, req, resp)
+  -- An answer that brings a token (IAM's X-Subject-Token) may repeat it (a body, an echoing
+  -- gateway's request id): a credential from now on, redacted before anything of it is shown.
+  -- One place, replaced by the next such answer (the token itself then has a place of its own).
+  local fresh = resp.subject_token
+  if fresh and fresh ~= "" and self.provider.secrets then self.provider.secrets.answered = fresh end
   local request_id = resp.request_id -- the one header every answer's consumers show
   if request_id then resp.request_id = self:clean(request_id) end
   -- The transport's text may quote the server (an unknown transfer encoding): cleaned before
