@@ -553,4 +553,33 @@ describe("delete_bandwidths", function()
     c:close()
     assert.equal(2, emu:stats().requests)
   end)
+
+  -- A proxy's elements (__index, __len, __pairs) were seen by Lua 5.2+ and not by Lua 5.1 and
+  -- LuaJIT: the same batch deleted every id on one, and on the other sent nothing and reported
+  -- success (total 0, failed 0); a proxy with __index alone did so on every version.
+  it("refuses a list whose ids are behind a metatable, the same on every Lua version; a list class is fine", function()
+    local c = new()
+    local a, b = emu:create_bandwidth{ size = 1 }, emu:create_bandwidth{ size = 1 }
+    local real = { a, b }
+    local proxies = {
+      setmetatable({}, { __index = real }),
+      setmetatable({}, { __index = real, __len = function() return #real end,
+        __pairs = function() return next, real, nil end }),
+      setmetatable({ a }, { __index = function(_, i) return i == 2 and b or nil end }),
+    }
+    for i, proxy in ipairs(proxies) do
+      local err = usage(c.delete_bandwidths, c, proxy)
+      assert.equal("ids", err.argument, i)
+      assert.matches("behind a metatable", err.message, 1, true)
+    end
+    local strict = setmetatable({ a }, { __index = function() error("no such key") end })
+    assert.matches("cannot be read", usage(c.delete_bandwidths, c, strict).message, 1, true)
+    assert.equal(0, emu:stats().requests)
+    local List = { first = function(self) return self[1] end }
+    List.__index = List
+    local results, summary = c:delete_bandwidths(setmetatable({ a, b }, List))
+    c:close()
+    assert.same({ 2, 2 }, { summary.deleted, summary.total })
+    assert.is_true(results[2].deleted)
+  end)
 end)

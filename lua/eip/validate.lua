@@ -327,6 +327,26 @@ function M.list(name, t, what)
     end
   end
   if count ~= n then raise(name, "must be a list of %s without holes", what) end
+  -- Elements behind a metatable (a proxy's __index, __len, __pairs) are seen by Lua 5.2+ through
+  -- __len and __pairs and by Lua 5.1 and LuaJIT not at all: the same batch deleted every id on
+  -- one and nothing, reported as success, on the other (and a proxy with __index alone sent
+  -- nothing on any). The list must hold them itself.
+  if getmetatable(t) ~= nil then
+    local ok, plain = pcall(function()
+      local raw = 0
+      for _ in next, t do raw = raw + 1 end
+      if raw ~= n or t[n + 1] ~= nil then return false end
+      for i = 1, n do
+        if rawget(t, i) == nil then return false end
+      end
+      return true
+    end)
+    if not ok then raise(name, "cannot be read: a metamethod of it raised an error") end
+    if not plain then
+      raise(name, "must hold its %s itself: a table whose elements are behind a metatable (__index, __len, "
+        .. "__pairs) is read differently by each Lua version; pass a plain list", what)
+    end
+  end
   return n
 end
 
