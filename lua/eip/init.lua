@@ -175,6 +175,8 @@ M.could_have_acted = errors.could_have_acted
 -- @tparam string opts.url the absolute http(s) URL, query included
 -- @tparam table opts.headers name = value; must hold `X-Sdk-Date` (`YYYYMMDDTHHMMSSZ`, UTC)
 -- @tparam[opt] table opts.query more query parameters, name = value
+--   (values of `headers` and `query` are strings, or whole numbers below 2^53 signed as their
+--   digits, `10.0` as `10` on every Lua version; any other number is a usage error)
 -- @tparam[opt] string opts.body the request body (signed as its SHA-256)
 -- @tparam string opts.ak the access key
 -- @tparam string opts.sk the secret key

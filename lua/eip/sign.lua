@@ -36,10 +36,14 @@ local function pairs_of(name, t)
   if t == nil then return list end
   if type(t) ~= "table" then raise(name, "must be a table of name = value, got %s", type(t)) end
   for k, v in pairs(t) do
-    if type(k) ~= "string" or (type(v) ~= "string" and type(v) ~= "number") then
-      raise(name, "must map strings to strings")
+    -- A number is signed as "%d" writes it, the same on every Lua version (tostring writes 10.0
+    -- as "10.0" on 5.3+ and "10" on 5.1 and LuaJIT: the signature would change with it); one
+    -- that is no whole number has no single spelling the caller's HTTP client surely shares.
+    local whole = type(v) == "number" and v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53
+    if type(k) ~= "string" or (type(v) ~= "string" and not whole) then
+      raise(name, "must map strings to strings (or to whole numbers)")
     end
-    list[#list + 1] = { k, tostring(v) }
+    list[#list + 1] = { k, whole and string.format("%d", v) or v }
   end
   return list
 end
