@@ -223,7 +223,10 @@ describe("eip command", function()
           -- (Lua 5.3+ read these as 4 and 3: hex past 2^64 wraps)
           "delete-bandwidth --concurrency 0x10000000000000004 a",
           "delete-bandwidth --max-attempts 0x10000000000000003 a",
-          "status VPC.0306 0x100000000000001AD" } do
+          "status VPC.0306 0x100000000000001AD",
+          -- (Lua 5.1 and LuaJIT read these as numbers, and NaN passes every range check)
+          "delete-bandwidth --dry-run --wait-timeout nan a", "list-bandwidths --timeout inf",
+          "status VPC.0306 nan" } do
         local code = run(args)
         assert.equal(2, code, args)
       end
@@ -231,6 +234,10 @@ describe("eip command", function()
       -- one a number option (--timeout: not 5), nor a status after a code (not 404).
       local code, out = run("status 0x100000000000001AD")
       assert.same({ 1, "" }, { code, out })
+      for _, word in ipairs{ "nan", "inf", "infinity" } do -- codes, not statuses, on every version
+        code, out = run("status " .. word)
+        assert.same({ 1, "" }, { code, out }, word)
+      end
       for _, args in ipairs{ "list-bandwidths --timeout 0x10000000000000005", "status VPC.0306 0x10000000000000194" } do
         assert.equal(2, run(args), args)
       end

@@ -144,6 +144,16 @@ function M.hex_too_long(s)
   return digits ~= nil and #(digits:gsub("^0+", "")) > 13
 end
 
+--- The number s spells, or nil: as Lua 5.2+ reads it on every version (Lua 5.1 and LuaJIT also
+-- read "nan", "inf" and "infinity", which no option takes, and NaN passes every range check),
+-- and never a hex number longer than a double holds (see hex_too_long).
+function M.number_of(s)
+  if M.hex_too_long(s) then return nil end
+  local n = tonumber(s)
+  if n == nil or n ~= n or n == math.huge or n == -math.huge then return nil end
+  return n
+end
+
 local function integer_of(s)
   if M.hex_too_long(s) then return nil end
   local n = tonumber(s)
@@ -166,7 +176,7 @@ local function convert(o, flag, v)
   end
   if not (o.number or o.integer) then return v end
   local n
-  if o.integer then n = integer_of(v) elseif not M.hex_too_long(v) then n = tonumber(v) end
+  if o.integer then n = integer_of(v) else n = M.number_of(v) end
   if n == nil then usage("%s must be %s, got %q", flag, o.integer and "an integer" or "a number", v:sub(1, 20)) end
   if (o.min and n < o.min) or (o.max and n > o.max) then
     if o.max then usage("%s must be between %s and %s, got %s", flag, o.min, o.max, v:sub(1, 20)) end

@@ -103,9 +103,9 @@ end
 function M.run(opts, argv)
   if #argv == 0 then return list_all(opts.output) end
   if #argv > 2 then args.usage("status takes one code, e.g. eip status 409 or eip status VPC.0306") end
-  local number = not args.hex_too_long(argv[1]) and tonumber(argv[1]) or nil
+  local number = args.number_of(argv[1])
   if number == nil then
-    local status = argv[2] and not args.hex_too_long(argv[2]) and tonumber(argv[2])
+    local status = argv[2] and args.number_of(argv[2])
     if argv[2] and (not status or status ~= math.floor(status) or status < 100 or status > 599) then
       args.usage("status: %q is not an HTTP status (100-599)", argv[2]:sub(1, 20))
     end
