@@ -408,6 +408,17 @@ describe("authentication", function()
         assert.is_nil(shown:find("TOKENissued", 1, true), shown)
         assert.matches("<redacted>", table.concat(lines, "\n"), 1, true)
       end
+      -- Another server's header of that name is no credential of the client's: it made ids
+      -- refused as "holds a credential" and text redacted until the next IAM answer.
+      local id = emu:create_bandwidth{ size = 1 }
+      emu:inject{ method = "GET", status = 500, headers = { ["X-Subject-Token"] = id },
+        body = { code = "VPC.0001", message = "internal error while reading " .. id } }
+      local c = eip.new{ endpoint = emu.url, auth = emu:iam_auth(), max_attempts = 1 }
+      local ok, err = pcall(c.show_bandwidth, c, id)
+      assert.is_false(ok)
+      assert.matches(id, err.message, 1, true)
+      assert.equal(204, c:delete_bandwidth(id).status)
+      c:close()
     end)
 
     it("fetches a new token once when a call answers 401, then succeeds", function()

@@ -1183,7 +1183,7 @@ describe("safety", function()
 
     -- A serializer that escapes all but ASCII (Python's json.dumps) writes a password of other
     -- letters as \uXXXX (a surrogate pair past U+FFFF): it passed through, readable by anyone.
-    it("leaves no piece of a non-ASCII password echoed as JSON \\u escapes", function()
+    it("leaves no piece of a non-ASCII password echoed as JSON \\u escapes (UTF-8 or Latin-1)", function()
       local function code_points(v) -- UTF-8 -> code points (valid input only)
         local cps, i = {}, 1
         while i <= #v do
@@ -1212,9 +1212,17 @@ describe("safety", function()
       local function unescaped(text)
         return (text:gsub("\\u(%x%x%x%x)", function(h) return "<" .. tonumber(h, 16) .. ">" end))
       end
-      for _, pw in ipairs{ "\208\191\208\176\209\128\208\190\208\187\209\140-42", "P\195\164ssw\195\182rd-\195\156n",
-          "k\240\159\148\145y\240\159\148\145z\240\159\148\145w" } do
-        local escaped = ascii_json(pw)
+      -- (a Latin-1 password, its bytes read as characters by the server: \u00e9 is the byte E9)
+      local function latin_json(v)
+        return '{"password": "' .. v:gsub("[\128-\255]", function(c) return string.format("\\u%04x", c:byte()) end)
+          .. '"}'
+      end
+      for _, case in ipairs{ { "\208\191\208\176\209\128\208\190\208\187\209\140-42", ascii_json },
+          { "P\195\164ssw\195\182rd-\195\156n", ascii_json },
+          { "k\240\159\148\145y\240\159\148\145z\240\159\148\145w", ascii_json },
+          { "P\233ssw\246rd\252ber\223ig", latin_json } } do
+        local pw = case[1]
+        local escaped = case[2](pw)
         emu:inject{ method = "POST", path = "/v3/auth/tokens", status = 400,
           body = { error = { code = "1100", message = "bad login: " .. escaped } } }
         local lines = {}

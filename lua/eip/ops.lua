@@ -259,8 +259,10 @@ end
 -- by a small max_body would lose the project and the expiry.
 local CREDENTIALS_BODY = 1024 * 1024
 
+-- (brings_token: its answer's X-Subject-Token is a credential before the answer is read: see
+-- eip.pipeline's map)
 local IamToken = kind{ name = "iam_token", method = "POST", path = IAM_PATH, auth = false,
-  content_type = IAM_CONTENT_TYPE, body_cap = CREDENTIALS_BODY }
+  content_type = IAM_CONTENT_TYPE, body_cap = CREDENTIALS_BODY, brings_token = true }
 
 -- The token (from X-Subject-Token), its expiry and project (from the body). A 2xx without the
 -- header is an unusable answer.

@@ -109,10 +109,13 @@ local escape_controls = core.escape_controls
 
 -- s as it reads once its disguises are taken off: control characters removed, C1 ones included
 -- (a secret split by a line break), JSON escapes undone (\" \\ \/ \uXXXX), percent-encoding
--- decoded (twice: an encoded "%").
-local function undisguised(s)
-  s = escape_controls(s, true):gsub("\\u([dD][89abAB]%x%x)\\u([dD][c-fC-F]%x%x)", pair_of)
-    :gsub("\\u(%x%x%x%x)", unicode_of):gsub("\\(.)", "%1")
+-- decoded (twice: an encoded "%"). With `latin`, \u0080-\u00FF are single bytes, as a server
+-- that read a Latin-1 secret's bytes as characters writes them; else UTF-8.
+local function undisguised(s, latin)
+  s = escape_controls(s, true)
+  if latin then s = s:gsub("\\u00(%x%x)", byte_of) end
+  s = s:gsub("\\u([dD][89abAB]%x%x)\\u([dD][c-fC-F]%x%x)", pair_of):gsub("\\u(%x%x%x%x)", unicode_of)
+    :gsub("\\(.)", "%1")
   return (s:gsub("%%(%x%x)", byte_of):gsub("%%(%x%x)", byte_of))
 end
 
@@ -133,15 +136,15 @@ local UNDISGUISE_LEVELS = 4
 -- Does s, undisguised once or more, hold a piece of a secret of the list (8 bytes or more of it,
 -- anywhere: a disguised copy may also be cut anywhere), or, for a short one, the secret as the
 -- whole value?
-local function disguises(s, secrets)
+local function disguised_as(s, secrets, latin)
   local u = s
   for level = 1, UNDISGUISE_LEVELS do
     local before = u
-    u = undisguised(u)
+    u = undisguised(u, latin)
     if level > 1 and u == before then break end -- nothing more to undo
     for _, secret in pairs(secrets) do
       -- A secret may itself hold what reads as an escape ("\\", "%41"): its undisguised form too.
-      local plain = undisguised(secret)
+      local plain = undisguised(secret, latin)
       for _, v in ipairs{ secret, plain } do
         if #v >= 8 then
           if holds_window(u, v) then return true end
@@ -152,6 +155,12 @@ local function disguises(s, secrets)
     end
   end
   return false
+end
+
+-- (\u00e9 is "é" in UTF-8 to most servers, the byte E9 to one that read a Latin-1 secret:
+-- both are looked for)
+local function disguises(s, secrets)
+  return disguised_as(s, secrets, false) or (s:find("\\u00[89a-fA-F]%x") ~= nil and disguised_as(s, secrets, true))
 end
 
 -- s with every whole copy of a secret of the list (none: false) replaced by a space.
@@ -370,11 +379,12 @@ local function clean(self) return function(s) return self:clean(s) end end
 
 -- The response on 2xx; else nil and the eip error, its retryability set by the policy. Logs
 -- the response when debugging.
-local function map(self, req, resp)
-  -- An answer that brings a token (IAM's X-Subject-Token) may repeat it (a body, an echoing
-  -- gateway's request id): a credential from now on, redacted before anything of it is shown.
-  -- One place, replaced by the next such answer (the token itself then has a place of its own).
-  local fresh = resp.subject_token
+local function map(self, req, resp, op)
+  -- The answer of an op that brings a token (IAM's X-Subject-Token) may repeat it (a body, an
+  -- echoing gateway's request id): a credential from now on, redacted before anything of it is
+  -- shown. One place, replaced by the next such answer (the token itself then has a place of its
+  -- own). Another server's header of that name is no credential of this client's.
+  local fresh = op.brings_token and resp.subject_token
   if fresh and fresh ~= "" and self.provider.secrets then self.provider.secrets.answered = fresh end
   local request_id = resp.request_id -- the one header every answer's consumers show
   if request_id then resp.request_id = self:clean(request_id) end
@@ -668,8 +678,8 @@ function Call:response(resp)
   -- first send may have been carried out, as an attempt without an answer may (a delete's 404
   -- then reads as lost_answer).
   if resp.resent and not self.unanswered then self.unanswered = RESENT end
-  local answer, err = map(runner, self.req, resp)
   local op = self.op
+  local answer, err = map(runner, self.req, resp, op)
   -- A second caught Ctrl-C aborted it in flight (the eip command: see resp.interrupted), as a
   -- batch aborts its requests: never retried, and it may have been carried out.
   if err and resp.interrupted then err = errors.interrupted(op, self.attempts) end
