@@ -564,12 +564,13 @@ describe("credentials", function()
       c:close()
     end)
 
-    -- So it does for a drain's (and a plan's) GET and a removal's first call: they were sent
-    -- with what the look-up left (17 ms), a removal's POST timing out while the API moves EIPs.
-    it("counts in the first request's deadline of a drain, a plan and a removal", function()
+    -- So it does for a create, a drain's (and a plan's) GET and a removal's first call: they were
+    -- sent with what the look-up left (17 ms), a POST timing out while the API acts (a bill).
+    it("counts in the first request's deadline of a create, a drain, a plan and a removal", function()
       local id = emu:create_bandwidth{ size = 5 }
       local terms = { charge_mode = "bandwidth", size = 1 }
       local calls = {
+        { "create_bandwidth", function(c) return c:create_bandwidth{ name = "late", size = 5 } end },
         { "plan_drain", function(c) return c:plan_drain(id, terms) end },
         { "drain_and_delete_bandwidth", function(c) return c:drain_and_delete_bandwidth(id, terms) end },
         { "remove_eips_from_bandwidth", function(c)

@@ -555,7 +555,10 @@ function Client:create_bandwidth(opts)
   if mode ~= nil and mode ~= "bandwidth" and mode ~= "95peak_plus" then
     errors.raise_usage("charge_mode", "must be \"bandwidth\" or \"95peak_plus\"")
   end
-  local res = r:run(ops.create_bandwidth(project(self, r), name, size, mode))
+  local project_id, deadline_at = project_for_call(self, r)
+  local op = ops.create_bandwidth(project_id, name, size, mode)
+  op.deadline_at = deadline_at
+  local res = r:run(op)
   return res.bandwidth, res.meta
 end
 
