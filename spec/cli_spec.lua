@@ -226,7 +226,7 @@ describe("eip command", function()
           "status VPC.0306 0x100000000000001AD",
           -- (Lua 5.1 and LuaJIT read these as numbers, and NaN passes every range check)
           "delete-bandwidth --dry-run --wait-timeout nan a", "list-bandwidths --timeout inf",
-          "status VPC.0306 nan" } do
+          "status VPC.0306 nan", "status VPC.0306 0b110010100", "list-bandwidths --timeout 0b101" } do
         local code = run(args)
         assert.equal(2, code, args)
       end
@@ -234,7 +234,7 @@ describe("eip command", function()
       -- one a number option (--timeout: not 5), nor a status after a code (not 404).
       local code, out = run("status 0x100000000000001AD")
       assert.same({ 1, "" }, { code, out })
-      for _, word in ipairs{ "nan", "inf", "infinity" } do -- codes, not statuses, on every version
+      for _, word in ipairs{ "nan", "inf", "infinity", "0b110010000" } do -- codes, not statuses, on every version
         code, out = run("status " .. word)
         assert.same({ 1, "" }, { code, out }, word)
       end

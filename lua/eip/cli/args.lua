@@ -148,7 +148,8 @@ end
 -- read "nan", "inf" and "infinity", which no option takes, and NaN passes every range check),
 -- and never a hex number longer than a double holds (see hex_too_long).
 function M.number_of(s)
-  if M.hex_too_long(s) then return nil end
+  -- (LuaJIT also reads binary, "0b101" as 5)
+  if M.hex_too_long(s) or (type(s) == "string" and s:find("^%s*[-+]?0[bB]")) then return nil end
   local n = tonumber(s)
   if n == nil or n ~= n or n == math.huge or n == -math.huge then return nil end
   return n
