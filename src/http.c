@@ -373,7 +373,7 @@ enum { HEAD_START, HEAD_INTERIM, HEAD_FINAL, HEAD_DONE };
 /* The texts of a refused status line, the same as the cosocket transport's
  * (lua/eip/transport/http1.lua). */
 static const char BAD_STATUS[] =
-    "Unsupported status line in response (wanted HTTP/1.0 or HTTP/1.1, then a code 100-999)";
+    "Unsupported status line in response (wanted HTTP/1.0 or HTTP/1.1, then a code 100-599)";
 static const char SWITCHING[] =
     "Switching Protocols (101) answered, though no protocol upgrade was asked for";
 
@@ -431,7 +431,7 @@ int eip_http_status_code(const char *line, size_t len)
         return 0;
     while (i < end && line[i] == ' ')
         i++;
-    if (i == 8 || end - i < 3 || line[i] < '1' || line[i] > '9' || line[i + 1] < '0' || line[i + 1] > '9' ||
+    if (i == 8 || end - i < 3 || line[i] < '1' || line[i] > '5' || line[i + 1] < '0' || line[i + 1] > '9' ||
         line[i + 2] < '0' || line[i + 2] > '9' || (end - i > 3 && line[i + 3] != ' '))
         return 0;
     return (line[i] - '0') * 100 + (line[i + 1] - '0') * 10 + (line[i + 2] - '0');

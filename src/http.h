@@ -351,7 +351,7 @@ size_t eip_http_buffered(const eip_http *h);
  * answer, and the first line after the blank line that ends an interim (1xx) head, are status
  * lines; the lines after the final head's blank line are chunked trailers. A status line must
  * be what the transport contract accepts ("HTTP/1.0" or "HTTP/1.1", one or more SP, three
- * digits 100-999, then the line end or SP) and not 101; it clears the captured headers. Any
+ * digits 100-599, then the line end or SP) and not 101; it clears the captured headers. Any
  * other line: a wanted header is copied, anything else is ignored. X-Subject-Token goes to t's
  * token buffer, whole; an empty value, one of EIP_HTTP_TOKEN_MAX bytes or more (libcurl never
  * delivers one: it refuses such lines), or one holding a byte outside 0x21-0x7E (after the
@@ -368,7 +368,7 @@ size_t eip_http_buffered(const eip_http *h);
 int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t len);
 
 /* The code of a status line the transport contract accepts, line[0..len) with or without its
- * line end ("HTTP/1.0" or "HTTP/1.1", one or more SP, three digits 100-999, then the end of
+ * line end ("HTTP/1.0" or "HTTP/1.1", one or more SP, three digits 100-599, then the end of
  * the line or SP and a reason phrase, possibly empty); 0 for any other line. */
 int eip_http_status_code(const char *line, size_t len);
 

@@ -251,7 +251,7 @@ static void test_fixed_headers(void)
 }
 
 /* The contract's status line, by eip_http_status_code: HTTP/1.0 or HTTP/1.1, one or more SP,
- * three digits 100-999, then the line end or SP. */
+ * three digits 100-599, then the line end or SP. */
 static void test_status_code(void)
 {
     static const struct {
@@ -259,7 +259,7 @@ static void test_status_code(void)
         int code;
     } cases[] = {
         {"HTTP/1.1 204 No Content\r\n", 204}, {"HTTP/1.0 204\r\n", 204}, {"HTTP/1.1 204\n", 204},
-        {"HTTP/1.1 204 \r\n", 204}, {"HTTP/1.1   409  spaced\r\n", 409}, {"HTTP/1.1 999 x\r\n", 999},
+        {"HTTP/1.1 204 \r\n", 204}, {"HTTP/1.1   409  spaced\r\n", 409}, {"HTTP/1.1 599 x\r\n", 599}, {"HTTP/1.1 600 x\r\n", 0}, {"HTTP/1.1 999\r\n", 0},
         {"HTTP/1.1 100 Continue\r\n", 100}, {"HTTP/1.1 101 Switching Protocols\r\n", 101},
         {"HTTP/1.1 204", 204}, {"HTTP/1.1 200 \r\r\n", 200},
         {"http/1.1 500 Internal Server Error\r\n", 0}, {"Http/1.1 404\r\n", 0}, {"HTTP/x 503\r\n", 0},

@@ -356,11 +356,11 @@ local function scan_int(s, i, j, width)
 end
 
 -- The contract's status line (lua/eip/transport/init.lua): "HTTP/1.0" or "HTTP/1.1", one or more
--- SP, three digits 100-999, then the end of the line or SP (a reason phrase, possibly empty);
+-- SP, three digits 100-599 (no HTTP status is any other), then the end of the line or SP (a reason phrase, possibly empty);
 -- anything else as the first line of a head, interim or final, fails with code 1. The C core
 -- (src/http.c, eip_http_status_code) holds every status line libcurl hands it to the same
 -- rule, with the same texts.
-local BAD_STATUS = "Unsupported status line in response (wanted HTTP/1.0 or HTTP/1.1, then a code 100-999)"
+local BAD_STATUS = "Unsupported status line in response (wanted HTTP/1.0 or HTTP/1.1, then a code 100-599)"
 local SWITCHING = "Switching Protocols (101) answered, though no protocol upgrade was asked for"
 
 -- The common case, "HTTP/1.1 204 No Content", by bytes (no pattern, no substring): status,
@@ -371,7 +371,7 @@ local function plain_status(s, i, j)
   if h == 72 and t1 == 84 and t2 == 84 and p == 80 and slash == 47 and one == 49 and dot == 46 and sp == SP
       and j >= i + 11 then
     local after = i + 12 <= j and byte(s, i + 12) or nil
-    if (minor == 48 or minor == 49) and d1 >= 49 and d1 <= 57 and d2 >= 48 and d2 <= 57 and d3 >= 48
+    if (minor == 48 or minor == 49) and d1 >= 49 and d1 <= 53 and d2 >= 48 and d2 <= 57 and d3 >= 48
         and d3 <= 57 and (not after or after == SP or (after == CR and i + 12 == j)) then
       return (d1 - 48) * 100 + (d2 - 48) * 10 + d3 - 48, minor - 38
     end
@@ -429,7 +429,7 @@ local function parse_status(s, i, j)
   local plain, plain_version = plain_status(s, i, j)
   if plain then return plain, plain_version end
   -- More than one SP before the code, or a refusal: off the fast path.
-  local minor, code, k = match(s, "^HTTP/1%.([01]) +([1-9]%d%d)()", i)
+  local minor, code, k = match(s, "^HTTP/1%.([01]) +([1-5]%d%d)()", i)
   if minor and k <= j + 1 then
     local after = byte(s, k)
     if k > j or after == SP or (after == CR and k == j) then
