@@ -356,10 +356,10 @@ local function scan_int(s, i, j, width)
 end
 
 -- The contract's status line (lua/eip/transport/init.lua): "HTTP/1.0" or "HTTP/1.1", one or more
--- SP, three digits 100-599 (no HTTP status is any other), then the end of the line or SP (a reason phrase, possibly empty);
--- anything else as the first line of a head, interim or final, fails with code 1. The C core
--- (src/http.c, eip_http_status_code) holds every status line libcurl hands it to the same
--- rule, with the same texts.
+-- SP, three digits 100-599 (no HTTP status is any other), then the end of the line or SP (a reason
+-- phrase, possibly empty); anything else as the first line of a head, interim or final, fails with
+-- code 1. The C core (src/http.c, eip_http_status_code) holds every status line libcurl hands it to
+-- the same rule, with the same texts.
 local BAD_STATUS = "Unsupported status line in response (wanted HTTP/1.0 or HTTP/1.1, then a code 100-599)"
 local SWITCHING = "Switching Protocols (101) answered, though no protocol upgrade was asked for"
 

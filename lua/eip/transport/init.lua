@@ -74,21 +74,21 @@
 --       (a timeout, a reset or a TLS failure through a proxy keeps its own kind)
 --     anything else                                          KINDS, or "other"
 --
--- **Status lines** (both transports, the same rule and texts): the first line of each head
--- (the answer's first line, and the first after the blank line ending an interim 1xx head) is
--- a status line, and must be `HTTP/1.0` or `HTTP/1.1`, then one or more SP, then exactly three
--- digits 100-599, then the end of the line or SP (a reason phrase, possibly empty). Anything
--- else there -- lowercase `http/`, another version (`HTTP/2 204`, `HTTP/3`, `HTTP/1.2`, no
--- version), a fourth digit, a code under 100 or over 599 (HTTP has none: no class to read it
--- by), a sign, a tab, junk after the digits -- is a failure with code 1 ("protocol"), whether
--- the head is interim or final; so is a 101 (Switching Protocols: we never ask for an upgrade;
--- a proxy's 101 to CONNECT is a refusal like any non-2xx, see the table). Nothing of that answer is kept (status 0, no captured header,
--- body ""), and the connection is not reused. libcurl 7.88 alone is more lenient (it takes
--- `http/1.1 500` for HTTP/1.0 200, `HTTP/2 4294967500` for 204): the C core holds every status
--- line libcurl hands it to this rule. The failure's text is libcurl's where libcurl refuses
--- the line by itself ("Unsupported HTTP version (1.2) in response", "Received HTTP/0.9 when
--- not allowed", ...), else "Unsupported status line in response (...)" or "Switching
--- Protocols (101) answered, ...".
+-- **Status lines** (both transports, the same rule and texts): the first line of each head (the
+-- answer's first line, and the first after the blank line ending an interim 1xx head) is a status
+-- line, and must be `HTTP/1.0` or `HTTP/1.1`, then one or more SP, then exactly three digits
+-- 100-599, then the end of the line or SP (a reason phrase, possibly empty). Anything else there
+-- -- lowercase `http/`, another version (`HTTP/2 204`, `HTTP/3`, `HTTP/1.2`, no version), a
+-- fourth digit, a code under 100 or over 599 (HTTP has none: no class to read it by), a sign, a
+-- tab, junk after the digits -- is a failure with code 1 ("protocol"), whether the head is
+-- interim or final; so is a 101 (Switching Protocols: we never ask for an upgrade; a proxy's 101
+-- to CONNECT is a refusal like any non-2xx, see the table). Nothing of that answer is kept
+-- (status 0, no captured header, body ""), and the connection is not reused. libcurl 7.88 alone
+-- is more lenient (it takes `http/1.1 500` for HTTP/1.0 200, `HTTP/2 4294967500` for 204): the C
+-- core holds every status line libcurl hands it to this rule. The failure's text is libcurl's
+-- where libcurl refuses the line by itself ("Unsupported HTTP version (1.2) in response",
+-- "Received HTTP/0.9 when not allowed", ...), else "Unsupported status line in response (...)" or
+-- "Switching Protocols (101) answered, ...".
 --
 -- **Transfer-Encoding** (RFC 9112 6.3, as libcurl 7.88 reads it): `chunked` among its codings
 -- makes the body chunked. A Transfer-Encoding header that leaves the answer unchunked (say
