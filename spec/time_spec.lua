@@ -12,6 +12,20 @@ describe("eip.time", function()
     assert.is_nil(time.parse_iso8601(42))
   end)
 
+  -- An offset was dropped: +08:00 read as UTC kept temporary keys eight hours past their expiry
+  -- (every signature refused), -05:00 made valid keys look expired (renewed at every call).
+  it("applies a UTC offset, and reads a time without a zone as unknown", function()
+    assert.equal(1795910400, time.parse_iso8601("2026-11-29T08:00:00+08:00"))
+    assert.equal(1795910400, time.parse_iso8601("2026-11-29T08:00:00.5+0800"))
+    assert.equal(1795910400, time.parse_iso8601("2026-11-28T19:00:00-05:00"))
+    assert.equal(1795910400, time.parse_iso8601("2026-11-29T00:00:00+00:00"))
+    assert.equal(1795910400, time.parse_iso8601("2026-11-29T00:00:00z"))
+    for _, s in ipairs{ "2026-11-29T00:00:00", "2026-11-29T00:00:00.000", "2026-11-29T00:00:00 UTC",
+        "2026-11-29T00:00:00Zjunk", "2026-11-29T00:00:00+8", "2026-11-29T00:00:00+08:00:00" } do
+      assert.is_nil(time.parse_iso8601(s), s)
+    end
+  end)
+
   it("parses HTTP-dates", function()
     assert.equal(1445412480, time.parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT"))
     assert.is_nil(time.parse_http_date("Wed, 21 Foo 2015 07:28:00 GMT"))

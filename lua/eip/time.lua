@@ -18,12 +18,20 @@ local function epoch(y, mo, d, h, mi, s)
   return M.days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s
 end
 
---- Unix seconds of an ISO 8601 UTC time such as 2026-11-25T08:00:00.000000Z; nil if unparsable.
+--- Unix seconds of an ISO 8601 time such as 2026-11-25T08:00:00.000000Z (fractions dropped),
+-- with `Z` or a UTC offset (`+08:00`, `-0500`); nil if unparsable, and without a zone (a local
+-- time of some unknown place: eight hours off read as UTC, keys used past their expiry).
 function M.parse_iso8601(s)
   if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, sec = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)")
+  local y, mo, d, h, mi, sec, zone = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)%.?%d*(.*)$")
   if not y then return nil end
-  return epoch(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec))
+  local offset = 0
+  if zone ~= "Z" and zone ~= "z" then
+    local sign, oh, om = zone:match("^([+-])(%d%d):?(%d%d)$")
+    if not sign then return nil end
+    offset = (tonumber(oh) * 3600 + tonumber(om) * 60) * (sign == "-" and -1 or 1)
+  end
+  return epoch(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)) - offset
 end
 
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9,
