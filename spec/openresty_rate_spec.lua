@@ -117,6 +117,47 @@ describe("OpenResty: a rate shared by the workers", function()
     for worker = 0, 1 do assert.equal("auth", results[tostring(worker)].stopped, "worker " .. worker) end
   end)
 
+  -- The same with the ECS metadata service's temporary keys, in single calls each worker's client
+  -- makes at once, from its first: calls admitted before any key was fetched took no place in
+  -- the workers' shared counts, and the 401s that came while a worker renewed its keys were
+  -- counted in that worker alone (eight refused, a locked key).
+  it("two workers signing with the metadata service's keys share places and refusals from the first call", function()
+    emu:set_knobs{ aksk_lock_after = 5, metadata_same_keys = 1 }
+    local options = { endpoint = emu.url, project_id = emu.project_id, metadata_url = emu.metadata_url, timeout = 5,
+      signing_dict = "eip_signing" }
+    local pids, n = {}, 0
+    for _ = 1, 60 do -- one client in each worker (whichever answers)
+      local made = call("POST", "/t/shared_client/meta", options)
+      if not pids[made.pid] then pids[made.pid], n = true, n + 1 end
+      if n == 2 then break end
+    end
+    assert.equal(2, n, "a client in each worker")
+    local ids = emu:create_bandwidths(40)
+    emu:reset_counters()
+    emu:set_clock_offset(3600) -- every signature refused from the first
+    local socks = {}
+    for i, id in ipairs(ids) do
+      local sock = socket.tcp()
+      sock:settimeout(5)
+      assert(sock:connect("127.0.0.1", app.port))
+      assert(sock:send("GET /t/shared/meta/" .. id .. " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
+      socks[i] = sock
+    end
+    local answered = 0
+    for _, sock in ipairs(socks) do
+      sock:settimeout(20)
+      local text = sock:receive("*a")
+      sock:close()
+      if text and text:find('"is_error":true', 1, true) then answered = answered + 1 end
+    end
+    emu:set_clock_offset(0)
+    local stats = emu:stats()
+    assert.equal(40, answered, "every call ended with an eip error")
+    assert.is_true(stats.auth_failures >= 1, "the key was never refused: the case tested nothing")
+    assert.is_true(stats.auth_failures <= 4, "refused signatures: " .. stats.auth_failures .. app:log_tail(30))
+    assert.equal(0, stats.aksk_locks)
+  end)
+
   -- The dict's incr fails when the key holds something else than a number (another user of the
   -- dict), or when the dict is full: the calls go on at each worker's share of the rate, never
   -- failing with a raw Lua error.

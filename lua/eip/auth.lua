@@ -117,7 +117,9 @@ end
 local function shared_prefix(self)
   local shared = self.shared
   if not shared then return nil end
-  local keys = self.kind == "metadata" and self.keys or self
+  -- (temporary keys being renewed after a 401: the answers still coming are to the last keys,
+  -- counted for them in every worker, not in this one alone)
+  local keys = self.kind == "metadata" and (self.keys or self.last_keys) or self
   return keys and keys.ak and shared:prefix(keys) or nil
 end
 
@@ -726,6 +728,14 @@ end
 function Metadata:budget(runner)
   local timeout = math.min(runner.timeout, ops.metadata_token(self.base).timeout or runner.timeout)
   return 2 * request_budget(runner, 1, timeout)
+end
+
+--- Are keys to be fetched before the next request is signed (none yet, or due for renewal)?
+-- eip.pipeline then fetches them before the call takes a signing place: a call waiting for the
+-- metadata service must not hold one (four such calls left none for the others, and calls
+-- admitted before any key was known took no place in the workers' shared counts).
+function Metadata:due()
+  return not self.keys or os.time() >= self.refresh_at
 end
 
 function Metadata:ensure(runner, req)

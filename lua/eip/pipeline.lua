@@ -1024,6 +1024,23 @@ local function signing_wait(self, call, cancel)
   end
 end
 
+-- A call whose provider must fetch keys before it signs (eip.auth's Metadata:due): fetches them
+-- before it takes a signing place, its clock started (the fetch counts in its deadline). Nil
+-- when it may go on; else "fail" and the credentials' error as Call:request gives it (nothing
+-- sent).
+local function keys_first(self, call)
+  if not call.started then call:start() end
+  local deadline = call.deadline
+  local left = deadline and { timeout = max(0, deadline - monotime()) } or nil
+  local ok, err = pcall(self.provider.ensure, self.provider, self, left)
+  if ok then return nil end
+  if not errors.is_error(err) then error(err, 0) end
+  if call.attempts > 0 then return call:expire() end
+  local copy = errors.unsent_copy(err)
+  copy.elapsed = monotime() - call.started
+  return "fail", copy
+end
+
 --- Runs op to its end through the client's transport, sleeping between attempts. Returns the
 -- op's result; raises the final eip error. The state of the call (and, with reuse_requests, its
 -- request table, some 20 fields) is kept for the runner's later calls: one call after another
@@ -1056,6 +1073,9 @@ function Runner:run(op, cancel)
       action, value = rate_wait(self, call, bucket, cancel)
     end
     if not action and cancel and cancel() then ended(self, call, cancelled(call)) end
+    if not action and op.auth ~= false and self.provider.due and self.provider:due() and not self:stuck() then
+      action, value = keys_first(self, call)
+    end
     if not action and op.auth ~= false and self.provider.rejected and not admit(self.provider, call, self.timeout) then
       if self:reentered() then -- what holds the places waits for this call: fail now
         action, value = "fail", errors.no_signing_place(call.op, "it was called from a hook or a batch's on_result")

@@ -243,7 +243,7 @@ function M.shared_client(name)
   if type(options) ~= "table" then return reply(400, { error = "POST the options" }) end
   if shared_clients[name] then shared_clients[name]:close() end
   shared_clients[name] = eip.new(options)
-  return reply(200, { ok = true })
+  return reply(200, { ok = true, pid = ngx.worker.pid() })
 end
 
 -- One delete with the shared client `name`, described: ok, phase, took (seconds), the result's
