@@ -730,12 +730,13 @@ function Metadata:budget(runner)
   return 2 * request_budget(runner, 1, timeout)
 end
 
---- Are keys to be fetched before the next request is signed (none yet, or due for renewal)?
--- eip.pipeline then fetches them before the call takes a signing place: a call waiting for the
--- metadata service must not hold one (four such calls left none for the others, and calls
--- admitted before any key was known took no place in the workers' shared counts).
+--- Must keys be fetched before the next request is signed (none yet, or none since a 401 asked
+-- for new ones)? eip.pipeline then fetches them before the call takes a signing place: a call
+-- waiting for the metadata service must not hold one (four such calls left none for the
+-- others, and calls admitted before any key was known took no place in the workers' shared
+-- counts). A renewal of keys still in use is made as the request is signed (see ensure).
 function Metadata:due()
-  return not self.keys or os.time() >= self.refresh_at
+  return not self.keys
 end
 
 function Metadata:ensure(runner, req)
