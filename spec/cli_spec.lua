@@ -232,12 +232,16 @@ describe("eip command", function()
       end
       -- A code that is a hex numeral past 2^53 is no status either (not 429 on Lua 5.3+), nor is
       -- one a number option (--timeout: not 5), nor a status after a code (not 404).
+      -- Nor is any of them an error code: a usage error (2), on every version (a code of that
+      -- shape the table lacks is not found: 1).
       local code, out = run("status 0x100000000000001AD")
-      assert.same({ 1, "" }, { code, out })
-      for _, word in ipairs{ "nan", "inf", "infinity", "0b110010000" } do -- codes, not statuses, on every version
+      assert.same({ 2, "" }, { code, out })
+      for _, word in ipairs{ "nan", "inf", "infinity", "0b110010000", "abc" } do
         code, out = run("status " .. word)
-        assert.same({ 1, "" }, { code, out }, word)
+        assert.same({ 2, "" }, { code, out }, word)
       end
+      code, out = run("status VPC.9999")
+      assert.same({ 1, "" }, { code, out })
       for _, args in ipairs{ "list-bandwidths --timeout 0x10000000000000005", "status VPC.0306 0x10000000000000194" } do
         assert.equal(2, run(args), args)
       end
@@ -1121,8 +1125,8 @@ describe("eip command", function()
       assert.equal(2, code)
       assert.matches('got "x\\ny"', err, 1, true)
       code, _, err = run("status " .. q("VPC.\27[2J"))
-      assert.equal(1, code)
-      assert.matches("VPC.\\27[2J is not in the error-code table", err, 1, true)
+      assert.equal(2, code)
+      assert.matches('"VPC.\\27[2J" is neither an HTTP status', err, 1, true)
       assert.is_nil(err:find("\27", 1, true))
     end)
 

@@ -109,6 +109,10 @@ function M.run(opts, argv)
     if argv[2] and (not status or status ~= math.floor(status) or status < 100 or status > 599) then
       args.usage("status: %q is not an HTTP status (100-599)", argv[2]:sub(1, 20))
     end
+    -- A typo is a usage error (2); a code of the right shape the table lacks is not found (1).
+    if not argv[1]:find("^%a+%.%d+$") then
+      args.usage("status: %q is neither an HTTP status (100-599) nor an error code (e.g. VPC.0306)", argv[1]:sub(1, 20))
+    end
     return error_code(argv[1], status, opts.output)
   end
   if #argv ~= 1 then args.usage("status takes one HTTP status code, e.g. eip status 409") end
