@@ -418,7 +418,7 @@ end
 
 -- err, marked as the error of a drain that ended at (or before) its show: nothing moved.
 local function at_show(err, bandwidth_id)
-  err.bandwidth_id, err.stage, err.moved, err.not_moved = bandwidth_id, "show", {}, {}
+  err.bandwidth_id, err.stage, err.moved, err.not_moved, err.uncertain = bandwidth_id, "show", {}, {}, {}
   return err
 end
 
@@ -664,7 +664,7 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok, deadline_at)
   local dok, res = pcall(runner.run, runner, delete, cancel)
   if not dok then
     if errors.is_error(res) then
-      res.stage, res.bandwidth_id, res.moved, res.not_moved = "delete", bandwidth_id, removed, {}
+      res.stage, res.bandwidth_id, res.moved, res.not_moved, res.uncertain = "delete", bandwidth_id, removed, {}, {}
     end
     error(res, 0)
   end

@@ -686,7 +686,7 @@ function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
   if errors.is_error(value) and value.deleted == true then
     -- Deleted, and the wait ended first: what the drain did stays on the error (the EIPs it
     -- moved out each have a bandwidth, and a bill, of their own now).
-    value.stage, value.moved, value.not_moved, value.result = "wait", res.removed, {}, res
+    value.stage, value.moved, value.not_moved, value.uncertain, value.result = "wait", res.removed, {}, {}, res
   end
   error(value, 0)
 end
