@@ -18,7 +18,7 @@ CPPFLAGS_ALL := -D_DEFAULT_SOURCE -Isrc
 LIBS         := -lcurl -lcrypto -pthread
 BUILD        := build
 
-CORE_SRC  := src/eip_core.c src/http.c src/multi.c src/status.c src/codes.c src/sign.c src/interrupt.c src/secrets.c src/pin.c
+CORE_SRC  := src/eip_core.c src/http.c src/multi.c src/status.c src/codes.c src/sign.c src/interrupt.c src/secrets.c src/pin.c src/tcpbytes.c
 CORE_HDR  := $(wildcard src/*.h)
 CORE_DIR  := $(BUILD)/$(LUA_TAG)
 CORE_SO   := $(CORE_DIR)/eip/core.so

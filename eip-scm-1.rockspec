@@ -35,7 +35,7 @@ build = {
    modules = {
       ["eip.core"] = {
          sources = { "src/eip_core.c", "src/http.c", "src/multi.c", "src/status.c", "src/codes.c",
-                     "src/sign.c", "src/interrupt.c", "src/secrets.c", "src/pin.c" },
+                     "src/sign.c", "src/interrupt.c", "src/secrets.c", "src/pin.c", "src/tcpbytes.c" },
          defines = { "_DEFAULT_SOURCE" },
          incdirs = { "src", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)" },

@@ -100,7 +100,8 @@ describe("eip-scm-1.rockspec", function()
       end
       table.sort(added)
       assert.same({ "./eip/core.so", "./src/codes.o", "./src/eip_core.o", "./src/http.o", "./src/interrupt.o",
-        "./src/multi.o", "./src/pin.o", "./src/secrets.o", "./src/sign.o", "./src/status.o" }, added)
+        "./src/multi.o", "./src/pin.o", "./src/secrets.o", "./src/sign.o", "./src/status.o", "./src/tcpbytes.o" },
+        added)
       local out, code = host.run("cd " .. q(src) .. " && make clean 2>&1")
       assert.equal(0, code, out)
       assert.equal(before, files_under(src))

@@ -469,6 +469,14 @@ describe("the transport contract, through both transports", function()
         .. "\r\n", raw_interval = 0.25, raw_times = 10, raw_after = "X-Request-Id: slowhead\r\n\r\nok" }),
       expect = { status = 500, request_id = "slowhead", body = "ok", curl_code = NONE } },
 
+    -- One line of it longer than a window's due (a long X-Subject-Token on a slow link): its
+    -- bytes count as they come (libcurl counts a line once it is whole: it read as nothing).
+    { name = "one head line trickling in above the low-speed limit over several windows: the answer",
+      req = { timeout = 10, low_speed_limit = 100, low_speed_time = 1 },
+      arrange = raw("HTTP/1.1 500 X\r\nContent-Length: 2\r\nX-Pad: ", { raw_repeat = string.rep("p", 40),
+        raw_interval = 0.2, raw_times = 15, raw_after = "\r\nX-Request-Id: longline\r\n\r\nok" }),
+      expect = { status = 500, request_id = "longline", body = "ok", curl_code = NONE } },
+
     { name = "a head trickling in below the low-speed limit: the low-speed abort",
       req = { timeout = 10, low_speed_limit = 100, low_speed_time = 1 },
       arrange = raw("HTTP/1.1 500 X\r\nContent-Length: 2\r\n", { raw_repeat = "X-Pad: pppppppppp\r\n",

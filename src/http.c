@@ -1,6 +1,7 @@
 /* http.c - one HTTP exchange over a reused libcurl easy handle. See http.h. */
 #include "http.h"
 #include "interrupt.h"
+#include "tcpbytes.h"
 
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -509,7 +510,23 @@ static long long now_ms(void)
  * head's included, must reach low_speed_limit per second of it. libcurl's own check counts body
  * bytes only: a head that trickled in above the limit read as 0 bytes/s and failed (28) where
  * the cosocket transport took the answer. libcurl's check is kept set, with a window it never
- * reaches, only for the wake-ups it schedules every second, which call this. */
+ * reaches, only for the wake-ups it schedules every second, which call this.
+ * libcurl counts a head's bytes as each line is whole (CURLINFO_HEADER_SIZE): one line longer
+ * than a window's due (a long X-Subject-Token on a slow link) read as nothing. Where the kernel
+ * counts the socket's bytes (tcpbytes.h), a window is too slow only when neither count reached
+ * the limit; that count starts when the request goes out on its socket (on_prereq: the socket
+ * the transfer's tracking knows by its ends; CURLINFO_ACTIVESOCKET names a transfer's socket
+ * only once it is done). */
+static void ls_mark(eip_http_transfer *t, int fd)
+{
+    unsigned long long n;
+    t->ls_fd = -1;
+    if (fd >= 0 && eip_tcp_bytes_received(fd, &n) == 0) {
+        t->ls_fd = fd;
+        t->ls_tcp_base = n;
+    }
+}
+
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
     eip_http_transfer *t = ud;
@@ -546,9 +563,16 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
         curl_easy_getinfo(t->curl, CURLINFO_HEADER_SIZE, &header_size);
         got = (long long)dlnow + header_size;
     }
-    if ((got - t->ls_base) * 1000 < (long long)t->ls_limit * (now - t->ls_start_ms)) {
-        t->too_slow = 1;
-        return 1;
+    {
+        long long due = (long long)t->ls_limit * (now - t->ls_start_ms);
+        unsigned long long n = 0;
+        int counted = t->ls_fd >= 0 && eip_tcp_bytes_received((int)t->ls_fd, &n) == 0 && n >= t->ls_tcp_base;
+        if ((got - t->ls_base) * 1000 < due && !(counted && (long long)(n - t->ls_tcp_base) * 1000 >= due)) {
+            t->too_slow = 1;
+            return 1;
+        }
+        if (counted)
+            t->ls_tcp_base = n;
     }
     t->ls_start_ms = now;
     t->ls_base = got;
@@ -725,6 +749,9 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
             }
             sock->used = 1;
         }
+        /* the kernel's count of what answers this send starts here */
+        if (t->ls_start_ms != 0)
+            ls_mark(t, sock != NULL ? sock->fd : -1);
     }
     t->head = HEAD_START; /* a send on another connection: its answer starts anew */
     t->sends++;
@@ -1418,6 +1445,7 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     now = now_ms();
     t->ls_start_ms = t->ls_limit > 0 && t->ls_time_s > 0 ? now : 0;
     t->ls_base = 0;
+    t->ls_fd = -1;
     t->too_slow = 0;
     /* (a few ms after libcurl's own: this one is the backstop, for where libcurl does not look) */
     t->deadline_ms = req->timeout_ms > 0 ? now + req->timeout_ms + 5 : 0;

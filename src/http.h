@@ -210,10 +210,13 @@ typedef struct {
     size_t trailer_bytes;
     /* The low-speed check of the current request (see on_progress in http.c): its limit and
      * window (0: off), where the window started (CLOCK_MONOTONIC, ms) and the bytes received
-     * (head and body) before it, and whether it aborted the transfer. */
+     * (head and body) before it, and whether it aborted the transfer. With the kernel's count
+     * (tcpbytes.h): the socket it was read from (-1: none yet) and its count then. */
     long ls_limit, ls_time_s;
     long long ls_start_ms, ls_base;
     int too_slow, progress_on;
+    long ls_fd;
+    unsigned long long ls_tcp_base;
     /* The request's own deadline (CLOCK_MONOTONIC, ms; 0: none), across its sends, and whether
      * on_progress aborted the transfer past it: libcurl 7.88 checks its timeouts only between
      * reads, and reading a proxy's refusal of CONNECT with a body that never ends it never gets

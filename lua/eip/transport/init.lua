@@ -182,7 +182,11 @@
 -- @tfield integer low_speed_limit with `low_speed_time`: abort (28) when fewer than this many
 --   bytes/s arrive for low_speed_time seconds; 0 turns it off (0, 0). Both transports check
 --   windows of low_speed_time from the request's start, every byte received counted (the
---   head's too: libcurl's own check counts body bytes only, so the C core makes it)
+--   head's too: libcurl's own check counts body bytes only, so the C core makes it; libcurl
+--   counts a head's line once it is whole, so the C core also reads the kernel's count of the
+--   socket's bytes, TCP_INFO, and a window is too slow only when neither reached the limit:
+--   one head line longer than a window's due counts as it comes. Where the kernel does not
+--   say, on systems other than Linux, such a line counts when it is whole)
 -- @tfield integer low_speed_time see `low_speed_limit`
 -- @tfield integer body_cap bytes of body kept (1 MiB)
 -- @tfield table proxy nil or false: straight to the URL's host. Neither transport ever reads

@@ -1,0 +1,31 @@
+/* tcpbytes.c - see tcpbytes.h. Its own file: <linux/tcp.h>, which has tcpi_bytes_received,
+ * cannot be included beside glibc's <netinet/tcp.h>, whose struct tcp_info lacks it. */
+#include "tcpbytes.h"
+
+#include <stddef.h>
+
+#ifdef __linux__
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+int eip_tcp_bytes_received(int fd, unsigned long long *out)
+{
+    struct tcp_info info;
+    socklen_t len = sizeof(info);
+    if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0)
+        return -1;
+    /* (an older kernel fills less of the struct: the field must be in what it wrote) */
+    if (len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(info.tcpi_bytes_received))
+        return -1;
+    *out = (unsigned long long)info.tcpi_bytes_received;
+    return 0;
+}
+#else
+int eip_tcp_bytes_received(int fd, unsigned long long *out)
+{
+    (void)fd;
+    (void)out;
+    return -1;
+}
+#endif

@@ -1,0 +1,12 @@
+/* tcpbytes.h - the bytes a TCP socket has received, as the kernel counts them (Linux). */
+#ifndef EIP_TCPBYTES_H
+#define EIP_TCPBYTES_H
+
+/* The payload bytes socket fd has received since it was opened (TCP_INFO's
+ * tcpi_bytes_received: every byte the peer sent that arrived, whether or not the reader has
+ * taken it yet), in *out: 0; -1 where the kernel does not say (not Linux, a kernel older than
+ * 4.1, not a TCP socket). http.c's low-speed check counts with it: libcurl counts a head's
+ * bytes only once each line is whole. */
+int eip_tcp_bytes_received(int fd, unsigned long long *out);
+
+#endif
