@@ -296,6 +296,28 @@ describe("credentials", function()
       assert.equal(0, s.auth_failures)
     end)
 
+    -- A renewal blocks the process with libcurl: a batch's transfers in flight, not driven
+    -- meanwhile, timed out with their answers waiting (deletes carried out, reported failed,
+    -- their retries answered 404). What is in flight now ends before the renewal.
+    it("renews keys mid-batch only once the batch's transfers in flight have ended", function()
+      emu:set_knobs{ metadata_credential_ttl = 4 } -- renewed 2 s after they are fetched
+      local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url, timeout = 2.5 })
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      local ids = emu:create_bandwidths(20)
+      emu:inject{ method = "DELETE", action = "slow", delay = 0.5, times = -1 }
+      -- (a renewal of 3 s: longer than a delete's timeout, each of its two requests within it)
+      emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token$", action = "slow", delay = 1.5, times = -1 }
+      emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", action = "slow", delay = 1.5, times = -1 }
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 4 })
+      c:close()
+      local failed = {}
+      for _, r in ipairs(results) do
+        if not r.ok then failed[#failed + 1] = tostring(r) end
+      end
+      assert.same({ 20, 0 }, { summary.deleted, summary.failed }, table.concat(failed, "\n"))
+      assert.is_true(emu:stats().metadata_credentials_issued >= 2, "the keys were renewed during the batch")
+    end)
+
     -- Keys with seconds left when fetched: a failed renewal keeps them while they are valid and
     -- says so in the log. Its line formatted a fractional slack with %d, which raises on Lua
     -- 5.3+: the call died with a raw error instead.

@@ -597,6 +597,14 @@ local function renew(self, runner, req)
   self.renewal_failed = true
 end
 
+-- Is a renewal of credentials still in use due (not one that failed: those are tried again as
+-- requests are signed)? A libcurl batch then lets its transfers in flight end before it starts
+-- another request (see eip.batch): a renewal blocks the process, and the transfers it did not
+-- drive meanwhile timed out with their answers waiting (deletes carried out, reported failed).
+local function renewal_due(self)
+  return (self.token or self.keys) ~= nil and not self.renewal_failed and os.time() >= self.refresh_at
+end
+
 function Iam:ensure(runner, req)
   if not self.token then
     self:fetch(runner, req)
@@ -768,6 +776,7 @@ function Metadata:refresh(runner)
   return true
 end
 Metadata.rejected, Metadata.accepted, Metadata.sync, Metadata.next_seq = rejected, accepted, sync, next_seq
+Metadata.renewal_due, Iam.renewal_due = renewal_due, renewal_due
 
 --- The refusal of keys refused too often, until they are due for renewal: then the call goes on
 -- to fetch new ones (new keys start a new count; the same keys again are refused in lines).

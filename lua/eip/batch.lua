@@ -642,6 +642,12 @@ function Run:loop()
         if limit == 0 and (self.runner:reentered() or self.runner:stuck()) then limit, waits_to_sign = 1, false end
       end
     end
+    -- Credentials due for renewal, renewed as the next request is signed: with libcurl that
+    -- blocks the process, so what is in flight ends first (see eip.auth's renewal_due).
+    if provider.renewal_due and driver:pending() > 0 and self.runner.transport.name == "curl"
+        and provider:renewal_due() then
+      limit = driver:pending()
+    end
     local start_wait = 0
     while driver:pending() < limit and self:has_ready() do
       start_wait = self:start_wait(now)
