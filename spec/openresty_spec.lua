@@ -664,6 +664,32 @@ describe("OpenResty #openresty", function()
         assert.is_not_nil(emu:get_bandwidth(ids[5]))
       end)
 
+      -- Temporary keys one request is fetching (none yet) or renewing: the calls that wait for
+      -- them take no signing place meanwhile. Four such calls held all four: the others ended
+      -- "no place came free" though nothing was in flight.
+      it("temporary keys being fetched or renewed are waited for without holding a signing place", function()
+        emu:set_knobs{ metadata_credential_ttl = 4 } -- renewed 2 s after they are fetched
+        assert.equal(200, request("POST", "/t/shared_client/meta", cjson.encode{ endpoint = emu.url,
+          project_id = emu.project_id, metadata_url = emu.metadata_url, timeout = 2, max_attempts = 1 }).status)
+        for round = 1, 2 do
+          local ids = {}
+          for i = 1, 8 do ids[i] = shared_bandwidth() end
+          -- (the first fetch, then a renewal, of 3 s: longer than the calls' timeout)
+          emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token$", action = "slow", delay = 1.5 }
+          emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", action = "slow", delay = 1.5 }
+          local t0 = socket.gettime()
+          local socks = {}
+          for i = 1, 8 do socks[i] = start_request("GET", "/t/shared/meta/" .. ids[i]) end
+          local results = collect(socks, t0 + 30)
+          for i = 1, 8 do
+            local out = json_of(results[socks[i]].text)
+            assert.same({ true, 204 }, { out.ok, out.status }, "round " .. round .. ": " .. cjson.encode(out))
+          end
+          if round == 1 then socket.sleep(math.max(0, t0 + 5.2 - socket.gettime())) end -- renewal due
+        end
+        assert.equal(2, emu:stats().metadata_credentials_issued)
+      end)
+
       -- The request that needed the token ends (ngx.exit) while its light thread waits for IAM:
       -- the fetch goes on (it runs in a timer), and the next call gets its token.
       it("goes on when the request that needed it ends, and serves the next call", function()

@@ -738,13 +738,15 @@ function Metadata:budget(runner)
   return 2 * request_budget(runner, 1, timeout)
 end
 
---- Must keys be fetched before the next request is signed (none yet, or none since a 401 asked
--- for new ones)? eip.pipeline then fetches them before the call takes a signing place: a call
+--- Must keys be fetched, or a fetch under way waited for, before the next request is signed
+-- (none yet, none since a 401 asked for new ones, or another call of this client renewing them
+-- inside nginx)? eip.pipeline then does it before the call takes a signing place: a call
 -- waiting for the metadata service must not hold one (four such calls left none for the
 -- others, and calls admitted before any key was known took no place in the workers' shared
--- counts). A renewal of keys still in use is made as the request is signed (see ensure).
+-- counts). A renewal this call starts is made as its request is signed (see ensure).
 function Metadata:due()
-  return not self.keys
+  local fetching = self.fetching -- (nil or false: none)
+  return not self.keys or (fetching and not fetching.done) == true
 end
 
 function Metadata:ensure(runner, req)
