@@ -1230,6 +1230,32 @@ describe("the transport contract, through both transports", function()
     end
   end)
 
+  -- The low-speed check counts what is read: over TLS each record adds some 22 bytes on the wire,
+  -- and a body of one byte per record read as 23 times its rate to a count of the socket's bytes
+  -- (libcurl then held it to the timeout, where the cosocket transport cut it).
+  it("over TLS, a body of one byte per record below the low-speed limit: the low-speed abort", function()
+    local server = require("spec.support.tls_stray").start(pki, 0, "trickle")
+    local req = { method = "DELETE", url = "https://127.0.0.1:" .. server.port .. "/conformance", headers = {},
+      timeout = 8, connect_timeout = 5, low_speed_limit = 100, low_speed_time = 1 }
+    local ok, err = pcall(function()
+      for _, transport in ipairs(TRANSPORTS) do
+        local resp
+        if transport.name == "libcurl" then
+          local t = require("eip.transport.curl").new{ ca_file = pki.ca, user_agent = "lua-eip-conformance" }
+          resp = t:send(req)
+          t:close()
+        else
+          resp = app_post("/t/send_again", { req = req, times = 1 }, 15)[1]
+        end
+        assert.same({ 28, "timeout" }, { resp.curl_code, resp.error_kind }, transport.name)
+        assert.matches("too slow", resp.curl_error, 1, true)
+        assert.is_true(resp.elapsed < 4, transport.name .. ": " .. resp.elapsed .. " s")
+      end
+    end)
+    server:stop()
+    assert(ok, err)
+  end)
+
   -- A Connection: close in an interim 100 holds for the final answer (libcurl keeps one close
   -- flag per connection through all the heads): the connection is never used again. The server
   -- keeps it open and swallows what comes on it: a request sent on it would get no answer. (No

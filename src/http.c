@@ -516,7 +516,9 @@ static long long now_ms(void)
  * counts the socket's bytes (tcpbytes.h), a window is too slow only when neither count reached
  * the limit; that count starts when the request goes out on its socket (on_prereq: the socket
  * the transfer's tracking knows by its ends; CURLINFO_ACTIVESOCKET names a transfer's socket
- * only once it is done). */
+ * only once it is done). Only without TLS (ls_plain): on the wire each TLS record adds some 22
+ * bytes to what it carries, and a server sending one byte per record read as 23 times its rate
+ * (a slow loris then held a call to its timeout, where the cosocket transport cut it). */
 static void ls_mark(eip_http_transfer *t, int fd)
 {
     unsigned long long n;
@@ -750,7 +752,7 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
             sock->used = 1;
         }
         /* the kernel's count of what answers this send starts here */
-        if (t->ls_start_ms != 0)
+        if (t->ls_start_ms != 0 && t->ls_plain)
             ls_mark(t, sock != NULL ? sock->fd : -1);
     }
     t->head = HEAD_START; /* a send on another connection: its answer starts anew */
@@ -1446,6 +1448,9 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->ls_start_ms = t->ls_limit > 0 && t->ls_time_s > 0 ? now : 0;
     t->ls_base = 0;
     t->ls_fd = -1;
+    /* (no TLS: an http URL, direct or through an http proxy; see on_progress) */
+    t->ls_plain = req->url != NULL && strncasecmp(req->url, "http://", 7) == 0 &&
+                  (req->proxy == NULL || strncasecmp(req->proxy, "http://", 7) == 0);
     t->too_slow = 0;
     /* (a few ms after libcurl's own: this one is the backstop, for where libcurl does not look) */
     t->deadline_ms = req->timeout_ms > 0 ? now + req->timeout_ms + 5 : 0;

@@ -211,10 +211,11 @@ typedef struct {
     /* The low-speed check of the current request (see on_progress in http.c): its limit and
      * window (0: off), where the window started (CLOCK_MONOTONIC, ms) and the bytes received
      * (head and body) before it, and whether it aborted the transfer. With the kernel's count
-     * (tcpbytes.h): the socket it was read from (-1: none yet) and its count then. */
+     * (tcpbytes.h), on a connection without TLS (ls_plain): the socket it was read from (-1:
+     * none yet) and its count then. */
     long ls_limit, ls_time_s;
     long long ls_start_ms, ls_base;
-    int too_slow, progress_on;
+    int too_slow, progress_on, ls_plain;
     long ls_fd;
     unsigned long long ls_tcp_base;
     /* The request's own deadline (CLOCK_MONOTONIC, ms; 0: none), across its sends, and whether

@@ -6,6 +6,9 @@
 --
 --   local stray = require("spec.support.tls_stray").start(pki, size)   -- stray.port, stray:stop()
 --   ...start(pki, size, "clean")   -- every answer the padded 204, no stray bytes
+--   ...start(pki, 0, "trickle")    -- a 200 head, then a body of one byte per TLS record, one
+--                                  -- every 0.15 s (a slow loris: ~7 bytes/s, 23 times more on
+--                                  -- the wire)
 local M = {}
 
 local function read_head(conn)
@@ -42,7 +45,14 @@ local function serve(owner_pid, dir, size, mode)
       local conn = ssl.wrap(plain, params)
       if conn and conn:dohandshake() then
         while read_head(conn) do
-          if first or mode == "clean" then
+          if mode == "trickle" then
+            conn:send("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nX-Request-Id: trickle\r\n\r\n")
+            for _ = 1, 100 do
+              if not conn:send("x") then break end
+              socket.sleep(0.15)
+            end
+            break
+          elseif first or mode == "clean" then
             local head = "HTTP/1.1 204 No Content\r\nX-Request-Id: first-answer\r\nX-Pad: "
             head = head .. string.rep("p", size - #head - 4) .. "\r\n\r\n"
             conn:send(head .. (mode == "clean" and "" or "HTTP/1.1 204 No Content\r\nX-Request-Id: stray\r\n\r\n"))

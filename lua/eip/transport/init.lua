@@ -185,8 +185,10 @@
 --   head's too: libcurl's own check counts body bytes only, so the C core makes it; libcurl
 --   counts a head's line once it is whole, so the C core also reads the kernel's count of the
 --   socket's bytes, TCP_INFO, and a window is too slow only when neither reached the limit:
---   one head line longer than a window's due counts as it comes. Where the kernel does not
---   say, on systems other than Linux, such a line counts when it is whole)
+--   one head line longer than a window's due counts as it comes. Not over TLS, whose records
+--   add bytes on the wire (one byte per record would read as 23), nor where the kernel does
+--   not say (systems other than Linux): there, with libcurl, such a line counts when it is
+--   whole, the one difference between the transports)
 -- @tfield integer low_speed_time see `low_speed_limit`
 -- @tfield integer body_cap bytes of body kept (1 MiB)
 -- @tfield table proxy nil or false: straight to the URL's host. Neither transport ever reads
