@@ -318,6 +318,35 @@ describe("credentials", function()
       assert.is_true(emu:stats().metadata_credentials_issued >= 2, "the keys were renewed during the batch")
     end)
 
+    -- The same for a renewal tried again after one that failed (the keys still valid): it went
+    -- out as the next id was signed, with transfers in flight, which timed out (carried out).
+    it("tries a failed renewal again mid-batch only once the transfers in flight have ended", function()
+      local auth = require "eip.auth"
+      local hold = auth.TRANSIENT_FAILURE_HOLD
+      auth.TRANSIENT_FAILURE_HOLD = 1
+      local ok, err = pcall(function()
+        emu:set_knobs{ metadata_credential_ttl = 12 } -- renewed after 6 s, a failed renewal tolerated to 9 s
+        local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url, timeout = 1.5 })
+        local t0 = socket.gettime()
+        assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+        local ids = emu:create_bandwidths(40)
+        socket.sleep(math.max(0, t0 + 6.2 - socket.gettime()))
+        emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token$", action = "slow", delay = 2, times = -1 }
+        emu:inject{ method = "DELETE", action = "slow", delay = 0.5, times = -1 }
+        local results = c:delete_bandwidths(ids, { concurrency = 4 })
+        c:close()
+        local sent = 0
+        for i, r in ipairs(results) do
+          if r.ok then sent = sent + 1 end
+          -- a delete reported failed is one the server did not carry out
+          if not r.ok then assert.is_not_nil(emu:get_bandwidth(ids[i]), tostring(r)) end
+        end
+        assert.is_true(sent > 0, "the old keys signed some deletes")
+      end)
+      auth.TRANSIENT_FAILURE_HOLD = hold
+      assert(ok, err)
+    end)
+
     -- Keys with seconds left when fetched: a failed renewal keeps them while they are valid and
     -- says so in the log. Its line formatted a fractional slack with %d, which raises on Lua
     -- 5.3+: the call died with a raw error instead.

@@ -597,12 +597,15 @@ local function renew(self, runner, req)
   self.renewal_failed = true
 end
 
--- Is a renewal of credentials still in use due (not one that failed: those are tried again as
--- requests are signed)? A libcurl batch then lets its transfers in flight end before it starts
--- another request (see eip.batch): a renewal blocks the process, and the transfers it did not
--- drive meanwhile timed out with their answers waiting (deletes carried out, reported failed).
+-- Would signing the next request renew credentials still in use, sending a request (a renewal
+-- due, and no failure of the last one held: a held failure is given at once, and a refusal
+-- always)? A libcurl batch then lets its transfers in flight end before it starts another
+-- request (see eip.batch): a renewal blocks the process, and the transfers it did not drive
+-- meanwhile timed out with their answers waiting (deletes carried out, reported failed).
 local function renewal_due(self)
-  return (self.token or self.keys) ~= nil and not self.renewal_failed and os.time() >= self.refresh_at
+  if (self.token or self.keys) == nil or os.time() < self.refresh_at then return false end
+  local failed = self.failed
+  return not failed or (failed.until_ ~= nil and core.monotime() >= failed.until_)
 end
 
 function Iam:ensure(runner, req)
