@@ -829,6 +829,31 @@ describe("bandwidth operations", function()
       assert.same({ {}, {}, {} }, { err.moved, err.not_moved, err.uncertain })
     end)
 
+    -- Credentials that cannot be had for the first remove call (temporary keys past their expiry,
+    -- the metadata service gone since the show): a usage error, nothing moved, said as a drain's
+    -- error (it had no stage and none of the lists: #err.uncertain raised).
+    it("says nothing moved when the first remove call's credentials cannot be had", function()
+      emu:set_knobs{ metadata_credential_ttl = 4 } -- renewed after 2 s, a failed renewal tolerated to 3 s
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = eip_ids(3) }
+      local c = fx.client{ token = fixture.NONE, metadata_url = emu.metadata_url, timeout = 1,
+        sleep = function() end }
+      local asked = 0
+      local err = raised(c.drain_and_delete_bandwidth, c, id, { charge_mode = "bandwidth", size = 1,
+        cancel = function()
+          asked = asked + 1
+          if asked == 2 then -- (the first: before the show's request) after the show: the keys
+            -- expire and the metadata service hangs
+            require("socket").sleep(3.3)
+            emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token$", action = "slow", delay = 2,
+              times = -1 }
+          end
+          return false
+        end })
+      assert.same({ "remove", id, {}, eip_ids(3), {} }, { err.stage, err.bandwidth_id, err.moved, err.not_moved,
+        err.uncertain }, tostring(err))
+      assert.equal(3, #emu:get_bandwidth(id).publicip_info)
+    end)
+
     it("reports the removed EIPs when the final delete fails", function()
       local id = emu:create_bandwidth{ size = 20, publicip_ids = eip_ids(3) }
       emu:inject{ method = "DELETE", status = 409, body = { code = "VPC.0304", message = "still has publicips" } }

@@ -653,7 +653,16 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok, deadline_at)
       ids_of(plan.eips, 1, held)), 0)
   end
   if held > 0 then
-    local summary = M.remove(runner, project, bandwidth_id, plan.eips, terms, true)
+    local rok, summary = pcall(M.remove, runner, project, bandwidth_id, plan.eips, terms, true)
+    if not rok then
+      -- (a remove's errors say what moved; a usage error of its first call, the credentials not
+      -- renewed before it, says nothing: nothing moved)
+      if errors.is_error(summary) and summary.stage == nil then
+        summary.bandwidth_id, summary.stage, summary.moved = bandwidth_id, "remove", {}
+        summary.not_moved, summary.uncertain = ids_of(plan.eips, 1, held), {}
+      end
+      error(summary, 0)
+    end
     removed, requests = summary.removed, requests + summary.requests
     if cancel and cancel() then
       error(stopped_by_cancel(delete, "delete", string.format("interrupted before the delete: %d EIP(s) were "
