@@ -59,7 +59,7 @@ function M.derive(trusted_certificate, resolver)
   end
   text = edit(text, "\nhttp {\n", "\nhttp {\n" .. read(HERE .. "/http.conf.in"), 1)
   text = edit(text, "\n(%s*)listen 127%.0%.0%.1:8080;",
-    "\n        listen 127.0.0.1:@PORT@;" .. read(HERE .. "/server.conf.in"), 1)
+    "\n        listen 127.0.0.1:@PORT@@LISTEN_OPTS@;" .. read(HERE .. "/server.conf.in"), 1)
   return text
 end
 
@@ -100,7 +100,10 @@ function M.start(emu, opts)
   return nginx.start{
     name = "app", label = "eip openresty app", error_log = "logs/error.log",
     config = function(fields) return nginx.render(template, fields) end,
-    fields = { REPO = M.REPO, HERE = HERE, WORKERS = tostring(opts.workers or 1) },
+    -- (several workers: each its own listening socket, the kernel spreading connections over
+    -- them, so that a spec's requests reach every worker; one worker alone may accept them all)
+    fields = { REPO = M.REPO, HERE = HERE, WORKERS = tostring(opts.workers or 1),
+      LISTEN_OPTS = (opts.workers or 1) > 1 and " reuseport" or "" },
     env = env,
     ready = pings,
   }
