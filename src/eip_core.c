@@ -73,31 +73,65 @@ static void set_bool(lua_State *L, const char *k, int v)
  * an __index function made would be referenced by nothing, and a finaliser run by an
  * allocation could replace a field and leave the string it held to the collector. */
 
-/* Pushes t[k] (t an absolute index), read raw; returns its type. */
-static int raw_field(lua_State *L, int t, const char *k)
+/* The field names session:request, multi:start and multi:next read and write, interned once:
+ * upvalues of those functions (see luaopen_eip_core), so that a request reads and writes its
+ * fields without hashing and looking up each name again (lua_pushstring, lua_setfield). */
+enum {
+    K_NONE,
+    K_METHOD, K_URL, K_BODY, K_HEADERS, K_TIMEOUT, K_CONNECT_TIMEOUT, K_LOW_SPEED_TIME, K_LOW_SPEED_LIMIT,
+    K_BODY_CAP, K_PROXY, K_STATUS, K_REQUEST_ID, K_RETRY_AFTER, K_CONTENT_TYPE, K_LOCATION, K_SUBJECT_TOKEN,
+    K_TRUNCATED, K_ELAPSED, K_NEW_CONNECTIONS, K_CURL_CODE, K_CURL_ERROR, K_PROXY_STATUS, K_RESENT,
+    K_INTERRUPTED,
+    K_OWN_MT, /* not a name: the metatable of the methods' own type (see own_udata) */
+    K_COUNT
+};
+static const char *const key_names[K_COUNT] = {
+    NULL,
+    "method", "url", "body", "headers", "timeout", "connect_timeout", "low_speed_time", "low_speed_limit",
+    "body_cap", "proxy", "status", "request_id", "retry_after", "content_type", "location", "subject_token",
+    "truncated", "elapsed", "new_connections", "curl_code", "curl_error", "proxy_status", "resent",
+    "interrupted", NULL,
+};
+
+/* Pushes the interned name `key` (a function with the key upvalues only), or k. */
+static void push_key(lua_State *L, int key, const char *k)
 {
-    lua_pushstring(L, k);
+    if (key != K_NONE)
+        lua_pushvalue(L, lua_upvalueindex(key));
+    else
+        lua_pushstring(L, k);
+}
+
+/* Pushes t[k] (t an absolute index), read raw; returns its type. key: K_NONE, or the interned
+ * name of k (see key_names). */
+static int raw_field_k(lua_State *L, int t, const char *k, int key)
+{
+    push_key(L, key, k);
     lua_rawget(L, t);
     return lua_type(L, -1);
 }
+#define raw_field(L, t, k) raw_field_k((L), (t), (k), K_NONE)
 
 /* Optional string field of the table at index t (absolute), read raw and LEFT ON THE STACK
  * (nil when absent), so that the pointer returned stays valid for the whole call; raises
  * naming the field when mistyped. */
-static const char *opt_str_field(lua_State *L, int t, const char *k, size_t *len)
+static const char *opt_str_field_k(lua_State *L, int t, const char *k, int key, size_t *len)
 {
-    int type = raw_field(L, t, k);
+    int type = raw_field_k(L, t, k, key);
     if (type == LUA_TNIL)
         return NULL;
     if (type != LUA_TSTRING)
         luaL_error(L, "eip.core: field '%s' must be a string", k);
     return lua_tolstring(L, -1, len);
 }
+#define opt_str_field(L, t, k, len) opt_str_field_k((L), (t), (k), K_NONE, (len))
+#define opt_str_key(L, t, key, len) opt_str_field_k((L), (t), key_names[key], (key), (len))
 
-static lua_Number opt_num_field(lua_State *L, int t, const char *k, lua_Number dflt)
+static lua_Number opt_num_field(lua_State *L, int t, int key, lua_Number dflt)
 {
+    const char *k = key_names[key];
     lua_Number v = dflt;
-    int type = raw_field(L, t, k);
+    int type = raw_field_k(L, t, k, key);
     if (type != LUA_TNIL) {
         if (type != LUA_TNUMBER)
             luaL_error(L, "eip.core: field '%s' must be a number", k);
@@ -109,12 +143,12 @@ static lua_Number opt_num_field(lua_State *L, int t, const char *k, lua_Number d
 
 /* Optional number field in [lo, hi] (NaN never is); raises naming the field and the range,
  * written out by the caller as `range` (lua_pushfstring has no format for large numbers). */
-static lua_Number opt_num_field_in(lua_State *L, int t, const char *k, lua_Number dflt,
+static lua_Number opt_num_field_in(lua_State *L, int t, int key, lua_Number dflt,
                                    lua_Number lo, lua_Number hi, const char *range)
 {
-    lua_Number v = opt_num_field(L, t, k, dflt);
+    lua_Number v = opt_num_field(L, t, key, dflt);
     if (!(v >= lo && v <= hi))
-        luaL_error(L, "eip.core: field '%s' must be a number in %s", k, range);
+        luaL_error(L, "eip.core: field '%s' must be a number in %s", key_names[key], range);
     return v;
 }
 
@@ -861,8 +895,7 @@ static eip_secrets *secrets_of(lua_State *L, int list, int *other, secrets_index
     eip_secrets *x;
     *other = 0;
     *temp = NULL;
-    lua_pushlightuserdata(L, &secrets_cache_key);
-    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, lua_upvalueindex(1)); /* the cache (see luaopen_eip_core) */
     cache = lua_gettop(L);
     lua_pushvalue(L, list);
     lua_rawget(L, cache);
@@ -895,6 +928,8 @@ static void secrets_done(secrets_index *temp)
         temp->x = NULL;
     }
 }
+
+/* (secrets_of: a function with the cache as its upvalue 1 only: plain_text, secret_ranges) */
 
 /* core.plain_text(s, secrets) -> whether eip.pipeline's Runner:clean gives s back as it is: no
  * control character, no '%' or '\' escape, and no piece of any value of the list secrets (holes
@@ -1114,18 +1149,19 @@ static int l_interrupts(lua_State *L)
  * the wire. The Lua layer never makes such strings; they are refused here once more, by the
  * field's name, before anything is sent. */
 
-/* tchar of RFC 9110 (5.6.2): what a method and a header field name are made of. */
-static int is_tchar(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
+/* tchar of RFC 9110 (5.6.2), what a method and a header field name are made of, as a bit per
+ * byte: ALPHA, DIGIT and !#$%&'*+-.^_`|~. Every request's method and header names are checked:
+ * a strchr per punctuation byte cost more than the rest of the check. */
+static const unsigned char TCHAR_BITS[32] = {
+    0x00, 0x00, 0x00, 0x00, 0xfa, 0x6c, 0xff, 0x03, 0xfe, 0xff, 0xff, 0xc7, 0xff, 0xff, 0xff, 0x57,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+};
 
 /* The length of s's leading run of tchar. */
 static size_t token_length(const char *s, size_t len)
 {
     size_t i = 0;
-    while (i < len && is_tchar((unsigned char)s[i]))
+    while (i < len && (TCHAR_BITS[(unsigned char)s[i] >> 3] >> ((unsigned char)s[i] & 7) & 1))
         i++;
     return i;
 }
@@ -1159,9 +1195,24 @@ static void read_config(lua_State *L, eip_http_config *cfg)
     lua_pop(L, 1);
 }
 
+/* luaL_checkudata(L, 1, tname) for a method of that type (one with the key upvalues): the
+ * metatable compared with the upvalue, not looked up in the registry by name. The same test;
+ * a mismatch raises luaL_checkudata's own error. */
+static void *own_udata(lua_State *L, const char *tname)
+{
+    void *p = lua_touserdata(L, 1);
+    if (p != NULL && lua_getmetatable(L, 1)) {
+        int same = lua_rawequal(L, -1, lua_upvalueindex(K_OWN_MT));
+        lua_pop(L, 1);
+        if (same)
+            return p;
+    }
+    return luaL_checkudata(L, 1, tname);
+}
+
 static session *check_session(lua_State *L)
 {
-    session *s = luaL_checkudata(L, 1, SESSION_MT);
+    session *s = own_udata(L, SESSION_MT);
     if (s->http == NULL)
         luaL_error(L, "eip.core: session is closed");
     return s;
@@ -1200,7 +1251,7 @@ static size_t collect_headers(lua_State *L, int t, const char **out)
 {
     size_t i, n;
     int list;
-    int type = raw_field(L, t, "headers");
+    int type = raw_field_k(L, t, "headers", K_HEADERS);
     if (type == LUA_TNIL)
         return 0;
     luaL_argcheck(L, type == LUA_TTABLE, 2, "headers must be a list of strings");
@@ -1230,11 +1281,11 @@ static size_t collect_headers(lua_State *L, int t, const char **out)
 /* A timeout field in seconds -> milliseconds for libcurl. Documented clamp: below 1 ms (0 and
  * negative included; libcurl would read 0 as "no timeout at all") is 1 ms, above a year (inf
  * included) a year. NaN has no meaning to clamp to: an error naming the field. */
-static long timeout_ms_field(lua_State *L, int t, const char *k, lua_Number dflt)
+static long timeout_ms_field(lua_State *L, int t, int key, lua_Number dflt)
 {
-    lua_Number s = opt_num_field(L, t, k, dflt);
+    lua_Number s = opt_num_field(L, t, key, dflt);
     if (s != s)
-        luaL_error(L, "eip.core: field '%s' must be a number of seconds, not NaN", k);
+        luaL_error(L, "eip.core: field '%s' must be a number of seconds, not NaN", key_names[key]);
     if (s < 0.001)
         return 1;
     if (s > YEAR_S)
@@ -1244,6 +1295,33 @@ static long timeout_ms_field(lua_State *L, int t, const char *k, lua_Number dflt
     return (long)(s * 1000.0 + 0.5);
 }
 
+/* t[key] = the value on top (t: the table below it), raw, the key interned (see key_names). */
+static void set_key(lua_State *L, int key)
+{
+    lua_pushvalue(L, lua_upvalueindex(key));
+    lua_insert(L, -2);
+    lua_rawset(L, -3);
+}
+
+static void set_str_key(lua_State *L, int key, const char *v)
+{
+    lua_pushstring(L, v);
+    set_key(L, key);
+}
+
+static void set_int_key(lua_State *L, int key, long v)
+{
+    eip_pushint(L, v);
+    set_key(L, key);
+}
+
+static void set_bool_key(lua_State *L, int key, int v)
+{
+    lua_pushboolean(L, v);
+    set_key(L, key);
+}
+
+/* (a function with the key upvalues only: session:request, multi:next) */
 static void push_response(lua_State *L, const eip_http_response *r)
 {
     /* Sized for exactly the fields set below: a 204 has five. */
@@ -1251,35 +1329,35 @@ static void push_response(lua_State *L, const eip_http_response *r)
             (r->location[0] != '\0') + (r->subject_token != NULL) + 2 * (r->curl_code != 0) + (r->proxy_status != 0) +
             (r->resent != 0) + (r->interrupted != 0);
     lua_createtable(L, 0, n);
-    set_int(L, "status", r->status);
+    set_int_key(L, K_STATUS, r->status);
     if (r->request_id[0])
-        set_str(L, "request_id", r->request_id);
+        set_str_key(L, K_REQUEST_ID, r->request_id);
     if (r->retry_after[0])
-        set_str(L, "retry_after", r->retry_after);
+        set_str_key(L, K_RETRY_AFTER, r->retry_after);
     if (r->content_type[0])
-        set_str(L, "content_type", r->content_type);
+        set_str_key(L, K_CONTENT_TYPE, r->content_type);
     if (r->location[0])
-        set_str(L, "location", r->location);
+        set_str_key(L, K_LOCATION, r->location);
     if (r->subject_token != NULL) {
         lua_pushlstring(L, r->subject_token, r->subject_token_len);
-        lua_setfield(L, -2, "subject_token");
+        set_key(L, K_SUBJECT_TOKEN);
     }
     lua_pushlstring(L, r->body ? r->body : "", r->body_len);
-    lua_setfield(L, -2, "body");
-    set_bool(L, "truncated", r->truncated);
+    set_key(L, K_BODY);
+    set_bool_key(L, K_TRUNCATED, r->truncated);
     lua_pushnumber(L, r->elapsed);
-    lua_setfield(L, -2, "elapsed");
-    set_int(L, "new_connections", r->new_connections);
+    set_key(L, K_ELAPSED);
+    set_int_key(L, K_NEW_CONNECTIONS, r->new_connections);
     if (r->curl_code != 0) {
-        set_int(L, "curl_code", r->curl_code);
-        set_str(L, "curl_error", r->curl_error);
+        set_int_key(L, K_CURL_CODE, r->curl_code);
+        set_str_key(L, K_CURL_ERROR, r->curl_error);
     }
     if (r->proxy_status != 0)
-        set_int(L, "proxy_status", r->proxy_status);
+        set_int_key(L, K_PROXY_STATUS, r->proxy_status);
     if (r->resent)
-        set_bool(L, "resent", 1);
+        set_bool_key(L, K_RESENT, 1);
     if (r->interrupted)
-        set_bool(L, "interrupted", 1);
+        set_bool_key(L, K_INTERRUPTED, 1);
 }
 
 /* The request's `proxy` (index 2): nil or false to go direct, else a table { url =
@@ -1289,7 +1367,7 @@ static void read_proxy(lua_State *L, eip_http_request *req)
 {
     int t;
     size_t len = 0;
-    raw_field(L, 2, "proxy");
+    raw_field_k(L, 2, "proxy", K_PROXY);
     t = lua_gettop(L);
     if (lua_istable(L, t)) {
         req->proxy = opt_str_field(L, t, "url", &len);
@@ -1314,25 +1392,25 @@ static void read_request(lua_State *L, eip_http_request *req, const char **heade
     luaL_checktype(L, 2, LUA_TTABLE);
     luaL_checkstack(L, 16, "eip.core: request");
     memset(req, 0, sizeof(*req));
-    req->method = opt_str_field(L, 2, "method", &method_len);
-    req->url = opt_str_field(L, 2, "url", &url_len);
+    req->method = opt_str_key(L, 2, K_METHOD, &method_len);
+    req->url = opt_str_key(L, 2, K_URL, &url_len);
     luaL_argcheck(L, req->method != NULL && req->url != NULL, 2, "method and url are required");
     if (method_len == 0 || token_length(req->method, method_len) != method_len)
         luaL_error(L, "eip.core: field 'method' must be an HTTP method (a token: letters, digits and "
                       "!#$%%&'*+-.^_`|~)");
     check_no_nul(L, req->url, url_len, "url");
-    req->body = opt_str_field(L, 2, "body", &req->body_len);
+    req->body = opt_str_key(L, 2, K_BODY, &req->body_len);
     req->nheaders = collect_headers(L, 2, headers);
     req->headers = headers;
-    req->timeout_ms = timeout_ms_field(L, 2, "timeout", 30);
-    req->connect_timeout_ms = timeout_ms_field(L, 2, "connect_timeout", 10);
+    req->timeout_ms = timeout_ms_field(L, 2, K_TIMEOUT, 30);
+    req->connect_timeout_ms = timeout_ms_field(L, 2, K_CONNECT_TIMEOUT, 10);
     /* Whole seconds and bytes per second for libcurl (fractions dropped); 2^31 - 1 fits a
      * long everywhere. */
-    req->low_speed_time_s = (long)opt_num_field_in(L, 2, "low_speed_time", 0, 0, YEAR_S,
+    req->low_speed_time_s = (long)opt_num_field_in(L, 2, K_LOW_SPEED_TIME, 0, 0, YEAR_S,
                                                    "0..31536000 (seconds; 0: off)");
-    req->low_speed_limit = (long)opt_num_field_in(L, 2, "low_speed_limit", 0, 0, 2147483647.0,
+    req->low_speed_limit = (long)opt_num_field_in(L, 2, K_LOW_SPEED_LIMIT, 0, 0, 2147483647.0,
                                                   "0..2147483647 (bytes per second)");
-    cap = opt_num_field_in(L, 2, "body_cap", (lua_Number)EIP_HTTP_DEFAULT_BODY_CAP, 1,
+    cap = opt_num_field_in(L, 2, K_BODY_CAP, (lua_Number)EIP_HTTP_DEFAULT_BODY_CAP, 1,
                            (lua_Number)(1u << 30), "1..1073741824 (bytes)");
     req->body_cap = (size_t)cap;
     read_proxy(L, req);
@@ -1392,7 +1470,7 @@ typedef struct {
 
 static multi_ud *check_multi(lua_State *L)
 {
-    multi_ud *u = luaL_checkudata(L, 1, MULTI_MT);
+    multi_ud *u = own_udata(L, MULTI_MT);
     if (u->multi == NULL)
         luaL_error(L, "eip.core: multi is closed");
     return u;
@@ -1531,11 +1609,18 @@ static const luaL_Reg core_functions[] = {
 
 /* The metatable of a userdata type: its methods, __gc and __tostring. */
 static void register_type(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
-                          lua_CFunction tostring)
+                          lua_CFunction tostring, int keys)
 {
+    int i;
     luaL_newmetatable(L, name);
     lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
+    if (keys) { /* the methods' upvalues: the interned names (see key_names), the metatable */
+        luaL_checkstack(L, K_COUNT + 1, "eip.core: keys");
+        for (i = 1; i < K_OWN_MT; i++)
+            lua_pushstring(L, key_names[i]);
+        lua_pushvalue(L, -K_OWN_MT - 1);
+    }
+    luaL_setfuncs(L, methods, keys ? K_COUNT - 1 : 0);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, gc);
     lua_setfield(L, -2, "__gc");
@@ -1548,9 +1633,9 @@ int luaopen_eip_core(lua_State *L)
 {
     eip_pin_self(); /* finalisers may call into the core after package would unload it */
     eip_http_watch_forks(); /* before any fork: handles made here are not reused in a child */
-    register_type(L, SESSION_MT, session_methods, l_session_close, l_session_tostring);
-    register_type(L, MULTI_MT, multi_methods, l_multi_close, l_multi_tostring);
-    register_type(L, SIGNER_MT, signer_methods, l_signer_gc, l_signer_tostring);
+    register_type(L, SESSION_MT, session_methods, l_session_close, l_session_tostring, 1);
+    register_type(L, MULTI_MT, multi_methods, l_multi_close, l_multi_tostring, 1);
+    register_type(L, SIGNER_MT, signer_methods, l_signer_gc, l_signer_tostring, 0);
 
     luaL_newmetatable(L, SECRETS_MT);
     lua_pushcfunction(L, l_secrets_gc);
@@ -1565,6 +1650,15 @@ int luaopen_eip_core(lua_State *L)
     lua_rawset(L, LUA_REGISTRYINDEX);
 
     luaL_newlib(L, core_functions);
+    /* The two that index secrets hold the cache as their upvalue: a registry look-up less for
+     * every id checked and every text cleaned. */
+    lua_pushlightuserdata(L, &secrets_cache_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, l_plain_text, 1);
+    lua_setfield(L, -3, "plain_text");
+    lua_pushcclosure(L, l_secret_ranges, 1);
+    lua_setfield(L, -2, "secret_ranges");
     set_str(L, "_VERSION", EIP_VERSION);
     set_str(L, "backend", eip_http_backend_version());
     return 1;

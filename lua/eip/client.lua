@@ -391,13 +391,16 @@ end
 --   "wait"`), each with `deleted = true`; the project lookup's errors (see @{authenticate}) before
 --   the first call
 function Client:delete_bandwidth(bandwidth_id, call_opts)
-  local r = runner_of(self, "delete_bandwidth")
-  r:id("bandwidth_id", bandwidth_id)
+  -- (runner_of's and project_for_call's common case inline: a call's cost is mostly calls)
+  local r = runners[self]
+  if not r or self.closed then r = runner_of(self, "delete_bandwidth") end
+  validate.secret_id("bandwidth_id", bandwidth_id, r.provider.secrets, r.secrets) -- (Runner:id, inline)
   local missing_ok, wait = r.missing_ok, nil
   if call_opts ~= nil then missing_ok, wait = delete_options(r, call_opts) end
-  local project_id, deadline_at = project_for_call(self, r)
+  local project_id, deadline_at = r.project_id, nil
+  if project_id == nil or project_id ~= self.project_id then project_id, deadline_at = project_for_call(self, r) end
   local op = ops.delete_bandwidth(project_id, bandwidth_id, missing_ok)
-  op.deadline_at = deadline_at
+  if deadline_at then op.deadline_at = deadline_at end
   local res = r:run(op)
   if wait then return waited(r, project_id, res, wait) end
   return res

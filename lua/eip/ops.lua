@@ -91,6 +91,7 @@ end
 
 Delete.unusable = only_204("a delete", "the bandwidth was deleted (it may come from a proxy in between, "
   .. "or the delete may not have finished): check with show_bandwidth before deleting it again")
+Delete.usable_status = 204 -- (only_204's unusable says nothing of a 204: eip.pipeline does not ask it then)
 
 -- A bandwidth id as the cloud makes them: a UUID of lower-case hexadecimal digits (8-4-4-4-12).
 -- An upper-cased copy of a live id is not one: whether the service's lookup ignores case is

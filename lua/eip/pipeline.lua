@@ -353,7 +353,8 @@ local function authenticate(self, req, content_type, provider, extra)
     headers = { content_type, ACCEPT }
     for i = 1, #extra do headers[#headers + 1] = extra[i] end
   else
-    local s = shared(self, content_type)
+    local cache = self.shared_headers -- (shared's common case inline)
+    local s = cache and cache[content_type] or shared(self, content_type)
     if provider and provider.header then
       local lines = s.lines
       if not lines then
@@ -568,7 +569,14 @@ function Call:request()
   end
   local attempts = self.attempts + 1
   self.attempts = attempts
-  if attempts == 1 and not self.started then self:start() end -- Runner:run starts it before a rate wait
+  -- (Call:start, inline; Runner:run starts it before a rate wait)
+  if attempts == 1 and not self.started then
+    local now = monotime()
+    self.started = now
+    if runner.deadline then self.deadline = now + runner.deadline end
+    local at = op.deadline_at
+    if at and (self.deadline == false or at < self.deadline) then self.deadline = at end
+  end
   local timeout, deadline = runner.timeout, self.deadline
   if deadline then
     local left = deadline - monotime()
@@ -618,7 +626,12 @@ function Call:request()
         end
       end
     else
-      authenticate(runner, req, content_type, provider, op.headers)
+      -- (authenticate's common case inline: a token's lines, made once per content type)
+      local extra = op.headers
+      local cache = not extra and provider.header and runner.shared_headers
+      local s = cache and cache[content_type]
+      local lines = s and s.lines
+      if lines then req.headers = lines else authenticate(runner, req, content_type, provider, extra) end
     end
     self.epoch = provider.epoch
     local flying = provider.flying
@@ -650,6 +663,12 @@ local RESENT = { kind = "transport", reason = "reset" }
 -- A response that breaks the transport contract (a transport of the caller's: nil, no status, a
 -- status that is no HTTP one) as the transport failure it is: nothing can be read from it, and
 -- the request may have gone out (unknown: could have acted).
+-- HTTP_STATUS[v]: whether v is a whole number in 100..599 (an integer, or a float of one: Lua
+-- reads t[204.0] as t[204]); nil for anything else (a string, NaN, 204.5, nil). One index, where
+-- type(), the bounds and math.floor were three C calls of every answer.
+local HTTP_STATUS = {}
+for i = 1, 599 do HTTP_STATUS[i] = i >= 100 end
+
 local function well_formed(resp)
   if type(resp) ~= "table" then return false end
   local code = resp.curl_code
@@ -657,9 +676,9 @@ local function well_formed(resp)
   if code ~= nil then
     return type(code) == "number" and code == math.floor(code) and code > -2 ^ 31 and code < 2 ^ 31
   end
-  local status = resp.status
-  return type(status) == "number" and status >= 100 and status <= 599 and status == math.floor(status)
-    and (resp.body == nil or type(resp.body) == "string")
+  if not HTTP_STATUS[resp.status] then return false end
+  local b = resp.body
+  return b == nil or b == "" or type(b) == "string"
 end
 
 local function broken(resp)
@@ -673,17 +692,31 @@ local UNREPORTED = { kind = "http" }
 
 function Call:response(resp)
   local runner = self.runner
-  if not well_formed(resp) then resp = broken(resp) end
+  -- (well_formed's common case inline: an answer without curl_code, its body empty)
+  if not (type(resp) == "table" and resp.curl_code == nil and HTTP_STATUS[resp.status] and resp.body == "")
+      and not well_formed(resp) then
+    resp = broken(resp)
+  end
   -- The transport sent the request again after a kept-alive connection died unanswered: the
   -- first send may have been carried out, as an attempt without an answer may (a delete's 404
   -- then reads as lost_answer).
   if resp.resent and not self.unanswered then self.unanswered = RESENT end
   local op = self.op
-  local answer, err = map(runner, self.req, resp, op)
+  local answer, err
+  local status = resp.status
+  if resp.curl_code == nil and status >= 200 and status < 300 and not op.brings_token and not runner.log then
+    -- (map's common case inline: a 2xx, nothing to log, no token in it)
+    local request_id = resp.request_id
+    if request_id then resp.request_id = runner:clean(request_id) end
+    answer = resp
+  else
+    answer, err = map(runner, self.req, resp, op)
+  end
   -- A second caught Ctrl-C aborted it in flight (the eip command: see resp.interrupted), as a
   -- batch aborts its requests: never retried, and it may have been carried out.
   if err and resp.interrupted then err = errors.interrupted(op, self.attempts) end
-  if answer and op.unusable then
+  -- (op.usable_status: a status whose answers op.unusable always takes, not asked then)
+  if answer and op.unusable and answer.status ~= op.usable_status then
     local why = op:unusable(answer)
     if why then answer, err = nil, errors.protocol(answer, op.method, op.path, why) end
   end
@@ -1109,7 +1142,12 @@ function Runner:run(op, cancel)
       action, value = call:failure(err, true)
     end
     if action == "done" then
-      spare(self, call)
+      -- (spare, inline: the state kept for the next call)
+      local kept = self.nspare_calls
+      if kept < SPARE_CALLS_MAX then
+        kept = kept + 1
+        self.spare_calls[kept], self.nspare_calls = call, kept
+      end
       return value
     end
     if action == "fail" then ended(self, call, value) end
