@@ -39,7 +39,7 @@ BENCH_NEED_WRK  := command -v $${BENCH_WRK:-wrk} >/dev/null || { echo "bench: wr
 
 .PHONY: bench bench-https bench-profile bench-rate bench-openresty bench-openresty-profile
 
-$(BENCH_FLOOR): bench/floor.c
+$(BENCH_FLOOR): bench/floor.c src/version.h
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) -D_DEFAULT_SOURCE $< -o $@ -lcurl
 
