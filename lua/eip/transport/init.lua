@@ -187,8 +187,9 @@
 --   socket's bytes, TCP_INFO, and a window is too slow only when neither reached the limit:
 --   one head line longer than a window's due counts as it comes. Not over TLS, whose records
 --   add bytes on the wire (one byte per record would read as 23), nor where the kernel does
---   not say (systems other than Linux): there, with libcurl, such a line counts when it is
---   whole, the one difference between the transports)
+--   not say (systems other than Linux): there libcurl counts a head line when it is whole and
+--   a chunked body's bytes without their chunk framing, which the cosocket transport counts,
+--   the one difference between the transports: each ends in 28, within the timeout)
 -- @tfield integer low_speed_time see `low_speed_limit`
 -- @tfield integer body_cap bytes of body kept (1 MiB)
 -- @tfield table proxy nil or false: straight to the URL's host. Neither transport ever reads

@@ -63,9 +63,12 @@ function M.derive(trusted_certificate, resolver)
   return text
 end
 
-local function pings(port)
+-- Ready once /ping answers with this instance's name: with reuseport (several workers), another
+-- nginx listening the same way could take a port probed free before this one bound it, and
+-- answer for it.
+local function pings(port, instance)
   local resp = emulator.http{ port = port, path = "/ping", timeout = 0.5 }
-  return resp ~= nil and resp.status == 200
+  return resp ~= nil and resp.status == 200 and (resp.body or ""):find(instance, 1, true) ~= nil
 end
 
 local START_OPTIONS = { timeout = true, max_attempts = true, token = true, project_id = true, endpoint = true,
@@ -97,15 +100,16 @@ function M.start(emu, opts)
     EIP_MAX_ATTEMPTS = opts.max_attempts and tostring(opts.max_attempts) or nil,
   }
   for name, value in pairs(opts.env or {}) do env[name] = value end
+  local instance = string.format("app-%d-%d-%d", os.time(), math.random(1, 1e9), math.floor(os.clock() * 1e6))
   return nginx.start{
     name = "app", label = "eip openresty app", error_log = "logs/error.log",
     config = function(fields) return nginx.render(template, fields) end,
     -- (several workers: each its own listening socket, the kernel spreading connections over
     -- them, so that a spec's requests reach every worker; one worker alone may accept them all)
     fields = { REPO = M.REPO, HERE = HERE, WORKERS = tostring(opts.workers or 1),
-      LISTEN_OPTS = (opts.workers or 1) > 1 and " reuseport" or "" },
+      LISTEN_OPTS = (opts.workers or 1) > 1 and " reuseport" or "", INSTANCE = instance },
     env = env,
-    ready = pings,
+    ready = function(port) return pings(port, instance) end,
   }
 end
 

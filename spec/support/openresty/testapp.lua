@@ -82,9 +82,10 @@ function M.say_json(text)
   return reply(200, text)
 end
 
-function M.ping()
+-- `instance`: the launcher's name for this nginx (see its ready check).
+function M.ping(instance)
   ngx.header["Content-Type"] = "text/plain"
-  ngx.say("pong")
+  ngx.say("pong ", instance)
 end
 
 function M.seen()
