@@ -14,7 +14,9 @@
 -- connections a row opened (over TLS: its full handshakes) are nginx's stub_status "accepts"
 -- after the row minus before it, less the status request itself.
 --
--- Environment: BENCH_N (requests per row, default 20000), BENCH_REPS (3..5, default 5),
+-- Environment: BENCH_N (requests per row, default 20000), BENCH_REPS (repetitions, default 5:
+-- more narrow the medians; under 3 a median is hardly one), BENCH_SEED (the rows' shuffled
+-- order: the run prints the one it used, default the time),
 -- BENCH_SOCKET_N (LuaSocket requests, default min(N, 5000): one TCP connection each),
 -- BENCH_LUASEC_N (LuaSec requests, default min(N, 200): one TLS handshake each),
 -- BENCH_SOAK_N (ids of the batch RSS-growth run, default 100000; `make soak` covers the
@@ -34,6 +36,7 @@ local LUASEC_N = math.tointeger(tonumber(os.getenv("BENCH_LUASEC_N") or tostring
 local HTTPS_ONLY = os.getenv("BENCH_ONLY") == "https"
 local SOAK_N = math.tointeger(tonumber(os.getenv("BENCH_SOAK_N") or "100000"))
 local FLOOR = os.getenv("BENCH_FLOOR") or "build/bench/floor"
+local SEED = math.tointeger(tonumber(os.getenv("BENCH_SEED") or "")) or os.time()
 local SLOW_IDS, SLOW_CONCURRENCY, SLOW_DELAY = 1000, 32, 0.02
 assert(N and N > 0 and REPS and REPS >= 1 and SOCKET_N and SOCKET_N > 0 and LUASEC_N and LUASEC_N > 0
   and SOAK_N and SOAK_N >= 10,
@@ -169,21 +172,27 @@ local function summarize(rows)
 end
 
 -- Every row REPS times, interleaved (a slow moment of the machine hits all rows alike), in an
--- order rotated by one row each repetition.
+-- order shuffled each repetition (BENCH_SEED): a rotation kept every row's neighbours (the
+-- floor after LuaSocket's thousands of closed connections in most repetitions, the token row
+-- after the floor), a shuffle gives each row other neighbours from one repetition to the next.
 -- groups: { { rows = ..., server = ... }, ... }; slow: the slow server, or nil.
 local function run_rows(groups, slow)
   local slow_runs = {}
   for _, g in ipairs(groups) do
     for _, row in ipairs(g.rows) do row.runs = {} end
   end
+  math.randomseed(SEED)
   for rep = 1, REPS do
     io.stderr:write(string.format("bench: repetition %d/%d\n", rep, REPS))
     for _, g in ipairs(groups) do
-      -- Each repetition starts one row further down (the floor first, then second, ...), so
-      -- no row always follows the same one (LuaSocket's thousands of closed connections, say).
-      local n = #g.rows
-      for k = 0, n - 1 do
-        local row = g.rows[(rep - 1 + k) % n + 1]
+      local n, order = #g.rows, {}
+      for k = 1, n do order[k] = k end
+      for k = n, 2, -1 do -- (Fisher-Yates)
+        local j = math.random(k)
+        order[k], order[j] = order[j], order[k]
+      end
+      for k = 1, n do
+        local row = g.rows[order[k]]
         if not row.missing then row.runs[rep] = measure(row.cmd, g.server) end
       end
     end
@@ -227,6 +236,8 @@ local cpu_before
 local function header(title)
   local nginx_version = nginx.capture(q(nginx.find()) .. " -v 2>&1"):match("nginx/(%S+)") or "?"
   print(string.format("## %s: %d requests per row, median of %d runs", title, N, REPS))
+  print()
+  print(string.format("Rows in a shuffled order each repetition (BENCH_SEED=%d gives this run's).", SEED))
   print()
   print(string.format("Server: nginx %s, 1 worker, `return 204` on 127.0.0.1. Client: %s, %s.", nginx_version,
     _VERSION, core.backend:match("^(%S+)") or core.backend))
