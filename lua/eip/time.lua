@@ -23,8 +23,9 @@ end
 -- time of some unknown place: eight hours off read as UTC, keys used past their expiry).
 function M.parse_iso8601(s)
   if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, sec, zone = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)%.?%d*(.*)$")
+  local y, mo, d, h, mi, sec, zone = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)(.*)$")
   if not y then return nil end
+  zone = zone:gsub("^%.%d+", "", 1) -- (a fraction: dropped; digits without the dot are no time)
   local offset = 0
   if zone ~= "Z" and zone ~= "z" then
     local sign, oh, om = zone:match("^([+-])(%d%d):?(%d%d)$")
