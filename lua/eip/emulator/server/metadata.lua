@@ -52,9 +52,10 @@ function M.securitykey(method)
   end
   store.count("metadata_credentials_issued")
   util.send_json(200, { credential = { access = cred.ak, secret = cred.sk, securitytoken = cred.security_token,
-    -- Whole seconds: the official Go client parses this with the layout 2006-01-02T15:04:05Z,
-    -- which a fraction would fail (IAM's own tokens have one; the metadata service's do not).
-    expires_at = os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(expires)) } })
+    -- With microseconds, as the official SDKs' own tests of this answer have it
+    -- ("2020-01-08T03:50:07.574000Z"; Go's time.Parse takes a fraction its layout leaves out).
+    expires_at = os.date("!%Y-%m-%dT%H:%M:%S", math.floor(expires))
+      .. string.format(".%06dZ", math.floor((expires % 1) * 1e6)) } })
 end
 
 return M
