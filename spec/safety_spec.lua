@@ -1157,6 +1157,19 @@ describe("safety", function()
       end
     end
 
+    -- The error and the debug log of a delete whose IAM login (password `pw`) is refused with a
+    -- 400 saying `message`.
+    local function refused_login(pw, message)
+      emu:inject{ method = "POST", path = "/v3/auth/tokens", status = 400,
+        body = { error = { code = "1100", message = message } } }
+      local lines = {}
+      local c = eip.new{ endpoint = emu.url, auth = emu:iam_auth{ password = pw }, max_attempts = 1,
+        log = function(l) lines[#lines + 1] = l end }
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      c:close()
+      return err, table.concat(lines, "\n")
+    end
+
     -- IAM (or a gateway) quoting the request's JSON inside its own JSON message escapes it twice:
     -- a password with a '/' or '"' in every 8 bytes of it reads "Adm\\\/n2024x" in the raw body.
     it("leaves no piece of a password echoed escaped twice or three times, in the error or the log", function()
@@ -1165,14 +1178,8 @@ describe("safety", function()
       for levels = 2, 3 do
         local echoed = cjson.encode{ auth = { identity = { password = { user = { password = pw } } } } }
         for _ = 2, levels do echoed = cjson.encode{ error = { message = "bad request: " .. echoed } } end
-        emu:inject{ method = "POST", path = "/v3/auth/tokens", status = 400,
-          body = { error = { code = "1100", message = "the body was " .. echoed } } }
-        local lines = {}
-        local c = eip.new{ endpoint = emu.url, auth = emu:iam_auth{ password = pw }, max_attempts = 1,
-          log = function(l) lines[#lines + 1] = l end }
-        local err = raised(c.delete_bandwidth, c, "bw-1")
-        c:close()
-        local seen = { tostring(err), table.concat(lines, "\n") }
+        local err, log = refused_login(pw, "the body was " .. echoed)
+        local seen = { tostring(err), log }
         for _, k in ipairs{ "message", "raw_message", "details" } do
           seen[#seen + 1] = type(err[k]) == "table" and cjson.encode(err[k]) or tostring(err[k])
         end
@@ -1223,14 +1230,8 @@ describe("safety", function()
           { "P\233ssw\246rd\252ber\223ig", latin_json } } do
         local pw = case[1]
         local escaped = case[2](pw)
-        emu:inject{ method = "POST", path = "/v3/auth/tokens", status = 400,
-          body = { error = { code = "1100", message = "bad login: " .. escaped } } }
-        local lines = {}
-        local c = eip.new{ endpoint = emu.url, auth = emu:iam_auth{ password = pw }, max_attempts = 1,
-          log = function(l) lines[#lines + 1] = l end }
-        local err = raised(c.delete_bandwidth, c, "bw-1")
-        c:close()
-        local text = tostring(err) .. "\n" .. tostring(err.message) .. "\n" .. table.concat(lines, "\n")
+        local err, log = refused_login(pw, "bad login: " .. escaped)
+        local text = tostring(err) .. "\n" .. tostring(err.message) .. "\n" .. log
         local inner = escaped:match('"password": "(.*)"')
         assert.is_nil(text:find(inner:sub(1, 12), 1, true), unescaped(text):sub(1, 2000))
       end
