@@ -514,20 +514,15 @@ static long long now_ms(void)
  * libcurl counts a head's bytes as each line is whole (CURLINFO_HEADER_SIZE): one line longer
  * than a window's due (a long X-Subject-Token on a slow link) read as nothing. Where the kernel
  * counts the socket's bytes (tcpbytes.h), a window is too slow only when neither count reached
- * the limit; that count starts when the request goes out on its socket (on_prereq: the socket
- * the transfer's tracking knows by its ends; CURLINFO_ACTIVESOCKET names a transfer's socket
- * only once it is done). Only without TLS (ls_plain): on the wire each TLS record adds some 22
- * bytes to what it carries, and a server sending one byte per record read as 23 times its rate
- * (a slow loris then held a call to its timeout, where the cosocket transport cut it). */
-static void ls_mark(eip_http_transfer *t, int fd)
-{
-    unsigned long long n;
-    t->ls_fd = -1;
-    if (fd >= 0 && eip_tcp_bytes_received(fd, &n) == 0) {
-        t->ls_fd = fd;
-        t->ls_tcp_base = n;
-    }
-}
+ * the limit. That count is of the socket the request went out on (on_prereq: the one the
+ * transfer's tracking knows by its ends; CURLINFO_ACTIVESOCKET names a transfer's socket only
+ * once it is done), first read LS_TCP_FIRST_MS into the request or a quarter of a window,
+ * whichever is sooner (a request answered before, nearly every one, makes no system call for
+ * it), and judged over the time since it was read. Only without TLS (ls_plain): on the wire each TLS
+ * record adds some 22 bytes to what it carries, and a server sending one byte per record read
+ * as 23 times its rate (a slow loris then held a call to its timeout, where the cosocket
+ * transport cut it). */
+#define LS_TCP_FIRST_MS 1000LL
 
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
@@ -555,6 +550,13 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     }
     if (t->ls_limit <= 0 || t->ls_time_s <= 0)
         return 0;
+    if (t->ls_fd >= 0 && t->ls_tcp_at == 0 &&
+        (now - t->ls_start_ms >= LS_TCP_FIRST_MS || (now - t->ls_start_ms) * 4 >= (long long)t->ls_time_s * 1000)) {
+        if (eip_tcp_bytes_received((int)t->ls_fd, &t->ls_tcp_base) == 0)
+            t->ls_tcp_at = now;
+        else
+            t->ls_fd = -1;
+    }
     if (now - t->ls_start_ms < (long long)t->ls_time_s * 1000)
         return 0;
     {
@@ -566,15 +568,19 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
         got = (long long)dlnow + header_size;
     }
     {
-        long long due = (long long)t->ls_limit * (now - t->ls_start_ms);
         unsigned long long n = 0;
-        int counted = t->ls_fd >= 0 && eip_tcp_bytes_received((int)t->ls_fd, &n) == 0 && n >= t->ls_tcp_base;
-        if ((got - t->ls_base) * 1000 < due && !(counted && (long long)(n - t->ls_tcp_base) * 1000 >= due)) {
+        /* (judged over a quarter of a window at least: a count first read just now says nothing) */
+        int counted = t->ls_tcp_at != 0 && (now - t->ls_tcp_at) * 4 >= (long long)t->ls_time_s * 1000 &&
+                      eip_tcp_bytes_received((int)t->ls_fd, &n) == 0 && n >= t->ls_tcp_base;
+        if ((got - t->ls_base) * 1000 < (long long)t->ls_limit * (now - t->ls_start_ms) &&
+            !(counted && (long long)(n - t->ls_tcp_base) * 1000 >= (long long)t->ls_limit * (now - t->ls_tcp_at))) {
             t->too_slow = 1;
             return 1;
         }
-        if (counted)
+        if (counted) {
             t->ls_tcp_base = n;
+            t->ls_tcp_at = now;
+        }
     }
     t->ls_start_ms = now;
     t->ls_base = got;
@@ -751,9 +757,11 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
             }
             sock->used = 1;
         }
-        /* the kernel's count of what answers this send starts here */
-        if (t->ls_start_ms != 0 && t->ls_plain)
-            ls_mark(t, sock != NULL ? sock->fd : -1);
+        /* the socket whose kernel count on_progress reads (a send on another: read anew) */
+        if (t->ls_start_ms != 0 && t->ls_plain) {
+            t->ls_fd = sock != NULL ? sock->fd : -1;
+            t->ls_tcp_at = 0;
+        }
     }
     t->head = HEAD_START; /* a send on another connection: its answer starts anew */
     t->sends++;
@@ -1448,6 +1456,7 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->ls_start_ms = t->ls_limit > 0 && t->ls_time_s > 0 ? now : 0;
     t->ls_base = 0;
     t->ls_fd = -1;
+    t->ls_tcp_at = 0;
     /* (no TLS: an http URL, direct or through an http proxy; see on_progress) */
     t->ls_plain = req->url != NULL && strncasecmp(req->url, "http://", 7) == 0 &&
                   (req->proxy == NULL || strncasecmp(req->proxy, "http://", 7) == 0);
