@@ -156,8 +156,7 @@ function M.number_of(s)
 end
 
 local function integer_of(s)
-  if M.hex_too_long(s) then return nil end
-  local n = tonumber(s)
+  local n = M.number_of(s)
   if n == nil then return nil end
   if math_type then return math_type(n) == "integer" and n or nil end
   local spelled = s:match("^%s*[-+]?%d+%s*$") or s:match("^%s*[-+]?0[xX]%x+%s*$")
