@@ -475,6 +475,26 @@ describe("safety", function()
       assert.matches("(order not given)", err.message, 1, true)
     end)
 
+    -- Only a string billing_info was read as prepaid: an object or a number passed as
+    -- pay-per-use, and the drain moved the EIPs onto new bills before a delete refused 409.
+    it("moves nothing when the show's billing_info is no string (it cannot tell prepaid)", function()
+      for i, billing in ipairs{ { order_id = "CS2026" }, 12345, true } do
+        local eip_id = "eip-b" .. i
+        local id = emu:create_bandwidth{ size = 10, publicip_ids = { eip_id } }
+        emu:inject{ method = "GET", path = "/bandwidths/", status = 200, body = { bandwidth = { id = id,
+          share_type = "WHOLE", status = "NORMAL", billing_info = billing,
+          publicip_info = { { publicip_id = eip_id } } } } }
+        emu:reset_counters()
+        local c = fx.client()
+        local err = raised(c.drain_and_delete_bandwidth, c, id, terms)
+        assert.same({ "http", "Unusable Answer", "show" }, { err.kind, err.reason, err.stage })
+        assert.same({ {}, {}, {} }, { err.moved, err.not_moved, err.uncertain })
+        assert.matches("billing_info", err.message)
+        assert.equal(1, api_requests())
+        assert.equal(1, #emu:get_bandwidth(id).publicip_info)
+      end
+    end)
+
     it("refuses a frozen bandwidth after the show", function()
       local id = emu:create_bandwidth{ size = 10, status = "FREEZED", publicip_ids = { "eip-1" } }
       emu:reset_counters()

@@ -496,10 +496,19 @@ end
 -- size, remove_calls, requests }` (`publicip_address` only when it is an IP address). Raises the
 -- show's error, a "refused" error when the bandwidth must not be drained (dedicated, prepaid, not
 -- NORMAL), or an "http" error (reason "Unusable Answer") when an EIP id it lists is not an id or
--- holds a credential. `deadline_at`: the GET's deadline, as for @{show}.
+-- holds a credential, or its billing_info is neither a string nor none (prepaid cannot be
+-- told). `deadline_at`: the GET's deadline, as for @{show}.
 function M.plan(runner, project, bandwidth_id, terms, deadline_at)
   local show = ops.show_bandwidth(project, bandwidth_id)
   local bw, meta = M.show(runner, project, bandwidth_id, terms.cancel, deadline_at)
+  -- billing_info is a string (an order: prepaid) or none; anything else cannot be told from a
+  -- prepaid bandwidth's, whose EIPs must not move onto new bills before a delete it refuses.
+  local billing = bw.billing_info
+  if billing ~= nil and billing ~= body.null and type(billing) ~= "string" then
+    error(at_show(errors.protocol(meta, "GET", show.path, bandwidth_id .. " has a billing_info that is no "
+      .. "string: whether it is prepaid cannot be told, and it was not drained (one GET was sent; nothing "
+      .. "changed)"), bandwidth_id), 0)
+  end
   local refused = refusal(runner, bw, bandwidth_id, show.path)
   if refused then error(refused, 0) end
   local eips = held_eips(runner, bw, meta, show.path, bandwidth_id)

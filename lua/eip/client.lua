@@ -633,7 +633,8 @@ end
 --   the API's object as sent (see @{clean}), `publicip_address` is set only when it is an IP address
 -- @raise an @{eip.error}; kind `refused` (reason "dedicated", "prepaid" with `order_id`, or
 --   "frozen") when the bandwidth must not be drained; an `http` error ("Unusable Answer") when an
---   EIP id it lists is not an id or holds a credential
+--   EIP id it lists is not an id or holds a credential, or its `billing_info` is neither a string
+--   nor none (whether it is prepaid cannot be told)
 function Client:plan_drain(bandwidth_id, opts)
   local r = runner_of(self, "plan_drain")
   r:id("bandwidth_id", bandwidth_id)
@@ -667,8 +668,8 @@ end
 --   without an answer); during `wait`, as when the wait ends otherwise (`deleted = true`)
 -- @treturn table the delete's result plus `removed` (EIP ids moved out) and `requests`
 -- @raise an @{eip.error} carrying `stage` ("show", "remove" or "delete"), `moved` and `not_moved`
---   (an EIP id the show lists that is not an id or holds a credential: an `http` error, "Unusable
---   Answer", stage "show", nothing moved);
+--   (an EIP id the show lists that is not an id or holds a credential, or a `billing_info` that is
+--   neither a string nor none: an `http` error, "Unusable Answer", stage "show", nothing moved);
 --   with `wait`, when the bandwidth was deleted but the wait ended first (kind `wait_timeout`, or
 --   `interrupted` by Ctrl-C), `deleted = true`, `stage = "wait"`, `moved` (every EIP moved out),
 --   and `result`, the drain's result table
