@@ -966,6 +966,32 @@ describe("safety", function()
       for _, r in ipairs(results) do assert.is_table(r) end
     end)
 
+    -- show_bandwidth and list_bandwidths passed the caller's cancel on as it was: what it raised
+    -- came out as a raw string, before the first request or in a backoff after a 503.
+    it("a show's or a listing's cancel that raises stops it as interrupted, not a raw error", function()
+      local id = create(1)[1]
+      local c = fx.client{}
+      local function boom() error("boom") end
+      local calls = { function() return c:show_bandwidth(id, { cancel = boom }) end,
+        function() return c:list_bandwidths{ cancel = boom } end }
+      for _, call in ipairs(calls) do
+        emu:reset_counters()
+        local err = raised(call)
+        assert.same({ "interrupted", true }, { err.kind, err.cancelled })
+        assert.equal(0, api_requests())
+      end
+      -- In the backoff after a 503: the first answer read, then a stop, nothing more sent.
+      local asked = 0
+      emu:inject{ method = "GET", status = 503, body = { code = "VPC.0001", message = "busy" } }
+      emu:reset_counters()
+      local err = raised(c.show_bandwidth, c, id, { cancel = function()
+        asked = asked + 1
+        if asked > 1 then error("boom") end
+      end })
+      assert.same({ "interrupted", true }, { err.kind, err.cancelled })
+      assert.equal(1, api_requests())
+    end)
+
     it("only true confirms a drain: a prompt's \"n\" or a raise refuses it, nothing moved", function()
       local c = fx.client{}
       for i, answer in ipairs{ "n", "no", 0, "false", false, function() error("closed tty") end } do

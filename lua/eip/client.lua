@@ -533,6 +533,7 @@ function Client:show_bandwidth(bandwidth_id, opts)
     if cancel ~= nil and type(cancel) ~= "function" then
       errors.raise_usage("cancel", "must be a function, got %s", type(cancel))
     end
+    cancel = errors.guarded(cancel, r.log, "cancel", true) -- one that raises: stop
   end
   local project_id, deadline_at = project_for_call(self, r)
   return bandwidths.show(r, project_id, bandwidth_id, cancel, deadline_at)
@@ -590,7 +591,8 @@ function Client:list_bandwidths(opts)
   opts = given(opts, {})
   local query, limit = bandwidths.list_query(opts, r)
   local project_id, deadline_at = project_for_call(self, r)
-  return bandwidths.list(r, project_id, query, limit, opts.cancel, deadline_at)
+  local cancel = errors.guarded(opts.cancel, r.log, "cancel", true) -- one that raises: stop
+  return bandwidths.list(r, project_id, query, limit, cancel, deadline_at)
 end
 
 --- Removes EIPs from a shared bandwidth: `POST /v2.0/{project_id}/bandwidths/{id}/remove`, in
