@@ -1089,6 +1089,13 @@ describe("safety", function()
       assert.is_false(eip.could_have_acted(nil))
       assert.is_false(eip.is_auth_failure(strict))
       assert.is_true(eip.is_auth_failure(setmetatable({ kind = "http", status = 401 }, getmetatable(strict))))
+      -- Fields of other types (another library's error, decoded JSON) raised inside the handler.
+      for _, odd in ipairs{ { kind = "http", path = "/v3/auth/tokens" }, { kind = "http", status = "403" },
+        { kind = "http", status = 403, code = 5 }, { kind = "http", status = "401", path = "/v3/auth/tokens" } } do
+        assert.same({ true, false }, { pcall(eip.is_auth_failure, odd) })
+        local ok, acted = pcall(eip.could_have_acted, odd)
+        assert.same({ true, "boolean" }, { ok, type(acted) })
+      end
     end)
 
     -- A transport of the caller's may yield (to a scheduler of its own), on every Lua: the

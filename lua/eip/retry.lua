@@ -91,11 +91,13 @@ function M.halts(err)
   if err.kind == "proxy" then return err.reason == "auth" end -- proxy credentials refused
   if err.kind ~= "http" then return false end
   local status, code = err.status, err.code
+  -- (a table shaped like no eip error, handed to eip.is_auth_failure, raises nothing here)
+  if type(status) ~= "number" then return false end
   if status == 401 then return true end
   -- IAM's 4xx but throttling (429) and a request timeout (408): those may pass (eip.auth holds
   -- them a few seconds), and say nothing of the credentials.
   if err.path == IAM_PATH and status >= 400 and status < 500 then return not M.STATUSES[status] end
-  if status == 403 and code then return M.DENIED_CODES[code] == true or gateway_auth_code(code) end
+  if status == 403 and type(code) == "string" then return M.DENIED_CODES[code] == true or gateway_auth_code(code) end
   return false
 end
 
