@@ -665,7 +665,16 @@ describe("credentials", function()
       emu:set_projects{ { name = "cn-north-4", id = emu.project_id },
         { name = "cn-north-4", id = emu.other_project_id } }
       c = new({}, vars)
-      assert.matches("IAM has 2 projects", raised(c.authenticate, c).message)
+      local message = raised(c.authenticate, c).message
+      assert.matches("IAM has 2 projects", message)
+      assert.matches("give project_id or HUAWEICLOUD_SDK_PROJECT_ID)", message, 1, true) -- the environment's keys
+      c:close()
+      -- Keys of the options do not read HUAWEICLOUD_SDK_PROJECT_ID: the error once asked for it.
+      c = new({ ak = emu.ak, sk = emu.sk }, { HUAWEICLOUD_SDK_REGION = "cn-north-4",
+        HUAWEICLOUD_SDK_IAM_ENDPOINT = emu.iam_url, HUAWEICLOUD_SDK_PROJECT_ID = emu.project_id })
+      message = raised(c.authenticate, c).message
+      assert.matches("(give project_id)", message, 1, true)
+      assert.not_matches("HUAWEICLOUD_SDK_PROJECT_ID", message, 1, true)
       c:close()
     end)
 

@@ -909,13 +909,14 @@ function M.metadata_url(v)
 end
 
 --- The provider for these options, in the official order: options, the environment
--- (HUAWEICLOUD_SDK_AK/SK/SECURITY_TOKEN, then OS_AUTH_TOKEN), the profile file, the ECS
--- metadata service (`metadata_url`, false: never). Returns the provider and what the source also
--- gave (`project_id`, `iam_endpoint`, `env_project_id`): HUAWEICLOUD_SDK_PROJECT_ID goes with the environment's
--- credentials, as in the official SDKs, whose environment provider alone reads it, and with a
--- token (scoped to one project: the API refuses another one, 400 VPC.0007); never with AK/SK
--- keys of the options, a profile file or the metadata service (valid in every project of the
--- account: a variable left over from other work would send them to another project, where a
+-- (HUAWEICLOUD_SDK_AK/SK/SECURITY_TOKEN, then OS_AUTH_TOKEN), the profile file, the ECS metadata
+-- service (`metadata_url`, false: never). Returns the provider and what the source also gave
+-- (`project_id`, `iam_endpoint`, `env_project_id`; `from_env`: the keys are the environment's;
+-- `source`: the profile file's section they came from): HUAWEICLOUD_SDK_PROJECT_ID goes with the
+-- environment's credentials, as in the official SDKs, whose environment provider alone reads it,
+-- and with a token (scoped to one project: the API refuses another one, 400 VPC.0007); never with
+-- AK/SK keys of the options, a profile file or the metadata service (valid in every project of
+-- the account: a variable left over from other work would send them to another project, where a
 -- 404 would read as "already deleted"), nor with an IAM login (its own project). Raises a usage
 -- error listing every place looked at when nothing is found. `warn(line)` receives warnings (a
 -- profile file others can read).
@@ -930,7 +931,7 @@ function M.resolve(opts, region, getenv, warn)
   end
   p = from_env(getenv)
   if p then
-    return p, { env_project_id = env(getenv, M.ENV.project_id) }
+    return p, { env_project_id = env(getenv, M.ENV.project_id), from_env = true }
   end
   local looked = { "the options token, ak + sk, auth = {username, password, domain, project}",
     string.format("the environment variables %s + %s (+ %s), then %s", M.ENV.ak, M.ENV.sk,

@@ -178,7 +178,10 @@ function M.new(opts, getenv)
       .. "project_id, or a region to look it up by)")
   elseif provider.kind ~= "token" and region then
     -- AK/SK: asked of IAM on first use (GET /v3/projects?name={region}), as the official SDKs do.
-    lookup = { region = validate.region("region", region),
+    -- (what to give instead when IAM has no one project of that name: where these keys can)
+    local instead = found.from_env and "project_id or " .. auth.ENV.project_id
+      or found.source and "project_id, or project_id in " .. found.source or "project_id"
+    lookup = { region = validate.region("region", region), instead = instead,
       iam_endpoint = found.iam_endpoint or regions.iam_endpoint(region, getenv or os.getenv) }
   else
     errors.raise_usage("project_id", "is required (option project_id, or %s with a token or keys from the "

@@ -306,7 +306,7 @@ function Projects.result(op, resp)
   end
   if #ids ~= 1 then
     local e = errors.usage("project_id", "is required: IAM has %d projects named %q for these credentials, "
-      .. "so none can be chosen (give project_id or %s)", #ids, op.region, "HUAWEICLOUD_SDK_PROJECT_ID")
+      .. "so none can be chosen (give %s)", #ids, op.region, op.instead or "project_id")
     e.request_id = resp.request_id -- IAM's X-IAM-Trace-Id: what its support asks for
     error(e, 0)
   end
@@ -314,10 +314,11 @@ function Projects.result(op, resp)
   return ids[1]
 end
 
---- KeystoneListProjects by name: the project id of `region` for AK/SK credentials.
-function M.iam_projects(iam_endpoint, region)
+--- KeystoneListProjects by name: the project id of `region` for AK/SK credentials. `instead`:
+-- what the usage error of no one project asks to give (where these keys can take a project id).
+function M.iam_projects(iam_endpoint, region, instead)
   return setmetatable({ url = iam_endpoint .. PROJECTS_PATH .. "?name=" .. region,
-    query = { { "name", region } }, region = region }, Projects)
+    query = { { "name", region } }, region = region, instead = instead }, Projects)
 end
 
 ---------------------------------------------------------------------------------------------

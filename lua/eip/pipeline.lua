@@ -1163,7 +1163,7 @@ function Runner:project()
   if project then return project end
   local lookup = self.lookup
   if lookup then
-    project = self:run(ops.iam_projects(lookup.iam_endpoint, lookup.region))
+    project = self:run(ops.iam_projects(lookup.iam_endpoint, lookup.region, lookup.instead))
   else
     self.provider:ensure(self)
     project = self.provider.project_id
