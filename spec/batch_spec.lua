@@ -74,6 +74,37 @@ describe("delete_bandwidths", function()
     assert.equal(after_first, emu:stats().connections)
   end)
 
+  -- A batch whose coroutine yielded in on_result and was then dropped (or closed) kept the
+  -- client's multi taken for ever: every later batch took a multi of its own, new connections
+  -- each time. (Yielding across the batch's pcall needs Lua 5.2+ or LuaJIT.)
+  it("gives the client's multi back when a batch is abandoned in a coroutine", function()
+    if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then return end
+    emu:inject{ method = "DELETE", action = "slow", delay = 0.05, times = -1 }
+    for _, drop in ipairs{ "collect", "close" } do
+      local close = rawget(coroutine, "close") -- (Lua 5.4)
+      if drop == "close" and not close then break end
+      local c = new()
+      local ids = create(12)
+      local co = coroutine.create(function()
+        c:delete_bandwidths(ids, { concurrency = 4, on_result = function() coroutine.yield() end })
+      end)
+      assert.is_true(coroutine.resume(co))
+      assert.equal("suspended", coroutine.status(co))
+      if drop == "close" then close(co) end
+      co = nil -- luacheck: ignore 311
+      collectgarbage()
+      collectgarbage()
+      c:delete_bandwidths(create(4), { concurrency = 4 })
+      local after_first = emu:stats().connections
+      for _ = 1, 2 do
+        local _, summary = c:delete_bandwidths(create(4), { concurrency = 4 })
+        assert.equal(4, summary.deleted)
+      end
+      assert.equal(after_first, emu:stats().connections, drop .. ": later batches reuse the connections")
+      c:close()
+    end
+  end)
+
   it("gives the right entry for missing, invalid, 409, 503-then-204 and plain ids, and the summary", function()
     local plain = create(2)
     local busy = emu:create_bandwidth{ size = 1, publicip_ids = { "eip-1" } }

@@ -64,15 +64,38 @@ local signing_room, admit, release = pipeline.signing_room, pipeline.admit, pipe
 ---------------------------------------------------------------------------------------------
 -- Drivers
 
+-- The coroutine running the batch that holds the client's multi, held weakly: { co = ... }; false
+-- on the main thread (a batch there ends, or raises, before anything else runs).
+local WEAK_VALUES = { __mode = "v" }
+
+-- Is the batch holding the client's multi gone without ending: its coroutine collected, or dead
+-- (coroutine.close), while suspended in its on_result or a transport of the caller's? A
+-- coroutine merely suspended may be resumed: its batch still holds the multi.
+local function abandoned(runner)
+  local owner = runner.multi_owner
+  if not owner then return false end
+  local co = owner.co
+  return co == nil or coroutine.status(co) == "dead"
+end
+
 -- The client's multi handle; a batch run while another batch of the client runs (from one of
 -- its hooks or its on_result) gets one of its own, closed when it ends: on the shared one it
--- would take the other's answers, and that batch would never report those ids.
+-- would take the other's answers, and that batch would never report those ids. A batch
+-- abandoned in a coroutine gives it back, what it left in flight cancelled (nothing will read
+-- those answers): its multi once stayed taken, and every later batch of the client opened new
+-- connections.
 local function multi_driver(runner, concurrency)
   local multi = runner:multi()
+  if runner.multi_busy and abandoned(runner) then
+    runner.multi_busy:cancel()
+    runner.multi_busy = false
+  end
   if runner.multi_busy then
     multi = runner:multi(true)
   else
     runner.multi_busy = multi
+    local co, main = coroutine.running()
+    runner.multi_owner = co and not main and setmetatable({ co = co }, WEAK_VALUES) or false
   end
   multi:limit(concurrency)
   return multi, concurrency
@@ -82,7 +105,7 @@ end
 -- the batch's own closed.
 local function driver_done(runner, driver)
   if runner.multi_busy == driver then
-    runner.multi_busy = false
+    runner.multi_busy, runner.multi_owner = false, false
   elseif driver.close and driver ~= runner.multi_handle then
     driver:close()
   end

@@ -57,7 +57,7 @@ Runner.__index = Runner
 -- field through a slower path (luaV_finishget) than a present one, and writes one (to nil, or
 -- over nil) through a slower one still; a call made dozens of such reads and writes.
 local OPTIONAL = { "log", "on_request", "on_response", "bucket", "endpoint_proxy", "deadline", "secrets",
-  "project_missing", "multi_busy",
+  "project_missing", "multi_busy", "multi_owner",
   "warned_clear", "multi_handle", "shared_headers" }
 -- The same for the provider's fields a call reads (see eip.auth): kept in the provider itself,
 -- its class's value (a method) or false.
