@@ -105,6 +105,42 @@ describe("delete_bandwidths", function()
     end
   end)
 
+  -- An on_result that blocks (the eip command writing to a terminal held by Ctrl-S, a pipe whose
+  -- reader paused) longer than the timeout: the answers that arrived meanwhile waited in their
+  -- sockets, and requests started just before were not even sent; once the batch went on, they
+  -- were timed out (their retries met 404, lost answers: FAILED?, one DELETE more each). The
+  -- same for the low-speed window, judged over the time nobody read.
+  it("an on_result that blocks past the timeout loses none of the answers that arrived meanwhile", function()
+    for _, limits in ipairs{ { timeout = 0.8, low_speed_time = 0, block = 1.3 },
+        { timeout = 10, low_speed_time = 1, block = 2 } } do
+      fx.reset()
+      emu:inject{ method = "DELETE", action = "slow", delay = 0.1, times = -1 }
+      local ids = create(30)
+      emu:reset_counters()
+      local c = new{ timeout = limits.timeout, low_speed_time = limits.low_speed_time, low_speed_limit = 1000 }
+      local n = 0
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 8, on_result = function()
+        n = n + 1
+        if n == 10 then core.sleep(limits.block) end
+      end })
+      c:close()
+      for i, res in ipairs(results) do
+        assert.same({ true, 1 }, { res.deleted, res.attempts }, ids[i] .. ": " .. tostring(res.message))
+      end
+      assert.same({ 30, 0 }, { summary.deleted, summary.failed })
+      assert.equal(30, emu:stats().requests, "no DELETE sent twice")
+    end
+    -- A server that does not answer still times out on time.
+    fx.reset()
+    emu:inject{ method = "DELETE", action = "slow", delay = 3, times = -1 }
+    local c = new{ timeout = 0.5, max_attempts = 1 }
+    local started = core.monotime()
+    local results = c:delete_bandwidths(create(2), { concurrency = 2 })
+    c:close()
+    assert.same({ "transport", "timeout" }, { results[1].kind, results[1].reason })
+    assert.is_true(core.monotime() - started < 2, "ended within the timeout")
+  end)
+
   it("gives the right entry for missing, invalid, 409, 503-then-204 and plain ids, and the summary", function()
     local plain = create(2)
     local busy = emu:create_bandwidth{ size = 1, publicip_ids = { "eip-1" } }

@@ -532,7 +532,7 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     (void)ultotal;
     (void)ulnow;
     now = now_ms();
-    if (t->deadline_ms != 0 && now > t->deadline_ms) {
+    if (t->deadline_ms != 0 && now > t->deadline_ms && !t->deadline_by_caller) {
         t->past_deadline = 1;
         return 1;
     }
@@ -1463,7 +1463,7 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->too_slow = 0;
     /* (a few ms after libcurl's own: this one is the backstop, for where libcurl does not look) */
     t->deadline_ms = req->timeout_ms > 0 ? now + req->timeout_ms + 5 : 0;
-    t->past_deadline = t->connect_refused = t->interrupted = 0;
+    t->past_deadline = t->connect_refused = t->interrupted = t->deadline_by_caller = 0;
     if (t->ls_start_ms != 0) {
         set_long(c, CURLOPT_LOW_SPEED_TIME, &t->low_speed_time_s, LS_NEVER);
         set_long(c, CURLOPT_LOW_SPEED_LIMIT, &t->low_speed_limit, req->low_speed_limit);
@@ -1496,10 +1496,42 @@ static int died_unanswered(const eip_http_transfer *t, int rc)
 static long time_left(eip_http_transfer *t)
 {
     curl_off_t us = 0;
+    if (t->deadline_by_caller) {
+        long long left = t->deadline_ms - now_ms();
+        return t->deadline_ms == 0 ? LONG_MAX : left > LONG_MAX ? LONG_MAX : (long)left;
+    }
     if (t->timeout_ms <= 0)
         return LONG_MAX;
     curl_easy_getinfo(t->curl, CURLINFO_TOTAL_TIME_T, &us);
     return t->timeout_ms - (long)(us / 1000);
+}
+
+void eip_http_transfer_own_deadline(eip_http_transfer *t)
+{
+    t->deadline_by_caller = 1;
+    if (t->deadline_ms != 0)
+        t->deadline_ms -= 5; /* (prepare's backstop slack: the caller judges it exactly) */
+    set_long(t->curl, CURLOPT_TIMEOUT_MS, &t->timeout_ms, 0);
+}
+
+int eip_http_transfer_expire(eip_http_transfer *t, long long now)
+{
+    if (!t->deadline_by_caller || t->deadline_ms == 0 || now < t->deadline_ms)
+        return 0;
+    t->past_deadline = 1;
+    return 1;
+}
+
+void eip_http_transfer_unwatched(eip_http_transfer *t, long long ms)
+{
+    if (ms <= 0)
+        return;
+    if (t->deadline_by_caller && t->deadline_ms != 0)
+        t->deadline_ms += ms;
+    if (t->ls_start_ms != 0)
+        t->ls_start_ms += ms;
+    if (t->ls_tcp_at != 0)
+        t->ls_tcp_at += ms;
 }
 
 int eip_http_transfer_retry_stale(eip_http_transfer *t, int rc)
@@ -1518,7 +1550,7 @@ int eip_http_transfer_retry_stale(eip_http_transfer *t, int rc)
         if (left <= 0)
             left = 1; /* it times out at once (28), nothing sent */
     }
-    if (left != LONG_MAX) {
+    if (left != LONG_MAX && !t->deadline_by_caller) {
         /* The request's deadline holds across its sends (the cosocket transport has one too). */
         long connect = t->connect_timeout_ms;
         set_long(t->curl, CURLOPT_TIMEOUT_MS, &t->timeout_ms, left);

@@ -225,6 +225,9 @@ typedef struct {
      * there (timeout and connect_timeout passed, the call held as long as the proxy likes). */
     long long deadline_ms;
     int past_deadline;
+    /* The deadline is the caller's to judge (a multi's transfer: eip_http_transfer_own_deadline):
+     * neither libcurl's timeout nor on_progress ends the transfer for it. */
+    int deadline_by_caller;
     /* A session's transfer (not a multi's, whose caller aborts it) ends at a second caught
      * interrupt (interrupt.h: eip_interrupt_aborting), as a batch's transfers do: a process that
      * catches them (the eip command) has no other way to stop a single request whose server
@@ -316,6 +319,23 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
 
 /* After the transfer ended with rc (and left any multi handle): fills the response. */
 void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc);
+
+/* For a multi's transfer, after eip_http_transfer_prepare: its deadline (t->deadline_ms, the
+ * request's timeout from now exactly; 0: none) is the caller's to judge, after it has read what
+ * arrived (eip_http_transfer_expire). libcurl checks its timeout before it reads: a multi whose
+ * caller spent longer than the timeout elsewhere (a batch's on_result writing to a stalled
+ * terminal) timed out answers that had arrived in time. */
+void eip_http_transfer_own_deadline(eip_http_transfer *t);
+
+/* Whether t's own deadline (see above) has passed at `now_ms`; when it has, marks t as ended by
+ * it: the caller finishes it with CURLE_ABORTED_BY_CALLBACK (reported as a timeout, 28). */
+int eip_http_transfer_expire(eip_http_transfer *t, long long now_ms);
+
+/* t was not driven for `ms` (its caller was elsewhere): its low-speed window and its own
+ * deadline leave that time out. The bytes that waited in the socket meanwhile are not judged
+ * slow, and a request that was not even sent then (nothing drove it) is not timed out just
+ * after it goes, its answer lost: the timeout is the time a server is given, not the caller's. */
+void eip_http_transfer_unwatched(eip_http_transfer *t, long long ms);
 
 /* Once the last answer has been handed over (copied out of the response): frees the body
  * buffer when over EIP_HTTP_BODY_KEEP_MAX bytes and the token buffer when over

@@ -20,6 +20,7 @@ typedef struct {
     eip_http_transfer t;
     enum slot_state state;
     eip_http_response resp; /* its token, like its body, lives in t's buffers */
+    long long started_ms;   /* when it was started (CLOCK_MONOTONIC) */
 } slot;
 
 struct eip_multi {
@@ -35,7 +36,13 @@ struct eip_multi {
     /* Finished transfers not yet collected, oldest first (a ring: each slot is in it once). */
     int done[EIP_MULTI_MAX_SLOTS];
     int done_head, done_count;
+    /* When the transfers were last driven (drive returned to the caller; 0: never): what the
+     * caller does between two calls (a batch's on_result writing to a terminal held by Ctrl-S)
+     * leaves answers waiting in the sockets, which must not be judged late or slow for it. */
+    long long away_ms;
 };
+
+static long long now_ms(void);
 
 static char *dup_or_null(const char *s)
 {
@@ -176,6 +183,9 @@ int eip_multi_start(eip_multi *m, const eip_http_request *req, char *err, size_t
         snprintf(err, errcap, "out of memory");
         return -1;
     }
+    /* Its timeout is judged by drive, after reading what arrived (see eip_http_transfer_own_deadline). */
+    eip_http_transfer_own_deadline(&s->t);
+    s->started_ms = now_ms();
     mc = curl_multi_add_handle(m->cm, s->t.curl);
     if (mc != CURLM_OK) {
         eip_http_transfer_finish(&s->t, CURLE_FAILED_INIT);
@@ -260,30 +270,75 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The time since the transfers were last driven leaves their low-speed windows and their
+ * deadlines (eip_http_transfer_unwatched): each running one was not watched from the later of
+ * then and its start until now. */
+static void back_from_away(eip_multi *m, long long now)
+{
+    int i;
+    if (m->away_ms == 0)
+        return;
+    for (i = 0; i < m->nslots; i++) {
+        slot *s = m->slots[i];
+        long long from;
+        if (s->state != SLOT_RUNNING)
+            continue;
+        from = s->started_ms > m->away_ms ? s->started_ms : m->away_ms;
+        eip_http_transfer_unwatched(&s->t, now - from);
+    }
+    m->away_ms = 0;
+}
+
+/* Ends the running transfers whose own deadline has passed, once what arrived has been read
+ * (curl_multi_perform just ran): an answer waiting in its socket is taken, however late the
+ * caller came back. Returns the nearest deadline still ahead (0: none). */
+static long long expire(eip_multi *m, long long now)
+{
+    long long nearest = 0;
+    int i;
+    for (i = 0; i < m->nslots; i++) {
+        slot *s = m->slots[i];
+        if (s->state != SLOT_RUNNING)
+            continue;
+        if (eip_http_transfer_expire(&s->t, now))
+            slot_finish(m, i, CURLE_ABORTED_BY_CALLBACK);
+        else if (s->t.deadline_ms != 0 && (nearest == 0 || s->t.deadline_ms < nearest))
+            nearest = s->t.deadline_ms;
+    }
+    return nearest;
+}
+
 /* Runs transfers until one finishes or timeout_ms passes. curl_multi_poll caps its own wait
- * at libcurl's next timer, so transfer timeouts fire on time whatever timeout_ms is. */
+ * at libcurl's next timer, and drive at the nearest transfer deadline, so transfer timeouts
+ * fire on time whatever timeout_ms is. */
 static void drive(eip_multi *m, long timeout_ms)
 {
     long long end = now_ms() + timeout_ms;
     int interrupts = eip_interrupts(); /* a new Ctrl-C ends the wait: the caller decides */
+    back_from_away(m, end - timeout_ms);
     for (;;) {
         int running;
-        long long left;
+        long long left, now, nearest;
         CURLMcode mc = curl_multi_perform(m->cm, &running);
         if (mc != CURLM_OK) {
             fail_running(m, mc);
-            return;
+            break;
         }
         collect(m);
-        left = end - now_ms();
+        now = now_ms();
+        nearest = expire(m, now);
+        left = end - now;
         if (m->done_count > 0 || left <= 0 || eip_interrupts() != interrupts)
-            return;
+            break;
+        if (nearest != 0 && nearest - now < left)
+            left = nearest - now > 0 ? nearest - now : 1;
         mc = curl_multi_poll(m->cm, NULL, 0, left > INT_MAX ? INT_MAX : (int)left, NULL);
         if (mc != CURLM_OK) {
             fail_running(m, mc);
-            return;
+            break;
         }
     }
+    m->away_ms = now_ms();
 }
 
 int eip_multi_peek(eip_multi *m, long timeout_ms, const eip_http_response **resp)
