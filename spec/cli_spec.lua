@@ -1371,6 +1371,22 @@ describe("eip command", function()
       assert.is_true(deleted >= 1 and deleted < 8, deleted .. " deleted: the batch stopped sending")
     end)
 
+    -- A drain's dry run reads each bandwidth (one GET each): it went on reading for a reader gone,
+    -- then SIGPIPE killed it (141, no word).
+    it("a drain's dry run whose reader goes away stops reading and exits 1, not by SIGPIPE", function()
+      local input = {}
+      for i = 1, 12 do input[i] = emu:create_bandwidth{ size = 5, publicip_ids = { "dr" .. i } } end
+      emu:inject{ method = "GET", action = "slow", delay = 0.1, times = -1 }
+      emu:reset_counters()
+      local code, out, err = run("delete-bandwidth --dry-run --drain --charge-mode bandwidth --size 1 -",
+        { stdin = table.concat(input, "\n") .. "\n", pipe = "head -1" })
+      assert.equal(1, code, err)
+      assert.equal(1, #lines(out))
+      assert.matches("eip: standard output failed %(.-%): %d+ id%(s%) not read", err)
+      assert.is_true(emu:stats().requests < 12, "the reads stopped")
+      for _, id in ipairs(input) do assert.equal(1, #emu:get_bandwidth(id).publicip_info) end
+    end)
+
     -- nohup starts a command with SIGHUP ignored: a hangup must not stop its batch then.
     it("a SIGHUP that nohup ignores does not stop the batch", function()
       local ids, input = slow_batch(6, 0.2)

@@ -209,7 +209,16 @@ local function dry_run(client, ids, opts)
     end
   end
   local ok_all = true
-  for _, id in ipairs(ids) do
+  for n, id in ipairs(ids) do
+    -- With --drain each id costs a GET: none more once the output is lost (a reader gone: `| head`)
+    -- or a signal came, as a batch stops.
+    local caught, signal = core.interrupts()
+    if caught > 0 or sink.failed() then
+      local name = connection.SIGNAL_NAMES[signal] or ("signal " .. tostring(signal))
+      stderr:write(string.format("%s: %d id(s) not read\n", caught == 0 and "eip: standard output failed ("
+        .. sink.failed() .. ")" or signal == 2 and "eip: interrupted" or "eip: stopped by " .. name, #ids - n + 1))
+      return caught > 0 and connection.signal_exit(signal) or false
+    end
     local url = client.endpoint .. "/v2.0/" .. project .. "/bandwidths/" .. id
     if opts.drain then
       local ok, plan = pcall(client.plan_drain, client, id, { charge_mode = opts.charge_mode, size = opts.size })
@@ -234,6 +243,7 @@ local function dry_run(client, ids, opts)
         end
         step(id, "DELETE", url)
       end
+      stdout:flush() -- (a reader gone is known before the next GET)
     else
       step(id, "DELETE", url)
     end
@@ -411,6 +421,9 @@ function M.run(opts, argv, ctx)
   local client = connection.client(opts, opts.dry_run and not opts.drain)
   refuse_secrets(client, ids, where)
   if opts.dry_run then
+    -- (a drain's dry run sends its GETs: signals caught and SIGPIPE ignored, as a batch's; see
+    -- eip.cli's main, which lets go of them)
+    if opts.drain then core.catch_interrupts(true) end
     local ok = dry_run(client, ids, opts)
     client:close()
     return ok
