@@ -523,7 +523,8 @@ local SHOW_OPTIONS = { cancel = true }
 --   server sent them (pass them through @{clean} before showing them)
 -- @treturn table `{ status, request_id, attempts, elapsed }` of the answer
 -- @tparam[opt] table opts `{ cancel = function }`: asked before each attempt and during the
---   waits between them; true-ish ends the call with an "interrupted" error, nothing more sent
+--   waits between them; true-ish (or raising) ends the call with an "interrupted" error, nothing
+--   more sent
 -- @raise an @{eip.error} (`http` 404 `VPC.0306` when it does not exist; an answer whose bandwidth
 --   has no id, or another's, is an `http` error, "Unusable Answer")
 function Client:show_bandwidth(bandwidth_id, opts)
@@ -579,7 +580,7 @@ end
 -- @tparam[opt=1000] integer opts.limit the page size (1..2^31-1)
 -- @tparam[opt] string opts.enterprise_project_id only this enterprise project's bandwidths
 -- @tparam[opt] function opts.cancel asked before each page (and during the waits between
---   attempts): true-ish ends the listing with an "interrupted" error, nothing more sent
+--   attempts): true-ish (or raising) ends the listing with an "interrupted" error, nothing more sent
 -- @treturn {table,...} the bandwidths, in the order the API returned them, their strings as the
 --   server sent them (see @{clean})
 -- @treturn table `{ pages, requests, attempts, elapsed, restarts }`
