@@ -107,7 +107,9 @@ describe("proxy settings (eip.proxy)", function()
   it("never proxies loopback or link-local hosts, whatever the settings", function()
     local env = { https_proxy = P, http_proxy = P }
     for _, name in ipairs{ "127.0.0.1", "127.8.9.10", "[::1]", "[0:0:0:0:0:0:0:1]", "[::ffff:127.0.0.1]",
-                           "localhost", "LOCALHOST.", "api.localhost", "169.254.169.254", "[fe80::1]" } do
+                           "localhost", "LOCALHOST.", "api.localhost", "169.254.169.254", "[fe80::1]",
+                           -- (the metadata service's address IPv4-mapped was proxied)
+                           "[::ffff:169.254.169.254]", "[::ffff:a9fe:a9fe]" } do
       for _, scheme in ipairs{ "http", "https" } do
         local url = scheme .. "://" .. name .. ":8443/x"
         assert.is_nil(decide(P, nil, url), url .. " (option)")

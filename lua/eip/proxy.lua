@@ -114,7 +114,7 @@ end
 
 local NEVER = {
   { address("127.0.0.0"), 8 }, { address("::1"), 128 }, { address("::ffff:127.0.0.0"), 104 },
-  { address("169.254.0.0"), 16 }, { address("fe80::"), 10 },
+  { address("169.254.0.0"), 16 }, { address("::ffff:169.254.0.0"), 112 }, { address("fe80::"), 10 },
 }
 
 --- Is host (a name, an IPv4 literal, or an IPv6 literal with or without brackets) one that is
