@@ -45,7 +45,8 @@ describe("the transport contract, through both transports", function()
     front = tls.start(emu, pki)
     open_proxy = proxy.start{ names = { [NAME] = "127.0.0.1" }, deny = { "blocked.test" },
       misbehave = { ["drop.test"] = "drop", ["garbage.test"] = "garbage", ["cut.test"] = "cut",
-        ["endless.test"] = "endless", ["silent.test"] = "silent" } }
+        ["endless.test"] = "endless", ["silent.test"] = "silent", ["cut407.test"] = "cut407",
+        ["short407.test"] = "short407" } }
     slow_proxy = proxy.start{ names = { [NAME] = "127.0.0.1" }, misbehave = { [NAME] = "slow" } }
     guarded_proxy = proxy.start{ names = { [NAME] = "127.0.0.1" }, auth = PROXY_USER .. ":" .. PROXY_SECRET }
     -- Host names: libcurl resolves localhost from /etc/hosts; nginx asks this responder.
@@ -654,6 +655,23 @@ describe("the transport contract, through both transports", function()
     { name = "a proxy that closes inside its answer to CONNECT",
       url = function() return "https://cut.test:443/conformance" end, proxy = via_open,
       expect = { status = 0, curl_code = 56, error_kind = "reset", proxy_status = NONE } },
+
+    -- A refusal broken off was a reset over cosockets (libcurl read its status line): retried,
+    -- and a batch went on sending the proxy its credentials.
+    { name = "a proxy's 407 to CONNECT whose head is cut short: still the proxy's refusal",
+      url = function() return "https://cut407.test:443/conformance" end, proxy = via_open,
+      expect = { status = 0, curl_code = 56, error_kind = "proxy", proxy_status = 407, body = "" } },
+
+    -- A plain request's 407 whose body was cut short (or trickled) was a reset (or a timeout) in
+    -- both, the proxy's body kept as the answer's, retried: its head says it all.
+    { name = "a proxy's 407 to a plain request whose body is cut short: the proxy's, at its head",
+      url = function() return "http://short407.test/conformance" end, proxy = via_open,
+      expect = { status = 0, curl_code = 56, error_kind = "proxy", proxy_status = 407, request_id = NONE,
+        body = "" } },
+
+    { name = "a proxy's 407 to a plain request whose head is cut short: the proxy's",
+      url = function() return "http://cut407.test/conformance" end, proxy = via_open,
+      expect = { status = 0, curl_code = 56, error_kind = "proxy", proxy_status = 407, body = "" } },
 
     { name = "a proxy that closes before answering a plain request",
       url = function() return "http://drop.test/conformance" end, proxy = via_open,

@@ -380,6 +380,7 @@ static const char SWITCHING[] =
 
 static const char TOO_MANY_CODINGS[] = "Reject response due to more than 5 content encodings";
 static const char TOO_LARGE_TRAILERS[] = "Too large response trailers";
+static const char PROXY_407[] = "Received HTTP code 407 from proxy";
 
 /* A line of a final head: when it is a Transfer-Encoding of an answer with a body, each coding
  * it names must be chunked or identity, and at most five of the head's not chunked (see
@@ -461,6 +462,14 @@ int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t le
         t->head = code < 200 ? HEAD_INTERIM : HEAD_FINAL;
         t->final_status = code < 200 ? 0 : code;
         t->codings = 0;
+        if (code == 407 && t->proxy != NULL && !t->tunnel) {
+            /* A plain-http request's proxy refused it: its status line says all (proxy_answer);
+             * the body is not waited for (one cut short or trickled was a reset or a timeout,
+             * retried with the credentials again). */
+            t->refused = PROXY_407;
+            t->refused_code = CURLE_RECV_ERROR;
+            return -1;
+        }
         return 0;
     case HEAD_INTERIM:
     case HEAD_FINAL:
@@ -1177,15 +1186,16 @@ static int set_proxy(eip_http_transfer *t, const eip_http_request *req)
 static void proxy_answer(eip_http_transfer *t, eip_http_response *resp)
 {
     long connect_code = 0;
-    if (resp->curl_code != 0) {
+    if (!t->tunnel && t->final_status == 407) {
+        /* (whatever became of the rest: the head is not read past its status line) */
+        resp->proxy_status = 407;
+        resp->curl_code = CURLE_RECV_ERROR;
+        snprintf(resp->curl_error, sizeof(resp->curl_error), "%s", PROXY_407);
+    } else if (resp->curl_code != 0) {
         curl_easy_getinfo(t->curl, CURLINFO_HTTP_CONNECTCODE, &connect_code);
         if (!t->tunnel || connect_code == 0 || connect_code / 100 == 2)
             return;
         resp->proxy_status = connect_code;
-    } else if (!t->tunnel && resp->status == 407) {
-        resp->proxy_status = 407;
-        resp->curl_code = CURLE_RECV_ERROR;
-        snprintf(resp->curl_error, sizeof(resp->curl_error), "Received HTTP code 407 from proxy");
     } else {
         return;
     }

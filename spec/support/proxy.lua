@@ -15,7 +15,10 @@
 --                                                 -- "endless": 407 with a body that never ends
 --                                                 -- (64 KiB every 10 ms until the client
 --                                                 -- leaves, 20 s at most); or "silent": no
---                                                 -- answer, closed when the client leaves
+--                                                 -- answer, closed when the client leaves;
+--                                                 -- or "cut407": a 407 whose head is cut
+--                                                 -- short; or "short407": a 407 whose body
+--                                                 -- is (12 of 100 bytes, then closed)
 --   }
 --   p.port, p.url                  "http://127.0.0.1:<port>"
 --   p:seen()                       the request heads it received, oldest first: { method, target,
@@ -249,6 +252,13 @@ local function serve(dir, owner_pid)
     if how then
       if how == "garbage" then send(client, "SSH-2.0-OpenSSH_9.2p1\r\n\r\n") end
       if how == "cut" then send(client, "HTTP/1.1 200 Connection established\r\nX-Cut: yes\r\n") end
+      if how == "cut407" then
+        send(client, "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n")
+      end
+      if how == "short407" then
+        send(client, "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 100\r\n"
+          .. "X-Request-Id: from-the-proxy\r\n\r\n<html>denied")
+      end
       return close(client)
     end
     if expected_auth and req.headers["proxy-authorization"] ~= expected_auth then

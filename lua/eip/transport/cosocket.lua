@@ -602,8 +602,14 @@ local function tunnel(self, x, sock, t, v)
     return connect_failure(x, v, "timeout")
   end
   if not ok or x.head_cut then
-    -- No answer, garbage or a head cut short: libcurl's texts and code (a reset, not a refusal).
     http1.clear_failure(x)
+    if status >= 100 and (status < 200 or status > 299) and code ~= 1 then
+      -- A refusal whose head broke off (closed, a NUL, too large): its status line said it, as
+      -- libcurl reads it; not a reset, which is retried with the credentials again.
+      x.resp.proxy_status = status
+      return http1.fail(x, 56, "CONNECT tunnel failed, response " .. status)
+    end
+    -- No answer, garbage or a 2xx head cut short: libcurl's texts and code (a reset, not a refusal).
     if code == 1 then return http1.fail(x, 56, "CONNECT tunnel failed, response 0") end
     return http1.fail(x, 56, "Proxy CONNECT aborted")
   end
@@ -692,11 +698,14 @@ local function attempt(self, x, req, t, path)
     if serr == "timeout" then return http1.timed_out(x) end
     return http1.fail(x, 55, "Send failure: " .. tostring(serr))
   end
-  local ok, reusable = http1.read(x, req.method)
+  local ok, reusable = http1.read(x, req.method, plain and 407 or nil)
   x.sock = nil
-  if ok and plain and x.resp.status == 407 then
-    -- The proxy's own refusal, not the API's answer (which never is 407).
+  if plain and x.resp.status == 407 then
+    -- The proxy's own refusal, not the API's answer (which never is 407), whatever became of
+    -- the rest of its head (its body is not read: one cut short or trickled was a reset or a
+    -- timeout, retried with the credentials again).
     sock:close()
+    http1.clear_failure(x)
     http1.clear_answer(x)
     x.resp.proxy_status = 407
     return http1.fail(x, 56, "Received HTTP code 407 from proxy")

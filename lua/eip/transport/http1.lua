@@ -985,8 +985,10 @@ end
 -- the connection may be reused when an answer came (complete or truncated; x.head_cut is set
 -- when the stream ended inside its head, which libcurl takes as it is), or nil when it
 -- failed (x.resp has curl_code, curl_error, error_kind; and the status, headers and partial
--- body of an answer that broke off). Never raises for anything the source delivers.
-function M.read(x, method)
+-- body of an answer that broke off). Never raises for anything the source delivers. A final
+-- head of status `stop_status` (optional) ends the read there: its body is not read, and the
+-- connection is not reused.
+function M.read(x, method, stop_status)
   x.lines_seen, x.stored_header, x.head_cut, x.closing, x.line_came = 0, false, false, false, false
   local h = read_head(x, method)
   if h == false then -- ended inside the head: taken as it is (x.head_cut tells)
@@ -995,6 +997,7 @@ function M.read(x, method)
   end
   if not h then return nil end
   local status = x.resp.status
+  if status == stop_status then return true, false end -- (its body is not read)
   if h.bodyless then
     return true, x.pos > #x.buf and status ~= 101 and not h.close and (h.version >= 11 or h.keep_alive == true)
   end

@@ -70,7 +70,10 @@
 --       the proxy answered CONNECT with a non-2xx status     56 proxy ("CONNECT tunnel
 --                                                               failed, response N"; proxy_status N)
 --       the proxy answered a plain-http request with 407     56 proxy ("Received HTTP code
---                                                               407 from proxy"; proxy_status 407)
+--         (its status line says it: the body, whether cut      407 from proxy"; proxy_status 407)
+--         short or trickled, is not waited for)
+--       the proxy's non-2xx answer to CONNECT broke off       56 proxy (as above: its status
+--         after its status line (closed, a NUL, too large)      line says it)
 --       (a timeout, a reset or a TLS failure through a proxy keeps its own kind)
 --     anything else                                          KINDS, or "other"
 --
@@ -136,8 +139,9 @@
 --    after a refusal, in both (libcurl would read it to its end, its timeouts unchecked
 --    meanwhile: the C core aborts once the refusal's status is known, and ends any transfer
 --    past the request's timeout, whatever libcurl is doing). A proxy that closes before or inside its
---    CONNECT answer, or answers garbage, is 56 "reset" in both ("Proxy CONNECT aborted",
---    "CONNECT tunnel failed, response 0"), the request never sent. A CONNECT answer whose head
+--    CONNECT answer (but a refusal's, after its status line: see the table), or answers garbage,
+--    is 56 "reset" in both ("Proxy CONNECT aborted", "CONNECT tunnel failed, response 0"), the
+--    request never sent. A CONNECT answer whose head
 --    breaks a rule of the table above (a line without a colon, ...) fails as that row says over
 --    cosockets; libcurl's own CONNECT reader is more lenient and may take the tunnel. Idle
 --    tunnels are pooled by nginx per endpoint, verification and proxy (its credentials as a
