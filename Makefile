@@ -40,7 +40,7 @@ DEBIAN_PKGS_DOCS   := lua-ldoc lua-discount
 # wrk (the load of the nginx rows).
 DEBIAN_PKGS_BENCH  := lua-sec wrk
 DEBIAN_PKGS := $(PKGS_lua5.4) $(PKGS_$(LUA_TAG)) lua-cjson lua-busted luarocks libcurl4-openssl-dev libssl-dev \
-               nginx libnginx-mod-http-lua lua-resty-core libluajit2-5.1-dev lua-socket lua-check \
+               nginx libnginx-mod-http-lua lua-resty-core luajit2 libluajit2-5.1-dev lua-socket lua-check \
                pkg-config gcc make procps tmux man-db zsh curl ca-certificates $(DEBIAN_PKGS_DOCS) \
                $(DEBIAN_PKGS_BENCH)
 DEBIAN_PKGS_CHECK  := clang libclang-rt-14-dev valgrind cppcheck
