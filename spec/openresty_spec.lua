@@ -323,7 +323,9 @@ describe("OpenResty #openresty", function()
   describe("phases", function()
     it("selects libcurl in init_worker and cosockets in its timers", function()
       local seen = request("GET", "/t/seen").json
-      assert.same({ phase = "init_worker", transport = "curl" }, seen.init_worker)
+      -- The cosocket transport came from the master: a worker that could not read the tree failed
+      -- every request after a start that passed.
+      assert.same({ phase = "init_worker", transport = "curl", cosocket_loaded = true }, seen.init_worker)
       assert.same({ phase = "timer", transport = "cosocket" }, seen.timer)
     end)
 

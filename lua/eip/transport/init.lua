@@ -467,6 +467,12 @@ function M.new(opts)
   if not ngx_api() then
     return require("eip.transport.curl").new(copy)
   end
+  -- Both loaded now (a client made in init_by_lua, by nginx's master, hands them to the workers):
+  -- loaded at a first request instead, by a worker that cannot read the tree the master could
+  -- (a tree only root reads, workers as nobody), every request failed after a start that passed.
+  -- (pcall: one that cannot load says so at its first use, as before.)
+  pcall(require, "eip.transport.cosocket")
+  pcall(require, "eip.transport.curl")
   return setmetatable({ opts = copy, instances = {} }, Auto)
 end
 

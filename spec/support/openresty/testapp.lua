@@ -64,7 +64,9 @@ local function shared_rate_worker()
 end
 
 function M.init_worker()
-  seen.init_worker = { phase = ngx.get_phase(), transport = transport.current() }
+  seen.init_worker = { phase = ngx.get_phase(), transport = transport.current(),
+    -- (loaded by the master, with the example's client made in init_by_lua: before a request)
+    cosocket_loaded = package.loaded["eip.transport.cosocket"] ~= nil }
   ngx.timer.at(0, function()
     seen.timer = { phase = ngx.get_phase(), transport = transport.current() }
   end)
