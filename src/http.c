@@ -1519,11 +1519,8 @@ static long time_left(eip_http_transfer *t)
 void eip_http_transfer_own_deadline(eip_http_transfer *t)
 {
     t->deadline_by_caller = 1;
-    t->unwatched_left_ms = 0;
-    if (t->deadline_ms != 0) {
+    if (t->deadline_ms != 0)
         t->deadline_ms -= 5; /* (prepare's backstop slack: the caller judges it exactly) */
-        t->unwatched_left_ms = t->deadline_ms - now_ms();
-    }
     set_long(t->curl, CURLOPT_TIMEOUT_MS, &t->timeout_ms, 0);
 }
 
@@ -1539,15 +1536,6 @@ void eip_http_transfer_unwatched(eip_http_transfer *t, long long ms)
 {
     if (ms <= 0)
         return;
-    if (t->deadline_by_caller && t->deadline_ms != 0) {
-        /* (at most the timeout once over, whatever the caller does: a server that never answers
-         * still ends the call within twice the timeout, the caller's last absence aside) */
-        long long add = ms < t->unwatched_left_ms ? ms : t->unwatched_left_ms;
-        if (add > 0) {
-            t->deadline_ms += add;
-            t->unwatched_left_ms -= add;
-        }
-    }
     if (t->ls_start_ms != 0)
         t->ls_start_ms += ms;
     if (t->ls_tcp_at != 0)

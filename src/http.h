@@ -226,10 +226,8 @@ typedef struct {
     long long deadline_ms;
     int past_deadline;
     /* The deadline is the caller's to judge (a multi's transfer: eip_http_transfer_own_deadline):
-     * neither libcurl's timeout nor on_progress ends the transfer for it; and how much more time
-     * the caller's absences may still add to it (ms: the timeout at most, once over). */
+     * neither libcurl's timeout nor on_progress ends the transfer for it. */
     int deadline_by_caller;
-    long long unwatched_left_ms;
     /* A session's transfer (not a multi's, whose caller aborts it) ends at a second caught
      * interrupt (interrupt.h: eip_interrupt_aborting), as a batch's transfers do: a process that
      * catches them (the eip command) has no other way to stop a single request whose server
@@ -333,10 +331,10 @@ void eip_http_transfer_own_deadline(eip_http_transfer *t);
  * it: the caller finishes it with CURLE_ABORTED_BY_CALLBACK (reported as a timeout, 28). */
 int eip_http_transfer_expire(eip_http_transfer *t, long long now_ms);
 
-/* t was not driven for `ms` (its caller was elsewhere): its low-speed window and its own
- * deadline leave that time out (the deadline gains its timeout once over at most). The bytes that waited in the socket meanwhile are not judged
- * slow, and a request that was not even sent then (nothing drove it) is not timed out just
- * after it goes, its answer lost: the timeout is the time a server is given, not the caller's. */
+/* t was not driven for `ms` (its caller was elsewhere): its low-speed window leaves that time
+ * out, so the bytes that waited in the socket meanwhile are not judged slow. (Its deadline does
+ * not move: a signed request's signing place lasts its timeout and a second, and the client's
+ * deadline is the whole call's.) */
 void eip_http_transfer_unwatched(eip_http_transfer *t, long long ms);
 
 /* Once the last answer has been handed over (copied out of the response): frees the body

@@ -43,6 +43,8 @@ struct eip_multi {
 };
 
 static long long now_ms(void);
+static void fail_running(eip_multi *m, CURLMcode mc);
+static void back_from_away(eip_multi *m, long long now);
 
 static char *dup_or_null(const char *s)
 {
@@ -194,6 +196,19 @@ int eip_multi_start(eip_multi *m, const eip_http_request *req, char *err, size_t
     }
     s->state = SLOT_RUNNING;
     m->pending++;
+    /* Sent now, as far as it can go without waiting (on a kept-alive connection, the whole
+     * request): what the caller does before it drives the multi again (a batch's on_result
+     * writing to a terminal held by Ctrl-S) must not hold a request back until its deadline has
+     * passed, to be sent then and timed out at once, its answer lost. Finished transfers wait in
+     * libcurl's queue for drive's collect. */
+    {
+        int running;
+        back_from_away(m, s->started_ms); /* (the perform drives every transfer, as drive does) */
+        mc = curl_multi_perform(m->cm, &running);
+        if (mc != CURLM_OK)
+            fail_running(m, mc);
+        m->away_ms = now_ms();
+    }
     return index;
 }
 
@@ -270,9 +285,9 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The time since the transfers were last driven leaves their low-speed windows and their
- * deadlines (eip_http_transfer_unwatched): each running one was not watched from the later of
- * then and its start until now. */
+/* The time since the transfers were last driven leaves their low-speed windows
+ * (eip_http_transfer_unwatched): each running one was not watched from the later of then and
+ * its start until now. */
 static void back_from_away(eip_multi *m, long long now)
 {
     int i;
