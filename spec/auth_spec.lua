@@ -586,6 +586,38 @@ describe("authentication", function()
       assert(ok, err)
     end)
 
+    -- A login that times out may have reached IAM's password check: with a wrong password each
+    -- counted towards the account's lockout, while the caller saw only timeouts. It was sent
+    -- three times per call, and again after every 5 s hold.
+    it("sends a login that timed out once, and holds the second in a row for a minute", function()
+      local auth = require "eip.auth"
+      local hold = auth.TRANSIENT_FAILURE_HOLD
+      auth.TRANSIENT_FAILURE_HOLD = 0 -- (the first unknown outcome's hold: none here)
+      emu:inject{ method = "POST", path = "/v3/auth/tokens$", action = "slow", delay = 1, times = -1 }
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(), timeout = 0.3,
+        backoff_base = 0.01 }
+      local function logins()
+        local n = 0
+        for _, r in ipairs(emu:requests()) do
+          if r.path == "/v3/auth/tokens" then n = n + 1 end
+        end
+        return n
+      end
+      local ok, err = pcall(function()
+        local e = raised(c.delete_bandwidth, c, "bw-1")
+        assert.same({ "transport", "timeout", "/v3/auth/tokens" }, { e.kind, e.reason, e.path })
+        assert.equal(1, logins(), "not sent again within the call")
+        raised(c.delete_bandwidth, c, "bw-1")
+        assert.equal(2, logins())
+        e = raised(c.delete_bandwidth, c, "bw-1")
+        assert.same({ "transport", "timeout" }, { e.kind, e.reason })
+        assert.equal(2, logins(), "the second unknown outcome in a row is held")
+      end)
+      auth.TRANSIENT_FAILURE_HOLD = hold
+      c:close()
+      assert(ok, err)
+    end)
+
     -- Inside nginx one client serves many requests at once, each a coroutine that yields while
     -- its socket waits. Coroutines and a transport that yields the same way stand in for them,
     -- where a coroutine can yield through pcall (LuaJIT, as in nginx, and Lua 5.2 on; not 5.1).

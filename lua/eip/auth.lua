@@ -534,6 +534,11 @@ end
 -- token requests to a struggling IAM.
 -- (M.TRANSIENT_FAILURE_HOLD, in seconds: read at each failure.)
 M.TRANSIENT_FAILURE_HOLD = 5
+-- The holds after the second, third... login in a row whose outcome is unknown (a timeout, a
+-- reset, a 5xx: IAM may have checked the password, and with a wrong one counted a failed login;
+-- the first is held as any transient failure): a slow IAM refusing a wrong password is not
+-- asked five times in the quarter of an hour an account lockout policy counts over.
+M.UNKNOWN_LOGIN_HOLDS = { 60, 900 }
 
 -- Obtains a token through the pipeline (an iam_token op: no credentials, the same mapping
 -- and retries as every call). A refusal (4xx: wrong password, unknown user or project) is
@@ -550,12 +555,20 @@ local function iam_fetch(self, runner)
       -- A refusal is definitive; IAM throttling (429) or a request timeout (408) may pass.
       local definitive = res.kind == "http" and res.status >= 400 and res.status < 500
         and not retry.status_retryable(res.status)
-      local hold_until = not definitive and core.monotime() + M.TRANSIENT_FAILURE_HOLD or nil
-      self.failed = { err = errors.copy(res), until_ = hold_until }
+      local hold = M.TRANSIENT_FAILURE_HOLD
+      if errors.may_have_acted(res) then
+        local n = (self.unknown_logins or 0) + 1
+        local holds = M.UNKNOWN_LOGIN_HOLDS
+        if n > 1 then hold = math.max(hold, holds[math.min(n - 1, #holds)]) end
+        self.unknown_logins = n
+      elseif res.kind == "http" then
+        self.unknown_logins = 0 -- IAM answered, saying what it did
+      end
+      self.failed = { err = errors.copy(res), until_ = not definitive and core.monotime() + hold or nil }
     end
     error(res, 0)
   end
-  self.failed, self.renewal_failed = nil, false
+  self.failed, self.renewal_failed, self.unknown_logins = nil, false, 0
   self.by_refresh, self.proven = false, false -- (Iam:refresh says when a 401 made it)
   local now = os.time()
   local expires = time.parse_iso8601(res.expires_at) or (now + 3600) -- unknown expiry: assume an hour

@@ -261,9 +261,11 @@ end
 local CREDENTIALS_BODY = 1024 * 1024
 
 -- (brings_token: its answer's X-Subject-Token is a credential before the answer is read: see
--- eip.pipeline's map)
+-- eip.pipeline's map; once_unanswered: a login that may have reached IAM's password check
+-- without its answer -- a timeout, a reset, a 5xx -- is not sent again: with a wrong password,
+-- each one counted towards locking the account, while the caller saw only timeouts)
 local IamToken = kind{ name = "iam_token", method = "POST", path = IAM_PATH, auth = false,
-  content_type = IAM_CONTENT_TYPE, body_cap = CREDENTIALS_BODY, brings_token = true }
+  content_type = IAM_CONTENT_TYPE, body_cap = CREDENTIALS_BODY, brings_token = true, once_unanswered = true }
 
 -- The token (from X-Subject-Token), its expiry and project (from the body). A 2xx without the
 -- header is an unusable answer.

@@ -901,6 +901,7 @@ function Call:failure(err, from_credentials, resp)
   local now = monotime()
   err.attempts, err.elapsed = self.attempts, now - (self.started or now)
   if from_credentials then return final(self, err) end
+  if self.op.once_unanswered and errors.may_have_acted(err) then return final(self, err) end
   local provider = runner.provider
   local policy = runner.policy
   -- Throttling that asks not to come back within retry_after_cap: said on the error, for whoever
