@@ -1412,6 +1412,20 @@ describe("eip command", function()
       end
     end)
 
+    -- A drain's dry run caught signals (its reads) but heard one only between ids: a SIGTERM
+    -- during a hung GET waited for every attempt of it (about 90 s with the defaults).
+    it("SIGTERM during a drain's dry run ends its GET at once: 143, the ids not read said", function()
+      local ids = { emu:create_bandwidth{ size = 5 }, emu:create_bandwidth{ size = 5 } }
+      emu:inject{ method = "GET", action = "slow", delay = 20, times = -1 }
+      local started = socket.gettime()
+      local code, out, err = run("delete-bandwidth --dry-run --drain --charge-mode bandwidth --size 1 "
+        .. "--timeout 10 " .. table.concat(ids, " "), { signal = signal_after(1, "TERM") })
+      assert.equal(143, code, err)
+      assert.is_true(socket.gettime() - started < 5, "ended at once, not after the GET's attempts")
+      assert.equal("", out)
+      assert.matches("eip: stopped by SIGTERM: 2 id%(s%) not read", err)
+    end)
+
     it("Ctrl-C outside a batch (a slow show) exits 130, not as an internal error", function()
       local id = emu:create_bandwidth{ size = 5 }
       emu:inject{ method = "GET", action = "slow", delay = 3 }

@@ -36,7 +36,7 @@ local LIST_OPTIONS = M.LIST_OPTIONS
 M.REMOVE_OPTIONS = { charge_mode = true, size = true, on_batch = true }
 M.DRAIN_OPTIONS = { charge_mode = true, size = true, on_batch = true, missing_ok = true, confirm = true,
   wait = true, cancel = true }
-M.PLAN_OPTIONS = { charge_mode = true, size = true }
+M.PLAN_OPTIONS = { charge_mode = true, size = true, cancel = true }
 
 --- The bandwidth and the answer's meta `{ status, request_id, attempts, elapsed }`. `cancel`: as
 -- the pipeline's (eip.pipeline Runner:run); `deadline_at`: the call's own deadline (core.monotime),

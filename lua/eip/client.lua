@@ -634,6 +634,8 @@ end
 -- @tparam table opts the pay-per-use bandwidth each EIP would get:
 -- @tparam string opts.charge_mode "bandwidth" or "traffic"
 -- @tparam integer opts.size Mbit/s, 1..2000
+-- @tparam[opt] function opts.cancel asked before the GET and during the waits between its
+--   attempts: true-ish (or raising) ends the call with an "interrupted" error, nothing more sent
 -- @treturn table `{ bandwidth_id, bandwidth, eips = { {publicip_id, publicip_type,
 --   publicip_address, ip_version} }, charge_mode, size, remove_calls, requests }`; `bandwidth` is
 --   the API's object as sent (see @{clean}), `publicip_address` is set only when it is an IP address
@@ -645,6 +647,7 @@ function Client:plan_drain(bandwidth_id, opts)
   local r = runner_of(self, "plan_drain")
   r:id("bandwidth_id", bandwidth_id)
   local terms = bandwidths.removal_terms(given(opts, {}), bandwidths.PLAN_OPTIONS)
+  terms.cancel = errors.guarded(terms.cancel, r.log, "cancel", true) -- one that raises: stop
   local project_id, deadline_at = project_for_call(self, r)
   return bandwidths.plan(r, project_id, bandwidth_id, terms, deadline_at)
 end

@@ -209,19 +209,27 @@ local function dry_run(client, ids, opts)
     end
   end
   local ok_all = true
-  for n, id in ipairs(ids) do
-    -- With --drain each id costs a GET: none more once the output is lost (a reader gone: `| head`)
-    -- or a signal came, as a batch stops.
+  -- With --drain each id costs a GET: none more once the output is lost (a reader gone: `| head`)
+  -- or a signal came, as a batch stops. Returns the exit then, else nil.
+  local function stopped(not_read)
     local caught, signal = core.interrupts()
-    if caught > 0 or sink.failed() then
-      local name = connection.SIGNAL_NAMES[signal] or ("signal " .. tostring(signal))
-      stderr:write(string.format("%s: %d id(s) not read\n", caught == 0 and "eip: standard output failed ("
-        .. sink.failed() .. ")" or signal == 2 and "eip: interrupted" or "eip: stopped by " .. name, #ids - n + 1))
-      return caught > 0 and connection.signal_exit(signal) or false
-    end
+    if caught == 0 and not sink.failed() then return nil end
+    local name = connection.SIGNAL_NAMES[signal] or ("signal " .. tostring(signal))
+    stderr:write(string.format("%s: %d id(s) not read\n", caught == 0 and "eip: standard output failed ("
+      .. sink.failed() .. ")" or signal == 2 and "eip: interrupted" or "eip: stopped by " .. name, not_read))
+    return caught > 0 and connection.signal_exit(signal) or false
+  end
+  for n, id in ipairs(ids) do
+    local exit = stopped(#ids - n + 1)
+    if exit ~= nil then return exit end
     local url = client.endpoint .. "/v2.0/" .. project .. "/bandwidths/" .. id
     if opts.drain then
-      local ok, plan = pcall(client.plan_drain, client, id, { charge_mode = opts.charge_mode, size = opts.size })
+      local ok, plan = pcall(client.plan_drain, client, id, { charge_mode = opts.charge_mode, size = opts.size,
+        cancel = function() return core.interrupts() > 0 or sink.failed() ~= nil end })
+      if not ok and eip.is_error(plan) and plan.kind == "interrupted" then
+        exit = stopped(#ids - n + 1) -- (this id's GET ended by the signal: not read either)
+        if exit ~= nil then return exit end
+      end
       if not ok then
         if not eip.is_error(plan) then error(plan, 0) end
         ok_all = false
@@ -423,7 +431,8 @@ function M.run(opts, argv, ctx)
   if opts.dry_run then
     -- (a drain's dry run sends its GETs: signals caught and SIGPIPE ignored, as a batch's; see
     -- eip.cli's main, which lets go of them)
-    if opts.drain then core.catch_interrupts(true) end
+    -- (read only: the first signal also ends the GET in flight, as show-bandwidth's does)
+    if opts.drain then core.catch_interrupts(true, 1) end
     local ok = dry_run(client, ids, opts)
     client:close()
     return ok
