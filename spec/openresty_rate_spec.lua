@@ -117,6 +117,31 @@ describe("OpenResty: a rate shared by the workers", function()
     for worker = 0, 1 do assert.equal("auth", results[tostring(worker)].stopped, "worker " .. worker) end
   end)
 
+  -- Each worker's client logged in once with a wrong password: as many failed logins as workers
+  -- (five workers, a locked IAM user). With signing_dict one worker logs in at a time, and the
+  -- refusal it got is every worker's.
+  it("two workers logging in with a wrong password send one login between them (signing_dict)", function()
+    local ids = { emu:create_bandwidths(3), emu:create_bandwidths(3) }
+    emu:reset_counters()
+    local generation = call("POST", "/t/shared_rate", { ids = ids,
+      iam = { auth = emu:iam_auth{ password = "a-wrong-password-of-the-spec" }, signing_dict = "eip_signing" } })
+      .generation
+    local results
+    local deadline = socket.gettime() + 30
+    repeat
+      socket.sleep(0.1)
+      results = call("GET", "/t/shared_rate?generation=" .. generation)
+      assert(socket.gettime() < deadline, "the workers did not finish: " .. cjson.encode(results))
+    until results["0"] and results["1"]
+    local stats = emu:stats()
+    assert.equal(1, stats.auth_failures, "failed logins " .. cjson.encode(results) .. app:log_tail(30))
+    assert.equal(0, stats.tokens_issued)
+    for worker = 0, 1 do
+      assert.same({ "auth", 0 }, { results[tostring(worker)].stopped, results[tostring(worker)].deleted },
+        "worker " .. worker)
+    end
+  end)
+
   -- The same with the ECS metadata service's temporary keys, in single calls each worker's client
   -- makes at once, from its first: calls admitted before any key was fetched took no place in
   -- the workers' shared counts, and the 401s that came while a worker renewed its keys were

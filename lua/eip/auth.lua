@@ -544,12 +544,65 @@ M.UNKNOWN_LOGIN_HOLDS = { 60, 900 }
 -- and retries as every call). A refusal (4xx: wrong password, unknown user or project) is
 -- remembered and raised again without asking IAM: each failed login counts towards locking
 -- the account. Other failures are remembered for a few seconds.
+-- With the client's signing_dict, inside nginx (see eip.signing): a refusal another worker's
+-- login got, as this client's own; or nil.
+local function refused_elsewhere(shared, prefix)
+  local text = shared:login_refused(prefix)
+  local fields = text and json.decode(text)
+  if type(fields) ~= "table" then return nil end
+  local err = errors.restore(fields)
+  err.message = tostring(err.message) .. " (refused to another nginx worker's login: not asked again)"
+  return err
+end
+
+-- What a worker keeps of a refusal for the others: its plain fields.
+local function kept_fields(err)
+  local fields = {}
+  for k, v in pairs(err) do
+    local t = type(v)
+    if type(k) == "string" and (t == "string" or t == "number" or t == "boolean") then fields[k] = v end
+  end
+  return json.encode(fields)
+end
+
+-- Waits (inside nginx, where it can: a timer or a request's light thread) while another worker
+-- logs in with these credentials, at most `seconds`.
+local function wait_for_login(shared, prefix, seconds)
+  local ngx = rawget(_G, "ngx")
+  if not (ngx and transport.yieldable()) then return end
+  local limit = core.monotime() + seconds
+  while shared:login_taken(prefix) and core.monotime() < limit do ngx.sleep(FETCH_POLL) end
+end
+
 local function iam_fetch(self, runner)
   local failed = self.failed
   if failed and (failed.until_ == nil or core.monotime() < failed.until_) then error(errors.copy(failed.err), 0) end
   local login, why = self:body()
   if not login then errors.raise_usage("auth", "cannot be written as IAM's login body (%s)", tostring(why)) end
+  -- Inside nginx with signing_dict: one worker logs in at a time, and a refusal is every worker's
+  -- (each worker's client logged in once with a wrong password: five workers, a locked user).
+  local shared, prefix, mine = self.login_dict, nil, nil
+  if shared then
+    prefix = shared:login_prefix(self)
+    local budget = self:budget(runner) + 1
+    mine = shared:take_login(prefix, budget)
+    if mine == nil then
+      wait_for_login(shared, prefix, budget)
+      mine = shared:take_login(prefix, budget) or nil
+    end
+    local elsewhere = refused_elsewhere(shared, prefix)
+    if elsewhere then
+      if mine then shared:give_login(prefix, mine) end
+      self.failed = { err = errors.copy(elsewhere) }
+      error(elsewhere, 0)
+    end
+  end
   local ok, res = pcall(runner.run, runner, ops.iam_token(self.iam_endpoint, login))
+  if shared and not ok and errors.is_error(res) and res.kind == "http" and res.status >= 400 and res.status < 500
+      and not retry.status_retryable(res.status) then
+    shared:refuse_login(prefix, kept_fields(res))
+  end
+  if mine then shared:give_login(prefix, mine) end
   if not ok then
     if errors.is_error(res) then
       -- A refusal is definitive; IAM throttling (429) or a request timeout (408) may pass.

@@ -192,6 +192,7 @@ function M.new(opts, getenv)
     -- change to AK/SK); used only by a client that signs.
     local shared = signing.new(opts.signing_dict)
     if provider.rejected then provider.shared = shared end
+    if provider.kind == "iam" then provider.login_dict = shared end -- (its logins: see eip.signing)
   end
   local timeout = validate.number("timeout", given(opts.timeout, DEFAULT_TIMEOUT), 0.001, 86400)
   local r = {

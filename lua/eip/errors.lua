@@ -117,6 +117,14 @@ function M.copy(t)
   return setmetatable(c, getmetatable(t))
 end
 
+--- An error of lua-eip made of `fields` (what another nginx worker kept of one: its string,
+-- number and boolean fields).
+-- @tparam table fields
+-- @treturn table the error
+function M.restore(fields)
+  return new(fields)
+end
+
 local STOP_REASONS = {
   auth = "stopped after an authentication failure",
   cancelled = "the batch was cancelled",

@@ -133,4 +133,55 @@ function Shared:refuse(prefix)
   self.dict:set(prefix .. "refused", true)
 end
 
+---------------------------------------------------------------------------------------------
+-- IAM password logins (the option with `auth = {...}`): every failed login counts towards
+-- locking the IAM user, and each worker's client would log in, and be refused, once. Under
+-- "eip:iam:<md5 of IAM's endpoint, the domain, user, password and scope>:", `refused` (the
+-- refusal IAM gave, as JSON text: every worker's calls get it instead of logging in, until the
+-- dict is emptied or nginx restarted) and `login` (a worker logging in: the others wait for its
+-- outcome instead of sending the same password at once).
+
+--- The prefix of the login of provider `p` (username, password, domain, project or
+-- project_id, iam_endpoint), made once per provider.
+function Shared:login_prefix(p)
+  local prefix = self.prefixes[p]
+  if not prefix then
+    prefix = "eip:iam:" .. self.md5(table.concat({ p.iam_endpoint, p.domain, p.username, p.password,
+      p.project_id or "", p.project or "" }, "\n")) .. ":"
+    self.prefixes[p] = prefix
+  end
+  return prefix
+end
+
+--- The refusal another worker's login got (JSON text), or nil.
+function Shared:login_refused(prefix)
+  local text = self.dict:get(prefix .. "refused")
+  return type(text) == "string" and text or nil
+end
+
+--- Keeps IAM's refusal (JSON text) for every worker.
+function Shared:refuse_login(prefix, text)
+  self.dict:set(prefix .. "refused", text)
+end
+
+--- Takes the right to log in for `ttl` seconds at most: a token to give it back with, or nil
+-- when another worker logs in (or the dict cannot hold it: false then, go on alone).
+function Shared:take_login(prefix, ttl)
+  local mine = token()
+  local ok, err = self.dict:add(prefix .. "login", mine, ttl)
+  if ok then return mine end
+  if err == "exists" then return nil end
+  return false
+end
+
+--- Whether another worker logs in now.
+function Shared:login_taken(prefix)
+  return self.dict:get(prefix .. "login") ~= nil
+end
+
+--- Gives the right to log in back, if `mine` still holds it.
+function Shared:give_login(prefix, mine)
+  self:give(prefix .. "login", mine)
+end
+
 return M

@@ -17,7 +17,8 @@ local seen = {}
 -- runs its share and stores its summary under "result:<generation>:<worker>". A batch sharing the
 -- eip_rate bucket; with admin = true, one delete per id through the example's own client; with
 -- aksk = { ak, sk, signing_dict? }, a batch of an AK/SK client of its own (the signing_dict's
--- counts emptied when the job is posted).
+-- counts emptied when the job is posted); with iam = { auth, signing_dict? }, of an IAM password
+-- client of its own.
 local function shared_rate_worker()
   local dict, worker, done = ngx.shared.eip_test, ngx.worker.id(), 0
   while not ngx.worker.exiting() do
@@ -32,6 +33,12 @@ local function shared_rate_worker()
           max_attempts = 1 }
         local _
         _, summary = c:delete_bandwidths(job.ids[worker + 1], { concurrency = 8 })
+        c:close()
+      elseif job.iam then
+        local c = eip.new{ endpoint = os.getenv("EIP_ENDPOINT"), project_id = os.getenv("EIP_PROJECT_ID"),
+          auth = job.iam.auth, signing_dict = job.iam.signing_dict, timeout = 10, max_attempts = 1 }
+        local _
+        _, summary = c:delete_bandwidths(job.ids[worker + 1], { concurrency = 4 })
         c:close()
       elseif job.admin then
         -- The example's own client (made in init_by_lua, one copy per worker): one delete each.
@@ -424,7 +431,8 @@ function M.shared_rate()
   if ngx.req.get_method() == "POST" then
     ngx.req.read_body()
     local job = cjson.decode(ngx.req.get_body_data() or "{}")
-    if job.aksk and job.aksk.signing_dict then ngx.shared[job.aksk.signing_dict]:flush_all() end
+    local dict_name = (job.aksk or job.iam or {}).signing_dict
+    if dict_name then ngx.shared[dict_name]:flush_all() end
     job.generation = (dict:incr("generation", 1, 0))
     dict:set("job", cjson.encode(job))
     return reply(200, { generation = job.generation })
