@@ -586,6 +586,25 @@ describe("authentication", function()
       assert(ok, err)
     end)
 
+    -- An expires_at already past by the client's clock (a clock that is off, a stale answer) made
+    -- the token due for renewal at once: every request logged in again (a batch of 20: 20 logins).
+    it("takes an expiry already past as unknown: one login, not one per request", function()
+      -- IAM's clock two hours behind, its tokens living one: each "expired" an hour before it came
+      emu:set_clock_offset(-7200)
+      emu:set_token_ttl(3600)
+      local c = iam_client()
+      local ok, err = pcall(function()
+        local _, summary = c:delete_bandwidths(emu:create_bandwidths(5))
+        assert.equal(5, summary.deleted)
+        for _ = 1, 3 do assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status) end
+        assert.equal(1, emu:stats().tokens_issued)
+      end)
+      emu:set_clock_offset(0)
+      emu:set_token_ttl(86400)
+      c:close()
+      assert(ok, err)
+    end)
+
     -- A login that times out may have reached IAM's password check: with a wrong password each
     -- counted towards the account's lockout, while the caller saw only timeouts. It was sent
     -- three times per call, and again after every 5 s hold.

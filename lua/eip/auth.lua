@@ -624,7 +624,17 @@ local function iam_fetch(self, runner)
   self.failed, self.renewal_failed, self.unknown_logins = nil, false, 0
   self.by_refresh, self.proven = false, false -- (Iam:refresh says when a 401 made it)
   local now = os.time()
-  local expires = time.parse_iso8601(res.expires_at) or (now + 3600) -- unknown expiry: assume an hour
+  local expires = time.parse_iso8601(res.expires_at)
+  if expires and expires <= now then
+    -- Past already by this machine's clock (a clock that is off, a stale answer): taken as an
+    -- unknown expiry, not as due for renewal, which made every request log in again.
+    if runner.log then
+      runner.log("eip: IAM's token expires at " .. runner:clean(tostring(res.expires_at)) .. ", already past by "
+        .. "this machine's clock (is it right?): its expiry is taken as unknown")
+    end
+    expires = nil
+  end
+  expires = expires or (now + 3600) -- unknown expiry: assume an hour (a 401 gets a new one)
   -- Refresh ahead of expiry: 10 minutes, or half the lifetime for short-lived tokens.
   local margin = math.min(600, math.max(0, (expires - now) / 2))
   self.token, self.refresh_at, self.expires = res.token, expires - margin, expires
