@@ -605,6 +605,38 @@ describe("authentication", function()
       assert(ok, err)
     end)
 
+    -- After a 401, the one new token that was refused too kept the client from logging in again
+    -- until the old token's expiry (a day): a revoked token, then a new one revoked as it came,
+    -- failed every call of a long-lived nginx worker, though a login would have worked.
+    it("logs in again after a hold when the token a 401 made was refused too", function()
+      local auth = require "eip.auth"
+      local hold = auth.REFRESH_HOLD
+      auth.REFRESH_HOLD = 0.3
+      local revoke = true
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(),
+        on_response = function(info)
+          if revoke and info.operation == "iam_token" then emu:expire_tokens() end
+        end }
+      local ok, err = pcall(function()
+        revoke = false
+        assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+        emu:expire_tokens()
+        revoke = true -- the next token is revoked as it is issued
+        local id = emu:create_bandwidth{ size = 1 }
+        assert.equal(401, raised(c.delete_bandwidth, c, id).status)
+        assert.equal(2, emu:stats().tokens_issued)
+        assert.equal(401, raised(c.delete_bandwidth, c, id).status)
+        assert.equal(2, emu:stats().tokens_issued, "within the hold: no login")
+        revoke = false
+        socket.sleep(0.4)
+        assert.equal(204, c:delete_bandwidth(id).status)
+        assert.equal(3, emu:stats().tokens_issued)
+      end)
+      auth.REFRESH_HOLD = hold
+      c:close()
+      assert(ok, err)
+    end)
+
     -- A login that times out may have reached IAM's password check: with a wrong password each
     -- counted towards the account's lockout, while the caller saw only timeouts. It was sent
     -- three times per call, and again after every 5 s hold.

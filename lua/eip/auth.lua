@@ -704,23 +704,32 @@ end
 
 --- An answer to a request carrying the token of `epoch` that was no 401: that token passed.
 function Iam:passed(epoch)
-  if epoch == self.epoch then self.proven = true end
+  if epoch == self.epoch then self.proven, self.refresh_hold = true, nil end
 end
 
 --- After a 401 to a call carrying the current token: a new token, once (the pipeline asks at
 -- most once per call). Not when the current token is itself one a 401 made and no answer has
 -- passed yet (false: the 401 is final, nothing is sent again): while the gateway refuses every
 -- token (another site's IAM, a project of another region), each call once logged in again and
--- sent its delete twice.
+-- sent its delete twice. Such a token is given up after a hold, though (a minute, doubling up to
+-- 15 minutes while each new one is refused too): one revoked as it was made left a long-lived
+-- client failing every call until its expiry, a day later.
 function Iam:will_refresh()
-  return not (self.by_refresh and not self.proven)
+  if not (self.by_refresh and not self.proven) then return true end
+  return core.monotime() - self.refreshed_at >= self.refresh_hold
 end
+
+-- The first hold after a token a 401 made, and the longest (seconds; read at each refresh).
+M.REFRESH_HOLD, M.REFRESH_HOLD_MAX = 60, 900
 
 function Iam:refresh(runner)
   if not self:will_refresh() then return false end
+  local unproven = self.by_refresh and not self.proven -- (the last one a 401 made was refused too)
   self.token = nil
   self:fetch(runner)
-  self.by_refresh, self.proven = true, false
+  self.by_refresh, self.proven, self.refreshed_at = true, false, core.monotime()
+  self.refresh_hold = unproven and math.min(M.REFRESH_HOLD_MAX, 2 * (self.refresh_hold or M.REFRESH_HOLD))
+    or M.REFRESH_HOLD
 end
 
 ---------------------------------------------------------------------------------------------
