@@ -156,8 +156,13 @@ describe("proxy settings (eip.proxy)", function()
       { "http://proxy.example", '"http://proxy.example"' },
       { "http://[fd00::1]:0", '"http://[fd00::1]:0"' },
     }
+    -- (a variable is refused by the request that would take it)
+    local function refused(value)
+      local s = settings.settings(nil, env_of{ https_proxy = value })
+      return raised(s.decide, s, "https://vpc.example/x")
+    end
     for _, c in ipairs(cases) do
-      local err = raised(settings.settings, nil, env_of{ https_proxy = c[1] })
+      local err = refused(c[1])
       assert.equal("usage", err.kind)
       assert.equal("https_proxy", err.argument)
       assert.is_true(has(err.message, "got " .. c[2]), err.message)
@@ -165,7 +170,7 @@ describe("proxy settings (eip.proxy)", function()
       assert.is_false(has(tostring(err), USER), "the message shows the user: " .. tostring(err))
     end
     -- user:password with no @host is not a host missing its port.
-    local err = raised(settings.settings, nil, env_of{ https_proxy = "http://ops:hunter2" })
+    local err = refused("http://ops:hunter2")
     assert.matches("must be http://%[user:pass@%]host:port", err.message)
   end)
 
@@ -193,6 +198,39 @@ describe("proxy settings (eip.proxy)", function()
       env_of{ HTTPS_PROXY = "socks5h://" .. USER .. ":" .. SECRET .. "@proxy.example:1080" })
     assert.equal("HTTPS_PROXY", err.argument)
     assert.is_false(has(tostring(err), SECRET))
+    -- IAM's endpoint is checked as the API's: the variable its login would take.
+    err = raised(client_mod.new, { endpoint = "http://127.0.0.1:8080", project_id = "p1",
+      auth = { username = "u", password = "p-0123456789", domain = "d", project_id = "p1",
+        iam_endpoint = "https://iam.example" } }, env_of{ https_proxy = "socks5h://proxy.example:1080" })
+    assert.equal("https_proxy", err.argument)
+  end)
+
+  -- A variable no request of the client would take made every client fail: ALL_PROXY (socks)
+  -- beside a good https_proxy, anything with NO_PROXY=*, a bad http_proxy for an https or a
+  -- loopback endpoint. curl and the SDKs take those environments.
+  it("refuses a bad variable only where a request would take it", function()
+    local token = "t-0123456789"
+    for _, case in ipairs{
+      { "https://vpc.example", { https_proxy = "http://10.0.0.8:3128", ALL_PROXY = "socks5h://127.0.0.1:1080" },
+        "10.0.0.8:3128" },
+      { "https://vpc.example", { NO_PROXY = "*", ALL_PROXY = "socks5h://" .. USER .. ":" .. SECRET .. "@p:1080" } },
+      { "http://127.0.0.1:8080", { http_proxy = "http://proxy.corp" } },
+      { "https://vpc.example", { https_proxy = "http://10.0.0.8:3128", http_proxy = "http://proxy.corp" },
+        "10.0.0.8:3128" },
+      { "https://vpc.example", { https_proxy = "http://squid_proxy:3128" }, "squid_proxy:3128" },
+    } do
+      local c = client_mod.new({ endpoint = case[1], project_id = "p1", token = token }, env_of(case[2]))
+      c:close()
+      local p = settings.settings(nil, env_of(case[2])):decide(case[1] .. "/x")
+      assert.equal(case[3], p and p.name or nil, case[1])
+    end
+    -- The request that would take it: a usage error, nothing sent.
+    local s = settings.settings(nil, env_of{ ALL_PROXY = "socks5h://" .. USER .. ":" .. SECRET .. "@p:1080" })
+    assert.is_nil(s:decide("http://127.0.0.1/x"))
+    local err = raised(s.decide, s, "http://vpc.example/x")
+    assert.same({ "usage", "ALL_PROXY" }, { err.kind, err.argument })
+    assert.is_false(has(tostring(err), SECRET))
+    assert.is_true(has(table.concat(s.secrets, " "), SECRET), "its credentials are redacted all the same")
   end)
 end)
 

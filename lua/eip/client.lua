@@ -215,6 +215,12 @@ function M.new(opts, getenv)
   -- The proxy of every request, decided here once (eip.proxy), so both transports agree.
   local proxies = proxy.settings(opts.proxy, getenv)
   r.proxies, r.endpoint_proxy = proxies, proxies:decide(endpoint)
+  -- The other hosts it asks, checked now as the endpoint is: a proxy variable they would take and
+  -- cannot is a usage error here, not at a first call (one no request takes is none at all).
+  for _, url in ipairs{ provider.iam_endpoint or false, lookup and lookup.iam_endpoint or false,
+      provider.base or false } do
+    if url then proxies:decide(url) end
+  end
   if #proxies.secrets > 0 then
     r.secrets = proxies.secrets
     validate.register_secrets(proxies.secrets)

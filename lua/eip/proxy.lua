@@ -262,11 +262,11 @@ function M.parse(source, value)
   local userinfo, authority = match(rest, "^(.*)@([^@]*)$")
   authority = authority or rest
   local host, port = match(authority, "^(%[[%x:.]+%]):(%d+)$")
-  if not host then host, port = match(authority, "^([%w.-]+):(%d+)$") end
+  if not host then host, port = match(authority, "^([%w._-]+):(%d+)$") end -- (curl takes '_')
   if not host then
     -- "user:password" without "@host:port" is not a host missing its port.
     local not_a_port = match(authority, "^[^:%[]*:[^:]*%D") ~= nil
-    if match(authority, "^%[?[%w.:-]+%]?$") and not find(authority, ":%d+$") and not not_a_port then
+    if match(authority, "^%[?[%w.:_-]+%]?$") and not find(authority, ":%d+$") and not not_a_port then
       raise(source, "needs a port (http://host:port): tools disagree on the default, so none is assumed; got %s",
         shown(value))
     end
@@ -325,9 +325,12 @@ end
 -- @tparam[opt] function getenv replaces os.getenv (tests)
 -- @treturn table settings: `settings:decide(url)`, `settings.secrets` (every credential
 --   value, for redaction), `settings.source` ("option", "environment" or "none")
--- @raise a `usage` error for a bad option or variable
+-- @raise a `usage` error for a bad option; a bad variable is one only for a request it would
+--   take (@{Settings:decide}): `ALL_PROXY=socks5h://...` beside a good `https_proxy`, or any with
+--   `NO_PROXY=*`, must not keep an https client from being made, as curl and the SDKs do not
 function M.settings(option, getenv)
-  local s = setmetatable({ by_scheme = {}, no_proxy = {}, cache = {}, ncache = 0, secrets = {} }, Settings)
+  local s = setmetatable({ by_scheme = {}, broken = {}, no_proxy = {}, cache = {}, ncache = 0, secrets = {} },
+    Settings)
   if option == false then
     s.source = "none"
   elseif option ~= nil then
@@ -338,7 +341,17 @@ function M.settings(option, getenv)
     s.source = "environment"
     for scheme, names in pairs{ http = M.ENV.http, https = M.ENV.https } do
       local v, name = env_value(getenv, names)
-      if v then s.by_scheme[scheme] = M.parse(name, v) end
+      if v then
+        local ok, p = pcall(M.parse, name, v)
+        if ok then
+          s.by_scheme[scheme] = p
+        elseif errors.is_error(p) then
+          s.broken[scheme] = p -- (its credentials are redacted all the same)
+          M.credentials_of(v, s.secrets)
+        else
+          error(p, 0)
+        end
+      end
     end
     s.no_proxy = M.parse_no_proxy((env_value(getenv, M.ENV.no_proxy)))
   end
@@ -367,12 +380,16 @@ function Settings:decide(url)
   local decision = false
   local scheme, authority = match(url, "^(%a+)://([^/?#]*)")
   scheme = scheme and lower(scheme)
-  local p = scheme and self.by_scheme[scheme]
+  local p = scheme and (self.by_scheme[scheme] or self.broken[scheme])
   if p then
     local host, port = match(authority, "^%[([^%]]+)%]:?(%d*)$")
     if not host then host, port = match(authority, "^([^:]*):?(%d*)$") end
     host, port = lower(host or ""), tonumber(port) or DEFAULT_PORT[scheme]
-    if not M.never(host) and not M.bypass(self.no_proxy, host, port) then decision = p end
+    if not M.never(host) and not M.bypass(self.no_proxy, host, port) then
+      -- A variable this request would take, and cannot: its usage error, nothing sent.
+      if p == self.broken[scheme] then error(errors.copy(p), 0) end
+      decision = p
+    end
   end
   if self.ncache >= CACHE_MAX then self.cache, self.ncache = {}, 0 end
   self.cache[prefix or url], self.ncache = decision, self.ncache + 1
