@@ -143,7 +143,12 @@
 --    is 56 "reset" in both ("Proxy CONNECT aborted", "CONNECT tunnel failed, response 0"), the
 --    request never sent. A CONNECT answer whose head
 --    breaks a rule of the table above (a line without a colon, ...) fails as that row says over
---    cosockets; libcurl's own CONNECT reader is more lenient and may take the tunnel. Idle
+--    cosockets; libcurl's own CONNECT reader is more lenient and may take the tunnel. Odd
+--    answers to CONNECT that no proxy gives, where the two part (no request is sent either way,
+--    TLS is verified either way): an interim 100 before the 200 (libcurl: 56 proxy, response
+--    100; cosockets: the tunnel), bytes after a 200's head (libcurl hands them to TLS, 35; the
+--    cosocket transport drops them and verifies TLS on what follows), a non-HTTP line kept open
+--    (libcurl waits out connect_timeout, 28; cosockets fail at once, 56 "response 0"). Idle
 --    tunnels are pooled by nginx per endpoint, verification and proxy (its credentials as a
 --    hash), plain proxy connections per proxy.
 --
