@@ -46,7 +46,7 @@ describe("the transport contract, through both transports", function()
     open_proxy = proxy.start{ names = { [NAME] = "127.0.0.1" }, deny = { "blocked.test" },
       misbehave = { ["drop.test"] = "drop", ["garbage.test"] = "garbage", ["cut.test"] = "cut",
         ["endless.test"] = "endless", ["silent.test"] = "silent", ["cut407.test"] = "cut407",
-        ["short407.test"] = "short407" } }
+        ["short407.test"] = "short407", ["hang407.test"] = "hang407" } }
     slow_proxy = proxy.start{ names = { [NAME] = "127.0.0.1" }, misbehave = { [NAME] = "slow" } }
     guarded_proxy = proxy.start{ names = { [NAME] = "127.0.0.1" }, auth = PROXY_USER .. ":" .. PROXY_SECRET }
     -- Host names: libcurl resolves localhost from /etc/hosts; nginx asks this responder.
@@ -661,6 +661,13 @@ describe("the transport contract, through both transports", function()
     { name = "a proxy's 407 to CONNECT whose head is cut short: still the proxy's refusal",
       url = function() return "https://cut407.test:443/conformance" end, proxy = via_open,
       expect = { status = 0, curl_code = 56, error_kind = "proxy", proxy_status = 407, body = "" } },
+
+    -- (over cosockets it was a timeout, at the connect timeout: retried with the credentials)
+    { name = "a proxy's 407 to CONNECT whose head stalls: still the proxy's refusal, within the connect timeout",
+      req = { timeout = 5, connect_timeout = 1 },
+      url = function() return "https://hang407.test:443/conformance" end, proxy = via_open,
+      expect = { status = 0, curl_code = 56, error_kind = "proxy", proxy_status = 407, body = "" },
+      check = function(resp, label) assert.is_true(resp.elapsed < 2.5, label .. ": " .. resp.elapsed) end },
 
     -- A plain request's 407 whose body was cut short (or trickled) was a reset (or a timeout) in
     -- both, the proxy's body kept as the answer's, retried: its head says it all.

@@ -18,7 +18,9 @@
 --                                                 -- answer, closed when the client leaves;
 --                                                 -- or "cut407": a 407 whose head is cut
 --                                                 -- short; or "short407": a 407 whose body
---                                                 -- is (12 of 100 bytes, then closed)
+--                                                 -- is (12 of 100 bytes, then closed); or
+--                                                 -- "hang407": a 407's first lines, then
+--                                                 -- nothing until the client leaves
 --   }
 --   p.port, p.url                  "http://127.0.0.1:<port>"
 --   p:seen()                       the request heads it received, oldest first: { method, target,
@@ -245,7 +247,10 @@ local function serve(dir, owner_pid)
       end
       return close(client)
     end
-    if how == "silent" then
+    if how == "silent" or how == "hang407" then
+      if how == "hang407" then
+        send(client, "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n")
+      end
       recv(client) -- until the client leaves (or sends more: then closed all the same)
       return close(client)
     end

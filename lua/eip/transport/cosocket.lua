@@ -595,6 +595,14 @@ local function tunnel(self, x, sock, t, v)
   x.deadline, x.sock = deadline, nil
   local status, code = x.resp.status, x.resp.curl_code
   http1.clear_answer(x)
+  if (not ok or x.head_cut) and status >= 100 and (status < 200 or status > 299) and code ~= 1 then
+    -- A refusal whose head broke off or stalled (closed, a NUL, too large, nothing more): its
+    -- status line said it, as libcurl reads it; not a reset or a timeout, which are retried with
+    -- the credentials again.
+    http1.clear_failure(x)
+    x.resp.proxy_status = status
+    return http1.fail(x, 56, "CONNECT tunnel failed, response " .. status)
+  end
   if code == 28 then
     -- The connect timeout ran out, not the whole exchange's: libcurl's words for each case.
     http1.clear_failure(x)
@@ -603,12 +611,6 @@ local function tunnel(self, x, sock, t, v)
   end
   if not ok or x.head_cut then
     http1.clear_failure(x)
-    if status >= 100 and (status < 200 or status > 299) and code ~= 1 then
-      -- A refusal whose head broke off (closed, a NUL, too large): its status line said it, as
-      -- libcurl reads it; not a reset, which is retried with the credentials again.
-      x.resp.proxy_status = status
-      return http1.fail(x, 56, "CONNECT tunnel failed, response " .. status)
-    end
     -- No answer, garbage or a 2xx head cut short: libcurl's texts and code (a reset, not a refusal).
     if code == 1 then return http1.fail(x, 56, "CONNECT tunnel failed, response 0") end
     return http1.fail(x, 56, "Proxy CONNECT aborted")
