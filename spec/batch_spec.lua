@@ -149,6 +149,25 @@ describe("delete_bandwidths", function()
     end
   end)
 
+  -- On a new connection a start only begins the connect: a caller away past the timeout then
+  -- had the request sent when it came back, and timed out at once (the server acting on it, its
+  -- answer lost; a signed one outliving its signing place, a fifth in flight).
+  it("a request whose timeout passed before it went out is not sent late", function()
+    local id = create(1)[1]
+    emu:reset_counters()
+    local m = core.multi{ user_agent = "lua-eip-spec" }
+    m:limit(1)
+    m:start{ method = "DELETE", url = emu.url .. "/v2.0/" .. emu.project_id .. "/bandwidths/" .. id,
+      headers = { "X-Auth-Token: " .. emu.token }, timeout = 0.5, connect_timeout = 0.5 }
+    core.sleep(0.8)
+    local _, resp = m:next(5)
+    m:close()
+    assert.equal(0, emu:stats().requests, "nothing sent")
+    assert.equal(28, resp.curl_code)
+    assert.matches("before the request was sent", resp.curl_error, 1, true)
+    assert.is_table(emu:get_bandwidth(id))
+  end)
+
   it("gives the right entry for missing, invalid, 409, 503-then-204 and plain ids, and the summary", function()
     local plain = create(2)
     local busy = emu:create_bandwidth{ size = 1, publicip_ids = { "eip-1" } }

@@ -1263,7 +1263,9 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
                  t->ls_time_s);
     } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->past_deadline) {
         resp->curl_code = CURLE_OPERATION_TIMEDOUT;
-        snprintf(resp->curl_error, sizeof(resp->curl_error), "Operation timed out (the request's timeout passed)");
+        snprintf(resp->curl_error, sizeof(resp->curl_error), t->sends == 0
+                 ? "Operation timed out before the request was sent (the request's timeout passed)"
+                 : "Operation timed out (the request's timeout passed)");
     } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->interrupted) {
         resp->interrupted = 1;
         snprintf(resp->curl_error, sizeof(resp->curl_error),

@@ -45,6 +45,7 @@ struct eip_multi {
 static long long now_ms(void);
 static void fail_running(eip_multi *m, CURLMcode mc);
 static void back_from_away(eip_multi *m, long long now);
+static void expire_unsent(eip_multi *m, long long now);
 
 static char *dup_or_null(const char *s)
 {
@@ -204,6 +205,7 @@ int eip_multi_start(eip_multi *m, const eip_http_request *req, char *err, size_t
     {
         int running;
         back_from_away(m, s->started_ms); /* (the perform drives every transfer, as drive does) */
+        expire_unsent(m, s->started_ms);
         mc = curl_multi_perform(m->cm, &running);
         if (mc != CURLM_OK)
             fail_running(m, mc);
@@ -304,6 +306,20 @@ static void back_from_away(eip_multi *m, long long now)
     m->away_ms = 0;
 }
 
+/* Ends the running transfers whose deadline passed before their request went out (the caller
+ * was away while their connection was being made, or before a perform sent them): sending
+ * them now would time them out just after, the server acting on a request whose answer is
+ * lost, and with a signed one outliving its signing place. Nothing was sent. */
+static void expire_unsent(eip_multi *m, long long now)
+{
+    int i;
+    for (i = 0; i < m->nslots; i++) {
+        slot *s = m->slots[i];
+        if (s->state == SLOT_RUNNING && s->t.sends == 0 && eip_http_transfer_expire(&s->t, now))
+            slot_finish(m, i, CURLE_ABORTED_BY_CALLBACK);
+    }
+}
+
 /* Ends the running transfers whose own deadline has passed, once what arrived has been read
  * (curl_multi_perform just ran): an answer waiting in its socket is taken, however late the
  * caller came back. Returns the nearest deadline still ahead (0: none). */
@@ -334,7 +350,9 @@ static void drive(eip_multi *m, long timeout_ms)
     for (;;) {
         int running;
         long long left, now, nearest;
-        CURLMcode mc = curl_multi_perform(m->cm, &running);
+        CURLMcode mc;
+        expire_unsent(m, now_ms());
+        mc = curl_multi_perform(m->cm, &running);
         if (mc != CURLM_OK) {
             fail_running(m, mc);
             break;
