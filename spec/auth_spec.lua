@@ -669,6 +669,39 @@ describe("authentication", function()
       assert(ok, err)
     end)
 
+    -- Single IAM hiccups hours apart escalated to the 15-minute hold as if in a row.
+    it("counts logins without an answer in a row only within a quarter of an hour", function()
+      local auth = require "eip.auth"
+      local core = require "eip.core"
+      local hold, real = auth.TRANSIENT_FAILURE_HOLD, core.monotime
+      auth.TRANSIENT_FAILURE_HOLD = 0
+      local shift = 0
+      core.monotime = function() return real() + shift end
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(), max_attempts = 1 }
+      local function logins()
+        local n = 0
+        for _, r in ipairs(emu:requests()) do
+          if r.path == "/v3/auth/tokens" then n = n + 1 end
+        end
+        return n
+      end
+      local ok, err = pcall(function()
+        emu:inject{ method = "POST", path = "/v3/auth/tokens$", status = 503 }
+        assert.equal(503, raised(c.delete_bandwidth, c, "bw-1").status)
+        shift = 3 * 3600
+        emu:inject{ method = "POST", path = "/v3/auth/tokens$", status = 503 }
+        assert.equal(503, raised(c.delete_bandwidth, c, "bw-1").status)
+        assert.equal(2, logins())
+        -- IAM healthy again: asked at once, not held a minute for two outcomes hours apart
+        assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+        assert.equal(3, logins())
+      end)
+      core.monotime = real
+      auth.TRANSIENT_FAILURE_HOLD = hold
+      c:close()
+      assert(ok, err)
+    end)
+
     -- Inside nginx one client serves many requests at once, each a coroutine that yields while
     -- its socket waits. Coroutines and a transport that yields the same way stand in for them,
     -- where a coroutine can yield through pcall (LuaJIT, as in nginx, and Lua 5.2 on; not 5.1).

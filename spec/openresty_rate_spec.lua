@@ -117,15 +117,10 @@ describe("OpenResty: a rate shared by the workers", function()
     for worker = 0, 1 do assert.equal("auth", results[tostring(worker)].stopped, "worker " .. worker) end
   end)
 
-  -- Each worker's client logged in once with a wrong password: as many failed logins as workers
-  -- (five workers, a locked IAM user). With signing_dict one worker logs in at a time, and the
-  -- refusal it got is every worker's.
-  it("two workers logging in with a wrong password send one login between them (signing_dict)", function()
-    local ids = { emu:create_bandwidths(3), emu:create_bandwidths(3) }
-    emu:reset_counters()
-    local generation = call("POST", "/t/shared_rate", { ids = ids,
-      iam = { auth = emu:iam_auth{ password = "a-wrong-password-of-the-spec" }, signing_dict = "eip_signing" } })
-      .generation
+  -- Posts an IAM job (see testapp: each worker's client of its own, a batch of its ids) and
+  -- returns the workers' summaries.
+  local function iam_job(ids, iam)
+    local generation = call("POST", "/t/shared_rate", { ids = ids, iam = iam }).generation
     local results
     local deadline = socket.gettime() + 30
     repeat
@@ -133,13 +128,43 @@ describe("OpenResty: a rate shared by the workers", function()
       results = call("GET", "/t/shared_rate?generation=" .. generation)
       assert(socket.gettime() < deadline, "the workers did not finish: " .. cjson.encode(results))
     until results["0"] and results["1"]
-    local stats = emu:stats()
-    assert.equal(1, stats.auth_failures, "failed logins " .. cjson.encode(results) .. app:log_tail(30))
-    assert.equal(0, stats.tokens_issued)
-    for worker = 0, 1 do
-      assert.same({ "auth", 0 }, { results[tostring(worker)].stopped, results[tostring(worker)].deleted },
-        "worker " .. worker)
+    return results
+  end
+
+  -- Each worker's client logged in once with a wrong password: as many failed logins as workers
+  -- (five workers, a locked IAM user). With signing_dict the workers log in one at a time until
+  -- one login has passed, and share what IAM said: a refusal, or a login without an answer (IAM
+  -- may have counted it), held for all.
+  it("two workers logging in with a wrong password send one login between them (signing_dict)", function()
+    for _, lost in ipairs{ false, true } do
+      fx.reset()
+      if lost then emu:inject{ method = "POST", path = "/v3/auth/tokens$", action = "lose_answer", times = -1 } end
+      local ids = { emu:create_bandwidths(3), emu:create_bandwidths(3) }
+      emu:reset_counters()
+      local results = iam_job(ids, { auth = emu:iam_auth{ password = "a-wrong-password-of-the-spec" },
+        signing_dict = "eip_signing", timeout = 3 })
+      local stats = emu:stats()
+      assert.equal(1, stats.auth_failures, (lost and "lost: " or "") .. "failed logins "
+        .. cjson.encode(results) .. app:log_tail(30))
+      assert.equal(0, stats.tokens_issued)
+      for worker = 0, 1 do
+        local r = results[tostring(worker)]
+        assert.same({ 0, 3 }, { r.deleted, r.not_sent + r.failed }, "worker " .. worker)
+      end
     end
+  end)
+
+  -- The workers waiting for a first login must not fail for it: the wait counts in what a call
+  -- waits for a token (it failed "no IAM token after waiting 1.0 s" though IAM answered in time).
+  it("two workers with a right password and a slow IAM both log in and delete (signing_dict)", function()
+    fx.reset()
+    emu:inject{ method = "POST", path = "/v3/auth/tokens$", action = "slow", delay = 0.7, times = -1 }
+    local ids = { emu:create_bandwidths(3), emu:create_bandwidths(3) }
+    local results = iam_job(ids, { auth = emu:iam_auth(), signing_dict = "eip_signing", timeout = 1 })
+    for worker = 0, 1 do
+      assert.equal(3, results[tostring(worker)].deleted, "worker " .. worker .. ": " .. cjson.encode(results))
+    end
+    assert.equal(2, emu:stats().tokens_issued)
   end)
 
   -- The same with the ECS metadata service's temporary keys, in single calls each worker's client

@@ -539,23 +539,14 @@ M.TRANSIENT_FAILURE_HOLD = 5
 -- the first is held as any transient failure): a slow IAM refusing a wrong password is not
 -- asked five times in the quarter of an hour an account lockout policy counts over.
 M.UNKNOWN_LOGIN_HOLDS = { 60, 900 }
+-- Logins without an answer further apart than this (seconds) are not "in a row".
+M.UNKNOWN_LOGIN_WINDOW = 900
 
 -- Obtains a token through the pipeline (an iam_token op: no credentials, the same mapping
 -- and retries as every call). A refusal (4xx: wrong password, unknown user or project) is
 -- remembered and raised again without asking IAM: each failed login counts towards locking
 -- the account. Other failures are remembered for a few seconds.
--- With the client's signing_dict, inside nginx (see eip.signing): a refusal another worker's
--- login got, as this client's own; or nil.
-local function refused_elsewhere(shared, prefix)
-  local text = shared:login_refused(prefix)
-  local fields = text and json.decode(text)
-  if type(fields) ~= "table" then return nil end
-  local err = errors.restore(fields)
-  err.message = tostring(err.message) .. " (refused to another nginx worker's login: not asked again)"
-  return err
-end
-
--- What a worker keeps of a refusal for the others: its plain fields.
+-- What a worker keeps of a failure for the others: its plain fields.
 local function kept_fields(err)
   local fields = {}
   for k, v in pairs(err) do
@@ -563,6 +554,33 @@ local function kept_fields(err)
     if type(k) == "string" and (t == "string" or t == "number" or t == "boolean") then fields[k] = v end
   end
   return json.encode(fields)
+end
+
+-- With the client's signing_dict, inside nginx (see eip.signing): a refusal or a held failure
+-- another worker's login met, made this client's own and raised; nothing when there is none.
+local function from_other_workers(self, shared, prefix)
+  local text, left = shared:login_refused(prefix), nil
+  local why = "refused to another nginx worker's login: not asked again for a while"
+  if not text then
+    text, left = shared:login_held(prefix)
+    why = "met by another nginx worker's login: held"
+  end
+  local fields = text and json.decode(text)
+  if type(fields) ~= "table" then return end
+  local err = errors.restore(fields)
+  err.message = tostring(err.message) .. " (" .. why .. ")"
+  self.failed = { err = errors.copy(err), until_ = left and core.monotime() + left or nil }
+  error(err, 0)
+end
+
+-- The error of a call that found another worker logging in with these credentials and could
+-- not wait for it (a phase where nginx cannot yield) or waited in vain: nothing sent.
+local function login_busy()
+  local err = errors.transport({ method = "POST", path = ops.IAM_PATH, attempts = 0 }, { error_kind = "timeout" },
+    "not sent: another nginx worker is logging in to IAM with these credentials (one at a time, so that a "
+    .. "wrong password is sent once); ask again once it is done")
+  err.not_sent, err.retryable = true, true
+  return err
 end
 
 -- Waits (inside nginx, where it can: a timer or a request's light thread) while another worker
@@ -574,35 +592,35 @@ local function wait_for_login(shared, prefix, seconds)
   while shared:login_taken(prefix) and core.monotime() < limit do ngx.sleep(FETCH_POLL) end
 end
 
+-- Inside nginx with signing_dict: the workers' outcomes are shared (a refusal, a held failure,
+-- the count of logins without an answer), and until one login has passed lately they log in one
+-- at a time (each worker's client logged in once with a wrong password: five workers, a locked
+-- user). Returns the right to log in taken, if any.
+local function login_turn(self, runner, shared, prefix)
+  from_other_workers(self, shared, prefix)
+  if shared:login_passed(prefix) then return nil end
+  local ttl = runner.timeout + 1 -- (one attempt: a login without an answer is not sent again)
+  local mine = shared:take_login(prefix, ttl)
+  if mine ~= nil then return mine or nil end
+  wait_for_login(shared, prefix, ttl)
+  from_other_workers(self, shared, prefix)
+  if shared:login_passed(prefix) then return nil end
+  mine = shared:take_login(prefix, ttl)
+  if mine == nil then error(login_busy(), 0) end
+  return mine or nil
+end
+
 local function iam_fetch(self, runner)
   local failed = self.failed
   if failed and (failed.until_ == nil or core.monotime() < failed.until_) then error(errors.copy(failed.err), 0) end
   local login, why = self:body()
   if not login then errors.raise_usage("auth", "cannot be written as IAM's login body (%s)", tostring(why)) end
-  -- Inside nginx with signing_dict: one worker logs in at a time, and a refusal is every worker's
-  -- (each worker's client logged in once with a wrong password: five workers, a locked user).
   local shared, prefix, mine = self.login_dict, nil, nil
   if shared then
     prefix = shared:login_prefix(self)
-    local budget = self:budget(runner) + 1
-    mine = shared:take_login(prefix, budget)
-    if mine == nil then
-      wait_for_login(shared, prefix, budget)
-      mine = shared:take_login(prefix, budget) or nil
-    end
-    local elsewhere = refused_elsewhere(shared, prefix)
-    if elsewhere then
-      if mine then shared:give_login(prefix, mine) end
-      self.failed = { err = errors.copy(elsewhere) }
-      error(elsewhere, 0)
-    end
+    mine = login_turn(self, runner, shared, prefix)
   end
   local ok, res = pcall(runner.run, runner, ops.iam_token(self.iam_endpoint, login))
-  if shared and not ok and errors.is_error(res) and res.kind == "http" and res.status >= 400 and res.status < 500
-      and not retry.status_retryable(res.status) then
-    shared:refuse_login(prefix, kept_fields(res))
-  end
-  if mine then shared:give_login(prefix, mine) end
   if not ok then
     if errors.is_error(res) then
       -- A refusal is definitive; IAM throttling (429) or a request timeout (408) may pass.
@@ -610,16 +628,33 @@ local function iam_fetch(self, runner)
         and not retry.status_retryable(res.status)
       local hold = M.TRANSIENT_FAILURE_HOLD
       if errors.may_have_acted(res) then
+        -- Logins in a row without an answer (within a quarter of an hour: IAM may have counted
+        -- each as a failed one), the workers' together with signing_dict.
+        local now = core.monotime()
         local n = (self.unknown_logins or 0) + 1
+        if self.unknown_at and now - self.unknown_at > M.UNKNOWN_LOGIN_WINDOW then n = 1 end
+        if shared then n = math.max(n, shared:login_unknown(prefix) or 0) end
         local holds = M.UNKNOWN_LOGIN_HOLDS
         if n > 1 then hold = math.max(hold, holds[math.min(n - 1, #holds)]) end
-        self.unknown_logins = n
+        self.unknown_logins, self.unknown_at = n, now
       elseif res.kind == "http" then
         self.unknown_logins = 0 -- IAM answered, saying what it did
       end
       self.failed = { err = errors.copy(res), until_ = not definitive and core.monotime() + hold or nil }
+      if shared then
+        if definitive then
+          shared:refuse_login(prefix, kept_fields(res))
+        else
+          shared:hold_login(prefix, kept_fields(res), hold)
+        end
+      end
     end
+    if mine then shared:give_login(prefix, mine) end
     error(res, 0)
+  end
+  if shared then
+    shared:login_ok(prefix)
+    if mine then shared:give_login(prefix, mine) end
   end
   self.failed, self.renewal_failed, self.unknown_logins = nil, false, 0
   self.by_refresh, self.proven = false, false -- (Iam:refresh says when a 401 made it)
@@ -651,9 +686,12 @@ function Iam:fetch(runner, req)
   fetch_once(self, runner, iam_fetch, fresh, req)
 end
 
---- The longest the token request can take (see fetch_once): the client's attempts and timeout.
-function Iam.budget(_, runner)
-  return request_budget(runner, (runner.policy or {}).max_attempts or 1, runner.timeout)
+--- The longest the token request can take (see fetch_once): the client's attempts and timeout,
+-- and, inside nginx with signing_dict, the wait for another worker's login (one attempt).
+function Iam.budget(self, runner)
+  local budget = request_budget(runner, (runner.policy or {}).max_attempts or 1, runner.timeout)
+  if self.login_dict then budget = budget + runner.timeout + 1 end
+  return budget
 end
 
 -- Renews credentials at their refresh time (ahead of expiry). A renewal that fails while the

@@ -136,10 +136,20 @@ end
 ---------------------------------------------------------------------------------------------
 -- IAM password logins (the option with `auth = {...}`): every failed login counts towards
 -- locking the IAM user, and each worker's client would log in, and be refused, once. Under
--- "eip:iam:<md5 of IAM's endpoint, the domain, user, password and scope>:", `refused` (the
--- refusal IAM gave, as JSON text: every worker's calls get it instead of logging in, until the
--- dict is emptied or nginx restarted) and `login` (a worker logging in: the others wait for its
--- outcome instead of sending the same password at once).
+-- "eip:iam:<md5 of IAM's endpoint, the domain, user, password and scope>:":
+--   `refused`  IAM's refusal (JSON text of the error's plain fields), for LOGIN_REFUSAL_TTL:
+--              every worker's calls get it instead of logging in;
+--   `held`     a failure that may pass (no answer, a 5xx, a 429), for its hold: the same;
+--   `unknown`  logins in a row without an answer (a timeout, a reset, a 5xx: IAM may have
+--              counted a failed login), within LOGIN_REFUSAL_TTL: what the hold grows with;
+--   `ok`       a login passed lately (LOGIN_REFUSAL_TTL): workers log in at once, in parallel;
+--   `login`    without `ok`, the worker logging in now (its one attempt's time at most): the
+--              others wait for its outcome rather than send the same password at once.
+
+--- How long a shared refusal, the count of unknown outcomes and a success are kept (seconds):
+-- the quarter of an hour an account lockout policy counts failures over. A refusal whose cause
+-- goes away (a user created late, a lock that ended) is asked again after it.
+M.LOGIN_REFUSAL_TTL = 900
 
 --- The prefix of the login of provider `p` (username, password, domain, project or
 -- project_id, iam_endpoint), made once per provider.
@@ -159,9 +169,42 @@ function Shared:login_refused(prefix)
   return type(text) == "string" and text or nil
 end
 
+--- A failure another worker's login met that is held (JSON text) and the seconds left of its
+-- hold, or nil.
+function Shared:login_held(prefix)
+  local dict = self.dict
+  local text = dict:get(prefix .. "held")
+  if type(text) ~= "string" then return nil end
+  local left = dict.ttl and dict:ttl(prefix .. "held") or nil
+  return text, type(left) == "number" and left or 1
+end
+
+--- Whether a login with these credentials passed lately (in any worker).
+function Shared:login_passed(prefix)
+  return self.dict:get(prefix .. "ok") ~= nil
+end
+
+--- A login passed: workers log in at once from now on; the count of unknown outcomes restarts.
+function Shared:login_ok(prefix)
+  local dict = self.dict
+  dict:set(prefix .. "ok", true, M.LOGIN_REFUSAL_TTL)
+  dict:delete(prefix .. "unknown")
+  dict:delete(prefix .. "held")
+end
+
 --- Keeps IAM's refusal (JSON text) for every worker.
 function Shared:refuse_login(prefix, text)
-  self.dict:set(prefix .. "refused", text)
+  self.dict:set(prefix .. "refused", text, M.LOGIN_REFUSAL_TTL)
+end
+
+--- A login without an answer: the count of them in a row (nil when the dict cannot count).
+function Shared:login_unknown(prefix)
+  return (self.dict:incr(prefix .. "unknown", 1, 0, M.LOGIN_REFUSAL_TTL))
+end
+
+--- A failure that may pass, held `seconds` for every worker (JSON text).
+function Shared:hold_login(prefix, text, seconds)
+  if seconds > 0 then self.dict:set(prefix .. "held", text, seconds) end
 end
 
 --- Takes the right to log in for `ttl` seconds at most: a token to give it back with, or nil

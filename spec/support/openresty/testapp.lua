@@ -17,8 +17,8 @@ local seen = {}
 -- runs its share and stores its summary under "result:<generation>:<worker>". A batch sharing the
 -- eip_rate bucket; with admin = true, one delete per id through the example's own client; with
 -- aksk = { ak, sk, signing_dict? }, a batch of an AK/SK client of its own (the signing_dict's
--- counts emptied when the job is posted); with iam = { auth, signing_dict? }, of an IAM password
--- client of its own.
+-- counts emptied when the job is posted); with iam = { auth, signing_dict?, timeout? }, of an IAM
+-- password client of its own.
 local function shared_rate_worker()
   local dict, worker, done = ngx.shared.eip_test, ngx.worker.id(), 0
   while not ngx.worker.exiting() do
@@ -36,7 +36,8 @@ local function shared_rate_worker()
         c:close()
       elseif job.iam then
         local c = eip.new{ endpoint = os.getenv("EIP_ENDPOINT"), project_id = os.getenv("EIP_PROJECT_ID"),
-          auth = job.iam.auth, signing_dict = job.iam.signing_dict, timeout = 10, max_attempts = 1 }
+          auth = job.iam.auth, signing_dict = job.iam.signing_dict, timeout = job.iam.timeout or 10,
+          max_attempts = 1 }
         local _
         _, summary = c:delete_bandwidths(job.ids[worker + 1], { concurrency = 4 })
         c:close()
