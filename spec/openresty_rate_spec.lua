@@ -154,6 +154,31 @@ describe("OpenResty: a rate shared by the workers", function()
     end
   end)
 
+  -- A login that passed let every worker log in at once for 15 minutes: a password changed at
+  -- IAM meanwhile (a rotation) was then sent, wrong, by every worker.
+  it("a password changed at IAM after a login is still sent once between the workers (signing_dict)", function()
+    local ids = { emu:create_bandwidths(1), emu:create_bandwidths(1) }
+    local results = iam_job(ids, { auth = emu:iam_auth(), signing_dict = "eip_signing", timeout = 1 })
+    assert.same({ 1, 1 }, { results["0"].deleted, results["1"].deleted }, cjson.encode(results))
+    socket.sleep(2.2) -- (past the one attempt's time during which waiting workers go together)
+    local iam = emu.iam
+    local function user(password)
+      return { { username = iam.username, password = password, domain = iam.domain, project = iam.project,
+        project_id = emu.project_id } }
+    end
+    emu:set_users(user("a-new-password-set-in-the-console"))
+    local ok, err = pcall(function()
+      emu:inject{ method = "POST", path = "/v3/auth/tokens$", action = "slow", delay = 0.3, times = -1 }
+      ids = { emu:create_bandwidths(2), emu:create_bandwidths(2) }
+      emu:reset_counters()
+      -- (the dict kept: a job flushes it, but for keep_dict)
+      results = iam_job(ids, { auth = emu:iam_auth(), signing_dict = "eip_signing", timeout = 1, keep_dict = true })
+      assert.equal(1, emu:stats().auth_failures, cjson.encode(results) .. app:log_tail(20))
+    end)
+    emu:set_users(user(iam.password))
+    assert(ok, err)
+  end)
+
   -- The workers waiting for a first login must not fail for it: the wait counts in what a call
   -- waits for a token (it failed "no IAM token after waiting 1.0 s" though IAM answered in time).
   it("two workers with a right password and a slow IAM both log in and delete (signing_dict)", function()

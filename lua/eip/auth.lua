@@ -48,6 +48,7 @@ local regions = require "eip.regions"
 local profile = require "eip.profile"
 local retry = require "eip.retry"
 local transport = require "eip.transport"
+local signing = require "eip.signing"
 
 local metadata_provider -- defined with the ECS metadata provider below
 
@@ -559,7 +560,7 @@ end
 -- With the client's signing_dict, inside nginx (see eip.signing): a refusal or a held failure
 -- another worker's login met, made this client's own and raised; nothing when there is none.
 local function from_other_workers(self, shared, prefix)
-  local text, left = shared:login_refused(prefix), nil
+  local text, left = shared:login_refused(prefix)
   local why = "refused to another nginx worker's login: not asked again for a while"
   if not text then
     text, left = shared:login_held(prefix)
@@ -568,8 +569,8 @@ local function from_other_workers(self, shared, prefix)
   local fields = text and json.decode(text)
   if type(fields) ~= "table" then return end
   local err = errors.restore(fields)
-  err.message = tostring(err.message) .. " (" .. why .. ")"
-  self.failed = { err = errors.copy(err), until_ = left and core.monotime() + left or nil }
+  err.message = type(err.message) == "string" and err.message .. " (" .. why .. ")" or why
+  self.failed = { err = errors.copy(err), until_ = core.monotime() + (left or 1) }
   error(err, 0)
 end
 
@@ -593,13 +594,12 @@ local function wait_for_login(shared, prefix, seconds)
 end
 
 -- Inside nginx with signing_dict: the workers' outcomes are shared (a refusal, a held failure,
--- the count of logins without an answer), and until one login has passed lately they log in one
--- at a time (each worker's client logged in once with a wrong password: five workers, a locked
--- user). Returns the right to log in taken, if any.
+-- the count of logins without an answer), and they log in one at a time (each worker's client
+-- logged in once with a wrong password: five workers, a locked user), but for the workers that
+-- waited for a login that has just passed. Returns the right to log in taken, if any.
 local function login_turn(self, runner, shared, prefix)
   from_other_workers(self, shared, prefix)
-  if shared:login_passed(prefix) then return nil end
-  local ttl = runner.timeout + 1 -- (one attempt: a login without an answer is not sent again)
+  local ttl = runner.timeout + 1 -- (one attempt: with signing_dict, a login is one attempt)
   local mine = shared:take_login(prefix, ttl)
   if mine ~= nil then return mine or nil end
   wait_for_login(shared, prefix, ttl)
@@ -616,11 +616,15 @@ local function iam_fetch(self, runner)
   local login, why = self:body()
   if not login then errors.raise_usage("auth", "cannot be written as IAM's login body (%s)", tostring(why)) end
   local shared, prefix, mine = self.login_dict, nil, nil
+  local op = ops.iam_token(self.iam_endpoint, login)
   if shared then
     prefix = shared:login_prefix(self)
     mine = login_turn(self, runner, shared, prefix)
+    -- One attempt while it holds the right to log in (its time is one attempt's): what may pass
+    -- (a 429, a refused connection) is held for every worker, and asked again after the hold.
+    op.max_attempts = 1
   end
-  local ok, res = pcall(runner.run, runner, ops.iam_token(self.iam_endpoint, login))
+  local ok, res = pcall(runner.run, runner, op)
   if not ok then
     if errors.is_error(res) then
       -- A refusal is definitive; IAM throttling (429) or a request timeout (408) may pass.
@@ -640,7 +644,15 @@ local function iam_fetch(self, runner)
       elseif res.kind == "http" then
         self.unknown_logins = 0 -- IAM answered, saying what it did
       end
-      self.failed = { err = errors.copy(res), until_ = not definitive and core.monotime() + hold or nil }
+      if not definitive then
+        -- (a Retry-After IAM gave is waited for, up to the client's cap)
+        local ra = retry.parse_retry_after(res.retry_after, os.time())
+        if ra and ra > hold then hold = math.min(ra, (runner.policy or {}).retry_after_cap or ra) end
+      end
+      -- (with signing_dict, a refusal lasts as long as the workers' copy: see eip.signing)
+      local until_ = not definitive and core.monotime() + hold or nil
+      if definitive and shared then until_ = core.monotime() + signing.LOGIN_REFUSAL_TTL end
+      self.failed = { err = errors.copy(res), until_ = until_ }
       if shared then
         if definitive then
           shared:refuse_login(prefix, kept_fields(res))
@@ -653,7 +665,7 @@ local function iam_fetch(self, runner)
     error(res, 0)
   end
   if shared then
-    shared:login_ok(prefix)
+    shared:login_ok(prefix, runner.timeout + 1)
     if mine then shared:give_login(prefix, mine) end
   end
   self.failed, self.renewal_failed, self.unknown_logins = nil, false, 0

@@ -142,9 +142,11 @@ end
 --   `held`     a failure that may pass (no answer, a 5xx, a 429), for its hold: the same;
 --   `unknown`  logins in a row without an answer (a timeout, a reset, a 5xx: IAM may have
 --              counted a failed login), within LOGIN_REFUSAL_TTL: what the hold grows with;
---   `ok`       a login passed lately (LOGIN_REFUSAL_TTL): workers log in at once, in parallel;
---   `login`    without `ok`, the worker logging in now (its one attempt's time at most): the
---              others wait for its outcome rather than send the same password at once.
+--   `ok`       a login has just passed (for one attempt's time): the workers that waited for it
+--              log in at once, in parallel; any later login takes its turn again (a password
+--              changed at IAM since must not be sent by every worker at once);
+--   `login`    the worker logging in now (its one attempt's time at most): the others wait for
+--              its outcome rather than send the same password at once.
 
 --- How long a shared refusal, the count of unknown outcomes and a success are kept (seconds):
 -- the quarter of an hour an account lockout policy counts failures over. A refusal whose cause
@@ -163,10 +165,13 @@ function Shared:login_prefix(p)
   return prefix
 end
 
---- The refusal another worker's login got (JSON text), or nil.
+--- The refusal another worker's login got (JSON text) and the seconds left of it, or nil.
 function Shared:login_refused(prefix)
-  local text = self.dict:get(prefix .. "refused")
-  return type(text) == "string" and text or nil
+  local dict = self.dict
+  local text = dict:get(prefix .. "refused")
+  if type(text) ~= "string" then return nil end
+  local left = dict.ttl and dict:ttl(prefix .. "refused") or nil
+  return text, type(left) == "number" and left or M.LOGIN_REFUSAL_TTL
 end
 
 --- A failure another worker's login met that is held (JSON text) and the seconds left of its
@@ -179,22 +184,25 @@ function Shared:login_held(prefix)
   return text, type(left) == "number" and left or 1
 end
 
---- Whether a login with these credentials passed lately (in any worker).
+--- Whether a login with these credentials has just passed (in any worker).
 function Shared:login_passed(prefix)
   return self.dict:get(prefix .. "ok") ~= nil
 end
 
---- A login passed: workers log in at once from now on; the count of unknown outcomes restarts.
-function Shared:login_ok(prefix)
+--- A login passed: the workers waiting for it log in at once, for `ttl` seconds; the count of
+-- unknown outcomes restarts.
+function Shared:login_ok(prefix, ttl)
   local dict = self.dict
-  dict:set(prefix .. "ok", true, M.LOGIN_REFUSAL_TTL)
+  dict:set(prefix .. "ok", true, ttl)
   dict:delete(prefix .. "unknown")
   dict:delete(prefix .. "held")
 end
 
 --- Keeps IAM's refusal (JSON text) for every worker.
 function Shared:refuse_login(prefix, text)
-  self.dict:set(prefix .. "refused", text, M.LOGIN_REFUSAL_TTL)
+  local dict = self.dict
+  dict:set(prefix .. "refused", text, M.LOGIN_REFUSAL_TTL)
+  dict:delete(prefix .. "ok")
 end
 
 --- A login without an answer: the count of them in a row (nil when the dict cannot count).

@@ -17,8 +17,8 @@ local seen = {}
 -- runs its share and stores its summary under "result:<generation>:<worker>". A batch sharing the
 -- eip_rate bucket; with admin = true, one delete per id through the example's own client; with
 -- aksk = { ak, sk, signing_dict? }, a batch of an AK/SK client of its own (the signing_dict's
--- counts emptied when the job is posted); with iam = { auth, signing_dict?, timeout? }, of an IAM
--- password client of its own.
+-- counts emptied when the job is posted, unless keep_dict); with iam = { auth, signing_dict?,
+-- timeout?, keep_dict? }, of an IAM password client of its own.
 local function shared_rate_worker()
   local dict, worker, done = ngx.shared.eip_test, ngx.worker.id(), 0
   while not ngx.worker.exiting() do
@@ -432,8 +432,8 @@ function M.shared_rate()
   if ngx.req.get_method() == "POST" then
     ngx.req.read_body()
     local job = cjson.decode(ngx.req.get_body_data() or "{}")
-    local dict_name = (job.aksk or job.iam or {}).signing_dict
-    if dict_name then ngx.shared[dict_name]:flush_all() end
+    local settings = job.aksk or job.iam or {}
+    if settings.signing_dict and not settings.keep_dict then ngx.shared[settings.signing_dict]:flush_all() end
     job.generation = (dict:incr("generation", 1, 0))
     dict:set("job", cjson.encode(job))
     return reply(200, { generation = job.generation })
