@@ -166,6 +166,15 @@ describe("delete_bandwidths", function()
     assert.equal(28, resp.curl_code)
     assert.matches("before the request was sent", resp.curl_error, 1, true)
     assert.is_table(emu:get_bandwidth(id))
+    -- A transfer libcurl had already ended (a refused connection) keeps its own outcome: it was
+    -- taken for one unsent past its deadline, a timeout that could have acted.
+    m = core.multi{ user_agent = "lua-eip-spec" }
+    m:start{ method = "DELETE", url = "http://127.0.0.1:" .. require("spec.support.host").closed_port() .. "/x",
+      headers = {}, timeout = 0.5, connect_timeout = 0.5 }
+    core.sleep(0.8)
+    _, resp = m:next(5)
+    m:close()
+    assert.equal(7, resp.curl_code, resp.curl_error)
   end)
 
   it("gives the right entry for missing, invalid, 409, 503-then-204 and plain ids, and the summary", function()

@@ -742,6 +742,13 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
     eip_http_transfer *t = data;
     struct ends ends;
     (void)local_ip;
+    /* A multi's request whose deadline passed before it could go out (its caller was away while
+     * its connection was being made): not sent now, to be timed out just after, the server
+     * acting on a request whose answer is lost (and a signed one outliving its signing place). */
+    if (t->deadline_by_caller && t->deadline_ms != 0 && now_ms() >= t->deadline_ms) {
+        t->past_deadline = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
     /* A send after one that went out (libcurl's own resend, or the fresh connection's after a
      * stale one was found at a resend) is a resend, wherever it goes: said, or refused. */
     if (t->sends > 0) {

@@ -44,8 +44,7 @@ struct eip_multi {
 
 static long long now_ms(void);
 static void fail_running(eip_multi *m, CURLMcode mc);
-static void back_from_away(eip_multi *m, long long now);
-static void expire_unsent(eip_multi *m, long long now);
+static void catch_up(eip_multi *m);
 
 static char *dup_or_null(const char *s)
 {
@@ -174,6 +173,7 @@ int eip_multi_start(eip_multi *m, const eip_http_request *req, char *err, size_t
         snprintf(err, errcap, "cannot create a libcurl multi handle (out of memory)");
         return -1;
     }
+    catch_up(m);
     s = slot_acquire(m, &index);
     if (s == NULL) {
         snprintf(err, errcap, m->pending >= m->limit ? "no free slot (%d transfers in flight)"
@@ -204,8 +204,6 @@ int eip_multi_start(eip_multi *m, const eip_http_request *req, char *err, size_t
      * libcurl's queue for drive's collect. */
     {
         int running;
-        back_from_away(m, s->started_ms); /* (the perform drives every transfer, as drive does) */
-        expire_unsent(m, s->started_ms);
         mc = curl_multi_perform(m->cm, &running);
         if (mc != CURLM_OK)
             fail_running(m, mc);
@@ -306,20 +304,6 @@ static void back_from_away(eip_multi *m, long long now)
     m->away_ms = 0;
 }
 
-/* Ends the running transfers whose deadline passed before their request went out (the caller
- * was away while their connection was being made, or before a perform sent them): sending
- * them now would time them out just after, the server acting on a request whose answer is
- * lost, and with a signed one outliving its signing place. Nothing was sent. */
-static void expire_unsent(eip_multi *m, long long now)
-{
-    int i;
-    for (i = 0; i < m->nslots; i++) {
-        slot *s = m->slots[i];
-        if (s->state == SLOT_RUNNING && s->t.sends == 0 && eip_http_transfer_expire(&s->t, now))
-            slot_finish(m, i, CURLE_ABORTED_BY_CALLBACK);
-    }
-}
-
 /* Ends the running transfers whose own deadline has passed, once what arrived has been read
  * (curl_multi_perform just ran): an answer waiting in its socket is taken, however late the
  * caller came back. Returns the nearest deadline still ahead (0: none). */
@@ -339,6 +323,27 @@ static long long expire(eip_multi *m, long long now)
     return nearest;
 }
 
+/* What drive does first, done before a new request may go out (eip_multi_start): the caller's
+ * absence left out of the low-speed windows, what arrived read (a request whose deadline passed
+ * before it could go out is not sent: see on_prereq in http.c), and the transfers past their
+ * deadline ended, their connections closed: an overdue signed request must not stay open at the
+ * server beside the new ones (five in flight). */
+static void catch_up(eip_multi *m)
+{
+    int running;
+    CURLMcode mc;
+    if (m->pending == 0)
+        return;
+    back_from_away(m, now_ms());
+    mc = curl_multi_perform(m->cm, &running);
+    if (mc != CURLM_OK) {
+        fail_running(m, mc);
+        return;
+    }
+    collect(m);
+    expire(m, now_ms());
+}
+
 /* Runs transfers until one finishes or timeout_ms passes. curl_multi_poll caps its own wait
  * at libcurl's next timer, and drive at the nearest transfer deadline, so transfer timeouts
  * fire on time whatever timeout_ms is. */
@@ -351,7 +356,6 @@ static void drive(eip_multi *m, long timeout_ms)
         int running;
         long long left, now, nearest;
         CURLMcode mc;
-        expire_unsent(m, now_ms());
         mc = curl_multi_perform(m->cm, &running);
         if (mc != CURLM_OK) {
             fail_running(m, mc);
