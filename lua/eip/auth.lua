@@ -48,7 +48,6 @@ local regions = require "eip.regions"
 local profile = require "eip.profile"
 local retry = require "eip.retry"
 local transport = require "eip.transport"
-local signing = require "eip.signing"
 
 local metadata_provider -- defined with the ECS metadata provider below
 
@@ -651,7 +650,7 @@ local function iam_fetch(self, runner)
       end
       -- (with signing_dict, a refusal lasts as long as the workers' copy: see eip.signing)
       local until_ = not definitive and core.monotime() + hold or nil
-      if definitive and shared then until_ = core.monotime() + signing.LOGIN_REFUSAL_TTL end
+      if definitive and shared then until_ = core.monotime() + shared:refusal_ttl() end
       self.failed = { err = errors.copy(res), until_ = until_ }
       if shared then
         if definitive then

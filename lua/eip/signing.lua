@@ -198,6 +198,11 @@ function Shared:login_ok(prefix, ttl)
   dict:delete(prefix .. "held")
 end
 
+--- How long a refusal is kept (seconds): M.LOGIN_REFUSAL_TTL.
+function Shared.refusal_ttl()
+  return M.LOGIN_REFUSAL_TTL
+end
+
 --- Keeps IAM's refusal (JSON text) for every worker.
 function Shared:refuse_login(prefix, text)
   local dict = self.dict
