@@ -110,7 +110,7 @@ describe("delete_bandwidths", function()
   -- sockets, and requests started just before were not even sent; once the batch went on, they
   -- were timed out (their retries met 404, lost answers: FAILED?, one DELETE more each). The
   -- same for the low-speed window, judged over the time nobody read.
-  it("an on_result that blocks past the timeout loses none of the answers that arrived meanwhile", function()
+  it("an on_result that blocks past the timeout loses none of the answers that arrived meanwhile #once", function()
     for _, limits in ipairs{ { timeout = 1.2, low_speed_time = 0, block = 2 },
         { timeout = 10, low_speed_time = 1, block = 2 } } do
       fx.reset()
@@ -152,7 +152,7 @@ describe("delete_bandwidths", function()
   -- On a new connection a start only begins the connect: a caller away past the timeout then
   -- had the request sent when it came back, and timed out at once (the server acting on it, its
   -- answer lost; a signed one outliving its signing place, a fifth in flight).
-  it("a request whose timeout passed before it went out is not sent late", function()
+  it("a request whose timeout passed before it went out is not sent late #once", function()
     local id = create(1)[1]
     emu:reset_counters()
     local m = core.multi{ user_agent = "lua-eip-spec" }
