@@ -32,6 +32,15 @@ describe("authentication", function()
     return reqs[#reqs]
   end
 
+  -- The IAM logins (token requests) the emulator received since its counters were reset.
+  local function iam_logins()
+    local n = 0
+    for _, r in ipairs(emu:requests()) do
+      if r.path == "/v3/auth/tokens" then n = n + 1 end
+    end
+    return n
+  end
+
   describe("AK/SK", function()
     it("signs a delete that the emulator's own verifier accepts", function()
       local id = emu:create_bandwidth{ size = 1 }
@@ -514,11 +523,7 @@ describe("authentication", function()
         os.time = function(t) return t and real_time(t) or real_time() + 3010 end -- luacheck: ignore 122
         local results, summary = c:delete_bandwidths(ids)
         assert.same({ 3, 0, 0 }, { summary.deleted, summary.failed, summary.not_sent }, tostring(results[1]))
-        local token_requests = 0
-        for _, r in ipairs(emu:requests()) do
-          if r.path == "/v3/auth/tokens" then token_requests = token_requests + 1 end
-        end
-        assert.equal(1, token_requests, "the renewal was tried once, its failure held")
+        assert.equal(1, iam_logins(), "the renewal was tried once, its failure held")
         -- 30 s before expiry: the failure stands, and the delete is not sent.
         os.time = function(t) return t and real_time(t) or t0 + 3570 end -- luacheck: ignore 122
         local auth = require "eip.auth"
@@ -647,22 +652,15 @@ describe("authentication", function()
       emu:inject{ method = "POST", path = "/v3/auth/tokens$", action = "slow", delay = 1, times = -1 }
       local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(), timeout = 0.3,
         backoff_base = 0.01 }
-      local function logins()
-        local n = 0
-        for _, r in ipairs(emu:requests()) do
-          if r.path == "/v3/auth/tokens" then n = n + 1 end
-        end
-        return n
-      end
       local ok, err = pcall(function()
         local e = raised(c.delete_bandwidth, c, "bw-1")
         assert.same({ "transport", "timeout", "/v3/auth/tokens" }, { e.kind, e.reason, e.path })
-        assert.equal(1, logins(), "not sent again within the call")
+        assert.equal(1, iam_logins(), "not sent again within the call")
         raised(c.delete_bandwidth, c, "bw-1")
-        assert.equal(2, logins())
+        assert.equal(2, iam_logins())
         e = raised(c.delete_bandwidth, c, "bw-1")
         assert.same({ "transport", "timeout" }, { e.kind, e.reason })
-        assert.equal(2, logins(), "the second unknown outcome in a row is held")
+        assert.equal(2, iam_logins(), "the second unknown outcome in a row is held")
       end)
       auth.TRANSIENT_FAILURE_HOLD = hold
       c:close()
@@ -678,23 +676,16 @@ describe("authentication", function()
       local shift = 0
       core.monotime = function() return real() + shift end
       local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(), max_attempts = 1 }
-      local function logins()
-        local n = 0
-        for _, r in ipairs(emu:requests()) do
-          if r.path == "/v3/auth/tokens" then n = n + 1 end
-        end
-        return n
-      end
       local ok, err = pcall(function()
         emu:inject{ method = "POST", path = "/v3/auth/tokens$", status = 503 }
         assert.equal(503, raised(c.delete_bandwidth, c, "bw-1").status)
         shift = 3 * 3600
         emu:inject{ method = "POST", path = "/v3/auth/tokens$", status = 503 }
         assert.equal(503, raised(c.delete_bandwidth, c, "bw-1").status)
-        assert.equal(2, logins())
+        assert.equal(2, iam_logins())
         -- IAM healthy again: asked at once, not held a minute for two outcomes hours apart
         assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
-        assert.equal(3, logins())
+        assert.equal(3, iam_logins())
       end)
       core.monotime = real
       auth.TRANSIENT_FAILURE_HOLD = hold

@@ -27,6 +27,19 @@ describe("OpenResty: a rate shared by the workers", function()
     return cjson.decode(resp.body)
   end
 
+  -- The summaries of both workers for the job of `generation` (see testapp's shared_rate), once
+  -- both are there.
+  local function job_results(generation)
+    local results
+    local deadline = socket.gettime() + 30
+    repeat
+      socket.sleep(0.1)
+      results = call("GET", "/t/shared_rate?generation=" .. generation)
+      assert(socket.gettime() < deadline, "the workers did not finish: " .. cjson.encode(results))
+    until results["0"] and results["1"]
+    return results
+  end
+
   -- Both workers' batches, with the client's shared rate alone or also a rate of their own
   -- (the batch's rate adds a limit of its own; the shared budget still holds).
   for _, case in ipairs{ { name = "the client's rate" }, { name = "a batch's rate as well", batch_rate = 18 } } do
@@ -39,15 +52,8 @@ describe("OpenResty: a rate shared by the workers", function()
     emu:set_knobs{ throttle_rate = limit }
     local ids = { emu:create_bandwidths(per_worker), emu:create_bandwidths(per_worker) }
     emu:reset_counters()
-    local generation = call("POST", "/t/shared_rate", { rate = rate, batch_rate = case.batch_rate,
-      ids = ids }).generation
-    local results
-    local deadline = socket.gettime() + 30
-    repeat
-      socket.sleep(0.1)
-      results = call("GET", "/t/shared_rate?generation=" .. generation)
-      assert(socket.gettime() < deadline, "the workers did not finish: " .. cjson.encode(results))
-    until results["0"] and results["1"]
+    local results = job_results(call("POST", "/t/shared_rate", { rate = rate, batch_rate = case.batch_rate,
+      ids = ids }).generation)
     for worker = 0, 1 do
       assert.equal(per_worker, results[tostring(worker)].deleted, "worker " .. worker)
     end
@@ -101,13 +107,7 @@ describe("OpenResty: a rate shared by the workers", function()
       socket.sleep(0.01)
     end
     emu:set_clock_offset(3600)
-    local results
-    deadline = socket.gettime() + 30
-    repeat
-      socket.sleep(0.1)
-      results = call("GET", "/t/shared_rate?generation=" .. generation)
-      assert(socket.gettime() < deadline, "the workers did not finish: " .. cjson.encode(results))
-    until results["0"] and results["1"]
+    local results = job_results(generation)
     emu:set_clock_offset(0)
     local stats = emu:stats()
     assert.is_true(stats.auth_failures >= 1, "the key was never refused: the case tested nothing")
@@ -120,15 +120,7 @@ describe("OpenResty: a rate shared by the workers", function()
   -- Posts an IAM job (see testapp: each worker's client of its own, a batch of its ids) and
   -- returns the workers' summaries.
   local function iam_job(ids, iam)
-    local generation = call("POST", "/t/shared_rate", { ids = ids, iam = iam }).generation
-    local results
-    local deadline = socket.gettime() + 30
-    repeat
-      socket.sleep(0.1)
-      results = call("GET", "/t/shared_rate?generation=" .. generation)
-      assert(socket.gettime() < deadline, "the workers did not finish: " .. cjson.encode(results))
-    until results["0"] and results["1"]
-    return results
+    return job_results(call("POST", "/t/shared_rate", { ids = ids, iam = iam }).generation)
   end
 
   -- Each worker's client logged in once with a wrong password: as many failed logins as workers

@@ -165,23 +165,24 @@ function Shared:login_prefix(p)
   return prefix
 end
 
+-- The JSON text kept under `key` and the seconds left of it (`default` where the dict cannot
+-- say), or nil.
+local function text_and_ttl(dict, key, default)
+  local text = dict:get(key)
+  if type(text) ~= "string" then return nil end
+  local left = dict.ttl and dict:ttl(key) or nil
+  return text, type(left) == "number" and left or default
+end
+
 --- The refusal another worker's login got (JSON text) and the seconds left of it, or nil.
 function Shared:login_refused(prefix)
-  local dict = self.dict
-  local text = dict:get(prefix .. "refused")
-  if type(text) ~= "string" then return nil end
-  local left = dict.ttl and dict:ttl(prefix .. "refused") or nil
-  return text, type(left) == "number" and left or M.LOGIN_REFUSAL_TTL
+  return text_and_ttl(self.dict, prefix .. "refused", M.LOGIN_REFUSAL_TTL)
 end
 
 --- A failure another worker's login met that is held (JSON text) and the seconds left of its
 -- hold, or nil.
 function Shared:login_held(prefix)
-  local dict = self.dict
-  local text = dict:get(prefix .. "held")
-  if type(text) ~= "string" then return nil end
-  local left = dict.ttl and dict:ttl(prefix .. "held") or nil
-  return text, type(left) == "number" and left or 1
+  return text_and_ttl(self.dict, prefix .. "held", 1)
 end
 
 --- Whether a login with these credentials has just passed (in any worker).
