@@ -609,6 +609,37 @@ local function login_turn(self, runner, shared, prefix)
   return mine or nil
 end
 
+-- How long a failed login's error is given instead of asking IAM (nil: for good, a refusal),
+-- remembered by the client and, with signing_dict, by every worker. A refusal is definitive;
+-- IAM throttling (429) or a request timeout (408) may pass, after a hold that grows with the
+-- logins in a row without an answer (within a quarter of an hour: IAM may have counted each as
+-- a failed one; the workers' together) and honours a Retry-After up to the client's cap.
+local function login_failed(self, runner, res, shared, prefix)
+  local now = core.monotime()
+  if res.kind == "http" and res.status >= 400 and res.status < 500 and not retry.status_retryable(res.status) then
+    -- (with signing_dict, as long as the workers' copy: see eip.signing)
+    self.failed = { err = errors.copy(res), until_ = shared and now + shared:refusal_ttl() or nil }
+    self.unknown_logins = 0 -- (IAM answered, saying what it did)
+    if shared then shared:refuse_login(prefix, kept_fields(res)) end
+    return
+  end
+  local hold = M.TRANSIENT_FAILURE_HOLD
+  if errors.may_have_acted(res) then
+    local n = (self.unknown_logins or 0) + 1
+    if self.unknown_at and now - self.unknown_at > M.UNKNOWN_LOGIN_WINDOW then n = 1 end
+    if shared then n = math.max(n, shared:login_unknown(prefix) or 0) end
+    local holds = M.UNKNOWN_LOGIN_HOLDS
+    if n > 1 then hold = math.max(hold, holds[math.min(n - 1, #holds)]) end
+    self.unknown_logins, self.unknown_at = n, now
+  elseif res.kind == "http" then
+    self.unknown_logins = 0 -- IAM answered, saying what it did
+  end
+  local ra = retry.parse_retry_after(res.retry_after, os.time())
+  if ra and ra > hold then hold = math.min(ra, (runner.policy or {}).retry_after_cap or ra) end
+  self.failed = { err = errors.copy(res), until_ = now + hold }
+  if shared then shared:hold_login(prefix, kept_fields(res), hold) end
+end
+
 local function iam_fetch(self, runner)
   local failed = self.failed
   if failed and (failed.until_ == nil or core.monotime() < failed.until_) then error(errors.copy(failed.err), 0) end
@@ -625,41 +656,7 @@ local function iam_fetch(self, runner)
   end
   local ok, res = pcall(runner.run, runner, op)
   if not ok then
-    if errors.is_error(res) then
-      -- A refusal is definitive; IAM throttling (429) or a request timeout (408) may pass.
-      local definitive = res.kind == "http" and res.status >= 400 and res.status < 500
-        and not retry.status_retryable(res.status)
-      local hold = M.TRANSIENT_FAILURE_HOLD
-      if errors.may_have_acted(res) then
-        -- Logins in a row without an answer (within a quarter of an hour: IAM may have counted
-        -- each as a failed one), the workers' together with signing_dict.
-        local now = core.monotime()
-        local n = (self.unknown_logins or 0) + 1
-        if self.unknown_at and now - self.unknown_at > M.UNKNOWN_LOGIN_WINDOW then n = 1 end
-        if shared then n = math.max(n, shared:login_unknown(prefix) or 0) end
-        local holds = M.UNKNOWN_LOGIN_HOLDS
-        if n > 1 then hold = math.max(hold, holds[math.min(n - 1, #holds)]) end
-        self.unknown_logins, self.unknown_at = n, now
-      elseif res.kind == "http" then
-        self.unknown_logins = 0 -- IAM answered, saying what it did
-      end
-      if not definitive then
-        -- (a Retry-After IAM gave is waited for, up to the client's cap)
-        local ra = retry.parse_retry_after(res.retry_after, os.time())
-        if ra and ra > hold then hold = math.min(ra, (runner.policy or {}).retry_after_cap or ra) end
-      end
-      -- (with signing_dict, a refusal lasts as long as the workers' copy: see eip.signing)
-      local until_ = not definitive and core.monotime() + hold or nil
-      if definitive and shared then until_ = core.monotime() + shared:refusal_ttl() end
-      self.failed = { err = errors.copy(res), until_ = until_ }
-      if shared then
-        if definitive then
-          shared:refuse_login(prefix, kept_fields(res))
-        else
-          shared:hold_login(prefix, kept_fields(res), hold)
-        end
-      end
-    end
+    if errors.is_error(res) then login_failed(self, runner, res, shared, prefix) end
     if mine then shared:give_login(prefix, mine) end
     error(res, 0)
   end
