@@ -389,6 +389,95 @@ describe("eip.core one session, requests of every kind", function()
     check_wire(sequence)
   end)
 
+  -- eip.pipeline's lane (src/eip_core.c, "prepared requests"): a request read once, then sent
+  -- to its url .. a path; the usable answer as values, any other as session:request's table.
+  it("session:lane sends the prepared request to url .. path; a usable answer as values, others as the table",
+      function()
+    emu:reset()
+    local token = emu.token
+    local prepared = session:prepare{ method = "DELETE", url = emu.url .. "/lane", timeout = 5,
+      headers = { "X-Auth-Token: " .. token, "X-Step: lane" } }
+    emu:inject{ status = 204, headers = { ["X-Request-Id"] = "rid-0123456789abcdef" } }
+    local status, request_id, took = session:lane(prepared, "/a/1", 204)
+    assert.equal(204, status)
+    assert.equal("rid-0123456789abcdef", request_id)
+    assert.is_true(took >= 0 and took < 5)
+    -- No request id: nil. Another status than the usable one, or a transport error: the table.
+    emu:inject{ status = 204, no_request_id = true, times = 2 }
+    local st, rid = session:lane(prepared, "/a/2", 204)
+    assert.equal(204, st)
+    assert.is_nil(rid)
+    st, rid = session:lane(prepared, "/a/2b", 204, {})
+    assert.equal(204, st)
+    assert.is_nil(rid)
+    emu:inject{ status = 200, body = "{}" }
+    local resp, none, took2 = session:lane(prepared, "/a/3", 204)
+    assert.equal(200, resp.status)
+    assert.equal("{}", resp.body)
+    assert.is_nil(none)
+    assert.is_number(took2)
+    -- A request id with a trace of a secret of the list, one that is cut off ("...") or that
+    -- holds an escape: the table (eip.pipeline reads it the general way, redacting it).
+    for _, odd in ipairs{ "id-" .. token:sub(1, 12), "abc...", "a%2Fb" } do
+      emu:inject{ status = 204, headers = { ["X-Request-Id"] = odd } }
+      local r = session:lane(prepared, "/a/4", 204, { token })
+      assert.equal("table", type(r), odd)
+      assert.equal(odd, r.request_id)
+    end
+    -- Without the list, a request id is what came.
+    emu:inject{ status = 204, headers = { ["X-Request-Id"] = "abc..." } }
+    assert.equal("abc...", select(2, session:lane(prepared, "/a/5", 204)))
+    -- A path longer than the C core's stack buffer (built in the heap).
+    local long = "/" .. string.rep("p", 5000)
+    emu:inject{ status = 204 }
+    assert.equal(204, (session:lane(prepared, long, 204)))
+    -- In between, requests of session:request to other URLs with other headers go out as asked,
+    -- and the prepared one after them as prepared.
+    emu:inject{ status = 204, times = 3 }
+    local other = session:request{ method = "GET", url = emu.url .. "/other", headers = { "X-Step: other" } }
+    assert.equal(204, other.status)
+    emu:inject{ status = 204 }
+    assert.equal(204, (session:lane(prepared, "/a/6", 204)))
+    local log = emu:requests()
+    local uris = {}
+    for i, r in ipairs(log) do uris[i] = r.method .. " " .. r.uri .. " " .. tostring(r.headers["x-step"]) end
+    assert.same({ "DELETE /lane/a/1 lane", "DELETE /lane/a/2 lane", "DELETE /lane/a/2b lane", "DELETE /lane/a/3 lane",
+      "DELETE /lane/a/4 lane", "DELETE /lane/a/4 lane", "DELETE /lane/a/4 lane", "DELETE /lane/a/5 lane",
+      "DELETE /lane" .. long .. " lane", "GET /other other", "DELETE /lane/a/6 lane" }, uris)
+    assert.equal(token, log[#log].headers["x-auth-token"])
+  end)
+
+  it("session:prepare refuses what session:request refuses, a proxy and a body; lane a path with NUL", function()
+    local url = emu.url
+    assert.has_error(function() session:prepare{ url = url } end)
+    assert.has_error(function() session:prepare{ method = "DELETE", url = url, headers = { "bad line" } } end)
+    assert.has_error(function() session:prepare{ method = "DELETE", url = url, body = "{}" } end,
+      "eip.core: field 'body' must be nil in a prepared request")
+    assert.has_error(function()
+      session:prepare{ method = "DELETE", url = url, proxy = { url = "http://127.0.0.1:9" } }
+    end, "eip.core: field 'proxy' must be false or nil in a prepared request (it goes direct)")
+    local prepared = session:prepare{ method = "DELETE", url = url }
+    assert.has_error(function() session:lane(prepared, "/a\0b", 204) end,
+      "eip.core: field 'path' must not contain a NUL byte")
+    assert.has_error(function() session:lane({}, "/a", 204) end)
+    assert.has_error(function() session:lane(prepared, "/a") end)
+    assert.equal("eip.core.prepared", tostring(prepared))
+  end)
+
+  it("core.clean_id: core.is_id and no piece of either list's secrets, as validate.secret_id checks", function()
+    local secret, more = "secret-0123456789", { "proxy-password-xyz" }
+    for _, v in ipairs{ "bw-1", "3fa1e2b4-1111-2222-3333-444455556666", "secret-0", "ecret-0123456789",
+        "proxy-pa", "roxy-password", "a b", "", ".", "..", string.rep("a", 64), string.rep("a", 65), 12 } do
+      local want = core.is_id(v) and not core.secret_ranges(v, { secret })
+        and not core.secret_ranges(v, more)
+      assert.equal(want, core.clean_id(v, { secret }, more), tostring(v))
+      assert.equal(core.is_id(v) and not core.secret_ranges(v, { secret }), core.clean_id(v, { secret }, false),
+        tostring(v))
+      assert.equal(core.is_id(v) and not core.secret_ranges(v, { secret }), core.clean_id(v, { secret }), tostring(v))
+    end
+    assert.has_error(function() core.clean_id("x") end)
+  end)
+
   it("core.is_id: 1 to 64 bytes of [0-9A-Za-z._-], not . or .., byte for byte as the pattern says", function()
     for _, ok in ipairs{ "a", "3fa1e2b4-1111-2222-3333-444455556666", "bw_1.2-X", "...", ".a", "a..", ("z"):rep(64) } do
       assert.is_true(core.is_id(ok), ok)
