@@ -40,6 +40,7 @@ Client.__index = Client
 Client.__name = "eip.client"
 
 local VERSION = core._VERSION
+local clean_id = core.clean_id -- (validate.secret_id's common case: see Client:delete_bandwidth)
 local USER_AGENT = "lua-eip/" .. VERSION
 local DEFAULT_TIMEOUT = 30
 local DEFAULT_CONNECT_TIMEOUT = 10
@@ -404,7 +405,8 @@ function Client:delete_bandwidth(bandwidth_id, call_opts)
   -- (runner_of's and project_for_call's common case inline: a call's cost is mostly calls)
   local r = runners[self]
   if not r or self.closed then r = runner_of(self, "delete_bandwidth") end
-  validate.secret_id("bandwidth_id", bandwidth_id, r.provider.secrets, r.secrets) -- (Runner:id, inline)
+  local secrets, own = r.provider.secrets, r.secrets
+  if not clean_id(bandwidth_id, secrets, own) then validate.secret_id("bandwidth_id", bandwidth_id, secrets, own) end
   local missing_ok, wait = r.missing_ok, nil
   if call_opts ~= nil then missing_ok, wait = delete_options(r, call_opts) end
   local project_id, deadline_at = r.project_id, nil

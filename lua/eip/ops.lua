@@ -67,11 +67,16 @@ end
 
 local Delete = kind{ name = "delete_bandwidth", method = "DELETE" }
 
-function Delete.result(op, resp, attempts, elapsed)
+--- The result of a delete answered `status` (a 2xx), `request_id` (cleaned, or nil).
+function Delete.lane_result(op, status, request_id, attempts, elapsed)
   return {
-    ok = true, deleted = true, status = resp.status, reason = reasons[resp.status],
-    bandwidth_id = op.resource, request_id = resp.request_id, attempts = attempts, elapsed = elapsed,
+    ok = true, deleted = true, status = status, reason = reasons[status],
+    bandwidth_id = op.resource, request_id = request_id, attempts = attempts, elapsed = elapsed,
   }
+end
+
+function Delete.result(op, resp, attempts, elapsed)
+  return Delete.lane_result(op, resp.status, resp.request_id, attempts, elapsed)
 end
 
 -- A delete is done when the service answers 204 No Content, as DeleteSharedBandwidth does. Any
@@ -92,6 +97,10 @@ end
 Delete.unusable = only_204("a delete", "the bandwidth was deleted (it may come from a proxy in between, "
   .. "or the delete may not have finished): check with show_bandwidth before deleting it again")
 Delete.usable_status = 204 -- (only_204's unusable says nothing of a 204: eip.pipeline does not ask it then)
+-- A plain request (no query, body, headers or limits of its own) whose success is its usable
+-- status alone: eip.pipeline may send it by its lane (see Runner:run), whose result is
+-- op:lane_result's.
+Delete.lane = true
 
 -- A bandwidth id as the cloud makes them: a UUID of lower-case hexadecimal digits (8-4-4-4-12).
 -- An upper-cased copy of a live id is not one: whether the service's lookup ignores case is
@@ -150,7 +159,7 @@ end
 function M.delete_bandwidth(project_id, id, missing_ok)
   -- Not a tail call: see "LuaJIT" in eip.transport.http1.
   local op = setmetatable({ path = "/v2.0/" .. project_id .. "/bandwidths/" .. id, resource = id,
-    missing_ok = missing_ok }, Delete)
+    missing_ok = missing_ok, deadline_at = false }, Delete) -- (a field eip.pipeline reads: see OPTIONAL there)
   return op
 end
 

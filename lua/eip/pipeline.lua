@@ -63,6 +63,10 @@ local OPTIONAL = { "log", "on_request", "on_response", "bucket", "endpoint_proxy
 -- its class's value (a method) or false.
 local PROVIDER_READS = { "header", "refused", "fallible", "rejected", "strikes", "flying", "held", "shared" }
 
+--- Whether runners take the lane (see Runner:run) when they may; false: every call goes the
+-- general way (specs compare the two).
+M.lane = true
+
 function M.new(cfg)
   for _, k in ipairs(OPTIONAL) do
     if cfg[k] == nil then cfg[k] = false end
@@ -75,6 +79,15 @@ function M.new(cfg)
       if rawget(provider, k) == nil then provider[k] = provider[k] or false end
     end
   end
+  -- The lane (see Runner:run): a token that never changes, a transport that sends in C and
+  -- keeps nothing of a request, and nothing that watches, paces or bounds a call.
+  local transport = cfg.transport
+  cfg.lane = M.lane and provider and provider.kind == "token" and provider.header and not provider.fallible
+    and not provider.refused and not provider.rejected and not provider.due and not provider.passed
+    and type(transport) == "table" and type(transport.lane) == "function" and cfg.reuse_requests == true
+    and not (cfg.log or cfg.on_request or cfg.on_response or cfg.bucket or cfg.deadline or cfg.endpoint_proxy
+      or cfg.secrets) or false
+  cfg.lane_send = false
   return setmetatable(cfg, Runner)
 end
 
@@ -1087,7 +1100,36 @@ end
 -- attempt and at least every CANCEL_INTERVAL of the waits before one (backoff, Retry-After, the
 -- rate): when it says stop, the call ends with an "interrupted" error (errors.cancelled) and
 -- nothing more is sent.
+-- The lane's sender (see Runner:run), made at its first use from the request Call:request
+-- makes of a first attempt (built, then its token's header lines), its URL the endpoint.
+local function lane_sender(self, op)
+  local req = build(self, op, 1, self.timeout)
+  authenticate(self, req, op.content_type or CONTENT_TYPE, self.provider, op.headers)
+  req.url = self.endpoint
+  local lane = { self.transport:lane(req) } -- { C function, session, prepared, finish, send }
+  self.lane_send = lane
+  return lane
+end
+
 function Runner:run(op, cancel)
+  local first, first_started = false, false
+  local lane = self.lane and op.lane and not cancel and not op.deadline_at
+    and (self.lane_send or lane_sender(self, op))
+  -- (a transport whose send was replaced, by a caller watching it, is given every request)
+  if lane and self.transport.send == lane[5] then
+    -- The lane: the common call (a token's delete, nothing that watches, paces or bounds it; see
+    -- M.new) sends its first attempt without a call's state, the request prepared in C once
+    -- (lane_sender: the one the general way builds, its URL the endpoint's and the op's path).
+    -- Its answer is read as the general way reads it when it has the op's usable status; any
+    -- other, a transport failure included, is handed to the general way below as its first
+    -- attempt's answer.
+    local usable = op.usable_status
+    -- (a request id that Runner:clean would change comes back in the response: M.new's
+    -- conditions leave the provider's secrets the only ones it looks for)
+    local status, request_id, took = lane[1](lane[2], lane[3], op.path, usable, self.provider.secrets)
+    if status == usable then return op:lane_result(status, request_id, 1, took) end
+    first, first_started = lane[4](status), monotime() - took
+  end
   local call
   local n = self.nspare_calls
   if n > 0 then
@@ -1125,11 +1167,18 @@ function Runner:run(op, cancel)
     end
     if action then ended(self, call, value) end
     local request, err = call:request()
+    local answered = first -- (the lane's answer is the first request's only)
+    first = false
     if request then
       -- A transport that raises (a caller bug, a module that failed to load) must not keep the
       -- signing place until its time is up; one that raises nil or false (nothing to tell a bug
       -- by) broke the contract as one that returns nothing does: the request may have gone out.
-      local ok, resp = yielding(transport.send, transport, request)
+      local ok, resp = true, answered
+      if answered then -- the lane's answer: its request was this one, sent when the lane started
+        call.started = first_started
+      else
+        ok, resp = yielding(transport.send, transport, request)
+      end
       if not ok then
         if resp ~= nil and resp ~= false then
           release(self.provider, call)

@@ -7,6 +7,7 @@ local M = {}
 
 local raise = errors.raise_usage
 local is_id = core.is_id
+local clean_id = core.clean_id
 local MAX_ID = 64
 local MAX_SECRET = 65536
 
@@ -100,6 +101,7 @@ local SECRET_ID = "holds a credential (a key, token or password pasted where an 
 -- @return v
 -- @raise a `usage` @{eip.error} naming `name`, which does not show the value
 function M.secret_id(name, v, secrets, more)
+  if clean_id(v, secrets, more) then return v end -- (the common case: the checks below in one C call)
   if not is_id(v) then M.id(name, v) end -- (raises)
   -- (A secret shorter than 8 bytes is one only as the whole value: core.secret_ranges says so too.)
   if secret_ranges(v, secrets) or (more and secret_ranges(v, more)) then raise(name, SECRET_ID) end

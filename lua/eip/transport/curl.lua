@@ -29,6 +29,24 @@ function Transport:send(req)
   return resp
 end
 
+--- What eip.pipeline's lane sends with (see Runner:run): `req` (the contract's, its url the
+-- part every request starts with, no proxy, no body) prepared once in C. Returns `lane, session,
+-- prepared, finish, send` (send: this class's; the lane is not taken where the instance's is
+-- another): `lane(session, prepared, path, usable_status, secrets)` sends it to url ..
+-- path and returns the status and the request id (or nil) when the answer has usable_status
+-- and the request id holds nothing of `secrets` (a list: see core.plain_text), else the
+-- response (which `finish(response)` makes what `send` returns) and nil; then the seconds it
+-- took. Neither yields.
+function Transport:lane(req)
+  local session = self.session
+  local function finish(resp)
+    local code = resp.curl_code
+    if code then resp.error_kind = error_kind(code, resp.curl_error, req.proxy, resp.proxy_status) end
+    return resp
+  end
+  return session.lane, session, session:prepare(req), finish, Transport.send
+end
+
 function Transport:close()
   self.session:close()
 end
