@@ -447,6 +447,55 @@ describe("eip.core one session, requests of every kind", function()
     assert.equal(token, log[#log].headers["x-auth-token"])
   end)
 
+  it("session:lane signs as signer:headers does: the same lines in order, a base path, a security token",
+      function()
+    emu:reset()
+    local hostport = "127.0.0.1:" .. emu.port
+    local entries = { { "Content-Type", "application/json", line = "Content-Type: application/json" },
+      { "Accept", "application/json", signed = false, line = "Accept: application/json" } }
+    for _, case in ipairs{ { base = "", token = nil }, { base = "/gw/eip", token = "security-token-xyz" } } do
+      emu:reset()
+      local signer = core.signer("AKLANE0000000000", "SKlane-secret-0123456789", case.token)
+      local prepared = session:prepare({ method = "DELETE", url = emu.url .. "/lane", timeout = 5 },
+        { signer = signer, host = hostport, project_id = "p-0123", base_path = case.base, headers = entries })
+      emu:inject{ status = 204, times = 2 }
+      local t0 = os.time()
+      assert.equal(204, (session:lane(prepared, "/v2.0/p-0123/bandwidths/b1", 204)))
+      local t1 = os.time()
+      local got = emu:requests()[1]
+      -- The lines signer:headers makes for that path (the base path before it) in that second.
+      local want
+      for now = t0, t1 do
+        local lines = signer:headers("DELETE", case.base .. "/v2.0/p-0123/bandwidths/b1", nil, nil, hostport, "p-0123",
+          entries, now)
+        if lines[#lines] == "Authorization: " .. got.headers.authorization then want = lines end
+      end
+      assert.is_table(want, "the lane's signature is signer:headers' for the same request")
+      local names = {}
+      for i, line in ipairs(want) do
+        local name, value = line:match("^([^:]+): (.*)$")
+        names[i] = name
+        assert.equal(value, got.headers[name:lower()], name)
+      end
+      assert.same(case.token and { "Content-Type", "Accept", "Host", "X-Sdk-Date", "X-Project-Id",
+        "X-Security-Token", "Authorization" } or { "Content-Type", "Accept", "Host", "X-Sdk-Date", "X-Project-Id",
+        "Authorization" }, names)
+      assert.equal("/lane/v2.0/p-0123/bandwidths/b1", got.uri)
+      -- Refused: lines given beside signing, a signer that is no signer, a line with CR/LF.
+      assert.has_error(function()
+        session:prepare({ method = "DELETE", url = emu.url, headers = { "A: b" } },
+          { signer = signer, host = hostport, headers = entries })
+      end, "eip.core: field 'headers' must be nil in a signed prepared request (signing.headers)")
+      assert.has_error(function()
+        session:prepare({ method = "DELETE", url = emu.url }, { signer = {}, host = hostport, headers = entries })
+      end, "eip.core: signing.signer must be a core.signer")
+      assert.has_error(function()
+        session:prepare({ method = "DELETE", url = emu.url },
+          { signer = signer, host = "h\r\nX: y", headers = entries })
+      end)
+    end
+  end)
+
   it("session:prepare refuses what session:request refuses, a proxy and a body; lane a path with NUL", function()
     local url = emu.url
     assert.has_error(function() session:prepare{ url = url } end)

@@ -1288,6 +1288,19 @@ static int l_session_close(lua_State *L)
  * or as no header at all, so each is checked once more at the edge. An empty value ("Name:")
  * stays allowed: it is libcurl's way of leaving out a header it would add. The list and its
  * strings are left on the stack. */
+/* Raises unless h (len bytes) is a single "Name: value" line: no CR or LF, a token right
+ * before the colon (see collect_headers). `what`: how the message names it. */
+static void check_header_line(lua_State *L, const char *h, size_t len, const char *what, int i)
+{
+    size_t name;
+    if (h == NULL || strcspn(h, "\r\n") != len || memchr(h, ':', len) == NULL)
+        luaL_error(L, "eip.core: %s %d is not a single 'Name: value' line", what, i);
+    name = token_length(h, len);
+    if (name == 0 || h[name] != ':')
+        luaL_error(L, "eip.core: %s %d is not a single 'Name: value' line (its name must be a token "
+                      "right before the colon)", what, i);
+}
+
 static size_t collect_headers(lua_State *L, int t, const char **out)
 {
     size_t i, n;
@@ -1301,17 +1314,12 @@ static size_t collect_headers(lua_State *L, int t, const char **out)
     luaL_argcheck(L, n <= MAX_HEADERS, 2, "too many headers");
     luaL_checkstack(L, (int)n + 8, "eip.core: too many headers");
     for (i = 0; i < n; i++) {
-        size_t len = 0, name;
+        size_t len = 0;
         const char *h = NULL;
         lua_rawgeti(L, list, (int)i + 1); /* stays on the stack */
         if (lua_type(L, -1) == LUA_TSTRING)
             h = lua_tolstring(L, -1, &len);
-        if (h == NULL || strcspn(h, "\r\n") != len || memchr(h, ':', len) == NULL)
-            luaL_error(L, "eip.core: header %d is not a single 'Name: value' line", (int)i + 1);
-        name = token_length(h, len);
-        if (name == 0 || h[name] != ':')
-            luaL_error(L, "eip.core: header %d is not a single 'Name: value' line (its name must be a token "
-                          "right before the colon)", (int)i + 1);
+        check_header_line(L, h, len, "header", (int)i + 1);
         out[i] = h;
     }
     return n;
@@ -1489,30 +1497,53 @@ static int l_session_request(lua_State *L)
  * table: about a tenth of a request's instructions (see `make bench-profile`). */
 
 #define PREPARED_MT "eip.core.prepared"
-#define LANE_URL_MAX 4096 /* longer URLs are built in the heap */
+#define LANE_URL_MAX 4096 /* longer URLs (and signed paths) are built in the heap */
+#define LANE_SIGNED_MAX (MAX_HEADERS - 5) /* entries of a signed one: Host, date, project, token, Authorization */
 
 typedef struct {
     eip_http_request req; /* its strings in `bytes`; url: the prefix */
     const char *lines[MAX_HEADERS];
     char *bytes;
     size_t nbytes, prefix_len;
+    /* Signed (signer_ref != LUA_NOREF): the lines of the entries are lines[0..nlines), the
+     * pairs signed of them kvs[0..nsigned); the rest is added per request. */
+    int signer_ref;
+    signer_ud *signer; /* kept alive by signer_ref */
+    size_t nlines, nsigned;
+    eip_kv kvs[LANE_SIGNED_MAX];
+    const char *host, *host_line, *project, *project_line, *token, *token_line, *base_path;
+    size_t host_len, project_len, token_len, base_path_len;
+    long long date_second; /* the second date_line is for; -1: none yet */
+    char date_line[sizeof("X-Sdk-Date: ") + 16];
+    char *auth_line; /* "Authorization: ...", grown to fit */
+    size_t auth_alloc;
 } prepared;
 
-static void prepared_free(prepared *p)
+static void wipe_free(char *p, size_t n)
 {
-    if (p->bytes != NULL) {
-        volatile char *b = p->bytes; /* the lines hold the token: wiped */
+    if (p != NULL) {
+        volatile char *b = p; /* the lines hold the token, or the security token */
         size_t i;
-        for (i = 0; i < p->nbytes; i++)
+        for (i = 0; i < n; i++)
             b[i] = 0;
-        free(p->bytes);
-        p->bytes = NULL;
+        free(p);
     }
+}
+
+static void prepared_free(lua_State *L, prepared *p)
+{
+    wipe_free(p->bytes, p->nbytes);
+    p->bytes = NULL;
+    free(p->auth_line); /* a signature: no secret */
+    p->auth_line = NULL;
+    p->auth_alloc = 0;
+    unref(L, &p->signer_ref);
+    p->signer = NULL;
 }
 
 static int l_prepared_gc(lua_State *L)
 {
-    prepared_free(luaL_checkudata(L, 1, PREPARED_MT));
+    prepared_free(L, luaL_checkudata(L, 1, PREPARED_MT));
     return 0;
 }
 
@@ -1527,73 +1558,291 @@ static const luaL_Reg prepared_methods[] = {
     {NULL, NULL},
 };
 
-/* Copies s (NUL-terminated, len bytes) to *at and returns where it now is. */
-static const char *copy_to(char **at, const char *s, size_t len)
+/* Copies prefix .. s (s: len bytes) to *at, NUL-terminated, and returns where it now is; with
+ * at == NULL only counts, in *total. */
+static const char *copy_to(char **at, size_t *total, const char *prefix, const char *s, size_t len)
 {
-    char *p = *at;
-    memcpy(p, s, len + 1);
-    *at += len + 1;
+    size_t plen = strlen(prefix);
+    char *p;
+    if (at == NULL) {
+        *total += plen + len + 1;
+        return NULL;
+    }
+    p = *at;
+    memcpy(p, prefix, plen);
+    memcpy(p + plen, s, len);
+    p[plen + len] = '\0';
+    *at += plen + len + 1;
     return p;
 }
 
+/* The signing table at stack index `sig` (see l_session_prepare), read into p, its strings
+ * copied to *at (at == NULL: counted in *total only). Its strings stay on the stack. */
+static void read_signing(lua_State *L, int sig, prepared *p, char **at, size_t *total)
+{
+    size_t i, n, len;
+    const char *v;
+    int list;
+    if (raw_field(L, sig, "headers") != LUA_TTABLE)
+        luaL_error(L, "eip.core: signing.headers must be a list of {name, value} entries");
+    list = lua_gettop(L);
+    n = lua_rawlen(L, list);
+    if (n > LANE_SIGNED_MAX)
+        luaL_error(L, "eip.core: signing.headers: too many entries");
+    luaL_checkstack(L, (int)n * 3 + 8, "eip.core: signing");
+    p->nlines = p->nsigned = 0;
+    for (i = 0; i < n; i++) {
+        eip_kv kv;
+        int entry, is_signed;
+        lua_rawgeti(L, list, (int)i + 1);
+        entry = lua_gettop(L);
+        read_pair(L, "signing.headers", i, &kv);
+        check_no_nul(L, kv.name, kv.name_len, "signing.headers");
+        check_no_nul(L, kv.value, kv.value_len, "signing.headers");
+        is_signed = !(raw_field(L, entry, "signed") == LUA_TBOOLEAN && !lua_toboolean(L, -1));
+        lua_pop(L, 1);
+        /* The line as signer:headers sends it: the entry's `line`, else name ": " value. */
+        if (raw_field(L, entry, "line") == LUA_TSTRING) { /* (left on the stack, as the entry) */
+            size_t line_len;
+            const char *line = lua_tolstring(L, -1, &line_len);
+            check_no_nul(L, line, line_len, "signing.headers");
+            p->lines[p->nlines] = copy_to(at, total, "", line, line_len);
+        } else if (at == NULL) {
+            *total += kv.name_len + 2 + kv.value_len + 1;
+        } else {
+            char *line = *at;
+            memcpy(line, kv.name, kv.name_len);
+            memcpy(line + kv.name_len, ": ", 2);
+            memcpy(line + kv.name_len + 2, kv.value, kv.value_len);
+            line[kv.name_len + 2 + kv.value_len] = '\0';
+            *at += kv.name_len + 2 + kv.value_len + 1;
+            p->lines[p->nlines] = line;
+        }
+        if (is_signed) {
+            p->kvs[p->nsigned].name = copy_to(at, total, "", kv.name, kv.name_len);
+            p->kvs[p->nsigned].name_len = kv.name_len;
+            p->kvs[p->nsigned].value = copy_to(at, total, "", kv.value, kv.value_len);
+            p->kvs[p->nsigned].value_len = kv.value_len;
+        }
+        p->nlines++;
+        if (is_signed)
+            p->nsigned++;
+    }
+    v = opt_str_field(L, sig, "host", &len);
+    if (v == NULL)
+        luaL_error(L, "eip.core: signing.host must be a string");
+    check_no_nul(L, v, len, "signing.host");
+    p->host = copy_to(at, total, "", v, len);
+    p->host_len = len;
+    p->host_line = copy_to(at, total, "Host: ", v, len);
+    v = opt_str_field(L, sig, "project_id", &len);
+    check_no_nul(L, v, len, "signing.project_id");
+    p->project = v ? copy_to(at, total, "", v, len) : NULL;
+    p->project_len = v ? len : 0;
+    p->project_line = v ? copy_to(at, total, "X-Project-Id: ", v, len) : NULL;
+    v = opt_str_field(L, sig, "base_path", &len);
+    check_no_nul(L, v, len, "signing.base_path");
+    p->base_path = copy_to(at, total, "", v ? v : "", v ? len : 0);
+    p->base_path_len = v ? len : 0;
+    p->token = p->token_line = NULL;
+    p->token_len = 0;
+    if (p->signer != NULL && p->signer->token_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, p->signer->token_ref); /* stays on the stack */
+        v = lua_tolstring(L, -1, &len);
+        p->token = copy_to(at, total, "", v, len);
+        p->token_len = len;
+        p->token_line = copy_to(at, total, "X-Security-Token: ", v, len);
+    }
+}
+
+/* session:prepare(req [, signing]) -> prepared (see above). signing: { signer = core.signer,
+ * host = "host:port" (Host, as sent), project_id = ? (X-Project-Id), base_path = ? (put before
+ * each path in what is signed), headers = { entries as signer:headers takes them } }: each
+ * request is then signed as signer:headers signs it (the entries' lines, Host, X-Sdk-Date of
+ * its second, X-Project-Id, X-Security-Token, Authorization, in that order); req.headers must
+ * be nil then. */
 static int l_session_prepare(lua_State *L)
 {
     const char *headers[MAX_HEADERS];
     eip_http_request req;
     prepared *p;
-    size_t i, total, lens[MAX_HEADERS + 2];
+    size_t i, total = 0;
+    int sig = 0, self;
     char *at;
     check_session(L);
+    lua_settop(L, 3); /* (signing, or nil, at 3: what reading pushes comes above it) */
     read_request(L, &req, headers);
     if (req.proxy != NULL)
         luaL_error(L, "eip.core: field 'proxy' must be false or nil in a prepared request (it goes direct)");
     if (req.body != NULL)
         luaL_error(L, "eip.core: field 'body' must be nil in a prepared request");
-    lens[0] = strlen(req.method);
-    lens[1] = strlen(req.url);
-    total = lens[0] + lens[1] + 2;
-    for (i = 0; i < req.nheaders; i++) {
-        lens[i + 2] = strlen(headers[i]);
-        total += lens[i + 2] + 1;
-    }
     p = lua_newuserdata(L, sizeof *p);
-    p->bytes = NULL;
+    memset(p, 0, sizeof *p);
+    p->signer_ref = LUA_NOREF;
+    p->date_second = -1;
+    memcpy(p->date_line, "X-Sdk-Date: ", DATE_PREFIX_LEN);
     eip_setmetatable(L, PREPARED_MT);
+    self = lua_gettop(L);
+    if (!lua_isnil(L, 3)) {
+        void *u;
+        sig = 3;
+        luaL_checktype(L, sig, LUA_TTABLE);
+        if (req.nheaders != 0)
+            luaL_error(L, "eip.core: field 'headers' must be nil in a signed prepared request (signing.headers)");
+        raw_field(L, sig, "signer");
+        u = lua_touserdata(L, -1);
+        if (u == NULL || !lua_getmetatable(L, -1))
+            luaL_error(L, "eip.core: signing.signer must be a core.signer");
+        luaL_getmetatable(L, SIGNER_MT);
+        if (!lua_rawequal(L, -1, -2))
+            luaL_error(L, "eip.core: signing.signer must be a core.signer");
+        lua_pop(L, 2);
+        if (((signer_ud *)u)->signer == NULL)
+            luaL_error(L, "eip.core: signer is closed");
+        p->signer = u;
+        read_signing(L, sig, p, NULL, &total);
+    }
+    total += strlen(req.method) + 1 + strlen(req.url) + 1;
+    for (i = 0; i < req.nheaders; i++)
+        total += strlen(headers[i]) + 1;
     if ((p->bytes = malloc(total)) == NULL)
         return luaL_error(L, "eip.core: out of memory (prepared request)");
     p->nbytes = total;
     p->req = req;
     at = p->bytes;
-    p->req.method = copy_to(&at, req.method, lens[0]);
-    p->req.url = copy_to(&at, req.url, lens[1]);
-    p->prefix_len = lens[1];
+    p->req.method = copy_to(&at, NULL, "", req.method, strlen(req.method));
+    p->req.url = copy_to(&at, NULL, "", req.url, strlen(req.url));
+    p->prefix_len = strlen(req.url);
     for (i = 0; i < req.nheaders; i++)
-        p->lines[i] = copy_to(&at, headers[i], lens[i + 2]);
+        p->lines[i] = copy_to(&at, NULL, "", headers[i], strlen(headers[i]));
     p->req.headers = p->lines;
+    if (sig) {
+        read_signing(L, sig, p, &at, NULL);
+        /* Each line it sends, checked as session:request checks its own (the Authorization
+         * line is the signer's: "Authorization: SDK-HMAC-SHA256 ..."). */
+        for (i = 0; i < p->nlines; i++)
+            check_header_line(L, p->lines[i], strlen(p->lines[i]), "signing.headers line", (int)i + 1);
+        check_header_line(L, p->host_line, strlen(p->host_line), "signing.host line", 1);
+        if (p->project_line != NULL)
+            check_header_line(L, p->project_line, strlen(p->project_line), "signing.project_id line", 1);
+        if (p->token_line != NULL)
+            check_header_line(L, p->token_line, strlen(p->token_line), "security token line", 1);
+        raw_field(L, sig, "signer");
+        p->signer_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the signer lives while p does */
+    }
+    lua_pushvalue(L, self); /* (below what reading left on the stack) */
     return 1;
+}
+
+/* base .. path into small (cap bytes) or, when longer, the heap: NULL when out of memory. */
+static char *joined(char *small, size_t cap, const char *base, size_t base_len, const char *path, size_t path_len)
+{
+    char *out = small;
+    if (base_len + path_len >= cap && (out = malloc(base_len + path_len + 1)) == NULL)
+        return NULL;
+    memcpy(out, base, base_len);
+    memcpy(out + base_len, path, path_len + 1);
+    return out;
+}
+
+/* Signs p's request to `path` (p->base_path .. path as signed): its header lines into lines,
+ * their count returned. Raises "eip.core: cannot sign: ..." (never a key). */
+static size_t sign_prepared(lua_State *L, prepared *p, const char *path, size_t path_len, const char **lines)
+{
+    char small[LANE_URL_MAX], *signed_path;
+    eip_kv kvs[MAX_HEADERS];
+    eip_sign_input in;
+    const char *auth = NULL, *err = NULL;
+    size_t n = p->nsigned, nl, auth_len = 0;
+    long long second = (long long)time(NULL);
+    eip_sign_status st;
+    if (p->signer == NULL || p->signer->signer == NULL)
+        luaL_error(L, "eip.core: signer is closed");
+    if (second != p->date_second) { /* formatted once per second */
+        eip_sign_format_date(second, p->date_line + DATE_PREFIX_LEN);
+        p->date_second = second;
+    }
+    memcpy(kvs, p->kvs, n * sizeof *kvs);
+    kvs[n].name = "Host";
+    kvs[n].name_len = 4;
+    kvs[n].value = p->host;
+    kvs[n++].value_len = p->host_len;
+    kvs[n].name = "X-Sdk-Date";
+    kvs[n].name_len = 10;
+    kvs[n].value = p->date_line + DATE_PREFIX_LEN;
+    kvs[n++].value_len = 16;
+    if (p->project != NULL) {
+        kvs[n].name = "X-Project-Id";
+        kvs[n].name_len = 12;
+        kvs[n].value = p->project;
+        kvs[n++].value_len = p->project_len;
+    }
+    if (p->token != NULL) {
+        kvs[n].name = "X-Security-Token";
+        kvs[n].name_len = 16;
+        kvs[n].value = p->token;
+        kvs[n++].value_len = p->token_len;
+    }
+    signed_path = joined(small, sizeof small, p->base_path, p->base_path_len, path, path_len);
+    if (signed_path == NULL)
+        luaL_error(L, "eip.core: out of memory (signed path)");
+    memset(&in, 0, sizeof in);
+    in.method = p->req.method;
+    in.path = signed_path;
+    in.path_len = p->base_path_len + path_len;
+    in.headers = kvs;
+    in.nheaders = n;
+    st = eip_signer_sign(p->signer->signer, &in, &auth, &auth_len, NULL, &err);
+    if (signed_path != small)
+        free(signed_path);
+    if (st != EIP_SIGN_OK)
+        luaL_error(L, "eip.core: cannot sign: %s", err ? err : "unknown error");
+    if (auth_len + 16 > p->auth_alloc) {
+        char *grown = realloc(p->auth_line, auth_len + 16);
+        if (grown == NULL)
+            luaL_error(L, "eip.core: out of memory (Authorization)");
+        p->auth_line = grown;
+        p->auth_alloc = auth_len + 16;
+    }
+    memcpy(p->auth_line, "Authorization: ", 15);
+    memcpy(p->auth_line + 15, auth, auth_len);
+    p->auth_line[15 + auth_len] = '\0';
+    for (nl = 0; nl < p->nlines; nl++)
+        lines[nl] = p->lines[nl];
+    lines[nl++] = p->host_line;
+    lines[nl++] = p->date_line;
+    if (p->project_line != NULL)
+        lines[nl++] = p->project_line;
+    if (p->token_line != NULL)
+        lines[nl++] = p->token_line;
+    lines[nl++] = p->auth_line;
+    return nl; /* at most LANE_SIGNED_MAX entries and five more */
 }
 
 static int l_session_lane(lua_State *L)
 {
     session *s = check_session(L);
     prepared *p = luaL_checkudata(L, 2, PREPARED_MT);
-    size_t path_len, url_len;
+    size_t path_len;
     const char *path = luaL_checklstring(L, 3, &path_len);
     lua_Integer usable = luaL_checkinteger(L, 4);
     int secrets = lua_istable(L, 5);
-    char small[LANE_URL_MAX], *url = small;
+    char small[LANE_URL_MAX], *url;
+    const char *lines[MAX_HEADERS];
     eip_http_request req;
     eip_http_response resp;
     lua_Number started = monotime();
     if (p->bytes == NULL)
         return luaL_error(L, "eip.core: prepared request was freed");
     check_no_nul(L, path, path_len, "path");
-    url_len = p->prefix_len + path_len;
-    if (url_len >= sizeof small && (url = malloc(url_len + 1)) == NULL)
-        return luaL_error(L, "eip.core: out of memory (url)");
-    memcpy(url, p->req.url, p->prefix_len);
-    memcpy(url + p->prefix_len, path, path_len + 1);
     req = p->req;
+    if (p->signer_ref != LUA_NOREF) {
+        req.nheaders = sign_prepared(L, p, path, path_len, lines);
+        req.headers = lines;
+    }
+    url = joined(small, sizeof small, p->req.url, p->prefix_len, path, path_len);
+    if (url == NULL)
+        return luaL_error(L, "eip.core: out of memory (url)");
     req.url = url;
     eip_http_perform(s->http, &req, &resp);
     if (url != small)
