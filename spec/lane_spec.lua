@@ -39,23 +39,31 @@ describe("the pipeline's lane", function()
   before_each(fx.reset)
   after_each(function() pipeline.lane = true end)
 
-  -- How many functions of eip.pipeline one call of f runs (after a call that made what is made
-  -- once): the lane runs Runner:run alone, the general way a call's every step.
-  local function pipeline_calls(f)
-    f()
+  -- How many functions of eip.pipeline one call of f runs: the lane runs Runner:run alone (and
+  -- its check of the keys' guard when it signs), the general way a call's every step. (LuaJIT
+  -- calls no hook inside a compiled trace: its compiler is off meanwhile.)
+  local jit = rawget(_G, "jit")
+  local function counted(f)
     local n = 0
+    if jit then jit.off(); jit.flush() end
     debug.sethook(function()
-      local info = debug.getinfo(2, "S")
-      if info.source:find("eip/pipeline%.lua$") then n = n + 1 end
+      if debug.getinfo(2, "S").source:find("eip/pipeline%.lua$") then n = n + 1 end
     end, "c")
     local ok, err = pcall(f)
     debug.sethook()
+    if jit then jit.on() end
     assert(ok, err)
     return n
   end
 
+  -- The same after a first call of f (what is made once is made then).
+  local function pipeline_calls(f)
+    f()
+    return counted(f)
+  end
+
   it("is taken by a token's delete, and not by a client that watches its calls", function()
-    local ids = emu:create_bandwidths(11)
+    local ids = emu:create_bandwidths(16)
     local i = 0
     local function deleting(client) return function() i = i + 1; client:delete_bandwidth(ids[i]) end end
     assert.equal(1, pipeline_calls(deleting(fx.client())))
@@ -66,18 +74,27 @@ describe("the pipeline's lane", function()
     local watched = fx.client{ on_request = function() seen = seen + 1 end }
     assert.is_true(pipeline_calls(deleting(watched)) > 3)
     assert.equal(2, seen)
-    -- A transport whose send a caller replaced (to watch it), before the lane's first use or after.
-    for _, early in ipairs{ true, false } do
-      local c, sent = fx.client(), 0
-      local function wrap()
-        local send = c.transport.send
-        c.transport.send = function(...) sent = sent + 1; return send(...) end
+    -- A send a caller replaced to watch it (the transport's or its class's), before the lane's
+    -- first use or after: the caller's sees every request.
+    for _, where in ipairs{ "instance", "class" } do
+      for _, early in ipairs{ true, false } do
+        local c, sent = fx.client(), 0
+        local t, name = c.transport, "send"
+        if where == "class" then t = getmetatable(c.transport) end
+        local own = rawget(t, name)
+        local function wrap()
+          local f = t[name]
+          t[name] = function(...) sent = sent + 1; return f(...) end
+        end
+        if early then wrap() else c:delete_bandwidth(ids[i + 1]); i = i + 1; wrap() end
+        local ok, n = pcall(pipeline_calls, deleting(c))
+        t[name] = own
+        assert(ok, n)
+        assert.is_true(n > 3, where)
+        assert.equal(2, sent, where)
       end
-      if early then wrap() else c:delete_bandwidth(ids[i + 1]); i = i + 1; wrap() end
-      assert.is_true(pipeline_calls(deleting(c)) > 3)
-      assert.equal(2, sent)
     end
-    assert.equal(11, fixture.count_requests(emu, "DELETE"))
+    assert.equal(16, fixture.count_requests(emu, "DELETE"))
   end)
 
   -- Each case: the injections before the call, the call's options, whether the bandwidth exists.
@@ -103,14 +120,31 @@ describe("the pipeline's lane", function()
     { "reset in the body", { { action = "reset_mid_body", status = 500 } } },
     { "not HTTP at all", { { action = "raw", raw = "SSH-2.0-OpenSSH\r\n" } } },
     { "a hang past the timeout", { { action = "hang" } }, opts = { timeout = 0.3, max_attempts = 1 } },
-    { "request id with the token in it", { { status = 204, headers = { ["X-Request-Id"] = "TOKEN" } } } },
+    { "request id with the token (or SK, or security token) in it",
+      { { status = 204, headers = { ["X-Request-Id"] = "TOKEN" } } } },
     { "request id cut off", { { status = 204, headers = { ["X-Request-Id"] = "0123456789abcdef..." } } } },
     { "request id with an escape", { { status = 204, headers = { ["X-Request-Id"] = "ab%2Fcd" } } } },
     { "no request id", { { status = 204, no_request_id = true } } },
   }
 
-  for _, case in ipairs(cases) do
-    it("reads " .. case[1] .. " as the general way does, with the same requests sent", function()
+  -- The credentials each case runs with: the lane signs keys' requests in C, a temporary pair's
+  -- with its security token, the emulator checking every signature as the gateway does.
+  local function opts_secret(credentials)
+    return credentials == "AK/SK" and emu.sk or emu.security_token
+  end
+
+  local CREDENTIALS = {
+    token = function() return {} end,
+    ["AK/SK"] = function() return { token = fixture.NONE, ak = emu.ak, sk = emu.sk } end,
+    ["temporary AK/SK"] = function()
+      return { token = fixture.NONE, ak = emu.temp_ak, sk = emu.temp_sk, security_token = emu.security_token }
+    end,
+  }
+
+  local KINDS = { "token", "AK/SK", "temporary AK/SK" }
+  for _, case in ipairs(cases) do for _, credentials in ipairs(KINDS) do
+    it("reads " .. case[1] .. " as the general way does, with the same requests sent (" .. credentials .. ")",
+        function()
       local got, sent, wire = {}, {}, {}
       for pass, lane in ipairs{ true, false } do
         fx.reset()
@@ -120,13 +154,15 @@ describe("the pipeline's lane", function()
         for _, rule in ipairs(case[2]) do
           local r = {}
           for k, v in pairs(rule) do r[k] = v end
-          if r.headers and r.headers["X-Request-Id"] == "TOKEN" then
-            r.headers = { ["X-Request-Id"] = "rid-" .. token_piece }
+          if r.headers and r.headers["X-Request-Id"] == "TOKEN" then -- the client's own secret
+            local secret = credentials == "token" and token_piece or opts_secret(credentials)
+            r.headers = { ["X-Request-Id"] = "rid-" .. secret }
           end
           r.method, r.path = "DELETE", "/bandwidths/"
           emu:inject(r)
         end
-        local opts = { backoff_base = 0.01, backoff_cap = 0.02 }
+        local opts = CREDENTIALS[credentials]()
+        opts.backoff_base, opts.backoff_cap = 0.01, 0.02
         for k, v in pairs(case.opts or {}) do opts[k] = v end
         local client = fx.client(opts)
         local ok, v = pcall(client.delete_bandwidth, client, id, case.call)
@@ -134,44 +170,64 @@ describe("the pipeline's lane", function()
         wire[pass] = {}
         for _, r in ipairs(emu:requests()) do
           wire[pass][#wire[pass] + 1] = r.method .. " " .. r.uri:gsub(id:gsub("%p", "%%%0"), "ID") .. " "
-            .. tostring(r.headers["x-auth-token"] == emu.token)
+            .. tostring(r.headers["x-auth-token"] == emu.token) .. " "
+            .. tostring((r.headers.authorization or ""):match("^SDK%-HMAC%-SHA256 Access=[^,]+, SignedHeaders=[^,]+"))
+            .. " " .. tostring(r.headers["x-security-token"] == emu.security_token)
         end
         if type(v) == "table" then
-          assert.is_nil(tostring(v.request_id):find(emu.token, 1, true), "the token is never shown")
-          assert.is_nil(tostring(v):find(emu.token, 1, true), "the token is never shown")
+          for _, secret in ipairs{ emu.token, emu.sk, emu.temp_sk, emu.security_token } do
+            assert.is_nil(tostring(v.request_id):find(secret, 1, true), "no secret is shown")
+            assert.is_nil(tostring(v):find(secret, 1, true), "no secret is shown")
+          end
         end
       end
       assert.same(got[2], got[1])
       assert.equal(sent[2], sent[1])
       assert.same(wire[2], wire[1])
     end)
-  end
+  end end
 
-  it("leaves a client's own transport, AK/SK, hooks, a log, a rate and a deadline the general way", function()
+  it("leaves hooks, a log, a rate, a deadline and keys with a refusal counted the general way", function()
     local ids = emu:create_bandwidths(2)
-    local function steps(opts)
+    -- How many functions of eip.pipeline a delete runs, after `before` (a first delete).
+    local function steps(opts, before)
       local client = fx.client(opts)
-      local n = 0
-      client:delete_bandwidth(ids[1])
-      debug.sethook(function()
-        if debug.getinfo(2, "S").source:find("eip/pipeline%.lua$") then n = n + 1 end
-      end, "c")
-      pcall(client.delete_bandwidth, client, ids[2])
-      debug.sethook()
+      ;(before or client.delete_bandwidth)(client, ids[1])
+      local n = counted(function() pcall(client.delete_bandwidth, client, ids[2]) end)
       fx.reset()
       ids = emu:create_bandwidths(2)
       return n
     end
+    local aksk = function() return { token = fixture.NONE, ak = emu.ak, sk = emu.sk } end
     for name, opts in pairs{
       on_response = { on_response = function() end },
       log = { debug = true, log = function() end },
       rate = { rate = 1000 },
       deadline = { deadline = 30 },
-      aksk = { token = fixture.NONE, ak = emu.ak, sk = emu.sk },
     } do
       assert.is_true(steps(opts) > 3, name)
     end
     assert.equal(1, steps{})
+    assert.equal(2, steps(aksk())) -- (Runner:run, and its check that the keys' guard is idle)
+    -- A signature the gateway refused: the keys' refusals are counted from then on, and every
+    -- signed request goes the general way (its places, its counts) until one passes.
+    local refused = function(client)
+      emu:inject{ method = "DELETE", status = 401, body = { error_code = "APIGW.0301", error_msg = "Incorrect" } }
+      pcall(client.delete_bandwidth, client, ids[1])
+    end
+    local o = aksk()
+    o.max_attempts = 1
+    assert.is_true(steps(o, refused) > 3)
+    -- A delete from a batch's on_result, while the batch's other signed requests are in flight.
+    local inner
+    local batch = function(client)
+      local more = emu:create_bandwidths(4)
+      client:delete_bandwidths(more, { concurrency = 4, on_result = function()
+        if not inner then inner = counted(function() pcall(client.delete_bandwidth, client, ids[1]) end) end
+      end })
+    end
+    steps(aksk(), batch)
+    assert.is_true(inner > 3, "a signed delete beside a batch's requests in flight")
     assert.is_table(eip)
   end)
 end)

@@ -79,14 +79,17 @@ function M.new(cfg)
       if rawget(provider, k) == nil then provider[k] = provider[k] or false end
     end
   end
-  -- The lane (see Runner:run): a token that never changes, a transport that sends in C and
-  -- keeps nothing of a request, and nothing that watches, paces or bounds a call.
+  -- The lane (see Runner:run): "token" for a token that never changes, "signed" for keys that
+  -- never change (AK/SK given, not the metadata service's; no counts shared between nginx
+  -- workers), with a transport that sends in C and keeps nothing of a request, and nothing that
+  -- watches, paces or bounds a call.
   local transport = cfg.transport
-  cfg.lane = M.lane and provider and provider.kind == "token" and provider.header and not provider.fallible
-    and not provider.refused and not provider.rejected and not provider.due and not provider.passed
-    and type(transport) == "table" and type(transport.lane) == "function" and cfg.reuse_requests == true
+  local kind = M.lane and provider and type(transport) == "table" and type(transport.lane) == "function"
+    and cfg.reuse_requests == true and not provider.fallible and not provider.due and not provider.passed
     and not (cfg.log or cfg.on_request or cfg.on_response or cfg.bucket or cfg.deadline or cfg.endpoint_proxy
-      or cfg.secrets) or false
+      or cfg.secrets) and provider.kind
+  cfg.lane = kind == "token" and provider.header and not provider.refused and not provider.rejected and "token"
+    or kind == "aksk" and provider.signer and not provider.shared and "signed" or false
   cfg.lane_send = false
   return setmetatable(cfg, Runner)
 end
@@ -1101,14 +1104,36 @@ end
 -- rate): when it says stop, the call ends with an "interrupted" error (errors.cancelled) and
 -- nothing more is sent.
 -- The lane's sender (see Runner:run), made at its first use from the request Call:request
--- makes of a first attempt (built, then its token's header lines), its URL the endpoint.
+-- makes of a first attempt, its URL the endpoint: built, then its token's header lines, or what
+-- the provider's signer signs each request with (the lines of the same headers, Host, the
+-- project; the endpoint's base path before the path signed). { C function, session, prepared,
+-- finish, the transport's own send, token (true: nothing to check before a send), project }
+-- (see eip.transport.curl's lane).
 local function lane_sender(self, op)
   local req = build(self, op, 1, self.timeout)
-  authenticate(self, req, op.content_type or CONTENT_TYPE, self.provider, op.headers)
+  local content_type, signing = op.content_type or CONTENT_TYPE, nil
+  if self.lane == "signed" then
+    req.headers = nil
+    signing = { signer = self.provider.signer, host = req.host, project_id = req.project_id or nil,
+      base_path = self.base_path, headers = shared(self, content_type).headers }
+  else
+    authenticate(self, req, content_type, self.provider, op.headers)
+  end
   req.url = self.endpoint
-  local lane = { self.transport:lane(req) } -- { C function, session, prepared, finish, send }
+  local send, session, prepared, finish, own_send = self.transport:lane(req, signing)
+  local lane = { send, session, prepared, finish, own_send, self.lane == "token", self.project_id }
   self.lane_send = lane
   return lane
+end
+
+-- May a signed request go by the lane now? Only while nothing of the key's guard is at work: no
+-- refusal counted or held, no other signed request in flight (a batch's, or a call a hook made),
+-- so that the general way would have sent it at once too (see M.admit).
+local function signing_idle(self, lane)
+  local provider = self.provider
+  local flying = provider.flying
+  return not provider.strikes and not provider.refused and not (flying and next(flying) ~= nil)
+    and lane[7] == self.project_id
 end
 
 function Runner:run(op, cancel)
@@ -1116,13 +1141,13 @@ function Runner:run(op, cancel)
   local lane = self.lane and op.lane and not cancel and not op.deadline_at
     and (self.lane_send or lane_sender(self, op))
   -- (a transport whose send was replaced, by a caller watching it, is given every request)
-  if lane and self.transport.send == lane[5] then
-    -- The lane: the common call (a token's delete, nothing that watches, paces or bounds it; see
-    -- M.new) sends its first attempt without a call's state, the request prepared in C once
-    -- (lane_sender: the one the general way builds, its URL the endpoint's and the op's path).
-    -- Its answer is read as the general way reads it when it has the op's usable status; any
-    -- other, a transport failure included, is handed to the general way below as its first
-    -- attempt's answer.
+  if lane and self.transport.send == lane[5] and (lane[6] or signing_idle(self, lane)) then
+    -- The lane: the common call (a delete with a token or keys, nothing that watches, paces or
+    -- bounds it; see M.new) sends its first attempt without a call's state, the request prepared
+    -- in C once (lane_sender: the one the general way builds, its URL the endpoint's and the
+    -- op's path; signed there when it is to be). Its answer is read as the general way reads it
+    -- when it has the op's usable status; any other, a transport failure included, is handed
+    -- to the general way below as its first attempt's answer.
     local usable = op.usable_status
     -- (a request id that Runner:clean would change comes back in the response: M.new's
     -- conditions leave the provider's secrets the only ones it looks for)

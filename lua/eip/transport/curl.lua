@@ -22,29 +22,33 @@ end
 
 --- Sends req (see the contract) and returns the C core's response table, with `error_kind`
 -- added on failure only: the success path costs what it did before (it is benchmarked).
-function Transport:send(req)
+local function send(self, req)
   local resp = self.session:request(req)
   local code = resp.curl_code
   if code then resp.error_kind = error_kind(code, resp.curl_error, req.proxy, resp.proxy_status) end
   return resp
 end
+Transport.send = send
 
 --- What eip.pipeline's lane sends with (see Runner:run): `req` (the contract's, its url the
--- part every request starts with, no proxy, no body) prepared once in C. Returns `lane, session,
--- prepared, finish, send` (send: this class's; the lane is not taken where the instance's is
--- another): `lane(session, prepared, path, usable_status, secrets)` sends it to url ..
+-- part every request starts with, no proxy, no body) prepared once in C, each request signed
+-- there when `signing` is given (see session:prepare in src/eip_core.c). Returns `lane, session,
+-- prepared, finish, send`: send is this module's own, for the lane to be left while a caller's
+-- replaces it (to watch every request: on the instance or on the class; the C core's session
+-- methods are its own, not the contract's). `lane(session, prepared, path, usable_status,
+-- secrets)` sends it to url ..
 -- path and returns the status and the request id (or nil) when the answer has usable_status
 -- and the request id holds nothing of `secrets` (a list: see core.plain_text), else the
 -- response (which `finish(response)` makes what `send` returns) and nil; then the seconds it
 -- took. Neither yields.
-function Transport:lane(req)
+function Transport:lane(req, signing)
   local session = self.session
   local function finish(resp)
     local code = resp.curl_code
     if code then resp.error_kind = error_kind(code, resp.curl_error, req.proxy, resp.proxy_status) end
     return resp
   end
-  return session.lane, session, session:prepare(req), finish, Transport.send
+  return session.lane, session, session:prepare(req, signing), finish, send
 end
 
 function Transport:close()
