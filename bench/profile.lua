@@ -29,8 +29,8 @@ local INSTRUCTIONS_TARGET = 1.3
 
 -- The C functions whose inclusive counts are shown, outermost first (those a path never calls
 -- are left out of its rows).
-local LAYERS = { "l_session_request", "eip_http_perform", "curl_easy_perform", "l_signer_headers", "l_sign",
-  "eip_signer_sign", "eip_sign" }
+local LAYERS = { "l_session_request", "l_session_lane", "eip_http_perform", "curl_easy_perform", "l_signer_headers",
+  "l_sign", "eip_signer_sign", "eip_sign" }
 
 -- env: "NAME=value " assignments for the measured command (before valgrind, which passes them on).
 local function callgrind(out, cmd, env)
