@@ -119,7 +119,7 @@ describe("the pipeline's lane", function()
     { "connection dropped", { { action = "drop" } } },
     { "reset in the body", { { action = "reset_mid_body", status = 500 } } },
     { "not HTTP at all", { { action = "raw", raw = "SSH-2.0-OpenSSH\r\n" } } },
-    { "a hang past the timeout", { { action = "hang" } }, opts = { timeout = 0.3, max_attempts = 1 } },
+    { "a hang past the timeout", { { action = "hang" } }, opts = { timeout = 0.15, max_attempts = 1 } },
     { "request id with the token (or SK, or security token) in it",
       { { status = 204, headers = { ["X-Request-Id"] = "TOKEN" } } } },
     { "request id cut off", { { status = 204, headers = { ["X-Request-Id"] = "0123456789abcdef..." } } } },
