@@ -455,7 +455,7 @@ describe("the transport contract, through both transports", function()
       arrange = raw(HEAD .. "X-Request-Id: slow\r\n", { raw_end = "hang" }),
       expect = { status = 200, curl_code = 28, error_kind = "timeout" } },
 
-    { name = "a trickling body: the low-speed abort",
+    { name = "a trickling body: the low-speed abort", once = true,
       req = { timeout = 10, low_speed_limit = 100, low_speed_time = 1 },
       arrange = inject{ action = "trickle", status = 500, body_size = 200, trickle_interval = 0.1 },
       expect = { status = 500, curl_code = 28, error_kind = "timeout" },
@@ -464,7 +464,7 @@ describe("the transport contract, through both transports", function()
 
     -- The head's bytes count (libcurl's own check counts the body's only, and failed a head
     -- that trickled in above the limit).
-    { name = "a head trickling in above the low-speed limit: the answer",
+    { name = "a head trickling in above the low-speed limit: the answer", once = true,
       req = { timeout = 10, low_speed_limit = 100, low_speed_time = 1 },
       arrange = raw("HTTP/1.1 500 X\r\nContent-Length: 2\r\n", { raw_repeat = "X-Pad: " .. string.rep("p", 141)
         .. "\r\n", raw_interval = 0.25, raw_times = 10, raw_after = "X-Request-Id: slowhead\r\n\r\nok" }),
@@ -472,13 +472,13 @@ describe("the transport contract, through both transports", function()
 
     -- One line of it longer than a window's due (a long X-Subject-Token on a slow link): its
     -- bytes count as they come (libcurl counts a line once it is whole: it read as nothing).
-    { name = "one head line trickling in above the low-speed limit over several windows: the answer",
+    { name = "one head line trickling in above the low-speed limit over several windows: the answer", once = true,
       req = { timeout = 10, low_speed_limit = 100, low_speed_time = 1 },
       arrange = raw("HTTP/1.1 500 X\r\nContent-Length: 2\r\nX-Pad: ", { raw_repeat = string.rep("p", 40),
         raw_interval = 0.2, raw_times = 15, raw_after = "\r\nX-Request-Id: longline\r\n\r\nok" }),
       expect = { status = 500, request_id = "longline", body = "ok", curl_code = NONE } },
 
-    { name = "a head trickling in below the low-speed limit: the low-speed abort",
+    { name = "a head trickling in below the low-speed limit: the low-speed abort", once = true,
       req = { timeout = 10, low_speed_limit = 100, low_speed_time = 1 },
       arrange = raw("HTTP/1.1 500 X\r\nContent-Length: 2\r\n", { raw_repeat = "X-Pad: pppppppppp\r\n",
         raw_interval = 0.25, raw_times = 20, raw_after = "\r\nok" }),
@@ -626,7 +626,7 @@ describe("the transport contract, through both transports", function()
         assert.matches("CONNECT", resp.curl_error, 1, true)
       end },
 
-    { name = "a proxy that never answers CONNECT, the connect timeout the whole one",
+    { name = "a proxy that never answers CONNECT, the connect timeout the whole one", once = true,
       req = { timeout = 2, connect_timeout = 2 },
       url = function() return "https://silent.test:443/conformance" end, proxy = via_open,
       expect = { status = 0, curl_code = 28, error_kind = "timeout", proxy_status = NONE },
@@ -645,7 +645,7 @@ describe("the transport contract, through both transports", function()
 
     -- The proxy's answer to CONNECT counts as received bytes for the low-speed check, as the
     -- API's head does (libcurl never hands it to the header callback).
-    { name = "a proxy's answer to CONNECT trickling in above the low-speed limit: the API's answer",
+    { name = "a proxy's answer to CONNECT trickling in above the low-speed limit: the API's answer", once = true,
       req = { timeout = 10, low_speed_limit = 100, low_speed_time = 1 },
       url = proxied_url("trusted"),
       proxy = function() return proxy_settings.parse("proxy", slow_proxy.url) end,
@@ -708,8 +708,11 @@ describe("the transport contract, through both transports", function()
     end
   end
 
+  -- (once: seconds of waiting on purpose, the transports' own timing, the same whatever
+  -- interpreter drives the libcurl one: run in the full leg of the matrix only, see
+  -- scripts/run-matrix)
   for _, case in ipairs(CASES) do
-    it(case.name, function()
+    it(case.name .. (case.once and " #once" or ""), function()
       local answers = {}
       for i, transport in ipairs(TRANSPORTS) do
         answers[i] = run(case, transport)
@@ -1051,7 +1054,7 @@ describe("the transport contract, through both transports", function()
   -- What the resend must never do: send again a request the server began to answer (an interim
   -- 102 came, then the close: libcurl itself does not resend it, 52), nor give a resend more time
   -- than the request has left (the cosocket transport keeps one deadline for all its sends).
-  it("no resend after an interim answer; a resend within the request's own timeout", function()
+  it("no resend after an interim answer; a resend within the request's own timeout #once", function()
     for _, transport in ipairs(RESENDING) do
       local out, sent = session(transport, { { method = "DELETE", action = "raw",
         raw = "HTTP/1.1 102 Processing\r\n\r\n", raw_end = "close" } }, 1, 5)
@@ -1119,7 +1122,7 @@ describe("the transport contract, through both transports", function()
     assert.equal(2, sent, label)
   end
 
-  it("a pooled connection that received anything while idle is not used: the next request gets its own answer",
+  it("a pooled connection that received anything while idle is not used: the next request gets its own answer #once",
     function()
     for _, stale in ipairs(STALE) do
       for _, method in ipairs{ "DELETE", "POST" } do
