@@ -1091,18 +1091,6 @@ local function keys_first(self, call)
   return "fail", copy
 end
 
---- Runs op to its end through the client's transport, sleeping between attempts. Returns the
--- op's result; raises the final eip error. The state of the call (and, with reuse_requests, its
--- request table, some 20 fields) is kept for the runner's later calls: one call after another
--- allocate neither again, and nor do calls that run at once (light threads inside nginx, an
--- IAM token fetched inside a call), each taking a kept state of its own.
---
--- With the client's `rate`, the call's clock (its `deadline`, its `elapsed`) starts before it
--- waits for its first slot: a slot the deadline would pass first is not waited for. `cancel`
--- (optional, a function: true-ish to stop, as a batch's `cancel` option) is asked before each
--- attempt and at least every CANCEL_INTERVAL of the waits before one (backoff, Retry-After, the
--- rate): when it says stop, the call ends with an "interrupted" error (errors.cancelled) and
--- nothing more is sent.
 -- The lane's sender (see Runner:run), made at its first use from the request Call:request
 -- makes of a first attempt, its URL the endpoint: built, then its token's header lines, or what
 -- the provider's signer signs each request with (the lines of the same headers, Host, the
@@ -1136,6 +1124,18 @@ local function signing_idle(self, lane)
     and lane[7] == self.project_id
 end
 
+--- Runs op to its end through the client's transport, sleeping between attempts. Returns the
+-- op's result; raises the final eip error. The state of the call (and, with reuse_requests, its
+-- request table, some 20 fields) is kept for the runner's later calls: one call after another
+-- allocate neither again, and nor do calls that run at once (light threads inside nginx, an
+-- IAM token fetched inside a call), each taking a kept state of its own.
+--
+-- With the client's `rate`, the call's clock (its `deadline`, its `elapsed`) starts before it
+-- waits for its first slot: a slot the deadline would pass first is not waited for. `cancel`
+-- (optional, a function: true-ish to stop, as a batch's `cancel` option) is asked before each
+-- attempt and at least every CANCEL_INTERVAL of the waits before one (backoff, Retry-After, the
+-- rate): when it says stop, the call ends with an "interrupted" error (errors.cancelled) and
+-- nothing more is sent.
 function Runner:run(op, cancel)
   local first, first_started = false, false
   local lane = self.lane and op.lane and not cancel and not op.deadline_at

@@ -20,13 +20,17 @@ function M.new(opts)
   return setmetatable({ session = session }, Transport)
 end
 
---- Sends req (see the contract) and returns the C core's response table, with `error_kind`
--- added on failure only: the success path costs what it did before (it is benchmarked).
-local function send(self, req)
-  local resp = self.session:request(req)
+-- The C core's response to req as the contract has it: `error_kind` added on failure only.
+local function finished(resp, req)
   local code = resp.curl_code
   if code then resp.error_kind = error_kind(code, resp.curl_error, req.proxy, resp.proxy_status) end
   return resp
+end
+
+--- Sends req (see the contract) and returns the C core's response table, with `error_kind`
+-- added on failure only.
+local function send(self, req)
+  return finished(self.session:request(req), req)
 end
 Transport.send = send
 
@@ -43,11 +47,7 @@ Transport.send = send
 -- took. Neither yields.
 function Transport:lane(req, signing)
   local session = self.session
-  local function finish(resp)
-    local code = resp.curl_code
-    if code then resp.error_kind = error_kind(code, resp.curl_error, req.proxy, resp.proxy_status) end
-    return resp
-  end
+  local function finish(resp) return finished(resp, req) end
   return session.lane, session, session:prepare(req, signing), finish, send
 end
 
