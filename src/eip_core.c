@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "codes.h"
@@ -521,11 +522,34 @@ static int l_signer(lua_State *L)
 }
 
 /* The value of the string at idx as a kv named name. */
-static void kv_of(lua_State *L, int idx, const char *name, eip_kv *kv)
+/* kv = name: value (len bytes). */
+static void set_kv(eip_kv *kv, const char *name, const char *value, size_t len)
 {
     kv->name = name;
     kv->name_len = strlen(name);
-    kv->value = lua_tolstring(L, idx, &kv->value_len);
+    kv->value = value;
+    kv->value_len = len;
+}
+
+static void kv_of(lua_State *L, int idx, const char *name, eip_kv *kv)
+{
+    size_t len;
+    const char *v = lua_tolstring(L, idx, &len);
+    set_kv(kv, name, v, len);
+}
+
+/* u's date line for `second` (u->date_line, and as a Lua string), formatted once per second:
+ * what signer:headers and a signed prepared request send. */
+static void signer_date(lua_State *L, signer_ud *u, long long second)
+{
+    if (second == u->date_second)
+        return;
+    u->date_second = -1; /* until the line is made (an allocation may raise) */
+    eip_sign_format_date(second, u->date_line + DATE_PREFIX_LEN);
+    unref(L, &u->date_line_ref);
+    lua_pushlstring(L, u->date_line, DATE_PREFIX_LEN + 16);
+    u->date_line_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    u->date_second = second;
 }
 
 static int l_signer_headers(lua_State *L)
@@ -596,18 +620,8 @@ static int l_signer_headers(lua_State *L)
     push_cached_line(L, A_HOST, "Host: ", &u->host_ref, &u->host_line_ref);
     lua_rawseti(L, out, ++n);
 
-    if (second != u->date_second) { /* formatted once per second, its line made then */
-        u->date_second = -1; /* until the line is made (an allocation may raise) */
-        eip_sign_format_date(second, u->date_line + DATE_PREFIX_LEN);
-        unref(L, &u->date_line_ref);
-        lua_pushlstring(L, u->date_line, DATE_PREFIX_LEN + 16);
-        u->date_line_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        u->date_second = second;
-    }
-    hdr[nh].name = "X-Sdk-Date";
-    hdr[nh].name_len = 10;
-    hdr[nh].value = u->date_line + DATE_PREFIX_LEN;
-    hdr[nh++].value_len = 16;
+    signer_date(L, u, second);
+    set_kv(&hdr[nh++], "X-Sdk-Date", u->date_line + DATE_PREFIX_LEN, 16);
     lua_rawgeti(L, LUA_REGISTRYINDEX, u->date_line_ref);
     lua_rawseti(L, out, ++n);
 
@@ -1282,12 +1296,6 @@ static int l_session_close(lua_State *L)
     return 0;
 }
 
-/* Header lines come from the Lua layer, which validated them; a CR, LF or NUL here would
- * still let a caller smuggle a second header, and a line not starting with a field name (a
- * token, then the colon) would be read as the continuation of the line before it (obs-fold)
- * or as no header at all, so each is checked once more at the edge. An empty value ("Name:")
- * stays allowed: it is libcurl's way of leaving out a header it would add. The list and its
- * strings are left on the stack. */
 /* Raises unless h (len bytes) is a single "Name: value" line: no CR or LF, a token right
  * before the colon (see collect_headers). `what`: how the message names it. */
 static void check_header_line(lua_State *L, const char *h, size_t len, const char *what, int i)
@@ -1301,6 +1309,12 @@ static void check_header_line(lua_State *L, const char *h, size_t len, const cha
                       "right before the colon)", what, i);
 }
 
+/* Header lines come from the Lua layer, which validated them; a CR, LF or NUL here would
+ * still let a caller smuggle a second header, and a line not starting with a field name (a
+ * token, then the colon) would be read as the continuation of the line before it (obs-fold)
+ * or as no header at all, so each is checked once more at the edge. An empty value ("Name:")
+ * stays allowed: it is libcurl's way of leaving out a header it would add. The list and its
+ * strings are left on the stack. */
 static size_t collect_headers(lua_State *L, int t, const char **out)
 {
     size_t i, n;
@@ -1513,19 +1527,15 @@ typedef struct {
     eip_kv kvs[LANE_SIGNED_MAX];
     const char *host, *host_line, *project, *project_line, *token, *token_line, *base_path;
     size_t host_len, project_len, token_len, base_path_len;
-    long long date_second; /* the second date_line is for; -1: none yet */
-    char date_line[sizeof("X-Sdk-Date: ") + 16];
     char *auth_line; /* "Authorization: ...", grown to fit */
     size_t auth_alloc;
 } prepared;
 
+/* Frees p (n bytes) wiped first: the lines hold the token, or the security token. */
 static void wipe_free(char *p, size_t n)
 {
     if (p != NULL) {
-        volatile char *b = p; /* the lines hold the token, or the security token */
-        size_t i;
-        for (i = 0; i < n; i++)
-            b[i] = 0;
+        OPENSSL_cleanse(p, n);
         free(p);
     }
 }
@@ -1632,14 +1642,15 @@ static void read_signing(lua_State *L, int sig, prepared *p, char **at, size_t *
     if (v == NULL)
         luaL_error(L, "eip.core: signing.host must be a string");
     check_no_nul(L, v, len, "signing.host");
-    p->host = copy_to(at, total, "", v, len);
-    p->host_len = len;
+    /* Each value signed is the end of the line that sends it. */
     p->host_line = copy_to(at, total, "Host: ", v, len);
+    p->host = p->host_line ? p->host_line + 6 : NULL;
+    p->host_len = len;
     v = opt_str_field(L, sig, "project_id", &len);
     check_no_nul(L, v, len, "signing.project_id");
-    p->project = v ? copy_to(at, total, "", v, len) : NULL;
-    p->project_len = v ? len : 0;
     p->project_line = v ? copy_to(at, total, "X-Project-Id: ", v, len) : NULL;
+    p->project = p->project_line ? p->project_line + 14 : NULL;
+    p->project_len = v ? len : 0;
     v = opt_str_field(L, sig, "base_path", &len);
     check_no_nul(L, v, len, "signing.base_path");
     p->base_path = copy_to(at, total, "", v ? v : "", v ? len : 0);
@@ -1649,9 +1660,9 @@ static void read_signing(lua_State *L, int sig, prepared *p, char **at, size_t *
     if (p->signer != NULL && p->signer->token_ref != LUA_NOREF) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, p->signer->token_ref); /* stays on the stack */
         v = lua_tolstring(L, -1, &len);
-        p->token = copy_to(at, total, "", v, len);
-        p->token_len = len;
         p->token_line = copy_to(at, total, "X-Security-Token: ", v, len);
+        p->token = p->token_line ? p->token_line + 18 : NULL;
+        p->token_len = len;
     }
 }
 
@@ -1679,8 +1690,6 @@ static int l_session_prepare(lua_State *L)
     p = lua_newuserdata(L, sizeof *p);
     memset(p, 0, sizeof *p);
     p->signer_ref = LUA_NOREF;
-    p->date_second = -1;
-    memcpy(p->date_line, "X-Sdk-Date: ", DATE_PREFIX_LEN);
     eip_setmetatable(L, PREPARED_MT);
     self = lua_gettop(L);
     if (!lua_isnil(L, 3)) {
@@ -1754,35 +1763,18 @@ static size_t sign_prepared(lua_State *L, prepared *p, const char *path, size_t 
     eip_sign_input in;
     const char *auth = NULL, *err = NULL;
     size_t n = p->nsigned, nl, auth_len = 0;
-    long long second = (long long)time(NULL);
     eip_sign_status st;
-    if (p->signer == NULL || p->signer->signer == NULL)
+    signer_ud *u = p->signer;
+    if (u == NULL || u->signer == NULL)
         luaL_error(L, "eip.core: signer is closed");
-    if (second != p->date_second) { /* formatted once per second */
-        eip_sign_format_date(second, p->date_line + DATE_PREFIX_LEN);
-        p->date_second = second;
-    }
+    signer_date(L, u, (long long)time(NULL)); /* (the signer's: signer:headers' too) */
     memcpy(kvs, p->kvs, n * sizeof *kvs);
-    kvs[n].name = "Host";
-    kvs[n].name_len = 4;
-    kvs[n].value = p->host;
-    kvs[n++].value_len = p->host_len;
-    kvs[n].name = "X-Sdk-Date";
-    kvs[n].name_len = 10;
-    kvs[n].value = p->date_line + DATE_PREFIX_LEN;
-    kvs[n++].value_len = 16;
-    if (p->project != NULL) {
-        kvs[n].name = "X-Project-Id";
-        kvs[n].name_len = 12;
-        kvs[n].value = p->project;
-        kvs[n++].value_len = p->project_len;
-    }
-    if (p->token != NULL) {
-        kvs[n].name = "X-Security-Token";
-        kvs[n].name_len = 16;
-        kvs[n].value = p->token;
-        kvs[n++].value_len = p->token_len;
-    }
+    set_kv(&kvs[n++], "Host", p->host, p->host_len);
+    set_kv(&kvs[n++], "X-Sdk-Date", u->date_line + DATE_PREFIX_LEN, 16);
+    if (p->project != NULL)
+        set_kv(&kvs[n++], "X-Project-Id", p->project, p->project_len);
+    if (p->token != NULL)
+        set_kv(&kvs[n++], "X-Security-Token", p->token, p->token_len);
     signed_path = joined(small, sizeof small, p->base_path, p->base_path_len, path, path_len);
     if (signed_path == NULL)
         luaL_error(L, "eip.core: out of memory (signed path)");
@@ -1792,7 +1784,7 @@ static size_t sign_prepared(lua_State *L, prepared *p, const char *path, size_t 
     in.path_len = p->base_path_len + path_len;
     in.headers = kvs;
     in.nheaders = n;
-    st = eip_signer_sign(p->signer->signer, &in, &auth, &auth_len, NULL, &err);
+    st = eip_signer_sign(u->signer, &in, &auth, &auth_len, NULL, &err);
     if (signed_path != small)
         free(signed_path);
     if (st != EIP_SIGN_OK)
@@ -1810,7 +1802,7 @@ static size_t sign_prepared(lua_State *L, prepared *p, const char *path, size_t 
     for (nl = 0; nl < p->nlines; nl++)
         lines[nl] = p->lines[nl];
     lines[nl++] = p->host_line;
-    lines[nl++] = p->date_line;
+    lines[nl++] = u->date_line;
     if (p->project_line != NULL)
         lines[nl++] = p->project_line;
     if (p->token_line != NULL)
@@ -1851,10 +1843,11 @@ static int l_session_lane(lua_State *L)
         size_t n = strlen(resp.request_id);
         int plain = n == 0 || !secrets;
         if (!plain && !(n >= 3 && memcmp(resp.request_id + n - 3, "...", 3) == 0)) {
+            int top = lua_gettop(L);
             lua_pushlightuserdata(L, &secrets_cache_key);
             lua_rawget(L, LUA_REGISTRYINDEX);
-            plain = text_plain(L, lua_gettop(L), resp.request_id, n, 5);
-            lua_pop(L, 1);
+            plain = text_plain(L, top + 1, resp.request_id, n, 5);
+            lua_settop(L, top); /* the cache, and a temporary index if one was made */
         }
         if (plain) {
             eip_pushint(L, resp.status);
