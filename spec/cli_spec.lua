@@ -1002,6 +1002,11 @@ describe("eip command", function()
         { false, { kind = "transport", reason = "dns" } }, { false, { kind = "transport", reason = "connect" } },
         { false, { kind = "transport", reason = "tls" } },
         { false, { kind = "transport", reason = "timeout", not_sent = true } },
+        -- a connect or handshake timeout the transport saw before the request went out
+        { false, { kind = "transport", reason = "timeout", unsent = true } },
+        { false, { kind = "transport", reason = "reset", unsent = true } },
+        { true, { kind = "transport", reason = "timeout", unsent = true, earlier_unanswered = true } },
+        { true, { kind = "transport", reason = "timeout", unsent = "yes" } }, -- (only true says so)
         { false, { kind = "proxy", reason = "auth" } }, { true, { kind = "interrupted" } },
         { false, { kind = "interrupted", cancelled = true } },
         { true, { kind = "interrupted", cancelled = true, earlier_unanswered = true } },

@@ -236,7 +236,7 @@ end)
 
 describe("a client behind a forward proxy (libcurl)", function()
   local fx = fixture.emulator()
-  local emu, pki, front, open, guarded, slept
+  local emu, pki, front, open, guarded, quiet, slept
 
   setup(function()
     emu = fx.start()
@@ -245,9 +245,11 @@ describe("a client behind a forward proxy (libcurl)", function()
     local names = { [NAME] = "127.0.0.1" }
     open = proxy.start{ names = names, deny = { "blocked.test" } }
     guarded = proxy.start{ names = names, auth = USER .. ":" .. SECRET }
+    quiet = proxy.start{ names = names, misbehave = { [NAME] = "silent_once", ["silent.test"] = "silent" } }
   end)
 
   teardown(function()
+    if quiet then quiet:stop() end
     if guarded then guarded:stop() end
     if open then open:stop() end
     if front then front:stop() end
@@ -327,6 +329,31 @@ describe("a client behind a forward proxy (libcurl)", function()
       assert.is_true(require("eip").could_have_acted(err), method .. ": " .. tostring(err))
       s:stop()
     end
+  end)
+
+  -- A CONNECT left unanswered until the connect timeout: a timeout, yet nothing of the request
+  -- went out (the transport's `unsent`). The call could not have acted, and a retry's 404 is
+  -- the bandwidth's own answer, not a sign that the timed-out attempt deleted it.
+  it("a CONNECT that times out sent nothing: unsent, could not have acted, the retry's 404 its own", function()
+    local eip = require "eip"
+    local c = new{ endpoint = "https://silent.test:443", proxy = "http://127.0.0.1:" .. quiet.port,
+      connect_timeout = 0.5, max_attempts = 1 }
+    local err = raised(c.delete_bandwidth, c, fixture.absent_id(4))
+    assert.same({ "transport", "timeout", true, 1 }, { err.kind, err.reason, err.unsent, err.attempts })
+    assert.is_false(eip.could_have_acted(err))
+    assert.matches("%[not sent%]", tostring(err))
+    local results = c:delete_bandwidths({ fixture.absent_id(5) })
+    assert.same({ "transport", true, false }, { results[1].kind, results[1].unsent,
+      eip.could_have_acted(results[1]) })
+    -- The first CONNECT for the front's name is not answered, the second is.
+    c = new{ endpoint = https_url(), proxy = "http://127.0.0.1:" .. quiet.port, connect_timeout = 0.5,
+      max_attempts = 2 }
+    err = raised(c.delete_bandwidth, c, fixture.absent_id(4))
+    assert.same({ "http", 404, 2 }, { err.kind, err.status, err.attempts }, tostring(err))
+    assert.is_nil(err.lost_answer)
+    assert.is_nil(err.earlier_unanswered)
+    assert.is_false(eip.could_have_acted(err))
+    assert.equal(1, #emu:requests(), "the emulator saw the second attempt only")
   end)
 
   it("sends http through the proxy in absolute form: the proxy sees the whole request", function()

@@ -25,7 +25,7 @@ local SLACK = 3
 -- Fields both transports must answer alike (the contract's response, elapsed and
 -- new_connections aside; curl_error texts are alike, not identical).
 local SAME = { "status", "request_id", "retry_after", "content_type", "location", "subject_token", "body",
-  "truncated", "curl_code", "error_kind", "proxy_status" }
+  "truncated", "curl_code", "error_kind", "proxy_status", "unsent" }
 
 local NONE = setmetatable({}, { __tostring = function() return "(absent)" end })
 
@@ -38,6 +38,7 @@ local PROXY_USER, PROXY_SECRET = "conformance-user", "conformance-Secret-9"
 
 describe("the transport contract, through both transports", function()
   local pki, emu, front, app, resolver, open_proxy, guarded_proxy, slow_proxy
+  local silent_listeners = {} -- sockets that listen and never accept (closed in teardown)
 
   setup(function()
     pki = tls.make_pki()
@@ -56,6 +57,7 @@ describe("the transport contract, through both transports", function()
   end)
 
   teardown(function()
+    for _, listener in ipairs(silent_listeners) do listener:close() end
     if app then app:stop() end
     if guarded_proxy then guarded_proxy:stop() end
     if slow_proxy then slow_proxy:stop() end
@@ -147,9 +149,11 @@ describe("the transport contract, through both transports", function()
       local known = false
       for _, k in ipairs(contract.KIND_NAMES) do known = known or k == resp.error_kind end
       assert.is_true(known, label .. ": error_kind " .. tostring(resp.error_kind) .. " is not in the contract")
+      assert.is_true(resp.unsent == nil or resp.unsent == true, label .. ": unsent is true or absent")
     else
       assert.is_nil(resp.curl_error, label)
       assert.is_nil(resp.error_kind, label)
+      assert.is_nil(resp.unsent, label .. ": unsent on an answer")
     end
   end
 
@@ -162,6 +166,14 @@ describe("the transport contract, through both transports", function()
     local took = socket.gettime() - t0
     local label = transport.name .. ", " .. case.name .. " [" .. tostring(resp.curl_error) .. "]"
     assert_shape(resp, label, req)
+    -- unsent: the API (the emulator, behind the TLS front or a proxy too) saw nothing of it;
+    -- and a failure after the emulator read the request is never unsent.
+    local reached = #emu:requests()
+    if resp.unsent then
+      assert.equal(0, reached, label .. ": unsent, yet the emulator read the request")
+    elseif resp.curl_code and reached > 0 then
+      assert.is_nil(resp.unsent, label)
+    end
     assert.is_true(took < req.timeout + SLACK,
       string.format("%s: took %.1f s, timeout %s s", label, took, tostring(req.timeout)))
     for k, want in pairs(case.expect or {}) do
@@ -448,7 +460,7 @@ describe("the transport contract, through both transports", function()
     { name = "a server that never answers: the timeout",
       req = { timeout = 1 },
       arrange = inject{ action = "hang" },
-      expect = { status = 0, curl_code = 28, error_kind = "timeout" } },
+      expect = { status = 0, curl_code = 28, error_kind = "timeout", unsent = NONE } },
 
     { name = "a head that never ends (a stalled server): the whole-exchange timeout",
       req = { timeout = 1 },
@@ -493,7 +505,7 @@ describe("the transport contract, through both transports", function()
 
     { name = "a connection closed before any answer",
       arrange = inject{ action = "drop" },
-      expect = { status = 0, curl_code = 52, error_kind = "reset" } },
+      expect = { status = 0, curl_code = 52, error_kind = "reset", unsent = NONE } },
 
     { name = "a connection closed after the status line, with a Content-Length announced",
       arrange = raw(HEAD .. "Content-Length: 10\r\n"),
@@ -503,7 +515,18 @@ describe("the transport contract, through both transports", function()
       url = function()
         return "http://127.0.0.1:" .. host.closed_port() .. "/x"
       end,
-      expect = { status = 0, curl_code = 7, error_kind = "connect" } },
+      expect = { status = 0, curl_code = 7, error_kind = "connect", unsent = true } },
+
+    -- The kernel completes the connection (the listening socket's backlog), nothing answers
+    -- the TLS handshake: a timeout, yet nothing of the request went out.
+    { name = "TLS to a server that never answers the handshake: the connect timeout, not sent",
+      req = { timeout = 3, connect_timeout = 1 },
+      url = function()
+        local listener = assert(socket.bind("127.0.0.1", 0))
+        silent_listeners[#silent_listeners + 1] = listener
+        return "https://127.0.0.1:" .. select(2, listener:getsockname()) .. "/conformance"
+      end,
+      expect = { status = 0, curl_code = 28, error_kind = "timeout", unsent = true } },
 
     { name = "TLS to a trusted certificate with the IP address 127.0.0.1, verification on; the server "
         .. "offers HTTP/2 (ALPN h2), the transport speaks HTTP/1.1",
@@ -553,7 +576,7 @@ describe("the transport contract, through both transports", function()
     { name = "a host name that does not resolve",
       req = { timeout = 5 },
       url = function() return "http://no-such-host.invalid/conformance" end,
-      expect = { status = 0, curl_code = 6, error_kind = "dns" } },
+      expect = { status = 0, curl_code = 6, error_kind = "dns", unsent = true } },
 
     { name = "TLS to a server that does not speak it",
       url = function() return "https://127.0.0.1:" .. emu.port .. "/conformance" end,
@@ -620,7 +643,7 @@ describe("the transport contract, through both transports", function()
     { name = "a proxy that never answers CONNECT: the connect timeout",
       req = { timeout = 3, connect_timeout = 1 },
       url = function() return "https://silent.test:443/conformance" end, proxy = via_open,
-      expect = { status = 0, curl_code = 28, error_kind = "timeout", proxy_status = NONE },
+      expect = { status = 0, curl_code = 28, error_kind = "timeout", proxy_status = NONE, unsent = true },
       check = function(resp, label)
         assert.is_true(resp.elapsed < 2.5, label .. ": within the connect timeout")
         assert.matches("CONNECT", resp.curl_error, 1, true)
@@ -637,7 +660,7 @@ describe("the transport contract, through both transports", function()
 
     { name = "a proxy that closes before answering CONNECT",
       url = function() return "https://drop.test:443/conformance" end, proxy = via_open,
-      expect = { status = 0, curl_code = 56, error_kind = "reset", proxy_status = NONE } },
+      expect = { status = 0, curl_code = 56, error_kind = "reset", proxy_status = NONE, unsent = true } },
 
     { name = "a proxy that answers CONNECT with garbage",
       url = function() return "https://garbage.test:443/conformance" end, proxy = via_open,

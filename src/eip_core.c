@@ -83,6 +83,7 @@ enum {
     K_BODY_CAP, K_PROXY, K_STATUS, K_REQUEST_ID, K_RETRY_AFTER, K_CONTENT_TYPE, K_LOCATION, K_SUBJECT_TOKEN,
     K_TRUNCATED, K_ELAPSED, K_NEW_CONNECTIONS, K_CURL_CODE, K_CURL_ERROR, K_PROXY_STATUS, K_RESENT,
     K_INTERRUPTED,
+    K_UNSENT,
     K_OWN_MT, /* not a name: the metatable of the methods' own type (see own_udata) */
     K_COUNT
 };
@@ -91,7 +92,7 @@ static const char *const key_names[K_COUNT] = {
     "method", "url", "body", "headers", "timeout", "connect_timeout", "low_speed_time", "low_speed_limit",
     "body_cap", "proxy", "status", "request_id", "retry_after", "content_type", "location", "subject_token",
     "truncated", "elapsed", "new_connections", "curl_code", "curl_error", "proxy_status", "resent",
-    "interrupted", NULL,
+    "interrupted", "unsent", NULL,
 };
 
 /* Pushes the interned name `key` (a function with the key upvalues only), or k. */
@@ -1390,7 +1391,7 @@ static void push_response(lua_State *L, const eip_http_response *r)
     /* Sized for exactly the fields set below: a 204 has five. */
     int n = 5 + (r->request_id[0] != '\0') + (r->retry_after[0] != '\0') + (r->content_type[0] != '\0') +
             (r->location[0] != '\0') + (r->subject_token != NULL) + 2 * (r->curl_code != 0) + (r->proxy_status != 0) +
-            (r->resent != 0) + (r->interrupted != 0);
+            (r->resent != 0) + (r->interrupted != 0) + (r->unsent != 0);
     lua_createtable(L, 0, n);
     set_int_key(L, K_STATUS, r->status);
     if (r->request_id[0])
@@ -1421,6 +1422,8 @@ static void push_response(lua_State *L, const eip_http_response *r)
         set_bool_key(L, K_RESENT, 1);
     if (r->interrupted)
         set_bool_key(L, K_INTERRUPTED, 1);
+    if (r->unsent)
+        set_bool_key(L, K_UNSENT, 1);
 }
 
 /* The request's `proxy` (index 2): nil or false to go direct, else a table { url =

@@ -846,7 +846,8 @@ int eip_http_transfer_renew(eip_http_transfer *t, const eip_http_config *cfg)
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
 #if LIBCURL_VERSION_NUM >= 0x075000
-    curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq);
+    /* (a libcurl older at run time than its headers refuses the option: sends are not counted) */
+    t->counts_sends = curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq) == CURLE_OK;
     curl_easy_setopt(c, CURLOPT_PREREQDATA, t);
 #endif
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -1132,6 +1133,7 @@ static void reset_response(eip_http_response *r)
     r->proxy_status = 0;
     r->resent = 0;
     r->interrupted = 0;
+    r->unsent = 0;
 }
 
 /* GET, HEAD, PUT, DELETE, OPTIONS: a second send does what the first did (RFC 9110, 9.2.2). */
@@ -1319,6 +1321,8 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
         clear_answer(resp);
     if (t->proxy != NULL)
         proxy_answer(t, resp);
+    /* The prerequest callback never let it go: nothing of it was written to a connection. */
+    resp->unsent = resp->curl_code != 0 && t->counts_sends && t->sends == 0;
 }
 
 /* Path and query bytes that libcurl's URL parser leaves as they are: unreserved characters,

@@ -171,6 +171,12 @@ typedef struct {
      * the request in flight (curl_code 42): the server may or may not have acted on it. Sessions
      * only. */
     int interrupted;
+    /* On failure only: the request never went out (the prerequest callback, called before a
+     * request is written to a connection, never let it go: a name that did not resolve, a
+     * connect or TLS handshake that failed or timed out, a refused tunnel, a timeout before
+     * sending), so the server cannot have acted on it. 0 when it may have gone out, wholly or
+     * in part, and always without CURLOPT_PREREQFUNCTION (libcurl before 7.80: unknown). */
+    int unsent;
 } eip_http_response;
 
 /* One reusable easy handle with its bounded buffers: a session is one of these, and each
@@ -251,6 +257,9 @@ typedef struct {
     /* Sends of the current request (the prerequest callback counts them), whether a second
      * one is forbidden (a method that is not idempotent), and whether one was refused. */
     int sends, resend_forbidden, resend_refused;
+    /* The prerequest callback is set on the handle (libcurl 7.80 and later): only then does
+     * sends == 0 say that nothing of the request went out (eip_http_response.unsent). */
+    int counts_sends;
     /* The prerequest callback aborted the transfer before sending: its reused connection had
      * received something while idle (see on_prereq in http.c); and whether the handle is set to
      * take a fresh connection (until the next request). */

@@ -45,6 +45,7 @@ function Error.__tostring(e)
     parts[#parts + 1] = "transport error: " .. one_line(e.message or "?", 300)
     if e.curl_code then parts[#parts + 1] = string.format(" (curl %d)", e.curl_code) end
     if e.proxy then parts[#parts + 1] = " via proxy " .. e.proxy end
+    if e.unsent == true then parts[#parts + 1] = " [not sent]" end
   elseif e.kind == "proxy" then
     parts[#parts + 1] = "proxy error: " .. one_line(e.message or "?", 400)
     if e.curl_code then parts[#parts + 1] = string.format(" (curl %d)", e.curl_code) end
@@ -267,11 +268,15 @@ end
 -- A timeout or a connection reset (it may have been sent and carried out), a 5xx (the
 -- gateway gave up waiting, or the service failed partway), or a 2xx the call cannot use (a 202
 -- Accepted: taken, perhaps still being carried out). Not a refused connection, a name that did
--- not resolve, or any answer the service gave on purpose (4xx).
+-- not resolve, any answer the service gave on purpose (4xx), nor a timeout or reset the
+-- transport says came before the request went out (`unsent`: a connect or TLS handshake that
+-- timed out, a proxy that closed before the tunnel was made).
 -- @tparam table err an eip error
 -- @treturn boolean
 function M.may_have_acted(err)
-  if err.kind == "transport" then return err.reason == "timeout" or err.reason == "reset" end
+  if err.kind == "transport" then
+    return (err.reason == "timeout" or err.reason == "reset") and err.unsent ~= true
+  end
   if err.kind == "interrupted" then return true end
   local status = err.kind == "http" and type(err.status) == "number" and err.status
   return status and ((status >= 500 and status < 600) or (status >= 200 and status < 300)) or false
@@ -279,7 +284,7 @@ end
 
 -- The fields the predicates read (could_have_acted, retry.halts), read with rawget: a copy.
 local READ_FIELDS = { "stage", "uncertain", "earlier_unanswered", "not_sent", "cancelled", "kind", "status",
-  "reason", "argument", "code", "path", "deleted" }
+  "reason", "argument", "code", "path", "deleted", "unsent" }
 
 --- A copy of t's fields that could_have_acted and retry.halts read, read with rawget (t may be a
 -- table of the caller's whose __index raises).
@@ -299,7 +304,8 @@ local NOT_SENT_REASONS = { dns = true, connect = true, tls = true }
 -- Broader than @{may_have_acted}, which reads one attempt: yes after an earlier attempt without
 -- an answer (`earlier_unanswered`), a timeout, a reset, a garbled answer (protocol), a 5xx or
 -- anything unknown; no only for what says the service did nothing: a 4xx it answered, a request
--- that never reached it (DNS, connect, TLS, the proxy), or one the client never sent. A drain's
+-- that never reached it (DNS, connect, TLS, the proxy, or a failure the transport says came
+-- before anything was sent: `unsent`), or one the client never sent. A drain's
 -- error (`stage`) says which step failed: after its show (a GET) nothing changed; after a remove
 -- call its GET told what moved, and only EIPs it lists as `uncertain` may have; its delete reads
 -- as any call's. An error of a wait after the delete's 204 (`deleted = true`): yes, it acted.
@@ -325,7 +331,7 @@ function M.could_have_acted(err)
   if kind == "http" then
     return not (type(err.status) == "number" and err.status >= 400 and err.status < 500)
   end
-  if kind == "transport" then return not NOT_SENT_REASONS[err.reason] end
+  if kind == "transport" then return not (NOT_SENT_REASONS[err.reason] or err.unsent == true) end
   if kind == "proxy" or kind == "usage" or kind == "not_sent" or kind == "refused" then return false end
   return true
 end
@@ -528,6 +534,7 @@ function M.transport(req, resp, message)
     message = message,
     curl_code = resp.curl_code,
     curl_error = resp.curl_error,
+    unsent = resp.unsent == true or nil,
     proxy = proxy,
     method = req.method,
     path = req.path,

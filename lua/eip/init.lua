@@ -156,7 +156,8 @@ end
 -- may have deleted)? Yes after a timeout, a reset, a garbled answer, a 5xx, an aborted
 -- request, an earlier attempt of the call left unanswered, or anything unknown; no for what
 -- says nothing happened: an answered 4xx, a request that never reached the API (DNS, connect,
--- TLS, the proxy), one never sent (`not_sent`), a usage error, a refusal. For a drain's error,
+-- TLS, the proxy; a timeout or reset the transport saw before the request went out, `unsent`),
+-- one never sent (`not_sent`), a usage error, a refusal. For a drain's error,
 -- by its step (`stage`): nothing after its show; after a remove call, only when EIPs are
 -- `uncertain`. An error of `wait` after the delete's 204 (`deleted = true`): yes, it acted. What
 -- `eip` prints as FAILED? rather than FAILED: check before a retry. A value
@@ -288,6 +289,12 @@ M.regions = require("eip.regions").list
 --   credentials): always on `proxy` errors, and on `transport` errors of a proxied request
 -- @tfield integer proxy_status the status the proxy answered (`proxy`, reasons "auth": 407, and
 --   "status")
+-- @tfield boolean unsent true on a `transport` error whose request never went out (the
+--   transport says so: a connect or TLS handshake that failed or timed out, a proxy's tunnel
+--   that was not made, a name that did not resolve): whatever its `reason` (a "timeout" too), the
+--   service cannot have acted on that attempt, and @{could_have_acted} says no unless an
+--   earlier attempt may have. `tostring` ends with "[not sent]". Absent when any of it may have
+--   gone out (and with libcurl before 7.80, which cannot tell)
 -- @tfield boolean earlier_unanswered an earlier attempt of the same call got no usable answer (a
 --   timeout, a reset, a 5xx) and may have been carried out: set on the final error, whatever
 --   its kind

@@ -15,7 +15,9 @@
 --                                                 -- "endless": 407 with a body that never ends
 --                                                 -- (64 KiB every 10 ms until the client
 --                                                 -- leaves, 20 s at most); or "silent": no
---                                                 -- answer, closed when the client leaves;
+--                                                 -- answer, closed when the client leaves
+--                                                 -- ("silent_once": the first request for
+--                                                 -- the name only, later ones go through);
 --                                                 -- or "cut407": a 407 whose head is cut
 --                                                 -- short; or "short407": a 407 whose body
 --                                                 -- is (12 of 100 bytes, then closed); or
@@ -67,6 +69,7 @@ local function serve(dir, owner_pid)
   local cjson = require "cjson"
   local opts = cjson.decode(assert(io.open(dir .. "/options.json")):read("a"))
   local names, deny, misbehave = opts.names or {}, {}, opts.misbehave or {}
+  local silenced = {} -- the "silent_once" names whose first request came
   for _, n in ipairs(opts.deny or {}) do deny[n:lower()] = true end
   local expected_auth = opts.auth and ("Basic " .. M.base64(opts.auth)) or nil
 
@@ -246,6 +249,10 @@ local function serve(dir, owner_pid)
         sleep(0.01)
       end
       return close(client)
+    end
+    if how == "silent_once" then
+      -- (the first request for the name is "silent"; the later ones go through)
+      if silenced[host:lower()] then how = nil else silenced[host:lower()] = true; how = "silent" end
     end
     if how == "silent" or how == "hang407" then
       if how == "hang407" then

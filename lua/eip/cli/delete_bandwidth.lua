@@ -36,8 +36,9 @@ read: a bad id, a line over 4096 bytes, such as a binary file's, or more than 10
 is a usage error at once). Prints one line per id (what
 happened, the attempts when more than one, the time), then the failures again and a summary on
 stderr. FAILED: the delete certainly did not happen (an answered 4xx such as 409, a
-connection that failed). FAILED?: it MAY HAVE BEEN CARRIED OUT all the same (a timeout, a reset,
-a 5xx, a garbled answer, or an earlier attempt unanswered; with --drain, EIPs whose move nobody
+connection that failed or timed out before the request went out). FAILED?: it MAY HAVE BEEN
+CARRIED OUT all the same (a timeout after the request went out, a reset, a 5xx, a garbled
+answer, or an earlier attempt unanswered; with --drain, EIPs whose move nobody
 can tell): check with show-bandwidth before a retry (--json: could_have_acted). The first
 request goes alone; after an authentication failure nothing more is sent (five bad signatures
 in a row lock an AK/SK pair). Ctrl-C stops sending (a second one aborts what is in flight)

@@ -686,7 +686,9 @@ local function attempt(self, x, req, t, path)
   if not sock then return nil end
   x.sock = sock
   set_timeout(x, sock, ms(reused and left or http1.remaining(x)))
-  local sent, serr = sock:send(request_text(self, req, t, path, x, plain))
+  local text = request_text(self, req, t, path, x, plain)
+  x.sent = true -- (from here on, any failure may follow a request that went out: see finish)
+  local sent, serr = sock:send(text)
   if not sent then
     sock:close()
     -- A dead kept-alive connection: sent again on another, as libcurl does, unless the method
@@ -788,7 +790,7 @@ local function new_exchange(req)
   end
   clock = clock or clock_of(ngx)
   local x = http1.exchange(req, clock, old or nil)
-  x.sock, x.sock_ms, x.known, x.full = false, false, false, false
+  x.sock, x.sock_ms, x.known, x.full, x.sent = false, false, false, false, false
   local connect_timeout = tonumber(req.connect_timeout) or 10
   if connect_timeout <= 0 or connect_timeout > x.timeout then connect_timeout = x.timeout end
   x.connect_timeout = connect_timeout
@@ -801,6 +803,9 @@ end
 -- The response of x, which is then kept for a later exchange.
 local function finish(x)
   local resp = http1.finish(x)
+  -- A failure before the request was given to a socket (a name, a connect, a TLS handshake, a
+  -- proxy's tunnel, a timeout meanwhile): the contract's `unsent`.
+  if resp.curl_code and not x.sent then resp.unsent = true end
   http1.release(x)
   x.sock, x.known = false, false
   if nspare < SPARE_MAX then

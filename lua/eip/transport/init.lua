@@ -245,6 +245,12 @@
 -- @tfield boolean interrupted libcurl's single requests only: true when a second caught
 --   interrupt (eip.core.catch_interrupts: Ctrl-C, SIGTERM, SIGHUP) aborted it in flight
 --   (curl_code 42); the server may or may not have acted on it. nil otherwise.
+-- @tfield boolean unsent on failure only: true when nothing of the request was written to a
+--   connection (to the server, or to a plain-http proxy): its name did not resolve, the
+--   connection, the TLS handshake or the proxy's tunnel failed or timed out, or the request's
+--   time ran out before it could go. The server cannot have acted on it, whatever the failure's
+--   kind (a timeout, a "reset" proxy). nil when any of it may have gone out, and always with
+--   libcurl before 7.80 (no prerequest callback: unknown). The same in both transports.
 -- @tfield integer curl_code on failure only: the CURLcode libcurl gives for it (the cosocket
 --   transport reports the same code for the same failure; see the table above)
 -- @tfield string curl_error on failure only: one line saying what happened; never contains
