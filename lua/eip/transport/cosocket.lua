@@ -14,7 +14,9 @@
 --    trust store. `insecure = true` turns verification off here too;
 --  * idle connections live in nginx's per-worker cosocket pool (`lua_socket_pool_size`,
 --    `lua_socket_keepalive_timeout`), keyed by scheme, host, port and, for TLS, the verified
---    name and the verify flag.
+--    name and the verify flag -- not by the trust store, which Lua cannot read: a connection
+--    verified under one location's `lua_ssl_trusted_certificate` serves any location of the
+--    worker (see "Trust store" in the contract).
 --
 -- TLS and IP addresses: nginx checks a certificate's names with X509_check_host, which never
 -- matches an IP address, so for an IP literal the handshake is made with verification on and no

@@ -123,7 +123,12 @@
 --    sent. Either sends on a fresh connection instead: not a resend, also for a POST. (Over
 --    TLS, bytes OpenSSL holds after an answer that ended where a read filled nginx's buffer are
 --    seen for a lua_socket_buffer_size of whole KiB only: see recv in eip.transport.cosocket.)
---  * Trust store: `ca_file` is libcurl's; cosockets use `lua_ssl_trusted_certificate`.
+--  * Trust store: `ca_file` is libcurl's; cosockets use `lua_ssl_trusted_certificate`. nginx's
+--    cosocket pool is the worker's, not a location's: a TLS connection verified in one location
+--    may be reused in another whose `lua_ssl_trusted_certificate` (or `lua_ssl_verify_depth`)
+--    is narrower, without that store being consulted (as nginx's own upstream keepalive does).
+--    Give every location that calls the same endpoint the same trust settings (set them at the
+--    `http` level).
 --  * curl_error texts are alike, not identical; compare curl_code and error_kind.
 --  * Over-long header line: libcurl 7.88 says 27 "Out of memory" (newer libcurl says 100,
 --    CURLE_TOO_LARGE); the cosocket transport says 27 with a clearer text. Both "protocol".
