@@ -514,6 +514,38 @@ describe("eip command", function()
       assert.equal(0, #emu:bandwidths())
     end)
 
+    -- An endpoint whose certificate a private CA signed (an on-premises region, a proxy that
+    -- inspects TLS): --ca-file trusts that CA, as the library's ca_file; verification stays on.
+    it("--ca-file verifies the endpoint with a CA of the user's; without it the certificate is refused", function()
+      local tls = require "spec.support.tls"
+      local pki = tls.make_pki()
+      local front = tls.start(emu, pki)
+      finally(function()
+        front:stop()
+        pki:remove()
+      end)
+      local url = "https://127.0.0.1:" .. front.ports.trusted
+      local a, b = emu:create_bandwidth{ size = 5 }, emu:create_bandwidth{ size = 5 }
+      local code, out, err = run(string.format("delete-bandwidth --endpoint %s --ca-file %s --connect-timeout 2 %s",
+        url, q(pki.ca), a))
+      assert.equal(0, code, out .. err)
+      assert.is_nil(emu:get_bandwidth(a))
+      code, out, err = run(string.format("delete-bandwidth --endpoint %s --json %s", url, b))
+      assert.equal(1, code, out .. err)
+      local o = cjson.decode(lines(out)[1])
+      assert.same({ "transport", "tls", false }, { o.kind, o.reason, o.could_have_acted })
+      assert.is_table(emu:get_bandwidth(b), "not deleted through an unverified connection")
+      -- A file that is no CA bundle: a usage error naming the option, nothing sent.
+      local sent = emu:stats().requests
+      code, out, err = run(string.format("delete-bandwidth --endpoint %s --ca-file /nonexistent/ca.pem %s", url, b))
+      assert.equal(2, code, out .. err)
+      assert.matches("--ca-file", err, 1, true)
+      code, out, err = run(string.format("delete-bandwidth --endpoint %s --connect-timeout 0 %s", url, b))
+      assert.equal(2, code, out .. err)
+      assert.matches("--connect-timeout", err, 1, true)
+      assert.equal(sent, emu:stats().requests)
+    end)
+
     it("--drain drains each bandwidth (150 EIPs: two remove calls), then deletes it", function()
       local ids = {}
       for i = 1, 150 do ids[i] = "eip-" .. i end

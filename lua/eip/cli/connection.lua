@@ -40,6 +40,10 @@ local OPTIONS = {
       .. "token or keys from the environment, else looked up by region)" },
   { "--timeout", value = "S", key = "timeout", number = true, min = 0.001, max = 86400,
     help = "seconds per attempt (default 30)" },
+  { "--connect-timeout", value = "S", key = "connect_timeout", number = true, min = 0.001, max = 86400,
+    help = "seconds to connect, TLS handshake included, within --timeout (default 10)" },
+  { "--ca-file", value = "FILE", key = "ca_file",
+    help = "PEM bundle of the CAs to verify the endpoint (and IAM) with (default: the system store)" },
   { "--max-attempts", value = "N", key = "max_attempts", integer = true, min = 1, max = 20,
     help = "attempts per call, retries included (default 3)" },
   { "--rate", value = "R", key = "rate", number = true, min = 0.001, max = 1e6,
@@ -94,7 +98,7 @@ local function words_for(argument, opts)
   local by_option = { endpoint = "--endpoint", region = "--region", project_id = "--project-id",
     timeout = "--timeout", max_attempts = "--max-attempts", limit = "--page-size", concurrency = "--concurrency",
     size = "--size", charge_mode = "--charge-mode", wait = "--wait-timeout", rate = "--rate", burst = "--burst",
-    proxy = "--proxy" }
+    proxy = "--proxy", connect_timeout = "--connect-timeout", ca_file = "--ca-file" }
   if argument == "endpoint" and opts.endpoint == nil then return "EIP_ENDPOINT" end
   return by_option[argument]
 end
@@ -144,8 +148,7 @@ end
 -- environment, the profile file, the ECS metadata service) before any API call unless it will
 -- send nothing. Raises a usage error in the command's words when the library refuses them.
 -- @tparam table opts the parsed options (`endpoint`, `region`, `project_id`, `timeout`,
--- `max_attempts`, `debug`, `proxy`, `no_proxy`, `rate`,
--- `burst`)
+-- `connect_timeout`, `ca_file`, `max_attempts`, `debug`, `proxy`, `no_proxy`, `rate`, `burst`)
 -- @tparam[opt] boolean sends_nothing the client will send nothing (--dry-run): credentials are
 -- neither needed nor looked for then
 -- @return an eip client
@@ -165,7 +168,8 @@ function M.client(opts, sends_nothing)
   local ok, client = pcall(eip.new, {
     endpoint = endpoint, region = opts.region, project_id = opts.project_id,
     timeout = opts.timeout, max_attempts = opts.max_attempts, debug = opts.debug or nil,
-    proxy = proxy, rate = opts.rate, burst = opts.burst,
+    proxy = proxy, rate = opts.rate, burst = opts.burst, connect_timeout = opts.connect_timeout,
+    ca_file = opts.ca_file,
   })
   if not ok then M.reword(client, opts) end
   if not sends_nothing then
