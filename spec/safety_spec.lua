@@ -363,7 +363,8 @@ describe("safety", function()
 
     -- A batch aborted with requests in flight gives their places back: the client's next call
     -- goes at once (were they held until their timeout, 11 s, the deadline of 3 s would pass
-    -- first and the call fail not sent).
+    -- first and the call fail not sent). Each of them went out and its answer is never read:
+    -- counted as possibly refused (see the next specs), three leave one place.
     it("a batch aborted mid-way leaves the client's signing places free", function()
       local ids = create(9)
       emu:inject{ method = "DELETE", action = "slow", delay = 2, times = 8 }
@@ -371,11 +372,89 @@ describe("safety", function()
       local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, timeout = 10, deadline = 3,
         max_attempts = 1 }
       local _, summary = c:delete_bandwidths({ ids[1], ids[2], ids[3], ids[4], ids[5], ids[6], ids[7], ids[8] },
-        { concurrency = 8, cancel = function()
-          if emu:stats().requests >= 4 then return "abort" end
+        { concurrency = 3, cancel = function()
+          if emu:stats().requests >= 3 then return "abort" end
         end })
       assert.equal("aborted", summary.stopped)
       assert.equal(204, c:delete_bandwidth(ids[9]).status)
+    end)
+
+    -- A signed request that went out and got no answer may have been refused all the same: the
+    -- gateway counted it, its 401 lost on the way back. Counted as such, the key is never
+    -- locked, whether the answers are lost to single calls or to a batch's probes.
+    it("counts a signed request whose answer was lost as possibly refused: never five refused", function()
+      local wrong = "wrong-secret-key-0000000000000000000000"
+      for _, lost in ipairs{ 2, 3, 4 } do
+        emu:reset()
+        emu:set_knobs{ aksk_lock_after = 5 }
+        local ids = create(5)
+        emu:inject{ method = "DELETE", action = "lose_answer", times = lost }
+        local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = wrong, backoff_base = 0.01, backoff_cap = 0.01 }
+        for i = 1, 4 do pcall(c.delete_bandwidth, c, ids[i]) end
+        local last = raised(c.delete_bandwidth, c, ids[5])
+        assert.is_true(last.not_sent, tostring(last))
+        assert.same({ 0 }, { emu:stats().aksk_locks }, lost .. " lost")
+        assert.is_true(emu:stats().auth_failures <= 4, lost .. " lost: " .. emu:stats().auth_failures .. " refused")
+        -- a batch of the same, every probe's answer lost first
+        emu:reset()
+        emu:set_knobs{ aksk_lock_after = 5 }
+        ids = create(5)
+        emu:inject{ method = "DELETE", action = "lose_answer", times = lost }
+        c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = wrong, backoff_base = 0.01, backoff_cap = 0.01 }
+        local results = c:delete_bandwidths(ids, { concurrency = 8 })
+        assert.same({ 0 }, { emu:stats().aksk_locks }, lost .. " lost, batch")
+        assert.is_true(emu:stats().auth_failures <= 4, lost .. " lost, batch: " .. emu:stats().auth_failures)
+        for i, r in ipairs(results) do assert.is_false(r.ok == true, i) end
+        local good = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk }
+        assert.equal(204, good:delete_bandwidth(ids[1]).status, "the key still works")
+      end
+    end)
+
+    -- Four signed requests in a row without an answer (an endpoint that hangs) and no refusal:
+    -- nothing signed for a while (the gateway's count may stand at four), then one at a time
+    -- until one is answered; a request that never went out (a refused connection) counts not.
+    it("after four signed requests in a row without an answer, holds, then probes one at a time", function()
+      local ids = create(4)
+      emu:inject{ method = "DELETE", action = "hang", times = 4 }
+      local flying, most = 0, 0
+      local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, timeout = 0.3, max_attempts = 2,
+        backoff_base = 0.01, backoff_cap = 0.01,
+        on_request = function()
+          flying = flying + 1
+          most = math.max(most, flying)
+        end,
+        on_response = function() flying = flying - 1 end }
+      for i = 1, 2 do
+        local e = raised(c.delete_bandwidth, c, ids[i])
+        assert.same({ "transport", "timeout", 2 }, { e.kind, e.reason, e.attempts })
+      end
+      local held = raised(c.delete_bandwidth, c, ids[3])
+      assert.same({ "refused", "unanswered", true, 0, false },
+        { held.kind, held.reason, held.not_sent, held.attempts or 0, eip.could_have_acted(held) })
+      assert.matches("Nothing is signed for 300 s", tostring(held))
+      assert.equal(4, emu:stats().requests)
+      local results = c:delete_bandwidths({ ids[3], ids[4] })
+      assert.same({ "refused", "refused" }, { results[1].kind, results[2].kind })
+      assert.equal(4, emu:stats().requests, "nothing sent while held")
+      local core = require "eip.core"
+      local monotime = core.monotime
+      core.monotime = function() return monotime() + 301 end
+      local ok, err = pcall(function()
+        -- one at a time after the hold; an answer that passed the check clears the count
+        most = 0
+        local res = c:delete_bandwidths({ ids[3], ids[4] }, { concurrency = 8 })
+        assert.same({ 204, 204 }, { res[1].status, res[2].status })
+        assert.equal(1, most, "one at a time until one is answered")
+      end)
+      core.monotime = monotime
+      assert(ok, err)
+      -- A refused connection: nothing went out, nothing counted.
+      local closed = fx.client{ endpoint = "http://127.0.0.1:" .. require("spec.support.host").closed_port(),
+        token = fixture.NONE, ak = emu.ak, sk = emu.sk, max_attempts = 1 }
+      for _ = 1, 6 do
+        local e = raised(closed.delete_bandwidth, closed, ids[1])
+        assert.same({ "transport", "connect", true }, { e.kind, e.reason, e.unsent })
+      end
     end)
 
     -- Deletes ids[1..5] in a batch of an AK/SK client (each answered after 0.5 s) whose
@@ -646,6 +725,18 @@ describe("safety", function()
       assert.is_true(res.deleted)
       assert.is_true(res.waited >= 1, "readable for 1.2 s after the 204, waited " .. res.waited)
       assert.is_true(api_requests("GET") >= 2)
+    end)
+
+    -- The pause that would run past the end is cut short: a last read before the end (a wait
+    -- of 3.4 s once read at 0, 0.5 and 1.5 s and gave up there, its next pause past the end).
+    it("reads once more before its end: a bandwidth gone within the wait is no wait_timeout", function()
+      emu:set_knobs{ deleted_visible_for = 2.2 }
+      local id = create(1)[1]
+      local c = fx.client{ sleep = require("eip.core").sleep }
+      local res = c:delete_bandwidth(id, { wait = 2.8 })
+      assert.is_true(res.deleted)
+      assert.is_true(res.waited >= 2.2 and res.waited < 2.8, "waited " .. res.waited)
+      assert.equal(4, api_requests("GET"), "at 0, 0.5, 1.5 and before 2.8 s")
     end)
 
     it("a wait that ends first is a wait_timeout error, not a failed delete", function()

@@ -1,6 +1,6 @@
 -- The signing places and refusals that nginx workers share through a lua_shared_dict
 -- (eip.signing, client option signing_dict), against a stand-in for the dict: the calls of
--- ngx.shared.DICT the module makes (get, add, set, incr, delete, expire), with time-to-live on
+-- ngx.shared.DICT the module makes (get, add, set, incr, delete, expire, ttl), with time-to-live on
 -- a clock the spec moves. The same code runs in real nginx in spec/openresty_rate_spec.lua.
 local eip = require "eip"
 local fixture = require "spec.support.fixture"
@@ -30,10 +30,15 @@ local function fake_dict(now)
     store[k] = { v = v, exp = ttl and ttl > 0 and now() + ttl or nil }
     return true
   end
-  function d.set(_, k, v)
+  function d.set(_, k, v, ttl)
     if d.broken then return false, "no memory" end
-    store[k] = { v = v }
+    store[k] = { v = v, exp = ttl and ttl > 0 and now() + ttl or nil }
     return true
+  end
+  function d.ttl(_, k)
+    local e = live(k)
+    if not e then return nil, "not found" end
+    return e.exp and e.exp - now() or 0
   end
   function d.incr(_, k, by, init)
     if d.broken then return nil, "no memory" end
@@ -161,6 +166,39 @@ describe("signing places shared through a dict (eip.signing)", function()
       emu:set_clock_offset(0)
       assert.same({ true, 401, 0 }, { err.not_sent, err.status, err.attempts })
       assert.same({ 3, 0 }, { emu:stats().auth_failures, emu:stats().aksk_locks })
+    end)
+
+    -- Signed requests without an answer (eip.auth's "Answers lost") count for every worker as
+    -- refusals do: four in a row, two in each, and neither signs for the hold; then one
+    -- request at a time, whichever worker sends it, and its success frees both.
+    it("shares the signed requests without an answer: four hold every worker, then one at a time", function()
+      local a, b = client{ timeout = 0.3 }, client{ timeout = 0.3 }
+      emu:inject{ method = "DELETE", action = "hang", times = 4 }
+      for i, c in ipairs{ a, b, a, b } do
+        local e = raised(c.delete_bandwidth, c, fixture.absent_id(i))
+        assert.same({ "transport", "timeout" }, { e.kind, e.reason }, i)
+      end
+      for _, c in ipairs{ a, b } do
+        local e = raised(c.delete_bandwidth, c, fixture.absent_id(5))
+        assert.same({ "refused", "unanswered", true }, { e.kind, e.reason, e.not_sent })
+      end
+      assert.equal(4, emu:stats().requests)
+      local core = require "eip.core"
+      local monotime = core.monotime
+      core.monotime = function() return monotime() + 301 end
+      t = t + 301
+      local ok, err = pcall(function()
+        local prefix = signing.new("eip_signing"):prefix{ ak = emu.ak, sk = emu.sk }
+        local _, _, _, doubts, hold = signing.new("eip_signing"):read(prefix)
+        assert.same({ 3 }, { doubts, hold }, "one place after the hold")
+        assert.equal(404, raised(b.delete_bandwidth, b, fixture.absent_id(6)).status)
+        _, _, _, doubts = signing.new("eip_signing"):read(prefix)
+        assert.equal(0, doubts, "an answer that passed the check clears them for every worker")
+        assert.equal(404, raised(a.delete_bandwidth, a, fixture.absent_id(7)).status)
+      end)
+      core.monotime = monotime
+      assert(ok, err)
+      assert.same({ 0, 0 }, { emu:stats().auth_failures, emu:stats().aksk_locks })
     end)
 
     -- A success that comes after refusals answers a request taken before them (its answer

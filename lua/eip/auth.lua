@@ -32,9 +32,14 @@
 --                                  it took its place, the provider's and the dict's for the key of
 --                                  `seq_prefix` (a success clears only after the last 401's)
 --   provider.key_epoch             (metadata) the epoch its current AK came with
+--   provider.doubts, provider:unanswered(epoch)   (AK/SK, metadata) signed requests in a row
+--                                  that got no answer (a timeout, a reset after it went out,
+--                                  a garbled answer, an abort): each may have been refused
+--                                  unseen; counted with strikes, cleared by what accepted clears
 --   provider.refused, provider:refusal()   (AK/SK, metadata) set after too many strikes: the
 --                                  error a call gets instead of being sent (for the
---                                  provider's life; metadata: until new keys come)
+--                                  provider's life; metadata: until new keys come); or, after
+--                                  unanswered ones only, for M.DOUBT_HOLD seconds (`until_`)
 -- Secret values stay inside providers, which clients keep outside their own tables.
 local errors = require "eip.errors"
 local validate = require "eip.validate"
@@ -107,6 +112,20 @@ end
 
 local MAX_STRIKES = 3        -- fewer than the gateway's 5: a script's other clients keep a margin
 
+-- Answers lost. A signed request that went out and got no answer may have been refused all the
+-- same (the gateway counted it; its 401 never arrived): the count may be as high as the strikes
+-- and those doubts together. So signed requests in flight are fewer by the doubts too (eip.pipeline's
+-- signing_room), and once strikes and doubts together reach MAX_DOUBTFUL nothing more is signed:
+-- for good when a refusal was among them (the key is being refused), else for DOUBT_HOLD
+-- seconds (answers lost to every one of them: the network or the endpoint failing, not the key),
+-- after which one request at a time goes (doubts stay one short of the limit) until one is
+-- answered: its success clears them, one more refusal or lost answer stops again. Never more
+-- than MAX_DOUBTFUL without an answer that passed the check: the gateway's five are not reached.
+local MAX_DOUBTFUL = 4
+--- Seconds nothing is signed after MAX_DOUBTFUL signed requests in a row got no answer (the
+-- gateway's lock lasts 5 minutes).
+M.DOUBT_HOLD = 300
+
 -- Was a request authenticated at `epoch` signed with a key since replaced?
 local function stale(self, epoch)
   return epoch ~= nil and epoch ~= false and epoch < (self.key_epoch or 0)
@@ -145,10 +164,42 @@ local function rejected(self, err, epoch)
     if shared and shared > strikes then strikes = shared end
   end
   self.strikes = strikes
-  if strikes >= MAX_STRIKES then
-    self.refused = { err = errors.copy(err) }
+  if strikes >= MAX_STRIKES or strikes + (self.doubts or 0) >= MAX_DOUBTFUL then
+    self.refused = { err = errors.copy(err), doubts = strikes < MAX_STRIKES and self.doubts or nil }
     if prefix then self.shared:refuse(prefix) end
   end
+end
+
+-- A signed request that went out and got no answer (see "Answers lost" above), counted as
+-- rejected counts a 401: for the key that signed it, numbered after the requests taken so far.
+local function unanswered(self, epoch)
+  if stale(self, epoch) or self.refused then return end
+  self.strike_seq = self.seq or 0
+  local doubts = (self.doubts or 0) + 1
+  local prefix = shared_prefix(self)
+  if prefix then
+    local shared = self.shared:doubt(prefix)
+    if shared and shared > doubts then doubts = shared end
+  end
+  self.doubts = doubts
+  local strikes = self.strikes or 0
+  if strikes + doubts < MAX_DOUBTFUL then return end
+  local err = errors.unanswered_signatures(strikes, doubts, strikes == 0 and M.DOUBT_HOLD or nil)
+  if strikes > 0 then
+    self.refused = { err = err }
+    if prefix then self.shared:refuse(prefix) end
+  else
+    self.refused = { err = err, until_ = core.monotime() + M.DOUBT_HOLD }
+    if prefix then self.shared:hold(prefix, M.DOUBT_HOLD) end
+  end
+end
+
+-- A hold after lost answers whose time is up: lifted, one request at a time from now on.
+local function lift(self)
+  local refused = self.refused
+  if not (refused and refused.until_ and core.monotime() >= refused.until_) then return end
+  self.refused = false
+  self.doubts = MAX_DOUBTFUL - 1
 end
 
 -- An answer that passed the check, to a request numbered `seq` (next_seq): the refusals in a row
@@ -163,7 +214,9 @@ local function accepted(self, epoch, seq, shared_seq, seq_prefix)
   -- stands. It is read again before the next place is taken.
   local prefix = shared_prefix(self)
   if prefix and shared_seq and seq_prefix == prefix then self.shared:clear(prefix, shared_seq) end
-  self.strikes = false
+  self.strikes, self.doubts = false, false
+  local refused = self.refused
+  if refused and refused.until_ then self.refused = false end -- (a hold after lost answers only)
 end
 
 --- With shared counts (signing_dict): the refusals in a row and the places taken by every
@@ -172,21 +225,34 @@ end
 local function sync(self)
   local prefix = shared_prefix(self)
   if not prefix then return nil end
-  local strikes, flying, refused = self.shared:read(prefix)
+  local strikes, flying, refused, doubts, hold = self.shared:read(prefix)
   -- The gateway counts per key, whoever signed: another worker's success reset it too. When
   -- the dict holds no count (it could not store one), this worker's own stands.
   if strikes then self.strikes = strikes > 0 and strikes or false end
-  if refused and not self.refused then self.refused = { err = errors.refused_elsewhere() } end
+  if doubts then self.doubts = doubts > 0 and doubts or false end
+  if refused and not (self.refused and not self.refused.until_) then
+    self.refused = { err = errors.refused_elsewhere() }
+  elseif hold and not self.refused then
+    self.refused = { err = errors.unanswered_signatures(self.strikes or 0, self.doubts or MAX_DOUBTFUL, hold),
+      until_ = core.monotime() + hold }
+  end
+  lift(self)
   return prefix, flying
 end
 M.sync = sync
 
 local function refusal(self)
+  lift(self)
+  if not self.refused then return nil end -- (a hold after lost answers, over)
   local err = errors.copy(self.refused.err)
   err.not_sent, err.request_id, err.retryable = true, nil, false
-  err.advice = string.format("Not sent: the last %d signatures with this AK/SK were refused (401), and "
-    .. "five in a row lock the key for 5 minutes: this client signs nothing more with it. Fix the key "
-    .. "(or the clock: X-Sdk-Date) and make a new client.", MAX_STRIKES)
+  if err.kind == "http" then
+    local doubts = self.refused.doubts
+    err.advice = string.format("Not sent: the last %s with this AK/SK were refused (401)%s, and five in a row "
+      .. "lock the key for 5 minutes: this client signs nothing more with it. Fix the key (or the clock: "
+      .. "X-Sdk-Date) and make a new client.", doubts and (self.strikes or 0) + doubts .. " signed requests"
+      or MAX_STRIKES .. " signatures", doubts and " or got no answer" or "")
+  end
   return err
 end
 
@@ -280,6 +346,7 @@ end
 
 function Aksk.ensure() end
 Aksk.rejected, Aksk.accepted, Aksk.refusal, Aksk.sync, Aksk.next_seq = rejected, accepted, refusal, sync, next_seq
+Aksk.unanswered, Aksk.lift = unanswered, lift
 
 ---------------------------------------------------------------------------------------------
 -- One fetch at a time. Inside nginx one client serves many requests at once: while one of them
@@ -848,6 +915,7 @@ local function metadata_fetch(self, runner)
   -- and answers to requests signed before it came are not counted for it (see rejected).
   if keys.ak ~= self.counted_ak then
     self.counted_ak, self.strikes, self.refused, self.key_epoch = keys.ak, false, false, self.epoch
+    self.doubts = false
   end
   replace_secret(self, 1, keys.sk)
   replace_secret(self, 2, keys.security_token)
@@ -896,7 +964,10 @@ end
 function Metadata:lines(req, headers, runner)
   self:ensure(runner, req)
   -- Renewed keys that are the refused ones again (see Metadata:refusal): nothing is signed.
-  if self.refused then error(refusal(self), 0) end
+  if self.refused then
+    local err = refusal(self)
+    if err then error(err, 0) end
+  end
   return self.keys:lines(req, headers)
 end
 
@@ -912,6 +983,7 @@ function Metadata:refresh(runner)
   return true
 end
 Metadata.rejected, Metadata.accepted, Metadata.sync, Metadata.next_seq = rejected, accepted, sync, next_seq
+Metadata.unanswered, Metadata.lift = unanswered, lift
 Metadata.renewal_due, Iam.renewal_due = renewal_due, renewal_due
 
 --- The refusal of keys refused too often, until they are due for renewal: then the call goes on

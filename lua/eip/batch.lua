@@ -371,10 +371,15 @@ end
 -- Gives back the signing places (eip.pipeline's admit) of the requests in flight, once the driver
 -- cancelled them: the client's next calls must not wait out their timeouts. (A request cancelled
 -- after it went out may still reach the gateway; its signature is checked as it arrives, before
--- any request sent after this one could be.)
+-- any request sent after this one could be: so each counts as a signed request without an answer,
+-- one the gateway may have refused unseen: see eip.auth's "Answers lost".)
 function Run:release_all()
   local provider = self.runner.provider
-  for _, job in pairs(self.in_flight) do release(provider, job.call) end
+  local flying = provider.flying
+  for _, job in pairs(self.in_flight) do
+    if flying and flying[job.call] and provider.unanswered then provider:unanswered(job.call.epoch) end
+    release(provider, job.call)
+  end
 end
 
 -- Puts back a job next_ready gave out, for it to come out next again.

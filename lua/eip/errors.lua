@@ -254,6 +254,23 @@ function M.unsent_copy(err)
   return c
 end
 
+--- The refusal of a client whose signed requests went unanswered (see eip.auth's "Answers
+-- lost"): kind "refused", reason "unanswered", not sent. `strikes` refusals and `doubts` signed
+-- requests without an answer came in a row; `hold`: the seconds nothing is signed (lost answers
+-- only), nil for good (a refusal among them).
+function M.unanswered_signatures(strikes, doubts, hold)
+  local seen = strikes > 0 and string.format("were refused (401: %d) or got no answer (%d)", strikes, doubts)
+    or "got no answer (timeouts, resets after they went out, garbled answers, aborts)"
+  return new{
+    kind = "refused", reason = "unanswered", retryable = false, not_sent = true,
+    message = string.format("not sent: the last %d signed requests with this AK/SK %s, and the gateway may "
+      .. "have refused each unseen: five refused in a row lock the key for 5 minutes. ", strikes + doubts, seen)
+      .. (hold and string.format("Nothing is signed for %d s, then one request at a time until one is answered.",
+        math.ceil(hold)) or "This client signs nothing more with it: check the key, the clock (X-Sdk-Date) and "
+        .. "the network, and make a new client."),
+  }
+end
+
 --- The 401 a client stands for when another nginx worker's signatures with the same key were
 -- refused three times in a row (the client option signing_dict): it signs nothing with the key
 -- either (see eip.auth's refusal, which makes it `not_sent`).

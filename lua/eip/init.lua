@@ -242,14 +242,15 @@ M.regions = require("eip.regions").list
 -- @tfield string kind "usage" (bad arguments: nothing was sent), "http" (the server answered
 --   non-2xx, or a 2xx the call cannot use: reason "Unusable Answer"), "transport" (no usable
 --   answer), "proxy" (the proxy failed: it was never an answer of the API), "refused" (the client
---   refused to act after reading the resource), "not_sent" (a batch stopped before this id),
+--   refused to act after reading the resource, or to sign after signed requests in a row got no
+--   answer: reason "unanswered"), "not_sent" (a batch stopped before this id),
 --   "interrupted" (aborted in flight, or stopped by a `cancel` function before its next request:
 --   `cancelled = true`), "wait_timeout" (deleted, but still readable when `wait` ended)
 -- @tfield integer status the HTTP status (`http`)
 -- @tfield string reason its reason phrase (`http`); the transport kind (`transport`: "dns",
 --   "connect", "timeout", "reset", "tls", "protocol" or "other"); what the proxy did (`proxy`:
 --   "auth" for its 407, "status" for another refusal of CONNECT, "connect", "dns"); why
---   (`refused`: "dedicated", "prepaid", "frozen", "not_confirmed" or "changed")
+--   (`refused`: "dedicated", "prepaid", "frozen", "not_confirmed", "changed" or "unanswered")
 -- @tfield string code the error code of the body, e.g. "VPC.0306" (`http`)
 -- @tfield string code_kind what the error-code table says of that code for that status
 --   (`http`, a code the table knows): "not_found", "auth", "permission", "config",

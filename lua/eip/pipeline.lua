@@ -484,7 +484,8 @@ local function release(provider, call)
   end
 end
 
---- How many more signed requests the provider may have in flight now: math.huge for a provider
+--- How many more signed requests the provider may have in flight now, fewer by the refusals and
+-- the requests without an answer counted in a row (eip.auth): math.huge for a provider
 -- that does not sign (or that refuses to: the call's request says so). A request holds its place
 -- from its admission until its answer is taken, or at most until its timeout (and a second) has
 -- passed: a request whose caller went away (an nginx request ended while it waited) must not
@@ -495,16 +496,23 @@ function M.signing_room(provider)
   if not provider.rejected then return math.huge, 0 end
   local prefix, shared_n
   if provider.shared then prefix, shared_n = provider:sync() end
+  if provider.refused and provider.lift then provider:lift() end -- (a hold whose time is up)
   if provider.refused then return math.huge, 0 end
   local flying, n = provider.flying, 0
   if flying and next(flying) ~= nil then
     local now = monotime()
     for call, expires in pairs(flying) do
-      if expires <= now then release(provider, call) else n = n + 1 end
+      if expires <= now then
+        -- (its caller went away, its answer never taken: it may have been refused unseen)
+        if provider.unanswered then provider:unanswered(call.epoch) end
+        release(provider, call)
+      else
+        n = n + 1
+      end
     end
   end
   if shared_n and shared_n > n then n = shared_n end
-  return SIGNED_IN_FLIGHT_MAX - (provider.strikes or 0) - n, n, prefix
+  return SIGNED_IN_FLIGHT_MAX - (provider.strikes or 0) - (provider.doubts or 0) - n, n, prefix
 end
 local signing_room = M.signing_room
 M.release = release
@@ -521,7 +529,8 @@ function M.admit(provider, call, timeout)
   if room <= 0 then return false end
   local ttl = timeout + 1
   if prefix then
-    local key, mine = provider.shared:take(prefix, SIGNED_IN_FLIGHT_MAX - (provider.strikes or 0), ttl)
+    local key, mine = provider.shared:take(prefix,
+      SIGNED_IN_FLIGHT_MAX - (provider.strikes or 0) - (provider.doubts or 0), ttl)
     if key == false then return false end
     if key then -- nil: the dict cannot count; this worker counts on its own
       local held = provider.held
@@ -747,9 +756,15 @@ function Call:response(resp)
     local checked = err ~= nil and errors.credentials_checked(err)
     if resp.status == 401 and not checked then
       provider:rejected(err, self.epoch)
-    elseif provider.strikes and (answer or checked) then
+    elseif (provider.strikes or provider.doubts) and (answer or checked) then
       provider:accepted(self.epoch, self.seq, self.shared_seq, self.seq_prefix)
     end
+  elseif provider.unanswered and not self.req.no_auth and not resp.unsent and not resp.proxy_status
+      and (resp.status == 0 or resp.status == 401) then
+    -- No answer to read after the request went out (a timeout, a reset, garbage, an abort, a
+    -- 401 whose body broke off): the gateway may have refused it unseen (eip.auth's "Answers
+    -- lost"). Counted before the place is given back, as a refusal is.
+    provider:unanswered(self.epoch)
   end
   if provider.flying then release(provider, self) end
   -- (an IAM token that got an answer other than a 401 passed: see eip.auth's Iam:refresh)
@@ -1120,7 +1135,8 @@ end
 local function signing_idle(self, lane)
   local provider = self.provider
   local flying = provider.flying
-  return not provider.strikes and not provider.refused and not (flying and next(flying) ~= nil)
+  return not provider.strikes and not provider.doubts and not provider.refused
+    and not (flying and next(flying) ~= nil)
     and lane[7] == self.project_id
 end
 

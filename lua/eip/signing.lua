@@ -11,9 +11,12 @@
 -- holds one: taken with one atomic add, which fails when the place is held; it lives as long
 -- as the request may take, its timeout and a second, and is given back when its answer is
 -- taken), `seq` (the signed requests taken so far: each is numbered), `strikes` (refusals in a
--- row), `strike_seq` (`seq` when the last refusal was counted: only a success of a request
--- numbered after it clears `strikes`) and `refused` (three were: nothing is signed with the
--- key again, by any worker, until the dict is emptied or nginx restarted). A place whose holder
+-- row), `doubts` (signed requests in a row that got no answer: each may have been refused
+-- unseen), `strike_seq` (`seq` when the last refusal or doubt was counted: only a success of a
+-- request numbered after it clears `strikes` and `doubts`), `hold` (four in a row without an
+-- answer and no refusal: nothing signed until it expires, see eip.auth) and `refused` (three
+-- refusals, or four refused or unanswered: nothing is signed with the key again, by any worker,
+-- until the dict is emptied or nginx restarted). A place whose holder
 -- went away (a request nginx ended, a worker that died, a batch aborted) frees itself when its
 -- time is up, whatever else goes on; and a place is only ever given back by its holder, while
 -- it still holds it. When the dict cannot hold a count (no memory even after evicting, or a key
@@ -60,14 +63,17 @@ end
 M.PLACES = 4
 
 --- The refusals in a row (nil when the dict holds no count: then the worker's own stands), the
--- places held, and whether the key is refused.
+-- places held, whether the key is refused, the signed requests in a row without an answer (nil
+-- as for the refusals), and the seconds left of a hold after lost answers (nil: none).
 function Shared:read(prefix)
   local dict, held = self.dict, 0
   for i = 1, M.PLACES do
     if dict:get(prefix .. "place" .. i) ~= nil then held = held + 1 end
   end
-  local strikes = dict:get(prefix .. "strikes")
-  return type(strikes) == "number" and strikes or nil, held, dict:get(prefix .. "refused") ~= nil
+  local strikes, doubts = dict:get(prefix .. "strikes"), dict:get(prefix .. "doubts")
+  local hold = dict:get(prefix .. "hold") and dict:ttl(prefix .. "hold") or nil
+  return type(strikes) == "number" and strikes or nil, held, dict:get(prefix .. "refused") ~= nil,
+    type(doubts) == "number" and doubts or nil, hold and hold > 0 and hold or nil
 end
 
 -- What tells one holder of a place from another: this worker's pid and a count.
@@ -111,12 +117,18 @@ function Shared:next_seq(prefix)
   return (self.dict:incr(prefix .. "seq", 1, 0))
 end
 
---- A refusal: the count in a row after it (nil when the dict cannot count). The requests taken
--- up to now may have been checked before it: only a success of one taken later clears it.
-function Shared:strike(prefix)
+-- One more of `name` in a row: the count after it (nil when the dict cannot count). The requests
+-- taken up to now may have been checked before it: only a success of one taken later clears it.
+local function one_more(self, prefix, name)
   local dict = self.dict
   dict:set(prefix .. "strike_seq", dict:get(prefix .. "seq") or 0)
-  return (dict:incr(prefix .. "strikes", 1, 0))
+  return (dict:incr(prefix .. name, 1, 0))
+end
+
+--- A refusal: the count in a row after it (nil when the dict cannot count), cleared only by a
+-- success of a request taken after it.
+function Shared:strike(prefix)
+  return one_more(self, prefix, "strikes")
 end
 
 --- An answer that passed the check of the key, to its request number `seq`: the refusals in a
@@ -126,6 +138,22 @@ function Shared:clear(prefix, seq)
   local dict = self.dict
   if seq and seq <= (dict:get(prefix .. "strike_seq") or 0) then return end
   dict:set(prefix .. "strikes", 0)
+  dict:set(prefix .. "doubts", 0)
+  dict:delete(prefix .. "hold")
+end
+
+--- A signed request without an answer (it may have been refused unseen: see eip.auth's
+-- unanswered): counted as a refusal is.
+function Shared:doubt(prefix)
+  return one_more(self, prefix, "doubts")
+end
+
+--- Nothing is signed with the key for `seconds`, by any worker (lost answers only: see
+-- eip.auth); then one request at a time, the count of doubts one short of the limit.
+function Shared:hold(prefix, seconds)
+  local dict = self.dict
+  dict:set(prefix .. "hold", true, seconds)
+  dict:set(prefix .. "doubts", 3)
 end
 
 --- The key is refused: no worker signs with it again.
