@@ -582,15 +582,15 @@ describe("delete_bandwidths", function()
   describe("with wait", function()
     local function gets() return fixture.count_requests(emu, "GET") end
 
-    -- Deleted bandwidths that stay readable: each wait runs out after one read (wait = 0.4: the
-    -- first pause, 0.5 s, would pass it).
+    -- Deleted bandwidths that stay readable: each wait runs out after one read (wait = 0.2: no
+    -- pause leaves the 0.25 s a last read keeps before the end).
     it("waits for a repeated id once: its positions get the same outcome, counted once", function()
       emu:set_knobs{ deleted_visible_for = 30 }
       local ids = create(3)
       ids[4] = ids[1]
       emu:reset_counters()
       local c = fx.client()
-      local results, summary = c:delete_bandwidths(ids, { concurrency = 4, wait = 0.4 })
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 4, wait = 0.2 })
       c:close()
       assert.same({ 4, 1 }, { summary.deleted, summary.repeated }, "deleted counts positions")
       assert.equal(3, summary.still_readable, "three bandwidths could still be read")

@@ -520,6 +520,10 @@ end
 -- Poll intervals while waiting for a deleted bandwidth to disappear: soon at first, then every
 -- 5 s (as Terraform does).
 local WAIT_STEPS = { 0.5, 1, 2, 5 }
+-- The time a wait keeps for its last read: a pause that would run past the end is cut short, so
+-- that a read still goes this long before the end (a wait of 3.4 s read at 0, 0.5 and 1.5 s, and
+-- gave up there, its next pause of 2 s past the end).
+local LAST_READ = 0.25
 --- How long `wait = true` waits (Terraform's own limit for this resource).
 M.DEFAULT_WAIT = 600
 
@@ -540,7 +544,7 @@ end
 -- `deleted = true`.
 function M.wait_gone(runner, project, bandwidth_id, seconds, cancel)
   local started = core.monotime()
-  local step = 1
+  local step, cut = 1, false
   -- The last read's failure while no read has shown the bandwidth: what ends a wait whose time
   -- ran out then (not "still readable", which no read showed).
   local unread
@@ -579,7 +583,9 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel)
     end
     local pause = WAIT_STEPS[step] or WAIT_STEPS[#WAIT_STEPS]
     step = step + 1
-    if waited + pause > seconds then
+    -- (cut once: the read after a cut pause is the last, whatever the sleep did)
+    if waited + pause > seconds - LAST_READ then pause, cut = not cut and seconds - LAST_READ - waited or 0, true end
+    if pause <= 0 then
       if errors.is_error(unread) then
         unread.deleted, unread.stage, unread.bandwidth_id = true, "wait", bandwidth_id
         error(unread, 0)
