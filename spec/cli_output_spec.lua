@@ -56,12 +56,20 @@ end
 
 describe("--json strings", function()
   it("leave well-formed UTF-8 as it is: accents, CJK, 4-byte emoji, the edges of the ranges", function()
-    for _, s in ipairs{ "café", "共享带宽", "bw 🚀 ok", "\194\128 \223\191 \224\160\128 \237\159\191 "
+    for _, s in ipairs{ "café", "共享带宽", "bw 🚀 ok", "\194\160 \223\191 \224\160\128 \237\159\191 "
         .. "\238\128\128 \239\191\191 \240\144\128\128 \244\143\191\191" } do
       local line, back = through_json(s)
       assert.equal('{"v":"' .. s .. '"}', line)
       assert.equal(s, back)
     end
+  end)
+
+  -- U+009B (CSI) starts a terminal's escape sequence as ESC [ does: escaped as ESC is.
+  it("escape the C1 controls (U+0080-U+009F) as the C0 ones: the same string decoded", function()
+    local s = "a\27[2Jb\194\155" .. "31m \194\128\194\159 \194\160"
+    local line, back = through_json(s)
+    assert.equal('{"v":"a\\u001b[2Jb\\u009b31m \\u0080\\u009f \194\160"}', line)
+    assert.equal(s, back)
   end)
 
   it("write each byte of a server's text that is not UTF-8 as \\ufffd, so that strict readers take it", function()

@@ -495,6 +495,20 @@ describe("eip command", function()
       assert.equal(2, #emu:get_bandwidth(a).publicip_info)
     end)
 
+    -- The dry run says what the real run would: with --missing-ok a bandwidth already gone is
+    -- "missing" (exit 0), by the delete's own rule (a 404 VPC.0306 for an id shaped like one).
+    it("--dry-run --drain --missing-ok reads a gone bandwidth as missing, as the real run does", function()
+      local gone = absent_id(7)
+      for _, dry in ipairs{ "--dry-run", "--yes --charge-mode bandwidth" } do
+        local code, out, err = run("delete-bandwidth --drain --size 1 --missing-ok " .. dry .. " " .. gone)
+        assert.equal(0, code, dry .. ": " .. out .. err)
+        assert.matches("^missing%s+" .. gone:gsub("%p", "%%%0") .. "%s+404 VPC%.0306", out, dry)
+      end
+      local code, out = run("delete-bandwidth --drain --size 1 --dry-run " .. gone)
+      assert.equal(1, code, out)
+      assert.matches("^FAILED", out)
+    end)
+
     it("reads ids from stdin with -, skipping blank lines and comments", function()
       local a, b, c = emu:create_bandwidth{ size = 5 }, emu:create_bandwidth{ size = 5 },
         emu:create_bandwidth{ size = 5 }
@@ -1360,11 +1374,12 @@ describe("eip command", function()
 
     -- (The project's look-up of AK/SK credentials came before the signals were caught: SIGTERM
     -- killed the command without a word, and Ctrl-C waited for the look-up's timeout.)
-    it("show-bandwidth and list-bandwidths: a signal during the project's look-up ends them, said", function()
+    it("show-, list- and delete-bandwidth: a signal during the project's look-up ends them, said", function()
       local id = emu:create_bandwidth{ size = 5 }
       local aksk = { OS_AUTH_TOKEN = false, HUAWEICLOUD_SDK_PROJECT_ID = false, HUAWEICLOUD_SDK_AK = emu.ak,
         HUAWEICLOUD_SDK_SK = emu.sk, HUAWEICLOUD_SDK_REGION = "cn-north-4", HUAWEICLOUD_SDK_IAM_ENDPOINT = emu.iam_url }
-      for _, case in ipairs{ { "list-bandwidths --json", "TERM", 143 }, { "show-bandwidth " .. id, "INT", 130 } } do
+      for _, case in ipairs{ { "list-bandwidths --json", "TERM", 143 }, { "show-bandwidth " .. id, "INT", 130 },
+          { "delete-bandwidth " .. id, "INT", 130 } } do
         emu:inject{ method = "GET", path = "^/v3/projects", action = "slow", delay = 20 }
         emu:reset_counters()
         local t0 = socket.gettime()
@@ -1374,6 +1389,9 @@ describe("eip command", function()
         assert.is_true(took < 8, case[1] .. " took " .. took .. " s")
         if case[1]:find("--json", 1, true) then
           assert.same({ "interrupted", case[3] }, { cjson.decode(err).kind, cjson.decode(err).exit }, err)
+        elseif case[1]:find("^delete") then
+          assert.matches("interrupted", err)
+          assert.is_table(emu:get_bandwidth(id), "nothing deleted")
         else
           assert.equal("eip: interrupted\n", err)
         end

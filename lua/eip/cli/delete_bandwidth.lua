@@ -12,6 +12,7 @@
 local core = require "eip.core"
 local eip = require "eip"
 local validate = require "eip.validate"
+local ops = require "eip.ops"
 local args = require "eip.cli.args"
 local connection = require "eip.cli.connection"
 local json = require "eip.cli.json"
@@ -231,7 +232,13 @@ local function dry_run(client, ids, opts)
         exit = stopped(#ids - n + 1) -- (this id's GET ended by the signal: not read either)
         if exit ~= nil then return exit end
       end
-      if not ok then
+      -- With --missing-ok, a bandwidth the real run would find missing (the delete's own rule:
+      -- eip.ops' recover) is "missing" here too, not a failure.
+      local missing = not ok and eip.is_error(plan) and plan.kind ~= "refused"
+        and ops.delete_bandwidth(client.project_id or project, id, opts.missing_ok):recover(plan)
+      if missing then
+        stdout:write(output.result_line({ id = id, outcome = "missing", res = missing }, opts.output), "\n")
+      elseif not ok then
         if not eip.is_error(plan) then error(plan, 0) end
         ok_all = false
         -- (the plan's one GET changed nothing)
@@ -395,7 +402,7 @@ end
 -- moved on stderr, as the client scrubs server text).
 -- Once standard output fails, the results go to stderr: an id whose request went out is reported
 -- somewhere, whatever happened to the reader.
-local function print_outcome(o, opts, client)
+local function print_outcome(o, opts, client, bar)
   local lines = { (output.result_line(o, opts.output)) }
   if opts.verbose and opts.output ~= "json" then
     for _, line in ipairs(output.detail_lines(o)) do lines[#lines + 1] = line end
@@ -403,12 +410,16 @@ local function print_outcome(o, opts, client)
   local text = table.concat(lines, "\n") .. "\n"
   local lost = sink.failed()
   if not lost and not (stdout:write(text) and stdout:flush()) then
+    bar:clear() -- (on stderr's terminal, where the lines below go too)
     stderr:write(string.format("eip: cannot write to stdout (%s): nothing more is sent, and the results "
       .. "go to stderr from here on\n", sink.failed()))
     -- What this write may have put out before it failed is not known: the line is repeated here.
     lost = true
   end
-  if lost then stderr:write(text) end
+  if lost then
+    bar:clear()
+    stderr:write(text)
+  end
   if opts.output ~= "json" then output.report_moves(o, client) end
 end
 
@@ -427,13 +438,14 @@ function M.run(opts, argv, ctx)
     stderr:write("eip: nothing to delete (no ids on stdin)\n")
     return true
   end
+  -- Ctrl-C (SIGTERM, SIGHUP) ends the credentials' and the project's look-up at once, the request
+  -- in flight too, as show-bandwidth's: nothing is deleted before it ends. (A drain's dry run
+  -- reads only: the first signal also ends its GET in flight. Signals stay caught and SIGPIPE
+  -- ignored until eip.cli's main lets go of them.)
+  core.catch_interrupts(true, 1)
   local client = connection.client(opts, opts.dry_run and not opts.drain)
   refuse_secrets(client, ids, where)
   if opts.dry_run then
-    -- (a drain's dry run sends its GETs: signals caught and SIGPIPE ignored, as a batch's; see
-    -- eip.cli's main, which lets go of them)
-    -- (read only: the first signal also ends the GET in flight, as show-bandwidth's does)
-    if opts.drain then core.catch_interrupts(true, 1) end
     local ok = dry_run(client, ids, opts)
     client:close()
     return ok
@@ -457,7 +469,7 @@ function M.run(opts, argv, ctx)
     if o.outcome == "failed" and o.could_have_acted then counts.uncertain = counts.uncertain + 1 end
     if o.outcome == "missing" then missing_from = o.res.project_id end
     bar:step(o.outcome == "failed" or o.outcome == "not_sent")
-    bar:above(function() print_outcome(o, opts, client) end)
+    bar:above(function() print_outcome(o, opts, client, bar) end)
   end, function() bar:tick() end)
   -- (Signals stay caught, and SIGPIPE ignored, until eip.cli's main returns: the summary below
   -- may go to a reader that is gone too.)

@@ -45,13 +45,20 @@ end
 
 -- `s` with each byte that is no part of a well-formed UTF-8 sequence written `\ufffd` (U+FFFD):
 -- a strict reader (Python's json) rejects a whole output for one such byte of a server's text.
+-- The C1 controls (U+0080-U+009F: CSI, U+009B, starts a terminal's escape sequence as ESC [
+-- does) are escaped as the C0 ones are: the same string, decoded.
 local function valid_utf8(s)
   local i = s:find("[\128-\255]")
   if not i then return s end -- all ASCII: the common case
   local parts, start = {}, 1
   while i do
     local size = sequence_at(s, i)
-    if size then
+    if size == 2 and s:byte(i) == 0xC2 and s:byte(i + 1) <= 0x9F then
+      parts[#parts + 1] = s:sub(start, i - 1)
+      parts[#parts + 1] = string.format("\\u%04x", s:byte(i + 1))
+      i = i + 2
+      start = i
+    elseif size then
       i = i + size
     else
       parts[#parts + 1] = s:sub(start, i - 1)

@@ -111,7 +111,7 @@ function Progress:draw(now)
   if not self.width_at or now - self.width_at >= WIDTH_CHECK then
     self.width, self.width_at = self.columns(), now
   end
-  self.drawn_at, self.shown = now, true
+  self.drawn_at, self.shown, self.cleared = now, true, false
   self.write("\r" .. self:text(now, self.width) .. "\27[K")
 end
 
@@ -137,11 +137,22 @@ end
 function Progress:above(fn)
   if not (self.shown and self.on_terminal) then
     fn()
+    if self.cleared then return self:draw(self.now()) end
     return self:tick()
   end
   self.write("\r\27[K")
   fn()
   self:draw(self.now())
+end
+
+--- Erases the line, if drawn, before `fn` of @{above} writes to the terminal where the line is
+-- though the results go elsewhere (stdout failed: they go to stderr from then on); drawn again
+-- when `fn` returns.
+function Progress:clear()
+  if self.shown and not self.cleared then
+    self.write("\r\27[K")
+    self.cleared = true
+  end
 end
 
 --- Erases the line for good (the summary takes its place).
