@@ -55,8 +55,11 @@ int eip_interrupt_catch(int on)
         last_signal = 0;
         abort_at = 2;
         for (i = 0; i < NCOUNTED; i++) {
-            /* Ignored by whoever started us (nohup ignores SIGHUP, a shell's background job
-             * SIGINT): it stays ignored, as it would without us. */
+            /* Ignored by whoever started us (nohup ignores SIGHUP): it stays ignored, as it
+             * would without us. Not SIGINT under the standalone interpreters: lua.c and luajit.c
+             * set a handler of their own for it before the script runs, so a shell's background
+             * job (SIGINT ignored) is no longer seen as one here, and a Ctrl-C at its terminal
+             * is counted, as in the foreground. */
             if (sigaction(counted[i], NULL, &previous[i]) != 0) {
                 restore(i, 0);
                 return -1;
