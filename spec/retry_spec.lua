@@ -346,6 +346,20 @@ describe("retries", function()
       assert.equal(1, named, "one bandwidth, one bill")
     end)
 
+    -- The rule, public for callers that read first (the eip command's dry run of a drain).
+    it("eip.is_missing is missing_ok's rule: the service's 404 VPC.0306 for a UUID-shaped id only", function()
+      local eip = require "eip"
+      local c = new()
+      local gone = fixture.absent_id(2)
+      local err = raised(c.delete_bandwidth, c, gone)
+      assert.is_true(eip.is_missing(err, gone))
+      assert.is_false(eip.is_missing(err, "my-bandwidth"), "a name, no id the cloud makes")
+      assert.is_false(eip.is_missing({ kind = "http", status = 404, code = "VPC.0306" }, gone), "no eip error")
+      emu:inject{ method = "DELETE", status = 404, body = { error_code = "APIGW.0101", error_msg = "no such API" } }
+      assert.is_false(eip.is_missing(raised(c.delete_bandwidth, c, gone), gone), "the gateway's 404")
+      c:close()
+    end)
+
     it("says so on the 404 without missing_ok: the bandwidth is gone, most likely by this call", function()
       local id = emu:create_bandwidth{ size = 1 }
       emu:inject{ method = "DELETE", action = "lose_answer" }

@@ -83,7 +83,7 @@ local function list_page(runner, op, marker, cancel)
   local ok, page = pcall(runner.run, runner, op, cancel)
   if ok then return page end
   local err = page
-  if marker and errors.is_error(err) and err.status == 404 and errors.NOT_FOUND_CODES[err.code] == "bandwidth" then
+  if marker and errors.is_error(err) and errors.bandwidth_gone(err) then
     return nil, err
   end
   if errors.is_error(err) and err.truncated and err.reason == "Unusable Answer" then return nil, nil, err end
@@ -565,7 +565,7 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel)
     end
     if not ok then
       if not errors.is_error(err) then error(err, 0) end
-      if err.status == 404 and errors.NOT_FOUND_CODES[err.code] == "bandwidth" then return waited end
+      if errors.bandwidth_gone(err) then return waited end
       if err.cancelled or err.kind == "interrupted" then interrupted_wait(project, bandwidth_id, step) end
       -- An answer that asking again will not change (an authentication failure, the gateway's
       -- 404 APIGW.0101 for a read that never reached the service, a 400, a 405) ends the wait:

@@ -370,6 +370,24 @@ end
 M.NOT_FOUND_CODES = { ["VPC.0306"] = "bandwidth", ["VPC.0504"] = "EIP", ["VPC.0003"] = "VPC",
   ["VPC.0012"] = "enterprise project" }
 
+--- Does err say that no such bandwidth exists: the EIP service's 404 VPC.0306 (not the gateway's
+-- 404, an unknown code, or none)?
+function M.bandwidth_gone(err)
+  return err.kind == "http" and err.status == 404 and M.NOT_FOUND_CODES[err.code] == "bandwidth"
+end
+
+-- A bandwidth id as the cloud makes them: a UUID of lower-case hexadecimal digits (8-4-4-4-12).
+-- An upper-cased copy of a live id is not one: whether the service's lookup ignores case is
+-- undocumented, and its "does not exist" for it must not read as "already deleted".
+local H = "[0-9a-f]"
+local UUID = "^" .. H:rep(8) .. "%-" .. H:rep(4) .. "%-" .. H:rep(4) .. "%-" .. H:rep(4) .. "%-" .. H:rep(12) .. "$"
+
+--- Would `missing_ok` take err, of a read or a delete of the bandwidth `id`, as "already gone"
+-- (eip.ops' Delete.recover): bandwidth_gone, for an id shaped like the cloud's?
+function M.missing(err, id)
+  return M.bandwidth_gone(err) and type(id) == "string" and id:find(UUID) ~= nil
+end
+
 --- The codes of the API gateway's "no such API" 404 (older and newer gateways).
 M.NO_SUCH_API_CODES = { ["APIGW.0101"] = true, ["APIG.0101"] = true }
 

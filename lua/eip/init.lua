@@ -168,6 +168,20 @@ end
 -- @raise never
 M.could_have_acted = errors.could_have_acted
 
+--- Would `missing_ok` take `err` (raised by a read or a delete of the bandwidth `bandwidth_id`)
+-- as "already gone"? Only the EIP service's 404 VPC.0306, for an id shaped like the ids the cloud
+-- gives bandwidths (a lower-case UUID): never the gateway's 404 (a wrong endpoint or path), an
+-- unknown code, or a name. The rule of delete_bandwidth's `missing_ok`, for callers that read
+-- first (a drain's plan).
+-- @function is_missing
+-- @tparam table err an @{error}
+-- @tparam string bandwidth_id
+-- @treturn boolean
+-- @raise never
+function M.is_missing(err, bandwidth_id)
+  return errors.is_error(err) and errors.missing(err, bandwidth_id)
+end
+
 --- Signs a request as the official SDKs do (SDK-HMAC-SHA256, AK/SK): for requests made with
 -- another HTTP client. `Host` is taken from the URL unless `headers` has one.
 -- @function sign

@@ -102,11 +102,7 @@ Delete.usable_status = 204 -- (only_204's unusable says nothing of a 204: eip.pi
 -- op:lane_result's.
 Delete.lane = true
 
--- A bandwidth id as the cloud makes them: a UUID of lower-case hexadecimal digits (8-4-4-4-12).
--- An upper-cased copy of a live id is not one: whether the service's lookup ignores case is
--- undocumented, and its "does not exist" for it must not read as "already deleted".
-local H = "[0-9a-f]"
-local UUID = "^" .. H:rep(8) .. "%-" .. H:rep(4) .. "%-" .. H:rep(4) .. "%-" .. H:rep(4) .. "%-" .. H:rep(12) .. "$"
+local bandwidth_gone = errors.bandwidth_gone
 
 
 -- With missing_ok, the EIP service's "no such bandwidth" (404 VPC.0306) is a result
@@ -117,11 +113,8 @@ local UUID = "^" .. H:rep(8) .. "%-" .. H:rep(4) .. "%-" .. H:rep(4) .. "%-" .. 
 -- like one (a UUID): the documents give no answer of the delete for a malformed id, and a
 -- bandwidth's name or a cut-off id may well be "does not exist" too; it stays an error.
 function Delete.recover(op, err)
-  if not (op.missing_ok and err.kind == "http" and err.status == 404
-      and errors.NOT_FOUND_CODES[err.code] == "bandwidth") then
-    return nil
-  end
-  if not op.resource:find(UUID) then
+  if not (op.missing_ok and bandwidth_gone(err)) then return nil end
+  if not errors.missing(err, op.resource) then
     err.advice = "missing_ok takes \"does not exist\" as \"already deleted\" only for an id shaped like the "
       .. "ids the cloud gives bandwidths (a UUID, 8-4-4-4-12 lower-case hexadecimal digits); " .. tostring(op.resource)
       .. " is not one (a name, or a cut-off or mistyped id?): nothing was deleted. Find the bandwidth's id "
@@ -143,9 +136,7 @@ end
 -- The error (and the missing_ok result made of it) gets `lost_answer = true` and advice saying
 -- so; it is not turned into a success, since another client may have deleted the bandwidth.
 function Delete.after_unanswered(op, err, earlier)
-  if not (err.kind == "http" and err.status == 404 and errors.NOT_FOUND_CODES[err.code] == "bandwidth") then
-    return
-  end
+  if not bandwidth_gone(err) then return end
   local what = earlier.kind == "http" and (tostring(earlier.status) .. " " .. tostring(earlier.reason or ""))
     or tostring(earlier.reason or earlier.kind)
   err.lost_answer = true

@@ -12,7 +12,6 @@
 local core = require "eip.core"
 local eip = require "eip"
 local validate = require "eip.validate"
-local ops = require "eip.ops"
 local args = require "eip.cli.args"
 local connection = require "eip.cli.connection"
 local json = require "eip.cli.json"
@@ -233,11 +232,11 @@ local function dry_run(client, ids, opts)
         if exit ~= nil then return exit end
       end
       -- With --missing-ok, a bandwidth the real run would find missing (the delete's own rule:
-      -- eip.ops' recover) is "missing" here too, not a failure.
-      local missing = not ok and eip.is_error(plan) and plan.kind ~= "refused"
-        and ops.delete_bandwidth(client.project_id or project, id, opts.missing_ok):recover(plan)
-      if missing then
-        stdout:write(output.result_line({ id = id, outcome = "missing", res = missing }, opts.output), "\n")
+      -- eip.is_missing) is "missing" here too, not a failure.
+      if not ok and opts.missing_ok and eip.is_missing(plan, id) then
+        stdout:write(output.result_line({ id = id, outcome = "missing", res = { ok = true, deleted = false,
+          status = 404, code = plan.code, request_id = plan.request_id, attempts = plan.attempts,
+          elapsed = plan.elapsed, project_id = client.project_id } }, opts.output), "\n")
       elseif not ok then
         if not eip.is_error(plan) then error(plan, 0) end
         ok_all = false
