@@ -188,17 +188,21 @@ describe("OpenResty: a rate shared by the workers", function()
   -- makes at once, from its first: calls admitted before any key was fetched took no place in
   -- the workers' shared counts, and the 401s that came while a worker renewed its keys were
   -- counted in that worker alone (eight refused, a locked key).
-  it("two workers signing with the metadata service's keys share places and refusals from the first call", function()
-    emu:set_knobs{ aksk_lock_after = 5, metadata_same_keys = 1 }
-    local options = { endpoint = emu.url, project_id = emu.project_id, metadata_url = emu.metadata_url, timeout = 5,
-      signing_dict = "eip_signing" }
+  -- A shared client named `name` with `options` in each of the two workers.
+  local function client_in_each_worker(name, options)
     local pids, n = {}, 0
-    for _ = 1, 60 do -- one client in each worker (whichever answers)
-      local made = call("POST", "/t/shared_client/meta", options)
+    for _ = 1, 60 do -- (whichever worker answers)
+      local made = call("POST", "/t/shared_client/" .. name, options)
       if not pids[made.pid] then pids[made.pid], n = true, n + 1 end
       if n == 2 then break end
     end
     assert.equal(2, n, "a client in each worker")
+  end
+
+  it("two workers signing with the metadata service's keys share places and refusals from the first call", function()
+    emu:set_knobs{ aksk_lock_after = 5, metadata_same_keys = 1 }
+    client_in_each_worker("meta", { endpoint = emu.url, project_id = emu.project_id, metadata_url = emu.metadata_url,
+      timeout = 5, signing_dict = "eip_signing" })
     local ids = emu:create_bandwidths(40)
     emu:reset_counters()
     emu:set_clock_offset(3600) -- every signature refused from the first
@@ -223,6 +227,63 @@ describe("OpenResty: a rate shared by the workers", function()
     assert.is_true(stats.auth_failures >= 1, "the key was never refused: the case tested nothing")
     assert.is_true(stats.auth_failures <= 4, "refused signatures: " .. stats.auth_failures .. app:log_tail(30))
     assert.equal(0, stats.aksk_locks)
+  end)
+
+  -- Temporary keys refused three times, then due for renewal: the call that renewed them went out
+  -- without a place (refused keys took none), beside four calls that took the new key's four
+  -- places as soon as it came: five refused with the new key, locked. Renewed before the calls
+  -- take their places now. (Every DELETE is answered 401 here: what counts is how many went out
+  -- with each key.)
+  it("renewed temporary keys of refused ones: their first requests keep to the four places too", function()
+    emu:set_knobs{ aksk_lock_after = 5, metadata_same_keys = 1, metadata_credential_ttl = 4 }
+    client_in_each_worker("renew", { endpoint = emu.url, project_id = emu.project_id,
+      metadata_url = emu.metadata_url, timeout = 5, signing_dict = "eip_signing", max_attempts = 1 })
+    emu:inject{ method = "DELETE", status = 401, times = -1,
+      body = { error_code = "APIGW.0301", error_msg = "Incorrect IAM authentication information" } }
+    local function burst(count)
+      local socks = {}
+      for i = 1, count do
+        local sock = socket.tcp()
+        sock:settimeout(5)
+        assert(sock:connect("127.0.0.1", app.port))
+        assert(sock:send("GET /t/shared/renew/" .. fixture.absent_id(i) .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          .. "Connection: close\r\n\r\n"))
+        socks[i] = sock
+      end
+      for _, sock in ipairs(socks) do
+        sock:settimeout(20)
+        sock:receive("*a")
+        sock:close()
+      end
+    end
+    local started = socket.gettime()
+    burst(12) -- the first keys: fetched, refused three times
+    socket.sleep(math.max(0, started + 4.5 - socket.gettime())) -- they expired: the next fetch is a new pair
+    burst(12)
+    local by_key = {}
+    for _, r in ipairs(emu:requests()) do
+      local ak = r.method == "DELETE" and (r.headers.authorization or ""):match("Access=([^,]+)")
+      if ak then by_key[ak] = (by_key[ak] or 0) + 1 end
+    end
+    local keys = 0
+    for ak, sent in pairs(by_key) do
+      keys = keys + 1
+      assert.is_true(sent <= 4, sent .. " signed with " .. ak:sub(1, 8) .. "...")
+    end
+    assert.is_true(keys >= 2, "the keys were renewed")
+  end)
+
+  -- A metadata service whose clock is behind hands out keys that are due for renewal as they
+  -- come: a call inside nginx fetched them again and again, for ever (thousands a second).
+  it("temporary keys not fresh as they come are used, not fetched again and again", function()
+    emu:set_clock_offset(-3600)
+    local out = call("POST", "/t/client", { id = fixture.absent_id(1), options = { endpoint = emu.url,
+      project_id = emu.project_id, metadata_url = emu.metadata_url, timeout = 3, max_attempts = 1 } })
+    emu:set_clock_offset(0)
+    assert.is_false(out.ok == true and out.result and out.result.deleted == true, "nothing was deleted")
+    local issued = emu:stats().metadata_credentials_issued
+    -- (the call's, the 401's renewal, whose keys are the same: a handful, not thousands)
+    assert.is_true(issued >= 1 and issued <= 3, issued .. " keys fetched for one call")
   end)
 
   -- The dict's incr fails when the key holds something else than a number (another user of the

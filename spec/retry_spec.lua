@@ -348,7 +348,6 @@ describe("retries", function()
 
     -- The rule, public for callers that read first (the eip command's dry run of a drain).
     it("eip.is_missing is missing_ok's rule: the service's 404 VPC.0306 for a UUID-shaped id only", function()
-      local eip = require "eip"
       local c = new()
       local gone = fixture.absent_id(2)
       local err = raised(c.delete_bandwidth, c, gone)

@@ -112,18 +112,20 @@ end
 
 local MAX_STRIKES = 3        -- fewer than the gateway's 5: a script's other clients keep a margin
 
--- Answers lost. A signed request that went out and got no answer may have been refused all the
--- same (the gateway counted it; its 401 never arrived): the count may be as high as the strikes
--- and those doubts together. So signed requests in flight are fewer by the doubts too (eip.pipeline's
--- signing_room), and once strikes and doubts together reach MAX_DOUBTFUL nothing more is signed:
--- for good when a refusal was among them (the key is being refused), else for DOUBT_HOLD
--- seconds (answers lost to every one of them: the network or the endpoint failing, not the key),
--- after which one request at a time goes (doubts stay one short of the limit) until one is
--- answered: its success clears them, one more refusal or lost answer stops again. Never more
--- than MAX_DOUBTFUL without an answer that passed the check: the gateway's five are not reached.
+-- Answers lost. A signed request that went out and got no answer (or one that may relay a lost
+-- 401: a 5xx page without the service's code) may have been refused all the same: the gateway
+-- counted it, its 401 never arrived. So the count may be as high as the strikes and these
+-- doubts together, and signed requests in flight are fewer by the doubts too (eip.pipeline's
+-- signing_room): never more than MAX_DOUBTFUL without an answer that passed the check, so the
+-- gateway's five are never reached, whatever the refusals hidden. Once strikes and doubts
+-- together reach MAX_DOUBTFUL nothing more is signed, for good. Three doubts and no refusal
+-- (answers lost to all of them: more likely an endpoint or a network failing than the key)
+-- hold the key DOUBT_HOLD seconds first, then let one request go: its success clears the
+-- count; its 401 or its answer lost too makes four, and stops for good. (Time does not reset the
+-- gateway's count: a hold that let more than one go would let a refused key be locked.)
 local MAX_DOUBTFUL = 4
---- Seconds nothing is signed after MAX_DOUBTFUL signed requests in a row got no answer (the
--- gateway's lock lasts 5 minutes).
+--- Seconds nothing is signed after three signed requests in a row got no answer, and no 401
+-- came (the gateway's lock lasts 5 minutes): then the last one that may go.
 M.DOUBT_HOLD = 300
 
 -- Was a request authenticated at `epoch` signed with a key since replaced?
@@ -183,18 +185,19 @@ local function unanswered(self, epoch)
   end
   self.doubts = doubts
   local strikes = self.strikes or 0
-  if strikes + doubts < MAX_DOUBTFUL then return end
-  local err = errors.unanswered_signatures(strikes, doubts, strikes == 0 and M.DOUBT_HOLD or nil)
-  if strikes > 0 then
-    self.refused = { err = err }
+  if strikes + doubts >= MAX_DOUBTFUL then
+    self.refused = { err = errors.unanswered_signatures(strikes, doubts) }
     if prefix then self.shared:refuse(prefix) end
-  else
-    self.refused = { err = err, until_ = core.monotime() + M.DOUBT_HOLD }
+  elseif strikes == 0 and doubts == MAX_DOUBTFUL - 1 then
+    self.refused = { err = errors.unanswered_signatures(0, doubts, M.DOUBT_HOLD),
+      until_ = core.monotime() + M.DOUBT_HOLD }
     if prefix then self.shared:hold(prefix, M.DOUBT_HOLD) end
   end
 end
 
--- A hold after lost answers whose time is up: lifted, one request at a time from now on.
+-- A hold after lost answers whose time is up: lifted, for the one request that may go (the
+-- doubts, three, leave one place). Only eip.pipeline's signing_room lifts it, as it takes that
+-- place: a call that found the key held took none, and is refused.
 local function lift(self)
   local refused = self.refused
   if not (refused and refused.until_ and core.monotime() >= refused.until_) then return end
@@ -242,8 +245,6 @@ end
 M.sync = sync
 
 local function refusal(self)
-  lift(self)
-  if not self.refused then return nil end -- (a hold after lost answers, over)
   local err = errors.copy(self.refused.err)
   err.not_sent, err.request_id, err.retryable = true, nil, false
   if err.kind == "http" then
@@ -521,14 +522,18 @@ local function fetch_once(self, runner, fetch_now, fresh, req)
         local err = record.err
         error(errors.is_error(err) and errors.copy(err) or err, 0)
       end
-      if fresh(self) then return end
+      -- (credentials that are not fresh even as they come, a metadata service whose clock is
+      -- behind: taken as they are after the fetch this call started, not fetched again and
+      -- again: inside nginx that went on for ever, thousands of fetches a second)
+      if fresh(self) or record.caller == me then return end
     elseif now >= limit then
       error(wait_timeout(self, now - started), 0)
     end
     -- the fetch left nothing fresh, or ran past its budget: look again (another call may have
     -- started the next one meanwhile), else fetch
   end
-  local record = { until_ = now + self:budget(runner) + FETCH_MARGIN, waiters = 0, co = me, done = false }
+  local record = { until_ = now + self:budget(runner) + FETCH_MARGIN, waiters = 0, co = me, done = false,
+    caller = me }
   self.fetching = record
   if mode == "ngx" and runner.transport.name == "auto" and not own_coroutine then
     record.co = nil -- the timer's, not this call's
@@ -948,7 +953,11 @@ end
 -- counts). A renewal this call starts is made as its request is signed (see ensure).
 function Metadata:due()
   local fetching = self.fetching -- (nil or false: none)
+  -- (refused keys due for renewal too: renewed before the call takes its place, so that the
+  -- place is counted for the new key; the call that renewed them once went out without one,
+  -- beside four that took the new key's places as soon as it came)
   return not self.keys or (fetching and not fetching.done) == true
+    or (self.refused and os.time() >= self.refresh_at) == true
 end
 
 function Metadata:ensure(runner, req)
@@ -986,13 +995,9 @@ Metadata.rejected, Metadata.accepted, Metadata.sync, Metadata.next_seq = rejecte
 Metadata.unanswered, Metadata.lift = unanswered, lift
 Metadata.renewal_due, Iam.renewal_due = renewal_due, renewal_due
 
---- The refusal of keys refused too often, until they are due for renewal: then the call goes on
--- to fetch new ones (new keys start a new count; the same keys again are refused in lines).
+--- The refusal of keys refused too often. Keys due for renewal are renewed before a call takes
+-- its place (Metadata:due): new keys start a new count; the same keys again stay refused.
 function Metadata:refusal()
-  if self.keys and os.time() >= self.refresh_at then
-    self.keys = nil
-    return nil
-  end
   return refusal(self)
 end
 

@@ -265,9 +265,9 @@ function M.unanswered_signatures(strikes, doubts, hold)
     kind = "refused", reason = "unanswered", retryable = false, not_sent = true,
     message = string.format("not sent: the last %d signed requests with this AK/SK %s, and the gateway may "
       .. "have refused each unseen: five refused in a row lock the key for 5 minutes. ", strikes + doubts, seen)
-      .. (hold and string.format("Nothing is signed for %d s, then one request at a time until one is answered.",
-        math.ceil(hold)) or "This client signs nothing more with it: check the key, the clock (X-Sdk-Date) and "
-        .. "the network, and make a new client."),
+      .. (hold and string.format("Nothing is signed for %d s, then one request: if it gets no answer either, "
+        .. "nothing more.", math.ceil(hold)) or "This client signs nothing more with it: check the key, the clock "
+        .. "(X-Sdk-Date) and the network, and make a new client."),
   }
 end
 
@@ -277,7 +277,8 @@ end
 function M.refused_elsewhere()
   return new{
     kind = "http", status = 401, reason = "Unauthorized", retryable = false,
-    message = "signatures with this AK/SK were refused three times in a row in this nginx (signing_dict)",
+    message = "signatures with this AK/SK were refused (or got no answer) in a row in this nginx, as many as "
+      .. "the client allows before the key could be locked (signing_dict)",
   }
 end
 

@@ -496,7 +496,8 @@ function M.signing_room(provider)
   if not provider.rejected then return math.huge, 0 end
   local prefix, shared_n
   if provider.shared then prefix, shared_n = provider:sync() end
-  if provider.refused and provider.lift then provider:lift() end -- (a hold whose time is up)
+  -- (a hold whose time is up: lifted here, as the place of the one request it lets go is taken)
+  if provider.refused and provider.lift then provider:lift() end
   if provider.refused then return math.huge, 0 end
   local flying, n = provider.flying, 0
   if flying and next(flying) ~= nil then
@@ -758,9 +759,13 @@ function Call:response(resp)
       provider:rejected(err, self.epoch)
     elseif (provider.strikes or provider.doubts) and (answer or checked) then
       provider:accepted(self.epoch, self.seq, self.shared_seq, self.seq_prefix)
+    elseif resp.status >= 500 and not checked and provider.unanswered then
+      -- A 5xx page without the service's code (a load balancer's 502 when the gateway's answer
+      -- broke off): it may relay a lost 401 (eip.auth's "Answers lost").
+      provider:unanswered(self.epoch)
     end
-  elseif provider.unanswered and not self.req.no_auth and not resp.unsent and not resp.proxy_status
-      and (resp.status == 0 or resp.status == 401) then
+  elseif provider.unanswered and not self.req.no_auth and not resp.unsent
+      and (not resp.proxy_status or resp.resent) and (resp.status == 0 or resp.status == 401) then
     -- No answer to read after the request went out (a timeout, a reset, garbage, an abort, a
     -- 401 whose body broke off): the gateway may have refused it unseen (eip.auth's "Answers
     -- lost"). Counted before the place is given back, as a refusal is.
