@@ -413,6 +413,51 @@ describe("safety", function()
       end
     end)
 
+    -- A kept-alive connection that dies before any answer: the transports send an idempotent
+    -- request again by themselves, but each send of a signed one is a signature the gateway
+    -- checks (and may refuse unseen). Not sent again: this attempt's failure, counted. And an
+    -- answer garbled after any status line is no answer: counted too.
+    it("a signed request is never sent again by the transport, and a garbled answer counts", function()
+      local wrong = "wrong-secret-key-0000000000000000000000"
+      for _, action in ipairs{ "lose_answer", "garble_answer" } do
+        emu:reset()
+        emu:set_knobs{ aksk_lock_after = 5 }
+        local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = wrong, max_attempts = 1 }
+        assert.equal(401, raised(c.delete_bandwidth, c, "bw-1").status) -- (a kept-alive connection now)
+        for _ = 1, 2 do
+          emu:inject{ method = "DELETE", action = action }
+          local e = raised(c.delete_bandwidth, c, "bw-1")
+          assert.same({ "transport", 1 }, { e.kind, e.attempts }, action .. ": " .. tostring(e))
+        end
+        assert.equal(3, emu:stats().auth_failures, action .. ": one signature per call")
+        assert.equal(401, raised(c.delete_bandwidth, c, "bw-1").status) -- two refused, two unanswered: four
+        local last = raised(c.delete_bandwidth, c, "bw-1")
+        assert.is_true(last.not_sent, action .. ": " .. tostring(last))
+        assert.same({ 4, 0 }, { emu:stats().auth_failures, emu:stats().aksk_locks }, action)
+      end
+    end)
+
+    -- Four in flight, their answers lost: the third starts the hold, and the fourth, which comes
+    -- during it, counts too (it was dropped, and the hold then let one more go: the fifth).
+    it("an answer lost during the hold counts: four without an answer stop for good", function()
+      local ids = create(5)
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[1]), status = 204 } -- (the probe passes)
+      emu:inject{ method = "DELETE", action = "lose_answer", times = 4 }
+      local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, max_attempts = 1 }
+      local results = c:delete_bandwidths(ids, { concurrency = 4 })
+      assert.equal(204, results[1].status)
+      for i = 2, 5 do assert.equal("transport", results[i].kind, i) end
+      local core = require "eip.core"
+      local monotime = core.monotime
+      core.monotime = function() return monotime() + 301 end
+      local ok, err = pcall(raised, c.delete_bandwidth, c, create(1)[1])
+      core.monotime = monotime
+      assert(ok, err)
+      assert.same({ "refused", "unanswered", true }, { err.kind, err.reason, err.not_sent })
+      assert.matches("signs nothing more", tostring(err))
+      assert.equal(5, emu:stats().requests)
+    end)
+
     -- Three signed requests in a row without an answer (an endpoint that hangs) and no refusal:
     -- nothing signed for a while (the gateway's count may stand at three), then one request,
     -- whose success clears the count; a request that never went out (a refused connection)

@@ -84,6 +84,7 @@ enum {
     K_TRUNCATED, K_ELAPSED, K_NEW_CONNECTIONS, K_CURL_CODE, K_CURL_ERROR, K_PROXY_STATUS, K_RESENT,
     K_INTERRUPTED,
     K_UNSENT,
+    K_NO_RESEND,
     K_OWN_MT, /* not a name: the metatable of the methods' own type (see own_udata) */
     K_COUNT
 };
@@ -92,7 +93,7 @@ static const char *const key_names[K_COUNT] = {
     "method", "url", "body", "headers", "timeout", "connect_timeout", "low_speed_time", "low_speed_limit",
     "body_cap", "proxy", "status", "request_id", "retry_after", "content_type", "location", "subject_token",
     "truncated", "elapsed", "new_connections", "curl_code", "curl_error", "proxy_status", "resent",
-    "interrupted", "unsent", NULL,
+    "interrupted", "unsent", "no_resend", NULL,
 };
 
 /* Pushes the interned name `key` (a function with the key upvalues only), or k. */
@@ -1479,6 +1480,9 @@ static void read_request(lua_State *L, eip_http_request *req, const char **heade
     cap = opt_num_field_in(L, 2, K_BODY_CAP, (lua_Number)EIP_HTTP_DEFAULT_BODY_CAP, 1,
                            (lua_Number)(1u << 30), "1..1073741824 (bytes)");
     req->body_cap = (size_t)cap;
+    raw_field_k(L, 2, "no_resend", K_NO_RESEND);
+    req->no_resend = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     read_proxy(L, req);
 }
 
@@ -1729,6 +1733,7 @@ static int l_session_prepare(lua_State *L)
         p->lines[i] = copy_to(&at, NULL, "", headers[i], strlen(headers[i]));
     p->req.headers = p->lines;
     if (sig) {
+        p->req.no_resend = 1; /* (each send is one more signature: see eip_http_request) */
         read_signing(L, sig, p, &at, NULL);
         /* Each line it sends, checked as session:request checks its own (the Authorization
          * line is the signer's: "Authorization: SDK-HMAC-SHA256 ..."). */

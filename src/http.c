@@ -1230,6 +1230,13 @@ static int reconnect_failed(const eip_http_transfer *t, CURLcode rc)
     return connecting;
 }
 
+/* Why a request is not sent again by the transport (see eip_http_request's no_resend). */
+static const char *not_again(const eip_http_transfer *t)
+{
+    return t->no_resend ? "it is signed, and each send is a signature the gateway checks"
+                        : "its method is not idempotent";
+}
+
 void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
 {
     eip_http_response *resp = t->resp;
@@ -1261,7 +1268,7 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
         resp->curl_code = CURLE_GOT_NOTHING;
         snprintf(resp->curl_error, sizeof(resp->curl_error),
                  "Empty reply from server (a kept-alive connection died before any answer; "
-                 "not sent again: its method is not idempotent)");
+                 "not sent again: %s)", not_again(t));
         clear_answer(resp);
         return;
     }
@@ -1295,7 +1302,7 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
         resp->curl_code = CURLE_GOT_NOTHING;
         snprintf(resp->curl_error, sizeof(resp->curl_error),
                  "Empty reply from server (a kept-alive connection died before any answer; "
-                 "not sent again: its method is not idempotent)");
+                 "not sent again: %s)", not_again(t));
     } else if (rc == CURLE_WRITE_ERROR && t->refused != NULL) {
         /* A line the contract does not accept (the header callback aborted): a status line (1),
          * a Transfer-Encoding (61). */
@@ -1439,7 +1446,8 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
         curl_easy_setopt(t->curl, CURLOPT_FRESH_CONNECT, 0L);
         t->fresh = 0;
     }
-    t->resend_forbidden = !idempotent(req->method);
+    t->no_resend = req->no_resend != 0;
+    t->resend_forbidden = !idempotent(req->method) || t->no_resend;
     t->errbuf[0] = '\0';
     t->body_cap = req->body_cap ? req->body_cap : EIP_HTTP_DEFAULT_BODY_CAP;
     if (t->body)

@@ -139,6 +139,10 @@ typedef struct {
     const char *proxy;
     const char *proxy_user;
     const char *proxy_password;
+    /* Never sent again by the transport itself (a kept-alive connection that died before any
+     * answer fails, 52 or 55, as for a method that is not idempotent): each send of a signed
+     * request is one more signature the gateway checks, and may refuse. */
+    int no_resend;
 } eip_http_request;
 
 typedef struct {
@@ -257,6 +261,7 @@ typedef struct {
     /* Sends of the current request (the prerequest callback counts them), whether a second
      * one is forbidden (a method that is not idempotent), and whether one was refused. */
     int sends, resend_forbidden, resend_refused;
+    int no_resend; /* the request's own no_resend (a signed one), which forbids it too */
     /* The prerequest callback is set on the handle (libcurl 7.80 and later): only then does
      * sends == 0 say that nothing of the request went out (eip_http_response.unsent). */
     int counts_sends;

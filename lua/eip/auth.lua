@@ -175,7 +175,8 @@ end
 -- A signed request that went out and got no answer (see "Answers lost" above), counted as
 -- rejected counts a 401: for the key that signed it, numbered after the requests taken so far.
 local function unanswered(self, epoch)
-  if stale(self, epoch) or self.refused then return end
+  -- (counted during a hold too: a request in flight when it began may be the fourth)
+  if stale(self, epoch) or (self.refused and not self.refused.until_) then return end
   self.strike_seq = self.seq or 0
   local doubts = (self.doubts or 0) + 1
   local prefix = shared_prefix(self)
@@ -953,11 +954,11 @@ end
 -- counts). A renewal this call starts is made as its request is signed (see ensure).
 function Metadata:due()
   local fetching = self.fetching -- (nil or false: none)
-  -- (refused keys due for renewal too: renewed before the call takes its place, so that the
-  -- place is counted for the new key; the call that renewed them once went out without one,
-  -- beside four that took the new key's places as soon as it came)
-  return not self.keys or (fetching and not fetching.done) == true
-    or (self.refused and os.time() >= self.refresh_at) == true
+  -- (keys due for renewal too, refused or not: renewed before the call takes its place, so that
+  -- the place is counted for the key that signs, and does not run out while the metadata
+  -- service is slow; the call that renewed refused keys once went out without one, beside four
+  -- that took the new key's places as soon as it came)
+  return not self.keys or (fetching and not fetching.done) == true or os.time() >= self.refresh_at
 end
 
 function Metadata:ensure(runner, req)

@@ -308,8 +308,8 @@ M.regions = require("eip.regions").list
 --   transport says so: a connect or TLS handshake that failed or timed out, a proxy's tunnel
 --   that was not made, a name that did not resolve): whatever its `reason` (a "timeout" too), the
 --   service cannot have acted on that attempt, and @{could_have_acted} says no unless an
---   earlier attempt may have. `tostring` ends with "[not sent]". Absent when any of it may have
---   gone out (and with libcurl before 7.80, which cannot tell)
+--   earlier attempt may have. `tostring` says "[not sent]" after the curl code. Absent when any
+--   of it may have gone out (and with libcurl before 7.80, which cannot tell)
 -- @tfield boolean earlier_unanswered an earlier attempt of the same call got no usable answer (a
 --   timeout, a reset, a 5xx) and may have been carried out: set on the final error, whatever
 --   its kind

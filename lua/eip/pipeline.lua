@@ -61,7 +61,8 @@ local OPTIONAL = { "log", "on_request", "on_response", "bucket", "endpoint_proxy
   "warned_clear", "multi_handle", "shared_headers" }
 -- The same for the provider's fields a call reads (see eip.auth): kept in the provider itself,
 -- its class's value (a method) or false.
-local PROVIDER_READS = { "header", "refused", "fallible", "rejected", "strikes", "flying", "held", "shared" }
+local PROVIDER_READS = { "header", "refused", "fallible", "rejected", "strikes", "doubts", "flying", "held",
+  "shared", "unanswered" }
 
 --- Whether runners take the lane (see Runner:run) when they may; false: every call goes the
 -- general way (specs compare the two).
@@ -311,6 +312,10 @@ local function build(self, op, attempts, timeout, req)
   local connect_timeout = self.connect_timeout
   if connect_timeout > timeout then connect_timeout = timeout end
   local payload = op.body
+  -- A signed request is never sent again by the transport itself: each send is a signature the
+  -- gateway checks (and may refuse, unseen when the connection died); a dead kept-alive
+  -- connection is this attempt's failure, counted, and the retry is the pipeline's.
+  local no_resend = op.auth ~= false and self.provider.rejected ~= false
   local body_cap = self.max_body
   if op.body_cap and op.body_cap > body_cap then body_cap = op.body_cap end -- a credentials step's
   if not req then -- a table constructor sizes it once
@@ -318,7 +323,7 @@ local function build(self, op, attempts, timeout, req)
       connect_timeout = connect_timeout, low_speed_limit = self.low_speed_limit, low_speed_time = self.low_speed_time,
       body_cap = body_cap, path = op.path, query = query, host = host, signed_path = signed_path,
       project_id = self.project_id, proxy = proxy or false, attempts = attempts, no_auth = op.auth == false,
-      secret_answer = op.secret_answer or false, op_name = op.name }
+      secret_answer = op.secret_answer or false, op_name = op.name, no_resend = no_resend }
   end
   req.method, req.url, req.headers, req.timeout = op.method, url, false, timeout
   if req.body ~= payload then req.body = payload end
@@ -326,7 +331,7 @@ local function build(self, op, attempts, timeout, req)
   req.low_speed_time, req.body_cap = self.low_speed_time, body_cap
   req.path, req.query, req.host, req.signed_path = op.path, query, host, signed_path
   req.project_id, req.proxy, req.attempts, req.no_auth = self.project_id, proxy or false, attempts, op.auth == false
-  req.secret_answer, req.op_name = op.secret_answer or false, op.name
+  req.secret_answer, req.op_name, req.no_resend = op.secret_answer or false, op.name, no_resend
   return req
 end
 
@@ -765,10 +770,10 @@ function Call:response(resp)
       provider:unanswered(self.epoch)
     end
   elseif provider.unanswered and not self.req.no_auth and not resp.unsent
-      and (not resp.proxy_status or resp.resent) and (resp.status == 0 or resp.status == 401) then
-    -- No answer to read after the request went out (a timeout, a reset, garbage, an abort, a
-    -- 401 whose body broke off): the gateway may have refused it unseen (eip.auth's "Answers
-    -- lost"). Counted before the place is given back, as a refusal is.
+      and (not resp.proxy_status or resp.resent) then
+    -- No answer to read after the request went out (a timeout, a reset, garbage after any status
+    -- line, an abort, a 401 whose body broke off): the gateway may have refused it unseen
+    -- (eip.auth's "Answers lost"). Counted before the place is given back, as a refusal is.
     provider:unanswered(self.epoch)
   end
   if provider.flying then release(provider, self) end

@@ -677,8 +677,16 @@ end
 
 -- Exchange ----------------------------------------------------------------------------------------
 
+-- Why a request is not sent again after its kept-alive connection died (see the contract's
+-- no_resend).
+local function not_again(req)
+  return req.no_resend and "it is signed, and each send is a signature the gateway checks"
+    or "its method is not idempotent"
+end
+
 -- One attempt on one connection. Returns "done", "retry" (a pooled connection turned out to be
--- dead before any answer: libcurl retries those on a fresh connection, and so do we) or nil
+-- dead before any answer: libcurl retries those on a fresh connection, and so do we; not a
+-- request that must not be sent again: no_resend, or a method that is not idempotent) or nil
 -- after fail().
 local function attempt(self, x, req, t, path)
   http1.begin(x)
@@ -696,8 +704,8 @@ local function attempt(self, x, req, t, path)
     -- A dead kept-alive connection: sent again on another, as libcurl does, unless the method
     -- is not idempotent (part of it may have gone out; libcurl refuses those too).
     if reused and serr ~= "timeout" then
-      if not IDEMPOTENT[req.method] then return http1.fail(x, 55, "Send failure: " .. tostring(serr)
-        .. " (a kept-alive connection died; not sent again: its method is not idempotent)") end
+      if not IDEMPOTENT[req.method] or req.no_resend then return http1.fail(x, 55, "Send failure: "
+        .. tostring(serr) .. " (a kept-alive connection died; not sent again: " .. not_again(req) .. ")") end
       x.resp.resent = true
       return "retry"
     end
@@ -727,9 +735,9 @@ local function attempt(self, x, req, t, path)
     -- answer came (nothing, or a status line cut short): the server may have carried it out.
     -- An idempotent one is sent again, saying so, as libcurl 7.88 does (it counts whole lines
     -- only); any other (a create: a bill) is not.
-    if not IDEMPOTENT[req.method] then
+    if not IDEMPOTENT[req.method] or req.no_resend then
       return http1.fail(x, 52, "Empty reply from server (a kept-alive connection died after the request was "
-        .. "sent; not sent again: its method is not idempotent)")
+        .. "sent; not sent again: " .. not_again(req) .. ")")
     end
     http1.clear_failure(x)
     x.resp.status = 0

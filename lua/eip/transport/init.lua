@@ -113,7 +113,8 @@
 --    next, as many as the pool holds, until a live or fresh connection answers, within
 --    `timeout`; libcurl sends it again on another connection (by itself five times in a
 --    handle's life, then once more per request by the C core: see "Resends" in src/http.c). Either
---    way `resent` says so; a request of any other method fails there (52 or 55, "reset").
+--    way `resent` says so; a request of any other method, or with `no_resend`, fails there (52
+--    or 55, "reset").
 --  * Pooled connections that received anything while idle (a late duplicate answer, the late
 --    body of a 204, a 408 before a close) or were closed or reset since: never used, in both
 --    transports. What is there is no answer to the next request. The cosocket transport looks
@@ -207,6 +208,10 @@
 --   the one difference between the transports: each ends in 28, within the timeout)
 -- @tfield integer low_speed_time see `low_speed_limit`
 -- @tfield integer body_cap bytes of body kept (1 MiB)
+-- @tfield boolean no_resend true: never sent again by the transport itself, whatever its method
+--   (a kept-alive connection that dies before any answer is a failure, 52 or 55 "reset", as
+--   for a POST; not `resent`). The client sets it on signed requests (AK/SK): each send is a
+--   signature the gateway checks, and five refused in a row lock the key
 -- @tfield table proxy nil or false: straight to the URL's host. Neither transport ever reads
 --   the environment (http_proxy, ALL_PROXY, no_proxy) by itself: the client decides, in Lua,
 --   once (`eip.proxy`: the option, else the environment; never for loopback or link-local
