@@ -105,8 +105,13 @@ describe("signing places shared through a dict (eip.signing)", function()
     local now_held = {}
     for i = 1, 4 do now_held[i] = { shared:take(prefix, 4, 30) } end
     assert.is_string(now_held[4][1])
-    -- the first holders giving back late must not free the new holders' places
-    for i = 1, 4 do shared:give(gone[i][1], gone[i][2]) end
+    -- the first holders giving back late must not free the new holders' places, nor hold them
+    -- longer (a call whose credentials took longer than its place: it learns it is not sent)
+    for i = 1, 4 do
+      assert.is_false(shared:keep(gone[i][1], gone[i][2], 30))
+      shared:give(gone[i][1], gone[i][2])
+    end
+    assert.is_true(shared:keep(now_held[1][1], now_held[1][2], 30))
     local _, n = shared:read(prefix)
     assert.equal(4, n)
     assert.is_false(shared:take(prefix, 4, 30))

@@ -954,11 +954,12 @@ end
 -- counts). A renewal this call starts is made as its request is signed (see ensure).
 function Metadata:due()
   local fetching = self.fetching -- (nil or false: none)
-  -- (keys due for renewal too, refused or not: renewed before the call takes its place, so that
-  -- the place is counted for the key that signs, and does not run out while the metadata
-  -- service is slow; the call that renewed refused keys once went out without one, beside four
-  -- that took the new key's places as soon as it came)
-  return not self.keys or (fetching and not fetching.done) == true or os.time() >= self.refresh_at
+  -- (refused keys due for renewal too: renewed before the call takes its place, so that the
+  -- place is counted for the new key; the call that renewed them once went out without one,
+  -- beside four that took the new key's places as soon as it came. Keys merely due are renewed
+  -- as the request is signed: see Call:request for a place that ran out meanwhile.)
+  return not self.keys or (fetching and not fetching.done) == true
+    or (self.refused and os.time() >= self.refresh_at) == true
 end
 
 function Metadata:ensure(runner, req)

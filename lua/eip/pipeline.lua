@@ -672,7 +672,14 @@ function Call:request()
       local ttl = req.timeout + 1
       flying[self] = monotime() + ttl
       local place = provider.held and provider.held[self]
-      if place then provider.shared:keep(place[1], place[2], ttl) end
+      if place and not provider.shared:keep(place[1], place[2], ttl) then
+        -- Its time ran out while the credentials were fetched (a slow metadata service), and
+        -- another call may hold it now: the request is not sent (it would be a fifth in flight).
+        release(provider, self)
+        self.attempts = attempts - 1
+        if attempts > 1 then return nil, self.last_error end
+        return nil, errors.no_signing_place(op, "its place ran out while its credentials were renewed")
+      end
     end
   end
   self.req = req

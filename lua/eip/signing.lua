@@ -98,10 +98,13 @@ function Shared:take(prefix, max, ttl)
   return false
 end
 
---- Holds the place `key` (taken with `mine`) `ttl` seconds more from now, if still held.
+--- Holds the place `key` (taken with `mine`) `ttl` seconds more from now, if still held: true
+-- then, false when its time ran out (it may be another holder's now).
 function Shared:keep(key, mine, ttl)
   local dict = self.dict
-  if dict:get(key) == mine then dict:expire(key, ttl) end
+  if dict:get(key) ~= mine then return false end
+  dict:expire(key, ttl)
+  return true
 end
 
 --- Gives the place `key` back, if `mine` still holds it (its time may be up, and the place
