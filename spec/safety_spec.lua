@@ -437,6 +437,41 @@ describe("safety", function()
       end
     end)
 
+    -- A request whose answer never came may still be on its way (a queue, a proxy) and be checked
+    -- after a later success: a success clears the refusals, but the doubts only once the last is
+    -- DOUBT_GRACE seconds old. (Two timed out, one success at once, then the key refused: two
+    -- 401s, and nothing more, where three went and two late ones made five.)
+    it("a success right after answers lost does not clear their doubts", function()
+      local core = require "eip.core"
+      local monotime = core.monotime
+      -- `later` seconds between the lost answers and the success; then the key refused.
+      local function refusals_after(later)
+        emu:reset()
+        local ids = create(3)
+        emu:inject{ method = "DELETE", action = "hang", times = 2 }
+        local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, timeout = 0.3, max_attempts = 1 }
+        for i = 1, 2 do assert.equal("timeout", raised(c.delete_bandwidth, c, ids[i]).reason) end
+        core.monotime = function() return monotime() + later end
+        local ok, err = pcall(function()
+          assert.equal(204, c:delete_bandwidth(ids[3]).status)
+          emu:set_clock_offset(3600) -- the key is refused from now on
+          local outcomes = {}
+          for i = 1, 4 do
+            local e = raised(c.delete_bandwidth, c, fixture.absent_id(i))
+            outcomes[i] = e.not_sent and "not sent" or e.status
+          end
+          return outcomes
+        end)
+        core.monotime = monotime
+        emu:set_clock_offset(0)
+        assert(ok, err)
+        return err
+      end
+      assert.same({ 401, 401, "not sent", "not sent" }, refusals_after(0))
+      assert.same({ 401, 401, 401, "not sent" }, refusals_after(require("eip.auth").DOUBT_GRACE),
+        "once they are old enough, a success clears them")
+    end)
+
     -- Four in flight, their answers lost: the third starts the hold, and the fourth, which comes
     -- during it, counts too (it was dropped, and the hold then let one more go: the fifth).
     it("an answer lost during the hold counts: four without an answer stop for good", function()

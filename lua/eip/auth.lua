@@ -127,6 +127,10 @@ local MAX_DOUBTFUL = 4
 --- Seconds nothing is signed after three signed requests in a row got no answer, and no 401
 -- came (the gateway's lock lasts 5 minutes): then the last one that may go.
 M.DOUBT_HOLD = 300
+--- Seconds after the last doubt during which a success clears the refusals but not the doubts:
+-- a request whose answer was lost may still be on its way (held in a queue or a proxy), and be
+-- checked, and refused, after that success.
+M.DOUBT_GRACE = 10
 
 -- Was a request authenticated at `epoch` signed with a key since replaced?
 local function stale(self, epoch)
@@ -177,11 +181,11 @@ end
 local function unanswered(self, epoch)
   -- (counted during a hold too: a request in flight when it began may be the fourth)
   if stale(self, epoch) or (self.refused and not self.refused.until_) then return end
-  self.strike_seq = self.seq or 0
+  self.strike_seq, self.doubted_at = self.seq or 0, core.monotime()
   local doubts = (self.doubts or 0) + 1
   local prefix = shared_prefix(self)
   if prefix then
-    local shared = self.shared:doubt(prefix)
+    local shared = self.shared:doubt(prefix, M.DOUBT_GRACE)
     if shared and shared > doubts then doubts = shared end
   end
   self.doubts = doubts
@@ -218,7 +222,11 @@ local function accepted(self, epoch, seq, shared_seq, seq_prefix)
   -- stands. It is read again before the next place is taken.
   local prefix = shared_prefix(self)
   if prefix and shared_seq and seq_prefix == prefix then self.shared:clear(prefix, shared_seq) end
-  self.strikes, self.doubts = false, false
+  self.strikes = false
+  -- Doubts stay a while: a request whose answer never came may still be on its way (a queue, a
+  -- proxy) and be checked after this success.
+  if core.monotime() < (self.doubted_at or 0) + M.DOUBT_GRACE then return end
+  self.doubts = false
   local refused = self.refused
   if refused and refused.until_ then self.refused = false end -- (a hold after lost answers only)
 end
@@ -229,7 +237,7 @@ end
 local function sync(self)
   local prefix = shared_prefix(self)
   if not prefix then return nil end
-  local strikes, flying, refused, doubts, hold = self.shared:read(prefix)
+  local strikes, flying, refused, doubts, hold = self.shared:read(prefix, M.DOUBT_GRACE)
   -- The gateway counts per key, whoever signed: another worker's success reset it too. When
   -- the dict holds no count (it could not store one), this worker's own stands.
   if strikes then self.strikes = strikes > 0 and strikes or false end
@@ -526,7 +534,9 @@ local function fetch_once(self, runner, fetch_now, fresh, req)
       -- (credentials that are not fresh even as they come, a metadata service whose clock is
       -- behind: taken as they are after the fetch this call started, not fetched again and
       -- again: inside nginx that went on for ever, thousands of fetches a second)
-      if fresh(self) or record.caller == me then return end
+      -- (a fetch that brought nothing, another worker's login having passed meanwhile: fetched
+      -- again, for real)
+      if fresh(self) or (record.caller == me and (self.token or self.keys) ~= nil) then return end
     elseif now >= limit then
       error(wait_timeout(self, now - started), 0)
     end

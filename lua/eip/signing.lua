@@ -64,11 +64,19 @@ M.PLACES = 4
 
 --- The refusals in a row (nil when the dict holds no count: then the worker's own stands), the
 -- places held, whether the key is refused, the signed requests in a row without an answer (nil
--- as for the refusals), and the seconds left of a hold after lost answers (nil: none).
-function Shared:read(prefix)
+-- as for the refusals), and the seconds left of a hold after lost answers (nil: none). Places
+-- lost are counted as doubts first, each kept `grace` seconds (see Shared:doubt).
+function Shared:read(prefix, grace)
   local dict, held = self.dict, 0
   for i = 1, M.PLACES do
     if dict:get(prefix .. "place" .. i) ~= nil then held = held + 1 end
+  end
+  -- Places whose time ran out without being given back: their holders went away (a worker that
+  -- died, an nginx request ended) and their requests may have gone out and been refused unseen:
+  -- counted as signed requests without an answer, by whichever worker sees them first.
+  local lost = (tonumber(dict:get(prefix .. "pending")) or 0) - held
+  if lost > 0 and dict:incr(prefix .. "pending", -lost) then
+    for _ = 1, lost do self:doubt(prefix, grace) end
   end
   local strikes, doubts = dict:get(prefix .. "strikes"), dict:get(prefix .. "doubts")
   local hold = dict:get(prefix .. "hold") and dict:ttl(prefix .. "hold") or nil
@@ -92,7 +100,12 @@ function Shared:take(prefix, max, ttl)
   for i = 1, max do
     local key = prefix .. "place" .. i
     local ok, err = dict:add(key, mine, ttl)
-    if ok then return key, mine end
+    if ok then
+      -- (counted after the place is held: a reader never sees more pending than places held
+      -- but for places whose holder went away)
+      dict:incr(prefix .. "pending", 1, 0)
+      return key, mine
+    end
     if err ~= "exists" then return nil end
   end
   return false
@@ -108,10 +121,16 @@ function Shared:keep(key, mine, ttl)
 end
 
 --- Gives the place `key` back, if `mine` still holds it (its time may be up, and the place
--- another's since).
-function Shared:give(key, mine)
+-- another's since: then its request is counted as lost by whichever worker reads the counts of
+-- `prefix` next, see read). Without `prefix`: a key that is no signing place (the login's).
+function Shared:give(key, mine, prefix)
   local dict = self.dict
-  if dict:get(key) == mine then dict:delete(key) end
+  if dict:get(key) ~= mine then return end
+  if prefix then -- (no longer pending before the place is free: see take)
+    local n = dict:incr(prefix .. "pending", -1)
+    if n and n < 0 then dict:set(prefix .. "pending", 0) end
+  end
+  dict:delete(key)
 end
 
 --- The number of the next signed request of the key, in the order the workers took their
@@ -137,17 +156,20 @@ end
 --- An answer that passed the check of the key, to its request number `seq`: the refusals in a
 -- row start again from none, unless the request was taken before the last refusal came (the
 -- gateway may have checked it before the refused ones: its success says nothing of the count).
+-- The doubts stay while the last one is recent (`doubted`: see eip.auth's DOUBT_GRACE).
 function Shared:clear(prefix, seq)
   local dict = self.dict
   if seq and seq <= (dict:get(prefix .. "strike_seq") or 0) then return end
   dict:set(prefix .. "strikes", 0)
+  if dict:get(prefix .. "doubted") then return end
   dict:set(prefix .. "doubts", 0)
   dict:delete(prefix .. "hold")
 end
 
 --- A signed request without an answer (it may have been refused unseen: see eip.auth's
 -- unanswered): counted as a refusal is.
-function Shared:doubt(prefix)
+function Shared:doubt(prefix, grace)
+  self.dict:set(prefix .. "doubted", true, grace)
   return one_more(self, prefix, "doubts")
 end
 
