@@ -237,7 +237,7 @@ end
 local function sync(self)
   local prefix = shared_prefix(self)
   if not prefix then return nil end
-  local strikes, flying, refused, doubts, hold = self.shared:read(prefix, M.DOUBT_GRACE)
+  local strikes, flying, refused, doubts, hold = self.shared:read(prefix)
   -- The gateway counts per key, whoever signed: another worker's success reset it too. When
   -- the dict holds no count (it could not store one), this worker's own stands.
   if strikes then self.strikes = strikes > 0 and strikes or false end

@@ -484,7 +484,7 @@ local function release(provider, call)
     local place = held and held[call]
     if place then
       held[call] = nil
-      provider.shared:give(place[1], place[2], place[3])
+      provider.shared:give(place[1], place[2])
     end
   end
 end
@@ -509,11 +509,8 @@ function M.signing_room(provider)
     local now = monotime()
     for call, expires in pairs(flying) do
       if expires <= now then
-        -- (its caller went away, its answer never taken: it may have been refused unseen; a
-        -- place in the workers' dict is counted there, by whichever worker reads it next)
-        if provider.unanswered and not (provider.held and provider.held[call]) then
-          provider:unanswered(call.epoch)
-        end
+        -- (its caller went away, its answer never taken: it may have been refused unseen)
+        if provider.unanswered then provider:unanswered(call.epoch) end
         release(provider, call)
       else
         n = n + 1
@@ -547,7 +544,7 @@ function M.admit(provider, call, timeout)
         held = {}
         provider.held = held
       end
-      held[call] = { key, mine, prefix }
+      held[call] = { key, mine }
     end
   end
   local flying = provider.flying

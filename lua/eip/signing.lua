@@ -64,19 +64,15 @@ M.PLACES = 4
 
 --- The refusals in a row (nil when the dict holds no count: then the worker's own stands), the
 -- places held, whether the key is refused, the signed requests in a row without an answer (nil
--- as for the refusals), and the seconds left of a hold after lost answers (nil: none). Places
--- lost are counted as doubts first, each kept `grace` seconds (see Shared:doubt).
-function Shared:read(prefix, grace)
+-- as for the refusals), and the seconds left of a hold after lost answers (nil: none). (A place
+-- whose holder went away without giving it back, a worker that died, frees itself when its
+-- time is up: its request is counted as unanswered only by the client that took it, when it
+-- lives on. A count of them in the dict itself raced with the places taken meanwhile, and
+-- stopped good keys under load.)
+function Shared:read(prefix)
   local dict, held = self.dict, 0
   for i = 1, M.PLACES do
     if dict:get(prefix .. "place" .. i) ~= nil then held = held + 1 end
-  end
-  -- Places whose time ran out without being given back: their holders went away (a worker that
-  -- died, an nginx request ended) and their requests may have gone out and been refused unseen:
-  -- counted as signed requests without an answer, by whichever worker sees them first.
-  local lost = (tonumber(dict:get(prefix .. "pending")) or 0) - held
-  if lost > 0 and dict:incr(prefix .. "pending", -lost) then
-    for _ = 1, lost do self:doubt(prefix, grace) end
   end
   local strikes, doubts = dict:get(prefix .. "strikes"), dict:get(prefix .. "doubts")
   local hold = dict:get(prefix .. "hold") and dict:ttl(prefix .. "hold") or nil
@@ -100,12 +96,7 @@ function Shared:take(prefix, max, ttl)
   for i = 1, max do
     local key = prefix .. "place" .. i
     local ok, err = dict:add(key, mine, ttl)
-    if ok then
-      -- (counted after the place is held: a reader never sees more pending than places held
-      -- but for places whose holder went away)
-      dict:incr(prefix .. "pending", 1, 0)
-      return key, mine
-    end
+    if ok then return key, mine end
     if err ~= "exists" then return nil end
   end
   return false
@@ -121,16 +112,10 @@ function Shared:keep(key, mine, ttl)
 end
 
 --- Gives the place `key` back, if `mine` still holds it (its time may be up, and the place
--- another's since: then its request is counted as lost by whichever worker reads the counts of
--- `prefix` next, see read). Without `prefix`: a key that is no signing place (the login's).
-function Shared:give(key, mine, prefix)
+-- another's since).
+function Shared:give(key, mine)
   local dict = self.dict
-  if dict:get(key) ~= mine then return end
-  if prefix then -- (no longer pending before the place is free: see take)
-    local n = dict:incr(prefix .. "pending", -1)
-    if n and n < 0 then dict:set(prefix .. "pending", 0) end
-  end
-  dict:delete(key)
+  if dict:get(key) == mine then dict:delete(key) end
 end
 
 --- The number of the next signed request of the key, in the order the workers took their
