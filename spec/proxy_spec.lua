@@ -334,7 +334,8 @@ describe("a client behind a forward proxy (libcurl)", function()
   -- A CONNECT left unanswered until the connect timeout: a timeout, yet nothing of the request
   -- went out (the transport's `unsent`). The call could not have acted, and a retry's 404 is
   -- the bandwidth's own answer, not a sign that the timed-out attempt deleted it.
-  it("a CONNECT that times out sent nothing: unsent, could not have acted, the retry's 404 its own", function()
+  -- (#once: seconds of timeouts, the transport's own timing: see scripts/run-matrix)
+  it("a CONNECT that times out sent nothing: unsent, could not have acted, the retry's 404 its own #once", function()
     local eip = require "eip"
     local c = new{ endpoint = "https://silent.test:443", proxy = "http://127.0.0.1:" .. quiet.port,
       connect_timeout = 0.5, max_attempts = 1 }

@@ -813,7 +813,7 @@ describe("safety", function()
 
     -- The pause that would run past the end is cut short: a last read before the end (a wait
     -- of 3.4 s once read at 0, 0.5 and 1.5 s and gave up there, its next pause past the end).
-    it("reads once more before its end: a bandwidth gone within the wait is no wait_timeout", function()
+    it("reads once more before its end: a bandwidth gone within the wait is no wait_timeout #once", function()
       emu:set_knobs{ deleted_visible_for = 2.2 }
       local id = create(1)[1]
       local c = fx.client{ sleep = require("eip.core").sleep }

@@ -519,7 +519,7 @@ describe("the transport contract, through both transports", function()
 
     -- The kernel completes the connection (the listening socket's backlog), nothing answers
     -- the TLS handshake: a timeout, yet nothing of the request went out.
-    { name = "TLS to a server that never answers the handshake: the connect timeout, not sent",
+    { name = "TLS to a server that never answers the handshake: the connect timeout, not sent", once = true,
       req = { timeout = 3, connect_timeout = 1 },
       url = function()
         local listener = assert(socket.bind("127.0.0.1", 0))
