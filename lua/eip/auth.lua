@@ -127,10 +127,6 @@ local MAX_DOUBTFUL = 4
 --- Seconds nothing is signed after three signed requests in a row got no answer, and no 401
 -- came (the gateway's lock lasts 5 minutes): then the last one that may go.
 M.DOUBT_HOLD = 300
---- Seconds after the last doubt during which a success clears the refusals but not the doubts:
--- a request whose answer was lost may still be on its way (held in a queue or a proxy), and be
--- checked, and refused, after that success.
-M.DOUBT_GRACE = 10
 
 -- Was a request authenticated at `epoch` signed with a key since replaced?
 local function stale(self, epoch)
@@ -181,11 +177,11 @@ end
 local function unanswered(self, epoch)
   -- (counted during a hold too: a request in flight when it began may be the fourth)
   if stale(self, epoch) or (self.refused and not self.refused.until_) then return end
-  self.strike_seq, self.doubted_at = self.seq or 0, core.monotime()
+  self.strike_seq = self.seq or 0
   local doubts = (self.doubts or 0) + 1
   local prefix = shared_prefix(self)
   if prefix then
-    local shared = self.shared:doubt(prefix, M.DOUBT_GRACE)
+    local shared = self.shared:doubt(prefix)
     if shared and shared > doubts then doubts = shared end
   end
   self.doubts = doubts
@@ -222,11 +218,11 @@ local function accepted(self, epoch, seq, shared_seq, seq_prefix)
   -- stands. It is read again before the next place is taken.
   local prefix = shared_prefix(self)
   if prefix and shared_seq and seq_prefix == prefix then self.shared:clear(prefix, shared_seq) end
-  self.strikes = false
-  -- Doubts stay a while: a request whose answer never came may still be on its way (a queue, a
-  -- proxy) and be checked after this success.
-  if core.monotime() < (self.doubted_at or 0) + M.DOUBT_GRACE then return end
-  self.doubts = false
+  -- (A request whose answer never came may still be on its way, held in a queue or a proxy, and
+  -- be checked after this success: its doubt is cleared all the same. Keeping doubts a while
+  -- after the last one left a good key under steady traffic with a timeout every few seconds
+  -- no room at all, for good: a limit, said in the README.)
+  self.strikes, self.doubts = false, false
   local refused = self.refused
   if refused and refused.until_ then self.refused = false end -- (a hold after lost answers only)
 end

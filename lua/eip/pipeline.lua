@@ -508,13 +508,10 @@ function M.signing_room(provider)
   if flying and next(flying) ~= nil then
     local now = monotime()
     for call, expires in pairs(flying) do
-      if expires <= now then
-        -- (its caller went away, its answer never taken: it may have been refused unseen)
-        if provider.unanswered then provider:unanswered(call.epoch) end
-        release(provider, call)
-      else
-        n = n + 1
-      end
+      -- (Not counted as unanswered: its answer may be waiting to be read, behind a batch's
+      -- on_result that took longer than the request's timeout. So a caller that went away, an
+      -- nginx request ended, leaves no doubt: a limit, said in the README.)
+      if expires <= now then release(provider, call) else n = n + 1 end
     end
   end
   if shared_n and shared_n > n then n = shared_n end

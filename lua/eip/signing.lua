@@ -141,20 +141,17 @@ end
 --- An answer that passed the check of the key, to its request number `seq`: the refusals in a
 -- row start again from none, unless the request was taken before the last refusal came (the
 -- gateway may have checked it before the refused ones: its success says nothing of the count).
--- The doubts stay while the last one is recent (`doubted`: see eip.auth's DOUBT_GRACE).
 function Shared:clear(prefix, seq)
   local dict = self.dict
   if seq and seq <= (dict:get(prefix .. "strike_seq") or 0) then return end
   dict:set(prefix .. "strikes", 0)
-  if dict:get(prefix .. "doubted") then return end
   dict:set(prefix .. "doubts", 0)
   dict:delete(prefix .. "hold")
 end
 
 --- A signed request without an answer (it may have been refused unseen: see eip.auth's
 -- unanswered): counted as a refusal is.
-function Shared:doubt(prefix, grace)
-  self.dict:set(prefix .. "doubted", true, grace)
+function Shared:doubt(prefix)
   return one_more(self, prefix, "doubts")
 end
 
