@@ -781,11 +781,16 @@ describe("safety", function()
       assert.same({ 2, 1 }, { summary.deleted, summary.failed })
     end)
 
-    it("waits after the 204 until the bandwidth can no longer be read", function()
-      emu:set_knobs{ deleted_visible_for = 1.2 }
-      local id = create(1)[1]
+    -- A delete of a bandwidth still readable `visible_for` seconds after its 204, waited for
+    -- `wait` seconds at most: its result.
+    local function deleted_with_wait(visible_for, wait)
+      emu:set_knobs{ deleted_visible_for = visible_for }
       local c = fx.client{ sleep = require("eip.core").sleep }
-      local res = c:delete_bandwidth(id, { wait = 30 })
+      return c:delete_bandwidth(create(1)[1], { wait = wait })
+    end
+
+    it("waits after the 204 until the bandwidth can no longer be read", function()
+      local res = deleted_with_wait(1.2, 30)
       assert.is_true(res.deleted)
       assert.is_true(res.waited >= 1, "readable for 1.2 s after the 204, waited " .. res.waited)
       assert.is_true(api_requests("GET") >= 2)
@@ -794,10 +799,7 @@ describe("safety", function()
     -- The pause that would run past the end is cut short: a last read before the end (a wait
     -- of 3.4 s once read at 0, 0.5 and 1.5 s and gave up there, its next pause past the end).
     it("reads once more before its end: a bandwidth gone within the wait is no wait_timeout #once", function()
-      emu:set_knobs{ deleted_visible_for = 2.2 }
-      local id = create(1)[1]
-      local c = fx.client{ sleep = require("eip.core").sleep }
-      local res = c:delete_bandwidth(id, { wait = 2.8 })
+      local res = deleted_with_wait(2.2, 2.8)
       assert.is_true(res.deleted)
       assert.is_true(res.waited >= 2.2 and res.waited < 2.8, "waited " .. res.waited)
       assert.equal(4, api_requests("GET"), "at 0, 0.5, 1.5 and before 2.8 s")

@@ -241,7 +241,7 @@ local function sync(self)
   if refused and not (self.refused and not self.refused.until_) then
     self.refused = { err = errors.refused_elsewhere() }
   elseif hold and not self.refused then
-    self.refused = { err = errors.unanswered_signatures(self.strikes or 0, self.doubts or MAX_DOUBTFUL, hold),
+    self.refused = { err = errors.unanswered_signatures(self.strikes or 0, self.doubts or MAX_DOUBTFUL - 1, hold),
       until_ = core.monotime() + hold }
   end
   lift(self)
@@ -529,9 +529,8 @@ local function fetch_once(self, runner, fetch_now, fresh, req)
       end
       -- (credentials that are not fresh even as they come, a metadata service whose clock is
       -- behind: taken as they are after the fetch this call started, not fetched again and
-      -- again: inside nginx that went on for ever, thousands of fetches a second)
-      -- (a fetch that brought nothing, another worker's login having passed meanwhile: fetched
-      -- again, for real)
+      -- again, which inside nginx went on for ever; a fetch that brought nothing, another
+      -- worker's login having passed meanwhile, is made again, for real)
       if fresh(self) or (record.caller == me and (self.token or self.keys) ~= nil) then return end
     elseif now >= limit then
       error(wait_timeout(self, now - started), 0)
@@ -981,10 +980,7 @@ end
 function Metadata:lines(req, headers, runner)
   self:ensure(runner, req)
   -- Renewed keys that are the refused ones again (see Metadata:refusal): nothing is signed.
-  if self.refused then
-    local err = refusal(self)
-    if err then error(err, 0) end
-  end
+  if self.refused then error(refusal(self), 0) end
   return self.keys:lines(req, headers)
 end
 
@@ -999,15 +995,11 @@ function Metadata:refresh(runner)
   if old and new.ak == old.ak and new.sk == old.sk and new.security_token == old.security_token then return false end
   return true
 end
+-- (The refusal of keys refused too often. Keys due for renewal are renewed before a call takes
+-- its place, see Metadata:due: new keys start a new count; the same keys again stay refused.)
 Metadata.rejected, Metadata.accepted, Metadata.sync, Metadata.next_seq = rejected, accepted, sync, next_seq
-Metadata.unanswered, Metadata.lift = unanswered, lift
+Metadata.unanswered, Metadata.lift, Metadata.refusal = unanswered, lift, refusal
 Metadata.renewal_due, Iam.renewal_due = renewal_due, renewal_due
-
---- The refusal of keys refused too often. Keys due for renewal are renewed before a call takes
--- its place (Metadata:due): new keys start a new count; the same keys again stay refused.
-function Metadata:refusal()
-  return refusal(self)
-end
 
 ---------------------------------------------------------------------------------------------
 -- Resolution.

@@ -382,17 +382,6 @@ function Run:release_all()
   end
 end
 
--- Fetches or renews the keys job's request will be signed with (see Run:loop): nil, or the
--- error the job ends with (a retry's last one; a first attempt's, not sent).
-function Run:keys_first(job)
-  local provider = self.runner.provider
-  local ok, err = pcall(provider.ensure, provider, self.runner)
-  if ok then return nil end
-  if not errors.is_error(err) then error(err, 0) end
-  if job.call.attempts > 0 and job.call.last_error then return job.call.last_error end
-  return errors.unsent_copy(err)
-end
-
 -- Puts back a job next_ready gave out, for it to come out next again.
 function Run:unready(job)
   if job.call.attempts > 0 then
@@ -695,9 +684,10 @@ function Run:loop()
       -- Keys to fetch first (none yet, another call's fetch under way, refused ones due for
       -- renewal): before the place is taken, so that it is counted for the key that signs (as
       -- Runner:run does: eip.auth's Metadata:due).
-      local keys_failed = provider.due and provider:due() and self:keys_first(job)
-      if keys_failed then
-        self:finish(job, "fail", keys_failed)
+      local action, value
+      if provider.due and provider:due() then action, value = pipeline.keys_first(self.runner, job.call) end
+      if action then
+        self:finish(job, action, value)
       -- A signed request's place (another worker may have taken the last since it was counted).
       elseif admit(provider, job.call, self.runner.timeout) then
         self:start(job)

@@ -104,7 +104,6 @@ Delete.lane = true
 
 local bandwidth_gone = errors.bandwidth_gone
 
-
 -- With missing_ok, the EIP service's "no such bandwidth" (404 VPC.0306) is a result
 -- { ok = true, deleted = false, status = 404, ... }: the bandwidth is gone either way (perhaps
 -- deleted by an earlier attempt whose answer was lost). Any other 404 (the API gateway's "no

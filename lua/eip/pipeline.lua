@@ -1119,6 +1119,7 @@ local function keys_first(self, call)
   copy.elapsed = monotime() - call.started
   return "fail", copy
 end
+M.keys_first = keys_first
 
 -- The lane's sender (see Runner:run), made at its first use from the request Call:request
 -- makes of a first attempt, its URL the endpoint: built, then its token's header lines, or what

@@ -13,7 +13,7 @@
 -- taken), `seq` (the signed requests taken so far: each is numbered), `strikes` (refusals in a
 -- row), `doubts` (signed requests in a row that got no answer: each may have been refused
 -- unseen), `strike_seq` (`seq` when the last refusal or doubt was counted: only a success of a
--- request numbered after it clears `strikes` and `doubts`), `hold` (four in a row without an
+-- request numbered after it clears `strikes` and `doubts`), `hold` (three in a row without an
 -- answer and no refusal: nothing signed until it expires, see eip.auth) and `refused` (three
 -- refusals, or four refused or unanswered: nothing is signed with the key again, by any worker,
 -- until the dict is emptied or nginx restarted). A place whose holder
@@ -156,7 +156,7 @@ function Shared:doubt(prefix)
 end
 
 --- Nothing is signed with the key for `seconds`, by any worker (lost answers only: see
--- eip.auth); then one request at a time, the count of doubts one short of the limit.
+-- eip.auth); then one request, the count of doubts one short of the limit.
 function Shared:hold(prefix, seconds)
   local dict = self.dict
   dict:set(prefix .. "hold", true, seconds)

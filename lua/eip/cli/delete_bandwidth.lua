@@ -408,15 +408,15 @@ local function print_outcome(o, opts, client, bar)
   end
   local text = table.concat(lines, "\n") .. "\n"
   local lost = sink.failed()
-  if not lost and not (stdout:write(text) and stdout:flush()) then
-    bar:clear() -- (on stderr's terminal, where the lines below go too)
-    stderr:write(string.format("eip: cannot write to stdout (%s): nothing more is sent, and the results "
-      .. "go to stderr from here on\n", sink.failed()))
-    -- What this write may have put out before it failed is not known: the line is repeated here.
-    lost = true
-  end
-  if lost then
-    bar:clear()
+  local failing = not lost and not (stdout:write(text) and stdout:flush())
+  if lost or failing then
+    bar:clear() -- (on stderr's terminal, where the lines below go)
+    if failing then
+      stderr:write(string.format("eip: cannot write to stdout (%s): nothing more is sent, and the results "
+        .. "go to stderr from here on\n", sink.failed()))
+    end
+    -- (What a write that failed may have put out before it failed is not known: the line is
+    -- repeated here.)
     stderr:write(text)
   end
   if opts.output ~= "json" then output.report_moves(o, client) end

@@ -677,11 +677,12 @@ end
 
 -- Exchange ----------------------------------------------------------------------------------------
 
--- Why a request is not sent again after its kept-alive connection died (see the contract's
--- no_resend).
+-- Why a request is not sent again after its kept-alive connection died, or nil when it may be:
+-- a method that is not idempotent, or the contract's no_resend.
 local function not_again(req)
-  return req.no_resend and "it is signed, and each send is a signature the gateway checks"
-    or "its method is not idempotent"
+  if req.no_resend then return "it is signed, and each send is a signature the gateway checks" end
+  if not IDEMPOTENT[req.method] then return "its method is not idempotent" end
+  return nil
 end
 
 -- One attempt on one connection. Returns "done", "retry" (a pooled connection turned out to be
@@ -704,8 +705,9 @@ local function attempt(self, x, req, t, path)
     -- A dead kept-alive connection: sent again on another, as libcurl does, unless the method
     -- is not idempotent (part of it may have gone out; libcurl refuses those too).
     if reused and serr ~= "timeout" then
-      if not IDEMPOTENT[req.method] or req.no_resend then return http1.fail(x, 55, "Send failure: "
-        .. tostring(serr) .. " (a kept-alive connection died; not sent again: " .. not_again(req) .. ")") end
+      local why = not_again(req)
+      if why then return http1.fail(x, 55, "Send failure: " .. tostring(serr) .. " (a kept-alive connection "
+        .. "died; not sent again: " .. why .. ")") end
       x.resp.resent = true
       return "retry"
     end
@@ -735,9 +737,10 @@ local function attempt(self, x, req, t, path)
     -- answer came (nothing, or a status line cut short): the server may have carried it out.
     -- An idempotent one is sent again, saying so, as libcurl 7.88 does (it counts whole lines
     -- only); any other (a create: a bill) is not.
-    if not IDEMPOTENT[req.method] or req.no_resend then
+    local why = not_again(req)
+    if why then
       return http1.fail(x, 52, "Empty reply from server (a kept-alive connection died after the request was "
-        .. "sent; not sent again: " .. not_again(req) .. ")")
+        .. "sent; not sent again: " .. why .. ")")
     end
     http1.clear_failure(x)
     x.resp.status = 0
