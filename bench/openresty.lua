@@ -118,7 +118,7 @@ local function report(rows, ratio, cpu_before)
     print(string.format("| %s | %s | %.2f | %.1f |", row.label, fmt_rate(row.rate), row.ratio, row.cpu_us))
   end
   print()
-  print(string.format("- lua-eip at %.2f× nginx's own proxy module (target ≥ %.2f×): %s.", ratio, TARGET,
+  print(string.format("- lua-eip at %.3f× nginx's own proxy module (target ≥ %.2f×): %s.", ratio, TARGET,
     ratio >= TARGET and "met" or "**missed**"))
   local by = {}
   for _, row in ipairs(rows) do by[row.key] = row end

@@ -260,7 +260,7 @@ local function report_https(rows)
   print("### HTTPS (TLS 1.3, a CA made for the run, verification on)")
   print()
   table_of(rows)
-  print(string.format("- Sequential `delete_bandwidth` over https at %.2f× the TLS floor (target ≥ %.2f×): %s "
+  print(string.format("- Sequential `delete_bandwidth` over https at %.3f× the TLS floor (target ≥ %.2f×): %s "
     .. "(%.2f–%.2f× over the repetitions); %.1f µs more CPU per request than the floor ((f) minus (e)); "
     .. "%d TLS handshake(s) (new connections) for %d requests.", by.seq.ratio, TARGETS.https_ratio,
     verdict(by.seq.ratio >= TARGETS.https_ratio), by.seq.ratio_min, by.seq.ratio_max, by.seq.extra_cpu_us,
@@ -282,9 +282,9 @@ local function report(rows, slow_seconds, soak)
   local overhead = by.seq.extra_cpu_us
   local ideal = math.ceil(SLOW_IDS / SLOW_CONCURRENCY) * SLOW_DELAY
   local growth = soak.rss_end_kib - soak.rss_warm_kib
-  print(string.format("- Sequential token `delete_bandwidth` at %.2f× the floor (target ≥ %.2f×): %s.", ratio,
+  print(string.format("- Sequential token `delete_bandwidth` at %.3f× the floor (target ≥ %.2f×): %s.", ratio,
     TARGETS.sequential_ratio, verdict(ratio >= TARGETS.sequential_ratio)))
-  print(string.format("- AK/SK signed `delete_bandwidth` at %.2f× the floor (target ≥ %.2f×): %s; %.2f× with a "
+  print(string.format("- AK/SK signed `delete_bandwidth` at %.3f× the floor (target ≥ %.2f×): %s; %.2f× with a "
     .. "token, %.1f µs more CPU per request ((b') minus (b)). libcurl alone, sending the same header lines "
     .. "without computing them (a'), runs at %.2f× the floor: the signed request's longer head is libcurl's "
     .. "cost too (libcurl 7.88 formats every byte of a custom header through its printf).", by.aksk.ratio,
