@@ -567,6 +567,34 @@ describe("safety", function()
       assert.is_not_nil(emu:get_bandwidth(ids[7]))
     end)
 
+    -- A batch aborted while its request was still in the TLS handshake (a server that takes
+    -- connections and never answers the handshake): nothing of it was sent, so no signature the
+    -- gateway could have refused unseen. Each such abort counted as an answer lost: three held
+    -- the key for 300 s, four stopped it for good. Reported as not sent, could not have acted.
+    it("an abort before the request went out is no answer lost, and says nothing was sent", function()
+      local silent = assert(socket.bind("127.0.0.1", 0)) -- (the kernel completes the connects)
+      local _, port = silent:getsockname()
+      local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, max_attempts = 1,
+        endpoint = "https://127.0.0.1:" .. port }
+      local ok, err = pcall(function()
+        for round = 1, 4 do
+          local deadline = socket.gettime() + 0.3
+          local results, summary = c:delete_bandwidths({ "bw-" .. round }, {
+            cancel = function() if socket.gettime() > deadline then return "abort" end end })
+          local r = results[1]
+          assert.same({ "aborted", 1, 0, "interrupted", true, true, false },
+            { summary.stopped, summary.not_sent, summary.failed, r.kind, r.cancelled, r.not_sent,
+              eip.could_have_acted(r) }, tostring(r))
+          assert.matches("nothing was sent", tostring(r))
+        end
+      end)
+      silent:close()
+      assert(ok, err)
+      -- not held: the next call goes out (and finds no server now)
+      local e = raised(c.delete_bandwidth, c, "bw-5")
+      assert.same({ "transport", "connect" }, { e.kind, e.reason }, tostring(e))
+    end)
+
     it("count only in a row: another answer in between resets the count", function()
       local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, max_attempts = 1 }
       for round = 1, 3 do

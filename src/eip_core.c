@@ -1903,7 +1903,8 @@ static const luaL_Reg session_methods[] = {
  *   multi:cancel()            aborts every transfer in flight (the multi stays usable; a
  *                             closed multi has none: nothing to do, no error, so that a batch's
  *                             clean-up after a client closed mid-batch does not hide why it
- *                             stopped)
+ *                             stopped) -> { [slot] = true } for those of which nothing had been
+ *                             sent yet (the contract's `unsent`)
  *   multi:close()             frees it all now (also done by the garbage collector)
  * Signing, mapping and retries stay in Lua (lua/eip/batch.lua): the caller starts each request
  * right after signing it. */
@@ -1993,9 +1994,16 @@ static int l_multi_pending(lua_State *L)
 static int l_multi_cancel(lua_State *L)
 {
     multi_ud *u = luaL_checkudata(L, 1, MULTI_MT);
+    int unsent[EIP_MULTI_MAX_SLOTS], n = 0, i;
     if (u->multi != NULL)
-        eip_multi_cancel(u->multi);
-    return 0;
+        n = eip_multi_cancel(u->multi, unsent);
+    lua_createtable(L, 0, n);
+    for (i = 0; i < n; i++) {
+        eip_pushint(L, unsent[i] + 1);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
+    }
+    return 1;
 }
 
 static int l_multi_close(lua_State *L)

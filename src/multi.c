@@ -432,9 +432,9 @@ int eip_multi_pending(const eip_multi *m)
     return m->pending;
 }
 
-void eip_multi_cancel(eip_multi *m)
+int eip_multi_cancel(eip_multi *m, int *unsent)
 {
-    int i;
+    int i, n = 0;
     if (eip_http_sockets_forked(&m->sockets))
         drop_handles(m);
     for (i = 0; i < m->nslots; i++) {
@@ -442,11 +442,14 @@ void eip_multi_cancel(eip_multi *m)
         if (s->state == SLOT_RUNNING) {
             curl_multi_remove_handle(m->cm, s->t.curl);
             eip_http_transfer_finish(&s->t, CURLE_ABORTED_BY_CALLBACK);
+            if (unsent != NULL && s->resp.unsent)
+                unsent[n++] = i;
         }
         s->state = SLOT_FREE;
         eip_http_transfer_trim(&s->t); /* no one will read its answer */
     }
     m->pending = m->done_count = m->done_head = 0;
+    return n;
 }
 
 /* ---- life cycle ----------------------------------------------------------------------- */
@@ -498,7 +501,7 @@ void eip_multi_free(eip_multi *m)
     int i;
     if (m == NULL)
         return;
-    eip_multi_cancel(m); /* in a forked child: the inherited handles are dropped first */
+    eip_multi_cancel(m, NULL); /* in a forked child: the inherited handles are dropped first */
     for (i = 0; i < m->nslots; i++)
         slot_free(m->slots[i]);
     curl_multi_cleanup(m->cm);

@@ -55,7 +55,10 @@ size_t eip_multi_buffered(const eip_multi *m);
 int eip_multi_pending(const eip_multi *m);
 
 /* Aborts every transfer in flight and forgets finished ones not yet collected. The multi stays
- * usable; connections of aborted transfers are closed, idle ones stay cached. */
-void eip_multi_cancel(eip_multi *m);
+ * usable; connections of aborted transfers are closed, idle ones stay cached. unsent (NULL, or
+ * room for EIP_MULTI_MAX_SLOTS): the indexes of the aborted transfers of which nothing had been
+ * written to a connection (still connecting, in a TLS handshake or a proxy's tunnel, or waiting
+ * for a connection); returns how many. */
+int eip_multi_cancel(eip_multi *m, int *unsent);
 
 #endif

@@ -25,7 +25,8 @@
 -- are allowed: light threads over cosockets (connections from nginx's pool). Otherwise (a
 -- custom transport, or an nginx phase without cosockets) the serial driver, which sends
 -- through the transport one request at a time. A driver has start(wire) -> slot or nil, message;
--- next(timeout) -> slot, response | nil; pending(); cancel(); M.driver picks one.
+-- next(timeout) -> slot, response | nil; pending(); cancel() -> nil, or the slots of which nothing
+-- had been sent ({ [slot] = true }: see dropped_error); M.driver picks one.
 -- @module eip.batch
 local core = require "eip.core"
 local errors = require "eip.errors"
@@ -373,11 +374,14 @@ end
 -- after it went out may still reach the gateway; its signature is checked as it arrives, before
 -- any request sent after this one could be: so each counts as a signed request without an answer,
 -- one the gateway may have refused unseen: see eip.auth's "Answers lost".)
-function Run:release_all()
+function Run:release_all(unsent)
   local provider = self.runner.provider
   local flying = provider.flying
-  for _, job in pairs(self.in_flight) do
-    if flying and flying[job.call] and provider.unanswered then provider:unanswered(job.call.epoch) end
+  for slot, job in pairs(self.in_flight) do
+    -- (not one of which nothing was sent: the gateway never saw it)
+    if flying and flying[job.call] and provider.unanswered and not (unsent and unsent[slot]) then
+      provider:unanswered(job.call.epoch)
+    end
     release(provider, job.call)
   end
 end
@@ -406,22 +410,31 @@ function Run:start(job)
   if self.runner.on_response then job.sent = core.monotime() end
 end
 
+-- The error of job, in flight in slot when the batch dropped it, given the slots of which the
+-- driver says nothing had been sent (`unsent`, or nil when it cannot tell): a request aborted
+-- while still connecting (or waiting for a connection) was never sent, the call ends as one
+-- cancelled before its attempt (errors.cancelled: nothing of it sent, or only earlier attempts).
+local function dropped_error(job, slot, unsent)
+  local call = job.call
+  if unsent and unsent[slot] then
+    return errors.cancelled(call.op, call.attempts - 1, call.last_error or nil, call.unanswered and true)
+  end
+  return errors.interrupted(call.op, call.attempts)
+end
+
 -- The on_response of each request in flight that the batch drops unanswered (aborted, or ended
--- by an error of on_result): it went out, and may have been carried out.
-function Run:dropped(err_of)
+-- by an error of on_result): it went out, and may have been carried out, unless the driver says
+-- nothing of it was sent (`unsent`, as for dropped_error).
+function Run:dropped(unsent)
   if not self.runner.on_response then return end
   local now = core.monotime()
-  for _, job in pairs(self.in_flight) do
+  for slot, job in pairs(self.in_flight) do
     -- (once: an on_result raising while an abort's jobs are finished comes here again)
     if not job.dropped then
       job.dropped = true
-      job.call:observed({ status = 0, elapsed = now - (job.sent or now) }, err_of(job), "fail")
+      job.call:observed({ status = 0, elapsed = now - (job.sent or now) }, dropped_error(job, slot, unsent), "fail")
     end
   end
-end
-
-local function interrupted_of(job)
-  return errors.interrupted(job.call.op, job.call.attempts)
 end
 
 function Run:completed(slot, resp)
@@ -626,12 +639,12 @@ function Run:poll_cancel()
       if not slot then break end
       self:completed(slot, resp)
     end
-    self.driver:cancel()
-    self:release_all()
-    self:dropped(interrupted_of)
+    local unsent = self.driver:cancel()
+    self:release_all(unsent)
+    self:dropped(unsent)
     for slot, job in pairs(self.in_flight) do
       self.in_flight[slot] = nil
-      self:finish(job, "fail", errors.interrupted(job.call.op, job.call.attempts))
+      self:finish(job, "fail", dropped_error(job, slot, unsent))
     end
   elseif what then
     self:stop("cancelled")
@@ -857,9 +870,9 @@ function M.run(runner, ids, opts)
     run.max_limit, run.limit_min = run.limit, run.limit
     local ok, err = pcall(run.loop, run)
     if not ok then
-      run.driver:cancel() -- nothing stays in flight: the client's next batch starts clean
-      run:dropped(interrupted_of)
-      run:release_all()
+      local unsent = run.driver:cancel() -- nothing stays in flight: the client's next batch starts clean
+      run:dropped(unsent)
+      run:release_all(unsent)
       run:give_back_rate()
       driver_done(runner, run.driver)
       error(err, 0)

@@ -431,7 +431,8 @@ end
 --   finishes; returning @{eip.STOP} stops the batch (what is in flight finishes)
 -- @tparam[opt] function opts.cancel `function()` asked between requests and at least every
 --   0.25 s, backoffs included: "stop" (send no more, let what is in flight finish) or "abort"
---   (abort what is in flight too); with `wait`, also before each read of the wait and during its
+--   (abort what is in flight too: `interrupted` entries, `cancelled` ones for requests the
+--   libcurl transport had not sent yet); with `wait`, also before each read of the wait and during its
 --   pauses, where either ends the waiting at once (the ids not waited for get neither `waited`
 --   nor `still_readable`)
 -- @tparam[opt] number opts.rate requests per second for this batch (a token bucket; default:

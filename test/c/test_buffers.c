@@ -207,7 +207,7 @@ static void test_multi(void)
     for (i = 0; i < 3 && eip_multi_peek(m, 10000, &resp) < 0; i++)
         ;
     CHECK(eip_multi_buffered(m) > BIG_BODY, "held until collected: %zu", eip_multi_buffered(m));
-    eip_multi_cancel(m);
+    eip_multi_cancel(m, NULL);
     CHECK(eip_multi_buffered(m) <= SLOTS * (size_t)4096, "a cancel gives it back: %zu", eip_multi_buffered(m));
     eip_multi_free(m);
 }
