@@ -154,7 +154,7 @@ describe("http1 reader", function()
       .. string.rep("r", 1000) .. "\r\nContent-Length: 0\r\n\r\n" }, {})
     assert.is_true(ok, resp.curl_error)
     assert.equal(token, resp.subject_token)
-    assert.equal(string.rep("r", contract.CAPTURED_MAX), resp.request_id)
+    assert.equal(string.rep("r", contract.CAPTURED_MAX - 3) .. "...", resp.request_id)
   end)
 
   it("answers the same whatever the pieces the answer comes in", function()
@@ -622,7 +622,7 @@ describe("http1 reader", function()
       local te = "Tok-MIIsecretValue" .. string.rep("x", 100)
       local resp = read({ "HTTP/1.1 200 OK\r\nTransfer-Encoding: " .. te .. "\r\n\r\nxx" }, {})
       assert.equal(61, resp.curl_code)
-      assert.equal("Unrecognized transfer encoding: " .. te:sub(1, 64), resp.curl_error)
+      assert.equal("Unrecognized transfer encoding: " .. te:sub(1, 64) .. "...", resp.curl_error)
     end)
 
     for _, c in ipairs(CASES) do

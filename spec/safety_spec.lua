@@ -1395,6 +1395,20 @@ describe("safety", function()
       end
     end
 
+    -- A header value is cut at 255 bytes: the 3 to 7 bytes of a token just before the cut were
+    -- shown ("...AAAMIIEt"), the cut being unmarked where the other bounds mark theirs.
+    it("redacts the first bytes of a token that a header's bound cuts", function()
+      local c = fx.client{ token = LONG_TOKEN, max_attempts = 1 }
+      for kept = 3, 7 do
+        local pad = string.rep("A", 252 - kept)
+        emu:inject{ method = "DELETE", status = 403,
+          headers = { ["X-Request-Id"] = pad .. LONG_TOKEN, ["Location"] = pad .. LONG_TOKEN } }
+        local err = raised(c.delete_bandwidth, c, "bw-1")
+        assert.equal(pad .. "<redacted>...", err.request_id, kept .. " bytes")
+        assert.is_nil(tostring(err):find(LONG_TOKEN:sub(1, kept), 1, true), tostring(err))
+      end
+    end)
+
     -- The error and the debug log of a delete whose IAM login (password `pw`) is refused with a
     -- 400 saying `message`.
     local function refused_login(pw, message)

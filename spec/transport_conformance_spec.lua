@@ -241,9 +241,12 @@ describe("the transport contract, through both transports", function()
         .. "x-iam-trace-id: trace-2\r\nContent-Length: 0\r\n\r\n"),
       expect = { status = 200, request_id = "req-2", curl_code = NONE } },
 
-    { name = "a captured value over 255 bytes is cut to 255 (the subject token is not)",
+    { name = "a captured value over 255 bytes is cut to 255, the cut marked (the subject token is not)",
       arrange = raw(HEAD .. "X-Request-Id: " .. string.rep("r", 300) .. "\r\nContent-Length: 0\r\n\r\n"),
-      expect = { status = 200, request_id = string.rep("r", contract.CAPTURED_MAX), curl_code = NONE } },
+      expect = { status = 200, request_id = string.rep("r", contract.CAPTURED_MAX - 3) .. "...", curl_code = NONE } },
+    { name = "a captured value of exactly 255 bytes is kept whole",
+      arrange = raw(HEAD .. "X-Request-Id: " .. string.rep("r", 255) .. "\r\nContent-Length: 0\r\n\r\n"),
+      expect = { status = 200, request_id = string.rep("r", 255), curl_code = NONE } },
 
     { name = "a body over body_cap (Content-Length): truncated, the rest not read",
       req = { body_cap = 1024 },
@@ -341,7 +344,8 @@ describe("the transport contract, through both transports", function()
       arrange = raw(HEAD .. "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
         .. string.rep("X-T: " .. string.rep("v", 4000) .. "\r\n", 76) .. "X-Request-Id: "
         .. string.rep("r", 2652) .. "\r\n\r\n"),
-      expect = { status = 200, body = "abc", request_id = string.rep("r", contract.CAPTURED_MAX), curl_code = NONE } },
+      expect = { status = 200, body = "abc", request_id = string.rep("r", contract.CAPTURED_MAX - 3) .. "...",
+        curl_code = NONE } },
 
     { name = "chunked trailers of one byte more than LIMITS.trailer_block: refused",
       arrange = raw(HEAD .. "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"

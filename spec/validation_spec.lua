@@ -85,6 +85,33 @@ describe("validation", function()
     assert.equal(0, emu:stats().requests)
   end)
 
+  -- An SK pasted into the endpoint (the option, or EIP_ENDPOINT-like variables for a CLI) was
+  -- sent in every request's URL and shown by a dry run and tostring(client); a password in
+  -- auth.iam_endpoint went to IAM in the URL. Refused like an id, never quoted.
+  it("refuses an endpoint or an IAM endpoint that holds one of the client's secrets, without showing it", function()
+    local sk, pw = "SKsecretKEY0123456789abcdefghijABCDEFGHIJ", "Pass-word-1234567"
+    local cases = {
+      { "endpoint", { endpoint = "https://vpc.example.com/" .. sk, project_id = "p1", ak = "AKAKAKAKAKAK", sk = sk } },
+      { "endpoint", { endpoint = "https://" .. sk:sub(1, 12) .. ".example.com", project_id = "p1", ak = "AKAK", sk = sk } },
+      { "endpoint", { endpoint = "http://127.0.0.1:9/x" .. emu.token, project_id = "p1", token = emu.token } },
+      { "auth.iam_endpoint", { endpoint = "https://vpc.example.com", project_id = "p1",
+        auth = { username = "u", password = pw, domain = "d", project = "cn-north-4", iam_endpoint = "https://iam.example.com/" .. pw } } },
+    }
+    for _, case in ipairs(cases) do
+      local err = usage_error(case[1], eip.new, case[2])
+      assert.matches("holds a credential", err.message, 1, true)
+      for _, secret in ipairs{ sk, pw, emu.token } do
+        assert.is_nil(tostring(err):find(secret:sub(1, 8), 1, true), tostring(err))
+      end
+    end
+    assert.equal(0, emu:stats().requests)
+    -- another client's secret is not this one's: its endpoint stands
+    local other = eip.new{ endpoint = emu.url, project_id = "p1", ak = "AKAKAKAKAKAK", sk = sk }
+    local c = eip.new{ endpoint = "https://vpc.example.com/" .. sk, project_id = "p1", token = emu.token }
+    c:close()
+    other:close()
+  end)
+
   -- The region is checked first of all the options: the secrets given with it are known by then.
   it("quotes no secret given as the region", function()
     for _, opts in ipairs{ { region = "Sk0secretvalue9988", ak = "AKAKAKAKAKAK", sk = "Sk0secretvalue9988" },

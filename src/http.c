@@ -283,6 +283,19 @@ static void copy_bounded(char *dst, size_t cap, const char *src, size_t len)
     dst[len] = '\0';
 }
 
+/* A captured header value, cut to cap - 1 bytes: the cut marked "..." (its last 3 bytes), as
+ * every text cut by a bound is, so that the few bytes of a secret just before it are redacted
+ * (the client's clean: fewer than 8 bytes of one are found nowhere else). */
+static void copy_marked(char *dst, size_t cap, const char *src, size_t len)
+{
+    if (len < cap) {
+        copy_bounded(dst, cap, src, len);
+        return;
+    }
+    memcpy(dst, src, cap - 4);
+    memcpy(dst + cap - 4, "...", 4);
+}
+
 /* X-Subject-Token, whole, into t's token buffer: allocated by the first token, grown in
  * powers of two from 4 KiB only when a longer one comes, kept for the next answers (up to
  * EIP_HTTP_TOKEN_KEEP_MAX: see eip_http_transfer_trim). */
@@ -361,7 +374,7 @@ static int capture_header(eip_http_transfer *t, const char *line, size_t len)
                 return capture_token(t, v, (size_t)(end - v));
             if (wanted[i].kind == FALLBACK && ((char *)t->resp + wanted[i].off)[0] != '\0')
                 return 0;
-            copy_bounded((char *)t->resp + wanted[i].off, EIP_HTTP_HEADER_VALUE_MAX, v, (size_t)(end - v));
+            copy_marked((char *)t->resp + wanted[i].off, EIP_HTTP_HEADER_VALUE_MAX, v, (size_t)(end - v));
             return 0;
         }
     }
@@ -409,8 +422,8 @@ static int check_transfer_encoding(eip_http_transfer *t, const char *line, size_
                 return -1;
             }
         } else if (n > 0 && !(n == 7 && strncasecmp(a, "chunked", 7) == 0)) {
-            snprintf(t->refused_text, sizeof(t->refused_text), "Unrecognized transfer encoding: %.*s",
-                     (int)(n > 64 ? 64 : n), a);
+            snprintf(t->refused_text, sizeof(t->refused_text), "Unrecognized transfer encoding: %.*s%s",
+                     (int)(n > 64 ? 64 : n), a, n > 64 ? "..." : "");
             t->refused = t->refused_text;
             t->refused_code = CURLE_BAD_CONTENT_ENCODING;
             return -1;

@@ -108,6 +108,23 @@ function M.secret_id(name, v, secrets, more)
   return v
 end
 
+--- An endpoint (a URL: see M.endpoint) that holds none of `secrets` (and `more`), whole or a
+-- piece of 8 bytes: one would be sent in every request's URL (and Host) and shown wherever the
+-- URL is (a dry run, tostring of a client).
+-- @tparam string name the argument's name
+-- @tparam string v the URL
+-- @tparam table secrets secret values
+-- @tparam[opt] table more more of them
+-- @return v
+-- @raise a `usage` @{eip.error} naming `name`, which does not show the value
+function M.secret_url(name, v, secrets, more)
+  if secret_ranges(v, secrets) or (more and secret_ranges(v, more)) then
+    raise(name, "holds a credential (a key, token or password pasted into a URL?): nothing sent, and the "
+      .. "value is not shown")
+  end
+  return v
+end
+
 local function describe(v)
   if type(v) == "string" then
     if holds_secret(v) then return "a value that holds a credential (not shown)" end

@@ -234,8 +234,9 @@ static void test_fixed_headers(void)
     memset(line + 13, '7', 400);
     memcpy(line + 413, "\r\n", 3);
     CHECK(feed(&t, line) == 0, "long Retry-After");
-    CHECK(strlen(r.retry_after) == EIP_HTTP_HEADER_VALUE_MAX - 1, "Retry-After cut to %d bytes",
-          EIP_HTTP_HEADER_VALUE_MAX - 1);
+    CHECK(strlen(r.retry_after) == EIP_HTTP_HEADER_VALUE_MAX - 1 &&
+              strcmp(r.retry_after + EIP_HTTP_HEADER_VALUE_MAX - 5, "7...") == 0,
+          "Retry-After cut to %d bytes, the cut marked", EIP_HTTP_HEADER_VALUE_MAX - 1);
     CHECK(feed(&t, "Content-Type: application/json\r\n") == 0, "content type");
     CHECK(feed(&t, "Location: https://example.invalid/\r\n") == 0, "location");
     CHECK(feed(&t, "no colon here\r\n") == 0 && feed(&t, "X-Subject-Tokens: x\r\n") == 0,
@@ -391,12 +392,12 @@ static void test_transfer_encoding(void)
               feed(&t, "Transfer-Encoding: identity,identity\r\n") == 0 && t.refused == NULL, "five");
     CHECK(feed(&t, "Transfer-Encoding: identity\r\n") == -1 && t.refused_code == 61, "a sixth");
     CHECK_STR(t.refused, "Reject response due to more than 5 content encodings");
-    /* A long unknown coding is quoted in 64 bytes at most. */
+    /* A long unknown coding is quoted in 64 bytes at most, the cut marked. */
     fresh(&t, &r);
     CHECK(feed(&t, "HTTP/1.1 500 X\r\n") == 0 &&
               feed(&t, "Transfer-Encoding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
                        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n") == -1 &&
-              strlen(t.refused) == 32 + 64, "capped");
+              strlen(t.refused) == 32 + 64 + 3 && strcmp(t.refused + 32 + 63, "a...") == 0, "capped");
     eip_http_transfer_cleanup(&t);
 }
 

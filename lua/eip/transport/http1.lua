@@ -476,7 +476,8 @@ local function capture(x, field, s, c, j)
   elseif field == "subject_token" then
     if find(value, "[^\33-\126]") then value = nil end
   elseif #value > CAPTURED_MAX then
-    value = sub(value, 1, CAPTURED_MAX)
+    -- (the cut marked, as the C core marks it: see eip.transport's CAPTURED_MAX)
+    value = sub(value, 1, CAPTURED_MAX - 3) .. "..."
   end
   if field == "trace_id" then
     if x.resp.request_id ~= nil then return end
@@ -565,7 +566,7 @@ header_value = function(x, h, s, i, c, j)
       elseif t ~= "" then
         -- As sent (capped): the message quotes it, and the pipeline's redaction of any secret
         -- a server echoes there is case-sensitive.
-        return fail(x, 61, "Unrecognized transfer encoding: " .. sub(original, 1, 64))
+        return fail(x, 61, "Unrecognized transfer encoding: " .. sub(original, 1, 64) .. (#original > 64 and "..." or ""))
       end
     end
     -- RFC 9112 6.3, as libcurl 7.88 does it: a Transfer-Encoding that leaves the answer

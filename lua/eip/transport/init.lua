@@ -235,7 +235,9 @@
 -- @tfield integer status status of the final answer (interim 1xx answers are skipped); 0 when
 --   no status line came
 -- @tfield string request_id `X-Request-Id` of the final answer (the last one when repeated),
---   blanks around it removed, cut to @{CAPTURED_MAX} bytes; nil when absent or empty. Without
+--   blanks around it removed, cut to @{CAPTURED_MAX} bytes (the last three then "...": the
+--   client's clean redacts the start of a secret just before such a mark); nil when absent or
+--   empty. Without
 --   one, the first `X-IAM-Trace-Id` (IAM's name for it), the same way
 -- @tfield string retry_after `Retry-After`, the same way
 -- @tfield string content_type `Content-Type`, the same way
