@@ -91,11 +91,14 @@ describe("validation", function()
   it("refuses an endpoint or an IAM endpoint that holds one of the client's secrets, without showing it", function()
     local sk, pw = "SKsecretKEY0123456789abcdefghijABCDEFGHIJ", "Pass-word-1234567"
     local cases = {
-      { "endpoint", { endpoint = "https://vpc.example.com/" .. sk, project_id = "p1", ak = "AKAKAKAKAKAK", sk = sk } },
-      { "endpoint", { endpoint = "https://" .. sk:sub(1, 12) .. ".example.com", project_id = "p1", ak = "AKAK", sk = sk } },
+      { "endpoint", { endpoint = "https://vpc.example.com/" .. sk, project_id = "p1", ak = "AKAKAKAKAKAK",
+        sk = sk } },
+      { "endpoint", { endpoint = "https://" .. sk:sub(1, 12) .. ".example.com", project_id = "p1", ak = "AKAK",
+        sk = sk } },
       { "endpoint", { endpoint = "http://127.0.0.1:9/x" .. emu.token, project_id = "p1", token = emu.token } },
       { "auth.iam_endpoint", { endpoint = "https://vpc.example.com", project_id = "p1",
-        auth = { username = "u", password = pw, domain = "d", project = "cn-north-4", iam_endpoint = "https://iam.example.com/" .. pw } } },
+        auth = { username = "u", password = pw, domain = "d", project = "cn-north-4",
+          iam_endpoint = "https://iam.example.com/" .. pw } } },
     }
     for _, case in ipairs(cases) do
       local err = usage_error(case[1], eip.new, case[2])

@@ -566,7 +566,8 @@ header_value = function(x, h, s, i, c, j)
       elseif t ~= "" then
         -- As sent (capped): the message quotes it, and the pipeline's redaction of any secret
         -- a server echoes there is case-sensitive.
-        return fail(x, 61, "Unrecognized transfer encoding: " .. sub(original, 1, 64) .. (#original > 64 and "..." or ""))
+        return fail(x, 61, "Unrecognized transfer encoding: " .. sub(original, 1, 64)
+          .. (#original > 64 and "..." or ""))
       end
     end
     -- RFC 9112 6.3, as libcurl 7.88 does it: a Transfer-Encoding that leaves the answer
