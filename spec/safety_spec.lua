@@ -567,6 +567,32 @@ describe("safety", function()
       assert.is_not_nil(emu:get_bandwidth(ids[7]))
     end)
 
+    -- Four signed requests in flight when the key starts failing (here the clock, an hour off):
+    -- all four refused, one short of the gateway's lock. The advice said "the last 3": the
+    -- operator must know that one more refused signature, from anything using the key, locks it.
+    it("says how many signatures in a row were refused when a batch had more in flight", function()
+      local ids = create(20)
+      local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, max_attempts = 1 }
+      local n = 0
+      local ok, err = pcall(function()
+        local results, summary = c:delete_bandwidths(ids, { concurrency = 4, on_result = function()
+          n = n + 1
+          if n == 2 then emu:set_clock_offset(3600) end
+        end })
+        local refused = 0
+        for _, r in ipairs(results) do if r.status == 401 then refused = refused + 1 end end
+        assert.equal("auth", summary.stopped)
+        local e = raised(c.delete_bandwidth, c, ids[20])
+        assert.is_true(e.not_sent)
+        assert.equal(refused, emu:stats().auth_failures)
+        assert.matches("the last " .. refused .. " signatures with this AK/SK were refused", e.advice)
+        assert.is_true(refused >= 3 and refused <= 4, refused)
+        assert.equal(0, emu:stats().aksk_locks)
+      end)
+      emu:set_clock_offset(0)
+      assert(ok, err)
+    end)
+
     -- A batch aborted while its request was still in the TLS handshake (a server that takes
     -- connections and never answers the handshake): nothing of it was sent, so no signature the
     -- gateway could have refused unseen. Each such abort counted as an answer lost: three held

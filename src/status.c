@@ -196,8 +196,9 @@ static const eip_status_info table[] = {
      "APIGW.0101 no such API).",
      "服务器无法找到被请求的页面",
      CLIENT,
-     "The bandwidth does not exist (already deleted?): check the id, project and region; do not "
-     "retry.",
+     "Only the EIP service's 404 VPC.0306 says the bandwidth does not exist (already deleted?): "
+     "check the id, project and region. A gateway's 404 (APIGW.0101) or one without an error body "
+     "says the endpoint, path or method is wrong. Do not retry.",
      SALL},
     {405, "Method Not Allowed", "MethodNotAllowed",
      "The HTTP method is not supported for this resource.",

@@ -257,7 +257,7 @@ local function refusal(self)
     err.advice = string.format("Not sent: the last %s with this AK/SK were refused (401)%s, and five in a row "
       .. "lock the key for 5 minutes: this client signs nothing more with it. Fix the key (or the clock: "
       .. "X-Sdk-Date) and make a new client.", doubts and (self.strikes or 0) + doubts .. " signed requests"
-      or MAX_STRIKES .. " signatures", doubts and " or got no answer" or "")
+      or math.max(self.strikes or 0, MAX_STRIKES) .. " signatures", doubts and " or got no answer" or "")
   end
   return err
 end

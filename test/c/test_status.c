@@ -199,8 +199,9 @@ static void test_advice(void)
 
     CHECK(strstr(a401, "5 failures") && strstr(a401, "5 minutes") && strstr(a401, "lock"),
           "401 advice must warn about the AK/SK lock: %s", a401);
-    CHECK(strstr(a404, "already deleted") && strstr(a404, "do not retry"), "404 advice: %s",
-          a404);
+    CHECK(strstr(a404, "already deleted") && strstr(a404, "VPC.0306") && strstr(a404, "APIGW.0101") &&
+              strstr(a404, "Do not retry"),
+          "404 advice: only VPC.0306 says the bandwidth is gone: %s", a404);
     CHECK(strstr(a409, "VPC.0512") != NULL, "409 advice must name VPC.0512: %s", a409);
 }
 
