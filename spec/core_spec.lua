@@ -563,9 +563,9 @@ describe("eip.core one session, requests of every kind", function()
     -- The index follows the list as it changes: a value replaced, added, removed.
     local list = { "first-secret-value" }
     assert.is_not_nil(ranges("first-secret-value", list))
-    list[1] = "2nd-SECRET-VALUE-xyz"
+    list[1] = "2nd-PASSWORD-XYZ-123" -- (nothing in common with the first, in any case)
     assert.is_nil(ranges("first-secret-value", list))
-    assert.is_not_nil(ranges("2nd-SECRET-VALUE-xyz", list))
+    assert.is_not_nil(ranges("2nd-PASSWORD-XYZ-123", list))
     list.retired1 = "first-secret-value"
     assert.is_not_nil(ranges("first-secret-value", list))
     list.retired1 = nil
@@ -632,6 +632,18 @@ describe("eip.core one session, requests of every kind", function()
       assert.is_nil(core.blank_controls(t):find("[\128-\159]"), string.format("%q", t))
     end
     assert.equal("\237\159\191", core.blank_controls("\237\159\191")) -- (U+D7FF)
+    -- Invisible format characters count too: a secret split by zero-width spaces reads whole on
+    -- a terminal, and bidi overrides reorder what it shows. Their neighbours are text.
+    local formats = { "\194\173", "\216\156", "\226\128\139", "\226\128\143", "\226\128\168", "\226\128\174",
+      "\226\129\160", "\226\129\164", "\226\129\166", "\226\129\175", "\239\187\191" }
+    for _, f in ipairs(formats) do
+      assert.equal("a b", core.blank_controls("a" .. f .. "b"), string.format("%q", f))
+      assert.equal("ab", core.escape_controls("a" .. f .. "b", true), string.format("%q", f))
+    end
+    for _, t in ipairs{ "\194\172", "\216\155", "\226\128\138", "\226\128\144", "\226\128\175", "\226\129\165",
+      "\226\129\176", "\239\187\190", "\226\128\148" } do -- (their neighbours, and an em dash)
+      assert.equal("a" .. t .. "b", core.blank_controls("a" .. t .. "b"), string.format("%q", t))
+    end
     assert.equal("a\\194\\155b", core.escape_controls("a\194\155b"))
     assert.equal("ab", core.escape_controls("a\194\155\27b", true)) -- (strip)
     assert.equal("x\\194\\155y\\27", core.escape_controls("x\194\155y\27"))

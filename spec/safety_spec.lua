@@ -1421,6 +1421,51 @@ describe("safety", function()
       end
     end
 
+    -- Forms a server may echo a secret in besides its bytes: base64 (a gateway quoting a header
+    -- it decoded as Basic, a log line), lower or upper case, or split by invisible characters
+    -- (a zero-width space every 4 bytes shows the token whole on a terminal). A bidi override
+    -- would make a terminal show text in another order: blanked like any control character.
+    it("leaves no piece of a token echoed in base64, in another case, or split by invisible characters",
+      function()
+      local mime = require "mime"
+      -- (a token of random letters, digits and signs, not a repeated pattern: each form's
+      -- pieces are its own)
+      local chars, seed, t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-=", 7, {}
+      for i = 1, 1200 do
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        t[i] = chars:sub(seed % #chars + 1, seed % #chars + 1)
+      end
+      local token = "MIIE" .. table.concat(t)
+      local zw = "\226\128\139" -- U+200B
+      local split = token:sub(1, 40):gsub("(....)", "%1" .. zw)
+      local forms = {
+        { "base64", mime.b64("token=" .. token) },
+        { "base64, another start", mime.b64("x" .. token) },
+        { "URL-safe base64", (mime.b64("xy" .. token):gsub("[+/]", { ["+"] = "-", ["/"] = "_" })) },
+        { "lower case", token:lower() },
+        { "upper case", token:upper() },
+      }
+      local c = fx.client{ token = token, max_attempts = 1 }
+      for _, f in ipairs(forms) do
+        emu:inject{ method = "DELETE", status = 403, headers = { ["X-Request-Id"] = f[2]:sub(1, 200) },
+          body = { code = "VPC.0302", message = "echo " .. f[2] } }
+        local err = raised(c.delete_bandwidth, c, "bw-1")
+        local text = tostring(err) .. "\n" .. err.request_id
+        -- no 8 characters of the echoed form are left (but for the edges of a base64 text)
+        local shown = 0
+        for i = 1, #f[2] - 11 do
+          if text:find(f[2]:sub(i, i + 11), 1, true) then shown = shown + 1 end
+        end
+        assert.equal(0, shown, f[1] .. ": " .. text)
+      end
+      emu:inject{ method = "DELETE", status = 403,
+        body = { code = "VPC.0302", message = "echo " .. split .. " \226\128\174reversed\226\128\172" } }
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      assert.matches("<redacted", err.message)
+      assert.is_nil(tostring(err):find("\226\128", 1, true), tostring(err))
+      assert.is_nil(holds_piece(tostring(err):gsub("%s", ""), token), tostring(err))
+    end)
+
     -- A header value is cut at 255 bytes: the 3 to 7 bytes of a token just before the cut were
     -- shown ("...AAAMIIEt"), the cut being unmarked where the other bounds mark theirs.
     it("redacts the first bytes of a token that a header's bound cuts", function()

@@ -685,13 +685,34 @@ typedef struct {
 } utf8_scan;
 #define UTF8_SCAN_START {0, 0x80, 0xBF}
 
+/* The bytes of the invisible format character at s[i] (a lead byte), or 0: U+00AD (soft
+ * hyphen), U+061C, U+200B-U+200F (zero widths, marks), U+2028-U+202E (separators, bidi
+ * embeddings and overrides), U+2060-U+2064, U+2066-U+206F (bidi isolates and the like), U+FEFF.
+ * A server's text could split a secret with them (shown whole on a terminal), or reorder what a
+ * terminal shows (bidi overrides): they count as control characters. */
+static size_t format_at(const unsigned char *s, size_t i, size_t len)
+{
+    unsigned char c = s[i], d = i + 1 < len ? s[i + 1] : 0, e = i + 2 < len ? s[i + 2] : 0;
+    if ((c == 0xC2 && d == 0xAD) || (c == 0xD8 && d == 0x9C))
+        return 2;
+    if (c == 0xE2 && d == 0x80 && ((e >= 0x8B && e <= 0x8F) || (e >= 0xA8 && e <= 0xAE)))
+        return 3;
+    if (c == 0xE2 && d == 0x81 && ((e >= 0xA0 && e <= 0xA4) || (e >= 0xA6 && e <= 0xAF)))
+        return 3;
+    if (c == 0xEF && d == 0xBB && e == 0xBF)
+        return 3;
+    return 0;
+}
+
 /* The bytes of the control character at s[i], or 0: a C0 control or DEL (1), U+0080-U+009F
- * written in UTF-8 (2: C2 80..C2 9F), or a byte 0x80-0x9F that no valid lead byte announced (1).
- * The C1 controls include CSI (U+009B), which terminals take as ESC [: a server's string could
- * move the cursor and erase lines as ESC can. *u: the scan's state (zeroed at the start). */
+ * written in UTF-8 (2: C2 80..C2 9F), a byte 0x80-0x9F that no valid lead byte announced (1), or
+ * an invisible format character (format_at: 2 or 3). The C1 controls include CSI (U+009B),
+ * which terminals take as ESC [: a server's string could move the cursor and erase lines as ESC
+ * can. *u: the scan's state (zeroed at the start). */
 static size_t control_at(const unsigned char *s, size_t i, size_t len, utf8_scan *u)
 {
     unsigned char c = s[i];
+    size_t n;
     if (u->pending > 0 && c >= u->lo && c <= u->hi) {
         u->pending--;
         u->lo = 0x80;
@@ -703,6 +724,8 @@ static size_t control_at(const unsigned char *s, size_t i, size_t len, utf8_scan
         return 1;
     if (c == 0xC2 && i + 1 < len && s[i + 1] >= 0x80 && s[i + 1] <= 0x9F)
         return 2;
+    if ((c == 0xC2 || c == 0xD8 || c == 0xE2 || c == 0xEF) && (n = format_at(s, i, len)) != 0)
+        return n;
     if (c >= 0x80 && c <= 0x9F)
         return 1;
     u->lo = 0x80;

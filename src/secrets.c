@@ -112,15 +112,102 @@ static int reserve(eip_secrets *x, size_t more)
     return 0;
 }
 
+/* Puts every 8-byte window of p[0..n) in the set. 0, or -1 when out of memory. */
+static int index_windows(eip_secrets *x, const char *p, size_t n)
+{
+    size_t off;
+    if (n < 8)
+        return 0;
+    if (reserve(x, n - 7) != 0)
+        return -1;
+    for (off = 0; off + 8 <= n; off++) {
+        uint64_t w = window_at(p + off);
+        if (w == 0)
+            x->zero = 1;
+        else
+            x->used += (size_t)put(x->t, x->mask, w);
+    }
+    return 0;
+}
+
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* The base64 of p[0..n) as it reads inside the base64 of a longer text where p starts `k`
+ * (0..2) bytes into a group of three: the characters that depend on p's bytes alone (not the
+ * first 0, 2 or 3 that hold bytes before it, nor a last partial group that holds bytes after
+ * it), into out (room for (n + 2) / 3 * 4). Returns how many. */
+static size_t base64_at(const unsigned char *p, size_t n, int k, char *out)
+{
+    size_t whole = ((size_t)k + n) / 3 * 3, i, o = 0, skip = k == 0 ? 0 : (size_t)k + 1;
+    for (i = 0; i < whole; i += 3) {
+        unsigned char g[3];
+        int j;
+        for (j = 0; j < 3; j++)
+            g[j] = i + (size_t)j < (size_t)k ? 0 : p[i + (size_t)j - (size_t)k];
+        out[o++] = B64[g[0] >> 2];
+        out[o++] = B64[((g[0] & 3) << 4) | (g[1] >> 4)];
+        out[o++] = B64[((g[1] & 15) << 2) | (g[2] >> 6)];
+        out[o++] = B64[g[2] & 63];
+    }
+    if (o <= skip)
+        return 0;
+    memmove(out, out + skip, o - skip);
+    return o - skip;
+}
+
+/* Indexes the forms a server may echo a secret in besides its own bytes, over its first
+ * EIP_SECRETS_DERIVED_MAX bytes: lower and upper case (ASCII), and base64 (standard and
+ * URL-safe) at each of the three places it may start in a base64 text. An 8-character window
+ * of those is 8 or 6 bytes of the secret. (Not hex: a window there is 4 bytes, 32 bits, which the
+ * request ids of a long batch, 32 hex digits each, would match by chance now and then.)
+ * 0, or -1 when out of memory. */
+static int index_derived(eip_secrets *x, const unsigned char *p, size_t n)
+{
+    size_t cap = 2 * EIP_SECRETS_DERIVED_MAX + 8, i;
+    char *buf;
+    int k, variant, rc = 0;
+    if (n > EIP_SECRETS_DERIVED_MAX)
+        n = EIP_SECRETS_DERIVED_MAX;
+    buf = malloc(cap);
+    if (buf == NULL)
+        return -1;
+    for (variant = 0; variant < 2 && rc == 0; variant++) { /* lower, upper case */
+        for (i = 0; i < n; i++) {
+            unsigned char c = p[i];
+            if (variant == 0 && c >= 'A' && c <= 'Z')
+                c = (unsigned char)(c - 'A' + 'a');
+            else if (variant == 1 && c >= 'a' && c <= 'z')
+                c = (unsigned char)(c - 'a' + 'A');
+            buf[i] = (char)c;
+        }
+        if (memcmp(buf, p, n) != 0)
+            rc = index_windows(x, buf, n);
+    }
+    for (k = 0; k < 3 && rc == 0; k++) {
+        int url = 0;
+        size_t m = base64_at(p, n, k, buf);
+        rc = index_windows(x, buf, m);
+        for (i = 0; i < m; i++) {
+            if (buf[i] == '+' || buf[i] == '/') {
+                buf[i] = buf[i] == '+' ? '-' : '_';
+                url = 1;
+            }
+        }
+        if (url && rc == 0)
+            rc = index_windows(x, buf, m);
+    }
+    wipe(buf, cap);
+    free(buf);
+    return rc;
+}
+
 int eip_secrets_add(eip_secrets *x, const char *value, size_t len)
 {
     secret *s;
-    size_t n = indexed(len), off;
+    size_t n = indexed(len);
     if (len == 0)
         return 0;
     if (x->count >= x->max)
-        return -1;
-    if (n >= 8 && reserve(x, n - 7) != 0)
         return -1;
     s = &x->s[x->count];
     s->p = malloc(len);
@@ -129,13 +216,11 @@ int eip_secrets_add(eip_secrets *x, const char *value, size_t len)
     memcpy(s->p, value, len);
     s->n = len;
     x->count++;
-    for (off = 0; off + 8 <= n; off++) {
-        uint64_t w = window_at(s->p + off);
-        if (w == 0)
-            x->zero = 1;
-        else
-            x->used += (size_t)put(x->t, x->mask, w);
-    }
+    if (index_windows(x, s->p, n) != 0)
+        return -1;
+    /* (a secret shorter than 8 bytes is one only as the whole text: no form of it either) */
+    if (n >= 8 && index_derived(x, (const unsigned char *)s->p, n) != 0)
+        return -1;
     return 0;
 }
 

@@ -8,7 +8,8 @@
  * in one pass over the text (one look-up per byte). A secret shorter than 8 bytes cannot be told
  * apart from ordinary words inside a text: it is found only as the whole text.
  *
- * The set takes about 13 bytes per byte of secret (8-byte slots, at most 5/8 full); a secret
+ * The set takes about 13 bytes per byte of secret (8-byte slots, at most 5/8 full), and about
+ * 10 times that for its first 512 bytes (their echoed forms: see eip_secrets_add); a secret
  * that repeats itself takes less (each window is kept once). The index keeps its own copies of
  * the secrets, and wipes them and the set when it is freed.
  */
@@ -25,8 +26,11 @@ eip_secrets *eip_secrets_new(size_t max_secrets);
 /* Adds a copy of secret (len bytes; an empty one is ignored). 0, or -1 when out of memory or
  * when max_secrets were added already. Secrets longer than EIP_SECRETS_INDEXED_MAX bytes (no
  * credential is: IAM tokens take a few KiB) are indexed over their first
- * EIP_SECRETS_INDEXED_MAX bytes. */
+ * EIP_SECRETS_INDEXED_MAX bytes. A secret of 8 bytes or more is found in the forms a server
+ * may echo it in too, over its first EIP_SECRETS_DERIVED_MAX bytes: in lower or upper case
+ * (ASCII), in base64 (standard or URL-safe, wherever it starts in the encoded text). */
 #define EIP_SECRETS_INDEXED_MAX (1024u * 1024u)
+#define EIP_SECRETS_DERIVED_MAX 512u
 int eip_secrets_add(eip_secrets *x, const char *secret, size_t len);
 
 /* A piece found: the byte range [from, to) of the text. */

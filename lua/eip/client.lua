@@ -369,9 +369,10 @@ end
 
 --- Text made safe to show: every secret the client holds (token, SK, security token, IAM
 -- password, the metadata service's session token, proxy credentials) replaced by `<redacted>`,
--- pieces of one included, a text holding one in disguise (JSON- or percent-escaped, split by
--- control characters) replaced whole, and control characters (terminal escapes, CR, LF) turned
--- into spaces, as the README's Secrets says. Errors and log lines already went through it; the
+-- pieces of one included (of its lower- and upper-case and base64 forms too), a text holding
+-- one in disguise (JSON- or percent-escaped, split by control characters) replaced whole, and
+-- control characters (terminal escapes, CR, LF; zero-width and bidi ones) turned into spaces, as
+-- the README's Secrets says. Errors and log lines already went through it; the
 -- API's objects (`show_bandwidth`, `list_bandwidths`, `plan_drain`) are returned as the server sent
 -- them: pass each of their strings through it before printing or logging one. Works on a closed
 -- client too, and sends nothing.

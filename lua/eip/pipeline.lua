@@ -235,11 +235,13 @@ local function cut_start(s, secrets)
   return s
 end
 
---- Server-provided text made safe to show: control characters (terminal escapes, CR, LF)
+--- Server-provided text made safe to show: control characters (terminal escapes, CR, LF, and
+-- the invisible ones: zero-width spaces, bidi marks and overrides)
 -- become spaces, and every secret the provider holds, and the runner's own `secrets` (proxy
 -- credentials), becomes `<redacted>` (a proxy or service may echo a header back), and so does
 -- every piece of one of 8 bytes or more, wherever it starts (a copy cut short, or with its start
--- cut off: see src/secrets.h). A secret shorter than 8 bytes cannot be told apart from ordinary
+-- cut off: see src/secrets.h), and of its lower- and upper-case and base64 forms. A secret
+-- shorter than 8 bytes cannot be told apart from ordinary
 -- words inside a text, so it is redacted only where it is the whole value. Text that holds a
 -- secret only in disguise (JSON- or percent-escaped, split by control characters) is replaced
 -- whole.

@@ -101,6 +101,53 @@ static int fuzz(unsigned long seed, int rounds)
     return wrong;
 }
 
+/* The forms a server may echo a secret in (eip_secrets_add): every one found, wherever the
+ * secret starts in an encoded text, and the same text of another secret not. The base64 texts
+ * are those of "" / "a" / "ab" + secret + "tail" (so the secret starts at each of the three
+ * places of a group), made by `printf '%s' ... | base64 -w0`. */
+static void test_forms(void)
+{
+    static const char secret[] = "MIIEtok+Ab/cd=QWxyz_SecretTok3n-9876543210zz";
+    static const char *const found[] = {
+        "TUlJRXRvaytBYi9jZD1RV3h5el9TZWNyZXRUb2szbi05ODc2NTQzMjEwenp0YWls",
+        "YU1JSUV0b2srQWIvY2Q9UVd4eXpfU2VjcmV0VG9rM24tOTg3NjU0MzIxMHp6dGFpbA==",
+        "YWJNSUlFdG9rK0FiL2NkPVFXeHl6X1NlY3JldFRvazNuLTk4NzY1NDMyMTB6enRhaWw=",
+        "YWJNSUlFdG9rK0FiL2NkPVFXeHl6X1NlY3JldFRvazNuLTk4NzY1NDMyMTB6enRhaWw", /* URL-safe: the same */
+        "YU1JSUV0b2srQWIvY2Q9UVd4eXpfU2VjcmV0VG9rM24tOTg3NjU0MzIxMHp6dGFpbA", /* no '+' or '/' here */
+        "miietok+ab/cd=qwxyz_secrettok3n-9876543210zz",
+        "MIIETOK+AB/CD=QWXYZ_SECRETTOK3N-9876543210ZZ",
+    };
+    /* base64 of "xMIIEtok-Ab_cd": '+' and '/' of the standard form read '-' and '_' URL-safe */
+    static const char url_safe[] = "eE1JSUV0b2stQWJfY2Q";
+    eip_secrets *x = eip_secrets_new(2), *other = eip_secrets_new(1);
+    size_t i;
+    CHECK(x != NULL && other != NULL, "allocated");
+    if (x == NULL || other == NULL)
+        return;
+    CHECK(eip_secrets_add(x, secret, sizeof secret - 1) == 0, "added");
+    CHECK(eip_secrets_add(x, "shortpw", 7) == 0, "a short one");
+    CHECK(eip_secrets_add(other, "another-secret-of-44-bytes-xxxxxxxxxxxxxxxxx", 44) == 0, "another");
+    for (i = 0; i < sizeof found / sizeof found[0]; i++) {
+        CHECK(eip_secrets_any(x, found[i], strlen(found[i])), "form %zu found: %s", i, found[i]);
+        CHECK(!eip_secrets_any(other, found[i], strlen(found[i])), "form %zu not another's", i);
+    }
+    {
+        eip_secrets *y = eip_secrets_new(1);
+        CHECK(y != NULL && eip_secrets_add(y, "xMIIEtok+Ab/cd", 14) == 0, "a secret with '+' and '/'");
+        CHECK(y != NULL && eip_secrets_any(y, url_safe, strlen(url_safe)), "its URL-safe base64 found");
+        eip_secrets_free(y);
+    }
+    /* a short secret is one only whole: no form of it (upper case, base64) */
+    CHECK_STR(ranges_of(x, "SHORTPW"), "");
+    CHECK_STR(ranges_of(x, "c2hvcnRwdw=="), "");
+    /* not hex: 8 digits are 4 bytes, which a request id matches by chance now and then */
+    CHECK_STR(ranges_of(x, "4d494945746f6b2b41622f63643d515778797a5f536563726574546f6b336e"), "");
+    /* the whole base64 text but its last group of the secret's bytes, which holds "tail" too */
+    CHECK_STR(ranges_of(x, found[0]), "0-56");
+    eip_secrets_free(x);
+    eip_secrets_free(other);
+}
+
 int main(void)
 {
     const char *secret = "secret-0123456789"; /* 17 bytes */
@@ -180,6 +227,7 @@ int main(void)
     }
     free(value);
     free(text);
+    test_forms();
     CHECK(fuzz(1, 3000) == 0 && fuzz(7, 3000) == 0, "random secrets and texts: exactly the pieces found");
     eip_secrets_free(big);
     eip_secrets_free(x);
