@@ -10,15 +10,19 @@
  *  - status lines are known by their place: the first line after the blank line (a line
  *    starting with CR or LF) that ends an interim head; after the final head's blank line come
  *    trailers, never a status line;
- *  - a status line the contract accepts (HTTP/1.0 or HTTP/1.1, SP..., three digits 100-999,
+ *  - a status line the contract accepts (HTTP/1.0 or HTTP/1.1, SP..., three digits 100-599,
  *    then the line end or SP; not 101) clears the five captured headers and returns 0; any
  *    other is refused: -1, t->refused set, nothing else changed, and no line follows (libcurl
  *    aborts the transfer);
+ *  - a Transfer-Encoding line of the final head of an answer with a body (not 204 or 304)
+ *    that names a coding other than chunked and identity, or a sixth identity, is refused
+ *    the same way;
  *  - a line "Name: value" with Name one of the five (any case) stores value with leading
- *    SP/HT and trailing CR/LF/SP/HT removed: the four fixed ones truncated to 255 bytes, then
- *    a NUL; X-Subject-Token whole and NUL-terminated in the transfer's token buffer, or not at
- *    all when empty or of EIP_HTTP_TOKEN_MAX bytes or more (never cut); every other line
- *    changes nothing;
+ *    SP/HT and trailing CR/LF/SP/HT removed: the four fixed ones whole up to 255 bytes, a
+ *    longer one cut to 252 and "..." (the cut marked), then a NUL; X-IAM-Trace-Id the same
+ *    way into the request id, only while that is empty; X-Subject-Token whole and
+ *    NUL-terminated in the transfer's token buffer, or not at all when empty or of
+ *    EIP_HTTP_TOKEN_MAX bytes or more (never cut); every other line changes nothing;
  *  - the token buffer is allocated only by a captured token, never exceeds EIP_HTTP_TOKEN_MAX
  *    and is not reallocated for a token that fits it;
  *  - every captured value stays NUL-terminated inside its array;
@@ -47,7 +51,9 @@ static const struct {
 typedef struct {
     int head;          /* 0: a status line is next; 1: in an interim head; 2: in the final one;
                         * 3: trailers */
-    int refuse;        /* the last line given is a refused status line */
+    int refuse;        /* the last line given is refused (a status line, a transfer coding) */
+    int status;        /* the final answer's status (0 before one) */
+    int codings;       /* identity codings named by the final head's Transfer-Encoding lines */
     eip_http_response r;
     int has_token;
     int token_line;    /* the last line given was an X-Subject-Token line */
@@ -100,9 +106,46 @@ static int model_status(const char *l, size_t len)
             return 0;
         code = code * 10 + (l[k] - '0');
     }
-    if (code < 100 || (k < n && l[k] != ' '))
+    if (code < 100 || code > 599 || (k < n && l[k] != ' '))
         return 0;
     return code;
+}
+
+/* A value as capture_header stores it: up to 255 bytes; a longer one cut to 252, then "...". */
+static void model_store(char *dst, const char *v, size_t n)
+{
+    if (n < EIP_HTTP_HEADER_VALUE_MAX) {
+        memcpy(dst, v, n);
+        dst[n] = '\0';
+        return;
+    }
+    memcpy(dst, v, EIP_HTTP_HEADER_VALUE_MAX - 4);
+    memcpy(dst + EIP_HTTP_HEADER_VALUE_MAX - 4, "...", 4);
+}
+
+/* A Transfer-Encoding line of the final head (name already matched), value line[b..len): is it
+ * refused? Its codings, split at ',', blanks around each removed: any but chunked and identity
+ * is, and so is the sixth identity of the head (m->codings counts them). */
+static int model_refuses_codings(model *m, const char *line, size_t b, size_t len)
+{
+    size_t p = b;
+    while (p <= len) {
+        size_t q = p, a, z;
+        while (q < len && line[q] != ',')
+            q++;
+        for (a = p; a < q && (line[a] == ' ' || line[a] == '\t'); a++)
+            ;
+        for (z = q; z > a && strchr(" \t\r\n", line[z - 1]) && line[z - 1] != '\0'; z--)
+            ;
+        if (z - a == 8 && same_name_ci(line + a, 8, "identity")) {
+            if (++m->codings > 5)
+                return 1;
+        } else if (z > a && !(z - a == 7 && same_name_ci(line + a, 7, "chunked"))) {
+            return 1;
+        }
+        p = q + 1;
+    }
+    return 0;
 }
 
 /* The model: applies one line to the expected state. */
@@ -121,6 +164,8 @@ static void model_line(model *m, const char *line, size_t len)
             field(&m->r, (int)i)[0] = '\0';
         m->has_token = 0;
         m->head = code < 200 ? 1 : 2;
+        m->status = code < 200 ? 0 : code;
+        m->codings = 0;
         return;
     }
     if (m->head < 3 && len > 0 && (line[0] == '\r' || line[0] == '\n')) {
@@ -135,6 +180,13 @@ static void model_line(model *m, const char *line, size_t len)
         ;
     for (e = len; e > b && strchr("\r\n \t", line[e - 1]) && line[e - 1] != '\0'; e--)
         ;
+    /* The final head's Transfer-Encoding of an answer with a body: only chunked and identity
+     * (at most five identity) are read; any other is refused before anything is captured. */
+    if (m->head == 2 && m->status != 204 && m->status != 304 && same_name_ci(line, colon, "transfer-encoding") &&
+        model_refuses_codings(m, line, colon + 1, len)) {
+        m->refuse = 1;
+        return;
+    }
     if (same_name_ci(line, colon, "x-subject-token")) {
         m->token_line = 1;
         m->has_token = e > b && e - b < EIP_HTTP_TOKEN_MAX;
@@ -145,12 +197,16 @@ static void model_line(model *m, const char *line, size_t len)
         m->token_len = e - b;
         return;
     }
+    /* IAM's request id: into request_id only while no X-Request-Id filled it */
+    if (same_name_ci(line, colon, "x-iam-trace-id")) {
+        if (field(&m->r, 0)[0] == '\0')
+            model_store(field(&m->r, 0), line + b, e - b);
+        return;
+    }
     for (i = 0; i < NFIELDS; i++) {
         if (!same_name_ci(line, colon, FIELDS[i].name))
             continue;
-        n = e - b < EIP_HTTP_HEADER_VALUE_MAX - 1 ? e - b : EIP_HTTP_HEADER_VALUE_MAX - 1;
-        memcpy(field(&m->r, (int)i), line + b, n);
-        field(&m->r, (int)i)[n] = '\0';
+        model_store(field(&m->r, (int)i), line + b, e - b);
         return;
     }
 }
@@ -229,6 +285,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         model_line(&m, line, len);
         FUZZ_CHECK(eip_http_parse_header_line(&t, line, len) == (m.refuse ? -1 : 0));
         FUZZ_CHECK((t.refused != NULL) == m.refuse);
+        FUZZ_CHECK(!m.refuse || strlen(t.refused) < 200); /* (a coding is quoted in 64 bytes) */
         /* Grown only for a captured token longer than the buffer holds. */
         FUZZ_CHECK(t.token_alloc == alloc_before ||
                    (m.token_line && m.has_token && m.token_len + 1 > alloc_before));

@@ -48,7 +48,7 @@ VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-k
 # runs; narrow it with e.g. `make check-valgrind VALGRIND_SPECS=spec/delete_bandwidth_spec.lua`.
 VALGRIND_SPECS ?=
 
-check: deps-check lint check-cppcheck check-asan check-valgrind
+check: deps-check lint check-cppcheck fuzz-regress check-asan check-valgrind
 	@echo "check: all passed"
 
 $(ASAN_SO): $(CORE_SRC) $(CORE_HDR)

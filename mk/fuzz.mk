@@ -14,19 +14,20 @@
 
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS ?= header_line status codes percent_encode canonical_uri sign
+FUZZ_TARGETS ?= header_line status codes percent_encode canonical_uri sign secrets
 FUZZ_DIR     := $(BUILD)/fuzz
 FUZZ_FLAGS   := -std=c99 -Wall -Wextra -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_BINS     = $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_TARGETS))
 
 # Each target links only the source it exercises (and that source's library).
-FUZZ_LINK_header_line    := src/http.c src/interrupt.c -lcurl -pthread
+FUZZ_LINK_header_line    := src/http.c src/interrupt.c src/tcpbytes.c -lcurl -pthread
 FUZZ_LINK_status         := src/status.c
 FUZZ_LINK_codes          := src/codes.c
 FUZZ_LINK_percent_encode := src/sign.c -lcrypto
 FUZZ_LINK_canonical_uri  := src/sign.c -lcrypto
 FUZZ_LINK_sign           := src/sign.c -lcrypto
+FUZZ_LINK_secrets        := src/secrets.c
 
 # Longest input tried. header_line goes past EIP_HTTP_TOKEN_MAX (100 KiB, X-Subject-Token) so
 # that a token at the bound and one beyond it (dropped, never cut) are reached too; codes goes
@@ -38,6 +39,7 @@ FUZZ_MAXLEN_codes          := 10300
 FUZZ_MAXLEN_percent_encode := 4096
 FUZZ_MAXLEN_canonical_uri  := 4096
 FUZZ_MAXLEN_sign           := 8192
+FUZZ_MAXLEN_secrets        := 4096
 
 $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_input.h $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(dir $@)
