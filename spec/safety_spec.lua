@@ -1425,8 +1425,8 @@ describe("safety", function()
     -- it decoded as Basic, a log line), lower or upper case, or split by invisible characters
     -- (a zero-width space every 4 bytes shows the token whole on a terminal). A bidi override
     -- would make a terminal show text in another order: blanked like any control character.
-    it("leaves no piece of a token echoed in base64, in another case, or split by invisible characters",
-      function()
+    it("leaves no piece of a token echoed in base64, in another case, as character references, or split by "
+      .. "invisible characters", function()
       local mime = require "mime"
       -- (a token of random letters, digits and signs, not a repeated pattern: each form's
       -- pieces are its own)
@@ -1444,6 +1444,11 @@ describe("safety", function()
         { "URL-safe base64", (mime.b64("xy" .. token):gsub("[+/]", { ["+"] = "-", ["/"] = "_" })) },
         { "lower case", token:lower() },
         { "upper case", token:upper() },
+        -- (an HTML page quoting it)
+        { "numeric character references", (token:sub(1, 60):gsub(".", function(ch)
+          return "&#" .. ch:byte() .. ";" end)) },
+        { "hex character references", (token:sub(1, 60):gsub(".", function(ch)
+          return string.format("&#x%X;", ch:byte()) end)) },
       }
       local c = fx.client{ token = token, max_attempts = 1 }
       for _, f in ipairs(forms) do

@@ -749,7 +749,7 @@ static size_t control_at(const unsigned char *s, size_t i, size_t len, utf8_scan
 }
 
 /* The length of s's start before its first control character (len: none), and in *escapes
- * whether that start holds a '%' or '\\' escape. */
+ * whether that start holds a '%' or '\\' escape, or a numeric character reference ("&#"). */
 static size_t before_controls(const char *s, size_t len, int *escapes)
 {
     size_t i;
@@ -764,7 +764,7 @@ static size_t before_controls(const char *s, size_t len, int *escapes)
         } else if (control_at((const unsigned char *)s, i, len, &u) != 0) {
             break;
         }
-        if (c == '%' || c == '\\')
+        if (c == '%' || c == '\\' || (c == '&' && i + 1 < len && s[i + 1] == '#'))
             *escapes = 1;
     }
     return i;
@@ -774,7 +774,8 @@ static size_t before_controls(const char *s, size_t len, int *escapes)
  * the C locale) replaced by a space; s itself when it has none, which is what servers send
  * (request ids, codes, messages): checked in one pass, without a pattern match per byte.
  * Second result: whether s could hold a secret in disguise (a control character inside it,
- * a '%' escape, a '\' escape), so that the caller looks closer only at such text. */
+ * a '%' escape, a '\' escape, a "&#" reference), so that the caller looks closer only at such
+ * text. */
 static int l_blank_controls(lua_State *L)
 {
     size_t len, i;

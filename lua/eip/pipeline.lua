@@ -122,14 +122,26 @@ local function pair_of(hi, lo)
   return utf8_of(0x10000 + (tonumber(hi, 16) - 0xD800) * 1024 + tonumber(lo, 16) - 0xDC00)
 end
 
+-- An HTML/XML numeric character reference (&#77; &#x4D;) as UTF-8, as an HTML error page may
+-- write each character of a text it quotes; one out of Unicode's range is left as it is.
+local function entity_of(digits, hex)
+  local cp = tonumber(digits, hex and 16 or 10)
+  if not cp or cp > 0x10FFFF then return nil end
+  return utf8_of(cp)
+end
+local function decimal_entity(d) return #d <= 7 and entity_of(d, false) or nil end
+local function hex_entity(h) return #h <= 6 and entity_of(h, true) or nil end
+
 local escape_controls = core.escape_controls
 
 -- s as it reads once its disguises are taken off: control characters removed, C1 ones included
--- (a secret split by a line break), JSON escapes undone (\" \\ \/ \uXXXX), percent-encoding
--- decoded (twice: an encoded "%"). With `latin`, \u0080-\u00FF are single bytes, as a server
--- that read a Latin-1 secret's bytes as characters writes them; else UTF-8.
+-- (a secret split by a line break), numeric character references decoded (&#77; &#x4D;), JSON
+-- escapes undone (\" \\ \/ \uXXXX), percent-encoding decoded (twice: an encoded "%"). With
+-- `latin`, \u0080-\u00FF are single bytes, as a server that read a Latin-1 secret's bytes as
+-- characters writes them; else UTF-8.
 local function undisguised(s, latin)
   s = escape_controls(s, true)
+  if s:find("&#", 1, true) then s = s:gsub("&#[xX](%x+);", hex_entity):gsub("&#(%d+);", decimal_entity) end
   if latin then s = s:gsub("\\u00(%x%x)", byte_of) end
   s = s:gsub("\\u([dD][89abAB]%x%x)\\u([dD][c-fC-F]%x%x)", pair_of):gsub("\\u(%x%x%x%x)", unicode_of)
     :gsub("\\(.)", "%1")
