@@ -1442,6 +1442,34 @@ describe("eip command", function()
       for _, id in ipairs(input) do assert.equal(1, #emu:get_bandwidth(id).publicip_info) end
     end)
 
+    -- A list of ids on a stdin that does not end (a pipe whose writer waits): Ctrl-C (or
+    -- SIGTERM) ends the command at once, nothing sent. Under LuaJIT, whose own handler restarts
+    -- the read, the command waited for the writer and ignored Ctrl-C.
+    it("Ctrl-C or SIGTERM while reading ids from stdin ends at once, nothing sent", function()
+      for _, sig in ipairs{ { "INT", 130 }, { "TERM", 143 } } do
+        local fifo = os.tmpname()
+        os.remove(fifo)
+        assert(host.execute("mkfifo " .. q(fifo)))
+        -- (a writer that opens the pipe, writes one id, and holds it open for 30 s)
+        local writer = os.tmpname()
+        host.execute(string.format("(exec 3>%s; printf '%s\\n' >&3; exec sleep 30) </dev/null >/dev/null 2>&1 & "
+          .. "echo $! >%s", q(fifo), emu:create_bandwidth{ size = 1 }, q(writer)))
+        emu:reset_counters()
+        local started = socket.gettime()
+        local code, out, err = run("delete-bandwidth -", { input = fifo, signal = function(pid)
+          socket.sleep(0.5)
+          host.execute("kill -" .. sig[1] .. " " .. pid)
+        end })
+        host.execute("kill " .. slurp(writer) .. " 2>/dev/null")
+        os.remove(fifo)
+        assert.equal(sig[2], code, err)
+        assert.is_true(socket.gettime() - started < 10, "ended at once, not when the writer did")
+        assert.equal("", out)
+        assert.matches("interrupted", err)
+        assert.equal(0, emu:stats().requests)
+      end
+    end)
+
     -- nohup starts a command with SIGHUP ignored: a hangup must not stop its batch then.
     it("a SIGHUP that nohup ignores does not stop the batch", function()
       local ids, input = slow_batch(6, 0.2)

@@ -207,7 +207,8 @@ function M.main(argv)
   -- error). Nothing more is sent; 130 as a batch (143 SIGTERM, 129 SIGHUP).
   local by_signal = caught > 0 and eip.is_error(e) and e.kind == "interrupted"
   if by_signal or (type(e) == "string" and e:find("interrupted!$")) then
-    local exit = by_signal and connection.signal_exit(signal) or EXIT_INTERRUPTED
+    -- (a caught signal's own status: a read of stdin that one ended raises "interrupted!" too)
+    local exit = caught > 0 and connection.signal_exit(signal) or EXIT_INTERRUPTED
     if M.wants_json(argv) then
       stderr:write(output.error_json({ kind = "interrupted", message = "interrupted" }, exit), "\n")
     else
