@@ -4,7 +4,8 @@
  * rest the text. Invariants, for the index of those secrets:
  *  - eip_secrets_scan reports exactly the bytes of the text that lie in an 8-byte window equal
  *    to 8 consecutive bytes of a secret, or of one of its forms (a secret of 8 bytes or more):
- *    lower case, upper case (ASCII), and base64, standard and URL-safe, as it reads starting at
+ *    lower case, upper case (ASCII; not where the secret holds a word), and base64,
+ *    standard and URL-safe, as it reads starting at
  *    each of the three places of a group (the characters that depend on the secret's bytes
  *    alone); the model computes those forms on its own, with a bit accumulator;
  *  - unless a secret shorter than 8 bytes is the whole text: then one range, the whole text;
@@ -43,14 +44,32 @@ static size_t model_base64(const unsigned char *s, size_t n, int k, char *out)
     return o > skip ? o - skip : 0;
 }
 
-/* Does some form (of the n given) hold the 8 bytes w? The base64 ones (3..5) are also read
- * URL-safe. */
+/* Are the 8 bytes at w a word: letters only, in one case or capitalised? */
+static int model_word(const char *w)
+{
+    int i, lower = 1, upper = 1;
+    for (i = 0; i < 8; i++) {
+        unsigned char c = (unsigned char)w[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+            return 0;
+        if (c >= 'A' && c <= 'Z' && i > 0)
+            lower = 0;
+        if (c >= 'a' && c <= 'z')
+            upper = 0;
+    }
+    return lower || upper; /* (lower: none upper but perhaps the first) */
+}
+
+/* Does some form (of the n given) hold the 8 bytes w? The case forms (1, 2) not where the
+ * secret (form 0) holds a word; the base64 ones (3..5) are also read URL-safe. */
 static int in_forms(char *const *form, const size_t *len, int n, const char *w)
 {
     int f;
     size_t j, i;
     for (f = 0; f < n; f++) {
         for (j = 0; j + 8 <= len[f]; j++) {
+            if ((f == 1 || f == 2) && model_word(form[0] + j))
+                continue;
             if (memcmp(form[f] + j, w, 8) == 0)
                 return 1;
             if (f >= 3) { /* URL-safe: '+' and '/' read '-' and '_' */

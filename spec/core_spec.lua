@@ -635,13 +635,17 @@ describe("eip.core one session, requests of every kind", function()
     -- Invisible format characters count too: a secret split by zero-width spaces reads whole on
     -- a terminal, and bidi overrides reorder what it shows. Their neighbours are text.
     local formats = { "\194\173", "\216\156", "\226\128\139", "\226\128\143", "\226\128\168", "\226\128\174",
-      "\226\129\160", "\226\129\164", "\226\129\166", "\226\129\175", "\239\187\191" }
+      "\226\129\160", "\226\129\164", "\226\129\166", "\226\129\175", "\239\187\191",
+      -- (U+034F, U+180E, U+3164, U+FE0F, U+FFA0, U+E0020 a tag, U+E0100, U+1D173)
+      "\205\143", "\225\160\142", "\227\133\164", "\239\184\143", "\239\190\160", "\243\160\128\160",
+      "\243\160\132\128", "\240\157\133\179" }
     for _, f in ipairs(formats) do
       assert.equal("a b", core.blank_controls("a" .. f .. "b"), string.format("%q", f))
       assert.equal("ab", core.escape_controls("a" .. f .. "b", true), string.format("%q", f))
     end
     for _, t in ipairs{ "\194\172", "\216\155", "\226\128\138", "\226\128\144", "\226\128\175", "\226\129\165",
-      "\226\129\176", "\239\187\190", "\226\128\148" } do -- (their neighbours, and an em dash)
+      "\226\129\176", "\239\187\190", "\226\128\148", "\239\184\144", "\243\160\130\128",
+      "\226\157\164" } do -- (their neighbours, an em dash, a heart: U+2764)
       assert.equal("a" .. t .. "b", core.blank_controls("a" .. t .. "b"), string.format("%q", t))
     end
     assert.equal("a\\194\\155b", core.escape_controls("a\194\155b"))

@@ -1500,6 +1500,16 @@ describe("safety", function()
 
     -- IAM (or a gateway) quoting the request's JSON inside its own JSON message escapes it twice:
     -- a password with a '/' or '"' in every 8 bytes of it reads "Adm\\\/n2024x" in the raw body.
+    -- A password made of a word ("Password@2024"): its lower-case form holds "password", which
+    -- IAM's refusal uses. The word stays; the password, in any case, does not.
+    it("keeps the words a password shares with the message that refuses it", function()
+      local pw = "Password@2024"
+      local err, log = refused_login(pw, "The username or password is wrong: PASSWORD@2024 rejected")
+      assert.matches("The username or password is wrong", err.message, 1, true)
+      assert.is_nil(err.message:find("ASSWORD@2024", 1, true), err.message)
+      assert.is_nil(log:find("ASSWORD@2024", 1, true), log)
+    end)
+
     it("leaves no piece of a password echoed escaped twice or three times, in the error or the log", function()
       local cjson = require "cjson"
       local pw = 'Adm/n20"4x'

@@ -685,28 +685,54 @@ typedef struct {
 } utf8_scan;
 #define UTF8_SCAN_START {0, 0x80, 0xBF}
 
-/* The bytes of the invisible format character at s[i] (a lead byte), or 0: U+00AD (soft
- * hyphen), U+061C, U+200B-U+200F (zero widths, marks), U+2028-U+202E (separators, bidi
- * embeddings and overrides), U+2060-U+2064, U+2066-U+206F (bidi isolates and the like), U+FEFF.
- * A server's text could split a secret with them (shown whole on a terminal), or reorder what a
- * terminal shows (bidi overrides): they count as control characters. */
+/* Code points a terminal shows as nothing (format characters, fillers, selectors): a server's
+ * text could split a secret with them (shown whole), and bidi overrides reorder what a terminal
+ * shows. They count as control characters. */
+static const struct {
+    unsigned long lo, hi;
+} INVISIBLE[] = {
+    {0x00AD, 0x00AD},   {0x034F, 0x034F},   {0x061C, 0x061C},   {0x115F, 0x1160}, {0x17B4, 0x17B5},
+    {0x180B, 0x180F},   {0x200B, 0x200F},   {0x2028, 0x202E},   {0x2060, 0x2064}, {0x2066, 0x206F},
+    {0x3164, 0x3164},   {0xFE00, 0xFE0F},   {0xFEFF, 0xFEFF},   {0xFFA0, 0xFFA0}, {0xFFF9, 0xFFFB},
+    {0x1D173, 0x1D17A}, {0xE0000, 0xE007F}, {0xE0100, 0xE01EF},
+};
+
+/* The bytes of the invisible character (INVISIBLE) written in valid UTF-8 at s[i], or 0. */
 static size_t format_at(const unsigned char *s, size_t i, size_t len)
 {
-    unsigned char c = s[i], d = i + 1 < len ? s[i + 1] : 0, e = i + 2 < len ? s[i + 2] : 0;
-    if ((c == 0xC2 && d == 0xAD) || (c == 0xD8 && d == 0x9C))
-        return 2;
-    if (c == 0xE2 && d == 0x80 && ((e >= 0x8B && e <= 0x8F) || (e >= 0xA8 && e <= 0xAE)))
-        return 3;
-    if (c == 0xE2 && d == 0x81 && ((e >= 0xA0 && e <= 0xA4) || (e >= 0xA6 && e <= 0xAF)))
-        return 3;
-    if (c == 0xEF && d == 0xBB && e == 0xBF)
-        return 3;
+    unsigned char c = s[i], lo = 0x80, hi = 0xBF;
+    unsigned long cp;
+    size_t n, k;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2, cp = c & 0x1Fu;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3, cp = c & 0x0Fu;
+        lo = c == 0xE0 ? 0xA0 : 0x80;
+        hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4, cp = c & 0x07u;
+        lo = c == 0xF0 ? 0x90 : 0x80;
+        hi = c == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        return 0;
+    }
+    if (len - i < n)
+        return 0;
+    for (k = 1; k < n; k++) {
+        unsigned char d = s[i + k];
+        if (d < (k == 1 ? lo : 0x80) || d > (k == 1 ? hi : 0xBF))
+            return 0;
+        cp = (cp << 6) | (d & 0x3Fu);
+    }
+    for (k = 0; k < sizeof INVISIBLE / sizeof INVISIBLE[0]; k++)
+        if (cp >= INVISIBLE[k].lo && cp <= INVISIBLE[k].hi)
+            return n;
     return 0;
 }
 
 /* The bytes of the control character at s[i], or 0: a C0 control or DEL (1), U+0080-U+009F
  * written in UTF-8 (2: C2 80..C2 9F), a byte 0x80-0x9F that no valid lead byte announced (1), or
- * an invisible format character (format_at: 2 or 3). The C1 controls include CSI (U+009B),
+ * an invisible character (format_at: 2 to 4). The C1 controls include CSI (U+009B),
  * which terminals take as ESC [: a server's string could move the cursor and erase lines as ESC
  * can. *u: the scan's state (zeroed at the start). */
 static size_t control_at(const unsigned char *s, size_t i, size_t len, utf8_scan *u)
@@ -724,7 +750,7 @@ static size_t control_at(const unsigned char *s, size_t i, size_t len, utf8_scan
         return 1;
     if (c == 0xC2 && i + 1 < len && s[i + 1] >= 0x80 && s[i + 1] <= 0x9F)
         return 2;
-    if ((c == 0xC2 || c == 0xD8 || c == 0xE2 || c == 0xEF) && (n = format_at(s, i, len)) != 0)
+    if (c >= 0xC2 && (n = format_at(s, i, len)) != 0)
         return n;
     if (c >= 0x80 && c <= 0x9F)
         return 1;

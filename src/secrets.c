@@ -112,8 +112,27 @@ static int reserve(eip_secrets *x, size_t more)
     return 0;
 }
 
-/* Puts every 8-byte window of p[0..n) in the set. 0, or -1 when out of memory. */
-static int index_windows(eip_secrets *x, const char *p, size_t n)
+/* Is w[0..8) a word as people write one: ASCII letters alone, all lower case, all upper case,
+ * or capitalised ("Password")? A window of a random key or token seldom is (its letters change
+ * case within 8 of them). */
+static int word_shaped(const char *w)
+{
+    int k, lower = 0, upper = 0;
+    for (k = 0; k < 8; k++) {
+        unsigned char c = (unsigned char)w[k];
+        if (c >= 'a' && c <= 'z')
+            lower++;
+        else if (c >= 'A' && c <= 'Z')
+            upper += k == 0 ? 1 : 2;
+        else
+            return 0;
+    }
+    return lower == 8 || upper == 15 || (upper == 1 && lower == 7);
+}
+
+/* Puts every 8-byte window of p[0..n) in the set; with `like` (a text of n bytes too, that p
+ * is a form of), not those whose window in `like` is word-shaped. 0, or -1 when out of memory. */
+static int index_some_windows(eip_secrets *x, const char *p, size_t n, const char *like)
 {
     size_t off;
     if (n < 8)
@@ -122,12 +141,20 @@ static int index_windows(eip_secrets *x, const char *p, size_t n)
         return -1;
     for (off = 0; off + 8 <= n; off++) {
         uint64_t w = window_at(p + off);
+        if (like != NULL && word_shaped(like + off))
+            continue;
         if (w == 0)
             x->zero = 1;
         else
             x->used += (size_t)put(x->t, x->mask, w);
     }
     return 0;
+}
+
+/* Puts every 8-byte window of p[0..n) in the set. 0, or -1 when out of memory. */
+static int index_windows(eip_secrets *x, const char *p, size_t n)
+{
+    return index_some_windows(x, p, n, NULL);
 }
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -156,9 +183,10 @@ static size_t base64_at(const unsigned char *p, size_t n, int k, char *out)
 }
 
 /* Indexes the forms a server may echo a secret in besides its own bytes, over its first
- * EIP_SECRETS_DERIVED_MAX bytes: lower and upper case (ASCII), and base64 (standard and
- * URL-safe) at each of the three places it may start in a base64 text. An 8-character window
- * of those is 8 or 6 bytes of the secret. (Not hex: a window there is 4 bytes, 32 bits, which the
+ * EIP_SECRETS_DERIVED_MAX bytes: lower and upper case (ASCII; not where the secret holds a
+ * word: word_shaped),
+ * and base64 (standard and URL-safe) at each of the three places it may start in a base64 text.
+ * An 8-character window of those is 8 or 6 bytes of the secret. (Not hex: a window there is 4 bytes, 32 bits, which the
  * request ids of a long batch, 32 hex digits each, would match by chance now and then.)
  * 0, or -1 when out of memory. */
 static int index_derived(eip_secrets *x, const unsigned char *p, size_t n)
@@ -180,8 +208,10 @@ static int index_derived(eip_secrets *x, const unsigned char *p, size_t n)
                 c = (unsigned char)(c - 'a' + 'A');
             buf[i] = (char)c;
         }
+        /* Not where the secret holds a word: the lower case of "Password@2024" holds
+         * "password", which server texts use (the secret's own bytes still stand). */
         if (memcmp(buf, p, n) != 0)
-            rc = index_windows(x, buf, n);
+            rc = index_some_windows(x, buf, n, (const char *)p);
     }
     for (k = 0; k < 3 && rc == 0; k++) {
         int url = 0;

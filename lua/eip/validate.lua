@@ -108,9 +108,19 @@ function M.secret_id(name, v, secrets, more)
   return v
 end
 
---- An endpoint (a URL: see M.endpoint) that holds none of `secrets` (and `more`), whole or a
--- piece of 8 bytes: one would be sent in every request's URL (and Host) and shown wherever the
--- URL is (a dry run, tostring of a client).
+-- Does s hold a whole value of the list, one of 8 bytes or more?
+local function holds_whole(s, list)
+  for _, v in pairs(list or {}) do
+    if type(v) == "string" and #v >= 8 and s:find(v, 1, true) then return true end
+  end
+  return false
+end
+
+--- An endpoint (a URL, normalised: see M.endpoint) whose path holds none of `secrets` (and
+-- `more`) whole: an SK pasted after the endpoint would be sent in every request's URL and shown
+-- wherever the URL is (a dry run, tostring of a client). Only the path, and only whole values of
+-- 8 bytes or more: a password may share a word with a host name ("HuaweiCloud@2024" and
+-- myhuaweicloud.com), and the host is the endpoint's own.
 -- @tparam string name the argument's name
 -- @tparam string v the URL
 -- @tparam table secrets secret values
@@ -118,7 +128,8 @@ end
 -- @return v
 -- @raise a `usage` @{eip.error} naming `name`, which does not show the value
 function M.secret_url(name, v, secrets, more)
-  if secret_ranges(v, secrets) or (more and secret_ranges(v, more)) then
+  local path = v:match("^%a[%w+.-]*://[^/?#]*(.*)$") or v
+  if holds_whole(path, secrets) or holds_whole(path, more) then
     raise(name, "holds a credential (a key, token or password pasted into a URL?): nothing sent, and the "
       .. "value is not shown")
   end

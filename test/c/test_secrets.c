@@ -137,6 +137,18 @@ static void test_forms(void)
         CHECK(y != NULL && eip_secrets_any(y, url_safe, strlen(url_safe)), "its URL-safe base64 found");
         eip_secrets_free(y);
     }
+    /* A case form's windows of letters alone are not kept: the lower case of "Password@2024"
+     * holds the word "password", which server texts use. Its own bytes and mixed windows are. */
+    {
+        eip_secrets *pw = eip_secrets_new(1);
+        CHECK(pw != NULL && eip_secrets_add(pw, "Password@2024", 13) == 0, "a password");
+        CHECK_STR(ranges_of(pw, "The username or password is wrong."), "");
+        CHECK_STR(ranges_of(pw, "THE PASSWORD HAS EXPIRED"), "");
+        CHECK_STR(ranges_of(pw, "echo password@2024"), "6-18"); /* ("p": in "password" only) */
+        CHECK_STR(ranges_of(pw, "echo PASSWORD@2024"), "6-18");
+        CHECK_STR(ranges_of(pw, "echo Password@20"), "5-16");
+        eip_secrets_free(pw);
+    }
     /* a short secret is one only whole: no form of it (upper case, base64) */
     CHECK_STR(ranges_of(x, "SHORTPW"), "");
     CHECK_STR(ranges_of(x, "c2hvcnRwdw=="), "");
