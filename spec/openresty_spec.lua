@@ -491,6 +491,24 @@ describe("OpenResty #openresty", function()
       assert.is_true(ping_took < delay / 2, "/ping took " .. ping_took .. " s: the worker blocked")
     end)
 
+    -- An abort while a light thread's request was still in its TLS handshake (a server that
+    -- takes connections and never answers it): nothing was sent, as the C multi says of its own.
+    -- The threads could not tell: every aborted request read as in flight, may have acted.
+    it("a batch aborted before its request went out says nothing was sent", function()
+      local silent = assert(socket.bind("127.0.0.1", 0)) -- (the kernel completes the connects)
+      local _, port = silent:getsockname()
+      local resp = request("POST", "/t/batch_abort", cjson.encode{ endpoint = "https://127.0.0.1:" .. port,
+        token = emu.token, project_id = emu.project_id, ids = { "bw-1", "bw-2" }, abort_after = 0.5 }, 20)
+      silent:close()
+      assert.equal(200, resp.status, resp.body)
+      local body = resp.json
+      assert.equal("aborted", body.summary.stopped, resp.body)
+      -- (the first id goes alone: the second was never started)
+      assert.same({ kind = "interrupted", cancelled = true, not_sent = true, could_have_acted = false },
+        body.results[1], resp.body)
+      assert.same({ 2, 0 }, { body.summary.not_sent, body.summary.failed }, resp.body)
+    end)
+
     -- Two batches and six single calls of one AK/SK client at once, the key refused from a
     -- moment on (X-Sdk-Date an hour off): every request in flight is refused then, and five
     -- refused in a row would lock the key. The client keeps at most four signed ones in flight

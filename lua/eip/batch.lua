@@ -173,9 +173,12 @@ function Threads:start(wire)
   local slot = self.next_slot
   self.next_slot = slot + 1
   self.threads[slot] = true -- (before the thread runs: it may end at once)
+  -- (what the transport says it wrote: see cancel)
+  local progress = { sent = false }
+  wire.progress, self.progress[slot] = progress, progress
   local thread, err = self.ngx.thread.spawn(send_in_thread, self, slot, wire)
   if not thread then
-    self.threads[slot] = nil
+    self.threads[slot], self.progress[slot] = nil, nil
     return nil, err
   end
   if self.threads[slot] then self.threads[slot] = thread end
@@ -200,7 +203,7 @@ function Threads:next(timeout)
   if head == self.tail then self.head, self.tail = 1, 0 else self.head = head + 1 end
   local slot, resp = entry[1], entry[2]
   local thread = self.threads[slot]
-  self.threads[slot] = nil
+  self.threads[slot], self.progress[slot] = nil, nil
   self.count = self.count - 1
   -- It has ended (its last act was to queue this): waiting for it returns at once and frees it.
   if type(thread) ~= "boolean" then self.ngx.thread.wait(thread) end
@@ -209,13 +212,19 @@ end
 
 function Threads:pending() return self.count end
 
+-- Kills the threads in flight; returns the slots of those whose transport had written nothing of
+-- their request yet ({ [slot] = true }, as the C multi's cancel).
 function Threads:cancel()
+  local unsent = {}
   for slot, thread in pairs(self.threads) do
     if type(thread) ~= "boolean" then self.ngx.thread.kill(thread) end
+    local progress = self.progress[slot]
+    if progress and not progress.sent then unsent[slot] = true end
     self.threads[slot] = nil
   end
-  self.count, self.done, self.head, self.tail = 0, {}, 1, 0
+  self.count, self.done, self.head, self.tail, self.progress = 0, {}, 1, 0, {}
   if self.sema then self.sema = require("eip.transport").semaphore() end -- (without the cancelled posts)
+  return unsent
 end
 
 --- The driver for this runner and its concurrency: driver, effective concurrency.
@@ -228,8 +237,8 @@ function M.driver(runner, concurrency)
   local ngx = rawget(_G, "ngx")
   local transports = require "eip.transport"
   if transport.name == "auto" and transports.yieldable() then
-    return setmetatable({ ngx = ngx, transport = transport, threads = {}, next_slot = 1, count = 0, done = {},
-      head = 1, tail = 0, sema = transports.semaphore() }, Threads), concurrency
+    return setmetatable({ ngx = ngx, transport = transport, threads = {}, progress = {}, next_slot = 1, count = 0,
+      done = {}, head = 1, tail = 0, sema = transports.semaphore() }, Threads), concurrency
   end
   return setmetatable({ transport = transport }, Serial), 1
 end

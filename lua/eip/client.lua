@@ -441,7 +441,7 @@ end
 -- @tparam[opt] function opts.cancel `function()` asked between requests and at least every
 --   0.25 s, backoffs included: "stop" (send no more, let what is in flight finish) or "abort"
 --   (abort what is in flight too: `interrupted` entries, `cancelled` ones for requests the
---   libcurl transport had not sent yet); with `wait`, also before each read of the wait and during its
+--   transport had not sent yet); with `wait`, also before each read of the wait and during its
 --   pauses, where either ends the waiting at once (the ids not waited for get neither `waited`
 --   nor `still_readable`)
 -- @tparam[opt] number opts.rate requests per second for this batch (a token bucket; default:

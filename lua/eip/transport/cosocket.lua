@@ -699,6 +699,8 @@ local function attempt(self, x, req, t, path)
   set_timeout(x, sock, ms(reused and left or http1.remaining(x)))
   local text = request_text(self, req, t, path, x, plain)
   x.sent = true -- (from here on, any failure may follow a request that went out: see finish)
+  local progress = req.progress
+  if progress then progress.sent = true end
   local sent, serr = sock:send(text)
   if not sent then
     sock:close()

@@ -30,7 +30,10 @@ end
 --- Sends req (see the contract) and returns the C core's response table, with `error_kind`
 -- added on failure only.
 local function send(self, req)
-  return finished(self.session:request(req), req)
+  local resp = finished(self.session:request(req), req)
+  local progress = req.progress
+  if progress and not resp.unsent then progress.sent = true end
+  return resp
 end
 Transport.send = send
 

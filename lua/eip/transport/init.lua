@@ -212,6 +212,11 @@
 --   (a kept-alive connection that dies before any answer is a failure, 52 or 55 "reset", as
 --   for a POST; not `resent`). The client sets it on signed requests (AK/SK): each send is a
 --   signature the gateway checks, and five refused in a row lock the key
+-- @tfield table progress nil, or a table whose `sent` the transport sets to true once anything
+--   of the request may have been written to a connection (the cosocket transport as it starts
+--   writing; the libcurl transport when it returns, unless the response says `unsent`). A batch
+--   inside nginx reads it for a light thread it aborts: one that had sent nothing yet (still
+--   connecting, in a TLS handshake) could not have been acted on.
 -- @tfield table proxy nil or false: straight to the URL's host. Neither transport ever reads
 --   the environment (http_proxy, ALL_PROXY, no_proxy) by itself: the client decides, in Lua,
 --   once (`eip.proxy`: the option, else the environment; never for loopback or link-local

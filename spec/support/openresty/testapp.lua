@@ -170,6 +170,8 @@ function M.send()
   if not made then return reply(200, { raised = tostring(t) }) end
   req.insecure, req.user_agent = nil, nil
   local ok, resp = pcall(t.send, t, req)
+  -- (req.progress, as the transport left it: see the contract's request)
+  if ok and type(req.progress) == "table" then resp.progress_sent = req.progress.sent end
   return reply(200, ok and resp or { raised = tostring(resp) })
 end
 
@@ -385,6 +387,32 @@ function M.batch()
   for i, r in ipairs(results) do statuses[i], attempts[i] = r.status or r.kind, r.attempts end
   -- A Content-Length rather than chunks: the spec reads this answer off a raw socket.
   local body = cjson.encode{ summary = summary, statuses = statuses, attempts = attempts, took = ngx.now() - t0 }
+  ngx.header["Content-Type"] = "application/json"
+  ngx.header["Content-Length"] = #body
+  ngx.print(body)
+end
+
+-- POST { endpoint, token, project_id, ids, abort_after }: a batch of a client of its own, whose
+-- cancel answers "abort" once abort_after seconds have passed; its results' kind, cancelled,
+-- not_sent and could_have_acted, and its summary.
+function M.batch_abort()
+  ngx.req.read_body()
+  local args = cjson.decode(ngx.req.get_body_data() or "")
+  local client = eip.new{ endpoint = args.endpoint, token = args.token, project_id = args.project_id,
+    max_attempts = 1, timeout = 20 }
+  ngx.update_time()
+  local deadline = ngx.now() + args.abort_after
+  local results, summary = client:delete_bandwidths(args.ids, { cancel = function()
+    ngx.update_time()
+    if ngx.now() > deadline then return "abort" end
+  end })
+  client:close()
+  local out = {}
+  for i, r in ipairs(results) do
+    out[i] = { kind = r.kind or "ok", cancelled = r.cancelled == true, not_sent = r.not_sent == true,
+      could_have_acted = eip.could_have_acted(r) }
+  end
+  local body = cjson.encode{ results = out, summary = summary }
   ngx.header["Content-Type"] = "application/json"
   ngx.header["Content-Length"] = #body
   ngx.print(body)
