@@ -94,6 +94,13 @@ describe("validation", function()
       { "endpoint", { endpoint = "https://vpc.example.com/" .. sk, project_id = "p1", ak = "AKAKAKAKAKAK",
         sk = sk } },
       { "endpoint", { endpoint = "http://127.0.0.1:9/x" .. emu.token, project_id = "p1", token = emu.token } },
+      -- (pasted straight after the host, or before it, or cut short in the path)
+      { "endpoint", { endpoint = "https://vpc.cn-north-4.myhuaweicloud.com" .. sk, project_id = "p1",
+        ak = "AKAKAKAKAKAK", sk = sk } },
+      { "endpoint", { endpoint = "https://" .. sk .. ".vpc.cn-north-4.myhuaweicloud.com", project_id = "p1",
+        ak = "AKAKAKAKAKAK", sk = sk } },
+      { "endpoint", { endpoint = "https://vpc.example.com/" .. sk:sub(1, 32), project_id = "p1",
+        ak = "AKAKAKAKAKAK", sk = sk } },
       { "auth.iam_endpoint", { endpoint = "https://vpc.example.com", project_id = "p1",
         auth = { username = "u", password = pw, domain = "d", project = "cn-north-4",
           iam_endpoint = "https://iam.example.com/" .. pw } } },
@@ -116,7 +123,7 @@ describe("validation", function()
     for _, opts in ipairs{
         { endpoint = "https://vpc.cn-north-4.myhuaweicloud.com", auth = { username = "ops",
           password = "HuaweiCloud@2024", domain = "acme", project = "cn-north-4" } },
-        { region = "cn-north-4", auth = { username = "ops", password = "myhuaweicloud", domain = "acme",
+        { region = "cn-north-4", auth = { username = "ops", password = "Myhuaweicloud1", domain = "acme",
           project = "cn-north-4" } },
         { region = "cn-north-4", token = emu.token, project_id = "p1",
           proxy = "http://myhuaweicloud-egress:pw@proxy.corp.example:3128" } } do

@@ -687,18 +687,23 @@ typedef struct {
 
 /* Code points a terminal shows as nothing (format characters, fillers, selectors): a server's
  * text could split a secret with them (shown whole), and bidi overrides reorder what a terminal
- * shows. They count as control characters. */
+ * shows. They count as control characters. `joins`: one that lives inside a character or a word
+ * (a variation selector after ❤, a zero-width joiner in an emoji sequence, a soft hyphen) is
+ * removed where the others become spaces (core.blank_controls). */
 static const struct {
     unsigned long lo, hi;
+    int joins;
 } INVISIBLE[] = {
-    {0x00AD, 0x00AD},   {0x034F, 0x034F},   {0x061C, 0x061C},   {0x115F, 0x1160}, {0x17B4, 0x17B5},
-    {0x180B, 0x180F},   {0x200B, 0x200F},   {0x2028, 0x202E},   {0x2060, 0x2064}, {0x2066, 0x206F},
-    {0x3164, 0x3164},   {0xFE00, 0xFE0F},   {0xFEFF, 0xFEFF},   {0xFFA0, 0xFFA0}, {0xFFF9, 0xFFFB},
-    {0x1D173, 0x1D17A}, {0xE0000, 0xE007F}, {0xE0100, 0xE01EF},
+    {0x00AD, 0x00AD, 1},   {0x034F, 0x034F, 1},   {0x061C, 0x061C, 0},   {0x115F, 0x1160, 0},
+    {0x17B4, 0x17B5, 0},   {0x180B, 0x180F, 1},   {0x200B, 0x200D, 1},   {0x200E, 0x200F, 0},
+    {0x2028, 0x202E, 0},   {0x2060, 0x2060, 1},   {0x2061, 0x2064, 0},   {0x2066, 0x206F, 0},
+    {0x3164, 0x3164, 0},   {0xFE00, 0xFE0F, 1},   {0xFEFF, 0xFEFF, 1},   {0xFFA0, 0xFFA0, 0},
+    {0xFFF9, 0xFFFB, 0},   {0x1D173, 0x1D17A, 0}, {0xE0000, 0xE007F, 1}, {0xE0100, 0xE01EF, 1},
 };
 
-/* The bytes of the invisible character (INVISIBLE) written in valid UTF-8 at s[i], or 0. */
-static size_t format_at(const unsigned char *s, size_t i, size_t len)
+/* The bytes of the invisible character (INVISIBLE) written in valid UTF-8 at s[i], or 0; *joins:
+ * its table entry's. */
+static size_t format_at(const unsigned char *s, size_t i, size_t len, int *joins)
 {
     unsigned char c = s[i], lo = 0x80, hi = 0xBF;
     unsigned long cp;
@@ -724,9 +729,12 @@ static size_t format_at(const unsigned char *s, size_t i, size_t len)
             return 0;
         cp = (cp << 6) | (d & 0x3Fu);
     }
-    for (k = 0; k < sizeof INVISIBLE / sizeof INVISIBLE[0]; k++)
-        if (cp >= INVISIBLE[k].lo && cp <= INVISIBLE[k].hi)
+    for (k = 0; k < sizeof INVISIBLE / sizeof INVISIBLE[0]; k++) {
+        if (cp >= INVISIBLE[k].lo && cp <= INVISIBLE[k].hi) {
+            *joins = INVISIBLE[k].joins;
             return n;
+        }
+    }
     return 0;
 }
 
@@ -734,10 +742,12 @@ static size_t format_at(const unsigned char *s, size_t i, size_t len)
  * written in UTF-8 (2: C2 80..C2 9F), a byte 0x80-0x9F that no valid lead byte announced (1), or
  * an invisible character (format_at: 2 to 4). The C1 controls include CSI (U+009B),
  * which terminals take as ESC [: a server's string could move the cursor and erase lines as ESC
- * can. *u: the scan's state (zeroed at the start). */
-static size_t control_at(const unsigned char *s, size_t i, size_t len, utf8_scan *u)
+ * can. *u: the scan's state (zeroed at the start). *joins (unless NULL): whether it is an
+ * invisible character that joins (INVISIBLE). */
+static size_t control_at(const unsigned char *s, size_t i, size_t len, utf8_scan *u, int *joins)
 {
     unsigned char c = s[i];
+    int j = 0;
     size_t n;
     if (u->pending > 0 && c >= u->lo && c <= u->hi) {
         u->pending--;
@@ -750,8 +760,11 @@ static size_t control_at(const unsigned char *s, size_t i, size_t len, utf8_scan
         return 1;
     if (c == 0xC2 && i + 1 < len && s[i + 1] >= 0x80 && s[i + 1] <= 0x9F)
         return 2;
-    if (c >= 0xC2 && (n = format_at(s, i, len)) != 0)
+    if (c >= 0xC2 && (n = format_at(s, i, len, &j)) != 0) {
+        if (joins != NULL)
+            *joins = j;
         return n;
+    }
     if (c >= 0x80 && c <= 0x9F)
         return 1;
     u->lo = 0x80;
@@ -787,7 +800,7 @@ static size_t before_controls(const char *s, size_t len, int *escapes)
          * sequence a lead byte announced (as control_at would say, one call per byte less). */
         if (c >= 0x20 && c < 0x7F) {
             u.pending = 0;
-        } else if (control_at((const unsigned char *)s, i, len, &u) != 0) {
+        } else if (control_at((const unsigned char *)s, i, len, &u, NULL) != 0) {
             break;
         }
         if (c == '%' || c == '\\' || (c == '&' && i + 1 < len && s[i + 1] == '#'))
@@ -797,7 +810,8 @@ static size_t before_controls(const char *s, size_t len, int *escapes)
 }
 
 /* core.blank_controls(s) -> s with every control character (bytes 0-31 and 127: Lua's %c in
- * the C locale) replaced by a space; s itself when it has none, which is what servers send
+ * the C locale; C1; invisible ones, control_at) replaced by a space (an invisible one that joins
+ * removed: INVISIBLE); s itself when it has none, which is what servers send
  * (request ids, codes, messages): checked in one pass, without a pattern match per byte.
  * Second result: whether s could hold a secret in disguise (a control character inside it,
  * a '%' escape, a '\' escape, a "&#" reference), so that the caller looks closer only at such
@@ -819,8 +833,12 @@ static int l_blank_controls(lua_State *L)
     {
         utf8_scan u = UTF8_SCAN_START;
         while (i < len) {
-            size_t n = control_at((const unsigned char *)s, i, len, &u);
-            luaL_addchar(&b, n != 0 ? ' ' : s[i]);
+            int joins = 0;
+            size_t n = control_at((const unsigned char *)s, i, len, &u, &joins);
+            if (n == 0)
+                luaL_addchar(&b, s[i]);
+            else if (!joins)
+                luaL_addchar(&b, ' ');
             i += n != 0 ? n : 1;
         }
     }
@@ -842,7 +860,7 @@ static int l_escape_controls(lua_State *L)
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     while (i < len) {
-        size_t n = control_at((const unsigned char *)s, i, len, &u), k;
+        size_t n = control_at((const unsigned char *)s, i, len, &u, NULL), k;
         if (n == 0) {
             luaL_addchar(&b, s[i++]);
             continue;

@@ -112,6 +112,11 @@ static int reserve(eip_secrets *x, size_t more)
     return 0;
 }
 
+static int is_letter(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
 /* Is w[0..8) a word as people write one: ASCII letters alone, all lower case, all upper case,
  * or capitalised ("Password")? A window of a random key or token seldom is (its letters change
  * case within 8 of them). */
@@ -131,7 +136,11 @@ static int word_shaped(const char *w)
 }
 
 /* Puts every 8-byte window of p[0..n) in the set; with `like` (a text of n bytes too, that p
- * is a form of), not those whose window in `like` is word-shaped. 0, or -1 when out of memory. */
+ * is a form of), not one whose window in `like` is a whole word of 8 letters (word-shaped, and
+ * no letter just before or after it): "Password" of "Password@2024", whose lower case is a word
+ * server texts use. A longer run of letters ("correcthorsebattery") keeps all its windows, and
+ * so does anything around the word (the windows beside it cover all of the secret but the
+ * word's first or last letter). 0, or -1 when out of memory. */
 static int index_some_windows(eip_secrets *x, const char *p, size_t n, const char *like)
 {
     size_t off;
@@ -141,7 +150,8 @@ static int index_some_windows(eip_secrets *x, const char *p, size_t n, const cha
         return -1;
     for (off = 0; off + 8 <= n; off++) {
         uint64_t w = window_at(p + off);
-        if (like != NULL && word_shaped(like + off))
+        if (like != NULL && word_shaped(like + off) && (off == 0 || !is_letter((unsigned char)like[off - 1])) &&
+            (off + 8 == n || !is_letter((unsigned char)like[off + 8])))
             continue;
         if (w == 0)
             x->zero = 1;
@@ -184,7 +194,7 @@ static size_t base64_at(const unsigned char *p, size_t n, int k, char *out)
 
 /* Indexes the forms a server may echo a secret in besides its own bytes, over its first
  * EIP_SECRETS_DERIVED_MAX bytes: lower and upper case (ASCII; not where the secret holds a
- * word: word_shaped),
+ * word of 8 letters: index_some_windows),
  * and base64 (standard and URL-safe) at each of the three places it may start in a base64 text.
  * An 8-character window of those is 8 or 6 bytes of the secret. (Not hex: a window there is 4 bytes, 32 bits, which the
  * request ids of a long batch, 32 hex digits each, would match by chance now and then.)
@@ -208,8 +218,8 @@ static int index_derived(eip_secrets *x, const unsigned char *p, size_t n)
                 c = (unsigned char)(c - 'a' + 'A');
             buf[i] = (char)c;
         }
-        /* Not where the secret holds a word: the lower case of "Password@2024" holds
-         * "password", which server texts use (the secret's own bytes still stand). */
+        /* Not where the secret holds a word of 8 letters: the lower case of "Password@2024"
+         * holds "password", which server texts use (the secret's own bytes still stand). */
         if (memcmp(buf, p, n) != 0)
             rc = index_some_windows(x, buf, n, (const char *)p);
     }

@@ -188,7 +188,7 @@ function M.new(opts, getenv)
     errors.raise_usage("project_id", "is required (option project_id, or %s with a token or keys from the "
       .. "environment%s)", auth.ENV.project_id, provider.kind ~= "token" and ", or a region to look it up by" or "")
   end
-  -- The URLs requests go to: one whose path holds a secret (an SK pasted after EIP_ENDPOINT's
+  -- The URLs requests go to: one that holds a secret (an SK pasted after or into EIP_ENDPOINT's
   -- URL, a password after auth.iam_endpoint's) would be sent in every request's URL and shown
   -- wherever the URL is (a dry run, tostring of the client). See validate.secret_url.
   local urls = { endpoint, provider.iam_endpoint or (lookup and lookup.iam_endpoint),

@@ -116,20 +116,33 @@ local function holds_whole(s, list)
   return false
 end
 
---- An endpoint (a URL, normalised: see M.endpoint) whose path holds none of `secrets` (and
--- `more`) whole: an SK pasted after the endpoint would be sent in every request's URL and shown
--- wherever the URL is (a dry run, tostring of a client). Only the path, and only whole values of
--- 8 bytes or more: a password may share a word with a host name ("HuaweiCloud@2024" and
--- myhuaweicloud.com), and the host is the endpoint's own.
+-- Does s hold a piece of 16 bytes or more of a value of the list (or of a form of one: see
+-- src/secrets.h)?
+local function holds_long_piece(s, list)
+  local ranges = list and secret_ranges(s, list)
+  for i = 1, ranges and #ranges or 0, 2 do
+    if ranges[i + 1] - ranges[i] + 1 >= 16 then return true end
+  end
+  return false
+end
+
+--- An endpoint (a URL, normalised: see M.endpoint) that holds none of `secrets` (the
+-- credentials) whole, and whose path holds no piece of 16 bytes or more of them or of `more`
+-- (the proxy's too): an SK pasted after the endpoint, or into its host, would be sent in every
+-- request's URL (and Host, and name lookups) and shown wherever the URL is (a dry run, tostring
+-- of a client). Not the 8-byte pieces ids are refused for: a password may share a word with a
+-- host name ("HuaweiCloud@2024" and myhuaweicloud.com), and a proxy's user be named after it.
 -- @tparam string name the argument's name
 -- @tparam string v the URL
--- @tparam table secrets secret values
--- @tparam[opt] table more more of them
+-- @tparam table secrets the credentials' secret values
+-- @tparam[opt] table more more of them (the proxy's included)
 -- @return v
 -- @raise a `usage` @{eip.error} naming `name`, which does not show the value
 function M.secret_url(name, v, secrets, more)
-  local path = v:match("^%a[%w+.-]*://[^/?#]*(.*)$") or v
-  if holds_whole(path, secrets) or holds_whole(path, more) then
+  local rest = v:match("^%a[%w+.-]*://(.*)$") or v
+  local path = rest:match("^[^/?#]*(.*)$")
+  if holds_whole(rest, secrets) or holds_whole(path, more) or holds_long_piece(path, secrets)
+      or holds_long_piece(path, more) then
     raise(name, "holds a credential (a key, token or password pasted into a URL?): nothing sent, and the "
       .. "value is not shown")
   end

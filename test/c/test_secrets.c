@@ -148,6 +148,16 @@ static void test_forms(void)
         CHECK_STR(ranges_of(pw, "echo PASSWORD@2024"), "6-18");
         CHECK_STR(ranges_of(pw, "echo Password@20"), "5-16");
         eip_secrets_free(pw);
+        /* a longer run of letters is no word: every window of its case forms stands */
+        pw = eip_secrets_new(3);
+        CHECK(pw != NULL && eip_secrets_add(pw, "correcthorsebattery2024", 23) == 0 &&
+                  eip_secrets_add(pw, "examplepassphrase", 17) == 0 &&
+                  eip_secrets_add(pw, "MYCLOUDPASSWORD#99", 18) == 0,
+              "passphrases");
+        CHECK_STR(ranges_of(pw, "Invalid login: CORRECTHORSEBATTERY2024"), "15-38");
+        CHECK_STR(ranges_of(pw, "EXAMPLEPASSPHRASE"), "0-17");
+        CHECK_STR(ranges_of(pw, "mycloudpassword#99"), "0-18");
+        eip_secrets_free(pw);
     }
     /* a short secret is one only whole: no form of it (upper case, base64) */
     CHECK_STR(ranges_of(x, "SHORTPW"), "");
