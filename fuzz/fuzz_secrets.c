@@ -4,7 +4,7 @@
  * rest the text. Invariants, for the index of those secrets:
  *  - eip_secrets_scan reports exactly the bytes of the text that lie in an 8-byte window equal
  *    to 8 consecutive bytes of a secret, or of one of its forms (a secret of 8 bytes or more):
- *    lower case, upper case (ASCII; not where the secret holds a word of 8 letters), and base64,
+ *    lower case, upper case (ASCII; not where a longer secret holds a word of 8 letters), and base64,
  *    standard and URL-safe, as it reads starting at
  *    each of the three places of a group (the characters that depend on the secret's bytes
  *    alone); the model computes those forms on its own, with a bit accumulator;
@@ -76,8 +76,8 @@ static int in_forms(char *const *form, const size_t *len, int n, const char *w)
     size_t j, i;
     for (f = 0; f < n; f++) {
         for (j = 0; j + 8 <= len[f]; j++) {
-            if ((f == 1 || f == 2) && model_word(form[0] + j) && (j == 0 || !model_letter(form[0], len[0], j - 1)) &&
-                !model_letter(form[0], len[0], j + 8))
+            if ((f == 1 || f == 2) && len[0] > 8 && model_word(form[0] + j) &&
+                (j == 0 || !model_letter(form[0], len[0], j - 1)) && !model_letter(form[0], len[0], j + 8))
                 continue;
             if (memcmp(form[f] + j, w, 8) == 0)
                 return 1;

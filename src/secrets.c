@@ -140,7 +140,8 @@ static int word_shaped(const char *w)
  * no letter just before or after it): "Password" of "Password@2024", whose lower case is a word
  * server texts use. A longer run of letters ("correcthorsebattery") keeps all its windows, and
  * so does anything around the word (the windows beside it cover all of the secret but the
- * word's first or last letter). 0, or -1 when out of memory. */
+ * word's first or last letter), and a secret that is the word alone ("Sunshine": no other
+ * window would find its echo). 0, or -1 when out of memory. */
 static int index_some_windows(eip_secrets *x, const char *p, size_t n, const char *like)
 {
     size_t off;
@@ -150,7 +151,7 @@ static int index_some_windows(eip_secrets *x, const char *p, size_t n, const cha
         return -1;
     for (off = 0; off + 8 <= n; off++) {
         uint64_t w = window_at(p + off);
-        if (like != NULL && word_shaped(like + off) && (off == 0 || !is_letter((unsigned char)like[off - 1])) &&
+        if (like != NULL && n > 8 && word_shaped(like + off) && (off == 0 || !is_letter((unsigned char)like[off - 1])) &&
             (off + 8 == n || !is_letter((unsigned char)like[off + 8])))
             continue;
         if (w == 0)

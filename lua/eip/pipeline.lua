@@ -29,6 +29,7 @@ local M = {}
 local monotime = core.monotime
 local blank_controls = core.blank_controls
 local plain_text = core.plain_text
+local secret_ranges = core.secret_ranges
 local min, max = math.min, math.max
 local type = type
 local byte, sub = string.byte, string.sub
@@ -163,14 +164,16 @@ end
 local UNDISGUISE_LEVELS = 4
 
 -- Does s, undisguised once or more, hold a piece of a secret of the list (8 bytes or more of it,
--- anywhere: a disguised copy may also be cut anywhere), or, for a short one, the secret as the
--- whole value?
+-- anywhere: a disguised copy may also be cut anywhere; or of its other forms, in another case or
+-- base64: the C core's index, core.secret_ranges), or, for a short one, the secret as the whole
+-- value?
 local function disguised_as(s, secrets, latin)
   local u = s
   for level = 1, UNDISGUISE_LEVELS do
     local before = u
     u = undisguised(u, latin)
     if level > 1 and u == before then break end -- nothing more to undo
+    if secret_ranges(u, secrets) then return true end
     for _, secret in pairs(secrets) do
       -- A secret may itself hold what reads as an escape ("\\", "%41"): its undisguised form too.
       local plain = undisguised(secret, latin)

@@ -126,12 +126,25 @@ local function holds_long_piece(s, list)
   return false
 end
 
---- An endpoint (a URL, normalised: see M.endpoint) that holds none of `secrets` (the
--- credentials) whole, and whose path holds no piece of 16 bytes or more of them or of `more`
--- (the proxy's too): an SK pasted after the endpoint, or into its host, would be sent in every
--- request's URL (and Host, and name lookups) and shown wherever the URL is (a dry run, tostring
--- of a client). Not the 8-byte pieces ids are refused for: a password may share a word with a
--- host name ("HuaweiCloud@2024" and myhuaweicloud.com), and a proxy's user be named after it.
+-- Does s hold 16 bytes in a row of a value of the list, as they are (not another form of them)?
+local function holds_raw_piece(s, list)
+  for _, v in pairs(list or {}) do
+    if type(v) == "string" then
+      for i = 1, #v - 15 do
+        if s:find(v:sub(i, i + 15), 1, true) then return true end
+      end
+    end
+  end
+  return false
+end
+
+--- An endpoint (a URL, normalised: see M.endpoint) that holds no piece of 16 bytes or more of
+-- `secrets` (the credentials), and whose path holds none of `more` (the proxy's too) either, nor
+-- of their other forms (another case, base64): an SK pasted after the endpoint, or into its
+-- host, whole or cut, would be sent in every request's URL (and Host, and name lookups) and
+-- shown wherever the URL is (a dry run, tostring of a client). Not the 8-byte pieces ids are
+-- refused for, nor the other forms in the host: a password may share a word with a host name
+-- ("HuaweiCloud@2024" and myhuaweicloud.com), and a proxy's user be named after it.
 -- @tparam string name the argument's name
 -- @tparam string v the URL
 -- @tparam table secrets the credentials' secret values
@@ -141,8 +154,8 @@ end
 function M.secret_url(name, v, secrets, more)
   local rest = v:match("^%a[%w+.-]*://(.*)$") or v
   local path = rest:match("^[^/?#]*(.*)$")
-  if holds_whole(rest, secrets) or holds_whole(path, more) or holds_long_piece(path, secrets)
-      or holds_long_piece(path, more) then
+  if holds_whole(rest, secrets) or holds_raw_piece(rest, secrets) or holds_whole(path, more)
+      or holds_long_piece(path, secrets) or holds_long_piece(path, more) then
     raise(name, "holds a credential (a key, token or password pasted into a URL?): nothing sent, and the "
       .. "value is not shown")
   end

@@ -158,6 +158,12 @@ static void test_forms(void)
         CHECK_STR(ranges_of(pw, "EXAMPLEPASSPHRASE"), "0-17");
         CHECK_STR(ranges_of(pw, "mycloudpassword#99"), "0-18");
         eip_secrets_free(pw);
+        /* a secret that is one word of 8 letters: its case forms are all there is to find */
+        pw = eip_secrets_new(1);
+        CHECK(pw != NULL && eip_secrets_add(pw, "Sunshine", 8) == 0, "an 8-letter password");
+        CHECK_STR(ranges_of(pw, "user password sunshine rejected"), "14-22");
+        CHECK_STR(ranges_of(pw, "SUNSHINE"), "0-8");
+        eip_secrets_free(pw);
     }
     /* a short secret is one only whole: no form of it (upper case, base64) */
     CHECK_STR(ranges_of(x, "SHORTPW"), "");
