@@ -129,6 +129,12 @@ describe("validation", function()
           password = "HuaweiCloud@2024", domain = "acme", project = "cn-north-4" } },
         { region = "cn-north-4", auth = { username = "ops", password = "Myhuaweicloud1", domain = "acme",
           project = "cn-north-4" } },
+        -- (16 bytes and more of the cloud's own domain: vpc.<region>.myhuaweicloud.com, and the
+        -- global IAM, iam.myhuaweicloud.com, of cn-north-11)
+        { region = "cn-north-4", auth = { username = "ops", password = "Myhuaweicloud.com", domain = "acme",
+          project = "cn-north-4" } },
+        { region = "cn-north-11", auth = { username = "ops", password = "Iam.myhuaweicloud1", domain = "acme",
+          project = "cn-north-11" } },
         { region = "cn-north-4", token = emu.token, project_id = "p1",
           proxy = "http://myhuaweicloud-egress:pw@proxy.corp.example:3128" } } do
       eip.new(opts, none):close()

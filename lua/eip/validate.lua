@@ -138,13 +138,18 @@ local function holds_raw_piece(s, list)
   return false
 end
 
---- An endpoint (a URL, normalised: see M.endpoint) that holds no piece of 16 bytes or more of
--- `secrets` (the credentials), and whose path holds none of `more` (the proxy's too) either, nor
--- of their other forms (another case, base64): an SK pasted after the endpoint, or into its
--- host, whole or cut, would be sent in every request's URL (and Host, and name lookups) and
--- shown wherever the URL is (a dry run, tostring of a client). Not the 8-byte pieces ids are
--- refused for, nor the other forms in the host: a password may share a word with a host name
--- ("HuaweiCloud@2024" and myhuaweicloud.com), and a proxy's user be named after it.
+-- The cloud's own domains, as the region table writes its endpoints: a host ending in one is
+-- looked at without it (a password may be made of the vendor's name: "Myhuaweicloud.com").
+local CLOUD_DOMAINS = { ".myhuaweicloud.com", ".myhuaweicloud.eu" }
+
+--- An endpoint (a URL, normalised: see M.endpoint) whose host (but for the cloud's own domain
+-- at its end) holds no piece of 16 bytes or more of `secrets` (the credentials), and whose path
+-- holds none of them or of `more` (the proxy's too) whole, nor 16 bytes of them in any form
+-- (another case, base64): an SK pasted after the endpoint, or into its host, whole or cut, would
+-- be sent in every request's URL (and Host, and name lookups) and shown wherever the URL is (a
+-- dry run, tostring of a client). Not the 8-byte pieces ids are refused for, nor the other
+-- forms in the host: a password may share a word with a host name ("HuaweiCloud@2024" and
+-- myhuaweicloud.com), and a proxy's user be named after it.
 -- @tparam string name the argument's name
 -- @tparam string v the URL
 -- @tparam table secrets the credentials' secret values
@@ -153,8 +158,12 @@ end
 -- @raise a `usage` @{eip.error} naming `name`, which does not show the value
 function M.secret_url(name, v, secrets, more)
   local rest = v:match("^%a[%w+.-]*://(.*)$") or v
-  local path = rest:match("^[^/?#]*(.*)$")
-  if holds_whole(rest, secrets) or holds_raw_piece(rest, secrets) or holds_whole(path, more)
+  local authority, path = rest:match("^([^/?#]*)(.*)$")
+  local host = authority:gsub(":%d+$", "")
+  for _, domain in ipairs(CLOUD_DOMAINS) do
+    if #host > #domain and host:sub(-#domain):lower() == domain then host = host:sub(1, -#domain - 1) end
+  end
+  if holds_raw_piece(host, secrets) or holds_whole(path, secrets) or holds_whole(path, more)
       or holds_long_piece(path, secrets) or holds_long_piece(path, more) then
     raise(name, "holds a credential (a key, token or password pasted into a URL?): nothing sent, and the "
       .. "value is not shown")
