@@ -273,6 +273,37 @@ describe("signing places shared through a dict (eip.signing)", function()
 
     -- The places a client held go back when its calls end: a second client of the key finds
     -- them all free.
+    -- Two workers with a wrong password: the first one's login failed (its answer lost: held for
+    -- all) between the second's look at the dict and its taking the right to log in. The second
+    -- then sent the wrong password too (seen once in CI). What the first met stands for it.
+    it("a login failure another worker held between the look and the take stands: one login sent", function()
+      emu:inject{ method = "POST", path = "/v3/auth/tokens$", action = "lose_answer", times = -1 }
+      local auth = emu:iam_auth{ password = "a-wrong-password-of-the-spec" }
+      local function iam_client()
+        return eip.new{ endpoint = emu.url, auth = auth, max_attempts = 1, timeout = 5, signing_dict = "eip_signing" }
+      end
+      local a = iam_client()
+      assert.equal("transport", raised(a.delete_bandwidth, a, "bw-1").kind)
+      assert.equal(1, emu:stats().auth_failures)
+      -- (the hold as the first worker wrote it, taken away until the second takes its turn)
+      local held_key, held
+      for k, e in pairs(dict.store) do
+        if k:find("held$") then held_key, held = k, e end
+      end
+      assert.is_not_nil(held, "the first worker held its failure for all")
+      dict.store[held_key] = nil
+      local add = dict.add
+      dict.add = function(d, k, ...)
+        if k:find("login$") and held then dict.store[held_key], held = held, nil end
+        return add(d, k, ...)
+      end
+      local b = iam_client()
+      local err = raised(b.delete_bandwidth, b, "bw-1")
+      dict.add = add
+      assert.matches("another nginx worker's login", tostring(err))
+      assert.equal(1, emu:stats().auth_failures, "one wrong password sent between the two")
+    end)
+
     it("gives every place back once the calls are answered", function()
       local a = client()
       local _, summary = a:delete_bandwidths({ fixture.absent_id(1), fixture.absent_id(2), fixture.absent_id(3) },

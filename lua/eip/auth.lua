@@ -678,12 +678,23 @@ local function login_turn(self, runner, shared, prefix)
   from_other_workers(self, shared, prefix)
   local ttl = runner.timeout + 1 -- (one attempt: with signing_dict, a login is one attempt)
   local mine = shared:take_login(prefix, ttl)
-  if mine ~= nil then return mine or nil end
-  wait_for_login(shared, prefix, ttl)
-  from_other_workers(self, shared, prefix)
-  if shared:login_passed(prefix) then return nil end
-  mine = shared:take_login(prefix, ttl)
-  if mine == nil then error(login_busy(), 0) end
+  if mine == nil then
+    wait_for_login(shared, prefix, ttl)
+    from_other_workers(self, shared, prefix)
+    if shared:login_passed(prefix) then return nil end
+    mine = shared:take_login(prefix, ttl)
+    if mine == nil then error(login_busy(), 0) end
+  end
+  -- Taken: a login of another worker that ended between the look above and the take (its
+  -- refusal, or its failure held for all) stands for this one too, which then sends nothing.
+  -- (It was looked at only before: two workers each sent the wrong password.)
+  if mine then
+    local ok, err = pcall(from_other_workers, self, shared, prefix)
+    if not ok then
+      shared:give_login(prefix, mine)
+      error(err, 0)
+    end
+  end
   return mine or nil
 end
 
