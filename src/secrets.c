@@ -195,21 +195,17 @@ static size_t base64_at(const unsigned char *p, size_t n, int k, char *out)
 
 /* Indexes the forms a server may echo a secret in besides its own bytes, over its first
  * EIP_SECRETS_DERIVED_MAX bytes: lower and upper case (ASCII; not where the secret holds a
- * word of 8 letters: index_some_windows),
- * and base64 (standard and URL-safe) at each of the three places it may start in a base64 text.
- * An 8-character window of those is 8 or 6 bytes of the secret. (Not hex: a window there is 4 bytes, 32 bits, which the
- * request ids of a long batch, 32 hex digits each, would match by chance now and then.)
- * 0, or -1 when out of memory. */
+ * word of 8 letters: index_some_windows), and base64 (standard and URL-safe) at each of the
+ * three places it may start in a base64 text. An 8-character window of those is 8 or 6 bytes
+ * of the secret. (Not hex: a window there is 4 bytes, 32 bits, which the request ids of a long
+ * batch, 32 hex digits each, would match by chance now and then.) 0, or -1 when out of memory. */
 static int index_derived(eip_secrets *x, const unsigned char *p, size_t n)
 {
-    size_t cap = 2 * EIP_SECRETS_DERIVED_MAX + 8, i;
-    char *buf;
+    char buf[(EIP_SECRETS_DERIVED_MAX + 2) / 3 * 4]; /* a form: base64 is the longest */
+    size_t i;
     int k, variant, rc = 0;
     if (n > EIP_SECRETS_DERIVED_MAX)
         n = EIP_SECRETS_DERIVED_MAX;
-    buf = malloc(cap);
-    if (buf == NULL)
-        return -1;
     for (variant = 0; variant < 2 && rc == 0; variant++) { /* lower, upper case */
         for (i = 0; i < n; i++) {
             unsigned char c = p[i];
@@ -237,8 +233,7 @@ static int index_derived(eip_secrets *x, const unsigned char *p, size_t n)
         if (url && rc == 0)
             rc = index_windows(x, buf, m);
     }
-    wipe(buf, cap);
-    free(buf);
+    wipe(buf, sizeof buf);
     return rc;
 }
 

@@ -173,17 +173,12 @@ local function disguised_as(s, secrets, latin)
     local before = u
     u = undisguised(u, latin)
     if level > 1 and u == before then break end -- nothing more to undo
+    -- (the secrets as they are, in their other forms too: the C index)
     if secret_ranges(u, secrets) then return true end
     for _, secret in pairs(secrets) do
       -- A secret may itself hold what reads as an escape ("\\", "%41"): its undisguised form too.
       local plain = undisguised(secret, latin)
-      for _, v in ipairs{ secret, plain } do
-        if #v >= 8 then
-          if holds_window(u, v) then return true end
-        elseif u == v then
-          return true
-        end
-      end
+      if plain ~= secret and ((#plain >= 8 and holds_window(u, plain)) or u == plain) then return true end
     end
   end
   return false
