@@ -370,6 +370,23 @@ describe("retries", function()
         .. "and most likely deleted it", err.advice)
     end)
 
+    -- An id missing_ok does not take (upper-cased): its 404 after a lost answer is an error whose
+    -- advice agrees with could_have_acted, with or without missing_ok.
+    it("says an id not shaped like the cloud's may have been deleted, never that nothing was", function()
+      for _, missing_ok in ipairs{ true, false } do
+        emu:inject{ method = "DELETE", action = "lose_answer" }
+        local c = new{ missing_ok = missing_ok }
+        local err = raised(c.delete_bandwidth, c, "A0000000-0000-4000-8000-000000000002")
+        c:close()
+        assert.same({ 404, "VPC.0306", 2, true, true }, { err.status, err.code, err.attempts, err.lost_answer,
+          eip.could_have_acted(err) })
+        assert.matches("got no usable answer %(reset%) and may have deleted the bandwidth", err.advice)
+        assert.matches("missing_ok does not take it as deleted", err.advice)
+        assert.not_matches("nothing was deleted", err.advice)
+        assert.not_matches("this is a result", err.advice)
+      end
+    end)
+
     it("does not say so when no earlier attempt could have acted: a 429, a refused connection", function()
       emu:inject{ method = "DELETE", status = 429, body = { error_code = "APIGW.0308", error_msg = "slow down" } }
       local c = new{ backoff_base = 0.01, backoff_cap = 0.01 }

@@ -114,6 +114,7 @@ local bandwidth_gone = errors.bandwidth_gone
 function Delete.recover(op, err)
   if not (op.missing_ok and bandwidth_gone(err)) then return nil end
   if not errors.missing(err, op.resource) then
+    if err.lost_answer then return nil end -- (after_unanswered's advice says what is known)
     err.advice = "missing_ok takes \"does not exist\" as \"already deleted\" only for an id shaped like the "
       .. "ids the cloud gives bandwidths (a UUID, 8-4-4-4-12 lower-case hexadecimal digits); " .. tostring(op.resource)
       .. " is not one (a name, or a cut-off or mistyped id?): nothing was deleted. Find the bandwidth's id "
@@ -138,11 +139,23 @@ function Delete.after_unanswered(op, err, earlier)
   if not bandwidth_gone(err) then return end
   local what = earlier.kind == "http" and (tostring(earlier.status) .. " " .. tostring(earlier.reason or ""))
     or tostring(earlier.reason or earlier.kind)
+  what = what:gsub("%s+$", "")
   err.lost_answer = true
-  err.advice = "The bandwidth is gone. An earlier attempt of this delete got no usable answer ("
-    .. what:gsub("%s+$", "") .. ") and most likely deleted it; this attempt found it missing. Nothing "
-    .. "more to do for " .. tostring(op.resource) .. "; with missing_ok this is a result (deleted = "
-    .. "false, lost_answer = true)."
+  if errors.missing(err, op.resource) then
+    err.advice = "The bandwidth is gone. An earlier attempt of this delete got no usable answer ("
+      .. what .. ") and most likely deleted it; this attempt found it missing. Nothing "
+      .. "more to do for " .. tostring(op.resource) .. "; with missing_ok this is a result (deleted = "
+      .. "false, lost_answer = true)."
+  else
+    -- An id not shaped like the cloud's (see Delete.recover): its "does not exist" may mean that
+    -- it names no bandwidth at all, as well as that the earlier attempt deleted one.
+    err.advice = "An earlier attempt of this delete got no usable answer (" .. what .. ") and may have "
+      .. "deleted the bandwidth; this attempt found no bandwidth " .. tostring(op.resource) .. ". That id is "
+      .. "not shaped like the ids the cloud gives bandwidths (a UUID, 8-4-4-4-12 lower-case hexadecimal "
+      .. "digits), so this may also mean it names none (a name, or a cut-off or mistyped id?), and "
+      .. "missing_ok does not take it as deleted. Check with list_bandwidths (`eip list-bandwidths`) "
+      .. "before deleting anything again."
+  end
 end
 
 --- DeleteSharedBandwidth. @tparam string project_id @tparam string id @tparam boolean missing_ok
