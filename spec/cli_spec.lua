@@ -1445,15 +1445,22 @@ describe("eip command", function()
     -- A list of ids on a stdin that does not end (a pipe whose writer waits): Ctrl-C (or
     -- SIGTERM) ends the command at once, nothing sent. Under LuaJIT, whose own handler restarts
     -- the read, the command waited for the writer and ignored Ctrl-C.
-    it("Ctrl-C or SIGTERM while reading ids from stdin ends at once, nothing sent", function()
-      for _, sig in ipairs{ { "INT", 130 }, { "TERM", 143 } } do
+    -- Nor while stdin keeps coming: a generator of one id again and again, or of blank lines
+    -- (no limit on distinct ids ends those), where no read fails for the signal.
+    it("Ctrl-C, SIGTERM or SIGHUP while reading ids from stdin ends at once, nothing sent", function()
+      local id = emu:create_bandwidth{ size = 1 }
+      for _, sig in ipairs{ { "INT", 130, "held" }, { "TERM", 143, "held" }, { "INT", 130, "yes " .. id },
+        { "TERM", 143, "yes ''" }, { "HUP", 129, "yes '# a comment'" } } do
         local fifo = os.tmpname()
         os.remove(fifo)
         assert(host.execute("mkfifo " .. q(fifo)))
-        -- (a writer that opens the pipe, writes one id, and holds it open for 30 s)
+        -- (a writer that opens the pipe, writes one id, and holds it open for 30 s; or one that
+        -- writes without end, killed after 30 s)
         local writer = os.tmpname()
-        host.execute(string.format("(exec 3>%s; printf '%s\\n' >&3; exec sleep 30) </dev/null >/dev/null 2>&1 & "
-          .. "echo $! >%s", q(fifo), emu:create_bandwidth{ size = 1 }, q(writer)))
+        local writes = sig[3] == "held" and string.format("printf '%s\\n' >&3; exec sleep 30", id)
+          or "exec timeout 30 " .. sig[3] .. " >&3"
+        host.execute(string.format("(exec 3>%s; %s) </dev/null >/dev/null 2>&1 & "
+          .. "echo $! >%s", q(fifo), writes, q(writer)))
         emu:reset_counters()
         local started = socket.gettime()
         local code, out, err = run("delete-bandwidth -", { input = fifo, signal = function(pid)

@@ -122,11 +122,13 @@ local function stdin_lines(on_line, closed)
   local function too_long() usage("stdin line %d is longer than %d bytes: not a list of ids", n + 1, STDIN_LINE_MAX) end
   -- Ctrl-C (SIGTERM, SIGHUP) while a read waits for a line: caught from here on, as the batch
   -- catches them (no restart: the read fails at once). LuaJIT's own handler restarts the read,
-  -- and the command waited for the next line or the end of stdin, ignoring Ctrl-C.
+  -- and the command waited for the next line or the end of stdin, ignoring Ctrl-C. One caught
+  -- while stdin keeps coming (a generator of repeated ids or blank lines, which no limit ends; a
+  -- long file) is looked for after each chunk: the read does not fail then.
   core.catch_interrupts(true, 1)
   while true do
     local chunk, err = io.stdin:read(65536)
-    if not chunk and err and connection.interrupted() then error("eip: reading stdin: interrupted!", 0) end
+    if (chunk or err) and connection.interrupted() then error("eip: reading stdin: interrupted!", 0) end
     -- A read that failed (a directory, a closed stdin, an I/O error) is not the end of the list:
     -- nothing is sent rather than the ids read so far.
     if not chunk and err then usage("cannot read stdin: %s", tostring(err)) end
