@@ -356,6 +356,21 @@ describe("delete_bandwidths", function()
     assert.same({ 503, "cancelled" }, { results[1].status, results[1].stopped })
   end)
 
+  -- A 503 that is no throttling may speak of its bandwidth alone: its Retry-After past
+  -- retry_after_cap ends that id at once, and neither pauses nor stops the others.
+  it("ends an id whose 503 asks for more than retry_after_cap at once; the others go on", function()
+    local ids = create(3)
+    emu:inject{ method = "DELETE", path = path_of(ids[1]), status = 503, headers = { ["Retry-After"] = "120" } }
+    local c = new()
+    local results, summary = c:delete_bandwidths(ids, { concurrency = 1 })
+    c:close()
+    assert.same({ 503, 1 }, { results[1].status, results[1].attempts })
+    assert.same({ 204, 204 }, { results[2].status, results[3].status })
+    assert.same({ 2, 1, 0 }, { summary.deleted, summary.failed, summary.throttled })
+    assert.is_nil(summary.stopped)
+    assert.equal(0, #slept)
+  end)
+
   it("respects the deadline per id: a Retry-After past it ends that id", function()
     -- A deadline of 5 s (id 2's delete has seconds to succeed in), a Retry-After of 20 s (below
     -- retry_after_cap: only the deadline rules it out).
@@ -422,10 +437,12 @@ describe("delete_bandwidths", function()
   it("signs every request with AK/SK", function()
     local ids = create(10)
     local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, ak = emu.ak, sk = emu.sk }
-    local _, summary = c:delete_bandwidths(ids, { concurrency = 4 })
+    local _, summary = c:delete_bandwidths(ids, { concurrency = 16 })
     c:close()
     assert.equal(10, summary.deleted)
     assert.equal(0, emu:stats().auth_failures)
+    -- (at most 4 signed requests in flight, whatever was asked: the summary says what was allowed)
+    assert.same({ 4, 4 }, { summary.concurrency, summary.concurrency_min })
   end)
 
   it("fetches one new IAM token when the batch meets 401s, and repeats those ids", function()

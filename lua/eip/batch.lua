@@ -891,7 +891,12 @@ function M.run(runner, ids, opts)
   run:wind_up()
   local summary = run.summary
   if run.stopped then summary.stopped = run.stopped.reason end
+  -- (With AK/SK, never more than SIGNED_IN_FLIGHT_MAX in flight, whatever the concurrency asked
+  -- for: see Run:loop. The summary says what was allowed.)
+  local cap = run.runner.provider.rejected and M.SIGNED_IN_FLIGHT_MAX
   summary.concurrency, summary.concurrency_min = run.limit, run.limit_min
+  if cap and run.limit then summary.concurrency = math.min(run.limit, cap) end
+  if cap and run.limit_min then summary.concurrency_min = math.min(run.limit_min, cap) end
   summary.rate = run.bucket and run.bucket.rate or nil
   run:give_back_rate()
   run.summary.elapsed = core.monotime() - run.started

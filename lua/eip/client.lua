@@ -459,7 +459,8 @@ end
 --   throttled, concurrency, concurrency_min, rate?, stopped?, still_readable? }`: `throttled`
 --   counts the throttling answers (429, or a 503 whose error code says busy or throttled);
 --   `concurrency` is the number of requests allowed in flight at the end and `concurrency_min`
---   the lowest it fell to (adaptive throttling halves it; both nil when no id was sent); `rate`
+--   the lowest it fell to (adaptive throttling halves it; with AK/SK at most 4; both nil when no
+--   id was sent); `rate`
 --   the requests per second at the end (the rate set, or the one adaptive throttling chose; nil
 --   with neither); `stopped` why the batch stopped ("auth", "cancelled", "aborted",
 --   "project": the project id could not be looked up, and no id was sent, or "throttled": a
