@@ -452,6 +452,45 @@ describe("safety", function()
       assert.equal(204, c:delete_bandwidth(create(1)[1]).status)
     end)
 
+    -- A batch the caller ended with signed requests in flight (its on_result raised, its cancel
+    -- said "abort"): each counts as a request without an answer, but three of them start no
+    -- hold (nothing says an endpoint or a network is failing): the one place they leave lets the
+    -- next request go at once, and its success clears the count.
+    it("a batch the caller aborts with three signed requests in flight holds nothing", function()
+      for _, mode in ipairs{ "raise", "abort" } do
+        local ids = create(8)
+        -- The first goes alone (the probe), then the second's result comes while three stay in
+        -- flight: ended by on_result's error then, or by cancel's "abort" once three are (the
+        -- hooks count them; concurrency 3 there, so that no fourth starts meanwhile).
+        emu:inject{ method = "DELETE", path = emu:delete_path(ids[1]), status = 204 }
+        emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), action = "slow", delay = 0.3 }
+        emu:inject{ method = "DELETE", action = "slow", delay = 3, times = 3 }
+        local flying = 0
+        local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk,
+          on_request = function() flying = flying + 1 end, on_response = function() flying = flying - 1 end }
+        local n, opts = 0, { concurrency = mode == "raise" and 4 or 3 }
+        opts.on_result = function()
+          n = n + 1
+          if mode == "raise" and n == 2 then error("a caller's bug", 0) end
+        end
+        if mode == "abort" then opts.cancel = function() return n >= 2 and flying == 3 and "abort" or nil end end
+        local ok, res = pcall(c.delete_bandwidths, c, ids, opts)
+        if mode == "raise" then
+          assert.same({ false, "a caller's bug" }, { ok, res })
+        else
+          assert(ok, res)
+          local aborted = 0
+          for _, r in ipairs(res) do
+            if r.kind == "interrupted" and not r.cancelled then aborted = aborted + 1 end
+          end
+          assert.equal(3, aborted, "three were in flight")
+        end
+        local res1 = c:delete_bandwidth(ids[8], { missing_ok = true })
+        assert.is_true(res1.ok, mode)
+        c:close()
+      end
+    end)
+
     -- Four in flight, their answers lost: the third starts the hold, and the fourth, which comes
     -- during it, counts too (it was dropped, and the hold then let one more go: the fifth).
     it("an answer lost during the hold counts: four without an answer stop for good", function()

@@ -32,7 +32,7 @@
 --                                  it took its place, the provider's and the dict's for the key of
 --                                  `seq_prefix` (a success clears only after the last 401's)
 --   provider.key_epoch             (metadata) the epoch its current AK came with
---   provider.doubts, provider:unanswered(epoch)   (AK/SK, metadata) signed requests in a row
+--   provider.doubts, provider:unanswered(epoch, aborted)   (AK/SK, metadata) signed requests in a row
 --                                  that got no answer (a timeout, a reset after it went out,
 --                                  a garbled answer, an abort): each may have been refused
 --                                  unseen; counted with strikes, cleared by what accepted clears
@@ -174,7 +174,11 @@ end
 
 -- A signed request that went out and got no answer (see "Answers lost" above), counted as
 -- rejected counts a 401: for the key that signed it, numbered after the requests taken so far.
-local function unanswered(self, epoch)
+-- `aborted`: the caller's own doing (a batch aborted, or ended by its on_result's error, while
+-- it was in flight), which says nothing of an endpoint or a network failing: counted, but the
+-- third starts no hold (the place the doubts leave lets one request go at once, whose answer
+-- clears the count or, lost or refused too, stops for good as the hold's would).
+local function unanswered(self, epoch, aborted)
   -- (counted during a hold too: a request in flight when it began may be the fourth)
   if stale(self, epoch) or (self.refused and not self.refused.until_) then return end
   self.strike_seq = self.seq or 0
@@ -189,7 +193,7 @@ local function unanswered(self, epoch)
   if strikes + doubts >= MAX_DOUBTFUL then
     self.refused = { err = errors.unanswered_signatures(strikes, doubts) }
     if prefix then self.shared:refuse(prefix) end
-  elseif strikes == 0 and doubts == MAX_DOUBTFUL - 1 then
+  elseif strikes == 0 and doubts == MAX_DOUBTFUL - 1 and not aborted then
     self.refused = { err = errors.unanswered_signatures(0, doubts, M.DOUBT_HOLD),
       until_ = core.monotime() + M.DOUBT_HOLD }
     if prefix then self.shared:hold(prefix, M.DOUBT_HOLD) end

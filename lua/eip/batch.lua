@@ -18,7 +18,9 @@
 -- Per-id failures never raise: they are entries of the results. Raised: usage errors of the
 -- call itself (ids not a list, unknown or bad options), and any error raised by on_result,
 -- re-raised as it was after the transfers in flight were aborted (the client stays usable;
--- the deletes already sent may have happened).
+-- the deletes already sent may have happened; with AK/SK each signed request aborted after it
+-- went out counts as one without an answer, eip.auth's "Answers lost": four such stop the
+-- key's signing for good, three leave one request to go).
 --
 -- Drivers run the requests. With the libcurl transport: the runner's C multi handle
 -- (eip.core.multi), kept across batches so connections are reused. Inside nginx where cosockets
@@ -389,7 +391,7 @@ function Run:release_all(unsent)
   for slot, job in pairs(self.in_flight) do
     -- (not one of which nothing was sent: the gateway never saw it)
     if flying and flying[job.call] and provider.unanswered and not (unsent and unsent[slot]) then
-      provider:unanswered(job.call.epoch)
+      provider:unanswered(job.call.epoch, true)
     end
     release(provider, job.call)
   end
