@@ -1369,7 +1369,8 @@ describe("safety", function()
     it("a transport of the caller's that answers no response is a transport failure, not a raw error", function()
       local RAISE_NIL, RAISE_FALSE = {}, {}
       for _, answer in ipairs{ false, {}, { status = "204" }, { status = 204.5 }, { status = 99 },
-          { status = 204, body = 5 }, { curl_code = "7" }, RAISE_NIL, RAISE_FALSE } do
+          { status = 204, body = 5 }, { curl_code = "7" }, { status = 404, body = "", request_id = {} },
+          { status = 204, body = "", request_id = 7 }, RAISE_NIL, RAISE_FALSE } do
         local function send()
           if answer == RAISE_NIL then error() elseif answer == RAISE_FALSE then error(false) end
           return answer or nil

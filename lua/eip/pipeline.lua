@@ -724,8 +724,8 @@ local function well_formed(resp)
     return type(code) == "number" and code == math.floor(code) and code > -2 ^ 31 and code < 2 ^ 31
   end
   if not HTTP_STATUS[resp.status] then return false end
-  local b = resp.body
-  return b == nil or b == "" or type(b) == "string"
+  local b, id = resp.body, resp.request_id
+  return (b == nil or b == "" or type(b) == "string") and (id == nil or type(id) == "string")
 end
 
 local function broken(resp)
@@ -740,8 +740,8 @@ local UNREPORTED = { kind = "http" }
 function Call:response(resp)
   local runner = self.runner
   -- (well_formed's common case inline: an answer without curl_code, its body empty)
-  if not (type(resp) == "table" and resp.curl_code == nil and HTTP_STATUS[resp.status] and resp.body == "")
-      and not well_formed(resp) then
+  if not (type(resp) == "table" and resp.curl_code == nil and HTTP_STATUS[resp.status] and resp.body == ""
+      and (resp.request_id == nil or type(resp.request_id) == "string")) and not well_formed(resp) then
     resp = broken(resp)
   end
   -- The transport sent the request again after a kept-alive connection died unanswered: the
