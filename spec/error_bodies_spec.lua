@@ -243,6 +243,20 @@ describe("error bodies", function()
     small:close()
   end)
 
+  -- A 404 whose body max_body cut before its code: the service's VPC.0306 may be in the part not
+  -- read, so the advice neither blames the endpoint nor says the bandwidth is gone.
+  it("says a 404 cut by max_body before its code cannot be told, and missing_ok does not take it", function()
+    local small = fx.client{ max_body = 1024, max_attempts = 1, missing_ok = true }
+    emu:inject{ method = "DELETE", status = 404, body = '{"code":"VPC.0306","message":"No Eip bandwidth exist '
+      .. 'with id.","details":"' .. string.rep("x", 2048) .. '"}' }
+    local ok, err = pcall(small.delete_bandwidth, small, fixture.absent_id(1))
+    small:close()
+    assert.is_false(ok)
+    assert.same({ 404, true }, { err.status, err.truncated })
+    assert.matches("cut at the client's max_body before an error code could be read", err.advice, 1, true)
+    assert.not_matches("endpoint", err.advice)
+  end)
+
   it("never shows the token in an error, even when the server echoes it", function()
     local err = delete_with{ status = 401,
       body = '{"error_code":"APIGW.0301","error_msg":"token ' .. emu.token .. ' is invalid"}' }

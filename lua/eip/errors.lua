@@ -394,7 +394,14 @@ M.NO_SUCH_API_CODES = { ["APIGW.0101"] = true, ["APIG.0101"] = true }
 
 -- Advice for a 404 that is not the service's "no such resource": whoever answered does not
 -- know the path, so the resource may well exist.
-local function stray_404_advice(code)
+local function stray_404_advice(code, truncated)
+  if truncated and not code then
+    -- (its code may have been in the part not read: who sent it cannot be told)
+    return "Not known to be a missing bandwidth: the answer's body was cut at the client's max_body before "
+      .. "an error code could be read, so whether it is the EIP service's VPC.0306 (no such bandwidth) or "
+      .. "another's 404 cannot be told. Raise max_body, or read the bandwidth with show_bandwidth; it may "
+      .. "still exist. Do not treat this as deleted."
+  end
   local origin
   if M.NO_SUCH_API_CODES[code] then
     origin = "the API gateway has no such API (" .. code .. ")"
@@ -505,7 +512,7 @@ function M.http(req, resp, info, body, entry)
     entry = M.code_row(entry, resp.status, body.message, req.op_name)
     advice, description = entry.advice, entry.module .. ": " .. entry.message
   elseif resp.status == 404 and not M.NOT_FOUND_CODES[body.code] then
-    advice = stray_404_advice(body.code)
+    advice = stray_404_advice(body.code, resp.truncated)
   end
   return new{
     kind = "http",
@@ -533,9 +540,23 @@ end
 
 --- An answer that is 2xx but unusable (e.g. IAM without X-Subject-Token): an "http" error
 -- carrying the status, since the server did answer.
+-- (class: the status's, as for any http error; advice: what to do with an answer that says
+-- neither that the request was carried out nor that it was not, by method)
+local UNUSABLE_ADVICE = {
+  GET = "A read changes nothing: check the endpoint and any proxy in between, and read again later.",
+  DELETE = "The delete may have been carried out (by the server, or not at all by a proxy answering for it): "
+    .. "check with show_bandwidth before deleting it again; check the endpoint and any proxy in between.",
+  POST = "The request may have been carried out (a create makes a bandwidth, and a bill): look before sending "
+    .. "it again (list_bandwidths); check the endpoint and any proxy in between.",
+}
+
 function M.protocol(resp, method, path, message)
+  local info = type(resp.status) == "number" and core.status(resp.status) or nil
   return new{
     kind = "http", status = resp.status, reason = "Unusable Answer", message = message,
+    class = info and info.class or nil,
+    description = "An answer this client cannot take as the call's result (see message).",
+    advice = UNUSABLE_ADVICE[method] or UNUSABLE_ADVICE.POST,
     request_id = resp.request_id, retryable = false, method = method, path = path, attempts = 1,
     truncated = resp.truncated or nil,
   }
