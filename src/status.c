@@ -357,7 +357,8 @@ static const eip_status_info fallbacks[] = {
     {0, "Unknown Informational", NULL, "Unregistered 1xx interim response.", "", INFO,
      "Not a final answer: report the endpoint's or proxy's behaviour; do not retry.", 0},
     {0, "Unknown Success", NULL, "Unregistered 2xx code: the server reports success.", "", OK2,
-     "Treat as success, and confirm with a GET before relying on the result.", 0},
+     "Not an answer the EIP API gives: a delete is done only on 204 No Content, so this does not say "
+     "the request was carried out; confirm with a GET before relying on it.", 0},
     {0, "Unknown Redirect", NULL, "Unregistered 3xx redirect code.", "", REDIR,
      "The EIP API does not redirect: check the endpoint URL and proxies; do not retry.", 0},
     {0, "Unknown Client Error", NULL, "Unregistered 4xx code: the request was refused.", "",
@@ -368,6 +369,40 @@ static const eip_status_info fallbacks[] = {
      "Retry with backoff (a DELETE is idempotent); if it persists, contact support with the "
      "request id.",
      0},
+};
+
+/* Codes registered with IANA (RFC 9110 and others) that no seed document lists: their own
+ * reason phrase and meaning replace the class template's "Unknown ..." ones (the class's
+ * advice stands). Sorted by code. */
+static const struct registered {
+    int code;
+    const char *reason;
+    const char *description;
+} registered[] = {
+    {102, "Processing", "Interim response (WebDAV, RFC 2518): the server is still working on the request."},
+    {103, "Early Hints", "Interim response (RFC 8297): headers sent ahead of the final answer."},
+    {207, "Multi-Status", "WebDAV (RFC 4918): several statuses in the body, for several resources."},
+    {208, "Already Reported", "WebDAV (RFC 5842): members already listed in this multi-status answer."},
+    {226, "IM Used", "Delta encoding (RFC 3229): the answer is the result of instance manipulations."},
+    {307, "Temporary Redirect", "RFC 9110: the resource is temporarily at the URI in Location; the method "
+                                "must not change."},
+    {308, "Permanent Redirect", "RFC 9110: the resource has a new permanent URI in Location; the method "
+                                "must not change."},
+    {421, "Misdirected Request", "RFC 9110: the request reached a server that cannot answer for that host "
+                                 "(a connection reused for another name)."},
+    {423, "Locked", "WebDAV (RFC 4918): the resource is locked."},
+    {424, "Failed Dependency", "WebDAV (RFC 4918): the request depended on another that failed."},
+    {425, "Too Early", "RFC 8470: the server will not process a request that might be replayed."},
+    {426, "Upgrade Required", "RFC 9110: the server refuses the request over this protocol."},
+    {428, "Precondition Required", "RFC 6585: the server requires the request to be conditional."},
+    {431, "Request Header Fields Too Large", "RFC 6585: the request's header fields are too large."},
+    {451, "Unavailable For Legal Reasons", "RFC 7725: the resource is withheld for legal reasons."},
+    {506, "Variant Also Negotiates", "RFC 2295: the server's content negotiation is misconfigured."},
+    {507, "Insufficient Storage", "WebDAV (RFC 4918): the server cannot store what the request needs."},
+    {508, "Loop Detected", "WebDAV (RFC 5842): the server found an infinite loop in the request."},
+    {510, "Not Extended", "RFC 2774 (obsolete): the request lacks an extension the server requires."},
+    {511, "Network Authentication Required", "RFC 6585: a captive portal or network gateway wants a login "
+                                             "before any request passes."},
 };
 
 static int compare_code(const void *key, const void *elem)
@@ -398,6 +433,16 @@ const eip_status_info *eip_status_lookup(int code, eip_status_info *scratch)
         return tmpl;
     *scratch = *tmpl;
     scratch->code = code;
+    {
+        size_t i;
+        for (i = 0; i < sizeof registered / sizeof registered[0]; i++) {
+            if (registered[i].code == code) {
+                scratch->reason = registered[i].reason;
+                scratch->description = registered[i].description;
+                break;
+            }
+        }
+    }
     return scratch;
 }
 

@@ -226,7 +226,21 @@ static void test_fallbacks(void)
     eip_status_info scratch;
 
     check_fallback(418, "Unknown Client Error", EIP_CLASS_CLIENT_ERROR);
-    check_fallback(451, "Unknown Client Error", EIP_CLASS_CLIENT_ERROR);
+    check_fallback(451, "Unavailable For Legal Reasons", EIP_CLASS_CLIENT_ERROR);
+    /* Registered codes no seed lists: their own reason phrase, the class's advice. */
+    check_fallback(103, "Early Hints", EIP_CLASS_INFORMATIONAL);
+    check_fallback(207, "Multi-Status", EIP_CLASS_SUCCESS);
+    check_fallback(307, "Temporary Redirect", EIP_CLASS_REDIRECT);
+    check_fallback(308, "Permanent Redirect", EIP_CLASS_REDIRECT);
+    check_fallback(421, "Misdirected Request", EIP_CLASS_CLIENT_ERROR);
+    check_fallback(511, "Network Authentication Required", EIP_CLASS_SERVER_ERROR);
+    {
+        const eip_status_info *e = eip_status_lookup(207, &scratch);
+        CHECK(strstr(e->advice, "only on 204") != NULL && strstr(e->advice, "Treat as success") == NULL,
+              "an unknown 2xx is no delete's success: %s", e->advice);
+        e = eip_status_lookup(308, &scratch);
+        CHECK(strstr(e->description, "Unregistered") == NULL, "308 is registered: %s", e->description);
+    }
     check_fallback(599, "Unknown Server Error", EIP_CLASS_SERVER_ERROR);
     check_fallback(520, "Unknown Server Error", EIP_CLASS_SERVER_ERROR);
     check_fallback(199, "Unknown Informational", EIP_CLASS_INFORMATIONAL);
