@@ -231,3 +231,17 @@ describe("a failure's cause", function()
     assert.is_nil(cjson.decode(output.result_line(o, "json")).cause)
   end)
 end)
+
+-- The API's numbers, as cjson decodes them (floats), come out as they went in: a size of 16
+-- digits whole, not 1.2345678901235e+15; a quota that needs 17 digits with all of them.
+describe("--json numbers", function()
+  it("keep every digit of the API's numbers, and write short ones short", function()
+    local decoded = cjson.decode('{"size":1234567890123456,"rule_quota":0.30000000000000004,"a":0.1,'
+      .. '"b":-20,"c":1e300,"d":9007199254740993}')
+    local back = cjson.decode(json.encode(decoded))
+    for k, v in pairs(decoded) do assert.equal(v, back[k], k) end
+    local line = json.encode{ size = decoded.size, a = decoded.a, b = decoded.b }
+    assert.equal('{"a":0.1,"b":-20,"size":1234567890123456}', line)
+    assert.equal('{"v":null}', json.encode{ v = 0 / 0 })
+  end)
+end)

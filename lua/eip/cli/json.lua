@@ -3,8 +3,9 @@
 --
 -- Lists stay lists when empty: cjson 2.1.0 (Debian) decodes `[]` as an empty object, so the
 -- fields the API documents as arrays are named here and written as `[]`. Numbers are written
--- as Lua 5.3+ integers, or with 14 significant digits (enough for times and sizes, without
--- 0.1000000000000000055); NaN and infinities as `null`. Strings are always valid UTF-8: each
+-- as Lua 5.3+ integers, whole numbers below 2^53 with every digit (cjson decodes the API's
+-- integers as floats), others with 14 significant digits where those read back as the same
+-- number (0.1, not 0.1000000000000000055), else 17; NaN and infinities as `null`. Strings are always valid UTF-8: each
 -- byte of a string (a server's text) that is no part of a well-formed UTF-8 sequence is written
 -- `\ufffd`, the replacement character; well-formed sequences pass unchanged.
 -- @module eip.cli.json
@@ -83,7 +84,11 @@ end
 local function encode_number(v)
   if v ~= v or v == math.huge or v == -math.huge then return "null" end
   if math_type and math_type(v) == "integer" then return tostring(v) end
-  return string.format("%.14g", v)
+  -- (cjson decodes the API's integers as floats: written whole, every digit, up to 2^53)
+  if v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return string.format("%.0f", v) end
+  local short = string.format("%.14g", v)
+  if tonumber(short) == v then return short end
+  return string.format("%.17g", v) -- (the shortest form would lose the value: every digit)
 end
 
 local function encode(v, as_array)
