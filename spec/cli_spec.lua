@@ -757,6 +757,26 @@ describe("eip command", function()
       assert.matches("--proxy and --no-proxy are exclusive", err, 1, true)
     end)
 
+    -- The library's words for its options ("region", endpoint = "...", "give them as options",
+    -- which the command cannot take), in the command's.
+    it("says usage errors of the endpoint and region in the command's words", function()
+      emu:reset_counters()
+      for _, case in ipairs{
+        { "list-bandwidths --region cn-north-4 --endpoint http://127.0.0.1:1", {},
+          "eip: --endpoint and --region are exclusive: give one of them\n" },
+        { "list-bandwidths --region xx-nowhere-1", { EIP_ENDPOINT = false },
+          "give --endpoint https://vpc.<region>.myhuaweicloud.com or set HUAWEICLOUD_SDK_REGION_EIP_XX_NOWHERE_1\n" },
+        { "delete-bandwidth --dry-run bw-1", { EIP_ENDPOINT = "http://user:pw@127.0.0.1:1" },
+          "EIP_ENDPOINT must not hold credentials (user:password@): the command reads them from the "
+            .. "environment, the profile file or the metadata service, never from a URL" } } do
+        local code, out, err = run(case[1], { env = case[2] })
+        assert.same({ 2, "" }, { code, out }, case[1])
+        assert.matches(case[3], err, 1, true)
+        assert.not_matches("endpoint =", err)
+      end
+      assert.equal(0, emu:stats().requests)
+    end)
+
     it("refuses an id that is the SK or the token before anything is sent, without printing it", function()
       local real = emu:create_bandwidth{ size = 5 }
       for _, case in ipairs{ { emu.sk, { OS_AUTH_TOKEN = false, HUAWEICLOUD_SDK_AK = emu.ak,

@@ -123,7 +123,16 @@ function M.reword(e, opts)
     args.usage("no endpoint: give --endpoint URL or --region R, or export EIP_ENDPOINT or %s", ENV.region)
   end
   local flag = words_for(argument, opts)
-  if flag then args.usage("%s %s", flag, said) end
+  if flag then
+    -- (the library's words for its own options, in the command's)
+    if argument == "endpoint" and said:find("^and region are exclusive") then
+      said = said:gsub("^and region", "and --region")
+    end
+    said = said:gsub('pass endpoint = "([^"]*)"', "give --endpoint %1")
+      :gsub("give them as options", "the command reads them from the environment, the profile file or the "
+        .. "metadata service, never from a URL")
+    args.usage("%s %s", flag, said)
+  end
   args.usage("%s", message)
 end
 
