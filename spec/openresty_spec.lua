@@ -509,6 +509,22 @@ describe("OpenResty #openresty", function()
       assert.same({ 2, 0 }, { body.summary.not_sent, body.summary.failed }, resp.body)
     end)
 
+    -- In the content phase but inside a frame that cannot yield (a string.gsub callback; so a
+    -- dofile, a require): a batch spawned light threads there and nginx's Lua VM panicked, and
+    -- a wait for the rate raised a raw "attempt to yield across C-call boundary". Now the batch
+    -- goes over libcurl, as in the phases without cosockets, and a wait is the system's. A single
+    -- call fails there as nginx's cosockets do (the choice of its transport is made from the
+    -- phase, per request: the stack is not looked at on that path), an eip error.
+    it("runs a batch from a frame that cannot yield over libcurl; no crash, no raw error", function()
+      local ids = emu:create_bandwidths(4)
+      local resp = request("POST", "/t/unyieldable", cjson.encode{ endpoint = emu.url, token = emu.token,
+        project_id = emu.project_id, ids = { ids[1], ids[2] }, single = ids[3], first = ids[4] }, 20)
+      assert.equal(200, resp.status, resp.body .. app:log_tail(40))
+      assert.same({ first = 204, batch = { deleted = 2, failed = 0 }, singles = { "transport", "transport" } },
+        resp.json, resp.body)
+      assert.equal(200, request("GET", "/ping").status)
+    end)
+
     -- Two batches and six single calls of one AK/SK client at once, the key refused from a
     -- moment on (X-Sdk-Date an hour off): every request in flight is refused then, and five
     -- refused in a row would lock the key. The client keeps at most four signed ones in flight

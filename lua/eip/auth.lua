@@ -412,7 +412,7 @@ local semaphore = transport.semaphore
 -- nil (it cannot: see above). And whether it runs inside nginx.
 local function wait_mode(runner)
   local phase = transport.phase()
-  if phase then return transport.COSOCKET_PHASES[phase] and "ngx" or nil, true end
+  if phase then return transport.yieldable() and "ngx" or nil, true end
   if runner.sleep ~= transport.sleep and running() ~= MAIN then return "sleep", false end
   return nil, false
 end

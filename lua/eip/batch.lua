@@ -242,6 +242,9 @@ function M.driver(runner, concurrency)
     return setmetatable({ ngx = ngx, transport = transport, threads = {}, progress = {}, next_slot = 1, count = 0,
       done = {}, head = 1, tail = 0, sema = transports.semaphore() }, Threads), concurrency
   end
+  -- (inside nginx where nothing can yield, the automatic transport's libcurl: its own choice,
+  -- made from the phase alone, would be cosockets in a phase that allows them)
+  if transport.name == "auto" and ngx then transport = transport:get("curl") end
   return setmetatable({ transport = transport }, Serial), 1
 end
 

@@ -400,12 +400,31 @@ function M.phase()
   return ok and phase or nil
 end
 
---- Can the code yield to nginx here: inside nginx, in a phase that allows cosockets?
--- @treturn boolean true there (server_rewrite, rewrite, access, content, timer, ssl_cert), false
---   elsewhere and outside nginx
+-- Can the running code yield: is there no C function between it and the start of its coroutine
+-- (but pcall and xpcall, which LuaJIT yields through)? In a phase that allows cosockets, code
+-- may still run where it cannot: in a dofile, a module's top level run by require, a callback
+-- of string.gsub or table.sort. There a light thread spawned panicked nginx's Lua VM, and an
+-- ngx.sleep raised "attempt to yield across C-call boundary". (nginx's coroutine table has no
+-- isyieldable: the stack is looked at, a few microseconds, where a wait or a batch begins.)
+local getinfo, pcall_, xpcall_ = debug.getinfo, pcall, xpcall
+local function frames_yield()
+  local level = 3 -- (the caller of M.yieldable and up)
+  while true do
+    local info = getinfo(level, "Sf")
+    if info == nil then return true end
+    if info.what == "C" and info.func ~= pcall_ and info.func ~= xpcall_ then return false end
+    level = level + 1
+  end
+end
+
+--- Can the code yield to nginx here: inside nginx, in a phase that allows cosockets, in a frame
+-- that can yield?
+-- @treturn boolean true there (server_rewrite, rewrite, access, content, timer, ssl_cert, but not
+--   inside a dofile, a require or a callback of string.gsub, table.sort...), false elsewhere and
+--   outside nginx
 -- @raise never
 function M.yieldable()
-  return M.COSOCKET_PHASES[M.phase()] == true
+  return M.COSOCKET_PHASES[M.phase()] == true and frames_yield()
 end
 
 --- Would a wait here block the whole nginx worker: inside nginx, in a phase without cosockets

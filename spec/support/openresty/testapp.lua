@@ -418,6 +418,37 @@ function M.batch_abort()
   ngx.print(body)
 end
 
+-- POST { endpoint, token, project_id, ids, single }: inside a string.gsub callback (a frame of the
+-- content phase that cannot yield), a batch of `ids` and two deletes of `single` by a client with
+-- a rate of 1 per second (the second waits for it); what each gave: a summary, statuses or
+-- error kinds, and whether anything raised a raw Lua error.
+function M.unyieldable()
+  ngx.req.read_body()
+  local args = cjson.decode(ngx.req.get_body_data() or "")
+  local out = {}
+  -- (a delete where it can yield first: its connection pooled, for the next to find)
+  local first = eip.new{ endpoint = args.endpoint, token = args.token, project_id = args.project_id }
+  out.first = first:delete_bandwidth(args.first).status
+  local function run()
+    local client = eip.new{ endpoint = args.endpoint, token = args.token, project_id = args.project_id,
+      max_attempts = 1, timeout = 5, rate = 1, burst = 1 }
+    local ok, results, summary = pcall(client.delete_bandwidths, client, args.ids)
+    out.batch = ok and { deleted = summary.deleted, failed = summary.failed } or { raised = tostring(results) }
+    out.singles = {}
+    for i = 1, 2 do
+      local fine, res = pcall(client.delete_bandwidth, client, args.single, { missing_ok = true })
+      out.singles[i] = fine and res.status or (eip.is_error(res) and res.kind or { raised = tostring(res) })
+    end
+    client:close()
+    return ""
+  end
+  local _ = ("x"):gsub("x", run)
+  local body = cjson.encode(out)
+  ngx.header["Content-Type"] = "application/json"
+  ngx.header["Content-Length"] = #body
+  ngx.print(body)
+end
+
 -- POST { endpoint, project_id, ak, sk, deadline, timeout, batches = { {ids}, ... }, singles = {ids},
 -- single_after }: one AK/SK client (timeout 10 unless given), and at once, each in a light thread
 -- of its own, a delete_bandwidths of each list (concurrency 8) and a delete_bandwidth of each
