@@ -736,6 +736,60 @@ describe("authentication", function()
       for i = 1, 10 do assert.equal(401, statuses[i]) end
     end)
 
+    -- The same with a transport that yields but the client's own sleep (the system's): a call
+    -- cannot wait for another coroutine's login then, and each logged in, the wrong password
+    -- sent ten times. It fails at once instead, nothing sent; the main thread still asks itself.
+    it_yielding("without a sleep that yields, a call meeting another coroutine's login fails unsent", function()
+      for _, password in ipairs{ "wrong-password", "p" } do
+        local logins, deletes = 0, 0
+        local transport = { name = "yielding", close = function() end }
+        function transport.send(_, req)
+          coroutine.yield()
+          if req.url:find("/v3/auth/tokens", 1, true) then
+            logins = logins + 1
+            if password ~= "p" then
+              return { status = 401, body = '{"error":{"code":401,"message":"The username or password is wrong."}}' }
+            end
+            return { status = 201, subject_token = "token-1", body = '{"token":{"expires_at":"2099-01-01T00:00:00Z"}}' }
+          end
+          deletes = deletes + 1
+          return { status = 204, body = "" }
+        end
+        local c = eip.new{ endpoint = "http://127.0.0.1:9", project_id = emu.project_id, max_attempts = 1,
+          transport = transport, auth = { username = "u", password = password, domain = "d",
+            project_id = emu.project_id, iam_endpoint = "http://127.0.0.1:10" } }
+        local calls, outcomes = {}, {}
+        for i = 1, 10 do
+          calls[i] = coroutine.create(function() return pcall(c.delete_bandwidth, c, "bw-" .. i) end)
+        end
+        local live = #calls
+        while live > 0 do
+          live = 0
+          for i, co in ipairs(calls) do
+            if coroutine.status(co) ~= "dead" then
+              local _, fine, res = assert(coroutine.resume(co))
+              if coroutine.status(co) == "dead" then outcomes[i] = fine and res.status or res else live = live + 1 end
+            end
+          end
+        end
+        assert.equal(1, logins, password)
+        local first = outcomes[1]
+        assert.equal(password == "p" and 204 or 401, type(first) == "table" and first.status or first)
+        for i = 2, 10 do
+          local err = outcomes[i]
+          assert.same({ "transport", "timeout", true, true }, { err.kind, err.reason, err.not_sent, err.retryable })
+          assert.matches("give the client a sleep that yields", tostring(err), 1, true)
+        end
+        assert.equal(password == "p" and 1 or 0, deletes)
+        -- once it is done, a call goes through (its token, or the refusal remembered: no login)
+        local co = coroutine.create(function() return pcall(c.delete_bandwidth, c, "bw-11") end)
+        local _, fine, res
+        repeat _, fine, res = assert(coroutine.resume(co)) until coroutine.status(co) == "dead"
+        assert.equal(password == "p" and 204 or 401, fine and res.status or res.status)
+        assert.equal(1, logins, "no second login")
+      end
+    end)
+
     -- A transport that answers IAM with a token and deletes with 204, yielding first when it runs
     -- in a coroutine (a cosocket waiting), and the client that uses it, whose sleep yields too.
     local function yielding_client(timeout)

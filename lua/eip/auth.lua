@@ -475,6 +475,22 @@ local function wait_timeout(self, waited)
   return err
 end
 
+-- The error of a call that found another coroutine's fetch under way, suspended, and cannot wait
+-- for it (the client's sleep is the system's, which would stop the scheduler that runs it).
+local function fetch_busy(self)
+  local what, method, path = "IAM token", "POST", ops.IAM_PATH
+  if self.kind ~= "iam" then
+    local op = ops.metadata_credentials(self.base)
+    what, method, path = "temporary keys from the ECS metadata service", op.method, op.path
+  end
+  local err = errors.transport({ method = method, path = path, attempts = 0 }, { error_kind = "timeout" },
+    "not sent: another coroutine is fetching the " .. what .. " for this client, and this call cannot wait "
+    .. "for it (the client's sleep is the system's, which would stop your scheduler): give the client a "
+    .. "sleep that yields to your scheduler, or ask again once that fetch is done")
+  err.not_sent, err.retryable = true, true
+  return err
+end
+
 -- The most a call waits for another's fetch (see above): self:budget(runner), or less when the
 -- attempt's timeout (req.timeout) was cut to what is left of the call's deadline.
 local function patience(self, runner, req)
@@ -516,6 +532,16 @@ local function fetch_once(self, runner, fetch_now, fresh, req)
       break
     end
     if not mode or record.co == me then
+      -- Outside nginx, on a coroutine, the fetch of another coroutine that is suspended (its
+      -- transport yielded to a scheduler) goes on once this call gives way: fetching here too,
+      -- each such call sent a login of its own, a wrong password as many times as calls. Not
+      -- sent then. (The main thread asks on its own: its calls come one after another, and the
+      -- token or the failure its login leaves serves those after it.)
+      local co = record.co
+      if not in_nginx and me ~= MAIN and co ~= nil and co ~= MAIN and co ~= me
+          and coroutine.status(co) == "suspended" then
+        error(fetch_busy(self), 0)
+      end
       -- Cannot wait (see above), or the fetch is this coroutine's own (a hook that calls the
       -- client during it): fetch here, the other fetch left as it is.
       return fetch_now(self, runner)
