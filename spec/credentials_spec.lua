@@ -296,6 +296,29 @@ describe("credentials", function()
       assert.equal(0, s.auth_failures)
     end)
 
+    -- The service's clock 10 minutes behind (within the gateway's 15 for X-Sdk-Date), its keys
+    -- for 5: their expiry is past by this machine's clock as they come. Taken as unknown (as
+    -- IAM's token is), not as due, which fetched them again for every call.
+    it("takes keys whose expiry is already past by this clock as of unknown expiry, said once", function()
+      emu:set_clock_offset(-600)
+      emu:set_knobs{ metadata_credential_ttl = 300 }
+      local logged = {}
+      local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url,
+        log = function(line) logged[#logged + 1] = line end })
+      local ok, err = pcall(function()
+        for _ = 1, 5 do assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status) end
+      end)
+      c:close()
+      emu:set_clock_offset(0)
+      assert(ok, err)
+      assert.equal(1, emu:stats().metadata_credentials_issued)
+      local said = 0
+      for _, line in ipairs(logged) do
+        if line:find("already past by this machine's clock", 1, true) then said = said + 1 end
+      end
+      assert.equal(1, said)
+    end)
+
     -- A renewal blocks the process with libcurl: a batch's transfers in flight, not driven
     -- meanwhile, timed out with their answers waiting (deletes carried out, reported failed,
     -- their retries answered 404). What is in flight now ends before the renewal.

@@ -972,7 +972,17 @@ local function metadata_fetch(self, runner)
   replace_secret(self, 1, keys.sk)
   replace_secret(self, 2, keys.security_token)
   local now = os.time()
-  local expires = time.parse_iso8601(c.expires_at) or (now + 900) -- unknown: assume 15 minutes
+  local expires = time.parse_iso8601(c.expires_at)
+  if expires and expires <= now then
+    -- Past already by this machine's clock (a clock that is off): taken as an unknown expiry, as
+    -- IAM's token is, not as due for renewal, which fetched the keys again for every call.
+    if runner.log then
+      runner.log("eip: the metadata service's temporary keys expire at " .. runner:clean(tostring(c.expires_at))
+        .. ", already past by this machine's clock (is it right?): their expiry is taken as unknown")
+    end
+    expires = nil
+  end
+  expires = expires or (now + 900) -- unknown: assume 15 minutes
   -- Refresh ahead of expiry: 40 minutes, as the official SDKs do for these keys, or half the
   -- lifetime for short-lived ones.
   self.refresh_at = expires - math.min(2400, math.max(0, (expires - now) / 2))
