@@ -194,3 +194,16 @@ EIP:
     end)
   end)
 end)
+
+-- The region an endpoint names decides where an AK/SK client looks its project up: a host in
+-- capitals (which DNS and TLS take as the same) named none, and HUAWEICLOUD_SDK_REGION's was
+-- used, another region's project id sent to this one.
+describe("the region of an endpoint", function()
+  it("is read whatever the case of its host", function()
+    for _, endpoint in ipairs{ "https://vpc.cn-north-4.myhuaweicloud.com", "https://VPC.CN-NORTH-4.MYHUAWEICLOUD.COM",
+        "HTTPS://Vpc.Cn-North-4.MyHuaweiCloud.com/" } do
+      assert.equal("cn-north-4", regions.of_endpoint(endpoint), endpoint)
+    end
+    assert.is_nil(regions.of_endpoint("https://vpc.example.com"))
+  end)
+end)

@@ -394,7 +394,7 @@ end
 
 --- The region an endpoint names, if it is a real one (`https://vpc.{region}.myhuaweicloud.com`).
 function M.of_endpoint(endpoint)
-  local region = endpoint:match("^https?://vpc%.([%l%d%-]+)%.myhuaweicloud%.")
+  local region = endpoint:lower():match("^https?://vpc%.([%l%d%-]+)%.myhuaweicloud%.") -- (a host has no case)
   return region
 end
 
