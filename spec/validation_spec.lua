@@ -116,6 +116,11 @@ describe("validation", function()
         assert.is_nil(tostring(err):find(secret:sub(1, 8), 1, true), tostring(err))
       end
     end
+    -- The project lookup's IAM endpoint named where it came from: the environment's variable.
+    local from_env = usage_error("HUAWEICLOUD_SDK_IAM_ENDPOINT", require("eip.client").new,
+      { endpoint = "https://vpc.cn-north-4.myhuaweicloud.com", ak = "AKAKAKAKAKAK", sk = sk },
+      function(name) if name == "HUAWEICLOUD_SDK_IAM_ENDPOINT" then return "https://iam.example.com/" .. sk end end)
+    assert.matches("holds a credential", from_env.message, 1, true)
     assert.equal(0, emu:stats().requests)
     -- another client's secret is not this one's: its endpoint stands
     local other = eip.new{ endpoint = emu.url, project_id = "p1", ak = "AKAKAKAKAKAK", sk = sk }

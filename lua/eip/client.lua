@@ -193,7 +193,13 @@ function M.new(opts, getenv)
   -- wherever the URL is (a dry run, tostring of the client). See validate.secret_url.
   local urls = { endpoint, provider.iam_endpoint or (lookup and lookup.iam_endpoint),
     provider.kind == "metadata" and provider.base }
-  for i, name in ipairs{ "endpoint", "auth.iam_endpoint", "metadata_url" } do
+  -- (the project lookup's IAM endpoint named where it came from: the profile file's, else the
+  -- environment's, else the region's own, which holds nothing of the caller's)
+  local iam_name = "auth.iam_endpoint"
+  if not provider.iam_endpoint and lookup then
+    iam_name = found.iam_endpoint and "the profile file's iam_endpoint" or regions.ENV_IAM
+  end
+  for i, name in ipairs{ "endpoint", iam_name, "metadata_url" } do
     if urls[i] then validate.secret_url(name, urls[i], provider.secrets, early) end
   end
   if opts.signing_dict ~= nil then
