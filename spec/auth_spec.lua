@@ -790,6 +790,48 @@ describe("authentication", function()
       end
     end)
 
+    -- The project an AK/SK client looks up by its region, needed by calls at the same time
+    -- (nginx's requests, a scheduler's coroutines): each looked it up, one signed request to
+    -- IAM each. One lookup now; the others wait for it, and its failure is theirs.
+    it_yielding("looks the project up once for calls that need it at the same time", function()
+      for _, answer in ipairs{ 200, 401 } do
+        local lookups, deletes = 0, 0
+        local transport = { name = "yielding", close = function() end }
+        function transport.send(_, req)
+          coroutine.yield()
+          if req.url:find("/v3/projects", 1, true) then
+            lookups = lookups + 1
+            if answer == 401 then
+              return { status = 401, body = '{"error_code":"APIGW.0301","error_msg":"bad"}' }
+            end
+            return { status = 200,
+              body = '{"projects":[{"id":"0a1b2c3d4e5f60718293a4b5c6d7e8f9","name":"cn-north-4"}]}' }
+          end
+          deletes = deletes + 1
+          return { status = 204, body = "" }
+        end
+        local c = eip.new{ region = "cn-north-4", ak = "AKAKAKAKAKAKAKAKAKAK", sk = string.rep("s", 40),
+          max_attempts = 1, transport = transport, sleep = function() coroutine.yield() end }
+        local calls, outcomes = {}, {}
+        for i = 1, 10 do
+          calls[i] = coroutine.create(function() return pcall(c.delete_bandwidth, c, "bw-" .. i) end)
+        end
+        local live = #calls
+        while live > 0 do
+          live = 0
+          for i, co in ipairs(calls) do
+            if coroutine.status(co) ~= "dead" then
+              local _, _, res = assert(coroutine.resume(co))
+              if coroutine.status(co) == "dead" then outcomes[i] = res.status else live = live + 1 end
+            end
+          end
+        end
+        assert.equal(1, lookups, answer)
+        for i = 1, 10 do assert.equal(answer == 200 and 204 or 401, outcomes[i], i) end
+        assert.equal(answer == 200 and 10 or 0, deletes)
+      end
+    end)
+
     -- A transport that answers IAM with a token and deletes with 204, yielding first when it runs
     -- in a coroutine (a cosocket waiting), and the client that uses it, whose sleep yields too.
     local function yielding_client(timeout)

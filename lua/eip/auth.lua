@@ -461,13 +461,19 @@ local function wait_for(record, mode, runner, limit, in_nginx)
   record.waiters = record.waiters - 1
 end
 
+-- What a fetch brings, and the request it ends with, for its errors: an IAM token, the metadata
+-- service's keys, or a holder's own (fetch_what, fetch_method, fetch_path: see eip.pipeline's
+-- project lookup).
+local function fetch_target(self)
+  if self.fetch_what then return self.fetch_what, self.fetch_method, self.fetch_path end
+  if self.kind == "iam" then return "IAM token", "POST", ops.IAM_PATH end
+  local op = ops.metadata_credentials(self.base)
+  return "temporary keys from the ECS metadata service", op.method, op.path
+end
+
 -- The error of a call that waited `waited` seconds for another call's fetch, in vain.
 local function wait_timeout(self, waited)
-  local what, method, path = "IAM token", "POST", ops.IAM_PATH
-  if self.kind ~= "iam" then -- the metadata service's keys, the request the fetch ends with
-    local op = ops.metadata_credentials(self.base)
-    what, method, path = "temporary keys from the ECS metadata service", op.method, op.path
-  end
+  local what, method, path = fetch_target(self)
   local message = string.format("not sent: no %s after waiting %.1f s for the request another call made for it "
     .. "(as long as this call could have taken to ask itself)", what, waited)
   local err = errors.transport({ method = method, path = path, attempts = 0 }, { error_kind = "timeout" }, message)
@@ -478,11 +484,7 @@ end
 -- The error of a call that found another coroutine's fetch under way, suspended, and cannot wait
 -- for it (the client's sleep is the system's, which would stop the scheduler that runs it).
 local function fetch_busy(self)
-  local what, method, path = "IAM token", "POST", ops.IAM_PATH
-  if self.kind ~= "iam" then
-    local op = ops.metadata_credentials(self.base)
-    what, method, path = "temporary keys from the ECS metadata service", op.method, op.path
-  end
+  local what, method, path = fetch_target(self)
   local err = errors.transport({ method = method, path = path, attempts = 0 }, { error_kind = "timeout" },
     "not sent: another coroutine is fetching the " .. what .. " for this client, and this call cannot wait "
     .. "for it (the client's sleep is the system's, which would stop your scheduler): give the client a "
@@ -583,6 +585,11 @@ local function fetch_once(self, runner, fetch_now, fresh, req)
   if not ok then error(err, 0) end
 end
 
+--- fetch_once, for what else a client fetches once for all its calls (eip.pipeline's project
+-- lookup): `holder` has `fetching` (false at first), `budget(holder, runner)` and, for errors,
+-- `fetch_what`, `fetch_method`, `fetch_path`.
+M.fetch_once = fetch_once
+
 local function fresh(self)
   return (self.token or self.keys) ~= nil and os.time() < self.refresh_at
 end
@@ -596,6 +603,7 @@ local function request_budget(runner, attempts, timeout)
   if runner.deadline then budget = math.min(budget, runner.deadline) end
   return budget
 end
+M.request_budget = request_budget
 
 ---------------------------------------------------------------------------------------------
 -- IAM password authentication: POST /v3/auth/tokens, cached until shortly before expiry.

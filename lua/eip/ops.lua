@@ -306,6 +306,7 @@ end
 -- GET {iam_endpoint}/v3/projects?name={region}   (signed with the client's AK/SK)
 
 local PROJECTS_PATH = "/v3/projects"
+M.IAM_PROJECTS_PATH = PROJECTS_PATH
 
 local Projects = kind{ name = "iam_projects", method = "GET", path = PROJECTS_PATH,
   body_cap = CREDENTIALS_BODY }

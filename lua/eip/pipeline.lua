@@ -1281,7 +1281,24 @@ function Runner:project()
   if project then return project end
   local lookup = self.lookup
   if lookup then
-    project = self:run(ops.iam_projects(lookup.iam_endpoint, lookup.region, lookup.instead))
+    -- Once for the client's calls at the same time (nginx's requests, a scheduler's coroutines):
+    -- each looked it up on its own, a signed request to IAM each (eip.auth's fetch_once: the
+    -- others wait for it, and its failure is theirs).
+    local holder = self.project_fetch
+    if not holder then
+      local auth = require "eip.auth"
+      holder = { fetching = false, fetch_what = "project id", fetch_method = "GET", fetch_path = ops.IAM_PROJECTS_PATH,
+        budget = function(_, runner)
+          return auth.request_budget(runner, (runner.policy or {}).max_attempts or 1, runner.timeout)
+        end }
+      self.project_fetch = holder
+    end
+    require("eip.auth").fetch_once(holder, self, function(_, runner)
+      runner.project_id = runner:run(ops.iam_projects(lookup.iam_endpoint, lookup.region, lookup.instead))
+    end, function() return self.project_id ~= nil end)
+    project = self.project_id
+    if project then return project end
+    error(errors.usage("project_id", "could not be looked up"), 0) -- (not reached: a failed lookup raised)
   else
     self.provider:ensure(self)
     project = self.provider.project_id
