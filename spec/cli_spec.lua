@@ -839,18 +839,22 @@ describe("eip command", function()
     it("--drain whose later remove call or delete is not sent: FAILED, and what moved is listed", function()
       local eips = {}
       for i = 1, 150 do eips[i] = string.format("eip-%04d", i) end
-      -- renewals answered: the start's, the show's, the first remove's (and the second's)
-      for _, case in ipairs{ { renewals = 3, moved = 100, not_moved = 50 }, { renewals = 4, moved = 150 } } do
+      -- the remove call after which the keys are due (the second's: the delete is not sent)
+      for _, case in ipairs{ { slow = 1, moved = 100, not_moved = 50 }, { slow = 2, moved = 150 } } do
         emu:reset()
         local a = emu:create_bandwidth{ size = 20, publicip_ids = eips }
-        -- Keys past their expiry by the client's clock: each request renews them first; the
-        -- metadata service answers the first renewals, then fails.
+        -- Keys that expire in 6 s (renewed from 3 s on), the metadata service failing after the
+        -- first fetch; the remove call `slow` answered after 6.5 s: the request after it renews
+        -- the keys first, in vain, and is not sent.
         emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 200, times = -1,
           body = { credential = { access = emu.temp_ak, secret = emu.temp_sk, securitytoken = emu.security_token,
-            expires_at = "2001-01-01T00:00:00Z" } } }
-        emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token$", action = "slow", delay = 0,
-          times = case.renewals }
+            expires_at = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + 6) } } }
+        emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token$", action = "slow", delay = 0, times = 1 }
         emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token$", status = 500, times = -1 }
+        if case.slow == 2 then
+          emu:inject{ method = "POST", path = "/remove$", action = "slow", delay = 0, times = 1 }
+        end
+        emu:inject{ method = "POST", path = "/remove$", action = "slow", delay = 6.5, times = 1 }
         local code, out, err = run("delete-bandwidth --project-id " .. emu.project_id .. " " .. DRAIN_YES .. " " .. a,
           { env = { OS_AUTH_TOKEN = false, EIP_METADATA_URL = emu.metadata_url } })
         assert.equal(1, code, err)

@@ -332,14 +332,18 @@ describe("bandwidth operations", function()
     it("says what moved when the credentials cannot be renewed before the second remove call", function()
       local ids = eip_ids(150)
       local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
-      -- keys already past their expiry by the client's clock: each request renews them first
+      -- keys that expire in 2 s (renewed from half that on): past the first remove call, the
+      -- next request renews them first (keys already expired by this clock are taken as of
+      -- unknown expiry, never renewed per request)
+      local expires = os.time() + 2
       emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 200, times = -1,
         body = { credential = { access = emu.temp_ak, secret = emu.temp_sk, securitytoken = emu.security_token,
-          expires_at = "2001-01-01T00:00:00Z" } } }
+          expires_at = os.date("!%Y-%m-%dT%H:%M:%SZ", expires) } } }
       local c = fx.client{ token = fixture.NONE, metadata_url = emu.metadata_url }
       local err = raised(c.drain_and_delete_bandwidth, c, id, { charge_mode = "bandwidth", size = 1,
         on_batch = function()
           emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token$", status = 500, times = -1 }
+          while os.time() < expires do require("socket").sleep(0.05) end
         end })
       assert.same({ "usage", "remove", 2 }, { err.kind, err.stage, err.batch })
       assert.matches("not renewed", err.message, 1, true)
