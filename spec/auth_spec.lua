@@ -389,6 +389,8 @@ describe("authentication", function()
         if type(project_id) == "string" then
           assert.same({ "http", "Unusable Answer" }, { err.kind, err.reason }, tostring(project_id))
           assert.matches("IAM's project id is not an id", err.message, 1, true)
+          -- (advice for a login: it made nothing, unlike a create)
+          assert.matches("A login changes nothing", err.advice, 1, true)
         else -- a number names no project: as an answer without one
           assert.same({ "usage", "project_id" }, { err.kind, err.argument })
         end

@@ -541,14 +541,30 @@ end
 --- An answer that is 2xx but unusable (e.g. IAM without X-Subject-Token): an "http" error
 -- carrying the status, since the server did answer.
 -- (class: the status's, as for any http error; advice: what to do with an answer that says
--- neither that the request was carried out nor that it was not, by method)
+-- neither that the request was carried out nor that it was not, by what the request was)
 local UNUSABLE_ADVICE = {
-  GET = "A read changes nothing: check the endpoint and any proxy in between, and read again later.",
-  DELETE = "The delete may have been carried out (by the server, or not at all by a proxy answering for it): "
+  read = "A read changes nothing: check the endpoint and any proxy in between, and read again later.",
+  delete = "The delete may have been carried out (by the server, or not at all by a proxy answering for it): "
     .. "check with show_bandwidth before deleting it again; check the endpoint and any proxy in between.",
-  POST = "The request may have been carried out (a create makes a bandwidth, and a bill): look before sending "
+  create = "The request may have been carried out (a create makes a bandwidth, and a bill): look before sending "
     .. "it again (list_bandwidths); check the endpoint and any proxy in between.",
+  change = "The request may have been carried out: read the bandwidth back (show_bandwidth) before sending it "
+    .. "again; check the endpoint and any proxy in between.",
+  login = "A login changes nothing: check the IAM endpoint (auth.iam_endpoint, HUAWEICLOUD_SDK_IAM_ENDPOINT) "
+    .. "and any proxy in between, which may be answering for IAM.",
+  metadata = "Nothing was changed: check the metadata service's URL (metadata_url, EIP_METADATA_URL) and that "
+    .. "this runs on an ECS whose agency gives temporary keys.",
 }
+
+local function unusable_advice(method, path)
+  path = type(path) == "string" and path or ""
+  if method == "GET" and not path:find("^/openstack/") then return UNUSABLE_ADVICE.read end
+  if method == "DELETE" then return UNUSABLE_ADVICE.delete end
+  if path:find("^/v3/auth/tokens") then return UNUSABLE_ADVICE.login end
+  if path:find("^/meta%-data/") or path:find("^/openstack/") then return UNUSABLE_ADVICE.metadata end
+  if method == "POST" and path:find("/bandwidths$") then return UNUSABLE_ADVICE.create end
+  return UNUSABLE_ADVICE.change
+end
 
 function M.protocol(resp, method, path, message)
   local info = type(resp.status) == "number" and core.status(resp.status) or nil
@@ -556,7 +572,7 @@ function M.protocol(resp, method, path, message)
     kind = "http", status = resp.status, reason = "Unusable Answer", message = message,
     class = info and info.class or nil,
     description = "An answer this client cannot take as the call's result (see message).",
-    advice = UNUSABLE_ADVICE[method] or UNUSABLE_ADVICE.POST,
+    advice = unusable_advice(method, path),
     request_id = resp.request_id, retryable = false, method = method, path = path, attempts = 1,
     truncated = resp.truncated or nil,
   }
