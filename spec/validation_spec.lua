@@ -121,6 +121,12 @@ describe("validation", function()
       { endpoint = "https://vpc.cn-north-4.myhuaweicloud.com", ak = "AKAKAKAKAKAK", sk = sk },
       function(name) if name == "HUAWEICLOUD_SDK_IAM_ENDPOINT" then return "https://iam.example.com/" .. sk end end)
     assert.matches("holds a credential", from_env.message, 1, true)
+    -- the same for an IAM password client's (its auth option names no iam_endpoint)
+    local iam_env = usage_error("HUAWEICLOUD_SDK_IAM_ENDPOINT", require("eip.client").new,
+      { endpoint = "https://vpc.cn-north-4.myhuaweicloud.com",
+        auth = { username = "u", password = pw, domain = "d", project = "cn-north-4" } },
+      function(name) if name == "HUAWEICLOUD_SDK_IAM_ENDPOINT" then return "https://iam.example.com/" .. pw end end)
+    assert.matches("holds a credential", iam_env.message, 1, true)
     assert.equal(0, emu:stats().requests)
     -- another client's secret is not this one's: its endpoint stands
     local other = eip.new{ endpoint = emu.url, project_id = "p1", ak = "AKAKAKAKAKAK", sk = sk }

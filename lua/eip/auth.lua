@@ -631,6 +631,9 @@ local function iam_provider(a, region, getenv)
     -- Project names are region names ("cn-north-4", or "cn-north-4_sub" for sub-projects).
     local r = region or (p.project and p.project:match("^[^_]+"))
     p.iam_endpoint = regions.iam_endpoint(r, getenv)
+    -- (where it came from, for errors: the environment's variable, else the region's own)
+    local set = getenv(regions.ENV_IAM)
+    p.iam_endpoint_from = set ~= nil and set ~= "" and regions.ENV_IAM or nil
   end
   p.secrets = { p.password }
   return p

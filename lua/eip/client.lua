@@ -195,7 +195,7 @@ function M.new(opts, getenv)
     provider.kind == "metadata" and provider.base }
   -- (the project lookup's IAM endpoint named where it came from: the profile file's, else the
   -- environment's, else the region's own, which holds nothing of the caller's)
-  local iam_name = "auth.iam_endpoint"
+  local iam_name = provider.iam_endpoint_from or "auth.iam_endpoint"
   if not provider.iam_endpoint and lookup then
     iam_name = found.iam_endpoint and "the profile file's iam_endpoint" or regions.ENV_IAM
   end
