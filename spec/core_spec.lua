@@ -666,3 +666,21 @@ describe("eip.core one session, requests of every kind", function()
     assert.same({ "a b", true }, { core.blank_controls("a\nb") })
   end)
 end)
+
+-- Whether the calling code can yield, where nginx's coroutine table has no isyieldable
+-- (eip.transport: no cosocket, light thread or ngx.sleep where it cannot). nil where the
+-- interpreter cannot tell (Lua 5.1, 5.2).
+describe("core.yieldable", function()
+  it("says whether the caller can yield: not on the main thread, nor in a gsub callback", function()
+    local top, in_co, in_gsub = core.yieldable(), nil, nil
+    coroutine.wrap(function()
+      in_co = core.yieldable()
+      local _ = ("x"):gsub("x", function() in_gsub = core.yieldable() end)
+    end)()
+    if _VERSION == "Lua 5.1" and not rawget(_G, "jit") or _VERSION == "Lua 5.2" then
+      assert.same({ true, true, true }, { top == nil, in_co == nil, in_gsub == nil })
+    else
+      assert.same({ false, true, false }, { top, in_co, in_gsub })
+    end
+  end)
+end)

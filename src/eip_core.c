@@ -1181,6 +1181,34 @@ static int l_monotime(lua_State *L)
     return 1;
 }
 
+/* lua_isyieldable: Lua 5.3+, and LuaJIT 2.1 (nginx's LuaJIT, whose coroutine table nginx replaces
+ * with one without isyieldable). */
+#if LUA_VERSION_NUM >= 503
+#define EIP_HAS_ISYIELDABLE 1
+#elif defined(__has_include)
+#if __has_include(<luajit.h>)
+#include <luajit.h>
+#if defined(LUAJIT_VERSION_NUM) && LUAJIT_VERSION_NUM >= 20100
+#define EIP_HAS_ISYIELDABLE 1
+#endif
+#endif
+#endif
+
+/* core.yieldable(): can the Lua code calling this yield (no C call between it and the start of
+ * its coroutine but those the interpreter yields through: a string.gsub callback, a dofile, a
+ * require's top level cannot)? A C function called from Lua runs in its caller's frame, as
+ * nginx's ngx.sleep does when it yields. nil where the interpreter cannot tell (Lua 5.1, 5.2,
+ * LuaJIT 2.0). */
+static int l_yieldable(lua_State *L)
+{
+#ifdef EIP_HAS_ISYIELDABLE
+    lua_pushboolean(L, lua_isyieldable(L));
+#else
+    lua_pushnil(L);
+#endif
+    return 1;
+}
+
 /* core.random(): a number in [0, 1) from OpenSSL's generator (seeded by the system, reseeded
  * after a fork), or nil when it fails. Retry jitter must differ between processes: Lua 5.1,
  * 5.2, 5.3 and LuaJIT start math.random from the same state in every process (every nginx
@@ -2119,6 +2147,7 @@ static const luaL_Reg core_functions[] = {
     {"plain_text", l_plain_text},
     {"secret_ranges", l_secret_ranges},
     {"monotime", l_monotime},
+    {"yieldable", l_yieldable},
     {"random", l_random},
     {"escape_controls", l_escape_controls},
     {"file_kind", l_file_kind},

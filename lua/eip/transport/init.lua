@@ -403,16 +403,36 @@ end
 -- Can the running code yield: is there no C function between it and the start of its coroutine
 -- (but pcall and xpcall, which LuaJIT yields through)? In a phase that allows cosockets, code
 -- may still run where it cannot: in a dofile, a module's top level run by require, a callback
--- of string.gsub or table.sort. There a light thread spawned panicked nginx's Lua VM, and an
--- ngx.sleep raised "attempt to yield across C-call boundary". (nginx's coroutine table has no
--- isyieldable: the stack is looked at, a few microseconds, where a wait or a batch begins.)
+-- of string.gsub or table.sort. There a light thread spawned panicked nginx's Lua VM, an
+-- ngx.sleep raised "attempt to yield across C-call boundary", and a cosocket's failed yield left
+-- the request such that a later wait in it crashed the worker. nginx's coroutine table has no
+-- isyieldable: the C core's lua_isyieldable (LuaJIT 2.1) answers; where it cannot (an
+-- interpreter without it), the stack is looked at.
 local getinfo, pcall_, xpcall_ = debug.getinfo, pcall, xpcall
+-- (the core's, loaded at the first look: nil until then, false when it has none or cannot load)
+local core_yieldable = nil
+-- function -> whether it is a C function no yield goes through (looked up once per function).
+local BLOCKS = setmetatable({}, { __mode = "k" })
 local function frames_yield()
-  local level = 3 -- (the caller of M.yieldable and up)
+  if core_yieldable == nil then
+    local ok, core = pcall(require, "eip.core")
+    core_yieldable = ok and type(core) == "table" and type(core.yieldable) == "function" and core.yieldable or false
+  end
+  if core_yieldable then
+    local answer = core_yieldable()
+    if answer ~= nil then return answer end
+  end
+  local level = 3 -- (the caller's caller and up)
   while true do
-    local info = getinfo(level, "Sf")
+    local info = getinfo(level, "f")
     if info == nil then return true end
-    if info.what == "C" and info.func ~= pcall_ and info.func ~= xpcall_ then return false end
+    local f = info.func
+    local blocks = BLOCKS[f]
+    if blocks == nil then
+      blocks = f ~= pcall_ and f ~= xpcall_ and getinfo(f, "S").what == "C"
+      BLOCKS[f] = blocks
+    end
+    if blocks then return false end
     level = level + 1
   end
 end
@@ -480,7 +500,10 @@ end
 -- has no context for, where no cosocket could be used either.)
 function Auto:send(req)
   local phase = rawget(_G, "ngx").get_phase()
-  local name = M.COSOCKET_PHASES[phase] and "cosocket" or "curl"
+  -- (in a frame that cannot yield, cosockets fail, and the failed yield left nginx's state of the
+  -- request such that a later wait in it crashed the worker: libcurl there, as in the phases
+  -- without cosockets)
+  local name = M.COSOCKET_PHASES[phase] and frames_yield() and "cosocket" or "curl"
   self.last = name
   return (self.instances[name] or self:get(name)):send(req)
 end

@@ -418,20 +418,23 @@ function M.batch_abort()
   ngx.print(body)
 end
 
--- POST { endpoint, token, project_id, ids, single }: inside a string.gsub callback (a frame of the
--- content phase that cannot yield), a batch of `ids` and two deletes of `single` by a client with
--- a rate of 1 per second (the second waits for it); what each gave: a summary, statuses or
--- error kinds, and whether anything raised a raw Lua error.
+-- POST { endpoint, token, project_id, auth, ids, single, first, after }: a delete of `first`
+-- where the code can yield; then inside a string.gsub callback (a frame of the content phase that
+-- cannot yield), a batch of `ids` and two deletes of `single` by a client with a rate of 1 per
+-- second (the second waits for it), with IAM `auth` when given (its login there too); then, out
+-- of it, a batch of `after` by the same client (light threads, a semaphore: the wait that crashed
+-- the worker after a cosocket had failed in the callback). What each gave: a summary, statuses
+-- or error kinds, and whether anything raised a raw Lua error.
 function M.unyieldable()
   ngx.req.read_body()
   local args = cjson.decode(ngx.req.get_body_data() or "")
   local out = {}
   -- (a delete where it can yield first: its connection pooled, for the next to find)
-  local first = eip.new{ endpoint = args.endpoint, token = args.token, project_id = args.project_id }
+  local first = eip.new{ endpoint = args.endpoint, token = args.token, project_id = args.project_id, auth = args.auth }
   out.first = first:delete_bandwidth(args.first).status
+  local client = eip.new{ endpoint = args.endpoint, token = args.token, project_id = args.project_id,
+    auth = args.auth, max_attempts = 1, timeout = 5, rate = 1, burst = 1 }
   local function run()
-    local client = eip.new{ endpoint = args.endpoint, token = args.token, project_id = args.project_id,
-      max_attempts = 1, timeout = 5, rate = 1, burst = 1 }
     local ok, results, summary = pcall(client.delete_bandwidths, client, args.ids)
     out.batch = ok and { deleted = summary.deleted, failed = summary.failed } or { raised = tostring(results) }
     out.singles = {}
@@ -439,10 +442,14 @@ function M.unyieldable()
       local fine, res = pcall(client.delete_bandwidth, client, args.single, { missing_ok = true })
       out.singles[i] = fine and res.status or (eip.is_error(res) and res.kind or { raised = tostring(res) })
     end
-    client:close()
     return ""
   end
   local _ = ("x"):gsub("x", run)
+  if args.after then
+    local ok, results, summary = pcall(client.delete_bandwidths, client, args.after)
+    out.after = ok and { deleted = summary.deleted, failed = summary.failed } or { raised = tostring(results) }
+  end
+  client:close()
   local body = cjson.encode(out)
   ngx.header["Content-Type"] = "application/json"
   ngx.header["Content-Length"] = #body
