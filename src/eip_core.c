@@ -1181,30 +1181,47 @@ static int l_monotime(lua_State *L)
     return 1;
 }
 
-/* lua_isyieldable: Lua 5.3+, and LuaJIT 2.1 (nginx's LuaJIT, whose coroutine table nginx replaces
- * with one without isyieldable). */
-#if LUA_VERSION_NUM >= 503
-#define EIP_HAS_ISYIELDABLE 1
-#elif defined(__has_include)
-#if __has_include(<luajit.h>)
-#include <luajit.h>
-#if defined(LUAJIT_VERSION_NUM) && LUAJIT_VERSION_NUM >= 20100
-#define EIP_HAS_ISYIELDABLE 1
-#endif
-#endif
+/* lua_isyieldable: Lua 5.3+ has it. Under the 5.1 ABI it is LuaJIT 2.1's (nginx's LuaJIT, whose
+ * coroutine table nginx replaces with one without isyieldable), and PUC Lua 5.1 has none: one
+ * 5.1-ABI core loads in both (README: OpenResty), so it is looked up when first asked for, in the
+ * process's own symbols, and only where they are LuaJIT's (luaJIT_setmode). */
+#if LUA_VERSION_NUM < 503
+#include <dlfcn.h>
+
+typedef int (*isyieldable_fn)(lua_State *L);
+
+static isyieldable_fn luajit_isyieldable(void)
+{
+    static int looked = 0;
+    static isyieldable_fn fn = NULL;
+    if (!looked) {
+        void *self = dlopen(NULL, RTLD_LAZY);
+        looked = 1;
+        if (self != NULL && dlsym(self, "luaJIT_setmode") != NULL) {
+            void *sym = dlsym(self, "lua_isyieldable");
+            if (sym != NULL)
+                memcpy(&fn, &sym, sizeof fn); /* (a data pointer to a function pointer, as POSIX allows) */
+        }
+    }
+    return fn;
+}
 #endif
 
 /* core.yieldable(): can the Lua code calling this yield (no C call between it and the start of
  * its coroutine but those the interpreter yields through: a string.gsub callback, a dofile, a
  * require's top level cannot)? A C function called from Lua runs in its caller's frame, as
- * nginx's ngx.sleep does when it yields. nil where the interpreter cannot tell (Lua 5.1, 5.2,
- * LuaJIT 2.0). */
+ * nginx's ngx.sleep does when it yields. nil where the interpreter cannot tell (PUC Lua 5.1,
+ * 5.2, LuaJIT 2.0). */
 static int l_yieldable(lua_State *L)
 {
-#ifdef EIP_HAS_ISYIELDABLE
+#if LUA_VERSION_NUM >= 503
     lua_pushboolean(L, lua_isyieldable(L));
 #else
-    lua_pushnil(L);
+    isyieldable_fn fn = luajit_isyieldable();
+    if (fn != NULL)
+        lua_pushboolean(L, fn(L));
+    else
+        lua_pushnil(L);
 #endif
     return 1;
 }
