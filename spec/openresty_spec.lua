@@ -703,6 +703,27 @@ describe("OpenResty #openresty", function()
         assert.is_not_nil(emu:get_bandwidth(ids[5]))
       end)
 
+      -- IAM that does not answer: the fetch runs in a timer, a turn after the calls asked for it,
+      -- with their budget; each call gave up just before its timeout came, saying it had waited
+      -- for another call in vain, and none said IAM had timed out. Now each says so.
+      it("that times out is said to have timed out by every call that waited for it", function()
+        shared_client("hang", { auth = emu:iam_auth(), timeout = 1, max_attempts = 1 })
+        local ids = { shared_bandwidth(), shared_bandwidth(), shared_bandwidth() }
+        emu:inject{ method = "POST", path = "^/v3/auth/tokens", action = "hang" }
+        local t0 = socket.gettime()
+        local socks = {}
+        for i = 1, 3 do socks[i] = start_request("GET", "/t/shared/hang/" .. ids[i]) end
+        local results = collect(socks, t0 + 30)
+        for i = 1, 3 do
+          local out = json_of(results[socks[i]].text)
+          assert.same({ false, "transport", "/v3/auth/tokens" }, { out.ok, out.error.kind, out.error.path },
+            cjson.encode(out))
+          assert.matches("timed out", out.error.text, 1, true)
+          assert.not_matches("after waiting", out.error.text)
+        end
+        assert.equal(1, token_requests())
+      end)
+
       -- Temporary keys one request is fetching (none yet) or renewing: the calls that wait for
       -- them take no signing place meanwhile. Four such calls held all four: the others ended
       -- "no place came free" though nothing was in flight.

@@ -550,7 +550,14 @@ local function fetch_once(self, runner, fetch_now, fresh, req)
     end
     if not limit then
       started = now
-      limit = now + patience(self, runner, req)
+      local bound = patience(self, runner, req)
+      limit = now + bound
+      -- A fetch in a timer of nginx's (start_detached: no coroutine of its own recorded) begins a
+      -- turn after it was asked for, with the same budget as this call's: its failure (a
+      -- timeout) came just after every caller had given up, each saying it had waited in vain
+      -- and none what happened. Unless this call's own time is shorter (its deadline), it waits
+      -- as long as that fetch may run, and takes its outcome.
+      if record.co == nil and bound >= self:budget(runner) then limit = math.max(limit, record.until_) end
     end
     wait_for(record, mode, runner, limit, in_nginx)
     now = core.monotime()
