@@ -268,6 +268,12 @@ describe("EIP emulator", function()
   end)
 
   describe("create shared bandwidth", function()
+    -- (a name that is no UTF-8 made every later page of the listing unreadable to strict readers)
+    it("refuses a name that is not UTF-8", function()
+      assert.equal(400, call("POST", v2(), { bandwidth = { name = "a\255\254", size = 10 } }).status)
+      assert.equal(200, call("POST", v2(), { bandwidth = { name = "共享带宽", size = 10 } }).status)
+    end)
+
     it("answers 200 with the documented BandwidthResp", function()
       local resp = call("POST", v2(), { bandwidth = { name = "bw-1", size = 10 } })
       assert.equal(200, resp.status)
@@ -343,6 +349,8 @@ describe("EIP emulator", function()
       assert.equal(2, #ids("enterprise_project_id=all_granted_eps"))
       assert.equal(1, #ids("enterprise_project_id=0"))
       assert_vpc_error(call("GET", v1("?enterprise_project_id=nope")), 400, "VPC.0011")
+      -- (a parameter without a value: a 500 HTML page once, which a client would retry)
+      assert_vpc_error(call("GET", v1("?enterprise_project_id")), 400, "VPC.0011")
     end)
 
     it("pages with marker and limit, oldest first, and filters by share_type", function()
@@ -427,6 +435,19 @@ describe("EIP emulator", function()
       return { bandwidth = { publicip_info = info, charge_mode = "traffic", size = 5 } }
     end
 
+    -- What the cloud refuses: an id that is no bandwidth id (as show and delete answer it, never
+    -- "gone"), numbers standard JSON does not have, a size written in hexadecimal.
+    it("answers 400 for an id that is no UUID, a NaN or hexadecimal size", function()
+      assert_vpc_error(call("POST", v2("/my-bandwidth/remove"), remove_body{ "eip-a" }), 400, "VPC.0301")
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-a" } }
+      for _, size in ipairs{ "NaN", '"0x10"', "Infinity" } do
+        local resp = call("POST", v2("/" .. id .. "/remove"),
+          '{"bandwidth":{"publicip_info":[{"publicip_id":"eip-a"}],"charge_mode":"traffic","size":' .. size .. '}}')
+        assert.equal(400, resp.status, size .. ": " .. resp.body)
+      end
+      assert.equal(1, #emu:get_bandwidth(id).publicip_info)
+    end)
+
     it("answers 204; each EIP leaves for a dedicated bandwidth; then the delete succeeds", function()
       local id = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-a", "eip-b" } }
       local resp = call("POST", v2("/" .. id .. "/remove"), remove_body{ "eip-a", "eip-b" })
@@ -447,7 +468,8 @@ describe("EIP emulator", function()
       for i = 1, 101 do many[i] = "eip-" .. i end
       assert_vpc_error(call("POST", v2("/" .. id .. "/remove"), remove_body(many)), 400, "EIP.7901")
       assert_vpc_error(call("POST", v2("/" .. id .. "/remove"), remove_body{ "eip-zz" }), 400, "VPC.0323")
-      assert_vpc_error(call("POST", v2("/nope/remove"), remove_body{ "eip-a" }), 404, "VPC.0306")
+      assert_vpc_error(call("POST", v2("/00000000-0000-4000-8000-000000000009/remove"), remove_body{ "eip-a" }),
+        404, "VPC.0306")
       assert.equal(1, #emu:get_bandwidth(id).publicip_info)
     end)
   end)

@@ -152,6 +152,9 @@ end
 
 -- { ak, signed = {names}, signature } of an SDK-HMAC-SHA256 Authorization value, or nil, reason.
 function M.parse_authorization(value)
+  if value == nil then
+    return nil, "authorization not found"
+  end
   if type(value) ~= "string" then
     return nil, "more than one authorization header"
   end

@@ -76,14 +76,16 @@ end
 -- Documented: 1-64 characters of digits, letters, Chinese, "_", "-", ".". Any non-ASCII byte is
 -- let through rather than checking for Chinese specifically.
 local function valid_name(name)
-  return type(name) == "string" and not name:find("[^%w_%-%.\128-\255]")
+  return type(name) == "string" and not name:find("[^%w_%-%.\128-\255]") and util.valid_utf8(name)
     and util.utf8_len(name) >= 1 and util.utf8_len(name) <= 64
 end
 
 -- Documented: a decimal (10.2) or a string ("10") size is coerced to an integer.
 local function coerce_size(size, min)
-  local n = tonumber(size)
-  if not n then
+  -- (a number, or a string of decimal digits: not "0x10", which tonumber reads as 16)
+  local n = (type(size) == "number" or (type(size) == "string" and size:find("^%s*%d+%.?%d*%s*$")))
+    and tonumber(size)
+  if not n or n ~= n then
     return nil
   end
   n = math.floor(n)
@@ -193,7 +195,8 @@ function M.list(ctx)
   -- Documented: filters by enterprise project; "all_granted_eps" means every one the user may see.
   local eps = first_arg(args.enterprise_project_id)
   if eps == "all_granted_eps" then eps = nil end
-  if eps ~= nil and eps ~= "0" and not eps:find(UUID) then
+  -- (a parameter without a value is `true` in nginx's arguments: as invalid as any other)
+  if eps ~= nil and eps ~= "0" and not (type(eps) == "string" and eps:find(UUID)) then
     return util.vpc_error(400, "VPC.0011", "EnterpriseProjectId is invalid.")
   end
   -- A bandwidth deleted less than deleted_visible_for ago is still listed, as it is still shown.
@@ -281,6 +284,10 @@ end
 -- What remove and insert both check first: the shared bandwidth, the body's options and its
 -- EIP list. Returns bw, opt, list; or nil and, in opt's place, the function that sends the failure.
 local function eip_operation(ctx)
+  -- (as show and delete answer an id that is no bandwidth id: a 400, never "gone")
+  if not ctx.bandwidth_id:find(UUID) then
+    return nil, function() invalid_id(ctx.bandwidth_id) end
+  end
   local bw = owned_bandwidth(ctx.bandwidth_id, ctx.project_id)
   if not bw then
     return nil, not_found

@@ -4,7 +4,10 @@
 -- has no empty-array marker: it would turn `publicip_info = {}` into `{}` where Huawei sends `[]`,
 -- and clients that check types would then see an object. Keys are sorted so that answers are
 -- byte-for-byte reproducible.
-local cjson = require "cjson"
+-- (an instance of its own: the request bodies it reads are the cloud's to refuse, and standard
+-- JSON has no NaN, Infinity nor hexadecimal numbers, which cjson takes by default)
+local cjson = require("cjson").new()
+cjson.decode_invalid_numbers(false)
 
 local M = {}
 
