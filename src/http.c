@@ -1056,10 +1056,16 @@ static int set_method(CURL *c, const eip_http_request *req, int copy_body)
 {
     int failed = 0;
     /* The handle is reused across methods: HTTPGET resets any previous POST state. */
-    failed |= curl_easy_setopt(c, CURLOPT_HTTPGET, 1L) != CURLE_OK;
+    failed |= curl_easy_setopt(c, CURLOPT_HTTPGET, 1L) != CURLE_OK; /* (NOBODY back to 0 too) */
     failed |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL) != CURLE_OK;
-    if (strcmp(req->method, "GET") == 0)
+    if (strcmp(req->method, "GET") == 0 && req->body == NULL)
         return failed ? -1 : 0;
+    /* HEAD: an answer's Content-Length says what a GET would get, and no body follows (as a
+     * custom method, libcurl waited for that body until the request's timeout). */
+    if (strcmp(req->method, "HEAD") == 0 && req->body == NULL) {
+        failed |= curl_easy_setopt(c, CURLOPT_NOBODY, 1L) != CURLE_OK;
+        return failed ? -1 : 0;
+    }
     if (req->body != NULL || strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0) {
         /* The size first: COPYPOSTFIELDS reads it to know how much to copy. */
         failed |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len) != CURLE_OK;
@@ -1415,27 +1421,33 @@ static size_t url_base_length(const char *url)
  * and the query there (CURLOPT_CURLU). libcurl then parses no URL string per request: it would
  * take about 10k instructions, a tenth of a request. Any other URL is given to libcurl as a
  * string, as before, so what it accepts, refuses and sends is libcurl's own in every case. */
-static void set_url(eip_http_transfer *t, const char *url)
+static CURLcode set_url(eip_http_transfer *t, const char *url)
 {
     size_t base_len = url_base_length(url);
+    CURLcode rc;
     if (t->url_base != NULL && base_len == t->url_base_len && memcmp(url, t->url_base, base_len) == 0 &&
         set_url_parts(t, url, base_len) == 0)
-        return;
+        return CURLE_OK;
     if (t->curlu) {
         curl_easy_setopt(t->curl, CURLOPT_CURLU, NULL);
         t->curlu = 0;
     }
-    curl_easy_setopt(t->curl, CURLOPT_URL, url); /* string options are copied by libcurl */
+    /* String options are copied by libcurl. One it refuses (over 8 MiB, no memory) leaves the
+     * last URL in place: the request fails here, not with the last exchange's status. */
+    rc = curl_easy_setopt(t->curl, CURLOPT_URL, url);
+    if (rc != CURLE_OK)
+        return rc;
     /* Parsed for the next URL under the same base (an unparsable one leaves no base). */
     free(t->url_base);
     t->url_base = NULL;
     if (base_len == 0 || (t->url == NULL && (t->url = curl_url()) == NULL) ||
         curl_url_set(t->url, CURLUPART_URL, url, 0) != CURLUE_OK ||
         curl_url_set(t->url, CURLUPART_FRAGMENT, NULL, 0) != CURLUE_OK || (t->url_base = malloc(base_len + 1)) == NULL)
-        return;
+        return CURLE_OK;
     memcpy(t->url_base, url, base_len);
     t->url_base[base_len] = '\0';
     t->url_base_len = base_len;
+    return CURLE_OK;
 }
 
 int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
@@ -1483,7 +1495,15 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
         copy_bounded(resp->curl_error, sizeof(resp->curl_error), "out of memory", 13);
         return -1;
     }
-    set_url(t, req->url);
+    {
+        CURLcode rc = set_url(t, req->url);
+        if (rc != CURLE_OK) {
+            static const char why[] = "the URL was refused (over 8 MiB, or out of memory)";
+            resp->curl_code = (int)rc;
+            copy_bounded(resp->curl_error, sizeof(resp->curl_error), why, sizeof(why) - 1);
+            return -1;
+        }
+    }
     /* Options stay set on the handle: only what differs from the last request is set again
      * (a client's requests are alike: the same method, the same limits). */
     if (!same_method(t, req)) {
