@@ -319,3 +319,60 @@ describe("eip.core multi closed", function()
     c:close()
   end)
 end)
+
+-- A finaliser that closes the session (or multi) a method is using, from an allocation that
+-- method makes (the signing, the answer being built): the method used the freed handle and its
+-- buffers (a NULL dereference, a use after free). The close now waits for the method's end:
+-- it returns its answer, and the session is closed after it.
+describe("eip.core closed by a finaliser while a method uses it", function()
+  local fx = fixture.emulator()
+  local emu
+
+  setup(function() emu = fx.start() end)
+  teardown(fx.stop)
+
+  it("finishes the request, the lane and the multi's next, then stands closed", function()
+    for _, which in ipairs{ "request", "lane", "next" } do
+      local out, code = run_script(string.format([[
+        local core = require "eip.core"
+        local url, which = %q, %q
+        local s = which == "next" and core.multi{} or core.session{}
+        local target = which == "next" and s.next or s[which]
+        local function inside()
+          for l = 2, 40 do
+            local info = debug.getinfo(l, "f")
+            if not info then return false end
+            if info.func == target then return true end
+          end
+          return false
+        end
+        collectgarbage("generational")
+        local prep = which == "lane" and s:prepare{ method = "GET", url = url } or nil
+        for i = 1, 20000 do
+          setmetatable({}, { __gc = function() if inside() then s:close() end end })
+          local res, status
+          if which == "request" then
+            res = s:request{ method = "GET", url = url .. "/x", timeout = 5 }
+            status = res.status
+          elseif which == "lane" then
+            status = s:lane(prep, "/x", 404)
+            status = type(status) == "table" and status.status or status
+          else
+            s:start{ method = "GET", url = url .. "/x", timeout = 5 }
+            local _, r = s:next(5)
+            status = r.status
+          end
+          assert(status == 404, "an answer: " .. tostring(status))
+          if tostring(s):find("closed") then
+            local again = which == "next" and s.pending or s.request
+            print("closed after", i, pcall(again, s, { method = "GET", url = url }))
+            return
+          end
+        end
+        print("never closed inside")
+      ]], emu.url, which))
+      assert.equal(0, code, which .. ": " .. out)
+      assert.matches("closed after", out, 1, true)
+    end
+  end)
+end)

@@ -45,8 +45,14 @@
 #define MAX_SIGN_PAIRS 256
 #define SMALL_SIGN_PAIRS 16
 
+/* A session or a multi in use by one of its methods (`busy`) is not freed by a close() that a
+ * finaliser calls meanwhile (Lua code runs in a finaliser at any allocation: the answer being
+ * built would be read from freed buffers): the close is recorded (`closing`: closed for every
+ * later call) and carried out as the method ends, or by the collector. A method that raises
+ * (out of memory) leaves it to the collector. */
 typedef struct {
     eip_http *http;
+    int busy, closing;
 } session;
 
 /* ---- small table helpers ---------------------------------------------------------- */
@@ -1383,9 +1389,22 @@ static void *own_udata(lua_State *L, const char *tname)
 static session *check_session(lua_State *L)
 {
     session *s = own_udata(L, SESSION_MT);
-    if (s->http == NULL)
+    if (s->http == NULL || s->closing)
         luaL_error(L, "eip.core: session is closed");
     return s;
+}
+
+/* The end of a method's use of s: a close asked for meanwhile is carried out now; else a large
+ * answer buffer is given back (the answer is Lua's now). */
+static void session_done(session *s)
+{
+    s->busy--;
+    if (s->closing && s->busy == 0) {
+        eip_http_free(s->http);
+        s->http = NULL;
+    } else if (s->http != NULL && !s->closing) {
+        eip_http_trim(s->http);
+    }
 }
 
 static int l_session(lua_State *L)
@@ -1396,6 +1415,7 @@ static int l_session(lua_State *L)
     read_config(L, &cfg);
     s = lua_newuserdata(L, sizeof(*s));
     s->http = NULL;
+    s->busy = s->closing = 0;
     eip_setmetatable(L, SESSION_MT);
     s->http = eip_http_new(&cfg, err, sizeof(err));
     if (s->http == NULL)
@@ -1404,6 +1424,19 @@ static int l_session(lua_State *L)
 }
 
 static int l_session_close(lua_State *L)
+{
+    session *s = luaL_checkudata(L, 1, SESSION_MT);
+    if (s->busy > 0) { /* (a finaliser during a method: see session) */
+        s->closing = 1;
+        return 0;
+    }
+    eip_http_free(s->http);
+    s->http = NULL;
+    return 0;
+}
+
+/* The collector's: nothing can be using a session it collects. */
+static int l_session_gc(lua_State *L)
 {
     session *s = luaL_checkudata(L, 1, SESSION_MT);
     eip_http_free(s->http);
@@ -1608,9 +1641,11 @@ static int l_session_request(lua_State *L)
     eip_http_request req;
     eip_http_response resp;
     read_request(L, &req, headers);
+    s = check_session(L); /* (a metamethod of the request's may have closed it) */
     eip_http_perform(s->http, &req, &resp);
+    s->busy++;
     push_response(L, &resp);
-    eip_http_trim(s->http); /* the answer is Lua's now: a large buffer is given back */
+    session_done(s);
     return 1;
 }
 
@@ -1952,6 +1987,7 @@ static int l_session_lane(lua_State *L)
     if (p->signer_ref != LUA_NOREF) {
         req.nheaders = sign_prepared(L, p, path, path_len, lines);
         req.headers = lines;
+        s = check_session(L); /* (a finaliser run by the signing's allocations may have closed it) */
     }
     url = joined(small, sizeof small, p->req.url, p->prefix_len, path, path_len);
     if (url == NULL)
@@ -1960,6 +1996,7 @@ static int l_session_lane(lua_State *L)
     eip_http_perform(s->http, &req, &resp);
     if (url != small)
         free(url);
+    s->busy++;
     if (resp.curl_code == 0 && resp.status == usable && !resp.resent && !resp.interrupted) {
         size_t n = strlen(resp.request_id);
         int plain = n == 0 || !secrets;
@@ -1977,21 +2014,21 @@ static int l_session_lane(lua_State *L)
             else
                 lua_pushnil(L);
             lua_pushnumber(L, monotime() - started);
-            eip_http_trim(s->http);
+            session_done(s);
             return 3;
         }
     }
     push_response(L, &resp);
     lua_pushnil(L);
     lua_pushnumber(L, monotime() - started);
-    eip_http_trim(s->http);
+    session_done(s);
     return 3;
 }
 
 static int l_session_tostring(lua_State *L)
 {
     session *s = luaL_checkudata(L, 1, SESSION_MT);
-    lua_pushfstring(L, "eip.core.session (%s)", s->http ? "open" : "closed");
+    lua_pushfstring(L, "eip.core.session (%s)", s->http && !s->closing ? "open" : "closed");
     return 1;
 }
 
@@ -2026,12 +2063,13 @@ static const luaL_Reg session_methods[] = {
 
 typedef struct {
     eip_multi *multi;
+    int busy, closing; /* as a session's */
 } multi_ud;
 
 static multi_ud *check_multi(lua_State *L)
 {
     multi_ud *u = own_udata(L, MULTI_MT);
-    if (u->multi == NULL)
+    if (u->multi == NULL || u->closing)
         luaL_error(L, "eip.core: multi is closed");
     return u;
 }
@@ -2044,6 +2082,7 @@ static int l_multi(lua_State *L)
     read_config(L, &cfg);
     u = lua_newuserdata(L, sizeof(*u));
     u->multi = NULL;
+    u->busy = u->closing = 0;
     eip_setmetatable(L, MULTI_MT);
     u->multi = eip_multi_new(&cfg, err, sizeof(err));
     if (u->multi == NULL)
@@ -2069,6 +2108,7 @@ static int l_multi_start(lua_State *L)
     char err[128];
     int slot;
     read_request(L, &req, headers);
+    u = check_multi(L); /* (a metamethod of the request's may have closed it) */
     slot = eip_multi_start(u->multi, &req, err, sizeof(err));
     if (slot < 0) {
         lua_pushnil(L);
@@ -2090,8 +2130,15 @@ static int l_multi_next(lua_State *L)
     int slot = eip_multi_peek(u->multi, ms, &resp);
     if (slot < 0)
         return 0;
+    u->busy++;
     eip_pushint(L, slot + 1);
     push_response(L, resp); /* may raise (memory): the answer then stays for the next call */
+    u->busy--;
+    if (u->closing && u->busy == 0) { /* (a close a finaliser asked for meanwhile) */
+        eip_multi_free(u->multi);
+        u->multi = NULL;
+        return 2;
+    }
     eip_multi_pop(u->multi);
     eip_multi_trim(u->multi, slot); /* the answer is Lua's now: a large buffer is given back */
     return 2;
@@ -2122,6 +2169,18 @@ static int l_multi_cancel(lua_State *L)
 static int l_multi_close(lua_State *L)
 {
     multi_ud *u = luaL_checkudata(L, 1, MULTI_MT);
+    if (u->busy > 0) { /* (a finaliser during a method: see session) */
+        u->closing = 1;
+        return 0;
+    }
+    eip_multi_free(u->multi);
+    u->multi = NULL;
+    return 0;
+}
+
+static int l_multi_gc(lua_State *L)
+{
+    multi_ud *u = luaL_checkudata(L, 1, MULTI_MT);
     eip_multi_free(u->multi);
     u->multi = NULL;
     return 0;
@@ -2130,7 +2189,7 @@ static int l_multi_close(lua_State *L)
 static int l_multi_tostring(lua_State *L)
 {
     multi_ud *u = luaL_checkudata(L, 1, MULTI_MT);
-    if (u->multi == NULL)
+    if (u->multi == NULL || u->closing)
         lua_pushliteral(L, "eip.core.multi (closed)");
     else
         lua_pushfstring(L, "eip.core.multi (%d pending)", eip_multi_pending(u->multi));
@@ -2201,8 +2260,8 @@ int luaopen_eip_core(lua_State *L)
 {
     eip_pin_self(); /* finalisers may call into the core after package would unload it */
     eip_http_watch_forks(); /* before any fork: handles made here are not reused in a child */
-    register_type(L, SESSION_MT, session_methods, l_session_close, l_session_tostring, 1);
-    register_type(L, MULTI_MT, multi_methods, l_multi_close, l_multi_tostring, 1);
+    register_type(L, SESSION_MT, session_methods, l_session_gc, l_session_tostring, 1);
+    register_type(L, MULTI_MT, multi_methods, l_multi_gc, l_multi_tostring, 1);
     register_type(L, SIGNER_MT, signer_methods, l_signer_gc, l_signer_tostring, 0);
     register_type(L, PREPARED_MT, prepared_methods, l_prepared_gc, l_prepared_tostring, 0);
 
