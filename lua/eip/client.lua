@@ -285,6 +285,11 @@ function M.new(opts, getenv)
   r.bucket = pace.of_options(opts, r.clock)
   local self = setmetatable({ endpoint = endpoint, project_id = project_id, auth = provider.kind,
     transport = r.transport, closed = false }, Client)
+  -- (a project lookup made once for the calls that need it at once: see Runner:project)
+  r.fetch_once = auth.fetch_once
+  r.fetch_budget = function(_, runner)
+    return auth.request_budget(runner, (runner.policy or {}).max_attempts or 1, runner.timeout)
+  end
   runners[self] = pipeline.new(r)
   return self
 end

@@ -59,7 +59,7 @@ Runner.__index = Runner
 -- over nil) through a slower one still; a call made dozens of such reads and writes.
 local OPTIONAL = { "log", "on_request", "on_response", "bucket", "endpoint_proxy", "deadline", "secrets",
   "project_missing", "multi_busy", "multi_owner",
-  "warned_clear", "multi_handle", "shared_headers" }
+  "warned_clear", "multi_handle", "shared_headers", "fetch_once", "fetch_budget", "project_fetch" }
 -- The same for the provider's fields a call reads (see eip.auth): kept in the provider itself,
 -- its class's value (a method) or false.
 local PROVIDER_READS = { "header", "refused", "fallible", "rejected", "strikes", "doubts", "flying", "held",
@@ -1282,23 +1282,27 @@ function Runner:project()
   local lookup = self.lookup
   if lookup then
     -- Once for the client's calls at the same time (nginx's requests, a scheduler's coroutines):
-    -- each looked it up on its own, a signed request to IAM each (eip.auth's fetch_once: the
-    -- others wait for it, and its failure is theirs).
-    local holder = self.project_fetch
-    if not holder then
-      local auth = require "eip.auth"
-      holder = { fetching = false, fetch_what = "project id", fetch_method = "GET", fetch_path = ops.IAM_PROJECTS_PATH,
-        budget = function(_, runner)
-          return auth.request_budget(runner, (runner.policy or {}).max_attempts or 1, runner.timeout)
-        end }
-      self.project_fetch = holder
+    -- each looked it up on its own, a signed request to IAM each. `fetch_once` (eip.auth's, the
+    -- client gives it: fetch_once(holder, runner, fetch, fresh)) makes the others wait for it,
+    -- its failure theirs; `project_fetch` is the holder.
+    local op = ops.iam_projects(lookup.iam_endpoint, lookup.region, lookup.instead)
+    local once = self.fetch_once
+    if not once then
+      project = self:run(op)
+    else
+      local holder = self.project_fetch
+      if not holder then
+        holder = { fetching = false, fetch_what = "project id", fetch_method = "GET",
+          fetch_path = ops.IAM_PROJECTS_PATH, budget = self.fetch_budget }
+        self.project_fetch = holder
+      end
+      once(holder, self, function(_, runner) runner.project_id = runner:run(op) end,
+        function() return self.project_id ~= nil end)
+      project = self.project_id
+      if not project then -- (not reached: a failed lookup raised)
+        error(errors.usage("project_id", "could not be looked up"), 0)
+      end
     end
-    require("eip.auth").fetch_once(holder, self, function(_, runner)
-      runner.project_id = runner:run(ops.iam_projects(lookup.iam_endpoint, lookup.region, lookup.instead))
-    end, function() return self.project_id ~= nil end)
-    project = self.project_id
-    if project then return project end
-    error(errors.usage("project_id", "could not be looked up"), 0) -- (not reached: a failed lookup raised)
   else
     self.provider:ensure(self)
     project = self.provider.project_id
