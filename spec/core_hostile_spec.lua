@@ -346,10 +346,14 @@ describe("eip.core closed by a finaliser while a method uses it", function()
           end
           return false
         end
-        collectgarbage("generational")
+        -- (collections as often as each Lua allows: Lua 5.4's generational mode, else a pause of 0)
+        if not pcall(collectgarbage, "generational") then
+          collectgarbage("setpause", 0)
+          collectgarbage("setstepmul", 1000)
+        end
         local prep = which == "lane" and s:prepare{ method = "GET", url = url } or nil
         for i = 1, 20000 do
-          setmetatable({}, { __gc = function() if inside() then s:close() end end })
+          finalised(function() if inside() then s:close() end end)
           local res, status
           if which == "request" then
             res = s:request{ method = "GET", url = url .. "/x", timeout = 5 }
@@ -372,7 +376,9 @@ describe("eip.core closed by a finaliser while a method uses it", function()
         print("never closed inside")
       ]], emu.url, which))
       assert.equal(0, code, which .. ": " .. out)
-      assert.matches("closed after", out, 1, true)
+      -- (Lua 5.4 collects often enough to close it inside the method within the loop; the others
+      -- may not, and must not crash either way)
+      if _VERSION == "Lua 5.4" then assert.matches("closed after", out, 1, true) end
     end
   end)
 end)
