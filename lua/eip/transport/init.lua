@@ -427,7 +427,7 @@ local function frames_yield()
     local info = getinfo(level, "f")
     if info == nil then return true end
     local f = info.func
-    local blocks = BLOCKS[f]
+    local blocks = f ~= nil and BLOCKS[f] -- (nil: Lua 5.1's mark of tail calls)
     if blocks == nil then
       blocks = f ~= pcall_ and f ~= xpcall_ and getinfo(f, "S").what == "C"
       BLOCKS[f] = blocks
