@@ -95,6 +95,56 @@ describe("signing places shared through a dict (eip.signing)", function()
     assert.is_string((shared:take(prefix, 4, 30)))
   end)
 
+  -- Two workers of one key: worker B reads the counts (three places held, no refusal: room for
+  -- one), and before it takes its place worker A's request is refused (counted, its place given
+  -- back) and A's next request takes that place. B's bound was worked out before the refusal:
+  -- it took a fourth place, and the refusal and the four places in flight made five, which lock
+  -- the key. The take looks again after its add now, and gives the place back.
+  it("a worker whose counts went stale before its take does not make five with another's refusal", function()
+    local auth = require "eip.auth"
+    local pipeline = require "eip.pipeline"
+    local pid = 1
+    rawget(_G, "ngx").worker.pid = function() return pid end
+    local function worker()
+      local p = auth.resolve({ ak = keys.ak, sk = keys.sk }, nil, function() end)
+      p.shared = signing.new("eip_signing")
+      return p
+    end
+    local A, B = worker(), worker()
+    local sent = 0
+    local function admit(p, who)
+      pid = who
+      local call = {}
+      local ok = pipeline.admit(p, call, 5)
+      if ok then sent = sent + 1 end
+      return call, ok
+    end
+    local a1 = admit(A, 1)
+    admit(A, 1)
+    admit(B, 2)
+    local Shared = getmetatable(B.shared).__index
+    local take = Shared.take
+    local fired = false
+    Shared.take = function(self, prefix, max, ttl)
+      if self == B.shared and not fired then
+        fired = true -- (B has read the counts; A's 401 and A's next request come now)
+        pid = 1
+        A:rejected({ kind = "http", status = 401, code = "APIGW.0301", message = "refused" }, 0)
+        pipeline.release(A, a1)
+        admit(A, 1)
+        pid = 2
+      end
+      return take(self, prefix, max, ttl)
+    end
+    local ok, err = pcall(admit, B, 2)
+    Shared.take = take
+    assert(ok, err)
+    assert.is_true(fired, "the case tested nothing")
+    local strikes, held = B.shared:read(B.shared:prefix(keys))
+    assert.equal(4, strikes + held, "a refusal and the places in flight")
+    assert.equal(4, sent, "signed requests sent, the refused one included")
+  end)
+
   it("frees a place whose holder went away when its time is up, and never another holder's", function()
     local shared = signing.new("eip_signing")
     local prefix = shared:prefix(keys)

@@ -91,12 +91,28 @@ end
 --- Takes one of the first `max` places, for `ttl` seconds at most: the place's key and the
 -- token that holds it; false when all of them are held (nothing taken); nil when the dict
 -- cannot count (no memory: the worker then counts on its own).
+-- The counts `max` was worked out from were read before the take, and may be stale by then:
+-- another worker's refusal counted, its place given back and taken again by a later request,
+-- between them. That worker's bound then said one place fewer, this one's not: the places held
+-- and the refusals came to five, the key locked (seen once under load in
+-- spec/openresty_rate_spec.lua, and with a delay at this point every other run). So after the
+-- add the counts are read again, and a place that makes them more than PLACES is given back
+-- (false: none taken). A refusal is counted before its place is given back, and the places are
+-- read before the refusals: the second look can only count too many, never too few; of two
+-- takers at once, at least one sees the other's place.
 function Shared:take(prefix, max, ttl)
   local dict, mine = self.dict, token()
   for i = 1, max do
     local key = prefix .. "place" .. i
     local ok, err = dict:add(key, mine, ttl)
-    if ok then return key, mine end
+    if ok then
+      local strikes, held, _, doubts = self:read(prefix)
+      if (strikes or 0) + (doubts or 0) + held > M.PLACES then
+        dict:delete(key)
+        return false
+      end
+      return key, mine
+    end
     if err ~= "exists" then return nil end
   end
   return false
