@@ -704,6 +704,26 @@ describe("authentication", function()
       return ok and v == 1 and coroutine.status(co) == "suspended"
     end
     local it_yielding = yields_through_pcall() and it or function() end
+
+    -- Ten calls c:delete_bandwidth("bw-1" .. "bw-10"), each in a coroutine, resumed in turn until
+    -- every one has ended: what each returned or raised (a result or an error table), by call.
+    local function ten_calls(c)
+      local calls, out = {}, {}
+      for i = 1, 10 do
+        calls[i] = coroutine.create(function() return pcall(c.delete_bandwidth, c, "bw-" .. i) end)
+      end
+      local live = #calls
+      while live > 0 do
+        live = 0
+        for i, co in ipairs(calls) do
+          if coroutine.status(co) ~= "dead" then
+            local _, _, res = assert(coroutine.resume(co))
+            if coroutine.status(co) == "dead" then out[i] = res else live = live + 1 end
+          end
+        end
+      end
+      return out
+    end
     it_yielding("asks IAM once for calls that need a token at the same time (a wrong password: one login)", function()
       local logins, deletes = 0, 0
       local transport = { name = "yielding", close = function() end }
@@ -720,20 +740,8 @@ describe("authentication", function()
         transport = transport, sleep = function() coroutine.yield() end,
         auth = { username = "u", password = "wrong-password", domain = "d", project_id = emu.project_id,
           iam_endpoint = "http://127.0.0.1:10" } }
-      local calls, statuses = {}, {}
-      for i = 1, 10 do
-        calls[i] = coroutine.create(function() return pcall(c.delete_bandwidth, c, "bw-" .. i) end)
-      end
-      local live = #calls
-      while live > 0 do
-        live = 0
-        for i, co in ipairs(calls) do
-          if coroutine.status(co) ~= "dead" then
-            local _, _, err = assert(coroutine.resume(co))
-            if coroutine.status(co) == "dead" then statuses[i] = err.status else live = live + 1 end
-          end
-        end
-      end
+      local statuses = {}
+      for i, err in ipairs(ten_calls(c)) do statuses[i] = err.status end
       assert.same({ 1, 0, 10 }, { logins, deletes, #statuses })
       for i = 1, 10 do assert.equal(401, statuses[i]) end
     end)
@@ -760,23 +768,9 @@ describe("authentication", function()
         local c = eip.new{ endpoint = "http://127.0.0.1:9", project_id = emu.project_id, max_attempts = 1,
           transport = transport, auth = { username = "u", password = password, domain = "d",
             project_id = emu.project_id, iam_endpoint = "http://127.0.0.1:10" } }
-        local calls, outcomes = {}, {}
-        for i = 1, 10 do
-          calls[i] = coroutine.create(function() return pcall(c.delete_bandwidth, c, "bw-" .. i) end)
-        end
-        local live = #calls
-        while live > 0 do
-          live = 0
-          for i, co in ipairs(calls) do
-            if coroutine.status(co) ~= "dead" then
-              local _, fine, res = assert(coroutine.resume(co))
-              if coroutine.status(co) == "dead" then outcomes[i] = fine and res.status or res else live = live + 1 end
-            end
-          end
-        end
+        local outcomes = ten_calls(c)
         assert.equal(1, logins, password)
-        local first = outcomes[1]
-        assert.equal(password == "p" and 204 or 401, type(first) == "table" and first.status or first)
+        assert.equal(password == "p" and 204 or 401, outcomes[1].status)
         for i = 2, 10 do
           local err = outcomes[i]
           assert.same({ "transport", "timeout", true, true }, { err.kind, err.reason, err.not_sent, err.retryable })
@@ -814,22 +808,9 @@ describe("authentication", function()
         end
         local c = eip.new{ region = "cn-north-4", ak = "AKAKAKAKAKAKAKAKAKAK", sk = string.rep("s", 40),
           max_attempts = 1, transport = transport, sleep = function() coroutine.yield() end }
-        local calls, outcomes = {}, {}
-        for i = 1, 10 do
-          calls[i] = coroutine.create(function() return pcall(c.delete_bandwidth, c, "bw-" .. i) end)
-        end
-        local live = #calls
-        while live > 0 do
-          live = 0
-          for i, co in ipairs(calls) do
-            if coroutine.status(co) ~= "dead" then
-              local _, _, res = assert(coroutine.resume(co))
-              if coroutine.status(co) == "dead" then outcomes[i] = res.status else live = live + 1 end
-            end
-          end
-        end
+        local outcomes = ten_calls(c)
         assert.equal(1, lookups, answer)
-        for i = 1, 10 do assert.equal(answer == 200 and 204 or 401, outcomes[i], i) end
+        for i = 1, 10 do assert.equal(answer == 200 and 204 or 401, outcomes[i].status, i) end
         assert.equal(answer == 200 and 10 or 0, deletes)
       end
     end)
