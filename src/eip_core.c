@@ -1394,17 +1394,21 @@ static session *check_session(lua_State *L)
     return s;
 }
 
+static void session_free(session *s)
+{
+    eip_http_free(s->http);
+    s->http = NULL;
+}
+
 /* The end of a method's use of s: a close asked for meanwhile is carried out now; else a large
  * answer buffer is given back (the answer is Lua's now). */
 static void session_done(session *s)
 {
     s->busy--;
-    if (s->closing && s->busy == 0) {
-        eip_http_free(s->http);
-        s->http = NULL;
-    } else if (s->http != NULL && !s->closing) {
+    if (s->closing && s->busy == 0)
+        session_free(s);
+    else if (s->http != NULL && !s->closing)
         eip_http_trim(s->http);
-    }
 }
 
 static int l_session(lua_State *L)
@@ -1426,21 +1430,17 @@ static int l_session(lua_State *L)
 static int l_session_close(lua_State *L)
 {
     session *s = luaL_checkudata(L, 1, SESSION_MT);
-    if (s->busy > 0) { /* (a finaliser during a method: see session) */
+    if (s->busy > 0) /* (a finaliser during a method: see session) */
         s->closing = 1;
-        return 0;
-    }
-    eip_http_free(s->http);
-    s->http = NULL;
+    else
+        session_free(s);
     return 0;
 }
 
 /* The collector's: nothing can be using a session it collects. */
 static int l_session_gc(lua_State *L)
 {
-    session *s = luaL_checkudata(L, 1, SESSION_MT);
-    eip_http_free(s->http);
-    s->http = NULL;
+    session_free(luaL_checkudata(L, 1, SESSION_MT));
     return 0;
 }
 
@@ -2066,6 +2066,12 @@ typedef struct {
     int busy, closing; /* as a session's */
 } multi_ud;
 
+static void multi_free(multi_ud *u)
+{
+    eip_multi_free(u->multi);
+    u->multi = NULL;
+}
+
 static multi_ud *check_multi(lua_State *L)
 {
     multi_ud *u = own_udata(L, MULTI_MT);
@@ -2135,8 +2141,7 @@ static int l_multi_next(lua_State *L)
     push_response(L, resp); /* may raise (memory): the answer then stays for the next call */
     u->busy--;
     if (u->closing && u->busy == 0) { /* (a close a finaliser asked for meanwhile) */
-        eip_multi_free(u->multi);
-        u->multi = NULL;
+        multi_free(u);
         return 2;
     }
     eip_multi_pop(u->multi);
@@ -2169,20 +2174,16 @@ static int l_multi_cancel(lua_State *L)
 static int l_multi_close(lua_State *L)
 {
     multi_ud *u = luaL_checkudata(L, 1, MULTI_MT);
-    if (u->busy > 0) { /* (a finaliser during a method: see session) */
+    if (u->busy > 0) /* (a finaliser during a method: see session) */
         u->closing = 1;
-        return 0;
-    }
-    eip_multi_free(u->multi);
-    u->multi = NULL;
+    else
+        multi_free(u);
     return 0;
 }
 
 static int l_multi_gc(lua_State *L)
 {
-    multi_ud *u = luaL_checkudata(L, 1, MULTI_MT);
-    eip_multi_free(u->multi);
-    u->multi = NULL;
+    multi_free(luaL_checkudata(L, 1, MULTI_MT));
     return 0;
 }
 
