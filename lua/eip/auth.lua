@@ -601,6 +601,22 @@ local function fresh(self)
   return (self.token or self.keys) ~= nil and os.time() < self.refresh_at
 end
 
+-- The expiry `value` (ISO 8601) of credentials just fetched, or nil when unknown: unreadable, or
+-- past already by this machine's clock (a clock that is off, a stale answer), which is said in
+-- the log (`what`: "IAM's token expires"). Taken as due for renewal, such an expiry made every
+-- request fetch them again.
+local function known_expiry(runner, value, now, what)
+  local expires = time.parse_iso8601(value)
+  if expires and expires <= now then
+    if runner.log then
+      runner.log("eip: " .. what .. " at " .. runner:clean(tostring(value)) .. ", already past by this machine's "
+        .. "clock (is it right?): taken as of unknown expiry")
+    end
+    return nil
+  end
+  return expires
+end
+
 -- The longest a token request can take by its own bounds: every attempt's timeout and the
 -- longest wait between two (a backoff, a 429's, a Retry-After), within the client's deadline.
 local function request_budget(runner, attempts, timeout)
@@ -804,17 +820,8 @@ local function iam_fetch(self, runner)
   self.failed, self.renewal_failed, self.unknown_logins = nil, false, 0
   self.by_refresh, self.proven = false, false -- (Iam:refresh says when a 401 made it)
   local now = os.time()
-  local expires = time.parse_iso8601(res.expires_at)
-  if expires and expires <= now then
-    -- Past already by this machine's clock (a clock that is off, a stale answer): taken as an
-    -- unknown expiry, not as due for renewal, which made every request log in again.
-    if runner.log then
-      runner.log("eip: IAM's token expires at " .. runner:clean(tostring(res.expires_at)) .. ", already past by "
-        .. "this machine's clock (is it right?): its expiry is taken as unknown")
-    end
-    expires = nil
-  end
-  expires = expires or (now + 3600) -- unknown expiry: assume an hour (a 401 gets a new one)
+  local expires = known_expiry(runner, res.expires_at, now, "IAM's token expires")
+    or (now + 3600) -- unknown expiry: assume an hour (a 401 gets a new one)
   -- Refresh ahead of expiry: 10 minutes, or half the lifetime for short-lived tokens.
   local margin = math.min(600, math.max(0, (expires - now) / 2))
   self.token, self.refresh_at, self.expires = res.token, expires - margin, expires
@@ -990,17 +997,8 @@ local function metadata_fetch(self, runner)
   replace_secret(self, 1, keys.sk)
   replace_secret(self, 2, keys.security_token)
   local now = os.time()
-  local expires = time.parse_iso8601(c.expires_at)
-  if expires and expires <= now then
-    -- Past already by this machine's clock (a clock that is off): taken as an unknown expiry, as
-    -- IAM's token is, not as due for renewal, which fetched the keys again for every call.
-    if runner.log then
-      runner.log("eip: the metadata service's temporary keys expire at " .. runner:clean(tostring(c.expires_at))
-        .. ", already past by this machine's clock (is it right?): their expiry is taken as unknown")
-    end
-    expires = nil
-  end
-  expires = expires or (now + 900) -- unknown: assume 15 minutes
+  local expires = known_expiry(runner, c.expires_at, now, "the metadata service's temporary keys expire")
+    or (now + 900) -- unknown: assume 15 minutes
   -- Refresh ahead of expiry: 40 minutes, as the official SDKs do for these keys, or half the
   -- lifetime for short-lived ones.
   self.refresh_at = expires - math.min(2400, math.max(0, (expires - now) / 2))
