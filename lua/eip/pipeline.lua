@@ -1298,10 +1298,7 @@ function Runner:project()
       end
       once(holder, self, function(_, runner) runner.project_id = runner:run(op) end,
         function() return self.project_id ~= nil end)
-      project = self.project_id
-      if not project then -- (not reached: a failed lookup raised)
-        error(errors.usage("project_id", "could not be looked up"), 0)
-      end
+      project = self.project_id -- (set: a failed lookup raised)
     end
   else
     self.provider:ensure(self)
