@@ -289,6 +289,59 @@ describe("validation", function()
     c:close()
   end)
 
+  -- Every entry point reads its options once, as a plain copy of their pairs: an __index that
+  -- raises is never run (the options are what pairs gave), a __pairs that raises is a usage error
+  -- naming the table, and no raw error escapes.
+  it("reads each table argument once, as its pairs give it: a raising metamethod is a usage error", function()
+    local boom = function() error("METAMETHOD BOOM") end
+    local indexed = function() return setmetatable({}, { __index = boom }) end
+    local walked = function() return setmetatable({}, { __index = boom, __pairs = boom }) end
+    local c = eip.new(good)
+    local id = "3fa1e2b4-1111-2222-3333-444455556666"
+    local terms = { charge_mode = "bandwidth", size = 1 }
+    local calls = {
+      -- name, argument a raising __pairs is reported under, call
+      { "eip.new", "options", function(t) return eip.new(t) end },
+      { "auth", "auth", function(t) return eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = t } end },
+      { "eip.delete_bandwidth", "options", function(t) return eip.delete_bandwidth(t) end },
+      { "create_bandwidth", "options", function(t) return c:create_bandwidth(t) end },
+      { "drain", "options", function(t) return c:drain_and_delete_bandwidth(id, t) end },
+      { "eip_ids entry", "eip_ids[1]", function(t) return c:remove_eips_from_bandwidth(id, { t }, terms) end },
+      { "eip.sign", "options", function(t) return eip.sign(t) end },
+      { "eip.sign headers", "headers", function(t)
+        return eip.sign{ method = "GET", url = "http://h/", headers = t, ak = "a", sk = "b" }
+      end },
+      { "eip.metrics", "options", function(t) return eip.metrics(t) end },
+    }
+    for _, call in ipairs(calls) do
+      local ok, err = pcall(call[3], indexed())
+      assert.is_true(ok or eip.is_error(err), call[1] .. ": " .. tostring(err))
+      assert.is_nil(tostring(err):find("BOOM", 1, true), call[1] .. ": " .. tostring(err))
+      if _VERSION ~= "Lua 5.1" then -- (LuaJIT and 5.1 do not call __pairs)
+        ok, err = pcall(call[3], walked())
+        assert.is_false(ok, call[1])
+        assert.same({ "usage", call[2] }, { err.kind, err.argument }, call[1] .. ": " .. tostring(err))
+      end
+    end
+    -- Options whose __index raises: what pairs gave (nothing) is what is used, and the calls go.
+    local ok, err = pcall(c.list_bandwidths, c, indexed())
+    assert.is_true(ok, tostring(err))
+    local results = c:delete_bandwidths({ id }, indexed())
+    assert.equal(1, #results)
+    if _VERSION ~= "Lua 5.1" then
+      for _, call in ipairs{
+        { "list options", function(t) return c:list_bandwidths(t) end },
+        { "options", function(t) return c:show_bandwidth(id, t) end },
+        { "call options", function(t) return c:delete_bandwidth(id, t) end },
+      } do
+        ok, err = pcall(call[2], walked())
+        assert.is_false(ok)
+        assert.same({ "usage", call[1] }, { err.kind, err.argument }, tostring(err))
+      end
+    end
+    c:close()
+  end)
+
   it("accepts ids at the limits: 64 characters, dots, dashes, underscores", function()
     local c = eip.new(good)
     local ids = { string.rep("a", 64), "a.b_c-d", "...", "3fa1e2b4-1111-2222-3333-444455556666" }

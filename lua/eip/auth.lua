@@ -638,7 +638,7 @@ M.IAM_OPTIONS = { username = true, password = true, domain = true, project = tru
   iam_endpoint = true }
 
 local function iam_provider(a, region, getenv)
-  validate.options("auth", a, M.IAM_OPTIONS)
+  a = validate.options("auth", a, M.IAM_OPTIONS)
   local p = setmetatable({ kind = "iam", epoch = 0, fallible = true }, Iam)
   p.username = validate.string("auth.username", a.username)
   p.password = validate.secret("auth.password", a.password)

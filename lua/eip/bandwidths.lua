@@ -48,9 +48,10 @@ function M.show(runner, project, bandwidth_id, cancel, deadline_at)
   return r.bandwidth, r.meta
 end
 
---- The fixed query pairs and the page size of list options (validated).
+--- The fixed query pairs and the page size of list options (validated), and the options as a
+-- plain copy (eip.validate.options): what the caller reads after this.
 function M.list_query(opts, runner)
-  validate.options("list options", opts, LIST_OPTIONS)
+  opts = validate.options("list options", opts, LIST_OPTIONS)
   local q = {}
   if opts.share_type ~= nil then
     if not SHARE_TYPES[opts.share_type] then
@@ -69,7 +70,7 @@ function M.list_query(opts, runner)
   if opts.cancel ~= nil and type(opts.cancel) ~= "function" then
     errors.raise_usage("cancel", "must be a function, got %s", type(opts.cancel))
   end
-  return q, limit
+  return q, limit, opts
 end
 
 -- How many times a listing starts again when its marker was deleted meanwhile.
@@ -180,11 +181,17 @@ function M.eip_entries(eip_ids, runner)
   local entries, seen = {}, {}
   for i, v in ipairs(eip_ids) do
     local name = "eip_ids[" .. i .. "]"
-    local entry = type(v) == "table" and v or { publicip_id = v }
-    for k in pairs(entry) do
-      if not ENTRY_KEYS[k] then
-        errors.raise_usage(name, "has the key %s: an entry has only publicip_id and publicip_type",
-          describe_key(k))
+    local entry = { publicip_id = v }
+    if type(v) == "table" then
+      -- A plain copy, read once (a metamethod that raises is a usage error naming the entry).
+      local keys, values = validate.entries(name, v)
+      entry = {}
+      for j, k in ipairs(keys) do
+        if not ENTRY_KEYS[k] then
+          errors.raise_usage(name, "has the key %s: an entry has only publicip_id and publicip_type",
+            describe_key(k))
+        end
+        entry[k] = values[j]
       end
     end
     -- (an id holding a secret of the client's, an SK pasted there, would go in the body)
@@ -204,7 +211,7 @@ end
 -- required, so nobody is charged for a default they never chose. Returns
 -- `{ charge_mode, size, on_batch, confirm, cancel }`.
 function M.removal_terms(opts, known)
-  validate.options("options", opts, known)
+  opts = validate.options("options", opts, known)
   if not CHARGE_MODES[opts.charge_mode] then
     errors.raise_usage("charge_mode", "must be \"bandwidth\" or \"traffic\" (billing of the dedicated "
       .. "bandwidth each removed EIP gets)")

@@ -255,7 +255,7 @@ end
 local function read_options(runner, opts)
   local o = { concurrency = M.DEFAULT_CONCURRENCY, missing_ok = runner.missing_ok, adaptive = true }
   if opts == nil then return o end
-  validate.options("options", opts, M.OPTIONS)
+  opts = validate.options("options", opts, M.OPTIONS)
   if opts.concurrency ~= nil then
     o.concurrency = validate.integer("concurrency", opts.concurrency, 1, M.MAX_CONCURRENCY)
   end

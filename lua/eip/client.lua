@@ -139,7 +139,7 @@ end
 
 -- A new client: eip.new, documented there with every option. getenv replaces os.getenv (tests).
 function M.new(opts, getenv)
-  validate.options("options", opts, M.OPTIONS)
+  opts = validate.options("options", opts, M.OPTIONS)
   -- The secrets given as options, in the environment or in the profile file, and the proxy's,
   -- known before anything is checked (the region first): a value that holds one is never
   -- quoted. The provider's own are registered below; these only while this call runs.
@@ -347,7 +347,7 @@ end
 local function delete_options(r, call_opts)
   local missing_ok, wait = r.missing_ok, nil
   if call_opts ~= nil then
-    validate.options("call options", call_opts, CALL_OPTIONS)
+    call_opts = validate.options("call options", call_opts, CALL_OPTIONS)
     if call_opts.missing_ok ~= nil then missing_ok = validate.boolean("missing_ok", call_opts.missing_ok) end
     wait = wait_of(call_opts.wait)
   end
@@ -481,7 +481,9 @@ end
 --   on_result, after the transfers in flight were aborted
 function Client:delete_bandwidths(ids, opts)
   local r = runner_of(self, "delete_bandwidths")
-  local wait = type(opts) == "table" and wait_of(opts.wait) or nil
+  -- Read once, as a plain copy, before its wait is looked at (batch.run checks it the same way).
+  if opts ~= nil then opts = validate.options("options", opts, batch.OPTIONS) end
+  local wait = opts and wait_of(opts.wait) or nil
   local results, summary = batch.run(r, ids, opts)
   self.project_id = r.project_id
   if wait then
@@ -563,7 +565,7 @@ function Client:show_bandwidth(bandwidth_id, opts)
   r:id("bandwidth_id", bandwidth_id)
   local cancel
   if opts ~= nil then
-    validate.options("options", opts, SHOW_OPTIONS)
+    opts = validate.options("options", opts, SHOW_OPTIONS)
     cancel = opts.cancel
     if cancel ~= nil and type(cancel) ~= "function" then
       errors.raise_usage("cancel", "must be a function, got %s", type(cancel))
@@ -587,7 +589,7 @@ local CREATE_OPTIONS = { name = true, size = true, charge_mode = true }
 -- @raise an eip error (`usage` before anything is sent)
 function Client:create_bandwidth(opts)
   local r = runner_of(self, "create_bandwidth")
-  validate.options("options", opts, CREATE_OPTIONS)
+  opts = validate.options("options", opts, CREATE_OPTIONS)
   local name = validate.bandwidth_name("name", opts.name)
   local size = validate.integer("size", opts.size, 1, 2000)
   local mode = opts.charge_mode
@@ -623,8 +625,8 @@ end
 --   404 of a fourth deleted marker
 function Client:list_bandwidths(opts)
   local r = runner_of(self, "list_bandwidths")
-  opts = given(opts, {})
-  local query, limit = bandwidths.list_query(opts, r)
+  local query, limit
+  query, limit, opts = bandwidths.list_query(given(opts, {}), r)
   local project_id, deadline_at = project_for_call(self, r)
   local cancel = errors.guarded(opts.cancel, r.log, "cancel", true) -- one that raises: stop
   return bandwidths.list(r, project_id, query, limit, cancel, deadline_at)

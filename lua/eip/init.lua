@@ -412,7 +412,7 @@ end
 function M.delete_bandwidth(opts)
   local known = { bandwidth_id = true }
   for k in pairs(client.OPTIONS) do known[k] = true end
-  validate.options("options", opts, known)
+  opts = validate.options("options", opts, known)
   -- The id is checked by the client's call, before anything is sent: once the client holds its
   -- secrets, so that one pasted as the id is refused without being quoted.
   local new_opts = {}

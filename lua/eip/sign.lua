@@ -35,7 +35,9 @@ local function pairs_of(name, t)
   local list = {}
   if t == nil then return list end
   if type(t) ~= "table" then raise(name, "must be a table of name = value, got %s", type(t)) end
-  for k, v in pairs(t) do
+  local keys, values = validate.entries(name, t)
+  for i, k in ipairs(keys) do
+    local v = values[i]
     -- A number is signed as "%d" writes it, the same on every Lua version (tostring writes 10.0
     -- as "10.0" on 5.3+ and "10" on 5.1 and LuaJIT: the signature would change with it); one
     -- that is no whole number has no single spelling the caller's HTTP client surely shares.
@@ -54,7 +56,7 @@ end
 -- verbatim, so an X-Security-Token passed there (temporary keys) is in it: treat it as secret.
 -- Host is taken from the URL unless headers.Host is given; headers must hold X-Sdk-Date.
 function M.sign(opts)
-  validate.options("options", opts, { method = true, url = true, headers = true, query = true,
+  opts = validate.options("options", opts, { method = true, url = true, headers = true, query = true,
     body = true, ak = true, sk = true })
   local method = validate.string("method", opts.method)
   -- Methods are case-sensitive, and the gateway checks the one it received: the official SDKs

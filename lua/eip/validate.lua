@@ -360,15 +360,29 @@ end
 
 -- Its keys, read protected: a table whose metamethods (__pairs, __len, __index) raise is a
 -- usage error naming it, not the metamethod's raw error. Returns the keys.
-local function keys_of(name, t)
-  local ok, keys = pcall(function()
-    local list = {}
-    for k in pairs(t) do list[#list + 1] = k end
-    return list
+-- The keys and values of a table as pairs walks them, protected: a metamethod that raises is
+-- a usage error naming the argument, not a raw error.
+local function entries_of(name, t)
+  local ok, keys, values = pcall(function()
+    local ks, vs = {}, {}
+    for k, v in pairs(t) do ks[#ks + 1] = k; vs[#ks] = v end
+    return ks, vs
   end)
   if not ok then raise(name, "cannot be read: a metamethod of it raised an error") end
-  return keys
+  return keys, values
 end
+
+local function keys_of(name, t)
+  return (entries_of(name, t))
+end
+
+--- The keys and the values of a table, as `pairs` walks it, walked once and protected.
+-- @tparam string name the argument, for the message
+-- @tparam table t the table
+-- @treturn table its keys, a list
+-- @treturn table the value of each key, at the same index
+-- @raise a `usage` error naming `name` when a metamethod of `t` raised
+M.entries = entries_of
 
 --- The length of a list argument, raising unless it is a list: keys exactly 1..n, no hole, no
 -- other key. `#` and `ipairs` stop at a hole and skip other keys, so a call that walked such a
@@ -491,9 +505,18 @@ function M.bandwidth_name(name, v)
 end
 
 --- An options table whose keys must all be known: typos fail loudly.
+-- @tparam string name the argument, for the message ("options", "auth")
+-- @param t the value
+-- @tparam table known the option names allowed, as keys
+-- @treturn table a plain copy of `t` (its pairs, read once): what the call then reads, so that
+--   a metamethod of the caller's table (`__index`, `__pairs`) is never run again, and one that
+--   raises is this usage error, not a raw one later
+-- @raise a `usage` error naming `name`
 function M.options(name, t, known)
   if type(t) ~= "table" then raise(name, "must be a table, got %s", describe(t)) end
-  for _, k in ipairs(keys_of(name, t)) do
+  local keys, values = entries_of(name, t)
+  local copy = {}
+  for i, k in ipairs(keys) do
     if type(k) ~= "string" then raise(name, "has a non-string key (%s)", describe(k)) end
     if not known[k] then
       local names = {}
@@ -501,8 +524,9 @@ function M.options(name, t, known)
       table.sort(names)
       raise(name, "has an unknown option %q (known: %s)", k, table.concat(names, ", "))
     end
+    copy[k] = values[i]
   end
-  return t
+  return copy
 end
 
 return M
