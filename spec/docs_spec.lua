@@ -160,4 +160,12 @@ describe("the reference (make docs)", function()
     end
     assert.truthy(by_module["eip.cli"].items.main)
   end)
+
+  -- (LDoc drops, silently, a doc comment whose summary holds a backquoted "--": checked here.)
+  it("documents everything the command line's module exports", function()
+    local items = by_module["eip.cli"].items
+    for k in pairs(require "eip.cli") do
+      assert.truthy(items[k], "eip.cli." .. k .. " is exported but not documented")
+    end
+  end)
 end)

@@ -618,7 +618,7 @@ end
 -- refused (kind "refused") after the show and before anything changes; so is one whose plan
 -- `terms.confirm(plan)` does not approve. Failures after the show carry `moved` and `not_moved`
 -- (EIP ids) and `stage` ("show", "remove" or "delete"). `terms.cancel` (a function: true-ish to
--- stop) is asked after the show, before each remove batch and before the delete, and during
+-- stop) is asked before the show's GET, after it, before each remove batch and before the delete, and during
 -- the waits of each request: when it says stop, nothing more is sent and the error (kind
 -- "interrupted", `cancelled = true`) says what moved.
 function M.drain(runner, project, bandwidth_id, terms, missing_ok, deadline_at)

@@ -382,8 +382,8 @@ end
 -- password, the metadata service's session token, proxy credentials) replaced by `<redacted>`,
 -- pieces of one included (of its lower- and upper-case and base64 forms too), a text holding
 -- one in disguise (JSON- or percent-escaped, split by control characters) replaced whole, and
--- control characters (terminal escapes, CR, LF; zero-width and bidi ones) turned into spaces, as
--- the README's Secrets says. Errors and log lines already went through it; the
+-- control characters (terminal escapes, CR, LF; bidi marks and overrides) turned into spaces and
+-- zero-width ones removed, as the README's Secrets says. Errors and log lines already went through it; the
 -- API's objects (`show_bandwidth`, `list_bandwidths`, `plan_drain`) are returned as the server sent
 -- them: pass each of their strings through it before printing or logging one. Works on a closed
 -- client too, and sends nothing.
@@ -471,7 +471,7 @@ end
 --   counts the throttling answers (429, or a 503 whose error code says busy or throttled);
 --   `concurrency` is the number of requests allowed in flight at the end and `concurrency_min`
 --   the lowest it fell to (adaptive throttling halves it; with AK/SK at most 4; both nil when no
---   id was sent); `rate`
+--   id reached the queue: every id invalid, or the login or project lookup failed); `rate`
 --   the requests per second at the end (the rate set, or the one adaptive throttling chose; nil
 --   with neither); `stopped` why the batch stopped ("auth", "cancelled", "aborted",
 --   "project": the project id could not be looked up, and no id was sent, or "throttled": a
@@ -702,7 +702,7 @@ end
 --   a prompt's "n", an error it raises) refuses (reason "not_confirmed"); once approved, the
 --   bandwidth is read again (a second GET), and EIPs changed meanwhile refuse (reason "changed")
 -- @tparam[opt] boolean|number opts.wait as for @{delete_bandwidth}
--- @tparam[opt] function opts.cancel `function()` asked after the show, before each remove call
+-- @tparam[opt] function opts.cancel `function()` asked before the show's GET, after it, before each remove call
 --   and the delete, and at least every 0.25 s of the waits before a retry (backoff, Retry-After,
 --   the rate) and of `wait`: a true-ish answer (e.g. "stop", as for @{delete_bandwidths}) sends
 --   nothing more, not even a GET, and raises an error of kind `interrupted` (`cancelled = true`)

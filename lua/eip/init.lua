@@ -295,7 +295,8 @@ M.regions = require("eip.regions").list
 --   attempt's failure: `not_sent`, `interrupted`, `wait_timeout`, a call that sent nothing
 --   (`not_sent = true`), and drain, remove and wait errors (with `stage`); an `http`,
 --   `transport` or `proxy` error of an attempt has it only in its `path`
--- @tfield integer attempts how many times it was sent
+-- @tfield integer attempts the attempts the call made (the transport's own resend of one, on a
+--   new connection after a kept-alive one died unanswered, counts with it: see `resent`)
 -- @tfield number elapsed seconds the call took
 -- @tfield string argument the offending argument (`usage`)
 -- @tfield integer curl_code libcurl's code (`transport`, `proxy`; see @{eip.transport})

@@ -31,7 +31,7 @@ local EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 local sink = require "eip.cli.sink"
 local stdout, stderr = sink.stdout, io.stderr
 
---- The commands, in the order `eip --help` lists them (the modules' tables).
+--- The commands, in the order the help (`eip` with its help flag) lists them: the modules' tables.
 M.COMMANDS = {}
 local NAMES, BY_NAME = {}, {}
 for i, module in ipairs{ "delete_bandwidth", "show_bandwidth", "list_bandwidths", "status", "regions" } do
@@ -104,11 +104,14 @@ local function global_only(leading, c)
   return kept
 end
 
---- Does `argv` ask for JSON output (`--json`, `--output json`, `--output=json`)? Known before
--- parsing, so that even a usage error is written as JSON.
--- @tparam table argv the arguments
+--- Does `argv` ask for JSON output (the json flag, or the output option set to json)? Known
+-- before parsing, so that even a usage error is written as JSON: `--json`, `--output json` and
+-- `--output=json` before a lone `--`.
+-- @tparam table argv the arguments (a list of strings; anything else asks for nothing)
 -- @treturn boolean
+-- @raise nothing: anything but a table asks for nothing
 function M.wants_json(argv)
+  if type(argv) ~= "table" then return false end
   for i, a in ipairs(argv) do
     if a == "--" then return false end
     if a == "--json" or a == "--output=json" or (a == "--output" and argv[i + 1] == "json") then return true end
