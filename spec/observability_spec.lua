@@ -236,6 +236,33 @@ describe("a client's hooks and debug log", function()
       assert.equal(2, #sent)
       assert.truthy(sent[2]:find("marker=" .. emu.token, 1, true), "the marker is sent as the server gave it")
     end)
+
+    -- The metadata service's answers bring credentials the client does not know before reading
+    -- them: a header echoing them (a request id) reaches neither the log nor a hook.
+    it("shows no header of the metadata service's answers, which may echo the credentials they bring", function()
+      local sk, st = "Zq9TempSecretKeyFromMetadata0000000000ab", "SecTokFromMetadataXYZ0123456789abcdefghij"
+      local session = "MetaSessTok-0123456789abcdefABCDEF0123456789"
+      local ak = "EMUAK7TEMPORARY00002"
+      emu:set_aksk{ [ak] = { sk = sk, project_id = emu.project_id, security_token = st } }
+      emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token$", status = 200, body = session,
+        headers = { ["X-Request-Id"] = "rid-" .. session, ["Location"] = "/" .. session } }
+      emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 200,
+        headers = { ["X-Request-Id"] = "rid-" .. sk .. "-" .. st, ["Content-Type"] = "text/" .. sk },
+        body = { credential = { access = ak, secret = sk, securitytoken = st,
+          expires_at = "2099-01-01T00:00:00.000000Z" } } }
+      local lines, r = {}, recorder()
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, metadata_url = emu.metadata_url,
+        log = function(l) lines[#lines + 1] = l end, on_response = r.on_response }
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      c:close()
+      local ops = {}
+      for _, s in ipairs(r.seen) do ops[#ops + 1] = s[2].operation end
+      assert.same({ "metadata_token", "metadata_credentials", "delete_bandwidth" }, ops)
+      local all = cjson.encode(r.seen) .. table.concat(lines, "\n")
+      for _, secret in ipairs{ sk, st, session } do
+        assert.is_nil(all:find(secret:sub(1, 12), 1, true), "a credential reached the log or a hook")
+      end
+    end)
   end)
 end)
 
@@ -268,6 +295,30 @@ describe("eip.metrics", function()
       assert.is_true(tonumber(n) >= last)
       last = tonumber(n)
     end
+  end)
+
+  -- A batch aborted while its request waits for a proxy's CONNECT: nothing of it went out. Its
+  -- on_response says so (it pairs the on_request that came); metrics count no attempt sent.
+  it("counts no attempt for a request a batch dropped before any of it was sent", function()
+    local proxy = require("spec.support.proxy").start{ misbehave = { ["silent.test"] = "silent" } }
+    local metrics, r = eip.metrics(), recorder()
+    local c = eip.new{ endpoint = "https://silent.test", project_id = emu.project_id, token = emu.token,
+      timeout = 10, proxy = proxy.url, on_request = r.on_request,
+      on_response = function(info) r.on_response(info); metrics.on_response(info) end }
+    local asked = 0
+    local results = c:delete_bandwidths({ fixture.absent_id(1) }, { cancel = function()
+      asked = asked + 1
+      return asked > 5 and "abort" or nil
+    end })
+    c:close()
+    proxy:stop()
+    assert.same({ "interrupted", true, true }, { results[1].kind, results[1].not_sent, results[1].cancelled })
+    assert.equal(2, #r.seen)
+    assert.same({ "request", "response" }, { r.seen[1][1], r.seen[2][1] })
+    assert.same({ "not_sent", true }, { r.seen[2][2].outcome, r.seen[2][2].not_sent })
+    local text = metrics:render()
+    assert.is_nil(text:find("eip_requests_total", 1, true), text)
+    assert.is_nil(text:find("eip_request_duration_seconds_count", 1, true), text)
   end)
 end)
 

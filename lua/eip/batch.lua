@@ -437,8 +437,9 @@ local function dropped_error(job, slot, unsent)
 end
 
 -- The on_response of each request in flight that the batch drops unanswered (aborted, or ended
--- by an error of on_result): it went out, and may have been carried out, unless the driver says
--- nothing of it was sent (`unsent`, as for dropped_error).
+-- by an error of on_result): it went out, and may have been carried out (outcome "interrupted"),
+-- unless the driver says nothing of it was sent (`unsent`, as for dropped_error: outcome
+-- "not_sent", which metrics do not count).
 function Run:dropped(unsent)
   if not self.runner.on_response then return end
   local now = core.monotime()
@@ -446,7 +447,8 @@ function Run:dropped(unsent)
     -- (once: an on_result raising while an abort's jobs are finished comes here again)
     if not job.dropped then
       job.dropped = true
-      job.call:observed({ status = 0, elapsed = now - (job.sent or now) }, dropped_error(job, slot, unsent), "fail")
+      job.call:observed({ status = 0, elapsed = now - (job.sent or now), dropped_unsent = unsent and unsent[slot] },
+        dropped_error(job, slot, unsent), "fail")
     end
   end
 end

@@ -107,11 +107,12 @@ local function check_self(self, method)
   end
 end
 
---- Counts one attempt (an `on_response` info).
+--- Counts one attempt (an `on_response` info); one that was never sent (`not_sent`: a batch
+-- dropped it first) is no attempt sent to the API, and is not counted.
 -- @raise a `usage` @{eip.error} when called with a dot
 function Metrics:observe(info)
   check_self(self, "observe")
-  if type(info) ~= "table" then return end
+  if type(info) ~= "table" or info.not_sent then return end
   local store, op = self.store, info.operation or "unknown"
   store:incr(series("eip_requests_total", { "operation", op, "outcome", info.outcome or "unknown",
     "status", info.status or "none" }), 1, 0)

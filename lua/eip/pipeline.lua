@@ -420,6 +420,13 @@ local function map(self, req, resp, op)
   -- own). Another server's header of that name is no credential of this client's.
   local fresh = op.brings_token and resp.subject_token
   if fresh and fresh ~= "" and self.provider.secrets then self.provider.secrets.answered = fresh end
+  if op.secret_answer then
+    -- An answer that brings credentials the client does not know yet (the metadata service's
+    -- session token, its temporary keys) may echo them in a header, which no redaction would
+    -- catch before they are read from its body: none of its headers is kept to be shown (the
+    -- metadata service sends no request id; its answers are read by status and body alone).
+    resp.request_id, resp.content_type, resp.retry_after, resp.location = nil, nil, nil, nil
+  end
   local request_id = resp.request_id -- the one header every answer's consumers show
   if request_id then resp.request_id = self:clean(request_id) end
   -- The transport's text may quote the server (an unknown transfer encoding): cleaned before
@@ -751,7 +758,8 @@ function Call:response(resp)
   local op = self.op
   local answer, err
   local status = resp.status
-  if resp.curl_code == nil and status >= 200 and status < 300 and not op.brings_token and not runner.log then
+  if resp.curl_code == nil and status >= 200 and status < 300 and not op.brings_token and not op.secret_answer
+      and not runner.log then
     -- (map's common case inline: a 2xx, nothing to log, no token in it)
     local request_id = resp.request_id
     if request_id then resp.request_id = runner:clean(request_id) end
@@ -907,10 +915,13 @@ function Call:observed(resp, err, action)
     outcome = (err.kind == "transport" and err.reason) or (err.kind == "proxy" and "proxy")
       or (err.kind == "interrupted" and "interrupted") or "http"
   end
+  -- (a request a batch dropped before any of it was sent: its on_request had come)
+  if resp.dropped_unsent then outcome = "not_sent" end
   notify(self.runner, self.runner.on_response, { operation = op.name, method = op.method, path = op.path,
     bandwidth_id = op.resource, attempt = self.attempts, status = resp.status ~= 0 and resp.status or nil,
     code = err and err.code, outcome = outcome, elapsed = resp.elapsed, bytes = #(resp.body or ""),
-    request_id = resp.request_id, retry = action == "retry", resent = resp.resent or nil })
+    request_id = resp.request_id, retry = action == "retry", resent = resp.resent or nil,
+    not_sent = resp.dropped_unsent or nil })
 end
 
 -- A uniform wait in [a, b]: from OpenSSL's generator (core.random), which differs between
