@@ -62,6 +62,11 @@ function Error.__tostring(e)
   end
   if e.request_id then parts[#parts + 1] = " request-id=" .. e.request_id end
   if e.attempts and e.attempts > 1 then parts[#parts + 1] = " after " .. e.attempts .. " attempts" end
+  -- (the last attempt's failure, "[not sent]" or a proxy's refusal, says nothing of the earlier
+  -- ones: one that went out unanswered may have been carried out, a delete may have deleted)
+  if answer and e.earlier_unanswered then
+    parts[#parts + 1] = "; an earlier attempt went out unanswered and may have been carried out"
+  end
   return table.concat(parts)
 end
 
