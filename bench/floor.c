@@ -155,6 +155,7 @@ int main(int argc, char **argv)
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
         curl_easy_setopt(c, CURLOPT_CAINFO, argv[3]);
+        curl_easy_setopt(c, CURLOPT_CAPATH, NULL); /* the CA alone, as the client's ca_file */
     }
     t0 = now(CLOCK_MONOTONIC);
     c0 = now(CLOCK_PROCESS_CPUTIME_ID);

@@ -161,3 +161,37 @@ describe("a request whose resend finds the server gone", function()
     assert.is_true(eip.could_have_acted(err))
   end)
 end)
+
+-- ca_file is the whole trust store (the cosocket transport's lua_ssl_trusted_certificate is):
+-- libcurl, given CURLOPT_CAINFO alone, still looks a certificate's issuer up in its built-in
+-- CA directory (Debian's /etc/ssl/certs), so any public CA would be trusted beside the private
+-- one. What the process opens there, seen by strace, is the proof.
+describe("ca_file (libcurl)", function()
+  local host = require "spec.support.host"
+  local tls = require "spec.support.tls"
+
+  it("replaces the system store: no issuer is looked up in the system's CA directory", function()
+    assert(host.execute("command -v strace >/dev/null"), "strace is missing: make deps")
+    local emu = emulator.start()
+    local pki = tls.make_pki()
+    local front = tls.start(emu, pki)
+    local trace = os.tmpname()
+    local script = string.format([[
+      local t = require("eip.transport.curl").new{ ca_file = %q }
+      local r = t:send{ method = "GET", url = %q, headers = {}, timeout = 5 }
+      io.write(tostring(r.curl_code), " ", tostring(r.unsent))]], pki.ca, front.url("untrusted") .. "/x")
+    local out = host.run(string.format("LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH=%s strace -f -qq "
+      .. "-e trace=open,openat,stat,newfstatat,access -o %s %s -e %s 2>/dev/null",
+      host.quote(host.cpath .. ";;"), host.quote(trace), host.lua, host.quote(script)))
+    front:stop()
+    emu:stop()
+    pki:remove()
+    local f = assert(io.open(trace))
+    local opened = f:read("*a")
+    f:close()
+    os.remove(trace)
+    assert.equal("60 true", out, "the untrusted certificate is refused, before anything is sent")
+    assert.truthy(opened:find(pki.ca, 1, true), "the trace shows the ca_file read")
+    assert.is_nil(opened:find("/etc/ssl/certs/[%x]+%.%d"), "an issuer was looked up in the system's directory")
+  end)
+end)

@@ -842,8 +842,13 @@ int eip_http_transfer_renew(eip_http_transfer *t, const eip_http_config *cfg)
     curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, cfg->insecure ? 0L : 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, cfg->insecure ? 0L : 2L);
-    if (cfg->ca_file != NULL)
+    /* ca_file replaces the system store, as the cosocket transport's trusted certificate does:
+     * libcurl would otherwise still look issuers up in its built-in CA directory (Debian's
+     * /etc/ssl/certs), and a client restricted to a private CA would accept any public one. */
+    if (cfg->ca_file != NULL) {
         curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_file);
+        curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
+    }
     if (cfg->user_agent != NULL)
         curl_easy_setopt(c, CURLOPT_USERAGENT, cfg->user_agent);
     /* Proxies are decided in Lua and set per request (set_proxy): libcurl must never pick one
