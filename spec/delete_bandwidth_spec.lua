@@ -228,6 +228,25 @@ describe("delete_bandwidth", function()
     assert.equal(3, emu:stats().requests)
   end)
 
+  -- Pages of small bodies that decode to large tables (`{}` is 2 bytes and a table of ~70):
+  -- each object or array weighs CONTAINER_BYTES more against the cap.
+  it("weighs a listing's pages by what they decode to: objects and arrays count", function()
+    local bandwidths = require "eip.bandwidths"
+    local saved = bandwidths.MAX_LIST_BYTES
+    finally(function() bandwidths.MAX_LIST_BYTES = saved end)
+    bandwidths.MAX_LIST_BYTES = 100000
+    local empties = "[" .. string.rep("{},", 999) .. "{}]"
+    for i = 1, 3 do
+      emu:inject{ method = "GET", path = "/bandwidths$", status = 200, body = string.format(
+        '{"bandwidths":[{"id":"3fa1e2b4-0000-4000-8000-00000000000%d","publicip_info":%s}]}', i, empties) }
+    end
+    emu:inject{ method = "GET", path = "/bandwidths$", status = 200, body = '{"bandwidths":[]}' }
+    local err = raised(client.list_bandwidths, client, { limit = 1 })
+    assert.same({ "http", 200, "Unusable Answer" }, { err.kind, err.status, err.reason })
+    assert.matches("did not end within 100000 bandwidths or 100000 bytes of pages", err.message, 1, true)
+    assert.equal(2, emu:stats().requests) -- 3 KB a page: by bytes alone all four would be read
+  end)
+
   it("ends a listing with the client's deadline: each page within it, none sent after it", function()
     emu:create_bandwidths(6)
     local slow = fx.client{ deadline = 0.5 }

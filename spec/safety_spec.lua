@@ -731,6 +731,27 @@ describe("safety", function()
       end
     end)
 
+    -- A missing or mistyped share_type or status read as "dedicated" or "frozen": a refusal
+    -- saying something false of the bandwidth, with a Lua table's address in its message.
+    it("moves nothing when the show's share_type or status is no string, and says the answer is unusable", function()
+      for i, fields in ipairs{ { status = "NORMAL" }, { share_type = { a = 1 }, status = "NORMAL" },
+          { share_type = "WHOLE" }, { share_type = "WHOLE", status = { "NORMAL" } } } do
+        local eip_id = "eip-s" .. i
+        local id = emu:create_bandwidth{ size = 10, publicip_ids = { eip_id } }
+        local shown = { id = id, publicip_info = { { publicip_id = eip_id } } }
+        for k, v in pairs(fields) do shown[k] = v end
+        emu:inject{ method = "GET", path = "/bandwidths/", status = 200, body = { bandwidth = shown } }
+        emu:reset_counters()
+        local c = fx.client()
+        local err = raised(c.drain_and_delete_bandwidth, c, id, terms)
+        assert.same({ "http", "Unusable Answer", "show" }, { err.kind, err.reason, err.stage })
+        assert.matches(fields.share_type == "WHOLE" and "status" or "share_type", err.message)
+        assert.is_nil(err.message:find("table: ", 1, true), err.message)
+        assert.equal(1, api_requests())
+        assert.equal(1, #emu:get_bandwidth(id).publicip_info)
+      end
+    end)
+
     it("refuses a frozen bandwidth after the show", function()
       local id = emu:create_bandwidth{ size = 10, status = "FREEZED", publicip_ids = { "eip-1" } }
       emu:reset_counters()

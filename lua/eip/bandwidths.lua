@@ -25,9 +25,18 @@ local MAX_PAGE = 2147483647
 local MAX_EIP_ID = 36      -- documented maximum length of publicip_id
 local MAX_PAGES = 100000   -- a server that never ends its listing cannot hold us forever
 --- At most this many bandwidths in one listing, and this many bytes of its pages' bodies (a
--- server whose pages never end, each of fresh ids, grew the process by some 60 MB a second).
+-- server whose pages never end, each of fresh ids, grew the process by some 60 MB a second),
+-- each JSON object or array counted as CONTAINER_BYTES more: decoded, `{}` (2 bytes) is a Lua
+-- table of about 70, and pages of them under the byte cap alone held 3.6 GB.
 M.MAX_LISTED = 100000
 M.MAX_LIST_BYTES = 128 * 1024 * 1024
+M.CONTAINER_BYTES = 64
+
+-- What a page's body weighs against MAX_LIST_BYTES: its bytes, and CONTAINER_BYTES per `{` or
+-- `[` (inside strings too: erring towards stopping early).
+local function weight(body)
+  return #body + M.CONTAINER_BYTES * select(2, body:gsub("[{%[]", ""))
+end
 
 local CHARGE_MODES = { bandwidth = true, traffic = true }
 local SHARE_TYPES = { WHOLE = true, PER = true }
@@ -133,10 +142,11 @@ function M.list(runner, project, q, limit, cancel, deadline_at)
       info.attempts, info.elapsed = info.attempts + page.meta.attempts, info.elapsed + page.meta.elapsed
       if #page.bandwidths == 0 then return all, info end
       info.pages = info.pages + 1
-      bytes = bytes + #(page.response.body or "")
+      bytes = bytes + weight(page.response.body or "")
       if #all + #page.bandwidths > M.MAX_LISTED or bytes > M.MAX_LIST_BYTES then
         error(errors.protocol(page.response, "GET", op.path, string.format("the listing did not end within %d "
-          .. "bandwidths or %d bytes of pages: nothing more was sent", M.MAX_LISTED, M.MAX_LIST_BYTES)), 0)
+          .. "bandwidths or %d bytes of pages (each JSON object or array counted as %d bytes more): nothing more "
+          .. "was sent", M.MAX_LISTED, M.MAX_LIST_BYTES, M.CONTAINER_BYTES)), 0)
       end
     end
     for _, bw in ipairs(page.bandwidths) do
@@ -503,8 +513,8 @@ end
 -- size, remove_calls, requests }` (`publicip_address` only when it is an IP address). Raises the
 -- show's error, a "refused" error when the bandwidth must not be drained (dedicated, prepaid, not
 -- NORMAL), or an "http" error (reason "Unusable Answer") when an EIP id it lists is not an id or
--- holds a credential, or its billing_info is neither a string nor none (prepaid cannot be
--- told). `deadline_at`: the GET's deadline, as for @{show}.
+-- holds a credential, its billing_info is neither a string nor none (prepaid cannot be
+-- told), or its share_type or status is no string. `deadline_at`: the GET's deadline, as for @{show}.
 function M.plan(runner, project, bandwidth_id, terms, deadline_at)
   local show = ops.show_bandwidth(project, bandwidth_id)
   local bw, meta = M.show(runner, project, bandwidth_id, terms.cancel, deadline_at)
@@ -515,6 +525,16 @@ function M.plan(runner, project, bandwidth_id, terms, deadline_at)
     error(at_show(errors.protocol(meta, "GET", show.path, bandwidth_id .. " has a billing_info that is no "
       .. "string: whether it is prepaid cannot be told, and it was not drained (one GET was sent; nothing "
       .. "changed)"), bandwidth_id), 0)
+  end
+  -- share_type and status are strings: a missing or mistyped one is no dedicated or frozen
+  -- bandwidth (a refusal would say it is, and quote a Lua table's address), but an answer that
+  -- cannot be read.
+  for _, field in ipairs{ "share_type", "status" } do
+    if type(bw[field]) ~= "string" then
+      error(at_show(errors.protocol(meta, "GET", show.path, string.format("%s has %s %s: whether it may be "
+        .. "drained cannot be told, and it was not (one GET was sent; nothing changed)", bandwidth_id,
+        bw[field] == nil and "no" or "a non-string", field)), bandwidth_id), 0)
+    end
   end
   local refused = refusal(runner, bw, bandwidth_id, show.path)
   if refused then error(refused, 0) end
