@@ -34,8 +34,8 @@ M.CONTAINER_BYTES = 64
 
 -- What a page's body weighs against MAX_LIST_BYTES: its bytes, and CONTAINER_BYTES per `{` or
 -- `[` (inside strings too: erring towards stopping early).
-local function weight(body)
-  return #body + M.CONTAINER_BYTES * select(2, body:gsub("[{%[]", ""))
+local function weight(text)
+  return #text + M.CONTAINER_BYTES * select(2, text:gsub("[{%[]", ""))
 end
 
 local CHARGE_MODES = { bandwidth = true, traffic = true }
