@@ -171,6 +171,17 @@ describe("the credentials file", function()
         err.message, 1, true)
       assert.is_false(has(tostring(err), SK), "the message shows the SK")
     end
+    -- A comment mark with no space before it: go-ini cuts the value there all the same.
+    for _, case in ipairs{ { "sk", SK .. "#rotated-2024" }, { "sk", SK .. ";old" }, { "ak", '"AK1#x"' },
+        { "iam_endpoint", "https://iam.example;x" } } do
+      local err = raised(profile.parse, "[basic]\nak = AK1\nsk = x\n" .. case[1] .. " = " .. case[2] .. "\n", "F")
+      assert.equal("credentials file", err.argument)
+      assert.matches("F, line 4: the value of " .. case[1] .. " holds a comment mark", err.message, 1, true)
+      assert.is_false(has(tostring(err), SK), "the message shows the SK")
+    end
+    -- A CR alone ends a line, in this parse as in the lenient one (redaction's).
+    local cr = profile.parse("[basic]\rak = AK1\rsk = " .. SK .. "\r", "F")
+    assert.same({ "AK1", SK }, { cr.basic.ak, cr.basic.sk })
     -- Other sections and keys are left as they are; a comment line of its own is fine.
     local s = profile.parse("[basic]\n# production key\nsk = " .. SK .. "\nnote = a b\n[other]\nsk = x y\n", "f")
     assert.same({ SK, "a b", "x y" }, { s.basic.sk, s.basic.note, s.other.sk })

@@ -47,7 +47,9 @@ end
 -- SDKs' configparser reads), and a value that opens a quote it does not close is kept as written.
 function M.parse(text, path, lenient)
   text = text:gsub("^\239\187\191", "") -- a UTF-8 byte order mark, as some editors write
-  if lenient then text = text:gsub("\r\n?", "\n") end
+  -- (CRLF, or a CR alone, ends a line: what the SDKs' configparser reads; the strict pass reads
+  -- the lines the lenient one redacts)
+  text = text:gsub("\r\n?", "\n")
   local header = lenient and "^%[%s*([^%]]-)%s*%]" or "^%[%s*([^%]]-)%s*%]$"
   local sections, current, current_name = {}, nil, nil
   local n = 0
@@ -84,6 +86,12 @@ function M.parse(text, path, lenient)
           if current_name == "basic" and M.KEYS[key] and not lenient and (unquoted or value):find("%s") then
             errors.raise_usage("credentials file", "%s, line %d: the value of %s holds a space (a comment after it? "
               .. "put comments on lines of their own)", path, n, key)
+          end
+          -- Nor a comment mark: INI readers (go-ini) cut `sk = X#rotated` at the mark even with
+          -- no space before it, so the SDKs would sign with another key than this one.
+          if current_name == "basic" and M.KEYS[key] and not lenient and (unquoted or value):find("[#;]") then
+            errors.raise_usage("credentials file", "%s, line %d: the value of %s holds a comment mark (# or ;): no "
+              .. "key, token, project id or endpoint has one; put comments on lines of their own", path, n, key)
           end
           current[key] = unquoted or value
         end
