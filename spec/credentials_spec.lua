@@ -155,12 +155,14 @@ describe("credentials", function()
     end)
 
     it("is passed over without both ak and sk, as the official SDKs do (a template left empty)", function()
-      for _, text in ipairs{ "[basic]\nak = " .. emu.ak .. "\n", "[basic]\nak =\nsk =\n", "[basic]\n" } do
-        local path = profile(text)
+      for _, case in ipairs{ { "[basic]\nak = " .. emu.ak .. "\n", "sk" }, { "[basic]\nak =\nsk =\n", "ak and sk" },
+          { "[basic]\n", "ak and sk" }, { "[basic]\nsk = " .. emu.sk .. "\n", "ak" } } do
+        local path = profile(case[1])
         local err = raised(new, { metadata_url = false }, { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path })
         assert.equal("credentials", err.argument)
-        assert.matches("the profile file " .. path:gsub("%p", "%%%0") .. " %[basic%] %(no ak and sk: passed over%)",
-          err.message)
+        assert.matches("the profile file " .. path:gsub("%p", "%%%0") .. " %[basic%] %(no " .. case[2]
+          .. ": passed over%)", err.message)
+        assert.is_nil(tostring(err):find(emu.sk, 1, true))
         -- the next place, the metadata service, is asked
         local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url },
           { HUAWEICLOUD_SDK_CREDENTIALS_FILE = path })

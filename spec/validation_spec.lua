@@ -49,6 +49,20 @@ describe("validation", function()
     end)
   end
 
+  -- Keys given in part: the message names what is missing (a security token alone said "ak is
+  -- required with sk", though no sk was given).
+  it("names the keys missing from a partial set, never echoing what was given", function()
+    for _, case in ipairs{ { { security_token = "ST-given-0123456789" }, "ak", "and sk are required with security_token" },
+        { { sk = "SK-given-0123456789" }, "ak", "is required with sk" },
+        { { ak = "AKGIVEN0000000000000" }, "sk", "is required with ak" } } do
+      local opts = with{ token = NONE }
+      for k, v in pairs(case[1]) do opts[k] = v end
+      local err = usage_error(case[2], eip.new, opts)
+      assert.matches(case[3], err.message, 1, true)
+      assert.is_nil(tostring(err):find("given", 1, true), tostring(err))
+    end
+  end)
+
   -- An SK or token pasted where an id goes would be sent in a URL and shown on result lines.
   it("rejects a bandwidth id that holds one of the client's secrets, without showing it", function()
     local clients = {

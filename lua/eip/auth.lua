@@ -1087,6 +1087,7 @@ local function explicit(opts, region, getenv)
   end
   if opts.token ~= nil then return token_provider(opts.token, "token") end
   if groups[1] == "ak/sk" then
+    if opts.ak == nil and opts.sk == nil then raise("ak", "and sk are required with security_token") end
     if opts.ak == nil then raise("ak", "is required with sk") end
     if opts.sk == nil then raise("sk", "is required with ak") end
     return aksk_provider(opts.ak, opts.sk, opts.security_token,
@@ -1121,10 +1122,12 @@ local function from_profile(getenv, warn, looked)
   if (basic.idp_id or "") ~= "" and (basic.id_token_file or "") ~= "" then
     raise("credentials file", "%s: idp_id and id_token_file %s", where, FEDERATED)
   end
-  if (basic.ak or "") == "" or (basic.sk or "") == "" then
+  local no_ak, no_sk = (basic.ak or "") == "", (basic.sk or "") == ""
+  if no_ak or no_sk then
     -- As the official SDKs do: a file without both keys (a template left empty) is passed over
     -- for the next place, the ECS metadata service.
-    looked[#looked + 1] = "the profile file " .. where .. " (no ak and sk: passed over)"
+    looked[#looked + 1] = "the profile file " .. where .. " (no "
+      .. (no_ak and no_sk and "ak and sk" or no_ak and "ak" or "sk") .. ": passed over)"
     return nil
   end
   local p = aksk_provider(basic.ak, basic.sk, basic.security_token ~= "" and basic.security_token or nil,
