@@ -141,6 +141,27 @@ describe("validation", function()
         auth = { username = "u", password = pw, domain = "d", project = "cn-north-4" } },
       function(name) if name == "HUAWEICLOUD_SDK_IAM_ENDPOINT" then return "https://iam.example.com/" .. pw end end)
     assert.matches("holds a credential", iam_env.message, 1, true)
+    -- The VPC endpoint of a region named where it came from: the override variable, the regions
+    -- file and its line (not `endpoint`, which the caller never gave).
+    local var = "HUAWEICLOUD_SDK_REGION_EIP_CN_NORTH_4"
+    local override = usage_error(var, require("eip.client").new, { region = "cn-north-4", ak = "AKAKAKAKAKAK", sk = sk },
+      function(name) if name == var then return "https://vpc.example.com/" .. sk end end)
+    assert.matches("holds a credential", override.message, 1, true)
+    local yaml = os.tmpname()
+    local f = assert(io.open(yaml, "w"))
+    f:write("EIP:\n  - id: cn-north-4\n    endpoint: https://vpc.example.com/", sk, "\n")
+    f:close()
+    -- (the line of its entry, `- id: cn-north-4`)
+    local listed = usage_error("the regions file " .. yaml .. ", line 2", require("eip.client").new,
+      { region = "cn-north-4", ak = "AKAKAKAKAKAK", sk = sk },
+      function(name) if name == "HUAWEICLOUD_SDK_REGIONS_FILE" then return yaml end end)
+    os.remove(yaml)
+    assert.matches("holds a credential", listed.message, 1, true)
+    -- and the region the project is looked up by, when the environment gave it
+    local region_env = usage_error("HUAWEICLOUD_SDK_REGION", require("eip.client").new,
+      { endpoint = "https://vpc.example.com", ak = "AKAKAKAKAKAK", sk = sk },
+      function(name) if name == "HUAWEICLOUD_SDK_REGION" then return "Garbage!" end end)
+    assert.matches("must be a region name", region_env.message, 1, true)
     assert.equal(0, emu:stats().requests)
     -- another client's secret is not this one's: its endpoint stands
     local other = eip.new{ endpoint = emu.url, project_id = "p1", ak = "AKAKAKAKAKAK", sk = sk }

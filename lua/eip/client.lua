@@ -77,11 +77,12 @@ local function endpoint_for(opts, getenv)
   if opts.endpoint ~= nil and opts.region ~= nil then
     errors.raise_usage("endpoint", "and region are exclusive: give one of them")
   end
-  if opts.endpoint ~= nil then return validate.endpoint("endpoint", opts.endpoint) end
+  if opts.endpoint ~= nil then return validate.endpoint("endpoint", opts.endpoint), nil, "endpoint" end
   local region = given(opts.region, auth.env("region", getenv))
   if region ~= nil then
-    return regions.vpc_endpoint(opts.region ~= nil and "region" or auth.ENV.region, region, getenv or os.getenv),
-      region
+    local region_name = opts.region ~= nil and "region" or auth.ENV.region
+    local endpoint, from = regions.vpc_endpoint(region_name, region, getenv or os.getenv)
+    return endpoint, region, from or "endpoint", region_name
   end
   errors.raise_usage("endpoint", "is required (or region = \"cn-north-4\", or %s)", auth.ENV.region)
 end
@@ -145,8 +146,12 @@ function M.new(opts, getenv)
   -- quoted. The provider's own are registered below; these only while this call runs.
   local early = M.known_secrets(opts, getenv)
   validate.register_secrets(early)
-  local endpoint, region = endpoint_for(opts, getenv)
-  region = region or regions.of_endpoint(endpoint) or auth.env("region", getenv)
+  -- (each named where it came from, for the errors about it: an option, a variable, a file)
+  local endpoint, region, endpoint_name, region_name = endpoint_for(opts, getenv)
+  if not region then
+    region, region_name = regions.of_endpoint(endpoint), "region"
+    if not region then region, region_name = auth.env("region", getenv), auth.ENV.region end
+  end
   local logger = log.sink(opts.debug, opts.log)
   local provider, found = auth.resolve(opts, region, getenv, logger or function(line) io.stderr:write(line, "\n") end)
   -- The project: the option; else the one the credentials' source names with them (a profile
@@ -182,7 +187,7 @@ function M.new(opts, getenv)
     -- (what to give instead when IAM has no one project of that name: where these keys can)
     local instead = found.from_env and "project_id or " .. auth.ENV.project_id
       or found.source and "project_id, or project_id in " .. found.source or "project_id"
-    lookup = { region = validate.region("region", region), instead = instead,
+    lookup = { region = validate.region(region_name, region), instead = instead,
       iam_endpoint = found.iam_endpoint or regions.iam_endpoint(region, getenv or os.getenv) }
   else
     errors.raise_usage("project_id", "is required (option project_id, or %s with a token or keys from the "
@@ -199,7 +204,7 @@ function M.new(opts, getenv)
   if not provider.iam_endpoint and lookup then
     iam_name = found.iam_endpoint and "the profile file's iam_endpoint" or regions.ENV_IAM
   end
-  for i, name in ipairs{ "endpoint", iam_name, "metadata_url" } do
+  for i, name in ipairs{ endpoint_name, iam_name, "metadata_url" } do
     if urls[i] then validate.secret_url(name, urls[i], provider.secrets, early) end
   end
   if opts.signing_dict ~= nil then

@@ -349,7 +349,7 @@ function M.file_endpoint(region, getenv)
         errors.raise_usage("regions file", "%s, line %d: the %s endpoint of %s: %s", path, e[2], service, region,
           errors.is_error(endpoint) and endpoint.message or tostring(endpoint))
       end
-      return endpoint
+      return endpoint, string.format("the regions file %s, line %d", path, e[2])
     end
   end
   return nil
@@ -357,18 +357,20 @@ end
 
 --- The VPC endpoint of `region` (named by `argument` in errors): the environment override,
 -- else the regions file's (@{file_endpoint}), else the table's. An unknown region is a usage
--- error suggesting the closest known name and the `endpoint` option.
+-- error suggesting the closest known name and the `endpoint` option. The second value names
+-- where the endpoint came from (the variable, the regions file and its line; nil: the table's),
+-- for the errors about it.
 function M.vpc_endpoint(argument, region, getenv)
   validate.region(argument, region)
   for _, service in ipairs{ "EIP", "VPC" } do
     local override = env(getenv, M.env_name(region, service))
     if override then
       local first = override:match("^%s*([^,]-)%s*,") or override:match("^%s*(.-)%s*$")
-      return validate.endpoint(M.env_name(region, service), bare_https(first))
+      return validate.endpoint(M.env_name(region, service), bare_https(first)), M.env_name(region, service)
     end
   end
-  local from_file = M.file_endpoint(region, getenv)
-  if from_file then return from_file end
+  local from_file, where = M.file_endpoint(region, getenv)
+  if from_file then return from_file, where end
   local entry = BY_NAME[region]
   if entry then return entry.vpc_endpoint end
   if validate.holds_secret(region) then -- (a secret pasted as the region: not quoted, not in a variable's name)
