@@ -52,7 +52,8 @@ describe("validation", function()
   -- Keys given in part: the message names what is missing (a security token alone said "ak is
   -- required with sk", though no sk was given).
   it("names the keys missing from a partial set, never echoing what was given", function()
-    for _, case in ipairs{ { { security_token = "ST-given-0123456789" }, "ak", "and sk are required with security_token" },
+    for _, case in ipairs{
+        { { security_token = "ST-given-0123456789" }, "ak", "and sk are required with security_token" },
         { { sk = "SK-given-0123456789" }, "ak", "is required with sk" },
         { { ak = "AKGIVEN0000000000000" }, "sk", "is required with ak" } } do
       local opts = with{ token = NONE }
@@ -144,7 +145,8 @@ describe("validation", function()
     -- The VPC endpoint of a region named where it came from: the override variable, the regions
     -- file and its line (not `endpoint`, which the caller never gave).
     local var = "HUAWEICLOUD_SDK_REGION_EIP_CN_NORTH_4"
-    local override = usage_error(var, require("eip.client").new, { region = "cn-north-4", ak = "AKAKAKAKAKAK", sk = sk },
+    local override = usage_error(var, require("eip.client").new,
+      { region = "cn-north-4", ak = "AKAKAKAKAKAK", sk = sk },
       function(name) if name == var then return "https://vpc.example.com/" .. sk end end)
     assert.matches("holds a credential", override.message, 1, true)
     local yaml = os.tmpname()
