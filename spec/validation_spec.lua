@@ -426,6 +426,10 @@ describe("validation", function()
     { "a leading dot host", "http://.evil" }, { "an IPv6 address with two '::'", "http://[::1::2]:1" },
     { "nine IPv6 groups", "http://[1:2:3:4:5:6:7:8:9]" }, { "a five-digit IPv6 group", "http://[12345::1]" },
     { "an IPv6 address ending in a lone ':'", "http://[1:]" }, { "an IPv4 part over 255", "http://[::ffff:1.2.3.256]" },
+    -- IPv4 shorthand, which libcurl reads as 127.0.0.1 where the proxy decision saw no loopback
+    { "an IPv4 address of two parts", "http://127.1:8080" }, { "an IPv4 address as one number", "http://2130706433" },
+    { "an IPv4 address in hex", "http://0x7f000001" }, { "an IPv4 part in octal", "http://010.0.0.1" },
+    { "an IPv4 address of five parts", "http://1.2.3.4.5" }, { "an IPv4 address part over 255", "http://256.0.0.1" },
   }
   for _, case in ipairs(bad_endpoints) do
     it("rejects an endpoint " .. case[1], function()
