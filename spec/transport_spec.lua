@@ -195,3 +195,21 @@ describe("ca_file (libcurl)", function()
     assert.is_nil(opened:find("/etc/ssl/certs/[%x]+%.%d"), "an issuer was looked up in the system's directory")
   end)
 end)
+
+-- eip.transport.new is a caller's building block: its options are checked there, each named
+-- (a number as ca_file once reached the C core, whose message named neither the module nor why).
+describe("eip.transport.new", function()
+  it("refuses options of the wrong type, naming them", function()
+    local transport = require "eip.transport"
+    for _, case in ipairs{ { 5, "options must be a table" }, { { ca_file = 5 }, "ca_file must be a non-empty string" },
+        { { ca_file = "" }, "ca_file must be a non-empty string" },
+        { { insecure = "yes" }, "insecure must be true or false" },
+        { { user_agent = "a\r\nX: 1" }, "user_agent must be a string without control characters" } } do
+      local ok, err = pcall(transport.new, case[1])
+      assert.is_false(ok)
+      assert.matches("^eip%.transport: " .. case[2]:gsub("%p", "%%%0"), err)
+    end
+    local t = transport.new{ insecure = false, user_agent = "ua" }
+    t:close()
+  end)
+end)

@@ -525,13 +525,21 @@ end
 -- @tparam[opt=false] boolean opts.insecure true: no certificate and no host verification
 -- @tparam[opt] string opts.user_agent the `User-Agent` header (no control character)
 -- @treturn table a transport: @{transport:send}, @{transport:close}, `name`
--- @raise a Lua error when the C core (eip.core) cannot be loaded outside nginx, or when
---   `user_agent` holds a control character
+-- @raise a Lua error (a string starting "eip.transport:") when the C core (eip.core) cannot be
+--   loaded outside nginx, when `opts` is no table, when `ca_file` is no non-empty string,
+--   `insecure` no boolean, or `user_agent` no string or one holding a control character
 function M.new(opts)
   opts = opts or {}
+  if type(opts) ~= "table" then error("eip.transport: options must be a table, got a " .. type(opts), 2) end
   local ua = opts.user_agent
   if ua ~= nil and (type(ua) ~= "string" or ua:find("%c")) then
     error("eip.transport: user_agent must be a string without control characters (CR, LF, NUL...)", 2)
+  end
+  if opts.ca_file ~= nil and (type(opts.ca_file) ~= "string" or opts.ca_file == "") then
+    error("eip.transport: ca_file must be a non-empty string (a PEM file's path), got a " .. type(opts.ca_file), 2)
+  end
+  if opts.insecure ~= nil and type(opts.insecure) ~= "boolean" then
+    error("eip.transport: insecure must be true or false, got a " .. type(opts.insecure), 2)
   end
   local copy = { ca_file = opts.ca_file, insecure = opts.insecure, user_agent = ua }
   if not ngx_api() then
