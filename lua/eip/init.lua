@@ -183,11 +183,14 @@ function M.is_missing(err, bandwidth_id)
 end
 
 --- Signs a request as the official SDKs do (SDK-HMAC-SHA256, AK/SK): for requests made with
--- another HTTP client. `Host` is taken from the URL unless `headers` has one.
+-- another HTTP client. `Host` is taken from the URL unless `headers` has one: its host, with the
+-- port only when it is not the scheme's default (curl and Python send `Host` without `:443` or
+-- `:80`; a client that keeps it must pass `headers.Host` as it sends it).
 -- @function sign
 -- @tparam table opts what to sign:
 -- @tparam string opts.method the HTTP method, in upper case as it is sent, e.g. "DELETE"
--- @tparam string opts.url the absolute http(s) URL, query included
+-- @tparam string opts.url the absolute http(s) URL, query included (a path holding an encoded
+--   slash, `%2F`, is a usage error: signers split such a path differently)
 -- @tparam table opts.headers name = value; must hold `X-Sdk-Date` (`YYYYMMDDTHHMMSSZ`, UTC)
 -- @tparam[opt] table opts.query more query parameters, name = value
 --   (values of `headers` and `query` are strings, or whole numbers below 2^53 signed as their

@@ -12,16 +12,25 @@ local function percent_decode(s)
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
---- Splits an http(s) URL into the Host value exactly as it is sent (host, plus :port when
--- the URL names one), the raw path and any query pairs.
+--- Splits an http(s) URL into the Host value as HTTP clients send it (host, plus :port when
+-- the URL names one other than its scheme's default: curl, Python and the SDKs' own clients
+-- leave :443 and :80 out), the path (decoded) and any query pairs.
 function M.split_url(url)
   if type(url) ~= "string" then raise("url", "must be a string, got %s", type(url)) end
-  local authority, rest = url:match("^[hH][tT][tT][pP][sS]?://([^/?#]+)(.*)$")
+  local scheme, authority, rest = url:match("^([hH][tT][tT][pP][sS]?)://([^/?#]+)(.*)$")
   if not authority or authority:find("@", 1, true) or authority:find("[%s%c]") then
     raise("url", "must be an absolute http(s) URL")
   end
+  local default = scheme:lower() == "https" and ":443" or ":80"
+  if authority:sub(-#default) == default then authority = authority:sub(1, -#default - 1) end
   rest = rest:gsub("#.*$", "")
   local path, query = rest:match("^([^?]*)%??(.*)$")
+  -- The path is signed segment by segment, split at its slashes: an encoded one (%2F) would be
+  -- a separator once decoded here, part of a segment to a signer that splits first. The
+  -- gateway's reading cannot be told, and a wrong guess is a refused signature.
+  if path:find("%%2[fF]") then
+    raise("url", "holds an encoded slash (%%2F) in its path, which signers split differently: not signed")
+  end
   if path == "" then path = "/" end
   local pairs_ = {}
   for item in query:gmatch("[^&]+") do

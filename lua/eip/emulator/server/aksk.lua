@@ -48,21 +48,30 @@ function M.parse_query(raw)
   return out
 end
 
--- Pairs encoded, sorted by name then value, joined by "&" ("name=" for an empty value).
-function M.canonical_query(pairs_list)
-  local encoded = {}
-  for i, pair in ipairs(pairs_list) do
-    encoded[i] = { percent_encode(pair[1]), percent_encode(pair[2]) }
+-- Byte order, whatever the locale (string < follows strcoll).
+local function bytes_before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = a:byte(i), b:byte(i)
+    if x ~= y then return x < y end
   end
-  table.sort(encoded, function(a, b)
+  return #a < #b
+end
+
+-- Pairs sorted by name then value as they are (decoded: what the official signers sort, Go's
+-- and Node's, before encoding; `a{` sorts after `aa`, though its encoding, `a%7B`, would not),
+-- then encoded, joined by "&" ("name=" for an empty value).
+function M.canonical_query(pairs_list)
+  local sorted = {}
+  for i, pair in ipairs(pairs_list) do sorted[i] = pair end
+  table.sort(sorted, function(a, b)
     if a[1] ~= b[1] then
-      return a[1] < b[1]
+      return bytes_before(a[1], b[1])
     end
-    return a[2] < b[2]
+    return bytes_before(a[2], b[2])
   end)
   local out = {}
-  for i, pair in ipairs(encoded) do
-    out[i] = pair[1] .. "=" .. pair[2]
+  for i, pair in ipairs(sorted) do
+    out[i] = percent_encode(pair[1]) .. "=" .. percent_encode(pair[2])
   end
   return table.concat(out, "&")
 end
