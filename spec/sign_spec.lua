@@ -51,7 +51,8 @@ describe("eip.sign", function()
     assert.equal(sign("https://vpc.example.com/v1/p"), sign("https://vpc.example.com:443/v1/p"))
     assert.equal(sign("http://vpc.example.com/v1/p"), sign("http://vpc.example.com:80/v1/p"))
     assert.are_not.equal(sign("https://vpc.example.com/v1/p"), sign("https://vpc.example.com:80/v1/p"))
-    assert.are_not.equal(sign("https://vpc.example.com/v1/p"), sign("https://vpc.example.com/v1/p", "vpc.example.com:443"))
+    assert.are_not.equal(sign("https://vpc.example.com/v1/p"),
+      sign("https://vpc.example.com/v1/p", "vpc.example.com:443"))
     for _, url in ipairs{ "https://vpc.example.com/v1/p/a%2Fb", "https://vpc.example.com/v1/p/a%2fb" } do
       local ok, err = pcall(sign, url)
       assert.is_false(ok)
