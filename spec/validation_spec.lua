@@ -326,10 +326,10 @@ describe("validation", function()
     c:close()
   end)
 
-  -- Every entry point reads its options once, as a plain copy of their pairs: an __index that
-  -- raises is never run (the options are what pairs gave), a __pairs that raises is a usage error
-  -- naming the table, and no raw error escapes.
-  it("reads each table argument once, as its pairs give it: a raising metamethod is a usage error", function()
+  -- Every entry point reads its options once, into a plain copy: a metamethod that raises
+  -- (__pairs walking it, __index reading an option) is a usage error naming the table, and no
+  -- raw error escapes; nothing is sent.
+  it("reads each table argument once: a raising metamethod is a usage error naming it", function()
     local boom = function() error("METAMETHOD BOOM") end
     local indexed = function() return setmetatable({}, { __index = boom }) end
     local walked = function() return setmetatable({}, { __index = boom, __pairs = boom }) end
@@ -337,7 +337,7 @@ describe("validation", function()
     local id = "3fa1e2b4-1111-2222-3333-444455556666"
     local terms = { charge_mode = "bandwidth", size = 1 }
     local calls = {
-      -- name, argument a raising __pairs is reported under, call
+      -- name, the argument named, call (headers: a map walked by pairs, never read by name)
       { "eip.new", "options", function(t) return eip.new(t) end },
       { "auth", "auth", function(t) return eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = t } end },
       { "eip.delete_bandwidth", "options", function(t) return eip.delete_bandwidth(t) end },
@@ -347,35 +347,41 @@ describe("validation", function()
       { "eip.sign", "options", function(t) return eip.sign(t) end },
       { "eip.sign headers", "headers", function(t)
         return eip.sign{ method = "GET", url = "http://h/", headers = t, ak = "a", sk = "b" }
-      end },
+      end, by_pairs = true },
       { "eip.metrics", "options", function(t) return eip.metrics(t) end },
+      { "list_bandwidths", "list options", function(t) return c:list_bandwidths(t) end },
+      { "show_bandwidth", "options", function(t) return c:show_bandwidth(id, t) end },
+      { "delete_bandwidth", "call options", function(t) return c:delete_bandwidth(id, t) end },
+      { "delete_bandwidths", "options", function(t) return c:delete_bandwidths({ id }, t) end },
     }
     for _, call in ipairs(calls) do
       local ok, err = pcall(call[3], indexed())
-      assert.is_true(ok or eip.is_error(err), call[1] .. ": " .. tostring(err))
+      assert.is_false(ok, call[1])
+      assert.is_true(eip.is_error(err) and err.kind == "usage", call[1] .. ": " .. tostring(err))
       assert.is_nil(tostring(err):find("BOOM", 1, true), call[1] .. ": " .. tostring(err))
+      if not call.by_pairs then assert.equal(call[2], err.argument, call[1]) end
       if _VERSION ~= "Lua 5.1" then -- (LuaJIT and 5.1 do not call __pairs)
         ok, err = pcall(call[3], walked())
         assert.is_false(ok, call[1])
         assert.same({ "usage", call[2] }, { err.kind, err.argument }, call[1] .. ": " .. tostring(err))
       end
     end
-    -- Options whose __index raises: what pairs gave (nothing) is what is used, and the calls go.
-    local ok, err = pcall(c.list_bandwidths, c, indexed())
-    assert.is_true(ok, tostring(err))
-    local results = c:delete_bandwidths({ id }, indexed())
-    assert.equal(1, #results)
-    if _VERSION ~= "Lua 5.1" then
-      for _, call in ipairs{
-        { "list options", function(t) return c:list_bandwidths(t) end },
-        { "options", function(t) return c:show_bandwidth(id, t) end },
-        { "call options", function(t) return c:delete_bandwidth(id, t) end },
-      } do
-        ok, err = pcall(call[2], walked())
-        assert.is_false(ok)
-        assert.same({ "usage", call[1] }, { err.kind, err.argument }, tostring(err))
-      end
-    end
+    assert.equal(0, emu:stats().requests)
+    c:close()
+  end)
+
+  -- Options a table gives through __index (defaults, a read-only proxy) are options as before
+  -- the copy: a drain's confirm among them (dropped, the drain once moved EIPs unconfirmed).
+  it("reads an option a table gives through __index, a drain's confirm among them", function()
+    local proxy = setmetatable({}, { __index = good })
+    local c = eip.new(proxy)
+    local id = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-confirm-1" } }
+    local err = select(2, pcall(c.drain_and_delete_bandwidth, c, id, setmetatable({ charge_mode = "bandwidth",
+      size = 5 }, { __index = { confirm = function() return false end } })))
+    assert.same({ "refused", "not_confirmed" }, { err.kind, err.reason }, tostring(err))
+    assert.equal(1, #emu:get_bandwidth(id).publicip_info)
+    local result = c:delete_bandwidth(fixture.absent_id(7), setmetatable({}, { __index = { missing_ok = true } }))
+    assert.same({ true, false, 404 }, { result.ok, result.deleted, result.status })
     c:close()
   end)
 

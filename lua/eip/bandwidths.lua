@@ -194,15 +194,14 @@ function M.eip_entries(eip_ids, runner)
     local entry = { publicip_id = v }
     if type(v) == "table" then
       -- A plain copy, read once (a metamethod that raises is a usage error naming the entry).
-      local keys, values = validate.entries(name, v)
-      entry = {}
-      for j, k in ipairs(keys) do
+      local keys = validate.entries(name, v)
+      for _, k in ipairs(keys) do
         if not ENTRY_KEYS[k] then
           errors.raise_usage(name, "has the key %s: an entry has only publicip_id and publicip_type",
             describe_key(k))
         end
-        entry[k] = values[j]
       end
+      entry = validate.options(name, v, ENTRY_KEYS)
     end
     -- (an id holding a secret of the client's, an SK pasted there, would go in the body)
     if runner then runner:id(name, entry.publicip_id) else validate.id(name, entry.publicip_id) end
@@ -219,7 +218,8 @@ end
 
 --- charge_mode and size of the dedicated bandwidth each removed EIP gets (billing!): both
 -- required, so nobody is charged for a default they never chose. Returns
--- `{ charge_mode, size, on_batch, confirm, cancel }`.
+-- `{ charge_mode, size, on_batch, confirm, cancel }`, and the options as a plain copy
+-- (eip.validate.options): what the caller reads after this.
 function M.removal_terms(opts, known)
   opts = validate.options("options", opts, known)
   if not CHARGE_MODES[opts.charge_mode] then
@@ -233,7 +233,7 @@ function M.removal_terms(opts, known)
     end
   end
   return { charge_mode = opts.charge_mode, size = size, on_batch = opts.on_batch, confirm = opts.confirm,
-    cancel = opts.cancel }
+    cancel = opts.cancel }, opts
 end
 
 local function ids_of(entries, from, to)

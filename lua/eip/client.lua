@@ -724,8 +724,8 @@ end
 function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
   local r = runner_of(self, "drain_and_delete_bandwidth")
   r:id("bandwidth_id", bandwidth_id)
-  opts = given(opts, {})
-  local terms = bandwidths.removal_terms(opts, bandwidths.DRAIN_OPTIONS)
+  local terms
+  terms, opts = bandwidths.removal_terms(given(opts, {}), bandwidths.DRAIN_OPTIONS)
   terms.cancel = errors.guarded(terms.cancel, r.log, "cancel", true) -- one that raises: stop
   local missing_ok = r.missing_ok
   if opts.missing_ok ~= nil then missing_ok = validate.boolean("missing_ok", opts.missing_ok) end

@@ -56,21 +56,20 @@ function M.new(opts)
   -- Checked as every entry point checks its options (a typo such as `dikt` fails loudly); by hand,
   -- not with eip.validate, so that this module needs no more than eip.errors.
   if type(opts) ~= "table" then raise("options", "must be a table or nil, got a %s", type(opts)) end
-  -- Walked once, protected, into a plain copy: a metamethod that raises is a usage error.
-  local walked, keys, values = pcall(function()
-    local ks, vs = {}, {}
-    for k, v in pairs(opts) do ks[#ks + 1] = k; vs[#ks] = v end
-    return ks, vs
+  -- Walked, then its one option read, protected: a metamethod that raises is a usage error.
+  local walked, keys, dict = pcall(function()
+    local ks = {}
+    for k in pairs(opts) do ks[#ks + 1] = k end
+    return ks, opts.dict
   end)
   if not walked then raise("options", "cannot be read: a metamethod of it raised an error") end
-  opts = {}
-  for i, k in ipairs(keys) do
+  for _, k in ipairs(keys) do
     if k ~= "dict" then
       raise("options", "has an unknown option %s (known: dict)",
         type(k) == "string" and string.format("%q", k:sub(1, 40)) or "key of type " .. type(k))
     end
-    opts[k] = values[i]
   end
+  opts = { dict = dict }
   local store
   if opts.dict ~= nil then
     if type(opts.dict) ~= "string" or opts.dict == "" then

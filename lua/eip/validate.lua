@@ -524,15 +524,14 @@ end
 -- @tparam string name the argument, for the message ("options", "auth")
 -- @param t the value
 -- @tparam table known the option names allowed, as keys
--- @treturn table a plain copy of `t` (its pairs, read once): what the call then reads, so that
---   a metamethod of the caller's table (`__index`, `__pairs`) is never run again, and one that
---   raises is this usage error, not a raw one later
+-- @treturn table a plain copy of `t`, each known option read once (`t[k]`: an `__index`
+--   default counts, as it did when the call read the table itself): what the call then reads,
+--   so that no metamethod of the caller's table runs again, and one that raises is this usage
+--   error, not a raw one later
 -- @raise a `usage` error naming `name`
 function M.options(name, t, known)
   if type(t) ~= "table" then raise(name, "must be a table, got %s", describe(t)) end
-  local keys, values = entries_of(name, t)
-  local copy = {}
-  for i, k in ipairs(keys) do
+  for _, k in ipairs(keys_of(name, t)) do
     if type(k) ~= "string" then raise(name, "has a non-string key (%s)", describe(k)) end
     if not known[k] then
       local names = {}
@@ -540,8 +539,13 @@ function M.options(name, t, known)
       table.sort(names)
       raise(name, "has an unknown option %q (known: %s)", k, table.concat(names, ", "))
     end
-    copy[k] = values[i]
   end
+  local ok, copy = pcall(function()
+    local c = {}
+    for k in pairs(known) do c[k] = t[k] end
+    return c
+  end)
+  if not ok then raise(name, "cannot be read: a metamethod of it raised an error") end
   return copy
 end
 
