@@ -228,23 +228,27 @@ describe("delete_bandwidth", function()
     assert.equal(3, emu:stats().requests)
   end)
 
-  -- Pages of small bodies that decode to large tables (`{}` is 2 bytes and a table of ~70):
-  -- each object or array weighs CONTAINER_BYTES more against the cap.
-  it("weighs a listing's pages by what they decode to: objects and arrays count", function()
+  -- Pages of small bodies that decode to large tables (`{}` is 2 bytes and a table of ~70, `1,`
+  -- an array slot of 16): each object or array, each `,` or `:`, weighs more against the cap.
+  it("weighs a listing's pages by what they decode to: objects, arrays and their items count", function()
     local bandwidths = require "eip.bandwidths"
     local saved = bandwidths.MAX_LIST_BYTES
     finally(function() bandwidths.MAX_LIST_BYTES = saved end)
-    bandwidths.MAX_LIST_BYTES = 100000
-    local empties = "[" .. string.rep("{},", 999) .. "{}]"
-    for i = 1, 3 do
-      emu:inject{ method = "GET", path = "/bandwidths$", status = 200, body = string.format(
-        '{"bandwidths":[{"id":"3fa1e2b4-0000-4000-8000-00000000000%d","publicip_info":%s}]}', i, empties) }
+    -- (a page of either: 2-3 KB of bytes, 26-91 KB of weight)
+    for _, shape in ipairs{ { "[" .. string.rep("{},", 999) .. "{}]", 100000 },
+        { "[" .. string.rep("1,", 999) .. "1]", 30000 } } do
+      emu:reset()
+      bandwidths.MAX_LIST_BYTES = shape[2]
+      for i = 1, 3 do
+        emu:inject{ method = "GET", path = "/bandwidths$", status = 200, body = string.format(
+          '{"bandwidths":[{"id":"3fa1e2b4-0000-4000-8000-00000000000%d","publicip_info":%s}]}', i, shape[1]) }
+      end
+      emu:inject{ method = "GET", path = "/bandwidths$", status = 200, body = '{"bandwidths":[]}' }
+      local err = raised(client.list_bandwidths, client, { limit = 1 })
+      assert.same({ "http", 200, "Unusable Answer" }, { err.kind, err.status, err.reason })
+      assert.matches("did not end within 100000 bandwidths or " .. shape[2] .. " bytes of pages", err.message, 1, true)
+      assert.equal(2, emu:stats().requests) -- by bytes alone all four pages would be read
     end
-    emu:inject{ method = "GET", path = "/bandwidths$", status = 200, body = '{"bandwidths":[]}' }
-    local err = raised(client.list_bandwidths, client, { limit = 1 })
-    assert.same({ "http", 200, "Unusable Answer" }, { err.kind, err.status, err.reason })
-    assert.matches("did not end within 100000 bandwidths or 100000 bytes of pages", err.message, 1, true)
-    assert.equal(2, emu:stats().requests) -- 3 KB a page: by bytes alone all four would be read
   end)
 
   it("ends a listing with the client's deadline: each page within it, none sent after it", function()
