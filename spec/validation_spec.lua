@@ -436,12 +436,20 @@ describe("validation", function()
     { "an IPv4 address of two parts", "http://127.1:8080" }, { "an IPv4 address as one number", "http://2130706433" },
     { "an IPv4 address in hex", "http://0x7f000001" }, { "an IPv4 part in octal", "http://010.0.0.1" },
     { "an IPv4 address of five parts", "http://1.2.3.4.5" }, { "an IPv4 address part over 255", "http://256.0.0.1" },
+    { "an IPv4 address with a hex part", "http://0x7f.1" },
   }
   for _, case in ipairs(bad_endpoints) do
     it("rejects an endpoint " .. case[1], function()
       usage_error("endpoint", eip.new, with{ endpoint = case[2] })
     end)
   end
+
+  -- A label with a letter makes a name (to libcurl and inet_aton alike), digits after it or not.
+  it("takes a host name whose last label is digits as a name", function()
+    for _, endpoint in ipairs{ "http://host.10", "https://node-1.k8s.2:8443", "http://10.0.0.1" } do
+      eip.new(with{ endpoint = endpoint }):close()
+    end
+  end)
 
   it("names an infinite, huge or NaN number as it is", function()
     local cases = {

@@ -273,12 +273,16 @@ function M.endpoint(name, v)
   if not host or host:find("^[.-]") or host:find("%.%.") then
     raise(name, "has no valid host, got %s", describe(v))
   end
-  -- A host whose last label is a number is an IPv4 address to URL parsers and to libcurl, which
-  -- read 127.1, 2130706433, 0x7f000001 or 010.0.0.1 (octal) as addresses too; the decisions made
-  -- on the host before (a loopback is never proxied) read only a.b.c.d. So that every reader
-  -- agrees, an address is written that way: four decimal numbers, 0-255, no leading zero.
-  local last = host:gsub("%.$", ""):match("([^.]*)$")
-  if last:find("^%d+$") or last:find("^0[xX]%x*$") then
+  -- A host of numbers alone is an IPv4 address to libcurl and inet_aton, which read 127.1,
+  -- 2130706433, 0x7f000001 or 010.0.0.1 (octal) as addresses too; the decisions made on the
+  -- host before (a loopback is never proxied) read only a.b.c.d. So that every reader agrees,
+  -- an address is written that way: four decimal numbers, 0-255, no leading zero. (A name with
+  -- a letter in a label, host.10, is a name to all of them.)
+  local numeric = true
+  for label in (host:gsub("%.$", "") .. "."):gmatch("([^.]*)%.") do
+    numeric = numeric and (label:find("^%d+$") or label:find("^0[xX]%x*$")) ~= nil
+  end
+  if numeric then
     local parts = { host:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$") }
     local canonical = #parts == 4
     for _, part in ipairs(parts) do
