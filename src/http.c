@@ -394,6 +394,7 @@ static const char SWITCHING[] =
 static const char TOO_MANY_CODINGS[] = "Reject response due to more than 5 content encodings";
 static const char TOO_LARGE_TRAILERS[] = "Too large response trailers";
 static const char PROXY_407[] = "Received HTTP code 407 from proxy";
+#define EIP_HTTP_CUT_HEAD "Weird server reply: the connection closed inside the response's head"
 
 /* A line of a final head: when it is a Transfer-Encoding of an answer with a body, each coding
  * it names must be chunked or identity, and at most five of the head's not chunked (see
@@ -1344,6 +1345,19 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
     } else if (resp->curl_code != 0) {
         const char *detail = t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc);
         copy_bounded(resp->curl_error, sizeof(resp->curl_error), detail, strlen(detail));
+    }
+    /* The connection closed inside a head, which libcurl 7.88 takes as the answer so far (a
+     * line it drops unseen, one with a NUL byte, included): inside an interim head, no answer
+     * came (an empty reply, as after a whole interim head); inside the final one, the answer is
+     * unusable whatever its status line said (a 204 cut short is no delete done), as the
+     * cosocket transport reads both (eip.transport.http1). */
+    if (rc == CURLE_OK && t->head == HEAD_INTERIM) {
+        clear_answer(resp);
+        resp->curl_code = CURLE_GOT_NOTHING;
+        snprintf(resp->curl_error, sizeof(resp->curl_error), "Empty reply from server");
+    } else if (rc == CURLE_OK && t->head == HEAD_FINAL) {
+        resp->curl_code = CURLE_WEIRD_SERVER_REPLY;
+        snprintf(resp->curl_error, sizeof(resp->curl_error), "%s", EIP_HTTP_CUT_HEAD);
     }
     /* Not an HTTP/1.x answer the contract accepts (refused above, or by libcurl itself:
      * "Received HTTP/0.9 when not allowed", "Unsupported HTTP version"): nothing of it is kept,

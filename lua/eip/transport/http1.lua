@@ -130,6 +130,9 @@ function M.begin(x)
   x.buf, x.pos, x.received, x.body_bytes = "", 1, 0, 0
 end
 
+--- What both transports say of an answer whose connection closed inside its final head.
+M.CUT_HEAD = "Weird server reply: the connection closed inside the response's head"
+
 --- Records a failure (curl code, text, kind) in x.resp; returns nil. Through a proxy (x.proxy
 -- set by the transport), the kind says so (see the contract's error_kind).
 function M.fail(x, code, text)
@@ -993,9 +996,19 @@ end
 function M.read(x, method, stop_status)
   x.lines_seen, x.stored_header, x.head_cut, x.closing, x.line_came = 0, false, false, false, false
   local h = read_head(x, method)
-  if h == false then -- ended inside the head: taken as it is (x.head_cut tells)
+  if h == false then -- ended inside the head (x.head_cut tells)
     x.head_cut = true
-    return true, false
+    -- A proxy's answer to CONNECT is read as libcurl reads it: as it is (see the cosocket
+    -- transport). An answer of the API's is not: inside an interim head, no answer came (as
+    -- after a whole one); inside the final one, it is unusable whatever its status line said
+    -- (a 204 cut short is no delete done), where libcurl 7.88 would take it (the C core
+    -- refuses it the same way).
+    if method == "CONNECT" then return true, false end
+    if x.resp.status < 200 then
+      M.clear_answer(x)
+      return fail(x, 52, "Empty reply from server")
+    end
+    return fail(x, 8, M.CUT_HEAD)
   end
   if not h then return nil end
   local status = x.resp.status

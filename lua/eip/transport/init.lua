@@ -135,7 +135,12 @@
 --    CURLE_TOO_LARGE); the cosocket transport says 27 with a clearer text. Both "protocol".
 --  * A NUL byte in a head: the cosocket transport always fails with 8; libcurl 7.88 does too,
 --    except at the start of a line, where it drops the rest of that read (what follows then
---    depends on how the bytes arrived).
+--    depends on how the bytes arrived: a close after it is the cut head below, 8 in the final
+--    head and 52 in an interim one; more bytes after it are read as libcurl reads them).
+--  * The connection closed inside a head (after its status line, before its blank line): no
+--    answer in either, whatever the status line said (libcurl 7.88 took a final head as it
+--    stood: a 204 cut short read as a delete done): 8 "Weird server reply" inside the final
+--    head (its status kept), 52 "Empty reply from server" inside an interim one (none kept).
 --  * Chunked trailers: captured headers in them are captured by both (libcurl hands trailers
 --    to the header callback); their lines are bounded by LIMITS.trailer_line in both, all of
 --    them by LIMITS.trailer_block (each line counted with a CRLF, as libcurl hands it over).
