@@ -44,6 +44,11 @@ struct eip_http_socket {
     int used;  /* a request was sent on it: a later one reuses the connection */
     int known; /* its ends were looked up (by the prerequest callback, once it was connected) */
     struct ends ends;
+    /* Without TLS, the kernel's count of bytes received (tcpbytes.h) when its last answer ended
+     * (rx_known: read then, and that answer's bytes accounted for), and whether more had come
+     * than that answer held (dirty: never used again; see eip_http_transfer_finish). */
+    int rx_known, dirty;
+    unsigned long long rx_mark;
 };
 
 /* The registry of every socket set, the sets' contents and the abandoned handles, under one lock
@@ -222,6 +227,7 @@ static curl_socket_t open_socket(void *data, curlsocktype purpose, struct curl_s
     s->v[i].ino = st.st_ino;
     s->v[i].used = 0;
     s->v[i].known = 0;
+    s->v[i].rx_known = s->v[i].dirty = 0;
 out:
     pthread_mutex_unlock(&fork_lock);
     return fd < 0 ? CURL_SOCKET_BAD : fd;
@@ -453,10 +459,48 @@ int eip_http_status_code(const char *line, size_t len)
     return (line[i] - '0') * 100 + (line[i + 1] - '0') * 10 + (line[i + 2] - '0');
 }
 
+/* The blank line of the final head came. Without TLS, for an answer without a body (a 204 or
+ * 304, one to HEAD, a Content-Length of 0) the answer ends here, and the kernel has counted
+ * whatever came in the same read after it, which libcurl 7.88 drops unseen ("HTTP/1.1 204
+ * ...\r\n\r\n{}") while keeping the connection: a later answer there (a duplicate sent late)
+ * would be read as the next request's. More bytes than the heads since the request marks the
+ * connection dirty (on_prereq never sends on it again, as the cosocket transport never reuses
+ * one with bytes left after its answer); exactly as many lets the next request on it start from
+ * this count without asking the kernel again. Checked here, within the transfer: at its end, in
+ * a multi, the next request may have gone out on the connection and its answer come. */
+static void head_ended(eip_http_transfer *t)
+{
+    curl_off_t length = -1;
+    unsigned long long now = 0, expected = t->rx_base + t->head_bytes;
+    eip_http_sockets *s = t->sockets;
+    size_t i;
+    if (s == NULL || !t->rx_base_ok || t->rx_fd < 0)
+        return;
+    if (!(t->final_status == 204 || t->final_status == 304 || t->head_request ||
+          (curl_easy_getinfo(t->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK && length == 0)))
+        return;
+    if (eip_tcp_bytes_received((int)t->rx_fd, &now) != 0)
+        return;
+    for (i = 0; i < s->n; i++) {
+        struct eip_http_socket *sock = &s->v[i];
+        if (sock->fd != (int)t->rx_fd || sock->ino != t->rx_ino)
+            continue;
+        if (now > expected) {
+            sock->dirty = 1;
+        } else if (now == expected) {
+            sock->rx_mark = now;
+            sock->rx_known = 1;
+        }
+        return;
+    }
+}
+
 int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t len)
 {
     eip_http_response *r = t->resp;
     int code;
+    if (t->head != HEAD_DONE)
+        t->head_bytes += len; /* (trailers come after the body) */
     t->answered = 1; /* a line of an answer came: libcurl will not send the request again, nor will we */
     switch (t->head) {
     case HEAD_START:
@@ -490,6 +534,8 @@ int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t le
         /* The blank line that ends a head (libcurl ends one at any line starting with CR). */
         if (len == 0 || line[0] == '\r' || line[0] == '\n') {
             t->head = t->head == HEAD_INTERIM ? HEAD_START : HEAD_DONE;
+            if (t->head == HEAD_DONE && t->rx_base_ok)
+                head_ended(t);
             return 0;
         }
         if (t->head == HEAD_FINAL && check_transfer_encoding(t, line, len) != 0)
@@ -780,12 +826,24 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
         struct eip_http_socket *sock = socket_at(t->sockets, &ends);
         if (sock != NULL) {
             t->reused_send = sock->used;
-            if (sock->used && pending_input(sock->fd)) {
+            if (sock->used && (sock->dirty || pending_input(sock->fd))) {
                 shutdown(sock->fd, SHUT_RDWR);
                 t->stale = 1; /* nothing sent on it: not counted */
                 return CURL_PREREQFUNC_ABORT;
             }
             sock->used = 1;
+            /* (without TLS: the count the answer's bytes will be added to; see finish) */
+            if (t->ls_plain) {
+                t->rx_fd = sock->fd;
+                t->rx_ino = sock->ino;
+                if (sock->rx_known) {
+                    t->rx_base = sock->rx_mark; /* nothing came since: pending_input said so */
+                    t->rx_base_ok = 1;
+                } else {
+                    t->rx_base_ok = eip_tcp_bytes_received(sock->fd, &t->rx_base) == 0;
+                }
+                sock->rx_known = 0;
+            }
         }
         /* the socket whose kernel count on_progress reads (a send on another: read anew) */
         if (t->ls_start_ms != 0 && t->ls_plain) {
@@ -794,6 +852,7 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
         }
     }
     t->head = HEAD_START; /* a send on another connection: its answer starts anew */
+    t->head_bytes = 0;
     t->sends++;
     return CURL_PREREQFUNC_OK;
 }
@@ -1483,6 +1542,8 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->oom = t->refused = NULL;
     t->refused_code = t->final_status = t->codings = 0;
     t->trailer_bytes = 0;
+    t->rx_fd = -1;
+    t->rx_base_ok = 0;
     t->head = HEAD_START;
     t->sends = t->resend_refused = t->stale = t->reused_send = t->own_resend = t->answered = 0;
     t->libcurl_resend = 0;

@@ -116,8 +116,10 @@
 --    way `resent` says so; a request of any other method, or with `no_resend`, fails there (52
 --    or 55, "reset").
 --  * Pooled connections that received anything while idle (a late duplicate answer, the late
---    body of a 204, a 408 before a close) or were closed or reset since: never used, in both
---    transports. What is there is no answer to the next request. The cosocket transport looks
+--    body of a 204, a 408 before a close) or were closed or reset since, or whose answer came
+--    with bytes beyond its end ("204 ...\r\n\r\n{}": libcurl 7.88 drops those unseen; the C
+--    core compares the kernel's count of the bytes received with the heads', without TLS; over
+--    TLS it cannot tell): never used, in both transports. What is there is no answer to the next request. The cosocket transport looks
 --    at a pooled socket before sending on it (nginx's pool would find it only when the event
 --    loop runs, not between two sends without a yield); the libcurl transport finds it just
 --    before sending (its prerequest callback looks at the socket) and aborts before anything is
