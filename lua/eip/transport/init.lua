@@ -119,11 +119,11 @@
 --    body of a 204, a 408 before a close) or were closed or reset since, or whose answer came
 --    with bytes beyond its end ("204 ...\r\n\r\n{}": libcurl 7.88 drops those unseen; the C
 --    core compares the kernel's count of the bytes received with the heads', without TLS; over
---    TLS it cannot tell): never used, in both transports. What is there is no answer to the next request. The cosocket transport looks
---    at a pooled socket before sending on it (nginx's pool would find it only when the event
---    loop runs, not between two sends without a yield); the libcurl transport finds it just
---    before sending (its prerequest callback looks at the socket) and aborts before anything is
---    sent. Either sends on a fresh connection instead: not a resend, also for a POST. (Over
+--    TLS it cannot tell): never used, in both transports. What is there is no answer to the
+--    next request. The cosocket transport looks at a pooled socket before sending on it
+--    (nginx's pool would find it only when the event loop runs, not between two sends without
+--    a yield); the libcurl transport finds it just before sending (its prerequest callback
+--    looks at the socket) and aborts before anything is sent. Either sends on a fresh connection instead: not a resend, also for a POST. (Over
 --    TLS, bytes OpenSSL holds after an answer that ended where a read filled nginx's buffer are
 --    seen for a lua_socket_buffer_size of whole KiB only: see recv in eip.transport.cosocket.)
 --  * Trust store: `ca_file` is libcurl's; cosockets use `lua_ssl_trusted_certificate`. nginx's
