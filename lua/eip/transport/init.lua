@@ -121,11 +121,16 @@
 --    core compares the kernel's count of the bytes received with the heads', without TLS; over
 --    TLS it cannot tell): never used, in both transports. What is there is no answer to the
 --    next request. The cosocket transport looks at a pooled socket before sending on it
---    (nginx's pool would find it only when the event loop runs, not between two sends without
---    a yield); the libcurl transport finds it just before sending (its prerequest callback
---    looks at the socket) and aborts before anything is sent. Either sends on a fresh connection instead: not a resend, also for a POST. (Over
---    TLS, bytes OpenSSL holds after an answer that ended where a read filled nginx's buffer are
---    seen for a lua_socket_buffer_size of whole KiB only: see recv in eip.transport.cosocket.)
+--    (nginx's pool would find it only when the event loop runs, not between two sends without a
+--    yield); the libcurl transport finds it just before sending (its prerequest callback looks
+--    at the socket) and aborts before anything is sent. Either sends on a fresh connection
+--    instead: not a resend, also for a POST. (Over TLS, bytes OpenSSL holds after an answer
+--    that ended where a read filled nginx's buffer are seen for a lua_socket_buffer_size of
+--    whole KiB only: see recv in eip.transport.cosocket.)
+--  * An answer that comes while a large request body is still going out (a 413 or a 500 before
+--    the server reads the body): libcurl reads it at once; the cosocket transport sends the
+--    whole request first, so a server that stops reading meanwhile ends in a timeout (28) or a
+--    reset (55). The API's request bodies are a few hundred bytes, sent in one write.
 --  * Trust store: `ca_file` is libcurl's; cosockets use `lua_ssl_trusted_certificate`. nginx's
 --    cosocket pool is the worker's, not a location's: a TLS connection verified in one location
 --    may be reused in another whose `lua_ssl_trusted_certificate` (or `lua_ssl_verify_depth`)
