@@ -229,14 +229,15 @@ describe("delete_bandwidth", function()
   end)
 
   -- Pages of small bodies that decode to large tables (`{}` is 2 bytes and a table of ~70, `1,`
-  -- an array slot of 16): each object or array, each `,` or `:`, weighs more against the cap.
+  -- an array slot of 16, `"ab",` a string of 26): each object or array, each `,` or `:`, each
+  -- `"`, weighs more against the cap.
   it("weighs a listing's pages by what they decode to: objects, arrays and their items count", function()
     local bandwidths = require "eip.bandwidths"
     local saved = bandwidths.MAX_LIST_BYTES
     finally(function() bandwidths.MAX_LIST_BYTES = saved end)
-    -- (a page of either: 2-3 KB of bytes, 26-91 KB of weight)
+    -- (a page of each: 2-5 KB of bytes, 26-91 KB of weight)
     for _, shape in ipairs{ { "[" .. string.rep("{},", 999) .. "{}]", 100000 },
-        { "[" .. string.rep("1,", 999) .. "1]", 30000 } } do
+        { "[" .. string.rep("1,", 999) .. "1]", 30000 }, { "[" .. string.rep('"ab",', 999) .. '"ab"]', 100000 } } do
       emu:reset()
       bandwidths.MAX_LIST_BYTES = shape[2]
       for i = 1, 3 do

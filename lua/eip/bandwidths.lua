@@ -27,21 +27,23 @@ local MAX_PAGES = 100000   -- a server that never ends its listing cannot hold u
 --- At most this many bandwidths in one listing, and this many bytes of its pages' bodies (a
 -- server whose pages never end, each of fresh ids, grew the process by some 60 MB a second),
 -- weighed by what they decode to: each JSON object or array counts CONTAINER_BYTES more, each
--- `,` or `:` SEPARATOR_BYTES more. Decoded, `{}` (2 bytes) is a Lua table of about 70, `1,` an
--- array slot of 16, `"k":1,` a key and a node of about 65: pages of them under a cap of their
--- bytes alone held 3.6 GB. So weighed, what they decode to stays within 1.2 times their weight
--- (Lua 5.4 and LuaJIT), and a real page (bandwidths of two EIPs each) weighs 2.4 times what it
--- decodes to: 100000 of them weigh 200 MB.
+-- `,` or `:` SEPARATOR_BYTES more, each `"` QUOTE_BYTES more. Decoded, `{}` (2 bytes) is a Lua
+-- table of about 70, `1,` an array slot of 16, `"k":1,` a key and a node of about 65, `"ab",`
+-- a string of 26 and a slot: pages of them under a cap of their bytes alone held 3.6 GB. So
+-- weighed, what they decode to stays within 1.12 times their weight (arrays of numbers, Lua
+-- 5.4; LuaJIT 1.07), and a real page (bandwidths of two EIPs each) weighs about 3.8 times what
+-- it decodes to: 100000 of them weigh some 320 MB.
 M.MAX_LISTED = 100000
-M.MAX_LIST_BYTES = 256 * 1024 * 1024
+M.MAX_LIST_BYTES = 384 * 1024 * 1024
 M.CONTAINER_BYTES = 64
 M.SEPARATOR_BYTES = 24
+M.QUOTE_BYTES = 16
 
 -- What a page's body weighs against MAX_LIST_BYTES (marks inside strings counted too: erring
 -- towards stopping early).
 local function weight(text)
   return #text + M.CONTAINER_BYTES * select(2, text:gsub("[{%[]", ""))
-    + M.SEPARATOR_BYTES * select(2, text:gsub("[,:]", ""))
+    + M.SEPARATOR_BYTES * select(2, text:gsub("[,:]", "")) + M.QUOTE_BYTES * select(2, text:gsub('"', ""))
 end
 
 local CHARGE_MODES = { bandwidth = true, traffic = true }

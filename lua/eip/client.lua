@@ -625,7 +625,7 @@ end
 -- @raise an @{eip.error}; a server that repeats a page, lists an id that is not one (it would
 --   be the next page's marker), or answers something other than a list of bandwidths, is an
 --   `http` error ("Unusable Answer"): nothing more is sent, and so is a listing past 100000
---   bandwidths or 256 MiB of pages weighed by what they decode to (a server whose pages never
+--   bandwidths or 384 MiB of pages weighed by what they decode to (a server whose pages never
 --   end, or decode to far more than their bytes); the client's
 --   `deadline` passing before a page: a `transport` error, reason "timeout", `not_sent`; the
 --   404 of a fourth deleted marker
