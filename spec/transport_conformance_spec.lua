@@ -1242,7 +1242,7 @@ describe("the transport contract, through both transports", function()
   -- drops them unseen and kept the connection, so nothing was left for the look before reuse to
   -- find, and whatever came there next (here nothing: the server hangs) was read as the next
   -- request's answer. Neither transport uses such a connection again.
-  it("a connection whose answer came with bytes beyond it is not used again #once", function()
+  it("a connection whose answer without a body came with bytes beyond it is not used again #once", function()
     for _, transport in ipairs(TRANSPORTS) do
       emu:reset()
       local req = { method = "DELETE", url = api_url(), headers = { "X-Auth-Token: " .. emu.token },

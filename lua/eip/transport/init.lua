@@ -116,17 +116,20 @@
 --    way `resent` says so; a request of any other method, or with `no_resend`, fails there (52
 --    or 55, "reset").
 --  * Pooled connections that received anything while idle (a late duplicate answer, the late
---    body of a 204, a 408 before a close) or were closed or reset since, or whose answer came
---    with bytes beyond its end ("204 ...\r\n\r\n{}": libcurl 7.88 drops those unseen; the C
---    core compares the kernel's count of the bytes received with the heads', without TLS; over
---    TLS it cannot tell): never used, in both transports. What is there is no answer to the
---    next request. The cosocket transport looks at a pooled socket before sending on it
---    (nginx's pool would find it only when the event loop runs, not between two sends without a
---    yield); the libcurl transport finds it just before sending (its prerequest callback looks
---    at the socket) and aborts before anything is sent. Either sends on a fresh connection
---    instead: not a resend, also for a POST. (Over TLS, bytes OpenSSL holds after an answer
---    that ended where a read filled nginx's buffer are seen for a lua_socket_buffer_size of
---    whole KiB only: see recv in eip.transport.cosocket.)
+--    body of a 204, a 408 before a close) or were closed or reset since: never used, in both
+--    transports. What is there is no answer to the next request. The cosocket transport looks
+--    at a pooled socket before sending on it (nginx's pool would find it only when the event
+--    loop runs, not between two sends without a yield); the libcurl transport finds it just
+--    before sending (its prerequest callback looks at the socket) and aborts before anything is
+--    sent. Either sends on a fresh connection instead: not a resend, also for a POST. (Over
+--    TLS, bytes OpenSSL holds after an answer that ended where a read filled nginx's buffer are
+--    seen for a lua_socket_buffer_size of whole KiB only: see recv in eip.transport.cosocket.)
+--  * Bytes that came beyond an answer's end in the same read: the cosocket transport never
+--    reuses such a connection. libcurl 7.88 drops them unseen, keeping the connection; the C
+--    core finds them after an answer without a body ("204 ...\r\n\r\n{}"), by comparing the
+--    kernel's count of the bytes received with the heads', without TLS only, and then does not
+--    reuse it either. After a chunked body, or over TLS, it cannot tell (after a body of a
+--    Content-Length, libcurl closes the connection itself).
 --  * An answer that comes while a large request body is still going out (a 413 or a 500 before
 --    the server reads the body): libcurl reads it at once; the cosocket transport sends the
 --    whole request first, so a server that stops reading meanwhile ends in a timeout (28) or a
