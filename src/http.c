@@ -46,7 +46,7 @@ struct eip_http_socket {
     struct ends ends;
     /* Without TLS, the kernel's count of bytes received (tcpbytes.h) when its last answer ended
      * (rx_known: read then, and that answer's bytes accounted for), and whether more had come
-     * than that answer held (dirty: never used again; see eip_http_transfer_finish). */
+     * than that answer held (dirty: never used again; see head_ended). */
     int rx_known, dirty;
     unsigned long long rx_mark;
 };
@@ -832,7 +832,7 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
                 return CURL_PREREQFUNC_ABORT;
             }
             sock->used = 1;
-            /* (without TLS: the count the answer's bytes will be added to; see finish) */
+            /* (without TLS: the count the answer's bytes will be added to; see head_ended) */
             if (t->ls_plain) {
                 t->rx_fd = sock->fd;
                 t->rx_ino = sock->ino;
