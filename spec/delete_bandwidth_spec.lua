@@ -235,9 +235,9 @@ describe("delete_bandwidth", function()
     local bandwidths = require "eip.bandwidths"
     local saved = bandwidths.MAX_LIST_BYTES
     finally(function() bandwidths.MAX_LIST_BYTES = saved end)
-    -- (a page of each: 2-5 KB of bytes, 26-91 KB of weight)
-    for _, shape in ipairs{ { "[" .. string.rep("{},", 999) .. "{}]", 100000 },
-        { "[" .. string.rep("1,", 999) .. "1]", 30000 }, { "[" .. string.rep('"ab",', 999) .. '"ab"]', 100000 } } do
+    -- (a page of each: 2-5 KB of bytes, 34-99 KB of weight)
+    for _, shape in ipairs{ { "[" .. string.rep("{},", 999) .. "{}]", 150000 },
+        { "[" .. string.rep("1,", 999) .. "1]", 50000 }, { "[" .. string.rep('"ab",', 999) .. '"ab"]', 100000 } } do
       emu:reset()
       bandwidths.MAX_LIST_BYTES = shape[2]
       for i = 1, 3 do

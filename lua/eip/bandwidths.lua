@@ -29,14 +29,15 @@ local MAX_PAGES = 100000   -- a server that never ends its listing cannot hold u
 -- weighed by what they decode to: each JSON object or array counts CONTAINER_BYTES more, each
 -- `,` or `:` SEPARATOR_BYTES more, each `"` QUOTE_BYTES more. Decoded, `{}` (2 bytes) is a Lua
 -- table of about 70, `1,` an array slot of 16, `"k":1,` a key and a node of about 65, `"ab",`
--- a string of 26 and a slot: pages of them under a cap of their bytes alone held 3.6 GB. So
--- weighed, what they decode to stays within 1.12 times their weight (arrays of numbers, Lua
--- 5.4; LuaJIT 1.07), and a real page (bandwidths of two EIPs each) weighs about 3.8 times what
--- it decodes to: 100000 of them weigh some 320 MB.
+-- a string of 26 and a slot (slots and nodes of 16 to 40 bytes, doubled when a table grows past
+-- a power of two): pages of them under a cap of their bytes alone held 3.6 GB. So weighed, what
+-- they decode to stays within 1.04 times their weight (arrays of one-element arrays, 2^18 + 1 of
+-- them, Lua 5.4; 0.97 on LuaJIT), and a real page (bandwidths of two EIPs each) weighs about 4
+-- times what it decodes to: 100000 of them weigh some 350 MB.
 M.MAX_LISTED = 100000
 M.MAX_LIST_BYTES = 384 * 1024 * 1024
 M.CONTAINER_BYTES = 64
-M.SEPARATOR_BYTES = 24
+M.SEPARATOR_BYTES = 32
 M.QUOTE_BYTES = 16
 
 -- What a page's body weighs against MAX_LIST_BYTES (marks inside strings counted too: erring
