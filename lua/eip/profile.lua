@@ -55,7 +55,7 @@ function M.parse(text, path, lenient)
   local n = 0
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
-    line = trim(line:gsub("\r$", ""))
+    line = trim(line)
     if line ~= "" and not line:find("^[#;]") then
       local section = line:match(header)
       if section then
