@@ -37,6 +37,7 @@ local function emulator()
 end
 
 local function dir_of(opts)
+  if opts.dir == "" then args.usage("--dir must not be empty") end
   local dir = opts.dir or args.getenv("EIP_EMULATOR_DIR")
   if dir then return dir end
   local home = args.getenv("HOME")
@@ -83,29 +84,40 @@ Starts the emulator in the background (a private nginx on 127.0.0.1) and prints 
 lines: EIP_ENDPOINT (read by the eip command; a Lua script passes it as endpoint =
 os.getenv("EIP_ENDPOINT")), OS_AUTH_TOKEN and HUAWEICLOUD_SDK_PROJECT_ID (found in the
 environment by both), then, as comments, an AK/SK pair and an IAM user it accepts.
-When it already runs, prints the same lines again. Use it as:
+When it already runs, prints the same lines again. It refuses a directory holding
+an nginx.conf, nginx.pid, emulator.port or tmp it did not write. Use it as:
 
 eval "$(eip-emulator start)"]],
   options = { DIR_OPTION, { "--port", value = "N", key = "port", integer = true,
     help = "listen on 127.0.0.1:N (default: a free port)" } },
 }
 
+-- Why a start failed: what start_detached raised, and the packages it needs when what failed
+-- looks like one missing (nginx's Lua module or a Lua module), not for a port taken or a
+-- directory refused.
+local function start_failure(why)
+  why = tostring(why)
+  local missing = why:find("module '", 1, true) or why:find("unknown directive", 1, true)
+    or why:find("dlopen", 1, true)
+  return { exit = EXIT_FAILED, message = "cannot start: " .. why .. (missing and ("\n" .. NEEDS) or "") }
+end
+
 function START.run(opts, dir)
+  if opts.port ~= nil and (opts.port < 1 or opts.port > 65535) then
+    args.usage("--port must be between 1 and 65535, got %d", opts.port)
+  end
   local emu_mod = emulator()
   local emu = emu_mod.attach(dir)
   if emu then
-    stderr:write("eip-emulator: already running in ", dir, "\n")
+    stderr:write("eip-emulator: already running in ", dir,
+      (opts.port ~= nil and opts.port ~= emu.port) and (" on port " .. emu.port .. ", not " .. opts.port) or "",
+      "\n")
   else
     local nginx = require "eip.emulator.nginx"
     local ok, why = pcall(function() nginx.find(); nginx.modules_dir() end)
     if not ok then error({ exit = EXIT_FAILED, message = "cannot start: " .. tostring(why) .. "\n" .. NEEDS }, 0) end
-    if opts.port ~= nil and (opts.port < 1 or opts.port > 65535) then
-      args.usage("--port must be between 1 and 65535, got %d", opts.port)
-    end
     ok, emu = pcall(emu_mod.start_detached, dir, opts.port)
-    if not ok then
-      error({ exit = EXIT_FAILED, message = "cannot start: " .. tostring(emu) .. "\n" .. NEEDS }, 0)
-    end
+    if not ok then error(start_failure(emu), 0) end
   end
   stdout:write(M.exports(emu))
   return EXIT_OK
@@ -176,7 +188,11 @@ end
 local STOP = {
   name = "stop", args = "[options]",
   summary = "stop it and remove its files (its logs stay)",
-  about = "Stops the emulator and removes its files but its logs. Stopping one that does not run is not an error.",
+  about = [[
+Stops the emulator and removes the files it wrote, but its logs. Only what start wrote is
+removed, and only its own nginx is signalled: a directory it did not make its own, and a
+process the pid file names that is not its nginx (after a crash), are left alone. Stopping one
+that does not run is not an error.]],
   options = { DIR_OPTION },
 }
 

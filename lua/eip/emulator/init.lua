@@ -577,23 +577,26 @@ end
 local PORT_FILE = "emulator.port"
 
 --- Start a daemonized emulator whose files (config, pid, logs) live in `dir`; it outlives this
---- process until `stop_detached(dir)`. Raises when one already runs there or nginx does not start.
+--- process until `stop_detached(dir)`. Raises when one already runs there, when `dir` holds
+--- files of those names that the emulator did not write, or when nginx does not start.
 -- @tparam string dir its directory (created if needed)
 -- @tparam[opt] integer port default: a free one
--- @return the instance (control methods work; `stop` does not: use stop_detached)
+-- @return the instance (control methods work; `stop` does not: use stop_detached); its `dir`
+-- is the directory's absolute path
 function M.start_detached(dir, port)
-  local ok, err = pcall(nginx.start_detached, dir, nginx_options(port))
+  local ok, err, where = pcall(nginx.start_detached, dir, nginx_options(port), { PORT_FILE })
   if not ok then
     -- An nginx that started but never answered (its Lua side failed) must not stay behind;
-    -- one that was already running is not ours to stop.
-    if not tostring(err):find("already running", 1, true) then nginx.stop_detached(dir) end
+    -- one that was already running is not ours to stop (and a directory that is not the
+    -- emulator's is left alone by stop_detached).
+    if not tostring(err):find("already running", 1, true) then nginx.stop_detached(dir, { PORT_FILE }) end
     error(err, 2)
   end
-  port = err
-  local self = instance(port, {}, { dir = dir, pid = tonumber(nginx.read_file(dir .. "/nginx.pid") or "") })
+  port, dir = err, where
+  local self = instance(port, {}, { dir = dir, pid = nginx.master_of(dir) })
   ok, err = pcall(configure, self)
   if not ok then
-    nginx.stop_detached(dir)
+    nginx.stop_detached(dir, { PORT_FILE })
     error(err, 2)
   end
   nginx.write_file(dir .. "/" .. PORT_FILE, port .. "\n")
@@ -604,25 +607,24 @@ end
 --- @tparam string dir its directory
 -- @return the instance, or nil and why not
 function M.attach(dir)
-  local port = tonumber(nginx.read_file(dir .. "/" .. PORT_FILE) or "")
-  local pid = tonumber(nginx.read_file(dir .. "/nginx.pid") or "")
-  if not port or not pid or not nginx.alive(pid) then
+  local abs = nginx.absolute(dir)
+  local port = tonumber(nginx.read_file(abs .. "/" .. PORT_FILE) or "")
+  local pid = nginx.master_of(abs)
+  if not port or not pid then
     return nil, "no emulator runs in " .. dir
   end
   if not answers(port) then
     return nil, string.format("the emulator in %s (pid %d) does not answer on port %d", dir, pid, port)
   end
-  return instance(port, {}, { dir = dir, pid = pid })
+  return instance(port, {}, { dir = abs, pid = pid })
 end
 
---- Stop the detached emulator of `dir` and remove its files (its logs stay).
+--- Stop the detached emulator of `dir` and remove its files (its logs stay). Only what
+--- start_detached wrote is removed, and only its own nginx is signalled.
 --- @tparam string dir its directory
 -- @treturn ?integer the pid that was stopped, or nil when none ran
 function M.stop_detached(dir)
-  local pid = tonumber(nginx.read_file(dir .. "/nginx.pid") or "")
-  local running = pid and nginx.alive(pid)
-  nginx.stop_detached(dir, { PORT_FILE })
-  return running and pid or nil
+  return nginx.stop_detached(dir, { PORT_FILE })
 end
 
 return M

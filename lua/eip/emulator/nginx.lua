@@ -358,10 +358,10 @@ local function try_start(opts, prefix, port)
   return nil, startup_log(prefix, opts.error_log)
 end
 
-local PREFIX_PATTERN = "^/[%w/._-]*/eip%-%w+%.%w+$"
+-- Our own mktemp directories, and only them, are ever removed whole.
+local PREFIX_PATTERN = "^/.+/eip%-%w+%.%w+$"
 
 local function remove_tree(path)
-  -- Only ever our own mktemp directories.
   if path and path:match(PREFIX_PATTERN) then
     os.execute("rm -rf " .. shell_quote(path))
   end
@@ -372,9 +372,20 @@ local function make_prefix(name)
   if not base or base == "" then
     base = "/tmp"
   end
-  local dir = capture("mktemp -d " .. shell_quote(base .. "/eip-" .. name .. ".XXXXXXXX"))
-  assert(dir ~= "" and dir:match(PREFIX_PATTERN), "mktemp -d failed")
-  assert(os.execute("mkdir -p " .. shell_quote(dir .. "/tmp") .. " " .. shell_quote(dir .. "/logs")))
+  local dir = capture("mktemp -d " .. shell_quote(base .. "/eip-" .. name .. ".XXXXXXXX") .. " 2>/dev/null")
+  if dir == "" or not dir:match(PREFIX_PATTERN) then
+    error("nginx " .. name .. ": cannot make a directory in " .. base .. " (mktemp -d failed; TMPDIR?)", 0)
+  end
+  -- (the config quotes its paths; these would break it, or the shell)
+  if dir:find('[%c"\\]') then
+    os.execute("rmdir " .. shell_quote(dir))
+    error("nginx " .. name .. ": " .. string.format("%q", base) .. " (TMPDIR) holds a quote, a backslash or a "
+      .. "control character: give another TMPDIR", 0)
+  end
+  if not succeeded("mkdir -p " .. shell_quote(dir .. "/tmp") .. " " .. shell_quote(dir .. "/logs")) then
+    remove_tree(dir)
+    error("nginx " .. name .. ": cannot make directories in " .. dir, 0)
+  end
   return dir
 end
 
@@ -492,16 +503,91 @@ function M.stop_all()
   end
 end
 
--- Detached instances (outlive this process; for `make demo`) ---------------------------------
+-- Detached instances (outlive this process; the eip-emulator command) -----------------------
+
+-- A detached instance's directory is the user's to name (`eip-emulator start --dir`), and may
+-- hold anything: only what start_detached wrote there is ever removed or signalled. It marks a
+-- directory its own with OWNER_FILE before writing anything else; a directory from before the
+-- owner file existed is known by its config's first line.
+local OWNER_FILE = "lua-eip.owner"
+local OWNER_TEXT = "This directory holds a detached nginx of lua-eip (eip-emulator); "
+  .. "`eip-emulator stop --dir` removes what it wrote here but its logs.\n"
+local OLD_CONFIG_HEAD = "# nginx configuration of the EIP emulator."
+-- What start_detached writes and stop_detached removes (besides the caller's extra files).
+local WRITTEN = { "nginx.conf", "nginx.pid", "tmp" }
+
+--- The absolute path of an existing directory; dir itself when it does not exist.
+local function absolute(dir)
+  if not succeeded("test -d " .. shell_quote(dir)) then return dir end
+  return capture("cd " .. shell_quote(dir) .. " && pwd")
+end
+M.absolute = absolute
+
+local function owned(dir)
+  return file_exists(dir .. "/" .. OWNER_FILE)
+    or (read_file(dir .. "/nginx.conf") or ""):sub(1, #OLD_CONFIG_HEAD) == OLD_CONFIG_HEAD
+end
+
+--- The pid of the nginx master that runs with `dir` as its prefix, by the pid file there; nil
+-- when there is none, or when that pid is now another process's (the instance crashed and the
+-- number was given to someone else): nothing is ever signalled on a pid file's word alone.
+-- @tparam string dir an absolute directory
+function M.master_of(dir)
+  local pid = tonumber(read_file(dir .. "/nginx.pid") or "")
+  if not pid or not alive(pid) then return nil end
+  local cmdline = read_file("/proc/" .. string.format("%d", pid) .. "/cmdline")
+  if cmdline == nil then return nil end
+  -- nginx names its master "nginx: master process <argv>": ours has "-p <dir>/".
+  if cmdline:find("nginx: master process ", 1, true) == 1 and cmdline:find(" -p " .. dir .. "/ ", 1, true) then
+    return pid
+  end
+  return nil
+end
+
+--- A directory a detached instance may live in: none that nginx's config or the shell could
+-- misread. Returns dir, or raises.
+local function check_dir(dir, label)
+  if type(dir) ~= "string" or dir == "" then
+    error(label .. ": the directory must be a non-empty string", 0)
+  end
+  if dir:find('[%c"\\]') then
+    error(label .. ": the directory must not hold a quote, a backslash or a control character: "
+      .. string.format("%q", dir), 0)
+  end
+  return dir
+end
 
 -- Start a daemonized nginx with dir as its prefix. opts as for M.start (no name; no watchdog:
--- OWNER_PID is 0). Returns the port.
-function M.start_detached(dir, opts)
+-- OWNER_PID is 0); extra_files: the other names the caller writes there (stop_detached removes
+-- them). Refuses a directory holding any of those files that it did not write. Returns the port
+-- and the directory's absolute path.
+function M.start_detached(dir, opts, extra_files)
   opts.label = opts.label or "nginx"
-  assert(os.execute("mkdir -p " .. shell_quote(dir .. "/tmp")))
-  dir = capture("cd " .. shell_quote(dir) .. " && pwd")
-  if file_exists(dir .. "/nginx.pid") and alive(tonumber(read_file(dir .. "/nginx.pid")) or 0) then
+  check_dir(dir, opts.label)
+  if not succeeded("mkdir -p " .. shell_quote(dir) .. " 2>/dev/null") then
+    error(opts.label .. ": cannot make the directory " .. dir, 0)
+  end
+  dir = check_dir(absolute(dir), opts.label)
+  if dir == "/" then error(opts.label .. ": the directory must not be /", 0) end
+  if not owned(dir) then
+    local names = { unpack_(extra_files or {}) }
+    for _, name in ipairs(WRITTEN) do names[#names + 1] = name end
+    for _, name in ipairs(names) do
+      if file_exists(dir .. "/" .. name) then
+        error(string.format("%s: %s holds a %s it did not write: give another directory", opts.label, dir,
+          name), 0)
+      end
+    end
+    local f = io.open(dir .. "/" .. OWNER_FILE, "wb")
+    if not (f and f:write(OWNER_TEXT) and f:close()) then
+      error(opts.label .. ": cannot write in " .. dir, 0)
+    end
+  end
+  if M.master_of(dir) then
     error(opts.label .. ": already running in " .. dir, 0)
+  end
+  if not succeeded("mkdir -p " .. shell_quote(dir .. "/tmp") .. " 2>/dev/null") then
+    error(opts.label .. ": cannot make the directory " .. dir .. "/tmp", 0)
   end
   local last_log
   for _ = 1, PORT_ATTEMPTS do
@@ -514,11 +600,11 @@ function M.start_detached(dir, opts)
       shell_quote(dir .. "/error.log"), shell_quote(dir .. "/stderr.log")))
     local ready = opts.ready or tcp_answers
     local function up() -- this nginx runs and answers
-      local pid = tonumber(read_file(dir .. "/nginx.pid") or "")
-      return pid ~= nil and alive(pid) and ready(port, pid)
+      local pid = M.master_of(dir)
+      return pid ~= nil and ready(port, pid)
     end
     if started and wait_until(socket.gettime() + M.START_TIMEOUT, up) then
-      return port
+      return port, dir
     end
     last_log = startup_log(dir, opts.error_log)
     if not port_race(last_log, opts.port) then
@@ -528,10 +614,13 @@ function M.start_detached(dir, opts)
   error(opts.label .. ": nginx did not start; error.log:\n" .. tostring(last_log), 0)
 end
 
--- Stop the daemonized nginx of dir and remove what start_detached wrote (logs stay). Returns
--- whether a pid file was found.
+-- Stop the daemonized nginx of dir and remove what start_detached wrote (logs stay), only when
+-- start_detached made dir its own. Returns the pid stopped, or nil when none ran there.
 function M.stop_detached(dir, extra_files)
-  local pid = tonumber(read_file(dir .. "/nginx.pid") or "")
+  if type(dir) ~= "string" or dir == "" then return nil end
+  dir = absolute(dir)
+  if dir == "/" or not owned(dir) then return nil end
+  local pid = M.master_of(dir)
   if pid then
     terminate(pid)
   end
@@ -539,7 +628,8 @@ function M.stop_detached(dir, extra_files)
     os.remove(dir .. "/" .. name)
   end
   os.execute("rm -rf " .. shell_quote(dir .. "/tmp"))
-  return pid ~= nil
+  os.remove(dir .. "/" .. OWNER_FILE)
+  return pid
 end
 
 return M

@@ -22,17 +22,18 @@ end
 
 M.template = [=[
 # nginx configuration of the EIP emulator. eip.emulator fills in the placeholders;
-# everything nginx writes (pid, logs, temp files) stays under @PREFIX@, so it runs as root or
-# not without touching /var/log/nginx, /var/lib/nginx or /run.
+# everything nginx writes (pid, logs, temp files) stays under its prefix, so it runs as root or
+# not without touching /var/log/nginx, /var/lib/nginx or /run. Paths are quoted: a prefix may
+# hold spaces (eip.emulator.nginx refuses quotes, backslashes and control characters).
 @USER_DIRECTIVE@
 worker_processes 1;
-pid @PREFIX@/nginx.pid;
-error_log @PREFIX@/error.log warn;
+pid "@PREFIX@/nginx.pid";
+error_log "@PREFIX@/error.log" warn;
 # A graceful stop must not wait for "hang" and "trickle" injections to finish.
 worker_shutdown_timeout 1s;
 
-load_module @MODULES_DIR@/ndk_http_module.so;
-load_module @MODULES_DIR@/ngx_http_lua_module.so;
+load_module "@MODULES_DIR@/ndk_http_module.so";
+load_module "@MODULES_DIR@/ngx_http_lua_module.so";
 
 events {
     worker_connections 1024;
@@ -42,11 +43,11 @@ http {
     access_log off;
     server_tokens off;
 
-    client_body_temp_path @PREFIX@/tmp/client_body;
-    proxy_temp_path @PREFIX@/tmp/proxy;
-    fastcgi_temp_path @PREFIX@/tmp/fastcgi;
-    uwsgi_temp_path @PREFIX@/tmp/uwsgi;
-    scgi_temp_path @PREFIX@/tmp/scgi;
+    client_body_temp_path "@PREFIX@/tmp/client_body";
+    proxy_temp_path "@PREFIX@/tmp/proxy";
+    fastcgi_temp_path "@PREFIX@/tmp/fastcgi";
+    uwsgi_temp_path "@PREFIX@/tmp/uwsgi";
+    scgi_temp_path "@PREFIX@/tmp/scgi";
 
     client_max_body_size 16m;
     client_body_buffer_size 1m;
