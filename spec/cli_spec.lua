@@ -155,6 +155,10 @@ describe("eip command", function()
         assert.truthy(has(out, c), c)
       end
       assert.truthy(has(out, "OS_AUTH_TOKEN"))
+      assert.truthy(has(out, "eip --version prints the version."))
+      code, out = run("--version")
+      assert.equal(0, code)
+      assert.equal("eip (lua-eip) " .. require("eip")._VERSION .. "\n", out)
     end)
 
     it("every command has --help (and eip help COMMAND)", function()

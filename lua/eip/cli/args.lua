@@ -325,6 +325,7 @@ function M.tool_help(commands)
     lines[#lines + 1] = string.format("  %-18s %s", c.name, c.summary)
   end
   lines[#lines + 1] = ""
+  lines[#lines + 1] = "eip --version prints the version."
   lines[#lines + 1] = "eip COMMAND --help (or eip help COMMAND) describes a command's options; options"
   lines[#lines + 1] = "may come before the command too. --output text|json|table (or --json) chooses"
   lines[#lines + 1] = "the format; errors are JSON too under --json."
