@@ -375,6 +375,31 @@ describe("the transport contract, through both transports", function()
         .. string.rep("r", 2653) .. "\r\n\r\n"),
       expect = { status = 200, body = "abc", curl_code = 56, error_kind = "protocol" } },
 
+    -- The chunked framing as libcurl 7.88 reads it, byte for byte (the C core decodes the body
+    -- itself, libcurl still checking the framing): extensions skipped, bare LFs, CRs before a
+    -- chunk's LF, sizes of up to 16 digits, trailers with a colon, folded after a header line.
+    { name = "chunk extensions, bare LF line ends and a request id among the trailers: whole",
+      arrange = raw(HEAD .. "Transfer-Encoding: chunked\r\n\r\n3;ext=1\nabc\n2 ; x\r\nde\r\r\n"
+        .. "0\nX-Request-Id: in-a-trailer\n\n"),
+      expect = { status = 200, body = "abcde", request_id = "in-a-trailer", curl_code = NONE } },
+
+    { name = "a chunk size of 16 digits, and a folded trailer after a header line: whole",
+      arrange = raw(HEAD .. "Transfer-Encoding: chunked\r\n\r\n0000000000000003\r\nabc\r\n0\r\n"
+        .. "X-T: 1\r\n folded\r\n\r\n"),
+      expect = { status = 200, body = "abc", curl_code = NONE } },
+
+    { name = "a chunk size of 17 digits",
+      arrange = raw(HEAD .. "Transfer-Encoding: chunked\r\n\r\n00000000000000003\r\nabc\r\n0\r\n\r\n"),
+      expect = { status = 200, body = "", curl_code = 56, error_kind = "protocol" } },
+
+    { name = "a chunked trailer line without a colon",
+      arrange = raw(HEAD .. "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nno colon here\r\n\r\n"),
+      expect = { status = 200, body = "abc", curl_code = 43, error_kind = "protocol" } },
+
+    { name = "a chunked trailer line with a NUL byte",
+      arrange = raw(HEAD .. "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: a\0b\r\n\r\n"),
+      expect = { status = 200, body = "abc", curl_code = 43, error_kind = "protocol" } },
+
     { name = "a header line without a colon",
       arrange = raw(HEAD .. "this is no header\r\nContent-Length: 2\r\n\r\nok"),
       expect = { status = 200, curl_code = 8, error_kind = "protocol" } },
@@ -1255,6 +1280,43 @@ describe("the transport contract, through both transports", function()
       assert.same({ 204, "first-answer" }, { first.status, first.request_id }, transport.name)
       assert.same({ 404, "its-own-answer", 1 }, { second.status, second.request_id, second.new_connections },
         transport.name)
+    end
+  end)
+
+  -- Bytes after a chunked body's end, in the same read: libcurl 7.88 drops them unseen ("Leftovers
+  -- after chunking") and keeps the connection, so a later answer there would be read as the next
+  -- request's. The C core decodes chunked bodies itself and sees them; neither transport uses
+  -- such a connection again, over TLS too (where no count of the socket's bytes could tell).
+  it("a connection whose chunked answer came with bytes beyond its end is not used again, plain and TLS #once",
+    function()
+    for _, tls_on in ipairs{ false, true } do
+      for _, transport in ipairs(TRANSPORTS) do
+        emu:reset()
+        local label = transport.name .. (tls_on and " over TLS" or "")
+        -- (over TLS a server of its own: the TLS front re-frames the emulator's answers)
+        local server = tls_on and require("spec.support.tls_stray").start(pki, 0, "chunked")
+        local req = { method = "DELETE", headers = { "X-Auth-Token: " .. emu.token }, timeout = 3, connect_timeout = 3,
+          url = tls_on and ("https://127.0.0.1:" .. server.port .. "/conformance") or api_url() }
+        emu:inject{ method = "DELETE", action = "raw", raw_end = "hang",
+          raw = "HTTP/1.1 409 Conflict\r\nTransfer-Encoding: chunked\r\nX-Request-Id: first-answer\r\n\r\n"
+            .. "2\r\n{}\r\n0\r\n\r\nHTTP/1.1 204 No Content\r\nX-Request-Id: stray\r\n\r\n" }
+        emu:inject{ method = "DELETE", status = 404, body = { code = "VPC.0306", message = "gone" },
+          headers = { ["X-Request-Id"] = "own-answer" } }
+        local ok, first, second = pcall(function()
+          if transport.name ~= "libcurl" then
+            local out = app_post("/t/send_again", { req = req, times = 2 }, 15)
+            return out[1], out[2]
+          end
+          local t = require("eip.transport.curl").new{ ca_file = pki.ca, user_agent = "lua-eip-conformance" }
+          local a, b = t:send(req), t:send(req)
+          t:close()
+          return a, b
+        end)
+        if server then server:stop() end
+        assert(ok, first)
+        assert.same({ 409, "first-answer", "{}" }, { first.status, first.request_id, first.body }, label)
+        assert.same({ 404, "own-answer", 1 }, { second.status, second.request_id, second.new_connections }, label)
+      end
     end
   end)
 

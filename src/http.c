@@ -428,7 +428,9 @@ static int check_transfer_encoding(eip_http_transfer *t, const char *line, size_
                 t->refused_code = CURLE_BAD_CONTENT_ENCODING;
                 return -1;
             }
-        } else if (n > 0 && !(n == 7 && strncasecmp(a, "chunked", 7) == 0)) {
+        } else if (n == 7 && strncasecmp(a, "chunked", 7) == 0) {
+            t->chunked = 1; /* as libcurl reads it: its body is decoded by dechunk */
+        } else if (n > 0) {
             snprintf(t->refused_text, sizeof(t->refused_text), "Unrecognized transfer encoding: %.*s%s",
                      (int)(n > 64 ? 64 : n), a, n > 64 ? "..." : "");
             t->refused = t->refused_text;
@@ -540,6 +542,7 @@ int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t le
         }
         if (t->head == HEAD_FINAL && check_transfer_encoding(t, line, len) != 0)
             return -1;
+        t->stored_header = 1;
         return capture_header(t, line, len);
     default: /* trailers of a chunked body */
         t->trailer_bytes += len;
@@ -659,10 +662,19 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 /* libcurl's own low-speed window: longer than any request may last (see on_progress). */
 #define LS_NEVER (366L * 24 * 3600)
 
-static size_t on_body(char *data, size_t size, size_t n, void *ud)
+/* An answer's chunked decoding, before it starts (each send's). */
+static void reset_chunked(eip_http_transfer *t)
 {
-    eip_http_transfer *t = ud;
-    size_t len = size * n, room = t->body_cap - t->body_len;
+    t->chunked = t->ck_state = t->ck_digits = t->stored_header = t->ck_leftover = 0;
+    t->ck_left = 0;
+    t->ck_line_len = 0;
+}
+
+/* Keeps len bytes of the body, up to its cap: 0, or -1 when the transfer is to end (the cap
+ * reached: t->truncated; or out of memory: t->oom). */
+static int keep_body(eip_http_transfer *t, const char *data, size_t len)
+{
+    size_t room = t->body_cap - t->body_len;
     if (len > room) {
         /* Keep what fits, then abort the transfer: reading the rest would only cost time
          * and bandwidth for bytes we would throw away. */
@@ -679,7 +691,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
         p = realloc(t->body, want);
         if (p == NULL) {
             t->oom = "response body";
-            return 0;
+            return -1;
         }
         t->body = p;
         t->body_alloc = want;
@@ -687,7 +699,193 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     memcpy(t->body + t->body_len, data, len);
     t->body_len += len;
     t->body[t->body_len] = '\0';
-    return t->truncated ? 0 : size * n;
+    return t->truncated ? -1 : 0;
+}
+
+/* The states of a chunked body (http.h: EIP_CK_*), libcurl 7.88's (http_chunks.c), and two of
+ * ours: CK_DONE, past the line that ends it; CK_BROKEN, framing libcurl refuses (it fails the
+ * transfer itself). */
+enum {
+    CK_HEX = EIP_CK_HEX, CK_LF = EIP_CK_LF, CK_DATA = EIP_CK_DATA, CK_POSTLF = EIP_CK_POSTLF,
+    CK_TRAILER = EIP_CK_TRAILER, CK_TRAILER_CR = EIP_CK_TRAILER_CR, CK_TRAILER_POSTCR = EIP_CK_TRAILER_POSTCR,
+    CK_STOP = EIP_CK_STOP, CK_DONE = EIP_CK_DONE, CK_BROKEN = EIP_CK_BROKEN
+};
+/* libcurl's trailer line buffer (DYN_H1_TRAILER: a line, its CRLF and a NUL), and the digits of
+ * a chunk's size it reads (those of a curl_off_t). */
+#define CK_LINE_MAX 4096
+#define CK_DIGITS_MAX 16
+
+static const char CHUNKED_STREAM[] = "Failed reading the chunked-encoded stream";
+
+static int hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* A trailer line, whole (without its line end), as libcurl 7.88 would have stored it and then
+ * handed it to on_header: refused (43) with a NUL byte or without a colon, or folded without a
+ * header line before it (its header store's checks); then counted and captured as on_header
+ * did. 0, or -1 with t->refused set. */
+static int trailer_line(eip_http_transfer *t)
+{
+    char *line = t->ck_line;
+    size_t len = t->ck_line_len;
+    if (memchr(line, '\0', len) != NULL || ((line[0] == ' ' || line[0] == '\t') ? !t->stored_header
+                                                                                  : memchr(line, ':', len) == NULL)) {
+        t->refused = CHUNKED_STREAM;
+        t->refused_code = CURLE_BAD_FUNCTION_ARGUMENT;
+        return -1;
+    }
+    t->stored_header = 1;
+    line[len] = '\r';
+    line[len + 1] = '\n';
+    return eip_http_parse_header_line(t, line, len + 2);
+}
+
+/* Bytes after the chunked body's end (in the read that ended it; libcurl 7.88 drops them unseen
+ * and keeps the connection): the server and this client disagree on where its answers end, and
+ * whatever comes next on that connection could be read as the next request's answer. It is
+ * never used again (on_prereq), as the cosocket transport never reuses one with bytes left. */
+static void leftovers(eip_http_transfer *t)
+{
+    eip_http_sockets *s = t->sockets;
+    size_t i;
+    t->ck_leftover = 1;
+    if (s == NULL || t->sock_fd < 0)
+        return;
+    for (i = 0; i < s->n; i++) {
+        if (s->v[i].fd == (int)t->sock_fd && s->v[i].ino == t->sock_ino) {
+            s->v[i].dirty = 1;
+            return;
+        }
+    }
+}
+
+/* The next bytes of a chunked body as they came: the data of its chunks kept (keep_body), its
+ * trailers read (trailer_line), anything after its end marks the connection (leftovers). The
+ * states follow libcurl's byte for byte, so that where libcurl sees a chunk, a trailer or the
+ * end, this does too; where libcurl refuses the framing, this stops (CK_BROKEN) and libcurl
+ * fails the transfer with its own error. 0, or -1 when the transfer is to end (keep_body,
+ * trailer_line, out of memory). */
+static int dechunk(eip_http_transfer *t, const char *p, size_t len)
+{
+    const char *end = p + len;
+    while (p < end) {
+        unsigned char c = (unsigned char)*p;
+        int d;
+        switch (t->ck_state) {
+        case CK_HEX:
+            if ((d = hex_value(c)) >= 0) {
+                if (t->ck_digits >= CK_DIGITS_MAX) {
+                    t->ck_state = CK_BROKEN; /* "Too long hexadecimal number" */
+                    break;
+                }
+                t->ck_left = t->ck_left * 16 + (unsigned)d;
+                t->ck_digits++;
+                p++;
+            } else if (t->ck_digits == 0 || t->ck_left > 0x7fffffffffffffffULL) /* a curl_off_t */ {
+                t->ck_state = CK_BROKEN; /* "Illegal or missing hexadecimal sequence" */
+            } else {
+                t->ck_state = CK_LF; /* (the byte is read there) */
+            }
+            break;
+        case CK_LF: /* anything up to the LF: chunk extensions, libcurl skips them */
+            if (c == '\n')
+                t->ck_state = t->ck_left == 0 ? CK_TRAILER : CK_DATA;
+            p++;
+            break;
+        case CK_DATA: {
+            size_t piece = (size_t)(end - p);
+            if ((unsigned long long)piece > t->ck_left)
+                piece = (size_t)t->ck_left;
+            if (keep_body(t, p, piece) != 0)
+                return -1;
+            t->ck_left -= piece;
+            p += piece;
+            if (t->ck_left == 0)
+                t->ck_state = CK_POSTLF;
+            break;
+        }
+        case CK_POSTLF: /* CRs, then the LF that ends a chunk's data */
+            if (c == '\n') {
+                t->ck_state = CK_HEX;
+                t->ck_digits = 0;
+                t->ck_left = 0;
+            } else if (c != '\r') {
+                t->ck_state = CK_BROKEN; /* "Malformed encoding found" */
+                break;
+            }
+            p++;
+            break;
+        case CK_TRAILER:
+            if (c == '\r' || c == '\n') {
+                if (t->ck_line_len == 0) {
+                    t->ck_state = CK_TRAILER_POSTCR; /* no trailer: the final line end */
+                    break;
+                }
+                if (trailer_line(t) != 0)
+                    return -1;
+                t->ck_line_len = 0;
+                t->ck_state = CK_TRAILER_CR;
+                if (c == '\n')
+                    break; /* (read there) */
+            } else {
+                if (t->ck_line_len + 3 >= CK_LINE_MAX) {
+                    /* libcurl's buffer takes a line and its CRLF within CK_LINE_MAX - 1 bytes */
+                    t->ck_state = CK_BROKEN;
+                    break;
+                }
+                if (t->ck_line == NULL && (t->ck_line = malloc(CK_LINE_MAX)) == NULL) {
+                    t->oom = "chunked trailer";
+                    return -1;
+                }
+                t->ck_line[t->ck_line_len++] = (char)c;
+            }
+            p++;
+            break;
+        case CK_TRAILER_CR: /* the LF after a trailer's CR */
+        case CK_STOP:       /* the LF of the line that ends the body */
+            if (c != '\n') {
+                t->ck_state = CK_BROKEN;
+                break;
+            }
+            t->ck_state = t->ck_state == CK_STOP ? CK_DONE : CK_TRAILER_POSTCR;
+            p++;
+            break;
+        case CK_TRAILER_POSTCR:
+            if (c != '\r' && c != '\n') {
+                t->ck_state = CK_TRAILER; /* another trailer */
+                break;
+            }
+            if (c == '\r')
+                p++;
+            t->ck_state = CK_STOP;
+            break;
+        case CK_DONE:
+            leftovers(t);
+            return 0;
+        default: /* CK_BROKEN: libcurl fails the transfer when it reads the same bytes */
+            return 0;
+        }
+    }
+    return 0;
+}
+
+int eip_http_take_body(eip_http_transfer *t, const char *data, size_t len)
+{
+    return t->chunked ? dechunk(t, data, len) : keep_body(t, data, len);
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *ud)
+{
+    size_t len = size * n;
+    return eip_http_take_body(ud, data, len) == 0 ? len : 0;
 }
 
 #if LIBCURL_VERSION_NUM >= 0x075000 /* 7.80.0: CURLOPT_PREREQFUNCTION */
@@ -825,6 +1023,8 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
     if (t->sockets != NULL && ends_named(remote_ip, remote_port, local_port, &ends) == 0) {
         struct eip_http_socket *sock = socket_at(t->sockets, &ends);
         if (sock != NULL) {
+            t->sock_fd = sock->fd;
+            t->sock_ino = sock->ino;
             t->reused_send = sock->used;
             if (sock->used && (sock->dirty || pending_input(sock->fd))) {
                 shutdown(sock->fd, SHUT_RDWR);
@@ -853,6 +1053,7 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
     }
     t->head = HEAD_START; /* a send on another connection: its answer starts anew */
     t->head_bytes = 0;
+    reset_chunked(t);
     t->sends++;
     return CURL_PREREQFUNC_OK;
 }
@@ -923,6 +1124,9 @@ int eip_http_transfer_renew(eip_http_transfer *t, const eip_http_config *cfg)
     curl_easy_setopt(c, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
+    /* A chunked body comes to on_body as it came, and is decoded there (dechunk): libcurl 7.88
+     * drops bytes after its end unseen and keeps the connection. */
+    curl_easy_setopt(c, CURLOPT_HTTP_TRANSFER_DECODING, 0L);
 #if LIBCURL_VERSION_NUM >= 0x075000
     /* (a libcurl older at run time than its headers refuses the option: sends are not counted) */
     t->counts_sends = curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq) == CURLE_OK;
@@ -1011,6 +1215,7 @@ void eip_http_transfer_cleanup(eip_http_transfer *t)
     free(t->header_bytes);
     free(t->body);
     free(t->token);
+    free(t->ck_line);
     memset(t, 0, sizeof(*t));
 }
 
@@ -1405,6 +1610,19 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
         const char *detail = t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc);
         copy_bounded(resp->curl_error, sizeof(resp->curl_error), detail, strlen(detail));
     }
+    /* The body kept is the one libcurl read, to the byte (a chunked one decoded whole here, as
+     * libcurl decoded it for its count): else this client read the answer otherwise than libcurl
+     * did (a chunked body taken for a plain one, or the reverse), and its answer is not taken. */
+    if (rc == CURLE_OK && !t->head_request) {
+        curl_off_t got = -1;
+        curl_easy_getinfo(t->curl, CURLINFO_SIZE_DOWNLOAD_T, &got);
+        if (got != (curl_off_t)t->body_len || (t->chunked && t->ck_state != CK_DONE)) {
+            resp->curl_code = CURLE_RECV_ERROR;
+            snprintf(resp->curl_error, sizeof(resp->curl_error),
+                     "Malformed encoding found in the body (read as %lld bytes here, %lld by libcurl)",
+                     (long long)t->body_len, (long long)got);
+        }
+    }
     /* The connection closed inside a head, which libcurl 7.88 takes as the answer so far (a
      * line it drops unseen, one with a NUL byte, included): inside an interim head, no answer
      * came (an empty reply, as after a whole interim head); inside the final one, the answer is
@@ -1542,6 +1760,8 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->oom = t->refused = NULL;
     t->refused_code = t->final_status = t->codings = 0;
     t->trailer_bytes = 0;
+    reset_chunked(t);
+    t->sock_fd = -1;
     t->rx_fd = -1;
     t->rx_base_ok = 0;
     t->head = HEAD_START;

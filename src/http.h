@@ -228,6 +228,21 @@ typedef struct {
     /* Bytes of the chunked trailer lines so far, line ends included: libcurl 7.88 keeps each in
      * its header store, so an endless stream of them would grow the memory until the timeout. */
     size_t trailer_bytes;
+    /* A chunked body, decoded here (see dechunk in http.c): libcurl's own decoding is off
+     * (CURLOPT_HTTP_TRANSFER_DECODING), so it hands on_body the bytes as they came, framing,
+     * trailers and any bytes after the last chunk included, while it still reads and checks the
+     * framing itself. chunked: the final head named chunked as libcurl reads it; ck_state, the
+     * size being read (ck_digits of it so far) or the data left of the chunk (ck_left), and the
+     * trailer line so far (ck_line, CK_LINE_MAX bytes allocated at the first one, kept).
+     * stored_header: a header line was stored before (libcurl's header store: a folded trailer
+     * needs one). The socket the request went out on (sock_fd, -1: none known; sock_ino), marked
+     * not to be used again when bytes follow the last chunk. */
+    int chunked, ck_state, ck_digits, stored_header, ck_leftover;
+    unsigned long long ck_left;
+    char *ck_line;
+    size_t ck_line_len;
+    long sock_fd;
+    ino_t sock_ino;
     /* The low-speed check of the current request (see on_progress in http.c): its limit and
      * window (0: off), where the window started (CLOCK_MONOTONIC, ms) and the bytes received
      * (head and body) before it, and whether it aborted the transfer. With the kernel's count
@@ -415,6 +430,18 @@ size_t eip_http_buffered(const eip_http *h);
  * only resp set is enough (it expects a status line first), released with
  * eip_http_transfer_cleanup. */
 int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t len);
+
+/* What the body callback does with the next len bytes of an answer's body as libcurl hands them
+ * over: kept, up to t->body_cap (more sets t->truncated); when the final head named chunked
+ * (t->chunked), decoded first as libcurl 7.88 reads the framing, its trailers read as the header
+ * callback reads headers, and bytes after its end noted (t->ck_leftover) and the connection
+ * they came on marked not to be used again. 0; or -1 when the transfer is to end: the cap
+ * reached, a trailer refused (t->refused), out of memory (t->oom). t->ck_state is EIP_CK_DONE
+ * once the chunked body ended, EIP_CK_BROKEN at framing libcurl refuses (it fails the transfer
+ * itself). Public so that the fuzz target can drive it as parse_header_line is driven. */
+int eip_http_take_body(eip_http_transfer *t, const char *data, size_t len);
+enum { EIP_CK_HEX, EIP_CK_LF, EIP_CK_DATA, EIP_CK_POSTLF, EIP_CK_TRAILER, EIP_CK_TRAILER_CR, EIP_CK_TRAILER_POSTCR,
+       EIP_CK_STOP, EIP_CK_DONE, EIP_CK_BROKEN };
 
 /* The code of a status line the transport contract accepts, line[0..len) with or without its
  * line end ("HTTP/1.0" or "HTTP/1.1", one or more SP, three digits 100-599, then the end of

@@ -6,6 +6,8 @@
 --
 --   local stray = require("spec.support.tls_stray").start(pki, size)   -- stray.port, stray:stop()
 --   ...start(pki, size, "clean")   -- every answer the padded 204, no stray bytes
+--   ...start(pki, 0, "chunked")    -- the first answer a chunked 409 ("X-Request-Id: first-answer",
+--                                  -- body "{}"), the stray 204 after its end in the same write
 --   ...start(pki, 0, "trickle")    -- a 200 head, then a body of one byte per TLS record, one
 --                                  -- every 0.15 s (a slow loris: ~7 bytes/s, 23 times more on
 --                                  -- the wire)
@@ -52,6 +54,10 @@ local function serve(owner_pid, dir, size, mode)
               socket.sleep(0.15)
             end
             break
+          elseif first and mode == "chunked" then
+            conn:send("HTTP/1.1 409 Conflict\r\nTransfer-Encoding: chunked\r\nX-Request-Id: first-answer\r\n\r\n"
+              .. "2\r\n{}\r\n0\r\n\r\nHTTP/1.1 204 No Content\r\nX-Request-Id: stray\r\n\r\n")
+            first = false
           elseif first or mode == "clean" then
             local head = "HTTP/1.1 204 No Content\r\nX-Request-Id: first-answer\r\nX-Pad: "
             head = head .. string.rep("p", size - #head - 4) .. "\r\n\r\n"

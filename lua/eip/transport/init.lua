@@ -55,7 +55,8 @@
 --     header line without a colon, NUL byte in the head,     8  protocol
 --       invalid Content-Length
 --     a header libcurl 7.88 cannot store (a folded line      43 protocol
---       first, no colon before a CR; a trailer without one)
+--       first, no colon before a CR; a trailer without one,
+--       or with a NUL byte)
 --     header line too long (LIMITS.header_line)              27 protocol
 --     header block too large (LIMITS.header_block)           56 protocol
 --     broken chunked framing (bad or too long chunk size,    56 protocol
@@ -126,10 +127,12 @@
 --    seen for a lua_socket_buffer_size of whole KiB only: see recv in eip.transport.cosocket.)
 --  * Bytes that came beyond an answer's end in the same read: the cosocket transport never
 --    reuses such a connection. libcurl 7.88 drops them unseen, keeping the connection; the C
---    core finds them after an answer without a body ("204 ...\r\n\r\n{}"), by comparing the
---    kernel's count of the bytes received with the heads', without TLS only, and then does not
---    reuse it either. After a chunked body, or over TLS, it cannot tell (after a body of a
---    Content-Length, libcurl closes the connection itself).
+--    core finds them, and then does not reuse it either: after a chunked body, which it decodes
+--    itself (libcurl hands it the body as it came, bytes after its end included), over TLS too;
+--    after an answer without a body ("204 ...\r\n\r\n{}"), by comparing the kernel's count of
+--    the bytes received with the heads', without TLS only. Over TLS, after an answer without a
+--    body, it cannot tell (after a body of a Content-Length, libcurl closes the connection
+--    itself).
 --  * An answer that comes while a large request body is still going out (a 413 or a 500 before
 --    the server reads the body): libcurl reads it at once; the cosocket transport sends the
 --    whole request first, so a server that stops reading meanwhile ends in a timeout (28) or a
@@ -151,9 +154,10 @@
 --    answer in either, whatever the status line said (libcurl 7.88 took a final head as it
 --    stood: a 204 cut short read as a delete done): 8 "Weird server reply" inside the final
 --    head (its status kept), 52 "Empty reply from server" inside an interim one (none kept).
---  * Chunked trailers: captured headers in them are captured by both (libcurl hands trailers
---    to the header callback); their lines are bounded by LIMITS.trailer_line in both, all of
---    them by LIMITS.trailer_block (each line counted with a CRLF, as libcurl hands it over).
+--  * Chunked trailers: captured headers in them are captured by both (the C core reads them as
+--    libcurl 7.88 would have stored them and handed them to its header callback); their lines
+--    are bounded by LIMITS.trailer_line in both, all of them by LIMITS.trailer_block (each line
+--    counted with a CRLF, as libcurl hands it over).
 --  * Proxies: the proxy's host name is resolved as any other (nginx's `resolver` for cosockets).
 --    The answer to CONNECT is read by eip.transport.http1 with the same bounds and rules as any
 --    head, within connect_timeout; its body, if any, is never read: the connection is closed
