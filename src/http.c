@@ -1612,8 +1612,9 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
     }
     /* The body kept is the one libcurl read, to the byte (a chunked one decoded whole here, as
      * libcurl decoded it for its count): else this client read the answer otherwise than libcurl
-     * did (a chunked body taken for a plain one, or the reverse), and its answer is not taken. */
-    if (rc == CURLE_OK && !t->head_request) {
+     * did (a chunked body taken for a plain one, or the reverse), and its answer is not taken.
+     * (Nothing kept of a plain body: nothing was handed over to count, a 204's case.) */
+    if (rc == CURLE_OK && !t->head_request && (t->body_len > 0 || t->chunked)) {
         curl_off_t got = -1;
         curl_easy_getinfo(t->curl, CURLINFO_SIZE_DOWNLOAD_T, &got);
         if (got != (curl_off_t)t->body_len || (t->chunked && t->ck_state != CK_DONE)) {
