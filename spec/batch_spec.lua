@@ -530,6 +530,108 @@ describe("delete_bandwidths", function()
     end)
   end)
 
+  -- The batch's cancel is asked while the client logs in (an IAM token, the metadata service's
+  -- keys, the project's look-up), and again before the request that needed the login goes out.
+  -- It was not: the login ran to its end (or its timeout), and the delete went out after an
+  -- abort, or every id was the login's timeout with the abort never recorded.
+  describe("with a cancel, while the client logs in", function()
+    local function token_requests() return fixture.count_requests(emu, "POST") end
+
+    -- A cancel that answers `answer` once `after` seconds have passed.
+    local function after(seconds, answer)
+      local t0 = core.monotime()
+      return function()
+        if core.monotime() - t0 >= seconds then return answer end
+      end
+    end
+
+    local function all_not_sent(results, summary, n, reason)
+      assert.same({ 0, 0, n, reason }, { summary.deleted, summary.failed, summary.not_sent, summary.stopped })
+      for i, err in ipairs(results) do
+        assert.same({ "not_sent", reason }, { err.kind, err.stopped }, "entry " .. i .. ": " .. tostring(err))
+      end
+    end
+
+    it("an abort ends the login at once, sends no delete, and leaves the client able to log in", function()
+      local delay = 6
+      -- (with the project given, the login is the first delete's; without, the project's look-up)
+      for _, case in ipairs{ { "slow", emu.project_id }, { "slow" }, { "hang", emu.project_id }, { "hang" } } do
+        fx.reset()
+        local ids = create(6)
+        emu:inject{ method = "POST", path = "^/v3/auth/tokens", action = case[1], delay = delay }
+        local c = fx.client{ token = fixture.NONE, project_id = case[2] or fixture.NONE, auth = emu:iam_auth(),
+          timeout = 3 }
+        local t0 = core.monotime()
+        local results, summary = c:delete_bandwidths(ids, { concurrency = 4, cancel = after(0.3, "abort") })
+        local took = core.monotime() - t0
+        local what = case[1] .. (case[2] and ", project given" or "")
+        all_not_sent(results, summary, 6, "aborted")
+        -- (a generous bound: the login alone takes its timeout, 3 s)
+        assert.is_true(took < 2.5, what .. ": took " .. took .. " s")
+        assert.same({ 1, 0 }, { token_requests(), fixture.count_requests(emu, "DELETE") }, what)
+        -- Nothing held of the aborted login: the next batch logs in and deletes.
+        local _, again = c:delete_bandwidths(ids, { concurrency = 4 })
+        assert.same({ 6, 0 }, { again.deleted, again.failed }, what)
+      end
+    end)
+
+    it("a stop lets the login finish and keeps its token, and sends nothing after it", function()
+      local ids = create(4)
+      emu:inject{ method = "POST", path = "^/v3/auth/tokens", action = "slow", delay = 1 }
+      local c = fx.client{ token = fixture.NONE, auth = emu:iam_auth() }
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 4, cancel = after(0.2, "stop") })
+      all_not_sent(results, summary, 4, "cancelled")
+      assert.equal(0, fixture.count_requests(emu, "DELETE"))
+      local _, again = c:delete_bandwidths(ids)
+      assert.same({ 4, 0 }, { again.deleted, again.failed })
+      assert.equal(1, token_requests(), "the token of the login that finished")
+    end)
+
+    it("asks again once the credentials came, whatever sends the requests", function()
+      -- A transport of the caller's (one request at a time, through its send): the login it
+      -- sends cannot be aborted, but no delete follows it.
+      local ids = create(3)
+      emu:inject{ method = "POST", path = "^/v3/auth/tokens", action = "slow", delay = 1 }
+      local real = require("eip.transport").new{}
+      local c = fx.client{ token = fixture.NONE, project_id = emu.project_id, auth = emu:iam_auth(),
+        transport = { name = "recording", send = function(_, req) return real:send(req) end,
+          close = function() real:close() end } }
+      local results, summary = c:delete_bandwidths(ids, { cancel = after(0.2, "abort") })
+      all_not_sent(results, summary, 3, "aborted")
+      assert.same({ 1, 0 }, { token_requests(), fixture.count_requests(emu, "DELETE") })
+    end)
+
+    it("an abort ends the fetch of the metadata service's keys too", function()
+      local ids = create(3)
+      emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token$", action = "slow", delay = 2.5 }
+      local c = fx.client{ token = fixture.NONE, metadata_url = emu.metadata_url }
+      local t0 = core.monotime()
+      local results, summary = c:delete_bandwidths(ids, { cancel = after(0.3, "abort") })
+      all_not_sent(results, summary, 3, "aborted")
+      assert.is_true(core.monotime() - t0 < 2, "took " .. core.monotime() - t0 .. " s")
+      assert.equal(0, fixture.count_requests(emu, "DELETE"))
+      local _, again = c:delete_bandwidths(ids)
+      assert.same({ 3, 0 }, { again.deleted, again.failed })
+    end)
+
+    it("a single call's cancel is asked again once the login came: nothing sent after it", function()
+      local id = create(1)[1]
+      emu:inject{ method = "POST", path = "^/v3/auth/tokens", action = "slow", delay = 1, times = 2 }
+      -- (the project given: the login is the call's own; not given: the project's look-up)
+      for _, project in ipairs{ emu.project_id, fixture.NONE } do
+        local c = fx.client{ token = fixture.NONE, project_id = project, auth = emu:iam_auth() }
+        local stop = after(0.2, true)
+        for _, call in ipairs{ function() return c:show_bandwidth(id, { cancel = stop }) end,
+            function() return c:list_bandwidths{ cancel = stop } end } do
+          local ok, err = pcall(call)
+          assert.is_false(ok)
+          assert.same({ "interrupted", true, true }, { err.kind, err.cancelled, err.not_sent }, tostring(err))
+        end
+      end
+      assert.equal(0, fixture.count_requests(emu, "GET"))
+    end)
+  end)
+
   it("does not stop as after a refused login when IAM throttles (429) its token requests", function()
     local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(), max_attempts = 1 }
     emu:inject{ method = "POST", path = "^/v3/auth/tokens", status = 429, times = -1,

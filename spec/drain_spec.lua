@@ -839,14 +839,16 @@ describe("bandwidth operations", function()
     it("says nothing moved when the first remove call's credentials cannot be had", function()
       emu:set_knobs{ metadata_credential_ttl = 4 } -- renewed after 2 s, a failed renewal tolerated to 3 s
       local id = emu:create_bandwidth{ size = 20, publicip_ids = eip_ids(3) }
+      -- (cancel is asked while the keys are fetched too: the moment is told by the show's answer)
+      local shown, done = false, false
       local c = fx.client{ token = fixture.NONE, metadata_url = emu.metadata_url, timeout = 1,
-        sleep = function() end }
-      local asked = 0
+        sleep = function() end, on_response = function(info)
+          if info.operation == "show_bandwidth" then shown = true end
+        end }
       local err = raised(c.drain_and_delete_bandwidth, c, id, { charge_mode = "bandwidth", size = 1,
         cancel = function()
-          asked = asked + 1
-          if asked == 2 then -- (the first: before the show's request) after the show: the keys
-            -- expire and the metadata service hangs
+          if shown and not done then -- after the show: the keys expire and the metadata service hangs
+            done = true
             require("socket").sleep(3.3)
             emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token$", action = "slow", delay = 2,
               times = -1 }

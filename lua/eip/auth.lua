@@ -7,16 +7,17 @@
 --   provider.kind                  "token" | "aksk" | "iam" | "metadata"
 --   provider.header                a {name, value, line} header every request carries
 --                                  unchanged (a token), or nil: then lines is called
---   provider:lines(req, headers, runner)   the request's header lines ("Name: value"): those
+--   provider:lines(req, headers, runner, halt?)   the request's header lines ("Name: value"): those
 --                                  of headers (a list of {name, value, line?, signed?} the
 --                                  request carries, in order), then the auth headers (AK/SK:
 --                                  signed in one C call, src/eip_core.c's signer). IAM first
 --                                  makes sure it has a token (runner:run of an iam_token op)
---   provider:ensure(runner, req?)  obtains credentials now if it has none (IAM; `req`: the
---                                  request of the call that needs them, for how long it waits
---                                  for another call's fetch: see fetch_once)
+--   provider:ensure(runner, req?, halt?)  obtains credentials now if it has none (IAM; `req`:
+--                                  the request of the call that needs them, for how long it waits
+--                                  for another call's fetch: see fetch_once; `halt`: what may
+--                                  stop the fetch, or that wait: eip.pipeline's halt)
 --   provider.fallible              true when apply may raise (IAM: the token request failed)
---   provider.refresh               nil, or function(provider, runner): new credentials after a
+--   provider.refresh               nil, or function(provider, runner, halt?): new credentials after a
 --                                  401 (IAM, metadata); returns false when they are the same
 --                                  as before (then the 401 is final: nothing is sent again)
 --   provider.epoch                 a number that changes whenever the credentials do
@@ -395,6 +396,7 @@ Aksk.unanswered, Aksk.lift = unanswered, lift
 -- the caller's own (a scheduler's) is polled with, as it may yield.
 
 local FETCH_POLL = 0.01  -- seconds between looks, where no semaphore wakes the waiting calls
+local CANCEL_INTERVAL = 0.25 -- seconds between the questions to a waiting call's halt (eip.pipeline's)
 local FETCH_MARGIN = 1   -- seconds a fetch is given after its budget before it is taken for abandoned
 local FETCH_START_GRACE = 0.5 -- seconds a fetch's timer is given to begin (it runs at nginx's next turn)
 
@@ -432,11 +434,14 @@ local function finish(self, record, ok, err)
   if record.sema and record.waiters > 0 then record.sema:post(record.waiters) end
 end
 
--- Waits until record's fetch ends, `limit` passes, or its budget does.
-local function wait_for(record, mode, runner, limit, in_nginx)
+-- Waits until record's fetch ends, `limit` passes, or its budget does; or, with `halt` (see
+-- eip.pipeline's halt), until its stop() says so, asked at least every CANCEL_INTERVAL: returns
+-- true then (the fetch goes on, for the other calls).
+local function wait_for(record, mode, runner, limit, in_nginx, halt)
   local until_ = math.min(limit, record.until_)
   if record.start_by and not record.began then until_ = math.min(until_, record.start_by) end
   record.waiters = record.waiters + 1
+  local halted, ask_at = false, -math.huge
   if mode == "ngx" then
     local sema = record.sema
     if sema == nil then
@@ -446,6 +451,13 @@ local function wait_for(record, mode, runner, limit, in_nginx)
     while not record.done do
       local left = until_ - core.monotime()
       if left < 0.001 then break end
+      if halt then
+        if halt.stop() then
+          halted = true
+          break
+        end
+        left = math.min(left, CANCEL_INTERVAL)
+      end
       if sema then
         local fine, woken, why = pcall(sema.wait, sema, left)
         if not fine or (not woken and why ~= "timeout") then sema = false end -- not in this phase: poll
@@ -455,10 +467,18 @@ local function wait_for(record, mode, runner, limit, in_nginx)
     end
   else
     while not record.done and core.monotime() < until_ and not abandoned(record, core.monotime(), in_nginx) do
+      if halt and core.monotime() >= ask_at then
+        if halt.stop() then
+          halted = true
+          break
+        end
+        ask_at = core.monotime() + CANCEL_INTERVAL
+      end
       runner.sleep(FETCH_POLL)
     end
   end
   record.waiters = record.waiters - 1
+  return halted
 end
 
 -- What a fetch brings, and the request it ends with, for its errors: an IAM token, the metadata
@@ -479,6 +499,19 @@ local function wait_timeout(self, waited)
   local err = errors.transport({ method = method, path = path, attempts = 0 }, { error_kind = "timeout" }, message)
   err.not_sent, err.retryable = true, true
   return err
+end
+
+-- The error of a call whose halt stopped its wait for another call's fetch: kind "interrupted",
+-- `cancelled`, nothing sent.
+local function wait_cancelled(self)
+  local _, method, path = fetch_target(self)
+  return errors.cancelled({ method = method, path = path }, 0)
+end
+
+-- Was a fetch ended by its caller (its halt, a Ctrl-C: kind "interrupted")? Its error is not the
+-- others' to take: a call that waited for it fetches on its own.
+local function callers_doing(err)
+  return errors.is_error(err) and err.kind == "interrupted"
 end
 
 -- The error of a call that found another coroutine's fetch under way, suspended, and cannot wait
@@ -518,10 +551,13 @@ local function start_detached(self, runner, fetch_now, record)
   return true
 end
 
--- Credentials for this call: fetch_now(self, runner), unless another call is fetching them (then
--- waits for it: its failure is raised, and fetches only when it left no fresh credentials,
--- fresh(self) false). `req`: the request of the call's attempt, when known (its timeout).
-local function fetch_once(self, runner, fetch_now, fresh, req)
+-- Credentials for this call: fetch_now(self, runner, halt), unless another call is fetching them
+-- (then waits for it: its failure is raised, and fetches only when it left no fresh credentials,
+-- fresh(self) false, or when its own caller ended it: callers_doing). `req`: the request of the
+-- call's attempt, when known (its timeout). `halt` (eip.pipeline's halt): what may stop this
+-- call's fetch, or its wait (the fetch waited for goes on; one that runs in an nginx timer, for
+-- every call, never has one).
+local function fetch_once(self, runner, fetch_now, fresh, req, halt)
   local mode, in_nginx = wait_mode(runner)
   local me = running()
   local now, started, limit = core.monotime(), nil, nil
@@ -546,7 +582,7 @@ local function fetch_once(self, runner, fetch_now, fresh, req)
       end
       -- Cannot wait (see above), or the fetch is this coroutine's own (a hook that calls the
       -- client during it): fetch here, the other fetch left as it is.
-      return fetch_now(self, runner)
+      return fetch_now(self, runner, halt)
     end
     if not limit then
       started = now
@@ -559,10 +595,10 @@ local function fetch_once(self, runner, fetch_now, fresh, req)
       -- as long as that fetch may run, and takes its outcome.
       if record.co == nil and bound >= self:budget(runner) then limit = math.max(limit, record.until_) end
     end
-    wait_for(record, mode, runner, limit, in_nginx)
+    if wait_for(record, mode, runner, limit, in_nginx, halt) then error(wait_cancelled(self), 0) end
     now = core.monotime()
     if record.done then
-      if not record.ok then
+      if not record.ok and not callers_doing(record.err) then
         local err = record.err
         error(errors.is_error(err) and errors.copy(err) or err, 0)
       end
@@ -583,11 +619,11 @@ local function fetch_once(self, runner, fetch_now, fresh, req)
   if mode == "ngx" and runner.transport.name == "auto" and not own_coroutine then
     record.co = nil -- the timer's, not this call's
     if start_detached(self, runner, fetch_now, record) then
-      return fetch_once(self, runner, fetch_now, fresh, req) -- waits for it like any other call
+      return fetch_once(self, runner, fetch_now, fresh, req, halt) -- waits for it like any other call
     end
     record.co = me
   end
-  local ok, err = pcall(fetch_now, self, runner)
+  local ok, err = pcall(fetch_now, self, runner, halt)
   finish(self, record, ok, err)
   if not ok then error(err, 0) end
 end
@@ -726,24 +762,32 @@ local function login_busy()
 end
 
 -- Waits (inside nginx, where it can: a timer or a request's light thread) while another worker
--- logs in with these credentials, at most `seconds`.
-local function wait_for_login(shared, prefix, seconds)
+-- logs in with these credentials, at most `seconds`; with `halt`, until its stop() says so
+-- (raised then: the call's caller ended it, nothing sent).
+local function wait_for_login(self, shared, prefix, seconds, halt)
   local ngx = rawget(_G, "ngx")
   if not (ngx and transport.yieldable()) then return end
-  local limit = core.monotime() + seconds
-  while shared:login_taken(prefix) and core.monotime() < limit do ngx.sleep(FETCH_POLL) end
+  local limit, ask_at = core.monotime() + seconds, -math.huge
+  while shared:login_taken(prefix) and core.monotime() < limit do
+    if halt and core.monotime() >= ask_at then
+      if halt.stop() then error(wait_cancelled(self), 0) end
+      ask_at = core.monotime() + CANCEL_INTERVAL
+    end
+    ngx.sleep(FETCH_POLL)
+  end
 end
 
 -- Inside nginx with signing_dict: the workers' outcomes are shared (a refusal, a held failure,
 -- the count of logins without an answer), and they log in one at a time (each worker's client
 -- logged in once with a wrong password: five workers, a locked user), but for the workers that
--- waited for a login that has just passed. Returns the right to log in taken, if any.
-local function login_turn(self, runner, shared, prefix)
+-- waited for a login that has just passed. Returns the right to log in taken, if any. `halt`:
+-- what may stop the wait for another worker's login.
+local function login_turn(self, runner, shared, prefix, halt)
   from_other_workers(self, shared, prefix)
   local ttl = runner.timeout + 1 -- (one attempt: with signing_dict, a login is one attempt)
   local mine = shared:take_login(prefix, ttl)
   if mine == nil then
-    wait_for_login(shared, prefix, ttl)
+    wait_for_login(self, shared, prefix, ttl, halt)
     from_other_workers(self, shared, prefix)
     if shared:login_passed(prefix) then return nil end
     mine = shared:take_login(prefix, ttl)
@@ -762,6 +806,17 @@ local function login_turn(self, runner, shared, prefix)
   return mine or nil
 end
 
+-- A login without an answer (IAM may have checked the password, and counted a wrong one): the
+-- count of them in a row, within a quarter of an hour (the workers' together), taken; returns it.
+local function unknown_login(self, shared, prefix)
+  local now = core.monotime()
+  local n = (self.unknown_logins or 0) + 1
+  if self.unknown_at and now - self.unknown_at > M.UNKNOWN_LOGIN_WINDOW then n = 1 end
+  if shared then n = math.max(n, shared:login_unknown(prefix) or 0) end
+  self.unknown_logins, self.unknown_at = n, now
+  return n
+end
+
 -- How long a failed login's error is given instead of asking IAM (nil: for good, a refusal),
 -- remembered by the client and, with signing_dict, by every worker. A refusal is definitive;
 -- IAM throttling (429) or a request timeout (408) may pass, after a hold that grows with the
@@ -778,12 +833,9 @@ local function login_failed(self, runner, res, shared, prefix)
   end
   local hold = M.TRANSIENT_FAILURE_HOLD
   if errors.may_have_acted(res) then
-    local n = (self.unknown_logins or 0) + 1
-    if self.unknown_at and now - self.unknown_at > M.UNKNOWN_LOGIN_WINDOW then n = 1 end
-    if shared then n = math.max(n, shared:login_unknown(prefix) or 0) end
+    local n = unknown_login(self, shared, prefix)
     local holds = M.UNKNOWN_LOGIN_HOLDS
     if n > 1 then hold = math.max(hold, holds[math.min(n - 1, #holds)]) end
-    self.unknown_logins, self.unknown_at = n, now
   elseif res.kind == "http" then
     self.unknown_logins = 0 -- IAM answered, saying what it did
   end
@@ -793,7 +845,7 @@ local function login_failed(self, runner, res, shared, prefix)
   if shared then shared:hold_login(prefix, kept_fields(res), hold) end
 end
 
-local function iam_fetch(self, runner)
+local function iam_fetch(self, runner, halt)
   local failed = self.failed
   if failed and (failed.until_ == nil or core.monotime() < failed.until_) then error(errors.copy(failed.err), 0) end
   local login, why = self:body()
@@ -802,14 +854,21 @@ local function iam_fetch(self, runner)
   local op = ops.iam_token(self.iam_endpoint, login)
   if shared then
     prefix = shared:login_prefix(self)
-    mine = login_turn(self, runner, shared, prefix)
+    mine = login_turn(self, runner, shared, prefix, halt)
     -- One attempt while it holds the right to log in (its time is one attempt's): what may pass
     -- (a 429, a refused connection) is held for every worker, and asked again after the hold.
     op.max_attempts = 1
   end
-  local ok, res = pcall(runner.run, runner, op)
+  local ok, res = pcall(runner.run, runner, op, halt and halt.stop, halt and halt.abort)
   if not ok then
-    if errors.is_error(res) then login_failed(self, runner, res, shared, prefix) end
+    if callers_doing(res) then
+      -- Ended by the caller (its halt, a Ctrl-C): no failure of IAM's, held for nothing; the
+      -- next call logs in. One aborted after it went out may have been checked all the same (a
+      -- wrong password counted): a login without an answer, for the holds of those after it.
+      if not res.not_sent then unknown_login(self, shared, prefix) end
+    elseif errors.is_error(res) then
+      login_failed(self, runner, res, shared, prefix)
+    end
     if mine then shared:give_login(prefix, mine) end
     error(res, 0)
   end
@@ -833,9 +892,9 @@ local function iam_fetch(self, runner)
 end
 
 --- Obtains a token (iam_fetch above), one fetch at a time (fetch_once). `req`: the request of
--- the call that needs it, when there is one.
-function Iam:fetch(runner, req)
-  fetch_once(self, runner, iam_fetch, fresh, req)
+-- the call that needs it, when there is one; `halt`: what may stop it (see fetch_once).
+function Iam:fetch(runner, req, halt)
+  fetch_once(self, runner, iam_fetch, fresh, req, halt)
 end
 
 --- The longest the token request can take (see fetch_once): the client's attempts and timeout,
@@ -850,12 +909,13 @@ end
 -- current ones are still valid keeps them: a batch goes on with them rather than failing ids
 -- that could have been sent (a failure that may pass is asked again after its hold, a refusal is
 -- not asked again at all). Only once they are about to expire does the failure stand: a request
--- must not go out with credentials that may expire before it arrives.
-local function renew(self, runner, req)
-  local ok, err = pcall(self.fetch, self, runner, req)
+-- must not go out with credentials that may expire before it arrives. A renewal its caller
+-- stopped (`halt`, a Ctrl-C) is no failure: raised as it is.
+local function renew(self, runner, req, halt)
+  local ok, err = pcall(self.fetch, self, runner, req, halt)
   if ok then return end
   local slack = math.min(60, (self.expires - self.refresh_at) / 2)
-  if not errors.is_error(err) or os.time() >= self.expires - slack then error(err, 0) end
+  if not errors.is_error(err) or callers_doing(err) or os.time() >= self.expires - slack then error(err, 0) end
   if runner.log and not self.renewal_failed then
     runner.log(string.format("eip: renewing the credentials failed (%s); the current ones stay in use until "
       .. "%d s before they expire", runner:clean(tostring(err)), math.floor(slack)))
@@ -874,18 +934,18 @@ local function renewal_due(self)
   return not failed or (failed.until_ ~= nil and core.monotime() >= failed.until_)
 end
 
-function Iam:ensure(runner, req)
+function Iam:ensure(runner, req, halt)
   if not self.token then
-    self:fetch(runner, req)
+    self:fetch(runner, req, halt)
   elseif os.time() >= self.refresh_at then
-    renew(self, runner, req)
+    renew(self, runner, req, halt)
   end
 end
 
 --- The request's lines: headers', then X-Auth-Token, after making sure the token is valid
--- (fetching one through the runner when needed).
-function Iam:lines(req, headers, runner)
-  self:ensure(runner, req)
+-- (fetching one through the runner when needed; `halt`: what may stop that).
+function Iam:lines(req, headers, runner, halt)
+  self:ensure(runner, req, halt)
   if self.line_of ~= self.token then -- the line is made once per token (kilobytes long)
     self.line, self.line_of = "X-Auth-Token: " .. self.token, self.token
   end
@@ -912,11 +972,11 @@ end
 -- The first hold after a token a 401 made, and the longest (seconds; read at each refresh).
 M.REFRESH_HOLD, M.REFRESH_HOLD_MAX = 60, 900
 
-function Iam:refresh(runner)
+function Iam:refresh(runner, halt)
   if not self:will_refresh() then return false end
   local unproven = self.by_refresh and not self.proven -- (the last one a 401 made was refused too)
   self.token = nil
-  self:fetch(runner)
+  self:fetch(runner, nil, halt)
   self.by_refresh, self.proven, self.refreshed_at = true, false, core.monotime()
   self.refresh_hold = unproven and math.min(M.REFRESH_HOLD_MAX, 2 * (self.refresh_hold or M.REFRESH_HOLD))
     or M.REFRESH_HOLD
@@ -953,13 +1013,15 @@ end
 -- Asks the metadata service for temporary keys (a session token first; a service without the
 -- token endpoint answers 404, 405 or 503, and is asked without one). A failure is remembered for
 -- a few seconds, as for IAM: a batch must not wait 3 s per id for a service that is not there.
-local function metadata_fetch(self, runner)
+local function metadata_fetch(self, runner, halt)
   local failed = self.failed
   if failed and core.monotime() < failed.until_ then error(errors.copy(failed.err), 0) end
-  local ok, token = pcall(runner.run, runner, ops.metadata_token(self.base))
+  local stop, abort = halt and halt.stop, halt and halt.abort
+  local ok, token = pcall(runner.run, runner, ops.metadata_token(self.base), stop, abort)
   if not ok then
     local e = token
-    if not errors.is_error(e) then error(e, 0) end
+    -- (ended by its caller, see callers_doing: nothing to hold)
+    if not errors.is_error(e) or callers_doing(e) then error(e, 0) end
     if not (e.kind == "http" and (e.status == 404 or e.status == 405 or e.status == 503)) then
       local err = nothing_found(self, e)
       self.failed = { err = err, until_ = core.monotime() + M.TRANSIENT_FAILURE_HOLD }
@@ -970,9 +1032,9 @@ local function metadata_fetch(self, runner)
   -- The session token is a credential too (it reads the agency's keys): redacted like them, from
   -- the request that carries it on (a service may echo it in an error).
   if token then replace_secret(self, 3, token) end
-  local cok, c = pcall(runner.run, runner, ops.metadata_credentials(self.base, token))
+  local cok, c = pcall(runner.run, runner, ops.metadata_credentials(self.base, token), stop, abort)
   if not cok then
-    if not errors.is_error(c) then error(c, 0) end
+    if not errors.is_error(c) or callers_doing(c) then error(c, 0) end
     local err = nothing_found(self, c)
     self.failed = { err = err, until_ = core.monotime() + M.TRANSIENT_FAILURE_HOLD }
     error(err, 0)
@@ -1006,9 +1068,9 @@ local function metadata_fetch(self, runner)
 end
 
 --- Obtains temporary keys (metadata_fetch above), one fetch at a time (fetch_once). `req`: the
--- request of the call that needs them, when there is one.
-function Metadata:fetch(runner, req)
-  fetch_once(self, runner, metadata_fetch, fresh, req)
+-- request of the call that needs them, when there is one; `halt`: what may stop it.
+function Metadata:fetch(runner, req, halt)
+  fetch_once(self, runner, metadata_fetch, fresh, req, halt)
 end
 
 --- The longest the two requests of a fetch can take (see fetch_once): one attempt each, within
@@ -1034,18 +1096,19 @@ function Metadata:due()
     or (self.refused and os.time() >= self.refresh_at) == true
 end
 
-function Metadata:ensure(runner, req)
+function Metadata:ensure(runner, req, halt)
   if not self.keys then
-    self:fetch(runner, req)
+    self:fetch(runner, req, halt)
   elseif os.time() >= self.refresh_at then
-    renew(self, runner, req)
+    renew(self, runner, req, halt)
   end
 end
 
 --- The request's lines, signed with the temporary keys, after making sure they are valid
--- (fetching them from the metadata service through the runner when needed).
-function Metadata:lines(req, headers, runner)
-  self:ensure(runner, req)
+-- (fetching them from the metadata service through the runner when needed; `halt`: what may
+-- stop that).
+function Metadata:lines(req, headers, runner, halt)
+  self:ensure(runner, req, halt)
   -- Renewed keys that are the refused ones again (see Metadata:refusal): nothing is signed.
   if self.refused then error(refusal(self), 0) end
   return self.keys:lines(req, headers)
@@ -1054,10 +1117,10 @@ end
 --- After a 401 to keys that looked valid: new ones, once per call. Returns false when the
 -- metadata service gave the same keys again (it hands out the same temporary keys until they
 -- are renewed): sending again would only be refused again, one more signature towards the lock.
-function Metadata:refresh(runner)
+function Metadata:refresh(runner, halt)
   local old = self.keys
   self.keys = nil
-  self:fetch(runner)
+  self:fetch(runner, nil, halt)
   local new = self.keys
   if old and new.ak == old.ak and new.sk == old.sk and new.security_token == old.security_token then return false end
   return true

@@ -52,8 +52,10 @@ M.MAX_CONCURRENCY = 64
 -- long the loop goes without looking at the clock.
 local MAX_WAIT = 1.0
 --- How often, at least, a batch asks its `cancel` function (seconds): while requests are in
--- flight and during backoffs alike, so that Ctrl-C is heard at once and a caller can redraw a
--- progress line at a steady rate from it. The same as a single call's (eip.pipeline).
+-- flight, during backoffs and while the client logs in alike (see Run:cancel_heard), so that
+-- Ctrl-C is heard at once and a caller can redraw a progress line at a steady rate from it. The
+-- same as a single call's (eip.pipeline). (A login sent through a transport of the caller's,
+-- which cannot be aborted, is heard of once it returns: nothing is sent after it.)
 M.CANCEL_INTERVAL = pipeline.CANCEL_INTERVAL
 
 --- How many signed requests (AK/SK, the metadata service's keys) a client keeps in flight at
@@ -311,8 +313,9 @@ end
 -- and its limit; `repeats` (id -> indices of its later occurrences, which get its result);
 -- `shared_bucket` (with a rate of the batch's own, set or adapted: the client's bucket, whose
 -- slot each request takes too); `stopped` (why no new request may start: { reason = "auth" | "cancelled" | "aborted",
--- cause = the eip error, if any }). A job is { index, id, call } (call: the pipeline's state
--- of its delete).
+-- cause = the eip error, if any }); `halt` (with a cancel: what its credentials step is given,
+-- see Run:cancel_heard), `heard` (the answer that step heard, for poll_cancel) and `abort_done`
+-- (an abort acted on). A job is { index, id, call } (call: the pipeline's state of its delete).
 local Run = {}
 Run.__index = Run
 
@@ -410,10 +413,15 @@ function Run:unready(job)
   end
 end
 
--- Builds, authenticates and starts one attempt of job.
+-- Builds, authenticates and starts one attempt of job. Its cancel stopping the batch while the
+-- credentials were fetched (or waited for) sends nothing of it: it is put back, for wind_up to
+-- report as it does every id a stop leaves.
 function Run:start(job)
-  local request, err = job.call:request()
-  if not request then return self:settle(job, job.call:failure(err, true)) end
+  local request, err = job.call:request(self.halt)
+  if not request then
+    if err.cancelled and self.stopped then return self:unready(job) end
+    return self:settle(job, job.call:failure(err, true))
+  end
   local ok, slot, why = pcall(self.driver.start, self.driver, request)
   if not (ok and slot) then
     release(self.runner.provider, job.call) -- a place held for a request that never went
@@ -460,7 +468,7 @@ function Run:completed(slot, resp)
   -- instead): a success, or an error of the service itself. A request that got none (a
   -- timeout, a reset), or an answer from before the check (a load balancer's 503 page, the
   -- gateway's own errors), proved nothing: the next goes alone too.
-  local action, value = job.call:response(resp)
+  local action, value = job.call:response(resp, self.halt)
   if action == "done" or (job.call.last_error and errors.credentials_checked(job.call.last_error)) then
     self.probing = false
   end
@@ -641,14 +649,35 @@ function Run:promote(now)
   end
 end
 
+-- Asks the cancel option for the batch's credentials step (see eip.pipeline's halt: a login, a
+-- wait for another call's, the project's look-up): either answer stops the batch at once (no
+-- request starts, not even the one whose credentials were fetched); "abort" also ends the
+-- fetch's request in flight (over libcurl), and what this batch has in flight once
+-- poll_cancel, in the loop, hears of it (self.heard). Returns the answer.
+function Run:cancel_heard()
+  local what = self.cancel()
+  if what == "abort" then
+    self.heard = "abort"
+    self.stopped = { reason = "aborted", cause = self.stopped and self.stopped.cause }
+  elseif what then
+    self.heard = self.heard or "stop"
+    self:stop("cancelled")
+  end
+  return what
+end
+
 -- Asks the cancel option; "abort" also ends what is in flight (reported as interrupted: the
 -- server may or may not have acted on it). Answers that have arrived by then are taken first
--- and reported as they are: a 204 already received is a deleted bandwidth.
+-- and reported as they are: a 204 already received is a deleted bandwidth. An answer the
+-- credentials step heard (cancel_heard) counts as this one's, an abort over a later stop.
 function Run:poll_cancel()
   local cancel = self.cancel
-  if not cancel or (self.stopped and self.stopped.reason == "aborted") then return end
-  local what = cancel()
+  if not cancel or self.abort_done then return end
+  local what, heard = cancel(), self.heard
+  self.heard = nil
+  if heard == "abort" or (heard and not what) then what = heard end
   if what == "abort" then
+    self.abort_done = true
     self.stopped = { reason = "aborted", cause = self.stopped and self.stopped.cause }
     while self.driver:pending() > 0 do
       local slot, resp = self.driver:next(0)
@@ -714,8 +743,10 @@ function Run:loop()
       -- renewal): before the place is taken, so that it is counted for the key that signs (as
       -- Runner:run does: eip.auth's Metadata:due).
       local action, value
-      if provider.due and provider:due() then action, value = pipeline.keys_first(self.runner, job.call) end
-      if action then
+      if provider.due and provider:due() then action, value = pipeline.keys_first(self.runner, job.call, self.halt) end
+      if action == "fail" and value.cancelled and self.stopped then
+        self:unready(job) -- (stopped by cancel meanwhile: see Run:start)
+      elseif action then
         self:finish(job, action, value)
       -- A signed request's place (another worker may have taken the last since it was counted).
       elseif admit(provider, job.call, self.runner.timeout) then
@@ -797,11 +828,15 @@ end
 
 -- The entry of an id that a failed look-up of the project (IAM) left unsent: kind "not_sent",
 -- `stopped` "auth" when the key or the login was refused (as after a refused delete), else
--- "project"; `cause` the look-up's error.
+-- "project"; `cause` the look-up's error. A look-up the batch's cancel ended (kind
+-- "interrupted", the batch stopped: see Run:cancel_heard) leaves it as any id a stop leaves.
 local function unsent_for_project(self, id, cause)
+  local op = ops.delete_bandwidth("{project_id}", id, self.missing_ok)
+  local stopped = self.stopped
+  if stopped and cause.kind == "interrupted" then return errors.not_sent(op, stopped.reason, stopped.cause) end
   local reason = retry.halts(cause) and "auth" or "project"
   self:stop(reason, cause)
-  return errors.not_sent(ops.delete_bandwidth("{project_id}", id, self.missing_ok), reason, cause)
+  return errors.not_sent(op, reason, cause)
 end
 
 -- Jobs for the valid ids; invalid ids end at once as usage errors (nothing is sent for them).
@@ -828,7 +863,7 @@ function Run:prepare(ids, n)
     else
       if valid then first[id] = true end
       if valid and project_ok == nil then
-        project_ok, project = pcall(runner.project, runner)
+        project_ok, project = pcall(runner.project, runner, self.halt)
         if not project_ok and not errors.is_error(project) then error(project, 0) end -- a bug: its traceback
       end
       if not valid then
@@ -869,6 +904,7 @@ function M.run(runner, ids, opts)
   local run = setmetatable({
     runner = runner, missing_ok = o.missing_ok, on_result = o.on_result,
     cancel = errors.guarded(o.cancel, runner.log, "cancel", "stop"), -- one that raises: stop
+    heard = false, abort_done = false, halt = false,
     started = core.monotime(), results = {}, repeats = {}, probing = true,
     summary = { deleted = 0, missing = 0, failed = 0, not_sent = 0, repeated = 0, throttled = 0, total = n,
       elapsed = 0 },
@@ -880,6 +916,11 @@ function M.run(runner, ids, opts)
     -- the client's bucket gets it back when the batch ends, however it ends.
     rate_cap = bucket and bucket.configured or nil,
   }, Run)
+  if run.cancel then
+    -- (the credentials step's: see Run:cancel_heard)
+    run.halt = pipeline.halt(function() return run:cancel_heard() end,
+      function() return run:cancel_heard() == "abort" end)
+  end
   run:prepare(ids, n)
   if run.head <= #run.fresh then
     run.driver, run.limit = M.driver(runner, o.concurrency)

@@ -314,11 +314,12 @@ end
 -- The project id of the client's calls (found once: see Runner:project). A look-up that fails
 -- (IAM, the metadata service) sent nothing of the call that needed it: its error, as the call's,
 -- is not_sent with no attempt (a copy: the look-up's own attempts are not the call's); `as_is`:
--- the look-up is the call (client:authenticate).
-local function project(self, r, as_is)
+-- the look-up is the call (client:authenticate). `cancel`: the call's, asked while the look-up
+-- (a login) is made or waited for (an "interrupted" error, `cancelled`, when it says stop).
+local function project(self, r, as_is, cancel)
   local p = r.project_id
   if not p then
-    local ok, found = pcall(r.project, r)
+    local ok, found = pcall(r.project, r, cancel and { stop = cancel } or nil)
     if not ok then
       if as_is or not errors.is_error(found) then error(found, 0) end
       error(errors.unsent_copy(found), 0)
@@ -331,12 +332,12 @@ end
 
 -- The project id for a call, and the deadline (core.monotime) its operation keeps when that id
 -- had to be looked up first: the look-up counts in the call's deadline (nil: no client deadline,
--- or nothing looked up).
-local function project_for_call(self, r)
+-- or nothing looked up). `cancel`: the call's (see project).
+local function project_for_call(self, r, cancel)
   local p = r.project_id
   if p ~= nil and p == self.project_id then return p end
   local started = r.deadline and core.monotime()
-  p = project(self, r)
+  p = project(self, r, nil, cancel)
   return p, started and started + r.deadline or nil
 end
 
@@ -457,7 +458,10 @@ end
 -- @tparam[opt] function opts.cancel `function()` asked between requests and at least every
 --   0.25 s, backoffs included: "stop" (send no more, let what is in flight finish) or "abort"
 --   (abort what is in flight too: `interrupted` entries, `cancelled` ones for requests the
---   transport had not sent yet); with `wait`, also before each read of the wait and during its
+--   transport had not sent yet); also while the client logs in (IAM, the metadata service, the
+--   project's look-up), and once more before the delete that waited for it: either answer
+--   sends nothing more and ends a wait for another call's login, "abort" aborts the batch's
+--   own login in flight over libcurl; with `wait`, also before each read of the wait and during its
 --   pauses, where either ends the waiting at once (the ids not waited for get neither `waited`
 --   nor `still_readable`)
 -- @tparam[opt] number opts.rate requests per second for this batch (a token bucket; default:
@@ -561,8 +565,8 @@ local SHOW_OPTIONS = { cancel = true }
 --   server sent them (pass them through @{clean} before showing them)
 -- @treturn table `{ status, request_id, attempts, elapsed }` of the answer
 -- @tparam[opt] table opts `{ cancel = function }`: asked before each attempt and during the
---   waits between them; true-ish (or raising) ends the call with an "interrupted" error, nothing
---   more sent
+--   waits between them, and while the client logs in (then once more, before the GET);
+--   true-ish (or raising) ends the call with an "interrupted" error, nothing more sent
 -- @raise an @{eip.error} (`http` 404 `VPC.0306` when it does not exist; an answer whose bandwidth
 --   has no id, or another's, is an `http` error, "Unusable Answer")
 function Client:show_bandwidth(bandwidth_id, opts)
@@ -577,7 +581,7 @@ function Client:show_bandwidth(bandwidth_id, opts)
     end
     cancel = errors.guarded(cancel, r.log, "cancel", true) -- one that raises: stop
   end
-  local project_id, deadline_at = project_for_call(self, r)
+  local project_id, deadline_at = project_for_call(self, r, cancel)
   return bandwidths.show(r, project_id, bandwidth_id, cancel, deadline_at)
 end
 
@@ -618,7 +622,8 @@ end
 -- @tparam[opt=1000] integer opts.limit the page size (1..2^31-1)
 -- @tparam[opt] string opts.enterprise_project_id only this enterprise project's bandwidths
 -- @tparam[opt] function opts.cancel asked before each page (and during the waits between
---   attempts): true-ish (or raising) ends the listing with an "interrupted" error, nothing more sent
+--   attempts, and while the client logs in): true-ish (or raising) ends the listing with an
+--   "interrupted" error, nothing more sent
 -- @treturn {table,...} the bandwidths, in the order the API returned them, their strings as the
 --   server sent them (see @{clean})
 -- @treturn table `{ pages, requests, attempts, elapsed, restarts }`
@@ -633,8 +638,8 @@ function Client:list_bandwidths(opts)
   local r = runner_of(self, "list_bandwidths")
   local query, limit
   query, limit, opts = bandwidths.list_query(given(opts, {}), r)
-  local project_id, deadline_at = project_for_call(self, r)
   local cancel = errors.guarded(opts.cancel, r.log, "cancel", true) -- one that raises: stop
+  local project_id, deadline_at = project_for_call(self, r, cancel)
   return bandwidths.list(r, project_id, query, limit, cancel, deadline_at)
 end
 
@@ -674,7 +679,8 @@ end
 -- @tparam string opts.charge_mode "bandwidth" or "traffic"
 -- @tparam integer opts.size Mbit/s, 1..2000
 -- @tparam[opt] function opts.cancel asked before the GET and during the waits between its
---   attempts: true-ish (or raising) ends the call with an "interrupted" error, nothing more sent
+--   attempts, and while the client logs in: true-ish (or raising) ends the call with an
+--   "interrupted" error, nothing more sent
 -- @treturn table `{ bandwidth_id, bandwidth, eips = { {publicip_id, publicip_type,
 --   publicip_address, ip_version} }, charge_mode, size, remove_calls, requests }`; `bandwidth` is
 --   the API's object as sent (see @{clean}), `publicip_address` is set only when it is an IP address
@@ -687,7 +693,7 @@ function Client:plan_drain(bandwidth_id, opts)
   r:id("bandwidth_id", bandwidth_id)
   local terms = bandwidths.removal_terms(given(opts, {}), bandwidths.PLAN_OPTIONS)
   terms.cancel = errors.guarded(terms.cancel, r.log, "cancel", true) -- one that raises: stop
-  local project_id, deadline_at = project_for_call(self, r)
+  local project_id, deadline_at = project_for_call(self, r, terms.cancel)
   return bandwidths.plan(r, project_id, bandwidth_id, terms, deadline_at)
 end
 
@@ -710,8 +716,9 @@ end
 -- @tparam[opt] boolean|number opts.wait as for @{delete_bandwidth}
 -- @tparam[opt] function opts.cancel `function()` asked before the show's GET, after it, before each remove call
 --   and the delete, and at least every 0.25 s of the waits before a retry (backoff, Retry-After,
---   the rate) and of `wait`: a true-ish answer (e.g. "stop", as for @{delete_bandwidths}) sends
---   nothing more, not even a GET, and raises an error of kind `interrupted` (`cancelled = true`)
+--   the rate) and of `wait`, and while the client logs in: a true-ish answer (e.g. "stop", as
+--   for @{delete_bandwidths}) sends nothing more, not even a GET, and raises an error of kind
+--   `interrupted` (`cancelled = true`)
 --   with `stage`, `moved`, `not_moved` and `uncertain` (a remove call stopped after an attempt
 --   without an answer); during `wait`, as when the wait ends otherwise (`deleted = true`)
 -- @treturn table the delete's result plus `removed` (EIP ids moved out) and `requests`
@@ -730,7 +737,7 @@ function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
   local missing_ok = r.missing_ok
   if opts.missing_ok ~= nil then missing_ok = validate.boolean("missing_ok", opts.missing_ok) end
   local wait = wait_of(opts.wait)
-  local project_id, deadline_at = project_for_call(self, r)
+  local project_id, deadline_at = project_for_call(self, r, terms.cancel)
   local res = bandwidths.drain(r, project_id, bandwidth_id, terms, missing_ok, deadline_at)
   if not wait then return res end
   local ok, value = pcall(waited, r, project_id, res, wait, terms.cancel)

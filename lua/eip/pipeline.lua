@@ -378,9 +378,9 @@ local function shared(self, content_type)
 end
 
 -- Authenticates req (provider: nil for an op sent without credentials) and sets its header
--- lines; `extra`: the op's own headers. Raises what the provider raises (IAM could not give a
--- token).
-local function authenticate(self, req, content_type, provider, extra)
+-- lines; `extra`: the op's own headers; `halt`: the call's (see M.halt), for the credentials
+-- fetched first. Raises what the provider raises (IAM could not give a token).
+local function authenticate(self, req, content_type, provider, extra, halt)
   local headers
   if extra then
     headers = { content_type, ACCEPT }
@@ -400,7 +400,7 @@ local function authenticate(self, req, content_type, provider, extra)
     headers = s.headers
   end
   if provider then
-    req.headers = provider:lines(req, headers, self)
+    req.headers = provider:lines(req, headers, self, halt)
   else
     req.headers = { header_lines(headers, 1, #headers) }
   end
@@ -603,10 +603,21 @@ local function too_late(self, attempts, late_error)
   return nil, late
 end
 
+-- The error a call ends with when its cancel function stopped it before its next attempt.
+local function cancelled(call)
+  local err = errors.cancelled(call.op, call.attempts, call.last_error or nil, call.unanswered and true)
+  local now = monotime()
+  err.elapsed = now - (call.started or now)
+  return err
+end
+
 --- Builds and authenticates the next attempt. Returns the transport's request, or nil and the
 -- eip error of the credentials step (IAM refused or unreachable: give it to `failure` with
--- `from_credentials`). Raises what is not an eip error (a bug keeps its traceback).
-function Call:request()
+-- `from_credentials`). Raises what is not an eip error (a bug keeps its traceback). `halt` (see
+-- M.halt): what may stop the credentials step (a login, a wait for another call's); stopped
+-- there, or asked again once the credentials came and stopping then, the call sends nothing
+-- of this attempt and the error is errors.cancelled's (`cancelled = true`).
+function Call:request(halt)
   local runner, op = self.runner, self.op
   if self.deadline and self:past_deadline(0) then
     -- A retry whose deadline passed while it waited (a batch's rate, pause or free slot): not
@@ -652,16 +663,29 @@ function Call:request()
       end
     end
     if provider.fallible then -- it may have to ask IAM for a token first
-      local ok, err = pcall(authenticate, runner, req, content_type, provider, op.headers)
+      local ok, err = pcall(authenticate, runner, req, content_type, provider, op.headers, halt)
       if not ok then
         if not errors.is_error(err) then error(err, 0) end
         -- Nothing was sent for this attempt: attempts counts what was. A call that sent
         -- nothing at all ends not sent, with the credentials' error (a copy: a failure IAM
-        -- gave is held and given to other calls too); a retry ends with its last error.
+        -- gave is held and given to other calls too); a retry ends with its last error. One
+        -- its halt stopped (kind "interrupted": the caller's doing) ends as cancelled.
         self.attempts = attempts - 1
         release(provider, self)
+        if halt and err.kind == "interrupted" then return nil, cancelled(self) end
         if attempts > 1 then return nil, self.last_error end
         return nil, errors.unsent_copy(err)
+      end
+      -- Credentials fetched or waited for meanwhile (a login of seconds): asked again before
+      -- this request goes out, so that a stop heard while they came sends nothing after it.
+      if halt and halt.asked then
+        local stop = halt.stop()
+        halt.asked = false
+        if stop then
+          self.attempts = attempts - 1
+          release(provider, self)
+          return nil, cancelled(self)
+        end
       end
       -- The credentials' time counts in the call's deadline: the attempt gets what is left.
       if deadline then
@@ -713,7 +737,7 @@ end
 local RESENT = { kind = "transport", reason = "reset" }
 
 --- Maps the transport's response to the outcome of this attempt: "done" and the result, or
--- what `failure` says.
+-- what `failure` says (`halt`: as for failure).
 -- A response that breaks the transport contract (a transport of the caller's: nil, no status, a
 -- status that is no HTTP one) as the transport failure it is: nothing can be read from it, and
 -- the request may have gone out (unknown: could have acted).
@@ -744,7 +768,7 @@ end
 -- (what on_response is told of an answer whose reading raised something that is no eip error)
 local UNREPORTED = { kind = "http" }
 
-function Call:response(resp)
+function Call:response(resp, halt)
   local runner = self.runner
   -- (well_formed's common case inline: an answer without curl_code, its body empty)
   if not (type(resp) == "table" and resp.curl_code == nil and HTTP_STATUS[resp.status] and resp.body == ""
@@ -798,7 +822,8 @@ function Call:response(resp)
     -- No answer to read after the request went out (a timeout, a reset, garbage after any status
     -- line, an abort, a 401 whose body broke off): the gateway may have refused it unseen
     -- (eip.auth's "Answers lost"). Counted before the place is given back, as a refusal is.
-    provider:unanswered(self.epoch)
+    -- One aborted (resp.interrupted: a Ctrl-C, a halt) was the caller's doing, as a batch's abort.
+    provider:unanswered(self.epoch, resp.interrupted == true)
   end
   if provider.flying then release(provider, self) end
   -- (an IAM token that got an answer other than a 401 passed: see eip.auth's Iam:refresh)
@@ -820,7 +845,7 @@ function Call:response(resp)
     return "done", op:result(answer, self.attempts, monotime() - self.started)
   end
   -- (on_response comes before a credentials refresh's own requests: failure gives it then)
-  local action, value, reported = self:failure(err, false, resp)
+  local action, value, reported = self:failure(err, false, resp, halt)
   if runner.on_response and not reported then self:observed(resp, err, action) end
   return action, value
 end
@@ -953,8 +978,8 @@ end
 -- once), or the final outcome ("done", value | "fail", err). `from_credentials`: the failure
 -- came from the credentials step, which had its own attempts: final. `resp`: the attempt's
 -- answer, whose on_response is given here before a credentials refresh sends anything (third
--- result: true then).
-function Call:failure(err, from_credentials, resp)
+-- result: true then). `halt`: what may stop that refresh (see M.halt).
+function Call:failure(err, from_credentials, resp, halt)
   local runner = self.runner
   self.last_error = err
   -- An earlier attempt may have acted (also when this one was not even sent: a refused key).
@@ -991,7 +1016,7 @@ function Call:failure(err, from_credentials, resp)
       local reported = resp ~= nil and runner.on_response ~= nil
         and not (provider.will_refresh and not provider:will_refresh())
       if reported then self:observed(resp, err, "retry") end
-      local ok, why = pcall(provider.refresh, provider, runner)
+      local ok, why = pcall(provider.refresh, provider, runner, halt)
       if not ok then
         if not errors.is_error(why) then error(why, 0) end
         -- The call ends with its own error (the 401, its attempts, an earlier attempt that may
@@ -1033,9 +1058,72 @@ local function spare(self, call)
 end
 
 --- How often, at least, a call (and a batch: eip.batch) with a cancel function asks it while it
--- waits (seconds), so that Ctrl-C is heard at once.
+-- waits (seconds), so that Ctrl-C is heard at once: also while its credentials are fetched or
+-- waited for (see M.halt).
 M.CANCEL_INTERVAL = 0.25
 local CANCEL_INTERVAL = M.CANCEL_INTERVAL
+
+--- What may stop a call's credentials step (eip.auth: an IAM token, the metadata service's keys,
+-- the project id, fetched or waited for while another call fetches them): `stop()` true-ish
+-- sends nothing more (no further attempt of the fetch, not the call's own request) and ends a
+-- wait for another call's fetch at once (that fetch goes on: its outcome is the others', and
+-- kept); `abort()` (optional: a batch's "abort") true-ish also aborts the fetch's request in
+-- flight, over libcurl (see send_in_pieces). Each is asked at least every CANCEL_INTERVAL while
+-- the step waits. `asked` is set once either was: the step did something that took time, and
+-- the call asks `stop` again before its own request goes out (Call:request).
+-- @tparam function stop
+-- @tparam[opt] function abort
+-- @treturn table { stop = function, abort = function | nil, asked = boolean }
+function M.halt(stop, abort)
+  local halt = { asked = false }
+  halt.stop = function()
+    halt.asked = true
+    return stop()
+  end
+  if abort then
+    halt.abort = function()
+      halt.asked = true
+      return abort()
+    end
+  end
+  return halt
+end
+
+-- Can a request in flight be aborted between pieces of its wait (send_in_pieces): the client's
+-- transport is libcurl (the automatic one where nginx cannot yield), its send not replaced by a
+-- caller watching it (it is given every request).
+local function abortable(self)
+  local transport = self.transport
+  if type(transport) ~= "table" or rawget(transport, "send") ~= nil then return false end
+  if transport.name == "curl" then return true end
+  return transport.name == "auto" and self:stuck()
+end
+
+-- Sends request over a libcurl multi handle of its own (closed after), in pieces of
+-- CANCEL_INTERVAL, asking abort() after each: the transport's send would block until the
+-- answer or the timeout (a login to an IAM that does not answer: the whole timeout). Returns the
+-- response; or, when abort() said so, nil and whether any of the request had been sent (an
+-- answer that came meanwhile is taken, not aborted). Raises what the multi raises (a bug).
+local function send_in_pieces(self, request, abort)
+  local multi = self:multi(true)
+  local ok, resp, sent = pcall(function()
+    multi:limit(1)
+    local slot, why = multi:start(request)
+    if not slot then error("eip: cannot start a request: " .. tostring(why), 0) end
+    while true do
+      local done, answer = multi:next(CANCEL_INTERVAL)
+      if done then return answer end
+      if abort() then
+        done, answer = multi:next(0)
+        if done then return answer end
+        return nil, not multi:cancel()[slot]
+      end
+    end
+  end)
+  multi:close()
+  if not ok then error(resp, 0) end
+  return resp, sent
+end
 
 --- Sleeps `seconds` with the runner's sleep. With `cancel` (a function: true-ish to stop), in
 -- pieces of at most CANCEL_INTERVAL, asking it before each (the caller asks it again after the
@@ -1061,14 +1149,6 @@ end
 local function ended(self, call, err)
   spare(self, call)
   error(err, 0)
-end
-
--- The error a call ends with when its cancel function stopped it before its next attempt.
-local function cancelled(call)
-  local err = errors.cancelled(call.op, call.attempts, call.last_error or nil, call.unanswered and true)
-  local now = monotime()
-  err.elapsed = now - (call.started or now)
-  return err
 end
 
 -- A call of a client with a rate: reserves the slot of its next attempt and waits for it. Nil
@@ -1129,14 +1209,15 @@ end
 -- A call whose provider must fetch keys before it signs (eip.auth's Metadata:due): fetches them
 -- before it takes a signing place, its clock started (the fetch counts in its deadline). Nil
 -- when it may go on; else "fail" and the credentials' error as Call:request gives it (nothing
--- sent).
-local function keys_first(self, call)
+-- sent): errors.cancelled's when `halt` (M.halt) stopped the fetch.
+local function keys_first(self, call, halt)
   if not call.started then call:start() end
   local deadline = call.deadline
   local left = deadline and { timeout = max(0, deadline - monotime()) } or nil
-  local ok, err = pcall(self.provider.ensure, self.provider, self, left)
+  local ok, err = pcall(self.provider.ensure, self.provider, self, left, halt)
   if ok then return nil end
   if not errors.is_error(err) then error(err, 0) end
+  if halt and err.kind == "interrupted" then return "fail", cancelled(call) end
   if call.attempts > 0 then return call:expire() end
   local copy = errors.unsent_copy(err)
   copy.elapsed = monotime() - call.started
@@ -1189,8 +1270,13 @@ end
 -- (optional, a function: true-ish to stop, as a batch's `cancel` option) is asked before each
 -- attempt and at least every CANCEL_INTERVAL of the waits before one (backoff, Retry-After, the
 -- rate): when it says stop, the call ends with an "interrupted" error (errors.cancelled) and
--- nothing more is sent.
-function Runner:run(op, cancel)
+-- nothing more is sent. It is asked while the call's credentials are fetched, or waited for,
+-- too, and again before the request goes out once they came (see M.halt). `abort` (optional, a
+-- function: true-ish to abort; a batch's credentials step gives it) is asked at least every
+-- CANCEL_INTERVAL while an attempt is in flight over libcurl, which it then aborts: the call
+-- ends with errors.cancelled's error when nothing of it had been sent, else with an
+-- "interrupted" one (it may have been carried out).
+function Runner:run(op, cancel, abort)
   local first, first_started = false, false
   local lane = self.lane and op.lane and not cancel and not op.deadline_at
     and (self.lane_send or lane_sender(self, op))
@@ -1222,6 +1308,8 @@ function Runner:run(op, cancel)
   local transport = self.transport
   local bucket = self.bucket
   if bucket then call:start() end -- the wait for the rate counts in the call's time
+  -- (what may stop the call's credentials step: only a provider that fetches has one)
+  local halt = cancel and self.provider.fallible and M.halt(cancel, abort) or nil
   while true do
     local action, value
     if bucket then -- the client's rate: every request it sends, retries included
@@ -1229,7 +1317,7 @@ function Runner:run(op, cancel)
     end
     if not action and cancel and cancel() then ended(self, call, cancelled(call)) end
     if not action and op.auth ~= false and self.provider.due and self.provider:due() and not self:stuck() then
-      action, value = keys_first(self, call)
+      action, value = keys_first(self, call, halt)
     end
     if not action and op.auth ~= false and self.provider.rejected and not admit(self.provider, call, self.timeout) then
       if self:reentered() then -- what holds the places waits for this call: fail now
@@ -1245,7 +1333,7 @@ function Runner:run(op, cancel)
       return value
     end
     if action then ended(self, call, value) end
-    local request, err = call:request()
+    local request, err = call:request(halt)
     local answered = first -- (the lane's answer is the first request's only)
     first = false
     if request then
@@ -1255,6 +1343,21 @@ function Runner:run(op, cancel)
       local ok, resp = true, answered
       if answered then -- the lane's answer: its request was this one, sent when the lane started
         call.started = first_started
+      elseif abort and abortable(self) then
+        local sent
+        resp, sent = send_in_pieces(self, request, abort)
+        if not resp and not sent then
+          -- Aborted before any of it went out: as a call cancelled before this attempt.
+          call.attempts = call.attempts - 1
+          release(self.provider, call)
+          local why = cancelled(call)
+          if self.on_response then call:observed({ status = 0, dropped_unsent = true }, why, "fail") end
+          ended(self, call, why)
+        end
+        -- Aborted in flight: read as the C core's abort by an interrupt (an "interrupted" error,
+        -- never retried; with AK/SK, a signed request without an answer).
+        resp = resp or { status = 0, curl_code = 42, interrupted = true,
+          curl_error = "Aborted while in flight: the call's cancel said abort" }
       else
         ok, resp = yielding(transport.send, transport, request)
       end
@@ -1266,7 +1369,7 @@ function Runner:run(op, cancel)
         end
         resp = nil -- (see well_formed)
       end
-      action, value = call:response(resp)
+      action, value = call:response(resp, halt)
     else
       action, value = call:failure(err, true)
     end
@@ -1286,20 +1389,21 @@ end
 
 --- The project id for paths, found once: with IAM and no configured project, from the token's
 -- scope (which fetches a token); with AK/SK, by asking IAM for the project named after the
--- region (`lookup`: { region, iam_endpoint }).
-function Runner:project()
+-- region (`lookup`: { region, iam_endpoint }). `halt` (optional, see M.halt): what may stop
+-- that fetch, or a wait for another call's (an "interrupted" error then, nothing more sent).
+function Runner:project(halt)
   local project = self.project_id
   if project then return project end
   local lookup = self.lookup
   if lookup then
     -- Once for the client's calls at the same time (nginx's requests, a scheduler's coroutines):
     -- each looked it up on its own, a signed request to IAM each. `fetch_once` (eip.auth's, the
-    -- client gives it: fetch_once(holder, runner, fetch, fresh)) makes the others wait for it,
+    -- client gives it: fetch_once(holder, runner, fetch, fresh, req, halt)) makes the others wait for it,
     -- its failure theirs; `project_fetch` is the holder.
     local op = ops.iam_projects(lookup.iam_endpoint, lookup.region, lookup.instead)
     local once = self.fetch_once
     if not once then
-      project = self:run(op)
+      project = self:run(op, halt and halt.stop, halt and halt.abort)
     else
       local holder = self.project_fetch
       if not holder then
@@ -1307,12 +1411,13 @@ function Runner:project()
           fetch_path = ops.IAM_PROJECTS_PATH, budget = self.fetch_budget }
         self.project_fetch = holder
       end
-      once(holder, self, function(_, runner) runner.project_id = runner:run(op) end,
-        function() return self.project_id ~= nil end)
+      -- (the fetch's own halt: none when it runs in a timer of nginx's, for every call)
+      once(holder, self, function(_, runner, h) runner.project_id = runner:run(op, h and h.stop, h and h.abort) end,
+        function() return self.project_id ~= nil end, nil, halt)
       project = self.project_id -- (set: a failed lookup raised)
     end
   else
-    self.provider:ensure(self)
+    self.provider:ensure(self, nil, halt)
     project = self.provider.project_id
     if project == nil then
       -- (the metadata service's keys name no project; an IAM token scoped to a domain neither)
