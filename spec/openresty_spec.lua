@@ -6,6 +6,7 @@ local socket = require "socket"
 local eip = require "eip"
 local emulator = require "spec.support.emulator"
 local launcher = require "spec.support.openresty.launcher"
+local fixture = require "spec.support.fixture"
 
 describe("OpenResty #openresty", function()
   local emu, app
@@ -669,6 +670,82 @@ describe("OpenResty #openresty", function()
         assert.equal(2, token_requests(), "the log phase's own login, and the fetching request's")
         assert.is_nil(emu:get_bandwidth(ids[1]))
         assert.is_nil(emu:get_bandwidth(ids[2]))
+      end)
+
+      -- A batch's cancel is asked while the client logs in (the login runs in a timer, for every
+      -- call): an abort ends the batch at once, nothing sent, and the login goes on for the call
+      -- waiting beside it, which gets its token. The batch waited for the whole login, then sent
+      -- a delete after the abort.
+      it("is not waited for by a batch whose cancel aborts: nothing sent, the login kept for the others", function()
+        shared_client("abort", { auth = emu:iam_auth(), project_id = emu.project_id, timeout = 10,
+          max_attempts = 1 })
+        local ids = {}
+        for i = 1, 7 do ids[i] = shared_bandwidth() end
+        local delay = 6
+        slow_iam(delay)
+        local t0 = socket.gettime()
+        local batch = start_request("POST", "/t/shared_batch/abort", cjson.encode{ ids = { ids[1], ids[2], ids[3],
+          ids[4], ids[5], ids[6] }, concurrency = 4, answer = "abort", after = 0.5 })
+        while token_requests() < 1 do
+          assert(socket.gettime() < t0 + 10, "no login was sent")
+          socket.sleep(0.02)
+        end
+        local single = start_request("GET", "/t/shared/abort/" .. ids[7])
+        local results = collect({ batch, single }, t0 + 30)
+        local out = json_of(results[batch].text)
+        assert.same({ true, "aborted", 0, 6 }, { out.ok, out.summary.stopped, out.summary.deleted,
+          out.summary.not_sent }, cjson.encode(out))
+        for i, r in ipairs(out.results) do
+          assert.same({ "not_sent", "aborted" }, { r.kind, r.stopped }, "entry " .. i)
+        end
+        -- (a generous bound: the login alone takes `delay`)
+        assert.is_true(out.took < delay - 2, "the batch took " .. out.took .. " s: it waited for the login")
+        local other = json_of(results[single].text)
+        assert.same({ true, 204 }, { other.ok, other.status }, cjson.encode(other))
+        assert.equal(1, token_requests(), "one login, its token the waiting call's")
+        for _, r in ipairs(emu:requests()) do
+          if r.method == "DELETE" then assert.equal("/v2.0/" .. emu.project_id .. "/bandwidths/" .. ids[7], r.uri) end
+        end
+        for i = 1, 6 do assert.is_not_nil(emu:get_bandwidth(ids[i]), "entry " .. i) end
+      end)
+
+      -- The outcome log_by_lua kept under `key`, once there.
+      local function logged_outcome(key)
+        local deadline = socket.gettime() + 30
+        while true do
+          local out = request("GET", "/t/outcome/" .. key, nil, 30).json
+          if out ~= nil and out ~= cjson.null then return out end
+          assert(socket.gettime() < deadline, "no outcome for " .. key)
+          socket.sleep(0.05)
+        end
+      end
+
+      -- In log_by_lua (no cosockets) the batch logs in itself, over libcurl: an abort ends that
+      -- login at once (it blocked the worker until IAM answered, and a delete went out after
+      -- the abort), and leaves nothing held for the next batch.
+      it("is aborted in log_by_lua by a batch's cancel, nothing sent, nothing held", function()
+        shared_client("log_batch", { auth = emu:iam_auth(), project_id = emu.project_id, timeout = 10,
+          max_attempts = 1 })
+        local ids = {}
+        for i = 1, 6 do ids[i] = shared_bandwidth() end
+        local delay = 6
+        slow_iam(delay)
+        local query = "?ids=" .. table.concat(ids, ",") .. "&concurrency=4"
+        assert.equal(200, request("GET", "/t/shared_batch_log/log_batch/aborted" .. query .. "&answer=abort&after=0.5",
+          nil, 30).status)
+        local out = logged_outcome("aborted")
+        assert.same({ true, "log", "aborted", 0, 6 }, { out.ok, out.phase, out.summary.stopped, out.summary.deleted,
+          out.summary.not_sent }, cjson.encode(out))
+        for i, r in ipairs(out.results) do
+          assert.same({ "not_sent", "aborted" }, { r.kind, r.stopped }, "entry " .. i)
+        end
+        assert.is_true(out.took < delay - 2, "the batch took " .. out.took .. " s: it waited for the login")
+        assert.equal(0, fixture.count_requests(emu, "DELETE"))
+        -- The next batch logs in (the aborted login left nothing held) and runs 4 at a time.
+        assert.equal(200, request("GET", "/t/shared_batch_log/log_batch/next" .. query, nil, 30).status)
+        out = logged_outcome("next")
+        assert.same({ true, 6, 0 }, { out.ok, out.summary.deleted, out.summary.failed }, cjson.encode(out))
+        for i = 1, 6 do assert.is_nil(emu:get_bandwidth(ids[i]), "entry " .. i) end
       end)
 
       -- (Not a token's, a signing place's.) A signed call in log_by_lua, this worker's requests

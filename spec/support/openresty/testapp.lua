@@ -318,6 +318,54 @@ function M.outcome(id)
   return reply(200, ngx.shared.eip_test:get("outcome:" .. id) or "null")
 end
 
+-- A batch of the shared client `name` on `ids` at `concurrency`, whose cancel answers `answer`
+-- ("abort" or "stop") once `after` seconds have passed (never without `after`), described: took
+-- (seconds), phase, summary, and each result's kind ("ok" for a result), stopped and not_sent.
+local function shared_batch_outcome(name, ids, concurrency, answer, after)
+  local client = shared_clients[name]
+  ngx.update_time()
+  local t0 = ngx.now()
+  local cancel = after and function()
+    ngx.update_time()
+    if ngx.now() - t0 >= after then return answer end
+  end or nil
+  local ok, results, summary = pcall(client.delete_bandwidths, client, ids, { concurrency = concurrency,
+    cancel = cancel })
+  ngx.update_time()
+  local out = { ok = ok, phase = ngx.get_phase(), took = ngx.now() - t0 }
+  if not ok then
+    out.raised = tostring(results)
+    return out
+  end
+  out.summary, out.results = summary, {}
+  for i, r in ipairs(results) do
+    out.results[i] = { kind = r.kind or "ok", stopped = r.stopped, not_sent = r.not_sent == true, status = r.status }
+  end
+  return out
+end
+
+-- POST { ids, concurrency?, answer?, after? }: shared_batch_outcome in the content phase (cosockets,
+-- light threads).
+function M.shared_batch(name)
+  ngx.req.read_body()
+  local args = cjson.decode(ngx.req.get_body_data() or "")
+  local body = cjson.encode(shared_batch_outcome(name, args.ids, args.concurrency, args.answer, args.after))
+  -- (a Content-Length: the spec may read this answer off a raw socket)
+  ngx.header["Content-Type"] = "application/json"
+  ngx.header["Content-Length"] = #body
+  ngx.print(body)
+end
+
+-- log_by_lua (no cosockets: libcurl, blocking): shared_batch_outcome of ?ids=a,b,c&concurrency=
+-- &answer=&after=, kept in the eip_test dict for /t/outcome/<key>.
+function M.shared_batch_log(name, key)
+  local ids = {}
+  for id in (ngx.var.arg_ids or ""):gmatch("[^,]+") do ids[#ids + 1] = id end
+  local out = shared_batch_outcome(name, ids, tonumber(ngx.var.arg_concurrency), ngx.var.arg_answer,
+    tonumber(ngx.var.arg_after))
+  ngx.shared.eip_test:set("outcome:" .. key, cjson.encode(out))
+end
+
 -- A light thread deletes with the shared client `name`; 0.2 s later the request ends (504),
 -- which kills the thread wherever it is (say, waiting for an IAM token).
 function M.shared_abandon(name, id)
