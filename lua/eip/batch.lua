@@ -23,12 +23,14 @@
 -- key's signing for good, three leave one request to go).
 --
 -- Drivers run the requests. With the libcurl transport: the runner's C multi handle
--- (eip.core.multi), kept across batches so connections are reused. Inside nginx where cosockets
--- are allowed: light threads over cosockets (connections from nginx's pool). Otherwise (a
--- custom transport, or an nginx phase without cosockets) the serial driver, which sends
--- through the transport one request at a time. A driver has start(wire) -> slot or nil, message;
--- next(timeout) -> slot, response | nil; pending(); cancel() -> nil, or the slots of which nothing
--- had been sent ({ [slot] = true }: see dropped_error); M.driver picks one.
+-- (eip.core.multi), kept across batches so connections are reused; and so inside nginx where
+-- nothing can yield (log_by_lua, the filters, set_by_lua, init, a frame that cannot yield),
+-- where the automatic transport is libcurl. Inside nginx where cosockets are allowed: light
+-- threads over cosockets (connections from nginx's pool). Otherwise (a custom transport) the
+-- serial driver, which sends through the transport one request at a time. A driver has
+-- start(wire) -> slot or nil, message; next(timeout) -> slot, response | nil; pending();
+-- cancel() -> nil, or the slots of which nothing had been sent ({ [slot] = true }: see
+-- dropped_error); M.driver picks one.
 -- @module eip.batch
 local core = require "eip.core"
 local errors = require "eip.errors"
@@ -80,7 +82,11 @@ local function abandoned(runner)
   local owner = runner.multi_owner
   if not owner then return false end
   local co = owner.co
-  return co == nil or coroutine.status(co) == "dead"
+  if co == nil then return true end
+  -- (nginx's coroutine.status raises where nothing can yield, in log_by_lua say: unknown there,
+  -- and the batch takes a multi of its own)
+  local ok, status = pcall(coroutine.status, co)
+  return ok and status == "dead"
 end
 
 -- The client's multi handle; a batch run while another batch of the client runs (from one of
@@ -232,21 +238,25 @@ function Threads:cancel()
 end
 
 --- The driver for this runner and its concurrency: driver, effective concurrency.
--- The C multi with the libcurl transport; light threads inside nginx where cosockets are
--- allowed; otherwise (a custom transport, or an nginx phase without cosockets) one request
+-- The C multi with the libcurl transport; inside nginx (the automatic transport) light threads
+-- where cosockets are allowed, else the C multi too; otherwise (a custom transport) one request
 -- at a time through the runner's transport.
 function M.driver(runner, concurrency)
   local transport = runner.transport
   if transport.name == "curl" then return multi_driver(runner, concurrency) end
-  local ngx = rawget(_G, "ngx")
-  local transports = require "eip.transport"
-  if transport.name == "auto" and transports.yieldable() then
-    return setmetatable({ ngx = ngx, transport = transport, threads = {}, progress = {}, next_slot = 1, count = 0,
-      done = {}, head = 1, tail = 0, sema = transports.semaphore() }, Threads), concurrency
+  if transport.name == "auto" then
+    local transports = require "eip.transport"
+    if transports.yieldable() then
+      return setmetatable({ ngx = rawget(_G, "ngx"), transport = transport, threads = {}, progress = {},
+        next_slot = 1, count = 0, done = {}, head = 1, tail = 0, sema = transports.semaphore() }, Threads),
+        concurrency
+    end
+    -- Where nothing can yield (log_by_lua, a filter, set_by_lua, init, a frame that cannot
+    -- yield) every request is libcurl's and blocks the worker: over the C multi, as outside
+    -- nginx, the batch blocks it for its concurrent run rather than for one request after
+    -- another (the easy handle it used is libcurl's multi inside, polled the same way).
+    return multi_driver(runner, concurrency)
   end
-  -- (inside nginx where nothing can yield, the automatic transport's libcurl: its own choice,
-  -- made from the phase alone, would be cosockets in a phase that allows them)
-  if transport.name == "auto" and ngx then transport = transport:get("curl") end
   return setmetatable({ transport = transport }, Serial), 1
 end
 
@@ -728,9 +738,10 @@ function Run:loop()
         if limit == 0 and (self.runner:reentered() or self.runner:stuck()) then limit, waits_to_sign = 1, false end
       end
     end
-    -- Credentials due for renewal, renewed as the next request is signed: with libcurl that
-    -- blocks the process, so what is in flight ends first (see eip.auth's renewal_due).
-    if provider.renewal_due and driver:pending() > 0 and self.runner.transport.name == "curl"
+    -- Credentials due for renewal, renewed as the next request is signed: beside the C multi
+    -- (a userdata; the other drivers are tables) that blocks the process, so what is in flight
+    -- ends first (see eip.auth's renewal_due).
+    if provider.renewal_due and driver:pending() > 0 and type(driver) == "userdata"
         and provider:renewal_due() then
       limit = driver:pending()
     end

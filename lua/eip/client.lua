@@ -444,7 +444,8 @@ function Client:delete_bandwidth(bandwidth_id, call_opts)
   return res
 end
 
---- Deletes many shared bandwidths concurrently (libcurl multi; light threads inside nginx).
+--- Deletes many shared bandwidths concurrently (libcurl multi; light threads inside nginx where
+-- cosockets are allowed, libcurl multi where they are not).
 -- Per-id failures never raise: they are entries of the results.
 -- @tparam {string,...} ids a list of bandwidth ids (an invalid one is a `usage` entry of the
 --   results, nothing is sent for it; a repeated one is sent once)
