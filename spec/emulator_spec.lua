@@ -475,18 +475,43 @@ describe("EIP emulator", function()
   end)
 
   describe("insert EIPs into a shared bandwidth", function()
-    it("answers 200 with the bandwidth; a dedicated bandwidth is absorbed", function()
+    local function insert_body(ids)
+      local info = {}
+      for i, id in ipairs(ids) do info[i] = { publicip_id = id } end
+      return { bandwidth = { publicip_info = info } }
+    end
+
+    it("answers 200 with the bandwidth; each EIP's dedicated bandwidth is absorbed", function()
       local id = emu:create_bandwidth{ size = 20 }
       local per = emu:create_bandwidth{ size = 5, share_type = "PER", publicip_ids = { "eip-p" } }
-      local resp = call("POST", v2("/" .. id .. "/insert"), { bandwidth = { publicip_info = {
-        { publicip_id = "eip-p" }, { publicip_id = "eip-new", publicip_type = "5_sbgp" } } } })
+      local sbgp = emu:create_bandwidth{ size = 1, share_type = "PER",
+        publicip_ids = { { publicip_id = "eip-q", publicip_type = "5_sbgp" } } }
+      local resp = call("POST", v2("/" .. id .. "/insert"), insert_body{ "eip-p", "eip-q" })
       assert.equal(200, resp.status)
       local info = resp.json.bandwidth.publicip_info
-      assert.same({ "eip-p", "eip-new" }, { info[1].publicip_id, info[2].publicip_id })
-      assert.equal("5_sbgp", info[2].publicip_type)
+      assert.same({ "eip-p", "eip-q" }, { info[1].publicip_id, info[2].publicip_id })
+      assert.equal("5_sbgp", info[2].publicip_type) -- the EIP keeps what it is
       assert.is_nil(emu:get_bandwidth(per))
-      assert_vpc_error(call("POST", v2("/" .. id .. "/insert"),
-        { bandwidth = { publicip_info = { { publicip_id = "eip-p" } } } }), 400, "VPC.0323")
+      assert.is_nil(emu:get_bandwidth(sbgp))
+      assert_vpc_error(call("POST", v2("/" .. id .. "/insert"), insert_body{ "eip-p" }), 400, "VPC.0323")
+    end)
+
+    -- Insert moves EIPs the project has; it never makes one. An id that names no EIP is the
+    -- documented 400 VPC.0301 "Invalid publicip_id", and nothing of the call is applied.
+    it("refuses an id that names no EIP (400 VPC.0301) and changes nothing, nor creates one", function()
+      local id = emu:create_bandwidth{ size = 20 }
+      local per = emu:create_bandwidth{ size = 5, share_type = "PER", publicip_ids = { "eip-p" } }
+      local other = emu:create_bandwidth{ size = 5, share_type = "PER", publicip_ids = { "eip-o" },
+        project_id = emu.other_project_id }
+      for _, ids in ipairs{ { "eip-nowhere" }, { "eip-p", "eip-nowhere" }, { "eip-o" } } do
+        local resp = call("POST", v2("/" .. id .. "/insert"), insert_body(ids))
+        assert_vpc_error(resp, 400, "VPC.0301")
+        assert.equal("Invalid publicip_id", resp.json.message)
+      end
+      assert.equal(0, #emu:get_bandwidth(id).publicip_info)
+      assert.equal("eip-p", emu:get_bandwidth(per).publicip_info[1].publicip_id)
+      assert.equal("eip-o", emu:get_bandwidth(other).publicip_info[1].publicip_id)
+      assert.equal(3, #emu:bandwidths()) -- no EIP (nor its bandwidth) came into being
     end)
   end)
 

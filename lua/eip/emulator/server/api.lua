@@ -340,14 +340,14 @@ function M.remove(ctx)
   util.send_empty(204)
 end
 
--- Where EIP publicip_id may come from for an insert into a shared bandwidth: nothing (a fresh
--- EIP), or a dedicated bandwidth of the same project. Returns holder (or false), or nil, failure.
+-- Where EIP publicip_id comes from for an insert into a shared bandwidth: the dedicated
+-- bandwidth that holds it in the same project. Insert moves an EIP the project has, never makes
+-- one: an id that names no EIP of the project (none at all, or another project's, which is
+-- invisible here) is the documented 400 VPC.0301 "Invalid publicip_id". Returns holder, or nil,
+-- failure.
 local function insert_source(publicip_id, project_id)
   local holder = store.find_eip(publicip_id)
-  if not holder then
-    return false
-  end
-  if holder.tenant_id ~= project_id then
+  if not holder or holder.tenant_id ~= project_id then
     return nil, bad_publicip
   end
   if holder.share_type == "WHOLE" then
@@ -365,25 +365,17 @@ function M.insert(ctx)
   local sources = {}
   for i, entry in ipairs(list) do
     local holder, failure = insert_source(entry.publicip_id, ctx.project_id)
-    if holder == nil then
+    if not holder then
       return failure()
     end
     sources[i] = holder
   end
-  for i, entry in ipairs(list) do
-    local holder = sources[i]
-    local eip
-    if holder then
-      -- The EIP's dedicated bandwidth is released when it joins the shared one.
-      eip = holder.publicip_info[1]
-      store.delete_bandwidth(holder.id)
-    else
-      -- (a dual-stack port joins as the insert page's example shows it: ip_version 4, its
-      -- address IPv4-mapped)
-      eip = model.new_eip(entry.publicip_id, entry.publicip_type)
-      if entry.publicip_type == "5_dualStack" then eip.publicip_address = "::ffff:" .. eip.publicip_address end
-    end
-    bw.publicip_info[#bw.publicip_info + 1] = eip
+  -- All checked: now apply, so that a refused call changes nothing.
+  for _, holder in ipairs(sources) do
+    -- The EIP (as it is: its type and address) joins the shared bandwidth, and its dedicated
+    -- bandwidth is released.
+    bw.publicip_info[#bw.publicip_info + 1] = holder.publicip_info[1]
+    store.delete_bandwidth(holder.id)
   end
   bw.updated_at = util.now_iso()
   store.put_bandwidth(bw)
