@@ -93,6 +93,7 @@ build = {
       ["eip.emulator.server.metadata"] = "lua/eip/emulator/server/metadata.lua",
       ["eip.emulator.server.model"] = "lua/eip/emulator/server/model.lua",
       ["eip.emulator.server.nginx_conf"] = "lua/eip/emulator/server/nginx_conf.lua",
+      ["eip.emulator.server.params"] = "lua/eip/emulator/server/params.lua",
       ["eip.emulator.server.store"] = "lua/eip/emulator/server/store.lua",
       ["eip.emulator.server.util"] = "lua/eip/emulator/server/util.lua",
       ["eip.emulator.server.watchdog"] = "lua/eip/emulator/server/watchdog.lua",

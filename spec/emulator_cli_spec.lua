@@ -127,6 +127,33 @@ describe("eip-emulator command", function()
     end
   end)
 
+  -- What it seeds is what the API's create could have made: a name of 1-64 characters of the
+  -- documented set, a shared size of 5-2000 Mbit/s (a dedicated one from 1), as the API itself
+  -- answers 400 EIP.7901 otherwise. A refusal is a usage error naming the option; nothing is made.
+  it("create-bandwidth refuses a name or a size the API would refuse (exit 2, nothing made)", function()
+    assert.equal(0, (sh(EMULATOR .. " start --dir " .. q(dir))))
+    local long = ("n"):rep(100) .. " !"
+    for _, case in ipairs{ { "--name ''", "--name" }, { "--name " .. q(long), "--name" },
+        { "--name 'a b'", "--name" }, { "--name " .. q(("中"):rep(65)), "--name" },
+        { "--size 2", "--size" }, { "--size 4 --eips 1", "--size" }, { "--size 2001", "--size" },
+        { "--dedicated --size 2001", "--size" }, { "--count 3 --size 2", "--size" } } do
+      local code, out = sh(EMULATOR .. " create-bandwidth " .. case[1] .. " --dir " .. q(dir))
+      assert.equal(2, code, case[1] .. ": " .. out)
+      assert.matches("^eip%-emulator: " .. case[2]:gsub("%-", "%%-") .. " must be ", out)
+    end
+    local emu = require("spec.support.emulator").attach(dir)
+    assert.equal(0, emu:stats().bandwidths)
+    -- The edges are taken: 64 Chinese characters, 5 Mbit/s shared, 1 Mbit/s dedicated.
+    for _, ok in ipairs{ "--name " .. q(("中"):rep(64)) .. " --size 5", "--name a.b_c-1 --size 2000",
+        "--dedicated --size 1 --eips 1" } do
+      local code, out = sh(EMULATOR .. " create-bandwidth " .. ok .. " --dir " .. q(dir))
+      assert.equal(0, code, ok .. ": " .. out)
+    end
+    local made = emu:bandwidths()
+    assert.same({ ("中"):rep(64), 5, "WHOLE" }, { made[1].name, made[1].size, made[1].share_type })
+    assert.same({ 1, "PER" }, { made[3].size, made[3].share_type })
+  end)
+
   it("start on a port another emulator holds fails, and that one keeps running", function()
     local code, out = sh(EMULATOR .. " start --dir " .. q(dir))
     assert.equal(0, code, out)

@@ -304,6 +304,16 @@ describe("EIP emulator", function()
       assert_vpc_error(call("POST", v2(), { bandwidth = { name = "bw", size = 1 } }), 400, "EIP.7901")
       assert_vpc_error(call("POST", v2(), { bandwidth = { size = 10 } }), 400, "EIP.7901")
     end)
+
+    -- Seeding takes the API's own name rule: no seeded bandwidth shows a name the cloud refuses.
+    it("is seeded only with a name the API takes", function()
+      for _, name in ipairs{ "", "bad name!", ("n"):rep(65), "a\255" } do
+        assert.has_error(function() emu:create_bandwidth{ name = name } end, nil, name)
+      end
+      assert.equal(0, #emu:bandwidths())
+      local id = emu:create_bandwidth{ name = ("带"):rep(64) }
+      assert.equal(("带"):rep(64), emu:get_bandwidth(id).name)
+    end)
   end)
 
   describe("show bandwidth", function()

@@ -12,6 +12,7 @@
 -- checks both and says what to install.
 -- @module eip.emulator.cli
 local args = require "eip.cli.args"
+local params = require "eip.emulator.server.params"
 
 local M = {}
 
@@ -139,8 +140,10 @@ its id (--count: that many bandwidths, one id per line). A bandwidth with EIPs c
 until they are moved out: eip delete-bandwidth --drain.]],
   options = { DIR_OPTION,
     { "--eips", value = "N", key = "eips", integer = true, help = "EIPs in it (default 0)" },
-    { "--name", value = "NAME", key = "name", help = "its name (default: seeded-N)" },
-    { "--size", value = "MBIT", key = "size", integer = true, help = "its size in Mbit/s, 1-2000 (default 10)" },
+    { "--name", value = "NAME", key = "name",
+      help = "its name: 1-64 letters, digits, Chinese, _, - or . (default: seeded-N)" },
+    { "--size", value = "MBIT", key = "size", integer = true,
+      help = "Mbit/s, 5-2000 (--dedicated: 1-2000; default 10)" },
     { "--count", value = "N", key = "count", integer = true, help = "create N bandwidths, 1-10000 (default 1)" },
     { "--dedicated", key = "dedicated", help = "a dedicated (PER) bandwidth instead: at most one EIP" },
   },
@@ -152,8 +155,16 @@ function CREATE.run(opts, dir)
   if opts.eips ~= nil and (opts.eips < 0 or opts.eips > 10000) then
     args.usage("--eips must be between 0 and 10000, got %d", opts.eips)
   end
-  if opts.size ~= nil and (opts.size < 1 or opts.size > 2000) then
-    args.usage("--size must be between 1 and 2000 (Mbit/s), got %d", opts.size)
+  -- The API's own rules (eip.emulator.server.params), so that nothing is seeded that its create
+  -- would refuse: a name of 1-64 characters of its set, a shared size of at least 5 Mbit/s.
+  if opts.name ~= nil and not params.valid_name(opts.name) then
+    args.usage("--name must be %s, got %q%s", params.NAME_RULE, opts.name:sub(1, 30),
+      #opts.name > 30 and string.format(" (%d bytes)", #opts.name) or "")
+  end
+  local min = opts.dedicated and params.DEDICATED_MIN or params.SHARED_MIN
+  if opts.size ~= nil and not params.coerce_size(opts.size, min) then
+    args.usage("--size must be between %d and %d (Mbit/s) for a %s bandwidth, got %d", min, params.SIZE_MAX,
+      opts.dedicated and "dedicated" or "shared", opts.size)
   end
   if opts.dedicated and (opts.eips or 0) > 1 then args.usage("a --dedicated bandwidth holds at most one EIP") end
   local emu = running(dir)

@@ -230,7 +230,9 @@ function Emulator:set_tokens(tokens)
 end
 
 --- Seed a bandwidth directly: { name, size, share_type = "WHOLE"|"PER", publicip_ids = {...},
--- project_id, id, charge_mode, status, ... }. Returns its id.
+-- project_id, id, charge_mode, status, ... }. Returns its id. The name is one the API takes
+-- (1-64 letters, digits, Chinese, "_", "-", "."; default seeded-N), the size 1..2000 (a shared
+-- one below the API's create minimum of 5 too: see eip.emulator.server.control); raises otherwise.
 function Emulator:create_bandwidth(fields)
   local req = {}
   for k, v in pairs(fields or {}) do

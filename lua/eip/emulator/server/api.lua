@@ -13,6 +13,7 @@ local iam = require "eip.emulator.server.iam"
 local json = require "eip.emulator.server.json"
 local metadata = require "eip.emulator.server.metadata"
 local model = require "eip.emulator.server.model"
+local params = require "eip.emulator.server.params"
 local store = require "eip.emulator.server.store"
 local util = require "eip.emulator.server.util"
 
@@ -73,28 +74,6 @@ local function bandwidth_option(body)
   return nil
 end
 
--- Documented: 1-64 characters of digits, letters, Chinese, "_", "-", ".". Any non-ASCII byte is
--- let through rather than checking for Chinese specifically.
-local function valid_name(name)
-  return type(name) == "string" and not name:find("[^%w_%-%.\128-\255]") and util.valid_utf8(name)
-    and util.utf8_len(name) >= 1 and util.utf8_len(name) <= 64
-end
-
--- Documented: a decimal (10.2) or a string ("10") size is coerced to an integer.
-local function coerce_size(size, min)
-  -- (a number, or a string of decimal digits: not "0x10", which tonumber reads as 16)
-  local n = (type(size) == "number" or (type(size) == "string" and size:find("^%s*%d+%.?%d*%s*$")))
-    and tonumber(size)
-  if not n or n ~= n then
-    return nil
-  end
-  n = math.floor(n)
-  if n < min or n > 2000 then
-    return nil
-  end
-  return n
-end
-
 -- A publicip_info request list: 1..100 entries, each with a distinct string publicip_id.
 -- Returns entries, or nil, failure function.
 local function publicip_list(info)
@@ -117,8 +96,8 @@ end
 -- POST /v2.0/{project_id}/bandwidths
 function M.create(ctx)
   local opt = bandwidth_option(ctx.body)
-  local size = opt and coerce_size(opt.size, 5)
-  if not (opt and valid_name(opt.name) and size) then
+  local size = opt and params.coerce_size(opt.size, params.SHARED_MIN)
+  if not (opt and params.valid_name(opt.name) and size) then
     return bad_input()
   end
   local charge_mode = opt.charge_mode or "bandwidth"
@@ -263,7 +242,7 @@ end
 
 -- The remove body beyond publicip_info: charge_mode and size of the new dedicated bandwidths.
 local function removal_terms(opt)
-  local size = coerce_size(opt.size, 1)
+  local size = params.coerce_size(opt.size, params.DEDICATED_MIN)
   local mode = opt.charge_mode
   if not size or (mode ~= "bandwidth" and mode ~= "traffic") then
     return nil

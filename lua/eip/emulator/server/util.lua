@@ -124,43 +124,6 @@ function M.gateway_error(status, code, message)
   })
 end
 
--- Number of UTF-8 characters in s (continuation bytes are not counted).
--- Is s well-formed UTF-8 (no stray continuation byte, no truncated or overlong sequence, no
--- surrogate, nothing above U+10FFFF)?
-function M.valid_utf8(s)
-  local i, n = 1, #s
-  while i <= n do
-    local a = s:byte(i)
-    local len, lo, hi
-    lo, hi = 0x80, 0xBF
-    if a < 0x80 then
-      len = 1
-    elseif a >= 0xC2 and a <= 0xDF then
-      len = 2
-    elseif a >= 0xE0 and a <= 0xEF then
-      len = 3
-      if a == 0xE0 then lo = 0xA0 elseif a == 0xED then hi = 0x9F end
-    elseif a >= 0xF0 and a <= 0xF4 then
-      len = 4
-      if a == 0xF0 then lo = 0x90 elseif a == 0xF4 then hi = 0x8F end
-    else
-      return false
-    end
-    for k = 1, len - 1 do
-      local b = s:byte(i + k)
-      if not b then return false end
-      if k == 1 and (b < lo or b > hi) or k > 1 and (b < 0x80 or b > 0xBF) then return false end
-    end
-    i = i + len
-  end
-  return true
-end
-
-function M.utf8_len(s)
-  local _, continuation = s:gsub("[\128-\191]", "")
-  return #s - continuation
-end
-
 function M.is_integer(v)
   return type(v) == "number" and v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53
 end
