@@ -969,6 +969,108 @@ describe("EIP emulator", function()
       assert.equal(0, emu:stats().pending_injections)
     end)
 
+    -- The cloud's gateway routes and authenticates before the EIP service answers anything: an
+    -- injected service error (a body with a VPC./EIP. code) must not answer a request the
+    -- gateway refuses, as it did when every rule answered on arrival.
+    it("respond with a service error: only after routing and authentication; pending until then", function()
+      local id = emu:create_bandwidth{ size = 5 }
+      emu:inject{ method = "DELETE", status = 503, body = { code = "VPC.0302", message = "Neutron Error." },
+        times = -1 }
+      assert_gateway_error(call("DELETE", v2("/" .. id), nil, { ["X-Auth-Token"] = "garbage" }), 401, "APIGW.0301")
+      assert_gateway_error(call("DELETE", v2("/" .. id), nil, {}), 401, "APIGW.0301")
+      assert_gateway_error(call("DELETE", "/anything/at/all"), 404, "APIGW.0101")
+      assert_gateway_error(call("DELETE", v1("/" .. id)), 404, "APIGW.0101") -- no DELETE there
+      assert.equal(1, emu:stats().pending_injections)
+      for _ = 1, 2 do assert_vpc_error(call("DELETE", v2("/" .. id)), 503, "VPC.0302") end
+      -- (the service's answer replaces the service's own checks, the project's too)
+      local other = "/v2.0/" .. emu.other_project_id .. "/bandwidths/" .. id
+      assert_vpc_error(call("DELETE", other), 503, "VPC.0302")
+      assert.is_not_nil(emu:get_bandwidth(id))
+      -- Signed with AK/SK: a failed signature is the gateway's 401, and still counts toward the lock.
+      emu:set_knobs{ aksk_lock_after = 3 }
+      local path = v2("/" .. id)
+      for _ = 1, 3 do
+        local resp = call("DELETE", path, nil, emu:sign{ method = "DELETE", path = path, sk = ("w"):rep(40) })
+        assert_gateway_error(resp, 401, "APIGW.0301")
+      end
+      local locked = call("DELETE", path, nil, emu:sign{ method = "DELETE", path = path })
+      assert_gateway_error(locked, 401, "APIGW.0301")
+      assert.matches("locked", locked.json.error_msg)
+    end)
+
+    it("a service's answer on IAM's and the metadata service's routes: only on their own endpoint", function()
+      emu:inject{ method = "POST", path = "^/v3/auth/tokens$", status = 503,
+        body = { code = "IAM.0001", message = "x" }, answered_by = "service" }
+      assert_gateway_error(call("POST", "/v3/auth/tokens", "{}"), 404, "APIGW.0101") -- the VPC endpoint's port
+      assert.equal(503, call("POST", "/v3/auth/tokens", "{}", {}, emu.iam_port).status)
+      emu:inject{ method = "GET", path = "^/v3/projects$", status = 503, body = { code = "IAM.0002", message = "x" },
+        answered_by = "service" }
+      local refused = call("GET", "/v3/projects", nil, {}, emu.iam_port)
+      assert.same({ 401, "APIGW.0301" }, { refused.status, refused.json.error_code })
+      local signed = emu:sign{ path = "/v3/projects", port = emu.iam_port }
+      assert.equal(503, call("GET", "/v3/projects", nil, signed, emu.iam_port).status)
+      local token = "/meta-data/latest/api/token"
+      emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token$", status = 503, body = "busy",
+        answered_by = "service" }
+      assert_gateway_error(call("PUT", token, nil, {}), 404, "APIGW.0101")
+      assert.equal(503, call("PUT", token, nil, {}, emu.metadata_port).status)
+      assert.equal(0, emu:stats().pending_injections)
+    end)
+
+    -- What the gateway (or a load balancer before it) sends, and faults of the connection, come
+    -- before routing and authentication, as they always did.
+    it("respond from the gateway, and transport faults: on arrival, whatever the request", function()
+      local bad = { ["X-Auth-Token"] = "garbage" }
+      local function gateway(status, code, resp)
+        assert.same({ status, code }, { resp.status, resp.json.error_code })
+      end
+      emu:inject{ method = "DELETE", status = 429, body = { error_code = "APIGW.0308", error_msg = "slow down" } }
+      gateway(429, "APIGW.0308", call("DELETE", v2("/x"), nil, bad))
+      emu:inject{ method = "DELETE", status = 429, body = { code = "VPC.0302", message = "x" } } -- a 429 all the same
+      assert.equal(429, call("DELETE", v2("/x"), nil, bad).status)
+      emu:inject{ method = "DELETE", status = 502, body = "<html>bad gateway</html>", content_type = "text/html" }
+      assert.equal(502, call("DELETE", "/anything/at/all", nil, bad).status)
+      emu:inject{ method = "DELETE", status = 503, body = "busy", content_type = "text/plain" }
+      assert.equal(503, call("DELETE", "/anything/at/all", nil, bad).status)
+      -- (a load balancer's body in the code/message shape, but no code of the EIP service's)
+      for _, body in ipairs{ { code = "ELB.503", message = "busy" }, { code = 503, message = "no upstream" } } do
+        emu:inject{ method = "DELETE", status = 503, body = body }
+        assert.equal(503, call("DELETE", "/anything/at/all", nil, bad).status)
+      end
+      emu:inject{ method = "DELETE", status = 401, body = { error_code = "APIGW.0301", error_msg = "x" } }
+      gateway(401, "APIGW.0301", call("DELETE", v2("/x"))) -- with the right token, too
+      emu:inject{ method = "DELETE", action = "drop" }
+      local resp, err = emulator.http{ port = emu.port, method = "DELETE", path = "/anything", headers = bad }
+      assert.same({ nil, "closed" }, { resp, err })
+      assert.equal(0, emu:stats().pending_injections)
+    end)
+
+    it("answered_by says where a rule answers; the FIFO order holds across both places", function()
+      local bad = { ["X-Auth-Token"] = "garbage" }
+      emu:inject{ method = "DELETE", status = 204, answered_by = "service" }
+      assert_gateway_error(call("DELETE", v2("/x"), nil, bad), 401, "APIGW.0301")
+      assert.equal(204, call("DELETE", v2("/x")).status)
+      emu:inject{ method = "DELETE", status = 503, body = { code = "VPC.0302", message = "x" },
+        answered_by = "gateway" }
+      assert_vpc_error(call("DELETE", "/anything/at/all", nil, bad), 503, "VPC.0302")
+      -- A service rule first: the gateway's rule behind it waits its turn.
+      emu:inject{ method = "DELETE", status = 503, body = { code = "VPC.0302", message = "x" } }
+      emu:inject{ method = "DELETE", status = 502, body = "<html>502</html>" }
+      assert_gateway_error(call("DELETE", v2("/x"), nil, bad), 401, "APIGW.0301")
+      assert.equal(2, emu:stats().pending_injections)
+      assert_vpc_error(call("DELETE", v2("/x")), 503, "VPC.0302")
+      assert.equal(502, call("DELETE", v2("/x"), nil, bad).status)
+      -- One rule per request: one that only slowed it leaves the service's rule for the next.
+      local id = emu:create_bandwidth{ size = 5 }
+      emu:inject{ method = "DELETE", action = "slow", delay = 0 }
+      emu:inject{ method = "DELETE", status = 503, body = { code = "VPC.0302", message = "x" } }
+      assert.equal(204, call("DELETE", v2("/" .. id)).status)
+      assert_vpc_error(call("DELETE", v2("/" .. id)), 503, "VPC.0302")
+      assert.has_error(function() emu:inject{ answered_by = "cdn" } end)
+      local rules = cjson.decode(assert(emulator.http{ port = emu.port, path = "/__emulator/inject" }).body).rules
+      assert.same({}, rules)
+    end)
+
     it("respond: raw body, content type, removed X-Request-Id, rules in FIFO order", function()
       emu:inject{ status = 502, body = "<html>bad gateway</html>", content_type = "text/html",
         headers = { ["X-Request-Id"] = false } }

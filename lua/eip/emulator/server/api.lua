@@ -3,7 +3,9 @@
 -- Order of checks, as on the real service: the API gateway matches method and path together
 -- (404 APIGW.0101 for a path or a method no API has),
 -- then authenticates the token or the AK/SK signature (401), then EIP compares the URL project
--- with the credentials' (400 VPC.0007), then the operation itself runs. POST /v3/auth/tokens is
+-- with the credentials' (400 VPC.0007), then the operation itself runs. An injected answer of
+-- the service (inject.lua) comes where the service starts, past the gateway's routing,
+-- authentication and throttling (the `reached` argument of M.handle). POST /v3/auth/tokens is
 -- IAM's (iam.lua) and the metadata routes the ECS metadata service's, each answered only on the
 -- port of its endpoint (see ENDPOINT_OF below). Codes and
 -- messages come from the EIP API reference's error-codes.md (huaweicloud-eip-docs) unless a comment
@@ -435,7 +437,7 @@ end
 
 -- GET /v3/projects?name=N (IAM KeystoneListProjects), signed with AK/SK and without
 -- X-Project-Id: the projects of that name the key's account has (see store.projects).
-local function list_projects(method, body)
+local function list_projects(method, body, reached)
   if method ~= "GET" then return util.gateway_error(404, "APIGW.0101", NO_SUCH_API) end
   local headers = ngx.req.get_headers(200)
   local project, why = aksk_project(method, body, headers, true)
@@ -443,6 +445,7 @@ local function list_projects(method, body)
     store.count("auth_failures")
     return util.gateway_error(401, "APIGW.0301", "Incorrect IAM authentication information: " .. tostring(why))
   end
+  if reached() then return end
   store.count("project_lookups")
   local name = ngx.req.get_uri_args().name
   local out = json.array()
@@ -506,19 +509,27 @@ end
 -- instances and the specs' TLS front have it; default "any"). A route of another endpoint gets
 -- what that port's host answers for an API it does not have: the API gateway's 404 APIGW.0101
 -- (the VPC endpoint and IAM's are both behind it), the metadata service's plain 404.
-function M.handle(method, path, body, role)
+-- `reached` (optional) is called when the request reaches the service, past the gateway's
+-- routing, authentication and throttling; when it returns true it has answered the request
+-- (an injected service answer, see inject.lua) and the service's handler does not run.
+function M.handle(method, path, body, role, reached)
   role = role or "any"
+  reached = reached or function() return false end
   local endpoint = M.endpoint_of(path)
   if role ~= "any" and role ~= endpoint then
     if role == "metadata" then return util.send_text(404, "Not Found") end
     return util.gateway_error(404, "APIGW.0101", NO_SUCH_API)
   end
   if path == IAM_TOKENS then
+    if reached() then return end
     return iam.handle(method, body) -- IAM needs no authentication: it is where tokens come from
   end
-  if path == IAM_PROJECTS then return list_projects(method, body) end
-  if path == METADATA_TOKEN then return metadata.token(method) end
-  if path == METADATA_KEYS then return metadata.securitykey(method) end
+  if path == IAM_PROJECTS then return list_projects(method, body, reached) end
+  if path == METADATA_TOKEN or path == METADATA_KEYS then -- no gateway: the service itself
+    if reached() then return end
+    if path == METADATA_TOKEN then return metadata.token(method) end
+    return metadata.securitykey(method)
+  end
   local route, project_id, bandwidth_id = match_route(path)
   if not route then
     return util.gateway_error(404, "APIGW.0101", NO_SUCH_API)
@@ -541,6 +552,8 @@ function M.handle(method, path, body, role)
     return util.gateway_error(429, "APIGW.0308", "The throttling threshold has been reached: policy user over "
       .. "ratelimit,limit:" .. limit .. ",time:1 second")
   end
+  -- Past the gateway: from here on the EIP service answers (its project checks included).
+  if reached() then return end
   if requested and requested ~= auth_project then
     -- An access key is an IAM user's, valid in every project of the account: X-Project-Id
     -- names the one it acts in (a bandwidth of another project is then "not found" there).

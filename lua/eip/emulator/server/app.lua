@@ -36,6 +36,24 @@ local function record(method, body, role)
   }
 end
 
+-- Acts on an injected rule (or nil). True when it answered the request; false when the request
+-- is to be handled as usual (no rule, or one that only slows it or spoils its answer).
+local function apply(rule)
+  if not rule then
+    return false
+  elseif rule.action == "lose_answer" then
+    ngx.ctx.lose_answer = true -- util.send_* close the connection instead of answering
+  elseif rule.action == "garble_answer" then
+    ngx.ctx.garble_answer = true -- util.send_* send an unreadable head instead of the answer
+  elseif rule.action == "slow" then
+    if rule.delay and rule.delay > 0 then ngx.sleep(rule.delay) end
+  else
+    inject.perform(rule)
+    return true
+  end
+  return false
+end
+
 --- Answers a request that came to the endpoint `role` models (see
 -- eip.emulator.server.nginx_conf): "api", "iam", "metadata", or "any" (all three on one port).
 -- The control routes (/__emulator/) answer on every port.
@@ -60,17 +78,15 @@ function M.handle(role)
     return control.handle(method, path, body)
   end
   record(method, body, role)
-  local rule = inject.take(method, path)
-  if rule and rule.action == "lose_answer" then
-    ngx.ctx.lose_answer = true -- util.send_* close the connection instead of answering
-  elseif rule and rule.action == "garble_answer" then
-    ngx.ctx.garble_answer = true -- util.send_* send an unreadable head instead of the answer
-  elseif rule and rule.action == "slow" then
-    if rule.delay and rule.delay > 0 then ngx.sleep(rule.delay) end
-  elseif rule then
-    return inject.perform(rule)
-  end
-  return api.handle(method, path, body, role)
+  -- The injected rule whose place is the request's arrival (transport faults, the gateway's own
+  -- answers); else the one whose place is the service, once api.handle routed and authenticated
+  -- the request (see inject.lua): a service's answer never comes before the gateway's 401 or 404.
+  -- One rule per request, as ever: one that only slowed the request leaves the next for the next.
+  local rule = inject.take(method, path, "gateway")
+  if apply(rule) then return end
+  return api.handle(method, path, body, role, not rule and function()
+    return apply(inject.take(method, path, "service"))
+  end or nil)
 end
 
 return M
