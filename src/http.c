@@ -1617,7 +1617,8 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
     if (rc == CURLE_OK && !t->head_request && (t->body_len > 0 || t->chunked)) {
         curl_off_t got = -1;
         curl_easy_getinfo(t->curl, CURLINFO_SIZE_DOWNLOAD_T, &got);
-        if (got != (curl_off_t)t->body_len || (t->chunked && t->ck_state != CK_DONE)) {
+        /* (libcurl takes a body the connection closed just before its last LF: CK_STOP) */
+        if (got != (curl_off_t)t->body_len || (t->chunked && t->ck_state != CK_DONE && t->ck_state != CK_STOP)) {
             resp->curl_code = CURLE_RECV_ERROR;
             snprintf(resp->curl_error, sizeof(resp->curl_error),
                      "Malformed encoding found in the body (read as %lld bytes here, %lld by libcurl)",
