@@ -230,6 +230,33 @@ describe("eip-emulator command", function()
     end
   end)
 
+  it("knows its nginx through any spelling of its directory, and refuses symbolic links in it", function()
+    os.execute("mkdir -p " .. q(dir) .. " && ln -s " .. q(dir) .. " " .. q(dir .. "-link"))
+    finally(function() os.remove(dir .. "-link") end)
+    local code, out = sh(EMULATOR .. " start --dir " .. q(dir .. "-link"))
+    assert.equal(0, code, out)
+    local pid = assert(tonumber(nginx.read_file(dir .. "/nginx.pid")))
+    code, out = sh(EMULATOR .. " status --dir " .. q(dir))
+    assert.equal(0, code, out)
+    code, out = sh(EMULATOR .. " stop --dir " .. q(dir))
+    assert.equal(0, code, out)
+    assert.matches("^stopped the emulator in ", out)
+    assert.truthy(nginx.wait_until(require("socket").gettime() + 5, function() return not nginx.alive(pid) end))
+    -- A link named as one of its files, dangling or not, would have it write or remove elsewhere.
+    local elsewhere = dir .. "-elsewhere"
+    finally(function() os.execute("rm -rf " .. q(elsewhere)) end)
+    os.execute("mkdir -p " .. q(elsewhere))
+    for _, name in ipairs{ "nginx.conf", "tmp" } do
+      os.execute("ln -s " .. q(elsewhere .. "/" .. name) .. " " .. q(dir .. "/" .. name))
+      code, out = sh(EMULATOR .. " start --dir " .. q(dir))
+      assert.equal(1, code, out)
+      assert.matches(name .. " is a symbolic link: give another directory", out, 1, true)
+      assert.truthy(os.execute("test -L " .. q(dir .. "/" .. name)), name .. ": the link was removed")
+      assert.is_nil(nginx.read_file(elsewhere .. "/" .. name), name .. ": written through the link")
+      os.remove(dir .. "/" .. name)
+    end
+  end)
+
   it("a pid file whose process is no longer its nginx (a crash, the pid reused) is never signalled", function()
     local code, out = sh(EMULATOR .. " start --dir " .. q(dir))
     assert.equal(0, code, out)

@@ -516,10 +516,11 @@ local OLD_CONFIG_HEAD = "# nginx configuration of the EIP emulator."
 -- What start_detached writes and stop_detached removes (besides the caller's extra files).
 local WRITTEN = { "nginx.conf", "nginx.pid", "tmp" }
 
---- The absolute path of an existing directory; dir itself when it does not exist.
+--- The absolute, physical path of an existing directory (symbolic links resolved: two
+-- spellings of one directory are one); dir itself when it does not exist.
 local function absolute(dir)
   if not succeeded("test -d " .. shell_quote(dir)) then return dir end
-  return capture("cd " .. shell_quote(dir) .. " && pwd")
+  return capture("cd " .. shell_quote(dir) .. " && pwd -P")
 end
 M.absolute = absolute
 
@@ -537,10 +538,11 @@ function M.master_of(dir)
   if not pid or not alive(pid) then return nil end
   local cmdline = read_file("/proc/" .. string.format("%d", pid) .. "/cmdline")
   if cmdline == nil then return nil end
-  -- nginx names its master "nginx: master process <argv>": ours has "-p <dir>/".
-  if cmdline:find("nginx: master process ", 1, true) == 1 and cmdline:find(" -p " .. dir .. "/ ", 1, true) then
-    return pid
-  end
+  -- nginx names its master "nginx: master process <argv>": ours has "-p <prefix>/ -c", its
+  -- prefix this directory however either is spelt (an instance started through a symbolic link,
+  -- or by a version that kept the logical path).
+  local prefix = cmdline:match("^nginx: master process .- %-p (.-)/ %-c ")
+  if prefix and absolute(prefix) == absolute(dir) then return pid end
   return nil
 end
 
@@ -569,11 +571,17 @@ function M.start_detached(dir, opts, extra_files)
   end
   dir = check_dir(absolute(dir), opts.label)
   if dir == "/" then error(opts.label .. ": the directory must not be /", 0) end
+  local names = { OWNER_FILE, unpack_(extra_files or {}) }
+  for _, name in ipairs(WRITTEN) do names[#names + 1] = name end
+  for _, name in ipairs(names) do
+    -- (a symbolic link, dangling or not, would have it write or remove elsewhere)
+    if succeeded("test -L " .. shell_quote(dir .. "/" .. name)) then
+      error(string.format("%s: %s/%s is a symbolic link: give another directory", opts.label, dir, name), 0)
+    end
+  end
   if not owned(dir) then
-    local names = { unpack_(extra_files or {}) }
-    for _, name in ipairs(WRITTEN) do names[#names + 1] = name end
     for _, name in ipairs(names) do
-      if file_exists(dir .. "/" .. name) then
+      if name ~= OWNER_FILE and file_exists(dir .. "/" .. name) then
         error(string.format("%s: %s holds a %s it did not write: give another directory", opts.label, dir,
           name), 0)
       end
