@@ -301,6 +301,11 @@ describe("EIP emulator", function()
     it("refuses bad input with 400 EIP.7901", function()
       assert_vpc_error(call("POST", v2(), "{not json"), 400, "EIP.7901")
       assert_vpc_error(call("POST", v2(), { bandwidth = { name = "bad name!", size = 10 } }), 400, "EIP.7901")
+      -- (letters, digits, Chinese: not any character beyond ASCII)
+      for _, name in ipairs{ "\240\159\152\128", "a\194\160b", "caf\195\169" } do
+        assert_vpc_error(call("POST", v2(), { bandwidth = { name = name, size = 10 } }), 400, "EIP.7901")
+      end
+      assert.equal(200, call("POST", v2(), { bandwidth = { name = "共享带宽-1", size = 10 } }).status)
       assert_vpc_error(call("POST", v2(), { bandwidth = { name = "bw", size = 1 } }), 400, "EIP.7901")
       assert_vpc_error(call("POST", v2(), { bandwidth = { size = 10 } }), 400, "EIP.7901")
     end)
@@ -504,6 +509,15 @@ describe("EIP emulator", function()
       assert.is_nil(emu:get_bandwidth(per))
       assert.is_nil(emu:get_bandwidth(sbgp))
       assert_vpc_error(call("POST", v2("/" .. id .. "/insert"), insert_body{ "eip-p" }), 400, "VPC.0323")
+    end)
+
+    -- Nothing changes a frozen bandwidth (cloud-facts): not even by taking its EIP away.
+    it("refuses an EIP whose dedicated bandwidth is frozen (400 VPC.0323) and changes nothing", function()
+      local id = emu:create_bandwidth{ size = 20 }
+      local frozen = emu:create_bandwidth{ size = 5, share_type = "PER", status = "FREEZED", publicip_ids = { "eip-f" } }
+      assert_vpc_error(call("POST", v2("/" .. id .. "/insert"), insert_body{ "eip-f" }), 400, "VPC.0323")
+      assert.equal("eip-f", emu:get_bandwidth(frozen).publicip_info[1].publicip_id)
+      assert.equal(0, #emu:get_bandwidth(id).publicip_info)
     end)
 
     -- Insert moves EIPs the project has; it never makes one. An id that names no EIP is the
@@ -1014,6 +1028,20 @@ describe("EIP emulator", function()
         answered_by = "service" }
       assert_gateway_error(call("PUT", token, nil, {}), 404, "APIGW.0101")
       assert.equal(503, call("PUT", token, nil, {}, emu.metadata_port).status)
+      assert.equal(0, emu:stats().pending_injections)
+    end)
+
+    -- A rule taken for the EIP service's by its body's code alone is never IAM's or the metadata
+    -- service's answer (they send no VPC./EIP. code): their requests pass it by, and it waits for
+    -- the first request that reaches the EIP service.
+    it("an EIP service error by its code alone: IAM's and the metadata service's requests pass it by", function()
+      emu:inject{ status = 503, body = { code = "VPC.0302", message = "Neutron Error." } }
+      local login = call("POST", "/v3/auth/tokens", "{}", {}, emu.iam_port)
+      assert.is_true(login.status ~= 503, "IAM answered with the EIP service's rule") -- (its own 400)
+      local token = call("PUT", "/meta-data/latest/api/token", nil, {}, emu.metadata_port)
+      assert.is_true(token.status ~= 503, "the metadata service answered with the EIP service's rule")
+      assert.equal(1, emu:stats().pending_injections)
+      assert_vpc_error(call("DELETE", v2("/" .. emu:create_bandwidth{ size = 20 })), 503, "VPC.0302")
       assert.equal(0, emu:stats().pending_injections)
     end)
 

@@ -158,7 +158,12 @@ function CREATE.run(opts, dir)
   -- The API's own rules (eip.emulator.server.params), so that nothing is seeded that its create
   -- would refuse: a name of 1-64 characters of its set, a shared size of at least 5 Mbit/s.
   if opts.name ~= nil and not params.valid_name(opts.name) then
-    args.usage("--name must be %s, got %q%s", params.NAME_RULE, opts.name:sub(1, 30),
+    -- (its whole characters within 30 bytes)
+    local shown = opts.name:sub(1, 30)
+    if opts.name:byte(31) and opts.name:byte(31) >= 0x80 and opts.name:byte(31) < 0xC0 then
+      shown = shown:gsub("[\192-\255][\128-\191]*$", "")
+    end
+    args.usage("--name must be %s, got %q%s", params.NAME_RULE, shown,
       #opts.name > 30 and string.format(" (%d bytes)", #opts.name) or "")
   end
   local min = opts.dedicated and params.DEDICATED_MIN or params.SHARED_MIN

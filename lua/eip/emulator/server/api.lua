@@ -331,8 +331,10 @@ local function insert_source(publicip_id, project_id)
   if not holder or holder.tenant_id ~= project_id then
     return nil, bad_publicip
   end
-  if holder.share_type == "WHOLE" then
-    return nil, cannot_operate -- already in a shared bandwidth (this one or another)
+  if holder.share_type == "WHOLE" or holder.status ~= "NORMAL" then
+    -- already in a shared bandwidth (this one or another); or its own is frozen, which nothing
+    -- changes (cloud-facts), as a frozen shared bandwidth's insert is refused
+    return nil, cannot_operate
   end
   return holder
 end

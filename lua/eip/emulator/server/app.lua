@@ -82,10 +82,11 @@ function M.handle(role)
   -- answers); else the one whose place is the service, once api.handle routed and authenticated
   -- the request (see inject.lua): a service's answer never comes before the gateway's 401 or 404.
   -- One rule per request, as ever: one that only slowed the request leaves the next for the next.
-  local rule = inject.take(method, path, "gateway")
+  local endpoint = api.endpoint_of(path)
+  local rule = inject.take(method, path, "gateway", endpoint)
   if apply(rule) then return end
   return api.handle(method, path, body, role, not rule and function()
-    return apply(inject.take(method, path, "service"))
+    return apply(inject.take(method, path, "service", endpoint))
   end or nil)
 end
 

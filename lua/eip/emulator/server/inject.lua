@@ -150,7 +150,10 @@ function M.validate(rule)
   if rule.body ~= nil and type(rule.body) ~= "string" and type(rule.body) ~= "table" then
     return nil, "body must be a string or an object"
   end
-  rule.answered_by = rule.answered_by or answerer(rule)
+  if rule.answered_by == nil then
+    rule.answered_by = answerer(rule)
+    rule.eip_only = rule.answered_by == "service" or nil
+  end
   if type(rule.body) == "table" then
     rule.body = json.encode(rule.body)
   end
@@ -164,22 +167,25 @@ function M.add(rule)
   return #rules
 end
 
-local function matches(rule, method, path)
+-- (`endpoint`: the route's, api.endpoint_of: a rule taken for the EIP service's by its body
+-- alone, eip_only, is never IAM's or the metadata service's answer, which send no such code)
+local function matches(rule, method, path, endpoint)
   return (rule.method == nil or rule.method == method)
     and (rule.path == nil or path:find(rule.path) ~= nil)
+    and not (rule.eip_only and endpoint ~= "api")
 end
 
 -- Consume and return the first rule matching the request if it answers at `place` ("gateway":
 -- as the request arrives; "service": once it was routed and authenticated), or nil. A first
 -- matching rule of the other place is left pending: the request may reach it later (or never,
 -- when the gateway refuses it), and no rule behind it jumps the queue.
-function M.take(method, path, place)
+function M.take(method, path, place, endpoint)
   if not store.has_rules() then
     return nil -- the common case costs one dict lookup
   end
   local rules = store.get_rules()
   for i, rule in ipairs(rules) do
-    if matches(rule, method, path) then
+    if matches(rule, method, path, endpoint) then
       if (rule.answered_by or "gateway") ~= place then
         return nil
       end

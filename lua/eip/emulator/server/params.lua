@@ -49,11 +49,33 @@ function M.utf8_len(s)
   return #s - continuation
 end
 
--- Documented: 1-64 characters of digits, letters, Chinese, "_", "-", ".". Any non-ASCII byte is
--- let through rather than checking for Chinese specifically.
+-- The code point of the well-formed UTF-8 character c.
+local function code_point(c)
+  local a = c:byte(1)
+  if #c == 1 then return a end
+  local cp = a % (2 ^ (7 - #c))
+  for k = 2, #c do cp = cp * 64 + c:byte(k) % 64 end
+  return cp
+end
+
+-- Chinese, as the docs' "中文": the CJK Unified Ideographs and their Extension A.
+local function chinese(cp)
+  return (cp >= 0x4E00 and cp <= 0x9FFF) or (cp >= 0x3400 and cp <= 0x4DBF)
+end
+
+-- Documented: 1-64 characters of digits, letters, Chinese, "_", "-", ".".
 function M.valid_name(name)
-  return type(name) == "string" and not name:find("[^%w_%-%.\128-\255]") and M.valid_utf8(name)
-    and M.utf8_len(name) >= 1 and M.utf8_len(name) <= 64
+  if type(name) ~= "string" or not M.valid_utf8(name) then return false end
+  local n = 0
+  for c in name:gmatch("[%z\1-\127\194-\244][\128-\191]*") do
+    n = n + 1
+    if #c == 1 then
+      if not c:find("^[%w_%-%.]$") then return false end
+    elseif not chinese(code_point(c)) then
+      return false
+    end
+  end
+  return n >= 1 and n <= 64
 end
 
 -- A size as the API takes it, at least `min`: documented, a decimal (10.2) or a string ("10")
