@@ -514,7 +514,8 @@ describe("EIP emulator", function()
     -- Nothing changes a frozen bandwidth (cloud-facts): not even by taking its EIP away.
     it("refuses an EIP whose dedicated bandwidth is frozen (400 VPC.0323) and changes nothing", function()
       local id = emu:create_bandwidth{ size = 20 }
-      local frozen = emu:create_bandwidth{ size = 5, share_type = "PER", status = "FREEZED", publicip_ids = { "eip-f" } }
+      local frozen = emu:create_bandwidth{ size = 5, share_type = "PER", status = "FREEZED",
+        publicip_ids = { "eip-f" } }
       assert_vpc_error(call("POST", v2("/" .. id .. "/insert"), insert_body{ "eip-f" }), 400, "VPC.0323")
       assert.equal("eip-f", emu:get_bandwidth(frozen).publicip_info[1].publicip_id)
       assert.equal(0, #emu:get_bandwidth(id).publicip_info)
