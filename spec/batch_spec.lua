@@ -601,6 +601,43 @@ describe("delete_bandwidths", function()
       assert.same({ 1, 0 }, { token_requests(), fixture.count_requests(emu, "DELETE") })
     end)
 
+    -- A login aborted after it went out may have been checked all the same (a wrong password
+    -- counted): from the second in a row, the next logins are held, as after logins that timed
+    -- out; a caller aborting each batch against a slow IAM does not get round the lockout's
+    -- count. A login stopped after IAM answered (a 429) is no login without an answer.
+    it("logins aborted in flight count towards the holds; one stopped after an answer does not", function()
+      local ids = create(2)
+      emu:inject{ method = "POST", path = "^/v3/auth/tokens", action = "hang", times = -1 }
+      local c = fx.client{ token = fixture.NONE, project_id = emu.project_id, auth = emu:iam_auth(), timeout = 3 }
+      for i = 1, 2 do
+        local results, summary = c:delete_bandwidths(ids, { cancel = after(0.3, "abort") })
+        all_not_sent(results, summary, 2, "aborted")
+        assert.equal(i, token_requests())
+      end
+      local t0 = core.monotime()
+      local results, summary = c:delete_bandwidths(ids, { cancel = after(0.3, "abort") })
+      assert.same({ 0, 2 }, { summary.deleted, summary.not_sent })
+      assert.equal(2, token_requests(), "a third login went out after two aborted in a row")
+      assert.matches("the last 2 logins went out and got no answer", tostring(results[1]), 1, true)
+      assert.is_true(core.monotime() - t0 < 2.5)
+      assert.equal(0, fixture.count_requests(emu, "DELETE"))
+
+      fx.reset()
+      ids = create(2)
+      emu:inject{ method = "POST", path = "^/v3/auth/tokens", status = 429, headers = { ["Retry-After"] = "2" },
+        body = { error_msg = "busy", error_code = "APIGW.0308" } }
+      c = fx.client{ token = fixture.NONE, project_id = emu.project_id, auth = emu:iam_auth(), timeout = 3,
+        max_attempts = 3 }
+      summary = select(2, c:delete_bandwidths(ids, { cancel = after(0.3, "stop") }))
+      assert.same({ 0, "cancelled", 1 }, { summary.deleted, summary.stopped, token_requests() })
+      emu:inject{ method = "POST", path = "^/v3/auth/tokens", action = "hang", times = -1 }
+      summary = select(2, c:delete_bandwidths(ids, { cancel = after(0.3, "abort") }))
+      assert.same({ "aborted", 2 }, { summary.stopped, token_requests() })
+      -- (the 429 counted, this one would be the second in a row, and the next login held)
+      summary = select(2, c:delete_bandwidths(ids, { cancel = after(0.3, "abort") }))
+      assert.same({ "aborted", 3 }, { summary.stopped, token_requests() })
+    end)
+
     it("an abort ends the fetch of the metadata service's keys too", function()
       local ids = create(3)
       emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token$", action = "slow", delay = 2.5 }

@@ -845,6 +845,23 @@ local function login_failed(self, runner, res, shared, prefix)
   if shared then shared:hold_login(prefix, kept_fields(res), hold) end
 end
 
+-- A login its caller aborted after it went out (see iam_fetch): counted among the logins without
+-- an answer; from the second in a row, the next ones are held (UNKNOWN_LOGIN_HOLDS) with an error
+-- that says why (kind "refused", reason "unanswered", not sent).
+local function aborted_login(self, shared, prefix)
+  local n = unknown_login(self, shared, prefix)
+  if n < 2 then return end
+  local holds = M.UNKNOWN_LOGIN_HOLDS
+  local hold = holds[math.min(n - 1, #holds)]
+  local err = errors.restore{
+    kind = "refused", reason = "unanswered", retryable = false, not_sent = true,
+    message = string.format("IAM login not sent: the last %d logins went out and got no answer (aborted or timed "
+      .. "out), and IAM may have counted each as a failed login; none is sent for %d s", n, hold),
+  }
+  self.failed = { err = err, until_ = core.monotime() + hold }
+  if shared then shared:hold_login(prefix, kept_fields(err), hold) end
+end
+
 local function iam_fetch(self, runner, halt)
   local failed = self.failed
   if failed and (failed.until_ == nil or core.monotime() < failed.until_) then error(errors.copy(failed.err), 0) end
@@ -862,10 +879,15 @@ local function iam_fetch(self, runner, halt)
   local ok, res = pcall(runner.run, runner, op, halt and halt.stop, halt and halt.abort)
   if not ok then
     if callers_doing(res) then
-      -- Ended by the caller (its halt, a Ctrl-C): no failure of IAM's, held for nothing; the
-      -- next call logs in. One aborted after it went out may have been checked all the same (a
-      -- wrong password counted): a login without an answer, for the holds of those after it.
-      if not res.not_sent then unknown_login(self, shared, prefix) end
+      -- Ended by the caller (its halt, a Ctrl-C): no failure of IAM's. One aborted after it
+      -- went out (or after an attempt of it that got no answer) may have been checked all the
+      -- same, a wrong password counted: a login without an answer, and from the second in a row
+      -- the next logins are held as after any such (login_failed), whoever ends them (a caller
+      -- aborting each run against a slow IAM must not get round the lockout's count). The first
+      -- holds nothing: the next call logs in. One stopped after an answer (a 429) is none.
+      if (res.kind == "interrupted" and not res.cancelled) or res.earlier_unanswered then
+        aborted_login(self, shared, prefix)
+      end
     elseif errors.is_error(res) then
       login_failed(self, runner, res, shared, prefix)
     end
