@@ -638,6 +638,22 @@ describe("delete_bandwidths", function()
       assert.same({ "aborted", 3 }, { summary.stopped, token_requests() })
     end)
 
+    -- A single call's cancel ends a login in flight too (it is no destructive request): a
+    -- hanging IAM held the call to its timeout, its cancel never asked meanwhile.
+    it("a single call's cancel ends a hanging login at once", function()
+      local id = create(1)[1]
+      emu:inject{ method = "POST", path = "^/v3/auth/tokens", action = "hang", times = -1 }
+      local c = fx.client{ token = fixture.NONE, project_id = emu.project_id, auth = emu:iam_auth(), timeout = 10 }
+      for _, call in ipairs{ function(cancel) return c:show_bandwidth(id, { cancel = cancel }) end,
+        function(cancel) return c:list_bandwidths{ cancel = cancel } end } do
+        local t0 = core.monotime()
+        local ok, err = pcall(call, after(0.3, true))
+        assert.is_false(ok)
+        assert.equal("interrupted", err.kind, tostring(err))
+        assert.is_true(core.monotime() - t0 < 5, "took " .. (core.monotime() - t0) .. " s")
+      end
+    end)
+
     it("an abort ends the fetch of the metadata service's keys too", function()
       local ids = create(3)
       emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token$", action = "slow", delay = 2.5 }

@@ -246,7 +246,8 @@ describe("eip-emulator command", function()
     local elsewhere = dir .. "-elsewhere"
     finally(function() os.execute("rm -rf " .. q(elsewhere)) end)
     os.execute("mkdir -p " .. q(elsewhere))
-    for _, name in ipairs{ "nginx.conf", "tmp" } do
+    for _, name in ipairs{ "nginx.conf", "tmp", "error.log" } do
+      os.remove(dir .. "/" .. name) -- (the log the instance above left)
       os.execute("ln -s " .. q(elsewhere .. "/" .. name) .. " " .. q(dir .. "/" .. name))
       code, out = sh(EMULATOR .. " start --dir " .. q(dir))
       assert.equal(1, code, out)

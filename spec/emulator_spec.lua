@@ -1044,6 +1044,10 @@ describe("EIP emulator", function()
       assert.equal(1, emu:stats().pending_injections)
       assert_vpc_error(call("DELETE", v2("/" .. emu:create_bandwidth{ size = 20 })), 503, "VPC.0302")
       assert.equal(0, emu:stats().pending_injections)
+      -- (the same when the rule says it is the service's: an EIP code is never IAM's)
+      emu:inject{ status = 503, body = { code = "VPC.0302", message = "Neutron Error." }, answered_by = "service" }
+      assert.is_true(call("POST", "/v3/auth/tokens", "{}", {}, emu.iam_port).status ~= 503)
+      assert.equal(1, emu:stats().pending_injections)
     end)
 
     -- What the gateway (or a load balancer before it) sends, and faults of the connection, come

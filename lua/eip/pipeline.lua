@@ -1309,7 +1309,9 @@ function Runner:run(op, cancel, abort)
   local bucket = self.bucket
   if bucket then call:start() end -- the wait for the rate counts in the call's time
   -- (what may stop the call's credentials step: only a provider that fetches has one)
-  local halt = cancel and self.provider.fallible and M.halt(cancel, abort) or nil
+  -- (a single call's cancel, without an abort of its own, aborts a login in flight too: it is
+  -- no destructive request, and a hanging IAM would hold the call to its timeout)
+  local halt = cancel and self.provider.fallible and M.halt(cancel, abort or cancel) or nil
   while true do
     local action, value
     if bucket then -- the client's rate: every request it sends, retries included

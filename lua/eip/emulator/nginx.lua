@@ -573,8 +573,9 @@ function M.start_detached(dir, opts, extra_files)
   if dir == "/" then error(opts.label .. ": the directory must not be /", 0) end
   local names = { OWNER_FILE, unpack_(extra_files or {}) }
   for _, name in ipairs(WRITTEN) do names[#names + 1] = name end
-  for _, name in ipairs(names) do
-    -- (a symbolic link, dangling or not, would have it write or remove elsewhere)
+  for _, name in ipairs({ "error.log", "stderr.log", unpack_(names) }) do
+    -- (a symbolic link, dangling or not, would have it write or remove elsewhere; the logs it
+    -- appends to included)
     if succeeded("test -L " .. shell_quote(dir .. "/" .. name)) then
       error(string.format("%s: %s/%s is a symbolic link: give another directory", opts.label, dir, name), 0)
     end

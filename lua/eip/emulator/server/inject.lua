@@ -150,10 +150,11 @@ function M.validate(rule)
   if rule.body ~= nil and type(rule.body) ~= "string" and type(rule.body) ~= "table" then
     return nil, "body must be a string or an object"
   end
-  if rule.answered_by == nil then
-    rule.answered_by = answerer(rule)
-    rule.eip_only = rule.answered_by == "service" or nil
-  end
+  -- (an answer with an EIP service code is the EIP API's, whoever says where it answers: never
+  -- IAM's or the metadata service's, see matches)
+  local inferred = answerer(rule)
+  rule.eip_only = inferred == "service" or nil
+  rule.answered_by = rule.answered_by or inferred
   if type(rule.body) == "table" then
     rule.body = json.encode(rule.body)
   end
