@@ -5,6 +5,7 @@
 local eip = require "eip"
 local fixture = require "spec.support.fixture"
 local raised = require("spec.support.assertions").raised
+local socket = require "socket"
 
 -- A dict whose entries live `ttl` seconds on the clock `now()`; `broken`: every write fails as
 -- a full dict's does (no memory).
@@ -40,12 +41,13 @@ local function fake_dict(now)
     if not e then return nil, "not found" end
     return e.exp and e.exp - now() or 0
   end
-  function d.incr(_, k, by, init)
+  function d.incr(_, k, by, init, init_ttl)
     if d.broken then return nil, "no memory" end
     local e = live(k)
     if not e then
       if init == nil then return nil, "not found" end
-      e = { v = init }
+      -- (init_ttl: the life of a key this makes; one that exists keeps its own)
+      e = { v = init, exp = init_ttl and init_ttl > 0 and now() + init_ttl or nil }
       store[k] = e
     end
     if type(e.v) ~= "number" then return nil, "not a number" end
@@ -177,6 +179,21 @@ describe("signing places shared through a dict (eip.signing)", function()
     assert.same({ nil, 0, false }, { strikes, n, refused })
   end)
 
+  -- The workers' count of logins without an answer lives a quarter of an hour after the last of
+  -- them: it lived that long after the first, and a row going on past it started again from one
+  -- (four logins without an answer, in a row, within two minutes).
+  it("counts logins without an answer in a row for a quarter of an hour after the last", function()
+    local shared = signing.new("eip_signing")
+    local prefix = "iam:spec:"
+    assert.equal(1, shared:login_unknown(prefix))
+    t = t + 800
+    assert.equal(2, shared:login_unknown(prefix))
+    t = t + 200 -- (past the first's quarter of an hour, within the last's)
+    assert.equal(3, shared:login_unknown(prefix))
+    shared:login_answered(prefix)
+    assert.equal(1, shared:login_unknown(prefix))
+  end)
+
   describe("in a client", function()
     local fx = fixture.emulator()
     local emu
@@ -192,6 +209,37 @@ describe("signing places shared through a dict (eip.signing)", function()
       if opts.signing_dict == false then opts.signing_dict = nil end -- (false: a client without it)
       return eip.new(opts)
     end
+
+    -- Two workers with one IAM user: A's login got no answer, then B's login passed (which
+    -- restarts the count for all), then A's next login got no answer: the first since a login
+    -- passed, held as the first is (a few seconds), not as a second in a row (a minute, for every
+    -- worker). A went by its own count, which the success elsewhere had not restarted.
+    it("a login another worker passed restarts a worker's count of logins without an answer", function()
+      local auth = require "eip.auth"
+      local saved = auth.TRANSIENT_FAILURE_HOLD
+      auth.TRANSIENT_FAILURE_HOLD = 0.2
+      finally(function() auth.TRANSIENT_FAILURE_HOLD = saved end)
+      local function iam_client()
+        return eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(), max_attempts = 1,
+          timeout = 5, signing_dict = "eip_signing" }
+      end
+      local a, b = iam_client(), iam_client()
+      local function logins() return fixture.count_requests(emu, "POST") end
+      emu:inject{ method = "POST", path = "/v3/auth/tokens$", action = "lose_answer" }
+      assert.equal("transport", raised(a.delete_bandwidth, a, fixture.absent_id(1)).kind)
+      t = t + 1 -- (the dict's hold of A's failure passes)
+      socket.sleep(0.3) -- (and A's own)
+      emu:inject{ method = "DELETE", status = 204 }
+      assert.equal(204, b:delete_bandwidth(fixture.absent_id(2)).status)
+      emu:inject{ method = "POST", path = "/v3/auth/tokens$", action = "lose_answer" }
+      assert.equal("transport", raised(a.delete_bandwidth, a, fixture.absent_id(3)).kind)
+      t = t + 1
+      socket.sleep(0.3)
+      local before = logins()
+      emu:inject{ method = "DELETE", status = 204 }
+      assert.equal(204, a:delete_bandwidth(fixture.absent_id(4)).status)
+      assert.equal(before + 1, logins(), "A logged in again")
+    end)
 
     -- A dict that cannot count must not reset the worker's own count of refusals: three
     -- refused, then nothing more is signed, as without the dict.

@@ -807,12 +807,15 @@ local function login_turn(self, runner, shared, prefix, halt)
 end
 
 -- A login without an answer (IAM may have checked the password, and counted a wrong one): the
--- count of them in a row, within a quarter of an hour (the workers' together), taken; returns it.
+-- count of them in a row, within a quarter of an hour, taken; returns it. With shared counts the
+-- workers' count is the one: a login another worker passed since restarted it (this client's
+-- own count would still hold the logins before that success).
 local function unknown_login(self, shared, prefix)
   local now = core.monotime()
   local n = (self.unknown_logins or 0) + 1
   if self.unknown_at and now - self.unknown_at > M.UNKNOWN_LOGIN_WINDOW then n = 1 end
-  if shared then n = math.max(n, shared:login_unknown(prefix) or 0) end
+  local counted = shared and shared:login_unknown(prefix)
+  if counted then n = counted end
   self.unknown_logins, self.unknown_at = n, now
   return n
 end
@@ -828,7 +831,10 @@ local function login_failed(self, runner, res, shared, prefix)
     -- (with signing_dict, as long as the workers' copy: see eip.signing)
     self.failed = { err = errors.copy(res), until_ = shared and now + shared:refusal_ttl() or nil }
     self.unknown_logins = 0 -- (IAM answered, saying what it did)
-    if shared then shared:refuse_login(prefix, kept_fields(res)) end
+    if shared then
+      shared:refuse_login(prefix, kept_fields(res))
+      shared:login_answered(prefix)
+    end
     return
   end
   local hold = M.TRANSIENT_FAILURE_HOLD
@@ -838,6 +844,7 @@ local function login_failed(self, runner, res, shared, prefix)
     if n > 1 then hold = math.max(hold, holds[math.min(n - 1, #holds)]) end
   elseif res.kind == "http" then
     self.unknown_logins = 0 -- IAM answered, saying what it did
+    if shared then shared:login_answered(prefix) end
   end
   local ra = retry.parse_retry_after(res.retry_after, os.time())
   if ra and ra > hold then hold = math.min(ra, (runner.policy or {}).retry_after_cap or ra) end
@@ -853,8 +860,9 @@ local function aborted_login(self, shared, prefix)
   if n < 2 then return end
   local holds = M.UNKNOWN_LOGIN_HOLDS
   local hold = holds[math.min(n - 1, #holds)]
+  local _, method, path = fetch_target(self)
   local err = errors.restore{
-    kind = "refused", reason = "unanswered", retryable = false, not_sent = true,
+    kind = "refused", reason = "unanswered", retryable = false, not_sent = true, method = method, path = path,
     message = string.format("IAM login not sent: the last %d logins went out and got no answer (aborted or timed "
       .. "out), and IAM may have counted each as a failed login; none is sent for %d s", n, hold),
   }

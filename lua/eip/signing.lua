@@ -250,6 +250,11 @@ function Shared:login_ok(prefix, ttl)
   dict:delete(prefix .. "held")
 end
 
+--- IAM answered a login (a refusal, a 429): the count of logins without an answer restarts.
+function Shared:login_answered(prefix)
+  self.dict:delete(prefix .. "unknown")
+end
+
 --- How long a refusal is kept (seconds): M.LOGIN_REFUSAL_TTL.
 function Shared.refusal_ttl()
   return M.LOGIN_REFUSAL_TTL
@@ -262,9 +267,16 @@ function Shared:refuse_login(prefix, text)
   dict:delete(prefix .. "ok")
 end
 
---- A login without an answer: the count of them in a row (nil when the dict cannot count).
+--- A login without an answer: the count of them in a row (nil when the dict cannot count). The
+-- count lives LOGIN_REFUSAL_TTL after the last of them, not the first: a row that goes on past
+-- it goes on counting (else a third and a fourth login went out within minutes of each other).
 function Shared:login_unknown(prefix)
-  return (self.dict:incr(prefix .. "unknown", 1, 0, M.LOGIN_REFUSAL_TTL))
+  local dict, key = self.dict, prefix .. "unknown"
+  local n = dict:incr(key, 1, 0, M.LOGIN_REFUSAL_TTL)
+  if n and n > 1 then
+    if dict.expire then dict:expire(key, M.LOGIN_REFUSAL_TTL) else dict:set(key, n, M.LOGIN_REFUSAL_TTL) end
+  end
+  return n
 end
 
 --- A failure that may pass, held `seconds` for every worker (JSON text).
