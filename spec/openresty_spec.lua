@@ -672,17 +672,22 @@ describe("OpenResty #openresty", function()
         assert.is_nil(emu:get_bandwidth(ids[2]))
       end)
 
+      -- The shared client `name` logging in with IAM, whose login takes 6 s, and n bandwidths:
+      -- the ids, and the login's delay.
+      local function logging_in_slowly(name, n)
+        shared_client(name, { auth = emu:iam_auth(), project_id = emu.project_id, timeout = 10, max_attempts = 1 })
+        local ids = {}
+        for i = 1, n do ids[i] = shared_bandwidth() end
+        slow_iam(6)
+        return ids, 6
+      end
+
       -- A batch's cancel is asked while the client logs in (the login runs in a timer, for every
       -- call): an abort ends the batch at once, nothing sent, and the login goes on for the call
       -- waiting beside it, which gets its token. The batch waited for the whole login, then sent
       -- a delete after the abort.
       it("is not waited for by a batch whose cancel aborts: nothing sent, the login kept for the others", function()
-        shared_client("abort", { auth = emu:iam_auth(), project_id = emu.project_id, timeout = 10,
-          max_attempts = 1 })
-        local ids = {}
-        for i = 1, 7 do ids[i] = shared_bandwidth() end
-        local delay = 6
-        slow_iam(delay)
+        local ids, delay = logging_in_slowly("abort", 7)
         local t0 = socket.gettime()
         local batch = start_request("POST", "/t/shared_batch/abort", cjson.encode{ ids = { ids[1], ids[2], ids[3],
           ids[4], ids[5], ids[6] }, concurrency = 4, answer = "abort", after = 0.5 })
@@ -724,12 +729,7 @@ describe("OpenResty #openresty", function()
       -- login at once (it blocked the worker until IAM answered, and a delete went out after
       -- the abort), and leaves nothing held for the next batch.
       it("is aborted in log_by_lua by a batch's cancel, nothing sent, nothing held", function()
-        shared_client("log_batch", { auth = emu:iam_auth(), project_id = emu.project_id, timeout = 10,
-          max_attempts = 1 })
-        local ids = {}
-        for i = 1, 6 do ids[i] = shared_bandwidth() end
-        local delay = 6
-        slow_iam(delay)
+        local ids, delay = logging_in_slowly("log_batch", 6)
         local query = "?ids=" .. table.concat(ids, ",") .. "&concurrency=4"
         assert.equal(200, request("GET", "/t/shared_batch_log/log_batch/aborted" .. query .. "&answer=abort&after=0.5",
           nil, 30).status)

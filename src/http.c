@@ -461,6 +461,20 @@ int eip_http_status_code(const char *line, size_t len)
     return (line[i] - '0') * 100 + (line[i + 1] - '0') * 10 + (line[i + 2] - '0');
 }
 
+/* The tracked socket the current request went out on (on_prereq), or NULL. */
+static struct eip_http_socket *sent_on(eip_http_transfer *t)
+{
+    eip_http_sockets *s = t->sockets;
+    size_t i;
+    if (s == NULL || t->sock_fd < 0)
+        return NULL;
+    for (i = 0; i < s->n; i++) {
+        if (s->v[i].fd == (int)t->sock_fd && s->v[i].ino == t->sock_ino)
+            return &s->v[i];
+    }
+    return NULL;
+}
+
 /* The blank line of the final head came. Without TLS, for an answer without a body (a 204 or
  * 304, one to HEAD, a Content-Length of 0) the answer ends here, and the kernel has counted
  * whatever came in the same read after it, which libcurl 7.88 drops unseen ("HTTP/1.1 204
@@ -474,26 +488,19 @@ static void head_ended(eip_http_transfer *t)
 {
     curl_off_t length = -1;
     unsigned long long now = 0, expected = t->rx_base + t->head_bytes;
-    eip_http_sockets *s = t->sockets;
-    size_t i;
-    if (s == NULL || !t->rx_base_ok || t->rx_fd < 0)
+    struct eip_http_socket *sock;
+    if (!t->rx_base_ok) /* (set only for a tracked socket without TLS: see on_prereq) */
         return;
     if (!(t->final_status == 204 || t->final_status == 304 || t->head_request ||
           (curl_easy_getinfo(t->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK && length == 0)))
         return;
-    if (eip_tcp_bytes_received((int)t->rx_fd, &now) != 0)
+    if (eip_tcp_bytes_received((int)t->sock_fd, &now) != 0 || (sock = sent_on(t)) == NULL)
         return;
-    for (i = 0; i < s->n; i++) {
-        struct eip_http_socket *sock = &s->v[i];
-        if (sock->fd != (int)t->rx_fd || sock->ino != t->rx_ino)
-            continue;
-        if (now > expected) {
-            sock->dirty = 1;
-        } else if (now == expected) {
-            sock->rx_mark = now;
-            sock->rx_known = 1;
-        }
-        return;
+    if (now > expected) {
+        sock->dirty = 1;
+    } else if (now == expected) {
+        sock->rx_mark = now;
+        sock->rx_known = 1;
     }
 }
 
@@ -754,17 +761,10 @@ static int trailer_line(eip_http_transfer *t)
  * never used again (on_prereq), as the cosocket transport never reuses one with bytes left. */
 static void leftovers(eip_http_transfer *t)
 {
-    eip_http_sockets *s = t->sockets;
-    size_t i;
+    struct eip_http_socket *sock = sent_on(t);
     t->ck_leftover = 1;
-    if (s == NULL || t->sock_fd < 0)
-        return;
-    for (i = 0; i < s->n; i++) {
-        if (s->v[i].fd == (int)t->sock_fd && s->v[i].ino == t->sock_ino) {
-            s->v[i].dirty = 1;
-            return;
-        }
-    }
+    if (sock != NULL)
+        sock->dirty = 1;
 }
 
 /* The next bytes of a chunked body as they came: the data of its chunks kept (keep_body), its
@@ -1020,6 +1020,8 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
         }
         t->resp->resent = 1;
     }
+    t->sock_fd = -1; /* (this send's socket, if it is tracked; its count below, without TLS) */
+    t->rx_base_ok = 0;
     if (t->sockets != NULL && ends_named(remote_ip, remote_port, local_port, &ends) == 0) {
         struct eip_http_socket *sock = socket_at(t->sockets, &ends);
         if (sock != NULL) {
@@ -1034,8 +1036,6 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
             sock->used = 1;
             /* (without TLS: the count the answer's bytes will be added to; see head_ended) */
             if (t->ls_plain) {
-                t->rx_fd = sock->fd;
-                t->rx_ino = sock->ino;
                 if (sock->rx_known) {
                     t->rx_base = sock->rx_mark; /* nothing came since: pending_input said so */
                     t->rx_base_ok = 1;
@@ -1764,7 +1764,6 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->trailer_bytes = 0;
     reset_chunked(t);
     t->sock_fd = -1;
-    t->rx_fd = -1;
     t->rx_base_ok = 0;
     t->head = HEAD_START;
     t->sends = t->resend_refused = t->stale = t->reused_send = t->own_resend = t->answered = 0;

@@ -216,13 +216,11 @@ typedef struct {
     /* The final answer's status code (0 before its status line), and the non-chunked transfer
      * codings its head has named so far. */
     int final_status, codings;
-    /* Without TLS (ls_plain): the socket the request went out on (-1: none known) and its inode,
-     * the kernel's count of the bytes it had received before the answer (rx_base_ok: known), and
-     * the bytes of the heads handed to the header callback since: bytes beyond an answer without
-     * a body, which libcurl 7.88 drops unseen, mark the connection as not to be reused (see
+    /* Without TLS (ls_plain), on the socket the request went out on (sock_fd, below): the
+     * kernel's count of the bytes it had received before the answer (rx_base_ok: known), and the
+     * bytes of the heads handed to the header callback since: bytes beyond an answer without a
+     * body, which libcurl 7.88 drops unseen, mark the connection as not to be reused (see
      * head_ended in http.c). */
-    long rx_fd;
-    ino_t rx_ino;
     unsigned long long rx_base, head_bytes;
     int rx_base_ok;
     /* Bytes of the chunked trailer lines so far, line ends included: libcurl 7.88 keeps each in

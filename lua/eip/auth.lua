@@ -820,6 +820,13 @@ local function unknown_login(self, shared, prefix)
   return n
 end
 
+-- The hold the n-th login in a row without an answer brings (UNKNOWN_LOGIN_HOLDS from the
+-- second; 0 for the first).
+local function unknown_hold(n)
+  local holds = M.UNKNOWN_LOGIN_HOLDS
+  return n > 1 and holds[math.min(n - 1, #holds)] or 0
+end
+
 -- How long a failed login's error is given instead of asking IAM (nil: for good, a refusal),
 -- remembered by the client and, with signing_dict, by every worker. A refusal is definitive;
 -- IAM throttling (429) or a request timeout (408) may pass, after a hold that grows with the
@@ -839,9 +846,7 @@ local function login_failed(self, runner, res, shared, prefix)
   end
   local hold = M.TRANSIENT_FAILURE_HOLD
   if errors.may_have_acted(res) then
-    local n = unknown_login(self, shared, prefix)
-    local holds = M.UNKNOWN_LOGIN_HOLDS
-    if n > 1 then hold = math.max(hold, holds[math.min(n - 1, #holds)]) end
+    hold = math.max(hold, unknown_hold(unknown_login(self, shared, prefix)))
   elseif res.kind == "http" then
     self.unknown_logins = 0 -- IAM answered, saying what it did
     if shared then shared:login_answered(prefix) end
@@ -857,9 +862,8 @@ end
 -- that says why (kind "refused", reason "unanswered", not sent).
 local function aborted_login(self, shared, prefix)
   local n = unknown_login(self, shared, prefix)
-  if n < 2 then return end
-  local holds = M.UNKNOWN_LOGIN_HOLDS
-  local hold = holds[math.min(n - 1, #holds)]
+  local hold = unknown_hold(n)
+  if hold == 0 then return end
   local _, method, path = fetch_target(self)
   local err = errors.restore{
     kind = "refused", reason = "unanswered", retryable = false, not_sent = true, method = method, path = path,
