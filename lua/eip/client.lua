@@ -319,7 +319,7 @@ end
 local function project(self, r, as_is, cancel)
   local p = r.project_id
   if not p then
-    local ok, found = pcall(r.project, r, cancel and pipeline.halt(cancel, cancel) or nil)
+    local ok, found = pcall(r.project, r, cancel and { stop = cancel } or nil)
     if not ok then
       if as_is or not errors.is_error(found) then error(found, 0) end
       error(errors.unsent_copy(found), 0)
