@@ -87,13 +87,19 @@ describe("OpenResty #openresty", function()
       assert.matches("^eip: DELETE /v2%.0/.* %-> 404 Not Found %(VPC%.0306: ", e.text)
     end)
 
-    it("maps the gateway's 404 (no such API: our endpoint is wrong) to 502, not 404", function()
-      emu:inject{ method = "DELETE", status = 404,
-        body = { error_code = "APIGW.0101", error_msg = "The API does not exist or has not been published" } }
-      local id = shared_bandwidth()
-      local e = assert_error(delete(id), 502, "http")
-      assert.same({ 404, "APIGW.0101" }, { e.status, e.code })
-      assert.is_table(emu:get_bandwidth(id))
+    -- Answers about its own settings are no fault of the caller's id: the gateway's 404 (no such
+    -- API: our endpoint is wrong), a 400 whose code is of the config kind (VPC.0007: the
+    -- project is not our token's).
+    it("maps the gateway's 404 and a 400 about its own settings to 502", function()
+      for _, answer in ipairs{
+        { 404, { error_code = "APIGW.0101", error_msg = "The API does not exist or has not been published" } },
+        { 400, { code = "VPC.0007", message = "urlTenantId is not equal tokenTenantId" } } } do
+        emu:inject{ method = "DELETE", status = answer[1], body = answer[2] }
+        local id = shared_bandwidth()
+        local e = assert_error(delete(id), 502, "http")
+        assert.same({ answer[1], answer[2].error_code or answer[2].code }, { e.status, e.code })
+        assert.is_table(emu:get_bandwidth(id))
+      end
     end)
 
     it("maps 409 (bandwidth still holds EIPs) to 409", function()
