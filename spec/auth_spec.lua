@@ -896,11 +896,25 @@ describe("authentication", function()
         { "auth.project", { username = "u", password = "p", domain = "d" } },
         { "auth", { username = "u", password = "p", domain = "d", project = "cn-north-4", pasword = "x" } },
       }
+      -- Names no account has (a line read from a file with its newline, blanks, bytes that are
+      -- no UTF-8, a huge one) would each be a failed login carrying the password.
+      for _, bad in ipairs{ { "username", "emu-operator\n" }, { "username", " " }, { "username", " ops" },
+                            { "username", ("x"):rep(256) }, { "domain", "emu-domain\r\n" },
+                            { "domain", "\255\254" }, { "domain", "\192\175" }, { "domain", "a\tb" } } do
+        local a = emu:iam_auth()
+        a[bad[1]] = bad[2]
+        cases[#cases + 1] = { "auth." .. bad[1], a }
+      end
       for _, case in ipairs(cases) do
         local err = raised(eip.new, { endpoint = emu.url, auth = case[2] })
         assert.equal(case[1], err.argument)
+        assert.is_nil(tostring(err):find(emu.iam.password, 1, true))
       end
       assert.equal(0, emu:stats().requests)
+      -- Chinese and other UTF-8 names are names
+      local a = emu:iam_auth()
+      a.domain = "运维-account"
+      eip.new{ endpoint = emu.url, auth = a }:close()
     end)
 
     it("takes the IAM endpoint from HUAWEICLOUD_SDK_IAM_ENDPOINT when auth.iam_endpoint is not given", function()

@@ -738,6 +738,24 @@ describe("delete_bandwidths", function()
     c:close()
   end)
 
+  it("an on_result raising nil or false ends the batch with an error that could have acted", function()
+    -- (raised as it was, nil would read as "nothing happened" to eip.could_have_acted, though a
+    -- delete went out and acted)
+    for _, value in ipairs{ "nil", "false" } do
+      local c = new()
+      local ids = create(3)
+      local ok, err = pcall(c.delete_bandwidths, c, ids, { concurrency = 1, on_result = function()
+        if value == "false" then error(false) end
+        error(nil)
+      end })
+      assert.is_false(ok)
+      assert.same({ "interrupted", true }, { err.kind, eip.could_have_acted(err) })
+      assert.matches("on_result raised " .. value, tostring(err), 1, true)
+      assert.is_nil(emu:get_bandwidth(ids[1]))
+      c:close()
+    end
+  end)
+
   it("runs through any other transport one request at a time", function()
     local ids = create(5)
     ids[3] = "3fa1e2b4-1111-2222-3333-444455556666"

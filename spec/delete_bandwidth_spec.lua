@@ -384,6 +384,23 @@ describe("delete_bandwidth", function()
     assert.equal(404, err.status)
   end)
 
+  it("one-shot eip.delete_bandwidth{} returns its result though the transport's close raises", function()
+    local id = emu:create_bandwidth{ size = 2 }
+    local real = require("eip.transport").new{}
+    local closing = { send = function(_, req) return real:send(req) end, close = function() error("close broke") end }
+    local res = eip.delete_bandwidth{ endpoint = emu.url, project_id = emu.project_id, token = emu.token,
+      bandwidth_id = id, transport = closing }
+    assert.same({ true, 204 }, { res.ok, res.status })
+    assert.is_nil(emu:get_bandwidth(id))
+    real:close()
+  end)
+
+  it("eip.new takes its options only: an extra argument changes nothing", function()
+    local c = eip.new({ endpoint = emu.url, project_id = emu.project_id, token = emu.token }, "x")
+    assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 2 }).status)
+    c:close()
+  end)
+
   it("one-shot form validates bandwidth_id before connecting", function()
     local err = raised(eip.delete_bandwidth, { endpoint = emu.url, project_id = emu.project_id,
       token = emu.token, bandwidth_id = "../x" })

@@ -479,6 +479,7 @@ describe("bandwidth operations", function()
         assert.same({ "interrupted", true, "remove", 1 }, { err.kind, err.cancelled, err.stage, err.batch })
         assert.same({ {}, {}, ids }, { err.moved, err.not_moved, err.uncertain })
         assert.equal(400, err.cause.status)
+        assert.equal(1, err.attempts, "the refused call went out once")
         assert.matches("interrupted before the GET that would tell what a failed remove call moved %(400 VPC%.0323%)",
           err.message)
         assert.same({ "GET /v1/P/bandwidths/ID", "POST /v2.0/P/bandwidths/ID/remove" }, sequence(id))
@@ -568,6 +569,18 @@ describe("bandwidth operations", function()
         end })
       assert.same({ "transport", "remove", 2 }, { err.kind, err.stage, err.batch })
       assert.same({ 100, 0, 50 }, { #err.moved, #err.not_moved, #err.uncertain })
+    end)
+
+    -- The client's deadline holds for each of a drain's requests, not for the drain: a drain cut
+    -- off by its clock between moving EIPs out and the delete would leave each moved EIP billed
+    -- on its own and the bandwidth in place (README, `deadline`).
+    it("gives each of its requests the client's deadline, so that no clock cuts a drain in two", function()
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = eip_ids(2) }
+      local c = fx.client{ deadline = 1, max_attempts = 1 }
+      emu:inject{ action = "slow", delay = 0.6, times = 3 }
+      local res = c:drain_and_delete_bandwidth(id, { charge_mode = "bandwidth", size = 1 })
+      assert.same({ true, 2, 3 }, { res.deleted, #res.removed, res.requests })
+      assert.is_nil(emu:get_bandwidth(id))
     end)
 
     -- A remove answered 202 Accepted (no 204: it may still be carried out) or a lone 5xx: the

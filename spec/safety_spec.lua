@@ -929,6 +929,38 @@ describe("safety", function()
       assert.equal("wait", raised(c.delete_bandwidth, c, id, { wait = "long" }).argument)
     end)
 
+    -- The eip command leaves a wait's time out of a delete's: an interrupted wait says how long
+    -- it had waited, as a finished one does.
+    it("a wait its cancel ends says how long it waited", function()
+      emu:set_knobs{ deleted_visible_for = 30 }
+      local id = create(1)[1]
+      local c = fx.client{}
+      local started
+      local err = raised(c.drain_and_delete_bandwidth, c, id, { charge_mode = "bandwidth", size = 1, wait = 10,
+        cancel = function()
+        started = started or socket.gettime()
+        return socket.gettime() - started > 0.6
+      end })
+      assert.same({ "interrupted", true }, { err.kind, err.deleted })
+      assert.is_number(err.waited)
+      assert.is_true(err.waited >= 0.4 and err.waited < 5, tostring(err.waited))
+    end)
+
+    -- A wait shorter than a read is given (50 ms) would end before its first read went out: the
+    -- delete, done, would come back as a "not sent" transport error.
+    it("a wait shorter than a read can be is a usage error, and nothing is sent", function()
+      local c = fx.client{}
+      local id = create(1)[1]
+      emu:reset_counters()
+      for _, wait in ipairs{ 0, 0.01, 0.049 } do
+        assert.same({ "usage", "wait" }, { raised(c.delete_bandwidth, c, id, { wait = wait }).kind,
+          raised(c.delete_bandwidth, c, id, { wait = wait }).argument })
+        assert.equal("wait", raised(c.delete_bandwidths, c, { id }, { wait = wait }).argument)
+      end
+      assert.equal(0, api_requests())
+      assert.is_table(emu:get_bandwidth(id))
+    end)
+
     -- A refused key while waiting ends the wait (nothing more is signed), but the delete went
     -- through: the error says so.
     it("a batch's wait signs nothing more after a refused read", function()
@@ -1409,11 +1441,41 @@ describe("safety", function()
       end
     end)
 
-    it("a clock that returns no number is a usage error naming clock", function()
-      local c = fx.client{ rate = 5, clock = function() return nil end }
-      local err = raised(c.delete_bandwidth, c, "bw-1")
-      assert.same({ "usage", "clock" }, { err.kind, err.argument })
+    it("a clock that returns no number, or raises, is a usage error naming clock at eip.new", function()
+      for _, clock in ipairs{ function() return nil end, function() return 0 / 0 end,
+                              function() return math.huge end, function() error("broken") end } do
+        local err = raised(fx.client, { rate = 5, clock = clock })
+        assert.same({ "usage", "clock" }, { err.kind, err.argument })
+      end
       assert.equal(0, api_requests())
+    end)
+
+    it("a clock that breaks mid-call never turns what was sent into a usage error", function()
+      -- It works when read at eip.new, then returns nothing: the delete went out and acted,
+      -- its answer lost; the call must say it could have acted, and a batch keep its results.
+      local function breaking()
+        local reads = 0
+        return function()
+          reads = reads + 1
+          if reads > 1 then return nil end
+          return 100
+        end
+      end
+      local lines = {}
+      local c = fx.client{ rate = 1000, clock = breaking(), timeout = 1, max_attempts = 1,
+        log = function(l) lines[#lines + 1] = l end }
+      local id = emu:create_bandwidth{ size = 5 }
+      emu:inject{ method = "DELETE", action = "lose_answer" }
+      local err = raised(c.delete_bandwidth, c, id)
+      assert.equal("transport", err.kind)
+      assert.is_true(eip.could_have_acted(err))
+      assert.is_nil(emu:get_bandwidth(id))
+      assert.matches("the clock option", table.concat(lines, "\n"), 1, true)
+      local b = fx.client{ rate = 1000, clock = breaking() }
+      local ids = { emu:create_bandwidth{ size = 5 }, emu:create_bandwidth{ size = 5 } }
+      local results, summary = b:delete_bandwidths(ids, { concurrency = 1 })
+      assert.same({ 2, 0 }, { summary.deleted, summary.failed })
+      assert.same({ true, true }, { results[1].ok, results[2].ok })
     end)
   end)
 

@@ -78,6 +78,31 @@ describe("eip.sign", function()
   -- tostring wrote 10.0 as "10.0" on Lua 5.3+ and "10" on 5.1 and LuaJIT: the same call signed
   -- differently by version, a 401 (one of five that lock the key) for the one its HTTP client
   -- did not spell alike.
+  it("never quotes the SK or a security token put in the wrong place", function()
+    local v = vectors[1]
+    local token = "temporary-security-token-0123456789"
+    local function headers()
+      local h = { ["X-Security-Token"] = token }
+      for k, val in pairs(v.headers) do h[k] = val end
+      return h
+    end
+    local cases = {
+      { method = v.sk, url = v.url, headers = headers(), ak = v.ak, sk = v.sk },
+      { method = token, url = v.url, headers = headers(), ak = v.ak, sk = v.sk },
+      { method = v.method, url = v.url, headers = headers(), ak = v.ak, sk = v.sk, [v.sk] = 1 },
+      { method = v.method, url = v.url, headers = headers(), ak = v.ak, sk = v.sk, [token] = 1 },
+    }
+    for i, opts in ipairs(cases) do
+      local ok, err = pcall(eip.sign, opts)
+      assert.is_false(ok, i)
+      assert.equal("usage", err.kind, i)
+      local text = tostring(err)
+      assert.is_nil(text:find(v.sk, 1, true), text)
+      assert.is_nil(text:find(token, 1, true), text)
+      assert.is_nil(text:find(v.sk:sub(1, 8), 1, true), text)
+    end
+  end)
+
   it("signs a whole number as its digits on every Lua version, and refuses other numbers", function()
     local v = vectors[3]
     local url = v.url .. "?limit=" .. v.query.limit .. "&marker=" .. v.query.marker

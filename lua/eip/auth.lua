@@ -676,9 +676,9 @@ M.IAM_OPTIONS = { username = true, password = true, domain = true, project = tru
 local function iam_provider(a, region, getenv)
   a = validate.options("auth", a, M.IAM_OPTIONS)
   local p = setmetatable({ kind = "iam", epoch = 0, fallible = true }, Iam)
-  p.username = validate.string("auth.username", a.username)
+  p.username = validate.account_name("auth.username", a.username)
   p.password = validate.secret("auth.password", a.password)
-  p.domain = validate.string("auth.domain", a.domain)
+  p.domain = validate.account_name("auth.domain", a.domain)
   if (a.project == nil) == (a.project_id == nil) then
     raise("auth.project", "or auth.project_id is required (exactly one: the project to scope the token to)")
   end

@@ -400,7 +400,8 @@ function M.remove(runner, project, bandwidth_id, entries, terms, known, deadline
             .. "tell what a failed remove call moved (%s): %d EIP(s) uncertain, %d moved out before; the "
             .. "bandwidth was not deleted", errors.brief(err), #ids, #summary.removed), bandwidth_id,
             summary.removed, ids_of(entries, to + 1, #entries))
-          stop.uncertain, stop.batch, stop.cause = ids, b, err
+          -- (the failed call went out: its attempts, not the 0 of a request never sent)
+          stop.uncertain, stop.batch, stop.cause, stop.attempts = ids, b, err, err.attempts
           error(stop, 0)
         end
         -- (still listed after a call that may still be carried out: a timeout, a reset, a 5xx, a
@@ -563,10 +564,12 @@ local LAST_READ = 0.25
 --- How long `wait = true` waits (Terraform's own limit for this resource).
 M.DEFAULT_WAIT = 600
 
--- Raises the error of a wait that Ctrl-C ended: kind "interrupted", `deleted = true`.
-local function interrupted_wait(project, bandwidth_id, reads)
+-- Raises the error of a wait that Ctrl-C ended: kind "interrupted", `deleted = true`, `waited`
+-- (the seconds since the wait began: the eip command's time of the delete leaves them out).
+local function interrupted_wait(project, bandwidth_id, reads, started)
   local stop = errors.interrupted(ops.show_bandwidth(project, bandwidth_id), reads)
   stop.deleted, stop.message = true, "deleted (204); the wait for it to disappear was interrupted"
+  stop.waited = core.monotime() - started
   error(stop, 0)
 end
 
@@ -577,7 +580,7 @@ end
 -- `stage = "wait"`: the delete itself went through); Ctrl-C
 -- (caught by eip.core.catch_interrupts), or `cancel` (a function: true-ish to stop, asked before
 -- each read and at least every 0.25 s of the pauses) ends it with an "interrupted" error,
--- `deleted = true`.
+-- `deleted = true`. Each error it raises has `waited`: the seconds since the wait began.
 function M.wait_gone(runner, project, bandwidth_id, seconds, cancel)
   local started = core.monotime()
   local step, cut = 1, false
@@ -587,7 +590,9 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel)
   while true do
     -- A program that catches Ctrl-C (eip.core.catch_interrupts, as the eip command does) ends the
     -- wait at once, before another read: the delete itself is done.
-    if core.interrupts() > 0 or (cancel and cancel()) then interrupted_wait(project, bandwidth_id, step - 1) end
+    if core.interrupts() > 0 or (cancel and cancel()) then
+      interrupted_wait(project, bandwidth_id, step - 1, started)
+    end
     -- Each read, its retries included, ends with the wait: a read of `timeout` x attempts must
     -- not hold a wait of a few seconds for minutes.
     local op = ops.show_bandwidth(project, bandwidth_id)
@@ -602,7 +607,7 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel)
     if not ok then
       if not errors.is_error(err) then error(err, 0) end
       if errors.bandwidth_gone(err) then return waited end
-      if err.cancelled or err.kind == "interrupted" then interrupted_wait(project, bandwidth_id, step) end
+      if err.cancelled or err.kind == "interrupted" then interrupted_wait(project, bandwidth_id, step, started) end
       -- An answer that asking again will not change (an authentication failure, the gateway's
       -- 404 APIGW.0101 for a read that never reached the service, a 400, a 405) ends the wait:
       -- polling on would end, minutes later, in a wait_timeout saying the bandwidth could still be
@@ -611,7 +616,7 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel)
       -- be refused again, and count against the limit).
       if retry.halts(err) or err.kind == "usage" or not err.retryable or err.throttled_beyond then
         -- The delete went through all the same: said on the error, as for a wait_timeout.
-        err.deleted, err.stage, err.bandwidth_id = true, "wait", bandwidth_id
+        err.deleted, err.stage, err.bandwidth_id, err.waited = true, "wait", bandwidth_id, waited
         error(err, 0)
       end
       -- anything else (a 5xx after its retries, a timeout, throttling): keep asking until the time
@@ -623,12 +628,12 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel)
     if waited + pause > seconds - LAST_READ then pause, cut = not cut and seconds - LAST_READ - waited or 0, true end
     if pause <= 0 then
       if errors.is_error(unread) then
-        unread.deleted, unread.stage, unread.bandwidth_id = true, "wait", bandwidth_id
+        unread.deleted, unread.stage, unread.bandwidth_id, unread.waited = true, "wait", bandwidth_id, waited
         error(unread, 0)
       end
       error(errors.wait_timeout(ops.show_bandwidth(project, bandwidth_id), waited), 0)
     end
-    if runner:pause(pause, cancel) then interrupted_wait(project, bandwidth_id, step - 1) end
+    if runner:pause(pause, cancel) then interrupted_wait(project, bandwidth_id, step - 1, started) end
   end
 end
 

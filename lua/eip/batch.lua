@@ -17,7 +17,8 @@
 --
 -- Per-id failures never raise: they are entries of the results. Raised: usage errors of the
 -- call itself (ids not a list, unknown or bad options), and any error raised by on_result,
--- re-raised as it was after the transfers in flight were aborted (the client stays usable;
+-- re-raised as it was (nil or false: an "interrupted" error saying so) after the transfers in
+-- flight were aborted (the client stays usable;
 -- the deletes already sent may have happened; with AK/SK each signed request aborted after it
 -- went out counts as one without an answer, eip.auth's "Answers lost": four such stop the
 -- key's signing for good, three leave one request to go).
@@ -347,7 +348,16 @@ function Run:report(i, id, value)
   -- Run as the caller's code inside the library (see eip.pipeline's Runner:callback): its error
   -- is the batch's, raised once the transfers are aborted.
   local ok, answer = self.runner:callback(self.on_result, i, id, value)
-  if not ok then error(answer, 0) end
+  if not ok then
+    if answer == nil or answer == false then
+      -- (raised as it is, nil or false would read as "nothing was done" to eip.could_have_acted)
+      local raised = tostring(answer)
+      answer = errors.interrupted({ method = "DELETE" }, 0)
+      answer.message = "on_result raised " .. raised
+        .. ", and the batch stopped: the deletes it had sent may have been carried out"
+    end
+    error(answer, 0)
+  end
   return answer == M.STOP
 end
 

@@ -120,6 +120,37 @@ local function guarded_sleep(sleep, logger, own)
   end
 end
 
+-- What a clock reading must be: a number of seconds, not NaN nor infinite.
+local function reading(ok, t)
+  return ok and type(t) == "number" and t == t and t ~= math.huge and t ~= -math.huge
+end
+
+-- The caller's clock, read once now: a broken one is a usage error before anything is sent. Read
+-- mid-call it is the caller's code inside a call (as a sleep is): one that raises, or returns
+-- no number, must not turn a delete already sent into a usage error saying nothing was, so it
+-- is logged once and the library's monotonic clock takes over, from the last reading on.
+local function guarded_clock(clock, logger)
+  local ok, t = pcall(clock)
+  if not reading(ok, t) then
+    errors.raise_usage("clock", "must return a number of seconds, got %s",
+      not ok and "an error" or t ~= t and "NaN" or type(t) == "number" and tostring(t) or type(t))
+  end
+  local last, last_own, offset = t, core.monotime(), nil
+  return function()
+    if offset then return core.monotime() + offset end
+    ok, t = pcall(clock)
+    if reading(ok, t) then
+      last, last_own = t, core.monotime()
+      return t
+    end
+    offset = last - last_own
+    if logger then
+      logger("eip: the clock option raised an error or returned no number; the library's own clock is used from now on")
+    end
+    return core.monotime() + offset
+  end
+end
+
 -- The proxy variables, in the order eip.proxy reads them (the credentials of any of them).
 local PROXY_VARIABLES = { "https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY" }
 
@@ -270,17 +301,7 @@ function M.new(opts, getenv)
   if opts.clock ~= nil and type(opts.clock) ~= "function" then
     errors.raise_usage("clock", "must be a function() returning seconds, got %s", type(opts.clock))
   end
-  r.clock = core.monotime
-  if opts.clock then
-    local clock = opts.clock
-    r.clock = function()
-      local t = clock()
-      if type(t) ~= "number" or t ~= t then
-        error(errors.usage("clock", "must return a number of seconds, got %s", t ~= t and "NaN" or type(t)), 0)
-      end
-      return t
-    end
-  end
+  r.clock = opts.clock and guarded_clock(opts.clock, logger) or core.monotime
   for _, hook in ipairs{ "on_request", "on_response" } do
     if opts[hook] ~= nil and type(opts[hook]) ~= "function" then
       errors.raise_usage(hook, "must be a function(info), got %s", type(opts[hook]))
@@ -346,7 +367,8 @@ end
 local function wait_of(v)
   if v == nil or v == false then return nil end
   if v == true then return bandwidths.DEFAULT_WAIT end
-  return validate.number("wait", v, 0, 86400)
+  -- (at least what a read is given: a shorter wait would end before its first read went out)
+  return validate.number("wait", v, pipeline.MIN_ATTEMPT_TIME, 86400)
 end
 
 -- The missing_ok and wait of a delete: the call's options over the client's.
@@ -414,8 +436,8 @@ end
 -- @tparam[opt] boolean call_opts.missing_ok the EIP service's 404 `VPC.0306` is a result, not an
 --   error, for an id shaped like a bandwidth id (a lower-case UUID; default: the client's
 --   `missing_ok`)
--- @tparam[opt] boolean|number call_opts.wait true (up to 600 s) or seconds: after the 204, read
---   the bandwidth until it is gone (the result then has `waited`)
+-- @tparam[opt] boolean|number call_opts.wait true (up to 600 s) or seconds (0.05 to 86400): after
+--   the 204, read the bandwidth until it is gone (the result then has `waited`)
 -- @treturn table `{ ok = true, deleted = true, status = 204, reason, bandwidth_id, request_id,
 --   attempts, elapsed, waited? }`; with missing_ok, a 404 VPC.0306 is `{ ok = true, deleted =
 --   false, status = 404, code, message, project_id (where it is missing from), ... }`
@@ -488,7 +510,8 @@ end
 --   throttling answer asked not to come back within `retry_after_cap` seconds, by a longer
 --   Retry-After or a stated limit of one request per longer than that; `wait` then reads no more)
 -- @raise a `usage` @{eip.error} for the call itself (not a list, bad options); an error raised by
---   on_result, after the transfers in flight were aborted
+--   on_result, after the transfers in flight were aborted (nil or false: an `interrupted`
+--   @{eip.error} saying so, which @{eip.could_have_acted} answers yes)
 function Client:delete_bandwidths(ids, opts)
   local r = runner_of(self, "delete_bandwidths")
   -- Read once, as a plain copy, before its wait is looked at (batch.run checks it the same way).

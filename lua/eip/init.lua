@@ -62,7 +62,10 @@ M._VERSION = client.VERSION
 -- @tparam[opt] number opts.deadline seconds for a whole call, every attempt and wait included
 --   (the waits for the `rate` too: a slot it would pass is not waited for; and the time its
 --   credentials take: an IAM token fetched for its attempt, a first call's project lookup; not
---   the new login after a 401, which has a deadline of its own)
+--   the new login after a 401, which has a deadline of its own). A drain, and a remove of more
+--   than one call, are several requests that each change something: there each request (a GET,
+--   a remove call, the delete) has the deadline, so that no drain is cut off by its clock
+--   between moving EIPs out and deleting; stop one with its `cancel`
 -- @tparam[opt=100] integer opts.low_speed_limit with `low_speed_time`: abort an attempt slower
 --   than this many bytes/s ...
 -- @tparam[opt=10] integer opts.low_speed_time ... for this many seconds (0 turns it off)
@@ -102,7 +105,9 @@ M._VERSION = client.VERSION
 --   its signed requests in flight and refused signatures per AK/SK key (eip.signing), so that the
 --   workers together keep to one client's four and three; used only when the client signs
 -- @tparam[opt] function opts.clock `function()` returning seconds, for the rate (default: a
---   monotonic clock; tests pass their own)
+--   monotonic clock; tests pass their own). Read once here: one that raises or returns no number
+--   is a usage error. One that breaks later is logged, and the library's clock goes on from its
+--   last reading (a delete already sent is never reported as a usage error)
 -- @tparam[opt] function opts.on_request `function(info)` before each attempt of every request
 --   the client makes: `{ operation, method, path, bandwidth_id, attempt }`, never a secret
 -- @tparam[opt] function opts.on_response `function(info)` after each attempt: the same and
@@ -113,7 +118,8 @@ M._VERSION = client.VERSION
 --   (nil until learnt, without one given), `auth` (how it authenticates: "token", "aksk", "iam" or
 --   "metadata"; "aksk" and "metadata" sign, at most four requests in flight), `transport`
 -- @raise a `usage` @{error} naming the bad or missing option (`argument`); nothing is sent
-M.new = client.new
+-- (one parameter only: client.new's second is the tests' stand-in for os.getenv)
+M.new = function(opts) return client.new(opts) end
 
 --- The secret values a client made with `opts` would know before it sends anything, for output
 -- of your own to redact before a client exists (the `eip` command registers them before it reads
@@ -411,7 +417,8 @@ end
 -- it returns: @{eip.client:delete_bandwidth} in one call.
 -- @tparam table opts `bandwidth_id` and any option of @{new}
 -- @tparam string opts.bandwidth_id the bandwidth's id (validated before anything is sent)
--- @treturn table the result, as @{eip.client:delete_bandwidth} returns it
+-- @treturn table the result, as @{eip.client:delete_bandwidth} returns it (a `transport` of the
+--   caller's whose `close` raises afterwards changes nothing: that error is dropped)
 -- @raise an @{error}, as @{new} and @{eip.client:delete_bandwidth} raise
 function M.delete_bandwidth(opts)
   local known = { bandwidth_id = true }
@@ -425,7 +432,8 @@ function M.delete_bandwidth(opts)
   end
   local c = client.new(new_opts)
   local ok, res = pcall(c.delete_bandwidth, c, opts.bandwidth_id)
-  c:close()
+  -- (a transport of the caller's whose close raises must not hide what the delete did)
+  pcall(c.close, c)
   if not ok then error(res, 0) end
   return res
 end

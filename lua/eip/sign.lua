@@ -65,12 +65,34 @@ end
 -- verbatim, so an X-Security-Token passed there (temporary keys) is in it: treat it as secret.
 -- Host is taken from the URL unless headers.Host is given; headers must hold X-Sdk-Date.
 function M.sign(opts)
+  -- The SK (and a security token among the headers) are never quoted, wherever a caller put
+  -- them by mistake (the method, a header's name, an option's): registered as a client's are,
+  -- held weakly, so for as long as the caller keeps them.
+  local secrets = {} -- (a local of the whole call: registered weakly, it must outlive the checks)
+  if type(opts) == "table" then
+    secrets[1] = rawget(opts, "sk")
+    local headers = rawget(opts, "headers")
+    if type(headers) == "table" then
+      -- (a __pairs that raises is the headers' usage error, below)
+      pcall(function()
+        for k, v in pairs(headers) do
+          if type(k) == "string" and k:lower() == "x-security-token" then secrets[#secrets + 1] = v end
+        end
+      end)
+    end
+    for i = #secrets, 1, -1 do
+      if type(secrets[i]) ~= "string" or #secrets[i] < 8 then table.remove(secrets, i) end
+    end
+    validate.register_secrets(secrets)
+  end
   opts = validate.options("options", opts, { method = true, url = true, headers = true, query = true,
     body = true, ak = true, sk = true })
   local method = validate.string("method", opts.method)
   -- Methods are case-sensitive, and the gateway checks the one it received: the official SDKs
   -- sign (and send) it in upper case; "delete" would be signed for a request nobody sends.
-  if method:find("%l") then raise("method", "must be upper case, as it is sent (e.g. DELETE), got %q", method) end
+  if method:find("%l") then
+    raise("method", "must be upper case, as it is sent (e.g. DELETE), got %s", validate.describe(method))
+  end
   local host, path, url_query = M.split_url(opts.url)
   local headers = pairs_of("headers", opts.headers)
   local has_host = false

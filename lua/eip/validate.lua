@@ -181,6 +181,11 @@ local function describe(v)
   return type(v) == "nil" and "nothing" or ("a " .. type(v))
 end
 
+--- A value as a message quotes it: a string that holds a registered secret is not shown.
+-- @param v the value
+-- @treturn string
+M.describe = describe
+
 --- A resource id or project id: 1..64 characters of [A-Za-z0-9._-], not "." or "..".
 -- The character set makes path traversal, encoding tricks and header injection impossible
 -- by construction, so ids can be placed into URLs without escaping.
@@ -462,6 +467,48 @@ function M.string(name, v)
   return v
 end
 
+-- Is s well-formed UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF)?
+local function utf8_ok(s)
+  local i, n = 1, #s
+  while i <= n do
+    local b = s:byte(i)
+    local len, min
+    if b < 0x80 then len = 1
+    elseif b >= 0xC2 and b <= 0xDF then len, min = 2, 0x80
+    elseif b >= 0xE0 and b <= 0xEF then len, min = 3, 0x800
+    elseif b >= 0xF0 and b <= 0xF4 then len, min = 4, 0x10000
+    else return false end
+    if len > 1 then
+      local cp = b % (2 ^ (7 - len))
+      for k = 1, len - 1 do
+        local c = s:byte(i + k)
+        if not c or c < 0x80 or c > 0xBF then return false end
+        cp = cp * 64 + (c - 0x80)
+      end
+      if cp < min or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF) then return false end
+    end
+    i = i + len
+  end
+  return true
+end
+
+--- An account's or a user's name, sent to IAM with the password (auth.username, auth.domain):
+-- 1 to 255 bytes of UTF-8, no control characters, not blank nor with spaces around it. (A line
+-- read from a file keeps its newline; such a name is no user's, and each login with it fails.)
+-- @tparam string name the argument, for the message
+-- @param v the value
+-- @treturn string v
+-- @raise a `usage` error naming `name`
+function M.account_name(name, v)
+  M.string(name, v)
+  if #v > 255 then raise(name, "must be at most 255 bytes, got %d", #v) end
+  if v:find("[%z\1-\31\127]") then raise(name, "must not contain control characters (CR, LF, tab, ...)") end
+  if not v:find("[^ ]") then raise(name, "must not be blank") end
+  if v:find("^ ") or v:find(" $") then raise(name, "must not begin or end with a space, got %s", describe(v)) end
+  if not utf8_ok(v) then raise(name, "must be UTF-8 text (it holds bytes that are none)") end
+  return v
+end
+
 --- What core.file_kind says of a path that is not a regular file, as a message says it.
 M.FILE_KINDS = { fifo = "FIFO (named pipe)" }
 
@@ -541,7 +588,9 @@ function M.options(name, t, known)
       local names = {}
       for n in pairs(known) do names[#names + 1] = n end
       table.sort(names)
-      raise(name, "has an unknown option %q (known: %s)", k, table.concat(names, ", "))
+      raise(name, "has an unknown option %s (known: %s)",
+        holds_secret(k) and "whose name holds a credential (not shown)" or string.format("%q", k),
+        table.concat(names, ", "))
     end
   end
   local ok, copy = pcall(function()

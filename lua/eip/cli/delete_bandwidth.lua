@@ -76,7 +76,7 @@ failed or were not sent, 2 usage error (nothing was sent), 130 interrupted (143 
     { "--charge-mode", value = "M", key = "charge_mode", choices = { "bandwidth", "traffic" },
       help = "with --drain: bandwidth or traffic (the question offers bandwidth)" },
     { "--wait", key = "wait", help = "after each 204, wait until the bandwidth can no longer be read (600 s)" },
-    { "--wait-timeout", value = "S", key = "wait_timeout", number = true, min = 0.001, max = 86400,
+    { "--wait-timeout", value = "S", key = "wait_timeout", number = true, min = 0.05, max = 86400,
       help = "--wait, at most S seconds" },
     { "--no-progress", key = "no_progress", help = "no progress line (it is only drawn on a terminal)" },
     { "--force", key = "force", help = "renamed --drain" },
