@@ -15,5 +15,5 @@ CORES := $(foreach l,$(LUAS),$(BUILD)/$(l)/eip/core.so)
 
 cores: $(CORES)
 
-test-matrix: deps-matrix $(CORES) ctest $(OOM_HOST)
+test-matrix: deps-matrix $(CORES) ctest $(OOM_HOST) $(SLOWDNS)
 	@LUAS="$(LUAS)" MATRIX_JOBS="$(MATRIX_JOBS)" bash scripts/run-matrix $(CTESTS)

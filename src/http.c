@@ -1090,6 +1090,18 @@ int eip_http_transfer_renew(eip_http_transfer *t, const eip_http_config *cfg)
     /* Signals are unsafe in a library (and inside nginx workers); threaded DNS makes
      * timeouts work without them. */
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075700 /* 7.87.0: CURLOPT_QUICK_EXIT */
+    /* A transfer that timed out while its name was still being resolved ends at its timeout:
+     * without this, libcurl 7.88 waits for the resolver thread as it ends the transfer (in
+     * curl_easy_perform, or in the multi's loop), and a DNS server that never answers (glibc:
+     * 5 s x 2 tries) held a call with timeout 1 s for 10 s, a batch that long per id (the C
+     * multi's handles are made here too). The thread is detached instead and frees its own
+     * data when getaddrinfo returns. The code it runs stays mapped:
+     * this object, and libcurl with it, is never unloaded (pin.h). Fork: the thread exists in
+     * the parent only, and an inherited handle is never cleaned up in a child (http.h). (An
+     * older libcurl at run time refuses the option: the wait stays.) */
+    curl_easy_setopt(c, CURLOPT_QUICK_EXIT, 1L);
+#endif
     /* A signed request must never wander to another host, so 3xx answers are returned to
      * the caller as they are. Only http and https are ever spoken. */
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);

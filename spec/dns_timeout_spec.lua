@@ -1,0 +1,81 @@
+-- A host name whose lookup never ends (a DNS server gone silent) costs a call its timeout, not
+-- the resolver's: libcurl 7.88 used to wait for its resolver thread when it cleaned a timed-out
+-- transfer up (glibc: 5 s x 2 tries, far past a timeout of 1 s), in a single call and for each
+-- id of a batch through the C multi. See CURLOPT_QUICK_EXIT in src/http.c.
+--
+-- The silent server is build/slowdns.so (test/c/slowdns.c), preloaded into a child interpreter
+-- (this run's, with its core): its getaddrinfo sleeps 6 s for names ending in ".slow.test".
+-- No network, root or /etc/resolv.conf of the machine is involved.
+local host = require "spec.support.host"
+local nginx = require "spec.support.nginx"
+
+local SHIM = "build/slowdns.so"
+
+-- Runs `script` in a child interpreter with the shim preloaded: its output and exit status.
+local function run(script)
+  assert(io.open(SHIM, "rb"), SHIM .. " is missing: make test builds it (make " .. SHIM .. ")"):close()
+  local path = os.tmpname()
+  nginx.write_file(path, script)
+  local out, code = host.run("LD_PRELOAD=" .. host.quote(host.ROOT .. "/" .. SHIM)
+    .. [[ LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="]] .. host.cpath .. [[;;" ]]
+    .. host.lua .. " " .. host.quote(path) .. " 2>&1")
+  os.remove(path)
+  return out, code
+end
+
+-- The client of both cases: the endpoint's name never resolves; one attempt of 1 s.
+local CLIENT = [[
+  local eip = require "eip"
+  local core = require "eip.core"
+  local c = eip.new{ endpoint = "http://x.slow.test:9", project_id = "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+    token = "x", timeout = 1, max_attempts = 1, metadata_url = false }
+  local function show(label, e, took)
+    print(string.format("%s kind=%s reason=%s unsent=%s took=%.2f error=%s", label, tostring(e.kind),
+      tostring(e.reason), tostring(e.unsent), took, tostring(e)))
+  end
+]]
+
+-- The fields of a line `show` printed.
+local function parse(out, label)
+  local line = out:match(label .. " ([^\n]*)")
+  assert.is_string(line, "no line " .. label .. " in:\n" .. out)
+  return {
+    kind = line:match("kind=(%S+)"), reason = line:match("reason=(%S+)"), unsent = line:match("unsent=(%S+)"),
+    took = tonumber(line:match("took=(%S+)")), line = line,
+  }
+end
+
+describe("a host name whose lookup never ends (libcurl transport)", function()
+  it("ends each call and each id of a batch at its timeout, as a transport timeout not sent", function()
+    local out, code = run(CLIENT .. [[
+      local t0 = core.monotime()
+      local ok, err = pcall(c.delete_bandwidth, c, "0a6011db-8a63-4922-8878-e491cd613a85")
+      assert(not ok and eip.is_error(err), tostring(err))
+      show("single", err, core.monotime() - t0)
+      -- a batch goes through the C multi; a timeout proves nothing of the credentials, so its
+      -- ids go one at a time: two timeouts, one after the other
+      t0 = core.monotime()
+      local results = c:delete_bandwidths{ "1a6011db-8a63-4922-8878-e491cd613a85",
+        "2a6011db-8a63-4922-8878-e491cd613a85" }
+      local took = core.monotime() - t0
+      for i, r in ipairs(results) do show("batch" .. i, r, took) end
+    ]])
+    assert.equal(0, code, out)
+    local single = parse(out, "single")
+    assert.equal("transport", single.kind, single.line)
+    assert.equal("timeout", single.reason, single.line)
+    assert.equal("true", single.unsent, single.line)
+    assert.matches("Resolving timed out after 1000 milliseconds %(curl 28%) %[not sent%]", single.line)
+    -- (the resolver's 6 s before the fix)
+    assert.is_true(single.took < 2.5, single.line)
+    for i = 1, 2 do
+      local r = parse(out, "batch" .. i)
+      assert.equal("transport", r.kind, r.line)
+      assert.equal("timeout", r.reason, r.line)
+      assert.equal("true", r.unsent, r.line)
+      assert.matches("%(curl 28%) %[not sent%]", r.line)
+      -- (12 s before the fix)
+      assert.is_true(r.took < 3.5, r.line)
+    end
+  end)
+end)

@@ -1,0 +1,48 @@
+/* slowdns.c - LD_PRELOAD shim for spec/dns_timeout_spec.lua: a DNS server that never answers,
+ * without a network, root, or a changed /etc/resolv.conf.
+ *
+ * getaddrinfo for a name ending in ".slow.test" sleeps EIP_SLOWDNS_SECONDS (default 6), as glibc
+ * does while it waits on an unresponsive server, then fails as glibc then does (EAI_AGAIN).
+ * Every other name goes to the real getaddrinfo (the next definition, dlsym RTLD_NEXT). libcurl's
+ * threaded resolver calls it in its own thread, so a call that ends at its timeout while the
+ * sleep runs shows whether cleaning the transfer up waits for that thread. Built into
+ * build/slowdns.so (Makefile). */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define SLOW_SUFFIX ".slow.test"
+
+typedef int (*getaddrinfo_fn)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+
+static int is_slow(const char *node)
+{
+    size_t n, s = sizeof(SLOW_SUFFIX) - 1;
+    if (node == NULL)
+        return 0;
+    n = strlen(node);
+    if (n > 0 && node[n - 1] == '.') /* a fully qualified "x.slow.test." */
+        n--;
+    return n >= s && strncmp(node + n - s, SLOW_SUFFIX, s) == 0;
+}
+
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res)
+{
+    getaddrinfo_fn real;
+    if (is_slow(node)) {
+        const char *env = getenv("EIP_SLOWDNS_SECONDS");
+        struct timespec left = { env != NULL ? atoi(env) : 6, 0 };
+        while (nanosleep(&left, &left) != 0 && errno == EINTR)
+            ; /* the whole wait, as a resolver's timeout is not cut short by a signal */
+        return EAI_AGAIN;
+    }
+    real = (getaddrinfo_fn)dlsym(RTLD_NEXT, "getaddrinfo");
+    if (real == NULL)
+        return EAI_SYSTEM;
+    return real(node, service, hints, res);
+}
