@@ -107,7 +107,10 @@
 --  * Host names: cosockets resolve them with nginx's `resolver` directive only (none: 6),
 --    within nginx's `resolver_timeout` (default 30 s), which `timeout` and `connect_timeout` do
 --    not shorten: set it no longer than the connect_timeout you use (the example: 5 s). libcurl
---    uses the system resolver, within connect_timeout. IP literals need neither.
+--    uses the system resolver, within connect_timeout, even when the DNS server never answers
+--    (glibc would wait 5 s x 2 tries): a lookup still running is left to its thread, which ends
+--    on its own (CURLOPT_QUICK_EXIT, libcurl 7.87 or later: an older one waits for it when the
+--    transfer is cleaned up). IP literals need neither.
 --  * Dead pooled connections (closed or reset by the server before a whole line of an answer:
 --    nothing, or a status line cut short; libcurl counts whole lines only), for
 --    an idempotent request (see `resent`): the cosocket transport closes each and takes the
