@@ -5,7 +5,7 @@ local nginx = require "spec.support.nginx"
 
 local q = nginx.shell_quote
 
-describe("man pages and completions", function()
+describe("man pages and completions #once", function()
   local docs = dofile("scripts/cli-docs.lua")
 
   it("are the ones scripts/cli-docs.lua generates from the current help", function()

@@ -28,7 +28,7 @@ local function dir_exists(path)
   return host.execute("test -d '" .. path .. "'")
 end
 
-describe("EIP emulator", function()
+describe("EIP emulator #once", function()
   local emu
 
   setup(function()

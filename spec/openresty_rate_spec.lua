@@ -6,7 +6,7 @@ local fixture = require "spec.support.fixture"
 local emulator = require "spec.support.emulator"
 local launcher = require "spec.support.openresty.launcher"
 
-describe("OpenResty: a rate shared by the workers", function()
+describe("OpenResty: a rate shared by the workers #openresty", function()
   local fx = fixture.emulator()
   local emu, app
 

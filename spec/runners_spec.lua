@@ -7,7 +7,7 @@ local nginx = require "spec.support.nginx"
 
 local q = host.quote
 
-describe("the test runners", function()
+describe("the test runners #once", function()
   local dir
 
   before_each(function() dir = nginx.capture("mktemp -d") end)
