@@ -416,6 +416,23 @@ describe("OpenResty #openresty", function()
       return out
     end
 
+    -- The JSON body of an answer read off a raw socket (chunked, as ngx.say sends it).
+    local function json_of(text)
+      local head, body = assert(text, "no answer"):match("^(.-)\r\n\r\n(.*)$")
+      if head:lower():find("transfer%-encoding: chunked") then
+        local parts, pos = {}, 1
+        while true do
+          local size, from = body:match("^(%x+)[^\r\n]*\r\n()", pos)
+          size = tonumber(size, 16)
+          if not size or size == 0 then break end
+          parts[#parts + 1] = body:sub(from, from + size - 1)
+          pos = from + size + 2
+        end
+        body = table.concat(parts)
+      end
+      return cjson.decode(body)
+    end
+
     -- Waits until the API has seen n requests (they are then waiting on it), within limit s.
     local function api_saw(n, limit, why)
       local deadline = socket.gettime() + limit
@@ -454,6 +471,35 @@ describe("OpenResty #openresty", function()
       assert.is_true(total < n * delay / 4, "50 deletes took " .. total .. " s: the worker blocked")
       assert.is_true(ping_took < delay / 2, "/ping took " .. ping_took .. " s: the worker blocked")
       assert.equal(n, emu:stats().requests)
+    end)
+
+    -- Another request's call in log_by_lua (no cosockets there: libcurl, blocking) holds the
+    -- worker past a cosocket delete's timeout, and that delete's answer arrives meanwhile: when
+    -- the worker comes back, nginx expires the read timer before epoll reports the socket. The
+    -- 204 waiting there was thrown away: the delete, carried out, read as a timeout.
+    it("takes an answer that arrived while another request's log phase blocked the worker", function()
+      for name, timeout in pairs{ late = 2, blocking = 3 } do
+        assert.equal(200, request("POST", "/t/shared_client/" .. name, cjson.encode{ endpoint = emu.url,
+          project_id = emu.project_id, token = emu.token, metadata_url = false, timeout = timeout,
+          max_attempts = 1 }).status)
+      end
+      local a, b = emu:create_bandwidth{ size = 10, share_type = "WHOLE" },
+        emu:create_bandwidth{ size = 10, share_type = "WHOLE" }
+      emu:inject{ method = "DELETE", path = emu:delete_path(a), action = "slow", delay = 0.3 }
+      emu:inject{ method = "DELETE", path = emu:delete_path(b), action = "hang" }
+      emu:reset_counters()
+      local t0 = socket.gettime()
+      local sock = start_request("GET", "/t/shared/late/" .. a)
+      api_saw(1, 10, "the first delete was not sent")
+      -- B's log phase blocks the worker 3 s from before A's answer (0.3 s) to after A's timeout (2 s).
+      assert.equal(200, request("GET", "/t/shared_log/blocking/" .. b, nil, 15).status)
+      local out = json_of(collect({ sock }, t0 + 30)[sock].text)
+      assert.is_true(socket.gettime() - t0 >= 2.5, "the worker was not blocked past A's timeout: nothing tested")
+      assert.same({ true, 204 }, { out.ok, out.status }, cjson.encode(out))
+      assert.is_nil(emu:get_bandwidth(a))
+      local logged = request("GET", "/t/outcome/" .. b).json
+      assert.same({ false, "log", "transport", "timeout" }, { logged.ok, logged.phase, logged.error.kind,
+        logged.error.reason }, cjson.encode(logged))
     end)
 
     -- A light thread that ends while the batch's coroutine waits for something else (here a call
@@ -626,23 +672,6 @@ describe("OpenResty #openresty", function()
           if r.method == "POST" and r.uri:find("^/v3/auth/tokens") then n = n + 1 end
         end
         return n
-      end
-
-      -- The JSON body of an answer read off a raw socket (chunked, as ngx.say sends it).
-      local function json_of(text)
-        local head, body = assert(text, "no answer"):match("^(.-)\r\n\r\n(.*)$")
-        if head:lower():find("transfer%-encoding: chunked") then
-          local parts, pos = {}, 1
-          while true do
-            local size, from = body:match("^(%x+)[^\r\n]*\r\n()", pos)
-            size = tonumber(size, 16)
-            if not size or size == 0 then break end
-            parts[#parts + 1] = body:sub(from, from + size - 1)
-            pos = from + size + 2
-          end
-          body = table.concat(parts)
-        end
-        return cjson.decode(body)
       end
 
       local function slow_iam(delay)

@@ -339,10 +339,21 @@ end
 -- the socket says there is more): a connection whose answer ended with such a read is not kept
 -- (one in about a thousand answers, by chance; a server that sends more than its answer,
 -- always). A buffer of a size that is no multiple of 1 KiB is not recognised.
+--
+-- A timeout is looked at once more, for a millisecond: when something blocked the worker past
+-- the timeout (another request's call in a phase without cosockets, over libcurl), nginx, back
+-- in its loop, expires the read timer before epoll reports the answer that arrived meanwhile,
+-- and a carried-out delete would read as a timeout. The second wait lets the loop see the
+-- socket first (the C multi does the same: an answer waiting in its socket is taken, however
+-- late the caller came back).
 local function recv(x, max, wait)
   local sock = x.sock
   set_timeout(x, sock, ms(wait))
   local data, err, partial = sock:receiveany(max)
+  if err == "timeout" then
+    set_timeout(x, sock, 1)
+    data, err, partial = sock:receiveany(max)
+  end
   if data then
     local n = #data
     x.full = n >= 1024 and n % 1024 == 0
