@@ -606,6 +606,56 @@ describe("safety", function()
       assert.is_not_nil(emu:get_bandwidth(ids[7]))
     end)
 
+    -- Calls whose coroutine yields in on_request (a scheduler's) and is then closed, or dropped,
+    -- held their places though nothing was sent: the next call waited its whole timeout for one
+    -- and ended not sent. A dead coroutine's places are free; a suspended one's stay held (its
+    -- call may go on), so the four in flight still bound the live ones.
+    it_yielding("places taken by coroutines that died before their requests went out are free", function()
+      local ids = create(10)
+      local pausing = true
+      local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, timeout = 1, max_attempts = 1,
+        on_request = function() if pausing then coroutine.yield("paused") end end }
+      local function paused(id)
+        local co = coroutine.create(function() return c:delete_bandwidth(id) end)
+        assert.same({ true, "paused" }, { coroutine.resume(co) })
+        return co
+      end
+      local function no_place(id)
+        pausing = false
+        local e = raised(c.delete_bandwidth, c, id)
+        pausing = true
+        assert.is_true(e.not_sent, tostring(e))
+        assert.matches("no place came free within its timeout %(1 s%) while this client had 4 signed", e.message)
+      end
+      local cos = {}
+      for i = 1, 4 do cos[i] = paused(ids[i]) end
+      no_place(ids[10]) -- four suspended: live, each may go on
+      local close = coroutine.close -- luacheck: ignore 143 (Lua 5.4)
+      if close then
+        assert.is_true(close(cos[1]))
+        assert.is_true(close(cos[2]))
+      else
+        cos[1], cos[2] = nil, nil
+      end
+      cos[3] = nil -- (collected: it can never go on either)
+      collectgarbage()
+      collectgarbage()
+      pausing = false
+      local t0 = socket.gettime()
+      assert.equal(204, c:delete_bandwidth(ids[5]).status)
+      assert.is_true(socket.gettime() - t0 < 0.5, "waited " .. (socket.gettime() - t0) .. " s for a place")
+      pausing = true
+      for i = 6, 8 do cos[i] = paused(ids[i]) end -- the three freed places, cos[4] still holding its own
+      no_place(ids[10])
+      pausing = false
+      for _, i in ipairs{ 4, 6, 7, 8 } do
+        local ok, res = coroutine.resume(cos[i])
+        assert.is_true(ok, tostring(res))
+        assert.equal(204, res.status)
+      end
+      for i = 1, 3 do assert.is_not_nil(emu:get_bandwidth(ids[i]), "nothing was sent for " .. i) end
+    end)
+
     -- Four signed requests in flight when the key starts failing (here the clock, an hour off):
     -- all four refused, one short of the gateway's lock. The advice said "the last 3": the
     -- operator must know that one more refused signature, from anything using the key, locks it.

@@ -63,7 +63,7 @@ local OPTIONAL = { "log", "on_request", "on_response", "bucket", "endpoint_proxy
 -- The same for the provider's fields a call reads (see eip.auth): kept in the provider itself,
 -- its class's value (a method) or false.
 local PROVIDER_READS = { "header", "refused", "fallible", "rejected", "strikes", "doubts", "flying", "held",
-  "shared", "unanswered" }
+  "shared", "unanswered", "unsent", "owners" }
 
 --- Whether runners take the lane (see Runner:run) when they may; false: every call goes the
 -- general way (specs compare the two).
@@ -499,12 +499,62 @@ local function release(provider, call)
   local flying = provider.flying
   if flying and flying[call] then
     flying[call] = nil
+    local unsent = provider.unsent
+    if unsent and unsent[call] then
+      unsent[call] = nil
+      provider.owners[call] = nil
+    end
     local held = provider.held
     local place = held and held[call]
     if place then
       held[call] = nil
       provider.shared:give(place[1], place[2])
     end
+  end
+end
+
+local WEAK_VALUES = { __mode = "v" }
+local co_running, co_status = coroutine.running, coroutine.status
+
+--- Outside nginx, the places taken by a call whose request has not gone out yet are recorded
+-- with the coroutine that runs it (provider.unsent, and provider.owners, held weakly): such a
+-- call may yield before its request goes (in on_request, a hook of a scheduler's; while its
+-- credentials are renewed), and its coroutine may then be closed (coroutine.close) or dropped.
+-- Nothing of its request went out, and nothing will: its place is free. A coroutine merely
+-- suspended keeps its place (it may be resumed and send). Not inside nginx, where nginx hands
+-- the threads of ended requests to new ones and coroutine.status reads another request's
+-- state (see eip.auth's "Where the fetch runs"): there such a place frees itself when its
+-- time is up, as a place whose request went out does.
+local function free_abandoned(provider, unsent)
+  local owners = provider.owners
+  for call in pairs(unsent) do
+    local co = owners[call]
+    if co == nil or co_status(co) == "dead" then release(provider, call) end
+  end
+end
+
+--- Records the coroutine that took call's place, outside nginx and off the main thread (see
+-- free_abandoned).
+local function owned(provider, call)
+  if rawget(_G, "ngx") ~= nil then return end
+  local co, main = co_running()
+  if co == nil or main then return end
+  local unsent = provider.unsent
+  if not unsent then
+    unsent = {}
+    provider.unsent, provider.owners = unsent, setmetatable({}, WEAK_VALUES)
+  end
+  unsent[call] = true
+  provider.owners[call] = co
+end
+
+--- call's request goes out now: its place is no longer its coroutine's to free (see
+-- free_abandoned).
+local function sending(provider, call)
+  local unsent = provider.unsent
+  if unsent and unsent[call] then
+    unsent[call] = nil
+    provider.owners[call] = nil
   end
 end
 
@@ -518,6 +568,9 @@ end
 -- the prefix of the shared counts, if any.
 function M.signing_room(provider)
   if not provider.rejected then return math.huge, 0 end
+  -- (before the shared counts are read: a place given back there is not counted)
+  local unsent = provider.unsent
+  if unsent and next(unsent) ~= nil then free_abandoned(provider, unsent) end
   local prefix, shared_n
   if provider.shared then prefix, shared_n = provider:sync() end
   -- (a hold whose time is up: lifted here, as the place of the one request it lets go is taken)
@@ -569,6 +622,7 @@ function M.admit(provider, call, timeout)
     provider.flying = flying
   end
   flying[call] = monotime() + ttl
+  owned(provider, call)
   -- Numbered in the order taken: a success clears the refusals counted only when its request
   -- was taken after the last of them (see eip.auth's accepted).
   call.seq, call.shared_seq = provider:next_seq(prefix)
@@ -730,6 +784,9 @@ function Call:request(halt)
     end
   end
   if runner.on_request then self:announced() end
+  -- (nothing yields from here until the transport has it: see free_abandoned)
+  local provider = runner.provider
+  if provider and provider.unsent then sending(provider, self) end
   return req
 end
 
