@@ -320,6 +320,55 @@ describe("eip.metrics", function()
     assert.is_nil(text:find("eip_requests_total", 1, true), text)
     assert.is_nil(text:find("eip_request_duration_seconds_count", 1, true), text)
   end)
+
+  -- A batch's IAM login (sent over a multi handle of its own, which its cancel may abort) aborted
+  -- while in flight: its on_response had no elapsed, so the histogram missed the attempt that
+  -- requests_total counted.
+  it("times an IAM login a batch's cancel aborted in flight", function()
+    emu:inject{ method = "POST", path = "^/v3/auth/tokens", action = "slow", delay = 2 }
+    local metrics, r = eip.metrics(), recorder()
+    local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(), timeout = 5,
+      on_request = r.on_request, on_response = function(info) r.on_response(info); metrics.on_response(info) end }
+    local asked = 0
+    local results = c:delete_bandwidths(emu:create_bandwidths(1), { cancel = function()
+      asked = asked + 1
+      return asked > 3 and "abort" or nil
+    end })
+    c:close()
+    assert.same({ "not_sent", true }, { results[1].kind, results[1].not_sent })
+    assert.equal(2, #r.seen)
+    local info = r.seen[2][2]
+    assert.same({ "response", "iam_token", "interrupted" }, { r.seen[2][1], info.operation, info.outcome })
+    assert.is_number(info.elapsed)
+    assert.is_true(info.elapsed > 0.2 and info.elapsed < 2, "elapsed " .. info.elapsed)
+    local text = metrics:render()
+    assert.matches('eip_requests_total{operation="iam_token",outcome="interrupted",status="none"} 1\n', text, 1, true)
+    assert.matches('eip_request_duration_seconds_count{operation="iam_token"} 1\n', text, 1, true)
+  end)
+
+  -- The same login aborted before any of it was sent (IAM behind a proxy that never answers the
+  -- CONNECT): on_response said attempt 0 of the attempt on_request had called 1.
+  it("gives an IAM login aborted before it was sent the attempt number on_request gave", function()
+    local proxy = require("spec.support.proxy").start{ misbehave = { ["silent.test"] = "silent" } }
+    local r = recorder()
+    local c = eip.new{ endpoint = "https://silent.test", project_id = emu.project_id, timeout = 10, proxy = proxy.url,
+      auth = emu:iam_auth{ iam_endpoint = "https://silent.test" }, on_request = r.on_request,
+      on_response = r.on_response }
+    local asked = 0
+    local results = c:delete_bandwidths({ fixture.absent_id(1) }, { cancel = function()
+      asked = asked + 1
+      return asked > 4 and "abort" or nil
+    end })
+    c:close()
+    proxy:stop()
+    assert.same({ "not_sent", true }, { results[1].kind, results[1].not_sent })
+    assert.equal(2, #r.seen)
+    local asked_info, answered = r.seen[1][2], r.seen[2][2]
+    assert.same({ "iam_token", 1 }, { asked_info.operation, asked_info.attempt })
+    assert.same({ "iam_token", 1, "not_sent", true }, { answered.operation, answered.attempt, answered.outcome,
+      answered.not_sent })
+    assert.is_number(answered.elapsed)
+  end)
 end)
 
 describe("OpenResty: /metrics of the example", function()

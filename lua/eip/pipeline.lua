@@ -824,6 +824,8 @@ end
 
 -- (what on_response is told of an answer whose reading raised something that is no eip error)
 local UNREPORTED = { kind = "http" }
+-- (and of an attempt aborted before any of it was sent: see Runner:run)
+local ABORTED = { kind = "interrupted" }
 
 function Call:response(resp, halt)
   local runner = self.runner
@@ -1404,18 +1406,22 @@ function Runner:run(op, cancel, abort)
         call.started = first_started
       elseif abort and abortable(self) then
         local sent
+        local t0 = monotime()
         resp, sent = send_in_pieces(self, request, abort)
         if not resp and not sent then
-          -- Aborted before any of it went out: as a call cancelled before this attempt.
+          -- Aborted before any of it went out: as a call cancelled before this attempt. Its
+          -- on_response first, with the attempt its on_request was told (then taken back).
+          if self.on_response then
+            call:observed({ status = 0, dropped_unsent = true, elapsed = monotime() - t0 }, ABORTED, "fail")
+          end
           call.attempts = call.attempts - 1
           release(self.provider, call)
-          local why = cancelled(call)
-          if self.on_response then call:observed({ status = 0, dropped_unsent = true }, why, "fail") end
-          ended(self, call, why)
+          ended(self, call, cancelled(call))
         end
         -- Aborted in flight: read as the C core's abort by an interrupt (an "interrupted" error,
-        -- never retried; with AK/SK, a signed request without an answer).
-        resp = resp or { status = 0, curl_code = 42, interrupted = true,
+        -- never retried; with AK/SK, a signed request without an answer). Its time is counted as
+        -- an answer's is (on_response's elapsed: metrics' histogram).
+        resp = resp or { status = 0, curl_code = 42, interrupted = true, elapsed = monotime() - t0,
           curl_error = "Aborted while in flight: the call's cancel said abort" }
       else
         ok, resp = yielding(transport.send, transport, request)
