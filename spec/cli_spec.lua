@@ -1379,6 +1379,30 @@ describe("eip command", function()
       assert.is_table(emu:get_bandwidth(id))
     end)
 
+    -- The first Ctrl-C stops sending: a DELETE in flight whose kept-alive connection then died
+    -- without an answer was sent again by the transport (libcurl's resend, or the C core's) after
+    -- it, and the bandwidth deleted. In a batch (the C multi) and in a drain (a single call, the
+    -- session) alike, it ends as the reset it was: FAILED? (it may have been carried out).
+    it("the first Ctrl-C: a delete in flight whose connection dies unanswered is not sent again", function()
+      local ids = { emu:create_bandwidth{ size = 5 }, emu:create_bandwidth{ size = 5 } }
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), action = "drop", delay = 1.5 }
+      emu:reset_counters()
+      local code, out, err = run("delete-bandwidth --concurrency 1 " .. table.concat(ids, " "),
+        { signal = signal_after(2, "INT") })
+      assert.equal(130, code, out .. err)
+      assert.equal(2, emu:stats().requests, "batch: the dropped DELETE was not sent again")
+      assert.is_table(emu:get_bandwidth(ids[2]))
+      assert.matches("FAILED%?%s+" .. ids[2]:gsub("%-", "%%-") .. "%s+reset", out)
+      local id = emu:create_bandwidth{ size = 5, publicip_ids = { "r1" } }
+      emu:inject{ method = "DELETE", action = "drop", delay = 1.5 }
+      emu:reset_counters()
+      code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " " .. id, { signal = signal_after(3, "INT") })
+      assert.equal(130, code, out .. err)
+      assert.equal(3, emu:stats().requests, "drain: the dropped DELETE was not sent again")
+      assert.is_table(emu:get_bandwidth(id))
+      assert.matches("FAILED%?%s+" .. id:gsub("%-", "%%-") .. "%s+interrupted", out)
+    end)
+
     -- A show or a list waiting out a Retry-After: the first Ctrl-C (SIGTERM) ends it at once, no
     -- retry sent (the interpreter's own handler only raised once the 20 s sleep had ended).
     it("show-bandwidth and list-bandwidths: a Ctrl-C or SIGTERM ends the wait before a retry at once", function()

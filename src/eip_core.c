@@ -2055,6 +2055,10 @@ static const luaL_Reg session_methods[] = {
  *                             clean-up after a client closed mid-batch does not hide why it
  *                             stopped) -> { [slot] = true } for those of which nothing had been
  *                             sent yet (the contract's `unsent`)
+ *   multi:halt()              the caller sends nothing more (a batch stopped): the transfers in
+ *                             flight run to their answers, but none is sent again when its
+ *                             kept-alive connection dies unanswered (it ends as that reset);
+ *                             a caught interrupt does the same by itself (closed: nothing to do)
  *   multi:close()             frees it all now (also done by the garbage collector)
  * Signing, mapping and retries stay in Lua (lua/eip/batch.lua): the caller starts each request
  * right after signing it. */
@@ -2171,6 +2175,14 @@ static int l_multi_cancel(lua_State *L)
     return 1;
 }
 
+static int l_multi_halt(lua_State *L)
+{
+    multi_ud *u = luaL_checkudata(L, 1, MULTI_MT);
+    if (u->multi != NULL)
+        eip_multi_halt(u->multi);
+    return 0;
+}
+
 static int l_multi_close(lua_State *L)
 {
     multi_ud *u = luaL_checkudata(L, 1, MULTI_MT);
@@ -2203,6 +2215,7 @@ static const luaL_Reg multi_methods[] = {
     {"next", l_multi_next},
     {"pending", l_multi_pending},
     {"cancel", l_multi_cancel},
+    {"halt", l_multi_halt},
     {"close", l_multi_close},
     {NULL, NULL},
 };

@@ -971,6 +971,16 @@ static struct eip_http_socket *socket_at(eip_http_sockets *s, const struct ends 
     return NULL;
 }
 
+/* Has the caller stopped sending (eip_http_transfer_halt), or has an interrupt been caught since
+ * the request started (the first Ctrl-C stops sending: nothing more goes out)? Latched: the
+ * request is not sent again from then on. */
+static int halted(eip_http_transfer *t)
+{
+    if (!t->halted && eip_interrupts() > 0)
+        t->halted = 1;
+    return t->halted;
+}
+
 /* Has fd anything to read, or an error, or its end? An idle kept-alive connection has none of
  * them: bytes there are no answer to the request about to go out (a late duplicate answer,
  * the late body of a 204, a 408 sent before closing), and a reset or a close means it is dead. */
@@ -994,7 +1004,8 @@ static int pending_input(int fd)
  *   though the first send may have been carried out: refused for a method that is not
  *   idempotent (the transfer then fails, see eip_http_transfer_finish); for any other, aborted
  *   and sent again by the caller (eip_http_transfer_retry_stale), within the time the request
- *   has left (libcurl's own went up to a second past it), and said (resent). */
+ *   has left (libcurl's own went up to a second past it), and said (resent); refused too once
+ *   the caller has stopped sending (halted). */
 static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_port, int local_port)
 {
     eip_http_transfer *t = data;
@@ -1010,7 +1021,7 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
     /* A send after one that went out (libcurl's own resend, or the fresh connection's after a
      * stale one was found at a resend) is a resend, wherever it goes: said, or refused. */
     if (t->sends > 0) {
-        if (t->resend_forbidden) {
+        if (t->resend_forbidden || halted(t)) {
             t->resend_refused = 1;
             return CURL_PREREQFUNC_ABORT;
         }
@@ -1534,8 +1545,9 @@ static int reconnect_failed(const eip_http_transfer *t, CURLcode rc)
 /* Why a request is not sent again by the transport (see eip_http_request's no_resend). */
 static const char *not_again(const eip_http_transfer *t)
 {
-    return t->no_resend ? "it is signed, and each send is a signature the gateway checks"
-                        : "its method is not idempotent";
+    return t->no_resend          ? "it is signed, and each send is a signature the gateway checks"
+           : t->resend_forbidden ? "its method is not idempotent"
+                                 : "the caller stopped sending (a caught Ctrl-C, or its batch stopped)";
 }
 
 void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
@@ -1560,9 +1572,9 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
     resp->curl_code = (rc == CURLE_WRITE_ERROR && t->truncated) ? 0 : (int)rc;
     /* Its first send went out: the failure to send it again does not make it unsent. */
     lost = reconnect_failed(t, rc);
-    if (lost && !t->resend_forbidden)
+    if (lost && !t->resend_forbidden && !t->halted)
         resp->resent = 1;
-    if (lost && t->resend_forbidden) {
+    if (lost && (t->resend_forbidden || t->halted)) {
         /* Sent once, its connection died unanswered: what libcurl says when it does not send
          * again (it tried: the new connection failed, and would have been refused anyway); not
          * the proxy's refusal of the new tunnel, which came after the request went out. */
@@ -1598,8 +1610,10 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
         snprintf(resp->curl_error, sizeof(resp->curl_error),
                  "Empty reply from server (a kept-alive connection died before any answer; no time left to "
                  "send it again)");
-    } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->resend_refused) {
-        /* What libcurl says when it does not send again: the connection died unanswered. */
+    } else if (rc != CURLE_OK && t->resend_refused) {
+        /* What libcurl says when it does not send again: the connection died unanswered (the
+         * prerequest callback refused the resend, 42; or the caller stopped before it: 52, 55,
+         * 56, see eip_http_transfer_retry_stale). */
         resp->curl_code = CURLE_GOT_NOTHING;
         snprintf(resp->curl_error, sizeof(resp->curl_error),
                  "Empty reply from server (a kept-alive connection died before any answer; "
@@ -1779,7 +1793,7 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->rx_base_ok = 0;
     t->head = HEAD_START;
     t->sends = t->resend_refused = t->stale = t->reused_send = t->own_resend = t->answered = 0;
-    t->libcurl_resend = 0;
+    t->libcurl_resend = t->halted = 0;
     if (t->fresh) {
         curl_easy_setopt(t->curl, CURLOPT_FRESH_CONNECT, 0L);
         t->fresh = 0;
@@ -1861,7 +1875,9 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
  * resets the count only when it gives up, so a session whose server closes idle connections a
  * moment after each answer saw every sixth such delete fail with 55 or 56 where the cosocket
  * transport sends it again. What libcurl would have sent again, and did not, is sent again here,
- * once, on a fresh connection. */
+ * once, on a fresh connection. Neither sends it again once the caller has stopped sending (a
+ * stopped batch: eip_http_transfer_halt; a caught Ctrl-C): a DELETE whose connection died
+ * unanswered after the user said stop was deleted by its resend; it ends as the reset it was. */
 static int died_unanswered(const eip_http_transfer *t, int rc)
 {
     return (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING) && t->sends == 1
@@ -1909,16 +1925,34 @@ void eip_http_transfer_unwatched(eip_http_transfer *t, long long ms)
         t->ls_tcp_at += ms;
 }
 
+void eip_http_transfer_halt(eip_http_transfer *t)
+{
+    t->halted = 1;
+}
+
 int eip_http_transfer_retry_stale(eip_http_transfer *t, int rc)
 {
     long left;
     if (died_unanswered(t, rc) || (rc == CURLE_ABORTED_BY_CALLBACK && t->libcurl_resend)) {
+        if (halted(t)) {
+            /* The caller stopped meanwhile (a caught Ctrl-C, a stopped batch): what went out is
+             * not sent again, after the caller said stop. The attempt ends as the reset it was
+             * (it may have been carried out: not unsent), said as a refused resend. */
+            t->libcurl_resend = 0;
+            t->resend_refused = 1;
+            return 0;
+        }
         left = time_left(t);
         if (left <= 0)
             return 0; /* no time for another send: the failure stands */
         t->own_resend = 1; /* the send that follows is a resend: on_prereq says so (sends > 0) */
         t->libcurl_resend = 0;
     } else if (rc != CURLE_ABORTED_BY_CALLBACK || !t->stale) {
+        return 0;
+    } else if (t->sends > 0 && halted(t)) {
+        /* (its fresh send would be a resend: refused, as above) */
+        t->stale = 0;
+        t->resend_refused = 1;
         return 0;
     } else {
         left = time_left(t);

@@ -300,6 +300,10 @@ typedef struct {
      * before any answer): aborted, and sent again by eip_http_transfer_retry_stale within the
      * time the request has left (libcurl 7.88's own resend ran up to a second past it). */
     int libcurl_resend;
+    /* The caller stopped sending (eip_http_transfer_halt: a stopped batch; or a caught interrupt,
+     * interrupt.h: the first Ctrl-C stops sending): the request is not sent again, by libcurl or
+     * by eip_http_transfer_retry_stale; a send that died unanswered is the attempt's failure. */
+    int halted;
     int answered; /* a line of an answer (an interim 1xx too) came for the current request */
     /* The proxy the handle is set to (copies of the last request's; NULL: direct), so that a
      * client sending through the same proxy (or none) sets no option again. */
@@ -401,6 +405,13 @@ int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response
  * "Resends" in http.c), sets it to go out again on a fresh connection and returns 1 (the caller
  * performs it, or adds it to its multi, again); otherwise 0. At most once per request each. */
 int eip_http_transfer_retry_stale(eip_http_transfer *t, int rc);
+
+/* The caller has stopped sending (a batch stopped: nothing more is to go out): t's request, in
+ * flight, runs to its answer, but is not sent again if its kept-alive connection dies
+ * unanswered (see "Resends" in http.c): that attempt ends as the reset it was (curl_code 52, not
+ * unsent). A caught interrupt (eip_interrupts() > 0) does the same by itself. Until the next
+ * request (eip_http_transfer_prepare). */
+void eip_http_transfer_halt(eip_http_transfer *t);
 
 /* eip_http_transfer_trim of the session's transfer: call it once the last response is no
  * longer needed (its body and token pointers are then invalid). eip_http_buffered: what its

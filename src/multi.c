@@ -452,6 +452,14 @@ int eip_multi_cancel(eip_multi *m, int *unsent)
     return n;
 }
 
+void eip_multi_halt(eip_multi *m)
+{
+    int i;
+    for (i = 0; i < m->nslots; i++)
+        if (m->slots[i]->state == SLOT_RUNNING)
+            eip_http_transfer_halt(&m->slots[i]->t);
+}
+
 /* ---- life cycle ----------------------------------------------------------------------- */
 
 int eip_multi_set_limit(eip_multi *m, int limit)

@@ -61,4 +61,9 @@ int eip_multi_pending(const eip_multi *m);
  * for a connection); returns how many. */
 int eip_multi_cancel(eip_multi *m, int *unsent);
 
+/* The caller sends nothing more (a batch stopped): each transfer in flight runs to its answer,
+ * but is not sent again when its kept-alive connection dies unanswered (eip_http_transfer_halt):
+ * that attempt ends as the reset it was. Transfers started later are not affected. */
+void eip_multi_halt(eip_multi *m);
+
 #endif

@@ -118,7 +118,8 @@
 --    `timeout`; libcurl sends it again on another connection (by itself five times in a
 --    handle's life, then once more per request by the C core: see "Resends" in src/http.c). Either
 --    way `resent` says so; a request of any other method, or with `no_resend`, fails there (52
---    or 55, "reset").
+--    or 55, "reset"). So does any request of the libcurl transport once a caught interrupt
+--    (eip.core.catch_interrupts) says stop: nothing goes out again after the first Ctrl-C.
 --  * Pooled connections that received anything while idle (a late duplicate answer, the late
 --    body of a 204, a 408 before a close) or were closed or reset since: never used, in both
 --    transports. What is there is no answer to the next request. The cosocket transport looks
