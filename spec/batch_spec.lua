@@ -356,6 +356,42 @@ describe("delete_bandwidths", function()
     assert.same({ 503, "cancelled" }, { results[1].status, results[1].stopped })
   end)
 
+  -- A stopped batch starts nothing more, and sends nothing again: a DELETE in flight whose
+  -- kept-alive connection then died unanswered was sent again by the transport (libcurl's resend,
+  -- or the C core's) after the stop, and the bandwidth deleted. It ends as the reset it was (it
+  -- may have been carried out). The stop: cancel's "stop", or on_result's eip.STOP.
+  it("a stop heard while a delete is in flight keeps the transport from sending it again #once", function()
+    for _, how in ipairs{ "cancel", "on_result" } do
+      fx.reset()
+      -- The first id goes alone; then the second (on the first's connection, which dies 1 s
+      -- later without an answer) and the third, whose answer comes at 0.3 s and stops the batch.
+      local ids = create(3)
+      emu:inject{ method = "DELETE", path = path_of(ids[2]), action = "drop", delay = 1 }
+      emu:inject{ method = "DELETE", path = path_of(ids[3]), action = "slow", delay = 0.3 }
+      emu:reset_counters()
+      local c = new{ max_attempts = 1 }
+      local third_done = false
+      local opts = { concurrency = 2, adaptive = false, on_result = function(_, id)
+        if id ~= ids[3] then return end
+        third_done = true
+        if how == "on_result" then return eip.STOP end
+      end }
+      if how == "cancel" then opts.cancel = function() if third_done then return "stop" end end end
+      local results, summary = c:delete_bandwidths(ids, opts)
+      c:close()
+      assert.equal(3, emu:stats().requests, how .. ": the dropped DELETE was not sent again")
+      assert.is_table(emu:get_bandwidth(ids[2]), how)
+      assert.equal("cancelled", summary.stopped, how)
+      assert.same({ 204, 204 }, { results[1].status, results[3].status }, how)
+      local err = results[2]
+      assert.same({ false, "transport", "reset" }, { err.ok, err.kind, err.reason }, how .. ": " .. tostring(err))
+      assert.is_nil(err.not_sent, how)
+      assert.is_nil(err.unsent, how)
+      assert.is_true(eip.could_have_acted(err), how)
+      assert.matches("not sent again: the caller stopped sending", err.curl_error, 1, true)
+    end
+  end)
+
   -- A 503 that is no throttling may speak of its bandwidth alone: its Retry-After past
   -- retry_after_cap ends that id at once, and neither pauses nor stops the others.
   it("ends an id whose 503 asks for more than retry_after_cap at once; the others go on", function()

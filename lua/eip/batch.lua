@@ -374,9 +374,18 @@ function Run:finish(job, action, value)
   if stop then self:stop("cancelled") end
 end
 
--- No new request starts from now on (the first reason stands).
+-- What is in flight is not sent again from now on: the C multi's transfers whose kept-alive
+-- connection dies unanswered end as that reset (multi:halt) rather than go out again after the
+-- stop (a DELETE deleted by its resend after the user said stop). The other drivers have none.
+function Run:halt_driver()
+  local driver = self.driver
+  if type(driver) == "userdata" then driver:halt() end
+end
+
+-- No new request starts from now on (the first reason stands), nor is one in flight sent again.
 function Run:stop(reason, cause)
   if not self.stopped then self.stopped = { reason = reason, cause = cause } end
+  self:halt_driver()
 end
 
 -- What the pipeline said about job's attempt: done, failed, or retry (now, or after a wait
@@ -679,6 +688,7 @@ function Run:cancel_heard()
   if what == "abort" then
     self.heard = "abort"
     self.stopped = { reason = "aborted", cause = self.stopped and self.stopped.cause }
+    self:halt_driver() -- (until poll_cancel aborts what is in flight)
   elseif what then
     self.heard = self.heard or "stop"
     self:stop("cancelled")
