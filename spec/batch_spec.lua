@@ -165,6 +165,8 @@ describe("delete_bandwidths", function()
     assert.equal(0, emu:stats().requests, "nothing sent")
     assert.equal(28, resp.curl_code)
     assert.matches("before the request was sent", resp.curl_error, 1, true)
+    assert.is_true(resp.unsent)
+    assert.is_true(resp.caller_away, "timed out for the time its caller was away")
     assert.is_table(emu:get_bandwidth(id))
     -- A transfer libcurl had already ended (a refused connection) keeps its own outcome: it was
     -- taken for one unsent past its deadline, a timeout that could have acted.
@@ -175,6 +177,27 @@ describe("delete_bandwidths", function()
     _, resp = m:next(5)
     m:close()
     assert.equal(7, resp.curl_code, resp.curl_error)
+    assert.is_nil(resp.caller_away)
+  end)
+
+  -- A TLS handshake that never ends (a listener that takes the connection and says nothing): the
+  -- request never goes out. Watched all along, its timeout is its own; its caller away past it
+  -- (before the handshake could even begin), it timed out for that absence alone.
+  it("says caller_away only of an unsent timeout its caller's absence caused #once", function()
+    local server = assert(require("socket").bind("127.0.0.1", 0))
+    local _, port = server:getsockname()
+    local url = "https://127.0.0.1:" .. port .. "/x"
+    for _, away in ipairs{ false, true } do
+      local m = core.multi{ user_agent = "lua-eip-spec" }
+      m:start{ method = "DELETE", url = url, headers = {}, timeout = 0.4, connect_timeout = 0.4 }
+      if away then core.sleep(0.7) end
+      local slot, resp = m:next(5)
+      m:close()
+      assert.equal(1, slot)
+      assert.same({ 28, true }, { resp.curl_code, resp.unsent }, resp.curl_error)
+      assert.equal(away or nil, resp.caller_away, "away: " .. tostring(away))
+    end
+    server:close()
   end)
 
   it("gives the right entry for missing, invalid, 409, 503-then-204 and plain ids, and the summary", function()

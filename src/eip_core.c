@@ -90,6 +90,7 @@ enum {
     K_TRUNCATED, K_ELAPSED, K_NEW_CONNECTIONS, K_CURL_CODE, K_CURL_ERROR, K_PROXY_STATUS, K_RESENT,
     K_INTERRUPTED,
     K_UNSENT,
+    K_CALLER_AWAY,
     K_NO_RESEND,
     K_OWN_MT, /* not a name: the metatable of the methods' own type (see own_udata) */
     K_COUNT
@@ -99,7 +100,7 @@ static const char *const key_names[K_COUNT] = {
     "method", "url", "body", "headers", "timeout", "connect_timeout", "low_speed_time", "low_speed_limit",
     "body_cap", "proxy", "status", "request_id", "retry_after", "content_type", "location", "subject_token",
     "truncated", "elapsed", "new_connections", "curl_code", "curl_error", "proxy_status", "resent",
-    "interrupted", "unsent", "no_resend", NULL,
+    "interrupted", "unsent", "caller_away", "no_resend", NULL,
 };
 
 /* Pushes the interned name `key` (a function with the key upvalues only), or k. */
@@ -1538,7 +1539,7 @@ static void push_response(lua_State *L, const eip_http_response *r)
     /* Sized for exactly the fields set below: a 204 has five. */
     int n = 5 + (r->request_id[0] != '\0') + (r->retry_after[0] != '\0') + (r->content_type[0] != '\0') +
             (r->location[0] != '\0') + (r->subject_token != NULL) + 2 * (r->curl_code != 0) + (r->proxy_status != 0) +
-            (r->resent != 0) + (r->interrupted != 0) + (r->unsent != 0);
+            (r->resent != 0) + (r->interrupted != 0) + (r->unsent != 0) + (r->caller_away != 0);
     lua_createtable(L, 0, n);
     set_int_key(L, K_STATUS, r->status);
     if (r->request_id[0])
@@ -1571,6 +1572,8 @@ static void push_response(lua_State *L, const eip_http_response *r)
         set_bool_key(L, K_INTERRUPTED, 1);
     if (r->unsent)
         set_bool_key(L, K_UNSENT, 1);
+    if (r->caller_away)
+        set_bool_key(L, K_CALLER_AWAY, 1);
 }
 
 /* The request's `proxy` (index 2): nil or false to go direct, else a table { url =
@@ -2048,7 +2051,9 @@ static const luaL_Reg session_methods[] = {
  *   multi:start(request)      starts a request (the table session:request takes) on a free
  *                             slot -> slot number (1-based); nil, message when none is free
  *   multi:next(timeout)       drives the transfers for up to timeout seconds until one ends
- *                             -> slot, response table (as session:request's); nil on timeout
+ *                             -> slot, response table (as session:request's); nil on timeout.
+ *                             `caller_away` = true: it timed out unsent only for the time the
+ *                             caller spent between two calls (see timed_out_away in multi.c)
  *   multi:pending()           transfers started and not yet returned by next (0 once closed)
  *   multi:cancel()            aborts every transfer in flight (the multi stays usable; a
  *                             closed multi has none: nothing to do, no error, so that a batch's

@@ -1446,6 +1446,7 @@ static void reset_response(eip_http_response *r)
     r->resent = 0;
     r->interrupted = 0;
     r->unsent = 0;
+    r->caller_away = 0;
 }
 
 /* GET, HEAD, PUT, DELETE, OPTIONS: a second send does what the first did (RFC 9110, 9.2.2). */

@@ -182,6 +182,11 @@ typedef struct {
      * sending), so the server cannot have acted on it. 0 when it may have gone out, wholly or
      * in part, and always without CURLOPT_PREREQFUNCTION (libcurl before 7.80: unknown). */
     int unsent;
+    /* A multi's transfer only (multi.c): unsent, and timed out only because its caller was away
+     * (between two calls that drive the multi: a batch's on_result or cancel) while its
+     * connection was being made: watched, it would have had time left. The caller may start it
+     * again as if it had never been started. */
+    int caller_away;
 } eip_http_response;
 
 /* One reusable easy handle with its bounded buffers: a session is one of these, and each

@@ -21,7 +21,16 @@ typedef struct {
     enum slot_state state;
     eip_http_response resp; /* its token, like its body, lives in t's buffers */
     long long started_ms;   /* when it was started (CLOCK_MONOTONIC) */
+    /* How long its caller was away (see eip_multi.away_ms) while nothing of it had been sent:
+     * time in which its connection could not be used, which its timeout was not meant for. */
+    long long unsent_away_ms;
 } slot;
+
+/* A transfer that timed out unsent is said to have done so because its caller was away
+ * (caller_away) only when, without that time, at least this much of its timeout was left
+ * (the least time lua-eip sends an attempt with: pipeline.MIN_ATTEMPT_TIME): the few
+ * milliseconds a batch spends between two calls add up to less over a whole timeout. */
+#define AWAY_MARGIN_MS 50
 
 struct eip_multi {
     CURLM *cm;                  /* NULL only when it could not be made again after a fork */
@@ -189,6 +198,7 @@ int eip_multi_start(eip_multi *m, const eip_http_request *req, char *err, size_t
     /* Its timeout is judged by drive, after reading what arrived (see eip_http_transfer_own_deadline). */
     eip_http_transfer_own_deadline(&s->t);
     s->started_ms = now_ms();
+    s->unsent_away_ms = 0;
     mc = curl_multi_add_handle(m->cm, s->t.curl);
     if (mc != CURLM_OK) {
         eip_http_transfer_finish(&s->t, CURLE_FAILED_INIT);
@@ -220,12 +230,33 @@ static void push_done(eip_multi *m, int index)
     m->done_count++;
 }
 
+/* A transfer that just finished unsent and timed out (its own deadline, before the prerequest
+ * callback let it go or at drive's look: eip_http_transfer_expire; or libcurl's connect
+ * timeout): was it for the time its caller was away? Its start (eip_multi_start) only begins a
+ * new connection, the send waits for the next drive: a batch whose on_result blocked past the
+ * timeout (a terminal held by Ctrl-S) had such requests fail, never sent, counted as attempts
+ * that timed out. Their deadlines do not move (a signed request's signing place lasts its
+ * timeout and a second; a call's deadline is the whole call's): the caller is told, and starts
+ * the request again if it may (lua/eip/batch.lua). */
+static int timed_out_away(const slot *s)
+{
+    const eip_http_response *r = &s->resp;
+    long long watched, limit;
+    if (!r->unsent || s->unsent_away_ms <= 0 ||
+        !(s->t.past_deadline || r->curl_code == CURLE_OPERATION_TIMEDOUT))
+        return 0;
+    watched = now_ms() - s->started_ms - s->unsent_away_ms;
+    limit = s->t.past_deadline ? s->t.deadline_ms - s->started_ms : s->t.connect_timeout_ms;
+    return limit > 0 && watched + AWAY_MARGIN_MS <= limit;
+}
+
 /* Takes a transfer that ended (or is abandoned) out of the multi, then captures its answer. */
 static void slot_finish(eip_multi *m, int index, CURLcode rc)
 {
     slot *s = m->slots[index];
     curl_multi_remove_handle(m->cm, s->t.curl);
     eip_http_transfer_finish(&s->t, rc);
+    s->resp.caller_away = timed_out_away(s);
     s->state = SLOT_DONE;
     push_done(m, index);
 }
@@ -287,7 +318,7 @@ static long long now_ms(void)
 
 /* The time since the transfers were last driven leaves their low-speed windows
  * (eip_http_transfer_unwatched): each running one was not watched from the later of then and
- * its start until now. */
+ * its start until now. One of which nothing was sent yet counts that time (see timed_out_away). */
 static void back_from_away(eip_multi *m, long long now)
 {
     int i;
@@ -300,6 +331,8 @@ static void back_from_away(eip_multi *m, long long now)
             continue;
         from = s->started_ms > m->away_ms ? s->started_ms : m->away_ms;
         eip_http_transfer_unwatched(&s->t, now - from);
+        if (s->t.sends == 0 && now > from)
+            s->unsent_away_ms += now - from;
     }
     m->away_ms = 0;
 }
