@@ -200,6 +200,70 @@ describe("delete_bandwidths", function()
     server:close()
   end)
 
+  -- A request that needs a new connection is only begun by its start: its caller away past the
+  -- timeout just after (a batch's on_result or cancel blocked: a terminal held by Ctrl-S) had it
+  -- time out never sent, the id failed (an attempt counted, a timeout in the metrics). It goes
+  -- again as if it had not been started; a call whose deadline passed meanwhile ends not sent.
+  it("starts again a request that timed out unsent while the caller was away #once", function()
+    local real_multi = core.multi
+    -- The client's multi, whose first `away` starts are followed by the caller's absence.
+    local function multi_away(away)
+      return function(cfg)
+        local m = real_multi(cfg)
+        local w = {}
+        for _, name in ipairs{ "limit", "next", "pending", "cancel", "close" } do
+          w[name] = function(_, ...) return m[name](m, ...) end
+        end
+        function w.start(_, req)
+          local slot, why = m:start(req)
+          if slot and away > 0 then
+            away = away - 1
+            core.sleep(0.7)
+          end
+          return slot, why
+        end
+        return w
+      end
+    end
+    local ok, err = pcall(function()
+      for _, auth in ipairs{ "token", "aksk" } do
+        fx.reset()
+        local ids = create(3)
+        emu:reset_counters()
+        local outcomes = {}
+        local opts = { timeout = 0.4, max_attempts = 1,
+          on_response = function(info) outcomes[#outcomes + 1] = info.outcome end }
+        if auth == "aksk" then opts.token, opts.ak, opts.sk = fixture.NONE, emu.ak, emu.sk end
+        core.multi = multi_away(2)
+        local c = new(opts)
+        local results, summary = c:delete_bandwidths(ids, { concurrency = 2 })
+        c:close()
+        core.multi = real_multi
+        for i, res in ipairs(results) do
+          assert.same({ true, 1 }, { res.deleted, res.attempts }, auth .. " " .. i .. ": " .. tostring(res.message))
+        end
+        assert.equal(3, summary.deleted, auth)
+        assert.equal(3, emu:stats().requests, auth .. ": each id sent once")
+        assert.same({ "not_sent", "not_sent", "ok", "ok", "ok" }, outcomes, auth)
+      end
+      -- The call's deadline passed while the caller was away: not sent, said so.
+      fx.reset()
+      local ids = create(1)
+      emu:reset_counters()
+      core.multi = multi_away(1)
+      local c = new{ timeout = 0.4, deadline = 0.6, max_attempts = 1 }
+      local results = c:delete_bandwidths(ids)
+      c:close()
+      core.multi = real_multi
+      local e = results[1]
+      assert.same({ false, "transport", "timeout", true }, { e.ok, e.kind, e.reason, e.not_sent }, tostring(e))
+      assert.equal(0, emu:stats().requests, "nothing sent")
+      assert.is_false(eip.could_have_acted(e))
+    end)
+    core.multi = real_multi
+    assert(ok, err)
+  end)
+
   it("gives the right entry for missing, invalid, 409, 503-then-204 and plain ids, and the summary", function()
     local plain = create(2)
     local busy = emu:create_bandwidth{ size = 1, publicip_ids = { "eip-1" } }

@@ -54,6 +54,10 @@ M.MAX_CONCURRENCY = 64
 -- Longest single wait in the C multi: transfers time out by themselves, this only bounds how
 -- long the loop goes without looking at the clock.
 local MAX_WAIT = 1.0
+
+-- How many times at most an id is started again after it timed out unsent while the batch's
+-- caller was away (see Run:restart_unsent).
+local AWAY_RESTARTS_MAX = 3
 --- How often, at least, a batch asks its `cancel` function (seconds): while requests are in
 -- flight, during backoffs and while the client logs in alike (see Run:cancel_heard), so that
 -- Ctrl-C is heard at once and a caller can redraw a progress line at a steady rate from it. The
@@ -415,6 +419,24 @@ function Run:next_ready()
   return job
 end
 
+-- A request of which nothing was sent, timed out only because the batch's caller was away (its
+-- on_result or cancel ran past the timeout while the request's connection was being made: the
+-- C multi's `caller_away`) is no attempt: its signing place given back, its attempt uncounted
+-- (on_response hears of it as "not_sent", which eip.metrics does not count), it is started
+-- again, first, with the time its call has left (a deadline that passed meanwhile ends it
+-- not sent, as any attempt it leaves too little time). At most AWAY_RESTARTS_MAX times an id:
+-- a cancel that always blocks past the timeout would restart it for ever.
+function Run:restart_unsent(job, resp)
+  local call = job.call
+  job.away_restarts = job.away_restarts + 1
+  if self.runner.on_response then
+    call:observed({ status = 0, elapsed = resp.elapsed, dropped_unsent = true }, nil, "retry")
+  end
+  call.attempts = call.attempts - 1
+  release(self.runner.provider, call)
+  self:unready(job)
+end
+
 -- Gives back the signing places (eip.pipeline's admit) of the requests in flight, once the driver
 -- cancelled them: the client's next calls must not wait out their timeouts. (A request cancelled
 -- after it went out may still reach the gateway; its signature is checked as it arrives, before
@@ -493,6 +515,9 @@ end
 function Run:completed(slot, resp)
   local job = self.in_flight[slot]
   self.in_flight[slot] = nil
+  if type(resp) == "table" and resp.caller_away and job.away_restarts < AWAY_RESTARTS_MAX then
+    return self:restart_unsent(job, resp)
+  end
   -- An answer that passed the credentials' check ends the probe (a 401 stops the batch
   -- instead): a success, or an error of the service itself. A request that got none (a
   -- timeout, a reset), or an answer from before the check (a load balancer's 503 page, the
@@ -880,7 +905,7 @@ function Run:prepare(ids, n)
   local first = {}
   for i = 1, n do
     local id = ids[i]
-    local job = { index = i, id = id }
+    local job = { index = i, id = id, away_restarts = 0 }
     local valid, err = pcall(runner.id, runner, "bandwidth_id", id)
     if valid and first[id] and not project_ok then
       -- Its first position ended at once (no project): so does this one.
