@@ -645,15 +645,19 @@ describe("safety", function()
       assert.equal(204, c:delete_bandwidth(ids[5]).status)
       assert.is_true(socket.gettime() - t0 < 0.5, "waited " .. (socket.gettime() - t0) .. " s for a place")
       pausing = true
-      for i = 6, 8 do cos[i] = paused(ids[i]) end -- the three freed places, cos[4] still holding its own
+      -- Four places again, taken now: cos[4]'s, taken at the start, may reach its expiry (the
+      -- timeout and a second) while the next call waits, on a loaded machine.
+      if close then assert.is_true(close(cos[4])) else cos[4] = nil end
+      collectgarbage()
+      for i = 6, 9 do cos[i] = paused(ids[i]) end
       no_place(ids[10])
       pausing = false
-      for _, i in ipairs{ 4, 6, 7, 8 } do
+      for i = 6, 9 do
         local ok, res = coroutine.resume(cos[i])
         assert.is_true(ok, tostring(res))
         assert.equal(204, res.status)
       end
-      for i = 1, 3 do assert.is_not_nil(emu:get_bandwidth(ids[i]), "nothing was sent for " .. i) end
+      for i = 1, 4 do assert.is_not_nil(emu:get_bandwidth(ids[i]), "nothing was sent for " .. i) end
     end)
 
     -- Four signed requests in flight when the key starts failing (here the clock, an hour off):

@@ -230,7 +230,7 @@ describe("the project lookup through an IAM endpoint with a base path", function
   before_each(fx.reset)
 
   it("is signed over the path it is sent to", function()
-    local c = eip.new({ region = "cn-north-4", ak = emu.ak, sk = emu.sk, max_attempts = 1 },
+    local c = require("eip.client").new({ region = "cn-north-4", ak = emu.ak, sk = emu.sk, max_attempts = 1 },
       function(name)
         return ({ HUAWEICLOUD_SDK_IAM_ENDPOINT = emu.iam_url .. "/iam-proxy" })[name]
       end)
