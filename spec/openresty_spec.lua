@@ -477,6 +477,28 @@ describe("OpenResty #openresty", function()
     -- worker past a cosocket delete's timeout, and that delete's answer arrives meanwhile: when
     -- the worker comes back, nginx expires the read timer before epoll reports the socket. The
     -- 204 waiting there was thrown away: the delete, carried out, read as a timeout.
+    -- A batch that stops while a delete is in flight lets it finish, but does not send it again:
+    -- its kept-alive connection dying unanswered after the stop went out again on a new one,
+    -- and the bandwidth was deleted after the caller said stop (as the libcurl transport did).
+    it("sends nothing again in a batch's light threads after the batch stopped", function()
+      assert.equal(200, request("POST", "/t/shared_client/stopping", cjson.encode{ endpoint = emu.url,
+        project_id = emu.project_id, token = emu.token, metadata_url = false, timeout = 5,
+        max_attempts = 1 }).status)
+      -- The first id goes alone; then the second (on the first's connection, which dies 1 s
+      -- later without an answer) and the third, answered at 0.3 s; the stop comes at 0.6 s.
+      local ids = { shared_bandwidth(), shared_bandwidth(), shared_bandwidth() }
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), action = "drop", delay = 1 }
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[3]), action = "slow", delay = 0.3 }
+      emu:reset_counters()
+      local out = request("POST", "/t/shared_batch/stopping", cjson.encode{ ids = ids, concurrency = 2,
+        answer = "stop", after = 0.6 }, 30).json
+      assert.same({ true, "cancelled" }, { out.ok, out.summary.stopped }, cjson.encode(out))
+      assert.equal(3, fixture.count_requests(emu, "DELETE"), "the dropped DELETE was not sent again")
+      assert.is_table(emu:get_bandwidth(ids[2]))
+      assert.same({ "ok", "transport", "ok" }, { out.results[1].kind, out.results[2].kind, out.results[3].kind },
+        cjson.encode(out))
+    end)
+
     it("takes an answer that arrived while another request's log phase blocked the worker", function()
       for name, timeout in pairs{ late = 2, blocking = 3 } do
         assert.equal(200, request("POST", "/t/shared_client/" .. name, cjson.encode{ endpoint = emu.url,

@@ -227,6 +227,12 @@ end
 
 function Threads:pending() return self.count end
 
+-- The requests in flight are not sent again from now on (progress.halted: see eip.transport's
+-- contract), nor are any started later, which a stopped batch does not start.
+function Threads:halt()
+  for _, progress in pairs(self.progress) do progress.halted = true end
+end
+
 -- Kills the threads in flight; returns the slots of those whose transport had written nothing of
 -- their request yet ({ [slot] = true }, as the C multi's cancel).
 function Threads:cancel()
@@ -380,10 +386,11 @@ end
 
 -- What is in flight is not sent again from now on: the C multi's transfers whose kept-alive
 -- connection dies unanswered end as that reset (multi:halt) rather than go out again after the
--- stop (a DELETE deleted by its resend after the user said stop). The other drivers have none.
+-- stop (a DELETE deleted by its resend after the user said stop); so do the light threads'
+-- requests inside nginx (Threads:halt). A transport of the caller's (Serial) is its own.
 function Run:halt_driver()
   local driver = self.driver
-  if type(driver) == "userdata" then driver:halt() end
+  if type(driver) == "userdata" or (type(driver) == "table" and driver.halt) then driver:halt() end
 end
 
 -- No new request starts from now on (the first reason stands), nor is one in flight sent again.

@@ -689,10 +689,13 @@ end
 -- Exchange ----------------------------------------------------------------------------------------
 
 -- Why a request is not sent again after its kept-alive connection died, or nil when it may be:
--- a method that is not idempotent, or the contract's no_resend.
+-- a method that is not idempotent, the contract's no_resend, or a caller that stopped sending
+-- (progress.halted: a batch stopped while it was in flight).
 local function not_again(req)
   if req.no_resend then return "it is signed, and each send is a signature the gateway checks" end
   if not IDEMPOTENT[req.method] then return "its method is not idempotent" end
+  local progress = req.progress
+  if progress and progress.halted then return "the caller stopped sending (its batch stopped)" end
   return nil
 end
 

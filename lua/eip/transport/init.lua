@@ -239,7 +239,10 @@
 --   of the request may have been written to a connection (the cosocket transport as it starts
 --   writing; the libcurl transport when it returns, unless the response says `unsent`). A batch
 --   inside nginx reads it for a light thread it aborts: one that had sent nothing yet (still
---   connecting, in a TLS handshake) could not have been acted on.
+--   connecting, in a TLS handshake) could not have been acted on. Its `halted`, set by that
+--   batch when it stops, says the request is not to be sent again from then on: a kept-alive
+--   connection that dies before any answer is then the attempt's failure (52 or 55, "reset"),
+--   as for `no_resend`, rather than a delete sent after the stop.
 -- @tfield table proxy nil or false: straight to the URL's host. Neither transport ever reads
 --   the environment (http_proxy, ALL_PROXY, no_proxy) by itself: the client decides, in Lua,
 --   once (`eip.proxy`: the option, else the environment; never for loopback or link-local
