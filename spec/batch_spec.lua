@@ -200,6 +200,55 @@ describe("delete_bandwidths", function()
     server:close()
   end)
 
+  -- Short absences, many of them (a cancel that takes a few milliseconds, asked every 0.25 s) add
+  -- up to more than a handshake's margin, but no absence made it time out: a connection that
+  -- never comes times out as it would anyway, once, and is no restart.
+  it("says caller_away of no timeout that short absences only added up to", function()
+    local server = assert(require("socket").bind("127.0.0.1", 0))
+    local _, port = server:getsockname()
+    local outcomes = {}
+    local c = eip.new{ endpoint = "https://127.0.0.1:" .. port, project_id = "p", token = "t0ken-1234",
+      timeout = 1, max_attempts = 1, metadata_url = false,
+      on_response = function(info) outcomes[#outcomes + 1] = info.outcome end }
+    local t0 = core.monotime()
+    local results = c:delete_bandwidths({ "00000000-0000-4000-8000-000000000001" }, { cancel = function()
+      local busy = core.monotime() + 0.02
+      while core.monotime() < busy do end
+    end })
+    local took = core.monotime() - t0
+    c:close()
+    server:close()
+    assert.same({ "transport", "timeout", 1 }, { results[1].kind, results[1].reason, results[1].attempts })
+    assert.same({ "timeout" }, outcomes)
+    assert.is_true(took < 2.5, "took " .. took .. " s: restarted")
+  end)
+
+  -- An abort takes the answers that arrived first, driving the transfers: one still waiting for
+  -- its new connection went out then, after the abort, and deleted its bandwidth.
+  it("an abort lets no request whose connection was still being made go out", function()
+    local ids = create(3)
+    -- (the second id's answer closes its connection: the third needs a new one)
+    emu:inject{ method = "DELETE", path = path_of(ids[2]), action = "raw",
+      raw = "HTTP/1.1 204 No Content\r\nConnection: close\r\nContent-Length: 0\r\n\r\n" }
+    emu:reset_counters()
+    local abort = false
+    local c = new{ timeout = 5, max_attempts = 1, on_request = function()
+      local busy = core.monotime() + 0.002
+      while core.monotime() < busy do end
+    end }
+    local results, summary = c:delete_bandwidths(ids, { concurrency = 2,
+      on_result = function(i) if i == 2 then abort = true end end,
+      cancel = function() if abort then return "abort" end end })
+    c:close()
+    assert.equal("aborted", summary.stopped)
+    assert.same({ 204, 204 }, { results[1].status, results[2].status })
+    assert.same({ "interrupted", true, true }, { results[3].kind, results[3].cancelled, results[3].not_sent },
+      tostring(results[3]))
+    assert.is_false(eip.could_have_acted(results[3]))
+    assert.equal(2, emu:stats().requests, "the third delete went out after the abort")
+    assert.is_table(emu:get_bandwidth(ids[3]))
+  end)
+
   -- A request that needs a new connection is only begun by its start: its caller away past the
   -- timeout just after (a batch's on_result or cancel blocked: a terminal held by Ctrl-S) had it
   -- time out never sent, the id failed (an attempt counted, a timeout in the metrics). It goes

@@ -91,6 +91,7 @@ enum {
     K_INTERRUPTED,
     K_UNSENT,
     K_CALLER_AWAY,
+    K_HELD_BACK,
     K_NO_RESEND,
     K_OWN_MT, /* not a name: the metatable of the methods' own type (see own_udata) */
     K_COUNT
@@ -100,7 +101,7 @@ static const char *const key_names[K_COUNT] = {
     "method", "url", "body", "headers", "timeout", "connect_timeout", "low_speed_time", "low_speed_limit",
     "body_cap", "proxy", "status", "request_id", "retry_after", "content_type", "location", "subject_token",
     "truncated", "elapsed", "new_connections", "curl_code", "curl_error", "proxy_status", "resent",
-    "interrupted", "unsent", "caller_away", "no_resend", NULL,
+    "interrupted", "unsent", "caller_away", "held_back", "no_resend", NULL,
 };
 
 /* Pushes the interned name `key` (a function with the key upvalues only), or k. */
@@ -1539,7 +1540,8 @@ static void push_response(lua_State *L, const eip_http_response *r)
     /* Sized for exactly the fields set below: a 204 has five. */
     int n = 5 + (r->request_id[0] != '\0') + (r->retry_after[0] != '\0') + (r->content_type[0] != '\0') +
             (r->location[0] != '\0') + (r->subject_token != NULL) + 2 * (r->curl_code != 0) + (r->proxy_status != 0) +
-            (r->resent != 0) + (r->interrupted != 0) + (r->unsent != 0) + (r->caller_away != 0);
+            (r->resent != 0) + (r->interrupted != 0) + (r->unsent != 0) + (r->caller_away != 0) +
+            (r->held_back != 0);
     lua_createtable(L, 0, n);
     set_int_key(L, K_STATUS, r->status);
     if (r->request_id[0])
@@ -1574,6 +1576,8 @@ static void push_response(lua_State *L, const eip_http_response *r)
         set_bool_key(L, K_UNSENT, 1);
     if (r->caller_away)
         set_bool_key(L, K_CALLER_AWAY, 1);
+    if (r->held_back)
+        set_bool_key(L, K_HELD_BACK, 1);
 }
 
 /* The request's `proxy` (index 2): nil or false to go direct, else a table { url =
@@ -2060,10 +2064,12 @@ static const luaL_Reg session_methods[] = {
  *                             clean-up after a client closed mid-batch does not hide why it
  *                             stopped) -> { [slot] = true } for those of which nothing had been
  *                             sent yet (the contract's `unsent`)
- *   multi:halt()              the caller sends nothing more (a batch stopped): the transfers in
+ *   multi:halt([sends])       the caller sends nothing more (a batch stopped): the transfers in
  *                             flight run to their answers, but none is sent again when its
  *                             kept-alive connection dies unanswered (it ends as that reset);
- *                             a caught interrupt does the same by itself (closed: nothing to do)
+ *                             a caught interrupt does the same by itself (closed: nothing to do);
+ *                             with sends true (an abort), one not sent yet never goes out: it
+ *                             ends unsent, `held_back` = true
  *   multi:close()             frees it all now (also done by the garbage collector)
  * Signing, mapping and retries stay in Lua (lua/eip/batch.lua): the caller starts each request
  * right after signing it. */
@@ -2184,7 +2190,7 @@ static int l_multi_halt(lua_State *L)
 {
     multi_ud *u = luaL_checkudata(L, 1, MULTI_MT);
     if (u->multi != NULL)
-        eip_multi_halt(u->multi);
+        eip_multi_halt(u->multi, lua_toboolean(L, 2));
     return 0;
 }
 

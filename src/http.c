@@ -1018,6 +1018,11 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
         t->past_deadline = 1;
         return CURL_PREREQFUNC_ABORT;
     }
+    /* Its caller aborted (a batch's "abort") before its first send: it never goes out. */
+    if (t->halted_sends && t->sends == 0) {
+        t->held_back = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
     /* A send after one that went out (libcurl's own resend, or the fresh connection's after a
      * stale one was found at a resend) is a resend, wherever it goes: said, or refused. */
     if (t->sends > 0) {
@@ -1446,7 +1451,7 @@ static void reset_response(eip_http_response *r)
     r->resent = 0;
     r->interrupted = 0;
     r->unsent = 0;
-    r->caller_away = 0;
+    r->caller_away = r->held_back = 0;
 }
 
 /* GET, HEAD, PUT, DELETE, OPTIONS: a second send does what the first did (RFC 9110, 9.2.2). */
@@ -1591,6 +1596,10 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
         snprintf(resp->curl_error, sizeof(resp->curl_error),
                  "Operation too slow. Less than %ld bytes/sec transferred the last %ld seconds", t->ls_limit,
                  t->ls_time_s);
+    } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->held_back) {
+        resp->held_back = 1;
+        snprintf(resp->curl_error, sizeof(resp->curl_error),
+                 "Not sent: its caller aborted before it could go out");
     } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->past_deadline) {
         resp->curl_code = CURLE_OPERATION_TIMEDOUT;
         snprintf(resp->curl_error, sizeof(resp->curl_error), t->sends == 0
@@ -1794,7 +1803,7 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->rx_base_ok = 0;
     t->head = HEAD_START;
     t->sends = t->resend_refused = t->stale = t->reused_send = t->own_resend = t->answered = 0;
-    t->libcurl_resend = t->halted = 0;
+    t->libcurl_resend = t->halted = t->halted_sends = t->held_back = 0;
     if (t->fresh) {
         curl_easy_setopt(t->curl, CURLOPT_FRESH_CONNECT, 0L);
         t->fresh = 0;
@@ -1926,9 +1935,11 @@ void eip_http_transfer_unwatched(eip_http_transfer *t, long long ms)
         t->ls_tcp_at += ms;
 }
 
-void eip_http_transfer_halt(eip_http_transfer *t)
+void eip_http_transfer_halt(eip_http_transfer *t, int sends)
 {
     t->halted = 1;
+    if (sends)
+        t->halted_sends = 1;
 }
 
 int eip_http_transfer_retry_stale(eip_http_transfer *t, int rc)

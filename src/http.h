@@ -187,6 +187,9 @@ typedef struct {
      * connection was being made: watched, it would have had time left. The caller may start it
      * again as if it had never been started. */
     int caller_away;
+    /* Unsent because its caller aborted before it could go out (eip_http_transfer_halt with
+     * sends: a batch's "abort" while its connection was being made). */
+    int held_back;
 } eip_http_response;
 
 /* One reusable easy handle with its bounded buffers: a session is one of these, and each
@@ -309,6 +312,9 @@ typedef struct {
      * interrupt.h: the first Ctrl-C stops sending): the request is not sent again, by libcurl or
      * by eip_http_transfer_retry_stale; a send that died unanswered is the attempt's failure. */
     int halted;
+    /* ... and nothing is to go out at all, not even a first send (eip_http_transfer_halt with
+     * sends: an abort); held_back: the prerequest callback kept its first send back. */
+    int halted_sends, held_back;
     int answered; /* a line of an answer (an interim 1xx too) came for the current request */
     /* The proxy the handle is set to (copies of the last request's; NULL: direct), so that a
      * client sending through the same proxy (or none) sets no option again. */
@@ -414,9 +420,10 @@ int eip_http_transfer_retry_stale(eip_http_transfer *t, int rc);
 /* The caller has stopped sending (a batch stopped: nothing more is to go out): t's request, in
  * flight, runs to its answer, but is not sent again if its kept-alive connection dies
  * unanswered (see "Resends" in http.c): that attempt ends as the reset it was (curl_code 52, not
- * unsent). A caught interrupt (eip_interrupts() > 0) does the same by itself. Until the next
- * request (eip_http_transfer_prepare). */
-void eip_http_transfer_halt(eip_http_transfer *t);
+ * unsent). A caught interrupt (eip_interrupts() > 0) does the same by itself. With `sends`
+ * (an abort), not even its first send goes out if it has not yet: it ends unsent, held_back.
+ * Until the next request (eip_http_transfer_prepare). */
+void eip_http_transfer_halt(eip_http_transfer *t, int sends);
 
 /* eip_http_transfer_trim of the session's transfer: call it once the last response is no
  * longer needed (its body and token pointers are then invalid). eip_http_buffered: what its

@@ -21,15 +21,14 @@ typedef struct {
     enum slot_state state;
     eip_http_response resp; /* its token, like its body, lives in t's buffers */
     long long started_ms;   /* when it was started (CLOCK_MONOTONIC) */
-    /* How long its caller was away (see eip_multi.away_ms) while nothing of it had been sent:
-     * time in which its connection could not be used, which its timeout was not meant for. */
-    long long unsent_away_ms;
+    /* Its timeout ran out while its caller was away (see eip_multi.away_ms), nothing of it sent
+     * yet, in an absence that took half that timeout or more: its connection could not be
+     * used for that time, which its timeout was not meant for (see back_from_away). */
+    int expired_away;
 } slot;
 
-/* A transfer that timed out unsent is said to have done so because its caller was away
- * (caller_away) only when, without that time, at least this much of its timeout was left
- * (the least time lua-eip sends an attempt with: pipeline.MIN_ATTEMPT_TIME): the few
- * milliseconds a batch spends between two calls add up to less over a whole timeout. */
+/* A caller back less than this before an unsent transfer's timeout (the least time lua-eip
+ * sends an attempt with: pipeline.MIN_ATTEMPT_TIME) came back too late for it. */
 #define AWAY_MARGIN_MS 50
 
 struct eip_multi {
@@ -198,7 +197,7 @@ int eip_multi_start(eip_multi *m, const eip_http_request *req, char *err, size_t
     /* Its timeout is judged by drive, after reading what arrived (see eip_http_transfer_own_deadline). */
     eip_http_transfer_own_deadline(&s->t);
     s->started_ms = now_ms();
-    s->unsent_away_ms = 0;
+    s->expired_away = 0;
     mc = curl_multi_add_handle(m->cm, s->t.curl);
     if (mc != CURLM_OK) {
         eip_http_transfer_finish(&s->t, CURLE_FAILED_INIT);
@@ -241,13 +240,20 @@ static void push_done(eip_multi *m, int index)
 static int timed_out_away(const slot *s)
 {
     const eip_http_response *r = &s->resp;
-    long long watched, limit;
-    if (!r->unsent || s->unsent_away_ms <= 0 ||
-        !(s->t.past_deadline || r->curl_code == CURLE_OPERATION_TIMEDOUT))
-        return 0;
-    watched = now_ms() - s->started_ms - s->unsent_away_ms;
-    limit = s->t.past_deadline ? s->t.deadline_ms - s->started_ms : s->t.connect_timeout_ms;
-    return limit > 0 && watched + AWAY_MARGIN_MS <= limit;
+    return r->unsent && s->expired_away && (s->t.past_deadline || r->curl_code == CURLE_OPERATION_TIMEDOUT);
+}
+
+/* When an unsent transfer times out: the earlier of its own deadline and its connect timeout
+ * (0: neither). */
+static long long unsent_expiry(const slot *s)
+{
+    long long e = s->t.deadline_ms, c;
+    if (s->t.connect_timeout_ms > 0) {
+        c = s->started_ms + s->t.connect_timeout_ms;
+        if (e == 0 || c < e)
+            e = c;
+    }
+    return e;
 }
 
 /* Takes a transfer that ended (or is abandoned) out of the multi, then captures its answer. */
@@ -318,7 +324,11 @@ static long long now_ms(void)
 
 /* The time since the transfers were last driven leaves their low-speed windows
  * (eip_http_transfer_unwatched): each running one was not watched from the later of then and
- * its start until now. One of which nothing was sent yet counts that time (see timed_out_away). */
+ * its start until now. One of which nothing was sent yet, whose timeout ran out in that time
+ * (or is all but out) is said to have expired away (see timed_out_away) only when the absence
+ * took half its timeout or more: the few milliseconds a batch spends between two drives, many
+ * times over, are no absence, and a connection that never comes (a silent TLS peer, a dead
+ * host) times out as it would anyway. */
 static void back_from_away(eip_multi *m, long long now)
 {
     int i;
@@ -331,8 +341,11 @@ static void back_from_away(eip_multi *m, long long now)
             continue;
         from = s->started_ms > m->away_ms ? s->started_ms : m->away_ms;
         eip_http_transfer_unwatched(&s->t, now - from);
-        if (s->t.sends == 0 && now > from)
-            s->unsent_away_ms += now - from;
+        if (s->t.sends == 0 && now > from) {
+            long long e = unsent_expiry(s);
+            if (e != 0 && e > from && e <= now + AWAY_MARGIN_MS && 2 * (now - from) >= e - s->started_ms)
+                s->expired_away = 1;
+        }
     }
     m->away_ms = 0;
 }
@@ -485,12 +498,12 @@ int eip_multi_cancel(eip_multi *m, int *unsent)
     return n;
 }
 
-void eip_multi_halt(eip_multi *m)
+void eip_multi_halt(eip_multi *m, int sends)
 {
     int i;
     for (i = 0; i < m->nslots; i++)
         if (m->slots[i]->state == SLOT_RUNNING)
-            eip_http_transfer_halt(&m->slots[i]->t);
+            eip_http_transfer_halt(&m->slots[i]->t, sends);
 }
 
 /* ---- life cycle ----------------------------------------------------------------------- */

@@ -228,9 +228,13 @@ end
 function Threads:pending() return self.count end
 
 -- The requests in flight are not sent again from now on (progress.halted: see eip.transport's
--- contract), nor are any started later, which a stopped batch does not start.
-function Threads:halt()
-  for _, progress in pairs(self.progress) do progress.halted = true end
+-- contract), nor are any started later, which a stopped batch does not start; with `sends` (an
+-- abort), those not sent yet are not sent at all (progress.halt_sends).
+function Threads:halt(sends)
+  for _, progress in pairs(self.progress) do
+    progress.halted = true
+    if sends then progress.halt_sends = true end
+  end
 end
 
 -- Kills the threads in flight; returns the slots of those whose transport had written nothing of
@@ -387,10 +391,12 @@ end
 -- What is in flight is not sent again from now on: the C multi's transfers whose kept-alive
 -- connection dies unanswered end as that reset (multi:halt) rather than go out again after the
 -- stop (a DELETE deleted by its resend after the user said stop); so do the light threads'
--- requests inside nginx (Threads:halt). A transport of the caller's (Serial) is its own.
-function Run:halt_driver()
+-- requests inside nginx (Threads:halt). With `sends` (an abort), a request not sent yet (its
+-- connection still being made) never goes out: it comes back `held_back`. A transport of the
+-- caller's (Serial) is its own.
+function Run:halt_driver(sends)
   local driver = self.driver
-  if type(driver) == "userdata" or (type(driver) == "table" and driver.halt) then driver:halt() end
+  if type(driver) == "userdata" or (type(driver) == "table" and driver.halt) then driver:halt(sends) end
 end
 
 -- No new request starts from now on (the first reason stands), nor is one in flight sent again.
@@ -720,7 +726,7 @@ function Run:cancel_heard()
   if what == "abort" then
     self.heard = "abort"
     self.stopped = { reason = "aborted", cause = self.stopped and self.stopped.cause }
-    self:halt_driver() -- (until poll_cancel aborts what is in flight)
+    self:halt_driver(true) -- (until poll_cancel aborts what is in flight: nothing more goes out)
   elseif what then
     self.heard = self.heard or "stop"
     self:stop("cancelled")
@@ -741,12 +747,18 @@ function Run:poll_cancel()
   if what == "abort" then
     self.abort_done = true
     self.stopped = { reason = "aborted", cause = self.stopped and self.stopped.cause }
+    -- Nothing goes out from now on: taking the answers that arrived drives the transfers, and
+    -- one whose connection was still being made would go out then, after the abort. It comes
+    -- back held_back instead, and is reported with those the driver cancels unsent below.
+    self:halt_driver(true)
+    local held = {}
     while self.driver:pending() > 0 do
       local slot, resp = self.driver:next(0)
       if not slot then break end
-      self:completed(slot, resp)
+      if type(resp) == "table" and resp.held_back then held[slot] = true else self:completed(slot, resp) end
     end
     local unsent = self.driver:cancel()
+    for slot in pairs(held) do unsent[slot] = true end
     self:release_all(unsent)
     self:dropped(unsent)
     for slot, job in pairs(self.in_flight) do

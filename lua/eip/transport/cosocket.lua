@@ -712,8 +712,14 @@ local function attempt(self, x, req, t, path)
   x.sock = sock
   set_timeout(x, sock, ms(reused and left or http1.remaining(x)))
   local text = request_text(self, req, t, path, x, plain)
-  x.sent = true -- (from here on, any failure may follow a request that went out: see finish)
   local progress = req.progress
+  if progress and progress.halt_sends then
+    -- (its caller aborted while its connection was being made: it never goes out)
+    sock:close()
+    x.resp.held_back = true
+    return http1.fail(x, 42, "Not sent: its caller aborted before it could go out")
+  end
+  x.sent = true -- (from here on, any failure may follow a request that went out: see finish)
   if progress then progress.sent = true end
   local sent, serr = sock:send(text)
   if not sent then
