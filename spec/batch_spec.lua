@@ -200,6 +200,26 @@ describe("delete_bandwidths", function()
     server:close()
   end)
 
+  -- A wall clock (ngx.now, os.time) that NTP steps back while a retry waits: the retry is due
+  -- after its backoff all the same. It waited for the clock to catch up (20 s here, an hour
+  -- there), a sleep of the backoff at a time.
+  it("sends a retry after its backoff though the caller's clock stepped back meanwhile", function()
+    local ids = create(2)
+    -- (a backoff of several of the cancel's pieces: the step comes in the first)
+    emu:inject{ method = "DELETE", path = path_of(ids[1]), status = 503, headers = { ["Retry-After"] = "1" },
+      body = { code = "VPC.0001", message = "x" } }
+    local off = 0
+    local c = new{ clock = function() return 1.7e9 + core.monotime() + off end,
+      sleep = function(s) off = -20; core.sleep(s) end }
+    local t0 = core.monotime()
+    local _, summary = c:delete_bandwidths(ids, { concurrency = 1, cancel = function()
+      if core.monotime() - t0 > 15 then return "abort" end
+    end })
+    c:close()
+    assert.same({ 2, nil }, { summary.deleted, summary.stopped })
+    assert.is_true(core.monotime() - t0 < 5, "took " .. (core.monotime() - t0) .. " s")
+  end)
+
   -- Short absences, many of them (a cancel that takes a few milliseconds, asked every 0.25 s) add
   -- up to more than a handshake's margin, but no absence made it time out: a connection that
   -- never comes times out as it would anyway, once, and is no restart.

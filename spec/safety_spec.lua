@@ -1013,6 +1013,10 @@ describe("safety", function()
       end
       assert.equal(0, api_requests())
       assert.is_table(emu:get_bandwidth(id))
+      -- The least wait reads once: its first read is given the least time an attempt needs.
+      local res = c:delete_bandwidth(id, { wait = 0.05 })
+      assert.same({ 204, "number" }, { res.status, type(res.waited) })
+      assert.equal(2, api_requests(), "the delete and one read")
     end)
 
     -- A refused key while waiting ends the wait (nothing more is signed), but the delete went
@@ -1502,6 +1506,16 @@ describe("safety", function()
         assert.same({ "usage", "clock" }, { err.kind, err.argument })
       end
       assert.equal(0, api_requests())
+    end)
+
+    -- A clock whose numbers are huge (a nanosecond clock taken for seconds: 1.7e18) leaves a
+    -- double no room for the rate's fractions of a second: every request went at once.
+    it("keeps the rate with a clock whose readings are huge", function()
+      local c = fx.client{ rate = 5, clock = function() return 1e16 + socket.gettime() end }
+      local ids = create(6)
+      local t0 = socket.gettime()
+      for i = 1, 6 do assert.equal(204, c:delete_bandwidth(ids[i]).status) end
+      assert.is_true(socket.gettime() - t0 >= 0.9, "6 deletes at 5/s took " .. (socket.gettime() - t0) .. " s")
     end)
 
     it("a clock that breaks mid-call never turns what was sent into a usage error", function()

@@ -560,6 +560,9 @@ local WAIT_STEPS = { 0.5, 1, 2, 5 }
 -- The time a wait keeps for its last read: a pause that would run past the end is cut short, so
 -- that a read still goes this long before the end (a wait of 3.4 s read at 0, 0.5 and 1.5 s, and
 -- gave up there, its next pause of 2 s past the end).
+-- The least time the first read of a wait is given: more than the least an attempt is sent
+-- with (eip.pipeline's MIN_ATTEMPT_TIME, 0.05 s), so that it goes out.
+local MIN_READ = 0.06
 local LAST_READ = 0.25
 --- How long `wait = true` waits (Terraform's own limit for this resource).
 M.DEFAULT_WAIT = 600
@@ -596,7 +599,10 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel)
     -- Each read, its retries included, ends with the wait: a read of `timeout` x attempts must
     -- not hold a wait of a few seconds for minutes.
     local op = ops.show_bandwidth(project, bandwidth_id)
+    -- (the first read has at least the least time an attempt is sent with, however short the
+    -- wait: a wait that passed validation reads once)
     op.deadline_at = started + seconds
+    if step == 1 then op.deadline_at = math.max(op.deadline_at, core.monotime() + MIN_READ) end
     local ok, err = pcall(runner.run, runner, op, cancel)
     local waited = core.monotime() - started
     if ok then

@@ -412,7 +412,9 @@ function Run:settle(job, action, value)
   if value <= 0 then
     self.retries_due[#self.retries_due + 1] = job
   else
-    job.ready_at, job.delay = self.clock() + value, value
+    -- (due_mono: when it is due on the machine's monotonic clock, whatever the caller's does: a
+    -- wall clock stepped back, by NTP say, must not hold the retry for as long as the step)
+    job.ready_at, job.delay, job.due_mono = self.clock() + value, value, core.monotime() + value
     heap_push(self.retries, job)
   end
 end
@@ -586,6 +588,7 @@ function Run:adapt(job, resp)
     local ra = retry.parse_retry_after(err.retry_after, os.time())
     if ra and ra <= self.runner.policy.retry_after_cap then
       self.paused_until = math.max(self.paused_until, now + ra)
+      self.paused_mono = math.max(self.paused_mono, core.monotime() + ra)
     end
     local stated = retry.stated_limit(err)
     if err.throttled_beyond then
@@ -623,6 +626,7 @@ function Run:adapt(job, resp)
     -- Without a Retry-After (one over retry_after_cap stopped the batch above): the window.
     if not ra then
       self.paused_until = math.max(self.paused_until, now + WINDOW)
+      self.paused_mono = math.max(self.paused_mono, core.monotime() + WINDOW)
     end
     self.last_raise = now
   elseif status > 0 then
@@ -651,13 +655,15 @@ function Run:start_wait(now)
     -- What the loop slept for in full is due, whatever the clock says (a caller's clock that
     -- stands still, or went back, must not hold the batch forever).
     self.start_slept = nil
-    if self.paused_until > now then self.paused_until = -math.huge end
+    if self.paused_until > now then self.paused_until, self.paused_mono = -math.huge, -math.huge end
     if self.rate_slot then
       self.rate_slot = nil
       return 0
     end
   end
-  local wait = self.paused_until - now
+  -- (the pause ends by the caller's clock or by the monotonic one, whichever comes first: a
+  -- caller's clock stepped back must not stretch it)
+  local wait = math.min(self.paused_until - now, self.paused_mono - core.monotime())
   if wait > 0 then return wait end
   local bucket = self.bucket
   if not bucket then return 0 end
@@ -708,10 +714,10 @@ function Run:due_deadline(now)
   return math.max(0, soonest - pipeline.MIN_ATTEMPT_TIME - now)
 end
 
--- Moves the retries due by `now` to the ready queue.
+-- Moves the retries due by `now`, or by the monotonic clock (see settle), to the ready queue.
 function Run:promote(now)
-  local h = self.retries
-  while h[1] and h[1].ready_at <= now do
+  local h, mono = self.retries, core.monotime()
+  while h[1] and (h[1].ready_at <= now or h[1].due_mono <= mono) do
     self.retries_due[#self.retries_due + 1] = heap_pop(h)
   end
 end
@@ -867,7 +873,8 @@ function Run:loop()
       self.wait_left = left - piece > 0 and left - piece or nil
       if piece > 0 then self.runner.sleep(piece) end
       if not self.wait_left and start_wait > 0 and wait >= start_wait then self.start_slept = true end
-      if not self.wait_left and next_retry and next_retry.ready_at <= now + wait then
+      -- (a retry's whole delay slept now is due too, however the caller's clock moved since)
+      if not self.wait_left and next_retry and (next_retry.ready_at <= now + wait or wait >= next_retry.delay) then
         self:promote(next_retry.ready_at)
       end
     else
@@ -985,7 +992,7 @@ function M.run(runner, ids, opts)
       elapsed = 0 },
     fresh = {}, head = 1, retries = {}, retries_due = {}, in_flight = {},
     clock = clock, bucket = bucket, shared_bucket = shared_bucket, adaptive = o.adaptive,
-    paused_until = -math.huge, last_cut = -math.huge,
+    paused_until = -math.huge, paused_mono = -math.huge, last_cut = -math.huge,
     last_raise = -math.huge, clean = 0, accepted = {}, accepted_head = 1, accepted_tail = 0,
     -- The rate the caller set (the client's or this batch's): adapting never goes above it, and
     -- the client's bucket gets it back when the batch ends, however it ends.

@@ -129,19 +129,22 @@ end
 -- mid-call it is the caller's code inside a call (as a sleep is): one that raises, or returns
 -- no number, must not turn a delete already sent into a usage error saying nothing was, so it
 -- is logged once and the library's monotonic clock takes over, from the last reading on.
+-- Readings are given from the first one on (a nanosecond clock's 1.7e18 leaves a double no
+-- room for the rate's fractions of a second: every request would go at once).
 local function guarded_clock(clock, logger)
   local ok, t = pcall(clock)
   if not reading(ok, t) then
     errors.raise_usage("clock", "must return a number of seconds, got %s",
       not ok and "an error" or t ~= t and "NaN" or type(t) == "number" and tostring(t) or type(t))
   end
-  local last, last_own, offset = t, core.monotime(), nil
+  local first = t
+  local last, last_own, offset = 0, core.monotime(), nil
   return function()
     if offset then return core.monotime() + offset end
     ok, t = pcall(clock)
     if reading(ok, t) then
-      last, last_own = t, core.monotime()
-      return t
+      last, last_own = t - first, core.monotime()
+      return last
     end
     offset = last - last_own
     if logger then

@@ -46,7 +46,9 @@ Bucket.__index = Bucket
 -- "eip:pace").
 function M.new(opts)
   -- configured: the rate as made, which adaptive callers never go above and give back.
-  local self = setmetatable({ burst = opts.burst or 1, tat = 0, configured = opts.rate }, Bucket)
+  -- (tat: none yet; 0 would hold the first request of a clock whose readings are negative, one
+  -- counted from its first reading that then went back, for as many seconds)
+  local self = setmetatable({ burst = opts.burst or 1, tat = -math.huge, configured = opts.rate }, Bucket)
   self:set_rate(opts.rate)
   if opts.dict then
     local ngx = rawget(_G, "ngx")
