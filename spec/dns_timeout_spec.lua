@@ -65,7 +65,7 @@ describe("a host name whose lookup never ends (libcurl transport)", function()
     assert.equal("transport", single.kind, single.line)
     assert.equal("timeout", single.reason, single.line)
     assert.equal("true", single.unsent, single.line)
-    assert.matches("Resolving timed out after 1000 milliseconds %(curl 28%) %[not sent%]", single.line)
+    assert.matches("Resolving timed out after %d+ milliseconds %(curl 28%) %[not sent%]", single.line)
     -- (the resolver's 6 s before the fix)
     assert.is_true(single.took < 2.5, single.line)
     for i = 1, 2 do
