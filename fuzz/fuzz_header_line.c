@@ -151,7 +151,7 @@ static int model_refuses_codings(model *m, const char *line, size_t b, size_t le
 /* The model: applies one line to the expected state. */
 static void model_line(model *m, const char *line, size_t len)
 {
-    size_t colon, b, e, i, n;
+    size_t colon, b, e, i;
     m->token_line = 0;
     m->refuse = 0;
     if (m->head == 0) {
