@@ -385,6 +385,17 @@ describe("eip command", function()
   end)
 
   describe("delete-bandwidth", function()
+    -- A REST server says nothing until it answers: the library's 10 s low-speed window failed a
+    -- server answering after 11 s, whatever --timeout said (60: 10 s, FAILED?).
+    it("gives an attempt the whole --timeout when the server is silent until it answers #once", function()
+      local a = emu:create_bandwidth{ size = 5 }
+      emu:inject{ method = "DELETE", action = "slow", delay = 11, times = 1 }
+      local code, out, err = run("delete-bandwidth --max-attempts 1 --timeout 20 " .. a)
+      assert.equal(0, code, hide(out .. err))
+      assert.matches("^deleted  ", out)
+      assert.is_nil(emu:get_bandwidth(a))
+    end)
+
     it("deletes every id: one line each on stdout, the summary on stderr, exit 0", function()
       local a, b = emu:create_bandwidth{ size = 5 }, emu:create_bandwidth{ size = 6 }
       local code, out, err = run("delete-bandwidth " .. a .. " " .. b)
@@ -769,7 +780,9 @@ describe("eip command", function()
         { "list-bandwidths --region cn-north-4 --endpoint http://127.0.0.1:1", {},
           "eip: --endpoint and --region are exclusive: give one of them\n" },
         { "list-bandwidths --region xx-nowhere-1", { EIP_ENDPOINT = false },
-          "give --endpoint https://vpc.<region>.myhuaweicloud.com or set HUAWEICLOUD_SDK_REGION_EIP_XX_NOWHERE_1\n" },
+          "give --endpoint https://vpc.<region>.myhuaweicloud.com, set HUAWEICLOUD_SDK_REGION_EIP_XX_NOWHERE_1, "
+            .. "or give it an EIP entry in the SDKs' regions file (HUAWEICLOUD_SDK_REGIONS_FILE, else "
+            .. "~/.huaweicloud/regions.yaml)\n" },
         { "delete-bandwidth --dry-run bw-1", { EIP_ENDPOINT = "http://user:pw@127.0.0.1:1" },
           "EIP_ENDPOINT must not hold credentials (user:password@): the command reads them from the "
             .. "environment, the profile file or the metadata service, never from a URL" } } do

@@ -379,8 +379,9 @@ function M.vpc_endpoint(argument, region, getenv)
   end
   local guess = validate.closest(region, NAMES)
   errors.raise_usage(argument, "names no known region (%q)%s; for a region this table does not know yet, "
-    .. "pass endpoint = \"https://vpc.<region>.myhuaweicloud.com\" or set %s", region,
-    guess and ("; did you mean \"" .. guess .. "\"?") or "", M.env_name(region))
+    .. "pass endpoint = \"https://vpc.<region>.myhuaweicloud.com\", set %s, or give it an EIP entry in "
+    .. "the SDKs' regions file (%s, else ~/.huaweicloud/regions.yaml)", region,
+    guess and ("; did you mean \"" .. guess .. "\"?") or "", M.env_name(region), M.ENV_REGIONS_FILE)
 end
 
 --- The IAM endpoint for `region` (nil or unknown: the global one), unless overridden.

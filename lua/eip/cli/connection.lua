@@ -39,7 +39,8 @@ local OPTIONS = {
     help = "project id (default: the profile file's with its keys, $HUAWEICLOUD_SDK_PROJECT_ID with a "
       .. "token or keys from the environment, else looked up by region)" },
   { "--timeout", value = "S", key = "timeout", number = true, min = 0.001, max = 86400,
-    help = "seconds per attempt (default 30)" },
+    help = "seconds per attempt (default 30; without it, an attempt whose server says nothing for 10 s "
+      .. "fails then)" },
   { "--connect-timeout", value = "S", key = "connect_timeout", number = true, min = 0.001, max = 86400,
     help = "seconds to connect, TLS handshake included, within --timeout (default 10)" },
   { "--ca-file", value = "FILE", key = "ca_file",
@@ -177,6 +178,9 @@ function M.client(opts, sends_nothing)
   local ok, client = pcall(eip.new, {
     endpoint = endpoint, region = opts.region, project_id = opts.project_id,
     timeout = opts.timeout, max_attempts = opts.max_attempts, debug = opts.debug or nil,
+    -- (--timeout S is S seconds for a server to answer in: the library's 10 s low-speed window,
+    -- which a REST server silent until it answers would end sooner, is widened to it)
+    low_speed_time = opts.timeout and math.max(10, math.ceil(opts.timeout)) or nil,
     proxy = proxy, rate = opts.rate, burst = opts.burst, connect_timeout = opts.connect_timeout,
     ca_file = opts.ca_file,
   })

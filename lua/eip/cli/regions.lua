@@ -18,7 +18,8 @@ Lists the regions the library knows (the official SDKs' VPC table) and where the
 and IAM APIs answer: --region R uses them. The list is the table as shipped; when set,
 HUAWEICLOUD_SDK_REGION_EIP_<REGION> (else HUAWEICLOUD_SDK_REGION_VPC_<REGION>) and
 HUAWEICLOUD_SDK_IAM_ENDPOINT override its endpoints for --region, as for the official SDKs. A
-region not listed needs --endpoint or one of those variables.]],
+region not listed needs --endpoint, one of those variables, or an EIP (or VPC) entry in the
+SDKs' regions file ($HUAWEICLOUD_SDK_REGIONS_FILE, else ~/.huaweicloud/regions.yaml).]],
   output = "table",
   options = args.flatten{ args.output_options("table") },
 }
