@@ -220,6 +220,25 @@ describe("delete_bandwidths", function()
     assert.is_true(core.monotime() - t0 < 5, "took " .. (core.monotime() - t0) .. " s")
   end)
 
+  -- A batch's wait is one time shared by its ids: once the first still-readable id has spent
+  -- it, the others read no more. Each got a first read of its own (60 ms and a GET apiece),
+  -- and 40 ids took 2.8 s of a 0.5 s wait.
+  it("sends no read after the batch's one time for its wait is spent", function()
+    local ids = create(20)
+    emu:set_knobs{ deleted_visible_for = 30 }
+    emu:inject{ method = "GET", action = "slow", delay = 0.2, times = -1 }
+    emu:reset_counters()
+    local c = new{ sleep = core.sleep, max_attempts = 1 }
+    local t0 = core.monotime()
+    local results, summary = c:delete_bandwidths(ids, { concurrency = 8, wait = 0.5 })
+    local took = core.monotime() - t0
+    c:close()
+    assert.equal(20, summary.deleted)
+    assert.is_true(took < 1.5, "took " .. took .. " s")
+    assert.is_true(fixture.count_requests(emu, "GET") <= 3, fixture.count_requests(emu, "GET") .. " reads")
+    assert.is_true(results[1].still_readable or results[1].wait_error ~= nil)
+  end)
+
   -- Short absences, many of them (a cancel that takes a few milliseconds, asked every 0.25 s) add
   -- up to more than a handshake's margin, but no absence made it time out: a connection that
   -- never comes times out as it would anyway, once, and is no restart.

@@ -584,7 +584,9 @@ end
 -- (caught by eip.core.catch_interrupts), or `cancel` (a function: true-ish to stop, asked before
 -- each read and at least every 0.25 s of the pauses) ends it with an "interrupted" error,
 -- `deleted = true`. Each error it raises has `waited`: the seconds since the wait began.
-function M.wait_gone(runner, project, bandwidth_id, seconds, cancel)
+-- `first_read`: the first read is given at least MIN_READ, however little of `seconds` is left
+-- (a call's own wait, or a batch's first: one that passed validation reads once).
+function M.wait_gone(runner, project, bandwidth_id, seconds, cancel, first_read)
   local started = core.monotime()
   local step, cut = 1, false
   -- The last read's failure while no read has shown the bandwidth: what ends a wait whose time
@@ -599,10 +601,11 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel)
     -- Each read, its retries included, ends with the wait: a read of `timeout` x attempts must
     -- not hold a wait of a few seconds for minutes.
     local op = ops.show_bandwidth(project, bandwidth_id)
-    -- (the first read has at least the least time an attempt is sent with, however short the
-    -- wait: a wait that passed validation reads once)
+    -- (first_read: a call's own wait, whose first read has at least the least time an attempt
+    -- is sent with, however short the wait: one that passed validation reads once. Not the
+    -- share of a batch's one time that is left to a later id: none once it is spent)
     op.deadline_at = started + seconds
-    if step == 1 then op.deadline_at = math.max(op.deadline_at, core.monotime() + MIN_READ) end
+    if step == 1 and first_read then op.deadline_at = math.max(op.deadline_at, core.monotime() + MIN_READ) end
     local ok, err = pcall(runner.run, runner, op, cancel)
     local waited = core.monotime() - started
     if ok then

@@ -761,7 +761,12 @@ function Run:poll_cancel()
     while self.driver:pending() > 0 do
       local slot, resp = self.driver:next(0)
       if not slot then break end
-      if type(resp) == "table" and resp.held_back then held[slot] = true else self:completed(slot, resp) end
+      -- (held back and unsent both: a transport's word that nothing of it went out)
+      if type(resp) == "table" and resp.held_back and resp.unsent then
+        held[slot] = true
+      else
+        self:completed(slot, resp)
+      end
     end
     local unsent = self.driver:cancel()
     for slot in pairs(held) do unsent[slot] = true end

@@ -388,7 +388,9 @@ end
 -- With wait: the seconds until a deleted bandwidth could no longer be read, in res.waited.
 -- `cancel`: as eip.bandwidths.wait_gone's.
 local function waited(r, project_id, res, wait, cancel)
-  if wait and res.deleted then res.waited = bandwidths.wait_gone(r, project_id, res.bandwidth_id, wait, cancel) end
+  if wait and res.deleted then
+    res.waited = bandwidths.wait_gone(r, project_id, res.bandwidth_id, wait, cancel, true)
+  end
   return res
 end
 
@@ -547,7 +549,9 @@ function Client:delete_bandwidths(ids, opts)
     end
     -- The result of each bandwidth waited for: a repeated id's later positions (copies of its
     -- result) get its outcome, neither waited for nor counted again.
-    local first = {}
+    -- (the first id waited for reads once however short the wait, as a single call's does; a
+    -- later one only with what is left of the batch's one time)
+    local first, first_read = {}, true
     for _, res in ipairs(results) do
       -- Ctrl-C (eip.core.catch_interrupts, as the eip command does), or the cancel option, ends
       -- the waiting at once: the deletes are done, and no id is worth another GET after it.
@@ -563,7 +567,8 @@ function Client:delete_bandwidths(ids, opts)
         else
           first[res.bandwidth_id] = res
           local ok, w = pcall(bandwidths.wait_gone, r, r.project_id, res.bandwidth_id,
-            math.max(0, deadline - core.monotime()), cancel)
+            math.max(0, deadline - core.monotime()), cancel, first_read)
+          first_read = false
           if ok then
             res.waited = w
           elseif errors.is_error(w) and w.kind == "wait_timeout" then

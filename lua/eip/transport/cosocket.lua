@@ -714,8 +714,14 @@ local function attempt(self, x, req, t, path)
   local text = request_text(self, req, t, path, x, plain)
   local progress = req.progress
   if progress and progress.halt_sends then
-    -- (its caller aborted while its connection was being made: it never goes out)
     sock:close()
+    -- A resend (a kept-alive connection died after the first send): that send may have been
+    -- carried out, and this one is refused, as a stopped caller's resend is (see not_again).
+    if x.sent then
+      return http1.fail(x, 52, "Empty reply from server (a kept-alive connection died after the request was "
+        .. "sent; not sent again: the caller stopped sending (its batch stopped))")
+    end
+    -- (its caller aborted while its connection was being made: it never goes out)
     x.resp.held_back = true
     return http1.fail(x, 42, "Not sent: its caller aborted before it could go out")
   end
