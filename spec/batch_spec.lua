@@ -275,17 +275,34 @@ describe("delete_bandwidths", function()
       local busy = core.monotime() + 0.002
       while core.monotime() < busy do end
     end }
+    -- What had reached the server when cancel said abort (the client waits in cancel: what it
+    -- sent before has arrived 0.3 s later, and it sends nothing meanwhile).
+    local at_abort
     local results, summary = c:delete_bandwidths(ids, { concurrency = 2,
       on_result = function(i) if i == 2 then abort = true end end,
-      cancel = function() if abort then return "abort" end end })
+      cancel = function()
+        if not abort then return nil end
+        if not at_abort then
+          core.sleep(0.3)
+          at_abort = emu:stats().requests
+        end
+        return "abort"
+      end })
     c:close()
     assert.equal("aborted", summary.stopped)
     assert.same({ 204, 204 }, { results[1].status, results[2].status })
-    assert.same({ "interrupted", true, true }, { results[3].kind, results[3].cancelled, results[3].not_sent },
-      tostring(results[3]))
-    assert.is_false(eip.could_have_acted(results[3]))
-    assert.equal(2, emu:stats().requests, "the third delete went out after the abort")
-    assert.is_table(emu:get_bandwidth(ids[3]))
+    assert.equal(at_abort, emu:stats().requests, "a delete went out after the abort")
+    if at_abort == 2 then
+      -- (the common case: the third was still being connected when the abort came)
+      assert.same({ "interrupted", true, true }, { results[3].kind, results[3].cancelled, results[3].not_sent },
+        tostring(results[3]))
+      assert.is_false(eip.could_have_acted(results[3]))
+      assert.is_table(emu:get_bandwidth(ids[3]))
+    else
+      -- (on a loaded machine it may have gone out before: then it is reported as it went)
+      assert.equal(3, at_abort)
+      assert.is_true(results[3].status == 204 or eip.could_have_acted(results[3]), tostring(results[3]))
+    end
   end)
 
   -- A request that needs a new connection is only begun by its start: its caller away past the
