@@ -699,6 +699,13 @@ local function not_again(req)
   return nil
 end
 
+-- An attempt that is a resend refused (see not_again): the send before it went out, on a
+-- kept-alive connection that died, and may have been carried out.
+local function refused_resend(x, why)
+  return http1.fail(x, 52, "Empty reply from server (a kept-alive connection died after the request was "
+    .. "sent; not sent again: " .. why .. ")")
+end
+
 -- One attempt on one connection. Returns "done", "retry" (a pooled connection turned out to be
 -- dead before any answer: libcurl retries those on a fresh connection, and so do we; not a
 -- request that must not be sent again: no_resend, or a method that is not idempotent) or nil
@@ -712,16 +719,17 @@ local function attempt(self, x, req, t, path)
   x.sock = sock
   set_timeout(x, sock, ms(reused and left or http1.remaining(x)))
   local text = request_text(self, req, t, path, x, plain)
+  -- A resend whose caller stopped while its new connection was being made: refused now, as it
+  -- would have been had the stop come first.
+  local stopped = x.sent and not_again(req)
+  if stopped then
+    sock:close()
+    return refused_resend(x, stopped)
+  end
   local progress = req.progress
   if progress and progress.halt_sends then
-    sock:close()
-    -- A resend (a kept-alive connection died after the first send): that send may have been
-    -- carried out, and this one is refused, as a stopped caller's resend is (see not_again).
-    if x.sent then
-      return http1.fail(x, 52, "Empty reply from server (a kept-alive connection died after the request was "
-        .. "sent; not sent again: the caller stopped sending (its batch stopped))")
-    end
     -- (its caller aborted while its connection was being made: it never goes out)
+    sock:close()
     x.resp.held_back = true
     return http1.fail(x, 42, "Not sent: its caller aborted before it could go out")
   end
@@ -766,10 +774,7 @@ local function attempt(self, x, req, t, path)
     -- An idempotent one is sent again, saying so, as libcurl 7.88 does (it counts whole lines
     -- only); any other (a create: a bill) is not.
     local why = not_again(req)
-    if why then
-      return http1.fail(x, 52, "Empty reply from server (a kept-alive connection died after the request was "
-        .. "sent; not sent again: " .. why .. ")")
-    end
+    if why then return refused_resend(x, why) end
     http1.clear_failure(x)
     x.resp.status = 0
     x.resp.resent = true
