@@ -494,16 +494,22 @@ local SIGNED_IN_FLIGHT_MAX = M.SIGNED_IN_FLIGHT_MAX
 --- How long a call waits before it looks again for room to send a signed request (seconds).
 M.SIGNED_WAIT_STEP = 0.01
 
+--- call's place is no longer its coroutine's to free: its request goes out now, or the place is
+-- given back (see free_abandoned).
+local function disown(provider, call)
+  local unsent = provider.unsent
+  if unsent and unsent[call] then
+    unsent[call] = nil
+    provider.owners[call] = nil
+  end
+end
+
 --- Gives back the place call holds, if any (see admit).
 local function release(provider, call)
   local flying = provider.flying
   if flying and flying[call] then
     flying[call] = nil
-    local unsent = provider.unsent
-    if unsent and unsent[call] then
-      unsent[call] = nil
-      provider.owners[call] = nil
-    end
+    disown(provider, call)
     local held = provider.held
     local place = held and held[call]
     if place then
@@ -546,16 +552,6 @@ local function owned(provider, call)
   end
   unsent[call] = true
   provider.owners[call] = co
-end
-
---- call's request goes out now: its place is no longer its coroutine's to free (see
--- free_abandoned).
-local function sending(provider, call)
-  local unsent = provider.unsent
-  if unsent and unsent[call] then
-    unsent[call] = nil
-    provider.owners[call] = nil
-  end
 end
 
 --- How many more signed requests the provider may have in flight now, fewer by the refusals and
@@ -786,7 +782,7 @@ function Call:request(halt)
   if runner.on_request then self:announced() end
   -- (nothing yields from here until the transport has it: see free_abandoned)
   local provider = runner.provider
-  if provider and provider.unsent then sending(provider, self) end
+  if provider and provider.unsent then disown(provider, self) end
   return req
 end
 
