@@ -8,7 +8,6 @@ local core = require "eip.core"
 local eip = require "eip"
 local fixture = require "spec.support.fixture"
 local host = require "spec.support.host"
-local nginx = require "spec.support.nginx"
 
 -- Runs a Lua script in a process of its own (a crash must not end the suite): its output
 -- (stdout and stderr) and exit status (139: a segmentation fault). The script has
@@ -25,12 +24,7 @@ local FINALISED = [[
   end
 ]]
 local function run_script(script)
-  local path = os.tmpname()
-  nginx.write_file(path, FINALISED .. script)
-  local out, code = host.run("env LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH=" .. host.quote(host.cpath .. ";;")
-    .. " " .. host.lua .. " " .. host.quote(path) .. " 2>&1")
-  os.remove(path)
-  return out, code
+  return host.run_script(FINALISED .. script)
 end
 
 -- Calls f(...), which must raise; returns the message.

@@ -7,20 +7,13 @@
 -- (this run's, with its core): its getaddrinfo sleeps 6 s for names ending in ".slow.test".
 -- No network, root or /etc/resolv.conf of the machine is involved.
 local host = require "spec.support.host"
-local nginx = require "spec.support.nginx"
 
 local SHIM = "build/slowdns.so"
 
 -- Runs `script` in a child interpreter with the shim preloaded: its output and exit status.
 local function run(script)
   assert(io.open(SHIM, "rb"), SHIM .. " is missing: make test builds it (make " .. SHIM .. ")"):close()
-  local path = os.tmpname()
-  nginx.write_file(path, script)
-  local out, code = host.run("LD_PRELOAD=" .. host.quote(host.ROOT .. "/" .. SHIM)
-    .. [[ LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="]] .. host.cpath .. [[;;" ]]
-    .. host.lua .. " " .. host.quote(path) .. " 2>&1")
-  os.remove(path)
-  return out, code
+  return host.run_script(script, "LD_PRELOAD=" .. host.quote(host.ROOT .. "/" .. SHIM) .. " " .. host.lua_command)
 end
 
 -- The client of both cases: the endpoint's name never resolves; one attempt of 1 s.

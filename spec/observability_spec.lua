@@ -297,6 +297,15 @@ describe("eip.metrics", function()
     end
   end)
 
+  -- A batch's cancel that answers "abort" from its (n+1)-th question on.
+  local function aborting_after(n)
+    local asked = 0
+    return function()
+      asked = asked + 1
+      return asked > n and "abort" or nil
+    end
+  end
+
   -- A batch aborted while its request waits for a proxy's CONNECT: nothing of it went out. Its
   -- on_response says so (it pairs the on_request that came); metrics count no attempt sent.
   it("counts no attempt for a request a batch dropped before any of it was sent", function()
@@ -305,11 +314,7 @@ describe("eip.metrics", function()
     local c = eip.new{ endpoint = "https://silent.test", project_id = emu.project_id, token = emu.token,
       timeout = 10, proxy = proxy.url, on_request = r.on_request,
       on_response = function(info) r.on_response(info); metrics.on_response(info) end }
-    local asked = 0
-    local results = c:delete_bandwidths({ fixture.absent_id(1) }, { cancel = function()
-      asked = asked + 1
-      return asked > 5 and "abort" or nil
-    end })
+    local results = c:delete_bandwidths({ fixture.absent_id(1) }, { cancel = aborting_after(5) })
     c:close()
     proxy:stop()
     assert.same({ "interrupted", true, true }, { results[1].kind, results[1].not_sent, results[1].cancelled })
@@ -329,11 +334,7 @@ describe("eip.metrics", function()
     local metrics, r = eip.metrics(), recorder()
     local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(), timeout = 5,
       on_request = r.on_request, on_response = function(info) r.on_response(info); metrics.on_response(info) end }
-    local asked = 0
-    local results = c:delete_bandwidths(emu:create_bandwidths(1), { cancel = function()
-      asked = asked + 1
-      return asked > 3 and "abort" or nil
-    end })
+    local results = c:delete_bandwidths(emu:create_bandwidths(1), { cancel = aborting_after(3) })
     c:close()
     assert.same({ "not_sent", true }, { results[1].kind, results[1].not_sent })
     assert.equal(2, #r.seen)
@@ -354,11 +355,7 @@ describe("eip.metrics", function()
     local c = eip.new{ endpoint = "https://silent.test", project_id = emu.project_id, timeout = 10, proxy = proxy.url,
       auth = emu:iam_auth{ iam_endpoint = "https://silent.test" }, on_request = r.on_request,
       on_response = r.on_response }
-    local asked = 0
-    local results = c:delete_bandwidths({ fixture.absent_id(1) }, { cancel = function()
-      asked = asked + 1
-      return asked > 4 and "abort" or nil
-    end })
+    local results = c:delete_bandwidths({ fixture.absent_id(1) }, { cancel = aborting_after(4) })
     c:close()
     proxy:stop()
     assert.same({ "not_sent", true }, { results[1].kind, results[1].not_sent })

@@ -3,20 +3,14 @@
 -- cached half-made (a signer's lines). Each script runs in build/oom-host (test/c/oom_host.c):
 -- Lua 5.4 with the core linked in and an allocator told to refuse blocks of some size.
 local fixture = require "spec.support.fixture"
-local nginx = require "spec.support.nginx"
+local host = require "spec.support.host"
 
 local HOST = "build/oom-host"
 
 -- Runs a Lua script in the host: its output (stdout and stderr), the exit status.
 local function run(script)
   assert(io.open(HOST, "rb"), HOST .. " is missing: make test builds it (make " .. HOST .. ")"):close()
-  local path = os.tmpname()
-  nginx.write_file(path, script)
-  local p = assert(io.popen(HOST .. " " .. nginx.shell_quote(path) .. " 2>&1; echo \"exit $?\""))
-  local out = p:read("*a")
-  p:close()
-  os.remove(path)
-  return out, tonumber(out:match("exit (%d+)%s*$"))
+  return host.run_script(script, HOST)
 end
 
 describe("memory running out inside eip.core", function()

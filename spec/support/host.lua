@@ -53,6 +53,21 @@ end
 
 M.ROOT = nginx.capture("pwd")
 
+--- This run's interpreter with the checkout's modules and its core: a command to which a script's
+-- path is appended.
+M.lua_command = "env LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH=" .. M.quote(M.cpath .. ";;") .. " " .. M.lua
+
+--- Runs the Lua text `script` as a file given to `command` (default M.lua_command; build/oom-host,
+-- or the interpreter with a preload, elsewhere): what it wrote to stdout and stderr, its exit
+-- status.
+function M.run_script(script, command)
+  local path = os.tmpname()
+  nginx.write_file(path, script)
+  local out, code = M.run((command or M.lua_command) .. " " .. M.quote(path) .. " 2>&1")
+  os.remove(path)
+  return out, code
+end
+
 -- LuaRocks for this interpreter. For LuaJIT, spec/fixtures/luarocks-luajit.lua (through
 -- LUAROCKS_CONFIG_5_1, for that command only) names luajit as the 5.1 interpreter.
 if M.luajit then
