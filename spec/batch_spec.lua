@@ -305,6 +305,62 @@ describe("delete_bandwidths", function()
     end
   end)
 
+  -- A stop used to let a request still waiting for its new connection go out after it (only
+  -- "abort" held it back): the user said stop, and a bandwidth was deleted after that.
+  for _, how in ipairs{ "cancel", "on_result" } do
+    it("a stop (" .. how .. ") lets no request whose connection was still being made go out", function()
+      local ids = create(3)
+      emu:inject{ method = "DELETE", path = path_of(ids[2]), action = "raw",
+        raw = "HTTP/1.1 204 No Content\r\nConnection: close\r\nContent-Length: 0\r\n\r\n" }
+      emu:reset_counters()
+      local stop, at_stop, responses = false, nil, {}
+      local c = new{ timeout = 5, max_attempts = 1, on_request = function()
+        local busy = core.monotime() + 0.002
+        while core.monotime() < busy do end
+      end, on_response = function(info) responses[#responses + 1] = info.outcome end }
+      -- (the client waits at the stop: what it sent before has arrived 0.3 s later)
+      local function stopping()
+        if not at_stop then
+          core.sleep(0.3)
+          at_stop = emu:stats().requests
+        end
+      end
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 2,
+        on_result = function(i)
+          if i == 2 then
+            stop = true
+            if how == "on_result" then stopping(); return eip.STOP end
+          end
+        end,
+        cancel = function()
+          if not stop or how ~= "cancel" then return nil end
+          stopping()
+          return "stop"
+        end })
+      c:close()
+      assert.equal("cancelled", summary.stopped)
+      assert.same({ 204, 204 }, { results[1].status, results[2].status })
+      -- A short moment for a request sent late to arrive: none may.
+      core.sleep(0.2)
+      assert.equal(at_stop, emu:stats().requests, "a delete went out after the stop")
+      if at_stop == 2 then
+        -- (the common case: the third was still being connected when the stop came)
+        assert.same({ "not_sent", true, "cancelled" }, { results[3].kind, results[3].not_sent, results[3].stopped },
+          tostring(results[3]))
+        assert.equal(0, results[3].attempts)
+        assert.is_false(eip.could_have_acted(results[3]))
+        assert.is_table(emu:get_bandwidth(ids[3]))
+        assert.equal(1, summary.not_sent, "summary")
+        -- (on_response heard of it as not sent, if its on_request had come)
+        for k = 3, #responses do assert.equal("not_sent", responses[k]) end
+      else
+        -- (on a loaded machine it may have gone out before: then it is reported as it went)
+        assert.equal(3, at_stop)
+        assert.is_true(results[3].status == 204 or eip.could_have_acted(results[3]), tostring(results[3]))
+      end
+    end)
+  end
+
   -- A request that needs a new connection is only begun by its start: its caller away past the
   -- timeout just after (a batch's on_result or cancel blocked: a terminal held by Ctrl-S) had it
   -- time out never sent, the id failed (an attempt counted, a timeout in the metrics). It goes

@@ -391,18 +391,20 @@ end
 -- What is in flight is not sent again from now on: the C multi's transfers whose kept-alive
 -- connection dies unanswered end as that reset (multi:halt) rather than go out again after the
 -- stop (a DELETE deleted by its resend after the user said stop); so do the light threads'
--- requests inside nginx (Threads:halt). With `sends` (an abort), a request not sent yet (its
--- connection still being made) never goes out: it comes back `held_back`. A transport of the
--- caller's (Serial) is its own.
+-- requests inside nginx (Threads:halt). With `sends` (every stop and abort), a request not sent
+-- yet (its connection still being made) never goes out: it comes back `held_back`. A transport
+-- of the caller's (Serial) is its own.
 function Run:halt_driver(sends)
   local driver = self.driver
   if type(driver) == "userdata" or (type(driver) == "table" and driver.halt) then driver:halt(sends) end
 end
 
--- No new request starts from now on (the first reason stands), nor is one in flight sent again.
+-- No request goes out from now on (the first reason stands): none starts, none in flight is sent
+-- again, and one still connecting is held back (see Run:held_back): after "stop" nothing the
+-- server could act on leaves, whether the stop came from the caller, a refused key or throttling.
 function Run:stop(reason, cause)
   if not self.stopped then self.stopped = { reason = reason, cause = cause } end
-  self:halt_driver()
+  self:halt_driver(true)
 end
 
 -- What the pipeline said about job's attempt: done, failed, or retry (now, or after a wait
@@ -434,22 +436,35 @@ function Run:next_ready()
   return job
 end
 
--- A request of which nothing was sent, timed out only because the batch's caller was away (its
--- on_result or cancel ran past the timeout while the request's connection was being made: the
--- C multi's `caller_away`) is no attempt: its signing place given back, its attempt uncounted
--- (on_response hears of it as "not_sent", which eip.metrics does not count), it is started
--- again, first, with the time its call has left (a deadline that passed meanwhile ends it
--- not sent, as any attempt it leaves too little time). At most AWAY_RESTARTS_MAX times an id:
--- a cancel that always blocks past the timeout would restart it for ever.
-function Run:restart_unsent(job, resp)
+-- Puts back job, whose request the transport says it sent nothing of (`unsent`): no attempt, its
+-- signing place given back, its attempt uncounted (on_response hears of it as "not_sent", which
+-- eip.metrics does not count, with `retry` as `action` says).
+function Run:put_back(job, resp, action)
   local call = job.call
-  job.away_restarts = job.away_restarts + 1
   if self.runner.on_response then
-    call:observed({ status = 0, elapsed = resp.elapsed, dropped_unsent = true }, nil, "retry")
+    call:observed({ status = 0, elapsed = resp.elapsed, dropped_unsent = true }, nil, action)
   end
   call.attempts = call.attempts - 1
   release(self.runner.provider, call)
   self:unready(job)
+end
+
+-- A request of which nothing was sent, timed out only because the batch's caller was away (its
+-- on_result or cancel ran past the timeout while the request's connection was being made: the
+-- C multi's `caller_away`) is put back: it is started again, first, with the time its call has
+-- left (a deadline that passed meanwhile ends it not sent, as any attempt it leaves too little
+-- time). At most AWAY_RESTARTS_MAX times an id: a cancel that always blocks past the timeout
+-- would restart it for ever.
+function Run:restart_unsent(job, resp)
+  job.away_restarts = job.away_restarts + 1
+  self:put_back(job, resp, "retry")
+end
+
+-- A request the stop held back (nothing of it went out: see Run:stop) is put back too, for
+-- wind_up to report as every id a stop leaves: `not_sent` with `stopped`, or, when an earlier
+-- attempt of it went out, that attempt's error with `stopped`.
+function Run:held_back(job, resp)
+  self:put_back(job, resp, "fail")
 end
 
 -- Gives back the signing places (eip.pipeline's admit) of the requests in flight, once the driver
@@ -532,6 +547,10 @@ function Run:completed(slot, resp)
   self.in_flight[slot] = nil
   if type(resp) == "table" and resp.caller_away and job.away_restarts < AWAY_RESTARTS_MAX then
     return self:restart_unsent(job, resp)
+  end
+  -- (held back and unsent both: a transport's word that nothing of it went out)
+  if type(resp) == "table" and resp.held_back and resp.unsent and self.stopped then
+    return self:held_back(job, resp)
   end
   -- An answer that passed the credentials' check ends the probe (a 401 stops the batch
   -- instead): a success, or an error of the service itself. A request that got none (a

@@ -243,7 +243,7 @@
 --   batch when it stops, says the request is not to be sent again from then on: a kept-alive
 --   connection that dies before any answer is then the attempt's failure (52 or 55, "reset"),
 --   as for `no_resend`, rather than a delete sent after the stop. Its `halt_sends`, set when
---   that batch aborts, says nothing of the request is to go out at all if nothing has yet: the
+--   that batch stops or aborts, says nothing of the request is to go out at all if nothing has yet: the
 --   transport answers `unsent` and `held_back` (42) instead of writing it.
 -- @tfield table proxy nil or false: straight to the URL's host. Neither transport ever reads
 --   the environment (http_proxy, ALL_PROXY, no_proxy) by itself: the client decides, in Lua,
