@@ -1012,6 +1012,26 @@ describe("the transport contract, through both transports", function()
     end
   end)
 
+  -- A batch inside nginx that stops (or aborts) sets progress.halt_sends on its light threads: one
+  -- whose connection is still being made (TCP, a TLS handshake, a proxy's tunnel) must send
+  -- nothing once made. (The libcurl transport's batches halt the C multi instead: batch_spec.)
+  it("a request whose caller stopped sending before it went out is held back, nothing sent #openresty", function()
+    for _, case in ipairs{
+      { name = "plain", url = function() return api_url(routed("DELETE")) end },
+      { name = "tls", url = function() return front.url("trusted") .. routed("DELETE") end },
+      { name = "proxy tunnel", url = proxied_url("trusted", routed("DELETE")), proxy = via_open },
+    } do
+      emu:reset()
+      local req = request_of(case)
+      req.progress = { sent = false, halt_sends = true }
+      local resp = TRANSPORTS[2].send(req, {})
+      local label = case.name .. " [" .. tostring(resp.curl_error) .. "]"
+      assert.same({ 42, true, true, 0 }, { resp.curl_code, resp.unsent, resp.held_back, resp.status }, label)
+      assert.is_false(req.progress.sent, label)
+      assert.equal(0, #emu:requests(), label .. ": the emulator read it")
+    end
+  end)
+
   -- Concurrency (cosockets only) ------------------------------------------------------------------
 
   it("concurrent sends that retry on dead pooled connections each resend their own request #openresty", function()

@@ -2068,8 +2068,8 @@ static const luaL_Reg session_methods[] = {
  *                             flight run to their answers, but none is sent again when its
  *                             kept-alive connection dies unanswered (it ends as that reset);
  *                             a caught interrupt does the same by itself (closed: nothing to do);
- *                             with sends true (an abort), one not sent yet never goes out: it
- *                             ends unsent, `held_back` = true
+ *                             with sends true (a stop or an abort), one not sent yet never goes
+ *                             out: it ends unsent, `held_back` = true
  *   multi:close()             frees it all now (also done by the garbage collector)
  * Signing, mapping and retries stay in Lua (lua/eip/batch.lua): the caller starts each request
  * right after signing it. */

@@ -1018,7 +1018,7 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
         t->past_deadline = 1;
         return CURL_PREREQFUNC_ABORT;
     }
-    /* Its caller aborted (a batch's "abort") before its first send: it never goes out. */
+    /* Its caller stopped (a batch's stop or abort) before its first send: it never goes out. */
     if (t->halted_sends && t->sends == 0) {
         t->held_back = 1;
         return CURL_PREREQFUNC_ABORT;
@@ -1599,7 +1599,7 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
     } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->held_back) {
         resp->held_back = 1;
         snprintf(resp->curl_error, sizeof(resp->curl_error),
-                 "Not sent: its caller aborted before it could go out");
+                 "Not sent: its caller stopped sending before it could go out");
     } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->past_deadline) {
         resp->curl_code = CURLE_OPERATION_TIMEDOUT;
         snprintf(resp->curl_error, sizeof(resp->curl_error), t->sends == 0

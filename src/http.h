@@ -187,8 +187,8 @@ typedef struct {
      * connection was being made: watched, it would have had time left. The caller may start it
      * again as if it had never been started. */
     int caller_away;
-    /* Unsent because its caller aborted before it could go out (eip_http_transfer_halt with
-     * sends: a batch's "abort" while its connection was being made). */
+    /* Unsent because its caller stopped before it could go out (eip_http_transfer_halt with
+     * sends: a batch's stop or abort while its connection was being made). */
     int held_back;
 } eip_http_response;
 
@@ -313,7 +313,7 @@ typedef struct {
      * by eip_http_transfer_retry_stale; a send that died unanswered is the attempt's failure. */
     int halted;
     /* ... and nothing is to go out at all, not even a first send (eip_http_transfer_halt with
-     * sends: an abort); held_back: the prerequest callback kept its first send back. */
+     * sends: a batch's stop or abort); held_back: the prerequest callback kept its first send back. */
     int halted_sends, held_back;
     int answered; /* a line of an answer (an interim 1xx too) came for the current request */
     /* The proxy the handle is set to (copies of the last request's; NULL: direct), so that a
@@ -421,7 +421,8 @@ int eip_http_transfer_retry_stale(eip_http_transfer *t, int rc);
  * flight, runs to its answer, but is not sent again if its kept-alive connection dies
  * unanswered (see "Resends" in http.c): that attempt ends as the reset it was (curl_code 52, not
  * unsent). A caught interrupt (eip_interrupts() > 0) does the same by itself. With `sends`
- * (an abort), not even its first send goes out if it has not yet: it ends unsent, held_back.
+ * (a batch's stop or abort), not even its first send goes out if it has not yet: it ends
+ * unsent, held_back.
  * Until the next request (eip_http_transfer_prepare). */
 void eip_http_transfer_halt(eip_http_transfer *t, int sends);
 

@@ -63,7 +63,7 @@ int eip_multi_cancel(eip_multi *m, int *unsent);
 
 /* The caller sends nothing more (a batch stopped): each transfer in flight runs to its answer,
  * but is not sent again when its kept-alive connection dies unanswered (eip_http_transfer_halt):
- * that attempt ends as the reset it was; with `sends` (an abort), one not sent yet never goes
+ * that attempt ends as the reset it was; with `sends` (a stop or an abort), one not sent yet never goes
  * out (unsent, held_back). Transfers started later are not affected. */
 void eip_multi_halt(eip_multi *m, int sends);
 

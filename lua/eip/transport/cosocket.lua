@@ -728,10 +728,10 @@ local function attempt(self, x, req, t, path)
   end
   local progress = req.progress
   if progress and progress.halt_sends then
-    -- (its caller aborted while its connection was being made: it never goes out)
+    -- (its caller stopped while its connection was being made: it never goes out)
     sock:close()
     x.resp.held_back = true
-    return http1.fail(x, 42, "Not sent: its caller aborted before it could go out")
+    return http1.fail(x, 42, "Not sent: its caller stopped sending before it could go out")
   end
   x.sent = true -- (from here on, any failure may follow a request that went out: see finish)
   if progress then progress.sent = true end
