@@ -739,6 +739,10 @@ describe("eip command", function()
           { env = { https_proxy = "puser:Pr0xyPass99@127.0.0.1:9", http_proxy = false } }, "Pr0xyPass99" },
         { "delete-bandwidth " .. q("Pr0xy@LongerSecret2024"),
           { env = { https_proxy = "http://puser:Pr0xy@LongerSecret2024@127.0.0.1:9" } }, "LongerSecret2024" },
+        -- an '@' in the password and no host:port: what follows it is no host, and is not shown
+        { "--json delete-bandwidth bw-1", { env = { https_proxy = "http://puser:Winter@Sunshine2024",
+          EIP_ENDPOINT = "https://vpc.example.invalid" } },
+          "Sunshine2024" },
         -- a secret that holds "redacted": replaced once, not for ever
         { "status " .. q("tok-redacted-0001"), { env = { OS_AUTH_TOKEN = "tok-redacted-0001" } }, "tok-redacted-0001" },
       }

@@ -151,7 +151,12 @@ describe("proxy settings (eip.proxy)", function()
       { "socks5://" .. USER .. ":" .. SECRET, '"socks5://<' .. #(USER .. ":" .. SECRET) .. ' bytes not shown>"' },
       { "http://" .. USER .. ":" .. SECRET .. "/",
         '"http://<' .. #(USER .. ":" .. SECRET) + 1 .. ' bytes not shown>"' },
-      { "http://" .. USER .. ":" .. SECRET .. "@proxy.example", '"http://<credentials>@proxy.example"' },
+      -- After credentials, only a host:port is shown: without one, what follows the last '@' may
+      -- be the rest of a password holding an '@' ("alice:Winter@Sunshine2024"), not a host.
+      { "http://alice:Winter@Sunshine2024", '"http://<credentials>@<12 bytes not shown>"', "Sunshine2024" },
+      { "http://alice:Winter@Sunshine2024/x", '"http://<credentials>@<14 bytes not shown>"', "Sunshine2024" },
+      { "http://" .. USER .. ":" .. SECRET .. "@proxy.example", '"http://<credentials>@<13 bytes not shown>"' },
+      { "http://" .. USER .. ":" .. SECRET .. "@proxy.example:99999", '"http://<credentials>@proxy.example:99999"' },
       { "http://proxy.example:3128/" .. SECRET, '"http://proxy.example:3128<' .. #SECRET + 1 .. ' bytes not shown>"' },
       { "http://proxy.example", '"http://proxy.example"' },
       { "http://[fd00::1]:0", '"http://[fd00::1]:0"' },
@@ -168,6 +173,7 @@ describe("proxy settings (eip.proxy)", function()
       assert.is_true(has(err.message, "got " .. c[2]), err.message)
       assert.is_false(has(tostring(err), SECRET), "the message shows the password: " .. tostring(err))
       assert.is_false(has(tostring(err), USER), "the message shows the user: " .. tostring(err))
+      assert.is_false(has(tostring(err), c[3] or SECRET), "the message shows the password: " .. tostring(err))
     end
     -- user:password with no @host is not a host missing its port.
     local err = refused("http://ops:hunter2")
@@ -179,6 +185,8 @@ describe("proxy settings (eip.proxy)", function()
       { "socks5://" .. USER .. ":" .. SECRET .. "@proxy.example:1080", "socks" },
       { "https://" .. USER .. ":" .. SECRET .. "@proxy.example:443", "https://" },
       { "http://" .. USER .. ":" .. SECRET .. "@proxy.example", "needs a port" },
+      -- (a password holding an '@', no host:port: its tail is no host to show)
+      { "http://alice:Winter@Sunshine2024", "needs a port", "Sunshine2024" },
       { "http://proxy.example:3128/path", "http://%[user:pass@%]host:port" },
       { "http://proxy.example:0", "valid host" },
       { "http://:" .. SECRET .. "@proxy.example:1", "credentials" },
@@ -191,7 +199,7 @@ describe("proxy settings (eip.proxy)", function()
       assert.equal("usage", err.kind)
       assert.equal("proxy", err.argument)
       assert.matches(b[2], err.message)
-      assert.is_false(has(tostring(err), SECRET), "the message shows the password")
+      assert.is_false(has(tostring(err), b[3] or SECRET), "the message shows the password: " .. tostring(err))
       assert.is_false(has(tostring(err), USER), "the message shows the user")
     end
     local err = raised(client_mod.new, { endpoint = "https://vpc.example", project_id = "p1", token = "t-0123456789" },

@@ -224,7 +224,8 @@ end
 
 -- A value for a message, never showing what may be a credential: the scheme, then, after any
 -- userinfo (replaced by `<credentials>`), the host and port when they read as such; any other
--- part is replaced by its length.
+-- part is replaced by its length. After userinfo, only a host:port (a port given) is shown: what
+-- follows the last '@' of "alice:Winter@Sunshine2024" is the rest of a password, not a host.
 local function shown(value)
   local scheme = match(value, "^(%a[%w+.-]*://)") or ""
   local rest, out = sub(value, #scheme + 1), scheme
@@ -232,7 +233,8 @@ local function shown(value)
   if at then out, rest = out .. "<credentials>@", sub(rest, at + 1) end
   local authority, tail = match(rest, "^([^/?#]*)(.*)$")
   if tail == "/" then authority, tail = authority .. "/", "" end
-  if #authority > 100 or not showable((authority:gsub("/$", ""))) then
+  local bare = authority:gsub("/$", "")
+  if #authority > 100 or not showable(bare) or (at and not find(bare, ":%d+$")) then
     authority, tail = "", rest
   end
   out = out .. authority
