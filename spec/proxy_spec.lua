@@ -713,6 +713,21 @@ describe("eip --proxy / --no-proxy", function()
     assert.matches("exclusive", err)
     assert.equal("", out)
     assert.equal(0, #open:seen())
+    -- Every occurrence, not the last only: the first one's credentials are in ps all the same.
+    for _, args in ipairs{
+        "list-bandwidths " .. endpoint() .. " --proxy http://u:" .. SECRET .. "@127.0.0.1:1 --proxy " .. open.url,
+        "list-bandwidths " .. endpoint() .. " --proxy=http://u:" .. SECRET .. "@127.0.0.1:1 --proxy=" .. open.url,
+        "--proxy http://u:" .. SECRET .. "@127.0.0.1:1 list-bandwidths " .. endpoint() .. " --proxy " .. open.url,
+        "--json --proxy http://u:" .. SECRET .. "@127.0.0.1:1 --proxy " .. open.url .. " list-bandwidths "
+          .. endpoint(),
+        -- (before a command that takes no --proxy, which leaves it out: refused all the same)
+        "--proxy http://u:" .. SECRET .. "@127.0.0.1:1 status 404", "--proxy=http://u:" .. SECRET .. "@h:1 regions" } do
+      code, out, err = run(args)
+      assert.equal(2, code, args .. ": " .. out .. err)
+      assert.matches("--proxy must not carry credentials", err, 1, true)
+      assert.is_false(has(out .. err, SECRET), args)
+    end
+    assert.equal(0, #open:seen())
     local _, help = run("list-bandwidths --help")
     assert.matches("%-%-proxy URL", help)
     assert.matches("%-%-no%-proxy", help)

@@ -8,7 +8,9 @@
 --
 -- `key` names the field of the parsed options; `value` (the metavar) says that the option takes
 -- a value, which `number` or `integer` convert and `min`/`max` bound, or which must be one of
--- `choices`. An option without `value` is a flag (true). A command with `output` (its default
+-- `choices`, and which `check` (a function(value, flag) raising a usage error) sees at every
+-- occurrence: a repeated option keeps its last value, and a refusal must not miss the others.
+-- An option without `value` is a flag (true). A command with `output` (its default
 -- format) takes `--output text|json|table` and `--json`, and gets `opts.output` set.
 --
 -- Options that would carry a secret (`--token`, `--sk`, ...) are refused without echoing their
@@ -166,6 +168,7 @@ end
 
 -- The value of option o, as given (flag spelled as typed).
 local function convert(o, flag, v)
+  if o.check then o.check(v, flag) end
   if o.choices then
     for _, c in ipairs(o.choices) do
       if v == c then return v end

@@ -31,6 +31,15 @@ function M.known_secrets()
   return eip.known_secrets()
 end
 
+-- Credentials in a proxy URL are a secret: arguments show in ps and in shell history. Checked at
+-- every --proxy given (its `check`), not only the last one, which is the one kept.
+local function refuse_credentials(value)
+  if value:find("@", 1, true) then
+    args.usage("%s", "--proxy must not carry credentials (they would show in ps and shell history): "
+      .. "export https_proxy=http://user:pass@host:port instead")
+  end
+end
+
 -- The options every command calling the API takes (see eip.cli.args for the fields).
 local OPTIONS = {
   { "--endpoint", value = "URL", key = "endpoint", help = "API endpoint (default: $EIP_ENDPOINT, or from --region)" },
@@ -52,7 +61,7 @@ local OPTIONS = {
   { "--burst", value = "N", key = "burst", integer = true, min = 1, max = 1e6,
     help = "with --rate: how many may go back to back (default 1)" },
   { "--debug", key = "debug", help = "log every request and response to stderr (secrets redacted)" },
-  { "--proxy", value = "URL", key = "proxy",
+  { "--proxy", value = "URL", key = "proxy", check = refuse_credentials,
     help = "http://host:port proxy (default: $https_proxy, $http_proxy, ..., minus $no_proxy)" },
   { "--no-proxy", key = "no_proxy", help = "no proxy, whatever the environment says" },
 }
@@ -168,11 +177,6 @@ function M.client(opts, sends_nothing)
   local proxy = opts.proxy
   if proxy ~= nil and opts.no_proxy then
     args.usage("%s", "--proxy and --no-proxy are exclusive: give one of them")
-  end
-  -- Credentials in a proxy URL are a secret: arguments show in ps and in shell history.
-  if proxy ~= nil and proxy:find("@", 1, true) then
-    args.usage("%s", "--proxy must not carry credentials (they would show in ps and shell history): "
-      .. "export https_proxy=http://user:pass@host:port instead")
   end
   if opts.no_proxy then proxy = false end
   local ok, client = pcall(eip.new, {

@@ -87,7 +87,8 @@ local function leading_options(argv)
 end
 
 -- The options before the command that the command takes: a connection option it does not take
--- (eip --region R status 409, from an alias) is left out, any other goes on to be refused.
+-- (eip --region R status 409, from an alias) is left out, any other goes on to be refused. One
+-- left out still has its value checked (--proxy with credentials is refused all the same).
 local function global_only(leading, c)
   local known = {}
   for _, o in ipairs(c.options) do known[o[1]] = true end
@@ -98,6 +99,9 @@ local function global_only(leading, c)
     local n = (o and o.value and not leading[i]:find("=", 1, true)) and 2 or 1
     if known[flag] or not connection.is_option(flag) then
       for j = i, i + n - 1 do kept[#kept + 1] = leading[j] end
+    elseif o.check then
+      local value = n == 2 and leading[i + 1] or leading[i]:match("=(.*)$")
+      if value then o.check(value, flag) end
     end
     i = i + n
   end
