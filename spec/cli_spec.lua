@@ -217,6 +217,30 @@ describe("eip command", function()
       assert.equal(0, emu:stats().requests)
     end)
 
+    -- A mistyped option before the command was not known to take a value, so its value was
+    -- taken for the command and echoed whole: `unknown command "http://u:pw@h:1"`.
+    it("a mistyped option before the command is refused as an option, its value never echoed", function()
+      local secret = "LongSecretPw9"
+      local url = "http://u:" .. secret .. "@h:1"
+      for _, line in ipairs{ "--prox " .. url .. " delete-bandwidth bw-1", "--json --prox " .. url .. " show-bandwidth",
+          "--prox " .. url, "--debug --prox=" .. url .. " status 404" } do
+        local code, out, err = run(line)
+        assert.same({ 2, "" }, { code, out }, line)
+        assert.truthy(has(err, "unknown option --prox"), line .. ": " .. err)
+        assert.truthy(has(err, "did you mean --proxy?"), line .. ": " .. err)
+        assert.is_false(has(err, "unknown command"), line .. ": " .. err)
+        assert.is_false(has(err, secret), line .. ": " .. err)
+      end
+      -- A word in command position, or a help topic, that holds an '@' may be a URL's credentials.
+      for _, line in ipairs{ url .. " delete-bandwidth bw-1", "--json " .. url, "help " .. url } do
+        local code, out, err = run(line)
+        assert.same({ 2, "" }, { code, out }, line)
+        assert.is_false(has(err, secret), line .. ": " .. err)
+        assert.is_false(has(err, "u:LongSecret"), line .. ": " .. err)
+      end
+      assert.equal(0, emu:stats().requests)
+    end)
+
     it("bad option values and misplaced options are usage errors", function()
       for _, args in ipairs{ "delete-bandwidth --concurrency x a", "delete-bandwidth --concurrency 0 a",
           "delete-bandwidth --timeout", "delete-bandwidth --size 5 a", "delete-bandwidth --force --charge-mode free a",

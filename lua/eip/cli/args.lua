@@ -131,6 +131,30 @@ end
 -- @treturn ?string the closest name, or nil when none is close enough
 M.closest = validate.closest
 
+--- A word of the command line as a message may quote it: whole when short enough to be a typo,
+-- else only its length; never when it holds an '@', which may be a URL's `user:password@`
+-- given where a command or an option was expected.
+-- @tparam string word what was typed
+-- @tparam integer max the longest word shown
+-- @tparam[opt] boolean quote put a shown word in quotes (`%q`)
+-- @treturn string
+function M.shown_word(word, max, quote)
+  if #word > max or word:find("@", 1, true) then return string.format("(%d characters, not shown)", #word) end
+  return quote and string.format("%q", word) or word
+end
+
+--- Raises the usage error of an unknown option, with the closest known one when it looks like
+-- a typo (a long one is neither echoed nor matched: a pasted blob, or a secret).
+-- @tparam string flag the option as typed, without any `=value`
+-- @tparam {string,...} names the known options
+-- @tparam ?string command the command's name, nil for an option before the command
+-- @tparam string help what `--help` to point to ("eip delete-bandwidth", "eip")
+function M.unknown_option(flag, names, command, help)
+  local guess = M.closest(flag, names)
+  usage("unknown option %s%s%s (see: %s --help)", M.shown_word(flag, 40), command and (" for " .. command) or "",
+    guess and ("; did you mean " .. guess .. "?") or "", help)
+end
+
 -- Parsing ----------------------------------------------------------------------------------
 
 -- The integer a string denotes, or nil: "12", "-3", "0x1f", not "1.5", "1e2" or "1.0" (which
@@ -222,13 +246,7 @@ function M.parse(command, argv, from)
       flag = flag or a
       M.refuse_secret(flag, name)
       local o = by_name[flag]
-      if not o then
-        local guess = M.closest(flag, names)
-        -- (a long one is not echoed: a pasted blob, or a secret)
-        local shown = #flag <= 40 and flag or string.format("(%d characters, not shown)", #flag)
-        usage("unknown option %s for %s%s (see: %s --help)", shown, command.name,
-          guess and ("; did you mean " .. guess .. "?") or "", name)
-      end
+      if not o then M.unknown_option(flag, names, command.name, name) end
       local v = true
       if o.value then
         v = inline

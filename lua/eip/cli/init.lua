@@ -41,12 +41,12 @@ end
 
 -- Every option of every command, by name: options before the command are read with it, and
 -- whether one takes a value is the same for all commands.
-local ANY = { name = "(before the command)", options = {} }
+local ANY = { name = "(before the command)", options = {}, names = {} }
 do
   local seen = {}
   for _, c in ipairs(M.COMMANDS) do
     for _, o in ipairs(c.options) do
-      if not seen[o[1]] then seen[o[1]] = o; ANY.options[#ANY.options + 1] = o end
+      if not seen[o[1]] then seen[o[1]] = o; ANY.options[#ANY.options + 1] = o; ANY.names[#ANY.names + 1] = o[1] end
     end
   end
   ANY.by_name = seen
@@ -61,9 +61,9 @@ end
 -- A command name that is not one: refused with a hint, never echoing what may be a secret.
 local function unknown_command(name)
   local guess = args.closest(name, NAMES)
-  -- A long word in command position may be a pasted secret: it is not echoed.
-  local shown = #name <= 32 and string.format("%q", name) or string.format("(%d characters, not shown)", #name)
-  args.usage("unknown command %s%s (commands: %s; see eip --help)", shown,
+  -- A long word in command position may be a pasted secret, one with an '@' a URL's
+  -- credentials: neither is echoed.
+  args.usage("unknown command %s%s (commands: %s; see eip --help)", args.shown_word(name, 32, true),
     guess and ("; did you mean " .. guess .. "?") or "", table.concat(NAMES, ", "))
 end
 
@@ -74,9 +74,13 @@ local function leading_options(argv)
     local a = argv[i]
     if a:sub(1, 1) ~= "-" or a == "-" or a == "--" or a == "-h" or a == "--help" or a == "--version" then break end
     -- Before anything else: its value would otherwise be taken for the command, and echoed.
-    args.refuse_secret(a:match("^[^=]*"), "eip")
+    local flag = a:match("^[^=]*")
+    args.refuse_secret(flag, "eip")
+    local o = ANY.by_name[flag]
+    -- An unknown one too (`--prox URL`): whether it takes a value is not known, so what follows
+    -- cannot be told from the command, and its value would be echoed as an unknown command.
+    if not o then args.unknown_option(flag, ANY.names, nil, "eip") end
     leading[#leading + 1] = a
-    local o = ANY.by_name[a:match("^[^=]*")]
     if o and o.value and not a:find("=", 1, true) and argv[i + 1] ~= nil then
       i = i + 1
       leading[#leading + 1] = argv[i]
@@ -144,7 +148,7 @@ local function dispatch(argv, ctx)
     local topic = argv[at + 1]
     if topic == nil then stdout:write(args.tool_help(M.COMMANDS)) return EXIT_OK end
     if not BY_NAME[topic] then
-      args.usage("no such command %q (commands: %s)", topic:sub(1, 30), table.concat(NAMES, ", "))
+      args.usage("no such command %s (commands: %s)", args.shown_word(topic, 30, true), table.concat(NAMES, ", "))
     end
     stdout:write(args.command_help(BY_NAME[topic]))
     return EXIT_OK
