@@ -287,7 +287,7 @@ describe("EIP emulator #once", function()
       assert.equal("bandwidth", bw.charge_mode)
       assert.equal("NORMAL", bw.status)
       assert.equal(emu.project_id, bw.tenant_id)
-      assert.is_nil(bw.billing_info) -- only prepaid bandwidths carry it
+      assert.equal("", bw.billing_info) -- only prepaid bandwidths carry an order there
       assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", bw.created_at)
       assert.matches('"publicip_info":%[%]', resp.body) -- an array, even when empty
       assert.same(bw, emu:get_bandwidth(bw.id))
@@ -388,6 +388,9 @@ describe("EIP emulator #once", function()
 
     it("refuses a bad limit (400 VPC.0301) and an unknown marker (404 VPC.0306)", function()
       assert_vpc_error(call("GET", v1("?limit=abc")), 400, "VPC.0301")
+      -- (0..intmax, the SDKs' int32: one above is refused, the largest read)
+      assert_vpc_error(call("GET", v1("?limit=2147483648")), 400, "VPC.0301")
+      assert.equal(200, call("GET", v1("?limit=2147483647")).status)
       assert_vpc_error(call("GET", v1("?share_type=BOTH")), 400, "VPC.0301")
       assert_vpc_error(call("GET", v1("?marker=nope")), 404, "VPC.0306")
     end)
@@ -697,6 +700,20 @@ describe("EIP emulator #once", function()
       assert.is_nil(resp.body:find(emu.sk, 1, true))
       assert_refused(signed_call{ path = v1(), ak = "EMUAKUNKNOWN00000000" }, "the access key does not exist")
       assert.equal(3, emu:stats().auth_failures)
+    end)
+
+    -- (a signer that lists them otherwise signs its canonical headers in another order than it says)
+    it("refuses SignedHeaders that are not the lower-case names, sorted", function()
+      local headers = emu:sign{ path = v1() }
+      local names = headers.Authorization:match("SignedHeaders=([^,]+)")
+      assert.equal(200, call("GET", v1(), nil, headers).status)
+      for _, bad in ipairs{ names:gsub("x%-sdk%-date", "X-Sdk-Date"), table.concat({ "x-sdk-date", names }, ";") } do
+        local changed = { }
+        for k, v in pairs(headers) do changed[k] = v end
+        changed.Authorization = headers.Authorization:gsub("SignedHeaders=[^,]+", function()
+          return "SignedHeaders=" .. bad end)
+        assert_refused(call("GET", v1(), nil, changed), "SignedHeaders must be the lower-case header names, sorted")
+      end
     end)
 
     it("refuses a request changed after signing: path, query, body, a signed header", function()

@@ -183,9 +183,14 @@ function M.parse_authorization(value)
   if not (ak and ak ~= "" and names and names ~= "" and signature and signature:match("^%x+$")) then
     return nil, "malformed SDK-HMAC-SHA256 authorization"
   end
+  -- The lower-case names, sorted (the signing rules; every official signer writes them so): a
+  -- signer that sent them otherwise would sign canonical headers in another order than it says.
   local signed = {}
   for name in names:gmatch("[^;]+") do
-    signed[#signed + 1] = name:lower()
+    if name ~= name:lower() or (signed[#signed] and signed[#signed] >= name) then
+      return nil, "SignedHeaders must be the lower-case header names, sorted"
+    end
+    signed[#signed + 1] = name
   end
   return { ak = ak, signed = signed, signature = signature:lower() }
 end

@@ -135,8 +135,8 @@ local function first_arg(v)
   return v
 end
 
--- limit: documented as 0..intmax. 0 or absent means "no limit" here (modelled on Neutron,
--- whose pagination this API follows). Returns the limit, or nil if invalid.
+-- limit: documented as 0..intmax (the SDKs' int32). 0 or absent means "no limit" here (modelled
+-- on Neutron, whose pagination this API follows). Returns the limit, or nil if invalid.
 local function parse_limit(raw)
   if raw == nil or raw == "" then
     return math.huge
@@ -145,6 +145,7 @@ local function parse_limit(raw)
     return nil
   end
   local n = tonumber(raw)
+  if n > 2147483647 then return nil end
   return n == 0 and math.huge or n
 end
 

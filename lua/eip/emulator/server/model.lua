@@ -45,8 +45,10 @@ function M.new_bandwidth(f)
     -- Real shared bandwidths report "share"; dedicated ones report their line type.
     bandwidth_type = f.bandwidth_type or (shared and "share" or "bgp"),
     charge_mode = f.charge_mode or "bandwidth",
-    -- Only prepaid bandwidths carry billing_info (the order); the API leaves it out otherwise.
-    billing_info = f.billing_info,
+    -- Prepaid bandwidths carry their order in billing_info; pay-per-use ones an empty string (the
+    -- API's examples: create-shared-bandwidth, update-bandwidth), which a client must not take
+    -- for an order.
+    billing_info = f.billing_info or "",
     enterprise_project_id = f.enterprise_project_id or "0",
     tenant_id = f.project_id,
     status = f.status or "NORMAL",
