@@ -200,6 +200,28 @@ describe("validation", function()
     end
   end)
 
+  -- eip.new reads its options and `auth` as Lua indexes them (an __index default counts): a
+  -- password or an SK given that way signs, so it is known as a secret before the region is
+  -- checked too, and by eip.known_secrets. A raising __index adds none (and raises nothing there).
+  it("knows the secrets of options read through __index, as eip.new reads them", function()
+    local pw, sk = "Sup3rS3cretPassw0rd-xyz", "u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8dKLzd"
+    local none = function() return nil end
+    local auth = setmetatable({}, { __index = { username = "u", password = pw, domain = "d", project = "cn-north-4" } })
+    local ok, err = pcall(require("eip.client").new, { region = pw, auth = auth }, none)
+    assert.is_false(ok)
+    assert.equal("region", err.argument)
+    assert.is_nil(tostring(err):find(pw:sub(1, 12), 1, true), tostring(err))
+    local cfg = setmetatable({}, { __index = { ak = "EMUAK7PERMANENT00001", sk = sk, token = "tok-Proxied-0123",
+      security_token = "sectok-Proxied-0123", auth = auth, proxy = "http://pu:Pr0xiedPassw0rd@127.0.0.1:9" } })
+    local secrets = table.concat(require("eip.client").known_secrets(cfg, none), "\n")
+    for _, v in ipairs{ sk, pw, "tok-Proxied-0123", "sectok-Proxied-0123", "Pr0xiedPassw0rd" } do
+      assert.truthy(secrets:find(v, 1, true), v)
+    end
+    local raising = setmetatable({}, { __index = function() error("boom") end })
+    assert.same({}, require("eip.client").known_secrets({ auth = raising, proxy = false }, none))
+    assert.same({}, require("eip.client").known_secrets(setmetatable({}, getmetatable(raising)), none))
+  end)
+
   -- The profile file's keys and the proxy's credentials are known before the region is checked
   -- too, though the credentials are looked for later (a profile SK is 40 characters: quoted whole).
   it("quotes no secret of the profile file or of a proxy given as the region", function()

@@ -1241,11 +1241,28 @@ local function from_profile(getenv, warn, looked)
   return p, found
 end
 
+local function index(t, k) return t[k] end
+
+--- The option `name` of `t` as eip.new reads it (eip.validate.options indexes: an `__index`
+-- default counts, and signs), or nil: `t` is no table, or a metamethod of it raised (eip.new
+-- says so, naming the table). For what must be known before the options are checked (their
+-- secrets): a raw read missed a password behind `__index`, then quoted in the region's error.
+-- @param t the options (or `auth`) as given
+-- @tparam string name the option
+-- @return its value, or nil
+function M.option(t, name)
+  if type(t) ~= "table" then return nil end
+  local ok, v = pcall(index, t, name)
+  if ok then return v end
+  return nil
+end
+
 --- The secret values the options and the places credentials are looked for hold, as far as they
 -- can be read without a request: the options token, sk, security_token and auth.password, the
 -- environment's token, SK and security token, the profile file's sk and security_token
 -- (see eip.profile.secrets). For redaction before (and whatever) the credentials are resolved:
--- a value that holds one is never quoted, even in the errors raised on the way there.
+-- a value that holds one is never quoted, even in the errors raised on the way there. The
+-- options are read as eip.new reads them (see @{option}).
 -- @tparam table opts the client's options (anything else: none of them)
 -- @tparam[opt] function getenv replaces os.getenv (tests)
 -- @treturn {string,...}
@@ -1255,13 +1272,10 @@ function M.known_secrets(opts, getenv)
   local function add(v)
     if type(v) == "string" and v ~= "" then out[#out + 1] = v end
   end
-  if type(opts) == "table" then
-    add(rawget(opts, "token"))
-    add(rawget(opts, "sk"))
-    add(rawget(opts, "security_token"))
-    local a = rawget(opts, "auth")
-    if type(a) == "table" then add(rawget(a, "password")) end
-  end
+  add(M.option(opts, "token"))
+  add(M.option(opts, "sk"))
+  add(M.option(opts, "security_token"))
+  add(M.option(M.option(opts, "auth"), "password"))
   for _, key in ipairs{ "token", "sk", "security_token" } do add(env(getenv, M.ENV[key])) end
   for _, v in ipairs(profile.secrets(getenv)) do add(v) end
   return out

@@ -161,8 +161,7 @@ local PROXY_VARIABLES = { "https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROX
 -- documented there. getenv replaces os.getenv (tests).
 function M.known_secrets(opts, getenv)
   local out = auth.known_secrets(opts, getenv)
-  local p = nil
-  if type(opts) == "table" then p = rawget(opts, "proxy") end
+  local p = auth.option(opts, "proxy") -- (read as eip.new reads it: see there)
   if p ~= nil then -- (false: no proxy, none of the environment's)
     proxy.credentials_of(p, out)
   else
