@@ -592,6 +592,28 @@ describe("credentials", function()
       assert.equal(0, emu:stats().requests)
     end)
 
+    -- Why the service gave no keys, said in the error: what its 200 lacked (not a bare "it
+    -- answered 200"), the text of its refusal (the Go SDK keeps it: "Please configure Cloud
+    -- Service Agency first", an ECS without an agency), which tostring of the cause lost too.
+    it("says why the metadata service gave no keys: what its answer lacked, what it said", function()
+      emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 200,
+        body = { credential = { access = emu.temp_ak, secret = emu.temp_sk, securitytoken = "" } } }
+      local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url })
+      local err = raised(c.authenticate, c)
+      c:close()
+      assert.equal("credentials", err.argument)
+      assert.matches("(it answered 200: the answer has no credential.securitytoken)", err.message, 1, true)
+      assert.is_nil(tostring(err):find(emu.temp_sk, 1, true))
+      local agency = "Please configure Cloud Service Agency first"
+      emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 401, body = agency .. "\r\n",
+        content_type = "text/plain", times = -1 }
+      c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url })
+      err = raised(c.authenticate, c)
+      c:close()
+      assert.matches("(it answered 401: " .. agency .. ")", err.message, 1, true)
+      assert.matches("-> 401 Unauthorized (" .. agency .. ")", tostring(err.cause), 1, true)
+    end)
+
     it("answering nothing ends in a usage error listing every place looked at, in order", function()
       local closed = "http://127.0.0.1:" .. require("spec.support.host").closed_port()
       local c = new({ project_id = emu.project_id, metadata_url = closed },

@@ -1030,9 +1030,17 @@ end
 
 -- The usage error of a metadata service that gave nothing: no credentials anywhere (at the
 -- first fetch: where else was looked); at a refresh, the keys it had expire and none came.
+-- Why: no answer, else the status and what the service said (its code and message, as
+-- cleaned when the answer was read: eip.pipeline), or what its 2xx lacked ("it answered 200:
+-- the answer has no credential.securitytoken"): a bare status left "it answered 200".
 local function nothing_found(self, err)
-  local why = err.kind == "transport" and ("no answer: " .. tostring(err.reason))
-    or ("it answered " .. tostring(err.status))
+  local why
+  if err.kind ~= "http" then -- (a transport's failure, a proxy's)
+    why = "no answer: " .. tostring(err.reason)
+  else
+    local said = err.code and err.message and (err.code .. ": " .. err.message) or err.code or err.message
+    why = "it answered " .. tostring(err.status) .. (said and (": " .. said) or "")
+  end
   local e
   if self.last_keys then -- (a refresh clears self.keys before it asks)
     e = errors.usage("credentials", "not renewed: the ECS metadata service at %s gave no new temporary keys (%s)",

@@ -131,6 +131,17 @@ function M.decode_error(body)
   return out
 end
 
+--- The text of an error body that is neither JSON nor markup, as a decoded error's `{ message
+-- = ... }` (trimmed, bounded as a message is), or nil: what a service that answers its errors in
+-- plain text said (the ECS metadata service: "Please configure Cloud Service Agency first").
+-- Its control characters stay for the pipeline's clean, as a decoded message's do.
+function M.plain_error(body)
+  if type(body) ~= "string" then return nil end
+  local s = body:match("^%s*(.-)%s*$")
+  if s == "" or s:find("^[<{%[]") then return nil end
+  return { message = text(s, MAX_MESSAGE) }
+end
+
 --- What a JSON null decodes to (cjson's null, a light userdata).
 M.null = json.null
 

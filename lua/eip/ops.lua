@@ -14,6 +14,7 @@
 --   headers    more {name, value, line?} headers, or nil
 --   timeout, max_attempts   tighter limits than the client's, or nil (the metadata service)
 --   secret_answer  true: the answer's body holds credentials (the debug log shows its size only)
+--   plain_errors  true: an error answer in plain text is the error's message (see eip.body.plain_error)
 --   resource   the id it is about (a bandwidth id), or nil
 --   unusable(op, resp)  why a 2xx answer is not this call's success (a text), or nil; then the
 --              attempt fails with an "http" error ("Unusable Answer") like any other. Optional.
@@ -341,9 +342,12 @@ end
 
 local METADATA_TIMEOUT = 3 -- seconds, as the official client gives the metadata service
 
+-- (The metadata service answers its refusals in plain text, "Please configure Cloud Service
+-- Agency first" on an ECS without an agency: kept as the error's message, as the Go SDK keeps
+-- it, so that the error says why no keys came.)
 local MetadataToken = kind{ name = "metadata_token", method = "PUT", path = "/meta-data/latest/api/token",
   auth = false, timeout = METADATA_TIMEOUT, max_attempts = 1, body = "", secret_answer = true,
-  body_cap = CREDENTIALS_BODY,
+  body_cap = CREDENTIALS_BODY, plain_errors = true,
   headers = { { "X-Metadata-Token-Ttl-Seconds", "21600", line = "X-Metadata-Token-Ttl-Seconds: 21600" } } }
 
 function MetadataToken.result(_, resp)
@@ -360,13 +364,13 @@ end
 
 local MetadataCredentials = kind{ name = "metadata_credentials", method = "GET",
   path = "/openstack/latest/securitykey", auth = false, timeout = METADATA_TIMEOUT, max_attempts = 1,
-  secret_answer = true, body_cap = CREDENTIALS_BODY }
+  secret_answer = true, body_cap = CREDENTIALS_BODY, plain_errors = true }
 
 function MetadataCredentials.result(op, resp)
   local c = decoded_field(op, resp, "credential", "table")
   for _, k in ipairs{ "access", "secret", "securitytoken" } do
     if type(c[k]) ~= "string" or c[k] == "" then
-      error(errors.protocol(resp, op.method, op.path, "the metadata service answered without credential." .. k), 0)
+      error(errors.protocol(resp, op.method, op.path, "the answer has no credential." .. k), 0)
     end
   end
   return { ak = c.access, sk = c.secret, security_token = c.securitytoken, expires_at = c.expires_at }

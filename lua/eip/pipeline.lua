@@ -439,7 +439,7 @@ local function map(self, req, resp, op)
   else
     local status = resp.status
     if status >= 200 and status < 300 then return resp end
-    local decoded = body.decode_error(resp.body)
+    local decoded = body.decode_error(resp.body) or (op.plain_errors and body.plain_error(resp.body)) or nil
     if decoded then
       decoded.code, decoded.message = self:clean(decoded.code), self:clean(decoded.message)
       decoded.request_id, decoded.raw_message = self:clean(decoded.request_id), self:clean(decoded.raw_message)
