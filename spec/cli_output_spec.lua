@@ -213,14 +213,13 @@ end)
 -- with the gateway's advice: the real fault appeared nowhere).
 describe("a failure's cause", function()
   it("is in the message line, the failures list and the JSON of a 401 whose refresh failed", function()
-    local cause = setmetatable({ kind = "usage", argument = "credentials",
-      message = "not renewed: the ECS metadata service at http://169.254.169.254 gave no new temporary keys "
-        .. "(it answered 500)" }, getmetatable(require("eip.errors").usage("credentials", "x"))) -- an eip error
+    local cause = require("eip.errors").credentials("credentials not renewed: the ECS metadata service at "
+      .. "http://169.254.169.254 gave no new temporary keys (it answered 500)", { kind = "http", status = 500 })
     local o = { id = "bw-1", outcome = "failed", could_have_acted = false,
       err = { kind = "http", status = 401, reason = "Unauthorized", code = "APIGW.0301",
         message = "verify aksk signature fail", attempts = 1, cause = cause } }
     local detail = table.concat(output.detail_lines(o), " "):gsub("%s+", " ")
-    assert.matches("cause: not renewed: the ECS metadata service", detail, 1, true)
+    assert.matches("cause: credentials not renewed: the ECS metadata service", detail, 1, true)
     assert.matches("(it answered 500)", output.failures({ o }):gsub("\n%s*", " "), 1, true)
     assert.equal(cause.message, cjson.decode(output.result_line(o, "json")).cause)
     assert.equal(cause.message, cjson.decode(output.error_json(o.err, 1)).cause)

@@ -915,6 +915,29 @@ describe("eip command", function()
       end
     end)
 
+    -- Temporary keys that expire mid-batch while the metadata service fails: the ids left were
+    -- "NOT SENT <id> invalid" (a usage error: a bad id, a setting to fix) and the batch "stopped
+    -- after an authentication failure". Each is not sent for want of credentials, said so.
+    it("a batch whose temporary keys cannot be renewed: NOT SENT ... credentials, and why", function()
+      local ids = emu:create_bandwidths(3)
+      emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 200,
+        body = { credential = { access = emu.temp_ak, secret = emu.temp_sk, securitytoken = emu.security_token,
+          expires_at = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + 2) } } }
+      emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 500, times = -1 }
+      emu:inject{ method = "DELETE", action = "slow", delay = 2.5 } -- the first: the keys expire meanwhile
+      local code, out, err = run("delete-bandwidth --no-progress --concurrency 1 --project-id " .. emu.project_id
+        .. " " .. table.concat(ids, " "), { env = { OS_AUTH_TOKEN = false, EIP_METADATA_URL = emu.metadata_url } })
+      assert.equal(1, code, err)
+      assert.matches("^deleted +" .. ids[1]:gsub("%p", "%%%0"), out)
+      for i = 2, 3 do
+        assert.matches("\nNOT SENT +" .. ids[i]:gsub("%p", "%%%0") .. " +credentials[ %d%.ms]*\n", out)
+      end
+      assert.matches("3 bandwidth(s): 1 deleted, 0 missing, 0 failed, 2 not sent", err, 1, true)
+      assert.truthy(has(err, "credentials not renewed: the ECS metadata service at " .. emu.metadata_url
+        .. " gave no new temporary keys (it answered 500)"), err)
+      assert.is_nil(err:find("authentication failure", 1, true), err)
+    end)
+
     -- A throttling answer that asks not to come back for an hour stops the drains as it stops a
     -- batch: the next drain once went on, moving EIPs into new bills it could not delete after.
     it("--drain stops after throttling that asks not to come back soon: no other bandwidth is drained", function()

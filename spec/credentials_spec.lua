@@ -411,9 +411,53 @@ describe("credentials", function()
       emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token", status = 500, times = -1 }
       local err = raised(c.delete_bandwidth, c, "bw-1")
       c:close()
-      assert.same({ 401, "usage" }, { err.status, err.cause and err.cause.kind })
+      assert.same({ 401, "credentials" }, { err.status, err.cause and err.cause.kind })
       assert.matches("not renewed: the ECS metadata service at " .. emu.metadata_url, err.cause.message, 1, true)
       assert.matches("(it answered 500)", tostring(err), 1, true)
+    end)
+
+    -- Keys in use that expire while the service fails: no usage error (a bad argument, which
+    -- the eip command showed as "NOT SENT <id> invalid"), nor a batch stopped "after an
+    -- authentication failure": each call is not sent, of kind "credentials", saying the renewal
+    -- failed and why (the service's error its cause), retryable when that is (a 5xx passes; a
+    -- refusal, its text redacted of the keys it would renew, does not). The batch goes on: the
+    -- failure is held a few seconds, then asked again, and an outage that passed lets it finish.
+    it("keys it cannot renew: not sent, kind credentials, retryable as the service's failure", function()
+      local function keys_expiring(after)
+        local t = os.time()
+        emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 200,
+          body = { credential = { access = emu.temp_ak, secret = emu.temp_sk, securitytoken = emu.security_token,
+            expires_at = os.date("!%Y-%m-%dT%H:%M:%SZ", t + after) } } }
+        local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url })
+        assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+        while os.time() < t + after do socket.sleep(0.05) end -- expired: the renewal's failure stands
+        return c
+      end
+      local c = keys_expiring(1)
+      emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 500, times = -1 }
+      local ids = emu:create_bandwidths(3)
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 2 })
+      c:close()
+      assert.same({ 0, 3 }, { summary.deleted, summary.not_sent })
+      for i, r in ipairs(results) do
+        assert.same({ "credentials", true, true, 0, 500 }, { r.kind, r.not_sent, r.retryable, r.attempts,
+          r.cause and r.cause.status }, tostring(r))
+        assert.is_false(eip.could_have_acted(r))
+        local said = "eip: credentials not renewed: the ECS metadata service at " .. emu.metadata_url
+          .. " gave no new temporary keys (it answered 500)"
+        assert.equal(said, tostring(r))
+        assert.is_not_nil(emu:get_bandwidth(ids[i]))
+      end
+      emu:reset()
+      c = keys_expiring(1)
+      emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 401, times = -1,
+        content_type = "text/plain", body = "Please configure Cloud Service Agency first (key " .. emu.temp_sk .. ")" }
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      c:close()
+      assert.same({ "credentials", false, 401 }, { err.kind, err.retryable, err.cause.status })
+      assert.matches("(it answered 401: Please configure Cloud Service Agency first (key <redacted>))", err.message, 1,
+        true)
+      assert.is_nil((tostring(err) .. tostring(err.cause)):find(emu.temp_sk, 1, true))
     end)
 
     -- A refusal is for the keys: renewed temporary keys are signed with again.

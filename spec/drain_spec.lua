@@ -327,7 +327,7 @@ describe("bandwidth operations", function()
     end)
 
     -- Temporary keys that cannot be renewed between two remove calls: the second call is not
-    -- sent (a usage error: no credentials), but the first moved 100 EIPs, each now a bill of its
+    -- sent (kind "credentials": no new keys), but the first moved 100 EIPs, each now a bill of its
     -- own. That error once came out bare (no stage, no moved): read as "nothing was done".
     it("says what moved when the credentials cannot be renewed before the second remove call", function()
       local ids = eip_ids(150)
@@ -345,7 +345,7 @@ describe("bandwidth operations", function()
           emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token$", status = 500, times = -1 }
           while os.time() < expires do require("socket").sleep(0.05) end
         end })
-      assert.same({ "usage", "remove", 2 }, { err.kind, err.stage, err.batch })
+      assert.same({ "credentials", "remove", 2 }, { err.kind, err.stage, err.batch })
       assert.matches("not renewed", err.message, 1, true)
       assert.same({ unpack(ids, 1, 100) }, err.moved)
       assert.same({ unpack(ids, 101, 150) }, err.not_moved)

@@ -1028,8 +1028,11 @@ metadata_provider = function(base, looked)
     secrets = {} }, Metadata)
 end
 
--- The usage error of a metadata service that gave nothing: no credentials anywhere (at the
--- first fetch: where else was looked); at a refresh, the keys it had expire and none came.
+-- The error of a metadata service that gave nothing. At the first fetch, a usage error: no
+-- credentials anywhere (where else was looked). At a renewal (keys it gave expire, or a 401
+-- asked for new ones), a "credentials" error: nothing the caller gave is wrong, and an outage
+-- passes (it was a usage error, which the eip command showed as "NOT SENT <id> invalid" and a
+-- batch took for "an authentication failure", none of them retryable).
 -- Why: no answer, else the status and what the service said (its code and message, as
 -- cleaned when the answer was read: eip.pipeline), or what its 2xx lacked ("it answered 200:
 -- the answer has no credential.securitytoken"): a bare status left "it answered 200".
@@ -1041,13 +1044,11 @@ local function nothing_found(self, err)
     local said = err.code and err.message and (err.code .. ": " .. err.message) or err.code or err.message
     why = "it answered " .. tostring(err.status) .. (said and (": " .. said) or "")
   end
-  local e
   if self.last_keys then -- (a refresh clears self.keys before it asks)
-    e = errors.usage("credentials", "not renewed: the ECS metadata service at %s gave no new temporary keys (%s)",
-      self.base, why)
-  else
-    e = errors.usage("credentials", "not found: looked at %s (%s)", table.concat(self.looked, "; then "), why)
+    return errors.credentials(string.format("credentials not renewed: the ECS metadata service at %s gave no new "
+      .. "temporary keys (%s)", self.base, why), err)
   end
+  local e = errors.usage("credentials", "not found: looked at %s (%s)", table.concat(self.looked, "; then "), why)
   e.cause = err
   return e
 end

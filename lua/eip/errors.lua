@@ -28,6 +28,8 @@ function Error.__tostring(e)
   if e.kind == "refused" then
     return "eip: refused: " .. one_line(e.message or "?", 400)
   end
+  -- (its message says what failed and why; the service's error is its cause)
+  if e.kind == "credentials" then return "eip: " .. one_line(e.message or "?", 600) end
   -- (a wait's read that failed after the delete's 204: said first, the bandwidth is gone; the
   -- wait's own errors, wait_timeout and interrupted, say it in their message)
   local read_failed = e.stage == "wait" and e.deleted == true
@@ -148,6 +150,24 @@ function M.not_sent(op, reason, cause)
     kind = "not_sent", not_sent = true, stopped = reason, cause = cause, retryable = false,
     message = "not sent: " .. (STOP_REASONS[reason] or reason), method = op.method, path = op.path,
     bandwidth_id = op.resource, attempts = 0,
+  }
+end
+
+--- Credentials in use that could not be renewed: the ECS metadata service gave no new
+-- temporary keys for the ones expiring (an outage, an agency detached). Kind "credentials",
+-- nothing sent (`not_sent`, no attempt), `cause` the service's error; `retryable` when that is
+-- (a 5xx, no answer: an outage passes; a refusal does not). Not a usage error: nothing the
+-- caller gave is wrong, and the same call may go once the service answers. Its message is
+-- scrubbed of every registered secret, as a usage error's is.
+-- @tparam string message what failed and why
+-- @tparam table cause the service's error (an eip error)
+function M.credentials(message, cause)
+  if usage_scrub then message = usage_scrub(message) end
+  return new{
+    kind = "credentials", message = M.escape_controls(message), cause = cause,
+    retryable = cause.retryable == true, not_sent = true, attempts = 0,
+    advice = "Nothing was sent. Send it again once the metadata service gives keys (an outage passes); "
+      .. "if it refuses them, check the agency attached to this server.",
   }
 end
 
@@ -355,7 +375,9 @@ function M.could_have_acted(err)
     return not (type(err.status) == "number" and err.status >= 400 and err.status < 500)
   end
   if kind == "transport" then return not (NOT_SENT_REASONS[err.reason] or err.unsent == true) end
-  if kind == "proxy" or kind == "usage" or kind == "not_sent" or kind == "refused" then return false end
+  if kind == "proxy" or kind == "usage" or kind == "not_sent" or kind == "refused" or kind == "credentials" then
+    return false
+  end
   return true
 end
 

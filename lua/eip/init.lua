@@ -268,7 +268,9 @@ M.regions = require("eip.regions").list
 --   refused to act after reading the resource, or to sign after signed requests in a row got no
 --   answer: reason "unanswered"), "not_sent" (a batch stopped before this id),
 --   "interrupted" (aborted in flight, or stopped by a `cancel` function before its next request:
---   `cancelled = true`), "wait_timeout" (deleted, but still readable when `wait` ended)
+--   `cancelled = true`), "wait_timeout" (deleted, but still readable when `wait` ended),
+--   "credentials" (the credentials in use could not be renewed: the ECS metadata service gave
+--   no new temporary keys; nothing was sent, `cause` is its error, `retryable` when that is)
 -- @tfield integer status the HTTP status (`http`)
 -- @tfield string reason its reason phrase (`http`); the transport kind (`transport`: "dns",
 --   "connect", "timeout", "reset", "tls", "protocol" or "other"); what the proxy did (`proxy`:
@@ -346,7 +348,8 @@ M.regions = require("eip.regions").list
 --   failed: `wait_timeout`, an `interrupted` wait, and an error of stage "wait"
 -- @tfield number waited seconds waited for the deleted bandwidth to disappear (`wait_timeout`)
 -- @tfield boolean not_sent true for an id a batch never sent (`not_sent`, with `stopped` and
---   `cause`), and for a call that sent nothing (a refused key's copy; a `deadline` that would pass
+--   `cause`), and for a call that sent nothing (a refused key's copy; credentials not renewed,
+--   kind `credentials`; a `deadline` that would pass
 --   before the `rate` or room among the signed requests in flight lets it go: kind `transport`,
 --   reason "timeout"; a `cancel` before the first attempt)
 -- @tfield string stopped why a batch stopped: "auth", "cancelled", "aborted", "project" or
@@ -360,7 +363,8 @@ M.regions = require("eip.regions").list
 --   @{eip.client:drain_and_delete_bandwidth} (the bandwidth was deleted)
 -- @tfield boolean ok false on the errors in a batch's results (its results hold `ok = true` ones)
 -- @tfield any cause what led to this one: the error that stopped the batch (`not_sent`), the last
---   attempt's error (a `cancelled` call), the failed remove call's error (a drain stopped before
+--   attempt's error (a `cancelled` call), the metadata service's error (`credentials`, and the
+--   `usage` error of no credentials found), the failed remove call's error (a drain stopped before
 --   the GET that would check it), or the value raised by `on_batch` when it was not an eip error
 
 -- A status entry of the C table (facts: reason, class, descriptions, advice) with what the

@@ -466,6 +466,9 @@ function M.run(opts, argv, ctx)
     and not opts.debug and #ids > 1, results_on_terminal = ctx.stdout_terminal })
   local counts, failed = { deleted = 0, missing = 0, failed = 0, not_sent = 0, uncertain = 0 }, {}
   local missing_from -- the project the missing ones are missing from
+  -- Ids not sent because the credentials could not be renewed (kind "credentials": the batch
+  -- goes on, an outage may pass), and the last such error: said once, where the count is.
+  local unrenewed, unrenewed_count = nil, 0
   local started = core.monotime()
   if opts.output == "table" then stdout:write(output.result_header(), "\n") end
   core.catch_interrupts(true)
@@ -474,6 +477,9 @@ function M.run(opts, argv, ctx)
     if o.outcome == "failed" then failed[#failed + 1] = o end
     if o.outcome == "failed" and o.could_have_acted then counts.uncertain = counts.uncertain + 1 end
     if o.outcome == "missing" then missing_from = o.res.project_id end
+    if o.outcome == "not_sent" and o.err.kind == "credentials" then
+      unrenewed, unrenewed_count = o.err, unrenewed_count + 1
+    end
     bar:step(o.outcome == "failed" or o.outcome == "not_sent")
     bar:above(function() print_outcome(o, opts, client, bar) end)
   end, function() bar:tick() end)
@@ -501,6 +507,9 @@ function M.run(opts, argv, ctx)
   for _, res in ipairs(summary and summary.wait_errors or {}) do
     stderr:write(string.format("eip: %s was deleted (204), but the wait could not read it: %s\n",
       tostring(res.bandwidth_id), tostring(res.wait_error)))
+  end
+  if unrenewed then
+    stderr:write("eip: ", output.shown(unrenewed.message), string.format(": %d id(s) not sent\n", unrenewed_count))
   end
   local not_sent = counts.not_sent > 0 and string.format(": %d id(s) not sent\n", counts.not_sent) or "\n"
   local why_stopped = summary and STOPPED_LINES[summary.stopped]
