@@ -251,6 +251,17 @@ describe("credentials", function()
       assert.is_truthy(err.message:find("the profile file /dev/null (no [basic] section)", 1, true), err.message)
     end)
 
+    -- Without HOME (a cron job, env -i, a systemd unit) there is no file to look at: once said
+    -- "then the profile file no HOME to look in; then ...".
+    it("is said to be nowhere to look when HOME is not set, nor its variable", function()
+      local ok, err = pcall(client_mod.new, { endpoint = emu.url, project_id = emu.project_id, metadata_url = false },
+        env_of({}))
+      assert.is_false(ok)
+      assert.equal("credentials", err.argument)
+      assert.matches("then OS_AUTH_TOKEN; then no profile file (HOME is not set, nor "
+        .. "HUAWEICLOUD_SDK_CREDENTIALS_FILE); then not the ECS metadata service", err.message, 1, true)
+    end)
+
     it("comes after the environment", function()
       local path = profile("[basic]\nak = WRONGAKWRONGAKWRONG1\nsk = wrong\n")
       local c = new({ project_id = emu.project_id },

@@ -1219,9 +1219,9 @@ end
 
 -- The profile file's [basic] section as a provider, and its project_id and iam_endpoint.
 local function from_profile(getenv, warn, looked)
-  local basic, why = profile.read(getenv, warn)
+  local basic, where_looked = profile.read(getenv, warn)
   if not basic then
-    looked[#looked + 1] = "the profile file " .. why
+    looked[#looked + 1] = where_looked
     return nil
   end
   local where = basic.path .. " [basic]"

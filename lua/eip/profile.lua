@@ -148,22 +148,24 @@ function M.read_text(path, what, max, holds)
 end
 local read_text = M.read_text
 
---- The `[basic]` section of the profile file, or nil and why not ("not found", "no [basic]
--- section"). `warn(line)` receives a warning when the file is readable by group or others
+--- The `[basic]` section of the profile file, or nil and where it looked, as the list of places
+-- of the "credentials not found" error says it: "the profile file PATH (not found)", "... (no
+-- [basic] section)", or "no profile file (HOME is not set, nor HUAWEICLOUD_SDK_CREDENTIALS_FILE)".
+-- `warn(line)` receives a warning when the file is readable by group or others
 -- (once per path and process). A path that is not a regular file of at most @{MAX_SIZE} bytes
 -- (a directory, a FIFO, a device), or that cannot be read, is a usage error naming it.
 function M.read(getenv, warn)
   local path = M.path(getenv)
-  if not path then return nil, "no HOME to look in" end
+  if not path then return nil, "no profile file (HOME is not set, nor " .. M.ENV .. ")" end
   local text, mode = read_text(path)
-  if not text then return nil, path .. " (not found)" end
+  if not text then return nil, "the profile file " .. path .. " (not found)" end
   if mode and mode % 64 ~= 0 and not warned[path] then -- any bit of group or other (0077)
     warned[path] = true
     warn(string.format("eip: warning: the credentials file %s can be read by others (mode %o): "
       .. "chmod 600 it", path, mode))
   end
   local basic = M.parse(text, path).basic
-  if not basic then return nil, path .. " (no [basic] section)" end
+  if not basic then return nil, "the profile file " .. path .. " (no [basic] section)" end
   basic.path = path
   return basic
 end
