@@ -516,6 +516,35 @@ describe("eip command", function()
       assert.equal("DELETE " .. emu.url .. "/v2.0/{project_id}/bandwidths/" .. a .. "\n", out)
     end)
 
+    -- A dry run reads a credentials file as the run does (its project_id is in the URLs it
+    -- prints), so a malformed one, or a directory, is refused (exit 2) as the run would refuse
+    -- it: a dry run that passed would promise a run that cannot start. Its help once said only
+    -- "no credentials needed".
+    it("--dry-run refuses a malformed credentials file as the run would, and its help says so", function()
+      local a = emu:create_bandwidth{ size = 5 }
+      local dir = os.tmpname() -- (a name of its own, made a directory)
+      os.remove(dir)
+      assert(os.execute("mkdir -p " .. q(dir)))
+      local file = dir .. "/credentials"
+      local f = assert(io.open(file, "w"))
+      f:write("[basic]\nak = AKPROFILE0000000000\nthis line is no key = value pair!\n")
+      f:close()
+      assert(os.execute("chmod 600 " .. q(file)))
+      emu:reset_counters()
+      for _, path in ipairs{ file, dir } do
+        local code, out, err = run("delete-bandwidth --dry-run " .. a,
+          { env = { OS_AUTH_TOKEN = false, HUAWEICLOUD_SDK_CREDENTIALS_FILE = path } })
+        assert.equal(2, code, err)
+        assert.equal("", out)
+        assert.matches(path == file and (file .. ", line 3") or "is a directory", err, 1, true)
+      end
+      assert.equal(0, emu:stats().requests)
+      os.execute("rm -rf " .. q(dir))
+      local _, help = run("delete-bandwidth --help")
+      assert.matches("no credentials needed, but a credentials file the run would read is read: a malformed one is "
+        .. "refused", help:gsub("%s+", " "), 1, true)
+    end)
+
     it("--dry-run --drain reads each bandwidth (one GET) and shows the EIPs that would move", function()
       local a = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-a", "eip-b" } }
       emu:reset_counters()

@@ -66,8 +66,12 @@ failed or were not sent, 2 usage error (nothing was sent), 130 interrupted (143 
       help = "keep --concurrency even when the API throttles (default: cut it, then raise it again)" },
     args.output_options("text"),
     { "--verbose", key = "verbose", help = "under each line: request id, reason, message and advice" },
+    -- (A credentials file the run would read is read all the same, as the run reads it: its project_id
+    -- is in the URLs printed, and a malformed one refused now rather than passed by a dry run
+    -- whose run then cannot start.)
     { "--dry-run", key = "dry_run",
-      help = "validate, print what would be sent, send nothing (no credentials needed; --drain: one GET per id)" },
+      help = "validate, print what would be sent, send nothing (no credentials needed, but a credentials file "
+        .. "the run would read is read: a malformed one is refused; --drain: one GET per id)" },
     { "--drain", key = "drain", help = "move the bandwidth's EIPs out first (new bills!), then delete it" },
     { "--yes", key = "yes", help = "with --drain: do not ask (needed without a terminal; then --size and "
       .. "--charge-mode must be given)" },
