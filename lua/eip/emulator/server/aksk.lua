@@ -367,6 +367,7 @@ function M.compute(spec)
     for i, name in ipairs(spec.signed_headers) do
       signed[i] = tostring(name):lower()
     end
+    table.sort(signed) -- (as the gateway requires them: see parse_authorization)
   end
   local date = headers["x-sdk-date"]
   if not date then
