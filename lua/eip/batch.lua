@@ -47,7 +47,8 @@ M.OPTIONS = { concurrency = true, missing_ok = true, on_result = true, cancel = 
   adaptive = true, wait = true } -- wait: eip.client's, after the run
 
 --- What on_result returns to stop the batch: no new request is started, what is in flight
--- finishes, and every id not sent is reported with `not_sent = true`.
+-- finishes (but a request still connecting, of which nothing was sent, is held back), and every
+-- id not sent is reported with `not_sent = true`.
 M.STOP = "stop"
 M.DEFAULT_CONCURRENCY = 8
 M.MAX_CONCURRENCY = 64

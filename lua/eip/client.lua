@@ -481,12 +481,14 @@ end
 --   refused for every request in flight)
 -- @tparam[opt] boolean opts.missing_ok as for @{delete_bandwidth} (default: the client's)
 -- @tparam[opt] function opts.on_result `function(i, id, result_or_error)` called as each id
---   finishes; returning @{eip.STOP} stops the batch (what is in flight finishes)
+--   finishes; returning @{eip.STOP} stops the batch (what is in flight finishes; a request still
+--   connecting is held back, `not_sent`)
 -- @tparam[opt] function opts.cancel `function()` asked between requests and at least every
---   0.25 s, backoffs included: "stop" (send no more, let what is in flight finish) or "abort"
---   (abort what is in flight too: `interrupted` entries, `cancelled` ones for requests the
---   transport had not sent yet); also while the client logs in (IAM, the metadata service, the
---   project's look-up), and once more before the delete that waited for it: either answer
+--   0.25 s, backoffs included: "stop" (send no more, let what is in flight finish, hold back
+--   what is still connecting) or "abort" (abort what is in flight too: `interrupted` entries,
+--   `cancelled` ones for requests the transport had not sent yet); also while the client logs in
+--   (IAM, the metadata service, the project's look-up), and once more before the delete that
+--   waited for it: either answer
 --   sends nothing more and ends a wait for another call's login, "abort" aborts the batch's
 --   own login in flight over libcurl; with `wait`, also before each read of the wait and during its
 --   pauses, where either ends the waiting at once (the ids not waited for get neither `waited`
