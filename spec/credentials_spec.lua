@@ -471,6 +471,36 @@ describe("credentials", function()
       assert.is_nil((tostring(err) .. tostring(err.cause)):find(emu.temp_sk, 1, true))
     end)
 
+    -- Each id (each call) whose keys could not be renewed took a slot of the rate first, and
+    -- waited for it, to send nothing: 1000 ids at rate 1 took 17 minutes to say so, and with
+    -- rate_dict used up other workers' budget. The keys come first now.
+    it("keys it cannot renew use up no slot of the rate, in a batch or a call", function()
+      local t = os.time() + 2
+      emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 200,
+        body = { credential = { access = emu.temp_ak, secret = emu.temp_sk, securitytoken = emu.security_token,
+          expires_at = os.date("!%Y-%m-%dT%H:%M:%SZ", t) } } }
+      -- (a burst for the keys' two requests and the first delete, each of which takes a slot)
+      local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url, rate = 1, burst = 4 })
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      while os.time() < t do socket.sleep(0.05) end
+      emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 500, times = -1 }
+      local t0 = socket.gettime()
+      local results, summary = c:delete_bandwidths(emu:create_bandwidths(6), { concurrency = 2 })
+      local batch_took = socket.gettime() - t0
+      t0 = socket.gettime()
+      for _ = 1, 3 do
+        local e = raised(c.delete_bandwidth, c, "bw-1")
+        assert.equal("credentials", e.kind, tostring(e))
+      end
+      local calls_took = socket.gettime() - t0
+      c:close()
+      assert.same({ 0, 6 }, { summary.deleted, summary.not_sent })
+      for _, r in ipairs(results) do assert.equal("credentials", r.kind, tostring(r)) end
+      -- (at one slot a second: 4 s or more, and 3 s, when each took its slot)
+      assert.is_true(batch_took < 2.5, "the batch took " .. batch_took .. " s")
+      assert.is_true(calls_took < 1.5, "three calls took " .. calls_took .. " s")
+    end)
+
     -- A refusal is for the keys: renewed temporary keys are signed with again.
     it("signs again once its refused temporary keys are renewed, not before", function()
       emu:set_knobs{ metadata_credential_ttl = 2, metadata_same_keys = 1 }

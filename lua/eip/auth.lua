@@ -1134,9 +1134,12 @@ function Metadata:due()
   -- (refused keys due for renewal too: renewed before the call takes its place, so that the
   -- place is counted for the new key; the call that renewed them once went out without one,
   -- beside four that took the new key's places as soon as it came. Keys merely due are renewed
-  -- as the request is signed: see Call:request for a place that ran out meanwhile.)
+  -- as the request is signed: see Call:request for a place that ran out meanwhile.) So are keys
+  -- due whose last renewal failed: asked first, a failure held (or met again) ends the call
+  -- before it takes a slot of the rate, when the keys are too near their expiry to sign with; a
+  -- batch whose keys expired during an outage waited out a slot per id to say it sent nothing.
   return not self.keys or (fetching and not fetching.done) == true
-    or (self.refused and os.time() >= self.refresh_at) == true
+    or ((self.refused or self.failed) and os.time() >= self.refresh_at) == true
 end
 
 function Metadata:ensure(runner, req, halt)

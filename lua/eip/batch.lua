@@ -842,14 +842,21 @@ function Run:loop()
     end
     local start_wait = 0
     while driver:pending() < limit and self:has_ready() do
-      start_wait = self:start_wait(now)
-      if start_wait > 0 then break end
       local job = self:next_ready()
       -- Keys to fetch first (none yet, another call's fetch under way, refused ones due for
       -- renewal): before the place is taken, so that it is counted for the key that signs (as
-      -- Runner:run does: eip.auth's Metadata:due).
+      -- Runner:run does: eip.auth's Metadata:due); and before a slot of the rate is taken: an
+      -- id whose keys cannot be had is not sent, and must not use up the rate (other workers'
+      -- budget too, with rate_dict), every id of a long batch waiting its slot to say so.
       local action, value
       if provider.due and provider:due() then action, value = pipeline.keys_first(self.runner, job.call, self.halt) end
+      if not action then
+        start_wait = self:start_wait(now)
+        if start_wait > 0 then
+          self:unready(job)
+          break
+        end
+      end
       if action == "fail" and value.cancelled and self.stopped then
         self:unready(job) -- (stopped by cancel meanwhile: see Run:start)
       elseif action then

@@ -1370,7 +1370,14 @@ function Runner:run(op, cancel, abort)
   while true do
     local action, value
     if bucket then -- the client's rate: every request it sends, retries included
-      action, value = rate_wait(self, call, bucket, cancel)
+      -- Keys to fetch first (see below), before the rate's slot is taken: a call whose keys
+      -- cannot be had sends nothing, and must not use up the rate (other workers' budget too,
+      -- with rate_dict) to say so.
+      if cancel and cancel() then ended(self, call, cancelled(call)) end
+      if op.auth ~= false and self.provider.due and self.provider:due() and not self:stuck() then
+        action, value = keys_first(self, call, halt)
+      end
+      if not action then action, value = rate_wait(self, call, bucket, cancel) end
     end
     if not action and cancel and cancel() then ended(self, call, cancelled(call)) end
     if not action and op.auth ~= false and self.provider.due and self.provider:due() and not self:stuck() then
