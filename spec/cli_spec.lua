@@ -232,7 +232,11 @@ describe("eip command", function()
         assert.is_false(has(err, secret), line .. ": " .. err)
       end
       -- A word in command position, or a help topic, that holds an '@' may be a URL's credentials.
-      for _, line in ipairs{ url .. " delete-bandwidth bw-1", "--json " .. url, "help " .. url } do
+      -- So may an option's value, or an id, that is none: refused without it.
+      for _, line in ipairs{ url .. " delete-bandwidth bw-1", "--json " .. url, "help " .. url,
+          "list-bandwidths --output u:" .. secret .. "@p", "list-bandwidths --rate u:" .. secret .. "@p",
+          "list-bandwidths --region u:" .. secret .. "@p", "show-bandwidth u:" .. secret .. "@p",
+          "delete-bandwidth --endpoint " .. emu.url .. " " .. url } do
         local code, out, err = run(line)
         assert.same({ 2, "" }, { code, out }, line)
         assert.is_false(has(err, secret), line .. ": " .. err)

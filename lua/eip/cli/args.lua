@@ -190,6 +190,13 @@ local function integer_of(s)
   return nil
 end
 
+-- An option's value as its usage error quotes it: its first 20 bytes, or only its length when it
+-- holds an '@' (a proxy URL's `user:password@` typed where another value goes).
+local function quoted(v)
+  if v:find("@", 1, true) then return string.format("(%d characters, not shown)", #v) end
+  return string.format("%q", v:sub(1, 20))
+end
+
 -- The value of option o, as given (flag spelled as typed).
 local function convert(o, flag, v)
   if o.check then o.check(v, flag) end
@@ -198,13 +205,13 @@ local function convert(o, flag, v)
       if v == c then return v end
     end
     local guess = M.closest(v, o.choices)
-    usage("%s must be %s, got %q%s", flag, table.concat(o.choices, ", "):gsub(", ([^,]*)$", " or %1"),
-      v:sub(1, 20), guess and ("; did you mean " .. guess .. "?") or "")
+    usage("%s must be %s, got %s%s", flag, table.concat(o.choices, ", "):gsub(", ([^,]*)$", " or %1"),
+      quoted(v), guess and ("; did you mean " .. guess .. "?") or "")
   end
   if not (o.number or o.integer) then return v end
   local n
   if o.integer then n = integer_of(v) else n = M.number_of(v) end
-  if n == nil then usage("%s must be %s, got %q", flag, o.integer and "an integer" or "a number", v:sub(1, 20)) end
+  if n == nil then usage("%s must be %s, got %s", flag, o.integer and "an integer" or "a number", quoted(v)) end
   if (o.min and n < o.min) or (o.max and n > o.max) then
     if o.max then usage("%s must be between %s and %s, got %s", flag, o.min, o.max, v:sub(1, 20)) end
     usage("%s must be at least %s, got %s", flag, o.min, v:sub(1, 20))
