@@ -162,6 +162,23 @@ describe("retries", function()
     assert.is_true(slept[1] >= 2 and slept[1] <= 5, "waited " .. slept[1])
   end)
 
+  -- Throttling is what the answer says, not only its status (eip.retry.throttled): the gateway's
+  -- APIGW.0308 behind a 503 (or a 409) is the same limit, and an early retry counts against it.
+  it("waits 2-5 s on any throttling answer without Retry-After: APIGW.0308 with a 503 or 409", function()
+    for _, case in ipairs{ { 503, "APIGW.0308" }, { 409, "APIG.0308" } } do
+      emu:reset()
+      slept = {}
+      local id = emu:create_bandwidth{ size = 1 }
+      emu:inject{ method = "DELETE", status = case[1],
+        body = { error_code = case[2], error_msg = "The throttling threshold has been reached" } }
+      local c = new()
+      assert.equal(204, c:delete_bandwidth(id).status)
+      c:close()
+      assert.equal(1, #slept, case[1])
+      assert.is_true(slept[1] >= 2 and slept[1] <= 5, case[1] .. " " .. case[2] .. ": waited " .. slept[1])
+    end
+  end)
+
   it("does not wait for a Retry-After beyond retry_after_cap: the error is raised with it", function()
     emu:inject{ method = "DELETE", status = 503, headers = { ["Retry-After"] = "3600" } }
     local c = new{ retry_after_cap = 60 }

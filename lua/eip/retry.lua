@@ -17,7 +17,8 @@
 --    proxy name;
 --  * the 401/403 veto: never repeated as such, since Huawei Cloud locks an AK/SK pair after
 --    5 failed signatures in a row;
---  * Retry-After (seconds or HTTP-date), capped; 429 without it waits 2-5 s, as Huawei advises;
+--  * Retry-After (seconds or HTTP-date), capped; a throttling answer without it (429, or
+--    APIGW.0308 whatever its status: see throttled) waits 2-5 s, as Huawei advises;
 --    otherwise exponential backoff with full jitter;
 --  * the once-only credential refresh: a 401 answered to an IAM token makes one new token and
 --    one more attempt, outside the attempt budget.
@@ -34,7 +35,7 @@ M.DEFAULTS = {
   backoff_base = 0.5,     -- seconds: the first retry waits up to this (full jitter)
   backoff_cap = 8,        -- seconds: no computed backoff waits longer
   retry_after_cap = 30,   -- seconds: a longer Retry-After is not waited for; the error is raised
-  throttle_min = 2,       -- seconds: a 429 without Retry-After waits 2-5 s, as Huawei advises
+  throttle_min = 2,       -- seconds: throttling without Retry-After waits 2-5 s, as Huawei advises
   throttle_max = 5,
 }
 
@@ -198,7 +199,9 @@ function M.delay(err, attempt, policy, now, random)
     if ra > policy.retry_after_cap then return nil end -- the server asks for more than we may wait
     return ra
   end
-  if err.status == 429 then
+  -- Throttling by what the answer says, not its status alone: the gateway's APIGW.0308 behind a
+  -- 503 is the same limit, and a retry within a second counts against it again.
+  if M.throttled(err) then
     return random(policy.throttle_min, policy.throttle_max)
   end
   -- Exponential backoff with full jitter: spreads clients that failed together.
