@@ -151,6 +151,26 @@ describe("retries", function()
     assert.is_true(slept[1] >= 5 and slept[1] <= 10, "waited " .. slept[1])
   end)
 
+  -- RFC 9110 5.6.7: the obsolete forms are HTTP-dates too; read as absent, they were retried
+  -- after 2-5 s however long the server asked for.
+  it("honours Retry-After in the RFC 850 and asctime forms of HTTP-date", function()
+    for _, form in ipairs{ "!%A, %d-%b-%y %H:%M:%S GMT", "!%a %b %e %H:%M:%S %Y" } do
+      emu:reset()
+      slept = {}
+      local id = emu:create_bandwidth{ size = 1 }
+      emu:inject{ method = "DELETE", status = 429, headers = { ["Retry-After"] = os.date(form, os.time() + 10) } }
+      local c = new()
+      assert.equal(204, c:delete_bandwidth(id).status)
+      assert.equal(1, #slept, form)
+      assert.is_true(slept[1] >= 5 and slept[1] <= 10, form .. ": waited " .. slept[1])
+      -- Beyond retry_after_cap: raised at once, and a batch would stop.
+      emu:inject{ method = "DELETE", status = 429, headers = { ["Retry-After"] = os.date(form, os.time() + 100) } }
+      local err = raised(c.delete_bandwidth, c, emu:create_bandwidth{ size = 1 })
+      c:close()
+      assert.same({ 429, 1, true }, { err.status, err.attempts, err.throttled_beyond }, form)
+    end
+  end)
+
   it("waits 2-5 s on a 429 without Retry-After, as Huawei advises", function()
     local id = emu:create_bandwidth{ size = 1 }
     emu:inject{ method = "DELETE", status = 429,

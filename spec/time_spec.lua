@@ -33,6 +33,36 @@ describe("eip.time", function()
     assert.is_nil(time.parse_http_date("21 Oct 2015"))
   end)
 
+  -- RFC 9110 5.6.7: a recipient accepts all three forms; only IMF-fixdate was read, so a
+  -- Retry-After in RFC 850 or asctime form counted as absent (retried after 2-5 s, not after
+  -- the wait asked for, nor raised at once when beyond the cap).
+  it("parses the obsolete HTTP-date forms: RFC 850 (two-digit year) and asctime", function()
+    local now = 1795910400 -- 2026-11-29
+    assert.equal(784111777, time.parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT", now))
+    assert.equal(784111777, time.parse_http_date("Sun Nov  6 08:49:37 1994", now))
+    assert.equal(784111777, time.parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT", now))
+    assert.equal(1796052000, time.parse_http_date("Monday, 30-Nov-26 15:20:00 GMT", now))
+    assert.equal(1796052000, time.parse_http_date("Mon Nov 30 15:20:00 2026", now))
+    -- A two-digit year more than 50 years ahead is the past century's; 50 years or less is ahead.
+    assert.equal(time.parse_http_date("Thu, 28 Nov 2075 00:00:00 GMT"),
+      time.parse_http_date("Thursday, 28-Nov-75 00:00:00 GMT", now))
+    assert.equal(time.parse_http_date("Tue, 30 Nov 1976 00:00:00 GMT"),
+      time.parse_http_date("Tuesday, 30-Nov-76 00:00:00 GMT", now))
+    assert.equal(time.parse_http_date("Sat, 01 Jan 2000 00:00:00 GMT"),
+      time.parse_http_date("Saturday, 01-Jan-00 00:00:00 GMT", now))
+    -- Retry-After reads them as it reads IMF-fixdate.
+    assert.equal(80, retry.parse_retry_after("Wednesday, 21-Oct-15 07:28:00 GMT", 1445412400))
+    assert.equal(80, retry.parse_retry_after("Wed Oct 21 07:28:00 2015", 1445412400))
+    for _, bad in ipairs{ "Sunday, 06-Nov-1994 08:49:37 GMT", "Sun, 06-Nov-94 08:49:37 GMT",
+        "Someday, 06-Nov-94 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37", "Sunday, 6-Nov-94 08:49:37 GMT",
+        "Sun Nov 6 08:49:37 1994", "Sun Nov  6 08:49:37 94", "Sun Nov  6 08:49:37 1994 GMT",
+        "Sun Foo  6 08:49:37 1994", "Sun Nov 32 08:49:37 1994", "Sun, 31 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 24:00:00 GMT", "Sun, 06 Nov 1994 08:60:00 GMT", "Sun Nov  0 08:49:37 1994",
+        "Sunday, 06-Nov-94 08:49:37 GMT" .. string.rep(" ", 1000), string.rep("Sunday, ", 10000) } do
+      assert.is_nil(time.parse_http_date(bad, now), bad:sub(1, 40))
+    end
+  end)
+
   it("turns Retry-After into seconds to wait", function()
     assert.equal(120, retry.parse_retry_after("120", 0))
     assert.equal(7, retry.parse_retry_after(" 7 ", 0))

@@ -147,7 +147,8 @@ function M.stated_limit(err)
 end
 
 --- Seconds to wait from a Retry-After value: delta-seconds ("120") or an HTTP-date
--- ("Wed, 21 Oct 2015 07:28:00 GMT"), relative to `now` (Unix seconds).
+-- ("Wed, 21 Oct 2015 07:28:00 GMT", or its obsolete RFC 850 and asctime forms: see
+-- eip.time.parse_http_date), relative to `now` (Unix seconds).
 -- @param v the header's value
 -- @tparam number now Unix seconds
 -- @treturn ?number seconds; `math.huge` for delta-seconds of more than 10^9 (however many
@@ -160,7 +161,7 @@ function M.parse_retry_after(v, now)
     local n = tonumber(v) -- a float, or inf, for more digits than an integer holds
     return n <= 1e9 and n or math.huge
   end
-  local t = time.parse_http_date(v)
+  local t = time.parse_http_date(v, now)
   if not t then return nil end
   return math.max(0, t - now)
 end

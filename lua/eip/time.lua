@@ -37,13 +37,50 @@ end
 
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9,
   Oct = 10, Nov = 11, Dec = 12 }
+local DAY_NAMES = { Monday = true, Tuesday = true, Wednesday = true, Thursday = true, Friday = true,
+  Saturday = true, Sunday = true }
+local MONTH_DAYS = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
 
---- Unix seconds of an HTTP-date (IMF-fixdate: "Wed, 21 Oct 2015 07:28:00 GMT"); nil if unparsable.
-function M.parse_http_date(s)
-  if type(s) ~= "string" then return nil end
+local function leap(y)
+  return y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)
+end
+
+-- Unix seconds of a date whose fields are in range (a 31 November or a 24:00 is garbage, not a
+-- day later), or nil. Seconds up to 60: a leap second.
+local function checked(y, mon, d, h, mi, sec)
+  local m = MONTHS[mon]
+  y, d, h, mi, sec = tonumber(y), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
+  if not m or not d or d < 1 or h > 23 or mi > 59 or sec > 60 then return nil end
+  if d > MONTH_DAYS[m] + ((m == 2 and leap(y)) and 1 or 0) then return nil end
+  return epoch(y, m, d, h, mi, sec)
+end
+
+--- Unix seconds of an HTTP-date, in any of the three forms a recipient must accept (RFC 9110
+-- 5.6.7): IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), the obsolete RFC 850 form ("Sunday,
+-- 06-Nov-94 08:49:37 GMT") and asctime's ("Sun Nov  6 08:49:37 1994", always GMT). An RFC 850
+-- two-digit year is of the century that puts the date at most 50 years after `now` (one that
+-- would be further ahead is the past century's, as RFC 9110 says).
+-- @tparam string s the date
+-- @tparam[opt] number now Unix seconds, for an RFC 850 year (default: `os.time()`)
+-- @treturn ?number Unix seconds; nil when s is in none of the three forms, or a field is out of
+--   range
+function M.parse_http_date(s, now)
+  if type(s) ~= "string" or #s > 40 then return nil end -- (the longest form has 37 characters)
   local d, mon, y, h, mi, sec = s:match("^%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
-  if not d or not MONTHS[mon] then return nil end
-  return epoch(tonumber(y), MONTHS[mon], tonumber(d), tonumber(h), tonumber(mi), tonumber(sec))
+  if d then return checked(y, mon, d, h, mi, sec) end
+  mon, d, h, mi, sec, y = s:match("^%a%a%a (%a%a%a) ([ %d]%d) (%d%d):(%d%d):(%d%d) (%d%d%d%d)$")
+  if mon then return checked(y, mon, d, h, mi, sec) end
+  local day
+  day, d, mon, y, h, mi, sec = s:match("^(%a+), (%d%d)%-(%a%a%a)%-(%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  if not day or not DAY_NAMES[day] then return nil end
+  local today = os.date("!*t", floor(now or os.time())) -- (5.3+: a float has no integer form)
+  local century = today.year - today.year % 100
+  local t = checked(century + tonumber(y), mon, d, h, mi, sec)
+  -- "Appears to be more than 50 years in the future": past the same instant 50 years on.
+  if t and t > epoch(today.year + 50, today.month, today.day, today.hour, today.min, today.sec) then
+    t = checked(century - 100 + tonumber(y), mon, d, h, mi, sec)
+  end
+  return t
 end
 
 return M
