@@ -100,6 +100,38 @@ describe("error bodies", function()
     assert.equal("add or remove EIPs of a shared bandwidth: Invalid publicip_id", err.description)
   end)
 
+  -- A code's reading belongs to the status it is documented with: a 500 carrying VPC.0306 (404
+  -- "no such bandwidth") was given code_kind not_found and the 404's advice ("a delete with
+  -- missing_ok takes this as success"), though missing_ok did not and the bandwidth existed.
+  it("reads a known code by its status only: documented with another, the status's advice", function()
+    local id = emu:create_bandwidth{ size = 1 }
+    emu:inject{ method = "DELETE", status = 500,
+      body = { code = "VPC.0306", message = "No Eip bandwidth exist with id." } }
+    local ok, err = pcall(client.delete_bandwidth, client, id, { missing_ok = true })
+    assert.is_false(ok)
+    assert.is_not_nil(emu:get_bandwidth(id))
+    assert.same({ 500, "VPC.0306" }, { err.status, err.code })
+    assert.is_nil(err.code_kind)
+    assert.is_nil(err.description_zh)
+    assert.equal(eip.status(500).description, err.description)
+    assert.equal(1, err.advice:find(eip.status(500).advice, 1, true))
+    assert.matches("VPC.0306 is documented only with 404", err.advice, 1, true)
+    assert.is_nil(err.advice:find("missing_ok", 1, true))
+    -- 503 VPC.0301 (documented with 400 only: invalid input) alike
+    err = delete_with{ status = 503,
+      body = { code = "VPC.0301", message = "getBandwidth error bandwidthId is invalid." } }
+    assert.is_nil(err.code_kind)
+    assert.equal(1, err.advice:find(eip.status(503).advice, 1, true))
+    -- a 404 with a code documented with other statuses only is no "no such bandwidth" either
+    err = delete_with{ status = 404, body = { code = "VPC.0301", message = "x" } }
+    assert.is_nil(err.code_kind)
+    assert.matches("^Not a missing bandwidth: the answer carries VPC.0301", err.advice)
+    -- eip.error_code: no row for that status, no row
+    assert.is_nil(eip.error_code("VPC.0306", 500))
+    assert.equal(404, eip.error_code("VPC.0306", 404).status)
+    assert.equal(404, eip.error_code("VPC.0306").status)
+  end)
+
   it("eip.error_code answers with the table's row and the retry policy's verdict", function()
     assert.same({ "VPC.0306", 404, false }, { eip.error_code("VPC.0306").code, eip.error_code("VPC.0306").status,
       eip.error_code("VPC.0306").retryable })

@@ -442,6 +442,21 @@ local function stray_404_advice(code, truncated)
     .. "bandwidth may still exist. Do not treat this as deleted."
 end
 
+-- Said after the status's advice when the answer's code is in the error-code table with other
+-- statuses only: the error describes the answer by its status (no code_kind), and names what the
+-- code is documented as, so that a reader does not take it for that.
+local function elsewhere_note(entry, status)
+  local seen, statuses = {}, {}
+  for _, v in ipairs(entry.variants or {}) do
+    if not seen[v.status] then
+      seen[v.status] = true
+      statuses[#statuses + 1] = v.status .. " (" .. v.kind .. ")"
+    end
+  end
+  return ("%s is documented only with %s, not with %d: this answer is described by its status, not as "
+    .. "that."):format(entry.code, table.concat(statuses, ", "), status)
+end
+
 --- An error from a non-2xx answer. `info` is the status entry from the C table; `body`
 -- the decoded error body fields ({code, message, request_id}) or nil; `entry` the error-code
 -- table's row for that code and status, or nil. A known code's description, advice and kind
@@ -463,18 +478,20 @@ end
 
 --- The row of a code's entry (core.error_code) that describes this answer best: among the rows
 -- of its status, those whose message is the server's (when any is), then the one of the
--- operation's module (see OP_MODULES), else "common", else the first.
+-- operation's module (see OP_MODULES), else "common", else the first. None when the code has
+-- no row of that status: what a code means with one status (VPC.0306 with 404: no such
+-- bandwidth) is not what it means with another (a 500 carrying it is a failure inside).
 -- @tparam table entry core.error_code's entry (with `variants`)
 -- @tparam integer status the answer's status
 -- @tparam ?string message the server's message
 -- @tparam ?string op the operation's name (an eip.ops kind: "delete_bandwidth", ...)
--- @treturn table a row: { status, module, message, description_zh, advice, kind, ... }
+-- @treturn ?table a row: { status, module, message, description_zh, advice, kind, ... }, or nil
 function M.code_row(entry, status, message, op)
   local rows = {}
   for _, v in ipairs(entry.variants or {}) do
     if v.status == status then rows[#rows + 1] = v end
   end
-  if #rows <= 1 then return rows[1] or entry end
+  if #rows <= 1 then return rows[1] end
   if type(message) == "string" and message ~= "" then
     local said, same = loose(message), {}
     for _, v in ipairs(rows) do
@@ -535,11 +552,14 @@ end
 function M.http(req, resp, info, body, entry)
   body = body or {}
   local advice, description = info.advice, info.description
+  local known = entry
+  entry = entry and M.code_row(entry, resp.status, body.message, req.op_name)
   if entry then
-    entry = M.code_row(entry, resp.status, body.message, req.op_name)
     advice, description = entry.advice, entry.module .. ": " .. entry.message
   elseif resp.status == 404 and not M.NOT_FOUND_CODES[body.code] then
     advice = stray_404_advice(body.code, resp.truncated)
+  elseif known then
+    advice = advice .. " " .. elsewhere_note(known, resp.status)
   end
   return new{
     kind = "http",

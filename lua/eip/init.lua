@@ -221,17 +221,22 @@ M.STOP = client.STOP
 -- lock the key).
 M.SIGNED_IN_FLIGHT_MAX = client.SIGNED_IN_FLIGHT_MAX
 
---- What an error code means: the error-code table's row for it (and for `status`, when the code
--- has several), with what the retry policy decides about it.
+--- What an error code means: the error-code table's row for it (for `status`, when given), with
+-- what the retry policy decides about it.
 -- @tparam string code e.g. "VPC.0306" (exact, case included)
 -- @tparam[opt] integer status the answer's status, to pick the code's row for it
 -- @treturn ?table `{ code, status, module, message, description_zh, handling_zh, advice, kind,
---   transient, retryable, variants = {...} }`, or nil for a code the table does not know
+--   transient, retryable, variants = {...} }`, or nil for a code the table does not know, or
+--   does not document with `status` (what a code means with one status is not what it means
+--   with another: VPC.0306 with a 500 is no "no such bandwidth"; `eip.error_code(code)` still
+--   gives its rows, `variants`)
 -- @raise a `usage` @{error} when code is not a string, or status not an integer 100..599
 function M.error_code(code, status)
   if type(code) ~= "string" then errors.raise_usage("code", "must be an error code string such as \"VPC.0306\"") end
   if status ~= nil then status = validate.integer("status", status, 100, 599) end
   local entry = core.error_code(code, status)
+  -- (core.error_code falls back to the code's first row: the retry policy's reading)
+  if entry and status ~= nil and entry.status ~= status then return nil end
   if entry then
     entry.retryable = retry.retryable{ kind = "http", code = code, status = status or entry.status }
   end
@@ -278,8 +283,9 @@ M.regions = require("eip.regions").list
 --   (`refused`: "dedicated", "prepaid", "frozen", "not_confirmed", "changed" or "unanswered")
 -- @tfield string code the error code of the body, e.g. "VPC.0306" (`http`)
 -- @tfield string code_kind what the error-code table says of that code for that status
---   (`http`, a code the table knows): "not_found", "auth", "permission", "config",
---   "invalid_input", "conflict", "quota", "busy", "throttled" or "backend"
+--   (`http`, a code the table documents with that status; none for a code it has with other
+--   statuses only: VPC.0306 is "not_found" with a 404, nothing with a 500): "not_found", "auth",
+--   "permission", "config", "invalid_input", "conflict", "quota", "busy", "throttled" or "backend"
 -- @tfield string message the body's message, or what went wrong
 -- @tfield string raw_message the body's message as sent, when it was itself a JSON error document
 --   (the service wraps Neutron's that way) and `message` is the message inside it (`http`)
@@ -288,13 +294,14 @@ M.regions = require("eip.regions").list
 -- @tfield string details the body's `details`, when it has them, as compact JSON (`http`)
 -- @tfield boolean retryable true when the same request may succeed later
 -- @tfield string request_id `X-Request-Id` of the answer: quote it to support
--- @tfield string advice what to do about it (from the error-code table for a known code, else
---   the status table)
+-- @tfield string advice what to do about it (from the error-code table for a code it documents
+--   with that status, else the status table; for a code documented with other statuses only, the
+--   status's advice, then a sentence naming them)
 -- @tfield string class the class of the status: "client_error", "server_error", ...
 -- @tfield string description what the status means (from the status table), or, for a code the
---   error-code table knows, "operation: its documented message"
+--   error-code table documents with that status, "operation: its documented message"
 -- @tfield string description_zh the error-code table's Chinese description of the code (`http`,
---   a code the table knows)
+--   a code the table documents with that status)
 -- @tfield string retry_after the `Retry-After` header, when the server sent one
 -- @tfield boolean throttled_beyond true on a throttling answer that asked not to come back within
 --   `retry_after_cap` (a longer Retry-After, or a stated limit of one request per longer than

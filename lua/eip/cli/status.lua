@@ -67,20 +67,23 @@ local function known_codes()
 end
 
 local function error_code(code, status, format)
-  local entry = eip.error_code(code, status) or eip.error_code(code:upper(), status)
+  -- (looked up without the status first: a code documented with other statuses only is told so)
+  local entry = eip.error_code(code) or eip.error_code(code:upper())
   if not entry then
     local codes = known_codes()
     local guess = args.closest(code:upper(), codes)
     args.fail("not_found", "%s is not in the error-code table (%d codes%s)", code:sub(1, 30), #codes,
       guess and ("; did you mean " .. guess .. "?") or "")
   end
-  if status ~= nil and entry.status ~= status then
+  local at = status and eip.error_code(entry.code, status)
+  if status ~= nil and not at then
     local have, seen = {}, {}
     for _, v in ipairs(entry.variants) do
       if not seen[v.status] then seen[v.status] = true; have[#have + 1] = tostring(v.status) end
     end
     args.usage("%s does not come with %d (it comes with %s)", entry.code, status, table.concat(have, ", "))
   end
+  entry = at or entry
   if format == "json" then
     stdout:write(json.encode(entry), "\n")
     return true
