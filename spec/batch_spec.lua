@@ -640,18 +640,20 @@ describe("delete_bandwidths", function()
     end
   end)
 
-  -- A 503 that is no throttling may speak of its bandwidth alone: its Retry-After past
-  -- retry_after_cap ends that id at once, and neither pauses nor stops the others.
-  it("ends an id whose 503 asks for more than retry_after_cap at once; the others go on", function()
+  -- A 503 that is no throttling: its Retry-After past retry_after_cap ends that id at once, and,
+  -- since RFC 9110 reads it as how long the service expects to be unavailable, nothing more is
+  -- sent (the others once went on into the outage, each failed, each a delete that may have
+  -- acted). It is no throttling: not counted as such, and nothing waited for.
+  it("ends an id whose 503 asks for more than retry_after_cap at once, and sends no other", function()
     local ids = create(3)
     emu:inject{ method = "DELETE", path = path_of(ids[1]), status = 503, headers = { ["Retry-After"] = "120" } }
     local c = new()
     local results, summary = c:delete_bandwidths(ids, { concurrency = 1 })
     c:close()
     assert.same({ 503, 1 }, { results[1].status, results[1].attempts })
-    assert.same({ 204, 204 }, { results[2].status, results[3].status })
-    assert.same({ 2, 1, 0 }, { summary.deleted, summary.failed, summary.throttled })
-    assert.is_nil(summary.stopped)
+    assert.same({ "not_sent", "not_sent" }, { results[2].kind, results[3].kind })
+    assert.same({ 0, 1, 2, 0 }, { summary.deleted, summary.failed, summary.not_sent, summary.throttled })
+    assert.equal("unavailable", summary.stopped)
     assert.equal(0, #slept)
   end)
 

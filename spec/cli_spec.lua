@@ -973,19 +973,34 @@ describe("eip command", function()
 
     -- A throttling answer that asks not to come back for an hour stops the drains as it stops a
     -- batch: the next drain once went on, moving EIPs into new bills it could not delete after.
-    it("--drain stops after throttling that asks not to come back soon: no other bandwidth is drained", function()
-      local a = emu:create_bandwidth{ size = 5 }
-      local b = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-b1", "eip-b2" } }
-      emu:inject{ method = "DELETE", status = 429, times = -1, headers = { ["Retry-After"] = "3600" },
-        body = { error_code = "APIGW.0308", error_msg = "The throttling threshold has been reached" } }
-      emu:reset_counters()
-      local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " " .. a .. " " .. b)
-      assert.equal(1, code, err)
-      assert.matches("^FAILED +" .. a:gsub("%p", "%%%0") .. " +429 APIGW.0308", out)
-      assert.matches("\nNOT SENT " .. b:gsub("%p", "%%%0") .. " +throttled", out)
-      assert.matches("eip: stopped: the API throttles, and asked not to come back soon", err, 1, true)
-      assert.equal(2, emu:stats().requests, "the show and the delete of the first")
-      assert.equal(2, #emu:get_bandwidth(b).publicip_info)
+    -- So does a 503 whose Retry-After says the service is away for an hour (the other ids were
+    -- sent into the outage, each failed, each a delete that may have acted).
+    it("--drain stops after throttling or a 503 that asks not to come back soon: no other is drained", function()
+      for _, case in ipairs{
+          { 429, "FAILED", "429 APIGW.0308", "throttled", "the API throttles, and asked not to come back soon",
+            body = { error_code = "APIGW.0308", error_msg = "The throttling threshold has been reached" } },
+          { 503, "FAILED%?", "503", "unavailable", "the service is unavailable, and asked not to come back soon" } } do
+        emu:reset()
+        local a = emu:create_bandwidth{ size = 5 }
+        local b = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-b1", "eip-b2" } }
+        emu:inject{ method = "DELETE", status = case[1], times = -1, headers = { ["Retry-After"] = "3600" },
+          body = case.body }
+        local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " " .. a .. " " .. b)
+        assert.equal(1, code, err)
+        assert.matches("^" .. case[2] .. " +" .. a:gsub("%p", "%%%0") .. " +" .. case[3], out)
+        assert.matches("\nNOT SENT " .. b:gsub("%p", "%%%0") .. " +" .. case[4], out)
+        assert.matches("eip: stopped: " .. case[5], err, 1, true)
+        assert.equal(2, emu:stats().requests, "the show and the delete of the first")
+        assert.equal(2, #emu:get_bandwidth(b).publicip_info)
+        if case[1] == 503 then -- a batch alike
+          emu:reset_counters()
+          code, out, err = run("delete-bandwidth --concurrency 1 " .. a .. " " .. b)
+          assert.equal(1, code, err)
+          assert.matches("\nNOT SENT " .. b:gsub("%p", "%%%0") .. " +unavailable", out)
+          assert.matches("eip: stopped: " .. case[5], err, 1, true)
+          assert.equal(1, emu:stats().requests)
+        end
+      end
     end)
 
     -- A drain's line once showed its delete's time alone (0.5 ms for a drain of seconds).

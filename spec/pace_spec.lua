@@ -285,6 +285,47 @@ describe("rates and throttling against the emulator", function()
     for i = 3, 12 do assert.same({ "not_sent", "throttled" }, { results[i].kind, results[i].stopped }) end
   end)
 
+  -- RFC 9110: a 503's Retry-After says how long the service expects to be unavailable. One longer
+  -- than retry_after_cap failed its own id only: the batch sent every other id into the outage,
+  -- each failed, each of which may have acted (a 429 with the same header stopped it).
+  it("stops at a retryable 5xx whose Retry-After is longer than retry_after_cap; its wait reads nothing", function()
+    for _, status in ipairs{ 503, 500 } do
+      emu:reset()
+      local t = fake_time()
+      local c = fx.client{ clock = t.clock, sleep = t.sleep }
+      local ids = emu:create_bandwidths(12)
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = status,
+        headers = { ["Retry-After"] = "3600" } }
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 1, wait = 20 })
+      c:close()
+      assert.same({ "unavailable", 1, 1, 10 }, { summary.stopped, summary.deleted, summary.failed, summary.not_sent },
+        status)
+      assert.equal(2, fixture.count_requests(emu, "DELETE"))
+      assert.equal(0, fixture.count_requests(emu, "GET"))
+      assert.same({ status, 1, true }, { results[2].status, results[2].attempts, results[2].unavailable_beyond })
+      assert.is_nil(results[2].throttled_beyond)
+      local w = results[1].wait_error
+      assert.same({ "not_sent", "unavailable", status }, { w.kind, w.stopped, w.cause.status })
+      for i = 3, 12 do
+        assert.same({ "not_sent", "unavailable" }, { results[i].kind, results[i].stopped })
+        assert.matches("retry_after_cap", results[i].message)
+      end
+    end
+    -- Within the cap, or a 5xx that is not retried (501): that id's own, the batch goes on.
+    for _, case in ipairs{ { 503, "2", 12, 0 }, { 501, "3600", 11, 1 } } do
+      emu:reset()
+      local t = fake_time()
+      local c = fx.client{ clock = t.clock, sleep = t.sleep }
+      local ids = emu:create_bandwidths(12)
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = case[1],
+        headers = { ["Retry-After"] = case[2] } }
+      local _, summary = c:delete_bandwidths(ids, { concurrency = 1 })
+      c:close()
+      assert.same({ nil, case[3], case[4], 0 }, { summary.stopped, summary.deleted, summary.failed, summary.not_sent },
+        case[1])
+    end
+  end)
+
   -- One request an hour, with a Retry-After of 0 beside it: the call resent it at once, up to
   -- max_attempts times, each refused and counted (without the Retry-After, once).
   it("does not retry a call throttled to one request an hour, whatever short Retry-After comes with it", function()
@@ -304,18 +345,23 @@ describe("rates and throttling against the emulator", function()
   end)
 
   -- A wait whose read is throttled for longer than retry_after_cap ends there: it read on for
-  -- the whole wait, every read refused and counted.
-  it("ends a wait whose read is throttled beyond retry_after_cap", function()
+  -- the whole wait, every read refused and counted. So does one whose read meets a 503 saying
+  -- the service is away for longer (RFC 9110's Retry-After): it read on into the outage.
+  it("ends a wait whose read is throttled, or unavailable, beyond retry_after_cap", function()
     local c = fx.client{ sleep = function() end }
-    local id = emu:create_bandwidth{ size = 1 }
-    emu:set_knobs{ deleted_visible_for = 60 }
-    emu:reset_counters()
-    emu:inject{ method = "GET", status = 429, times = -1, body = { error_code = "APIGW.0308",
-      error_msg = "The throttling threshold has been reached: policy user over ratelimit,limit:1,time:1 hour" } }
-    local ok, err = pcall(c.delete_bandwidth, c, id, { wait = 20 })
-    assert.is_false(ok)
-    assert.same({ 429, "wait", true }, { err.status, err.stage, err.deleted })
-    assert.equal(1, fixture.count_requests(emu, "GET"))
+    for _, case in ipairs{
+        { 429, "throttled_beyond", body = { error_code = "APIGW.0308",
+          error_msg = "The throttling threshold has been reached: policy user over ratelimit,limit:1,time:1 hour" } },
+        { 503, "unavailable_beyond", headers = { ["Retry-After"] = "3600" } } } do
+      emu:reset()
+      local id = emu:create_bandwidth{ size = 1 }
+      emu:set_knobs{ deleted_visible_for = 60 }
+      emu:inject{ method = "GET", status = case[1], times = -1, body = case.body, headers = case.headers }
+      local ok, err = pcall(c.delete_bandwidth, c, id, { wait = 20 })
+      assert.is_false(ok)
+      assert.same({ case[1], "wait", true, true }, { err.status, err.stage, err.deleted, err[case[2]] })
+      assert.equal(1, fixture.count_requests(emu, "GET"))
+    end
   end)
 
   -- Adapting slowed the client's own bucket, given its rate back when the batch returned: a

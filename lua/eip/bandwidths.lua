@@ -622,8 +622,8 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel, first_read)
       -- polling on would end, minutes later, in a wait_timeout saying the bandwidth could still be
       -- read, which no read showed.
       -- So does throttling that says not to come back within retry_after_cap (each read would
-      -- be refused again, and count against the limit).
-      if retry.halts(err) or err.kind == "usage" or not err.retryable or err.throttled_beyond then
+      -- be refused again, and count against the limit), and a service unavailable for longer.
+      if retry.halts(err) or err.kind == "usage" or not err.retryable or retry.not_soon(err) then
         -- The delete went through all the same: said on the error, as for a wait_timeout.
         err.deleted, err.stage, err.bandwidth_id, err.waited = true, "wait", bandwidth_id, waited
         error(err, 0)

@@ -338,10 +338,11 @@ end
 -- ids), `retries` (the heap of retries still waiting), `in_flight` (slot -> job); the driver
 -- and its limit; `repeats` (id -> indices of its later occurrences, which get its result);
 -- `shared_bucket` (with a rate of the batch's own, set or adapted: the client's bucket, whose
--- slot each request takes too); `stopped` (why no new request may start: { reason = "auth" | "cancelled" | "aborted",
--- cause = the eip error, if any }); `halt` (with a cancel: what its credentials step is given,
--- see Run:cancel_heard), `heard` (the answer that step heard, for poll_cancel) and `abort_done`
--- (an abort acted on). A job is { index, id, call } (call: the pipeline's state of its delete).
+-- slot each request takes too); `stopped` (why no new request may start: { reason = "auth" |
+-- "cancelled" | "aborted" | "project" | "throttled" | "unavailable", cause = the eip error, if
+-- any }); `halt` (with a cancel: what its credentials step is given, see Run:cancel_heard),
+-- `heard` (the answer that step heard, for poll_cancel) and `abort_done` (an abort acted on). A
+-- job is { index, id, call } (call: the pipeline's state of its delete).
 local Run = {}
 Run.__index = Run
 
@@ -602,6 +603,16 @@ end
 function Run:adapt(job, resp)
   local now = self.clock()
   local status = resp.status
+  -- A service that says it is unavailable for longer than retry_after_cap (a retryable 5xx's
+  -- Retry-After: RFC 9110's "how long the service is expected to be unavailable"): nothing more
+  -- starts, as after such throttling (each id sent on would meet the same outage and fail, and a
+  -- delete answered with a 5xx may still have acted). The ids not sent say why
+  -- (stopped = "unavailable", cause = this answer).
+  local failed = status >= 500 and job.call.last_error
+  if failed and failed.unavailable_beyond then
+    self:stop("unavailable", failed)
+    return
+  end
   local err = (status == 429 or status == 503) and job.call.last_error
   if err and retry.throttled(err) then
     self.summary.throttled = self.summary.throttled + 1

@@ -512,9 +512,11 @@ end
 --   id reached the queue: every id invalid, or the login or project lookup failed); `rate`
 --   the requests per second at the end (the rate set, or the one adaptive throttling chose; nil
 --   with neither); `stopped` why the batch stopped ("auth", "cancelled", "aborted",
---   "project": the project id could not be looked up, and no id was sent, or "throttled": a
+--   "project": the project id could not be looked up, and no id was sent, "throttled": a
 --   throttling answer asked not to come back within `retry_after_cap` seconds, by a longer
---   Retry-After or a stated limit of one request per longer than that; `wait` then reads no more)
+--   Retry-After or a stated limit of one request per longer than that, or "unavailable": a
+--   server error the retry policy retries (a 5xx but 501 and 505) asked the same by a longer
+--   Retry-After; after either, `wait` reads no more)
 -- @raise a `usage` @{eip.error} for the call itself (not a list, bad options); an error raised by
 --   on_result, after the transfers in flight were aborted (nil or false: an `interrupted`
 --   @{eip.error} saying so, which @{eip.could_have_acted} answers yes)
@@ -534,7 +536,8 @@ function Client:delete_bandwidths(ids, opts)
     -- wait's GET, whatever stopped the batch first (an on_result's STOP); each deleted id left
     -- gets a wait error that says so (not sent, its cause the refusal). So after a batch stopped
     -- by throttling it may not wait out (every read would be throttled, and count against the
-    -- limit): not sent, its cause that answer.
+    -- limit), or by a service unavailable for longer (every read would meet the outage): not
+    -- sent, its cause that answer.
     local refused, why
     for _, res in ipairs(results) do
       if errors.is_error(res) then
@@ -543,8 +546,8 @@ function Client:delete_bandwidths(ids, opts)
           break
         end
         local answer = res.kind == "not_sent" and res.cause or res -- (the ids a stop left: its cause)
-        if not refused and errors.is_error(answer) and answer.throttled_beyond then
-          refused, why = answer, "throttled"
+        if not refused and errors.is_error(answer) and retry.not_soon(answer) then
+          refused, why = answer, retry.not_soon(answer)
         end
       end
     end
@@ -580,7 +583,7 @@ function Client:delete_bandwidths(ids, opts)
           else
             res.wait_error = w
             if errors.is_error(w) and retry.halts(w) then refused, why = w, "auth" end
-            if errors.is_error(w) and w.throttled_beyond then refused, why = w, "throttled" end
+            if errors.is_error(w) and retry.not_soon(w) then refused, why = w, retry.not_soon(w) end
           end
         end
       end

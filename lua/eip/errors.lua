@@ -140,10 +140,12 @@ local STOP_REASONS = {
   project = "the project id could not be looked up",
   throttled = "the API throttles: it asks not to come back within retry_after_cap seconds (Retry-After, or a "
     .. "stated limit of one request per longer than that)",
+  unavailable = "the service is unavailable: a server error asks not to come back within retry_after_cap "
+    .. "seconds (Retry-After)",
 }
 
 --- The entry of an id a batch never sent: kind "not_sent", `not_sent = true`, `stopped` (why:
--- "auth", "cancelled", "aborted", "project", "throttled") and `cause` (the eip error that stopped
+-- "auth", "cancelled", "aborted", "project", "throttled", "unavailable") and `cause` (the eip error that stopped
 -- it, if any).
 function M.not_sent(op, reason, cause)
   return new{

@@ -306,6 +306,10 @@ M.regions = require("eip.regions").list
 -- @tfield boolean throttled_beyond true on a throttling answer that asked not to come back within
 --   `retry_after_cap` (a longer Retry-After, or a stated limit of one request per longer than
 --   that): not retried; a batch starts nothing more after it, a wait reads no more
+-- @tfield boolean unavailable_beyond true on a server error the retry policy retries (a 5xx but
+--   501 and 505, not throttling) whose Retry-After is longer than `retry_after_cap` (RFC 9110: how
+--   long the service expects to be unavailable): not retried; a batch starts nothing more after
+--   it, a wait reads no more, as after `throttled_beyond`
 -- @tfield boolean truncated the body went past `max_body` and was cut
 -- @tfield string method the method of the request
 -- @tfield string path the path of the request (no host, no query)
@@ -359,9 +363,10 @@ M.regions = require("eip.regions").list
 --   kind `credentials`; a `deadline` that would pass
 --   before the `rate` or room among the signed requests in flight lets it go: kind `transport`,
 --   reason "timeout"; a `cancel` before the first attempt)
--- @tfield string stopped why a batch stopped: "auth", "cancelled", "aborted", "project" or
+-- @tfield string stopped why a batch stopped: "auth", "cancelled", "aborted", "project",
 --   "throttled" (a throttling answer asked not to come back within `retry_after_cap` seconds: a
---   longer Retry-After, or a stated limit of one request per longer than that) (on `not_sent`
+--   longer Retry-After, or a stated limit of one request per longer than that) or "unavailable"
+--   (a server error asked the same by a longer Retry-After: `unavailable_beyond`) (on `not_sent`
 --   entries, on the last error of ids whose retry was waiting when it stopped, and on the
 --   `wait_error` of deleted ids a batch's wait read no more after it)
 -- @tfield boolean cancelled true for a call a `cancel` function stopped (`interrupted`), with

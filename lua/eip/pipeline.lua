@@ -1052,9 +1052,14 @@ function Call:failure(err, from_credentials, resp, halt)
   if self.op.once_unanswered and errors.may_have_acted(err) then return final(self, err) end
   local provider = runner.provider
   local policy = runner.policy
-  -- Throttling that asks not to come back within retry_after_cap: said on the error, for whoever
-  -- sends the next request (a batch stops, a wait ends, the eip command's drains stop).
-  if retry.throttled_beyond(err, policy.retry_after_cap, os.time()) then err.throttled_beyond = true end
+  -- Throttling, or a service unavailable (a retryable 5xx), that asks not to come back within
+  -- retry_after_cap: said on the error, for whoever sends the next request (a batch stops, a
+  -- wait ends, the eip command's drains stop).
+  if retry.throttled_beyond(err, policy.retry_after_cap, os.time()) then
+    err.throttled_beyond = true
+  elseif retry.unavailable_beyond(err, policy.retry_after_cap, os.time()) then
+    err.unavailable_beyond = true
+  end
   if self.op.max_attempts and self.op.max_attempts < policy.max_attempts then
     policy = setmetatable({ max_attempts = self.op.max_attempts }, { __index = policy })
   end

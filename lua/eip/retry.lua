@@ -182,6 +182,36 @@ function M.throttled_beyond(err, cap, now)
   return stated ~= nil and 1 / stated > math.max(cap, 1)
 end
 
+--- Does a server error worth another attempt (a 5xx but 501 and 505, not throttling: see
+-- @{throttled_beyond}) ask not to come back within `cap` seconds, by a longer Retry-After?
+-- RFC 9110 (10.2.3): a 503's Retry-After is how long the service expects to be unavailable, and
+-- a 500's or 502's says the same of whatever answered. Then, as after such throttling, nothing
+-- should be sent again soon: a batch starts nothing more, a wait reads no more (each request
+-- would meet the same outage, and a delete answered with a 5xx may still have been carried out:
+-- one more id to check by hand). A 5xx that is never retried (a 501, a code that no retry can
+-- fix) says nothing of the service's state: it fails its own call only.
+-- @tparam table err the eip error
+-- @tparam number cap seconds (the client's `retry_after_cap`)
+-- @tparam number now Unix seconds (for an HTTP-date Retry-After)
+-- @treturn boolean
+function M.unavailable_beyond(err, cap, now)
+  if type(err) ~= "table" or err.kind ~= "http" or type(err.status) ~= "number" then return false end
+  if err.status < 500 or err.status > 599 or M.throttled(err) or not M.retryable(err) then return false end
+  local ra = M.parse_retry_after(err.retry_after, now)
+  return ra ~= nil and ra > cap
+end
+
+--- Why err says to send nothing more soon, as the `stopped` of a batch it stops: "throttled"
+-- (its `throttled_beyond`), "unavailable" (its `unavailable_beyond`), or nil.
+-- @param err an eip error, or anything
+-- @treturn ?string
+function M.not_soon(err)
+  if type(err) ~= "table" then return nil end
+  if err.throttled_beyond then return "throttled" end
+  if err.unavailable_beyond then return "unavailable" end
+  return nil
+end
+
 --- Seconds to wait before the attempt after `err`, which was attempt number `attempt`
 -- (refreshes not counted), or nil when err is final.
 -- @tparam table err the eip error (its `retryable` already set by @{retryable})

@@ -157,6 +157,8 @@ local STOPPED_LINES = {
   auth = "eip: stopped after an authentication failure",
   throttled = "eip: stopped: the API throttles, and asked not to come back soon (a long Retry-After, or a limit "
     .. "of one request per longer)",
+  unavailable = "eip: stopped: the service is unavailable, and asked not to come back soon (a server error "
+    .. "with a long Retry-After)",
   delete_refused = "eip: stopped after a drained bandwidth's delete failed (refused, or failed after its EIPs "
     .. "moved), so that no other is drained (its EIPs would become new bills)",
 }
@@ -370,6 +372,7 @@ local function run_deletes(client, ids, opts, emit, tick)
   local stopped = nil
   local STOPPED = { auth = "not sent: stopped after an authentication failure",
     throttled = "not sent: the API throttles, and asked not to come back soon",
+    unavailable = "not sent: the service is unavailable, and asked not to come back soon",
     delete_refused = "not sent: stopped after a drained bandwidth's delete failed once its EIPs had moved "
       .. "(each further drain would make new bills and likely delete nothing)" }
   local function its_own(err)
@@ -387,10 +390,11 @@ local function run_deletes(client, ids, opts, emit, tick)
       -- Every further id would fail alike, and five bad signatures in a row lock an AK/SK pair.
       if not ok and eip.is_auth_failure(value) then
         stopped = "auth"
-      elseif not ok and value.throttled_beyond then
+      elseif not ok and (value.throttled_beyond or value.unavailable_beyond) then
         -- (as a batch stops: every further show, move or delete would be throttled too, and
-        -- count against the limit; moves would make bills whose delete cannot follow)
-        stopped = "throttled"
+        -- count against the limit, or meet the same outage; moves would make bills whose delete
+        -- cannot follow)
+        stopped = value.throttled_beyond and "throttled" or "unavailable"
       elseif not ok and value.stage == "delete" and value.kind ~= "interrupted" and (value.status == 403
           or (type(value.moved) == "table" and #value.moved > 0 and not its_own(value))) then
         stopped = "delete_refused"
