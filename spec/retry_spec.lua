@@ -174,6 +174,33 @@ describe("retries", function()
     end
   end)
 
+  -- Repeated Retry-After headers: the last won, so "60" then "1" waited 1 s and sent again
+  -- within the 60 the server had asked for. The longest of them is taken now (waiting longer
+  -- never sends what the server asked to hold).
+  it("takes the longest of repeated Retry-After headers", function()
+    for _, case in ipairs{ { 429, { "60", "1" } }, { 503, { "1", "60" } }, { 503, { "2", "abc" } },
+        { 429, { "abc", "3" } } } do
+      emu:reset()
+      slept = {}
+      local id = emu:create_bandwidth{ size = 1 }
+      emu:inject{ method = "DELETE", action = "raw", raw = "HTTP/1.1 " .. case[1] .. " X\r\nContent-Length: 0\r\n"
+        .. "Retry-After: " .. case[2][1] .. "\r\nRetry-After: " .. case[2][2] .. "\r\n\r\n" }
+      local c = new()
+      local label = case[1] .. " " .. table.concat(case[2], "|")
+      local ok, res = pcall(c.delete_bandwidth, c, id)
+      c:close()
+      if case[2][1] == "60" or case[2][2] == "60" then
+        assert.is_false(ok, label)
+        assert.same({ case[1], 1 }, { res.status, res.attempts }, label)
+        assert.equal(1, emu:stats().requests, label)
+        assert.same({}, slept, label)
+      else
+        assert.is_true(ok, label .. ": " .. tostring(res))
+        assert.same({ tonumber(case[2][1]) or tonumber(case[2][2]) }, slept, label)
+      end
+    end
+  end)
+
   it("waits 2-5 s on a 429 without Retry-After, as Huawei advises", function()
     local id = emu:create_bandwidth{ size = 1 }
     emu:inject{ method = "DELETE", status = 429,

@@ -71,6 +71,20 @@ describe("eip.time", function()
     for _, bad in ipairs{ "-1", "1.5", "soon", "", "+5", "1e3", "0x10", "-99999999999999999999" } do
       assert.is_nil(retry.parse_retry_after(bad, 0), bad)
     end
+    -- Repeated headers, joined by the transports ("60, 1"): the longest wait of the usable
+    -- values (the last alone was taken: 1 s, and the request sent again within the server's 60).
+    assert.equal(60, retry.parse_retry_after("60, 1", 0))
+    assert.equal(60, retry.parse_retry_after("1,60", 0))
+    assert.equal(2, retry.parse_retry_after("2, abc", 0))
+    assert.equal(2, retry.parse_retry_after("abc, 2", 0))
+    assert.equal(80, retry.parse_retry_after("5, Wed, 21 Oct 2015 07:28:00 GMT", 1445412400))
+    assert.equal(80, retry.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT, 5", 1445412400))
+    assert.equal(80, retry.parse_retry_after("Wednesday, 21-Oct-15 07:28:00 GMT, Wed Oct 21 07:28:00 2015, 3",
+      1445412400))
+    assert.equal(math.huge, retry.parse_retry_after("1, " .. string.rep("9", 30), 0))
+    for _, bad in ipairs{ ",", " , ", "abc, -1", "Wed, 21 Oct", "1.5, soon" } do
+      assert.is_nil(retry.parse_retry_after(bad, 0), bad)
+    end
     -- A number too large to mean a wait is a wait longer than any cap, not an absent header.
     assert.equal(1e9, retry.parse_retry_after("1000000000", 0))
     for _, huge in ipairs{ "1000000001", "99999999999", "99999999999999999999", string.rep("9", 400) } do

@@ -272,6 +272,28 @@ describe("the transport contract, through both transports", function()
         .. "x-iam-trace-id: trace-2\r\nContent-Length: 0\r\n\r\n"),
       expect = { status = 200, request_id = "req-2", curl_code = NONE } },
 
+    -- Repeated Retry-After lines: the last one alone was kept, so "60" then "1" waited 1 s and
+    -- sent again. Every value now, joined in order (the retry policy waits for the longest),
+    -- an empty one skipped, the whole cut as one value.
+    { name = "repeated Retry-After: every non-empty value, in order, joined with a comma",
+      arrange = raw(HEAD .. "Retry-After: 60\r\nRetry-After:\r\nX-Request-Id: r\r\nretry-after:  1 \r\n"
+        .. "Retry-After: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n\r\n"),
+      expect = { status = 200, retry_after = "60, 1, Sun, 06 Nov 1994 08:49:37 GMT", request_id = "r",
+        curl_code = NONE } },
+    { name = "repeated Retry-After past 255 bytes: cut as one value, the cut marked",
+      arrange = raw(HEAD .. "Retry-After: " .. string.rep("9", 200) .. "\r\nRetry-After: " .. string.rep("8", 100)
+        .. "\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n"),
+      expect = { status = 200, retry_after = string.rep("9", 200) .. ", " .. string.rep("8", 50) .. "...",
+        curl_code = NONE } },
+    { name = "repeated Retry-After of exactly 255 bytes, then one more: cut, the cut marked",
+      arrange = raw(HEAD .. "Retry-After: " .. string.rep("9", 250) .. "\r\nRetry-After: 123\r\n"
+        .. "Retry-After: 4\r\nContent-Length: 0\r\n\r\n"),
+      expect = { status = 200, retry_after = string.rep("9", 250) .. ", ...", curl_code = NONE } },
+    { name = "an interim answer's Retry-After is not the final answer's",
+      arrange = raw("HTTP/1.1 100 Continue\r\nRetry-After: 60\r\n\r\n"
+        .. "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n"),
+      expect = { status = 503, retry_after = "1", curl_code = NONE } },
+
     { name = "a captured value over 255 bytes is cut to 255, the cut marked (the subject token is not)",
       arrange = raw(HEAD .. "X-Request-Id: " .. string.rep("r", 300) .. "\r\nContent-Length: 0\r\n\r\n"),
       expect = { status = 200, request_id = string.rep("r", contract.CAPTURED_MAX - 3) .. "...", curl_code = NONE } },

@@ -302,6 +302,36 @@ static void copy_marked(char *dst, size_t cap, const char *src, size_t len)
     memcpy(dst + cap - 4, "...", 4);
 }
 
+/* A repeated header's value after the ones dst holds, as ", value" (RFC 9110 5.3's combining of
+ * field lines), the whole cut to cap - 1 bytes as copy_marked cuts one value: the first
+ * cap - 4 bytes, then "...". An empty value adds nothing. */
+static void append_marked(char *dst, size_t cap, const char *src, size_t len)
+{
+    size_t cur = strlen(dst), room, sep;
+
+    if (len == 0)
+        return;
+    if (cur == 0) {
+        copy_marked(dst, cap, src, len);
+        return;
+    }
+    if (cur >= cap - 1) { /* full: one more value cuts it (a cut one is marked already) */
+        memcpy(dst + cap - 4, "...", 4);
+        return;
+    }
+    room = cap - 1 - cur;
+    if (len + 2 <= room) {
+        memcpy(dst + cur, ", ", 2);
+        memcpy(dst + cur + 2, src, len);
+        dst[cur + 2 + len] = '\0';
+        return;
+    }
+    sep = room < 2 ? room : 2;
+    memcpy(dst + cur, ", ", sep);
+    memcpy(dst + cur + sep, src, room - sep);
+    memcpy(dst + cap - 4, "...", 4); /* over the last bytes, NUL included */
+}
+
 /* X-Subject-Token, whole, into t's token buffer: allocated by the first token, grown in
  * powers of two from 4 KiB only when a longer one comes, kept for the next answers (up to
  * EIP_HTTP_TOKEN_KEEP_MAX: see eip_http_transfer_trim). */
@@ -347,18 +377,21 @@ static int capture_token(eip_http_transfer *t, const char *v, size_t len)
 /* Only the headers a caller can act on are kept; each but the token is truncated to a fixed
  * size, so a hostile server cannot make us store more than a few hundred bytes of them. IAM
  * names its answers with X-IAM-Trace-Id instead of X-Request-Id: it is the request id when
- * no X-Request-Id comes (before or after it). */
+ * no X-Request-Id comes (before or after it). A repeated header's last value wins, but
+ * Retry-After's values are all kept, joined (LIST): taking the last, "60" then "1" waited 1 s
+ * and sent again; the retry policy waits for the longest. */
 static int capture_header(eip_http_transfer *t, const char *line, size_t len)
 {
-    enum { VALUE, TOKEN, FALLBACK };
+    enum { VALUE, LIST, TOKEN, FALLBACK };
     static const struct {
         const char *name;
-        int kind; /* VALUE, FALLBACK (only into an empty field): a char[EIP_HTTP_HEADER_VALUE_MAX]
-                   * at off in eip_http_response; TOKEN: the subject token */
+        int kind; /* VALUE, LIST (every value, joined), FALLBACK (only into an empty field): a
+                   * char[EIP_HTTP_HEADER_VALUE_MAX] at off in eip_http_response; TOKEN: the
+                   * subject token */
         size_t off;
     } wanted[] = {
         {"x-request-id", VALUE, offsetof(eip_http_response, request_id)},
-        {"retry-after", VALUE, offsetof(eip_http_response, retry_after)},
+        {"retry-after", LIST, offsetof(eip_http_response, retry_after)},
         {"content-type", VALUE, offsetof(eip_http_response, content_type)},
         {"location", VALUE, offsetof(eip_http_response, location)},
         {"x-subject-token", TOKEN, 0},
@@ -380,6 +413,10 @@ static int capture_header(eip_http_transfer *t, const char *line, size_t len)
                 return capture_token(t, v, (size_t)(end - v));
             if (wanted[i].kind == FALLBACK && ((char *)t->resp + wanted[i].off)[0] != '\0')
                 return 0;
+            if (wanted[i].kind == LIST) {
+                append_marked((char *)t->resp + wanted[i].off, EIP_HTTP_HEADER_VALUE_MAX, v, (size_t)(end - v));
+                return 0;
+            }
             copy_marked((char *)t->resp + wanted[i].off, EIP_HTTP_HEADER_VALUE_MAX, v, (size_t)(end - v));
             return 0;
         }

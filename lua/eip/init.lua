@@ -302,7 +302,8 @@ M.regions = require("eip.regions").list
 --   error-code table documents with that status, "operation: its documented message"
 -- @tfield string description_zh the error-code table's Chinese description of the code (`http`,
 --   a code the table documents with that status)
--- @tfield string retry_after the `Retry-After` header, when the server sent one
+-- @tfield string retry_after the `Retry-After` header, when the server sent one (sent more than
+--   once: its values joined with ", ", of which the longest wait counts)
 -- @tfield boolean throttled_beyond true on a throttling answer that asked not to come back within
 --   `retry_after_cap` (a longer Retry-After, or a stated limit of one request per longer than
 --   that): not retried; a batch starts nothing more after it, a wait reads no more

@@ -146,17 +146,9 @@ function M.stated_limit(err)
   return seconds and n / (per * seconds) or nil
 end
 
---- Seconds to wait from a Retry-After value: delta-seconds ("120") or an HTTP-date
--- ("Wed, 21 Oct 2015 07:28:00 GMT", or its obsolete RFC 850 and asctime forms: see
--- eip.time.parse_http_date), relative to `now` (Unix seconds).
--- @param v the header's value
--- @tparam number now Unix seconds
--- @treturn ?number seconds; `math.huge` for delta-seconds of more than 10^9 (however many
---   digits: over every `retry_after_cap`, so the error is raised at once, not retried sooner
---   than the server asked); nil when unusable (absent, negative, fractional, neither form)
-function M.parse_retry_after(v, now)
-  if type(v) ~= "string" then return nil end
-  v = v:match("^%s*(.-)%s*$")
+-- Seconds to wait for one Retry-After value (no blanks around it), or nil (see
+-- parse_retry_after).
+local function one_retry_after(v, now)
   if v:find("^%d+$") then
     local n = tonumber(v) -- a float, or inf, for more digits than an integer holds
     return n <= 1e9 and n or math.huge
@@ -164,6 +156,47 @@ function M.parse_retry_after(v, now)
   local t = time.parse_http_date(v, now)
   if not t then return nil end
   return math.max(0, t - now)
+end
+
+-- The HTTP-date forms with a comma of their own (after the day's name), at the start of a value.
+local DATES_WITH_COMMA = { "^%a%a%a, %d%d %a%a%a %d%d%d%d %d%d:%d%d:%d%d GMT%s*",
+  "^%a+, %d%d%-%a%a%a%-%d%d %d%d:%d%d:%d%d GMT%s*" }
+
+--- Seconds to wait from a Retry-After value: delta-seconds ("120") or an HTTP-date
+-- ("Wed, 21 Oct 2015 07:28:00 GMT", or its obsolete RFC 850 and asctime forms: see
+-- eip.time.parse_http_date), relative to `now` (Unix seconds). Repeated headers come joined
+-- ("60, 1": the transports keep every value): the longest wait among the usable values (a
+-- server that says two things is kept waiting for the longer; the last alone sent again after
+-- 1 s, within the 60 it had asked for, and none at all would be the shorter backoff).
+-- @param v the header's value
+-- @tparam number now Unix seconds
+-- @treturn ?number seconds; `math.huge` for delta-seconds of more than 10^9 (however many
+--   digits: over every `retry_after_cap`, so the error is raised at once, not retried sooner
+--   than the server asked); nil when unusable (absent, negative, fractional, neither form)
+function M.parse_retry_after(v, now)
+  if type(v) ~= "string" then return nil end
+  local longest, at, n = nil, 1, #v
+  while at <= n do
+    local s = v:find("[^%s,]", at)
+    if not s then break end
+    -- A value ends at the next comma, but for the one inside a date of the forms that have it.
+    local e
+    for _, form in ipairs(DATES_WITH_COMMA) do
+      local _, de = v:find(form, s)
+      if de and (de == n or v:sub(de + 1, de + 1) == ",") then
+        e = de
+        break
+      end
+    end
+    e = e or ((v:find(",", s, true) or n + 1) - 1)
+    at = e + 1
+    -- (blanks after it dropped one by one: a pattern's "%s*$" after a lazy match takes time
+    -- quadratic in their number)
+    while e > s and v:find("^%s", e) do e = e - 1 end
+    local wait = one_retry_after(v:sub(s, e), now)
+    if wait and (not longest or wait > longest) then longest = wait end
+  end
+  return longest
 end
 
 --- Does a throttling answer say not to come back within `cap` seconds: a Retry-After longer than

@@ -471,9 +471,16 @@ end
 -- Stores the value after the colon at c (to j) as resp[field], as the C core does: blanks around
 -- it removed, cut to CAPTURED_MAX bytes except the subject token, nothing when empty. A subject
 -- token with a byte outside 0x21-0x7e (a control character, a blank inside) is no token: not
--- kept, as if absent (sent back as X-Auth-Token, it could not be a single header line).
+-- kept, as if absent (sent back as X-Auth-Token, it could not be a single header line). A
+-- repeated header's last value wins, but Retry-After's are all kept, joined with ", " and the
+-- whole cut as one value (the retry policy waits for the longest: the last alone, "60" then
+-- "1", waited 1 s and sent again); an empty one adds nothing.
 local function capture(x, field, s, c, j)
   local value = trimmed(s, c + 1, j)
+  if field == "retry_after" and x.resp.retry_after then
+    if value == "" then return end
+    value = x.resp.retry_after .. ", " .. value
+  end
   if value == "" then
     value = nil
   elseif field == "subject_token" then

@@ -272,7 +272,9 @@
 --   client's clean redacts the start of a secret just before such a mark); nil when absent or
 --   empty. Without
 --   one, the first `X-IAM-Trace-Id` (IAM's name for it), the same way
--- @tfield string retry_after `Retry-After`, the same way
+-- @tfield string retry_after `Retry-After`, the same way, but when repeated every non-empty
+--   value in order, joined with ", " (RFC 9110's combining of field lines: "60, 1"), the whole
+--   cut as one value; the retry policy waits for the longest (eip.retry.parse_retry_after)
 -- @tfield string content_type `Content-Type`, the same way
 -- @tfield string location `Location`, the same way
 -- @tfield string subject_token `X-Subject-Token`, the FULL value (IAM tokens run to kilobytes;
