@@ -555,6 +555,8 @@ describe("authentication", function()
         c:close()
         assert.same({ "http", 503, "/v3/auth/tokens", true, 0, false },
           { err.kind, err.status, err.path, err.not_sent, err.attempts, eip.could_have_acted(err) })
+        -- (the path is IAM's: the error names the bandwidth whose delete it kept from going)
+        assert.equal(fixture.absent_id(1), err.bandwidth_id)
       end
       for _, r in ipairs(emu:requests()) do assert.equal("POST", r.method) end
     end)

@@ -339,13 +339,14 @@ end
 -- is not_sent with no attempt (a copy: the look-up's own attempts are not the call's); `as_is`:
 -- the look-up is the call (client:authenticate). `cancel`: the call's, asked while the look-up
 -- (a login) is made or waited for (an "interrupted" error, `cancelled`, when it says stop).
-local function project(self, r, as_is, cancel)
+-- `bandwidth_id`: the call's, named on its error (the look-up's names IAM's request).
+local function project(self, r, as_is, cancel, bandwidth_id)
   local p = r.project_id
   if not p then
     local ok, found = pcall(r.project, r, cancel and { stop = cancel } or nil)
     if not ok then
       if as_is or not errors.is_error(found) then error(found, 0) end
-      error(errors.unsent_copy(found), 0)
+      error(errors.unsent_copy(found, bandwidth_id), 0)
     end
     p = found
   end
@@ -356,11 +357,11 @@ end
 -- The project id for a call, and the deadline (core.monotime) its operation keeps when that id
 -- had to be looked up first: the look-up counts in the call's deadline (nil: no client deadline,
 -- or nothing looked up). `cancel`: the call's (see project).
-local function project_for_call(self, r, cancel)
+local function project_for_call(self, r, cancel, bandwidth_id)
   local p = r.project_id
   if p ~= nil and p == self.project_id then return p end
   local started = r.deadline and core.monotime()
-  p = project(self, r, nil, cancel)
+  p = project(self, r, nil, cancel, bandwidth_id)
   return p, started and started + r.deadline or nil
 end
 
@@ -462,7 +463,9 @@ function Client:delete_bandwidth(bandwidth_id, call_opts)
   local missing_ok, wait = r.missing_ok, nil
   if call_opts ~= nil then missing_ok, wait = delete_options(r, call_opts) end
   local project_id, deadline_at = r.project_id, nil
-  if project_id == nil or project_id ~= self.project_id then project_id, deadline_at = project_for_call(self, r) end
+  if project_id == nil or project_id ~= self.project_id then
+    project_id, deadline_at = project_for_call(self, r, nil, bandwidth_id)
+  end
   local op = ops.delete_bandwidth(project_id, bandwidth_id, missing_ok)
   if deadline_at then op.deadline_at = deadline_at end
   local res = r:run(op)
@@ -617,7 +620,7 @@ function Client:show_bandwidth(bandwidth_id, opts)
     end
     cancel = errors.guarded(cancel, r.log, "cancel", true) -- one that raises: stop
   end
-  local project_id, deadline_at = project_for_call(self, r, cancel)
+  local project_id, deadline_at = project_for_call(self, r, cancel, bandwidth_id)
   return bandwidths.show(r, project_id, bandwidth_id, cancel, deadline_at)
 end
 
@@ -705,7 +708,7 @@ function Client:remove_eips_from_bandwidth(bandwidth_id, eip_ids, opts)
   validate.list("eip_ids", eip_ids, "EIP ids") -- no hole, no other key: none left out
   local entries = bandwidths.eip_entries(eip_ids, r)
   local terms = bandwidths.removal_terms(given(opts, {}), bandwidths.REMOVE_OPTIONS)
-  local project_id, deadline_at = project_for_call(self, r)
+  local project_id, deadline_at = project_for_call(self, r, nil, bandwidth_id)
   return bandwidths.remove(r, project_id, bandwidth_id, entries, terms, nil, deadline_at)
 end
 
@@ -729,7 +732,7 @@ function Client:plan_drain(bandwidth_id, opts)
   r:id("bandwidth_id", bandwidth_id)
   local terms = bandwidths.removal_terms(given(opts, {}), bandwidths.PLAN_OPTIONS)
   terms.cancel = errors.guarded(terms.cancel, r.log, "cancel", true) -- one that raises: stop
-  local project_id, deadline_at = project_for_call(self, r, terms.cancel)
+  local project_id, deadline_at = project_for_call(self, r, terms.cancel, bandwidth_id)
   return bandwidths.plan(r, project_id, bandwidth_id, terms, deadline_at)
 end
 
@@ -773,7 +776,7 @@ function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
   local missing_ok = r.missing_ok
   if opts.missing_ok ~= nil then missing_ok = validate.boolean("missing_ok", opts.missing_ok) end
   local wait = wait_of(opts.wait)
-  local project_id, deadline_at = project_for_call(self, r, terms.cancel)
+  local project_id, deadline_at = project_for_call(self, r, terms.cancel, bandwidth_id)
   local res = bandwidths.drain(r, project_id, bandwidth_id, terms, missing_ok, deadline_at)
   if not wait then return res end
   local ok, value = pcall(waited, r, project_id, res, wait, terms.cancel)

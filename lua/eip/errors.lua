@@ -274,10 +274,13 @@ end
 --- The error of a call that sent nothing because a step before its request failed (its
 -- credentials, its project's look-up): a copy of that step's error, as the call's, `not_sent`
 -- with no attempt. (The step's own attempts, and whether one of them went unanswered, are not
--- the call's.)
-function M.unsent_copy(err)
+-- the call's.) `bandwidth_id`: the call's, set on the copy when the step's error names none.
+function M.unsent_copy(err, bandwidth_id)
   local c = M.copy(err)
   c.not_sent, c.attempts, c.earlier_unanswered = true, 0, nil
+  -- (the credentials' error is IAM's or the metadata service's: it names their request, and
+  -- the bandwidth of the call that sent nothing would be named nowhere)
+  if bandwidth_id ~= nil and c.bandwidth_id == nil then c.bandwidth_id = bandwidth_id end
   return c
 end
 

@@ -724,7 +724,7 @@ function Call:request(halt)
         release(provider, self)
         if halt and err.kind == "interrupted" then return nil, cancelled(self) end
         if attempts > 1 then return nil, self.last_error end
-        return nil, errors.unsent_copy(err)
+        return nil, errors.unsent_copy(err, op.resource)
       end
       -- Credentials fetched or waited for meanwhile (a login of seconds): asked again before
       -- this request goes out, so that a stop heard while they came sends nothing after it.
@@ -1279,7 +1279,7 @@ local function keys_first(self, call, halt)
   if not errors.is_error(err) then error(err, 0) end
   if halt and err.kind == "interrupted" then return "fail", cancelled(call) end
   if call.attempts > 0 then return call:expire() end
-  local copy = errors.unsent_copy(err)
+  local copy = errors.unsent_copy(err, call.op.resource)
   copy.elapsed = monotime() - call.started
   return "fail", copy
 end
