@@ -236,6 +236,8 @@ describe("eip command", function()
       for _, line in ipairs{ url .. " delete-bandwidth bw-1", "--json " .. url, "help " .. url,
           "list-bandwidths --output u:" .. secret .. "@p", "list-bandwidths --rate u:" .. secret .. "@p",
           "list-bandwidths --region u:" .. secret .. "@p", "show-bandwidth u:" .. secret .. "@p",
+          "list-bandwidths " .. url, "regions " .. url, "status u:" .. secret .. "@p", "status " .. url,
+          "status VPC.0306 u:" .. secret .. "@p",
           "delete-bandwidth --endpoint " .. emu.url .. " " .. url } do
         local code, out, err = run(line)
         assert.same({ 2, "" }, { code, out }, line)

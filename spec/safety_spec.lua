@@ -1828,6 +1828,10 @@ describe("safety", function()
         assert.matches("must not hold credentials", tostring(err), 1, true)
         assert.is_nil(tostring(err):find("S3cretPw", 1, true))
       end
+      -- (the URL is shown with its credentials redacted: which endpoint it was stays readable)
+      local err = raised(eip.new, { endpoint = "https://admin:S3cretPw-long@vpc.example.com", token = emu.token,
+        project_id = emu.project_id })
+      assert.matches('got "https://<redacted>@vpc.example.com"', tostring(err), 1, true)
       assert.equal(before, emu:stats().requests)
     end)
 

@@ -190,12 +190,17 @@ local function integer_of(s)
   return nil
 end
 
--- An option's value as its usage error quotes it: its first 20 bytes, or only its length when it
--- holds an '@' (a proxy URL's `user:password@` typed where another value goes).
-local function quoted(v)
+--- A word of the command line (an option's value, an argument) as a usage error quotes it: its
+-- first `max` bytes (20 by default), or only its length when it holds an '@' (a proxy URL's
+-- `user:password@` typed where something else goes).
+-- @tparam string v what was typed
+-- @tparam[opt=20] integer max the most bytes quoted
+-- @treturn string
+function M.quoted(v, max)
   if v:find("@", 1, true) then return string.format("(%d characters, not shown)", #v) end
-  return string.format("%q", v:sub(1, 20))
+  return string.format("%q", v:sub(1, max or 20))
 end
+local quoted = M.quoted
 
 -- The value of option o, as given (flag spelled as typed).
 local function convert(o, flag, v)

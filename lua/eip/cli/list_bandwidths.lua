@@ -34,7 +34,7 @@ name), or the API's objects (--output json). The count goes to stderr.]],
 -- @treturn boolean true
 function M.run(opts, argv)
   if #argv > 0 then
-    args.usage("list-bandwidths takes no arguments, got %q (see: eip list-bandwidths --help)", argv[1]:sub(1, 40))
+    args.usage("list-bandwidths takes no arguments, got %s (see: eip list-bandwidths --help)", args.quoted(argv[1], 40))
   end
   core.catch_interrupts(true, 1) -- (as show-bandwidth's)
   local client = connection.client(opts)

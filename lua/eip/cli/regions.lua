@@ -29,7 +29,9 @@ SDKs' regions file ($HUAWEICLOUD_SDK_REGIONS_FILE, else ~/.huaweicloud/regions.y
 -- @tparam {string,...} argv (none)
 -- @treturn boolean true
 function M.run(opts, argv)
-  if #argv > 0 then args.usage("regions takes no arguments, got %q (see: eip regions --help)", argv[1]:sub(1, 40)) end
+  if #argv > 0 then
+    args.usage("regions takes no arguments, got %s (see: eip regions --help)", args.quoted(argv[1], 40))
+  end
   local format, list = opts.output, eip.regions()
   local name_w, vpc_w = #"REGION", #"VPC ENDPOINT"
   for _, r in ipairs(list) do name_w, vpc_w = math.max(name_w, #r.name), math.max(vpc_w, #r.vpc_endpoint) end

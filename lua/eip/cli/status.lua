@@ -110,17 +110,18 @@ function M.run(opts, argv)
   if number == nil then
     local status = argv[2] and args.number_of(argv[2])
     if argv[2] and (not status or status ~= math.floor(status) or status < 100 or status > 599) then
-      args.usage("status: %q is not an HTTP status (100-599)", argv[2]:sub(1, 20))
+      args.usage("status: %s is not an HTTP status (100-599)", args.quoted(argv[2]))
     end
     -- A typo is a usage error (2); a code of the right shape the table lacks is not found (1).
     if not argv[1]:find("^%a+%.%d+$") then
-      args.usage("status: %q is neither an HTTP status (100-599) nor an error code (e.g. VPC.0306)", argv[1]:sub(1, 20))
+      args.usage("status: %s is neither an HTTP status (100-599) nor an error code (e.g. VPC.0306)",
+        args.quoted(argv[1]))
     end
     return error_code(argv[1], status, opts.output)
   end
   if #argv ~= 1 then args.usage("status takes one HTTP status code, e.g. eip status 409") end
   if number ~= math.floor(number) or number < 100 or number > 599 then
-    args.usage("status: %q is not an HTTP status (100-599)", argv[1]:sub(1, 20))
+    args.usage("status: %s is not an HTTP status (100-599)", args.quoted(argv[1]))
   end
   local entry = eip.status(number)
   if opts.output == "json" then
