@@ -114,14 +114,21 @@ describe("error bodies", function()
     assert.is_nil(err.code_kind)
     assert.is_nil(err.description_zh)
     assert.equal(eip.status(500).description, err.description)
-    assert.equal(1, err.advice:find(eip.status(500).advice, 1, true))
-    assert.matches("VPC.0306 is documented only with 404", err.advice, 1, true)
+    -- (not the 500's "retry with backoff" either: the code is of a kind no retry fixes, and the
+    -- call was not retried)
+    assert.same({ false, 1 }, { err.retryable, err.attempts })
+    assert.matches("^Not retried: VPC.0306 is documented only with 404", err.advice)
+    assert.is_nil(err.advice:find(eip.status(500).advice, 1, true))
     assert.is_nil(err.advice:find("missing_ok", 1, true))
     -- 503 VPC.0301 (documented with 400 only: invalid input) alike
     err = delete_with{ status = 503,
       body = { code = "VPC.0301", message = "getBandwidth error bandwidthId is invalid." } }
     assert.is_nil(err.code_kind)
-    assert.equal(1, err.advice:find(eip.status(503).advice, 1, true))
+    assert.matches("^Not retried: VPC.0301 is documented only with 400", err.advice)
+    -- a code retried at its own status keeps the status's advice, with the note
+    err = delete_with{ status = 500, body = { code = "APIGW.0308", message = "x" } }
+    assert.equal(1, err.advice:find(eip.status(500).advice, 1, true))
+    assert.matches("APIGW.0308 is documented only with 429", err.advice, 1, true)
     -- a 404 with a code documented with other statuses only is no "no such bandwidth" either
     err = delete_with{ status = 404, body = { code = "VPC.0301", message = "x" } }
     assert.is_nil(err.code_kind)

@@ -449,14 +449,22 @@ end
 
 -- Said after the status's advice when the answer's code is in the error-code table with other
 -- statuses only: the error describes the answer by its status (no code_kind), and names what the
--- code is documented as, so that a reader does not take it for that.
-local function elsewhere_note(entry, status)
+-- code is documented as, so that a reader does not take it for that. With `final` (the code is of a
+-- kind no retry fixes, which the retry policy reads whatever the status), the whole advice: not retried.
+local function elsewhere_note(entry, status, final)
   local seen, statuses = {}, {}
   for _, v in ipairs(entry.variants or {}) do
     if not seen[v.status] then
       seen[v.status] = true
       statuses[#statuses + 1] = v.status .. " (" .. v.kind .. ")"
     end
+  end
+  -- (The retry policy reads the code whatever its status: one of a kind no retry fixes is not
+  -- retried, which the status's advice, a 500's "retry with backoff", would contradict.)
+  if final then
+    return ("Not retried: %s is documented only with %s, not with %d, and is of a kind no retry fixes; "
+      .. "this answer is described by its status. Check the request before sending it again."):format(entry.code,
+      table.concat(statuses, ", "), status)
   end
   return ("%s is documented only with %s, not with %d: this answer is described by its status, not as "
     .. "that."):format(entry.code, table.concat(statuses, ", "), status)
@@ -564,7 +572,12 @@ function M.http(req, resp, info, body, entry)
   elseif resp.status == 404 and not M.NOT_FOUND_CODES[body.code] then
     advice = stray_404_advice(body.code, resp.truncated)
   elseif known then
-    advice = advice .. " " .. elsewhere_note(known, resp.status)
+    -- (eip.retry required here: it requires modules that require this one)
+    if require("eip.retry").FINAL_CODE_KINDS[known.kind] then
+      advice = elsewhere_note(known, resp.status, true)
+    else
+      advice = advice .. " " .. elsewhere_note(known, resp.status)
+    end
   end
   return new{
     kind = "http",
