@@ -199,6 +199,20 @@ describe("retries", function()
         assert.same({ tonumber(case[2][1]) or tonumber(case[2][2]) }, slept, label)
       end
     end
+    -- So many that the list is cut at 255 bytes, the longest last: what was cut may have been the
+    -- longest, and is not waited less for (85 "1"s and a 3600 waited 1 s and sent again).
+    emu:reset()
+    slept = {}
+    local id = emu:create_bandwidth{ size = 1 }
+    emu:inject{ method = "DELETE", action = "raw", raw = "HTTP/1.1 503 X\r\nContent-Length: 0\r\n"
+      .. string.rep("Retry-After: 1\r\n", 85) .. "Retry-After: 3600\r\n\r\n" }
+    local c = new()
+    local err = raised(c.delete_bandwidth, c, id)
+    c:close()
+    assert.same({ 503, 1, true }, { err.status, err.attempts, err.unavailable_beyond })
+    assert.matches("%.%.%.$", err.retry_after)
+    assert.equal(1, emu:stats().requests)
+    assert.same({}, slept)
   end)
 
   it("waits 2-5 s on a 429 without Retry-After, as Huawei advises", function()

@@ -172,9 +172,14 @@ local DATES_WITH_COMMA = { "^%a%a%a, %d%d %a%a%a %d%d%d%d %d%d:%d%d:%d%d GMT%s*"
 -- @tparam number now Unix seconds
 -- @treturn ?number seconds; `math.huge` for delta-seconds of more than 10^9 (however many
 --   digits: over every `retry_after_cap`, so the error is raised at once, not retried sooner
---   than the server asked); nil when unusable (absent, negative, fractional, neither form)
+--   than the server asked), and for a value cut short ("..."); nil when unusable (absent,
+--   negative, fractional, neither form)
 function M.parse_retry_after(v, now)
   if type(v) ~= "string" then return nil end
+  -- Cut short by the transports' bound (255 bytes, then "..."): the longest value may be the one
+  -- lost (85 "1"s, then 3600), and a shorter wait than the server asked sends too soon. Taken
+  -- as longer than any cap: not waited for, a batch starts nothing more.
+  if v:find("%.%.%.%s*$") then return math.huge end
   local longest, at, n = nil, 1, #v
   while at <= n do
     local s = v:find("[^%s,]", at)
