@@ -501,6 +501,26 @@ describe("credentials", function()
       assert.is_true(calls_took < 1.5, "three calls took " .. calls_took .. " s")
     end)
 
+    -- Keys still usable whose renewal failed are due (see Metadata:due): fetched for the next id
+    -- before its slot of the rate, which started that id's clock, and the wait for the slot
+    -- then ran out its deadline: ids failed not sent that the keys could have deleted.
+    it("keys whose renewal failed, still usable, cost no batch id its deadline while it waits for the rate #once",
+      function()
+      local t = os.time() + 16 -- (renewal due 8 s before, the keys used until 4 s before)
+      emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 200,
+        body = { credential = { access = emu.temp_ak, secret = emu.temp_sk, securitytoken = emu.security_token,
+          expires_at = os.date("!%Y-%m-%dT%H:%M:%SZ", t) } } }
+      local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url, rate = 1, burst = 3,
+        deadline = 0.5 })
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+      while os.time() < t - 8 do socket.sleep(0.05) end
+      emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 500, times = -1 }
+      local results, summary = c:delete_bandwidths(emu:create_bandwidths(3), { concurrency = 1 })
+      c:close()
+      assert.is_true(os.time() < t - 4, "the keys were no longer usable: nothing tested")
+      assert.same({ 3, 0, 0 }, { summary.deleted, summary.failed, summary.not_sent }, tostring(results[3]))
+    end)
+
     -- A refusal is for the keys: renewed temporary keys are signed with again.
     it("signs again once its refused temporary keys are renewed, not before", function()
       emu:set_knobs{ metadata_credential_ttl = 2, metadata_same_keys = 1 }

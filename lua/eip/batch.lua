@@ -864,6 +864,9 @@ function Run:loop()
       if not action then
         start_wait = self:start_wait(now)
         if start_wait > 0 then
+          -- (the clock keys_first started for a first attempt starts again as it is sent: the
+          -- batch's waits for a slot count in no id's deadline before its first attempt)
+          if job.call.attempts == 0 then job.call.started, job.call.deadline = false, false end
           self:unready(job)
           break
         end
