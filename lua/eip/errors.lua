@@ -473,7 +473,9 @@ end
 --- An error from a non-2xx answer. `info` is the status entry from the C table; `body`
 -- the decoded error body fields ({code, message, request_id}) or nil; `entry` the error-code
 -- table's row for that code and status, or nil. A known code's description, advice and kind
--- say more than the status's. `retryable` is left for the retry policy (eip.retry) to set.
+-- say more than the status's. `retryable` is left for the retry policy (eip.retry) to set;
+-- `final`: that policy takes the code for one no retry fixes, whatever the status (the advice of
+-- a code documented with other statuses only then says it was not retried).
 -- The modules of the error-code table whose rows suit an operation best, in order (the table's
 -- first row of a code is often another API's: VPC.0301 400 is create EIP's first).
 local OP_MODULES = {
@@ -562,7 +564,7 @@ function M.guarded(fn, logger, name, fallback)
   end
 end
 
-function M.http(req, resp, info, body, entry)
+function M.http(req, resp, info, body, entry, final)
   body = body or {}
   local advice, description = info.advice, info.description
   local known = entry
@@ -572,8 +574,7 @@ function M.http(req, resp, info, body, entry)
   elseif resp.status == 404 and not M.NOT_FOUND_CODES[body.code] then
     advice = stray_404_advice(body.code, resp.truncated)
   elseif known then
-    -- (eip.retry required here: it requires modules that require this one)
-    if require("eip.retry").FINAL_CODE_KINDS[known.kind] then
+    if final then
       advice = elsewhere_note(known, resp.status, true)
     else
       advice = advice .. " " .. elsewhere_note(known, resp.status)

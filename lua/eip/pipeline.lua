@@ -450,7 +450,9 @@ local function map(self, req, resp, op)
     end
     resp.retry_after = self:clean(resp.retry_after)
     local code = decoded and decoded.code
-    err = errors.http(req, resp, core.status(status), decoded, code and core.error_code(code, status))
+    local entry = code and core.error_code(code, status)
+    -- (final: the retry policy takes the code for one no retry fixes, whatever the status)
+    err = errors.http(req, resp, core.status(status), decoded, entry, entry and retry.FINAL_CODE_KINDS[entry.kind])
   end
   err.retryable = retry.retryable(err)
   return nil, err
