@@ -237,7 +237,8 @@ describe("eip command", function()
           "list-bandwidths --output u:" .. secret .. "@p", "list-bandwidths --rate u:" .. secret .. "@p",
           "list-bandwidths --region u:" .. secret .. "@p", "show-bandwidth u:" .. secret .. "@p",
           "list-bandwidths " .. url, "regions " .. url, "status u:" .. secret .. "@p", "status " .. url,
-          "status VPC.0306 u:" .. secret .. "@p",
+          "status VPC.0306 u:" .. secret .. "@p", "list-bandwidths --region http://u:se/" .. secret .. "@h:1",
+          "list-bandwidths --region u:se/" .. secret .. "@h:1",
           "delete-bandwidth --endpoint " .. emu.url .. " " .. url } do
         local code, out, err = run(line)
         assert.same({ 2, "" }, { code, out }, line)

@@ -175,7 +175,9 @@ local function describe(v)
   if type(v) == "string" then
     if holds_secret(v) then return "a value that holds a credential (not shown)" end
     -- (a URL's `user:password@` given where something else goes: a proxy's, typed in the wrong place)
-    if v:find("^[^@/]*:[^@/]*@") or v:find("//[^@/]*:[^@/]*@") then
+    -- (a password may hold '/': "bob:se/cret@host"; not "https://<redacted>@host", which the
+    -- endpoint's error shows on purpose)
+    if (not v:find("^%a[%w+.-]*://") and v:find("^[^@/]*:[^@]*@")) or v:find("//[^@/]*:[^@]*@") then
       return string.format("a %d-character value with what may be credentials (not shown)", #v)
     end
     if #v > 40 then return string.format("a %d-character string", #v) end
