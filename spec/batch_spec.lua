@@ -242,6 +242,36 @@ describe("delete_bandwidths", function()
   -- Short absences, many of them (a cancel that takes a few milliseconds, asked every 0.25 s) add
   -- up to more than a handshake's margin, but no absence made it time out: a connection that
   -- never comes times out as it would anyway, once, and is no restart.
+  -- Restarted "with the time its call has left": an id put back to wait for the batch's rate had
+  -- its clock started again (a reset meant for keys fetched just before), and went out after
+  -- its deadline, its elapsed without the first 0.9 s.
+  it("restarts a request its caller was away for within its deadline, a rate's wait included", function()
+    local sends = 0
+    local transport = { name = "stub", close = function() end }
+    function transport.send()
+      sends = sends + 1
+      if sends == 1 then
+        local stop = core.monotime() + 0.9
+        while core.monotime() < stop do end
+        return { status = 0, curl_code = 28, unsent = true, caller_away = true, elapsed = 0.9,
+          curl_error = "Connection timed out" }
+      end
+      return { status = 204, body = "", request_id = "req" .. sends, elapsed = 0.01, new_connections = 0 }
+    end
+    local function sleep(s)
+      local e = core.monotime() + s
+      while core.monotime() < e do end
+    end
+    local c = eip.new{ endpoint = "https://vpc.example.com", project_id = "p1", token = "tok", transport = transport,
+      deadline = 1, max_attempts = 1, sleep = sleep }
+    local results = c:delete_bandwidths({ "11111111-2222-3333-4444-555555555555" }, { rate = 1, concurrency = 1,
+      adaptive = false })
+    c:close()
+    local r = results[1]
+    assert.same({ 1, "transport", true }, { sends, r.kind, r.not_sent }, tostring(r))
+    assert.matches("deadline (1 s)", r.message, 1, true)
+  end)
+
   it("says caller_away of no timeout that short absences only added up to", function()
     local server = assert(require("socket").bind("127.0.0.1", 0))
     local _, port = server:getsockname()

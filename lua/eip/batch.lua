@@ -860,13 +860,15 @@ function Run:loop()
       -- id whose keys cannot be had is not sent, and must not use up the rate (other workers'
       -- budget too, with rate_dict), every id of a long batch waiting its slot to say so.
       local action, value
+      local unstarted = not job.call.started
       if provider.due and provider:due() then action, value = pipeline.keys_first(self.runner, job.call, self.halt) end
       if not action then
         start_wait = self:start_wait(now)
         if start_wait > 0 then
-          -- (the clock keys_first started for a first attempt starts again as it is sent: the
-          -- batch's waits for a slot count in no id's deadline before its first attempt)
-          if job.call.attempts == 0 then job.call.started, job.call.deadline = false, false end
+          -- (a clock keys_first started just now starts again as the id is sent: the batch's
+          -- waits for a slot count in no id's deadline before its first attempt; not one that
+          -- ran before, an id put back after its caller was away, with the time it has left)
+          if unstarted and job.call.started then job.call.started, job.call.deadline = false, false end
           self:unready(job)
           break
         end
