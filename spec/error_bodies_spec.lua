@@ -125,6 +125,14 @@ describe("error bodies", function()
       body = { code = "VPC.0301", message = "getBandwidth error bandwidthId is invalid." } }
     assert.is_nil(err.code_kind)
     assert.matches("^Not retried: VPC.0301 is documented only with 400", err.advice)
+    -- A status whose advice is no retry keeps it (a 403's to grant the permission), with the note;
+    -- a 5xx's final advice still says the request may have been carried out.
+    err = delete_with{ status = 403, body = { code = "VPC.0008", message = "x" } }
+    assert.equal(1, err.advice:find(eip.status(403).advice, 1, true))
+    assert.matches("VPC.0008 is documented only with 401", err.advice, 1, true)
+    err = delete_with{ status = 504, body = { code = "VPC.0306", message = "x" } }
+    assert.matches("^Not retried: VPC.0306 is documented only with 404", err.advice)
+    assert.matches("may have been carried out", err.advice, 1, true)
     -- a code retried at its own status keeps the status's advice, with the note
     err = delete_with{ status = 500, body = { code = "APIGW.0308", message = "x" } }
     assert.equal(1, err.advice:find(eip.status(500).advice, 1, true))

@@ -462,9 +462,12 @@ local function elsewhere_note(entry, status, final)
   -- (The retry policy reads the code whatever its status: one of a kind no retry fixes is not
   -- retried, which the status's advice, a 500's "retry with backoff", would contradict.)
   if final then
+    -- (a 5xx may follow a request that was carried out: said, as the status's advice said it)
+    local next_step = status >= 500 and "The request may have been carried out all the same: read the resource "
+      .. "(GET) before sending it again." or "Check the request before sending it again."
     return ("Not retried: %s is documented only with %s, not with %d, and is of a kind no retry fixes; "
-      .. "this answer is described by its status. Check the request before sending it again."):format(entry.code,
-      table.concat(statuses, ", "), status)
+      .. "this answer is described by its status. %s"):format(entry.code, table.concat(statuses, ", "), status,
+      next_step)
   end
   return ("%s is documented only with %s, not with %d: this answer is described by its status, not as "
     .. "that."):format(entry.code, table.concat(statuses, ", "), status)
@@ -474,8 +477,9 @@ end
 -- the decoded error body fields ({code, message, request_id}) or nil; `entry` the error-code
 -- table's row for that code and status, or nil. A known code's description, advice and kind
 -- say more than the status's. `retryable` is left for the retry policy (eip.retry) to set;
--- `final`: that policy takes the code for one no retry fixes, whatever the status (the advice of
--- a code documented with other statuses only then says it was not retried).
+-- `final`: that policy takes the code for one no retry fixes, whatever the status, where the
+-- status alone would be retried (the advice of a code documented with other statuses only then
+-- says it was not retried, instead of the status's advice to retry).
 -- The modules of the error-code table whose rows suit an operation best, in order (the table's
 -- first row of a code is often another API's: VPC.0301 400 is create EIP's first).
 local OP_MODULES = {

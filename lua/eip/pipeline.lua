@@ -451,8 +451,10 @@ local function map(self, req, resp, op)
     resp.retry_after = self:clean(resp.retry_after)
     local code = decoded and decoded.code
     local entry = code and core.error_code(code, status)
-    -- (final: the retry policy takes the code for one no retry fixes, whatever the status)
-    err = errors.http(req, resp, core.status(status), decoded, entry, entry and retry.FINAL_CODE_KINDS[entry.kind])
+    -- (final: the retry policy takes the code for one no retry fixes, whatever the status, where
+    -- the status alone would be retried: its advice to retry is then not what happened)
+    local final = entry and retry.FINAL_CODE_KINDS[entry.kind] and retry.status_retryable(status)
+    err = errors.http(req, resp, core.status(status), decoded, entry, final)
   end
   err.retryable = retry.retryable(err)
   return nil, err
