@@ -1054,6 +1054,23 @@ describe("the transport contract, through both transports", function()
     end
   end)
 
+  -- The same in a batch's light threads: a stop (not only an abort) while the first request's
+  -- tunnel is still being opened (the slow proxy's CONNECT takes 2.5 s) sends nothing after it.
+  it("a batch inside nginx that stops while its request is still connecting sends nothing #openresty", function()
+    emu:reset()
+    local ids = { emu:create_bandwidth{ size = 10 }, emu:create_bandwidth{ size = 10 } }
+    local out = app_post("/t/batch_abort", { endpoint = proxied_url("trusted", "")(), token = emu.token,
+      project_id = emu.project_id, ids = ids, abort_after = 1, answer = "stop", proxy = slow_proxy.url }, 30)
+    socket.sleep(0.5) -- (a request sent late would have arrived by now)
+    assert.equal("cancelled", out.summary.stopped, cjson.encode(out))
+    for i, r in ipairs(out.results) do
+      assert.same({ "not_sent", true, "cancelled", 0 }, { r.kind, r.not_sent, r.stopped, r.attempts }, cjson.encode(out))
+      assert.is_false(r.could_have_acted)
+      assert.is_table(emu:get_bandwidth(ids[i]))
+    end
+    assert.equal(0, #emu:requests(), "a delete went out after the stop")
+  end)
+
   -- Concurrency (cosockets only) ------------------------------------------------------------------
 
   it("concurrent sends that retry on dead pooled connections each resend their own request #openresty", function()

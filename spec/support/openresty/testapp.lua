@@ -440,25 +440,26 @@ function M.batch()
   ngx.print(body)
 end
 
--- POST { endpoint, token, project_id, ids, abort_after }: a batch of a client of its own, whose
--- cancel answers "abort" once abort_after seconds have passed; its results' kind, cancelled,
--- not_sent and could_have_acted, and its summary.
+-- POST { endpoint, token, project_id, ids, abort_after, answer?, proxy? }: a batch of a client of
+-- its own (through `proxy` when given), whose cancel answers `answer` ("abort" by default, or
+-- "stop") once abort_after seconds have passed; its results' kind, cancelled, not_sent,
+-- could_have_acted, stopped and attempts, and its summary.
 function M.batch_abort()
   ngx.req.read_body()
   local args = cjson.decode(ngx.req.get_body_data() or "")
   local client = eip.new{ endpoint = args.endpoint, token = args.token, project_id = args.project_id,
-    max_attempts = 1, timeout = 20 }
+    max_attempts = 1, timeout = 20, proxy = args.proxy }
   ngx.update_time()
-  local deadline = ngx.now() + args.abort_after
+  local deadline, answer = ngx.now() + args.abort_after, args.answer or "abort"
   local results, summary = client:delete_bandwidths(args.ids, { cancel = function()
     ngx.update_time()
-    if ngx.now() > deadline then return "abort" end
+    if ngx.now() > deadline then return answer end
   end })
   client:close()
   local out = {}
   for i, r in ipairs(results) do
     out[i] = { kind = r.kind or "ok", cancelled = r.cancelled == true, not_sent = r.not_sent == true,
-      could_have_acted = eip.could_have_acted(r) }
+      could_have_acted = eip.could_have_acted(r), stopped = r.stopped, attempts = r.attempts }
   end
   local body = cjson.encode{ results = out, summary = summary }
   ngx.header["Content-Type"] = "application/json"
