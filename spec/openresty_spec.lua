@@ -579,7 +579,7 @@ describe("OpenResty #openresty", function()
       local body = resp.json
       assert.equal("aborted", body.summary.stopped, resp.body)
       -- (the first id goes alone: the second was never started)
-      assert.same({ kind = "interrupted", cancelled = true, not_sent = true, could_have_acted = false },
+      assert.same({ kind = "interrupted", cancelled = true, not_sent = true, could_have_acted = false, attempts = 0 },
         body.results[1], resp.body)
       assert.same({ 2, 0 }, { body.summary.not_sent, body.summary.failed }, resp.body)
     end)

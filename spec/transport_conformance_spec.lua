@@ -1064,7 +1064,8 @@ describe("the transport contract, through both transports", function()
     socket.sleep(0.5) -- (a request sent late would have arrived by now)
     assert.equal("cancelled", out.summary.stopped, cjson.encode(out))
     for i, r in ipairs(out.results) do
-      assert.same({ "not_sent", true, "cancelled", 0 }, { r.kind, r.not_sent, r.stopped, r.attempts }, cjson.encode(out))
+      assert.same({ "not_sent", true, "cancelled", 0 }, { r.kind, r.not_sent, r.stopped, r.attempts },
+        cjson.encode(out))
       assert.is_false(r.could_have_acted)
       assert.is_table(emu:get_bandwidth(ids[i]))
     end
