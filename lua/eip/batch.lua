@@ -229,12 +229,11 @@ end
 function Threads:pending() return self.count end
 
 -- The requests in flight are not sent again from now on (progress.halted: see eip.transport's
--- contract), nor are any started later, which a stopped batch does not start; with `sends` (an
--- abort), those not sent yet are not sent at all (progress.halt_sends).
-function Threads:halt(sends)
+-- contract), and those not sent yet are not sent at all (progress.halt_sends), nor are any
+-- started later, which a stopped batch does not start.
+function Threads:halt()
   for _, progress in pairs(self.progress) do
-    progress.halted = true
-    if sends then progress.halt_sends = true end
+    progress.halted, progress.halt_sends = true, true
   end
 end
 
@@ -393,12 +392,12 @@ end
 -- What is in flight is not sent again from now on: the C multi's transfers whose kept-alive
 -- connection dies unanswered end as that reset (multi:halt) rather than go out again after the
 -- stop (a DELETE deleted by its resend after the user said stop); so do the light threads'
--- requests inside nginx (Threads:halt). With `sends` (every stop and abort), a request not sent
--- yet (its connection still being made) never goes out: it comes back `held_back`. A transport
--- of the caller's (Serial) is its own.
-function Run:halt_driver(sends)
+-- requests inside nginx (Threads:halt). Nor does a request not sent yet (its connection still
+-- being made): it comes back `held_back`. Every stop and abort halts so. A transport of the
+-- caller's (Serial) is its own.
+function Run:halt_driver()
   local driver = self.driver
-  if type(driver) == "userdata" or (type(driver) == "table" and driver.halt) then driver:halt(sends) end
+  if type(driver) == "userdata" or (type(driver) == "table" and driver.halt) then driver:halt(true) end
 end
 
 -- No request goes out from now on (the first reason stands): none starts, none in flight is sent
@@ -406,7 +405,7 @@ end
 -- server could act on leaves, whether the stop came from the caller, a refused key or throttling.
 function Run:stop(reason, cause)
   if not self.stopped then self.stopped = { reason = reason, cause = cause } end
-  self:halt_driver(true)
+  self:halt_driver()
 end
 
 -- What the pipeline said about job's attempt: done, failed, or retry (now, or after a wait
@@ -763,7 +762,7 @@ function Run:cancel_heard()
   if what == "abort" then
     self.heard = "abort"
     self.stopped = { reason = "aborted", cause = self.stopped and self.stopped.cause }
-    self:halt_driver(true) -- (until poll_cancel aborts what is in flight: nothing more goes out)
+    self:halt_driver() -- (until poll_cancel aborts what is in flight: nothing more goes out)
   elseif what then
     self.heard = self.heard or "stop"
     self:stop("cancelled")
@@ -787,7 +786,7 @@ function Run:poll_cancel()
     -- Nothing goes out from now on: taking the answers that arrived drives the transfers, and
     -- one whose connection was still being made would go out then, after the abort. It comes
     -- back held_back instead, and is reported with those the driver cancels unsent below.
-    self:halt_driver(true)
+    self:halt_driver()
     local held = {}
     while self.driver:pending() > 0 do
       local slot, resp = self.driver:next(0)
