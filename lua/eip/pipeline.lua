@@ -1289,6 +1289,13 @@ local function keys_first(self, call, halt)
 end
 M.keys_first = keys_first
 
+-- Must keys be fetched (keys_first) before op's request takes a signing place or a slot of the
+-- rate: a provider that fetches says so (eip.auth's Metadata:due), unless nothing can wait
+-- (Runner:stuck).
+local function keys_due(self, op)
+  return op.auth ~= false and self.provider.due ~= nil and self.provider:due() and not self:stuck()
+end
+
 -- The lane's sender (see Runner:run), made at its first use from the request Call:request
 -- makes of a first attempt, its URL the endpoint: built, then its token's header lines, or what
 -- the provider's signer signs each request with (the lines of the same headers, Host, the
@@ -1383,15 +1390,11 @@ function Runner:run(op, cancel, abort)
       -- cannot be had sends nothing, and must not use up the rate (other workers' budget too,
       -- with rate_dict) to say so.
       if cancel and cancel() then ended(self, call, cancelled(call)) end
-      if op.auth ~= false and self.provider.due and self.provider:due() and not self:stuck() then
-        action, value = keys_first(self, call, halt)
-      end
+      if keys_due(self, op) then action, value = keys_first(self, call, halt) end
       if not action then action, value = rate_wait(self, call, bucket, cancel) end
     end
     if not action and cancel and cancel() then ended(self, call, cancelled(call)) end
-    if not action and op.auth ~= false and self.provider.due and self.provider:due() and not self:stuck() then
-      action, value = keys_first(self, call, halt)
-    end
+    if not action and keys_due(self, op) then action, value = keys_first(self, call, halt) end
     if not action and op.auth ~= false and self.provider.rejected and not admit(self.provider, call, self.timeout) then
       if self:reentered() then -- what holds the places waits for this call: fail now
         action, value = "fail", errors.no_signing_place(call.op, "it was called from a hook or a batch's on_result")
