@@ -106,8 +106,9 @@ $(OOM_HOST): test/c/oom_host.c $(CORE_SRC) $(CORE_HDR)
 	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) $(call lua_inc,lua5.4) $< $(CORE_SRC) -o $@ $(LIBS) \
 	  $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 
-# An LD_PRELOAD getaddrinfo that never answers for *.slow.test (spec/dns_timeout_spec.lua): a DNS
-# server gone silent, without a network, root or a changed /etc/resolv.conf.
+# An LD_PRELOAD getaddrinfo that never answers for *.slow.test (a DNS server gone silent), and
+# answers *.late.test late (spec/dns_timeout_spec.lua), without a network, root or a changed
+# /etc/resolv.conf.
 SLOWDNS := $(BUILD)/slowdns.so
 $(SLOWDNS): test/c/slowdns.c
 	@mkdir -p $(dir $@)

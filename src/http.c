@@ -1055,8 +1055,10 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
         t->past_deadline = 1;
         return CURL_PREREQFUNC_ABORT;
     }
-    /* Its caller stopped (a batch's stop or abort) before its first send: it never goes out. */
-    if (t->halted_sends && t->sends == 0) {
+    /* Its caller stopped (a batch's stop or abort), or a caught interrupt said stop (a single
+     * request's first Ctrl-C: nothing more goes out), before its first send: it never goes out.
+     * (A batch's requests hear of an interrupt through their batch: its stop halts them.) */
+    if (t->sends == 0 && (t->halted_sends || (t->abort_on_interrupt && halted(t)))) {
         t->held_back = 1;
         return CURL_PREREQFUNC_ABORT;
     }
@@ -1635,8 +1637,9 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
                  t->ls_time_s);
     } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->held_back) {
         resp->held_back = 1;
-        snprintf(resp->curl_error, sizeof(resp->curl_error),
-                 "Not sent: its caller stopped sending before it could go out");
+        snprintf(resp->curl_error, sizeof(resp->curl_error), t->halted_sends
+                 ? "Not sent: its caller stopped sending before it could go out"
+                 : "Not sent: an interrupt (Ctrl-C, SIGTERM or SIGHUP) said stop before it could go out");
     } else if (rc == CURLE_ABORTED_BY_CALLBACK && t->past_deadline) {
         resp->curl_code = CURLE_OPERATION_TIMEDOUT;
         snprintf(resp->curl_error, sizeof(resp->curl_error), t->sends == 0

@@ -834,6 +834,18 @@ function Call:response(resp, halt)
       and (resp.request_id == nil or type(resp.request_id) == "string")) and not well_formed(resp) then
     resp = broken(resp)
   end
+  -- Held back, or aborted, by a caught interrupt (eip.core.catch_interrupts: the first Ctrl-C
+  -- says stop, the one that aborts may come first) while its connection was still being made:
+  -- nothing of it went out (the C core's on_prereq; unsent). No attempt, and it cannot have
+  -- been carried out: the call ends as one its cancel stopped before the next attempt.
+  if (resp.held_back or resp.interrupted) and resp.unsent then
+    if runner.on_response then
+      self:observed({ status = 0, elapsed = resp.elapsed, dropped_unsent = true }, nil, "fail")
+    end
+    self.attempts = self.attempts - 1
+    if runner.provider.flying then release(runner.provider, self) end
+    return "fail", cancelled(self)
+  end
   -- The transport sent the request again after a kept-alive connection died unanswered: the
   -- first send may have been carried out, as an attempt without an answer may (a delete's 404
   -- then reads as lost_answer).

@@ -3,6 +3,9 @@
  *
  * getaddrinfo for a name ending in ".slow.test" sleeps EIP_SLOWDNS_SECONDS (default 6), as glibc
  * does while it waits on an unresponsive server, then fails as glibc then does (EAI_AGAIN).
+ * A name ending in ".late.test" sleeps as long, then resolves as 127.0.0.1: a lookup that takes
+ * its time and then succeeds, so that a request is still connecting for that long (a caught
+ * Ctrl-C meanwhile must hold it back: spec/dns_timeout_spec.lua).
  * Every other name goes to the real getaddrinfo (the next definition, dlsym RTLD_NEXT). libcurl's
  * threaded resolver calls it in its own thread, so a call that ends at its timeout while the
  * sleep runs shows whether cleaning the transfer up waits for that thread. Built into
@@ -17,32 +20,42 @@
 #include <time.h>
 
 #define SLOW_SUFFIX ".slow.test"
+#define LATE_SUFFIX ".late.test"
 
 typedef int (*getaddrinfo_fn)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
 
-static int is_slow(const char *node)
+static int ends_with(const char *node, const char *suffix)
 {
-    size_t n, s = sizeof(SLOW_SUFFIX) - 1;
+    size_t n, s = strlen(suffix);
     if (node == NULL)
         return 0;
     n = strlen(node);
     if (n > 0 && node[n - 1] == '.') /* a fully qualified "x.slow.test." */
         n--;
-    return n >= s && strncmp(node + n - s, SLOW_SUFFIX, s) == 0;
+    return n >= s && strncmp(node + n - s, suffix, s) == 0;
+}
+
+static void wait_as_set(void)
+{
+    const char *env = getenv("EIP_SLOWDNS_SECONDS");
+    struct timespec left = { env != NULL ? atoi(env) : 6, 0 };
+    while (nanosleep(&left, &left) != 0 && errno == EINTR)
+        ; /* the whole wait, as a resolver's timeout is not cut short by a signal */
 }
 
 int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res)
 {
     getaddrinfo_fn real;
-    if (is_slow(node)) {
-        const char *env = getenv("EIP_SLOWDNS_SECONDS");
-        struct timespec left = { env != NULL ? atoi(env) : 6, 0 };
-        while (nanosleep(&left, &left) != 0 && errno == EINTR)
-            ; /* the whole wait, as a resolver's timeout is not cut short by a signal */
+    if (ends_with(node, SLOW_SUFFIX)) {
+        wait_as_set();
         return EAI_AGAIN;
     }
     real = (getaddrinfo_fn)dlsym(RTLD_NEXT, "getaddrinfo");
     if (real == NULL)
         return EAI_SYSTEM;
+    if (ends_with(node, LATE_SUFFIX)) {
+        wait_as_set();
+        return real("127.0.0.1", service, hints, res);
+    }
     return real(node, service, hints, res);
 }

@@ -291,7 +291,9 @@
 --   there (52, "reset"). nil otherwise. (libcurl before 7.80 cannot say so: nil.)
 -- @tfield boolean interrupted libcurl's single requests only: true when a second caught
 --   interrupt (eip.core.catch_interrupts: Ctrl-C, SIGTERM, SIGHUP) aborted it in flight
---   (curl_code 42); the server may or may not have acted on it. nil otherwise.
+--   (curl_code 42); the server may or may not have acted on it, unless `unsent` says nothing
+--   of it went out. nil otherwise. (The first caught interrupt holds a single request back if
+--   nothing of it has gone out yet: `unsent` and `held_back`, 42, as a batch's halt_sends.)
 -- @tfield boolean unsent on failure only: true when nothing of the request was written to a
 --   connection (to the server, or to a plain-http proxy): its name did not resolve, the
 --   connection, the TLS handshake or the proxy's tunnel failed or timed out, or the request's
