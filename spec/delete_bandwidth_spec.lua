@@ -294,6 +294,20 @@ describe("delete_bandwidth", function()
     assert.equal(id, client:show_bandwidth(id).id)
   end)
 
+  -- A create answered 2xx without an id names nothing the caller can delete, though a bandwidth
+  -- may have been made (and billed): it is no success.
+  it("refuses a create answered without a usable bandwidth id, as one that may have acted", function()
+    for _, body in ipairs{ '{"bandwidth":{}}', '{"bandwidth":{"id":5}}', '{"bandwidth":{"id":"a/b"}}' } do
+      emu:inject{ method = "POST", status = 200, body = body, times = 1 }
+      local err = raised(client.create_bandwidth, client, { name = "noid", size = 5 })
+      assert.same({ "http", 200, "Unusable Answer" }, { err.kind, err.status, err.reason }, body)
+      assert.matches("id", err.message, 1, true)
+      assert.is_true(eip.could_have_acted(err), body)
+      assert.is_falsy(err.retryable)
+    end
+    assert.equal(3, fixture.count_requests(emu, "POST"))
+  end)
+
   -- A client fills the same request table at every call (eip.pipeline, reuse_requests): what one
   -- call set (a body, a query, a retry's attempt number) must never reach the next.
   it("sends each call of one client as its own request, whatever the call before it set", function()

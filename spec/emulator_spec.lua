@@ -346,6 +346,17 @@ describe("EIP emulator #once", function()
     it("answers 400 VPC.0301 for an id that is not a UUID", function()
       assert_vpc_error(call("GET", v1("/my-bandwidth-name")), 400, "VPC.0301")
     end)
+
+    -- A bandwidth seeded with an id of its own is listed and deleted: it is shown too (a drain
+    -- of it, a wait after its delete, read it).
+    it("shows a bandwidth seeded with an id of its own, as it lists and deletes it", function()
+      emu:create_bandwidth{ id = "bw-1", size = 5 }
+      local resp = call("GET", v1("/bw-1"))
+      assert.equal(200, resp.status, resp.body)
+      assert.equal("bw-1", resp.json.bandwidth.id)
+      assert.equal(204, call("DELETE", "/v2.0/" .. emu.project_id .. "/bandwidths/bw-1").status)
+      assert_vpc_error(call("GET", v1("/bw-1")), 400, "VPC.0301")
+    end)
   end)
 
   describe("list bandwidths", function()

@@ -117,6 +117,27 @@ describe("OpenResty #openresty", function()
       assert.equal(0, emu:stats().requests)
     end)
 
+    -- The library's usage error says whether an id held a piece of a credential ("not shown")
+    -- or quotes it: passed on, it let a caller find the token one character at a time.
+    it("answers every bad id with one text, whether or not it holds a piece of the token", function()
+      local bodies = {}
+      for i, id in ipairs{ "n-" .. emu.token:sub(1, 12) .. "!", "n-" .. ("x"):rep(12) .. "!" } do
+        local resp = delete(id)
+        assert_error(resp, 400, "usage")
+        bodies[i] = resp.body
+      end
+      assert.equal(bodies[1], bodies[2])
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    -- VPC.0306 for an upper-cased id says nothing of the bandwidth meant: no 404 ("gone").
+    it("answers 400, not 404, to the API's 404 for an id not shaped like the cloud's", function()
+      local id = shared_bandwidth()
+      local e = assert_error(delete(id:upper()), 400, "http")
+      assert.same({ 404, "VPC.0306" }, { e.status, e.code })
+      assert.is_table(emu:get_bandwidth(id))
+    end)
+
     it("passes the API's 400 on as 400", function()
       local id = shared_bandwidth{ share_type = "PER" }
       local e = assert_error(delete(id), 400, "http")
@@ -243,11 +264,13 @@ describe("OpenResty #openresty", function()
     -- EIP_TIMEOUT=5s became the default 30 s, EIP_MAX_ATTEMPTS=one the default 3, in silence:
     -- a number setting that is none stops nginx, naming it.
     it("does not start with a number setting that is no number, naming it", function()
-      for name, value in pairs{ EIP_TIMEOUT = "5s", EIP_MAX_ATTEMPTS = "one" } do
+      -- (the value is not quoted: a secret pasted into the wrong variable would be logged)
+      for name, value in pairs{ EIP_TIMEOUT = "5s-not-shown", EIP_MAX_ATTEMPTS = "one-not-shown" } do
         local ok, err = pcall(launcher.start, emu, { env = { [name] = value } })
         if ok then err:stop() end
         assert.is_false(ok, name)
         assert.matches(name .. " must be a number", tostring(err), 1, true)
+        assert.is_nil(tostring(err):find(value:sub(1, 3), 1, true), tostring(err))
       end
     end)
 

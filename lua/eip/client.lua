@@ -501,10 +501,12 @@ end
 --   other nginx workers (`rate_dict`): each request also takes its part of that
 -- @tparam[opt=true] boolean opts.adaptive slow down on throttling answers (see the README's
 --   Rate limits)
--- @tparam[opt] boolean|number opts.wait as for @{delete_bandwidth}, one time shared by the batch:
---   each deleted id gets `waited`, or `still_readable = true` when the time ran out (a repeated
---   id is waited for once, its positions get the same, and `summary.still_readable` counts
---   bandwidths)
+-- @tparam[opt] boolean|number opts.wait as for @{delete_bandwidth}, one time shared by the batch
+--   (its ids waited for one after the other): each deleted id gets `waited`, or
+--   `still_readable = true` when the time ran out while a read showed it, or `wait_error` when
+--   no read got an answer (their last error; `not_sent` when the time was spent before its turn,
+--   or a stop or a refused key left it unread) (a repeated id is waited for once, its positions
+--   get the same, and `summary.still_readable` counts bandwidths)
 -- @treturn {table,...} results in input order: the result table @{delete_bandwidth} returns, or
 --   the @{eip.error} (`ok = false`; kind `not_sent` or `interrupted` for ids a stop left)
 -- @treturn table summary `{ deleted, missing, failed, not_sent, repeated, total, elapsed,
@@ -634,7 +636,9 @@ local CREATE_OPTIONS = { name = true, size = true, charge_mode = true }
 --   most), `charge_mode` ("bandwidth", the default, or "95peak_plus")
 -- @treturn table the bandwidth as the API returns it (id, name, size, share_type = "WHOLE", ...)
 -- @treturn table `{ status, request_id, attempts, elapsed }`
--- @raise an eip error (`usage` before anything is sent)
+-- @raise an eip error (`usage` before anything is sent); an answer whose bandwidth has no id
+--   the client takes (none, or not a string of id characters) is an `http` error "Unusable
+--   Answer": a bandwidth may have been made, `eip.could_have_acted` says so
 function Client:create_bandwidth(opts)
   local r = runner_of(self, "create_bandwidth")
   opts = validate.options("options", opts, CREATE_OPTIONS)

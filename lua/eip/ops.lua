@@ -194,8 +194,15 @@ end
 
 local Create = kind{ name = "create_bandwidth", method = "POST" }
 
+-- The bandwidth made, or an unusable answer: one without an id the client could delete it by
+-- names nothing the caller can act on, though a bandwidth may have been made (and billed).
 function Create.result(op, resp, attempts, elapsed)
-  return { bandwidth = decoded_field(op, resp, "bandwidth", "table"), meta = meta(resp, attempts, elapsed) }
+  local bw = decoded_field(op, resp, "bandwidth", "table")
+  if not core.is_id(bw.id) then
+    error(errors.protocol(resp, op.method, op.path, bw.id == nil and "the answer's bandwidth has no id"
+      or "the answer's bandwidth id is no id the client takes"), 0)
+  end
+  return { bandwidth = bw, meta = meta(resp, attempts, elapsed) }
 end
 
 --- CreateSharedBandwidth (pay-per-use): the result is as for show_bandwidth. A create whose

@@ -116,12 +116,14 @@ end
 
 -- GET /v1/{project_id}/bandwidths/{bandwidth_id}. A bandwidth deleted less than the
 -- deleted_visible_for knob ago can still be read, as on the real service.
+-- (An id that names nothing is checked as the delete checks it, after the lookup: a bandwidth
+-- seeded with an id of its own, through the control API, is shown as it is listed and deleted.)
 function M.show(ctx)
-  if invalid_id(ctx.bandwidth_id) then return end
   local bw = owned_bandwidth(ctx.bandwidth_id, ctx.project_id)
   if not bw then
     bw = store.get_gone(ctx.bandwidth_id)
     if not (bw and bw.tenant_id == ctx.project_id) then
+      if invalid_id(ctx.bandwidth_id) then return end
       return not_found()
     end
   end
