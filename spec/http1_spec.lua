@@ -383,6 +383,16 @@ describe("http1 reader", function()
     assert.same({ 200, "hello", 28 }, { resp.status, resp.body, resp.curl_code })
   end)
 
+  -- (LuaJIT's "%d" of a number near 2^63 said "-9223372036854775808 bytes remaining")
+  it("says how many bytes a length near 2^63 left outstanding, under every interpreter", function()
+    for _, cut in ipairs{ "", "hello" } do
+      local resp, ok = read{ "HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775807\r\n\r\n" .. cut }
+      assert.is_nil(ok)
+      assert.equal(18, resp.curl_code)
+      assert.matches("^transfer closed with 92233720368547758%d%d bytes remaining to read$", resp.curl_error)
+    end
+  end)
+
   -- libcurl 7.88 keeps one close flag per connection through all the heads of an answer: a close
   -- announced by an interim head (Connection: close, or HTTP/1.0 without keep-alive) holds for an
   -- HTTP/1.1 final head, whatever it says; an HTTP/1.0 final head decides alone (closing unless

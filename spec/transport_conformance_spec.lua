@@ -358,6 +358,13 @@ describe("the transport contract, through both transports", function()
       arrange = raw(HEAD .. "X-Big: " .. string.rep("b", 102400 - 9) .. "\r\nContent-Length: 2\r\n\r\nok"),
       expect = { status = 200, curl_code = 27, error_kind = "protocol" } },
 
+    -- A line still short of the limit when the connection closes is a close, not a line too
+    -- long (the cosocket transport called it too long one byte early: another kind, and no
+    -- resend of a DELETE on a reused connection, as libcurl makes after a 52)
+    { name = "a status line of 102399 bytes without its end, then the close: no answer came",
+      arrange = raw("HTTP/1.1 204 " .. string.rep("a", 102399 - 13)),
+      expect = { status = 0, curl_code = 52, error_kind = "reset" } },
+
     { name = "a header block over 300 KiB",
       arrange = raw(HEAD, { raw_repeat = "X-Pad: " .. string.rep("p", 1000) .. "\r\n" }),
       expect = { status = 200, curl_code = 56, error_kind = "protocol" } },
@@ -384,6 +391,11 @@ describe("the transport contract, through both transports", function()
       arrange = raw(HEAD .. "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: "
         .. string.rep("t", contract.LIMITS.trailer_line - 4) .. "\r\n\r\n"),
       expect = { status = 200, body = "abc", curl_code = 56, error_kind = "protocol" } },
+
+    { name = "a trailer line of 4094 bytes without its end, then the close: the body cut short",
+      arrange = raw(HEAD .. "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX: "
+        .. string.rep("a", 4094 - 3)),
+      expect = { status = 200, body = "abc", curl_code = 18, error_kind = "reset" } },
 
     -- libcurl keeps every trailer line in its header store: an endless stream of them grew the
     -- memory (hundreds of MB) until the timeout, and the memory stayed held after the call.
@@ -537,6 +549,12 @@ describe("the transport contract, through both transports", function()
       req = { method = "HEAD" },
       arrange = raw("HTTP/1.1 200 OK\r\nContent-Length: 5000\r\nX-Request-Id: head-cl\r\n\r\n"),
       expect = { status = 200, request_id = "head-cl", curl_code = NONE } },
+    -- (libcurl checks an answer to a HEAD's Content-Length as any other's: only 1xx, 204 and
+    -- 304 have theirs ignored; the cosocket transport took an invalid one as a success)
+    { name = "an answer to a HEAD with an invalid Content-Length is unusable",
+      req = { method = "HEAD" },
+      arrange = raw("HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"),
+      expect = { status = 200, curl_code = 8, error_kind = "protocol" } },
     { name = "a 204 with an unknown coding is a 204",
       arrange = raw("HTTP/1.1 204 No Content\r\nTransfer-Encoding: foo\r\nX-Request-Id: te204\r\n\r\n"),
       expect = { status = 204, request_id = "te204", curl_code = NONE } },

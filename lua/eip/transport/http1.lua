@@ -278,7 +278,7 @@ local function next_line(x, limit, code, text, first)
       if not_http(concat(parts), 1, n) then return nil, refuse(x, NOT_HTTP) end
       prefix_checked = n >= 5
     end
-    if n >= limit - 1 then return nil, fail(x, code, text) end -- it cannot end in time any more
+    if n >= limit then return nil, fail(x, code, text) end -- it cannot end in time any more
     local data, why = receive(x, M.READ_SIZE)
     if not data then
       return nil, why
@@ -553,7 +553,9 @@ header_value = function(x, h, s, i, c, j)
     value = lower(value)
     if find(value, "close", 1, true) then h.close = true end
     if find(value, "keep-alive", 1, true) then h.keep_alive = true end
-  elseif h.bodyless then -- 204, 304, HEAD: libcurl ignores their Content-Length and Transfer-Encoding
+  elseif h.bodyless and not (h.head and field == "=length") then
+    -- 1xx, 204, 304: libcurl ignores their Content-Length and Transfer-Encoding; an answer to HEAD
+    -- has its Content-Length checked (invalid: 8; overflowing: the connection closed)
     return true
   elseif field == "=length" then
     local n = content_length(value)
@@ -588,13 +590,22 @@ header_value = function(x, h, s, i, c, j)
   return true
 end
 
+-- A count of bytes as "%d" says it, for any length a head may announce: LuaJIT's "%d" of a
+-- number at or near 2^63 (a double) overflows; such a number is a float in Lua 5.3+ only when it
+-- is no integer.
+local math_type = math.type
+local function count_text(n)
+  if n < 2 ^ 53 or (math_type and math_type(n) == "integer") then return format("%d", n) end
+  return format("%.0f", n)
+end
+
 -- The stream ended inside the head h of the final answer, after its status line: libcurl takes
 -- the answer as it is (status and headers so far, no body) unless the head announced a body.
 local function ended_in_head(x, h)
   if h.bodyless then return false end
   if h.chunked then return fail(x, 18, "transfer closed with outstanding read data remaining") end
   if h.length and h.length > 0 then
-    return fail(x, 18, format("transfer closed with %d bytes remaining to read", h.length))
+    return fail(x, 18, "transfer closed with " .. count_text(h.length) .. " bytes remaining to read")
   end
   return false
 end
@@ -639,6 +650,7 @@ local function new_head(x, status, version, method)
   -- an HTTP/1.1 head after it; an HTTP/1.0 head is closing anyway unless it says keep-alive.
   h.close = version >= 11 and x.closing
   h.keep_alive, h.chunked, h.codings, h.no_length = false, false, 0, false
+  h.head = method == "HEAD" and status >= 200 and status ~= 204 and status ~= 304
   return h
 end
 
@@ -810,7 +822,7 @@ local function read_length(x, length)
     local data, why = take(x, left)
     if not data then
       if why == "closed" then
-        return fail(x, 18, format("transfer closed with %d bytes remaining to read", left))
+        return fail(x, 18, "transfer closed with " .. count_text(left) .. " bytes remaining to read")
       end
       return nil
     end
@@ -920,7 +932,7 @@ local function trailers(x)
     end
     local e = find(x.buf, "[\r\n]", x.pos)
     while not e do
-      if #x.buf - x.pos + 1 > TRAILER_LINE_MAX then return fail(x, 56, TRAILER_TOO_LONG) end
+      if #x.buf - x.pos + 1 > TRAILER_LINE_MAX + 2 then return fail(x, 56, TRAILER_TOO_LONG) end
       local ok, why3 = more(x)
       if not ok then return chunk_failure(x, why3) end
       e = find(x.buf, "[\r\n]", x.pos)
