@@ -593,7 +593,7 @@ end
 -- A count of bytes as "%d" says it, for any length a head may announce: LuaJIT's "%d" of a
 -- number at or near 2^63 (a double) overflows; such a number is a float in Lua 5.3+ only when it
 -- is no integer.
-local math_type = math.type
+local math_type = rawget(math, "type") -- (Lua 5.3+)
 local function count_text(n)
   if n < 2 ^ 53 or (math_type and math_type(n) == "integer") then return format("%d", n) end
   return format("%.0f", n)
