@@ -215,6 +215,145 @@ describe("a client's hooks and debug log", function()
       assert.equal(1, emu:stats().requests)
       assert.is_nil(metrics:render():find("eip_retries_total", 1, true))
     end)
+
+    -- A request whose caller went away with it (here a coroutine closed in flight: a scheduler
+    -- that gave up; inside nginx a request that ended, see spec/openresty_spec.lua) never came
+    -- back to the pipeline: its on_response comes at the client's next call once its time is up
+    -- (its timeout and a second), "interrupted", `abandoned`, without status or elapsed.
+    describe("of a request whose caller went away with it", function()
+      local function responses(r)
+        local out = {}
+        for _, e in ipairs(r.seen) do
+          if e[1] == "response" then out[#out + 1] = e[2] end
+        end
+        return out
+      end
+
+      local function outcomes(r)
+        local out = {}
+        for i, info in ipairs(responses(r)) do out[i] = info.outcome end
+        return out
+      end
+
+      -- (coroutine.close: Lua 5.4; elsewhere the coroutine is dropped, and collected)
+      local function gone(co)
+        local close = rawget(coroutine, "close")
+        if close then assert(close(co)) end
+        collectgarbage()
+        collectgarbage()
+      end
+
+      local function sorted(list)
+        table.sort(list)
+        return list
+      end
+
+      it("come at the next call once its time is up, not while its coroutine may resume", function()
+        local r = recorder()
+        local real = require("eip.transport").new{}
+        local park = false
+        -- (the answer came; the caller's scheduler then holds, closes or drops the coroutine)
+        local c = fx.client{ on_response = r.on_response, timeout = 0.3, max_attempts = 1, transport = {
+          send = function(_, req)
+            local resp = real:send(req)
+            if park then coroutine.yield() end
+            return resp
+          end,
+          close = function() real:close() end } }
+        local ids = emu:create_bandwidths(6)
+        local function parked(id)
+          park = true
+          local co = coroutine.create(function() return c:delete_bandwidth(id) end)
+          assert(coroutine.resume(co))
+          park = false
+          assert.equal("suspended", coroutine.status(co))
+          return co
+        end
+        local closed, held = parked(ids[1]), parked(ids[2])
+        parked(ids[3]) -- (dropped: collected)
+        gone(closed)
+        closed = nil -- luacheck: ignore 311
+        collectgarbage()
+        c:delete_bandwidth(ids[4]) -- (before their time: not yet)
+        assert.same({ "ok" }, outcomes(r))
+        socket.sleep(1.4)
+        c:delete_bandwidth(ids[5])
+        local seen = responses(r)
+        assert.same({ "ok", "interrupted", "interrupted", "ok" }, outcomes(r))
+        assert.same(sorted{ ids[1], ids[3] }, sorted{ seen[2].bandwidth_id, seen[3].bandwidth_id })
+        for i = 2, 3 do
+          local info = seen[i]
+          assert.same({ "delete_bandwidth", "DELETE", 1, true, false },
+            { info.operation, info.method, info.attempt, info.abandoned, info.retry })
+          assert.is_nil(info.status)
+          assert.is_nil(info.elapsed)
+          assert.equal("/v2.0/" .. emu.project_id .. "/bandwidths/" .. info.bandwidth_id, info.path)
+        end
+        -- The coroutine merely held is resumed: its own answer, once.
+        local resumed, result = coroutine.resume(held)
+        assert.same({ true, 204 }, { resumed, result.status })
+        c:delete_bandwidth(ids[6])
+        assert.same({ "ok", "interrupted", "interrupted", "ok", "ok", "ok" }, outcomes(r))
+        assert.equal(ids[2], responses(r)[5].bandwidth_id)
+        -- metrics count them, outside the latency histogram (their duration is not known)
+        local metrics = eip.metrics()
+        for _, info in ipairs(responses(r)) do metrics.on_response(info) end
+        local text = metrics:render()
+        assert.matches('eip_requests_total{operation="delete_bandwidth",outcome="interrupted",status="none"} 2\n',
+          text, 1, true)
+        assert.matches('eip_request_duration_seconds_count{operation="delete_bandwidth"} 4\n', text, 1, true)
+      end)
+
+      -- (Yielding across the batch's pcall needs Lua 5.2+ or LuaJIT.)
+      it("come for a batch whose coroutine went away in its on_result, its requests in flight", function()
+        if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then return end
+        local r = recorder()
+        local c = fx.client{ on_response = r.on_response, timeout = 0.3, max_attempts = 1 }
+        local ids = emu:create_bandwidths(5)
+        -- (the first goes alone; then the second answers while the two slow ones are in flight)
+        for i = 3, 4 do emu:inject{ method = "DELETE", path = emu:delete_path(ids[i]), action = "slow", delay = 1 } end
+        local co = coroutine.create(function()
+          return c:delete_bandwidths({ ids[1], ids[2], ids[3], ids[4] }, { concurrency = 4,
+            on_result = function(i) if i == 2 then coroutine.yield() end end })
+        end)
+        assert(coroutine.resume(co))
+        assert.equal("suspended", coroutine.status(co))
+        gone(co)
+        co = nil -- luacheck: ignore 311
+        collectgarbage()
+        assert.same({ "ok", "ok" }, outcomes(r))
+        socket.sleep(1.4)
+        c:delete_bandwidth(ids[5])
+        local seen = responses(r)
+        assert.same({ "ok", "ok", "interrupted", "interrupted", "ok" }, outcomes(r))
+        assert.same(sorted{ ids[3], ids[4] }, sorted{ seen[3].bandwidth_id, seen[4].bandwidth_id })
+        assert.same({ true, true }, { seen[3].abandoned, seen[4].abandoned })
+      end)
+
+      -- A batch that takes its answers later than their time (its on_result runs that long) is
+      -- still there to give their on_response: a call meanwhile reports none of them.
+      it("do not come for a batch that takes its answers late, alive", function()
+        local r = recorder()
+        local c = fx.client{ on_response = r.on_response, timeout = 0.3, max_attempts = 1 }
+        local ids = emu:create_bandwidths(4)
+        local other = emu:create_bandwidth{ size = 1 }
+        c:delete_bandwidths({ ids[1], ids[2], ids[3], ids[4] }, { concurrency = 4,
+          on_result = function(i)
+            if i == 2 then
+              socket.sleep(1.4)
+              c:show_bandwidth(other)
+            end
+          end })
+        -- (one may be put back once, "not_sent": it timed out unsent while on_result held the batch)
+        local per_id = {}
+        for _, info in ipairs(responses(r)) do
+          assert.is_nil(info.abandoned, cjson.encode(info))
+          if not info.not_sent then per_id[info.bandwidth_id] = (per_id[info.bandwidth_id] or 0) + 1 end
+        end
+        for _, id in ipairs(ids) do assert.equal(1, per_id[id], id) end
+        assert.equal(1, per_id[other])
+      end)
+    end)
   end)
 
   describe("the debug log", function()

@@ -985,5 +985,121 @@ describe("OpenResty #openresty", function()
         for _, r in ipairs(emu:requests()) do assert.are_not.equal("DELETE", r.method) end
       end)
     end)
+
+    -- nginx ends a request (its client hung up, with lua_check_client_abort on; ngx.exit from
+    -- another light thread) and its coroutine with it, wherever it is: a delete whose request had
+    -- gone out never came back to the pipeline, and its on_response never ran (metrics counted
+    -- nothing of a request the API got, and may have carried out). It is reported, "interrupted",
+    -- by the client's next call once its time is up (its timeout and a second after it was sent):
+    -- until then it may be a call of another request of the worker still waiting for its answer.
+    describe("an attempt whose request nginx ended", function()
+      -- A shared client whose on_response keeps what it is told (/t/responses/<name>).
+      local function recording_client(name)
+        assert.equal(200, request("POST", "/t/shared_client/" .. name, cjson.encode{ endpoint = emu.url,
+          token = emu.token, project_id = emu.project_id, metadata_url = false, timeout = 1, max_attempts = 1,
+          record = true }).status)
+      end
+
+      local function responses(name)
+        return request("GET", "/t/responses/" .. name).json
+      end
+
+      local function outcomes(seen)
+        local out = {}
+        for i, info in ipairs(seen) do out[i] = info.outcome end
+        return out
+      end
+
+      -- Waits until the API has seen n DELETEs.
+      local function deletes_seen(n)
+        local deadline = socket.gettime() + 5
+        while true do
+          local seen = 0
+          for _, r in ipairs(emu:requests()) do
+            if r.method == "DELETE" then seen = seen + 1 end
+          end
+          if seen >= n then return end
+          assert(socket.gettime() < deadline, "the API saw " .. seen .. " DELETEs, not " .. n)
+          socket.sleep(0.01)
+        end
+      end
+
+      -- One delete of the shared client `name`, answered.
+      local function delete_with(name, id)
+        local out = request("GET", "/t/shared/" .. name .. "/" .. id).json
+        assert.same({ true, 204 }, { out.ok, out.status }, cjson.encode(out))
+      end
+
+      local function assert_interrupted(info, id)
+        assert.same({ "delete_bandwidth", "DELETE", id, 1, "interrupted", true, false },
+          { info.operation, info.method, info.bandwidth_id, info.attempt, info.outcome, info.abandoned, info.retry },
+          cjson.encode(info))
+        assert.is_nil(info.status)
+        assert.is_nil(info.elapsed) -- (not known: metrics' histogram leaves it out)
+      end
+
+      it("gets its on_response, interrupted, when the client that asked for it hung up", function()
+        recording_client("hangup")
+        local ids = { shared_bandwidth(), shared_bandwidth(), shared_bandwidth() }
+        emu:inject{ method = "DELETE", path = emu:delete_path(ids[1]), action = "slow", delay = 0.8 }
+        local sock = start_request("GET", "/t/shared_hangup/hangup/" .. ids[1])
+        deletes_seen(1)
+        local sent_at = socket.gettime()
+        sock:close() -- (nginx ends the request: 499)
+        socket.sleep(0.2)
+        -- Not yet: it could still be a call waiting for its answer.
+        delete_with("hangup", ids[2])
+        assert.same({ "ok" }, outcomes(responses("hangup")))
+        -- Once its timeout (1 s) and a second have passed, the next call reports it first.
+        socket.sleep(math.max(0, sent_at + 2.2 - socket.gettime()))
+        delete_with("hangup", ids[3])
+        local seen = responses("hangup")
+        assert.same({ "ok", "interrupted", "ok" }, outcomes(seen))
+        assert_interrupted(seen[2], ids[1])
+        assert.equal(ids[3], seen[3].bandwidth_id)
+        -- Once.
+        delete_with("hangup", shared_bandwidth())
+        assert.same({ "ok", "interrupted", "ok", "ok" }, outcomes(responses("hangup")))
+      end)
+
+      it("gets its on_response, interrupted, when another light thread ended the request", function()
+        recording_client("exited")
+        local ids = { shared_bandwidth(), shared_bandwidth() }
+        emu:inject{ method = "DELETE", path = emu:delete_path(ids[1]), action = "slow", delay = 0.8 }
+        local t0 = socket.gettime()
+        assert.equal(504, request("GET", "/t/shared_abandon/exited/" .. ids[1]).status) -- (ngx.exit after 0.2 s)
+        assert.same({}, responses("exited"))
+        socket.sleep(math.max(0, t0 + 2.2 - socket.gettime()))
+        delete_with("exited", ids[2])
+        local seen = responses("exited")
+        assert.same({ "interrupted", "ok" }, outcomes(seen))
+        assert_interrupted(seen[1], ids[1])
+      end)
+
+      it("gets its on_response, interrupted, for each request of a batch whose client hung up", function()
+        recording_client("batch")
+        local ids = { shared_bandwidth(), shared_bandwidth(), shared_bandwidth(), shared_bandwidth() }
+        -- (the batch's first request goes alone: answered, then the two slow ones go together)
+        for i = 2, 3 do
+          emu:inject{ method = "DELETE", path = emu:delete_path(ids[i]), action = "slow", delay = 0.8 }
+        end
+        local sock = start_request("POST", "/t/shared_batch_hangup/batch", cjson.encode{ ids = { ids[1], ids[2],
+          ids[3] }, concurrency = 4 })
+        deletes_seen(3)
+        local sent_at = socket.gettime()
+        sock:close()
+        socket.sleep(math.max(0, sent_at + 2.2 - socket.gettime()))
+        assert.same({ "ok" }, outcomes(responses("batch")))
+        delete_with("batch", ids[4])
+        local seen = responses("batch")
+        assert.same({ "ok", "interrupted", "interrupted", "ok" }, outcomes(seen))
+        local reported = { seen[2].bandwidth_id, seen[3].bandwidth_id }
+        table.sort(reported)
+        local expected = { ids[2], ids[3] }
+        table.sort(expected)
+        assert.same(expected, reported)
+        for i = 2, 3 do assert_interrupted(seen[i], seen[i].bandwidth_id) end
+      end)
+    end)
   end)
 end)

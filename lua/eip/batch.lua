@@ -504,8 +504,13 @@ function Run:start(job)
     if err.cancelled and self.stopped then return self:unready(job) end
     return self:settle(job, job.call:failure(err, true))
   end
+  -- (its on_response is this batch's to give, however late it takes the answer: see pipeline.hold)
+  if self.runner.on_response then pipeline.hold(self.runner, job.call, self) end
+  self.waiting = true
   local ok, slot, why = pcall(self.driver.start, self.driver, request)
+  self.waiting = false
   if not (ok and slot) then
+    pipeline.forget(self.runner, job.call)
     release(self.runner.provider, job.call) -- a place held for a request that never went
     if not ok then error(slot, 0) end
     error("eip: batch: cannot start a request: " .. tostring(why), 0)
@@ -541,6 +546,18 @@ function Run:dropped(unsent)
         dropped_error(job, slot, unsent), "fail")
     end
   end
+end
+
+-- The driver's next answer (see Drivers), waited for at most `timeout` seconds. Meanwhile the
+-- batch is `waiting`: only then may its requests in flight be taken for abandoned once their time
+-- is up, by a call that runs while it waits (inside nginx, where a request that ends ends the
+-- batch's coroutine with it, wherever it was: see eip.pipeline's Runner:abandoned); elsewhere (an
+-- on_result, a login) it may take their answers later than that.
+function Run:next_answer(timeout)
+  self.waiting = true
+  local slot, resp = self.driver:next(timeout)
+  self.waiting = false
+  return slot, resp
 end
 
 function Run:completed(slot, resp)
@@ -789,7 +806,7 @@ function Run:poll_cancel()
     self:halt_driver()
     local held = {}
     while self.driver:pending() > 0 do
-      local slot, resp = self.driver:next(0)
+      local slot, resp = self:next_answer(0)
       if not slot then break end
       -- (held back and unsent both: a transport's word that nothing of it went out)
       if type(resp) == "table" and resp.held_back and resp.unsent then
@@ -926,7 +943,7 @@ function Run:loop()
       end
     else
       self.wait_left = nil
-      local slot, resp = driver:next(math.max(0, math.min(self.cancel and M.CANCEL_INTERVAL or MAX_WAIT, wait)))
+      local slot, resp = self:next_answer(math.max(0, math.min(self.cancel and M.CANCEL_INTERVAL or MAX_WAIT, wait)))
       if slot then self:completed(slot, resp) end
     end
   end
@@ -1033,7 +1050,7 @@ function M.run(runner, ids, opts)
   local run = setmetatable({
     runner = runner, missing_ok = o.missing_ok, on_result = o.on_result,
     cancel = errors.guarded(o.cancel, runner.log, "cancel", "stop"), -- one that raises: stop
-    heard = false, abort_done = false, halt = false,
+    heard = false, abort_done = false, halt = false, waiting = false,
     started = core.monotime(), results = {}, repeats = {}, probing = true,
     summary = { deleted = 0, missing = 0, failed = 0, not_sent = 0, repeated = 0, throttled = 0, total = n,
       elapsed = 0 },

@@ -58,7 +58,7 @@ Runner.__index = Runner
 -- field through a slower path (luaV_finishget) than a present one, and writes one (to nil, or
 -- over nil) through a slower one still; a call made dozens of such reads and writes.
 local OPTIONAL = { "log", "on_request", "on_response", "bucket", "endpoint_proxy", "deadline", "secrets",
-  "project_missing", "multi_busy", "multi_owner",
+  "project_missing", "multi_busy", "multi_owner", "outstanding", "outstanding_owners", "outstanding_due",
   "warned_clear", "multi_handle", "shared_headers", "fetch_once", "fetch_budget", "project_fetch" }
 -- The same for the provider's fields a call reads (see eip.auth): kept in the provider itself,
 -- its class's value (a method) or false.
@@ -473,7 +473,7 @@ function Runner:call(op)
   -- call: see "LuaJIT" in eip.transport.http1.
   local call = setmetatable({ runner = self, op = op, attempts = 0, refreshed = false, started = false,
     deadline = false, epoch = false, req = false, last_error = false, unanswered = false, seq = false,
-    shared_seq = false, seq_prefix = false }, Call)
+    shared_seq = false, seq_prefix = false, outstanding = false }, Call)
   return call
 end
 
@@ -665,6 +665,54 @@ local function cancelled(call)
   return err
 end
 
+--- How long after its timeout an attempt handed to the transport may still be waited for by a
+-- caller (seconds): past that, one that has had no on_response is taken for abandoned (see
+-- Runner:abandoned), as a signing place is freed (see M.admit).
+M.ABANDONED_MARGIN = 1
+
+--- Counts call's attempt, about to be handed to the transport with `timeout`, as outstanding
+-- until its on_response (Call:observed): a fresh entry (the call's state is used again by later
+-- calls) with what on_response needs, the time past which it is taken for abandoned, and,
+-- outside nginx off the main thread, its coroutine (held weakly; inside nginx the coroutines
+-- of ended requests serve new ones: see request_of).
+local function outstanding(runner, call, timeout)
+  local op = call.op
+  local entry = { due = monotime() + timeout + M.ABANDONED_MARGIN, operation = op.name, method = op.method,
+    path = op.path, bandwidth_id = op.resource, attempt = call.attempts }
+  local entries = runner.outstanding
+  if not entries then
+    entries = {}
+    runner.outstanding, runner.outstanding_owners = entries, setmetatable({}, WEAK_VALUES)
+  end
+  entries[entry] = true
+  local due = runner.outstanding_due
+  if not due or entry.due < due then runner.outstanding_due = entry.due end
+  if rawget(_G, "ngx") == nil then
+    local co, main = co_running()
+    if co and not main then runner.outstanding_owners[entry] = co end
+  end
+  call.outstanding = entry
+end
+
+--- Call's attempt, counted as outstanding, no longer is, without an on_response: the transport
+-- raised (a caller's bug), or never had it (a batch's driver could not start it).
+function M.forget(runner, call)
+  local entry = call.outstanding
+  if entry then
+    call.outstanding = false
+    runner.outstanding[entry], runner.outstanding_owners[entry] = nil, nil
+  end
+end
+
+--- Call's outstanding attempt belongs to `holder` (a batch: eip.batch's Run), held weakly: while
+-- the holder lives and is not `waiting` for its transfers, it may take its answers later than
+-- their time (an on_result, a login, a hook of its own that yields), and they are not taken for
+-- abandoned. Outside nginx off the main thread, the coroutine's liveness says it already.
+function M.hold(runner, call, holder)
+  local entry = call.outstanding
+  if entry and runner.outstanding_owners[entry] == nil then runner.outstanding_owners[entry] = holder end
+end
+
 --- Builds and authenticates the next attempt. Returns the transport's request, or nil and the
 -- eip error of the credentials step (IAM refused or unreachable: give it to `failure` with
 -- `from_credentials`). Raises what is not an eip error (a bug keeps its traceback). `halt` (see
@@ -784,6 +832,13 @@ function Call:request(halt)
     end
   end
   if runner.on_request then self:announced() end
+  if runner.on_response then
+    -- Attempts of earlier calls that went out and whose callers are gone, reported first; then
+    -- this one counted as outstanding until its on_response (see Runner:abandoned).
+    local due = runner.outstanding_due
+    if due and monotime() >= due then runner:abandoned() end
+    outstanding(runner, self, req.timeout)
+  end
   -- (nothing yields from here until the transport has it: see free_abandoned)
   local provider = runner.provider
   if provider and provider.unsent then disown(provider, self) end
@@ -1005,6 +1060,15 @@ function Call:announced()
 end
 
 function Call:observed(resp, err, action)
+  local entry = self.outstanding
+  if entry then
+    self.outstanding = false
+    local runner = self.runner
+    -- Already reported as abandoned (its caller outlived the time it was given: see
+    -- Runner:abandoned): each attempt gets one on_response.
+    if not runner.outstanding[entry] then return end
+    runner.outstanding[entry], runner.outstanding_owners[entry] = nil, nil
+  end
   local op = self.op
   local outcome = "ok"
   if err then
@@ -1018,6 +1082,52 @@ function Call:observed(resp, err, action)
     code = err and err.code, outcome = outcome, elapsed = resp.elapsed, bytes = #(resp.body or ""),
     request_id = resp.request_id, retry = action == "retry", resent = resp.resent or nil,
     not_sent = resp.dropped_unsent or nil })
+end
+
+-- Is the owner of an outstanding attempt (see outstanding, M.hold) known to be alive: a
+-- coroutine not dead, or a batch that lives and is not waiting for its transfers (which, taken
+-- in time, would have been observed)? nil: none, or collected.
+local function alive(owner)
+  if owner == nil then return false end
+  if type(owner) == "thread" then return co_status(owner) ~= "dead" end
+  return not owner.waiting
+end
+
+--- Reports the outstanding attempts (see outstanding) that are abandoned: handed to the
+-- transport, their on_response never given, past their time (their timeout and
+-- ABANDONED_MARGIN) and with no owner known to be alive. Their caller went away with them:
+-- inside nginx, a request that ended (its client hung up with lua_check_client_abort on, an
+-- ngx.exit from another light thread) ended its coroutine wherever it was; outside nginx, a
+-- coroutine closed or collected in flight (a scheduler that gave up on it). The request may have
+-- been carried out: on_response hears of it as "interrupted", with `abandoned = true`, no
+-- status and no elapsed (not known), in this coroutine. Called as an attempt of any of the
+-- runner's calls starts (Call:request), when one may be due. An attempt whose caller was only
+-- late (a transport past its timeout) is not reported again once it is observed.
+function Runner:abandoned()
+  local entries, owners = self.outstanding, self.outstanding_owners
+  local now = monotime()
+  local found, due = nil, false
+  for entry in pairs(entries) do
+    local at = entry.due
+    if at <= now then
+      if not alive(owners[entry]) then
+        found = found or {}
+        found[#found + 1] = entry
+      else
+        at = now + M.ABANDONED_MARGIN -- (looked at again then, not at every call meanwhile)
+      end
+    end
+    if at > now and (not due or at < due) then due = at end
+  end
+  self.outstanding_due = due
+  if not found then return end
+  -- (out of the lists first: a hook may call the client, which looks here again)
+  for _, entry in ipairs(found) do entries[entry], owners[entry] = nil, nil end
+  for _, entry in ipairs(found) do
+    notify(self, self.on_response, { operation = entry.operation, method = entry.method, path = entry.path,
+      bandwidth_id = entry.bandwidth_id, attempt = entry.attempt, outcome = "interrupted", bytes = 0,
+      retry = false, abandoned = true })
+  end
 end
 
 -- A uniform wait in [a, b]: from OpenSSL's generator (core.random), which differs between
@@ -1456,6 +1566,7 @@ function Runner:run(op, cancel, abort)
       if not ok then
         if resp ~= nil and resp ~= false then
           release(self.provider, call)
+          M.forget(self, call)
           spare(self, call)
           error(resp, 0)
         end

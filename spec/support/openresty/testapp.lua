@@ -249,14 +249,30 @@ end
 -- once, as the example's does.
 local shared_clients = {}
 
--- POST {...eip.new options}: makes (or replaces) the shared client `name`.
+-- What the on_response of each recording shared client was told, by name, in order.
+local responses = {}
+
+-- POST {...eip.new options, record = true?}: makes (or replaces) the shared client `name`; with
+-- `record`, its on_response keeps each info for /t/responses/<name>.
 function M.shared_client(name)
   ngx.req.read_body()
   local options = cjson.decode(ngx.req.get_body_data() or "")
   if type(options) ~= "table" then return reply(400, { error = "POST the options" }) end
   if shared_clients[name] then shared_clients[name]:close() end
+  if options.record then
+    local kept = {}
+    responses[name], options.record = kept, nil
+    options.on_response = function(info) kept[#kept + 1] = info end
+  end
   shared_clients[name] = eip.new(options)
   return reply(200, { ok = true, pid = ngx.worker.pid() })
+end
+
+-- The infos the on_response of the recording shared client `name` was given so far.
+function M.responses(name)
+  -- (an empty list as a JSON array: cjson encodes an empty table as an object)
+  local kept = responses[name] or {}
+  return reply(200, #kept > 0 and kept or "[]")
 end
 
 -- One delete with the shared client `name`, described: ok, phase, took (seconds), the result's
