@@ -670,14 +670,18 @@ end
 -- Runner:abandoned), as a signing place is freed (see M.admit).
 M.ABANDONED_MARGIN = 1
 
+local watch -- (see below)
+
 --- Counts call's attempt, about to be handed to the transport with `timeout`, as outstanding
 -- until its on_response (Call:observed): a fresh entry (the call's state is used again by later
 -- calls) with what on_response needs, the time past which it is taken for abandoned, and,
 -- outside nginx off the main thread, its coroutine (held weakly; inside nginx the coroutines
--- of ended requests serve new ones: see request_of).
+-- of ended requests serve new ones: see request_of). Inside nginx the worker's timer watches
+-- the runner (see watch).
 local function outstanding(runner, call, timeout)
   local op = call.op
-  local entry = { due = monotime() + timeout + M.ABANDONED_MARGIN, operation = op.name, method = op.method,
+  local now = monotime()
+  local entry = { due = now + timeout + M.ABANDONED_MARGIN, operation = op.name, method = op.method,
     path = op.path, bandwidth_id = op.resource, attempt = call.attempts }
   local entries = runner.outstanding
   if not entries then
@@ -687,9 +691,12 @@ local function outstanding(runner, call, timeout)
   entries[entry] = true
   local due = runner.outstanding_due
   if not due or entry.due < due then runner.outstanding_due = entry.due end
-  if rawget(_G, "ngx") == nil then
+  local ngx = rawget(_G, "ngx")
+  if ngx == nil then
     local co, main = co_running()
     if co and not main then runner.outstanding_owners[entry] = co end
+  else
+    watch(ngx, runner, entry.due, now)
   end
   call.outstanding = entry
 end
@@ -1128,6 +1135,56 @@ function Runner:abandoned()
       bandwidth_id = entry.bandwidth_id, attempt = entry.attempt, outcome = "interrupted", bytes = 0,
       retry = false, abandoned = true })
   end
+end
+
+-- Inside nginx, one timer of the worker's at a time reports the abandoned attempts of every
+-- runner that has outstanding ones once their time is up (Runner:abandoned), so that they do not
+-- wait for the client's next call (which may never come: a client used once an hour). `watched`:
+-- those runners (held weakly: a client dropped takes its entries with it); `watch_at`: when the
+-- armed timer fires (false: none armed); `watch_generation`: the armed timer's number (one that
+-- an earlier arming replaced reports, but arms no other). A timer that nginx refuses (all of
+-- lua_max_pending_timers taken) or never runs (all of lua_max_running_timers busy) is tried
+-- again no sooner than a second, or its time, later; meanwhile the next call reports them.
+local watched = setmetatable({}, { __mode = "k" })
+local watch_at, watch_generation = false, 0
+
+local arm
+
+-- The timer: Runner:abandoned for each watched runner with an entry due (a snapshot of them:
+-- hooks may yield, and other calls watch more runners meanwhile), then armed again for the
+-- earliest entry left, unless nginx is exiting (premature: entries not due are lost with the
+-- worker, as a killed worker's are).
+local function watching(premature, generation)
+  local current = generation == watch_generation
+  if current then watch_at = false end
+  local runners = {}
+  for runner in pairs(watched) do runners[#runners + 1] = runner end
+  local next_at = false
+  for _, runner in ipairs(runners) do
+    local due = runner.outstanding_due
+    if due and monotime() >= due then runner:abandoned() end
+    due = runner.outstanding_due
+    if not due then
+      watched[runner] = nil
+    elseif not next_at or due < next_at then
+      next_at = due
+    end
+  end
+  if next_at and current and not premature and not watch_at then arm(rawget(_G, "ngx"), next_at, monotime()) end
+end
+
+-- Arms the timer for `at` (monotonic seconds; `now`: the time now).
+arm = function(ngx, at, now)
+  watch_generation = watch_generation + 1
+  local ok, made = pcall(ngx.timer.at, max(0, at - now), watching, watch_generation)
+  watch_at = (ok and made) and at or now + 1
+end
+
+-- runner has an attempt outstanding until `due` (inside nginx): watched, the timer armed for it
+-- unless one fires first.
+watch = function(ngx, runner, due, now)
+  watched[runner] = true
+  if not watch_at or due < watch_at or now > watch_at then arm(ngx, due, now) end
 end
 
 -- A uniform wait in [a, b]: from OpenSSL's generator (core.random), which differs between
