@@ -113,7 +113,11 @@ M._VERSION = client.VERSION
 -- @tparam[opt] function opts.on_response `function(info)` after each attempt: the same and
 --   `status, code, outcome ("ok", "http", the transport kind, "proxy" or "interrupted"), elapsed,
 --   bytes, request_id, retry` (another attempt is planned), `resent` (sent twice: a kept-alive
---   connection died unanswered); a hook that raises does not break the call
+--   connection died unanswered); a hook that raises does not break the call. An attempt whose
+--   caller went away with it in flight (inside nginx a request that ended: its client hung up,
+--   an ngx.exit; elsewhere a coroutine closed or collected) gets it once its timeout and a second
+--   have passed, at the client's next call or from a timer inside nginx: "interrupted",
+--   `abandoned = true`, no status, no elapsed
 -- @treturn eip.client the client; its fields (read them, never set them): `endpoint`, `project_id`
 --   (nil until learnt, without one given), `auth` (how it authenticates: "token", "aksk", "iam" or
 --   "metadata"; "aksk" and "metadata" sign, at most four requests in flight), `transport`

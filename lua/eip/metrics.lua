@@ -11,7 +11,8 @@
 -- operation's name, so the number of series stays small):
 --   eip_requests_total{operation, outcome, status}   every attempt; outcome "ok", "http", the
 --                                                     transport kind ("timeout", "reset", ...),
---                                                     "proxy" or "interrupted" (a batch aborted)
+--                                                     "proxy" or "interrupted" (a batch aborted,
+--                                                     or its caller went away: `abandoned`)
 --   eip_retries_total{operation}                     attempts that were retries (the second and
 --                                                     later: one planned and never sent is none)
 --   eip_resends_total{operation}                     attempts sent twice on the wire (a kept-alive

@@ -989,7 +989,8 @@ end
 -- attempt; after it also status, code, outcome ("ok", "http", the transport kind, "proxy", or
 -- "interrupted"),
 -- elapsed, bytes, request_id, retry (whether another attempt is planned) and resent (sent twice:
--- a kept-alive connection died unanswered). A hook that raises
+-- a kept-alive connection died unanswered); abandoned (its caller went away with it: reported
+-- late, see Runner:abandoned). A hook that raises
 -- does not break the call: its error goes to the debug log.
 
 -- Lua 5.1's main coroutine, which coroutine.running() gives as nil.
