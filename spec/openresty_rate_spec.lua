@@ -184,6 +184,38 @@ describe("OpenResty: a rate shared by the workers #openresty", function()
     assert.equal(2, emu:stats().tokens_issued)
   end)
 
+  -- The logins take their slots of the shared rate like any request, before the calls that wait
+  -- for them take theirs. Each call took its slot first, then waited for the login, which took
+  -- the next free one: the deletes waiting for it went out at once behind it (their slots long
+  -- passed), three requests within 2 ms in each worker.
+  for _, case in ipairs{ { name = "single calls at once", calls = true }, { name = "a batch" } } do
+  it("two workers' IAM logins and the calls waiting for them keep to the shared rate: " .. case.name, function()
+    local rate = 4
+    local ids = { emu:create_bandwidths(3), emu:create_bandwidths(3) }
+    emu:reset_counters()
+    local results = iam_job(ids, { auth = emu:iam_auth(), signing_dict = "eip_signing", rate = rate,
+      calls = case.calls })
+    local starts = {}
+    for worker = 0, 1 do
+      local r = results[tostring(worker)]
+      assert.equal(3, r.deleted, "worker " .. worker .. ": " .. cjson.encode(results))
+      for _, s in ipairs(r.starts) do starts[#starts + 1] = { method = s[1], time = s[2], worker = worker } end
+    end
+    assert.equal(8, #starts, cjson.encode(results)) -- a login and three deletes in each worker
+    table.sort(starts, function(a, b) return a.time < b.time end)
+    -- (as above: a quarter of the interval for scheduling; one pair allowed, at the start)
+    local together = {}
+    for i = 2, #starts do
+      local a, b = starts[i - 1], starts[i]
+      if b.time - a.time < 0.25 / rate then
+        together[#together + 1] = string.format("%s (worker %d) and %s (worker %d) %.3f s apart", a.method, a.worker,
+          b.method, b.worker, b.time - a.time)
+      end
+    end
+    assert.is_true(#together <= 1, #together .. " pairs went together: " .. table.concat(together, "; "))
+  end)
+  end
+
   -- The same with the ECS metadata service's temporary keys, in single calls each worker's client
   -- makes at once, from its first: calls admitted before any key was fetched took no place in
   -- the workers' shared counts, and the 401s that came while a worker renewed its keys were

@@ -551,6 +551,45 @@ describe("rates and throttling against the emulator", function()
     assert.equal(1, emu:stats().requests)
   end)
 
+  -- An IAM password client's login takes a slot like any request. A call took its slot first,
+  -- then logged in as its request was signed: the login went in the next slot and the delete
+  -- right behind it (its slot passed meanwhile), two requests together; the same at each renewal.
+  -- Timed on a clock that only moves when the code sleeps: each request's start is exact.
+  it("spaces an IAM login (the first, and a renewal) from the calls that wait for it", function()
+    local real_time = os.time
+    local ok, err = pcall(function()
+      for _, mode in ipairs{ "calls", "batch", "renewal" } do
+        emu:set_token_ttl(3600) -- renewed 600 s ahead of expiry
+        local t = fake_time()
+        local starts = {}
+        local c = fx.client{ token = fixture.NONE, auth = emu:iam_auth(), rate = 10, clock = t.clock, sleep = t.sleep,
+          on_request = function(r) starts[#starts + 1] = { r.method, t.now } end }
+        local ids = emu:create_bandwidths(3)
+        if mode == "renewal" then
+          assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+          starts = {}
+          os.time = function(x) return x and real_time(x) or real_time() + 3010 end -- luacheck: ignore 122
+        end
+        if mode == "batch" then
+          local _, summary = c:delete_bandwidths(ids, { concurrency = 4 })
+          assert.equal(3, summary.deleted)
+        else
+          for _, id in ipairs(ids) do assert.equal(204, c:delete_bandwidth(id).status) end
+        end
+        os.time = real_time -- luacheck: ignore 122
+        assert.equal(4, #starts, mode)
+        assert.equal("POST", starts[1][1], mode .. ": the login first")
+        for i = 2, #starts do
+          close_to(0.1, starts[i][2] - starts[i - 1][2], mode .. ": " .. starts[i][1] .. " " .. i .. " after "
+            .. starts[i - 1][1])
+        end
+        fx.reset()
+      end
+    end)
+    os.time = real_time -- luacheck: ignore 122
+    assert(ok, err)
+  end)
+
   it("refuses bad rate options before sending", function()
     assert.equal("rate", raised(eip.new, fx.options{ rate = 0 }).argument)
     assert.equal("burst", raised(eip.new, fx.options{ burst = 2 }).argument)

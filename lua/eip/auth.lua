@@ -16,6 +16,9 @@
 --                                  the request of the call that needs them, for how long it waits
 --                                  for another call's fetch: see fetch_once; `halt`: what may
 --                                  stop the fetch, or that wait: eip.pipeline's halt)
+--   provider:due()                 (IAM, metadata) must credentials be fetched, or another call's
+--                                  fetch waited for, before a call takes its slot of the rate or
+--                                  a signing place (eip.pipeline's keys_first)?
 --   provider.fallible              true when apply may raise (IAM: the token request failed)
 --   provider.refresh               nil, or function(provider, runner, halt?): new credentials after a
 --                                  401 (IAM, metadata); returns false when they are the same
@@ -966,6 +969,25 @@ local function renewal_due(self)
   if (self.token or self.keys) == nil or os.time() < self.refresh_at then return false end
   local failed = self.failed
   return not failed or (failed.until_ ~= nil and core.monotime() >= failed.until_)
+end
+
+--- Must a token be fetched, or a fetch under way waited for, before the next request takes its
+-- slot of the client's `rate` (none yet, another call logging in, one due for renewal)?
+-- eip.pipeline's keys_first then does it first (as for eip.auth's Metadata:due). A call that
+-- took its slot and then logged in as its request was signed sent its login in the next free
+-- slot and its own request right behind it (its slot long passed): two requests together,
+-- and inside nginx every call that waited for that login went out at once with it.
+-- A renewal is due here too, unlike temporary keys merely due (renewed as they sign, see
+-- Metadata:due): the same burst came at each renewal; and the reason keys are not renewed first,
+-- a renewal twice per call for keys already due as they come, does not arise: a token's refresh
+-- time is at least half its lifetime ahead of its arrival (an expiry already past is taken as
+-- an hour's). A renewal whose failure is held is asked too: held within the token's validity it
+-- costs no request; near its expiry it ends the call before it takes a slot, nothing sent.
+-- With a token held: two field reads and os.time(), which ensure reads anyway; nothing allocated.
+function Iam:due()
+  if not self.token then return true end
+  local fetching = self.fetching -- (nil or false: none)
+  return (fetching and not fetching.done) == true or os.time() >= self.refresh_at
 end
 
 function Iam:ensure(runner, req, halt)

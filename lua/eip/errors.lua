@@ -257,10 +257,11 @@ function M.deadline_before_request(op, deadline)
 end
 
 --- The error of a call whose `deadline` passed while its credentials were obtained (an IAM
--- token, the metadata service's keys): nothing was sent.
+-- token, the metadata service's keys): nothing was sent. (`deadline` nil: the operation's own
+-- time, the client having no deadline.)
 function M.deadline_after_credentials(op, deadline)
-  return unsent_timeout(op, string.format("not sent: the deadline (%g s) passed while its credentials were "
-    .. "obtained", deadline))
+  return unsent_timeout(op, deadline and string.format("not sent: the deadline (%g s) passed while its credentials "
+    .. "were obtained", deadline) or "not sent: its time passed while its credentials were obtained")
 end
 
 --- The error of a signed call not sent because the client already had as many signed requests

@@ -1450,16 +1450,24 @@ local function signing_wait(self, call, cancel)
   end
 end
 
--- A call whose provider must fetch keys before it signs (eip.auth's Metadata:due): fetches them
--- before it takes a signing place, its clock started (the fetch counts in its deadline). Nil
--- when it may go on; else "fail" and the credentials' error as Call:request gives it (nothing
--- sent): errors.cancelled's when `halt` (M.halt) stopped the fetch.
+-- A call whose provider must fetch credentials before it signs (eip.auth's Metadata:due,
+-- Iam:due): fetches them before it takes a signing place or a slot of the rate, its clock
+-- started (the fetch counts in its deadline). Nil when it may go on; else "fail" and the
+-- credentials' error as Call:request gives it (nothing sent): errors.cancelled's when `halt`
+-- (M.halt) stopped the fetch, deadline_after_credentials' when they left the first attempt
+-- less than MIN_ATTEMPT_TIME of the deadline.
 local function keys_first(self, call, halt)
   if not call.started then call:start() end
   local deadline = call.deadline
   local left = deadline and { timeout = max(0, deadline - monotime()) } or nil
   local ok, err = pcall(self.provider.ensure, self.provider, self, left, halt)
-  if ok then return nil end
+  if ok then
+    if not deadline or deadline - monotime() >= MIN_ATTEMPT_TIME then return nil end
+    if call.attempts > 0 then return call:expire() end
+    err = errors.deadline_after_credentials(call.op, self.deadline)
+    err.elapsed = monotime() - call.started
+    return "fail", err
+  end
   if not errors.is_error(err) then error(err, 0) end
   if halt and err.kind == "interrupted" then return "fail", cancelled(call) end
   if call.attempts > 0 then return call:expire() end
@@ -1470,7 +1478,7 @@ end
 M.keys_first = keys_first
 
 -- Must keys be fetched (keys_first) before op's request takes a signing place or a slot of the
--- rate: a provider that fetches says so (eip.auth's Metadata:due), unless nothing can wait
+-- rate: a provider that fetches says so (eip.auth's Metadata:due, Iam:due), unless nothing can wait
 -- (Runner:stuck).
 local function keys_due(self, op)
   return op.auth ~= false and self.provider.due ~= nil and self.provider:due() and not self:stuck()

@@ -18,7 +18,8 @@ local seen = {}
 -- eip_rate bucket; with admin = true, one delete per id through the example's own client; with
 -- aksk = { ak, sk, signing_dict? }, a batch of an AK/SK client of its own (the signing_dict's
 -- counts emptied when the job is posted, unless keep_dict); with iam = { auth, signing_dict?,
--- timeout?, keep_dict? }, of an IAM password client of its own.
+-- timeout?, keep_dict?, rate?, calls? }, of an IAM password client of its own (rate: sharing
+-- the eip_rate bucket, each request's start kept; calls: single calls at once, not a batch).
 local function shared_rate_worker()
   local dict, worker, done = ngx.shared.eip_test, ngx.worker.id(), 0
   while not ngx.worker.exiting() do
@@ -35,11 +36,32 @@ local function shared_rate_worker()
         _, summary = c:delete_bandwidths(job.ids[worker + 1], { concurrency = 8 })
         c:close()
       elseif job.iam then
+        -- (with a rate: each request's method and start, this worker's clock, as below)
+        local rate, starts = job.iam.rate, {}
         local c = eip.new{ endpoint = os.getenv("EIP_ENDPOINT"), project_id = os.getenv("EIP_PROJECT_ID"),
           auth = job.iam.auth, signing_dict = job.iam.signing_dict, timeout = job.iam.timeout or 10,
-          max_attempts = 1 }
-        local _
-        _, summary = c:delete_bandwidths(job.ids[worker + 1], { concurrency = 4 })
+          max_attempts = 1, rate = rate, rate_dict = rate and "eip_rate" or nil,
+          on_request = rate and function(r)
+            ngx.update_time()
+            starts[#starts + 1] = { r.method, ngx.now() }
+          end or nil }
+        if job.iam.calls then
+          -- One delete_bandwidth per id, all at once (a light thread each), as requests would.
+          local threads = {}
+          for i, id in ipairs(job.ids[worker + 1]) do
+            threads[i] = ngx.thread.spawn(function() return pcall(c.delete_bandwidth, c, id) end)
+          end
+          summary = { deleted = 0, failed = 0, not_sent = 0 }
+          for _, thread in ipairs(threads) do
+            local _, ok, res = ngx.thread.wait(thread)
+            local k = ok and "deleted" or (type(res) == "table" and res.not_sent) and "not_sent" or "failed"
+            summary[k] = summary[k] + 1
+          end
+        else
+          local _
+          _, summary = c:delete_bandwidths(job.ids[worker + 1], { concurrency = 4 })
+        end
+        summary.starts = rate and starts or nil
         c:close()
       elseif job.admin then
         -- The example's own client (made in init_by_lua, one copy per worker): one delete each.
