@@ -305,6 +305,53 @@ describe("OpenResty: a rate shared by the workers #openresty", function()
     assert.is_true(keys >= 2, "the keys were renewed")
   end)
 
+  -- A key refused three times is signed with by no worker, until the dict is emptied once the
+  -- cause is fixed (the README's way, and eip.signing's). Each worker's client kept its own
+  -- refusal (its own, or the one it read from the dict) for good: the dict emptied, every call
+  -- still failed at once, not sent, until nginx restarted.
+  it("a key refused in the signing_dict signs again in every worker once the dict is emptied", function()
+    emu:set_knobs{ aksk_lock_after = 5 }
+    local function flush() assert.is_true(call("POST", "/t/dict_set", { dict = "eip_signing", flush = true }).ok) end
+    flush() -- (other cases' refusals of the same key)
+    client_in_each_worker("flush", { endpoint = emu.url, project_id = emu.project_id, ak = emu.ak, sk = emu.sk,
+      timeout = 5, max_attempts = 1, signing_dict = "eip_signing" })
+    local ids = emu:create_bandwidths(60)
+    local next_id = 0
+    local function delete()
+      next_id = next_id + 1
+      return call("GET", "/t/shared/flush/" .. ids[next_id])
+    end
+    -- Until both workers refused a call, not sent: one on its own refusals, the other on the
+    -- dict's (the refusal each holds differs: its own, stored in the dict, or one read from it).
+    emu:set_clock_offset(3600) -- every signature refused (X-Sdk-Date an hour off)
+    local refused, outs = {}, {}
+    local ok, err = pcall(function()
+      while not (next(refused) and next(refused, next(refused))) do
+        assert(next_id < 30, "both workers refused: " .. cjson.encode(outs))
+        local out = delete()
+        outs[#outs + 1] = out
+        assert.is_false(out.ok, cjson.encode(out))
+        if out.error.not_sent then refused[out.pid] = true end
+      end
+    end)
+    emu:set_clock_offset(0)
+    assert(ok, err)
+    assert.equal(3, emu:stats().auth_failures, cjson.encode(outs))
+    -- The clock fixed and the dict emptied: every call goes, in both workers.
+    flush()
+    local deleted = {}
+    for _ = 1, 30 do
+      local out = delete()
+      assert.is_true(out.ok, cjson.encode(out) .. app:log_tail(10))
+      assert.equal(204, out.status)
+      deleted[out.pid] = true
+      if next(deleted) and next(deleted, next(deleted)) then break end
+    end
+    assert.is_truthy(next(deleted) and next(deleted, next(deleted)), "both workers deleted")
+    local stats = emu:stats()
+    assert.same({ 3, 0 }, { stats.auth_failures, stats.aksk_locks })
+  end)
+
   -- A metadata service whose clock is behind hands out keys that are due for renewal as they
   -- come: a call inside nginx fetched them again and again, for ever (thousands a second).
   it("temporary keys not fresh as they come are used, not fetched again and again", function()

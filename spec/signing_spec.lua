@@ -369,6 +369,62 @@ describe("signing places shared through a dict (eip.signing)", function()
       assert.same({ 3, 0 }, { emu:stats().auth_failures, emu:stats().aksk_locks })
     end)
 
+    -- Emptying the dict once the cause is fixed lets every worker sign again (the README's way):
+    -- each client kept the refusal it counted, or read from the dict, for good. Not one the dict
+    -- could not store: that worker counted on its own, and nothing says its count went back.
+    it("a refusal kept in the dict is lifted in every client once the dict is emptied", function()
+      local function flush()
+        for k in pairs(dict.store) do dict.store[k] = nil end
+      end
+      local function outcome(c, n)
+        local err = raised(c.delete_bandwidth, c, fixture.absent_id(n))
+        return err.not_sent and "not sent" or err.status
+      end
+      -- Three refused (one client's own refusal, the other's read from the dict); then a
+      -- refusal and three answers lost (refused "unanswered", for good).
+      for _, case in ipairs{ "refused", "unanswered" } do
+        flush()
+        emu:reset()
+        local a, b = client{ timeout = 0.3 }, client{ timeout = 0.3 }
+        emu:set_clock_offset(3600)
+        if case == "refused" then
+          assert.same({ 401, 401, 401 }, { outcome(a, 1), outcome(b, 2), outcome(a, 3) })
+          emu:set_clock_offset(0)
+        else
+          assert.equal(401, outcome(a, 1))
+          emu:set_clock_offset(0)
+          emu:inject{ method = "DELETE", action = "hang", times = 3 }
+          for i = 2, 4 do assert.equal("transport", raised((i % 2 == 0 and a or b).delete_bandwidth,
+            i % 2 == 0 and a or b, fixture.absent_id(i)).kind) end
+        end
+        local sent = emu:stats().requests
+        local err_a = raised(a.delete_bandwidth, a, fixture.absent_id(5))
+        local err_b = raised(b.delete_bandwidth, b, fixture.absent_id(6))
+        assert.same({ true, true }, { err_a.not_sent, err_b.not_sent }, case)
+        assert.matches("flush_all", tostring(err_a.advice or err_a.message), 1, true)
+        assert.equal(sent, emu:stats().requests, case .. ": nothing sent while refused")
+        flush()
+        assert.same({ 404, 404, 404 }, { outcome(a, 7), outcome(b, 8), outcome(a, 9) }, case)
+      end
+      -- A refusal the dict could not store (its set failed; the counts before it were stored).
+      flush()
+      emu:reset()
+      local set = dict.set
+      dict.set = function(d, k, ...)
+        if k:find("refused$") then return false, "no memory" end
+        return set(d, k, ...)
+      end
+      local c = client()
+      emu:set_clock_offset(3600)
+      local outcomes = { outcome(c, 1), outcome(c, 2), outcome(c, 3), outcome(c, 4) }
+      emu:set_clock_offset(0)
+      dict.set = set
+      flush()
+      outcomes[5] = outcome(c, 5)
+      assert.same({ 401, 401, 401, "not sent", "not sent" }, outcomes)
+      assert.same({ 3, 0 }, { emu:stats().auth_failures, emu:stats().aksk_locks })
+    end)
+
     -- The places a client held go back when its calls end: a second client of the key finds
     -- them all free.
     -- Two workers with a wrong password: the first one's login failed (its answer lost: held for

@@ -42,7 +42,8 @@
 --                                  unseen; counted with strikes, cleared by what accepted clears
 --   provider.refused, provider:refusal()   (AK/SK, metadata) set after too many strikes: the
 --                                  error a call gets instead of being sent (for the
---                                  provider's life; metadata: until new keys come); or, after
+--                                  provider's life; metadata: until new keys come; one the
+--                                  signing_dict keeps, `in_dict`: until it is emptied); or, after
 --                                  unanswered ones only, for M.DOUBT_HOLD seconds (`until_`)
 -- Secret values stay inside providers, which clients keep outside their own tables.
 local errors = require "eip.errors"
@@ -100,8 +101,10 @@ end
 -- more with them, ever: every call fails at once with a copy of the last 401. Time does not
 -- reset the gateway's count (only a good signature or the lock does), so a refusal that
 -- expired would let two more failures lock the key of a long-lived client (an nginx worker's).
--- Keys given as options, in the environment or a profile file, and the temporary keys of the
--- ECS metadata service alike (counted per key: new temporary keys start a new count).
+-- (With signing_dict a refusal the dict keeps lasts until the dict is emptied, by whoever fixed
+-- its cause: see sync.) Keys given as options, in the environment or a profile file, and the
+-- temporary keys of the ECS metadata service alike (counted per key: new temporary keys start a
+-- new count).
 --
 -- Each answer is counted for the key that signed its request: the pipeline passes the epoch its
 -- call was authenticated at, and provider.key_epoch is the epoch the current key came with (new
@@ -171,8 +174,9 @@ local function rejected(self, err, epoch)
   end
   self.strikes = strikes
   if strikes >= MAX_STRIKES or strikes + (self.doubts or 0) >= MAX_DOUBTFUL then
-    self.refused = { err = errors.copy(err), doubts = strikes < MAX_STRIKES and self.doubts or nil }
-    if prefix then self.shared:refuse(prefix) end
+    -- (in_dict: the dict keeps it for every worker; emptied, it is lifted: see sync)
+    self.refused = { err = errors.copy(err), doubts = strikes < MAX_STRIKES and self.doubts or nil,
+      in_dict = prefix and self.shared:refuse(prefix) or nil }
   end
 end
 
@@ -195,8 +199,8 @@ local function unanswered(self, epoch, aborted)
   self.doubts = doubts
   local strikes = self.strikes or 0
   if strikes + doubts >= MAX_DOUBTFUL then
-    self.refused = { err = errors.unanswered_signatures(strikes, doubts) }
-    if prefix then self.shared:refuse(prefix) end
+    local in_dict = prefix and self.shared:refuse(prefix) or nil
+    self.refused = { err = errors.unanswered_signatures(strikes, doubts, nil, in_dict), in_dict = in_dict }
   elseif strikes == 0 and doubts == MAX_DOUBTFUL - 1 and not aborted then
     self.refused = { err = errors.unanswered_signatures(0, doubts, M.DOUBT_HOLD),
       until_ = core.monotime() + M.DOUBT_HOLD }
@@ -238,6 +242,10 @@ end
 --- With shared counts (signing_dict): the refusals in a row and the places taken by every
 -- worker, read into the provider (strikes, refused) before a place is taken; returns the prefix
 -- of the key's counts and the places taken, or nil (no shared counts, or no key yet).
+-- A refusal the dict recorded (`in_dict`: this worker's, stored there, or another's, adopted
+-- from it) and no longer holds was emptied from it (`flush_all()`, once its cause was fixed, as
+-- eip.signing says): lifted, its refusals and doubts with it, and the key signs again, counted
+-- from none in every worker. One the dict could not store stays: this worker counts on its own.
 local function sync(self)
   local prefix = shared_prefix(self)
   if not prefix then return nil end
@@ -246,11 +254,15 @@ local function sync(self)
   -- the dict holds no count (it could not store one), this worker's own stands.
   if strikes then self.strikes = strikes > 0 and strikes or false end
   if doubts then self.doubts = doubts > 0 and doubts or false end
-  if refused and not (self.refused and not self.refused.until_) then
-    self.refused = { err = errors.refused_elsewhere() }
-  elseif hold and not self.refused then
-    self.refused = { err = errors.unanswered_signatures(self.strikes or 0, self.doubts or MAX_DOUBTFUL - 1, hold),
-      until_ = core.monotime() + hold }
+  local mine = self.refused
+  if refused then
+    if not (mine and not mine.until_) then self.refused = { err = errors.refused_elsewhere(), in_dict = true } end
+  else
+    if mine and mine.in_dict then self.refused, self.strikes, self.doubts = false, false, false end
+    if hold and not self.refused then
+      self.refused = { err = errors.unanswered_signatures(self.strikes or 0, self.doubts or MAX_DOUBTFUL - 1, hold),
+        until_ = core.monotime() + hold }
+    end
   end
   lift(self)
   return prefix, flying
@@ -263,9 +275,11 @@ local function refusal(self)
   if err.kind == "http" then
     local doubts = self.refused.doubts
     err.advice = string.format("Not sent: the last %s with this AK/SK were refused (401)%s, and five in a row "
-      .. "lock the key for 5 minutes: this client signs nothing more with it. Fix the key (or the clock: "
-      .. "X-Sdk-Date) and make a new client.", doubts and (self.strikes or 0) + doubts .. " signed requests"
-      or math.max(self.strikes or 0, MAX_STRIKES) .. " signatures", doubts and " or got no answer" or "")
+      .. "lock the key for 5 minutes: %s", doubts and (self.strikes or 0) + doubts .. " signed requests"
+      or math.max(self.strikes or 0, MAX_STRIKES) .. " signatures", doubts and " or got no answer" or "",
+      self.refused.in_dict and "no worker of this nginx signs with it until its signing_dict is emptied. Fix the key "
+        .. "(or the clock: X-Sdk-Date), then empty it (flush_all) or restart nginx."
+      or "this client signs nothing more with it. Fix the key (or the clock: X-Sdk-Date) and make a new client.")
   end
   return err
 end

@@ -288,8 +288,9 @@ end
 --- The refusal of a client whose signed requests went unanswered (see eip.auth's "Answers
 -- lost"): kind "refused", reason "unanswered", not sent. `strikes` refusals and `doubts` signed
 -- requests without an answer came in a row; `hold`: the seconds nothing is signed (lost answers
--- only), nil for good (a refusal among them).
-function M.unanswered_signatures(strikes, doubts, hold)
+-- only), nil for good (a refusal among them); `in_dict`: that refusal is kept in the workers'
+-- signing_dict, and lifted when the dict is emptied (see eip.auth's sync).
+function M.unanswered_signatures(strikes, doubts, hold, in_dict)
   local seen = strikes > 0 and string.format("were refused (401: %d) or got no answer (%d)", strikes, doubts)
     or "got no answer (timeouts, resets after they went out, garbled answers, aborts)"
   return new{
@@ -297,8 +298,11 @@ function M.unanswered_signatures(strikes, doubts, hold)
     message = string.format("not sent: the last %d signed requests with this AK/SK %s, and the gateway may "
       .. "have refused each unseen: five refused in a row lock the key for 5 minutes. ", strikes + doubts, seen)
       .. (hold and string.format("Nothing is signed for %d s, then one request: if it gets no answer either, "
-        .. "nothing more.", math.ceil(hold)) or "This client signs nothing more with it: check the key, the clock "
-        .. "(X-Sdk-Date) and the network, and make a new client."),
+        .. "nothing more.", math.ceil(hold))
+      or in_dict and "No worker of this nginx signs with it until its signing_dict is emptied: check the key, the "
+        .. "clock (X-Sdk-Date) and the network, then empty it (flush_all) or restart nginx."
+      or "This client signs nothing more with it: check the key, the clock (X-Sdk-Date) and the network, and make a "
+        .. "new client."),
   }
 end
 

@@ -16,11 +16,13 @@
 -- request numbered after it clears `strikes` and `doubts`), `hold` (three in a row without an
 -- answer and no refusal: nothing signed until it expires, see eip.auth) and `refused` (three
 -- refusals, or four refused or unanswered: nothing is signed with the key again, by any worker,
--- until the dict is emptied or nginx restarted). A place whose holder
--- went away (a request nginx ended, a worker that died, a batch aborted) frees itself when its
--- time is up, whatever else goes on; and a place is only ever given back by its holder, while
--- it still holds it. When the dict cannot hold a count (no memory even after evicting, or a key
--- holding something else), the worker counts on its own, as without it. The dict must be this
+-- until the dict is emptied or nginx restarted: emptied by `flush_all()` from any handler once
+-- the cause is fixed, each worker's client signs again from its next call, counting from none).
+-- A place whose holder went away (a request nginx ended, a worker that died, a batch aborted)
+-- frees itself when its time is up, whatever else goes on; and a place is only ever given back
+-- by its holder, while it still holds it. When the dict cannot hold a count (no memory even
+-- after evicting, or a key holding something else), the worker counts on its own, as without
+-- it (a refusal it could not store there stays this worker's, for good). The dict must be this
 -- module's alone: a full lua_shared_dict evicts its least recently used keys to take new ones,
 -- so another user of it could evict the refusals' count.
 -- @module eip.signing
@@ -179,9 +181,12 @@ function Shared:hold(prefix, seconds)
   dict:set(prefix .. "doubts", 3)
 end
 
---- The key is refused: no worker signs with it again.
+--- The key is refused: no worker signs with it again, until the dict is emptied. True when the
+-- dict stored it (then each worker lifts its refusal once the dict no longer holds it: see
+-- eip.auth's sync), false when it could not (no memory even after evicting): the worker that
+-- counted it keeps it on its own, for good.
 function Shared:refuse(prefix)
-  self.dict:set(prefix .. "refused", true)
+  return self.dict:set(prefix .. "refused", true) == true
 end
 
 ---------------------------------------------------------------------------------------------

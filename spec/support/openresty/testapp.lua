@@ -297,7 +297,7 @@ function M.responses(name)
   return reply(200, #kept > 0 and kept or "[]")
 end
 
--- One delete with the shared client `name`, described: ok, phase, took (seconds), the result's
+-- One delete with the shared client `name`, described: ok, phase, took (seconds), the worker's pid, the result's
 -- status or the error's fields (and whether it was an eip error table).
 local function shared_outcome(name, id)
   local client = shared_clients[name]
@@ -305,7 +305,7 @@ local function shared_outcome(name, id)
   local t0 = ngx.now()
   local ok, res = pcall(client.delete_bandwidth, client, id)
   ngx.update_time()
-  local out = { ok = ok, phase = ngx.get_phase(), took = ngx.now() - t0 }
+  local out = { ok = ok, phase = ngx.get_phase(), took = ngx.now() - t0, pid = ngx.worker.pid() }
   if ok then
     out.status = res.status
   else
@@ -416,8 +416,12 @@ end
 function M.dict_set()
   ngx.req.read_body()
   local args = cjson.decode(ngx.req.get_body_data() or "")
-  if type(args) ~= "table" or not ngx.shared[args.dict or ""] or type(args.key) ~= "string" then
-    return reply(400, { error = "POST {dict, key, value}" })
+  if type(args) ~= "table" or not ngx.shared[args.dict or ""] or not (args.flush or type(args.key) == "string") then
+    return reply(400, { error = "POST {dict, key, value} or {dict, flush = true}" })
+  end
+  if args.flush then -- (every key: as an operator would, once a refused key's cause is fixed)
+    ngx.shared[args.dict]:flush_all()
+    return reply(200, { ok = true })
   end
   local value = args.value
   if value == cjson.null then value = nil end
