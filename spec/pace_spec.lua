@@ -412,6 +412,50 @@ describe("rates and throttling against the emulator", function()
     assert.is_true(summary.rate > 50 and summary.rate <= 90, "rate " .. summary.rate)
   end)
 
+  -- A cut that states no limit took 90% of the rate in use, its floor of 1/s undone by that
+  -- cap: each refusal of an endless throttling cut it again, the spacing grew by 1/0.9 a
+  -- request, and 30 ids took 12 722 s (60 ids: years).
+  it("keeps to a floor of 1 request a second under throttling that never ends and states no limit", function()
+    local t = fake_time()
+    local c = fx.client{ clock = t.clock, sleep = t.sleep }
+    local ids = emu:create_bandwidths(30)
+    emu:reset_counters()
+    emu:inject{ method = "DELETE", status = 429, times = -1, body = { error_code = "APIGW.0308",
+      error_msg = "The throttling threshold has been reached" } }
+    local _, summary = c:delete_bandwidths(ids, { concurrency = 8 })
+    assert.same({ 0, 30 }, { summary.deleted, summary.failed })
+    assert.equal(90, fixture.count_requests(emu, "DELETE"), "3 attempts an id")
+    assert.is_true(summary.rate >= 1, "rate " .. summary.rate)
+    -- (90 requests at 1/s at least, with their pauses and backoffs: minutes, not hours)
+    assert.is_true(t.total() < 600, "took " .. t.total() .. " s of the batch's clock")
+  end)
+
+  -- APIGW.0308 is throttling whatever its status (retry.throttled): the batch read only 429 and
+  -- 503, so a 409 APIGW.0308 with a Retry-After of an hour stopped nothing (every id sent on,
+  -- refused, counted against the limit), and a short one cut nothing.
+  it("takes APIGW.0308 for throttling whatever its status: it stops, and it cuts", function()
+    for _, status in ipairs{ 409, 400 } do
+      local ids = emu:create_bandwidths(6)
+      emu:reset_counters()
+      emu:inject{ method = "DELETE", status = status, times = -1, headers = { ["Retry-After"] = "3600" },
+        body = { error_code = "APIGW.0308", error_msg = "The throttling threshold has been reached" } }
+      local c = fx.client{ sleep = function() end }
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 1 })
+      assert.same({ "throttled", 1, 5 }, { summary.stopped, summary.failed, summary.not_sent }, status)
+      assert.equal(1, fixture.count_requests(emu, "DELETE"), status)
+      assert.same({ "not_sent", "throttled" }, { results[6].kind, results[6].stopped }, status)
+      emu:reset()
+    end
+    local t = fake_time()
+    local c = fx.client{ clock = t.clock, sleep = t.sleep }
+    local ids = emu:create_bandwidths(20)
+    emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 409, headers = { ["Retry-After"] = "0" },
+      body = { error_code = "APIGW.0308", error_msg = "The throttling threshold has been reached" } }
+    local _, summary = c:delete_bandwidths(ids, { concurrency = 8 })
+    assert.same({ 20, 1 }, { summary.deleted, summary.throttled })
+    assert.equal(4, summary.concurrency_min, "halved")
+  end)
+
   it("keeps its concurrency with adaptive = false", function()
     local ids = emu:create_bandwidths(10)
     emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 429, headers = { ["Retry-After"] = "0" },

@@ -593,7 +593,7 @@ end
 --  * when adaptive (the default), on the first throttling answer of a second: halves its
 --    concurrency, sets its rate (a token bucket, eip.pace) to 95% of the limit the answer
 --    states ("limit:100,time:1 second"), or when it states none to 90% of the answers accepted
---    in the last second, and pauses for a second, the window the gateway counts in, so that the
+--    in the last second (never under RATE_FLOOR), and pauses for a second, the window the gateway counts in, so that the
 --    requests it sends next are not refused by the window already used up;
 --  * while answers are clean, raises the concurrency by one per `limit` clean answers (AIMD),
 --    and the rate by 5% a second, never above a stated limit's 95%.
@@ -603,6 +603,8 @@ local CUT_COOLDOWN = 1      -- seconds: the 429s of one burst cut once
 local RATE_HEADROOM = 0.95  -- of a stated limit
 local RATE_MEASURED = 0.9   -- of the accepted rate, when the limit is not stated
 local RATE_STEP = 1.05      -- per clean second
+local RATE_FLOOR = 1        -- requests/s: the least a cut that states no limit goes to (the
+                            -- gateway's window; a rate set lower stays lower)
 
 -- Answers the server accepted (not throttled), as times, to measure the rate it lets through.
 function Run:accepted_in_window(now)
@@ -629,8 +631,10 @@ function Run:adapt(job, resp)
     self:stop("unavailable", failed)
     return
   end
-  local err = (status == 429 or status == 503) and job.call.last_error
-  if err and retry.throttled(err) then
+  -- (throttling is what retry.throttled says, whatever the status: APIGW.0308 comes with a 400
+  -- or a 409 too; the last error only if it is this answer's, not an earlier attempt's)
+  local err = status > 0 and job.call.last_error
+  if err and err.status == status and retry.throttled(err) then
     self.summary.throttled = self.summary.throttled + 1
     local ra = retry.parse_retry_after(err.retry_after, os.time())
     if ra and ra <= self.runner.policy.retry_after_cap then
@@ -654,10 +658,16 @@ function Run:adapt(job, resp)
     if stated then
       rate, self.ceiling = stated * RATE_HEADROOM, stated * RATE_HEADROOM
     else
+      -- 90% of what the server accepted in the last second (when it accepted nothing: of the rate
+      -- in use, else of the concurrency), never above 90% of the rate in use, and never under
+      -- RATE_FLOOR, applied last: the floor once came before the cap by the rate in use, so
+      -- each refusal of an endless throttling cut the rate by 10% more, and a batch of 60 ids
+      -- would have run for years.
       local accepted = self:accepted_in_window(now)
       if accepted == 0 then accepted = self.bucket and self.bucket.rate or self.limit end
-      rate = math.max(1, accepted * RATE_MEASURED)
+      rate = accepted * RATE_MEASURED
       if self.bucket then rate = math.min(rate, self.bucket.rate * RATE_MEASURED) end
+      rate = math.max(RATE_FLOOR, rate)
     end
     if self.rate_cap then rate = math.min(rate, self.rate_cap) end
     if self.bucket and self.bucket ~= self.runner.bucket then
