@@ -593,8 +593,9 @@ end
 --  * when adaptive (the default), on the first throttling answer of a second: halves its
 --    concurrency, sets its rate (a token bucket, eip.pace) to 95% of the limit the answer
 --    states ("limit:100,time:1 second"), or when it states none to 90% of the answers accepted
---    in the last second (never under RATE_FLOOR), and pauses for a second, the window the gateway counts in, so that the
---    requests it sends next are not refused by the window already used up;
+--    in the last second (never under RATE_FLOOR), and pauses for a second, the window the
+--    gateway counts in, so that the requests it sends next are not refused by the window
+--    already used up;
 --  * while answers are clean, raises the concurrency by one per `limit` clean answers (AIMD),
 --    and the rate by 5% a second, never above a stated limit's 95%.
 
