@@ -7,6 +7,7 @@ local eip = require "eip"
 local emulator = require "spec.support.emulator"
 local launcher = require "spec.support.openresty.launcher"
 local fixture = require "spec.support.fixture"
+local absent = fixture.absent_id
 
 describe("OpenResty #openresty", function()
   local emu, app
@@ -117,24 +118,27 @@ describe("OpenResty #openresty", function()
       assert.equal(0, emu:stats().requests)
     end)
 
-    -- The library's usage error says whether an id held a piece of a credential ("not shown")
-    -- or quotes it: passed on, it let a caller find the token one character at a time.
-    it("answers every bad id with one text, whether or not it holds a piece of the token", function()
+    -- The library's usage error says whether an id held a piece of a credential ("not shown"),
+    -- and an id it takes goes to the API, whose answer differs: passed on, either let a caller
+    -- find the token one character at a time. Only UUIDs are taken, every other id gets one text.
+    it("answers every id that is no lower-case UUID with one text, nothing sent", function()
       local bodies = {}
-      for i, id in ipairs{ "n-" .. emu.token:sub(1, 12) .. "!", "n-" .. ("x"):rep(12) .. "!" } do
+      local piece = emu.token:sub(1, 12)
+      for i, id in ipairs{ "n-" .. piece .. "!", "n-" .. ("x"):rep(12) .. "!", "n-" .. piece, "n-" .. ("x"):rep(12),
+          ("0a6011db-8a63-4922-8878-e491cd613a85"):upper() } do
         local resp = delete(id)
         assert_error(resp, 400, "usage")
         bodies[i] = resp.body
       end
-      assert.equal(bodies[1], bodies[2])
+      for i = 2, #bodies do assert.equal(bodies[1], bodies[i]) end
       assert.equal(0, emu:stats().requests)
     end)
 
     -- VPC.0306 for an upper-cased id says nothing of the bandwidth meant: no 404 ("gone").
-    it("answers 400, not 404, to the API's 404 for an id not shaped like the cloud's", function()
+    it("sends no upper-cased id: 400, and the bandwidth is still there", function()
       local id = shared_bandwidth()
-      local e = assert_error(delete(id:upper()), 400, "http")
-      assert.same({ 404, "VPC.0306" }, { e.status, e.code })
+      assert_error(delete(id:upper()), 400, "usage")
+      assert.equal(0, emu:stats().requests)
       assert.is_table(emu:get_bandwidth(id))
     end)
 
@@ -157,16 +161,16 @@ describe("OpenResty #openresty", function()
 
     it("maps 5xx to 502 and 429 to 503 with Retry-After", function()
       emu:inject{ method = "DELETE", status = 503, body = { code = "VPC.0512", message = "busy" } }
-      assert.equal(503, assert_error(delete("bw-1"), 502, "http").status)
+      assert.equal(503, assert_error(delete(absent(1)), 502, "http").status)
       emu:inject{ method = "DELETE", status = 429, headers = { ["Retry-After"] = "7" },
         body = { error_code = "APIGW.0308", error_msg = "throttled" } }
-      local resp = delete("bw-1")
+      local resp = delete(absent(1))
       assert.equal(429, assert_error(resp, 503, "http").status)
       assert.equal("7", resp.headers["retry-after"])
       -- The gateway's throttling sends no Retry-After: the example advises a few seconds.
       emu:inject{ method = "DELETE", status = 429,
         body = { error_code = "APIGW.0308", error_msg = "The throttling threshold has been reached" } }
-      resp = delete("bw-1")
+      resp = delete(absent(1))
       assert.equal(429, assert_error(resp, 503, "http").status)
       assert.equal("5", resp.headers["retry-after"])
     end)
@@ -180,7 +184,7 @@ describe("OpenResty #openresty", function()
     it("maps a timeout (the API hangs) to 504 within the client timeout (5 s)", function()
       emu:inject{ method = "DELETE", action = "hang" }
       local t0 = socket.gettime()
-      local e = assert_error(delete("bw-1"), 504, "transport")
+      local e = assert_error(delete(absent(1)), 504, "transport")
       local took = socket.gettime() - t0
       assert.equal("timeout", e.reason)
       assert.equal(28, e.curl_code)
@@ -190,7 +194,7 @@ describe("OpenResty #openresty", function()
 
     it("maps a reset (closed before any answer) to 502, and recovers", function()
       emu:inject{ method = "DELETE", action = "drop", times = -1 }
-      local e = assert_error(delete("bw-1"), 502, "transport")
+      local e = assert_error(delete(absent(1)), 502, "transport")
       assert.equal("reset", e.reason)
       assert.equal(52, e.curl_code)
       emu:reset()
@@ -200,7 +204,7 @@ describe("OpenResty #openresty", function()
     it("maps a connection closed mid-body to 502 (curl code 18)", function()
       emu:inject{ method = "DELETE", action = "reset_mid_body", status = 500,
         body = '{"code":"VPC.0302","message":"' .. string.rep("x", 2000) .. '"}' }
-      local e = assert_error(delete("bw-1"), 502, "transport")
+      local e = assert_error(delete(absent(1)), 502, "transport")
       assert.equal(18, e.curl_code)
       assert.equal("reset", e.reason)
     end)
@@ -240,7 +244,8 @@ describe("OpenResty #openresty", function()
           -- and a refused signature maps like any 401
           emu:inject{ method = "DELETE", status = 401,
             body = { error_code = "APIGW.0301", error_msg = "Incorrect IAM authentication information" } }
-          resp = assert(emulator.http{ port = signing.port, method = "DELETE", path = "/admin/bandwidths/x" })
+          resp = assert(emulator.http{ port = signing.port, method = "DELETE",
+            path = "/admin/bandwidths/" .. absent(2) })
           assert.equal(502, resp.status)
           assert.is_nil(resp.body:find(creds.sk, 1, true))
         end)
@@ -331,19 +336,19 @@ describe("OpenResty #openresty", function()
     end
 
     it("raises the same http error", function()
-      local plain = plain_error("no-such-bandwidth")
-      assert_same_error(plain, delete("no-such-bandwidth").json.error)
+      local plain = plain_error(absent(3))
+      assert_same_error(plain, delete(absent(3)).json.error)
     end)
 
     it("raises the same transport errors (timeout, reset)", function()
       emu:inject{ method = "DELETE", action = "hang" }
-      local plain = plain_error("bw-1", 1)
+      local plain = plain_error(absent(1), 1)
       emu:inject{ method = "DELETE", action = "hang" }
-      assert_same_error(plain, delete("bw-1").json.error)
+      assert_same_error(plain, delete(absent(1)).json.error)
       emu:reset()
       emu:inject{ method = "DELETE", action = "drop", times = -1 }
-      plain = plain_error("bw-1")
-      assert_same_error(plain, delete("bw-1").json.error)
+      plain = plain_error(absent(1))
+      assert_same_error(plain, delete(absent(1)).json.error)
     end)
   end)
 
@@ -473,7 +478,7 @@ describe("OpenResty #openresty", function()
       local t0 = socket.gettime()
       local socks = {}
       for i = 1, n do
-        socks[i] = start_request("DELETE", "/admin/bandwidths/bw-" .. i)
+        socks[i] = start_request("DELETE", "/admin/bandwidths/" .. absent(i))
       end
       api_saw(n, 10, "the deletes did not all reach the API at once: the worker blocked")
       local p0 = socket.gettime()
