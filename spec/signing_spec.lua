@@ -425,6 +425,30 @@ describe("signing places shared through a dict (eip.signing)", function()
       assert.same({ 3, 0 }, { emu:stats().auth_failures, emu:stats().aksk_locks })
     end)
 
+    -- Emptying the dict does not reset the gateway's count of refusals in a row: lifted with no
+    -- count, two workers sent three more refused signatures, and the key locked (six in a row).
+    -- One request goes first; refused too, the key is refused again one refusal later.
+    it("a dict emptied before the cause was fixed costs one refused signature, never the lock", function()
+      for k in pairs(dict.store) do dict.store[k] = nil end
+      emu:reset()
+      local function outcome(c, n)
+        local err = raised(c.delete_bandwidth, c, fixture.absent_id(n))
+        return err.not_sent and "not sent" or err.status
+      end
+      local a, b = client(), client()
+      emu:set_clock_offset(3600)
+      assert.same({ 401, 401, 401, "not sent" }, { outcome(a, 1), outcome(b, 2), outcome(a, 3), outcome(b, 4) })
+      for k in pairs(dict.store) do dict.store[k] = nil end -- (the cause is not fixed yet)
+      local seen = {}
+      for i = 5, 10 do seen[#seen + 1] = outcome(i % 2 == 0 and a or b, i) end
+      assert.same({ 401, "not sent", "not sent", "not sent", "not sent", "not sent" }, seen)
+      assert.same({ 4, 0 }, { emu:stats().auth_failures, emu:stats().aksk_locks })
+      emu:set_clock_offset(0) -- fixed now, and emptied again: one request, then all of them
+      for k in pairs(dict.store) do dict.store[k] = nil end
+      assert.same({ 404, 404, 404 }, { outcome(b, 11), outcome(a, 12), outcome(b, 13) })
+      assert.same({ 4, 0 }, { emu:stats().auth_failures, emu:stats().aksk_locks })
+    end)
+
     -- The places a client held go back when its calls end: a second client of the key finds
     -- them all free.
     -- Two workers with a wrong password: the first one's login failed (its answer lost: held for

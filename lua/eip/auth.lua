@@ -244,8 +244,8 @@ end
 -- of the key's counts and the places taken, or nil (no shared counts, or no key yet).
 -- A refusal the dict recorded (`in_dict`: this worker's, stored there, or another's, adopted
 -- from it) and no longer holds was emptied from it (`flush_all()`, once its cause was fixed, as
--- eip.signing says): lifted, its refusals and doubts with it, and the key signs again, counted
--- from none in every worker. One the dict could not store stays: this worker counts on its own.
+-- eip.signing says): lifted, its refusals with it, and the key signs again, one request first
+-- (it may still be wrong). One the dict could not store stays: this worker counts on its own.
 local function sync(self)
   local prefix = shared_prefix(self)
   if not prefix then return nil end
@@ -258,7 +258,15 @@ local function sync(self)
   if refused then
     if not (mine and not mine.until_) then self.refused = { err = errors.refused_elsewhere(), in_dict = true } end
   else
-    if mine and mine.in_dict then self.refused, self.strikes, self.doubts = false, false, false end
+    if mine and mine.in_dict then
+      -- Emptied: the gateway's count of refusals in a row is not (only a good signature or the
+      -- lock resets it), so one request goes first, for every worker, as after a hold (see
+      -- lift): the doubts one short of the limit, kept in the dict. Refused too, the key is
+      -- refused again one refusal later, four in a row at most; a success clears the counts.
+      local probing = self.shared:probe(prefix, MAX_DOUBTFUL - 1)
+      if probing == nil then probing = MAX_DOUBTFUL - 1 end -- (no count in the dict: this worker's own)
+      self.refused, self.strikes, self.doubts = false, false, probing
+    end
     if hold and not self.refused then
       self.refused = { err = errors.unanswered_signatures(self.strikes or 0, self.doubts or MAX_DOUBTFUL - 1, hold),
         until_ = core.monotime() + hold }

@@ -181,6 +181,18 @@ function Shared:hold(prefix, seconds)
   dict:set(prefix .. "doubts", 3)
 end
 
+--- The dict was emptied while the key was refused (eip.auth's sync): the doubts in a row are set
+-- to `doubts` unless a count is there already (another worker's probe, or what its answer left),
+-- so that one request goes first for all workers. The count in the dict (a number, false when 0),
+-- or nil when it cannot hold one.
+function Shared:probe(prefix, doubts)
+  local dict = self.dict
+  dict:add(prefix .. "doubts", doubts)
+  local n = dict:get(prefix .. "doubts")
+  if type(n) ~= "number" then return nil end
+  return n > 0 and n or false
+end
+
 --- The key is refused: no worker signs with it again, until the dict is emptied. True when the
 -- dict stored it (then each worker lifts its refusal once the dict no longer holds it: see
 -- eip.auth's sync), false when it could not (no memory even after evicting): the worker that
