@@ -884,6 +884,29 @@ describe("bandwidth operations", function()
       assert.same({}, err.uncertain)
     end)
 
+    -- A close() from on_batch freed the connections under the drain: its next request raised
+    -- the C core's "session is closed", a raw string, and what it had moved out (each EIP now a
+    -- bill of its own) was lost. The drain goes on to its end; the client is closed after it.
+    it("closed from its on_batch, goes on to its end and says what moved: an eip error", function()
+      local c = fx.client{ sleep = function() end }
+      local done = fx.client{ sleep = function() end }
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = eip_ids(150) }
+      local res = c:drain_and_delete_bandwidth(id, { charge_mode = "bandwidth", size = 1,
+        on_batch = function() c:close() end })
+      assert.same({ true, 204, 150 }, { res.deleted, res.status, #res.removed })
+      assert.is_true(c.closed)
+      assert.equal("closed", tostring(c.transport.session):match("%((%a+)%)"), "freed once the drain returned")
+      assert.equal("usage", raised(c.show_bandwidth, c, id).kind)
+      -- The delete that follows fails: its error, an eip error, carries what moved.
+      id = emu:create_bandwidth{ size = 20, publicip_ids = eip_ids(3, "late") }
+      emu:inject{ method = "DELETE", status = 409, body = { code = "VPC.0304", message = "still has publicips" } }
+      local err = raised(done.drain_and_delete_bandwidth, done, id, { charge_mode = "bandwidth", size = 1,
+        on_batch = function() done:close() end })
+      assert.same({ "delete", 409 }, { err.stage, err.status })
+      assert.same(eip_ids(3, "late"), err.moved)
+      assert.equal(0, #(emu:get_bandwidth(id).publicip_info or {}))
+    end)
+
     it("validates the id and the terms before any I/O", function()
       for _, c in ipairs{ { "../x", terms }, { "bw", {} }, { "bw", { charge_mode = "bandwidth", size = 0 } },
           { "bw", { charge_mode = "bandwidth", size = 1, missing_ok = "yes" } }, { nil, terms } } do

@@ -350,6 +350,19 @@ describe("OpenResty #openresty", function()
       plain = plain_error(absent(1))
       assert_same_error(plain, delete(absent(1)).json.error)
     end)
+
+    -- As outside nginx: a close() while a call runs marks the client closed at once and lets the
+    -- call end as it would; the transport is released once it has (closed under the call, a
+    -- fresh cosocket transport was made for its next attempt and never released).
+    it("lets a call closed from its own hook end as it would, then releases the transport", function()
+      local id, ids = shared_bandwidth(), emu:create_bandwidths(3)
+      emu:inject{ method = "DELETE", status = 503, times = 1 }
+      local out = request("POST", "/t/close_in_call", cjson.encode{ id = id, ids = ids,
+        options = { endpoint = emu.url, project_id = emu.project_id, token = emu.token, backoff_base = 0.01 } }).json
+      assert.same({ ok = true, status = 204, attempts = 2, closed = true, held = false, again = "usage" }, out.single)
+      assert.same({ ok = true, deleted = 3, closed = true, held = false }, out.batch)
+      assert.is_nil(emu:get_bandwidth(id))
+    end)
   end)
 
   -- The transport itself (cosockets against libcurl, case by case) is proven by

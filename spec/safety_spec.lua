@@ -1383,19 +1383,63 @@ describe("safety", function()
       for _, w in ipairs(waits) do assert.is_true(w <= 0.2 + 1e-9, w .. " s waited") end
     end)
 
-    it("closing the client from its own hook is refused: the call goes on, nothing raw", function()
+    -- A close() while a call of the client's runs (from its hook, its on_result, its sleep, or
+    -- another coroutine while the call waits) freed the connections under it: the call's next
+    -- request raised the C core's "session is closed", a raw string (a batch's multi likewise).
+    -- The client is closed at once (a new call is a usage error), the call runs to its end, and
+    -- the connections are freed once it returns.
+    local function state(c) return tostring(c.transport.session):match("%((%a+)%)") end
+
+    it("closing the client from its own hook or on_result: the call goes on, the client closes after", function()
+      local id = create(1)[1]
+      local c, inner
+      c = fx.client{ on_request = function()
+        c:close()
+        inner = select(2, pcall(c.show_bandwidth, c, id))
+      end }
+      assert.equal(204, c:delete_bandwidth(id).status)
+      assert.same({ "usage", "client" }, { inner.kind, inner.argument }, "a new call on it: closed")
+      assert.is_true(c.closed)
+      assert.equal("closed", state(c))
+      c = fx.client()
+      local results, summary = c:delete_bandwidths(create(3), { on_result = function(i)
+        if i == 1 then c:close() end
+      end })
+      assert.same({ 3, 3 }, { summary.deleted, #results })
+      assert.same({ true, "closed" }, { c.closed, state(c) })
+      c:close() -- (again: harmless)
+    end)
+
+    it("closing the client from its sleep between retries: the retry goes, the call ends as it would", function()
       local id = create(1)[1]
       local c
-      c = fx.client{ on_request = function() c:close() end }
-      assert.equal(204, c:delete_bandwidth(id).status)
-      assert.is_false(c.closed)
-      local ids = create(3)
-      local ok, err = pcall(c.delete_bandwidths, c, ids, { on_result = function() c:close() end })
-      assert.is_false(ok)
-      assert.same({ "usage", "close" }, { err.kind, err.argument })
-      assert.is_false(c.closed)
+      c = fx.client{ sleep = function() c:close() end, backoff_base = 0.01 }
+      emu:inject{ method = "DELETE", status = 503, times = 1 }
+      local res = c:delete_bandwidth(id)
+      assert.same({ 204, 2 }, { res.status, res.attempts })
+      assert.same({ true, "closed" }, { c.closed, state(c) })
+      local ids = create(4)
+      c = fx.client{ sleep = function() c:close() end, backoff_base = 0.01 }
+      emu:inject{ method = "DELETE", status = 503, times = 1 }
+      local _, summary = c:delete_bandwidths(ids, { concurrency = 2 })
+      assert.same({ 4, 0 }, { summary.deleted, summary.failed })
+      assert.is_true(c.closed)
+    end)
+
+    -- A scheduler's coroutine waits in on_request; another closes the client meanwhile.
+    it_yielding("closed by another coroutine while a call waits: the call, resumed, ends as it would", function()
+      local id = create(1)[1]
+      local c = fx.client{ on_request = function() coroutine.yield("waiting") end }
+      local co = coroutine.create(function() return c:delete_bandwidth(id) end)
+      assert.same({ true, "waiting" }, { coroutine.resume(co) })
       c:close()
       assert.is_true(c.closed)
+      assert.equal("open", state(c), "its call still runs")
+      local ok, res = coroutine.resume(co)
+      assert(ok, res)
+      assert.equal(204, res.status)
+      assert.equal("closed", state(c))
+      assert.is_nil(emu:get_bandwidth(id))
     end)
 
     -- Inside nginx, coroutines of ended requests are reused, and one killed inside a callback (a

@@ -434,6 +434,17 @@ function Client:__tostring()
   return string.format("eip.client(%s, project %s, %s auth)", self.endpoint, self.project_id or "?", self.auth)
 end
 
+-- delete_bandwidth past its common case, counted as running (see Runner:counted): the project
+-- found first (its look-up counts in the deadline), a wait after the 204.
+local function delete_counted(self, r, bandwidth_id, missing_ok, wait)
+  local project_id, deadline_at = project_for_call(self, r, nil, bandwidth_id)
+  local op = ops.delete_bandwidth(project_id, bandwidth_id, missing_ok)
+  if deadline_at then op.deadline_at = deadline_at end
+  local res = r:run(op)
+  if wait then return waited(r, project_id, res, wait) end
+  return res
+end
+
 --- Deletes a shared bandwidth: `DELETE /v2.0/{project_id}/bandwidths/{id}`, retrying what is
 -- transient (see the README's Retries).
 -- @tparam string bandwidth_id the bandwidth's id (1-64 characters of `[A-Za-z0-9._-]`)
@@ -462,15 +473,14 @@ function Client:delete_bandwidth(bandwidth_id, call_opts)
   if not clean_id(bandwidth_id, secrets, own) then validate.secret_id("bandwidth_id", bandwidth_id, secrets, own) end
   local missing_ok, wait = r.missing_ok, nil
   if call_opts ~= nil then missing_ok, wait = delete_options(r, call_opts) end
-  local project_id, deadline_at = r.project_id, nil
-  if project_id == nil or project_id ~= self.project_id then
-    project_id, deadline_at = project_for_call(self, r, nil, bandwidth_id)
+  local project_id = r.project_id
+  if wait or project_id == nil or project_id ~= self.project_id then
+    -- (a project to find first, a wait after: code of the caller's may run outside Runner:run)
+    return r:counted(delete_counted, self, r, bandwidth_id, missing_ok, wait)
   end
-  local op = ops.delete_bandwidth(project_id, bandwidth_id, missing_ok)
-  if deadline_at then op.deadline_at = deadline_at end
-  local res = r:run(op)
-  if wait then return waited(r, project_id, res, wait) end
-  return res
+  -- (nothing of the caller's runs before Runner:run, which counts itself past its lane: the
+  -- common delete is counted only when it leaves the lane)
+  return r:run(ops.delete_bandwidth(project_id, bandwidth_id, missing_ok))
 end
 
 --- Deletes many shared bandwidths concurrently (libcurl multi; light threads inside nginx where
@@ -793,23 +803,35 @@ function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
   error(value, 0)
 end
 
---- Releases the client's connections now rather than at garbage collection. Closing twice is
--- harmless; any other call on a closed client is a usage error. Returns nothing.
+--- Releases the client's connections now rather than at garbage collection. The client is
+-- closed at once: any later call on it is a usage error. A call of the client's running meanwhile
+-- (a close from its hook, its `log`, its `sleep` between retries, a `cancel`, a drain's `confirm`
+-- or `on_batch`, a batch's `on_result`, or another coroutine while the call waits in a
+-- scheduler) is not broken: it runs to its end as if nothing had happened (a drain goes on
+-- moving EIPs and deletes the bandwidth), and the connections are released once the last such
+-- call returns or raises; one whose coroutine never comes back (dropped, closed, an nginx
+-- request killed) leaves them to the garbage collector. Closing twice is harmless. Returns
+-- nothing.
 -- @raise a `usage` @{eip.error} when called on something that is not a client
---   (`client.close()` with a dot), or from the client's own hook or a batch's `on_result`
---   while its call is in flight (close it once the call returned)
+--   (`client.close()` with a dot)
 function Client:close()
   local r = runners[self]
   if not r then runner_of(self, "close") end
   if self.closed then return end
-  if r:reentered() then
-    -- The call that ran this hook still uses the connections (a raw C error would end it, and a
-    -- batch would lose its results): a hook's error is logged, on_result's ends the batch.
-    errors.raise_usage("close", "was called from the client's own hook or on_result while its call is in "
-      .. "flight: close the client once the call returned")
-  end
   self.closed = true
   r:close()
+end
+
+-- Every other public method that sends runs counted as a call of the client's (see
+-- Runner:counted), its checks included, so that a close() made while it runs waits for it:
+-- code of the caller's runs between its requests (hooks, sleeps, cancel, confirm, on_batch,
+-- on_result). (delete_bandwidth counts itself: its common case is counted only past the lane.)
+for _, name in ipairs{ "authenticate", "delete_bandwidths", "show_bandwidth", "create_bandwidth",
+    "list_bandwidths", "remove_eips_from_bandwidth", "plan_drain", "drain_and_delete_bandwidth" } do
+  local method = Client[name]
+  Client[name] = function(self, ...)
+    return runner_of(self, name):counted(method, self, ...)
+  end
 end
 
 M.VERSION = VERSION

@@ -74,6 +74,7 @@ function M.new(cfg)
     if cfg[k] == nil then cfg[k] = false end
   end
   cfg.spare_calls, cfg.nspare_calls = {}, 0 -- see Runner:run
+  cfg.running, cfg.closing = 0, false -- see Runner:counted and Runner:close
   cfg.callbacks = setmetatable({}, { __mode = "k" }) -- callbacks running, per coroutine (Runner:callback)
   local provider = cfg.provider
   if provider then
@@ -1518,42 +1519,42 @@ local function signing_idle(self, lane)
     and lane[7] == self.project_id
 end
 
---- Runs op to its end through the client's transport, sleeping between attempts. Returns the
--- op's result; raises the final eip error. The state of the call (and, with reuse_requests, its
--- request table, some 20 fields) is kept for the runner's later calls: one call after another
--- allocate neither again, and nor do calls that run at once (light threads inside nginx, an
--- IAM token fetched inside a call), each taking a kept state of its own.
---
--- With the client's `rate`, the call's clock (its `deadline`, its `elapsed`) starts before it
--- waits for its first slot: a slot the deadline would pass first is not waited for. `cancel`
--- (optional, a function: true-ish to stop, as a batch's `cancel` option) is asked before each
--- attempt and at least every CANCEL_INTERVAL of the waits before one (backoff, Retry-After, the
--- rate): when it says stop, the call ends with an "interrupted" error (errors.cancelled) and
--- nothing more is sent. It is asked while the call's credentials are fetched, or waited for,
--- too, and again before the request goes out once they came (see M.halt). `abort` (optional, a
--- function: true-ish to abort; a batch's credentials step gives it) is asked at least every
--- CANCEL_INTERVAL while an attempt is in flight over libcurl, which it then aborts: the call
--- ends with errors.cancelled's error when nothing of it had been sent, else with an
--- "interrupted" one (it may have been carried out).
-function Runner:run(op, cancel, abort)
-  local first, first_started = false, false
-  local lane = self.lane and op.lane and not cancel and not op.deadline_at
-    and (self.lane_send or lane_sender(self, op))
-  -- (a transport whose send was replaced, by a caller watching it, is given every request)
-  if lane and self.transport.send == lane[5] and (lane[6] or signing_idle(self, lane)) then
-    -- The lane: the common call (a delete with a token or keys, nothing that watches, paces or
-    -- bounds it; see M.new) sends its first attempt without a call's state, the request prepared
-    -- in C once (lane_sender: the one the general way builds, its URL the endpoint's and the
-    -- op's path; signed there when it is to be). Its answer is read as the general way reads it
-    -- when it has the op's usable status; any other, a transport failure included, is handed
-    -- to the general way below as its first attempt's answer.
-    local usable = op.usable_status
-    -- (a request id that Runner:clean would change comes back in the response: M.new's
-    -- conditions leave the provider's secrets the only ones it looks for)
-    local status, request_id, took = lane[1](lane[2], lane[3], op.path, usable, self.provider.secrets)
-    if status == usable then return op:lane_result(status, request_id, 1, took) end
-    first, first_started = lane[4](status), monotime() - took
+-- Frees the runner's handles: the transport's connections, the multi handle's (see Runner:close).
+local function free_handles(self)
+  self.closing = false
+  local multi = self.multi_handle
+  if multi then
+    self.multi_handle = false
+    multi:close()
   end
+  self.transport:close()
+end
+
+-- What a counted call returns (see Runner:counted): pcall's results, once the call has left;
+-- the last to leave a closed runner frees its handles.
+local function left(self, ok, ...)
+  local n = self.running - 1
+  self.running = n
+  -- (what a transport of the caller's raises as it closes is not this call's failure: dropped)
+  if n == 0 and self.closing then pcall(free_handles, self) end
+  if not ok then error((...), 0) end
+  return ...
+end
+
+--- Calls fn(...) as one of the runner's calls running (every public method of the client is
+-- one, and Runner:run past its lane): counted from here until it returns or raises, so that a
+-- close() made meanwhile (from a hook, a sleep, a cancel, a drain's confirm or on_batch, a
+-- coroutine of a scheduler's while this one waits) frees the handles only once the last such
+-- call has left (see Runner:close). Returns what fn returns; raises what it raises. (On Lua 5.1,
+-- in a coroutine, nothing is caught, as errors.yielding says: a call that raised there is still
+-- counted, and a close then leaves the handles to the garbage collector.)
+function Runner:counted(fn, ...)
+  self.running = self.running + 1
+  return left(self, yielding(fn, ...))
+end
+
+-- Runner:run past the lane: `first` is the lane's answer (false: none), sent `first_started`.
+local function general(self, op, cancel, abort, first, first_started)
   local call
   local n = self.nspare_calls
   if n > 0 then
@@ -1656,6 +1657,48 @@ function Runner:run(op, cancel, abort)
   end
 end
 
+--- Runs op to its end through the client's transport, sleeping between attempts. Returns the
+-- op's result; raises the final eip error. The state of the call (and, with reuse_requests, its
+-- request table, some 20 fields) is kept for the runner's later calls: one call after another
+-- allocate neither again, and nor do calls that run at once (light threads inside nginx, an
+-- IAM token fetched inside a call), each taking a kept state of its own.
+--
+-- With the client's `rate`, the call's clock (its `deadline`, its `elapsed`) starts before it
+-- waits for its first slot: a slot the deadline would pass first is not waited for. `cancel`
+-- (optional, a function: true-ish to stop, as a batch's `cancel` option) is asked before each
+-- attempt and at least every CANCEL_INTERVAL of the waits before one (backoff, Retry-After, the
+-- rate): when it says stop, the call ends with an "interrupted" error (errors.cancelled) and
+-- nothing more is sent. It is asked while the call's credentials are fetched, or waited for,
+-- too, and again before the request goes out once they came (see M.halt). `abort` (optional, a
+-- function: true-ish to abort; a batch's credentials step gives it) is asked at least every
+-- CANCEL_INTERVAL while an attempt is in flight over libcurl, which it then aborts: the call
+-- ends with errors.cancelled's error when nothing of it had been sent, else with an
+-- "interrupted" one (it may have been carried out).
+function Runner:run(op, cancel, abort)
+  local first, first_started = false, false
+  local lane = self.lane and op.lane and not cancel and not op.deadline_at
+    and (self.lane_send or lane_sender(self, op))
+  -- (a transport whose send was replaced, by a caller watching it, is given every request)
+  if lane and self.transport.send == lane[5] and (lane[6] or signing_idle(self, lane)) then
+    -- The lane: the common call (a delete with a token or keys, nothing that watches, paces or
+    -- bounds it; see M.new) sends its first attempt without a call's state, the request prepared
+    -- in C once (lane_sender: the one the general way builds, its URL the endpoint's and the
+    -- op's path; signed there when it is to be). Its answer is read as the general way reads it
+    -- when it has the op's usable status; any other, a transport failure included, is handed
+    -- to the general way below as its first attempt's answer.
+    local usable = op.usable_status
+    -- (a request id that Runner:clean would change comes back in the response: M.new's
+    -- conditions leave the provider's secrets the only ones it looks for)
+    local status, request_id, took = lane[1](lane[2], lane[3], op.path, usable, self.provider.secrets)
+    if status == usable then return op:lane_result(status, request_id, 1, took) end
+    first, first_started = lane[4](status), monotime() - took
+  end
+  -- From here on code of the caller's may run (a hook, the sleep between attempts, a cancel): the
+  -- call counts as running, so that a close() it makes waits for it (see Runner:counted).
+  self.running = self.running + 1
+  return left(self, yielding(general, self, op, cancel, abort, first, first_started))
+end
+
 --- The project id for paths, found once: with IAM and no configured project, from the token's
 -- scope (which fetches a token); with AK/SK, by asking IAM for the project named after the
 -- region (`lookup`: { region, iam_endpoint }). `halt` (optional, see M.halt): what may stop
@@ -1709,14 +1752,18 @@ function Runner:multi(fresh)
   return multi
 end
 
---- Releases the transport's connections and the multi handle's.
+--- Releases the transport's connections and the multi handle's: now, or, while calls of the
+-- runner are running (see Runner:counted), once the last of them has left. Freed under a call
+-- running, its next request would raise from the C core ("session is closed"), not an eip
+-- error, and a drain would lose what it had moved. A call whose coroutine never comes back
+-- (dropped, closed, an nginx request killed) leaves them to the garbage collector (the C
+-- handles' __gc). Closing again is harmless.
 function Runner:close()
-  local multi = self.multi_handle
-  if multi then
-    self.multi_handle = nil
-    multi:close()
+  if self.running > 0 then
+    self.closing = true
+  else
+    free_handles(self)
   end
-  self.transport:close()
 end
 
 return M

@@ -267,6 +267,32 @@ function M.client()
   return reply(200, out)
 end
 
+-- POST {options, id, ids}: a client of the request's own whose on_request closes it at the first
+-- attempt of the delete of `id` (the API answers it 503 once: a second attempt follows the
+-- close), then a new client whose batch of `ids` is closed from its on_result; what each call
+-- returned, whether its client is closed and whether its transport still holds an instance.
+function M.close_in_call()
+  ngx.req.read_body()
+  local args = cjson.decode(ngx.req.get_body_data() or "")
+  local c
+  args.options.on_request = function(info) if info.attempt == 1 then c:close() end end
+  c = eip.new(args.options)
+  local ok, res = pcall(c.delete_bandwidth, c, args.id)
+  local again_ok, again = pcall(c.delete_bandwidth, c, args.id)
+  local out = { single = { ok = ok, status = ok and res.status or tostring(res), attempts = ok and res.attempts,
+    closed = c.closed, held = next(c.transport.instances) ~= nil,
+    again = again_ok and "sent" or (eip.is_error(again) and again.kind) or tostring(again) } }
+  args.options.on_request = nil
+  c = eip.new(args.options)
+  local results, summary
+  ok, results, summary = pcall(c.delete_bandwidths, c, args.ids, { on_result = function(i)
+    if i == 1 then c:close() end
+  end })
+  out.batch = { ok = ok, deleted = ok and summary.deleted or tostring(results), closed = c.closed,
+    held = next(c.transport.instances) ~= nil }
+  return reply(200, out)
+end
+
 -- Clients shared by every request of the worker, by name: one client serving many requests at
 -- once, as the example's does.
 local shared_clients = {}
