@@ -660,6 +660,36 @@ describe("safety", function()
       for i = 1, 4 do assert.is_not_nil(emu:get_bandwidth(ids[i]), "nothing was sent for " .. i) end
     end)
 
+    -- Coroutines dropped (neither resumed nor closed) in on_request give their places back only
+    -- once collected, and a wait for a place allocates nothing: the collector never ran, so the
+    -- next call waited its whole timeout (30 s by default) and failed not sent. With no place
+    -- free and places held so, a full collection comes first.
+    it_yielding("places of coroutines dropped before their requests went out come back at once", function()
+      local ids = create(9)
+      local pausing = true
+      local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, timeout = 5, max_attempts = 1,
+        on_request = function() if pausing then coroutine.yield("paused") end end }
+      local function dropped(id)
+        local co = coroutine.create(function() return c:delete_bandwidth(id) end)
+        local ok, what = coroutine.resume(co)
+        assert.same({ true, "paused" }, { ok, what })
+      end
+      for i = 1, 4 do dropped(ids[i]) end
+      pausing = false
+      local t0 = socket.gettime()
+      assert.equal(204, c:delete_bandwidth(ids[5]).status)
+      assert.is_true(socket.gettime() - t0 < 1, "waited " .. (socket.gettime() - t0) .. " s for a place")
+      -- A batch likewise, its four places at once.
+      pausing = true
+      for i = 1, 4 do dropped(ids[i]) end
+      pausing = false
+      t0 = socket.gettime()
+      local _, summary = c:delete_bandwidths({ ids[6], ids[7], ids[8], ids[9] }, { concurrency = 4 })
+      assert.same({ 4, 0 }, { summary.deleted, summary.not_sent })
+      assert.is_true(socket.gettime() - t0 < 1, "the batch waited " .. (socket.gettime() - t0) .. " s for places")
+      for i = 1, 4 do assert.is_not_nil(emu:get_bandwidth(ids[i]), "nothing was sent for " .. i) end
+    end)
+
     -- Four signed requests in flight when the key starts failing (here the clock, an hour off):
     -- all four refused, one short of the gateway's lock. The advice said "the last 3": the
     -- operator must know that one more refused signature, from anything using the key, locks it.

@@ -862,6 +862,12 @@ function Run:loop()
     local waits_to_sign = false
     if room < math.huge then
       local pending = driver:pending()
+      -- Places held by coroutines dropped before their request went out: collected once per
+      -- batch, when it lacks places (see pipeline.collect_dropped), not waited out.
+      if pending + room < limit and not self.collected and pipeline.collect_dropped(provider) then
+        self.collected = true
+        room, flying = signing_room(provider)
+      end
       if pending + room < limit then
         limit = math.max(pending, pending + room)
         -- Places held by others free up without this loop hearing of it: looked at again soon.
@@ -1061,7 +1067,7 @@ function M.run(runner, ids, opts)
   local run = setmetatable({
     runner = runner, missing_ok = o.missing_ok, on_result = o.on_result,
     cancel = errors.guarded(o.cancel, runner.log, "cancel", "stop"), -- one that raises: stop
-    heard = false, abort_done = false, halt = false, waiting = false,
+    heard = false, abort_done = false, halt = false, waiting = false, collected = false,
     started = core.monotime(), results = {}, repeats = {}, probing = true,
     summary = { deleted = 0, missing = 0, failed = 0, not_sent = 0, repeated = 0, throttled = 0, total = n,
       elapsed = 0 },

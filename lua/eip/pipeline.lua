@@ -544,6 +544,20 @@ local function free_abandoned(provider, unsent)
   end
 end
 
+--- Outside nginx, when places are held by calls whose request has not gone out (see
+-- free_abandoned): a full garbage collection, so that the coroutines among them that were dropped
+-- (not resumed, not closed) are collected, and their places come back at the next signing_room.
+-- A wait for a place allocates nothing: without this the collector never ran for it, and four
+-- dropped coroutines held a call for its whole timeout, which then failed not sent. Returns
+-- whether it collected (rare: no place free, and places held that way).
+function M.collect_dropped(provider)
+  local unsent = provider.unsent
+  if not unsent or next(unsent) == nil or rawget(_G, "ngx") ~= nil then return false end
+  collectgarbage()
+  return true
+end
+local collect_dropped = M.collect_dropped
+
 --- Records the coroutine that took call's place, outside nginx and off the main thread (see
 -- free_abandoned).
 local function owned(provider, call)
@@ -1425,7 +1439,9 @@ end
 -- last attempt's error; before the first attempt one of its own: nothing was sent), or cancel
 -- asked to stop. The wait counts in the call's time, as the rate's does. A batch that keeps its
 -- places (each freed place taken again for its next id, in this worker or another) would
--- otherwise hold a call beside it until the batch ends.
+-- otherwise hold a call beside it until the batch ends. (Runner:run collected the coroutines
+-- dropped with a place before it came here; collected once more before it fails: see
+-- collect_dropped.)
 local function signing_wait(self, call, cancel)
   local provider = self.provider
   if not call.started then call:start() end
@@ -1434,6 +1450,7 @@ local function signing_wait(self, call, cancel)
   if not deadline then
     bound, why = monotime() + self.timeout, "no place came free within its timeout (%g s)"
   end
+  local last = false -- (the collection before failing made: see collect_dropped)
   while true do
     if admit(provider, call, self.timeout) then
       -- A place that came too late (a step that overslept): the attempt would have no time.
@@ -1442,12 +1459,17 @@ local function signing_wait(self, call, cancel)
     end
     -- After the next step, the attempt must still have MIN_ATTEMPT_TIME to be answered in.
     if monotime() + M.SIGNED_WAIT_STEP + MIN_ATTEMPT_TIME >= bound then
-      if call.attempts > 0 then return call:expire() end
-      local err = errors.no_signing_place(call.op, string.format(why, deadline and self.deadline or self.timeout))
-      err.elapsed = monotime() - call.started
-      return "fail", err
+      -- (once more before failing: a coroutine dropped while this call waited; see collect_dropped)
+      if last or not collect_dropped(provider) then
+        if call.attempts > 0 then return call:expire() end
+        local err = errors.no_signing_place(call.op, string.format(why, deadline and self.deadline or self.timeout))
+        err.elapsed = monotime() - call.started
+        return "fail", err
+      end
+      last = true
+    elseif self:pause(M.SIGNED_WAIT_STEP, cancel) then
+      return "fail", cancelled(call)
     end
-    if self:pause(M.SIGNED_WAIT_STEP, cancel) then return "fail", cancelled(call) end
   end
 end
 
@@ -1584,7 +1606,8 @@ local function general(self, op, cancel, abort, first, first_started)
     end
     if not action and cancel and cancel() then ended(self, call, cancelled(call)) end
     if not action and keys_due(self, op) then action, value = keys_first(self, call, halt) end
-    if not action and op.auth ~= false and self.provider.rejected and not admit(self.provider, call, self.timeout) then
+    if not action and op.auth ~= false and self.provider.rejected and not admit(self.provider, call, self.timeout)
+        and not (collect_dropped(self.provider) and admit(self.provider, call, self.timeout)) then
       if self:reentered() then -- what holds the places waits for this call: fail now
         action, value = "fail", errors.no_signing_place(call.op, "it was called from a hook or a batch's on_result")
       elseif self:stuck() then
