@@ -1472,6 +1472,29 @@ describe("safety", function()
       assert.is_nil(emu:get_bandwidth(id))
     end)
 
+    -- A call whose coroutine died inside it never leaves: counted as running for good, it held
+    -- a close back until the client itself was collected (a module's client: never). And on
+    -- Lua 5.1 inside a coroutine a call that raised was not protected, so it stayed counted.
+    it("frees the handles at close once every call has ended, however it ended", function()
+      local id = create(1)[1]
+      local c = fx.client()
+      local co = coroutine.create(function()
+        return pcall(c.show_bandwidth, c, fixture.absent_id(7)) -- (raises a 404 inside the coroutine)
+      end)
+      local ok, caught, err = coroutine.resume(co)
+      assert.same({ true, false, 404 }, { ok, caught, err.status })
+      c:close()
+      assert.equal("closed", state(c), "a call that raised in a coroutine")
+      if rawget(coroutine, "close") then -- (Lua 5.4: a coroutine closed inside a call)
+        c = fx.client{ on_request = function() coroutine.yield("waiting") end }
+        co = coroutine.create(function() return c:delete_bandwidth(id) end)
+        assert.same({ true, "waiting" }, { coroutine.resume(co) })
+        assert.is_true(rawget(coroutine, "close")(co))
+        c:close()
+        assert.equal("closed", state(c), "a call whose coroutine was closed inside it")
+      end
+    end)
+
     -- Inside nginx, coroutines of ended requests are reused, and one killed inside a callback (a
     -- client abort, ngx.exit from another thread) never counted its way out: the next request
     -- on it must not be taken for code running inside a callback (its signed calls would fail).

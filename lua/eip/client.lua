@@ -299,6 +299,10 @@ function M.new(opts, getenv)
     errors.raise_usage("sleep", "must be a function(seconds), got %s", type(opts.sleep))
   end
   r.sleep = opts.sleep and guarded_sleep(opts.sleep, logger, transports.sleep) or transports.sleep
+  -- Nothing of the caller's can yield through a call (its hooks run under pcall already): each
+  -- call is protected, on Lua 5.1 inside a coroutine too (see errors.yielding and Runner:counted:
+  -- a call that raised unprotected stayed counted as running, and a close then freed nothing).
+  if opts.transport == nil and opts.sleep == nil then r.protect = pcall end
   r.blocking = transports.blocking -- (see Runner:stuck)
   if opts.clock ~= nil and type(opts.clock) ~= "function" then
     errors.raise_usage("clock", "must be a function() returning seconds, got %s", type(opts.clock))
@@ -809,8 +813,9 @@ end
 -- or `on_batch`, a batch's `on_result`, or another coroutine while the call waits in a
 -- scheduler) is not broken: it runs to its end as if nothing had happened (a drain goes on
 -- moving EIPs and deletes the bandwidth), and the connections are released once the last such
--- call returns or raises; one whose coroutine never comes back (dropped, closed, an nginx
--- request killed) leaves them to the garbage collector. Closing twice is harmless. Returns
+-- call returns or raises; one whose coroutine ended inside it (coroutine.close) is not waited
+-- for, one suspended for good (dropped, an nginx request killed) leaves them to the garbage
+-- collector. Closing twice is harmless. Returns
 -- nothing.
 -- @raise a `usage` @{eip.error} when called on something that is not a client
 --   (`client.close()` with a dot)

@@ -75,6 +75,10 @@ function M.new(cfg)
   end
   cfg.spare_calls, cfg.nspare_calls = {}, 0 -- see Runner:run
   cfg.running, cfg.closing = 0, false -- see Runner:counted and Runner:close
+  cfg.running_in = setmetatable({}, { __mode = "k" }) -- those calls, per coroutine (Runner:close)
+  -- (how a call is protected: errors.yielding where something of the caller's may yield through
+  -- it, a transport or a sleep; pcall where nothing can, on Lua 5.1 inside a coroutine too)
+  if cfg.protect == nil then cfg.protect = yielding end
   cfg.callbacks = setmetatable({}, { __mode = "k" }) -- callbacks running, per coroutine (Runner:callback)
   local provider = cfg.provider
   if provider then
@@ -1552,11 +1556,14 @@ local function free_handles(self)
   self.transport:close()
 end
 
--- What a counted call returns (see Runner:counted): pcall's results, once the call has left;
--- the last to leave a closed runner frees its handles.
-local function left(self, ok, ...)
+-- What a counted call returns (see Runner:counted): pcall's results, once the call, on
+-- coroutine `co`, has left; the last to leave a closed runner frees its handles.
+local function left(self, co, ok, ...)
   local n = self.running - 1
   self.running = n
+  local running_in = self.running_in
+  local k = (running_in[co] or 1) - 1
+  running_in[co] = k > 0 and k or nil
   -- (what a transport of the caller's raises as it closes is not this call's failure: dropped)
   if n == 0 and self.closing then pcall(free_handles, self) end
   if not ok then error((...), 0) end
@@ -1568,11 +1575,14 @@ end
 -- close() made meanwhile (from a hook, a sleep, a cancel, a drain's confirm or on_batch, a
 -- coroutine of a scheduler's while this one waits) frees the handles only once the last such
 -- call has left (see Runner:close). Returns what fn returns; raises what it raises. (On Lua 5.1,
--- in a coroutine, nothing is caught, as errors.yielding says: a call that raised there is still
--- counted, and a close then leaves the handles to the garbage collector.)
+-- in a coroutine, with a transport or a sleep of the caller's, nothing is caught, as
+-- errors.yielding says: a call that raised there is counted until its coroutine has ended.)
 function Runner:counted(fn, ...)
+  local co = co_running() or MAIN
+  local running_in = self.running_in
+  running_in[co] = (running_in[co] or 0) + 1
   self.running = self.running + 1
-  return left(self, yielding(fn, ...))
+  return left(self, co, self.protect(fn, ...))
 end
 
 -- Runner:run past the lane: `first` is the lane's answer (false: none), sent `first_started`.
@@ -1718,8 +1728,11 @@ function Runner:run(op, cancel, abort)
   end
   -- From here on code of the caller's may run (a hook, the sleep between attempts, a cancel): the
   -- call counts as running, so that a close() it makes waits for it (see Runner:counted).
+  local co = co_running() or MAIN
+  local running_in = self.running_in
+  running_in[co] = (running_in[co] or 0) + 1
   self.running = self.running + 1
-  return left(self, yielding(general, self, op, cancel, abort, first, first_started))
+  return left(self, co, self.protect(general, self, op, cancel, abort, first, first_started))
 end
 
 --- The project id for paths, found once: with IAM and no configured project, from the token's
@@ -1778,10 +1791,19 @@ end
 --- Releases the transport's connections and the multi handle's: now, or, while calls of the
 -- runner are running (see Runner:counted), once the last of them has left. Freed under a call
 -- running, its next request would raise from the C core ("session is closed"), not an eip
--- error, and a drain would lose what it had moved. A call whose coroutine never comes back
--- (dropped, closed, an nginx request killed) leaves them to the garbage collector (the C
--- handles' __gc). Closing again is harmless.
+-- error, and a drain would lose what it had moved. A call whose coroutine died inside it
+-- (closed) is not waited for; one suspended for good (dropped, an nginx request killed) leaves
+-- them to the garbage collector (the C handles' __gc). Closing again is harmless.
 function Runner:close()
+  if self.running > 0 then
+    -- Only calls that may still come back are waited for: not one whose coroutine died inside
+    -- it (closed, or ended by an error nothing caught) or was collected, which never leaves.
+    local live = 0
+    for co, n in pairs(self.running_in) do
+      if co == MAIN or co_status(co) ~= "dead" then live = live + n else self.running_in[co] = nil end
+    end
+    self.running = live
+  end
   if self.running > 0 then
     self.closing = true
   else
