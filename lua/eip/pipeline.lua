@@ -74,8 +74,9 @@ function M.new(cfg)
     if cfg[k] == nil then cfg[k] = false end
   end
   cfg.spare_calls, cfg.nspare_calls = {}, 0 -- see Runner:run
-  cfg.running, cfg.closing = 0, false -- see Runner:counted and Runner:close
-  cfg.running_in = setmetatable({}, { __mode = "k" }) -- those calls, per coroutine (Runner:close)
+  cfg.closing = false -- see Runner:close
+  -- The calls running (see Runner:counted), counted per coroutine, held weakly (Runner:close).
+  cfg.running_in = setmetatable({}, { __mode = "k" })
   -- (how a call is protected: errors.yielding where something of the caller's may yield through
   -- it, a transport or a sleep; pcall where nothing can, on Lua 5.1 inside a coroutine too)
   if cfg.protect == nil then cfg.protect = yielding end
@@ -1559,13 +1560,11 @@ end
 -- What a counted call returns (see Runner:counted): pcall's results, once the call, on
 -- coroutine `co`, has left; the last to leave a closed runner frees its handles.
 local function left(self, co, ok, ...)
-  local n = self.running - 1
-  self.running = n
   local running_in = self.running_in
   local k = (running_in[co] or 1) - 1
   running_in[co] = k > 0 and k or nil
   -- (what a transport of the caller's raises as it closes is not this call's failure: dropped)
-  if n == 0 and self.closing then pcall(free_handles, self) end
+  if self.closing and next(running_in) == nil then pcall(free_handles, self) end
   if not ok then error((...), 0) end
   return ...
 end
@@ -1581,7 +1580,6 @@ function Runner:counted(fn, ...)
   local co = co_running() or MAIN
   local running_in = self.running_in
   running_in[co] = (running_in[co] or 0) + 1
-  self.running = self.running + 1
   return left(self, co, self.protect(fn, ...))
 end
 
@@ -1727,12 +1725,8 @@ function Runner:run(op, cancel, abort)
     first, first_started = lane[4](status), monotime() - took
   end
   -- From here on code of the caller's may run (a hook, the sleep between attempts, a cancel): the
-  -- call counts as running, so that a close() it makes waits for it (see Runner:counted).
-  local co = co_running() or MAIN
-  local running_in = self.running_in
-  running_in[co] = (running_in[co] or 0) + 1
-  self.running = self.running + 1
-  return left(self, co, self.protect(general, self, op, cancel, abort, first, first_started))
+  -- call counts as running, so that a close() it makes waits for it.
+  return self:counted(general, self, op, cancel, abort, first, first_started)
 end
 
 --- The project id for paths, found once: with IAM and no configured project, from the token's
@@ -1795,16 +1789,13 @@ end
 -- (closed) is not waited for; one suspended for good (dropped, an nginx request killed) leaves
 -- them to the garbage collector (the C handles' __gc). Closing again is harmless.
 function Runner:close()
-  if self.running > 0 then
-    -- Only calls that may still come back are waited for: not one whose coroutine died inside
-    -- it (closed, or ended by an error nothing caught) or was collected, which never leaves.
-    local live = 0
-    for co, n in pairs(self.running_in) do
-      if co == MAIN or co_status(co) ~= "dead" then live = live + n else self.running_in[co] = nil end
-    end
-    self.running = live
+  -- Only calls that may still come back are waited for: not one whose coroutine died inside it
+  -- (closed, or ended by an error nothing caught) or was collected, which never leaves.
+  local running_in = self.running_in
+  for co in pairs(running_in) do
+    if co ~= MAIN and co_status(co) == "dead" then running_in[co] = nil end
   end
-  if self.running > 0 then
+  if next(running_in) ~= nil then
     self.closing = true
   else
     free_handles(self)
