@@ -441,12 +441,7 @@ end
 -- signing place given back, its attempt uncounted (on_response hears of it as "not_sent", which
 -- eip.metrics does not count, with `retry` as `action` says).
 function Run:put_back(job, resp, action)
-  local call = job.call
-  if self.runner.on_response then
-    call:observed({ status = 0, elapsed = resp.elapsed, dropped_unsent = true }, nil, action)
-  end
-  call.attempts = call.attempts - 1
-  release(self.runner.provider, call)
+  job.call:take_back(resp.elapsed, action)
   self:unready(job)
 end
 

@@ -906,8 +906,6 @@ end
 
 -- (what on_response is told of an answer whose reading raised something that is no eip error)
 local UNREPORTED = { kind = "http" }
--- (and of an attempt aborted before any of it was sent: see Runner:run)
-local ABORTED = { kind = "interrupted" }
 
 function Call:response(resp, halt)
   local runner = self.runner
@@ -921,11 +919,7 @@ function Call:response(resp, halt)
   -- nothing of it went out (the C core's on_prereq; unsent). No attempt, and it cannot have
   -- been carried out: the call ends as one its cancel stopped before the next attempt.
   if (resp.held_back or resp.interrupted) and resp.unsent then
-    if runner.on_response then
-      self:observed({ status = 0, elapsed = resp.elapsed, dropped_unsent = true }, nil, "fail")
-    end
-    self.attempts = self.attempts - 1
-    if runner.provider.flying then release(runner.provider, self) end
+    self:take_back(resp.elapsed, "fail")
     return "fail", cancelled(self)
   end
   -- The transport sent the request again after a kept-alive connection died unanswered: the
@@ -1110,6 +1104,17 @@ function Call:observed(resp, err, action)
     code = err and err.code, outcome = outcome, elapsed = resp.elapsed, bytes = #(resp.body or ""),
     request_id = resp.request_id, retry = action == "retry", resent = resp.resent or nil,
     not_sent = resp.dropped_unsent or nil })
+end
+
+--- Takes back the call's attempt of which nothing went out (held back, aborted or dropped
+-- before any of it was sent, `elapsed` seconds after it began): on_response hears "not_sent"
+-- (its on_request had come), it is no attempt, and its signing place is given back. `action`:
+-- what the call does next ("fail", or "retry" for one started again), for on_response's retry.
+function Call:take_back(elapsed, action)
+  local runner = self.runner
+  if runner.on_response then self:observed({ status = 0, elapsed = elapsed, dropped_unsent = true }, nil, action) end
+  self.attempts = self.attempts - 1
+  release(runner.provider, self)
 end
 
 -- Is the owner of an outstanding attempt (see outstanding, M.hold) known to be alive: a
@@ -1646,11 +1651,7 @@ local function general(self, op, cancel, abort, first, first_started)
         if not resp and not sent then
           -- Aborted before any of it went out: as a call cancelled before this attempt. Its
           -- on_response first, with the attempt its on_request was told (then taken back).
-          if self.on_response then
-            call:observed({ status = 0, dropped_unsent = true, elapsed = monotime() - t0 }, ABORTED, "fail")
-          end
-          call.attempts = call.attempts - 1
-          release(self.provider, call)
+          call:take_back(monotime() - t0, "fail")
           ended(self, call, cancelled(call))
         end
         -- Aborted in flight: read as the C core's abort by an interrupt (an "interrupted" error,
