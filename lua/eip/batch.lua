@@ -884,12 +884,14 @@ function Run:loop()
       local job = self:next_ready()
       -- Keys to fetch first (none yet, another call's fetch under way, refused ones due for
       -- renewal): before the place is taken, so that it is counted for the key that signs (as
-      -- Runner:run does: eip.auth's Metadata:due); and before a slot of the rate is taken: an
+      -- Runner:run asks: pipeline.keys_due); and before a slot of the rate is taken: an
       -- id whose keys cannot be had is not sent, and must not use up the rate (other workers'
       -- budget too, with rate_dict), every id of a long batch waiting its slot to say so.
       local action, value
       local unstarted = not job.call.started
-      if provider.due and provider:due() then action, value = pipeline.keys_first(self.runner, job.call, self.halt) end
+      if pipeline.keys_due(self.runner, job.call.op) then
+        action, value = pipeline.keys_first(self.runner, job.call, self.halt)
+      end
       if not action then
         start_wait = self:start_wait(now)
         if start_wait > 0 then

@@ -1516,6 +1516,7 @@ M.keys_first = keys_first
 local function keys_due(self, op)
   return op.auth ~= false and self.provider.due ~= nil and self.provider:due() and not self:stuck()
 end
+M.keys_due = keys_due
 
 -- The lane's sender (see Runner:run), made at its first use from the request Call:request
 -- makes of a first attempt, its URL the endpoint: built, then its token's header lines, or what
