@@ -617,20 +617,21 @@ end
 function Run:adapt(job, resp)
   local now = self.clock()
   local status = resp.status
+  -- (the call's last error only if it is this answer's, not an earlier attempt's)
+  local err = status > 0 and job.call.last_error
+  if err and err.status ~= status then err = nil end
   -- A service that says it is unavailable for longer than retry_after_cap (a retryable 5xx's
   -- Retry-After: RFC 9110's "how long the service is expected to be unavailable"): nothing more
   -- starts, as after such throttling (each id sent on would meet the same outage and fail, and a
   -- delete answered with a 5xx may still have acted). The ids not sent say why
   -- (stopped = "unavailable", cause = this answer).
-  local failed = status >= 500 and job.call.last_error
-  if failed and failed.unavailable_beyond then
-    self:stop("unavailable", failed)
+  if err and err.unavailable_beyond then
+    self:stop("unavailable", err)
     return
   end
   -- (throttling is what retry.throttled says, whatever the status: APIGW.0308 comes with a 400
-  -- or a 409 too; the last error only if it is this answer's, not an earlier attempt's)
-  local err = status > 0 and job.call.last_error
-  if err and err.status == status and retry.throttled(err) then
+  -- or a 409 too)
+  if err and retry.throttled(err) then
     self.summary.throttled = self.summary.throttled + 1
     local ra = retry.parse_retry_after(err.retry_after, os.time())
     if ra and ra <= self.runner.policy.retry_after_cap then
