@@ -436,6 +436,21 @@ describe("eip.metrics", function()
     end
   end)
 
+  -- A histogram's buckets are all there from its first observation, empty ones at 0: one that
+  -- appears later (a first fast call after slow ones) is a new series, whose first count rate()
+  -- misses, and histogram_quantile reads the buckets missing below a count as [0, le].
+  it("renders every bucket of an operation's histogram, empty ones at 0", function()
+    local metrics = eip.metrics()
+    metrics:observe{ operation = "delete_bandwidth", outcome = "ok", status = 204, elapsed = 3, attempt = 1 }
+    local text = metrics:render()
+    local les = {}
+    for le, n in text:gmatch('_bucket{operation="delete_bandwidth",le="([^"]+)"} (%d+)') do
+      les[#les + 1] = le .. "=" .. n
+    end
+    assert.same({ "0.005=0", "0.01=0", "0.025=0", "0.05=0", "0.1=0", "0.25=0", "0.5=0", "1=0", "2.5=0", "5=1",
+      "10=1", "+Inf=1" }, les)
+  end)
+
   -- A batch's cancel that answers "abort" from its (n+1)-th question on.
   local function aborting_after(n)
     local asked = 0

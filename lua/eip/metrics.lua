@@ -122,10 +122,12 @@ function Metrics:observe(info)
   -- (a duration that is no finite number of seconds, from a transport of the caller's, is not one
   -- the histogram can hold: its sum would stay NaN or inf, and fail every render)
   if seconds and seconds >= 0 and seconds < math.huge then
+    -- Every bucket, those it does not fall in by 0: each is there from the first observation (one
+    -- that appeared later would be a new series, its first count lost to rate(), and
+    -- histogram_quantile reads the buckets missing below a count as [0, le]).
     for _, le in ipairs(M.BUCKETS) do
-      if seconds <= le then
-        store:incr(series("eip_request_duration_seconds_bucket", { "operation", op, "le", le }), 1, 0)
-      end
+      store:incr(series("eip_request_duration_seconds_bucket", { "operation", op, "le", le }),
+        seconds <= le and 1 or 0, 0)
     end
     store:incr(series("eip_request_duration_seconds_bucket", { "operation", op, "le", "+Inf" }), 1, 0)
     store:incr(series("eip_request_duration_seconds_count", { "operation", op }), 1, 0)
