@@ -451,6 +451,56 @@ describe("eip.metrics", function()
       "10=1", "+Inf=1" }, les)
   end)
 
+  -- Inside nginx the workers count into the shared dict while one renders it: whatever a render
+  -- reads in the middle of another worker's observe, the buckets it shows stay cumulative (each at
+  -- most the next, +Inf at most the count).
+  it("renders cumulative buckets while another worker counts", function()
+    local function check(text)
+      local last = -1
+      for n in text:gmatch('_bucket{operation="delete_bandwidth",le="[^"]+"} (%d+)') do
+        assert.is_true(tonumber(n) >= last, text)
+        last = tonumber(n)
+      end
+      local count = text:match('_count{operation="delete_bandwidth"} (%d+)')
+      if count then assert.is_true(tonumber(count) >= last, text) end
+    end
+    -- A shared dict whose keys come highest bucket first, and in which another worker counts
+    -- (`between`) as each value is read or added.
+    local values, between, busy = {}, nil, false
+    local dict = {
+      incr = function(_, key, by, init)
+        values[key] = (values[key] or init or 0) + by
+        if between and not busy then busy = true; between("incr"); busy = false end
+        return values[key]
+      end,
+      get = function(_, key)
+        local v = values[key]
+        if between and not busy then busy = true; between("get"); busy = false end
+        return v
+      end,
+      get_keys = function()
+        local keys = {}
+        for k in pairs(values) do keys[#keys + 1] = k end
+        table.sort(keys, function(a, b) return a > b end)
+        return keys
+      end,
+    }
+    local saved = rawget(_G, "ngx")
+    rawset(_G, "ngx", { shared = { eip_metrics = dict } })
+    local ok, metrics = pcall(eip.metrics, { dict = "eip_metrics" })
+    rawset(_G, "ngx", saved)
+    assert(ok, metrics)
+    local slow = { operation = "delete_bandwidth", outcome = "ok", status = 204, elapsed = 3, attempt = 1 }
+    local fast = { operation = "delete_bandwidth", outcome = "ok", status = 204, elapsed = 0.001, attempt = 1 }
+    metrics:observe(slow)
+    -- a render in the middle of an observe, after each of its additions
+    between = function(what) if what == "incr" then check(metrics:render()) end end
+    metrics:observe(fast)
+    -- an observe in the middle of a render, after each value it reads
+    between = function(what) if what == "get" then metrics:observe(fast) end end
+    check(metrics:render())
+  end)
+
   -- A batch's cancel that answers "abort" from its (n+1)-th question on.
   local function aborting_after(n)
     local asked = 0

@@ -124,13 +124,17 @@ function Metrics:observe(info)
   if seconds and seconds >= 0 and seconds < math.huge then
     -- Every bucket, those it does not fall in by 0: each is there from the first observation (one
     -- that appeared later would be a new series, its first count lost to rate(), and
-    -- histogram_quantile reads the buckets missing below a count as [0, le]).
-    for _, le in ipairs(M.BUCKETS) do
+    -- histogram_quantile reads the buckets missing below a count as [0, le]). The count first,
+    -- then the buckets from +Inf down, as render reads them the other way round: a render in
+    -- another worker meanwhile still sees each bucket at most the next one, and +Inf at most the count.
+    store:incr(series("eip_request_duration_seconds_count", { "operation", op }), 1, 0)
+    store:incr(series("eip_request_duration_seconds_bucket", { "operation", op, "le", "+Inf" }), 1, 0)
+    local buckets = M.BUCKETS
+    for i = #buckets, 1, -1 do
+      local le = buckets[i]
       store:incr(series("eip_request_duration_seconds_bucket", { "operation", op, "le", le }),
         seconds <= le and 1 or 0, 0)
     end
-    store:incr(series("eip_request_duration_seconds_bucket", { "operation", op, "le", "+Inf" }), 1, 0)
-    store:incr(series("eip_request_duration_seconds_count", { "operation", op }), 1, 0)
     -- Sums in microseconds: shared dicts add numbers, and whole ones stay exact.
     store:incr(series("eip_request_duration_seconds_sum_us", { "operation", op }), math.floor(seconds * 1e6), 0)
   end
@@ -162,14 +166,20 @@ function Metrics:render()
     local family = key:match("^(eip_[%w_]-)_bucket{") or key:match("^(eip_[%w_]-)_count{")
       or key:match("^(eip_[%w_]-)_sum_us{") or key:match("^(eip_[%w_]+){")
     if family and HELP[family] then
-      local value, name = store:get(key) or 0, key
-      if key:find("_sum_us{", 1, true) then name, value = key:gsub("_sum_us{", "_sum{"), value / 1e6 end
       local le = key:match('le="([^"]+)"')
-      samples[#samples + 1] = { family = family, name = name, value = value,
-        base = key:gsub(',?le="[^"]*"', ""), le = le == "+Inf" and math.huge or tonumber(le) or 0 }
+      samples[#samples + 1] = { family = family, key = key, base = key:gsub(',?le="[^"]*"', ""),
+        le = le == "+Inf" and math.huge or tonumber(le) or 0 }
     end
   end
   table.sort(samples, order)
+  -- Read in that order (a histogram's buckets from the lowest, then its count), the reverse of
+  -- observe's: other workers count meanwhile, and the buckets read stay cumulative.
+  for _, sample in ipairs(samples) do
+    local key = sample.key
+    local value, name = store:get(key) or 0, key
+    if key:find("_sum_us{", 1, true) then name, value = key:gsub("_sum_us{", "_sum{"), value / 1e6 end
+    sample.name, sample.value = name, value
+  end
   local out, last = {}, nil
   for _, sample in ipairs(samples) do
     if sample.family ~= last then
