@@ -178,6 +178,29 @@ describe("error bodies", function()
     assert.same({ "X.2", "error wins" }, { err.code, err.message })
   end)
 
+  -- RFC 8259 lets a parser ignore a byte order mark: a 404 VPC.0306 behind one is the service's
+  -- "no such bandwidth", not a stray 404 "without an EIP error body".
+  it("reads an error body that starts with a UTF-8 byte order mark", function()
+    local bom = "\239\187\191"
+    local err = delete_with{ status = 403, body = bom .. '{"code":"VPC.2701","message":"Token not allowed."}' }
+    assert.same({ "VPC.2701", "Token not allowed." }, { err.code, err.message })
+    emu:inject{ method = "DELETE", status = 404, answered_by = "service",
+      body = bom .. '{"code":"VPC.0306","message":"No Eip bandwidth exist with id."}' }
+    local c = fx.client{ max_attempts = 1, missing_ok = true }
+    local res = c:delete_bandwidth(fixture.absent_id(1))
+    assert.same({ true, false, "VPC.0306" }, { res.ok, res.deleted, res.code })
+    -- a success's body too, and a plain-text or HTML refusal's (eip.body.plain_error)
+    local id = emu:create_bandwidth{ size = 1 }
+    local id_json = require("cjson").encode(id)
+    emu:inject{ method = "GET", status = 200, answered_by = "service",
+      body = bom .. '{"bandwidth":{"id":' .. id_json .. ',"size":1}}' }
+    assert.equal(id, c:show_bandwidth(id).id)
+    local body = require "eip.body"
+    assert.same({ message = "Please configure Cloud Service Agency first" },
+      body.plain_error(bom .. "Please configure Cloud Service Agency first\n"))
+    assert.is_nil(body.plain_error(bom .. "<html><body>502</body></html>"))
+  end)
+
   -- As the official SDKs read them: a pair needs a code that is not empty, and a body whose top
   -- has no code is searched below before a message alone is taken.
   -- The official SDKs read both: the encoded reason a policy denied the request is the only

@@ -103,6 +103,13 @@ end
 
 local MAX_AUTHORIZATION, MAX_DETAILS = 4096, 512
 
+-- A body without the UTF-8 byte order mark it may start with: RFC 8259 lets a parser ignore
+-- one, and cjson refuses it (a 404 VPC.0306 behind one would read as a body without a code).
+local function without_bom(body)
+  if body:byte(1) == 0xEF and body:sub(1, 3) == "\239\187\191" then return body:sub(4) end
+  return body
+end
+
 --- Decode an error body. Returns a table { code=, message=, request_id=, raw_message=,
 -- encoded_authorization_message=, details= } with a code or a message, or nil when the body
 -- carries nothing usable. A message that is itself a JSON error document (the EIP service wraps
@@ -112,7 +119,7 @@ local MAX_AUTHORIZATION, MAX_DETAILS = 4096, 512
 -- object the pair is in, bounded.
 function M.decode_error(body)
   if type(body) ~= "string" or body == "" then return nil end
-  local t = json.decode(body)
+  local t = json.decode(without_bom(body))
   if type(t) ~= "table" then return nil end
   local code, message, request_id = find_pair(t)
   code, message = text(code, MAX_CODE), text(message, MAX_MESSAGE)
@@ -137,7 +144,7 @@ end
 -- Its control characters stay for the pipeline's clean, as a decoded message's do.
 function M.plain_error(body)
   if type(body) ~= "string" then return nil end
-  local s = body:match("^%s*(.-)%s*$")
+  local s = without_bom(body):match("^%s*(.-)%s*$")
   if s == "" or s:find("^[<{%[]") then return nil end
   return { message = text(s, MAX_MESSAGE) }
 end
@@ -148,7 +155,7 @@ M.null = json.null
 --- Decode a success body (show, list, create). Returns the table, or nil and a reason.
 function M.decode(body)
   if type(body) ~= "string" or body == "" then return nil, "empty body" end
-  local t = json.decode(body)
+  local t = json.decode(without_bom(body))
   if type(t) ~= "table" then return nil, "body is not a JSON object" end
   return t
 end
