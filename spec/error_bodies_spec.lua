@@ -178,6 +178,21 @@ describe("error bodies", function()
     assert.same({ "X.2", "error wins" }, { err.code, err.message })
   end)
 
+  -- The Go SDK looks for a pair in nested objects at any depth: this client finds every pair it
+  -- finds, the shallowest first (then "error" first, then the others by name, at each depth).
+  it("reads a pair nested deeper than one level, the shallowest first", function()
+    local err = delete_with{ status = 403,
+      body = '{"error":{"detail":{"code":"VPC.2701","message":"Token not allowed to do this action."}}}' }
+    assert.same({ "VPC.2701", "Token not allowed to do this action." }, { err.code, err.message })
+    assert.equal("permission", err.code_kind)
+    err = delete_with{ status = 400, body = '{"a":{"b":{"c":{"code":"X.3","message":"deepest"}}},'
+      .. '"z":{"y":{"code":"X.2","message":"shallower"}},"error":{"x":{"code":"X.1","message":"error first"}}}' }
+    assert.same({ "X.1", "error first" }, { err.code, err.message })
+    err = delete_with{ status = 400, body = '{"a":{"b":{"c":{"code":"X.3","message":"deepest"}}},'
+      .. '"z":{"y":{"code":"X.2","message":"shallower","details":["d"]}}}' }
+    assert.same({ "X.2", "shallower", '["d"]' }, { err.code, err.message, err.details })
+  end)
+
   -- RFC 8259 lets a parser ignore a byte order mark: a 404 VPC.0306 behind one is the service's
   -- "no such bandwidth", not a stray 404 "without an EIP error body".
   it("reads an error body that starts with a UTF-8 byte order mark", function()

@@ -68,21 +68,50 @@ local function nested(t)
   return objects
 end
 
+-- Objects looked into below the top of a body, at most: the official Go SDK looks for a pair at
+-- any depth; a body is bounded (max_body, the decoder's depth), and so is this search.
+local MAX_OBJECTS = 256
+
+-- The pair in an object deeper than those under the top's keys: a pair of the SDKs' (not
+-- Neutron's "type", which only its own shape holds, one level down), the shallowest first, and
+-- at each depth in the order of `nested` under each parent (parents in that order too). Returns
+-- code, message, request_id and the object, or nil.
+local function deeper(level)
+  local seen = #level
+  while #level > 0 and seen < MAX_OBJECTS do
+    local next_level = {}
+    for _, parent in ipairs(level) do
+      for _, o in ipairs(nested(parent)) do
+        seen = seen + 1
+        if seen > MAX_OBJECTS then return nil end
+        local code, message, request_id = coded(o, PAIRS)
+        if code ~= nil then return code, message, request_id, o end
+        next_level[#next_level + 1] = o
+      end
+    end
+    level = next_level
+  end
+  return nil
+end
+
 -- The pair an error body t carries: a code at its top, else in an object under one of its keys
--- (a partial pair at the top never hides a whole one below it), else a Neutron "type" at the
--- top; failing any code, the first message, at the top then below. Returns code, message,
--- request_id (any may be nil), or nil.
+-- (a partial pair at the top never hides a whole one below it), else deeper (see `deeper`),
+-- else a Neutron "type" at the top; failing any code, the first message, at the top then below.
+-- Returns code, message, request_id (any may be nil), and the object the code is in; or nil.
 local function find_pair(t)
   local code, message, request_id = coded(t, PAIRS)
-  if code ~= nil then return code, message, request_id end
+  if code ~= nil then return code, message, request_id, t end
   local below = nested(t)
   for _, o in ipairs(below) do
     code, message, request_id = coded(o, PAIRS)
     if code == nil then code, message, request_id = coded(o, TYPE_PAIR) end
-    if code ~= nil then return code, message, request_id or t.request_id end
+    if code ~= nil then return code, message, request_id or t.request_id, o end
   end
+  local where
+  code, message, request_id, where = deeper(below)
+  if code ~= nil then return code, message, request_id or t.request_id, where end
   code, message, request_id = coded(t, TYPE_PAIR)
-  if code ~= nil then return code, message, request_id end
+  if code ~= nil then return code, message, request_id, t end
   message, request_id = message_only(t)
   if message ~= nil then return nil, message, request_id end
   for _, o in ipairs(below) do
@@ -92,9 +121,11 @@ local function find_pair(t)
   return nil
 end
 
--- The value of key at the top of t, else in the first object below it that has one.
-local function found(t, key)
+-- The value of key at the top of t, else in `where` (the object the pair is in), else in the
+-- first object below the top that has one.
+local function found(t, key, where)
   if t[key] ~= nil then return t[key] end
+  if where and where[key] ~= nil then return where[key] end
   for _, o in ipairs(nested(t)) do
     if o[key] ~= nil then return o[key] end
   end
@@ -121,12 +152,12 @@ function M.decode_error(body)
   if type(body) ~= "string" or body == "" then return nil end
   local t = json.decode(without_bom(body))
   if type(t) ~= "table" then return nil end
-  local code, message, request_id = find_pair(t)
+  local code, message, request_id, where = find_pair(t)
   code, message = text(code, MAX_CODE), text(message, MAX_MESSAGE)
   if not code and not message then return nil end
   local out = { code = code, message = message, request_id = text(request_id, 128),
-    encoded_authorization_message = text(found(t, "encoded_authorization_message"), MAX_AUTHORIZATION) }
-  local details = found(t, "details")
+    encoded_authorization_message = text(found(t, "encoded_authorization_message", where), MAX_AUTHORIZATION) }
+  local details = found(t, "details", where)
   if type(details) == "table" then details = json.encode(details) end
   out.details = text(details, MAX_DETAILS)
   local raw = type(message) == "string" and message:find("^%s*{") and json.decode(message)
