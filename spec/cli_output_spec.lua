@@ -72,6 +72,16 @@ describe("--json strings", function()
     assert.equal(s, back)
   end)
 
+  -- A bidi override (U+202E) makes a terminal show "safe<RLO>gnp.exe" as "safeexe.png", and the
+  -- table and text formats blank such characters as control characters: --json escapes them, a
+  -- 4-byte one (a tag, U+E0001) as its surrogate pair; the same string decoded.
+  it("escape the invisible characters (bidi overrides, zero-width ones, tags) too", function()
+    local s = "safe\226\128\174gnp.exe \226\128\139|\226\129\166x\239\187\191 \243\160\128\129 \194\173"
+    local line, back = through_json(s)
+    assert.equal('{"v":"safe\\u202egnp.exe \\u200b|\\u2066x\\ufeff \\udb40\\udc01 \\u00ad"}', line)
+    assert.equal(s, back)
+  end)
+
   it("write each byte of a server's text that is not UTF-8 as \\ufffd, so that strict readers take it", function()
     local line, back = through_json("caf\233 \255\254")
     assert.equal('{"v":"caf\\ufffd \\ufffd\\ufffd"}', line)

@@ -7,8 +7,11 @@
 -- integers as floats), others with 14 significant digits where those read back as the same
 -- number (0.1, not 0.1000000000000000055), else 17; NaN and infinities as `null`. Strings are always valid UTF-8: each
 -- byte of a string (a server's text) that is no part of a well-formed UTF-8 sequence is written
--- `\ufffd`, the replacement character; well-formed sequences pass unchanged.
+-- `\ufffd`, the replacement character; well-formed sequences pass unchanged, but for the C1
+-- controls and the invisible characters the table and text formats blank (a bidi override, a
+-- zero-width space: eip.core's control characters), which are escaped as the C0 controls are.
 -- @module eip.cli.json
+local core = require "eip.core"
 
 local M = {}
 
@@ -44,20 +47,32 @@ local function sequence_at(s, i)
   return nil
 end
 
+-- The JSON escape of the well-formed sequence of `size` bytes at `i` of `s`: `\uXXXX`, or a
+-- surrogate pair above U+FFFF.
+local function escaped(s, i, size)
+  local cp = s:byte(i) % (size == 2 and 0x20 or size == 3 and 0x10 or 0x08)
+  for k = i + 1, i + size - 1 do cp = cp * 64 + s:byte(k) % 64 end
+  if cp < 0x10000 then return string.format("\\u%04x", cp) end
+  cp = cp - 0x10000
+  return string.format("\\u%04x\\u%04x", 0xD800 + math.floor(cp / 1024), 0xDC00 + cp % 1024)
+end
+
 -- `s` with each byte that is no part of a well-formed UTF-8 sequence written `\ufffd` (U+FFFD):
 -- a strict reader (Python's json) rejects a whole output for one such byte of a server's text.
 -- The C1 controls (U+0080-U+009F: CSI, U+009B, starts a terminal's escape sequence as ESC [
--- does) are escaped as the C0 ones are: the same string, decoded.
+-- does) are escaped as the C0 ones are: the same string, decoded; so are the invisible
+-- characters (a bidi override reorders what a terminal shows: core.escape_controls finds them).
 local function valid_utf8(s)
   local i = s:find("[\128-\255]")
   if not i then return s end -- all ASCII: the common case
   local parts, start = {}, 1
+  local controls = core.escape_controls(s) ~= s -- (else no sequence needs a look: CJK text)
   while i do
     local size = sequence_at(s, i)
-    if size == 2 and s:byte(i) == 0xC2 and s:byte(i + 1) <= 0x9F then
+    if size and controls and core.escape_controls(s:sub(i, i + size - 1)) ~= s:sub(i, i + size - 1) then
       parts[#parts + 1] = s:sub(start, i - 1)
-      parts[#parts + 1] = string.format("\\u%04x", s:byte(i + 1))
-      i = i + 2
+      parts[#parts + 1] = escaped(s, i, size)
+      i = i + size
       start = i
     elseif size then
       i = i + size
