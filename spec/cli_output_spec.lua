@@ -216,6 +216,23 @@ describe("list of failures", function()
     end
     assert.same(expected, words(text))
   end)
+
+  -- A Chinese message has no spaces: a word longer than a line is cut, and a cut inside a
+  -- character showed it as two replacement characters, on two lines.
+  it("cuts a word longer than a line between characters, never inside one", function()
+    local message = string.rep("带宽对象不存在", 6) .. " " .. string.rep("é", 60)
+    local o = failed(UUID, { kind = "http", status = 409, code = "VPC.0304", reason = "Conflict", attempts = 1,
+      message = message })
+    for _, text in ipairs{ output.failures{ o }, table.concat(output.detail_lines(o), "\n") } do
+      local pieces = {}
+      for _, l in ipairs(lines(text)) do
+        assert.is_true(valid(l), "not valid UTF-8: " .. l)
+        assert.is_true(#l <= 80, #l .. " bytes: " .. l)
+        pieces[#pieces + 1] = l:match("^%s*(.-)$")
+      end
+      assert.truthy(table.concat(pieces):find(message:gsub(" ", ""), 1, true), text)
+    end
+  end)
 end)
 
 -- A 401 whose credentials could not be renewed: the API's answer, and what IAM or the metadata

@@ -192,7 +192,11 @@ local function wrap(text, indent, width)
     while #indent + #word > width do -- a word longer than a line: cut it
       if line ~= "" then lines[#lines + 1], line = indent .. line, "" end
       local room = width - #indent
-      lines[#lines + 1], word = indent .. word:sub(1, room), word:sub(room + 1)
+      -- (between two characters, not inside one: a UTF-8 continuation byte does not start a line)
+      local cut = room
+      while cut > 1 and (word:byte(cut + 1) or 0) >= 0x80 and word:byte(cut + 1) <= 0xBF do cut = cut - 1 end
+      if cut <= room - 4 then cut = room end -- (no character is longer than 4 bytes: not UTF-8)
+      lines[#lines + 1], word = indent .. word:sub(1, cut), word:sub(cut + 1)
     end
     if line == "" then
       line = word
