@@ -1324,6 +1324,14 @@ describe("eip command", function()
       assert.equal(2, code)
       assert.matches('"VPC.\\27[2J" is neither an HTTP status', err, 1, true)
       assert.is_nil(err:find("\27", 1, true))
+      -- A value cut to its first bytes is cut between characters: no half of one (a broken
+      -- character on the terminal, two U+FFFD in the JSON).
+      code, _, err = run("list-bandwidths --output " .. q(string.rep("带宽", 4)))
+      assert.equal(2, code)
+      assert.matches('got "带宽带宽带宽"', err, 1, true)
+      code, _, err = run("list-bandwidths --json --output " .. q(string.rep("带宽", 4)))
+      assert.equal(2, code)
+      assert.equal('--output must be text, json or table, got "带宽带宽带宽"', cjson.decode(err).message)
     end)
 
     it("reads nothing on stdin as nothing to delete: exit 0, nothing sent", function()

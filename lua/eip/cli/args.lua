@@ -190,15 +190,33 @@ local function integer_of(s)
   return nil
 end
 
+-- Is byte b a UTF-8 continuation byte?
+local function continues(b)
+  return b ~= nil and b >= 0x80 and b <= 0xBF
+end
+
+--- Where to cut `s` to at most `n` bytes between two UTF-8 characters, not inside one (a
+-- character split shows as two broken ones): `n`, or up to 3 bytes less; `n` when `s` is not
+-- UTF-8 there.
+-- @tparam string s the text
+-- @tparam integer n the most bytes kept (at least 1)
+-- @treturn integer how many bytes to keep
+function M.utf8_cut(s, n)
+  local cut = n
+  while cut > 1 and cut > n - 3 and continues(s:byte(cut + 1)) do cut = cut - 1 end
+  if continues(s:byte(cut + 1)) then return n end
+  return cut
+end
+
 --- A word of the command line (an option's value, an argument) as a usage error quotes it: its
--- first `max` bytes (20 by default), or only its length when it holds an '@' (a proxy URL's
--- `user:password@` typed where something else goes).
+-- first `max` bytes (20 by default; cut between two characters: @{utf8_cut}), or only its length
+-- when it holds an '@' (a proxy URL's `user:password@` typed where something else goes).
 -- @tparam string v what was typed
 -- @tparam[opt=20] integer max the most bytes quoted
 -- @treturn string
 function M.quoted(v, max)
   if v:find("@", 1, true) then return string.format("(%d characters, not shown)", #v) end
-  return string.format("%q", v:sub(1, max or 20))
+  return string.format("%q", v:sub(1, M.utf8_cut(v, max or 20)))
 end
 local quoted = M.quoted
 

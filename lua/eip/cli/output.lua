@@ -23,6 +23,7 @@
 -- @module eip.cli.output
 local eip = require "eip"
 local core = require "eip.core"
+local args = require "eip.cli.args"
 local json = require "eip.cli.json"
 
 local M = {}
@@ -192,10 +193,7 @@ local function wrap(text, indent, width)
     while #indent + #word > width do -- a word longer than a line: cut it
       if line ~= "" then lines[#lines + 1], line = indent .. line, "" end
       local room = width - #indent
-      -- (between two characters, not inside one: a UTF-8 continuation byte does not start a line)
-      local cut = room
-      while cut > 1 and (word:byte(cut + 1) or 0) >= 0x80 and word:byte(cut + 1) <= 0xBF do cut = cut - 1 end
-      if cut <= room - 4 then cut = room end -- (no character is longer than 4 bytes: not UTF-8)
+      local cut = args.utf8_cut(word, room) -- (between two characters, not inside one)
       lines[#lines + 1], word = indent .. word:sub(1, cut), word:sub(cut + 1)
     end
     if line == "" then
