@@ -187,6 +187,25 @@ describe("the credentials file", function()
     assert.same({ SK, "a b", "x y" }, { s.basic.sk, s.basic.note, s.other.sk })
   end)
 
+  -- `sk = <SK><U+00A0>` (a non-breaking space copied with the key): go-ini trims it, lua-eip
+  -- signed with it, every signature refused. So with a typographic quote, a backtick (go-ini's
+  -- quote) or a quote left inside the value.
+  it("refuses a value of ours that holds a quote or a character outside printable ASCII, naming the key", function()
+    for _, case in ipairs{ { "sk", SK .. "\194\160" }, { "sk", "\226\128\156" .. SK .. "\226\128\157" },
+        { "sk", "`" .. SK .. "`" }, { "sk", '"""' .. SK .. '"""' }, { "security_token", "abc\226\128\139def" },
+        { "sk", SK .. '"x' }, { "sk", "'" .. SK .. "\"'" } } do
+      local text = "[basic]\nak = AKEXAMPLE0000001\nproject_id = p1\n" .. case[1] .. " = " .. case[2] .. "\n"
+      local err = raised(profile.parse, text, "/home/me/.huaweicloud/credentials")
+      assert.equal("credentials file", err.argument)
+      assert.matches("/home/me/.huaweicloud/credentials, line 4: the value of " .. case[1] .. " holds a quote mark "
+        .. "or a character outside printable ASCII", err.message, 1, true)
+      assert.is_false(has(tostring(err), SK), "the message shows the SK")
+    end
+    -- Other sections and keys are left as they are.
+    local s = profile.parse("[basic]\nsk = " .. SK .. "\nnote = caf\195\169 `x`\n[other]\nsk = \194\160x\n", "f")
+    assert.same({ SK, "caf\195\169 `x`", "\194\160x" }, { s.basic.sk, s.basic.note, s.other.sk })
+  end)
+
   -- HUAWEICLOUD_SDK_IAM_ENDPOINT took a host name alone (https), the file's iam_endpoint did not.
   it("takes a host name alone as iam_endpoint, as the environment's: https", function()
     local path = dir .. "/credentials-iam"

@@ -93,6 +93,15 @@ function M.parse(text, path, lenient)
             errors.raise_usage("credentials file", "%s, line %d: the value of %s holds a comment mark (# or ;): no "
               .. "key, token, project id or endpoint has one; put comments on lines of their own", path, n, key)
           end
+          -- Nor a quote mark left inside it, nor a byte outside printable ASCII: a non-breaking
+          -- space or a typographic quote pasted with the key (go-ini trims Unicode spaces and
+          -- takes `...` and """...""" as quotes) would be signed with, every signature refused.
+          local v = unquoted or value
+          if current_name == "basic" and M.KEYS[key] and not lenient and (v:find("[^!-~]") or v:find("[\"'`]")) then
+            errors.raise_usage("credentials file", "%s, line %d: the value of %s holds a quote mark or a character "
+              .. "outside printable ASCII (a non-breaking space, a typographic quote?): no key, token, project id or "
+              .. "endpoint has one", path, n, key)
+          end
           current[key] = unquoted or value
         end
       end
