@@ -160,6 +160,11 @@ describe("proxy settings (eip.proxy)", function()
       { "http://proxy.example:3128/" .. SECRET, '"http://proxy.example:3128<' .. #SECRET + 1 .. ' bytes not shown>"' },
       { "http://proxy.example", '"http://proxy.example"' },
       { "http://[fd00::1]:0", '"http://[fd00::1]:0"' },
+      -- user:password with no @host:port, the password digits only: no port (0, 5+ digits), so
+      -- no host:port to show either.
+      { "http://alice:12345678", '"http://<14 bytes not shown>"', "12345678" },
+      { "alice:00000", '"<11 bytes not shown>"', "00000" },
+      { "http://alice:99999/", '"http://<12 bytes not shown>"', "99999" },
     }
     -- (a variable is refused by the request that would take it)
     local function refused(value)

@@ -226,6 +226,13 @@ end
 -- userinfo (replaced by `<credentials>`), the host and port when they read as such; any other
 -- part is replaced by its length. After userinfo, only a host:port (a port given) is shown: what
 -- follows the last '@' of "alice:Winter@Sunshine2024" is the rest of a password, not a host.
+-- Without userinfo, a name whose "port" is none (0, over 65535: "alice:12345678") may be a user
+-- and a password of digits: not shown either.
+local function no_port(bare)
+  local port = match(bare, "^[^%[]*:(%d+)$")
+  return port ~= nil and not (tonumber(port) >= 1 and tonumber(port) <= 65535)
+end
+
 local function shown(value)
   local scheme = match(value, "^(%a[%w+.-]*://)") or ""
   local rest, out = sub(value, #scheme + 1), scheme
@@ -234,7 +241,7 @@ local function shown(value)
   local authority, tail = match(rest, "^([^/?#]*)(.*)$")
   if tail == "/" then authority, tail = authority .. "/", "" end
   local bare = authority:gsub("/$", "")
-  if #authority > 100 or not showable(bare) or (at and not find(bare, ":%d+$")) then
+  if #authority > 100 or not showable(bare) or (at and not find(bare, ":%d+$")) or (not at and no_port(bare)) then
     authority, tail = "", rest
   end
   out = out .. authority
