@@ -505,6 +505,23 @@ describe("retries", function()
       assert.is_true(took < 3 + 3, "took " .. took .. " s (deadline 3 s)")
     end)
 
+    it("raises at once when a wait would leave the retry less than 50 ms of the deadline", function()
+      -- The retry would not be sent after the wait (too little time to be answered in): the
+      -- wait was slept all the same, the error only raised after it.
+      emu:inject{ method = "DELETE", status = 503, headers = { ["Retry-After"] = "1" }, times = -1 }
+      local waits = {}
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token, deadline = 1.02,
+        sleep = function(s) waits[#waits + 1] = s; socket.sleep(s) end }
+      local t0 = socket.gettime()
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      local took = socket.gettime() - t0
+      c:close()
+      assert.equal(503, err.status)
+      assert.equal(1, err.attempts)
+      assert.same({}, waits)
+      assert.is_true(took < 0.5, "took " .. took)
+    end)
+
     it("cuts an attempt short when the deadline comes first: headers that never come", function()
       emu:inject{ method = "DELETE", action = "hang", times = -1 }
       local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, token = emu.token,

@@ -1305,7 +1305,11 @@ function Call:failure(err, from_credentials, resp, halt)
     end
     return "retry", 0
   end
-  if not action or (self.deadline and monotime() + delay >= self.deadline) then return final(self, err) end
+  -- A wait that would leave the retry too little of the deadline (MIN_ATTEMPT_TIME): the retry
+  -- would not be sent after it (Call:request), so the last error is raised now, not after it.
+  if not action or (self.deadline and (monotime() + delay >= self.deadline or self:past_deadline(delay))) then
+    return final(self, err)
+  end
   if runner.log then runner.log(string.format("eip: retrying in %.2f s after: %s", delay, tostring(err))) end
   return "retry", delay
 end
