@@ -173,6 +173,26 @@ describe("eip-emulator command", function()
     assert.equal(0, code, out)
   end)
 
+  -- Its store is finite: what does not fit is refused, and nothing it holds is forgotten (the
+  -- bandwidths made before, the token start printed).
+  it("create-bandwidth beyond what the store holds stops with a plain message; nothing is lost", function()
+    assert.equal(0, (sh(EMULATOR .. " start --dir " .. q(dir))))
+    local code, out = sh(EMULATOR .. " create-bandwidth --count 40 --eips 10000 --dir " .. q(dir))
+    assert.equal(1, code, out:sub(-300))
+    local ids = {}
+    for id in out:gmatch("(%x+%-%x+%-%x+%-%x+%-%x+)\n") do ids[#ids + 1] = id end
+    assert.is_true(#ids > 0 and #ids < 40, out:sub(-300))
+    assert.equal(string.format("eip-emulator: cannot create bandwidth %d of 40: the emulator's store is full: "
+      .. "this bandwidth and its 10000 EIP(s) do not fit; reset it, or seed fewer or smaller bandwidths "
+      .. "(%d created: their ids above)\n", #ids + 1, #ids), out:match("eip%-emulator: .*$"))
+    local emulator = require "spec.support.emulator"
+    local emu = emulator.attach(dir)
+    assert.equal(#ids, emu:stats().bandwidths)
+    local resp = emulator.http{ port = emu.port, path = "/v1/" .. emu.project_id .. "/bandwidths/" .. ids[1],
+      headers = { ["X-Auth-Token"] = emu.token } }
+    assert.equal(200, resp.status)
+  end)
+
   it("create-bandwidth without a running emulator says so (exit 1)", function()
     local code, out = sh(EMULATOR .. " create-bandwidth --dir " .. q(dir))
     assert.equal(1, code)

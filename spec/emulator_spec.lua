@@ -254,6 +254,36 @@ describe("EIP emulator #once", function()
     end)
   end)
 
+  describe("a full store", function()
+    -- nginx's shared dict makes room for a new item by evicting the least recently used ones:
+    -- the configured tokens, or a bandwidth nobody deleted (then 404 VPC.0306, "gone").
+    it("refuses a seed it has no room for, and forgets nothing it holds", function()
+      local full = emulator.start()
+      local ids, resp = {}, nil
+      for _ = 1, 60 do
+        resp = assert(emulator.http{ port = full.port, method = "POST", path = "/__emulator/bandwidths",
+          body = cjson.encode{ eips = 10000 } })
+        if resp.status ~= 201 then break end
+        ids[#ids + 1] = cjson.decode(resp.body).id
+      end
+      assert.equal(507, resp.status, resp.body:sub(1, 200))
+      assert.matches("full", cjson.decode(resp.body).error)
+      assert.is_true(#ids > 0)
+      for _, id in ipairs(ids) do
+        assert.is_table(full:get_bandwidth(id), id)
+      end
+      assert.equal(#ids, full:stats().bandwidths)
+      local listed = assert(emulator.http{ port = full.port, path = "/v1/" .. full.project_id .. "/bandwidths?limit=1",
+        headers = { ["X-Auth-Token"] = full.token } })
+      assert.equal(200, listed.status, listed.body:sub(1, 200))
+      -- (and what it refused left nothing half-made behind)
+      full:reset()
+      assert.equal(201, assert(emulator.http{ port = full.port, method = "POST", path = "/__emulator/bandwidths",
+        body = cjson.encode{ eips = 2 } }).status)
+      full:stop()
+    end)
+  end)
+
   describe("every response", function()
     it("carries a 32-hex X-Request-Id, fresh each time, and the JSON content type", function()
       local a = call("GET", v1())

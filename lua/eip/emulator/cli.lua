@@ -173,9 +173,16 @@ function CREATE.run(opts, dir)
   end
   if opts.dedicated and (opts.eips or 0) > 1 then args.usage("a --dedicated bandwidth holds at most one EIP") end
   local emu = running(dir)
-  for _ = 1, count do
-    local id = emu:create_bandwidth{ name = opts.name, size = opts.size, eips = opts.eips,
-      share_type = opts.dedicated and "PER" or "WHOLE" }
+  for i = 1, count do
+    local ok, id = pcall(emu.create_bandwidth, emu, { name = opts.name, size = opts.size, eips = opts.eips,
+      share_type = opts.dedicated and "PER" or "WHOLE" })
+    if not ok then
+      -- (the emulator's refusal, e.g. a full store, without the Lua position of the control call)
+      local why = tostring(id):gsub("^.-:%d+: ", ""):gsub("^eip emulator: POST bandwidths: HTTP %d+: ", "")
+      stdout:flush() -- the ids made so far come before the message
+      error({ exit = EXIT_FAILED, message = string.format("cannot create bandwidth %d of %d: %s", i, count, why)
+        .. (i > 1 and string.format(" (%d created: their ids above)", i - 1) or "") }, 0)
+    end
     stdout:write(id, "\n")
   end
   return EXIT_OK

@@ -10,7 +10,8 @@
 --                                      id, charge_mode, status, ...} -> {id, bandwidth};
 --                                      eips = n instead of publicip_ids: n EIPs with new ids;
 --                                      an entry of publicip_ids: an id, or {publicip_id,
---                                      ip_version (4|6), publicip_type}
+--                                      ip_version (4|6), publicip_type}; 507 when it does
+--                                      not fit in the store (which never evicts)
 --   GET  /__emulator/bandwidths[/id]   every bandwidth, or one (404 if unknown)
 --   POST /__emulator/inject            queue one rule (see inject.lua) -> {pending}
 --   GET  /__emulator/inject            {rules}
@@ -169,14 +170,26 @@ local function seed(body)
     for i = 1, req.eips do ids[i] = util.uuid() end
   end
   req.eips = nil
-  eips, err = seed_eips(ids)
-  if not eips then
-    return fail(400, err)
+  local bw, refused
+  ok, err = pcall(function()
+    eips, refused = seed_eips(ids)
+    if not eips then return end
+    req.publicip_info = eips
+    req.name = req.name or ("seeded-" .. store.next_seq())
+    bw = model.new_bandwidth(req)
+    store.put_bandwidth(bw)
+  end)
+  if not ok then
+    -- The store is full (or failed otherwise): nothing half-made stays behind, and what the
+    -- store held is all there still (store.lua never evicts).
+    if bw then store.delete_bandwidth(bw.id) end
+    if not tostring(err):find(store.FULL, 1, true) then error(err, 0) end
+    return fail(507, store.FULL .. ": this bandwidth and its " .. #ids .. " EIP(s) do not fit; "
+      .. "reset it, or seed fewer or smaller bandwidths")
   end
-  req.publicip_info = eips
-  req.name = req.name or ("seeded-" .. store.next_seq())
-  local bw = model.new_bandwidth(req)
-  store.put_bandwidth(bw)
+  if not eips then
+    return fail(400, refused)
+  end
   util.send_json(201, { id = bw.id, bandwidth = bw })
 end
 

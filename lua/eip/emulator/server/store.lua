@@ -23,6 +23,29 @@ local LOG_BODY_MAX = 64 * 1024
 -- Connection markers expire so that a long benchmark does not fill the dict with them.
 local CONN_TTL = 3600
 
+-- Writes never evict: a full dict's set() makes room by dropping the least recently used items,
+-- which would silently forget the configured tokens, or a bandwidth nobody deleted (then answered
+-- 404 VPC.0306, "gone"). safe_set refuses instead; put raises then (M.FULL in the message).
+M.FULL = "the emulator's store is full"
+
+local function put(key, value, ttl)
+  local ok, err = dict:safe_set(key, value, ttl or 0)
+  if not ok then
+    error("emulator store: cannot set " .. key .. ": " .. tostring(err) .. " (" .. M.FULL .. ")")
+  end
+end
+
+-- dict:incr with an initial value evicts as set() does when the key is new: add it safely first.
+local function incr(key, ttl)
+  local n = dict:incr(key, 1)
+  if n then return n end
+  local ok, err = dict:safe_add(key, 0, ttl or 0)
+  if not ok and err ~= "exists" then
+    error("emulator store: cannot set " .. key .. ": " .. tostring(err) .. " (" .. M.FULL .. ")")
+  end
+  return (dict:incr(key, 1))
+end
+
 local function get_json(key)
   local text = dict:get(key)
   if text == nil then
@@ -32,10 +55,7 @@ local function get_json(key)
 end
 
 local function set_json(key, value)
-  local ok, err = dict:set(key, json.encode(value))
-  if not ok then
-    error("emulator store: cannot set " .. key .. ": " .. tostring(err))
-  end
+  put(key, json.encode(value))
 end
 
 -- Tokens -------------------------------------------------------------------------------------
@@ -43,7 +63,7 @@ end
 function M.set_tokens(tokens, default_project)
   set_json("tokens", tokens)
   if default_project then
-    dict:set("default_project", default_project)
+    put("default_project", default_project)
   end
 end
 
@@ -72,8 +92,8 @@ end
 -- A temporary pair of the metadata service, valid for `ttl` seconds until `expires` (the
 -- emulator's clock); also the last one issued (see last_temporary_credential).
 function M.put_temporary_credential(cred, ttl, expires)
-  dict:set("mdcred:" .. cred.ak, json.encode(cred), ttl)
-  dict:set("mdlast", json.encode({ cred = cred, expires = expires }), ttl)
+  put("mdcred:" .. cred.ak, json.encode(cred), ttl)
+  put("mdlast", json.encode({ cred = cred, expires = expires }), ttl)
 end
 
 -- The last temporary pair issued and its expiry, while it is valid; or nil.
@@ -85,7 +105,7 @@ function M.last_temporary_credential()
 end
 
 function M.put_metadata_token(token, ttl)
-  dict:set("mdtok:" .. token, true, ttl)
+  put("mdtok:" .. token, true, ttl)
 end
 
 function M.metadata_token(token)
@@ -141,7 +161,7 @@ function M.token_ttl()
 end
 
 function M.set_token_ttl(seconds)
-  dict:set("token_ttl", seconds)
+  put("token_ttl", seconds)
 end
 
 -- The emulator's clock: real time plus a settable offset, so that a test can put the server's
@@ -151,7 +171,7 @@ function M.now()
 end
 
 function M.set_clock_offset(seconds)
-  dict:set("clock_offset", seconds)
+  put("clock_offset", seconds)
 end
 
 function M.put_issued_token(token, record)
@@ -180,13 +200,13 @@ function M.expire_issued_tokens()
 end
 
 function M.count(name)
-  dict:incr(name, 1, 0)
+  incr(name)
 end
 
 -- Bandwidths ---------------------------------------------------------------------------------
 
 function M.next_seq()
-  return (dict:incr("seq", 1, 0))
+  return incr("seq")
 end
 
 -- Decoding loses the difference between [] and {}: mark the array fields again.
@@ -206,10 +226,17 @@ end
 
 function M.put_bandwidth(bw)
   dict:delete("gone:" .. bw.id) -- made again under the id of a deleted one: only this one now
-  local rec = get_json("bw:" .. bw.id)
-  set_json("bw:" .. bw.id, { seq = rec and rec.seq or M.next_seq(), bw = bw })
+  local key = "bw:" .. bw.id
+  local old = dict:get(key)
+  local rec = old and json.decode(old)
+  local ok, err = pcall(set_json, key, { seq = rec and rec.seq or M.next_seq(), bw = bw })
+  if not ok then
+    -- A refused safe_set has dropped the old value already: the bandwidth stays as it was.
+    if old then dict:safe_set(key, old) end
+    error(err, 0)
+  end
   for _, ip in ipairs(bw.publicip_info) do
-    dict:set("eip:" .. ip.publicip_id, bw.id)
+    put("eip:" .. ip.publicip_id, bw.id)
   end
 end
 
@@ -272,14 +299,16 @@ local function cap_body(body)
 end
 
 function M.record_request(entry)
-  dict:incr("requests", 1, 0)
-  if dict:add("conn:" .. entry.connection, true, CONN_TTL) then
-    dict:incr("connections", 1, 0)
+  incr("requests")
+  if dict:safe_add("conn:" .. entry.connection, true, CONN_TTL) then
+    incr("connections")
   end
-  local seq = dict:incr("log_seq", 1, 0)
+  local seq = incr("log_seq")
   entry.seq = seq
   entry.body, entry.body_truncated = cap_body(entry.body)
-  set_json("log:" .. (seq % M.LOG_SIZE), entry)
+  -- (an entry a full store has no room for is left out of the log; the request is answered)
+  local key = "log:" .. (seq % M.LOG_SIZE)
+  if not dict:safe_set(key, json.encode(entry)) then dict:delete(key) end
 end
 
 function M.stats()
@@ -343,13 +372,13 @@ function M.knob(name)
 end
 
 function M.set_knob(name, value)
-  dict:set("knob:" .. name, value)
+  put("knob:" .. name, value)
 end
 
 -- A deleted bandwidth that stays readable for `seconds` (the real API shows it for a while
 -- after the 204).
 function M.put_gone(bw, seconds, seq)
-  dict:set("gone:" .. bw.id, json.encode({ seq = seq or M.next_seq(), bw = bw }), seconds)
+  put("gone:" .. bw.id, json.encode({ seq = seq or M.next_seq(), bw = bw }), seconds)
 end
 
 function M.get_gone(id)
@@ -362,7 +391,7 @@ end
 -- gateway's "policy user over ratelimit, limit:N, time:1 second": fixed one-second windows).
 function M.over_rate(user, limit)
   local window = math.floor(M.now())
-  local n = dict:incr("thr:" .. window .. ":" .. user, 1, 0, 3)
+  local n = incr("thr:" .. window .. ":" .. user, 3)
   if n > limit then
     M.count("throttled")
     return true
@@ -380,10 +409,10 @@ end
 --- A failed signature of an existing AK; locks it at aksk_lock_after in a row. Returns true
 -- when this failure locked it.
 function M.ak_failed(ak)
-  local n = dict:incr("akfail:" .. ak, 1, 0)
+  local n = incr("akfail:" .. ak)
   if n >= M.knob("aksk_lock_after") then
     dict:delete("akfail:" .. ak)
-    dict:set("aklock:" .. ak, true, M.knob("aksk_lock_seconds"))
+    put("aklock:" .. ak, true, M.knob("aksk_lock_seconds"))
     M.count("aksk_locks")
     return true
   end
