@@ -122,7 +122,13 @@ describe("eip-emulator command", function()
     assert.same({ "PER", 1 }, { per.share_type, #per.publicip_info })
     assert.equal(5, emu:get_bandwidth(ids[1]).size)
     assert.equal(4, emu:stats().bandwidths)
-    for _, args in ipairs{ "--eips -1", "--count 0", "--size 0", "--dedicated --eips 2", "extra" } do
+    -- A dedicated bandwidth is its EIP's own, as in the cloud (it never shows one without).
+    code, out = sh(EMULATOR .. " create-bandwidth --dedicated --size 1 --dir " .. q(dir))
+    assert.equal(0, code, out)
+    per = emu:get_bandwidth(out:match("^(%S+)\n$"))
+    assert.same({ "PER", 1 }, { per.share_type, #per.publicip_info })
+    for _, args in ipairs{ "--eips -1", "--count 0", "--size 0", "--dedicated --eips 2", "--dedicated --eips 0",
+        "extra" } do
       assert.equal(2, (sh(EMULATOR .. " create-bandwidth " .. args .. " --dir " .. q(dir))), args)
     end
   end)

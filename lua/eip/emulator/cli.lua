@@ -139,13 +139,13 @@ Creates a shared (WHOLE) bandwidth in the running emulator, holding --eips new E
 its id (--count: that many bandwidths, one id per line). A bandwidth with EIPs cannot be deleted
 until they are moved out: eip delete-bandwidth --drain.]],
   options = { DIR_OPTION,
-    { "--eips", value = "N", key = "eips", integer = true, help = "EIPs in it (default 0)" },
+    { "--eips", value = "N", key = "eips", integer = true, help = "EIPs in it (default 0; --dedicated: 1)" },
     { "--name", value = "NAME", key = "name",
       help = "its name: 1-64 letters, digits, Chinese, _, - or . (default: seeded-N)" },
     { "--size", value = "MBIT", key = "size", integer = true,
       help = "Mbit/s, 5-2000 (--dedicated: 1-2000; default 10)" },
     { "--count", value = "N", key = "count", integer = true, help = "create N bandwidths, 1-10000 (default 1)" },
-    { "--dedicated", key = "dedicated", help = "a dedicated (PER) bandwidth instead: at most one EIP" },
+    { "--dedicated", key = "dedicated", help = "a dedicated (PER) bandwidth instead: one EIP's own" },
   },
 }
 
@@ -171,10 +171,14 @@ function CREATE.run(opts, dir)
     args.usage("--size must be between %d and %d (Mbit/s) for a %s bandwidth, got %d", min, params.SIZE_MAX,
       opts.dedicated and "dedicated" or "shared", opts.size)
   end
-  if opts.dedicated and (opts.eips or 0) > 1 then args.usage("a --dedicated bandwidth holds at most one EIP") end
+  -- (a dedicated bandwidth is its EIP's own: the cloud never shows one without, nor with two)
+  if opts.dedicated and (opts.eips or 1) ~= 1 then
+    args.usage("a --dedicated bandwidth holds its one EIP: --eips must be 1, got %d", opts.eips)
+  end
+  local eips = opts.eips or (opts.dedicated and 1 or nil)
   local emu = running(dir)
   for i = 1, count do
-    local ok, id = pcall(emu.create_bandwidth, emu, { name = opts.name, size = opts.size, eips = opts.eips,
+    local ok, id = pcall(emu.create_bandwidth, emu, { name = opts.name, size = opts.size, eips = eips,
       share_type = opts.dedicated and "PER" or "WHOLE" })
     if not ok then
       -- (the emulator's refusal, e.g. a full store, without the Lua position of the control call)
