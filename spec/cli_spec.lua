@@ -186,6 +186,16 @@ describe("eip command", function()
       assert.truthy(has(err, "usage: eip COMMAND"))
     end)
 
+    -- Debian's lua-cjson is not a rock (the README installs with --deps-mode=none): a Lua without
+    -- it gets a line that names the package, not require's traceback.
+    it("without lua-cjson says what to install, with no traceback", function()
+      local code, out, err = run("status 404", { env = { LUA_CPATH = "/nonexistent/?.so" } })
+      assert.equal(1, code)
+      assert.equal("", out)
+      assert.equal("eip: lua-cjson cannot be loaded for " .. _VERSION .. " (module 'cjson.safe' not found)\n"
+        .. "install it: apt-get install lua-cjson (Debian), or luarocks install lua-cjson\n", err)
+    end)
+
     it("an unknown command exits 2 with a hint, sending nothing", function()
       local code, _, err = run("delet-bandwidth x")
       assert.equal(2, code)

@@ -232,6 +232,14 @@ describe("eip-emulator command", function()
     assert.equal(3, code)
   end)
 
+  it("without lua-cjson says what to install, with no traceback", function()
+    local code, out = sh(EMULATOR .. " start --dir " .. q(dir), { LUA_CPATH = "/nonexistent/?.so" })
+    assert.equal(1, code)
+    assert.equal("eip-emulator: lua-cjson cannot be loaded for " .. _VERSION .. " (module 'cjson.safe' not found)\n"
+      .. "install it: apt-get install lua-cjson (Debian), or luarocks install lua-cjson\n", out)
+    assert.equal(3, (sh(EMULATOR .. " status --dir " .. q(dir))))
+  end)
+
   it("stop, and a start that fails, remove or signal nothing the emulator did not make", function()
     -- A directory of the user's: a tmp/ of theirs, a config of theirs.
     os.execute("mkdir -p " .. q(dir .. "/tmp"))
