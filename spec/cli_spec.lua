@@ -748,13 +748,15 @@ describe("eip command", function()
     end)
 
     -- So may a proxy that blocks DELETE (405), a gateway route (404 APIGW.0101) or a failing
-    -- backend (500): the same stop once EIPs moved. A failure of that bandwidth's own (it is
-    -- gone: 404 VPC.0306; it changed: 409) is no reason to stop the others.
-    it("--drain stops after any delete failure once EIPs moved, but that bandwidth's own", function()
+    -- backend (500): the same stop once EIPs moved. So does a 409 of a bandwidth the GET after
+    -- it shows empty (an API that refuses a delete straight after a remove, the removal still
+    -- settling, or a policy: every 409 was taken for a change of that bandwidth's, and each
+    -- further drain made new bills and deleted nothing).
+    it("--drain stops after any delete failure once EIPs moved, a 409 of an empty bandwidth too", function()
       local cases = {
         { 405, nil, true }, { 404, { error_code = "APIGW.0101", error_msg = "The API does not exist" }, true },
         { 500, { code = "VPC.0302", message = "internal error" }, true },
-        { 409, { code = "VPC.0304", message = "The shared bandwidth still has publicips" }, false },
+        { 409, { code = "VPC.0304", message = "The shared bandwidth still has publicips" }, true },
       }
       for _, case in ipairs(cases) do
         emu:reset()
@@ -778,6 +780,53 @@ describe("eip command", function()
           assert.equal(3, removes, case[1])
         end
       end
+    end)
+
+    -- A failure of that bandwidth's own is no reason to stop the others: a 409 after which the
+    -- drain's GET lists EIPs added since its plan (here that GET's answer is injected).
+    it("--drain goes on after a 409 whose GET lists EIPs added meanwhile (changed)", function()
+      local ids = {}
+      for i = 1, 3 do
+        ids[i] = emu:create_bandwidth{ size = 5, publicip_ids = { "g" .. i .. "a" } }
+        local bw = emu:get_bandwidth(ids[i])
+        bw.publicip_info = { { publicip_id = "g" .. i .. "-late", publicip_type = "5_bgp", ip_version = 4 } }
+        emu:inject{ method = "GET", action = "slow", delay = 0 } -- the drain's show
+        emu:inject{ method = "GET", status = 200, body = { bandwidth = bw } } -- the GET after its 409
+      end
+      emu:inject{ method = "DELETE", status = 409, times = -1,
+        body = { code = "VPC.0304", message = "The shared bandwidth still has publicips" } }
+      local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " --json " .. table.concat(ids, " "))
+      assert.equal(1, code, out .. err)
+      assert.equal(3, #lines(out), out)
+      for i, line in ipairs(lines(out)) do
+        local o = cjson.decode(line)
+        assert.same({ false, 409, "delete", { "g" .. i .. "a" }, { "g" .. i .. "-late" } },
+          { o.ok, o.status, o.stage, o.moved, o.not_moved })
+      end
+      local removes = 0
+      for _, r in ipairs(emu:requests()) do
+        if r.method == "POST" then removes = removes + 1 end
+      end
+      assert.equal(3, removes, "every drain's remove call")
+    end)
+
+    -- Moved EIPs (each remove answered 204) that the GET after the 409 still lists, the
+    -- removal not settled: uncertain, none "moved"; the drains stop all the same.
+    it("--drain stops after a 409 whose GET still lists the EIPs it moved (uncertain)", function()
+      local ids = {}
+      for i = 1, 3 do ids[i] = emu:create_bandwidth{ size = 5, publicip_ids = { "h" .. i .. "a" } } end
+      emu:inject{ method = "GET", action = "slow", delay = 0 } -- the drain's show
+      emu:inject{ method = "GET", status = 200, body = { bandwidth = emu:get_bandwidth(ids[1]) } } -- after the 409
+      emu:inject{ method = "DELETE", status = 409, times = -1,
+        body = { code = "VPC.0304", message = "The shared bandwidth still has publicips" } }
+      local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " --json " .. table.concat(ids, " "))
+      assert.equal(1, code, out .. err)
+      local o = cjson.decode(lines(out)[1])
+      assert.same({ false, 409, {}, {}, { "h1a" } }, { o.ok, o.status, o.moved, o.not_moved, o.uncertain })
+      assert.matches("0 deleted, 0 missing, 1 failed.*, 2 not sent", err)
+      local last = cjson.decode(lines(out)[3])
+      assert.same({ ids[3], "not_sent" }, { last.bandwidth_id, last.result })
+      assert.truthy(has(err, "eip: stopped after a drained bandwidth's delete failed"), err)
     end)
 
     it("--drain stops after an authentication failure: the other ids are not sent", function()

@@ -443,6 +443,18 @@ describe("bandwidth operations", function()
         assert.is_not_nil(emu:get_bandwidth(id))
       end)
 
+      -- A delete answered 409 is read again with a GET, unless cancel says stop: then the error
+      -- stays the delete's, with what the remove calls' answers said.
+      it("stops after a delete answered 409: no GET after it, the delete's error", function()
+        emu:inject{ method = "DELETE", status = 409, body = { code = "VPC.0304", message = "still has publicips" } }
+        local ids, id, err = drain_stopped(3, function(info) return info.method == "DELETE" end)
+        assert.same({ "http", 409, "delete" }, { err.kind, err.status, err.stage })
+        assert.same({ ids, {}, {} }, { err.moved, err.not_moved, err.uncertain })
+        assert.is_nil(err.changed)
+        assert.same({ "GET /v1/P/bandwidths/ID", "POST /v2.0/P/bandwidths/ID/remove", "DELETE /v2.0/P/bandwidths/ID" },
+          sequence(id))
+      end)
+
       -- The wait before a retry (here a Retry-After of 10 s) goes in pieces, cancel asked after
       -- each: a stop sends neither the retry, nor the GET that would check what moved, nor the
       -- delete. The 503 may have been carried out: its EIPs are uncertain.
@@ -871,6 +883,69 @@ describe("bandwidth operations", function()
       assert.same({ "remove", id, {}, eip_ids(3), {} }, { err.stage, err.bandwidth_id, err.moved, err.not_moved,
         err.uncertain }, tostring(err))
       assert.equal(3, #emu:get_bandwidth(id).publicip_info)
+    end)
+
+    -- POST .../insert, as another user of the account would: the EIPs join bandwidth `id`.
+    local function insert(id, eips)
+      local info = {}
+      for i, e in ipairs(eips) do info[i] = { publicip_id = e } end
+      local resp = assert(require("spec.support.emulator").http{ port = emu.port, method = "POST",
+        path = "/v2.0/" .. emu.project_id .. "/bandwidths/" .. id .. "/insert",
+        headers = { ["X-Auth-Token"] = emu.token, ["Content-Type"] = "application/json" },
+        body = cjson.encode{ bandwidth = { publicip_info = info } } })
+      assert.equal(200, resp.status, resp.body)
+    end
+
+    local function methods()
+      local out = {}
+      for _, r in ipairs(api_requests()) do out[#out + 1] = r.method .. " " .. (r.uri:match("/insert$") or "") end
+      return out
+    end
+
+    -- Without confirm nothing reads the bandwidth again after the plan: an EIP added to it
+    -- meanwhile (here while the remove call went) stays in it, and the delete fails 409. The
+    -- error said not_moved = {} (the README: the EIPs still in it), and the eip command took the
+    -- 409 for a change of that bandwidth's without knowing. One GET after the 409 tells.
+    it("lists EIPs added after the plan, which a delete refused 409 found, in not_moved (changed)", function()
+      local ids = eip_ids(3)
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+      emu:create_bandwidth{ size = 5, share_type = "PER", publicip_ids = { "eip-late" } }
+      emu:reset_counters()
+      local err = raised(client.drain_and_delete_bandwidth, client, id, { charge_mode = "bandwidth", size = 1,
+        on_batch = function() insert(id, { "eip-late" }) end })
+      assert.same({ "delete", 409, "VPC.0304", true }, { err.stage, err.status, err.code, err.changed },
+        tostring(err))
+      assert.same({ ids, { "eip-late" }, {} }, { err.moved, err.not_moved, err.uncertain })
+      assert.same({ "GET ", "POST ", "POST /insert", "DELETE ", "GET " }, methods())
+      assert.equal(1, err.attempts, "the delete's own")
+    end)
+
+    -- An EIP the drain moved (its remove answered 204) that the GET after the 409 still lists
+    -- (its removal not settled, or put back): not claimed moved, nor a change of the bandwidth.
+    it("counts a moved EIP still listed after a delete refused 409 as uncertain, not changed", function()
+      local ids = eip_ids(3)
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+      local err = raised(client.drain_and_delete_bandwidth, client, id, { charge_mode = "bandwidth", size = 1,
+        on_batch = function() insert(id, { ids[2] }) end })
+      assert.same({ "delete", 409, false }, { err.stage, err.status, err.changed }, tostring(err))
+      assert.same({ { ids[1], ids[3] }, {}, { ids[2] } }, { err.moved, err.not_moved, err.uncertain })
+    end)
+
+    -- The GET after a 409 is best effort: failing, it leaves the delete's error, and what the
+    -- remove calls' answers said.
+    it("keeps the delete's 409 when the GET after it fails", function()
+      local ids = eip_ids(3)
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+      emu:inject{ method = "GET", action = "slow", delay = 0 } -- the show (the first rule a GET meets)
+      emu:inject{ method = "DELETE", status = 409, body = { code = "VPC.0304", message = "still has publicips" } }
+      emu:inject{ method = "GET", status = 400, body = { code = "VPC.0301", message = "bad" } }
+      emu:reset_counters()
+      local c = fx.client{ sleep = function() end, max_attempts = 1 }
+      local err = raised(c.drain_and_delete_bandwidth, c, id, terms)
+      assert.same({ "delete", 409, "VPC.0304" }, { err.stage, err.status, err.code })
+      assert.is_nil(err.changed)
+      assert.same({ ids, {}, {} }, { err.moved, err.not_moved, err.uncertain })
+      assert.same({ "GET ", "POST ", "DELETE ", "GET " }, methods())
     end)
 
     it("reports the removed EIPs when the final delete fails", function()

@@ -289,6 +289,22 @@ local function still_present(runner, project, bandwidth_id)
   return info and set or nil
 end
 
+-- After a drain's delete answered 409: the EIPs the bandwidth lists now, in its order, and the
+-- set of their ids. One GET, best effort, sent with `cancel` (none when it says stop first);
+-- nil when it was not sent, failed, or its answer cannot be read as a list of EIPs, or lists an
+-- id holding a secret of the client's (such an id would be shown in `not_moved`).
+local function listed_now(runner, project, bandwidth_id, cancel)
+  if cancel and cancel() then return nil end
+  local ok, bw = pcall(M.show, runner, project, bandwidth_id, cancel)
+  if not ok or type(bw) ~= "table" then return nil end
+  local info, set = listed_eips(bw.publicip_info, true)
+  if not info then return nil end
+  for _, ip in ipairs(info) do
+    if runner:clean(ip.publicip_id) ~= ip.publicip_id then return nil end
+  end
+  return info, set
+end
+
 -- A failed batch: sort its EIPs by what the verifying GET shows. Returns moved, not_moved,
 -- uncertain (lists). `absent_unsure`: an EIP absent from the bandwidth is uncertain rather than
 -- moved (the service refused the call, and it may never have been in this bandwidth).
@@ -660,10 +676,13 @@ end
 --- Show (the plan), confirm, remove every EIP, delete. A bandwidth that must not be drained is
 -- refused (kind "refused") after the show and before anything changes; so is one whose plan
 -- `terms.confirm(plan)` does not approve. Failures after the show carry `moved` and `not_moved`
--- (EIP ids) and `stage` ("show", "remove" or "delete"). `terms.cancel` (a function: true-ish to
--- stop) is asked before the show's GET, after it, before each remove batch and before the delete, and during
--- the waits of each request: when it says stop, nothing more is sent and the error (kind
--- "interrupted", `cancelled = true`) says what moved.
+-- (EIP ids) and `stage` ("show", "remove" or "delete"). A delete answered 409 is followed by one
+-- GET (best effort, not sent once `cancel` says stop; the error stays the delete's): an EIP it
+-- lists that the drain did not move is in `not_moved` and sets `changed = true` (false when it
+-- lists none such); one the drain moved that it still lists is `uncertain` rather than `moved`.
+-- `terms.cancel` (a function: true-ish to stop) is asked before the show's GET, after it, before
+-- each remove batch and before the delete, and during the waits of each request: when it says
+-- stop, nothing more is sent and the error (kind "interrupted", `cancelled = true`) says what moved.
 function M.drain(runner, project, bandwidth_id, terms, missing_ok, deadline_at)
   -- The plan (one GET): a failure of it, or a refusal, moved nothing; a missing bandwidth is a
   -- result when the delete's own rule says so. The first read's deadline began before it when
@@ -738,7 +757,29 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok, deadline_at)
   local dok, res = pcall(runner.run, runner, delete, cancel)
   if not dok then
     if errors.is_error(res) then
-      res.stage, res.bandwidth_id, res.moved, res.not_moved, res.uncertain = "delete", bandwidth_id, removed, {}, {}
+      local moved, not_moved, uncertain = removed, {}, {}
+      -- A 409: the bandwidth still holds EIPs (added since the plan's read, or moved ones whose
+      -- removal has not settled), or the service refuses for a reason of its own. One more GET
+      -- (best effort: its failure leaves the delete's error as it is) tells which: an EIP it
+      -- lists that the drain did not move is `not_moved` (it came meanwhile: `changed`); one the
+      -- drain moved (its remove call answered 204) that it still lists is `uncertain`, not moved.
+      if res.kind == "http" and res.status == 409 then
+        local info, set = listed_now(runner, project, bandwidth_id, cancel)
+        if info then
+          local was_moved = {}
+          moved = {}
+          for _, id in ipairs(removed) do
+            was_moved[id] = true
+            if set[id] then uncertain[#uncertain + 1] = id else moved[#moved + 1] = id end
+          end
+          for _, ip in ipairs(info) do
+            if not was_moved[ip.publicip_id] then not_moved[#not_moved + 1] = ip.publicip_id end
+          end
+          res.changed = #not_moved > 0
+        end
+      end
+      res.stage, res.bandwidth_id, res.moved, res.not_moved, res.uncertain = "delete", bandwidth_id, moved,
+        not_moved, uncertain
     end
     error(res, 0)
   end

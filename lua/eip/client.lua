@@ -782,7 +782,10 @@ end
 -- @raise an @{eip.error} carrying `stage` ("show", "remove" or "delete"), `moved` and `not_moved`
 --   (an EIP id the show lists that is not an id or holds a credential, or a `billing_info` that is
 --   neither a string nor none: an `http` error, "Unusable Answer", stage "show", nothing moved);
---   with `wait`, when the bandwidth was deleted but the wait ended first (kind `wait_timeout`, or
+--   a delete answered 409 is followed by one GET (best effort; the error stays the delete's): the
+--   EIPs it lists that the drain did not move are in `not_moved`, with `changed = true` (false
+--   when none), and those it moved but still lists are `uncertain`, not `moved`; with `wait`,
+--   when the bandwidth was deleted but the wait ended first (kind `wait_timeout`, or
 --   `interrupted` by Ctrl-C), `deleted = true`, `stage = "wait"`, `moved` (every EIP moved out),
 --   and `result`, the drain's result table
 function Client:drain_and_delete_bandwidth(bandwidth_id, opts)

@@ -354,7 +354,11 @@ M.regions = require("eip.regions").list
 -- @tfield {string,...} not_moved EIP ids still in the bandwidth (drain and remove errors, with
 --   `stage`)
 -- @tfield {string,...} uncertain EIP ids of a failed or stopped remove call whose outcome nobody
---   can tell (remove errors, stage "remove"; an empty list otherwise)
+--   can tell (remove errors, stage "remove"); on a drain's delete answered 409, those moved out
+--   (their remove call answered 204) that the GET after it still lists; an empty list otherwise
+-- @tfield boolean changed on a drain's delete answered 409 (stage "delete"): true when the GET
+--   sent after it lists EIPs the drain did not move (added since its plan was read: in
+--   `not_moved`), false when it lists none such; nil when that GET failed or was not sent
 -- @tfield integer batch the remove call (1 for the first 100 EIPs, ...) that failed or was
 --   stopped (stage "remove")
 -- @tfield string order_id the order of a prepaid bandwidth (`refused`, reason "prepaid")

@@ -365,10 +365,12 @@ local function run_deletes(client, ids, opts, emit, tick)
   local drain = { charge_mode = opts.charge_mode, size = opts.size, missing_ok = opts.missing_ok or false,
     wait = opts.wait, confirm = not opts.yes and confirmer(client) or nil, cancel = interrupts }
   -- "auth" after a definite authentication failure, as a batch stops; "delete_refused" after a
-  -- drain whose delete was refused (403), or failed once its EIPs had moved, for a reason that
-  -- is not that bandwidth's own (a 404 VPC.0306: it is gone; a 409: it changed meanwhile): a
-  -- policy, a proxy or a gateway that lets EIPs move and refuses or breaks the delete would have
-  -- every further drain make new bills and delete nothing.
+  -- drain whose delete was refused (403), or failed once its EIPs had moved (or may have:
+  -- `uncertain`), for a reason that is not that bandwidth's own (a 404 VPC.0306: it is gone; a
+  -- 409 after which the drain's GET listed EIPs added meanwhile: `changed`): a policy, a proxy, a
+  -- gateway, or an API that answers 409 to a delete straight after a remove (the removal still
+  -- settling), that lets EIPs move and refuses or breaks the delete would have every further
+  -- drain make new bills and delete nothing.
   local stopped = nil
   local STOPPED = { auth = "not sent: stopped after an authentication failure",
     throttled = "not sent: the API throttles, and asked not to come back soon",
@@ -376,7 +378,11 @@ local function run_deletes(client, ids, opts, emit, tick)
     delete_refused = "not sent: stopped after a drained bandwidth's delete failed once its EIPs had moved "
       .. "(each further drain would make new bills and likely delete nothing)" }
   local function its_own(err)
-    return (err.status == 404 and err.code == "VPC.0306") or err.status == 409
+    return (err.status == 404 and err.code == "VPC.0306") or (err.status == 409 and err.changed == true)
+  end
+  -- Did the failed drain move EIPs out, or may it have (its remove answered, the EIP still listed)?
+  local function moved_any(err)
+    return (type(err.moved) == "table" and #err.moved > 0) or (type(err.uncertain) == "table" and #err.uncertain > 0)
   end
   local still_readable, wait_errors = 0, {}
   for _, id in ipairs(ids) do
@@ -396,7 +402,7 @@ local function run_deletes(client, ids, opts, emit, tick)
         -- cannot follow)
         stopped = value.throttled_beyond and "throttled" or "unavailable"
       elseif not ok and value.stage == "delete" and value.kind ~= "interrupted" and (value.status == 403
-          or (type(value.moved) == "table" and #value.moved > 0 and not its_own(value))) then
+          or (moved_any(value) and not its_own(value))) then
         stopped = "delete_refused"
       end
       local o = outcome_of(id, value)
