@@ -497,6 +497,26 @@ describe("bandwidth operations", function()
         assert.same({ "GET /v1/P/bandwidths/ID", "POST /v2.0/P/bandwidths/ID/remove" }, sequence(id))
       end)
 
+      -- The GET that tells what a refused remove moved is a request of the drain like the others:
+      -- a stop said during its wait before a retry sends no retry, and its EIPs stay uncertain.
+      it("stops during the backoff of the GET after a refused remove: no retry; its EIPs uncertain", function()
+        local ids = eip_ids(2)
+        local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+        emu:inject{ method = "GET", action = "slow", delay = 0 } -- the show: answered as usual
+        emu:inject{ method = "POST", path = "/remove$", status = 400,
+          body = { code = "VPC.0323", message = "The EIP cannot be removed." } }
+        emu:inject{ method = "GET", status = 503, headers = { ["Retry-After"] = "3" } }
+        emu:reset_counters()
+        local st = cancelling(function(info) return info.status == 503 end)
+        local err = raised(st.client.drain_and_delete_bandwidth, st.client, id,
+          { charge_mode = "bandwidth", size = 1, cancel = st.cancel })
+        assert.same({ "http", 400, "remove" }, { err.kind, err.status, err.stage })
+        assert.same({ {}, {}, ids }, { err.moved, err.not_moved, err.uncertain })
+        assert.same({}, st.slept, "told to stop before the first piece of the Retry-After")
+        assert.same({ "GET /v1/P/bandwidths/ID", "POST /v2.0/P/bandwidths/ID/remove", "GET /v1/P/bandwidths/ID" },
+          sequence(id))
+      end)
+
       it("stops during the show's backoff: nothing is sent again, nothing moved", function()
         local id = emu:create_bandwidth{ size = 20, publicip_ids = eip_ids(2) }
         emu:inject{ method = "GET", status = 503, headers = { ["Retry-After"] = "3" } }

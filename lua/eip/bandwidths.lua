@@ -279,10 +279,11 @@ local function listed_eips(info, strict)
 end
 
 -- After a failed remove batch: which of its EIPs are still in the bandwidth? One GET, best
--- effort. Returns still_present (set), or nil when the GET failed too or its answer cannot be
--- read as a list of EIPs (garbage must not read as "moved": the drain would go on).
-local function still_present(runner, project, bandwidth_id)
-  local ok, bw = pcall(M.show, runner, project, bandwidth_id)
+-- effort, sent with `cancel` (asked during its waits, as for every request of a drain). Returns
+-- still_present (set), or nil when the GET failed too, was stopped, or its answer cannot be read
+-- as a list of EIPs (garbage must not read as "moved": the drain would go on).
+local function still_present(runner, project, bandwidth_id, cancel)
+  local ok, bw = pcall(M.show, runner, project, bandwidth_id, cancel)
   if not ok then return nil end
   -- (strict: an answer without the list would read every EIP as moved, and the drain go on)
   local info, set = listed_eips(bw.publicip_info, true)
@@ -310,8 +311,8 @@ end
 -- moved (the service refused the call, and it may never have been in this bandwidth).
 -- `present_unsure`: an EIP still listed is uncertain rather than not moved (a call that went
 -- unanswered may still be being carried out: it may move them a moment after the GET).
-local function settle(runner, project, bandwidth_id, batch_ids, absent_unsure, present_unsure)
-  local present = still_present(runner, project, bandwidth_id)
+local function settle(runner, project, bandwidth_id, batch_ids, absent_unsure, present_unsure, cancel)
+  local present = still_present(runner, project, bandwidth_id, cancel)
   if not present then return {}, {}, batch_ids end
   local moved, kept, unsure = {}, {}, {}
   for _, id in ipairs(batch_ids) do
@@ -423,7 +424,7 @@ function M.remove(runner, project, bandwidth_id, entries, terms, known, deadline
         -- (still listed after a call that may still be carried out: a timeout, a reset, a 5xx, a
         -- 2xx that is no 204 such as 202 Accepted, or an earlier attempt unanswered)
         moved, kept, uncertain = settle(runner, project, bandwidth_id, ids, not known,
-          errors.may_have_acted(err) or err.earlier_unanswered == true)
+          errors.may_have_acted(err) or err.earlier_unanswered == true, cancel)
       else
         -- The request never reached the service, or was throttled (429) before it was carried
         -- out, and no attempt before went unanswered: nothing moved.
