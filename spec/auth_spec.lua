@@ -817,6 +817,46 @@ describe("authentication", function()
       end
     end)
 
+    -- Calls whose 401s come together (nginx's requests, a scheduler's coroutines) all wait for one
+    -- new token: when it is refused too, the hold before the next login doubles once, not once
+    -- per call (ten calls made a minute's hold 15 minutes).
+    it_yielding("doubles the hold once when a token a 401 made is refused to many calls at once", function()
+      local auth = require "eip.auth"
+      local core = require "eip.core"
+      local real, shift = core.monotime, 0
+      core.monotime = function() return real() + shift end
+      local logins = 0
+      local transport = { name = "yielding", close = function() end }
+      function transport.send(_, req)
+        coroutine.yield()
+        if req.url:find("/v3/auth/tokens", 1, true) then
+          logins = logins + 1
+          return { status = 201, subject_token = "token-" .. logins,
+            body = '{"token":{"expires_at":"2099-01-01T00:00:00Z"}}' }
+        end
+        return { status = 401, body = '{"error_code":"APIGW.0307","error_msg":"The token expires."}' }
+      end
+      local c = eip.new{ endpoint = "http://127.0.0.1:9", project_id = emu.project_id, max_attempts = 1,
+        transport = transport, sleep = function() coroutine.yield() end,
+        auth = { username = "u", password = "p", domain = "d", project_id = emu.project_id,
+          iam_endpoint = "http://127.0.0.1:10" } }
+      local ok, err = pcall(function()
+        local one = coroutine.create(function() return pcall(c.delete_bandwidth, c, "bw-0") end)
+        repeat assert(coroutine.resume(one)) until coroutine.status(one) == "dead"
+        assert.equal(2, logins, "a new token after the 401, refused too: held a minute")
+        shift = auth.REFRESH_HOLD + 1
+        for _, res in ipairs(ten_calls(c)) do assert.equal(401, res.status) end
+        assert.equal(3, logins, "one login for the ten calls")
+        -- refused again: held twice as long (two minutes), then a call logs in again
+        shift = shift + 2 * auth.REFRESH_HOLD + 1
+        local after = coroutine.create(function() return pcall(c.delete_bandwidth, c, "bw-11") end)
+        repeat assert(coroutine.resume(after)) until coroutine.status(after) == "dead"
+        assert.equal(4, logins, "logged in again after a doubled hold")
+      end)
+      core.monotime = real
+      assert(ok, err)
+    end)
+
     -- A transport that answers IAM with a token and deletes with 204, yielding first when it runs
     -- in a coroutine (a cosocket waiting), and the client that uses it, whose sleep yields too.
     local function yielding_client(timeout)

@@ -1055,6 +1055,10 @@ function Iam:refresh(runner, halt)
   local unproven = self.by_refresh and not self.proven -- (the last one a 401 made was refused too)
   self.token = nil
   self:fetch(runner, nil, halt)
+  -- Once per token: calls whose 401s came together (a scheduler's coroutines, nginx's requests)
+  -- all waited for the same login, and each doubled the hold (eight calls: 15 minutes, not two).
+  if self.refreshed_epoch == self.epoch then return end
+  self.refreshed_epoch = self.epoch
   self.by_refresh, self.proven, self.refreshed_at = true, false, core.monotime()
   self.refresh_hold = unproven and math.min(M.REFRESH_HOLD_MAX, 2 * (self.refresh_hold or M.REFRESH_HOLD))
     or M.REFRESH_HOLD
