@@ -684,6 +684,115 @@ describe("credentials", function()
       assert.equal(second, p.epoch)
     end)
 
+    -- Calls at the same time (nginx's requests, a scheduler's coroutines): coroutines resumed in
+    -- turn, and a transport that yields as a cosocket would, where a coroutine can yield through
+    -- pcall (LuaJIT, Lua 5.2 on). `answer(req, calls)` answers each request, `calls` counting them
+    -- by kind ("keys", "delete").
+    local function yields_through_pcall()
+      local co = coroutine.create(function() return pcall(coroutine.yield, 1) end)
+      local ok, v = coroutine.resume(co)
+      return ok and v == 1 and coroutine.status(co) == "suspended"
+    end
+    local it_yielding = yields_through_pcall() and it or function() end
+    local function yielding_metadata_client(answer)
+      local calls = { keys = 0, delete = 0 }
+      local transport = { name = "yielding", close = function() end }
+      function transport.send(_, req)
+        coroutine.yield()
+        if req.url:find("/meta-data/latest/api/token", 1, true) then return { status = 404, body = "" } end
+        local what = req.url:find("securitykey", 1, true) and "keys" or "delete"
+        calls[what] = calls[what] + 1
+        return answer(req, calls, what)
+      end
+      local c = new({ project_id = emu.project_id, metadata_url = "http://127.0.0.1:9", max_attempts = 1,
+        transport = transport, sleep = function() coroutine.yield() end })
+      return c, calls
+    end
+    local function temporary_keys(expires)
+      return { status = 200, body = '{"credential":{"access":"EMUTMPAK1","secret":"q7Xv2Lm9Pw4Rt6Ys1Hb3Nc8Kd5Jf0Ga",'
+        .. '"securitytoken":"Vz3Qw8Er1Ty6Ui9Op2As5Df4Gh7Jk0Lx","expires_at":"'
+        .. os.date("!%Y-%m-%dT%H:%M:%SZ", expires) .. '"}}' }
+    end
+    local refused = { status = 401, body = '{"error_code":"APIGW.0301","error_msg":"Incorrect IAM authentication '
+      .. 'information: verify aksk signature fail"}' }
+    -- Resumes the coroutines of `fns` in turn until all have ended: what each pcall gave, by index.
+    local function together(fns)
+      local cos, out = {}, {}
+      for i, fn in ipairs(fns) do cos[i] = coroutine.create(function() return { pcall(fn) } end) end
+      local live = #cos
+      while live > 0 do
+        live = 0
+        for i, co in ipairs(cos) do
+          if coroutine.status(co) ~= "dead" then
+            local _, res = assert(coroutine.resume(co))
+            if coroutine.status(co) == "dead" then out[i] = res else live = live + 1 end
+          end
+        end
+      end
+      return out
+    end
+
+    -- Two calls refused together, the service giving the same keys again: neither is sent again
+    -- (the second compared the keys with none, its refresh having found them cleared by the first's,
+    -- and sent its delete again, one more refused signature towards the key's lock).
+    it_yielding("sends no call again after a 401 when the same keys come back, however many were refused", function()
+      local c, calls = yielding_metadata_client(function(req, _, what)
+        if what == "keys" then
+          coroutine.yield()
+          coroutine.yield()
+          return temporary_keys(os.time() + 7200)
+        end
+        return req.url:find("bw%-401") and refused or { status = 204, body = "" }
+      end)
+      local first = together{ function() return c:delete_bandwidth("bw-0") end }
+      assert.equal(204, first[1][2].status)
+      local out = together{ function() return c:delete_bandwidth("bw-401-1") end,
+        function() return c:delete_bandwidth("bw-401-2") end }
+      for i = 1, 2 do assert.same({ false, 401, 1 }, { out[i][1], out[i][2].status, out[i][2].attempts }) end
+      assert.same({ 3, 2 }, { calls.delete, calls.keys }, "each delete sent once; the keys fetched once again")
+      c:close()
+    end)
+
+    -- A call that signs as its keys are due for renewal, while another call's 401 made the provider
+    -- give them up, the service failing meanwhile: there are no keys left to keep, and the call
+    -- ends with the service's failure, not sent (it raised "attempt to index a nil value").
+    it_yielding("a renewal that fails after another call's 401 gave the keys up: a credentials error", function()
+      local real_time = os.time
+      local ok, err = pcall(function()
+        local c = yielding_metadata_client(function(req, calls, what)
+          if what == "keys" then
+            if calls.keys == 1 then return temporary_keys(real_time() + 7200) end
+            for _ = 1, 10 do coroutine.yield() end -- slower than the 401 below
+            return { status = 503, body = "busy" }
+          end
+          if req.url:find("bw%-401") then
+            for _ = 1, 3 do coroutine.yield() end
+            return refused
+          end
+          return { status = 204, body = "" }
+        end)
+        assert.equal(204, together{ function() return c:delete_bandwidth("bw-0") end }[1][2].status)
+        local fns = {
+          function() return c:delete_bandwidth("bw-401") end, -- sent now, answered 401 later
+          function()
+            -- keys due (40 minutes before they expire), still valid: renewed as this call signs
+            os.time = function(t) return t and real_time(t) or real_time() + 4900 end -- luacheck: ignore 122
+            return c:delete_bandwidth("bw-a")
+          end,
+        }
+        local out = together(fns)
+        os.time = real_time -- luacheck: ignore 122
+        assert.same({ false, 401 }, { out[1][1], out[1][2].status })
+        local e = out[2][2]
+        assert.is_false(out[2][1])
+        assert.is_true(eip.is_error(e), tostring(e))
+        assert.same({ "credentials", true, 0 }, { e.kind, e.not_sent, e.attempts }, tostring(e))
+        c:close()
+      end)
+      os.time = real_time -- luacheck: ignore 122
+      assert(ok, err)
+    end)
+
     it("is a usage error naming EIP_METADATA_URL when that is no http(s) URL", function()
       local err = raised(new, { project_id = emu.project_id }, { EIP_METADATA_URL = "169.254.169.254" })
       assert.equal("EIP_METADATA_URL", err.argument)

@@ -969,12 +969,17 @@ end
 -- that could have been sent (a failure that may pass is asked again after its hold, a refusal is
 -- not asked again at all). Only once they are about to expire does the failure stand: a request
 -- must not go out with credentials that may expire before it arrives. A renewal its caller
--- stopped (`halt`, a Ctrl-C) is no failure: raised as it is.
+-- stopped (`halt`, a Ctrl-C) is no failure: raised as it is. Nor is there anything to keep when
+-- a 401 to another call made the provider give them up while this renewal ran (see refresh):
+-- the failure stands (the call went on to sign with none, a raw Lua error).
 local function renew(self, runner, req, halt)
   local ok, err = pcall(self.fetch, self, runner, req, halt)
   if ok then return end
   local slack = math.min(60, (self.expires - self.refresh_at) / 2)
-  if not errors.is_error(err) or callers_doing(err) or os.time() >= self.expires - slack then error(err, 0) end
+  if not errors.is_error(err) or callers_doing(err) or (self.token or self.keys) == nil
+      or os.time() >= self.expires - slack then
+    error(err, 0)
+  end
   if runner.log and not self.renewal_failed then
     runner.log(string.format("eip: renewing the credentials failed (%s); the current ones stay in use until "
       .. "%d s before they expire", runner:clean(tostring(err)), math.floor(slack)))
@@ -1212,7 +1217,9 @@ end
 -- metadata service gave the same keys again (it hands out the same temporary keys until they
 -- are renewed): sending again would only be refused again, one more signature towards the lock.
 function Metadata:refresh(runner, halt)
-  local old = self.keys
+  -- (the keys this call signed with: another call's refresh under way has cleared self.keys, and
+  -- those are still the last ones fetched, or the pipeline would have sent it again with new ones)
+  local old = self.keys or self.last_keys
   self.keys = nil
   self:fetch(runner, nil, halt)
   local new = self.keys
