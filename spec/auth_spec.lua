@@ -908,6 +908,46 @@ describe("authentication", function()
       assert.same({ 2, 2 }, { counts.logins, counts.deletes })
     end)
 
+    -- A scheduler that closes each task it gave up on (Lua 5.4's coroutine.close) while its login
+    -- hangs: each login went out and may have been checked, a wrong password counted. Counted as
+    -- logins without an answer, as aborted ones are: from the second, the next ones are held. (Each
+    -- next task took the closed one's over and logged in: one login per task, none counted.)
+    local close = rawget(coroutine, "close") -- (Lua 5.4)
+    local it_closing = (yields_through_pcall() and close) and it or function() end
+    it_closing("counts a login whose coroutine was closed as unanswered: the second holds the next", function()
+      local logins = 0
+      local transport = { name = "yielding", close = function() end }
+      function transport.send(_, req)
+        if req.url:find("/v3/auth/tokens", 1, true) then
+          logins = logins + 1
+          while true do coroutine.yield() end -- no answer before the caller gives up
+        end
+        return { status = 204, body = "" }
+      end
+      local c = eip.new{ endpoint = "http://127.0.0.1:9", project_id = emu.project_id, max_attempts = 1,
+        transport = transport, sleep = function() coroutine.yield() end,
+        auth = { username = "u", password = "p", domain = "d", project_id = emu.project_id,
+          iam_endpoint = "http://127.0.0.1:10" } }
+      local ended = {}
+      for i = 1, 5 do
+        local co = coroutine.create(function() return pcall(c.delete_bandwidth, c, "bw-" .. i) end)
+        for _ = 1, 5 do
+          local _, _, err = assert(coroutine.resume(co))
+          if coroutine.status(co) == "dead" then
+            ended[i] = err
+            break
+          end
+        end
+        if coroutine.status(co) ~= "dead" then close(co) end
+      end
+      assert.equal(2, logins)
+      assert.is_nil(ended[1])
+      assert.is_nil(ended[2])
+      for i = 3, 5 do
+        assert.same({ "refused", "unanswered", true }, { ended[i].kind, ended[i].reason, ended[i].not_sent }, i)
+      end
+    end)
+
     -- A fetch whose coroutine is never resumed (a light thread killed while it waits) holds the
     -- calls after it no longer than their own timeout, and is taken over once past its own.
     it_yielding("waits for an abandoned fetch no longer than its own timeout, then takes it over", function()

@@ -592,6 +592,11 @@ local function fetch_once(self, runner, fetch_now, fresh, req, halt)
     if not record or record.done then break end
     if abandoned(record, now, in_nginx) then
       if record.start_by and not record.began then record.superseded, own_coroutine = true, true end
+      -- (its request may have gone out: the provider counts it, see Iam:fetch_lost)
+      if self.fetch_lost and not record.lost then
+        record.lost = true
+        self:fetch_lost()
+      end
       break
     end
     if not mode or record.co == me then
@@ -913,7 +918,9 @@ local function iam_fetch(self, runner, halt)
     -- (a 429, a refused connection) is held for every worker, and asked again after the hold.
     op.max_attempts = 1
   end
+  self.logging_in = true -- (until it returns: see Iam:fetch_lost)
   local ok, res = pcall(runner.run, runner, op, halt and halt.stop, halt and halt.abort)
+  self.logging_in = false
   if not ok then
     if callers_doing(res) then
       -- Ended by the caller (its halt, a Ctrl-C): no failure of IAM's. One aborted after it
@@ -954,6 +961,18 @@ end
 -- the call that needs it, when there is one; `halt`: what may stop it (see fetch_once).
 function Iam:fetch(runner, req, halt)
   fetch_once(self, runner, iam_fetch, fresh, req, halt)
+end
+
+--- A fetch found abandoned (fetch_once): its coroutine died inside the login (closed by a
+-- scheduler that gave up on it) or never came back within its budget. A login that went out
+-- may have been checked, a wrong password counted: a login without an answer, as one its caller
+-- aborted (aborted_login), or closing each task of a scheduler against a slow IAM sent one login
+-- per task, none counted.
+function Iam:fetch_lost()
+  if not self.logging_in then return end
+  self.logging_in = false
+  local shared = self.login_dict
+  aborted_login(self, shared, shared and shared:login_prefix(self))
 end
 
 --- The longest the token request can take (see fetch_once): the client's attempts and timeout,
