@@ -376,6 +376,24 @@ describe("bandwidth operations", function()
       assert.same(err.not_moved, publicip_ids(emu:get_bandwidth(id)))
     end)
 
+    -- An error object whose __tostring raises (or returns no string): its text was read bare,
+    -- and that raw error came out of the drain instead, without what had moved.
+    it("an on_batch that raises an error whose tostring breaks still says what moved", function()
+      for i, mt in ipairs{ { __tostring = function() error("broken tostring") end },
+          { __tostring = function() return {} end } } do
+        local ids = eip_ids(150, "tostring-" .. i)
+        local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+        local thrown = setmetatable({}, mt)
+        local err = raised(client.drain_and_delete_bandwidth, client, id, { charge_mode = "bandwidth", size = 1,
+          on_batch = function() error(thrown) end })
+        assert.same({ "interrupted", "remove", 1 }, { err.kind, err.stage, err.batch })
+        assert.equal(thrown, err.cause)
+        assert.matches("on_batch raised an error, and the drain stopped", tostring(err), 1, true)
+        assert.same({ unpack(ids, 1, 100) }, err.moved)
+        assert.same({ unpack(ids, 101, 150) }, err.not_moved)
+      end
+    end)
+
     -- Ctrl-C in the eip command: `cancel` says stop, and the drain sends nothing more, whatever
     -- step it is at, and says what moved (each EIP moved out is a new bill).
     describe("with cancel", function()

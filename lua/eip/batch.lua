@@ -174,7 +174,7 @@ local function send_in_thread(driver, slot, wire)
     -- A raised error is a bug, not a network fault: report it on this id's entry as a
     -- non-retryable failure (libcurl's "failed init", class "other") rather than as a reset
     -- that the retry policy would repeat.
-    resp = { status = 0, curl_code = 2, curl_error = "transport raised an error: " .. tostring(resp) }
+    resp = { status = 0, curl_code = 2, curl_error = "transport raised an error: " .. errors.text(resp) }
   end
   if driver.threads[slot] == nil then return end -- cancelled meanwhile
   local tail = driver.tail + 1

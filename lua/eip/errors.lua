@@ -14,6 +14,18 @@ Error.__name = "eip.error"
 local core = require "eip.core"
 local blank_controls, core_escape_controls = core.blank_controls, core.escape_controls
 
+--- The text of any value, as tostring gives it, without raising: a value of the caller's (an
+-- error its callback raised) may have a __tostring that raises or returns no string (Lua 5.2+
+-- raise then, LuaJIT hands the non-string on); its type is said instead.
+-- @param v anything
+-- @treturn string
+local function text_of(v)
+  local ok, s = pcall(tostring, v)
+  if ok and type(s) == "string" then return s end
+  return "a " .. type(v) .. " whose __tostring failed"
+end
+M.text = text_of
+
 -- (C1 controls too: CSI, U+009B, moves a terminal's cursor as ESC [ does)
 local function one_line(s, max)
   s = blank_controls((tostring(s):gsub("[%c]+", " ")))
@@ -59,7 +71,7 @@ function Error.__tostring(e)
   local cause = e.cause
   local answer = e.kind == "http" or e.kind == "transport" or e.kind == "proxy"
   if cause and (not answer or getmetatable(cause) == Error) then
-    local text = one_line(tostring(cause):gsub("^eip: ", ""), 300)
+    local text = one_line(text_of(cause):gsub("^eip: ", ""), 300)
     parts[#parts + 1] = answer and ("; cause: " .. text) or (" (" .. text .. ")")
   end
   if e.request_id then parts[#parts + 1] = " request-id=" .. e.request_id end
