@@ -226,3 +226,32 @@ describe("the credentials file", function()
     assert.equal('"x', s.other.sk)
   end)
 end)
+
+describe("a transport option that cannot be read", function()
+  -- An object of the caller's whose __index raises for a field it lacks (a "strict" class):
+  -- reading its send or close raised that error bare, where a usage error naming transport was due.
+  it("is a usage error naming transport, whatever its __index raises", function()
+    for _, thrown in ipairs{ "strict: no field close", { "a table" }, false } do
+      local t = setmetatable({ send = function() end }, { __index = function() error(thrown, 0) end })
+      local err = raised(eip.new, { endpoint = "http://127.0.0.1:9", token = "t0k-usage-checks", project_id = "p1",
+        transport = t })
+      assert.same({ "usage", "transport" }, { err.kind, err.argument }, tostring(err))
+    end
+  end)
+end)
+
+describe("an unknown option's name", function()
+  -- A name of 1 MB (a value pasted where a key goes) was quoted whole: a message of 1 MB.
+  it("is quoted whole when short, and cut (its length said) when long", function()
+    local err = raised(eip.new, { endpoint = "http://127.0.0.1:9", token = "t0k-usage-checks", project_id = "p1",
+      tiemout = 5 })
+    assert.same({ "usage", "options" }, { err.kind, err.argument })
+    assert.matches('unknown option "tiemout"', err.message, 1, true)
+    local long = ("k"):rep(1024 * 1024)
+    err = raised(eip.new, { endpoint = "http://127.0.0.1:9", token = "t0k-usage-checks", project_id = "p1",
+      [long] = 5 })
+    assert.same({ "usage", "options" }, { err.kind, err.argument })
+    assert.is_true(#tostring(err) < 1024, #tostring(err))
+    assert.matches("1048576", err.message, 1, true)
+  end)
+end)

@@ -88,8 +88,11 @@ local function endpoint_for(opts, getenv)
 end
 
 -- A transport given as an option must honour the contract of eip.transport.
+-- (its methods read protected: an object whose __index raises for a field it lacks, a "strict"
+-- class, is this usage error, not its raw one)
 local function custom_transport(t)
-  if type(t) ~= "table" or type(t.send) ~= "function" or type(t.close) ~= "function" then
+  local ok, send, close = pcall(function() return t.send, t.close end)
+  if type(t) ~= "table" or not ok or type(send) ~= "function" or type(close) ~= "function" then
     errors.raise_usage("transport", "must be a table with send(self, request) and close(self) (see eip.transport)")
   end
   return t

@@ -594,8 +594,10 @@ function M.options(name, t, known)
       local names = {}
       for n in pairs(known) do names[#names + 1] = n end
       table.sort(names)
+      -- (a long name, a value pasted where a key goes, is not quoted: a message is one line)
       raise(name, "has an unknown option %s (known: %s)",
-        holds_secret(k) and "whose name holds a credential (not shown)" or string.format("%q", k),
+        holds_secret(k) and "whose name holds a credential (not shown)"
+          or #k > 64 and string.format("whose name is a %d-character string", #k) or string.format("%q", k),
         table.concat(names, ", "))
     end
   end
