@@ -105,14 +105,33 @@ static int space(unsigned char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
 
+/* Unicode's White_Space beyond ASCII, in UTF-8: what str.strip and strings.TrimSpace trim too. */
+static const char *const USPACE[] = {"\xC2\x85", "\xC2\xA0", "\xE1\x9A\x80", "\xE2\x80\x80", "\xE2\x80\x81",
+                                     "\xE2\x80\x82", "\xE2\x80\x83", "\xE2\x80\x84", "\xE2\x80\x85",
+                                     "\xE2\x80\x86", "\xE2\x80\x87", "\xE2\x80\x88", "\xE2\x80\x89",
+                                     "\xE2\x80\x8A", "\xE2\x80\xA8", "\xE2\x80\xA9", "\xE2\x80\xAF",
+                                     "\xE2\x81\x9F", "\xE3\x80\x80"};
+
+static size_t uspace(const char *s, size_t n, int at_end)
+{
+    size_t i;
+    for (i = 0; i < sizeof(USPACE) / sizeof(USPACE[0]); i++) {
+        size_t k = strlen(USPACE[i]);
+        if (n >= k && memcmp(at_end ? s + n - k : s, USPACE[i], k) == 0)
+            return k;
+    }
+    return 0;
+}
+
 static void trim(const char *s, size_t n, const char **v, size_t *vn)
 {
-    while (n && space((unsigned char)*s)) {
-        s++;
-        n--;
+    size_t k;
+    while ((k = n && space((unsigned char)*s) ? 1 : uspace(s, n, 0)) != 0) {
+        s += k;
+        n -= k;
     }
-    while (n && space((unsigned char)s[n - 1]))
-        n--;
+    while ((k = n && space((unsigned char)s[n - 1]) ? 1 : uspace(s, n, 1)) != 0)
+        n -= k;
     *v = s;
     *vn = n;
 }

@@ -168,12 +168,48 @@ static unsigned char lower(unsigned char c)
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
 }
 
-/* The official signers trim with String.trim / strings.TrimSpace; for the ASCII range that
- * is space, tab, CR, LF, VT and FF. CR and LF never get here (values holding them are
- * rejected), but trimming the same set keeps the rule identical to the reference. */
+/* The official signers trim header values with str.strip (Python) and strings.TrimSpace (Go);
+ * for the ASCII range both trim space, tab, CR, LF, VT and FF. CR and LF never get here
+ * (values holding them are rejected), but trimming the same set keeps the rule identical to
+ * the reference. (Python also trims 0x1C-0x1F, Go does not: those are kept, as Go does.) */
 static int is_trim_space(unsigned char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+/* Both also trim Unicode's White_Space beyond ASCII: U+0085, U+00A0, U+1680, U+2000-U+200A,
+ * U+2028, U+2029, U+202F, U+205F and U+3000. The gateway verifies as they sign: a value that
+ * ends in a no-break space (pasted) signed with it was refused. The length of the UTF-8 form
+ * of one of them that s[0..n) is, else 0. */
+static size_t unicode_space_len(const unsigned char *s, size_t n)
+{
+    if (n == 2 && s[0] == 0xC2)
+        return s[1] == 0x85 || s[1] == 0xA0 ? 2 : 0;
+    if (n != 3)
+        return 0;
+    if (s[0] == 0xE1)
+        return s[1] == 0x9A && s[2] == 0x80 ? 3 : 0;
+    if (s[0] == 0xE2 && s[1] == 0x80)
+        return (s[2] >= 0x80 && s[2] <= 0x8A) || s[2] == 0xA8 || s[2] == 0xA9 || s[2] == 0xAF ? 3 : 0;
+    if (s[0] == 0xE2)
+        return s[1] == 0x81 && s[2] == 0x9F ? 3 : 0;
+    return s[0] == 0xE3 && s[1] == 0x80 && s[2] == 0x80 ? 3 : 0;
+}
+
+/* The length of the trimmed space (ASCII or Unicode, as above) s[0..n) starts (at_end = 0) or
+ * ends (at_end = 1) with, else 0. */
+static size_t trim_space_len(const char *s, size_t n, int at_end)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t k;
+    if (n == 0)
+        return 0;
+    if (is_trim_space(at_end ? u[n - 1] : u[0]))
+        return 1;
+    for (k = 2; k <= 3 && k <= n; k++)
+        if (unicode_space_len(at_end ? u + n - k : u, k) == k)
+            return k;
+    return 0;
 }
 
 /* ---------- public helpers ---------- */
@@ -478,13 +514,13 @@ static int value_ok(const eip_kv *kv)
 static void trimmed(const eip_kv *kv, const char **v, size_t *n)
 {
     const char *s = kv->value;
-    size_t len = kv->value_len;
-    while (len && is_trim_space((unsigned char)s[0])) {
-        s++;
-        len--;
+    size_t len = kv->value_len, k;
+    while ((k = trim_space_len(s, len, 0)) != 0) {
+        s += k;
+        len -= k;
     }
-    while (len && is_trim_space((unsigned char)s[len - 1]))
-        len--;
+    while ((k = trim_space_len(s, len, 1)) != 0)
+        len -= k;
     *v = s;
     *n = len;
 }

@@ -392,6 +392,14 @@ static void test_headers(void)
     CHECK(strstr(canon.data, "\nx-empty:\nx-inner:a  b\nx-project-id:") != NULL, "trim: %s", canon.data);
     CHECK(strstr(auth, "SignedHeaders=content-type;host;x-empty;x-inner;x-project-id;"
                        "x-sdk-date, ") != NULL, "signed headers: %s", auth);
+
+    /* Unicode spaces at the ends are trimmed too (str.strip, strings.TrimSpace): U+3000,
+     * U+00A0, U+2009, U+0085; inside, and U+200B (no White_Space), they are kept. */
+    h[5] = kv("X-Inner", "\xE3\x80\x80" "a\xC2\xA0" "b\xC2\xA0\xE2\x80\x89\xC2\x85");
+    h[4] = kv("X-Empty", "\xE2\x80\x8Bz\xE2\x80\x8B");
+    CHECK(sign(&r, &auth, &canon, 0) == EIP_SIGN_OK, "unicode spaces");
+    CHECK(strstr(canon.data, "\nx-empty:\xE2\x80\x8Bz\xE2\x80\x8B\nx-inner:a\xC2\xA0" "b\nx-project-id:") != NULL,
+          "unicode trim: %s", canon.data);
     eip_buf_free(&canon);
 }
 

@@ -76,8 +76,23 @@ function M.canonical_query(pairs_list)
   return table.concat(out, "&")
 end
 
+-- The space the official signers trim (str.strip, strings.TrimSpace): ASCII's, and Unicode's
+-- White_Space in UTF-8 (U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F,
+-- U+3000).
+local UNICODE_SPACES = { "\194\133", "\194\160", "\225\154\128", "\226\128\168", "\226\128\169", "\226\128\175",
+  "\226\129\159", "\227\128\128" }
+for c = 128, 138 do UNICODE_SPACES[#UNICODE_SPACES + 1] = "\226\128" .. string.char(c) end
+
 local function trim(s)
-  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
+  repeat
+    local before = #s
+    s = s:gsub("^%s+", ""):gsub("%s+$", "")
+    for _, u in ipairs(UNICODE_SPACES) do
+      if s:sub(1, #u) == u then s = s:sub(#u + 1) end
+      if #s >= #u and s:sub(-#u) == u then s = s:sub(1, -#u - 1) end
+    end
+  until #s == before
+  return s
 end
 
 -- The value of a header as the signer sees it: a repeated header is joined with ",".
