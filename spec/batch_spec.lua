@@ -844,6 +844,25 @@ describe("delete_bandwidths", function()
       assert.matches("not sent: the project id could not be looked up", tostring(results[1]))
       assert.equal(1, emu:stats().requests)
     end)
+
+    -- An on_result that said STOP to an invalid id's entry (reported before anything is sent)
+    -- stopped the deletes, but the project's look-up, a signed request to IAM, still went out.
+    it("sends no look-up after an on_result stopped the batch at an invalid id's entry", function()
+      local ids = create(2)
+      ids[3] = ids[1]
+      emu:reset_counters()
+      local c = aksk_client(emu.sk)
+      local results, summary = c:delete_bandwidths({ "bad id!", ids[1], ids[2], ids[3] },
+        { on_result = function() return eip.STOP end })
+      c:close()
+      assert.same({ 0, 1, 3, 1, "cancelled" }, { summary.deleted, summary.failed, summary.not_sent, summary.repeated,
+        summary.stopped })
+      assert.equal("usage", results[1].kind)
+      for i = 2, 4 do
+        assert.same({ "not_sent", true, "cancelled" }, { results[i].kind, results[i].not_sent, results[i].stopped }, i)
+      end
+      assert.equal(0, emu:stats().requests)
+    end)
   end)
 
   -- The batch's cancel is asked while the client logs in (an IAM token, the metadata service's

@@ -990,11 +990,14 @@ end
 -- The entry of an id that a failed look-up of the project (IAM) left unsent: kind "not_sent",
 -- `stopped` "auth" when the key or the login was refused (as after a refused delete), else
 -- "project"; `cause` the look-up's error. A look-up the batch's cancel ended (kind
--- "interrupted", the batch stopped: see Run:cancel_heard) leaves it as any id a stop leaves.
+-- "interrupted", the batch stopped: see Run:cancel_heard), or one not made because the batch had
+-- stopped before it (`cause` nil), leaves it as any id a stop leaves.
 local function unsent_for_project(self, id, cause)
   local op = ops.delete_bandwidth("{project_id}", id, self.missing_ok)
   local stopped = self.stopped
-  if stopped and cause.kind == "interrupted" then return errors.not_sent(op, stopped.reason, stopped.cause) end
+  if stopped and (cause == nil or cause.kind == "interrupted") then
+    return errors.not_sent(op, stopped.reason, stopped.cause)
+  end
   local reason = retry.halts(cause) and "auth" or "project"
   self:stop(reason, cause)
   return errors.not_sent(op, reason, cause)
@@ -1023,7 +1026,11 @@ function Run:prepare(ids, n)
       self.summary.repeated = self.summary.repeated + 1
     else
       if valid then first[id] = true end
-      if valid and project_ok == nil then
+      if valid and project_ok == nil and self.stopped and runner.project_id == nil then
+        -- Stopped already (an on_result's STOP to an invalid id's entry): the look-up, a request
+        -- (signed, with AK/SK), is not sent either; the ids are not sent, as after any stop.
+        project_ok = false
+      elseif valid and project_ok == nil then
         project_ok, project = pcall(runner.project, runner, self.halt)
         if not project_ok and not errors.is_error(project) then error(project, 0) end -- a bug: its traceback
       end
