@@ -212,4 +212,24 @@ describe("eip.transport.new", function()
     local t = transport.new{ insecure = false, user_agent = "ua" }
     t:close()
   end)
+
+  -- The concrete transports are made by callers too (the README gives the client
+  -- `transport = require("eip.transport.cosocket").new()` under OpenResty): an `insecure` read
+  -- from a string ("false", "0") or a number is no explicit opt-out, and once turned
+  -- verification off, every request (the token with it) going to any certificate.
+  it("concrete transports refuse an insecure that is not a boolean: no opt-out by accident", function()
+    for _, name in ipairs{ "curl", "cosocket" } do
+      local concrete = require("eip.transport." .. name)
+      for _, value in ipairs{ "false", 0, "no", {} } do
+        local ok, err = pcall(concrete.new, { insecure = value })
+        assert.is_false(ok, name .. ": insecure = " .. tostring(value))
+        assert.matches("^eip%.transport%." .. name .. ": insecure must be true or false, got a " .. type(value), err)
+      end
+      for _, value in ipairs{ true, false } do
+        local t = concrete.new{ insecure = value }
+        t:close()
+      end
+      concrete.new{}:close()
+    end
+  end)
 end)

@@ -63,10 +63,14 @@ end
 
 local WEAK_KEYS = { __mode = "k" }
 
---- opts: ca_file (ignored here, see above), insecure, user_agent (no control character: it
--- goes on the wire as it is, as in the C core, which refuses one too)
+--- opts: ca_file (ignored here, see above), insecure (a boolean: a string such as "false", or a
+-- number, would be true to Lua and turn verification off by accident), user_agent (no control
+-- character: it goes on the wire as it is, as in the C core, which refuses one too)
 function M.new(opts)
   opts = opts or {}
+  if opts.insecure ~= nil and type(opts.insecure) ~= "boolean" then
+    error("eip.transport.cosocket: insecure must be true or false, got a " .. type(opts.insecure), 2)
+  end
   if opts.user_agent ~= nil and (type(opts.user_agent) ~= "string" or find(opts.user_agent, "%c")) then
     error("eip.transport.cosocket: user_agent must be a string without control characters (CR, LF, NUL...)", 2)
   end

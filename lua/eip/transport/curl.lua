@@ -10,8 +10,13 @@ local M = {}
 local Transport = {}
 Transport.__index = Transport
 
---- opts: ca_file, insecure, user_agent (see the contract)
+--- opts: ca_file, insecure, user_agent (see the contract). `insecure` must be a boolean: a
+-- string ("false") or a number would be true to Lua, and turn verification off by accident.
 function M.new(opts)
+  opts = opts or {}
+  if opts.insecure ~= nil and type(opts.insecure) ~= "boolean" then
+    error("eip.transport.curl: insecure must be true or false, got a " .. type(opts.insecure), 2)
+  end
   local session = core.session{
     ca_file = opts.ca_file,
     insecure = opts.insecure,
