@@ -771,6 +771,21 @@ describe("bandwidth operations", function()
       assert.same({}, publicip_ids(emu:get_bandwidth(id)))
     end)
 
+    -- Answered with a head cut short (a 204's, here before the emulator moved anything: a
+    -- service that carries the call out after answering, or a middlebox that garbled it): the
+    -- request reached the service, which may still move them, as after a 5xx or a 200 portal
+    -- page. Still listed is uncertain, never "not moved" (FAILED, certainly not carried out).
+    it("a remove answered with a cut head leaves the EIPs still listed uncertain", function()
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-1", "eip-2" } }
+      local c = fx.client{ max_attempts = 1 }
+      emu:inject{ method = "POST", path = "/remove$", action = "raw",
+        raw = "HTTP/1.1 204 No Content\r\nX-Request-Id: cut" }
+      local err = raised(c.drain_and_delete_bandwidth, c, id, terms)
+      assert.same({ "transport", "protocol", "remove" }, { err.kind, err.reason, err.stage })
+      assert.same({ {}, {}, { "eip-1", "eip-2" } }, { err.moved, err.not_moved, err.uncertain })
+      assert.is_true(require("eip").could_have_acted(err), "FAILED?, not FAILED")
+    end)
+
     -- A 200 portal page for an EIP that sits in another bandwidth: never "moved".
     it("a remove answered 200 for an EIP not in the bandwidth does not call it moved", function()
       local id = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-here" } }

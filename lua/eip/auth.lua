@@ -743,9 +743,10 @@ end
 -- (M.TRANSIENT_FAILURE_HOLD, in seconds: read at each failure.)
 M.TRANSIENT_FAILURE_HOLD = 5
 -- The holds after the second, third... login in a row whose outcome is unknown (a timeout, a
--- reset, a 5xx: IAM may have checked the password, and with a wrong one counted a failed login;
--- the first is held as any transient failure): a slow IAM refusing a wrong password is not
--- asked five times in the quarter of an hour an account lockout policy counts over.
+-- reset, a garbled answer, a 5xx: IAM may have checked the password, and with a wrong one
+-- counted a failed login; the first is held as any transient failure): a slow IAM refusing a
+-- wrong password is not asked five times in the quarter of an hour an account lockout policy
+-- counts over.
 M.UNKNOWN_LOGIN_HOLDS = { 60, 900 }
 -- Logins without an answer further apart than this (seconds) are not "in a row".
 M.UNKNOWN_LOGIN_WINDOW = 900

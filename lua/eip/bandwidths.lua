@@ -421,8 +421,8 @@ function M.remove(runner, project, bandwidth_id, entries, terms, known, deadline
           stop.uncertain, stop.batch, stop.cause, stop.attempts = ids, b, err, err.attempts
           error(stop, 0)
         end
-        -- (still listed after a call that may still be carried out: a timeout, a reset, a 5xx, a
-        -- 2xx that is no 204 such as 202 Accepted, or an earlier attempt unanswered)
+        -- (still listed after a call that may still be carried out: a timeout, a reset, a garbled
+        -- answer, a 5xx, a 2xx that is no 204 such as 202 Accepted, or an earlier attempt unanswered)
         moved, kept, uncertain = settle(runner, project, bandwidth_id, ids, not known,
           errors.may_have_acted(err) or err.earlier_unanswered == true, cancel)
       else
