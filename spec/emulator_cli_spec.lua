@@ -52,6 +52,14 @@ describe("eip-emulator command", function()
     code, out = sh(EMULATOR .. " create-bandwidth --eip 2")
     assert.equal(2, code)
     assert.matches("did you mean --eips?", out, 1, true)
+    -- A word quoted in part is cut between two UTF-8 characters, not inside one (30 bytes: "x"
+    -- and nine whole characters, not half of the tenth).
+    local word = "x" .. ("\228\184\173"):rep(20)
+    for _, cmd in ipairs{ " " .. q(word), " status " .. q(word) } do
+      code, out = sh(EMULATOR .. cmd)
+      assert.equal(2, code)
+      assert.matches('"x' .. ("\228\184\173"):rep(9) .. '"', out, 1, true)
+    end
   end)
 
   it("start prints export lines: after eval, the eip command works with the token and with AK/SK", function()

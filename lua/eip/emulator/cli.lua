@@ -272,7 +272,7 @@ local function dispatch(argv)
   local c = BY_NAME[name]
   if not c then
     local guess = args.closest(name, NAMES)
-    args.usage("unknown command %q%s (commands: %s; see eip-emulator --help)", name:sub(1, 30),
+    args.usage("unknown command %q%s (commands: %s; see eip-emulator --help)", name:sub(1, args.utf8_cut(name, 30)),
       guess and ("; did you mean " .. guess .. "?") or "", table.concat(NAMES, ", "))
   end
   local opts, rest
@@ -282,7 +282,7 @@ local function dispatch(argv)
     return EXIT_OK
   end
   if #rest > 0 then args.usage("%s takes no arguments, got %q (see: eip-emulator %s --help)", c.name,
-    rest[1]:sub(1, 30), c.name) end
+    rest[1]:sub(1, args.utf8_cut(rest[1], 30)), c.name) end
   return c.run(opts, dir_of(opts))
 end
 
