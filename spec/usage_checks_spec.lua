@@ -255,3 +255,40 @@ describe("an unknown option's name", function()
     assert.matches("1048576", err.message, 1, true)
   end)
 end)
+
+-- An SK or a security token with a character no key of the cloud's holds (a non-breaking space
+-- or a typographic quote pasted with it, the quotes an env file keeps) was signed with: every
+-- signature refused, five in a row lock the key. From the options, the environment and eip.sign.
+describe("an SK or a security token", function()
+  local SK = "u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8dKLzd"
+  local BAD = { SK .. "\194\160", "\226\128\156" .. SK .. "\226\128\157", '"' .. SK .. '"', "'" .. SK .. "'",
+    SK:sub(1, 20) .. " " .. SK:sub(21), "`" .. SK .. "`", SK .. "\195\169" }
+
+  it("holding a space, a quote mark or a byte outside ASCII is refused, naming it, never showing it", function()
+    for _, v in ipairs(BAD) do
+      for _, case in ipairs{
+        { "sk", function() return client_mod.new{ endpoint = "https://vpc.example", project_id = "p1",
+          ak = "AKEXAMPLE0000001", sk = v } end },
+        { "security_token", function() return client_mod.new{ endpoint = "https://vpc.example",
+          project_id = "p1", ak = "AKEXAMPLE0000001", sk = SK, security_token = v } end },
+        { "HUAWEICLOUD_SDK_SK", function() return client_mod.new({ endpoint = "https://vpc.example" },
+          env_of{ HUAWEICLOUD_SDK_AK = "AKEXAMPLE0000001", HUAWEICLOUD_SDK_SK = v,
+            HUAWEICLOUD_SDK_PROJECT_ID = "p1" }) end },
+        { "sk", function() return eip.sign{ method = "GET", url = "https://vpc.example/v1/p1/bandwidths",
+          ak = "AKEXAMPLE0000001", sk = v } end },
+      } do
+        local err = raised(case[2])
+        assert.same({ "usage", case[1] }, { err.kind, err.argument }, v)
+        assert.matches("printable ASCII", err.message, 1, true)
+        assert.is_false(has(tostring(err), SK:sub(1, 20)), "the message shows the key")
+      end
+    end
+  end)
+
+  it("of printable ASCII is taken (a security token holds '+', '/' and '=')", function()
+    local c = client_mod.new{ endpoint = "https://vpc.example", project_id = "p1", ak = "AKEXAMPLE0000001",
+      sk = "s3cr3t/with+chars=", security_token = "gQ5jbi1ub3J0aC00+/=_-.~" }
+    assert.equal("aksk", c.auth)
+    c:close()
+  end)
+end)

@@ -357,12 +357,12 @@ local function aksk_provider(ak, sk, security_token, names)
   local p = setmetatable({
     kind = "aksk",
     ak = validate.secret(names.ak, ak),
-    sk = validate.secret(names.sk, sk),
+    sk = validate.key(names.sk, sk),
   }, Aksk)
   if not p.ak:find(AK_PATTERN) then
     raise(names.ak, "may only hold letters, digits and !#$%%&'*+-.^_`|~ (it is sent in the Authorization header)")
   end
-  if security_token ~= nil then p.security_token = validate.secret(names.security_token, security_token) end
+  if security_token ~= nil then p.security_token = validate.key(names.security_token, security_token) end
   p.secrets = { p.sk, p.security_token }
   p.epoch = 0
   -- Everything the signatures share is made once, in C: the HMAC key, the lines of the host,

@@ -104,7 +104,7 @@ function M.sign(opts)
   for _, q in ipairs(url_query) do query[#query + 1] = q end
   if opts.body ~= nil and type(opts.body) ~= "string" then raise("body", "must be a string") end
   local ak = validate.secret("ak", opts.ak)
-  local sk = validate.secret("sk", opts.sk)
+  local sk = validate.key("sk", opts.sk)
   local ok, auth, canonical = pcall(core.sign, {
     method = method, path = path, query = query, headers = headers, body = opts.body, ak = ak, sk = sk,
   })

@@ -222,6 +222,21 @@ function M.secret(name, v)
   return v
 end
 
+--- A secret key or a security token (an SK, the security token of temporary keys): a secret
+-- (see @{secret}) of printable ASCII without a space or a quote mark. The cloud's keys and
+-- tokens hold none; a non-breaking space or a typographic quote pasted with one, or the quotes
+-- an env file keeps (Docker's --env-file, systemd's EnvironmentFile with quotes inside), would be
+-- signed with, and every signature refused: five in a row lock the key. The value itself never
+-- appears in the message.
+function M.key(name, v)
+  M.secret(name, v)
+  if v:find("[^!-~]") or v:find("[\"'`]") then
+    raise(name, "must hold only printable ASCII characters, without spaces or quote marks (a non-breaking "
+      .. "space, a typographic quote or an env file's quotes pasted with it?)")
+  end
+  return v
+end
+
 -- An IPv6 address as RFC 4291 writes it (the text between an URL's brackets): up to eight
 -- groups of 1-4 hex digits, at most one "::", optionally ending in a dotted IPv4 address.
 local function ipv6_literal(a)
