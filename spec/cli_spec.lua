@@ -800,8 +800,8 @@ describe("eip command", function()
       assert.equal(3, #lines(out), out)
       for i, line in ipairs(lines(out)) do
         local o = cjson.decode(line)
-        assert.same({ false, 409, "delete", { "g" .. i .. "a" }, { "g" .. i .. "-late" } },
-          { o.ok, o.status, o.stage, o.moved, o.not_moved })
+        assert.same({ false, 409, "delete", { "g" .. i .. "a" }, { "g" .. i .. "-late" }, true },
+          { o.ok, o.status, o.stage, o.moved, o.not_moved, o.changed })
       end
       local removes = 0
       for _, r in ipairs(emu:requests()) do
@@ -822,7 +822,8 @@ describe("eip command", function()
       local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " --json " .. table.concat(ids, " "))
       assert.equal(1, code, out .. err)
       local o = cjson.decode(lines(out)[1])
-      assert.same({ false, 409, {}, {}, { "h1a" } }, { o.ok, o.status, o.moved, o.not_moved, o.uncertain })
+      assert.same({ false, 409, {}, {}, { "h1a" }, false },
+        { o.ok, o.status, o.moved, o.not_moved, o.uncertain, o.changed })
       assert.matches("0 deleted, 0 missing, 1 failed.*, 2 not sent", err)
       local last = cjson.decode(lines(out)[3])
       assert.same({ ids[3], "not_sent" }, { last.bandwidth_id, last.result })

@@ -161,7 +161,7 @@ local function json_line(o)
     local e = o.err
     t.status, t.code, t.message, t.request_id, t.kind = e.status, e.code, e.message, e.request_id, e.kind
     t.reason, t.retryable, t.attempts, t.argument = e.reason, e.retryable, e.attempts, e.argument
-    t.stage, t.moved, t.not_moved, t.uncertain = e.stage, e.moved, e.not_moved, e.uncertain
+    t.stage, t.moved, t.not_moved, t.uncertain, t.changed = e.stage, e.moved, e.not_moved, e.uncertain, e.changed
     t.not_sent, t.order_id, t.lost_answer, t.advice = e.not_sent, e.order_id, e.lost_answer, e.advice
     t.cause = cause_of(e)
     t.could_have_acted = o.could_have_acted == true
