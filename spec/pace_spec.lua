@@ -137,6 +137,20 @@ describe("the token bucket", function()
     close_to(0.1, b:take(), "then 1/rate apart again")
   end)
 
+  -- A wait() that saw the step back kept it to itself: the take after it (take_within, a call
+  -- with a deadline) found the old state 62 s ahead, and every call failed unsent until the
+  -- clock caught up.
+  it("starts again from now when the caller's clock went back, also for a slot within a limit", function()
+    local t = fake_time()
+    local b = pace.new{ rate = 1, clock = t.clock }
+    b:take()
+    b:take()
+    t.now = t.now - 60
+    assert.equal(0, b:wait(), "wait")
+    assert.equal(0, b:take_within(5), "the slot now")
+    close_to(1, b:take_within(5), "then 1/rate apart again")
+  end)
+
   it("reserves a slot within a limit only: a later one is not taken, and stays for the next", function()
     local t = fake_time()
     local b = pace.new{ rate = 1, clock = t.clock }

@@ -93,17 +93,19 @@ local function from_the_future(self, tat, now)
 end
 
 -- The clock's time, and whether it went back since the last read (a caller's clock stepped:
--- the state measured on the old time is started again from now).
-local function read_clock(self)
+-- the state measured on the old time is started again from now). `peek`: a look that reserves
+-- nothing keeps the last read, so that the take after it still sees the step (take_within: a
+-- take after a wait that saw the step alone kept the old state, and waited for it).
+local function read_clock(self, peek)
   local now = self.clock()
   local last = self.last_now
-  self.last_now = now
+  if not peek then self.last_now = now end
   return now, last ~= nil and now < last
 end
 
 --- Seconds until a request may be sent (0 when one may go now). Reserves nothing.
 function Bucket:wait()
-  local now, back = read_clock(self)
+  local now, back = read_clock(self, true)
   local tat = tat_of(self)
   if back or from_the_future(self, tat, now) then tat = now end -- the next take starts again from now
   local wait = math.max(tat, now) - (self.burst - 1) * self.interval - now
