@@ -151,6 +151,22 @@ describe("the token bucket", function()
     close_to(1, b:take_within(5), "then 1/rate apart again")
   end)
 
+  -- A bucket of this process's own holds real reservations only: one more than QUEUE_MAX waiting
+  -- at once (an nginx worker's many requests, each a call), or a queue that a raised rate puts
+  -- beyond QUEUE_MAX of its new intervals, was reset, and the next request went at once beside
+  -- those waiting.
+  it("keeps a queue of its own however long, and across a raised rate", function()
+    local t = fake_time()
+    local b = pace.new{ rate = 1, clock = t.clock }
+    for _ = 1, pace.QUEUE_MAX + 1 do b:take() end
+    close_to(pace.QUEUE_MAX + 1, b:take(), "the request after QUEUE_MAX + 1 waiting")
+    b = pace.new{ rate = 1, clock = t.clock }
+    for _ = 1, 10 do b:take() end
+    b:set_rate(1000)
+    close_to(10, b:take(), "after 10 waiting at 1/s, the rate raised to 1000/s")
+    close_to(10.001, b:take(), "then 1/1000 s apart")
+  end)
+
   it("reserves a slot within a limit only: a later one is not taken, and stays for the next", function()
     local t = fake_time()
     local b = pace.new{ rate = 1, clock = t.clock }

@@ -30,10 +30,13 @@ local validate = require "eip.validate"
 
 local M = {}
 
---- Reservations that may be waiting at once, all workers together: the next slot lies at most
--- this many intervals ahead of the clock (4096 requests waiting for the rate is beyond any use:
--- 64 workers running batches of concurrency 64). A state further ahead comes from another clock,
--- and is reset; no wait is ever longer than this many intervals.
+--- Reservations that may be waiting at once, all workers together: the next slot of a shared
+-- bucket lies at most this many intervals ahead of the clock (4096 requests waiting for the rate
+-- is beyond any use: 64 workers running batches of concurrency 64). A state of the dict further
+-- ahead comes from another clock, and is reset; no wait for it is ever longer than this many
+-- intervals. A bucket of this process's own holds its own reservations only, every one of them
+-- real however many wait (and however the rate changed since): it keeps them, as resetting
+-- would send the next request at once beside those waiting.
 M.QUEUE_MAX = 4096
 local QUEUE_MAX = M.QUEUE_MAX
 
@@ -76,15 +79,15 @@ local function share_interval(self)
   return self.interval * workers
 end
 
--- The theoretical arrival time of the next request (shared: from the dict, in microseconds;
--- else this worker's own, which is also where a fresh bucket starts: see share_interval).
+-- The theoretical arrival time of the next request (shared: from the dict, in microseconds, and
+-- true; else this worker's own, which is also where a fresh bucket starts: see share_interval).
 local function tat_of(self)
   if self.dict then
     local stored = self.dict:get(self.key)
-    if type(stored) == "number" then return stored / 1e6 end
+    if type(stored) == "number" then return stored / 1e6, true end
     if stored ~= nil then self.unshared = "not a number" end
   end
-  return self.tat
+  return self.tat, false
 end
 
 -- Is tat further ahead of now than any reservations could have put it (see QUEUE_MAX)?
@@ -106,8 +109,9 @@ end
 --- Seconds until a request may be sent (0 when one may go now). Reserves nothing.
 function Bucket:wait()
   local now, back = read_clock(self, true)
-  local tat = tat_of(self)
-  if back or from_the_future(self, tat, now) then tat = now end -- the next take starts again from now
+  local tat, shared = tat_of(self)
+  -- (the next take starts again from now)
+  if back or shared and from_the_future(self, tat, now) then tat = now end
   local wait = math.max(tat, now) - (self.burst - 1) * self.interval - now
   return wait > 0 and wait or 0
 end
@@ -133,12 +137,13 @@ function Bucket:take()
     else
       -- The dict cannot hold the state ("no memory", "not a number"): this worker's share alone.
       self.unshared = tostring(why)
-      tat = (back or from_the_future(self, self.tat, now)) and now or math.max(self.tat, now)
+      tat = back and now or math.max(self.tat, now)
       self.tat = tat + share_interval(self)
     end
   else
-    -- (A caller's clock that went back: the same reset as for a shared state.)
-    tat = (back or from_the_future(self, self.tat, now)) and now or math.max(self.tat, now)
+    -- (A caller's clock that went back: the same reset as for a shared state. Not a long queue:
+    -- its reservations are this process's own, see QUEUE_MAX.)
+    tat = back and now or math.max(self.tat, now)
     self.tat = tat + interval
   end
   local wait = tat - (self.burst - 1) * interval - now
