@@ -418,6 +418,44 @@ describe("rates and throttling against the emulator", function()
     assert.is_true(slept <= 3 / 20 + 1e-9, "three calls at the client's 20/s slept " .. slept)
   end)
 
+  -- A batch's request took a slot of its own rate and one of the client's at once, and went at
+  -- the later: the other slot had passed by then, so the client's next call went together with
+  -- it (20 requests/s, two at the same instant), or the batch's next request came early.
+  it("sends a request of a batch cut below the client's rate at its slot of both", function()
+    local t = fake_time()
+    local starts, batch_ids = {}, {}
+    local ids = emu:create_bandwidths(20)
+    local c = fx.client{ rate = 20, clock = t.clock, sleep = t.sleep, on_request = function(r)
+      starts[#starts + 1] = { t.now, batch_ids[r.bandwidth_id], r.bandwidth_id == ids[2] and r.attempt == 2 }
+    end }
+    local extra = emu:create_bandwidths(40)
+    for _, id in ipairs(ids) do batch_ids[id] = true end
+    throttle_once(ids[2], "policy user over ratelimit,limit:10,time:1 second")
+    local n = 0
+    local _, summary = c:delete_bandwidths(ids, { concurrency = 1, on_result = function()
+      n = n + 1
+      -- the client's own calls meanwhile: none after some results, one or two after others
+      for k = 1, n % 3 do assert.equal(204, c:delete_bandwidth(extra[2 * n + k - 2]).status) end
+    end })
+    assert.same({ 20, 1 }, { summary.deleted, summary.throttled })
+    close_to(9.5, summary.rate, "95% of the stated limit")
+    local last_batch, cut = nil, false
+    for i = 2, #starts do
+      local gap = starts[i][1] - starts[i - 1][1]
+      assert.is_true(gap > 1 / 20 - 1e-9, "request " .. i .. ": " .. gap .. " s after the one before")
+    end
+    for i = 1, #starts do -- (from the throttled one's retry: the batch's rate was cut at its answer)
+      cut = cut or starts[i][3]
+      if cut and starts[i][2] then
+        if last_batch then
+          local gap = starts[i][1] - last_batch
+          assert.is_true(gap > 1 / 9.5 - 1e-9, "the batch's request " .. i .. ": " .. gap .. " s after its last")
+        end
+        last_batch = starts[i][1]
+      end
+    end
+  end)
+
   it("gives the client its rate back when on_result raises", function()
     local c = paced_client(20)
     local ids = emu:create_bandwidths(8)

@@ -699,11 +699,31 @@ function Run:adapt(job, resp)
   end
 end
 
+-- With a rate of the batch's own inside a client with a rate, or whose budget other workers
+-- share (rate_dict): the slot of that bucket, taken once the batch's own slot came (`now`), so
+-- that the request goes at the slot of each. Both were taken at once: a request that waited for
+-- its own slot had its shared one already passed, and the client's next call (another worker's
+-- request) went together with it; one that waited for the shared slot went at its own slot's
+-- interval from the batch's next one. Seconds to wait for it, kept as self.rate_slot (0: go).
+function Run:shared_slot(now)
+  local shared = self.shared_bucket
+  if not shared or self.shared_taken then
+    self.shared_taken = nil
+    return 0
+  end
+  local wait = shared:take()
+  if wait <= 0 then return 0 end
+  self.bucket:defer(wait) -- the batch's own next slot counts from when this request goes
+  self.rate_slot, self.shared_taken = now + wait, true
+  return wait
+end
+
 -- Seconds until the next request may start (a Retry-After pause, the rate), 0 for now: then
 -- the request must start at once, as its slot of the rate is taken. A slot that lies ahead is
 -- kept (self.rate_slot) and waited for: a bucket shared with other workers (rate_dict) may hand out
 -- a later slot than its wait() promised a moment before, and starting anyway would bunch
--- requests that the gateway counts in one-second windows.
+-- requests that the gateway counts in one-second windows. (A shared bucket's slot of a batch
+-- with a rate of its own: see Run:shared_slot.)
 function Run:start_wait(now)
   if self.start_slept then
     -- What the loop slept for in full is due, whatever the clock says (a caller's clock that
@@ -712,7 +732,7 @@ function Run:start_wait(now)
     if self.paused_until > now then self.paused_until, self.paused_mono = -math.huge, -math.huge end
     if self.rate_slot then
       self.rate_slot = nil
-      return 0
+      return self:shared_slot(now)
     end
   end
   -- (the pause ends by the caller's clock or by the monotonic one, whichever comes first: a
@@ -724,17 +744,13 @@ function Run:start_wait(now)
   local due = self.rate_slot
   if not due then
     wait = bucket:take()
-    -- A batch with a rate of its own (set, or adapted) inside a client with a rate, or whose
-    -- budget other workers share (rate_dict): a slot of each.
-    local shared = self.shared_bucket
-    if shared then wait = math.max(wait, shared:take()) end
-    if wait <= 0 then return 0 end
+    if wait <= 0 then return self:shared_slot(now) end
     self.rate_slot = now + wait
     return wait
   end
   if due > now then return due - now end
   self.rate_slot = nil
-  return 0
+  return self:shared_slot(now)
 end
 
 -- Retries due whose deadline would pass in `wait` seconds (the next slot of the rate, the end

@@ -150,6 +150,14 @@ function Bucket:take()
   return wait > 0 and wait or 0
 end
 
+--- The request of the slot just taken goes `seconds` from now, held by another bucket: the
+-- next slot counts from then (a bucket of this process's own; a shared one is left as it is).
+function Bucket:defer(seconds)
+  if self.dict then return end
+  local now = read_clock(self, true)
+  self.tat = math.max(self.tat, now + seconds + self.interval)
+end
+
 --- Reserves the next slot only when it comes within `limit` seconds (a call's deadline): returns
 -- the seconds to wait (0: now), or nil and the wait when it would come later. Nothing is then
 -- reserved: the slot stays for the next request. (In a dict shared with other workers, one that
