@@ -41,8 +41,11 @@ describe("OpenResty: a rate shared by the workers #openresty", function()
   end
 
   -- Both workers' batches, with the client's shared rate alone or also a rate of their own
-  -- (the batch's rate adds a limit of its own; the shared budget still holds).
-  for _, case in ipairs{ { name = "the client's rate" }, { name = "a batch's rate as well", batch_rate = 18 } } do
+  -- (the batch's rate adds a limit of its own; the shared budget still holds: one under its
+  -- share of the budget took its shared slot with its own, went at its own, and together with
+  -- the other worker's next request, 14 pairs of 30 requests)
+  for _, case in ipairs{ { name = "the client's rate" }, { name = "a batch's rate as well", batch_rate = 18 },
+    { name = "a batch's rate under its share", batch_rate = 4 } } do
   it("two workers at once keep together to the rate, and the gateway refuses nothing: " .. case.name, function()
     -- The gateway's limit: one request more in a second is refused. The budget leaves it 40%:
     -- requests late by a stall of the gateway's worker land in the next second's window, and
