@@ -325,6 +325,34 @@ describe("validation", function()
     assert.equal(0, emu:stats().requests)
   end)
 
+  -- A value quoted cut to its first 20 or 40 bytes kept the first 3 to 7 bytes of a secret at the
+  -- cut, too few for the redaction's 8-byte pieces; and quoted with %q, a password holding '"' or
+  -- '\' was escaped there, so that none of its 8-byte pieces was found.
+  it("quotes no piece of a secret cut short or escaped in a usage error of its own making", function()
+    local token, password = "tok_SecretValue123", 'Zq"Wx\\Yv"Ut\\Sr'
+    local c = eip.new{ endpoint = emu.url, token = token, project_id = emu.project_id }
+    local p = eip.new{ endpoint = emu.url, metadata_url = false,
+      auth = { username = "u", password = password, domain = "d", project_id = emu.project_id } }
+    local pad = ("0"):rep(34)
+    local checks = {
+      { "share_type", c.list_bandwidths, c, { share_type = "WHOLE-0123456789" .. token } },
+      { "share_type", p.list_bandwidths, p, { share_type = password } },
+      { "rate_dict", eip.new, { endpoint = emu.url, token = token, project_id = emu.project_id, rate = 1,
+        rate_dict = pad .. token } },
+      { "options", eip.metrics, { [pad .. token] = 1 } },
+      { "dict", eip.metrics, { dict = pad .. token } },
+    }
+    local unpack_ = table.unpack or unpack -- luacheck: ignore 113 143 (5.1, LuaJIT: unpack)
+    for _, check in ipairs(checks) do
+      local err = usage_error(unpack_(check))
+      assert.is_nil(tostring(err):find("tok_", 1, true), tostring(err))
+      assert.is_nil(tostring(err):find('Zq\\"Wx', 1, true), tostring(err))
+    end
+    c:close()
+    p:close()
+    assert.equal(0, emu:stats().requests)
+  end)
+
   -- (__pairs and __len are Lua 5.2's and later; LuaJIT and 5.1 do not call them.)
   it("an options table or id list whose metamethods raise is a usage error naming it", function()
     if _VERSION == "Lua 5.1" then return end -- (LuaJIT too: neither calls __pairs nor __len)

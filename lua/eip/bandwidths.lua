@@ -74,7 +74,7 @@ function M.list_query(opts, runner)
   if opts.share_type ~= nil then
     if not SHARE_TYPES[opts.share_type] then
       errors.raise_usage("share_type", "must be \"WHOLE\" (shared) or \"PER\" (dedicated), got %s",
-        type(opts.share_type) == "string" and string.format("%q", opts.share_type:sub(1, 20)) or type(opts.share_type))
+        validate.describe(opts.share_type))
     end
     q[#q + 1] = { "share_type", opts.share_type }
   end

@@ -20,6 +20,7 @@
 --   eip_request_duration_seconds{operation}          histogram of the attempts' durations
 -- @module eip.metrics
 local errors = require "eip.errors"
+local validate = require "eip.validate"
 
 local M = {}
 
@@ -67,7 +68,9 @@ function M.new(opts)
   for _, k in ipairs(keys) do
     if k ~= "dict" then
       raise("options", "has an unknown option %s (known: dict)",
-        type(k) == "string" and string.format("%q", k:sub(1, 40)) or "key of type " .. type(k))
+        type(k) ~= "string" and "key of type " .. type(k)
+          or validate.holds_secret(k) and "whose name holds a credential (not shown)"
+          or #k > 40 and string.format("whose name is a %d-character string", #k) or string.format("%q", k))
     end
   end
   opts = { dict = dict }
@@ -80,7 +83,7 @@ function M.new(opts)
     local ngx = rawget(_G, "ngx")
     store = ngx and ngx.shared and ngx.shared[opts.dict]
     if not store then
-      raise("dict", "names no lua_shared_dict of this nginx (%q)", opts.dict:sub(1, 40))
+      raise("dict", "names no lua_shared_dict of this nginx, got %s", validate.describe(opts.dict))
     end
   else
     store = local_store()

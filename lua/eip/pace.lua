@@ -191,7 +191,7 @@ function M.of_options(opts, clock)
     dict = validate.string("rate_dict", opts.rate_dict)
     local ngx = rawget(_G, "ngx")
     if not (ngx and ngx.shared and ngx.shared[dict]) then
-      errors.raise_usage("rate_dict", "names no lua_shared_dict of this nginx (%q)", dict:sub(1, 40))
+      errors.raise_usage("rate_dict", "names no lua_shared_dict of this nginx, got %s", validate.describe(dict))
     end
   end
   return M.new{ rate = rate, burst = burst, dict = dict, clock = not dict and clock or nil }
