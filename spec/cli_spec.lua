@@ -896,6 +896,26 @@ describe("eip command", function()
       assert.matches("--proxy and --no-proxy are exclusive", err, 1, true)
     end)
 
+    -- A word quoted cut to its first 20 (or 40) bytes kept the first 3 to 7 bytes of a secret at
+    -- the cut, too few for the scrub's 8-byte pieces; and quoted with %q, a proxy password holding
+    -- '"' or '\' was escaped there, so that none of its pieces was found: it was shown whole.
+    it("quotes no piece of a credential cut short or escaped in a usage error", function()
+      local token, password = "tok-CutPrefix-0123456789", 'Zq"Wx\\Yv"Ut\\Sr'
+      local env = { env = { OS_AUTH_TOKEN = token, http_proxy = false,
+        https_proxy = "http://puser:Zq%22Wx%5CYv%22Ut%5CSr@127.0.0.1:9" } }
+      local cut = ("1"):rep(14) .. token
+      for _, c in ipairs{ "status " .. q(cut), "delete-bandwidth --concurrency " .. q(cut) .. " bw-1",
+          "delete-bandwidth --output " .. q(cut) .. " bw-1", "list-bandwidths " .. q(("x"):rep(34) .. token),
+          "status " .. q(password), q(password), "help " .. q(password),
+          "delete-bandwidth --concurrency " .. q(password) .. " bw-1" } do
+        local code, out, err = run(c, env)
+        assert.equal(2, code, c .. ": " .. err)
+        assert.is_nil((out .. err):find("tok-", 1, true), c .. ": " .. err)
+        assert.is_nil((out .. err):find('Zq\\"Wx', 1, true), c .. ": " .. err)
+      end
+      assert.equal(0, emu:stats().requests)
+    end)
+
     -- The library's words for its options ("region", endpoint = "...", "give them as options",
     -- which the command cannot take), in the command's.
     it("says usage errors of the endpoint and region in the command's words", function()

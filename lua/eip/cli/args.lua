@@ -131,15 +131,21 @@ end
 -- @treturn ?string the closest name, or nil when none is close enough
 M.closest = validate.closest
 
+-- What a message says of a word that holds a credential of the environment (the command registers
+-- them first: eip.validate.holds_secret): checked on the whole word, as a quote of it cut short
+-- may end with too few bytes of one for the scrub to find, and %q escapes a password's '"' and '\'.
+local HELD = "a value that holds a credential (not shown)"
+
 --- A word of the command line as a message may quote it: whole when short enough to be a typo,
 -- else only its length; never when it holds an '@', which may be a URL's `user:password@`
--- given where a command or an option was expected.
+-- given where a command or an option was expected, nor a credential.
 -- @tparam string word what was typed
 -- @tparam integer max the longest word shown
 -- @tparam[opt] boolean quote put a shown word in quotes (`%q`)
 -- @treturn string
 function M.shown_word(word, max, quote)
   if #word > max or word:find("@", 1, true) then return string.format("(%d characters, not shown)", #word) end
+  if validate.holds_secret(word) then return "(" .. HELD .. ")" end
   return quote and string.format("%q", word) or word
 end
 
@@ -210,12 +216,14 @@ end
 
 --- A word of the command line (an option's value, an argument) as a usage error quotes it: its
 -- first `max` bytes (20 by default; cut between two characters: @{utf8_cut}), or only its length
--- when it holds an '@' (a proxy URL's `user:password@` typed where something else goes).
+-- when it holds an '@' (a proxy URL's `user:password@` typed where something else goes), and not
+-- at all when it holds a credential.
 -- @tparam string v what was typed
 -- @tparam[opt=20] integer max the most bytes quoted
 -- @treturn string
 function M.quoted(v, max)
   if v:find("@", 1, true) then return string.format("(%d characters, not shown)", #v) end
+  if validate.holds_secret(v) then return HELD end
   return string.format("%q", v:sub(1, M.utf8_cut(v, max or 20)))
 end
 local quoted = M.quoted
