@@ -97,6 +97,19 @@ describe("signing places shared through a dict (eip.signing)", function()
     assert.is_string((shared:take(prefix, 4, 30)))
   end)
 
+  -- A name quoted cut to its first 40 bytes kept the first bytes of a credential pasted into it,
+  -- too few for the scrub's 8-byte pieces: the name is checked whole first.
+  it("names no dict by a quote holding a piece of a credential", function()
+    local secrets = { "tok_SecretValue123" }
+    require("eip.validate").register_secrets(secrets)
+    local err = raised(signing.new, ("0"):rep(34) .. secrets[1])
+    assert.same({ "usage", "signing_dict" }, { err.kind, err.argument })
+    assert.is_nil(tostring(err):find("tok_", 1, true), tostring(err))
+    assert.matches("holds a credential", tostring(err), 1, true)
+    err = raised(signing.new, "eip_signin")
+    assert.matches('"eip_signin"', tostring(err), 1, true)
+  end)
+
   -- Two workers of one key: worker B reads the counts (three places held, no refusal: room for
   -- one), and before it takes its place worker A's request is refused (counted, its place given
   -- back) and A's next request takes that place. B's bound was worked out before the refusal:

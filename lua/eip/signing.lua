@@ -27,6 +27,7 @@
 -- so another user of it could evict the refusals' count.
 -- @module eip.signing
 local errors = require "eip.errors"
+local validate = require "eip.validate"
 
 local M = {}
 
@@ -45,6 +46,10 @@ function M.new(name)
     errors.raise_usage("signing_dict", "is for use inside nginx, where a lua_shared_dict holds the counts")
   end
   if not dict then
+    -- (checked whole: a quote cut short may keep too few bytes of a credential for the scrub)
+    if validate.holds_secret(name) then
+      errors.raise_usage("signing_dict", "names no lua_shared_dict of this nginx, got %s", validate.describe(name))
+    end
     errors.raise_usage("signing_dict", "names no lua_shared_dict of this nginx (%q): declare it with "
       .. "`lua_shared_dict %s 64k;` in the http block", name:sub(1, 40), name:sub(1, 40))
   end
