@@ -27,7 +27,31 @@ local OPTION_TABLES = {
   { "eip.client", "Client:remove_eips_from_bandwidth", "opts", require("eip.bandwidths").REMOVE_OPTIONS },
   { "eip.client", "Client:plan_drain", "opts", require("eip.bandwidths").PLAN_OPTIONS },
   { "eip.client", "Client:drain_and_delete_bandwidth", "opts", require("eip.bandwidths").DRAIN_OPTIONS },
+  { "eip.client", "Client:show_bandwidth", "opts", require("eip.client").SHOW_OPTIONS },
+  { "eip.client", "Client:create_bandwidth", "opts", require("eip.client").CREATE_OPTIONS },
+  { "eip", "sign", "opts", require("eip.sign").OPTIONS },
+  { "eip", "metrics", "opts", { dict = true } }, -- (eip.metrics checks its one option by hand)
 }
+
+-- The rows of the README table that follows `heading`: { names = {...}, cells = {...} } each,
+-- `names` the backquoted names of its first column.
+local function readme_rows(readme, heading)
+  local from = assert(readme:find(heading, 1, true), heading)
+  local rows, started = {}, false
+  for line in readme:sub(from):gmatch("([^\n]*)\n") do
+    if line:find("^|") then
+      started = true
+      local cells = {}
+      for cell in line:gmatch("|([^|]*)") do cells[#cells + 1] = cell:match("^%s*(.-)%s*$") end
+      local names = {}
+      for name in (cells[1] or ""):gmatch("`([%w_]+)`") do names[#names + 1] = name end
+      rows[#rows + 1] = { names = names, cells = cells }
+    elseif started then
+      break
+    end
+  end
+  return rows
+end
 
 describe("the reference (make docs)", function()
   local facts, by_module
@@ -146,6 +170,139 @@ describe("the reference (make docs)", function()
       for _, p in ipairs(by_module[module].items[fn].params) do documented[p.name] = p.type end
       for key in pairs(options) do
         assert.truthy(documented[param .. "." .. key], module .. " " .. fn .. ": option " .. key .. " not documented")
+      end
+    end
+  end)
+
+  it("names every parameter as the code does, in its order", function()
+    -- The client's methods are wrapped (eip.client counts the calls): their names are read from
+    -- the source; the others from the functions themselves (debug.getlocal: Lua 5.1 cannot
+    -- read a function's parameters, only the methods are checked there).
+    local source = assert(read_file("lua/eip/client.lua"))
+    local modules = { eip = eip, ["eip.transport"] = require "eip.transport", ["eip.cli"] = require "eip.cli" }
+    local getlocal = debug.getlocal
+    local can_read = pcall(getlocal, function() end, 1)
+    local checked = 0
+    for _, name in ipairs(PUBLIC) do
+      for _, item in ipairs(by_module[name].list) do
+        local fn = modules[name] and modules[name][item.name]
+        local method = name == "eip.client" and item.name:match("^Client:([%w_]+)$")
+        if item.type == "function" and ((can_read and type(fn) == "function") or method) then
+          local documented, code = {}, {}
+          for _, p in ipairs(item.params) do
+            if not p.name:find(".", 1, true) then documented[#documented + 1] = p.name end
+          end
+          if method then
+            local list = assert(source:match("\nfunction Client:" .. method .. "%(([^)]*)%)"), item.name)
+            for p in list:gmatch("[^,%s]+") do code[#code + 1] = p end
+          else
+            local i = 1
+            while true do
+              local p = getlocal(fn, i)
+              if p == nil then break end
+              code[#code + 1], i = p, i + 1
+            end
+          end
+          assert.same(code, documented, name .. " " .. item.name)
+          checked = checked + 1
+        end
+      end
+    end
+    assert.is_true(checked >= (can_read and 30 or 10), "only " .. checked .. " functions checked")
+  end)
+
+  it("documents no option that the function refuses", function()
+    for _, t in ipairs(OPTION_TABLES) do
+      local module, fn, param, options = t[1], t[2], t[3], t[4]
+      for _, p in ipairs(by_module[module].items[fn].params) do
+        local key = p.name:match("^" .. param .. "%.([%w_]+)$")
+        assert.is_true(key == nil or options[key] == true, module .. " " .. fn .. ": " .. p.name
+          .. " is documented but not accepted")
+      end
+    end
+  end)
+
+  it("has the README's table of eip.new's options: every option, none other, the same defaults", function()
+    local readme = assert(read_file("README.md"))
+    local rows, in_readme = readme_rows(readme, "### Options of `eip.new`"), {}
+    for _, row in ipairs(rows) do
+      -- (a row of several options gives their defaults in the same order: "100, 10")
+      local defaults = {}
+      for d in (row.cells[2] or ""):gmatch("[^,]+") do defaults[#defaults + 1] = d:match("^%s*(.-)%s*$") end
+      for i, name in ipairs(row.names) do
+        in_readme[name] = #defaults == #row.names and defaults[i] or row.cells[2]
+      end
+    end
+    local options = require("eip.client").OPTIONS
+    for key in pairs(options) do assert.truthy(in_readme[key], "option " .. key .. " is not in the README's table") end
+    for key in pairs(in_readme) do
+      assert.truthy(options[key], "the README's table has " .. key .. ", not an option")
+    end
+    for _, p in ipairs(by_module.eip.items.new.params) do
+      local key = p.name:match("^opts%.([%w_]+)$")
+      if key and type(p.opt) == "string" then
+        assert.equal(p.opt, in_readme[key], "eip.new's default of " .. key .. ": LDoc and README differ")
+      end
+    end
+  end)
+
+  it("documents the defaults the code has", function()
+    local function default(module, fn, name)
+      for _, p in ipairs(by_module[module].items[fn].params) do
+        if p.name == name then return (assert(p.opt, module .. " " .. fn .. ": " .. name .. " is not optional")) end
+      end
+      error(module .. " " .. fn .. ": no " .. name)
+    end
+    -- What a client made with no option sends: a transport of ours sees the request.
+    local seen = {}
+    local transport = { close = function() end, send = function(_, req)
+      seen[#seen + 1] = { timeout = req.timeout, connect_timeout = req.connect_timeout,
+        low_speed_limit = req.low_speed_limit, low_speed_time = req.low_speed_time, body_cap = req.body_cap }
+      return { status = 503, body = "", elapsed = 0 }
+    end }
+    local client = eip.new{ endpoint = "http://127.0.0.1:9", project_id = "p", token = "t", transport = transport,
+      sleep = function() end }
+    local ok, err = pcall(client.delete_bandwidth, client, "3fa1e2b4-1111-2222-3333-444455556666")
+    client:close()
+    assert.is_false(ok)
+    local req = seen[1]
+    assert.equal(tonumber(default("eip", "new", "opts.max_attempts")), err.attempts)
+    assert.equal(tonumber(default("eip", "new", "opts.timeout")), req.timeout)
+    assert.equal(10, req.connect_timeout) -- "min(10, timeout)"
+    assert.equal(tonumber(default("eip", "new", "opts.low_speed_limit")), req.low_speed_limit)
+    assert.equal(tonumber(default("eip", "new", "opts.low_speed_time")), req.low_speed_time)
+    assert.equal(tonumber(default("eip", "new", "opts.max_body")), req.body_cap)
+    local retry = require("eip.retry").DEFAULTS
+    for _, key in ipairs{ "backoff_base", "backoff_cap", "retry_after_cap" } do
+      assert.equal(tonumber(default("eip", "new", "opts." .. key)), retry[key], key)
+    end
+    assert.equal(tonumber(default("eip.client", "Client:delete_bandwidths", "opts.concurrency")),
+      require("eip.batch").DEFAULT_CONCURRENCY)
+    assert.equal(tonumber(default("eip.client", "Client:list_bandwidths", "opts.limit")),
+      require("eip.bandwidths").DEFAULT_PAGE)
+  end)
+
+  it("has the README's table of error fields: every documented field, none other", function()
+    local readme = assert(read_file("README.md"))
+    local in_readme, documented = {}, {}
+    for _, row in ipairs(readme_rows(readme, "## Errors")) do
+      for _, name in ipairs(row.names) do in_readme[name] = true end
+    end
+    for _, f in ipairs(by_module.eip.items.error.params) do documented[f.name] = true end
+    for name in pairs(documented) do
+      assert.truthy(in_readme[name], "error field " .. name .. " is not in the README")
+    end
+    for name in pairs(in_readme) do
+      assert.truthy(documented[name], "the README's error table has " .. name .. ", not in the @table error")
+    end
+  end)
+
+  it("documents every field a built-in transport sets on a response", function()
+    local fields = {}
+    for _, f in ipairs(by_module["eip.transport"].items.response.params) do fields[f.name] = true end
+    for _, file in ipairs{ "lua/eip/transport/cosocket.lua", "lua/eip/transport/http1.lua" } do
+      for field in assert(read_file(file)):gmatch("resp%.([%a_][%w_]*)%s*=[^=]") do
+        assert.truthy(fields[field], file .. " sets response." .. field .. ", not documented in eip.transport")
       end
     end
   end)

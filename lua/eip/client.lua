@@ -15,6 +15,15 @@
 -- "iam" or "metadata": the ECS metadata service's temporary keys) and `transport` (the
 -- transport object; inside nginx its `last` names the transport the last call used).
 --
+-- Besides the errors each method's doc names, every method that sends may raise those of any
+-- request: `http`, `transport` and `proxy` errors (of its login or its project's look-up too,
+-- before its first request: then `not_sent`); `refused` with reason "unanswered" (signed
+-- requests in a row got no answer: nothing more is signed for a while, see the README's
+-- Safety); `credentials` (the ECS metadata service's keys could not be renewed); `interrupted`
+-- (a caught interrupt, eip.core.catch_interrupts, aborted a request in flight). Every method
+-- raises a `usage` error, nothing sent, when it is called with a dot, and every one but `clean`
+-- and `close` when it is called on a closed client.
+--
 -- Inside, each method describes its call (eip.ops) and hands it to the pipeline (eip.pipeline);
 -- batches (eip.batch) and the bandwidth workflows (eip.bandwidths) drive the same pipeline.
 -- @classmod eip.client
@@ -614,19 +623,23 @@ function Client:delete_bandwidths(ids, opts)
   return results, summary
 end
 
-local SHOW_OPTIONS = { cancel = true }
+-- The options of show_bandwidth (each is documented there).
+M.SHOW_OPTIONS = { cancel = true }
+local SHOW_OPTIONS = M.SHOW_OPTIONS
 
 --- Shows one bandwidth: `GET /v1/{project_id}/bandwidths/{id}`.
 -- @tparam string bandwidth_id the bandwidth's id
+-- @tparam[opt] table opts options of this call:
+-- @tparam[opt] function opts.cancel `function()` asked before each attempt and during the
+--   waits between them, and while the client logs in (then once more, before the GET);
+--   true-ish (or raising) ends the call with an "interrupted" error, nothing more sent
 -- @treturn table the bandwidth as the API returns it (id, name, size, share_type,
 --   publicip_info = { {publicip_id, publicip_address, ...} }, status, ...): its strings as the
 --   server sent them (pass them through @{clean} before showing them)
 -- @treturn table `{ status, request_id, attempts, elapsed }` of the answer
--- @tparam[opt] table opts `{ cancel = function }`: asked before each attempt and during the
---   waits between them, and while the client logs in (then once more, before the GET);
---   true-ish (or raising) ends the call with an "interrupted" error, nothing more sent
--- @raise an @{eip.error} (`http` 404 `VPC.0306` when it does not exist; an answer whose bandwidth
---   has no id, or another's, is an `http` error, "Unusable Answer")
+-- @raise an @{eip.error}: `usage` (a bad id or option, nothing sent); `http` 404 `VPC.0306` when
+--   it does not exist; an answer whose bandwidth has no id, or another's, is an `http` error,
+--   "Unusable Answer"; `interrupted` (`cancelled = true`) when `cancel` said stop
 function Client:show_bandwidth(bandwidth_id, opts)
   local r = runner_of(self, "show_bandwidth")
   r:id("bandwidth_id", bandwidth_id)
@@ -643,19 +656,24 @@ function Client:show_bandwidth(bandwidth_id, opts)
   return bandwidths.show(r, project_id, bandwidth_id, cancel, deadline_at)
 end
 
-local CREATE_OPTIONS = { name = true, size = true, charge_mode = true }
+-- The options of create_bandwidth (each is documented there).
+M.CREATE_OPTIONS = { name = true, size = true, charge_mode = true }
+local CREATE_OPTIONS = M.CREATE_OPTIONS
 
 --- Creates a pay-per-use shared bandwidth: `POST /v2.0/{project_id}/bandwidths`. It is billed
 -- while it exists. Never retried: a create whose answer was lost may still have happened.
--- @tparam table opts `name` (1-64 characters: ASCII letters and digits, `_`, `-`, `.` and
+-- @tparam table opts the bandwidth to create:
+-- @tparam string opts.name 1-64 characters: ASCII letters and digits, `_`, `-`, `.` and
 --   Chinese characters, U+3400..U+4DBF and U+4E00..U+9FFF, in UTF-8, as the API documents; any
---   other character is a usage error), `size` (Mbit/s; the API's minimum is usually 5, 2000 at
---   most), `charge_mode` ("bandwidth", the default, or "95peak_plus")
+--   other character is a usage error
+-- @tparam integer opts.size Mbit/s, 1..2000 (the API's minimum is usually 5)
+-- @tparam[opt] string opts.charge_mode "bandwidth" or "95peak_plus" (default: none sent, the
+--   API's "bandwidth")
 -- @treturn table the bandwidth as the API returns it (id, name, size, share_type = "WHOLE", ...)
 -- @treturn table `{ status, request_id, attempts, elapsed }`
--- @raise an eip error (`usage` before anything is sent); an answer whose bandwidth has no id
---   the client takes (none, or not a string of id characters) is an `http` error "Unusable
---   Answer": a bandwidth may have been made, `eip.could_have_acted` says so
+-- @raise an @{eip.error} (`usage` before anything is sent: a missing or bad option); an answer
+--   whose bandwidth has no id the client takes (none, or not a string of id characters) is an
+--   `http` error "Unusable Answer": a bandwidth may have been made, @{eip.could_have_acted} says so
 function Client:create_bandwidth(opts)
   local r = runner_of(self, "create_bandwidth")
   opts = validate.options("options", opts, CREATE_OPTIONS)
@@ -686,7 +704,9 @@ end
 --   "interrupted" error, nothing more sent
 -- @treturn {table,...} the bandwidths, in the order the API returned them, their strings as the
 --   server sent them (see @{clean})
--- @treturn table `{ pages, requests, attempts, elapsed, restarts }`
+-- @treturn table `{ pages, requests, attempts, elapsed, restarts, smaller_pages? }`:
+--   `smaller_pages` is the page size the listing went on with after a page came back larger
+--   than `max_body` (asked for again in pages half as long, down to one bandwidth)
 -- @raise an @{eip.error}; a server that repeats a page, lists an id that is not one (it would
 --   be the next page's marker), or answers something other than a list of bandwidths, is an
 --   `http` error ("Unusable Answer"): nothing more is sent, and so is a listing past 100000

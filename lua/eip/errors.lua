@@ -84,9 +84,9 @@ function Error.__tostring(e)
   return table.concat(parts)
 end
 
---- Is v an error raised by lua-eip (a table with the shared metatable)?
-function M.is_error(v)
-  return type(v) == "table" and getmetatable(v) == Error
+--- Is value an error raised by lua-eip (a table with the shared metatable)?
+function M.is_error(value)
+  return type(value) == "table" and getmetatable(value) == Error
 end
 
 local function new(fields)

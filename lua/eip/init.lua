@@ -87,6 +87,7 @@ M._VERSION = client.VERSION
 -- @tparam[opt=false] boolean opts.debug true writes every request and answer to stderr,
 --   credentials redacted
 -- @tparam[opt] function opts.log `function(line)` receiving the debug lines instead of stderr
+--   (what it raises is ignored)
 -- @tparam[opt] string|boolean opts.proxy `"http://[user:pass@]host:port"`: every request but
 --   loopback and link-local ones goes through this proxy (https ones through a CONNECT tunnel),
 --   the environment unread; false: no proxy at all (default: the environment, `https_proxy`,
@@ -103,7 +104,9 @@ M._VERSION = client.VERSION
 --   bucket, shared by every worker
 -- @tparam[opt] string opts.signing_dict inside nginx: the lua_shared_dict where every worker counts
 --   its signed requests in flight and refused signatures per AK/SK key (eip.signing), so that the
---   workers together keep to one client's four and three; used only when the client signs
+--   workers together keep to one client's four and three; with an IAM password (`auth`), where
+--   they share what IAM said (a refusal, a login without an answer) and log in one at a time
+--   until a login has passed; checked whatever the credentials, unused with a token
 -- @tparam[opt] function opts.clock `function()` returning seconds, for the rate (default: a
 --   monotonic clock; tests pass their own). Read once here: one that raises or returns no number
 --   is a usage error. One that breaks later is logged, and the library's clock goes on from its
@@ -111,9 +114,10 @@ M._VERSION = client.VERSION
 -- @tparam[opt] function opts.on_request `function(info)` before each attempt of every request
 --   the client makes: `{ operation, method, path, bandwidth_id, attempt }`, never a secret
 -- @tparam[opt] function opts.on_response `function(info)` after each attempt: the same and
---   `status, code, outcome ("ok", "http", the transport kind, "proxy" or "interrupted"), elapsed,
---   bytes, request_id, retry` (another attempt is planned), `resent` (sent twice: a kept-alive
---   connection died unanswered); a hook that raises does not break the call. An attempt whose
+--   `status, code, outcome ("ok", "http", the transport kind, "proxy", "interrupted", or
+--   "not_sent" with `not_sent = true` for a request a batch dropped before any of it was sent),
+--   elapsed, bytes, request_id, retry` (another attempt is planned), `resent` (sent twice: a
+--   kept-alive connection died unanswered); a hook that raises does not break the call. An attempt whose
 --   caller went away with it in flight (inside nginx a request that ended: its client hung up,
 --   an ngx.exit; elsewhere a coroutine closed or collected) gets it once its timeout and a second
 --   have passed, at the client's next call or from a timer inside nginx: "interrupted",
@@ -171,9 +175,10 @@ end
 -- by its step (`stage`): nothing after its show; after a remove call, only when EIPs are
 -- `uncertain`. An error of `wait` after the delete's 204 (`deleted = true`): yes, it acted. What
 -- `eip` prints as FAILED? rather than FAILED: check before a retry. A value
--- that is no table (a raw error a bug raised) is unknown: yes.
+-- that is no table (a raw error a bug raised) is unknown: yes; but nil and false (no error): no.
+-- A table that is no eip error (one decoded from the command's `--json`) is read raw.
 -- @function could_have_acted
--- @tparam table err an @{error}
+-- @tparam any err an @{error}, typically what `pcall` returned
 -- @treturn boolean
 -- @raise never
 M.could_have_acted = errors.could_have_acted

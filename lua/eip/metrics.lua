@@ -49,10 +49,14 @@ local function local_store()
   }
 end
 
---- A metrics set. opts.dict: the name of a lua_shared_dict (inside nginx) to keep the values in.
+--- A metrics set (eip.metrics). opts.dict: the name of a lua_shared_dict (inside nginx) to keep
+-- the values in.
 -- @tparam[opt] table opts `{ dict = name }`, or nil
+-- @tparam[opt] string opts.dict the lua_shared_dict (default: a table of this Lua state)
+-- @treturn table the set: `on_response` (a plain function(info), for eip.new's option),
+--   @{Metrics:observe} and @{Metrics:render}
 -- @raise a `usage` error naming `options` (not a table, an unknown option) or `dict` (not a
---   non-empty string, or no lua_shared_dict of that name)
+--   non-empty string, or no lua_shared_dict of that name; outside nginx, any)
 function M.new(opts)
   if opts == nil then opts = {} end
   -- Checked as every entry point checks its options (a typo such as `dikt` fails loudly); by hand,
@@ -111,7 +115,8 @@ local function check_self(self, method)
 end
 
 --- Counts one attempt (an `on_response` info); one that was never sent (`not_sent`: a batch
--- dropped it first) is no attempt sent to the API, and is not counted.
+-- dropped it first) is no attempt sent to the API, and is not counted. Returns nothing.
+-- @tparam table info what the client's `on_response` is given (anything else is ignored)
 -- @raise a `usage` @{eip.error} when called with a dot
 function Metrics:observe(info)
   check_self(self, "observe")

@@ -59,6 +59,9 @@ local function pairs_of(name, t)
   return list
 end
 
+-- The options eip.sign accepts (each is documented in eip's init.lua).
+M.OPTIONS = { method = true, url = true, headers = true, query = true, body = true, ak = true, sk = true }
+
 --- eip.sign{ method=, url=, headers={...}, query={...}?, body=?, ak=, sk= }
 -- -> Authorization header value, canonical request (for debugging). The canonical request
 -- never holds the SK (nor the body: only its SHA-256), but it holds every header of `headers`
@@ -85,8 +88,7 @@ function M.sign(opts)
     end
     validate.register_secrets(secrets)
   end
-  opts = validate.options("options", opts, { method = true, url = true, headers = true, query = true,
-    body = true, ak = true, sk = true })
+  opts = validate.options("options", opts, M.OPTIONS)
   local method = validate.string("method", opts.method)
   -- Methods are case-sensitive, and the gateway checks the one it received: the official SDKs
   -- sign (and send) it in upper case; "delete" would be signed for a request nobody sends.

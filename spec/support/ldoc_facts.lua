@@ -4,10 +4,12 @@
 --
 --   { name = "eip", kind = "modules", items = { {
 --       name = "new", type = "function", summary = "...", raise = "..." | nil,
---       params = { { name = "opts", type = "table" }, { name = "opts.endpoint", type = "string" }, ... },
+--       params = { { name = "opts", type = "table" }, { name = "opts.endpoint", type = "string", opt = true },
+--         { name = "opts.timeout", type = "number", opt = "30" }, ... },
 --       returns = { { type = "eip.client", text = "..." }, ... } }, ... } }
 --
--- The params of a table item are its fields (@tfield).
+-- The params of a table item are its fields (@tfield). A param's `opt` is true for `[opt]`, the
+-- default's text for `[opt=...]`, nil when it is not marked optional.
 --
 -- It runs in LDoc's own Lua (5.1 or 5.2), whatever Lua the specs run under.
 local M = {}
@@ -22,7 +24,9 @@ local function params_of(item)
   local types = item.type == "table" and mods_of.field or mods_of.param or {} -- @tfield, @tparam
   local function add(name)
     local mods = types[name]
-    out[#out + 1] = "{ name = " .. q(name) .. ", type = " .. q(mods and mods.type) .. " }"
+    local opt = mods and mods.opt
+    out[#out + 1] = "{ name = " .. q(name) .. ", type = " .. q(mods and mods.type)
+      .. ", opt = " .. (opt == true and "true" or q(opt)) .. " }"
   end
   for _, name in ipairs(item.params or {}) do
     add(name)

@@ -63,9 +63,15 @@ end
 
 local WEAK_KEYS = { __mode = "k" }
 
---- opts: ca_file (ignored here, see above), insecure (a boolean: a string such as "false", or a
--- number, would be true to Lua and turn verification off by accident), user_agent (no control
--- character: it goes on the wire as it is, as in the C core, which refuses one too)
+--- A cosocket transport (the README's OpenResty: give it as the option `transport` where the
+-- automatic choice would not take cosockets). opts: ca_file (ignored here, see above), insecure
+-- (a boolean: a string such as "false", or a number, would be true to Lua and turn verification
+-- off by accident), user_agent (no control character: it goes on the wire as it is, as in the C
+-- core, which refuses one too)
+-- @tparam[opt] table opts the options of eip.transport.new: `ca_file`, `insecure`, `user_agent`
+-- @treturn table a transport honouring the contract (`send`, `close`, `name` "cosocket")
+-- @raise a Lua error (a string) when `insecure` is not a boolean or `user_agent` not a string
+--   without control characters
 function M.new(opts)
   opts = opts or {}
   if opts.insecure ~= nil and type(opts.insecure) ~= "boolean" then
@@ -867,6 +873,10 @@ end
 
 --- Sends req (see the contract in eip.transport) and returns the contract's response table.
 -- Raises only for a caller bug (a header line with CR, LF or NUL, or without a colon).
+-- @tparam table req the contract's request
+-- @treturn table the contract's response
+-- @raise a Lua error for a caller's bug only: a method that is no token, a bad header line, a
+--   `proxy` that is not the contract's table
 function Transport:send(req)
   local x = new_exchange(req)
   local t, path_or_code, text = target_of(self, req.url)
@@ -896,6 +906,8 @@ function Transport:send(req)
 end
 
 --- Nothing to release: idle connections belong to nginx's pool, the others are closed.
+-- Returns nothing.
+-- @raise never
 function Transport:close() -- luacheck: ignore self
 end
 

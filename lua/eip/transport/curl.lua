@@ -10,8 +10,13 @@ local M = {}
 local Transport = {}
 Transport.__index = Transport
 
---- opts: ca_file, insecure, user_agent (see the contract). `insecure` must be a boolean: a
--- string ("false") or a number would be true to Lua, and turn verification off by accident.
+--- A libcurl transport. opts: ca_file, insecure, user_agent (see the contract). `insecure` must
+-- be a boolean: a string ("false") or a number would be true to Lua, and turn verification off
+-- by accident.
+-- @tparam[opt] table opts the options of eip.transport.new: `ca_file`, `insecure`, `user_agent`
+-- @treturn table a transport honouring the contract (`send`, `close`, `name` "curl")
+-- @raise a Lua error (a string) when `insecure` is not a boolean, or the C core refuses an
+--   option (a user agent with a control character)
 function M.new(opts)
   opts = opts or {}
   if opts.insecure ~= nil and type(opts.insecure) ~= "boolean" then
@@ -34,6 +39,9 @@ end
 
 --- Sends req (see the contract) and returns the C core's response table, with `error_kind`
 -- added on failure only.
+-- @tparam table req the contract's request
+-- @treturn table the contract's response
+-- @raise a Lua error for a caller's bug only (see the contract)
 local function send(self, req)
   local resp = finished(self.session:request(req), req)
   local progress = req.progress
@@ -59,6 +67,8 @@ function Transport:lane(req, signing)
   return session.lane, session, session:prepare(req, signing), finish, send
 end
 
+--- Releases libcurl's connection; the transport is not used after it. Returns nothing.
+-- @raise never
 function Transport:close()
   self.session:close()
 end

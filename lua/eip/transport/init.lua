@@ -294,6 +294,10 @@
 --   (curl_code 42); the server may or may not have acted on it, unless `unsent` says nothing
 --   of it went out. nil otherwise. (The first caught interrupt holds a single request back if
 --   nothing of it has gone out yet: `unsent` and `held_back`, 42, as a batch's halt_sends.)
+-- @tfield boolean held_back on failure only: true when the request was held back before any of
+--   it went out, with `unsent` and curl_code 42: its `progress.halt_sends` was set while its
+--   connection was being made (a batch stopped), or (libcurl's single requests) a first caught
+--   interrupt said stop. nil otherwise
 -- @tfield boolean unsent on failure only: true when nothing of the request was written to a
 --   connection (to the server, or to a plain-http proxy): its name did not resolve, the
 --   connection, the TLS handshake or the proxy's tunnel failed or timed out, or the request's
