@@ -230,6 +230,12 @@ describe("eip.transport.new", function()
         t:close()
       end
       concrete.new{}:close()
+      -- Options that are no table: a message naming them, not Lua's "attempt to index".
+      for _, value in ipairs{ 5, "insecure", true } do
+        local ok, err = pcall(concrete.new, value)
+        assert.is_false(ok)
+        assert.matches("^eip%.transport%." .. name .. ": options must be a table, got a " .. type(value), err)
+      end
     end
   end)
 end)

@@ -74,6 +74,7 @@ local WEAK_KEYS = { __mode = "k" }
 --   without control characters
 function M.new(opts)
   opts = opts or {}
+  if type(opts) ~= "table" then error("eip.transport.cosocket: options must be a table, got a " .. type(opts), 2) end
   if opts.insecure ~= nil and type(opts.insecure) ~= "boolean" then
     error("eip.transport.cosocket: insecure must be true or false, got a " .. type(opts.insecure), 2)
   end

@@ -19,6 +19,7 @@ Transport.__index = Transport
 --   option (a user agent with a control character)
 function M.new(opts)
   opts = opts or {}
+  if type(opts) ~= "table" then error("eip.transport.curl: options must be a table, got a " .. type(opts), 2) end
   if opts.insecure ~= nil and type(opts.insecure) ~= "boolean" then
     error("eip.transport.curl: insecure must be true or false, got a " .. type(opts.insecure), 2)
   end
