@@ -167,6 +167,20 @@ describe("the token bucket", function()
     close_to(10.001, b:take(), "then 1/1000 s apart")
   end)
 
+  -- A slot deferred (Bucket:defer: a batch's own, its request held by the client's bucket) while
+  -- a caller's clock stood ahead, which then stepped back: the defer did not keep the reading, so
+  -- the next take saw no step and waited as long as the clock had been ahead.
+  it("starts again from now after a clock that was ahead at a defer stepped back", function()
+    local t = fake_time()
+    local b = pace.new{ rate = 1, clock = t.clock }
+    assert.equal(0, b:take())
+    t.now = t.now + 3600
+    b:defer(0.5)
+    t.now = t.now - 3600 + 1
+    close_to(0, b:take(), "the take after the step back")
+    close_to(1, b:take(), "then 1/rate apart")
+  end)
+
   it("reserves a slot within a limit only: a later one is not taken, and stays for the next", function()
     local t = fake_time()
     local b = pace.new{ rate = 1, clock = t.clock }

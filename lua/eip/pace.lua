@@ -152,10 +152,12 @@ end
 
 --- The request of the slot just taken goes `seconds` from now, held by another bucket: the
 -- next slot counts from then (a bucket of this process's own; a shared one is left as it is).
+-- The clock's reading is kept, as a take keeps it: a clock ahead now that steps back before the
+-- next take is seen to, and that take starts again from now (not a wait as long as the step).
 function Bucket:defer(seconds)
   if self.dict then return end
-  local now = read_clock(self, true)
-  self.tat = math.max(self.tat, now + seconds + self.interval)
+  local now, back = read_clock(self)
+  self.tat = math.max(back and now or self.tat, now + seconds + self.interval)
 end
 
 --- Reserves the next slot only when it comes within `limit` seconds (a call's deadline): returns
