@@ -470,6 +470,36 @@ describe("rates and throttling against the emulator", function()
     end
   end)
 
+  -- A batch cut below the client's rate (a bucket of its own) while its next request waited for
+  -- the slot it had taken of the client's bucket: that slot became the request's shared one, but
+  -- the request took another of the client's when it came (one wasted, and its wait again).
+  it("takes one slot of the client's bucket per request when its rate is cut during a wait", function()
+    for _, concurrency in ipairs{ 1, 2, 4 } do
+      local t = fake_time()
+      local real_new, buckets = pace.new, {}
+      pace.new = function(o)
+        local b = real_new(o)
+        buckets[#buckets + 1] = b
+        return b
+      end
+      local ok, c = pcall(fx.client, { rate = 20, clock = t.clock, sleep = t.sleep })
+      pace.new = real_new
+      assert(ok, c)
+      local takes, take = 0, buckets[1].take
+      buckets[1].take = function(self)
+        takes = takes + 1
+        return take(self)
+      end
+      local ids = emu:create_bandwidths(10)
+      emu:reset_counters()
+      throttle_once(ids[2], "policy user over ratelimit,limit:10,time:1 second")
+      local _, summary = c:delete_bandwidths(ids, { concurrency = concurrency })
+      assert.same({ 10, 1 }, { summary.deleted, summary.throttled })
+      assert.equal(emu:stats().requests, takes, "the client's slots taken, concurrency " .. concurrency)
+      c:close()
+    end
+  end)
+
   it("gives the client its rate back when on_result raises", function()
     local c = paced_client(20)
     local ids = emu:create_bandwidths(8)

@@ -676,6 +676,13 @@ function Run:adapt(job, resp)
       -- of the client's bucket too (and of the budget other workers share, rate_dict).
       if self.bucket then self.shared_bucket = self.bucket end
       self.bucket = pace.new{ rate = rate, clock = self.clock }
+      -- A slot taken of the client's bucket and still waited for (rate_slot) is now the
+      -- request's shared one: not taken again when it comes (a slot of the client's wasted,
+      -- waited for once more); the new bucket's next slot counts from it.
+      if self.rate_slot and self.shared_bucket then
+        self.shared_taken = true
+        self.bucket:defer(math.max(0, self.rate_slot - now))
+      end
     end
     -- Without a Retry-After (one over retry_after_cap stopped the batch above): the window.
     if not ra then
