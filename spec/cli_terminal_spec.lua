@@ -118,6 +118,56 @@ describe("eip command in a terminal", function()
     assert.matches("4 bandwidth%(s%): 4 deleted", t:screen())
   end)
 
+  -- A terminal narrower than 20 columns (a split pane) was taken for one of 80: the line wrapped,
+  -- and each redraw left rows of it on the screen.
+  it("takes a narrow terminal's width as it is", function()
+    local probe = string.format("package.path = 'lua/?.lua;' .. package.path; package.cpath = '%s;' .. package.cpath; "
+      .. "io.write('columns=', require('eip.cli.progress').columns(), ';')", host.cpath)
+    term = terminal.start(host.lua .. " -e " .. host.quote(probe), { cwd = ROOT, width = 15, height = 5 })
+    assert.equal(0, term:wait_exit(5))
+    assert.matches("columns=15;", term:screen())
+  end)
+
+  -- Made narrower while the line is shown: until its width is looked at again (each second), the
+  -- line was drawn as wide as before, and each redraw wrapped and left a row of it behind. (The
+  -- terminal's own rewrap of the line on screen when it narrows may leave one.)
+  it("leaves no rows of the progress line behind when the terminal narrows", function()
+    local ids = create(6)
+    emu:inject{ method = "DELETE", action = "slow", delay = 0.25, times = -1 }
+    local t = start("delete-bandwidth --concurrency 1 " .. table.concat(ids, " "), { 100, 40 })
+    local deadline = socket.gettime() + 5
+    while not t:screen():find("%]  %d/6  ") do
+      assert(socket.gettime() < deadline, "no progress line:\n" .. t:screen())
+      socket.sleep(0.02)
+    end
+    t:resize(40, 40)
+    assert.equal(0, t:wait_exit(10))
+    local rows = 0
+    for _, l in ipairs(lines_of(t:screen())) do
+      if l:find("^%[[#.]+%]") then rows = rows + 1 end
+    end
+    assert.is_true(rows <= 1, rows .. " rows of the progress line left:\n" .. t:screen())
+  end)
+
+  -- TERM=dumb (Emacs' shell and compilation buffers, some CI consoles) does not interpret escape
+  -- sequences: the line's erase sequences showed as text. No progress line there.
+  it("draws no progress line on a dumb terminal", function()
+    local ids = create(5)
+    emu:inject{ method = "DELETE", action = "slow", delay = 0.3, times = -1 }
+    term = terminal.start(EIP .. " delete-bandwidth --concurrency 1 " .. table.concat(ids, " "), { cwd = ROOT,
+      env = { EIP_ENDPOINT = emu.url, OS_AUTH_TOKEN = emu.token, HUAWEICLOUD_SDK_PROJECT_ID = emu.project_id,
+        TERM = "dumb" } })
+    local seen = nil
+    while not term:ended() do
+      local screen = term:screen()
+      seen = seen or screen:match("%[[#.]+%]  %d/5[^\n]*")
+      socket.sleep(0.05)
+    end
+    assert.equal(0, term:wait_exit(5))
+    assert.is_nil(seen, "a progress line on a dumb terminal")
+    assert.matches("5 bandwidth%(s%): 5 deleted", term:screen())
+  end)
+
   -- stdout a pipe whose reader goes away while the line is drawn on stderr's terminal: the
   -- message and the results that go to stderr from then on start on a line of their own (they
   -- once followed the line's text, which stayed on the screen).

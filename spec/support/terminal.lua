@@ -9,6 +9,7 @@
 --   local status = t:wait_exit(10)  -- the command's exit status
 --   t:screen()                      -- the visible text (a line wrapped by the terminal is one line)
 --   t:ended()                       -- has the command ended?
+--   t:resize(40, 24)                -- the terminal becomes 40x24 (the command gets SIGWINCH)
 --   t:stop()                        -- always (also after a failure): ends the tmux server
 local socket = require "socket"
 local nginx = require "spec.support.nginx"
@@ -69,6 +70,11 @@ function Terminal:send(...)
   local keys = {}
   for i = 1, select("#", ...) do keys[i] = q(select(i, ...)) end
   tmux(self, "send-keys " .. table.concat(keys, " "))
+end
+
+--- Resizes the terminal to `width` x `height`, as a person resizing the window does.
+function Terminal:resize(width, height)
+  tmux(self, string.format("resize-window -x %d -y %d", width, height))
 end
 
 --- Waits for the command to end and returns its exit status; raises after `timeout` s. tmux

@@ -193,7 +193,7 @@ function M.main(argv)
       .. "discard it)", EXIT_USAGE)
   end
   local ctx = { terminal = progress.stderr_is_terminal(), stdout_terminal = progress.is_terminal(1),
-    stdin_closed = stdin_closed }
+    stdin_closed = stdin_closed, can_draw = progress.can_draw() }
   -- The environment's credentials, known before any argument is read: no usage error quotes one.
   -- (Kept here: the registry holds its tables weakly.)
   M.environment_secrets = connection.known_secrets()

@@ -38,14 +38,26 @@ function M.stderr_is_terminal()
   return M.is_terminal(2)
 end
 
---- The width of the terminal on stderr, in columns (80 when it cannot be told).
+--- Does the terminal interpret the escape sequences the line is drawn with? Not a dumb one
+-- (`TERM=dumb`: Emacs' shell and compilation buffers, some CI consoles), nor one whose type is
+-- not said (`TERM` unset or empty): there the sequences would show as text.
+-- @tparam[opt] string term the terminal's type (default: the `TERM` variable)
+-- @treturn boolean
+function M.can_draw(term)
+  if term == nil then term = os.getenv("TERM") end
+  return term ~= nil and term ~= "" and term ~= "dumb"
+end
+
+--- The width of the terminal on stderr, in columns (80 when it cannot be told: no answer, or 0
+-- columns, as a terminal whose size was never set says). A narrow one is taken as it is: a line
+-- drawn wider than the terminal would wrap, and each redraw leave a row of it behind.
 -- @treturn integer
 function M.columns()
   local p = io.popen("stty size <&2 2>/dev/null")
   local out = p and p:read("*a") or ""
   if p then p:close() end
   local cols = tonumber(out:match("^%d+ (%d+)"))
-  if not cols or cols < 20 then return 80 end
+  if not cols or cols < 1 then return 80 end
   return cols
 end
 
@@ -112,7 +124,10 @@ function Progress:draw(now)
     self.width, self.width_at = self.columns(), now
   end
   self.drawn_at, self.shown, self.cleared = now, true, false
-  self.write("\r" .. self:text(now, self.width) .. "\27[K")
+  -- With the terminal's automatic wrap off while it is drawn (DECAWM): a terminal made narrower
+  -- since its width was last looked at cuts the line at its edge rather than wrapping it, which
+  -- would leave a row of it behind at each redraw.
+  self.write("\r\27[?7l" .. self:text(now, self.width) .. "\27[K\27[?7h")
 end
 
 --- Redraws the line when it is due: after `DELAY`, then every `INTERVAL`.
