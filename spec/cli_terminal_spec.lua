@@ -342,6 +342,22 @@ describe("eip command in a terminal", function()
     assert.equal(1, #emu:get_bandwidth(id).publicip_info)
   end)
 
+  -- The answer ended without a newline (Ctrl-D, Ctrl-C): what comes next starts on a line of its
+  -- own, not after "Type yes to go on: ".
+  for _, key in ipairs{ "C-d", "C-c" } do
+    it("--drain answered with " .. key .. " leaves the question on a line of its own", function()
+      local id = emu:create_bandwidth{ size = 10, publicip_ids = { "eip-1" } }
+      local t = start("delete-bandwidth --drain " .. id)
+      t:wait_for("Type yes to go on:")
+      t:send(key)
+      assert.equal(key == "C-c" and 130 or 1, t:wait_exit(10))
+      local screen = t:screen()
+      assert.matches("\nFAILED +" .. id:gsub("%p", "%%%0"), screen)
+      assert.is_nil(screen:find("go on: %^?C?FAILED"), screen)
+      assert.equal(1, #emu:get_bandwidth(id).publicip_info)
+    end)
+  end
+
   it("--drain answered no changes nothing", function()
     local id = emu:create_bandwidth{ size = 10, publicip_ids = { "eip-1" } }
     emu:reset_counters()

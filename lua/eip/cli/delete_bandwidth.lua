@@ -324,8 +324,11 @@ local function confirmer(client)
     end
     tty:write("Type yes to go on: ")
     tty:flush()
-    local answer = tty:read("*l") or ""
+    local answer = tty:read("*l")
+    -- (ended without a newline, by Ctrl-D or Ctrl-C: what comes next starts on a line of its own)
+    if answer == nil then tty:write("\n") end
     tty:close()
+    answer = answer or ""
     answer = answer:lower():match("^%s*(.-)%s*$")
     return answer == "y" or answer == "yes"
   end
