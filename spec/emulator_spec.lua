@@ -282,6 +282,73 @@ describe("EIP emulator #once", function()
         body = cjson.encode{ eips = 2 } }).status)
       full:stop()
     end)
+
+    -- The API's own writes raised a Lua error there: nginx's HTML 500 page, and a remove that had
+    -- made some of its dedicated bandwidths left their EIPs in two bandwidths at once.
+    it("answers an API write it has no room for with a JSON 507 and applies none of it", function()
+      local full = emulator.start()
+      finally(function() full:stop() end)
+      local ids, info = {}, {}
+      for i = 1, 100 do
+        ids[i] = "eip-t" .. i
+        info[i] = { publicip_id = ids[i] }
+      end
+      local target = full:create_bandwidth{ size = 20, publicip_ids = ids }
+      local per = full:create_bandwidth{ size = 5, share_type = "PER", publicip_ids = { "eip-p" } }
+      full:set_knobs{ throttle_rate = 1000 } -- each second's window is a key to write
+      local function fill(sizes)
+        for _, n in ipairs(sizes) do
+          repeat
+            local resp = assert(emulator.http{ port = full.port, method = "POST", path = "/__emulator/bandwidths",
+              body = cjson.encode{ eips = n } })
+          until resp.status ~= 201
+        end
+      end
+      local function assert_full(resp)
+        assert_vpc_error(resp, 507, "EMU.0507")
+        assert.matches("store is full", resp.json.message)
+      end
+      fill{ 10000, 1000, 100, 10 } -- room left for some dedicated bandwidths, not for 100
+      local before = full:stats().bandwidths
+      assert_full(call("POST", v2("/" .. target .. "/remove"),
+        { bandwidth = { publicip_info = info, charge_mode = "traffic", size = 5 } }, nil, full.port))
+      assert.same(ids, (function()
+        local held = {}
+        for i, ip in ipairs(full:get_bandwidth(target).publicip_info) do held[i] = ip.publicip_id end
+        return held
+      end)())
+      assert.equal(before, full:stats().bandwidths)
+      fill{ 1, 0 }
+      -- small keys too: the metadata service's tokens (its answer to one it cannot keep is the same 507)
+      local resp
+      repeat
+        resp = assert(emulator.http{ port = tonumber(full.metadata_url:match(":(%d+)$")), method = "PUT",
+          path = "/meta-data/latest/api/token", headers = { ["X-Metadata-Token-Ttl-Seconds"] = "60" } })
+      until resp.status ~= 200
+      assert.equal(507, resp.status, resp.body:sub(1, 200))
+      assert.equal("EMU.0507", cjson.decode(resp.body).code)
+      before = full:stats().bandwidths
+      assert_full(call("POST", v2(), { bandwidth = { name = "x", size = 10 } }, nil, full.port))
+      assert.equal(before, full:stats().bandwidths)
+      -- an insert frees the EIP's dedicated bandwidth first: done, or refused with nothing lost
+      resp = call("POST", v2("/" .. target .. "/insert"),
+        { bandwidth = { publicip_info = { { publicip_id = "eip-p" } } } }, nil, full.port)
+      if resp.status == 507 then
+        assert_full(resp)
+        assert.equal("eip-p", full:get_bandwidth(per).publicip_info[1].publicip_id)
+        assert.equal(100, #full:get_bandwidth(target).publicip_info)
+      else
+        assert.equal(200, resp.status, resp.body)
+        assert.is_nil(full:get_bandwidth(per))
+        assert.equal("eip-p", full:get_bandwidth(target).publicip_info[101].publicip_id)
+      end
+      -- What only counts (the request log, a throttle window, a failed signature) is skipped.
+      resp = call("GET", v1("?limit=1"), nil, nil, full.port)
+      assert.equal(200, resp.status, resp.body:sub(1, 200))
+      local signed = full:sign{ path = v1() }
+      signed.Authorization = signed.Authorization:gsub("Signature=%x", "Signature=g")
+      assert_gateway_error(call("GET", v1(), nil, signed, full.port), 401, "APIGW.0301")
+    end)
   end)
 
   describe("every response", function()

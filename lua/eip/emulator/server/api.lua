@@ -58,6 +58,15 @@ local function cannot_operate()
   util.vpc_error(400, "VPC.0323", "publicIp can not be operate with this bandwidth")
 end
 
+--- Answers a write the store had no room for (store.lua never evicts), or raises `err` again
+-- when it is no such refusal. Not the cloud's answer: an emulator-specific 507 (Insufficient
+-- Storage) in the EIP error shape, so that a client reads why; the call changed nothing.
+function M.store_full(err)
+  if not store.is_full(err) then error(err, 0) end
+  util.vpc_error(507, "EMU.0507", store.FULL .. ": nothing of this request was applied; reset the emulator "
+    .. "(or stop and start it), or hold fewer or smaller bandwidths")
+end
+
 -- The bandwidth `id` if it exists in `project_id` (other projects' bandwidths are invisible).
 local function owned_bandwidth(id, project_id)
   local bw = store.get_bandwidth(id)
@@ -110,7 +119,8 @@ function M.create(ctx)
     project_id = ctx.project_id, name = opt.name, size = size, share_type = "WHOLE",
     charge_mode = charge_mode, enterprise_project_id = opt.enterprise_project_id,
   }
-  store.put_bandwidth(bw)
+  local ok, err = store.atomically(store.put_bandwidth, bw)
+  if not ok then return M.store_full(err) end
   util.send_json(200, { bandwidth = bw })
 end
 
@@ -237,11 +247,14 @@ function M.delete(ctx)
     return util.vpc_error(409, "VPC.0304",
       "deleteBandwidth error. The shared bandwidth still has publicips, remove them first.")
   end
-  local seq = store.delete_bandwidth(bw.id)
-  local visible = store.knob("deleted_visible_for")
-  if visible > 0 then
-    store.put_gone(bw, visible, seq)
-  end
+  local ok, err = store.atomically(function()
+    local seq = store.delete_bandwidth(bw.id)
+    local visible = store.knob("deleted_visible_for")
+    if visible > 0 then
+      store.put_gone(bw, visible, seq)
+    end
+  end)
+  if not ok then return M.store_full(err) end
   util.send_empty(204)
 end
 
@@ -314,13 +327,17 @@ function M.remove(ctx)
         .. "an IPv6 port needs publicip_type 5_dualStack")
     end
   end
-  -- All checked: now apply, so that a refused call changes nothing.
-  for _, entry in ipairs(list) do
-    local eip = table.remove(bw.publicip_info, eip_index(bw, entry.publicip_id))
-    store.put_bandwidth(model.dedicated_for(eip, ctx.project_id, size, mode))
-  end
-  bw.updated_at = util.now_iso()
-  store.put_bandwidth(bw)
+  -- All checked: now apply, so that a refused call changes nothing (nor one the store has no
+  -- room for: no EIP both in a new dedicated bandwidth and still in this one).
+  local ok, err = store.atomically(function()
+    for _, entry in ipairs(list) do
+      local eip = table.remove(bw.publicip_info, eip_index(bw, entry.publicip_id))
+      store.put_bandwidth(model.dedicated_for(eip, ctx.project_id, size, mode))
+    end
+    bw.updated_at = util.now_iso()
+    store.put_bandwidth(bw)
+  end)
+  if not ok then return M.store_full(err) end
   util.send_empty(204)
 end
 
@@ -356,15 +373,19 @@ function M.insert(ctx)
     end
     sources[i] = holder
   end
-  -- All checked: now apply, so that a refused call changes nothing.
-  for _, holder in ipairs(sources) do
-    -- The EIP (as it is: its type and address) joins the shared bandwidth, and its dedicated
-    -- bandwidth is released.
-    bw.publicip_info[#bw.publicip_info + 1] = holder.publicip_info[1]
-    store.delete_bandwidth(holder.id)
-  end
-  bw.updated_at = util.now_iso()
-  store.put_bandwidth(bw)
+  -- All checked: now apply, so that a refused call changes nothing (nor one the store has no
+  -- room for: no EIP lost with its dedicated bandwidth).
+  local ok, err = store.atomically(function()
+    for _, holder in ipairs(sources) do
+      -- The EIP (as it is: its type and address) joins the shared bandwidth, and its dedicated
+      -- bandwidth is released.
+      bw.publicip_info[#bw.publicip_info + 1] = holder.publicip_info[1]
+      store.delete_bandwidth(holder.id)
+    end
+    bw.updated_at = util.now_iso()
+    store.put_bandwidth(bw)
+  end)
+  if not ok then return M.store_full(err) end
   util.send_json(200, { bandwidth = bw })
 end
 

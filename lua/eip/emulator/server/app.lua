@@ -54,6 +54,22 @@ local function apply(rule)
   return false
 end
 
+-- Answers an API request (see M.handle): logs it, then applies the injected rule that is due,
+-- else lets eip.emulator.server.api answer.
+local function answer(method, path, body, role)
+  record(method, body, role)
+  -- The injected rule whose place is the request's arrival (transport faults, the gateway's own
+  -- answers); else the one whose place is the service, once api.handle routed and authenticated
+  -- the request (see inject.lua): a service's answer never comes before the gateway's 401 or 404.
+  -- One rule per request, as ever: one that only slowed the request leaves the next for the next.
+  local endpoint = api.endpoint_of(path)
+  local rule = inject.take(method, path, "gateway", endpoint)
+  if apply(rule) then return end
+  return api.handle(method, path, body, role, not rule and function()
+    return apply(inject.take(method, path, "service", endpoint))
+  end or nil)
+end
+
 --- Answers a request that came to the endpoint `role` models (see
 -- eip.emulator.server.nginx_conf): "api", "iam", "metadata", or "any" (all three on one port).
 -- The control routes (/__emulator/) answer on every port.
@@ -74,20 +90,19 @@ function M.handle(role)
     ngx.header["Server"] = "api-gateway" -- what the real endpoint calls itself
   end
   local body = util.read_body()
-  if path:sub(1, #CONTROL_PREFIX) == CONTROL_PREFIX then
-    return control.handle(method, path, body)
-  end
-  record(method, body, role)
-  -- The injected rule whose place is the request's arrival (transport faults, the gateway's own
-  -- answers); else the one whose place is the service, once api.handle routed and authenticated
-  -- the request (see inject.lua): a service's answer never comes before the gateway's 401 or 404.
-  -- One rule per request, as ever: one that only slowed the request leaves the next for the next.
-  local endpoint = api.endpoint_of(path)
-  local rule = inject.take(method, path, "gateway", endpoint)
-  if apply(rule) then return end
-  return api.handle(method, path, body, role, not rule and function()
-    return apply(inject.take(method, path, "service", endpoint))
-  end or nil)
+  local control_route = path:sub(1, #CONTROL_PREFIX) == CONTROL_PREFIX
+  -- A write the store has no room for is answered in JSON (507), never nginx's HTML error page
+  -- (each handler makes its own writes all or nothing; see store.atomically).
+  local ok, err = xpcall(function()
+    if control_route then return control.handle(method, path, body) end
+    return answer(method, path, body, role)
+  end, function(e)
+    return store.is_full(e) and e or debug.traceback(tostring(e), 2)
+  end)
+  if ok then return end
+  if not store.is_full(err) or ngx.headers_sent then error(err, 0) end
+  if control_route then return util.send_json(507, { error = tostring(err) }) end
+  return api.store_full(err)
 end
 
 return M

@@ -28,15 +28,38 @@ local CONN_TTL = 3600
 -- 404 VPC.0306, "gone"). safe_set refuses instead; put raises then (M.FULL in the message).
 M.FULL = "the emulator's store is full"
 
+--- Is `err` (an error raised by a write here) the store's refusal to make room?
+function M.is_full(err)
+  return tostring(err):find(M.FULL, 1, true) ~= nil
+end
+
+-- While M.atomically runs: key -> { value, ttl } as it was before the first write (value false:
+-- there was none), so that a write refused half-way can be undone.
+local journal
+
+local function remember(key)
+  if journal and journal[key] == nil then
+    local value = dict:get(key)
+    journal[key] = { value = value == nil and false or value, ttl = value ~= nil and dict:ttl(key) or 0 }
+  end
+end
+
 local function put(key, value, ttl)
+  remember(key)
   local ok, err = dict:safe_set(key, value, ttl or 0)
   if not ok then
     error("emulator store: cannot set " .. key .. ": " .. tostring(err) .. " (" .. M.FULL .. ")")
   end
 end
 
+local function del(key)
+  remember(key)
+  dict:delete(key)
+end
+
 -- dict:incr with an initial value evicts as set() does when the key is new: add it safely first.
 local function incr(key, ttl)
+  remember(key)
   local n = dict:incr(key, 1)
   if n then return n end
   local ok, err = dict:safe_add(key, 0, ttl or 0)
@@ -44,6 +67,37 @@ local function incr(key, ttl)
     error("emulator store: cannot set " .. key .. ": " .. tostring(err) .. " (" .. M.FULL .. ")")
   end
   return (dict:incr(key, 1))
+end
+
+-- A counter that a full store leaves as it is (statistics, the request log, an AK's failures,
+-- a throttle window): the number, or nil when there was no room for it.
+local function soft_incr(key, ttl)
+  local ok, n = pcall(incr, key, ttl)
+  if ok then return n end
+  if not M.is_full(n) then error(n, 0) end
+  return nil
+end
+
+--- Runs fn(...) (which must not yield: no ngx.sleep, no socket) so that its writes here happen
+-- all or not at all: when it raises, every key it wrote is as it was before (keys it made are
+-- deleted first, which makes room for those it changed). Returns true, or false and the error.
+function M.atomically(fn, ...)
+  assert(journal == nil, "emulator store: atomically does not nest")
+  journal = {}
+  local ok, err = pcall(fn, ...)
+  local undo = journal
+  journal = nil
+  if not ok then
+    for key, old in pairs(undo) do
+      if old.value == false then dict:delete(key) end
+    end
+    for key, old in pairs(undo) do
+      if old.value ~= false and not dict:safe_set(key, old.value, old.ttl or 0) then
+        ngx.log(ngx.ERR, "emulator store: could not restore ", key, " after: ", tostring(err))
+      end
+    end
+  end
+  return ok, err
 end
 
 local function get_json(key)
@@ -92,8 +146,11 @@ end
 -- A temporary pair of the metadata service, valid for `ttl` seconds until `expires` (the
 -- emulator's clock); also the last one issued (see last_temporary_credential).
 function M.put_temporary_credential(cred, ttl, expires)
-  put("mdcred:" .. cred.ak, json.encode(cred), ttl)
-  put("mdlast", json.encode({ cred = cred, expires = expires }), ttl)
+  local ok, err = M.atomically(function()
+    put("mdcred:" .. cred.ak, json.encode(cred), ttl)
+    put("mdlast", json.encode({ cred = cred, expires = expires }), ttl)
+  end)
+  if not ok then error(err, 0) end
 end
 
 -- The last temporary pair issued and its expiry, while it is valid; or nil.
@@ -199,8 +256,9 @@ function M.expire_issued_tokens()
   return n
 end
 
+-- (a full store leaves the counter as it is)
 function M.count(name)
-  incr(name)
+  soft_incr(name)
 end
 
 -- Bandwidths ---------------------------------------------------------------------------------
@@ -225,7 +283,7 @@ function M.get_bandwidth(id)
 end
 
 function M.put_bandwidth(bw)
-  dict:delete("gone:" .. bw.id) -- made again under the id of a deleted one: only this one now
+  del("gone:" .. bw.id) -- made again under the id of a deleted one: only this one now
   local key = "bw:" .. bw.id
   local old = dict:get(key)
   local rec = old and json.decode(old)
@@ -249,10 +307,10 @@ function M.delete_bandwidth(id)
   end
   for _, ip in ipairs(bw.publicip_info) do
     if dict:get("eip:" .. ip.publicip_id) == id then
-      dict:delete("eip:" .. ip.publicip_id)
+      del("eip:" .. ip.publicip_id)
     end
   end
-  dict:delete("bw:" .. id)
+  del("bw:" .. id)
   return rec.seq
 end
 
@@ -298,12 +356,14 @@ local function cap_body(body)
   return body, nil
 end
 
+-- (a full store counts and logs what it has room for: the request is answered all the same)
 function M.record_request(entry)
-  incr("requests")
+  soft_incr("requests")
   if dict:safe_add("conn:" .. entry.connection, true, CONN_TTL) then
-    incr("connections")
+    soft_incr("connections")
   end
-  local seq = incr("log_seq")
+  local seq = soft_incr("log_seq")
+  if not seq then return end
   entry.seq = seq
   entry.body, entry.body_truncated = cap_body(entry.body)
   -- (an entry a full store has no room for is left out of the log; the request is answered)
@@ -391,8 +451,9 @@ end
 -- gateway's "policy user over ratelimit, limit:N, time:1 second": fixed one-second windows).
 function M.over_rate(user, limit)
   local window = math.floor(M.now())
-  local n = incr("thr:" .. window .. ":" .. user, 3)
-  if n > limit then
+  -- (a window a full store has no room for is not counted: its requests pass)
+  local n = soft_incr("thr:" .. window .. ":" .. user, 3)
+  if n and n > limit then
     M.count("throttled")
     return true
   end
@@ -407,12 +468,13 @@ function M.ak_locked(ak)
 end
 
 --- A failed signature of an existing AK; locks it at aksk_lock_after in a row. Returns true
--- when this failure locked it.
+-- when this failure locked it. (A full store may leave a failure uncounted, or the lock unset:
+-- the count stays then, and the next failure locks it if there is room.)
 function M.ak_failed(ak)
-  local n = incr("akfail:" .. ak)
-  if n >= M.knob("aksk_lock_after") then
+  local n = soft_incr("akfail:" .. ak)
+  if n and n >= M.knob("aksk_lock_after") then
+    if not dict:safe_set("aklock:" .. ak, true, M.knob("aksk_lock_seconds")) then return false end
     dict:delete("akfail:" .. ak)
-    put("aklock:" .. ak, true, M.knob("aksk_lock_seconds"))
     M.count("aksk_locks")
     return true
   end
