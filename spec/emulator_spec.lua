@@ -552,6 +552,15 @@ describe("EIP emulator #once", function()
       local id = emu:create_bandwidth{ size = 5, share_type = "PER", publicip_ids = { "eip-p" } }
       assert_vpc_error(call("DELETE", v2("/" .. id)), 400, "VPC.0301")
     end)
+
+    -- Modelled: the docs give no code for it (VPC.0525 is the EIP delete's, for a prepaid EIP).
+    it("refuses a yearly/monthly bandwidth with 409 VPC.0304, even without EIPs", function()
+      local id = emu:create_bandwidth{ size = 5, billing_info = "CS2012345678:order" }
+      local resp = call("DELETE", v2("/" .. id))
+      assert_vpc_error(resp, 409, "VPC.0304")
+      assert.matches("unsubscribe", resp.json.message)
+      assert.is_table(emu:get_bandwidth(id))
+    end)
   end)
 
   describe("remove EIPs from a shared bandwidth", function()

@@ -234,7 +234,11 @@ function M.delete(ctx)
       .. " and cannot be changed.")
   end
   if type(bw.billing_info) == "string" and bw.billing_info ~= "" then
-    -- modelled on VPC.0525 for prepaid EIPs ("包周期EIP不支持直接删除", unsubscribe instead).
+    -- modelled, not documented: a yearly/monthly bandwidth cannot be deleted by this API, it is
+    -- unsubscribed through billing (cloud-facts), but no page says what the delete answers. We
+    -- answer 409 VPC.0304, as for the other deletes refused in the bandwidth's state. (VPC.0525,
+    -- "The FloatingIp is billing, can not delete.", 包周期EIP不支持直接删除, is the code of the
+    -- EIP delete, for a prepaid EIP: not this call's.)
     return util.vpc_error(409, "VPC.0304", "deleteBandwidth error. A yearly/monthly bandwidth cannot be "
       .. "deleted: unsubscribe it.")
   end
