@@ -602,10 +602,28 @@ describe("EIP emulator #once", function()
       local many = {}
       for i = 1, 101 do many[i] = "eip-" .. i end
       assert_vpc_error(call("POST", v2("/" .. id .. "/remove"), remove_body(many)), 400, "EIP.7901")
-      assert_vpc_error(call("POST", v2("/" .. id .. "/remove"), remove_body{ "eip-zz" }), 400, "VPC.0323")
       assert_vpc_error(call("POST", v2("/00000000-0000-4000-8000-000000000009/remove"), remove_body{ "eip-a" }),
         404, "VPC.0306")
       assert.equal(1, #emu:get_bandwidth(id).publicip_info)
+    end)
+
+    -- As insert: an id that names no EIP of the project is the documented 400 VPC.0301 "Invalid
+    -- publicip_id"; an EIP another bandwidth holds cannot be removed from this one (400 VPC.0323).
+    it("refuses an id that names no EIP (VPC.0301), one held elsewhere (VPC.0323); changes nothing", function()
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-a" } }
+      local other = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-b" } }
+      local foreign = emu:create_bandwidth{ size = 20, project_id = emu.other_project_id,
+        publicip_ids = { "eip-f" } }
+      for _, ids in ipairs{ { "eip-zz" }, { "eip-a", "eip-zz" }, { "eip-f" } } do
+        local resp = call("POST", v2("/" .. id .. "/remove"), remove_body(ids))
+        assert_vpc_error(resp, 400, "VPC.0301")
+        assert.equal("Invalid publicip_id", resp.json.message)
+      end
+      assert_vpc_error(call("POST", v2("/" .. id .. "/remove"), remove_body{ "eip-a", "eip-b" }), 400, "VPC.0323")
+      assert.equal("eip-a", emu:get_bandwidth(id).publicip_info[1].publicip_id)
+      assert.equal("eip-b", emu:get_bandwidth(other).publicip_info[1].publicip_id)
+      assert.equal("eip-f", emu:get_bandwidth(foreign).publicip_info[1].publicip_id)
+      assert.equal(3, #emu:bandwidths())
     end)
   end)
 

@@ -320,6 +320,13 @@ function M.remove(ctx)
   for _, entry in ipairs(list) do
     local i = eip_index(bw, entry.publicip_id)
     if not i then
+      -- As insert answers it: an id that names no EIP of the project (none at all, or another
+      -- project's) is the documented 400 VPC.0301 "Invalid publicip_id"; an EIP of the project
+      -- that another bandwidth holds cannot be removed from this one, 400 VPC.0323.
+      local holder = store.find_eip(entry.publicip_id)
+      if not holder or holder.tenant_id ~= ctx.project_id then
+        return bad_publicip()
+      end
       return cannot_operate()
     end
     local held = bw.publicip_info[i]
