@@ -46,14 +46,35 @@ describe("progress line", function()
     local order = {}
     bar:step(true)
     bar:above(function() order[#order + 1] = "result line" end)
-    assert.equal("\r\27[K", written[2])
+    assert.equal("\r\27[K\27[?7h", written[2])
     assert.same({ "result line" }, order)
     assert.matches("^\r\27%[%?7l%[######%.+%]  1/4  25%%  0%.5/s  1 failed  0:02  ~0:06 left\27%[K\27%[%?7h$",
       written[3])
     bar:finish()
-    assert.equal("\r\27[K", written[4])
+    assert.equal("\r\27[K\27[?7h", written[4])
     bar:tick()
     assert.equal(4, #written) -- finished: never again
+  end)
+
+  -- A draw cut short (a Ctrl-C makes the terminal driver drop the output not yet shown, or
+  -- interrupts a write blocked on a slow terminal) left the terminal's wrap off: the result lines
+  -- after it, the summary and the shell's were cut at its edge.
+  it("turns the terminal's wrap on again when it erases the line, after a draw cut short too", function()
+    local function wrap_on(text)
+      local last_off, last_on = 0, 0
+      for i in text:gmatch("()\27%[%?7l") do last_off = i end
+      for i in text:gmatch("()\27%[%?7h") do last_on = i end
+      return last_on > last_off
+    end
+    local bar = new(4)
+    now = now + 2
+    bar:tick()
+    written[1] = written[1]:sub(1, 12)
+    bar:step(false)
+    bar:above(function() assert.is_true(wrap_on(table.concat(written)), "a result line with wrap off") end)
+    written[#written] = written[#written]:sub(1, 12)
+    bar:finish()
+    assert.is_true(wrap_on(table.concat(written)), "wrap left off after finish")
   end)
 
   it("leaves result lines alone when they go elsewhere than the terminal", function()

@@ -17,6 +17,10 @@ M.DELAY = 1.0
 M.INTERVAL = 0.25
 local WIDTH_CHECK = 1.0 -- seconds between two looks at the terminal's width
 local BAR_WIDTH = 24
+-- Erases the line, with the terminal's wrap on again: a draw cut short leaves it off (a Ctrl-C
+-- makes the terminal driver drop the output not yet shown; a caught one can interrupt a write
+-- blocked on a slow terminal), and the result lines, the summary and the shell's would be cut.
+local ERASE = "\r\27[K\27[?7h"
 
 local stderr = io.stderr
 
@@ -155,7 +159,7 @@ function Progress:above(fn)
     if self.cleared then return self:draw(self.now()) end
     return self:tick()
   end
-  self.write("\r\27[K")
+  self.write(ERASE)
   fn()
   self:draw(self.now())
 end
@@ -165,14 +169,14 @@ end
 -- when `fn` returns.
 function Progress:clear()
   if self.shown and not self.cleared then
-    self.write("\r\27[K")
+    self.write(ERASE)
     self.cleared = true
   end
 end
 
 --- Erases the line for good (the summary takes its place).
 function Progress:finish()
-  if self.shown then self.write("\r\27[K") end
+  if self.shown then self.write(ERASE) end
   self.shown, self.enabled = false, false
 end
 
