@@ -272,6 +272,37 @@ describe("delete_bandwidths", function()
     assert.matches("deadline (1 s)", r.message, 1, true)
   end)
 
+  -- The C multi is set up as the caller's libcurl transport is, not from the client's own
+  -- options: a transport verifying against a private CA made the batch verify against the
+  -- system store (or not at all, with the client's insecure), where every single call refused.
+  it("verifies TLS as the caller's libcurl transport does, whatever the client's own settings", function()
+    local tls = require "spec.support.tls"
+    local pki = tls.make_pki()
+    local front = tls.start(emu, pki)
+    local ok, err = pcall(function()
+      local transport = require("eip.transport").new{ ca_file = pki.ca }
+      local function client(port, insecure)
+        return eip.new{ endpoint = "https://127.0.0.1:" .. port, project_id = emu.project_id, token = emu.token,
+          transport = transport, insecure = insecure, max_attempts = 1, metadata_url = false }
+      end
+      local ids = create(2)
+      -- An untrusted certificate: refused by a single call and by the batch alike.
+      local c = client(front.ports.untrusted, true)
+      local single_ok, single = pcall(c.delete_bandwidth, c, ids[1])
+      local results = c:delete_bandwidths({ ids[2] })
+      assert.same({ false, "tls" }, { single_ok, single.reason })
+      assert.same({ false, "tls" }, { results[1].ok, results[1].reason }, tostring(results[1]))
+      assert.is_table(emu:get_bandwidth(ids[2]), "the batch deleted through an untrusted certificate")
+      -- The transport's CA: trusted by the batch too (not the system store, which lacks it).
+      c = client(front.ports.trusted, false)
+      results = c:delete_bandwidths(ids)
+      assert.same({ true, true }, { results[1].ok, results[2].ok }, tostring(results[1]))
+    end)
+    front:stop()
+    pki:remove()
+    assert(ok, err)
+  end)
+
   it("says caller_away of no timeout that short absences only added up to", function()
     local server = assert(require("socket").bind("127.0.0.1", 0))
     local _, port = server:getsockname()

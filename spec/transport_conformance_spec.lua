@@ -98,6 +98,25 @@ describe("the transport contract, through both transports", function()
     end },
   }
 
+  -- libcurl's multi interface, as a batch sends (lua/eip/batch.lua's C multi driver): each
+  -- case through it too, its answer the single call's (the same easy-handle setup: TLS,
+  -- protocols, redirects, proxies, timeouts, caps).
+  local MULTI = { name = "libcurl multi", send = function(req, opts)
+    local m = require("eip.core").multi{ ca_file = pki.ca, insecure = opts.insecure,
+      user_agent = "lua-eip-conformance" }
+    assert(m:start(req))
+    local give_up = socket.gettime() + req.timeout + SLACK + 5
+    local slot, resp
+    repeat slot, resp = m:next(1) until slot or socket.gettime() > give_up
+    m:close()
+    assert(slot, "libcurl multi: no answer")
+    if resp.curl_code then
+      resp.error_kind = contract.error_kind(resp.curl_code, resp.curl_error, req.proxy, resp.proxy_status)
+    end
+    if type(req.progress) == "table" and not resp.unsent then req.progress.sent = true end
+    return resp
+  end }
+
   local function api_url(path)
     return emu.url .. (path or "/conformance")
   end
@@ -851,12 +870,16 @@ describe("the transport contract, through both transports", function()
       for i, transport in ipairs(TRANSPORTS) do
         answers[i] = run(case, transport)
       end
-      local a, b = answers[1], answers[2]
+      answers[3] = run(case, MULTI)
+      local a, b, m = answers[1], answers[2], answers[3]
       for _, k in ipairs(SAME) do
         if not (case.varies and case.varies[k]) then
           assert.equal(a[k], b[k], case.name .. ": " .. k .. " differs between libcurl and cosocket")
         elseif a[k] ~= nil or b[k] ~= nil then
           assert.equal(type(a[k]), type(b[k]), case.name .. ": type of " .. k)
+        end
+        if m and not (case.varies and case.varies[k]) then
+          assert.equal(a[k], m[k], case.name .. ": " .. k .. " differs between a single call and a batch (multi)")
         end
       end
     end)

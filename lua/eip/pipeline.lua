@@ -1790,7 +1790,11 @@ end
 function Runner:multi(fresh)
   local multi = not fresh and self.multi_handle
   if not multi then
-    multi = core.multi{ ca_file = self.ca_file, insecure = self.insecure, user_agent = self.user_agent }
+    -- The TLS settings and user agent of the transport single calls go through (a caller's
+    -- libcurl transport has its own: a batch must verify as they do), else the client's.
+    local settings = type(self.transport) == "table" and rawget(self.transport, "opts")
+    if type(settings) ~= "table" then settings = self end
+    multi = core.multi{ ca_file = settings.ca_file, insecure = settings.insecure, user_agent = settings.user_agent }
     if not fresh then self.multi_handle = multi end
   end
   return multi

@@ -23,12 +23,10 @@ function M.new(opts)
   if opts.insecure ~= nil and type(opts.insecure) ~= "boolean" then
     error("eip.transport.curl: insecure must be true or false, got a " .. type(opts.insecure), 2)
   end
-  local session = core.session{
-    ca_file = opts.ca_file,
-    insecure = opts.insecure,
-    user_agent = opts.user_agent,
-  }
-  return setmetatable({ session = session }, Transport)
+  -- (opts: the settings, which a batch's C multi takes too: see Runner:multi in eip.pipeline)
+  local settings = { ca_file = opts.ca_file, insecure = opts.insecure, user_agent = opts.user_agent }
+  local session = core.session(settings)
+  return setmetatable({ session = session, opts = settings }, Transport)
 end
 
 -- The C core's response to req as the contract has it: `error_kind` added on failure only.
