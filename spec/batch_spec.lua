@@ -303,6 +303,24 @@ describe("delete_bandwidths", function()
     assert(ok, err)
   end)
 
+  -- A caller watching every request of a libcurl transport it wraps (its send replaced, the
+  -- rest the transport's: name "curl" too) was bypassed by a batch, which sent through the C
+  -- multi itself; single calls leave their lane for it. It now gets the batch's requests too.
+  it("sends through a caller's send that wraps a libcurl transport", function()
+    local inner = require("eip.transport").new{}
+    local seen = 0
+    local wrapper = setmetatable({ send = function(_, req) seen = seen + 1; return inner:send(req) end },
+      { __index = inner })
+    local c = new{ transport = wrapper }
+    local ids = create(3)
+    local results, summary = c:delete_bandwidths(ids)
+    assert.same({ 3, true }, { summary.deleted, results[1].ok })
+    assert.equal(3, seen, "every DELETE went through the caller's send")
+    c:delete_bandwidth(create(1)[1])
+    assert.equal(4, seen, "and a single call's")
+    c:close()
+  end)
+
   it("says caller_away of no timeout that short absences only added up to", function()
     local server = assert(require("socket").bind("127.0.0.1", 0))
     local _, port = server:getsockname()

@@ -253,12 +253,17 @@ function Threads:cancel()
 end
 
 --- The driver for this runner and its concurrency: driver, effective concurrency.
--- The C multi with the libcurl transport; inside nginx (the automatic transport) light threads
+-- The C multi with the libcurl transport (its own send); inside nginx (the automatic transport) light threads
 -- where cosockets are allowed, else the C multi too; otherwise (a custom transport) one request
 -- at a time through the runner's transport.
 function M.driver(runner, concurrency)
   local transport = runner.transport
-  if transport.name == "curl" then return multi_driver(runner, concurrency) end
+  -- (the C multi sends itself: a transport whose send was replaced, by a caller watching every
+  -- request of the libcurl transport it wraps, goes one request at a time through that send, as
+  -- the pipeline's lane leaves it every single call)
+  if transport.name == "curl" and transport.send == require("eip.transport.curl").send then
+    return multi_driver(runner, concurrency)
+  end
   if transport.name == "auto" then
     local transports = require "eip.transport"
     if transports.yieldable() then

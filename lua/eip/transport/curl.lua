@@ -48,6 +48,9 @@ local function send(self, req)
   return resp
 end
 Transport.send = send
+-- (this module's own send: a transport whose send is another, a caller's watching every request
+-- on a libcurl transport it wraps, is given every request, a batch's too: see eip.batch.driver)
+M.send = send
 
 --- What eip.pipeline's lane sends with (see Runner:run): `req` (the contract's, its url the
 -- part every request starts with, no proxy, no body) prepared once in C, each request signed
