@@ -700,36 +700,34 @@ describe("authentication", function()
     -- Inside nginx one client serves many requests at once, each a coroutine that yields while
     -- its socket waits. Coroutines and a transport that yields the same way stand in for them,
     -- where a coroutine can yield through pcall (LuaJIT, as in nginx, and Lua 5.2 on; not 5.1).
-    local function yields_through_pcall()
-      local co = coroutine.create(function() return pcall(coroutine.yield, 1) end)
-      local ok, v = coroutine.resume(co)
-      return ok and v == 1 and coroutine.status(co) == "suspended"
-    end
+    local coroutines = require "spec.support.coroutines"
+    local yields_through_pcall = coroutines.yields_through_pcall
     local it_yielding = yields_through_pcall() and it or function() end
+
+    -- A client logging in to IAM as "u" (`password`, default "p") through a transport whose
+    -- every request `send(req)` answers (it may yield, as a cosocket waiting), its sleep yielding
+    -- too; `extra`: more options of eip.new.
+    local function answering_client(send, password, extra)
+      local opts = { endpoint = "http://127.0.0.1:9", project_id = emu.project_id, max_attempts = 1,
+        transport = { name = "yielding", send = function(_, req) return send(req) end, close = function() end },
+        sleep = function() coroutine.yield() end,
+        auth = { username = "u", password = password or "p", domain = "d", project_id = emu.project_id,
+          iam_endpoint = "http://127.0.0.1:10" } }
+      for k, v in pairs(extra or {}) do opts[k] = v end
+      return eip.new(opts)
+    end
 
     -- Ten calls c:delete_bandwidth("bw-1" .. "bw-10"), each in a coroutine, resumed in turn until
     -- every one has ended: what each returned or raised (a result or an error table), by call.
     local function ten_calls(c)
       local calls, out = {}, {}
-      for i = 1, 10 do
-        calls[i] = coroutine.create(function() return pcall(c.delete_bandwidth, c, "bw-" .. i) end)
-      end
-      local live = #calls
-      while live > 0 do
-        live = 0
-        for i, co in ipairs(calls) do
-          if coroutine.status(co) ~= "dead" then
-            local _, _, res = assert(coroutine.resume(co))
-            if coroutine.status(co) == "dead" then out[i] = res else live = live + 1 end
-          end
-        end
-      end
+      for i = 1, 10 do calls[i] = function() return c:delete_bandwidth("bw-" .. i) end end
+      for i, res in ipairs(coroutines.together(calls)) do out[i] = res[2] end
       return out
     end
     it_yielding("asks IAM once for calls that need a token at the same time (a wrong password: one login)", function()
       local logins, deletes = 0, 0
-      local transport = { name = "yielding", close = function() end }
-      function transport.send(_, req)
+      local c = answering_client(function(req)
         coroutine.yield()
         if req.url:find("/v3/auth/tokens", 1, true) then
           logins = logins + 1
@@ -737,11 +735,7 @@ describe("authentication", function()
         end
         deletes = deletes + 1
         return { status = 204, body = "" }
-      end
-      local c = eip.new{ endpoint = "http://127.0.0.1:9", project_id = emu.project_id, max_attempts = 1,
-        transport = transport, sleep = function() coroutine.yield() end,
-        auth = { username = "u", password = "wrong-password", domain = "d", project_id = emu.project_id,
-          iam_endpoint = "http://127.0.0.1:10" } }
+      end, "wrong-password")
       local statuses = {}
       for i, err in ipairs(ten_calls(c)) do statuses[i] = err.status end
       assert.same({ 1, 0, 10 }, { logins, deletes, #statuses })
@@ -826,8 +820,7 @@ describe("authentication", function()
       local real, shift = core.monotime, 0
       core.monotime = function() return real() + shift end
       local logins = 0
-      local transport = { name = "yielding", close = function() end }
-      function transport.send(_, req)
+      local c = answering_client(function(req)
         coroutine.yield()
         if req.url:find("/v3/auth/tokens", 1, true) then
           logins = logins + 1
@@ -835,11 +828,7 @@ describe("authentication", function()
             body = '{"token":{"expires_at":"2099-01-01T00:00:00Z"}}' }
         end
         return { status = 401, body = '{"error_code":"APIGW.0307","error_msg":"The token expires."}' }
-      end
-      local c = eip.new{ endpoint = "http://127.0.0.1:9", project_id = emu.project_id, max_attempts = 1,
-        transport = transport, sleep = function() coroutine.yield() end,
-        auth = { username = "u", password = "p", domain = "d", project_id = emu.project_id,
-          iam_endpoint = "http://127.0.0.1:10" } }
+      end)
       local ok, err = pcall(function()
         local one = coroutine.create(function() return pcall(c.delete_bandwidth, c, "bw-0") end)
         repeat assert(coroutine.resume(one)) until coroutine.status(one) == "dead"
@@ -861,8 +850,7 @@ describe("authentication", function()
     -- in a coroutine (a cosocket waiting), and the client that uses it, whose sleep yields too.
     local function yielding_client(timeout)
       local counts = { logins = 0, deletes = 0 }
-      local transport = { name = "yielding", close = function() end }
-      function transport.send(_, req)
+      local c = answering_client(function(req)
         local login = req.url:find("/v3/auth/tokens", 1, true) ~= nil
         local n = counts[login and "logins" or "deletes"] + 1 -- counted when sent
         counts[login and "logins" or "deletes"] = n
@@ -873,11 +861,7 @@ describe("authentication", function()
             body = '{"token":{"expires_at":"2099-01-01T00:00:00.000000Z"}}' }
         end
         return { status = 204, body = "" }
-      end
-      local c = eip.new{ endpoint = "http://127.0.0.1:9", project_id = emu.project_id, max_attempts = 1,
-        timeout = timeout or 5, transport = transport, sleep = function() coroutine.yield() end,
-        auth = { username = "u", password = "p", domain = "d", project_id = emu.project_id,
-          iam_endpoint = "http://127.0.0.1:10" } }
+      end, "p", { timeout = timeout or 5 })
       return c, counts
     end
 
@@ -916,18 +900,13 @@ describe("authentication", function()
     local it_closing = (yields_through_pcall() and close) and it or function() end
     it_closing("counts a login whose coroutine was closed as unanswered: the second holds the next", function()
       local logins = 0
-      local transport = { name = "yielding", close = function() end }
-      function transport.send(_, req)
+      local c = answering_client(function(req)
         if req.url:find("/v3/auth/tokens", 1, true) then
           logins = logins + 1
           while true do coroutine.yield() end -- no answer before the caller gives up
         end
         return { status = 204, body = "" }
-      end
-      local c = eip.new{ endpoint = "http://127.0.0.1:9", project_id = emu.project_id, max_attempts = 1,
-        transport = transport, sleep = function() coroutine.yield() end,
-        auth = { username = "u", password = "p", domain = "d", project_id = emu.project_id,
-          iam_endpoint = "http://127.0.0.1:10" } }
+      end)
       local ended = {}
       for i = 1, 5 do
         local co = coroutine.create(function() return pcall(c.delete_bandwidth, c, "bw-" .. i) end)

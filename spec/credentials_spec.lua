@@ -688,12 +688,8 @@ describe("credentials", function()
     -- turn, and a transport that yields as a cosocket would, where a coroutine can yield through
     -- pcall (LuaJIT, Lua 5.2 on). `answer(req, calls)` answers each request, `calls` counting them
     -- by kind ("keys", "delete").
-    local function yields_through_pcall()
-      local co = coroutine.create(function() return pcall(coroutine.yield, 1) end)
-      local ok, v = coroutine.resume(co)
-      return ok and v == 1 and coroutine.status(co) == "suspended"
-    end
-    local it_yielding = yields_through_pcall() and it or function() end
+    local coroutines = require "spec.support.coroutines"
+    local it_yielding = coroutines.yields_through_pcall() and it or function() end
     local function yielding_metadata_client(answer)
       local calls = { keys = 0, delete = 0 }
       local transport = { name = "yielding", close = function() end }
@@ -715,22 +711,7 @@ describe("credentials", function()
     end
     local refused = { status = 401, body = '{"error_code":"APIGW.0301","error_msg":"Incorrect IAM authentication '
       .. 'information: verify aksk signature fail"}' }
-    -- Resumes the coroutines of `fns` in turn until all have ended: what each pcall gave, by index.
-    local function together(fns)
-      local cos, out = {}, {}
-      for i, fn in ipairs(fns) do cos[i] = coroutine.create(function() return { pcall(fn) } end) end
-      local live = #cos
-      while live > 0 do
-        live = 0
-        for i, co in ipairs(cos) do
-          if coroutine.status(co) ~= "dead" then
-            local _, res = assert(coroutine.resume(co))
-            if coroutine.status(co) == "dead" then out[i] = res else live = live + 1 end
-          end
-        end
-      end
-      return out
-    end
+    local together = coroutines.together
 
     -- Two calls refused together, the service giving the same keys again: neither is sent again
     -- (the second compared the keys with none, its refresh having found them cleared by the first's,

@@ -18,11 +18,7 @@ local PLAIN_TOKEN = "MIIplain" .. string.rep("TokenABCdef", 300)
 -- Does text hold any 8 consecutive bytes of secret (a piece of it, however cut)?
 -- `it` for cases that need a coroutine to yield through pcall: Lua 5.2 on and LuaJIT (as in
 -- nginx); not Lua 5.1 (the README says what it cannot do).
-local it_yielding = (function()
-  local co = coroutine.create(function() return pcall(coroutine.yield, 1) end)
-  local ok, v = coroutine.resume(co)
-  return ok and v == 1 and coroutine.status(co) == "suspended"
-end)() and it or function() end
+local it_yielding = require("spec.support.coroutines").yields_through_pcall() and it or function() end
 
 local function holds_piece(text, secret)
   for i = 1, #secret - 7 do
