@@ -426,6 +426,15 @@ describe("eip command", function()
   end)
 
   describe("delete-bandwidth", function()
+    -- The remove calls (POST .../remove) the emulator received: the drains that moved EIPs.
+    local function remove_calls()
+      local n = 0
+      for _, r in ipairs(emu:requests()) do
+        if r.method == "POST" then n = n + 1 end
+      end
+      return n
+    end
+
     -- A REST server says nothing until it answers: the library's 10 s low-speed window failed a
     -- server answering after 11 s, whatever --timeout said (60: 10 s, FAILED?).
     it("gives an attempt the whole --timeout when the server is silent until it answers #once", function()
@@ -740,10 +749,7 @@ describe("eip command", function()
       assert.matches("3 bandwidth%(s%): 0 deleted, 0 missing, 1 failed, 2 not sent", err)
       assert.truthy(has(err, "eip: stopped after a drained bandwidth's delete failed (refused, or failed after its "
         .. "EIPs moved), so that no other is drained (its EIPs would become new bills): 2 id(s) not sent"), err)
-      local removes = 0
-      for _, r in ipairs(emu:requests()) do
-        if r.method == "POST" then removes = removes + 1 end
-      end
+      local removes = remove_calls()
       assert.equal(1, removes, "one drain's remove call, no other")
     end)
 
@@ -767,10 +773,7 @@ describe("eip command", function()
         emu:inject{ method = "DELETE", status = case[1], times = -1, body = case[2] }
         local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " --max-attempts 1 " .. table.concat(ids, " "))
         assert.equal(1, code, out .. err)
-        local removes = 0
-        for _, r in ipairs(emu:requests()) do
-          if r.method == "POST" then removes = removes + 1 end
-        end
+        local removes = remove_calls()
         if case[3] then
           assert.matches("0 deleted, 0 missing, 1 failed.*, 2 not sent", err)
           assert.matches("NOT SENT%s+" .. ids[3]:gsub("%-", "%%-") .. "%s+drain stopped", out)
@@ -803,10 +806,7 @@ describe("eip command", function()
         assert.same({ false, 409, "delete", { "g" .. i .. "a" }, { "g" .. i .. "-late" }, true },
           { o.ok, o.status, o.stage, o.moved, o.not_moved, o.changed })
       end
-      local removes = 0
-      for _, r in ipairs(emu:requests()) do
-        if r.method == "POST" then removes = removes + 1 end
-      end
+      local removes = remove_calls()
       assert.equal(3, removes, "every drain's remove call")
     end)
 
