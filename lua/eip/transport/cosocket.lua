@@ -70,17 +70,10 @@ local WEAK_KEYS = { __mode = "k" }
 -- core, which refuses one too)
 -- @tparam[opt] table opts the options of eip.transport.new: `ca_file`, `insecure`, `user_agent`
 -- @treturn table a transport honouring the contract (`send`, `close`, `name` "cosocket")
--- @raise a Lua error (a string) when `insecure` is not a boolean or `user_agent` not a string
---   without control characters
+-- @raise a Lua error (a string) when the options are not as eip.transport.settings checks them
+--   (`insecure` not a boolean, `user_agent` not a string without control characters, ...)
 function M.new(opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then error("eip.transport.cosocket: options must be a table, got a " .. type(opts), 2) end
-  if opts.insecure ~= nil and type(opts.insecure) ~= "boolean" then
-    error("eip.transport.cosocket: insecure must be true or false, got a " .. type(opts.insecure), 2)
-  end
-  if opts.user_agent ~= nil and (type(opts.user_agent) ~= "string" or find(opts.user_agent, "%c")) then
-    error("eip.transport.cosocket: user_agent must be a string without control characters (CR, LF, NUL...)", 2)
-  end
+  opts = require("eip.transport").settings("eip.transport.cosocket", opts)
   return setmetatable({
     insecure = opts.insecure and true or false,
     user_agent_line = opts.user_agent and ("User-Agent: " .. opts.user_agent) or nil,

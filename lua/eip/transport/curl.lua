@@ -15,16 +15,11 @@ Transport.__index = Transport
 -- by accident.
 -- @tparam[opt] table opts the options of eip.transport.new: `ca_file`, `insecure`, `user_agent`
 -- @treturn table a transport honouring the contract (`send`, `close`, `name` "curl")
--- @raise a Lua error (a string) when `insecure` is not a boolean, or the C core refuses an
---   option (a user agent with a control character)
+-- @raise a Lua error (a string) when the options are not as eip.transport.settings checks them
+--   (`insecure` not a boolean, `user_agent` not a string without control characters, ...)
 function M.new(opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then error("eip.transport.curl: options must be a table, got a " .. type(opts), 2) end
-  if opts.insecure ~= nil and type(opts.insecure) ~= "boolean" then
-    error("eip.transport.curl: insecure must be true or false, got a " .. type(opts.insecure), 2)
-  end
-  -- (opts: the settings, which a batch's C multi takes too: see Runner:multi in eip.pipeline)
-  local settings = { ca_file = opts.ca_file, insecure = opts.insecure, user_agent = opts.user_agent }
+  -- (kept as opts: the settings, which a batch's C multi takes too: see Runner:multi in eip.pipeline)
+  local settings = contract.settings("eip.transport.curl", opts)
   local session = core.session(settings)
   return setmetatable({ session = session, opts = settings }, Transport)
 end

@@ -552,6 +552,31 @@ function Auto:close()
   self.instances = {}
 end
 
+--- The options of a transport's constructor, checked as @{new} checks them (the libcurl and
+-- cosocket transports' constructors check theirs with it too).
+-- @tparam string who the constructor, as its errors name it ("eip.transport.curl", ...)
+-- @tparam[opt] table opts `ca_file`, `insecure`, `user_agent` (see @{new}); nil: none
+-- @treturn table a copy holding `ca_file`, `insecure` and `user_agent`
+-- @raise a Lua error (a string starting with `who`), at the constructor's caller, when `opts` is
+--   no table, `ca_file` no non-empty string, `insecure` no boolean, or `user_agent` no string or
+--   one holding a control character
+function M.settings(who, opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error(who .. ": options must be a table, got a " .. type(opts), 3) end
+  local ua = opts.user_agent
+  if ua ~= nil and (type(ua) ~= "string" or ua:find("%c")) then
+    error(who .. ": user_agent must be a string without control characters (CR, LF, NUL...)", 3)
+  end
+  if opts.ca_file ~= nil and (type(opts.ca_file) ~= "string" or opts.ca_file == "") then
+    error(who .. ": ca_file must be a non-empty string (a PEM file's path), got a " .. type(opts.ca_file), 3)
+  end
+  -- (a string such as "false", or a number, would be true to Lua: verification off by accident)
+  if opts.insecure ~= nil and type(opts.insecure) ~= "boolean" then
+    error(who .. ": insecure must be true or false, got a " .. type(opts.insecure), 3)
+  end
+  return { ca_file = opts.ca_file, insecure = opts.insecure, user_agent = ua }
+end
+
 --- The transport for where the code runs (what @{eip.new} uses by default): outside nginx the
 -- libcurl transport itself; inside, one that picks cosockets or libcurl at each send, from
 -- the phase (its `last` names the one the last send used).
@@ -565,19 +590,7 @@ end
 --   loaded outside nginx, when `opts` is no table, when `ca_file` is no non-empty string,
 --   `insecure` no boolean, or `user_agent` no string or one holding a control character
 function M.new(opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then error("eip.transport: options must be a table, got a " .. type(opts), 2) end
-  local ua = opts.user_agent
-  if ua ~= nil and (type(ua) ~= "string" or ua:find("%c")) then
-    error("eip.transport: user_agent must be a string without control characters (CR, LF, NUL...)", 2)
-  end
-  if opts.ca_file ~= nil and (type(opts.ca_file) ~= "string" or opts.ca_file == "") then
-    error("eip.transport: ca_file must be a non-empty string (a PEM file's path), got a " .. type(opts.ca_file), 2)
-  end
-  if opts.insecure ~= nil and type(opts.insecure) ~= "boolean" then
-    error("eip.transport: insecure must be true or false, got a " .. type(opts.insecure), 2)
-  end
-  local copy = { ca_file = opts.ca_file, insecure = opts.insecure, user_agent = ua }
+  local copy = M.settings("eip.transport", opts)
   if not ngx_api() then
     return require("eip.transport.curl").new(copy)
   end
