@@ -1014,9 +1014,7 @@ local function notify(runner, hook, info)
   local ok, why = runner:callback(hook, info)
   if not ok and runner.log then
     -- What a hook raised may itself fail to show (a __tostring that raises): still not the call's failure.
-    local shown, text = pcall(tostring, why)
-    if not shown or type(text) ~= "string" then text = "(an error value that cannot be shown)" end
-    runner.log("eip: a hook raised an error: " .. runner:clean(text))
+    runner.log("eip: a hook raised an error: " .. runner:clean(errors.text(why)))
   end
 end
 
