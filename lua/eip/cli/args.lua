@@ -244,8 +244,8 @@ local function convert(o, flag, v)
   if o.integer then n = integer_of(v) else n = M.number_of(v) end
   if n == nil then usage("%s must be %s, got %s", flag, o.integer and "an integer" or "a number", quoted(v)) end
   if (o.min and n < o.min) or (o.max and n > o.max) then
-    if o.max then usage("%s must be between %s and %s, got %s", flag, o.min, o.max, v:sub(1, 20)) end
-    usage("%s must be at least %s, got %s", flag, o.min, v:sub(1, 20))
+    if o.max then usage("%s must be between %s and %s, got %s", flag, o.min, o.max, M.shown_word(v, 20)) end
+    usage("%s must be at least %s, got %s", flag, o.min, M.shown_word(v, 20))
   end
   return n
 end
