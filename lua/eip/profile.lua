@@ -97,7 +97,7 @@ function M.parse(text, path, lenient)
           -- space or a typographic quote pasted with the key (go-ini trims Unicode spaces and
           -- takes `...` and """...""" as quotes) would be signed with, every signature refused.
           local v = unquoted or value
-          if current_name == "basic" and M.KEYS[key] and not lenient and (v:find("[^!-~]") or v:find("[\"'`]")) then
+          if current_name == "basic" and M.KEYS[key] and not lenient and not validate.plain(v) then
             errors.raise_usage("credentials file", "%s, line %d: the value of %s holds a quote mark or a character "
               .. "outside printable ASCII (a non-breaking space, a typographic quote?): no key, token, project id or "
               .. "endpoint has one", path, n, key)

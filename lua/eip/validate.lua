@@ -222,6 +222,15 @@ function M.secret(name, v)
   return v
 end
 
+--- Is `v` printable ASCII without a space or a quote mark, as every key, token, project id and
+-- endpoint of the cloud's is? (A non-breaking space, a typographic quote or an env file's quotes
+-- pasted with one would be sent, or signed with.)
+-- @tparam string v
+-- @treturn boolean
+function M.plain(v)
+  return not v:find("[^!-~]") and not v:find("[\"'`]")
+end
+
 --- A secret key or a security token (an SK, the security token of temporary keys): a secret
 -- (see @{secret}) of printable ASCII without a space or a quote mark. The cloud's keys and
 -- tokens hold none; a non-breaking space or a typographic quote pasted with one, or the quotes
@@ -230,7 +239,7 @@ end
 -- appears in the message.
 function M.key(name, v)
   M.secret(name, v)
-  if v:find("[^!-~]") or v:find("[\"'`]") then
+  if not M.plain(v) then
     raise(name, "must hold only printable ASCII characters, without spaces or quote marks (a non-breaking "
       .. "space, a typographic quote or an env file's quotes pasted with it?)")
   end
