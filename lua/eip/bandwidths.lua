@@ -278,27 +278,29 @@ local function listed_eips(info, strict)
   return info, seen
 end
 
--- After a failed remove batch: which of its EIPs are still in the bandwidth? One GET, best
--- effort, sent with `cancel` (asked during its waits, as for every request of a drain). Returns
--- still_present (set), or nil when the GET failed too, was stopped, or its answer cannot be read
--- as a list of EIPs (garbage must not read as "moved": the drain would go on).
-local function still_present(runner, project, bandwidth_id, cancel)
+-- The EIPs the bandwidth lists now, in its order, and the set of their ids: one GET, best effort,
+-- sent with `cancel` (asked during its waits, as for every request of a drain). nil when the GET
+-- failed, was stopped, or its answer cannot be read as a list of EIPs (strict: an answer without
+-- the list would read every EIP as moved, and the drain go on).
+local function listed(runner, project, bandwidth_id, cancel)
   local ok, bw = pcall(M.show, runner, project, bandwidth_id, cancel)
-  if not ok then return nil end
-  -- (strict: an answer without the list would read every EIP as moved, and the drain go on)
-  local info, set = listed_eips(bw.publicip_info, true)
+  if not ok or type(bw) ~= "table" then return nil end
+  return listed_eips(bw.publicip_info, true)
+end
+
+-- After a failed remove batch: which of its EIPs are still in the bandwidth? The set (see
+-- listed), or nil.
+local function still_present(runner, project, bandwidth_id, cancel)
+  local info, set = listed(runner, project, bandwidth_id, cancel)
   return info and set or nil
 end
 
--- After a drain's delete answered 409: the EIPs the bandwidth lists now, in its order, and the
--- set of their ids. One GET, best effort, sent with `cancel` (none when it says stop first);
--- nil when it was not sent, failed, or its answer cannot be read as a list of EIPs, or lists an
--- id holding a secret of the client's (such an id would be shown in `not_moved`).
+-- After a drain's delete answered 409: what the bandwidth lists now (see listed), not asked
+-- once `cancel` says stop, nor kept when it lists an id holding a secret of the client's (such
+-- an id would be shown in `not_moved`).
 local function listed_now(runner, project, bandwidth_id, cancel)
   if cancel and cancel() then return nil end
-  local ok, bw = pcall(M.show, runner, project, bandwidth_id, cancel)
-  if not ok or type(bw) ~= "table" then return nil end
-  local info, set = listed_eips(bw.publicip_info, true)
+  local info, set = listed(runner, project, bandwidth_id, cancel)
   if not info then return nil end
   for _, ip in ipairs(info) do
     if runner:clean(ip.publicip_id) ~= ip.publicip_id then return nil end
