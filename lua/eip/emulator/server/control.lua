@@ -171,7 +171,7 @@ local function seed(body)
   end
   req.eips = nil
   local bw, refused
-  ok, err = pcall(function()
+  ok, err = store.atomically(function()
     eips, refused = seed_eips(ids)
     if not eips then return end
     req.publicip_info = eips
@@ -180,10 +180,9 @@ local function seed(body)
     store.put_bandwidth(bw)
   end)
   if not ok then
-    -- The store is full (or failed otherwise): nothing half-made stays behind, and what the
+    -- The store is full (or failed otherwise): every write of the seed was undone, and what the
     -- store held is all there still (store.lua never evicts).
-    if bw then store.delete_bandwidth(bw.id) end
-    if not tostring(err):find(store.FULL, 1, true) then error(err, 0) end
+    if not store.is_full(err) then error(err, 0) end
     return fail(507, store.FULL .. ": this bandwidth and its " .. #ids .. " EIP(s) do not fit; "
       .. "reset it, or seed fewer or smaller bandwidths")
   end

@@ -282,17 +282,11 @@ function M.get_bandwidth(id)
   return bandwidth_of(get_json("bw:" .. id))
 end
 
+-- (Its writes are undone when one is refused only inside M.atomically, where every caller runs it.)
 function M.put_bandwidth(bw)
   del("gone:" .. bw.id) -- made again under the id of a deleted one: only this one now
-  local key = "bw:" .. bw.id
-  local old = dict:get(key)
-  local rec = old and json.decode(old)
-  local ok, err = pcall(set_json, key, { seq = rec and rec.seq or M.next_seq(), bw = bw })
-  if not ok then
-    -- A refused safe_set has dropped the old value already: the bandwidth stays as it was.
-    if old then dict:safe_set(key, old) end
-    error(err, 0)
-  end
+  local rec = get_json("bw:" .. bw.id)
+  set_json("bw:" .. bw.id, { seq = rec and rec.seq or M.next_seq(), bw = bw })
   for _, ip in ipairs(bw.publicip_info) do
     put("eip:" .. ip.publicip_id, bw.id)
   end
