@@ -69,7 +69,8 @@ local function valid_utf8(s)
   local controls = core.escape_controls(s) ~= s -- (else no sequence needs a look: CJK text)
   while i do
     local size = sequence_at(s, i)
-    if size and controls and core.escape_controls(s:sub(i, i + size - 1)) ~= s:sub(i, i + size - 1) then
+    local char = size and controls and s:sub(i, i + size - 1)
+    if char and core.escape_controls(char) ~= char then
       parts[#parts + 1] = s:sub(start, i - 1)
       parts[#parts + 1] = escaped(s, i, size)
       i = i + size
