@@ -927,6 +927,83 @@ describe("authentication", function()
       end
     end)
 
+    -- A login found lost (its coroutine not resumed within its budget) is counted once as one
+    -- without an answer, whatever it does when resumed; and, resumed, it leaves the login that
+    -- took it over counted when that one is lost in turn. `answers[n]`: the n-th login's answer
+    -- (a function: it waits until it returns one); every call in a coroutine of its own, resumed
+    -- until it ends or `turns` are up. The clock is moved by `shift`.
+    local function lost_logins(answers)
+      local core = require "eip.core"
+      local real, clock = core.monotime, { shift = 0 }
+      core.monotime = function() return real() + clock.shift end
+      local logins = 0
+      local c = answering_client(function(req)
+        if not req.url:find("/v3/auth/tokens", 1, true) then return { status = 204, body = "" } end
+        logins = logins + 1
+        local answer = answers[logins]
+        while type(answer) == "function" do
+          local got = answer()
+          if got then answer = got else coroutine.yield() end
+        end
+        return answer
+      end, "p", { timeout = 0.2 })
+      local function call(id, turns)
+        local co = coroutine.create(function() return pcall(c.delete_bandwidth, c, id) end)
+        for _ = 1, turns or 20 do
+          local _, ok, res = assert(coroutine.resume(co))
+          if coroutine.status(co) == "dead" then return { ok = ok, res = res } end
+        end
+        return co
+      end
+      return c, clock, function() return logins end, call, function() core.monotime = real end
+    end
+    local TIMEOUT = { status = 0, curl_code = 28, curl_error = "Operation timed out", error_kind = "timeout",
+      elapsed = 0.2 }
+    local TOKEN = { status = 201, subject_token = "token-x", body = '{"token":{"expires_at":"2099-01-01T00:00:00Z"}}' }
+
+    it_yielding("counts a lost login once when it comes back without an answer", function()
+      local released = false
+      local _, clock, logins, call, restore = lost_logins{
+        function() return released and TIMEOUT end, TIMEOUT, TOKEN }
+      local ok, err = pcall(function()
+        local a = call("bw-1", 3) -- its login hangs
+        assert.equal("thread", type(a))
+        clock.shift = 10 -- past its budget: the next call finds it lost (1), and its own login times out (2)
+        local b = call("bw-2")
+        assert.same({ false, "timeout" }, { b.ok, b.res.reason })
+        released = true -- the lost login comes back without an answer: counted already
+        repeat assert(coroutine.resume(a)) until coroutine.status(a) == "dead"
+        clock.shift = 10 + 60 + 1 -- after the hold two such logins bring (not the third's)
+        local c3 = call("bw-3")
+        assert(c3.ok, tostring(c3.res))
+        assert.same({ 204, 3 }, { c3.res.status, logins() })
+      end)
+      restore()
+      assert(ok, err)
+    end)
+
+    it_yielding("counts the login that took a lost one over when it is lost too", function()
+      local released = false
+      local _, clock, logins, call, restore = lost_logins{
+        function() return released and { status = 429, body = "" } end, function() return false end, TIMEOUT, TOKEN }
+      local ok, err = pcall(function()
+        local a = call("bw-1", 3) -- its login hangs
+        clock.shift = 10 -- the next call finds it lost (1), and logs in: that login hangs too
+        local b = call("bw-2", 3)
+        assert.equal("thread", type(b))
+        released = true -- the first comes back, answered (a 429: IAM said it did nothing)
+        repeat assert(coroutine.resume(a)) until coroutine.status(a) == "dead"
+        clock.shift = 20 -- the second is lost (1), the third times out (2): the next ones are held
+        local c3 = call("bw-3")
+        assert.same({ false, "timeout", 3 }, { c3.ok, c3.res.reason, logins() })
+        clock.shift = 30
+        local d = call("bw-4")
+        assert.same({ false, "timeout", 3 }, { d.ok, d.res.reason, logins() }, "held: not sent") -- (C's error)
+      end)
+      restore()
+      assert(ok, err)
+    end)
+
     -- A fetch whose coroutine is never resumed (a light thread killed while it waits) holds the
     -- calls after it no longer than their own timeout, and is taken over once past its own.
     it_yielding("waits for an abandoned fetch no longer than its own timeout, then takes it over", function()

@@ -863,7 +863,7 @@ end
 -- IAM throttling (429) or a request timeout (408) may pass, after a hold that grows with the
 -- logins in a row without an answer (within a quarter of an hour: IAM may have counted each as
 -- a failed one; the workers' together) and honours a Retry-After up to the client's cap.
-local function login_failed(self, runner, res, shared, prefix)
+local function login_failed(self, runner, res, shared, prefix, counted)
   local now = core.monotime()
   if res.kind == "http" and res.status >= 400 and res.status < 500 and not retry.status_retryable(res.status) then
     -- (with signing_dict, as long as the workers' copy: see eip.signing)
@@ -877,7 +877,8 @@ local function login_failed(self, runner, res, shared, prefix)
   end
   local hold = M.TRANSIENT_FAILURE_HOLD
   if errors.may_have_acted(res) then
-    hold = math.max(hold, unknown_hold(unknown_login(self, shared, prefix)))
+    -- (one found lost meanwhile is counted already: Iam:fetch_lost)
+    hold = math.max(hold, unknown_hold(counted and (self.unknown_logins or 0) or unknown_login(self, shared, prefix)))
   elseif res.kind == "http" then
     self.unknown_logins = 0 -- IAM answered, saying what it did
     if shared then shared:login_answered(prefix) end
@@ -919,9 +920,12 @@ local function iam_fetch(self, runner, halt)
     -- (a 429, a refused connection) is held for every worker, and asked again after the hold.
     op.max_attempts = 1
   end
-  self.logging_in = true -- (until it returns: see Iam:fetch_lost)
+  -- This login, until it returns (see Iam:fetch_lost): its own mark, so that one found lost
+  -- and then resumed neither clears the mark of the login that took it over nor is counted again.
+  local mark = {}
+  self.logging_in = mark
   local ok, res = pcall(runner.run, runner, op, halt and halt.stop, halt and halt.abort)
-  self.logging_in = false
+  if self.logging_in == mark then self.logging_in = nil end
   if not ok then
     if callers_doing(res) then
       -- Ended by the caller (its halt, a Ctrl-C): no failure of IAM's. One aborted after it
@@ -930,11 +934,11 @@ local function iam_fetch(self, runner, halt)
       -- the next logins are held as after any such (login_failed), whoever ends them (a caller
       -- aborting each run against a slow IAM must not get round the lockout's count). The first
       -- holds nothing: the next call logs in. One stopped after an answer (a 429) is none.
-      if (res.kind == "interrupted" and not res.cancelled) or res.earlier_unanswered then
+      if not mark.lost and ((res.kind == "interrupted" and not res.cancelled) or res.earlier_unanswered) then
         aborted_login(self, shared, prefix)
       end
     elseif errors.is_error(res) then
-      login_failed(self, runner, res, shared, prefix)
+      login_failed(self, runner, res, shared, prefix, mark.lost)
     end
     if mine then shared:give_login(prefix, mine) end
     error(res, 0)
@@ -970,8 +974,9 @@ end
 -- aborted (aborted_login), or closing each task of a scheduler against a slow IAM sent one login
 -- per task, none counted.
 function Iam:fetch_lost()
-  if not self.logging_in then return end
-  self.logging_in = false
+  local mark = self.logging_in
+  if not mark then return end
+  self.logging_in, mark.lost = nil, true
   local shared = self.login_dict
   aborted_login(self, shared, shared and shared:login_prefix(self))
 end
