@@ -104,12 +104,14 @@ describe("proxy settings (eip.proxy)", function()
       "no_proxy wins over NO_PROXY")
   end)
 
-  it("never proxies loopback or link-local hosts, whatever the settings", function()
+  it("never proxies loopback, unspecified or link-local hosts, whatever the settings", function()
     local env = { https_proxy = P, http_proxy = P }
     for _, name in ipairs{ "127.0.0.1", "127.8.9.10", "[::1]", "[0:0:0:0:0:0:0:1]", "[::ffff:127.0.0.1]",
                            "localhost", "LOCALHOST.", "api.localhost", "169.254.169.254", "[fe80::1]",
                            -- (the metadata service's address IPv4-mapped was proxied)
-                           "[::ffff:169.254.169.254]", "[::ffff:a9fe:a9fe]" } do
+                           "[::ffff:169.254.169.254]", "[::ffff:a9fe:a9fe]",
+                           -- (connecting to 0.0.0.0 or :: reaches this host: they were proxied)
+                           "0.0.0.0", "[::]", "[0:0:0:0:0:0:0:0]", "[::ffff:0.0.0.0]" } do
       for _, scheme in ipairs{ "http", "https" } do
         local url = scheme .. "://" .. name .. ":8443/x"
         assert.is_nil(decide(P, nil, url), url .. " (option)")
@@ -118,6 +120,8 @@ describe("proxy settings (eip.proxy)", function()
     end
     assert.equal("proxy.corp.example:3128", decide(P, nil, "https://128.0.0.1/"))
     assert.equal("proxy.corp.example:3128", decide(P, nil, "https://localhost.example/"))
+    assert.equal("proxy.corp.example:3128", decide(P, nil, "https://0.0.0.1/"))
+    assert.equal("proxy.corp.example:3128", decide(P, nil, "https://[::2]/"))
   end)
 
   it("reads credentials (percent-decoded) into a Basic authorization, and IPv6 proxies", function()
@@ -454,7 +458,9 @@ describe("a client behind a forward proxy (libcurl)", function()
 
   it("never proxies a loopback endpoint, even with the option set", function()
     for _, url in ipairs{ emu.url, "http://localhost:" .. emu.port, "https://127.0.0.1:" .. front.ports.trusted,
-                          "https://localhost:" .. front.ports.trusted } do
+                          "https://localhost:" .. front.ports.trusted,
+                          -- (0.0.0.0 reaches this host, the proxy's own instead)
+                          "http://0.0.0.0:" .. emu.port } do
       local res = new({ endpoint = url, proxy = open.url }, { ALL_PROXY = open.url }):delete_bandwidth(create())
       assert.equal(204, res.status, url)
       res = new({ endpoint = url }, { http_proxy = open.url, https_proxy = open.url }):delete_bandwidth(create())

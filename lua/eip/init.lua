@@ -89,7 +89,7 @@ M._VERSION = client.VERSION
 -- @tparam[opt] function opts.log `function(line)` receiving the debug lines instead of stderr
 --   (what it raises is ignored)
 -- @tparam[opt] string|boolean opts.proxy `"http://[user:pass@]host:port"`: every request but
---   loopback and link-local ones goes through this proxy (https ones through a CONNECT tunnel),
+--   loopback, 0.0.0.0, :: and link-local ones goes through this proxy (https ones through CONNECT),
 --   the environment unread; false: no proxy at all (default: the environment, `https_proxy`,
 --   `http_proxy`, ... minus `no_proxy`, as curl reads it)
 -- @tparam[opt] table opts.transport an object honouring the @{eip.transport} contract (default:

@@ -16,9 +16,11 @@
 --    spelling, brackets optional) and `a.b.c.d/n`, `v6::/n` match a CIDR range. Empty values
 --    count as unset.
 --
--- Never proxied, whatever the settings: loopback (127.0.0.0/8, ::1, `localhost` and
--- `*.localhost`) and link-local addresses (169.254.0.0/16, fe80::/10: the ECS metadata
--- service answers there, and a proxy would reach its own instance's, not ours).
+-- Never proxied, whatever the settings (curl itself would send each through the proxy):
+-- loopback (127.0.0.0/8, ::1, `localhost` and `*.localhost`), the unspecified addresses 0.0.0.0
+-- and :: (a connection to them reaches this host) and link-local addresses (169.254.0.0/16,
+-- fe80::/10: the ECS metadata service answers there). A proxy would reach its own host or
+-- instance, not ours.
 --
 -- Only http:// proxies are spoken to (no TLS to the proxy, no SOCKS), and the port is required:
 -- tools disagree on the default (curl 1080, others 80), so none is guessed. A bad value is a
@@ -114,11 +116,12 @@ end
 
 local NEVER = {
   { address("127.0.0.0"), 8 }, { address("::1"), 128 }, { address("::ffff:127.0.0.0"), 104 },
+  { address("0.0.0.0"), 32 }, { address("::"), 128 }, { address("::ffff:0.0.0.0"), 128 },
   { address("169.254.0.0"), 16 }, { address("::ffff:169.254.0.0"), 112 }, { address("fe80::"), 10 },
 }
 
 --- Is host (a name, an IPv4 literal, or an IPv6 literal with or without brackets) one that is
--- never proxied: loopback or link-local?
+-- never proxied: loopback, unspecified (0.0.0.0, ::) or link-local?
 -- @tparam string host the host
 -- @treturn boolean
 function M.never(host)

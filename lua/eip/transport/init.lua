@@ -247,8 +247,8 @@
 --   transport answers `unsent` and `held_back` (42) instead of writing it.
 -- @tfield table proxy nil or false: straight to the URL's host. Neither transport ever reads
 --   the environment (http_proxy, ALL_PROXY, no_proxy) by itself: the client decides, in Lua,
---   once (`eip.proxy`: the option, else the environment; never for loopback or link-local
---   hosts), and puts the decision here. Otherwise a read-only table, the same for every
+--   once (`eip.proxy`: the option, else the environment; never for loopback, 0.0.0.0, :: or
+--   link-local hosts), and puts the decision here. Otherwise a read-only table, the same for every
 --   request through that proxy: `url` ("http://host:port", never credentials), `host` and
 --   `port` (an IPv6 address in brackets), `name` ("host:port", for messages), `user` and
 --   `password` (the Basic credentials, decoded: both absent, or both set), `authorization`
