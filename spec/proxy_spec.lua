@@ -67,7 +67,7 @@ describe("proxy settings (eip.proxy)", function()
     assert.is_nil(decide(nil, { https_proxy = "http://a.example:1" }, "http://vpc.example/"))
   end)
 
-  it("no_proxy, else NO_PROXY: host suffixes, *, ports, IP literals and CIDR ranges", function()
+  it("no_proxy, else NO_PROXY: host suffixes, *, ports, IP literals and CIDR ranges (IP hosts: no suffix)", function()
     local cases = {
       -- no_proxy value, URL, exempt?
       { "example.com", "https://example.com/", true },
@@ -93,6 +93,22 @@ describe("proxy settings (eip.proxy)", function()
       { "[2001:db8::1]:8443", "https://[2001:db8::1]:8443/", true },
       { "[2001:db8::1]:8443", "https://[2001:db8::1]/", false },
       { "", "https://example.com/", false },
+      -- An IP address host: only IP entries, exactly or by range, as libcurl (a name's
+      -- suffix matched it: .3.4, 3.4 and 2.3.4 exempted 11.2.3.4).
+      { ".3.4", "https://11.2.3.4/", false },
+      { "3.4", "https://11.2.3.4/", false },
+      { "2.3.4", "http://11.2.3.4/", false },
+      { "1.2.3", "https://11.2.3.4/", false },
+      { "3.4", "https://[::ffff:11.2.3.4]/", false },
+      { "11.2.3.4", "https://[::ffff:11.2.3.4]/", false },
+      { "db8::1", "https://[2001:db8::1]/", false },
+      -- /0 is the address itself to libcurl, not every address.
+      { "11.2.3.4/0", "https://11.2.3.5/", false },
+      { "11.2.3.4/0", "https://11.2.3.4/", true },
+      { "2001:db8::/0", "https://[2001:db9::1]/", false },
+      { "11.2.3.4/33", "https://11.2.3.4/", false },
+      { "2001:db8::/65", "https://[2001:db8:0:0:8000::1]/", false },
+      { "2001:db8::/65", "https://[2001:db8::7fff:0:0:1]/", true },
     }
     for _, c in ipairs(cases) do
       local got = decide(nil, { https_proxy = P, http_proxy = P, no_proxy = c[1] }, c[2]) == nil

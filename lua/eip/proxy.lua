@@ -12,9 +12,11 @@
 --    the client's `Proxy:` request header, httpoxy); then, for both, `all_proxy`, `ALL_PROXY`.
 --    A host matching `no_proxy` (else `NO_PROXY`) goes direct: entries separated by commas or
 --    blanks; `*` alone matches every host; `example.com` and `.example.com` match that host and
---    its subdomains; `host:port` only that port; IP literals match the address (IPv6 in any
---    spelling, brackets optional) and `a.b.c.d/n`, `v6::/n` match a CIDR range. Empty values
---    count as unset.
+--    its subdomains; `host:port` only that port. A host that is an IP address is matched by IP
+--    entries only, as libcurl matches it, never by a name's suffix (`.3.4` does not match
+--    11.2.3.4): the address (IPv6 in any spelling, brackets optional) or a CIDR range,
+--    `a.b.c.d/n`, `v6::/n` (`/0` is the address itself, as libcurl reads it). Empty values count
+--    as unset.
 --
 -- Never proxied, whatever the settings (curl itself would send each through the proxy):
 -- loopback (127.0.0.0/8, ::1, `localhost` and `*.localhost`), the unspecified addresses 0.0.0.0
@@ -152,7 +154,8 @@ local function entry(e)
   local a = address(ip or host)
   if a then
     local max = a.family == 4 and 32 or 128
-    bits = tonumber(bits) or max
+    bits = tonumber(bits)
+    if not bits or bits == 0 then bits = max end -- (/0: the address itself, as libcurl reads it)
     if bits > max then return nil end
     return { addr = a, prefix = bits, port = port }
   end
@@ -174,7 +177,9 @@ function M.parse_no_proxy(value)
   return list
 end
 
---- Does a no_proxy list exempt host:port? `host`: lower case, IPv6 without brackets.
+--- Does a no_proxy list exempt host:port? `host`: lower case, IPv6 without brackets. An IP
+-- address host is matched by IP entries only, exactly or by range, as libcurl does: never by a
+-- name's suffix (`.3.4` is not a domain of 11.2.3.4).
 -- @tparam table list matchers from @{parse_no_proxy}
 -- @tparam string host the URL's host
 -- @tparam number port the URL's port
@@ -186,9 +191,9 @@ function M.bypass(list, host, port)
   for _, m in ipairs(list) do
     if m.all then return true end
     if not m.port or m.port == port then
-      if m.addr then
-        if a and in_prefix(a, m.addr, m.prefix) then return true end
-      elseif host == m.name or (#host > #m.name and sub(host, -#m.name - 1) == "." .. m.name) then
+      if a then
+        if m.addr and in_prefix(a, m.addr, m.prefix) then return true end
+      elseif m.name and (host == m.name or (#host > #m.name and sub(host, -#m.name - 1) == "." .. m.name)) then
         return true
       end
     end
