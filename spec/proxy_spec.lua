@@ -77,6 +77,11 @@ describe("proxy settings (eip.proxy)", function()
       { "example.com", "https://badexample.com/", false },
       { "EXAMPLE.com.", "https://Api.Example.COM./", true },
       { "*", "https://anything.example/", true },
+      -- * means every host only as the whole value, as libcurl reads it: beside others, nothing.
+      { "*,other.example", "https://anything.example/", false },
+      { "other.example, *", "https://anything.example/", false },
+      { "*,other.example", "https://other.example/", true },
+      { " *", "https://anything.example/", false },
       { "a.example, b.example", "https://b.example/", true },
       { "a.example b.example", "https://b.example/", true },
       { "example.com:8443", "https://example.com:8443/", true },

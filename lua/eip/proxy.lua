@@ -10,13 +10,15 @@
 --  * no option: the environment, with curl's conventions. https URLs: `https_proxy`, then
 --    `HTTPS_PROXY`; http URLs: `http_proxy` only (never `HTTP_PROXY`: in a CGI script it is
 --    the client's `Proxy:` request header, httpoxy); then, for both, `all_proxy`, `ALL_PROXY`.
---    A host matching `no_proxy` (else `NO_PROXY`) goes direct: entries separated by commas or
---    blanks; `*` alone matches every host; `example.com` and `.example.com` match that host and
---    its subdomains; `host:port` only that port. A host that is an IP address is matched by IP
---    entries only, as libcurl matches it, never by a name's suffix (`.3.4` does not match
---    11.2.3.4): the address (IPv6 in any spelling, brackets optional) or a CIDR range,
---    `a.b.c.d/n`, `v6::/n` (`/0` is the address itself, as libcurl reads it). Empty values count
---    as unset.
+--    A host matching `no_proxy` (else `NO_PROXY`) goes direct, as libcurl reads it: entries
+--    separated by commas or blanks; `*` as the whole value matches every host (beside others,
+--    nothing); `example.com` and `.example.com` match that host and its subdomains. A host that
+--    is an IP address is matched by IP entries only, never by a name's suffix (`.3.4` does not
+--    match 11.2.3.4): the address or a CIDR range, `a.b.c.d/n`, `v6::/n` (`/0` is the address
+--    itself). Beyond libcurl (where they match nothing): `*.example.com` as `example.com`,
+--    `host:port` for that port only, IPv6 entries in brackets; and IPv6 addresses compare in
+--    any spelling (libcurl before 8.18 compares them as text, without ranges). Empty values
+--    count as unset.
 --
 -- Never proxied, whatever the settings (curl itself would send each through the proxy):
 -- loopback (127.0.0.0/8, ::1, `localhost` and `*.localhost`), the unspecified addresses 0.0.0.0
@@ -142,7 +144,7 @@ end
 -- One no_proxy entry as a matcher { all | name | addr + prefix, port }, or nil when unusable
 -- (ignored, as curl ignores what it cannot read).
 local function entry(e)
-  if e == "*" then return { all = true } end
+  if e == "*" then return nil end -- (every host only as the whole value: @{parse_no_proxy})
   local host, port = match(e, "^%[([^%]]+)%]:?(%d*)$")
   if not host then
     local colons = select(2, e:gsub(":", ""))
@@ -165,10 +167,12 @@ local function entry(e)
   return { name = host, port = port }
 end
 
---- The matchers of a no_proxy value.
+--- The matchers of a no_proxy value. `*` means every host only when it is the whole value, as
+-- libcurl reads it: beside other entries it matches nothing.
 -- @tparam ?string value the variable's value
 -- @treturn table a list of matchers (see @{bypass})
 function M.parse_no_proxy(value)
+  if value == "*" then return { { all = true } } end
   local list = {}
   for e in (value or ""):gmatch("[^,%s]+") do
     local m = entry(lower(e))
