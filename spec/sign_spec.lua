@@ -75,6 +75,33 @@ describe("eip.sign", function()
     assert.equal(auth, verified.authorization)
   end)
 
+  -- The official signers sign a declared X-Sdk-Content-Sha256 as it is, not just UNSIGNED-PAYLOAD:
+  -- eip.sign hashed the body instead, a signature the gateway refuses.
+  it("signs a declared X-Sdk-Content-Sha256 for the body's hash, and the emulator's verifier agrees", function()
+    local v = vectors[1]
+    local declared = ("0123456789abcdef"):rep(4)
+    local emu = require("spec.support.emulator").start()
+    local function sign(value, body)
+      local h = { ["X-Sdk-Content-Sha256"] = value }
+      for k, val in pairs(v.headers) do h[k] = val end
+      local opts = { method = "POST", url = emu.url .. "/v1/p", headers = h, body = body, ak = v.ak, sk = v.sk }
+      local auth, canonical = eip.sign(opts)
+      local verified = emu:verify(opts)
+      assert.equal(canonical, verified.canonical)
+      assert.equal(auth, verified.authorization)
+      return canonical:match("[^\n]*$")
+    end
+    local ok, why = pcall(function()
+      assert.equal(declared, sign(" " .. declared .. "\t", "{}")) -- trimmed, as the header is signed
+      assert.equal(declared, sign(declared, nil)) -- without a body too, as the Go and Node.js SDKs
+      assert.equal("UNSIGNED-PAYLOAD", sign("UNSIGNED-PAYLOAD", nil))
+      -- an empty value declares nothing: the body is hashed
+      assert.equal("44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", sign(" ", "{}"))
+    end)
+    emu:stop()
+    assert(ok, why)
+  end)
+
   -- tostring wrote 10.0 as "10.0" on Lua 5.3+ and "10" on 5.1 and LuaJIT: the same call signed
   -- differently by version, a 401 (one of five that lock the key) for the one its HTTP client
   -- did not spell alike.

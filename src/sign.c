@@ -423,7 +423,7 @@ typedef struct {
     int valid;
     size_t n;             /* in->nheaders */
     size_t date_at;       /* the index of X-Sdk-Date in in->headers */
-    int unsigned_payload; /* as check_headers found it */
+    size_t payload_at;    /* that of X-Sdk-Content-Sha256, or in->nheaders when there is none */
     /* Per header, in the input's order: its name's and its value's length (a size_t each, 0
      * for the date's value), then the name and the value (the date's left out). */
     eip_buf seen;
@@ -442,7 +442,7 @@ typedef struct {
     const eip_kv **hdr;   /* headers sorted by lower-case name */
     const eip_kv **qry;   /* query sorted by key, then value */
     const eip_kv *date;   /* the X-Sdk-Date header */
-    int unsigned_payload; /* X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD was given */
+    const eip_kv *payload; /* the X-Sdk-Content-Sha256 header, or NULL */
     size_t sh_off, sh_len; /* where SignedHeaders is in the canonical request */
     size_t hdr_off, hdr_len, date_off; /* where the header lines and the date's value are in it */
     const char *err;
@@ -575,10 +575,7 @@ static eip_sign_status check_headers(sign_ctx *c)
         } else if (name_is(h, "x-sdk-date")) {
             c->date = h;
         } else if (name_is(h, "x-sdk-content-sha256")) {
-            const char *v;
-            size_t n;
-            trimmed(h, &v, &n);
-            c->unsigned_payload = n == 16 && memcmp(v, "UNSIGNED-PAYLOAD", 16) == 0;
+            c->payload = h;
         }
     }
     if (!host)
@@ -735,13 +732,22 @@ static int build_canonical(sign_ctx *c, eip_buf *b)
 {
     const eip_sign_input *in = c->in;
     char body_hash[65];
+    const char *hash = body_hash;
+    size_t hash_len = 0;
 
-    /* A caller that will not hash its body (a stream) says so, and signs that literal instead:
-     * the official signers' rule, which the gateway checks the same way. */
-    if (c->unsigned_payload)
-        memcpy(body_hash, "UNSIGNED-PAYLOAD", 17);
-    else if (sha256_hex_md(c->cr->sha256, c->cr->work, in->body, in->body_len, body_hash) != 0)
-        return -2;
+    /* A caller that declares its body's hash (X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD for a
+     * stream it will not hash, or the hex it hashed itself) signs that value instead, as it is
+     * signed among the headers (trimmed): the official signers' rule, whatever the body (Go's
+     * and Node.js's; Python's signs the empty body's hash when there is no body). An empty value
+     * declares nothing: the body is hashed, as Python and Node.js do. */
+    if (c->payload != NULL)
+        trimmed(c->payload, &hash, &hash_len);
+    if (hash_len == 0) {
+        hash = body_hash;
+        hash_len = 64;
+        if (sha256_hex_md(c->cr->sha256, c->cr->work, in->body, in->body_len, body_hash) != 0)
+            return -2;
+    }
     if (buf_adds(b, in->method) != 0 || buf_addc(b, '\n') != 0 ||
         eip_sign_canonical_uri(b, in->path, in->path_len) != 0 || buf_addc(b, '\n') != 0 ||
         add_query(c, b) != 0 || buf_addc(b, '\n') != 0 || add_header_lines(c, b) != 0 ||
@@ -755,7 +761,7 @@ static int build_canonical(sign_ctx *c, eip_buf *b)
         return -1;
     }
     c->sh_len = b->len - c->sh_off;
-    if (buf_addc(b, '\n') != 0 || buf_adds(b, body_hash) != 0)
+    if (buf_addc(b, '\n') != 0 || buf_add(b, hash, hash_len) != 0)
         return -1;
     return 0;
 }
@@ -877,7 +883,7 @@ static eip_sign_status sign_sorted(sign_ctx *c, eip_buf *canon, eip_buf *auth)
             return st;
     } else {
         c->date = &c->in->headers[c->cache->date_at];
-        c->unsigned_payload = c->cache->unsigned_payload;
+        c->payload = c->cache->payload_at < c->in->nheaders ? &c->in->headers[c->cache->payload_at] : NULL;
         if (!date_ok(c->date))
             return FAIL(c, EIP_SIGN_EINVAL, "X-Sdk-Date is not YYYYMMDDTHHMMSSZ");
     }
@@ -1040,7 +1046,7 @@ static void cache_fill(header_cache *hc, const sign_ctx *c, const eip_buf *canon
     hc->lines_len = c->hdr_len;
     hc->date_off = c->date_off - c->hdr_off;
     hc->n = in->nheaders;
-    hc->unsigned_payload = c->unsigned_payload;
+    hc->payload_at = c->payload ? (size_t)(c->payload - in->headers) : in->nheaders;
     hc->valid = 1;
 }
 

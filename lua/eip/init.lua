@@ -210,13 +210,14 @@ end
 -- @tparam[opt] table opts.query more query parameters, name = value
 --   (values of `headers` and `query` are strings, or whole numbers below 2^53 signed as their
 --   digits, `10.0` as `10` on every Lua version; any other number is a usage error)
--- @tparam[opt] string opts.body the request body (signed as its SHA-256)
+-- @tparam[opt] string opts.body the request body (signed as its SHA-256, unless `headers` declare
+--   one: a non-empty `X-Sdk-Content-Sha256` is signed as its value, as the official SDKs do)
 -- @tparam string opts.ak the access key
 -- @tparam string opts.sk the secret key
 -- @treturn string the `Authorization` header value
 -- @treturn string the canonical request (for debugging): the method, the path, the sorted query,
 --   each signed header (every one of `headers` whose name has no `_`, and `Host`) as
---   `name:value`, the signed header names, and the body's SHA-256 (or `UNSIGNED-PAYLOAD`). It
+--   `name:value`, the signed header names, and the body's SHA-256 (or the declared one). It
 --   never holds the SK, but it holds those header values verbatim: with an `X-Security-Token` in
 --   `headers` (temporary keys) it holds that token, a secret not to log
 -- @raise a `usage` @{error} for a missing or malformed option

@@ -13,11 +13,12 @@ function M.aksk()
 end
 
 --- More vectors for the official signers' special rules (X-Sdk-Content-Sha256:
--- UNSIGNED-PAYLOAD signs that literal; header names with '_' are left out; header values are
--- trimmed of Unicode's spaces too, as Python's str.strip and Go's strings.TrimSpace do: that
--- vector is the Python SDK's own signature), in the same shape.
+-- UNSIGNED-PAYLOAD signs that literal, and any other value is signed in place of the body's hash
+-- too; header names with '_' are left out; header values are trimmed of Unicode's spaces too, as
+-- Python's str.strip and Go's strings.TrimSpace do), in the same shape.
 -- Computed by a separate implementation of the official rules that reproduces every vector of
--- aksk() first (spec/fixtures/aksk-vectors-rules.json). The underscore case's signature equals
+-- aksk() first (spec/fixtures/aksk-vectors-rules.json), the declared hash's by the official
+-- Python SDK's signer, which gives every one of them. The underscore case's signature equals
 -- the first official vector's: the same request once its unsigned header is left out.
 function M.aksk_rules()
   return cjson.decode(assert(read_file("spec/fixtures/aksk-vectors-rules.json")))

@@ -24,6 +24,14 @@ typedef struct {
     const char *want;
 } vector;
 
+/* The POST of the vectors that have a body: its URL and its body. */
+#define REMOVE_URL                                                                           \
+    "https://vpc.cn-north-4.myhuaweicloud.com/v2.0/0a1b2c3d4e5f/bandwidths/"                 \
+    "3fa1e2b4-1111-2222-3333-444455556666/remove"
+#define REMOVE_BODY                                                                          \
+    "{\"bandwidth\":{\"publicip_info\":[{\"publicip_id\":\"e1\"}],\"charge_mode\":"          \
+    "\"bandwidth\",\"size\":5}}"
+
 static const vector VECTORS[] = {
     {"delete-shared-bandwidth", "AKEXAMPLE0000000", "SKEXAMPLEsecretsecret", "DELETE",
      "https://vpc.cn-north-4.myhuaweicloud.com/v2.0/0a1b2c3d4e5f/bandwidths/"
@@ -53,10 +61,7 @@ static const vector VECTORS[] = {
      "SDK-HMAC-SHA256 Access=AKEXAMPLE0000000, SignedHeaders=content-type;host;x-project-id;"
      "x-sdk-date, Signature=d4beff9343f33f0069d96ca59290065f31e7821b7d5420969cef110e3a004400"},
     {"post-with-body", "AKEXAMPLE0000000", "SKEXAMPLEsecretsecret", "POST",
-     "https://vpc.cn-north-4.myhuaweicloud.com/v2.0/0a1b2c3d4e5f/bandwidths/"
-     "3fa1e2b4-1111-2222-3333-444455556666/remove",
-     "{\"bandwidth\":{\"publicip_info\":[{\"publicip_id\":\"e1\"}],\"charge_mode\":"
-     "\"bandwidth\",\"size\":5}}",
+     REMOVE_URL, REMOVE_BODY,
      {{"Content-Type", "application/json"},
       {"X-Sdk-Date", "20261124T023138Z"},
       {"X-Project-Id", "0a1b2c3d4e5f"}},
@@ -77,10 +82,7 @@ static const vector VECTORS[] = {
      * literal UNSIGNED-PAYLOAD in place of the body hash, and a header name with '_' left out
      * (its signature is the first vector's: the same request once that header is dropped). */
     {"unsigned-payload", "AKEXAMPLE0000000", "SKEXAMPLEsecretsecret", "POST",
-     "https://vpc.cn-north-4.myhuaweicloud.com/v2.0/0a1b2c3d4e5f/bandwidths/"
-     "3fa1e2b4-1111-2222-3333-444455556666/remove",
-     "{\"bandwidth\":{\"publicip_info\":[{\"publicip_id\":\"e1\"}],\"charge_mode\":"
-     "\"bandwidth\",\"size\":5}}",
+     REMOVE_URL, REMOVE_BODY,
      {{"Content-Type", "application/json"},
       {"X-Sdk-Date", "20261124T023138Z"},
       {"X-Project-Id", "0a1b2c3d4e5f"},
@@ -100,6 +102,19 @@ static const vector VECTORS[] = {
      {{NULL, NULL}},
      "SDK-HMAC-SHA256 Access=AKEXAMPLE0000000, SignedHeaders=content-type;host;x-project-id;"
      "x-sdk-date, Signature=02bab80aa3708f54c74c7bf0363149e12b96494fd593f5fd82635c9d3d4c152b"},
+    /* Any other X-Sdk-Content-Sha256 value is signed as it is too, in place of the body's own
+     * hash (here the SHA-256 of "streamed body"): the official Go, Node.js and Python signers
+     * agree on it (the Python SDK's own signature). */
+    {"declared-payload-hash", "AKEXAMPLE0000000", "SKEXAMPLEsecretsecret", "POST",
+     REMOVE_URL, REMOVE_BODY,
+     {{"Content-Type", "application/json"},
+      {"X-Sdk-Date", "20261124T023138Z"},
+      {"X-Project-Id", "0a1b2c3d4e5f"},
+      {"X-Sdk-Content-Sha256", "f69f90ba4058671805b9f858c29440e046e98487b7c695739849014bc969bc56"}},
+     {{NULL, NULL}},
+     "SDK-HMAC-SHA256 Access=AKEXAMPLE0000000, SignedHeaders=content-type;host;x-project-id;"
+     "x-sdk-content-sha256;x-sdk-date, "
+     "Signature=a0f940b34303e6a91ab5c37004565df92baf9545d357498257bfd74f9c274789"},
 };
 #define NVECTORS (sizeof(VECTORS) / sizeof(VECTORS[0]))
 

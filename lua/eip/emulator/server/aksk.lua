@@ -14,7 +14,6 @@ local M = {}
 
 M.ALGORITHM = "SDK-HMAC-SHA256"
 M.MAX_SKEW = 15 * 60 -- seconds between X-Sdk-Date and the emulator's clock
-local UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
 -- Canonical pieces ---------------------------------------------------------------------------
 
@@ -118,11 +117,11 @@ function M.canonical_request(req)
     end
     lines[i] = name .. ":" .. header_text(value) .. "\n"
   end
-  local body_hash = crypto.sha256_hex(req.body or "")
+  -- A declared hash (UNSIGNED-PAYLOAD, the signers' opt-out for streamed bodies, or any other
+  -- value) is signed as it is, whatever the body; an empty one declares nothing.
   local declared = req.header("x-sdk-content-sha256")
-  if declared ~= nil and header_text(declared) == UNSIGNED_PAYLOAD then
-    body_hash = UNSIGNED_PAYLOAD -- the signers' documented opt-out for streamed bodies
-  end
+  declared = declared ~= nil and header_text(declared) or ""
+  local body_hash = declared ~= "" and declared or crypto.sha256_hex(req.body or "")
   return table.concat({
     req.method:upper(), M.canonical_uri(req.path), M.canonical_query(req.query),
     table.concat(lines), table.concat(req.signed, ";"), body_hash,
