@@ -102,6 +102,20 @@ describe("eip.sign", function()
     assert(ok, why)
   end)
 
+  -- The Go SDK signs (and sends) a path's raw bytes, UTF-8 or not; the Python SDK's signer reads
+  -- them as UTF-8 with U+FFFD for the rest (README, Signing on its own): raw is what is sent.
+  it("signs a path escape as the byte it stands for, UTF-8 or not, as the emulator's verifier does", function()
+    local v = vectors[1]
+    local emu = require("spec.support.emulator").start()
+    local opts = { method = "GET", url = emu.url .. "/v1/%7e%c3%a9%ff/x", headers = v.headers, ak = v.ak, sk = v.sk }
+    local auth, canonical = eip.sign(opts)
+    local verified = emu:verify(opts)
+    emu:stop()
+    assert.equal("/v1/~%C3%A9%FF/x/", canonical:match("^[^\n]*\n([^\n]*)"))
+    assert.equal(canonical, verified.canonical)
+    assert.equal(auth, verified.authorization)
+  end)
+
   -- tostring wrote 10.0 as "10.0" on Lua 5.3+ and "10" on 5.1 and LuaJIT: the same call signed
   -- differently by version, a 401 (one of five that lock the key) for the one its HTTP client
   -- did not spell alike.
