@@ -270,6 +270,34 @@ describe("error bodies", function()
     assert.is_nil(err.raw_message)
   end)
 
+  -- The official Go SDK decodes an error body's first JSON value (a json-iterator Decoder) and
+  -- ignores what follows; this client refused such a body whole, and lost its code. Its code is
+  -- read now, but a 404 whose body is not one whole JSON value never reads as "no such
+  -- bandwidth": which of the values is the service's cannot be told.
+  it("reads the first JSON value of a body with more after it; such a 404 is no missing bandwidth", function()
+    local err = delete_with{ status = 403, body = '{"error_code":"VPC.2701","error_msg":"frozen"}\n garbage' }
+    assert.same({ "VPC.2701", "frozen", true }, { err.code, err.message, err.trailing })
+    assert.is_true(eip.is_auth_failure(err))
+    err = delete_with{ status = 500, body = ' {"code":"VPC.0302","message":"a [x] {y}"}{"code":"VPC.0004"}' }
+    assert.same({ "VPC.0302", "a [x] {y}", true }, { err.code, err.message, err.trailing })
+    err = delete_with{ status = 500, body = '{"code":"VPC.0302","message":"a"}  \r\n' }
+    assert.same({ "VPC.0302", nil }, { err.code, err.trailing })
+    err = delete_with{ status = 502, body = '{"code":"VPC.0302","message":"a"] {"code":"VPC.0306"}' }
+    assert.is_nil(err.code)
+    local c = fx.client{ max_attempts = 1, missing_ok = true }
+    for _, tail in ipairs{ "\ngarbage", '{"error_code":"APIGW.0101","error_msg":"No API found"}' } do
+      emu:inject{ method = "DELETE", status = 404, answered_by = "service",
+        body = '{"code":"VPC.0306","message":"No Eip bandwidth exist with id."}' .. tail }
+      local ok, e = pcall(c.delete_bandwidth, c, fixture.absent_id(1))
+      assert.is_false(ok, tail)
+      assert.same({ 404, "VPC.0306", true }, { e.status, e.code, e.trailing })
+      assert.is_false(eip.is_missing(e, fixture.absent_id(1)))
+      assert.is_nil(e.code_kind)
+      assert.matches("Not known to be a missing bandwidth", e.advice, 1, true)
+      assert.matches("Do not treat this as deleted", e.advice, 1, true)
+    end
+  end)
+
   local garbage = {
     { "an empty body", "" },
     { "an HTML page from a proxy", "<html><body><h1>502 Bad Gateway</h1></body></html>" },
@@ -340,6 +368,15 @@ describe("error bodies", function()
     assert.same({ 404, true }, { err.status, err.truncated })
     assert.matches("cut at the client's max_body before an error code could be read", err.advice, 1, true)
     assert.not_matches("endpoint", err.advice)
+    -- cut after its code: what was not read may be more than that document
+    small = fx.client{ max_body = 1024, max_attempts = 1, missing_ok = true }
+    emu:inject{ method = "DELETE", status = 404, answered_by = "service",
+      body = '{"code":"VPC.0306","message":"No Eip bandwidth exist with id."}' .. string.rep(" ", 2048) }
+    ok, err = pcall(small.delete_bandwidth, small, fixture.absent_id(1))
+    small:close()
+    assert.is_false(ok)
+    assert.same({ 404, true, "VPC.0306" }, { err.status, err.truncated, err.code })
+    assert.matches("Not known to be a missing bandwidth", err.advice, 1, true)
   end)
 
   it("never shows the token in an error, even when the server echoes it", function()

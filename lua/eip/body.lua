@@ -8,7 +8,8 @@ local M = {}
 -- A private decoder: shallow nesting limit, so a hostile body cannot exhaust the C stack,
 -- and settings that never affect other users of cjson in the same Lua state.
 local json = cjson.new()
-json.decode_max_depth(32)
+local MAX_DEPTH = 32
+json.decode_max_depth(MAX_DEPTH)
 
 local MAX_CODE, MAX_MESSAGE = 64, 512
 
@@ -141,21 +142,62 @@ local function without_bom(body)
   return body
 end
 
+-- Where the JSON object or array that opens s (after blanks) closes, or nil: its brackets
+-- counted, strings (and the escapes in them) skipped; nil as soon as they nest deeper than the
+-- decoder reads. Whether what it spans is JSON is the decoder's to say.
+local function first_value_end(s)
+  local i = s:find("[^ \t\n\r]")
+  if not i or not s:find("^[{%[]", i) then return nil end
+  local depth = 0
+  while true do
+    i = s:find('[{}%[%]"]', i)
+    if not i then return nil end
+    local c = s:byte(i)
+    if c == 34 then -- a string: to its closing quote
+      repeat
+        i = s:find('["\\]', i + 1)
+        if not i then return nil end
+        local escape = s:byte(i) == 92
+        if escape then i = i + 1 end
+      until not escape
+    else
+      depth = depth + ((c == 123 or c == 91) and 1 or -1)
+      if depth == 0 then return i end
+      if depth > MAX_DEPTH then return nil end
+    end
+    i = i + 1
+  end
+end
+
+-- The JSON value of an error body: the whole body, else its first value (as the official Go SDK
+-- decodes one: a json-iterator Decoder, which leaves what follows unread), and then true: more
+-- came after it. Nil when neither is JSON.
+local function decode_first(body)
+  local t = json.decode(body)
+  if t ~= nil then return t, false end
+  local e = first_value_end(body)
+  if not e then return nil end
+  return json.decode(body:sub(1, e)), true
+end
+
 --- Decode an error body. Returns a table { code=, message=, request_id=, raw_message=,
--- encoded_authorization_message=, details= } with a code or a message, or nil when the body
--- carries nothing usable. A message that is itself a JSON error document (the EIP service wraps
--- Neutron's that way) is decoded: `message` is the inner message, `raw_message` the text as
--- sent. `encoded_authorization_message` (why a policy denied the request, encoded: the official
--- SDKs read it) and `details` (a list or object as compact JSON) come from the top or the
--- object the pair is in, bounded.
+-- encoded_authorization_message=, details=, trailing= } with a code or a message, or nil when
+-- the body carries nothing usable. A body with more after its JSON value (a second value,
+-- text) is read by that first value, as the official Go SDK reads it, with `trailing = true`:
+-- it is no one error document, and a 404 of it says nothing is gone (see eip.errors). A message
+-- that is itself a JSON error document (the EIP service wraps Neutron's that way) is decoded:
+-- `message` is the inner message, `raw_message` the text as sent.
+-- `encoded_authorization_message` (why a policy denied the request, encoded: the official SDKs
+-- read it) and `details` (a list or object as compact JSON) come from the top or the object the
+-- pair is in, bounded.
 function M.decode_error(body)
   if type(body) ~= "string" or body == "" then return nil end
-  local t = json.decode(without_bom(body))
+  local t, trailing = decode_first(without_bom(body))
   if type(t) ~= "table" then return nil end
   local code, message, request_id, where = find_pair(t)
   code, message = text(code, MAX_CODE), text(message, MAX_MESSAGE)
   if not code and not message then return nil end
-  local out = { code = code, message = message, request_id = text(request_id, 128),
+  local out = { code = code, message = message, request_id = text(request_id, 128), trailing = trailing or nil,
     encoded_authorization_message = text(found(t, "encoded_authorization_message", where), MAX_AUTHORIZATION) }
   local details = found(t, "details", where)
   if type(details) == "table" then details = json.encode(details) end

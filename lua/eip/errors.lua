@@ -421,10 +421,18 @@ end
 M.NOT_FOUND_CODES = { ["VPC.0306"] = "bandwidth", ["VPC.0504"] = "EIP", ["VPC.0003"] = "VPC",
   ["VPC.0012"] = "enterprise project" }
 
+-- Is a 404's body, read for its code, not the one whole error document a "no such resource"
+-- must be: more came after its JSON value (`trailing`: which of them is the service's cannot be
+-- told), or max_body cut it (what was not read may be more).
+local function body_in_doubt(err)
+  return err.trailing == true or err.truncated == true
+end
+
 --- Does err say that no such bandwidth exists: the EIP service's 404 VPC.0306 (not the gateway's
--- 404, an unknown code, or none)?
+-- 404, an unknown code, or none), in a body that is that error document whole?
 function M.bandwidth_gone(err)
   return err.kind == "http" and err.status == 404 and M.NOT_FOUND_CODES[err.code] == "bandwidth"
+    and not body_in_doubt(err)
 end
 
 -- A bandwidth id as the cloud makes them: a UUID of lower-case hexadecimal digits (8-4-4-4-12).
@@ -444,7 +452,15 @@ M.NO_SUCH_API_CODES = { ["APIGW.0101"] = true, ["APIG.0101"] = true }
 
 -- Advice for a 404 that is not the service's "no such resource": whoever answered does not
 -- know the path, so the resource may well exist.
-local function stray_404_advice(code, truncated)
+local function stray_404_advice(code, truncated, trailing)
+  if (truncated or trailing) and M.NOT_FOUND_CODES[code] then
+    -- (see body_in_doubt)
+    local what = M.NOT_FOUND_CODES[code]
+    return "Not known to be a missing " .. what .. ": the answer's body carries " .. code .. " (no such " .. what
+      .. ") but " .. (trailing and "more follows its JSON value" or "was cut at the client's max_body")
+      .. ", so whether it is the EIP service's error document cannot be told. Read the " .. what .. " (GET); "
+      .. "it may still exist. Do not treat this as deleted."
+  end
   if truncated and not code then
     -- (its code may have been in the part not read: who sent it cannot be told)
     return "Not known to be a missing bandwidth: the answer's body was cut at the client's max_body before "
@@ -591,10 +607,13 @@ function M.http(req, resp, info, body, entry, final)
   local advice, description = info.advice, info.description
   local known = entry
   entry = entry and M.code_row(entry, resp.status, body.message, req.op_name)
-  if entry then
+  local doubt = resp.status == 404 and M.NOT_FOUND_CODES[body.code]
+    and body_in_doubt{ trailing = body.trailing, truncated = resp.truncated }
+  if entry and not doubt then
     advice, description = entry.advice, entry.module .. ": " .. entry.message
-  elseif resp.status == 404 and not M.NOT_FOUND_CODES[body.code] then
-    advice = stray_404_advice(body.code, resp.truncated)
+  elseif resp.status == 404 and (doubt or not M.NOT_FOUND_CODES[body.code]) then
+    entry = nil -- (no code_kind: "not_found" is not known)
+    advice = stray_404_advice(body.code, resp.truncated, body.trailing)
   elseif known then
     if final then
       advice = elsewhere_note(known, resp.status, true)
@@ -619,6 +638,7 @@ function M.http(req, resp, info, body, entry, final)
     request_id = resp.request_id or body.request_id,
     retry_after = resp.retry_after,
     truncated = resp.truncated or nil,
+    trailing = body.trailing,
     method = req.method,
     path = req.path,
     attempts = req.attempts,

@@ -185,9 +185,10 @@ M.could_have_acted = errors.could_have_acted
 
 --- Would `missing_ok` take `err` (raised by a read or a delete of the bandwidth `bandwidth_id`)
 -- as "already gone"? Only the EIP service's 404 VPC.0306, for an id shaped like the ids the cloud
--- gives bandwidths (a lower-case UUID): never the gateway's 404 (a wrong endpoint or path), an
--- unknown code, or a name. The rule of delete_bandwidth's `missing_ok`, for callers that read
--- first (a drain's plan).
+-- gives bandwidths (a lower-case UUID), in a body that is that error document whole: never the
+-- gateway's 404 (a wrong endpoint or path), an unknown code, a name, or a body with more after
+-- its JSON value or cut at `max_body` (`trailing`, `truncated`). The rule of delete_bandwidth's
+-- `missing_ok`, for callers that read first (a drain's plan).
 -- @function is_missing
 -- @tparam table err an @{error}
 -- @tparam string bandwidth_id
@@ -322,6 +323,9 @@ M.regions = require("eip.regions").list
 --   long the service expects to be unavailable): not retried; a batch starts nothing more after
 --   it, a wait reads no more, as after `throttled_beyond`
 -- @tfield boolean truncated the body went past `max_body` and was cut
+-- @tfield boolean trailing the error body went on after its JSON value (a second value, text):
+--   its code and message are that first value's, as the official Go SDK reads them, but its 404
+--   never says that anything is gone, nor does one cut at `max_body` (`http`)
 -- @tfield string method the method of the request
 -- @tfield string path the path of the request (no host, no query)
 -- @tfield string bandwidth_id the bandwidth concerned, on errors the library makes beyond an
