@@ -270,6 +270,28 @@ describe("error bodies", function()
     assert.is_nil(err.raw_message)
   end)
 
+  -- A message sent as a JSON object or list, not a string, was dropped (the Go SDK then shows
+  -- the whole body): it is kept as compact JSON now, bounded and redacted as any message, and
+  -- an error document in it is read as one inside a string message is.
+  it("keeps a message that is a JSON object or list, as compact JSON, bounded and redacted", function()
+    local err = delete_with{ status = 400, body = '{"error_code":"VPC.0301","error_msg":{"en":"Invalid id."}}' }
+    assert.same({ "VPC.0301", '{"en":"Invalid id."}' }, { err.code, err.message })
+    err = delete_with{ status = 400, body = '{"code":"VPC.0501","message":["bad id","bad size"]}' }
+    assert.same({ "VPC.0501", '["bad id","bad size"]' }, { err.code, err.message })
+    err = delete_with{ status = 400,
+      body = '{"code":"VPC.0501","message":{"NeutronError":{"type":"X","message":"inner","detail":""}}}' }
+    assert.same({ "VPC.0501", "inner" }, { err.code, err.message })
+    assert.same({ NeutronError = { type = "X", message = "inner", detail = "" } },
+      require("cjson").decode(err.raw_message))
+    err = delete_with{ status = 401, body = '{"message":{"why":"token ' .. emu.token .. ' expired"}}' }
+    assert.same({ nil, '{"why":"token <redacted> expired"}' }, { err.code, err.message })
+    err = delete_with{ status = 400,
+      body = '{"code":"VPC.0301","message":{"text":"' .. string.rep("m", 100000) .. '"}}' }
+    assert.is_true(#err.message <= 520 and err.message:find('^{"text":"mmm') ~= nil, err.message)
+    err = delete_with{ status = 400, body = '{"code":"VPC.0301","message":{}}' }
+    assert.same({ "VPC.0301", nil }, { err.code, err.message })
+  end)
+
   -- The official Go SDK decodes an error body's first JSON value (a json-iterator Decoder) and
   -- ignores what follows; this client refused such a body whole, and lost its code. Its code is
   -- read now, but a 404 whose body is not one whole JSON value never reads as "no such

@@ -44,12 +44,16 @@ local function coded(t, pairs)
   return nil
 end
 
--- message, request_id of the first non-empty message t holds (a bare "error" string last), or
--- nil.
+-- Is m a message: a string, or a JSON object or list (some services send one), not empty?
+local function is_message(m)
+  return (type(m) == "string" and m ~= "") or (type(m) == "table" and next(m) ~= nil)
+end
+
+-- message, request_id of the first message t holds (a bare "error" string last), or nil.
 local function message_only(t)
   for _, k in ipairs(MESSAGE_KEYS) do
     local m = t[k]
-    if type(m) == "string" and m ~= "" then return m, t.request_id end
+    if is_message(m) then return m, t.request_id end
   end
   if type(t.error) == "string" and t.error ~= "" then return t.error, t.request_id end
   return nil
@@ -195,6 +199,10 @@ function M.decode_error(body)
   local t, trailing = decode_first(without_bom(body))
   if type(t) ~= "table" then return nil end
   local code, message, request_id, where = find_pair(t)
+  -- A message sent as a JSON object or list: kept as compact JSON (bounded, and redacted by the
+  -- caller, as any message), and read as a JSON error document inside a string message is.
+  local document = type(message) == "table" and message
+  if document then message = next(document) ~= nil and json.encode(document) or nil end
   code, message = text(code, MAX_CODE), text(message, MAX_MESSAGE)
   if not code and not message then return nil end
   local out = { code = code, message = message, request_id = text(request_id, 128), trailing = trailing or nil,
@@ -202,7 +210,7 @@ function M.decode_error(body)
   local details = found(t, "details", where)
   if type(details) == "table" then details = json.encode(details) end
   out.details = text(details, MAX_DETAILS)
-  local raw = type(message) == "string" and message:find("^%s*{") and json.decode(message)
+  local raw = document or (type(message) == "string" and message:find("^%s*{") and json.decode(message))
   if type(raw) == "table" then
     local _, inner = find_pair(raw)
     inner = text(inner, MAX_MESSAGE)

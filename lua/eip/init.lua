@@ -297,9 +297,11 @@ M.regions = require("eip.regions").list
 --   (`http`, a code the table documents with that status; none for a code it has with other
 --   statuses only: VPC.0306 is "not_found" with a 404, nothing with a 500): "not_found", "auth",
 --   "permission", "config", "invalid_input", "conflict", "quota", "busy", "throttled" or "backend"
--- @tfield string message the body's message, or what went wrong
--- @tfield string raw_message the body's message as sent, when it was itself a JSON error document
---   (the service wraps Neutron's that way) and `message` is the message inside it (`http`)
+-- @tfield string message the body's message (one sent as a JSON object or list: as compact
+--   JSON), or what went wrong
+-- @tfield string raw_message the body's message as sent (a JSON object: as compact JSON), when it
+--   was itself a JSON error document (the service wraps Neutron's that way) and `message` is the
+--   message inside it (`http`)
 -- @tfield string encoded_authorization_message the body's encoded explanation of a policy's
 --   denial, when it has one (`http`; the official SDKs read it: IAM's tools decode it)
 -- @tfield string details the body's `details`, when it has them, as compact JSON (`http`)
