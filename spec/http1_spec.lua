@@ -70,9 +70,9 @@ local function split(s, sizes)
   return out
 end
 
-local CAPTURED = { "request_id", "retry_after", "content_type", "location", "subject_token" }
+local CAPTURED = { "request_id", "retry_after", "content_type", "location", "date", "subject_token" }
 local OUTCOME = { "status", "body", "truncated", "curl_code", "error_kind", "request_id", "retry_after",
-  "content_type", "location", "subject_token" }
+  "content_type", "location", "date", "subject_token" }
 
 local function assert_contract_shape(resp, ok, label)
   assert.is_number(resp.status, label)
@@ -140,12 +140,14 @@ describe("http1 reader", function()
   end)
 
   it("skips interim answers and keeps only the final answer's headers", function()
-    local resp, ok = read{ "HTTP/1.1 100 Continue\r\nX-Request-Id: early\r\nLocation: /x\r\n\r\n"
-      .. "HTTP/1.1 201 Created\r\nX-Request-Id: final\r\nContent-Length: 0\r\n\r\n" }
+    local resp, ok = read{ "HTTP/1.1 100 Continue\r\nX-Request-Id: early\r\nLocation: /x\r\nDate: early\r\n\r\n"
+      .. "HTTP/1.1 201 Created\r\nX-Request-Id: final\r\ndate:  Sun, 06 Nov 1994 08:49:37 GMT \r\n"
+      .. "Content-Length: 0\r\n\r\n" }
     assert.is_true(ok)
     assert.equal(201, resp.status)
     assert.equal("final", resp.request_id)
     assert.is_nil(resp.location)
+    assert.equal("Sun, 06 Nov 1994 08:49:37 GMT", resp.date)
   end)
 
   it("keeps the subject token whole, up to the header line limit, and cuts other values to 255", function()
@@ -655,7 +657,8 @@ describe("http1 reader", function()
         .. "6;ext=1\r\n world\r\n0\r\nX-T: 1\r\n\r\n",
       "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nX-Subject-Token: MIItoken\r\nContent-Length: 2\r\n\r\n{}",
       "HTTP/1.0 500 Oops\r\nContent-Type: text/plain\r\n\r\nuntil close body",
-      "HTTP/1.1 429 Too Many\r\nRetry-After: 7\r\nLocation: http://x/\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 429 Too Many\r\nRetry-After: 7\r\nLocation: http://x/\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+        .. "Content-Length: 0\r\n\r\n",
     }
     local TOKENS = { "\r", "\n", "\r\n", ":", " ", "\t", "0", "1", "9", "f", "g", "-", "+", ".", "HTTP/",
       "HTTP/1.1 ", "chunked", "Content-Length", "Transfer-Encoding", "\0", "\255", ";", ",", "X-Request-Id",

@@ -329,6 +329,22 @@ describe("rates and throttling against the emulator", function()
     for i = 3, 12 do assert.same({ "not_sent", "throttled" }, { results[i].kind, results[i].stopped }) end
   end)
 
+  -- An HTTP-date Retry-After is the server's clock, read against the answer's Date: a local clock
+  -- behind the server's made 10 s read as 1010, past retry_after_cap, and the batch stopped.
+  it("reads an HTTP-date Retry-After against the answer's Date", function()
+    local t = fake_time()
+    local c = fx.client{ clock = t.clock, sleep = t.sleep }
+    local ids = emu:create_bandwidths(4)
+    local date = os.time() + 1000
+    emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 429,
+      headers = { Date = os.date("!%a, %d %b %Y %H:%M:%S GMT", date),
+        ["Retry-After"] = os.date("!%a, %d %b %Y %H:%M:%S GMT", date + 10) } }
+    local _, summary = c:delete_bandwidths(ids, { concurrency = 1 })
+    c:close()
+    assert.same({ nil, 4, 0, 1 }, { summary.stopped, summary.deleted, summary.failed, summary.throttled })
+    assert.is_true(t.total() >= 10 and t.total() < 12, "slept " .. t.total())
+  end)
+
   -- RFC 9110: a 503's Retry-After says how long the service expects to be unavailable. One longer
   -- than retry_after_cap failed its own id only: the batch sent every other id into the outage,
   -- each failed, each of which may have acted (a 429 with the same header stopped it).

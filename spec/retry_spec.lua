@@ -154,6 +154,29 @@ describe("retries", function()
     assert.is_true(slept[1] >= 5 and slept[1] <= 10, "waited " .. slept[1])
   end)
 
+  -- An HTTP-date is the server's clock: read against the answer's Date (RFC 9110 10.2.3, 6.6.1),
+  -- not the local clock. A local clock ahead of the server's retried a 429 at once; one behind it
+  -- waited too long (here: past retry_after_cap, so not at all).
+  it("reads an HTTP-date Retry-After against the answer's Date, not the local clock", function()
+    local c = new()
+    for _, skew in ipairs{ -1000, 1000 } do
+      slept = {}
+      local date = os.time() + skew
+      emu:inject{ method = "DELETE", status = 429, headers = {
+        Date = os.date("!%a, %d %b %Y %H:%M:%S GMT", date),
+        ["Retry-After"] = os.date("!%a, %d %b %Y %H:%M:%S GMT", date + 10) } }
+      assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status, skew)
+      assert.same({ 10 }, slept, skew)
+    end
+    -- an unusable Date: the local clock, as before
+    slept = {}
+    emu:inject{ method = "DELETE", status = 429, headers = { Date = "yesterday",
+      ["Retry-After"] = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 10) } }
+    assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+    assert.is_true(slept[1] >= 5 and slept[1] <= 10, "waited " .. tostring(slept[1]))
+    c:close()
+  end)
+
   -- RFC 9110 5.6.7: the obsolete forms are HTTP-dates too; read as absent, they were retried
   -- after 2-5 s however long the server asked for.
   it("honours Retry-After in the RFC 850 and asctime forms of HTTP-date", function()

@@ -68,6 +68,20 @@ describe("eip.time", function()
     assert.equal(7, retry.parse_retry_after(" 7 ", 0))
     assert.equal(80, retry.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412400))
     assert.equal(0, retry.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445419999))
+    -- A date is the server's clock: read against the answer's Date when that is an HTTP-date (in
+    -- any form), whatever the local clock says; against the local clock otherwise.
+    for _, local_now in ipairs{ 1445412400 - 366 * 86400, 1445412400, 1445419999, 2e9 } do
+      for _, date in ipairs{ "Wed, 21 Oct 2015 07:26:40 GMT", "Wednesday, 21-Oct-15 07:26:40 GMT",
+          "Wed Oct 21 07:26:40 2015" } do
+        assert.equal(80, retry.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", local_now, date), date)
+        assert.equal(80, retry.parse_retry_after("Wednesday, 21-Oct-15 07:28:00 GMT, 3", local_now, date), date)
+        assert.equal(3, retry.parse_retry_after("3", local_now, date), date)
+      end
+    end
+    assert.equal(0, retry.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 0, "Wed, 21 Oct 2015 08:00:00 GMT"))
+    for _, bad in ipairs{ "yesterday", "Wed, 21 Oct 2015 07:26:40 GMT...", "", 1445412400, false } do
+      assert.equal(80, retry.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412400, bad), tostring(bad))
+    end
     for _, bad in ipairs{ "-1", "1.5", "soon", "", "+5", "1e3", "0x10", "-99999999999999999999" } do
       assert.is_nil(retry.parse_retry_after(bad, 0), bad)
     end

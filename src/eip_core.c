@@ -86,9 +86,9 @@ static void set_bool(lua_State *L, const char *k, int v)
 enum {
     K_NONE,
     K_METHOD, K_URL, K_BODY, K_HEADERS, K_TIMEOUT, K_CONNECT_TIMEOUT, K_LOW_SPEED_TIME, K_LOW_SPEED_LIMIT,
-    K_BODY_CAP, K_PROXY, K_STATUS, K_REQUEST_ID, K_RETRY_AFTER, K_CONTENT_TYPE, K_LOCATION, K_SUBJECT_TOKEN,
-    K_TRUNCATED, K_ELAPSED, K_NEW_CONNECTIONS, K_CURL_CODE, K_CURL_ERROR, K_PROXY_STATUS, K_RESENT,
-    K_INTERRUPTED,
+    K_BODY_CAP, K_PROXY, K_STATUS, K_REQUEST_ID, K_RETRY_AFTER, K_CONTENT_TYPE, K_LOCATION, K_DATE,
+    K_SUBJECT_TOKEN, K_TRUNCATED, K_ELAPSED, K_NEW_CONNECTIONS, K_CURL_CODE, K_CURL_ERROR, K_PROXY_STATUS,
+    K_RESENT, K_INTERRUPTED,
     K_UNSENT,
     K_CALLER_AWAY,
     K_HELD_BACK,
@@ -99,9 +99,9 @@ enum {
 static const char *const key_names[K_COUNT] = {
     NULL,
     "method", "url", "body", "headers", "timeout", "connect_timeout", "low_speed_time", "low_speed_limit",
-    "body_cap", "proxy", "status", "request_id", "retry_after", "content_type", "location", "subject_token",
-    "truncated", "elapsed", "new_connections", "curl_code", "curl_error", "proxy_status", "resent",
-    "interrupted", "unsent", "caller_away", "held_back", "no_resend", NULL,
+    "body_cap", "proxy", "status", "request_id", "retry_after", "content_type", "location", "date",
+    "subject_token", "truncated", "elapsed", "new_connections", "curl_code", "curl_error", "proxy_status",
+    "resent", "interrupted", "unsent", "caller_away", "held_back", "no_resend", NULL,
 };
 
 /* Pushes the interned name `key` (a function with the key upvalues only), or k. */
@@ -1539,9 +1539,9 @@ static void push_response(lua_State *L, const eip_http_response *r)
 {
     /* Sized for exactly the fields set below: a 204 has five. */
     int n = 5 + (r->request_id[0] != '\0') + (r->retry_after[0] != '\0') + (r->content_type[0] != '\0') +
-            (r->location[0] != '\0') + (r->subject_token != NULL) + 2 * (r->curl_code != 0) + (r->proxy_status != 0) +
-            (r->resent != 0) + (r->interrupted != 0) + (r->unsent != 0) + (r->caller_away != 0) +
-            (r->held_back != 0);
+            (r->location[0] != '\0') + (r->date[0] != '\0') + (r->subject_token != NULL) + 2 * (r->curl_code != 0) +
+            (r->proxy_status != 0) + (r->resent != 0) + (r->interrupted != 0) + (r->unsent != 0) +
+            (r->caller_away != 0) + (r->held_back != 0);
     lua_createtable(L, 0, n);
     set_int_key(L, K_STATUS, r->status);
     if (r->request_id[0])
@@ -1552,6 +1552,8 @@ static void push_response(lua_State *L, const eip_http_response *r)
         set_str_key(L, K_CONTENT_TYPE, r->content_type);
     if (r->location[0])
         set_str_key(L, K_LOCATION, r->location);
+    if (r->date[0])
+        set_str_key(L, K_DATE, r->date);
     if (r->subject_token != NULL) {
         lua_pushlstring(L, r->subject_token, r->subject_token_len);
         set_key(L, K_SUBJECT_TOKEN);

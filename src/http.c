@@ -394,6 +394,7 @@ static int capture_header(eip_http_transfer *t, const char *line, size_t len)
         {"retry-after", LIST, offsetof(eip_http_response, retry_after)},
         {"content-type", VALUE, offsetof(eip_http_response, content_type)},
         {"location", VALUE, offsetof(eip_http_response, location)},
+        {"date", VALUE, offsetof(eip_http_response, date)},
         {"x-subject-token", TOKEN, 0},
         {"x-iam-trace-id", FALLBACK, offsetof(eip_http_response, request_id)},
     };
@@ -560,7 +561,7 @@ int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t le
         }
         /* Forget what the previous answer said. The token buffer stays for reuse. */
         r->request_id[0] = r->retry_after[0] = '\0';
-        r->content_type[0] = r->location[0] = '\0';
+        r->content_type[0] = r->location[0] = r->date[0] = '\0';
         r->subject_token = NULL;
         r->subject_token_len = 0;
         t->head = code < 200 ? HEAD_INTERIM : HEAD_FINAL;
@@ -1471,7 +1472,7 @@ static int same_headers(const struct curl_slist *list, const eip_http_request *r
 static void clear_answer(eip_http_response *r)
 {
     r->status = 0;
-    r->request_id[0] = r->retry_after[0] = r->content_type[0] = r->location[0] = '\0';
+    r->request_id[0] = r->retry_after[0] = r->content_type[0] = r->location[0] = r->date[0] = '\0';
     r->subject_token = NULL;
     r->subject_token_len = 0;
     r->body_len = 0;

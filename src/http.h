@@ -152,6 +152,7 @@ typedef struct {
     char retry_after[EIP_HTTP_HEADER_VALUE_MAX];
     char content_type[EIP_HTTP_HEADER_VALUE_MAX];
     char location[EIP_HTTP_HEADER_VALUE_MAX];
+    char date[EIP_HTTP_HEADER_VALUE_MAX]; /* Date: the server's clock, for a Retry-After date */
     /* X-Subject-Token (IAM): NULL unless the answer carried a non-empty one of visible ASCII
      * only; else whole and NUL-terminated, in the transfer's token buffer, valid until the next
      * request (or trim). */

@@ -883,7 +883,7 @@ local function login_failed(self, runner, res, shared, prefix, counted)
     self.unknown_logins = 0 -- IAM answered, saying what it did
     if shared then shared:login_answered(prefix) end
   end
-  local ra = retry.parse_retry_after(res.retry_after, os.time())
+  local ra = retry.parse_retry_after(res.retry_after, os.time(), res.date)
   if ra and ra > hold then hold = math.min(ra, (runner.policy or {}).retry_after_cap or ra) end
   self.failed = { err = errors.copy(res), until_ = now + hold }
   if shared then shared:hold_login(prefix, kept_fields(res), hold) end

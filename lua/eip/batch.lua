@@ -638,7 +638,7 @@ function Run:adapt(job, resp)
   -- or a 409 too)
   if err and retry.throttled(err) then
     self.summary.throttled = self.summary.throttled + 1
-    local ra = retry.parse_retry_after(err.retry_after, os.time())
+    local ra = retry.parse_retry_after(err.retry_after, os.time(), err.date)
     if ra and ra <= self.runner.policy.retry_after_cap then
       self.paused_until = math.max(self.paused_until, now + ra)
       self.paused_mono = math.max(self.paused_mono, core.monotime() + ra)

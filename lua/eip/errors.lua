@@ -637,6 +637,7 @@ function M.http(req, resp, info, body, entry, final)
     details = body.details,
     request_id = resp.request_id or body.request_id,
     retry_after = resp.retry_after,
+    date = resp.date,
     truncated = resp.truncated or nil,
     trailing = body.trailing,
     method = req.method,

@@ -317,6 +317,8 @@ M.regions = require("eip.regions").list
 --   a code the table documents with that status)
 -- @tfield string retry_after the `Retry-After` header, when the server sent one (sent more than
 --   once: its values joined with ", ", of which the longest wait counts)
+-- @tfield string date the answer's `Date` header, when it sent one (`http`): the server's clock,
+--   against which an HTTP-date `retry_after` is read (when it is an HTTP-date itself)
 -- @tfield boolean throttled_beyond true on a throttling answer that asked not to come back within
 --   `retry_after_cap` (a longer Retry-After, or a stated limit of one request per longer than
 --   that): not retried; a batch starts nothing more after it, a wait reads no more

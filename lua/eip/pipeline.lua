@@ -431,7 +431,7 @@ local function map(self, req, resp, op)
     -- session token, its temporary keys) may echo them in a header, which no redaction would
     -- catch before they are read from its body: none of its headers is kept to be shown (the
     -- metadata service sends no request id; its answers are read by status and body alone).
-    resp.request_id, resp.content_type, resp.retry_after, resp.location = nil, nil, nil, nil
+    resp.request_id, resp.content_type, resp.retry_after, resp.location, resp.date = nil, nil, nil, nil, nil
   end
   local request_id = resp.request_id -- the one header every answer's consumers show
   if request_id then resp.request_id = self:clean(request_id) end
@@ -454,7 +454,7 @@ local function map(self, req, resp, op)
         decoded.details = self:clean(decoded.details)
       end
     end
-    resp.retry_after = self:clean(resp.retry_after)
+    resp.retry_after, resp.date = self:clean(resp.retry_after), self:clean(resp.date)
     local code = decoded and decoded.code
     local entry = code and core.error_code(code, status)
     -- (final: the retry policy takes the code for one no retry fixes, whatever the status, where

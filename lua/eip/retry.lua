@@ -164,18 +164,23 @@ local DATES_WITH_COMMA = { "^%a%a%a, %d%d %a%a%a %d%d%d%d %d%d:%d%d:%d%d GMT%s*"
 
 --- Seconds to wait from a Retry-After value: delta-seconds ("120") or an HTTP-date
 -- ("Wed, 21 Oct 2015 07:28:00 GMT", or its obsolete RFC 850 and asctime forms: see
--- eip.time.parse_http_date), relative to `now` (Unix seconds). Repeated headers come joined
+-- eip.time.parse_http_date), relative to the answer's `Date` when it is an HTTP-date too (the
+-- server's clock: RFC 9110 10.2.3 and 6.6.1; against the local clock, one ahead of the server's
+-- retried at once, one behind it waited too long), else to `now`. Repeated headers come joined
 -- ("60, 1": the transports keep every value): the longest wait among the usable values (a
 -- server that says two things is kept waiting for the longer; the last alone sent again after
 -- 1 s, within the 60 it had asked for, and none at all would be the shorter backoff).
 -- @param v the header's value
 -- @tparam number now Unix seconds
+-- @param[opt] date the answer's `Date` header (the error's `date`): nil, or anything that is no
+--   HTTP-date, reads a date in v against `now`
 -- @treturn ?number seconds; `math.huge` for delta-seconds of more than 10^9 (however many
 --   digits: over every `retry_after_cap`, so the error is raised at once, not retried sooner
 --   than the server asked), and for a value cut short ("..."); nil when unusable (absent,
 --   negative, fractional, neither form)
-function M.parse_retry_after(v, now)
+function M.parse_retry_after(v, now, date)
   if type(v) ~= "string" then return nil end
+  now = time.parse_http_date(date, now) or now
   -- Cut short by the transports' bound (255 bytes, then "..."): the longest value may be the one
   -- lost (85 "1"s, then 3600), and a shorter wait than the server asked sends too soon. Taken
   -- as longer than any cap: not waited for, a batch starts nothing more.
@@ -210,11 +215,11 @@ end
 -- wait reads no more (every request would be throttled again, and each counts against the limit).
 -- @tparam table err the eip error
 -- @tparam number cap seconds (the client's `retry_after_cap`)
--- @tparam number now Unix seconds (for an HTTP-date Retry-After)
+-- @tparam number now Unix seconds (for an HTTP-date Retry-After without the answer's `date`)
 -- @treturn boolean
 function M.throttled_beyond(err, cap, now)
   if not M.throttled(err) then return false end
-  local ra = M.parse_retry_after(err.retry_after, now)
+  local ra = M.parse_retry_after(err.retry_after, now, err.date)
   if ra and ra > cap then return true end
   local stated = M.stated_limit(err)
   return stated ~= nil and 1 / stated > math.max(cap, 1)
@@ -230,12 +235,12 @@ end
 -- fix) says nothing of the service's state: it fails its own call only.
 -- @tparam table err the eip error
 -- @tparam number cap seconds (the client's `retry_after_cap`)
--- @tparam number now Unix seconds (for an HTTP-date Retry-After)
+-- @tparam number now Unix seconds (for an HTTP-date Retry-After without the answer's `date`)
 -- @treturn boolean
 function M.unavailable_beyond(err, cap, now)
   if type(err) ~= "table" or err.kind ~= "http" or type(err.status) ~= "number" then return false end
   if err.status < 500 or err.status > 599 or M.throttled(err) or not M.retryable(err) then return false end
-  local ra = M.parse_retry_after(err.retry_after, now)
+  local ra = M.parse_retry_after(err.retry_after, now, err.date)
   return ra ~= nil and ra > cap
 end
 
@@ -255,7 +260,7 @@ end
 -- @tparam table err the eip error (its `retryable` already set by @{retryable})
 -- @tparam number attempt attempts made so far, the credential refresh not counted
 -- @tparam table policy the DEFAULTS fields, as configured
--- @tparam number now Unix seconds (for HTTP-date Retry-After values)
+-- @tparam number now Unix seconds (for HTTP-date Retry-After values without the answer's `date`)
 -- @tparam function random `function(a, b)` -> a uniform number in [a, b]
 -- @treturn ?number seconds to wait, or nil
 function M.delay(err, attempt, policy, now, random)
@@ -263,7 +268,7 @@ function M.delay(err, attempt, policy, now, random)
   -- Asked not to come back within retry_after_cap (a longer Retry-After, or a stated limit of one
   -- request per longer than that, whatever short Retry-After came with it): not waited for.
   if M.throttled_beyond(err, policy.retry_after_cap, now) then return nil end
-  local ra = M.parse_retry_after(err.retry_after, now)
+  local ra = M.parse_retry_after(err.retry_after, now, err.date)
   if ra then
     if ra > policy.retry_after_cap then return nil end -- the server asks for more than we may wait
     return ra

@@ -239,14 +239,16 @@ static void test_fixed_headers(void)
           "Retry-After cut to %d bytes, the cut marked", EIP_HTTP_HEADER_VALUE_MAX - 1);
     CHECK(feed(&t, "Content-Type: application/json\r\n") == 0, "content type");
     CHECK(feed(&t, "Location: https://example.invalid/\r\n") == 0, "location");
+    CHECK(feed(&t, "date:  Sun, 06 Nov 1994 08:49:37 GMT \r\n") == 0, "date");
     CHECK(feed(&t, "no colon here\r\n") == 0 && feed(&t, "X-Subject-Tokens: x\r\n") == 0,
           "ignored lines");
     CHECK(feed(&t, "\r\n") == 0, "end of head");
     CHECK_STR(r.content_type, "application/json");
     CHECK_STR(r.location, "https://example.invalid/");
+    CHECK_STR(r.date, "Sun, 06 Nov 1994 08:49:37 GMT");
     CHECK(r.subject_token == NULL && t.token == NULL, "no token from other names");
     CHECK(feed(&t, "HTTP/1.1 204 No Content\r\n") == 0, "final answer");
-    CHECK(r.retry_after[0] == '\0' && r.content_type[0] == '\0' && r.location[0] == '\0',
+    CHECK(r.retry_after[0] == '\0' && r.content_type[0] == '\0' && r.location[0] == '\0' && r.date[0] == '\0',
           "a status line clears the captured headers");
     eip_http_transfer_cleanup(&t);
 }

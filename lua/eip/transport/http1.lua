@@ -65,7 +65,7 @@ local CR, LF, SP, HT = 13, 10, 32, 9
 local HEADERS = {}
 for name, field in pairs{
   ["x-request-id"] = "request_id", ["retry-after"] = "retry_after", ["content-type"] = "content_type",
-  ["location"] = "location", ["x-subject-token"] = "subject_token",
+  ["location"] = "location", ["date"] = "date", ["x-subject-token"] = "subject_token",
   -- IAM's request id: request_id when no X-Request-Id comes (before or after it), as in the C core
   ["x-iam-trace-id"] = "trace_id",
   ["content-length"] = "=length", ["transfer-encoding"] = "=te", ["connection"] = "=connection",
@@ -79,7 +79,7 @@ HEADERS["X-IAM-Trace-Id"] = "trace_id"
 local NAME_LENGTHS = {}
 for name in pairs(HEADERS) do NAME_LENGTHS[#name] = true end
 
-local CAPTURED_FIELDS = { "request_id", "retry_after", "content_type", "location", "subject_token" }
+local CAPTURED_FIELDS = { "request_id", "retry_after", "content_type", "location", "date", "subject_token" }
 
 -- Exchange -------------------------------------------------------------------------------------
 
