@@ -1539,7 +1539,7 @@ static void push_response(lua_State *L, const eip_http_response *r)
 {
     /* Sized for exactly the fields set below: a 204 has five. */
     int n = 5 + (r->request_id[0] != '\0') + (r->retry_after[0] != '\0') + (r->content_type[0] != '\0') +
-            (r->location[0] != '\0') + (r->date[0] != '\0') + (r->subject_token != NULL) + 2 * (r->curl_code != 0) +
+            (r->location[0] != '\0') + (r->date[0] != '\0' && r->retry_after[0] != '\0') + (r->subject_token != NULL) + 2 * (r->curl_code != 0) +
             (r->proxy_status != 0) + (r->resent != 0) + (r->interrupted != 0) + (r->unsent != 0) +
             (r->caller_away != 0) + (r->held_back != 0);
     lua_createtable(L, 0, n);
@@ -1552,7 +1552,7 @@ static void push_response(lua_State *L, const eip_http_response *r)
         set_str_key(L, K_CONTENT_TYPE, r->content_type);
     if (r->location[0])
         set_str_key(L, K_LOCATION, r->location);
-    if (r->date[0])
+    if (r->date[0] && r->retry_after[0]) /* (what it is read for: no string on every answer) */
         set_str_key(L, K_DATE, r->date);
     if (r->subject_token != NULL) {
         lua_pushlstring(L, r->subject_token, r->subject_token_len);

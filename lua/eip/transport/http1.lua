@@ -170,10 +170,12 @@ function M.remaining(x)
   return x.deadline - x.now()
 end
 
---- Sets resp.elapsed and returns resp.
+--- Sets resp.elapsed and returns resp. (`date` only beside a `retry_after`, what it is read for:
+-- as the C core, which builds no string for it on every answer.)
 function M.finish(x)
   local resp = x.resp
   resp.elapsed = x.now() - x.started
+  if resp.retry_after == nil then resp.date = nil end
   return resp
 end
 

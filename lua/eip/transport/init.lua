@@ -277,8 +277,8 @@
 --   cut as one value; the retry policy waits for the longest (eip.retry.parse_retry_after)
 -- @tfield string content_type `Content-Type`, the same way
 -- @tfield string location `Location`, the same way
--- @tfield string date `Date`, the same way: the server's clock, against which the retry policy
---   reads an HTTP-date `Retry-After` (eip.retry.parse_retry_after)
+-- @tfield string date `Date`, the same way, with a `retry_after` only: the server's clock,
+--   against which the retry policy reads an HTTP-date `Retry-After` (eip.retry.parse_retry_after)
 -- @tfield string subject_token `X-Subject-Token`, the FULL value (IAM tokens run to kilobytes;
 --   its line is bounded by LIMITS.header_line like any other); nil when absent or empty
 -- @tfield string body the body, "" when none; at most body_cap bytes
