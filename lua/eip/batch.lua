@@ -137,10 +137,11 @@ local NO_ANSWER = { status = 0 }
 function Serial:start(wire)
   -- (pcall, also on Lua 5.1: a batch runs under one already, so nothing yields here there.)
   local ok, resp = pcall(self.transport.send, self.transport, wire)
-  if not ok and resp ~= nil and resp ~= false then error(resp, 0) end -- a bug: raised as it was
-  -- Raising nil or false, or answering nothing, breaks the contract (the pipeline says so, and
-  -- that the request may have gone out); the slot still ends with an answer.
-  self.resp = (ok and resp ~= nil) and resp or false
+  -- What it raises is this id's failure, as in a single call (pipeline.raised: it may have been
+  -- sent); answering nothing breaks the contract too (the pipeline says so, and that the request
+  -- may have gone out). The slot still ends with an answer.
+  if not ok then resp = pipeline.raised(resp) end
+  self.resp = resp ~= nil and resp or false
   return 1
 end
 
@@ -170,12 +171,9 @@ Threads.__index = Threads
 local function send_in_thread(driver, slot, wire)
   local transport = driver.transport
   local ok, resp = pcall(transport.send, transport, wire)
-  if not ok then
-    -- A raised error is a bug, not a network fault: report it on this id's entry as a
-    -- non-retryable failure (libcurl's "failed init", class "other") rather than as a reset
-    -- that the retry policy would repeat.
-    resp = { status = 0, curl_code = 2, curl_error = "transport raised an error: " .. errors.text(resp) }
-  end
+  -- A raised error is a bug, not a network fault: this id's failure, not retried (as in a
+  -- single call: pipeline.raised), rather than a reset that the retry policy would repeat.
+  if not ok then resp = pipeline.raised(resp) end
   if driver.threads[slot] == nil then return end -- cancelled meanwhile
   local tail = driver.tail + 1
   driver.done[tail], driver.tail = { slot, resp }, tail

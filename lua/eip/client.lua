@@ -841,7 +841,9 @@ end
 -- moving EIPs and deletes the bandwidth), and the connections are released once the last such
 -- call returns or raises; one whose coroutine ended inside it (coroutine.close) is not waited
 -- for, one suspended for good (dropped, an nginx request killed) leaves them to the garbage
--- collector. Closing twice is harmless. Returns nothing.
+-- collector. Closing twice is harmless. Returns nothing. A `transport` of the caller's whose
+-- `close` raises does not make it raise: what it raised goes to the debug log (`log`, `debug`),
+-- redacted.
 -- @raise a `usage` @{eip.error} when called on something that is not a client
 --   (`client.close()` with a dot)
 function Client:close()

@@ -898,10 +898,37 @@ local function well_formed(resp)
   return (b == nil or b == "" or type(b) == "string") and (id == nil or type(id) == "string")
 end
 
+-- A transport failure of kind "other" (libcurl's 2: not retried) saying why.
+local function contract_broken(what)
+  return { status = 0, curl_code = 2, error_kind = "other", curl_error = what .. " the transport contract (see "
+    .. "eip.transport): " }
+end
+
 local function broken(resp)
-  return { status = 0, curl_code = 2, error_kind = "other", curl_error = "the transport's response breaks the "
-    .. "transport contract (see eip.transport): " .. (type(resp) == "table" and "status " .. type(resp.status)
-    .. (type(resp.status) == "number" and (" " .. tostring(resp.status)) or "") or "a " .. type(resp)) }
+  local failure = contract_broken("the transport's response breaks")
+  failure.curl_error = failure.curl_error .. (type(resp) == "table" and "status " .. type(resp.status)
+    .. (type(resp.status) == "number" and (" " .. tostring(resp.status)) or "") or "a " .. type(resp))
+  return failure
+end
+
+-- The bytes of what a transport's send raised that its failure keeps, as eip.body keeps of a
+-- server's message: more is cut, "..." at the end (Runner:clean redacts a secret cut there).
+local RAISED_MAX = 512
+
+--- The response that stands for what a transport's send raised (a transport of the caller's,
+-- which the contract says never raises: a bug, a module that failed to load): a failure of kind
+-- "other", not retried, whose request may have gone out (eip.could_have_acted says yes), its
+-- text what was raised (any value, nil too), cut to RAISED_MAX bytes and redacted as every
+-- transport's text is where the response is read (see map). The caller gets that request's
+-- eip error, never the raw value; a batch reports it on that id's entry and goes on.
+-- @param value what send raised
+-- @treturn table a failure response (see eip.transport)
+function M.raised(value)
+  local text = errors.text(value)
+  if #text > RAISED_MAX then text = sub(text, 1, RAISED_MAX) .. "..." end
+  local failure = contract_broken("the transport's send raised an error, which breaks")
+  failure.curl_error = failure.curl_error .. text
+  return failure
 end
 
 -- (what on_response is told of an answer whose reading raised something that is no eip error)
@@ -1562,7 +1589,14 @@ local function free_handles(self)
     self.multi_handle = false
     multi:close()
   end
-  self.transport:close()
+  -- A transport of the caller's whose close raises (the contract says it never does) fails
+  -- nothing: the client is closed all the same, and what it raised goes to the debug log. (pcall
+  -- on every Lua: close never raises, on Lua 5.1 inside a coroutine too.)
+  local transport = self.transport
+  local ok, why = pcall(transport.close, transport)
+  if not ok and self.log then
+    self.log("eip: the transport's close raised an error: " .. self:clean(errors.text(why)))
+  end
 end
 
 -- A call of the runner's now running on this coroutine (see Runner:counted): the coroutine,
@@ -1580,7 +1614,7 @@ local function left(self, co, ok, ...)
   local running_in = self.running_in
   local k = (running_in[co] or 1) - 1
   running_in[co] = k > 0 and k or nil
-  -- (what a transport of the caller's raises as it closes is not this call's failure: dropped)
+  -- (free_handles: what a transport of the caller's close raises goes to the log, not to this call)
   if self.closing and next(running_in) == nil then pcall(free_handles, self) end
   if not ok then error((...), 0) end
   return ...
@@ -1647,10 +1681,10 @@ local function general(self, op, cancel, abort, first, first_started)
     local answered = first -- (the lane's answer is the first request's only)
     first = false
     if request then
-      -- A transport that raises (a caller bug, a module that failed to load) must not keep the
-      -- signing place until its time is up; one that raises nil or false (nothing to tell a bug
-      -- by) broke the contract as one that returns nothing does: the request may have gone out.
-      local ok, resp = true, answered
+      -- What a transport of the caller's raises (a bug, a module that failed to load) is this
+      -- attempt's failure (M.raised), read as any answer is: its signing place given back, its
+      -- on_response told; the request may have gone out.
+      local resp = answered
       if answered then -- the lane's answer: its request was this one, sent when the lane started
         call.started = first_started
       elseif abort and abortable(self) then
@@ -1669,16 +1703,9 @@ local function general(self, op, cancel, abort, first, first_started)
         resp = resp or { status = 0, curl_code = 42, interrupted = true, elapsed = monotime() - t0,
           curl_error = "Aborted while in flight: the call's cancel said abort" }
       else
+        local ok
         ok, resp = yielding(transport.send, transport, request)
-      end
-      if not ok then
-        if resp ~= nil and resp ~= false then
-          release(self.provider, call)
-          M.forget(self, call)
-          spare(self, call)
-          error(resp, 0)
-        end
-        resp = nil -- (see well_formed)
+        if not ok then resp = M.raised(resp) end
       end
       action, value = call:response(resp, halt)
     else

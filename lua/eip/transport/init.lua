@@ -326,12 +326,15 @@
 -- @tparam request req the @{request}
 -- @treturn response the @{response}: an answer, or a failure its fields describe
 -- @raise a Lua error for a caller's bug only (a header line holding CR, LF or NUL, or without a
---   colon); never for anything a server or the network does
+--   colon); never for anything a server or the network does. (A transport given as the option
+--   `transport` that raises all the same fails that request: the client reads it as a failure
+--   @{response} of kind "other", curl_code 2, that may have been sent, its text what was raised.)
 
 --- Releases what the transport holds (libcurl's connection); a method of every transport.
 -- The transport is not used after it. Returns nothing.
 -- @function transport:close
--- @raise never
+-- @raise never (a transport given as the option `transport` whose close raises all the same:
+--   `client:close()` does not raise it, and writes it to the client's debug log)
 local M = {}
 
 --- The bounds a server may hit, in bytes (see the contract above).
