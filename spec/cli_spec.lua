@@ -1341,6 +1341,21 @@ describe("eip command", function()
       assert.is_nil(err:find("note: a client signing", 1, true))
     end)
 
+    -- Signed requests whose answers were lost stop the signing, and so the batch: the ids after
+    -- the one refused are NOT SENT, and the command says why (once without a word).
+    it("says when a batch stopped because signed requests in a row got no answer", function()
+      local ids = emu:create_bandwidths(5)
+      emu:inject{ method = "DELETE", action = "lose_answer", times = 3 }
+      local aksk = { OS_AUTH_TOKEN = false, HUAWEICLOUD_SDK_AK = emu.ak, HUAWEICLOUD_SDK_SK = emu.sk }
+      local code, out, err = run("delete-bandwidth --no-progress --concurrency 1 --max-attempts 1 "
+        .. table.concat(ids, " "), { env = aksk })
+      assert.equal(1, code, err)
+      assert.matches("\nNOT SENT +" .. ids[4]:gsub("%p", "%%%0") .. " +refused: unanswered", out)
+      assert.matches("\nNOT SENT +" .. ids[5]:gsub("%p", "%%%0") .. " +unanswered", out)
+      assert.matches("eip: stopped: signed requests (or logins) in a row got no answer", err, 1, true)
+      assert.equal(3, emu:stats().requests)
+    end)
+
     it("sends 8 deletes at once by default (the library's concurrency)", function()
       local ids = {}
       for i = 1, 20 do ids[i] = emu:create_bandwidth{ size = 1 } end

@@ -508,6 +508,26 @@ describe("safety", function()
       assert.equal(5, emu:stats().requests)
     end)
 
+    -- Signing stopped partway through a batch (answers lost: nothing more is signed) stops the
+    -- batch as a refused key does: the id refused ends so, those after it are not_sent, and the
+    -- summary says why.
+    it("a batch whose signing stopped says so: summary.stopped is \"unanswered\"", function()
+      local ids = create(7)
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[1]), status = 204 } -- (the probe passes)
+      emu:inject{ method = "DELETE", action = "lose_answer", times = 3 }
+      local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, max_attempts = 1 }
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 1 })
+      assert.same({ "unanswered", 1, 3, 3 }, { summary.stopped, summary.deleted, summary.failed, summary.not_sent })
+      for i = 2, 4 do assert.equal("transport", results[i].kind, i) end
+      assert.same({ "refused", "unanswered", true }, { results[5].kind, results[5].reason, results[5].not_sent })
+      for i = 6, 7 do
+        local r = results[i]
+        assert.same({ "not_sent", true, "unanswered", "refused", "unanswered" },
+          { r.kind, r.not_sent, r.stopped, r.cause.kind, r.cause.reason }, i)
+      end
+      assert.equal(4, emu:stats().requests)
+    end)
+
     -- Three signed requests in a row without an answer (an endpoint that hangs) and no refusal:
     -- nothing signed for a while (the gateway's count may stand at three), then one request,
     -- whose success clears the count; a request that never went out (a refused connection)
@@ -532,8 +552,8 @@ describe("safety", function()
         { held.kind, held.reason, held.not_sent, held.attempts or 0, eip.could_have_acted(held) })
       assert.matches("Nothing is signed for 300 s", tostring(held))
       assert.equal(3, emu:stats().requests)
-      local results = c:delete_bandwidths({ ids[3], ids[4] })
-      assert.same({ "refused", "refused" }, { results[1].kind, results[2].kind })
+      local results, summary = c:delete_bandwidths({ ids[3], ids[4] })
+      assert.same({ "refused", "not_sent", "unanswered" }, { results[1].kind, results[2].kind, summary.stopped })
       assert.equal(3, emu:stats().requests, "nothing sent while held")
       local core = require "eip.core"
       local monotime = core.monotime

@@ -341,8 +341,8 @@ end
 -- and its limit; `repeats` (id -> indices of its later occurrences, which get its result);
 -- `shared_bucket` (with a rate of the batch's own, set or adapted: the client's bucket, whose
 -- slot each request takes too); `stopped` (why no new request may start: { reason = "auth" |
--- "cancelled" | "aborted" | "project" | "throttled" | "unavailable", cause = the eip error, if
--- any }); `halt` (with a cancel: what its credentials step is given, see Run:cancel_heard),
+-- "unanswered" | "cancelled" | "aborted" | "project" | "throttled" | "unavailable", cause = the
+-- eip error, if any }); `halt` (with a cancel: what its credentials step is given, see Run:cancel_heard),
 -- `heard` (the answer that step heard, for poll_cancel) and `abort_done` (an abort acted on). A
 -- job is { index, id, call } (call: the pipeline's state of its delete).
 local Run = {}
@@ -383,7 +383,13 @@ function Run:finish(job, action, value)
   if action == "fail" then
     if not errors.is_error(value) then error(value, 0) end -- a bug, not an answer
     value.ok = false
-    if retry.halts(value) then self:stop("auth", value) end
+    if retry.halts(value) then
+      self:stop("auth", value)
+    elseif value.kind == "refused" and value.reason == "unanswered" then
+      -- The client signs (or logs in) no more: requests in a row went without an answer (see
+      -- eip.auth's "Answers lost"). Every id after this one would be refused alike.
+      self:stop("unanswered", value)
+    end
   end
   local stop = self:report(job.index, job.id, value)
   for _, i in ipairs(self.repeats[job.id] or {}) do

@@ -542,8 +542,10 @@ end
 --   the lowest it fell to (adaptive throttling halves it; with AK/SK at most 4; both nil when no
 --   id reached the queue: every id invalid, or the login or project lookup failed); `rate`
 --   the requests per second at the end (the rate set, or the one adaptive throttling chose; nil
---   with neither); `stopped` why the batch stopped ("auth", "cancelled", "aborted",
---   "project": the project id could not be looked up, and no id was sent, "throttled": a
+--   with neither); `stopped` why the batch stopped ("auth", "unanswered": the client stopped
+--   signing (AK/SK) or logging in (IAM) after requests in a row got no answer, the first id
+--   refused ends with that `refused` error and the ids after it are `not_sent`, "cancelled",
+--   "aborted", "project": the project id could not be looked up, and no id was sent, "throttled": a
 --   throttling answer asked not to come back within `retry_after_cap` seconds, by a longer
 --   Retry-After or a stated limit of one request per longer than that, or "unavailable": a
 --   server error the retry policy retries (a 5xx but 501 and 505) asked the same by a longer

@@ -147,6 +147,8 @@ end
 
 local STOP_REASONS = {
   auth = "stopped after an authentication failure",
+  unanswered = "stopped after signed requests (or logins) in a row got no answer: each may have been refused "
+    .. "unseen, and the client sends no more of them for now (see cause)",
   cancelled = "the batch was cancelled",
   aborted = "the batch was aborted",
   project = "the project id could not be looked up",
@@ -157,8 +159,8 @@ local STOP_REASONS = {
 }
 
 --- The entry of an id a batch never sent: kind "not_sent", `not_sent = true`, `stopped` (why:
--- "auth", "cancelled", "aborted", "project", "throttled", "unavailable") and `cause` (the eip error that stopped
--- it, if any).
+-- "auth", "unanswered", "cancelled", "aborted", "project", "throttled", "unavailable") and `cause` (the eip
+-- error that stopped it, if any).
 function M.not_sent(op, reason, cause)
   return new{
     kind = "not_sent", not_sent = true, stopped = reason, cause = cause, retryable = false,

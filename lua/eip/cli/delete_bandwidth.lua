@@ -155,6 +155,8 @@ end
 -- What stopped a batch or the drains, said after the summary (then how many ids were not sent).
 local STOPPED_LINES = {
   auth = "eip: stopped after an authentication failure",
+  unanswered = "eip: stopped: signed requests (or logins) in a row got no answer, each may have been refused "
+    .. "unseen, and the client sends no more of them for now (see the id refused)",
   throttled = "eip: stopped: the API throttles, and asked not to come back soon (a long Retry-After, or a limit "
     .. "of one request per longer)",
   unavailable = "eip: stopped: the service is unavailable, and asked not to come back soon (a server error "

@@ -47,7 +47,7 @@ local function plural(n, word)
 end
 
 -- Why an id was not sent, in a word or two.
-local NOT_SENT = { auth = "auth failed", cancelled = "interrupted", aborted = "interrupted",
+local NOT_SENT = { auth = "auth failed", unanswered = "unanswered", cancelled = "interrupted", aborted = "interrupted",
   delete_refused = "drain stopped", throttled = "throttled", unavailable = "unavailable", project = "no project" }
 
 -- What happened to a failed or unsent id, short: "409 VPC.0304", "timeout", "refused: dedicated".
