@@ -151,6 +151,15 @@ describe("list of failures", function()
 
   local lines = require("spec.support.assertions").lines
 
+  -- The columns a line of these specs takes on a terminal: a character each, two for a CJK one
+  -- (their UTF-8 starts with E3-E9), none for U+0301 (the one combining mark used here).
+  local function columns(l)
+    local _, more = l:gsub("[\128-\191]", "")
+    local _, wide = l:gsub("[\227-\233]", "")
+    local _, marks = l:gsub("\204\129", "")
+    return #l - more + wide - marks
+  end
+
   it("lays a short entry out as the result lines: id, status and code, attempts; the message below", function()
     local text = output.failures{ failed(UUID, { kind = "http", status = 409, code = "VPC.0304",
       reason = "Conflict", attempts = 1, message = "deleteBandwidth error. The shared bandwidth still has "
@@ -218,20 +227,46 @@ describe("list of failures", function()
   end)
 
   -- A Chinese message has no spaces: a word longer than a line is cut, and a cut inside a
-  -- character showed it as two replacement characters, on two lines.
-  it("cuts a word longer than a line between characters, never inside one", function()
+  -- character showed it as two replacement characters, on two lines. The lines are 80 columns
+  -- of the terminal (a Chinese character takes two), not 80 bytes: they were cut at 54 columns.
+  it("cuts a word longer than a line between characters, never inside one, at 80 columns", function()
     local message = string.rep("带宽对象不存在", 6) .. " " .. string.rep("é", 60)
     local o = failed(UUID, { kind = "http", status = 409, code = "VPC.0304", reason = "Conflict", attempts = 1,
       message = message })
     for _, text in ipairs{ output.failures{ o }, table.concat(output.detail_lines(o), "\n") } do
-      local pieces = {}
+      local pieces, widest = {}, 0
       for _, l in ipairs(lines(text)) do
         assert.is_true(valid(l), "not valid UTF-8: " .. l)
-        assert.is_true(#l <= 80, #l .. " bytes: " .. l)
+        assert.is_true(columns(l) <= 80, columns(l) .. " columns: " .. l)
+        widest = math.max(widest, columns(l))
         pieces[#pieces + 1] = l:match("^%s*(.-)$")
       end
-      assert.truthy(table.concat(pieces):find(message:gsub(" ", ""), 1, true), text)
+      assert.is_true(widest >= 79, "the widest line is " .. widest .. " columns:\n" .. text)
+      assert.truthy(table.concat(pieces):gsub(" ", ""):find(message:gsub(" ", ""), 1, true), text)
     end
+  end)
+
+  -- The columns of a result line and of a failure's entry are counted on the terminal: a
+  -- multibyte code shifted the notes and the time after it.
+  it("keeps the columns of a result line and an entry for multibyte text", function()
+    local o = failed(UUID, { kind = "http", status = 409, code = "带宽", attempts = 2, elapsed = 0.0003,
+      message = "x" })
+    local line = output.result_line(o, "text")
+    assert.equal(61, columns(line:match("^(.-)2 attempts")), line)
+    assert.equal(80, columns(line), line)
+    assert.matches("0%.3 ms$", line)
+    local entry = lines(output.failures{ o })[2]
+    assert.equal(54, columns(entry:match("^(.-)2 attempts")), entry)
+  end)
+
+  it("counts a combining mark as no column and a wide character as two", function()
+    local args = require "eip.cli.args"
+    assert.same({ 3, 1, 8, 2 }, { args.width("abc"), args.width("e\204\129"), args.width("共享带宽"),
+      args.width("\255x") })
+    assert.equal("[冻结    ] [    十]", args.aligned("[%-8s] [%6s]", "冻结", "十"))
+    -- a cut keeps whole characters, the marks after the last one, and at least one character
+    assert.same({ 6, 3, 4 }, { args.width_cut("共享带宽", 5), args.width_cut("共享带宽", 1),
+      args.width_cut("ae\204\129b", 2) })
   end)
 end)
 

@@ -2026,6 +2026,29 @@ describe("eip command", function()
       assert.truthy(has(out, "\nname\tok A 2K h\195\169 \228\184\173\n"), string.format("%q", out))
     end)
 
+    -- Columns are counted on the terminal, not in bytes: a Chinese status (4 columns, 6 bytes)
+    -- once pulled the name after it 2 columns to the left, and a server's EIP id in Chinese the
+    -- address after it. (A name is realistic in Chinese; the status and EIP id are what a
+    -- server may send.)
+    it("show-bandwidth and list-bandwidths keep their columns for Chinese text", function()
+      local bw = '{"id":"x","name":"\\u5171\\u4eab\\u5e26\\u5bbd","share_type":"WHOLE","status":"\\u51bb\\u7ed3",'
+        .. '"size":5,"publicip_info":[{"publicip_id":"\\u5f39\\u6027-1","publicip_address":"1.2.3.4",'
+        .. '"publicip_type":"5_bgp"}]}'
+      answer("list-bandwidths", bw)
+      local code, out = run("list-bandwidths")
+      assert.equal(0, code)
+      local header, row = out:match("^([^\n]*)\n([^\n]*)\n$")
+      assert.equal("ID" .. string.rep(" ", 37) .. "TYPE   MBIT/S  EIPS STATUS   NAME", header)
+      assert.equal("x" .. string.rep(" ", 38) .. "WHOLE       5     1 \229\134\187\231\187\147" .. string.rep(" ", 5)
+        .. "\229\133\177\228\186\171\229\184\166\229\174\189", row)
+      answer("show-bandwidth", bw)
+      code, out = run("show-bandwidth x")
+      assert.equal(0, code)
+      assert.matches("\n  EIP ID" .. string.rep(" ", 33) .. "ADDRESS" .. string.rep(" ", 10) .. "TYPE\n  "
+        .. "\229\188\185\230\128\167%-1" .. string.rep(" ", 33) .. "1%.2%.3%.4" .. string.rep(" ", 10) .. "5_bgp\n$",
+        out)
+    end)
+
     -- A server may echo the token in any field (or key) of its objects: every format prints
     -- them through the client's scrubbing, as errors are.
     it("show-bandwidth and list-bandwidths print no secret a server echoes, in every format", function()

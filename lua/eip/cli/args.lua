@@ -214,6 +214,93 @@ function M.utf8_cut(s, n)
   return cut
 end
 
+-- Code points a terminal shows in no column: combining marks (the general blocks: diacritics,
+-- their extensions and supplement, those for symbols, half marks), Hangul's medial vowels and
+-- final consonants, zero-width spaces and joiners, variation selectors. Those of a script's own
+-- block (Devanagari's, Arabic's, ...) count as 1: no table of them is carried.
+local ZERO_WIDTH = { { 0x0300, 0x036F }, { 0x1160, 0x11FF }, { 0x1AB0, 0x1AFF }, { 0x1DC0, 0x1DFF },
+  { 0x200B, 0x200F }, { 0x20D0, 0x20FF }, { 0xFE00, 0xFE0F }, { 0xFE20, 0xFE2F }, { 0xE0100, 0xE01EF } }
+-- Code points shown in two columns: East Asian wide and fullwidth ones (Hangul's initial
+-- consonants, CJK symbols and punctuation, kana, CJK ideographs and their extensions, Yi,
+-- Hangul syllables, compatibility and fullwidth forms) and the emoji blocks, as wcwidth counts them.
+local WIDE = { { 0x1100, 0x115F }, { 0x2E80, 0x303E }, { 0x3040, 0xA4CF }, { 0xAC00, 0xD7A3 }, { 0xF900, 0xFAFF },
+  { 0xFE10, 0xFE19 }, { 0xFE30, 0xFE6F }, { 0xFF00, 0xFF60 }, { 0xFFE0, 0xFFE6 }, { 0x1F300, 0x1F64F },
+  { 0x1F680, 0x1F6FF }, { 0x1F900, 0x1F9FF }, { 0x1FA70, 0x1FAFF }, { 0x20000, 0x2FFFD }, { 0x30000, 0x3FFFD } }
+
+local function within(ranges, cp)
+  for _, r in ipairs(ranges) do
+    if cp >= r[1] and cp <= r[2] then return true end
+  end
+  return false
+end
+
+-- The character of `s` at byte `i`: its length in bytes and the columns it takes. A byte that
+-- starts no well-formed sequence there is one character of one column (a terminal shows one
+-- replacement character for it).
+local function char_at(s, i)
+  local b = s:byte(i)
+  if b < 0xC2 or b > 0xF4 then return 1, 1 end
+  local n = b >= 0xF0 and 4 or b >= 0xE0 and 3 or 2
+  local cp = b % (b >= 0xF0 and 0x08 or b >= 0xE0 and 0x10 or 0x20)
+  for k = i + 1, i + n - 1 do
+    local c = s:byte(k)
+    if not continues(c) then return 1, 1 end
+    cp = cp * 64 + c - 0x80
+  end
+  if within(ZERO_WIDTH, cp) then return n, 0 end
+  return n, within(WIDE, cp) and 2 or 1
+end
+
+--- The columns `s` takes on a terminal: one per UTF-8 character, two for an East Asian wide one
+-- (a CJK ideograph: a Chinese bandwidth name), none for a combining mark; one per byte that is
+-- no UTF-8. (For text without control characters: what the command prints has none.)
+-- @tparam string s the text
+-- @treturn integer
+function M.width(s)
+  if not s:find("[\128-\255]") then return #s end
+  local i, columns = 1, 0
+  while i <= #s do
+    local n, w = char_at(s, i)
+    i, columns = i + n, columns + w
+  end
+  return columns
+end
+
+--- Where to cut `s` to at most `columns` columns (@{width}) between two characters, as
+-- @{utf8_cut} cuts bytes: the combining marks after the last character kept stay with it. At
+-- least its first character, even one wider than `columns` (a cut must move on).
+-- @tparam string s the text
+-- @tparam integer columns the most columns kept
+-- @treturn integer how many bytes to keep
+function M.width_cut(s, columns)
+  local i, used = 1, 0
+  while i <= #s do
+    local n, w = char_at(s, i)
+    if used + w > columns and i > 1 then break end
+    i, used = i + n, used + w
+  end
+  return i - 1
+end
+
+--- `string.format` for a format of `%s` conversions (`%-12s`: left-aligned in 12 columns;
+-- `%6s`: right-aligned) and `%%` only, whose widths are columns of the terminal (@{width}), not
+-- bytes: a Chinese name or status keeps the columns after it in place. A value wider than its
+-- column is not cut. Each value goes through `tostring`.
+-- @tparam string fmt the format
+-- @param ... the values
+-- @treturn string
+function M.aligned(fmt, ...)
+  local values, n = { ... }, 0
+  return (fmt:gsub("%%(%-?)(%d*)([s%%])", function(left, size, conversion)
+    if conversion == "%" then return "%" end
+    n = n + 1
+    local v = tostring(values[n])
+    local gap = (tonumber(size) or 0) - M.width(v)
+    if gap <= 0 then return v end
+    return left == "-" and v .. string.rep(" ", gap) or string.rep(" ", gap) .. v
+  end))
+end
+
 --- A word of the command line (an option's value, an argument) as a usage error quotes it: its
 -- first `max` bytes (20 by default; cut between two characters: @{utf8_cut}), or only its length
 -- when it holds an '@' (a proxy URL's `user:password@` typed where something else goes), and not

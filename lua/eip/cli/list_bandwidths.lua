@@ -47,9 +47,10 @@ function M.run(opts, argv)
   end
   client:close()
   if not ok then connection.reword(list, opts) end
+  -- (in columns of the terminal: a Chinese status keeps the name after it in its column)
   local row_format = "%-38s %-6s %6s %5s %-8s %s\n"
   if opts.output == "table" then
-    stdout:write(string.format(row_format, "ID", "TYPE", "MBIT/S", "EIPS", "STATUS", "NAME"))
+    stdout:write(args.aligned(row_format, "ID", "TYPE", "MBIT/S", "EIPS", "STATUS", "NAME"))
   end
   local shown = output.shown -- server text without its control characters; "-" for a wrong type
   for _, bw in ipairs(list) do
@@ -61,7 +62,7 @@ function M.run(opts, argv)
     elseif opts.output == "text" then
       stdout:write(table.concat({ id, share_type, size, n, status, name }, "\t"), "\n")
     else
-      stdout:write(string.format(row_format, id, share_type, size, n, status, name))
+      stdout:write(args.aligned(row_format, id, share_type, size, n, status, name))
     end
   end
   stdout:flush() -- the count comes after the list, also when both go to one pipe

@@ -29,6 +29,7 @@ local json = require "eip.cli.json"
 local M = {}
 
 local stderr = io.stderr
+local width, aligned = args.width, args.aligned
 
 --- The width result lines and the list of failures keep to.
 M.WIDTH = 80
@@ -117,11 +118,12 @@ local function columns(o)
 end
 
 -- Lays the columns out: word, id and what happened at fixed widths, the notes after them, the
--- time against the right edge (WIDTH); when that cannot fit, with single spaces.
+-- time against the right edge (WIDTH); when that cannot fit, with single spaces. Widths are
+-- columns of the terminal (args.width), not bytes.
 local function layout(word, id, what, notes, time)
-  local head = string.format("%-8s %-36s  %-12s", word, id, what)
+  local head = aligned("%-8s %-36s  %-12s", word, id, what)
   if notes ~= "" then head = head .. "  " .. notes end
-  local gap = M.WIDTH - #head - #time
+  local gap = M.WIDTH - width(head) - width(time)
   if gap >= 2 then return (head .. string.rep(" ", gap) .. time):gsub("%s+$", "") end
   local line = table.concat({ string.format("%-8s", word), id, what, notes, time }, " "):gsub("%s+", " ")
   return (line:gsub("%s+$", ""))
@@ -186,19 +188,19 @@ function M.result_header()
   return layout("RESULT", "ID", "STATUS", "NOTES", "TIME")
 end
 
--- `text` cut into lines of at most `width` characters (at spaces when it can), each after `indent`.
-local function wrap(text, indent, width)
+-- `text` cut into lines of at most `most` columns (at spaces when it can), each after `indent`.
+local function wrap(text, indent, most)
   local lines, line = {}, ""
+  local room = most - width(indent)
   for word in tostring(text):gsub("[%c]+", " "):gmatch("%S+") do
-    while #indent + #word > width do -- a word longer than a line: cut it
+    while width(word) > room do -- a word longer than a line (Chinese text has no spaces): cut it
       if line ~= "" then lines[#lines + 1], line = indent .. line, "" end
-      local room = width - #indent
-      local cut = args.utf8_cut(word, room) -- (between two characters, not inside one)
+      local cut = args.width_cut(word, room) -- (between two characters, not inside one)
       lines[#lines + 1], word = indent .. word:sub(1, cut), word:sub(cut + 1)
     end
     if line == "" then
       line = word
-    elseif #indent + #line + 1 + #word <= width then
+    elseif width(line) + 1 + width(word) <= room then
       line = line .. " " .. word
     else
       lines[#lines + 1], line = indent .. line, word
@@ -242,8 +244,8 @@ end
 -- note such as "2 attempts" stays whole), a note longer than a line at its spaces. No word is
 -- lost; the id, never broken, may alone exceed WIDTH.
 local function failure_head(id, what, notes)
-  local line = (string.format("  %-36s  %-12s  %s", id, what, notes):gsub("%s+$", ""))
-  if #line <= M.WIDTH then return { line } end
+  local line = (aligned("  %-36s  %-12s  %s", id, what, notes):gsub("%s+$", ""))
+  if width(line) <= M.WIDTH then return { line } end
   -- Each piece, with the column it starts after on the first line and what goes before it.
   local pieces = { { what, 38, "  " } }
   for note in notes:gmatch("[^,]+,?") do
@@ -254,8 +256,8 @@ local function failure_head(id, what, notes)
   line = "  " .. id
   for _, p in ipairs(pieces) do
     local text, column, before = p[1], p[2], p[3]
-    local longer = line .. (on_first and string.rep(" ", column - #line) or "") .. before .. text
-    if #longer <= M.WIDTH then
+    local longer = line .. (on_first and string.rep(" ", column - width(line)) or "") .. before .. text
+    if width(longer) <= M.WIDTH then
       line = longer
     else
       local wrapped = wrap(text, "    ", M.WIDTH)

@@ -74,10 +74,11 @@ function M.run(opts, argv)
       stdout:write(string.format(text and "%s\t%s\n" or "%-12s %s\n", r[1], (r[3] or output.shown)(r[2])))
     end
   end
+  -- (in columns of the terminal, not bytes: a server's EIP id in Chinese keeps the address in its column)
   local eip_format = text and "eip\t%s\t%s\t%s\n" or "  %-38s %-16s %s\n"
-  if not text and #eips > 0 then stdout:write(string.format(eip_format, "EIP ID", "ADDRESS", "TYPE")) end
+  if not text and #eips > 0 then stdout:write(args.aligned(eip_format, "EIP ID", "ADDRESS", "TYPE")) end
   for _, ip in ipairs(eips) do
-    stdout:write(string.format(eip_format, output.shown(ip.publicip_id),
+    stdout:write(args.aligned(eip_format, output.shown(ip.publicip_id),
       output.shown(ip.publicip_address, false) or output.shown(ip.publicipv6_address),
       output.shown(ip.publicip_type, "")))
   end
