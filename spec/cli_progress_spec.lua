@@ -17,7 +17,7 @@ describe("progress line", function()
     local bar = new(5)
     bar:tick()
     now = now + progress.DELAY - 0.01
-    bar:step(false)
+    bar:step("deleted")
     bar:above(function() end)
     bar:tick()
     bar:finish()
@@ -44,7 +44,7 @@ describe("progress line", function()
     now = now + 2
     bar:tick()
     local order = {}
-    bar:step(true)
+    bar:step("failed")
     bar:above(function() order[#order + 1] = "result line" end)
     assert.equal("\r\27[K\27[?7h", written[2])
     assert.same({ "result line" }, order)
@@ -70,7 +70,7 @@ describe("progress line", function()
     now = now + 2
     bar:tick()
     written[1] = written[1]:sub(1, 12)
-    bar:step(false)
+    bar:step("deleted")
     bar:above(function() assert.is_true(wrap_on(table.concat(written)), "a result line with wrap off") end)
     written[#written] = written[#written]:sub(1, 12)
     bar:finish()
@@ -83,7 +83,7 @@ describe("progress line", function()
       write = function(s) written[#written + 1] = s end, columns = function() return 80 end })
     now = now + 2
     bar:tick()
-    bar:step(false)
+    bar:step("deleted")
     bar:above(function() end)
     assert.equal(1, #written) -- no erasing and redrawing around each result
   end)
@@ -101,6 +101,21 @@ describe("progress line", function()
     assert.matches("^500/1000", tiny)
   end)
 
+  -- Ids not sent (Ctrl-C, a stop after an authentication failure) were counted as failed: the
+  -- line said "3 failed" where the summary says "1 failed, 2 not sent".
+  it("counts the ids not sent apart from the failed, as the summary does", function()
+    local bar = new(10)
+    now = now + 2
+    bar:step("deleted")
+    bar:step("failed")
+    bar:step("missing")
+    assert.matches("  1 failed  0:02  ", bar:text(now, 80))
+    bar:step("not_sent")
+    bar:step("not_sent")
+    assert.equal("[############............]  5/10  50%  2.5/s  1 failed  2 not sent  0:02  ~0:02 left",
+      bar:text(now, 100))
+  end)
+
   it("is drawn only where the terminal's type is known and not dumb", function()
     assert.is_true(progress.can_draw("xterm-256color"))
     assert.is_false(progress.can_draw("dumb"))
@@ -111,7 +126,7 @@ describe("progress line", function()
     local bar = new(10, false)
     now = now + 5
     bar:tick()
-    bar:step(true)
+    bar:step("failed")
     bar:above(function() end)
     bar:finish()
     assert.same({}, written)

@@ -500,7 +500,7 @@ function M.run(opts, argv, ctx)
     if o.outcome == "not_sent" and o.err.kind == "credentials" then
       unrenewed, unrenewed_count = o.err, unrenewed_count + 1
     end
-    bar:step(o.outcome == "failed" or o.outcome == "not_sent")
+    bar:step(o.outcome)
     bar:above(function() print_outcome(o, opts, client, bar) end)
   end, function() bar:tick() end)
   -- (Signals stay caught, and SIGPIPE ignored, until eip.cli's main returns: the summary below

@@ -3,6 +3,9 @@
 --
 --   [##########..............]  35/60  58%  12.3/s  2 failed  0:03  ~0:02 left
 --
+-- Ids not sent (after Ctrl-C, an authentication failure, ...) are not counted as failed: as the
+-- summary does, the line counts them apart (`2 failed  5 not sent`) once there are any.
+--
 -- It shows only once the batch has run for `DELAY` seconds (short runs never see it), is
 -- redrawn every `INTERVAL` seconds (`tick`, which the batch's cancel function calls at least
 -- that often) and after each result line (`above`), and never gets wider than the terminal.
@@ -82,12 +85,12 @@ Progress.__index = Progress
 -- lines go to the same terminal: the line is erased before each and drawn again after it),
 -- and for tests `clock` (seconds, default core.monotime), `write` (function(text), default
 -- stderr), `columns` (function() -> width, default `M.columns`)
--- @return the line: `tick()`, `step(failed)`, `above(fn)`, `finish()`, `text(now)`
+-- @return the line: `tick()`, `step(outcome)`, `above(fn)`, `finish()`, `text(now)`
 function M.new(total, opts)
   opts = opts or {}
   local now = opts.clock or core.monotime
   local self = setmetatable({
-    total = total, done = 0, failed = 0, enabled = opts.enabled, on_terminal = opts.results_on_terminal,
+    total = total, done = 0, failed = 0, not_sent = 0, enabled = opts.enabled, on_terminal = opts.results_on_terminal,
     now = now, started = now(), drawn_at = nil, shown = false, width = nil, width_at = nil,
     write = opts.write or function(s) stderr:write(s); stderr:flush() end,
     columns = opts.columns or M.columns,
@@ -107,8 +110,9 @@ function Progress:text(now, width)
     string.format("%d%%", self.total > 0 and math.floor(100 * self.done / self.total) or 100),
     string.format("%.1f/s", rate),
     string.format("%d failed", self.failed),
-    clock(elapsed),
   }
+  if self.not_sent > 0 then parts[#parts + 1] = string.format("%d not sent", self.not_sent) end
+  parts[#parts + 1] = clock(elapsed)
   if self.done > 0 and self.done < self.total then
     parts[#parts + 1] = "~" .. clock((self.total - self.done) / rate) .. " left"
   end
@@ -143,11 +147,12 @@ function Progress:tick()
   self:draw(now)
 end
 
---- One more result (`failed`: it is a failure).
--- @tparam boolean failed
-function Progress:step(failed)
+--- One more result.
+-- @tparam string outcome what happened to the id: "deleted", "missing", "failed" or "not_sent"
+function Progress:step(outcome)
   self.done = self.done + 1
-  if failed then self.failed = self.failed + 1 end
+  if outcome == "failed" then self.failed = self.failed + 1 end
+  if outcome == "not_sent" then self.not_sent = self.not_sent + 1 end
 end
 
 --- Runs `fn`, which writes whole lines to the terminal, with the line out of their way: erased
