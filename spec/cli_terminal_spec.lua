@@ -343,7 +343,8 @@ describe("eip command in a terminal", function()
   end)
 
   -- The answer ended without a newline (Ctrl-D, Ctrl-C): what comes next starts on a line of its
-  -- own, not after "Type yes to go on: ".
+  -- own, not after "Type yes to go on: ". Ctrl-C is an interruption, as during the drain's show
+  -- (exit 130): it once read as the user's refusal, "refused: not_confirmed".
   for _, key in ipairs{ "C-d", "C-c" } do
     it("--drain answered with " .. key .. " leaves the question on a line of its own", function()
       local id = emu:create_bandwidth{ size = 10, publicip_ids = { "eip-1" } }
@@ -355,6 +356,13 @@ describe("eip command in a terminal", function()
       assert.matches("\nFAILED +" .. id:gsub("%p", "%%%0"), screen)
       assert.is_nil(screen:find("go on: %^?C?FAILED"), screen)
       assert.equal(1, #emu:get_bandwidth(id).publicip_info)
+      if key == "C-c" then
+        assert.matches("FAILED +" .. id:gsub("%p", "%%%0") .. " +interrupted +0/1 moved", screen)
+        assert.matches("interrupted at the confirmation: nothing was moved or deleted", screen)
+        assert.is_nil(screen:find("not_confirmed", 1, true), screen)
+      else
+        assert.matches("refused: not_confirmed", screen)
+      end
     end)
   end
 

@@ -913,6 +913,22 @@ describe("safety", function()
         confirm = function() return true end })
       assert.is_true(res.deleted)
     end)
+
+    -- Ctrl-C at the eip command's question ends the read of the answer: not a "no" of the user's
+    -- (refused, not_confirmed), but an interruption, as a cancel after the show.
+    it("a confirm that does not approve while cancel says stop is interrupted, not refused", function()
+      local id = emu:create_bandwidth{ size = 10, publicip_ids = { "eip-1", "eip-2" } }
+      local stop = false
+      emu:reset_counters()
+      local c = fx.client()
+      local err = raised(c.drain_and_delete_bandwidth, c, id, { charge_mode = "traffic", size = 2,
+        cancel = function() return stop end, confirm = function() stop = true; return nil end })
+      assert.same({ "interrupted", true, "show", {}, { "eip-1", "eip-2" } },
+        { err.kind, err.cancelled, err.stage, err.moved, err.not_moved })
+      assert.matches("interrupted at the confirmation: nothing was moved or deleted", err.message, 1, true)
+      assert.equal(1, api_requests())
+      assert.equal(2, #emu:get_bandwidth(id).publicip_info)
+    end)
   end)
 
   describe("repeated, cancelled and awaited work", function()

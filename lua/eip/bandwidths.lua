@@ -678,7 +678,8 @@ end
 
 --- Show (the plan), confirm, remove every EIP, delete. A bandwidth that must not be drained is
 -- refused (kind "refused") after the show and before anything changes; so is one whose plan
--- `terms.confirm(plan)` does not approve. Failures after the show carry `moved` and `not_moved`
+-- `terms.confirm(plan)` does not approve (interrupted when `terms.cancel` says stop by then).
+-- Failures after the show carry `moved` and `not_moved`
 -- (EIP ids) and `stage` ("show", "remove" or "delete"). A delete answered 409 is followed by one
 -- GET (best effort, not sent once `cancel` says stop; the error stays the delete's): an EIP it
 -- lists that the drain did not move is in `not_moved` and sets `changed = true` (false when it
@@ -707,9 +708,22 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok, deadline_at)
   local plan, missing = read_plan(1)
   if not plan then return missing end
   local requests = 1
-  -- Only true approves: a prompt's answer ("n", "no", 0) or a confirm that raises does not.
+  local cancel = terms.cancel
+  local delete = ops.delete_bandwidth(project, bandwidth_id, missing_ok)
+  -- `cancel` said stop after the show (Ctrl-C, at the question too): nothing more is sent.
+  local function interrupted_after_show(when)
+    local held = #plan.eips
+    local next_op = held > 0 and ops.remove_eips(project, bandwidth_id, {}, terms.charge_mode, terms.size) or delete
+    error(stopped_by_cancel(next_op, "show", string.format("interrupted %s: nothing was moved or deleted (%d EIP(s) "
+      .. "stay in the bandwidth; %s sent)", when, held, requests == 1 and "one GET was" or requests .. " GETs were"),
+      bandwidth_id, {}, ids_of(plan.eips, 1, held)), 0)
+  end
+  -- Only true approves: a prompt's answer ("n", "no", 0) or a confirm that raises does not. One
+  -- that did not approve because `cancel` says stop meanwhile (Ctrl-C at the question, which
+  -- ends the read of the answer) was interrupted, as after the show: nobody said no.
   if terms.confirm then
     if errors.guarded(terms.confirm, runner.log, "confirm", false)(plan) ~= true then
+      if cancel and cancel() then interrupted_after_show("at the confirmation") end
       error(at_show(errors.refused("not_confirmed", bandwidth_id .. " was not drained: the plan was not "
         .. "confirmed (one GET was sent; nothing changed)"), bandwidth_id), 0)
     end
@@ -728,17 +742,10 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok, deadline_at)
     end
     plan = again
   end
-  local cancel = terms.cancel
   local removed = {}
-  local delete = ops.delete_bandwidth(project, bandwidth_id, missing_ok)
   local held = #plan.eips
-  if cancel and cancel() then -- after the show: the next request would be the first remove (or the delete)
-    local next_op = held > 0 and ops.remove_eips(project, bandwidth_id, {}, terms.charge_mode, terms.size) or delete
-    error(stopped_by_cancel(next_op, "show", string.format("interrupted after the show: nothing was moved or "
-      .. "deleted (%d EIP(s) stay in the bandwidth; %s sent)", held, requests == 1 and "one GET was"
-      or requests .. " GETs were"), bandwidth_id, {},
-      ids_of(plan.eips, 1, held)), 0)
-  end
+  -- (after the show: the next request would be the first remove, or the delete)
+  if cancel and cancel() then interrupted_after_show("after the show") end
   if held > 0 then
     local rok, summary = pcall(M.remove, runner, project, bandwidth_id, plan.eips, terms, true)
     if not rok then
