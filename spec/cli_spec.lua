@@ -1104,6 +1104,23 @@ describe("eip command", function()
       assert.is_true(line.waited >= 2 and line.elapsed < line.waited, out)
     end)
 
+    -- A remove call whose answer was lost is checked with a GET (its EIPs left: done): that GET
+    -- went out too, and `requests` once left it out (3 calls said, 4 sent).
+    it("--drain's requests count the GET that checked a failed remove call", function()
+      local a = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-a", "eip-b" } }
+      emu:inject{ method = "POST", path = "/remove$", action = "lose_answer" }
+      emu:reset_counters()
+      local code, out, err = run("delete-bandwidth --json --max-attempts 1 " .. DRAIN_YES .. " " .. a)
+      assert.equal(0, code, err)
+      local line = cjson.decode(out)
+      assert.same({ "deleted", 4, { "eip-a", "eip-b" } }, { line.result, line.requests, line.removed })
+      local methods = {}
+      for _, r in ipairs(emu:requests()) do
+        if not r.uri:find("^/__emulator") then methods[#methods + 1] = r.method end
+      end
+      assert.same({ "GET", "POST", "GET", "DELETE" }, methods)
+    end)
+
     it("--force points to --drain; --drain needs --yes without a terminal, and --yes the terms", function()
       local a = emu:create_bandwidth{ size = 5, publicip_ids = { "eip-a" } }
       emu:reset_counters()

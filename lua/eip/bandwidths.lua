@@ -366,7 +366,8 @@ end
 -- sent, not even the verifying GET, and the error (kind "interrupted") says what moved; a batch
 -- stopped after an attempt that may have acted unanswered is `uncertain`. `deadline_at`: the
 -- first batch's deadline (core.monotime) when the call began before it (a first call's project
--- look-up).
+-- look-up). The summary's `requests` counts the calls sent: each remove call and each checking
+-- GET, once each, whatever its attempts.
 function M.remove(runner, project, bandwidth_id, entries, terms, known, deadline_at)
   local per = M.MAX_EIPS_PER_CALL
   local batches = math.ceil(#entries / per) -- no // : this module also runs on LuaJIT
@@ -427,6 +428,7 @@ function M.remove(runner, project, bandwidth_id, entries, terms, known, deadline
         -- answer, a 5xx, a 2xx that is no 204 such as 202 Accepted, or an earlier attempt unanswered)
         moved, kept, uncertain = settle(runner, project, bandwidth_id, ids, not known,
           errors.may_have_acted(err) or err.earlier_unanswered == true, cancel)
+        summary.requests = summary.requests + 1 -- (the checking GET: one that failed ends the drain)
       else
         -- The request never reached the service, or was throttled (429) before it was carried
         -- out, and no attempt before went unanswered: nothing moved.

@@ -742,7 +742,9 @@ end
 --   `{ done, total, batch, batches }`; an error it raises stops the removal, raised as an eip
 --   error (its own when it is one, else kind `interrupted` with `cause`) carrying `moved`,
 --   `not_moved` and `stage = "remove"`
--- @treturn table `{ ok = true, bandwidth_id, removed = {ids}, requests, request_ids, attempts, elapsed }`
+-- @treturn table `{ ok = true, bandwidth_id, removed = {ids}, requests, request_ids, attempts, elapsed }`;
+--   `requests` counts the calls sent, each once whatever its retries: the remove calls and the GETs
+--   that checked a failed one
 -- @raise an @{eip.error} (usage, nothing sent: a bad id or option, `eip_ids` not such a list;
 --   otherwise with `moved`, `not_moved`, `uncertain`, `stage = "remove"`)
 function Client:remove_eips_from_bandwidth(bandwidth_id, eip_ids, opts)
@@ -804,7 +806,9 @@ end
 --   `interrupted` (`cancelled = true`)
 --   with `stage`, `moved`, `not_moved` and `uncertain` (a remove call stopped after an attempt
 --   without an answer); during `wait`, as when the wait ends otherwise (`deleted = true`)
--- @treturn table the delete's result plus `removed` (EIP ids moved out) and `requests`
+-- @treturn table the delete's result plus `removed` (EIP ids moved out) and `requests`: the
+--   calls sent, each once whatever its retries (the show, two with `confirm`; the remove calls and
+--   the GETs that checked a failed one; the delete), not the reads of `wait`
 -- @raise an @{eip.error} carrying `stage` ("show", "remove" or "delete"), `moved` and `not_moved`
 --   (an EIP id the show lists that is not an id or holds a credential, or a `billing_info` that is
 --   neither a string nor none: an `http` error, "Unusable Answer", stage "show", nothing moved);
