@@ -168,24 +168,39 @@ describe("eip command in a terminal", function()
     assert.matches("5 bandwidth%(s%): 5 deleted", term:screen())
   end)
 
-  -- stdout a pipe whose reader goes away while the line is drawn on stderr's terminal: the
-  -- message and the results that go to stderr from then on start on a line of their own (they
-  -- once followed the line's text, which stayed on the screen).
-  it("erases the progress line before results go to stderr once stdout's reader is gone #once", function()
+  -- stdout that fails (a full disk) while the line is drawn on stderr's terminal: the message
+  -- and the results that go to stderr from then on start on a line of their own (they once
+  -- followed the line's text, which stayed on the screen). (A pipe's reader that goes away is
+  -- one such failure, but with stdout a pipe no line is drawn: see below.)
+  it("erases the progress line before results go to stderr once stdout fails #once", function()
     local ids = create(14)
-    emu:inject{ method = "DELETE", action = "slow", delay = 0.3, times = -1 }
-    -- (the reader goes 1.5 s after the first result, however late it started: the line is
-    -- drawn by then, and results are still to come)
-    local t = start("delete-bandwidth --concurrency 1 " .. table.concat(ids, " ")
-      .. " | (head -c 1 >/dev/null; sleep 1.5)", { 160, 40 })
+    -- (the first result, the first write, after the line was drawn)
+    emu:inject{ method = "DELETE", action = "slow", delay = 1.3 }
+    local t = start("delete-bandwidth --concurrency 1 " .. table.concat(ids, " ") .. " >/dev/full", { 160, 40 })
     t:wait_for("cannot write to stdout", 20)
     t:wait_exit(20)
     local seen = 0
     for _, l in ipairs(lines_of(t:screen())) do
-      assert.is_nil(l:find("%]  %d+/14  .*%S.*eip: ") or l:find("left.+%S"), "glued to the line: " .. l)
+      assert.is_nil(l:find("%]  %d+/14  .*%S.*eip: ") or l:find("~[%d:]+ left.+%S"), "glued to the line: " .. l)
       if l:find("^eip: cannot write to stdout") then seen = seen + 1 end
     end
     assert.equal(1, seen, t:screen())
+  end)
+
+  -- stdout a pipe to a reader that writes to the terminal (`| tee log`): the reader's lines came
+  -- in the middle of the progress line ("... ~0:01 leftdeleted ..."), which no erasing of ours
+  -- can keep out of their way (the reader writes when it reads). No line is drawn then.
+  it("draws no progress line when stdout is a pipe, whose reader's lines would land in it #once", function()
+    local ids = create(7)
+    emu:inject{ method = "DELETE", action = "slow", delay = 0.2, times = -1 }
+    local t = start("delete-bandwidth --concurrency 1 " .. table.concat(ids, " ") .. " | tee /dev/null", { 100, 40 })
+    assert.equal(0, t:wait_exit(20))
+    local screen, results = t:screen(), 0
+    for _, l in ipairs(lines_of(screen)) do
+      assert.is_nil(l:find("%[[#.]+%]  %d+/7"), "the progress line: " .. l)
+      if l:find("^deleted  %S+  204 +%d+ ms$") then results = results + 1 end
+    end
+    assert.equal(7, results, screen)
   end)
 
   it("Ctrl-C stops sending, lets what is in flight finish, prints the summary and exits 130", function()

@@ -453,8 +453,9 @@ end
 -- @tparam table opts the parsed options
 -- @tparam {string,...} argv the ids (or "-")
 -- @tparam table ctx `terminal`: stderr is a terminal; `stdout_terminal`: stdout is one;
---   `stdin_closed`: the command was started with stdin closed; `can_draw`: the terminal takes
---   the progress line's escape sequences (not TERM=dumb)
+--   `stdout_pipe`: stdout is a pipe while stderr is a terminal; `stdin_closed`: the command was
+--   started with stdin closed; `can_draw`: the terminal takes the progress line's escape
+--   sequences (not TERM=dumb)
 -- @treturn boolean|integer true when every id was deleted (or missing, with `--missing-ok`),
 --   130 when interrupted
 function M.run(opts, argv, ctx)
@@ -482,8 +483,11 @@ function M.run(opts, argv, ctx)
     stderr:write(string.format("eip: note: a client signing with AK/SK keeps at most %d requests in flight; "
       .. "--concurrency %d runs as %d\n", SIGNED_MAX, opts.concurrency, SIGNED_MAX))
   end
+  -- No progress line when stdout is a pipe (`| tee log`): its reader writes the result lines to the
+  -- terminal whenever it reads them, in the middle of the line as often as not, and no erasing
+  -- before a write of ours can keep out of the way of its writes.
   local bar = progress.new(#ids, { enabled = ctx.terminal and ctx.can_draw and not opts.no_progress and not opts.drain
-    and not opts.debug and #ids > 1, results_on_terminal = ctx.stdout_terminal })
+    and not opts.debug and not ctx.stdout_pipe and #ids > 1, results_on_terminal = ctx.stdout_terminal })
   local counts, failed = { deleted = 0, missing = 0, failed = 0, not_sent = 0, uncertain = 0 }, {}
   local missing_from -- the project the missing ones are missing from
   -- Ids not sent because the credentials could not be renewed (kind "credentials": the batch

@@ -194,6 +194,8 @@ function M.main(argv)
   end
   local ctx = { terminal = progress.stderr_is_terminal(), stdout_terminal = progress.is_terminal(1),
     stdin_closed = stdin_closed, can_draw = progress.can_draw() }
+  -- (asked only where it matters: the progress line is drawn on stderr's terminal)
+  ctx.stdout_pipe = ctx.terminal and not ctx.stdout_terminal and progress.is_pipe(1)
   -- The environment's credentials, known before any argument is read: no usage error quotes one.
   -- (Kept here: the registry holds its tables weakly.)
   M.environment_secrets = connection.known_secrets()

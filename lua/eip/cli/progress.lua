@@ -39,6 +39,14 @@ function M.is_terminal(fd)
   return shell_ok("test -t " .. (fd == 1 and 1 or 2))
 end
 
+--- Is file descriptor `fd` (1 or 2) a pipe (`| tee log`, `| grep`)? Its reader writes what it
+-- reads when it reads it: to the terminal, it may be in the middle of the progress line.
+-- @tparam integer fd 1 (stdout) or 2 (stderr)
+-- @treturn boolean
+function M.is_pipe(fd)
+  return shell_ok("test -p /dev/fd/" .. (fd == 1 and 1 or 2))
+end
+
 --- Is stderr a terminal?
 -- @treturn boolean
 function M.stderr_is_terminal()
