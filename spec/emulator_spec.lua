@@ -296,6 +296,7 @@ describe("EIP emulator #once", function()
       local target = full:create_bandwidth{ size = 20, publicip_ids = ids }
       local per = full:create_bandwidth{ size = 5, share_type = "PER", publicip_ids = { "eip-p" } }
       full:set_knobs{ throttle_rate = 1000 } -- each second's window is a key to write
+      full:inject{ path = "^/injected$", status = 418, body = "teapot", times = 2 }
       local function fill(sizes)
         for _, n in ipairs(sizes) do
           repeat
@@ -327,6 +328,22 @@ describe("EIP emulator #once", function()
       until resp.status ~= 200
       assert.equal(507, resp.status, resp.body:sub(1, 200))
       assert.equal("EMU.0507", cjson.decode(resp.body).code)
+      -- a rule it has no room for is refused, and those queued stay (they were all dropped: the
+      -- test that had injected them saw normal answers); so do the tokens a new set replaces
+      local function control(method, route, body)
+        return assert(emulator.http{ port = full.port, method = method, path = "/__emulator/" .. route,
+          body = cjson.encode(body) })
+      end
+      resp = control("POST", "inject", { path = "^/other$", status = 503, body = ("x"):rep(5000) })
+      assert.equal(507, resp.status, resp.body:sub(1, 200))
+      assert.matches("store is full", cjson.decode(resp.body).error)
+      assert.equal(1, full:stats().pending_injections)
+      for _ = 1, 2 do
+        assert.equal(418, assert(emulator.http{ port = full.port, path = "/injected" }).status)
+      end
+      assert.equal(0, full:stats().pending_injections)
+      resp = control("PUT", "tokens", { tokens = { [full.token] = full.project_id, more = ("t"):rep(5000) } })
+      assert.equal(507, resp.status, resp.body:sub(1, 200))
       before = full:stats().bandwidths
       assert_full(call("POST", v2(), { bandwidth = { name = "x", size = 10 } }, nil, full.port))
       assert.equal(before, full:stats().bandwidths)
@@ -1406,5 +1423,127 @@ describe("EIP emulator #once", function()
       assert.equal("/n/6", log[1].uri)
       assert.equal("/n/205", log[200].uri)
     end)
+  end)
+end)
+
+-- The store and the fault injection's queue, in this process, against a stand-in for nginx's
+-- shared dict that is full as nginx's is (lua-nginx-module's ngx_http_lua_ffi_shdict_store): a
+-- write of a value of the old one's size reuses its place, an incr changes a number in place,
+-- and any other write frees the old value first, then finds room only where a value of the new
+-- one's size was freed ("no memory"; safe_set never evicts).
+describe("emulator store in a full shared dict #once", function()
+  local MODULES = { "eip.emulator.server.store", "eip.emulator.server.inject" }
+  local store, inject, dict, saved_ngx
+
+  local function size_of(v) return type(v) == "string" and #v or type(v) end
+
+  local function full_dict()
+    local items, room, d = {}, {}, { full = false }
+    function d.get(_, k) return items[k] end
+    function d.ttl() return 0 end
+    function d.get_keys()
+      local keys = {}
+      for k in pairs(items) do keys[#keys + 1] = k end
+      return keys
+    end
+    function d:delete(k)
+      if items[k] ~= nil and self.full then room[size_of(items[k])] = (room[size_of(items[k])] or 0) + 1 end
+      items[k] = nil
+    end
+    function d.flush_expired() end
+    function d:safe_set(k, v)
+      if items[k] ~= nil and size_of(items[k]) == size_of(v) then
+        items[k] = v
+        return true
+      end
+      self:delete(k)
+      if self.full then
+        if (room[size_of(v)] or 0) == 0 then return false, "no memory" end
+        room[size_of(v)] = room[size_of(v)] - 1
+      end
+      items[k] = v
+      return true
+    end
+    function d:safe_add(k, v)
+      if items[k] ~= nil then return false, "exists" end
+      return self:safe_set(k, v)
+    end
+    function d.incr(_, k, by)
+      if type(items[k]) ~= "number" then return nil, "not found" end
+      items[k] = items[k] + by
+      return items[k]
+    end
+    return d
+  end
+
+  before_each(function()
+    dict = full_dict()
+    saved_ngx = rawget(_G, "ngx")
+    rawset(_G, "ngx", { shared = { emulator = dict }, now = os.time, log = function() end, ERR = 4 })
+    for _, name in ipairs(MODULES) do package.loaded[name] = nil end
+    store, inject = require(MODULES[1]), require(MODULES[2])
+  end)
+
+  after_each(function()
+    for _, name in ipairs(MODULES) do package.loaded[name] = nil end
+    rawset(_G, "ngx", saved_ngx)
+  end)
+
+  local function queue(rule)
+    return inject.add(assert(inject.validate(rule)))
+  end
+
+  local function paths()
+    local out = {}
+    for i, rule in ipairs(store.get_rules()) do out[i] = ("%sx%d"):format(rule.path, rule.times) end
+    return out
+  end
+
+  -- The queue was one value rewritten at each take: one that shrank lost every rule in it.
+  it("takes each queued rule as often as it says, never losing or repeating one", function()
+    queue{ path = "^/a$", status = 418, times = 2 }
+    queue{ path = "^/b$", status = 419, body = { code = "VPC.0302" } }
+    queue{ path = "^/c$", status = 420, times = -1 }
+    dict.full = true
+    assert.equal(418, inject.take("GET", "/a", "gateway", "api").status)
+    assert.same({ "^/a$x1", "^/b$x1", "^/c$x-1" }, paths())
+    assert.equal(418, inject.take("GET", "/a", "gateway", "api").status)
+    assert.is_nil(inject.take("GET", "/a", "gateway", "api"))
+    assert.is_nil(inject.take("GET", "/b", "gateway", "api")) -- (the service's: left pending)
+    assert.equal(419, inject.take("GET", "/b", "service", "api").status)
+    for _ = 1, 3 do assert.equal(420, inject.take("GET", "/c", "gateway", "api").status) end
+    assert.same({ "^/c$x-1" }, paths())
+  end)
+
+  -- A rule added to a full store dropped the queue and answered 507: the faults queued before
+  -- it never came, and the test saw normal answers.
+  it("refuses a rule it has no room for, and keeps those queued before it", function()
+    queue{ path = "^/a$", status = 418 }
+    dict.full = true
+    local ok, err = pcall(queue, { path = "^/b$", status = 503, body = ("x"):rep(100) })
+    assert.is_false(ok)
+    assert.is_true(store.is_full(err), tostring(err))
+    assert.same({ "^/a$x1" }, paths())
+    assert.equal(418, inject.take("GET", "/a", "gateway", "api").status)
+    assert.same({}, paths())
+    dict.full = false
+    assert.equal(1, queue{ path = "^/b$", status = 503 })
+  end)
+
+  -- Any write of a new size freed the old value: a refused one lost what the key held (the
+  -- configured tokens: every request was then 401).
+  it("keeps what a key held when a new value of it does not fit", function()
+    store.set_tokens({ ["emu-token"] = "p1" }, "p1")
+    store.set_users({ { username = "u" } })
+    dict.full = true
+    local ok, err = pcall(store.set_tokens, { ["emu-token"] = "p1", other = "p2" }, "p2-longer")
+    assert.is_false(ok)
+    assert.is_true(store.is_full(err), tostring(err))
+    assert.is_nil(tostring(err):find("store.lua:", 1, true), err) -- (no Lua position in the answer)
+    assert.equal("p1", store.project_of_token("emu-token"))
+    assert.is_nil(store.project_of_token("other"))
+    assert.equal("p1", store.default_project())
+    assert.is_false(pcall(store.set_users, {}))
+    assert.same({ { username = "u" } }, store.users())
   end)
 end)

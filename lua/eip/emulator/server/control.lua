@@ -13,7 +13,9 @@
 --                                      ip_version (4|6), publicip_type}; 507 when it does
 --                                      not fit in the store (which never evicts)
 --   GET  /__emulator/bandwidths[/id]   every bandwidth, or one (404 if unknown)
---   POST /__emulator/inject            queue one rule (see inject.lua) -> {pending}
+--   POST /__emulator/inject            queue one rule (see inject.lua) -> {pending}; 507 when it
+--                                      does not fit (those queued stay, as every write refused
+--                                      here leaves what the store held)
 --   GET  /__emulator/inject            {rules}
 --   GET  /__emulator/stats             {requests, connections, bandwidths, pending_injections,
 --                                      tokens_issued, auth_failures}

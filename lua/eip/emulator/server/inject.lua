@@ -161,11 +161,11 @@ function M.validate(rule)
   return rule
 end
 
+-- Queue a rule; returns the number of pending rules (raises when the store has no room for it:
+-- see store.add_rule).
 function M.add(rule)
-  local rules = store.get_rules()
-  rules[#rules + 1] = rule
-  store.set_rules(rules)
-  return #rules
+  store.add_rule(rule)
+  return #store.get_rules()
 end
 
 -- (`endpoint`: the route's, api.endpoint_of: a rule taken for the EIP service's by its body
@@ -184,19 +184,13 @@ function M.take(method, path, place, endpoint)
   if not store.has_rules() then
     return nil -- the common case costs one dict lookup
   end
-  local rules = store.get_rules()
+  local rules, places = store.get_rules()
   for i, rule in ipairs(rules) do
     if matches(rule, method, path, endpoint) then
       if (rule.answered_by or "gateway") ~= place then
         return nil
       end
-      if rule.times > 0 then
-        rule.times = rule.times - 1
-        if rule.times == 0 then
-          table.remove(rules, i)
-        end
-      end
-      store.set_rules(rules)
+      store.take_rule(places[i])
       return rule
     end
   end

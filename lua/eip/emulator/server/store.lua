@@ -9,7 +9,7 @@
 --        seq (ordering of bandwidths, numbering of synthesized EIP addresses)
 --        bw:<id> (JSON {seq = n, bw = bandwidth})   eip:<publicip_id> (id of its bandwidth)
 --        requests, connections, conn:<serial>   log_seq, log:<slot> (ring of LOG_SIZE)
---        inject (JSON array of pending rules)
+--        inject_head, inject_tail, inject:<n> (JSON rule), inject_times:<n> (pending rules, see below)
 --        knob:<name> (test knobs, see M.KNOBS)   gone:<id> (JSON bandwidth: deleted, still readable)
 --        akfail:<ak> (failed signatures in a row)   aklock:<ak> (locked; expires by itself)
 local json = require "eip.emulator.server.json"
@@ -26,6 +26,9 @@ local CONN_TTL = 3600
 -- Writes never evict: a full dict's set() makes room by dropping the least recently used items,
 -- which would silently forget the configured tokens, or a bandwidth nobody deleted (then answered
 -- 404 VPC.0306, "gone"). safe_set refuses instead; put raises then (M.FULL in the message).
+-- A refused safe_set has dropped the key's old value all the same when the new one is of
+-- another size (lua-nginx-module frees the old value before it looks for room for the new):
+-- put writes the old one back, in the room it left.
 M.FULL = "the emulator's store is full"
 
 --- Is `err` (an error raised by a write here) the store's refusal to make room?
@@ -37,18 +40,28 @@ end
 -- there was none), so that a write refused half-way can be undone.
 local journal
 
+-- The value of key and its time to live (nil, 0: none); noted in the journal if there is one.
 local function remember(key)
+  local value = dict:get(key)
+  local ttl = value ~= nil and dict:ttl(key) or 0
   if journal and journal[key] == nil then
-    local value = dict:get(key)
-    journal[key] = { value = value == nil and false or value, ttl = value ~= nil and dict:ttl(key) or 0 }
+    journal[key] = { value = value == nil and false or value, ttl = ttl }
   end
+  return value, ttl
+end
+
+local function refuse(key, err)
+  error("emulator store: cannot set " .. key .. ": " .. tostring(err) .. " (" .. M.FULL .. ")", 0)
 end
 
 local function put(key, value, ttl)
-  remember(key)
+  local old, old_ttl = remember(key)
   local ok, err = dict:safe_set(key, value, ttl or 0)
   if not ok then
-    error("emulator store: cannot set " .. key .. ": " .. tostring(err) .. " (" .. M.FULL .. ")")
+    if old ~= nil and not dict:safe_set(key, old, old_ttl) then
+      ngx.log(ngx.ERR, "emulator store: could not restore ", key, " after: ", tostring(err))
+    end
+    refuse(key, err)
   end
 end
 
@@ -63,9 +76,7 @@ local function incr(key, ttl)
   local n = dict:incr(key, 1)
   if n then return n end
   local ok, err = dict:safe_add(key, 0, ttl or 0)
-  if not ok and err ~= "exists" then
-    error("emulator store: cannot set " .. key .. ": " .. tostring(err) .. " (" .. M.FULL .. ")")
-  end
+  if not ok and err ~= "exists" then refuse(key, err) end
   return (dict:incr(key, 1))
 end
 
@@ -115,10 +126,13 @@ end
 -- Tokens -------------------------------------------------------------------------------------
 
 function M.set_tokens(tokens, default_project)
-  set_json("tokens", tokens)
-  if default_project then
-    put("default_project", default_project)
-  end
+  local ok, err = M.atomically(function()
+    set_json("tokens", tokens)
+    if default_project then
+      put("default_project", default_project)
+    end
+  end)
+  if not ok then error(err, 0) end
 end
 
 function M.project_of_token(token)
@@ -239,20 +253,23 @@ function M.issued_token(token)
   return get_json("itok:" .. token)
 end
 
--- Mark every issued token expired (they stay known, so that the answer says "expired").
--- Returns how many were still valid.
+-- Mark every issued token expired (they stay known, so that the answer says "expired"): all of
+-- them, or none when the store is full. Returns how many were still valid.
 function M.expire_issued_tokens()
   local n, now = 0, M.now()
-  for _, key in ipairs(dict:get_keys(0)) do
-    if key:sub(1, 5) == "itok:" then
-      local rec = get_json(key)
-      if rec and not rec.expired and now < rec.expires_at then
-        rec.expired = true
-        set_json(key, rec)
-        n = n + 1
+  local ok, err = M.atomically(function()
+    for _, key in ipairs(dict:get_keys(0)) do
+      if key:sub(1, 5) == "itok:" then
+        local rec = get_json(key)
+        if rec and not rec.expired and now < rec.expires_at then
+          rec.expired = true
+          set_json(key, rec)
+          n = n + 1
+        end
       end
     end
-  end
+  end)
+  if not ok then error(err, 0) end
   return n
 end
 
@@ -394,20 +411,57 @@ end
 
 -- Injections ---------------------------------------------------------------------------------
 
-function M.get_rules()
-  return get_json("inject") or {}
+-- A rule each: inject:<n> (its JSON, never written again) and inject_times:<n> (its times, -1:
+-- until reset), for n from inject_head (none before it is pending) to inject_tail (the last
+-- queued). Taking a rule changes a number in place or deletes: it needs no room, so a full store
+-- never loses nor repeats a rule (one value holding the queue, written anew at each take, was
+-- dropped whole when the store had no room for its new size).
+
+--- Queue a rule (nothing of it when the store is full: raises, M.FULL in the message).
+function M.add_rule(rule)
+  local ok, err = M.atomically(function()
+    local n = incr("inject_tail")
+    if dict:get("inject_head") == nil then put("inject_head", n) end
+    put("inject:" .. n, json.encode(rule))
+    put("inject_times:" .. n, rule.times)
+  end)
+  if not ok then error(err, 0) end
 end
 
-function M.set_rules(rules)
-  if #rules == 0 then
-    dict:delete("inject")
-  else
-    set_json("inject", rules)
+--- The pending rules, in the order they were queued, and the place of each (for take_rule).
+function M.get_rules()
+  local rules, places = {}, {}
+  for n = dict:get("inject_head") or 1, dict:get("inject_tail") or 0 do
+    local text, times = dict:get("inject:" .. n), dict:get("inject_times:" .. n)
+    if text and times then
+      local rule = json.decode(text)
+      rule.times = times
+      places[#rules + 1] = n
+      rules[#rules + 1] = rule
+    end
   end
+  return rules, places
 end
 
 function M.has_rules()
-  return dict:get("inject") ~= nil
+  return (dict:get("inject_tail") or 0) >= (dict:get("inject_head") or 1)
+end
+
+--- The rule at `place` answers once more: one time fewer, gone after its last.
+function M.take_rule(place)
+  local key = "inject_times:" .. place
+  local times = dict:get(key)
+  if times == nil or times < 0 then return end
+  if times > 1 then
+    dict:incr(key, -1)
+    return
+  end
+  dict:delete("inject:" .. place)
+  dict:delete(key)
+  local head, tail = dict:get("inject_head") or 1, dict:get("inject_tail") or 0
+  local n = head
+  while n <= tail and dict:get("inject_times:" .. n) == nil do n = n + 1 end
+  if n > head then dict:incr("inject_head", n - head) end
 end
 
 -- Knobs: behaviour of the real cloud that tests turn on (reset restores the defaults) ---------
