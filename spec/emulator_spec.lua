@@ -1141,6 +1141,18 @@ describe("EIP emulator #once", function()
   end)
 
   describe("injection", function()
+    -- emulator.http asked LuaSocket for the 0 bytes of an empty body, which waits for more: an
+    -- injected 503 without a body read as "closed" (or "timeout" on a kept-alive connection).
+    it("emulator.http reads an answer whose body is empty (Content-Length: 0)", function()
+      emu:inject{ path = "^/empty$", status = 503, times = 2 }
+      local resp = assert(emulator.http{ port = emu.port, path = "/empty", timeout = 0.5 })
+      assert.same({ 503, "0", "" }, { resp.status, resp.headers["content-length"], resp.body })
+      resp = assert(emulator.http{ port = emu.port, path = "/empty", timeout = 0.5, keepalive = true })
+      assert.same({ 503, "" }, { resp.status, resp.body })
+      resp = assert(emulator.http{ port = emu.port, path = "/nowhere", sock = resp.sock })
+      assert.equal(404, resp.status) -- (and the connection is still good for the next request)
+    end)
+
     it("respond: status, JSON body, headers; consumed after `times`; matched by method and path", function()
       emu:inject{ method = "DELETE", path = "/bandwidths/[^/]+$", times = 2, status = 503,
         body = { code = "VPC.0302", message = "Neutron Error." }, headers = { ["Retry-After"] = 2 } }

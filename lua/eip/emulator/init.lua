@@ -128,7 +128,9 @@ local function read_body(sock, method, status, headers)
     return read_chunked(sock)
   end
   local length = tonumber(headers["content-length"])
-  if length then
+  if length == 0 then
+    return "" -- (LuaSocket's receive(0) waits for a byte that never comes)
+  elseif length then
     return sock:receive(length)
   end
   local data, err, partial = sock:receive("*a")
