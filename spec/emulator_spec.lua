@@ -365,6 +365,11 @@ describe("EIP emulator #once", function()
       local signed = full:sign{ path = v1() }
       signed.Authorization = signed.Authorization:gsub("Signature=%x", "Signature=g")
       assert_gateway_error(call("GET", v1(), nil, signed, full.port), 401, "APIGW.0301")
+      -- ... but a log with gaps is not passed off as the whole one (a test reading its last
+      -- entry read an older request's)
+      local ok, err = pcall(full.requests, full)
+      assert.is_false(ok)
+      assert.matches("not in its log: its store was full", tostring(err))
     end)
   end)
 

@@ -304,8 +304,16 @@ function Emulator:stats()
 end
 
 --- The last 200 API requests, oldest first: { method, uri, path, headers, body, connection, ... }
+-- @raise an error when some of them are not in the log: the emulator's store was full when they
+--   came (they were answered, not logged); a log with gaps would pass for the whole one
 function Emulator:requests()
-  return control(self, "GET", "requests", nil, 200).requests
+  local got = control(self, "GET", "requests", nil, 200)
+  local missing = tonumber(got.missing) or 0
+  if missing > 0 then
+    error(string.format("eip emulator: %d of the last requests are not in its log: its store was full "
+      .. "when they came (see the README's emulator section)", missing), 2)
+  end
+  return got.requests
 end
 
 --- Configure the accepted AK/SK pairs ({ [ak] = { sk, project_id, security_token? } }); replaces

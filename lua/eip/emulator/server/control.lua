@@ -19,7 +19,7 @@
 --   GET  /__emulator/inject            {rules}
 --   GET  /__emulator/stats             {requests, connections, bandwidths, pending_injections,
 --                                      tokens_issued, auth_failures}
---   GET  /__emulator/requests          {requests = [oldest .. newest]}
+--   GET  /__emulator/requests          {requests = [oldest .. newest], missing = n: left out, store full}
 --   PUT  /__emulator/aksk              {aksk = {ak = {sk, project_id, security_token?}}} (replaces)
 --   PUT  /__emulator/users             {users = [{username, password, domain,
 --                                      projects = {name = id}}]} (replaces)
@@ -350,7 +350,8 @@ local ROUTES = {
   end,
   ["GET stats"] = stats,
   ["GET requests"] = function()
-    util.send_json(200, { requests = json.array(store.requests()) })
+    local requests, missing = store.requests()
+    util.send_json(200, { requests = json.array(requests), missing = missing })
   end,
   ["PUT aksk"] = set_aksk,
   ["PUT users"] = set_users,

@@ -396,17 +396,20 @@ function M.stats()
   }
 end
 
--- The logged requests, oldest first.
+-- The logged requests, oldest first, and how many of them a full store left out (see
+-- record_request: a log with gaps must not pass for the whole one).
 function M.requests()
   local last = dict:get("log_seq") or 0
-  local out = {}
+  local out, missing = {}, 0
   for seq = math.max(1, last - M.LOG_SIZE + 1), last do
     local entry = get_json("log:" .. (seq % M.LOG_SIZE))
     if entry and entry.seq == seq then
       out[#out + 1] = entry
+    else
+      missing = missing + 1
     end
   end
-  return out
+  return out, missing
 end
 
 -- Injections ---------------------------------------------------------------------------------
