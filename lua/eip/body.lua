@@ -187,7 +187,8 @@ local SCAN_MAX = 64 * 1024
 -- early: no Lua pass over it).
 local function decode_first(body)
   local t, why = json.decode(body)
-  if t ~= nil then return t, false end
+  -- (cjson reads up to a NUL byte, never inside a value it decodes: one after it is more)
+  if t ~= nil then return t, body:find("\0", 1, true) ~= nil end
   local at = type(why) == "string" and tonumber(why:match("^Expected the end but found .* at character (%d+)$"))
   if not at then return nil end
   local head = body:sub(1, at - 1)
