@@ -383,9 +383,8 @@ local function run_deletes(client, ids, opts, emit, tick)
     unavailable = "not sent: the service is unavailable, and asked not to come back soon",
     delete_refused = "not sent: stopped after a drained bandwidth's delete failed once its EIPs had moved "
       .. "(each further drain would make new bills and likely delete nothing)" }
-  local function its_own(err)
-    return (err.status == 404 and err.code == "VPC.0306" and not err.trailing and not err.truncated)
-      or (err.status == 409 and err.changed == true)
+  local function its_own(err, id)
+    return eip.is_missing(err, id) or (err.status == 409 and err.changed == true)
   end
   -- Did the failed drain move EIPs out, or may it have (its remove answered, the EIP still listed)?
   local function moved_any(err)
@@ -409,7 +408,7 @@ local function run_deletes(client, ids, opts, emit, tick)
         -- cannot follow)
         stopped = value.throttled_beyond and "throttled" or "unavailable"
       elseif not ok and value.stage == "delete" and value.kind ~= "interrupted" and (value.status == 403
-          or (moved_any(value) and not its_own(value))) then
+          or (moved_any(value) and not its_own(value, id))) then
         stopped = "delete_refused"
       end
       local o = outcome_of(id, value)
