@@ -516,6 +516,49 @@ describe("rates and throttling against the emulator", function()
     end
   end)
 
+  -- A slot taken before a throttling pause and waited for across it: the request went with that
+  -- slot at the pause's end, long passed, and the next request's slot came at once: two went
+  -- together into the gateway's first window after the pause. Its slot of the client's 20/s
+  -- (adaptive or not: its rate cut to 9.5/s when the answer came, that slot became the shared
+  -- one); or its slot of the batch's own 10/s, the shared one (a dict's, as with rate_dict) to
+  -- be taken when it came. A slot the pause passes is given up: the slots are taken again then.
+  it("sends no two requests together at the end of a pause that passed the slot taken", function()
+    for _, case in ipairs{ { gap = 1 / 20 }, { adaptive = true, gap = 1 / 9.5 }, { rate = 10, gap = 1 / 10 } } do
+      local t = fake_time()
+      local starts, real_new, client_bucket = {}, pace.new, nil
+      pace.new = function(o)
+        client_bucket = client_bucket or real_new(o)
+        return client_bucket
+      end
+      local ok, c = pcall(fx.client, { rate = 20, clock = t.clock, sleep = t.sleep,
+        on_request = function() starts[#starts + 1] = t.now end })
+      pace.new = real_new
+      assert(ok, c)
+      if case.rate then -- (the dict's calls, as a lua_shared_dict answers them)
+        local stored
+        client_bucket.dict, client_bucket.key = {
+          get = function() return stored end,
+          incr = function(_, _, v, init) stored = (stored or init) + v; return stored end,
+          set = function(_, _, v) stored = v; return true end }, "eip:pace"
+      end
+      local ids = emu:create_bandwidths(8)
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 429,
+        headers = not case.adaptive and { ["Retry-After"] = "1" } or {},
+        body = { error_code = "APIGW.0308", error_msg = "policy user over ratelimit,limit:10,time:1 second" } }
+      local _, summary = c:delete_bandwidths(ids, { concurrency = 4, adaptive = case.adaptive or false,
+        rate = case.rate })
+      assert.same({ 8, 1 }, { summary.deleted, summary.throttled })
+      assert.equal(9, #starts)
+      -- (the pause ends by the monotonic clock too, which ran on while the answers came)
+      assert.is_true(starts[3] - starts[2] > 0.99, "paused: " .. starts[3] - starts[2])
+      for i = 4, #starts do
+        local gap = starts[i] - starts[i - 1]
+        assert.is_true(gap > case.gap - 1e-9, "at " .. case.gap .. " s apart, request " .. i .. ": "
+          .. gap .. " s after the one before")
+      end
+    end
+  end)
+
   it("gives the client its rate back when on_result raises", function()
     local c = paced_client(20)
     local ids = emu:create_bandwidths(8)

@@ -754,7 +754,14 @@ function Run:start_wait(now)
   -- (the pause ends by the caller's clock or by the monotonic one, whichever comes first: a
   -- caller's clock stepped back must not stretch it)
   local wait = math.min(self.paused_until - now, self.paused_mono - core.monotime())
-  if wait > 0 then return wait end
+  if wait > 0 then
+    -- A slot taken before the pause (the batch's own, or its shared one) that the pause passes is
+    -- given up: the request takes its slots again when the pause ends. Kept, it went then with a
+    -- slot long passed, and the next request's slot came at once: two together into the
+    -- gateway's first window after the pause.
+    if self.rate_slot and self.rate_slot < now + wait then self.rate_slot, self.shared_taken = nil, nil end
+    return wait
+  end
   local bucket = self.bucket
   if not bucket then return 0 end
   local due = self.rate_slot
