@@ -92,6 +92,20 @@ describe("OpenResty: a rate shared by the workers #openresty", function()
   end)
   end
 
+  -- Workers that came back together to the shared bucket left idle each found it idle and set it
+  -- to now: all went together, whatever the burst. The real dict's operations, taking turns
+  -- (see testapp's pace_idle): at most the burst go at once, the others one interval apart.
+  it("workers that find the shared bucket idle at once go at most its burst together", function()
+    for _, burst in ipairs{ 1, 2 } do
+      local waits = call("GET", "/t/pace_idle?workers=4&burst=" .. burst).waits
+      assert.equal(4, #waits)
+      for k, wait in ipairs(waits) do
+        local serial = math.max(0, (k - burst) * 0.1)
+        assert.is_true(math.abs(wait - serial) < 1e-6, "burst " .. burst .. ": " .. cjson.encode(waits))
+      end
+    end
+  end)
+
   -- Both workers sign with one key, each with a client of its own, at concurrency 8, and the key
   -- starts being refused (X-Sdk-Date an hour off) once the first requests went. Each client
   -- alone would keep four in flight: eight refused, a locked key. With signing_dict the workers

@@ -26,6 +26,37 @@ local function close_to(want, got, what)
   assert.is_true(math.abs(want - got) < 1e-6, (what or "") .. ": want " .. want .. ", got " .. got)
 end
 
+-- A lua_shared_dict's operations the bucket uses, as the real one does them (each atomic), on
+-- `store`; `step`, when given, is called after each: another worker's turn.
+local function dict_stand_in(step)
+  local store = {}
+  step = step or function() end
+  local function done(...)
+    step()
+    return ...
+  end
+  return {
+    get = function(_, k) return done(store[k]) end,
+    incr = function(_, k, v, init)
+      store[k] = (store[k] or init) + v
+      return done(store[k])
+    end,
+    set = function(_, k, v)
+      store[k] = v
+      return done(true)
+    end,
+    safe_add = function(_, k, v)
+      if store[k] ~= nil then return done(false, "exists") end
+      store[k] = v
+      return done(true)
+    end,
+    delete = function(_, k)
+      store[k] = nil
+      return done()
+    end,
+  }, store
+end
+
 describe("the token bucket", function()
   it("spaces requests 1/rate apart after a burst", function()
     local t = fake_time()
@@ -78,17 +109,10 @@ describe("the token bucket", function()
     end
   end)
 
-  -- The shared state of a lua_shared_dict, through a stand-in that does what the real one does.
-  local function with_dict(fn)
-    local store = {}
-    local dict = {
-      get = function(_, k) return store[k] end,
-      incr = function(_, k, v, init)
-        store[k] = (store[k] or init) + v
-        return store[k]
-      end,
-      set = function(_, k, v) store[k] = v; return true end,
-    }
+  -- The shared state of a lua_shared_dict, through a stand-in that does what the real one does
+  -- (`step`, when given, is called after each operation: another worker's turn).
+  local function with_dict(fn, step)
+    local dict, store = dict_stand_in(step)
     local saved = rawget(_G, "ngx")
     -- nginx's clock is the wall clock: the bucket must not use it.
     rawset(_G, "ngx", { shared = { eip_rate = dict }, worker = { count = function() return 2 end },
@@ -126,6 +150,59 @@ describe("the token bucket", function()
       close_to(queue - 0.2, last, "the last of the queue")
       close_to(queue - 0.1, b:wait(), "after the queue")
     end)
+  end)
+
+  -- Workers that come back together to a shared state left idle each found it idle, and each set
+  -- it to now: all went together, whatever the burst (three workers of a burst of one: three
+  -- requests at once). Their dict operations interleaved in every order: round and round, and at
+  -- random; the waits are never shorter than one bucket's for as many requests one after another.
+  it("lets at most the burst go together when workers find the shared state idle at once", function()
+    local ok, err = pcall(function()
+      for _, burst in ipairs{ 1, 2 } do
+        for _, workers in ipairs{ 3, 4 } do
+          for schedule = 0, 40 do
+            local t = fake_time()
+            local running, pick
+            if schedule == 0 then pick = function(n, last) return last % n + 1 end
+            else
+              math.randomseed(schedule)
+              pick = function(n) return math.random(n) end
+            end
+            with_dict(function(store)
+              store["eip:pace"] = math.floor((t.now - 60) * 1e6) -- idle for a minute
+              local threads, waits = {}, {}
+              for w = 1, workers do
+                local b = pace.new{ rate = 10, burst = burst, dict = "eip_rate", clock = t.clock }
+                threads[w] = coroutine.create(function()
+                  local wait = b:take() -- (then counted: other workers take theirs meanwhile)
+                  waits[#waits + 1] = wait
+                end)
+              end
+              local last = 0
+              while #threads > 0 do
+                last = pick(#threads, last)
+                running = threads[last]
+                assert(coroutine.resume(running))
+                if coroutine.status(running) == "dead" then
+                  table.remove(threads, last)
+                  last = last - 1
+                end
+              end
+              table.sort(waits)
+              for k, wait in ipairs(waits) do
+                local serial = math.max(0, (k - burst) * 0.1)
+                assert.is_true(wait > serial - 1e-9, string.format("burst %d, %d workers, schedule %d: request %d "
+                  .. "waits %.3f s, not %.3f", burst, workers, schedule, k, wait, serial))
+              end
+            end, function()
+              local _, main = coroutine.running()
+              if running and not main then coroutine.yield() end
+            end)
+          end
+        end
+      end
+    end)
+    assert(ok, err)
   end)
 
   it("bounds a wait when the caller's clock went back: a wait is never over QUEUE_MAX slots", function()
@@ -534,13 +611,7 @@ describe("rates and throttling against the emulator", function()
         on_request = function() starts[#starts + 1] = t.now end })
       pace.new = real_new
       assert(ok, c)
-      if case.rate then -- (the dict's calls, as a lua_shared_dict answers them)
-        local stored
-        client_bucket.dict, client_bucket.key = {
-          get = function() return stored end,
-          incr = function(_, _, v, init) stored = (stored or init) + v; return stored end,
-          set = function(_, _, v) stored = v; return true end }, "eip:pace"
-      end
+      if case.rate then client_bucket.dict, client_bucket.key = dict_stand_in(), "eip:pace" end
       local ids = emu:create_bandwidths(8)
       emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 429,
         headers = not case.adaptive and { ["Retry-After"] = "1" } or {},

@@ -14,7 +14,8 @@
 --
 -- Inside nginx, `dict = "name"` keeps the state in that lua_shared_dict, so that every worker of
 -- one nginx shares one budget (a reservation is one atomic incr; a worker that finds the state
--- left idle for long resets it, which can at worst let two requests through together). Its clock
+-- left idle for long moves it to now under a lock of the dict, see shared_slot, so that workers
+-- coming back together at once still go at most `burst` together). Its clock
 -- is the C core's monotonic one (CLOCK_MONOTONIC, one clock for every process of the machine),
 -- never the wall clock: a step of the wall clock would make every worker wait that long. A state
 -- from the future all the same (a dict kept across a reload from a version that stored wall-clock
@@ -46,7 +47,7 @@ Bucket.__index = Bucket
 --- A bucket. opts: rate (> 0, requests per second), burst (>= 1, default 1), clock (seconds;
 -- default eip.core.monotime, also with a dict: the machine's monotonic clock, the same in every
 -- worker), dict (a lua_shared_dict name: shared inside nginx), key (in the dict; default
--- "eip:pace").
+-- "eip:pace"; the key with ":reset" after it is a lock held for a moment, see shared_slot).
 function M.new(opts)
   -- configured: the rate as made, which adaptive callers never go above and give back.
   -- (tat: none yet; 0 would hold the first request of a clock whose readings are negative, one
@@ -116,24 +117,60 @@ function Bucket:wait()
   return wait > 0 and wait or 0
 end
 
+-- Moving a shared state to now (see shared_slot): the lock's key is the state's with this
+-- suffix; it expires after RESET_LOCK_TTL seconds should its holder never give it back (a worker
+-- killed in between); a worker that finds it held looks again up to RESET_SPINS times (the holder
+-- does three operations of the dict meanwhile), and reserves again at most RESET_TRIES times.
+local RESET_LOCK, RESET_LOCK_TTL, RESET_SPINS, RESET_TRIES = ":reset", 0.01, 10000, 3
+
+-- The slot of a shared bucket (seconds), or nil and the dict's words when it cannot hold the
+-- state. A reservation is one incr. One that finds the state stale (left idle, its time behind
+-- the clock; further ahead than any reservations could have put it, another clock's; or the
+-- caller's clock went back) moves it to now as one worker: workers that came back from idle at
+-- once each found it stale and set it to now, and all went together, whatever the burst. The
+-- one that takes the lock (safe_add) moves it, if no other did since (its reservation is still
+-- the last, or the state's next slot has come), with an incr (reservations made meanwhile keep
+-- their places after it) and goes now; the others wait for the lock and reserve again, after it.
+local function shared_slot(self, now, back)
+  local dict, key, lock = self.dict, self.key, self.key .. RESET_LOCK
+  local us, now_us = math.floor(self.interval * 1e6 + 0.5), math.floor(now * 1e6)
+  local stored, why
+  for _ = 1, RESET_TRIES do
+    stored, why = dict:incr(key, us, now_us)
+    if not stored then return nil, why end
+    local tat = (stored - us) / 1e6
+    if not (tat < now or back or from_the_future(self, tat, now)) then return tat end
+    local locked, err = dict:safe_add(lock, true, RESET_LOCK_TTL)
+    if locked then
+      local current = dict:get(key)
+      local stale = type(current) == "number" and (back or current == stored or current <= now_us
+        or from_the_future(self, current / 1e6 - self.interval, now))
+      if stale then dict:incr(key, now_us + us - current) end
+      dict:delete(lock)
+      if stale then return now end
+      back = false -- (another worker moved it: this reservation was before, and is not used)
+    elseif err ~= "exists" then
+      break -- (a full dict: no lock to take)
+    else
+      for _ = 1, RESET_SPINS do
+        if dict:get(lock) == nil then break end
+      end
+    end
+  end
+  -- No lock taken (a full dict, or a holder that never gave it back): moved as by one worker.
+  dict:incr(key, now_us + us - stored)
+  return now
+end
+
 --- Reserves the next slot: returns the seconds to wait before sending (0: now).
 function Bucket:take()
   local now, back = read_clock(self)
   local interval, tat = self.interval
   if self.dict then
-    local us = math.floor(interval * 1e6 + 0.5)
-    local now_us = math.floor(now * 1e6)
-    local stored, why = self.dict:incr(self.key, us, now_us)
-    if stored then
+    local why
+    tat, why = shared_slot(self, now, back)
+    if tat then
       self.unshared = nil
-      tat = (stored - us) / 1e6
-      if tat < now or back or from_the_future(self, tat, now) then
-        -- Left idle: the stored time lags behind the clock; or it lies further ahead than any
-        -- reservations could have put it (another clock's). Start again from now (two workers
-        -- doing this at once may both go now: the one imprecision of a lock-free shared bucket).
-        self.dict:set(self.key, now_us + us)
-        tat = now
-      end
     else
       -- The dict cannot hold the state ("no memory", "not a number"): this worker's share alone.
       self.unshared = tostring(why)

@@ -455,6 +455,48 @@ function M.dict_set()
   return reply(200, { ok = ok, error = err })
 end
 
+-- `workers` buckets of one budget in the eip_rate dict (a key of their own), at 10/s with
+-- `burst`, left idle for a minute, each take a slot; each operation of the real dict is followed
+-- by the next bucket's turn (a coroutine each, round and round): workers whose operations
+-- interleave. Replies { waits = the waits, sorted }.
+function M.pace_idle()
+  local pace = require "eip.pace"
+  local args = ngx.req.get_uri_args()
+  local workers, burst = tonumber(args.workers) or 3, tonumber(args.burst) or 1
+  local dict, key, now = ngx.shared.eip_rate, "eip:pace:idle-test", 1000
+  dict:delete(key .. ":reset")
+  dict:set(key, (now - 60) * 1e6)
+  local turns = setmetatable({}, { __index = function(_, name)
+    return function(_, ...)
+      local r = { dict[name](dict, ...) }
+      coroutine.yield()
+      return r[1], r[2], r[3]
+    end
+  end })
+  local threads, waits = {}, {}
+  for i = 1, workers do
+    local b = pace.new{ rate = 10, burst = burst, dict = "eip_rate", key = key, clock = function() return now end }
+    b.dict = turns
+    threads[i] = coroutine.create(function()
+      local wait = b:take()
+      waits[#waits + 1] = wait
+    end)
+  end
+  local i = 0
+  while #threads > 0 do
+    i = i % #threads + 1
+    local ok, err = coroutine.resume(threads[i])
+    if not ok then return reply(500, { error = tostring(err) }) end
+    if coroutine.status(threads[i]) == "dead" then
+      table.remove(threads, i)
+      i = i - 1
+    end
+  end
+  dict:delete(key)
+  table.sort(waits)
+  return reply(200, { waits = waits })
+end
+
 -- The worker's pid and resident set size (VmRSS, kB), from /proc.
 function M.rss()
   local f = io.open("/proc/self/status", "r")
