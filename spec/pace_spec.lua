@@ -152,6 +152,22 @@ describe("the token bucket", function()
     end)
   end)
 
+  -- The shared state counted whole microseconds: a rate's interval was rounded to one, 700,000
+  -- requests a second (any rate allowed is, up to 1e6) went at 1,000,000, 43% over; 300,000 at
+  -- 333,333. The interval is added as it is.
+  it("keeps a shared bucket's rate however high: its interval is not rounded to a microsecond", function()
+    with_dict(function()
+      for _, rate in ipairs{ 7e5, 3e5, 1.5e5, 1e6 } do
+        local t = fake_time()
+        local b = pace.new{ rate = rate, dict = "eip_rate", key = "eip:pace:" .. rate, clock = t.clock }
+        local wait
+        for _ = 1, 1001 do wait = b:take() end
+        assert.is_true(math.abs(wait - 1000 / rate) < 1e-6 * 1000 / rate,
+          rate .. "/s: the 1001st waits " .. wait .. " s, not " .. 1000 / rate)
+      end
+    end)
+  end)
+
   -- Workers that come back together to a shared state left idle each found it idle, and each set
   -- it to now: all went together, whatever the burst (three workers of a burst of one: three
   -- requests at once). Their dict operations interleaved in every order: round and round, and at

@@ -455,14 +455,14 @@ function M.dict_set()
   return reply(200, { ok = ok, error = err })
 end
 
--- `workers` buckets of one budget in the eip_rate dict (a key of their own), at 10/s with
--- `burst`, left idle for a minute, each take a slot; each operation of the real dict is followed
+-- `workers` buckets of one budget in the eip_rate dict (a key of their own), at `rate` (10/s)
+-- with `burst`, left idle for a minute, each take a slot; each operation of the real dict is followed
 -- by the next bucket's turn (a coroutine each, round and round): workers whose operations
 -- interleave. Replies { waits = the waits, sorted }.
 function M.pace_idle()
   local pace = require "eip.pace"
   local args = ngx.req.get_uri_args()
-  local workers, burst = tonumber(args.workers) or 3, tonumber(args.burst) or 1
+  local workers, burst, rate = tonumber(args.workers) or 3, tonumber(args.burst) or 1, tonumber(args.rate) or 10
   local dict, key, now = ngx.shared.eip_rate, "eip:pace:idle-test", 1000
   dict:delete(key .. ":reset")
   dict:set(key, (now - 60) * 1e6)
@@ -475,7 +475,7 @@ function M.pace_idle()
   end })
   local threads, waits = {}, {}
   for i = 1, workers do
-    local b = pace.new{ rate = 10, burst = burst, dict = "eip_rate", key = key, clock = function() return now end }
+    local b = pace.new{ rate = rate, burst = burst, dict = "eip_rate", key = key, clock = function() return now end }
     b.dict = turns
     threads[i] = coroutine.create(function()
       local wait = b:take()
