@@ -646,6 +646,26 @@ describe("rates and throttling against the emulator", function()
     end
   end)
 
+  -- A pause shorter than the wait for the slot taken before it: the loop slept for the pause,
+  -- and took what it slept for as the slot too. The request went at the pause's end, a second
+  -- before its slot (the client's 0.5/s: two requests 1 s apart).
+  it("sends a request whose slot lies past a pause at its slot, not at the pause's end", function()
+    local t = fake_time()
+    local starts = {}
+    local c = fx.client{ rate = 0.5, clock = t.clock, sleep = t.sleep,
+      on_request = function() starts[#starts + 1] = t.now end }
+    local ids = emu:create_bandwidths(4)
+    emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 429, headers = { ["Retry-After"] = "1" },
+      body = { error_code = "APIGW.0308", error_msg = "policy user over ratelimit" } }
+    local _, summary = c:delete_bandwidths(ids, { concurrency = 2, adaptive = false })
+    assert.same({ 4, 1 }, { summary.deleted, summary.throttled })
+    assert.equal(5, #starts)
+    for i = 2, #starts do
+      local gap = starts[i] - starts[i - 1]
+      assert.is_true(gap > 2 - 1e-3, "request " .. i .. ": " .. gap .. " s after the one before")
+    end
+  end)
+
   it("gives the client its rate back when on_result raises", function()
     local c = paced_client(20)
     local ids = emu:create_bandwidths(8)

@@ -741,12 +741,15 @@ end
 -- requests that the gateway counts in one-second windows. (A shared bucket's slot of a batch
 -- with a rate of its own: see Run:shared_slot.)
 function Run:start_wait(now)
-  if self.start_slept then
+  local slept = self.start_slept
+  if slept then
     -- What the loop slept for in full is due, whatever the clock says (a caller's clock that
-    -- stands still, or went back, must not hold the batch forever).
+    -- stands still, or went back, must not hold the batch forever): the pause, or the slot. Only
+    -- what it slept for: a slot past the end of the pause slept for is waited for still (it once
+    -- went at the pause's end, before its slot).
     self.start_slept = nil
     if self.paused_until > now then self.paused_until, self.paused_mono = -math.huge, -math.huge end
-    if self.rate_slot then
+    if slept == "slot" and self.rate_slot then
       self.rate_slot = nil
       return self:shared_slot(now)
     end
@@ -760,8 +763,10 @@ function Run:start_wait(now)
     -- slot long passed, and the next request's slot came at once: two together into the
     -- gateway's first window after the pause.
     if self.rate_slot and self.rate_slot < now + wait then self.rate_slot, self.shared_taken = nil, nil end
+    self.start_for = "pause"
     return wait
   end
+  self.start_for = "slot" -- (what a wait returned from here on is for)
   local bucket = self.bucket
   if not bucket then return 0 end
   local due = self.rate_slot
@@ -990,7 +995,7 @@ function Run:loop()
       local piece = self.cancel and math.min(left, M.CANCEL_INTERVAL) or left
       self.wait_left = left - piece > 0 and left - piece or nil
       if piece > 0 then self.runner.sleep(piece) end
-      if not self.wait_left and start_wait > 0 and wait >= start_wait then self.start_slept = true end
+      if not self.wait_left and start_wait > 0 and wait >= start_wait then self.start_slept = self.start_for end
       -- (a retry's whole delay slept now is due too, however the caller's clock moved since)
       if not self.wait_left and next_retry and (next_retry.ready_at <= now + wait or wait >= next_retry.delay) then
         self:promote(next_retry.ready_at)
