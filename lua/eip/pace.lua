@@ -149,8 +149,7 @@ local function shared_slot(self, now, back)
         or from_the_future(self, current / 1e6 - self.interval, now))
       if stale then dict:incr(key, now_us + us - current) end
       dict:delete(lock)
-      if stale then return now end
-      back = false -- (another worker moved it: this reservation was before, and is not used)
+      if stale then return now end -- (else another worker moved it: this reservation is not used)
     elseif err ~= "exists" then
       break -- (a full dict: no lock to take)
     else
