@@ -363,6 +363,35 @@ describe("OpenResty #openresty", function()
       assert.same({ ok = true, deleted = 3, closed = true, held = false }, out.batch)
       assert.is_nil(emu:get_bandwidth(id))
     end)
+
+    -- As outside nginx (spec/safety_spec.lua): a transport whose send raises fails that request
+    -- with an eip error (its text redacted), never the raw value; a batch goes on with the other
+    -- ids. A transport of the caller's (a batch: one request at a time through it) and the
+    -- client's own with its send replaced (a batch: light threads, each calling it).
+    it("fails the request whose transport's send raised with an eip error, the others deleted", function()
+      for _, wrap in ipairs{ "caller", "auto" } do
+        local ids = emu:create_bandwidths(5)
+        local bad = ids[1]
+        local resp = request("POST", "/t/raising_send", cjson.encode{ endpoint = emu.url, token = emu.token,
+          project_id = emu.project_id, raise_for = bad, singles = { bad, ids[2] }, ids = { ids[3], bad, ids[4],
+          ids[5] }, wrap = wrap })
+        assert.equal(200, resp.status, resp.body .. app:log_tail(20))
+        assert.is_nil(resp.body:find(emu.token, 1, true), wrap .. ": the token must never be shown")
+        local out = resp.json
+        for _, e in ipairs{ out.singles[1], out.batch[2] } do
+          assert.same({ false, true, "transport", "other", true }, { e.ok, e.is_error, e.kind, e.reason,
+            e.could_have_acted }, wrap .. ": " .. resp.body)
+          assert.matches("the transport's send raised an error, which breaks the transport contract", e.message, 1,
+            true)
+          assert.matches("send broke near <redacted>", e.message, 1, true)
+        end
+        assert.same({ true, 204 }, { out.singles[2].ok, out.singles[2].status }, resp.body)
+        for _, i in ipairs{ 1, 3, 4 } do assert.is_true(out.batch[i].ok, resp.body) end
+        assert.same({ 3, 1, 0 }, { out.summary.deleted, out.summary.failed, out.summary.not_sent }, resp.body)
+        for i = 2, 5 do assert.is_nil(emu:get_bandwidth(ids[i]), wrap .. ": " .. ids[i]) end
+        assert.is_table(emu:get_bandwidth(bad))
+      end
+    end)
   end)
 
   -- The transport itself (cosockets against libcurl, case by case) is proven by

@@ -615,6 +615,53 @@ function M.unyieldable()
   ngx.print(body)
 end
 
+-- What a call or a batch entry gave, for /t/raising_send: ok, or the error's kind, reason and
+-- message, and what was raised when it was no eip error (raw: its type and text).
+local function entry(ok, res)
+  if ok then return { ok = true, status = res.status } end
+  if not eip.is_error(res) then return { ok = false, raw = type(res), text = tostring(res) } end
+  return { ok = false, is_error = true, kind = res.kind, reason = res.reason, message = res.message,
+    text = tostring(res), could_have_acted = eip.could_have_acted(res) }
+end
+
+-- POST { endpoint, token, project_id, raise_for, singles = {ids}, ids, wrap }: a client whose
+-- transport's send raises "send broke near <token>" for the request of `raise_for` and sends
+-- every other: with wrap = "caller", a transport of the caller's (a table delegating to
+-- eip.transport.cosocket; a batch sends one request at a time through it), with wrap = "auto",
+-- the client's own automatic transport, its send replaced (a batch's light threads call it).
+-- One delete_bandwidth of each single id, then a delete_bandwidths of `ids` (concurrency 4):
+-- what each gave (see entry), and the batch's summary.
+function M.raising_send()
+  ngx.req.read_body()
+  local args = cjson.decode(ngx.req.get_body_data() or "")
+  local function raising(send)
+    return function(self, req)
+      if req.url:find(args.raise_for, 1, true) then error("send broke near " .. args.token, 0) end
+      return send(self, req)
+    end
+  end
+  local options = { endpoint = args.endpoint, token = args.token, project_id = args.project_id,
+    max_attempts = 3, timeout = 5 }
+  if args.wrap == "caller" then
+    local inner = require("eip.transport.cosocket").new()
+    options.transport = { send = raising(function(_, req) return inner:send(req) end),
+      close = function() inner:close() end }
+  end
+  local client = eip.new(options)
+  if args.wrap == "auto" then client.transport.send = raising(client.transport.send) end
+  local out = { singles = {}, batch = {} }
+  for i, id in ipairs(args.singles) do out.singles[i] = entry(pcall(client.delete_bandwidth, client, id)) end
+  local ok, results, summary = pcall(client.delete_bandwidths, client, args.ids, { concurrency = 4 })
+  if ok then
+    out.summary = summary
+    for i, r in ipairs(results) do out.batch[i] = entry(type(r) == "table" and not eip.is_error(r), r) end
+  else
+    out.batch_raised = entry(false, results)
+  end
+  client:close()
+  return reply(200, out)
+end
+
 -- POST { endpoint, project_id, ak, sk, deadline, timeout, batches = { {ids}, ... }, singles = {ids},
 -- single_after }: one AK/SK client (timeout 10 unless given), and at once, each in a light thread
 -- of its own, a delete_bandwidths of each list (concurrency 8) and a delete_bandwidth of each
