@@ -856,6 +856,23 @@ describe("eip command", function()
       assert.equal(1, emu:stats().auth_failures)
     end)
 
+    -- As a batch stops (see "says when a batch stopped because signed requests in a row got no
+    -- answer"): the ids after the one refused are NOT SENT, and the command says why, once. Each
+    -- drain was tried and refused alike, without a word why the run went no further.
+    it("--drain stops after signed requests in a row got no answer: the other ids are not sent", function()
+      local ids = emu:create_bandwidths(5)
+      emu:inject{ action = "lose_answer", times = 3 } -- (each drain's show)
+      local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " --max-attempts 1 " .. table.concat(ids, " "),
+        { env = { OS_AUTH_TOKEN = false, HUAWEICLOUD_SDK_AK = emu.ak, HUAWEICLOUD_SDK_SK = emu.sk } })
+      assert.equal(1, code, err)
+      assert.matches("\nNOT SENT +" .. ids[4]:gsub("%p", "%%%0") .. " +refused: unanswered", out)
+      assert.matches("\nNOT SENT +" .. ids[5]:gsub("%p", "%%%0") .. " +unanswered", out)
+      assert.matches("5 bandwidth%(s%): 0 deleted, 0 missing, 3 failed, 2 not sent", err)
+      assert.matches("eip: stopped: signed requests (or logins) in a row got no answer, each may have been refused "
+        .. "unseen, and the client sends no more of them for now (see the id refused): 2 id(s) not sent", err, 1, true)
+      assert.equal(3, emu:stats().requests)
+    end)
+
     -- The ids' shape is checked before the client (which knows the credentials) is made, and the
     -- command's own messages quote what they were given: the environment's credentials are known
     -- from the start, and never quoted in any of them.

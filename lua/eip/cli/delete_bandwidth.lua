@@ -369,7 +369,8 @@ local function run_deletes(client, ids, opts, emit, tick)
   -- says what moved. A request already in flight finishes.
   local drain = { charge_mode = opts.charge_mode, size = opts.size, missing_ok = opts.missing_ok or false,
     wait = opts.wait, confirm = not opts.yes and confirmer(client) or nil, cancel = interrupts }
-  -- "auth" after a definite authentication failure, as a batch stops; "delete_refused" after a
+  -- "auth" after a definite authentication failure, "unanswered" once the client signs no more
+  -- (signed requests in a row got no answer), as a batch stops; "delete_refused" after a
   -- drain whose delete was refused (403), or failed once its EIPs had moved (or may have:
   -- `uncertain`), for a reason that is not that bandwidth's own (a 404 VPC.0306 in a body that is
   -- that error document whole: it is gone, see eip.is_missing; a
@@ -379,6 +380,7 @@ local function run_deletes(client, ids, opts, emit, tick)
   -- drain make new bills and delete nothing.
   local stopped = nil
   local STOPPED = { auth = "not sent: stopped after an authentication failure",
+    unanswered = "not sent: stopped after signed requests (or logins) in a row got no answer (see the id refused)",
     throttled = "not sent: the API throttles, and asked not to come back soon",
     unavailable = "not sent: the service is unavailable, and asked not to come back soon",
     delete_refused = "not sent: stopped after a drained bandwidth's delete failed once its EIPs had moved "
@@ -402,6 +404,10 @@ local function run_deletes(client, ids, opts, emit, tick)
       -- Every further id would fail alike, and five bad signatures in a row lock an AK/SK pair.
       if not ok and eip.is_auth_failure(value) then
         stopped = "auth"
+      elseif not ok and value.kind == "refused" and value.reason == "unanswered" then
+        -- (as a batch stops: the client signs, or logs in, no more for now; every further drain
+        -- would be refused alike)
+        stopped = "unanswered"
       elseif not ok and (value.throttled_beyond or value.unavailable_beyond) then
         -- (as a batch stops: every further show, move or delete would be throttled too, and
         -- count against the limit, or meet the same outage; moves would make bills whose delete
