@@ -173,6 +173,18 @@ describe("core.error_code", function()
     assert.same({ 409, "create EIP" }, { first.status, first.module })
     assert.same(first, core.error_code("VPC.0514", 418))
     assert.same(first, core.error_code("VPC.0514", nil))
+    -- a status it does not list reads as its first row of that class (4xx, 5xx), when it has one
+    local function read_as(code, status)
+      local r = core.error_code(code, status)
+      return { r.status, r.module, r.kind }
+    end
+    for _, s in ipairs{ 502, 503, 504 } do
+      assert.same({ 500, "show EIP", "backend" }, read_as("VPC.0514", s), tostring(s))
+    end
+    assert.same({ 404, "show EIP", "not_found" }, read_as("VPC.0504", 429))
+    assert.same({ 409, "common", "conflict" }, read_as("VPC.0304", 408))
+    assert.same({ 500, "common", "backend" }, read_as("VPC.0304", 503))
+    assert.same(core.error_code("VPC.0306"), core.error_code("VPC.0306", 500)) -- no 5xx row: the first
     -- the best row is one of the variants, with the same fields
     local e = core.error_code("VPC.0514", 404)
     local v = e.variants[3]

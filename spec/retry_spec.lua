@@ -123,6 +123,29 @@ describe("retries", function()
     assert.equal(0, #slept)
   end)
 
+  -- A code documented with several statuses, at one it is not documented with, is read as its row
+  -- of the answer's class (4xx, 5xx): 502/503/504 VPC.0514 were read as its first row, the 409 (quota),
+  -- and not retried, though its 500s are backend failures (and a 500 VPC.0514 was retried); a 429
+  -- VPC.0504 was read as its first row, the 500 (backend), and retried, though as a 4xx it is the
+  -- 404 "Floating IP could not be found" (a 429 VPC.0306 is not retried).
+  it("reads a code at a status it is not documented with as its row of that class", function()
+    for _, status in ipairs{ 500, 502, 503, 504 } do
+      local id = emu:create_bandwidth{ size = 1 }
+      emu:inject{ method = "DELETE", status = status, body = { code = "VPC.0514", message = "Neutron Error." } }
+      local c = new()
+      local res = c:delete_bandwidth(id)
+      c:close()
+      assert.same({ 204, 2 }, { res.status, res.attempts }, tostring(status))
+    end
+    for _, case in ipairs{ { 429, "VPC.0504" }, { 408, "VPC.0504" }, { 429, "VPC.0304" }, { 429, "VPC.0514" } } do
+      emu:inject{ method = "DELETE", status = case[1], body = { code = case[2], message = "x" } }
+      local c = new()
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      c:close()
+      assert.same({ case[1], 1, false }, { err.status, err.attempts, err.retryable }, case[2])
+    end
+  end)
+
   it("does not retry 409 for a bandwidth that still holds EIPs", function()
     local id = emu:create_bandwidth{ size = 1, publicip_ids = { "eip-1" } }
     local c = new()

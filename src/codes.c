@@ -24,8 +24,12 @@
  *
  * Order. Codes by prefix (VPC, EIP, APIGW, APIG), then by number; the rows of one code are
  * adjacent, in the page's order (for a split row, the statuses as the page writes them). A
- * lookup by status takes the first row with that status, and without one the code's first
- * row. Lookups are linear: 68 short strings, and the lengths are compared first.
+ * lookup by status takes the first row with that status; without one, the first row of the
+ * status's class (4xx, 5xx), else the code's first row. The class decides what a code means
+ * where its rows differ: a 503 VPC.0514 is its 500 (backend), not its first row, the 409
+ * (quota, the create EIP's); a 429 VPC.0504 its 404 (not found), not its 500 (the create
+ * EIP's FloatIp is null). Lookups are linear: 68 short strings, and the lengths are compared
+ * first.
  *
  * transient: 1 only where the documentation itself says the same request works later.
  *  - VPC.0004 (400, "VPC does not active，please try later."; handling "请稍后重试": retry
@@ -565,13 +569,17 @@ const eip_code_info *eip_code_lookup(const char *code, size_t len, int status)
 {
     size_t i, n;
     const eip_code_info *first = eip_code_rows(code, len, &n);
+    const eip_code_info *same_class = NULL;
 
     if (!first || status <= 0)
         return first;
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
         if (first[i].status == status)
             return &first[i];
-    return first;
+        if (!same_class && first[i].status / 100 == status / 100)
+            same_class = &first[i];
+    }
+    return same_class ? same_class : first;
 }
 
 const char *eip_code_kind_name(eip_code_kind kind)

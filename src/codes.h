@@ -47,9 +47,11 @@ typedef struct {
     const char *advice;         /* what a script/operator should do, in English */
 } eip_code_info;
 
-/* The best row for a code: the first row of that code whose status is `status`, else the
- * code's first row. status <= 0 asks for the first row. The code is matched exactly (case and
- * length: len bytes, which may include NULs). NULL for a code in no row, a NULL code or len 0. */
+/* The best row for a code: the first row of that code whose status is `status`, else its
+ * first row of the same class (status / 100: a 503 takes a 500 row, a 429 a 404 or 409 row),
+ * else the code's first row. status <= 0 asks for the first row. The code is matched exactly
+ * (case and length: len bytes, which may include NULs). NULL for a code in no row, a NULL code
+ * or len 0. */
 const eip_code_info *eip_code_lookup(const char *code, size_t len, int status);
 
 /* All rows of a code: returns its first row and sets *n to how many rows follow it, itself

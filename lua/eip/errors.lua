@@ -485,8 +485,9 @@ end
 
 -- Said after the status's advice when the answer's code is in the error-code table with other
 -- statuses only: the error describes the answer by its status (no code_kind), and names what the
--- code is documented as, so that a reader does not take it for that. With `final` (the code is of a
--- kind no retry fixes, which the retry policy reads whatever the status), the whole advice: not retried.
+-- code is documented as, so that a reader does not take it for that. With `final` (the row the
+-- retry policy reads, entry's own: of the status's class when the code has one, is of a kind no
+-- retry fixes), the whole advice: not retried, and as which row.
 local function elsewhere_note(entry, status, final)
   local seen, statuses = {}, {}
   for _, v in ipairs(entry.variants or {}) do
@@ -501,9 +502,9 @@ local function elsewhere_note(entry, status, final)
     -- (a 5xx may follow a request that was carried out: said, as the status's advice said it)
     local next_step = status >= 500 and "The request may have been carried out all the same: read the resource "
       .. "(GET) before sending it again." or "Check the request before sending it again."
-    return ("Not retried: %s is documented only with %s, not with %d, and is of a kind no retry fixes; "
-      .. "this answer is described by its status. %s"):format(entry.code, table.concat(statuses, ", "), status,
-      next_step)
+    return ("Not retried: %s is documented only with %s, not with %d, and the retry policy reads it as its %d "
+      .. "(%s), a kind no retry fixes; this answer is described by its status. %s"):format(entry.code,
+      table.concat(statuses, ", "), status, entry.status, entry.kind, next_step)
   end
   return ("%s is documented only with %s, not with %d: this answer is described by its status, not as "
     .. "that."):format(entry.code, table.concat(statuses, ", "), status)
@@ -511,11 +512,12 @@ end
 
 --- An error from a non-2xx answer. `info` is the status entry from the C table; `body`
 -- the decoded error body fields ({code, message, request_id}) or nil; `entry` the error-code
--- table's row for that code and status, or nil. A known code's description, advice and kind
--- say more than the status's. `retryable` is left for the retry policy (eip.retry) to set;
--- `final`: that policy takes the code for one no retry fixes, whatever the status, where the
--- status alone would be retried (the advice of a code documented with other statuses only then
--- says it was not retried, instead of the status's advice to retry).
+-- table's entry for that code and status (core.error_code: at a status the code is not
+-- documented with, its row of the status's class, else its first), or nil. A known code's
+-- description, advice and kind say more than the status's. `retryable` is left for the retry
+-- policy (eip.retry) to set; `final`: that policy takes the code, as that row, for one no retry
+-- fixes, where the status alone would be retried (the advice of a code documented with other
+-- statuses only then says it was not retried, instead of the status's advice to retry).
 -- The modules of the error-code table whose rows suit an operation best, in order (the table's
 -- first row of a code is often another API's: VPC.0301 400 is create EIP's first).
 local OP_MODULES = {

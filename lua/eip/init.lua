@@ -246,7 +246,8 @@ function M.error_code(code, status)
   if type(code) ~= "string" then errors.raise_usage("code", "must be an error code string such as \"VPC.0306\"") end
   if status ~= nil then status = validate.integer("status", status, 100, 599) end
   local entry = core.error_code(code, status)
-  -- (core.error_code falls back to the code's first row: the retry policy's reading)
+  -- (core.error_code falls back to the code's row of the status's class, else its first: the
+  -- retry policy's reading)
   if entry and status ~= nil and entry.status ~= status then return nil end
   if entry then
     entry.retryable = retry.retryable{ kind = "http", code = code, status = status or entry.status }

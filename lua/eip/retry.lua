@@ -46,7 +46,9 @@ M.FINAL_SERVER_ERRORS = { [501] = true, [505] = true }
 
 -- The error-code table (src/codes.c): a code the table marks transient ("try again later":
 -- VPC.0004, VPC.0512, APIGW.0308) is retried whatever its status; one whose kind says the same
--- request can never succeed is never retried, whatever its status.
+-- request can never succeed is never retried, whatever its status. At a status the code is not
+-- documented with, its row of the same class (4xx, 5xx) is read, else its first: a 503 VPC.0514
+-- is its 500 (backend: retried), not its first row, the 409 (quota).
 local error_code = require("eip.core").error_code
 
 --- Kinds of error codes (see the error-code table) that no retry can fix.
