@@ -18,7 +18,7 @@
  *    that names a coding other than chunked and identity, or a sixth identity, is refused
  *    the same way;
  *  - a line "Name: value" with Name one of the five (any case) stores value with leading
- *    SP/HT and trailing CR/LF/SP/HT removed: the four fixed ones whole up to 255 bytes, a
+ *    SP/HT and trailing CR/LF/SP/HT removed: the five fixed ones whole up to 255 bytes, a
  *    longer one cut to 252 and "..." (the cut marked), then a NUL; X-IAM-Trace-Id the same
  *    way into the request id, only while that is empty; X-Subject-Token whole and
  *    NUL-terminated in the transfer's token buffer, or not at all when empty or of
@@ -35,7 +35,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#define NFIELDS 4
+#define NFIELDS 5
 
 static const struct {
     const char *name; /* lower case */
@@ -45,9 +45,10 @@ static const struct {
     {"retry-after", offsetof(eip_http_response, retry_after)},
     {"content-type", offsetof(eip_http_response, content_type)},
     {"location", offsetof(eip_http_response, location)},
+    {"date", offsetof(eip_http_response, date)},
 };
 
-/* The expected state: the four fixed fields in a response, the token apart. */
+/* The expected state: the five fixed fields in a response, the token apart. */
 typedef struct {
     int head;          /* 0: a status line is next; 1: in an interim head; 2: in the final one;
                         * 3: trailers */
