@@ -11,13 +11,13 @@
  *    starting with CR or LF) that ends an interim head; after the final head's blank line come
  *    trailers, never a status line;
  *  - a status line the contract accepts (HTTP/1.0 or HTTP/1.1, SP..., three digits 100-599,
- *    then the line end or SP; not 101) clears the five captured headers and returns 0; any
+ *    then the line end or SP; not 101) clears the six captured headers and returns 0; any
  *    other is refused: -1, t->refused set, nothing else changed, and no line follows (libcurl
  *    aborts the transfer);
  *  - a Transfer-Encoding line of the final head of an answer with a body (not 204 or 304)
  *    that names a coding other than chunked and identity, or a sixth identity, is refused
  *    the same way;
- *  - a line "Name: value" with Name one of the five (any case) stores value with leading
+ *  - a line "Name: value" with Name one of the six (any case) stores value with leading
  *    SP/HT and trailing CR/LF/SP/HT removed: the five fixed ones whole up to 255 bytes, a
  *    longer one cut to 252 and "..." (the cut marked), then a NUL; X-IAM-Trace-Id the same
  *    way into the request id, only while that is empty; X-Subject-Token whole and
