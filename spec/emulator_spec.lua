@@ -295,7 +295,9 @@ describe("EIP emulator #once", function()
       end
       local target = full:create_bandwidth{ size = 20, publicip_ids = ids }
       local per = full:create_bandwidth{ size = 5, share_type = "PER", publicip_ids = { "eip-p" } }
-      full:set_knobs{ throttle_rate = 1000 } -- each second's window is a key to write
+      -- (throttling off for the writes below: each second's window is a key to write; the knob's
+      -- own key is made now, while there is room, and set in place when the store is full)
+      full:set_knobs{ throttle_rate = 0 }
       full:inject{ path = "^/injected$", status = 418, body = "teapot", times = 2 }
       local function fill(sizes)
         for _, n in ipairs(sizes) do
@@ -328,6 +330,20 @@ describe("EIP emulator #once", function()
       until resp.status ~= 200
       assert.equal(507, resp.status, resp.body:sub(1, 200))
       assert.equal("EMU.0507", cjson.decode(resp.body).code)
+      -- What a client's test relies on is not skipped: with throttling on, a request whose
+      -- second's window has no room is refused (let through uncounted, a test that the client
+      -- keeps under the rate passed for nothing), and so is a failed signature it cannot count
+      -- (an access key never locked); the statistics are counted all the same (made at start).
+      full:set_knobs{ throttle_rate = 1000 }
+      assert_full(call("GET", v1("?limit=1"), nil, nil, full.port))
+      full:set_knobs{ throttle_rate = 0 }
+      local signed = full:sign{ path = v1() } -- (well-formed, one hex digit wrong)
+      signed.Authorization = signed.Authorization:gsub("Signature=(%x)", function(c)
+        return "Signature=" .. (c == "0" and "1" or "0")
+      end)
+      assert_full(call("GET", v1(), nil, signed, full.port))
+      assert_gateway_error(call("GET", v1(), nil, { ["X-Auth-Token"] = "not-a-token" }, full.port), 401, "APIGW.0301")
+      assert.equal(1, full:stats().auth_failures)
       -- a rule it has no room for is refused, and those queued stay (they were all dropped: the
       -- test that had injected them saw normal answers); so do the tokens a new set replaces
       local function control(method, route, body)
@@ -359,12 +375,9 @@ describe("EIP emulator #once", function()
         assert.is_nil(full:get_bandwidth(per))
         assert.equal("eip-p", full:get_bandwidth(target).publicip_info[101].publicip_id)
       end
-      -- What only counts (the request log, a throttle window, a failed signature) is skipped.
+      -- The request log is skipped: the request is answered.
       resp = call("GET", v1("?limit=1"), nil, nil, full.port)
       assert.equal(200, resp.status, resp.body:sub(1, 200))
-      local signed = full:sign{ path = v1() }
-      signed.Authorization = signed.Authorization:gsub("Signature=%x", "Signature=g")
-      assert_gateway_error(call("GET", v1(), nil, signed, full.port), 401, "APIGW.0301")
       -- ... but a log with gaps is not passed off as the whole one (a test reading its last
       -- entry read an older request's)
       local ok, err = pcall(full.requests, full)
@@ -1562,5 +1575,37 @@ describe("emulator store in a full shared dict #once", function()
     assert.equal("p1", store.default_project())
     assert.is_false(pcall(store.set_users, {}))
     assert.same({ { username = "u" } }, store.users())
+  end)
+
+  -- A full store let a request through uncounted (a test that the client keeps under
+  -- throttle_rate passed for nothing), and a failed signature it had no room to count or lock
+  -- was a plain 401 (a test that the key is never locked passed for nothing); the statistics
+  -- made then were not counted either (stats.throttled 0 after a 429).
+  it("refuses a throttle window or a failed signature it cannot count, and counts the statistics", function()
+    rawget(_G, "ngx").now = function() return 1000 end
+    store.init()
+    assert.is_false(store.over_rate("u", 1))
+    for _ = 1, 4 do assert.is_false(store.ak_failed("AK")) end
+    dict.full = true
+    local function refused(fn, ...)
+      local ok, err = pcall(fn, ...)
+      assert.is_false(ok)
+      assert.is_true(store.is_full(err), tostring(err))
+    end
+    refused(store.over_rate, "v", 1) -- a new window
+    refused(store.ak_failed, "AK2") -- a new count
+    refused(store.ak_failed, "AK") -- the lock
+    assert.is_false(store.ak_locked("AK"))
+    assert.is_true(store.over_rate("u", 1)) -- (a window that exists counts in place)
+    store.count("auth_failures")
+    local stats = store.stats()
+    assert.equal(1, stats.throttled)
+    assert.equal(1, stats.auth_failures)
+    dict.full = false
+    assert.is_true(store.ak_failed("AK")) -- (the refused one was not counted: this is the fifth)
+    assert.is_true(store.ak_locked("AK"))
+    assert.equal(1, store.stats().aksk_locks)
+    store.reset()
+    assert.same({ 0, 0 }, { store.stats().throttled, dict:get("throttled") })
   end)
 end)

@@ -12,6 +12,7 @@ local CONTROL_PREFIX = "/__emulator/"
 
 function M.init_worker(owner_pid, prefix)
   util.seed_random()
+  store.init()
   watchdog.start(owner_pid, prefix)
 end
 

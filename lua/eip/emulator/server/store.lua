@@ -5,13 +5,14 @@
 -- Keys:  tokens (JSON {token = project_id})   default_project
 --        aksk (JSON {ak = {sk, project_id, security_token?}})   users (JSON list, see iam.lua)
 --        itok:<token> (JSON {project_id, expires_at, expired?}: tokens issued by IAM)
---        token_ttl, clock_offset (seconds)   tokens_issued, auth_failures (counters)
+--        token_ttl, clock_offset (seconds)   tokens_issued, auth_failures, ... (COUNTERS, made at start)
 --        seq (ordering of bandwidths, numbering of synthesized EIP addresses)
 --        bw:<id> (JSON {seq = n, bw = bandwidth})   eip:<publicip_id> (id of its bandwidth)
 --        requests, connections, conn:<serial>   log_seq, log:<slot> (ring of LOG_SIZE)
 --        inject_head, inject_tail, inject:<n> (JSON rule), inject_times:<n> (pending rules, see below)
 --        knob:<name> (test knobs, see M.KNOBS)   gone:<id> (JSON bandwidth: deleted, still readable)
 --        akfail:<ak> (failed signatures in a row)   aklock:<ak> (locked; expires by itself)
+--        thr:<second>:<user> (requests in a throttle window, see M.over_rate)
 local json = require "eip.emulator.server.json"
 
 local dict = ngx.shared.emulator
@@ -70,9 +71,10 @@ local function del(key)
   dict:delete(key)
 end
 
--- dict:incr with an initial value evicts as set() does when the key is new: add it safely first.
+-- dict:incr with an initial value evicts as set() does when the key is new: add it safely first
+-- (raises when there is no room). A number that exists changes in place: that needs no room.
 local function incr(key, ttl)
-  remember(key)
+  if journal then remember(key) end
   local n = dict:incr(key, 1)
   if n then return n end
   local ok, err = dict:safe_add(key, 0, ttl or 0)
@@ -80,13 +82,20 @@ local function incr(key, ttl)
   return (dict:incr(key, 1))
 end
 
--- A counter that a full store leaves as it is (statistics, the request log, an AK's failures,
--- a throttle window): the number, or nil when there was no room for it.
-local function soft_incr(key, ttl)
-  local ok, n = pcall(incr, key, ttl)
-  if ok then return n end
-  if not M.is_full(n) then error(n, 0) end
-  return nil
+-- The statistics (see M.stats) and the request log's numbering: made at start (M.init) and
+-- never deleted (reset sets them to 0 in place), so that counting needs no room, even in a full
+-- store, and a statistic a test reads is never short.
+local COUNTERS = { "requests", "connections", "log_seq", "tokens_issued", "auth_failures", "aksk_locks",
+  "metadata_tokens_issued", "metadata_credentials_issued", "project_lookups", "throttled" }
+local IS_COUNTER = {}
+for _, name in ipairs(COUNTERS) do IS_COUNTER[name] = true end
+
+--- Makes the counters, while the store has room (nginx's init_worker; those there stay as they are).
+function M.init()
+  for _, name in ipairs(COUNTERS) do
+    local ok, err = dict:safe_add(name, 0)
+    if not ok and err ~= "exists" then refuse(name, err) end
+  end
 end
 
 --- Runs fn(...) (which must not yield: no ngx.sleep, no socket) so that its writes here happen
@@ -273,9 +282,9 @@ function M.expire_issued_tokens()
   return n
 end
 
--- (a full store leaves the counter as it is)
+-- (a counter of M.init: counted in place, even in a full store)
 function M.count(name)
-  soft_incr(name)
+  incr(name)
 end
 
 -- Bandwidths ---------------------------------------------------------------------------------
@@ -367,14 +376,13 @@ local function cap_body(body)
   return body, nil
 end
 
--- (a full store counts and logs what it has room for: the request is answered all the same)
+-- (a full store logs what it has room for: the request is answered all the same)
 function M.record_request(entry)
-  soft_incr("requests")
+  incr("requests")
   if dict:safe_add("conn:" .. entry.connection, true, CONN_TTL) then
-    soft_incr("connections")
+    incr("connections")
   end
-  local seq = soft_incr("log_seq")
-  if not seq then return end
+  local seq = incr("log_seq")
   entry.seq = seq
   entry.body, entry.body_truncated = cap_body(entry.body)
   -- (an entry a full store has no room for is left out of the log; the request is answered)
@@ -500,15 +508,12 @@ end
 
 --- One more request of `user` in this second's window: true when it is over `limit` (the
 -- gateway's "policy user over ratelimit, limit:N, time:1 second": fixed one-second windows).
+-- Raises (M.FULL in the message) when a new window does not fit: a request let through
+-- uncounted would pass a test that the client keeps under the rate for nothing.
 function M.over_rate(user, limit)
-  local window = math.floor(M.now())
-  -- (a window a full store has no room for is not counted: its requests pass)
-  local n = soft_incr("thr:" .. window .. ":" .. user, 3)
-  if n and n > limit then
-    M.count("throttled")
-    return true
-  end
-  return false
+  if incr("thr:" .. math.floor(M.now()) .. ":" .. user, 3) <= limit then return false end
+  M.count("throttled")
+  return true
 end
 
 -- AK locks ------------------------------------------------------------------------------------
@@ -519,17 +524,19 @@ function M.ak_locked(ak)
 end
 
 --- A failed signature of an existing AK; locks it at aksk_lock_after in a row. Returns true
--- when this failure locked it. (A full store may leave a failure uncounted, or the lock unset:
--- the count stays then, and the next failure locks it if there is room.)
+-- when this failure locked it. Raises (M.FULL in the message) when the failure or the lock does
+-- not fit, leaving the count as it was: a key left unlocked would pass a test for nothing.
 function M.ak_failed(ak)
-  local n = soft_incr("akfail:" .. ak)
-  if n and n >= M.knob("aksk_lock_after") then
-    if not dict:safe_set("aklock:" .. ak, true, M.knob("aksk_lock_seconds")) then return false end
-    dict:delete("akfail:" .. ak)
-    M.count("aksk_locks")
-    return true
+  local key = "akfail:" .. ak
+  if incr(key) < M.knob("aksk_lock_after") then return false end
+  local ok, err = dict:safe_set("aklock:" .. ak, true, M.knob("aksk_lock_seconds"))
+  if not ok then
+    dict:incr(key, -1)
+    refuse("aklock:" .. ak, err)
   end
-  return false
+  dict:delete(key)
+  M.count("aksk_locks")
+  return true
 end
 
 --- A good signature: the count of failures in a row starts again.
@@ -539,6 +546,14 @@ end
 
 -- Reset --------------------------------------------------------------------------------------
 
+-- The counters back to 0, in place (made again if one is missing).
+local function zero_counters()
+  for _, name in ipairs(COUNTERS) do
+    local ok, err = dict:safe_set(name, 0)
+    if not ok then refuse(name, err) end
+  end
+end
+
 -- Forget counters, connection markers and the request log; keep bandwidths and injections.
 function M.reset_counters()
   for _, key in ipairs(dict:get_keys(0)) do
@@ -546,10 +561,7 @@ function M.reset_counters()
       dict:delete(key)
     end
   end
-  for _, name in ipairs({ "requests", "connections", "log_seq", "tokens_issued", "auth_failures", "aksk_locks",
-      "metadata_tokens_issued", "metadata_credentials_issued", "project_lookups", "throttled" }) do
-    dict:delete(name)
-  end
+  zero_counters()
 end
 
 -- What reset keeps: the authentication setup (configured and issued tokens, AK/SK pairs, users),
@@ -560,11 +572,12 @@ local KEEP = { tokens = true, default_project = true, aksk = true, users = true 
 -- Forget bandwidths, injections, counters, the log and the knobs; keep the authentication setup.
 function M.reset()
   for _, key in ipairs(dict:get_keys(0)) do
-    if not (KEEP[key] or key:sub(1, 5) == "itok:") then
+    if not (KEEP[key] or IS_COUNTER[key] or key:sub(1, 5) == "itok:") then
       dict:delete(key)
     end
   end
   dict:flush_expired()
+  zero_counters()
 end
 
 return M
