@@ -383,6 +383,18 @@ describe("EIP emulator #once", function()
       local ok, err = pcall(full.requests, full)
       assert.is_false(ok)
       assert.matches("not in its log: its store was full", tostring(err))
+      -- ... nor a count of connections that falls short (a test that a client reuses its
+      -- connection passed for nothing): those requests came on connections it could not mark
+      local stats = full:stats()
+      assert.is_true(stats.uncounted_connections > 0)
+      assert.is_number(stats.bandwidths) -- (the rest reads as ever)
+      ok, err = pcall(function() return stats.connections end)
+      assert.is_false(ok)
+      assert.matches("connections not counted: its store was full", tostring(err))
+      nginx.write_file(full.prefix .. "/emulator.port", full.port .. "\n") -- (eip-emulator status says so)
+      local out, code = host.run(host.lua_command .. " bin/eip-emulator status --dir " .. host.quote(full.prefix))
+      assert.equal(0, code, out)
+      assert.matches("served on connections its full store did not count", out)
     end)
   end)
 

@@ -206,9 +206,10 @@ function STATUS.run(_, dir)
     return EXIT_NOT_RUNNING
   end
   local s = emu:stats()
+  local connections = rawget(s, "connections") -- (absent when a full store left some uncounted)
   stdout:write(string.format("running at %s (pid %d, files in %s)\n", emu.url, emu.pid, dir))
-  stdout:write(string.format("%d bandwidth(s); %d API request(s) served on %d connection(s)\n",
-    s.bandwidths, s.requests, s.connections))
+  stdout:write(string.format("%d bandwidth(s); %d API request(s) served on %s\n", s.bandwidths, s.requests,
+    connections and string.format("%d connection(s)", connections) or "connections its full store did not count"))
   return EXIT_OK
 end
 

@@ -291,7 +291,10 @@ function Emulator:inject(rule)
 end
 
 --- { requests = n, connections = n, bandwidths = n, pending_injections = n, tokens_issued = n,
---   auth_failures = n (401s for bad tokens, signatures or IAM passwords) }
+--   auth_failures = n (401s for bad tokens, signatures or IAM passwords), ... }
+-- @raise reading `connections` raises when requests came on connections the emulator's store
+--   was too full to mark (`uncounted_connections` of them): a count that falls short would pass
+--   a test of connection reuse for nothing
 function Emulator:stats()
   local stats = control(self, "GET", "stats", nil, 200)
   local tointeger = math.tointeger -- luacheck: ignore 143 (Lua 5.3+: counts read 9, not 9.0)
@@ -299,6 +302,15 @@ function Emulator:stats()
     for k, v in pairs(stats) do
       if type(v) == "number" then stats[k] = tointeger(v) or v end -- cjson decodes every number as a float
     end
+  end
+  if stats.connections == nil then
+    setmetatable(stats, { __index = function(_, key)
+      if key == "connections" then
+        error(string.format("eip emulator: connections not counted: its store was full when %d request(s) "
+          .. "came on connections it could not mark (see the README's emulator section)",
+          stats.uncounted_connections or 0), 2)
+      end
+    end })
   end
   return stats
 end

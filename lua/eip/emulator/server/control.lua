@@ -18,7 +18,8 @@
 --                                      here leaves what the store held)
 --   GET  /__emulator/inject            {rules}
 --   GET  /__emulator/stats             {requests, connections, bandwidths, pending_injections,
---                                      tokens_issued, auth_failures}
+--                                      tokens_issued, auth_failures, ...}; no connections once
+--                                      a full store left some uncounted (uncounted_connections)
 --   GET  /__emulator/requests          {requests = [oldest .. newest], missing = n: left out, store full}
 --   PUT  /__emulator/aksk              {aksk = {ak = {sk, project_id, security_token?}}} (replaces)
 --   PUT  /__emulator/users             {users = [{username, password, domain,
