@@ -113,6 +113,72 @@ describe("the reference of eip errors (init.lua @table error)", function()
   end)
 end)
 
+-- The values a field takes, named where its doc lists them: each stop reason of a batch (the keys of
+-- errors.lua's STOP_REASONS) in init.lua's `stopped`, the batch summary of client.lua and of the
+-- README; each reason of a `refused` error in init.lua's `reason` and the README's error table.
+describe("the documented values of stopped and a refusal's reason", function()
+  local function stop_reasons()
+    local block = assert(read_file("lua/eip/errors.lua"):match("\nlocal STOP_REASONS = (%b{})"))
+    local names = {}
+    for name in block:gmatch("\n%s*([%a_]+) = ") do names[#names + 1] = name end
+    return names
+  end
+
+  -- The reasons a `refused` error is made with.
+  local function refusal_reasons()
+    local names = {}
+    for _, file in ipairs{ "lua/eip/errors.lua", "lua/eip/auth.lua", "lua/eip/bandwidths.lua" } do
+      local text = read_file(file)
+      for name in text:gmatch('kind = "refused", reason = "([%a_]+)"') do names[name] = true end
+      for name in text:gmatch('errors%.refused%("([%a_]+)"') do names[name] = true end
+      for name in text:gmatch('\n%s*reason = "([%a_]+)"') do names[name] = true end
+    end
+    return names
+  end
+
+  local function tfield(name)
+    return assert(error_table_doc():match("@tfield %S+ " .. name .. " (.-)\n%-%- @tfield"), name)
+  end
+
+  local function readme_row(first)
+    for line in read_file("README.md"):gmatch("[^\n]+") do
+      if line:find("^| " .. first:gsub("%p", "%%%0")) then return line end
+    end
+    error("no README row " .. first)
+  end
+
+  it("names every stop reason of a batch", function()
+    local names = stop_reasons()
+    assert.is_true(#names >= 7, "the scan found " .. #names)
+    local client_doc = read_file("lua/eip/client.lua"):match("@treturn table summary(.-)@raise")
+    local readme = read_file("README.md"):match("stopped = nil |(.-)still_readable")
+    for _, name in ipairs(names) do
+      local quoted = '"' .. name .. '"'
+      assert.is_truthy(tfield("stopped"):find(quoted, 1, true), "init.lua's stopped: " .. name)
+      assert.is_truthy(client_doc:find(quoted, 1, true), "client.lua's summary: " .. name)
+      assert.is_truthy(readme:find(quoted, 1, true), "the README's summary: " .. name)
+    end
+  end)
+
+  it("names every reason of a refusal", function()
+    local names = refusal_reasons()
+    for _, name in ipairs{ "dedicated", "prepaid", "frozen", "not_confirmed", "changed", "unanswered" } do
+      assert.is_true(names[name], "the scan found no " .. name)
+    end
+    local row = readme_row("`reason`, `order_id`, `bandwidth_status`")
+    for name in pairs(names) do
+      assert.is_truthy(tfield("reason"):find('"' .. name .. '"', 1, true), "init.lua's reason: " .. name)
+      assert.is_truthy(row:find("`" .. name .. "`", 1, true), "the README's refused row: " .. name)
+    end
+  end)
+
+  -- The transports report Date beside a Retry-After only (what it is read for).
+  it("says when an error has a date, as the README does", function()
+    assert.is_truthy(tfield("date"):find("Retry-After", 1, true))
+    assert.is_truthy(readme_row("`date`"):find("beside a `Retry-After`", 1, true))
+  end)
+end)
+
 describe("eip.sign's documented canonical request", function()
   it("says that it holds the headers' values, a security token included, as it does", function()
     local _, canonical = eip.sign{ method = "DELETE", url = "https://vpc.example/v2.0/p/bandwidths/b",

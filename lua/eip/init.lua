@@ -318,8 +318,9 @@ M.regions = require("eip.regions").list
 --   a code the table documents with that status)
 -- @tfield string retry_after the `Retry-After` header, when the server sent one (sent more than
 --   once: its values joined with ", ", of which the longest wait counts)
--- @tfield string date the answer's `Date` header, when it sent one (`http`): the server's clock,
---   against which an HTTP-date `retry_after` is read (when it is an HTTP-date itself)
+-- @tfield string date the answer's `Date` header, when it sent one beside a `Retry-After` (`http`;
+--   absent without one): the server's clock, against which an HTTP-date `retry_after` is read
+--   (when it is an HTTP-date itself)
 -- @tfield boolean throttled_beyond true on a throttling answer that asked not to come back within
 --   `retry_after_cap` (a longer Retry-After, or a stated limit of one request per longer than
 --   that): not retried; a batch starts nothing more after it, a wait reads no more
@@ -387,10 +388,12 @@ M.regions = require("eip.regions").list
 --   kind `credentials`; a `deadline` that would pass
 --   before the `rate` or room among the signed requests in flight lets it go: kind `transport`,
 --   reason "timeout"; a `cancel` before the first attempt)
--- @tfield string stopped why a batch stopped: "auth", "cancelled", "aborted", "project",
---   "throttled" (a throttling answer asked not to come back within `retry_after_cap` seconds: a
---   longer Retry-After, or a stated limit of one request per longer than that) or "unavailable"
---   (a server error asked the same by a longer Retry-After: `unavailable_beyond`) (on `not_sent`
+-- @tfield string stopped why a batch stopped: "auth", "unanswered" (the client signs, or logs
+--   in, no more for now: signed requests or logins in a row got no answer; the first id refused
+--   is the `cause`), "cancelled", "aborted", "project", "throttled" (a throttling answer asked
+--   not to come back within `retry_after_cap` seconds: a longer Retry-After, or a stated limit
+--   of one request per longer than that) or "unavailable" (a server error asked the same by a
+--   longer Retry-After: `unavailable_beyond`) (on `not_sent`
 --   entries, on the last error of ids whose retry was waiting when it stopped, and on the
 --   `wait_error` of deleted ids a batch's wait read no more after it)
 -- @tfield boolean cancelled true for a call a `cancel` function stopped (`interrupted`), with
