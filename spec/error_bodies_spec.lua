@@ -339,6 +339,8 @@ describe("error bodies", function()
       assert.is_nil(e.code_kind)
       assert.matches("Not known to be a missing bandwidth", e.advice, 1, true)
       assert.matches("Do not treat this as deleted", e.advice, 1, true)
+      -- (its one line says so, as of a body cut at max_body: else it reads as a gone bandwidth's)
+      assert.matches("(VPC.0306: No Eip bandwidth exist with id.) [more after its JSON]", tostring(e), 1, true)
     end
     -- (more after a value whose end only a bracket count finds: a string that breaks off)
     err = delete_with{ status = 403, body = '{"error_code":"VPC.2701","error_msg":"f"} "x\\"y' }

@@ -55,6 +55,8 @@ function Error.__tostring(e)
       parts[#parts + 1] = " (" .. one_line(detail, 300) .. ")"
     end
     if e.truncated then parts[#parts + 1] = " [body truncated]" end
+    -- (code and message are its first JSON value's: a 404 of it says nothing is gone)
+    if e.trailing then parts[#parts + 1] = " [more after its JSON]" end
   elseif e.kind == "transport" then
     parts[#parts + 1] = "transport error: " .. one_line(e.message or "?", 300)
     if e.curl_code then parts[#parts + 1] = string.format(" (curl %d)", e.curl_code) end
