@@ -293,6 +293,27 @@ describe("a failure's cause", function()
   end)
 end)
 
+-- What the text form tells of a failure, --json tells too: why an id was not sent (the word after
+-- NOT SENT: `stopped`), and that a 404 VPC.0306 is in doubt (its body went on after its JSON
+-- value, or was cut: `trailing`, `truncated`), which is why --missing-ok did not take it.
+describe("--json of a failure", function()
+  it("says why an id was not sent, and a body in doubt", function()
+    local errors = require "eip.errors"
+    local op = { method = "DELETE", path = "/v2.0/p/bandwidths/bw-2", resource = "bw-2" }
+    local o = { id = "bw-2", outcome = "not_sent", could_have_acted = false,
+      err = errors.not_sent(op, "unanswered", nil) }
+    assert.matches("NOT SENT +bw%-2 +unanswered", output.result_line(o, "text"))
+    assert.equal("unanswered", cjson.decode(output.result_line(o, "json")).stopped)
+    for _, field in ipairs{ "trailing", "truncated" } do
+      o = { id = "bw-1", outcome = "failed", could_have_acted = false,
+        err = { kind = "http", status = 404, reason = "Not Found", code = "VPC.0306", attempts = 1, [field] = true } }
+      assert.is_true(cjson.decode(output.result_line(o, "json"))[field], field)
+      assert.is_true(cjson.decode(output.error_json(o.err, 1))[field], field)
+    end
+    assert.is_nil(cjson.decode(output.result_line(o, "json")).trailing)
+  end)
+end)
+
 -- The API's numbers, as cjson decodes them (floats), come out as they went in: a size of 16
 -- digits whole, not 1.2345678901235e+15; a quota that needs 17 digits with all of them.
 describe("--json numbers", function()

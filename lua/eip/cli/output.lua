@@ -165,6 +165,8 @@ local function json_line(o)
     t.reason, t.retryable, t.attempts, t.argument = e.reason, e.retryable, e.attempts, e.argument
     t.stage, t.moved, t.not_moved, t.uncertain, t.changed = e.stage, e.moved, e.not_moved, e.uncertain, e.changed
     t.not_sent, t.order_id, t.lost_answer, t.advice = e.not_sent, e.order_id, e.lost_answer, e.advice
+    -- (why NOT SENT, as its word says; a body in doubt, which --missing-ok does not take)
+    t.stopped, t.trailing, t.truncated = e.stopped, e.trailing, e.truncated
     t.cause = cause_of(e)
     t.could_have_acted = o.could_have_acted == true
   end
@@ -351,13 +353,14 @@ end
 
 --- An error as the one JSON object `--json` prints on stderr: `ok` false, `exit` (the status
 -- the command ends with), `kind`, `message`, and what the error has of `status`, `code`,
--- `reason`, `request_id`, `argument`, `retryable`, `attempts`, `advice`.
+-- `reason`, `request_id`, `argument`, `retryable`, `attempts`, `advice`, `trailing`, `truncated`.
 -- @param e a usage error of the command line or an eip error
 -- @tparam integer exit the exit status
 -- @treturn string the line, without a newline
 function M.error_json(e, exit)
   local t = { ok = false, exit = exit, kind = e.kind or "usage", message = e.message }
-  for _, k in ipairs{ "status", "code", "reason", "request_id", "argument", "retryable", "attempts", "advice" } do
+  for _, k in ipairs{ "status", "code", "reason", "request_id", "argument", "retryable", "attempts", "advice",
+      "trailing", "truncated" } do
     t[k] = e[k]
   end
   t.cause = cause_of(e)
