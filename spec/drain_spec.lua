@@ -650,6 +650,25 @@ describe("bandwidth operations", function()
       end
     end)
 
+    -- A transport of the caller's whose send raises may have sent the request first (the README:
+    -- that failure may have acted): the EIPs the checking GET still lists are uncertain, as after
+    -- a timeout, not "not moved" (its remove may still be carried out).
+    it("counts the EIPs still listed after a remove call whose transport raised as uncertain", function()
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = eip_ids(2) }
+      local wire = require("eip.transport").new{}
+      local send = function(_, req)
+        if req.method == "POST" then error("a wrapper broke before its answer", 0) end
+        return wire:send(req)
+      end
+      local c = fx.client{ sleep = function() end, max_attempts = 1,
+        transport = { send = send, close = function() wire:close() end } }
+      local err = raised(c.drain_and_delete_bandwidth, c, id, { charge_mode = "bandwidth", size = 1 })
+      c:close()
+      assert.same({ "transport", "other", "remove" }, { err.kind, err.reason, err.stage })
+      assert.same({ 0, 0, 2 }, { #err.moved, #err.not_moved, #err.uncertain })
+      assert.is_true(require("eip").could_have_acted(err))
+    end)
+
     -- A person may answer the prompt minutes later: EIPs that changed meanwhile (one gone, one
     -- added) made the drain move what was planned and leave the rest, the delete refused.
     it("reads the bandwidth again once the plan is approved, and refuses it if its EIPs changed", function()

@@ -425,7 +425,8 @@ function M.remove(runner, project, bandwidth_id, entries, terms, known, deadline
           error(stop, 0)
         end
         -- (still listed after a call that may still be carried out: a timeout, a reset, a garbled
-        -- answer, a 5xx, a 2xx that is no 204 such as 202 Accepted, or an earlier attempt unanswered)
+        -- answer, a 5xx, a 2xx that is no 204 such as 202 Accepted, a transport of the caller's
+        -- that raised (reason "other"), or an earlier attempt unanswered)
         moved, kept, uncertain = settle(runner, project, bandwidth_id, ids, not known,
           errors.may_have_acted(err) or err.earlier_unanswered == true, cancel)
         summary.requests = summary.requests + 1 -- (the checking GET: one that failed ends the drain)

@@ -333,10 +333,15 @@ function M.refused_elsewhere()
   }
 end
 
+-- The reasons of a transport failure whose request may have gone out (see may_have_acted).
+local ATTEMPT_MAY_HAVE_ACTED = { timeout = true, reset = true, protocol = true, other = true }
+
 --- Could the request of a failed attempt have been acted on, although no usable answer came?
 -- A timeout or a connection reset (it may have been sent and carried out), a garbled answer
 -- (reason "protocol": it came after the request went out, a 204's head cut short among them),
--- a 5xx (the gateway gave up waiting, or the service failed partway), or a 2xx the call cannot
+-- a failure of no known kind (reason "other": a transport of the caller's that raised or broke
+-- its contract, which may have sent the request first, as @{could_have_acted} says), a 5xx (the
+-- gateway gave up waiting, or the service failed partway), or a 2xx the call cannot
 -- use (a 202 Accepted: taken, perhaps still being carried out). Not a refused connection, a
 -- name that did not resolve, any answer the service gave on purpose (4xx), nor a failure the
 -- transport says came before the request went out (`unsent`: a connect or TLS handshake that
@@ -344,9 +349,7 @@ end
 -- @tparam table err an eip error
 -- @treturn boolean
 function M.may_have_acted(err)
-  if err.kind == "transport" then
-    return (err.reason == "timeout" or err.reason == "reset" or err.reason == "protocol") and err.unsent ~= true
-  end
+  if err.kind == "transport" then return ATTEMPT_MAY_HAVE_ACTED[err.reason] == true and err.unsent ~= true end
   if err.kind == "interrupted" then return true end
   local status = err.kind == "http" and type(err.status) == "number" and err.status
   return status and ((status >= 500 and status < 600) or (status >= 200 and status < 300)) or false
