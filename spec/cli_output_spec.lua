@@ -311,6 +311,10 @@ describe("--json of a failure", function()
       assert.is_true(cjson.decode(output.error_json(o.err, 1))[field], field)
     end
     assert.is_nil(cjson.decode(output.result_line(o, "json")).trailing)
+    -- (and the text form's message line, as tostring: a 404 VPC.0306 that --missing-ok did not take)
+    o.err.trailing, o.err.truncated, o.err.message = true, nil, "No Eip bandwidth exist with id."
+    assert.matches("Not Found: No Eip bandwidth exist with id. [more after its JSON]",
+      output.failures({ o }):gsub("\n%s*", " "), 1, true)
   end)
 end)
 

@@ -212,10 +212,14 @@ local function wrap(text, indent, most)
   return lines
 end
 
+-- The message line of a failure: what was said, the marks tostring gives a body in doubt (a 404
+-- VPC.0306 that --missing-ok does not take reads as one of a bandwidth gone without them), and
+-- the cause.
 local function message_of(e)
+  local text = said(e) .. (e.truncated and " [body truncated]" or "") .. (e.trailing and " [more after its JSON]" or "")
   local cause = cause_of(e)
-  if cause then return said(e) .. "; cause: " .. cause end
-  return said(e)
+  if cause then return text .. "; cause: " .. cause end
+  return text
 end
 
 --- The detail `--verbose` prints under a result line: for a `FAILED?`, what to do about it; then
