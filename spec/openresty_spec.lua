@@ -103,6 +103,19 @@ describe("OpenResty #openresty", function()
       end
     end)
 
+    -- A 404 VPC.0306 whose body goes on after its JSON value is not known to be the service's (no
+    -- missing bandwidth: eip.is_missing): the answer could not be read, the bandwidth may well
+    -- exist, and the caller's id (a lower-case UUID) is not wrong either.
+    it("maps a 404 VPC.0306 whose body is in doubt to 502, not to a wrong id", function()
+      emu:inject{ method = "DELETE", status = 404, answered_by = "service",
+        body = '{"code":"VPC.0306","message":"No Eip bandwidth exist with id."}\n<html>proxy</html>' }
+      local id = shared_bandwidth()
+      local e = assert_error(delete(id), 502, "http")
+      assert.same({ 404, "VPC.0306", true }, { e.status, e.code, e.trailing })
+      assert.matches("[more after its JSON]", e.text, 1, true)
+      assert.is_table(emu:get_bandwidth(id))
+    end)
+
     it("maps 409 (bandwidth still holds EIPs) to 409", function()
       local id = shared_bandwidth{ publicip_ids = { "eip-in-use-1" } }
       local e = assert_error(delete(id), 409, "http")
