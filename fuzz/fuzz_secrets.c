@@ -8,6 +8,8 @@
  *    standard and URL-safe, as it reads starting at
  *    each of the three places of a group (the characters that depend on the secret's bytes
  *    alone); the model computes those forms on its own, with a bit accumulator;
+ *  - and the bytes of the text that lie in 16 hex digits (either case; a run of them, from any
+ *    digit) that write 8 bytes such a window holds: the hex of a secret or of one of its forms;
  *  - unless a secret shorter than 8 bytes is the whole text: then one range, the whole text;
  *  - ranges increase and are merged (none touches the one before), counting alone gives the
  *    same count as writing, within EIP_SECRETS_MAX_RANGES; eip_secrets_any agrees.
@@ -96,6 +98,38 @@ static int in_forms(char *const *form, const size_t *len, int n, const char *w)
     return 0;
 }
 
+/* The 8 bytes that the 16 hex digits at t write, into w; 0 when they are not all hex digits. */
+static int model_hex(const char *t, char *w)
+{
+    static const char DIGITS[] = "0123456789abcdef";
+    int i;
+    for (i = 0; i < 16; i++) {
+        char c = t[i] >= 'A' && t[i] <= 'F' ? (char)(t[i] + 32) : t[i];
+        const char *d = c != '\0' ? strchr(DIGITS, c) : NULL;
+        if (d == NULL)
+            return 0;
+        if (i % 2 == 0)
+            w[i / 2] = (char)((d - DIGITS) * 16);
+        else
+            w[i / 2] = (char)(w[i / 2] + (d - DIGITS));
+    }
+    return 1;
+}
+
+/* Adds the piece [from, end) to the model's nr ranges (in order of start: merged with the last
+ * one when it overlaps or touches it). */
+static void model_add(eip_range *want, size_t *nr, size_t from, size_t end)
+{
+    if (*nr > 0 && from <= want[*nr - 1].to) {
+        if (end > want[*nr - 1].to)
+            want[*nr - 1].to = end;
+    } else {
+        want[*nr].from = from;
+        want[*nr].to = end;
+        (*nr)++;
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -148,21 +182,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         want[0].to = tl;
         nr = 1;
     } else {
-        size_t k, to = 0;
+        size_t k;
+        char w[8];
         for (k = 0; k + 8 <= tl; k++) {
             int hit = 0;
             for (q = 0; q < ns && !hit; q++)
                 hit = in_forms(form[q], fl[q], FORMS, text + k);
-            if (!hit)
-                continue;
-            if (nr > 0 && k <= to) {
-                want[nr - 1].to = k + 8;
-            } else {
-                want[nr].from = k;
-                want[nr].to = k + 8;
-                nr++;
-            }
-            to = k + 8;
+            if (hit)
+                model_add(want, &nr, k, k + 8);
+            hit = 0;
+            if (k + 16 <= tl && model_hex(text + k, w))
+                for (q = 0; q < ns && !hit; q++)
+                    hit = in_forms(form[q], fl[q], FORMS, w);
+            if (hit)
+                model_add(want, &nr, k, k + 16);
         }
     }
     n = eip_secrets_scan(x, text, tl, NULL);

@@ -27,6 +27,11 @@ local function holds_piece(text, secret)
   return nil
 end
 
+-- The hex of s's bytes, in lower case.
+local function hex_of(s)
+  return (s:gsub(".", function(ch) return string.format("%02x", ch:byte()) end))
+end
+
 local function percent_encoded(v)
   return (v:gsub("[^%w]", function(c) return string.format("%%%02X", c:byte()) end))
 end
@@ -1813,11 +1818,12 @@ describe("safety", function()
     end
 
     -- Forms a server may echo a secret in besides its bytes: base64 (a gateway quoting a header
-    -- it decoded as Basic, a log line), lower or upper case, or split by invisible characters
-    -- (a zero-width space every 4 bytes shows the token whole on a terminal). A bidi override
-    -- would make a terminal show text in another order: blanked like any control character.
-    it("leaves no piece of a token echoed in base64, in another case, as character references, or split by "
-      .. "invisible characters", function()
+    -- it decoded as Basic, a log line), hex (a server dumping the bytes it got), lower or upper
+    -- case, or split by invisible characters (a zero-width space every 4 bytes shows the token
+    -- whole on a terminal). A bidi override would make a terminal show text in another order:
+    -- blanked like any control character.
+    it("leaves no piece of a token echoed in base64, in hex, in another case, as character references, or split "
+      .. "by invisible characters", function()
       local mime = require "mime"
       -- (a token of random letters, digits and signs, not a repeated pattern: each form's
       -- pieces are its own)
@@ -1839,6 +1845,9 @@ describe("safety", function()
         { "base64", mime.b64("token=" .. token) },
         { "base64, another start", mime.b64("x" .. token) },
         { "URL-safe base64", (mime.b64("xy" .. token):gsub("[+/]", { ["+"] = "-", ["/"] = "_" })) },
+        { "hex", hex_of(token) },
+        { "upper-case hex", hex_of(token):upper() },
+        { "hex, from a byte's second digit", hex_of("x" .. token):sub(2) },
         { "lower case", token:lower() },
         { "upper case", token:upper() },
         -- (an HTML page quoting it)
@@ -1887,6 +1896,29 @@ describe("safety", function()
         local err = raised(c.delete_bandwidth, c, "bw-1")
         assert.equal(pad .. "<redacted>...", err.request_id, kept .. " bytes")
         assert.is_nil(tostring(err):find(LONG_TOKEN:sub(1, kept), 1, true), tostring(err))
+      end
+    end)
+
+    -- The same in hex, where a piece is 16 digits (8 bytes): the 6 to 15 digits (3 to 7 bytes, in
+    -- either case) of a token's start before a header's bound or a message's, which marks its cut.
+    it("redacts the first hex digits of a token that a bound cuts", function()
+      local c = fx.client{ token = LONG_TOKEN, max_attempts = 1 }
+      local hex = hex_of(LONG_TOKEN)
+      for kept = 6, 15 do
+        local digits = kept % 2 == 0 and hex or hex:upper()
+        local pad, long_pad = string.rep("z", 252 - kept), string.rep("z", 512 - kept)
+        emu:inject{ method = "DELETE", status = 403, headers = { ["X-Request-Id"] = pad .. digits },
+          body = { code = "VPC.0302", message = long_pad .. digits } }
+        local err = raised(c.delete_bandwidth, c, "bw-1")
+        assert.equal(pad .. "<redacted>...", err.request_id, kept .. " digits")
+        assert.equal(long_pad .. "<redacted>...", err.message, kept .. " digits")
+      end
+      -- (not the digits of its middle, nor fewer than 6: those are anybody's)
+      for _, tail in ipairs{ hex:sub(3, 14), hex:sub(1, 5) } do
+        local kept = string.rep("z", 252 - #tail) .. tail
+        emu:inject{ method = "DELETE", status = 403, headers = { ["X-Request-Id"] = kept .. hex } }
+        local err = raised(c.delete_bandwidth, c, "bw-1")
+        assert.equal(kept .. "...", err.request_id)
       end
     end)
 

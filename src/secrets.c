@@ -16,6 +16,7 @@ struct eip_secrets {
     uint64_t *t;       /* the windows, as 8-byte values (0: an empty slot) */
     size_t mask, used; /* the table has mask + 1 slots (a power of two), used of them taken */
     int zero;          /* a window of 8 NUL bytes is in the set (0 marks empty slots) */
+    unsigned high;     /* the high halves (4 bits) of the bytes the windows are made of, a bit each */
 };
 
 /* Zeroes n bytes in a way the compiler may not drop as a dead store. */
@@ -149,6 +150,8 @@ static int index_some_windows(eip_secrets *x, const char *p, size_t n, const cha
         return 0;
     if (reserve(x, n - 7) != 0)
         return -1;
+    for (off = 0; off < n; off++)
+        x->high |= 1u << ((unsigned char)p[off] >> 4);
     for (off = 0; off + 8 <= n; off++) {
         uint64_t w = window_at(p + off);
         if (like != NULL && n > 8 && word_shaped(like + off) && (off == 0 || !is_letter((unsigned char)like[off - 1])) &&
@@ -198,7 +201,8 @@ static size_t base64_at(const unsigned char *p, size_t n, int k, char *out)
  * word of 8 letters: index_some_windows), and base64 (standard and URL-safe) at each of the
  * three places it may start in a base64 text. An 8-character window of those is 8 or 6 bytes
  * of the secret. (Not hex: a window there is 4 bytes, 32 bits, which the request ids of a long
- * batch, 32 hex digits each, would match by chance now and then.) 0, or -1 when out of memory. */
+ * batch, 32 hex digits each, would match by chance now and then; scan reads 16 hex digits as the
+ * 8 bytes they write instead.) 0, or -1 when out of memory. */
 static int index_derived(eip_secrets *x, const unsigned char *p, size_t n)
 {
     char buf[(EIP_SECRETS_DERIVED_MAX + 2) / 3 * 4]; /* a form: base64 is the longest */
@@ -260,13 +264,75 @@ int eip_secrets_add(eip_secrets *x, const char *value, size_t len)
     return 0;
 }
 
+/* Adds the piece [from, end) to the n ranges so far, the last of which ends at *to: pieces come
+ * in increasing order of start, so one that starts at or before the last range's end (overlaps
+ * or touches it) extends it, when it ends later (a hex piece is 16 bytes, a window 8). */
+static void add_piece(eip_range *out, size_t *n, size_t *to, size_t from, size_t end)
+{
+    if (*n > 0 && from <= *to) {
+        if (end <= *to)
+            return;
+        if (out != NULL)
+            out[*n - 1].to = end;
+    } else {
+        if (out != NULL) {
+            out[*n].from = from;
+            out[*n].to = end;
+        }
+        (*n)++;
+    }
+    *to = end;
+}
+
+/* 1 + the value of each hex digit (either case), 0 for any other byte. */
+static const unsigned char HEX[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+    ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+};
+
+/* The byte the two hex digits at p write. */
+static unsigned char hex_byte(const char *p)
+{
+    return (unsigned char)((HEX[(unsigned char)p[0]] - 1) << 4 | (HEX[(unsigned char)p[1]] - 1));
+}
+
+/* The window of the 8 bytes that the 16 hex digits at p write. */
+static uint64_t hex_window(const char *p)
+{
+    unsigned char b[8];
+    int k;
+    for (k = 0; k < 8; k++)
+        b[k] = hex_byte(p + 2 * k);
+    return window_at((const char *)b);
+}
+
+/* The first place in the hex digits text[from..to) where the 8 bytes that 16 digits write may be
+ * a window, judged by their high halves alone (every other digit), or `to` when there is none:
+ * the 16 random bytes of a request id seldom have one, an ASCII text's hex soon has. */
+static size_t hex_from_of(const eip_secrets *x, const char *text, size_t from, size_t to)
+{
+    size_t j, here = 0, there = 0; /* high halves in a row, of the digits from j, j - 2, ...; the others' */
+    unsigned high = x->high;
+    for (j = from; j < to; j++) {
+        size_t h = high >> (HEX[(unsigned char)text[j]] - 1) & 1 ? here + 1 : 0;
+        if (h == 8)
+            return j - 14;
+        here = there;
+        there = h;
+    }
+    return to;
+}
+
 /* The pieces in text, merged, written into out unless it is NULL; with `first`, only whether
- * there is one (0 or 1). Returns how many. Windows are looked at in increasing order, so each
- * range starts at or after the last one's start, and a window overlapping or touching the last
- * range (its start at or before that range's end) extends it. */
+ * there is one (0 or 1). Returns how many. Pieces are looked at in increasing order of start:
+ * at each byte, the 8-byte window there, and, inside a run of hex digits, the 16 digits there
+ * read as the 8 bytes they write (a window of the set: the hex of 8 bytes of a secret or of one
+ * of its forms, in either case, whichever digit it starts at). */
 static size_t scan(const eip_secrets *x, const char *text, size_t len, eip_range *out, int first)
 {
-    size_t n = 0, i, to = 0;
+    /* (hex: the digits from i end at hex_to; no window of them is looked up before hex_from) */
+    size_t n = 0, i, to = 0, hex_to = 0, hex_from = len;
     for (i = 0; i < x->count; i++) { /* a short secret: only as the whole text */
         const secret *s = &x->s[i];
         if (s->n < 8 && s->n == len && memcmp(s->p, text, len) == 0) {
@@ -277,22 +343,24 @@ static size_t scan(const eip_secrets *x, const char *text, size_t len, eip_range
             return 1;
         }
     }
+    if (x->t == NULL) /* no window at all: no secret of 8 bytes or more */
+        return 0;
     for (i = 0; i + 8 <= len; i++) {
-        if (!holds(x, window_at(text + i)))
-            continue;
-        if (first)
-            return 1;
-        if (n > 0 && i <= to) { /* overlaps or touches the last range: it grows */
-            if (out != NULL)
-                out[n - 1].to = i + 8;
-        } else {
-            if (out != NULL) {
-                out[n].from = i;
-                out[n].to = i + 8;
-            }
-            n++;
+        if (holds(x, window_at(text + i))) {
+            if (first)
+                return 1;
+            add_piece(out, &n, &to, i, i + 8);
         }
-        to = i + 8;
+        if (i >= hex_to) { /* where the hex digits from i end, and their hex_from */
+            for (hex_to = i; hex_to < len && HEX[(unsigned char)text[hex_to]] != 0; hex_to++)
+                ;
+            hex_from = hex_to - i >= 16 ? hex_from_of(x, text, i, hex_to) : len;
+        }
+        if (i >= hex_from && i + 16 <= hex_to && holds(x, hex_window(text + i))) {
+            if (first)
+                return 1;
+            add_piece(out, &n, &to, i, i + 16);
+        }
     }
     return n;
 }

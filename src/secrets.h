@@ -5,8 +5,10 @@
  * start cut off, split between two fields. The index is the set of every 8-byte window of every
  * secret; a byte of a text is part of a piece when it lies in an 8-byte window of the text that
  * is in the set. So every piece of 8 bytes or more of any secret is found, wherever it starts,
- * in one pass over the text (one look-up per byte). A secret shorter than 8 bytes cannot be told
- * apart from ordinary words inside a text: it is found only as the whole text.
+ * in one pass over the text (one look-up per byte). So is every piece in hex (either case, from
+ * any digit of a run of them): 16 digits that write 8 bytes the set holds. A secret shorter than
+ * 8 bytes cannot be told apart from ordinary words inside a text: it is found only as the whole
+ * text.
  *
  * The set takes about 13 bytes per byte of secret (8-byte slots, at most 5/8 full), and about
  * 10 times that for its first 512 bytes (their echoed forms: see eip_secrets_add); a secret
@@ -28,7 +30,8 @@ eip_secrets *eip_secrets_new(size_t max_secrets);
  * credential is: IAM tokens take a few KiB) are indexed over their first
  * EIP_SECRETS_INDEXED_MAX bytes. A secret of 8 bytes or more is found in the forms a server
  * may echo it in too, over its first EIP_SECRETS_DERIVED_MAX bytes: in lower or upper case
- * (ASCII), in base64 (standard or URL-safe, wherever it starts in the encoded text). */
+ * (ASCII), in base64 (standard or URL-safe, wherever it starts in the encoded text); and in hex
+ * over all its indexed bytes (the hex of a form too: see eip_secrets_scan). */
 #define EIP_SECRETS_INDEXED_MAX (1024u * 1024u)
 #define EIP_SECRETS_DERIVED_MAX 512u
 int eip_secrets_add(eip_secrets *x, const char *secret, size_t len);
@@ -42,9 +45,12 @@ typedef struct {
 #define EIP_SECRETS_MAX_RANGES(len) ((len) / 8 + 2)
 
 /* Writes into out the pieces of secrets in text[0..len), in increasing order, overlapping or
- * touching pieces merged; returns how many. out NULL: only counts them (no write), so that a
- * caller can size out to what a text holds (the same count; EIP_SECRETS_MAX_RANGES(len)
- * always suffices) instead of to the text's length. */
+ * touching pieces merged; returns how many. A piece is 8 bytes of the text that the index holds
+ * (a window), or 16 hex digits (of a run of them, either case, from any digit) that write one:
+ * never 8 digits, 4 bytes, which request ids of 32 digits would match by chance now and then.
+ * out NULL: only counts them (no write), so that a caller can size out to what a text holds
+ * (the same count; EIP_SECRETS_MAX_RANGES(len) always suffices) instead of to the text's
+ * length. */
 size_t eip_secrets_scan(const eip_secrets *x, const char *text, size_t len, eip_range *out);
 
 /* Whether text[0..len) holds any piece eip_secrets_scan would report. */

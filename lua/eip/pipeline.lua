@@ -170,9 +170,9 @@ end
 local UNDISGUISE_LEVELS = 4
 
 -- Does s, undisguised once or more, hold a piece of a secret of the list (8 bytes or more of it,
--- anywhere: a disguised copy may also be cut anywhere; or of its other forms, in another case or
--- base64: the C core's index, core.secret_ranges), or, for a short one, the secret as the whole
--- value?
+-- anywhere: a disguised copy may also be cut anywhere; or of its other forms, in another case,
+-- base64 or hex: the C core's index, core.secret_ranges), or, for a short one, the secret as the
+-- whole value?
 local function disguised_as(s, secrets, latin)
   local u = s
   for level = 1, UNDISGUISE_LEVELS do
@@ -225,6 +225,29 @@ end
 -- in JSON escapes a '/' as \\\/).
 local CUT_TAIL = 28
 
+-- The same in hex (16 digits or more are found anywhere: src/secrets.c): the last 6 to 15 hex
+-- digits before the mark, in either case, that begin the hex of a secret's bytes.
+local HEX_CUT_MIN, HEX_CUT_MAX = 6, 15
+
+local function hex_of(s)
+  return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+-- s (cut: n bytes and the mark) with its last hex digits redacted where they begin a secret's hex.
+local function cut_hex_start(s, n, secrets)
+  local digits = sub(s, max(1, n - HEX_CUT_MAX + 1), n):match("%x*$"):lower()
+  if #digits < HEX_CUT_MIN then return s end
+  for _, v in pairs(secrets) do
+    if #v >= 8 then
+      local start = hex_of(sub(v, 1, 8))
+      for k = #digits, HEX_CUT_MIN, -1 do
+        if sub(digits, -k) == sub(start, 1, k) then return sub(s, 1, n - k) .. REDACTED .. "..." end
+      end
+    end
+  end
+  return s
+end
+
 local function cut_start(s, secrets)
   if not secrets then return s end
   local n = #s - 3
@@ -248,7 +271,7 @@ local function cut_start(s, secrets)
       end
     end
   end
-  return s
+  return cut_hex_start(s, n, secrets)
 end
 
 --- Server-provided text made safe to show: control characters (terminal escapes, CR, LF, and
@@ -256,7 +279,7 @@ end
 -- become spaces, and every secret the provider holds, and the runner's own `secrets` (proxy
 -- credentials), becomes `<redacted>` (a proxy or service may echo a header back), and so does
 -- every piece of one of 8 bytes or more, wherever it starts (a copy cut short, or with its start
--- cut off: see src/secrets.h), and of its lower- and upper-case and base64 forms. A secret
+-- cut off: see src/secrets.h), and of its lower- and upper-case, base64 and hex forms. A secret
 -- shorter than 8 bytes cannot be told apart from ordinary
 -- words inside a text, so it is redacted only where it is the whole value. Text that holds a
 -- secret only in disguise (JSON- or percent-escaped, split by control characters) is replaced

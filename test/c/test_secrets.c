@@ -1,6 +1,8 @@
 /* test_secrets.c - the set of secrets' windows (src/secrets.c): every piece of 8 bytes or more
  * found and merged, nothing else (checked against a brute-force search over random secrets and
  * texts made of their pieces, repetitive ones included); a growing set; only len bytes read. */
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,8 +40,9 @@ static int inside(const char *s, size_t n, const char *t, size_t m)
 }
 
 /* Random secrets over a small alphabet (so that they repeat themselves and each other) and texts
- * made of their pieces and other bytes: a byte is reported exactly when an 8-byte window of the
- * text that holds it is inside a secret. Returns the number of wrong texts. */
+ * made of their pieces (some in hex) and other bytes: a byte is reported exactly when an 8-byte
+ * window of the text that holds it is inside a secret, or 16 hex digits that hold it write 8
+ * bytes that are. Returns the number of wrong texts. */
 static int fuzz(unsigned long seed, int rounds)
 {
     int round, wrong = 0;
@@ -67,14 +70,19 @@ static int fuzz(unsigned long seed, int rounds)
                 text[len++] = (char)('a' + (seed >> 20) % (unsigned long)(alpha + 1));
             } else {
                 size_t from, to;
+                int hex = (seed >> 24) % 3 == 0; /* the piece in hex, in one case or the other */
                 q = (int)((seed >> 18) % (unsigned long)ns);
                 seed = seed * 1103515245ul + 12345ul;
                 from = (seed >> 16) % sl[q];
                 to = from + (seed >> 8) % (sl[q] - from + 1);
-                if (len + (to - from) >= sizeof text)
+                if (len + (hex ? 2 : 1) * (to - from) >= sizeof text)
                     break;
-                memcpy(text + len, sec[q] + from, to - from);
-                len += to - from;
+                for (i = from; hex && i < to; i++, len += 2)
+                    snprintf(text + len, 3, (seed >> 28) % 2 ? "%02x" : "%02X", (unsigned char)sec[q][i]);
+                if (!hex) {
+                    memcpy(text + len, sec[q] + from, to - from);
+                    len += to - from;
+                }
             }
         }
         x = eip_secrets_new((size_t)ns);
@@ -85,10 +93,18 @@ static int fuzz(unsigned long seed, int rounds)
             wrong++; /* counting alone must give what writing gives */
         memset(want, 0, sizeof want);
         memset(got, 0, sizeof got);
-        for (a = 0; a + 8 <= len; a++)
+        for (a = 0; a + 8 <= len; a++) {
+            char bytes[8];
             for (q = 0; q < ns; q++)
                 if (inside(sec[q], sl[q], text + a, 8))
                     memset(want + a, 1, 8);
+            for (k = 0; k < 16 && a + 16 <= len && isxdigit((unsigned char)text[a + k]); k++)
+                if (k % 2 == 1)
+                    bytes[k / 2] = (char)strtol((char[]){text[a + k - 1], text[a + k], '\0'}, NULL, 16);
+            for (q = 0; q < ns && k == 16; q++)
+                if (inside(sec[q], sl[q], bytes, 8))
+                    memset(want + a, 1, 16);
+        }
         for (k = 0; k < n; k++) {
             if (k > 0 && out[k].from <= out[k - 1].to)
                 wrong++; /* not merged */
@@ -168,8 +184,26 @@ static void test_forms(void)
     /* a short secret is one only whole: no form of it (upper case, base64) */
     CHECK_STR(ranges_of(x, "SHORTPW"), "");
     CHECK_STR(ranges_of(x, "c2hvcnRwdw=="), "");
-    /* not hex: 8 digits are 4 bytes, which a request id matches by chance now and then */
-    CHECK_STR(ranges_of(x, "4d494945746f6b2b41622f63643d515778797a5f536563726574546f6b336e"), "");
+    /* in hex, either case, from any digit: 16 digits (8 bytes of the secret) or more, never 8
+     * (4 bytes, which a request id of 32 digits would match by chance now and then) */
+    CHECK_STR(ranges_of(x, "4d494945746f6b2b41622f63643d515778797a5f536563726574546f6b336e"), "0-62");
+    CHECK_STR(ranges_of(x, "bad token 4D494945746F6B2B41622F63643D515778797A5F536563726574546F6B336E2D..."),
+              "10-74");
+    CHECK_STR(ranges_of(x, "id 1234d494945746f6b2b4 end"), "6-22"); /* (from an odd digit of the run) */
+    CHECK_STR(ranges_of(x, "id 94945746f6b2b4162 end"), "4-20");   /* its start cut off within a byte */
+    CHECK_STR(ranges_of(x, "id 494945746f6b2b4 end"), "");         /* 15 digits: 7.5 bytes */
+    CHECK_STR(ranges_of(x, "id 4d494945 746f6b2b end"), "");       /* not with separators */
+    CHECK_STR(ranges_of(x, "9f86d081884c7d659a2feaa0c55ad0154d494945746f6b2b"), "32-48"); /* after others */
+    {
+        eip_secrets *u = eip_secrets_new(1); /* "пароль-Secret": not ASCII's high halves alone */
+        CHECK(u != NULL && eip_secrets_add(u, "\xd0\xbf\xd0\xb0\xd1\x80\xd0\xbe\xd0\xbb\xd1\x8c-Secret", 19) == 0,
+              "a UTF-8 password");
+        CHECK_STR(ranges_of(u, "pw D0BFD0B0D180D0BED0BBD18C2D536563726574"), "3-41");
+        CHECK_STR(ranges_of(u, "pw 0bfd0b0d180d0bed0bb?"), "4-22"); /* from its 2nd byte */
+        eip_secrets_free(u);
+    }
+    CHECK_STR(ranges_of(x, "73686f72747077"), "");                   /* a short secret's: no */
+    CHECK_STR(ranges_of(x, "req 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"), "");
     /* the whole base64 text but its last group of the secret's bytes, which holds "tail" too */
     CHECK_STR(ranges_of(x, found[0]), "0-56");
     eip_secrets_free(x);
