@@ -921,17 +921,17 @@ local function well_formed(resp)
   return (b == nil or b == "" or type(b) == "string") and (id == nil or type(id) == "string")
 end
 
--- A transport failure of kind "other" (libcurl's 2: not retried) saying why.
-local function contract_broken(what)
+-- A transport failure of kind "other" (libcurl's 2: not retried): `what` breaks the contract,
+-- `detail` says how.
+local function contract_broken(what, detail)
   return { status = 0, curl_code = 2, error_kind = "other", curl_error = what .. " the transport contract (see "
-    .. "eip.transport): " }
+    .. "eip.transport): " .. detail }
 end
 
 local function broken(resp)
-  local failure = contract_broken("the transport's response breaks")
-  failure.curl_error = failure.curl_error .. (type(resp) == "table" and "status " .. type(resp.status)
-    .. (type(resp.status) == "number" and (" " .. tostring(resp.status)) or "") or "a " .. type(resp))
-  return failure
+  return contract_broken("the transport's response breaks", type(resp) == "table" and "status "
+    .. type(resp.status) .. (type(resp.status) == "number" and (" " .. tostring(resp.status)) or "")
+    or "a " .. type(resp))
 end
 
 -- The bytes of what a transport's send raised that its failure keeps, as eip.body keeps of a
@@ -949,9 +949,7 @@ local RAISED_MAX = 512
 function M.raised(value)
   local text = errors.text(value)
   if #text > RAISED_MAX then text = sub(text, 1, RAISED_MAX) .. "..." end
-  local failure = contract_broken("the transport's send raised an error, which breaks")
-  failure.curl_error = failure.curl_error .. text
-  return failure
+  return contract_broken("the transport's send raised an error, which breaks", text)
 end
 
 -- (what on_response is told of an answer whose reading raised something that is no eip error)
