@@ -182,7 +182,8 @@ local DATES_WITH_COMMA = { "^%a%a%a, %d%d %a%a%a %d%d%d%d %d%d:%d%d:%d%d GMT%s*"
 --   negative, fractional, neither form)
 function M.parse_retry_after(v, now, date)
   if type(v) ~= "string" then return nil end
-  now = time.parse_http_date(date, now) or now
+  -- (the answer's clock is read only for a value that may hold a date: delta-seconds have no letter)
+  if date ~= nil and v:find("%a") then now = time.parse_http_date(date, now) or now end
   -- Cut short by the transports' bound (255 bytes, then "..."): the longest value may be the one
   -- lost (85 "1"s, then 3600), and a shorter wait than the server asked sends too soon. Taken
   -- as longer than any cap: not waited for, a batch starts nothing more.
