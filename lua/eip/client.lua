@@ -198,7 +198,7 @@ function M.new(opts, getenv)
     if not region then region, region_name = auth.env("region", getenv), auth.ENV.region end
   end
   local logger = log.sink(opts.debug, opts.log)
-  local provider, found = auth.resolve(opts, region, getenv, logger or function(line) io.stderr:write(line, "\n") end)
+  local provider, found = auth.resolve(opts, region, getenv, logger or function(line) io.stderr:write(line .. "\n") end)
   -- The project: the option; else the one the credentials' source names with them (a profile
   -- file's project_id, HUAWEICLOUD_SDK_PROJECT_ID with the environment's keys: see auth.resolve);
   -- else the token's scope (IAM), or looked up by region (AK/SK).

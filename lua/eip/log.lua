@@ -30,7 +30,7 @@ function M.sink(debug, fn)
     end
   end
   if debug then
-    return function(line) io.stderr:write(line, "\n") end
+    return function(line) io.stderr:write(line .. "\n") end
   end
   return nil
 end

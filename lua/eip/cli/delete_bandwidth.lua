@@ -523,8 +523,8 @@ function M.run(opts, argv, ctx)
   if not ok then error(summary, 0) end
   stdout:flush()
   stderr:write(output.failures(failed))
-  stderr:write(output.summary(#ids, counts, core.monotime() - started), "\n")
-  if summary and summary.throttled > 0 then stderr:write(output.throttled(summary), "\n") end
+  stderr:write(output.summary(#ids, counts, core.monotime() - started) .. "\n")
+  if summary and summary.throttled > 0 then stderr:write(output.throttled(summary) .. "\n") end
   -- Keys act in every project of the account: a bandwidth of another project (or region) is
   -- missing from this one too. Said once, where the count is.
   if counts.missing > 0 and missing_from then
@@ -540,11 +540,11 @@ function M.run(opts, argv, ctx)
       tostring(res.bandwidth_id), tostring(res.wait_error)))
   end
   if unrenewed then
-    stderr:write("eip: ", output.shown(unrenewed.message), string.format(": %d id(s) not sent\n", unrenewed_count))
+    stderr:write("eip: " .. output.shown(unrenewed.message) .. string.format(": %d id(s) not sent\n", unrenewed_count))
   end
   local not_sent = counts.not_sent > 0 and string.format(": %d id(s) not sent\n", counts.not_sent) or "\n"
   local why_stopped = summary and STOPPED_LINES[summary.stopped]
-  if why_stopped then stderr:write(why_stopped, not_sent) end
+  if why_stopped then stderr:write(why_stopped .. not_sent) end
   -- Ctrl-C exits 130 whatever else stopped the batch (SIGTERM 143, SIGHUP 129): the script that ran
   -- this must stop too.
   if interrupted then

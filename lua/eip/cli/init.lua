@@ -54,8 +54,8 @@ end
 
 -- An error as the lines an operator reads: the one-line form, then the advice.
 local function report_error(e)
-  stderr:write(tostring(e), "\n")
-  if eip.is_error(e) and e.advice and e.kind ~= "usage" then stderr:write("  advice: ", e.advice, "\n") end
+  stderr:write(tostring(e) .. "\n")
+  if eip.is_error(e) and e.advice and e.kind ~= "usage" then stderr:write("  advice: " .. e.advice .. "\n") end
 end
 
 -- A command name that is not one: refused with a hint, never echoing what may be a secret.
@@ -182,9 +182,9 @@ function M.main(argv)
   -- (under --json, as a JSON error object: "errors are JSON too")
   local function failed_output(kind, message, exit)
     if M.wants_json(argv) then
-      stderr:write(output.error_json({ kind = kind, message = message }, exit), "\n")
+      stderr:write(output.error_json({ kind = kind, message = message }, exit) .. "\n")
     else
-      stderr:write("eip: ", message, "\n")
+      stderr:write("eip: " .. message .. "\n")
     end
     return exit
   end
@@ -223,7 +223,7 @@ function M.main(argv)
     -- (a caught signal's own status: a read of stdin that one ended raises "interrupted!" too)
     local exit = caught > 0 and connection.signal_exit(signal) or EXIT_INTERRUPTED
     if M.wants_json(argv) then
-      stderr:write(output.error_json({ kind = "interrupted", message = "interrupted" }, exit), "\n")
+      stderr:write(output.error_json({ kind = "interrupted", message = "interrupted" }, exit) .. "\n")
     else
       stderr:write("eip: interrupted\n")
     end
@@ -239,11 +239,11 @@ function M.main(argv)
   end
   if M.wants_json(argv) then
     if not known then e = { kind = "internal", message = tostring(e) } end
-    stderr:write(output.error_json(e, exit), "\n")
+    stderr:write(output.error_json(e, exit) .. "\n")
   elseif known then
     report_error(e)
   else
-    stderr:write("eip: internal error: ", tostring(e), "\n")
+    stderr:write("eip: internal error: " .. tostring(e) .. "\n")
   end
   return exit
 end

@@ -110,9 +110,9 @@ function START.run(opts, dir)
   local emu_mod = emulator()
   local emu = emu_mod.attach(dir)
   if emu then
-    stderr:write("eip-emulator: already running in ", dir,
-      (opts.port ~= nil and opts.port ~= emu.port) and (" on port " .. emu.port .. ", not " .. opts.port) or "",
-      "\n")
+    stderr:write("eip-emulator: already running in " .. dir
+      .. ((opts.port ~= nil and opts.port ~= emu.port) and (" on port " .. emu.port .. ", not " .. opts.port) or "")
+      .. "\n")
   else
     local nginx = require "eip.emulator.nginx"
     local ok, why = pcall(function() nginx.find(); nginx.modules_dir() end)
@@ -294,14 +294,14 @@ function M.main(argv)
   local ok, code = pcall(dispatch, argv or {})
   if ok then return code end
   if args.is_usage(code) then
-    stderr:write("eip-emulator: ", code.message, "\n")
+    stderr:write("eip-emulator: " .. code.message .. "\n")
     return EXIT_USAGE
   end
   if type(code) == "table" and code.exit then
-    stderr:write("eip-emulator: ", code.message, "\n")
+    stderr:write("eip-emulator: " .. code.message .. "\n")
     return code.exit
   end
-  stderr:write("eip-emulator: ", tostring(code), "\n")
+  stderr:write("eip-emulator: " .. tostring(code) .. "\n")
   return EXIT_FAILED
 end
 
