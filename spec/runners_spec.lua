@@ -37,7 +37,8 @@ describe("the test runners #once", function()
     local function run(busted_cmd, ...)
       local args = {}
       for i, a in ipairs{ ... } do args[i] = q(a) end
-      return host.run("BUSTED=" .. q(busted_cmd) .. " " .. RUN .. " " .. table.concat(args, " ") .. " 2>&1")
+      -- (SPLIT_TAGS unset: make test sets it for the run this spec is part of)
+      return host.run("SPLIT_TAGS= BUSTED=" .. q(busted_cmd) .. " " .. RUN .. " " .. table.concat(args, " ") .. " 2>&1")
     end
 
     it("sums the C tests' checks and busted's specs", function()
@@ -71,6 +72,47 @@ describe("the test runners #once", function()
         line = "9 passed, 1 failed" },
     }
 
+    -- SPLIT_TAGS: a second busted for the specs so tagged, at the same time as the first. Each
+    -- stand-in half waits for the other's mark: run one after the other, neither would see it.
+    local function halves(tagged_ends)
+      return script("busted", string.format([[
+case "$*" in
+  *--exclude-tags=slow,lone*) me=rest; other=tagged ;;
+  *--tags=slow,lone*) me=tagged; other=rest ;;
+  *) echo "unsplit: $*"; exit 1 ;;
+esac
+touch %s/$me.mark
+i=0
+while [ ! -e %s/$other.mark ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+[ -e %s/$other.mark ] || { echo "$me ran alone"; exit 1; }
+if [ $me = rest ]; then echo '6 successes / 1 failures / 0 errors / 0 pending : 1 seconds'; exit 1; fi
+%s]], q(dir), q(dir), q(dir), tagged_ends))
+    end
+
+    local function run_split(busted_cmd, ...)
+      local args = {}
+      for i, a in ipairs{ ... } do args[i] = q(a) end
+      return host.run("SPLIT_TAGS=slow,lone BUSTED=" .. q(busted_cmd) .. " " .. RUN .. " " .. table.concat(args, " ")
+        .. " 2>&1")
+    end
+
+    it("runs the specs of SPLIT_TAGS in a second busted beside the first, and sums both", function()
+      local a = script("test_a", "echo 'ctest a: 10 passed, 0 failed'")
+      local out, code = run_split(halves("echo 'tagged specs ran'\n"
+        .. "echo '3 successes / 0 failures / 2 errors / 0 pending : 1 seconds'\nexit 1"), a)
+      assert.is_nil(out:find("ran alone", 1, true), out)
+      assert.equal("19 passed, 3 failed", last_line(out))
+      assert.matches("== the specs tagged slow,lone %(run at the same time%)\ntagged specs ran\n", out)
+      assert.is_not.equal(0, code)
+    end)
+
+    it("counts a second busted that ends without its summary line as a failure", function()
+      local out, code = run_split(halves("echo 'lua: cannot open spec'\nexit 1"))
+      assert.matches("busted %(the specs tagged slow,lone%): no summary line %(exit 1%)", out)
+      assert.equal("6 passed, 2 failed", last_line(out))
+      assert.is_not.equal(0, code)
+    end)
+
     for _, case in ipairs(SILENT_FAILURES) do
       it("counts " .. case[1] .. " as a failure", function()
         local n = case.busted
@@ -95,6 +137,7 @@ esac
 echo "leg $LUA begins"
 echo "C tests given: $#"
 echo "busted command: $BUSTED"
+echo "split: $SPLIT_TAGS"
 sleep 0.2
 echo "leg $LUA ends"
 case $LUA in
@@ -104,17 +147,18 @@ case $LUA in
   killed) kill -KILL $PPID; exit 0 ;;
   *) echo '5 passed, 0 failed' ;;
 esac]])
-      return host.run(string.format("LUAS=%s FULL_LEG=full MATRIX_JOBS=%s bash %s ct1 ct2 2>&1", q(luas), jobs,
-        q(dir .. "/run-matrix")))
+      return host.run(string.format("env -u SPLIT_TAGS LUAS=%s FULL_LEG=full MATRIX_JOBS=%s bash %s ct1 ct2 2>&1",
+        q(luas), jobs, q(dir .. "/run-matrix")))
     end
 
     it("sums every leg; the full leg alone gets the C tests and the specs run inside nginx", function()
       local out, code = matrix("first full other", 2)
       assert.equal("15 passed, 0 failed", last_line(out))
       assert.equal(0, code)
-      assert.matches("leg full begins\nC tests given: 2\nbusted command: busted %-%-lua=full\n", out)
+      assert.matches("leg full begins\nC tests given: 2\nbusted command: busted %-%-lua=full\n"
+        .. "split: openresty,once\n", out)
       assert.matches("leg other begins\nC tests given: 0\nbusted command: busted %-%-lua=other "
-        .. "%-%-exclude%-tags=openresty,once\n", out)
+        .. "%-%-exclude%-tags=openresty,once\nsplit: \n", out)
       assert.matches("matrix: full %(C tests, every spec%) +5 passed, 0 failed  %(%d+ s%)", out)
     end)
 
@@ -133,7 +177,7 @@ esac]])
         local _, begins = out:gsub("leg " .. leg .. " begins", "")
         assert.equal(1, begins, "leg " .. leg .. "'s output, once:\n" .. out)
         assert.matches("== matrix: " .. leg .. " [^\n]*\nleg " .. leg .. " begins\nC tests given: %d\nbusted command: "
-          .. "[^\n]*\nleg " .. leg .. " ends\n5 passed, 0 failed\n", out)
+          .. "[^\n]*\nsplit: [^\n]*\nleg " .. leg .. " ends\n5 passed, 0 failed\n", out)
       end
     end)
 
