@@ -25,6 +25,38 @@ describe("the test runners #once", function()
 
   local function last_line(out) return out:match("([^\n]*)\n?$") end
 
+  local function alive(pid)
+    local f = io.open("/proc/" .. pid .. "/stat")
+    local state = f and f:read("*a"):match("%)%s+(%a)")
+    if f then f:close() end
+    return state ~= nil and state ~= "Z"
+  end
+
+  -- Waits for `n` pids in the file `pids` (what the stand-ins started), sends TERM to the
+  -- runner whose pid is in the file `runner`, and returns what is still alive 10 s later.
+  local function stopped(pids, n, runner)
+    local function started()
+      local out = {}
+      for pid in (nginx.read_file(pids) or ""):gmatch("%d+") do out[#out + 1] = pid end
+      return out
+    end
+    local deadline = os.time() + 10
+    while #started() < n and os.time() < deadline do host.execute("sleep 0.05") end
+    local procs = started()
+    assert.equal(n, #procs, "the stand-ins and a child of each")
+    runner = nginx.read_file(runner):match("%d+")
+    assert(host.execute("kill -TERM " .. runner))
+    procs[#procs + 1] = runner
+    deadline = os.time() + 10
+    local left
+    repeat
+      left = {}
+      for _, pid in ipairs(procs) do if alive(pid) then left[#left + 1] = pid end end
+      if #left > 0 then host.execute("sleep 0.05") end
+    until #left == 0 or os.time() > deadline
+    return left
+  end
+
   describe("scripts/run-tests (make test)", function()
     local RUN = "bash " .. q(host.ROOT .. "/scripts/run-tests")
 
@@ -113,6 +145,16 @@ if [ $me = rest ]; then echo '6 successes / 1 failures / 0 errors / 0 pending : 
       assert.is_not.equal(0, code)
     end)
 
+    -- Stopped (Ctrl-C, or a TERM as here: a background job here ignores SIGINT), it stops both
+    -- busted runs and what they started at once, rather than wait for them to end.
+    it("stops both busted runs and what they started when it is stopped", function()
+      local pids = dir .. "/pids"
+      local b = script("busted", "sleep 60 &\necho $$ $! >> " .. q(pids) .. "\nwait")
+      assert(host.execute("SPLIT_TAGS=slow BUSTED=" .. q(b) .. " " .. RUN .. " > /dev/null 2>&1 & echo $! > "
+        .. q(dir .. "/runner")))
+      assert.same({}, stopped(pids, 4, dir .. "/runner"))
+    end)
+
     for _, case in ipairs(SILENT_FAILURES) do
       it("counts " .. case[1] .. " as a failure", function()
         local n = case.busted
@@ -133,6 +175,7 @@ if [ $me = rest ]; then echo '6 successes / 1 failures / 0 errors / 0 pending : 
       script("run-tests", [[
 case $LUA in
   slow) sleep 3 ;;
+  stuck) sleep 60 & echo $$ $! >> pids; wait ;;
 esac
 echo "leg $LUA begins"
 echo "C tests given: $#"
@@ -209,6 +252,14 @@ esac]])
       assert.matches("matrix: killed %(every spec but #openresty, #once%) +0 passed, 1 failed", out)
       assert.equal("10 passed, 1 failed", last_line(out))
       assert.is_not.equal(0, code)
+    end)
+
+    it("stops every leg and what it started when it is stopped", function()
+      assert(host.execute("cp " .. q(host.ROOT .. "/scripts/run-matrix") .. " " .. q(dir .. "/run-matrix")))
+      matrix("full", 1) -- (writes the stand-in run-tests)
+      assert(host.execute("cd " .. q(dir) .. " && env -u SPLIT_TAGS LUAS='stuck full other' MATRIX_JOBS=3 "
+        .. "bash run-matrix > /dev/null 2>&1 & echo $! > " .. q(dir .. "/runner")))
+      assert.same({}, stopped(dir .. "/pids", 2, dir .. "/runner"))
     end)
 
     it("runs one leg at a time when MATRIX_JOBS is not a positive number", function()
