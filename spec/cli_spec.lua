@@ -275,6 +275,9 @@ describe("eip command", function()
         local code = run(args)
         assert.equal(2, code, args)
       end
+      local both, _, err = run("delete-bandwidth --progress --no-progress a")
+      assert.equal(2, both, err)
+      assert.matches("eip: %-%-progress and %-%-no%-progress: give one of them", err)
       -- A code that is a hex numeral past 2^53 is no status either (not 429 on Lua 5.3+), nor is
       -- one a number option (--timeout: not 5), nor a status after a code (not 404).
       -- Nor is any of them an error code: a usage error (2), on every version (a code of that

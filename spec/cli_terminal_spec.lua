@@ -203,6 +203,22 @@ describe("eip command in a terminal", function()
     assert.equal(7, results, screen)
   end)
 
+  -- --progress: the caller says the pipe's reader writes nothing to the terminal (`| gzip > f`).
+  it("draws the progress line with stdout a pipe when --progress asks for it #once", function()
+    local ids = create(5)
+    emu:inject{ method = "DELETE", action = "slow", delay = 0.3, times = -1 }
+    local t = start("delete-bandwidth --progress --concurrency 1 " .. table.concat(ids, " ") .. " | cat > /dev/null",
+      { 100, 40 })
+    local seen = nil
+    while not t:ended() do
+      seen = seen or t:screen():match("%[[#.]+%]  %d/5[^\n]*")
+      socket.sleep(0.05)
+    end
+    assert.equal(0, t:wait_exit(5))
+    assert.is_not_nil(seen, "no progress line: " .. t:screen())
+    assert.matches("5 bandwidth%(s%): 5 deleted", t:screen())
+  end)
+
   it("Ctrl-C stops sending, lets what is in flight finish, prints the summary and exits 130", function()
     local ids = create(20)
     emu:reset_counters()

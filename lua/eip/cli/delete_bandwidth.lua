@@ -82,6 +82,7 @@ failed or were not sent, 2 usage error (nothing was sent), 130 interrupted (143 
     { "--wait", key = "wait", help = "after each 204, wait until the bandwidth can no longer be read (600 s)" },
     { "--wait-timeout", value = "S", key = "wait_timeout", number = true, min = 0.05, max = 86400,
       help = "--wait, at most S seconds" },
+    { "--progress", key = "progress", help = "draw the progress line with stdout a pipe too (| gzip > file)" },
     { "--no-progress", key = "no_progress", help = "no progress line (it is only drawn on a terminal)" },
     { "--force", key = "force", help = "renamed --drain" },
   },
@@ -89,6 +90,7 @@ failed or were not sent, 2 usage error (nothing was sent), 130 interrupted (143 
 
 -- Checks the options that depend on each other and fills in --size and --charge-mode.
 local function check_options(opts, ctx)
+  if opts.progress and opts.no_progress then usage("--progress and --no-progress: give one of them") end
   if opts.force then
     usage("--force is now --drain (it moves the bandwidth's EIPs out, each into a new pay-per-use "
       .. "bandwidth, then deletes it): use --drain")
@@ -493,8 +495,10 @@ function M.run(opts, argv, ctx)
   -- No progress line when stdout is a pipe (`| tee log`): its reader writes the result lines to the
   -- terminal whenever it reads them, in the middle of the line as often as not, and no erasing
   -- before a write of ours can keep out of the way of its writes.
+  -- (--progress: the caller says the reader writes nothing to the terminal)
   local bar = progress.new(#ids, { enabled = ctx.terminal and ctx.can_draw and not opts.no_progress and not opts.drain
-    and not opts.debug and not ctx.stdout_pipe and #ids > 1, results_on_terminal = ctx.stdout_terminal })
+    and not opts.debug and (opts.progress or not ctx.stdout_pipe) and #ids > 1,
+    results_on_terminal = ctx.stdout_terminal })
   local counts, failed = { deleted = 0, missing = 0, failed = 0, not_sent = 0, uncertain = 0 }, {}
   local missing_from -- the project the missing ones are missing from
   -- Ids not sent because the credentials could not be renewed (kind "credentials": the batch
