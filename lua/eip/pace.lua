@@ -132,7 +132,7 @@ local RESET_LOCK, RESET_LOCK_TTL, RESET_SPINS, RESET_TRIES = ":reset", 0.01, 100
 -- the last, or the state's next slot has come), with an incr (reservations made meanwhile keep
 -- their places after it) and goes now; the others wait for the lock and reserve again, after it.
 local function shared_slot(self, now, back)
-  local dict, key, lock = self.dict, self.key, self.key .. RESET_LOCK
+  local dict, key = self.dict, self.key
   -- (microseconds, not rounded to whole ones: an interval of 1.43 us, 700,000 requests a second,
   -- went as one, at 1,000,000; a dict's incr adds any number)
   local us, now_us = self.interval * 1e6, now * 1e6
@@ -142,6 +142,7 @@ local function shared_slot(self, now, back)
     if not stored then return nil, why end
     local tat = (stored - us) / 1e6
     if not (tat < now or back or from_the_future(self, tat, now)) then return tat end
+    local lock = key .. RESET_LOCK -- (made only here: not on the way of every reservation)
     local locked, err = dict:safe_add(lock, true, RESET_LOCK_TTL)
     if locked then
       local current = dict:get(key)
