@@ -120,6 +120,12 @@ function M.atomically(fn, ...)
   return ok, err
 end
 
+-- M.atomically(fn), raising its error (M.FULL in it when a write was refused).
+local function all_or_nothing(fn)
+  local ok, err = M.atomically(fn)
+  if not ok then error(err, 0) end
+end
+
 local function get_json(key)
   local text = dict:get(key)
   if text == nil then
@@ -135,13 +141,12 @@ end
 -- Tokens -------------------------------------------------------------------------------------
 
 function M.set_tokens(tokens, default_project)
-  local ok, err = M.atomically(function()
+  all_or_nothing(function()
     set_json("tokens", tokens)
     if default_project then
       put("default_project", default_project)
     end
   end)
-  if not ok then error(err, 0) end
 end
 
 function M.project_of_token(token)
@@ -169,11 +174,10 @@ end
 -- A temporary pair of the metadata service, valid for `ttl` seconds until `expires` (the
 -- emulator's clock); also the last one issued (see last_temporary_credential).
 function M.put_temporary_credential(cred, ttl, expires)
-  local ok, err = M.atomically(function()
+  all_or_nothing(function()
     put("mdcred:" .. cred.ak, json.encode(cred), ttl)
     put("mdlast", json.encode({ cred = cred, expires = expires }), ttl)
   end)
-  if not ok then error(err, 0) end
 end
 
 -- The last temporary pair issued and its expiry, while it is valid; or nil.
@@ -266,7 +270,7 @@ end
 -- them, or none when the store is full. Returns how many were still valid.
 function M.expire_issued_tokens()
   local n, now = 0, M.now()
-  local ok, err = M.atomically(function()
+  all_or_nothing(function()
     for _, key in ipairs(dict:get_keys(0)) do
       if key:sub(1, 5) == "itok:" then
         local rec = get_json(key)
@@ -278,7 +282,6 @@ function M.expire_issued_tokens()
       end
     end
   end)
-  if not ok then error(err, 0) end
   return n
 end
 
@@ -397,19 +400,12 @@ end
 -- (uncounted_connections: how many): the count could fall short, and a test of connection reuse
 -- pass for nothing.
 function M.stats()
-  local uncounted = dict:get("uncounted_connections") or 0
-  return {
-    requests = dict:get("requests") or 0,
-    connections = uncounted == 0 and (dict:get("connections") or 0) or nil,
-    uncounted_connections = uncounted,
-    tokens_issued = dict:get("tokens_issued") or 0,
-    auth_failures = dict:get("auth_failures") or 0,
-    aksk_locks = dict:get("aksk_locks") or 0,
-    metadata_tokens_issued = dict:get("metadata_tokens_issued") or 0,
-    metadata_credentials_issued = dict:get("metadata_credentials_issued") or 0,
-    project_lookups = dict:get("project_lookups") or 0,
-    throttled = dict:get("throttled") or 0,
-  }
+  local out = {}
+  for _, name in ipairs(COUNTERS) do
+    if name ~= "log_seq" then out[name] = dict:get(name) or 0 end
+  end
+  if out.uncounted_connections > 0 then out.connections = nil end
+  return out
 end
 
 -- The logged requests, oldest first, and how many of them a full store left out (see
@@ -438,13 +434,12 @@ end
 
 --- Queue a rule (nothing of it when the store is full: raises, M.FULL in the message).
 function M.add_rule(rule)
-  local ok, err = M.atomically(function()
+  all_or_nothing(function()
     local n = incr("inject_tail")
     if dict:get("inject_head") == nil then put("inject_head", n) end
     put("inject:" .. n, json.encode(rule))
     put("inject_times:" .. n, rule.times)
   end)
-  if not ok then error(err, 0) end
 end
 
 --- The pending rules, in the order they were queued, and the place of each (for take_rule).
