@@ -120,7 +120,8 @@ describe("the architecture", function()
   it("writes to stderr one argument at a time: one line, one write(2)", function()
     -- (the files as written, with their strings blanked as error_fields_doc_spec does: a comma
     -- or a bracket in a string is no argument's; stripping comments would cut strings holding "--")
-    local sources = { { path = "bin/eip", code = assert(read_file("bin/eip")) } }
+    local sources = { { path = "bin/eip", code = assert(read_file("bin/eip")) },
+      { path = "bin/eip-emulator", code = assert(read_file("bin/eip-emulator")) } }
     for _, m in ipairs(all) do sources[#sources + 1] = { path = m.path, code = assert(read_file(m.path)) } end
     local checked = 0
     for _, m in ipairs(sources) do
