@@ -182,7 +182,7 @@ end
 -- when the gateway refuses it), and no rule behind it jumps the queue.
 function M.take(method, path, place, endpoint)
   if not store.has_rules() then
-    return nil -- the common case costs one dict lookup
+    return nil -- the common case costs two dict lookups (the queue's head and tail)
   end
   local rules, places = store.get_rules()
   for i, rule in ipairs(rules) do
