@@ -489,10 +489,14 @@ local function refusal(runner, bw, bandwidth_id, path)
       .. "unsubscribe it through billing (Billing Center > Unsubscriptions) instead", bandwidth_id,
       order or "not given")
   elseif bw.status ~= "NORMAL" then
+    -- (reason "frozen" for any status but NORMAL, as documented; the message says which: the
+    -- service shows a new bandwidth as CREATING until it is ready, which is no freeze)
     reason = "frozen"
     extra = { bandwidth_status = bw.status }
-    message = string.format("%s is in status %s, not NORMAL: a frozen bandwidth (arrears, or frozen by "
-      .. "the provider) cannot be changed", bandwidth_id, tostring(bw.status))
+    message = string.format(bw.status == "FREEZED" and "%s is in status %s, not NORMAL: a frozen bandwidth "
+      .. "(arrears, or frozen by the provider) cannot be changed" or "%s is in status %s, not NORMAL: only a "
+      .. "NORMAL bandwidth is drained (a new one is CREATING until it is ready): read it again later",
+      bandwidth_id, tostring(bw.status))
   else
     return nil
   end

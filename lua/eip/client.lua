@@ -784,7 +784,7 @@ end
 --- Empties a shared bandwidth, then deletes it: shows it, removes every EIP it holds (see
 -- `remove_eips_from_bandwidth`; each becomes a pay-per-use bandwidth of its own), then deletes
 -- it. Refused (kind `refused`) after the show and before anything changes: a dedicated (PER),
--- a prepaid (yearly/monthly, `billing_info`) or a not NORMAL (frozen) bandwidth, and one whose
+-- a prepaid (yearly/monthly, `billing_info`) or a not NORMAL (frozen, or still CREATING) bandwidth, and one whose
 -- plan `confirm` does not approve.
 -- @tparam string bandwidth_id the shared bandwidth
 -- @tparam table opts options of the drain:
