@@ -1971,6 +1971,21 @@ describe("safety", function()
       end
     end)
 
+    -- An HTML page (or a message made for one) escapes a password's &, <, >, " and ' as named
+    -- references (Python's html.escape, PHP's htmlspecialchars): with one of them in every 8
+    -- bytes, no piece of its own bytes was left to find, and it read whole ("P@s&amp;w0rd&lt;...").
+    it("leaves no piece of a password echoed with HTML's named character references", function()
+      local pw = "P@s&w0rd<24>Ab\"cd'e&Z"
+      local named = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&apos;" }
+      local html = pw:gsub("[&<>\"']", named)
+      for _, echoed in ipairs{ html, (html:gsub("&%a+;", string.upper)), (html:gsub("&", "&amp;")) } do
+        local err, log = refused_login(pw, "login refused for " .. echoed)
+        local text = tostring(err) .. "\n" .. tostring(err.message) .. "\n" .. log
+        assert.is_nil(text:find(echoed:sub(1, 10), 1, true), text:sub(1, 2000))
+        assert.is_nil(text:find(echoed:sub(-10), 1, true), text:sub(1, 2000))
+      end
+    end)
+
     -- A serializer that escapes all but ASCII (Python's json.dumps) writes a password of other
     -- letters as \uXXXX (a surrogate pair past U+FFFF): it passed through, readable by anyone.
     it("leaves no piece of a non-ASCII password echoed as JSON \\u escapes (UTF-8 or Latin-1)", function()

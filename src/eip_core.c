@@ -795,8 +795,16 @@ static size_t control_at(const unsigned char *s, size_t i, size_t len, utf8_scan
     return 0;
 }
 
+/* Does what follows a '&' begin a character reference: '#' (&#77;) or a letter (&amp;)? */
+static int reference_at(const unsigned char *p)
+{
+    unsigned char c = (unsigned char)(*p | 0x20);
+    return *p == '#' || (c >= 'a' && c <= 'z');
+}
+
 /* The length of s's start before its first control character (len: none), and in *escapes
- * whether that start holds a '%' or '\\' escape, or a numeric character reference ("&#"). */
+ * whether that start holds a '%' or '\\' escape, or a character reference ("&#", or "&" and a
+ * letter: &amp; &lt; &quot;). */
 static size_t before_controls(const char *s, size_t len, int *escapes)
 {
     size_t i;
@@ -811,7 +819,7 @@ static size_t before_controls(const char *s, size_t len, int *escapes)
         } else if (control_at((const unsigned char *)s, i, len, &u, NULL) != 0) {
             break;
         }
-        if (c == '%' || c == '\\' || (c == '&' && i + 1 < len && s[i + 1] == '#'))
+        if (c == '%' || c == '\\' || (c == '&' && i + 1 < len && reference_at((const unsigned char *)s + i + 1)))
             *escapes = 1;
     }
     return i;
@@ -822,8 +830,8 @@ static size_t before_controls(const char *s, size_t len, int *escapes)
  * removed: INVISIBLE); s itself when it has none, which is what servers send
  * (request ids, codes, messages): checked in one pass, without a pattern match per byte.
  * Second result: whether s could hold a secret in disguise (a control character inside it,
- * a '%' escape, a '\' escape, a "&#" reference), so that the caller looks closer only at such
- * text. */
+ * a '%' escape, a '\' escape, a "&#" or named reference), so that the caller looks closer
+ * only at such text. */
 static int l_blank_controls(lua_State *L)
 {
     size_t len, i;

@@ -139,16 +139,23 @@ end
 local function decimal_entity(d) return #d <= 7 and entity_of(d, false) or nil end
 local function hex_entity(h) return #h <= 6 and entity_of(h, true) or nil end
 
+-- HTML's named references of the characters an escaper writes so (Python's html.escape, PHP's
+-- htmlspecialchars: & < > " '), in any case (HTML reads &AMP; too); other names are left.
+local NAMED = { amp = "&", lt = "<", gt = ">", quot = '"', apos = "'" }
+local function named_entity(name) return NAMED[name:lower()] end
+
 local escape_controls = core.escape_controls
 
 -- s as it reads once its disguises are taken off: control characters removed, C1 ones included
--- (a secret split by a line break), numeric character references decoded (&#77; &#x4D;), JSON
+-- (a secret split by a line break), character references decoded (&#77; &#x4D; &amp;), JSON
 -- escapes undone (\" \\ \/ \uXXXX), percent-encoding decoded (twice: an encoded "%"). With
 -- `latin`, \u0080-\u00FF are single bytes, as a server that read a Latin-1 secret's bytes as
 -- characters writes them; else UTF-8.
 local function undisguised(s, latin)
   s = escape_controls(s, true)
-  if s:find("&#", 1, true) then s = s:gsub("&#[xX](%x+);", hex_entity):gsub("&#(%d+);", decimal_entity) end
+  if s:find("&", 1, true) then
+    s = s:gsub("&#[xX](%x+);", hex_entity):gsub("&#(%d+);", decimal_entity):gsub("&(%a+);", named_entity)
+  end
   if latin then s = s:gsub("\\u00(%x%x)", byte_of) end
   s = s:gsub("\\u([dD][89abAB]%x%x)\\u([dD][c-fC-F]%x%x)", pair_of):gsub("\\u(%x%x%x%x)", unicode_of)
     :gsub("\\(.)", "%1")
