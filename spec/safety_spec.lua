@@ -2067,6 +2067,24 @@ describe("safety", function()
       end
     end)
 
+    -- max_body is a bound too: a body it cut (logged whole when it is at most 2 KB, marked
+    -- "[truncated]") ended with the first 3 to 7 bytes of a token the server echoed there.
+    it("leaves not even the first bytes of a token where max_body cuts a logged body", function()
+      for kept = 3, 7 do
+        emu:inject{ method = "DELETE", status = 503, headers = { ["Content-Type"] = "text/plain" },
+          body = string.rep("m", 1024 - kept) .. LONG_TOKEN }
+        local lines = {}
+        local c = fx.client{ token = LONG_TOKEN, max_attempts = 1, max_body = 1024,
+          log = function(l) lines[#lines + 1] = l end }
+        local err = raised(c.delete_bandwidth, c, "bw-1")
+        c:close()
+        assert.is_true(err.truncated)
+        local log = table.concat(lines, "\n")
+        assert.matches("<redacted>... [truncated]", log, 1, true)
+        assert.is_nil(log:find("m" .. LONG_TOKEN:sub(1, kept), 1, true), kept .. " bytes: " .. log:sub(-200))
+      end
+    end)
+
     it("never shows credentials given inside an endpoint URL, and sends nothing", function()
       local before = emu:stats().requests
       for _, opts in ipairs{ { endpoint = "http://admin:S3cretPw-long@127.0.0.1:9" },

@@ -49,12 +49,14 @@ local function redact_line(line)
   return line
 end
 
-local function shown(s, clean)
+local function shown(s, clean, cut)
   -- Cut before cleaning (clean looks at all it is given), and clean what is shown, with the mark
   -- of the cut, before the size is added: a secret cut by the cut ends the text, where clean
-  -- finds it, even its first few bytes.
+  -- finds it, even its first few bytes. So does a body `cut` short already (at max_body).
   if #s > MAX_BODY_SHOWN then
     s = clean(s:sub(1, MAX_BODY_SHOWN) .. "...") .. string.format(" (%d bytes)", #s)
+  elseif cut then
+    s = clean(s .. "...")
   else
     s = clean(s)
   end
@@ -115,7 +117,7 @@ function M.response(out, resp, clean, secret_body)
       out(string.format("eip: < body: <%d bytes, redacted: credentials>", #resp.body))
       return
     end
-    out("eip: < body: " .. shown(resp.body, clean) .. (resp.truncated and " [truncated]" or ""))
+    out("eip: < body: " .. shown(resp.body, clean, resp.truncated) .. (resp.truncated and " [truncated]" or ""))
   end
 end
 
