@@ -1971,6 +1971,26 @@ describe("safety", function()
       end
     end)
 
+    -- A token split by line breaks (a server wrapping it every few bytes) is found once they are
+    -- taken out; quoted as JSON inside JSON, the breaks read "\n" after the first decoding, and
+    -- that escape was undone as the letter n: the pieces stayed apart, 7 bytes each, readable.
+    it("leaves no piece of a token split by line breaks and escaped as JSON inside JSON", function()
+      local cjson = require "cjson"
+      local token = "Zq9Tokx4ValueXYZ123456abc"
+      local tokens = { [token] = emu.project_id }
+      for known, project in pairs(emu.tokens) do tokens[known] = project end
+      emu:set_tokens(tokens)
+      finally(function() emu:set_tokens(emu.tokens) end)
+      local c = fx.client{ token = token, max_attempts = 1 }
+      for _, sep in ipairs{ "\n", "\r\n", "\t" } do
+        local split = token:gsub("(.......)", "%1" .. sep)
+        emu:inject{ method = "DELETE", status = 403,
+          body = { code = "VPC.0302", message = "upstream said " .. cjson.encode{ error = "bad token " .. split } } }
+        local err = raised(c.delete_bandwidth, c, "bw-1")
+        assert.equal("<redacted: the text held a credential>", err.message, (sep:gsub("%c", string.byte)))
+      end
+    end)
+
     -- An HTML page (or a message made for one) escapes a password's &, <, >, " and ' as named
     -- references (Python's html.escape, PHP's htmlspecialchars): with one of them in every 8
     -- bytes, no piece of its own bytes was left to find, and it read whole ("P@s&amp;w0rd&lt;...").

@@ -146,11 +146,16 @@ local function named_entity(name) return NAMED[name:lower()] end
 
 local escape_controls = core.escape_controls
 
+-- JSON's escapes of control characters (\n \r \t \b \f) are removed, as the characters are: a
+-- secret split by line breaks and quoted as JSON inside JSON reads "\n" after one decoding.
+local JSON_CONTROLS = { n = "", r = "", t = "", b = "", f = "" }
+local function unescaped(c) return JSON_CONTROLS[c] or c end
+
 -- s as it reads once its disguises are taken off: control characters removed, C1 ones included
 -- (a secret split by a line break), character references decoded (&#77; &#x4D; &amp;), JSON
--- escapes undone (\" \\ \/ \uXXXX), percent-encoding decoded (twice: an encoded "%"). With
--- `latin`, \u0080-\u00FF are single bytes, as a server that read a Latin-1 secret's bytes as
--- characters writes them; else UTF-8.
+-- escapes undone (\" \\ \/ \uXXXX; \n and the like removed), percent-encoding decoded (twice: an
+-- encoded "%"). With `latin`, \u0080-\u00FF are single bytes, as a server that read a Latin-1
+-- secret's bytes as characters writes them; else UTF-8.
 local function undisguised(s, latin)
   s = escape_controls(s, true)
   if s:find("&", 1, true) then
@@ -158,7 +163,7 @@ local function undisguised(s, latin)
   end
   if latin then s = s:gsub("\\u00(%x%x)", byte_of) end
   s = s:gsub("\\u([dD][89abAB]%x%x)\\u([dD][c-fC-F]%x%x)", pair_of):gsub("\\u(%x%x%x%x)", unicode_of)
-    :gsub("\\(.)", "%1")
+    :gsub("\\(.)", unescaped)
   return (s:gsub("%%(%x%x)", byte_of):gsub("%%(%x%x)", byte_of))
 end
 
