@@ -66,6 +66,7 @@ end
 describe("signing places shared through a dict (eip.signing)", function()
   local t, dict, saved_ngx
   local signing = require "eip.signing"
+  local pipeline = require "eip.pipeline"
 
   before_each(function()
     t = 1000
@@ -78,6 +79,28 @@ describe("signing places shared through a dict (eip.signing)", function()
   after_each(function() rawset(_G, "ngx", saved_ngx) end)
 
   local keys = { ak = "AKSIGNINGSPEC0000001", sk = "sk-signing-spec-000000000" }
+
+  -- Two clients of one key, each in a worker of its own (w.pid: the worker ngx.worker.pid says
+  -- runs), and w.admit(p, who), which takes a place for a new call of p in worker `who`: the
+  -- call, and whether it was admitted (w.sent counts those).
+  local function two_workers()
+    local auth = require "eip.auth"
+    local w = { pid = 1, sent = 0 }
+    rawget(_G, "ngx").worker.pid = function() return w.pid end
+    local function worker()
+      local p = auth.resolve({ ak = keys.ak, sk = keys.sk }, nil, function() end)
+      p.shared = signing.new("eip_signing")
+      return p
+    end
+    function w.admit(p, who)
+      w.pid = who
+      local call = {}
+      local ok = pipeline.admit(p, call, 5)
+      if ok then w.sent = w.sent + 1 end
+      return call, ok
+    end
+    return worker(), worker(), w
+  end
 
   it("hands out at most `max` places, each to one holder, freed by that holder only", function()
     local shared = signing.new("eip_signing")
@@ -116,24 +139,8 @@ describe("signing places shared through a dict (eip.signing)", function()
   -- it took a fourth place, and the refusal and the four places in flight made five, which lock
   -- the key. The take looks again after its add now, and gives the place back.
   it("a worker whose counts went stale before its take does not make five with another's refusal", function()
-    local auth = require "eip.auth"
-    local pipeline = require "eip.pipeline"
-    local pid = 1
-    rawget(_G, "ngx").worker.pid = function() return pid end
-    local function worker()
-      local p = auth.resolve({ ak = keys.ak, sk = keys.sk }, nil, function() end)
-      p.shared = signing.new("eip_signing")
-      return p
-    end
-    local A, B = worker(), worker()
-    local sent = 0
-    local function admit(p, who)
-      pid = who
-      local call = {}
-      local ok = pipeline.admit(p, call, 5)
-      if ok then sent = sent + 1 end
-      return call, ok
-    end
+    local A, B, w = two_workers()
+    local admit = w.admit
     local a1 = admit(A, 1)
     admit(A, 1)
     admit(B, 2)
@@ -143,11 +150,11 @@ describe("signing places shared through a dict (eip.signing)", function()
     Shared.take = function(self, prefix, max, ttl)
       if self == B.shared and not fired then
         fired = true -- (B has read the counts; A's 401 and A's next request come now)
-        pid = 1
+        w.pid = 1
         A:rejected({ kind = "http", status = 401, code = "APIGW.0301", message = "refused" }, 0)
         pipeline.release(A, a1)
         admit(A, 1)
-        pid = 2
+        w.pid = 2
       end
       return take(self, prefix, max, ttl)
     end
@@ -157,7 +164,42 @@ describe("signing places shared through a dict (eip.signing)", function()
     assert.is_true(fired, "the case tested nothing")
     local strikes, held = B.shared:read(B.shared:prefix(keys))
     assert.equal(4, strikes + held, "a refusal and the places in flight")
-    assert.equal(4, sent, "signed requests sent, the refused one included")
+    assert.equal(4, w.sent, "signed requests sent, the refused one included")
+  end)
+
+  -- Two workers of one key, four requests in flight when the key starts being refused: A's
+  -- success (checked by the gateway before the change) and B's refusal are answered together.
+  -- A's clear checked the number of the last refusal, then B counted its refusal, then A's
+  -- clear set the count to none: the refusal was lost, two places opened where one should, and
+  -- four more refusals (the two still in flight and two new requests) made five in a row.
+  it("a refusal another worker counts while a success clears the count is not lost", function()
+    local A, B, w = two_workers()
+    local a1, b1 = w.admit(A, 1), w.admit(B, 2)
+    w.admit(A, 1)
+    w.admit(B, 2)
+    assert.equal(4, w.sent)
+    local prefix = A.shared:prefix(keys)
+    local get, fired = dict.get, false
+    dict.get = function(d, k)
+      local v = get(d, k)
+      if k == prefix .. "strike_seq" and w.pid == 1 and not fired then
+        fired = true -- (A's clear has read it: B's refusal is counted now)
+        w.pid = 2
+        B:rejected({ kind = "http", status = 401, code = "APIGW.0301", message = "refused" }, 0)
+        pipeline.release(B, b1)
+        w.pid = 1
+      end
+      return v
+    end
+    w.pid = 1
+    A:accepted(0, a1.seq, a1.shared_seq, a1.seq_prefix)
+    pipeline.release(A, a1)
+    dict.get = get
+    assert.is_true(fired, "the case tested nothing")
+    local strikes, held, _, doubts = A.shared:read(prefix)
+    -- (B's refusal stands, as a refusal or as a doubt: with the two in flight, one more may go)
+    assert.equal(3, (strikes or 0) + (doubts or 0) + held, "the refusal and the places in flight")
+    assert.equal(1, pipeline.signing_room(A))
   end)
 
   it("frees a place whose holder went away when its time is up, and never another holder's", function()

@@ -164,12 +164,19 @@ end
 --- An answer that passed the check of the key, to its request number `seq`: the refusals in a
 -- row start again from none, unless the request was taken before the last refusal came (the
 -- gateway may have checked it before the refused ones: its success says nothing of the count).
+-- The look and the reset are two calls of the dict: another worker's refusal (or doubt) counted
+-- between them, its request answered after this one and maybe checked after it too, was set
+-- back to none with the others, and two places opened where one should (five in a row). A
+-- refusal or doubt counted since the look moves strike_seq past `seq` (it numbers a request
+-- taken after this one): then one doubt is counted again, whether the reset took it or not.
 function Shared:clear(prefix, seq)
   local dict = self.dict
-  if seq and seq <= (dict:get(prefix .. "strike_seq") or 0) then return end
+  local last = dict:get(prefix .. "strike_seq") or 0
+  if seq and seq <= last then return end
   dict:set(prefix .. "strikes", 0)
   dict:set(prefix .. "doubts", 0)
   dict:delete(prefix .. "hold")
+  if (dict:get(prefix .. "strike_seq") or 0) ~= last then dict:incr(prefix .. "doubts", 1, 0) end
 end
 
 --- A signed request without an answer (it may have been refused unseen: see eip.auth's
