@@ -282,9 +282,10 @@ local function refusal(self)
   err.not_sent, err.request_id, err.retryable = true, nil, false
   if err.kind == "http" then
     local doubts = self.refused.doubts
-    err.advice = string.format("Not sent: the last %s with this AK/SK were refused (401)%s, and five in a row "
+    err.advice = string.format("Not sent: the last %s with this AK/SK were refused (%s)%s, and five in a row "
       .. "lock the key for 5 minutes: %s", doubts and (self.strikes or 0) + doubts .. " signed requests"
-      or math.max(self.strikes or 0, MAX_STRIKES) .. " signatures", doubts and " or got no answer" or "",
+      or math.max(self.strikes or 0, MAX_STRIKES) .. " signatures", tostring(err.status),
+      doubts and " or got no answer" or "",
       self.refused.in_dict and "no worker of this nginx signs with it until its signing_dict is emptied. Fix the key "
         .. "(or the clock: X-Sdk-Date), then empty it (flush_all) or restart nginx."
       or "this client signs nothing more with it. Fix the key (or the clock: X-Sdk-Date) and make a new client.")

@@ -1012,10 +1012,12 @@ function Call:response(resp, halt)
     -- passed the check (a success, or the service's own error: not a load balancer's 503 page)
     -- to a request taken after the last refusal (its number, seq). Each for the key that signed
     -- this request (its epoch): not for keys that replaced it since. A 401 of the service's own
-    -- (VPC.0009: real-name authentication) passed the check. Counted before the place is given
-    -- back: another request must not take it while the count still says fewer refusals.
+    -- (VPC.0009: real-name authentication) passed the check. The gateway's code of a refused
+    -- signature, APIGW.0301, is one at any status (a 403 of a gateway in front of it). Counted
+    -- before the place is given back: another request must not take it while the count still
+    -- says fewer refusals.
     local checked = err ~= nil and errors.credentials_checked(err)
-    if resp.status == 401 and not checked then
+    if (resp.status == 401 or err ~= nil and err.code == "APIGW.0301") and not checked then
       provider:rejected(err, self.epoch)
     elseif (provider.strikes or provider.doubts) and (answer or checked) then
       provider:accepted(self.epoch, self.seq, self.shared_seq, self.seq_prefix)
