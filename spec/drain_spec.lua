@@ -693,6 +693,25 @@ describe("bandwidth operations", function()
       assert.same({ true, 4 }, { res.deleted, res.requests })
     end)
 
+    -- A bandwidth that became prepaid (or frozen) while the person answered is refused by the
+    -- second read: its message said "one GET was sent" of the two.
+    it("refuses a bandwidth that turned prepaid while the plan was confirmed, saying two GETs were sent", function()
+      local ids = eip_ids(2)
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+      emu:reset_counters()
+      local err = raised(client.drain_and_delete_bandwidth, client, id, { charge_mode = "bandwidth", size = 1,
+        confirm = function()
+          emu:inject{ method = "GET", path = "/bandwidths/", status = 200, body = { bandwidth = { id = id,
+            share_type = "WHOLE", status = "NORMAL", billing_info = "CS2611250930XYZ:0a1b:cn-north-4",
+            publicip_info = { { publicip_id = ids[1] }, { publicip_id = ids[2] } } } } }
+          return true
+        end })
+      assert.same({ "refused", "prepaid", "show" }, { err.kind, err.reason, err.stage })
+      assert.matches("(two GETs were sent; nothing changed)", err.message, 1, true)
+      assert.equal(2, #api_requests())
+      assert.equal(2, #emu:get_bandwidth(id).publicip_info)
+    end)
+
     it("puts a batch it cannot check in uncertain", function()
       local ids = eip_ids(150)
       local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
@@ -872,14 +891,19 @@ describe("bandwidth operations", function()
       assert.same({ "eip-1" }, publicip_ids(emu:get_bandwidth(id)))
     end)
 
-    -- An entry that names no EIP (no publicip_id, a number, an entry that is no object) or a
-    -- publicip_info that is no list: the EIPs that could be named would move onto new bills
+    -- An entry that names no EIP (no publicip_id, a number, an entry that is no object), one
+    -- whose ip_version is neither 4 nor 6, or a publicip_info that is no list: the EIPs that could be named would move onto new bills
     -- before a delete the others make fail.
     it("refuses a bandwidth whose EIP list it cannot read whole: one GET, nothing moved", function()
       local id = emu:create_bandwidth{ size = 10, publicip_ids = { "eip-1", "eip-2" } }
       local first = { publicip_id = "eip-1", publicip_address = "198.51.100.1" }
+      -- (an ip_version the API documents as 4 or 6, sent otherwise: the IPv6 port it may be
+      -- would be sent without publicip_type 5_dualStack, its call refused after others moved)
       for _, info in ipairs{ { first, { publicip_address = "198.51.100.2" } }, { first, { publicip_id = 42 } },
-          { first, "eip-2" }, { a = first, b = { publicip_id = "eip-2" } }, "eip-1,eip-2" } do
+          { first, "eip-2" }, { a = first, b = { publicip_id = "eip-2" } }, "eip-1,eip-2",
+          { first, { publicip_id = "eip-2", ip_version = "6" } },
+          { first, { publicip_id = "eip-2", ip_version = 5 } },
+          { first, { publicip_id = "eip-2", ip_version = true } } } do
         emu:reset_counters()
         emu:inject{ method = "GET", status = 200, body = { bandwidth = { id = id, name = "web", share_type = "WHOLE",
           size = 10, status = "NORMAL", publicip_info = info } } }

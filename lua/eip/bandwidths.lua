@@ -474,7 +474,7 @@ end
 -- Why a bandwidth must not be drained, as an error of kind "refused", or nil. Checked on the
 -- show's answer, before anything changes: removing the EIPs of a bandwidth that cannot then be
 -- deleted would only turn each of them into a new pay-per-use bandwidth (a new bill).
-local function refusal(runner, bw, bandwidth_id, path)
+local function refusal(runner, bw, bandwidth_id, path, sent)
   local reason, message, extra
   if bw.share_type ~= "WHOLE" then
     reason = "dedicated"
@@ -500,7 +500,7 @@ local function refusal(runner, bw, bandwidth_id, path)
   else
     return nil
   end
-  local err = at_show(errors.refused(reason, message .. " (one GET was sent; nothing changed)"), bandwidth_id)
+  local err = at_show(errors.refused(reason, message .. " " .. sent), bandwidth_id)
   err.method, err.path = "GET", path
   -- Server text (the type, the status, the order id): without control characters or secrets.
   err.message = runner:clean(err.message)
@@ -525,10 +525,10 @@ end
 -- An entry without a usable id (none, a number, null, an entry that is no object), or a
 -- publicip_info that is no list, is as unusable: the EIPs that could be named would move onto
 -- new bills before a delete that the others still in the bandwidth would make fail.
-local function held_eips(runner, bw, meta, path, bandwidth_id)
+local function held_eips(runner, bw, meta, path, bandwidth_id, sent)
   local function unusable(why)
     error(at_show(errors.protocol(meta, "GET", path, bandwidth_id .. " lists " .. why .. ": it was not drained "
-      .. "(one GET was sent; nothing changed)"), bandwidth_id), 0)
+      .. sent), bandwidth_id), 0)
   end
   -- (none: JSON null, as the SDK's model allows)
   local info, why = listed_eips(bw.publicip_info)
@@ -537,7 +537,11 @@ local function held_eips(runner, bw, meta, path, bandwidth_id)
   for _, ip in ipairs(info) do
     local id = ip.publicip_id
     if runner:clean(id) ~= id then unusable(BAD_EIP_ID) end
-    local v6 = ip.ip_version == 6 or ip.publicip_type == "5_dualStack"
+    local version = ip.ip_version
+    if version ~= nil and version ~= body.null and version ~= 4 and version ~= 6 then
+      unusable("an EIP whose ip_version is neither 4 nor 6")
+    end
+    local v6 = version == 6 or ip.publicip_type == "5_dualStack"
     eips[#eips + 1] = { publicip_id = id, publicip_type = v6 and "5_dualStack" or nil,
       publicip_address = address_of(ip), ip_version = v6 and 6 or 4 }
   end
@@ -551,7 +555,10 @@ end
 -- NORMAL), or an "http" error (reason "Unusable Answer") when an EIP id it lists is not an id or
 -- holds a credential, its billing_info is neither a string nor none (prepaid cannot be
 -- told), or its share_type or status is no string. `deadline_at`: the GET's deadline, as for @{show}.
-function M.plan(runner, project, bandwidth_id, terms, deadline_at)
+-- `gets`: the GETs sent by the end of this one, which its errors say (none: 1; a drain's second
+-- read, after `confirm`: 2).
+function M.plan(runner, project, bandwidth_id, terms, deadline_at, gets)
+  local sent = gets == 2 and "(two GETs were sent; nothing changed)" or "(one GET was sent; nothing changed)"
   local show = ops.show_bandwidth(project, bandwidth_id)
   local bw, meta = M.show(runner, project, bandwidth_id, terms.cancel, deadline_at)
   -- billing_info is a string (an order: prepaid) or none; anything else cannot be told from a
@@ -559,8 +566,7 @@ function M.plan(runner, project, bandwidth_id, terms, deadline_at)
   local billing = bw.billing_info
   if billing ~= nil and billing ~= body.null and type(billing) ~= "string" then
     error(at_show(errors.protocol(meta, "GET", show.path, bandwidth_id .. " has a billing_info that is no "
-      .. "string: whether it is prepaid cannot be told, and it was not drained (one GET was sent; nothing "
-      .. "changed)"), bandwidth_id), 0)
+      .. "string: whether it is prepaid cannot be told, and it was not drained " .. sent), bandwidth_id), 0)
   end
   -- share_type and status are strings: a missing or mistyped one is no dedicated or frozen
   -- bandwidth (a refusal would say it is, and quote a Lua table's address), but an answer that
@@ -568,13 +574,13 @@ function M.plan(runner, project, bandwidth_id, terms, deadline_at)
   for _, field in ipairs{ "share_type", "status" } do
     if type(bw[field]) ~= "string" then
       error(at_show(errors.protocol(meta, "GET", show.path, string.format("%s has %s %s: whether it may be "
-        .. "drained cannot be told, and it was not (one GET was sent; nothing changed)", bandwidth_id,
-        bw[field] == nil and "no" or "a non-string", field)), bandwidth_id), 0)
+        .. "drained cannot be told, and it was not %s", bandwidth_id,
+        bw[field] == nil and "no" or "a non-string", field, sent)), bandwidth_id), 0)
     end
   end
-  local refused = refusal(runner, bw, bandwidth_id, show.path)
+  local refused = refusal(runner, bw, bandwidth_id, show.path, sent)
   if refused then error(refused, 0) end
-  local eips = held_eips(runner, bw, meta, show.path, bandwidth_id)
+  local eips = held_eips(runner, bw, meta, show.path, bandwidth_id, sent)
   local remove_calls = math.ceil(#eips / M.MAX_EIPS_PER_CALL)
   return { bandwidth_id = bandwidth_id, bandwidth = bw, eips = eips, charge_mode = terms.charge_mode,
     size = terms.size, remove_calls = remove_calls, requests = remove_calls + 1 }
@@ -699,7 +705,7 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok, deadline_at)
   -- result when the delete's own rule says so. The first read's deadline began before it when
   -- the project was looked up first (deadline_at).
   local function read_plan(requests)
-    local ok, plan = pcall(M.plan, runner, project, bandwidth_id, terms, requests == 1 and deadline_at or nil)
+    local ok, plan = pcall(M.plan, runner, project, bandwidth_id, terms, requests == 1 and deadline_at or nil, requests)
     if ok then return plan end
     local err = plan
     if errors.is_error(err) and err.kind ~= "refused" then
