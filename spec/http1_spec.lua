@@ -153,6 +153,19 @@ describe("http1 reader", function()
     assert.is_nil(resp.date)
   end)
 
+  -- (no final answer: an interim one's status and headers were reported with the failure)
+  it("keeps nothing of an interim answer when no final head follows it", function()
+    local interim = "HTTP/1.1 100 Continue\r\nX-Request-Id: early\r\nRetry-After: 5\r\n"
+    for _, c in ipairs{ { { interim .. "\r\n" }, 52 }, { { interim .. "\r\n" }, 28, "hang" },
+        { { interim }, 28, "hang" }, { { interim .. "no colon\r\n\r\n" }, 8 } } do
+      local resp, ok = read(c[1], { timeout = 5 }, { ending = c[3] })
+      assert.is_nil(ok)
+      assert.same({ 0, c[2] }, { resp.status, resp.curl_code })
+      assert.is_nil(resp.request_id)
+      assert.is_nil(resp.retry_after)
+    end
+  end)
+
   it("keeps the subject token whole, up to the header line limit, and cuts other values to 255", function()
     local token = string.rep("T", LIMITS.header_line - #"X-Subject-Token: " - 3)
     local resp, ok = read({ "HTTP/1.1 201 Created\r\nX-Subject-Token: " .. token .. "\r\nX-Request-Id: "

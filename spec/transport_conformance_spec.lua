@@ -277,6 +277,24 @@ describe("the transport contract, through both transports", function()
       arrange = raw("HTTP/1.1 100 Continue\r\nX-A: 1\r\n"),
       expect = { status = 0, curl_code = 52, error_kind = "reset" } },
 
+    -- Interim answers are skipped: a failure before any final head came (after or inside an
+    -- interim one) keeps nothing of the interim answer. Its status and request id were the
+    -- response's: on_response and eip.metrics counted such a delete as a status 100.
+    { name = "the connection closed after a whole interim head: nothing of it kept",
+      arrange = raw("HTTP/1.1 100 Continue\r\nX-Request-Id: interim\r\nRetry-After: 5\r\n\r\n"),
+      expect = { status = 0, curl_code = 52, error_kind = "reset", request_id = NONE, retry_after = NONE } },
+    { name = "a header line without a colon inside an interim head: nothing of it kept",
+      arrange = raw("HTTP/1.1 102 Processing\r\nX-Request-Id: interim\r\nno colon\r\n\r\n"),
+      expect = { status = 0, curl_code = 8, error_kind = "protocol", request_id = NONE } },
+    { name = "interim heads past LIMITS.header_block: nothing of them kept",
+      arrange = raw("", { raw_repeat = "HTTP/1.1 100 Continue\r\nX-Request-Id: interim\r\nX-Pad: "
+        .. string.rep("p", 1000) .. "\r\n\r\n" }),
+      expect = { status = 0, curl_code = 56, error_kind = "protocol", request_id = NONE } },
+    { name = "a timeout after an interim answer: nothing of it kept", once = true,
+      req = { timeout = 1 },
+      arrange = raw("HTTP/1.1 100 Continue\r\nX-Request-Id: interim\r\n\r\n", { raw_end = "hang" }),
+      expect = { status = 0, curl_code = 28, error_kind = "timeout", request_id = NONE } },
+
     { name = "captured headers, with a 16 KiB X-Subject-Token in full",
       arrange = inject{ status = 201, body = "{}", content_type = "application/json;charset=UTF-8",
         headers = { ["X-Subject-Token"] = LONG_TOKEN, ["Retry-After"] = "7", Location = "http://elsewhere.invalid/x",

@@ -1715,6 +1715,11 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
         resp->curl_code = CURLE_WEIRD_SERVER_REPLY;
         snprintf(resp->curl_error, sizeof(resp->curl_error), "%s", EIP_HTTP_CUT_HEAD);
     }
+    /* A failure before any final head (inside or after an interim one: a timeout, a limit): no
+     * answer came, and the interim one's status and headers are not the answer's, as the
+     * cosocket transport reads it (libcurl reports the interim status). */
+    if (resp->curl_code != 0 && resp->status >= 100 && resp->status < 200)
+        clear_answer(resp);
     /* Not an HTTP/1.x answer the contract accepts (refused above, or by libcurl itself:
      * "Received HTTP/0.9 when not allowed", "Unsupported HTTP version"): nothing of it is kept,
      * not even the status of an interim answer before it. */

@@ -1031,7 +1031,13 @@ function M.read(x, method, stop_status)
     end
     return fail(x, 8, M.CUT_HEAD)
   end
-  if not h then return nil end
+  if not h then
+    -- A failure before any final head (inside or after an interim one: a timeout, a close, a
+    -- limit): no answer came, and the interim one's status and headers are not the answer's
+    -- (the C core clears them the same way). A proxy's answer to CONNECT stays as it is.
+    if x.resp.status < 200 and method ~= "CONNECT" then M.clear_answer(x) end
+    return nil
+  end
   local status = x.resp.status
   if status == stop_status then return true, false end -- (its body is not read)
   if h.bodyless then

@@ -266,7 +266,8 @@
 -- broke off, and that partial body. No other fields are set.
 -- @table response
 -- @tfield integer status status of the final answer (interim 1xx answers are skipped); 0 when
---   no status line came
+--   no status line of a final answer came (a failure after an interim answer keeps nothing of
+--   it: neither its status nor its headers)
 -- @tfield string request_id `X-Request-Id` of the final answer (the last one when repeated),
 --   blanks around it removed, cut to @{CAPTURED_MAX} bytes (the last three then "...": the
 --   client's clean redacts the start of a secret just before such a mark); nil when absent or
