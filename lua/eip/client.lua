@@ -700,7 +700,8 @@ end
 -- @tparam[opt] table opts filters:
 -- @tparam[opt] string opts.share_type "WHOLE" (shared) or "PER" (dedicated)
 -- @tparam[opt=1000] integer opts.limit the page size (1..2^31-1)
--- @tparam[opt] string opts.enterprise_project_id only this enterprise project's bandwidths
+-- @tparam[opt] string opts.enterprise_project_id only this enterprise project's bandwidths ("0":
+--   the default project's; "all_granted_eps": those of every enterprise project the user may see)
 -- @tparam[opt] function opts.cancel asked before each page (and during the waits between
 --   attempts, and while the client logs in): true-ish (or raising) ends the listing with an
 --   "interrupted" error, nothing more sent
