@@ -892,8 +892,8 @@ describe("bandwidth operations", function()
     end)
 
     -- An entry that names no EIP (no publicip_id, a number, an entry that is no object), one
-    -- whose ip_version is neither 4 nor 6, or a publicip_info that is no list: the EIPs that could be named would move onto new bills
-    -- before a delete the others make fail.
+    -- whose ip_version is neither 4 nor 6, or a publicip_info that is no list: the EIPs that
+    -- could be named would move onto new bills before a delete the others make fail.
     it("refuses a bandwidth whose EIP list it cannot read whole: one GET, nothing moved", function()
       local id = emu:create_bandwidth{ size = 10, publicip_ids = { "eip-1", "eip-2" } }
       local first = { publicip_id = "eip-1", publicip_address = "198.51.100.1" }
