@@ -202,6 +202,61 @@ describe("signing places shared through a dict (eip.signing)", function()
     assert.equal(1, pipeline.signing_room(A))
   end)
 
+  -- Lost answers of other workers counted while a success clears the count are counted once:
+  -- two of them counted just after the reset, and the doubt the clear adds back for a count it
+  -- may have wiped, made three that nobody saw come: no hold was set, and the next lost answer
+  -- refused the key for good (four), where three lost answers hold it first (README: Safety).
+  it("lost answers counted while a success clears the count are not counted twice", function()
+    local A, B, w = two_workers()
+    local a1 = w.admit(A, 1)
+    w.admit(B, 2)
+    w.admit(B, 2)
+    local prefix = A.shared:prefix(keys)
+    local delete, fired = dict.delete, false
+    dict.delete = function(d, k)
+      delete(d, k)
+      if k == prefix .. "hold" and w.pid == 1 and not fired then
+        fired = true -- (A's clear has set the counts to none: B's two lost answers are counted now)
+        w.pid = 2
+        B:unanswered(0)
+        B:unanswered(0)
+        w.pid = 1
+      end
+    end
+    w.pid = 1
+    A:accepted(0, a1.seq, a1.shared_seq, a1.seq_prefix)
+    dict.delete = delete
+    assert.is_true(fired, "the case tested nothing")
+    local _, _, refused, doubts, hold = A.shared:read(prefix)
+    assert.is_false(refused)
+    -- (two lost answers in a row: two doubts, no hold; a third would hold the key)
+    assert.same({ 2 }, { doubts, hold })
+  end)
+
+  -- Two successes clearing at once took the same counts off twice: a refusal counted between
+  -- the two was taken off with them (the second clear's count, below none, set back to none).
+  it("clears one at a time: a refusal counted while two successes clear stays counted", function()
+    local shared = signing.new("eip_signing")
+    local prefix = shared:prefix(keys)
+    for _ = 1, 3 do shared:next_seq(prefix) end
+    shared:strike(prefix)
+    shared:strike(prefix)
+    local s4, s5 = shared:next_seq(prefix), shared:next_seq(prefix) -- taken after the refusals
+    local incr, fired = dict.incr, false
+    dict.incr = function(d, k, by, ...)
+      if k == prefix .. "strikes" and by < 0 and not fired then
+        fired = true -- (the first clear takes its two off now: the second clears, then a refusal)
+        shared:clear(prefix, s5)
+        shared:strike(prefix)
+      end
+      return incr(d, k, by, ...)
+    end
+    shared:clear(prefix, s4)
+    dict.incr = incr
+    assert.is_true(fired, "the case tested nothing")
+    assert.equal(1, (shared:read(prefix)), "the refusal after the successes")
+  end)
+
   it("frees a place whose holder went away when its time is up, and never another holder's", function()
     local shared = signing.new("eip_signing")
     local prefix = shared:prefix(keys)

@@ -14,7 +14,8 @@
 -- row), `doubts` (signed requests in a row that got no answer: each may have been refused
 -- unseen), `strike_seq` (`seq` when the last refusal or doubt was counted: only a success of a
 -- request numbered after it clears `strikes` and `doubts`), `hold` (three in a row without an
--- answer and no refusal: nothing signed until it expires, see eip.auth) and `refused` (three
+-- answer and no refusal: nothing signed until it expires, see eip.auth), `clearing` (a success
+-- taking the counts off: one at a time, see Shared:clear) and `refused` (three
 -- refusals, or four refused or unanswered: nothing is signed with the key again, by any worker,
 -- until the dict is emptied or nginx restarted: emptied by `flush_all()` from any handler once
 -- the cause is fixed, each worker's client signs again from its next call, counting from none).
@@ -164,19 +165,30 @@ end
 --- An answer that passed the check of the key, to its request number `seq`: the refusals in a
 -- row start again from none, unless the request was taken before the last refusal came (the
 -- gateway may have checked it before the refused ones: its success says nothing of the count).
--- The look and the reset are two calls of the dict: another worker's refusal (or doubt) counted
--- between them, its request answered after this one and maybe checked after it too, was set
--- back to none with the others, and two places opened where one should (five in a row). A
--- refusal or doubt counted since the look moves strike_seq past `seq` (it numbers a request
--- taken after this one): then one doubt is counted again, whether the reset took it or not.
+-- Another worker's refusal (or doubt) may be counted at any point of this: set back to none
+-- with the others, it was lost (two places opened where one should: five in a row), and counted
+-- again for safety, it was counted twice when it had not been lost (a good key refused for good
+-- with no hold first). So only what was read is taken off, with incr (a count made after the
+-- read stays whole), and only when nothing was counted between the look at strike_seq and the
+-- read (else the clear is left to the next success: a count too high for a while, the safe
+-- way); one clear at a time (`clearing`: two would take the same counts off twice).
 function Shared:clear(prefix, seq)
   local dict = self.dict
+  local lock, mine = prefix .. "clearing", token()
+  local ok, err = dict:add(lock, mine, 1)
+  if not ok and err == "exists" then return end -- (another worker's clear is taking them off)
   local last = dict:get(prefix .. "strike_seq") or 0
-  if seq and seq <= last then return end
-  dict:set(prefix .. "strikes", 0)
-  dict:set(prefix .. "doubts", 0)
-  dict:delete(prefix .. "hold")
-  if (dict:get(prefix .. "strike_seq") or 0) ~= last then dict:incr(prefix .. "doubts", 1, 0) end
+  if not (seq and seq <= last) then
+    local strikes, doubts = dict:get(prefix .. "strikes"), dict:get(prefix .. "doubts")
+    if (dict:get(prefix .. "strike_seq") or 0) == last then
+      for key, n in pairs{ strikes = strikes, doubts = doubts } do
+        local left = type(n) == "number" and n > 0 and dict:incr(prefix .. key, -n)
+        if left and left < 0 then dict:incr(prefix .. key, -left) end -- (a hold's set meanwhile)
+      end
+      dict:delete(prefix .. "hold")
+    end
+  end
+  if ok then self:give(lock, mine) end
 end
 
 --- A signed request without an answer (it may have been refused unseen: see eip.auth's
