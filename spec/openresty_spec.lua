@@ -364,6 +364,19 @@ describe("OpenResty #openresty", function()
       assert_same_error(plain, delete(absent(1)).json.error)
     end)
 
+    -- libcurl says 28 "Resolving timed out" for a DNS server that never answers (a timeout, sent
+    -- again: spec/dns_timeout_spec.lua); nginx's resolver says "could not be resolved (110:
+    -- Operation timed out)", which read as a name that does not resolve (6, dns, never retried).
+    it("takes a lookup nginx's resolver gave up on as a timeout, retried, as libcurl does", function()
+      local resp = request("POST", "/t/client_silent_dns", cjson.encode{ id = absent(1), options = {
+        endpoint = "http://api.silent.test:" .. emu.port, project_id = emu.project_id, token = emu.token,
+        timeout = 2, max_attempts = 2, backoff_base = 0, backoff_cap = 0 } })
+      local e = resp.json.error
+      assert.is_true(resp.json.is_error, resp.body)
+      assert.same({ "transport", "timeout", 28, true }, { e.kind, e.reason, e.curl_code, e.retryable }, resp.body)
+      assert.matches("Resolving timed out after %d+ milliseconds .*%[not sent%] after 2 attempts", e.text)
+    end)
+
     -- As outside nginx: a close() while a call runs marks the client closed at once and lets the
     -- call end as it would; the transport is released once it has (closed under the call, a
     -- fresh cosocket transport was made for its next attempt and never released).

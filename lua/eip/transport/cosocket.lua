@@ -8,7 +8,8 @@
 --
 -- What comes from nginx (the contract lists it too):
 --  * host names are resolved by nginx's `resolver` directive (none configured: every name fails
---    with curl code 6); IP literals need no resolver;
+--    with curl code 6; a lookup past `resolver_timeout`: 28, as libcurl's); IP literals need no
+--    resolver;
 --  * TLS peers are verified against `lua_ssl_trusted_certificate` (with `lua_ssl_verify_depth`);
 --    the `ca_file` option applies to the libcurl transport only, as nginx has no per-socket
 --    trust store. `insecure = true` turns verification off here too;
@@ -551,6 +552,12 @@ local function connect_failure(x, t, err)
     return http1.fail(x, 28, "Connection timed out after " .. ms(x.connect_timeout) .. " milliseconds")
   end
   if find(err, "resolve", 1, true) then
+    if find(err, "Operation timed out", 1, true) then
+      -- nginx's resolver gave up (resolver_timeout): no answer, which says nothing of the name.
+      -- libcurl's 28 for its lookup cut off (a timeout, tried again), not 6 (never tried again).
+      return http1.fail(x, 28, "Resolving timed out after " .. ms(x.now() - x.started) .. " milliseconds ("
+        .. err .. ")")
+    end
     if t.is_proxy then return http1.fail(x, 5, "Could not resolve proxy: " .. t.bare .. " (" .. err .. ")") end
     return http1.fail(x, 6, "Could not resolve host: " .. t.bare .. " (" .. err .. ")")
   end

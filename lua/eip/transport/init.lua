@@ -106,7 +106,8 @@
 --
 --  * Host names: cosockets resolve them with nginx's `resolver` directive only (none: 6),
 --    within nginx's `resolver_timeout` (default 30 s), which `timeout` and `connect_timeout` do
---    not shorten: set it no longer than the connect_timeout you use (the example: 5 s). libcurl
+--    not shorten: set it no longer than the connect_timeout you use (the example: 5 s). A lookup
+--    it gives up on is 28 "Resolving timed out" ("timeout", tried again), as libcurl's. libcurl
 --    uses the system resolver, within connect_timeout, even when the DNS server never answers
 --    (glibc would wait 5 s x 2 tries): a lookup still running is left to its thread, which ends
 --    on its own (CURLOPT_QUICK_EXIT, libcurl 7.87 or later: an older one waits for it when the
