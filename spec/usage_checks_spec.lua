@@ -125,6 +125,22 @@ describe("eip.metrics' options", function()
       assert.matches(want, m:render(), 1, true)
     end
   end)
+
+  it("observe ignores an info it cannot read (a metamethod raises), and labels only with strings and numbers",
+    function()
+    local function boom() error("boom from a metamethod", 0) end
+    local m = eip.metrics()
+    for _, info in ipairs{ setmetatable({}, { __index = boom }),
+        setmetatable({}, { __index = boom, __metatable = "locked" }) } do
+      m.on_response(info)
+      m:observe(info)
+    end
+    local label = setmetatable({}, { __tostring = boom })
+    m:observe{ operation = label, outcome = label, status = label, elapsed = 0.01 }
+    local text = m:render()
+    assert.matches('eip_requests_total{operation="unknown",outcome="unknown",status="none"} 1', text, 1, true)
+    assert.is_nil(text:find("table", 1, true), text)
+  end)
 end)
 
 describe("the credentials file", function()

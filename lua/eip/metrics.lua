@@ -114,16 +114,38 @@ local function check_self(self, method)
   end
 end
 
+-- A label's value: a string or a number (tostring runs no metamethod of theirs), else `default`
+-- (a table's address would be a new series each time, and its __tostring may raise).
+local function label(v, default)
+  if type(v) == "string" or type(v) == "number" then return v end
+  return default
+end
+
+-- The fields of an info observe reads, each read once: a plain copy, or nil when a metamethod of
+-- it raised (an info it cannot read is ignored, as anything but a table is).
+local FIELDS = { "not_sent", "operation", "outcome", "status", "attempt", "resent", "elapsed" }
+local function fields_of(info)
+  local ok, f = pcall(function()
+    local c = {}
+    for _, k in ipairs(FIELDS) do c[k] = info[k] end
+    return c
+  end)
+  return ok and f or nil
+end
+
 --- Counts one attempt (an `on_response` info); one that was never sent (`not_sent`: a batch
 -- dropped it first) is no attempt sent to the API, and is not counted. Returns nothing.
--- @tparam table info what the client's `on_response` is given (anything else is ignored)
+-- @tparam table info what the client's `on_response` is given (anything else is ignored, and so
+--   is a table whose metamethods raise; a label value neither a string nor a number is "unknown",
+--   a status "none")
 -- @raise a `usage` @{eip.error} when called with a dot
 function Metrics:observe(info)
   check_self(self, "observe")
-  if type(info) ~= "table" or info.not_sent then return end
-  local store, op = self.store, info.operation or "unknown"
-  store:incr(series("eip_requests_total", { "operation", op, "outcome", info.outcome or "unknown",
-    "status", info.status or "none" }), 1, 0)
+  info = type(info) == "table" and fields_of(info)
+  if not info or info.not_sent then return end
+  local store, op = self.store, label(info.operation, "unknown")
+  store:incr(series("eip_requests_total", { "operation", op, "outcome", label(info.outcome, "unknown"),
+    "status", label(info.status, "none") }), 1, 0)
   if (tonumber(info.attempt) or 1) > 1 then store:incr(series("eip_retries_total", { "operation", op }), 1, 0) end
   if info.resent then store:incr(series("eip_resends_total", { "operation", op }), 1, 0) end
   local seconds = tonumber(info.elapsed)
