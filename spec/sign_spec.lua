@@ -171,7 +171,7 @@ describe("eip.sign", function()
       { "url", { method = "DELETE", url = "ftp://x/y", headers = v.headers, ak = v.ak, sk = v.sk } },
       { "sk", { method = "DELETE", url = v.url, headers = v.headers, ak = v.ak, sk = "" } },
       { "ak", { method = "DELETE", url = v.url, headers = v.headers, sk = v.sk } },
-      { "options", { method = "DELETE", url = v.url, headers = {}, ak = v.ak, sk = v.sk } }, -- no X-Sdk-Date
+      { "headers", { method = "DELETE", url = v.url, headers = {}, ak = v.ak, sk = v.sk } }, -- no X-Sdk-Date
       { "options", { method = "DELETE", url = v.url, headers = v.headers, ak = v.ak, sk = v.sk, extra = 1 } },
       { "headers", { method = "DELETE", url = v.url, headers = "x", ak = v.ak, sk = v.sk } },
       -- signed in lower case, it matched no request: the SDKs sign (and send) it in upper case

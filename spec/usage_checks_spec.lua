@@ -143,6 +143,31 @@ describe("eip.metrics' options", function()
   end)
 end)
 
+describe("eip.sign's refusals", function()
+  it("name the argument the signer refused, not the whole options table", function()
+    local date = "20240101T000000Z"
+    local function opts(extra)
+      local o = { method = "GET", url = "https://vpc.example/v1/p1/bandwidths", headers = { ["X-Sdk-Date"] = date },
+        ak = "AKEXAMPLE0000001", sk = "SKEXAMPLE00000000000001" }
+      for k, v in pairs(extra) do o[k] = v end
+      return o
+    end
+    local cases = {
+      { "headers", opts{ headers = {} }, "X%-Sdk%-Date" },
+      { "headers", opts{ headers = { ["X-Sdk-Date"] = "yesterday" } }, "X%-Sdk%-Date" },
+      { "headers", opts{ headers = { ["X-Sdk-Date"] = date, ["Bad Name"] = "x" } }, "header name" },
+      { "headers", opts{ headers = { ["X-Sdk-Date"] = date, ["X-A"] = "a\r\nb" } }, "header value" },
+      { "method", opts{ method = "GE T" }, "method" },
+      { "ak", opts{ ak = "AK\255EXAMPLE" }, "AK" },
+    }
+    for _, c in ipairs(cases) do
+      local err = raised(eip.sign, c[2])
+      assert.same({ "usage", c[1] }, { err.kind, err.argument }, err.message)
+      assert.matches(c[3], err.message)
+    end
+  end)
+end)
+
 describe("the credentials file", function()
   local SK = "u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8dKLzd"
   local dir

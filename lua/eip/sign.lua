@@ -59,6 +59,17 @@ local function pairs_of(name, t)
   return list
 end
 
+-- The argument a refusal of the C signer (src/sign.c) is about, by its text: the one a usage
+-- error names (a header's date or value, the method, a key); "options" for any other.
+local SIGNER_ARGUMENTS = { { "^too many", "options" }, { "header", "headers" }, { "X%-Sdk%-Date", "headers" },
+  { "method", "method" }, { "the AK ", "ak" }, { "the SK ", "sk" }, { "query", "query" } }
+local function argument_of(why)
+  for _, a in ipairs(SIGNER_ARGUMENTS) do
+    if why:find(a[1]) then return a[2] end
+  end
+  return "options"
+end
+
 -- The options eip.sign accepts (each is documented in eip's init.lua).
 M.OPTIONS = { method = true, url = true, headers = true, query = true, body = true, ak = true, sk = true }
 
@@ -111,7 +122,8 @@ function M.sign(opts)
     method = method, path = path, query = query, headers = headers, body = opts.body, ak = ak, sk = sk,
   })
   if not ok then
-    raise("options", "cannot be signed: %s", tostring(auth):gsub("^eip%.core: cannot sign: ", ""))
+    local why = tostring(auth):gsub("^eip%.core: cannot sign: ", "")
+    raise(argument_of(why), "cannot be signed: %s", why)
   end
   return auth, canonical
 end
