@@ -168,6 +168,19 @@ describe("eip.sign's refusals", function()
   end)
 end)
 
+describe("a transport constructor's options", function()
+  it("whose metamethods raise are its own plain error, naming it, not what the metamethod raised", function()
+    local unreadable = setmetatable({}, { __index = function() error({ "a table of the caller's" }) end })
+    for _, c in ipairs{ { "eip.transport", require("eip.transport").new },
+        { "eip.transport.curl", require("eip.transport.curl").new } } do
+      local ok, err = pcall(c[2], unreadable)
+      assert.is_false(ok)
+      assert.equal("string", type(err))
+      assert.matches(c[1] .. ": options cannot be read", err, 1, true)
+    end
+  end)
+end)
+
 describe("the credentials file", function()
   local SK = "u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8dKLzd"
   local dir

@@ -565,23 +565,25 @@ end
 -- @tparam[opt] table opts `ca_file`, `insecure`, `user_agent` (see @{new}); nil: none
 -- @treturn table a copy holding `ca_file`, `insecure` and `user_agent`
 -- @raise a Lua error (a string starting with `who`), at the constructor's caller, when `opts` is
---   no table, `ca_file` no non-empty string, `insecure` no boolean, or `user_agent` no string or
---   one holding a control character
+--   no table (or one whose metamethods raise), `ca_file` no non-empty string, `insecure` no
+--   boolean, or `user_agent` no string or one holding a control character
 function M.settings(who, opts)
   opts = opts or {}
   if type(opts) ~= "table" then error(who .. ": options must be a table, got a " .. type(opts), 3) end
-  local ua = opts.user_agent
+  -- (read once, protected: what an __index of the caller's raises is this error, not its own)
+  local read, ca_file, insecure, ua = pcall(function() return opts.ca_file, opts.insecure, opts.user_agent end)
+  if not read then error(who .. ": options cannot be read: a metamethod of them raised an error", 3) end
   if ua ~= nil and (type(ua) ~= "string" or ua:find("%c")) then
     error(who .. ": user_agent must be a string without control characters (CR, LF, NUL...)", 3)
   end
-  if opts.ca_file ~= nil and (type(opts.ca_file) ~= "string" or opts.ca_file == "") then
-    error(who .. ": ca_file must be a non-empty string (a PEM file's path), got a " .. type(opts.ca_file), 3)
+  if ca_file ~= nil and (type(ca_file) ~= "string" or ca_file == "") then
+    error(who .. ": ca_file must be a non-empty string (a PEM file's path), got a " .. type(ca_file), 3)
   end
   -- (a string such as "false", or a number, would be true to Lua: verification off by accident)
-  if opts.insecure ~= nil and type(opts.insecure) ~= "boolean" then
-    error(who .. ": insecure must be true or false, got a " .. type(opts.insecure), 3)
+  if insecure ~= nil and type(insecure) ~= "boolean" then
+    error(who .. ": insecure must be true or false, got a " .. type(insecure), 3)
   end
-  return { ca_file = opts.ca_file, insecure = opts.insecure, user_agent = ua }
+  return { ca_file = ca_file, insecure = insecure, user_agent = ua }
 end
 
 --- The transport for where the code runs (what @{eip.new} uses by default): outside nginx the
