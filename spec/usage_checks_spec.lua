@@ -181,6 +181,26 @@ describe("a transport constructor's options", function()
   end)
 end)
 
+describe("a usage error about a huge value", function()
+  it("is made at once however many clients hold secrets (the value is not looked into, nor shown)", function()
+    local clients = {}
+    for i = 1, 150 do
+      clients[i] = eip.new{ endpoint = "https://vpc.example", project_id = "p1", metadata_url = false,
+        token = "t0k-huge-value-" .. i }
+    end
+    local huge = ("a"):rep(2 ^ 20)
+    local started = os.clock()
+    local err = raised(eip.new, huge)
+    local err2 = raised(validate.options, "options", { [huge] = 1 }, {})
+    local spent = os.clock() - started
+    for _, c in ipairs(clients) do c:close() end
+    assert.same({ "usage", "options" }, { err.kind, err.argument })
+    assert.matches("a 1048576-character string", err.message, 1, true)
+    assert.matches("a 1048576-character string", err2.message, 1, true)
+    assert.is_true(spent < 0.25, string.format("%.3f s", spent))
+  end)
+end)
+
 describe("the credentials file", function()
   local SK = "u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8dKLzd"
   local dir

@@ -171,8 +171,17 @@ function M.secret_url(name, v, secrets, more)
   return v
 end
 
+-- A string a message names by its length only, unlooked into: longer than any secret taken, so
+-- never quoted, and looking for secrets in it would cost its length times every client's secrets
+-- (a usage error about a pasted megabyte took seconds).
+local function too_long_to_look(s)
+  return #s > MAX_SECRET and string.format("a %d-character string", #s)
+end
+
 local function describe(v)
   if type(v) == "string" then
+    local long = too_long_to_look(v)
+    if long then return long end
     if holds_secret(v) then return "a value that holds a credential (not shown)" end
     -- (a URL's `user:password@` given where something else goes: a proxy's, typed in the wrong place)
     -- (a password may hold '/': "bob:se/cret@host"; not "https://<redacted>@host", which the
@@ -620,7 +629,8 @@ function M.options(name, t, known)
       table.sort(names)
       -- (a long name, a value pasted where a key goes, is not quoted: a message is one line)
       raise(name, "has an unknown option %s (known: %s)",
-        holds_secret(k) and "whose name holds a credential (not shown)"
+        too_long_to_look(k) and "whose name is " .. too_long_to_look(k)
+          or holds_secret(k) and "whose name holds a credential (not shown)"
           or #k > 64 and string.format("whose name is a %d-character string", #k) or string.format("%q", k),
         table.concat(names, ", "))
     end
