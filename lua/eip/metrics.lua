@@ -141,7 +141,9 @@ end
 -- @raise a `usage` @{eip.error} when called with a dot
 function Metrics:observe(info)
   check_self(self, "observe")
-  info = type(info) == "table" and fields_of(info)
+  if type(info) ~= "table" then return end
+  -- (the client's own info is a plain table: only one with a metatable is read protected)
+  if getmetatable(info) ~= nil then info = fields_of(info) end
   if not info or info.not_sent then return end
   local store, op = self.store, label(info.operation, "unknown")
   store:incr(series("eip_requests_total", { "operation", op, "outcome", label(info.outcome, "unknown"),
