@@ -1,12 +1,15 @@
 -- make test-live: a short check against the REAL cloud for people with an account.
 --
--- Creates a pay-per-use shared bandwidth, shows it, deletes it, waits until it reads 404, and
--- deletes it again with missing_ok. It costs money for the minutes the bandwidth exists, so:
+-- Creates a pay-per-use shared bandwidth, shows it until it reads NORMAL (a new one reads CREATING
+-- for a while, and refuses a delete meanwhile), deletes it, waits until it reads 404, and deletes
+-- it again with missing_ok. It costs money for the minutes the bandwidth exists, so:
 --   * it runs only with EIP_LIVE=1 (anything else: it says so and exits 2);
 --   * without credentials (environment, profile file, ECS metadata: as the client finds them)
 --     it is skipped with a message (exit 0);
 --   * it names the region, the size and the charge before it creates anything;
---   * it always deletes what it created: on success, on failure and on Ctrl-C.
+--   * it always deletes what it created: on success, on failure and on Ctrl-C (the clean-up tries
+--     again for up to 2 minutes while the delete is refused as busy or fails in a way worth
+--     another attempt; a second Ctrl-C gives up, saying what to delete by hand).
 -- The region comes as for the client (HUAWEICLOUD_SDK_REGION, or EIP_ENDPOINT for an endpoint
 -- of your own); EIP_LIVE_SIZE sets the size in Mbit/s (default 5, the usual minimum of a shared
 -- bandwidth). Exit 0: every step passed (or skipped); 1: a step failed; 2: not opted in.
@@ -55,6 +58,7 @@ say("test-live: creates %s: a %d Mbit/s pay-per-use shared bandwidth, billed by 
 
 local created -- the id, until it is known to be gone
 local failures = 0
+local PATIENCE, EVERY = 120, 2 -- seconds: the longest wait for NORMAL (and clean-up), and its pace
 
 -- Ctrl-C ends the steps (waits return early) but never the clean-up.
 core.catch_interrupts(true)
@@ -72,11 +76,29 @@ local function step(what, f, ...)
   return a, b
 end
 
+local function interrupted_now() return core.interrupts() > 0 end
+
+-- Shows bandwidth `id` every EVERY s until it reads NORMAL: a new one reads CREATING for a while
+-- (huaweicloud's Terraform provider waits for the same after a create), and a delete sent meanwhile
+-- may be refused. At most PATIENCE s; Ctrl-C ends the wait. Returns the seconds it took.
+local function until_normal(id)
+  local t0 = core.monotime()
+  while true do
+    local shown = client:show_bandwidth(id, { cancel = interrupted_now })
+    if shown.id ~= id or shown.share_type ~= "WHOLE" then error("the show answered another bandwidth", 0) end
+    if shown.status == "NORMAL" then return core.monotime() - t0 end
+    if shown.status ~= "CREATING" then error("it reads " .. tostring(shown.status) .. ", not NORMAL", 0) end
+    if core.monotime() - t0 >= PATIENCE then error(string.format("still CREATING after %d s", PATIENCE), 0) end
+    if interrupted_now() then error("interrupted", 0) end
+    core.sleep(EVERY) -- (ends early on Ctrl-C; the next show is then not sent)
+  end
+end
+
 local run_ok, why = pcall(function()
   local bw = step("create", client.create_bandwidth, client, { name = name, size = size })
   created = bw.id
-  local shown = step("show " .. created, client.show_bandwidth, client, created)
-  if shown.id ~= created or shown.share_type ~= "WHOLE" then error("the show answered another bandwidth", 0) end
+  local took = step("show until it reads NORMAL", until_normal, created)
+  say("      (%s: NORMAL after %.1f s)", created, took)
   local id = created
   local res = step("delete, wait until it reads 404", client.delete_bandwidth, client, id, { wait = 600 })
   created = nil
@@ -90,15 +112,43 @@ end)
 
 local interrupted = core.interrupts() > 0 or why == "interrupted"
 
--- Clean-up: whatever happened, a bandwidth this run created is deleted.
+-- Is the delete's failure one to try again: the answer says busy (a bandwidth still CREATING:
+-- 409 VPC.0512, "try it again later"), or the retry policy calls it worth another attempt?
+local function worth_again(e)
+  return eip.is_error(e) and (e.retryable == true or e.code == "VPC.0512")
+end
+
+-- Clean-up: whatever happened, a bandwidth this run created is deleted; a delete refused as busy
+-- (or failing in a way worth another attempt) is sent again every EVERY s, for PATIENCE s.
 if created then
+  -- A fresh count: the Ctrl-C that stopped the steps must not stop this; the next one (or, when
+  -- none did, a second one) gives up, aborting a delete in flight.
+  local give_up_at = interrupted and 1 or 2
   core.catch_interrupts(false)
-  core.catch_interrupts(true) -- a fresh count: a Ctrl-C that stopped the steps must not stop this
-  local cok, cres = pcall(client.delete_bandwidth, client, created, { missing_ok = true })
+  core.catch_interrupts(true, give_up_at)
+  local deadline, heard, told = core.monotime() + PATIENCE, 0, false
+  local cok, cres
+  while true do
+    cok, cres = pcall(client.delete_bandwidth, client, created, { missing_ok = true })
+    if cok or not worth_again(cres) or core.interrupts() >= give_up_at or core.monotime() >= deadline then break end
+    if not told then
+      told = true
+      say("clean-up: %s not deleted yet: %s; trying again every %d s for up to %d s", created, tostring(cres),
+        EVERY, PATIENCE)
+    end
+    core.sleep(EVERY) -- (ends early on Ctrl-C)
+    if core.interrupts() >= give_up_at then break end
+    if core.interrupts() > heard then
+      heard = core.interrupts()
+      say("clean-up: still deleting %s (billed while it exists); Ctrl-C again gives up", created)
+    end
+  end
+  if core.interrupts() > 0 then interrupted = true end
   if cok then
     say("clean-up: %s %s", created, cres.deleted and "deleted" or "already gone")
   else
-    err:write("test-live: CLEAN-UP FAILED: delete ", created, " by hand: ", tostring(cres), "\n")
+    local given_up = core.interrupts() >= give_up_at and "gave up on Ctrl-C; the last answer: " or ""
+    err:write("test-live: CLEAN-UP FAILED: delete ", created, " by hand: ", given_up, tostring(cres), "\n")
     failures = failures + 1
   end
 end

@@ -570,6 +570,37 @@ describe("EIP emulator #once", function()
       assert.equal(2, #emu:bandwidths())
     end)
 
+    -- The real service makes a bandwidth CREATING, then NORMAL; a change meanwhile is refused
+    -- (modelled: 409 VPC.0512, busy), and the retry that comes after it succeeds.
+    it("shows a new bandwidth CREATING for creating_for seconds, refusing changes with 409 VPC.0512", function()
+      emu:set_knobs{ creating_for = 0.3 }
+      local made = call("POST", v2(), { bandwidth = { name = "new", size = 5 } })
+      assert.equal(200, made.status, made.body)
+      assert.equal("CREATING", made.json.bandwidth.status)
+      local id = made.json.bandwidth.id
+      assert.equal("CREATING", call("GET", v1("/" .. id)).json.bandwidth.status)
+      assert.equal("CREATING", call("GET", v1()).json.bandwidths[1].status)
+      local busy = call("DELETE", v2("/" .. id))
+      assert_vpc_error(busy, 409, "VPC.0512")
+      assert.equal("Resource status is busy, try it again later.", busy.json.message)
+      local held = emu:create_bandwidth{ size = 5, share_type = "PER", publicip_ids = { "eip-c" } }
+      local info = { publicip_info = { { publicip_id = "eip-c" } } }
+      assert_vpc_error(call("POST", v2("/" .. id .. "/insert"), { bandwidth = info }), 409, "VPC.0512")
+      assert_vpc_error(call("POST", v2("/" .. id .. "/remove"), { bandwidth = { publicip_info = info.publicip_info,
+        charge_mode = "bandwidth", size = 5 } }), 409, "VPC.0512")
+      assert.is_table(emu:get_bandwidth(held), "the EIP stayed where it was")
+      local deadline = socket.gettime() + 10
+      while call("GET", v1("/" .. id)).json.bandwidth.status == "CREATING" do
+        assert(socket.gettime() < deadline, "still CREATING")
+        socket.sleep(0.05)
+      end
+      assert.equal("NORMAL", emu:get_bandwidth(id).status)
+      assert.equal(204, call("DELETE", v2("/" .. id)).status)
+      emu:reset()
+      assert.equal("NORMAL", call("POST", v2(), { bandwidth = { name = "new", size = 5 } }).json.bandwidth.status,
+        "reset: NORMAL at once again")
+    end)
+
     it("answers 204 with an empty body, then 404 VPC.0306", function()
       local id = emu:create_bandwidth{ size = 5 }
       local resp = call("DELETE", v2("/" .. id))

@@ -74,28 +74,101 @@ describe("make test-live, pointed at the emulator", function()
     assert.equal(0, #emu:bandwidths())
   end)
 
+  -- The script started in the background: its pid, and a function that reads its output so far.
+  local function spawn(vars)
+    local pidfile = dir .. "/pid"
+    os.remove(pidfile)
+    os.execute(string.format("sh -c 'echo $$ > %s; exec %s' > %s 2>&1 &", q(pidfile),
+      command(vars):gsub("'", "'\\''"), q(dir .. "/out")))
+    local function output() return nginx.read_file(dir .. "/out") or "" end
+    local deadline = socket.gettime() + 10
+    while not (nginx.read_file(pidfile) or ""):match("%d+") do
+      assert(socket.gettime() < deadline, "the check did not start")
+      socket.sleep(0.02)
+    end
+    return tonumber(nginx.read_file(pidfile):match("%d+")), output
+  end
+
+  -- Polls until done() (10 s at most); `what` names it when it does not come.
+  local function until_true(done, what, output)
+    local deadline = socket.gettime() + 10
+    while not done() do
+      assert(socket.gettime() < deadline, what .. ": " .. output())
+      socket.sleep(0.05)
+    end
+  end
+
+  local function sent(method)
+    return function()
+      for _, r in ipairs(emu:requests()) do if r.method == method then return true end end
+    end
+  end
+
   it("ends on Ctrl-C, deleting what it created", function()
     emu:set_knobs{ deleted_visible_for = 60 } -- Ctrl-C comes while it waits for the 404
-    local pidfile = dir .. "/pid"
-    os.execute(string.format("sh -c 'echo $$ > %s; exec %s' > %s 2>&1 &", q(pidfile),
-      command():gsub("'", "'\\''"), q(dir .. "/out")))
-    local deadline = socket.gettime() + 10
-    local function deleted()
-      for _, r in ipairs(emu:requests()) do if r.method == "DELETE" then return true end end
-    end
-    while not deleted() do -- deleted: now it waits
-      assert(socket.gettime() < deadline, "nothing was deleted: " .. tostring(nginx.read_file(dir .. "/out")))
-      socket.sleep(0.05)
-    end
-    local pid = nginx.read_file(pidfile):match("%d+")
+    local pid, output = spawn()
+    until_true(sent("DELETE"), "nothing was deleted", output) -- deleted: now it waits
     os.execute("kill -INT " .. pid)
-    while nginx.alive(tonumber(pid)) do
-      assert(socket.gettime() < deadline, "the check did not end")
-      socket.sleep(0.05)
-    end
-    local out = nginx.read_file(dir .. "/out")
+    until_true(function() return not nginx.alive(pid) end, "the check did not end", output)
+    local out = output()
     assert.matches("test%-live: interrupted", out)
     assert.matches("clean%-up: [%x%-]+ already gone", out)
     assert.equal(0, #emu:bandwidths())
+  end)
+
+  -- The real service shows a new bandwidth CREATING for a while, and may refuse to delete it
+  -- meanwhile (the emulator's creating_for: 409 VPC.0512, busy).
+  describe("with a new bandwidth CREATING for a while #once", function()
+    it("waits until it reads NORMAL, then passes", function()
+      emu:set_knobs{ creating_for = 1 }
+      local code, out = run()
+      assert.equal(0, code, out)
+      assert.matches("ok    show until it reads NORMAL", out)
+      local took = tonumber(out:match("[%x%-]+: NORMAL after ([%d.]+) s"))
+      assert(took and took >= 1, out)
+      assert.matches("ok    delete, wait until it reads 404", out)
+      assert.matches("every step passed", out)
+      assert.equal(0, #emu:bandwidths())
+    end)
+
+    it("deletes it when a step fails while it is CREATING, trying again while it is busy", function()
+      emu:set_knobs{ creating_for = 2.5 }
+      emu:inject{ method = "GET", status = 400, body = { code = "VPC.0301", message = "Invalid bandwidth." } }
+      local code, out = run()
+      assert.equal(1, code, out)
+      assert.matches("FAIL  show", out)
+      assert.matches("clean%-up: [%x%-]+ not deleted yet: [^\n]*409[^\n]*VPC%.0512[^\n]*; trying again every 2 s "
+        .. "for up to 120 s", out)
+      assert.matches("clean%-up: [%x%-]+ deleted", out)
+      assert.not_matches("by hand", out)
+      assert.equal(0, #emu:bandwidths())
+    end)
+
+    it("deletes it after a Ctrl-C in the wait for NORMAL; a second Ctrl-C gives up, saying so", function()
+      emu:set_knobs{ creating_for = 1 }
+      local pid, output = spawn()
+      until_true(sent("GET"), "it was never shown", output) -- shown (CREATING): now it waits
+      os.execute("kill -INT " .. pid)
+      until_true(function() return not nginx.alive(pid) end, "the check did not end", output)
+      local out = output()
+      assert.matches("FAIL  show until it reads NORMAL", out)
+      assert.matches("clean%-up: [%x%-]+ deleted", out)
+      assert.matches("test%-live: interrupted", out)
+      assert.equal(0, #emu:bandwidths())
+
+      emu:reset()
+      emu:set_knobs{ creating_for = 60 }
+      pid, output = spawn()
+      until_true(sent("GET"), "it was never shown", output)
+      os.execute("kill -INT " .. pid)
+      until_true(function() return output():find("trying again", 1, true) end, "the clean-up did not try again", output)
+      os.execute("kill -INT " .. pid)
+      until_true(function() return not nginx.alive(pid) end, "the check did not end", output)
+      out = output()
+      local id = assert(emu:bandwidths()[1], "it is left, said").id
+      assert.matches("CLEAN%-UP FAILED: delete " .. id:gsub("%-", "%%-") .. " by hand: gave up on Ctrl%-C; "
+        .. "the last answer: [^\n]*VPC%.0512", out)
+      assert.matches("test%-live: interrupted", out)
+    end)
   end)
 end)

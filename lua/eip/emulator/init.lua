@@ -28,7 +28,7 @@
 --       own signature of a described request -> { authorization, canonical, string_to_sign, ... }
 --   emu:sign{ method, path, ... } -> headers of a correctly signed request to this instance
 --   emu:expire_tokens(); emu:set_token_ttl(s); emu:set_clock_offset(s); emu:set_aksk{...}
---   emu:set_knobs{ deleted_visible_for = s, aksk_lock_after = n, aksk_lock_seconds = s }
+--   emu:set_knobs{ deleted_visible_for = s, creating_for = s, aksk_lock_after = n, aksk_lock_seconds = s }
 --
 -- Detached instances outlive the process that starts them (the `eip-emulator` command):
 --   emulator.start_detached(dir [, port]) -> emu;  emulator.attach(dir) -> emu | nil, why;
@@ -369,6 +369,9 @@ end
 
 --- Turn on behaviour of the real cloud (reset restores the defaults):
 --   deleted_visible_for = s   a deleted bandwidth can still be read (GET) and listed for s seconds
+--   creating_for = s          a bandwidth the API's create makes reads status CREATING for s
+--                             seconds, then NORMAL (as the real one does for a while); meanwhile
+--                             its delete, remove and insert answer 409 VPC.0512 (busy, modelled)
 --   aksk_lock_after = n, aksk_lock_seconds = s   n failed signatures in a row lock an AK for s
 --                             seconds (defaults: 5 and 300, as Huawei Cloud)
 --   metadata_credential_ttl = s   lifetime of the metadata service's temporary keys (3600)

@@ -54,6 +54,13 @@ local function bad_publicip()
   util.vpc_error(400, "VPC.0301", "Invalid publicip_id")
 end
 
+-- modelled: what the real service answers to a change of a bandwidth still CREATING (the
+-- creating_for knob) is undocumented; 409 VPC.0512 is the documented busy answer of the EIP calls
+-- (error-codes.md: delete and update EIP), "try it again later", as this one is.
+local function busy()
+  util.vpc_error(409, "VPC.0512", "Resource status is busy, try it again later.")
+end
+
 local function cannot_operate()
   util.vpc_error(400, "VPC.0323", "publicIp can not be operate with this bandwidth")
 end
@@ -119,8 +126,15 @@ function M.create(ctx)
     project_id = ctx.project_id, name = opt.name, size = size, share_type = "WHOLE",
     charge_mode = charge_mode, enterprise_project_id = opt.enterprise_project_id,
   }
-  local ok, err = store.atomically(store.put_bandwidth, bw)
+  -- The real service makes a bandwidth CREATING, then NORMAL (huaweicloud's Terraform provider
+  -- waits for that after a create); creating_for seconds of it here, none by default.
+  local creating = store.knob("creating_for")
+  local ok, err = store.atomically(function()
+    store.put_bandwidth(bw)
+    if creating > 0 then store.put_creating(bw.id, creating) end
+  end)
   if not ok then return M.store_full(err) end
+  if creating > 0 then bw.status = "CREATING" end
   util.send_json(200, { bandwidth = bw })
 end
 
@@ -228,6 +242,7 @@ function M.delete(ctx)
     -- the one that names share_type.
     return util.vpc_error(400, "VPC.0301", "Bandwidth name or share_type is invalid.")
   end
+  if bw.status == "CREATING" then return busy() end -- (still being made: see busy)
   if bw.status ~= "NORMAL" then
     -- modelled: a frozen bandwidth cannot be changed; the docs give no code for deleting one.
     return util.vpc_error(409, "VPC.0304", "deleteBandwidth error. The bandwidth is " .. tostring(bw.status)
@@ -296,6 +311,9 @@ local function eip_operation(ctx)
   local opt = bandwidth_option(ctx.body)
   if not opt then
     return nil, bad_input
+  end
+  if bw.status == "CREATING" then
+    return nil, busy -- still being made (see busy)
   end
   if bw.share_type ~= "WHOLE" or bw.status ~= "NORMAL" then
     return nil, cannot_operate -- modelled for a frozen bandwidth: it cannot be changed

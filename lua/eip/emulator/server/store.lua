@@ -11,6 +11,7 @@
 --        requests, connections, conn:<serial>   log_seq, log:<slot> (ring of LOG_SIZE)
 --        inject_head, inject_tail, inject:<n> (JSON rule), inject_times:<n> (pending rules, see below)
 --        knob:<name> (test knobs, see M.KNOBS)   gone:<id> (JSON bandwidth: deleted, still readable)
+--        creating:<id> (a bandwidth the API made, CREATING until it expires: the creating_for knob)
 --        akfail:<ak> (failed signatures in a row)   aklock:<ak> (locked; expires by itself)
 --        thr:<second>:<user> (requests in a throttle window, see M.over_rate)
 local json = require "eip.emulator.server.json"
@@ -296,12 +297,14 @@ function M.next_seq()
   return incr("seq")
 end
 
--- Decoding loses the difference between [] and {}: mark the array fields again.
+-- Decoding loses the difference between [] and {}: mark the array fields again. A bandwidth
+-- still being made (see M.put_creating) reads CREATING; its record keeps the status it will have.
 local function bandwidth_of(rec)
   if not rec then
     return nil
   end
   local bw = rec.bw
+  if dict:get("creating:" .. bw.id) then bw.status = "CREATING" end
   bw.publicip_info = json.array(bw.publicip_info)
   bw.bandwidth_rules = json.array(bw.bandwidth_rules)
   return bw
@@ -319,6 +322,12 @@ function M.put_bandwidth(bw)
   for _, ip in ipairs(bw.publicip_info) do
     put("eip:" .. ip.publicip_id, bw.id)
   end
+end
+
+-- Bandwidth `id` reads CREATING for `seconds` (the creating_for knob): a mark that expires by
+-- itself. (At least a millisecond: the dict counts milliseconds, and a time of 0 never expires.)
+function M.put_creating(id, seconds)
+  put("creating:" .. id, true, math.max(seconds, 0.001))
 end
 
 -- Returns the place the bandwidth had in creation order (its seq), or nil when there was none.
@@ -481,9 +490,10 @@ end
 -- Knobs: behaviour of the real cloud that tests turn on (reset restores the defaults) ---------
 
 --- name -> default. deleted_visible_for: seconds a deleted bandwidth can still be read and listed;
+-- creating_for: seconds a bandwidth the API's create made reads CREATING (and refuses changes);
 -- aksk_lock_after / aksk_lock_seconds: failed signatures in a row that lock an AK, and for how
 -- long (Huawei Cloud: 5 and 300).
-M.KNOBS = { deleted_visible_for = 0, aksk_lock_after = 5, aksk_lock_seconds = 300,
+M.KNOBS = { deleted_visible_for = 0, creating_for = 0, aksk_lock_after = 5, aksk_lock_seconds = 300,
   metadata_credential_ttl = 3600, metadata_token_status = 200, metadata_same_keys = 1, throttle_rate = 0,
   throttle_retry_after = 0 }
 
