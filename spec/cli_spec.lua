@@ -372,6 +372,15 @@ describe("eip command", function()
           "eip: no endpoint: give --endpoint URL or --region R, or export EIP_ENDPOINT or HUAWEICLOUD_SDK_REGION\n" },
         { "delete-bandwidth --concurrency 0 a", {}, "eip: --concurrency must be between 1 and 64, got 0\n" },
         { "list-bandwidths --output tabel", {}, "did you mean table?" },
+        -- (a region of the environment's: the endpoint to give is an option, not the library's field)
+        { "list-bandwidths", { EIP_ENDPOINT = false, HUAWEICLOUD_SDK_REGION = "xx-nowhere-9" },
+          '^eip: HUAWEICLOUD_SDK_REGION names no known region %("xx%-nowhere%-9"%); for a region this table does '
+            .. "not know yet, give %-%-endpoint https://vpc%.<region>%.myhuaweicloud%.com, set " },
+        { "list-bandwidths --burst 3", {}, "eip: --burst needs --rate (requests per second)\n" },
+        -- (credentials in --proxy are refused: its form names none; no float's "1000000.0")
+        { "list-bandwidths --proxy 'proxy example:1'", {}, '^eip: %-%-proxy must be http://host:port, got "' },
+        { "list-bandwidths --burst 0 --rate 1", {}, "eip: --burst must be between 1 and 1000000, got 0\n" },
+        { "list-bandwidths --rate 2000000", {}, "eip: --rate must be between 0.001 and 1000000, got 2000000\n" },
       }
       for _, case in ipairs(cases) do
         local code, out, err = run(case[1], { env = case[2] })

@@ -56,9 +56,10 @@ local OPTIONS = {
     help = "PEM bundle of the CAs to verify the endpoint (and IAM) with (default: the system store)" },
   { "--max-attempts", value = "N", key = "max_attempts", integer = true, min = 1, max = 20,
     help = "attempts per call, retries included (default 3)" },
-  { "--rate", value = "R", key = "rate", number = true, min = 0.001, max = 1e6,
+  -- (maxima written as integers: a float's 1e6 reads "1000000.0" in a usage error on Lua 5.3+)
+  { "--rate", value = "R", key = "rate", number = true, min = 0.001, max = 1000000,
     help = "at most R requests per second, retries included (default: no limit; batches adapt)" },
-  { "--burst", value = "N", key = "burst", integer = true, min = 1, max = 1e6,
+  { "--burst", value = "N", key = "burst", integer = true, min = 1, max = 1000000,
     help = "with --rate: how many may go back to back (default 1)" },
   { "--debug", key = "debug", help = "log every request and response to stderr (secrets redacted)" },
   { "--proxy", value = "URL", key = "proxy", check = refuse_credentials,
@@ -132,16 +133,21 @@ function M.reword(e, opts)
   elseif argument == "endpoint" and said:find("^is required") then
     args.usage("no endpoint: give --endpoint URL or --region R, or export EIP_ENDPOINT or %s", ENV.region)
   end
+  -- (the library's words for its own options, in the command's: also in a message about a
+  -- variable, such as HUAWEICLOUD_SDK_REGION naming no known region)
   local flag = words_for(argument, opts)
-  if flag then
-    -- (the library's words for its own options, in the command's)
-    if argument == "endpoint" and said:find("^and region are exclusive") then
-      said = said:gsub("^and region", "and --region")
-    end
-    said = said:gsub('pass endpoint = "([^"]*)"', "give --endpoint %1")
-      :gsub("give them as options", "the command reads them from the environment, the profile file or the "
-        .. "metadata service, never from a URL")
-    args.usage("%s %s", flag, said)
+  if argument == "endpoint" and said:find("^and region are exclusive") then
+    said = said:gsub("^and region", "and --region")
+  end
+  -- (--burst's "needs rate"; a --proxy carries no credentials here: they go in the environment)
+  if flag == "--burst" then said = said:gsub("^needs rate ", "needs --rate ") end
+  if flag == "--proxy" then said = said:gsub("http://%[user:pass@%]host:port", "http://host:port") end
+  said = said:gsub('pass endpoint = "([^"]*)"', "give --endpoint %1")
+    :gsub("give them as options", "the command reads them from the environment, the profile file or the "
+      .. "metadata service, never from a URL")
+  if flag then args.usage("%s %s", flag, said) end
+  if type(argument) == "string" and message:sub(1, #argument + 1) == argument .. " " then
+    args.usage("%s %s", argument, said)
   end
   args.usage("%s", message)
 end
