@@ -15,7 +15,7 @@ local M = {}
 local function tools()
   local cli, emulator_cli = require "eip.cli", require "eip.emulator.cli"
   return {
-    eip = { name = "eip", commands = cli.COMMANDS, help = args.tool_help(cli.COMMANDS),
+    eip = { name = "eip", commands = cli.COMMANDS, help = args.tool_help(cli.COMMANDS), words = { "--version" },
       summary = "Huawei Cloud EIP shared bandwidths from the command line", see_also = "eip-emulator" },
     ["eip-emulator"] = { name = "eip-emulator", commands = emulator_cli.COMMANDS, help = emulator_cli.help(),
       summary = "a local EIP API (a private nginx) for trying scripts and eip offline", see_also = "eip" },
@@ -72,6 +72,10 @@ function M.bash(tool)
         if o.choices then
           values[#values + 1] = string.format('    %s) COMPREPLY=($(compgen -W %q -- "$cur")); return ;;', o[1],
             table.concat(o.choices, " "))
+        elseif o.value == "FILE" or o.value == "DIR" then
+          -- (a path: the shell's own names, a directory marked with its '/' where bash can)
+          values[#values + 1] = string.format('    %s) compopt -o filenames 2>/dev/null; '
+            .. 'COMPREPLY=($(compgen -%s -- "$cur")); return ;;', o[1], o.value == "FILE" and "f" or "d")
         end
       end
     end
@@ -88,6 +92,8 @@ function M.bash(tool)
     "  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} cmd= offer i",
     "  # (bash splits --name=value at the '=': the option is the word before it)",
     "  [[ $prev == = ]] && prev=${COMP_WORDS[COMP_CWORD-2]}",
+    "  # (and with nothing typed after the '=', the word being completed is the '=' itself)",
+    "  [[ $cur == = ]] && cur=",
     "  for ((i = 1; i < COMP_CWORD; i++)); do",
     "    case ${COMP_WORDS[i]} in",
     "    " .. value_options .. ") [[ ${COMP_WORDS[i+1]} == = ]] && ((i++)); ((i++)) ;;",
@@ -102,7 +108,8 @@ function M.bash(tool)
     "  case $cmd in",
     table.concat(cases, "\n"),
     string.format("    help) offer=%q ;;", table.concat(names, " ")),
-    string.format("    *) offer=%q ;;", table.concat(names, " ") .. " help --help"),
+    string.format("    *) offer=%q ;;", table.concat(names, " ") .. " help --help"
+      .. (t.words and (" " .. table.concat(t.words, " ")) or "")),
     "  esac",
     '  COMPREPLY=($(compgen -W "$offer" -- "$cur"))',
     "}",

@@ -64,9 +64,22 @@ describe("man pages and completions #once", function()
       -- --name=value, which bash splits at the '=' (once taken for the command, its value)
       assert.same({ "--shared" }, complete(shell, eip, "eip", "--output", "=", "json", "list-bandwidths", "--sh"))
       assert.same({ "json" }, complete(shell, eip, "eip", "list-bandwidths", "--output", "=", "js"))
+      assert.same({ "--version" }, complete(shell, eip, "eip", "--ver"))
       local emulator = "doc/eip-emulator.bash-completion"
       assert.same({ "create-bandwidth" }, complete(shell, emulator, "eip-emulator", "cr"))
       assert.same({ "--eips" }, complete(shell, emulator, "eip-emulator", "create-bandwidth", "--ei"))
+      if shell == "bash" then
+        -- a file or directory named by an option: the shell's own names (zsh's compgen globs its
+        -- completion's PREFIX, which only a real completion sets)
+        assert.same({ "doc/eip.bash-completion" }, complete(shell, eip, "eip", "delete-bandwidth", "--ca-file",
+          "doc/eip.bash"))
+        assert.same({ "spec/support" }, complete(shell, emulator, "eip-emulator", "start", "--dir", "spec/supp"))
+        -- --name= with nothing after it: bash's word being completed is the '=' (zsh keeps
+        -- --output= one word)
+        assert.same({ "json", "table", "text" }, complete(shell, eip, "eip", "list-bandwidths", "--output", "="))
+        assert.same({ "bandwidth", "traffic" },
+          complete(shell, eip, "eip", "delete-bandwidth", "--charge-mode", "="))
+      end
     end)
   end
 end)
