@@ -369,8 +369,17 @@ local function run_deletes(client, ids, opts, emit, tick)
   -- Ctrl-C during a drain: nothing more is sent, whatever step it is at (the show, a remove
   -- call, the delete, or a wait before one of them: a backoff, a Retry-After), and the error
   -- says what moved. A request already in flight finishes.
+  -- The time spent at the question is the operator's, not the drain's: its line's time (and
+  -- --json's elapsed) is that of the calls it sent.
+  local asked, ask = 0, not opts.yes and confirmer(client) or nil
+  local confirm = ask and function(plan)
+    local t = core.monotime()
+    local yes = ask(plan)
+    asked = asked + core.monotime() - t
+    return yes
+  end
   local drain = { charge_mode = opts.charge_mode, size = opts.size, missing_ok = opts.missing_ok or false,
-    wait = opts.wait, confirm = not opts.yes and confirmer(client) or nil, cancel = interrupts }
+    wait = opts.wait, confirm = confirm, cancel = interrupts }
   -- "auth" after a definite authentication failure, "unanswered" once the client signs no more
   -- (signed requests in a row got no answer), as a batch stops; "delete_refused" after a
   -- drain whose delete was refused (403), or failed once its EIPs had moved (or may have:
@@ -401,6 +410,7 @@ local function run_deletes(client, ids, opts, emit, tick)
         stopped = stopped or "cancelled", message = STOPPED[stopped] or "not sent: interrupted" } })
     else
       local t0 = core.monotime()
+      asked = 0
       local ok, value = pcall(client.drain_and_delete_bandwidth, client, id, drain)
       if not ok and not eip.is_error(value) then error(value, 0) end -- a bug: keep its message
       -- Every further id would fail alike, and five bad signatures in a row lock an AK/SK pair.
@@ -423,7 +433,7 @@ local function run_deletes(client, ids, opts, emit, tick)
       -- The drain's whole time (show, remove calls, delete), not its delete's alone; without its
       -- --wait, as a batch's lines.
       local waited = o.res and o.res.waited or (eip.is_error(value) and value.waited)
-      o.elapsed = core.monotime() - t0 - (type(waited) == "number" and waited or 0)
+      o.elapsed = core.monotime() - t0 - (type(waited) == "number" and waited or 0) - asked
       if o.res and o.res.still_readable then still_readable = still_readable + 1 end
       if o.res and o.res.wait_error then wait_errors[#wait_errors + 1] = o.res end
       emit(o)
