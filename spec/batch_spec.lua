@@ -220,6 +220,22 @@ describe("delete_bandwidths", function()
     assert.is_true(core.monotime() - t0 < 5, "took " .. (core.monotime() - t0) .. " s")
   end)
 
+  -- The same for a slot of the rate the batch took and waits for: the third id's slot, taken
+  -- while the second was in flight, was waited for by the caller's clock alone, and a step back
+  -- of 1000 s there held the batch for 1000 s (the sleep recorded here does not sleep).
+  it("waits for a slot of its rate no longer though the caller's clock stepped back meanwhile", function()
+    local ids = create(3)
+    local off, n = 0, 0
+    local c = new{ clock = function() return 1.7e9 + core.monotime() + off end }
+    local _, summary = c:delete_bandwidths(ids, { rate = 1, concurrency = 2, on_result = function()
+      n = n + 1
+      if n == 2 then off = -1000 end
+    end })
+    c:close()
+    assert.equal(3, summary.deleted)
+    for _, s in ipairs(slept) do assert.is_true(s < 5, "slept " .. s .. " s for a slot of 1 request/s") end
+  end)
+
   -- A batch's wait is one time shared by its ids: once the first still-readable id has spent
   -- it, the others read no more. Each got a first read of its own (60 ms and a GET apiece),
   -- and 40 ids took 2.8 s of a 0.5 s wait.

@@ -690,7 +690,7 @@ function Run:adapt(job, resp)
       -- waited for once more); the new bucket's next slot counts from it.
       if self.rate_slot and self.shared_bucket then
         self.shared_taken = true
-        self.bucket:defer(math.max(0, self.rate_slot - now))
+        self.bucket:defer(math.max(0, self:slot_left(now)))
       end
     end
     -- Without a Retry-After (one over retry_after_cap stopped the batch above): the window.
@@ -730,8 +730,24 @@ function Run:shared_slot(now)
   local wait = shared:take()
   if wait <= 0 then return 0 end
   self.bucket:defer(wait) -- the batch's own next slot counts from when this request goes
-  self.rate_slot, self.shared_taken = now + wait, true
+  self:keep_slot(now, wait)
+  self.shared_taken = true
   return wait
+end
+
+-- Keeps the slot that comes `wait` seconds from `now` (self.rate_slot; see slot_left).
+function Run:keep_slot(now, wait)
+  self.rate_slot, self.slot_read = now + wait, now
+end
+
+-- Seconds from `now` until the slot kept comes. A caller's clock that went back since it was
+-- last read (a wall clock NTP stepped) moves the slot back with it: the step is no time waited,
+-- and must not stretch the wait either (a step of an hour held the batch for an hour).
+function Run:slot_left(now)
+  local read = self.slot_read
+  if now < read then self.rate_slot = self.rate_slot - (read - now) end
+  self.slot_read = now
+  return self.rate_slot - now
 end
 
 -- Seconds until the next request may start (a Retry-After pause, the rate), 0 for now: then
@@ -762,7 +778,7 @@ function Run:start_wait(now)
     -- given up: the request takes its slots again when the pause ends. Kept, it went then with a
     -- slot long passed, and the next request's slot came at once: two together into the
     -- gateway's first window after the pause.
-    if self.rate_slot and self.rate_slot < now + wait then self.rate_slot, self.shared_taken = nil, nil end
+    if self.rate_slot and self:slot_left(now) < wait then self.rate_slot, self.shared_taken = nil, nil end
     self.start_for = "pause"
     return wait
   end
@@ -773,10 +789,11 @@ function Run:start_wait(now)
   if not due then
     wait = bucket:take()
     if wait <= 0 then return self:shared_slot(now) end
-    self.rate_slot = now + wait
+    self:keep_slot(now, wait)
     return wait
   end
-  if due > now then return due - now end
+  wait = self:slot_left(now)
+  if wait > 0 then return wait end
   self.rate_slot = nil
   return self:shared_slot(now)
 end
