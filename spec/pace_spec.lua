@@ -541,6 +541,24 @@ describe("rates and throttling against the emulator", function()
     assert.is_true(slept <= 3 / 20 + 1e-9, "three calls at the client's 20/s slept " .. slept)
   end)
 
+  -- A caller's clock stepped back after a cut (a wall clock NTP stepped): the cut's one-second
+  -- cooldown was read on it, and held for as long as the step, so the next throttling answer (a
+  -- limit of 100/s) changed nothing and the batch went on at 380/s for an hour.
+  it("cuts again on a throttling answer though the caller's clock stepped back since the last cut", function()
+    local t = fake_time()
+    local c = fx.client{ clock = t.clock, sleep = t.sleep }
+    local ids = emu:create_bandwidths(6)
+    throttle_once(ids[2], "policy user over ratelimit,limit:400,time:1 second")
+    throttle_once(ids[5], "policy user over ratelimit,limit:100,time:1 second")
+    local n = 0
+    local _, summary = c:delete_bandwidths(ids, { concurrency = 1, on_result = function()
+      n = n + 1
+      if n == 3 then t.now = t.now - 3600 end
+    end })
+    assert.same({ 6, 2 }, { summary.deleted, summary.throttled })
+    close_to(95, summary.rate, "95% of the limit the second answer stated")
+  end)
+
   -- A batch's request took a slot of its own rate and one of the client's at once, and went at
   -- the later: the other slot had passed by then, so the client's next call went together with
   -- it (20 requests/s, two at the same instant), or the batch's next request came early.

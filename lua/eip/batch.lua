@@ -656,7 +656,9 @@ function Run:adapt(job, resp)
       self:stop("throttled", err)
       return
     end
-    if not self.adaptive or now - self.last_cut < CUT_COOLDOWN then return end
+    -- (a last cut ahead of now: the caller's clock went back since, and the cooldown, read on
+    -- that clock, would last as long as the step: taken as over, as is the wait between raises)
+    if not self.adaptive or (now >= self.last_cut and now - self.last_cut < CUT_COOLDOWN) then return end
     self.last_cut, self.clean = now, 0
     self.limit = math.max(1, math.floor(self.limit / 2))
     self.limit_min = math.min(self.limit_min, self.limit)
@@ -708,7 +710,7 @@ function Run:adapt(job, resp)
       self.limit, self.clean = self.limit + 1, 0
     end
     local bucket = self.bucket
-    if bucket and self.last_cut > -math.huge and now - self.last_raise >= 1 then
+    if bucket and self.last_cut > -math.huge and (now - self.last_raise >= 1 or now < self.last_raise) then
       self.last_raise = now
       bucket:set_rate(math.min(self.ceiling or math.huge, self.rate_cap or math.huge, bucket.rate * RATE_STEP))
     end
