@@ -57,9 +57,9 @@ M._VERSION = client.VERSION
 -- @tparam[opt] table opts.auth IAM password authentication: `{ username, password, domain,
 --   project (a name) or project_id, iam_endpoint? }`; the token is fetched on first use and
 --   fetched again once when the API answers 401
--- @tparam[opt=30] number opts.timeout seconds for one attempt, the whole request
--- @tparam[opt] number opts.connect_timeout seconds to connect (default: min(10, timeout))
--- @tparam[opt] number opts.deadline seconds for a whole call, every attempt and wait included
+-- @tparam[opt=30] number opts.timeout seconds for one attempt, the whole request (0.001 to 86400)
+-- @tparam[opt] number opts.connect_timeout seconds to connect, 0.001 to 86400 (default: min(10, timeout))
+-- @tparam[opt] number opts.deadline seconds (0.001 to 86400) for a whole call, every attempt and wait included
 --   (the waits for the `rate` too: a slot it would pass is not waited for; and the time its
 --   credentials take: an IAM token fetched for its attempt, a first call's project lookup; not
 --   the new login after a 401, which has a deadline of its own). A drain, and a remove of more
@@ -67,12 +67,12 @@ M._VERSION = client.VERSION
 --   a remove call, the delete) has the deadline, so that no drain is cut off by its clock
 --   between moving EIPs out and deleting; stop one with its `cancel`
 -- @tparam[opt=100] integer opts.low_speed_limit with `low_speed_time`: abort an attempt slower
---   than this many bytes/s ...
--- @tparam[opt=10] integer opts.low_speed_time ... for this many seconds (0 turns it off)
+--   than this many bytes/s (0 to 1e9) ...
+-- @tparam[opt=10] integer opts.low_speed_time ... for this many seconds, 0 to 86400 (0 turns it off)
 -- @tparam[opt=3] integer opts.max_attempts attempts per call, 1 to 20 (the README's Retries)
--- @tparam[opt=0.5] number opts.backoff_base seconds: exponential backoff with full jitter
--- @tparam[opt=8] number opts.backoff_cap seconds: the longest backoff
--- @tparam[opt=30] number opts.retry_after_cap seconds: a longer `Retry-After` is not waited for,
+-- @tparam[opt=0.5] number opts.backoff_base seconds (0 to 60): exponential backoff with full jitter
+-- @tparam[opt=8] number opts.backoff_cap seconds (0 to 3600): the longest backoff
+-- @tparam[opt=30] number opts.retry_after_cap seconds (0 to 3600): a longer `Retry-After` is not waited for,
 --   the error is raised with `retry_after` set
 -- @tparam[opt] function opts.sleep `function(seconds)` used between attempts (default: the C
 --   core's nanosleep; `ngx.sleep` where nginx can yield)
@@ -97,16 +97,18 @@ M._VERSION = client.VERSION
 -- @tparam[opt] string|boolean opts.metadata_url the ECS metadata service, asked for temporary
 --   keys only when no credential is found anywhere else (default: `EIP_METADATA_URL`, else
 --   `http://169.254.169.254`); false: never
--- @tparam[opt] number opts.rate requests per second: a token bucket spaces every request the
+-- @tparam[opt] number opts.rate requests per second (0.001 to 1e6): a token bucket spaces every request the
 --   client sends, retries included
--- @tparam[opt=1] integer opts.burst with `rate`: how many may go back to back
+-- @tparam[opt=1] integer opts.burst with `rate` (without it a usage error): how many may go back
+--   to back, 1 to 1e6
 -- @tparam[opt] string opts.rate_dict with `rate`, inside nginx: the lua_shared_dict that holds the
---   bucket, shared by every worker
+--   bucket, shared by every worker (without `rate`, or naming no dict of this nginx: a usage error)
 -- @tparam[opt] string opts.signing_dict inside nginx: the lua_shared_dict where every worker counts
 --   its signed requests in flight and refused signatures per AK/SK key (eip.signing), so that the
 --   workers together keep to one client's four and three; with an IAM password (`auth`), where
 --   they share what IAM said (a refusal, a login without an answer) and log in one at a time
---   until a login has passed; checked whatever the credentials, unused with a token
+--   until a login has passed; checked whatever the credentials, unused with a token (outside
+--   nginx, or naming no dict of this nginx: a usage error)
 -- @tparam[opt] function opts.clock `function()` returning seconds, for the rate (default: a
 --   monotonic clock; tests pass their own). Read once here: one that raises or returns no number
 --   is a usage error. One that breaks later is logged, and the library's clock goes on from its
@@ -262,7 +264,10 @@ end
 -- @tparam[opt] string opts.dict inside nginx, the lua_shared_dict to count in (every worker
 --   counts together); default: this Lua state
 -- @treturn table `{ on_response = function(info), render = function(self) -> text,
---   observe = function(self, info) }`
+--   observe = function(self, info) }`: `on_response` (and `observe`) count an attempt, and
+--   ignore an `info` that is no table or whose metamethods raise, and one with `not_sent`;
+--   `render` returns the Prometheus text format (version 0.0.4), one sample per line. Neither
+--   method raises, but a `usage` @{error} when called with a dot (`metrics.render()`)
 -- @raise a `usage` @{error} naming `options` when opts is neither nil nor a table or has an
 --   option other than `dict`, or naming `dict` when it is not a non-empty string or names no
 --   lua_shared_dict of this nginx (outside nginx: any dict)
@@ -428,8 +433,10 @@ end
 -- @tparam integer code an HTTP status code, -1000000..1000000 (an integral float such as 404.0
 --   is accepted)
 -- @treturn table `{ code, reason, class, retryable, description, description_zh, advice, seeds,
---   documented }`; a code the documents do not list gets its class's generic entry
---   (`documented = false`, e.g. "Unknown Client Error"; class "unknown" outside 100..599)
+--   documented, seed_name? }`; a code the documents do not list gets its class's generic entry
+--   (`documented = false`, e.g. "Unknown Client Error"; class "unknown" outside 100..599);
+--   `seed_name` is the name a seed document gives the status where it differs from `reason`
+--   ("NotFound", "overLimit")
 -- @raise a `usage` @{error} naming `code` when it is not an integer in -1000000..1000000: not a
 --   number, a fraction, NaN, an infinity, or beyond that range (the message shows the number)
 function M.status(code)
@@ -462,7 +469,9 @@ end
 -- @tparam string opts.bandwidth_id the bandwidth's id (validated before anything is sent)
 -- @treturn table the result, as @{eip.client:delete_bandwidth} returns it (a `transport` of the
 --   caller's whose `close` raises afterwards changes nothing: that error goes to the debug log)
--- @raise an @{error}, as @{new} and @{eip.client:delete_bandwidth} raise
+-- @raise a `usage` @{error} naming `options` when opts is no table or has an option that is
+--   neither `bandwidth_id` nor one of @{new}'s (nothing sent); else an @{error} as @{new} raises,
+--   then as @{eip.client:delete_bandwidth} (a missing or bad `bandwidth_id`: `usage`, nothing sent)
 function M.delete_bandwidth(opts)
   local known = { bandwidth_id = true }
   for k in pairs(client.OPTIONS) do known[k] = true end
