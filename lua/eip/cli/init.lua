@@ -7,9 +7,9 @@
 --
 -- Options may come before the command too (`eip --debug list-bandwidths`). Exit codes: 0
 -- success (every id deleted, or missing with --missing-ok), 1 some call failed, 2 usage error
--- (nothing was sent), 130 interrupted (Ctrl-C). Credentials come only from the environment, as
--- for the library (OS_AUTH_TOKEN, HUAWEICLOUD_SDK_AK/SK/...): a secret on the command line would
--- show in `ps` and in shell history. Under `--json` (`--output json`), errors are one JSON
+-- (nothing was sent), 130 interrupted (Ctrl-C; 143 SIGTERM, 129 SIGHUP). Credentials come only
+-- from the environment, as for the library (OS_AUTH_TOKEN, HUAWEICLOUD_SDK_AK/SK/...): a secret
+-- on the command line would show in `ps` and in shell history. Under `--json` (`--output json`), errors are one JSON
 -- object on stderr too.
 --
 -- Each command is a module (`eip.cli.delete_bandwidth`, `eip.cli.show_bandwidth`, ...):
@@ -117,7 +117,7 @@ end
 -- `--output=json` before a lone `--`.
 -- @tparam table argv the arguments (a list of strings; anything else asks for nothing)
 -- @treturn boolean
--- @raise nothing: anything but a table asks for nothing
+-- @raise never: anything but a table asks for nothing
 function M.wants_json(argv)
   if type(argv) ~= "table" then return false end
   for i, a in ipairs(argv) do
@@ -170,9 +170,11 @@ end
 
 --- Runs the command line: what `bin/eip` does with its `arg` table. Writes to stdout and
 -- stderr.
--- @tparam {string,...} argv the arguments, the command first (the script's `arg`)
--- @treturn integer the exit status: 0 success, 1 a call failed, 2 usage error (nothing was
---   sent), 130 interrupted (Ctrl-C)
+-- @tparam[opt] {string,...} argv the arguments, the command first (the script's `arg`); nil: none
+--   (the tool's help on stderr, status 2)
+-- @treturn integer the exit status: 0 success, 1 a call failed (or standard output could not be
+--   written), 2 usage error (nothing was sent; standard output closed), 130 interrupted (Ctrl-C),
+--   143 and 129 the same for SIGTERM and SIGHUP
 -- @raise never: every error is reported on stderr and turned into the exit status
 function M.main(argv)
   argv = argv or {}
