@@ -327,10 +327,13 @@
 -- @function transport:send
 -- @tparam request req the @{request}
 -- @treturn response the @{response}: an answer, or a failure its fields describe
--- @raise a Lua error for a caller's bug only (a header line holding CR, LF or NUL, or without a
---   colon); never for anything a server or the network does. (A transport given as the option
---   `transport` that raises all the same fails that request: the client reads it as a failure
---   @{response} of kind "other", curl_code 2, that may have been sent, its text what was raised.)
+-- @raise a Lua error for a caller's bug only, a @{request} that breaks its own rules: a method
+--   that is no token, a header line holding CR, LF or NUL or whose name before the colon is no
+--   token (or without a colon), a field of another type than the @{request} says, a `proxy`
+--   table without the fields it lists; never for anything a server or the network does. (A
+--   transport given as the option `transport` that raises all the same fails that request: the
+--   client reads it as a failure @{response} of kind "other", curl_code 2, that may have been
+--   sent, its text what was raised.)
 
 --- Releases what the transport holds (libcurl's connection); a method of every transport.
 -- The transport is not used after it. Returns nothing.
