@@ -522,8 +522,8 @@ end
 --   own login in flight over libcurl; with `wait`, also before each read of the wait and during its
 --   pauses, where either ends the waiting at once (the ids not waited for get neither `waited`
 --   nor `still_readable`)
--- @tparam[opt] number opts.rate requests per second for this batch (a token bucket; default:
---   the client's `rate`, if any). It replaces the client's rate, but not a budget shared with
+-- @tparam[opt] number opts.rate requests per second (0.001 to 1e6) for this batch (a token
+--   bucket; default: the client's `rate`, if any). It replaces the client's rate, but not a budget shared with
 --   other nginx workers (`rate_dict`): each request also takes its part of that
 -- @tparam[opt=true] boolean opts.adaptive slow down on throttling answers (see the README's
 --   Rate limits)
@@ -769,11 +769,16 @@ end
 --   "interrupted" error, nothing more sent
 -- @treturn table `{ bandwidth_id, bandwidth, eips = { {publicip_id, publicip_type,
 --   publicip_address, ip_version} }, charge_mode, size, remove_calls, requests }`; `bandwidth` is
---   the API's object as sent (see @{clean}), `publicip_address` is set only when it is an IP address
--- @raise an @{eip.error}; kind `refused` (reason "dedicated", "prepaid" with `order_id`, or
---   "frozen") when the bandwidth must not be drained; an `http` error ("Unusable Answer") when an
---   EIP id it lists is not an id or holds a credential, or its `billing_info` is neither a string
---   nor none (whether it is prepaid cannot be told)
+--   the API's object as sent (see @{clean}), `publicip_address` is set only when it is an IP
+--   address; `remove_calls` the remove calls a drain would send (100 EIPs each), `requests` those
+--   and its delete (the drain's own GET aside)
+-- @raise an @{eip.error}: `usage` (a bad id or option, nothing sent); the GET's errors, as
+--   @{show_bandwidth} raises them (`interrupted`, `cancelled = true`, when `cancel` said stop);
+--   kind `refused`, `stage = "show"` (reason "dedicated", "prepaid" with `order_id`, or "frozen":
+--   any status but NORMAL, CREATING too, with `bandwidth_status`) when the bandwidth must not be
+--   drained; an `http` error ("Unusable Answer") when an EIP id it lists is not an id or holds a
+--   credential, its `billing_info` is neither a string nor none (whether it is prepaid cannot be
+--   told), or its `share_type` or `status` is missing or no string
 function Client:plan_drain(bandwidth_id, opts)
   local r = runner_of(self, "plan_drain")
   r:id("bandwidth_id", bandwidth_id)
@@ -812,8 +817,12 @@ end
 --   calls sent, each once whatever its retries (the show, two with `confirm`; the remove calls and
 --   the GETs that checked a failed one; the delete), not the reads of `wait`
 -- @raise an @{eip.error} carrying `stage` ("show", "remove" or "delete"), `moved` and `not_moved`
---   (an EIP id the show lists that is not an id or holds a credential, or a `billing_info` that is
---   neither a string nor none: an `http` error, "Unusable Answer", stage "show", nothing moved);
+--   (but `usage`: a bad id or option, nothing sent); kind `refused` at stage "show", before
+--   anything changes (reason "dedicated", "prepaid", "frozen", as for @{plan_drain}, or
+--   "not_confirmed", "changed": see `confirm`); `interrupted` (`cancelled = true`) when `cancel`
+--   said stop; at stage "show", nothing moved, an `http` error ("Unusable Answer") for an answer
+--   @{plan_drain} cannot use (an EIP id that is not an id or holds a credential, a `billing_info`
+--   neither a string nor none, a `share_type` or `status` that is no string);
 --   a delete answered 409 is followed by one GET (best effort; the error stays the delete's): the
 --   EIPs it lists that the drain did not move are in `not_moved`, with `changed = true` (false
 --   when none), and those it moved but still lists are `uncertain`, not `moved`; with `wait`,
