@@ -747,8 +747,10 @@ end
 -- @treturn table `{ ok = true, bandwidth_id, removed = {ids}, requests, request_ids, attempts, elapsed }`;
 --   `requests` counts the calls sent, each once whatever its retries: the remove calls and the GETs
 --   that checked a failed one
--- @raise an @{eip.error} (usage, nothing sent: a bad id or option, `eip_ids` not such a list;
---   otherwise with `moved`, `not_moved`, `uncertain`, `stage = "remove"`)
+-- @raise an @{eip.error}: `usage`, nothing sent (a bad id or option, `eip_ids` not such a list);
+--   otherwise a remove call's error (`http`, `transport`, `proxy`, ...), or what `on_batch` raised
+--   (an eip error as it is, anything else as `interrupted` with `cause`), with `moved`,
+--   `not_moved`, `uncertain`, `batch` and `stage = "remove"`
 function Client:remove_eips_from_bandwidth(bandwidth_id, eip_ids, opts)
   local r = runner_of(self, "remove_eips_from_bandwidth")
   r:id("bandwidth_id", bandwidth_id)

@@ -117,7 +117,8 @@ end
 -- `--output=json` before a lone `--`.
 -- @tparam table argv the arguments (a list of strings; anything else asks for nothing)
 -- @treturn boolean
--- @raise never: anything but a table asks for nothing
+-- @raise no error of its own (anything but a table asks for nothing): only the Lua error a
+--   metamethod of `argv` raises goes through
 function M.wants_json(argv)
   if type(argv) ~= "table" then return false end
   for i, a in ipairs(argv) do
@@ -175,7 +176,8 @@ end
 -- @treturn integer the exit status: 0 success, 1 a call failed (or standard output could not be
 --   written), 2 usage error (nothing was sent; standard output closed), 130 interrupted (Ctrl-C),
 --   143 and 129 the same for SIGTERM and SIGHUP
--- @raise never: every error is reported on stderr and turned into the exit status
+-- @raise no error of its own: every error is reported on stderr and turned into the exit status
+--   (only the Lua error a metamethod of `argv` raises goes through: `arg` has none)
 function M.main(argv)
   argv = argv or {}
   -- Before anything opens a file or a socket, which would otherwise take a closed descriptor's
