@@ -18,6 +18,31 @@ local PUBLIC = { "eip", "eip.cli", "eip.client", "eip.transport" }
 local RETURN_NOTHING = { ["eip.client Client:close"] = true, ["eip.transport close"] = true,
   ["eip.transport sleep"] = true }
 
+-- The kinds of @{error} (its `kind` field): what a @raise names, in backquotes, unless it says
+-- "never" or that a Lua error (a caller's bug, a metamethod's) goes through.
+local ERROR_KINDS = { "usage", "http", "transport", "proxy", "refused", "not_sent", "interrupted", "wait_timeout",
+  "credentials" }
+
+-- Does a @raise say what is raised: "never", a Lua error, or an @{error} of a named kind?
+local function says_what(raise)
+  if raise:match("^%s*never") or raise:find("Lua error", 1, true) then return true end
+  for _, kind in ipairs(ERROR_KINDS) do
+    if raise:find("`" .. kind .. "`", 1, true) then return true end
+  end
+  return false
+end
+
+-- Functions whose @raise says "never" are called with these (the cli's main aside: it claims the
+-- standard descriptors and catches signals): anything, a table whose every metamethod raises
+-- included, must not make them raise.
+local NEVER_SKIPPED = { ["eip.cli main"] = true }
+local function odd_values()
+  local function boom() error("a metamethod raised", 0) end
+  local hostile = setmetatable({}, { __index = boom, __newindex = boom, __pairs = boom, __ipairs = boom,
+    __len = boom, __tostring = boom, __eq = boom, __lt = boom, __le = boom, __concat = boom, __call = boom })
+  return { false, true, 0, -1, 0 / 0, math.huge, "", "x", {}, { "x" }, hostile, boom }, 13 -- (1: nil)
+end
+
 -- Each method's options table: every key must be documented as `<param>.<key>`.
 local OPTION_TABLES = {
   { "eip", "new", "opts", require("eip.client").OPTIONS },
@@ -125,6 +150,8 @@ describe("the reference (make docs)", function()
             assert.truthy(r.type, label .. ": a return without a type (@treturn)")
           end
           assert.truthy(item.raise, label .. ": no @raise")
+          assert.is_true(says_what(item.raise), label .. ": its @raise says neither \"never\", a Lua error nor "
+            .. "the kind of @{error} (`usage`, `http`, ...): " .. item.raise)
         elseif item.type == "table" then
           -- A table declared with @tfield (error, request, response) types every field; the
           -- fields LDoc reads off a constant's constructor (LIMITS, KINDS) have none.
@@ -137,6 +164,28 @@ describe("the reference (make docs)", function()
       end
     end
     assert.is_true(checked >= 20, "only " .. checked .. " functions found")
+  end)
+
+  it("raises nothing from a function whose @raise says never, whatever it is given", function()
+    local modules = { eip = eip, ["eip.transport"] = require "eip.transport", ["eip.cli"] = require "eip.cli" }
+    local values, n = odd_values()
+    local checked = 0
+    for _, name in ipairs(PUBLIC) do
+      for _, item in ipairs(by_module[name].list) do
+        local fn = modules[name] and modules[name][item.name]
+        local label = name .. " " .. item.name
+        if type(fn) == "function" and item.raise and item.raise:match("^%s*never") and not NEVER_SKIPPED[label] then
+          checked = checked + 1
+          for i = 1, n do
+            for j = 1, n do
+              local ok, err = pcall(fn, values[i], values[j], values[j], values[i])
+              assert.is_true(ok, label .. " raised (arguments " .. i .. ", " .. j .. "): " .. tostring(err))
+            end
+          end
+        end
+      end
+    end
+    assert.is_true(checked >= 10, "only " .. checked .. " functions checked")
   end)
 
   it("documents everything eip exports (new exports need their docs)", function()
