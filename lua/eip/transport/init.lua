@@ -598,9 +598,10 @@ end
 -- @tparam[opt=false] boolean opts.insecure true: no certificate and no host verification
 -- @tparam[opt] string opts.user_agent the `User-Agent` header (no control character)
 -- @treturn table a transport: @{transport:send}, @{transport:close}, `name`
--- @raise a Lua error (a string starting "eip.transport:") when the C core (eip.core) cannot be
---   loaded outside nginx, when `opts` is no table, when `ca_file` is no non-empty string,
---   `insecure` no boolean, or `user_agent` no string or one holding a control character
+-- @raise a Lua error: a string starting "eip.transport:" when `opts` is no table, when `ca_file`
+--   is no non-empty string, `insecure` no boolean, or `user_agent` no string or one holding a
+--   control character; outside nginx, `require`'s own ("module 'eip.core' not found: ...") when
+--   the C core cannot be loaded
 function M.new(opts)
   local copy = M.settings("eip.transport", opts)
   if not ngx_api() then
