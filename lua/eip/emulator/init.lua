@@ -137,9 +137,21 @@ local function read_body(sock, method, status, headers)
   return data or partial, data == nil and err or nil
 end
 
---- One request. opts: port, path, method="GET", headers={}, body=nil, timeout=5,
--- sock (an open connection to reuse), keepalive (leave the connection open and return it).
--- Returns {status, headers (lower-case names), body, sock?} or nil, error.
+--- One request to 127.0.0.1, over a LuaSocket connection.
+-- @tparam table opts the request:
+-- @tparam integer opts.port the port
+-- @tparam string opts.path the request target, query included
+-- @tparam[opt="GET"] string opts.method
+-- @tparam[opt] table opts.headers `{ name = value }` (none by default)
+-- @tparam[opt] string opts.body sent with its Content-Length (none by default)
+-- @tparam[opt=5] number opts.timeout seconds for each socket operation
+-- @tparam[opt] table opts.sock an open connection to reuse (one a `keepalive` call returned)
+-- @tparam[opt=false] boolean opts.keepalive leave the connection open and return it
+-- @treturn ?table `{ status, headers (lower-case names), body, sock? }`, or nil
+-- @treturn ?string why, when nil (the connection failed, or the answer was not HTTP)
+-- @raise only for a caller's bug (`opts` no table, a header value neither a string nor a
+--   number): what the server or
+--   the network does comes back as nil and the error
 function M.http(opts)
   local sock = opts.sock
   if not sock then
@@ -216,25 +228,38 @@ local function control(self, method, route, body, expect)
 end
 
 --- Forget bandwidths, injections, counters and the request log; restore the default token TTL
--- and clock offset. Tokens (configured and issued), AK/SK pairs and IAM users stay.
+-- and clock offset. Tokens (configured and issued), AK/SK pairs and IAM users stay. Returns nothing.
+-- @raise a Lua error ("eip emulator: ...") when the instance does not answer or
+--   refuses the control call
 function Emulator:reset()
   control(self, "POST", "reset", nil, 200)
 end
 
---- Forget only the counters and the request log (e.g. after seeding through the API).
+--- Forget only the counters and the request log (e.g. after seeding through the API). Returns
+-- nothing.
+-- @raise a Lua error ("eip emulator: ...") when the instance does not answer or
+--   refuses the control call
 function Emulator:reset_counters()
   control(self, "POST", "reset_counters", nil, 200)
 end
 
---- Configure the accepted tokens ({ [token] = project_id }); replaces the current set.
+--- Configure the accepted tokens; replaces the current set. Returns nothing.
+-- @tparam table tokens `{ [token] = project_id }`
+-- @raise a Lua error ("eip emulator: ...") when the instance does not answer or
+--   refuses the control call
 function Emulator:set_tokens(tokens)
   control(self, "PUT", "tokens", { tokens = tokens, default_project_id = self.project_id }, 200)
 end
 
---- Seed a bandwidth directly: { name, size, share_type = "WHOLE"|"PER", publicip_ids = {...},
--- project_id, id, charge_mode, status, ... }. Returns its id. The name is one the API takes
--- (1-64 letters, digits, Chinese, "_", "-", "."; default seeded-N), the size 1..2000 (a shared
--- one below the API's create minimum of 5 too: see eip.emulator.server.control); raises otherwise.
+--- Seed a bandwidth directly, without the API's checks of a create (see the README's emulator
+-- section).
+-- @tparam[opt] table fields `{ name, size, share_type = "WHOLE"|"PER", publicip_ids = {...},
+--   eips = n, project_id, id, charge_mode, status, ... }` (see eip.emulator.server.control). The
+--   name is one the API takes (1-64 letters, digits, Chinese, "_", "-", "."; default seeded-N),
+--   the size 1..2000 (a shared one below the API's create minimum of 5 too)
+-- @treturn string its id
+-- @raise a Lua error ("eip emulator: ...") for fields the emulator refuses (HTTP
+--   400 with its reason), or when the instance does not answer
 function Emulator:create_bandwidth(fields)
   local req = {}
   for k, v in pairs(fields or {}) do
@@ -247,19 +272,30 @@ function Emulator:create_bandwidth(fields)
   return answer.id
 end
 
---- n shared bandwidths seeded with `fields` (default { size = 1 }); returns their ids.
+--- n shared bandwidths, each seeded as @{Emulator:create_bandwidth} seeds one.
+-- @tparam integer n how many
+-- @tparam[opt] table fields the fields of each (default `{ size = 1 }`)
+-- @treturn {string,...} their ids, in order
+-- @raise as @{Emulator:create_bandwidth} (those seeded before the failure stay)
 function Emulator:create_bandwidths(n, fields)
   local ids = {}
   for i = 1, n do ids[i] = self:create_bandwidth(fields or { size = 1 }) end
   return ids
 end
 
---- A Lua pattern (for inject's `path`) matching exactly the delete path of bandwidth `id`.
+--- A Lua pattern (for inject's `path`) matching exactly the delete path of a bandwidth of the
+-- instance's `project_id`. Sends nothing.
+-- @tparam string id the bandwidth's id
+-- @treturn string the pattern
+-- @raise a Lua error when `id` is no string
 function Emulator:delete_path(id)
   return "^/v2%.0/" .. self.project_id .. "/bandwidths/" .. id:gsub("%p", "%%%0") .. "$"
 end
 
---- The client's `auth` option for this emulator's IAM user; `overrides` replace fields.
+--- The client's `auth` option for this emulator's IAM user (`iam_endpoint` its IAM). Sends nothing.
+-- @tparam[opt] table overrides fields that replace the user's (`{ password = "wrong" }`)
+-- @treturn table `{ username, password, domain, project, iam_endpoint }`, for `eip.new`'s `auth`
+-- @raise a Lua error when `overrides` is neither nil nor a table
 function Emulator:iam_auth(overrides)
   local auth = { username = self.iam.username, password = self.iam.password, domain = self.iam.domain,
     project = self.iam.project, iam_endpoint = self.iam_url }
@@ -267,7 +303,11 @@ function Emulator:iam_auth(overrides)
   return auth
 end
 
---- The stored bandwidth (as the API shows it), or nil.
+--- A stored bandwidth, of any project, as the API shows it.
+-- @tparam string id the bandwidth's id
+-- @treturn ?table the bandwidth, or nil when none has that id
+-- @raise a Lua error ("eip emulator: ...") when the instance does not answer or
+--   answers neither 200 nor 404
 function Emulator:get_bandwidth(id)
   local answer, status = control(self, "GET", "bandwidths/" .. id)
   if status == 404 then
@@ -280,19 +320,29 @@ function Emulator:get_bandwidth(id)
 end
 
 --- Every stored bandwidth, of every project, oldest first.
+-- @treturn {table,...} the bandwidths, as the API shows them
+-- @raise a Lua error ("eip emulator: ...") when the instance does not answer or
+--   refuses the control call
 function Emulator:bandwidths()
   return control(self, "GET", "bandwidths", nil, 200).bandwidths
 end
 
---- Queue a fault-injection rule (fields: see eip.emulator.server.inject). Returns the
--- number of pending rules.
+--- Queue a fault-injection rule; rules are taken in the order they were queued, one per
+-- request (see the README's emulator section).
+-- @tparam table rule `{ method?, path? (a Lua pattern), status?, body?, action?, delay?, times?,
+--   answered_by?, ... }`: see eip.emulator.server.inject
+-- @treturn integer the number of rules pending
+-- @raise a Lua error ("eip emulator: ...") for a rule the emulator refuses (HTTP 400
+--   with its reason), or when the instance does not answer
 function Emulator:inject(rule)
   return control(self, "POST", "inject", rule, 200).pending
 end
 
---- { requests = n, connections = n, bandwidths = n, pending_injections = n, tokens_issued = n,
---   auth_failures = n (401s for bad tokens, signatures or IAM passwords), ... }
--- @raise reading `connections` raises when requests came on connections the emulator's store
+--- The counters since the start (or the last reset).
+-- @treturn table `{ requests = n, connections = n, bandwidths = n, pending_injections = n,
+--   tokens_issued = n, auth_failures = n (401s for bad tokens, signatures or IAM passwords), ... }`
+-- @raise a Lua error ("eip emulator: ...") when the instance does not answer; and
+--   reading `connections` raises when requests came on connections the emulator's store
 --   was too full to mark (`uncounted_connections` of them): a count that falls short would pass
 --   a test of connection reuse for nothing
 function Emulator:stats()
@@ -315,8 +365,11 @@ function Emulator:stats()
   return stats
 end
 
---- The last 200 API requests, oldest first: { method, uri, path, headers, body, connection, ... }
--- @raise an error when some of them are not in the log: the emulator's store was full when they
+--- The last 200 API requests, oldest first.
+-- @treturn {table,...} `{ method, uri, path, headers, body, connection, endpoint, ... }` each
+--   (`endpoint`: "api", "iam", "metadata" or "any")
+-- @raise a Lua error ("eip emulator: ...") when the instance does not answer, or
+--   when some of them are not in the log: the emulator's store was full when they
 --   came (they were answered, not logged); a log with gaps would pass for the whole one
 function Emulator:requests()
   local got = control(self, "GET", "requests", nil, 200)
@@ -328,13 +381,20 @@ function Emulator:requests()
   return got.requests
 end
 
---- Configure the accepted AK/SK pairs ({ [ak] = { sk, project_id, security_token? } }); replaces
--- the current set (emu.aksk holds the one start configured).
+--- Configure the accepted AK/SK pairs; replaces the current set (emu.aksk holds the one start
+-- configured). Returns nothing.
+-- @tparam table map `{ [ak] = { sk, project_id, security_token? } }`
+-- @raise a Lua error ("eip emulator: ...") when the instance does not answer or
+--   refuses the control call
 function Emulator:set_aksk(map)
   control(self, "PUT", "aksk", { aksk = map }, 200)
 end
 
---- Configure the IAM users (a list as for the start option `users`); replaces the current set.
+--- Configure the IAM users; replaces the current set. Returns nothing.
+-- @tparam {table,...} list `{ username, password, domain, project, project_id, projects? }` each,
+--   as for the start option `users` (`projects`: more `{ [name] = id }` it may scope to)
+-- @raise a Lua error ("eip emulator: ...") when the instance does not answer or
+--   refuses the control call
 function Emulator:set_users(list)
   local users = {}
   for i, user in ipairs(list) do
@@ -351,18 +411,27 @@ function Emulator:set_users(list)
   control(self, "PUT", "users", { users = users }, 200)
 end
 
---- Every token IAM issued so far expires now (configured tokens stay). Returns how many did.
+--- Every token IAM issued so far expires now (configured tokens stay).
+-- @treturn integer how many did
+-- @raise a Lua error ("eip emulator: ...") when the instance does not answer or
+--   refuses the control call
 function Emulator:expire_tokens()
   return control(self, "POST", "expire_tokens", nil, 200).expired
 end
 
---- Lifetime of the tokens IAM issues from now on (default 24 h; reset restores it).
+--- Lifetime of the tokens IAM issues from now on (reset restores it). Returns nothing.
+-- @tparam number seconds the lifetime (default 86400: 24 h)
+-- @raise a Lua error ("eip emulator: ...") when the instance does not answer or
+--   refuses the control call
 function Emulator:set_token_ttl(seconds)
   control(self, "PUT", "token_ttl", { seconds = seconds }, 200)
 end
 
 --- Put the emulator's clock `seconds` ahead of real time (negative: behind); 0 restores it.
--- It decides X-Sdk-Date skew and token expiry; reset restores it.
+-- It decides X-Sdk-Date skew and token expiry; reset restores it. Returns nothing.
+-- @tparam number seconds the offset
+-- @raise a Lua error ("eip emulator: ...") when the instance does not answer or
+--   refuses the control call
 function Emulator:set_clock_offset(seconds)
   control(self, "PUT", "clock", { offset = seconds }, 200)
 end
@@ -382,19 +451,31 @@ end
 --   throttle_rate = n             requests per second and user (token or AK) the gateway lets
 --                                 through; the rest: 429 APIGW.0308 (0: no limit; stats.throttled)
 --   throttle_retry_after = s      with throttle_rate: a Retry-After of s seconds on each 429
+--
+-- Returns nothing.
+-- @tparam table knobs some of the knobs above; the others keep their values
+-- @raise a Lua error ("eip emulator: ...") for a knob the emulator does not know or
+--   a value it refuses (HTTP 400), or when the instance does not answer
 function Emulator:set_knobs(knobs)
   control(self, "PUT", "knobs", knobs, 200)
 end
 
---- The projects IAM lists for AK/SK lookups ({ {name =, id =}, ... }; default: every IAM user's).
+--- The projects IAM lists for AK/SK lookups. Returns nothing.
+-- @tparam {table,...} list `{ name =, id = }` each (default: every IAM user's projects)
+-- @raise a Lua error ("eip emulator: ...") when the instance does not answer or
+--   refuses the control call
 function Emulator:set_projects(list)
   control(self, "PUT", "projects", { projects = list }, 200)
 end
 
---- The emulator's own SDK-HMAC-SHA256 signature of a described request:
--- { method, url, headers = {name = value}, query? = {name = value}, body?, ak, sk,
---   signed_headers? = {names} (default: every header given, plus host from the url) }
--- -> { authorization, signature, canonical, string_to_sign, signed_headers }.
+--- The emulator's own SDK-HMAC-SHA256 signature of a described request (to compare with
+-- `eip.sign`'s).
+-- @tparam table spec `{ method, url, headers = {name = value}, query? = {name = value}, body?,
+--   ak, sk, signed_headers? = {names} }` (`signed_headers` default: every header given, plus
+--   host from the url)
+-- @treturn table `{ authorization, signature, canonical, string_to_sign, signed_headers }`
+-- @raise a Lua error ("eip emulator: ...") for a spec the emulator cannot sign
+--   (HTTP 400), or when the instance does not answer
 function Emulator:verify(spec)
   return (control(self, "POST", "verify", spec, 200))
 end
@@ -405,6 +486,10 @@ end
 -- token), project_id (X-Project-Id; default emu.project_id), date (X-Sdk-Date; default now),
 -- signed_headers? (to leave some out), port (the Host signed for: default emu.port, the API's;
 -- IAM's /v3/projects goes to emu.iam_port). Pass the result as emulator.http{ headers = ... }.
+-- @tparam table opts the request, as above
+-- @treturn table the headers `{ name = value }`, `Authorization` included
+-- @raise a Lua error ("eip emulator: ...") when the instance does not answer the
+--   signature's control call; a Lua error for `opts` that is no table
 function Emulator:sign(opts)
   local headers = {}
   for name, value in pairs(opts.headers or {}) do
@@ -525,6 +610,9 @@ local function configure(self)
 end
 
 --- Stop the instance: nginx is asked to quit, killed if it does not, reaped; the prefix goes.
+-- Stopping twice is harmless. Returns nothing (a detached or attached instance: stopped as
+-- @{stop_detached} stops it, its pid returned).
+-- @raise never
 function Emulator:stop()
   if self._stopped then
     return
@@ -560,11 +648,17 @@ local function instance(port, opts, fields, ports)
 end
 
 --- Start an emulator, a child of this process (stopped by `emu:stop()`, `emulator.stop_all()`,
---- or when this Lua state closes).
--- @tparam[opt] table opts `tokens = { [token] = project_id }` (added to the two defaults),
--- `aksk = { [ak] = { sk, project_id, security_token? } }` and `users = { {username, password,
--- domain, project, project_id}, ... }` (added to the defaults), `port = N` (default: a free one)
--- @return the instance (fields and methods: see the top of this file)
+-- or when this Lua state closes).
+-- @tparam[opt] table opts options:
+-- @tparam[opt] table opts.tokens `{ [token] = project_id }` (added to the two defaults)
+-- @tparam[opt] table opts.aksk `{ [ak] = { sk, project_id, security_token? } }` (added to the
+--   defaults)
+-- @tparam[opt] table opts.users `{ {username, password, domain, project, project_id}, ... }`
+--   (added to the defaults)
+-- @tparam[opt] integer opts.port the API's port (default: a free one)
+-- @treturn table the instance (fields and methods: see the top of this file)
+-- @raise a Lua error ("eip emulator: ...") for an unknown option or one of the
+--   wrong type; nginx's runner's error when nginx (or its Lua module) does not start
 function M.start(opts)
   opts = opts or {}
   check_options(opts)
@@ -588,7 +682,8 @@ function M.start(opts)
   return self
 end
 
---- Stop every instance this process started.
+--- Stop every instance this process started (as @{Emulator:stop}). Returns nothing.
+-- @raise never
 function M.stop_all()
   local all = {}
   for emu in pairs(live) do
@@ -604,12 +699,13 @@ end
 local PORT_FILE = "emulator.port"
 
 --- Start a daemonized emulator whose files (config, pid, logs) live in `dir`; it outlives this
---- process until `stop_detached(dir)`. Raises when one already runs there, when `dir` holds
---- files of those names that the emulator did not write, or when nginx does not start.
+-- process until `stop_detached(dir)`.
 -- @tparam string dir its directory (created if needed)
 -- @tparam[opt] integer port default: a free one
--- @return the instance (control methods work; `stop` does not: use stop_detached); its `dir`
--- is the directory's absolute path
+-- @treturn table the instance (its control methods work; its `stop` stops it as
+--   @{stop_detached}); its `dir` is the directory's absolute path
+-- @raise a Lua error when one already runs there, when `dir` holds files of those names that
+--   the emulator did not write, or when nginx does not start
 function M.start_detached(dir, port)
   local ok, err, where = pcall(nginx.start_detached, dir, nginx_options(port), { PORT_FILE })
   if not ok then
@@ -631,8 +727,10 @@ function M.start_detached(dir, port)
 end
 
 --- The detached emulator of `dir`, if one runs there and answers.
---- @tparam string dir its directory
--- @return the instance, or nil and why not
+-- @tparam string dir its directory
+-- @treturn ?table the instance, or nil
+-- @treturn ?string why not, when nil
+-- @raise never (but for a `dir` that is no string)
 function M.attach(dir)
   local abs = nginx.absolute(dir)
   local port = tonumber(nginx.read_file(abs .. "/" .. PORT_FILE) or "")
@@ -647,9 +745,11 @@ function M.attach(dir)
 end
 
 --- Stop the detached emulator of `dir` and remove its files (its logs stay). Only what
---- start_detached wrote is removed, and only its own nginx is signalled.
---- @tparam string dir its directory
--- @treturn ?integer the pid that was stopped, or nil when none ran
+-- start_detached wrote is removed, and only its own nginx is signalled.
+-- @tparam string dir its directory
+-- @treturn ?integer the pid that was stopped, or nil when none ran (or `dir` is not the emulator's:
+--   it is left alone)
+-- @raise never
 function M.stop_detached(dir)
   return nginx.stop_detached(dir, { PORT_FILE })
 end
