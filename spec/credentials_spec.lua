@@ -940,6 +940,27 @@ describe("credentials", function()
       c:close()
     end)
 
+    -- Keys whose policy may not list IAM's projects (a user with VPC rights only): IAM's 403 once
+    -- advised "Grant the IAM permission for the bandwidth action", which was never sent, and named
+    -- neither the region nor the project id that does without the look-up.
+    it("refused by IAM's policy (403): says what was looked up, for which region, and what to give", function()
+      emu:inject{ method = "GET", path = "^/v3/projects", status = 403, times = 2, answered_by = "service",
+        body = { error = { code = 403, title = "Forbidden",
+          message = "You are not authorized to perform the requested action: identity:list_projects." } } }
+      local c = new({}, vars)
+      local err = raised(c.delete_bandwidth, c, emu:create_bandwidth{ size = 1 })
+      local results, summary = c:delete_bandwidths{ emu:create_bandwidth{ size = 1 } }
+      c:close()
+      assert.same({ "http", 403, true }, { err.kind, err.status, err.not_sent })
+      assert.same({ "project", 403 }, { summary.stopped, results[1].cause.status })
+      for _, e in ipairs{ err, results[1].cause } do
+        assert.matches("project id of cn-north-4", e.advice, 1, true)
+        assert.matches("give project_id or HUAWEICLOUD_SDK_PROJECT_ID", e.advice, 1, true)
+        assert.not_matches("bandwidth action", e.advice, 1, true)
+      end
+      for _, r in ipairs(emu:requests()) do assert.equal("/v3/projects?name=cn-north-4", r.uri) end
+    end)
+
     it("needs a region to be looked up", function()
       vars.HUAWEICLOUD_SDK_REGION = nil
       local err = raised(new, {}, vars)

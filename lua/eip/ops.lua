@@ -337,6 +337,19 @@ function Projects.result(op, resp)
   return ids[1]
 end
 
+-- IAM's policy refusing the look-up (403, no gateway code: the keys passed, their user may not
+-- list projects, as a user with VPC rights alone): advice about the look-up, not about a
+-- bandwidth action that was never sent. Nothing is recovered.
+function Projects.recover(op, err)
+  local code = err.code
+  if err.kind == "http" and err.status == 403 and not (type(code) == "string" and code:find("^APIGW?%.")) then
+    err.advice = string.format("These credentials may not list IAM's projects, which is how the project id of %s "
+      .. "is found for AK/SK: give %s (the console's My Credentials page lists it), or grant the IAM permission "
+      .. "to list projects; nothing else was sent.", op.region, op.instead or "project_id")
+  end
+  return nil
+end
+
 --- KeystoneListProjects by name: the project id of `region` for AK/SK credentials. `instead`:
 -- what the usage error of no one project asks to give (where these keys can take a project id).
 function M.iam_projects(iam_endpoint, region, instead)
