@@ -27,6 +27,18 @@ describe("eip.time", function()
     end
   end)
 
+  -- A field out of range was counted on (month 13 the next year's January, hour 99 four days on):
+  -- a garbled expiry read as a date months away, not as unknown (an hour, see eip.auth).
+  it("parse_iso8601 refuses a field out of range, as parse_http_date does", function()
+    for _, s in ipairs{ "2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z", "2026-02-29T00:00:00Z",
+        "2026-11-31T00:00:00Z", "2026-11-00T00:00:00Z", "2026-11-29T24:00:00Z", "2026-11-29T23:60:00Z",
+        "2026-11-29T23:59:61Z", "2026-11-29T00:00:00+24:00", "2026-11-29T00:00:00+08:60" } do
+      assert.is_nil(time.parse_iso8601(s), s)
+    end
+    assert.equal(1772236800, time.parse_iso8601("2026-02-28T00:00:00Z"))
+    assert.equal(951782400 + 86399, time.parse_iso8601("2000-02-29T23:59:59+00:00"))
+  end)
+
   it("parses HTTP-dates", function()
     assert.equal(1445412480, time.parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT"))
     assert.is_nil(time.parse_http_date("Wed, 21 Foo 2015 07:28:00 GMT"))

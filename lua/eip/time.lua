@@ -18,9 +18,24 @@ local function epoch(y, mo, d, h, mi, s)
   return M.days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s
 end
 
+local MONTH_DAYS = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+
+local function leap(y)
+  return y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)
+end
+
+-- Unix seconds of a date whose fields (numbers) are in range (a 31 November or a 24:00 is garbage,
+-- not a day later), or nil. Seconds up to 60: a leap second.
+local function in_range(y, m, d, h, mi, sec)
+  if m < 1 or m > 12 or d < 1 or h > 23 or mi > 59 or sec > 60 then return nil end
+  if d > MONTH_DAYS[m] + ((m == 2 and leap(y)) and 1 or 0) then return nil end
+  return epoch(y, m, d, h, mi, sec)
+end
+
 --- Unix seconds of an ISO 8601 time such as 2026-11-25T08:00:00.000000Z (fractions dropped),
--- with `Z` or a UTC offset (`+08:00`, `-0500`); nil if unparsable, and without a zone (a local
--- time of some unknown place: eight hours off read as UTC, keys used past their expiry).
+-- with `Z` or a UTC offset (`+08:00`, `-0500`); nil if unparsable, a field out of range (a month
+-- 13, an hour 24: a garbled expiry is unknown, not a date months away), and without a zone (a
+-- local time of some unknown place: eight hours off read as UTC, keys used past their expiry).
 function M.parse_iso8601(s)
   if type(s) ~= "string" then return nil end
   local y, mo, d, h, mi, sec, zone = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)(.*)$")
@@ -29,30 +44,23 @@ function M.parse_iso8601(s)
   local offset = 0
   if zone ~= "Z" and zone ~= "z" then
     local sign, oh, om = zone:match("^([+-])(%d%d):?(%d%d)$")
-    if not sign then return nil end
+    if not sign or tonumber(oh) > 23 or tonumber(om) > 59 then return nil end
     offset = (tonumber(oh) * 3600 + tonumber(om) * 60) * (sign == "-" and -1 or 1)
   end
-  return epoch(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)) - offset
+  local t = in_range(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec))
+  return t and t - offset
 end
 
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9,
   Oct = 10, Nov = 11, Dec = 12 }
 local DAY_NAMES = { Monday = true, Tuesday = true, Wednesday = true, Thursday = true, Friday = true,
   Saturday = true, Sunday = true }
-local MONTH_DAYS = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
-
-local function leap(y)
-  return y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)
-end
-
--- Unix seconds of a date whose fields are in range (a 31 November or a 24:00 is garbage, not a
--- day later), or nil. Seconds up to 60: a leap second.
+-- Unix seconds of a date with a month's name whose fields are in range (see in_range), or nil.
 local function checked(y, mon, d, h, mi, sec)
   local m = MONTHS[mon]
-  y, d, h, mi, sec = tonumber(y), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
-  if not m or not d or d < 1 or h > 23 or mi > 59 or sec > 60 then return nil end
-  if d > MONTH_DAYS[m] + ((m == 2 and leap(y)) and 1 or 0) then return nil end
-  return epoch(y, m, d, h, mi, sec)
+  d = tonumber(d)
+  if not m or not d then return nil end
+  return in_range(tonumber(y), m, d, tonumber(h), tonumber(mi), tonumber(sec))
 end
 
 --- Unix seconds of an HTTP-date, in any of the three forms a recipient must accept (RFC 9110
