@@ -1438,7 +1438,20 @@ describe("EIP emulator #once", function()
       assert.has_error(function() emu:inject{ action = "explode" } end)
       assert.has_error(function() emu:inject{ status = 700 } end)
       assert.has_error(function() emu:inject{ path = "[" } end)
+      -- (string.find reads a pattern only as far as its subject takes it: each of these finds
+      -- nothing in "" and raises on a path; queued, it answered every such request a 500)
+      for _, path in ipairs({ "bandwidths/[", "/x[^", "/[%", "/x%", "/(x", "/(x)y)", "/(x)%2", "/(x%1)", "/%0",
+        "/%b", "/%bx", "/%fx", "/%f[x", ("()"):rep(33) }) do
+        assert.has_error(function() emu:inject{ path = path } end, nil, path)
+      end
       assert.equal(0, emu:stats().pending_injections)
+      -- (valid ones, however odd, are taken: a ")" without "(" is no pattern at all, but plain text)
+      for _, path in ipairs({ "/x)", "^/v2%.0/[^/]+/bandwidths/(%x+)%-[]%]]*%1%b()%f[%w]x()$", "[%a-]+%-?$" }) do
+        emu:inject{ path = path, status = 503 }
+      end
+      assert.equal(3, emu:stats().pending_injections)
+      assert.equal(503, call("DELETE", "/v2.0/p/bandwidths/ab-]]ab(x)x").status)
+      assert.equal(2, emu:stats().pending_injections)
     end)
   end)
 

@@ -73,6 +73,58 @@ local function check_types(rule)
   return true
 end
 
+-- The first error of Lua pattern p, or nil when it has none. string.find reads a pattern only
+-- as far as its subject takes it (find("", "x[") is nil, find("x", "x[") raises), so no one
+-- subject proves a pattern good: this walks it whole, as the matcher (LuaJIT's, Lua 5.1's) would.
+local function pattern_error(p)
+  if not p:find("[%^%$%*%+%?%.%(%[%%%-]") then return nil end -- found as plain text, ")" included
+  local n, captures = #p, {} -- captures: false while open, true once closed
+  local function set_end(i) -- i: just past "["; the index past its "]", or nil
+    if p:sub(i, i) == "^" then i = i + 1 end
+    repeat
+      if i > n then return nil end
+      i = i + ((p:sub(i, i) == "%" and i < n) and 2 or 1)
+    until p:sub(i, i) == "]"
+    return i + 1
+  end
+  local i = p:sub(1, 1) == "^" and 2 or 1
+  while i <= n do
+    local c, d = p:sub(i, i), p:sub(i + 1, i + 1)
+    if c == "(" then
+      captures[#captures + 1] = false
+      if #captures > 32 then return "too many captures" end
+      i = i + 1
+    elseif c == ")" then
+      local k = #captures
+      while k > 0 and captures[k] do k = k - 1 end
+      if k == 0 then return "invalid pattern capture" end
+      captures[k], i = true, i + 1
+    elseif c == "[" then
+      i = set_end(i + 1)
+      if not i then return "missing ']'" end
+    elseif c ~= "%" then
+      i = i + 1
+    elseif d == "" then
+      return "ends with '%'"
+    elseif d == "b" then
+      if i + 3 > n then return "missing arguments to '%b'" end
+      i = i + 4
+    elseif d == "f" then
+      if p:sub(i + 2, i + 2) ~= "[" then return "missing '[' after '%f'" end
+      i = set_end(i + 3)
+      if not i then return "missing ']'" end
+    elseif d:find("%d") and not captures[tonumber(d)] then
+      return "invalid capture index %" .. d
+    else
+      i = i + 2
+    end
+  end
+  for _, closed in ipairs(captures) do
+    if not closed then return "unfinished capture" end
+  end
+  return nil
+end
+
 local function check_ranges(rule)
   if rule.times and not (util.is_integer(rule.times) and (rule.times >= 1 or rule.times == -1)) then
     return nil, "times must be a positive integer or -1"
@@ -90,8 +142,9 @@ local function check_ranges(rule)
   if rule.trickle_interval and not (rule.trickle_interval > 0 and rule.trickle_interval <= 10) then
     return nil, "trickle_interval must be in (0, 10]"
   end
-  if rule.path and not pcall(string.find, "", rule.path) then
-    return nil, "path is not a valid Lua pattern"
+  local bad_path = rule.path and pattern_error(rule.path)
+  if bad_path then
+    return nil, "path is not a valid Lua pattern: " .. bad_path
   end
   if rule.raw_times and not (util.is_integer(rule.raw_times) and rule.raw_times >= 0) then
     return nil, "raw_times must be an integer >= 0"
