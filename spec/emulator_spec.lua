@@ -791,6 +791,19 @@ describe("EIP emulator #once", function()
         assert_gateway_error(resp, 404, "APIGW.0101")
         assert.is_nil(resp.headers["allow"])
       end
+      -- (nginx itself refuses TRACE before any Lua runs: an HTML 405 without X-Request-Id)
+      assert_gateway_error(call("TRACE", v2("/" .. id)), 404, "APIGW.0101")
+    end)
+
+    it("answers a body over its limit as the gateway does, on every port: 413 APIGW.0201", function()
+      -- (nginx refuses it by its Content-Length alone: its own HTML 413, without X-Request-Id)
+      local big = { ["X-Auth-Token"] = emu.token, ["Content-Length"] = "17825792" } -- (17 MiB)
+      for _, port in ipairs{ emu.port, emu.iam_port, emu.any_port } do
+        assert_gateway_error(call("DELETE", v2("/x"), nil, big, port), 413, "APIGW.0201")
+      end
+      local resp = call("DELETE", v2("/x"), nil, big, emu.metadata_port)
+      assert.same({ 413, "text/plain" }, { resp.status, resp.headers["content-type"] })
+      assert.equal(4, emu:stats().requests)
     end)
 
     it("answers each endpoint's routes on its own port only, as the cloud's three hosts do", function()

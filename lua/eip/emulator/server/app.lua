@@ -71,10 +71,20 @@ local function answer(method, path, body, role)
   end or nil)
 end
 
+-- A request whose body nginx refused as too large (over client_max_body_size), answered as the
+-- gateway answers one over its own limit (12 MB): 413 APIGW.0201; by the metadata service, which
+-- is no gateway, in plain text. Logged, with no body.
+local function too_large(method, role)
+  record(method, "", role)
+  if role == "metadata" then return util.send_text(413, "Request Entity Too Large") end
+  return util.gateway_error(413, "APIGW.0201", "Request entity too large")
+end
+
 --- Answers a request that came to the endpoint `role` models (see
 -- eip.emulator.server.nginx_conf): "api", "iam", "metadata", or "any" (all three on one port).
--- The control routes (/__emulator/) answer on every port.
-function M.handle(role)
+-- The control routes (/__emulator/) answer on every port. `refused`: 413 when nginx refused the
+-- request's body as too large.
+function M.handle(role, refused)
   role = role or "any"
   local method = ngx.req.get_method()
   -- The path as it was sent (not nginx's $uri, which merges slashes, resolves dot segments and
@@ -90,6 +100,7 @@ function M.handle(role)
     ngx.header[iam and "X-IAM-Trace-Id" or "X-Request-Id"] = request_id
     ngx.header["Server"] = "api-gateway" -- what the real endpoint calls itself
   end
+  if refused == 413 then return too_large(method, role) end
   local body = util.read_body()
   local control_route = path:sub(1, #CONTROL_PREFIX) == CONTROL_PREFIX
   -- A write the store has no room for is answered in JSON (507), never nginx's HTML error page

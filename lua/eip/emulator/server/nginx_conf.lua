@@ -11,13 +11,28 @@ function M.server(port, role)
   return string.format([[
     server {
         listen 127.0.0.1:%d;
+        # What nginx refuses before any Lua runs is answered as the gateway answers it (JSON, an
+        # X-Request-Id), not with nginx's HTML page: a method it serves nowhere (TRACE) as any
+        # method no API has, and a body over client_max_body_size.
+        error_page 405 = @no_such_method;
+        error_page 413 = @too_large;
         location / {
             content_by_lua_block {
                 require("eip.emulator.server.app").handle("%s")
             }
         }
+        location @no_such_method {
+            content_by_lua_block {
+                require("eip.emulator.server.app").handle("%s")
+            }
+        }
+        location @too_large {
+            content_by_lua_block {
+                require("eip.emulator.server.app").handle("%s", 413)
+            }
+        }
     }
-]], port, role)
+]], port, role, role, role)
 end
 
 M.template = [=[
