@@ -170,6 +170,13 @@ describe("eip command", function()
         assert.equal(0, code2)
         assert.equal(out, out2)
       end
+      -- (help asked of help itself: the tool's help, not "no such command")
+      local code3, tool = run("--help")
+      for _, h in ipairs{ "help --help", "help -h", "help" } do
+        local c, o = run(h)
+        assert.same({ 0, tool }, { c, o }, h)
+      end
+      assert.equal(0, code3)
       local _, out = run("delete-bandwidth -h")
       local batch = require "eip.batch" -- the command says the library's limits without requiring it
       assert.truthy(has(out, string.format("(1-%d, default %d;", batch.MAX_CONCURRENCY, batch.DEFAULT_CONCURRENCY)))

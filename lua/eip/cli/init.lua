@@ -147,7 +147,11 @@ local function dispatch(argv, ctx)
   end
   if name == "help" then
     local topic = argv[at + 1]
-    if topic == nil then stdout:write(args.tool_help(M.COMMANDS)) return EXIT_OK end
+    -- (`eip help --help`: the help asked of help itself is the tool's)
+    if topic == nil or topic == "-h" or topic == "--help" then
+      stdout:write(args.tool_help(M.COMMANDS))
+      return EXIT_OK
+    end
     if not BY_NAME[topic] then
       args.usage("no such command %s (commands: %s)", args.shown_word(topic, 30, true), table.concat(NAMES, ", "))
     end
