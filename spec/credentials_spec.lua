@@ -288,6 +288,19 @@ describe("credentials", function()
       assert.is_string(sent[3].headers["x-security-token"])
     end)
 
+    -- A session token sent with a line end after it (a body written with a newline) is that token:
+    -- it was dropped as malformed, and the keys asked for without one.
+    it("takes a session token without the blanks around it", function()
+      emu:inject{ method = "PUT", path = "^/meta%-data/latest/api/token$", status = 200, content_type = "text/plain",
+        body = " tok-42abc\r\n" }
+      local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url, max_attempts = 1 })
+      pcall(c.delete_bandwidth, c, "bw-1")
+      c:close()
+      local sent = emu:requests()
+      assert.equal("GET", sent[2].method)
+      assert.equal("tok-42abc", sent[2].headers["x-metadata-token"])
+    end)
+
     it("is read from EIP_METADATA_URL, and asked without a token when the token route is absent", function()
       emu:set_knobs{ metadata_token_status = 404 }
       local c = new({ project_id = emu.project_id }, { EIP_METADATA_URL = emu.metadata_url })

@@ -372,7 +372,10 @@ local MetadataToken = kind{ name = "metadata_token", method = "PUT", path = "/me
 
 function MetadataToken.result(_, resp)
   local token = resp.body
-  if type(token) ~= "string" or token == "" or token:find("[%c%s]") then return nil end
+  -- (blanks around it, a line end after it, are no part of it)
+  local first = type(token) == "string" and token:find("%S")
+  token = first and token:match("^.*%S", first) -- (linear: no lazy match over a long blank run)
+  if not token or token == "" or token:find("[%c%s]") then return nil end
   return token
 end
 
