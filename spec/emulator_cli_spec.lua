@@ -115,6 +115,89 @@ describe("eip-emulator command", function()
     assert.matches("^not running: nothing to stop", out)
   end)
 
+  -- The masters running with dir as their prefix, found by their command line (one a stop cannot
+  -- see, its pid file overwritten by another start's, included).
+  local function masters_of(d)
+    local pattern = "nginx: master process .* -p " .. d:gsub("[%^$.*+?()%[%]{}|\\]", "\\%0") .. "/ "
+    local pids = {}
+    for pid in nginx.capture("pgrep -f -- " .. q(pattern)):gmatch("%d+") do pids[#pids + 1] = tonumber(pid) end
+    return pids
+  end
+
+  local function is_link(path) -- (os.execute's result differs between Lua 5.1 and 5.2+)
+    return nginx.capture("test -L " .. q(path) .. " && echo y") == "y"
+  end
+
+  -- Two starts in one directory at once: one starts the emulator, the other waits for it (the
+  -- directory's start lock), then prints the same lines as a start of one that runs. Three pairs:
+  -- without the lock, each pair would start two masters (or fail) more often than not.
+  it("two starts at once in one directory start one emulator, which stop stops whole #once", function()
+    local dirs = { dir .. "-1", dir .. "-2", dir .. "-3" }
+    finally(function() -- (what a start the lock did not hold back left, stop cannot see)
+      for _, d in ipairs(dirs) do
+        for _, pid in ipairs(masters_of(d)) do nginx.terminate(pid) end
+      end
+    end)
+    local script = {}
+    for _, d in ipairs(dirs) do
+      for _, w in ipairs{ "a", "b" } do
+        script[#script + 1] = string.format("(%s start --dir %s >%s 2>%s; echo $? >%s) &", EMULATOR, q(d),
+          q(d .. "." .. w), q(d .. "." .. w .. ".err"), q(d .. "." .. w .. ".rc"))
+      end
+    end
+    script[#script + 1] = "wait"
+    sh(table.concat(script, "\n"))
+    for _, d in ipairs(dirs) do
+      local a, b = nginx.read_file(d .. ".a"), nginx.read_file(d .. ".b")
+      local said = nginx.read_file(d .. ".a.err") .. nginx.read_file(d .. ".b.err")
+      assert.same({ "0\n", "0\n" }, { nginx.read_file(d .. ".a.rc"), nginx.read_file(d .. ".b.rc") }, said)
+      assert.matches("\nexport EIP_ENDPOINT=http://127%.0%.0%.1:%d+\n", a)
+      assert.equal(a, b)
+      assert.equal("eip-emulator: already running in " .. d .. "\n", said)
+      assert.equal(1, #masters_of(d))
+    end
+    for _, d in ipairs(dirs) do
+      local code, out = sh(EMULATOR .. " stop --dir " .. q(d))
+      assert.equal(0, code, out)
+      assert.matches("^stopped the emulator in ", out)
+      assert.equal("", nginx.capture("pgrep -f -- " .. q(d:gsub("[%^$.*+?()%[%]{}|\\]", "\\%0"))), d)
+      assert.is_false(is_link(d .. "/lua-eip.starting"), "the lock was left")
+    end
+  end)
+
+  -- A start killed holding the lock leaves it: one whose process is gone (or is another now, its
+  -- pid reused: a start time of its that differs) is taken over at once, not waited for; stop
+  -- removes such a lock too, and leaves alone one whose process runs.
+  it("a lock a killed start left is taken over at once; stop removes it, not a live one", function()
+    local lock = dir .. "/lua-eip.starting"
+    local function lock_to(holder) -- (what a start writes: its pid and start time)
+      os.execute("mkdir -p " .. q(dir) .. " && rm -f " .. q(lock) .. " && ln -s " .. q(holder) .. " " .. q(lock))
+    end
+    local fields = {}
+    for f in nginx.read_file("/proc/" .. nginx.MY_PID .. "/stat"):match("^.*%)%s+(.*)$"):gmatch("%S+") do
+      fields[#fields + 1] = f
+    end
+    local live = nginx.MY_PID .. " " .. fields[20] -- (this process: its start time is field 22)
+    local dead = nginx.capture("sh -c 'echo $$'") .. " " .. fields[20]
+    local socket = require "socket"
+    for _, stale in ipairs{ dead, nginx.MY_PID .. " 1" } do
+      lock_to(stale)
+      local t0 = socket.gettime()
+      local code, out = sh(EMULATOR .. " start --dir " .. q(dir))
+      assert.equal(0, code, out)
+      assert.is_true(socket.gettime() - t0 < 3, "it waited for a holder that is gone")
+      assert.is_false(is_link(lock), "the lock was left")
+      assert.matches("^stopped the emulator in ", (select(2, sh(EMULATOR .. " stop --dir " .. q(dir)))))
+    end
+    for _, holder in ipairs{ live, dead } do
+      lock_to(holder)
+      nginx.write_file(dir .. "/lua-eip.owner", "") -- (a directory stop knows as the emulator's)
+      assert.equal(0, (sh(EMULATOR .. " stop --dir " .. q(dir))))
+      assert.equal(holder == live, is_link(lock), holder)
+    end
+    os.remove(lock)
+  end)
+
   it("create-bandwidth prints one id per bandwidth; --dedicated makes a PER one", function()
     assert.equal(0, (sh(EMULATOR .. " start --dir " .. q(dir))))
     local code, out = sh(EMULATOR .. " create-bandwidth --count 3 --size 5 --dir " .. q(dir))
@@ -180,6 +263,7 @@ describe("eip-emulator command", function()
     code, out = sh(EMULATOR .. " start --port " .. port .. " --dir " .. q(other))
     assert.equal(1, code, out)
     assert.matches("Address already in use", out, 1, true)
+    assert.matches("^eip%-emulator: cannot start: eip emulator: nginx did not start", out) -- (no Lua position)
     assert.is_nil(out:find("export EIP_ENDPOINT", 1, true), out)
     code, out = sh(EMULATOR .. " status --dir " .. q(other))
     assert.equal(3, code, out)
@@ -261,6 +345,15 @@ describe("eip-emulator command", function()
     assert.equal(1, code, out)
     assert.matches("holds a [%w.]+ it did not write: give another directory", out)
     assert.is_nil(out:find("apt-get", 1, true), out) -- no package is missing
+    assert.is_false(is_link(dir .. "/lua-eip.starting"), "a refused start left its lock")
+    -- A file of the lock's name that is no lock (of theirs) is refused at once, and kept.
+    os.remove(dir .. "/nginx.conf")
+    nginx.write_file(dir .. "/lua-eip.starting", "mine\n")
+    code, out = sh(EMULATOR .. " start --dir " .. q(dir))
+    assert.equal(1, code, out)
+    assert.matches("holds a lua-eip.starting it did not write: give another directory", out, 1, true)
+    assert.equal("mine\n", nginx.read_file(dir .. "/lua-eip.starting"))
+    nginx.write_file(dir .. "/nginx.conf", "events {}\n")
     code, out = sh(EMULATOR .. " stop --dir " .. q(dir))
     assert.equal(0, code, out)
     assert.equal("precious\n", nginx.read_file(dir .. "/tmp/notes.txt"))

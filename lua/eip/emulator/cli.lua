@@ -85,8 +85,10 @@ Starts the emulator in the background (a private nginx on 127.0.0.1) and prints 
 lines: EIP_ENDPOINT (read by the eip command; a Lua script passes it as endpoint =
 os.getenv("EIP_ENDPOINT")), OS_AUTH_TOKEN and HUAWEICLOUD_SDK_PROJECT_ID (found in the
 environment by both), then, as comments, an AK/SK pair and an IAM user it accepts.
-When it already runs, prints the same lines again. It refuses a directory holding
-an nginx.conf, nginx.pid, emulator.port or tmp it did not write. Use it as:
+When it already runs, prints the same lines again; so does the second of two starts
+in one directory at once, after waiting for the first. It refuses a directory
+holding an nginx.conf, nginx.pid, emulator.port, tmp or lua-eip.starting (the lock
+of a start under way) it did not write. Use it as:
 
 eval "$(eip-emulator start)"]],
   options = { DIR_OPTION, { "--port", value = "N", key = "port", integer = true,
@@ -109,16 +111,26 @@ function START.run(opts, dir)
   end
   local emu_mod = emulator()
   local emu = emu_mod.attach(dir)
-  if emu then
-    stderr:write("eip-emulator: already running in " .. dir
-      .. ((opts.port ~= nil and opts.port ~= emu.port) and (" on port " .. emu.port .. ", not " .. opts.port) or "")
-      .. "\n")
-  else
+  local started = false
+  if not emu then
     local nginx = require "eip.emulator.nginx"
     local ok, why = pcall(function() nginx.find(); nginx.modules_dir() end)
     if not ok then error({ exit = EXIT_FAILED, message = "cannot start: " .. tostring(why) .. "\n" .. NEEDS }, 0) end
-    ok, emu = pcall(emu_mod.start_detached, dir, opts.port)
+    -- Another start in dir at the same time: this one waits for it, then finds its emulator.
+    ok, emu, started = pcall(nginx.with_start_lock, dir, "eip emulator", function()
+      local running = emu_mod.attach(dir)
+      if running then return running, false end
+      -- (called from pcall: its message gets no position of this file)
+      local started_ok, started_emu = pcall(emu_mod.start_detached, dir, opts.port)
+      if not started_ok then error(started_emu, 0) end
+      return started_emu, true
+    end)
     if not ok then error(start_failure(emu), 0) end
+  end
+  if not started then
+    stderr:write("eip-emulator: already running in " .. dir
+      .. ((opts.port ~= nil and opts.port ~= emu.port) and (" on port " .. emu.port .. ", not " .. opts.port) or "")
+      .. "\n")
   end
   stdout:write(M.exports(emu))
   return EXIT_OK

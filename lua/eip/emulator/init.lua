@@ -698,6 +698,26 @@ end
 
 local PORT_FILE = "emulator.port"
 
+local function start_locked(dir, port)
+  local ok, err, where = pcall(nginx.start_detached, dir, nginx_options(port), { PORT_FILE })
+  if not ok then
+    -- An nginx that started but never answered (its Lua side failed) must not stay behind;
+    -- one that was already running is not ours to stop (and a directory that is not the
+    -- emulator's is left alone by stop_detached).
+    if not tostring(err):find("already running", 1, true) then nginx.stop_detached(dir, { PORT_FILE }) end
+    error(err, 0)
+  end
+  port, dir = err, where
+  local self = instance(port, {}, { dir = dir, pid = nginx.master_of(dir) })
+  ok, err = pcall(configure, self)
+  if not ok then
+    nginx.stop_detached(dir, { PORT_FILE })
+    error(err, 0)
+  end
+  nginx.write_file(dir .. "/" .. PORT_FILE, port .. "\n")
+  return self
+end
+
 --- Start a daemonized emulator whose files (config, pid, logs) live in `dir`; it outlives this
 -- process until `stop_detached(dir)`.
 -- @tparam string dir its directory (created if needed)
@@ -705,24 +725,12 @@ local PORT_FILE = "emulator.port"
 -- @treturn table the instance (its control methods work; its `stop` stops it as
 --   @{stop_detached}); its `dir` is the directory's absolute path
 -- @raise a Lua error when one already runs there, when `dir` holds files of those names that
---   the emulator did not write, or when nginx does not start
+--   the emulator did not write, when nginx does not start, or when another start in `dir` does
+--   not finish (two at once: one starts it, the other then raises that it already runs)
 function M.start_detached(dir, port)
-  local ok, err, where = pcall(nginx.start_detached, dir, nginx_options(port), { PORT_FILE })
-  if not ok then
-    -- An nginx that started but never answered (its Lua side failed) must not stay behind;
-    -- one that was already running is not ours to stop (and a directory that is not the
-    -- emulator's is left alone by stop_detached).
-    if not tostring(err):find("already running", 1, true) then nginx.stop_detached(dir, { PORT_FILE }) end
-    error(err, 2)
-  end
-  port, dir = err, where
-  local self = instance(port, {}, { dir = dir, pid = nginx.master_of(dir) })
-  ok, err = pcall(configure, self)
-  if not ok then
-    nginx.stop_detached(dir, { PORT_FILE })
-    error(err, 2)
-  end
-  nginx.write_file(dir .. "/" .. PORT_FILE, port .. "\n")
+  -- (under the directory's start lock to the end: its port file written, or what it began undone)
+  local ok, self = pcall(nginx.with_start_lock, dir, "eip emulator", function(abs) return start_locked(abs, port) end)
+  if not ok then error(self, 2) end
   return self
 end
 

@@ -559,18 +559,8 @@ local function check_dir(dir, label)
   return dir
 end
 
--- Start a daemonized nginx with dir as its prefix. opts as for M.start (no name; no watchdog:
--- OWNER_PID is 0); extra_files: the other names the caller writes there (stop_detached removes
--- them). Refuses a directory holding any of those files that it did not write. Returns the port
--- and the directory's absolute path.
-function M.start_detached(dir, opts, extra_files)
-  opts.label = opts.label or "nginx"
-  check_dir(dir, opts.label)
-  if not succeeded("mkdir -p " .. shell_quote(dir) .. " 2>/dev/null") then
-    error(opts.label .. ": cannot make the directory " .. dir, 0)
-  end
-  dir = check_dir(absolute(dir), opts.label)
-  if dir == "/" then error(opts.label .. ": the directory must not be /", 0) end
+-- start_detached, under the lock; dir is absolute.
+local function start_locked(dir, opts, extra_files)
   local names = { OWNER_FILE, unpack_(extra_files or {}) }
   for _, name in ipairs(WRITTEN) do names[#names + 1] = name end
   for _, name in ipairs({ "error.log", "stderr.log", unpack_(names) }) do
@@ -623,6 +613,123 @@ function M.start_detached(dir, opts, extra_files)
   error(opts.label .. ": nginx did not start; error.log:\n" .. tostring(last_log), 0)
 end
 
+-- The start lock: two starts in one directory at once (`eip-emulator start & eip-emulator start`)
+-- would each launch a master, one of them then unknown to stop. A start holds the directory's
+-- lock from its first look at the directory until its master answers, or until what it began is
+-- undone. The lock is a symbolic link naming its holder (pid and start time; it points nowhere):
+-- symlink(2) either makes it whole or finds one there, as mkdir does for a directory, and its
+-- holder is never missing. A lock whose holder is gone (a start killed) is taken over.
+local LOCK_FILE = "lua-eip.starting"
+local held = {} -- locks this process holds: [path] = true
+
+-- "<pid> <start time>" of a running process (its start time tells it from a later one given the
+-- same pid), or nil.
+local function identity(pid)
+  local stat = read_file("/proc/" .. string.format("%d", pid) .. "/stat")
+  local fields = {}
+  for field in ((stat or ""):match("^.*%)%s+(.*)$") or ""):gmatch("%S+") do fields[#fields + 1] = field end
+  if fields[1] == nil or fields[1] == "Z" or fields[1] == "X" or fields[20] == nil then return nil end
+  return string.format("%d %s", pid, fields[20])
+end
+
+-- Who holds the lock: its holder's identity text; "" for a file of that name that is no lock of
+-- ours; nil when there is none.
+local function lock_holder(lock)
+  local text = capture("readlink " .. shell_quote(lock) .. " 2>/dev/null")
+  if text:match("^%d+ %d+$") then return text end
+  return (succeeded("test -e " .. shell_quote(lock)) or succeeded("test -L " .. shell_quote(lock))) and "" or nil
+end
+
+local function holder_gone(text)
+  return identity(tonumber(text:match("^%d+"))) ~= text
+end
+
+-- Remove the lock if it still names `text` (a holder that is gone): moved aside first, so that of
+-- two processes taking the same stale lock over, one removes it; a lock made anew meanwhile, and
+-- moved aside by mistake, is put back.
+local function remove_stale(lock, text)
+  local aside = lock .. "." .. M.MY_PID
+  if not succeeded("mv -fT " .. shell_quote(lock) .. " " .. shell_quote(aside) .. " 2>/dev/null") then return end
+  local moved = capture("readlink " .. shell_quote(aside) .. " 2>/dev/null")
+  if moved ~= text and moved ~= "" then
+    os.execute("ln -sT " .. shell_quote(moved) .. " " .. shell_quote(lock) .. " 2>/dev/null")
+  end
+  os.remove(aside)
+end
+
+local function acquire(lock, label, dir)
+  local me = assert(identity(M.MY_PID), "no /proc entry for this process")
+  -- (the holder's start, then the undoing of a start that failed, and a little more)
+  local deadline = socket.gettime() + M.START_TIMEOUT + M.STOP_TIMEOUT + 2
+  while true do
+    -- (-T: a directory of that name is no place to make it in)
+    if succeeded("ln -sT " .. shell_quote(me) .. " " .. shell_quote(lock) .. " 2>/dev/null") then return me end
+    local text = lock_holder(lock)
+    if text == "" then
+      error(string.format("%s: %s holds a %s it did not write: give another directory", label, dir, LOCK_FILE), 0)
+    elseif text and holder_gone(text) then
+      remove_stale(lock, text)
+    elseif not text and not succeeded("test -w " .. shell_quote(dir)) then
+      error(label .. ": cannot write in " .. dir, 0)
+    elseif socket.gettime() >= deadline then
+      error(text and string.format("%s: another start in %s (pid %s) has not finished within %d s; if none runs, "
+        .. "remove %s", label, dir, text:match("^%d+"), M.START_TIMEOUT + M.STOP_TIMEOUT + 2, lock)
+        or (label .. ": cannot make " .. lock), 0)
+    else
+      socket.sleep(0.05)
+    end
+  end
+end
+
+-- Releases the lock (when it is still this process's), then returns what fn returned or raises
+-- what it raised.
+local function release(lock, me, ok, ...)
+  held[lock] = nil
+  if lock_holder(lock) == me then os.remove(lock) end
+  if not ok then error((...), 0) end
+  return ...
+end
+
+--- A directory a detached instance may live in, made if needed: its absolute path, or raises.
+local function prepare_dir(dir, label)
+  check_dir(dir, label)
+  if not succeeded("mkdir -p " .. shell_quote(dir) .. " 2>/dev/null") then
+    error(label .. ": cannot make the directory " .. dir, 0)
+  end
+  dir = check_dir(absolute(dir), label)
+  if dir == "/" then error(label .. ": the directory must not be /", 0) end
+  return dir
+end
+
+--- Run `fn(abs)` holding the start lock of the detached instance directory `dir` (made if
+-- needed; `abs` is its absolute path): of the starts in one directory, one at a time runs fn,
+-- the others wait for it (a few seconds at most). A process that holds the lock already just
+-- runs fn. The lock goes when fn returns or raises; one a killed process left is taken over.
+-- @tparam string dir the directory
+-- @tparam string label the prefix of error messages
+-- @tparam function fn what to run
+-- @return what fn returns
+-- @raise what fn raises; when the directory is refused, or another start does not finish
+function M.with_start_lock(dir, label, fn)
+  dir = prepare_dir(dir, label)
+  local lock = dir .. "/" .. LOCK_FILE
+  if held[lock] then return fn(dir) end
+  local me = acquire(lock, label, dir)
+  held[lock] = true
+  return release(lock, me, pcall(fn, dir))
+end
+
+-- Start a daemonized nginx with dir as its prefix. opts as for M.start (no name; no watchdog:
+-- OWNER_PID is 0); extra_files: the other names the caller writes there (stop_detached removes
+-- them). Refuses a directory holding any of those files that it did not write. Returns the port
+-- and the directory's absolute path. It runs under the directory's start lock (M.with_start_lock).
+function M.start_detached(dir, opts, extra_files)
+  opts.label = opts.label or "nginx"
+  return M.with_start_lock(dir, opts.label, function(abs)
+    return start_locked(abs, opts, extra_files)
+  end)
+end
+
 -- Stop the daemonized nginx of dir and remove what start_detached wrote (logs stay), only when
 -- start_detached made dir its own. Returns the pid stopped, or nil when none ran there.
 function M.stop_detached(dir, extra_files)
@@ -638,6 +745,9 @@ function M.stop_detached(dir, extra_files)
   end
   os.execute("rm -rf " .. shell_quote(dir .. "/tmp"))
   os.remove(dir .. "/" .. OWNER_FILE)
+  -- (a start's lock: left to a start under way; the one a killed start left goes)
+  local holder = lock_holder(dir .. "/" .. LOCK_FILE)
+  if holder and holder ~= "" and holder_gone(holder) then remove_stale(dir .. "/" .. LOCK_FILE, holder) end
   return pid
 end
 
