@@ -1215,6 +1215,22 @@ describe("delete_bandwidths", function()
       end
       assert.equal(1, gets(), "the first read only")
     end)
+
+    -- A stop after a repeated id's first position was waited for: its later position, after the
+    -- stop, still gets that outcome (it had neither `waited` nor `still_readable`).
+    it("gives a repeated id's later positions its outcome when a stop ends the waiting", function()
+      local ids = create(2)
+      ids[3] = ids[1]
+      local gone
+      local c = fx.client{ on_response = function(info)
+        if info.method == "GET" and info.bandwidth_id == ids[1] and info.status == 404 then gone = true end
+      end }
+      local results = c:delete_bandwidths(ids, { wait = 5, cancel = function() return gone and "stop" or nil end })
+      c:close()
+      assert.is_number(results[1].waited)
+      assert.is_nil(results[2].waited, "not waited for after the stop")
+      assert.equal(results[1].waited, results[3].waited)
+    end)
   end)
 
   it("returns empty results for an empty list, sending nothing", function()

@@ -589,16 +589,19 @@ function Client:delete_bandwidths(ids, opts)
     -- result) get its outcome, neither waited for nor counted again.
     -- (the first id waited for reads once however short the wait, as a single call's does; a
     -- later one only with what is left of the batch's one time)
-    local first, first_read = {}, true
+    local first, first_read, ended = {}, true, false
     for _, res in ipairs(results) do
       -- Ctrl-C (eip.core.catch_interrupts, as the eip command does), or the cancel option, ends
-      -- the waiting at once: the deletes are done, and no id is worth another GET after it.
-      if core.interrupts() > 0 or (cancel and cancel()) then break end
+      -- the waiting at once: the deletes are done, and no id is worth another GET after it. (The
+      -- later positions of an id waited for before still get its outcome.)
+      if not ended and (core.interrupts() > 0 or (cancel and cancel())) then ended = true end
       if res.deleted and not errors.is_error(res) and res.waited == nil then
         local earlier = first[res.bandwidth_id]
         if earlier then
           res.waited, res.still_readable = earlier.waited, earlier.still_readable
           res.wait_error = earlier.wait_error and errors.copy(earlier.wait_error)
+        elseif ended then
+          first[res.bandwidth_id] = res -- (not waited for: neither are its later positions)
         elseif refused then
           first[res.bandwidth_id] = res
           res.wait_error = errors.not_sent(ops.show_bandwidth(r.project_id, res.bandwidth_id), why, refused)
@@ -613,7 +616,7 @@ function Client:delete_bandwidths(ids, opts)
             res.waited, res.still_readable = w.waited, true
             summary.still_readable = summary.still_readable + 1
           elseif errors.is_error(w) and w.kind == "interrupted" then
-            break -- ended by Ctrl-C or cancel: this id and those after it were not waited for
+            ended = true -- by Ctrl-C or cancel: this id and those after it were not waited for
           else
             res.wait_error = w
             if errors.is_error(w) and retry.halts(w) then refused, why = w, "auth" end
