@@ -376,6 +376,29 @@ describe("a client's hooks and debug log", function()
       assert.truthy(sent[2]:find("marker=" .. emu.token, 1, true), "the marker is sent as the server gave it")
     end)
 
+    -- A request is logged as it is handed to the transport: one then held back or aborted before
+    -- any of it went out, or a batch's aborted in flight, got no line after its "> DELETE", which
+    -- read as a delete sent and never answered. (A batch's aborted before any of it went out: see
+    -- eip.metrics' "counts no attempt for a request a batch dropped".)
+    it("says how a request held back or aborted ended", function()
+      local path = ("/v2.0/" .. emu.project_id .. "/bandwidths/" .. fixture.absent_id(1)):gsub("%-", "%%-")
+      local lines = {}
+      local c = fx.client{ log = function(l) lines[#lines + 1] = l end, transport = { name = "holding",
+        send = function() return { status = 0, curl_code = 42, held_back = true, unsent = true } end,
+        close = function() end } }
+      local ok, err = pcall(c.delete_bandwidth, c, fixture.absent_id(1))
+      assert.same({ false, true }, { ok, err.not_sent })
+      assert.matches("^eip: < DELETE http://[^/]+" .. path .. " not sent: held back", lines[#lines])
+      -- In flight, when on_result raised: it went out, and may have acted.
+      -- (the first goes alone; the third is in flight when the second's on_result raises)
+      local ids = emu:create_bandwidths(3)
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[3]), action = "slow", delay = 2 }
+      lines = {}
+      c = fx.client{ log = function(l) lines[#lines + 1] = l end }
+      pcall(c.delete_bandwidths, c, ids, { on_result = function(i) if i == 2 then error("mine", 0) end end })
+      assert.matches("^eip: < DELETE [^ ]+" .. ids[3]:gsub("%-", "%%-") .. " aborted in flight", lines[#lines])
+    end)
+
     -- The metadata service's answers bring credentials the client does not know before reading
     -- them: a header echoing them (a request id) reaches neither the log nor a hook.
     it("shows no header of the metadata service's answers, which may echo the credentials they bring", function()
@@ -514,14 +537,17 @@ describe("eip.metrics", function()
   -- on_response says so (it pairs the on_request that came); metrics count no attempt sent.
   it("counts no attempt for a request a batch dropped before any of it was sent", function()
     local proxy = require("spec.support.proxy").start{ misbehave = { ["silent.test"] = "silent" } }
-    local metrics, r = eip.metrics(), recorder()
+    local metrics, r, lines = eip.metrics(), recorder(), {}
     local c = eip.new{ endpoint = "https://silent.test", project_id = emu.project_id, token = emu.token,
-      timeout = 10, proxy = proxy.url, on_request = r.on_request,
+      timeout = 10, proxy = proxy.url, on_request = r.on_request, log = function(l) lines[#lines + 1] = l end,
       on_response = function(info) r.on_response(info); metrics.on_response(info) end }
     local results = c:delete_bandwidths({ fixture.absent_id(1) }, { cancel = aborting_after(5) })
     c:close()
     proxy:stop()
     assert.same({ "interrupted", true, true }, { results[1].kind, results[1].not_sent, results[1].cancelled })
+    -- (the debug log's "> DELETE" says so too: it read as a delete sent)
+    assert.matches("^eip: < DELETE https://silent.test/v2.0/[^ ]+ not sent: aborted before any of it went out",
+      lines[#lines])
     assert.equal(2, #r.seen)
     assert.same({ "request", "response" }, { r.seen[1][1], r.seen[2][1] })
     assert.same({ "not_sent", true }, { r.seen[2][2].outcome, r.seen[2][2].not_sent })

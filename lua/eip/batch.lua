@@ -540,14 +540,21 @@ end
 -- unless the driver says nothing of it was sent (`unsent`, as for dropped_error: outcome
 -- "not_sent", which metrics do not count).
 function Run:dropped(unsent)
-  if not self.runner.on_response then return end
+  local runner = self.runner
+  if not runner.on_response and not runner.log then return end
   local now = core.monotime()
   for slot, job in pairs(self.in_flight) do
     -- (once: an on_result raising while an abort's jobs are finished comes here again)
     if not job.dropped then
       job.dropped = true
-      job.call:observed({ status = 0, elapsed = now - (job.sent or now), dropped_unsent = unsent and unsent[slot] },
-        dropped_error(job, slot, unsent), "fail")
+      local not_sent = unsent and unsent[slot]
+      -- (the debug log's "> DELETE" of it gets its end too)
+      job.call:log_end(not_sent and "not sent: aborted before any of it went out"
+        or "aborted in flight, no answer read: it may have been carried out")
+      if runner.on_response then
+        job.call:observed({ status = 0, elapsed = now - (job.sent or now), dropped_unsent = not_sent },
+          dropped_error(job, slot, unsent), "fail")
+      end
     end
   end
 end

@@ -1166,12 +1166,22 @@ function Call:observed(resp, err, action)
     not_sent = resp.dropped_unsent or nil })
 end
 
+--- Ends the debug log's lines of the call's attempt that got no answer to show (held back, or
+-- aborted): its request was logged as it was handed to the transport, and `what` says what
+-- became of it. Nothing when not logging.
+function Call:log_end(what)
+  local log_fn, req = self.runner.log, self.req
+  if log_fn and req then log_fn(string.format("eip: < %s %s %s", req.method, self.runner:clean(req.url), what)) end
+end
+
 --- Takes back the call's attempt of which nothing went out (held back, aborted or dropped
 -- before any of it was sent, `elapsed` seconds after it began): on_response hears "not_sent"
 -- (its on_request had come), it is no attempt, and its signing place is given back. `action`:
 -- what the call does next ("fail", or "retry" for one started again), for on_response's retry.
 function Call:take_back(elapsed, action)
   local runner = self.runner
+  self:log_end(action == "retry" and "not sent: nothing of it went out, started again"
+    or "not sent: held back, nothing of it went out")
   if runner.on_response then self:observed({ status = 0, elapsed = elapsed, dropped_unsent = true }, nil, action) end
   self.attempts = self.attempts - 1
   release(runner.provider, self)
