@@ -188,13 +188,16 @@ describe("a client's hooks and debug log", function()
     -- A kept-alive connection that died unanswered: the request went out twice. The hook says
     -- so (once reported as one attempt, nothing more), and metrics count the resend.
     it("say when a request went out twice (a dead kept-alive connection), and metrics count it", function()
-      local metrics = eip.metrics()
+      local metrics, lines = eip.metrics(), {}
       local r = recorder()
-      local c = fx.client{ on_response = function(info) r.on_response(info); metrics.on_response(info) end }
+      local c = fx.client{ on_response = function(info) r.on_response(info); metrics.on_response(info) end,
+        log = function(l) lines[#lines + 1] = l end }
       local id = emu:create_bandwidth{ size = 1 }
       c:show_bandwidth(id) -- a kept-alive connection
       emu:inject{ method = "DELETE", action = "drop" }
       assert.equal(204, c:delete_bandwidth(id).status)
+      -- (the debug log says so too: one "> DELETE" line went out twice)
+      assert.matches("^eip: < 204 %([^)]*%), sent again on a new connection", lines[#lines])
       local last = r.seen[#r.seen][2]
       assert.same({ "delete_bandwidth", 204, true, 1 }, { last.operation, last.status, last.resent, last.attempt })
       assert.matches('eip_resends_total{operation="delete_bandwidth"} 1\n', metrics:render(), 1, true)

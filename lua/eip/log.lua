@@ -101,13 +101,15 @@ end
 --- Writes a response (status, time, request id, headers, body) to `out`, redacted; with
 -- `secret_body`, the body's size only (it holds credentials).
 function M.response(out, resp, clean, secret_body)
+  -- (a request the transport sent again: its one "> " line went out twice, the first may have acted)
+  local resent = resp.resent and ", sent again on a new connection: the kept-alive one died unanswered" or ""
   if resp.curl_code then
     local what = resp.proxy_status and ("the proxy answered " .. resp.proxy_status) or "transport error"
-    out(string.format("eip: < %s (curl %d): %s", what, resp.curl_code, resp.curl_error or ""))
+    out(string.format("eip: < %s (curl %d): %s%s", what, resp.curl_code, resp.curl_error or "", resent))
     return
   end
-  out(string.format("eip: < %d (%.1f ms, request-id %s)", resp.status, (resp.elapsed or 0) * 1000,
-    resp.request_id or "-"))
+  out(string.format("eip: < %d (%.1f ms, request-id %s)%s", resp.status, (resp.elapsed or 0) * 1000,
+    resp.request_id or "-", resent))
   for _, k in ipairs{ "content_type", "retry_after", "location" } do
     if resp[k] then out(string.format("eip: < %s: %s", k:gsub("_", "-"), shown(resp[k], clean))) end
   end
