@@ -453,6 +453,10 @@ describe("eip.metrics", function()
     assert.matches('eip_retries_total{operation="delete_bandwidth"} 1\n', text, 1, true)
     assert.matches('eip_request_duration_seconds_bucket{operation="delete_bandwidth",le="+Inf"} 5\n', text, 1, true)
     assert.matches('eip_request_duration_seconds_count{operation="delete_bandwidth"} 5\n', text, 1, true)
+    -- (a status sent as a float, by a caller's transport on Lua 5.3+, is the same series)
+    metrics:observe{ operation = "delete_bandwidth", outcome = "ok", status = 204.0, elapsed = 0.001 }
+    assert.matches('eip_requests_total{operation="delete_bandwidth",outcome="ok",status="204"} 4\n', metrics:render(),
+      1, true)
     assert.matches("# TYPE eip_request_duration_seconds histogram\n", text, 1, true)
     -- buckets are cumulative and in increasing order
     local last = -1
