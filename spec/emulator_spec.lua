@@ -571,9 +571,11 @@ describe("EIP emulator #once", function()
     end)
 
     -- The real service makes a bandwidth CREATING, then NORMAL; a change meanwhile is refused
-    -- (modelled: 409 VPC.0512, busy), and the retry that comes after it succeeds.
+    -- (modelled: 409 VPC.0512, busy), and the retry that comes after it succeeds. (The busy
+    -- answers go to one CREATING for a minute, not to one a loaded machine may see turn NORMAL
+    -- before they are sent; another, CREATING for 50 ms, turns NORMAL.)
     it("shows a new bandwidth CREATING for creating_for seconds, refusing changes with 409 VPC.0512", function()
-      emu:set_knobs{ creating_for = 0.3 }
+      emu:set_knobs{ creating_for = 60 }
       local made = call("POST", v2(), { bandwidth = { name = "new", size = 5 } })
       assert.equal(200, made.status, made.body)
       assert.equal("CREATING", made.json.bandwidth.status)
@@ -589,6 +591,10 @@ describe("EIP emulator #once", function()
       assert_vpc_error(call("POST", v2("/" .. id .. "/remove"), { bandwidth = { publicip_info = info.publicip_info,
         charge_mode = "bandwidth", size = 5 } }), 409, "VPC.0512")
       assert.is_table(emu:get_bandwidth(held), "the EIP stayed where it was")
+      emu:set_knobs{ creating_for = 0.05 }
+      made = call("POST", v2(), { bandwidth = { name = "soon", size = 5 } })
+      assert.equal("CREATING", made.json.bandwidth.status)
+      id = made.json.bandwidth.id
       local deadline = socket.gettime() + 10
       while call("GET", v1("/" .. id)).json.bandwidth.status == "CREATING" do
         assert(socket.gettime() < deadline, "still CREATING")
