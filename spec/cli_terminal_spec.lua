@@ -397,17 +397,19 @@ describe("eip command in a terminal", function()
     end)
   end
 
-  it("--drain's time on its line leaves out the time the question waited for its answer", function()
+  -- (#once: the time is Lua's whatever the version. The operator takes a second: counted, the line
+  -- says 1 s or more; the drain's own calls, a few milliseconds, stay below it on a loaded machine.)
+  it("--drain's time on its line leaves out the time the question waited for its answer #once", function()
     local id = emu:create_bandwidth{ size = 10, publicip_ids = { "eip-1" } }
     local t = start("delete-bandwidth --drain " .. id)
     t:wait_for("Type yes to go on:")
-    socket.sleep(0.4) -- (the operator reads the question)
+    socket.sleep(1) -- (the operator reads the question)
     t:send("yes", "Enter")
     assert.equal(0, t:wait_exit(10))
     local screen = t:screen()
     local amount, unit = screen:match("\ndrained +" .. id:gsub("%p", "%%%0") .. " +204 +1 EIP +([%d.]+) (m?s)\n")
     assert.is_string(unit, screen)
-    assert.is_true(unit == "ms" and tonumber(amount) < 350, amount .. " " .. unit .. ": the answer's wait counted")
+    assert.is_true(unit == "ms" and tonumber(amount) < 1000, amount .. " " .. unit .. ": the answer's wait counted")
   end)
 
   it("--drain answered no changes nothing", function()
