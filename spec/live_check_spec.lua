@@ -74,6 +74,19 @@ describe("make test-live, pointed at the emulator", function()
     assert.equal(0, #emu:bandwidths())
   end)
 
+  -- The scripts spawn started: each one still running when its case ends (a failed assertion) is
+  -- killed, as it would otherwise go on deleting for up to two minutes.
+  local spawned = {}
+  after_each(function()
+    for i = #spawned, 1, -1 do
+      if nginx.alive(spawned[i]) then
+        os.execute(string.format("kill -KILL %d 2>/dev/null", spawned[i]))
+        nginx.wait_until(socket.gettime() + 5, function() return not nginx.alive(spawned[i]) end)
+      end
+      spawned[i] = nil
+    end
+  end)
+
   -- The script started in the background: its pid, and a function that reads its output so far.
   local function spawn(vars)
     local pidfile = dir .. "/pid"
@@ -86,7 +99,9 @@ describe("make test-live, pointed at the emulator", function()
       assert(socket.gettime() < deadline, "the check did not start")
       socket.sleep(0.02)
     end
-    return tonumber(nginx.read_file(pidfile):match("%d+")), output
+    local pid = tonumber(nginx.read_file(pidfile):match("%d+"))
+    spawned[#spawned + 1] = pid
+    return pid, output
   end
 
   -- Polls until done() (10 s at most); `what` names it when it does not come.
