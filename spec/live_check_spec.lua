@@ -106,11 +106,7 @@ describe("make test-live, pointed at the emulator", function()
 
   -- Polls until done() (10 s at most); `what` names it when it does not come.
   local function until_true(done, what, output)
-    local deadline = socket.gettime() + 10
-    while not done() do
-      assert(socket.gettime() < deadline, what .. ": " .. output())
-      socket.sleep(0.05)
-    end
+    assert(nginx.wait_until(socket.gettime() + 10, done), what .. ": " .. output())
   end
 
   local function sent(method)
