@@ -173,12 +173,8 @@ describe("eip-emulator command", function()
     local function lock_to(holder) -- (what a start writes: its pid and start time)
       os.execute("mkdir -p " .. q(dir) .. " && rm -f " .. q(lock) .. " && ln -s " .. q(holder) .. " " .. q(lock))
     end
-    local fields = {}
-    for f in nginx.read_file("/proc/" .. nginx.MY_PID .. "/stat"):match("^.*%)%s+(.*)$"):gmatch("%S+") do
-      fields[#fields + 1] = f
-    end
-    local live = nginx.MY_PID .. " " .. fields[20] -- (this process: its start time is field 22)
-    local dead = nginx.capture("sh -c 'echo $$'") .. " " .. fields[20]
+    local live = nginx.identity(nginx.MY_PID) -- (this process: its pid and start time)
+    local dead = nginx.capture("sh -c 'echo $$'") .. " " .. live:match(" (%d+)$")
     local socket = require "socket"
     for _, stale in ipairs{ dead, nginx.MY_PID .. " 1" } do
       lock_to(stale)

@@ -153,18 +153,38 @@ end
 -- The pid of this Lua process: the parent of the shell that io.popen starts.
 M.MY_PID = tonumber(capture("echo $PPID"))
 
--- "running", "zombie" (exited, not yet reaped) or nil (gone), from /proc/<pid>/stat.
-local function process_state(pid)
-  local stat = read_file("/proc/" .. pid .. "/stat")
-  if not stat then
+-- The fields of /proc/<pid>/stat after the command name (which may hold blanks and ")"):
+-- [1] the state, [20] the start time; nil when there is no such process.
+local function stat_fields(pid)
+  local rest = (read_file("/proc/" .. pid .. "/stat") or ""):match("^.*%)%s+(.*)$")
+  if not rest then
     return nil
   end
-  local state = stat:match("%)%s+(%a)")
-  if state == "Z" or state == "X" then
+  local fields = {}
+  for field in rest:gmatch("%S+") do fields[#fields + 1] = field end
+  return fields
+end
+
+-- "running", "zombie" (exited, not yet reaped) or nil (gone), from /proc/<pid>/stat.
+local function process_state(pid)
+  local fields = stat_fields(pid)
+  if not fields then
+    return nil
+  end
+  if fields[1] == "Z" or fields[1] == "X" then
     return "zombie"
   end
   return "running"
 end
+
+--- "<pid> <start time>" of a running process (its start time tells it from a later one given
+-- the same pid), or nil.
+local function identity(pid)
+  local fields = stat_fields(pid)
+  if not fields or fields[1] == "Z" or fields[1] == "X" or fields[20] == nil then return nil end
+  return string.format("%d %s", pid, fields[20])
+end
+M.identity = identity
 
 local function alive(pid)
   return process_state(pid) == "running"
@@ -621,16 +641,6 @@ end
 -- holder is never missing. A lock whose holder is gone (a start killed) is taken over.
 local LOCK_FILE = "lua-eip.starting"
 local held = {} -- locks this process holds: [path] = true
-
--- "<pid> <start time>" of a running process (its start time tells it from a later one given the
--- same pid), or nil.
-local function identity(pid)
-  local stat = read_file("/proc/" .. string.format("%d", pid) .. "/stat")
-  local fields = {}
-  for field in ((stat or ""):match("^.*%)%s+(.*)$") or ""):gmatch("%S+") do fields[#fields + 1] = field end
-  if fields[1] == nil or fields[1] == "Z" or fields[1] == "X" or fields[20] == nil then return nil end
-  return string.format("%d %s", pid, fields[20])
-end
 
 -- Who holds the lock: its holder's identity text; "" for a file of that name that is no lock of
 -- ours; nil when there is none.
