@@ -115,10 +115,15 @@ describe("eip-emulator command", function()
     assert.matches("^not running: nothing to stop", out)
   end)
 
+  -- d as an extended regular expression (pgrep's) that matches it alone.
+  local function ere(d)
+    return (d:gsub("[%^$.*+?()%[%]{}|\\]", "\\%0"))
+  end
+
   -- The masters running with dir as their prefix, found by their command line (one a stop cannot
   -- see, its pid file overwritten by another start's, included).
   local function masters_of(d)
-    local pattern = "nginx: master process .* -p " .. d:gsub("[%^$.*+?()%[%]{}|\\]", "\\%0") .. "/ "
+    local pattern = "nginx: master process .* -p " .. ere(d) .. "/ "
     local pids = {}
     for pid in nginx.capture("pgrep -f -- " .. q(pattern)):gmatch("%d+") do pids[#pids + 1] = tonumber(pid) end
     return pids
@@ -160,7 +165,7 @@ describe("eip-emulator command", function()
       local code, out = sh(EMULATOR .. " stop --dir " .. q(d))
       assert.equal(0, code, out)
       assert.matches("^stopped the emulator in ", out)
-      assert.equal("", nginx.capture("pgrep -f -- " .. q(d:gsub("[%^$.*+?()%[%]{}|\\]", "\\%0"))), d)
+      assert.equal("", nginx.capture("pgrep -f -- " .. q(ere(d))), d)
       assert.is_false(is_link(d .. "/lua-eip.starting"), "the lock was left")
     end
   end)
