@@ -130,8 +130,10 @@ describe("make test-live, pointed at the emulator", function()
   -- The real service shows a new bandwidth CREATING for a while, and may refuse to delete it
   -- meanwhile (the emulator's creating_for: 409 VPC.0512, busy).
   describe("with a new bandwidth CREATING for a while #once", function()
+    -- (CREATING for 1.5 s: the script shows it again after 2 s, and its first show, sent right
+    -- after the create, must come while it still reads CREATING, however loaded the machine)
     it("waits until it reads NORMAL, then passes", function()
-      emu:set_knobs{ creating_for = 1 }
+      emu:set_knobs{ creating_for = 1.5 }
       local code, out = run()
       assert.equal(0, code, out)
       assert.matches("ok    show until it reads NORMAL", out)
@@ -156,7 +158,7 @@ describe("make test-live, pointed at the emulator", function()
     end)
 
     it("deletes it after a Ctrl-C in the wait for NORMAL; a second Ctrl-C gives up, saying so", function()
-      emu:set_knobs{ creating_for = 1 }
+      emu:set_knobs{ creating_for = 1.5 }
       local pid, output = spawn()
       until_true(sent("GET"), "it was never shown", output) -- shown (CREATING): now it waits
       os.execute("kill -INT " .. pid)
