@@ -31,7 +31,7 @@ local M = {}
 
 local unpack_ = table.unpack or unpack -- luacheck: ignore 113 143 (unpack: 5.1; table.unpack: 5.2+)
 
-M.START_TIMEOUT = 5 -- seconds to wait for a new instance to answer
+M.START_TIMEOUT = 10 -- seconds to wait for a new instance to answer (a loaded machine, CI's, takes over 5)
 M.STOP_TIMEOUT = 3  -- seconds to wait for a graceful stop before SIGKILL
 local PORT_ATTEMPTS = 5 -- a free port can be taken between probing it and nginx binding it
 
