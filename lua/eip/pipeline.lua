@@ -910,6 +910,10 @@ end
 -- What an attempt the transport sent twice (resp.resent) reads as: a first send reset unanswered.
 local RESENT = { kind = "transport", reason = "reset" }
 
+-- The gateway's code of a signature it refused, under both prefixes (src/codes.c): a refusal
+-- at any status (see Call:response).
+local REFUSED_SIGNATURE = { ["APIGW.0301"] = true, ["APIG.0301"] = true }
+
 --- Maps the transport's response to the outcome of this attempt: "done" and the result, or
 -- what `failure` says (`halt`: as for failure).
 -- A response that breaks the transport contract (a transport of the caller's: nil, no status, a
@@ -1013,11 +1017,11 @@ function Call:response(resp, halt)
     -- to a request taken after the last refusal (its number, seq). Each for the key that signed
     -- this request (its epoch): not for keys that replaced it since. A 401 of the service's own
     -- (VPC.0009: real-name authentication) passed the check. The gateway's code of a refused
-    -- signature, APIGW.0301, is one at any status (a 403 of a gateway in front of it). Counted
-    -- before the place is given back: another request must not take it while the count still
-    -- says fewer refusals.
+    -- signature, APIGW.0301 (APIG.0301 on newer gateways), is one at any status (a 403 of a
+    -- gateway in front of it). Counted before the place is given back: another request must not
+    -- take it while the count still says fewer refusals.
     local checked = err ~= nil and errors.credentials_checked(err)
-    if (resp.status == 401 or err ~= nil and err.code == "APIGW.0301") and not checked then
+    if (resp.status == 401 or err ~= nil and REFUSED_SIGNATURE[err.code]) and not checked then
       provider:rejected(err, self.epoch)
     elseif (provider.strikes or provider.doubts) and (answer or checked) then
       provider:accepted(self.epoch, self.seq, self.shared_seq, self.seq_prefix)
