@@ -192,11 +192,13 @@ describe("a usage error about a huge value", function()
     local started = os.clock()
     local err = raised(eip.new, huge)
     local err2 = raised(validate.options, "options", { [huge] = 1 }, {})
+    local err3 = raised(eip.metrics, { [huge] = 1 }) -- (its options are checked by hand)
     local spent = os.clock() - started
     for _, c in ipairs(clients) do c:close() end
     assert.same({ "usage", "options" }, { err.kind, err.argument })
     assert.matches("a 1048576-character string", err.message, 1, true)
     assert.matches("a 1048576-character string", err2.message, 1, true)
+    assert.matches("a 1048576-character string", err3.message, 1, true)
     assert.is_true(spent < 0.25, string.format("%.3f s", spent))
   end)
 end)

@@ -59,8 +59,8 @@ end
 --   non-empty string, or no lua_shared_dict of that name; outside nginx, any)
 function M.new(opts)
   if opts == nil then opts = {} end
-  -- Checked as every entry point checks its options (a typo such as `dikt` fails loudly); by hand,
-  -- not with eip.validate, so that this module needs no more than eip.errors.
+  -- Checked as every entry point checks its options (a typo such as `dikt` fails loudly), by hand
+  -- (one option: `dict`); an unknown key named as validate.options names it.
   if type(opts) ~= "table" then raise("options", "must be a table or nil, got a %s", type(opts)) end
   -- Walked, then its one option read, protected: a metamethod that raises is a usage error.
   local walked, keys, dict = pcall(function()
@@ -72,9 +72,7 @@ function M.new(opts)
   for _, k in ipairs(keys) do
     if k ~= "dict" then
       raise("options", "has an unknown option %s (known: dict)",
-        type(k) ~= "string" and "key of type " .. type(k)
-          or validate.holds_secret(k) and "whose name holds a credential (not shown)"
-          or #k > 40 and string.format("whose name is a %d-character string", #k) or string.format("%q", k))
+        type(k) ~= "string" and "key of type " .. type(k) or validate.key_name(k, 40))
     end
   end
   opts = { dict = dict }

@@ -178,6 +178,20 @@ local function too_long_to_look(s)
   return #s > MAX_SECRET and string.format("a %d-character string", #s)
 end
 
+--- How a usage error names an unknown option's key `k` (a string): quoted, or, when it holds a
+-- credential or is longer than `quoted_max`, not shown (a huge one is not looked into: see
+-- too_long_to_look).
+-- @tparam string k the key
+-- @tparam integer quoted_max the longest key quoted
+-- @treturn string "whose name ..." or the quoted key
+function M.key_name(k, quoted_max)
+  local long = too_long_to_look(k)
+  if long then return "whose name is " .. long end
+  if holds_secret(k) then return "whose name holds a credential (not shown)" end
+  if #k > quoted_max then return string.format("whose name is a %d-character string", #k) end
+  return string.format("%q", k)
+end
+
 local function describe(v)
   if type(v) == "string" then
     local long = too_long_to_look(v)
@@ -628,11 +642,7 @@ function M.options(name, t, known)
       for n in pairs(known) do names[#names + 1] = n end
       table.sort(names)
       -- (a long name, a value pasted where a key goes, is not quoted: a message is one line)
-      raise(name, "has an unknown option %s (known: %s)",
-        too_long_to_look(k) and "whose name is " .. too_long_to_look(k)
-          or holds_secret(k) and "whose name holds a credential (not shown)"
-          or #k > 64 and string.format("whose name is a %d-character string", #k) or string.format("%q", k),
-        table.concat(names, ", "))
+      raise(name, "has an unknown option %s (known: %s)", M.key_name(k, 64), table.concat(names, ", "))
     end
   end
   local ok, copy = pcall(function()
