@@ -1035,10 +1035,10 @@ static void secrets_done(secrets_index *temp)
 /* (secrets_of: a function with the cache as its upvalue 1 only: plain_text, secret_ranges) */
 
 /* core.plain_text(s, secrets) -> whether eip.pipeline's Runner:clean gives s back as it is: no
- * control character, no '%' or '\' escape, and no piece of any value of the list secrets (holes
- * allowed; what a piece is: secrets.h). A value that is not a string gives false (the caller
- * then applies its rules). One pass over s, where those rules cost a request id about a
- * microsecond. */
+ * control character, no '%' or '\' escape or character reference (before_controls), and no
+ * piece of any value of the list secrets (holes allowed; what a piece is: secrets.h). A value
+ * that is not a string gives false (the caller then applies its rules). One pass over s, where
+ * those rules cost a request id about a microsecond. */
 /* Is s plain_text's "plain" for the list at stack index `list` (the cache at cache_at)? */
 static int text_plain(lua_State *L, int cache_at, const char *s, size_t len, int list)
 {
