@@ -512,6 +512,23 @@ describe("validation", function()
     end
   end)
 
+  -- Lua 5.3+ writes a float as "1000000.0": the bounds (1e6) and a value given as a float are
+  -- written as on every Lua.
+  it("writes a range's bounds and the value given the same on every Lua", function()
+    local cases = {
+      { "rate", 2e6, "rate must be between 0.001 and 1000000, got 2000000" },
+      { "low_speed_limit", 2e9, "low_speed_limit must be between 0 and 1000000000, got 2000000000" },
+      { "timeout", -1.0, "timeout must be between 0.001 and 86400, got -1" },
+    }
+    for _, case in ipairs(cases) do
+      assert.equal(case[3], usage_error(case[1], eip.new, with{ [case[1]] = case[2] }).message)
+    end
+    local c = eip.new(good)
+    assert.equal("rate must be between 0.001 and 1000000, got 1e+20",
+      usage_error("rate", c.delete_bandwidths, c, { "bw-1" }, { rate = 1e20 }).message)
+    c:close()
+  end)
+
   it("requires an endpoint or a region, not both", function()
     usage_error("endpoint", eip.new, with{ endpoint = NONE })
     usage_error("endpoint", eip.new, with{ region = "cn-north-4" })

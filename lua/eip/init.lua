@@ -422,13 +422,6 @@ end
 -- src/eip_core.c asks for anything beyond +-1e6 as -1, an "unknown" entry of another code).
 local STATUS_MIN, STATUS_MAX = -1000000, 1000000
 
--- A number for a message, as written: 404.5, inf, nan, 2147483648, 1e+20.
-local function number_text(n)
-  if n ~= n then return "nan" end
-  if math.type and math.type(n) == "integer" then return tostring(n) end -- luacheck: ignore 143 (5.3+)
-  return string.format("%.14g", n)
-end
-
 --- The entry of the status table for an HTTP status code: what it means for this API.
 -- @tparam integer code an HTTP status code, -1000000..1000000 (an integral float such as 404.0
 --   is accepted)
@@ -446,7 +439,7 @@ function M.status(code)
   -- NaN fails every comparison, an infinity the range, a fraction the floor.
   if not (code >= STATUS_MIN and code <= STATUS_MAX and code == math.floor(code)) then
     errors.raise_usage("code", "must be an integer HTTP status (%d..%d), got %s", STATUS_MIN, STATUS_MAX,
-      number_text(code))
+      validate.number_text(code))
   end
   -- luacheck: push ignore 143 (math.type and math.tointeger: Lua 5.3+, checked first)
   if math.type and math.type(code) == "float" then code = math.tointeger(code) end

@@ -192,6 +192,17 @@ function M.key_name(k, quoted_max)
   return string.format("%q", k)
 end
 
+--- A number as a message writes it, the same on every Lua: 404, 404.5, 1000000 (not
+-- "1000000.0", Lua 5.3+'s tostring of a float), inf, nan, 2147483648, 1e+20.
+-- @tparam number n
+-- @treturn string
+local function number_text(n)
+  if n ~= n then return "nan" end
+  if math.type and math.type(n) == "integer" then return tostring(n) end -- luacheck: ignore 143 (5.3+)
+  return string.format("%.14g", n)
+end
+M.number_text = number_text
+
 local function describe(v)
   if type(v) == "string" then
     local long = too_long_to_look(v)
@@ -206,7 +217,7 @@ local function describe(v)
     if #v > 40 then return string.format("a %d-character string", #v) end
     return string.format("%q", v):gsub("\\\n", "\\n")
   end
-  if type(v) == "number" then return v ~= v and "NaN" or tostring(v) end
+  if type(v) == "number" then return v ~= v and "NaN" or number_text(v) end
   return type(v) == "nil" and "nothing" or ("a " .. type(v))
 end
 
@@ -420,7 +431,9 @@ end
 --- A number in [min, max] (not NaN).
 function M.number(name, v, min, max)
   if type(v) ~= "number" or v ~= v then raise(name, "must be a number, got %s", describe(v)) end
-  if v < min or v > max then raise(name, "must be between %s and %s, got %s", min, max, v) end
+  if v < min or v > max then
+    raise(name, "must be between %s and %s, got %s", number_text(min), number_text(max), number_text(v))
+  end
   return v
 end
 
