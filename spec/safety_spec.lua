@@ -1636,6 +1636,21 @@ describe("safety", function()
       assert.same({ 204, "yielded" }, { res.status, res.request_id })
     end)
 
+    -- A whole-number status sent as a float (204.0) is that status: Lua 5.3+ would write "200.0"
+    -- in the message, the result and the error.
+    it("reads a caller's transport's whole-number float status as its integer", function()
+      for _, status in ipairs{ 204.0, 200.0 } do
+        local t = { send = function() return { status = status, body = "", request_id = "r1" } end,
+          close = function() end }
+        local c = eip.new{ endpoint = emu.url, token = emu.token, project_id = emu.project_id, max_attempts = 1,
+          transport = t }
+        local ok, res = pcall(c.delete_bandwidth, c, "bw-1")
+        assert.equal(status == 204.0, ok)
+        assert.equal(string.format("%d", status), tostring(res.status))
+        if not ok then assert.matches("this 200 OK does not say", tostring(res), 1, true) end
+      end
+    end)
+
     -- Raising nil or false tells no bug apart either (pcall gives nil, which could_have_acted
     -- reads as "no"): the same failure, that may have acted. In a batch too, each id its entry.
     it("a transport of the caller's that answers no response is a transport failure, not a raw error", function()

@@ -919,11 +919,11 @@ local REFUSED_SIGNATURE = { ["APIGW.0301"] = true, ["APIG.0301"] = true }
 -- A response that breaks the transport contract (a transport of the caller's: nil, no status, a
 -- status that is no HTTP one) as the transport failure it is: nothing can be read from it, and
 -- the request may have gone out (unknown: could have acted).
--- HTTP_STATUS[v]: whether v is a whole number in 100..599 (an integer, or a float of one: Lua
--- reads t[204.0] as t[204]); nil for anything else (a string, NaN, 204.5, nil). One index, where
--- type(), the bounds and math.floor were three C calls of every answer.
+-- HTTP_STATUS[v]: the integer v is when it is a whole number in 100..599 (an integer, or a float
+-- of one: Lua reads t[204.0] as t[204]); false or nil for anything else (a string, NaN, 204.5,
+-- nil). One index, where type(), the bounds and math.floor were three C calls of every answer.
 local HTTP_STATUS = {}
-for i = 1, 599 do HTTP_STATUS[i] = i >= 100 end
+for i = 1, 599 do HTTP_STATUS[i] = i >= 100 and i end
 
 local function well_formed(resp)
   if type(resp) ~= "table" then return false end
@@ -992,7 +992,9 @@ function Call:response(resp, halt)
   if resp.resent and not self.unanswered then self.unanswered = RESENT end
   local op = self.op
   local answer, err
-  local status = resp.status
+  -- (a caller's transport's 204.0 is the integer 204: Lua 5.3+ would write "204.0" in messages)
+  local status = HTTP_STATUS[resp.status]
+  if status then resp.status = status else status = resp.status end
   if resp.curl_code == nil and status >= 200 and status < 300 and not op.brings_token and not op.secret_answer
       and not runner.log then
     -- (map's common case inline: a 2xx, nothing to log, no token in it)
