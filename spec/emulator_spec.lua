@@ -100,6 +100,18 @@ describe("EIP emulator #once", function()
         "eip emulator: unknown start option 'tokenz'")
     end)
 
+    -- (8080.0 is 8080: Lua 5.3+ wrote "listen 127.0.0.1:8080.0", and nginx did not start)
+    it("starts on a port given as a whole float, and refuses one that is no port", function()
+      local port = require("eip.emulator.nginx").free_port()
+      local other = emulator.start{ port = port + 0.0 }
+      finally(function() other:stop() end)
+      assert.equal("http://127.0.0.1:" .. string.format("%d", port), other.url)
+      for _, bad in ipairs{ port + 0.5, 0, 65536, "8080" } do
+        assert.has_error(function() emulator.start{ port = bad } end,
+          "eip emulator: port must be an integer in 1..65535, got " .. tostring(bad))
+      end
+    end)
+
     it("accepts extra tokens, stops cleanly, leaves no nginx and no prefix behind", function()
       local other = emulator.start{ tokens = { ["extra-token"] = "11112222333344445555666677778888" } }
       assert.are_not.equal(emu.port, other.port)
@@ -1231,6 +1243,14 @@ describe("EIP emulator #once", function()
       assert.same({ 503, "" }, { resp.status, resp.body })
       resp = assert(emulator.http{ port = emu.port, path = "/nowhere", sock = resp.sock })
       assert.equal(404, resp.status) -- (and the connection is still good for the next request)
+    end)
+
+    -- (cjson decodes every number as a float: Lua 5.3+ wrote the counts "1.0")
+    it("inject and expire_tokens answer their counts as integers", function()
+      assert.equal("1", tostring(emu:inject{ path = "^/counted$", status = 503 }))
+      assert.equal("2", tostring(emu:inject{ path = "^/counted$", status = 503 }))
+      assert.matches("^%d+$", tostring(emu:expire_tokens()))
+      assert.equal("2", tostring(emu:stats().pending_injections))
     end)
 
     it("respond: status, JSON body, headers; consumed after `times`; matched by method and path", function()

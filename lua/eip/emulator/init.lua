@@ -205,6 +205,13 @@ local function encode(value)
   return cjson.encode(value)
 end
 
+-- A count the emulator answered, as the integer it is: cjson decodes every number as a float,
+-- which Lua 5.3+ writes "9.0" (anything else: as it is).
+local tointeger = math.tointeger -- luacheck: ignore 143 (Lua 5.3+)
+local function count(v)
+  return tointeger and type(v) == "number" and tointeger(v) or v
+end
+
 -- A control call; raises on transport errors and on an unexpected status.
 local function control(self, method, route, body, expect)
   local resp, err = M.http{
@@ -335,7 +342,7 @@ end
 -- @raise a Lua error ("eip emulator: ...") for a rule the emulator refuses (HTTP 400
 --   with its reason), or when the instance does not answer
 function Emulator:inject(rule)
-  return control(self, "POST", "inject", rule, 200).pending
+  return count(control(self, "POST", "inject", rule, 200).pending)
 end
 
 --- The counters since the start (or the last reset).
@@ -347,12 +354,7 @@ end
 --   a test of connection reuse for nothing
 function Emulator:stats()
   local stats = control(self, "GET", "stats", nil, 200)
-  local tointeger = math.tointeger -- luacheck: ignore 143 (Lua 5.3+: counts read 9, not 9.0)
-  if tointeger then
-    for k, v in pairs(stats) do
-      if type(v) == "number" then stats[k] = tointeger(v) or v end -- cjson decodes every number as a float
-    end
-  end
+  for k, v in pairs(stats) do stats[k] = count(v) end
   if stats.connections == nil then
     setmetatable(stats, { __index = function(_, key)
       if key == "connections" then
@@ -416,7 +418,7 @@ end
 -- @raise a Lua error ("eip emulator: ...") when the instance does not answer or
 --   refuses the control call
 function Emulator:expire_tokens()
-  return control(self, "POST", "expire_tokens", nil, 200).expired
+  return count(control(self, "POST", "expire_tokens", nil, 200).expired)
 end
 
 --- Lifetime of the tokens IAM issues from now on (reset restores it). Returns nothing.
@@ -550,6 +552,16 @@ end
 
 local START_OPTIONS = { tokens = true, port = true, aksk = true, users = true }
 
+-- A port given (nil: a free one) as the integer nginx listens on: 8080.0 is 8080, which Lua 5.3+
+-- would write "8080.0" into nginx's config and the instance's url. Raises at `level` otherwise.
+local function port_of(port, level)
+  if port == nil then return nil end
+  if type(port) ~= "number" or port ~= math.floor(port) or port < 1 or port > 65535 then
+    error("eip emulator: port must be an integer in 1..65535, got " .. tostring(port), level + 1)
+  end
+  return math.tointeger and math.tointeger(port) or port -- luacheck: ignore 143 (Lua 5.3+)
+end
+
 local function check_options(opts)
   for k in pairs(opts) do
     if not START_OPTIONS[k] then
@@ -663,7 +675,7 @@ function M.start(opts)
   opts = opts or {}
   check_options(opts)
   local ports = {}
-  local launch_opts = nginx_options(opts.port, ports)
+  local launch_opts = nginx_options(port_of(opts.port, 2), ports)
   launch_opts.name = "emulator"
   local ok, inst = pcall(nginx.start, launch_opts)
   if not ok then
@@ -728,6 +740,7 @@ end
 --   the emulator did not write, when nginx does not start, or when another start in `dir` does
 --   not finish (two at once: one starts it, the other then raises that it already runs)
 function M.start_detached(dir, port)
+  port = port_of(port, 2)
   -- (under the directory's start lock to the end: its port file written, or what it began undone)
   local ok, self = pcall(nginx.with_start_lock, dir, "eip emulator", function(abs) return start_locked(abs, port) end)
   if not ok then error(self, 2) end
