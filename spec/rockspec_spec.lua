@@ -106,5 +106,22 @@ describe("eip-scm-1.rockspec", function()
       assert.equal(0, code, out)
       assert.equal(before, files_under(src))
     end)
+
+    -- Last: it removes the rock. The hook's man pages and completions are no rock's files, so
+    -- `luarocks remove` leaves them; the README's uninstall removes them too.
+    it("is uninstalled by the README's commands, leaving only the tree's manifest", function()
+      assert.equal(0, build_code, build_log)
+      local f = assert(io.open("README.md"))
+      local readme = f:read("*a")
+      f:close()
+      local block = readme:match("To uninstall:\n\n```sh\n(.-)\n```")
+      assert.is_not_nil(block, "README.md: no uninstall commands in Install with LuaRocks")
+      local script = block:gsub("luarocks remove %-%-lua%-version=5%.4", host.luarocks .. " remove")
+        :gsub("~/%.eip", (q(tree):gsub("%%", "%%%%")))
+      local out, code = host.run("set -e; cd /tmp; {\n" .. script .. "\n} 2>&1")
+      assert.equal(0, code, out)
+      assert.equal("./lib/luarocks/rocks-" .. host.version .. "/manifest\n",
+        (host.run("cd " .. q(tree) .. " && find . -type f | sort")))
+    end)
   end)
 end)
