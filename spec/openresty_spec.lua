@@ -188,6 +188,48 @@ describe("OpenResty #openresty", function()
       assert.equal("5", resp.headers["retry-after"])
     end)
 
+    -- The API's Retry-After is passed on as delta-seconds, the only form a caller can read without
+    -- the API's clock: repeated headers come joined ("7, 10"), which is no Retry-After value; an
+    -- unusable one ("soon") is no answer either: a throttled call gets the few seconds advised.
+    it("passes a repeated or unusable Retry-After on as delta-seconds", function()
+      local body = '{"error_code":"APIGW.0308","error_msg":"throttled"}'
+      for sent, expected in pairs{ ["Retry-After: 7\r\nRetry-After: 10"] = "10", ["Retry-After: soon"] = "5" } do
+        emu:inject{ method = "DELETE", action = "raw", raw = "HTTP/1.1 429 Too Many Requests\r\n" .. sent
+          .. "\r\nContent-Type: application/json\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body }
+        local resp = delete(absent(1))
+        assert.equal(429, assert_error(resp, 503, "http").status)
+        assert.equal(expected, resp.headers["retry-after"], sent)
+      end
+    end)
+
+    -- A path beside the admin endpoint's (a trailing slash, an id with a slash) is no static file
+    -- of nginx's html/ directory, nor a method nginx's static module refuses (405 without Allow).
+    it("answers 404 with a JSON error to every other path", function()
+      for _, path in ipairs{ "/admin/bandwidths/" .. absent(1) .. "/", "/admin/bandwidths/a%2Fb", "/" } do
+        local resp = request("DELETE", path)
+        assert.equal(404, resp.status, path)
+        assert.equal("application/json", resp.headers["content-type"], path)
+        assert.is_table(resp.json and resp.json.error, path)
+      end
+      assert.equal(0, emu:stats().requests)
+    end)
+
+    -- An endpoint that deletes cloud resources must not answer strangers if its listen line is
+    -- widened: only the loopback address itself may call it (here, a caller bound to 127.0.0.2).
+    it("refuses callers other than 127.0.0.1 and ::1 (403), nothing sent", function()
+      local id = shared_bandwidth()
+      local sock = socket.tcp()
+      assert(sock:bind("127.0.0.2", 0))
+      sock:settimeout(5)
+      assert(sock:connect("127.0.0.1", app.port))
+      assert(sock:send("DELETE /admin/bandwidths/" .. id .. " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+      local line = sock:receive("*l")
+      sock:close()
+      assert.equal("HTTP/1.1 403 Forbidden", line)
+      assert.is_table(emu:get_bandwidth(id))
+      assert.equal(0, emu:stats().requests)
+    end)
+
     it("answers 405 to other methods", function()
       local resp = request("GET", "/admin/bandwidths/bw-1")
       assert.equal(405, resp.status)
