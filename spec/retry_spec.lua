@@ -177,6 +177,23 @@ describe("retries", function()
     assert.is_true(slept[1] >= 5 and slept[1] <= 10, "waited " .. slept[1])
   end)
 
+  -- eip.retry_after: a caller retrying on its own (or relaying it, as the OpenResty example does)
+  -- reads the wait as the library does, never the raw header ("7, 10", "soon", a date).
+  it("gives a failed call's Retry-After in seconds through eip.retry_after", function()
+    local c = new{ max_attempts = 1 }
+    local server_now = os.time() - 1000 -- (its clock, not the local one)
+    emu:inject{ method = "DELETE", status = 503, headers = {
+      Date = os.date("!%a, %d %b %Y %H:%M:%S GMT", server_now),
+      ["Retry-After"] = os.date("!%a, %d %b %Y %H:%M:%S GMT", server_now + 20) } }
+    local err = raised(c.delete_bandwidth, c, emu:create_bandwidth{ size = 1 })
+    c:close()
+    local wait = eip.retry_after(err)
+    assert.is_true(wait >= 19 and wait <= 20, tostring(wait))
+    assert.equal(10, eip.retry_after{ retry_after = "7, 10" })
+    assert.same({ nil, nil, nil }, { eip.retry_after{ retry_after = "soon" }, eip.retry_after("x"),
+      eip.retry_after(setmetatable({}, { __index = function() error("boom") end })) })
+  end)
+
   -- An HTTP-date is the server's clock: read against the answer's Date (RFC 9110 10.2.3, 6.6.1),
   -- not the local clock. A local clock ahead of the server's retried a 429 at once; one behind it
   -- waited too long (here: past retry_after_cap, so not at all).

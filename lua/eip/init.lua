@@ -185,6 +185,20 @@ end
 -- @raise never
 M.could_have_acted = errors.could_have_acted
 
+--- The seconds the server asked to wait before a failed call is tried again: the error's
+-- `retry_after`, read as the library reads it (delta-seconds, or an HTTP-date against the
+-- answer's own `Date`, the error's `date`; repeated values: the longest), for a caller that
+-- retries on its own (or relays it: the OpenResty example's 503).
+-- @function retry_after
+-- @tparam any err an @{error} (anything else, or an error without a usable `Retry-After`: nil)
+-- @treturn ?number seconds, 0 or more; `math.huge` for a wait too long to be meant
+-- @raise never
+function M.retry_after(err)
+  if type(err) ~= "table" then return nil end
+  local v, date = rawget(err, "retry_after"), rawget(err, "date")
+  return retry.parse_retry_after(v, os.time(), type(date) == "string" and date or nil)
+end
+
 --- Would `missing_ok` take `err` (raised by a read or a delete of the bandwidth `bandwidth_id`)
 -- as "already gone"? Only the EIP service's 404 VPC.0306, for an id shaped like the ids the cloud
 -- gives bandwidths (a lower-case UUID), in a body that is that error document whole: never the
