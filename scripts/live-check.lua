@@ -44,7 +44,7 @@ local function or_exit(what, f, ...)
     say("test-live: skipped: %s", v.message)
     os.exit(0)
   end
-  err:write("test-live: ", what, tostring(v), "\n")
+  err:write("test-live: " .. what .. tostring(v) .. "\n") -- (one write: a reader of the pipe sees one line)
   os.exit(1)
 end
 
@@ -148,7 +148,7 @@ if created then
     say("clean-up: %s %s", created, cres.deleted and "deleted" or "already gone")
   else
     local given_up = core.interrupts() >= give_up_at and "gave up on Ctrl-C; the last answer: " or ""
-    err:write("test-live: CLEAN-UP FAILED: delete ", created, " by hand: ", given_up, tostring(cres), "\n")
+    err:write("test-live: CLEAN-UP FAILED: delete " .. created .. " by hand: " .. given_up .. tostring(cres) .. "\n")
     failures = failures + 1
   end
 end

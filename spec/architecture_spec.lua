@@ -120,13 +120,15 @@ describe("the architecture", function()
   it("writes to stderr one argument at a time: one line, one write(2)", function()
     -- (the files as written, with their strings blanked as error_fields_doc_spec does: a comma
     -- or a bracket in a string is no argument's; stripping comments would cut strings holding "--")
-    local sources = { { path = "bin/eip", code = assert(read_file("bin/eip")) },
-      { path = "bin/eip-emulator", code = assert(read_file("bin/eip-emulator")) } }
+    local sources = {}
+    for _, path in ipairs{ "bin/eip", "bin/eip-emulator", "scripts/live-check.lua", "scripts/cli-docs.lua" } do
+      sources[#sources + 1] = { path = path, code = assert(read_file(path)) }
+    end
     for _, m in ipairs(all) do sources[#sources + 1] = { path = m.path, code = assert(read_file(m.path)) } end
     local checked = 0
     for _, m in ipairs(sources) do
       local code = m.code:gsub("\\.", ""):gsub('"[^"\n]*"', '""'):gsub("'[^'\n]*'", "''")
-      for args in code:gmatch("stderr:write%s*(%b())") do
+      for args in code:gmatch("err:write%s*(%b())") do -- (stderr, or a script's local err = io.stderr)
         checked = checked + 1
         local top = args:sub(2, -2):gsub("%b()", ""):gsub("%b{}", ""):gsub("%b[]", "")
         assert.is_nil(top:find(",", 1, true), m.path .. ": stderr:write with more than one argument: " .. args)
