@@ -978,7 +978,7 @@ describe("eip command", function()
         { "list-bandwidths --region xx-nowhere-1", { EIP_ENDPOINT = false },
           "give --endpoint https://vpc.<region>.myhuaweicloud.com, set HUAWEICLOUD_SDK_REGION_EIP_XX_NOWHERE_1, "
             .. "or give it an EIP entry in the SDKs' regions file (HUAWEICLOUD_SDK_REGIONS_FILE, else "
-            .. "~/.huaweicloud/regions.yaml)\n" },
+            .. "~/.huaweicloud/regions.yaml); known regions: ae-ad-1, af-north-1, " },
         { "delete-bandwidth --dry-run bw-1", { EIP_ENDPOINT = "http://user:pw@127.0.0.1:1" },
           "EIP_ENDPOINT must not hold credentials (user:password@): the command reads them from the "
             .. "environment, the profile file or the metadata service, never from a URL" } } do

@@ -45,6 +45,12 @@ describe("regions", function()
     assert.matches('did you mean "cn%-north%-4"%?', err.message)
     assert.matches("endpoint", err.message)
     assert.matches("HUAWEICLOUD_SDK_REGION_EIP_CN_NORT_4", err.message)
+    -- (the known ones listed, as the official SDKs do: a name with no close match, too)
+    err = raised(client_mod.new, { region = "xx-lab-1", project_id = "p1", token = "t-0123456789" }, env_of{})
+    assert.matches("; known regions: ae%-ad%-1, af%-north%-1, .*, cn%-southwest%-3, .*, tr%-west%-1$", err.message)
+    local names = {}
+    for _, r in ipairs(eip.regions()) do names[#names + 1] = r.name end
+    assert.truthy(err.message:find(table.concat(names, ", "), 1, true))
   end)
 
   it("honours HUAWEICLOUD_SDK_REGION_VPC_<REGION>, for known and unknown regions (first of a list)", function()

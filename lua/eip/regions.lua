@@ -357,7 +357,7 @@ end
 
 --- The VPC endpoint of `region` (named by `argument` in errors): the environment override,
 -- else the regions file's (@{file_endpoint}), else the table's. An unknown region is a usage
--- error suggesting the closest known name and the `endpoint` option. The second value names
+-- error suggesting the closest known name and the `endpoint` option, and listing the known ones. The second value names
 -- where the endpoint came from (the variable, the regions file and its line; nil: the table's),
 -- for the errors about it.
 function M.vpc_endpoint(argument, region, getenv)
@@ -378,10 +378,13 @@ function M.vpc_endpoint(argument, region, getenv)
       .. "the value is not shown")
   end
   local guess = validate.closest(region, NAMES)
+  local known = {} -- (listed, as the official SDKs list them)
+  for i, e in ipairs(M.list()) do known[i] = e.name end
   errors.raise_usage(argument, "names no known region (%q)%s; for a region this table does not know yet, "
     .. "pass endpoint = \"https://vpc.<region>.myhuaweicloud.com\", set %s, or give it an EIP entry in "
-    .. "the SDKs' regions file (%s, else ~/.huaweicloud/regions.yaml)", region,
-    guess and ("; did you mean \"" .. guess .. "\"?") or "", M.env_name(region), M.ENV_REGIONS_FILE)
+    .. "the SDKs' regions file (%s, else ~/.huaweicloud/regions.yaml); known regions: %s", region,
+    guess and ("; did you mean \"" .. guess .. "\"?") or "", M.env_name(region), M.ENV_REGIONS_FILE,
+    table.concat(known, ", "))
 end
 
 --- The IAM endpoint for `region` (nil or unknown: the global one), unless overridden.
