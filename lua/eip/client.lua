@@ -536,8 +536,9 @@ end
 -- @treturn {table,...} results in input order: the result table @{delete_bandwidth} returns, or
 --   the @{eip.error} (`ok = false`; kind `not_sent` or `interrupted` for ids a stop left)
 -- @treturn table summary `{ deleted, missing, failed, not_sent, repeated, total, elapsed,
---   throttled, concurrency, concurrency_min, rate?, stopped?, still_readable? }`: `throttled`
---   counts the throttling answers (429, the gateway's APIGW.0308 at any status, or a 503 whose
+--   throttled, concurrency, concurrency_min, rate?, stopped?, still_readable? }`: `elapsed` is
+--   the deletes' time in seconds (a `wait` after them not included: each id's `waited` says
+--   it); `throttled` counts the throttling answers (429, the gateway's APIGW.0308 at any status, or a 503 whose
 --   error code says busy or throttled);
 --   `concurrency` is the number of requests allowed in flight at the end and `concurrency_min`
 --   the lowest it fell to (adaptive throttling halves it; with AK/SK at most 4; both nil when no
