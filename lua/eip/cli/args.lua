@@ -331,8 +331,10 @@ local function convert(o, flag, v)
   if o.integer then n = integer_of(v) else n = M.number_of(v) end
   if n == nil then usage("%s must be %s, got %s", flag, o.integer and "an integer" or "a number", quoted(v)) end
   if (o.min and n < o.min) or (o.max and n > o.max) then
-    if o.max then usage("%s must be between %s and %s, got %s", flag, o.min, o.max, M.shown_word(v, 20)) end
-    usage("%s must be at least %s, got %s", flag, o.min, M.shown_word(v, 20))
+    -- (bounds written as the library writes them: 1e6 is "1000000" on every Lua, not "1000000.0")
+    local min, max = validate.number_text(o.min), o.max and validate.number_text(o.max)
+    if max then usage("%s must be between %s and %s, got %s", flag, min, max, M.shown_word(v, 20)) end
+    usage("%s must be at least %s, got %s", flag, min, M.shown_word(v, 20))
   end
   return n
 end

@@ -56,10 +56,9 @@ local OPTIONS = {
     help = "PEM bundle of the CAs to verify the endpoint (and IAM) with (default: the system store)" },
   { "--max-attempts", value = "N", key = "max_attempts", integer = true, min = 1, max = 20,
     help = "attempts per call, retries included (default 3)" },
-  -- (maxima written as integers: a float's 1e6 reads "1000000.0" in a usage error on Lua 5.3+)
-  { "--rate", value = "R", key = "rate", number = true, min = 0.001, max = 1000000,
+  { "--rate", value = "R", key = "rate", number = true, min = 0.001, max = 1e6,
     help = "at most R requests per second, retries included (default: no limit; batches adapt)" },
-  { "--burst", value = "N", key = "burst", integer = true, min = 1, max = 1000000,
+  { "--burst", value = "N", key = "burst", integer = true, min = 1, max = 1e6,
     help = "with --rate: how many may go back to back (default 1)" },
   { "--debug", key = "debug", help = "log every request and response to stderr (secrets redacted)" },
   { "--proxy", value = "URL", key = "proxy", check = refuse_credentials,
