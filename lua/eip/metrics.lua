@@ -116,8 +116,8 @@ end
 -- (a table's address would be a new series each time, and its __tostring may raise).
 local function label(v, default)
   -- (a whole number sent as a float, a caller's transport's 204.0, is the series of 204)
-  if type(v) == "number" and v % 1 == 0 and v > -2^53 and v < 2^53 then return string.format("%d", v) end
-  if type(v) == "string" or type(v) == "number" then return v end
+  if type(v) == "number" then return validate.number_text(v) end
+  if type(v) == "string" then return v end
   return default
 end
 
