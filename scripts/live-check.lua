@@ -9,7 +9,8 @@
 --   * it names the region, the size and the charge before it creates anything;
 --   * it always deletes what it created: on success, on failure and on Ctrl-C (the clean-up tries
 --     again for up to 2 minutes while the delete is refused as busy or fails in a way worth
---     another attempt; a second Ctrl-C gives up, saying what to delete by hand).
+--     another attempt; a second Ctrl-C gives up, saying what to delete by hand), also what a
+--     create whose answer was lost made: looked for by its name, the run's own.
 -- The region comes as for the client (HUAWEICLOUD_SDK_REGION, or EIP_ENDPOINT for an endpoint
 -- of your own); EIP_LIVE_SIZE sets the size in Mbit/s (default 5, the usual minimum of a shared
 -- bandwidth). Exit 0: every step passed (or skipped); 1: a step failed; 2: not opted in.
@@ -57,6 +58,7 @@ say("test-live: creates %s: a %d Mbit/s pay-per-use shared bandwidth, billed by 
   .. "exists (about a minute); it is deleted at the end, also on failure or Ctrl-C", name, size)
 
 local created -- the id, until it is known to be gone
+local create_unsure -- true: the create failed, but may have made the bandwidth all the same
 local failures = 0
 local PATIENCE, EVERY = 120, 2 -- seconds: the longest wait for NORMAL (and clean-up), and its pace
 
@@ -95,7 +97,13 @@ local function until_normal(id)
 end
 
 local run_ok, why = pcall(function()
-  local bw = step("create", client.create_bandwidth, client, { name = name, size = size })
+  local cok, bw = pcall(step, "create", client.create_bandwidth, client, { name = name, size = size })
+  if not cok then
+    -- (a timeout, a reset, a 5xx, an answer it cannot use, a second Ctrl-C aborting it: the
+    -- service may have made it, and bills it while it exists)
+    create_unsure = eip.could_have_acted(bw)
+    error(bw, 0)
+  end
   created = bw.id
   local took = step("show until it reads NORMAL", until_normal, created)
   say("      (%s: NORMAL after %.1f s)", created, took)
@@ -118,14 +126,51 @@ local function worth_again(e)
   return eip.is_error(e) and (e.retryable == true or e.code == "VPC.0512")
 end
 
--- Clean-up: whatever happened, a bandwidth this run created is deleted; a delete refused as busy
--- (or failing in a way worth another attempt) is sent again every EVERY s, for PATIENCE s.
-if created then
-  -- A fresh count: the Ctrl-C that stopped the steps must not stop this; the next one (or, when
-  -- none did, a second one) gives up, aborting a delete in flight.
-  local give_up_at = interrupted and 1 or 2
+-- The bandwidth a create whose answer was lost made all the same, found by its name (this run's
+-- own): its id, or nil (then said, with what to look for). Listed LOOKS times at most, EVERY s
+-- apart (the service may list it a moment later), until `give_up_at` interrupts.
+local LOOKS = 3
+local function made_by_name(give_up_at)
+  local last
+  for look = 1, LOOKS do
+    if look > 1 then core.sleep(EVERY) end
+    if core.interrupts() >= give_up_at then break end
+    local lok, list = pcall(client.list_bandwidths, client, { share_type = "WHOLE" })
+    last = not lok and list or nil
+    if lok then
+      local found = {}
+      for _, bw in ipairs(list) do
+        if bw.name == name then found[#found + 1] = bw.id end
+      end
+      if #found == 1 then
+        say("clean-up: the create's answer was lost, but %s is named %s: deleting it", found[1], name)
+        return found[1]
+      end
+      if #found > 1 then
+        last = string.format("%d shared bandwidths are named so; none was deleted", #found)
+        break
+      end
+    end
+  end
+  err:write("test-live: CLEAN-UP FAILED: the create may have made a bandwidth named " .. name .. " all the same: "
+    .. "look for it (eip list-bandwidths --shared) and delete it by hand" .. (last and ": " .. tostring(last) or "")
+    .. "\n")
+  failures = failures + 1
+  return nil
+end
+
+-- Clean-up: whatever happened, a bandwidth this run created is deleted (also one a create whose
+-- answer was lost made); a delete refused as busy (or failing in a way worth another attempt) is
+-- sent again every EVERY s, for PATIENCE s.
+-- A fresh count: the Ctrl-C that stopped the steps must not stop this; the next one (or, when
+-- none did, a second one) gives up, aborting a request in flight.
+local give_up_at = interrupted and 1 or 2
+if created or create_unsure then
   core.catch_interrupts(false)
   core.catch_interrupts(true, give_up_at)
+end
+if not created and create_unsure then created = made_by_name(give_up_at) end
+if created then
   local deadline, heard, told = core.monotime() + PATIENCE, 0, false
   local cok, cres
   while true do

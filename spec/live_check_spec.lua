@@ -65,6 +65,28 @@ describe("make test-live, pointed at the emulator", function()
     assert.equal(0, #emu:bandwidths())
   end)
 
+  -- A create whose answer was lost (the service made the bandwidth, the connection closed before
+  -- its answer) made a billed bandwidth all the same: found by its name, and deleted.
+  it("finds and deletes the bandwidth of a create whose answer was lost", function()
+    emu:inject{ method = "POST", action = "lose_answer" }
+    local code, out = run()
+    assert.equal(1, code, out)
+    assert.matches("FAIL  create", out)
+    assert.matches("clean%-up: the create's answer was lost, but [%x%-]+ is named lua%-eip%-live%-%d+", out)
+    assert.matches("clean%-up: [%x%-]+ deleted", out)
+    assert.equal(0, #emu:bandwidths())
+  end)
+
+  -- A create the service refused (a 4xx) made nothing: nothing is looked for.
+  it("looks for nothing after a create the service refused", function()
+    emu:inject{ method = "POST", status = 400, body = { code = "EIP.7901", message = "Input param is invalid." } }
+    local code, out = run()
+    assert.equal(1, code, out)
+    assert.matches("FAIL  create", out)
+    assert.not_matches("clean%-up", out)
+    for _, r in ipairs(emu:requests()) do assert.equal("POST", r.method) end
+  end)
+
   it("deletes what it created when a step fails", function()
     emu:inject{ method = "GET", status = 500, times = 3, body = { code = "VPC.0302", message = "Neutron Error." } }
     local code, out = run()
