@@ -35,7 +35,14 @@ if env("EIP_LIVE") ~= "1" then
   os.exit(2)
 end
 
-local size = tonumber(env("EIP_LIVE_SIZE") or "5")
+-- (checked before anything is sent: a size that is no whole number would end the script with a
+-- raw error, and one out of range would be refused by the create after the login)
+local size_text = env("EIP_LIVE_SIZE") or "5"
+local size = size_text:find("^%d+$") and tonumber(size_text)
+if not size or size < 1 or size > 2000 then
+  err:write("test-live: EIP_LIVE_SIZE must be a whole number of Mbit/s, 1 to 2000\n")
+  os.exit(2)
+end
 -- What f(...) returns; or the end of the check: skipped (exit 0) when no credentials were
 -- found anywhere, failed (exit 1) on any other error.
 local function or_exit(what, f, ...)

@@ -87,6 +87,16 @@ describe("make test-live, pointed at the emulator", function()
     for _, r in ipairs(emu:requests()) do assert.equal("POST", r.method) end
   end)
 
+  it("refuses an EIP_LIVE_SIZE that is no whole number, sending nothing", function()
+    for _, size in ipairs{ "abc", "5.5", "" .. 2 ^ 40 } do
+      local code, out = run{ EIP_LIVE_SIZE = size }
+      assert.equal(2, code, out)
+      assert.matches("EIP_LIVE_SIZE must be", out)
+      assert.not_matches("traceback", out)
+    end
+    assert.equal(0, emu:stats().requests)
+  end)
+
   it("deletes what it created when a step fails", function()
     emu:inject{ method = "GET", status = 500, times = 3, body = { code = "VPC.0302", message = "Neutron Error." } }
     local code, out = run()
