@@ -6,6 +6,7 @@
 --     client:delete_bandwidth(id [, { missing_ok = true }])
 --     client:delete_bandwidths(ids [, { concurrency = 8, missing_ok = true, on_result = fn }])
 --     client:show_bandwidth(id); client:list_bandwidths{ ... }
+--     client:create_bandwidth{ name =, size = [, charge_mode =] }
 --     client:remove_eips_from_bandwidth(id, eip_ids, { charge_mode =, size = })
 --     client:drain_and_delete_bandwidth(id, { charge_mode =, size = })
 --     client:clean(s)   -- server text (a field of the API's objects) safe to print
