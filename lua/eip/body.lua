@@ -146,6 +146,17 @@ local function without_bom(body)
   return body
 end
 
+-- Where the JSON string whose opening quote is at s[i] closes (its escapes skipped), or nil.
+local function string_end(s, i)
+  repeat
+    i = s:find('["\\]', i + 1)
+    if not i then return nil end
+    local escape = s:byte(i) == 92
+    if escape then i = i + 1 end
+  until not escape
+  return i
+end
+
 -- Where the JSON object or array that opens s (after blanks) closes, or nil: its brackets
 -- counted, strings (and the escapes in them) skipped; nil as soon as they nest deeper than the
 -- decoder reads. Whether what it spans is JSON is the decoder's to say.
@@ -158,12 +169,8 @@ local function first_value_end(s)
     if not i then return nil end
     local c = s:byte(i)
     if c == 34 then -- a string: to its closing quote
-      repeat
-        i = s:find('["\\]', i + 1)
-        if not i then return nil end
-        local escape = s:byte(i) == 92
-        if escape then i = i + 1 end
-      until not escape
+      i = string_end(s, i)
+      if not i then return nil end
     else
       depth = depth + ((c == 123 or c == 91) and 1 or -1)
       if depth == 0 then return i end
@@ -245,6 +252,44 @@ function M.plain_error(body)
   local s = without_bom(body):match("^%s*(.-)%s*$")
   if s == "" or s:find("^[<{%[]") then return nil end
   return { message = text(s, MAX_MESSAGE) }
+end
+
+--- Whether the value of `key` in the JSON object `body` is (after blanks) a list, `[`: cjson
+-- decodes `{}` as it decodes `[]`, an empty table, which a caller that wants a list cannot tell
+-- apart. The object's last member of that name, as cjson keeps it, its name read as cjson reads
+-- it (escapes included); strings skipped with their escapes. False for anything else (no such
+-- member, or a body that is no JSON object: the decoder says so first).
+-- @tparam string body a body the decoder read as a JSON object
+-- @tparam string key the member's name
+-- @treturn boolean
+-- @raise never
+function M.member_is_list(body, key)
+  if type(body) ~= "string" or type(key) ~= "string" then return false end
+  local s, depth, list = without_bom(body), 0, false
+  local i = s:find("[^ \t\n\r]")
+  while i do
+    i = s:find('[{}%[%]"]', i)
+    if not i then break end
+    local c = s:byte(i)
+    if c == 34 then -- a string: to its closing quote; at depth 1 followed by ':', a member's name
+      local from = i
+      i = string_end(s, i)
+      if not i then return false end
+      if depth == 1 then
+        local colon, value = s:match("^[ \t\n\r]*():[ \t\n\r]*()", i + 1)
+        if colon then
+          local name = s:sub(from, i)
+          if name:find("\\", 1, true) then name = json.decode(name) else name = name:sub(2, -2) end
+          if name == key then list = s:byte(value) == 91 end
+        end
+      end
+    else
+      depth = depth + ((c == 123 or c == 91) and 1 or -1)
+      if depth == 0 then break end -- (the object's end: what follows a NUL is no part of it)
+    end
+    i = i + 1
+  end
+  return list
 end
 
 --- What a JSON null decodes to (cjson's null, a light userdata).

@@ -218,13 +218,15 @@ end
 
 local List = kind{ name = "list_bandwidths", method = "GET" }
 
--- A page is a JSON list (an object where the list should be, {"a": 1}, is no page of bandwidths:
--- read as one, it would be an empty page, the end of the listing).
+-- A page is a JSON list (an object where the list should be, {"a": 1} or {}, is no page of
+-- bandwidths: read as one, it would be an empty page, the end of the listing).
 function List.result(op, resp, attempts, elapsed)
   local list = decoded_field(op, resp, "bandwidths", "table")
   local n = 0
   for _ in pairs(list) do n = n + 1 end
-  if n ~= #list then error(errors.protocol(resp, op.method, op.path, "the answer's bandwidths is not a list"), 0) end
+  if n ~= #list or (n == 0 and not body.member_is_list(resp.body, "bandwidths")) then
+    error(errors.protocol(resp, op.method, op.path, "the answer's bandwidths is not a list"), 0)
+  end
   return { bandwidths = list, meta = meta(resp, attempts, elapsed), response = resp }
 end
 
