@@ -870,6 +870,28 @@ describe("rates and throttling against the emulator", function()
     assert.equal(1, emu:stats().requests)
   end)
 
+  -- A wait's reads end with the wait, which gives them a time of their own even where the client
+  -- has no `deadline`: a read whose slot of the rate lies past the wait's end is not sent. Its
+  -- error was made for the client's deadline, and formatted that missing deadline: a raw
+  -- "bad argument #2 to 'format'" after a delete that went through.
+  it("does not send a wait's read whose slot lies past the wait, in a client without a deadline", function()
+    local t = fake_time()
+    local c = fx.client{ rate = 0.1, clock = t.clock, sleep = t.sleep }
+    local ids = emu:create_bandwidths(3)
+    emu:reset_counters()
+    local err = raised(c.delete_bandwidth, c, ids[1], { wait = 1 })
+    assert.same({ "transport", "timeout", true, true, "wait", ids[1] }, { err.kind, err.reason, err.not_sent,
+      err.deleted, err.stage, err.bandwidth_id })
+    assert.matches("not sent: its time would pass before the rate limit lets the request go", err.message)
+    assert.equal(1, fixture.count_requests(emu)) -- the delete
+    t.now = t.now + 10
+    local results = c:delete_bandwidths({ ids[2], ids[3] }, { wait = 1, concurrency = 1 })
+    for i = 1, 2 do
+      assert.same({ 204, "transport", true }, { results[i].status, results[i].wait_error.kind,
+        results[i].wait_error.not_sent }, "id " .. i)
+    end
+  end)
+
   -- The same in a batch, where the retry waits for the rate's slot in the batch's loop: not
   -- sent after its deadline (or with no time left to be answered in), but ended with its error.
   it("ends a batch's retry whose slot the deadline would pass with its last error, unsent", function()

@@ -247,9 +247,6 @@ function M.cancelled(op, attempts, cause, earlier_unanswered)
   }
 end
 
---- A call whose `deadline` would pass before the client's `rate` lets its first request go:
--- kind "transport", reason "timeout" (as when the deadline runs out during an attempt), with
--- `not_sent = true` and `attempts = 0`: nothing was sent. `wait`: the seconds the rate asked for.
 -- A call of op that sent nothing because it could not wait any longer (its deadline, or what it
 -- would wait for waits for it): a timeout, not sent, retryable.
 local function unsent_timeout(op, message)
@@ -259,9 +256,14 @@ local function unsent_timeout(op, message)
   }
 end
 
+--- A call whose `deadline` would pass before the client's `rate` lets its first request go:
+-- kind "transport", reason "timeout" (as when the deadline runs out during an attempt), with
+-- `not_sent = true` and `attempts = 0`: nothing was sent. `wait`: the seconds the rate asked for.
+-- (`deadline` nil or false: the operation's own time, the client having no deadline: a wait's read.)
 function M.deadline_before_send(op, deadline, wait)
-  return unsent_timeout(op, string.format("not sent: the deadline (%g s) would pass before the rate limit lets the "
-    .. "request go (in %.2f s)", deadline, wait))
+  local what = deadline and string.format("the deadline (%g s)", deadline) or "its time"
+  return unsent_timeout(op, string.format("not sent: %s would pass before the rate limit lets the request go "
+    .. "(in %.2f s)", what, wait))
 end
 
 --- The error of a call whose time ran out before its first request could go (the client's
