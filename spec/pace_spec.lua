@@ -517,6 +517,34 @@ describe("rates and throttling against the emulator", function()
     end
   end)
 
+  -- A read throttled with a Retry-After within retry_after_cap but longer than the wait has left
+  -- (or throttled without one: Huawei's 2-5 s) is not retried by its call; the wait read again
+  -- after its own pause all the same (0.5, 1, 2 s), each read refused and counted, and a batch's
+  -- later ids were each read at once after it. No read goes before the server said it may.
+  it("reads nothing a wait's throttled read asked not to before the wait ends", function()
+    local c = fx.client{ sleep = function() end }
+    local throttled = { error_code = "APIGW.0308", error_msg = "The throttling threshold has been reached: "
+      .. "policy user over ratelimit,limit:5,time:1 second" }
+    for _, case in ipairs{ { "20", 10 }, { false, 1.5 } } do
+      emu:reset()
+      emu:set_knobs{ deleted_visible_for = 60 }
+      local ids = emu:create_bandwidths(4)
+      emu:inject{ method = "GET", status = 429, times = -1, body = throttled,
+        headers = { ["Retry-After"] = case[1] or nil } }
+      local err = raised(c.delete_bandwidth, c, ids[1], { wait = case[2] })
+      assert.same({ 429, "wait", true }, { err.status, err.stage, err.deleted }, tostring(case[1]))
+      assert.equal(1, fixture.count_requests(emu, "GET"), tostring(case[1]))
+      emu:reset_counters()
+      local results = c:delete_bandwidths({ ids[2], ids[3], ids[4] }, { wait = case[2], concurrency = 1 })
+      assert.equal(1, fixture.count_requests(emu, "GET"), "the batch's reads: " .. tostring(case[1]))
+      assert.equal(429, results[1].wait_error.status)
+      for i = 2, 3 do
+        assert.same({ 204, true, 429 }, { results[i].status, results[i].wait_error.not_sent,
+          results[i].wait_error.cause.status }, "id " .. i)
+      end
+    end
+  end)
+
   -- Adapting slowed the client's own bucket, given its rate back when the batch returned: a
   -- batch nginx ended (its downstream client gone, its thread killed) runs nothing after, and
   -- every later call of that worker's client kept the cut rate. The batch adapts a bucket of

@@ -608,6 +608,25 @@ local function interrupted_wait(project, bandwidth_id, reads, started)
   error(stop, 0)
 end
 
+-- The seconds a failed read's answer asked not to be read again within: its Retry-After, or,
+-- after throttling without one, the least pause Huawei advises (the policy's throttle_min);
+-- else 0.
+local function asked_wait(runner, err)
+  local ra = retry.parse_retry_after(err.retry_after, os.time(), err.date)
+  if ra then return ra end
+  return retry.throttled(err) and runner.policy.throttle_min or 0
+end
+
+-- Raises what ends a wait whose time is up: the error that kept the bandwidth unread when no
+-- read showed it (`unread`, an eip error), else a "wait_timeout".
+local function time_up(project, bandwidth_id, unread, waited)
+  if errors.is_error(unread) then
+    unread.deleted, unread.stage, unread.bandwidth_id, unread.waited = true, "wait", bandwidth_id, waited
+    error(unread, 0)
+  end
+  error(errors.wait_timeout(ops.show_bandwidth(project, bandwidth_id), waited), 0)
+end
+
 --- After a 204: reads the bandwidth until the service answers 404 VPC.0306 (the real API can
 -- still show it for a while), at most `seconds`. Returns the seconds waited; raises a
 -- "wait_timeout" error when it is still there, and authentication failures and other answers
@@ -617,10 +636,16 @@ end
 -- each read and at least every 0.25 s of the pauses) ends it with an "interrupted" error,
 -- `deleted = true`. Each error it raises has `waited`: the seconds since the wait began.
 -- `first_read`: the first read is given at least MIN_READ, however little of `seconds` is left
--- (a call's own wait, or a batch's first: one that passed validation reads once).
-function M.wait_gone(runner, project, bandwidth_id, seconds, cancel, first_read)
+-- (a call's own wait, or a batch's first: one that passed validation reads once). No read goes
+-- before a failed read's answer said it may (its Retry-After; 2 s after throttling without
+-- one): when that is past the end, the wait ends there. `pacing` (optional): a table the waits
+-- of one batch share, so that an id's read keeps to what an earlier id's was told (`not_before`,
+-- core.monotime, and `held_by`, that answer); a later id with no time left for a read then ends
+-- with a "not sent" error whose `cause` is that answer.
+function M.wait_gone(runner, project, bandwidth_id, seconds, cancel, first_read, pacing)
   local started = core.monotime()
   local step, cut = 1, false
+  pacing = pacing or {}
   -- The last read's failure while no read has shown the bandwidth: what ends a wait whose time
   -- ran out then (not "still readable", which no read showed).
   local unread
@@ -629,6 +654,18 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel, first_read)
     -- wait at once, before another read: the delete itself is done.
     if core.interrupts() > 0 or (cancel and cancel()) then
       interrupted_wait(project, bandwidth_id, step - 1, started)
+    end
+    -- Not before the server said (a pause, or a sleep, that ended early; a batch's earlier id)
+    local hold = (pacing.not_before or 0) - core.monotime()
+    if hold > 0 then
+      if hold > started + seconds - MIN_READ - core.monotime() then
+        if unread == nil then
+          unread = errors.held_past_wait(ops.show_bandwidth(project, bandwidth_id), hold,
+            pacing.held_by and errors.copy(pacing.held_by))
+        end
+        time_up(project, bandwidth_id, unread, core.monotime() - started)
+      end
+      if runner:pause(hold, cancel) then interrupted_wait(project, bandwidth_id, step - 1, started) end
     end
     -- Each read, its retries included, ends with the wait: a read of `timeout` x attempts must
     -- not hold a wait of a few seconds for minutes.
@@ -665,15 +702,18 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel, first_read)
     end
     local pause = WAIT_STEPS[step] or WAIT_STEPS[#WAIT_STEPS]
     step = step + 1
-    -- (cut once: the read after a cut pause is the last, whatever the sleep did)
-    if waited + pause > seconds - LAST_READ then pause, cut = not cut and seconds - LAST_READ - waited or 0, true end
-    if pause <= 0 then
-      if errors.is_error(unread) then
-        unread.deleted, unread.stage, unread.bandwidth_id, unread.waited = true, "wait", bandwidth_id, waited
-        error(unread, 0)
-      end
-      error(errors.wait_timeout(ops.show_bandwidth(project, bandwidth_id), waited), 0)
+    -- (a throttled read reads again no sooner than it was told, each refusal counting)
+    local asked = not ok and asked_wait(runner, err) or 0
+    if asked > 0 then pacing.not_before, pacing.held_by = core.monotime() + asked, err end
+    if pause < asked then pause = asked end
+    -- (cut once: the read after a cut pause is the last, whatever the sleep did; none when what
+    -- the server asked for leaves it too little time)
+    if waited + pause > seconds - LAST_READ then
+      local last = math.max(seconds - LAST_READ - waited, asked)
+      if waited + last > seconds - MIN_READ then last = 0 end
+      pause, cut = not cut and last or 0, true
     end
+    if pause <= 0 then time_up(project, bandwidth_id, unread, waited) end
     if runner:pause(pause, cancel) then interrupted_wait(project, bandwidth_id, step - 1, started) end
   end
 end

@@ -532,7 +532,8 @@ end
 --   (its ids waited for one after the other): each deleted id gets `waited`, or
 --   `still_readable = true` when the time ran out while a read showed it, or `wait_error` when
 --   no read got an answer (their last error; `not_sent` when the time was spent before its turn,
---   or a stop or a refused key left it unread) (a repeated id is waited for once, its positions
+--   or a stop or a refused key left it unread, or an earlier read's answer asked not to come back
+--   before the end: its `cause`) (a repeated id is waited for once, its positions
 --   get the same, and `summary.still_readable` counts bandwidths)
 -- @treturn {table,...} results in input order: the result table @{delete_bandwidth} returns, or
 --   the @{eip.error} (`ok = false`; kind `not_sent` or `interrupted` for ids a stop left)
@@ -591,7 +592,8 @@ function Client:delete_bandwidths(ids, opts)
     -- result) get its outcome, neither waited for nor counted again.
     -- (the first id waited for reads once however short the wait, as a single call's does; a
     -- later one only with what is left of the batch's one time)
-    local first, first_read, ended = {}, true, false
+    -- (pacing: what the server asked of one id's reads holds for the next id's)
+    local first, first_read, ended, pacing = {}, true, false, {}
     for _, res in ipairs(results) do
       -- Ctrl-C (eip.core.catch_interrupts, as the eip command does), or the cancel option, ends
       -- the waiting at once: the deletes are done, and no id is worth another GET after it. (The
@@ -610,7 +612,7 @@ function Client:delete_bandwidths(ids, opts)
         else
           first[res.bandwidth_id] = res
           local ok, w = pcall(bandwidths.wait_gone, r, r.project_id, res.bandwidth_id,
-            math.max(0, deadline - core.monotime()), cancel, first_read)
+            math.max(0, deadline - core.monotime()), cancel, first_read, pacing)
           first_read = false
           if ok then
             res.waited = w

@@ -266,6 +266,16 @@ function M.deadline_before_send(op, deadline, wait)
     .. "(in %.2f s)", what, wait))
 end
 
+--- A wait's read not sent because an earlier read's answer (`cause`: throttling, a service
+-- unavailable) asked not to come back for `hold` seconds, past the end of the wait: kind
+-- "transport", reason "timeout", not sent, as a read whose wait had no time left.
+function M.held_past_wait(op, hold, cause)
+  local err = unsent_timeout(op, string.format("not sent: an earlier read's answer asked not to come back for "
+    .. "%.1f s, past the end of the wait", hold))
+  err.cause = cause
+  return err
+end
+
 --- The error of a call whose time ran out before its first request could go (the client's
 -- `deadline`, when given: a first call's project lookup took it; else the operation's own, a
 -- wait's read).
