@@ -331,6 +331,20 @@ describe("rates and throttling against the emulator", function()
     assert.equal(50, summary.rate)
   end)
 
+  -- The reads of a batch's wait are the batch's requests too: after deletes at the batch's rate
+  -- they went at once, one after the other (20 GETs within 2 ms after a batch at 5/s; a batch
+  -- of 1000 ids, as fast as the API answered).
+  it("spaces the reads of a batch's wait at the batch's rate", function()
+    local t = fake_time()
+    local c = fx.client{ clock = t.clock, sleep = t.sleep }
+    local ids = emu:create_bandwidths(10)
+    local results, summary = c:delete_bandwidths(ids, { concurrency = 8, rate = 50, wait = 10 })
+    assert.equal(10, summary.deleted)
+    for i = 1, 10 do assert.is_number(results[i].waited, "id " .. i) end
+    assert.equal(10, fixture.count_requests(emu, "GET"))
+    close_to(19 * 0.02, t.total(), "10 deletes and 10 reads at 50/s")
+  end)
+
   it("cuts its concurrency and rate on a throttling answer, then raises the concurrency again", function()
     local ids = emu:create_bandwidths(60)
     emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 429, headers = { ["Retry-After"] = "0" },

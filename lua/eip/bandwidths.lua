@@ -641,7 +641,8 @@ end
 -- one): when that is past the end, the wait ends there. `pacing` (optional): a table the waits
 -- of one batch share, so that an id's read keeps to what an earlier id's was told (`not_before`,
 -- core.monotime, and `held_by`, that answer); a later id with no time left for a read then ends
--- with a "not sent" error whose `cause` is that answer.
+-- with a "not sent" error whose `cause` is that answer. Its `bucket` (eip.pace): the batch's
+-- own rate, which each read takes a slot of too.
 function M.wait_gone(runner, project, bandwidth_id, seconds, cancel, first_read, pacing)
   local started = core.monotime()
   local step, cut = 1, false
@@ -673,7 +674,7 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel, first_read,
     -- (first_read: a call's own wait, whose first read has at least the least time an attempt
     -- is sent with, however short the wait: one that passed validation reads once. Not the
     -- share of a batch's one time that is left to a later id: none once it is spent)
-    op.deadline_at = started + seconds
+    op.deadline_at, op.bucket = started + seconds, pacing.bucket
     if step == 1 and first_read then op.deadline_at = math.max(op.deadline_at, core.monotime() + MIN_READ) end
     local ok, err = pcall(runner.run, runner, op, cancel)
     local waited = core.monotime() - started

@@ -1128,6 +1128,8 @@ end
 -- @tparam table ids bandwidth ids
 -- @tparam[opt] table opts concurrency, missing_ok, on_result
 -- @treturn table results @treturn table summary
+-- @treturn ?table the bucket of the batch's own rate (set, or adapted) as it ended, for the
+--   reads of a wait after it; nil when the batch kept the client's
 function M.run(runner, ids, opts)
   local n = validate.list("ids", ids, "bandwidth ids")
   local o = read_options(runner, opts)
@@ -1186,7 +1188,7 @@ function M.run(runner, ids, opts)
   summary.rate = run.bucket and run.bucket.rate or nil
   run:give_back_rate()
   run.summary.elapsed = core.monotime() - run.started
-  return run.results, run.summary
+  return run.results, run.summary, run.bucket ~= runner.bucket and run.bucket or nil
 end
 
 return M

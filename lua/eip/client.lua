@@ -525,7 +525,8 @@ end
 --   nor `still_readable`)
 -- @tparam[opt] number opts.rate requests per second (0.001 to 1e6) for this batch (a token
 --   bucket; default: the client's `rate`, if any). It replaces the client's rate, but not a budget shared with
---   other nginx workers (`rate_dict`): each request also takes its part of that
+--   other nginx workers (`rate_dict`): each request also takes its part of that. The reads of
+--   `wait` keep to it (as the batch ended it: adapted) and to the client's
 -- @tparam[opt=true] boolean opts.adaptive slow down on throttling answers (see the README's
 --   Rate limits)
 -- @tparam[opt] boolean|number opts.wait as for @{delete_bandwidth}, one time shared by the batch
@@ -562,7 +563,7 @@ function Client:delete_bandwidths(ids, opts)
   -- Read once, as a plain copy, before its wait is looked at (batch.run checks it the same way).
   if opts ~= nil then opts = validate.options("options", opts, batch.OPTIONS) end
   local wait = opts and wait_of(opts.wait) or nil
-  local results, summary = batch.run(r, ids, opts)
+  local results, summary, own_rate = batch.run(r, ids, opts)
   self.project_id = r.project_id
   if wait then
     -- One shared time budget: while the first id is still readable the others disappear too.
@@ -592,8 +593,9 @@ function Client:delete_bandwidths(ids, opts)
     -- result) get its outcome, neither waited for nor counted again.
     -- (the first id waited for reads once however short the wait, as a single call's does; a
     -- later one only with what is left of the batch's one time)
-    -- (pacing: what the server asked of one id's reads holds for the next id's)
-    local first, first_read, ended, pacing = {}, true, false, {}
+    -- (pacing: what the server asked of one id's reads holds for the next id's, and the reads
+    -- keep to the batch's own rate, as its deletes did)
+    local first, first_read, ended, pacing = {}, true, false, { bucket = own_rate }
     for _, res in ipairs(results) do
       -- Ctrl-C (eip.core.catch_interrupts, as the eip command does), or the cancel option, ends
       -- the waiting at once: the deletes are done, and no id is worth another GET after it. (The

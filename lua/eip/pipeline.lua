@@ -1695,21 +1695,24 @@ local function general(self, op, cancel, abort, first, first_started)
     call = self:call(op)
   end
   local transport = self.transport
-  local bucket = self.bucket
-  if bucket then call:start() end -- the wait for the rate counts in the call's time
+  -- (own: a rate of the op's own besides the client's, taken first: a batch's, which its wait's
+  -- reads keep to; see eip.bandwidths' wait_gone)
+  local bucket, own = self.bucket, op.bucket
+  if bucket or own then call:start() end -- the wait for the rate counts in the call's time
   -- (what may stop the call's credentials step: only a provider that fetches has one)
   -- (a single call's cancel, without an abort of its own, aborts a login in flight too: it is
   -- no destructive request, and a hanging IAM would hold the call to its timeout)
   local halt = cancel and self.provider.fallible and M.halt(cancel, abort or cancel) or nil
   while true do
     local action, value
-    if bucket then -- the client's rate: every request it sends, retries included
+    if bucket or own then -- the client's rate: every request it sends, retries included
       -- Keys to fetch first (see below), before the rate's slot is taken: a call whose keys
       -- cannot be had sends nothing, and must not use up the rate (other workers' budget too,
       -- with rate_dict) to say so.
       if cancel and cancel() then ended(self, call, cancelled(call)) end
       if keys_due(self, op) then action, value = keys_first(self, call, halt) end
-      if not action then action, value = rate_wait(self, call, bucket, cancel) end
+      if not action and own then action, value = rate_wait(self, call, own, cancel) end
+      if not action and bucket then action, value = rate_wait(self, call, bucket, cancel) end
     end
     if not action and cancel and cancel() then ended(self, call, cancelled(call)) end
     if not action and keys_due(self, op) then action, value = keys_first(self, call, halt) end
