@@ -3,15 +3,18 @@
  * Input layout (fuzz_input.h reader; missing bytes read as zero):
  *   flags, limit (only when flags & 8), 14 date digits, nquery % 13, nheaders % 13,
  *   chunks: method, path, body, ak, sk, then nquery x (name, value), nheaders x (name, value)
- * flags: 1 add "Host: h", 2 add a well-formed X-Sdk-Date made of the 14 digits, 4 pass empty
- * chunks as NULL pointers, 8 use `limit` (64..319 bytes) for the output buffers.
+ * flags: 1 add "Host: h", 2 add a well-formed X-Sdk-Date made of the 14 digits (a date and time
+ * that exist, its fields folded into their ranges; with 16 the digits as they come, which may
+ * be none: month 13, 24 o'clock), 4 pass empty chunks as NULL pointers, 8 use `limit`
+ * (64..319 bytes) for the output buffers.
  * Every argument lives in its own heap block of exactly its size, so ASan flags any read past it.
  *
  * Invariants:
  *  - the outcome is exactly what the rules in sign.h say: OK when the method is a token of
  *    1..32 chars, the AK a token without ',', the SK non-empty, every header name a token and
  *    unique case-insensitively, no value with CR/LF/NUL, a non-blank Host and a
- *    YYYYMMDDTHHMMSSZ X-Sdk-Date are present, unless the buffer limit is hit (ENOMEM);
+ *    YYYYMMDDTHHMMSSZ X-Sdk-Date (a date and time that exist) are present, unless the buffer
+ *    limit is hit (ENOMEM);
  *  - on failure the Authorization buffer is empty and err names a reason;
  *  - on success the Authorization is "SDK-HMAC-SHA256 Access=<ak>, SignedHeaders=<names>,
  *    Signature=<64 hex>", the names lower-case, strictly sorted, one per header; the canonical
@@ -137,9 +140,20 @@ static void trim(const char *s, size_t n, const char **v, size_t *vn)
     *vn = n;
 }
 
+static int num(const char *s, size_t n)
+{
+    int v = 0;
+    size_t i;
+    for (i = 0; i < n; i++)
+        v = v * 10 + (s[i] - '0');
+    return v;
+}
+
+/* YYYYMMDDTHHMMSSZ of a date and time that exist (no month 13, 30 February, 24 o'clock). */
 static int date_shape(const char *s, size_t n)
 {
     size_t i;
+    int y, m, d, last;
     if (n != 16)
         return 0;
     for (i = 0; i < 16; i++) {
@@ -147,7 +161,16 @@ static int date_shape(const char *s, size_t n)
         if (i == 8 ? c != 'T' : i == 15 ? c != 'Z' : (c < '0' || c > '9'))
             return 0;
     }
-    return 1;
+    y = num(s, 4);
+    m = num(s + 4, 2);
+    d = num(s + 6, 2);
+    if (m < 1 || m > 12)
+        return 0;
+    if (m == 2)
+        last = (y % 400 == 0 || (y % 4 == 0 && y % 100 != 0)) ? 29 : 28;
+    else
+        last = (m == 4 || m == 6 || m == 9 || m == 11) ? 30 : 31;
+    return d >= 1 && d <= last && num(s + 9, 2) <= 23 && num(s + 11, 2) <= 59 && num(s + 13, 2) <= 59;
 }
 
 static int valid_input(const eip_sign_input *in)
@@ -470,6 +493,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (i = 0; i < 16; i++)
         date[i] = i == 8 ? 'T' : i == 15 ? 'Z' : (char)('0' + fuzz_u8(&r) % 10);
     date[16] = '\0';
+    if (!(flags & 16)) {
+        /* month 01-12, day 01-28, hour 00-23, minute and second 00-59: a date that exists */
+        static const int at[] = {4, 6, 9, 11, 13}, span[] = {12, 28, 24, 60, 60}, base[] = {1, 1, 0, 0, 0};
+        for (i = 0; i < 5; i++) {
+            int v = base[i] + ((date[at[i]] - '0') * 10 + (date[at[i] + 1] - '0')) % span[i];
+            date[at[i]] = (char)('0' + v / 10);
+            date[at[i] + 1] = (char)('0' + v % 10);
+        }
+    }
     read_call(&r, &a, &c, flags, date);
 
     eip_buf_init(&auth, limit);

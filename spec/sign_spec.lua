@@ -177,6 +177,18 @@ describe("eip.sign", function()
       -- signed in lower case, it matched no request: the SDKs sign (and send) it in upper case
       { "method", { method = "delete", url = v.url, headers = v.headers, ak = v.ak, sk = v.sk } },
     }
+    -- A date of the right shape that is no date (month 13, 30 February, 24 o'clock) was signed:
+    -- the official signers sign none (Go dates the request now instead, Python raises), and the
+    -- gateway's refusal of it counts toward the key's lock.
+    for _, date in ipairs{ "20261324T023138Z", "20260230T023138Z", "20250229T000000Z", "20261124T243138Z",
+        "20261124T026038Z", "20261124T023160Z", "20261100T023138Z", "20260015T000000Z" } do
+      local headers = { ["Content-Type"] = "application/json", ["X-Sdk-Date"] = date }
+      cases[#cases + 1] = { "headers", { method = "DELETE", url = v.url, headers = headers, ak = v.ak, sk = v.sk } }
+    end
+    for _, date in ipairs{ "20240229T235959Z", "20000229T000000Z", "20261231T235959Z" } do
+      assert.matches("^SDK%-HMAC%-SHA256 ", eip.sign{ method = "DELETE", url = v.url, ak = v.ak, sk = v.sk,
+        headers = { ["X-Sdk-Date"] = date } }, 1, false, date)
+    end
     for _, c in ipairs(cases) do
       local ok, err = pcall(eip.sign, c[2])
       assert.is_false(ok)

@@ -223,7 +223,8 @@ end
 -- @tparam string opts.method the HTTP method, in upper case as it is sent, e.g. "DELETE"
 -- @tparam string opts.url the absolute http(s) URL, query included (a path holding an encoded
 --   slash, `%2F`, is a usage error: signers split such a path differently)
--- @tparam table opts.headers name = value; must hold `X-Sdk-Date` (`YYYYMMDDTHHMMSSZ`, UTC)
+-- @tparam table opts.headers name = value; must hold `X-Sdk-Date` (`YYYYMMDDTHHMMSSZ`, UTC: a
+--   date and time that exist, no month 13 or 24 o'clock)
 -- @tparam[opt] table opts.query more query parameters, name = value
 --   (values of `headers` and `query` are strings, or whole numbers below 2^53 signed as their
 --   digits, `10.0` as `10` on every Lua version; any other number is a usage error)

@@ -477,6 +477,13 @@ static void test_einval_headers(void)
     expect_bad_header(0, nul, "NUL in value");
     expect_bad_header(1, kv("X-Sdk-Date", "2026-11-24T02:31"), "bad date shape");
     expect_bad_header(1, kv("X-Sdk-Date", " 20261124T023138Z"), "padded date");
+    expect_bad_header(1, kv("X-Sdk-Date", "20261324T023138Z"), "month 13");
+    expect_bad_header(1, kv("X-Sdk-Date", "20250229T023138Z"), "29 February of a common year");
+    expect_bad_header(1, kv("X-Sdk-Date", "21000229T023138Z"), "29 February of 2100");
+    expect_bad_header(1, kv("X-Sdk-Date", "20261100T023138Z"), "day 0");
+    expect_bad_header(1, kv("X-Sdk-Date", "20261124T240000Z"), "24 o'clock");
+    expect_bad_header(1, kv("X-Sdk-Date", "20261124T236000Z"), "minute 60");
+    expect_bad_header(1, kv("X-Sdk-Date", "20261124T235960Z"), "second 60");
 
     from_vector(&VECTORS[0], &r);
     r.in.headers = NULL;
