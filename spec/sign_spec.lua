@@ -1,6 +1,7 @@
 -- eip.sign reproduces every signing vector byte for byte: the exact Authorization the official
 -- Huawei Cloud SDK signer computes (spec/fixtures/aksk-vectors.json, see spec/support/vectors.lua).
 local eip = require "eip"
+local raised = require("spec.support.assertions").raised
 local vectors = require("spec.support.vectors").all_aksk()
 
 describe("eip.sign", function()
@@ -163,6 +164,31 @@ describe("eip.sign", function()
         assert.same({ "usage", where }, { err.kind, err.argument }, tostring(bad))
       end
     end
+  end)
+
+  -- More query parameters (or headers) than the signer takes was a usage error naming the
+  -- headers, whose text was the C function's "bad argument #1 to 'eip.core.sign' (...)".
+  it("names the query, or the headers, when it holds more entries than can be signed", function()
+    local v = vectors[1]
+    local many = {}
+    for i = 1, 300 do many["k" .. i] = "v" end
+    local err = raised(eip.sign, { method = "GET", url = v.url, headers = v.headers, query = many, ak = v.ak,
+      sk = v.sk })
+    assert.same({ "usage", "query" }, { err.kind, err.argument })
+    err = raised(eip.sign, { method = "GET", url = v.url .. "?" .. string.rep("a=1&", 300), headers = v.headers,
+      ak = v.ak, sk = v.sk })
+    assert.same({ "usage", "query" }, { err.kind, err.argument })
+    local headers = { ["X-Sdk-Date"] = "20261124T023138Z" }
+    for i = 1, 300 do headers["X-H" .. i] = "v" end
+    err = raised(eip.sign, { method = "GET", url = v.url, headers = headers, ak = v.ak, sk = v.sk })
+    assert.same({ "usage", "headers" }, { err.kind, err.argument })
+    assert.is_nil(tostring(err):find("eip.core.sign", 1, true), tostring(err))
+    -- as many as it takes are signed (256 of each, Host among the headers)
+    for k in pairs(many) do
+      if tonumber(k:sub(2)) > 256 then many[k] = nil end
+    end
+    for i = 255, 300 do headers["X-H" .. i] = nil end
+    assert.is_string(eip.sign{ method = "GET", url = v.url, headers = headers, query = many, ak = v.ak, sk = v.sk })
   end)
 
   it("rejects bad input with usage errors that never show the SK", function()

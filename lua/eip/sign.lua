@@ -70,6 +70,10 @@ local function argument_of(why)
   return "options"
 end
 
+-- The most query parameters, and headers, the C signer takes in one request (src/eip_core.c's
+-- MAX_SIGN_PAIRS): more are a usage error naming the one that holds them.
+local MAX_PAIRS = 256
+
 -- The options eip.sign accepts (each is documented in eip's init.lua).
 M.OPTIONS = { method = true, url = true, headers = true, query = true, body = true, ak = true, sk = true }
 
@@ -115,6 +119,12 @@ function M.sign(opts)
   if not has_host then headers[#headers + 1] = { "Host", host } end
   local query = pairs_of("query", opts.query)
   for _, q in ipairs(url_query) do query[#query + 1] = q end
+  if #query > MAX_PAIRS then
+    raise("query", "cannot be signed: %d parameters (the URL's included), more than %d", #query, MAX_PAIRS)
+  end
+  if #headers > MAX_PAIRS then
+    raise("headers", "cannot be signed: %d headers (Host included), more than %d", #headers, MAX_PAIRS)
+  end
   if opts.body ~= nil and type(opts.body) ~= "string" then raise("body", "must be a string") end
   local ak = validate.secret("ak", opts.ak)
   local sk = validate.key("sk", opts.sk)
