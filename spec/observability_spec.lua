@@ -364,7 +364,7 @@ describe("a client's hooks and debug log", function()
     it("shows a request's URL without a secret, a listing's marker that echoes the token included", function()
       emu:inject{ method = "GET", path = "/bandwidths$", status = 200,
         body = { bandwidths = { { id = emu.token, name = "x" } } } }
-      emu:inject{ method = "GET", path = "/bandwidths$", status = 200, body = { bandwidths = {} } }
+      emu:inject{ method = "GET", path = "/bandwidths$", status = 200, body = '{"bandwidths":[]}' }
       local lines = {}
       local c = fx.client{ log = function(l) lines[#lines + 1] = l end }
       assert.equal(1, #c:list_bandwidths())
