@@ -40,6 +40,24 @@ function M.count_requests(emu, method)
   return n
 end
 
+--- A libcurl transport (eip.transport.new) that hands back its answer to a request whose URL holds
+-- `url_part` only once less than half of eip.pipeline's MIN_ATTEMPT_TIME is left of that
+-- request's timeout: the call whose deadline the timeout was cut to has too little of it left for
+-- its next request. (The emulator delaying the answer to about that instant, 0.98 s of a 1 s
+-- deadline, had it come after the deadline on a loaded machine: the request timed out instead.)
+-- A client closes it with itself.
+function M.answering_late(url_part)
+  local core = require "eip.core"
+  local inner = require("eip.transport").new{}
+  local margin = require("eip.pipeline").MIN_ATTEMPT_TIME / 2
+  return setmetatable({ send = function(_, req)
+    local late = core.monotime() + req.timeout - margin
+    local resp = inner:send(req)
+    if req.url:find(url_part, 1, true) then core.sleep(late - core.monotime()) end
+    return resp
+  end }, { __index = inner })
+end
+
 --- A fixture around one emulator started with `start_opts`.
 function M.emulator(start_opts)
   local f = { clients = {} }
