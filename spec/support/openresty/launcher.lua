@@ -6,9 +6,10 @@
 --
 -- The derivation keeps the example's http block, init_by_lua code and admin location as they
 -- are, and changes only what a test run must: one worker, the module paths of this checkout,
--- the port, the prefix, no resolver (endpoints are IP literals), and test-only settings and
--- locations (http.conf.in, server.conf.in) inserted next to the example's. Each edit must match
--- exactly as often as expected, so a change of the example that breaks it fails loudly here.
+-- the port, the prefix, no resolver (endpoints are IP literals), a trust store of one certificate
+-- (see UNTRUSTING_CA), and test-only settings and locations (http.conf.in, server.conf.in)
+-- inserted next to the example's. Each edit must match exactly as often as expected, so a
+-- change of the example that breaks it fails loudly here.
 local nginx = require "spec.support.nginx"
 local emulator = require "spec.support.emulator"
 
@@ -18,6 +19,11 @@ local HERE = nginx.dir_of(debug.getinfo(1, "S").source)
 M.REPO = HERE:gsub("/spec/support/openresty$", "")
 M.EXAMPLE = M.REPO .. "/examples/openresty/nginx.conf"
 M.LUAJIT_CORE = M.REPO .. "/build/luajit/eip/core.so"
+-- lua_ssl_trusted_certificate unless a start gives its own: a CA of no server's. The specs reach
+-- no public server; and lua-nginx-module 0.10.23 loads the bundle once per location (the test
+-- locations are some forty): the system's 144 certificates took seconds of CPU at each start,
+-- and five legs of the matrix starting the app at once took past nginx.START_TIMEOUT (10 s).
+M.UNTRUSTING_CA = M.REPO .. "/spec/fixtures/untrusting-ca.pem"
 
 -- Replace `old` (a Lua pattern) by `new` (plain text); it must match `count` times.
 local function edit(text, old, new, count)
@@ -34,7 +40,7 @@ local function read(path)
 end
 
 -- The example turned into a template for nginx.render (standard fields + REPO, HERE).
--- trusted_certificate: a PEM bundle for lua_ssl_trusted_certificate instead of the system's;
+-- trusted_certificate: a PEM bundle for lua_ssl_trusted_certificate (default: M.UNTRUSTING_CA);
 -- resolver: "127.0.0.1:PORT" of a DNS server for cosockets (default: none, IP literals only).
 function M.derive(trusted_certificate, resolver)
   local text = read(M.EXAMPLE)
@@ -52,11 +58,10 @@ function M.derive(trusted_certificate, resolver)
   else
     text = edit(text, "\n%s*resolver [^\n]*;", "\n    # (test run: no resolver; endpoints are IP literals)", 1)
   end
-  if trusted_certificate then
-    assert(not trusted_certificate:find("[@;%s]"), "trusted_certificate: a plain path")
-    text = edit(text, "\n(%s*)lua_ssl_trusted_certificate [^\n]*;",
-      "\n    lua_ssl_trusted_certificate " .. trusted_certificate .. ";", 1)
-  end
+  trusted_certificate = trusted_certificate or M.UNTRUSTING_CA
+  assert(not trusted_certificate:find('[@"\\%c]'), "trusted_certificate: a plain path")
+  text = edit(text, "\n(%s*)lua_ssl_trusted_certificate [^\n]*;",
+    '\n    lua_ssl_trusted_certificate "' .. trusted_certificate .. '";', 1)
   text = edit(text, "\nhttp {\n", "\nhttp {\n" .. read(HERE .. "/http.conf.in"), 1)
   text = edit(text, "\n(%s*)listen 127%.0%.0%.1:8080;",
     "\n        listen 127.0.0.1:@PORT@@LISTEN_OPTS@;" .. read(HERE .. "/server.conf.in"), 1)
