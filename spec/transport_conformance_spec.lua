@@ -732,9 +732,11 @@ describe("the transport contract, through both transports", function()
       url = function() return "https://localhost:" .. front.ports.untrusted .. "/conformance" end,
       expect = { status = 0, curl_code = 60, error_kind = "tls" } },
 
+    -- (no DNS server is asked about it: one that dropped the query had libcurl time out, 28; a
+    -- name the resolver answers NXDOMAIN for: the cosocket case further down)
     { name = "a host name that does not resolve",
       req = { timeout = 5 },
-      url = function() return "http://no-such-host.invalid/conformance" end,
+      url = function() return "http://" .. dns.never_asked("no-such-host", "invalid") .. "/conformance" end,
       expect = { status = 0, curl_code = 6, error_kind = "dns", unsent = true } },
 
     { name = "TLS to a server that does not speak it",
@@ -883,7 +885,9 @@ describe("the transport contract, through both transports", function()
 
     { name = "a proxy whose name does not resolve",
       req = { timeout = 5 }, url = proxied_url("trusted"),
-      proxy = function() return proxy_settings.parse("proxy", "http://no-such-proxy.invalid:3128") end,
+      proxy = function()
+        return proxy_settings.parse("proxy", "http://" .. dns.never_asked("no-such-proxy", "invalid") .. ":3128")
+      end,
       expect = { status = 0, curl_code = 5, error_kind = "proxy", proxy_status = NONE } },
   }
 
@@ -1112,6 +1116,21 @@ describe("the transport contract, through both transports", function()
         assert.equal("tls", resp.error_kind)
         assert.equal(0, resp.status)
       end
+    end
+  end)
+
+  -- A name nginx's resolver asks about and is answered NXDOMAIN for (the responder knows only
+  -- localhost): 6, or 5 for a proxy's name, as libcurl says of a name the system resolver does
+  -- not find (the cases above take names no resolver is asked about, for libcurl's sake).
+  it("a name nginx's resolver is told does not exist is a dns failure over cosockets #openresty", function()
+    for _, case in ipairs{ { url = "http://no-such-host.invalid/x", code = 6, kind = "dns" },
+        { url = front.url("trusted") .. "/x", proxy = "http://no-such-proxy.invalid:3128", code = 5,
+          kind = "proxy" } } do
+      local resp = TRANSPORTS[2].send({ method = "GET", url = case.url, headers = {}, timeout = 5, connect_timeout = 5,
+        proxy = case.proxy and proxy_settings.parse("proxy", case.proxy) }, {})
+      assert.same({ 0, case.code, case.kind, true }, { resp.status, resp.curl_code, resp.error_kind, resp.unsent },
+        tostring(resp.curl_error))
+      assert.matches("could not be resolved", resp.curl_error, 1, true)
     end
   end)
 

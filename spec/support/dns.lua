@@ -4,10 +4,21 @@
 --
 --   local dns = require "spec.support.dns"
 --   local server = dns.start{ "localhost", "api.test" }  -- server.port (UDP, 127.0.0.1), server:stop()
+--   dns.never_asked("no-such-host", "invalid")           -- a name no resolver is asked about
 --
 -- It runs as its own process (nginx asks it while the spec process waits on nginx), which exits
 -- when stopped or when the process that started it is gone.
 local M = {}
+
+--- A host name that fails to resolve at once wherever the specs run, no DNS server asked: `first`
+-- padded to a first label of 64 bytes, more than a DNS query carries (getaddrinfo fails without
+-- a query: libcurl's 6, or 5 for a proxy; the cosocket transport's too), then "." and `rest`. A
+-- name sent to the machine's DNS server is machine-dependent: a server that drops some queries
+-- (one lookup in 30 here, one in 16 with five legs of the matrix asking) had libcurl time out on
+-- it (28) instead, and a server that answers every name would resolve it.
+function M.never_asked(first, rest)
+  return first .. "-" .. string.rep("x", 63 - #first) .. "." .. rest
+end
 
 local SOURCE = debug.getinfo(1, "S").source
 

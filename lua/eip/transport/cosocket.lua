@@ -8,8 +8,8 @@
 --
 -- What comes from nginx (the contract lists it too):
 --  * host names are resolved by nginx's `resolver` directive (none configured: every name fails
---    with curl code 6; a lookup past `resolver_timeout`: 28, as libcurl's); IP literals need no
---    resolver;
+--    with curl code 6; a lookup past `resolver_timeout`: 28, as libcurl's; a name no DNS query
+--    can carry, a label over 63 bytes: 6 at once, as libcurl's); IP literals need no resolver;
 --  * TLS peers are verified against `lua_ssl_trusted_certificate` (with `lua_ssl_verify_depth`);
 --    the `ca_file` option applies to the libcurl transport only, as nginx has no per-socket
 --    trust store. `insecure = true` turns verification off here too;
@@ -92,6 +92,24 @@ local DEFAULT_PORT = { http = 80, https = 443 }
 local targets, ntargets = {}, 0
 local TARGETS_MAX = 256
 
+-- (a label longer than a DNS query carries: 64 bytes or more)
+local LONG_LABEL = "[^.]" .. string.rep("[^.]", 63)
+
+-- Is `bare` (a host without brackets) an IP literal, which needs no resolver?
+local function is_ip(bare)
+  return find(bare, ":", 1, true) ~= nil or match(bare, "^%d+%.%d+%.%d+%.%d+$") ~= nil
+end
+
+-- Is `bare` a host name no DNS query can carry (RFC 1035: labels of 1 to 63 bytes, 253 in all,
+-- a final dot aside)? libcurl fails on such a name at once (6, or 5 for a proxy's: getaddrinfo
+-- asks no server); nginx's resolver declines it too, but the cosocket's connect then waited out
+-- its timeout (28, sent again). It fails at once here, as in libcurl.
+local function undeliverable(bare)
+  if is_ip(bare) then return false end
+  local name = sub(bare, -1) == "." and sub(bare, 1, -2) or bare
+  return #name > 253 or find("." .. name .. ".", "..", 1, true) ~= nil or find(name, LONG_LABEL) ~= nil
+end
+
 local function parse_authority(scheme, authority)
   local host, port = match(authority, "^(%[[%x:.]+%]):?(%d*)$")
   if not host then
@@ -101,12 +119,13 @@ local function parse_authority(scheme, authority)
   port = tonumber(port) or DEFAULT_PORT[scheme]
   if port < 1 or port > 65535 then return nil end
   local bare = (host:gsub("^%[(.*)%]$", "%1")) -- names and addresses never carry brackets
-  local ip = find(bare, ":", 1, true) ~= nil or match(bare, "^%d+%.%d+%.%d+%.%d+$") ~= nil
+  local ip = is_ip(bare)
   local host_header = host
   if port ~= DEFAULT_PORT[scheme] then host_header = host .. ":" .. port end
   local base = "eip:" .. scheme .. ":" .. lower(bare) .. ":" .. port
   return {
     scheme = scheme, host = host, bare = bare, port = port, ip = ip, tls = scheme == "https",
+    undeliverable = undeliverable(bare),
     host_line = "Host: " .. host_header,
     -- Through a proxy: the CONNECT target (always with its port, as libcurl sends it), and the
     -- start of an absolute-form request target.
@@ -587,8 +606,9 @@ local function via(self, t, proxy)
   local id = proxy.name
   if auth then id = id .. ":" .. ngx_api().md5(auth) end
   local host = proxy.host
+  local bare = host:gsub("^%[(.*)%]$", "%1")
   v = {
-    host = host, port = tonumber(proxy.port), bare = (host:gsub("^%[(.*)%]$", "%1")), is_proxy = true,
+    host = host, port = tonumber(proxy.port), bare = bare, is_proxy = true, undeliverable = undeliverable(bare),
     pool = { pool = pool .. ":via:" .. id },
     auth_line = auth and ("Proxy-Authorization: " .. auth) or nil,
   }
@@ -659,6 +679,7 @@ local function open(self, x, t, v)
   local to = v or t
   local connect_left_now = connect_left(x, now)
   if connect_left_now <= 0 then return connect_failure(x, to, "timeout") end
+  if to.undeliverable then return connect_failure(x, to, "could not be resolved (no DNS query can carry the name)") end
   local sock, reused
   local rest = ms(left)
   for _ = 1, MAX_ATTEMPTS do
