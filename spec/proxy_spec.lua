@@ -6,9 +6,10 @@
 -- spec/transport_conformance_spec.lua.
 --
 -- The emulator listens on loopback, which is never proxied. So requests that must go through
--- the proxy name a host only the proxy resolves (tls.PROXIED_NAME, "vpc.proxied.test", which the
--- TLS front's certificate also carries): direct, the name does not resolve at all, so a call
--- that succeeds went through the proxy, and one that must not use it shows in the proxy's log.
+-- the proxy name a host only the proxy resolves (tls.PROXIED_NAME, "vpc-xx...x.proxied.test",
+-- which the TLS front's certificate also carries): direct, the name does not resolve at all (no
+-- DNS server is asked), so a call that succeeds went through the proxy, and one that must not
+-- use it shows in the proxy's log.
 local client_mod = require "eip.client"
 local settings = require "eip.proxy"
 local fixture = require "spec.support.fixture"

@@ -9,17 +9,20 @@
 --
 -- The three servers, all on 127.0.0.1 (no SNI is sent for an IP literal, so each has its port):
 --   trusted     a certificate of the test CA for IP 127.0.0.1, DNS localhost and DNS
---               vpc.proxied.test (M.PROXIED_NAME: a name only the test proxy resolves, for
---               requests that must go through it: see spec/support/proxy.lua)
+--               vpc-xx...x.proxied.test (M.PROXIED_NAME: a name only the test proxy resolves,
+--               for requests that must go through it: see spec/support/proxy.lua)
 --   untrusted   a certificate for the same names, issued by another CA nobody trusts
 --   wrong_name  a certificate of the test CA for other names only (DNS wrong.example, IP 127.0.0.2)
 local nginx = require "spec.support.nginx"
 local host = require "spec.support.host"
+local dns = require "spec.support.dns"
 
 local M = {}
 
---- A host name that is no loopback name and that nothing resolves but the test proxy.
-M.PROXIED_NAME = "vpc.proxied.test"
+--- A host name that is no loopback name and that nothing resolves but the test proxy: no DNS
+-- server is asked about it (dns.never_asked), so a request sent directly fails at once, on any
+-- machine (a DNS server that dropped the query had it time out instead).
+M.PROXIED_NAME = dns.never_asked("vpc", "proxied.test")
 
 local q = nginx.shell_quote
 
