@@ -559,6 +559,33 @@ describe("rates and throttling against the emulator", function()
     end
   end)
 
+  -- A batch whose last answer was throttled (its Retry-After, or the window an adaptive cut pauses
+  -- for) sent its wait's first read at once, refused and counted: the wait keeps to that pause too.
+  it("sends no read of a batch's wait before the pause its last throttling answer asked for", function()
+    local throttled = { error_code = "APIGW.0308", error_msg = "The throttling threshold has been reached" }
+    for _, case in ipairs{ { wait = 30, gets = 1 }, { wait = 2, gets = 0 } } do
+      emu:reset()
+      local t, sent = fake_time(), {}
+      local c = fx.client{ clock = t.clock, sleep = t.sleep,
+        on_request = function(req) sent[#sent + 1] = { req.method, t.now } end }
+      local ids = emu:create_bandwidths(2)
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 429, times = -1, body = throttled,
+        headers = { ["Retry-After"] = "3" } }
+      local results = c:delete_bandwidths(ids, { concurrency = 1, adaptive = false, wait = case.wait })
+      assert.same({ 204, 429 }, { results[1].status, results[2].status })
+      assert.equal(case.gets, fixture.count_requests(emu, "GET"), "wait " .. case.wait)
+      local last = sent[#sent]
+      if case.gets == 1 then
+        assert.equal("GET", last[1])
+        assert.is_true(last[2] - sent[#sent - 1][2] > 2.9, "the read " .. last[2] - sent[#sent - 1][2] .. " s after")
+        assert.is_number(results[1].waited)
+      else
+        assert.same({ true, true, 429 }, { results[1].wait_error.not_sent, results[1].wait_error.deleted,
+          results[1].wait_error.cause.status })
+      end
+    end
+  end)
+
   -- Adapting slowed the client's own bucket, given its rate back when the batch returned: a
   -- batch nginx ended (its downstream client gone, its thread killed) runs nothing after, and
   -- every later call of that worker's client kept the cut rate. The batch adapts a bucket of

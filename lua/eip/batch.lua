@@ -653,6 +653,7 @@ function Run:adapt(job, resp)
     if ra and ra <= self.runner.policy.retry_after_cap then
       self.paused_until = math.max(self.paused_until, now + ra)
       self.paused_mono = math.max(self.paused_mono, core.monotime() + ra)
+      self.paused_by = err
     end
     local stated = retry.stated_limit(err)
     if err.throttled_beyond then
@@ -706,6 +707,7 @@ function Run:adapt(job, resp)
     if not ra then
       self.paused_until = math.max(self.paused_until, now + WINDOW)
       self.paused_mono = math.max(self.paused_mono, core.monotime() + WINDOW)
+      self.paused_by = err
     end
     self.last_raise = now
   elseif status > 0 then
@@ -1128,8 +1130,10 @@ end
 -- @tparam table ids bandwidth ids
 -- @tparam[opt] table opts concurrency, missing_ok, on_result
 -- @treturn table results @treturn table summary
--- @treturn ?table the bucket of the batch's own rate (set, or adapted) as it ended, for the
---   reads of a wait after it; nil when the batch kept the client's
+-- @treturn table what the reads of a wait after it keep to (eip.bandwidths.wait_gone's
+--   `pacing`): `bucket`, the batch's own rate (set, or adapted) as it ended (nil when it kept the
+--   client's); `not_before` (core.monotime) and `held_by`, a pause its last throttling answer
+--   asked for (its Retry-After, or the window of a cut) that had not ended
 function M.run(runner, ids, opts)
   local n = validate.list("ids", ids, "bandwidth ids")
   local o = read_options(runner, opts)
@@ -1188,7 +1192,12 @@ function M.run(runner, ids, opts)
   summary.rate = run.bucket and run.bucket.rate or nil
   run:give_back_rate()
   run.summary.elapsed = core.monotime() - run.started
-  return run.results, run.summary, run.bucket ~= runner.bucket and run.bucket or nil
+  -- (a pause the batch's last throttling answer asked for, not over: its wait's reads keep to it,
+  -- ended by the caller's clock or the monotonic one, as the batch's)
+  local pause = math.min(run.paused_until - clock(), run.paused_mono - core.monotime())
+  local pacing = { bucket = run.bucket ~= runner.bucket and run.bucket or nil }
+  if pause > 0 then pacing.not_before, pacing.held_by = core.monotime() + pause, run.paused_by end
+  return run.results, run.summary, pacing
 end
 
 return M

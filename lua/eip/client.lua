@@ -533,9 +533,9 @@ end
 --   (its ids waited for one after the other): each deleted id gets `waited`, or
 --   `still_readable = true` when the time ran out while a read showed it, or `wait_error` when
 --   no read got an answer (their last error; `not_sent` when the time was spent before its turn,
---   or a stop or a refused key left it unread, or an earlier read's answer asked not to come back
---   before the end: its `cause`) (a repeated id is waited for once, its positions
---   get the same, and `summary.still_readable` counts bandwidths)
+--   or a stop or a refused key left it unread, or an earlier read's answer, or the batch's last
+--   throttling answer, asked not to come back before the end: its `cause`) (a repeated id is
+--   waited for once, its positions get the same, and `summary.still_readable` counts bandwidths)
 -- @treturn {table,...} results in input order: the result table @{delete_bandwidth} returns, or
 --   the @{eip.error} (`ok = false`; kind `not_sent` or `interrupted` for ids a stop left)
 -- @treturn table summary `{ deleted, missing, failed, not_sent, repeated, total, elapsed,
@@ -563,7 +563,7 @@ function Client:delete_bandwidths(ids, opts)
   -- Read once, as a plain copy, before its wait is looked at (batch.run checks it the same way).
   if opts ~= nil then opts = validate.options("options", opts, batch.OPTIONS) end
   local wait = opts and wait_of(opts.wait) or nil
-  local results, summary, own_rate = batch.run(r, ids, opts)
+  local results, summary, pacing = batch.run(r, ids, opts)
   self.project_id = r.project_id
   if wait then
     -- One shared time budget: while the first id is still readable the others disappear too.
@@ -593,9 +593,10 @@ function Client:delete_bandwidths(ids, opts)
     -- result) get its outcome, neither waited for nor counted again.
     -- (the first id waited for reads once however short the wait, as a single call's does; a
     -- later one only with what is left of the batch's one time)
-    -- (pacing: what the server asked of one id's reads holds for the next id's, and the reads
-    -- keep to the batch's own rate, as its deletes did)
-    local first, first_read, ended, pacing = {}, true, false, { bucket = own_rate }
+    -- (pacing: what the server asked of one id's reads holds for the next id's, as what it asked
+    -- of the batch's last deletes holds for the first, and the reads keep to the batch's own
+    -- rate, as its deletes did)
+    local first, first_read, ended = {}, true, false
     for _, res in ipairs(results) do
       -- Ctrl-C (eip.core.catch_interrupts, as the eip command does), or the cancel option, ends
       -- the waiting at once: the deletes are done, and no id is worth another GET after it. (The
