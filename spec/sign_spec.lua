@@ -215,6 +215,10 @@ describe("eip.sign", function()
       assert.matches("^SDK%-HMAC%-SHA256 ", eip.sign{ method = "DELETE", url = v.url, ak = v.ak, sk = v.sk,
         headers = { ["X-Sdk-Date"] = date } }, 1, false, date)
     end
+    -- (its message said "X-Sdk-Date is not YYYYMMDDTHHMMSSZ" of a date of exactly that shape)
+    local range_err = raised(eip.sign, { method = "DELETE", url = v.url, ak = v.ak, sk = v.sk,
+      headers = { ["X-Sdk-Date"] = "20261324T023138Z" } })
+    assert.matches("X-Sdk-Date is no date and time that exist", tostring(range_err), 1, true)
     for _, c in ipairs(cases) do
       local ok, err = pcall(eip.sign, c[2])
       assert.is_false(ok)

@@ -536,29 +536,34 @@ static int digits_value(const char *s, int n)
 
 /* A date of the shape that is a date and time too: no month 13, 30 February or 24 o'clock,
  * which the official signers never sign (Go dates the request now instead, Python raises) and
- * the gateway would refuse, a refusal that counts toward the key's lock. */
-static int date_ok(const eip_kv *kv)
+ * the gateway would refuse, a refusal that counts toward the key's lock. NULL when it is, else
+ * why not (a date of the right shape is told apart: "not YYYYMMDDTHHMMSSZ" misled about it). */
+static const char *date_problem(const eip_kv *kv)
 {
+    static const char *const shape_err = "X-Sdk-Date is not YYYYMMDDTHHMMSSZ";
+    static const char *const range_err = "X-Sdk-Date is no date and time that exist (YYYYMMDDTHHMMSSZ, UTC)";
     static const char shape[] = "DDDDDDDDTDDDDDDZ"; /* D = digit */
     static const int month_days[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     const char *s = kv->value;
     int year, month, day;
     size_t i;
     if (kv->value_len != SDK_DATE_LEN)
-        return 0;
+        return shape_err;
     for (i = 0; i < SDK_DATE_LEN; i++) {
         char c = s[i];
         if (shape[i] == 'D' ? (c < '0' || c > '9') : c != shape[i])
-            return 0;
+            return shape_err;
     }
     year = digits_value(s, 4);
     month = digits_value(s + 4, 2);
     day = digits_value(s + 6, 2);
     if (month < 1 || month > 12 || day < 1 || day > month_days[month - 1])
-        return 0;
+        return range_err;
     if (month == 2 && day == 29 && !(year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)))
-        return 0;
-    return digits_value(s + 9, 2) < 24 && digits_value(s + 11, 2) < 60 && digits_value(s + 13, 2) < 60;
+        return range_err;
+    if (digits_value(s + 9, 2) < 24 && digits_value(s + 11, 2) < 60 && digits_value(s + 13, 2) < 60)
+        return NULL;
+    return range_err;
 }
 
 /* Pointer arrays for sorting: on the stack when small, else on the heap. The count is
@@ -582,6 +587,7 @@ static const eip_kv **sort_array(const eip_kv *kv, size_t n, const eip_kv **smal
 static eip_sign_status check_headers(sign_ctx *c)
 {
     const eip_sign_input *in = c->in;
+    const char *why;
     int host = 0;
     size_t i;
 
@@ -604,8 +610,9 @@ static eip_sign_status check_headers(sign_ctx *c)
         return FAIL(c, EIP_SIGN_EINVAL, "the Host header is missing or empty");
     if (!c->date)
         return FAIL(c, EIP_SIGN_EINVAL, "the X-Sdk-Date header is missing");
-    if (!date_ok(c->date))
-        return FAIL(c, EIP_SIGN_EINVAL, "X-Sdk-Date is not YYYYMMDDTHHMMSSZ");
+    why = date_problem(c->date);
+    if (why != NULL)
+        return FAIL(c, EIP_SIGN_EINVAL, why);
     return EIP_SIGN_OK;
 }
 
@@ -739,7 +746,7 @@ static int add_header_lines(sign_ctx *c, eip_buf *b)
         if (add_headers(c, b) != 0)
             return -1;
     } else {
-        /* The date has the fixed length date_ok checked: it takes the place of the kept one. */
+        /* The date has the fixed length date_problem checked: it takes the place of the kept one. */
         if (buf_add(b, hc->made.data, hc->lines_len) != 0)
             return -1;
         c->date_off = c->hdr_off + hc->date_off;
@@ -895,6 +902,7 @@ static void sort_kv(const eip_kv **a, size_t n, int (*cmp)(const void *, const v
 static eip_sign_status sign_sorted(sign_ctx *c, eip_buf *canon, eip_buf *auth)
 {
     eip_sign_status st;
+    const char *why;
     int r;
 
     sort_kv(c->qry, c->in->nquery, qsort_query);
@@ -906,8 +914,9 @@ static eip_sign_status sign_sorted(sign_ctx *c, eip_buf *canon, eip_buf *auth)
     } else {
         c->date = &c->in->headers[c->cache->date_at];
         c->payload = c->cache->payload_at < c->in->nheaders ? &c->in->headers[c->cache->payload_at] : NULL;
-        if (!date_ok(c->date))
-            return FAIL(c, EIP_SIGN_EINVAL, "X-Sdk-Date is not YYYYMMDDTHHMMSSZ");
+        why = date_problem(c->date);
+        if (why != NULL)
+            return FAIL(c, EIP_SIGN_EINVAL, why);
     }
     r = build_canonical(c, canon);
     if (r == -2)
