@@ -494,6 +494,16 @@ describe("validation", function()
     end)
   end
 
+  -- The host ended at the underscore, and what followed was read as a port.
+  it("names a character no host name holds as the host's fault, not the port's", function()
+    for _, endpoint in ipairs{ "http://a_b.test", "https://h!x.test:443", "http://h*.test/v" } do
+      local err = usage_error("endpoint", eip.new, with{ endpoint = endpoint })
+      assert.matches("has a host with a character a host name cannot hold", tostring(err), 1, true)
+    end
+    local err = usage_error("endpoint", eip.new, with{ endpoint = "http://127.0.0.1:http" })
+    assert.matches("has an invalid port", tostring(err), 1, true)
+  end)
+
   -- A label with a letter makes a name (to libcurl and inet_aton alike), digits after it or not.
   it("takes a host name whose last label is digits as a name", function()
     for _, endpoint in ipairs{ "http://host.10", "https://node-1.k8s.2:8443", "http://10.0.0.1" } do

@@ -362,6 +362,10 @@ function M.endpoint(name, v)
         describe(v))
     end
   end
+  if port ~= "" and port:sub(1, 1) ~= ":" then -- (a_b.test: the host ended at a character no host name holds)
+    raise(name, "has a host with a character a host name cannot hold (letters, digits, '-' and '.' only), got %s",
+      describe(v))
+  end
   if port ~= "" then
     local digits = port:match("^:(%d+)$")
     local n = tonumber(digits)
