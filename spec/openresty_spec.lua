@@ -611,6 +611,50 @@ describe("OpenResty #openresty", function()
       assert.equal(n, emu:stats().requests)
     end)
 
+    -- A wait held by a Retry-After yields: a single call's in the content phase (its reads 429
+    -- with Retry-After: 1) and a batch's in a timer (its last delete 429 with Retry-After: 1, its
+    -- first read kept to that), /ping answered meanwhile; reads no sooner than asked, and eip errors.
+    it("holds a wait's reads to a Retry-After by yielding, in a request and in a timer", function()
+      local single = emu:create_bandwidth{ size = 10, share_type = "WHOLE" }
+      local ids = { emu:create_bandwidth{ size = 10, share_type = "WHOLE" },
+        emu:create_bandwidth{ size = 10, share_type = "WHOLE" } }
+      emu:set_knobs{ deleted_visible_for = 60 }
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 429, headers = { ["Retry-After"] = "1" } }
+      emu:inject{ method = "GET", path = single:gsub("%-", "%%-") .. "$", status = 429,
+        headers = { ["Retry-After"] = "1" }, times = -1 }
+      local options = { endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5,
+        max_attempts = 1 }
+      local socks = { start_request("POST", "/t/wait", cjson.encode{ options = options, id = single, wait = 1.2 }),
+        start_request("POST", "/t/wait?in=timer", cjson.encode{ options = options, ids = ids, wait = 1.3 }) }
+      api_saw(3, 5, "the calls did not begin")
+      local p0 = socket.gettime()
+      assert.equal(200, assert(emulator.http{ port = app.port, path = "/ping", timeout = 10 }).status)
+      local ping_took = socket.gettime() - p0
+      local answers = collect(socks, socket.gettime() + 10)
+      local one, batch = json_of(answers[socks[1]].text), json_of(answers[socks[2]].text)
+      assert.is_true(ping_took < 0.5, "/ping took " .. ping_took .. " s: a wait blocked the worker")
+      -- The single call: two reads a second apart (the second where the first's answer said), then
+      -- the wait ends with that 429 (another read would come after the end), an eip error.
+      assert.same({ "content", true, "http", 429, "wait", true }, { one.phase, one.is_error, one.error.kind,
+        one.error.status, one.error.stage, one.error.deleted })
+      local times = {}
+      for _, r in ipairs(emu:requests()) do
+        local which = r.uri:find(single, 1, true) and "single" or "batch"
+        if r.method == "GET" then times[#times + 1] = { which, r.time } end
+        if r.method == "DELETE" and r.uri:find(ids[2], 1, true) then times.refused = r.time end
+      end
+      local singles, batch_reads = {}, {}
+      for _, t in ipairs(times) do table.insert(t[1] == "single" and singles or batch_reads, t[2]) end
+      assert.equal(2, #singles, cjson.encode(times))
+      -- (0.9: the emulator stamps requests with nginx's cached clock, a few ms off)
+      assert.is_true(singles[2] - singles[1] >= 0.9, cjson.encode(times))
+      -- The batch's wait: its first read no sooner than its last delete's answer asked.
+      assert.equal("timer", batch.phase)
+      assert.is_true(#batch_reads >= 1 and batch_reads[1] - times.refused >= 0.9, cjson.encode(times))
+      assert.equal(429, batch.results[2].status)
+      assert.is_true(batch.results[1].still_readable)
+    end)
+
     -- Another request's call in log_by_lua (no cosockets there: libcurl, blocking) holds the
     -- worker past a cosocket delete's timeout, and that delete's answer arrives meanwhile: when
     -- the worker comes back, nginx expires the read timer before epoll reports the socket. The

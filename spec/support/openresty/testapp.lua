@@ -497,6 +497,70 @@ function M.pace_idle()
   return reply(200, { waits = waits })
 end
 
+-- A delete_bandwidth of `id`, or a delete_bandwidths of `ids`, with `wait` (and a batch's `rate`),
+-- by a client of `options` (closed after): ok, phase, transport, took (seconds), and what each
+-- result's wait gave (waited, still_readable, or the error's fields: kind, reason, status,
+-- deleted, stage, waited, not_sent, the cause's status), or what was raised that was no eip error.
+local function wait_fields(r)
+  if not eip.is_error(r) then return { waited = r.waited, still_readable = r.still_readable,
+    wait_error = r.wait_error and wait_fields(r.wait_error) } end
+  return { kind = r.kind, reason = r.reason, status = r.status, deleted = r.deleted, stage = r.stage,
+    waited = r.waited, not_sent = r.not_sent, cause = type(r.cause) == "table" and r.cause.status or nil,
+    text = tostring(r) }
+end
+
+local function wait_outcome(args)
+  local client = eip.new(args.options)
+  ngx.update_time()
+  local t0 = ngx.now()
+  local ok, res, summary
+  if args.ids then
+    ok, res, summary = pcall(client.delete_bandwidths, client, args.ids, { wait = args.wait, rate = args.rate })
+  else
+    ok, res = pcall(client.delete_bandwidth, client, args.id, { wait = args.wait })
+  end
+  ngx.update_time()
+  local out = { ok = ok, phase = ngx.get_phase(), transport = client.transport.last, took = ngx.now() - t0 }
+  client:close()
+  if not ok then
+    out.is_error = eip.is_error(res)
+    out.error = eip.is_error(res) and wait_fields(res) or { raw = tostring(res) }
+  elseif args.ids then
+    out.summary, out.results = summary, {}
+    for i, r in ipairs(res) do out.results[i] = wait_fields(r) end
+  else
+    out.result = wait_fields(res)
+  end
+  return out
+end
+
+function M.wait()
+  ngx.req.read_body()
+  local args = cjson.decode(ngx.req.get_body_data() or "")
+  if type(args) ~= "table" or type(args.options) ~= "table" then
+    return reply(400, { error = "POST {options, id | ids, wait, rate?}" })
+  end
+  local where = ngx.var.arg_in
+  if where == "log" then
+    ngx.ctx.wait_args = args
+    return reply(200, { later = true })
+  end
+  if where ~= "timer" then return reply(200, wait_outcome(args)) end
+  local sema = require("ngx.semaphore").new()
+  local out
+  assert(ngx.timer.at(0, function()
+    out = wait_outcome(args)
+    sema:post()
+  end))
+  sema:wait(30)
+  return reply(200, out or { error = "the timer did not finish" })
+end
+
+function M.wait_log()
+  local args = ngx.ctx.wait_args
+  if args then ngx.shared.eip_test:set("outcome:" .. args.key, cjson.encode(wait_outcome(args))) end
+end
+
 -- The worker's pid and resident set size (VmRSS, kB), from /proc.
 function M.rss()
   local f = io.open("/proc/self/status", "r")
