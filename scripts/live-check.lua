@@ -195,7 +195,6 @@ if created then
       say("clean-up: still deleting %s (billed while it exists); Ctrl-C again gives up", created)
     end
   end
-  if core.interrupts() > 0 then interrupted = true end
   if cok then
     say("clean-up: %s %s", created, cres.deleted and "deleted" or "already gone")
   else
@@ -204,6 +203,8 @@ if created then
     failures = failures + 1
   end
 end
+-- (a Ctrl-C in the clean-up, the search by name included, is an interrupted run too)
+if core.interrupts() > 0 then interrupted = true end
 core.catch_interrupts(false)
 client:close()
 if interrupted then

@@ -119,13 +119,16 @@ describe("make test-live, pointed at the emulator", function()
     end
   end)
 
-  -- The script started in the background: its pid, and a function that reads its output so far.
+  -- The script started in the background: its pid, a function that reads its output so far and
+  -- one that reads its exit code (nil while it runs).
   local function spawn(vars)
-    local pidfile = dir .. "/pid"
+    local pidfile, codefile = dir .. "/pid", dir .. "/code"
     os.remove(pidfile)
-    os.execute(string.format("sh -c 'echo $$ > %s; exec %s' > %s 2>&1 &", q(pidfile),
-      command(vars):gsub("'", "'\\''"), q(dir .. "/out")))
+    os.remove(codefile)
+    os.execute(string.format("(sh -c 'echo $$ > %s; exec %s' > %s 2>&1; echo $? > %s) &", q(pidfile),
+      command(vars):gsub("'", "'\\''"), q(dir .. "/out"), q(codefile)))
     local function output() return nginx.read_file(dir .. "/out") or "" end
+    local function exit_code() return tonumber((nginx.read_file(codefile) or ""):match("%d+")) end
     local deadline = socket.gettime() + 10
     while not (nginx.read_file(pidfile) or ""):match("%d+") do
       assert(socket.gettime() < deadline, "the check did not start")
@@ -133,7 +136,7 @@ describe("make test-live, pointed at the emulator", function()
     end
     local pid = tonumber(nginx.read_file(pidfile):match("%d+"))
     spawned[#spawned + 1] = pid
-    return pid, output
+    return pid, output, exit_code
   end
 
   -- Polls until done() (10 s at most); `what` names it when it does not come.
@@ -157,6 +160,22 @@ describe("make test-live, pointed at the emulator", function()
     assert.matches("test%-live: interrupted", out)
     assert.matches("clean%-up: [%x%-]+ already gone", out)
     assert.equal(0, #emu:bandwidths())
+  end)
+
+  -- Ctrl-C while it looks for what a create whose answer was lost made (each list refused here,
+  -- so it looks again after a pause): the run was interrupted, whatever the search found.
+  it("ends as interrupted (130) on Ctrl-C in the search after a create whose answer was lost", function()
+    emu:inject{ method = "POST", action = "lose_answer" }
+    emu:inject{ method = "GET", status = 400, times = 3, body = { code = "VPC.0301", message = "Invalid." } }
+    local pid, output, exit_code = spawn()
+    until_true(sent("GET"), "it never looked", output) -- the first look failed: now it pauses
+    os.execute("kill -INT " .. pid)
+    os.execute("kill -INT " .. pid) -- (the second gives the clean-up up)
+    until_true(function() return exit_code() ~= nil end, "the check did not end", output)
+    local out = output()
+    assert.matches("CLEAN%-UP FAILED: the create may have made a bandwidth named lua%-eip%-live%-%d+", out)
+    assert.matches("test%-live: interrupted", out)
+    assert.equal(130, exit_code(), out)
   end)
 
   -- The real service shows a new bandwidth CREATING for a while, and may refuse to delete it
