@@ -676,6 +676,26 @@ describe("the transport contract, through both transports", function()
       end,
       expect = { status = 0, curl_code = 7, error_kind = "connect", unsent = true } },
 
+    -- libcurl 7.88 takes localhost and any *.localhost (in any case) for 127.0.0.1, then ::1,
+    -- asking no resolver (hostip.c); nginx's resolver here knows localhost alone, so over
+    -- cosockets such a name was NXDOMAIN, a 6.
+    { name = "a *.localhost name is loopback, asked of no resolver",
+      url = function() return "http://API.localhost:" .. emu.port .. "/conformance" end,
+      arrange = inject{ status = 204 },
+      expect = { status = 204, curl_code = NONE },
+      varies = { request_id = true },
+      check = function(_, label)
+        assert.equal("API.localhost:" .. emu.port, emu:requests()[1].headers.host, label .. ": Host")
+      end },
+    { name = "a *.localhost name with a label no DNS query carries is loopback still",
+      url = function() return "http://" .. string.rep("l", 64) .. ".localhost:" .. emu.port .. "/conformance" end,
+      arrange = inject{ status = 204 },
+      expect = { status = 204, curl_code = NONE },
+      varies = { request_id = true } },
+    { name = "a *.localhost name on a closed port: refused on 127.0.0.1 and ::1",
+      url = function() return "http://a.localhost:" .. host.closed_port() .. "/x" end,
+      expect = { status = 0, curl_code = 7, error_kind = "connect", unsent = true } },
+
     -- The kernel completes the connection (the listening socket's backlog), nothing answers
     -- the TLS handshake: a timeout, yet nothing of the request went out.
     { name = "TLS to a server that never answers the handshake: the connect timeout, not sent", once = true,

@@ -9,7 +9,8 @@
 -- What comes from nginx (the contract lists it too):
 --  * host names are resolved by nginx's `resolver` directive (none configured: every name fails
 --    with curl code 6; a lookup past `resolver_timeout`: 28, as libcurl's; a name no DNS query
---    can carry, a label over 63 bytes: 6 at once, as libcurl's); IP literals need no resolver;
+--    can carry, a label over 63 bytes: 6 at once, as libcurl's); IP literals need no resolver,
+--    nor localhost and *.localhost, which are 127.0.0.1 then ::1, as in libcurl (see loopback);
 --  * TLS peers are verified against `lua_ssl_trusted_certificate` (with `lua_ssl_verify_depth`);
 --    the `ca_file` option applies to the libcurl transport only, as nginx has no per-socket
 --    trust store. `insecure = true` turns verification off here too;
@@ -110,6 +111,18 @@ local function undeliverable(bare)
   return #name > 253 or find("." .. name .. ".", "..", 1, true) ~= nil or find(name, LONG_LABEL) ~= nil
 end
 
+-- libcurl 7.88 takes localhost and any name ending in ".localhost", in any case, for 127.0.0.1
+-- and then ::1, and asks no resolver (lib/hostip.c, Curl_resolv): the README's loopback, never
+-- proxied. The addresses such a name is connected to here, in that order; nil for a name
+-- nginx's resolver resolves.
+local LOOPBACK = { "127.0.0.1", "[::1]" }
+
+local function loopback(bare)
+  local name = lower(bare)
+  if name == "localhost" or sub(name, -10) == ".localhost" then return LOOPBACK end
+  return nil
+end
+
 local function parse_authority(scheme, authority)
   local host, port = match(authority, "^(%[[%x:.]+%]):?(%d*)$")
   if not host then
@@ -125,7 +138,7 @@ local function parse_authority(scheme, authority)
   local base = "eip:" .. scheme .. ":" .. lower(bare) .. ":" .. port
   return {
     scheme = scheme, host = host, bare = bare, port = port, ip = ip, tls = scheme == "https",
-    undeliverable = undeliverable(bare),
+    loopback = loopback(bare), undeliverable = not loopback(bare) and undeliverable(bare),
     host_line = "Host: " .. host_header,
     -- Through a proxy: the CONNECT target (always with its port, as libcurl sends it), and the
     -- start of an absolute-form request target.
@@ -583,6 +596,18 @@ local function connect_failure(x, t, err)
   return http1.fail(x, 7, "Failed to connect to " .. t.bare .. " port " .. t.port .. ": " .. err)
 end
 
+-- sock:connect to `to` (a target or a via): its host, which nginx resolves, or a loopback name's
+-- addresses in turn, ::1 after a refusal on 127.0.0.1, as libcurl goes on to its second address
+-- family (the first refusal is the one told when both refuse).
+local function connect(sock, to, pool)
+  local addrs = to.loopback
+  if not addrs then return sock:connect(to.host, to.port, pool) end
+  local ok, err = sock:connect(addrs[1], to.port, pool)
+  if ok or not find(tostring(err), "refused", 1, true) then return ok, err end
+  if sock:connect(addrs[2], to.port, pool) then return 1 end
+  return ok, err
+end
+
 -- Seconds left to connect (TLS and the CONNECT exchange included), within the whole exchange;
 -- `now`: the clock's time, when the caller just read it.
 local function connect_left(x, now)
@@ -608,7 +633,8 @@ local function via(self, t, proxy)
   local host = proxy.host
   local bare = host:gsub("^%[(.*)%]$", "%1")
   v = {
-    host = host, port = tonumber(proxy.port), bare = bare, is_proxy = true, undeliverable = undeliverable(bare),
+    host = host, port = tonumber(proxy.port), bare = bare, is_proxy = true, loopback = loopback(bare),
+    undeliverable = not loopback(bare) and undeliverable(bare),
     pool = { pool = pool .. ":via:" .. id },
     auth_line = auth and ("Proxy-Authorization: " .. auth) or nil,
   }
@@ -687,7 +713,7 @@ local function open(self, x, t, v)
     -- Connect within the connect time left; send and read within the exchange's time left.
     sock:settimeouts(ms(connect_left_now), rest, rest)
     x.sock_ms = rest
-    local ok, err = sock:connect(to.host, to.port, v and v.pool or t.pool[self.insecure])
+    local ok, err = connect(sock, to, v and v.pool or t.pool[self.insecure])
     if not ok then
       if http1.remaining(x) <= 0 then return http1.timed_out(x) end
       return connect_failure(x, to, err)

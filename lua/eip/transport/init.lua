@@ -111,7 +111,8 @@
 --    uses the system resolver, within connect_timeout, even when the DNS server never answers
 --    (glibc would wait 5 s x 2 tries): a lookup still running is left to its thread, which ends
 --    on its own (CURLOPT_QUICK_EXIT, libcurl 7.87 or later: an older one waits for it when the
---    transfer is cleaned up). IP literals need neither.
+--    transfer is cleaned up). IP literals need neither, nor localhost and any *.localhost:
+--    both transports take such a name for 127.0.0.1, then ::1 (libcurl's own rule).
 --  * Dead pooled connections (closed or reset by the server before a whole line of an answer:
 --    nothing, or a status line cut short; libcurl counts whole lines only), for
 --    an idempotent request (see `resent`): the cosocket transport closes each and takes the
