@@ -292,9 +292,13 @@ local function outcome_of(id, value)
     local res = value.result
     if value.deleted == true and res then
       -- A drain's delete went through and its --wait ended first (or could not read it: a
-      -- refused key): deleted, as a batch reports it.
-      res.waited, res.still_readable = value.waited, value.kind == "wait_timeout" or nil
-      if value.kind ~= "wait_timeout" and value.kind ~= "interrupted" then res.wait_error = value end
+      -- refused key, throttling): deleted, as a batch reports it (`waited` with `still_readable`
+      -- only: alone, it says a read saw the bandwidth gone).
+      if value.kind == "wait_timeout" then
+        res.waited, res.still_readable = value.waited, true
+      elseif value.kind ~= "interrupted" then
+        res.wait_error = value
+      end
       return { id = id, outcome = "deleted", res = res }
     end
     -- A drain's step not sent after EIPs moved (its credentials not renewed, its key refused
@@ -551,7 +555,7 @@ function M.run(opts, argv, ctx)
   end
   for _, res in ipairs(summary and summary.wait_errors or {}) do
     stderr:write(string.format("eip: %s was deleted (204), but the wait could not read it: %s\n",
-      tostring(res.bandwidth_id), tostring(res.wait_error)))
+      tostring(res.bandwidth_id), output.wait_error(res.wait_error)))
   end
   if unrenewed then
     stderr:write("eip: " .. output.shown(unrenewed.message) .. string.format(": %d id(s) not sent\n", unrenewed_count))

@@ -150,6 +150,15 @@ local function cause_of(e)
   return nil
 end
 
+--- What kept a delete's --wait from reading the bandwidth (a result's `wait_error`), as one line
+-- without the "eip: deleted (204), then the wait's" that tostring opens it with: the line it goes
+-- on says the delete went through. "GET /v1/.../bandwidths/ID -> 429 Too Many Requests (...)".
+-- @param e the wait's error (an eip error)
+-- @treturn string the text
+function M.wait_error(e)
+  return (tostring(e):gsub("^eip: ", ""):gsub("^deleted %(204%), then the wait's ", ""))
+end
+
 local function json_line(o)
   local t = { bandwidth_id = o.id, result = o.outcome, ok = o.outcome == "deleted" or o.outcome == "missing" }
   if o.res then
@@ -157,6 +166,7 @@ local function json_line(o)
     t.status, t.deleted, t.request_id, t.code = r.status, r.deleted, r.request_id, r.code
     t.attempts, t.removed, t.waited, t.still_readable = r.attempts, r.removed, r.waited, r.still_readable
     t.lost_answer, t.project_id, t.requests = r.lost_answer, r.project_id, o.elapsed and r.requests
+    t.wait_error = r.wait_error and M.wait_error(r.wait_error)
     local elapsed = o.elapsed or r.elapsed
     if type(elapsed) == "number" then t.elapsed = math.floor(elapsed * 1e6 + 0.5) / 1e6 end
   else
