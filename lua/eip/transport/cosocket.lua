@@ -101,16 +101,6 @@ local function is_ip(bare)
   return find(bare, ":", 1, true) ~= nil or match(bare, "^%d+%.%d+%.%d+%.%d+$") ~= nil
 end
 
--- Is `bare` a host name no DNS query can carry (RFC 1035: labels of 1 to 63 bytes, 253 in all,
--- a final dot aside)? libcurl fails on such a name at once (6, or 5 for a proxy's: getaddrinfo
--- asks no server); nginx's resolver declines it too, but the cosocket's connect then waited out
--- its timeout (28, sent again). It fails at once here, as in libcurl.
-local function undeliverable(bare)
-  if is_ip(bare) then return false end
-  local name = sub(bare, -1) == "." and sub(bare, 1, -2) or bare
-  return #name > 253 or find("." .. name .. ".", "..", 1, true) ~= nil or find(name, LONG_LABEL) ~= nil
-end
-
 -- libcurl 7.88 takes localhost and any name ending in ".localhost", in any case, for 127.0.0.1
 -- and then ::1, and asks no resolver (lib/hostip.c, Curl_resolv): the README's loopback, never
 -- proxied. The addresses such a name is connected to here, in that order; nil for a name
@@ -121,6 +111,17 @@ local function loopback(bare)
   local name = lower(bare)
   if name == "localhost" or sub(name, -10) == ".localhost" then return LOOPBACK end
   return nil
+end
+
+-- Is `bare` a host name no DNS query can carry (RFC 1035: labels of 1 to 63 bytes, 253 in all,
+-- a final dot aside)? libcurl fails on such a name at once (6, or 5 for a proxy's: getaddrinfo
+-- asks no server); nginx's resolver declines it too, but the cosocket's connect then waited out
+-- its timeout (28, sent again). It fails at once here, as in libcurl. (Not a loopback name, which
+-- no query is made for, whatever its labels.)
+local function undeliverable(bare)
+  if is_ip(bare) or loopback(bare) then return false end
+  local name = sub(bare, -1) == "." and sub(bare, 1, -2) or bare
+  return #name > 253 or find("." .. name .. ".", "..", 1, true) ~= nil or find(name, LONG_LABEL) ~= nil
 end
 
 local function parse_authority(scheme, authority)
@@ -138,7 +139,7 @@ local function parse_authority(scheme, authority)
   local base = "eip:" .. scheme .. ":" .. lower(bare) .. ":" .. port
   return {
     scheme = scheme, host = host, bare = bare, port = port, ip = ip, tls = scheme == "https",
-    loopback = loopback(bare), undeliverable = not loopback(bare) and undeliverable(bare),
+    loopback = loopback(bare), undeliverable = undeliverable(bare),
     host_line = "Host: " .. host_header,
     -- Through a proxy: the CONNECT target (always with its port, as libcurl sends it), and the
     -- start of an absolute-form request target.
@@ -634,7 +635,7 @@ local function via(self, t, proxy)
   local bare = host:gsub("^%[(.*)%]$", "%1")
   v = {
     host = host, port = tonumber(proxy.port), bare = bare, is_proxy = true, loopback = loopback(bare),
-    undeliverable = not loopback(bare) and undeliverable(bare),
+    undeliverable = undeliverable(bare),
     pool = { pool = pool .. ":via:" .. id },
     auth_line = auth and ("Proxy-Authorization: " .. auth) or nil,
   }
