@@ -103,6 +103,12 @@ function M.init_worker()
   ngx.timer.at(0, shared_rate_worker)
 end
 
+-- The request's body decoded as JSON (nil when it is none): `empty`, what an absent body reads as.
+local function json_body(empty)
+  ngx.req.read_body()
+  return cjson.decode(ngx.req.get_body_data() or empty or "")
+end
+
 local function reply(status, value)
   ngx.status = status
   ngx.header["Content-Type"] = "application/json"
@@ -182,8 +188,7 @@ end
 -- the response table, or { raised = text } when making the transport or send raised (a caller
 -- bug: a method or header name that is no token, a user agent with a control character).
 function M.send()
-  ngx.req.read_body()
-  local req = cjson.decode(ngx.req.get_body_data() or "")
+  local req = json_body()
   if type(req) ~= "table" then
     return reply(400, { error = "POST a JSON request table" })
   end
@@ -204,8 +209,7 @@ end
 -- does a token client's), then once more after each change (headers[index] = line). Answers
 -- the outcomes in order: a response table, or { raised = text } when send raised.
 function M.send_again()
-  ngx.req.read_body()
-  local args = cjson.decode(ngx.req.get_body_data() or "")
+  local args = json_body()
   if type(args) ~= "table" or type(args.req) ~= "table" or type(args.times) ~= "number" then
     return reply(400, { error = "POST {req = {...}, times = n, changes = {...}}" })
   end
@@ -238,8 +242,7 @@ end
 -- (so its calls go over cosockets), deletes one bandwidth. Answers what the caller got: the
 -- result, or the error's fields, and whether the error was an eip error table.
 function M.client()
-  ngx.req.read_body()
-  local args = cjson.decode(ngx.req.get_body_data() or "")
+  local args = json_body()
   if type(args) ~= "table" or type(args.options) ~= "table" then
     return reply(400, { error = "POST {options = {...}, id = ...}" })
   end
@@ -272,8 +275,7 @@ end
 -- close), then a new client whose batch of `ids` is closed from its on_result; what each call
 -- returned, whether its client is closed and whether its transport still holds an instance.
 function M.close_in_call()
-  ngx.req.read_body()
-  local args = cjson.decode(ngx.req.get_body_data() or "")
+  local args = json_body()
   local c
   args.options.on_request = function(info) if info.attempt == 1 then c:close() end end
   c = eip.new(args.options)
@@ -303,8 +305,7 @@ local responses = {}
 -- POST {...eip.new options, record = true?}: makes (or replaces) the shared client `name`; with
 -- `record`, its on_response keeps each info for /t/responses/<name>.
 function M.shared_client(name)
-  ngx.req.read_body()
-  local options = cjson.decode(ngx.req.get_body_data() or "")
+  local options = json_body()
   if type(options) ~= "table" then return reply(400, { error = "POST the options" }) end
   if shared_clients[name] then shared_clients[name]:close() end
   if options.record then
@@ -411,8 +412,7 @@ end
 -- POST { ids, concurrency?, answer?, after? }: shared_batch_outcome in the content phase (cosockets,
 -- light threads).
 function M.shared_batch(name)
-  ngx.req.read_body()
-  local args = cjson.decode(ngx.req.get_body_data() or "")
+  local args = json_body()
   local body = cjson.encode(shared_batch_outcome(name, args.ids, args.concurrency, args.answer, args.after))
   -- (a Content-Length: the spec may read this answer off a raw socket)
   ngx.header["Content-Type"] = "application/json"
@@ -440,8 +440,7 @@ function M.shared_abandon(name, id)
 end
 
 function M.dict_set()
-  ngx.req.read_body()
-  local args = cjson.decode(ngx.req.get_body_data() or "")
+  local args = json_body()
   if type(args) ~= "table" or not ngx.shared[args.dict or ""] or not (args.flush or type(args.key) == "string") then
     return reply(400, { error = "POST {dict, key, value} or {dict, flush = true}" })
   end
@@ -535,17 +534,11 @@ local function wait_outcome(args)
 end
 
 function M.wait()
-  ngx.req.read_body()
-  local args = cjson.decode(ngx.req.get_body_data() or "")
+  local args = json_body()
   if type(args) ~= "table" or type(args.options) ~= "table" then
     return reply(400, { error = "POST {options, id | ids, wait, rate?}" })
   end
-  local where = ngx.var.arg_in
-  if where == "log" then
-    ngx.ctx.wait_args = args
-    return reply(200, { later = true })
-  end
-  if where ~= "timer" then return reply(200, wait_outcome(args)) end
+  if ngx.var.arg_in ~= "timer" then return reply(200, wait_outcome(args)) end
   local sema = require("ngx.semaphore").new()
   local out
   assert(ngx.timer.at(0, function()
@@ -554,11 +547,6 @@ function M.wait()
   end))
   sema:wait(30)
   return reply(200, out or { error = "the timer did not finish" })
-end
-
-function M.wait_log()
-  local args = ngx.ctx.wait_args
-  if args then ngx.shared.eip_test:set("outcome:" .. args.key, cjson.encode(wait_outcome(args))) end
 end
 
 -- The worker's pid and resident set size (VmRSS, kB), from /proc.
@@ -589,8 +577,7 @@ end
 -- (with call_on_result, its on_result shows the first id: a call of the client's own, which
 -- yields, while the batch's requests are in flight), and how it ran.
 function M.batch()
-  ngx.req.read_body()
-  local args = cjson.decode(ngx.req.get_body_data() or "")
+  local args = json_body()
   if type(args) ~= "table" or type(args.ids) ~= "table" then
     return reply(400, { error = "POST {ids = [...], concurrency = n}" })
   end
@@ -619,8 +606,7 @@ end
 -- "stop") once abort_after seconds have passed; its results' kind, cancelled, not_sent,
 -- could_have_acted, stopped and attempts, and its summary.
 function M.batch_abort()
-  ngx.req.read_body()
-  local args = cjson.decode(ngx.req.get_body_data() or "")
+  local args = json_body()
   local client = eip.new{ endpoint = args.endpoint, token = args.token, project_id = args.project_id,
     max_attempts = 1, timeout = 20, proxy = args.proxy }
   ngx.update_time()
@@ -649,8 +635,7 @@ end
 -- the worker after a cosocket had failed in the callback). What each gave: a summary, statuses
 -- or error kinds, and whether anything raised a raw Lua error.
 function M.unyieldable()
-  ngx.req.read_body()
-  local args = cjson.decode(ngx.req.get_body_data() or "")
+  local args = json_body()
   local out = {}
   -- (a delete where it can yield first: its connection pooled, for the next to find)
   local first = eip.new{ endpoint = args.endpoint, token = args.token, project_id = args.project_id, auth = args.auth }
@@ -696,8 +681,7 @@ end
 -- One delete_bandwidth of each single id, then a delete_bandwidths of `ids` (concurrency 4):
 -- what each gave (see entry), and the batch's summary.
 function M.raising_send()
-  ngx.req.read_body()
-  local args = cjson.decode(ngx.req.get_body_data() or "")
+  local args = json_body()
   local function raising(send)
     return function(self, req)
       if req.url:find(args.raise_for, 1, true) then error("send broke near " .. args.token, 0) end
@@ -732,8 +716,7 @@ end
 -- single id (after single_after seconds, if given). Answers the summaries and the singles'
 -- statuses (or error kinds, whether they were sent, and when they ended).
 function M.signed_load()
-  ngx.req.read_body()
-  local args = cjson.decode(ngx.req.get_body_data() or "")
+  local args = json_body()
   local client = eip.new{ endpoint = args.endpoint, project_id = args.project_id, ak = args.ak, sk = args.sk,
     max_attempts = 1, timeout = args.timeout or 10, deadline = args.deadline }
   local t0 = ngx.now()
@@ -766,8 +749,7 @@ end
 function M.shared_rate()
   local dict = ngx.shared.eip_test
   if ngx.req.get_method() == "POST" then
-    ngx.req.read_body()
-    local job = cjson.decode(ngx.req.get_body_data() or "{}")
+    local job = json_body("{}")
     local settings = job.aksk or job.iam or {}
     if settings.signing_dict and not settings.keep_dict then ngx.shared[settings.signing_dict]:flush_all() end
     job.generation = (dict:incr("generation", 1, 0))
