@@ -290,7 +290,7 @@ describe("delete_bandwidth", function()
     -- (an empty object too, which cjson decodes as it decodes [], the end of a listing)
     for _, page in ipairs{ '{"bandwidths":{"a":1}}', '{"bandwidths":{}}', '{"bandwidths" : { } }',
         '{"x":"\\"bandwidths\\":[]","bandwidths":{}}', '{"bandwidths":[],"bandwidths":{}}',
-        '{"bandwidth\\u0073":{}}', '{"bandwidths":{}}\0{"bandwidths":[]}' } do
+        '{"bandwidth\\u0073":{}}' } do
       emu:inject{ method = "GET", status = 200, body = page }
       local err = raised(client.list_bandwidths, client)
       assert.same({ "http", 200, "Unusable Answer" }, { err.kind, err.status, err.reason }, page)
@@ -301,6 +301,27 @@ describe("delete_bandwidth", function()
       emu:inject{ method = "GET", status = 200, body = page }
       assert.same({}, client:list_bandwidths(), page)
     end
+    assert.equal(id, client:show_bandwidth(id).id)
+  end)
+
+  -- cjson reads a body up to a NUL byte: a value, a NUL and more is no one JSON value (as `{} x`
+  -- is not), whatever the first value says.
+  it("refuses a show, listing or create whose JSON value has a NUL byte and more after it", function()
+    local id = emu:create_bandwidth{ size = 5 }
+    local bw = string.format('{"bandwidth":{"id":"%s","size":5}}', id)
+    local cases = {
+      { "GET", "/bandwidths/", bw .. "\0garbage", client.show_bandwidth, id },
+      { "GET", "/bandwidths$", '{"bandwidths":[]}\0{"bandwidths":[{"id":"x"}]}', client.list_bandwidths },
+      { "GET", "/bandwidths$", '{"bandwidths":{}}\0{"bandwidths":[]}', client.list_bandwidths },
+      { "POST", "/bandwidths$", bw .. "\0", client.create_bandwidth, { name = "nul", size = 5 } },
+    }
+    for _, c in ipairs(cases) do
+      emu:inject{ method = c[1], path = c[2], status = 200, body = c[3], times = 1 }
+      local err = raised(c[4], client, c[5])
+      assert.same({ "http", 200, "Unusable Answer" }, { err.kind, err.status, err.reason }, c[3])
+      assert.matches("more after its JSON value", err.message, 1, true)
+    end
+    emu:inject{ method = "GET", path = "/bandwidths/", status = 200, body = bw .. " \r\n\t", times = 1 }
     assert.equal(id, client:show_bandwidth(id).id)
   end)
 

@@ -295,11 +295,14 @@ end
 --- What a JSON null decodes to (cjson's null, a light userdata).
 M.null = json.null
 
---- Decode a success body (show, list, create). Returns the table, or nil and a reason.
+--- Decode a success body (show, list, create). Returns the table, or nil and a reason: a body
+-- with anything but blanks after its JSON value is none (cjson refuses text there, and reads
+-- up to a NUL byte, never inside a value it decodes: one after it is more).
 function M.decode(body)
   if type(body) ~= "string" or body == "" then return nil, "empty body" end
   local t = json.decode(without_bom(body))
   if type(t) ~= "table" then return nil, "body is not a JSON object" end
+  if body:find("\0", 1, true) then return nil, "the answer has more after its JSON value" end
   return t
 end
 
