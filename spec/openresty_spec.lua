@@ -656,6 +656,37 @@ describe("OpenResty #openresty", function()
       assert.is_true(batch.results[1].still_readable)
     end)
 
+    -- In log_by_lua (no cosockets) a wait's pauses are the system's sleep, as the README says:
+    -- /ping, sent while the wait pauses between its first two reads, is answered after its last.
+    it("holds the worker through a wait's pauses in log_by_lua", function()
+      local id = emu:create_bandwidth{ size = 10, share_type = "WHOLE" }
+      emu:set_knobs{ deleted_visible_for = 60 }
+      emu:reset_counters()
+      local options = { endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5,
+        max_attempts = 1 }
+      -- (0.8 s: a read, a pause of 0.5 s, a read, a pause cut short, a last read; then still readable.
+      -- The answer read whole and its connection closed: nginx runs the log phase of a request with
+      -- a body once the client has closed, up to lingering_timeout, 5 s, later.)
+      assert.same({ later = true }, request("POST", "/t/wait?in=log", cjson.encode{ options = options, id = id,
+        wait = 0.8, key = "log-wait" }).json)
+      api_saw(2, 5, "the wait's first read was not sent")
+      local p0 = socket.gettime()
+      assert.equal(200, assert(emulator.http{ port = app.port, path = "/ping", timeout = 10 }).status)
+      local p1 = socket.gettime()
+      local reads = {}
+      for _, r in ipairs(emu:requests()) do
+        if r.method == "GET" then reads[#reads + 1] = r.time end
+      end
+      -- sent before the second read (in the first pause), answered after the last
+      local times = cjson.encode{ ping = { p0, p1 }, reads = reads }
+      assert.is_true(#reads >= 2 and p0 < reads[2], "/ping was not held by the wait's first pause: " .. times)
+      assert.is_true(p1 >= reads[#reads], "/ping was answered before the wait ended: " .. times)
+      local logged = request("GET", "/t/outcome/log-wait").json
+      assert.same({ "log", true, "wait_timeout", true }, { logged.phase, logged.is_error, logged.error.kind,
+        logged.error.deleted }, cjson.encode(logged))
+      assert.equal(#reads, fixture.count_requests(emu, "GET"), "a read after /ping: " .. times)
+    end)
+
     -- Another request's call in log_by_lua (no cosockets there: libcurl, blocking) holds the
     -- worker past a cosocket delete's timeout, and that delete's answer arrives meanwhile: when
     -- the worker comes back, nginx expires the read timer before epoll reports the socket. The

@@ -536,9 +536,14 @@ end
 function M.wait()
   local args = json_body()
   if type(args) ~= "table" or type(args.options) ~= "table" then
-    return reply(400, { error = "POST {options, id | ids, wait, rate?}" })
+    return reply(400, { error = "POST {options, id | ids, wait, rate?, key?}" })
   end
-  if ngx.var.arg_in ~= "timer" then return reply(200, wait_outcome(args)) end
+  local where = ngx.var.arg_in
+  if where == "log" then
+    ngx.ctx.wait_args = args
+    return reply(200, { later = true })
+  end
+  if where ~= "timer" then return reply(200, wait_outcome(args)) end
   local sema = require("ngx.semaphore").new()
   local out
   assert(ngx.timer.at(0, function()
@@ -547,6 +552,12 @@ function M.wait()
   end))
   sema:wait(30)
   return reply(200, out or { error = "the timer did not finish" })
+end
+
+-- log_by_lua of /t/wait?in=log: the wait, its outcome kept for /t/outcome/<key>.
+function M.wait_log()
+  local args = ngx.ctx.wait_args
+  if args then ngx.shared.eip_test:set("outcome:" .. args.key, cjson.encode(wait_outcome(args))) end
 end
 
 -- The worker's pid and resident set size (VmRSS, kB), from /proc.
