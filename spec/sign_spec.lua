@@ -191,6 +191,35 @@ describe("eip.sign", function()
     assert.is_string(eip.sign{ method = "GET", url = v.url, headers = headers, query = many, ak = v.ak, sk = v.sk })
   end)
 
+  -- A canonical request past the signer's bound (1 MiB) was a usage error naming `options`,
+  -- whichever argument made it that long.
+  it("names the url, the query or the headers when it makes the canonical request too long", function()
+    local v = vectors[1]
+    local function kib(n, c) return string.rep(c or "a", n * 1024) end
+    local function headers(extra)
+      local h = { ["X-Sdk-Date"] = v.headers["X-Sdk-Date"] }
+      for k, value in pairs(extra or {}) do h[k] = value end
+      return h
+    end
+    local cases = {
+      { "url", v.url .. "/" .. kib(1100) }, { "query", v.url, { q = kib(1100) } },
+      { "headers", v.url, nil, { X = kib(1100) } },
+      -- (two that are too long together: the one that gives it more, a space as the %20 it is sent as)
+      { "query", v.url, { q = kib(300, " ") }, { X = kib(400) } },
+      { "url", v.url .. "?q=" .. kib(600), nil, { X = kib(500) } },
+      { "headers", v.url .. "/" .. kib(400), nil, { X = kib(700) } },
+    }
+    for _, c in ipairs(cases) do
+      local err = raised(eip.sign, { method = "GET", url = c[2], query = c[3], headers = headers(c[4]), ak = v.ak,
+        sk = v.sk })
+      assert.same({ "usage", c[1] }, { err.kind, err.argument }, c[1] .. " " .. #c[2])
+      assert.matches("canonical request", err.message, 1, true)
+    end
+    -- (together within the bound: signed)
+    assert.is_string(eip.sign{ method = "GET", url = v.url .. "/" .. kib(400), headers = headers{ X = kib(400) },
+      ak = v.ak, sk = v.sk })
+  end)
+
   it("rejects bad input with usage errors that never show the SK", function()
     local v = vectors[1]
     local cases = {

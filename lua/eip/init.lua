@@ -238,7 +238,8 @@ end
 --   `name:value`, the signed header names, and the body's SHA-256 (or the declared one). It
 --   never holds the SK, but it holds those header values verbatim: with an `X-Security-Token` in
 --   `headers` (temporary keys) it holds that token, a secret not to log
--- @raise a `usage` @{error} for a missing or malformed option
+-- @raise a `usage` @{error} for a missing or malformed option (a canonical request longer than
+--   1 MiB: the one of `url`, `query` and `headers` that gives it the most bytes)
 M.sign = require("eip.sign").sign
 
 --- What a batch's `on_result` returns to stop it (see @{eip.client:delete_bandwidths}).

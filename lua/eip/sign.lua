@@ -70,6 +70,33 @@ local function argument_of(why)
   return "options"
 end
 
+-- The bytes a path's or query's text gives the canonical request, percent-encoded as the signer
+-- encodes it (unreserved characters, and a path's slashes, as they are).
+local function encoded_size(text)
+  return #text + 2 * select(2, text:gsub("[^%w%-%._~/]", ""))
+end
+
+-- The argument to name when the canonical request passes the signer's bound: of the URL (its
+-- path, its query's pairs and the Host it gives), `query` (its first `n_query` pairs: the URL's
+-- follow) and `headers` (its first `n_headers`: a Host of the URL's follows), the one that gives
+-- it the most bytes.
+local function too_long(path, query, n_query, headers, n_headers)
+  local sizes = { url = encoded_size(path), query = 0, headers = 0 }
+  for i, q in ipairs(query) do
+    local name = i <= n_query and "query" or "url"
+    sizes[name] = sizes[name] + encoded_size(q[1]) + encoded_size(q[2])
+  end
+  for i, h in ipairs(headers) do
+    local name = i <= n_headers and "headers" or "url"
+    sizes[name] = sizes[name] + #h[1] + #h[2]
+  end
+  local longest = "url"
+  for _, name in ipairs{ "query", "headers" } do
+    if sizes[name] > sizes[longest] then longest = name end
+  end
+  return longest
+end
+
 -- The most query parameters, and headers, the C signer takes in one request (src/eip_core.c's
 -- MAX_SIGN_PAIRS): more are a usage error naming the one that holds them.
 local MAX_PAIRS = 256
@@ -112,12 +139,14 @@ function M.sign(opts)
   end
   local host, path, url_query = M.split_url(opts.url)
   local headers = pairs_of("headers", opts.headers)
+  local n_headers = #headers
   local has_host = false
   for _, h in ipairs(headers) do
     if h[1]:lower() == "host" then has_host = true end
   end
   if not has_host then headers[#headers + 1] = { "Host", host } end
   local query = pairs_of("query", opts.query)
+  local n_query = #query
   for _, q in ipairs(url_query) do query[#query + 1] = q end
   if #query > MAX_PAIRS then
     raise("query", "cannot be signed: %d parameters (the URL's included), more than %d", #query, MAX_PAIRS)
@@ -133,7 +162,8 @@ function M.sign(opts)
   })
   if not ok then
     local why = tostring(auth):gsub("^eip%.core: cannot sign: ", "")
-    raise(argument_of(why), "cannot be signed: %s", why)
+    local argument = why:find("^the canonical request exceeds") and too_long(path, query, n_query, headers, n_headers)
+    raise(argument or argument_of(why), "cannot be signed: %s", why)
   end
   return auth, canonical
 end
