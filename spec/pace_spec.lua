@@ -951,13 +951,31 @@ describe("rates and throttling against the emulator", function()
     local err = raised(c.delete_bandwidth, c, ids[1], { wait = 1 })
     assert.same({ "transport", "timeout", true, true, "wait", ids[1] }, { err.kind, err.reason, err.not_sent,
       err.deleted, err.stage, err.bandwidth_id })
-    assert.matches("not sent: its time would pass before the rate limit lets the request go", err.message)
+    assert.matches("not sent: the wait's end would pass before the rate limit lets the request go", err.message,
+      1, true)
     assert.equal(1, fixture.count_requests(emu)) -- the delete
     t.now = t.now + 10
     local results = c:delete_bandwidths({ ids[2], ids[3] }, { wait = 1, concurrency = 1 })
     for i = 1, 2 do
       assert.same({ 204, "transport", true }, { results[i].status, results[i].wait_error.kind,
         results[i].wait_error.not_sent }, "id " .. i)
+    end
+  end)
+
+  -- In a client whose `deadline` ends after the wait, such a read's error quoted that deadline,
+  -- which had not passed: what stopped the read was the wait's end. A deadline that ends first
+  -- is the one named.
+  it("names the wait's end, not a later deadline, for a wait's read whose slot lies past it", function()
+    for _, case in ipairs{ { 30, "the wait's end would pass" }, { 0.5, "the deadline (0.5 s) would pass" } } do
+      local t = fake_time()
+      local c = fx.client{ rate = 0.1, deadline = case[1], clock = t.clock, sleep = t.sleep }
+      local id = emu:create_bandwidth{ size = 1 }
+      emu:reset_counters()
+      local err = raised(c.delete_bandwidth, c, id, { wait = 1 })
+      assert.same({ "transport", "timeout", true, true, "wait" }, { err.kind, err.reason, err.not_sent, err.deleted,
+        err.stage }, tostring(err))
+      assert.matches("not sent: " .. case[2] .. " before the rate limit lets the request go", err.message, 1, true)
+      assert.equal(1, fixture.count_requests(emu)) -- the delete
     end
   end)
 

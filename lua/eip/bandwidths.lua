@@ -674,7 +674,7 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel, first_read,
     -- (first_read: a call's own wait, whose first read has at least the least time an attempt
     -- is sent with, however short the wait: one that passed validation reads once. Not the
     -- share of a batch's one time that is left to a later id: none once it is spent)
-    op.deadline_at, op.bucket = started + seconds, pacing.bucket
+    op.deadline_at, op.bucket, op.in_wait = started + seconds, pacing.bucket, true
     if step == 1 and first_read then op.deadline_at = math.max(op.deadline_at, core.monotime() + MIN_READ) end
     local ok, err = pcall(runner.run, runner, op, cancel)
     local waited = core.monotime() - started

@@ -259,9 +259,10 @@ end
 --- A call whose `deadline` would pass before the client's `rate` lets its first request go:
 -- kind "transport", reason "timeout" (as when the deadline runs out during an attempt), with
 -- `not_sent = true` and `attempts = 0`: nothing was sent. `wait`: the seconds the rate asked for.
--- (`deadline` nil or false: the operation's own time, the client having no deadline: a wait's read.)
+-- (`deadline` nil or false: a wait's read, whose wait ends before the client's deadline, or
+-- without one.)
 function M.deadline_before_send(op, deadline, wait)
-  local what = deadline and string.format("the deadline (%g s)", deadline) or "its time"
+  local what = deadline and string.format("the deadline (%g s)", deadline) or "the wait's end"
   return unsent_timeout(op, string.format("not sent: %s would pass before the rate limit lets the request go "
     .. "(in %.2f s)", what, wait))
 end
@@ -277,19 +278,19 @@ function M.held_past_wait(op, hold, cause)
 end
 
 --- The error of a call whose time ran out before its first request could go (the client's
--- `deadline`, when given: a first call's project lookup took it; else the operation's own, a
--- wait's read).
+-- `deadline`, when given: a first call's project lookup took it; nil: that of a wait's read,
+-- whose wait ends first).
 function M.deadline_before_request(op, deadline)
   return unsent_timeout(op, deadline and string.format("not sent: less than 50 ms of the deadline (%g s) was left "
-    .. "for its request", deadline) or "not sent: less than 50 ms of its time was left for its request")
+    .. "for its request", deadline) or "not sent: less than 50 ms of the wait was left for its request")
 end
 
 --- The error of a call whose `deadline` passed while its credentials were obtained (an IAM
--- token, the metadata service's keys): nothing was sent. (`deadline` nil: the operation's own
--- time, the client having no deadline.)
+-- token, the metadata service's keys): nothing was sent. (`deadline` nil: a wait's read, whose
+-- wait ended first.)
 function M.deadline_after_credentials(op, deadline)
   return unsent_timeout(op, deadline and string.format("not sent: the deadline (%g s) passed while its credentials "
-    .. "were obtained", deadline) or "not sent: its time passed while its credentials were obtained")
+    .. "were obtained", deadline) or "not sent: the wait ended while its credentials were obtained")
 end
 
 --- The error of a signed call not sent because the client already had as many signed requests

@@ -703,11 +703,19 @@ end
 -- (a request with a timeout of a few milliseconds could end in a timeout while it is carried
 -- out). Its place given back; a retry ends with its last error, a first attempt with
 -- `late_error`(op, the client's deadline). Returns nil and that error, as Call:request does.
+-- The client's deadline (seconds) for the error of a call whose time ran out, or nil when what
+-- ran out was the time of a wait its operation reads for (op.in_wait), which ended first.
+local function named_deadline(call)
+  local op = call.op
+  if op.in_wait and call.deadline == op.deadline_at then return nil end
+  return call.runner.deadline
+end
+
 local function too_late(self, attempts, late_error)
   self.attempts = attempts - 1
   release(self.runner.provider, self)
   if attempts > 1 then return nil, self.last_error end
-  local late = late_error(self.op, self.runner.deadline)
+  local late = late_error(self.op, named_deadline(self))
   late.elapsed = monotime() - self.started
   return nil, late
 end
@@ -1512,7 +1520,7 @@ local function rate_wait(self, call, bucket, cancel)
     if left > 0 then wait, later = bucket:take_within(max(0, left - MIN_ATTEMPT_TIME)) end
     if not wait then
       if call.attempts > 0 then return call:expire() end
-      local err = errors.deadline_before_send(call.op, self.deadline, later or 0)
+      local err = errors.deadline_before_send(call.op, named_deadline(call), later or 0)
       err.elapsed = monotime() - call.started
       return "fail", err
     end
@@ -1577,7 +1585,7 @@ local function keys_first(self, call, halt)
   if ok then
     if not deadline or deadline - monotime() >= MIN_ATTEMPT_TIME then return nil end
     if call.attempts > 0 then return call:expire() end
-    err = errors.deadline_after_credentials(call.op, self.deadline)
+    err = errors.deadline_after_credentials(call.op, named_deadline(call))
     err.elapsed = monotime() - call.started
     return "fail", err
   end
