@@ -699,10 +699,6 @@ function Call:past_deadline(wait)
   return deadline ~= false and self.attempts > 0 and deadline - (monotime() + wait) < MIN_ATTEMPT_TIME
 end
 
--- Attempt number `attempts` left less than MIN_ATTEMPT_TIME of the call's deadline: not sent
--- (a request with a timeout of a few milliseconds could end in a timeout while it is carried
--- out). Its place given back; a retry ends with its last error, a first attempt with
--- `late_error`(op, the client's deadline). Returns nil and that error, as Call:request does.
 -- The client's deadline (seconds) for the error of a call whose time ran out, or nil when what
 -- ran out was the time of a wait its operation reads for (op.in_wait), which ended first.
 local function named_deadline(call)
@@ -710,6 +706,11 @@ local function named_deadline(call)
   if op.in_wait and call.deadline == op.deadline_at then return nil end
   return call.runner.deadline
 end
+
+-- Attempt number `attempts` left less than MIN_ATTEMPT_TIME of the call's deadline: not sent
+-- (a request with a timeout of a few milliseconds could end in a timeout while it is carried
+-- out). Its place given back; a retry ends with its last error, a first attempt with
+-- `late_error`(op, named_deadline). Returns nil and that error, as Call:request does.
 
 local function too_late(self, attempts, late_error)
   self.attempts = attempts - 1
