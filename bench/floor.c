@@ -1,6 +1,7 @@
 /* floor.c - the benchmark's floor: bare libcurl, one reused easy handle, N DELETEs.
  *
  *   floor URL_PREFIX N [CA_FILE]    (URL_PREFIX + "<i>" is each request's URL)
+ *   floor URL_PREFIX - [CA_FILE]    (in slices: see below)
  *
  * With FLOOR_SIGNED=1 in the environment, the header lines of lua-eip's AK/SK signed request
  * (X-Sdk-Date, X-Project-Id, Authorization) replace X-Auth-Token, with fixed values: what
@@ -17,6 +18,11 @@
  *   requests=N seconds=S cpu=S rss_kib=K failed=F connects=C
  * (cpu: user+system CPU time of the loop; rss_kib: VmHWM, the peak resident set; connects:
  * connections libcurl opened, CURLINFO_NUM_CONNECTS summed over the requests).
+ * With "-" for N it runs in slices: each line read from standard input is a count K, and it sends
+ * the next K requests (the ids going on from the last slice's, round N_CYCLE) on the same handle
+ * and connection, then prints that line for those K and flushes; it ends at the end of its
+ * input. bench/run.lua runs the floor and the rows compared with it so, their slices taking
+ * turns, so that each ratio is of runs a fraction of a second apart (its "paired" rows).
  */
 #include "../src/version.h"
 
@@ -27,6 +33,8 @@
 #include <time.h>
 
 #define URL_MAX 512
+#define N_CYCLE 20000 /* the slices' ids: 0 .. N_CYCLE - 1, then 0 again (BENCH_N's default) */
+#define COUNT_LINE_MAX 64
 
 static size_t discard(char *data, size_t size, size_t n, void *ud)
 {
@@ -88,11 +96,11 @@ static struct curl_slist *headers(int is_signed)
 /* The loop being measured: per request, only what must change (the URL) is set. With a URL
  * handle `u` (the prefix parsed into it, its path prefix `path`), only its path is replaced, as
  * src/http.c's set_url_parts does (the string too: libcurl reports it). */
-static long run(CURL *c, CURLU *u, const char *prefix, const char *path, long n, long *connects)
+static long run(CURL *c, CURLU *u, const char *prefix, const char *path, long first, long n, long *connects)
 {
     char url[URL_MAX], part[URL_MAX];
     long i, status, opened, failed = 0;
-    for (i = 0; i < n; i++) {
+    for (i = first; i < first + n; i++) {
         snprintf(url, sizeof(url), "%s%ld", prefix, i);
         if (u != NULL) {
             snprintf(part, sizeof(part), "%s%ld", path, i);
@@ -113,6 +121,14 @@ static long run(CURL *c, CURLU *u, const char *prefix, const char *path, long n,
     return failed;
 }
 
+/* The line of one run (or slice) of n requests. */
+static void report(long n, double seconds, double cpu, long failed, long connects)
+{
+    printf("requests=%ld seconds=%.6f cpu=%.6f rss_kib=%ld failed=%ld connects=%ld\n", n, seconds, cpu,
+           peak_rss_kib(), failed, connects);
+    fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
     CURL *c;
@@ -122,8 +138,9 @@ int main(int argc, char **argv)
     const char *signed_env, *string_env, *agent;
     long n, failed, connects = 0;
     double t0, c0;
-    if (argc < 3 || argc > 4 || (n = strtol(argv[2], NULL, 10)) <= 0 || strlen(argv[1]) > URL_MAX - 24) {
-        fprintf(stderr, "usage: floor URL_PREFIX N [CA_FILE]\n");
+    if (argc < 3 || argc > 4 || ((n = strtol(argv[2], NULL, 10)) <= 0 && strcmp(argv[2], "-") != 0) ||
+        strlen(argv[1]) > URL_MAX - 24) {
+        fprintf(stderr, "usage: floor URL_PREFIX N|- [CA_FILE]\n");
         return 2;
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (c = curl_easy_init()) == NULL)
@@ -157,11 +174,26 @@ int main(int argc, char **argv)
         curl_easy_setopt(c, CURLOPT_CAINFO, argv[3]);
         curl_easy_setopt(c, CURLOPT_CAPATH, NULL); /* the CA alone, as the client's ca_file */
     }
-    t0 = now(CLOCK_MONOTONIC);
-    c0 = now(CLOCK_PROCESS_CPUTIME_ID);
-    failed = run(c, u, argv[1], path, n, &connects);
-    printf("requests=%ld seconds=%.6f cpu=%.6f rss_kib=%ld failed=%ld connects=%ld\n", n,
-           now(CLOCK_MONOTONIC) - t0, now(CLOCK_PROCESS_CPUTIME_ID) - c0, peak_rss_kib(), failed, connects);
+    if (strcmp(argv[2], "-") == 0) { /* in slices */
+        char line[COUNT_LINE_MAX];
+        long next = 0;
+        failed = 0;
+        while (fgets(line, sizeof(line), stdin) != NULL && (n = strtol(line, NULL, 10)) > 0) {
+            long slice_failed;
+            connects = 0;
+            t0 = now(CLOCK_MONOTONIC);
+            c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+            slice_failed = run(c, u, argv[1], path, next, n, &connects);
+            report(n, now(CLOCK_MONOTONIC) - t0, now(CLOCK_PROCESS_CPUTIME_ID) - c0, slice_failed, connects);
+            failed += slice_failed;
+            next = (next + n) % N_CYCLE;
+        }
+    } else {
+        t0 = now(CLOCK_MONOTONIC);
+        c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+        failed = run(c, u, argv[1], path, 0, n, &connects);
+        report(n, now(CLOCK_MONOTONIC) - t0, now(CLOCK_PROCESS_CPUTIME_ID) - c0, failed, connects);
+    }
     curl_slist_free_all(list);
     curl_easy_cleanup(c);
     curl_free(path);

@@ -12,6 +12,10 @@
 --     soak     batch, reporting the resident set after the first tenth and at the end (the
 --              sequential path has its own soak: `make soak`, bench/soak.lua)
 --
+-- With "-" for N, seq and seq-aksk run in slices, as build/bench/floor does: each line of
+-- standard input is a count K; the one client sends the next K deletes (going on round the same
+-- ids), prints the line below for them and flushes; the end of the input ends it.
+--
 -- An https ENDPOINT is verified against BENCH_CA_FILE (the client's `ca_file`; never `insecure`).
 --
 -- Prints one line: requests=N seconds=S cpu=S rss_kib=K failed=F [rss_warm_kib=K rss_end_kib=K]
@@ -24,10 +28,13 @@ local eip = require "eip"
 local PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 local TOKEN = "bench-token-0123456789abcdef" -- the fast server does not check it
 local CHUNK = tonumber(os.getenv("BENCH_CHUNK")) or 1000
+local POOL_SIZE = 1000 -- the sequential rows' distinct ids (pooled_ids)
 local CA_FILE = os.getenv("BENCH_CA_FILE")
 if CA_FILE == "" then CA_FILE = nil end
 
 local mode, endpoint, n, concurrency = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4])
+local slices = arg[3] == "-" and (mode == "seq" or mode == "seq-aksk")
+if slices then n = POOL_SIZE end
 if not (mode and endpoint and n) then
   io.stderr:write("usage: worker.lua seq|seq-aksk|batch|socket|luasec|soak ENDPOINT N [CONCURRENCY]\n")
   os.exit(2)
@@ -52,10 +59,9 @@ end
 -- bench-profile` counts a request as the difference of a run of 3N requests and one of N: ids
 -- made per request (a number formatted, a string hashed, about 2k instructions) were counted as
 -- the client's, where the floor formats its URL into a stack buffer.
-local POOL = 1000
 local function pooled_ids(count)
-  local pool, ids = make_ids(POOL), {}
-  for i = 1, count do ids[i] = pool[(i - 1) % POOL + 1] end
+  local pool, ids = make_ids(POOL_SIZE), {}
+  for i = 1, count do ids[i] = pool[(i - 1) % POOL_SIZE + 1] end
   return ids
 end
 
@@ -68,13 +74,41 @@ local function client(signed)
     ca_file = CA_FILE }
 end
 
-local function seq(ids, signed)
-  local c, failed = client(signed), 0
+local function deletes(c, ids)
+  local failed = 0
   for i = 1, #ids do
     if c:delete_bandwidth(ids[i]).status ~= 204 then failed = failed + 1 end
   end
+  return failed
+end
+
+local function seq(ids, signed)
+  local c = client(signed)
+  local failed = deletes(c, ids)
   c:close()
   return failed
+end
+
+local function result_line(count, seconds, cpu, failed)
+  return string.format("requests=%d seconds=%.6f cpu=%.6f rss_kib=%d failed=%d", count, seconds, cpu,
+    status_kib("VmHWM"), failed)
+end
+
+-- In slices (N "-"): one client for every slice, its ids going on round the pool.
+local function seq_slices(signed)
+  local c, pool, next = client(signed), make_ids(POOL_SIZE), 0
+  for line in io.lines() do
+    local count = math.tointeger(tonumber(line))
+    if not count or count <= 0 then break end
+    local ids = {}
+    for i = 1, count do ids[i] = pool[(next + i - 1) % POOL_SIZE + 1] end
+    next = (next + count) % POOL_SIZE
+    local t0, c0 = core.monotime(), os.clock()
+    local failed = deletes(c, ids)
+    io.stdout:write(result_line(count, core.monotime() - t0, os.clock() - c0, failed), "\n")
+    io.stdout:flush()
+  end
+  c:close()
 end
 
 -- VmRSS after a full collection: uncollected Lua garbage is not growth.
@@ -130,6 +164,10 @@ local function luasec(ids)
   return one_per_request(ids, require("ssl.https").request, { verify = "peer", cafile = CA_FILE })
 end
 
+if slices then
+  seq_slices(mode == "seq-aksk")
+  os.exit(0)
+end
 local marks = mode == "soak" and {} or nil
 local ids = not marks and (mode:find("^seq") and pooled_ids or make_ids)(n) or nil
 local runs = { seq = seq, soak = batch, batch = batch, socket = luasocket, luasec = luasec,
@@ -140,7 +178,6 @@ for _, name in ipairs(modules[mode] or {}) do require(name) end
 local t0, c0 = core.monotime(), os.clock()
 local failed = run(ids, marks)
 local seconds, cpu = core.monotime() - t0, os.clock() - c0
-local line = string.format("requests=%d seconds=%.6f cpu=%.6f rss_kib=%d failed=%d", n, seconds, cpu,
-  status_kib("VmHWM"), failed)
+local line = result_line(n, seconds, cpu, failed)
 if marks then line = line .. string.format(" rss_warm_kib=%d rss_end_kib=%d", marks.warm, marks.finish) end
 print(line)
