@@ -211,6 +211,22 @@ describe("eip command", function()
       assert.equal(0, emu:stats().requests)
     end)
 
+    -- `--` ends the options (POSIX): the word after it is the command, and what follows it is
+    -- taken as it is, an option's look included. It was itself taken for an unknown command.
+    it("a -- before the command ends the options: the next word is the command", function()
+      local code, out, err = run("-- status 404")
+      assert.same({ 0, "" }, { code, err })
+      assert.truthy(has(out, "Not Found"), out)
+      code, out, err = run("--debug -- status --json")
+      assert.same({ 2, "" }, { code, out })
+      assert.truthy(has(err, "--json"), err)
+      assert.is_false(has(err, "unknown command"), err)
+      code, out, err = run("--")
+      assert.same({ 2, "" }, { code, out })
+      assert.is_false(has(err, "unknown command"), err)
+      assert.equal(0, emu:stats().requests)
+    end)
+
     it("an unknown option exits 2 with a hint, sending nothing", function()
       local id = emu:create_bandwidth{ size = 5 }
       local code, out, err = run("delete-bandwidth --misssing-ok " .. id)

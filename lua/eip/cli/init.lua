@@ -130,6 +130,9 @@ end
 
 local function dispatch(argv, ctx)
   local leading, at = leading_options(argv)
+  -- `--` ends the options (POSIX): the next word is the command, and what follows it its operands.
+  local ended = argv[at] == "--"
+  if ended then at = at + 1 end
   local name = argv[at]
   if name == nil then
     args.parse(ANY, leading, 1) -- a secret or unknown option is said as such
@@ -137,11 +140,11 @@ local function dispatch(argv, ctx)
     stderr:write(args.tool_help(M.COMMANDS))
     return EXIT_USAGE
   end
-  if name == "-h" or name == "--help" then
+  if not ended and (name == "-h" or name == "--help") then
     stdout:write(args.tool_help(M.COMMANDS))
     return EXIT_OK
   end
-  if name == "--version" then
+  if not ended and name == "--version" then
     stdout:write("eip (lua-eip) ", eip._VERSION, "\n")
     return EXIT_OK
   end
@@ -162,6 +165,7 @@ local function dispatch(argv, ctx)
   if not c then unknown_command(name) end
   local all = {}
   for _, a in ipairs(global_only(leading, c)) do all[#all + 1] = a end
+  if ended then all[#all + 1] = "--" end
   for j = at + 1, #argv do all[#all + 1] = argv[j] end
   local opts, rest = args.parse(c, all, 1)
   if not opts then
