@@ -2196,6 +2196,15 @@ describe("safety", function()
       -- An escaped copy: its part beside the escape is shorter than a piece the redaction finds
       -- alone ("tok\/" and "Qz8v..."), so the text goes whole, not redacted around the escape.
       assert.equal("<redacted: the text held a credential>", c:clean('{"msg":"bad ' .. token:gsub("/", "\\/") .. '"}'))
+      -- Every byte escaped as C and Python write bytes (b'\x74\x6f...'), in either case, as the
+      -- %XX and \uXXXX forms are; and the start of such a copy where a bound cut it, the cut
+      -- inside an escape too. They were shown as they came.
+      local function x_escaped(s, f) return (s:gsub(".", function(ch) return f:format(ch:byte()) end)) end
+      for _, f in ipairs{ "\\x%02x", "\\x%02X" } do
+        assert.equal("<redacted: the text held a credential>", c:clean("bad b'" .. x_escaped(token, f) .. "'"), f)
+        assert.equal("id <redacted>...", c:clean("id " .. x_escaped(token:sub(1, 5), f) .. "..."), f)
+        assert.equal("id <redacted>...", c:clean("id " .. x_escaped(token:sub(1, 5), f) .. "\\x5..."), f)
+      end
       -- Split by C1 controls too (NEL, CSI; in UTF-8 or as lone bytes) into pieces shorter than
       -- the redaction finds alone: once blanked, they showed with spaces between them.
       for _, sep in ipairs{ "\194\133", "\194\155", "\155", "\133" } do

@@ -431,7 +431,7 @@ end
 --- Text made safe to show: every secret the client holds (token, SK, security token, IAM
 -- password, the metadata service's session token, proxy credentials) replaced by `<redacted>`,
 -- pieces of one included (of its lower- and upper-case and base64 forms too), a text holding
--- one in disguise (JSON- or percent-escaped, split by control characters) replaced whole, and
+-- one in disguise (JSON-, C- or percent-escaped, split by control characters) replaced whole, and
 -- control characters (terminal escapes, CR, LF; bidi marks and overrides) turned into spaces and
 -- zero-width ones removed, as the README's Secrets says. Errors and log lines already went through it; the
 -- API's objects (`show_bandwidth`, `list_bandwidths`, `plan_drain`) are returned as the server sent

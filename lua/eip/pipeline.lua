@@ -153,9 +153,9 @@ local function unescaped(c) return JSON_CONTROLS[c] or c end
 
 -- s as it reads once its disguises are taken off: control characters removed, C1 ones included
 -- (a secret split by a line break), character references decoded (&#77; &#x4D; &amp;), JSON
--- escapes undone (\" \\ \/ \uXXXX; \n and the like removed), percent-encoding decoded (twice: an
--- encoded "%"). With `latin`, \u0080-\u00FF are single bytes, as a server that read a Latin-1
--- secret's bytes as characters writes them; else UTF-8.
+-- escapes undone (\" \\ \/ \uXXXX; \n and the like removed), C's and Python's \xNN read as bytes,
+-- percent-encoding decoded (twice: an encoded "%"). With `latin`, \u0080-\u00FF are single
+-- bytes, as a server that read a Latin-1 secret's bytes as characters writes them; else UTF-8.
 local function undisguised(s, latin)
   s = escape_controls(s, true)
   if s:find("&", 1, true) then
@@ -163,7 +163,7 @@ local function undisguised(s, latin)
   end
   if latin then s = s:gsub("\\u00(%x%x)", byte_of) end
   s = s:gsub("\\u([dD][89abAB]%x%x)\\u([dD][c-fC-F]%x%x)", pair_of):gsub("\\u(%x%x%x%x)", unicode_of)
-    :gsub("\\(.)", unescaped)
+    :gsub("\\x(%x%x)", byte_of):gsub("\\(.)", unescaped)
   return (s:gsub("%%(%x%x)", byte_of):gsub("%%(%x%x)", byte_of))
 end
 
@@ -267,8 +267,8 @@ local function cut_start(s, secrets)
     local raw = sub(s, n - k + 1, n)
     local u = raw
     if select(2, blank_controls(raw)) then -- (an escape, or a control character: C1 included)
-      -- An escape the cut went through (a lone '\', '\u00', '%2') ends the tail: left out.
-      u = u:gsub("\\u%x?%x?%x?$", ""):gsub("%%%x?$", "")
+      -- An escape the cut went through (a lone '\', '\u00', '\x4', '%2') ends the tail: left out.
+      u = u:gsub("\\u%x?%x?%x?$", ""):gsub("\\x%x?$", ""):gsub("%%%x?$", "")
       local slashes = u:match("\\+$")
       if slashes and #slashes % 2 == 1 then u = sub(u, 1, -2) end
       for _ = 1, UNDISGUISE_LEVELS do
@@ -294,7 +294,7 @@ end
 -- cut off: see src/secrets.h), and of its lower- and upper-case, base64 and hex forms. A secret
 -- shorter than 8 bytes cannot be told apart from ordinary
 -- words inside a text, so it is redacted only where it is the whole value. Text that holds a
--- secret only in disguise (JSON- or percent-escaped, split by control characters) is replaced
+-- secret only in disguise (JSON-, C- or percent-escaped, split by control characters) is replaced
 -- whole.
 function Runner:clean(s)
   if type(s) ~= "string" then return s end
