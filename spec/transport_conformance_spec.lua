@@ -695,6 +695,32 @@ describe("the transport contract, through both transports", function()
     { name = "a *.localhost name on a closed port: refused on 127.0.0.1 and ::1",
       url = function() return "http://a.localhost:" .. host.closed_port() .. "/x" end,
       expect = { status = 0, curl_code = 7, error_kind = "connect", unsent = true } },
+    -- libcurl's happy eyeballs: ::1 once 127.0.0.1 has not answered within 200 ms. 127.0.0.1's
+    -- port drops every SYN (its listener's backlog is full), ::1's completes the connection and
+    -- never answers: the request went out over ::1, then timed out (over cosockets it was a
+    -- connect timeout on 127.0.0.1, unsent).
+    { name = "localhost where 127.0.0.1 does not answer: ::1 after 200 ms", once = true,
+      req = { timeout = 0.6, connect_timeout = 0.6 },
+      url = function()
+        local v4 = assert(socket.tcp())
+        assert(v4:bind("127.0.0.1", 0))
+        assert(v4:listen(0))
+        local port = select(2, v4:getsockname())
+        silent_listeners[#silent_listeners + 1] = v4
+        for _ = 1, 3 do -- (the backlog filled: connections the listener never accepts)
+          local c = assert(socket.tcp())
+          c:settimeout(0)
+          c:connect("127.0.0.1", port)
+          silent_listeners[#silent_listeners + 1] = c
+        end
+        local v6 = assert(socket.tcp6())
+        assert(v6:setoption("ipv6-v6only", true))
+        assert(v6:bind("::1", port))
+        assert(v6:listen(8))
+        silent_listeners[#silent_listeners + 1] = v6
+        return "http://localhost:" .. port .. "/x"
+      end,
+      expect = { status = 0, curl_code = 28, error_kind = "timeout", unsent = NONE } },
 
     -- The kernel completes the connection (the listening socket's backlog), nothing answers
     -- the TLS handshake: a timeout, yet nothing of the request went out.

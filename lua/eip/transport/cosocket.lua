@@ -10,7 +10,8 @@
 --  * host names are resolved by nginx's `resolver` directive (none configured: every name fails
 --    with curl code 6; a lookup past `resolver_timeout`: 28, as libcurl's; a name no DNS query
 --    can carry, a label over 63 bytes: 6 at once, as libcurl's); IP literals need no resolver,
---    nor localhost and *.localhost, which are 127.0.0.1 then ::1, as in libcurl (see loopback);
+--    nor localhost and *.localhost, which are 127.0.0.1 then ::1 (after a refusal, or 200 ms
+--    without an answer), as in libcurl (see loopback and connect);
 --  * TLS peers are verified against `lua_ssl_trusted_certificate` (with `lua_ssl_verify_depth`);
 --    the `ca_file` option applies to the libcurl transport only, as nginx has no per-socket
 --    trust store. `insecure = true` turns verification off here too;
@@ -597,15 +598,30 @@ local function connect_failure(x, t, err)
   return http1.fail(x, 7, "Failed to connect to " .. t.bare .. " port " .. t.port .. ": " .. err)
 end
 
+-- libcurl's happy eyeballs: its second address family is tried once the first has not
+-- connected within 200 ms (CURL_HET_DEFAULT), the first still waited for.
+local EYEBALLS_MS = 200
+
 -- sock:connect to `to` (a target or a via): its host, which nginx resolves, or a loopback name's
--- addresses in turn, ::1 after a refusal on 127.0.0.1, as libcurl goes on to its second address
--- family (the first refusal is the one told when both refuse).
-local function connect(sock, to, pool)
+-- addresses in turn, as libcurl goes on to its second address family: ::1 after a refusal on
+-- 127.0.0.1, or once 127.0.0.1 has not answered within 200 ms (and 127.0.0.1 again with what is
+-- left when ::1 fails too). The first failure is the one told when all fail. `connect_ms`: the
+-- connect timeout sock was given (ms), `rest` its send and read timeouts.
+local function connect(x, sock, to, pool, connect_ms, rest)
   local addrs = to.loopback
   if not addrs then return sock:connect(to.host, to.port, pool) end
+  local started, early = x.now(), connect_ms > EYEBALLS_MS
+  if early then sock:settimeouts(EYEBALLS_MS, rest, rest) end
   local ok, err = sock:connect(addrs[1], to.port, pool)
-  if ok or not find(tostring(err), "refused", 1, true) then return ok, err end
-  if sock:connect(addrs[2], to.port, pool) then return 1 end
+  if ok then return ok, err end
+  local timed_out = early and err == "timeout"
+  if not timed_out and not find(tostring(err), "refused", 1, true) then return ok, err end
+  for _, addr in ipairs(timed_out and { addrs[2], addrs[1] } or { addrs[2] }) do
+    local left = connect_ms - (x.now() - started) * 1000
+    if left < 1 then break end
+    if early then sock:settimeouts(floor(left), rest, rest) end
+    if sock:connect(addr, to.port, pool) then return 1 end
+  end
   return ok, err
 end
 
@@ -714,7 +730,7 @@ local function open(self, x, t, v)
     -- Connect within the connect time left; send and read within the exchange's time left.
     sock:settimeouts(ms(connect_left_now), rest, rest)
     x.sock_ms = rest
-    local ok, err = connect(sock, to, v and v.pool or t.pool[self.insecure])
+    local ok, err = connect(x, sock, to, v and v.pool or t.pool[self.insecure], ms(connect_left_now), rest)
     if not ok then
       if http1.remaining(x) <= 0 then return http1.timed_out(x) end
       return connect_failure(x, to, err)
