@@ -256,8 +256,11 @@ static int close_socket(void *data, curl_socket_t fd)
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_FAILED_INIT;
 
+static void url_chars_init(void);
+
 static void global_init_once(void)
 {
+    url_chars_init();
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
@@ -385,18 +388,21 @@ static int capture_header(eip_http_transfer *t, const char *line, size_t len)
     enum { VALUE, LIST, TOKEN, FALLBACK };
     static const struct {
         const char *name;
+        size_t len; /* strlen(name) */
         int kind; /* VALUE, LIST (every value, joined), FALLBACK (only into an empty field): a
                    * char[EIP_HTTP_HEADER_VALUE_MAX] at off in eip_http_response; TOKEN: the
                    * subject token */
         size_t off;
     } wanted[] = {
-        {"x-request-id", VALUE, offsetof(eip_http_response, request_id)},
-        {"retry-after", LIST, offsetof(eip_http_response, retry_after)},
-        {"content-type", VALUE, offsetof(eip_http_response, content_type)},
-        {"location", VALUE, offsetof(eip_http_response, location)},
-        {"date", VALUE, offsetof(eip_http_response, date)},
-        {"x-subject-token", TOKEN, 0},
-        {"x-iam-trace-id", FALLBACK, offsetof(eip_http_response, request_id)},
+#define WANTED(name) name, sizeof(name) - 1
+        {WANTED("x-request-id"), VALUE, offsetof(eip_http_response, request_id)},
+        {WANTED("retry-after"), LIST, offsetof(eip_http_response, retry_after)},
+        {WANTED("content-type"), VALUE, offsetof(eip_http_response, content_type)},
+        {WANTED("location"), VALUE, offsetof(eip_http_response, location)},
+        {WANTED("date"), VALUE, offsetof(eip_http_response, date)},
+        {WANTED("x-subject-token"), TOKEN, 0},
+        {WANTED("x-iam-trace-id"), FALLBACK, offsetof(eip_http_response, request_id)},
+#undef WANTED
     };
     const char *colon = memchr(line, ':', len);
     size_t i, nlen;
@@ -404,7 +410,7 @@ static int capture_header(eip_http_transfer *t, const char *line, size_t len)
         return 0;
     nlen = (size_t)(colon - line);
     for (i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++) {
-        if (strlen(wanted[i].name) == nlen && strncasecmp(line, wanted[i].name, nlen) == 0) {
+        if (wanted[i].len == nlen && strncasecmp(line, wanted[i].name, nlen) == 0) {
             const char *v = colon + 1, *end = line + len;
             while (v < end && (*v == ' ' || *v == '\t'))
                 v++;
@@ -964,20 +970,33 @@ static int ends_of_socket(int fd, struct ends *e)
     return 0;
 }
 
-/* The ends libcurl names (the peer's address as text): 0, or -1 when it cannot be read. */
-static int ends_named(const char *peer_ip, int peer_port, int local_port, struct ends *e)
+/* The ends libcurl names (the peer's address as text): 0, or -1 when it cannot be read. The
+ * text last read is kept in s with what it reads as: a client's requests name one peer. */
+static int ends_named(eip_http_sockets *s, const char *peer_ip, int peer_port, int local_port, struct ends *e)
 {
+    size_t len;
     memset(e, 0, sizeof(*e));
     e->local_port = local_port;
     e->peer_port = peer_port;
     if (peer_ip == NULL)
         return -1;
+    len = strlen(peer_ip);
+    if (s->peer_family != 0 && len < sizeof(s->peer_text) && memcmp(peer_ip, s->peer_text, len + 1) == 0) {
+        e->family = s->peer_family;
+        memcpy(e->peer, s->peer_bytes, sizeof(e->peer));
+        return 0;
+    }
     if (inet_pton(AF_INET, peer_ip, e->peer) == 1)
         e->family = AF_INET;
     else if (inet_pton(AF_INET6, peer_ip, e->peer) == 1)
         e->family = AF_INET6;
     else
         return -1;
+    if (len < sizeof(s->peer_text)) {
+        memcpy(s->peer_text, peer_ip, len + 1);
+        memcpy(s->peer_bytes, e->peer, sizeof(s->peer_bytes));
+        s->peer_family = e->family;
+    }
     return 0;
 }
 
@@ -1078,7 +1097,7 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
     }
     t->sock_fd = -1; /* (this send's socket, if it is tracked; its count below, without TLS) */
     t->rx_base_ok = 0;
-    if (t->sockets != NULL && ends_named(remote_ip, remote_port, local_port, &ends) == 0) {
+    if (t->sockets != NULL && ends_named(t->sockets, remote_ip, remote_port, local_port, &ends) == 0) {
         struct eip_http_socket *sock = socket_at(t->sockets, &ends);
         if (sock != NULL) {
             t->sock_fd = sock->fd;
@@ -1733,11 +1752,20 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
 
 /* Path and query bytes that libcurl's URL parser leaves as they are: unreserved characters,
  * '/', and in the query '=' and '&'. Anything else ('%' escapes, which libcurl would lower-case
- * when set as a part; a '#'; spaces) takes the whole-URL path. */
-static int plain_url_char(unsigned char c, int query)
+ * when set as a part; a '#'; spaces) takes the whole-URL path. URL_CHAR says what each byte is:
+ * URL_PLAIN, plain in either; URL_QUERY_PLAIN, plain in a query. Filled once, by the global
+ * init, which comes before any transfer. */
+enum { URL_PLAIN = 1, URL_QUERY_PLAIN = 2 };
+static unsigned char URL_CHAR[256];
+
+static void url_chars_init(void)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-           c == '_' || c == '~' || c == '/' || (query && (c == '=' || c == '&'));
+    int c;
+    for (c = 0; c < 256; c++) {
+        int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '.' || c == '_' || c == '~' || c == '/';
+        URL_CHAR[c] = (unsigned char)(plain ? URL_PLAIN | URL_QUERY_PLAIN : (c == '=' || c == '&') ? URL_QUERY_PLAIN : 0);
+    }
 }
 
 /* Copies the path or query s[0..n) into out (NUL-terminated) when every byte is plain and, for
@@ -1746,13 +1774,19 @@ static int plain_url_char(unsigned char c, int query)
 static int plain_part(const char *s, size_t n, int query, char *out, size_t cap)
 {
     size_t i;
+    unsigned char want = query ? URL_QUERY_PLAIN : URL_PLAIN;
     if (n >= cap || (!query && (n == 0 || s[0] != '/')))
         return -1;
-    for (i = 0; i < n; i++) {
-        if (!plain_url_char((unsigned char)s[i], query) || (!query && s[i] == '.' && s[i - 1] == '/'))
+    for (i = 0; i < n; i++)
+        if (!(URL_CHAR[(unsigned char)s[i]] & want))
             return -1;
-        out[i] = s[i];
+    if (!query) {
+        const char *dot = memchr(s, '.', n);
+        for (; dot != NULL; dot = memchr(dot + 1, '.', n - (size_t)(dot + 1 - s)))
+            if (dot[-1] == '/') /* (s[0] is '/', so a dot has a byte before it) */
+                return -1;
     }
+    memcpy(out, s, n);
     out[n] = '\0';
     return 0;
 }

@@ -91,6 +91,11 @@ typedef struct eip_http_sockets {
     size_t n, alloc;
     unsigned long generation; /* the fork generation the owner's handles were made in */
     struct eip_http_sockets *prev, *next; /* the registry (http.c) */
+    /* The last peer address libcurl named, as text and as read (family 0: none yet): the same
+     * text for every request to one endpoint, read once (http.c's ends_named) */
+    char peer_text[48];
+    unsigned char peer_bytes[16];
+    int peer_family;
 } eip_http_sockets;
 
 /* The number of forks between this process and the first process that loaded the core (0
