@@ -802,6 +802,17 @@ static int reference_at(const unsigned char *p)
     return *p == '#' || (c >= 'a' && c <= 'z');
 }
 
+/* 1 for a byte that is printable ASCII and begins no escape (not '%', '\\' or '&'): what
+ * servers send nearly all of, which before_controls passes over a byte at a time. */
+static const unsigned char TEXT_PLAIN[256] = {
+    [0x20] = 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* ' '..'/': '%' and '&' not */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* '0'..'?' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* '@'..'O' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 'P'..'_': the backslash not */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* '`'..'o' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 'p'..'~'; the rest 0 */
+};
+
 /* The length of s's start before its first control character (len: none), and in *escapes
  * whether that start holds a '%' or '\\' escape, or a character reference ("&#", or "&" and a
  * letter: &amp; &lt; &quot;). */
@@ -812,6 +823,12 @@ static size_t before_controls(const char *s, size_t len, int *escapes)
     *escapes = 0;
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (TEXT_PLAIN[c]) { /* (and a run of them, at once: it ends any sequence a lead byte announced) */
+            while (i + 1 < len && TEXT_PLAIN[(unsigned char)s[i + 1]])
+                i++;
+            u.pending = 0;
+            continue;
+        }
         /* Printable ASCII, what servers send, is never a control character and ends any
          * sequence a lead byte announced (as control_at would say, one call per byte less). */
         if (c >= 0x20 && c < 0x7F) {

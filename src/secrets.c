@@ -15,6 +15,8 @@ struct eip_secrets {
     size_t count, max;
     uint64_t *t;       /* the windows, as 8-byte values (0: an empty slot) */
     size_t mask, used; /* the table has mask + 1 slots (a power of two), used of them taken */
+    unsigned char *f;  /* 8 (mask + 1) bits: a window's bit (filter_bit) set, so that a look-up of
+                        * one that is not there (nearly every one) mostly ends at its bit */
     int zero;          /* a window of 8 NUL bytes is in the set (0 marks empty slots) */
     unsigned high;     /* the high halves (4 bits) of the bytes the windows are made of, a bit each */
 };
@@ -39,6 +41,12 @@ static size_t slot_of(uint64_t w, size_t mask)
     return (size_t)((w * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & mask;
 }
 
+/* The window's bit in a filter of 8 (mask + 1) bits: its slot's and three hash bits more. */
+static size_t filter_bit(uint64_t w, size_t mask)
+{
+    return (size_t)((w * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & (mask << 3 | 7);
+}
+
 /* Puts w in t unless it is there; returns whether it was added. */
 static int put(uint64_t *t, size_t mask, uint64_t w)
 {
@@ -52,12 +60,23 @@ static int put(uint64_t *t, size_t mask, uint64_t w)
     return 1;
 }
 
+/* put, and the window's bit set in the table's filter f. */
+static int put_window(uint64_t *t, unsigned char *f, size_t mask, uint64_t w)
+{
+    size_t b = filter_bit(w, mask);
+    f[b >> 3] = (unsigned char)(f[b >> 3] | 1u << (b & 7));
+    return put(t, mask, w);
+}
+
 static int holds(const eip_secrets *x, uint64_t w)
 {
     size_t i;
     if (w == 0)
         return x->zero;
     if (x->t == NULL)
+        return 0;
+    i = filter_bit(w, x->mask);
+    if (!(x->f[i >> 3] & 1u << (i & 7)))
         return 0;
     for (i = slot_of(w, x->mask); x->t[i] != 0; i = (i + 1) & x->mask)
         if (x->t[i] == w)
@@ -93,22 +112,30 @@ static int reserve(eip_secrets *x, size_t more)
 {
     size_t need = x->used + more, cap;
     uint64_t *t;
+    unsigned char *f;
     if (x->t != NULL && need * 8 <= (x->mask + 1) * 5)
         return 0;
     for (cap = 16; cap * 5 < need * 8; cap *= 2)
         ;
     t = calloc(cap, sizeof *t);
-    if (t == NULL)
+    f = calloc(cap, 1);
+    if (t == NULL || f == NULL) {
+        free(t);
+        free(f);
         return -1;
+    }
     if (x->t != NULL) {
         size_t i;
         for (i = 0; i <= x->mask; i++)
             if (x->t[i] != 0)
-                put(t, cap - 1, x->t[i]);
+                put_window(t, f, cap - 1, x->t[i]);
         wipe(x->t, (x->mask + 1) * sizeof *x->t);
+        wipe(x->f, x->mask + 1);
         free(x->t);
+        free(x->f);
     }
     x->t = t;
+    x->f = f;
     x->mask = cap - 1;
     return 0;
 }
@@ -160,7 +187,7 @@ static int index_some_windows(eip_secrets *x, const char *p, size_t n, const cha
         if (w == 0)
             x->zero = 1;
         else
-            x->used += (size_t)put(x->t, x->mask, w);
+            x->used += (size_t)put_window(x->t, x->f, x->mask, w);
     }
     return 0;
 }
@@ -384,9 +411,12 @@ void eip_secrets_free(eip_secrets *x)
         wipe(x->s[i].p, x->s[i].n);
         free(x->s[i].p);
     }
-    if (x->t != NULL)
+    if (x->t != NULL) {
         wipe(x->t, (x->mask + 1) * sizeof *x->t);
+        wipe(x->f, x->mask + 1);
+    }
     free(x->s);
     free(x->t);
+    free(x->f);
     free(x);
 }
