@@ -495,9 +495,9 @@ function Client:delete_bandwidth(bandwidth_id, call_opts)
     -- (a project to find first, a wait after: code of the caller's may run outside Runner:run)
     return r:counted(delete_counted, self, r, bandwidth_id, missing_ok, wait)
   end
-  -- (nothing of the caller's runs before Runner:run, which counts itself past its lane: the
-  -- common delete is counted only when it leaves the lane)
-  return r:run(ops.delete_bandwidth(project_id, bandwidth_id, missing_ok))
+  -- (nothing of the caller's runs before Runner:run_delete, which counts itself past its lane:
+  -- the common delete is counted only when it leaves the lane)
+  return r:run_delete(project_id, bandwidth_id, missing_ok)
 end
 
 --- Deletes many shared bandwidths concurrently (libcurl multi; light threads inside nginx where

@@ -68,12 +68,18 @@ end
 
 local Delete = kind{ name = "delete_bandwidth", method = "DELETE" }
 
---- The result of a delete answered `status` (a 2xx), `request_id` (cleaned, or nil).
-function Delete.lane_result(op, status, request_id, attempts, elapsed)
+--- The result of a delete of bandwidth `id` answered `status` (a 2xx), `request_id` (cleaned,
+-- or nil).
+function M.deleted(id, status, request_id, attempts, elapsed)
   return {
     ok = true, deleted = true, status = status, reason = reasons[status],
-    bandwidth_id = op.resource, request_id = request_id, attempts = attempts, elapsed = elapsed,
+    bandwidth_id = id, request_id = request_id, attempts = attempts, elapsed = elapsed,
   }
+end
+local deleted = M.deleted
+
+function Delete.lane_result(op, status, request_id, attempts, elapsed)
+  return deleted(op.resource, status, request_id, attempts, elapsed)
 end
 
 function Delete.result(op, resp, attempts, elapsed)
@@ -159,10 +165,19 @@ function Delete.after_unanswered(op, err, earlier)
   end
 end
 
+--- DeleteSharedBandwidth's path. @tparam string project_id @tparam string id
+function M.delete_path(project_id, id)
+  return "/v2.0/" .. project_id .. "/bandwidths/" .. id
+end
+local delete_path = M.delete_path
+
+--- The status that ends a delete (see Delete.usable_status).
+M.DELETED_STATUS = Delete.usable_status
+
 --- DeleteSharedBandwidth. @tparam string project_id @tparam string id @tparam boolean missing_ok
 function M.delete_bandwidth(project_id, id, missing_ok)
   -- Not a tail call: see "LuaJIT" in eip.transport.http1.
-  local op = setmetatable({ path = "/v2.0/" .. project_id .. "/bandwidths/" .. id, resource = id,
+  local op = setmetatable({ path = delete_path(project_id, id), resource = id,
     missing_ok = missing_ok, deadline_at = false }, Delete) -- (a field eip.pipeline reads: see OPTIONAL there)
   return op
 end

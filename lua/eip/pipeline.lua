@@ -1831,6 +1831,24 @@ function Runner:run(op, cancel, abort)
   return left(self, entered(self), self.protect(general, self, op, cancel, abort, first, first_started))
 end
 
+local delete_path, deleted, DELETED_STATUS = ops.delete_path, ops.deleted, ops.DELETED_STATUS
+
+--- Runner:run(ops.delete_bandwidth(project_id, id, missing_ok)), with no cancel or abort: by the
+-- lane, once it is made (a first delete made it), without the op, which is made only when the
+-- lane's answer does not end the call (a sequential delete makes no table but its result).
+function Runner:run_delete(project_id, id, missing_ok)
+  local lane = self.lane and self.lane_send
+  if lane and self.transport.send == lane[5] and (lane[6] or signing_idle(self, lane)) then
+    -- (Runner:run's lane: the same conditions, an op of ops.delete_bandwidth's has no deadline_at)
+    local status, request_id, took = lane[1](lane[2], lane[3], delete_path(project_id, id), DELETED_STATUS,
+      self.provider.secrets)
+    if status == DELETED_STATUS then return deleted(id, status, request_id, 1, took) end
+    local op = ops.delete_bandwidth(project_id, id, missing_ok)
+    return left(self, entered(self), self.protect(general, self, op, nil, nil, lane[4](status), monotime() - took))
+  end
+  return self:run(ops.delete_bandwidth(project_id, id, missing_ok))
+end
+
 --- The project id for paths, found once: with IAM and no configured project, from the token's
 -- scope (which fetches a token); with AK/SK, by asking IAM for the project named after the
 -- region (`lookup`: { region, iam_endpoint }). `halt` (optional, see M.halt): what may stop
