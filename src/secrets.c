@@ -19,6 +19,7 @@ struct eip_secrets {
                         * one that is not there (nearly every one) mostly ends at its bit */
     int zero;          /* a window of 8 NUL bytes is in the set (0 marks empty slots) */
     unsigned high;     /* the high halves (4 bits) of the bytes the windows are made of, a bit each */
+    unsigned char hex_high[256]; /* 1 for a hex digit whose value is one of those halves */
 };
 
 /* Zeroes n bytes in a way the compiler may not drop as a dead store. */
@@ -28,6 +29,13 @@ static void wipe(void *p, size_t n)
     while (n--)
         *v++ = 0;
 }
+
+/* 1 + the value of each hex digit (either case), 0 for any other byte. */
+static const unsigned char HEX[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+    ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+};
 
 static uint64_t window_at(const char *p)
 {
@@ -60,6 +68,14 @@ static int put(uint64_t *t, size_t mask, uint64_t w)
     return 1;
 }
 
+/* Could the window w be in the set (x->t not NULL)? Not when its filter bit is clear. Small, so
+ * that it is inlined where scan looks at each window. */
+static int may_hold(const eip_secrets *x, uint64_t w)
+{
+    size_t b = filter_bit(w, x->mask);
+    return w == 0 || (x->f[b >> 3] & 1u << (b & 7)) != 0;
+}
+
 /* put, and the window's bit set in the table's filter f. */
 static int put_window(uint64_t *t, unsigned char *f, size_t mask, uint64_t w)
 {
@@ -68,15 +84,13 @@ static int put_window(uint64_t *t, unsigned char *f, size_t mask, uint64_t w)
     return put(t, mask, w);
 }
 
+/* Is the window w in the set? (scan asks may_hold first: most windows end there.) */
 static int holds(const eip_secrets *x, uint64_t w)
 {
     size_t i;
     if (w == 0)
         return x->zero;
     if (x->t == NULL)
-        return 0;
-    i = filter_bit(w, x->mask);
-    if (!(x->f[i >> 3] & 1u << (i & 7)))
         return 0;
     for (i = slot_of(w, x->mask); x->t[i] != 0; i = (i + 1) & x->mask)
         if (x->t[i] == w)
@@ -179,6 +193,8 @@ static int index_some_windows(eip_secrets *x, const char *p, size_t n, const cha
         return -1;
     for (off = 0; off < n; off++)
         x->high |= 1u << ((unsigned char)p[off] >> 4);
+    for (off = 0; off < 256; off++)
+        x->hex_high[off] = (unsigned char)(HEX[off] != 0 && (x->high >> (HEX[off] - 1) & 1));
     for (off = 0; off + 8 <= n; off++) {
         uint64_t w = window_at(p + off);
         if (like != NULL && n > 8 && word_shaped(like + off) && (off == 0 || !is_letter((unsigned char)like[off - 1])) &&
@@ -311,13 +327,6 @@ static void add_piece(eip_range *out, size_t *n, size_t *to, size_t from, size_t
     *to = end;
 }
 
-/* 1 + the value of each hex digit (either case), 0 for any other byte. */
-static const unsigned char HEX[256] = {
-    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
-    ['8'] = 9,  ['9'] = 10, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
-    ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
-};
-
 /* The byte the two hex digits at p write. */
 static unsigned char hex_byte(const char *p)
 {
@@ -340,9 +349,8 @@ static uint64_t hex_window(const char *p)
 static size_t hex_from_of(const eip_secrets *x, const char *text, size_t from, size_t to)
 {
     size_t j, here = 0, there = 0; /* high halves in a row, of the digits from j, j - 2, ...; the others' */
-    unsigned high = x->high;
     for (j = from; j < to; j++) {
-        size_t h = high >> (HEX[(unsigned char)text[j]] - 1) & 1 ? here + 1 : 0;
+        size_t h = x->hex_high[(unsigned char)text[j]] ? here + 1 : 0;
         if (h == 8)
             return j - 14;
         here = there;
@@ -373,7 +381,8 @@ static size_t scan(const eip_secrets *x, const char *text, size_t len, eip_range
     if (x->t == NULL) /* no window at all: no secret of 8 bytes or more */
         return 0;
     for (i = 0; i + 8 <= len; i++) {
-        if (holds(x, window_at(text + i))) {
+        uint64_t w = window_at(text + i);
+        if (may_hold(x, w) && holds(x, w)) {
             if (first)
                 return 1;
             add_piece(out, &n, &to, i, i + 8);
@@ -383,7 +392,7 @@ static size_t scan(const eip_secrets *x, const char *text, size_t len, eip_range
                 ;
             hex_from = hex_to - i >= 16 ? hex_from_of(x, text, i, hex_to) : len;
         }
-        if (i >= hex_from && i + 16 <= hex_to && holds(x, hex_window(text + i))) {
+        if (i >= hex_from && i + 16 <= hex_to && (w = hex_window(text + i), may_hold(x, w)) && holds(x, w)) {
             if (first)
                 return 1;
             add_piece(out, &n, &to, i, i + 16);
