@@ -639,14 +639,13 @@ static long long now_ms(void)
  * counts the socket's bytes (tcpbytes.h), a window is too slow only when neither count reached
  * the limit. That count is of the socket the request went out on (on_prereq: the one the
  * transfer's tracking knows by its ends; CURLINFO_ACTIVESOCKET names a transfer's socket only
- * once it is done), first read LS_TCP_FIRST_MS into the request or a quarter of a window,
- * whichever is sooner (a request answered before, nearly every one, makes no system call for
- * it), and judged over the time since it was read. Only without TLS (ls_plain): on the wire each TLS
- * record adds some 22 bytes to what it carries, and a server sending one byte per record read
- * as 23 times its rate (a slow loris then held a call to its timeout, where the cosocket
- * transport cut it). */
-#define LS_TCP_FIRST_MS 1000LL
-
+ * once it is done), from what it was when the request went out (read there anyway: see
+ * head_ended), over the whole window, as the cosocket transport counts (read first a quarter of
+ * a window in and judged from then, it left out what came before: a burst that carried the
+ * window, then a long line trickling in, read as too slow). Only without TLS (ls_plain): on the
+ * wire each TLS record adds some 22 bytes to what it carries, and a server sending one byte per
+ * record read as 23 times its rate (a slow loris then held a call to its timeout, where the
+ * cosocket transport cut it). */
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
     eip_http_transfer *t = ud;
@@ -673,13 +672,6 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     }
     if (t->ls_limit <= 0 || t->ls_time_s <= 0)
         return 0;
-    if (t->ls_fd >= 0 && t->ls_tcp_at == 0 &&
-        (now - t->ls_start_ms >= LS_TCP_FIRST_MS || (now - t->ls_start_ms) * 4 >= (long long)t->ls_time_s * 1000)) {
-        if (eip_tcp_bytes_received((int)t->ls_fd, &t->ls_tcp_base) == 0)
-            t->ls_tcp_at = now;
-        else
-            t->ls_fd = -1;
-    }
     if (now - t->ls_start_ms < (long long)t->ls_time_s * 1000)
         return 0;
     {
@@ -692,18 +684,16 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     }
     {
         unsigned long long n = 0;
-        /* (judged over a quarter of a window at least: a count first read just now says nothing) */
-        int counted = t->ls_tcp_at != 0 && (now - t->ls_tcp_at) * 4 >= (long long)t->ls_time_s * 1000 &&
-                      eip_tcp_bytes_received((int)t->ls_fd, &n) == 0 && n >= t->ls_tcp_base;
-        if ((got - t->ls_base) * 1000 < (long long)t->ls_limit * (now - t->ls_start_ms) &&
-            !(counted && (long long)(n - t->ls_tcp_base) * 1000 >= (long long)t->ls_limit * (now - t->ls_tcp_at))) {
+        long long due = (long long)t->ls_limit * (now - t->ls_start_ms);
+        int counted = t->ls_fd >= 0 && eip_tcp_bytes_received((int)t->ls_fd, &n) == 0 && n >= t->ls_tcp_base;
+        if ((got - t->ls_base) * 1000 < due && !(counted && (long long)(n - t->ls_tcp_base) * 1000 >= due)) {
             t->too_slow = 1;
             return 1;
         }
-        if (counted) {
+        if (counted)
             t->ls_tcp_base = n;
-            t->ls_tcp_at = now;
-        }
+        else
+            t->ls_fd = -1;
     }
     t->ls_start_ms = now;
     t->ls_base = got;
@@ -1096,6 +1086,7 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
         t->resp->resent = 1;
     }
     t->sock_fd = -1; /* (this send's socket, if it is tracked; its count below, without TLS) */
+    t->ls_fd = -1;
     t->rx_base_ok = 0;
     if (t->sockets != NULL && ends_named(t->sockets, remote_ip, remote_port, local_port, &ends) == 0) {
         struct eip_http_socket *sock = socket_at(t->sockets, &ends);
@@ -1120,10 +1111,11 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
                 sock->rx_known = 0;
             }
         }
-        /* the socket whose kernel count on_progress reads (a send on another: read anew) */
+        /* the socket whose kernel count on_progress reads, from its count now, over the window
+         * this send falls in (a send on another: that one's) */
         if (t->ls_start_ms != 0 && t->ls_plain) {
-            t->ls_fd = sock != NULL ? sock->fd : -1;
-            t->ls_tcp_at = 0;
+            t->ls_fd = sock != NULL && t->rx_base_ok ? sock->fd : -1;
+            t->ls_tcp_base = t->rx_base;
         }
     }
     t->head = HEAD_START; /* a send on another connection: its answer starts anew */
@@ -1937,7 +1929,6 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->ls_start_ms = t->ls_limit > 0 && t->ls_time_s > 0 ? now : 0;
     t->ls_base = 0;
     t->ls_fd = -1;
-    t->ls_tcp_at = 0;
     /* (no TLS: an http URL, direct or through an http proxy; see on_progress) */
     t->ls_plain = req->url != NULL && strncasecmp(req->url, "http://", 7) == 0 &&
                   (req->proxy == NULL || strncasecmp(req->proxy, "http://", 7) == 0);
@@ -2011,8 +2002,6 @@ void eip_http_transfer_unwatched(eip_http_transfer *t, long long ms)
         return;
     if (t->ls_start_ms != 0)
         t->ls_start_ms += ms;
-    if (t->ls_tcp_at != 0)
-        t->ls_tcp_at += ms;
 }
 
 void eip_http_transfer_halt(eip_http_transfer *t, int sends)

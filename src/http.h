@@ -259,13 +259,13 @@ typedef struct {
      * window (0: off), where the window started (CLOCK_MONOTONIC, ms) and the bytes received
      * (head and body) before it, and whether it aborted the transfer. With the kernel's count
      * (tcpbytes.h), on a connection without TLS (ls_plain): the socket to read it from (-1:
-     * none), and its count when last read and when that was (ls_tcp_at, ms; 0: not read yet). */
+     * none), and its count when the window started (or, in the window the request went out in,
+     * when it went out). */
     long ls_limit, ls_time_s;
     long long ls_start_ms, ls_base;
     int too_slow, progress_on, ls_plain;
     long ls_fd;
     unsigned long long ls_tcp_base;
-    long long ls_tcp_at;
     /* The request's own deadline (CLOCK_MONOTONIC, ms; 0: none), across its sends, and whether
      * on_progress aborted the transfer past it: libcurl 7.88 checks its timeouts only between
      * reads, and reading a proxy's refusal of CONNECT with a body that never ends it never gets

@@ -224,8 +224,8 @@
 --   windows of low_speed_time from the request's start, every byte received counted (the
 --   head's too: libcurl's own check counts body bytes only, so the C core makes it; libcurl
 --   counts a head's line once it is whole, so the C core also reads the kernel's count of the
---   socket's bytes, TCP_INFO (first read 1 s or a quarter of a window into the request, and
---   judged from then), and a window is too slow only when neither reached the limit: one head
+--   socket's bytes, TCP_INFO (from what it was when the request went out, over whole windows
+--   too), and a window is too slow only when neither reached the limit: one head
 --   line longer than a window's due counts as it comes. Not over TLS, whose records
 --   add bytes on the wire (one byte per record would read as 23), nor where the kernel does
 --   not say (systems other than Linux): there libcurl counts a head line when it is whole and
