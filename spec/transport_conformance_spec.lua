@@ -659,6 +659,13 @@ describe("the transport contract, through both transports", function()
         raw_interval = 0.03, raw_times = 40, raw_after = "\r\nX-Request-Id: burst\r\n\r\n" }),
       expect = { status = 204, request_id = "burst", curl_code = NONE } },
 
+    { name = "a 204's head in one-byte segments just under the low-speed limit: the low-speed abort", once = true,
+      req = { timeout = 10, low_speed_limit = 100, low_speed_time = 1 },
+      arrange = raw("HTTP/1.1 204 No Content\r\nX-Pad: ", { raw_repeat = "p", raw_interval = 0.0125, raw_times = 400,
+        raw_after = "\r\n\r\n" }),
+      expect = { status = 204, curl_code = 28, error_kind = "timeout" },
+      check = function(resp, label) assert.matches("too slow", resp.curl_error, label) end },
+
     { name = "a head trickling in below the low-speed limit: the low-speed abort", once = true,
       req = { timeout = 10, low_speed_limit = 100, low_speed_time = 1 },
       arrange = raw("HTTP/1.1 500 X\r\nContent-Length: 2\r\n", { raw_repeat = "X-Pad: pppppppppp\r\n",
@@ -957,6 +964,246 @@ describe("the transport contract, through both transports", function()
         arrange = raw(interim .. line .. "\r\nX-Request-Id: refused\r\nContent-Length: 2\r\n\r\nok"),
         expect = { status = 0, curl_code = 1, error_kind = "protocol", body = "", request_id = NONE } }
     end
+  end
+
+  -- More hostile answers, each with what both transports answer (libcurl 7.88's reading, held
+  -- to the contract): interim answers, framing, bodiless answers, header syntax, status lines,
+  -- limits at their edge, captured headers. (A success: no curl_code.)
+  local FINAL = "HTTP/1.1 204 No Content\r\nX-Request-Id: final\r\n\r\n"
+  local I100, CHUNKED = "HTTP/1.1 100 Continue\r\n", HEAD .. "Transfer-Encoding: chunked\r\n\r\n"
+  local TRAILERS = CHUNKED .. "3\r\nabc\r\n0\r\n"
+  local REFUSED = { status = 0, curl_code = 1, error_kind = "protocol", body = "", request_id = NONE }
+  local function conflict(lines) return "HTTP/1.1 409 Conflict\r\n" .. lines .. "\r\nhello" end
+  local function empty(lines) return HEAD .. lines .. "Content-Length: 0\r\n\r\n" end
+  local function ok_after(lines) return HEAD .. lines .. "Content-Length: 2\r\n\r\nok" end
+  -- A head of `total` bytes (its lines ending in `eol`, the status line's and the blank one
+  -- in CRLF), then "ok".
+  local function head_of(total, eol, first)
+    first = first or ""
+    local fixed = #first + #HEAD + #"Content-Length: 2\r\n\r\n"
+    local n, rest = math.floor((total - fixed) / 1000), (total - fixed) % 1000
+    local filler = "X-P: " .. string.rep("p", 1000 - 5 - #eol) .. eol
+    return first .. HEAD .. string.rep(filler, n - 1) .. "X-Q: " .. string.rep("q", 1000 + rest - 5 - #eol) .. eol
+      .. "Content-Length: 2\r\n\r\nok"
+  end
+  local function trailers_of(last, eol)
+    return TRAILERS .. string.rep("X-T: " .. string.rep("v", 4000) .. eol, 76) .. "X-Request-Id: "
+      .. string.rep("r", last) .. eol .. eol
+  end
+  local CUT_ID = string.rep("r", contract.CAPTURED_MAX - 3) .. "..."
+  for _, s in ipairs{
+    { "a 103 Early Hints with headers, then the final answer", "HTTP/1.1 103 Early Hints\r\n"
+      .. "Link: </a>; rel=preload\r\nX-Request-Id: hint\r\n\r\n" .. FINAL, { status = 204, request_id = "final" } },
+    { "a 100, a 102 and a 103, then the final answer", I100 .. "\r\nHTTP/1.1 102 Processing\r\n\r\n"
+      .. "HTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\n" .. FINAL, { status = 204, request_id = "final" } },
+    { "500 interim answers, then the final answer", string.rep(I100 .. "\r\n", 500) .. FINAL,
+      { status = 204, request_id = "final" } },
+    { "an interim answer's Content-Length and unknown coding are not read", I100 .. "Content-Length: 5\r\n"
+      .. "Transfer-Encoding: gzip\r\n\r\n" .. FINAL, { status = 204, request_id = "final", body = "" } },
+    { "a 199 is an interim answer", "HTTP/1.1 199 Odd\r\n\r\n" .. FINAL, { status = 204, request_id = "final" } },
+    { "an HTTP/1.0 100, then an HTTP/1.1 final answer", "HTTP/1.0 100 Continue\r\n\r\n" .. FINAL,
+      { status = 204, request_id = "final" } },
+    { "an interim answer in bare LF line ends", "HTTP/1.1 100 Continue\n\n" .. FINAL,
+      { status = 204, request_id = "final" } },
+    { "a folded line after a header in an interim head is skipped", I100 .. "X: a\r\n folded\r\n\r\n" .. FINAL,
+      { status = 204, request_id = "final" } },
+    { "a 103 as the only answer, then the close: no answer came",
+      "HTTP/1.1 103 Early Hints\r\nLink: x\r\nX-Request-Id: hint\r\n\r\n",
+      { status = 0, curl_code = 52, error_kind = "reset", request_id = NONE } },
+    { "a 101 after a 100 is refused", I100 .. "\r\nHTTP/1.1 101 Switching Protocols\r\n\r\n", REFUSED },
+    { "an HTTP/1.0 101 is refused", "HTTP/1.0 101 Switching Protocols\r\n\r\n" .. FINAL, REFUSED },
+    { "a NUL byte in an interim head: nothing kept", I100 .. "X-Request-Id: interim\r\nX: a\0b\r\n\r\n" .. FINAL,
+      { status = 0, curl_code = 8, error_kind = "protocol", request_id = NONE } },
+    { "a folded first line in an interim head: nothing kept", I100 .. " folded\r\n\r\n" .. FINAL,
+      { status = 0, curl_code = 8, error_kind = "protocol", request_id = NONE } },
+    { "a CR inside a header name in an interim head: nothing kept", I100 .. "X\rY: a\r\n\r\n" .. FINAL,
+      { status = 0, curl_code = 43, error_kind = "protocol", request_id = NONE } },
+    { "a line too long in an interim head: nothing kept", I100 .. "X: " .. string.rep("a", 102400) .. "\r\n\r\n"
+      .. FINAL, { status = 0, curl_code = 27, error_kind = "protocol", request_id = NONE } },
+
+    { "Content-Length, then chunked: chunked", HEAD .. "Content-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n"
+      .. "3\r\nabc\r\n0\r\n\r\n", { status = 200, body = "abc" } },
+    { "chunked, then Content-Length: chunked", HEAD .. "Transfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n"
+      .. "3\r\nabc\r\n0\r\n\r\n", { status = 200, body = "abc" } },
+    { "two Content-Lengths, 5 then 2: the last counts", conflict("Content-Length: 5\r\nContent-Length: 2\r\n"),
+      { status = 409, body = "he" } },
+    { "two Content-Lengths, 2 then 5: the last counts", conflict("Content-Length: 2\r\nContent-Length: 5\r\n"),
+      { status = 409, body = "hello" } },
+    { "Content-Length: 5, 2 is 5", conflict("Content-Length: 5, 2\r\n"), { status = 409, body = "hello" } },
+    { "Content-Length: 5x is 5", conflict("Content-Length: 5x\r\n"), { status = 409, body = "hello" } },
+    { "Content-Length: +5 is 5", conflict("Content-Length: +5\r\n"), { status = 409, body = "hello" } },
+    { "Content-Length with tabs and leading zeros", conflict("Content-Length:\t0000000000000000000000005\t\r\n"),
+      { status = 409, body = "hello" } },
+    { "Content-Length: 0x5 is 0", conflict("Content-Length: 0x5\r\n"), { status = 409, body = "" } },
+    { "an empty Content-Length is invalid", conflict("Content-Length:\r\n"),
+      { status = 409, body = "", curl_code = 8, error_kind = "protocol" } },
+    { "Content-Length: -0 is invalid", conflict("Content-Length: -0\r\n"),
+      { status = 409, body = "", curl_code = 8, error_kind = "protocol" } },
+    { "Content-Length: abc is invalid", conflict("Content-Length: abc\r\n"),
+      { status = 409, body = "", curl_code = 8, error_kind = "protocol" } },
+    { "Content-Length 2^63 overflows: read until the close", conflict("Content-Length: 9223372036854775808\r\n"),
+      { status = 409, body = "hello" } },
+    { "Content-Length 2^63 - 1, then the close: the body cut short",
+      conflict("Content-Length: 9223372036854775807\r\n"),
+      { status = 409, body = "hello", curl_code = 18, error_kind = "reset" } },
+
+    { "a chunk size of 2^63 - 1, then the close: the body cut short", CHUNKED .. "7fffffffffffffff\r\nabc",
+      { status = 200, body = "abc", curl_code = 18, error_kind = "reset" } },
+    { "a chunk size of 2^64 - 1", CHUNKED .. "ffffffffffffffff\r\nabc",
+      { status = 200, body = "", curl_code = 56, error_kind = "protocol" } },
+    { "a chunk size after a blank", CHUNKED .. " 3\r\nabc\r\n0\r\n\r\n",
+      { status = 200, body = "", curl_code = 56, error_kind = "protocol" } },
+    { "a negative chunk size", CHUNKED .. "-3\r\nabc\r\n0\r\n\r\n",
+      { status = 200, body = "", curl_code = 56, error_kind = "protocol" } },
+    { "an empty chunk size line", CHUNKED .. "\r\n3\r\nabc\r\n0\r\n\r\n",
+      { status = 200, body = "", curl_code = 56, error_kind = "protocol" } },
+    { "a chunk size of 0x3 is the last chunk, its data a trailer without a colon",
+      CHUNKED .. "0x3\r\nabc\r\n0\r\n\r\n", { status = 200, body = "", curl_code = 43, error_kind = "protocol" } },
+    { "a blank after a chunk size is an extension", CHUNKED .. "3 \r\nabc\r\n0\r\n\r\n",
+      { status = 200, body = "abc" } },
+    { "a chunk size line ended by a bare CR: its LF ends it", CHUNKED .. "3\rabc\r\n0\r\n\r\n",
+      { status = 200, body = "0\r\n", curl_code = 18, error_kind = "reset" } },
+    { "chunk data, then a bare CR", CHUNKED .. "3\r\nabc\r0\r\n\r\n",
+      { status = 200, body = "abc", curl_code = 56, error_kind = "protocol" } },
+    { "chunk data, then a bare LF", CHUNKED .. "3\r\nabc\n0\r\n\r\n", { status = 200, body = "abc" } },
+    { "a chunked body closed before its last chunk", CHUNKED .. "3\r\nabc\r\n",
+      { status = 200, body = "abc", curl_code = 18, error_kind = "reset" } },
+    { "a chunked body closed after its last chunk's line", TRAILERS,
+      { status = 200, body = "abc", curl_code = 18, error_kind = "reset" } },
+    { "Transfer-Encoding: chunked, chunked", HEAD .. "Transfer-Encoding: chunked, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+      { status = 200, body = "abc" } },
+    { "Transfer-Encoding: ChUnKeD", HEAD .. "Transfer-Encoding: ChUnKeD\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+      { status = 200, body = "abc" } },
+    { "Transfer-Encoding: chunked;q=1 is an unknown coding", HEAD .. "Transfer-Encoding: chunked;q=1\r\n\r\n"
+      .. "3\r\nabc\r\n0\r\n\r\n", { status = 200, body = "", curl_code = 61, error_kind = "protocol" } },
+    { "a Transfer-Encoding or Content-Length among the trailers frames nothing",
+      TRAILERS .. "Transfer-Encoding: gzip\r\nContent-Length: 9\r\n\r\n", { status = 200, body = "abc" } },
+
+    { "a 204 with bytes after its head: no body", "HTTP/1.1 204 No Content\r\nX-Request-Id: b\r\n\r\n{\"x\":1}",
+      { status = 204, body = "", request_id = "b" } },
+    { "a 204 with a Content-Length and a body: no body", "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello",
+      { status = 204, body = "" } },
+    { "a 204 with an invalid Content-Length: not read", "HTTP/1.1 204 No Content\r\nContent-Length: x\r\n\r\n",
+      { status = 204, body = "" } },
+    { "a 204 with a chunked body: no body", "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      { status = 204, body = "" } },
+    { "a 304 with a Content-Length and nothing after it", "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+      { status = 304, body = "" } },
+    { "a 304 with an invalid Content-Length: not read", "HTTP/1.1 304 Not Modified\r\nContent-Length: x\r\n\r\n",
+      { status = 304, body = "" } },
+    { "a 304 with bytes after its head: no body", "HTTP/1.1 304 Not Modified\r\n\r\nhello",
+      { status = 304, body = "" } },
+
+    { "a folded line continues a captured header: its first line's value",
+      ok_after("X-Request-Id: a\r\n folded\r\nX-Other: 1\r\n\tfolded\r\n"),
+      { status = 200, request_id = "a", body = "ok" } },
+    { "a folded Retry-After: its first line's value",
+      "HTTP/1.1 503 X\r\nRetry-After: 5\r\n 6\r\nContent-Length: 0\r\n\r\n",
+      { status = 503, retry_after = "5" } },
+    { "a folded first header line has no colon", ok_after(" folded\r\n"),
+      { status = 200, body = "", curl_code = 8, error_kind = "protocol" } },
+    { "a Content-Length folded onto its next line is invalid", HEAD .. "Content-Length:\r\n 2\r\n\r\nok",
+      { status = 200, body = "", curl_code = 8, error_kind = "protocol" } },
+    { "a blank before the colon: not that header", ok_after("X-Request-Id : sp\r\n"),
+      { status = 200, request_id = NONE, body = "ok" } },
+    { "a blank before a Content-Length's colon: no length, read until the close",
+      HEAD .. "Content-Length : 2\r\n\r\nokmore", { status = 200, body = "okmore" } },
+    { "a blank inside a header name, an empty name: skipped", ok_after("X Request: sp\r\n: v\r\n"),
+      { status = 200, body = "ok" } },
+    { "a bare CR inside a captured value is kept", ok_after("X-Request-Id: a\rb\r\n"),
+      { status = 200, request_id = "a\rb" } },
+    { "a bare CR inside a header name", ok_after("X-A\rB: v\r\n"),
+      { status = 200, body = "", curl_code = 43, error_kind = "protocol" } },
+    { "bare CRs alone as line ends: no line ever ends", "HTTP/1.1 200 OK\rContent-Length: 2\r\rok",
+      { status = 0, curl_code = 52, error_kind = "reset" } },
+    { "bare LFs as line ends", "HTTP/1.1 200 OK\nX-Request-Id: lf\nContent-Length: 2\n\nok",
+      { status = 200, request_id = "lf", body = "ok" } },
+    { "a NUL byte in a header value", ok_after("X-Other: a\0b\r\n"),
+      { status = 200, body = "", curl_code = 8, error_kind = "protocol" } },
+    { "a NUL byte in a header name", ok_after("X-O\0ther: a\r\n"),
+      { status = 200, body = "", curl_code = 8, error_kind = "protocol" } },
+    { "a NUL byte in a 204's reason phrase: no delete done", "HTTP/1.1 204 No\0Content\r\n\r\n",
+      { status = 204, body = "", curl_code = 8, error_kind = "protocol" } },
+    { "control and 8-bit bytes in a captured value are kept", ok_after("X-Request-Id: \1\127\200\255\r\n"),
+      { status = 200, request_id = "\1\127\200\255" } },
+    { "5000 header lines", ok_after(string.rep("A: b\r\n", 5000)), { status = 200, body = "ok" } },
+
+    { "a status line without a reason phrase", "HTTP/1.1 204\r\nX-Request-Id: bare\r\n\r\n",
+      { status = 204, request_id = "bare" } },
+    { "a status line with an empty reason phrase", "HTTP/1.1 204 \r\n\r\n", { status = 204 } },
+    { "an HTTP/1.0 204", "HTTP/1.0 204 No Content\r\nX-Request-Id: ten\r\n\r\n", { status = 204, request_id = "ten" } },
+    { "an HTTP/1.0 200 without a length: read until the close", "HTTP/1.0 200 OK\r\n\r\nuntil-the-close",
+      { status = 200, body = "until-the-close" } },
+    { "two SPs before the code", "HTTP/1.1  204 No Content\r\n\r\n", { status = 204 } },
+    { "a status line ended by a bare LF", "HTTP/1.1 204 No Content\n\n", { status = 204 } },
+    { "a reason phrase ending in a CR before the CRLF", "HTTP/1.1 204 No Content\r\r\n\r\n", { status = 204 } },
+    { "a reason phrase in UTF-8", "HTTP/1.1 204 \195\137t\195\169\r\n\r\n", { status = 204 } },
+    { "a code of two digits is refused", "HTTP/1.1 99 X\r\n\r\n", REFUSED },
+    { "an empty line before the status line is refused", "\r\n" .. FINAL, REFUSED },
+    { "a blank before the status line is refused", " " .. FINAL, REFUSED },
+    { "ICY 200 is refused", "ICY 200 OK\r\n\r\n", REFUSED },
+    { "RTSP/1.0 200 is refused", "RTSP/1.0 200 OK\r\n\r\n", REFUSED },
+
+    { "a status line of 102399 bytes is accepted", "HTTP/1.1 204 " .. string.rep("a", 102399 - 15) .. "\r\n\r\n",
+      { status = 204 } },
+    { "a status line of 102400 bytes", "HTTP/1.1 204 " .. string.rep("a", 102400 - 15) .. "\r\n\r\n",
+      { status = 0, curl_code = 27, error_kind = "protocol" } },
+    { "a header line of 102399 bytes ended by a bare LF is accepted",
+      HEAD .. "X-Big: " .. string.rep("b", 102399 - 8) .. "\nContent-Length: 2\r\n\r\nok",
+      { status = 200, body = "ok" } },
+    { "a header line of 102400 bytes ended by a bare LF",
+      HEAD .. "X-Big: " .. string.rep("b", 102400 - 8) .. "\nContent-Length: 2\r\n\r\nok",
+      { status = 200, body = "", curl_code = 27, error_kind = "protocol" } },
+    { "a head of exactly LIMITS.header_block bytes", head_of(307200, "\r\n"), { status = 200, body = "ok" } },
+    { "a head of LIMITS.header_block + 1 bytes", head_of(307201, "\r\n"),
+      { status = 200, body = "", curl_code = 56, error_kind = "protocol" } },
+    { "a head of exactly LIMITS.header_block bytes, bare LF line ends", head_of(307200, "\n"),
+      { status = 200, body = "ok" } },
+    { "a head of LIMITS.header_block + 1 bytes, bare LF line ends", head_of(307201, "\n"),
+      { status = 200, body = "", curl_code = 56, error_kind = "protocol" } },
+    { "heads of exactly LIMITS.header_block bytes, an interim one included", head_of(307200, "\r\n", I100 .. "\r\n"),
+      { status = 200, body = "ok" } },
+    { "heads of LIMITS.header_block + 1 bytes, an interim one included", head_of(307201, "\r\n", I100 .. "\r\n"),
+      { status = 200, body = "", curl_code = 56, error_kind = "protocol" } },
+    { "trailers of exactly LIMITS.trailer_block bytes, bare LF line ends (each counted with a CRLF)",
+      trailers_of(2652, "\n"), { status = 200, body = "abc", request_id = CUT_ID } },
+    { "trailers of LIMITS.trailer_block + 1 bytes, bare LF line ends", trailers_of(2653, "\n"),
+      { status = 200, body = "abc", curl_code = 56, error_kind = "protocol" } },
+    { "a trailer line of exactly LIMITS.trailer_line bytes", TRAILERS .. "X: " .. string.rep("t", 4090) .. "\r\n\r\n",
+      { status = 200, body = "abc" } },
+    { "a trailer line of exactly LIMITS.trailer_line bytes, a bare LF after it",
+      TRAILERS .. "X: " .. string.rep("t", 4090) .. "\n\n", { status = 200, body = "abc" } },
+    { "a trailer line of LIMITS.trailer_line + 1 bytes, a bare LF after it",
+      TRAILERS .. "X: " .. string.rep("t", 4091) .. "\n\n",
+      { status = 200, body = "abc", curl_code = 56, error_kind = "protocol" } },
+    { "a bare CR inside a trailer", TRAILERS .. "X-T: a\rb\r\n\r\n",
+      { status = 200, body = "abc", curl_code = 56, error_kind = "protocol" } },
+
+    { "captured values: blanks and tabs around removed, no blank after the colon, any case of the name",
+      empty("X-Request-Id:\t abc \t\r\nx-subject-token:tok\r\nLOCATION: /l\r\n"),
+      { status = 200, request_id = "abc", subject_token = "tok", location = "/l" } },
+    { "repeated captured values: the last, an empty last one none",
+      empty("X-Request-Id: a\r\nX-Request-Id:   \r\nX-Subject-Token: t1\r\nX-Subject-Token:\r\nLocation: /a\r\n"
+        .. "Location: /b\r\n"), { status = 200, request_id = NONE, subject_token = NONE, location = "/b" } },
+    { "an empty captured value, then one", empty("X-Request-Id:\r\nX-Request-Id: b\r\nX-Subject-Token:\r\n"
+      .. "X-Subject-Token: t2\r\n"), { status = 200, request_id = "b", subject_token = "t2" } },
+    { "X-IAM-Trace-Id: the first non-empty one, behind an empty X-Request-Id",
+      empty("X-Request-Id:\r\nX-IAM-Trace-Id:\r\nX-IAM-Trace-Id: t2\r\nX-IAM-Trace-Id: t3\r\n"),
+      { status = 200, request_id = "t2" } },
+    { "a captured value over 255 bytes is cut by bytes, UTF-8 or not", empty("X-Request-Id: "
+      .. string.rep("\195\169", 200) .. "\r\n"), { status = 200, request_id = string.rep("\195\169", 126) .. "..." } },
+    { "an interim answer's X-Subject-Token is not the final answer's",
+      "HTTP/1.1 100 Continue\r\nX-Subject-Token: interim\r\n\r\n" .. empty(""),
+      { status = 200, subject_token = NONE } },
+    { "captured headers among the trailers are the last values",
+      "HTTP/1.1 503 X\r\nRetry-After: 5\r\nContent-Type: x/y\r\nX-Request-Id: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        .. "0\r\nRetry-After: 9\r\nContent-Type: a/b\r\nX-Request-Id: t\r\nX-Subject-Token: tt\r\nLocation: /t\r\n\r\n",
+      { status = 503, retry_after = "5, 9", content_type = "a/b", request_id = "t", subject_token = "tt",
+        location = "/t" } },
+  } do
+    local expect = s[3]
+    if expect.curl_code == nil then expect.curl_code = NONE end
+    CASES[#CASES + 1] = { name = s[1], arrange = raw(s[2]), expect = expect }
   end
 
   -- (once: seconds of waiting on purpose, the transports' own timing, the same whatever
@@ -1513,6 +1760,34 @@ describe("the transport contract, through both transports", function()
       assert.same({ 204, "first-answer" }, { first.status, first.request_id }, transport.name)
       assert.same({ 404, "its-own-answer", 1 }, { second.status, second.request_id, second.new_connections },
         transport.name)
+    end
+  end)
+
+  -- The same after the other answers a connection may be kept after: a body of a Content-Length
+  -- (libcurl closes such a connection itself), an empty one, a 304, an HTTP/1.0 keep-alive, a
+  -- final answer after an interim one; the bytes beyond an answer, or an interim head.
+  it("a connection whose answer of any other shape came with bytes beyond it is not used again #once", function()
+    for _, shape in ipairs{
+      { 409, "HTTP/1.1 409 Conflict\r\nContent-Length: 2\r\nX-Request-Id: first-answer\r\n\r\n{}" .. STRAY },
+      { 409, "HTTP/1.1 409 Conflict\r\nContent-Length: 0\r\nX-Request-Id: first-answer\r\n\r\n" .. STRAY },
+      { 304, "HTTP/1.1 304 Not Modified\r\nX-Request-Id: first-answer\r\n\r\n" .. STRAY },
+      { 204, "HTTP/1.0 204 No Content\r\nConnection: keep-alive\r\nX-Request-Id: first-answer\r\n\r\n" .. STRAY },
+      { 204, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nX-Request-Id: first-answer\r\n\r\n" .. STRAY },
+      { 204, "HTTP/1.1 204 No Content\r\nX-Request-Id: first-answer\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n" },
+      { 204, "HTTP/1.1 204 No Content\r\nX-Request-Id: first-answer\r\n\r\n\r\n" },
+    } do
+      for _, transport in ipairs(TRANSPORTS) do
+        emu:reset()
+        local label = transport.name .. ": " .. shape[2]
+        local req = { method = "DELETE", url = api_url(routed("DELETE")), headers = { "X-Auth-Token: " .. emu.token },
+          timeout = 3, connect_timeout = 3 }
+        emu:inject{ method = "DELETE", action = "raw", raw_end = "hang", raw = shape[2] }
+        emu:inject{ method = "DELETE", status = 404, body = { code = "VPC.0306", message = "gone" },
+          headers = { ["X-Request-Id"] = "its-own-answer" } }
+        local first, second = send_twice(transport, req, true)
+        assert.same({ shape[1], "first-answer" }, { first.status, first.request_id }, label)
+        assert.same({ 404, "its-own-answer", 1 }, { second.status, second.request_id, second.new_connections }, label)
+      end
     end
   end)
 
