@@ -210,6 +210,125 @@ static void test_forms(void)
     eip_secrets_free(other);
 }
 
+/* The base64 of p[0..n) (standard alphabet; no padding needed here) into out. */
+static size_t base64_of(const unsigned char *p, size_t n, char *out)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t i, o = 0;
+    for (i = 0; i + 3 <= n; i += 3) {
+        out[o++] = b64[p[i] >> 2];
+        out[o++] = b64[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
+        out[o++] = b64[((p[i + 1] & 15) << 2) | (p[i + 2] >> 6)];
+        out[o++] = b64[p[i + 2] & 63];
+    }
+    return o;
+}
+
+/* Is every 8-byte window of t[from..to) found, alone, and in hex (16 digits, either case, inside
+ * a run of hex digits that starts an odd digit before them)? Returns how many were not. */
+static size_t windows_missed(const eip_secrets *x, const unsigned char *t, size_t from, size_t to)
+{
+    size_t i, missed = 0;
+    for (i = from; i + 8 <= to; i++) {
+        char hex[32];
+        int k;
+        if (!eip_secrets_any(x, (const char *)t + i, 8))
+            missed++;
+        memcpy(hex, "=abc", 4); /* (an odd number of digits before: the run's parity differs) */
+        for (k = 0; k < 8; k++)
+            snprintf(hex + 4 + 2 * k, 3, i % 2 ? "%02X" : "%02x", t[i + (size_t)k]);
+        hex[20] = '=';
+        if (!eip_secrets_any(x, hex, 21))
+            missed++;
+    }
+    return missed;
+}
+
+/* A set that grows through many rehashes (its table and its filter made anew each time): after
+ * each secret added, every window of every secret so far is still found, in every form it is
+ * indexed in (its bytes, lower and upper case, base64 and URL-safe base64 from each of the three
+ * places in a group, all of them in hex too), and a window of 8 NUL bytes once a secret holds one.
+ * Secrets of every byte value, some longer than EIP_SECRETS_DERIVED_MAX, and short ones between
+ * them; no 8 letters in a row (a case form's word of 8 letters is left out on purpose). */
+static void test_growing(void)
+{
+    enum { COUNT = 40, MAXLEN = 700 };
+    static unsigned char sec[COUNT][MAXLEN];
+    static size_t len[COUNT];
+    eip_secrets *x = eip_secrets_new(COUNT), *shorts = eip_secrets_new(2);
+    unsigned long r = 99;
+    size_t q, missed = 0, checked = 0;
+    CHECK(x != NULL && shorts != NULL, "allocated");
+    if (x == NULL || shorts == NULL)
+        return;
+    /* only short secrets: no table at all, a text of 8 bytes or more holds none */
+    CHECK(eip_secrets_add(shorts, "abc", 3) == 0 && eip_secrets_add(shorts, "\0\0\0\0\0\0\0", 7) == 0, "shorts");
+    CHECK_STR(ranges_of(shorts, "abcabcabc"), "");
+    CHECK(!eip_secrets_any(shorts, "\0\0\0\0\0\0\0\0", 8), "8 NUL bytes: not a short secret's");
+    CHECK(eip_secrets_any(shorts, "\0\0\0\0\0\0\0", 7), "the short one, whole");
+    eip_secrets_free(shorts);
+    /* a secret of NUL bytes alone: its one window is no slot's (0 marks empty ones) */
+    shorts = eip_secrets_new(1);
+    CHECK(shorts != NULL && eip_secrets_add(shorts, "\0\0\0\0\0\0\0\0\0", 9) == 0, "NUL bytes");
+    CHECK(shorts != NULL && eip_secrets_any(shorts, "ab\0\0\0\0\0\0\0\0", 10), "8 of them found");
+    CHECK(shorts != NULL && eip_secrets_any(shorts, "0000000000000000", 16), "in hex too");
+    eip_secrets_free(shorts);
+    for (q = 0; q < COUNT; q++) {
+        size_t i, p;
+        r = r * 1103515245ul + 12345ul;
+        len[q] = q == 7 ? 40 : q % 9 == 4 ? 1 + (r >> 16) % 7 : 8 + (r >> 16) % (q % 5 == 0 ? MAXLEN - 8 : 120);
+        for (i = 0; i < len[q]; i++) {
+            r = r * 1103515245ul + 12345ul;
+            switch ((r >> 16) % 4) {
+            case 0: /* any byte */
+                sec[q][i] = (unsigned char)(r >> 20);
+                break;
+            case 1:
+                sec[q][i] = (unsigned char)('a' + (r >> 20) % 26);
+                break;
+            case 2:
+                sec[q][i] = (unsigned char)('A' + (r >> 20) % 26);
+                break;
+            default:
+                sec[q][i] = (unsigned char)("0123456789+/-_=.%~"[(r >> 20) % 18]);
+            }
+            if (i % 7 == 6 && isalpha(sec[q][i]))
+                sec[q][i] = (unsigned char)('0' + i % 10);
+        }
+        if (q == 7) /* a run of NUL bytes: the zero window */
+            memset(sec[q] + 3, 0, 9);
+        CHECK(eip_secrets_add(x, (const char *)sec[q], len[q]) == 0, "secret %zu added", q);
+        /* (this one, and every 8th time every secret so far: the table was made anew meanwhile) */
+        for (p = q % 8 == 7 || q + 1 == COUNT ? 0 : q; p <= q; p++) {
+            unsigned char form[MAXLEN + 4];
+            char b64[(MAXLEN + 4) / 3 * 4 + 4];
+            size_t n = len[p] < 512 ? len[p] : 512, k, m;
+            if (len[p] < 8)
+                continue;
+            missed += windows_missed(x, sec[p], 0, len[p]);
+            for (k = 0; k < 2; k++) {
+                for (i = 0; i < n; i++)
+                    form[i] = (unsigned char)(k == 0 ? tolower(sec[p][i]) : toupper(sec[p][i]));
+                missed += windows_missed(x, form, 0, n);
+            }
+            for (k = 0; k < 3; k++) { /* the secret k bytes into a group: "xy"[0..k) before it */
+                memcpy(form, "xy", k);
+                memcpy(form + k, sec[p], n);
+                m = base64_of(form, k + n, b64);
+                missed += windows_missed(x, (const unsigned char *)b64, k == 0 ? 0 : k + 1, m);
+                for (i = 0; i < m; i++)
+                    b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
+                missed += windows_missed(x, (const unsigned char *)b64, k == 0 ? 0 : k + 1, m);
+            }
+            checked++;
+        }
+    }
+    CHECK(missed == 0 && checked > 120, "%zu windows missed (%zu secrets checked)", missed, checked);
+    CHECK(eip_secrets_any(x, "\0\0\0\0\0\0\0\0", 8), "the zero window");
+    CHECK(eip_secrets_any(x, "0000000000000000", 16), "the zero window in hex");
+    eip_secrets_free(x);
+}
+
 int main(void)
 {
     const char *secret = "secret-0123456789"; /* 17 bytes */
@@ -290,6 +409,7 @@ int main(void)
     free(value);
     free(text);
     test_forms();
+    test_growing();
     CHECK(fuzz(1, 3000) == 0 && fuzz(7, 3000) == 0, "random secrets and texts: exactly the pieces found");
     eip_secrets_free(big);
     eip_secrets_free(x);
