@@ -954,6 +954,38 @@ describe("bandwidth operations", function()
       assert.same({ {}, {}, {} }, { err.moved, err.not_moved, err.uncertain })
     end)
 
+    -- Deleted meanwhile (another drain of it, the console) between two remove calls: the second
+    -- is answered 404 VPC.0306 and moved nothing. With missing_ok that is the delete's own
+    -- result, what the first call moved in `removed`; it was an error that may have acted
+    -- (FAILED? at the eip command, whose --missing-ok promises "missing").
+    it("with missing_ok, a bandwidth deleted between its remove calls is a result", function()
+      for _, missing_ok in ipairs{ true, false } do
+        local ids = eip_ids(150, tostring(missing_ok))
+        local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+        local other = fx.client{ sleep = function() end }
+        emu:reset_counters()
+        local ok, res = pcall(client.drain_and_delete_bandwidth, client, id, { charge_mode = "bandwidth", size = 1,
+          missing_ok = missing_ok, on_batch = function(p)
+            if p.batch == 1 then other:drain_and_delete_bandwidth(id, { charge_mode = "traffic", size = 5 }) end
+          end })
+        local first = { unpack(ids, 1, 100) }
+        if missing_ok then
+          assert.is_true(ok, tostring(res))
+          assert.same({ true, false, 404, "VPC.0306", id }, { res.ok, res.deleted, res.status, res.code,
+            res.bandwidth_id })
+          assert.same(first, res.removed)
+          assert.equal(3, res.requests) -- the show, two remove calls: no GET to check the 404, no delete
+        else
+          assert.is_false(ok)
+          assert.same({ "remove", 404, "VPC.0306", 2 }, { res.stage, res.status, res.code, res.batch }, tostring(res))
+          assert.same({ first, {}, { unpack(ids, 101, 150) } }, { res.moved, res.not_moved, res.uncertain })
+        end
+        -- (the other drain's show, remove call and delete are in the log too)
+        assert.same({ 2, 3, 1 }, { fixture.count_requests(emu, "GET"), fixture.count_requests(emu, "POST"),
+          fixture.count_requests(emu, "DELETE") })
+      end
+    end)
+
     -- Credentials that cannot be had for the first remove call (temporary keys past their expiry,
     -- the metadata service gone since the show): a usage error, nothing moved, said as a drain's
     -- error (it had no stage and none of the lists: #err.uncertain raised).

@@ -358,7 +358,8 @@ end
 -- done and the next one is sent; so is a batch the service refused with a 4xx (other than 429),
 -- which may have moved some of its EIPs (`known`: the entries were read from the bandwidth just
 -- before, so one absent now moved; else it is uncertain). A batch that never reached the service,
--- or was throttled (429), moved nothing.
+-- or was throttled (429), moved nothing; so did one answered 404 VPC.0306 (the bandwidth is gone:
+-- not checked, its EIPs uncertain).
 -- Otherwise the eip error is raised carrying `moved`, `not_moved` (still in it, including every
 -- later batch), `uncertain` (the check failed too), `bandwidth_id` and `stage = "remove"`.
 -- `terms.cancel` (a function: true-ish to stop) is asked before each batch after the first and
@@ -367,12 +368,14 @@ end
 -- stopped after an attempt that may have acted unanswered is `uncertain`. `deadline_at`: the
 -- first batch's deadline (core.monotime) when the call began before it (a first call's project
 -- look-up). The summary's `requests` counts the calls sent: each remove call and each checking
--- GET, once each, whatever its attempts.
-function M.remove(runner, project, bandwidth_id, entries, terms, known, deadline_at)
+-- GET, once each, whatever its attempts. `summary`: the table to keep the summary in (a drain
+-- reads the requests sent from it when this raises), a new one by default.
+function M.remove(runner, project, bandwidth_id, entries, terms, known, deadline_at, summary)
   local per = M.MAX_EIPS_PER_CALL
   local batches = math.ceil(#entries / per) -- no // : this module also runs on LuaJIT
-  local summary = { ok = true, bandwidth_id = bandwidth_id, removed = {}, requests = 0, request_ids = {},
-    attempts = 0, elapsed = 0 }
+  summary = summary or {}
+  summary.ok, summary.bandwidth_id, summary.removed, summary.requests = true, bandwidth_id, {}, 0
+  summary.request_ids, summary.attempts, summary.elapsed = {}, 0, 0
   local cancel = terms.cancel
   for b = 1, batches do
     local from, to = (b - 1) * per + 1, math.min(b * per, #entries)
@@ -408,6 +411,11 @@ function M.remove(runner, project, bandwidth_id, entries, terms, known, deadline
         else
           moved, kept, uncertain = {}, ids, {}
         end
+      elseif errors.bandwidth_gone(err) and not err.earlier_unanswered then
+        -- The service's "no such bandwidth" (404 VPC.0306) to every attempt that had an answer:
+        -- deleted meanwhile (another drain of it, the console), and this call moved nothing. Its
+        -- EIPs left with it, by someone else's doing (uncertain); a GET would read the same 404.
+        moved, kept, uncertain = {}, {}, ids
       elseif errors.could_have_acted(err) or (err.kind == "http" and err.status ~= 429) then
         -- A timeout, a reset, a garbled or unusable answer, a 5xx, or a retry after one; or the
         -- service refused it with a 4xx (an EIP not in this bandwidth, a policy), and its
@@ -801,13 +809,23 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok, deadline_at)
   -- (after the show: the next request would be the first remove, or the delete)
   if cancel and cancel() then interrupted_after_show("after the show") end
   if held > 0 then
-    local rok, summary = pcall(M.remove, runner, project, bandwidth_id, plan.eips, terms, true)
+    local sent = {}
+    local rok, summary = pcall(M.remove, runner, project, bandwidth_id, plan.eips, terms, true, nil, sent)
     if not rok then
       -- (a remove's errors say what moved; a usage error of its first call, the credentials not
       -- renewed before it, says nothing: nothing moved)
       if errors.is_error(summary) and summary.stage == nil then
         summary.bandwidth_id, summary.stage, summary.moved = bandwidth_id, "remove", {}
         summary.not_moved, summary.uncertain = ids_of(plan.eips, 1, held), {}
+      end
+      -- A remove call answered "no such bandwidth" (deleted meanwhile; no attempt of it
+      -- unanswered, see M.remove) moved nothing: with missing_ok that is the delete's own result,
+      -- what the calls before it moved in `removed`. (Its own error only: not one on_batch raised.)
+      missing = errors.is_error(summary) and summary.method == "POST" and not summary.earlier_unanswered
+        and summary.path == delete.path .. "/remove" and delete:recover(summary)
+      if missing then
+        missing.removed, missing.requests = summary.moved, requests + sent.requests
+        return missing
       end
       error(summary, 0)
     end

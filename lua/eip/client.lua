@@ -810,7 +810,8 @@ end
 -- @tparam string opts.charge_mode "bandwidth" or "traffic": the billing of the bandwidth each
 --   removed EIP gets (required)
 -- @tparam integer opts.size its Mbit/s, 1..2000 (required)
--- @tparam[opt] boolean opts.missing_ok as for @{delete_bandwidth}
+-- @tparam[opt] boolean opts.missing_ok as for @{delete_bandwidth}: also for a bandwidth deleted
+--   meanwhile, whose remove call was answered 404 `VPC.0306` (`removed`: what the calls before moved)
 -- @tparam[opt] function opts.on_batch as for @{remove_eips_from_bandwidth}
 -- @tparam[opt] function opts.confirm `function(plan) -> boolean`, given the plan of
 --   @{plan_drain} before anything changes; only `true` approves: anything else (false, nil,
