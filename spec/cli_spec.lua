@@ -625,6 +625,20 @@ describe("eip command", function()
       assert.equal(2, #emu:get_bandwidth(a).publicip_info)
     end)
 
+    -- A drain's dry run went on reading after a refused key: one GET per id, each refused (three
+    -- refused signatures of an AK/SK pair's five a dry run, where the run stops at the first).
+    it("--dry-run --drain reads nothing more after an authentication failure, as the run sends nothing more", function()
+      local ids = emu:create_bandwidths(3, { size = 5 })
+      emu:reset_counters()
+      local code, out, err = run("delete-bandwidth --dry-run --drain " .. table.concat(ids, " "),
+        { env = { OS_AUTH_TOKEN = "emu-token-refused-0123456789" } })
+      assert.equal(1, code, out .. err)
+      assert.equal(1, #lines(out), out)
+      assert.matches("^FAILED +" .. ids[1]:gsub("%p", "%%%0") .. " +401", out)
+      assert.matches("eip: stopped after an authentication failure: 2 id(s) not read", err, 1, true)
+      assert.equal(1, emu:stats().requests)
+    end)
+
     -- The dry run says what the real run would: with --missing-ok a bandwidth already gone is
     -- "missing" (exit 0), by the delete's own rule (a 404 VPC.0306 for an id shaped like one).
     it("--dry-run --drain --missing-ok reads a gone bandwidth as missing, as the real run does", function()

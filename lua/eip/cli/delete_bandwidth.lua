@@ -260,6 +260,13 @@ local function dry_run(client, ids, opts)
         -- (the plan's one GET changed nothing)
         stdout:write(output.result_line({ id = id, outcome = "failed", err = plan, could_have_acted = false },
           opts.output), "\n")
+        -- Every further GET would be refused alike, each a refused signature of an AK/SK pair's
+        -- five: nothing more is read, as the run sends nothing more.
+        if eip.is_auth_failure(plan) and n < #ids then
+          stdout:flush()
+          stderr:write(string.format("eip: stopped after an authentication failure: %d id(s) not read\n", #ids - n))
+          return false
+        end
       else
         step(id, "GET", client.endpoint .. "/v1/" .. client.project_id .. "/bandwidths/" .. id, "sent: read only")
         for i = 1, plan.remove_calls do
