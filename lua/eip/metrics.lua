@@ -158,7 +158,7 @@ function Metrics:observe(info)
     -- that appeared later would be a new series, its first count lost to rate(), and
     -- histogram_quantile reads the buckets missing below a count as [0, le]). The count first,
     -- then the buckets from +Inf down, as render reads them the other way round: a render in
-    -- another worker meanwhile still sees each bucket at most the next one, and +Inf at most the count.
+    -- another worker meanwhile still sees each bucket at most the next one (its count: the +Inf read).
     store:incr(series("eip_request_duration_seconds_count", { "operation", op }), 1, 0)
     store:incr(series("eip_request_duration_seconds_bucket", { "operation", op, "le", "+Inf" }), 1, 0)
     local buckets = M.BUCKETS
@@ -206,10 +206,19 @@ function Metrics:render()
   table.sort(samples, order)
   -- Read in that order (a histogram's buckets from the lowest, then its count), the reverse of
   -- observe's: other workers count meanwhile, and the buckets read stay cumulative.
+  local inf = {} -- the +Inf buckets read, by their series without `le`
   for _, sample in ipairs(samples) do
     local key = sample.key
     local value, name = store:get(key) or 0, key
-    if key:find("_sum_us{", 1, true) then name, value = key:gsub("_sum_us{", "_sum{"), value / 1e6 end
+    if key:find("_sum_us{", 1, true) then
+      name, value = key:gsub("_sum_us{", "_sum{"), value / 1e6
+    elseif sample.le == math.huge then
+      inf[sample.base] = value
+    elseif key:find("_count{", 1, true) then
+      -- The +Inf bucket's, read before it (the text format wants the two equal, and every observe
+      -- adds to both): read later, the count may hold another worker's observe the buckets missed.
+      value = inf[(key:gsub("_count{", "_bucket{", 1))] or value
+    end
     sample.name, sample.value = name, value
   end
   local out, last = {}, nil
