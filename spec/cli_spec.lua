@@ -639,6 +639,26 @@ describe("eip command", function()
       assert.equal(1, emu:stats().requests)
     end)
 
+    -- It went on reading after throttling (or a 503) that asked not to come back for an hour too,
+    -- one GET per id into the limit or the outage, where the run stops at the first.
+    it("--dry-run --drain reads nothing more after throttling or a 503 that asks not to come back soon", function()
+      for _, case in ipairs{ { 429, "the API throttles, and asked not to come back soon",
+            body = { error_code = "APIGW.0308", error_msg = "The throttling threshold has been reached" } },
+          { 503, "the service is unavailable, and asked not to come back soon" } } do
+        emu:reset()
+        local ids = emu:create_bandwidths(3, { size = 5 })
+        emu:inject{ method = "GET", status = case[1], times = -1, headers = { ["Retry-After"] = "3600" },
+          body = case.body }
+        local code, out, err = run("delete-bandwidth --dry-run --drain " .. table.concat(ids, " "))
+        assert.equal(1, code, out .. err)
+        assert.equal(1, #lines(out), out)
+        assert.matches("^FAILED +" .. ids[1]:gsub("%p", "%%%0") .. " +" .. case[1], out)
+        assert.matches("eip: stopped: " .. case[2], err, 1, true)
+        assert.matches(": 2 id(s) not read", err, 1, true)
+        assert.equal(1, emu:stats().requests)
+      end
+    end)
+
     -- The dry run says what the real run would: with --missing-ok a bandwidth already gone is
     -- "missing" (exit 0), by the delete's own rule (a 404 VPC.0306 for an id shaped like one).
     it("--dry-run --drain --missing-ok reads a gone bandwidth as missing, as the real run does", function()

@@ -167,6 +167,19 @@ local STOPPED_LINES = {
     .. "moved), so that no other is drained (its EIPs would become new bills)",
 }
 
+-- Why no id after this error is sent (or, in a drain's dry run, read), as a batch stops: "auth"
+-- after a definite authentication failure, "unanswered" once the client signs no more (signed
+-- requests in a row got no answer), "throttled" or "unavailable" after throttling or a server
+-- error that asked not to come back soon (every further request would be throttled too, and
+-- count against the limit, or meet the same outage); nil when the next id may go.
+local function stop_reason(err)
+  if eip.is_auth_failure(err) then return "auth" end
+  if err.kind == "refused" and err.reason == "unanswered" then return "unanswered" end
+  if err.throttled_beyond then return "throttled" end
+  if err.unavailable_beyond then return "unavailable" end
+  return nil
+end
+
 -- At most this many distinct ids in one command: an endless stream of ids (a generator, a file
 -- still written to) is refused at the first one past it, not read until the memory is full.
 local IDS_MAX = 100000
@@ -260,11 +273,13 @@ local function dry_run(client, ids, opts)
         -- (the plan's one GET changed nothing)
         stdout:write(output.result_line({ id = id, outcome = "failed", err = plan, could_have_acted = false },
           opts.output), "\n")
-        -- Every further GET would be refused alike, each a refused signature of an AK/SK pair's
-        -- five: nothing more is read, as the run sends nothing more.
-        if eip.is_auth_failure(plan) and n < #ids then
+        -- Every further GET would be refused alike (each a refused signature of an AK/SK pair's
+        -- five), throttled or sent into the outage: nothing more is read, as the run sends
+        -- nothing more.
+        local why = stop_reason(plan)
+        if why and n < #ids then
           stdout:flush()
-          stderr:write(string.format("eip: stopped after an authentication failure: %d id(s) not read\n", #ids - n))
+          stderr:write(string.format("%s: %d id(s) not read\n", STOPPED_LINES[why], #ids - n))
           return false
         end
       else
@@ -424,18 +439,10 @@ local function run_deletes(client, ids, opts, emit, tick)
       asked = 0
       local ok, value = pcall(client.drain_and_delete_bandwidth, client, id, drain)
       if not ok and not eip.is_error(value) then error(value, 0) end -- a bug: keep its message
-      -- Every further id would fail alike, and five bad signatures in a row lock an AK/SK pair.
-      if not ok and eip.is_auth_failure(value) then
-        stopped = "auth"
-      elseif not ok and value.kind == "refused" and value.reason == "unanswered" then
-        -- (as a batch stops: the client signs, or logs in, no more for now; every further drain
-        -- would be refused alike)
-        stopped = "unanswered"
-      elseif not ok and (value.throttled_beyond or value.unavailable_beyond) then
-        -- (as a batch stops: every further show, move or delete would be throttled too, and
-        -- count against the limit, or meet the same outage; moves would make bills whose delete
-        -- cannot follow)
-        stopped = value.throttled_beyond and "throttled" or "unavailable"
+      -- Every further id would fail alike (five bad signatures in a row lock an AK/SK pair; the
+      -- client signs no more for now; moves would make bills whose delete cannot follow).
+      if not ok and stop_reason(value) then
+        stopped = stop_reason(value)
       elseif not ok and value.stage == "delete" and value.kind ~= "interrupted" and (value.status == 403
           or (moved_any(value) and not its_own(value, id))) then
         stopped = "delete_refused"
