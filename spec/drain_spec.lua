@@ -548,6 +548,28 @@ describe("bandwidth operations", function()
         assert.same({ "GET /v1/P/bandwidths/ID" }, sequence(id))
       end)
 
+      -- Ctrl-C at the question listed every EIP in not_moved; once the question was answered yes,
+      -- Ctrl-C during the second read (before it went, or in its Retry-After) listed none, though
+      -- nothing moved either.
+      it("stops during the read after the confirmation: nothing moved, the plan's EIPs not moved", function()
+        for _, during in ipairs{ "before", "retry_after" } do
+          fx.reset()
+          local ids = eip_ids(2)
+          local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }
+          emu:inject{ method = "GET", action = "slow", delay = 0 } -- (the show)
+          emu:inject{ method = "GET", status = 503, headers = { ["Retry-After"] = "3" } }
+          emu:reset_counters()
+          local st = cancelling(function(info) return info.status == 503 end)
+          local err = raised(st.client.drain_and_delete_bandwidth, st.client, id,
+            { charge_mode = "bandwidth", size = 1, cancel = st.cancel,
+              confirm = function() st.stop = during == "before"; return true end })
+          assert.same({ "interrupted", true, "show" }, { err.kind, err.cancelled, err.stage }, during)
+          assert.same({ {}, ids, {} }, { err.moved, err.not_moved, err.uncertain }, during)
+          assert.equal(during == "before" and 1 or 2, #sequence(id), during)
+          assert.same(ids, publicip_ids(emu:get_bandwidth(id)))
+        end
+      end)
+
       it("is asked at every step and changes nothing when it never says stop", function()
         local ids = eip_ids(150)
         local id = emu:create_bandwidth{ size = 20, publicip_ids = ids }

@@ -752,8 +752,9 @@ end
 function M.drain(runner, project, bandwidth_id, terms, missing_ok, deadline_at)
   -- The plan (one GET): a failure of it, or a refusal, moved nothing; a missing bandwidth is a
   -- result when the delete's own rule says so. The first read's deadline began before it when
-  -- the project was looked up first (deadline_at).
-  local function read_plan(requests)
+  -- the project was looked up first (deadline_at). `planned`: the approved plan's EIPs, on the
+  -- read after the confirmation.
+  local function read_plan(requests, planned)
     local ok, plan = pcall(M.plan, runner, project, bandwidth_id, terms, requests == 1 and deadline_at or nil, requests)
     if ok then return plan end
     local err = plan
@@ -764,6 +765,9 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok, deadline_at)
         return nil, missing
       end
       at_show(err, bandwidth_id)
+      -- Stopped (Ctrl-C) during that read: nothing moved, the planned EIPs stay, as when
+      -- stopped at the question.
+      if planned and err.kind == "interrupted" then err.not_moved = ids_of(planned, 1, #planned) end
     end
     error(err, 0)
   end
@@ -794,7 +798,7 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok, deadline_at)
     -- a bill of its own), EIPs gone meanwhile would fail a remove call: what was approved is
     -- done only if it is still what would be done.
     local again
-    again, missing = read_plan(2)
+    again, missing = read_plan(2, plan.eips)
     if not again then return missing end
     requests = 2
     if not same_eips(plan.eips, again.eips) then

@@ -816,7 +816,8 @@ end
 -- @tparam[opt] function opts.confirm `function(plan) -> boolean`, given the plan of
 --   @{plan_drain} before anything changes; only `true` approves: anything else (false, nil,
 --   a prompt's "n", an error it raises) refuses (reason "not_confirmed"), unless `cancel` says
---   stop by then (Ctrl-C at a prompt): kind `interrupted`, as after the show; once approved, the
+--   stop by then (Ctrl-C at a prompt): kind `interrupted`, as after the show (the plan's EIPs in
+--   `not_moved`, also when it stops the read after the approval); once approved, the
 --   bandwidth is read again (a second GET), and EIPs changed meanwhile refuse (reason "changed")
 -- @tparam[opt] boolean|number opts.wait as for @{delete_bandwidth}
 -- @tparam[opt] function opts.cancel `function()` asked before the show's GET, after it, before each remove call
