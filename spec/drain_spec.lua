@@ -957,6 +957,27 @@ describe("bandwidth operations", function()
         { "eip-5", false } }, got)
     end)
 
+    -- The insert page's example shows a dual-stack port as ip_version 4, publicip_type 5_dualStack:
+    -- its plan said ip_version 6, which the show did not say. It is removed as 5_dualStack all the
+    -- same; an entry without ip_version is read by its type, as before.
+    it("reports a dual-stack port's ip_version as the show gave it, and removes it as 5_dualStack", function()
+      local id = emu:create_bandwidth{ size = 10, publicip_ids = { "eip-1",
+        { publicip_id = "port-ds", ip_version = 4, publicip_type = "5_dualStack" },
+        { publicip_id = "port-v6", ip_version = 6 } } }
+      local plan = client:plan_drain(id, terms)
+      local got = {}
+      for i, e in ipairs(plan.eips) do got[i] = { e.publicip_id, e.ip_version, e.publicip_type or false } end
+      assert.same({ { "eip-1", 4, false }, { "port-ds", 4, "5_dualStack" }, { "port-v6", 6, "5_dualStack" } }, got)
+      emu:reset_counters()
+      assert.same({ "eip-1", "port-ds", "port-v6" }, client:drain_and_delete_bandwidth(id, terms).removed)
+      local sent
+      for _, r in ipairs(api_requests()) do
+        if r.method == "POST" then sent = cjson.decode(r.body).bandwidth.publicip_info end
+      end
+      assert.same({ { publicip_id = "eip-1" }, { publicip_id = "port-ds", publicip_type = "5_dualStack" },
+        { publicip_id = "port-v6", publicip_type = "5_dualStack" } }, sent)
+    end)
+
     it("with missing_ok, a name given for an id is an error, not a bandwidth that is gone", function()
       local err = raised(client.drain_and_delete_bandwidth, client, "my-bandwidth-name",
         { charge_mode = "bandwidth", size = 1, missing_ok = true })

@@ -549,9 +549,11 @@ local function held_eips(runner, bw, meta, path, bandwidth_id, sent)
     if version ~= nil and version ~= body.null and version ~= 4 and version ~= 6 then
       unusable("an EIP whose ip_version is neither 4 nor 6")
     end
+    -- (a dual-stack port may show ip_version 4, as the insert page's example does: removed as
+    -- 5_dualStack, its ip_version the show's; one without ip_version is read by its type)
     local v6 = version == 6 or ip.publicip_type == "5_dualStack"
     eips[#eips + 1] = { publicip_id = id, publicip_type = v6 and "5_dualStack" or nil,
-      publicip_address = address_of(ip), ip_version = v6 and 6 or 4 }
+      publicip_address = address_of(ip), ip_version = (version == 4 or version == 6) and version or (v6 and 6 or 4) }
   end
   return eips
 end

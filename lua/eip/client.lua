@@ -782,8 +782,10 @@ end
 -- @treturn table `{ bandwidth_id, bandwidth, eips = { {publicip_id, publicip_type,
 --   publicip_address, ip_version} }, charge_mode, size, remove_calls, requests }`; `bandwidth` is
 --   the API's object as sent (see @{clean}), `publicip_address` is set only when it is an IP
---   address; `remove_calls` the remove calls a drain would send (100 EIPs each), `requests` those
---   and its delete (the drain's own GET aside)
+--   address, `ip_version` is the show's (4 or 6; none: 6 for a `5_dualStack` port, else 4) and
+--   `publicip_type` "5_dualStack" for an IPv6 or dual-stack port (so it is removed);
+--   `remove_calls` the remove calls a drain would send (100 EIPs each), `requests` those and its
+--   delete (the drain's own GET aside)
 -- @raise an @{eip.error}: `usage` (a bad id or option, nothing sent); the GET's errors, as
 --   @{show_bandwidth} raises them (`interrupted`, `cancelled = true`, when `cancel` said stop);
 --   kind `refused`, `stage = "show"` (reason "dedicated", "prepaid" with `order_id`, or "frozen":
