@@ -791,6 +791,30 @@ describe("bandwidth operations", function()
       assert.same(err.not_moved, publicip_ids(emu:get_bandwidth(id)))
     end)
 
+    -- An EIP released (deleted) by someone else after the show: its remove call is refused, and
+    -- the checking GET no longer lists it, which is all a drain can see (no answer names the EIP
+    -- gone). It is out of the bandwidth (`moved`), but the drain made no bill for it: the
+    -- messages said each such EIP was "now a pay-per-use bandwidth of its own".
+    it("an EIP released meanwhile, seen only gone from the bandwidth, is claimed no bill of its own", function()
+      local id = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-1" } }
+      local stop, posted = false, false
+      local c = fx.client{ sleep = function() end,
+        on_request = function(info)
+          if info.operation ~= "remove_eips_from_bandwidth" or posted then return end
+          posted = true
+          emu:inject{ method = "POST", path = "/remove$", status = 400,
+            body = { code = "VPC.0301", message = "Invalid publicip_id" } }
+          emu:inject{ method = "GET", status = 200, body = '{"bandwidth":{"id":"' .. id .. '","share_type":"WHOLE",'
+            .. '"status":"NORMAL","size":20,"publicip_info":[]}}' }
+        end,
+        on_response = function(info) if posted and info.method == "GET" then stop = true end end }
+      local err = raised(c.drain_and_delete_bandwidth, c, id, { charge_mode = "bandwidth", size = 1,
+        cancel = function() return stop end })
+      assert.same({ "interrupted", "delete", { "eip-1" }, {} }, { err.kind, err.stage, err.moved, err.not_moved })
+      assert.matches("1 EIP(s) were moved out (each now a pay-per-use bandwidth of its own, unless it was released "
+        .. "meanwhile)", err.message, 1, true)
+    end)
+
     -- A throttled remove (429, retried until the attempts ran out) was not carried out.
     it("a remove throttled to the end moved nothing: no GET", function()
       local id = emu:create_bandwidth{ size = 20, publicip_ids = { "eip-1" } }

@@ -343,6 +343,11 @@ local function slice(entries, from, to)
   return out
 end
 
+-- What `moved` cannot tell: an EIP released (deleted) by someone else after the drain read it is
+-- gone from the bandwidth as one moved out is (the GET that checks a failed remove call sees
+-- only that, and no answer names the EIP gone), but no bill was made for it.
+local UNLESS_RELEASED = "unless it was released meanwhile"
+
 -- The error of a drain that `cancel` stopped between its steps (kind "interrupted", `cancelled`):
 -- `op` the request not sent, `stage` the step it belongs to, what moved and what did not.
 local function stopped_by_cancel(op, stage, message, bandwidth_id, moved, not_moved)
@@ -383,7 +388,8 @@ function M.remove(runner, project, bandwidth_id, entries, terms, known, deadline
     if b == 1 then op.deadline_at = deadline_at end
     if b > 1 and cancel and cancel() then
       local err = stopped_by_cancel(op, "remove", string.format("interrupted: %d EIP(s) moved out (each now a "
-        .. "pay-per-use bandwidth of its own), %d not moved; the bandwidth was not deleted", #summary.removed,
+        .. "pay-per-use bandwidth of its own, %s), %d not moved; the bandwidth was not deleted", #summary.removed,
+        UNLESS_RELEASED,
         #entries - from + 1), bandwidth_id, summary.removed, ids_of(entries, from, #entries))
       err.batch = b
       error(err, 0)
@@ -838,8 +844,8 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok, deadline_at)
     removed, requests = summary.removed, requests + summary.requests
     if cancel and cancel() then
       error(stopped_by_cancel(delete, "delete", string.format("interrupted before the delete: %d EIP(s) were "
-        .. "moved out (each now a pay-per-use bandwidth of its own); the bandwidth, now empty, was not deleted",
-        #removed), bandwidth_id, removed, {}), 0)
+        .. "moved out (each now a pay-per-use bandwidth of its own, %s); the bandwidth, now empty, was not deleted",
+        #removed, UNLESS_RELEASED), bandwidth_id, removed, {}), 0)
     end
   end
   local dok, res = pcall(runner.run, runner, delete, cancel)

@@ -387,7 +387,8 @@ M.regions = require("eip.regions").list
 --   failed (`deleted = true`): a delete's read refused for authentication (or a usage error),
 --   and any error ending a drain's wait
 -- @tfield {string,...} moved EIP ids moved out of the bandwidth, each now billed on its own
---   (drain and remove errors, with `stage`)
+--   (drain and remove errors, with `stage`); a drain's also holds one the GET after a failed
+--   remove call no longer lists, which may instead have been released meanwhile (no bill)
 -- @tfield {string,...} not_moved EIP ids still in the bandwidth (drain and remove errors, with
 --   `stage`)
 -- @tfield {string,...} uncertain EIP ids of a failed or stopped remove call whose outcome nobody
