@@ -1199,6 +1199,32 @@ static int l_file_kind(lua_State *L)
     return 3;
 }
 
+/* core.read_fd(fd, n) -> what one read(2) of at most n bytes (1..65536) from descriptor fd gives:
+ * a string, "" at the end; or nil, the system's message and errno (EINTR: a caught signal, such
+ * as Ctrl-C, when its handler does not restart reads). Unlike io.read(n), which waits until n
+ * bytes came or the input ended, it returns what a pipe or a terminal has now: a line typed or
+ * written is seen when it comes. */
+#define READ_FD_MAX 65536
+
+static int l_read_fd(lua_State *L)
+{
+    char buf[READ_FD_MAX];
+    lua_Integer fd = luaL_checkinteger(L, 1), n = luaL_checkinteger(L, 2);
+    ssize_t got;
+    luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, 1, "not a descriptor");
+    luaL_argcheck(L, n >= 1 && n <= READ_FD_MAX, 2, "not 1..65536");
+    got = read((int)fd, buf, (size_t)n);
+    if (got < 0) {
+        int err = errno;
+        lua_pushnil(L);
+        lua_pushstring(L, strerror(err));
+        lua_pushinteger(L, err);
+        return 3;
+    }
+    lua_pushlstring(L, buf, (size_t)got);
+    return 1;
+}
+
 /* core.monotime() -> seconds on a monotonic clock (for elapsed times and deadlines, which
  * must not jump when the wall clock is set). */
 static lua_Number monotime(void)
@@ -2279,6 +2305,7 @@ static const luaL_Reg core_functions[] = {
     {"random", l_random},
     {"escape_controls", l_escape_controls},
     {"file_kind", l_file_kind},
+    {"read_fd", l_read_fd},
     {"sleep", l_sleep},
     {"catch_interrupts", l_catch_interrupts},
     {"interrupts", l_interrupts},

@@ -120,7 +120,12 @@ end
 local STDIN_LINE_MAX = 4096
 
 -- Calls on_line(n, line) for each line of stdin (its end of line removed), reading it in
--- chunks, so that no line longer than STDIN_LINE_MAX is ever held whole (a usage error).
+-- chunks, so that no line longer than STDIN_LINE_MAX is ever held whole (a usage error). Each
+-- chunk is what one read(2) gives (core.read_fd): a line typed at a terminal, or written to a
+-- pipe, is checked when it comes (io.read(n) waited for n bytes or the end of stdin: a bad id
+-- was said only then).
+local EINTR = 4 -- (Linux's errno of a read a signal cut short)
+
 local function stdin_lines(on_line, closed)
   -- (a closed stdin was opened on /dev/null by eip.cli, so that no socket takes its number)
   if closed then usage("cannot read stdin: it is closed") end
@@ -133,12 +138,13 @@ local function stdin_lines(on_line, closed)
   -- long file) is looked for after each chunk: the read does not fail then.
   core.catch_interrupts(true, 1)
   while true do
-    local chunk, err = io.stdin:read(65536)
-    if (chunk or err) and connection.interrupted() then error("eip: reading stdin: interrupted!", 0) end
-    -- A read that failed (a directory, a closed stdin, an I/O error) is not the end of the list:
-    -- nothing is sent rather than the ids read so far.
-    if not chunk and err then usage("cannot read stdin: %s", tostring(err)) end
-    if not chunk then break end
+    local chunk, err, code = core.read_fd(0, 65536)
+    if connection.interrupted() then error("eip: reading stdin: interrupted!", 0) end
+    -- A read that failed (a directory, an I/O error) is not the end of the list: nothing is sent
+    -- rather than the ids read so far. (A signal not counted as an interrupt: read again.)
+    if not chunk and code ~= EINTR then usage("cannot read stdin: %s", tostring(err)) end
+    if chunk == "" then break end
+    chunk = chunk or ""
     local buf, from = rest .. chunk, 1
     while true do
       local nl = buf:find("\n", from, true)
