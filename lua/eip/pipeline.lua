@@ -711,7 +711,6 @@ end
 -- (a request with a timeout of a few milliseconds could end in a timeout while it is carried
 -- out). Its place given back; a retry ends with its last error, a first attempt with
 -- `late_error`(op, named_deadline). Returns nil and that error, as Call:request does.
-
 local function too_late(self, attempts, late_error)
   self.attempts = attempts - 1
   release(self.runner.provider, self)
@@ -1839,7 +1838,9 @@ local delete_path, deleted, DELETED_STATUS = ops.delete_path, ops.deleted, ops.D
 function Runner:run_delete(project_id, id, missing_ok)
   local lane = self.lane and self.lane_send
   if lane and self.transport.send == lane[5] and (lane[6] or signing_idle(self, lane)) then
-    -- (Runner:run's lane: the same conditions, an op of ops.delete_bandwidth's has no deadline_at)
+    -- (Runner:run's lane, its conditions written out, not called: spec/lane_spec.lua counts one
+    -- function of this module per delete by the lane; an op of ops.delete_bandwidth's has no
+    -- deadline_at)
     local status, request_id, took = lane[1](lane[2], lane[3], delete_path(project_id, id), DELETED_STATUS,
       self.provider.secrets)
     if status == DELETED_STATUS then return deleted(id, status, request_id, 1, took) end
