@@ -829,8 +829,8 @@ static size_t before_controls(const char *s, size_t len, int *escapes)
             u.pending = 0;
             continue;
         }
-        /* Printable ASCII, what servers send, is never a control character and ends any
-         * sequence a lead byte announced (as control_at would say, one call per byte less). */
+        /* ('%', '\\' and '&', printable too: no control character, and they end any sequence
+         * a lead byte announced, as control_at would say, one call per byte less) */
         if (c >= 0x20 && c < 0x7F) {
             u.pending = 0;
         } else if (control_at((const unsigned char *)s, i, len, &u, NULL) != 0) {

@@ -447,8 +447,9 @@ local function run_deletes(client, ids, opts, emit, tick)
       if not ok and not eip.is_error(value) then error(value, 0) end -- a bug: keep its message
       -- Every further id would fail alike (five bad signatures in a row lock an AK/SK pair; the
       -- client signs no more for now; moves would make bills whose delete cannot follow).
-      if not ok and stop_reason(value) then
-        stopped = stop_reason(value)
+      local why = not ok and stop_reason(value)
+      if why then
+        stopped = why
       elseif not ok and value.stage == "delete" and value.kind ~= "interrupted" and (value.status == 403
           or (moved_any(value) and not its_own(value, id))) then
         stopped = "delete_refused"
