@@ -830,6 +830,24 @@ describe("credentials", function()
       assert.matches("-> 401 Unauthorized (" .. agency .. ")", tostring(err.cause), 1, true)
     end)
 
+    -- Keys that cannot be signed with (an AK with a space, an SK with a line end) are an unusable
+    -- answer of the service's, held like its other failures: they were a usage error, not held,
+    -- and every call (every id of a batch, at each renewal) asked the service again.
+    it("holds keys it cannot sign with as an unusable answer: said why, not asked again at once", function()
+      emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 200, times = -1,
+        body = { credential = { access = "TEMP AK", secret = emu.temp_sk, securitytoken = "st-1" } } }
+      local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url })
+      local err = raised(c.authenticate, c)
+      assert.equal("credentials", err.argument)
+      assert.matches("(it answered 200: the answer's credential.access may only hold letters", err.message, 1, true)
+      assert.equal("Unusable Answer", err.cause.reason)
+      local sent = emu:stats().requests
+      err = raised(c.delete_bandwidth, c, "bw-1")
+      c:close()
+      assert.equal("credentials", err.argument)
+      assert.equal(sent, emu:stats().requests)
+    end)
+
     it("answering nothing ends in a usage error listing every place looked at, in order", function()
       local closed = "http://127.0.0.1:" .. require("spec.support.host").closed_port()
       local c = new({ project_id = emu.project_id, metadata_url = closed },

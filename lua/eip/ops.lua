@@ -28,6 +28,7 @@
 local core = require "eip.core"
 local body = require "eip.body"
 local errors = require "eip.errors"
+local validate = require "eip.validate"
 local json = require("cjson.safe").new() -- private: settings never leak to other cjson users
 
 local M = {}
@@ -411,6 +412,15 @@ function MetadataCredentials.result(op, resp)
   for _, k in ipairs{ "access", "secret", "securitytoken" } do
     if type(c[k]) ~= "string" or c[k] == "" then
       error(errors.protocol(resp, op.method, op.path, "the answer has no credential." .. k), 0)
+    end
+  end
+  -- Keys that cannot be signed with (a space, a line end, a quote in them) are an unusable answer
+  -- of the service's, held like its other failures (eip.auth): as the usage error of the
+  -- provider made from them, every call asked the service again. (Named, never quoted.)
+  for _, k in ipairs{ "access", "secret", "securitytoken" } do
+    local ok, e = pcall(k == "access" and validate.access_key or validate.key, "the answer's credential." .. k, c[k])
+    if not ok then
+      error(errors.protocol(resp, op.method, op.path, errors.is_error(e) and e.message or tostring(e)), 0)
     end
   end
   return { ak = c.access, sk = c.secret, security_token = c.securitytoken, expires_at = c.expires_at }

@@ -280,6 +280,24 @@ function M.key(name, v)
   return v
 end
 
+-- What check_keys in src/sign.c accepts: an AK goes into the Authorization header, where a
+-- ',' or a space would split it (RFC 9110 token characters only).
+local AK_PATTERN = "^[%w!#%$%%&'%*%+%-%.%^_`|~]+$"
+
+--- An access key (AK): a secret-like string (see @{secret}) of RFC 9110 token characters only,
+-- as it is sent in the Authorization header. The value never appears in the message.
+-- @tparam string name the argument's name
+-- @param v the value
+-- @return v
+-- @raise a `usage` @{eip.error} naming `name`
+function M.access_key(name, v)
+  M.secret(name, v)
+  if not v:find(AK_PATTERN) then
+    raise(name, "may only hold letters, digits and !#$%%&'*+-.^_`|~ (it is sent in the Authorization header)")
+  end
+  return v
+end
+
 -- An IPv6 address as RFC 4291 writes it (the text between an URL's brackets): up to eight
 -- groups of 1-4 hex digits, at most one "::", optionally ending in a dotted IPv4 address.
 local function ipv6_literal(a)
