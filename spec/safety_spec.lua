@@ -344,6 +344,21 @@ describe("safety", function()
         assert.matches("were refused %(403%)", err.advice)
         assert.equal(3, api_requests())
       end)
+
+      -- Counted as a refused signature, it is an authentication failure too: a batch stops at the
+      -- first (it once sent two more, one at a time, each a refusal of the key's five).
+      it("stop a batch at the first " .. code .. ", whatever its status", function()
+        local ids = create(6)
+        emu:inject{ method = "DELETE", status = 400, times = -1,
+          body = { error_code = code, error_msg = "Incorrect IAM authentication information" } }
+        emu:reset_counters()
+        local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, max_attempts = 1 }
+        local results, summary = c:delete_bandwidths(ids, { concurrency = 4 })
+        assert.same({ "auth", 1, 5 }, { summary.stopped, summary.failed, summary.not_sent })
+        assert.same({ 400, true }, { results[1].status, eip.is_auth_failure(results[1]) })
+        assert.same({ "not_sent", "auth" }, { results[2].kind, results[2].stopped })
+        assert.equal(1, api_requests())
+      end)
     end
 
     -- Time does not reset the gateway's count: a long-lived client (an nginx worker's) whose

@@ -155,8 +155,9 @@ M.is_error = errors.is_error
 
 --- Is `err` a definite authentication or authorisation failure, after which a script deleting
 -- one id after another should stop (as a batch does: five failed AK/SK signatures in a row lock
--- the key)? A 401, a 403 with a gateway code or one refusing the account (VPC.0008, VPC.2701, VPC.0502; not a
--- policy's refusal of one resource), a refused IAM login, no credentials
+-- the key)? A 401, the gateway's refused signature (APIGW.0301, APIG.0301) at any status, a 403
+-- with a gateway code or one refusing the account (VPC.0008, VPC.2701, VPC.0502; not a policy's
+-- refusal of one resource), a refused IAM login, no credentials
 -- found anywhere, a proxy's 407.
 -- @function is_auth_failure
 -- @tparam any err what `pcall` returned, typically an @{error}

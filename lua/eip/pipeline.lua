@@ -918,9 +918,9 @@ end
 -- What an attempt the transport sent twice (resp.resent) reads as: a first send reset unanswered.
 local RESENT = { kind = "transport", reason = "reset" }
 
--- The gateway's code of a signature it refused, under both prefixes (src/codes.c): a refusal
--- at any status (see Call:response).
-local REFUSED_SIGNATURE = { ["APIGW.0301"] = true, ["APIG.0301"] = true }
+-- The gateway's code of a signature it refused, under both prefixes: a refusal at any status
+-- (see Call:response).
+local REFUSED_SIGNATURE = retry.REFUSED_SIGNATURE
 
 --- Maps the transport's response to the outcome of this attempt: "done" and the result, or
 -- what `failure` says (`halt`: as for failure).

@@ -83,7 +83,12 @@ local function gateway_auth_code(code)
   return code:find("^APIGW%.030[1-7]$") ~= nil or code:find("^APIG%.030[1-7]$") ~= nil
 end
 
---- Is err a definite authentication or authorisation failure: a 401, a 403 with a gateway or
+--- The gateway's code of a signature (or token) it refused, under both prefixes (src/codes.c): a
+-- refusal at any status (a 403, a 400 of a gateway in front of it), counted as one by eip.auth.
+M.REFUSED_SIGNATURE = { ["APIGW.0301"] = true, ["APIG.0301"] = true }
+
+--- Is err a definite authentication or authorisation failure: a 401, the gateway's refused
+-- signature at any status (REFUSED_SIGNATURE), a 403 with a gateway or
 -- account code (DENIED_CODES), a refused IAM login (not IAM's 408 or 429), no credentials found at all, or the
 -- proxy's 407? After one, a batch starts no new request (Huawei Cloud locks an AK/SK pair after
 -- 5 failed signatures in a row, proxies may lock the account they check, and every other id
@@ -96,7 +101,7 @@ function M.halts(err)
   local status, code = err.status, err.code
   -- (a table shaped like no eip error, handed to eip.is_auth_failure, raises nothing here)
   if type(status) ~= "number" then return false end
-  if status == 401 then return true end
+  if status == 401 or M.REFUSED_SIGNATURE[code] then return true end
   -- IAM's 4xx but throttling (429) and a request timeout (408): those may pass (eip.auth holds
   -- them a few seconds), and say nothing of the credentials.
   if err.path == IAM_PATH and status >= 400 and status < 500 then return not M.STATUSES[status] end
