@@ -411,6 +411,22 @@ describe("error bodies", function()
     assert.is_true(#tostring(err) < 600)
   end)
 
+  -- A bound that fell inside a character left half of it: no UTF-8, and no JSON a strict reader
+  -- takes (cjson passes the bytes on as they are).
+  it("cuts an over-long message between UTF-8 characters, in the error and its one line", function()
+    local valid_utf8 = require("eip.emulator.server.params").valid_utf8
+    for _, char in ipairs{ "é", "带", "😀" } do
+      for pad = 0, 3 do
+        local message = string.rep("m", pad) .. string.rep(char, 600)
+        local err = delete_with{ status = 400, body = '{"code":"VPC.0301","message":"' .. message .. '"}' }
+        local kept = err.message:gsub("%.%.%.$", "")
+        assert.is_true(valid_utf8(kept) and #kept > 512 - #char and #kept <= 512, char .. pad)
+        assert.equal(message:sub(1, #kept), kept)
+        assert.is_true(valid_utf8(tostring(err)), char .. pad)
+      end
+    end
+  end)
+
   it("caps a huge body at max_body, flags truncation and still maps the status", function()
     local small = fx.client{ max_body = 4096, max_attempts = 1 }
     emu:inject{ method = "DELETE", status = 503, body_size = 5 * 1024 * 1024 }

@@ -202,6 +202,21 @@ describe("OpenResty #openresty", function()
       end
     end)
 
+    -- The API's message is cut at 512 bytes and the error's one line (`text`) at 300: a cut inside a
+    -- character of a Chinese message left half of it, and the answer was JSON no strict reader
+    -- takes (RFC 8259: UTF-8; Python's json refused the whole document).
+    it("answers valid UTF-8 JSON for a long message in Chinese, cut between characters", function()
+      local valid_utf8 = require("eip.emulator.server.params").valid_utf8
+      -- ("带宽" is 6 bytes: 512 and 300 fall inside a character, 1 byte before the message's)
+      local message = "x" .. string.rep("带宽", 100)
+      emu:inject{ method = "DELETE", status = 400, body = { code = "VPC.0301", message = message } }
+      local resp = delete(absent(1))
+      local e = assert_error(resp, 400, "http")
+      assert.is_true(valid_utf8(resp.body), "the answer is no UTF-8")
+      assert.equal(message:sub(1, 511) .. "...", e.message)
+      assert.matches("(VPC.0301: x带宽", e.text, 1, true)
+    end)
+
     -- A path beside the admin endpoint's (a trailing slash, an id with a slash) is no static file
     -- of nginx's html/ directory, nor a method nginx's static module refuses (405 without Allow).
     it("answers 404 with a JSON error to every other path", function()

@@ -467,7 +467,7 @@ function M.remove(runner, project, bandwidth_id, entries, terms, known, deadline
         local err = raised
         if not errors.is_error(err) then
           err = errors.interrupted(op, 0)
-          err.message = "on_batch raised an error, and the drain stopped: " .. errors.text(raised):sub(1, 200)
+          err.message = "on_batch raised an error, and the drain stopped: " .. body.cut(errors.text(raised), 200)
           err.cause = raised
         end
         err.bandwidth_id, err.stage, err.batch = bandwidth_id, "remove", b

@@ -13,6 +13,24 @@ json.decode_max_depth(MAX_DEPTH)
 
 local MAX_CODE, MAX_MESSAGE = 64, 512
 
+--- s cut to at most `max` bytes, never inside a UTF-8 character: a cut that falls inside one is
+-- made before it (up to 3 bytes fewer), so that a text that was UTF-8 stays UTF-8, and so does
+-- the JSON made of it (RFC 8259; a strict reader refuses a whole document for half a character).
+-- @tparam string s
+-- @tparam integer max
+-- @treturn string
+function M.cut(s, max)
+  if #s <= max then return s end
+  local n = max
+  -- (bytes 0x80-0xBF continue a character; at most 3 of them follow its first byte)
+  while n > max - 3 and n > 0 do
+    local b = s:byte(n + 1)
+    if b < 0x80 or b > 0xBF then break end
+    n = n - 1
+  end
+  return s:sub(1, n)
+end
+
 local function text(v, max)
   if type(v) == "number" then -- a code sent as a number: 401, not "401.0" (JSON numbers decode as floats)
     v = (v == math.floor(v) and math.abs(v) < 2 ^ 53) and string.format("%d", v) or tostring(v)
@@ -20,7 +38,7 @@ local function text(v, max)
   if type(v) ~= "string" or v == "" then return nil end
   -- Control characters stay for the pipeline's clean, which blanks them after looking for a
   -- secret they might split (see eip.pipeline).
-  if #v > max then v = v:sub(1, max) .. "..." end
+  if #v > max then v = M.cut(v, max) .. "..." end
   return v
 end
 

@@ -13,6 +13,7 @@ Error.__name = "eip.error"
 
 local core = require "eip.core"
 local blank_controls, core_escape_controls = core.blank_controls, core.escape_controls
+local cut = require("eip.body").cut
 
 --- The text of any value, as tostring gives it, without raising: a value of the caller's (an
 -- error its callback raised) may have a __tostring that raises or returns no string (Lua 5.2+
@@ -29,7 +30,7 @@ M.text = text_of
 -- (C1 controls too: CSI, U+009B, moves a terminal's cursor as ESC [ does)
 local function one_line(s, max)
   s = blank_controls((tostring(s):gsub("[%c]+", " ")))
-  if #s > max then s = s:sub(1, max - 3) .. "..." end
+  if #s > max then s = cut(s, max - 3) .. "..." end
   return s
 end
 
