@@ -30,6 +30,72 @@ local function outcome(ok, v, id)
   return t
 end
 
+-- Each case: the injections before the call, the call's options, whether the bandwidth exists.
+local token_piece
+local cases = {
+  { "204", {} },
+  { "404 VPC.0306", {}, absent = true },
+  { "404 with missing_ok", {}, absent = true, call = { missing_ok = true } },
+  { "409 in use", { { status = 409, body = { NeutronError = { type = "BandwidthInUse",
+    message = "Bandwidth is in use", detail = "" } } } } },
+  { "500 then 204: retried", { { status = 500, body = { code = "VPC.0500", message = "internal" } } } },
+  { "429 with Retry-After then 204", { { status = 429, headers = { ["Retry-After"] = "0" },
+    body = { error_code = "APIGW.0308", error_msg = "throttled" } } } },
+  { "503 twice then 204", { { status = 503, times = 2 } } },
+  { "401 of the gateway", { { status = 401, body = { error_code = "APIGW.0301",
+    error_msg = "Incorrect IAM authentication information" } } } },
+  { "200: unusable", { { status = 200, body = "{}" } } },
+  { "202: unusable", { { status = 202 } } },
+  { "204 with a body", { { status = 204, body = "ignored" } } },
+  { "answer lost after the delete", { { action = "lose_answer" } } },
+  { "answer garbled after the delete", { { action = "garble_answer" } } },
+  { "connection dropped", { { action = "drop" } } },
+  { "reset in the body", { { action = "reset_mid_body", status = 500 } } },
+  { "not HTTP at all", { { action = "raw", raw = "SSH-2.0-OpenSSH\r\n" } } },
+  { "a hang past the timeout", { { action = "hang" } }, opts = { timeout = 0.15, max_attempts = 1 } },
+  { "request id with the token (or SK, or security token) in it",
+    { { status = 204, headers = { ["X-Request-Id"] = "TOKEN" } } } },
+  { "request id cut off", { { status = 204, headers = { ["X-Request-Id"] = "0123456789abcdef..." } } } },
+  { "request id with an escape", { { status = 204, headers = { ["X-Request-Id"] = "ab%2Fcd" } } } },
+  { "no request id", { { status = 204, no_request_id = true } } },
+}
+
+-- The case's answers, injected into the emulator: `secret` is the client's own (its token, SK
+-- or security token) where a case's request id is to hold it ("TOKEN"); `path`, a pattern of the
+-- request paths they are for (default: every delete's).
+local function inject(emu, case, secret, path)
+  for _, rule in ipairs(case[2]) do
+    local r = {}
+    for k, v in pairs(rule) do r[k] = v end
+    if r.headers and r.headers["X-Request-Id"] == "TOKEN" then r.headers = { ["X-Request-Id"] = "rid-" .. secret } end
+    r.method, r.path = "DELETE", path or "/bandwidths/"
+    emu:inject(r)
+  end
+end
+
+-- The requests the emulator saw, in a form two runs of a case share (`first`: the id of a
+-- delete before the case's).
+local function wire_of(emu, id, first)
+  local wire = {}
+  for _, r in ipairs(emu:requests()) do
+    local uri = r.uri:gsub(id:gsub("%p", "%%%0"), "ID")
+    if first then uri = uri:gsub(first:gsub("%p", "%%%0"), "FIRST") end
+    wire[#wire + 1] = r.method .. " " .. uri .. " "
+      .. tostring(r.headers["x-auth-token"] == emu.token) .. " "
+      .. tostring((r.headers.authorization or ""):match("^SDK%-HMAC%-SHA256 Access=[^,]+, SignedHeaders=[^,]+"))
+      .. " " .. tostring(r.headers["x-security-token"] == emu.security_token)
+  end
+  return wire
+end
+
+-- The two passes of a case (the lane's, the general way's) gave the same outcome, the same
+-- number of deletes and the same requests.
+local function alike(got, sent, wire)
+  assert.same(got[2], got[1])
+  assert.equal(sent[2], sent[1])
+  assert.same(wire[2], wire[1])
+end
+
 describe("the pipeline's lane", function()
   local fx = fixture.emulator()
   local emu
@@ -100,35 +166,6 @@ describe("the pipeline's lane", function()
     assert.equal(16, fixture.count_requests(emu, "DELETE"))
   end)
 
-  -- Each case: the injections before the call, the call's options, whether the bandwidth exists.
-  local token_piece
-  local cases = {
-    { "204", {} },
-    { "404 VPC.0306", {}, absent = true },
-    { "404 with missing_ok", {}, absent = true, call = { missing_ok = true } },
-    { "409 in use", { { status = 409, body = { NeutronError = { type = "BandwidthInUse",
-      message = "Bandwidth is in use", detail = "" } } } } },
-    { "500 then 204: retried", { { status = 500, body = { code = "VPC.0500", message = "internal" } } } },
-    { "429 with Retry-After then 204", { { status = 429, headers = { ["Retry-After"] = "0" },
-      body = { error_code = "APIGW.0308", error_msg = "throttled" } } } },
-    { "503 twice then 204", { { status = 503, times = 2 } } },
-    { "401 of the gateway", { { status = 401, body = { error_code = "APIGW.0301",
-      error_msg = "Incorrect IAM authentication information" } } } },
-    { "200: unusable", { { status = 200, body = "{}" } } },
-    { "202: unusable", { { status = 202 } } },
-    { "204 with a body", { { status = 204, body = "ignored" } } },
-    { "answer lost after the delete", { { action = "lose_answer" } } },
-    { "answer garbled after the delete", { { action = "garble_answer" } } },
-    { "connection dropped", { { action = "drop" } } },
-    { "reset in the body", { { action = "reset_mid_body", status = 500 } } },
-    { "not HTTP at all", { { action = "raw", raw = "SSH-2.0-OpenSSH\r\n" } } },
-    { "a hang past the timeout", { { action = "hang" } }, opts = { timeout = 0.15, max_attempts = 1 } },
-    { "request id with the token (or SK, or security token) in it",
-      { { status = 204, headers = { ["X-Request-Id"] = "TOKEN" } } } },
-    { "request id cut off", { { status = 204, headers = { ["X-Request-Id"] = "0123456789abcdef..." } } } },
-    { "request id with an escape", { { status = 204, headers = { ["X-Request-Id"] = "ab%2Fcd" } } } },
-    { "no request id", { { status = 204, no_request_id = true } } },
-  }
 
   -- The credentials each case runs with: the lane signs keys' requests in C, a temporary pair's
   -- with its security token, the emulator checking every signature as the gateway does.
@@ -166,25 +203,10 @@ describe("the pipeline's lane", function()
           emu:reset_counters() -- (its request forgotten: the wire is the case's alone)
         end
         local id = case.absent and fixture.absent_id(7) or emu:create_bandwidth{ size = 5 }
-        for _, rule in ipairs(case[2]) do
-          local r = {}
-          for k, v in pairs(rule) do r[k] = v end
-          if r.headers and r.headers["X-Request-Id"] == "TOKEN" then -- the client's own secret
-            local secret = credentials == "token" and token_piece or opts_secret(credentials)
-            r.headers = { ["X-Request-Id"] = "rid-" .. secret }
-          end
-          r.method, r.path = "DELETE", "/bandwidths/"
-          emu:inject(r)
-        end
+        inject(emu, case, credentials == "token" and token_piece or opts_secret(credentials))
         local ok, v = pcall(client.delete_bandwidth, client, id, case.call)
         got[pass], sent[pass] = outcome(ok, v, id), fixture.count_requests(emu, "DELETE")
-        wire[pass] = {}
-        for _, r in ipairs(emu:requests()) do
-          wire[pass][#wire[pass] + 1] = r.method .. " " .. r.uri:gsub(id:gsub("%p", "%%%0"), "ID") .. " "
-            .. tostring(r.headers["x-auth-token"] == emu.token) .. " "
-            .. tostring((r.headers.authorization or ""):match("^SDK%-HMAC%-SHA256 Access=[^,]+, SignedHeaders=[^,]+"))
-            .. " " .. tostring(r.headers["x-security-token"] == emu.security_token)
-        end
+        wire[pass] = wire_of(emu, id)
         if type(v) == "table" then
           for _, secret in ipairs{ emu.token, emu.sk, emu.temp_sk, emu.security_token } do
             assert.is_nil(tostring(v.request_id):find(secret, 1, true), "no secret is shown")
@@ -192,9 +214,7 @@ describe("the pipeline's lane", function()
           end
         end
       end
-      assert.same(got[2], got[1])
-      assert.equal(sent[2], sent[1])
-      assert.same(wire[2], wire[1])
+      alike(got, sent, wire)
     end)
   end end
 
@@ -241,4 +261,86 @@ describe("the pipeline's lane", function()
     assert.is_true(inner > 3, "a signed delete beside a batch's requests in flight")
     assert.is_table(eip)
   end)
+end)
+
+-- Inside nginx the automatic transport has a lane too: a token's delete in a phase with
+-- cosockets goes by the cosocket transport's (in Lua; it yields, as every cosocket exchange),
+-- in one without by libcurl's. The same cases, in an nginx request (spec/support/openresty's
+-- /t/client: a client of the request's own; `first`, a delete before, made its lane).
+describe("the pipeline's lane inside nginx #openresty", function()
+  local cjson = require "cjson"
+  local emulator = require "spec.support.emulator"
+  local launcher = require "spec.support.openresty.launcher"
+  local fx = fixture.emulator()
+  local emu, app
+
+  setup(function()
+    emu = fx.start()
+    app = launcher.start(emu, { timeout = 5 })
+  end)
+  teardown(function()
+    if app then app:stop() end
+    fx.stop()
+  end)
+
+  local function run(body)
+    local resp, err = emulator.http{ port = app.port, method = "POST", path = "/t/client", body = cjson.encode(body),
+      headers = { ["Content-Type"] = "application/json" }, timeout = 15 }
+    assert(resp, "app request failed: " .. tostring(err) .. "\n" .. app:log_tail(20))
+    assert.equal(200, resp.status, resp.body .. "\n" .. app:log_tail(20))
+    return cjson.decode(resp.body)
+  end
+
+  it("is taken by a token's delete in a request, not by a signed one", function()
+    local function calls(credentials, lane)
+      fx.reset()
+      local options = { endpoint = emu.url, project_id = emu.project_id, timeout = 5 }
+      for k, v in pairs(credentials) do options[k] = v end
+      local ids = emu:create_bandwidths(2, { size = 5 })
+      local out = run{ options = options, first = ids[1], id = ids[2], lane = lane, count = true }
+      assert(out.ok, cjson.encode(out) .. app:log_tail(20))
+      assert.equal("cosocket", out.transport)
+      return out.pipeline_calls
+    end
+    assert.equal(1, calls{ token = emu.token }) -- Runner:run_delete alone
+    local general = calls({ token = emu.token }, false)
+    assert(general > 3, general)
+    assert.is_true(calls{ ak = emu.ak, sk = emu.sk } > 3)
+  end)
+
+  local KINDS = { { "token" }, { "token", made = true }, { "AK/SK" } }
+  for _, case in ipairs(cases) do for _, kind in ipairs(KINDS) do
+    it("reads " .. case[1] .. " as the general way does, with the same requests sent (" .. kind[1]
+        .. (kind.made and ", the lane made by a delete before" or "") .. ")", function()
+      local got, sent, wire = {}, {}, {}
+      for pass, lane in ipairs{ true, false } do
+        fx.reset()
+        local options = { endpoint = emu.url, project_id = emu.project_id, timeout = 5, backoff_base = 0.01,
+          backoff_cap = 0.02 }
+        if kind[1] == "token" then options.token = emu.token else options.ak, options.sk = emu.ak, emu.sk end
+        for k, v in pairs(case.opts or {}) do options[k] = v end
+        -- (a delete of another client's first: the worker's pool then holds a connection to the
+        -- emulator in both passes, whatever the case before left; a request on it that finds it
+        -- dead is sent again by the transport, one on a new connection is the pipeline's retry)
+        run{ options = options, id = emu:create_bandwidth{ size = 5 } }
+        emu:reset_counters()
+        local first = kind.made and emu:create_bandwidth{ size = 5 } or nil
+        local id = case.absent and fixture.absent_id(7) or emu:create_bandwidth{ size = 5 }
+        -- (the case's answers are for its own id, not the delete before)
+        inject(emu, case, kind[1] == "token" and emu.token or emu.sk, emu:delete_path(id))
+        local out = run{ options = options, id = id, lane = lane, first = first, call = case.call }
+        assert.equal("cosocket", out.transport)
+        got[pass] = outcome(out.ok, out.ok and out.result or out.error, id)
+        -- (tostring's line, its request id's hex digits aside: the emulator makes one per answer;
+        -- a timeout's says what outcome's message says)
+        local text = out.error and out.error.curl_code ~= 28 and out.error.text
+        got[pass].text = text and (outcome(false, text, id).raised:gsub("%x%x%x%x%x%x%x%x+", "X"))
+        sent[pass], wire[pass] = fixture.count_requests(emu, "DELETE"), wire_of(emu, id, first)
+        for _, secret in ipairs{ emu.token, emu.sk } do
+          assert.is_nil(cjson.encode(out):find(secret, 1, true), "no secret is shown")
+        end
+      end
+      alike(got, sent, wire)
+    end)
+  end end
 end)

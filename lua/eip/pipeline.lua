@@ -89,8 +89,11 @@ function M.new(cfg)
   end
   -- The lane (see Runner:run): "token" for a token that never changes, "signed" for keys that
   -- never change (AK/SK given, not the metadata service's; no counts shared between nginx
-  -- workers), with a transport that sends in C and keeps nothing of a request, and nothing that
-  -- watches, paces or bounds a call.
+  -- workers), with a transport that has a lane (the libcurl one's sends in C; the automatic
+  -- one's inside nginx, by cosockets, in Lua and yielding, token only) and keeps nothing of a
+  -- request, and nothing that watches, paces or bounds a call. (A lane that yields is not
+  -- counted as a call running: a close meanwhile frees the handles at once, and a cosocket
+  -- exchange holds none; a retry after it makes the transport's instance again.)
   local transport = cfg.transport
   local kind = M.lane and provider and type(transport) == "table" and type(transport.lane) == "function"
     and cfg.reuse_requests == true and not provider.fallible and not provider.due and not provider.passed
@@ -1611,7 +1614,8 @@ M.keys_due = keys_due
 -- the provider's signer signs each request with (the lines of the same headers, Host, the
 -- project; the endpoint's base path before the path signed). { C function, session, prepared,
 -- finish, the transport's own send, token (true: nothing to check before a send), project }
--- (see eip.transport.curl's lane).
+-- (see eip.transport.curl's lane); false, and the runner's lane off, when the transport has
+-- none for it (the automatic one inside nginx signs the general way).
 local function lane_sender(self, op)
   local req = build(self, op, 1, self.timeout)
   local content_type, signing = op.content_type or CONTENT_TYPE, nil
@@ -1624,6 +1628,10 @@ local function lane_sender(self, op)
   end
   req.url = self.endpoint
   local send, session, prepared, finish, own_send = self.transport:lane(req, signing)
+  if not send then
+    self.lane = false
+    return false
+  end
   local lane = { send, session, prepared, finish, own_send, self.lane == "token", self.project_id }
   self.lane_send = lane
   return lane
@@ -1812,8 +1820,8 @@ function Runner:run(op, cancel, abort)
   if lane and self.transport.send == lane[5] and (lane[6] or signing_idle(self, lane)) then
     -- The lane: the common call (a delete with a token or keys, nothing that watches, paces or
     -- bounds it; see M.new) sends its first attempt without a call's state, the request prepared
-    -- in C once (lane_sender: the one the general way builds, its URL the endpoint's and the
-    -- op's path; signed there when it is to be). Its answer is read as the general way reads it
+    -- once (in C for libcurl; lane_sender: the one the general way builds, its URL the endpoint's
+    -- and the op's path; signed there when it is to be). Its answer is read as the general way reads it
     -- when it has the op's usable status; any other, a transport failure included, is handed
     -- to the general way below as its first attempt's answer.
     local usable = op.usable_status

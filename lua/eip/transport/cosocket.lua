@@ -936,15 +936,10 @@ local function finish(x)
   return resp
 end
 
---- Sends req (see the contract in eip.transport) and returns the contract's response table.
--- Raises only for a caller bug (a header line with CR, LF or NUL, or without a colon).
--- @tparam table req the contract's request
--- @treturn table the contract's response
--- @raise a Lua error for a caller's bug only: a method that is no token, a bad header line, a
---   `proxy` that is not the contract's table
-function Transport:send(req)
+-- Transport:send to `url` (req's own, or the lane's).
+local function send_to(self, req, url)
   local x = new_exchange(req)
-  local t, path_or_code, text = target_of(self, req.url)
+  local t, path_or_code, text = target_of(self, url)
   if not t then
     http1.fail(x, path_or_code, text)
     return finish(x)
@@ -968,6 +963,55 @@ function Transport:send(req)
   end
   x.ngx.update_time()
   return finish(x)
+end
+
+--- Sends req (see the contract in eip.transport) and returns the contract's response table.
+-- Raises only for a caller bug (a header line with CR, LF or NUL, or without a colon).
+-- @tparam table req the contract's request
+-- @treturn table the contract's response
+-- @raise a Lua error for a caller's bug only: a method that is no token, a bad header line, a
+--   `proxy` that is not the contract's table
+function Transport:send(req)
+  -- (a tail call: a caller bug's error levels below count from the caller of send)
+  return send_to(self, req, req.url)
+end
+
+-- The lane's send (see Transport:lane): the request prepared once, sent to base .. path by this
+-- module's own send (not one a caller put on the instance: the pipeline checks the send it
+-- calls, the automatic transport's), the prepared table unchanged (light threads share it
+-- across their yields); the C core's lane's checks of the answer, in Lua.
+local plain_text = false
+
+local function lane(self, prepared, path, usable, secrets)
+  local resp = send_to(self, prepared.req, prepared.base .. path)
+  if resp.status == usable and not resp.curl_code and not resp.resent then
+    local request_id = resp.request_id
+    -- (a request id cut short, "...", may end a secret: the general way redacts it)
+    if request_id == nil or not secrets
+        or (sub(request_id, -3) ~= "..." and plain_text(request_id, secrets)) then
+      return usable, request_id, resp.elapsed
+    end
+  end
+  return resp, nil, resp.elapsed
+end
+
+local function finished(resp) return resp end
+
+--- What eip.pipeline's lane sends with, as eip.transport.curl's `Transport:lane` (its contract
+-- there): `req` (the contract's request, its url the part every request starts with) kept, each
+-- request sent to url .. path. Returns `lane, self, prepared, finish, send`, or nil for a
+-- request to be signed (`signing`: signed requests go the general way inside nginx). The lane
+-- yields (it is a cosocket exchange), as this transport's send does.
+-- @tparam table req the contract's request
+-- @param signing nil, or what the C core signs with (then nil is returned)
+-- @return the lane's function, this transport, the prepared request, finish, this module's send
+-- @raise never
+function Transport:lane(req, signing)
+  if signing ~= nil then return nil end
+  plain_text = plain_text or require("eip.core").plain_text
+  local copy = {}
+  for k, v in pairs(req) do copy[k] = v end
+  return lane, self, { req = copy, base = req.url }, finished, Transport.send
 end
 
 --- Nothing to release: idle connections belong to nginx's pool, the others are closed.

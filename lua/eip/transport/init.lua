@@ -555,6 +555,35 @@ function Auto:send(req)
   return (self.instances[name] or self:get(name)):send(req)
 end
 
+local function finished(resp) return resp end
+
+-- What eip.pipeline's lane sends with (see eip.transport.curl's Transport:lane): for a token's
+-- requests, the lane of the transport send() would pick for each request, that transport's own
+-- made at its first use (again for an instance made after a close); nil for signed ones, which
+-- go the general way inside nginx. Returns `lane, self, prepared, finish, send` as the others
+-- (finish: nothing more, each lane's own was applied).
+function Auto:lane(req, signing)
+  if signing ~= nil then return nil end
+  local copy = {}
+  for k, v in pairs(req) do copy[k] = v end
+  local lanes = setmetatable({}, { __mode = "k" }) -- transport -> { lane, its self, prepared, finish }
+  local function send(auto, _, path, usable, secrets)
+    local phase = rawget(_G, "ngx").get_phase()
+    local name = M.COSOCKET_PHASES[phase] and frames_yield() and "cosocket" or "curl"
+    auto.last = name
+    local t = auto.instances[name] or auto:get(name)
+    local l = lanes[t]
+    if not l then
+      l = { t:lane(copy) }
+      lanes[t] = l
+    end
+    local status, request_id, took = l[1](l[2], l[3], path, usable, secrets)
+    if request_id == nil and type(status) == "table" then status = l[4](status) end
+    return status, request_id, took
+  end
+  return send, self, false, finished, Auto.send
+end
+
 -- Closes the libcurl session, if one was made (the cosocket transport holds nothing).
 function Auto:close()
   for _, t in pairs(self.instances) do
