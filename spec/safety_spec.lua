@@ -820,7 +820,7 @@ describe("safety", function()
       local good = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, max_attempts = 1 }
       local err = raised(good.delete_bandwidth, good, "bw-1")
       assert.equal(401, err.status)
-      assert.matches("locked", err.message)
+      assert.matches("AK access failed to reach the limit,forbidden", err.message, 1, true)
     end)
   end)
 

@@ -276,7 +276,7 @@ function M.verify(req, credential, now)
   end
   local cred = credential(auth.ak)
   if not cred then
-    return nil, "the access key does not exist"
+    return nil, "Get secretKey failed,ak:" .. auth.ak .. ",err:ak not exist" -- (the gateway's words)
   end
   local ok
   ok, why = check_security_token(req, auth, cred)

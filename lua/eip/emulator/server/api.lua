@@ -29,6 +29,8 @@ local METADATA_TOKEN = "/meta-data/latest/api/token"
 local METADATA_KEYS = "/openstack/latest/securitykey"
 
 local NO_SUCH_API = "The API does not exist or has not been published in the environment"
+-- The gateway's words when the path is an API's but the method is none of it (APIG error codes).
+local NO_SUCH_METHOD = "The API does not exist."
 
 -- What a bandwidth id, or an enterprise project id, looks like.
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
@@ -469,8 +471,9 @@ local function aksk_project(method, body, headers, project_optional)
   local parsed = aksk.parse_authorization(headers["authorization"])
   local ak = parsed and store.credential(parsed.ak) and parsed.ak
   if ak and store.ak_locked(ak) then
-    -- modelled: the gateway's lock after aksk_lock_after failed signatures in a row.
-    return nil, "the access key is locked after too many failed signatures; try again later"
+    -- The gateway's lock after aksk_lock_after failed signatures in a row, in its words (the API
+    -- gateway's and the signing guide's FAQ): nothing in it says "locked" or for how long.
+    return nil, "AK access failed to reach the limit,forbidden."
   end
   local cred, why = aksk.verify({
     method = method, path = uri:match("^[^?]*"), query = aksk.parse_query(uri:match("%?(.*)$")),
@@ -493,7 +496,7 @@ end
 -- GET /v3/projects?name=N (IAM KeystoneListProjects), signed with AK/SK and without
 -- X-Project-Id: the projects of that name the key's account has (see store.projects).
 local function list_projects(method, body, reached)
-  if method ~= "GET" then return util.gateway_error(404, "APIGW.0101", NO_SUCH_API) end
+  if method ~= "GET" then return util.gateway_error(404, "APIGW.0101", NO_SUCH_METHOD) end
   local headers = ngx.req.get_headers(200)
   local project, why = aksk_project(method, body, headers, true)
   if not project then
@@ -592,8 +595,9 @@ function M.handle(method, path, body, role, reached)
   local handler = route.methods[method]
   if not handler then
     -- The gateway matches method and path together: a method no API has there is no API, a
-    -- 404 APIGW.0101 as for an unknown path (cloud-facts: "wrong endpoint, path or method").
-    return util.gateway_error(404, "APIGW.0101", NO_SUCH_API)
+    -- 404 APIGW.0101 as for an unknown path (cloud-facts: "wrong endpoint, path or method"),
+    -- with the message the gateway gives a method the API does not have.
+    return util.gateway_error(404, "APIGW.0101", NO_SUCH_METHOD)
   end
   local auth_project, requested = authenticate(method, body)
   if not auth_project then
