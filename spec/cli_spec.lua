@@ -875,29 +875,34 @@ describe("eip command", function()
     end)
 
     -- A failure of that bandwidth's own is no reason to stop the others: a 409 after which the
-    -- drain's GET lists EIPs added since its plan (here that GET's answer is injected).
-    it("--drain goes on after a 409 whose GET lists EIPs added meanwhile (changed)", function()
-      local ids = {}
-      for i = 1, 3 do
-        ids[i] = emu:create_bandwidth{ size = 5, publicip_ids = { "g" .. i .. "a" } }
-        local bw = emu:get_bandwidth(ids[i])
-        bw.publicip_info = { { publicip_id = "g" .. i .. "-late", publicip_type = "5_bgp", ip_version = 4 } }
-        emu:inject{ method = "GET", action = "slow", delay = 0 } -- the drain's show
-        emu:inject{ method = "GET", status = 200, body = { bandwidth = bw } } -- the GET after its 409
-      end
-      emu:inject{ method = "DELETE", status = 409, times = -1,
-        body = { code = "VPC.0304", message = "The shared bandwidth still has publicips" } }
-      local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " --json " .. table.concat(ids, " "))
-      assert.equal(1, code, out .. err)
-      assert.equal(3, #lines(out), out)
-      for i, line in ipairs(lines(out)) do
-        local o = cjson.decode(line)
-        assert.same({ false, 409, "delete", { "g" .. i .. "a" }, { "g" .. i .. "-late" }, true },
-          { o.ok, o.status, o.stage, o.moved, o.not_moved, o.changed })
-      end
-      local removes = remove_calls()
-      assert.equal(3, removes, "every drain's remove call")
-    end)
+    -- drain's GET lists EIPs added since its plan (here that GET's answer is injected). The cloud
+    -- documents no status for a delete of a bandwidth with EIPs (the emulator's 409 is modelled):
+    -- a 400 (VPC.0323) is read the same way.
+    for _, refusal in ipairs{ { 409, "VPC.0304" }, { 400, "VPC.0323" } } do
+      local status, code_of = refusal[1], refusal[2]
+      it("--drain goes on after a " .. status .. " whose GET lists EIPs added meanwhile (changed)", function()
+        local ids = {}
+        for i = 1, 3 do
+          ids[i] = emu:create_bandwidth{ size = 5, publicip_ids = { "g" .. i .. "a" } }
+          local bw = emu:get_bandwidth(ids[i])
+          bw.publicip_info = { { publicip_id = "g" .. i .. "-late", publicip_type = "5_bgp", ip_version = 4 } }
+          emu:inject{ method = "GET", action = "slow", delay = 0 } -- the drain's show
+          emu:inject{ method = "GET", status = 200, body = { bandwidth = bw } } -- the GET after its refusal
+        end
+        emu:inject{ method = "DELETE", status = status, times = -1,
+          body = { code = code_of, message = "The shared bandwidth still has publicips" } }
+        local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " --json " .. table.concat(ids, " "))
+        assert.equal(1, code, out .. err)
+        assert.equal(3, #lines(out), out)
+        for i, line in ipairs(lines(out)) do
+          local o = cjson.decode(line)
+          assert.same({ false, status, "delete", { "g" .. i .. "a" }, { "g" .. i .. "-late" }, true },
+            { o.ok, o.status, o.stage, o.moved, o.not_moved, o.changed })
+        end
+        local removes = remove_calls()
+        assert.equal(3, removes, "every drain's remove call")
+      end)
+    end
 
     -- Moved EIPs (each remove answered 204) that the GET after the 409 still lists, the
     -- removal not settled: uncertain, none "moved"; the drains stop all the same.

@@ -839,7 +839,7 @@ end
 --   said stop; at stage "show", nothing moved, an `http` error ("Unusable Answer") for an answer
 --   @{plan_drain} cannot use (an EIP id that is not an id or holds a credential, a `billing_info`
 --   neither a string nor none, a `share_type` or `status` that is no string);
---   a delete answered 409 is followed by one GET (best effort; the error stays the delete's): the
+--   a delete answered 400 or 409 is followed by one GET (best effort; the error stays the delete's): the
 --   EIPs it lists that the drain did not move are in `not_moved`, with `changed = true` (false
 --   when none), and those it moved but still lists are `uncertain`, not `moved`; with `wait`,
 --   when the bandwidth was deleted but the wait ended first (kind `wait_timeout`, or

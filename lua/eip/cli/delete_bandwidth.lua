@@ -417,7 +417,7 @@ local function run_deletes(client, ids, opts, emit, tick)
   -- drain whose delete was refused (403), or failed once its EIPs had moved (or may have:
   -- `uncertain`), for a reason that is not that bandwidth's own (a 404 VPC.0306 in a body that is
   -- that error document whole: it is gone, see eip.is_missing; a
-  -- 409 after which the drain's GET listed EIPs added meanwhile: `changed`): a policy, a proxy, a
+  -- 400 or 409 after which the drain's GET listed EIPs added meanwhile: `changed`): a policy, a proxy, a
   -- gateway, or an API that answers 409 to a delete straight after a remove (the removal still
   -- settling), that lets EIPs move and refuses or breaks the delete would have every further
   -- drain make new bills and delete nothing.
@@ -429,7 +429,7 @@ local function run_deletes(client, ids, opts, emit, tick)
     delete_refused = "not sent: stopped after a drained bandwidth's delete failed once its EIPs had moved "
       .. "(each further drain would make new bills and likely delete nothing)" }
   local function its_own(err, id)
-    return eip.is_missing(err, id) or (err.status == 409 and err.changed == true)
+    return eip.is_missing(err, id) or ((err.status == 409 or err.status == 400) and err.changed == true)
   end
   -- Did the failed drain move EIPs out, or may it have (its remove answered, the EIP still listed)?
   local function moved_any(err)
