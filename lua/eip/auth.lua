@@ -918,7 +918,7 @@ local function iam_fetch(self, runner, halt)
   -- and then resumed neither clears the mark of the login that took it over nor is counted again.
   local mark = {}
   self.logging_in = mark
-  local ok, res = pcall(runner.run, runner, op, halt and halt.stop, halt and halt.abort)
+  local ok, res = errors.held(runner.run, runner, op, halt and halt.stop, halt and halt.abort)
   if self.logging_in == mark then self.logging_in = nil end
   if not ok then
     if callers_doing(res) then
@@ -992,7 +992,7 @@ end
 -- a 401 to another call made the provider give them up while this renewal ran (see refresh):
 -- the failure stands (the call went on to sign with none, a raw Lua error).
 local function renew(self, runner, req, halt)
-  local ok, err = pcall(self.fetch, self, runner, req, halt)
+  local ok, err = errors.held(self.fetch, self, runner, req, halt)
   if ok then return end
   local slack = math.min(60, (self.expires - self.refresh_at) / 2)
   if not errors.is_error(err) or callers_doing(err) or (self.token or self.keys) == nil
@@ -1132,7 +1132,7 @@ local function metadata_fetch(self, runner, halt)
   local failed = self.failed
   if failed and core.monotime() < failed.until_ then error(errors.copy(failed.err), 0) end
   local stop, abort = halt and halt.stop, halt and halt.abort
-  local ok, token = pcall(runner.run, runner, ops.metadata_token(self.base), stop, abort)
+  local ok, token = errors.held(runner.run, runner, ops.metadata_token(self.base), stop, abort)
   if not ok then
     local e = token
     -- (ended by its caller, see callers_doing: nothing to hold)
@@ -1147,7 +1147,7 @@ local function metadata_fetch(self, runner, halt)
   -- The session token is a credential too (it reads the agency's keys): redacted like them, from
   -- the request that carries it on (a service may echo it in an error).
   if token then replace_secret(self, 3, token) end
-  local cok, c = pcall(runner.run, runner, ops.metadata_credentials(self.base, token), stop, abort)
+  local cok, c = errors.held(runner.run, runner, ops.metadata_credentials(self.base, token), stop, abort)
   if not cok then
     if not errors.is_error(c) or callers_doing(c) then error(c, 0) end
     local err = nothing_found(self, c)

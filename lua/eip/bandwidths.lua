@@ -99,7 +99,7 @@ local LIST_RESTARTS = 3
 -- A page larger than max_body (cut, so unreadable) is returned as the third value: the listing
 -- asks for it again in smaller pages.
 local function list_page(runner, op, marker, cancel)
-  local ok, page = pcall(runner.run, runner, op, cancel)
+  local ok, page = errors.held(runner.run, runner, op, cancel)
   if ok then return page end
   local err = page
   if marker and errors.is_error(err) and errors.bandwidth_gone(err) then
@@ -283,7 +283,7 @@ end
 -- failed, was stopped, or its answer cannot be read as a list of EIPs (strict: an answer without
 -- the list would read every EIP as moved, and the drain go on).
 local function listed(runner, project, bandwidth_id, cancel)
-  local ok, bw = pcall(M.show, runner, project, bandwidth_id, cancel)
+  local ok, bw = errors.held(M.show, runner, project, bandwidth_id, cancel)
   if not ok or type(bw) ~= "table" then return nil end
   return listed_eips(bw.publicip_info, true)
 end
@@ -394,7 +394,7 @@ function M.remove(runner, project, bandwidth_id, entries, terms, known, deadline
       err.batch = b
       error(err, 0)
     end
-    local ok, res = pcall(runner.run, runner, op, cancel)
+    local ok, res = errors.held(runner.run, runner, op, cancel)
     summary.requests = summary.requests + 1
     if ok then
       summary.attempts, summary.elapsed = summary.attempts + res.attempts, summary.elapsed + res.elapsed
@@ -692,7 +692,7 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel, first_read,
     -- share of a batch's one time that is left to a later id: none once it is spent)
     op.deadline_at, op.bucket, op.in_wait = started + seconds, pacing.bucket, true
     if step == 1 and first_read then op.deadline_at = math.max(op.deadline_at, core.monotime() + MIN_READ) end
-    local ok, err = pcall(runner.run, runner, op, cancel)
+    local ok, err = errors.held(runner.run, runner, op, cancel)
     local waited = core.monotime() - started
     if ok then
       unread = false
@@ -763,7 +763,8 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok, deadline_at)
   -- the project was looked up first (deadline_at). `planned`: the approved plan's EIPs, on the
   -- read after the confirmation.
   local function read_plan(requests, planned)
-    local ok, plan = pcall(M.plan, runner, project, bandwidth_id, terms, requests == 1 and deadline_at or nil, requests)
+    local ok, plan = errors.held(M.plan, runner, project, bandwidth_id, terms, requests == 1 and deadline_at or nil,
+      requests)
     if ok then return plan end
     local err = plan
     if errors.is_error(err) and err.kind ~= "refused" then
@@ -822,7 +823,7 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok, deadline_at)
   if cancel and cancel() then interrupted_after_show("after the show") end
   if held > 0 then
     local sent = {}
-    local rok, summary = pcall(M.remove, runner, project, bandwidth_id, plan.eips, terms, true, nil, sent)
+    local rok, summary = errors.held(M.remove, runner, project, bandwidth_id, plan.eips, terms, true, nil, sent)
     if not rok then
       -- (a remove's errors say what moved; a usage error of its first call, the credentials not
       -- renewed before it, says nothing: nothing moved)
@@ -848,7 +849,7 @@ function M.drain(runner, project, bandwidth_id, terms, missing_ok, deadline_at)
         #removed, UNLESS_RELEASED), bandwidth_id, removed, {}), 0)
     end
   end
-  local dok, res = pcall(runner.run, runner, delete, cancel)
+  local dok, res = errors.held(runner.run, runner, delete, cancel)
   if not dok then
     if errors.is_error(res) then
       local moved, not_moved, uncertain = removed, {}, {}

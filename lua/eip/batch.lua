@@ -1169,7 +1169,7 @@ function M.run(runner, ids, opts)
   if run.head <= #run.fresh then
     run.driver, run.limit = M.driver(runner, o.concurrency)
     run.max_limit, run.limit_min = run.limit, run.limit
-    local ok, err = pcall(run.loop, run)
+    local ok, err = errors.held(run.loop, run)
     if not ok then
       local unsent = run.driver:cancel() -- nothing stays in flight: the client's next batch starts clean
       run:dropped(unsent)

@@ -360,7 +360,7 @@ end
 local function project(self, r, as_is, cancel, bandwidth_id)
   local p = r.project_id
   if not p then
-    local ok, found = pcall(r.project, r, cancel and { stop = cancel } or nil)
+    local ok, found = errors.held(r.project, r, cancel and { stop = cancel } or nil)
     if not ok then
       if as_is or not errors.is_error(found) then error(found, 0) end
       error(errors.unsent_copy(found, bandwidth_id), 0)
@@ -614,7 +614,7 @@ function Client:delete_bandwidths(ids, opts)
           res.wait_error = errors.not_sent(ops.show_bandwidth(r.project_id, res.bandwidth_id), why, refused)
         else
           first[res.bandwidth_id] = res
-          local ok, w = pcall(bandwidths.wait_gone, r, r.project_id, res.bandwidth_id,
+          local ok, w = errors.held(bandwidths.wait_gone, r, r.project_id, res.bandwidth_id,
             math.max(0, deadline - core.monotime()), cancel, first_read, pacing)
           first_read = false
           if ok then
@@ -857,7 +857,7 @@ function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
   local project_id, deadline_at = project_for_call(self, r, terms.cancel, bandwidth_id)
   local res = bandwidths.drain(r, project_id, bandwidth_id, terms, missing_ok, deadline_at)
   if not wait then return res end
-  local ok, value = pcall(waited, r, project_id, res, wait, terms.cancel)
+  local ok, value = errors.held(waited, r, project_id, res, wait, terms.cancel)
   if ok then return value end
   if errors.is_error(value) and value.deleted == true then
     -- Deleted, and the wait ended first: what the drain did stays on the error (the EIPs it

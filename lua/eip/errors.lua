@@ -591,18 +591,43 @@ end
 -- cannot: there fn is called with pcall on the main thread (where nothing can yield: a yield
 -- there is an error like any other), and unprotected inside a coroutine, on the caller's own
 -- thread, so that a scheduler that resumes the thread it saw (copas and the like) resumes this
--- call, and fn runs once, whole. The price, on Lua 5.1 inside a coroutine only: what fn raises
--- is not caught (a signing place its call held is then given back when its time is up).
+-- call, and fn runs once, whole; but with pcall inside `held`, which nothing yields through. The
+-- price, on Lua 5.1 inside a coroutine only: what fn raises is not caught (a signing place its
+-- call held is then given back when its time is up).
 -- What has no reason to yield (a log sink, a cancel, a confirm) is called with pcall.
 -- (No coroutine is made to find this out: `require "eip"` runs where nginx forbids making one,
 -- in init_worker_by_lua, log_by_lua, the filters.)
 -- @treturn boolean ok
 -- @return what fn returned, or its error
 M.yielding = pcall
+
+--- pcall(fn, ...) for the library's own protection of a step that may call a caller's sleep or
+-- transport (a batch, a drain, a wait, a login, a page of a listing). Lua 5.2+ and LuaJIT
+-- yield through it: pcall. On PUC Lua 5.1 nothing yields through it either, so inside it
+-- `yielding` calls protected too: a sleep or transport that yields there fails as any other
+-- that raises (a sleep replaced by the library's own, a transport's send the request's failure)
+-- rather than raising "attempt to yield across" past it as a raw error (a batch's results lost).
+-- @treturn boolean ok
+-- @return what fn returned, or its error
+M.held = pcall
+
 if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
   local running = coroutine.running
+  local held_in = setmetatable({}, { __mode = "k" }) -- coroutine -> the `held` calls it is inside
+  local function released(co, ...)
+    local n = held_in[co] - 1
+    held_in[co] = n > 0 and n or nil
+    return ...
+  end
+  M.held = function(fn, ...)
+    local co = running()
+    if co == nil then return pcall(fn, ...) end
+    held_in[co] = (held_in[co] or 0) + 1
+    return released(co, pcall(fn, ...))
+  end
   M.yielding = function(fn, ...)
-    if running() == nil then return pcall(fn, ...) end
+    local co = running()
+    if co == nil or held_in[co] then return pcall(fn, ...) end
     return true, fn(...)
   end
 end

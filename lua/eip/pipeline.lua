@@ -838,7 +838,7 @@ function Call:request(halt)
       end
     end
     if provider.fallible then -- it may have to ask IAM for a token first
-      local ok, err = pcall(authenticate, runner, req, content_type, provider, op.headers, halt)
+      local ok, err = errors.held(authenticate, runner, req, content_type, provider, op.headers, halt)
       if not ok then
         if not errors.is_error(err) then error(err, 0) end
         -- Nothing was sent for this attempt: attempts counts what was. A call that sent
@@ -1372,7 +1372,7 @@ function Call:failure(err, from_credentials, resp, halt)
       local reported = resp ~= nil and runner.on_response ~= nil
         and not (provider.will_refresh and not provider:will_refresh())
       if reported then self:observed(resp, err, "retry") end
-      local ok, why = pcall(provider.refresh, provider, runner, halt)
+      local ok, why = errors.held(provider.refresh, provider, runner, halt)
       if not ok then
         if not errors.is_error(why) then error(why, 0) end
         -- The call ends with its own error (the 401, its attempts, an earlier attempt that may
@@ -1584,7 +1584,7 @@ local function keys_first(self, call, halt)
   if not call.started then call:start() end
   local deadline = call.deadline
   local left = deadline and { timeout = max(0, deadline - monotime()) } or nil
-  local ok, err = pcall(self.provider.ensure, self.provider, self, left, halt)
+  local ok, err = errors.held(self.provider.ensure, self.provider, self, left, halt)
   if ok then
     if not deadline or deadline - monotime() >= MIN_ATTEMPT_TIME then return nil end
     if call.attempts > 0 then return call:expire() end
