@@ -59,4 +59,26 @@ describe("README.md", function()
     assert.is_truthy(readme:find("make test", 1, true))
     assert.is_truthy(readme:find("luarocks make --lua-version=5.4 --deps-mode=none eip-scm-1.rockspec", 1, true))
   end)
+
+  -- Its Usage script, run as a file by this interpreter against the emulator: a bandwidth that
+  -- still holds an EIP reaches its last branch, the raise. Lua 5.1's interpreter prints a table
+  -- raised to the top as "(error object is not a string)": the why was lost there.
+  describe("Usage", function()
+    local fx = require("spec.support.fixture").emulator()
+    local emu
+    setup(function() emu = fx.start() end)
+    teardown(fx.stop)
+
+    it("says why a delete failed when its script raises, on every Lua", function()
+      local script = assert(section(readme, "Usage"):match("```lua\n(.-client:close%(%)[^\n]*)\n"))
+      local id = emu:create_bandwidth{ size = 5, eips = 1 }
+      script = script:gsub('endpoint%s*= "[^"]*"', function() return string.format("endpoint = %q", emu.url) end)
+        :gsub('local id = "[^"]*"', function() return string.format("local id = %q", id) end)
+      assert.is_truthy(script:find(emu.url, 1, true))
+      local command = "env OS_AUTH_TOKEN=" .. host.quote(emu.token) .. " " .. host.lua_command
+      local out, code = host.run_script(script, command)
+      assert.equal(1, code)
+      assert.matches("409 Conflict %(VPC%.0304", out)
+    end)
+  end)
 end)
