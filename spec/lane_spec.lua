@@ -308,6 +308,24 @@ describe("the pipeline's lane inside nginx #openresty", function()
     assert.is_true(calls{ ak = emu.ak, sk = emu.sk } > 3)
   end)
 
+  it("is not taken by a client whose transport's send a caller replaced, before its first use or after", function()
+    -- (the automatic transport's class's, or that of the cosocket transport it holds; on the
+    -- instance, the pipeline's check sees it): the caller's send sees every request, as with libcurl
+    for _, where in ipairs{ "class", "inner" } do
+      for _, late in ipairs{ false, true } do
+        fx.reset()
+        local ids = emu:create_bandwidths(2, { size = 5 })
+        local out = run{ options = { endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5 },
+          first = ids[1], id = ids[2], watch = where, late = late }
+        local what = where .. (late and ", late" or "")
+        assert(out.ok, what .. ": " .. cjson.encode(out))
+        assert.equal("cosocket", out.transport, what)
+        assert.equal(late and 1 or 2, out.watched, what)
+        assert.equal(2, fixture.count_requests(emu, "DELETE"), what)
+      end
+    end
+  end)
+
   local KINDS = { { "token" }, { "token", made = true }, { "AK/SK" } }
   for _, case in ipairs(cases) do for _, kind in ipairs(KINDS) do
     it("reads " .. case[1] .. " as the general way does, with the same requests sent (" .. kind[1]

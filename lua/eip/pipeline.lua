@@ -1823,7 +1823,9 @@ function Runner:run(op, cancel, abort)
     -- once (in C for libcurl; lane_sender: the one the general way builds, its URL the endpoint's
     -- and the op's path; signed there when it is to be). Its answer is read as the general way reads it
     -- when it has the op's usable status; any other, a transport failure included, is handed
-    -- to the general way below as its first attempt's answer.
+    -- to the general way below as its first attempt's answer (false: the lane sent nothing, the
+    -- general way sends it: the automatic transport's, whose picked transport's send a caller
+    -- replaced).
     local usable = op.usable_status
     -- (a request id that Runner:clean would change comes back in the response: M.new's
     -- conditions leave the provider's secrets the only ones it looks for)

@@ -975,6 +975,8 @@ function Transport:send(req)
   -- (a tail call: a caller bug's error levels below count from the caller of send)
   return send_to(self, req, req.url)
 end
+-- (this module's own, which Transport:lane gives: a send a caller put on the class is not)
+local own_send = Transport.send
 
 -- The lane's send (see Transport:lane): the request prepared once, sent to base .. path by this
 -- module's own send (not one a caller put on the instance: the pipeline checks the send it
@@ -1011,7 +1013,7 @@ function Transport:lane(req, signing)
   plain_text = plain_text or require("eip.core").plain_text
   local copy = {}
   for k, v in pairs(req) do copy[k] = v end
-  return lane, self, { req = copy, base = req.url }, finished, Transport.send
+  return lane, self, { req = copy, base = req.url }, finished, own_send
 end
 
 --- Nothing to release: idle connections belong to nginx's pool, the others are closed.

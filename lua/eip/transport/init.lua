@@ -555,13 +555,19 @@ function Auto:send(req)
   return (self.instances[name] or self:get(name)):send(req)
 end
 
+-- (this module's own send, for the pipeline's check that a caller did not replace it: on the
+-- instance, or on the class before the lane was made)
+local auto_send = Auto.send
+
 local function finished(resp) return resp end
 
 -- What eip.pipeline's lane sends with (see eip.transport.curl's Transport:lane): for a token's
 -- requests, the lane of the transport send() would pick for each request, that transport's own
 -- made at its first use (again for an instance made after a close); nil for signed ones, which
 -- go the general way inside nginx. Returns `lane, self, prepared, finish, send` as the others
--- (finish: nothing more, each lane's own was applied).
+-- (finish: nothing more, each lane's own was applied). The lane's answer is false (nothing
+-- sent: the request goes the general way) when the picked transport's send is not its module's
+-- own (a caller replaced it, on the instance or the class, to watch it: it sees every request).
 function Auto:lane(req, signing)
   if signing ~= nil then return nil end
   local copy = {}
@@ -577,11 +583,12 @@ function Auto:lane(req, signing)
       l = { t:lane(copy) }
       lanes[t] = l
     end
+    if t.send ~= l[5] then return false, nil, 0 end
     local status, request_id, took = l[1](l[2], l[3], path, usable, secrets)
     if request_id == nil and type(status) == "table" then status = l[4](status) end
     return status, request_id, took
   end
-  return send, self, false, finished, Auto.send
+  return send, self, false, finished, auto_send
 end
 
 -- Closes the libcurl session, if one was made (the cosocket transport holds nothing).

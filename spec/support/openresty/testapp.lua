@@ -256,7 +256,21 @@ function M.client()
     return reply(200, { ok = false, raised = type(client), is_error = eip.is_error(client),
       error = { text = tostring(client) } })
   end
+  -- (`watch`: a send replaced to count the requests it is given, before the first delete or
+  -- after (`late`): the transport's ("instance"), its class's ("class"), or the cosocket instance's
+  -- inside the automatic transport ("inner"); put back before the answer)
+  local watch, watched, unwatch = args.watch, 0, nil
+  local function wrap()
+    local t = client.transport
+    if watch == "class" then t = getmetatable(t) elseif watch == "inner" then t = t:get("cosocket") end
+    local own = rawget(t, "send")
+    local f = t.send
+    t.send = function(...) watched = watched + 1; return f(...) end
+    unwatch = function() t.send = own end
+  end
+  if watch and not args.late then wrap() end
   if args.first then pcall(client.delete_bandwidth, client, args.first) end
+  if watch and args.late then wrap() end
   -- (`count`: how many functions of eip.pipeline the delete runs, LuaJIT's compiler off meanwhile:
   -- it calls no hook inside a trace)
   local calls, jit = 0, rawget(_G, "jit")
@@ -273,8 +287,10 @@ function M.client()
     if jit then jit.on() end
   end
   pipeline.lane = true
-  local out = { ok = ok, transport = client.transport.last, raised = (not ok) and type(res) or nil,
-    pipeline_calls = args.count and calls or nil }
+  if unwatch then unwatch() end
+  local out = { ok = ok, transport = client.transport.last,
+    raised = (not ok) and type(res) or nil, pipeline_calls = args.count and calls or nil,
+    watched = watch and watched or nil }
   if ok then
     out.result = res
   else
