@@ -326,6 +326,23 @@ describe("the pipeline's lane inside nginx #openresty", function()
     end
   end)
 
+  it("reads an error its transport raised as the general way does: a transport failure, not a raw error", function()
+    -- (memory running out inside the cosocket exchange, say: the general way reads what a
+    -- transport's send raises as that request's failure; the lane's send is its send too)
+    local got = {}
+    for pass, lane in ipairs{ true, false } do
+      fx.reset()
+      local ids = emu:create_bandwidths(2, { size = 5 })
+      local out = run{ options = { endpoint = emu.url, project_id = emu.project_id, token = emu.token, timeout = 5 },
+        first = ids[1], id = ids[2], lane = lane, fail = "not enough memory" }
+      assert.is_false(out.ok)
+      assert.is_true(out.is_error, out.error.text)
+      got[pass] = { out.error.kind, out.error.curl_code, out.error.curl_error, out.error.attempts }
+    end
+    assert.same(got[2], got[1])
+    assert.equal("transport", got[1][1])
+  end)
+
   local KINDS = { { "token" }, { "token", made = true }, { "AK/SK" } }
   for _, case in ipairs(cases) do for _, kind in ipairs(KINDS) do
     it("reads " .. case[1] .. " as the general way does, with the same requests sent (" .. kind[1]

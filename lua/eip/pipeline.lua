@@ -1825,13 +1825,14 @@ function Runner:run(op, cancel, abort)
     -- when it has the op's usable status; any other, a transport failure included, is handed
     -- to the general way below as its first attempt's answer (false: the lane sent nothing, the
     -- general way sends it: the automatic transport's, whose picked transport's send a caller
-    -- replaced).
+    -- replaced; nil: the automatic transport's lane raised, what it raised its second value,
+    -- read as what a transport's send raises is, M.raised).
     local usable = op.usable_status
     -- (a request id that Runner:clean would change comes back in the response: M.new's
     -- conditions leave the provider's secrets the only ones it looks for)
     local status, request_id, took = lane[1](lane[2], lane[3], op.path, usable, self.provider.secrets)
     if status == usable then return op:lane_result(status, request_id, 1, took) end
-    first, first_started = lane[4](status), monotime() - took
+    first, first_started = status == nil and M.raised(request_id) or lane[4](status), monotime() - took
   end
   -- From here on code of the caller's may run (a hook, the sleep between attempts, a cancel): the
   -- call counts as running, so that a close() it makes waits for it (as Runner:counted counts, but
@@ -1855,7 +1856,8 @@ function Runner:run_delete(project_id, id, missing_ok)
       self.provider.secrets)
     if status == DELETED_STATUS then return deleted(id, status, request_id, 1, took) end
     local op = ops.delete_bandwidth(project_id, id, missing_ok)
-    return left(self, entered(self), self.protect(general, self, op, nil, nil, lane[4](status), monotime() - took))
+    local first = status == nil and M.raised(request_id) or lane[4](status)
+    return left(self, entered(self), self.protect(general, self, op, nil, nil, first, monotime() - took))
   end
   return self:run(ops.delete_bandwidth(project_id, id, missing_ok))
 end

@@ -567,7 +567,8 @@ local function finished(resp) return resp end
 -- go the general way inside nginx. Returns `lane, self, prepared, finish, send` as the others
 -- (finish: nothing more, each lane's own was applied). The lane's answer is false (nothing
 -- sent: the request goes the general way) when the picked transport's send is not its module's
--- own (a caller replaced it, on the instance or the class, to watch it: it sees every request).
+-- own (a caller replaced it, on the instance or the class, to watch it: it sees every request);
+-- nil and what it raised when the picked lane raised (the request may have gone out).
 function Auto:lane(req, signing)
   if signing ~= nil then return nil end
   local copy = {}
@@ -584,7 +585,10 @@ function Auto:lane(req, signing)
       lanes[t] = l
     end
     if t.send ~= l[5] then return false, nil, 0 end
-    local status, request_id, took = l[1](l[2], l[3], path, usable, secrets)
+    -- (what the lane raises, memory running out, say: nil and the value, which the pipeline
+    -- reads as the general way reads what a transport's send raises)
+    local ok, status, request_id, took = pcall(l[1], l[2], l[3], path, usable, secrets)
+    if not ok then return nil, status, 0 end
     if request_id == nil and type(status) == "table" then status = l[4](status) end
     return status, request_id, took
   end

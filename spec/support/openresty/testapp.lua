@@ -280,8 +280,13 @@ function M.client()
       if debug.getinfo(2, "S").source:find("eip/pipeline%.lua$") then calls = calls + 1 end
     end, "c")
   end
+  -- (`fail`: the delete's transport raises that text, as memory running out would inside its send:
+  -- nginx's update_time, which a cosocket exchange calls first, replaced meanwhile)
+  local update_time = ngx.update_time
+  if args.fail then ngx.update_time = function() error(args.fail, 0) end end
   local res
   ok, res = pcall(client.delete_bandwidth, client, args.id, args.call)
+  ngx.update_time = update_time
   if args.count then
     debug.sethook()
     if jit then jit.on() end
