@@ -519,6 +519,38 @@ describe("OpenResty #openresty", function()
       assert.is_nil(emu:get_bandwidth(id))
     end)
 
+    -- The README gives a client eip.transport.cosocket itself for ssl_client_hello; used where
+    -- nginx forbids cosockets (set_by_lua, log_by_lua...) or inside a callback that cannot yield,
+    -- its call failed with nginx's raw words and a path in this library ("cosocket transport
+    -- error: /.../cosocket.lua:729: API disabled in the context of log_by_lua*"). It says what
+    -- happened and what to use instead; the request may have acted only where it went out.
+    it("a client given the cosocket transport where it cannot work says why, in the user's words", function()
+      local id = shared_bandwidth()
+      local silent = assert(socket.bind("127.0.0.1", 0)) -- (the kernel completes the connects)
+      local _, port = silent:getsockname()
+      local resp = request("GET", "/t/explicit_cosocket/" .. id .. "?silent=" .. port)
+      silent:close()
+      assert.equal(200, resp.status, resp.body .. app:log_tail(20))
+      local out = resp.json
+      local log = request("GET", "/t/outcome/" .. id).json
+      local function check(e, text, could_have_acted)
+        assert.same({ false, "transport", "other", could_have_acted }, { e.ok, e.kind, e.reason, e.could_have_acted },
+          resp.body)
+        assert.matches(text, e.message, 1, true)
+        assert.is_nil(e.message:find("%.lua"), e.message)
+      end
+      for phase, e in pairs{ set = out.set, log = log } do
+        check(e, "cosockets are not available in nginx's " .. phase .. " phase (" .. phase .. "_by_lua): use "
+          .. "the default transport (eip.transport.new), which uses libcurl there", false)
+      end
+      local cannot_wait = "a cosocket cannot wait here: nothing can yield inside a string.gsub or table.sort "
+        .. "callback, a dofile or a module's top level run by require"
+      check(out.gsub, cannot_wait, false)
+      check(out.gsub_sent, cannot_wait, true)
+      assert.equal("listed", out.show)
+      assert.is_nil(emu:get_bandwidth(id), "the delete that went out was carried out")
+    end)
+
     it("sleeps by yielding where it can, by an OS sleep elsewhere", function()
       local out = request("GET", "/t/sleep?s=0.2").json
       assert.is_true(out.yieldable)

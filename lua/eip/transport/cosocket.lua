@@ -936,6 +936,24 @@ local function finish(x)
   return resp
 end
 
+-- The text of a failure for `err`, raised out of an exchange: nginx's own words (with a path in
+-- this library) for a transport used where cosockets cannot work, said in the user's; else
+-- the raised text. (The failure path only: nothing is checked before a send.)
+local DEFAULT_INSTEAD = "use the default transport (eip.transport.new), which uses libcurl there"
+local function raised_text(err)
+  local text = tostring(err)
+  local context = match(text, "API disabled in the context of ([%w_]+)_by_lua")
+  if context then
+    return "cosockets are not available in nginx's " .. context .. " phase (" .. context .. "_by_lua): "
+      .. DEFAULT_INSTEAD
+  end
+  if find(text, "attempt to yield across C-call boundary", 1, true) then
+    return "a cosocket cannot wait here: nothing can yield inside a string.gsub or table.sort callback, a "
+      .. "dofile or a module's top level run by require; call outside it, or " .. DEFAULT_INSTEAD
+  end
+  return "cosocket transport error: " .. text
+end
+
 -- Transport:send to `url` (req's own, or the lane's).
 local function send_to(self, req, url)
   local x = new_exchange(req)
@@ -959,7 +977,7 @@ local function send_to(self, req, url)
   local ok, err = pcall(exchange, self, x, req, t, path_or_code)
   if not ok then
     if x.sock then pcall(x.sock.close, x.sock) end
-    http1.fail(x, 2, "cosocket transport error: " .. tostring(err))
+    http1.fail(x, 2, raised_text(err))
   end
   x.ngx.update_time()
   return finish(x)

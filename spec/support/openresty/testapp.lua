@@ -717,6 +717,47 @@ function M.unyieldable()
   ngx.print(body)
 end
 
+-- One delete of `id` by a client given the cosocket transport itself (as the README says for
+-- ssl_client_hello), where nginx forbids cosockets or nothing can yield: the error's kind,
+-- reason, message and could_have_acted (or what was raised). `endpoint`: the app's unless given.
+local function explicit_cosocket_outcome(id, endpoint)
+  local client = eip.new{ endpoint = endpoint or os.getenv("EIP_ENDPOINT"), token = os.getenv("EIP_TOKEN"),
+    project_id = os.getenv("EIP_PROJECT_ID"), transport = require("eip.transport.cosocket").new(),
+    max_attempts = 1, timeout = 2 }
+  local ok, res = pcall(client.delete_bandwidth, client, id)
+  if ok then return { ok = true, status = res.status } end
+  if not eip.is_error(res) then return { ok = false, raised = tostring(res) } end
+  return { ok = false, kind = res.kind, reason = res.reason, message = res.message,
+    could_have_acted = eip.could_have_acted(res) }
+end
+
+-- /t/explicit_cosocket/<id>: set_by_lua (its outcome, $eip_outcome, as JSON).
+function M.explicit_cosocket_set(id)
+  return cjson.encode(explicit_cosocket_outcome(id))
+end
+
+-- The content phase: the set phase's outcome, then a delete inside a string.gsub callback, sent
+-- to ?silent=<port> (no connection of its pooled: its connect cannot wait), then a call that can
+-- yield (its connection to the app's endpoint pooled), then a delete in a callback (the pooled
+-- connection: the request goes out, its answer cannot be waited for), then a wait (the worker
+-- lives on).
+function M.explicit_cosocket(id, set_outcome)
+  local out = { set = cjson.decode(set_outcome) }
+  local silent = "http://127.0.0.1:" .. ngx.var.arg_silent
+  local _ = ("x"):gsub("x", function() out.gsub = explicit_cosocket_outcome(id, silent) return "" end)
+  local client = eip.new{ endpoint = os.getenv("EIP_ENDPOINT"), token = os.getenv("EIP_TOKEN"),
+    project_id = os.getenv("EIP_PROJECT_ID"), transport = require("eip.transport.cosocket").new() }
+  out.show = client:list_bandwidths{ limit = 1 } and "listed"
+  _ = ("x"):gsub("x", function() out.gsub_sent = explicit_cosocket_outcome(id) return "" end)
+  ngx.sleep(0.001)
+  return reply(200, out)
+end
+
+-- log_by_lua: the outcome kept for /t/outcome/<id>.
+function M.explicit_cosocket_log(id)
+  ngx.shared.eip_test:set("outcome:" .. id, cjson.encode(explicit_cosocket_outcome(id)))
+end
+
 -- What a call or a batch entry gave, for /t/raising_send: ok, or the error's kind, reason and
 -- message, and what was raised when it was no eip error (raw: its type and text).
 local function entry(ok, res)
