@@ -544,7 +544,7 @@ describe("authentication", function()
       assert(ok, err)
     end)
 
-    -- IAM failing (503, after its own retries): the delete that needed the token was not sent,
+    -- IAM failing (503; such a login is sent once): the delete that needed the token was not sent,
     -- whether the token was for the call or for finding the project (a project name, no id);
     -- and it could not have acted (the token request's unanswered attempts are not the call's).
     it("a delete whose token IAM could not give is not sent, and could not have acted", function()
@@ -670,6 +670,30 @@ describe("authentication", function()
       end)
       auth.TRANSIENT_FAILURE_HOLD = hold
       c:close()
+      assert(ok, err)
+    end)
+
+    -- A 5xx login may have reached IAM's password check as much as one that timed out (the
+    -- README's IAM section): not sent again within the call, whatever max_attempts, where the
+    -- Retries table retries a 5xx of every other request. The call was not sent, and retryable.
+    it("sends a login answered 500, 502, 503 or 504 once, though the call may make three attempts", function()
+      local auth = require "eip.auth"
+      local hold = auth.TRANSIENT_FAILURE_HOLD
+      auth.TRANSIENT_FAILURE_HOLD = 0
+      local ok, err = pcall(function()
+        for _, status in ipairs{ 500, 502, 503, 504 } do
+          emu:reset()
+          emu:inject{ method = "POST", path = "/v3/auth/tokens$", status = status, times = -1 }
+          local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(), max_attempts = 3,
+            backoff_base = 0.001 }
+          local e = raised(c.delete_bandwidth, c, "bw-1")
+          c:close()
+          assert.same({ "http", status, "/v3/auth/tokens", true, 0, true },
+            { e.kind, e.status, e.path, e.not_sent, e.attempts, e.retryable })
+          assert.equal(1, iam_logins(), status .. ": not sent again within the call")
+        end
+      end)
+      auth.TRANSIENT_FAILURE_HOLD = hold
       assert(ok, err)
     end)
 
