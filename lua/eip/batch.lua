@@ -1103,7 +1103,7 @@ function Run:prepare(ids, n)
         -- (signed, with AK/SK), is not sent either; the ids are not sent, as after any stop.
         project_ok = false
       elseif valid and project_ok == nil then
-        project_ok, project = pcall(runner.project, runner, self.halt)
+        project_ok, project = errors.held(runner.project, runner, self.halt)
         if not project_ok and not errors.is_error(project) then error(project, 0) end -- a bug: its traceback
       end
       if not valid then

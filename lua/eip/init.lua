@@ -494,7 +494,9 @@ function M.delete_bandwidth(opts)
     if k ~= "bandwidth_id" then new_opts[k] = v end
   end
   local c = client.new(new_opts)
-  local ok, res = pcall(c.delete_bandwidth, c, opts.bandwidth_id)
+  -- (held: on Lua 5.1 no yield passes this pcall, so a sleep or transport that yields is called
+  -- protected inside, as in a batch, not left to raise "attempt to yield across" past it)
+  local ok, res = errors.held(c.delete_bandwidth, c, opts.bandwidth_id)
   -- (close raises nothing: what a transport of the caller's raises as it closes goes to the log)
   c:close()
   if not ok then error(res, 0) end
