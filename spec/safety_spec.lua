@@ -1728,6 +1728,24 @@ describe("safety", function()
       end
     end)
 
+    -- What send raised is cut to 512 bytes as a server's message is (c44f529): between UTF-8
+    -- characters, not inside one (half of one left a message no strict JSON reader takes).
+    it("cuts what a transport's send raised between UTF-8 characters", function()
+      local valid_utf8 = require("eip.emulator.server.params").valid_utf8
+      for _, char in ipairs{ "é", "带", "😀" } do
+        for pad = 0, 3 do
+          local value = string.rep("m", pad) .. string.rep(char, 600)
+          local c = eip.new{ endpoint = emu.url, token = emu.token, project_id = emu.project_id,
+            transport = { send = function() error(value, 0) end, close = function() end } }
+          local err = raised(c.delete_bandwidth, c, "bw-1")
+          local kept = err.message:match("%(see eip%.transport%): (.*)%.%.%.$")
+          assert.is_true(kept ~= nil and valid_utf8(kept) and #kept > 512 - #char and #kept <= 512, char .. pad)
+          assert.equal(value:sub(1, #kept), kept)
+          assert.is_true(valid_utf8(err.message), char .. pad)
+        end
+      end
+    end)
+
     -- The same in a coroutine whose transport yielded first (Lua 5.2 on, LuaJIT; Lua 5.1 cannot
     -- catch it there without breaking the yield: the README says so).
     it_yielding("a send that yields, then raises, in a coroutine fails that request with an eip error", function()

@@ -968,14 +968,14 @@ local RAISED_MAX = 512
 --- The response that stands for what a transport's send raised (a transport of the caller's,
 -- which the contract says never raises: a bug, a module that failed to load): a failure of kind
 -- "other", not retried, whose request may have gone out (eip.could_have_acted says yes), its
--- text what was raised (any value, nil too), cut to RAISED_MAX bytes and redacted as every
+-- text what was raised (any value, nil too), cut to RAISED_MAX bytes (between UTF-8 characters) and redacted as every
 -- transport's text is where the response is read (see map). The caller gets that request's
 -- eip error, never the raw value; a batch reports it on that id's entry and goes on.
 -- @param value what send raised
 -- @treturn table a failure response (see eip.transport)
 function M.raised(value)
   local text = errors.text(value)
-  if #text > RAISED_MAX then text = sub(text, 1, RAISED_MAX) .. "..." end
+  if #text > RAISED_MAX then text = body.cut(text, RAISED_MAX) .. "..." end -- (UTF-8 stays UTF-8)
   return contract_broken("the transport's send raised an error, which breaks", text)
 end
 
