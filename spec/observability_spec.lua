@@ -379,6 +379,21 @@ describe("a client's hooks and debug log", function()
       assert.truthy(sent[2]:find("marker=" .. emu.token, 1, true), "the marker is sent as the server gave it")
     end)
 
+    -- A long body is shown cut to 2048 bytes: between UTF-8 characters, so that a line of a body
+    -- that was UTF-8 stays UTF-8 (a sink writing JSON lines).
+    it("cuts a long body it shows between UTF-8 characters", function()
+      -- (the cut at byte 2048 of the body falls 2 bytes into a character)
+      emu:inject{ method = "DELETE", path = "/bandwidths/", status = 400,
+        body = '{"code":"VPC.0007","message":"' .. string.rep("a", 2001) .. string.rep("带", 40) .. '"}' }
+      local lines = {}
+      local c = fx.client{ log = function(l) lines[#lines + 1] = l end, max_attempts = 1 }
+      assert.is_false(pcall(c.delete_bandwidth, c, fixture.absent_id(1)))
+      local text = table.concat(lines, "\n")
+      local shown = text:match("a([\128-\255]*)%.%.%. %(%d+ bytes%)")
+      assert.is_string(shown, text)
+      assert.is_true(#shown % 3 == 0, "a character cut: " .. #shown .. " bytes")
+    end)
+
     -- A request is logged as it is handed to the transport: one then held back or aborted before
     -- any of it went out, or a batch's aborted in flight, got no line after its "> DELETE", which
     -- read as a delete sent and never answered. (A batch's aborted before any of it went out: see

@@ -3,6 +3,7 @@
 -- request bodies of credential exchanges are not shown, and every other text is scrubbed
 -- of the client's secret values.
 local errors = require "eip.errors"
+local cut_text = require("eip.body").cut
 local blank_controls = require("eip.core").blank_controls
 
 local M = {}
@@ -54,7 +55,8 @@ local function shown(s, clean, cut)
   -- of the cut, before the size is added: a secret cut by the cut ends the text, where clean
   -- finds it, even its first few bytes. So does a body `cut` short already (at max_body).
   if #s > MAX_BODY_SHOWN then
-    s = clean(s:sub(1, MAX_BODY_SHOWN) .. "...") .. string.format(" (%d bytes)", #s)
+    -- (between UTF-8 characters: a body that was UTF-8 stays so, for a sink that writes JSON)
+    s = clean(cut_text(s, MAX_BODY_SHOWN) .. "...") .. string.format(" (%d bytes)", #s)
   elseif cut then
     s = clean(s .. "...")
   else
