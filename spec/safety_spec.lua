@@ -1574,6 +1574,36 @@ describe("safety", function()
       end
     end)
 
+    -- close() while two calls sleep in a scheduler; one's coroutine then ends inside its call
+    -- (closed, or on Lua 5.1 its sleep's raise uncaught): the other, the last to leave, frees the
+    -- handles. The dead one was still counted there, and the transport stayed open for good.
+    it("frees the handles when the last call leaves, another's coroutine having ended in its call", function()
+      local kill
+      if rawget(coroutine, "close") then
+        kill = function(co) assert.is_true(rawget(coroutine, "close")(co)) end
+      elseif not require("spec.support.coroutines").yields_through_pcall() then
+        kill = function(co) assert.is_false((coroutine.resume(co, "raise"))) end
+      else
+        return -- (LuaJIT: only the collector ends such a coroutine)
+      end
+      local ids = create(2)
+      local c = fx.client{ backoff_base = 0.01, backoff_cap = 0.01, sleep = function()
+        if coroutine.yield("sleeping") == "raise" then error("the scheduler gave up") end
+      end }
+      emu:inject{ method = "DELETE", status = 503, times = 2 }
+      local a = coroutine.create(function() return c:delete_bandwidth(ids[1]) end)
+      local b = coroutine.create(function() return c:delete_bandwidth(ids[2]) end)
+      assert.same({ true, "sleeping" }, { coroutine.resume(a) })
+      assert.same({ true, "sleeping" }, { coroutine.resume(b) })
+      c:close()
+      assert.equal("open", state(c), "its calls still run")
+      kill(b)
+      local ok, res = coroutine.resume(a)
+      assert(ok, res)
+      assert.equal(204, res.status)
+      assert.equal("closed", state(c), "the last call left")
+    end)
+
     -- Inside nginx, coroutines of ended requests are reused, and one killed inside a callback (a
     -- client abort, ngx.exit from another thread) never counted its way out: the next request
     -- on it must not be taken for code running inside a callback (its signed calls would fail).

@@ -1666,6 +1666,15 @@ local function free_handles(self)
   end
 end
 
+-- The calls running (see Runner:counted) less those that never leave: a call whose coroutine
+-- died inside it (closed, or ended by an error nothing caught) or was collected. Returns them.
+local function forget_ended(running_in)
+  for co in pairs(running_in) do
+    if co ~= MAIN and co_status(co) == "dead" then running_in[co] = nil end
+  end
+  return running_in
+end
+
 -- A call of the runner's now running on this coroutine (see Runner:counted): the coroutine,
 -- for `left`.
 local function entered(self)
@@ -1682,7 +1691,7 @@ local function left(self, co, ok, ...)
   local k = (running_in[co] or 1) - 1
   running_in[co] = k > 0 and k or nil
   -- (free_handles: what a transport of the caller's close raises goes to the log, not to this call)
-  if self.closing and next(running_in) == nil then pcall(free_handles, self) end
+  if self.closing and next(forget_ended(running_in)) == nil then pcall(free_handles, self) end
   if not ok then error((...), 0) end
   return ...
 end
@@ -1926,13 +1935,9 @@ end
 -- (closed) is not waited for; one suspended for good (dropped, an nginx request killed) leaves
 -- them to the garbage collector (the C handles' __gc). Closing again is harmless.
 function Runner:close()
-  -- Only calls that may still come back are waited for: not one whose coroutine died inside it
-  -- (closed, or ended by an error nothing caught) or was collected, which never leaves.
-  local running_in = self.running_in
-  for co in pairs(running_in) do
-    if co ~= MAIN and co_status(co) == "dead" then running_in[co] = nil end
-  end
-  if next(running_in) ~= nil then
+  -- Only calls that may still come back are waited for (forget_ended); the last of them to leave
+  -- looks again (left): a coroutine may have died inside its call meanwhile.
+  if next(forget_ended(self.running_in)) ~= nil then
     self.closing = true
   else
     free_handles(self)
