@@ -1302,6 +1302,21 @@ describe("safety", function()
       assert.truthy(table.concat(lines, "\n"):find("the sleep option raised an error", 1, true))
     end)
 
+    -- Ctrl-C under lua or luajit (no catch_interrupts) raises "interrupted!" in the Lua code that
+    -- runs next: the caller's sleep, in a retry's wait. Taken for a broken sleep, it was replaced
+    -- by the library's own, the whole wait slept again, and the delete sent after the Ctrl-C.
+    it("a Ctrl-C raised inside the sleep ends the call: nothing more is sent", function()
+      local id = create(1)[1]
+      local c = fx.client{ backoff_base = 0.01, backoff_cap = 0.01, sleep = function() error("interrupted!") end }
+      emu:inject{ method = "DELETE", status = 503 }
+      local ok, err = pcall(c.delete_bandwidth, c, id)
+      assert.is_false(ok)
+      assert.equal("string", type(err))
+      assert.truthy(err:find("interrupted!$"), err)
+      assert.equal(1, fixture.count_requests(emu, "DELETE"))
+      assert.is_table(emu:get_bandwidth(id), "not deleted")
+    end)
+
     -- A coroutine scheduler's sleep (copas and the like) yields: guarded, it still does, also on
     -- Lua 5.1, which cannot yield across pcall.
     it("a sleep that yields to a scheduler still yields", function()

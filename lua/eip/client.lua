@@ -123,10 +123,13 @@ end
 -- The caller's sleep, guarded: one that raises is not the call's failure (a retry's wait, a
 -- pause between a drain's steps: what was sent is still to be reported as it happened): the
 -- wait is made with the library's own sleep instead, and the error goes to the log.
--- (Its text is not logged: it may hold anything, and nothing here can clean it yet.)
+-- (Its text is not logged: it may hold anything, and nothing here can clean it yet.) But the
+-- interpreter's Ctrl-C, raised in the sleep, ends the call as it was raised: nothing more is sent.
 local function guarded_sleep(sleep, logger, own)
   return function(seconds)
-    if not errors.yielding(sleep, seconds) then
+    local ok, why = errors.yielding(sleep, seconds)
+    if not ok then
+      if errors.interpreter_interrupt(why) then error(why, 0) end
       if logger then logger("eip: the sleep option raised an error; the library's own sleep waited instead") end
       own(seconds)
     end

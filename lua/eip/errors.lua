@@ -632,6 +632,15 @@ if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
   end
 end
 
+--- Is `e` the interpreter's Ctrl-C: the "interrupted!" that lua's and luajit's own SIGINT handler
+-- raises in whatever Lua code runs next (a caller's sleep, say), where eip.core.catch_interrupts
+-- is not on? Such a raise is no broken function of the caller's: it is raised on, as it was.
+-- @param e what was raised
+-- @treturn boolean
+function M.interpreter_interrupt(e)
+  return type(e) == "string" and e:find("interrupted!$") ~= nil
+end
+
 --- fn (an option of the caller's: a cancel, a confirm), called protected: what it raises is not
 -- the call's failure (what was sent is still reported as it happened); it is logged (without
 -- its text, which may hold anything) and `fallback` stands for its answer.
