@@ -1317,6 +1317,29 @@ describe("safety", function()
       assert.is_table(emu:get_bandwidth(id), "not deleted")
     end)
 
+    -- The same Ctrl-C in a hook or in the log, the other functions of the caller's that run in
+    -- the middle of a call (the interpreter raises it in whatever Lua code runs next).
+    it("a Ctrl-C raised inside a hook or the log ends the call: nothing more is sent", function()
+      local ids = create(2)
+      for i, opts in ipairs{
+        { on_response = function() error("interrupted!") end },
+        { debug = true, log = function(line)
+          if line:find("^eip: < 503") then error("stdin:1: interrupted!") end
+        end },
+      } do
+        emu:reset_counters()
+        opts.backoff_base, opts.backoff_cap = 0.01, 0.01
+        local c = fx.client(opts)
+        emu:inject{ method = "DELETE", status = 503 }
+        local ok, err = pcall(c.delete_bandwidth, c, ids[i])
+        assert.is_false(ok, i)
+        assert.equal("string", type(err), i)
+        assert.truthy(err:find("interrupted!$"), err)
+        assert.equal(1, fixture.count_requests(emu, "DELETE"), i)
+        assert.is_table(emu:get_bandwidth(ids[i]), "not deleted")
+      end
+    end)
+
     -- A coroutine scheduler's sleep (copas and the like) yields: guarded, it still does, also on
     -- Lua 5.1, which cannot yield across pcall.
     it("a sleep that yields to a scheduler still yields", function()

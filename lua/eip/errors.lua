@@ -654,6 +654,7 @@ function M.guarded(fn, logger, name, fallback)
   return function(...)
     local ok, answer = pcall(fn, ...)
     if ok then return answer end
+    if M.interpreter_interrupt(answer) then error(answer, 0) end -- (Ctrl-C: see interpreter_interrupt)
     if logger then logger("eip: the " .. name .. " option raised an error, taken as " .. tostring(fallback)) end
     return fallback
   end

@@ -25,9 +25,11 @@ function M.sink(debug, fn)
   end
   if fn then
     -- The caller's logger is told what happens; what it raises (a full disk, a closed file) is
-    -- not the call's failure: a delete that went through must not read as one that failed.
+    -- not the call's failure: a delete that went through must not read as one that failed. But
+    -- the interpreter's Ctrl-C raised in it is raised on (errors.interpreter_interrupt).
     return function(line)
-      pcall(fn, line)
+      local ok, e = pcall(fn, line)
+      if not ok and errors.interpreter_interrupt(e) then error(e, 0) end
     end
   end
   if debug then

@@ -1128,6 +1128,9 @@ function Runner:callback(fn, ...)
   local ok, value = pcall(fn, ...)
   entry.n = entry.n - 1
   if entry.n <= 0 and depth[co] == entry then depth[co] = nil end
+  -- (the interpreter's Ctrl-C, raised in whatever Lua code ran, here the caller's: raised on, so
+  -- that the call ends and nothing more is sent, as the sleep's does: see eip.client)
+  if not ok and errors.interpreter_interrupt(value) then error(value, 0) end
   return ok, value
 end
 
