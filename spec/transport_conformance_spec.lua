@@ -795,6 +795,18 @@ describe("the transport contract, through both transports", function()
       url = function() return "https://localhost:" .. front.ports.untrusted .. "/conformance" end,
       expect = { status = 0, curl_code = 60, error_kind = "tls" } },
 
+    -- A certificate with a subjectAltName is matched against its entries alone (RFC 6125, 6.4.4;
+    -- libcurl): its common name localhost does not make up for a SAN that names only an address.
+    { name = "TLS by host name to a certificate whose subjectAltName holds only an IP address",
+      url = function() return "https://localhost:" .. front.ports.ip_only .. "/conformance" end,
+      expect = { status = 0, curl_code = 60, error_kind = "tls", unsent = true } },
+
+    { name = "TLS by IP address to a certificate whose subjectAltName holds only that address",
+      url = function() return "https://127.0.0.1:" .. front.ports.ip_only .. "/conformance" end,
+      arrange = inject{ status = 204 },
+      expect = { status = 204, curl_code = NONE },
+      varies = { request_id = true } },
+
     -- (no DNS server is asked about it: one that dropped the query had libcurl time out, 28; a
     -- name the resolver answers NXDOMAIN for: the cosocket case further down)
     { name = "a host name that does not resolve",
@@ -1420,6 +1432,23 @@ describe("the transport contract, through both transports", function()
         assert.equal(0, resp.status)
       end
     end
+  end)
+
+  -- A certificate without a subjectAltName, its common name the host: libcurl 7.88 still takes it
+  -- (the contract says so, eip.transport's request `url`); cosockets refuse it, by name as by
+  -- address, as current TLS clients do.
+  it("a certificate with no subjectAltName is refused over cosockets, by name and by address #openresty", function()
+    for _, host_name in ipairs{ "localhost", "127.0.0.1" } do
+      local resp = TRANSPORTS[2].send({ method = "GET", url = "https://" .. host_name .. ":" .. front.ports.cn_only
+        .. "/x", headers = {}, timeout = 5, connect_timeout = 5 }, {})
+      assert.equal(60, resp.curl_code, host_name .. ": " .. tostring(resp.curl_error))
+      assert.equal("tls", resp.error_kind)
+      assert.is_true(resp.unsent)
+    end
+    emu:reset()
+    emu:inject{ status = 204 }
+    assert.equal(204, TRANSPORTS[1].send({ method = "GET", url = "https://localhost:" .. front.ports.cn_only .. "/x",
+      headers = {}, timeout = 5, connect_timeout = 5 }, {}).status, "libcurl 7.88 takes it: the contract says so")
   end)
 
   -- A name nginx's resolver asks about and is answered NXDOMAIN for (the responder knows only

@@ -7,12 +7,15 @@
 --   local front = tls.start(emu, pki)   -- front.ports.trusted / .untrusted / .wrong_name, front:stop(),
 --                                       -- front.protocols(n): what the trusted server's requests spoke
 --
--- The three servers, all on 127.0.0.1 (no SNI is sent for an IP literal, so each has its port):
+-- The servers, all on 127.0.0.1 (no SNI is sent for an IP literal, so each has its port):
 --   trusted     a certificate of the test CA for IP 127.0.0.1, DNS localhost and DNS
 --               vpc-xx...x.proxied.test (M.PROXIED_NAME: a name only the test proxy resolves,
 --               for requests that must go through it: see spec/support/proxy.lua)
 --   untrusted   a certificate for the same names, issued by another CA nobody trusts
 --   wrong_name  a certificate of the test CA for other names only (DNS wrong.example, IP 127.0.0.2)
+--   ip_only     a certificate of the test CA whose subjectAltName is IP 127.0.0.1 alone, its common
+--               name localhost (a name is matched against DNS entries only, once there is a SAN)
+--   cn_only     a certificate of the test CA with no subjectAltName, its common name localhost
 local nginx = require "spec.support.nginx"
 local host = require "spec.support.host"
 local dns = require "spec.support.dns"
@@ -45,14 +48,15 @@ local function make_ca(dir, name)
     q(dir .. "/" .. name .. ".key"), q(dir .. "/" .. name .. ".crt"), q("/CN=lua-eip test " .. name)))
 end
 
--- A server certificate for `san` (an openssl subjectAltName value), issued by CA `ca`.
-local function make_leaf(dir, name, ca, san)
+-- A server certificate for `san` (an openssl subjectAltName value; nil: none), issued by CA `ca`;
+-- its common name `cn` ("lua-eip test <name>" by default).
+local function make_leaf(dir, name, ca, san, cn)
   local base = dir .. "/" .. name
   key(base .. ".key")
-  nginx.write_file(base .. ".ext", "subjectAltName=" .. san .. "\nextendedKeyUsage=serverAuth\n"
+  nginx.write_file(base .. ".ext", (san and ("subjectAltName=" .. san .. "\n") or "") .. "extendedKeyUsage=serverAuth\n"
     .. "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n")
   run(string.format("openssl req -new -key %s -out %s -subj %s", q(base .. ".key"), q(base .. ".csr"),
-    q("/CN=lua-eip test " .. name)))
+    q("/CN=" .. (cn or ("lua-eip test " .. name)))))
   run(string.format("openssl x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -days 2 -out %s -extfile %s",
     q(base .. ".csr"), q(dir .. "/" .. ca .. ".crt"), q(dir .. "/" .. ca .. ".key"), q(base .. ".crt"),
     q(base .. ".ext")))
@@ -81,6 +85,8 @@ function M.make_pki()
     make_leaf(dir, "trusted", "ca", "IP:127.0.0.1,DNS:localhost,DNS:" .. M.PROXIED_NAME)
     make_leaf(dir, "untrusted", "other-ca", "IP:127.0.0.1,DNS:localhost")
     make_leaf(dir, "wrong_name", "ca", "DNS:wrong.example,IP:127.0.0.2")
+    make_leaf(dir, "ip_only", "ca", "IP:127.0.0.1", "localhost")
+    make_leaf(dir, "cn_only", "ca", nil, "localhost")
   end)
   if not ok then
     self:remove()
@@ -90,7 +96,7 @@ function M.make_pki()
   return self
 end
 
-M.SERVERS = { "trusted", "untrusted", "wrong_name" }
+M.SERVERS = { "trusted", "untrusted", "wrong_name", "ip_only", "cn_only" }
 
 -- The trusted server also offers HTTP/2 (ALPN "h2", as real API gateways do) and logs the
 -- protocol of each request it served: the transports must speak HTTP/1.1 all the same.
@@ -116,11 +122,13 @@ local function server_block(name, port, pki, upstream_port, prefix)
 end
 
 local function config(fields, pki, upstream_port, ports)
-  -- PORT (picked by the runner, retried when taken) is the trusted server's; the other two get
+  -- PORT (picked by the runner, retried when taken) is the trusted server's; the others get
   -- fresh free ports on every attempt.
   ports.trusted = tonumber(fields.PORT)
   local taken = { [ports.trusted] = true }
-  ports.untrusted, ports.wrong_name = nginx.free_port_besides(taken), nginx.free_port_besides(taken)
+  for i = 2, #M.SERVERS do
+    ports[M.SERVERS[i]] = nginx.free_port_besides(taken)
+  end
   local servers = {}
   for _, name in ipairs(M.SERVERS) do
     servers[#servers + 1] = server_block(name, ports[name], pki, upstream_port, fields.PREFIX)

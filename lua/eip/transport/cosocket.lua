@@ -25,7 +25,8 @@
 -- matches an IP address, so for an IP literal the handshake is made with verification on and no
 -- server name (nginx verifies the chain; no SNI is sent, as libcurl sends none for an IP), and
 -- the address is then checked against the certificate's IP entries here, with OpenSSL's
--- X509_check_ip_asc through LuaJIT's FFI. A name is checked by nginx and once more here.
+-- X509_check_ip_asc through LuaJIT's FFI. A name is checked by nginx and once more here,
+-- against the certificate's DNS entries alone (see NEVER_CHECK_SUBJECT).
 -- resty.core's sslhandshake raises "assertion failed!" for some verification failures and,
 -- asked for no session (`false`), can even report success after a failed verification; so a
 -- session is always asked for, the call is protected, and anything short of a verified session
@@ -439,6 +440,14 @@ local function free_session(api, session)
   end
 end
 
+-- X509_check_host's flag X509_CHECK_FLAG_NEVER_CHECK_SUBJECT: a name is matched against the
+-- certificate's DNS entries alone, never its common name. Without it, OpenSSL falls back to the
+-- common name whenever the subjectAltName holds no DNS entry: a certificate whose SAN names only
+-- an IP address, its common name the host, was taken (libcurl refuses it), and so was one with
+-- no SAN at all (which the contract says cosockets refuse; X509_check_ip_asc never looks at
+-- the common name).
+local NEVER_CHECK_SUBJECT = 0x20
+
 -- Is the verified session's certificate for t (its IP address, or its name)? true, or nil and
 -- libcurl's text for the mismatch.
 local function peer_matches(session, t)
@@ -450,7 +459,7 @@ local function peer_matches(session, t)
     local peer = api.C.SSL_SESSION_get0_peer(session)
     if peer == nil then return false end
     if t.ip then return api.C.X509_check_ip_asc(peer, t.bare, 0) == 1 end
-    return api.C.X509_check_host(peer, t.bare, #t.bare, 0, nil) == 1
+    return api.C.X509_check_host(peer, t.bare, #t.bare, NEVER_CHECK_SUBJECT, nil) == 1
   end)
   free_session(api, session)
   if ok and matched then return true end
