@@ -450,6 +450,24 @@ describe("eip command", function()
       assert.matches("^%x+$", e.request_id)
     end)
 
+    -- A repeated --output keeps its last value (an alias's --output json, then the script's own
+    -- --output text): the errors are in the format the data is, not in one an earlier word asked for.
+    it("says its errors in the format the last --output chose", function()
+      local code, out, err = run("status 999 --output json --output text")
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.matches("^eip: status: \"999\" is not an HTTP status", err)
+      code, out = run("status 409 --output json --output text")
+      assert.equal(0, code)
+      assert.matches("^code\t409\n", out)
+      for _, args in ipairs{ "status 999 --output text --output json", "status 999 --output=text --output=json",
+          "--output text status 999 --output json" } do
+        local status, _, said = run(args)
+        assert.equal(2, status, args)
+        assert.equal("usage", cjson.decode(said).kind, args)
+      end
+    end)
+
     it("an invalid id is a usage error and nothing is sent, even for the valid ones", function()
       local id = emu:create_bandwidth{ size = 5 }
       local code, out, err = run("delete-bandwidth " .. id .. " ../etc")

@@ -113,19 +113,26 @@ local function global_only(leading, c)
 end
 
 --- Does `argv` ask for JSON output (the json flag, or the output option set to json)? Known
--- before parsing, so that even a usage error is written as JSON: `--json`, `--output json` and
--- `--output=json` before a lone `--`.
+-- before parsing, so that even a usage error is written as JSON: `--json`, or the last
+-- `--output json` (`--output=json`) before a lone `--` (a repeated option keeps its last value:
+-- `--output json --output text` prints text, and says its errors so).
 -- @tparam table argv the arguments (a list of strings; anything else asks for nothing)
 -- @treturn boolean
 -- @raise no error of its own (anything but a table asks for nothing): only the Lua error a
 --   metamethod of `argv` raises goes through
 function M.wants_json(argv)
   if type(argv) ~= "table" then return false end
+  local json = false
   for i, a in ipairs(argv) do
-    if a == "--" then return false end
-    if a == "--json" or a == "--output=json" or (a == "--output" and argv[i + 1] == "json") then return true end
+    if a == "--" then break end
+    if a == "--json" then return true end -- (beside another --output: a usage error, said as JSON)
+    if a == "--output" then
+      json = argv[i + 1] == "json"
+    elseif type(a) == "string" and a:sub(1, 9) == "--output=" then
+      json = a == "--output=json"
+    end
   end
-  return false
+  return json
 end
 
 local function dispatch(argv, ctx)
