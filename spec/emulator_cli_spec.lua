@@ -201,6 +201,34 @@ describe("eip-emulator command", function()
     os.remove(lock)
   end)
 
+  -- A start killed after its nginx came up, before it wrote the port file (what it writes last,
+  -- holding the lock), leaves that nginx running with no port file: the next start, which then
+  -- holds the lock, knows it for the killed start's, stops it and starts anew; status says it
+  -- is no emulator that answers, and what ends it.
+  it("an nginx a killed start left without its port file is replaced by the next start", function()
+    local code, out = sh(EMULATOR .. " start --dir " .. q(dir))
+    assert.equal(0, code, out)
+    local left = assert(tonumber(nginx.read_file(dir .. "/nginx.pid")))
+    os.remove(dir .. "/emulator.port")
+    code, out = sh(EMULATOR .. " status --dir " .. q(dir))
+    assert.equal(3, code, out)
+    assert.matches("pid " .. left, out, 1, true)
+    code, out = sh(EMULATOR .. " start --dir " .. q(dir))
+    assert.equal(0, code, out)
+    assert.matches("\nexport EIP_ENDPOINT=http://127%.0%.0%.1:%d+\n", out)
+    assert.is_false(nginx.alive(left), "the nginx the killed start left still runs")
+    assert.same({ tonumber(nginx.read_file(dir .. "/nginx.pid")) }, masters_of(dir))
+    assert.equal(0, (sh(EMULATOR .. " status --dir " .. q(dir))))
+    -- The lock of a start killed before it marked the directory its own: stop removes it too.
+    sh(EMULATOR .. " stop --dir " .. q(dir))
+    local dead = nginx.capture("sh -c 'echo $$'") .. " " .. nginx.identity(nginx.MY_PID):match(" (%d+)$")
+    os.execute("ln -s " .. q(dead) .. " " .. q(dir .. "/lua-eip.starting"))
+    assert.is_false(nginx.file_exists(dir .. "/lua-eip.owner"))
+    code, out = sh(EMULATOR .. " stop --dir " .. q(dir))
+    assert.equal(0, code, out)
+    assert.is_false(is_link(dir .. "/lua-eip.starting"), "stop left the lock of a killed start")
+  end)
+
   it("create-bandwidth prints one id per bandwidth; --dedicated makes a PER one", function()
     assert.equal(0, (sh(EMULATOR .. " start --dir " .. q(dir))))
     local code, out = sh(EMULATOR .. " create-bandwidth --count 3 --size 5 --dir " .. q(dir))

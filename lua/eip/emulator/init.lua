@@ -711,6 +711,12 @@ end
 local PORT_FILE = "emulator.port"
 
 local function start_locked(dir, port)
+  -- An nginx running here without the port file (written last, under the lock this start now
+  -- holds) is what a start killed before it finished left: no one can reach it, and no start
+  -- would ever finish it. It is stopped, as `stop` would, and this start begins anew.
+  if nginx.master_of(dir) and not nginx.file_exists(dir .. "/" .. PORT_FILE) then
+    nginx.stop_detached(dir, { PORT_FILE })
+  end
   local ok, err, where = pcall(nginx.start_detached, dir, nginx_options(port), { PORT_FILE })
   if not ok then
     -- An nginx that started but never answered (its Lua side failed) must not stay behind;
@@ -756,6 +762,10 @@ function M.attach(dir)
   local abs = nginx.absolute(dir)
   local port = tonumber(nginx.read_file(abs .. "/" .. PORT_FILE) or "")
   local pid = nginx.master_of(abs)
+  if pid and not port then
+    return nil, string.format("no emulator runs in %s: its nginx (pid %d) has no port file, a start's that was "
+      .. "killed or is under way (a start replaces it; stop ends it)", dir, pid)
+  end
   if not port or not pid then
     return nil, "no emulator runs in " .. dir
   end

@@ -745,7 +745,12 @@ end
 function M.stop_detached(dir, extra_files)
   if type(dir) ~= "string" or dir == "" then return nil end
   dir = absolute(dir)
-  if dir == "/" or not owned(dir) then return nil end
+  if dir == "/" then return nil end
+  -- (a start's lock: left to a start under way; the one a killed start left goes, made before the
+  -- directory was marked or after)
+  local holder = lock_holder(dir .. "/" .. LOCK_FILE)
+  if holder and holder ~= "" and holder_gone(holder) then remove_stale(dir .. "/" .. LOCK_FILE, holder) end
+  if not owned(dir) then return nil end
   local pid = M.master_of(dir)
   if pid then
     terminate(pid)
@@ -755,9 +760,6 @@ function M.stop_detached(dir, extra_files)
   end
   os.execute("rm -rf " .. shell_quote(dir .. "/tmp"))
   os.remove(dir .. "/" .. OWNER_FILE)
-  -- (a start's lock: left to a start under way; the one a killed start left goes)
-  local holder = lock_holder(dir .. "/" .. LOCK_FILE)
-  if holder and holder ~= "" and holder_gone(holder) then remove_stale(dir .. "/" .. LOCK_FILE, holder) end
   return pid
 end
 
