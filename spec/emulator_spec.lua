@@ -1080,6 +1080,28 @@ describe("EIP emulator #once", function()
         assert.same(case[1] == other.ak and {} or { project }, ids, case[1])
       end
     end)
+
+    -- nginx's shared dict keeps a key with no lifetime (0) for good: a knob of 0 seconds must
+    -- make a lock or a temporary key that ends at once, not one that never does.
+    it("a knob of 0 seconds: the AK lock and the metadata keys end at once, not never", function()
+      emu:set_knobs{ aksk_lock_after = 1, aksk_lock_seconds = 0, metadata_credential_ttl = 0, metadata_same_keys = 1 }
+      local path = v1()
+      assert.equal(401, call("GET", path, nil, emu:sign{ path = path, sk = ("w"):rep(40) }).status)
+      assert.equal(200, call("GET", path, nil, emu:sign{ path = path }).status)
+      assert.equal(0, emu:stats().aksk_locks) -- (a lock of no time locks nothing)
+      local token = call("PUT", "/meta-data/latest/api/token", nil, { ["X-Metadata-Token-Ttl-Seconds"] = "60" },
+        emu.metadata_port).body
+      local keys = {}
+      for i = 1, 2 do
+        socket.sleep(0.01)
+        keys[i] = call("GET", "/openstack/latest/securitykey", nil, { ["X-Metadata-Token"] = token },
+          emu.metadata_port).json.credential
+      end
+      assert.are_not.equal(keys[1].access, keys[2].access) -- (the first had expired)
+      local signed = emu:sign{ path = path, ak = keys[1].access, sk = keys[1].secret,
+        security_token = keys[1].securitytoken }
+      assert.equal(401, call("GET", path, nil, signed).status)
+    end)
   end)
 
   describe("IAM tokens", function()

@@ -58,7 +58,9 @@ end
 
 local function put(key, value, ttl)
   local old, old_ttl = remember(key)
-  local ok, err = dict:safe_set(key, value, ttl or 0)
+  -- (the dict keeps a key of lifetime 0, or one under its 1 ms resolution, for good: a lifetime
+  -- given, a knob's of 0 s say, is at least 1 ms)
+  local ok, err = dict:safe_set(key, value, ttl and math.max(ttl, 0.001) or 0)
   if not ok then
     if old ~= nil and not dict:safe_set(key, old, old_ttl) then
       ngx.log(ngx.ERR, "emulator store: could not restore ", key, " after: ", tostring(err))
@@ -542,7 +544,12 @@ end
 function M.ak_failed(ak)
   local key = "akfail:" .. ak
   if incr(key) < M.knob("aksk_lock_after") then return false end
-  local ok, err = dict:safe_set("aklock:" .. ak, true, M.knob("aksk_lock_seconds"))
+  local seconds = M.knob("aksk_lock_seconds")
+  if seconds < 0.001 then -- (a lock of no time locks nothing; the dict would keep it for good)
+    dict:delete(key)
+    return false
+  end
+  local ok, err = dict:safe_set("aklock:" .. ak, true, seconds)
   if not ok then
     dict:incr(key, -1)
     refuse("aklock:" .. ak, err)
