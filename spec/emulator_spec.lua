@@ -1081,6 +1081,22 @@ describe("EIP emulator #once", function()
       end
     end)
 
+    -- A knob value that makes no sense is refused, as an unknown knob is, rather than taken: a
+    -- metadata token route answering 0 (nginx sends 200) or 201 hands out "no token service" as
+    -- the token, and a rate of 0.5 requests a second throttles every request.
+    it("set_knobs refuses a metadata token status no service sends and a count that is no integer", function()
+      for _, knobs in ipairs{ { metadata_token_status = 0 }, { metadata_token_status = 201 },
+          { metadata_token_status = 404.5 }, { metadata_token_status = 600 }, { throttle_rate = 0.5 },
+          { aksk_lock_after = 2.5 } } do
+        local ok, err = pcall(emu.set_knobs, emu, knobs)
+        assert.is_false(ok, next(knobs))
+        assert.matches("HTTP 400", err)
+      end
+      emu:set_knobs{ metadata_token_status = 503, throttle_rate = 3, aksk_lock_after = 2 }
+      assert.equal(503, call("PUT", "/meta-data/latest/api/token", nil, { ["X-Metadata-Token-Ttl-Seconds"] = "60" },
+        emu.metadata_port).status)
+    end)
+
     -- nginx's shared dict keeps a key with no lifetime (0) for good: a knob of 0 seconds must
     -- make a lock or a temporary key that ends at once, not one that never does.
     it("a knob of 0 seconds: the AK lock and the metadata keys end at once, not never", function()

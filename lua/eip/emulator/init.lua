@@ -446,7 +446,8 @@ end
 --   aksk_lock_after = n, aksk_lock_seconds = s   n failed signatures in a row lock an AK for s
 --                             seconds (defaults: 5 and 300, as Huawei Cloud)
 --   metadata_credential_ttl = s   lifetime of the metadata service's temporary keys (3600)
---   metadata_token_status = n     the metadata token route's status: 200, or 404/405/503
+--   metadata_token_status = n     the metadata token route's status: 200, or an error (400-599:
+--                                 404/405/503, a service without the token route)
 --   metadata_same_keys = 0        the metadata service answers with new temporary keys each
 --                                 time (default 1: the last keys it issued while they are valid,
 --                                 as the real service does until it renews them)
@@ -457,7 +458,8 @@ end
 -- Returns nothing.
 -- @tparam table knobs some of the knobs above; the others keep their values
 -- @raise a Lua error ("eip emulator: ...") for a knob the emulator does not know or
---   a value it refuses (HTTP 400), or when the instance does not answer
+--   a value it refuses (HTTP 400: a negative one, a count (n) that is no integer, another
+--   metadata_token_status), or when the instance does not answer
 function Emulator:set_knobs(knobs)
   control(self, "PUT", "knobs", knobs, 200)
 end

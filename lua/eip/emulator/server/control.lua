@@ -306,6 +306,21 @@ local function set_clock(body)
   util.send_json(200, { ok = true, now = store.now() })
 end
 
+-- Knobs that are counts (an integer), and the metadata token route's status: 200, or an error
+-- status (404, 405, 503: a service without the token route); a 0 or a 201 would hand out its
+-- body as the token.
+local INTEGER_KNOBS = { aksk_lock_after = true, throttle_rate = true, metadata_token_status = true }
+
+local function knob_error(name, value)
+  if INTEGER_KNOBS[name] and not util.is_integer(value) then
+    return name .. " must be an integer"
+  end
+  if name == "metadata_token_status" and value ~= 200 and not (value >= 400 and value <= 599) then
+    return "metadata_token_status must be 200 or an error status (400-599), such as 404, 405 or 503"
+  end
+  return nil
+end
+
 -- PUT knobs: { name = value } for names of store.KNOBS (numbers >= 0).
 local function set_knobs(body)
   local req = json.decode(body)
@@ -316,6 +331,8 @@ local function set_knobs(body)
     if store.KNOBS[name] == nil or type(value) ~= "number" or value < 0 or value > 10 * YEAR then
       return fail(400, "unknown knob " .. tostring(name) .. " or not a number of at least 0")
     end
+    local why = knob_error(name, value)
+    if why then return fail(400, why) end
   end
   for name, value in pairs(req) do
     store.set_knob(name, value)
