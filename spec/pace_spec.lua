@@ -753,6 +753,30 @@ describe("rates and throttling against the emulator", function()
     end
   end)
 
+  -- A batch kept the slot it took while its requests in flight were answered; a call of the
+  -- client's made from on_result meanwhile took the next slot and slept for it, and the batch's
+  -- request went as that call returned, its own slot long passed: two requests at one instant
+  -- at rate = 1 (GET@4 DELETE@4).
+  it("sends no request of a batch together with a call made from on_result at the client's rate", function()
+    local t = fake_time()
+    local starts = {}
+    local c = fx.client{ rate = 1, clock = t.clock, sleep = t.sleep, on_request = function()
+      starts[#starts + 1] = t.now
+    end }
+    local ids, others = emu:create_bandwidths(4), emu:create_bandwidths(4)
+    local n = 0
+    local _, summary = c:delete_bandwidths(ids, { concurrency = 2, on_result = function()
+      n = n + 1
+      c:show_bandwidth(others[n])
+    end })
+    assert.equal(4, summary.deleted)
+    assert.equal(8, #starts)
+    for i = 2, #starts do
+      assert.is_true(starts[i] - starts[i - 1] >= 1 - 1e-9, "request " .. i .. " at " .. starts[i] - 1000
+        .. ", the one before at " .. starts[i - 1] - 1000)
+    end
+  end)
+
   it("gives the client its rate back when on_result raises", function()
     local c = paced_client(20)
     local ids = emu:create_bandwidths(8)

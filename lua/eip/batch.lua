@@ -741,14 +741,40 @@ function Run:shared_slot(now)
   local wait = shared:take()
   if wait <= 0 then return 0 end
   self.bucket:defer(wait) -- the batch's own next slot counts from when this request goes
-  self:keep_slot(now, wait)
+  self:keep_slot(now, wait, shared)
   self.shared_taken = true
   return wait
 end
 
--- Keeps the slot that comes `wait` seconds from `now` (self.rate_slot; see slot_left).
-function Run:keep_slot(now, wait)
+-- Keeps the slot that comes `wait` seconds from `now` (self.rate_slot; see slot_left), taken of
+-- `bucket`, whose next slot it then was (see overtaken).
+function Run:keep_slot(now, wait, bucket)
   self.rate_slot, self.slot_read = now + wait, now
+  self.slot_bucket, self.slot_mark = bucket, bucket.tat
+end
+
+-- Did the bucket of the slot kept hand out a later one since (a call of the client's made from
+-- on_result, or from another coroutine while the batch slept)? That call went at its slot, and
+-- this request, gone at once behind it with its own slot long passed, made two together at
+-- rate = 1. A bucket of this process's own only: one shared with other workers (rate_dict) hands
+-- out slots all the time, each worker's request going at its own.
+function Run:overtaken()
+  local bucket = self.slot_bucket
+  return bucket ~= nil and not bucket.dict and bucket.tat ~= self.slot_mark
+end
+
+-- The slot kept has come (or was slept for): seconds to wait for the slot of the other bucket
+-- (see shared_slot), 0 to go; or nil when it was overtaken (see above) and is given up: the
+-- request takes its slots again.
+function Run:slot_came(now)
+  local overtaken = self:overtaken()
+  self.rate_slot = nil
+  if not overtaken then return self:shared_slot(now) end
+  if self.shared_taken and self.slot_bucket == self.shared_bucket then
+    self.shared_taken = nil
+    return self:shared_slot(now)
+  end
+  return nil
 end
 
 -- Seconds from `now` until the slot kept comes. A caller's clock that went back since it was
@@ -777,8 +803,8 @@ function Run:start_wait(now)
     self.start_slept = nil
     if self.paused_until > now then self.paused_until, self.paused_mono = -math.huge, -math.huge end
     if slept == "slot" and self.rate_slot then
-      self.rate_slot = nil
-      return self:shared_slot(now)
+      local wait = self:slot_came(now)
+      if wait then return wait end
     end
   end
   -- (the pause ends by the caller's clock or by the monotonic one, whichever comes first: a
@@ -796,17 +822,16 @@ function Run:start_wait(now)
   self.start_for = "slot" -- (what a wait returned from here on is for)
   local bucket = self.bucket
   if not bucket then return 0 end
-  local due = self.rate_slot
-  if not due then
-    wait = bucket:take()
-    if wait <= 0 then return self:shared_slot(now) end
-    self:keep_slot(now, wait)
-    return wait
+  if self.rate_slot then
+    wait = self:slot_left(now)
+    if wait > 0 then return wait end
+    wait = self:slot_came(now)
+    if wait then return wait end
   end
-  wait = self:slot_left(now)
-  if wait > 0 then return wait end
-  self.rate_slot = nil
-  return self:shared_slot(now)
+  wait = bucket:take()
+  if wait <= 0 then return self:shared_slot(now) end
+  self:keep_slot(now, wait, bucket)
+  return wait
 end
 
 -- Retries due whose deadline would pass in `wait` seconds (the next slot of the rate, the end
