@@ -152,6 +152,24 @@ describe("the token bucket", function()
     end)
   end)
 
+  -- A burst lets the state run up to burst - 1 intervals ahead of the clock before anyone
+  -- waits: with a burst over QUEUE_MAX, every burst's state was read as another clock's and
+  -- reset, so a shared bucket at 100/s with burst = 10000 let 20,000 requests go at once.
+  it("keeps a shared bucket's queue after a burst larger than QUEUE_MAX", function()
+    with_dict(function()
+      local t = fake_time()
+      local burst = pace.QUEUE_MAX + 100
+      local b = pace.new{ rate = 100, burst = burst, dict = "eip_rate", clock = t.clock }
+      local at_once, last = 0, nil
+      for _ = 1, burst + pace.QUEUE_MAX - 1 do -- (all but one of a queue of QUEUE_MAX)
+        last = b:take()
+        if last == 0 then at_once = at_once + 1 end
+      end
+      assert.equal(burst, at_once, "requests let go at once")
+      close_to((pace.QUEUE_MAX - 1) * 0.01, last, "the last of the queue after them")
+    end)
+  end)
+
   -- The shared state counted whole microseconds: a rate's interval was rounded to one, 700,000
   -- requests a second (any rate allowed is, up to 1e6) went at 1,000,000, 43% over; 300,000 at
   -- 333,333. The interval is added as it is.

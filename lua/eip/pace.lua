@@ -32,8 +32,8 @@ local validate = require "eip.validate"
 local M = {}
 
 --- Reservations that may be waiting at once, all workers together: the next slot of a shared
--- bucket lies at most this many intervals ahead of the clock (4096 requests waiting for the rate
--- is beyond any use: 64 workers running batches of concurrency 64). A state of the dict further
+-- bucket lies at most this many intervals ahead of the clock past the burst's (4096 requests
+-- waiting for the rate is beyond any use: 64 workers running batches of concurrency 64). A state of the dict further
 -- ahead comes from another clock, and is reset; no wait for it is ever longer than this many
 -- intervals. A bucket of this process's own holds its own reservations only, every one of them
 -- real however many wait (and however the rate changed since): it keeps them, as resetting
@@ -91,9 +91,11 @@ local function tat_of(self)
   return self.tat, false
 end
 
--- Is tat further ahead of now than any reservations could have put it (see QUEUE_MAX)?
+-- Is tat further ahead of now than any reservations could have put it (see QUEUE_MAX): the
+-- burst's, which go at once, and a queue of QUEUE_MAX after them? (Not QUEUE_MAX alone: a burst
+-- larger than it was read as another clock's state and reset, every burst after it at once.)
 local function from_the_future(self, tat, now)
-  return tat - now > QUEUE_MAX * self.interval
+  return tat - now > (QUEUE_MAX + self.burst - 1) * self.interval
 end
 
 -- The clock's time, and whether it went back since the last read (a caller's clock stepped:
