@@ -73,7 +73,7 @@ describe("signing places shared through a dict (eip.signing)", function()
     dict = fake_dict(function() return t end)
     saved_ngx = rawget(_G, "ngx")
     local md5 = function(s) return ("%08x"):format(#s) .. s:sub(1, 8) end
-    rawset(_G, "ngx", { shared = { eip_signing = dict }, md5 = md5,
+    rawset(_G, "ngx", { shared = { eip_signing = dict }, md5 = md5, update_time = function() end,
       worker = { pid = function() return 4242 end } })
   end)
   after_each(function() rawset(_G, "ngx", saved_ngx) end)
@@ -277,6 +277,26 @@ describe("signing places shared through a dict (eip.signing)", function()
     local _, n = shared:read(prefix)
     assert.equal(4, n)
     assert.is_false(shared:take(prefix, 4, 30))
+  end)
+
+  -- nginx's dict reckons a key's time to live from the worker's cached clock (ngx.now), which
+  -- stands still while the worker blocks (a batch of log_by_lua on libcurl, a system sleep):
+  -- places taken after seconds of that expired for every other worker before their requests
+  -- were answered, or at once, and the other worker took them too (six in flight at the gateway).
+  it("a place taken by a worker whose clock stood still lives its whole time for the others #openresty", function()
+    local A, B, w = two_workers()
+    local clocks = { [1] = t - 7, [2] = t } -- A blocked for 7 s: its ngx.now is that old
+    local ngx = rawget(_G, "ngx")
+    ngx.shared.eip_signing = fake_dict(function() return clocks[w.pid] end)
+    A.shared, B.shared = signing.new("eip_signing"), signing.new("eip_signing")
+    ngx.update_time = function() clocks[w.pid] = t end
+    for _ = 1, 4 do
+      local _, ok = w.admit(A, 1) -- each held 6 s (a timeout of 5)
+      assert.is_true(ok)
+    end
+    local _, ok = w.admit(B, 2)
+    assert.is_false(ok, "a fifth in flight")
+    assert.equal(4, w.sent)
   end)
 
   it("reads no count when the dict could store none: the worker's own count stands", function()

@@ -88,12 +88,22 @@ function Shared:read(prefix)
     type(doubts) == "number" and doubts or nil, hold and hold > 0 and hold or nil
 end
 
--- What tells one holder of a place from another: this worker's pid and a count.
+-- The dict reckons the time to live of what it stores from the worker's cached clock (ngx.now),
+-- which stands still while the worker blocks (libcurl where nginx cannot yield, a system sleep,
+-- a long computation): a place taken seconds later expired that much early for the other
+-- workers, at once after a few seconds, and they took it too while its request was in flight.
+-- So the clock is updated before each write that sets a time to live.
+local function fresh()
+  rawget(_G, "ngx").update_time()
+end
+
+-- What tells one holder of a place from another: this worker's pid and a count. (Made before
+-- each write of a place, or of a lock, with a time to live: the clock is updated here.)
 local taken = 0
 local function token()
   taken = taken + 1
-  local ngx = rawget(_G, "ngx")
-  return ngx.worker.pid() .. ":" .. taken
+  fresh()
+  return rawget(_G, "ngx").worker.pid() .. ":" .. taken
 end
 
 --- Takes one of the first `max` places, for `ttl` seconds at most: the place's key and the
@@ -131,6 +141,7 @@ end
 function Shared:keep(key, mine, ttl)
   local dict = self.dict
   if dict:get(key) ~= mine then return false end
+  fresh()
   dict:expire(key, ttl)
   return true
 end
@@ -201,6 +212,7 @@ end
 -- eip.auth); then one request, the count of doubts one short of the limit.
 function Shared:hold(prefix, seconds)
   local dict = self.dict
+  fresh()
   dict:set(prefix .. "hold", true, seconds)
   dict:set(prefix .. "doubts", 3)
 end
@@ -286,6 +298,7 @@ end
 -- unknown outcomes restarts.
 function Shared:login_ok(prefix, ttl)
   local dict = self.dict
+  fresh()
   dict:set(prefix .. "ok", true, ttl)
   dict:delete(prefix .. "unknown")
   dict:delete(prefix .. "held")
@@ -304,6 +317,7 @@ end
 --- Keeps IAM's refusal (JSON text) for every worker.
 function Shared:refuse_login(prefix, text)
   local dict = self.dict
+  fresh()
   dict:set(prefix .. "refused", text, M.LOGIN_REFUSAL_TTL)
   dict:delete(prefix .. "ok")
 end
@@ -313,6 +327,7 @@ end
 -- it goes on counting (else a third and a fourth login went out within minutes of each other).
 function Shared:login_unknown(prefix)
   local dict, key = self.dict, prefix .. "unknown"
+  fresh()
   local n = dict:incr(key, 1, 0, M.LOGIN_REFUSAL_TTL)
   if n and n > 1 then
     if dict.expire then dict:expire(key, M.LOGIN_REFUSAL_TTL) else dict:set(key, n, M.LOGIN_REFUSAL_TTL) end
@@ -322,7 +337,10 @@ end
 
 --- A failure that may pass, held `seconds` for every worker (JSON text).
 function Shared:hold_login(prefix, text, seconds)
-  if seconds > 0 then self.dict:set(prefix .. "held", text, seconds) end
+  if seconds > 0 then
+    fresh()
+    self.dict:set(prefix .. "held", text, seconds)
+  end
 end
 
 --- Takes the right to log in for `ttl` seconds at most: a token to give it back with, or nil
