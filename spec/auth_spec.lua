@@ -616,6 +616,28 @@ describe("authentication", function()
       assert(ok, err)
     end)
 
+    -- A clock far from IAM's (here a day's token issued by an IAM almost a day behind this
+    -- machine) read expires_at as seconds away: the token was renewed every 10 s, all day long.
+    -- Its lifetime, expires_at less issued_at (both IAM's clock), counts from when it came.
+    it("counts a token's lifetime on IAM's clock: a clock a day off does not renew it every few seconds", function()
+      emu:set_clock_offset(-(86400 - 20))
+      local lines = {}
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(),
+        log = function(line) lines[#lines + 1] = line end }
+      local real_time = os.time
+      local ok, err = pcall(function()
+        assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+        os.time = function(t) return t and real_time(t) or real_time() + 600 end -- luacheck: ignore 122
+        assert.equal(204, c:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+        assert.equal(1, emu:stats().tokens_issued)
+        assert.matches("IAM's clock is 86380 s behind this machine's", table.concat(lines, "\n"), 1, true)
+      end)
+      os.time = real_time -- luacheck: ignore 122
+      emu:set_clock_offset(0)
+      c:close()
+      assert(ok, err)
+    end)
+
     -- After a 401, the one new token that was refused too kept the client from logging in again
     -- until the old token's expiry (a day): a revoked token, then a new one revoked as it came,
     -- failed every call of a long-lived nginx worker, though a login would have worked.

@@ -677,6 +677,29 @@ local function known_expiry(runner, value, now, what)
   return expires
 end
 
+-- Clocks further apart than this (seconds) read a token's expiry on IAM's clock (token_expiry).
+local CLOCK_APART = 60
+-- The longest lifetime a token is taken to have (IAM's tokens last a day).
+local TOKEN_LIFETIME_MAX = 86400
+
+-- The expiry, by this machine's clock, of the token IAM just gave (`res`: its expires_at and
+-- issued_at), or nil when unknown. Where this clock is more than a minute from IAM's (issued_at
+-- against now), its lifetime, expires_at less issued_at (both IAM's clock), counts from now: read
+-- on this clock, a day's token from an IAM a day behind expired in seconds (renewed every few
+-- seconds, all day), one from an IAM hours ahead lasted hours after the gateway refused it.
+local function token_expiry(runner, res, now)
+  local expires, issued = time.parse_iso8601(res.expires_at), time.parse_iso8601(res.issued_at)
+  if not (expires and issued and expires > issued and math.abs(issued - now) > CLOCK_APART) then
+    return known_expiry(runner, res.expires_at, now, "IAM's token expires")
+  end
+  local lifetime = math.min(expires - issued, TOKEN_LIFETIME_MAX)
+  if runner.log then
+    runner.log(string.format("eip: IAM's clock is %d s %s this machine's (is it right?): the token's lifetime, "
+      .. "%d s, is counted from now", math.abs(issued - now), issued > now and "ahead of" or "behind", lifetime))
+  end
+  return now + lifetime
+end
+
 -- The longest a token request can take by its own bounds: every attempt's timeout and the
 -- longest wait between two (a backoff, a 429's, a Retry-After), within the client's deadline.
 local function request_budget(runner, attempts, timeout)
@@ -944,7 +967,7 @@ local function iam_fetch(self, runner, halt)
   self.failed, self.renewal_failed, self.unknown_logins = nil, false, 0
   self.by_refresh, self.proven = false, false -- (Iam:refresh says when a 401 made it)
   local now = os.time()
-  local expires = known_expiry(runner, res.expires_at, now, "IAM's token expires")
+  local expires = token_expiry(runner, res, now)
     or (now + 3600) -- unknown expiry: assume an hour (a 401 gets a new one)
   -- Refresh ahead of expiry: 10 minutes, or half the lifetime for short-lived tokens.
   local margin = math.min(600, math.max(0, (expires - now) / 2))

@@ -318,7 +318,7 @@ function IamToken.result(op, resp)
   local project_id = project.id
   if project_id ~= nil and type(project_id) ~= "string" then project_id = nil end -- none named
   if project_id then usable_project(op, resp, project_id) end
-  return { token = token, expires_at = t.expires_at, project_id = project_id }
+  return { token = token, expires_at = t.expires_at, issued_at = t.issued_at, project_id = project_id }
 end
 
 --- IAM "get a user token" (password method, project scope). `request_body` is the JSON text,
