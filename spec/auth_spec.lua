@@ -576,6 +576,35 @@ describe("authentication", function()
       assert.equal(1, #emu:requests(), "a refused login must not be tried again")
     end)
 
+    -- Each client remembered its own refusal only: the one-shot form in a loop (a client per
+    -- call), or a client per task, sent the wrong password once per client, five of them a
+    -- locked IAM user. The refusal is every client's in the process (same credentials).
+    it("a refused login is every client's with those credentials: the one-shot form sends it once", function()
+      local auth = require "eip.auth"
+      local wrong = emu:iam_auth{ password = "Wrong-Passw0rd-of-clients" }
+      local ok, err = pcall(function()
+        for _ = 1, 3 do
+          local e = raised(eip.delete_bandwidth, { endpoint = emu.url, project_id = emu.project_id, auth = wrong,
+            bandwidth_id = fixture.absent_id(1) })
+          assert.same({ 401, true }, { e.status, e.not_sent })
+        end
+        local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = wrong }
+        local e = raised(c.delete_bandwidth, c, fixture.absent_id(1))
+        c:close()
+        assert.equal(401, e.status)
+        no_secret_in(tostring(e), { "Wrong-Passw0rd-of-clients" })
+        assert.equal(1, iam_logins())
+        -- other credentials are not concerned; forgetting lets the next client ask again
+        assert.equal(204, iam_client():delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
+        auth.forget_refusals()
+        raised(eip.delete_bandwidth, { endpoint = emu.url, project_id = emu.project_id, auth = wrong,
+          bandwidth_id = fixture.absent_id(1) })
+        assert.equal(3, iam_logins())
+      end)
+      auth.forget_refusals()
+      assert(ok, err)
+    end)
+
     it("asks IAM again after a throttled login (429), once a short hold has passed", function()
       local auth = require "eip.auth"
       local hold = auth.TRANSIENT_FAILURE_HOLD

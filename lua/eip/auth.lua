@@ -875,6 +875,46 @@ local function unknown_hold(n)
   return n > 1 and holds[math.min(n - 1, #holds)] or 0
 end
 
+-- IAM's refusals of a login, for every client of the process with the same credentials (IAM's
+-- endpoint, the domain, user, password and scope): each client remembered its own only, and the
+-- one-shot form in a loop (a client per call), or a client per task, sent a wrong password once per
+-- client, five of them a locked IAM user. Kept the quarter of an hour an account lockout policy
+-- counts failures over. Not with signing_dict, which keeps them for the clients of every worker
+-- (until emptied by whoever fixed the cause). Keys hold the password: this table is the module's
+-- own, never shown.
+local REFUSALS_TTL = 900
+local refusals = {}
+
+local function login_key(self)
+  return table.concat({ self.iam_endpoint, self.domain, self.username, self.password, self.project_id or "",
+    self.project or "" }, "\n")
+end
+
+-- A refusal another client of the process met with these credentials, made this client's own
+-- (until it ends) and raised; nothing when there is none.
+local function from_other_clients(self)
+  local key = login_key(self)
+  local kept = refusals[key]
+  if not kept then return end
+  local now = core.monotime()
+  if now >= kept.until_ then
+    refusals[key] = nil
+    return
+  end
+  local err = errors.copy(kept.err)
+  local why = string.format("refused to another client's login with these credentials: not asked again for %d s",
+    math.ceil(kept.until_ - now))
+  err.message = type(err.message) == "string" and err.message .. " (" .. why .. ")" or why
+  self.failed = { err = errors.copy(err), until_ = kept.until_ }
+  error(err, 0)
+end
+
+-- Forgets the refusals of IAM logins that every client of the process shares (for a quarter of
+-- an hour; a client keeps its own for its life): the next client made logs in again (specs).
+function M.forget_refusals()
+  refusals = {}
+end
+
 -- How long a failed login's error is given instead of asking IAM (nil: for good, a refusal),
 -- remembered by the client and, with signing_dict, by every worker. A refusal is definitive;
 -- IAM throttling (429) or a request timeout (408) may pass, after a hold that grows with the
@@ -885,6 +925,7 @@ local function login_failed(self, runner, res, shared, prefix, counted)
   if res.kind == "http" and res.status >= 400 and res.status < 500 and not retry.status_retryable(res.status) then
     -- (with signing_dict, as long as the workers' copy: see eip.signing)
     self.failed = { err = errors.copy(res), until_ = shared and now + shared:refusal_ttl() or nil }
+    if not shared then refusals[login_key(self)] = { err = errors.copy(res), until_ = now + REFUSALS_TTL } end
     self.unknown_logins = 0 -- (IAM answered, saying what it did)
     if shared then
       shared:refuse_login(prefix, kept_fields(res))
@@ -926,6 +967,7 @@ end
 local function iam_fetch(self, runner, halt)
   local failed = self.failed
   if failed and (failed.until_ == nil or core.monotime() < failed.until_) then error(errors.copy(failed.err), 0) end
+  if not self.login_dict then from_other_clients(self) end
   local login, why = self:body()
   if not login then errors.raise_usage("auth", "cannot be written as IAM's login body (%s)", tostring(why)) end
   local shared, prefix, mine = self.login_dict, nil, nil
@@ -965,6 +1007,7 @@ local function iam_fetch(self, runner, halt)
     if mine then shared:give_login(prefix, mine) end
   end
   self.failed, self.renewal_failed, self.unknown_logins = nil, false, 0
+  refusals[login_key(self)] = nil
   self.by_refresh, self.proven = false, false -- (Iam:refresh says when a 401 made it)
   local now = os.time()
   local expires = token_expiry(runner, res, now)

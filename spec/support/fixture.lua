@@ -82,6 +82,8 @@ function M.emulator(start_opts)
   function f.reset()
     close_clients()
     f.emu:reset()
+    -- (IAM refusals every client of the process shares: the emulator's IAM answers anew)
+    require("eip.auth").forget_refusals()
   end
 
   function f.options(extra)
