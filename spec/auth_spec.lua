@@ -380,6 +380,8 @@ describe("authentication", function()
     it("refuses a token whose project id is no id: an unusable answer, nothing more sent", function()
       for _, project_id in ipairs{ "p1/bandwidths/other#", "p1?x=", "..", string.rep("a", 65), 42 } do
         emu:reset_counters()
+        -- (an unusable answer is a login without one, counted for every client: each case asks)
+        require("eip.auth").forget_refusals()
         emu:inject{ method = "POST", path = "/v3/auth/tokens", status = 201,
           headers = { ["X-Subject-Token"] = emu.token },
           body = { token = { expires_at = "2099-01-01T00:00:00.000000Z", project = { id = project_id } } } }
@@ -602,6 +604,24 @@ describe("authentication", function()
         assert.equal(3, iam_logins())
       end)
       auth.forget_refusals()
+      assert(ok, err)
+    end)
+
+    -- Logins without an answer (IAM may have counted each, a wrong password a failed login) were
+    -- counted per client: the one-shot form in a loop against a slow IAM sent one per call.
+    it("logins without an answer are counted for every client with those credentials", function()
+      emu:inject{ method = "POST", path = "/v3/auth/tokens$", action = "slow", delay = 0.3, times = -1 }
+      local opts = { endpoint = emu.url, project_id = emu.project_id, timeout = 0.1, max_attempts = 1,
+        auth = emu:iam_auth{ password = "Wrong-Passw0rd-unanswered" } }
+      local ok, err = pcall(function()
+        for i = 1, 4 do
+          opts.bandwidth_id = fixture.absent_id(i)
+          local e = raised(eip.delete_bandwidth, opts)
+          assert.is_true(e.not_sent)
+        end
+        assert.equal(2, iam_logins(), "the second in a row holds the next for a minute")
+      end)
+      require("eip.auth").forget_refusals()
       assert(ok, err)
     end)
 

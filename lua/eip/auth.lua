@@ -854,27 +854,6 @@ local function login_turn(self, runner, shared, prefix, halt)
   return mine or nil
 end
 
--- A login without an answer (IAM may have checked the password, and counted a wrong one): the
--- count of them in a row, within a quarter of an hour, taken; returns it. With shared counts the
--- workers' count is the one: a login another worker passed since restarted it (this client's
--- own count would still hold the logins before that success).
-local function unknown_login(self, shared, prefix)
-  local now = core.monotime()
-  local n = (self.unknown_logins or 0) + 1
-  if self.unknown_at and now - self.unknown_at > M.UNKNOWN_LOGIN_WINDOW then n = 1 end
-  local counted = shared and shared:login_unknown(prefix)
-  if counted then n = counted end
-  self.unknown_logins, self.unknown_at = n, now
-  return n
-end
-
--- The hold the n-th login in a row without an answer brings (UNKNOWN_LOGIN_HOLDS from the
--- second; 0 for the first).
-local function unknown_hold(n)
-  local holds = M.UNKNOWN_LOGIN_HOLDS
-  return n > 1 and holds[math.min(n - 1, #holds)] or 0
-end
-
 -- IAM's refusals of a login, for every client of the process with the same credentials (IAM's
 -- endpoint, the domain, user, password and scope): each client remembered its own only, and the
 -- one-shot form in a loop (a client per call), or a client per task, sent a wrong password once per
@@ -882,8 +861,11 @@ end
 -- counts failures over. Not with signing_dict, which keeps them for the clients of every worker
 -- (until emptied by whoever fixed the cause). Keys hold the password: this table is the module's
 -- own, never shown.
+-- Likewise the count of logins in a row without an answer (`unknowns`: n, and when the last
+-- was) and the hold it brings (kept with the refusals, `held`): a one-shot call per id against a
+-- slow IAM sent a login each, none counted.
 local REFUSALS_TTL = 900
-local refusals = {}
+local refusals, unknowns = {}, {}
 
 local function login_key(self)
   return table.concat({ self.iam_endpoint, self.domain, self.username, self.password, self.project_id or "",
@@ -902,8 +884,8 @@ local function from_other_clients(self)
     return
   end
   local err = errors.copy(kept.err)
-  local why = string.format("refused to another client's login with these credentials: not asked again for %d s",
-    math.ceil(kept.until_ - now))
+  local why = string.format("%s another client's login with these credentials: not asked again for %d s",
+    kept.held and "met by" or "refused to", math.ceil(kept.until_ - now))
   err.message = type(err.message) == "string" and err.message .. " (" .. why .. ")" or why
   self.failed = { err = errors.copy(err), until_ = kept.until_ }
   error(err, 0)
@@ -912,7 +894,41 @@ end
 -- Forgets the refusals of IAM logins that every client of the process shares (for a quarter of
 -- an hour; a client keeps its own for its life): the next client made logs in again (specs).
 function M.forget_refusals()
-  refusals = {}
+  refusals, unknowns = {}, {}
+end
+
+-- A failure held `hold` seconds after logins without an answer, for the other clients of the
+-- process (not with signing_dict: see refusals).
+local function hold_for_clients(self, shared, err, hold)
+  if not shared then refusals[login_key(self)] = { err = errors.copy(err), until_ = core.monotime() + hold,
+    held = true } end
+end
+
+-- A login without an answer (IAM may have checked the password, and counted a wrong one): the
+-- count of them in a row, within a quarter of an hour, taken; returns it. With shared counts the
+-- workers' count is the one: a login another worker passed since restarted it (this client's
+-- own count would still hold the logins before that success).
+local function unknown_login(self, shared, prefix)
+  local now = core.monotime()
+  local n = (self.unknown_logins or 0) + 1
+  if self.unknown_at and now - self.unknown_at > M.UNKNOWN_LOGIN_WINDOW then n = 1 end
+  local counted = shared and shared:login_unknown(prefix)
+  if counted then n = counted end
+  if not shared then -- (the process's other clients with these credentials: see refusals)
+    local key = login_key(self)
+    local u = unknowns[key]
+    if u and now - u.at <= M.UNKNOWN_LOGIN_WINDOW and u.n >= n then n = u.n + 1 end
+    unknowns[key] = { n = n, at = now }
+  end
+  self.unknown_logins, self.unknown_at = n, now
+  return n
+end
+
+-- The hold the n-th login in a row without an answer brings (UNKNOWN_LOGIN_HOLDS from the
+-- second; 0 for the first).
+local function unknown_hold(n)
+  local holds = M.UNKNOWN_LOGIN_HOLDS
+  return n > 1 and holds[math.min(n - 1, #holds)] or 0
 end
 
 -- How long a failed login's error is given instead of asking IAM (nil: for good, a refusal),
@@ -926,6 +942,7 @@ local function login_failed(self, runner, res, shared, prefix, counted)
     -- (with signing_dict, as long as the workers' copy: see eip.signing)
     self.failed = { err = errors.copy(res), until_ = shared and now + shared:refusal_ttl() or nil }
     if not shared then refusals[login_key(self)] = { err = errors.copy(res), until_ = now + REFUSALS_TTL } end
+    unknowns[login_key(self)] = nil
     self.unknown_logins = 0 -- (IAM answered, saying what it did)
     if shared then
       shared:refuse_login(prefix, kept_fields(res))
@@ -933,18 +950,21 @@ local function login_failed(self, runner, res, shared, prefix, counted)
     end
     return
   end
-  local hold = M.TRANSIENT_FAILURE_HOLD
+  local hold, unknown = M.TRANSIENT_FAILURE_HOLD, 0
   if errors.may_have_acted(res) then
     -- (one found lost meanwhile is counted already: Iam:fetch_lost)
-    hold = math.max(hold, unknown_hold(counted and (self.unknown_logins or 0) or unknown_login(self, shared, prefix)))
+    unknown = unknown_hold(counted and (self.unknown_logins or 0) or unknown_login(self, shared, prefix))
+    hold = math.max(hold, unknown)
   elseif res.kind == "http" then
     self.unknown_logins = 0 -- IAM answered, saying what it did
+    unknowns[login_key(self)] = nil
     if shared then shared:login_answered(prefix) end
   end
   local ra = retry.parse_retry_after(res.retry_after, os.time(), res.date)
   if ra and ra > hold then hold = math.min(ra, (runner.policy or {}).retry_after_cap or ra) end
   self.failed = { err = errors.copy(res), until_ = now + hold }
   if shared then shared:hold_login(prefix, kept_fields(res), hold) end
+  if unknown > 0 then hold_for_clients(self, shared, res, hold) end
 end
 
 -- A login its caller aborted after it went out (see iam_fetch): counted among the logins without
@@ -962,6 +982,7 @@ local function aborted_login(self, shared, prefix)
   }
   self.failed = { err = err, until_ = core.monotime() + hold }
   if shared then shared:hold_login(prefix, kept_fields(err), hold) end
+  hold_for_clients(self, shared, err, hold)
 end
 
 local function iam_fetch(self, runner, halt)
@@ -1007,7 +1028,7 @@ local function iam_fetch(self, runner, halt)
     if mine then shared:give_login(prefix, mine) end
   end
   self.failed, self.renewal_failed, self.unknown_logins = nil, false, 0
-  refusals[login_key(self)] = nil
+  refusals[login_key(self)], unknowns[login_key(self)] = nil, nil
   self.by_refresh, self.proven = false, false -- (Iam:refresh says when a 401 made it)
   local now = os.time()
   local expires = token_expiry(runner, res, now)
