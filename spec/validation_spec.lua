@@ -561,6 +561,19 @@ describe("validation", function()
       { "http://[1:2:3:4:5:6:7:8]", "http://[1:2:3:4:5:6:7:8]" },
       { "http://[::ffff:127.0.0.1]:80", "http://[::ffff:127.0.0.1]:80" },
       { "https://proxy.example.com/eip/", "https://proxy.example.com/eip" },
+      -- An IPv6 address libcurl would shorten (its inet_ntop form, used when shorter): the Host
+      -- it sends. Kept as written, a cosocket sent another Host than libcurl, and AK/SK signed it.
+      { "http://[0:0:0:0:0:0:0:1]:8080", "http://[::1]:8080" },
+      { "http://[0::1]", "http://[::1]" },
+      { "http://[::0001]", "http://[::1]" },
+      { "http://[FE80:0:0:0:0:0:0:00AB]/eip", "http://[fe80::ab]/eip" },
+      { "http://[1:0:0:2:0:0:0:3]", "http://[1:0:0:2::3]" },
+      { "http://[1:0:2:0:3:0:4:0]", "http://[1:0:2:0:3:0:4:0]" },
+      { "http://[0:0:0:0:0:ffff:7f00:1]", "http://[::ffff:127.0.0.1]" },
+      { "http://[::FFFF:7F00:1]", "http://[::FFFF:7F00:1]" },
+      { "http://[0:0:0:0:0:0:a00:1]", "http://[::10.0.0.1]" },
+      { "http://[1:0:0:0:0:0:0:0]", "http://[1::]" }, { "http://[0:0:0:0:0:0:1:2]", "http://[::0.1.0.2]" },
+      { "http://[::ABCD]", "http://[::ABCD]" },
     }
     for _, case in ipairs(cases) do
       local c = eip.new(with{ endpoint = case[1] })

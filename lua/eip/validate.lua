@@ -322,6 +322,56 @@ local function ipv6_literal(a)
   return count == 8
 end
 
+-- A valid IPv6 literal `a` as libcurl's URL parser leaves it, and so the Host it sends: its
+-- inet_ntop form (lib/inet_ntop.c: groups in lower-case hex without leading zeros, the first
+-- longest run of two or more zero groups as "::", an IPv4 tail after 0:0:0:0:0:0 or
+-- 0:0:0:0:0:ffff) when that is shorter than `a`, else `a` as written.
+local function ipv6_curl_form(a)
+  local words, v4 = {}, a:match("[:](%d+%.%d+%.%d+%.%d+)$")
+  local text = v4 and a:sub(1, -#v4 - 1) .. "0:0" or a
+  local head, tail = text:match("^(.-)::(.*)$")
+  local function add(part)
+    for g in part:gmatch("[^:]+") do words[#words + 1] = tonumber(g, 16) end
+  end
+  add(head or text)
+  if head then
+    local n = #words
+    add(tail)
+    for _ = 1, 8 - #words do table.insert(words, n + 1, 0) end
+  end
+  if v4 then
+    local b1, b2, b3, b4 = v4:match("(%d+)%.(%d+)%.(%d+)%.(%d+)")
+    words[7], words[8] = tonumber(b1) * 256 + tonumber(b2), tonumber(b3) * 256 + tonumber(b4)
+  end
+  local best, best_len, run = nil, 1, 0
+  for i = 1, 9 do
+    if words[i] == 0 then
+      run = run + 1
+    else
+      if run > best_len then best, best_len = i - run, run end
+      run = 0
+    end
+  end
+  local out = {}
+  for i = 1, 8 do
+    if best and i >= best and i < best + best_len then
+      if i == best then out[#out + 1] = ":" end
+    else
+      if i > 1 then out[#out + 1] = ":" end
+      if i == 7 and best == 1 and (best_len == 6 or (best_len == 5 and words[6] == 0xffff)) then
+        local floor = math.floor
+        out[#out + 1] = string.format("%d.%d.%d.%d", floor(words[7] / 256), words[7] % 256,
+          floor(words[8] / 256), words[8] % 256)
+        break
+      end
+      out[#out + 1] = string.format("%x", words[i])
+    end
+  end
+  if best and best + best_len == 9 then out[#out + 1] = ":" end
+  local short = table.concat(out)
+  return #short < #a and short or a
+end
+
 --- Is v an IP address as the API writes one: IPv4 (four decimal numbers 0-255, dotted) or IPv6
 -- (RFC 4291 text, without brackets)? Never raises: a server's answer may hold anything there.
 -- @param v the value
@@ -355,6 +405,9 @@ function M.endpoint(name, v)
   local host, port = authority:match("^(%[[%x:.]+%])(.*)$")
   if host and not ipv6_literal(host:sub(2, -2)) then
     raise(name, "has an invalid IPv6 address, got %s", describe(v))
+  end
+  if host then -- (as libcurl sends it, so that every transport and the signer send one Host)
+    authority = "[" .. ipv6_curl_form(host:sub(2, -2)) .. "]" .. port
   end
   if not host then host, port = authority:match("^([%w.-]+)(.*)$") end
   if not host or host:find("^[.-]") or host:find("%.%.") then
