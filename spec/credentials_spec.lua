@@ -795,6 +795,51 @@ describe("credentials", function()
       assert(ok, err)
     end)
 
+    -- The service hands out the same keys until they expire: a renewal in their last second got
+    -- them again, with an expiry past by this clock, taken as unknown (15 minutes): every request
+    -- after their expiry was signed with them, each one a 401 (a batch of 200 at concurrency 16
+    -- and 4 s keys: 12 of them). Asked again once they have expired, never signed with after.
+    it("signs no request with keys past their expiry when a renewal in their last second got them", function()
+      local real_time = os.time
+      local now = real_time()
+      local t0 = now
+      local signed, fetched = {}, 0
+      local transport = { name = "fake", close = function() end }
+      function transport.send(_, req)
+        if req.url:find("/meta-data/latest/api/token", 1, true) then return { status = 404, body = "" } end
+        if req.url:find("securitykey", 1, true) then
+          fetched = fetched + 1
+          -- (the first keys expire at t0 + 4, by the service's clock a fraction later: new ones from t0 + 5)
+          local n = math.floor(now) < t0 + 5 and 1 or 2
+          return { status = 200, body = '{"credential":{"access":"EMUTMPAK' .. n .. '","secret":"q7Xv2Lm9Pw4Rt6Ys1Hb3'
+            .. 'Nc8Kd5Jf0Ga","securitytoken":"Vz3Qw8Er1Ty6Ui9Op2As5Df4Gh7Jk0Lx","expires_at":"'
+            .. os.date("!%Y-%m-%dT%H:%M:%S", t0 + 4 * n) .. '.574000Z"}}' }
+        end
+        for _, line in ipairs(req.headers) do
+          local ak = line:match("^Authorization: .-Access=([%w]+)")
+          if ak then signed[#signed + 1] = { ak, math.floor(now) } end
+        end
+        return { status = 204, body = "" }
+      end
+      local ok, err = pcall(function()
+        os.time = function(t) return t and real_time(t) or math.floor(now) end -- luacheck: ignore 122
+        local c = new({ project_id = emu.project_id, metadata_url = "http://127.0.0.1:9", max_attempts = 1,
+          transport = transport, sleep = function(s) now = now + s end })
+        for step = 0, 6 do
+          now = math.max(now, t0 + step)
+          assert.equal(204, c:delete_bandwidth("bw-" .. step).status)
+        end
+        c:close()
+      end)
+      os.time = real_time -- luacheck: ignore 122
+      assert(ok, err)
+      for _, s in ipairs(signed) do
+        assert.is_false(s[1] == "EMUTMPAK1" and s[2] >= t0 + 4, "signed with expired keys at t0 + " .. (s[2] - t0))
+      end
+      assert.equal("EMUTMPAK2", signed[#signed][1])
+      assert.is_true(fetched <= 4, "fetched " .. fetched)
+    end)
+
     it("is a usage error naming EIP_METADATA_URL when that is no http(s) URL", function()
       local err = raised(new, { project_id = emu.project_id }, { EIP_METADATA_URL = "169.254.169.254" })
       assert.equal("EIP_METADATA_URL", err.argument)

@@ -1212,10 +1212,14 @@ local function nothing_found(self, err)
   return e
 end
 
+-- The longest a renewal waits for keys in their last second to expire (see metadata_fetch), and
+-- how often it looks.
+local EXPIRY_WAIT, EXPIRY_POLL = 2.5, 0.1
+
 -- Asks the metadata service for temporary keys (a session token first; a service without the
 -- token endpoint answers 404, 405 or 503, and is asked without one). A failure is remembered for
 -- a few seconds, as for IAM: a batch must not wait 3 s per id for a service that is not there.
-local function metadata_fetch(self, runner, halt)
+local function metadata_fetch(self, runner, halt, again)
   local failed = self.failed
   if failed and core.monotime() < failed.until_ then error(errors.copy(failed.err), 0) end
   local stop, abort = halt and halt.stop, halt and halt.abort
@@ -1242,9 +1246,23 @@ local function metadata_fetch(self, runner, halt)
     error(err, 0)
   end
   self.failed = nil
+  local last = self.last_keys
+  -- The keys in use again, in their last second (this clock's seconds, the expiry's fraction
+  -- dropped): the service hands them out until they expire. Taken, they read as of unknown expiry
+  -- (past by this clock), and were signed with for 15 minutes, each request refused. Asked for
+  -- again once they have expired (once: a service that still gives them is taken as it is).
+  local ends = time.parse_iso8601(c.expires_at)
+  if not again and last and last.ak == c.ak and last.sk == c.sk and last.security_token == c.security_token
+      and ends and os.time() >= ends - 1 and os.time() <= ends + 1 then
+    for _ = 1, EXPIRY_WAIT / EXPIRY_POLL do
+      if os.time() > ends or (halt and halt.stop()) then break end
+      runner.sleep(EXPIRY_POLL)
+    end
+    return metadata_fetch(self, runner, halt, true)
+  end
   local names = { ak = "metadata credential.access", sk = "metadata credential.secret",
     security_token = "metadata credential.securitytoken" }
-  local keys, last = aksk_provider(c.ak, c.sk, c.security_token, names), self.last_keys
+  local keys = aksk_provider(c.ak, c.sk, c.security_token, names)
   self.keys, self.last_keys = keys, keys
   -- The epoch changes with the keys only: the same keys handed out again (as the service does
   -- until it renews them) are not new credentials, and a call refused with them is not sent
@@ -1276,10 +1294,10 @@ function Metadata:fetch(runner, req, halt)
 end
 
 --- The longest the two requests of a fetch can take (see fetch_once): one attempt each, within
--- the metadata requests' own timeout.
+-- the metadata requests' own timeout, and the wait for keys in their last second to expire.
 function Metadata:budget(runner)
   local timeout = math.min(runner.timeout, ops.metadata_token(self.base).timeout or runner.timeout)
-  return 2 * request_budget(runner, 1, timeout)
+  return 2 * request_budget(runner, 1, timeout) + EXPIRY_WAIT
 end
 
 --- Must keys be fetched, or a fetch under way waited for, before the next request is signed
