@@ -1255,7 +1255,7 @@ local function metadata_fetch(self, runner, halt, again)
   if not again and last and last.ak == c.ak and last.sk == c.sk and last.security_token == c.security_token
       and ends and os.time() >= ends - 1 and os.time() <= ends + 1 then
     for _ = 1, EXPIRY_WAIT / EXPIRY_POLL do
-      if os.time() > ends or (halt and halt.stop()) then break end
+      if os.time() > ends or (halt and halt.stop and halt.stop()) then break end
       runner.sleep(EXPIRY_POLL)
     end
     return metadata_fetch(self, runner, halt, true)
