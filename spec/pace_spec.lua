@@ -795,6 +795,43 @@ describe("rates and throttling against the emulator", function()
     end
   end)
 
+  -- Another coroutine calling the client without pause took the next slot each time the batch
+  -- slept for its own: the batch gave up a slot that had not passed (the other's came after it),
+  -- took another, and sent nothing while the other went on (GET@2 GET@4 ... DELETE@21).
+  it("sends a batch's request at its slot though another coroutine took the next one meanwhile", function()
+    local t, starts = fake_time(), {}
+    local transport = { name = "stub", close = function() end }
+    function transport.send()
+      starts[#starts + 1] = t.now - 1000
+      return { status = 204, body = "", request_id = "r", elapsed = 0, new_connections = 0 }
+    end
+    local c = eip.new{ endpoint = "https://vpc.example.com", project_id = "p1", token = "tok", transport = transport,
+      rate = 1, clock = t.clock, sleep = function(s) coroutine.yield(s) end, max_attempts = 1 }
+    local ids = { "11111111-2222-3333-4444-555555555551", "11111111-2222-3333-4444-555555555552" }
+    local tasks = {
+      { at = t.now, co = coroutine.create(function() c:delete_bandwidths(ids, { concurrency = 1 }) end) },
+      { at = t.now, co = coroutine.create(function() for _ = 1, 6 do pcall(c.list_bandwidths, c) end end) },
+    }
+    local batch_end
+    repeat
+      local next_task
+      for _, task in ipairs(tasks) do
+        if coroutine.status(task.co) ~= "dead" and (not next_task or task.at < next_task.at) then next_task = task end
+      end
+      if next_task then
+        t.now = math.max(t.now, next_task.at)
+        local ok, s = coroutine.resume(next_task.co)
+        assert(ok, s)
+        if s then next_task.at = t.now + s end
+        if next_task == tasks[1] and coroutine.status(next_task.co) == "dead" then batch_end = t.now - 1000 end
+      end
+    until not next_task
+    c:close()
+    assert.equal(8, #starts)
+    assert.is_true(batch_end <= 1, "the batch ended at " .. tostring(batch_end))
+    for i = 2, #starts do assert.is_true(starts[i] - starts[i - 1] >= 1 - 1e-9, table.concat(starts, " ")) end
+  end)
+
   it("gives the client its rate back when on_result raises", function()
     local c = paced_client(20)
     local ids = emu:create_bandwidths(8)

@@ -757,17 +757,20 @@ end
 -- on_result, or from another coroutine while the batch slept)? That call went at its slot, and
 -- this request, gone at once behind it with its own slot long passed, made two together at
 -- rate = 1. A bucket of this process's own only: one shared with other workers (rate_dict) hands
--- out slots all the time, each worker's request going at its own.
-function Run:overtaken()
+-- out slots all the time, each worker's request going at its own. Only once the later slot has
+-- come (`now`): before it, this request goes first, at its own; given up then, a batch beside
+-- another coroutine calling the client without pause sent nothing for as long as that went on.
+function Run:overtaken(now)
   local bucket = self.slot_bucket
   return bucket ~= nil and not bucket.dict and bucket.tat ~= self.slot_mark
+    and now >= self.rate_slot + bucket.interval - 1e-6
 end
 
 -- The slot kept has come (or was slept for): seconds to wait for the slot of the other bucket
 -- (see shared_slot), 0 to go; or nil when it was overtaken (see above) and is given up: the
 -- request takes its slots again.
 function Run:slot_came(now)
-  local overtaken = self:overtaken()
+  local overtaken = self:overtaken(now)
   self.rate_slot = nil
   if not overtaken then return self:shared_slot(now) end
   if self.shared_taken and self.slot_bucket == self.shared_bucket then
