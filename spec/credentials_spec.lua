@@ -457,7 +457,8 @@ describe("credentials", function()
     it("keys it cannot renew: not sent, kind credentials, retryable as the service's failure", function()
       local function keys_expiring(after)
         local t = os.time()
-        emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 200,
+        -- (twice: keys in their last second are asked for again, see below)
+        emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 200, times = 2,
           body = { credential = { access = emu.temp_ak, secret = emu.temp_sk, securitytoken = emu.security_token,
             expires_at = os.date("!%Y-%m-%dT%H:%M:%SZ", t + after) } } }
         local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url })
@@ -838,6 +839,102 @@ describe("credentials", function()
       end
       assert.equal("EMUTMPAK2", signed[#signed][1])
       assert.is_true(fetched <= 4, "fetched " .. fetched)
+    end)
+
+    -- The same for keys a first fetch got in their last second, and for keys the service gave
+    -- before they expired whose answer came past their expiry (3 s late): both were signed with
+    -- (taken as of unknown expiry), each request refused.
+    for _, case in ipairs{ { "a first fetch", 3, 0 }, { "a late answer", 0, 3 } } do
+      it("signs no request with keys past their expiry after " .. case[1] .. " in their last second", function()
+        local real_time = os.time
+        local t0 = real_time()
+        local now, signed, fetches = t0 + case[2], {}, 0
+        local transport = { name = "fake", close = function() end }
+        function transport.send(_, req)
+          if req.url:find("/meta-data/latest/api/token", 1, true) then return { status = 404, body = "" } end
+          if req.url:find("securitykey", 1, true) then
+            local n = now < t0 + 4.574 and 1 or 2
+            fetches = fetches + 1
+            if fetches > 1 then now = now + case[3] end
+            return { status = 200, body = '{"credential":{"access":"EMUTMPAK' .. n .. '","secret":"q7Xv2Lm9Pw4Rt6Ys1'
+              .. 'Hb3Nc8Kd5Jf0Ga","securitytoken":"Vz3Qw8Er1Ty6Ui9Op2As5Df4Gh7Jk0Lx","expires_at":"'
+              .. os.date("!%Y-%m-%dT%H:%M:%S", t0 + 4 * n) .. '.574000Z"}}' }
+          end
+          for _, line in ipairs(req.headers) do
+            local ak = line:match("^Authorization: .-Access=([%w]+)")
+            if ak then signed[#signed + 1] = { ak, math.floor(now) } end
+          end
+          return { status = 204, body = "" }
+        end
+        local ok, err = pcall(function()
+          os.time = function(t) return t and real_time(t) or math.floor(now) end -- luacheck: ignore 122
+          local c = new({ project_id = emu.project_id, metadata_url = "http://127.0.0.1:9", max_attempts = 1,
+            transport = transport, sleep = function(s) now = now + s end })
+          assert.equal(204, c:delete_bandwidth("bw-1").status)
+          now = math.max(now, t0 + 3)
+          assert.equal(204, c:delete_bandwidth("bw-2").status)
+          c:close()
+        end)
+        os.time = real_time -- luacheck: ignore 122
+        assert(ok, err)
+        for _, s in ipairs(signed) do
+          assert.is_false(s[1] == "EMUTMPAK1" and s[2] >= t0 + 4, "signed with expired keys at t0 + " .. (s[2] - t0))
+        end
+        assert.equal("EMUTMPAK2", signed[#signed][1])
+      end)
+    end
+
+    -- A slow service (0.9 s an answer, timeout 1 s): the renewal that waited for the keys' expiry
+    -- and asked again took 4.8 s, past its budget (two requests and the wait): the call waiting
+    -- for it gave up, "not sent".
+    it_yielding("a call waits for a renewal that waited for the keys' expiry and asked again", function()
+      local core = require "eip.core"
+      local real_time, real_mono = os.time, core.monotime
+      local t0 = real_time()
+      local now, delay = t0 + 0.0, 0
+      local transport = { name = "fake", close = function() end }
+      function transport.send(_, req)
+        if req.url:find("/meta-data/latest/api/token", 1, true) then
+          coroutine.yield(delay)
+          return { status = 200, body = "sess-0123456789abcdef" }
+        end
+        if req.url:find("securitykey", 1, true) then
+          local n = now < t0 + 4.574 and 1 or 2
+          coroutine.yield(delay)
+          return { status = 200, body = '{"credential":{"access":"EMUTMPAK' .. n .. '","secret":"q7Xv2Lm9Pw4Rt6Ys1'
+            .. 'Hb3Nc8Kd5Jf0Ga","securitytoken":"Vz3Qw8Er1Ty6Ui9Op2As5Df4Gh7Jk0Lx","expires_at":"'
+            .. os.date("!%Y-%m-%dT%H:%M:%S", t0 + 4 * n) .. '.574000Z"}}' }
+        end
+        return { status = 204, body = "" }
+      end
+      local out = {}
+      local ok, err = pcall(function()
+        os.time = function(t) return t and real_time(t) or math.floor(now) end -- luacheck: ignore 122
+        core.monotime = function() return now end
+        local c = new({ project_id = emu.project_id, metadata_url = "http://127.0.0.1:9", max_attempts = 1,
+          timeout = 1, transport = transport, sleep = function(s) coroutine.yield(s) end })
+        local first = coroutine.create(function() return c:delete_bandwidth("bw-0") end)
+        while coroutine.status(first) ~= "dead" do assert(coroutine.resume(first)) end
+        now, delay = t0 + 2, 0.9 -- the keys due for renewal
+        local cos, wake = {}, {}
+        for i = 1, 2 do
+          cos[i], wake[i] = coroutine.create(function() out[i] = { pcall(c.delete_bandwidth, c, "bw-" .. i) } end), now
+        end
+        while true do -- (each resumed at the time it sleeps until)
+          local best
+          for i, co in ipairs(cos) do
+            if coroutine.status(co) ~= "dead" and (not best or wake[i] < wake[best]) then best = i end
+          end
+          if not best then break end
+          now = math.max(now, wake[best])
+          local _, d = assert(coroutine.resume(cos[best]))
+          wake[best] = now + (d or 0)
+        end
+        c:close()
+      end)
+      os.time, core.monotime = real_time, real_mono -- luacheck: ignore 122
+      assert(ok, err)
+      for i = 1, 2 do assert.same({ true, 204 }, { out[i][1], out[i][1] and out[i][2].status }, tostring(out[i][2])) end
     end)
 
     it("is a usage error naming EIP_METADATA_URL when that is no http(s) URL", function()

@@ -1238,6 +1238,7 @@ local function metadata_fetch(self, runner, halt, again)
   -- The session token is a credential too (it reads the agency's keys): redacted like them, from
   -- the request that carries it on (a service may echo it in an error).
   if token then replace_secret(self, 3, token) end
+  local asked = os.time()
   local cok, c = errors.held(runner.run, runner, ops.metadata_credentials(self.base, token), stop, abort)
   if not cok then
     if not errors.is_error(c) or callers_doing(c) then error(c, 0) end
@@ -1247,13 +1248,14 @@ local function metadata_fetch(self, runner, halt, again)
   end
   self.failed = nil
   local last = self.last_keys
-  -- The keys in use again, in their last second (this clock's seconds, the expiry's fraction
-  -- dropped): the service hands them out until they expire. Taken, they read as of unknown expiry
-  -- (past by this clock), and were signed with for 15 minutes, each request refused. Asked for
-  -- again once they have expired (once: a service that still gives them is taken as it is).
+  -- Keys in their last second (this clock's seconds, the expiry's fraction dropped), or past
+  -- since they were asked for (a slow answer): the service hands them out until they expire.
+  -- Taken, they read as of unknown expiry (past by this clock), and were signed with for 15
+  -- minutes, each request refused; so were those a first fetch got in their last second. Asked
+  -- for again once they have expired (once: a service that still gives them is taken as it is;
+  -- keys past already when asked, a clock that is off, are taken at once).
   local ends = time.parse_iso8601(c.expires_at)
-  if not again and last and last.ak == c.ak and last.sk == c.sk and last.security_token == c.security_token
-      and ends and os.time() >= ends - 1 and os.time() <= ends + 1 then
+  if not again and ends and os.time() >= ends - 1 and asked <= ends + 1 then
     for _ = 1, EXPIRY_WAIT / EXPIRY_POLL do
       if os.time() > ends or (halt and halt.stop and halt.stop()) then break end
       runner.sleep(EXPIRY_POLL)
@@ -1293,11 +1295,13 @@ function Metadata:fetch(runner, req, halt)
   fetch_once(self, runner, metadata_fetch, fresh, req, halt)
 end
 
---- The longest the two requests of a fetch can take (see fetch_once): one attempt each, within
--- the metadata requests' own timeout, and the wait for keys in their last second to expire.
+--- The longest a fetch can take (see fetch_once): its two requests, one attempt each within the
+-- metadata requests' own timeout, the wait for keys in their last second to expire, and the two
+-- requests it then makes again (counted without them, the calls waiting for a slow service gave
+-- up before it answered, "not sent", and the next call fetched too).
 function Metadata:budget(runner)
   local timeout = math.min(runner.timeout, ops.metadata_token(self.base).timeout or runner.timeout)
-  return 2 * request_budget(runner, 1, timeout) + EXPIRY_WAIT
+  return 4 * request_budget(runner, 1, timeout) + EXPIRY_WAIT
 end
 
 --- Must keys be fetched, or a fetch under way waited for, before the next request is signed
