@@ -457,8 +457,7 @@ describe("credentials", function()
     it("keys it cannot renew: not sent, kind credentials, retryable as the service's failure", function()
       local function keys_expiring(after)
         local t = os.time()
-        -- (twice: keys in their last second are asked for again, see below)
-        emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 200, times = 2,
+        emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 200,
           body = { credential = { access = emu.temp_ak, secret = emu.temp_sk, securitytoken = emu.security_token,
             expires_at = os.date("!%Y-%m-%dT%H:%M:%SZ", t + after) } } }
         local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url })
@@ -466,7 +465,8 @@ describe("credentials", function()
         while os.time() < t + after do socket.sleep(0.05) end -- expired: the renewal's failure stands
         return c
       end
-      local c = keys_expiring(1)
+      -- (3 s: keys fetched in their last second are asked for again)
+      local c = keys_expiring(3)
       emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 500, times = -1 }
       local ids = emu:create_bandwidths(3)
       local results, summary = c:delete_bandwidths(ids, { concurrency = 2 })
@@ -482,7 +482,7 @@ describe("credentials", function()
         assert.is_not_nil(emu:get_bandwidth(ids[i]))
       end
       emu:reset()
-      c = keys_expiring(1)
+      c = keys_expiring(3)
       emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 401, times = -1,
         content_type = "text/plain", body = "Please configure Cloud Service Agency first (key " .. emu.temp_sk .. ")" }
       local err = raised(c.delete_bandwidth, c, "bw-1")
