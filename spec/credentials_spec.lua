@@ -796,6 +796,30 @@ describe("credentials", function()
       assert(ok, err)
     end)
 
+    -- The metadata service and the API in one fake transport: keys n, expiring at t0 + 4n (a
+    -- fraction past that second), n as `which(fetches so far)` says; every signed request noted
+    -- as { its AK, the second by `clock` }.
+    local function keys_service(t0, clock, which)
+      local signed, state = {}, { fetches = 0 }
+      local transport = { name = "fake", close = function() end }
+      function transport.send(_, req)
+        if req.url:find("/meta-data/latest/api/token", 1, true) then return { status = 404, body = "" } end
+        if req.url:find("securitykey", 1, true) then
+          state.fetches = state.fetches + 1
+          local n = which(state.fetches)
+          return { status = 200, body = '{"credential":{"access":"EMUTMPAK' .. n .. '","secret":"q7Xv2Lm9Pw4Rt6Ys1Hb3'
+            .. 'Nc8Kd5Jf0Ga","securitytoken":"Vz3Qw8Er1Ty6Ui9Op2As5Df4Gh7Jk0Lx","expires_at":"'
+            .. os.date("!%Y-%m-%dT%H:%M:%S", t0 + 4 * n) .. '.574000Z"}}' }
+        end
+        for _, line in ipairs(req.headers) do
+          local ak = line:match("^Authorization: .-Access=([%w]+)")
+          if ak then signed[#signed + 1] = { ak, math.floor(clock()) } end
+        end
+        return { status = 204, body = "" }
+      end
+      return transport, signed, state
+    end
+
     -- The service hands out the same keys until they expire: a renewal in their last second got
     -- them again, with an expiry past by this clock, taken as unknown (15 minutes): every request
     -- after their expiry was signed with them, each one a 401 (a batch of 200 at concurrency 16
@@ -804,24 +828,9 @@ describe("credentials", function()
       local real_time = os.time
       local now = real_time()
       local t0 = now
-      local signed, fetched = {}, 0
-      local transport = { name = "fake", close = function() end }
-      function transport.send(_, req)
-        if req.url:find("/meta-data/latest/api/token", 1, true) then return { status = 404, body = "" } end
-        if req.url:find("securitykey", 1, true) then
-          fetched = fetched + 1
-          -- (the first keys expire at t0 + 4, by the service's clock a fraction later: new ones from t0 + 5)
-          local n = math.floor(now) < t0 + 5 and 1 or 2
-          return { status = 200, body = '{"credential":{"access":"EMUTMPAK' .. n .. '","secret":"q7Xv2Lm9Pw4Rt6Ys1Hb3'
-            .. 'Nc8Kd5Jf0Ga","securitytoken":"Vz3Qw8Er1Ty6Ui9Op2As5Df4Gh7Jk0Lx","expires_at":"'
-            .. os.date("!%Y-%m-%dT%H:%M:%S", t0 + 4 * n) .. '.574000Z"}}' }
-        end
-        for _, line in ipairs(req.headers) do
-          local ak = line:match("^Authorization: .-Access=([%w]+)")
-          if ak then signed[#signed + 1] = { ak, math.floor(now) } end
-        end
-        return { status = 204, body = "" }
-      end
+      -- (the first keys expire at t0 + 4, by the service's clock a fraction later: new ones from t0 + 5)
+      local transport, signed, state = keys_service(t0, function() return now end,
+        function() return math.floor(now) < t0 + 5 and 1 or 2 end)
       local ok, err = pcall(function()
         os.time = function(t) return t and real_time(t) or math.floor(now) end -- luacheck: ignore 122
         local c = new({ project_id = emu.project_id, metadata_url = "http://127.0.0.1:9", max_attempts = 1,
@@ -838,7 +847,7 @@ describe("credentials", function()
         assert.is_false(s[1] == "EMUTMPAK1" and s[2] >= t0 + 4, "signed with expired keys at t0 + " .. (s[2] - t0))
       end
       assert.equal("EMUTMPAK2", signed[#signed][1])
-      assert.is_true(fetched <= 4, "fetched " .. fetched)
+      assert.is_true(state.fetches <= 4, "fetched " .. state.fetches)
     end)
 
     -- The same for keys a first fetch got in their last second, and for keys the service gave
@@ -848,24 +857,12 @@ describe("credentials", function()
       it("signs no request with keys past their expiry after " .. case[1] .. " in their last second", function()
         local real_time = os.time
         local t0 = real_time()
-        local now, signed, fetches = t0 + case[2], {}, 0
-        local transport = { name = "fake", close = function() end }
-        function transport.send(_, req)
-          if req.url:find("/meta-data/latest/api/token", 1, true) then return { status = 404, body = "" } end
-          if req.url:find("securitykey", 1, true) then
-            local n = now < t0 + 4.574 and 1 or 2
-            fetches = fetches + 1
-            if fetches > 1 then now = now + case[3] end
-            return { status = 200, body = '{"credential":{"access":"EMUTMPAK' .. n .. '","secret":"q7Xv2Lm9Pw4Rt6Ys1'
-              .. 'Hb3Nc8Kd5Jf0Ga","securitytoken":"Vz3Qw8Er1Ty6Ui9Op2As5Df4Gh7Jk0Lx","expires_at":"'
-              .. os.date("!%Y-%m-%dT%H:%M:%S", t0 + 4 * n) .. '.574000Z"}}' }
-          end
-          for _, line in ipairs(req.headers) do
-            local ak = line:match("^Authorization: .-Access=([%w]+)")
-            if ak then signed[#signed + 1] = { ak, math.floor(now) } end
-          end
-          return { status = 204, body = "" }
-        end
+        local now = t0 + case[2]
+        local transport, signed = keys_service(t0, function() return now end, function(fetches)
+          local n = now < t0 + 4.574 and 1 or 2
+          if fetches > 1 then now = now + case[3] end
+          return n
+        end)
         local ok, err = pcall(function()
           os.time = function(t) return t and real_time(t) or math.floor(now) end -- luacheck: ignore 122
           local c = new({ project_id = emu.project_id, metadata_url = "http://127.0.0.1:9", max_attempts = 1,
