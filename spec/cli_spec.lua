@@ -1167,9 +1167,11 @@ describe("eip command", function()
       local ids = emu:create_bandwidths(3)
       emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 200,
         body = { credential = { access = emu.temp_ak, secret = emu.temp_sk, securitytoken = emu.security_token,
-          expires_at = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + 2) } } }
+          expires_at = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + 3) } } }
       emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 500, times = -1 }
-      emu:inject{ method = "DELETE", action = "slow", delay = 2.5 } -- the first: the keys expire meanwhile
+      -- (the first: the keys expire meanwhile; they come 2-3 s before their expiry, not in their last
+      -- second, which a fetch waits out and asks again for)
+      emu:inject{ method = "DELETE", action = "slow", delay = 3.5 }
       local code, out, err = run("delete-bandwidth --no-progress --concurrency 1 --project-id " .. emu.project_id
         .. " " .. table.concat(ids, " "), { env = { OS_AUTH_TOKEN = false, EIP_METADATA_URL = emu.metadata_url } })
       assert.equal(1, code, err)
