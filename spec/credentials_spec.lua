@@ -820,6 +820,30 @@ describe("credentials", function()
       return transport, signed, state
     end
 
+    -- body(client) with os.time at the second of `clock()` (restored after), a client of the fake
+    -- metadata service's keys through `transport`, its sleep `advance`.
+    local function on_fake_time(transport, clock, advance, body)
+      local real_time = os.time
+      local ok, err = pcall(function()
+        os.time = function(t) return t and real_time(t) or math.floor(clock()) end -- luacheck: ignore 122
+        local c = new({ project_id = emu.project_id, metadata_url = "http://127.0.0.1:9", max_attempts = 1,
+          transport = transport, sleep = advance })
+        body(c)
+        c:close()
+      end)
+      os.time = real_time -- luacheck: ignore 122
+      assert(ok, err)
+    end
+
+    -- No request was signed with the first keys (EMUTMPAK1) at or after their expiry, t0 + 4; the
+    -- last with the second ones.
+    local function never_expired(signed, t0)
+      for _, s in ipairs(signed) do
+        assert.is_false(s[1] == "EMUTMPAK1" and s[2] >= t0 + 4, "signed with expired keys at t0 + " .. (s[2] - t0))
+      end
+      assert.equal("EMUTMPAK2", signed[#signed][1])
+    end
+
     -- The service hands out the same keys until they expire: a renewal in their last second got
     -- them again, with an expiry past by this clock, taken as unknown (15 minutes): every request
     -- after their expiry was signed with them, each one a 401 (a batch of 200 at concurrency 16
@@ -831,22 +855,13 @@ describe("credentials", function()
       -- (the first keys expire at t0 + 4, by the service's clock a fraction later: new ones from t0 + 5)
       local transport, signed, state = keys_service(t0, function() return now end,
         function() return math.floor(now) < t0 + 5 and 1 or 2 end)
-      local ok, err = pcall(function()
-        os.time = function(t) return t and real_time(t) or math.floor(now) end -- luacheck: ignore 122
-        local c = new({ project_id = emu.project_id, metadata_url = "http://127.0.0.1:9", max_attempts = 1,
-          transport = transport, sleep = function(s) now = now + s end })
+      on_fake_time(transport, function() return now end, function(s) now = now + s end, function(c)
         for step = 0, 6 do
           now = math.max(now, t0 + step)
           assert.equal(204, c:delete_bandwidth("bw-" .. step).status)
         end
-        c:close()
       end)
-      os.time = real_time -- luacheck: ignore 122
-      assert(ok, err)
-      for _, s in ipairs(signed) do
-        assert.is_false(s[1] == "EMUTMPAK1" and s[2] >= t0 + 4, "signed with expired keys at t0 + " .. (s[2] - t0))
-      end
-      assert.equal("EMUTMPAK2", signed[#signed][1])
+      never_expired(signed, t0)
       assert.is_true(state.fetches <= 4, "fetched " .. state.fetches)
     end)
 
@@ -863,21 +878,12 @@ describe("credentials", function()
           if fetches > 1 then now = now + case[3] end
           return n
         end)
-        local ok, err = pcall(function()
-          os.time = function(t) return t and real_time(t) or math.floor(now) end -- luacheck: ignore 122
-          local c = new({ project_id = emu.project_id, metadata_url = "http://127.0.0.1:9", max_attempts = 1,
-            transport = transport, sleep = function(s) now = now + s end })
+        on_fake_time(transport, function() return now end, function(s) now = now + s end, function(c)
           assert.equal(204, c:delete_bandwidth("bw-1").status)
           now = math.max(now, t0 + 3)
           assert.equal(204, c:delete_bandwidth("bw-2").status)
-          c:close()
         end)
-        os.time = real_time -- luacheck: ignore 122
-        assert(ok, err)
-        for _, s in ipairs(signed) do
-          assert.is_false(s[1] == "EMUTMPAK1" and s[2] >= t0 + 4, "signed with expired keys at t0 + " .. (s[2] - t0))
-        end
-        assert.equal("EMUTMPAK2", signed[#signed][1])
+        never_expired(signed, t0)
       end)
     end
 
