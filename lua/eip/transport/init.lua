@@ -539,21 +539,25 @@ function Auto:get(name)
   return t
 end
 
--- self.last names the transport the last send() used ("cosocket" or "curl"), for diagnostics.
+-- The transport of a request (named in auto.last, "cosocket" or "curl", for diagnostics).
 -- The choice is @{current}'s, made here in one step: it runs before every request. An Auto
 -- is made only inside nginx, so the nginx API is there; its get_phase is called straight, not
 -- through pcall as in @{phase}: LuaJIT cannot compile a function that returns into pcall on
 -- its own, gives up on it after a few tries, and then on every trace that calls it, which
 -- left this whole send interpreted. (resty.core's get_phase raises only for a request nginx
 -- has no context for, where no cosocket could be used either.)
-function Auto:send(req)
+local function picked(auto)
   local phase = rawget(_G, "ngx").get_phase()
   -- (in a frame that cannot yield, cosockets fail, and the failed yield left nginx's state of the
   -- request such that a later wait in it crashed the worker: libcurl there, as in the phases
   -- without cosockets)
   local name = M.COSOCKET_PHASES[phase] and frames_yield() and "cosocket" or "curl"
-  self.last = name
-  return (self.instances[name] or self:get(name)):send(req)
+  auto.last = name
+  return auto.instances[name] or auto:get(name)
+end
+
+function Auto:send(req)
+  return picked(self):send(req)
 end
 
 -- (this module's own send, for the pipeline's check that a caller did not replace it: on the
@@ -572,17 +576,13 @@ local function finished(resp) return resp end
 -- nil and what it raised when the picked lane raised (the request may have gone out).
 function Auto:lane(req, signing)
   if signing ~= nil then return nil end
-  local copy = {}
-  for k, v in pairs(req) do copy[k] = v end
+  -- (req is the pipeline's, made for the lane alone; each transport's lane keeps its own copy)
   local lanes = setmetatable({}, { __mode = "k" }) -- transport -> { lane, its self, prepared, finish }
   local function send(auto, _, path, usable, secrets)
-    local phase = rawget(_G, "ngx").get_phase()
-    local name = M.COSOCKET_PHASES[phase] and frames_yield() and "cosocket" or "curl"
-    auto.last = name
-    local t = auto.instances[name] or auto:get(name)
+    local t = picked(auto)
     local l = lanes[t]
     if not l then
-      l = { t:lane(copy) }
+      l = { t:lane(req) }
       lanes[t] = l
     end
     if t.send ~= l[5] then return false, nil, 0 end
