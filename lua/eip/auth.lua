@@ -1028,7 +1028,8 @@ local function iam_fetch(self, runner, halt)
     if mine then shared:give_login(prefix, mine) end
   end
   self.failed, self.renewal_failed, self.unknown_logins = nil, false, 0
-  refusals[login_key(self)], unknowns[login_key(self)] = nil, nil
+  local key = login_key(self)
+  refusals[key], unknowns[key] = nil, nil
   self.by_refresh, self.proven = false, false -- (Iam:refresh says when a 401 made it)
   local now = os.time()
   local expires = token_expiry(runner, res, now)
@@ -1247,7 +1248,6 @@ local function metadata_fetch(self, runner, halt, again)
     error(err, 0)
   end
   self.failed = nil
-  local last = self.last_keys
   -- Keys in their last second (this clock's seconds, the expiry's fraction dropped), or past
   -- since they were asked for (a slow answer): the service hands them out until they expire.
   -- Taken, they read as of unknown expiry (past by this clock), and were signed with for 15
@@ -1264,7 +1264,7 @@ local function metadata_fetch(self, runner, halt, again)
   end
   local names = { ak = "metadata credential.access", sk = "metadata credential.secret",
     security_token = "metadata credential.securitytoken" }
-  local keys = aksk_provider(c.ak, c.sk, c.security_token, names)
+  local keys, last = aksk_provider(c.ak, c.sk, c.security_token, names), self.last_keys
   self.keys, self.last_keys = keys, keys
   -- The epoch changes with the keys only: the same keys handed out again (as the service does
   -- until it renews them) are not new credentials, and a call refused with them is not sent
