@@ -607,6 +607,35 @@ describe("authentication", function()
       assert(ok, err)
     end)
 
+    -- The process-wide refusals were never swept: a worker meeting ever new credentials (a
+    -- tenant's each, a password mistyped again and again) kept every one, and its password, for
+    -- its life.
+    it("forgets the process-wide refusals that have ended as new ones come", function()
+      local auth, core = require "eip.auth", require "eip.core"
+      local every, real, shift = auth.SWEEP_AFTER, core.monotime, 0
+      auth.SWEEP_AFTER = 4
+      auth.forget_refusals()
+      core.monotime = function() return real() + shift end
+      local function refused(i)
+        local e = raised(eip.delete_bandwidth, { endpoint = emu.url, project_id = emu.project_id,
+          auth = emu:iam_auth{ password = "Wrong-Passw0rd-" .. i }, bandwidth_id = fixture.absent_id(1) })
+        assert.equal(401, e.status)
+      end
+      local ok, err = pcall(function()
+        for i = 1, 6 do refused(i) end
+        assert.equal(6, auth.kept_logins(), "a quarter of an hour: all kept")
+        shift = 901
+        for i = 7, 12 do refused(i) end
+        assert.is_true(auth.kept_logins() <= 6, "the ended ones forgotten: " .. auth.kept_logins())
+        -- a refusal still running is kept: the same wrong password is not sent again
+        refused(12)
+        assert.equal(12, iam_logins())
+      end)
+      core.monotime, auth.SWEEP_AFTER = real, every
+      auth.forget_refusals()
+      assert(ok, err)
+    end)
+
     -- Logins without an answer (IAM may have counted each, a wrong password a failed login) were
     -- counted per client: the one-shot form in a loop against a slow IAM sent one per call.
     it("logins without an answer are counted for every client with those credentials", function()

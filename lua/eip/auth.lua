@@ -866,6 +866,31 @@ end
 -- slow IAM sent a login each, none counted.
 local REFUSALS_TTL = 900
 local refusals, unknowns = {}, {}
+-- Both swept of what has ended as entries are written (a process meeting ever new credentials, a
+-- worker serving many tenants, kept every one for its life): after as many writes as the entries
+-- the last sweep left (SWEEP_AFTER at least), so a sweep's cost is spread over the writes before it.
+M.SWEEP_AFTER = 64
+local writes, sweep_after = 0, M.SWEEP_AFTER
+
+local function sweep(now)
+  local left = 0
+  for key, kept in pairs(refusals) do
+    if now >= kept.until_ then refusals[key] = nil else left = left + 1 end
+  end
+  for key, u in pairs(unknowns) do
+    if now - u.at > M.UNKNOWN_LOGIN_WINDOW then unknowns[key] = nil else left = left + 1 end
+  end
+  writes, sweep_after = 0, math.max(M.SWEEP_AFTER, left)
+end
+
+-- Keeps `value` under `key` in one of the two tables (nil: forgets it).
+local function keep(tbl, key, value)
+  if value ~= nil then
+    writes = writes + 1
+    if writes > sweep_after then sweep(core.monotime()) end
+  end
+  tbl[key] = value
+end
 
 local function login_key(self)
   return table.concat({ self.iam_endpoint, self.domain, self.username, self.password, self.project_id or "",
@@ -895,13 +920,23 @@ end
 -- an hour; a client keeps its own for its life): the next client made logs in again (specs).
 function M.forget_refusals()
   refusals, unknowns = {}, {}
+  writes, sweep_after = 0, M.SWEEP_AFTER
+end
+
+-- How many credentials the process keeps a refusal or a count of logins without an answer for
+-- (specs).
+function M.kept_logins()
+  local n = 0
+  for _ in pairs(refusals) do n = n + 1 end
+  for _ in pairs(unknowns) do n = n + 1 end
+  return n
 end
 
 -- A failure held `hold` seconds after logins without an answer, for the other clients of the
 -- process (not with signing_dict: see refusals).
 local function hold_for_clients(self, shared, err, hold)
-  if not shared then refusals[login_key(self)] = { err = errors.copy(err), until_ = core.monotime() + hold,
-    held = true } end
+  if not shared then keep(refusals, login_key(self), { err = errors.copy(err), until_ = core.monotime() + hold,
+    held = true }) end
 end
 
 -- A login without an answer (IAM may have checked the password, and counted a wrong one): the
@@ -918,7 +953,7 @@ local function unknown_login(self, shared, prefix)
     local key = login_key(self)
     local u = unknowns[key]
     if u and now - u.at <= M.UNKNOWN_LOGIN_WINDOW and u.n >= n then n = u.n + 1 end
-    unknowns[key] = { n = n, at = now }
+    keep(unknowns, key, { n = n, at = now })
   end
   self.unknown_logins, self.unknown_at = n, now
   return n
@@ -941,7 +976,7 @@ local function login_failed(self, runner, res, shared, prefix, counted)
   if res.kind == "http" and res.status >= 400 and res.status < 500 and not retry.status_retryable(res.status) then
     -- (with signing_dict, as long as the workers' copy: see eip.signing)
     self.failed = { err = errors.copy(res), until_ = shared and now + shared:refusal_ttl() or nil }
-    if not shared then refusals[login_key(self)] = { err = errors.copy(res), until_ = now + REFUSALS_TTL } end
+    if not shared then keep(refusals, login_key(self), { err = errors.copy(res), until_ = now + REFUSALS_TTL }) end
     unknowns[login_key(self)] = nil
     self.unknown_logins = 0 -- (IAM answered, saying what it did)
     if shared then
