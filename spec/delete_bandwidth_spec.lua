@@ -499,6 +499,29 @@ describe("client misuse", function()
     c:close()
   end)
 
+  it("closes with <close> (Lua 5.4; elsewhere its __close metamethod is called as Lua 5.4 would)", function()
+    local scoped
+    local function made(c)
+      scoped = c
+      assert.is_false(c.closed)
+    end
+    if _VERSION == "Lua 5.4" then
+      -- <close> is Lua 5.4 syntax: compiled here only, so that this file loads everywhere.
+      assert(load([[
+        local new, made = ...
+        do
+          local c <close> = new()
+          made(c)
+        end]]))(new, made)
+    else
+      local c = new()
+      made(c)
+      getmetatable(c).__close(c, nil)
+    end
+    assert.is_true(scoped.closed)
+    assert.matches("is closed", raised_(function() return scoped:delete_bandwidth("bw-1") end).message)
+  end)
+
   it("refuses calls on a closed client, and closing twice is harmless", function()
     local c = new()
     c:close()

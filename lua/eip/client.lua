@@ -890,6 +890,9 @@ function Client:close()
   self.closed = true
   r:close()
 end
+-- Lua 5.4's `local client <close> = eip.new{...}` closes the client as its block ends, as
+-- close() does (an error leaving the block included).
+Client.__close = Client.close
 
 -- Every other public method that sends runs counted as a call of the client's (see
 -- Runner:counted), its checks included, so that a close() made while it runs waits for it:
