@@ -68,7 +68,8 @@ describe("eip command", function()
   -- A clean environment (env -i): only what the command is given, so nothing of the caller's
   -- shell leaks in. opts.env adds or replaces variables (false removes one); opts.stdin feeds
   -- stdin (opts.input names a file for it, or "&-" to close it); opts.cwd runs elsewhere;
-  -- opts.out sends stdout elsewhere ("/dev/full", "&-": stdout is then ""); opts.pipe reads
+  -- opts.out sends stdout elsewhere ("/dev/full", "&-": stdout is then ""; "gone": a pipe whose
+  -- reader went away before the command began, so that its first write fails); opts.pipe reads
   -- stdout with a command (`head -1`: stdout is what it wrote). opts.signal: a function(pid)
   -- called while the command runs in the background. Returns exit code, stdout, stderr.
   local function run(args, opts)
@@ -129,7 +130,16 @@ describe("eip command", function()
       os.remove(pid)
     else
       local to = opts.out and (opts.out == "&-" and ">&-" or (">" .. opts.out)) or (">" .. out)
+      local fifo
+      if opts.out == "gone" then
+        -- (a FIFO opened both ways, its writing end kept as 5 and its only reader closed at once)
+        fifo = os.tmpname()
+        os.remove(fifo)
+        assert(host.execute("mkfifo " .. q(fifo)))
+        cmd, to = string.format("exec 4<>%s 5>%s 4<&-; %s", q(fifo), q(fifo), cmd), ">&5 5>&-"
+      end
       code = select(2, host.execute(string.format("%s %s 2>%s", cmd, to, err)))
+      if fifo then os.remove(fifo) end
     end
     if opts.stdin then os.remove(input) end
     return code, slurp(out), slurp(err)
@@ -1997,6 +2007,22 @@ describe("eip command", function()
       assert.equal(1, code)
       local e = cjson.decode(err:match("[^\n]+\n?$"))
       assert.same({ false, 1, "output" }, { e.ok, e.exit, e.kind })
+    end)
+
+    -- The commands that send nothing (the help, the version, status, regions) did not ignore
+    -- SIGPIPE, nor did show-bandwidth when its output was written (at exit, from stdio's buffer):
+    -- a reader gone killed them without a word (141), where list-bandwidths said so (exit 1).
+    it("a reader gone before any output is a failed write for every command: exit 1, said, not SIGPIPE", function()
+      local id = emu:create_bandwidth{ size = 5 }
+      for _, args in ipairs{ "--help", "regions", "show-bandwidth " .. id } do
+        local code, out, err = run(args, { out = "gone" })
+        assert.same({ 1, "" }, { code, out }, args)
+        assert.equal("eip: cannot write to standard output: Broken pipe\n", err, args)
+      end
+      -- (status's JSON is longer than stdio's buffer: written while the command runs)
+      local code, _, err = run("status --output json", { out = "gone" })
+      local e = cjson.decode(err)
+      assert.same({ 1, false, 1, "output" }, { code, e.ok, e.exit, e.kind })
     end)
 
     -- Started with stdout closed, the first socket would take descriptor 1, and the result lines

@@ -135,6 +135,15 @@ function M.wants_json(argv)
   return json
 end
 
+-- Writes a help text (or the version) on stdout: exit 0. As every command, SIGPIPE ignored (and
+-- signals caught) until main lets go: a reader gone (`eip --help | head -1`) is a failed write,
+-- exit 1 with a word, not death by SIGPIPE.
+local function put(...)
+  core.catch_interrupts(true, 1)
+  stdout:write(...)
+  return EXIT_OK
+end
+
 local function dispatch(argv, ctx)
   local leading, at = leading_options(argv)
   -- `--` ends the options (POSIX): the next word is the command, and what follows it its operands.
@@ -147,26 +156,16 @@ local function dispatch(argv, ctx)
     stderr:write(args.tool_help(M.COMMANDS))
     return EXIT_USAGE
   end
-  if not ended and (name == "-h" or name == "--help") then
-    stdout:write(args.tool_help(M.COMMANDS))
-    return EXIT_OK
-  end
-  if not ended and name == "--version" then
-    stdout:write("eip (lua-eip) ", eip._VERSION, "\n")
-    return EXIT_OK
-  end
+  if not ended and (name == "-h" or name == "--help") then return put(args.tool_help(M.COMMANDS)) end
+  if not ended and name == "--version" then return put("eip (lua-eip) ", eip._VERSION, "\n") end
   if name == "help" then
     local topic = argv[at + 1]
     -- (`eip help --help`: the help asked of help itself is the tool's)
-    if topic == nil or topic == "-h" or topic == "--help" then
-      stdout:write(args.tool_help(M.COMMANDS))
-      return EXIT_OK
-    end
+    if topic == nil or topic == "-h" or topic == "--help" then return put(args.tool_help(M.COMMANDS)) end
     if not BY_NAME[topic] then
       args.usage("no such command %s (commands: %s)", args.shown_word(topic, 30, true), table.concat(NAMES, ", "))
     end
-    stdout:write(args.command_help(BY_NAME[topic]))
-    return EXIT_OK
+    return put(args.command_help(BY_NAME[topic]))
   end
   local c = BY_NAME[name]
   if not c then unknown_command(name) end
@@ -175,10 +174,7 @@ local function dispatch(argv, ctx)
   if ended then all[#all + 1] = "--" end
   for j = at + 1, #argv do all[#all + 1] = argv[j] end
   local opts, rest = args.parse(c, all, 1)
-  if not opts then
-    stdout:write(args.command_help(c))
-    return EXIT_OK
-  end
+  if not opts then return put(args.command_help(c)) end
   local result = c.run(opts, rest, ctx)
   if type(result) == "number" then return result end -- an exit status of its own (130: interrupted)
   return result and EXIT_OK or EXIT_FAILED
@@ -220,14 +216,14 @@ function M.main(argv)
   M.environment_secrets = connection.known_secrets()
   validate.register_secrets(M.environment_secrets)
   local ok, code = pcall(dispatch, argv, ctx)
-  -- A command that sends catches signals, and ignores SIGPIPE (a reader gone: a write fails,
-  -- exit 1), until here, its output written (a no-op for the commands that send nothing).
+  -- Every command catches signals, and ignores SIGPIPE (a reader gone: a write fails, exit 1),
+  -- until here, its output written: what stdio still holds (all of a short output) included.
   local caught, signal = core.interrupts()
+  stdout:flush()
   core.catch_interrupts(false)
   if ok then
     -- Output that could not be written is a failure, whatever the command did: a list saved to a
     -- full disk is not a list.
-    stdout:flush()
     if sink.failed() and code == EXIT_OK then
       return failed_output("output", "cannot write to standard output: " .. sink.failed(), EXIT_FAILED)
     end

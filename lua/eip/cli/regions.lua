@@ -3,6 +3,7 @@
 --
 --   eip regions [--output text|json|table]
 -- @module eip.cli.regions
+local core = require "eip.core"
 local eip = require "eip"
 local args = require "eip.cli.args"
 local json = require "eip.cli.json"
@@ -32,6 +33,7 @@ function M.run(opts, argv)
   if #argv > 0 then
     args.usage("regions takes no arguments, got %s (see: eip regions --help)", args.quoted(argv[1], 40))
   end
+  core.catch_interrupts(true, 1) -- (as list-bandwidths': a reader gone is a failed write, not SIGPIPE)
   local format, list = opts.output, eip.regions()
   local name_w, vpc_w = #"REGION", #"VPC ENDPOINT"
   for _, r in ipairs(list) do name_w, vpc_w = math.max(name_w, #r.name), math.max(vpc_w, #r.vpc_endpoint) end

@@ -104,6 +104,7 @@ end
 -- error code and an optional status; or nothing
 -- @treturn boolean true
 function M.run(opts, argv)
+  core.catch_interrupts(true, 1) -- (as list-bandwidths': a reader gone is a failed write, not SIGPIPE)
   if #argv == 0 then return list_all(opts.output) end
   if #argv > 2 then args.usage("status takes one code, e.g. eip status 409 or eip status VPC.0306") end
   local number = args.number_of(argv[1])
