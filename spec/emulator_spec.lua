@@ -824,6 +824,39 @@ describe("EIP emulator #once", function()
       assert.equal(4, emu:stats().requests)
     end)
 
+    -- nginx refused a URI or a header over its own 8 KB buffers, and a request it could not
+    -- read, with its HTML page and no X-Request-Id. The gateway's limits are 32 KB for the URI
+    -- and for a header, 128 KB for all of them; over them it answers APIGW.0201 in JSON.
+    it("answers a URI or headers over the gateway's limits, or a request it cannot read, as the gateway does",
+      function()
+      local big, near = ("a"):rep(33 * 1024), ("b"):rep(30 * 1024)
+      assert_gateway_error(call("DELETE", v2("/" .. big)), 414, "APIGW.0201")
+      assert_gateway_error(call("GET", v2(), nil, { ["X-Auth-Token"] = emu.token, ["X-Big"] = big }), 494,
+        "APIGW.0201")
+      assert_gateway_error(call("GET", v2(), nil, { ["X-Auth-Token"] = emu.token, A = near, B = near, C = near,
+        D = near, E = near }), 494, "APIGW.0201")
+      -- (under them, the API answers: 9 KB was over nginx's default buffer)
+      assert.equal(200, call("GET", v1("?name=" .. ("c"):rep(9000)), nil, { ["X-Auth-Token"] = emu.token,
+        ["X-Near"] = near }).status)
+      -- A request line nginx cannot read: no URI, no method it knows.
+      local sock = socket.tcp()
+      sock:settimeout(5)
+      assert(sock:connect("127.0.0.1", emu.port))
+      assert(sock:send("DE\1ETE / HTTP/1.1\r\nHost: x\r\n\r\n"))
+      local raw = sock:receive("*a")
+      sock:close()
+      local request_id = raw:match("\r\n[Xx]%-[Rr]equest%-[Ii]d: (%x+)\r\n")
+      assert.matches("^HTTP/1.1 400 ", raw)
+      assert.same({ error_code = "APIGW.0201", error_msg = "API request error", request_id = request_id },
+        cjson.decode(raw:match("\r\n\r\n(.*)$")))
+      local log = emu:requests()
+      assert.same({ "DELETE", "GET", "GET", "GET", "GET" }, { log[1].method, log[2].method, log[3].method,
+        log[4].method, log[5].method })
+      -- The metadata service is no gateway: plain text, as for a body too large.
+      local resp = call("GET", "/" .. big, nil, {}, emu.metadata_port)
+      assert.same({ 414, "text/plain" }, { resp.status, resp.headers["content-type"] })
+    end)
+
     it("answers each endpoint's routes on its own port only, as the cloud's three hosts do", function()
       local id = emu:create_bandwidth{ size = 5 }
       emu:reset_counters()

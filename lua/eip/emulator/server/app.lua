@@ -24,12 +24,13 @@ local function lowered_headers()
   return out
 end
 
-local function record(method, body, role)
+-- (`path`: the one to log when nginx's $uri is not the request's, false for none)
+local function record(method, body, role, path)
   store.record_request{
     method = method,
     endpoint = role,
     uri = ngx.var.request_uri,
-    path = ngx.var.uri,
+    path = path == nil and ngx.var.uri or path or nil,
     headers = lowered_headers(),
     body = body,
     connection = tonumber(ngx.var.connection),
@@ -71,19 +72,38 @@ local function answer(method, path, body, role)
   end or nil)
 end
 
--- A request whose body nginx refused as too large (over client_max_body_size), answered as the
--- gateway answers one over its own limit (12 MB): 413 APIGW.0201; by the metadata service, which
--- is no gateway, in plain text. Logged, with no body.
-local function too_large(method, role)
-  record(method, "", role)
-  if role == "metadata" then return util.send_text(413, "Request Entity Too Large") end
-  return util.gateway_error(413, "APIGW.0201", "Request entity too large")
+-- What nginx refused before any Lua ran (see eip.emulator.server.nginx_conf), by its status, as
+-- the gateway answers it (APIGW.0201 each, and its status): a body over client_max_body_size (the
+-- gateway's limit is 12 MB), a URI or a header over the gateway's limits, a request not HTTP.
+-- The metadata service, which is no gateway, answers nginx's reason in plain text.
+local REFUSED = {
+  [400] = { "API request error", "Bad Request" },
+  [413] = { "Request entity too large", "Request Entity Too Large" },
+  [414] = { "Request URI too large", "Request-URI Too Large" },
+  [494] = { "Request headers too large", "Request Header Or Cookie Too Large" },
+}
+
+-- Where nginx sends the refused requests it has no URI for (see nginx_conf).
+local REFUSED_URI = "/.refused"
+
+-- Answers a request nginx refused with `status` (REFUSED's). Logged, with no body; one sent to
+-- REFUSED_URI with the method of its request line (it comes as GET) and the path sent (none
+-- when nginx could not read it).
+local function refused_answer(path, role, status)
+  local method, logged = ngx.req.get_method(), nil
+  if ngx.var.uri == REFUSED_URI then
+    method, logged = (ngx.var.request or ""):match("^(%u+) ") or method, path ~= "" and path
+  end
+  record(method, "", role, logged)
+  local what = REFUSED[status]
+  if role == "metadata" then return util.send_text(status, what[2]) end
+  return util.gateway_error(status, "APIGW.0201", what[1])
 end
 
 --- Answers a request that came to the endpoint `role` models (see
 -- eip.emulator.server.nginx_conf): "api", "iam", "metadata", or "any" (all three on one port).
--- The control routes (/__emulator/) answer on every port. `refused`: 413 when nginx refused the
--- request's body as too large.
+-- The control routes (/__emulator/) answer on every port. `refused`: the status nginx refused the
+-- request with before any Lua ran (400, 413, 414 or 494; see eip.emulator.server.nginx_conf).
 function M.handle(role, refused)
   role = role or "any"
   local method = ngx.req.get_method()
@@ -91,7 +111,8 @@ function M.handle(role, refused)
   -- decodes escapes): the gateway matches it literally, so "/v2.0//p/bandwidths/x" or ".." in it
   -- is no API (404 APIGW.0101) there, and must be here. An absolute-form target (through a
   -- forward proxy) keeps its path only.
-  local path = ngx.var.request_uri:gsub("^%a[%w+.-]*://[^/]*", ""):match("^[^?#]*")
+  -- (none when nginx refused a request line it could not read)
+  local path = (ngx.var.request_uri or ""):gsub("^%a[%w+.-]*://[^/]*", ""):match("^[^?#]*")
   local request_id = util.random_hex(16)
   ngx.ctx.request_id = request_id
   if role ~= "metadata" then -- the metadata service is no API gateway: neither header
@@ -100,7 +121,7 @@ function M.handle(role, refused)
     ngx.header[iam and "X-IAM-Trace-Id" or "X-Request-Id"] = request_id
     ngx.header["Server"] = "api-gateway" -- what the real endpoint calls itself
   end
-  if refused == 413 then return too_large(method, role) end
+  if refused then return refused_answer(path, role, refused) end
   local body = util.read_body()
   local control_route = path:sub(1, #CONTROL_PREFIX) == CONTROL_PREFIX
   -- A write the store has no room for is answered in JSON (507), never nginx's HTML error page

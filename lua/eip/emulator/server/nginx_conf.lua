@@ -13,9 +13,17 @@ function M.server(port, role)
         listen 127.0.0.1:%d;
         # What nginx refuses before any Lua runs is answered as the gateway answers it (JSON, an
         # X-Request-Id), not with nginx's HTML page: a method it serves nowhere (TRACE) as any
-        # method no API has, and a body over client_max_body_size.
+        # method no API has; a body over client_max_body_size (413), a request line over a
+        # buffer (414), a header line over one or all of them over the four (494: nginx's own
+        # status, the gateway's too), a request it cannot read (400). The buffers are the
+        # gateway's limits: 32 KB for the URI and for a header, 128 KB for all of them.
+        large_client_header_buffers 4 32k;
         error_page 405 = @no_such_method;
         error_page 413 = @too_large;
+        error_page 494 = @headers_too_large;
+        # (A request line nginx could not read leaves no URI, which a named location needs: these
+        # go to a URI, their status kept, and come as GET.)
+        error_page 400 414 /.refused;
         location / {
             content_by_lua_block {
                 require("eip.emulator.server.app").handle("%s")
@@ -31,8 +39,20 @@ function M.server(port, role)
                 require("eip.emulator.server.app").handle("%s", 413)
             }
         }
+        location @headers_too_large {
+            content_by_lua_block {
+                require("eip.emulator.server.app").handle("%s", 494)
+            }
+        }
+        # (asked for by a client, no refusal: an API it is not)
+        location = /.refused {
+            content_by_lua_block {
+                local app = require("eip.emulator.server.app")
+                app.handle("%s", ngx.req.is_internal() and tonumber(ngx.var.status) or nil)
+            }
+        }
     }
-]], port, role, role, role)
+]], port, role, role, role, role, role)
 end
 
 M.template = [=[
