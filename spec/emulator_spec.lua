@@ -513,6 +513,17 @@ describe("EIP emulator #once", function()
       assert.equal(204, call("DELETE", "/v2.0/" .. emu.project_id .. "/bandwidths/bw-1").status)
       assert_vpc_error(call("GET", v1("/bw-1")), 400, "VPC.0301")
     end)
+
+    -- emu:get_bandwidth put the id in its control path as it was: "x?y" read bandwidth x, "a/b"
+    -- none, "50%" or one with a space failed (400).
+    it("get_bandwidth reads a seeded id whatever its characters, and only that one", function()
+      emu:create_bandwidth{ id = "x", size = 1 }
+      for _, id in ipairs{ "a/b", "x?y", "x#y", "50%", "a b", "%41" } do
+        emu:create_bandwidth{ id = id, size = 5 }
+        assert.same({ id, 5 }, { emu:get_bandwidth(id).id, emu:get_bandwidth(id).size }, id)
+      end
+      assert.is_nil(emu:get_bandwidth("x/"))
+    end)
   end)
 
   describe("list bandwidths", function()

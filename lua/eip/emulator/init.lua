@@ -316,7 +316,10 @@ end
 -- @raise a Lua error ("eip emulator: ...") when the instance does not answer or
 --   answers neither 200 nor 404
 function Emulator:get_bandwidth(id)
-  local answer, status = control(self, "GET", "bandwidths/" .. id)
+  -- (one path segment, percent-encoded as the client encodes a query: a seeded id may hold '/', '?',
+  -- '#', '%' or a space, which would read another route or bandwidth)
+  local segment = id:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end)
+  local answer, status = control(self, "GET", "bandwidths/" .. segment)
   if status == 404 then
     return nil
   end

@@ -394,7 +394,7 @@ function M.handle(method, path, body)
   local rest = path:sub(#"/__emulator/" + 1)
   local id = rest:match("^bandwidths/([^/]+)$")
   if id and method == "GET" then
-    return show(id)
+    return show(ngx.unescape_uri(id)) -- (the path as sent: emu:get_bandwidth escapes the id)
   end
   local handler = ROUTES[method .. " " .. rest]
   if not handler then
