@@ -504,6 +504,19 @@ describe("validation", function()
     assert.matches("has an invalid port", tostring(err), 1, true)
   end)
 
+  -- A zone id or an address that is none between the brackets was "has no valid host".
+  it("says what is wrong with an IPv6 endpoint: a zone id, an invalid address, no ']'", function()
+    for _, case in ipairs{
+        { "https://[fe80::1%25eth0]", "has an IPv6 address with a zone id (the '%' part): zone ids" },
+        { "http://[fe80::1%eth0]:8080", "zone ids (link-local scopes) are not supported" },
+        { "https://[fe80::g]", "has an invalid IPv6 address (between '[' and ']'" },
+        { "https://[]", "has an invalid IPv6 address" }, { "https://[::1", "without its closing ']'" },
+        { "https://[::1]x", "has something other than :PORT after its IPv6 address's ']'" } } do
+      local err = usage_error("endpoint", eip.new, with{ endpoint = case[1] })
+      assert.matches(case[2], err.message, 1, true)
+    end
+  end)
+
   -- A label with a letter makes a name (to libcurl and inet_aton alike), digits after it or not.
   it("takes a host name whose last label is digits as a name", function()
     for _, endpoint in ipairs{ "http://host.10", "https://node-1.k8s.2:8443", "http://10.0.0.1" } do

@@ -402,9 +402,21 @@ function M.endpoint(name, v)
   if scheme ~= "http" and scheme ~= "https" then
     raise(name, "must use http or https, got %s", describe(scheme))
   end
-  local host, port = authority:match("^(%[[%x:.]+%])(.*)$")
-  if host and not ipv6_literal(host:sub(2, -2)) then
-    raise(name, "has an invalid IPv6 address, got %s", describe(v))
+  local host, port = authority:match("^(%[[^%]]*%])(.*)$")
+  if authority:sub(1, 1) == "[" then
+    -- (each fault said as such: a zone id, an address that is none, no ']', what follows it)
+    if not host then raise(name, "has an IPv6 address without its closing ']', got %s", describe(v)) end
+    if host:find("%", 1, true) then
+      raise(name, "has an IPv6 address with a zone id (the '%%' part): zone ids (link-local scopes) are not "
+        .. "supported, got %s", describe(v))
+    end
+    if not ipv6_literal(host:sub(2, -2)) then
+      raise(name, "has an invalid IPv6 address (between '[' and ']': hex groups and ':', RFC 4291), got %s",
+        describe(v))
+    end
+    if port ~= "" and port:sub(1, 1) ~= ":" then
+      raise(name, "has something other than :PORT after its IPv6 address's ']', got %s", describe(v))
+    end
   end
   if host then -- (as libcurl sends it, so that every transport and the signer send one Host)
     authority = "[" .. ipv6_curl_form(host:sub(2, -2)) .. "]" .. port
