@@ -213,6 +213,26 @@ describe("eip command", function()
         .. "install it: apt-get install lua-cjson (Debian), or luarocks install lua-cjson\n", err)
     end)
 
+    -- A checkout not built for the interpreter that runs the command (`lua5.1 bin/eip` after a
+    -- build for 5.4): eip's hint printed, then require's list of the files it tried and a
+    -- traceback. Here a copy of the launchers beside the checkout's modules, and no build/.
+    it("without the C core built for the interpreter says only what to build (eip, eip-emulator)", function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert(host.execute(string.format("mkdir -p %s/bin && cp %s/bin/eip %s/bin/eip-emulator %s/bin/ && "
+        .. "ln -s %s/lua %s/lua", q(dir), q(ROOT), q(ROOT), q(dir), q(ROOT), q(dir))))
+      for _, command in ipairs{ "eip status 404", "eip-emulator --help" } do
+        local out, err = os.tmpname(), os.tmpname()
+        local _, code = host.execute(string.format("cd %s && env -i PATH=%s %s bin/%s >%s 2>%s", q(dir),
+          q(os.getenv("PATH")), host.lua, command, out, err))
+        assert.same({ 1, "" }, { code, slurp(out) }, command)
+        assert.equal("eip: the C core (eip.core) for " .. host.lua .. " is not on package.cpath: install the rock "
+          .. "(luarocks make), or in a checkout run `make LUA=" .. host.lua .. "` and add build/" .. host.lua
+          .. "/?.so to LUA_CPATH\n", slurp(err), command)
+      end
+      host.execute("rm -rf " .. q(dir))
+    end)
+
     it("an unknown command exits 2 with a hint, sending nothing", function()
       local code, _, err = run("delet-bandwidth x")
       assert.equal(2, code)
