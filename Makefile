@@ -15,7 +15,7 @@ CFLAGS       ?= -O2 -g
 WARN         := -std=c99 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-prototypes
 CPPFLAGS_ALL := -D_DEFAULT_SOURCE -Isrc
 # -pthread: http.c runs libcurl's process-wide init under pthread_once.
-LIBS         := -lcurl -lcrypto -pthread
+LIBS         := -lcurl -lssl -lcrypto -pthread
 BUILD        := build
 
 CORE_SRC  := src/eip_core.c src/http.c src/multi.c src/status.c src/codes.c src/sign.c src/interrupt.c src/secrets.c src/pin.c src/tcpbytes.c

@@ -7,9 +7,9 @@ source = {
 description = {
    summary = "Huawei Cloud EIP shared-bandwidth operations (DeleteSharedBandwidth) from Lua and OpenResty",
    detailed = [[
-      A C core (libcurl, OpenSSL libcrypto) performs the HTTP exchange, AK/SK signing and the
-      status mapping; a Lua layer exposes eip.new / client:delete_bandwidth and raises
-      structured errors. Works in Lua 5.1 (LuaJIT/OpenResty) through 5.4.
+      A C core (libcurl, OpenSSL libssl and libcrypto) performs the HTTP exchange, AK/SK
+      signing and the status mapping; a Lua layer exposes eip.new / client:delete_bandwidth
+      and raises structured errors. Works in Lua 5.1 (LuaJIT/OpenResty) through 5.4.
       Requires libcurl >= 7.85 and OpenSSL >= 3.0 (development headers); the build stops
       with an #error naming the library when either is older. The commands eip (the operator's
       command line) and eip-emulator (a local EIP API for trying scripts offline; it needs nginx
@@ -25,6 +25,8 @@ external_dependencies = {
    -- Debian keeps curl/curl.h under a multiarch include dir, so look for the library only.
    CURL = { library = "curl" },
    CRYPTO = { header = "openssl/hmac.h", library = "crypto" },
+   -- libssl: the certificate's names set on the SSL_CTX libcurl makes (src/http.c, on_ssl_ctx)
+   SSL = { header = "openssl/ssl.h", library = "ssl" },
 }
 build = {
    type = "builtin",
@@ -37,9 +39,9 @@ build = {
          sources = { "src/eip_core.c", "src/http.c", "src/multi.c", "src/status.c", "src/codes.c",
                      "src/sign.c", "src/interrupt.c", "src/secrets.c", "src/pin.c", "src/tcpbytes.c" },
          defines = { "_DEFAULT_SOURCE" },
-         incdirs = { "src", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)" },
-         libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)" },
-         libraries = { "curl", "crypto", "pthread" }, -- pthread_once: libcurl's one-time init
+         incdirs = { "src", "$(CURL_INCDIR)", "$(SSL_INCDIR)", "$(CRYPTO_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(SSL_LIBDIR)", "$(CRYPTO_LIBDIR)" },
+         libraries = { "curl", "ssl", "crypto", "pthread" }, -- pthread_once: libcurl's one-time init
       },
       ["eip"] = "lua/eip/init.lua",
       ["eip.auth"] = "lua/eip/auth.lua",

@@ -21,7 +21,7 @@ FUZZ_FLAGS   := -std=c99 -Wall -Wextra -g -O1 -fno-omit-frame-pointer \
 FUZZ_BINS     = $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_TARGETS))
 
 # Each target links only the source it exercises (and that source's library).
-FUZZ_LINK_header_line    := src/http.c src/interrupt.c src/tcpbytes.c -lcurl -pthread
+FUZZ_LINK_header_line    := src/http.c src/interrupt.c src/tcpbytes.c -lcurl -lssl -lcrypto -pthread
 FUZZ_LINK_chunked        := $(FUZZ_LINK_header_line)
 FUZZ_LINK_status         := src/status.c
 FUZZ_LINK_codes          := src/codes.c

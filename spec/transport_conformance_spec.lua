@@ -807,6 +807,17 @@ describe("the transport contract, through both transports", function()
       expect = { status = 204, curl_code = NONE },
       varies = { request_id = true } },
 
+    -- A certificate without a subjectAltName, its common name the host: a name is matched
+    -- against DNS entries alone, an address against IP entries alone, never the common name
+    -- (libcurl 7.88 fell back to it; the C core has OpenSSL check the names: src/http.c).
+    { name = "TLS by host name to a certificate with no subjectAltName, its common name the host",
+      url = function() return "https://localhost:" .. front.ports.cn_only .. "/conformance" end,
+      expect = { status = 0, curl_code = 60, error_kind = "tls", unsent = true } },
+
+    { name = "TLS by IP address to a certificate with no subjectAltName, its common name the address",
+      url = function() return "https://127.0.0.1:" .. front.ports.cn_only_ip .. "/conformance" end,
+      expect = { status = 0, curl_code = 60, error_kind = "tls", unsent = true } },
+
     -- (no DNS server is asked about it: one that dropped the query had libcurl time out, 28; a
     -- name the resolver answers NXDOMAIN for: the cosocket case further down)
     { name = "a host name that does not resolve",
@@ -844,6 +855,13 @@ describe("the transport contract, through both transports", function()
     { name = "through a proxy, CONNECT, then a certificate for other names",
       url = proxied_url("wrong_name"), proxy = via_open,
       expect = { status = 0, curl_code = 60, error_kind = "tls", proxy_status = NONE } },
+
+    { name = "through a proxy, CONNECT, then a certificate with no subjectAltName, its common name the host",
+      url = function() return "https://localhost:" .. front.ports.cn_only .. "/conformance" end, proxy = via_open,
+      expect = { status = 0, curl_code = 60, error_kind = "tls", proxy_status = NONE, unsent = true },
+      check = function(_, label)
+        assert.equal("CONNECT localhost:" .. front.ports.cn_only .. " HTTP/1.1", last_seen(open_proxy).line, label)
+      end },
 
     { name = "through a proxy, CONNECT, then a certificate of an untrusted CA",
       url = proxied_url("untrusted"), proxy = via_open,
@@ -1420,6 +1438,30 @@ describe("the transport contract, through both transports", function()
     end
   end)
 
+  -- The C core has OpenSSL check a certificate's names (src/http.c, on_ssl_ctx) on each new TLS
+  -- connection, for the host of the request that makes it: one handle's kept-alive connection to
+  -- a trusted server, on another port, does not carry over to a certificate with no
+  -- subjectAltName, however often the two alternate.
+  it("one libcurl transport: a connection kept to a trusted server does not carry over to a CN-only one", function()
+    emu:reset()
+    emu:inject{ status = 204, times = 3 }
+    local t = require("eip.transport.curl").new{ ca_file = pki.ca, user_agent = "lua-eip-conformance" }
+    local function send(server)
+      return t:send{ method = "GET", url = "https://localhost:" .. front.ports[server] .. "/x", headers = {},
+        timeout = 5, connect_timeout = 5 }
+    end
+    for round = 1, 3 do
+      local ok = send("trusted")
+      assert.equal(204, ok.status, tostring(ok.curl_error))
+      assert.equal(round == 1 and 1 or 0, ok.new_connections, "round " .. round .. ": the trusted connection kept")
+      local refused = send("cn_only")
+      assert.same({ 0, 60, "tls", true }, { refused.status, refused.curl_code, refused.error_kind, refused.unsent },
+        "round " .. round .. ": " .. tostring(refused.curl_error))
+    end
+    t:close()
+    assert.equal(3, #emu:requests())
+  end)
+
   -- resty.core reports a failed verification in one of two ways, depending on timing (an error
   -- value, or a raised "assertion failed!"): many handshakes meet both.
   it("each failed TLS verification over cosockets is a structured 60, however resty.core says it #openresty", function()
@@ -1432,23 +1474,6 @@ describe("the transport contract, through both transports", function()
         assert.equal(0, resp.status)
       end
     end
-  end)
-
-  -- A certificate without a subjectAltName, its common name the host: libcurl 7.88 still takes it
-  -- (the contract says so, eip.transport's request `url`); cosockets refuse it, by name as by
-  -- address, as current TLS clients do.
-  it("a certificate with no subjectAltName is refused over cosockets, by name and by address #openresty", function()
-    for _, host_name in ipairs{ "localhost", "127.0.0.1" } do
-      local resp = TRANSPORTS[2].send({ method = "GET", url = "https://" .. host_name .. ":" .. front.ports.cn_only
-        .. "/x", headers = {}, timeout = 5, connect_timeout = 5 }, {})
-      assert.equal(60, resp.curl_code, host_name .. ": " .. tostring(resp.curl_error))
-      assert.equal("tls", resp.error_kind)
-      assert.is_true(resp.unsent)
-    end
-    emu:reset()
-    emu:inject{ status = 204 }
-    assert.equal(204, TRANSPORTS[1].send({ method = "GET", url = "https://localhost:" .. front.ports.cn_only .. "/x",
-      headers = {}, timeout = 5, connect_timeout = 5 }, {}).status, "libcurl 7.88 takes it: the contract says so")
   end)
 
   -- A name nginx's resolver asks about and is answered NXDOMAIN for (the responder knows only

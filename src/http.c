@@ -4,6 +4,9 @@
 #include "tcpbytes.h"
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -255,6 +258,11 @@ static int close_socket(void *data, curl_socket_t fd)
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_FAILED_INIT;
+/* libcurl's TLS backend is the OpenSSL the core links (eip_http_same_openssl): on_ssl_ctx can
+ * check a certificate's names; and the backend's name, for the failure when it cannot. Set
+ * once, by the global init (curl_version_info writes a static buffer on each call). */
+static int openssl_backend;
+static char tls_backend[64] = "none";
 
 static void url_chars_init(void);
 
@@ -262,6 +270,20 @@ static void global_init_once(void)
 {
     url_chars_init();
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* (after the init: a libcurl of several backends names the one it chose only then) */
+    if (global_rc == CURLE_OK) {
+        const char *ssl = curl_version_info(CURLVERSION_NOW)->ssl_version;
+        openssl_backend = eip_http_same_openssl(ssl, OpenSSL_version(OPENSSL_VERSION_STRING));
+        if (ssl != NULL)
+            snprintf(tls_backend, sizeof(tls_backend), "%s", ssl);
+    }
+}
+
+int eip_http_same_openssl(const char *curl_ssl, const char *openssl)
+{
+    static const char prefix[] = "OpenSSL/";
+    return curl_ssl != NULL && openssl != NULL && openssl[0] != '\0' &&
+           strncmp(curl_ssl, prefix, sizeof(prefix) - 1) == 0 && strcmp(curl_ssl + sizeof(prefix) - 1, openssl) == 0;
 }
 
 /* pthread_once rather than a flag: two Lua states in two threads may open their first
@@ -1126,6 +1148,70 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
 }
 #endif
 
+/* CURLOPT_SSL_CTX_FUNCTION: libcurl calls it for each new TLS connection, before its handshake
+ * (never for a connection it reuses), with the SSL_CTX it made for that connection alone
+ * (7.88: one per connection), the only TLS a transfer makes: proxies are http:// (CONNECT
+ * tunnels, no TLS to the proxy). It has OpenSSL's own verification check the certificate's
+ * names, as the cosocket transport checks them: a host name against its DNS entries alone, an
+ * IP address against its IP entries alone, never its common name
+ * (X509_CHECK_FLAG_NEVER_CHECK_SUBJECT). libcurl 7.88's own check, made after the handshake,
+ * falls back to the common name when the certificate has no subjectAltName at all; it still
+ * runs, and a certificate must pass both. (No X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS: libcurl
+ * and the cosocket transport take "f*.example.com" for foo.example.com.) A failure ends the
+ * handshake, nothing sent: 60, its text made in eip_http_transfer_finish. A session libcurl
+ * resumes was made by a full handshake to the same host and port (its cache's key), which
+ * passed this check. The host is the current request's (t->tls_host), that of the connection
+ * being made: libcurl only reuses a connection, or a TLS session, for the same host and port. */
+static CURLcode on_ssl_ctx(CURL *curl, void *ssl_ctx, void *data)
+{
+    const eip_http_transfer *t = data;
+    X509_VERIFY_PARAM *param = SSL_CTX_get0_param((SSL_CTX *)ssl_ctx);
+    (void)curl;
+    if (t->tls_host[0] == '\0' || param == NULL)
+        return CURLE_PEER_FAILED_VERIFICATION; /* (fails closed: "error signaled by ssl ctx callback") */
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+    if ((t->tls_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, t->tls_host)
+                   : X509_VERIFY_PARAM_set1_host(param, t->tls_host, 0)) != 1)
+        return CURLE_OUT_OF_MEMORY;
+    return CURLE_OK;
+}
+
+/* Notes the host of the URL t->url was just set to, as on_ssl_ctx checks it (libcurl's own check
+ * reads it so: no brackets around an IPv6 address; a trailing dot ignored; an IDN name in
+ * punycode); "" when it cannot. */
+static void note_tls_host(eip_http_transfer *t)
+{
+    char *host = NULL;
+    const char *h;
+    size_t n;
+    unsigned char addr[16];
+#ifdef CURLU_PUNYCODE
+    unsigned int flags = CURLU_PUNYCODE;
+#else
+    unsigned int flags = 0;
+#endif
+    t->tls_host[0] = '\0';
+    t->tls_ip = 0;
+    if (curl_url_get(t->url, CURLUPART_HOST, &host, flags) != CURLUE_OK || host == NULL) {
+        curl_free(host);
+        return;
+    }
+    h = host;
+    n = strlen(h);
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') { /* (a zone id is a part of its own) */
+        h++;
+        n -= 2;
+    } else if (n >= 2 && h[n - 1] == '.') {
+        n--;
+    }
+    if (n > 0 && n < sizeof(t->tls_host)) {
+        memcpy(t->tls_host, h, n);
+        t->tls_host[n] = '\0';
+        t->tls_ip = inet_pton(AF_INET, t->tls_host, addr) == 1 || inet_pton(AF_INET6, t->tls_host, addr) == 1;
+    }
+    curl_free(host);
+}
+
 static void track(eip_http_transfer *t)
 {
     if (t->sockets == NULL)
@@ -1182,6 +1268,14 @@ int eip_http_transfer_renew(eip_http_transfer *t, const eip_http_config *cfg)
     curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, cfg->insecure ? 0L : 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, cfg->insecure ? 0L : 2L);
+    /* The names as the contract says (on_ssl_ctx); where that cannot be (another TLS backend),
+     * verification fails closed: https is refused before anything is sent (see names_unchecked
+     * in eip_http_transfer_finish). */
+    t->names_unchecked = !cfg->insecure &&
+                         !(openssl_backend && curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, t) == CURLE_OK &&
+                           curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx) == CURLE_OK);
+    if (t->names_unchecked)
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
     /* ca_file replaces the system store, as the cosocket transport's trusted certificate does:
      * libcurl would otherwise still look issuers up in its built-in CA directory (Debian's
      * /etc/ssl/certs), and a client restricted to a private CA would accept any public one. */
@@ -1267,6 +1361,7 @@ void eip_http_transfer_release(eip_http_transfer *t)
     t->url_base = NULL;
     t->url_base_len = 0;
     t->curlu = 0;
+    t->tls_host[0] = '\0';
     forget_proxy(t);
     t->tunnel = 0;
     t->headers = NULL; /* the nodes and bytes stay ours, set again on the next handle */
@@ -1607,6 +1702,13 @@ static const char *not_again(const eip_http_transfer *t)
                                  : "the caller stopped sending (a caught Ctrl-C, or its batch stopped)";
 }
 
+/* Did OpenSSL's verification fail on the names on_ssl_ctx set (libcurl's text for it)? */
+static int name_mismatch(const char *errbuf)
+{
+    return strcmp(errbuf, "SSL certificate problem: hostname mismatch") == 0 ||
+           strcmp(errbuf, "SSL certificate problem: IP address mismatch") == 0;
+}
+
 void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
 {
     eip_http_response *resp = t->resp;
@@ -1680,6 +1782,15 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
         snprintf(resp->curl_error, sizeof(resp->curl_error),
                  "Empty reply from server (a kept-alive connection died before any answer; "
                  "not sent again: %s)", not_again(t));
+    } else if (rc == CURLE_UNSUPPORTED_PROTOCOL && t->names_unchecked && t->https) {
+        resp->curl_code = CURLE_PEER_FAILED_VERIFICATION;
+        snprintf(resp->curl_error, sizeof(resp->curl_error),
+                 "SSL: cannot check the certificate's names (its subjectAltName alone, never its common name) "
+                 "with libcurl's TLS backend %s, not the OpenSSL lua-eip links: not sent", tls_backend);
+    } else if (rc == CURLE_PEER_FAILED_VERIFICATION && name_mismatch(t->errbuf)) {
+        /* (on_ssl_ctx's check, said as libcurl says its own) */
+        snprintf(resp->curl_error, sizeof(resp->curl_error),
+                 "SSL: no alternative certificate subject name matches target host name '%.180s'", t->tls_host);
     } else if (rc == CURLE_WRITE_ERROR && t->refused != NULL) {
         /* A line the contract does not accept (the header callback aborted): a status line (1),
          * a Transfer-Encoding (61). */
@@ -1843,12 +1954,17 @@ static CURLcode set_url(eip_http_transfer *t, const char *url)
     rc = curl_easy_setopt(t->curl, CURLOPT_URL, url);
     if (rc != CURLE_OK)
         return rc;
-    /* Parsed for the next URL under the same base (an unparsable one leaves no base). */
+    /* Parsed for the next URL under the same base (an unparsable one leaves no base), and its
+     * host noted for the certificate's check (one that could not be parsed: none, to fail). */
     free(t->url_base);
     t->url_base = NULL;
+    t->tls_host[0] = '\0';
+    t->tls_ip = 0;
     if (base_len == 0 || (t->url == NULL && (t->url = curl_url()) == NULL) ||
-        curl_url_set(t->url, CURLUPART_URL, url, 0) != CURLUE_OK ||
-        curl_url_set(t->url, CURLUPART_FRAGMENT, NULL, 0) != CURLUE_OK || (t->url_base = malloc(base_len + 1)) == NULL)
+        curl_url_set(t->url, CURLUPART_URL, url, 0) != CURLUE_OK)
+        return CURLE_OK;
+    note_tls_host(t);
+    if (curl_url_set(t->url, CURLUPART_FRAGMENT, NULL, 0) != CURLUE_OK || (t->url_base = malloc(base_len + 1)) == NULL)
         return CURLE_OK;
     memcpy(t->url_base, url, base_len);
     t->url_base[base_len] = '\0';
@@ -1923,6 +2039,7 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     set_long(c, CURLOPT_TIMEOUT_MS, &t->timeout_ms, req->timeout_ms);
     set_long(c, CURLOPT_CONNECTTIMEOUT_MS, &t->connect_timeout_ms, req->connect_timeout_ms);
     t->head_request = req->method != NULL && strcmp(req->method, "HEAD") == 0;
+    t->https = t->names_unchecked && req->url != NULL && strncasecmp(req->url, "https://", 8) == 0;
     t->ls_limit = req->low_speed_limit;
     t->ls_time_s = req->low_speed_time_s;
     now = now_ms();

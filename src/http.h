@@ -339,6 +339,15 @@ typedef struct {
     char *url_base;
     size_t url_base_len;
     int curlu;
+    /* The URL's host as a server's certificate must name it (see on_ssl_ctx in http.c): noted
+     * with each URL parsed (a new base), its brackets and a trailing dot removed; "" when it
+     * could not be (its TLS connections then fail, 60). tls_ip: an IP address, else a name. */
+    char tls_host[256];
+    int tls_ip;
+    /* Verification is on and the names cannot be checked as the contract says (libcurl's TLS
+     * backend is not the OpenSSL the core links): https is refused, nothing sent (60); and
+     * then whether the current URL is https (else always 0). */
+    int names_unchecked, https;
     /* Where the handle's connection sockets are kept (see eip_http_sockets), NULL: untracked
      * (libcurl opens and closes them itself). */
     eip_http_sockets *sockets;
@@ -475,6 +484,14 @@ enum { EIP_CK_HEX, EIP_CK_LF, EIP_CK_DATA, EIP_CK_POSTLF, EIP_CK_TRAILER, EIP_CK
  * line end ("HTTP/1.0" or "HTTP/1.1", one or more SP, three digits 100-599, then the end of
  * the line or SP and a reason phrase, possibly empty); 0 for any other line. */
 int eip_http_status_code(const char *line, size_t len);
+
+/* Is libcurl's TLS backend the OpenSSL the core links? curl_ssl: curl_version_info's ssl_version
+ * ("OpenSSL/3.0.19"; "GnuTLS/3.7.9", or "(OpenSSL/3.0.19) GnuTLS/3.7.9" for a backend not chosen,
+ * NULL without TLS); openssl: OpenSSL_version(OPENSSL_VERSION_STRING) ("3.0.19"). 1 when
+ * curl_ssl is exactly "OpenSSL/" and openssl, as libcurl writes it for the libssl it runs on:
+ * only then is the SSL_CTX it hands CURLOPT_SSL_CTX_FUNCTION's callback one the core may set
+ * up (see on_ssl_ctx in http.c). Public for the tests. */
+int eip_http_same_openssl(const char *curl_ssl, const char *openssl);
 
 /* "curl 7.88.1 / OpenSSL 3.0.x": for diagnostics. */
 const char *eip_http_backend_version(void);

@@ -16,6 +16,7 @@
 --   ip_only     a certificate of the test CA whose subjectAltName is IP 127.0.0.1 alone, its common
 --               name localhost (a name is matched against DNS entries only, once there is a SAN)
 --   cn_only     a certificate of the test CA with no subjectAltName, its common name localhost
+--   cn_only_ip  a certificate of the test CA with no subjectAltName, its common name 127.0.0.1
 local nginx = require "spec.support.nginx"
 local host = require "spec.support.host"
 local dns = require "spec.support.dns"
@@ -72,7 +73,7 @@ function Pki:remove()
   end
 end
 
---- Makes the CA, the other CA and the three server certificates in a private temp directory.
+--- Makes the CA, the other CA and the server certificates in a private temp directory.
 function M.make_pki()
   local base = os.getenv("TMPDIR")
   if not base or base == "" then base = "/tmp" end
@@ -87,6 +88,7 @@ function M.make_pki()
     make_leaf(dir, "wrong_name", "ca", "DNS:wrong.example,IP:127.0.0.2")
     make_leaf(dir, "ip_only", "ca", "IP:127.0.0.1", "localhost")
     make_leaf(dir, "cn_only", "ca", nil, "localhost")
+    make_leaf(dir, "cn_only_ip", "ca", nil, "127.0.0.1")
   end)
   if not ok then
     self:remove()
@@ -96,7 +98,7 @@ function M.make_pki()
   return self
 end
 
-M.SERVERS = { "trusted", "untrusted", "wrong_name", "ip_only", "cn_only" }
+M.SERVERS = { "trusted", "untrusted", "wrong_name", "ip_only", "cn_only", "cn_only_ip" }
 
 -- The trusted server also offers HTTP/2 (ALPN "h2", as real API gateways do) and logs the
 -- protocol of each request it served: the transports must speak HTTP/1.1 all the same.

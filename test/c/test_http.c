@@ -561,6 +561,55 @@ static void test_url_reuse(void)
     eip_http_transfer_cleanup(&t);
 }
 
+/* The host a server's certificate must name, noted with each URL parsed (on_ssl_ctx in http.c
+ * has OpenSSL check it on each new TLS connection): as libcurl's own check reads it, kept for
+ * the URLs under the same base, and none after a URL that could not be parsed (its TLS
+ * connection then fails). */
+static void check_tls_host(eip_http_transfer *t, eip_http_request *req, const char *url, const char *host, int ip)
+{
+    eip_http_response resp;
+    req->url = url;
+    CHECK(eip_http_transfer_prepare(t, req, &resp, 0) == 0, "prepare %s", url);
+    CHECK_STR(t->tls_host, host);
+    CHECK(t->tls_ip == ip, "%s: %s", url, ip ? "an IP address" : "a name");
+}
+
+static void test_tls_host(void)
+{
+    static const eip_http_config cfg = {NULL, 0, "test_http"}, insecure = {NULL, 1, "test_http"};
+    static const char *const lines[] = {"Accept: application/json"};
+    eip_http_request req;
+    eip_http_transfer t;
+
+    CHECK(eip_http_global_init() == 0 && eip_http_transfer_init(&t, &cfg) == 0, "transfer");
+    /* (this machine's libcurl is the OpenSSL one: the names are checked, https not refused) */
+    CHECK(t.names_unchecked == 0, "libcurl's backend: %s", curl_version_info(CURLVERSION_NOW)->ssl_version);
+    delete_request(&req, NULL, lines, 1);
+    check_tls_host(&t, &req, "https://localhost:9/v2.0/p/bandwidths/bw-1", "localhost", 0);
+    check_tls_host(&t, &req, "https://localhost:9/v2.0/p/bandwidths/bw-2", "localhost", 0); /* (the base kept) */
+    check_tls_host(&t, &req, "https://Vpc.MyHuaweiCloud.com./v1/p", "Vpc.MyHuaweiCloud.com", 0);
+    check_tls_host(&t, &req, "https://127.0.0.1:9/v1/p", "127.0.0.1", 1);
+    check_tls_host(&t, &req, "https://[::1]:9/v1/p", "::1", 1);
+    check_tls_host(&t, &req, "https://[2001:db8::1]/v1/p?marker=a%2Fb", "2001:db8::1", 1);
+    check_tls_host(&t, &req, "https://[fe80::1%25eth0]:9/v1/p", "fe80::1", 1);
+    check_tls_host(&t, &req, "no scheme at all", "", 0);
+    check_tls_host(&t, &req, "https://api.example.test/v1/p", "api.example.test", 0);
+    eip_http_transfer_cleanup(&t);
+
+    CHECK(eip_http_transfer_init(&t, &insecure) == 0 && t.names_unchecked == 0, "insecure: nothing to check");
+    eip_http_transfer_cleanup(&t);
+
+    CHECK(eip_http_same_openssl("OpenSSL/3.0.19", "3.0.19"), "the same OpenSSL");
+    CHECK(!eip_http_same_openssl("OpenSSL/3.0.19", "3.0.1"), "another version: another library");
+    CHECK(!eip_http_same_openssl("OpenSSL/3.0.1", "3.0.19"), "another version: another library");
+    CHECK(!eip_http_same_openssl("OpenSSL/1.1.1w", "3.0.19"), "OpenSSL 1.1");
+    CHECK(!eip_http_same_openssl("GnuTLS/3.7.9", "3.0.19"), "GnuTLS");
+    CHECK(!eip_http_same_openssl("(OpenSSL/3.0.19) GnuTLS/3.7.9", "3.0.19"), "OpenSSL built in, not chosen");
+    CHECK(!eip_http_same_openssl("LibreSSL/3.8.2", "3.8.2"), "LibreSSL");
+    CHECK(!eip_http_same_openssl(NULL, "3.0.19"), "libcurl without TLS");
+    CHECK(!eip_http_same_openssl("OpenSSL/", ""), "no version");
+}
+
 int main(void)
 {
     test_global_init_threads();
@@ -575,5 +624,6 @@ int main(void)
     test_transfer_encoding();
     test_request_headers();
     test_url_reuse();
+    test_tls_host();
     return CTEST_END("http");
 }

@@ -444,8 +444,9 @@ end
 -- certificate's DNS entries alone, never its common name. Without it, OpenSSL falls back to the
 -- common name whenever the subjectAltName holds no DNS entry: a certificate whose SAN names only
 -- an IP address, its common name the host, was taken (libcurl refuses it), and so was one with
--- no SAN at all (which the contract says cosockets refuse; X509_check_ip_asc never looks at
--- the common name).
+-- no SAN at all (which the contract says both transports refuse: the C core sets the same flag
+-- on libcurl's OpenSSL, src/http.c's on_ssl_ctx; X509_check_ip_asc never looks at the common
+-- name).
 local NEVER_CHECK_SUBJECT = 0x20
 
 -- Is the verified session's certificate for t (its IP address, or its name)? true, or nil and

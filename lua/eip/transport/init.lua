@@ -210,10 +210,10 @@
 -- @tfield string method "DELETE", "GET", "POST", ...: an RFC 9110 token, else a caller bug that
 --   raises
 -- @tfield string url absolute http(s) URL, already validated; an IP literal host is verified
---   against the certificate's IP addresses, a name against its DNS names (except that libcurl
---   7.88 also takes a certificate with no subjectAltName at all whose common name is the host:
---   cosockets refuse that one, by name as by address, as current TLS clients do; public CAs no
---   longer issue such)
+--   against the certificate's IP addresses, a name against its DNS names, never its common name:
+--   both transports refuse a certificate with no subjectAltName at all whose common name is the
+--   host, by name as by address, as current TLS clients do (public CAs no longer issue such;
+--   libcurl 7.88 on its own takes it: the C core has OpenSSL check the names too)
 -- @tfield {string,...} headers "Name: value" lines; a CR, LF or NUL in one, or a line whose name
 --   before the colon is not a token, is a caller bug and raises (it is never a failure table)
 -- @tfield string body the body, or nil; sent with its Content-Length (POST and PUT always
