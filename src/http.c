@@ -259,10 +259,8 @@ static int close_socket(void *data, curl_socket_t fd)
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_FAILED_INIT;
 /* libcurl's TLS backend is the OpenSSL the core links (eip_http_same_openssl): on_ssl_ctx can
- * check a certificate's names; and the backend's name, for the failure when it cannot. Set
- * once, by the global init (curl_version_info writes a static buffer on each call). */
+ * check a certificate's names. Set once, by the global init. */
 static int openssl_backend;
-static char tls_backend[64] = "none";
 
 static void url_chars_init(void);
 
@@ -272,10 +270,8 @@ static void global_init_once(void)
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
     /* (after the init: a libcurl of several backends names the one it chose only then) */
     if (global_rc == CURLE_OK) {
-        const char *ssl = curl_version_info(CURLVERSION_NOW)->ssl_version;
-        openssl_backend = eip_http_same_openssl(ssl, OpenSSL_version(OPENSSL_VERSION_STRING));
-        if (ssl != NULL)
-            snprintf(tls_backend, sizeof(tls_backend), "%s", ssl);
+        openssl_backend = eip_http_same_openssl(curl_version_info(CURLVERSION_NOW)->ssl_version,
+                                                OpenSSL_version(OPENSSL_VERSION_STRING));
     }
 }
 
@@ -1268,14 +1264,14 @@ int eip_http_transfer_renew(eip_http_transfer *t, const eip_http_config *cfg)
     curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, cfg->insecure ? 0L : 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, cfg->insecure ? 0L : 2L);
-    /* The names as the contract says (on_ssl_ctx); where that cannot be (another TLS backend),
-     * verification fails closed: https is refused before anything is sent (see names_unchecked
-     * in eip_http_transfer_finish). */
-    t->names_unchecked = !cfg->insecure &&
-                         !(openssl_backend && curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, t) == CURLE_OK &&
-                           curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx) == CURLE_OK);
-    if (t->names_unchecked)
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
+    /* The names as the contract says (on_ssl_ctx). Where that cannot be (libcurl on another TLS
+     * backend, whose SSL_CTX is no OpenSSL one of ours), libcurl's own check alone: verified
+     * still, a common name taken when there is no subjectAltName (the README says so). */
+    t->checks_names = !cfg->insecure && openssl_backend &&
+                      curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, t) == CURLE_OK &&
+                      curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx) == CURLE_OK;
+    if (!t->checks_names)
+        curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, NULL);
     /* ca_file replaces the system store, as the cosocket transport's trusted certificate does:
      * libcurl would otherwise still look issuers up in its built-in CA directory (Debian's
      * /etc/ssl/certs), and a client restricted to a private CA would accept any public one. */
@@ -1782,11 +1778,6 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
         snprintf(resp->curl_error, sizeof(resp->curl_error),
                  "Empty reply from server (a kept-alive connection died before any answer; "
                  "not sent again: %s)", not_again(t));
-    } else if (rc == CURLE_UNSUPPORTED_PROTOCOL && t->names_unchecked && t->https) {
-        resp->curl_code = CURLE_PEER_FAILED_VERIFICATION;
-        snprintf(resp->curl_error, sizeof(resp->curl_error),
-                 "SSL: cannot check the certificate's names (its subjectAltName alone, never its common name) "
-                 "with libcurl's TLS backend %s, not the OpenSSL lua-eip links: not sent", tls_backend);
     } else if (rc == CURLE_PEER_FAILED_VERIFICATION && name_mismatch(t->errbuf)) {
         /* (on_ssl_ctx's check, said as libcurl says its own) */
         snprintf(resp->curl_error, sizeof(resp->curl_error),
@@ -2039,7 +2030,6 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     set_long(c, CURLOPT_TIMEOUT_MS, &t->timeout_ms, req->timeout_ms);
     set_long(c, CURLOPT_CONNECTTIMEOUT_MS, &t->connect_timeout_ms, req->connect_timeout_ms);
     t->head_request = req->method != NULL && strcmp(req->method, "HEAD") == 0;
-    t->https = t->names_unchecked && req->url != NULL && strncasecmp(req->url, "https://", 8) == 0;
     t->ls_limit = req->low_speed_limit;
     t->ls_time_s = req->low_speed_time_s;
     now = now_ms();

@@ -344,10 +344,9 @@ typedef struct {
      * could not be (its TLS connections then fail, 60). tls_ip: an IP address, else a name. */
     char tls_host[256];
     int tls_ip;
-    /* Verification is on and the names cannot be checked as the contract says (libcurl's TLS
-     * backend is not the OpenSSL the core links): https is refused, nothing sent (60); and
-     * then whether the current URL is https (else always 0). */
-    int names_unchecked, https;
+    /* OpenSSL checks the certificate's names as the contract says (on_ssl_ctx): verification on
+     * and libcurl on the OpenSSL the core links; else libcurl's own check alone. */
+    int checks_names;
     /* Where the handle's connection sockets are kept (see eip_http_sockets), NULL: untracked
      * (libcurl opens and closes them itself). */
     eip_http_sockets *sockets;

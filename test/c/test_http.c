@@ -582,8 +582,8 @@ static void test_tls_host(void)
     eip_http_transfer t;
 
     CHECK(eip_http_global_init() == 0 && eip_http_transfer_init(&t, &cfg) == 0, "transfer");
-    /* (this machine's libcurl is the OpenSSL one: the names are checked, https not refused) */
-    CHECK(t.names_unchecked == 0, "libcurl's backend: %s", curl_version_info(CURLVERSION_NOW)->ssl_version);
+    /* (this machine's libcurl is the OpenSSL one: the names are checked) */
+    CHECK(t.checks_names == 1, "libcurl's backend: %s", curl_version_info(CURLVERSION_NOW)->ssl_version);
     delete_request(&req, NULL, lines, 1);
     check_tls_host(&t, &req, "https://localhost:9/v2.0/p/bandwidths/bw-1", "localhost", 0);
     check_tls_host(&t, &req, "https://localhost:9/v2.0/p/bandwidths/bw-2", "localhost", 0); /* (the base kept) */
@@ -596,7 +596,7 @@ static void test_tls_host(void)
     check_tls_host(&t, &req, "https://api.example.test/v1/p", "api.example.test", 0);
     eip_http_transfer_cleanup(&t);
 
-    CHECK(eip_http_transfer_init(&t, &insecure) == 0 && t.names_unchecked == 0, "insecure: nothing to check");
+    CHECK(eip_http_transfer_init(&t, &insecure) == 0 && t.checks_names == 0, "insecure: nothing to check");
     eip_http_transfer_cleanup(&t);
 
     CHECK(eip_http_same_openssl("OpenSSL/3.0.19", "3.0.19"), "the same OpenSSL");
