@@ -88,13 +88,15 @@ local REFUSED_URI = "/.refused"
 
 -- Answers a request nginx refused with `status` (REFUSED's). Logged, with no body; one sent to
 -- REFUSED_URI with the method of its request line (it comes as GET) and the path sent (none
--- when nginx could not read it).
+-- when nginx could not read it). Bytes without a request line's method (no HTTP: a TLS hello
+-- sent to the plain port) are no request: answered, not logged (what a client sent counts
+-- only what reached the API).
 local function refused_answer(path, role, status)
   local method, logged = ngx.req.get_method(), nil
   if ngx.var.uri == REFUSED_URI then
-    method, logged = (ngx.var.request or ""):match("^(%u+) ") or method, path ~= "" and path
+    method, logged = (ngx.var.request or ""):match("^(%u+) "), path ~= "" and path
   end
-  record(method, "", role, logged)
+  if method then record(method, "", role, logged) end
   local what = REFUSED[status]
   if role == "metadata" then return util.send_text(status, what[2]) end
   return util.gateway_error(status, "APIGW.0201", what[1])
