@@ -743,6 +743,65 @@ describe("safety", function()
       for i = 1, 4 do assert.is_not_nil(emu:get_bandwidth(ids[i]), "nothing was sent for " .. i) end
     end)
 
+    -- Where nothing can yield, a signed call that finds no place free fails at once: a wait would
+    -- stop the worker's own requests that hold places. Not in nginx's master (init_by_lua) nor in
+    -- init_worker_by_lua, where the process serves no request: there the places are the
+    -- workers', given back as their answers come. A reload's start-up check in init_by_lua, made
+    -- while the workers had four signed requests in flight, failed at once, and nginx kept its
+    -- old configuration. (The phase is the transport's word; the four requests are calls paused
+    -- in on_request, let go by the first wait for a place.)
+    it_yielding("in init_by_lua and init_worker_by_lua a signed call waits for a place, elsewhere fails", function()
+      local transport = require "eip.transport"
+      local phase = transport.phase
+      local ids = create(25)
+      local n = 0
+      local function next_id()
+        n = n + 1
+        return ids[n]
+      end
+      -- Four calls holding the places, paused before their requests, and the phase `name`: the
+      -- call then made, and a batch of one, as the waits for a place let the four go.
+      local function holding_places(name, call)
+        local pausing, paused, waits = true, {}, 0
+        local c = fx.client{ token = fixture.NONE, ak = emu.ak, sk = emu.sk, timeout = 2, max_attempts = 1,
+          on_request = function() if pausing then coroutine.yield("paused") end end,
+          sleep = function()
+            waits = waits + 1
+            pausing = false
+            for i, co in pairs(paused) do
+              paused[i] = nil
+              local ok, res = coroutine.resume(co)
+              assert(ok and res.status == 204, tostring(res))
+            end
+          end }
+        for i = 1, 4 do
+          local id = next_id()
+          paused[i] = coroutine.create(function() return c:delete_bandwidth(id) end)
+          assert.same({ true, "paused" }, { coroutine.resume(paused[i]) })
+        end
+        pausing = false
+        transport.phase = function() return name end
+        local ok, res = pcall(call, c, next_id())
+        transport.phase = phase
+        assert(ok, tostring(res))
+        return res, waits
+      end
+      local ok, err = pcall(function()
+        for _, name in ipairs{ "init", "init_worker" } do
+          local res, waits = holding_places(name, function(c, id) return c:delete_bandwidth(id) end)
+          assert.equal(204, res.status, name)
+          assert.is_true(waits > 0, name)
+          local results = holding_places(name, function(c, id) return c:delete_bandwidths({ id }) end)
+          assert.is_true(results[1].ok, name .. ": " .. tostring(results[1]))
+        end
+        local e = holding_places("log", function(c, id) return select(2, pcall(c.delete_bandwidth, c, id)) end)
+        assert.same({ true, 0 }, { e.not_sent, e.attempts }, tostring(e))
+        assert.matches("called where nginx cannot yield", e.message)
+      end)
+      transport.phase = phase
+      assert(ok, err)
+    end)
+
     -- Four signed requests in flight when the key starts failing (here the clock, an hour off):
     -- all four refused, one short of the gateway's lock. The advice said "the last 3": the
     -- operator must know that one more refused signature, from anything using the key, locks it.

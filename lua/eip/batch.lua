@@ -970,7 +970,7 @@ function Run:loop()
         waits_to_sign = flying > pending
         -- Run from a hook or an on_result, with no place free: what holds them waits for this
         -- batch to end. Each id is taken below, and refused a place at once.
-        if limit == 0 and (self.runner:reentered() or self.runner:stuck()) then limit, waits_to_sign = 1, false end
+        if limit == 0 and (self.runner:reentered() or self.runner:wait_stops()) then limit, waits_to_sign = 1, false end
       end
     end
     -- Credentials due for renewal, renewed as the next request is signed: beside the C multi
@@ -1016,8 +1016,8 @@ function Run:loop()
         -- for it to end.
         self:finish(job, "fail", errors.no_signing_place(job.call.op,
           "its batch was run from a hook or a batch's on_result"))
-      elseif driver:pending() == 0 and self.runner:stuck() then
-        -- (see Runner:stuck: a wait would stop what holds them)
+      elseif driver:pending() == 0 and self.runner:wait_stops() then
+        -- (see Runner:wait_stops: a wait would stop what holds them)
         self:finish(job, "fail", errors.no_signing_place(job.call.op, pipeline.STUCK))
       else
         self:unready(job)

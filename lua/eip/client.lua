@@ -319,7 +319,7 @@ function M.new(opts, getenv)
   -- call is protected, on Lua 5.1 inside a coroutine too (see errors.yielding and Runner:counted:
   -- a call that raised unprotected stayed counted as running, and a close then freed nothing).
   if opts.transport == nil and opts.sleep == nil then r.protect = pcall end
-  r.blocking = transports.blocking -- (see Runner:stuck)
+  r.blocking, r.starting = transports.blocking, transports.starting -- (see Runner:stuck, Runner:wait_stops)
   if opts.clock ~= nil and type(opts.clock) ~= "function" then
     errors.raise_usage("clock", "must be a function() returning seconds, got %s", type(opts.clock))
   end

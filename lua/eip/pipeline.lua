@@ -1151,6 +1151,19 @@ function Runner:stuck()
   return blocking ~= nil and blocking() == true
 end
 
+--- Would waiting for a signing place here stop what holds one? Where nothing can yield
+-- (Runner:stuck), but not in nginx's master (init_by_lua) nor in a worker's init_worker_by_lua
+-- outside a timer: the process serves no request of its own there, so the places are held by
+-- other processes (signing_dict), which go on and give them back while it waits (the system's
+-- sleep, within the call's timeout, as outside nginx). A reload's start-up check in init_by_lua,
+-- made while the workers had four signed requests in flight, failed at once, and nginx kept its
+-- old configuration. `starting`: eip.transport.starting, set by eip.client.
+function Runner:wait_stops()
+  if not self:stuck() then return false end
+  local starting = self.starting
+  return not (starting and starting())
+end
+
 local STUCK = "it was called where nginx cannot yield (log_by_lua, a filter, set_by_lua...): a wait would stop "
   .. "the worker (and this worker's requests that hold places),"
 M.STUCK = STUCK
@@ -1748,7 +1761,7 @@ local function general(self, op, cancel, abort, first, first_started)
         and not (collect_dropped(self.provider) and admit(self.provider, call, self.timeout)) then
       if self:reentered() then -- what holds the places waits for this call: fail now
         action, value = "fail", errors.no_signing_place(call.op, "it was called from a hook or a batch's on_result")
-      elseif self:stuck() then
+      elseif self:wait_stops() then
         action, value = "fail", errors.no_signing_place(call.op, STUCK)
       else
         action, value = signing_wait(self, call, cancel)

@@ -503,6 +503,19 @@ function M.blocking()
   return M.phase() ~= nil and not M.yieldable()
 end
 
+-- The phases in which the process serves no request of its own: nginx's master (init_by_lua)
+-- and a worker before it serves any (init_worker_by_lua, outside a timer).
+local STARTING_PHASES = { init = true, init_worker = true }
+
+--- Is the running code inside nginx, where the process serves no request yet: in nginx's master
+-- (init_by_lua), or in init_worker_by_lua outside a timer? A wait there stops no request of its
+-- own.
+-- @treturn boolean
+-- @raise never
+function M.starting()
+  return STARTING_PHASES[M.phase()] == true
+end
+
 local new_semaphore
 
 --- A new ngx.semaphore (inside nginx, with lua-resty-core), else nil (nginx-lua without it, or
