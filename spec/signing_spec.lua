@@ -612,6 +612,50 @@ describe("signing places shared through a dict (eip.signing)", function()
       assert.equal(1, emu:stats().auth_failures, "one wrong password sent between the two")
     end)
 
+    -- Another worker logs in with the same IAM user: a call that cannot yield (log_by_lua) does
+    -- not wait for it, and fails not sent. One in nginx's master (init_by_lua) or in
+    -- init_worker_by_lua, where the process serves no request, waits for it (the system's sleep):
+    -- a reload's start-up check in init_by_lua, made while a worker logged in, failed at once, and
+    -- nginx kept its old configuration. (The other worker's login: the key `login` taken at the
+    -- call's first look, its login passed at the first wait.)
+    it("in init_by_lua and init_worker_by_lua a login waits for another worker's, elsewhere fails", function()
+      local transport = require "eip.transport"
+      local ngx, sleep = rawget(_G, "ngx"), transport.sleep
+      local function during_login(phase)
+        local waits, other = 0, nil
+        local add = dict.add
+        dict.add = function(d, k, v, ttl)
+          if not other and k:find(":login$") then
+            other = k
+            dict.store[k] = { v = "9999:1" }
+            return false, "exists"
+          end
+          return add(d, k, v, ttl)
+        end
+        transport.sleep = function()
+          waits = waits + 1
+          dict.store[other] = nil
+          dict.store[other:gsub("login$", "ok")] = { v = true, exp = t + 5 }
+        end
+        ngx.get_phase = function() return phase end
+        local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(), max_attempts = 1,
+          timeout = 5, signing_dict = "eip_signing" }
+        local ok, res = pcall(c.delete_bandwidth, c, emu:create_bandwidth())
+        dict.add, transport.sleep, ngx.get_phase = add, sleep, nil
+        for k in pairs(dict.store) do dict.store[k] = nil end
+        return ok, res, waits
+      end
+      local ok, res, waits = during_login("log")
+      assert.is_false(ok)
+      assert.same({ true, 0 }, { res.not_sent, waits }, tostring(res))
+      assert.matches("another nginx worker is logging in", tostring(res), 1, true)
+      for _, phase in ipairs{ "init", "init_worker" } do
+        ok, res, waits = during_login(phase)
+        assert(ok, tostring(res))
+        assert.same({ 204, 1 }, { res.status, waits }, phase)
+      end
+    end)
+
     it("gives every place back once the calls are answered", function()
       local a = client()
       local _, summary = a:delete_bandwidths({ fixture.absent_id(1), fixture.absent_id(2), fixture.absent_id(3) },

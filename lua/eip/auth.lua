@@ -809,19 +809,22 @@ local function login_busy()
   return err
 end
 
--- Waits (inside nginx, where it can: a timer or a request's light thread) while another worker
--- logs in with these credentials, at most `seconds`; with `halt`, until its stop() says so
--- (raised then: the call's caller ended it, nothing sent).
+-- Waits (inside nginx, where it can: a timer or a request's light thread; or where the process
+-- serves no request yet, nginx's master in init_by_lua and init_worker_by_lua, with the system's
+-- sleep: a reload's login there, made while a worker logged in, failed at once, and nginx kept
+-- its old configuration) while another worker logs in with these credentials, at most
+-- `seconds`; with `halt`, until its stop() says so (raised then: the call's caller ended it,
+-- nothing sent).
 local function wait_for_login(self, shared, prefix, seconds, halt)
   local ngx = rawget(_G, "ngx")
-  if not (ngx and transport.yieldable()) then return end
+  if not (ngx and (transport.yieldable() or transport.starting())) then return end
   local limit, ask_at = core.monotime() + seconds, -math.huge
   while shared:login_taken(prefix) and core.monotime() < limit do
     if halt and core.monotime() >= ask_at then
       if halt.stop() then error(wait_cancelled(self), 0) end
       ask_at = core.monotime() + CANCEL_INTERVAL
     end
-    ngx.sleep(FETCH_POLL)
+    transport.sleep(FETCH_POLL)
   end
 end
 
