@@ -19,7 +19,9 @@
  *    the same way;
  *  - a line "Name: value" with Name one of the six (any case) stores value with leading
  *    SP/HT and trailing CR/LF/SP/HT removed: the five fixed ones whole up to 255 bytes, a
- *    longer one cut to 252 and "..." (the cut marked), then a NUL; X-IAM-Trace-Id the same
+ *    longer one cut to 252 and "..." (the cut marked), then a NUL, the last line's value (an
+ *    empty one clears it), but Retry-After's every value, joined with ", " and the whole cut
+ *    the same way (an empty one adds nothing); X-IAM-Trace-Id the same
  *    way into the request id, only while that is empty; X-Subject-Token whole and
  *    NUL-terminated in the transfer's token buffer, or not at all when empty or of
  *    EIP_HTTP_TOKEN_MAX bytes or more (never cut); every other line changes nothing;
@@ -124,6 +126,24 @@ static void model_store(char *dst, const char *v, size_t n)
     memcpy(dst + EIP_HTTP_HEADER_VALUE_MAX - 4, "...", 4);
 }
 
+/* Retry-After's values are all kept (RFC 9110 5.3's combining): after the ones kept, ", " and
+ * the value (an empty value adds nothing), the whole cut as model_store cuts one value. */
+static void model_append(char *dst, const char *v, size_t n)
+{
+    char joined[2 * EIP_HTTP_HEADER_VALUE_MAX + 2];
+    size_t cur = strlen(dst), take = n < EIP_HTTP_HEADER_VALUE_MAX ? n : EIP_HTTP_HEADER_VALUE_MAX;
+    if (n == 0)
+        return;
+    if (cur == 0) {
+        model_store(dst, v, n);
+        return;
+    }
+    memcpy(joined, dst, cur);
+    memcpy(joined + cur, ", ", 2);
+    memcpy(joined + cur + 2, v, take); /* (more than fits is cut the same: only 252 bytes stay) */
+    model_store(dst, joined, cur + 2 + take);
+}
+
 /* A Transfer-Encoding line of the final head (name already matched), value line[b..len): is it
  * refused? Its codings, split at ',', blanks around each removed: any but chunked and identity
  * is, and so is the sixth identity of the head (m->codings counts them). */
@@ -207,7 +227,10 @@ static void model_line(model *m, const char *line, size_t len)
     for (i = 0; i < NFIELDS; i++) {
         if (!same_name_ci(line, colon, FIELDS[i].name))
             continue;
-        model_store(field(&m->r, (int)i), line + b, e - b);
+        if (i == 1) /* retry-after */
+            model_append(field(&m->r, (int)i), line + b, e - b);
+        else
+            model_store(field(&m->r, (int)i), line + b, e - b);
         return;
     }
 }
