@@ -656,6 +656,33 @@ describe("signing places shared through a dict (eip.signing)", function()
       end
     end)
 
+    -- The wait there is bounded by the call's time, its deadline among it (the time its
+    -- credentials take counts in it): with deadline = 1 it waited the login's whole time (its
+    -- timeout and a second, 21 s) for a worker whose login did not end, nginx's master blocked.
+    it("in init_by_lua the wait for another worker's login ends with the call's deadline", function()
+      local transport, core = require "eip.transport", require "eip.core"
+      local ngx, sleep, monotime, add = rawget(_G, "ngx"), transport.sleep, core.monotime, dict.add
+      local waited = 0
+      dict.add = function(d, k, v, ttl)
+        if k:find(":login$") then -- (another worker's login, that does not end)
+          dict.store[k] = { v = "9999:1" }
+          return false, "exists"
+        end
+        return add(d, k, v, ttl)
+      end
+      core.monotime = function() return monotime() + waited end
+      transport.sleep = function(seconds) waited = waited + seconds end
+      ngx.get_phase = function() return "init" end
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = emu:iam_auth(), max_attempts = 1,
+        timeout = 20, deadline = 1, signing_dict = "eip_signing" }
+      local ok, err = pcall(c.delete_bandwidth, c, emu:create_bandwidth())
+      dict.add, transport.sleep, ngx.get_phase, core.monotime = add, sleep, nil, monotime
+      for k in pairs(dict.store) do dict.store[k] = nil end
+      assert.is_false(ok)
+      assert.is_true(err.not_sent, tostring(err))
+      assert.is_true(waited > 0.5 and waited < 1.1, "waited " .. waited .. " s")
+    end)
+
     it("gives every place back once the calls are answered", function()
       local a = client()
       local _, summary = a:delete_bandwidths({ fixture.absent_id(1), fixture.absent_id(2), fixture.absent_id(3) },

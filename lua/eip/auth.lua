@@ -570,7 +570,7 @@ local function start_detached(self, runner, fetch_now, record)
   return true
 end
 
--- Credentials for this call: fetch_now(self, runner, halt), unless another call is fetching them
+-- Credentials for this call: fetch_now(self, runner, halt, req), unless another call is fetching them
 -- (then waits for it: its failure is raised, and fetches only when it left no fresh credentials,
 -- fresh(self) false, or when its own caller ended it: callers_doing). `req`: the request of the
 -- call's attempt, when known (its timeout). `halt` (eip.pipeline's halt): what may stop this
@@ -606,7 +606,7 @@ local function fetch_once(self, runner, fetch_now, fresh, req, halt)
       end
       -- Cannot wait (see above), or the fetch is this coroutine's own (a hook that calls the
       -- client during it): fetch here, the other fetch left as it is.
-      return fetch_now(self, runner, halt)
+      return fetch_now(self, runner, halt, req)
     end
     if not limit then
       started = now
@@ -647,7 +647,7 @@ local function fetch_once(self, runner, fetch_now, fresh, req, halt)
     end
     record.co = me
   end
-  local ok, err = pcall(fetch_now, self, runner, halt)
+  local ok, err = pcall(fetch_now, self, runner, halt, req)
   finish(self, record, ok, err)
   if not ok then error(err, 0) end
 end
@@ -814,10 +814,13 @@ end
 -- sleep: a reload's login there, made while a worker logged in, failed at once, and nginx kept
 -- its old configuration) while another worker logs in with these credentials, at most
 -- `seconds`; with `halt`, until its stop() says so (raised then: the call's caller ended it,
--- nothing sent).
-local function wait_for_login(self, shared, prefix, seconds, halt)
+-- nothing sent). `req`: the request of the call's attempt, when known: its timeout (cut to the
+-- call's deadline) bounds the wait too.
+local function wait_for_login(self, shared, prefix, seconds, halt, req)
   local ngx = rawget(_G, "ngx")
   if not (ngx and (transport.yieldable() or transport.starting())) then return end
+  local cut = req and req.timeout
+  if type(cut) == "number" and cut < seconds then seconds = cut end
   local limit, ask_at = core.monotime() + seconds, -math.huge
   while shared:login_taken(prefix) and core.monotime() < limit do
     if halt and core.monotime() >= ask_at then
@@ -832,13 +835,14 @@ end
 -- the count of logins without an answer), and they log in one at a time (each worker's client
 -- logged in once with a wrong password: five workers, a locked user), but for the workers that
 -- waited for a login that has just passed. Returns the right to log in taken, if any. `halt`:
--- what may stop the wait for another worker's login.
-local function login_turn(self, runner, shared, prefix, halt)
+-- what may stop the wait for another worker's login; `req`: what bounds it besides (see
+-- wait_for_login).
+local function login_turn(self, runner, shared, prefix, halt, req)
   from_other_workers(self, shared, prefix)
   local ttl = runner.timeout + 1 -- (one attempt: with signing_dict, a login is one attempt)
   local mine = shared:take_login(prefix, ttl)
   if mine == nil then
-    wait_for_login(self, shared, prefix, ttl, halt)
+    wait_for_login(self, shared, prefix, ttl, halt, req)
     from_other_workers(self, shared, prefix)
     if shared:login_passed(prefix) then return nil end
     mine = shared:take_login(prefix, ttl)
@@ -1023,7 +1027,7 @@ local function aborted_login(self, shared, prefix)
   hold_for_clients(self, shared, err, hold)
 end
 
-local function iam_fetch(self, runner, halt)
+local function iam_fetch(self, runner, halt, req)
   local failed = self.failed
   if failed and (failed.until_ == nil or core.monotime() < failed.until_) then error(errors.copy(failed.err), 0) end
   if not self.login_dict then from_other_clients(self) end
@@ -1033,7 +1037,7 @@ local function iam_fetch(self, runner, halt)
   local op = ops.iam_token(self.iam_endpoint, login)
   if shared then
     prefix = shared:login_prefix(self)
-    mine = login_turn(self, runner, shared, prefix, halt)
+    mine = login_turn(self, runner, shared, prefix, halt, req)
     -- One attempt while it holds the right to log in (its time is one attempt's): what may pass
     -- (a 429, a refused connection) is held for every worker, and asked again after the hold.
     op.max_attempts = 1
@@ -1258,7 +1262,8 @@ local EXPIRY_WAIT, EXPIRY_POLL = 2.5, 0.1
 -- Asks the metadata service for temporary keys (a session token first; a service without the
 -- token endpoint answers 404, 405 or 503, and is asked without one). A failure is remembered for
 -- a few seconds, as for IAM: a batch must not wait 3 s per id for a service that is not there.
-local function metadata_fetch(self, runner, halt, again)
+-- (The call's request, fetch_once's fourth argument, bounds nothing here; `again`: see below.)
+local function metadata_fetch(self, runner, halt, _, again)
   local failed = self.failed
   if failed and core.monotime() < failed.until_ then error(errors.copy(failed.err), 0) end
   local stop, abort = halt and halt.stop, halt and halt.abort
@@ -1298,7 +1303,7 @@ local function metadata_fetch(self, runner, halt, again)
       if os.time() > ends or (halt and halt.stop and halt.stop()) then break end
       runner.sleep(EXPIRY_POLL)
     end
-    return metadata_fetch(self, runner, halt, true)
+    return metadata_fetch(self, runner, halt, nil, true)
   end
   local names = { ak = "metadata credential.access", sk = "metadata credential.secret",
     security_token = "metadata credential.securitytoken" }
