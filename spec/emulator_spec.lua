@@ -849,22 +849,32 @@ describe("EIP emulator #once", function()
       -- (under them, the API answers: 9 KB was over nginx's default buffer)
       assert.equal(200, call("GET", v1("?name=" .. ("c"):rep(9000)), nil, { ["X-Auth-Token"] = emu.token,
         ["X-Near"] = near }).status)
+      -- `request` sent as it is: the gateway's JSON with its X-Request-Id, and `status`.
+      local function refused_raw(request, status)
+        local sock = socket.tcp()
+        sock:settimeout(5)
+        assert(sock:connect("127.0.0.1", emu.port))
+        assert(sock:send(request))
+        local raw = sock:receive("*a")
+        sock:close()
+        local request_id = raw:match("\r\n[Xx]%-[Rr]equest%-[Ii]d: (%x+)\r\n")
+        assert.matches("^HTTP/1.1 " .. status .. " ", raw)
+        assert.same({ error_code = "APIGW.0201", error_msg = "API request error", request_id = request_id },
+          cjson.decode(raw:match("\r\n\r\n(.*)$")), request)
+      end
       -- A request line nginx cannot read: no URI, no method it knows.
-      local sock = socket.tcp()
-      sock:settimeout(5)
-      assert(sock:connect("127.0.0.1", emu.port))
-      assert(sock:send("DE\1ETE / HTTP/1.1\r\nHost: x\r\n\r\n"))
-      local raw = sock:receive("*a")
-      sock:close()
-      local request_id = raw:match("\r\n[Xx]%-[Rr]equest%-[Ii]d: (%x+)\r\n")
-      assert.matches("^HTTP/1.1 400 ", raw)
-      assert.same({ error_code = "APIGW.0201", error_msg = "API request error", request_id = request_id },
-        cjson.decode(raw:match("\r\n\r\n(.*)$")))
+      refused_raw("DE\1ETE / HTTP/1.1\r\nHost: x\r\n\r\n", 400)
       -- (logged as sent, the unreadable one not: no request reached the API)
       local log = emu:requests()
       assert.same({ "DELETE", "GET", "GET", "GET" }, { log[1].method, log[2].method, log[3].method,
         log[4].method })
       assert.equal(4, #log)
+      -- A Transfer-Encoding nginx does not implement (501), an HTTP version it does not speak (505):
+      -- nginx's HTML page, no X-Request-Id, before.
+      refused_raw("DELETE " .. v2("/x") .. " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501)
+      refused_raw("GET " .. v2() .. " HTTP/2.0\r\nHost: x\r\n\r\n", 505)
+      log = emu:requests()
+      assert.same({ 6, "DELETE", "GET" }, { #log, log[5].method, log[6].method })
       -- The metadata service is no gateway: plain text, as for a body too large.
       local resp = call("GET", "/" .. big, nil, {}, emu.metadata_port)
       assert.same({ 414, "text/plain" }, { resp.status, resp.headers["content-type"] })

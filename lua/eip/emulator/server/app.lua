@@ -74,13 +74,16 @@ end
 
 -- What nginx refused before any Lua ran (see eip.emulator.server.nginx_conf), by its status, as
 -- the gateway answers it (APIGW.0201 each, and its status): a body over client_max_body_size (the
--- gateway's limit is 12 MB), a URI or a header over the gateway's limits, a request not HTTP.
+-- gateway's limit is 12 MB), a URI or a header over the gateway's limits, a request not HTTP, a
+-- Transfer-Encoding nginx does not implement, an HTTP version it does not speak.
 -- The metadata service, which is no gateway, answers nginx's reason in plain text.
 local REFUSED = {
   [400] = { "API request error", "Bad Request" },
   [413] = { "Request entity too large", "Request Entity Too Large" },
   [414] = { "Request URI too large", "Request-URI Too Large" },
   [494] = { "Request headers too large", "Request Header Or Cookie Too Large" },
+  [501] = { "API request error", "Not Implemented" },
+  [505] = { "API request error", "HTTP Version Not Supported" },
 }
 
 -- Where nginx sends the refused requests it has no URI for (see nginx_conf).
@@ -105,7 +108,7 @@ end
 --- Answers a request that came to the endpoint `role` models (see
 -- eip.emulator.server.nginx_conf): "api", "iam", "metadata", or "any" (all three on one port).
 -- The control routes (/__emulator/) answer on every port. `refused`: the status nginx refused the
--- request with before any Lua ran (400, 413, 414 or 494; see eip.emulator.server.nginx_conf).
+-- request with before any Lua ran (400, 413, 414, 494, 501 or 505; see eip.emulator.server.nginx_conf).
 function M.handle(role, refused)
   role = role or "any"
   local method = ngx.req.get_method()

@@ -15,7 +15,8 @@ function M.server(port, role)
         # X-Request-Id), not with nginx's HTML page: a method it serves nowhere (TRACE) as any
         # method no API has; a body over client_max_body_size (413), a request line over a
         # buffer (414), a header line over one or all of them over the four (494: nginx's own
-        # status, the gateway's too), a request it cannot read (400). The buffers are the
+        # status, the gateway's too), a request it cannot read (400), a Transfer-Encoding it does
+        # not implement (501), an HTTP version it does not speak (505). The buffers are the
         # gateway's limits: 32 KB for the URI and for a header, 128 KB for all of them.
         large_client_header_buffers 4 32k;
         error_page 405 = @no_such_method;
@@ -23,7 +24,7 @@ function M.server(port, role)
         error_page 494 = @headers_too_large;
         # (A request line nginx could not read leaves no URI, which a named location needs: these
         # go to a URI, their status kept, and come as GET.)
-        error_page 400 414 /.refused;
+        error_page 400 414 501 505 /.refused;
         location / {
             content_by_lua_block {
                 require("eip.emulator.server.app").handle("%s")
