@@ -244,6 +244,28 @@ describe("proxy settings (eip.proxy)", function()
     assert.equal("https_proxy", err.argument)
   end)
 
+  -- As an endpoint's (eip.validate): a zone id, no ']' or a bad hex digit was "must be
+  -- http://[user:pass@]host:port", silent on why; brackets holding no IPv6 address were taken,
+  -- and every call failed later as a proxy that could not be resolved ("Unsupported proxy syntax").
+  it("says what is wrong with an IPv6 proxy, and refuses brackets that hold no address", function()
+    for _, case in ipairs{
+        { "http://[fe80::1%25eth0]:3128", "has an IPv6 address with a zone id (the '%' part): zone ids" },
+        { "http://" .. USER .. ":" .. SECRET .. "@[fe80::1%eth0]:3128", "zone ids (link-local scopes) are not" },
+        { "http://[::1:3128", "without its closing ']'" },
+        { "http://[zz::1]:3128", "has an invalid IPv6 address (between '[' and ']'" },
+        { "http://[1:2:3:4:5:6:7:8:9]:3128", "has an invalid IPv6 address" },
+        { "http://[:::1]:3128", "has an invalid IPv6 address" },
+        { "http://[::1]x:3128", "has something other than :PORT after its IPv6 address's ']'" },
+        { "http://[::1]", "needs a port" } } do
+      local err = raised(client_mod.new, { endpoint = "https://vpc.example", project_id = "p1",
+        token = "t-0123456789", proxy = case[1] }, env_of{})
+      assert.same({ "usage", "proxy" }, { err.kind, err.argument }, case[1])
+      assert.is_true(has(err.message, case[2]), err.message)
+      assert.is_false(has(tostring(err), SECRET) or has(tostring(err), USER), tostring(err))
+    end
+    assert.equal("[::ffff:10.0.0.8]:3128", settings.parse("proxy", "http://[::ffff:10.0.0.8]:3128").name)
+  end)
+
   -- A variable no request of the client would take made every client fail: ALL_PROXY (socks)
   -- beside a good https_proxy, anything with NO_PROXY=*, a bad http_proxy for an https or a
   -- loopback endpoint. curl and the SDKs take those environments.

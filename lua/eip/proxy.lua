@@ -83,7 +83,8 @@ local function ipv6(s)
     end
     return out
   end
-  local h, t = groups(head), tail and groups(tail) or {}
+  local h, t = groups(head), {}
+  if tail then t = groups(tail) end -- (one that is none is no address: ":::1" was "::")
   if not h or not t then return nil end
   local missing = 8 - #h - #t
   if (dc and missing < 1) or (not dc and missing ~= 0) then return nil end
@@ -282,6 +283,23 @@ function M.parse(source, value)
   rest = rest:gsub("/$", "")
   local userinfo, authority = match(rest, "^(.*)@([^@]*)$")
   authority = authority or rest
+  if sub(authority, 1, 1) == "[" then
+    -- (each fault said as such, as for an endpoint: a zone id, an address that is none, no ']',
+    -- what follows it; brackets that held no address were taken, and every call failed later)
+    local inside, after = match(authority, "^%[([^%]]*)%](.*)$")
+    if not inside then raise(source, "has an IPv6 address without its closing ']', got %s", shown(value)) end
+    if find(inside, "%", 1, true) then
+      raise(source, "has an IPv6 address with a zone id (the '%%' part): zone ids (link-local scopes) are not "
+        .. "supported, got %s", shown(value))
+    end
+    if not ipv6(inside) then
+      raise(source, "has an invalid IPv6 address (between '[' and ']': hex groups and ':', RFC 4291), got %s",
+        shown(value))
+    end
+    if after ~= "" and sub(after, 1, 1) ~= ":" then
+      raise(source, "has something other than :PORT after its IPv6 address's ']', got %s", shown(value))
+    end
+  end
   local host, port = match(authority, "^(%[[%x:.]+%]):(%d+)$")
   if not host then host, port = match(authority, "^([%w._-]+):(%d+)$") end -- (curl takes '_')
   if not host then
