@@ -1152,8 +1152,8 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
  * IP address against its IP entries alone, never its common name
  * (X509_CHECK_FLAG_NEVER_CHECK_SUBJECT). libcurl 7.88's own check, made after the handshake,
  * falls back to the common name when the certificate has no subjectAltName at all; it still
- * runs, and a certificate must pass both. (No X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS: libcurl
- * and the cosocket transport take "f*.example.com" for foo.example.com.) A failure ends the
+ * runs, and a certificate must pass both. (No X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS: libcurl's
+ * own check refuses "f*.example.com" for foo.example.com all the same.) A failure ends the
  * handshake, nothing sent: 60, its text made in eip_http_transfer_finish. A session libcurl
  * resumes was made by a full handshake to the same host and port (its cache's key), which
  * passed this check. The host is the current request's (t->tls_host), that of the connection
