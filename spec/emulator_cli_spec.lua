@@ -424,6 +424,34 @@ describe("eip-emulator command", function()
     end
   end)
 
+  it("refuses a directory another user could write in: it could change the config before nginx reads it", function()
+    -- (another user who made /tmp/emu first, or can rename it, swaps nginx.conf between its
+    -- writing and nginx reading it: that user's code then runs as whoever started the emulator)
+    os.execute("mkdir -p " .. q(dir) .. " && chmod 777 " .. q(dir))
+    local code, out = sh(EMULATOR .. " start --dir " .. q(dir))
+    assert.equal(1, code, out)
+    assert.matches(dir .. " can be written by other users (mode 777): give a directory only you can write", out, 1,
+      true)
+    assert.is_nil(nginx.read_file(dir .. "/nginx.conf"))
+    assert.is_nil(nginx.read_file(dir .. "/lua-eip.owner"))
+    local function refusal()
+      local ok, err = pcall(nginx.with_start_lock, dir, "x", function(abs) return abs end)
+      return not ok and err or nil, ok and err or nil
+    end
+    -- Inside a directory others can write, without the sticky bit /tmp has: they could move it away.
+    local parent = dir:gsub("/emu$", "")
+    os.execute("chmod 755 " .. q(dir) .. " && chmod 777 " .. q(parent))
+    assert.matches(parent .. ", which other users can write (mode 777, owner uid ", refusal(), 1, true)
+    -- With the sticky bit, and a directory its user's group may write (umask 002 makes one, the
+    -- group the user's own), it is taken.
+    os.execute("chmod 1777 " .. q(parent) .. " && chmod 775 " .. q(dir) .. " && chgrp \"$(id -g)\" " .. q(dir))
+    assert.equal(dir, select(2, refusal()))
+    if nginx.capture("id -u") == "0" then -- (only root gives a directory away)
+      os.execute("chmod 755 " .. q(dir) .. " && chown nobody " .. q(dir))
+      assert.matches(dir .. " belongs to another user (uid ", refusal(), 1, true)
+    end
+  end)
+
   it("a pid file whose process is no longer its nginx (a crash, the pid reused) is never signalled", function()
     local code, out = sh(EMULATOR .. " start --dir " .. q(dir))
     assert.equal(0, code, out)

@@ -88,7 +88,9 @@ environment by both), then, as comments, an AK/SK pair and an IAM user it accept
 When it already runs, prints the same lines again; so does the second of two starts
 in one directory at once, after waiting for the first. It refuses a directory
 holding an nginx.conf, nginx.pid, emulator.port, tmp or lua-eip.starting (the lock
-of a start under way) it did not write. Use it as:
+of a start under way) it did not write, and one another user owns or may write in,
+or that lies in one they may (but a sticky one, as /tmp): they could change its
+config before nginx reads it. Use it as:
 
 eval "$(eip-emulator start)"]],
   options = { DIR_OPTION, { "--port", value = "N", key = "port", integer = true,

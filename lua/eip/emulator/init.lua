@@ -748,7 +748,9 @@ end
 -- @treturn table the instance (its control methods work; its `stop` stops it as
 --   @{stop_detached}); its `dir` is the directory's absolute path
 -- @raise a Lua error when one already runs there, when `dir` holds files of those names that
---   the emulator did not write, when nginx does not start, or when another start in `dir` does
+--   the emulator did not write, when another user owns `dir` or could write in it (or move it:
+--   a parent of another user's, or one others may write in without the sticky bit), when nginx
+--   does not start, or when another start in `dir` does
 --   not finish (two at once: one starts it, the other then raises that it already runs)
 function M.start_detached(dir, port)
   port = port_of(port, 2)

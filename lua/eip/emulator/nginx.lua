@@ -700,6 +700,47 @@ local function release(lock, me, ok, ...)
   return ...
 end
 
+-- Can a user other than this one write in a directory of `mode`, group `gid`? Its group counts
+-- when it is not this user's own (umask 002 makes directories its group may write, the group
+-- the user's private one); with `sticky_ok`, a sticky directory (/tmp) does not count: no one
+-- can move another's entries out of it.
+local function others_write(mode, gid, my_gid, sticky_ok)
+  if sticky_ok and mode % 1024 >= 512 then return false end
+  return mode % 4 >= 2 or (gid ~= my_gid and mode % 32 >= 16)
+end
+
+--- Refuses a directory where another user could change what a detached instance writes (its
+-- config, between its writing and nginx reading it: their code would run as this user): one
+-- that is not this user's, one that others may write in, or one inside a directory that another
+-- user owns (but root) or others may write in without the sticky bit (they could move it away
+-- and put one of their own in its place). `dir` is absolute and physical.
+local function check_private(dir, label)
+  local paths, p = { shell_quote(dir) }, dir
+  while p ~= "/" do
+    p = p:match("^(.*)/[^/]*$")
+    if p == "" then p = "/" end
+    paths[#paths + 1] = shell_quote(p)
+  end
+  local me, my_gid = capture("id -u"), tonumber(capture("id -g"))
+  local out = capture("stat -L -c '%u %g %f %n' -- " .. table.concat(paths, " ") .. " 2>/dev/null")
+  local seen = 0
+  for uid, gid, mode, name in out:gmatch("(%d+) (%d+) (%x+) ([^\n]*)") do
+    seen = seen + 1
+    mode, gid = tonumber(mode, 16), tonumber(gid)
+    local octal = string.format("%o", mode % 4096)
+    if seen == 1 and uid ~= me then
+      error(string.format("%s: %s belongs to another user (uid %s): give a directory of your own", label, name, uid), 0)
+    elseif seen == 1 and others_write(mode, gid, my_gid) then
+      error(string.format("%s: %s can be written by other users (mode %s): give a directory only you can write "
+        .. "(chmod go-w)", label, name, octal), 0)
+    elseif seen > 1 and ((uid ~= me and uid ~= "0") or others_write(mode, gid, my_gid, true)) then
+      error(string.format("%s: %s is inside %s, which other users can write (mode %s, owner uid %s): they could "
+        .. "put a directory of their own in its place; give one elsewhere", label, dir, name, octal, uid), 0)
+    end
+  end
+  if seen ~= #paths then error(label .. ": cannot read the owner and mode of " .. dir .. " and its parents", 0) end
+end
+
 --- A directory a detached instance may live in, made if needed: its absolute path, or raises.
 local function prepare_dir(dir, label)
   check_dir(dir, label)
@@ -708,13 +749,15 @@ local function prepare_dir(dir, label)
   end
   dir = check_dir(absolute(dir), label)
   if dir == "/" then error(label .. ": the directory must not be /", 0) end
+  check_private(dir, label)
   return dir
 end
 
 --- Run `fn(abs)` holding the start lock of the detached instance directory `dir` (made if
--- needed; `abs` is its absolute path): of the starts in one directory, one at a time runs fn,
--- the others wait for it (a few seconds at most). A process that holds the lock already just
--- runs fn. The lock goes when fn returns or raises; one a killed process left is taken over.
+-- needed, refused when another user could write in it or move it; `abs` is its absolute path):
+-- of the starts in one directory, one at a time runs fn, the others wait for it (a few seconds
+-- at most). A process that holds the lock already just runs fn. The lock goes when fn returns
+-- or raises; one a killed process left is taken over.
 -- @tparam string dir the directory
 -- @tparam string label the prefix of error messages
 -- @tparam function fn what to run
@@ -731,7 +774,8 @@ end
 
 -- Start a daemonized nginx with dir as its prefix. opts as for M.start (no name; no watchdog:
 -- OWNER_PID is 0); extra_files: the other names the caller writes there (stop_detached removes
--- them). Refuses a directory holding any of those files that it did not write. Returns the port
+-- them). Refuses a directory holding any of those files that it did not write, and one another
+-- user could write in (see check_private, by M.with_start_lock). Returns the port
 -- and the directory's absolute path. It runs under the directory's start lock (M.with_start_lock).
 function M.start_detached(dir, opts, extra_files)
   opts.label = opts.label or "nginx"
