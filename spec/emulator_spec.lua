@@ -178,6 +178,9 @@ describe("EIP emulator #once", function()
       end)
       assert.equal("wrapped\n", nginx.read_file(marker))
       assert.equal(204, emulator.http{ port = inst.port, path = "/" }.status)
+      -- Its working directory is its private prefix, not the caller's: nginx's LuaJIT looks for
+      -- modules in ./ first (./cjson.so: another user's, in a /tmp the caller started it from).
+      assert.equal(inst.prefix, nginx.capture("readlink /proc/" .. inst.pid .. "/cwd"))
       assert.has_error(function() nginx.start{ name = "x", config = tostring, wrapper = "valgrind" } end,
         "nginx.start: option 'wrapper' must be a table")
     end)

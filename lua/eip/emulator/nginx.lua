@@ -107,14 +107,21 @@ local function executable(path)
   return succeeded("test -f " .. shell_quote(path) .. " && test -x " .. shell_quote(path))
 end
 
--- EIP_NGINX (EIP_EMULATOR_NGINX is the older name), else /usr/sbin/nginx, else the PATH.
+-- A path as an absolute one (nginx runs in a directory of its own: see in_dir).
+local function absolute_path(path)
+  if path:sub(1, 1) == "/" then return path end
+  return capture("pwd") .. "/" .. path
+end
+
+-- EIP_NGINX (EIP_EMULATOR_NGINX is the older name), else /usr/sbin/nginx, else the PATH; an
+-- absolute path.
 function M.find()
   local env = getenv("EIP_NGINX", "EIP_EMULATOR_NGINX")
   if env then
     if not executable(env) then
       error("EIP_NGINX=" .. env .. " is not an executable file", 0)
     end
-    return env
+    return absolute_path(env)
   end
   if file_exists("/usr/sbin/nginx") then
     return "/usr/sbin/nginx"
@@ -123,7 +130,7 @@ function M.find()
   if found == "" then
     error("nginx not found (install nginx and libnginx-mod-http-lua, or set EIP_NGINX)", 0)
   end
-  return found
+  return absolute_path(found)
 end
 
 -- EIP_NGINX_MODULES (or EIP_EMULATOR_MODULES), else Debian's module directory.
@@ -331,6 +338,13 @@ local function env_prefix(env)
   return table.concat(parts, " ") .. " "
 end
 
+-- The shell words that run nginx in `dir`, its own: LuaJIT, nginx's Lua, looks for modules in
+-- ./ before anywhere else (./?.lua first, ./?.so first: `require "cjson"` loads ./cjson.so), and
+-- the caller's directory may be /tmp, where another user could leave one.
+local function in_dir(dir)
+  return "cd " .. shell_quote(dir) .. " || exit 1; "
+end
+
 -- nginx in the foreground (daemon off) as a child of this process, through io.popen: closing
 -- the pipe handle reaps it, so a stopped instance never lingers as a zombie, which a daemonized
 -- master (re-parented to init) can. `exec` keeps the pid that `echo $$` printed (env execs too).
@@ -338,7 +352,7 @@ local function spawn(prefix, conf, env, wrapper)
   local wrap = {}
   for i, arg in ipairs(wrapper or {}) do wrap[i] = shell_quote(arg) .. " " end
   local cmd = string.format(
-    "echo $$; exec %s%s%s -p %s -c %s -e %s -g 'daemon off;' </dev/null >/dev/null 2>>%s",
+    "%secho $$; exec %s%s%s -p %s -c %s -e %s -g 'daemon off;' </dev/null >/dev/null 2>>%s", in_dir(prefix),
     env_prefix(env), table.concat(wrap), shell_quote(M.find()), shell_quote(prefix .. "/"), shell_quote(conf),
     shell_quote(prefix .. "/error.log"), shell_quote(prefix .. "/stderr.log"))
   local handle = assert(io.popen(cmd, "r"))
@@ -614,7 +628,7 @@ local function start_locked(dir, opts, extra_files)
     local conf = write_config(opts, dir, port, 0)
     -- nginx binds its ports before it daemonizes: a port taken (by another emulator, say) makes
     -- it exit non-zero, and what answers on that port then is not this one.
-    local started = succeeded(string.format("%s%s -p %s -c %s -e %s </dev/null >/dev/null 2>>%s",
+    local started = succeeded(string.format("%s%s%s -p %s -c %s -e %s </dev/null >/dev/null 2>>%s", in_dir(dir),
       env_prefix(opts.env), shell_quote(M.find()), shell_quote(dir .. "/"), shell_quote(conf),
       shell_quote(dir .. "/error.log"), shell_quote(dir .. "/stderr.log")))
     local ready = opts.ready or tcp_answers
