@@ -233,6 +233,29 @@ describe("eip command", function()
       host.execute("rm -rf " .. q(dir))
     end)
 
+    -- Lua's default paths end (Lua 5.1, LuaJIT: begin) with ./?.lua and ./?.so, and no system
+    -- directory has a cjson/safe.lua or an eip/core.lua: run in /tmp, the command would load
+    -- another user's, with the credentials in its environment.
+    it("never loads a module from the directory it runs in (eip, eip-emulator)", function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert(host.execute("mkdir -p " .. q(dir .. "/cjson") .. " " .. q(dir .. "/eip")))
+      for _, name in ipairs{ "cjson/safe.lua", "eip/core.lua", "eip/cli.lua" } do
+        local f = assert(io.open(dir .. "/" .. name, "w"))
+        f:write('io.stdout:write("loaded ', name, '\\n") os.exit(7)\n')
+        f:close()
+      end
+      for _, command in ipairs{ "eip --version", "eip-emulator --help" } do
+        local out = os.tmpname()
+        local _, code = host.execute(string.format("cd %s && env -i PATH=%s %s %s/bin/%s >%s 2>&1", q(dir),
+          q(os.getenv("PATH")), host.lua, q(ROOT), command, out))
+        local text = slurp(out)
+        assert.is_nil(text:find("loaded ", 1, true), command .. ": " .. text)
+        assert.equal(0, code, command .. ": " .. text)
+      end
+      host.execute("rm -rf " .. q(dir))
+    end)
+
     it("an unknown command exits 2 with a hint, sending nothing", function()
       local code, _, err = run("delet-bandwidth x")
       assert.equal(2, code)
