@@ -1148,12 +1148,13 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
  * (never for a connection it reuses), with the SSL_CTX it made for that connection alone
  * (7.88: one per connection), the only TLS a transfer makes: proxies are http:// (CONNECT
  * tunnels, no TLS to the proxy). It has OpenSSL's own verification check the certificate's
- * names, as the cosocket transport checks them: a host name against its DNS entries alone, an
- * IP address against its IP entries alone, never its common name
- * (X509_CHECK_FLAG_NEVER_CHECK_SUBJECT). libcurl 7.88's own check, made after the handshake,
- * falls back to the common name when the certificate has no subjectAltName at all; it still
- * runs, and a certificate must pass both. (No X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS: libcurl's
- * own check refuses "f*.example.com" for foo.example.com all the same.) A failure ends the
+ * names, as the cosocket transport checks them (the same flags): a host name against its DNS
+ * entries alone, an IP address against its IP entries alone, never its common name
+ * (X509_CHECK_FLAG_NEVER_CHECK_SUBJECT), and a wildcard only as a whole first label, never a
+ * partial one such as "f*.example.com" (X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS: libcurl 7.88's own
+ * check refuses partial wildcards too, so this only makes the refusal the handshake's). libcurl's
+ * own check, made after the handshake, falls back to the common name when the certificate has no
+ * subjectAltName at all; it still runs, and a certificate must pass both. A failure ends the
  * handshake, nothing sent: 60, its text made in eip_http_transfer_finish. A session libcurl
  * resumes was made by a full handshake to the same host and port (its cache's key), which
  * passed this check. The host is the current request's (t->tls_host), that of the connection
@@ -1165,7 +1166,8 @@ static CURLcode on_ssl_ctx(CURL *curl, void *ssl_ctx, void *data)
     (void)curl;
     if (t->tls_host[0] == '\0' || param == NULL)
         return CURLE_PEER_FAILED_VERIFICATION; /* (fails closed: "error signaled by ssl ctx callback") */
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
+                                             X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     if ((t->tls_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, t->tls_host)
                    : X509_VERIFY_PARAM_set1_host(param, t->tls_host, 0)) != 1)
         return CURLE_OUT_OF_MEMORY;

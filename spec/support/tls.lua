@@ -17,6 +17,9 @@
 --               name localhost (a name is matched against DNS entries only, once there is a SAN)
 --   cn_only     a certificate of the test CA with no subjectAltName, its common name localhost
 --   cn_only_ip  a certificate of the test CA with no subjectAltName, its common name 127.0.0.1
+--   wildcards   a certificate of the test CA for DNS f*.partial.localhost (a partial wildcard, which
+--               both transports refuse, as libcurl does) and DNS *.full.localhost (M.WILDCARD_HOSTS;
+--               every *.localhost name is loopback to both transports, no resolver asked)
 local nginx = require "spec.support.nginx"
 local host = require "spec.support.host"
 local dns = require "spec.support.dns"
@@ -27,6 +30,10 @@ local M = {}
 -- server is asked about it (dns.never_asked), so a request sent directly fails at once, on any
 -- machine (a DNS server that dropped the query had it time out instead).
 M.PROXIED_NAME = dns.never_asked("vpc", "proxied.test")
+
+--- Names of the `wildcards` server: `partial` matched by its partial wildcard entry alone
+-- (f*.partial.localhost), `full` by its full one (*.full.localhost).
+M.WILDCARD_HOSTS = { partial = "foo.partial.localhost", full = "foo.full.localhost" }
 
 local q = nginx.shell_quote
 
@@ -89,6 +96,7 @@ function M.make_pki()
     make_leaf(dir, "ip_only", "ca", "IP:127.0.0.1", "localhost")
     make_leaf(dir, "cn_only", "ca", nil, "localhost")
     make_leaf(dir, "cn_only_ip", "ca", nil, "127.0.0.1")
+    make_leaf(dir, "wildcards", "ca", "DNS:f*.partial.localhost,DNS:*.full.localhost")
   end)
   if not ok then
     self:remove()
@@ -98,7 +106,7 @@ function M.make_pki()
   return self
 end
 
-M.SERVERS = { "trusted", "untrusted", "wrong_name", "ip_only", "cn_only", "cn_only_ip" }
+M.SERVERS = { "trusted", "untrusted", "wrong_name", "ip_only", "cn_only", "cn_only_ip", "wildcards" }
 
 -- The trusted server also offers HTTP/2 (ALPN "h2", as real API gateways do) and logs the
 -- protocol of each request it served: the transports must speak HTTP/1.1 all the same.

@@ -26,7 +26,7 @@
 -- server name (nginx verifies the chain; no SNI is sent, as libcurl sends none for an IP), and
 -- the address is then checked against the certificate's IP entries here, with OpenSSL's
 -- X509_check_ip_asc through LuaJIT's FFI. A name is checked by nginx and once more here,
--- against the certificate's DNS entries alone (see NEVER_CHECK_SUBJECT).
+-- against the certificate's DNS entries alone, never a partial wildcard (see HOST_FLAGS).
 -- resty.core's sslhandshake raises "assertion failed!" for some verification failures and,
 -- asked for no session (`false`), can even report success after a failed verification; so a
 -- session is always asked for, the call is protected, and anything short of a verified session
@@ -440,14 +440,16 @@ local function free_session(api, session)
   end
 end
 
--- X509_check_host's flag X509_CHECK_FLAG_NEVER_CHECK_SUBJECT: a name is matched against the
+-- X509_check_host's flags, the C core's too (src/http.c's on_ssl_ctx sets them on libcurl's
+-- OpenSSL). X509_CHECK_FLAG_NEVER_CHECK_SUBJECT (0x20): a name is matched against the
 -- certificate's DNS entries alone, never its common name. Without it, OpenSSL falls back to the
 -- common name whenever the subjectAltName holds no DNS entry: a certificate whose SAN names only
 -- an IP address, its common name the host, was taken (libcurl refuses it), and so was one with
--- no SAN at all (which the contract says both transports refuse: the C core sets the same flag
--- on libcurl's OpenSSL, src/http.c's on_ssl_ctx; X509_check_ip_asc never looks at the common
--- name).
-local NEVER_CHECK_SUBJECT = 0x20
+-- no SAN at all (which the contract says both transports refuse; X509_check_ip_asc never looks
+-- at the common name). X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS (0x4): a wildcard is a whole first
+-- label ("*.example.com"), never part of one: nginx's own check (default flags) took
+-- "f*.example.com" for foo.example.com, which libcurl 7.88 refuses.
+local HOST_FLAGS = 0x20 + 0x4
 
 -- Is the verified session's certificate for t (its IP address, or its name)? true, or nil and
 -- libcurl's text for the mismatch.
@@ -460,7 +462,7 @@ local function peer_matches(session, t)
     local peer = api.C.SSL_SESSION_get0_peer(session)
     if peer == nil then return false end
     if t.ip then return api.C.X509_check_ip_asc(peer, t.bare, 0) == 1 end
-    return api.C.X509_check_host(peer, t.bare, #t.bare, NEVER_CHECK_SUBJECT, nil) == 1
+    return api.C.X509_check_host(peer, t.bare, #t.bare, HOST_FLAGS, nil) == 1
   end)
   free_session(api, session)
   if ok and matched then return true end

@@ -214,7 +214,8 @@
 --   both transports refuse a certificate with no subjectAltName at all whose common name is the
 --   host, by name as by address, as current TLS clients do (public CAs no longer issue such;
 --   libcurl 7.88 on its own takes it: the C core has OpenSSL check the names too, unless libcurl
---   runs on another TLS backend, as the README's Requirements say)
+--   runs on another TLS backend, as the README's Requirements say); a wildcard matches only as a
+--   whole first label ("*.example.com"), never a partial one ("a*.example.com"), by both
 -- @tfield {string,...} headers "Name: value" lines; a CR, LF or NUL in one, or a line whose name
 --   before the colon is not a token, is a caller bug and raises (it is never a failure table)
 -- @tfield string body the body, or nil; sent with its Content-Length (POST and PUT always
