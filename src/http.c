@@ -302,6 +302,34 @@ const char *eip_http_backend_version(void)
     return curl_version();
 }
 
+/* Frees p (n bytes; NULL accepted) wiped first: it held a secret (a header line with the token
+ * or the security token, the X-Subject-Token, a body with the metadata service's AK, SK and
+ * security token, the proxy's password), which free would leave in the heap. */
+static void wipe_free(void *p, size_t n)
+{
+    if (p != NULL) {
+        OPENSSL_cleanse(p, n);
+        free(p);
+    }
+}
+
+/* Moves *p (*alloc bytes, the first keep of them in use) to a new block of want bytes, the old
+ * one wiped and freed: what realloc does, but realloc leaves the old block's bytes in the heap
+ * when it moves them. Only for growth, never per request. 0, or -1 when out of memory (*p and
+ * *alloc unchanged). */
+static int grow_wiped(char **p, size_t *alloc, size_t keep, size_t want)
+{
+    char *q = malloc(want);
+    if (q == NULL)
+        return -1;
+    if (keep > 0)
+        memcpy(q, *p, keep);
+    wipe_free(*p, *alloc);
+    *p = q;
+    *alloc = want;
+    return 0;
+}
+
 static void copy_bounded(char *dst, size_t cap, const char *src, size_t len)
 {
     if (len >= cap)
@@ -375,18 +403,15 @@ static int capture_token(eip_http_transfer *t, const char *v, size_t len)
             return 0;
     if (len + 1 > t->token_alloc) {
         size_t want = 4096;
-        char *p;
         while (want < len + 1)
             want *= 2;
         if (want > EIP_HTTP_TOKEN_MAX)
             want = EIP_HTTP_TOKEN_MAX;
-        p = realloc(t->token, want);
-        if (p == NULL) {
+        /* (the old token is not kept: this one replaces it) */
+        if (grow_wiped(&t->token, &t->token_alloc, 0, want) != 0) {
             t->oom = "X-Subject-Token";
             return -1;
         }
-        t->token = p;
-        t->token_alloc = want;
     }
     memcpy(t->token, v, len);
     t->token[len] = '\0';
@@ -742,18 +767,14 @@ static int keep_body(eip_http_transfer *t, const char *data, size_t len)
     }
     if (t->body_len + len + 1 > t->body_alloc) {
         size_t want = t->body_alloc ? t->body_alloc : 4096;
-        char *p;
         while (want < t->body_len + len + 1)
             want *= 2;
         if (want > t->body_cap + 1)
             want = t->body_cap + 1;
-        p = realloc(t->body, want);
-        if (p == NULL) {
+        if (grow_wiped(&t->body, &t->body_alloc, t->body_len, want) != 0) {
             t->oom = "response body";
             return -1;
         }
-        t->body = p;
-        t->body_alloc = want;
     }
     memcpy(t->body + t->body_len, data, len);
     t->body_len += len;
@@ -1317,7 +1338,8 @@ static void forget_proxy(eip_http_transfer *t)
 {
     free(t->proxy);
     free(t->proxy_user);
-    free(t->proxy_password);
+    if (t->proxy_password != NULL)
+        wipe_free(t->proxy_password, strlen(t->proxy_password));
     t->proxy = t->proxy_user = t->proxy_password = NULL;
 }
 
@@ -1329,7 +1351,7 @@ void eip_http_transfer_trim(eip_http_transfer *t)
             r->body = NULL;
             r->body_len = 0;
         }
-        free(t->body);
+        wipe_free(t->body, t->body_alloc);
         t->body = NULL;
         t->body_alloc = t->body_len = 0;
     }
@@ -1338,7 +1360,7 @@ void eip_http_transfer_trim(eip_http_transfer *t)
             r->subject_token = NULL;
             r->subject_token_len = 0;
         }
-        free(t->token);
+        wipe_free(t->token, t->token_alloc);
         t->token = NULL;
         t->token_alloc = 0;
     }
@@ -1384,9 +1406,9 @@ void eip_http_transfer_cleanup(eip_http_transfer *t)
     curl_url_cleanup(t->url);
     free(t->url_base);
     forget_proxy(t);
-    free(t->header_bytes);
-    free(t->body);
-    free(t->token);
+    wipe_free(t->header_bytes, t->header_bytes_alloc);
+    wipe_free(t->body, t->body_alloc);
+    wipe_free(t->token, t->token_alloc);
     free(t->ck_line);
     memset(t, 0, sizeof(*t));
 }
@@ -1540,11 +1562,9 @@ static int set_headers(eip_http_transfer *t, const eip_http_request *req)
         size_t want = t->header_bytes_alloc ? t->header_bytes_alloc : 512;
         while (want < total)
             want *= 2; /* total <= 4 MiB: no overflow */
-        p = realloc(t->header_bytes, want);
-        if (p == NULL)
+        /* (the old lines are not kept: req's are written over them) */
+        if (grow_wiped(&t->header_bytes, &t->header_bytes_alloc, 0, want) != 0)
             return -1;
-        t->header_bytes = p;
-        t->header_bytes_alloc = want;
     }
     p = t->header_bytes;
     for (i = 0; i <= n; i++) {

@@ -145,6 +145,40 @@ static void test_token_sizes(void)
     eip_http_transfer_cleanup(&t);
 }
 
+/* A body grows its buffer from 4 KiB in powers of two, each time into a new block (the old one
+ * wiped and freed, as realloc would not wipe it): every byte kept so far comes along, in order;
+ * the next answer reuses the buffer; a trim frees it only over EIP_HTTP_BODY_KEEP_MAX. */
+static void test_body_growth(void)
+{
+    eip_http_transfer t;
+    eip_http_response r;
+    char chunk[3000];
+    size_t i, j, taken = 0, ok = 1;
+
+    memset(&t, 0, sizeof(t));
+    memset(&r, 0, sizeof(r));
+    t.resp = &r;
+    t.body_cap = EIP_HTTP_DEFAULT_BODY_CAP;
+    for (i = 0; i < 40; i++) { /* 120000 bytes: 4 KiB to 128 KiB, six moves */
+        for (j = 0; j < sizeof(chunk); j++)
+            chunk[j] = (char)('a' + (i * sizeof(chunk) + j) % 23);
+        taken += eip_http_take_body(&t, chunk, sizeof(chunk)) == 0;
+    }
+    CHECK(taken == 40, "%zu chunks of 40 taken", taken);
+    CHECK(t.body_len == 40 * sizeof(chunk) && t.body_alloc == (size_t)128 << 10, "120000 bytes in %zu",
+          t.body_alloc);
+    for (i = 0; i < t.body_len; i++)
+        ok = ok && t.body[i] == (char)('a' + i % 23);
+    CHECK(ok && t.body[t.body_len] == '\0', "the body whole after its moves");
+    eip_http_transfer_trim(&t);
+    CHECK(t.body != NULL && t.body_alloc == (size_t)128 << 10, "kept: under EIP_HTTP_BODY_KEEP_MAX");
+    t.body_len = 0;
+    CHECK(eip_http_take_body(&t, "{}", 2) == 0 && t.body_alloc == (size_t)128 << 10 && strcmp(t.body, "{}") == 0,
+          "the next answer reuses the buffer");
+    eip_http_transfer_cleanup(&t);
+    CHECK(t.body == NULL && t.body_alloc == 0, "cleanup releases the body buffer");
+}
+
 /* At the bound and beyond (libcurl refuses such lines, a direct caller could send them) the
  * token is dropped, never cut; the buffer is neither grown past the bound nor freed. */
 static void test_token_over_bound(void)
@@ -616,6 +650,7 @@ int main(void)
     test_token_lazy();
     test_token_sizes();
     test_token_over_bound();
+    test_body_growth();
     test_token_bytes();
     test_fixed_headers();
     test_status_code();
