@@ -145,6 +145,24 @@ describe("eip.sign", function()
     end
   end)
 
+  -- eip.sign reads its options as Lua indexes them (an SK inherited through __index signs), but
+  -- knew as a secret only an SK set in the table itself: one inherited, pasted as the method too,
+  -- was quoted whole.
+  it("never quotes an SK the options inherit through __index", function()
+    local v = vectors[1]
+    collectgarbage() -- (the secrets of the calls before are held weakly: gone, as in a fresh process)
+    collectgarbage()
+    local defaults = { url = v.url, headers = v.headers, ak = v.ak, sk = v.sk }
+    for _, case in ipairs{ { "method", { method = v.sk } }, { "options", { method = v.method, [v.sk] = 1 } } } do
+      local err = raised(eip.sign, setmetatable(case[2], { __index = defaults }))
+      assert.same({ "usage", case[1] }, { err.kind, err.argument })
+      assert.is_nil(tostring(err):find(v.sk:sub(1, 8), 1, true), tostring(err))
+    end
+    -- (and signs as the same options given plainly)
+    local plain = { method = v.method, url = v.url, headers = v.headers, ak = v.ak, sk = v.sk }
+    assert.equal(eip.sign(plain), eip.sign(setmetatable({ method = v.method }, { __index = defaults })))
+  end)
+
   it("signs a whole number as its digits on every Lua version, and refuses other numbers", function()
     local v = vectors[3]
     local url = v.url .. "?limit=" .. v.query.limit .. "&marker=" .. v.query.marker

@@ -115,9 +115,11 @@ function M.sign(opts)
   -- held weakly, so for as long as the caller keeps them.
   local secrets = {} -- (a local of the whole call: registered weakly, it must outlive the checks)
   if type(opts) == "table" then
-    secrets[1] = rawget(opts, "sk")
-    local headers = rawget(opts, "headers")
-    if type(headers) == "table" then
+    -- (read as validate.options reads them below, an __index default included: what signs is a
+    -- secret; a metamethod that raises is the options' usage error, below)
+    local read, sk, headers = pcall(function() return opts.sk, opts.headers end)
+    secrets[1] = read and sk or nil
+    if read and type(headers) == "table" then
       -- (a __pairs that raises is the headers' usage error, below)
       pcall(function()
         for k, v in pairs(headers) do
