@@ -293,6 +293,28 @@ describe("validation", function()
     assert.is_nil(tostring(err):find(emu.sk, 1, true))
   end)
 
+  -- The AK goes in the clear in every request's Authorization header (Access=...), and the
+  -- gateway's refusal quotes it back: an SK or a security token pasted there (the keys swapped,
+  -- a line copied twice) was sent so, its signatures refused.
+  it("refuses an AK that holds the SK or the security token, sending nothing and quoting neither", function()
+    local base = { endpoint = emu.url, project_id = emu.project_id, ak = emu.ak, sk = emu.sk, max_attempts = 1 }
+    for _, case in ipairs{ { ak = emu.sk }, { ak = emu.sk:sub(1, 20) }, { ak = "AK" .. emu.sk:upper() },
+        { ak = emu.temp_ak .. emu.security_token:sub(1, 16), security_token = emu.security_token } } do
+      local opts = {}
+      for k, v in pairs(base) do opts[k] = v end
+      for k, v in pairs(case) do opts[k] = v end
+      local err = usage_error("ak", eip.new, opts)
+      assert.matches("holds the SK or the security token", err.message, 1, true)
+      assert.is_nil(tostring(err):find(emu.sk:sub(1, 16), 1, true), tostring(err))
+    end
+    -- (eip.sign's too: its Authorization header would hold the SK)
+    local ok, err = pcall(eip.sign, { method = "GET", url = emu.url .. "/v1/x", ak = emu.sk, sk = emu.sk,
+      headers = { ["X-Sdk-Date"] = "20240102T030405Z" } })
+    assert.is_false(ok)
+    assert.same({ "usage", "ak" }, { err.kind, err.argument })
+    assert.is_nil(tostring(err):find(emu.sk:sub(1, 16), 1, true), tostring(err))
+  end)
+
   -- An EIP id or an enterprise project id holding a secret of the client's went out (in the
   -- remove call's body, in the listing's query) and came back in the error; a value quoted by
   -- a usage error of its own making (a repeated id, an unknown option, a share_type) was shown.

@@ -358,6 +358,7 @@ local function aksk_provider(ak, sk, security_token, names)
   }, Aksk)
   if security_token ~= nil then p.security_token = validate.key(names.security_token, security_token) end
   p.secrets = { p.sk, p.security_token }
+  validate.ak_apart(names.ak, p.ak, p.secrets) -- (an SK given as the AK would go in the clear)
   p.epoch = 0
   -- Everything the signatures share is made once, in C: the HMAC key, the lines of the host,
   -- project and security token, the date of the current second.

@@ -159,6 +159,8 @@ function M.sign(opts)
   if opts.body ~= nil and type(opts.body) ~= "string" then raise("body", "must be a string") end
   local ak = validate.secret("ak", opts.ak)
   local sk = validate.key("sk", opts.sk)
+  -- (an SK given as the AK too would be in the Authorization header, in the clear)
+  validate.ak_apart("ak", ak, { sk })
   local ok, auth, canonical = pcall(core.sign, {
     method = method, path = path, query = query, headers = headers, body = opts.body, ak = ak, sk = sk,
   })

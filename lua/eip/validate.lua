@@ -298,6 +298,23 @@ function M.access_key(name, v)
   return v
 end
 
+--- An access key (checked already) that holds no piece of 16 bytes or more of `secrets` (the SK,
+-- the security token), in any of their forms: one pasted where the AK goes (the keys swapped, a
+-- line copied twice) would be sent in the clear in every request's Authorization header
+-- (`Access=...`), and quoted back by the gateway's refusal. The value never appears in the message.
+-- @tparam string name the argument's name
+-- @tparam string v the AK
+-- @tparam table secrets the secret values given with it
+-- @return v
+-- @raise a `usage` @{eip.error} naming `name`
+function M.ak_apart(name, v, secrets)
+  if holds_long_piece(v, secrets) then
+    raise(name, "holds the SK or the security token (pasted where the AK goes?): nothing sent, and the value is "
+      .. "not shown")
+  end
+  return v
+end
+
 -- An IPv6 address as RFC 4291 writes it (the text between an URL's brackets): up to eight
 -- groups of 1-4 hex digits, at most one "::", optionally ending in a dotted IPv4 address.
 local function ipv6_literal(a)
