@@ -344,6 +344,27 @@ describe("authentication", function()
       c:close()
     end)
 
+    -- A token is scoped to auth.project_id, and the API refuses it for another project's paths
+    -- (400 VPC.0007): a project_id option that differs sent a login, then failed every call.
+    it("refuses a project_id that differs from auth.project_id, sending nothing", function()
+      local function with_id(project_id)
+        local a = emu:iam_auth()
+        a.project, a.project_id = nil, project_id
+        return a
+      end
+      local ok, err = pcall(eip.new, { endpoint = emu.url, project_id = emu.other_project_id,
+        auth = with_id(emu.project_id) })
+      assert.is_false(ok)
+      assert.same({ "usage", "project_id" }, { err.kind, err.argument }, tostring(err))
+      assert.matches("auth.project_id", err.message, 1, true)
+      assert.equal(0, emu:stats().requests)
+      -- (the same id twice is no contradiction)
+      local id = emu:create_bandwidth{ size = 1 }
+      local c = eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = with_id(emu.project_id) }
+      assert.equal(204, c:delete_bandwidth(id).status)
+      c:close()
+    end)
+
     -- The token's answer is read whole whatever max_body says: cut, its project (and expiry)
     -- would be lost. An answer that names no project (a token scoped to a domain) is a usage
     -- error naming project_id, not a raw Lua error; nothing is sent to the API.

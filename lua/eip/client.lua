@@ -214,6 +214,11 @@ function M.new(opts, getenv)
   local project_id, lookup, r_project_missing, project_name = opts.project_id, nil, nil, "project_id"
   if project_id ~= nil then
     project_id = validate.secret_id("project_id", project_id, provider.secrets)
+    -- (IAM scopes the token to auth.project_id, and the API refuses it for another project's paths)
+    if provider.kind == "iam" and provider.project_id ~= nil and provider.project_id ~= project_id then
+      errors.raise_usage("project_id", "differs from auth.project_id, the project the token is scoped to (every "
+        .. "call would be refused): give one of them")
+    end
   elseif found.env_project_id then -- checked only now: a bad one must not stand in the option's way
     project_name = auth.ENV.project_id
     project_id = validate.secret_id(project_name, found.env_project_id, provider.secrets)

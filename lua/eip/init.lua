@@ -47,7 +47,8 @@ M._VERSION = client.VERSION
 --   (default: `HUAWEICLOUD_SDK_REGION`)
 -- @tparam[opt] string opts.project_id 1-64 characters of `[A-Za-z0-9._-]` (default: the
 --   profile file's when the keys come from it, `HUAWEICLOUD_SDK_PROJECT_ID` with a token or the
---   environment's keys, the token's scope with `auth`, else looked up by region for AK/SK)
+--   environment's keys, the token's scope with `auth`, else looked up by region for AK/SK); with
+--   `auth.project_id`, that id (the token is scoped to it: another is a usage error)
 -- @tparam[opt] string opts.token an IAM token, sent as `X-Auth-Token` (default: `OS_AUTH_TOKEN`)
 -- @tparam[opt] string opts.ak access key: with `sk`, every request is signed (SDK-HMAC-SHA256)
 --   (default: `HUAWEICLOUD_SDK_AK`)
