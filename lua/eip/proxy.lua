@@ -32,6 +32,7 @@
 -- always go through a CONNECT tunnel, so the proxy sees the CONNECT line and nothing else.
 -- @module eip.proxy
 local errors = require "eip.errors"
+local validate = require "eip.validate"
 
 local M = {}
 
@@ -283,23 +284,9 @@ function M.parse(source, value)
   rest = rest:gsub("/$", "")
   local userinfo, authority = match(rest, "^(.*)@([^@]*)$")
   authority = authority or rest
-  if sub(authority, 1, 1) == "[" then
-    -- (each fault said as such, as for an endpoint: a zone id, an address that is none, no ']',
-    -- what follows it; brackets that held no address were taken, and every call failed later)
-    local inside, after = match(authority, "^%[([^%]]*)%](.*)$")
-    if not inside then raise(source, "has an IPv6 address without its closing ']', got %s", shown(value)) end
-    if find(inside, "%", 1, true) then
-      raise(source, "has an IPv6 address with a zone id (the '%%' part): zone ids (link-local scopes) are not "
-        .. "supported, got %s", shown(value))
-    end
-    if not ipv6(inside) then
-      raise(source, "has an invalid IPv6 address (between '[' and ']': hex groups and ':', RFC 4291), got %s",
-        shown(value))
-    end
-    if after ~= "" and sub(after, 1, 1) ~= ":" then
-      raise(source, "has something other than :PORT after its IPv6 address's ']', got %s", shown(value))
-    end
-  end
+  -- (each fault of an IPv6 address said as such, as for an endpoint; brackets that held no
+  -- address were taken, and every call failed later)
+  validate.bracketed_ipv6(source, authority, shown(value))
   local host, port = match(authority, "^(%[[%x:.]+%]):(%d+)$")
   if not host then host, port = match(authority, "^([%w._-]+):(%d+)$") end -- (curl takes '_')
   if not host then

@@ -389,6 +389,32 @@ local function ipv6_curl_form(a)
   return #short < #a and short or a
 end
 
+--- The IPv6 address of a URL's authority that starts with "[" (an endpoint's, a proxy's), checked,
+-- each fault said as such: no "]", a zone id, no valid address, something other than ":PORT"
+-- after it.
+-- @tparam string name the argument's name
+-- @tparam string authority the URL's authority (past any userinfo)
+-- @tparam string shown the value as a message may quote it
+-- @treturn ?string the address, without its brackets; nil for an authority without them
+-- @treturn ?string what follows the "]": "" or ":PORT"
+-- @raise a `usage` @{eip.error} naming `name`
+function M.bracketed_ipv6(name, authority, shown)
+  if authority:sub(1, 1) ~= "[" then return nil end
+  local address, rest = authority:match("^%[([^%]]*)%](.*)$")
+  if not address then raise(name, "has an IPv6 address without its closing ']', got %s", shown) end
+  if address:find("%", 1, true) then
+    raise(name, "has an IPv6 address with a zone id (the '%%' part): zone ids (link-local scopes) are not "
+      .. "supported, got %s", shown)
+  end
+  if not ipv6_literal(address) then
+    raise(name, "has an invalid IPv6 address (between '[' and ']': hex groups and ':', RFC 4291), got %s", shown)
+  end
+  if rest ~= "" and rest:sub(1, 1) ~= ":" then
+    raise(name, "has something other than :PORT after its IPv6 address's ']', got %s", shown)
+  end
+  return address, rest
+end
+
 --- Is v an IP address as the API writes one: IPv4 (four decimal numbers 0-255, dotted) or IPv6
 -- (RFC 4291 text, without brackets)? Never raises: a server's answer may hold anything there.
 -- @param v the value
@@ -419,24 +445,9 @@ function M.endpoint(name, v)
   if scheme ~= "http" and scheme ~= "https" then
     raise(name, "must use http or https, got %s", describe(scheme))
   end
-  local host, port = authority:match("^(%[[^%]]*%])(.*)$")
-  if authority:sub(1, 1) == "[" then
-    -- (each fault said as such: a zone id, an address that is none, no ']', what follows it)
-    if not host then raise(name, "has an IPv6 address without its closing ']', got %s", describe(v)) end
-    if host:find("%", 1, true) then
-      raise(name, "has an IPv6 address with a zone id (the '%%' part): zone ids (link-local scopes) are not "
-        .. "supported, got %s", describe(v))
-    end
-    if not ipv6_literal(host:sub(2, -2)) then
-      raise(name, "has an invalid IPv6 address (between '[' and ']': hex groups and ':', RFC 4291), got %s",
-        describe(v))
-    end
-    if port ~= "" and port:sub(1, 1) ~= ":" then
-      raise(name, "has something other than :PORT after its IPv6 address's ']', got %s", describe(v))
-    end
-  end
+  local host, port = M.bracketed_ipv6(name, authority, describe(v))
   if host then -- (as libcurl sends it, so that every transport and the signer send one Host)
-    authority = "[" .. ipv6_curl_form(host:sub(2, -2)) .. "]" .. port
+    host, authority = "[" .. host .. "]", "[" .. ipv6_curl_form(host) .. "]" .. port
   end
   if not host then host, port = authority:match("^([%w.-]+)(.*)$") end
   if not host or host:find("^[.-]") or host:find("%.%.") then
