@@ -1197,7 +1197,7 @@ static CURLcode on_ssl_ctx(CURL *curl, void *ssl_ctx, void *data)
 
 /* Notes the host of the URL t->url was just set to, as on_ssl_ctx checks it (libcurl's own check
  * reads it so: no brackets around an IPv6 address; a trailing dot ignored; an IDN name in
- * punycode); "" when it cannot. */
+ * punycode); left "" (as set_url cleared it) when it cannot. */
 static void note_tls_host(eip_http_transfer *t)
 {
     char *host = NULL;
@@ -1209,8 +1209,6 @@ static void note_tls_host(eip_http_transfer *t)
 #else
     unsigned int flags = 0;
 #endif
-    t->tls_host[0] = '\0';
-    t->tls_ip = 0;
     if (curl_url_get(t->url, CURLUPART_HOST, &host, flags) != CURLUE_OK || host == NULL) {
         curl_free(host);
         return;
