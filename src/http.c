@@ -47,9 +47,9 @@ struct eip_http_socket {
     int used;  /* a request was sent on it: a later one reuses the connection */
     int known; /* its ends were looked up (by the prerequest callback, once it was connected) */
     struct ends ends;
-    /* Without TLS, the kernel's count of bytes received (tcpbytes.h) when its last answer ended
-     * (rx_known: read then, and that answer's bytes accounted for), and whether more had come
-     * than that answer held (dirty: never used again; see head_ended). */
+    /* Without TLS, the kernel's count of bytes received (tcpbytes.h) that its last answer
+     * ended at, when that answer had no body (rx_known: its bytes accounted for; see
+     * head_ended), and whether more came than an answer held (dirty: never used again). */
     int rx_known, dirty;
     unsigned long long rx_mark;
 };
@@ -563,32 +563,28 @@ static struct eip_http_socket *sent_on(eip_http_transfer *t)
 }
 
 /* The blank line of the final head came. Without TLS, for an answer without a body (a 204 or
- * 304, one to HEAD, a Content-Length of 0) the answer ends here, and the kernel has counted
- * whatever came in the same read after it, which libcurl 7.88 drops unseen ("HTTP/1.1 204
- * ...\r\n\r\n{}") while keeping the connection: a later answer there (a duplicate sent late)
- * would be read as the next request's. More bytes than the heads since the request marks the
- * connection dirty (on_prereq never sends on it again, as the cosocket transport never reuses
- * one with bytes left after its answer); exactly as many lets the next request on it start from
- * this count without asking the kernel again. Checked here, within the transfer: at its end, in
- * a multi, the next request may have gone out on the connection and its answer come. */
+ * 304, one to HEAD, a Content-Length of 0) the answer ends here, at the kernel's count when the
+ * request went out plus the heads' bytes since. Whatever came in the same read after it,
+ * libcurl 7.88 drops unseen ("HTTP/1.1 204 ...\r\n\r\n{}") while keeping the connection: a
+ * later answer there (a duplicate sent late) would be read as the next request's. That count
+ * is noted; the next request on the connection compares the kernel's count with it before
+ * sending (on_prereq): more bytes, and it never sends on it again, as the cosocket transport
+ * never reuses one with bytes left after its answer; exactly as many, and nothing came since
+ * the answer began, which spares that request its look for pending input. (Compared there, not
+ * here, the one look at the kernel also serves the idle time between the requests.) */
 static void head_ended(eip_http_transfer *t)
 {
     curl_off_t length = -1;
-    unsigned long long now = 0, expected = t->rx_base + t->head_bytes;
     struct eip_http_socket *sock;
     if (!t->rx_base_ok) /* (set only for a tracked socket without TLS: see on_prereq) */
         return;
     if (!(t->final_status == 204 || t->final_status == 304 || t->head_request ||
           (curl_easy_getinfo(t->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK && length == 0)))
         return;
-    if (eip_tcp_bytes_received((int)t->sock_fd, &now) != 0 || (sock = sent_on(t)) == NULL)
+    if ((sock = sent_on(t)) == NULL)
         return;
-    if (now > expected) {
-        sock->dirty = 1;
-    } else if (now == expected) {
-        sock->rx_mark = now;
-        sock->rx_known = 1;
-    }
+    sock->rx_mark = t->rx_base + t->head_bytes;
+    sock->rx_known = 1;
 }
 
 int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t len)
@@ -1079,6 +1075,25 @@ static int pending_input(int fd)
     return poll(&p, 1, 0) != 0;
 }
 
+/* Is a reused connection, about to be sent on, established with nothing come since its last
+ * answer? Without TLS after an answer without a body, one look at the kernel's count and state
+ * says (head_ended noted where that answer ended; the count is kept as this request's base,
+ * rx_base): more bytes, or an end or a reset, and it is not; otherwise a poll says. */
+static int idle_and_clean(eip_http_transfer *t, struct eip_http_socket *sock)
+{
+    unsigned long long n = 0;
+    int established = 0;
+    if (t->ls_plain && sock->rx_known && eip_tcp_bytes_state(sock->fd, &n, &established) == 0) {
+        if (!established || n > sock->rx_mark)
+            return 0;
+        t->rx_base = n;
+        t->rx_base_ok = 1;
+        if (n == sock->rx_mark)
+            return 1;
+    }
+    return !pending_input(sock->fd);
+}
+
 /* Called before each send of the request, on a new or a reused connection.
  * - A reused connection that received anything while idle is not used: libcurl 7.x reads what
  *   is there as the answer to the next request (another request's 204 taken for this delete's),
@@ -1133,22 +1148,16 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
             t->sock_fd = sock->fd;
             t->sock_ino = sock->ino;
             t->reused_send = sock->used;
-            if (sock->used && (sock->dirty || pending_input(sock->fd))) {
+            if (sock->used && (sock->dirty || !idle_and_clean(t, sock))) {
                 shutdown(sock->fd, SHUT_RDWR);
                 t->stale = 1; /* nothing sent on it: not counted */
                 return CURL_PREREQFUNC_ABORT;
             }
             sock->used = 1;
             /* (without TLS: the count the answer's bytes will be added to; see head_ended) */
-            if (t->ls_plain) {
-                if (sock->rx_known) {
-                    t->rx_base = sock->rx_mark; /* nothing came since: pending_input said so */
-                    t->rx_base_ok = 1;
-                } else {
-                    t->rx_base_ok = eip_tcp_bytes_received(sock->fd, &t->rx_base) == 0;
-                }
-                sock->rx_known = 0;
-            }
+            if (t->ls_plain && !t->rx_base_ok)
+                t->rx_base_ok = eip_tcp_bytes_received(sock->fd, &t->rx_base) == 0;
+            sock->rx_known = 0;
         }
         /* the socket whose kernel count on_progress reads, from its count now, over the window
          * this send falls in (a send on another: that one's) */

@@ -9,7 +9,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-int eip_tcp_bytes_received(int fd, unsigned long long *out)
+/* (include/net/tcp_states.h: not in the headers that can be included here) */
+#define EIP_TCP_ESTABLISHED 1
+
+int eip_tcp_bytes_state(int fd, unsigned long long *out, int *established)
 {
     struct tcp_info info;
     socklen_t len = sizeof(info);
@@ -19,9 +22,24 @@ int eip_tcp_bytes_received(int fd, unsigned long long *out)
     if (len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(info.tcpi_bytes_received))
         return -1;
     *out = (unsigned long long)info.tcpi_bytes_received;
+    *established = info.tcpi_state == EIP_TCP_ESTABLISHED;
     return 0;
 }
+
+int eip_tcp_bytes_received(int fd, unsigned long long *out)
+{
+    int established;
+    return eip_tcp_bytes_state(fd, out, &established);
+}
 #else
+int eip_tcp_bytes_state(int fd, unsigned long long *out, int *established)
+{
+    (void)fd;
+    (void)out;
+    (void)established;
+    return -1;
+}
+
 int eip_tcp_bytes_received(int fd, unsigned long long *out)
 {
     (void)fd;

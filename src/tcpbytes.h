@@ -9,4 +9,9 @@
  * bytes only once each line is whole. */
 int eip_tcp_bytes_received(int fd, unsigned long long *out);
 
+/* The same count, and whether the connection is still established (1) or not (0: the peer sent
+ * its end or a reset, or it failed), in one look at the kernel: 0, or -1 as above. An idle
+ * kept-alive connection that is established and received nothing new needs no poll. */
+int eip_tcp_bytes_state(int fd, unsigned long long *out, int *established);
+
 #endif

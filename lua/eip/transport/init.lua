@@ -136,7 +136,9 @@
 --    core finds them, and then does not reuse it either: after a chunked body, which it decodes
 --    itself (libcurl hands it the body as it came, bytes after its end included), over TLS too;
 --    after an answer without a body ("204 ...\r\n\r\n{}"), by comparing the kernel's count of
---    the bytes received with the heads', without TLS only. Over TLS, after an answer without a
+--    the bytes received with the heads' when the next request is to go out on it (the one look
+--    also finds what came while it was idle, and an end or a reset), without TLS only. Over
+--    TLS, after an answer without a
 --    body, it cannot tell (after a body of a Content-Length, libcurl closes the connection
 --    itself).
 --  * An answer that comes while a large request body is still going out (a 413 or a 500 before
