@@ -64,7 +64,10 @@ static void buf_reset(eip_buf *b)
 }
 
 /* Make room for n more bytes plus a NUL. One byte is always kept for the NUL so that the
- * outputs can be handed to C string APIs; the usable size is therefore limit - 1. */
+ * outputs can be handed to C string APIs; the usable size is therefore limit - 1. A buffer
+ * grows by a new block, the old one wiped before it is freed (the header cache holds the
+ * X-Security-Token line, which realloc would leave in the heap when it moves a block); growth
+ * is rare, the buffers kept from request to request. */
 static int buf_reserve(eip_buf *b, size_t n)
 {
     size_t limit = buf_limit(b), need, cap;
@@ -80,9 +83,15 @@ static int buf_reserve(eip_buf *b, size_t n)
         cap = limit;
     while (cap < need)
         cap = cap > limit / 2 ? limit : cap * 2; /* doubling, never past the limit */
-    p = realloc(b->data, cap);
+    p = malloc(cap);
     if (!p)
         return -1;
+    if (b->data) {
+        memcpy(p, b->data, b->len);
+        p[b->len] = '\0';
+        OPENSSL_cleanse(b->data, b->cap);
+        free(b->data);
+    }
     b->data = p;
     b->cap = cap;
     return 0;

@@ -316,6 +316,38 @@ static void test_percent_encode(void)
                  "%21%2A%27%28%29%2B%3D%26%25%3F%23%3A%40%2C%3B%24%0D%0A%FF");
 }
 
+/* A buffer grown many times over (each growth a new block, the old one wiped: buf_reserve)
+ * keeps what it held: appends of 1 to 40 bytes, from 64 bytes to the limit's neighbourhood. */
+static void test_growth_keeps_content(void)
+{
+    static char want[20000];
+    eip_buf b;
+    size_t n = 0, piece;
+    int ok = 1;
+    eip_buf_init(&b, sizeof(want) + 1);
+    for (piece = 1; n + 3 * 40 < sizeof(want); piece = piece % 40 + 1) {
+        char in[40];
+        size_t i;
+        for (i = 0; i < piece; i++) {
+            in[i] = (char)(i % 3 == 0 ? ' ' : 'a' + (char)((n + i) % 26));
+            if (in[i] == ' ') {
+                memcpy(want + n, "%20", 3);
+                n += 3;
+            } else {
+                want[n++] = in[i];
+            }
+        }
+        if (eip_sign_percent_encode(&b, in, piece) != 0) {
+            ok = 0;
+            break;
+        }
+    }
+    CHECK(ok, "every append fits");
+    CHECK(b.len == n && memcmp(b.data, want, n) == 0 && b.data[n] == '\0',
+          "%zu bytes appended in pieces come out whole (%zu held)", n, b.len);
+    eip_buf_free(&b);
+}
+
 static void check_uri(const char *path, const char *want)
 {
     eip_buf b;
@@ -818,6 +850,7 @@ int main(void)
     test_vectors();
     test_canonical_requests();
     test_percent_encode();
+    test_growth_keeps_content();
     test_canonical_uri();
     test_query();
     test_headers();
