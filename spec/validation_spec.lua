@@ -442,6 +442,76 @@ describe("validation", function()
     c:close()
   end)
 
+  -- A table whose __pairs never ends (the caller's bug) is refused at its first key the call
+  -- refuses (an unknown option, a list's key past its length, a header past the signer's bound)
+  -- or at a key it gives twice: the walk does not go on until memory runs out. Counted: the
+  -- iterator raises at its 100,000th step, so a walk that went on fails the count, not only the kind.
+  it("refuses a table whose __pairs never ends at its first refused key, in a few steps", function()
+    if _VERSION == "Lua 5.1" then return end -- (LuaJIT too: neither calls __pairs nor __len)
+    local steps
+    local function endless(gen, len)
+      steps = 0
+      return setmetatable({}, {
+        __pairs = function(t)
+          return function()
+            steps = steps + 1
+            if steps >= 100000 then error("NEVER ENDS") end
+            return gen(steps)
+          end, t, nil
+        end,
+        __len = len and function() return len end or nil,
+      })
+    end
+    local unknown = function(i) return "unknown_option_" .. i, true end
+    local c = eip.new(good)
+    local id = "3fa1e2b4-1111-2222-3333-444455556666"
+    local terms = { charge_mode = "bandwidth", size = 1 }
+    local sign = { method = "GET", url = "http://h/", ak = "a", sk = "b" }
+    local cases = {
+      { "eip.new", "options", function() return eip.new(endless(unknown)) end, 1 },
+      { "eip.new, a known key again and again", "options", function()
+        return eip.new(endless(function() return "endpoint", emu.url end))
+      end, 2 },
+      { "auth", "auth", function()
+        return eip.new{ endpoint = emu.url, project_id = emu.project_id, auth = endless(unknown) }
+      end, 1 },
+      { "eip.delete_bandwidth", "options", function() return eip.delete_bandwidth(endless(unknown)) end, 1 },
+      { "delete_bandwidth", "call options", function() return c:delete_bandwidth(id, endless(unknown)) end, 1 },
+      { "delete_bandwidths options", "options", function()
+        return c:delete_bandwidths({ id }, endless(unknown))
+      end, 1 },
+      { "delete_bandwidths ids", "ids", function()
+        return c:delete_bandwidths(endless(function(i) return i, "bw-" .. i end, 3))
+      end, 4 },
+      { "eip_ids entry", "eip_ids[1]", function()
+        return c:remove_eips_from_bandwidth(id, { endless(unknown) }, terms)
+      end, 1 },
+      { "eip.metrics", "options", function() return eip.metrics(endless(unknown)) end, 1 },
+      { "eip.sign", "options", function() return eip.sign(endless(unknown)) end, 1 },
+      { "eip.sign headers", "headers", function()
+        local o = {}
+        for k, v in pairs(sign) do o[k] = v end
+        o.headers = endless(function(i) return "X-H" .. i, "v" end)
+        return eip.sign(o)
+      end, 600 },
+      { "eip.sign query", "query", function()
+        local o = { headers = { ["X-Sdk-Date"] = "20261207T120000Z" } }
+        for k, v in pairs(sign) do o[k] = v end
+        o.query = endless(function(i) return "q" .. i, "v" end)
+        return eip.sign(o)
+      end, 300 },
+    }
+    for _, case in ipairs(cases) do
+      local ok, err = pcall(case[3])
+      assert.is_false(ok, case[1])
+      assert.same({ "usage", case[2] }, { eip.is_error(err) and err.kind, eip.is_error(err) and err.argument },
+        case[1] .. ": " .. tostring(err))
+      assert.is_true(steps <= case[4], case[1] .. ": " .. steps .. " steps of the walk")
+    end
+    assert.equal(0, emu:stats().requests)
+    c:close()
+  end)
+
   -- Options a table gives through __index (defaults, a read-only proxy) are options as before
   -- the copy: a drain's confirm among them (dropped, the drain once moved EIPs unconfirmed).
   it("reads an option a table gives through __index, a drain's confirm among them", function()

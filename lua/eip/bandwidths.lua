@@ -203,13 +203,12 @@ function M.eip_entries(eip_ids, runner)
     local entry = { publicip_id = v }
     if type(v) == "table" then
       -- A plain copy, read once (a metamethod that raises is a usage error naming the entry).
-      local keys = validate.entries(name, v)
-      for _, k in ipairs(keys) do
+      validate.entries(name, v, function(k)
         if not ENTRY_KEYS[k] then
           errors.raise_usage(name, "has the key %s: an entry has only publicip_id and publicip_type",
             describe_key(k))
         end
-      end
+      end)
       entry = validate.options(name, v, ENTRY_KEYS)
     end
     -- (an id holding a secret of the client's, an SK pasted there, would go in the body)

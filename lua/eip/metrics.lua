@@ -62,19 +62,16 @@ function M.new(opts)
   -- Checked as every entry point checks its options (a typo such as `dikt` fails loudly), by hand
   -- (one option: `dict`); an unknown key named as validate.options names it.
   if type(opts) ~= "table" then raise("options", "must be a table or nil, got a %s", type(opts)) end
-  -- Walked, then its one option read, protected: a metamethod that raises is a usage error.
-  local walked, keys, dict = pcall(function()
-    local ks = {}
-    for k in pairs(opts) do ks[#ks + 1] = k end
-    return ks, opts.dict
-  end)
-  if not walked then raise("options", "cannot be read: a metamethod of it raised an error") end
-  for _, k in ipairs(keys) do
+  -- Walked, then its one option read, protected: a metamethod that raises is a usage error (each
+  -- key checked as it comes: a __pairs that never ends ends at its first unknown key).
+  validate.entries("options", opts, function(k)
     if k ~= "dict" then
       raise("options", "has an unknown option %s (known: dict)",
         type(k) ~= "string" and "key of type " .. type(k) or validate.key_name(k, 40))
     end
-  end
+  end)
+  local read, dict = pcall(function() return opts.dict end)
+  if not read then raise("options", "cannot be read: a metamethod of it raised an error") end
   opts = { dict = dict }
   local store
   if opts.dict ~= nil then

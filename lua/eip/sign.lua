@@ -40,13 +40,16 @@ function M.split_url(url)
   return authority, percent_decode(path), pairs_
 end
 
+-- The most query parameters, and headers, the C signer takes in one request (src/eip_core.c's
+-- MAX_SIGN_PAIRS): more are a usage error naming the one that holds them.
+local MAX_PAIRS = 256
+
 local function pairs_of(name, t)
   local list = {}
   if t == nil then return list end
   if type(t) ~= "table" then raise(name, "must be a table of name = value, got %s", type(t)) end
-  local keys, values = validate.entries(name, t)
-  for i, k in ipairs(keys) do
-    local v = values[i]
+  -- (each entry checked as it comes: a __pairs that never ends ends at the signer's bound)
+  validate.entries(name, t, function(k, v, n)
     -- A number is signed as "%d" writes it, the same on every Lua version (tostring writes 10.0
     -- as "10.0" on 5.3+ and "10" on 5.1 and LuaJIT: the signature would change with it); one
     -- that is no whole number has no single spelling the caller's HTTP client surely shares.
@@ -54,8 +57,11 @@ local function pairs_of(name, t)
     if type(k) ~= "string" or (type(v) ~= "string" and not whole) then
       raise(name, "must map strings to strings (or to whole numbers)")
     end
-    list[#list + 1] = { k, whole and string.format("%d", v) or v }
-  end
+    if n > MAX_PAIRS then
+      raise(name, "cannot be signed: more than %d %s", MAX_PAIRS, name == "query" and "parameters" or "headers")
+    end
+    list[n] = { k, whole and string.format("%d", v) or v }
+  end)
   return list
 end
 
@@ -97,10 +103,6 @@ local function too_long(path, query, n_query, headers, n_headers)
   return longest
 end
 
--- The most query parameters, and headers, the C signer takes in one request (src/eip_core.c's
--- MAX_SIGN_PAIRS): more are a usage error naming the one that holds them.
-local MAX_PAIRS = 256
-
 -- The options eip.sign accepts (each is documented in eip's init.lua).
 M.OPTIONS = { method = true, url = true, headers = true, query = true, body = true, ak = true, sk = true }
 
@@ -121,8 +123,12 @@ function M.sign(opts)
     secrets[1] = read and sk or nil
     if read and type(headers) == "table" then
       -- (a __pairs that raises is the headers' usage error, below)
+      -- (as far as pairs_of walks it: a __pairs that never ends is refused past MAX_PAIRS)
       pcall(function()
+        local n = 0
         for k, v in pairs(headers) do
+          n = n + 1
+          if n > MAX_PAIRS + 1 then break end
           if type(k) == "string" and k:lower() == "x-security-token" then secrets[#secrets + 1] = v end
         end
       end)

@@ -564,30 +564,56 @@ function M.integer(name, v, min, max)
   return M.number(name, v, min, max)
 end
 
--- Its keys, read protected: a table whose metamethods (__pairs, __len, __index) raise is a
--- usage error naming it, not the metamethod's raw error. Returns the keys.
--- The keys and values of a table as pairs walks them, protected: a metamethod that raises is
--- a usage error naming the argument, not a raw error.
-local function entries_of(name, t)
+-- A key `pairs` gave twice (only a caller's __pairs can), told apart from what a metamethod raised.
+local TWICE = {}
+
+-- The keys and values of a table as pairs walks them, protected: a metamethod that raises
+-- (__pairs, __index) is a usage error naming the argument, not the metamethod's raw error.
+-- `accept` (optional) sees each key, its value and their count as they come, and raises the
+-- usage error for one the caller refuses: the walk ends there, so that a __pairs that never
+-- ends (the caller's bug) ends at its first refused key, not when memory runs out. A key given
+-- twice ends it too (a table with a metatable: its keys are remembered on the way).
+local function entries_of(name, t, accept)
+  local accepting = false -- (still true after the walk: accept raised)
   local ok, keys, values = pcall(function()
-    local ks, vs = {}, {}
-    for k, v in pairs(t) do ks[#ks + 1] = k; vs[#ks] = v end
+    local ks, vs, n = {}, {}, 0
+    local seen = getmetatable(t) ~= nil and {} or nil
+    for k, v in pairs(t) do
+      if seen then
+        if seen[k] then error(TWICE, 0) end
+        seen[k] = true
+      end
+      n = n + 1
+      if accept then
+        accepting = true
+        accept(k, v, n)
+        accepting = false
+      end
+      ks[n] = k; vs[n] = v
+    end
     return ks, vs
   end)
-  if not ok then raise(name, "cannot be read: a metamethod of it raised an error") end
+  if not ok then
+    if accepting then error(keys, 0) end
+    if keys == TWICE then raise(name, "cannot be read: its __pairs gave a key twice") end
+    raise(name, "cannot be read: a metamethod of it raised an error")
+  end
   return keys, values
 end
 
-local function keys_of(name, t)
-  return (entries_of(name, t))
+local function keys_of(name, t, accept)
+  return (entries_of(name, t, accept))
 end
 
 --- The keys and the values of a table, as `pairs` walks it, walked once and protected.
 -- @tparam string name the argument, for the message
 -- @tparam table t the table
+-- @tparam[opt] function accept called as `accept(key, value, count)` for each entry as it comes;
+--   it raises (a usage error) to refuse one, which ends the walk there with that error
 -- @treturn table its keys, a list
 -- @treturn table the value of each key, at the same index
--- @raise a `usage` error naming `name` when a metamethod of `t` raised
+-- @raise a `usage` error naming `name` when a metamethod of `t` raised or its `__pairs` gave a key
+--   twice; what `accept` raised
 M.entries = entries_of
 
 --- The length of a list argument, raising unless it is a list: keys exactly 1..n, no hole, no
@@ -600,18 +626,16 @@ M.entries = entries_of
 -- @raise a `usage` error naming `name`
 function M.list(name, t, what)
   if type(t) ~= "table" then raise(name, "must be a list of %s, got a %s", what, type(t)) end
-  local keys = keys_of(name, t)
   local measured, n = pcall(function() return #t end)
   if not measured or type(n) ~= "number" then raise(name, "cannot be read: a metamethod of it raised an error") end
-  local count = 0
-  for _, k in ipairs(keys) do
-    count = count + 1
+  -- (each key checked as it comes: a __pairs that goes on past n ends at its first key beyond)
+  local keys = keys_of(name, t, function(k)
     if type(k) ~= "number" or k < 1 or k > n or k ~= math.floor(k) then
       raise(name, "must be a list of %s (keys 1..n), found the key %s", what,
         (type(k) == "string" or type(k) == "number") and tostring(k) or describe(k))
     end
-  end
-  if count ~= n then raise(name, "must be a list of %s without holes", what) end
+  end)
+  if #keys ~= n then raise(name, "must be a list of %s without holes", what) end
   -- Elements behind a metatable (a proxy's __index, __len, __pairs) are seen by Lua 5.2+ through
   -- __len and __pairs and by Lua 5.1 and LuaJIT not at all: the same batch deleted every id on
   -- one and nothing, reported as success, on the other (and a proxy with __index alone sent
@@ -763,7 +787,8 @@ end
 -- @raise a `usage` error naming `name`
 function M.options(name, t, known)
   if type(t) ~= "table" then raise(name, "must be a table, got %s", describe(t)) end
-  for _, k in ipairs(keys_of(name, t)) do
+  -- (each key checked as it comes: a __pairs that never ends ends at its first unknown key)
+  keys_of(name, t, function(k)
     if type(k) ~= "string" then raise(name, "has a non-string key (%s)", describe(k)) end
     if not known[k] then
       local names = {}
@@ -772,7 +797,7 @@ function M.options(name, t, known)
       -- (a long name, a value pasted where a key goes, is not quoted: a message is one line)
       raise(name, "has an unknown option %s (known: %s)", M.key_name(k, 64), table.concat(names, ", "))
     end
-  end
+  end)
   local ok, copy = pcall(function()
     local c = {}
     for k in pairs(known) do c[k] = t[k] end
