@@ -41,7 +41,7 @@ DEBIAN_PKGS_DOCS   := lua-ldoc lua-discount
 DEBIAN_PKGS_BENCH  := lua-sec wrk
 DEBIAN_PKGS := $(PKGS_lua5.4) $(PKGS_$(LUA_TAG)) lua-cjson lua-busted luarocks libcurl4-openssl-dev libssl-dev \
                nginx libnginx-mod-http-lua lua-resty-core luajit2 libluajit2-5.1-dev lua-socket lua-check \
-               pkg-config gcc make procps tmux man-db zsh curl ca-certificates strace $(DEBIAN_PKGS_DOCS) \
+               pkg-config gcc make procps tmux man-db zsh curl ca-certificates strace locales $(DEBIAN_PKGS_DOCS) \
                $(DEBIAN_PKGS_BENCH)
 DEBIAN_PKGS_CHECK  := clang libclang-rt-14-dev valgrind cppcheck
 DEBIAN_PKGS_MATRIX := $(foreach l,$(LUAS),$(PKGS_$(l)))

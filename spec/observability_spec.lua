@@ -496,6 +496,40 @@ describe("eip.metrics", function()
       "10=1", "+Inf=1" }, les)
   end)
 
+  -- A script may set a locale (os.setlocale("") under LANG=de_DE.UTF-8, for its dates): Lua 5.1
+  -- to 5.4 then write numbers with its decimal point, "0,005", which the text format does not
+  -- read (LuaJIT writes "." always). The render writes "." whatever the locale, and orders the
+  -- buckets all the same (Lua 5.1 reads "0.005" as no number under such a locale). A locale of
+  -- the checkout's own, compiled by localedef (Debian's locales), in a child process.
+  it("renders numbers with a decimal point whatever locale a script set", function()
+    local host = require "spec.support.host"
+    local nginx = require "spec.support.nginx"
+    local dir = nginx.capture("mktemp -d")
+    local ok = host.execute("localedef -i de_DE -f UTF-8 " .. host.quote(dir .. "/de_DE.UTF-8") .. " >/dev/null 2>&1")
+    assert(ok, "localedef could not compile de_DE.UTF-8 (Debian's locales package)")
+    local out, code = host.run_script([[
+      assert(os.setlocale("de_DE.UTF-8"), "the locale")
+      assert(string.format("%.1f", 0.5) == "0,5" or rawget(_G, "jit"), "a comma locale: " .. string.format("%.1f", 0.5))
+      local eip = require "eip"
+      local metrics = eip.metrics()
+      metrics:observe{ operation = "delete_bandwidth", outcome = "ok", status = 204, elapsed = 0.0125, attempt = 1 }
+      metrics:observe{ operation = "delete_bandwidth", outcome = "ok", status = 204, elapsed = 0.3, attempt = 1 }
+      io.write(metrics:render())
+      local c = eip.new{ endpoint = "http://127.0.0.1:1", project_id = "p1", token = "t0k3n-for-the-locale" }
+      local _, err = pcall(c.delete_bandwidth, c, "bw-1", { wait = 0.01 })
+      io.write("usage: ", tostring(err.message), "\n")
+    ]], "LOCPATH=" .. host.quote(dir) .. " " .. host.lua_command)
+    host.execute("rm -rf " .. host.quote(dir))
+    assert.equal(0, code, out)
+    local les = {}
+    for le in out:gmatch('_bucket{operation="delete_bandwidth",le="([^"]+)"}') do les[#les + 1] = le end
+    assert.same({ "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf" }, les)
+    assert.matches('eip_request_duration_seconds_sum{operation="delete_bandwidth"} 0.312500\n', out, 1, true)
+    assert.matches('eip_request_duration_seconds_bucket{operation="delete_bandwidth",le="0.025"} 1\n', out, 1, true)
+    assert.matches("usage: .*0%.05", out)
+    assert.is_nil(out:find("%d,%d"), out)
+  end)
+
   -- Inside nginx the workers count into the shared dict while one renders it: whatever a render
   -- reads in the middle of another worker's observe, the buckets it shows stay cumulative (each at
   -- most the next), and the count is the +Inf bucket's, as the text format wants (a count read

@@ -28,6 +28,10 @@ local raise = errors.raise_usage
 
 --- Upper bounds of the latency histogram, in seconds.
 M.BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
+-- Each bucket's bound by its label (tonumber("0.005") is nil on Lua 5.1 under a locale whose
+-- decimal point is a comma, which a script may set: os.setlocale).
+local LE = {}
+for _, b in ipairs(M.BUCKETS) do LE[validate.number_text(b)] = b end
 
 local Metrics = {}
 Metrics.__index = Metrics
@@ -97,7 +101,10 @@ end
 local function series(name, labels)
   local parts = {}
   for i = 1, #labels, 2 do
-    parts[#parts + 1] = labels[i] .. '="' .. tostring(labels[i + 1]):gsub('[\\"\n]', "_") .. '"'
+    -- (a number as "0.005" whatever locale a script set: not tostring's "0,005" under a German one)
+    local v = labels[i + 1]
+    if type(v) == "number" then v = validate.number_text(v) end
+    parts[#parts + 1] = labels[i] .. '="' .. tostring(v):gsub('[\\"\n]', "_") .. '"'
   end
   return name .. "{" .. table.concat(parts, ",") .. "}"
 end
@@ -197,7 +204,7 @@ function Metrics:render()
     if family and HELP[family] then
       local le = key:match('le="([^"]+)"')
       samples[#samples + 1] = { family = family, key = key, base = key:gsub(',?le="[^"]*"', ""),
-        le = le == "+Inf" and math.huge or tonumber(le) or 0 }
+        le = le == "+Inf" and math.huge or LE[le] or tonumber(le) or 0 }
     end
   end
   table.sort(samples, order)
@@ -229,7 +236,7 @@ function Metrics:render()
     local v = sample.value
     -- (whole numbers as integers, while exact: "%d" refuses a float beyond them on Lua 5.3+)
     local whole = v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53
-    out[#out + 1] = sample.name .. " " .. (whole and string.format("%d", v) or string.format("%.6f", v))
+    out[#out + 1] = sample.name .. " " .. (whole and string.format("%d", v) or validate.fixed(v, 6))
   end
   return table.concat(out, "\n") .. "\n"
 end

@@ -192,16 +192,34 @@ function M.key_name(k, quoted_max)
   return string.format("%q", k)
 end
 
+-- s, written by string.format or tostring, with the C locale's decimal point: Lua 5.1-5.4 write
+-- the one of the LC_NUMERIC a script set (os.setlocale("de_DE.UTF-8"): "0,5"), LuaJIT always ".".
+local function c_point(s)
+  local point = string.format("%.1f", 0.5):match("^0(.+)5$")
+  if point == nil or point == "." then return s end
+  return (s:gsub(point:gsub("%p", "%%%0"), ".", 1))
+end
+
 --- A number as a message writes it, the same on every Lua: 404, 404.5, 1000000 (not
--- "1000000.0", Lua 5.3+'s tostring of a float), inf, nan, 2147483648, 1e+20.
+-- "1000000.0", Lua 5.3+'s tostring of a float), inf, nan, 2147483648, 1e+20; the decimal point
+-- a ".", whatever locale a script set (`os.setlocale`).
 -- @tparam number n
 -- @treturn string
 local function number_text(n)
   if n ~= n then return "nan" end
   if math.type and math.type(n) == "integer" then return tostring(n) end -- luacheck: ignore 143 (5.3+)
-  return string.format("%.14g", n)
+  return c_point(string.format("%.14g", n))
 end
 M.number_text = number_text
+
+--- A number with `digits` digits after a "." (string.format's "%.Nf"), whatever locale a script
+-- set (`os.setlocale`): what a format read by other programs writes (Prometheus' text format).
+-- @tparam number n
+-- @tparam integer digits
+-- @treturn string
+function M.fixed(n, digits)
+  return c_point(string.format("%." .. digits .. "f", n))
+end
 
 local function describe(v)
   if type(v) == "string" then
