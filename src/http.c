@@ -576,7 +576,9 @@ static void head_ended(eip_http_transfer *t)
 {
     curl_off_t length = -1;
     struct eip_http_socket *sock;
-    if (!t->rx_base_ok) /* (set only for a tracked socket without TLS: see on_prereq) */
+    /* (rx_exact: the count it starts from is of bytes all read before the request went out, set
+     * only for a tracked socket without TLS: see idle_and_clean; else the next request looks) */
+    if (!t->rx_exact)
         return;
     if (!(t->final_status == 204 || t->final_status == 304 || t->head_request ||
           (curl_easy_getinfo(t->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK && length == 0)))
@@ -626,7 +628,7 @@ int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t le
         /* The blank line that ends a head (libcurl ends one at any line starting with CR). */
         if (len == 0 || line[0] == '\r' || line[0] == '\n') {
             t->head = t->head == HEAD_INTERIM ? HEAD_START : HEAD_DONE;
-            if (t->head == HEAD_DONE && t->rx_base_ok)
+            if (t->head == HEAD_DONE && t->rx_exact)
                 head_ended(t);
             return 0;
         }
@@ -1076,22 +1078,33 @@ static int pending_input(int fd)
 }
 
 /* Is a reused connection, about to be sent on, established with nothing come since its last
- * answer? Without TLS after an answer without a body, one look at the kernel's count and state
- * says (head_ended noted where that answer ended; the count is kept as this request's base,
- * rx_base): more bytes, or an end or a reset, and it is not; otherwise a poll says. */
+ * answer? Without TLS, the kernel's count of the bytes it received is this request's base
+ * (rx_base), read first. After an answer without a body that began from an exact base,
+ * head_ended noted where it ended: that count and the connection's state say, in one look at
+ * the kernel (more bytes, or an end or a reset: it is not). Otherwise a poll says, made after
+ * the count: nothing to read then, and every byte counted had been read, so the base is exact
+ * (rx_exact). (Polled first, a byte come between the poll and the count would be counted as
+ * read: the mark after the answer would be that much too high, and a stray of that length come
+ * later taken for nothing new.) */
 static int idle_and_clean(eip_http_transfer *t, struct eip_http_socket *sock)
 {
     unsigned long long n = 0;
     int established = 0;
-    if (t->ls_plain && sock->rx_known && eip_tcp_bytes_state(sock->fd, &n, &established) == 0) {
-        if (!established || n > sock->rx_mark)
+    int counted = t->ls_plain && eip_tcp_bytes_state(sock->fd, &n, &established) == 0;
+    if (counted) {
+        if (!established || (sock->rx_known && n > sock->rx_mark))
             return 0;
         t->rx_base = n;
         t->rx_base_ok = 1;
-        if (n == sock->rx_mark)
+        if (sock->rx_known && n == sock->rx_mark) {
+            t->rx_exact = 1;
             return 1;
+        }
     }
-    return !pending_input(sock->fd);
+    if (pending_input(sock->fd))
+        return 0;
+    t->rx_exact = counted;
+    return 1;
 }
 
 /* Called before each send of the request, on a new or a reused connection.
@@ -1141,7 +1154,7 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
     }
     t->sock_fd = -1; /* (this send's socket, if it is tracked; its count below, without TLS) */
     t->ls_fd = -1;
-    t->rx_base_ok = 0;
+    t->rx_base_ok = t->rx_exact = 0;
     if (t->sockets != NULL && ends_named(t->sockets, remote_ip, remote_port, local_port, &ends) == 0) {
         struct eip_http_socket *sock = socket_at(t->sockets, &ends);
         if (sock != NULL) {
@@ -1154,9 +1167,16 @@ static int on_prereq(void *data, char *remote_ip, char *local_ip, int remote_por
                 return CURL_PREREQFUNC_ABORT;
             }
             sock->used = 1;
-            /* (without TLS: the count the answer's bytes will be added to; see head_ended) */
-            if (t->ls_plain && !t->rx_base_ok)
+            /* (a new connection, without TLS: the count the answer's bytes will be added to; the
+             * bytes a server sent first, unread, are taken off it: libcurl will read them as the
+             * answer's, and they count among its heads' bytes) */
+            if (t->ls_plain && !t->rx_base_ok) {
+                unsigned long long unread = 0;
                 t->rx_base_ok = eip_tcp_bytes_received(sock->fd, &t->rx_base) == 0;
+                t->rx_exact = t->rx_base_ok && eip_tcp_bytes_unread(sock->fd, &unread) == 0 && unread <= t->rx_base;
+                if (t->rx_exact)
+                    t->rx_base -= unread;
+            }
             sock->rx_known = 0;
         }
         /* the socket whose kernel count on_progress reads, from its count now, over the window
@@ -2008,7 +2028,7 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->trailer_bytes = 0;
     reset_chunked(t);
     t->sock_fd = -1;
-    t->rx_base_ok = 0;
+    t->rx_base_ok = t->rx_exact = 0;
     t->head = HEAD_START;
     t->sends = t->resend_refused = t->stale = t->reused_send = t->own_resend = t->answered = 0;
     t->libcurl_resend = t->halted = t->halted_sends = t->held_back = 0;

@@ -231,12 +231,13 @@ typedef struct {
      * codings its head has named so far. */
     int final_status, codings;
     /* Without TLS (ls_plain), on the socket the request went out on (sock_fd, below): the
-     * kernel's count of the bytes it had received before the answer (rx_base_ok: known), and the
-     * bytes of the heads handed to the header callback since: bytes beyond an answer without a
-     * body, which libcurl 7.88 drops unseen, mark the connection as not to be reused (see
-     * head_ended in http.c). */
+     * kernel's count of the bytes it had received before the answer (rx_base_ok: known;
+     * rx_exact: every one of them read by then, none left for libcurl to take as the answer),
+     * and the bytes of the heads handed to the header callback since: bytes beyond an answer
+     * without a body, which libcurl 7.88 drops unseen, mark the connection as not to be reused
+     * (see head_ended in http.c). */
     unsigned long long rx_base, head_bytes;
-    int rx_base_ok;
+    int rx_base_ok, rx_exact;
     /* Bytes of the chunked trailer lines so far, line ends included: libcurl 7.88 keeps each in
      * its header store, so an endless stream of them would grow the memory until the timeout. */
     size_t trailer_bytes;

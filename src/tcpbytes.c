@@ -3,6 +3,7 @@
 #include "tcpbytes.h"
 
 #include <stddef.h>
+#include <sys/ioctl.h>
 
 #ifdef __linux__
 #include <linux/tcp.h>
@@ -26,12 +27,28 @@ int eip_tcp_bytes_state(int fd, unsigned long long *out, int *established)
     return 0;
 }
 
+int eip_tcp_bytes_unread(int fd, unsigned long long *out)
+{
+    int n = 0;
+    if (fd < 0 || ioctl(fd, FIONREAD, &n) != 0 || n < 0)
+        return -1;
+    *out = (unsigned long long)n;
+    return 0;
+}
+
 int eip_tcp_bytes_received(int fd, unsigned long long *out)
 {
     int established;
     return eip_tcp_bytes_state(fd, out, &established);
 }
 #else
+int eip_tcp_bytes_unread(int fd, unsigned long long *out)
+{
+    (void)fd;
+    (void)out;
+    return -1;
+}
+
 int eip_tcp_bytes_state(int fd, unsigned long long *out, int *established)
 {
     (void)fd;

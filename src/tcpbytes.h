@@ -14,4 +14,8 @@ int eip_tcp_bytes_received(int fd, unsigned long long *out);
  * kept-alive connection that is established and received nothing new needs no poll. */
 int eip_tcp_bytes_state(int fd, unsigned long long *out, int *established);
 
+/* The bytes socket fd received that nobody has read yet (FIONREAD), in *out: 0; -1 where the
+ * kernel does not say. The count above less these is what was read. */
+int eip_tcp_bytes_unread(int fd, unsigned long long *out);
+
 #endif
