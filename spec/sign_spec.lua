@@ -201,6 +201,13 @@ describe("eip.sign", function()
     err = raised(eip.sign, { method = "GET", url = v.url, headers = headers, ak = v.ak, sk = v.sk })
     assert.same({ "usage", "headers" }, { err.kind, err.argument })
     assert.is_nil(tostring(err):find("eip.core.sign", 1, true), tostring(err))
+    -- (a plain table is walked whole: the message counts its entries, and a value of a wrong
+    -- type among them is that error, whatever the order pairs walks them in)
+    assert.matches("302 headers (Host included), more than 256", tostring(err), 1, true)
+    headers["X-Bad"] = 1.5
+    err = raised(eip.sign, { method = "GET", url = v.url, headers = headers, ak = v.ak, sk = v.sk })
+    assert.matches("must map strings to strings", tostring(err), 1, true)
+    headers["X-Bad"] = nil
     -- as many as it takes are signed (256 of each, Host among the headers)
     for k in pairs(many) do
       if tonumber(k:sub(2)) > 256 then many[k] = nil end

@@ -48,7 +48,10 @@ local function pairs_of(name, t)
   local list = {}
   if t == nil then return list end
   if type(t) ~= "table" then raise(name, "must be a table of name = value, got %s", type(t)) end
-  -- (each entry checked as it comes: a __pairs that never ends ends at the signer's bound)
+  -- (each entry checked as it comes; a table with a metatable, whose __pairs may never end, is
+  -- refused past the signer's bound as it is walked; a plain one is walked whole, its entries'
+  -- types checked before its count, below, as before)
+  local bounded = getmetatable(t) ~= nil
   validate.entries(name, t, function(k, v, n)
     -- A number is signed as "%d" writes it, the same on every Lua version (tostring writes 10.0
     -- as "10.0" on 5.3+ and "10" on 5.1 and LuaJIT: the signature would change with it); one
@@ -57,7 +60,7 @@ local function pairs_of(name, t)
     if type(k) ~= "string" or (type(v) ~= "string" and not whole) then
       raise(name, "must map strings to strings (or to whole numbers)")
     end
-    if n > MAX_PAIRS then
+    if bounded and n > MAX_PAIRS then
       raise(name, "cannot be signed: more than %d %s", MAX_PAIRS, name == "query" and "parameters" or "headers")
     end
     list[n] = { k, whole and string.format("%d", v) or v }
@@ -124,11 +127,12 @@ function M.sign(opts)
     if read and type(headers) == "table" then
       -- (a __pairs that raises is the headers' usage error, below)
       -- (as far as pairs_of walks it: a __pairs that never ends is refused past MAX_PAIRS)
+      local bounded = getmetatable(headers) ~= nil
       pcall(function()
         local n = 0
         for k, v in pairs(headers) do
           n = n + 1
-          if n > MAX_PAIRS + 1 then break end
+          if bounded and n > MAX_PAIRS + 1 then break end
           if type(k) == "string" and k:lower() == "x-security-token" then secrets[#secrets + 1] = v end
         end
       end)
