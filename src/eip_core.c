@@ -1972,7 +1972,11 @@ static char *joined(char *small, size_t cap, const char *base, size_t base_len, 
 
 /* Signs p's request to `path` (p->base_path .. path as signed): its header lines into lines,
  * their count returned. Raises "eip.core: cannot sign: ..." (never a key). */
-static size_t sign_prepared(lua_State *L, prepared *p, const char *path, size_t path_len, const char **lines)
+/* Signs the prepared request for path; its header lines in lines. Their count, or 0 with *why
+ * when memory ran out (or the signer refused: the lane's inputs were checked when it was made),
+ * nothing sent: l_session_lane answers as a transport failure, not a raw error. */
+static size_t sign_prepared(lua_State *L, prepared *p, const char *path, size_t path_len, const char **lines,
+                            const char **why)
 {
     char small[LANE_URL_MAX], *signed_path;
     eip_kv kvs[MAX_HEADERS];
@@ -1992,8 +1996,10 @@ static size_t sign_prepared(lua_State *L, prepared *p, const char *path, size_t 
     if (p->token != NULL)
         set_kv(&kvs[n++], "X-Security-Token", p->token, p->token_len);
     signed_path = joined(small, sizeof small, p->base_path, p->base_path_len, path, path_len);
-    if (signed_path == NULL)
-        luaL_error(L, "eip.core: out of memory (signed path)");
+    if (signed_path == NULL) {
+        *why = "out of memory (signed path)";
+        return 0;
+    }
     memset(&in, 0, sizeof in);
     in.method = p->req.method;
     in.path = signed_path;
@@ -2003,12 +2009,16 @@ static size_t sign_prepared(lua_State *L, prepared *p, const char *path, size_t 
     st = eip_signer_sign(u->signer, &in, &auth, &auth_len, NULL, &err);
     if (signed_path != small)
         free(signed_path);
-    if (st != EIP_SIGN_OK)
-        luaL_error(L, "eip.core: cannot sign: %s", err ? err : "unknown error");
+    if (st != EIP_SIGN_OK) {
+        *why = st == EIP_SIGN_ENOMEM ? "out of memory (signing)" : "cannot sign";
+        return 0;
+    }
     if (auth_len + 16 > p->auth_alloc) {
         char *grown = realloc(p->auth_line, auth_len + 16);
-        if (grown == NULL)
-            luaL_error(L, "eip.core: out of memory (Authorization)");
+        if (grown == NULL) {
+            *why = "out of memory (Authorization)";
+            return 0;
+        }
         p->auth_line = grown;
         p->auth_alloc = auth_len + 16;
     }
@@ -2025,6 +2035,23 @@ static size_t sign_prepared(lua_State *L, prepared *p, const char *path, size_t 
         lines[nl++] = p->token_line;
     lines[nl++] = p->auth_line;
     return nl; /* at most LANE_SIGNED_MAX entries and five more */
+}
+
+/* The lane's answer for a request it could not make (memory ran out: see sign_prepared): the
+ * response table of a transport failure of which nothing went out, nil, the seconds taken. */
+static int lane_unsent(lua_State *L, session *s, const char *why, lua_Number started)
+{
+    eip_http_response resp;
+    memset(&resp, 0, sizeof resp);
+    resp.curl_code = CURLE_OUT_OF_MEMORY;
+    resp.unsent = 1;
+    snprintf(resp.curl_error, sizeof resp.curl_error, "%s", why);
+    s->busy++;
+    push_response(L, &resp);
+    lua_pushnil(L);
+    lua_pushnumber(L, monotime() - started);
+    session_done(s);
+    return 3;
 }
 
 static int l_session_lane(lua_State *L)
@@ -2045,13 +2072,16 @@ static int l_session_lane(lua_State *L)
     check_no_nul(L, path, path_len, "path");
     req = p->req;
     if (p->signer_ref != LUA_NOREF) {
-        req.nheaders = sign_prepared(L, p, path, path_len, lines);
+        const char *why = NULL;
+        req.nheaders = sign_prepared(L, p, path, path_len, lines, &why);
         req.headers = lines;
         s = check_session(L); /* (a finaliser run by the signing's allocations may have closed it) */
+        if (req.nheaders == 0)
+            return lane_unsent(L, s, why, started);
     }
     url = joined(small, sizeof small, p->req.url, p->prefix_len, path, path_len);
     if (url == NULL)
-        return luaL_error(L, "eip.core: out of memory (url)");
+        return lane_unsent(L, s, "out of memory (url)", started);
     req.url = url;
     eip_http_perform(s->http, &req, &resp);
     if (url != small)

@@ -1304,8 +1304,13 @@ int eip_http_transfer_renew(eip_http_transfer *t, const eip_http_config *cfg)
     /* A signed request must never wander to another host, so 3xx answers are returned to
      * the caller as they are. Only http and https are ever spoken. */
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    /* (the string options are copied by libcurl, which may run out of memory: one not set that
+     * keeps a promise, the protocols, the CA file, the proxies off, fails the handle's making;
+     * libcurl's defaults in their place would speak any protocol, trust the system store beside
+     * ca_file, or send the token to the environment's proxy) */
+    if (curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK)
+        goto refused;
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     /* HTTP/1.1 only, as the transport contract says: libcurl would otherwise take HTTP/2 from
      * any TLS server offering it (ALPN h2), and the header callback, the bounds of the head
@@ -1325,17 +1330,16 @@ int eip_http_transfer_renew(eip_http_transfer *t, const eip_http_config *cfg)
     /* ca_file replaces the system store, as the cosocket transport's trusted certificate does:
      * libcurl would otherwise still look issuers up in its built-in CA directory (Debian's
      * /etc/ssl/certs), and a client restricted to a private CA would accept any public one. */
-    if (cfg->ca_file != NULL) {
-        curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_file);
-        curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
-    }
+    if (cfg->ca_file != NULL && (curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_file) != CURLE_OK ||
+                                 curl_easy_setopt(c, CURLOPT_CAPATH, NULL) != CURLE_OK))
+        goto refused;
     if (cfg->user_agent != NULL)
         curl_easy_setopt(c, CURLOPT_USERAGENT, cfg->user_agent);
     /* Proxies are decided in Lua and set per request (set_proxy): libcurl must never pick one
      * from the environment by itself (it would follow http_proxy or ALL_PROXY even to
      * 127.0.0.1), nor let no_proxy undo the decision. An empty string disables each. */
-    curl_easy_setopt(c, CURLOPT_PROXY, "");
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "");
+    if (curl_easy_setopt(c, CURLOPT_PROXY, "") != CURLE_OK || curl_easy_setopt(c, CURLOPT_NOPROXY, "") != CURLE_OK)
+        goto refused;
     curl_easy_setopt(c, CURLOPT_PROXYTYPE, (long)CURLPROXY_HTTP);
     /* A proxy's answer to CONNECT is not the API's: its headers never reach the captures. */
     curl_easy_setopt(c, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
@@ -1359,6 +1363,10 @@ int eip_http_transfer_renew(eip_http_transfer *t, const eip_http_config *cfg)
     t->timeout_ms = t->connect_timeout_ms = t->low_speed_time_s = t->low_speed_limit = -1;
     t->progress_on = 0;
     return 0;
+refused:
+    curl_easy_cleanup(c);
+    t->curl = NULL;
+    return -1;
 }
 
 static void forget_proxy(eip_http_transfer *t)
@@ -2073,8 +2081,15 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
      * (a client's requests are alike: the same method, the same limits). */
     if (!same_method(t, req)) {
         t->method_bodiless = 0;
-        if (set_method(c, req, copy_body) == 0)
-            remember_method(t, req);
+        /* (refused, libcurl out of memory copying the method or the body: the handle is left a
+         * GET, which must not go out as the request asked for; set again at the next request) */
+        if (set_method(c, req, copy_body) != 0) {
+            static const char why[] = "out of memory (the request's method or body)";
+            resp->curl_code = CURLE_OUT_OF_MEMORY;
+            copy_bounded(resp->curl_error, sizeof(resp->curl_error), why, sizeof(why) - 1);
+            return -1;
+        }
+        remember_method(t, req);
     }
     set_long(c, CURLOPT_TIMEOUT_MS, &t->timeout_ms, req->timeout_ms);
     set_long(c, CURLOPT_CONNECTTIMEOUT_MS, &t->connect_timeout_ms, req->connect_timeout_ms);
@@ -2221,12 +2236,14 @@ int eip_http_perform(eip_http *h, const eip_http_request *req, eip_http_response
     if ((eip_http_sockets_forked(&h->sockets) || h->t.curl == NULL) && renew_after_fork(h) != 0) {
         h->t.resp = resp;
         eip_http_transfer_fail(&h->t, CURLE_OUT_OF_MEMORY, "out of memory (a new libcurl handle, after a fork)");
+        resp->unsent = 1;
         h->t.resp = NULL;
         return -1;
     }
     h->t.abort_on_interrupt = eip_interrupt_catching(); /* (no check per progress call otherwise) */
     if (eip_http_transfer_prepare(&h->t, req, resp, 0) != 0) {
         h->t.resp = NULL; /* the caller's: never touched after this call */
+        resp->unsent = 1; /* (refused before libcurl had the request: nothing of it went out) */
         return -1;
     }
     rc = curl_easy_perform(h->t.curl);
