@@ -114,15 +114,22 @@ $(SLOWDNS): test/c/slowdns.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) -fPIC -shared $< -o $@ -ldl
 
+# An LD_PRELOAD allocator that fails the C core's and libcurl's allocations on demand, loaded
+# into a Lua 5.4 child as the module "failmalloc" (spec/oom_core_spec.lua).
+FAILMALLOC := $(BUILD)/failmalloc.so
+$(FAILMALLOC): test/c/failmalloc.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(call lua_inc,lua5.4) -fPIC -shared $< -o $@
+
 # Every test that runs is counted: the last line is "N passed, N failed".
 # The specs tagged #openresty or #once run in a second busted beside the others (see
 # scripts/run-tests): both halves wait most of their time, and the run takes half as long.
 SPLIT_TAGS ?= openresty,once
 
-test: deps all ctest $(OOM_HOST) $(SLOWDNS)
+test: deps all ctest $(OOM_HOST) $(SLOWDNS) $(FAILMALLOC)
 	@LUA="$(LUA)" BUSTED="$(BUSTED)" SPLIT_TAGS="$(SPLIT_TAGS)" bash scripts/run-tests $(CTESTS)
 
-spec: all $(OOM_HOST) $(SLOWDNS)
+spec: all $(OOM_HOST) $(SLOWDNS) $(FAILMALLOC)
 	$(BUSTED)
 
 demo: deps all

@@ -80,7 +80,7 @@ check-valgrind: all ctest $(OOM_HOST) $(SLOWDNS)
 # are cheap to honour. System headers (Lua, libcurl, OpenSSL) are not analysed.
 check-cppcheck:
 	cppcheck -q --error-exitcode=1 --std=c99 --enable=warning,style,performance,portability \
-	  --inline-suppr --suppress=missingIncludeSystem -Isrc src/ fuzz/ mk/check_preload.c test/c/slowdns.c
+	  --inline-suppr --suppress=missingIncludeSystem -Isrc src/ fuzz/ mk/check_preload.c test/c/slowdns.c test/c/failmalloc.c
 
 soak: all
 	$(LUA) bench/soak.lua

@@ -15,5 +15,5 @@ CORES := $(foreach l,$(LUAS),$(BUILD)/$(l)/eip/core.so)
 
 cores: $(CORES)
 
-test-matrix: deps-matrix $(CORES) ctest $(OOM_HOST) $(SLOWDNS)
+test-matrix: deps-matrix $(CORES) ctest $(OOM_HOST) $(SLOWDNS) $(FAILMALLOC)
 	@LUAS="$(LUAS)" MATRIX_JOBS="$(MATRIX_JOBS)" bash scripts/run-matrix $(CTESTS)

@@ -133,6 +133,8 @@ Serial.__index = Serial
 
 -- What the pace reads of an attempt that got no response table at all.
 local NO_ANSWER = { status = 0 }
+-- libcurl's CURLE_OUT_OF_MEMORY: a request the C core could not take (Run:start)
+local OUT_OF_MEMORY = 27
 
 function Serial:start(wire)
   -- (pcall, also on Lua 5.1: a batch runs under one already, so nothing yields here there.)
@@ -517,7 +519,13 @@ function Run:start(job)
     pipeline.forget(self.runner, job.call)
     release(self.runner.provider, job.call) -- a place held for a request that never went
     if not ok then error(slot, 0) end
-    error("eip: batch: cannot start a request: " .. tostring(why), 0)
+    -- The driver could not take it (the C core out of memory for a handle or for the request's
+    -- copy): nothing of it went out. This attempt's transport failure, as a single call's would
+    -- be (retried as such), not a raise that would lose the results of the ids done so far.
+    local action, value = job.call:response({ status = 0, curl_code = OUT_OF_MEMORY, unsent = true, body = "",
+      elapsed = 0, curl_error = "cannot start the request: " .. tostring(why) }, self.halt)
+    self:adapt(job, NO_ANSWER)
+    return self:settle(job, action, value)
   end
   self.in_flight[slot] = job
   if self.runner.on_response then job.sent = core.monotime() end

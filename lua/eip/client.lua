@@ -311,7 +311,16 @@ function M.new(opts, getenv)
   if opts.transport ~= nil then
     r.transport = custom_transport(opts.transport)
   else
-    r.transport = transports.new{ ca_file = r.ca_file, insecure = r.insecure, user_agent = USER_AGENT }
+    -- (its options checked above: what it raises is the C core's, a libcurl handle it could not
+    -- make, memory running out; an eip error of the transport, nothing sent)
+    local made, transport = pcall(transports.new, { ca_file = r.ca_file, insecure = r.insecure,
+      user_agent = USER_AGENT })
+    if not made then
+      local why = tostring(transport):gsub("^.-eip%.core: ", "")
+      error(errors.transport({}, { curl_code = 27, curl_error = why, unsent = true, error_kind = "other" },
+        "cannot make the client's libcurl handle: " .. why), 0)
+    end
+    r.transport = transport
     -- The built-in transports read a request during send only: the pipeline may fill the same
     -- table again (a transport of the caller's own may keep what it is given).
     r.reuse_requests = true

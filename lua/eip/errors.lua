@@ -47,8 +47,11 @@ function Error.__tostring(e)
   -- wait's own errors, wait_timeout and interrupted, say it in their message)
   local read_failed = e.stage == "wait" and e.deleted == true
     and (e.kind == "http" or e.kind == "transport" or e.kind == "proxy")
-  local parts = { read_failed and "eip: deleted (204), then the wait's " or "eip: ",
-    e.method or "?", " ", e.path or "?", " -> " }
+  local parts = { read_failed and "eip: deleted (204), then the wait's " or "eip: " }
+  -- (a failure of no request, a client's libcurl handle it could not make, names none)
+  if e.method or e.path or e.kind ~= "transport" then
+    parts[2], parts[3], parts[4], parts[5] = e.method or "?", " ", e.path or "?", " -> "
+  end
   if e.kind == "http" then
     parts[#parts + 1] = string.format("%d %s", e.status, e.reason or "")
     if e.code or e.message then

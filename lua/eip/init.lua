@@ -128,7 +128,9 @@ M._VERSION = client.VERSION
 -- @treturn eip.client the client; its fields (read them, never set them): `endpoint`, `project_id`
 --   (nil until learnt, without one given), `auth` (how it authenticates: "token", "aksk", "iam" or
 --   "metadata"; "aksk" and "metadata" sign, at most four requests in flight), `transport`
--- @raise a `usage` @{error} naming the bad or missing option (`argument`); nothing is sent
+-- @raise a `usage` @{error} naming the bad or missing option (`argument`); nothing is sent. A
+--   `transport` @{error} (reason "other", `unsent`) when the C core cannot make its libcurl
+--   handle (memory running out)
 -- (one parameter only: client.new's second is the tests' stand-in for os.getenv)
 M.new = function(opts) return client.new(opts) end
 

@@ -1643,7 +1643,11 @@ local function lane_sender(self, op)
     authenticate(self, req, content_type, self.provider, op.headers)
   end
   req.url = self.endpoint
-  local send, session, prepared, finish, own_send = self.transport:lane(req, signing)
+  -- (a lane that could not be made, the C core out of memory for its copy of the request: this
+  -- call goes the general way, which answers such a failure as a transport error; the next
+  -- call tries again)
+  local made, send, session, prepared, finish, own_send = pcall(self.transport.lane, self.transport, req, signing)
+  if not made then return false end
   if not send then
     self.lane = false
     return false
@@ -1938,7 +1942,16 @@ function Runner:multi(fresh)
     -- libcurl transport has its own: a batch must verify as they do), else the client's.
     local settings = type(self.transport) == "table" and rawget(self.transport, "opts")
     if type(settings) ~= "table" then settings = self end
-    multi = core.multi{ ca_file = settings.ca_file, insecure = settings.insecure, user_agent = settings.user_agent }
+    -- (its settings checked when the client was made: what it raises is the C core's, memory
+    -- running out; an eip error of the transport before anything is sent, as eip.new's)
+    local made
+    made, multi = pcall(core.multi, { ca_file = settings.ca_file, insecure = settings.insecure,
+      user_agent = settings.user_agent })
+    if not made then
+      local why = tostring(multi):gsub("^.-eip%.core: ", "")
+      error(errors.transport({}, { curl_code = 27, curl_error = why, unsent = true, error_kind = "other" },
+        "cannot make libcurl's multi handle: " .. why), 0)
+    end
     if not fresh then self.multi_handle = multi end
   end
   return multi

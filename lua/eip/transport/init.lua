@@ -406,7 +406,8 @@ local find = string.find
 
 --- The error kind of a failure: KINDS[code], except that 56 with libcurl's texts for a broken
 -- answer ("Too large response headers", "... in chunked-encoding") is "protocol", not "reset";
--- and that through a proxy a failure the proxy's own answer caused (`proxy_status`) or one of
+-- that 27 with the C core's own texts ("out of memory (...)": a request it could not make) is
+-- "other"; and that through a proxy a failure the proxy's own answer caused (`proxy_status`) or one of
 -- @{PROXY_CODES} is "proxy".
 -- @tparam integer code the CURLcode (`curl_code`)
 -- @tparam[opt] string text libcurl's text for it (`curl_error`)
@@ -421,6 +422,11 @@ function M.error_kind(code, text, proxy, proxy_status)
       and (find(text, "chunked-encod", 1, true) or find(text, "Too large response headers", 1, true)
         or find(text, "Too large response trailers", 1, true)) then
     return "protocol"
+  end
+  -- (27 with the C core's own texts, lower case: a request it could not make, memory running
+  -- out, nothing of it sent; libcurl's text for a header line too long is "Out of memory")
+  if code == 27 and type(text) == "string" and (find(text, "^out of memory") or find(text, "^cannot start")) then
+    return "other"
   end
   return KINDS[code] or "other"
 end
