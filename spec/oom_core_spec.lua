@@ -11,13 +11,14 @@ local host = require "spec.support.host"
 
 local SHIM = "build/failmalloc.so"
 
--- Runs `script` in a Lua 5.4 child with the shim preloaded (`env`: more assignments before it),
--- the emulator's url, token and project in EMU_URL, EMU_TOKEN, EMU_PROJECT: its output, status.
-local function run(emu, script, env)
+-- Runs `script` in a Lua 5.4 child with the shim preloaded (`env`: more assignments before it;
+-- `before`: shell commands first, a ulimit), the emulator's url, token and project in EMU_URL,
+-- EMU_TOKEN, EMU_PROJECT: its output and exit status.
+local function run(emu, script, env, before)
   assert(io.open(SHIM, "rb"), SHIM .. " is missing: make test builds it (make " .. SHIM .. ")"):close()
-  return host.run_script(script, string.format("env EMU_URL=%s EMU_TOKEN=%s EMU_PROJECT=%s %s "
+  return host.run_script(script, string.format("%s env EMU_URL=%s EMU_TOKEN=%s EMU_PROJECT=%s %s "
     .. "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;build/lua5.4/?.so;;' LD_PRELOAD=%s lua5.4",
-    host.quote(emu.url), host.quote(emu.token), host.quote(emu.project_id), env or "",
+    before or "", host.quote(emu.url), host.quote(emu.token), host.quote(emu.project_id), env or "",
     host.quote(host.ROOT .. "/" .. SHIM)))
 end
 
@@ -158,3 +159,37 @@ describe("the C core's and libcurl's memory running out #once", function()
     assert.matches("\n/etc/ssl/certs/ca%-certificates%.crt\tfalse\teip transport/other unsent=true\n", out)
   end)
 end)
+
+-- A process at its limit of file descriptors (ulimit -n, an nginx worker's
+-- worker_rlimit_nofile): a delete fails as libcurl saw it (a connection, a resolver thread or a
+-- CA file it could not open), not sent, and says why; with descriptors back, it goes.
+describe("file descriptors running out #once", function()
+  local fx = fixture.emulator()
+  local emu
+
+  setup(function() emu = fx.start() end)
+  teardown(fx.stop)
+  before_each(fx.reset)
+
+  it("a delete that could not open a connection says so, and goes once one can be opened", function()
+    local id = emu:create_bandwidth{ size = 5 }
+    local out, code = run(emu, PRELUDE .. [[
+      local c = client()
+      local held = {}
+      while true do
+        local f = io.open("/dev/null", "r")
+        if not f then break end
+        held[#held + 1] = f
+      end
+      local ok, err = pcall(c.delete_bandwidth, c, "]] .. id .. [[")
+      print(ok, describe(err), tostring(err))
+      for _, f in ipairs(held) do f:close() end
+      print("again", (pcall(c.delete_bandwidth, c, "]] .. id .. [[")))
+    ]], "", "ulimit -n 64;")
+    assert.equal(0, code, out)
+    assert.matches("^false\teip transport/connect unsent=true\t", out)
+    assert.matches("no file descriptor free", out, 1, true)
+    assert.matches("again\ttrue", out)
+  end)
+end)
+

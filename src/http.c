@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -1762,6 +1763,30 @@ static int name_mismatch(const char *errbuf)
            strcmp(errbuf, "SSL certificate problem: IP address mismatch") == 0;
 }
 
+/* A request that could not go out for want of a file descriptor (the process at its limit:
+ * ulimit -n, an nginx worker's worker_rlimit_nofile) fails as libcurl saw it: a host that does
+ * not resolve (its resolver thread or socket), a connection or a CA file that could not be
+ * opened. Said, after libcurl's text, when a descriptor cannot be had now either. */
+static void say_no_descriptor(eip_http_response *resp)
+{
+    static const char note[] = " (no file descriptor free: the process is at its limit, EMFILE)";
+    size_t n;
+    int fd, code = resp->curl_code;
+    if (code != CURLE_FAILED_INIT && code != CURLE_COULDNT_RESOLVE_PROXY && code != CURLE_COULDNT_RESOLVE_HOST &&
+        code != CURLE_COULDNT_CONNECT && code != CURLE_SSL_CONNECT_ERROR && code != CURLE_SSL_CACERT_BADFILE)
+        return;
+    fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        close(fd);
+        return;
+    }
+    if (errno != EMFILE && errno != ENFILE)
+        return;
+    n = strlen(resp->curl_error);
+    if (n + sizeof(note) <= sizeof(resp->curl_error))
+        memcpy(resp->curl_error + n, note, sizeof(note));
+}
+
 void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
 {
     eip_http_response *resp = t->resp;
@@ -1899,6 +1924,8 @@ void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)
         proxy_answer(t, resp);
     /* The prerequest callback never let it go: nothing of it was written to a connection. */
     resp->unsent = resp->curl_code != 0 && t->counts_sends && t->sends == 0;
+    if (resp->unsent)
+        say_no_descriptor(resp);
 }
 
 /* Path and query bytes that libcurl's URL parser leaves as they are: unreserved characters,
