@@ -1688,7 +1688,7 @@ static int set_proxy(eip_http_transfer *t, const eip_http_request *req)
     int failed = 0;
     /* https always through a CONNECT tunnel: the proxy never sees the request itself. */
     t->tunnel = req->proxy != NULL && strncasecmp(req->url, "https:", 6) == 0;
-    if (!same_string(t->proxy, req->proxy) || !same_string(t->proxy_user, req->proxy_user)
+    if (t->proxy_unsure || !same_string(t->proxy, req->proxy) || !same_string(t->proxy_user, req->proxy_user)
         || !same_string(t->proxy_password, req->proxy_password)) {
         forget_proxy(t);
         t->proxy = copy_string(req->proxy, &failed);
@@ -1696,10 +1696,14 @@ static int set_proxy(eip_http_transfer *t, const eip_http_request *req)
         t->proxy_password = copy_string(req->proxy_password, &failed);
         if (failed)
             forget_proxy(t);
-        curl_easy_setopt(c, CURLOPT_PROXY, t->proxy ? t->proxy : "");
-        curl_easy_setopt(c, CURLOPT_PROXYUSERNAME, t->proxy_user);
-        curl_easy_setopt(c, CURLOPT_PROXYPASSWORD, t->proxy_password);
+        /* (libcurl copies each string, and may run out of memory: its old value is gone then,
+         * and one left unset is libcurl's default, the environment's http_proxy. The request
+         * fails, not sent; the next one sets them all again.) */
+        failed |= curl_easy_setopt(c, CURLOPT_PROXY, t->proxy ? t->proxy : "") != CURLE_OK;
+        failed |= curl_easy_setopt(c, CURLOPT_PROXYUSERNAME, t->proxy_user) != CURLE_OK;
+        failed |= curl_easy_setopt(c, CURLOPT_PROXYPASSWORD, t->proxy_password) != CURLE_OK;
         curl_easy_setopt(c, CURLOPT_PROXYAUTH, (long)CURLAUTH_BASIC);
+        t->proxy_unsure = failed;
     }
     if (t->proxy != NULL)
         curl_easy_setopt(c, CURLOPT_HTTPPROXYTUNNEL, (long)t->tunnel);
@@ -1769,8 +1773,10 @@ static int name_mismatch(const char *errbuf)
  * opened. Said, after libcurl's text, when a descriptor cannot be had now either. */
 static void say_no_descriptor(eip_http_response *resp)
 {
-    static const char note[] = " (no file descriptor free: the process is at its limit, EMFILE)";
-    size_t n;
+    static const char process[] = " (no file descriptor free: the process is at its limit, EMFILE)";
+    static const char system[] = " (no file descriptor free: the system is at its limit, ENFILE)";
+    const char *note;
+    size_t n, len;
     int fd, code = resp->curl_code;
     if (code != CURLE_FAILED_INIT && code != CURLE_COULDNT_RESOLVE_PROXY && code != CURLE_COULDNT_RESOLVE_HOST &&
         code != CURLE_COULDNT_CONNECT && code != CURLE_SSL_CONNECT_ERROR && code != CURLE_SSL_CACERT_BADFILE)
@@ -1782,9 +1788,11 @@ static void say_no_descriptor(eip_http_response *resp)
     }
     if (errno != EMFILE && errno != ENFILE)
         return;
+    note = errno == EMFILE ? process : system;
+    len = strlen(note) + 1;
     n = strlen(resp->curl_error);
-    if (n + sizeof(note) <= sizeof(resp->curl_error))
-        memcpy(resp->curl_error + n, note, sizeof(note));
+    if (n + len <= sizeof(resp->curl_error))
+        memcpy(resp->curl_error + n, note, len);
 }
 
 void eip_http_transfer_finish(eip_http_transfer *t, CURLcode rc)

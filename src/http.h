@@ -326,6 +326,7 @@ typedef struct {
     /* The proxy the handle is set to (copies of the last request's; NULL: direct), so that a
      * client sending through the same proxy (or none) sets no option again. */
     char *proxy, *proxy_user, *proxy_password;
+    int proxy_unsure;           /* a proxy option could not be set: the handle's are not those */
     int tunnel;                 /* the current request goes through a CONNECT tunnel */
     /* What the handle's options were last set to, so that a request like the last one sets
      * none of them again: the method, when it was sent without a body (method_bodiless; a

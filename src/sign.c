@@ -886,7 +886,7 @@ static eip_sign_status sign_canonical(sign_ctx *c, const eip_buf *canon, eip_buf
         buf_add(auth, c->ak, c->ak_len) != 0 || buf_adds(auth, ", SignedHeaders=") != 0 ||
         buf_add(auth, canon->data + c->sh_off, c->sh_len) != 0 || buf_adds(auth, ", Signature=") != 0 ||
         buf_add(auth, sig, 64) != 0)
-        return FAIL(c, EIP_SIGN_ENOMEM, "the Authorization value exceeds its buffer limit");
+        return FAIL(c, EIP_SIGN_ENOMEM, "out of memory, or the Authorization value exceeds its buffer limit");
     return EIP_SIGN_OK;
 }
 
@@ -931,7 +931,7 @@ static eip_sign_status sign_sorted(sign_ctx *c, eip_buf *canon, eip_buf *auth)
     if (r == -2)
         return FAIL(c, EIP_SIGN_ECRYPTO, "SHA-256 of the body failed");
     if (r != 0)
-        return FAIL(c, EIP_SIGN_ENOMEM, "the canonical request exceeds its buffer limit");
+        return FAIL(c, EIP_SIGN_ENOMEM, "out of memory, or the canonical request exceeds its buffer limit");
     return sign_canonical(c, canon, auth);
 }
 

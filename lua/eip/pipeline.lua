@@ -786,6 +786,18 @@ function M.hold(runner, call, holder)
   if entry and runner.outstanding_owners[entry] == nil then runner.outstanding_owners[entry] = holder end
 end
 
+-- What the C core raised while a request was made (its signer out of memory: "eip.core: ..."):
+-- an eip error of the transport, nothing sent. Anything else is raised again, as it came (a
+-- bug keeps its traceback).
+local function core_refusal(op, err)
+  local why = type(err) == "string" and err:match("eip%.core: (.*)$")
+  if not why then error(err, 0) end
+  local e = errors.transport({ method = op.method, path = op.path }, { curl_code = 27, curl_error = why, unsent = true,
+    error_kind = "other" }, why)
+  e.bandwidth_id = op.resource
+  return e
+end
+
 --- Builds and authenticates the next attempt. Returns the transport's request, or nil and the
 -- eip error of the credentials step (IAM refused or unreachable: give it to `failure` with
 -- `from_credentials`). Raises what is not an eip error (a bug keeps its traceback). `halt` (see
@@ -840,7 +852,7 @@ function Call:request(halt)
     if provider.fallible then -- it may have to ask IAM for a token first
       local ok, err = errors.held(authenticate, runner, req, content_type, provider, op.headers, halt)
       if not ok then
-        if not errors.is_error(err) then error(err, 0) end
+        if not errors.is_error(err) then err = core_refusal(op, err) end
         -- Nothing was sent for this attempt: attempts counts what was. A call that sent
         -- nothing at all ends not sent, with the credentials' error (a copy: a failure IAM
         -- gave is held and given to other calls too); a retry ends with its last error. One
@@ -877,7 +889,20 @@ function Call:request(halt)
       local cache = not extra and provider.header and runner.shared_headers
       local s = cache and cache[content_type]
       local lines = s and s.lines
-      if lines then req.headers = lines else authenticate(runner, req, content_type, provider, extra) end
+      if lines then
+        req.headers = lines
+      elseif provider.signer then -- (keys: the C signer may run out of memory)
+        local ok, err = pcall(authenticate, runner, req, content_type, provider, extra)
+        if not ok then
+          err = core_refusal(op, err)
+          self.attempts = attempts - 1 -- nothing sent
+          release(provider, self)
+          if attempts > 1 then return nil, self.last_error end
+          return nil, err
+        end
+      else
+        authenticate(runner, req, content_type, provider, extra)
+      end
     end
     self.epoch = provider.epoch
     local flying = provider.flying

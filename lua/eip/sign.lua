@@ -176,7 +176,8 @@ function M.sign(opts)
   })
   if not ok then
     local why = tostring(auth):gsub("^eip%.core: cannot sign: ", "")
-    local argument = why:find("^the canonical request exceeds") and too_long(path, query, n_query, headers, n_headers)
+    local argument = why:find("the canonical request exceeds", 1, true)
+      and too_long(path, query, n_query, headers, n_headers)
     raise(argument or argument_of(why), "cannot be signed: %s", why)
   end
   return auth, canonical

@@ -406,8 +406,9 @@ local find = string.find
 
 --- The error kind of a failure: KINDS[code], except that 56 with libcurl's texts for a broken
 -- answer ("Too large response headers", "... in chunked-encoding") is "protocol", not "reset";
--- that 27 with the C core's own texts ("out of memory (...)": a request it could not make) is
--- "other"; and that through a proxy a failure the proxy's own answer caused (`proxy_status`) or one of
+-- that 27 with the C core's own texts ("out of memory (...)", "cannot sign", "the URL was
+-- refused": a request it could not make, or an answer it could not keep) is "other"; and that
+-- through a proxy a failure the proxy's own answer caused (`proxy_status`) or one of
 -- @{PROXY_CODES} is "proxy".
 -- @tparam integer code the CURLcode (`curl_code`)
 -- @tparam[opt] string text libcurl's text for it (`curl_error`)
@@ -424,8 +425,9 @@ function M.error_kind(code, text, proxy, proxy_status)
     return "protocol"
   end
   -- (27 with the C core's own texts, lower case: a request it could not make, memory running
-  -- out, nothing of it sent; libcurl's text for a header line too long is "Out of memory")
-  if code == 27 and type(text) == "string" and (find(text, "^out of memory") or find(text, "^cannot start")) then
+  -- out, or an answer it could not keep; libcurl's text for a header line too long is "Out of memory")
+  if code == 27 and type(text) == "string" and (find(text, "^out of memory") or find(text, "^cannot start")
+      or find(text, "^cannot sign") or find(text, "^the URL was refused")) then
     return "other"
   end
   return KINDS[code] or "other"
@@ -553,10 +555,14 @@ local Auto = {}
 Auto.__index = Auto
 Auto.name = "auto"
 
+-- The instance of `name`, made at its first use; nil and what its making raised when it could not
+-- be made (the libcurl transport's C handle, memory running out; the options were checked by new).
 function Auto:get(name)
   local t = self.instances[name]
   if not t then
-    t = require("eip.transport." .. name).new(self.opts)
+    local made
+    made, t = pcall(require("eip.transport." .. name).new, self.opts)
+    if not made then return nil, t end
     self.instances[name] = t
   end
   return t
@@ -580,7 +586,14 @@ local function picked(auto)
 end
 
 function Auto:send(req)
-  return picked(self):send(req)
+  local t, why = picked(self)
+  if not t then
+    -- (nothing sent: the transport's failure, as the C core reports a request it could not make)
+    local text = tostring(why):gsub("^.-eip%.core: ", "")
+    return { status = 0, curl_code = 27, curl_error = text, error_kind = "other", unsent = true, body = "",
+      elapsed = 0, new_connections = 0 }
+  end
+  return t:send(req)
 end
 
 -- (this module's own send, for the pipeline's check that a caller did not replace it: on the
@@ -603,9 +616,13 @@ function Auto:lane(req, signing)
   local lanes = setmetatable({}, { __mode = "k" }) -- transport -> { lane, its self, prepared, finish }
   local function send(auto, _, path, usable, secrets)
     local t = picked(auto)
+    -- (a transport, or its lane, that could not be made: nothing sent, the general way says why)
+    if not t then return false, nil, 0 end
     local l = lanes[t]
     if not l then
-      l = { t:lane(req) }
+      local made, lane, its, prepared, finish, own = pcall(t.lane, t, req)
+      if not made then return false, nil, 0 end
+      l = { lane, its, prepared, finish, own }
       lanes[t] = l
     end
     if t.send ~= l[5] then return false, nil, 0 end
