@@ -1774,7 +1774,7 @@ static int name_mismatch(const char *errbuf)
 static void say_no_descriptor(eip_http_response *resp)
 {
     static const char process[] = " (no file descriptor free: the process is at its limit, EMFILE)";
-    static const char system[] = " (no file descriptor free: the system is at its limit, ENFILE)";
+    static const char whole_system[] = " (no file descriptor free: the system is at its limit, ENFILE)";
     const char *note;
     size_t n, len;
     int fd, code = resp->curl_code;
@@ -1788,7 +1788,7 @@ static void say_no_descriptor(eip_http_response *resp)
     }
     if (errno != EMFILE && errno != ENFILE)
         return;
-    note = errno == EMFILE ? process : system;
+    note = errno == EMFILE ? process : whole_system;
     len = strlen(note) + 1;
     n = strlen(resp->curl_error);
     if (n + len <= sizeof(resp->curl_error))
