@@ -40,6 +40,7 @@ local ops = require "eip.ops"
 local retry = require "eip.retry"
 local pace = require "eip.pace"
 local pipeline = require "eip.pipeline"
+local transports = require "eip.transport"
 
 local M = {}
 
@@ -133,8 +134,6 @@ Serial.__index = Serial
 
 -- What the pace reads of an attempt that got no response table at all.
 local NO_ANSWER = { status = 0 }
--- libcurl's CURLE_OUT_OF_MEMORY: a request the C core could not take (Run:start)
-local OUT_OF_MEMORY = 27
 
 function Serial:start(wire)
   -- (pcall, also on Lua 5.1: a batch runs under one already, so nothing yields here there.)
@@ -248,7 +247,7 @@ function Threads:cancel()
     self.threads[slot] = nil
   end
   self.count, self.done, self.head, self.tail, self.progress = 0, {}, 1, 0, {}
-  if self.sema then self.sema = require("eip.transport").semaphore() end -- (without the cancelled posts)
+  if self.sema then self.sema = transports.semaphore() end -- (without the cancelled posts)
   return unsent
 end
 
@@ -265,7 +264,6 @@ function M.driver(runner, concurrency)
     return multi_driver(runner, concurrency)
   end
   if transport.name == "auto" then
-    local transports = require "eip.transport"
     if transports.yieldable() then
       return setmetatable({ ngx = rawget(_G, "ngx"), transport = transport, threads = {}, progress = {},
         next_slot = 1, count = 0, done = {}, head = 1, tail = 0, sema = transports.semaphore() }, Threads),
@@ -522,8 +520,8 @@ function Run:start(job)
     -- The driver could not take it (the C core out of memory for a handle or for the request's
     -- copy): nothing of it went out. This attempt's transport failure, as a single call's would
     -- be (retried as such), not a raise that would lose the results of the ids done so far.
-    local action, value = job.call:response({ status = 0, curl_code = OUT_OF_MEMORY, unsent = true, body = "",
-      elapsed = 0, curl_error = "cannot start the request: " .. tostring(why) }, self.halt)
+    local action, value = job.call:response(transports.unmade("cannot start the request: " .. tostring(why)),
+      self.halt)
     self:adapt(job, NO_ANSWER)
     return self:settle(job, action, value)
   end

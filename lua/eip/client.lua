@@ -315,11 +315,7 @@ function M.new(opts, getenv)
     -- make, memory running out; an eip error of the transport, nothing sent)
     local made, transport = pcall(transports.new, { ca_file = r.ca_file, insecure = r.insecure,
       user_agent = USER_AGENT })
-    if not made then
-      local why = tostring(transport):gsub("^.-eip%.core: ", "")
-      error(errors.transport({}, { curl_code = 27, curl_error = why, unsent = true, error_kind = "other" },
-        "cannot make the client's libcurl handle: " .. why), 0)
-    end
+    if not made then error(errors.unmade(transport, nil, "cannot make the client's libcurl handle"), 0) end
     r.transport = transport
     -- The built-in transports read a request during send only: the pipeline may fill the same
     -- table again (a transport of the caller's own may keep what it is given).

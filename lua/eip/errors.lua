@@ -3,7 +3,8 @@
 -- anything else, and `tostring(e)` is one line a person can act on. Secret values never
 -- reach these tables: callers pass only what is safe, and server-provided text is scrubbed
 -- of every secret the client holds before it is stored.
-local error_kind = require("eip.transport").error_kind
+local transport = require "eip.transport"
+local error_kind = transport.error_kind
 
 local M = {}
 
@@ -784,6 +785,19 @@ function M.transport(req, resp, message)
     attempts = req.attempts,
     elapsed = req.elapsed,
   }
+end
+
+--- The error of a request, or a handle, the C core could not make (memory running out):
+-- kind "transport", reason "other", `unsent` (see eip.transport's `unmade`). `req`: the
+-- request's `method` and `path` (and `bandwidth_id`), when there was one.
+-- @param why what the C core raised or said
+-- @tparam[opt] table req
+-- @tparam[opt] string what what could not be made, for the message ("the client's libcurl handle")
+function M.unmade(why, req, what)
+  local resp = transport.unmade(why)
+  local e = M.transport(req or {}, resp, what and (what .. ": " .. resp.curl_error) or resp.curl_error)
+  if req then e.bandwidth_id = req.bandwidth_id end
+  return e
 end
 
 --- A proxy's failure, never an answer of the API: kind "proxy", `proxy` ("host:port"),

@@ -790,12 +790,8 @@ end
 -- an eip error of the transport, nothing sent. Anything else is raised again, as it came (a
 -- bug keeps its traceback).
 local function core_refusal(op, err)
-  local why = type(err) == "string" and err:match("eip%.core: (.*)$")
-  if not why then error(err, 0) end
-  local e = errors.transport({ method = op.method, path = op.path }, { curl_code = 27, curl_error = why, unsent = true,
-    error_kind = "other" }, why)
-  e.bandwidth_id = op.resource
-  return e
+  if not (type(err) == "string" and err:find("eip.core: ", 1, true)) then error(err, 0) end
+  return errors.unmade(err, { method = op.method, path = op.path, bandwidth_id = op.resource })
 end
 
 --- Builds and authenticates the next attempt. Returns the transport's request, or nil and the
@@ -1972,11 +1968,7 @@ function Runner:multi(fresh)
     local made
     made, multi = pcall(core.multi, { ca_file = settings.ca_file, insecure = settings.insecure,
       user_agent = settings.user_agent })
-    if not made then
-      local why = tostring(multi):gsub("^.-eip%.core: ", "")
-      error(errors.transport({}, { curl_code = 27, curl_error = why, unsent = true, error_kind = "other" },
-        "cannot make libcurl's multi handle: " .. why), 0)
-    end
+    if not made then error(errors.unmade(multi, nil, "cannot make libcurl's multi handle"), 0) end
     if not fresh then self.multi_handle = multi end
   end
   return multi

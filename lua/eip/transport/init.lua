@@ -433,6 +433,21 @@ function M.error_kind(code, text, proxy, proxy_status)
   return KINDS[code] or "other"
 end
 
+--- The contract's response for a request that could not be made, nothing of it sent: the C
+-- core out of memory for a handle, a copy of the request or its signature (`why`: what it
+-- raised or said, its "eip.core: " prefix dropped). curl_code 27 (CURLE_OUT_OF_MEMORY),
+-- `error_kind` "other", `unsent`.
+-- @tparam string why the C core's error (or whatever it raised: a value whose tostring raises is
+--   said as "out of memory")
+-- @treturn table the response
+-- @raise never
+function M.unmade(why)
+  local told, text = pcall(tostring, why)
+  text = told and type(text) == "string" and text:gsub("^.-eip%.core: ", "") or "out of memory"
+  return { status = 0, curl_code = 27, curl_error = text, error_kind = "other", unsent = true, body = "",
+    elapsed = 0, new_connections = 0 }
+end
+
 --- The nginx phases (`ngx.get_phase()` names) in which `ngx.socket.tcp` and `ngx.sleep` are
 -- allowed: there lua-eip uses cosockets; elsewhere it falls back to libcurl.
 -- (Not ssl_client_hello nor ssl_session_fetch: see "Choosing the transport" above. Under
@@ -587,12 +602,7 @@ end
 
 function Auto:send(req)
   local t, why = picked(self)
-  if not t then
-    -- (nothing sent: the transport's failure, as the C core reports a request it could not make)
-    local text = tostring(why):gsub("^.-eip%.core: ", "")
-    return { status = 0, curl_code = 27, curl_error = text, error_kind = "other", unsent = true, body = "",
-      elapsed = 0, new_connections = 0 }
-  end
+  if not t then return M.unmade(why) end -- (nothing sent)
   return t:send(req)
 end
 
