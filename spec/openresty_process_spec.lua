@@ -39,24 +39,9 @@ local launcher = require "spec.support.openresty.launcher"
 
 local PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 
--- What both nginx configurations start with: `workers` worker processes, everything under the
--- private prefix.
+-- What every nginx configuration here starts with (its http block left open).
 local function head(workers)
-  return "@USER_DIRECTIVE@\nworker_processes " .. workers .. ";\n" .. [=[
-pid @PREFIX@/nginx.pid;
-error_log @PREFIX@/error.log warn;
-worker_shutdown_timeout 1s;
-load_module @MODULES_DIR@/ndk_http_module.so;
-load_module @MODULES_DIR@/ngx_http_lua_module.so;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path @PREFIX@/tmp/client_body;
-    proxy_temp_path @PREFIX@/tmp/proxy;
-    fastcgi_temp_path @PREFIX@/tmp/fastcgi;
-    uwsgi_temp_path @PREFIX@/tmp/uwsgi;
-    scgi_temp_path @PREFIX@/tmp/scgi;
-]=]
+  return launcher.head(workers, "worker_shutdown_timeout 1s;")
 end
 
 local ECHO = head(1) .. [[

@@ -72,6 +72,29 @@ M.CANCEL_INTERVAL = pipeline.CANCEL_INTERVAL
 -- eip.pipeline's signing_room). Token batches are not capped.
 M.SIGNED_IN_FLIGHT_MAX = pipeline.SIGNED_IN_FLIGHT_MAX
 
+--- `cancel` (a batch's, or nil) with nginx's graceful exit heard too: inside nginx, once the
+-- worker is exiting (`nginx -s reload` or `-s quit` began: ngx.worker.exiting), the function
+-- returned says "stop" when `cancel` says nothing (and calls `heard`, if given), so that a batch
+-- in a timer sends nothing more, lets what is in flight finish, and returns its results (the ids
+-- left `not_sent`, stopped "exiting") instead of keeping the old worker alive until its last id
+-- went (or until worker_shutdown_timeout kills it mid-request, the results lost). Outside
+-- nginx, or with an ngx that cannot tell: `cancel` itself.
+function M.with_exit(cancel, heard)
+  local ngx = rawget(_G, "ngx")
+  local worker = type(ngx) == "table" and ngx.worker
+  local exiting = type(worker) == "table" and worker.exiting
+  if type(exiting) ~= "function" then return cancel end
+  return function()
+    local what = cancel and cancel()
+    if what then return what end
+    if exiting() then
+      if heard then heard() end
+      return "stop"
+    end
+    return nil
+  end
+end
+
 local raise = errors.raise_usage
 local signing_room, admit, release = pipeline.signing_room, pipeline.admit, pipeline.release
 
@@ -341,7 +364,7 @@ end
 -- and its limit; `repeats` (id -> indices of its later occurrences, which get its result);
 -- `shared_bucket` (with a rate of the batch's own, set or adapted: the client's bucket, whose
 -- slot each request takes too); `stopped` (why no new request may start: { reason = "auth" |
--- "unanswered" | "cancelled" | "aborted" | "project" | "throttled" | "unavailable", cause = the
+-- "unanswered" | "cancelled" | "aborted" | "project" | "throttled" | "unavailable" | "exiting", cause = the
 -- eip error, if any }); `halt` (with a cancel: what its credentials step is given, see Run:cancel_heard),
 -- `heard` (the answer that step heard, for poll_cancel) and `abort_done` (an abort acted on). A
 -- job is { index, id, call } (call: the pipeline's state of its delete).
@@ -895,7 +918,7 @@ function Run:cancel_heard()
     self:halt_driver() -- (until poll_cancel aborts what is in flight: nothing more goes out)
   elseif what then
     self.heard = self.heard or "stop"
-    self:stop("cancelled")
+    self:stop(self.exiting and "exiting" or "cancelled")
   end
   return what
 end
@@ -937,7 +960,7 @@ function Run:poll_cancel()
       self:finish(job, "fail", dropped_error(job, slot, unsent))
     end
   elseif what then
-    self:stop("cancelled")
+    self:stop(self.exiting and "exiting" or "cancelled")
   end
 end
 
@@ -1181,7 +1204,7 @@ function M.run(runner, ids, opts)
   end
   local run = setmetatable({
     runner = runner, missing_ok = o.missing_ok, on_result = o.on_result,
-    cancel = errors.guarded(o.cancel, runner.log, "cancel", "stop"), -- one that raises: stop
+    cancel = false, exiting = false,
     heard = false, abort_done = false, halt = false, waiting = false, collected = false,
     started = core.monotime(), results = {}, repeats = {}, probing = true,
     summary = { deleted = 0, missing = 0, failed = 0, not_sent = 0, repeated = 0, throttled = 0, total = n,
@@ -1194,6 +1217,9 @@ function M.run(runner, ids, opts)
     -- the client's bucket gets it back when the batch ends, however it ends.
     rate_cap = bucket and bucket.configured or nil,
   }, Run)
+  -- (one that raises: stop; inside nginx, the worker's exit stops it too: see M.with_exit)
+  run.cancel = M.with_exit(errors.guarded(o.cancel, runner.log, "cancel", "stop"),
+    function() run.exiting = true end)
   if run.cancel then
     -- (the credentials step's: see Run:cancel_heard)
     run.halt = pipeline.halt(function() return run:cancel_heard() end,

@@ -567,7 +567,9 @@ end
 --   throttling answer asked not to come back within `retry_after_cap` seconds, by a longer
 --   Retry-After or a stated limit of one request per longer than that, or "unavailable": a
 --   server error the retry policy retries (a 5xx but 501 and 505) asked the same by a longer
---   Retry-After; after either, `wait` reads no more)
+--   Retry-After; after either, `wait` reads no more, or "exiting": inside nginx, the worker began
+--   to exit (`nginx -s reload` or `-s quit`): what was in flight finished, nothing more started,
+--   and a `wait` reads no more)
 -- @raise a `usage` @{eip.error} for the call itself (not a list, bad options); an error raised by
 --   on_result, after the transfers in flight were aborted (nil or false: an `interrupted`
 --   @{eip.error} saying so, which @{eip.could_have_acted} answers yes)
@@ -581,7 +583,8 @@ function Client:delete_bandwidths(ids, opts)
   if wait then
     -- One shared time budget: while the first id is still readable the others disappear too.
     local deadline = core.monotime() + wait
-    local cancel = errors.guarded(opts.cancel, r.log, "cancel", "stop")
+    -- (inside nginx, the worker's exit ends the waiting too, as it stopped the batch: batch.with_exit)
+    local cancel = batch.with_exit(errors.guarded(opts.cancel, r.log, "cancel", "stop"))
     summary.still_readable = 0
     -- A delete (or, below, a read) the key was refused for: nothing more is signed, not even a
     -- wait's GET, whatever stopped the batch first (an on_result's STOP); each deleted id left

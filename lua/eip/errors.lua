@@ -163,10 +163,11 @@ local STOP_REASONS = {
     .. "stated limit of one request per longer than that)",
   unavailable = "the service is unavailable: a server error asks not to come back within retry_after_cap "
     .. "seconds (Retry-After)",
+  exiting = "nginx's worker is exiting (a reload or a graceful stop): the batch started no more requests",
 }
 
 --- The entry of an id a batch never sent: kind "not_sent", `not_sent = true`, `stopped` (why:
--- "auth", "unanswered", "cancelled", "aborted", "project", "throttled", "unavailable") and `cause` (the eip
+-- "auth", "unanswered", "cancelled", "aborted", "project", "throttled", "unavailable", "exiting") and `cause` (the eip
 -- error that stopped it, if any).
 function M.not_sent(op, reason, cause)
   return new{

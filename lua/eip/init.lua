@@ -418,8 +418,9 @@ M.regions = require("eip.regions").list
 --   in, no more for now: signed requests or logins in a row got no answer; the first id refused
 --   is the `cause`), "cancelled", "aborted", "project", "throttled" (a throttling answer asked
 --   not to come back within `retry_after_cap` seconds: a longer Retry-After, or a stated limit
---   of one request per longer than that) or "unavailable" (a server error asked the same by a
---   longer Retry-After: `unavailable_beyond`) (on `not_sent`
+--   of one request per longer than that), "unavailable" (a server error asked the same by a
+--   longer Retry-After: `unavailable_beyond`) or "exiting" (inside nginx, the worker began to
+--   exit: a reload or a graceful stop) (on `not_sent`
 --   entries, on the last error of ids whose retry was waiting when it stopped, and on the
 --   `wait_error` of deleted ids a batch's wait read no more after it)
 -- @tfield boolean cancelled true for a call a `cancel` function stopped (`interrupted`), with

@@ -118,4 +118,25 @@ function M.start(emu, opts)
   }
 end
 
+--- The start of a private nginx's configuration for the OpenResty specs' own apps: `workers`
+-- worker processes, the Lua module loaded, everything under the private prefix, `main`
+-- (directives of the main context, optional) and an http block left open, for the app's
+-- settings and servers (and the closing brace).
+function M.head(workers, main)
+  return "@USER_DIRECTIVE@\nworker_processes " .. workers .. ";\n" .. (main and main .. "\n" or "") .. [=[
+pid @PREFIX@/nginx.pid;
+error_log @PREFIX@/error.log warn;
+load_module @MODULES_DIR@/ndk_http_module.so;
+load_module @MODULES_DIR@/ngx_http_lua_module.so;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path @PREFIX@/tmp/client_body;
+    proxy_temp_path @PREFIX@/tmp/proxy;
+    fastcgi_temp_path @PREFIX@/tmp/fastcgi;
+    uwsgi_temp_path @PREFIX@/tmp/uwsgi;
+    scgi_temp_path @PREFIX@/tmp/scgi;
+]=]
+end
+
 return M
