@@ -1,15 +1,17 @@
--- OpenResty: a batch running when its worker begins to exit (`nginx -s reload` or `-s quit`).
+-- OpenResty: a batch, or a delete's wait, running when its worker begins to exit (`nginx -s
+-- reload` or `-s quit`).
 --
 -- nginx lets a worker that has been told to exit finish what it is doing, and a batch in an
 -- ngx.timer went on sending every id it had left, for as long as that took (an old worker kept
 -- alive, running the code the reload replaced), or until worker_shutdown_timeout killed it
 -- mid-request, its results lost. A batch now hears the exit as a cancel's "stop": what is in
 -- flight finishes and is reported, the ids not sent are `not_sent` with `stopped = "exiting"`,
--- a wait after the deletes reads no more, and the worker exits.
+-- a wait after the deletes reads no more (a single delete's wait neither: an `interrupted`
+-- error, `deleted = true`), and the worker exits.
 --
--- The app is a private nginx whose timer runs one batch against the emulator, whose deletes are
--- slow (0.2 s each): QUIT is sent to it once the emulator has received a few of them. The timer
--- writes the batch's outcome to a file of the spec's.
+-- The app is a private nginx whose timer runs one batch (or one delete) against the emulator:
+-- QUIT is sent to it once the emulator has received a few of its requests. The timer writes the
+-- outcome to a file of the spec's.
 local cjson = require "cjson"
 local socket = require "socket"
 local nginx = require "spec.support.nginx"
@@ -27,13 +29,23 @@ local APP = launcher.head(1) .. [[
             local client = eip.new{ endpoint = "@API@", project_id = "@PROJECT@", token = "@TOKEN@", timeout = 5 }
             local ids = cjson.decode([=[@IDS@]=])
             local opts = cjson.decode([=[@OPTS@]=])
-            local ok, results, summary = pcall(client.delete_bandwidths, client, ids, opts)
+            local single = opts.single -- (one delete_bandwidth of the first id, with the other options)
+            opts.single = nil
+            local ok, results, summary
+            if single then
+                local done, res = pcall(client.delete_bandwidth, client, ids[1], opts)
+                ok, results, summary = true, { res }, {} -- (an error, of a wait, is its entry)
+                if not done and type(res) ~= "table" then ok, results = false, res end
+            else
+                ok, results, summary = pcall(client.delete_bandwidths, client, ids, opts)
+            end
             local out = { ok = ok, exiting = ngx.worker.exiting() }
             if ok then
                 out.summary, out.results = summary, {}
                 for i, r in ipairs(results) do
                     out.results[i] = { ok = r.ok, kind = r.kind, stopped = r.stopped, deleted = r.deleted,
-                        waited = r.waited, still_readable = r.still_readable, bandwidth_id = r.bandwidth_id }
+                        waited = r.waited, still_readable = r.still_readable, bandwidth_id = r.bandwidth_id,
+                        message = r.message }
                 end
             else
                 out.error = tostring(results)
@@ -66,7 +78,7 @@ local function wait_for(pred, seconds)
   return v
 end
 
-describe("OpenResty: a batch when its worker begins to exit #openresty", function()
+describe("OpenResty: batches and waits when the worker begins to exit #openresty", function()
   local emu, app, out
 
   setup(function()
@@ -104,6 +116,14 @@ describe("OpenResty: a batch when its worker begins to exit #openresty", functio
     local exited = wait_for(function() return not app:alive() end, seconds)
     local text = wait_for(function() return read_file(out) end, 1)
     return text and cjson.decode(text), exited
+  end
+
+  local function reads()
+    local n = 0
+    for _, r in ipairs(emu:requests()) do
+      if r.method == "GET" then n = n + 1 end
+    end
+    return n
   end
 
   local function deletes()
@@ -145,13 +165,6 @@ describe("OpenResty: a batch when its worker begins to exit #openresty", functio
     function()
     local ids = emu:create_bandwidths(3)
     emu:set_knobs{ deleted_visible_for = 60 }
-    local function reads()
-      local n = 0
-      for _, r in ipairs(emu:requests()) do
-        if r.method == "GET" then n = n + 1 end
-      end
-      return n
-    end
     local o, exited = run(ids, { concurrency = 3, wait = 60 }, function() return reads() >= 1 end, 10)
     assert.is_truthy(o, "the timer wrote no outcome")
     assert.is_true(o.ok, o.error)
@@ -164,6 +177,21 @@ describe("OpenResty: a batch when its worker begins to exit #openresty", functio
       if r.still_readable then still = still + 1 end
     end
     assert.is_true(still <= 1, "ids waited for after the exit: " .. cjson.encode(o.results))
+    local n = reads()
+    socket.sleep(0.5)
+    assert.equal(n, reads(), "reads after nginx exited")
+  end)
+
+  it("ends a single delete's wait: an interrupted error, deleted, no read after the exit", function()
+    local id = emu:create_bandwidth{ size = 1 }
+    emu:set_knobs{ deleted_visible_for = 60 }
+    local o, exited = run({ id }, { single = true, wait = 60 }, function() return reads() >= 1 end, 10)
+    assert.is_truthy(o, "the timer wrote no outcome")
+    assert.is_true(o.ok, o.error)
+    assert.is_true(exited, "nginx was still running 10 s after QUIT: the wait went on")
+    local r = o.results[1]
+    assert.same({ "interrupted", true }, { r.kind, r.deleted }, r.message)
+    assert.is_number(r.waited)
     local n = reads()
     socket.sleep(0.5)
     assert.equal(n, reads(), "reads after nginx exited")

@@ -72,29 +72,6 @@ M.CANCEL_INTERVAL = pipeline.CANCEL_INTERVAL
 -- eip.pipeline's signing_room). Token batches are not capped.
 M.SIGNED_IN_FLIGHT_MAX = pipeline.SIGNED_IN_FLIGHT_MAX
 
---- `cancel` (a batch's, or nil) with nginx's graceful exit heard too: inside nginx, once the
--- worker is exiting (`nginx -s reload` or `-s quit` began: ngx.worker.exiting), the function
--- returned says "stop" when `cancel` says nothing (and calls `heard`, if given), so that a batch
--- in a timer sends nothing more, lets what is in flight finish, and returns its results (the ids
--- left `not_sent`, stopped "exiting") instead of keeping the old worker alive until its last id
--- went (or until worker_shutdown_timeout kills it mid-request, the results lost). Outside
--- nginx, or with an ngx that cannot tell: `cancel` itself.
-function M.with_exit(cancel, heard)
-  local ngx = rawget(_G, "ngx")
-  local worker = type(ngx) == "table" and ngx.worker
-  local exiting = type(worker) == "table" and worker.exiting
-  if type(exiting) ~= "function" then return cancel end
-  return function()
-    local what = cancel and cancel()
-    if what then return what end
-    if exiting() then
-      if heard then heard() end
-      return "stop"
-    end
-    return nil
-  end
-end
-
 local raise = errors.raise_usage
 local signing_room, admit, release = pipeline.signing_room, pipeline.admit, pipeline.release
 
@@ -1217,8 +1194,8 @@ function M.run(runner, ids, opts)
     -- the client's bucket gets it back when the batch ends, however it ends.
     rate_cap = bucket and bucket.configured or nil,
   }, Run)
-  -- (one that raises: stop; inside nginx, the worker's exit stops it too: see M.with_exit)
-  run.cancel = M.with_exit(errors.guarded(o.cancel, runner.log, "cancel", "stop"),
+  -- (one that raises: stop; inside nginx, the worker's exit stops it too: see errors.with_exit)
+  run.cancel = errors.with_exit(errors.guarded(o.cancel, runner.log, "cancel", "stop"),
     function() run.exiting = true end)
   if run.cancel then
     -- (the credentials step's: see Run:cancel_heard)

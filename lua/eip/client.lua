@@ -492,7 +492,8 @@ end
 --   the bandwidth was deleted), `transport` (reason, curl_code; `proxy` when it went through
 --   one), `proxy` (the proxy failed: `proxy`, `reason`, `proxy_status`; never an answer of the
 --   API), or, with `wait`, after the 204: `wait_timeout` (deleted, but still readable when the wait
---   ended), `interrupted` (Ctrl-C ended the wait) or an authentication failure of a read (`stage =
+--   ended), `interrupted` (Ctrl-C, or inside nginx the worker's exit, ended the wait) or an
+--   authentication failure of a read (`stage =
 --   "wait"`), each with `deleted = true`; the project lookup's errors (see @{authenticate}) before
 --   the first call
 function Client:delete_bandwidth(bandwidth_id, call_opts)
@@ -583,8 +584,8 @@ function Client:delete_bandwidths(ids, opts)
   if wait then
     -- One shared time budget: while the first id is still readable the others disappear too.
     local deadline = core.monotime() + wait
-    -- (inside nginx, the worker's exit ends the waiting too, as it stopped the batch: batch.with_exit)
-    local cancel = batch.with_exit(errors.guarded(opts.cancel, r.log, "cancel", "stop"))
+    -- (inside nginx, the worker's exit ends the waiting too, as it stopped the batch: errors.with_exit)
+    local cancel = errors.with_exit(errors.guarded(opts.cancel, r.log, "cancel", "stop"))
     summary.still_readable = 0
     -- A delete (or, below, a read) the key was refused for: nothing more is signed, not even a
     -- wait's GET, whatever stopped the batch first (an on_result's STOP); each deleted id left

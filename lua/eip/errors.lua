@@ -665,6 +665,30 @@ function M.guarded(fn, logger, name, fallback)
   end
 end
 
+--- `cancel` (a batch's or a wait's, or nil) with nginx's graceful exit heard too: inside nginx,
+-- once the worker is exiting (`nginx -s reload` or `-s quit` began: ngx.worker.exiting), the function
+-- returned says "stop" when `cancel` says nothing (and calls `heard`, if given), so that a batch
+-- in a timer sends nothing more, lets what is in flight finish, and returns its results (the ids
+-- left `not_sent`, stopped "exiting"), and a wait after a delete reads no more, instead of
+-- keeping the old worker alive until the last id went or the wait ran out (or until
+-- worker_shutdown_timeout kills it mid-request, the results lost). Outside nginx, or with an
+-- ngx that cannot tell: `cancel` itself.
+function M.with_exit(cancel, heard)
+  local ngx = rawget(_G, "ngx")
+  local worker = type(ngx) == "table" and ngx.worker
+  local exiting = type(worker) == "table" and worker.exiting
+  if type(exiting) ~= "function" then return cancel end
+  return function()
+    local what = cancel and cancel()
+    if what then return what end
+    if exiting() then
+      if heard then heard() end
+      return "stop"
+    end
+    return nil
+  end
+end
+
 function M.http(req, resp, info, body, entry, final)
   body = body or {}
   local advice, description = info.advice, info.description
