@@ -233,6 +233,27 @@ describe("eip command", function()
       host.execute("rm -rf " .. q(dir))
     end)
 
+    -- A rock installed in a tree of its own whose bin/ alone is on the PATH: LuaRocks' wrapper
+    -- adds no path for such a tree, and the command printed require's list of the files it tried
+    -- and a traceback. Here a copy of the launchers with no modules beside them.
+    it("without lua-eip's modules on the path says how to put them there (eip, eip-emulator)", function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert(host.execute(string.format("mkdir -p %s/bin && cp %s/bin/eip %s/bin/eip-emulator %s/bin/",
+        q(dir), q(ROOT), q(ROOT), q(dir))))
+      local v = host.lua == "luajit" and "5.1" or host.lua:match("%d+%.%d+")
+      for _, command in ipairs{ "eip status 404", "eip-emulator --help" } do
+        local out, err = os.tmpname(), os.tmpname()
+        local _, code = host.execute(string.format("cd %s && env -i PATH=%s %s bin/%s >%s 2>%s", q(dir),
+          q(os.getenv("PATH")), host.lua, command, out, err))
+        assert.same({ 1, "" }, { code, slurp(out) }, command)
+        assert.equal(command:match("^%S+") .. ": lua-eip's modules are not on Lua " .. v .. "'s package.path: "
+          .. "for a rock installed with --tree DIR, run eval \"$(luarocks --lua-version=" .. v
+          .. " --tree DIR path)\" first\n", slurp(err), command)
+      end
+      host.execute("rm -rf " .. q(dir))
+    end)
+
     -- Lua's default paths end (Lua 5.1, LuaJIT: begin) with ./?.lua and ./?.so, and no system
     -- directory has a cjson/safe.lua or an eip/core.lua: run in /tmp, the command would load
     -- another user's, with the credentials in its environment.
@@ -2100,6 +2121,8 @@ describe("eip command", function()
       code, out = run("show-bandwidth --output text " .. a)
       assert.equal(0, code)
       assert.matches("^id\t" .. a:gsub("%-", "%%-") .. "\n", out)
+      -- (the API's values, for cut and awk: as list-bandwidths's text, not the human form's words)
+      assert.matches("\nshare_type\tWHOLE\nsize\t10\n", out)
       assert.matches("\neip\teip%-2\t198%.51%.%d+%.%d+\t5_bgp\n", out)
       code, out = run("show-bandwidth --json " .. a)
       assert.equal(0, code)

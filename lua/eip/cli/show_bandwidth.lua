@@ -71,7 +71,10 @@ function M.run(opts, argv)
   local text = opts.output == "text"
   for _, r in ipairs(rows) do
     if r[2] ~= nil then
-      stdout:write(string.format(text and "%s\t%s\n" or "%-12s %s\n", r[1], (r[3] or output.shown)(r[2])))
+      -- (text is for cut and awk: the API's values as they are, WHOLE and 10, as list-bandwidths's
+      -- text; the human form says what they mean, "WHOLE (shared)", "10 Mbit/s")
+      local shown = not text and r[3] or output.shown
+      stdout:write(string.format(text and "%s\t%s\n" or "%-12s %s\n", r[1], shown(r[2])))
     end
   end
   -- (in columns of the terminal, not bytes: a server's EIP id in Chinese keeps the address in its column)
