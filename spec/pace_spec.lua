@@ -393,6 +393,29 @@ describe("rates and throttling against the emulator", function()
     close_to(20, summary.rate, "the client's own rate, after the batches")
   end)
 
+  -- A limit per minute, used up: the batch paused a second (the per-second window), then sent on
+  -- at 95% of the rate, each request in the rest of that minute refused and counted against the
+  -- limit, an id failed once its attempts were. It pauses for the window the answer states, at
+  -- most retry_after_cap; a per-second one still for a second.
+  it("pauses for the window a throttling answer states, at most retry_after_cap", function()
+    for _, case in ipairs{ { "limit:600,time:1 minute", {}, 30 }, { "limit:600,time:1 minute",
+        { retry_after_cap = 3600 }, 60 }, { "limit:600,time:1 second", {}, 1 } } do
+      local t = fake_time()
+      local c = fx.client{ clock = t.clock, sleep = t.sleep, retry_after_cap = case[2].retry_after_cap }
+      local ids = emu:create_bandwidths(6)
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[2]), status = 429,
+        body = { error_code = "APIGW.0308", error_msg = "The throttling threshold has been reached: policy user "
+          .. "over ratelimit," .. case[1] } }
+      local _, summary = c:delete_bandwidths(ids, { concurrency = 1 })
+      c:close()
+      assert.same({ 6, 1 }, { summary.deleted, summary.throttled }, case[1])
+      -- (the pause, then the ids after it at 95% of the rate, the throttled one retried among them:
+      -- its own wait, 2 s after throttling, ends within the pause, or after the second's)
+      local what = case[1] .. ", retry_after_cap " .. tostring(case[2].retry_after_cap) .. ": slept " .. t.total()
+      assert.is_true(t.total() >= case[3] and t.total() < case[3] + 3, what)
+    end
+  end)
+
   -- A stated limit is the gateway's word, not a rate to take as it comes: "limit:0" states
   -- nothing usable (a rate of 0 made every wait NaN, read as none: the batch ran unpaced), and
   -- one request an hour would hold the batch for hours, past every bound the caller set.

@@ -610,9 +610,9 @@ end
 --  * when adaptive (the default), on the first throttling answer of a second: halves its
 --    concurrency, sets its rate (a token bucket, eip.pace) to 95% of the limit the answer
 --    states ("limit:100,time:1 second"), or when it states none to 90% of the answers accepted
---    in the last second (never under RATE_FLOOR), and pauses for a second, the window the
---    gateway counts in, so that the requests it sends next are not refused by the window
---    already used up;
+--    in the last second (never under RATE_FLOOR), and pauses for the window the gateway counts
+--    in (a second, or the one the answer states: "time:1 minute"; at most retry_after_cap), so
+--    that the requests it sends next are not refused by the window already used up;
 --  * while answers are clean, raises the concurrency by one per `limit` clean answers (AIMD),
 --    and the rate by 5% a second, never above a stated limit's 95%.
 
@@ -661,7 +661,7 @@ function Run:adapt(job, resp)
       self.paused_mono = math.max(self.paused_mono, core.monotime() + ra)
       self.paused_by = err
     end
-    local stated = retry.stated_limit(err)
+    local stated, window = retry.stated_limit(err)
     if err.throttled_beyond then
       -- A Retry-After longer than retry_after_cap, or a limit of one request per more than that
       -- ("limit:1,time:1 hour"): not waited for, adaptive or not, and nothing more starts (each
@@ -709,10 +709,15 @@ function Run:adapt(job, resp)
         self.bucket:defer(math.max(0, self:slot_left(now)))
       end
     end
-    -- Without a Retry-After (one over retry_after_cap stopped the batch above): the window.
+    -- Without a Retry-After (one over retry_after_cap stopped the batch above): the window, the
+    -- one the answer names ("time:1 minute": what it allowed in it is used up, and a pause of a
+    -- second had every request of the rest of that minute refused, each counted against the
+    -- limit, an id failed once its attempts were), at most retry_after_cap (the longest pause a
+    -- Retry-After may ask for), at least the gateway's second.
     if not ra then
-      self.paused_until = math.max(self.paused_until, now + WINDOW)
-      self.paused_mono = math.max(self.paused_mono, core.monotime() + WINDOW)
+      local pause = math.max(WINDOW, math.min(window or WINDOW, self.runner.policy.retry_after_cap))
+      self.paused_until = math.max(self.paused_until, now + pause)
+      self.paused_mono = math.max(self.paused_mono, core.monotime() + pause)
       self.paused_by = err
     end
     self.last_raise = now

@@ -143,14 +143,16 @@ function M.throttled(err)
 end
 
 --- The limit a throttling answer states ("policy user over ratelimit,limit:100,time:1 second"):
--- requests per second (positive, finite), or nil (none, or one that allows nothing: "limit:0").
+-- requests per second (positive, finite), or nil (none, or one that allows nothing: "limit:0");
+-- and the window it is counted in, in seconds (1 there; 60 for "time:1 minute").
 function M.stated_limit(err)
   local n, per, unit = tostring(err.message or ""):match("limit:%s*(%d+)%s*,%s*time:%s*(%d+)%s*(%a+)")
   n, per = tonumber(n), tonumber(per)
   if not n or not per or n < 1 or per < 1 or n == math.huge or per == math.huge then return nil end
   local seconds = ({ second = 1, seconds = 1, minute = 60, minutes = 60, hour = 3600, hours = 3600, day = 86400,
     days = 86400 })[unit:lower()]
-  return seconds and n / (per * seconds) or nil
+  if not seconds then return nil end
+  return n / (per * seconds), per * seconds
 end
 
 -- Seconds to wait for one Retry-After value (no blanks around it), or nil (see
