@@ -306,6 +306,30 @@ describe("retries", function()
     end
   end)
 
+  -- A limit per minute, used up: two retries 2-5 s apart were refused again, and the call failed
+  -- within 10 s of a window of 60. The window it states, at most retry_after_cap.
+  it("waits for the window a throttling answer states, at most retry_after_cap, without Retry-After", function()
+    for _, case in ipairs{ { "limit:600,time:1 minute", nil, 30 }, { "limit:600,time:1 minute", 3600, 60 },
+        { "limit:20,time:10 seconds", nil, 10 }, { "limit:600,time:1 minute", 4, nil },
+        { "limit:100,time:1 second", nil, nil } } do
+      emu:reset()
+      slept = {}
+      local id = emu:create_bandwidth{ size = 1 }
+      emu:inject{ method = "DELETE", status = 429, body = { error_code = "APIGW.0308",
+        error_msg = "The throttling threshold has been reached: policy user over ratelimit," .. case[1] } }
+      local c = new{ retry_after_cap = case[2] }
+      assert.equal(204, c:delete_bandwidth(id).status)
+      c:close()
+      local what = case[1] .. ", retry_after_cap " .. tostring(case[2]) .. ": waited " .. tostring(slept[1])
+      assert.equal(1, #slept, what)
+      if case[3] then
+        assert.equal(case[3], slept[1], what)
+      else -- (a window no longer than the advised pause, or a cap under it: the advised 2-5 s)
+        assert.is_true(slept[1] >= 2 and slept[1] <= 5, what)
+      end
+    end
+  end)
+
   it("does not wait for a Retry-After beyond retry_after_cap: the error is raised with it", function()
     emu:inject{ method = "DELETE", status = 503, headers = { ["Retry-After"] = "3600" } }
     local c = new{ retry_after_cap = 60 }

@@ -624,12 +624,14 @@ local function interrupted_wait(project, bandwidth_id, reads, started)
 end
 
 -- The seconds a failed read's answer asked not to be read again within: its Retry-After, or,
--- after throttling without one, the least pause Huawei advises (the policy's throttle_min);
+-- after throttling without one, the window of the limit it states when longer than Huawei's
+-- advised pause (retry.window_wait), else the least of that pause (the policy's throttle_min);
 -- else 0.
 local function asked_wait(runner, err)
   local ra = retry.parse_retry_after(err.retry_after, os.time(), err.date)
   if ra then return ra end
-  return retry.throttled(err) and runner.policy.throttle_min or 0
+  if not retry.throttled(err) then return 0 end
+  return retry.window_wait(err, runner.policy) or runner.policy.throttle_min
 end
 
 -- Raises what ends a wait whose time is up: the error that kept the bandwidth unread when no

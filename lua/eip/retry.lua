@@ -265,6 +265,21 @@ function M.not_soon(err)
   return nil
 end
 
+--- Seconds a throttling answer without Retry-After asks not to come back within, beyond the
+-- pause Huawei advises (the policy's throttle_min to throttle_max, 2-5 s): the window of the
+-- limit it states when that is longer ("limit:600,time:1 minute": what the limit allowed in the
+-- window is used up, and a request within it is refused again, and counted against it), at
+-- most retry_after_cap (the longest wait a Retry-After may ask for); else nil.
+-- @tparam table err the eip error (throttling)
+-- @tparam table policy the DEFAULTS fields, as configured
+-- @treturn ?number seconds
+function M.window_wait(err, policy)
+  local _, window = M.stated_limit(err)
+  local wait = window and math.min(window, policy.retry_after_cap)
+  if wait and wait > policy.throttle_max then return wait end
+  return nil
+end
+
 --- Seconds to wait before the attempt after `err`, which was attempt number `attempt`
 -- (refreshes not counted), or nil when err is final.
 -- @tparam table err the eip error (its `retryable` already set by @{retryable})
@@ -286,7 +301,7 @@ function M.delay(err, attempt, policy, now, random)
   -- Throttling by what the answer says, not its status alone: the gateway's APIGW.0308 behind a
   -- 503 is the same limit, and a retry within a second counts against it again.
   if M.throttled(err) then
-    return random(policy.throttle_min, policy.throttle_max)
+    return M.window_wait(err, policy) or random(policy.throttle_min, policy.throttle_max)
   end
   -- Exponential backoff with full jitter: spreads clients that failed together.
   local ceiling = math.min(policy.backoff_cap, policy.backoff_base * 2 ^ (attempt - 1))
