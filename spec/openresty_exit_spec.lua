@@ -23,12 +23,16 @@ local APP = launcher.head(1) .. [[
     lua_package_cpath "@REPO@/build/luajit/?.so;;";
     init_worker_by_lua_block {
         require("eip.emulator.server.watchdog").start(@OWNER_PID@, "@PREFIX@")
-        ngx.timer.at(0, function()
+        local cjson = require "cjson"
+        local opts = cjson.decode([=[@OPTS@]=])
+        -- (when: "timer", at once; "exit_worker", begun in exit_worker_by_lua; "premature", in a
+        -- timer nginx runs early at the exit)
+        local when = opts.when or "timer"
+        opts.when = nil
+        local function work()
             local eip = require "eip"
-            local cjson = require "cjson"
             local client = eip.new{ endpoint = "@API@", project_id = "@PROJECT@", token = "@TOKEN@", timeout = 5 }
             local ids = cjson.decode([=[@IDS@]=])
-            local opts = cjson.decode([=[@OPTS@]=])
             local single = opts.single -- (one delete_bandwidth of the first id, with the other options)
             opts.single = nil
             local ok, results, summary
@@ -53,7 +57,17 @@ local APP = launcher.head(1) .. [[
             local f = assert(io.open("@OUT@", "w"))
             f:write(cjson.encode(out))
             f:close()
-        end)
+        end
+        package.loaded.exitwork = { when = when, work = work }
+        if when == "timer" then
+            ngx.timer.at(0, work)
+        elseif when == "premature" then
+            ngx.timer.at(3600, function(premature) if premature then work() end end)
+        end
+    }
+    exit_worker_by_lua_block {
+        local w = package.loaded.exitwork
+        if w and w.when == "exit_worker" then w.work() end
     }
     server { listen 127.0.0.1:@PORT@; location / { return 204; } }
 }
@@ -195,5 +209,33 @@ describe("OpenResty: batches and waits when the worker begins to exit #openresty
     local n = reads()
     socket.sleep(0.5)
     assert.equal(n, reads(), "reads after nginx exited")
+  end)
+
+  -- Work begun while the worker exits is the caller's deliberate last work (a flush of pending
+  -- deletes in exit_worker_by_lua, or in a timer nginx runs early at the exit): it goes on. (The
+  -- exit's watch once stopped it before its first request: every id not_sent, "exiting".)
+  it("lets a batch begun while the worker exits send every id (exit_worker_by_lua, a premature timer)", function()
+    for _, when in ipairs{ "exit_worker", "premature" } do
+      emu:reset()
+      os.remove(out)
+      local ids = emu:create_bandwidths(4)
+      local o, exited = run(ids, { when = when, concurrency = 2 }, function()
+        local sock = socket.tcp()
+        sock:settimeout(1)
+        local ok = sock:connect("127.0.0.1", app.port) and sock:send("GET / HTTP/1.0\r\n\r\n")
+          and sock:receive("*l")
+        sock:close()
+        return ok and ok:find(" 204 ") ~= nil
+      end, 10)
+      assert.is_truthy(o, when .. ": no outcome written")
+      assert.is_true(o.ok, o.error)
+      assert.is_true(exited, when)
+      assert.is_true(o.exiting, when .. ": begun while exiting")
+      assert.same({ 4, 0 }, { o.summary.deleted, o.summary.not_sent }, when)
+      assert.is_nil(o.summary.stopped, when)
+      assert.equal(4, #deletes(), when)
+      app:stop()
+      app = nil
+    end
   end)
 end)

@@ -860,7 +860,8 @@ end
 --   EIPs it lists that the drain did not move are in `not_moved`, with `changed = true` (false
 --   when none), and those it moved but still lists are `uncertain`, not `moved`; with `wait`,
 --   when the bandwidth was deleted but the wait ended first (kind `wait_timeout`, or
---   `interrupted` by Ctrl-C), `deleted = true`, `stage = "wait"`, `moved` (every EIP moved out),
+--   `interrupted` by Ctrl-C or, inside nginx, the worker's exit), `deleted = true`, `stage =
+--   "wait"`, `moved` (every EIP moved out),
 --   and `result`, the drain's result table
 function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
   local r = runner_of(self, "drain_and_delete_bandwidth")

@@ -671,17 +671,22 @@ end
 -- in a timer sends nothing more, lets what is in flight finish, and returns its results (the ids
 -- left `not_sent`, stopped "exiting"), and a wait after a delete reads no more, instead of
 -- keeping the old worker alive until the last id went or the wait ran out (or until
--- worker_shutdown_timeout kills it mid-request, the results lost). Outside nginx, or with an
--- ngx that cannot tell: `cancel` itself.
+-- worker_shutdown_timeout kills it mid-request, the results lost). Only what began before the
+-- exit: one begun while the worker exits (in exit_worker_by_lua, in a timer nginx runs early,
+-- `premature`, at the exit) is the caller's deliberate last work, and goes on. Outside nginx,
+-- or with an ngx that cannot tell (no ngx.worker.exiting, or one that raises): `cancel` itself.
 function M.with_exit(cancel, heard)
   local ngx = rawget(_G, "ngx")
   local worker = type(ngx) == "table" and ngx.worker
   local exiting = type(worker) == "table" and worker.exiting
   if type(exiting) ~= "function" then return cancel end
+  local ok, already = pcall(exiting)
+  if not ok or already then return cancel end
   return function()
     local what = cancel and cancel()
     if what then return what end
-    if exiting() then
+    local told, yes = pcall(exiting)
+    if told and yes then
       if heard then heard() end
       return "stop"
     end
