@@ -625,13 +625,13 @@ end
 
 -- The seconds a failed read's answer asked not to be read again within: its Retry-After, or,
 -- after throttling without one, the window of the limit it states when longer than Huawei's
--- advised pause (retry.window_wait), else the least of that pause (the policy's throttle_min);
--- else 0.
-local function asked_wait(runner, err)
+-- advised pause and shorter than the `left` seconds of the wait (retry.window_wait), else the
+-- least of that pause (the policy's throttle_min); else 0.
+local function asked_wait(runner, err, left)
   local ra = retry.parse_retry_after(err.retry_after, os.time(), err.date)
   if ra then return ra end
   if not retry.throttled(err) then return 0 end
-  return retry.window_wait(err, runner.policy) or runner.policy.throttle_min
+  return retry.window_wait(err, runner.policy, left) or runner.policy.throttle_min
 end
 
 -- Raises what ends a wait whose time is up: the error that kept the bandwidth unread when no
@@ -656,7 +656,8 @@ end
 -- `first_read`: the first read is given at least MIN_READ, however little of `seconds` is left
 -- (a call's own wait, or a batch's first: one that passed validation reads once). No read goes
 -- before a failed read's answer said it may (its Retry-After; 2 s after throttling without
--- one): when that is past the end, the wait ends there. `pacing` (optional): a table the waits
+-- one, or the window of a limit it states when longer and the wait has that time left: see
+-- asked_wait): when that is past the end, the wait ends there. `pacing` (optional): a table the waits
 -- of one batch share, so that an id's read keeps to what an earlier id's was told (`not_before`,
 -- core.monotime, and `held_by`, that answer); a later id with no time left for a read then ends
 -- with a "not sent" error whose `cause` is that answer. Its `bucket` (eip.pace): the batch's
@@ -725,7 +726,7 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel, first_read,
     local pause = WAIT_STEPS[step] or WAIT_STEPS[#WAIT_STEPS]
     step = step + 1
     -- (a throttled read reads again no sooner than it was told, each refusal counting)
-    local asked = not ok and asked_wait(runner, err) or 0
+    local asked = not ok and asked_wait(runner, err, seconds - LAST_READ - waited) or 0
     if asked > 0 then pacing.not_before, pacing.held_by = core.monotime() + asked, err end
     if pause < asked then pause = asked end
     -- (cut once: the read after a cut pause is the last, whatever the sleep did; none when what

@@ -713,9 +713,13 @@ function Run:adapt(job, resp)
     -- one the answer names ("time:1 minute": what it allowed in it is used up, and a pause of a
     -- second had every request of the rest of that minute refused, each counted against the
     -- limit, an id failed once its attempts were), at most retry_after_cap (the longest pause a
-    -- Retry-After may ask for), at least the gateway's second.
+    -- Retry-After may ask for), at least the gateway's second; the second when the throttled id's
+    -- deadline leaves its retry less than that window (it would end unsent after it; its own wait
+    -- is then Huawei's advised pause too: retry.window_wait).
     if not ra then
       local pause = math.max(WINDOW, math.min(window or WINDOW, self.runner.policy.retry_after_cap))
+      local deadline = job.call.deadline
+      if deadline and deadline - core.monotime() - pipeline.MIN_ATTEMPT_TIME <= pause then pause = WINDOW end
       self.paused_until = math.max(self.paused_until, now + pause)
       self.paused_mono = math.max(self.paused_mono, core.monotime() + pause)
       self.paused_by = err

@@ -278,7 +278,7 @@ end
 -- "transport", reason "timeout", not sent, as a read whose wait had no time left.
 function M.held_past_wait(op, hold, cause)
   local err = unsent_timeout(op, string.format("not sent: an earlier read's answer asked not to come back for "
-    .. "%.1f s, past the end of the wait", hold))
+    .. "%.1f s (its Retry-After, or the pause after throttling), past the end of the wait", hold))
   err.cause = cause
   return err
 end

@@ -74,7 +74,8 @@ M._VERSION = client.VERSION
 -- @tparam[opt=0.5] number opts.backoff_base seconds (0 to 60): exponential backoff with full jitter
 -- @tparam[opt=8] number opts.backoff_cap seconds (0 to 3600): the longest backoff
 -- @tparam[opt=30] number opts.retry_after_cap seconds (0 to 3600): a longer `Retry-After` is not waited for,
---   the error is raised with `retry_after` set
+--   the error is raised with `retry_after` set; also the longest wait for the window of a limit a
+--   throttling answer states ("limit:600,time:1 minute")
 -- @tparam[opt] function opts.sleep `function(seconds)` used between attempts (default: the C
 --   core's nanosleep; `ngx.sleep` where nginx can yield)
 -- @tparam[opt=false] boolean opts.missing_ok the EIP service's 404 `VPC.0306` on a delete of an

@@ -1400,6 +1400,7 @@ function Call:failure(err, from_credentials, resp, halt)
     attempts = self.attempts, refreshed = self.refreshed,
     can_refresh = provider.refresh ~= nil and self.op.auth ~= false,
     credentials_changed = self.epoch ~= false and self.epoch ~= provider.epoch,
+    left = self.deadline and self.deadline - monotime() - MIN_ATTEMPT_TIME or nil,
   }, policy, os.time(), jitter)
   if action == "refresh" or action == "again" then
     self.refreshed = true

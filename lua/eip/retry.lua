@@ -18,7 +18,8 @@
 --  * the 401/403 veto: never repeated as such, since Huawei Cloud locks an AK/SK pair after
 --    5 failed signatures in a row;
 --  * Retry-After (seconds or HTTP-date), capped; a throttling answer without it (429, or
---    APIGW.0308 whatever its status: see throttled) waits 2-5 s, as Huawei advises;
+--    APIGW.0308 whatever its status: see throttled) waits 2-5 s, as Huawei advises, or the
+--    window of a limit it states when longer (window_wait), within the time the call has left;
 --    otherwise exponential backoff with full jitter;
 --  * the once-only credential refresh: a 401 answered to an IAM token makes one new token and
 --    one more attempt, outside the attempt budget.
@@ -36,6 +37,7 @@ M.DEFAULTS = {
   backoff_cap = 8,        -- seconds: no computed backoff waits longer
   retry_after_cap = 30,   -- seconds: a longer Retry-After is not waited for; the error is raised
   throttle_min = 2,       -- seconds: throttling without Retry-After waits 2-5 s, as Huawei advises
+                          -- (or a stated limit's longer window: window_wait)
   throttle_max = 5,
 }
 
@@ -269,14 +271,19 @@ end
 -- pause Huawei advises (the policy's throttle_min to throttle_max, 2-5 s): the window of the
 -- limit it states when that is longer ("limit:600,time:1 minute": what the limit allowed in the
 -- window is used up, and a request within it is refused again, and counted against it), at
--- most retry_after_cap (the longest wait a Retry-After may ask for); else nil.
+-- most retry_after_cap (the longest wait a Retry-After may ask for), and less than `left`;
+-- else nil, and the advised pause it is. (The window says how long the limit counts over, not
+-- when it began: a request after the advised pause may find the budget back. So a call that
+-- has not the window's time left, a deadline's, a wait's, tries again after that pause rather
+-- than not at all.)
 -- @tparam table err the eip error (throttling)
 -- @tparam table policy the DEFAULTS fields, as configured
+-- @tparam[opt] number left seconds the call has left for the wait and its next attempt (nil: no bound)
 -- @treturn ?number seconds
-function M.window_wait(err, policy)
+function M.window_wait(err, policy, left)
   local _, window = M.stated_limit(err)
   local wait = window and math.min(window, policy.retry_after_cap)
-  if wait and wait > policy.throttle_max then return wait end
+  if wait and wait > policy.throttle_max and (left == nil or wait < left) then return wait end
   return nil
 end
 
@@ -287,8 +294,10 @@ end
 -- @tparam table policy the DEFAULTS fields, as configured
 -- @tparam number now Unix seconds (for HTTP-date Retry-After values without the answer's `date`)
 -- @tparam function random `function(a, b)` -> a uniform number in [a, b]
+-- @tparam[opt] number left seconds the call has left (its deadline's) for the wait and the next
+--   attempt; nil: no bound
 -- @treturn ?number seconds to wait, or nil
-function M.delay(err, attempt, policy, now, random)
+function M.delay(err, attempt, policy, now, random, left)
   if attempt >= policy.max_attempts or not err.retryable then return nil end
   -- Asked not to come back within retry_after_cap (a longer Retry-After, or a stated limit of one
   -- request per longer than that, whatever short Retry-After came with it): not waited for.
@@ -301,7 +310,13 @@ function M.delay(err, attempt, policy, now, random)
   -- Throttling by what the answer says, not its status alone: the gateway's APIGW.0308 behind a
   -- 503 is the same limit, and a retry within a second counts against it again.
   if M.throttled(err) then
-    return M.window_wait(err, policy) or random(policy.throttle_min, policy.throttle_max)
+    -- (a stated window's wait jittered as the advised pause is, below its end: calls throttled
+    -- together do not all come back at one instant)
+    local wait = M.window_wait(err, policy, left)
+    if wait then
+      return random(math.max(policy.throttle_min, wait - (policy.throttle_max - policy.throttle_min)), wait)
+    end
+    return random(policy.throttle_min, policy.throttle_max)
   end
   -- Exponential backoff with full jitter: spreads clients that failed together.
   local ceiling = math.min(policy.backoff_cap, policy.backoff_base * 2 ^ (attempt - 1))
@@ -310,10 +325,11 @@ end
 
 --- What to do after a failed attempt.
 -- @tparam table err the eip error
--- @tparam table state `{ attempts, refreshed, can_refresh, credentials_changed }`: attempts
+-- @tparam table state `{ attempts, refreshed, can_refresh, credentials_changed, left }`: attempts
 --   made (including a refreshed one), whether this call already had its credential refresh,
---   whether its credentials can be refreshed (an IAM token), and whether they changed since
---   this attempt was authenticated (another call refreshed them meanwhile)
+--   whether its credentials can be refreshed (an IAM token), whether they changed since
+--   this attempt was authenticated (another call refreshed them meanwhile), and the seconds
+--   its deadline leaves for a wait and the next attempt (nil: none)
 -- @tparam table policy as for @{delay}
 -- @tparam number now Unix seconds
 -- @tparam function random as for @{delay}
@@ -328,7 +344,7 @@ function M.decide(err, state, policy, now, random)
     if state.credentials_changed then return "again" end
     if state.can_refresh then return "refresh" end
   end
-  local delay = M.delay(err, state.attempts - (state.refreshed and 1 or 0), policy, now, random)
+  local delay = M.delay(err, state.attempts - (state.refreshed and 1 or 0), policy, now, random, state.left)
   if delay then return "wait", delay end
   return nil
 end
