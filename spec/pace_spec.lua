@@ -422,6 +422,35 @@ describe("rates and throttling against the emulator", function()
     end
   end)
 
+  -- Two answers of one burst, two policies: a per-second limit's cut the concurrency and paused a
+  -- second, and the per-minute one, within the cut's cooldown, was not heard: the ids after the
+  -- second went into that minute's used-up window.
+  it("pauses for the longer window of two throttling answers of one burst", function()
+    local t = fake_time()
+    local ids = emu:create_bandwidths(10)
+    for i, window in ipairs{ "limit:600,time:1 second", "limit:600,time:1 minute" } do
+      emu:inject{ method = "DELETE", path = emu:delete_path(ids[i + 1]), status = 429, body = {
+        error_code = "APIGW.0308", error_msg = "The throttling threshold has been reached: policy user over "
+          .. "ratelimit," .. window } }
+    end
+    -- (the deletes the emulator had received at each sleep, by the fake time it began at)
+    local seen = {}
+    local c = fx.client{ clock = t.clock, sleep = function(s)
+      seen[#seen + 1] = { at = t.now - 1000, deletes = fixture.count_requests(emu, "DELETE") }
+      t.sleep(s)
+    end }
+    local _, summary = c:delete_bandwidths(ids, { concurrency = 4 })
+    c:close()
+    assert.same({ 10, 2 }, { summary.deleted, summary.throttled })
+    -- The first id alone (the probe), then four at once: two refused, two deleted. Nothing more
+    -- went out before the minute's pause (30 s, retry_after_cap) was nearly over.
+    local first = seen[1].deletes
+    assert.equal(5, first)
+    for _, s in ipairs(seen) do
+      if s.at < 26 then assert.equal(first, s.deletes, "a delete sent at " .. s.at .. " s") end
+    end
+  end)
+
   -- A stated limit is the gateway's word, not a rate to take as it comes: "limit:0" states
   -- nothing usable (a rate of 0 made every wait NaN, read as none: the batch ran unpaced), and
   -- one request an hour would hold the batch for hours, past every bound the caller set.

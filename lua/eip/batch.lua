@@ -636,6 +636,21 @@ function Run:accepted_in_window(now)
   return self.accepted_tail - head + 1
 end
 
+-- The pause after throttling without a Retry-After: the window the answer names ("time:1
+-- minute": what it allowed in it is used up, and a pause of a second had every request of the
+-- rest of that minute refused, each counted against the limit, an id failed once its attempts
+-- were), at most retry_after_cap (the longest pause a Retry-After may ask for), at least the
+-- gateway's second; the second when the throttled id's deadline leaves its retry less than that
+-- window (it would end unsent after it; its own wait is then Huawei's advised pause too:
+-- retry.window_wait). A pause already longer stands.
+function Run:window_pause(job, window, err, now)
+  local pause = math.max(WINDOW, math.min(window or WINDOW, self.runner.policy.retry_after_cap))
+  local deadline = job.call.deadline
+  if deadline and deadline - core.monotime() - pipeline.MIN_ATTEMPT_TIME <= pause then pause = WINDOW end
+  if now + pause > self.paused_until then self.paused_until, self.paused_by = now + pause, err end
+  self.paused_mono = math.max(self.paused_mono, core.monotime() + pause)
+end
+
 function Run:adapt(job, resp)
   local now = self.clock()
   local status = resp.status
@@ -672,7 +687,13 @@ function Run:adapt(job, resp)
     end
     -- (a last cut ahead of now: the caller's clock went back since, and the cooldown, read on
     -- that clock, would last as long as the step: taken as over, as is the wait between raises)
-    if not self.adaptive or (now >= self.last_cut and now - self.last_cut < CUT_COOLDOWN) then return end
+    if not self.adaptive then return end
+    if now >= self.last_cut and now - self.last_cut < CUT_COOLDOWN then
+      -- (an answer of the same burst stating a longer window than the cut's, another policy's
+      -- limit used up: its window too, or the ids after the cut's second are refused by it)
+      if not ra and window and window > WINDOW then self:window_pause(job, window, err, now) end
+      return
+    end
     self.last_cut, self.clean = now, 0
     self.limit = math.max(1, math.floor(self.limit / 2))
     self.limit_min = math.min(self.limit_min, self.limit)
@@ -709,21 +730,8 @@ function Run:adapt(job, resp)
         self.bucket:defer(math.max(0, self:slot_left(now)))
       end
     end
-    -- Without a Retry-After (one over retry_after_cap stopped the batch above): the window, the
-    -- one the answer names ("time:1 minute": what it allowed in it is used up, and a pause of a
-    -- second had every request of the rest of that minute refused, each counted against the
-    -- limit, an id failed once its attempts were), at most retry_after_cap (the longest pause a
-    -- Retry-After may ask for), at least the gateway's second; the second when the throttled id's
-    -- deadline leaves its retry less than that window (it would end unsent after it; its own wait
-    -- is then Huawei's advised pause too: retry.window_wait).
-    if not ra then
-      local pause = math.max(WINDOW, math.min(window or WINDOW, self.runner.policy.retry_after_cap))
-      local deadline = job.call.deadline
-      if deadline and deadline - core.monotime() - pipeline.MIN_ATTEMPT_TIME <= pause then pause = WINDOW end
-      self.paused_until = math.max(self.paused_until, now + pause)
-      self.paused_mono = math.max(self.paused_mono, core.monotime() + pause)
-      self.paused_by = err
-    end
+    -- Without a Retry-After (one over retry_after_cap stopped the batch above): the window.
+    if not ra then self:window_pause(job, window, err, now) end
     self.last_raise = now
   elseif status > 0 then
     local tail = self.accepted_tail + 1
