@@ -238,4 +238,36 @@ describe("OpenResty: batches and waits when the worker begins to exit #openresty
       app = nil
     end
   end)
+
+  -- A reload while the deletes were still in flight: the wait after them began once the worker
+  -- was exiting, and read on to its end (30 s of reads from the old worker), taken for work begun
+  -- during the exit. The exit's watch starts with the call.
+  it("reads nothing after deletes that were in flight at the exit (a batch's wait, a single call's)", function()
+    for _, single in ipairs{ false, true } do
+      emu:reset()
+      os.remove(out)
+      local ids = emu:create_bandwidths(single and 1 or 4)
+      emu:set_knobs{ deleted_visible_for = 60 }
+      emu:inject{ method = "DELETE", action = "slow", delay = 0.5, times = -1 }
+      local what = single and "a single call's wait" or "a batch's wait"
+      local opts = single and { single = true, wait = 30 } or { concurrency = 2, wait = 30 }
+      local o, exited = run(ids, opts, function()
+        return #deletes() >= 1
+      end, 10)
+      assert.is_truthy(o, what .. ": no outcome written")
+      assert.is_true(o.ok, o.error)
+      assert.is_true(exited, what .. ": nginx was still running 10 s after QUIT: the wait went on")
+      assert.equal(0, reads(), what .. ": reads after the exit")
+      if single then
+        assert.same({ "interrupted", true }, { o.results[1].kind, o.results[1].deleted }, what)
+      else
+        assert.equal("exiting", o.summary.stopped, what)
+        for i, r in ipairs(o.results) do
+          assert.is_nil(r.still_readable, what .. ": entry " .. i)
+        end
+      end
+      app:stop()
+      app = nil
+    end
+  end)
 end)

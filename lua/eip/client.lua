@@ -467,11 +467,15 @@ end
 -- delete_bandwidth past its common case, counted as running (see Runner:counted): the project
 -- found first (its look-up counts in the deadline), a wait after the 204.
 local function delete_counted(self, r, bandwidth_id, missing_ok, wait)
+  -- (inside nginx, the exit's watch starts with the call: a worker told to exit while the delete
+  -- was under way reads nothing after it; started with the wait, it took the wait for work begun
+  -- once the worker was exiting, and read on: errors.with_exit)
+  local watch = wait and errors.with_exit(nil) or nil
   local project_id, deadline_at = project_for_call(self, r, nil, bandwidth_id)
   local op = ops.delete_bandwidth(project_id, bandwidth_id, missing_ok)
   if deadline_at then op.deadline_at = deadline_at end
   local res = r:run(op)
-  if wait then return waited(r, project_id, res, wait) end
+  if wait then return waited(r, project_id, res, wait, watch) end
   return res
 end
 
@@ -579,13 +583,16 @@ function Client:delete_bandwidths(ids, opts)
   -- Read once, as a plain copy, before its wait is looked at (batch.run checks it the same way).
   if opts ~= nil then opts = validate.options("options", opts, batch.OPTIONS) end
   local wait = opts and wait_of(opts.wait) or nil
+  -- (inside nginx, a worker told to exit during the batch ends its wait too, as it stopped the
+  -- batch: the exit's watch starts with the batch; started with the wait, it took the wait for
+  -- work begun once the worker was exiting, and read on: errors.with_exit)
+  local wait_cancel = wait and errors.with_exit(errors.guarded(opts.cancel, r.log, "cancel", "stop")) or nil
   local results, summary, pacing = batch.run(r, ids, opts)
   self.project_id = r.project_id
   if wait then
     -- One shared time budget: while the first id is still readable the others disappear too.
     local deadline = core.monotime() + wait
-    -- (inside nginx, the worker's exit ends the waiting too, as it stopped the batch: errors.with_exit)
-    local cancel = errors.with_exit(errors.guarded(opts.cancel, r.log, "cancel", "stop"))
+    local cancel = wait_cancel
     summary.still_readable = 0
     -- A delete (or, below, a read) the key was refused for: nothing more is signed, not even a
     -- wait's GET, whatever stopped the batch first (an on_result's STOP); each deleted id left
