@@ -1157,6 +1157,50 @@ describe("eip command", function()
       assert.is_not_nil(emu:get_bandwidth(real))
     end)
 
+    -- Credentials of the environment or the profile file that the command does not use (the token
+    -- while it signs with the profile's keys, the profile's SK while it uses the token): pasted
+    -- as an id or a --project-id, they went out in the URL and came back on the result line; a
+    -- server echoing one had it printed. The client knows only those it uses.
+    it("refuses, and never prints, a credential it does not use: an id, --project-id, a server's echo", function()
+      local home = os.tmpname()
+      os.remove(home)
+      assert(host.execute("mkdir -p " .. q(home .. "/.huaweicloud")))
+      local f = assert(io.open(home .. "/.huaweicloud/credentials", "w"))
+      f:write("[basic]\nak = " .. emu.ak .. "\nsk = " .. emu.sk .. "\nproject_id = " .. emu.project_id .. "\n")
+      f:close()
+      host.execute("chmod 600 " .. q(home .. "/.huaweicloud/credentials"))
+      local real = emu:create_bandwidth{ size = 5 }
+      emu:reset_counters()
+      -- (the environment's token is in use, so the profile file is never read by the client: its
+      -- SK is the credential the client does not know)
+      -- (the commands with SK in place of the key: a failure's message never shows it)
+      for _, command in ipairs{ "delete-bandwidth SK", "delete-bandwidth --json SK", "show-bandwidth SK",
+          "list-bandwidths --project-id SK", "delete-bandwidth --dry-run SK" } do
+        local code, out, err = run(command:gsub("SK", emu.sk), { env = { HOME = home } })
+        local shown = (out .. err):find(emu.sk:sub(1, 8), 1, true)
+        assert.is_nil(shown, command)
+        assert.same({ 2, "" }, { code, out }, command .. ": " .. err)
+        assert.matches("holds one of the credentials' secrets", err, 1, true)
+      end
+      local code, _, err = run("delete-bandwidth -", { env = { HOME = home }, stdin = real .. "\n" .. emu.sk .. "\n" })
+      assert.same({ 2 }, { code }, err)
+      assert.matches("stdin line 2: holds one of the credentials' secrets", err, 1, true)
+      assert.equal(0, emu:stats().requests)
+      -- A server's message echoing the profile's SK, while the command uses the token.
+      emu:inject{ method = "DELETE", status = 409, body = { code = "VPC.0304", message = "still has publicips; sk="
+        .. emu.sk } }
+      for _, json in ipairs{ "", "--json " } do
+        local out
+        code, out, err = run("delete-bandwidth " .. json .. "--max-attempts 1 " .. real, { env = { HOME = home } })
+        assert.is_nil((out .. err):find(emu.sk:sub(1, 8), 1, true), json .. "the SK printed")
+        assert.equal(1, code, err)
+        assert.matches("<redacted>", out .. err, 1, true)
+        emu:inject{ method = "DELETE", status = 409, body = { code = "VPC.0304", message = "still has publicips; sk="
+          .. emu.sk } }
+      end
+      host.execute("rm -rf " .. q(home))
+    end)
+
     it("--drain refuses a dedicated bandwidth: a failure line, exit 1", function()
       local per = emu:create_bandwidth{ share_type = "PER", size = 1, publicip_ids = { "solo" } }
       local code, out, err = run("delete-bandwidth " .. DRAIN_YES .. " " .. per)
@@ -2002,6 +2046,9 @@ describe("eip command", function()
         assert.matches(string.format("12 bandwidth%%(s%%): %d deleted, 0 missing, 0 failed, %d not sent", deleted,
           not_sent), err)
         assert.truthy(has(err, sig[3] .. ": " .. not_sent .. " id(s) not sent"), err)
+        -- (said when it came, not only at the end: what is in flight may take its whole timeout)
+        assert.truthy(has(err, "eip: SIG" .. sig[1] .. ": stopping: nothing more is sent; the requests in flight "
+          .. "finish (the signal again aborts them"), err)
       end
     end)
 

@@ -23,7 +23,7 @@ local usage = args.usage
 -- cli_spec checks that these are the library's).
 local MAX_CONCURRENCY, DEFAULT_CONCURRENCY, SIGNED_MAX = 64, 8, eip.SIGNED_IN_FLIGHT_MAX
 local sink = require "eip.cli.sink"
-local stdout, stderr = sink.stdout, io.stderr
+local stdout, stderr = sink.stdout, sink.stderr
 
 local M = {
   name = "delete-bandwidth",
@@ -31,7 +31,7 @@ local M = {
   summary = "delete shared bandwidths",
   about = [[
 Deletes each shared bandwidth (DELETE /v2.0/{project_id}/bandwidths/{id}); - reads the ids
-from stdin, one per line (blank lines and # comments skipped; each line is checked as it is
+from stdin, one per line (blank lines and lines of a # comment skipped; each line is checked as it is
 read: a bad id, a line over 4096 bytes, such as a binary file's, or more than 100000 distinct ids
 is a usage error at once). Prints one line per id (what
 happened, the attempts when more than one, the time), then the failures again and a summary on
@@ -226,7 +226,9 @@ end
 -- never by its value. (The library refuses it too; the command must not print it either.)
 local function refuse_secrets(client, ids, where)
   for _, id in ipairs(ids) do
-    if client:clean(id) ~= id then
+    -- (the client's own, and the other credentials of the environment and the profile file,
+    -- registered by eip.cli before any argument was read)
+    if client:clean(id) ~= id or validate.holds_secret(id) then
       usage("%s: holds one of the credentials' secrets (a key or token pasted as an id?): nothing was sent, "
         .. "and it is not shown", where[id])
     end
@@ -540,6 +542,7 @@ function M.run(opts, argv, ctx)
   -- goes on, an outage may pass), and the last such error: said once, where the count is.
   local unrenewed, unrenewed_count = nil, 0
   local started = core.monotime()
+  local told_stopping = false -- (the first signal's line said)
   if opts.output == "table" then stdout:write(output.result_header(), "\n") end
   core.catch_interrupts(true)
   local ok, summary = pcall(run_deletes, client, ids, opts, function(o)
@@ -552,7 +555,22 @@ function M.run(opts, argv, ctx)
     end
     bar:step(o.outcome)
     bar:above(function() print_outcome(o, opts, client, bar) end)
-  end, function() bar:tick() end)
+  end, function()
+    -- The first signal stops sending, and what is in flight may take its whole timeout: said at
+    -- once, so that a second one (which aborts them: each may still have been carried out) is
+    -- not pressed for want of an answer.
+    local caught, signal = core.interrupts()
+    if caught == 1 and not told_stopping then
+      told_stopping = true
+      local name = connection.SIGNAL_NAMES[signal] or ("signal " .. tostring(signal))
+      bar:above(function()
+        stderr:write(string.format("eip: %s: stopping: nothing more is sent; the requests in flight finish "
+          .. "(%s again aborts them: an aborted delete may still have been carried out)\n", name,
+          signal == 2 and "Ctrl-C" or "the signal"))
+      end)
+    end
+    bar:tick()
+  end)
   -- (Signals stay caught, and SIGPIPE ignored, until eip.cli's main returns: the summary below
   -- may go to a reader that is gone too.)
   local caught, signal = core.interrupts()

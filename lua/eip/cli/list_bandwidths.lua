@@ -8,7 +8,8 @@ local connection = require "eip.cli.connection"
 local json = require "eip.cli.json"
 local output = require "eip.cli.output"
 
-local stdout, stderr = require("eip.cli.sink").stdout, io.stderr
+local sink = require "eip.cli.sink"
+local stdout, stderr = sink.stdout, sink.stderr
 
 local M = {
   name = "list-bandwidths",

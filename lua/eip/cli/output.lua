@@ -28,7 +28,7 @@ local json = require "eip.cli.json"
 
 local M = {}
 
-local stderr = io.stderr
+local stderr = require("eip.cli.sink").stderr
 local width, aligned = args.width, args.aligned
 
 --- The width result lines and the list of failures keep to.

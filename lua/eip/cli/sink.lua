@@ -8,11 +8,26 @@
 --   stdout:write("a line\n")
 --   stdout:flush()
 --   if sink.failed() then ... end        -- the text of the first error, or nil
+--
+-- Both streams here keep the credentials of the environment and the profile file out of what
+-- the command prints (eip.validate's registered secrets, which eip.cli registers before it reads
+-- its arguments): the client cleans its own from what a server sends back, not the others it
+-- was not given (a server echoing the profile file's SK while the command used a token).
 -- @module eip.cli.sink
+local validate = require "eip.validate"
+
 local M = {}
 
 local real = io.stdout
 local failure = nil
+
+-- The arguments of a write as one string, scrubbed (validate.scrub): a secret split across two
+-- arguments is one text too.
+local function scrubbed(...)
+  local n = select("#", ...)
+  local s = n == 1 and ... or table.concat({ ... }, "", 1, n)
+  return validate.scrub(tostring(s))
+end
 
 local Stream = {}
 Stream.__index = Stream
@@ -28,7 +43,7 @@ end
 -- @return the stream, or nil and the first error's text
 function Stream:write(...)
   if failure then return nil, failure end
-  return check(self, real:write(...))
+  return check(self, real:write(scrubbed(...)))
 end
 
 --- Flushes standard output.
@@ -40,6 +55,19 @@ end
 
 --- Standard output, as a stream that remembers its first failure.
 M.stdout = setmetatable({}, Stream)
+
+--- Standard error, scrubbed as standard output is (its failures are not remembered: nothing is
+-- left to say them on).
+M.stderr = {
+  write = function(self, ...)
+    io.stderr:write(scrubbed(...))
+    return self
+  end,
+  flush = function(self)
+    io.stderr:flush()
+    return self
+  end,
+}
 
 --- The first write or flush error of standard output, or nil.
 -- @treturn string|nil

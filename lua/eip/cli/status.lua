@@ -20,6 +20,8 @@ advice, descriptions, seeds. With an error code (VPC.0306), prints its entry of 
 table: the status it comes with, kind, retryable, the service's message, advice, the Chinese
 description and handling; a code that comes with several statuses lists the others too, and
 STATUS picks one (eip status VPC.0514 500). Without CODE, lists every documented HTTP status.
+Exit status: 0 found, 1 a code the table does not hold (as grep's no match), 2 neither a
+status nor a code.
 
 --output text: tab-separated field and value.]],
   output = "table",
