@@ -135,6 +135,27 @@ describe("--json strings", function()
   end)
 end)
 
+-- The command's streams scrub the credentials of the environment and the profile file from what
+-- they write (eip.cli.sink); scrubbed on the JSON text, a piece of a secret holding a backslash
+-- ended inside its escape, and the line was no JSON ("Invalid \\escape"). The encoder scrubs
+-- each string before it escapes it.
+describe("--json strings holding a registered secret", function()
+  it("are redacted before they are escaped: the line stays JSON", function()
+    local validate = require "eip.validate"
+    local secrets = { "Passw0rd\\1\"x" } -- (a proxy's password with a backslash and a quote)
+    validate.register_secrets(secrets)
+    for _, value in ipairs{ "bw-" .. secrets[1], secrets[1], "a " .. secrets[1]:sub(1, 9) .. " b" } do
+      local line = json.encode{ name = value }
+      local ok, back = pcall(cjson.decode, line)
+      assert.is_true(ok, line)
+      assert.is_nil(back.name:find("Passw0rd", 1, true), line)
+      -- (and what the command's stdout then makes of it: the same line, still JSON)
+      assert.equal(line, validate.scrub_pieces(line))
+    end
+    secrets[1] = nil -- (the registry holds its tables weakly; nothing of it stays registered)
+  end)
+end)
+
 describe("list of failures", function()
   local UUID = "0c64a268-64c7-46a5-9bc3-5bc9e3a4eaff"
 

@@ -84,11 +84,34 @@ end
 
 errors.set_usage_scrub(M.scrub)
 
+--- s with the pieces of 8 bytes or more of every registered secret (whole copies included)
+-- replaced by `<redacted>`, as M.redact does for one list; unlike M.scrub, a short secret quoted
+-- whole is left: in output of the command's own making (JSON, a table) a short one quoted whole
+-- may be any key or value ("id", "pass").
+-- @tparam string s
+-- @treturn string
+function M.scrub_pieces(s)
+  for t in pairs(registered) do s = M.redact(s, t) end
+  return s
+end
+
 --- s with each control byte written as a decimal escape (see eip.errors.escape_controls).
 M.escape_controls = errors.escape_controls
 
 local SECRET_ID = "holds a credential (a key, token or password pasted where an id goes?): nothing sent, "
   .. "and the value is not shown"
+
+--- Refuses a value that holds a registered secret (M.holds_secret: the command's environment
+-- and profile file, every client's own): a key or token pasted where an id goes would be sent in
+-- a URL and printed on a result line.
+-- @tparam string name the argument's name
+-- @param v the value (anything but a string passes)
+-- @return v
+-- @raise a `usage` @{eip.error} naming `name`, which does not show the value
+function M.refuse_held(name, v)
+  if type(v) == "string" and holds_secret(v) then raise(name, SECRET_ID) end
+  return v
+end
 
 --- An id (M.id) that holds none of `secrets` (tables of secret values: a client's own), whole or
 -- a piece of 8 bytes: an SK pasted where an id goes would be sent in a URL and shown on result

@@ -14,6 +14,8 @@
 local eip = require "eip"
 local core = require "eip.core"
 local args = require "eip.cli.args"
+local validate = require "eip.validate"
+local sink = require "eip.cli.sink"
 
 local M = {}
 
@@ -184,9 +186,18 @@ function M.client(opts, sends_nothing)
     args.usage("%s", "--proxy and --no-proxy are exclusive: give one of them")
   end
   if opts.no_proxy then proxy = false end
+  -- A --project-id holding a credential of the environment or the profile file (a token or an SK
+  -- pasted there): refused before anything is sent. The client refuses its own (those it signs
+  -- or logs in with), not the others it was not given, which went out in the URL and came back
+  -- on the result line.
+  validate.refuse_held("project_id", opts.project_id)
   local ok, client = pcall(eip.new, {
     endpoint = endpoint, region = opts.region, project_id = opts.project_id,
     timeout = opts.timeout, max_attempts = opts.max_attempts, debug = opts.debug or nil,
+    -- (--debug's lines through the command's stderr, which redacts the credentials the client
+    -- was not given, the profile file's SK while it uses a token, say: the library's own debug
+    -- log knows only the client's)
+    log = opts.debug and function(line) sink.stderr:write(line .. "\n") end or nil,
     -- (--timeout S is S seconds for a server to answer in: the library's 10 s low-speed window,
     -- which a REST server silent until it answers would end sooner, is widened to it)
     low_speed_time = opts.timeout and math.max(10, math.ceil(opts.timeout)) or nil,

@@ -413,7 +413,8 @@ local function run_deletes(client, ids, opts, emit, tick)
     return yes
   end
   local drain = { charge_mode = opts.charge_mode, size = opts.size, missing_ok = opts.missing_ok or false,
-    wait = opts.wait, confirm = confirm, cancel = interrupts }
+    -- (tick: the progress line, and the first signal's line said at once, as in a batch)
+    wait = opts.wait, confirm = confirm, cancel = function() tick(); return interrupts() end }
   -- "auth" after a definite authentication failure, "unanswered" once the client signs no more
   -- (signed requests in a row got no answer), as a batch stops; "delete_refused" after a
   -- drain whose delete was refused (403), or failed once its EIPs had moved (or may have:

@@ -175,22 +175,6 @@ local function dispatch(argv, ctx)
   for j = at + 1, #argv do all[#all + 1] = argv[j] end
   local opts, rest = args.parse(c, all, 1)
   if not opts then return put(args.command_help(c)) end
-  -- An operand or an option's value holding a credential of the environment or the profile file
-  -- (a token or an SK pasted as an id or a --project-id): refused before anything is sent. The
-  -- client refuses its own (those it signs or logs in with), not the others it was not given,
-  -- which went out in a URL and came back on the result line.
-  for i, word in ipairs(rest) do
-    if validate.holds_secret(word) then
-      args.usage("argument %d: holds one of the credentials' secrets (a key or token pasted as an id?): nothing "
-        .. "was sent, and it is not shown", i)
-    end
-  end
-  for key, value in pairs(opts) do
-    if type(value) == "string" and validate.holds_secret(value) then
-      args.usage("--%s: holds one of the credentials' secrets: nothing was sent, and it is not shown",
-        (key:gsub("_", "-")))
-    end
-  end
   local result = c.run(opts, rest, ctx)
   if type(result) == "number" then return result end -- an exit status of its own (130: interrupted)
   return result and EXIT_OK or EXIT_FAILED

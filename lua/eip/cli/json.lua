@@ -12,6 +12,7 @@
 -- zero-width space: eip.core's control characters), which are escaped as the C0 controls are.
 -- @module eip.cli.json
 local core = require "eip.core"
+local validate = require "eip.validate"
 
 local M = {}
 
@@ -90,8 +91,11 @@ local function valid_utf8(s)
   return table.concat(parts)
 end
 
--- A string as JSON: quotes, backslashes and control characters escaped, valid UTF-8.
+-- A string as JSON: the registered secrets' pieces redacted first (validate.scrub_pieces: done
+-- on the escaped text, a piece could end inside an escape and leave it broken), then quotes,
+-- backslashes and control characters escaped, valid UTF-8.
 local function encode_string(s)
+  s = validate.scrub_pieces(s)
   return '"' .. valid_utf8((s:gsub('[%c"\\]', function(c)
     return ESCAPES[c] or string.format("\\u%04x", c:byte())
   end))) .. '"'

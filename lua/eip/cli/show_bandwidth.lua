@@ -45,6 +45,9 @@ function M.run(opts, argv)
   end
   local ok, err = pcall(validate.id, "bandwidth_id", argv[1])
   if not ok then args.usage("%s", err.message) end
+  -- (a credential of the environment or the profile file pasted as the id, one the client was
+  -- not given and so would send: refused as the client refuses its own)
+  validate.refuse_held("bandwidth_id", argv[1])
   -- Ctrl-C (SIGTERM, SIGHUP) ends the call at once, the wait before a retry or the read in flight
   -- (within a second), the credentials' and the project's look-up included: an "interrupted"
   -- error, exit 130 (eip.cli).

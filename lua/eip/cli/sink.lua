@@ -21,12 +21,13 @@ local M = {}
 local real = io.stdout
 local failure = nil
 
--- The arguments of a write as one string, scrubbed (validate.scrub): a secret split across two
+-- The arguments of a write as one string, scrubbed (validate.scrub_pieces: pieces of 8 bytes
+-- or more; a short secret quoted whole may be any JSON key or value): a secret split across two
 -- arguments is one text too.
 local function scrubbed(...)
   local n = select("#", ...)
   local s = n == 1 and ... or table.concat({ ... }, "", 1, n)
-  return validate.scrub(tostring(s))
+  return validate.scrub_pieces(tostring(s))
 end
 
 local Stream = {}
