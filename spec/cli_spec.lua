@@ -1175,7 +1175,8 @@ describe("eip command", function()
       -- SK is the credential the client does not know)
       -- (the commands with SK in place of the key: a failure's message never shows it)
       for _, command in ipairs{ "delete-bandwidth SK", "delete-bandwidth --json SK", "show-bandwidth SK",
-          "list-bandwidths --project-id SK", "delete-bandwidth --dry-run SK" } do
+          "list-bandwidths --project-id SK", "delete-bandwidth --dry-run SK",
+          "list-bandwidths --endpoint http://SK.example.invalid" } do
         local code, out, err = run(command:gsub("SK", emu.sk), { env = { HOME = home } })
         local shown = (out .. err):find(emu.sk:sub(1, 8), 1, true)
         assert.is_nil(shown, command)

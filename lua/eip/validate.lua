@@ -113,6 +113,26 @@ function M.refuse_held(name, v)
   return v
 end
 
+--- Refuses a URL that holds a whole registered secret of 16 bytes or more (an SK or a token
+-- pasted into an endpoint's host would be sent in a DNS lookup and a Host header). Only whole
+-- ones that long: a proxy's user, registered too, may be an address on the endpoint's own
+-- domain ("svc@corp.example.com"), whose pieces an endpoint may hold.
+-- @tparam string name the argument's name
+-- @param v the URL (anything but a string passes)
+-- @return v
+-- @raise a `usage` @{eip.error} naming `name`, which does not show the value
+function M.refuse_held_url(name, v)
+  if type(v) ~= "string" then return v end
+  for t in pairs(registered) do
+    for _, secret in pairs(t) do
+      if type(secret) == "string" and #secret >= 16 and v:find(secret, 1, true) then
+        raise(name, "holds a credential (a key or token pasted into it?): nothing sent, and the value is not shown")
+      end
+    end
+  end
+  return v
+end
+
 --- An id (M.id) that holds none of `secrets` (tables of secret values: a client's own), whole or
 -- a piece of 8 bytes: an SK pasted where an id goes would be sent in a URL and shown on result
 -- lines. Only the client's own secrets: a fake one of a test elsewhere in the process

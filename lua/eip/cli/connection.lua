@@ -191,6 +191,8 @@ function M.client(opts, sends_nothing)
   -- or logs in with), not the others it was not given, which went out in the URL and came back
   -- on the result line.
   validate.refuse_held("project_id", opts.project_id)
+  -- (and an endpoint holding one whole, in its host: sent in a DNS lookup and a Host header)
+  validate.refuse_held_url(opts.endpoint ~= nil and "endpoint" or "EIP_ENDPOINT", endpoint)
   local ok, client = pcall(eip.new, {
     endpoint = endpoint, region = opts.region, project_id = opts.project_id,
     timeout = opts.timeout, max_attempts = opts.max_attempts, debug = opts.debug or nil,
