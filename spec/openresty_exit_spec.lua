@@ -33,11 +33,12 @@ local APP = launcher.head(1) .. [[
             local eip = require "eip"
             local client = eip.new{ endpoint = "@API@", project_id = "@PROJECT@", token = "@TOKEN@", timeout = 5 }
             local ids = cjson.decode([=[@IDS@]=])
-            local single = opts.single -- (one delete_bandwidth of the first id, with the other options)
-            opts.single = nil
+            local single = opts.single -- (one delete_bandwidth of the first id, with the other options;
+            opts.single = nil         -- "drain": drain_and_delete_bandwidth)
             local ok, results, summary
             if single then
-                local done, res = pcall(client.delete_bandwidth, client, ids[1], opts)
+                local call = single == "drain" and client.drain_and_delete_bandwidth or client.delete_bandwidth
+                local done, res = pcall(call, client, ids[1], opts)
                 ok, results, summary = true, { res }, {} -- (an error, of a wait, is its entry)
                 if not done and type(res) ~= "table" then ok, results = false, res end
             else
@@ -242,22 +243,25 @@ describe("OpenResty: batches and waits when the worker begins to exit #openresty
   -- A reload while the deletes were still in flight: the wait after them began once the worker
   -- was exiting, and read on to its end (30 s of reads from the old worker), taken for work begun
   -- during the exit. The exit's watch starts with the call.
-  it("reads nothing after deletes that were in flight at the exit (a batch's wait, a single call's)", function()
-    for _, single in ipairs{ false, true } do
+  it("reads nothing after deletes that were in flight at the exit (a batch's wait, a single call's, a drain's)",
+    function()
+    for _, single in ipairs{ false, true, "drain" } do
       emu:reset()
       os.remove(out)
       local ids = emu:create_bandwidths(single and 1 or 4)
       emu:set_knobs{ deleted_visible_for = 60 }
       emu:inject{ method = "DELETE", action = "slow", delay = 0.5, times = -1 }
-      local what = single and "a single call's wait" or "a batch's wait"
-      local opts = single and { single = true, wait = 30 } or { concurrency = 2, wait = 30 }
+      local what = single == "drain" and "a drain's wait" or single and "a single call's wait" or "a batch's wait"
+      local opts = single == "drain" and { single = "drain", wait = 30, charge_mode = "bandwidth", size = 5 }
+        or single and { single = true, wait = 30 } or { concurrency = 2, wait = 30 }
       local o, exited = run(ids, opts, function()
         return #deletes() >= 1
       end, 10)
       assert.is_truthy(o, what .. ": no outcome written")
       assert.is_true(o.ok, o.error)
       assert.is_true(exited, what .. ": nginx was still running 10 s after QUIT: the wait went on")
-      assert.equal(0, reads(), what .. ": reads after the exit")
+      -- (a drain reads the bandwidth once before its delete: its plan)
+      assert.equal(single == "drain" and 1 or 0, reads(), what .. ": reads after the exit")
       if single then
         assert.same({ "interrupted", true }, { o.results[1].kind, o.results[1].deleted }, what)
       else

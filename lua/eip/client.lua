@@ -879,10 +879,14 @@ function Client:drain_and_delete_bandwidth(bandwidth_id, opts)
   local missing_ok = r.missing_ok
   if opts.missing_ok ~= nil then missing_ok = validate.boolean("missing_ok", opts.missing_ok) end
   local wait = wait_of(opts.wait)
+  -- (inside nginx, the exit's watch for the wait starts with the call, as delete_bandwidth's: the
+  -- drain's own steps are not stopped by it, EIPs moved out and their bandwidth not deleted
+  -- would be new bills for nothing; errors.with_exit)
+  local wait_cancel = wait and errors.with_exit(terms.cancel) or nil
   local project_id, deadline_at = project_for_call(self, r, terms.cancel, bandwidth_id)
   local res = bandwidths.drain(r, project_id, bandwidth_id, terms, missing_ok, deadline_at)
   if not wait then return res end
-  local ok, value = errors.held(waited, r, project_id, res, wait, terms.cancel)
+  local ok, value = errors.held(waited, r, project_id, res, wait, wait_cancel)
   if ok then return value end
   if errors.is_error(value) and value.deleted == true then
     -- Deleted, and the wait ended first: what the drain did stays on the error (the EIPs it
