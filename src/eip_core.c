@@ -1971,10 +1971,9 @@ static char *joined(char *small, size_t cap, const char *base, size_t base_len, 
 }
 
 /* Signs p's request to `path` (p->base_path .. path as signed): its header lines into lines,
- * their count returned. Raises "eip.core: cannot sign: ..." (never a key). */
-/* Signs the prepared request for path; its header lines in lines. Their count, or 0 with *why
- * when memory ran out (or the signer refused: the lane's inputs were checked when it was made),
- * nothing sent: l_session_lane answers as a transport failure, not a raw error. */
+ * their count returned; 0 with *why when memory ran out (or the signer refused: the lane's
+ * inputs were checked when it was made), nothing sent: l_session_lane answers as a transport
+ * failure, not a raw error. */
 static size_t sign_prepared(lua_State *L, prepared *p, const char *path, size_t path_len, const char **lines,
                             const char **why)
 {
