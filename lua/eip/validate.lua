@@ -36,6 +36,14 @@ local function holds_secret(s)
 end
 M.holds_secret = holds_secret
 
+-- Does s hold a whole value of the list, one of `min` bytes or more (default 8)?
+local function holds_whole(s, list, min)
+  for _, v in pairs(list or {}) do
+    if type(v) == "string" and #v >= (min or 8) and s:find(v, 1, true) then return true end
+  end
+  return false
+end
+
 --- s with every secret of the list (a table of strings) replaced by `<redacted>`, in one pass
 -- (a replacement is never looked at again): each piece the C core finds (a whole copy, or any
 -- piece of 8 bytes or more: a copy cut short by a bound, or with its start cut off), with the
@@ -59,6 +67,17 @@ function M.redact(s, secrets)
   return table.concat(out)
 end
 
+--- s with the pieces of 8 bytes or more of every registered secret (whole copies included)
+-- replaced by `<redacted>`, as M.redact does for one list; unlike M.scrub, a short secret quoted
+-- whole is left: in output of the command's own making (JSON, a table) a short one quoted whole
+-- may be any key or value ("id", "pass").
+-- @tparam string s
+-- @treturn string
+function M.scrub_pieces(s)
+  for t in pairs(registered) do s = M.redact(s, t) end
+  return s
+end
+
 --- s with every registered secret in it replaced by `<redacted>`: its pieces of 8 bytes or more
 -- (whole copies included), and a shorter one where it is quoted whole (`"pw12"`: a message of
 -- the caller's own making that quotes what it was given, the command line's). A short secret
@@ -66,8 +85,8 @@ end
 -- @tparam string s
 -- @treturn string
 function M.scrub(s)
+  s = M.scrub_pieces(s)
   for t in pairs(registered) do
-    s = M.redact(s, t)
     for _, v in pairs(t) do
       if type(v) == "string" and #v < 8 and #v > 0 then
         local quoted = string.format("%q", v)
@@ -83,17 +102,6 @@ function M.scrub(s)
 end
 
 errors.set_usage_scrub(M.scrub)
-
---- s with the pieces of 8 bytes or more of every registered secret (whole copies included)
--- replaced by `<redacted>`, as M.redact does for one list; unlike M.scrub, a short secret quoted
--- whole is left: in output of the command's own making (JSON, a table) a short one quoted whole
--- may be any key or value ("id", "pass").
--- @tparam string s
--- @treturn string
-function M.scrub_pieces(s)
-  for t in pairs(registered) do s = M.redact(s, t) end
-  return s
-end
 
 --- s with each control byte written as a decimal escape (see eip.errors.escape_controls).
 M.escape_controls = errors.escape_controls
@@ -124,10 +132,8 @@ end
 function M.refuse_held_url(name, v)
   if type(v) ~= "string" then return v end
   for t in pairs(registered) do
-    for _, secret in pairs(t) do
-      if type(secret) == "string" and #secret >= 16 and v:find(secret, 1, true) then
-        raise(name, "holds a credential (a key or token pasted into it?): nothing sent, and the value is not shown")
-      end
+    if holds_whole(v, t, 16) then
+      raise(name, "holds a credential (a key or token pasted into it?): nothing sent, and the value is not shown")
     end
   end
   return v
@@ -151,13 +157,6 @@ function M.secret_id(name, v, secrets, more)
   return v
 end
 
--- Does s hold a whole value of the list, one of 8 bytes or more?
-local function holds_whole(s, list)
-  for _, v in pairs(list or {}) do
-    if type(v) == "string" and #v >= 8 and s:find(v, 1, true) then return true end
-  end
-  return false
-end
 
 -- Does s hold a piece of 16 bytes or more of a value of the list (or of a form of one: see
 -- src/secrets.h)?
