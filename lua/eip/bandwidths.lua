@@ -650,8 +650,9 @@ end
 -- that asking again would not change (not `retryable`) as they are (with `deleted = true`,
 -- `stage = "wait"`: the delete itself went through); Ctrl-C
 -- (caught by eip.core.catch_interrupts), or `cancel` (a function: true-ish to stop, asked before
--- each read and at least every 0.25 s of the pauses), or inside nginx the worker's exit (a
--- reload or a graceful stop: errors.with_exit) ends it with an "interrupted" error,
+-- each read and at least every 0.25 s of the pauses; inside nginx the callers give it the
+-- worker's exit too, watched from the call's start: errors.with_exit) ends it with an
+-- "interrupted" error,
 -- `deleted = true`. Each error it raises has `waited`: the seconds since the wait began.
 -- `first_read`: the first read is given at least MIN_READ, however little of `seconds` is left
 -- (a call's own wait, or a batch's first: one that passed validation reads once). No read goes
@@ -666,9 +667,6 @@ function M.wait_gone(runner, project, bandwidth_id, seconds, cancel, first_read,
   local started = core.monotime()
   local step, cut = 1, false
   pacing = pacing or {}
-  -- (inside nginx, a worker told to exit ends it too, as cancel would: a single call's wait of
-  -- up to 600 s kept the old worker alive that long after a reload)
-  cancel = errors.with_exit(cancel)
   -- The last read's failure while no read has shown the bandwidth: what ends a wait whose time
   -- ran out then (not "still readable", which no read showed).
   local unread
