@@ -347,17 +347,20 @@ local function confirmer(client)
   return function(plan)
     local tty = io.open("/dev/tty", "r+")
     if not tty then return false end
+    -- (the terminal is past the command's streams, which scrub the credentials of the
+    -- environment and the profile file the client was not given: what goes there is scrubbed here)
+    local function say(text) tty:write(validate.scrub_pieces(text)) end
     local bw = plan.bandwidth
-    tty:write(string.format("Drain and delete shared bandwidth %s (%s, %s Mbit/s)?\n", plan.bandwidth_id,
+    say(string.format("Drain and delete shared bandwidth %s (%s, %s Mbit/s)?\n", plan.bandwidth_id,
       output.server_text(client, bw.name), output.server_text(client, bw.size)))
-    tty:write(string.format("  It holds %d EIP(s); each becomes a NEW pay-per-use bandwidth of %d Mbit/s "
+    say(string.format("  It holds %d EIP(s); each becomes a NEW pay-per-use bandwidth of %d Mbit/s "
       .. "billed by %s:\n", #plan.eips, plan.size, plan.charge_mode))
     for i, e in ipairs(plan.eips) do
       if i > 10 then
-        tty:write(string.format("    ... and %d more\n", #plan.eips - 10))
+        say(string.format("    ... and %d more\n", #plan.eips - 10))
         break
       end
-      tty:write(string.format("    %s  %s%s\n", output.server_text(client, e.publicip_id),
+      say(string.format("    %s  %s%s\n", output.server_text(client, e.publicip_id),
         output.server_text(client, e.publicip_address), e.ip_version == 6 and "  (IPv6)" or ""))
     end
     tty:write("Type yes to go on: ")

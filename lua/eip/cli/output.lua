@@ -25,7 +25,6 @@ local eip = require "eip"
 local core = require "eip.core"
 local args = require "eip.cli.args"
 local json = require "eip.cli.json"
-local validate = require "eip.validate"
 
 local M = {}
 
@@ -322,10 +321,7 @@ end
 -- @param v the value (a string, a number, or nil: "-")
 -- @treturn string
 function M.server_text(client, v)
-  -- (and the credentials the client was not given: the drain's question goes to the terminal,
-  -- past the command's streams)
-  local shown = M.shown(client:clean(v))
-  return type(shown) == "string" and validate.scrub_pieces(shown) or shown
+  return M.shown(client:clean(v))
 end
 
 --- Lists on stderr the EIP ids of a failed drain (the result line only counts them), each as
