@@ -120,14 +120,18 @@ describe("make test-live, pointed at the emulator", function()
   end)
 
   -- The script started in the background: its pid, a function that reads its output so far and
-  -- one that reads its exit code (nil while it runs).
+  -- one that reads its exit code (nil while it runs). Each run has files of its own: the shell
+  -- around an earlier run writes its code a moment after that run has ended (under load, after
+  -- the next case has begun), and a shared file would have this run read as ended, its output
+  -- cut where it then was.
+  local runs = 0
   local function spawn(vars)
-    local pidfile, codefile = dir .. "/pid", dir .. "/code"
-    os.remove(pidfile)
-    os.remove(codefile)
+    runs = runs + 1
+    local base = dir .. "/run" .. runs
+    local pidfile, codefile, outfile = base .. ".pid", base .. ".code", base .. ".out"
     os.execute(string.format("(sh -c 'echo $$ > %s; exec %s' > %s 2>&1; echo $? > %s) &", q(pidfile),
-      command(vars):gsub("'", "'\\''"), q(dir .. "/out"), q(codefile)))
-    local function output() return nginx.read_file(dir .. "/out") or "" end
+      command(vars):gsub("'", "'\\''"), q(outfile), q(codefile)))
+    local function output() return nginx.read_file(outfile) or "" end
     local function exit_code() return tonumber((nginx.read_file(codefile) or ""):match("%d+")) end
     local deadline = socket.gettime() + 10
     while not (nginx.read_file(pidfile) or ""):match("%d+") do
