@@ -353,6 +353,23 @@ describe("eip command in a terminal", function()
     assert.is_nil(emu:get_bandwidth(id))
   end)
 
+  -- Nothing to move is no new bill: a plain delete is not asked about, nor is this one (it was
+  -- asked, "It holds 0 EIP(s); each becomes a NEW ... bandwidth"). Only the two reads and the
+  -- delete are sent.
+  it("--drain of a bandwidth holding no EIP says so and deletes it without asking", function()
+    local id = emu:create_bandwidth{ size = 10, name = "bw-empty", publicip_ids = {} }
+    emu:reset_counters()
+    local t = start("delete-bandwidth --drain " .. id)
+    assert.equal(0, t:wait_exit(10))
+    local screen = t:screen()
+    assert.matches("Deleting shared bandwidth " .. id:gsub("%p", "%%%0") .. " %(bw%-empty, 10 Mbit/s%): it holds no "
+      .. "EIP, nothing is moved, no bandwidth is made%.", screen)
+    assert.not_matches("Type yes", screen)
+    assert.matches("deleted  " .. id:gsub("%p", "%%%0"), screen)
+    assert.same({ "GET " .. id, "GET " .. id, "DELETE " .. id }, api_calls())
+    assert.is_nil(emu:get_bandwidth(id))
+  end)
+
   -- Server text in the question: escapes could clear the screen, or hide the billing warning
   -- right before "Type yes"; a secret echoed in a name must not show either.
   it("--drain asks without the server's escapes or secrets in the question", function()

@@ -48,8 +48,9 @@ progress line at the bottom.
 With --drain, each bandwidth is first emptied: its EIPs are moved out, and EACH BECOMES A NEW
 PAY-PER-USE BANDWIDTH of --size Mbit/s billed by --charge-mode; then it is deleted. Dedicated,
 yearly/monthly (prepaid) and frozen bandwidths are refused before anything changes. On a
-terminal --drain asks first; --yes skips the question (required without a terminal), and
-then --size and --charge-mode must be given: nobody confirms a default.
+terminal --drain asks first (not for a bandwidth holding no EIP: nothing moves); --yes
+skips the question (required without a terminal), and then --size and --charge-mode must
+be given: nobody confirms a default.
 
 Exit status: 0 every id deleted (or missing, with --missing-ok; or no id on stdin), 1 some
 failed or were not sent, 2 usage error (nothing was sent), 130 interrupted (143 SIGTERM,
@@ -343,6 +344,8 @@ end
 -- A function(plan) that asks on the terminal whether to drain the plan's bandwidth: true for "y"
 -- or "yes". Every value of the server it shows is output.server_text (no secret, no control
 -- character: an escape sequence could hide the billing warning or rewrite the question).
+-- A plan that moves no EIP makes no bill: nothing is asked (a delete is not asked about), it
+-- is said, and the drain's second read still refuses EIPs added meanwhile.
 local function confirmer(client)
   return function(plan)
     local tty = io.open("/dev/tty", "r+")
@@ -351,8 +354,14 @@ local function confirmer(client)
     -- environment and the profile file the client was not given: what goes there is scrubbed here)
     local function say(text) tty:write(validate.scrub_pieces(text)) end
     local bw = plan.bandwidth
-    say(string.format("Drain and delete shared bandwidth %s (%s, %s Mbit/s)?\n", plan.bandwidth_id,
-      output.server_text(client, bw.name), output.server_text(client, bw.size)))
+    local what = string.format("shared bandwidth %s (%s, %s Mbit/s)", plan.bandwidth_id,
+      output.server_text(client, bw.name), output.server_text(client, bw.size))
+    if #plan.eips == 0 then
+      say("Deleting " .. what .. ": it holds no EIP, nothing is moved, no bandwidth is made.\n")
+      tty:close()
+      return true
+    end
+    say("Drain and delete " .. what .. "?\n")
     say(string.format("  It holds %d EIP(s); each becomes a NEW pay-per-use bandwidth of %d Mbit/s "
       .. "billed by %s:\n", #plan.eips, plan.size, plan.charge_mode))
     for i, e in ipairs(plan.eips) do
