@@ -1444,6 +1444,8 @@ static session *check_session(lua_State *L)
     session *s = own_udata(L, SESSION_MT);
     if (s->http == NULL || s->closing)
         luaL_error(L, "eip.core: session is closed");
+    if (s->busy > 0) /* (see answer_protected) */
+        luaL_error(L, "eip.core: session is in use (called by a finaliser during one of its methods)");
     return s;
 }
 
@@ -1453,11 +1455,11 @@ static void session_free(session *s)
     s->http = NULL;
 }
 
-/* The end of a method's use of s: a close asked for meanwhile is carried out now; else a large
- * answer buffer is given back (the answer is Lua's now). */
+/* The end of a method's use of s (its answer built: answer_protected): a close asked for
+ * meanwhile is carried out now; else a large answer buffer is given back (the answer is Lua's
+ * now). */
 static void session_done(session *s)
 {
-    s->busy--;
     if (s->closing && s->busy == 0)
         session_free(s);
     else if (s->http != NULL && !s->closing)
@@ -1585,7 +1587,54 @@ static void set_bool_key(lua_State *L, int key, int v)
     set_key(L, key);
 }
 
-/* (a function with the key upvalues only: session:request, multi:next) */
+/* ---- a method's answer, built protected ------------------------------------------- *
+ *
+ * A method builds its answer (push_response) from the transfer's buffers. Lua allocates as it
+ * does, and an allocation may run a finaliser: one that called a method of the same session or
+ * multi (a request, a next, a cancel) would free or refill those buffers under it. So the
+ * answer is built with `busy` raised, which every such method refuses (check_session,
+ * check_multi), and lowered again however the building ends: it runs in a protected call, and
+ * an error there (out of memory) is raised again once `busy` is back, so that the session or
+ * multi stays usable. The protected call enters a trampoline, kept in the registry, with the
+ * methods' upvalues (set_key reads them); nothing on the way allocates. */
+typedef int (*answer_fn)(lua_State *L, void *arg);
+typedef struct {
+    answer_fn fn;
+    void *arg;
+} answer_job;
+
+static const char session_answer_key = 's', multi_answer_key = 'm';
+
+static int answer_trampoline(lua_State *L)
+{
+    answer_job *j = lua_touserdata(L, 1);
+    lua_remove(L, 1);
+    return j->fn(L, j->arg);
+}
+
+/* Runs fn(L, arg) protected with *busy raised; its arguments: the nargs values on top of the
+ * stack (at 1..nargs in its frame). Returns the number of values it pushed (now on top), or
+ * raises its error again. key: the type's answer key (see register_type). */
+static int answer_protected(lua_State *L, const char *key, int *busy, answer_fn fn, void *arg, int nargs)
+{
+    answer_job j;
+    int base = lua_gettop(L) - nargs, rc;
+    j.fn = fn;
+    j.arg = arg;
+    (*busy)++;
+    lua_pushlightuserdata(L, (void *)key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_insert(L, base + 1);
+    lua_pushlightuserdata(L, &j);
+    lua_insert(L, base + 2);
+    rc = lua_pcall(L, nargs + 1, LUA_MULTRET, 0);
+    (*busy)--;
+    if (rc != 0)
+        return lua_error(L);
+    return lua_gettop(L) - base;
+}
+
+/* (a function with the key upvalues only: session:request, multi:next, the trampoline) */
 static void push_response(lua_State *L, const eip_http_response *r)
 {
     /* Sized for exactly the fields set below: a 204 has five. */
@@ -1692,6 +1741,13 @@ static void read_request(lua_State *L, eip_http_request *req, const char **heade
     read_proxy(L, req);
 }
 
+/* (answer_protected's) the response table of the eip_http_response at arg. */
+static int answer_response(lua_State *L, void *arg)
+{
+    push_response(L, arg);
+    return 1;
+}
+
 /* session:request{ method=, url=, headers={...}, body=?, timeout=, connect_timeout=,
  *                  low_speed_time=?, low_speed_limit=?, body_cap=?, proxy=? } -> response table */
 static int l_session_request(lua_State *L)
@@ -1700,13 +1756,14 @@ static int l_session_request(lua_State *L)
     const char *headers[MAX_HEADERS];
     eip_http_request req;
     eip_http_response resp;
+    int n;
     read_request(L, &req, headers);
     s = check_session(L); /* (a metamethod of the request's may have closed it) */
+    luaL_checkstack(L, 4, "eip.core: answer"); /* (room for answer_protected: nothing allocates after the request) */
     eip_http_perform(s->http, &req, &resp);
-    s->busy++;
-    push_response(L, &resp);
+    n = answer_protected(L, &session_answer_key, &s->busy, answer_response, &resp, 0);
     session_done(s);
-    return 1;
+    return n;
 }
 
 /* ---- prepared requests: eip.pipeline's lane --------------------------------------- *
@@ -1783,27 +1840,51 @@ static const luaL_Reg prepared_methods[] = {
     {NULL, NULL},
 };
 
-/* Copies prefix .. s (s: len bytes) to *at, NUL-terminated, and returns where it now is; with
- * at == NULL only counts, in *total. */
-static const char *copy_to(char **at, size_t *total, const char *prefix, const char *s, size_t len)
+/* Where read_signing copies a prepared request's strings: `at` up to `end` (at == NULL: it only
+ * counts, in `total`). Reading the table twice (to count, then to copy) reads it from Lua twice,
+ * and a finaliser run by an allocation between could change it (a longer value, an entry more,
+ * `signed` flipped): a copy that would not fit sets `over` instead, and the read is refused. */
+typedef struct {
+    char *at, *end;
+    size_t total;
+    int over;
+} space;
+
+/* `need` bytes of sp, NUL-terminated at need - 1: where they are; NULL when only counting, or
+ * when they do not fit (sp->over). */
+static char *reserve(space *sp, size_t need)
 {
-    size_t plen = strlen(prefix);
     char *p;
-    if (at == NULL) {
-        *total += plen + len + 1;
+    if (sp->at == NULL) {
+        sp->total += need;
         return NULL;
     }
-    p = *at;
-    memcpy(p, prefix, plen);
-    memcpy(p + plen, s, len);
-    p[plen + len] = '\0';
-    *at += plen + len + 1;
+    if ((size_t)(sp->end - sp->at) < need) {
+        sp->over = 1;
+        return NULL;
+    }
+    p = sp->at;
+    p[need - 1] = '\0';
+    sp->at += need;
+    return p;
+}
+
+/* Copies prefix .. s (s: len bytes) into sp, NUL-terminated: where it now is, or NULL (see
+ * reserve). */
+static char *copy_to(space *sp, const char *prefix, const char *s, size_t len)
+{
+    size_t plen = strlen(prefix);
+    char *p = reserve(sp, plen + len + 1);
+    if (p != NULL) {
+        memcpy(p, prefix, plen);
+        memcpy(p + plen, s, len);
+    }
     return p;
 }
 
 /* The signing table at stack index `sig` (see l_session_prepare), read into p, its strings
- * copied to *at (at == NULL: counted in *total only). Its strings stay on the stack. */
-static void read_signing(lua_State *L, int sig, prepared *p, char **at, size_t *total)
+ * copied into sp (or counted). Its strings stay on the stack. */
+static void read_signing(lua_State *L, int sig, prepared *p, space *sp)
 {
     size_t i, n, len;
     const char *v;
@@ -1831,22 +1912,20 @@ static void read_signing(lua_State *L, int sig, prepared *p, char **at, size_t *
             size_t line_len;
             const char *line = lua_tolstring(L, -1, &line_len);
             check_no_nul(L, line, line_len, "signing.headers");
-            p->lines[p->nlines] = copy_to(at, total, "", line, line_len);
-        } else if (at == NULL) {
-            *total += kv.name_len + 2 + kv.value_len + 1;
+            p->lines[p->nlines] = copy_to(sp, "", line, line_len);
         } else {
-            char *line = *at;
-            memcpy(line, kv.name, kv.name_len);
-            memcpy(line + kv.name_len, ": ", 2);
-            memcpy(line + kv.name_len + 2, kv.value, kv.value_len);
-            line[kv.name_len + 2 + kv.value_len] = '\0';
-            *at += kv.name_len + 2 + kv.value_len + 1;
+            char *line = reserve(sp, kv.name_len + 2 + kv.value_len + 1);
+            if (line != NULL) {
+                memcpy(line, kv.name, kv.name_len);
+                memcpy(line + kv.name_len, ": ", 2);
+                memcpy(line + kv.name_len + 2, kv.value, kv.value_len);
+            }
             p->lines[p->nlines] = line;
         }
         if (is_signed) {
-            p->kvs[p->nsigned].name = copy_to(at, total, "", kv.name, kv.name_len);
+            p->kvs[p->nsigned].name = copy_to(sp, "", kv.name, kv.name_len);
             p->kvs[p->nsigned].name_len = kv.name_len;
-            p->kvs[p->nsigned].value = copy_to(at, total, "", kv.value, kv.value_len);
+            p->kvs[p->nsigned].value = copy_to(sp, "", kv.value, kv.value_len);
             p->kvs[p->nsigned].value_len = kv.value_len;
         }
         p->nlines++;
@@ -1858,27 +1937,29 @@ static void read_signing(lua_State *L, int sig, prepared *p, char **at, size_t *
         luaL_error(L, "eip.core: signing.host must be a string");
     check_no_nul(L, v, len, "signing.host");
     /* Each value signed is the end of the line that sends it. */
-    p->host_line = copy_to(at, total, "Host: ", v, len);
+    p->host_line = copy_to(sp, "Host: ", v, len);
     p->host = p->host_line ? p->host_line + 6 : NULL;
     p->host_len = len;
     v = opt_str_field(L, sig, "project_id", &len);
     check_no_nul(L, v, len, "signing.project_id");
-    p->project_line = v ? copy_to(at, total, "X-Project-Id: ", v, len) : NULL;
+    p->project_line = v ? copy_to(sp, "X-Project-Id: ", v, len) : NULL;
     p->project = p->project_line ? p->project_line + 14 : NULL;
     p->project_len = v ? len : 0;
     v = opt_str_field(L, sig, "base_path", &len);
     check_no_nul(L, v, len, "signing.base_path");
-    p->base_path = copy_to(at, total, "", v ? v : "", v ? len : 0);
+    p->base_path = copy_to(sp, "", v ? v : "", v ? len : 0);
     p->base_path_len = v ? len : 0;
     p->token = p->token_line = NULL;
     p->token_len = 0;
     if (p->signer != NULL && p->signer->token_ref != LUA_NOREF) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, p->signer->token_ref); /* stays on the stack */
         v = lua_tolstring(L, -1, &len);
-        p->token_line = copy_to(at, total, "X-Security-Token: ", v, len);
+        p->token_line = copy_to(sp, "X-Security-Token: ", v, len);
         p->token = p->token_line ? p->token_line + 18 : NULL;
         p->token_len = len;
     }
+    if (sp->over)
+        luaL_error(L, "eip.core: the signing table changed while it was read (by a finaliser)");
 }
 
 /* session:prepare(req [, signing]) -> prepared (see above). signing: { signer = core.signer,
@@ -1892,9 +1973,9 @@ static int l_session_prepare(lua_State *L)
     const char *headers[MAX_HEADERS];
     eip_http_request req;
     prepared *p;
-    size_t i, total = 0;
+    size_t i;
     int sig = 0, self;
-    char *at;
+    space sp = {NULL, NULL, 0, 0};
     check_session(L);
     lua_settop(L, 3); /* (signing, or nil, at 3: what reading pushes comes above it) */
     read_request(L, &req, headers);
@@ -1924,25 +2005,27 @@ static int l_session_prepare(lua_State *L)
         if (((signer_ud *)u)->signer == NULL)
             luaL_error(L, "eip.core: signer is closed");
         p->signer = u;
-        read_signing(L, sig, p, NULL, &total);
+        read_signing(L, sig, p, &sp);
     }
-    total += strlen(req.method) + 1 + strlen(req.url) + 1;
+    /* (the request's strings were read once, into req and headers: they fit as counted) */
+    sp.total += strlen(req.method) + 1 + strlen(req.url) + 1;
     for (i = 0; i < req.nheaders; i++)
-        total += strlen(headers[i]) + 1;
-    if ((p->bytes = malloc(total)) == NULL)
+        sp.total += strlen(headers[i]) + 1;
+    if ((p->bytes = malloc(sp.total)) == NULL)
         return luaL_error(L, "eip.core: out of memory (prepared request)");
-    p->nbytes = total;
+    p->nbytes = sp.total;
     p->req = req;
-    at = p->bytes;
-    p->req.method = copy_to(&at, NULL, "", req.method, strlen(req.method));
-    p->req.url = copy_to(&at, NULL, "", req.url, strlen(req.url));
+    sp.at = p->bytes;
+    sp.end = p->bytes + sp.total;
+    p->req.method = copy_to(&sp, "", req.method, strlen(req.method));
+    p->req.url = copy_to(&sp, "", req.url, strlen(req.url));
     p->prefix_len = strlen(req.url);
     for (i = 0; i < req.nheaders; i++)
-        p->lines[i] = copy_to(&at, NULL, "", headers[i], strlen(headers[i]));
+        p->lines[i] = copy_to(&sp, "", headers[i], strlen(headers[i]));
     p->req.headers = p->lines;
     if (sig) {
         p->req.no_resend = 1; /* (each send is one more signature: see eip_http_request) */
-        read_signing(L, sig, p, &at, NULL);
+        read_signing(L, sig, p, &sp);
         /* Each line it sends, checked as session:request checks its own (the Authorization
          * line is the signer's: "Authorization: SDK-HMAC-SHA256 ..."). */
         for (i = 0; i < p->nlines; i++)
@@ -2038,19 +2121,62 @@ static size_t sign_prepared(lua_State *L, prepared *p, const char *path, size_t 
 
 /* The lane's answer for a request it could not make (memory ran out: see sign_prepared): the
  * response table of a transport failure of which nothing went out, nil, the seconds taken. */
+/* What l_session_lane answers with (see answer_protected): the response, or its status and
+ * request id when they alone are wanted. */
+typedef struct {
+    eip_http_response *resp;
+    lua_Integer usable;
+    int secrets; /* the secrets' list is the one argument */
+    lua_Number started;
+} lane_answer;
+
+static int answer_lane(lua_State *L, void *arg)
+{
+    const lane_answer *a = arg;
+    const eip_http_response *resp = a->resp;
+    if (resp->curl_code == 0 && resp->status == a->usable && !resp->resent && !resp->interrupted) {
+        size_t n = strlen(resp->request_id);
+        int plain = n == 0 || !a->secrets;
+        if (!plain && !(n >= 3 && memcmp(resp->request_id + n - 3, "...", 3) == 0)) {
+            int top = lua_gettop(L);
+            lua_pushlightuserdata(L, &secrets_cache_key);
+            lua_rawget(L, LUA_REGISTRYINDEX);
+            plain = text_plain(L, top + 1, resp->request_id, n, 1);
+            lua_settop(L, top); /* the cache, and a temporary index if one was made */
+        }
+        if (plain) {
+            eip_pushint(L, resp->status);
+            if (n > 0)
+                lua_pushlstring(L, resp->request_id, n);
+            else
+                lua_pushnil(L);
+            lua_pushnumber(L, monotime() - a->started);
+            return 3;
+        }
+    }
+    push_response(L, resp);
+    lua_pushnil(L);
+    lua_pushnumber(L, monotime() - a->started);
+    return 3;
+}
+
 static int lane_unsent(lua_State *L, session *s, const char *why, lua_Number started)
 {
     eip_http_response resp;
+    lane_answer a;
+    int n;
     memset(&resp, 0, sizeof resp);
     resp.curl_code = CURLE_OUT_OF_MEMORY;
     resp.unsent = 1;
     snprintf(resp.curl_error, sizeof resp.curl_error, "%s", why);
-    s->busy++;
-    push_response(L, &resp);
-    lua_pushnil(L);
-    lua_pushnumber(L, monotime() - started);
+    a.resp = &resp;
+    a.usable = -1;
+    a.secrets = 0;
+    a.started = started;
+    luaL_checkstack(L, 4, "eip.core: answer");
+    n = answer_protected(L, &session_answer_key, &s->busy, answer_lane, &a, 0);
     session_done(s);
-    return 3;
+    return n;
 }
 
 static int l_session_lane(lua_State *L)
@@ -2065,6 +2191,8 @@ static int l_session_lane(lua_State *L)
     const char *lines[MAX_HEADERS];
     eip_http_request req;
     eip_http_response resp;
+    lane_answer a;
+    int n;
     lua_Number started = monotime();
     if (p->bytes == NULL)
         return luaL_error(L, "eip.core: prepared request was freed");
@@ -2082,36 +2210,19 @@ static int l_session_lane(lua_State *L)
     if (url == NULL)
         return lane_unsent(L, s, "out of memory (url)", started);
     req.url = url;
+    luaL_checkstack(L, 5, "eip.core: answer"); /* (room for answer_protected: nothing allocates after the request) */
     eip_http_perform(s->http, &req, &resp);
     if (url != small)
         free(url);
-    s->busy++;
-    if (resp.curl_code == 0 && resp.status == usable && !resp.resent && !resp.interrupted) {
-        size_t n = strlen(resp.request_id);
-        int plain = n == 0 || !secrets;
-        if (!plain && !(n >= 3 && memcmp(resp.request_id + n - 3, "...", 3) == 0)) {
-            int top = lua_gettop(L);
-            lua_pushlightuserdata(L, &secrets_cache_key);
-            lua_rawget(L, LUA_REGISTRYINDEX);
-            plain = text_plain(L, top + 1, resp.request_id, n, 5);
-            lua_settop(L, top); /* the cache, and a temporary index if one was made */
-        }
-        if (plain) {
-            eip_pushint(L, resp.status);
-            if (n > 0)
-                lua_pushlstring(L, resp.request_id, n);
-            else
-                lua_pushnil(L);
-            lua_pushnumber(L, monotime() - started);
-            session_done(s);
-            return 3;
-        }
-    }
-    push_response(L, &resp);
-    lua_pushnil(L);
-    lua_pushnumber(L, monotime() - started);
+    a.resp = &resp;
+    a.usable = usable;
+    a.secrets = secrets;
+    a.started = started;
+    if (secrets)
+        lua_pushvalue(L, 5);
+    n = answer_protected(L, &session_answer_key, &s->busy, answer_lane, &a, secrets ? 1 : 0);
     session_done(s);
-    return 3;
+    return n;
 }
 
 static int l_session_tostring(lua_State *L)
@@ -2174,6 +2285,8 @@ static multi_ud *check_multi(lua_State *L)
     multi_ud *u = own_udata(L, MULTI_MT);
     if (u->multi == NULL || u->closing)
         luaL_error(L, "eip.core: multi is closed");
+    if (u->busy > 0) /* (see answer_protected) */
+        luaL_error(L, "eip.core: multi is in use (called by a finaliser during one of its methods)");
     return u;
 }
 
@@ -2222,6 +2335,20 @@ static int l_multi_start(lua_State *L)
     return 1;
 }
 
+/* (answer_protected's) multi:next's slot and response table. */
+typedef struct {
+    int slot;
+    const eip_http_response *resp;
+} multi_answer;
+
+static int answer_multi(lua_State *L, void *arg)
+{
+    const multi_answer *a = arg;
+    eip_pushint(L, a->slot + 1);
+    push_response(L, a->resp);
+    return 2;
+}
+
 static int l_multi_next(lua_State *L)
 {
     multi_ud *u = check_multi(L);
@@ -2230,13 +2357,16 @@ static int l_multi_next(lua_State *L)
     /* Documented clamp: 0, negative or NaN only collects what is ready; above a day (inf
      * included) waits a day at most. Only 0 < timeout <= 86400 is converted. */
     long ms = timeout > 0 ? (timeout > 86400 ? 86400000L : (long)(timeout * 1000.0 + 0.5)) : 0;
-    int slot = eip_multi_peek(u->multi, ms, &resp);
+    int slot;
+    multi_answer a;
+    luaL_checkstack(L, 4, "eip.core: answer"); /* (room for answer_protected: nothing allocates after the peek) */
+    slot = eip_multi_peek(u->multi, ms, &resp);
     if (slot < 0)
         return 0;
-    u->busy++;
-    eip_pushint(L, slot + 1);
-    push_response(L, resp); /* may raise (memory): the answer then stays for the next call */
-    u->busy--;
+    a.slot = slot;
+    a.resp = resp;
+    /* (may raise, out of memory: the answer then stays for the next call) */
+    answer_protected(L, &multi_answer_key, &u->busy, answer_multi, &a, 0);
     if (u->closing && u->busy == 0) { /* (a close a finaliser asked for meanwhile) */
         multi_free(u);
         return 2;
@@ -2256,6 +2386,8 @@ static int l_multi_pending(lua_State *L)
 static int l_multi_cancel(lua_State *L)
 {
     multi_ud *u = luaL_checkudata(L, 1, MULTI_MT);
+    if (u->busy > 0) /* (see answer_protected) */
+        return luaL_error(L, "eip.core: multi is in use (called by a finaliser during one of its methods)");
     int unsent[EIP_MULTI_MAX_SLOTS], n = 0, i;
     if (u->multi != NULL)
         n = eip_multi_cancel(u->multi, unsent);
@@ -2271,6 +2403,8 @@ static int l_multi_cancel(lua_State *L)
 static int l_multi_halt(lua_State *L)
 {
     multi_ud *u = luaL_checkudata(L, 1, MULTI_MT);
+    if (u->busy > 0) /* (see answer_protected) */
+        return luaL_error(L, "eip.core: multi is in use (called by a finaliser during one of its methods)");
     if (u->multi != NULL)
         eip_multi_halt(u->multi, lua_toboolean(L, 2));
     return 0;
@@ -2343,19 +2477,34 @@ static const luaL_Reg core_functions[] = {
 };
 
 /* The metatable of a userdata type: its methods, __gc and __tostring. */
-static void register_type(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
-                          lua_CFunction tostring, int keys)
+/* Pushes the methods' upvalues (the interned names, see key_names, then the metatable at mt). */
+static void push_key_upvalues(lua_State *L, int mt)
 {
     int i;
+    luaL_checkstack(L, K_COUNT + 1, "eip.core: keys");
+    for (i = 1; i < K_OWN_MT; i++)
+        lua_pushstring(L, key_names[i]);
+    lua_pushvalue(L, mt);
+}
+
+/* answer_key: NULL, or (a type whose methods have the key upvalues) where the registry keeps its
+ * answers' trampoline, a closure with the same upvalues (see answer_protected). */
+static void register_type(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                          lua_CFunction tostring, const char *answer_key)
+{
+    int mt;
     luaL_newmetatable(L, name);
-    lua_newtable(L);
-    if (keys) { /* the methods' upvalues: the interned names (see key_names), the metatable */
-        luaL_checkstack(L, K_COUNT + 1, "eip.core: keys");
-        for (i = 1; i < K_OWN_MT; i++)
-            lua_pushstring(L, key_names[i]);
-        lua_pushvalue(L, -K_OWN_MT - 1);
+    mt = lua_gettop(L);
+    if (answer_key != NULL) {
+        lua_pushlightuserdata(L, (void *)answer_key);
+        push_key_upvalues(L, mt);
+        lua_pushcclosure(L, answer_trampoline, K_COUNT - 1);
+        lua_rawset(L, LUA_REGISTRYINDEX);
     }
-    luaL_setfuncs(L, methods, keys ? K_COUNT - 1 : 0);
+    lua_newtable(L);
+    if (answer_key != NULL)
+        push_key_upvalues(L, mt);
+    luaL_setfuncs(L, methods, answer_key != NULL ? K_COUNT - 1 : 0);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, gc);
     lua_setfield(L, -2, "__gc");
@@ -2368,10 +2517,10 @@ int luaopen_eip_core(lua_State *L)
 {
     eip_pin_self(); /* finalisers may call into the core after package would unload it */
     eip_http_watch_forks(); /* before any fork: handles made here are not reused in a child */
-    register_type(L, SESSION_MT, session_methods, l_session_gc, l_session_tostring, 1);
-    register_type(L, MULTI_MT, multi_methods, l_multi_gc, l_multi_tostring, 1);
-    register_type(L, SIGNER_MT, signer_methods, l_signer_gc, l_signer_tostring, 0);
-    register_type(L, PREPARED_MT, prepared_methods, l_prepared_gc, l_prepared_tostring, 0);
+    register_type(L, SESSION_MT, session_methods, l_session_gc, l_session_tostring, &session_answer_key);
+    register_type(L, MULTI_MT, multi_methods, l_multi_gc, l_multi_tostring, &multi_answer_key);
+    register_type(L, SIGNER_MT, signer_methods, l_signer_gc, l_signer_tostring, NULL);
+    register_type(L, PREPARED_MT, prepared_methods, l_prepared_gc, l_prepared_tostring, NULL);
 
     luaL_newmetatable(L, SECRETS_MT);
     lua_pushcfunction(L, l_secrets_gc);

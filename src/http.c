@@ -750,6 +750,8 @@ static void reset_chunked(eip_http_transfer *t)
 {
     t->chunked = t->ck_state = t->ck_digits = t->stored_header = t->ck_leftover = 0;
     t->ck_left = 0;
+    if (t->ck_line_len > 0) /* (a trailer line cut short: it may hold a secret) */
+        OPENSSL_cleanse(t->ck_line, t->ck_line_len);
     t->ck_line_len = 0;
 }
 
@@ -850,7 +852,7 @@ static int dechunk(eip_http_transfer *t, const char *p, size_t len)
     const char *end = p + len;
     while (p < end) {
         unsigned char c = (unsigned char)*p;
-        int d;
+        int d, rc;
         switch (t->ck_state) {
         case CK_HEX:
             if ((d = hex_value(c)) >= 0) {
@@ -901,9 +903,12 @@ static int dechunk(eip_http_transfer *t, const char *p, size_t len)
                     t->ck_state = CK_TRAILER_POSTCR; /* no trailer: the final line end */
                     break;
                 }
-                if (trailer_line(t) != 0)
-                    return -1;
+                rc = trailer_line(t);
+                /* (the line, an X-Subject-Token's say, is captured now or not at all) */
+                OPENSSL_cleanse(t->ck_line, t->ck_line_len);
                 t->ck_line_len = 0;
+                if (rc != 0)
+                    return -1;
                 t->ck_state = CK_TRAILER_CR;
                 if (c == '\n')
                     break; /* (read there) */
@@ -1445,7 +1450,7 @@ void eip_http_transfer_cleanup(eip_http_transfer *t)
     wipe_free(t->header_bytes, t->header_bytes_alloc);
     wipe_free(t->body, t->body_alloc);
     wipe_free(t->token, t->token_alloc);
-    free(t->ck_line);
+    wipe_free(t->ck_line, t->ck_line != NULL ? CK_LINE_MAX : 0);
     memset(t, 0, sizeof(*t));
 }
 

@@ -482,6 +482,51 @@ static int list_is(const eip_http_transfer *t, const char *const *lines, size_t 
     return l != NULL && strcmp(l->data, "Expect:") == 0 && l->next == NULL;
 }
 
+/* A chunked answer's trailer line is captured (an X-Subject-Token there is the token), and its
+ * bytes are wiped from the line buffer the transfer keeps across requests; so are those of a
+ * line the answer broke off, when the next request is prepared. */
+static int holds(const char *buf, size_t n, const char *needle)
+{
+    size_t k = strlen(needle), i;
+    for (i = 0; buf != NULL && i + k <= n; i++)
+        if (memcmp(buf + i, needle, k) == 0)
+            return 1;
+    return 0;
+}
+
+static void test_trailer_wiped(void)
+{
+    static const eip_http_config cfg = {NULL, 0, "test_http"};
+    static const char *const lines[] = {"Accept: application/json"};
+    static const char secret[] = "MIItrailerTOKENsecret0123456789";
+    eip_http_request req;
+    eip_http_response resp;
+    eip_http_transfer t;
+    /* (the bytes the line took: those past it were never written) */
+    const size_t line_len = strlen("X-Subject-Token: ") + strlen(secret);
+    char body[256];
+
+    CHECK(eip_http_global_init() == 0 && eip_http_transfer_init(&t, &cfg) == 0, "transfer");
+    delete_request(&req, "http://127.0.0.1:9/x", lines, 1);
+    CHECK(eip_http_transfer_prepare(&t, &req, &resp, 0) == 0, "prepare");
+    CHECK(feed(&t, "HTTP/1.1 201 Created\r\n") == 0 && feed(&t, "Transfer-Encoding: chunked\r\n") == 0 &&
+              feed(&t, "\r\n") == 0, "chunked head");
+    snprintf(body, sizeof body, "2\r\n{}\r\n0\r\nX-Subject-Token: %s\r\n\r\n", secret);
+    CHECK(eip_http_take_body(&t, body, strlen(body)) == 0, "body and trailer taken");
+    CHECK(resp.subject_token != NULL && strcmp(resp.subject_token, secret) == 0, "the trailer's token captured");
+    CHECK(t.ck_line != NULL && !holds(t.ck_line, line_len, secret), "the trailer line wiped");
+
+    CHECK(eip_http_transfer_prepare(&t, &req, &resp, 0) == 0, "prepare again");
+    CHECK(feed(&t, "HTTP/1.1 201 Created\r\n") == 0 && feed(&t, "Transfer-Encoding: chunked\r\n") == 0 &&
+              feed(&t, "\r\n") == 0, "chunked head");
+    snprintf(body, sizeof body, "0\r\nX-Subject-Token: %s", secret);
+    CHECK(eip_http_take_body(&t, body, strlen(body)) == 0, "a trailer broken off");
+    CHECK(holds(t.ck_line, line_len, secret), "(held while the line may go on)");
+    CHECK(eip_http_transfer_prepare(&t, &req, &resp, 0) == 0, "the next request");
+    CHECK(!holds(t.ck_line, line_len, secret), "the broken-off line wiped");
+    eip_http_transfer_cleanup(&t);
+}
+
 /* The header list is the transfer's own (nodes and bytes): a request whose lines changed gets
  * them copied over the previous ones, a longer one grows the bytes, an impossible one fails
  * with an out-of-memory answer and leaves no list behind. */
@@ -657,6 +702,7 @@ int main(void)
     test_status_lines();
     test_status_state_reset();
     test_transfer_encoding();
+    test_trailer_wiped();
     test_request_headers();
     test_url_reuse();
     test_tls_host();
