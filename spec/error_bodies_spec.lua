@@ -66,7 +66,8 @@ describe("error bodies", function()
     local err = delete_with{ status = 404, body = { code = "VPC.0306", message = "No Eip bandwidth exist with id." } }
     local entry = eip.error_code("VPC.0306", 404)
     assert.equal(entry.advice, err.advice)
-    assert.equal(entry.module .. ": " .. entry.message, err.description)
+    -- (the delete's page lists no code: the row is the show's, said as such)
+    assert.equal(entry.message .. " (the error-code table's row for " .. entry.module .. ")", err.description)
     assert.equal(entry.description_zh, err.description_zh)
     assert.equal("not_found", err.code_kind)
     local unknown = delete_with{ status = 500, body = { code = "VPC.9999", message = "new" } }
@@ -80,10 +81,12 @@ describe("error bodies", function()
   it("describes a code with the row of the server's message, else of the operation", function()
     local err = delete_with{ status = 400,
       body = { code = "VPC.0301", message = "getBandwidth error bandwidthId is invalid." } }
-    assert.equal("show bandwidth: getBandwidth error bandwidthId is invalid.", err.description)
+    assert.equal("getBandwidth error bandwidthId is invalid. (the error-code table's row for show bandwidth)",
+      err.description)
     assert.matches("^The bandwidth id is not valid", err.advice)
     err = delete_with{ status = 400, body = { code = "VPC.0301", message = "something new" } }
-    assert.matches("^show bandwidth: ", err.description) -- a delete by id: show's row, not create EIP's
+    -- a delete by id: show's row, not create EIP's
+    assert.matches("%(the error%-code table's row for show bandwidth%)$", err.description)
     -- the same words in two rows (show, list): the operation decides
     emu:inject{ method = "GET", status = 404, body = { code = "VPC.0306", message = "No Eip bandwidth exist with id." },
       times = 4 }
@@ -92,7 +95,7 @@ describe("error bodies", function()
     assert.equal("list bandwidths: No Eip bandwidth exist with id.", listed.description)
     assert.matches("^The marker names no bandwidth", listed.advice)
     err = delete_with{ status = 404, body = { code = "VPC.0306", message = "No Eip bandwidth exist with id." } }
-    assert.equal("show bandwidth: No Eip bandwidth exist with id.", err.description)
+    assert.equal("No Eip bandwidth exist with id. (the error-code table's row for show bandwidth)", err.description)
     emu:inject{ method = "POST", status = 400, body = { code = "VPC.0301", message = "Invalid publicip_id" } }
     ok, err = pcall(client.remove_eips_from_bandwidth, client, "bw-1", { "eip-1" }, { charge_mode = "bandwidth",
       size = 1 })

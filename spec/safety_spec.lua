@@ -1817,6 +1817,41 @@ describe("safety", function()
       end
     end)
 
+    -- A response whose reading raises (an __index that raises for the fields it lacks), or
+    -- whose fields are of other types than the contract's (a curl_error whose __tostring raises
+    -- made tostring of the error raise; `resent = "yes"` passed as a success): the same failure,
+    -- never the caller's raw error, in a single call and in a batch (whose results were all lost).
+    -- A field the contract does not name is dropped, whatever it holds. (A review found it.)
+    it("a caller's transport's response that raises when read or has fields of other types is that failure", function()
+      local strict = setmetatable({ status = 204, body = "" }, { __index = function(_, k) error("no field " .. k) end })
+      local bad_text = setmetatable({}, { __tostring = function() error("tostring raised") end })
+      for _, answer in ipairs{ strict, { status = 0, curl_code = 7, curl_error = bad_text },
+          { status = 0, curl_code = 7, curl_error = {} }, { status = 204, body = "", resent = "yes" },
+          { status = 429, body = "", retry_after = {} }, { status = 204, body = "", elapsed = "1" },
+          { status = 204, body = {} } } do
+        local c = eip.new{ endpoint = emu.url, token = emu.token, project_id = emu.project_id, max_attempts = 1,
+          transport = { send = function() return answer end, close = function() end } }
+        local err = raised(c.delete_bandwidth, c, "bw-1")
+        assert.same({ "transport", "other", true }, { err.kind, err.reason, eip.could_have_acted(err) })
+        assert.matches("the transport's response breaks the transport contract", tostring(err), 1, true)
+        local results, summary = c:delete_bandwidths{ "bw-1", "bw-2" }
+        assert.equal(2, summary.failed)
+        for _, r in ipairs(results) do
+          assert.same({ "transport", "other" }, { r.kind, r.reason })
+        end
+      end
+      local function client(answer)
+        return eip.new{ endpoint = emu.url, token = emu.token, project_id = emu.project_id, max_attempts = 1,
+          transport = { send = function() return answer end, close = function() end } }
+      end
+      local c = client({ status = 204, body = {} })
+      assert.matches("field body is a table, not a string", tostring(raised(c.delete_bandwidth, c, "bw-1")), 1, true)
+      c = client(strict)
+      assert.matches("reading it raised .*no field", tostring(raised(c.delete_bandwidth, c, "bw-1")))
+      c = client({ status = 204, body = "", request_id = "r1", mine = bad_text })
+      assert.same({ true, "r1" }, { c:delete_bandwidth("bw-1").deleted, c:delete_bandwidth("bw-1").request_id })
+    end)
+
     -- The contract says a transport never raises; a caller's may (a bug, a module that failed
     -- to load). Its error is that request's: a structured transport failure that may have acted
     -- (it may have been sent), its text kept (cut, redacted), in a single call and a batch alike:

@@ -141,7 +141,7 @@ function Serial:start(wire)
   -- What it raises is this id's failure, as in a single call (pipeline.raised: it may have been
   -- sent); answering nothing breaks the contract too (the pipeline says so, and that the request
   -- may have gone out). The slot still ends with an answer.
-  if not ok then resp = pipeline.raised(resp) end
+  if not ok then resp = pipeline.raised(resp) elseif self.callers then resp = pipeline.plain(resp) end
   self.resp = resp ~= nil and resp or false
   return 1
 end
@@ -174,7 +174,7 @@ local function send_in_thread(driver, slot, wire)
   local ok, resp = pcall(transport.send, transport, wire)
   -- A raised error is a bug, not a network fault: this id's failure, not retried (as in a
   -- single call: pipeline.raised), rather than a reset that the retry policy would repeat.
-  if not ok then resp = pipeline.raised(resp) end
+  if not ok then resp = pipeline.raised(resp) elseif driver.callers then resp = pipeline.plain(resp) end
   if driver.threads[slot] == nil then return end -- cancelled meanwhile
   local tail = driver.tail + 1
   driver.done[tail], driver.tail = { slot, resp }, tail
@@ -266,7 +266,8 @@ function M.driver(runner, concurrency)
   if transport.name == "auto" then
     if transports.yieldable() then
       return setmetatable({ ngx = rawget(_G, "ngx"), transport = transport, threads = {}, progress = {},
-        next_slot = 1, count = 0, done = {}, head = 1, tail = 0, sema = transports.semaphore() }, Threads),
+        next_slot = 1, count = 0, done = {}, head = 1, tail = 0, sema = transports.semaphore(),
+        callers = runner.callers_transport }, Threads),
         concurrency
     end
     -- Where nothing can yield (log_by_lua, a filter, set_by_lua, init, a frame that cannot
@@ -275,7 +276,7 @@ function M.driver(runner, concurrency)
     -- another (the easy handle it used is libcurl's multi inside, polled the same way).
     return multi_driver(runner, concurrency)
   end
-  return setmetatable({ transport = transport }, Serial), 1
+  return setmetatable({ transport = transport, callers = runner.callers_transport }, Serial), 1
 end
 
 ---------------------------------------------------------------------------------------------

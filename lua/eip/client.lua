@@ -310,6 +310,7 @@ function M.new(opts, getenv)
   local transports = require "eip.transport"
   if opts.transport ~= nil then
     r.transport = custom_transport(opts.transport)
+    r.callers_transport = true -- (its responses are read as pipeline.plain copies them)
   else
     -- (its options checked above: what it raises is the C core's, a libcurl handle it could not
     -- make, memory running out; an eip error of the transport, nothing sent)
@@ -540,7 +541,8 @@ end
 --   sends nothing more and ends a wait for another call's login, "abort" aborts the batch's
 --   own login in flight over libcurl; with `wait`, also before each read of the wait and during its
 --   pauses, where either ends the waiting at once (the ids not waited for get neither `waited`
---   nor `still_readable`)
+--   nor `still_readable`). The client's `deadline` bounds each id's call, from its first send,
+--   not the batch: a `cancel` that says "stop" at a time of yours bounds the batch
 -- @tparam[opt] number opts.rate requests per second (0.001 to 1e6) for this batch (a token
 --   bucket; default: the client's `rate`, if any). It replaces the client's rate, but not a budget shared with
 --   other nginx workers (`rate_dict`): each request also takes its part of that. The reads of

@@ -557,6 +557,20 @@ local function loose(s)
   return (s:lower():gsub("%s+", " "):gsub("^ ", ""):gsub("[ %.]+$", ""))
 end
 
+-- The module of the error-code table that is the operation's own (the delete's page lists no
+-- code: it has none, and borrows the show's rows; see OP_MODULES).
+local OWN_MODULE = { show_bandwidth = "show bandwidth", list_bandwidths = "list bandwidths",
+  remove_eips_from_bandwidth = "add or remove EIPs of a shared bandwidth",
+  create_bandwidth = "create shared bandwidth" }
+
+-- An error's description from a code's row: "<module>: <message>" when the row is the
+-- operation's own (or the common one's), else the message and the API whose row it is (a
+-- delete's 404 read "show bandwidth: ...", as if a show had failed).
+local function described(row, op)
+  if row.module == OWN_MODULE[op] or row.module == "common" then return row.module .. ": " .. row.message end
+  return row.message .. " (the error-code table's row for " .. row.module .. ")"
+end
+
 --- The row of a code's entry (core.error_code) that describes this answer best: among the rows
 -- of its status, those whose message is the server's (when any is), then the one of the
 -- operation's module (see OP_MODULES), else "common", else the first. None when the code has
@@ -702,7 +716,7 @@ function M.http(req, resp, info, body, entry, final)
   local doubt = resp.status == 404 and M.NOT_FOUND_CODES[body.code]
     and body_in_doubt{ trailing = body.trailing, truncated = resp.truncated }
   if entry and not doubt then
-    advice, description = entry.advice, entry.module .. ": " .. entry.message
+    advice, description = entry.advice, described(entry, req.op_name)
   elseif resp.status == 404 and (doubt or not M.NOT_FOUND_CODES[body.code]) then
     entry = nil -- (no code_kind: "not_found" is not known)
     advice = stray_404_advice(body.code, resp.truncated, body.trailing)

@@ -61,6 +61,8 @@ M._VERSION = client.VERSION
 -- @tparam[opt=30] number opts.timeout seconds for one attempt, the whole request (0.001 to 86400)
 -- @tparam[opt] number opts.connect_timeout seconds to connect, 0.001 to 86400 (default: min(10, timeout))
 -- @tparam[opt] number opts.deadline seconds (0.001 to 86400) for a whole call, every attempt and wait included
+--   (in `delete_bandwidths`, each id's call, counted from its first send; the batch as a whole
+--   has none: its `cancel` can stop it)
 --   (the waits for the `rate` too: a slot it would pass is not waited for; and the time its
 --   credentials take: an IAM token fetched for its attempt, a first call's project lookup; not
 --   the new login after a 401, which has a deadline of its own). A drain, and a remove of more
@@ -76,8 +78,11 @@ M._VERSION = client.VERSION
 -- @tparam[opt=30] number opts.retry_after_cap seconds (0 to 3600): a longer `Retry-After` is not waited for,
 --   the error is raised with `retry_after` set; also the longest wait for the window of a limit a
 --   throttling answer states ("limit:600,time:1 minute")
--- @tparam[opt] function opts.sleep `function(seconds)` used between attempts (default: the C
---   core's nanosleep; `ngx.sleep` where nginx can yield)
+-- @tparam[opt] function opts.sleep `function(seconds)` used for every pause: between attempts,
+--   and the waits for the `rate` and a throttling answer's window (default: the C core's
+--   nanosleep; `ngx.sleep` where nginx can yield). It must sleep the time it is given: a pause
+--   counts as over once it returns (a sleep that returns early, woken by a scheduler, sends the
+--   next request early, and a `rate` is not kept)
 -- @tparam[opt=false] boolean opts.missing_ok the EIP service's 404 `VPC.0306` on a delete of an
 --   id shaped like a bandwidth id (a lower-case UUID) is a result `{ ok = true, deleted = false,
 --   project_id }` instead of an error (each call may override it)
@@ -89,7 +94,8 @@ M._VERSION = client.VERSION
 -- @tparam[opt=false] boolean opts.debug true writes every request and answer to stderr,
 --   credentials redacted
 -- @tparam[opt] function opts.log `function(line)` receiving the debug lines instead of stderr
---   (what it raises is ignored)
+--   (what it raises is ignored). Given one, the lines go to it whatever `debug` says (`debug =
+--   false` does not turn them off): every request and answer, redacted, and the warnings
 -- @tparam[opt] string|boolean opts.proxy `"http://[user:pass@]host:port"`: every request but
 --   loopback, 0.0.0.0, :: and link-local ones goes through this proxy (https ones through CONNECT),
 --   the environment unread; false: no proxy at all (default: the environment, `https_proxy`,

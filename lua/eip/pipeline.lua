@@ -986,6 +986,44 @@ end
 -- server's message: more is cut, "..." at the end (Runner:clean redacts a secret cut there).
 local RAISED_MAX = 512
 
+-- The fields of the contract's response (eip.transport), each with its type; and the C
+-- multi's `caller_away` (a batch reads it of any driver's answer).
+local RESPONSE_FIELDS = { status = "number", request_id = "string", retry_after = "string",
+  content_type = "string", location = "string", date = "string", subject_token = "string", body = "string",
+  truncated = "boolean", elapsed = "number", new_connections = "number", resent = "boolean",
+  interrupted = "boolean", held_back = "boolean", unsent = "boolean", curl_code = "number",
+  curl_error = "string", error_kind = "string", proxy_status = "number", caller_away = "boolean" }
+
+-- A plain copy of resp's contract fields, or a string saying which field breaks the contract.
+local function copy_fields(resp)
+  local copy = {}
+  for name, kind in pairs(RESPONSE_FIELDS) do
+    local v = resp[name]
+    if v ~= nil and type(v) ~= kind then
+      return string.format("field %s is a %s, not a %s", name, type(v), kind)
+    end
+    copy[name] = v
+  end
+  return copy
+end
+
+--- The response of a transport of the caller's (the option `transport`), as the built-in ones
+-- make theirs: a plain table of the contract's fields, each of the type the contract gives it
+-- (others dropped). Reading it may raise (a table whose __index does) and its fields may be of
+-- any type (a curl_error whose __tostring raises): such a response breaks the contract, and is
+-- the failure that says so (kind "other", not retried, may have acted), never a raw error of
+-- the caller's reaching the caller. Anything but a table is left for Call:response to say so.
+-- @param resp what the transport's send returned
+-- @treturn table|any the copy, the failure, or resp when no table
+function M.plain(resp)
+  if type(resp) ~= "table" then return resp end
+  local ok, copy = pcall(copy_fields, resp)
+  if ok and type(copy) == "table" then return copy end
+  local why = ok and copy or "reading it raised " .. errors.text(copy)
+  if #why > RAISED_MAX then why = body.cut(why, RAISED_MAX) .. "..." end
+  return contract_broken("the transport's response breaks", why)
+end
+
 --- The response that stands for what a transport's send raised (a transport of the caller's,
 -- which the contract says never raises: a bug, a module that failed to load): a failure of kind
 -- "other", not retried, whose request may have gone out (eip.could_have_acted says yes), its
@@ -1826,7 +1864,7 @@ local function general(self, op, cancel, abort, first, first_started)
       else
         local ok
         ok, resp = yielding(transport.send, transport, request)
-        if not ok then resp = M.raised(resp) end
+        if not ok then resp = M.raised(resp) elseif self.callers_transport then resp = M.plain(resp) end
       end
       action, value = call:response(resp, halt)
     else
