@@ -486,9 +486,60 @@ static const char SWITCHING[] =
     "Switching Protocols (101) answered, though no protocol upgrade was asked for";
 
 static const char TOO_MANY_CODINGS[] = "Reject response due to more than 5 content encodings";
+static const char LENGTHS_DIFFER[] = "Weird server reply: Content-Length values that differ";
+static const char LENGTH_TOO_LARGE[] = "Weird server reply: Content-Length too large";
 static const char TOO_LARGE_TRAILERS[] = "Too large response trailers";
 static const char PROXY_407[] = "Received HTTP code 407 from proxy";
 #define EIP_HTTP_CUT_HEAD "Weird server reply: the connection closed inside the response's head"
+
+/* A line of a final head: when it is a Content-Length of an answer with a body (a 204's and a
+ * 304's are not read), each value it lists (libcurl reads the first, blanks, an optional +,
+ * digits, and ignores what follows them) must be the same as every other of the head, and fit
+ * in 63 bits: an answer whose length depends on which one is read (the last, as libcurl does,
+ * or the first) has no body to trust: a 404 read by one as the bandwidth's absence. An element
+ * without digits is left to libcurl (the first: "Invalid Content-Length", 8). 0, or -1 with
+ * t->refused set (8, as the cosocket transport refuses them). */
+static int check_content_length(eip_http_transfer *t, const char *line, size_t len)
+{
+    static const char name[] = "content-length";
+    const char *colon = memchr(line, ':', len), *p, *end = line + len;
+    if (colon == NULL || (size_t)(colon - line) != sizeof(name) - 1 ||
+        strncasecmp(line, name, sizeof(name) - 1) != 0 || t->final_status == 204 || t->final_status == 304)
+        return 0;
+    for (p = colon + 1; p < end;) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *b = comma != NULL ? comma : end;
+        long long n = 0;
+        int digits = 0;
+        while (p < b && (*p == ' ' || *p == '\t'))
+            p++;
+        if (p < b && *p == '+')
+            p++;
+        while (p < b && *p >= '0' && *p <= '9') {
+            int d = *p++ - '0';
+            if (n > (LLONG_MAX - d) / 10) {
+                t->refused = LENGTH_TOO_LARGE;
+                t->refused_code = CURLE_WEIRD_SERVER_REPLY;
+                return -1;
+            }
+            n = n * 10 + d;
+            digits = 1;
+        }
+        if (digits) {
+            if (t->length_seen && n != t->length) {
+                t->refused = LENGTHS_DIFFER;
+                t->refused_code = CURLE_WEIRD_SERVER_REPLY;
+                return -1;
+            }
+            t->length_seen = 1;
+            t->length = n;
+        }
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    return 0;
+}
 
 /* A line of a final head: when it is a Transfer-Encoding of an answer with a body, each coding
  * it names must be chunked or identity, and at most five of the head's not chunked (see
@@ -614,7 +665,7 @@ int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t le
         r->subject_token_len = 0;
         t->head = code < 200 ? HEAD_INTERIM : HEAD_FINAL;
         t->final_status = code < 200 ? 0 : code;
-        t->codings = 0;
+        t->codings = t->length_seen = 0;
         if (code == 407 && t->proxy != NULL && !t->tunnel) {
             /* A plain-http request's proxy refused it: its status line says all (proxy_answer);
              * the body is not waited for (one cut short or trickled was a reset or a timeout,
@@ -633,7 +684,8 @@ int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t le
                 head_ended(t);
             return 0;
         }
-        if (t->head == HEAD_FINAL && check_transfer_encoding(t, line, len) != 0)
+        if (t->head == HEAD_FINAL &&
+            (check_transfer_encoding(t, line, len) != 0 || check_content_length(t, line, len) != 0))
             return -1;
         t->stored_header = 1;
         return capture_header(t, line, len);
@@ -2072,7 +2124,7 @@ int eip_http_transfer_prepare(eip_http_transfer *t, const eip_http_request *req,
     t->body_len = 0;
     t->truncated = 0;
     t->oom = t->refused = NULL;
-    t->refused_code = t->final_status = t->codings = 0;
+    t->refused_code = t->final_status = t->codings = t->length_seen = 0;
     t->trailer_bytes = 0;
     reset_chunked(t);
     t->sock_fd = -1;

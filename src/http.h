@@ -230,6 +230,10 @@ typedef struct {
     /* The final answer's status code (0 before its status line), and the non-chunked transfer
      * codings its head has named so far. */
     int final_status, codings;
+    /* The final head's Content-Length so far (lengths_seen: one was read): another value in
+     * it is refused (see check_content_length). */
+    int length_seen;
+    long long length;
     /* Without TLS (ls_plain), on the socket the request went out on (sock_fd, below): the
      * kernel's count of the bytes it had received before the answer (rx_base_ok: known;
      * rx_exact: every one of them read by then, none left for libcurl to take as the answer),

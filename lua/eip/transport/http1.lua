@@ -55,6 +55,7 @@ local error_kind = contract.error_kind
 M.READ_SIZE = 65536
 
 local find, sub, byte, lower, match = string.find, string.sub, string.byte, string.lower, string.match
+local gmatch = string.gmatch
 local concat = table.concat
 local floor, min, tonumber, format = math.floor, math.min, tonumber, string.format
 
@@ -498,16 +499,38 @@ local function capture(x, field, s, c, j)
   x.resp[field] = value
 end
 
--- strtoll of a Content-Length value as libcurl reads it: blanks, an optional +, digits (anything
--- after them ignored). Returns the length; false when it overflows (libcurl then keeps the length
--- of any Content-Length before or after it, or reads until the close without one, and never
--- reuses the connection); nil when invalid (no digits, a minus sign).
-local function content_length(v)
+-- The texts of Content-Length values refused, the same as the C core's (src/http.c).
+local LENGTHS_DIFFER = "Weird server reply: Content-Length values that differ"
+local LENGTH_TOO_LARGE = "Weird server reply: Content-Length too large"
+
+-- One Content-Length value as libcurl reads it (strtoll): blanks, an optional +, digits (anything
+-- after them ignored). Returns the length; false when it does not fit in 63 bits; nil when it has
+-- no digits.
+local function length_of(v)
   local digits = match(v, "^[ \t]*%+?(%d+)")
   if not digits then return nil end
   digits = match(digits, "^0*(%d-)$")
   if #digits > 19 or (#digits == 19 and digits > "9223372036854775807") then return false end
   return tonumber(digits) or 0
+end
+
+-- A Content-Length line's value: its length, nil when invalid (libcurl reads the first element:
+-- no digits, a minus sign), or false and the refusal's text when an element (of a list,
+-- "5, 2") is too large or says another length than `seen` (the head's so far) or the first
+-- (see the C core's check_content_length: whose length would the answer have?).
+local function content_length(v, seen)
+  local n = length_of(v)
+  if n == nil then return nil end
+  if n == false then return false, LENGTH_TOO_LARGE end
+  if seen ~= nil and n ~= seen then return false, LENGTHS_DIFFER end
+  if find(v, ",", 1, true) then
+    for element in gmatch(v, ",([^,]*)") do
+      local m = length_of(element)
+      if m == false then return false, LENGTH_TOO_LARGE end
+      if m ~= nil and m ~= n then return false, LENGTHS_DIFFER end
+    end
+  end
+  return n
 end
 
 local header_value
@@ -560,11 +583,10 @@ header_value = function(x, h, s, i, c, j)
     -- has its Content-Length checked (invalid: 8; overflowing: the connection closed)
     return true
   elseif field == "=length" then
-    local n = content_length(value)
+    local n, refused = content_length(value, h.length)
     if n == nil then return fail(x, 8, "Invalid Content-Length: value") end
-    -- The last valid one counts, as in libcurl; one that overflows changes no length (none:
-    -- read until the close) and closes the connection after the answer.
-    if n then h.length = n else h.close = true end
+    if not n then return fail(x, 8, refused) end
+    h.length = n
   elseif field == "=te" then
     -- Only chunked and identity are read, and at most five codings that are not chunked (as
     -- libcurl 7.88 counts them): anything else fails at once, as the C core fails it for the

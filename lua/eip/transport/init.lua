@@ -53,7 +53,11 @@
 --     a status line the rule below refuses (the first line   1  protocol
 --       of any head, interim or final); a 101 answer
 --     header line without a colon, NUL byte in the head,     8  protocol
---       invalid Content-Length
+--       invalid Content-Length; in a head with a body,
+--       Content-Length values that differ (two lines, or
+--       a list: "5, 2") or one over 2^63 - 1 (libcurl 7.88
+--       reads the last, or skips one too large: the body
+--       would be the reader's guess)
 --     a header libcurl 7.88 cannot store (a folded line      43 protocol
 --       first, no colon before a CR; a trailer without one,
 --       or with a NUL byte)
