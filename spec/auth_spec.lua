@@ -147,6 +147,11 @@ describe("authentication", function()
       assert.equal("auth and ak/sk are exclusive: give one way to authenticate", e.message)
       assert.equal("token and ak/sk and auth are exclusive: give one way to authenticate",
         raised(eip.new, with{ token = "t", ak = emu.ak, sk = emu.sk, auth = {} }).message)
+      -- (named as given: a security_token alone was "ak/sk", options the caller never gave)
+      assert.equal("token and security_token are exclusive: give one way to authenticate",
+        raised(eip.new, with{ token = emu.token, security_token = "st" }).message)
+      assert.equal("auth and sk are exclusive: give one way to authenticate",
+        raised(eip.new, with{ sk = emu.sk, auth = {} }).message)
       assert.equal("sk", raised(eip.new, with{ ak = emu.ak }).argument)
       assert.equal("ak", raised(eip.new, with{ sk = emu.sk }).argument)
       assert.equal("ak", raised(eip.new, with{ security_token = "x" }).argument)

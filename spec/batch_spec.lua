@@ -1207,6 +1207,9 @@ describe("delete_bandwidths", function()
       assert.is_false(ok)
       assert.same({ "interrupted", true }, { err.kind, eip.could_have_acted(err) })
       assert.matches("on_result raised " .. value, tostring(err), 1, true)
+      -- (the delete it was told of: "DELETE ? ->" named none)
+      assert.matches("DELETE /v2.0/" .. emu.project_id .. "/bandwidths/" .. ids[1]:gsub("%p", "%%%0") .. " %->",
+        tostring(err))
       assert.is_nil(emu:get_bandwidth(ids[1]))
       c:close()
     end

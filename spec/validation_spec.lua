@@ -579,12 +579,20 @@ describe("validation", function()
     { "an IPv4 address in hex", "http://0x7f000001" }, { "an IPv4 part in octal", "http://010.0.0.1" },
     { "an IPv4 address of five parts", "http://1.2.3.4.5" }, { "an IPv4 address part over 255", "http://256.0.0.1" },
     { "an IPv4 address with a hex part", "http://0x7f.1" },
+    -- (DNS allows neither: each was looked up, and failed as a transport error once called)
+    { "a host name label over 63 characters", "https://" .. string.rep("a", 64) .. ".test" },
+    { "a host name over 253 characters", "https://" .. string.rep("abcdefghi.", 25) .. "test" },
   }
   for _, case in ipairs(bad_endpoints) do
     it("rejects an endpoint " .. case[1], function()
       usage_error("endpoint", eip.new, with{ endpoint = case[2] })
     end)
   end
+
+  it("takes a host name label of 63 characters and a name of 253", function()
+    assert.is_truthy(eip.new(with{ endpoint = "https://" .. string.rep("a", 63) .. ".test" }))
+    assert.is_truthy(eip.new(with{ endpoint = "https://" .. string.rep("abcdefghi.", 24) .. "abcdefghijkl" }))
+  end)
 
   -- The host ended at the underscore, and what followed was read as a port.
   it("names a character no host name holds as the host's fault, not the port's", function()

@@ -1410,7 +1410,14 @@ Metadata.renewal_due, Iam.renewal_due = renewal_due, renewal_due
 local function explicit(opts, region, getenv)
   local groups = {}
   if opts.token ~= nil then groups[#groups + 1] = "token" end
-  if opts.ak ~= nil or opts.sk ~= nil or opts.security_token ~= nil then groups[#groups + 1] = "ak/sk" end
+  if opts.ak ~= nil or opts.sk ~= nil or opts.security_token ~= nil then
+    -- (named as given: a token with a security_token alone was "token and ak/sk")
+    local given = {}
+    for _, k in ipairs{ "ak", "sk", "security_token" } do
+      if opts[k] ~= nil then given[#given + 1] = k end
+    end
+    groups[#groups + 1] = #given == 1 and given[1] or "ak/sk"
+  end
   if opts.auth ~= nil then groups[#groups + 1] = "auth" end
   if #groups > 1 then
     -- Named after the token, else the auth table; the message lists the others after it.
@@ -1422,7 +1429,7 @@ local function explicit(opts, region, getenv)
     raise(first, "and %s are exclusive: give one way to authenticate", table.concat(others, " and "))
   end
   if opts.token ~= nil then return token_provider(opts.token, "token") end
-  if groups[1] == "ak/sk" then
+  if opts.ak ~= nil or opts.sk ~= nil or opts.security_token ~= nil then
     if opts.ak == nil and opts.sk == nil then raise("ak", "and sk are required with security_token") end
     if opts.ak == nil then raise("ak", "is required with sk") end
     if opts.sk == nil then raise("sk", "is required with ak") end

@@ -360,7 +360,8 @@ local function counted(summary, value)
 end
 
 -- Stores the outcome of position i and tells on_result; returns true when on_result asked to stop.
-function Run:report(i, id, value)
+-- path: the id's delete's (an error on_result raised names it), when it has one.
+function Run:report(i, id, value, path)
   self.results[i] = value
   counted(self.summary, value)
   if self.on_result == nil then return false end
@@ -371,7 +372,8 @@ function Run:report(i, id, value)
     if answer == nil or answer == false then
       -- (raised as it is, nil or false would read as "nothing was done" to eip.could_have_acted)
       local raised = tostring(answer)
-      answer = errors.interrupted({ method = "DELETE" }, 0)
+      -- (the id whose result it was told: its delete's path, as its own error would have)
+      answer = errors.interrupted({ method = "DELETE", path = path }, 0)
       answer.message = "on_result raised " .. raised
         .. ", and the batch stopped: the deletes it had sent may have been carried out"
     end
@@ -392,9 +394,10 @@ function Run:finish(job, action, value)
       self:stop("unanswered", value)
     end
   end
-  local stop = self:report(job.index, job.id, value)
+  local path = job.call and job.call.op.path
+  local stop = self:report(job.index, job.id, value, path)
   for _, i in ipairs(self.repeats[job.id] or {}) do
-    stop = self:report(i, job.id, errors.copy(value)) or stop
+    stop = self:report(i, job.id, errors.copy(value), path) or stop
   end
   if stop then self:stop("cancelled") end
 end

@@ -155,6 +155,11 @@
 --    is narrower, without that store being consulted (as nginx's own upstream keepalive does).
 --    Give every location that calls the same endpoint the same trust settings (set them at the
 --    `http` level).
+--  * A reset over TLS inside nginx: nginx's TLS layer reads a reset after bytes of an answer as
+--    the connection's close (receive says "closed"), so what a close there means is reported: a
+--    head cut short 8, a body cut short 18, a body read until the close ends there (an HTTP/1.0
+--    answer without a length: that body). libcurl says 56 "reset" for each (retried as a reset
+--    is); over plain TCP both say 56.
 --  * curl_error texts are alike, not identical; compare curl_code and error_kind.
 --  * Over-long header line: libcurl 7.88 says 27 "Out of memory" (newer libcurl says 100,
 --    CURLE_TOO_LARGE); the cosocket transport says 27 with a clearer text. Both "protocol".
