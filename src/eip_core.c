@@ -1758,8 +1758,8 @@ static int l_session_request(lua_State *L)
     eip_http_response resp;
     int n;
     read_request(L, &req, headers);
-    s = check_session(L); /* (a metamethod of the request's may have closed it) */
     luaL_checkstack(L, 4, "eip.core: answer"); /* (room for answer_protected: nothing allocates after the request) */
+    s = check_session(L); /* (a metamethod of the request's may have closed it) */
     eip_http_perform(s->http, &req, &resp);
     n = answer_protected(L, &session_answer_key, &s->busy, answer_response, &resp, 0);
     session_done(s);
@@ -2119,8 +2119,6 @@ static size_t sign_prepared(lua_State *L, prepared *p, const char *path, size_t 
     return nl; /* at most LANE_SIGNED_MAX entries and five more */
 }
 
-/* The lane's answer for a request it could not make (memory ran out: see sign_prepared): the
- * response table of a transport failure of which nothing went out, nil, the seconds taken. */
 /* What l_session_lane answers with (see answer_protected): the response, or its status and
  * request id when they alone are wanted. */
 typedef struct {
@@ -2160,6 +2158,8 @@ static int answer_lane(lua_State *L, void *arg)
     return 3;
 }
 
+/* The lane's answer for a request it could not make (memory ran out: see sign_prepared): the
+ * response table of a transport failure of which nothing went out, nil, the seconds taken. */
 static int lane_unsent(lua_State *L, session *s, const char *why, lua_Number started)
 {
     eip_http_response resp;
@@ -2206,11 +2206,14 @@ static int l_session_lane(lua_State *L)
         if (req.nheaders == 0)
             return lane_unsent(L, s, why, started);
     }
+    /* (room for answer_protected, and the session looked at again after it: from here on
+     * nothing allocates in Lua until the answer, nor raises while url is held) */
+    luaL_checkstack(L, 5, "eip.core: answer");
+    s = check_session(L);
     url = joined(small, sizeof small, p->req.url, p->prefix_len, path, path_len);
     if (url == NULL)
         return lane_unsent(L, s, "out of memory (url)", started);
     req.url = url;
-    luaL_checkstack(L, 5, "eip.core: answer"); /* (room for answer_protected: nothing allocates after the request) */
     eip_http_perform(s->http, &req, &resp);
     if (url != small)
         free(url);
