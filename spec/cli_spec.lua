@@ -1940,7 +1940,7 @@ describe("eip command", function()
       local aksk = { OS_AUTH_TOKEN = false, HUAWEICLOUD_SDK_PROJECT_ID = false, HUAWEICLOUD_SDK_AK = emu.ak,
         HUAWEICLOUD_SDK_SK = emu.sk, HUAWEICLOUD_SDK_REGION = "cn-north-4", HUAWEICLOUD_SDK_IAM_ENDPOINT = emu.iam_url }
       for _, case in ipairs{ { "list-bandwidths --json", "TERM", 143 }, { "show-bandwidth " .. id, "INT", 130 },
-          { "delete-bandwidth " .. id, "INT", 130 } } do
+          { "delete-bandwidth " .. id, "INT", 130 }, { "show-bandwidth " .. id, "TERM", 143 } } do
         emu:inject{ method = "GET", path = "^/v3/projects", action = "slow", delay = 20 }
         emu:reset_counters()
         local t0 = socket.gettime()
@@ -1948,13 +1948,16 @@ describe("eip command", function()
         local took = socket.gettime() - t0
         assert.equal(case[3], code, case[1] .. ": " .. out .. err)
         assert.is_true(took < 8, case[1] .. " took " .. took .. " s")
+        -- (a SIGTERM is named: it was "interrupted", as a Ctrl-C)
+        local said = case[2] == "INT" and "interrupted" or "stopped by SIGTERM"
         if case[1]:find("--json", 1, true) then
-          assert.same({ "interrupted", case[3] }, { cjson.decode(err).kind, cjson.decode(err).exit }, err)
+          assert.same({ "interrupted", case[3], said }, { cjson.decode(err).kind, cjson.decode(err).exit,
+            cjson.decode(err).message }, err)
         elseif case[1]:find("^delete") then
           assert.matches("interrupted", err)
           assert.is_table(emu:get_bandwidth(id), "nothing deleted")
         else
-          assert.equal("eip: interrupted\n", err)
+          assert.equal("eip: " .. said .. "\n", err)
         end
       end
     end)

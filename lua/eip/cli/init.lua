@@ -237,10 +237,13 @@ function M.main(argv)
   if by_signal or (type(e) == "string" and e:find("interrupted!$")) then
     -- (a caught signal's own status: a read of stdin that one ended raises "interrupted!" too)
     local exit = caught > 0 and connection.signal_exit(signal) or EXIT_INTERRUPTED
+    -- (named as a batch names it: SIGTERM or SIGHUP is no Ctrl-C)
+    local said = (caught == 0 or signal == 2) and "interrupted"
+      or "stopped by " .. (connection.SIGNAL_NAMES[signal] or ("signal " .. tostring(signal)))
     if M.wants_json(argv) then
-      stderr:write(output.error_json({ kind = "interrupted", message = "interrupted" }, exit) .. "\n")
+      stderr:write(output.error_json({ kind = "interrupted", message = said }, exit) .. "\n")
     else
-      stderr:write("eip: interrupted\n")
+      stderr:write("eip: " .. said .. "\n")
     end
     return exit
   end
