@@ -1975,6 +1975,9 @@ describe("eip command", function()
         not_sent), err)
       assert.matches("eip: standard output failed %(.-%): the results from then on are on stderr: " .. not_sent
         .. " id%(s%) not sent", err)
+      -- (their word: no Ctrl-C came, it said "interrupted")
+      assert.matches("NOT SENT%s+%S+%s+output lost", err)
+      assert.is_nil(err:find("interrupted", 1, true), err)
     end)
 
     it("a reader of stdout and stderr that goes away (2>&1 | head -1) ends the batch with exit 1, not SIGPIPE",

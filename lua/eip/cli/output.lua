@@ -25,6 +25,7 @@ local eip = require "eip"
 local core = require "eip.core"
 local args = require "eip.cli.args"
 local json = require "eip.cli.json"
+local sink = require "eip.cli.sink"
 
 local M = {}
 
@@ -56,7 +57,12 @@ local function what_failed(e)
   if e.kind == "http" then return tostring(e.status or "?") .. (e.code and (" " .. e.code) or "") end
   if e.kind == "transport" then return e.reason or "transport" end
   if e.kind == "refused" then return "refused" .. (e.reason and (": " .. e.reason) or "") end
-  if e.kind == "not_sent" then return NOT_SENT[e.stopped] or "interrupted" end
+  if e.kind == "not_sent" then
+    -- (a batch stopped because its results could no longer be written, no signal caught: not
+    -- "interrupted", which is a Ctrl-C's word)
+    if e.stopped == "cancelled" and sink.failed() and core.interrupts() == 0 then return "output lost" end
+    return NOT_SENT[e.stopped] or "interrupted"
+  end
   if e.kind == "interrupted" then return e.cancelled and "interrupted" or "aborted" end
   if e.kind == "wait_timeout" then return "204, still read" end
   if e.kind == "usage" then return "invalid" end
