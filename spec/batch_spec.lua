@@ -1301,6 +1301,53 @@ describe("delete_bandwidths", function()
     assert.equal(0, emu:stats().requests)
   end)
 
+  -- The client's deadline bounds each id's call from its first send: a batch of slow deletes
+  -- with deadline = 1 ran for as long as its ids took one after another (a review's audit). The
+  -- batch's own deadline bounds it: what was in flight ends by it, no id starts after it.
+  describe("with a deadline of its own", function()
+    it("starts no id after it, ends what is in flight by it, and says so", function()
+      local ids = create(24)
+      emu:inject{ method = "DELETE", action = "slow", delay = 3, times = -1 }
+      emu:reset_counters()
+      local c = fx.client{ max_attempts = 1 }
+      local t0 = core.monotime()
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 8, deadline = 1 })
+      local took = core.monotime() - t0
+      c:close()
+      assert.is_true(took < 2.5, "ended by its deadline, not after the slow answers: " .. took)
+      assert.equal("deadline", summary.stopped)
+      -- (the first goes alone, and its answer comes after the deadline: nothing else was sent)
+      assert.same({ 0, 1, 23 }, { summary.deleted, summary.failed, summary.not_sent })
+      assert.same({ "transport", "timeout", true }, { results[1].kind, results[1].reason,
+        eip.could_have_acted(results[1]) })
+      for i = 2, 24 do
+        assert.same({ "not_sent", "deadline" }, { results[i].kind, results[i].stopped })
+      end
+      local deletes = 0
+      for _, r in ipairs(emu:requests()) do if r.method == "DELETE" then deletes = deletes + 1 end end
+      assert.equal(1, deletes)
+    end)
+
+    it("bounds each id's retries and the wait after the deletes", function()
+      local ids = create(2)
+      emu:set_knobs{ deleted_visible_for = 30 }
+      emu:inject{ method = "DELETE", path = ids[2]:gsub("%p", "%%%0") .. "$", status = 503,
+        headers = { ["Retry-After"] = "5" },
+        body = { code = "VPC.0302", message = "busy" }, times = -1 }
+      local c = fx.client{ max_attempts = 3 }
+      local t0 = core.monotime()
+      local results, summary = c:delete_bandwidths(ids, { concurrency = 2, deadline = 1.5, wait = 30 })
+      local took = core.monotime() - t0
+      c:close()
+      assert.is_true(took < 3, "the retry after 5 s and the 30 s wait cut at the deadline: " .. took)
+      assert.is_true(results[1].deleted)
+      assert.is_true(results[1].still_readable) -- (the wait ended at the deadline)
+      assert.is_true(results[1].waited < 1.5)
+      assert.same({ "http", 503, 1 }, { results[2].kind, results[2].status, results[2].attempts })
+      assert.is_nil(summary.stopped) -- (no id was left unsent)
+    end)
+  end)
+
   it("raises usage errors for a non-list and for bad options, before sending anything", function()
     local c = new()
     for _, bad in ipairs{ "bw-1", 42, { a = "bw-1" }, { "bw-1", nil, "bw-3" }, { [0] = "bw-1" } } do
@@ -1314,6 +1361,9 @@ describe("delete_bandwidths", function()
     assert.equal("options", usage(c.delete_bandwidths, c, { "bw-1" }, "fast").argument)
     assert.equal("on_result", usage(c.delete_bandwidths, c, { "bw-1" }, { on_result = true }).argument)
     assert.equal("missing_ok", usage(c.delete_bandwidths, c, { "bw-1" }, { missing_ok = "yes" }).argument)
+    for _, d in ipairs{ 0, -1, 0 / 0, 1 / 0, "5", 86401 } do
+      assert.equal("deadline", usage(c.delete_bandwidths, c, { "bw-1" }, { deadline = d }).argument)
+    end
     local results = c:delete_bandwidths({ fixture.absent_id(1) }, { concurrency = 64, missing_ok = true })
     assert.is_false(results[1].deleted)
     results = c:delete_bandwidths({ fixture.absent_id(1) }, { concurrency = 1.0, missing_ok = true })

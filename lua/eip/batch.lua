@@ -45,7 +45,7 @@ local transports = require "eip.transport"
 local M = {}
 
 M.OPTIONS = { concurrency = true, missing_ok = true, on_result = true, cancel = true, rate = true,
-  adaptive = true, wait = true } -- wait: eip.client's, after the run
+  adaptive = true, wait = true, deadline = true } -- wait: eip.client's, after the run
 
 --- What on_result returns to stop the batch: no new request is started, what is in flight
 -- finishes (but a request still connecting, of which nothing was sent, is held back), and every
@@ -300,6 +300,7 @@ local function read_options(runner, opts)
   o.on_result, o.cancel = opts.on_result, opts.cancel
   if opts.rate ~= nil then o.rate = validate.number("rate", opts.rate, 0.001, 1e6) end
   if opts.adaptive ~= nil then o.adaptive = validate.boolean("adaptive", opts.adaptive) end
+  if opts.deadline ~= nil then o.deadline = validate.number("deadline", opts.deadline, 0.001, 86400) end
   return o
 end
 
@@ -342,7 +343,8 @@ end
 -- and its limit; `repeats` (id -> indices of its later occurrences, which get its result);
 -- `shared_bucket` (with a rate of the batch's own, set or adapted: the client's bucket, whose
 -- slot each request takes too); `stopped` (why no new request may start: { reason = "auth" |
--- "unanswered" | "cancelled" | "aborted" | "project" | "throttled" | "unavailable" | "exiting", cause = the
+-- "unanswered" | "cancelled" | "aborted" | "project" | "throttled" | "unavailable" | "exiting" |
+-- "deadline", cause = the
 -- eip error, if any }); `halt` (with a cancel: what its credentials step is given, see Run:cancel_heard),
 -- `heard` (the answer that step heard, for poll_cancel) and `abort_done` (an abort acted on). A
 -- job is { index, id, call } (call: the pipeline's state of its delete).
@@ -971,6 +973,10 @@ function Run:loop()
   local driver = self.driver
   while true do
     self:poll_cancel()
+    -- The batch's deadline: no id starts once it would leave less than an attempt's least time
+    -- (what is in flight ends by it: each call's deadline is the batch's at the latest).
+    local to_deadline = self.deadline_at and self.deadline_at - core.monotime() - pipeline.MIN_ATTEMPT_TIME
+    if to_deadline and to_deadline <= 0 and not self.stopped then self:stop("deadline") end
     local now = self.clock()
     self:promote(now)
     -- One request alone first: if the credentials are refused, one failure is all it costs
@@ -1066,6 +1072,8 @@ function Run:loop()
       wait = math.min(wait, self:due_deadline(core.monotime())) -- (deadlines are monotonic; `now` the clock's)
     end
     if waits_to_sign and self:has_ready() then wait = math.min(wait, pipeline.SIGNED_WAIT_STEP) end
+    -- (woken at the deadline, to stop what waits for a slot of the rate or a signing place)
+    if to_deadline and to_deadline > 0 and self:has_ready() then wait = math.min(wait, to_deadline) end
     if driver:pending() == 0 then
       if wait == math.huge then return end
       -- Nothing in flight: only a backoff, a pause or the rate left to wait for. The runner's
@@ -1166,7 +1174,10 @@ function Run:prepare(ids, n)
       elseif not project_ok then
         self:finish(job, "fail", unsent_for_project(self, id, project))
       else
-        job.call = runner:call(ops.delete_bandwidth(project, id, self.missing_ok))
+        local op = ops.delete_bandwidth(project, id, self.missing_ok)
+        -- (the batch's deadline bounds each id's call too: its attempts, backoffs and waits)
+        if self.deadline_at then op.deadline_at, op.deadline_of = self.deadline_at, self.deadline end
+        job.call = runner:call(op)
         self.fresh[#self.fresh + 1] = job
       end
     end
@@ -1223,6 +1234,7 @@ function M.run(runner, ids, opts)
     run.halt = pipeline.halt(function() return run:cancel_heard() end,
       function() return run:cancel_heard() == "abort" end)
   end
+  if o.deadline then run.deadline, run.deadline_at = o.deadline, run.started + o.deadline end
   run:prepare(ids, n)
   if run.head <= #run.fresh then
     run.driver, run.limit = M.driver(runner, o.concurrency)
@@ -1253,7 +1265,7 @@ function M.run(runner, ids, opts)
   -- (a pause the batch's last throttling answer asked for, not over: its wait's reads keep to it,
   -- ended by the caller's clock or the monotonic one, as the batch's)
   local pause = math.min(run.paused_until - clock(), run.paused_mono - core.monotime())
-  local pacing = { bucket = run.bucket ~= runner.bucket and run.bucket or nil }
+  local pacing = { bucket = run.bucket ~= runner.bucket and run.bucket or nil, deadline_at = run.deadline_at }
   if pause > 0 then pacing.not_before, pacing.held_by = core.monotime() + pause, run.paused_by end
   return run.results, run.summary, pacing
 end

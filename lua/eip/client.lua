@@ -542,7 +542,11 @@ end
 --   own login in flight over libcurl; with `wait`, also before each read of the wait and during its
 --   pauses, where either ends the waiting at once (the ids not waited for get neither `waited`
 --   nor `still_readable`). The client's `deadline` bounds each id's call, from its first send,
---   not the batch: a `cancel` that says "stop" at a time of yours bounds the batch
+--   not the batch (see `deadline` below)
+-- @tparam[opt] number opts.deadline seconds (0.001 to 86400) for the whole batch, from the
+--   call: no id starts once less than 50 ms of it is left (those are `not_sent`, `stopped =
+--   "deadline"`), every id's call ends by it (its attempts get what is left; a retry it would
+--   pass is not sent), and a `wait` after the deletes reads no further
 -- @tparam[opt] number opts.rate requests per second (0.001 to 1e6) for this batch (a token
 --   bucket; default: the client's `rate`, if any). It replaces the client's rate, but not a budget shared with
 --   other nginx workers (`rate_dict`): each request also takes its part of that. The reads of
@@ -576,7 +580,7 @@ end
 --   server error the retry policy retries (a 5xx but 501 and 505) asked the same by a longer
 --   Retry-After; after either, `wait` reads no more, or "exiting": inside nginx, the worker began
 --   to exit (`nginx -s reload` or `-s quit`): what was in flight finished, nothing more started,
---   and a `wait` reads no more)
+--   and a `wait` reads no more, or "deadline": the batch's `deadline` came)
 -- @raise a `usage` @{eip.error} for the call itself (not a list, bad options); an error raised by
 --   on_result, after the transfers in flight were aborted (nil or false: an `interrupted`
 --   @{eip.error} saying so, which @{eip.could_have_acted} answers yes)
@@ -592,8 +596,11 @@ function Client:delete_bandwidths(ids, opts)
   local results, summary, pacing = batch.run(r, ids, opts)
   self.project_id = r.project_id
   if wait then
-    -- One shared time budget: while the first id is still readable the others disappear too.
+    -- One shared time budget: while the first id is still readable the others disappear too;
+    -- within the batch's deadline, when it has one (past it, no id is waited for).
     local deadline = core.monotime() + wait
+    local batch_end = pacing and pacing.deadline_at
+    if batch_end and batch_end < deadline then deadline = batch_end end
     local cancel = wait_cancel
     summary.still_readable = 0
     -- A delete (or, below, a read) the key was refused for: nothing more is signed, not even a
@@ -628,6 +635,7 @@ function Client:delete_bandwidths(ids, opts)
       -- the waiting at once: the deletes are done, and no id is worth another GET after it. (The
       -- later positions of an id waited for before still get its outcome.)
       if not ended and (core.interrupts() > 0 or (cancel and cancel())) then ended = true end
+      if not ended and batch_end and core.monotime() >= batch_end then ended = true end
       if res.deleted and not errors.is_error(res) and res.waited == nil then
         local earlier = first[res.bandwidth_id]
         if earlier then

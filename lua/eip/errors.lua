@@ -167,7 +167,8 @@ local STOP_REASONS = {
 }
 
 --- The entry of an id a batch never sent: kind "not_sent", `not_sent = true`, `stopped` (why:
--- "auth", "unanswered", "cancelled", "aborted", "project", "throttled", "unavailable", "exiting") and `cause` (the eip
+-- "auth", "unanswered", "cancelled", "aborted", "project", "throttled", "unavailable", "exiting",
+-- "deadline") and `cause` (the eip
 -- error that stopped it, if any).
 function M.not_sent(op, reason, cause)
   return new{

@@ -61,8 +61,8 @@ M._VERSION = client.VERSION
 -- @tparam[opt=30] number opts.timeout seconds for one attempt, the whole request (0.001 to 86400)
 -- @tparam[opt] number opts.connect_timeout seconds to connect, 0.001 to 86400 (default: min(10, timeout))
 -- @tparam[opt] number opts.deadline seconds (0.001 to 86400) for a whole call, every attempt and wait included
---   (in `delete_bandwidths`, each id's call, counted from its first send; the batch as a whole
---   has none: its `cancel` can stop it)
+--   (in `delete_bandwidths`, each id's call, counted from its first send; the batch's own
+--   `deadline` bounds the batch as a whole)
 --   (the waits for the `rate` too: a slot it would pass is not waited for; and the time its
 --   credentials take: an IAM token fetched for its attempt, a first call's project lookup; not
 --   the new login after a 401, which has a deadline of its own). A drain, and a remove of more
@@ -426,8 +426,8 @@ M.regions = require("eip.regions").list
 --   is the `cause`), "cancelled", "aborted", "project", "throttled" (a throttling answer asked
 --   not to come back within `retry_after_cap` seconds: a longer Retry-After, or a stated limit
 --   of one request per longer than that), "unavailable" (a server error asked the same by a
---   longer Retry-After: `unavailable_beyond`) or "exiting" (inside nginx, the worker began to
---   exit: a reload or a graceful stop) (on `not_sent`
+--   longer Retry-After: `unavailable_beyond`), "exiting" (inside nginx, the worker began to
+--   exit: a reload or a graceful stop) or "deadline" (the batch's `deadline` came) (on `not_sent`
 --   entries, on the last error of ids whose retry was waiting when it stopped, and on the
 --   `wait_error` of deleted ids a batch's wait read no more after it)
 -- @tfield boolean cancelled true for a call a `cancel` function stopped (`interrupted`), with

@@ -50,7 +50,8 @@ end
 
 -- Why an id was not sent, in a word or two.
 local NOT_SENT = { auth = "auth failed", unanswered = "unanswered", cancelled = "interrupted", aborted = "interrupted",
-  delete_refused = "drain stopped", throttled = "throttled", unavailable = "unavailable", project = "no project" }
+  delete_refused = "drain stopped", throttled = "throttled", unavailable = "unavailable", project = "no project",
+  deadline = "deadline" }
 
 -- What happened to a failed or unsent id, short: "409 VPC.0304", "timeout", "refused: dedicated".
 local function what_failed(e)
