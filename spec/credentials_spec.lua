@@ -413,6 +413,70 @@ describe("credentials", function()
       assert(ok, err)
     end)
 
+    -- Refused signatures are counted per key, as the gateway counts them: keys the service hands
+    -- out in turn (A, B, A, ...: its replicas during a rotation) each started afresh at every
+    -- change, and each was refused without end (a review's audit: 12 and 12 in 24 calls). Each
+    -- key's count goes on now: three refused at most, whichever came between.
+    it("counts each of the keys handed out in turn on its own: never more than three refused", function()
+      local expires = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + 3600)
+      local function keys(letter)
+        return { credential = { access = "AKALTERNATEKEY" .. letter .. "0001", secret = string.rep(letter, 40),
+          securitytoken = "st-" .. letter, expires_at = expires } }
+      end
+      for i = 1, 30 do
+        emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 200,
+          body = keys(i % 2 == 1 and "A" or "B") }
+      end
+      local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url, max_attempts = 2 })
+      for _ = 1, 12 do pcall(c.delete_bandwidth, c, "bw-1") end
+      c:close()
+      local refused = {}
+      for _, r in ipairs(emu:requests()) do
+        local ak = r.method == "DELETE" and (r.headers.authorization or ""):match("Access=(%w+)")
+        if ak then refused[ak] = (refused[ak] or 0) + 1 end
+      end
+      assert.same({ AKALTERNATEKEYA0001 = 3, AKALTERNATEKEYB0001 = 3 }, refused)
+    end)
+
+    -- An AK that holds the SK, from the service: its unusable answer, held as its other failures
+    -- ("credentials not found", the answer the cause), as keys with a space in them are (it was a
+    -- usage error naming "metadata credential.access", never held: each call asked again).
+    it("takes keys whose AK holds the SK as an unusable answer, held", function()
+      emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 200, times = -1,
+        body = { credential = { access = "AK" .. emu.temp_sk:sub(1, 18), secret = emu.temp_sk,
+          securitytoken = emu.security_token, expires_at = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + 3600) } } }
+      local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url })
+      for _ = 1, 3 do
+        local err = raised(c.delete_bandwidth, c, "bw-1")
+        assert.equal("credentials", err.argument, tostring(err))
+        assert.matches("Unusable Answer", tostring(err.cause and err.cause.reason), 1, true)
+        assert.is_nil(tostring(err):find(emu.temp_sk:sub(1, 18), 1, true))
+      end
+      c:close()
+      local asked = 0
+      for _, r in ipairs(emu:requests()) do
+        if r.uri:find("securitykey", 1, true) then asked = asked + 1 end
+      end
+      assert.equal(1, asked)
+      assert.equal(0, emu:stats().requests - asked - emu:stats().metadata_tokens_issued)
+    end)
+
+    -- Keys in their last second are waited out before new ones are asked for: within the call's
+    -- deadline (the wait, up to 2.5 s, ignored it).
+    it("waits out keys in their last second only within the call's deadline", function()
+      emu:inject{ method = "GET", path = "^/openstack/latest/securitykey$", status = 200, times = -1,
+        body = { credential = { access = emu.temp_ak, secret = emu.temp_sk, securitytoken = emu.security_token,
+          expires_at = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + 1) } } }
+      local c = new({ project_id = emu.project_id, metadata_url = emu.metadata_url, deadline = 0.5 })
+      local t0 = socket.gettime()
+      local err = raised(c.delete_bandwidth, c, "bw-1")
+      local took = socket.gettime() - t0
+      c:close()
+      assert.is_true(took < 1, "the deadline of 0.5 s ended it, not the keys' expiry: " .. took)
+      assert.same({ "transport", "timeout", true }, { err.kind, err.reason, err.not_sent })
+      assert.equal(0, emu:stats().auth_failures)
+    end)
+
     -- Keys with seconds left when fetched: a failed renewal keeps them while they are valid and
     -- says so in the log. Its line formatted a fractional slack with %d, which raises on Lua
     -- 5.3+: the call died with a raw error instead.
@@ -620,8 +684,10 @@ describe("credentials", function()
       c:close()
       local s = emu:stats()
       assert.same({ 3, 0 }, { s.auth_failures, s.aksk_locks })
-      -- the key still works once the clock is right: it was never locked
+      -- the key still works once the clock is right (and the process started again: in this
+      -- one no client signs with it any more): it was never locked
       emu:set_clock_offset(0)
+      require("eip.auth").forget_refusals()
       local good = new({ project_id = emu.project_id, metadata_url = emu.metadata_url })
       assert.equal(204, good:delete_bandwidth(emu:create_bandwidth{ size = 1 }).status)
       good:close()

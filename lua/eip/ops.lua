@@ -423,6 +423,12 @@ function MetadataCredentials.result(op, resp)
       error(errors.protocol(resp, op.method, op.path, errors.is_error(e) and e.message or tostring(e)), 0)
     end
   end
+  -- (an AK holding the SK, which the provider made of them refuses: a usage error of the
+  -- caller's, never held, was each call's, and asked the service again every time)
+  local ok, e = pcall(validate.ak_apart, "the answer's credential.access", c.access, { c.secret, c.securitytoken })
+  if not ok then
+    error(errors.protocol(resp, op.method, op.path, errors.is_error(e) and e.message or tostring(e)), 0)
+  end
   return { ak = c.access, sk = c.secret, security_token = c.securitytoken, expires_at = c.expires_at }
 end
 

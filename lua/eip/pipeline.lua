@@ -1661,7 +1661,9 @@ end
 local function keys_first(self, call, halt)
   if not call.started then call:start() end
   local deadline = call.deadline
-  local left = deadline and { timeout = max(0, deadline - monotime()) } or nil
+  -- (`ends`: the deadline itself, which the metadata service's keys in their last second are
+  -- waited out within; a request's `timeout`, as the renewal made as it is signed gets, is not)
+  local left = deadline and { timeout = max(0, deadline - monotime()), ends = deadline } or nil
   local ok, err = errors.held(self.provider.ensure, self.provider, self, left, halt)
   if ok then
     if not deadline or deadline - monotime() >= MIN_ATTEMPT_TIME then return nil end
