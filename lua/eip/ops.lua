@@ -310,7 +310,10 @@ local IamToken = kind{ name = "iam_token", method = "POST", path = IAM_PATH, aut
 function IamToken.result(op, resp)
   local token = resp.subject_token
   if not token or token == "" then
-    error(errors.protocol(resp, op.method, op.path, "IAM answered without an X-Subject-Token header"), 0)
+    -- (the C core and the cosocket reader capture one that can be a token only: a header holding
+    -- a blank, a control character or a byte past ASCII was there, and is not one)
+    error(errors.protocol(resp, op.method, op.path, "IAM answered without a usable X-Subject-Token header (none, "
+      .. "or one holding a blank, a control character or a byte that is no ASCII)"), 0)
   end
   local t = body.decode(resp.body)
   t = t and type(t.token) == "table" and t.token or {}
