@@ -66,11 +66,11 @@ $(ASAN_DIR)/ctest/%: test/c/%.c $(CORE_SRC) $(CORE_HDR) test/c/ctest.h test/c/ct
 # The C tests link the runtimes themselves; only lua5.4 needs the preload. The sanitizers'
 # own findings fail the run through the exit status, which scripts/run-tests counts. `all`: the
 # processes the specs start (bin/eip, the demo, ...) load the plain core, not this one.
-check-asan: all $(ASAN_SO) $(ASAN_HOOK) $(ASAN_CTESTS) $(OOM_HOST) $(SLOWDNS)
+check-asan: all $(ASAN_SO) $(ASAN_HOOK) $(ASAN_CTESTS) $(OOM_HOST) $(SLOWDNS) $(FAILMALLOC)
 	@echo "check-asan: C tests and busted specs with -fsanitize=address,undefined"
 	@env $(SAN_ENV) LUA="$(LUA)" BUSTED="$(ASAN_BUSTED)" bash scripts/run-tests $(ASAN_CTESTS)
 
-check-valgrind: all ctest $(OOM_HOST) $(SLOWDNS)
+check-valgrind: all ctest $(OOM_HOST) $(SLOWDNS) $(FAILMALLOC)
 	@echo "check-valgrind: memcheck over the C tests and busted $(or $(VALGRIND_SPECS),(whole suite))"
 	@set -e; for t in $(CTESTS); do $(VALGRIND) $$t; done
 	@LUA="$(LUA)" BUSTED="$(VALGRIND) $(LUA) $(BUSTED_SCRIPT) --ignore-lua $(VALGRIND_SPECS)" \

@@ -521,12 +521,6 @@ function M.endpoint(name, v)
   local numeric = true
   for label in (host:gsub("%.$", "") .. "."):gmatch("([^.]*)%.") do
     numeric = numeric and (label:find("^%d+$") or label:find("^0[xX]%x*$")) ~= nil
-    -- (DNS: a label of 63 bytes at most, a name of 253: a longer one was looked up all the
-    -- same, and failed as a transport error, "dns", after the call had begun)
-    if #label > 63 then raise(name, "has a host name label longer than 63 characters, got %s", describe(v)) end
-  end
-  if #host:gsub("%.$", "") > 253 and host:sub(1, 1) ~= "[" then
-    raise(name, "has a host name longer than 253 characters, got %s", describe(v))
   end
   if numeric then
     local parts = { host:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$") }
