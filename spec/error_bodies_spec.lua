@@ -96,6 +96,10 @@ describe("error bodies", function()
     assert.matches("^The marker names no bandwidth", listed.advice)
     err = delete_with{ status = 404, body = { code = "VPC.0306", message = "No Eip bandwidth exist with id." } }
     assert.equal("No Eip bandwidth exist with id. (the error-code table's row for show bandwidth)", err.description)
+    -- (the gateway's rows are every call's: said as they were, a review found them "borrowed")
+    err = delete_with{ status = 401, body = { error_code = "APIGW.0301",
+      error_msg = "Incorrect IAM authentication information: verify aksk signature fail" } }
+    assert.matches("^API gateway: ", err.description)
     emu:inject{ method = "POST", status = 400, body = { code = "VPC.0301", message = "Invalid publicip_id" } }
     ok, err = pcall(client.remove_eips_from_bandwidth, client, "bw-1", { "eip-1" }, { charge_mode = "bandwidth",
       size = 1 })

@@ -1514,7 +1514,7 @@ local function explicit(opts, region, getenv)
     for _, k in ipairs{ "ak", "sk", "security_token" } do
       if opts[k] ~= nil then given[#given + 1] = k end
     end
-    groups[#groups + 1] = #given == 1 and given[1] or "ak/sk"
+    groups[#groups + 1] = (opts.ak ~= nil and opts.sk ~= nil) and "ak/sk" or table.concat(given, " and ")
   end
   if opts.auth ~= nil then groups[#groups + 1] = "auth" end
   if #groups > 1 then

@@ -396,7 +396,9 @@ function Run:finish(job, action, value)
       self:stop("unanswered", value)
     end
   end
-  local path = job.call and job.call.op.path
+  -- (an id a failed project look-up left unsent: its error's path, "{project_id}" in it)
+  local path = job.call and job.call.op.path or (type(value) == "table" and type(value.path) == "string"
+    and value.path or nil)
   local stop = self:report(job.index, job.id, value, path)
   for _, i in ipairs(self.repeats[job.id] or {}) do
     stop = self:report(i, job.id, errors.copy(value), path) or stop

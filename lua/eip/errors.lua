@@ -564,12 +564,16 @@ local OWN_MODULE = { show_bandwidth = "show bandwidth", list_bandwidths = "list 
   remove_eips_from_bandwidth = "add or remove EIPs of a shared bandwidth",
   create_bandwidth = "create shared bandwidth" }
 
--- An error's description from a code's row: "<module>: <message>" when the row is the
--- operation's own (or the common one's), else the message and the API whose row it is (a
--- delete's 404 read "show bandwidth: ...", as if a show had failed).
+-- An error's description from a code's row: "<module>: <message>", but for a row another API's
+-- (an operation of the table's that is not this one: a delete's 404 read "show bandwidth:
+-- ...", as if a show had failed), the message and whose row it is. Rows of every call (common,
+-- API gateway) are no other API's.
 local function described(row, op)
-  if row.module == OWN_MODULE[op] or row.module == "common" then return row.module .. ": " .. row.message end
-  return row.message .. " (the error-code table's row for " .. row.module .. ")"
+  local module = row.module
+  if module == "common" or module == "API gateway" or module == OWN_MODULE[op] then
+    return module .. ": " .. row.message
+  end
+  return row.message .. " (the error-code table's row for " .. module .. ")"
 end
 
 --- The row of a code's entry (core.error_code) that describes this answer best: among the rows

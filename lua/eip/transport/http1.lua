@@ -504,33 +504,34 @@ local LENGTHS_DIFFER = "Weird server reply: Content-Length values that differ"
 local LENGTH_TOO_LARGE = "Weird server reply: Content-Length too large"
 
 -- One Content-Length value as libcurl reads it (strtoll): blanks, an optional +, digits (anything
--- after them ignored). Returns the length; false when it does not fit in 63 bits; nil when it has
--- no digits.
+-- after them ignored). Returns the length and its digits without leading zeros (compared as
+-- text: LuaJIT's and 5.1's numbers are doubles, equal for lengths 2^53 apart); false when it
+-- does not fit in 63 bits; nil when it has no digits.
 local function length_of(v)
   local digits = match(v, "^[ \t]*%+?(%d+)")
   if not digits then return nil end
   digits = match(digits, "^0*(%d-)$")
   if #digits > 19 or (#digits == 19 and digits > "9223372036854775807") then return false end
-  return tonumber(digits) or 0
+  return tonumber(digits) or 0, digits
 end
 
--- A Content-Length line's value: its length, nil when invalid (libcurl reads the first element:
--- no digits, a minus sign), or false and the refusal's text when an element (of a list,
--- "5, 2") is too large or says another length than `seen` (the head's so far) or the first
--- (see the C core's check_content_length: whose length would the answer have?).
+-- A Content-Length line's value: its length and digits, nil when invalid (libcurl reads the
+-- first element: no digits, a minus sign), or false and the refusal's text when an element (of
+-- a list, "5, 2") is too large or says another length than `seen` (the head's digits so far) or
+-- the first (see the C core's check_content_length: whose length would the answer have?).
 local function content_length(v, seen)
-  local n = length_of(v)
+  local n, digits = length_of(v)
   if n == nil then return nil end
   if n == false then return false, LENGTH_TOO_LARGE end
-  if seen ~= nil and n ~= seen then return false, LENGTHS_DIFFER end
+  if seen ~= nil and digits ~= seen then return false, LENGTHS_DIFFER end
   if find(v, ",", 1, true) then
     for element in gmatch(v, ",([^,]*)") do
-      local m = length_of(element)
+      local m, other = length_of(element)
       if m == false then return false, LENGTH_TOO_LARGE end
-      if m ~= nil and m ~= n then return false, LENGTHS_DIFFER end
+      if m ~= nil and other ~= digits then return false, LENGTHS_DIFFER end
     end
   end
-  return n
+  return n, digits
 end
 
 local header_value
@@ -583,10 +584,10 @@ header_value = function(x, h, s, i, c, j)
     -- has its Content-Length checked (invalid: 8; overflowing: the connection closed)
     return true
   elseif field == "=length" then
-    local n, refused = content_length(value, h.length)
+    local n, digits = content_length(value, h.length_digits)
     if n == nil then return fail(x, 8, "Invalid Content-Length: value") end
-    if not n then return fail(x, 8, refused) end
-    h.length = n
+    if not n then return fail(x, 8, digits) end
+    h.length, h.length_digits = n, digits
   elseif field == "=te" then
     -- Only chunked and identity are read, and at most five codings that are not chunked (as
     -- libcurl 7.88 counts them): anything else fails at once, as the C core fails it for the
@@ -666,7 +667,7 @@ local function new_head(x, status, version, method)
   end
   -- CONNECT: the head only (a 2xx has no body; after any other answer the connection is
   -- closed, its body unread).
-  h.version, h.lines, h.length = version, 1, nil
+  h.version, h.lines, h.length, h.length_digits = version, 1, nil, nil
   h.bodyless = status == 204 or status == 304 or method == "HEAD" or method == "CONNECT"
     or (status >= 100 and status < 200)
   -- libcurl keeps one close flag per connection through all the heads of an answer: a close
