@@ -368,6 +368,8 @@ describe("eip command", function()
           "status VPC.0306 0x100000000000001AD",
           -- (Lua 5.1 and LuaJIT read these as numbers, and NaN passes every range check)
           "delete-bandwidth --dry-run --wait-timeout nan a", "list-bandwidths --timeout inf",
+          "delete-bandwidth --deadline 0 a", "delete-bandwidth --deadline x a",
+          "delete-bandwidth --drain --yes --size 1 --charge-mode traffic --deadline 5 a",
           "status VPC.0306 nan", "status VPC.0306 0b110010100", "list-bandwidths --timeout 0b101" } do
         local code = run(args)
         assert.equal(2, code, args)
@@ -842,6 +844,27 @@ describe("eip command", function()
       code, out = run("delete-bandwidth " .. DRAIN_YES .. " " .. a) -- human form: counts on the line
       assert.equal(0, code) -- the injection was used up: this time it drains
       assert.matches("^drained  " .. a:gsub("%-", "%%-") .. "  204 +150 EIPs +%d", out)
+    end)
+
+    -- The batch's deadline: a cron job's bound for the whole run (the client's deadline, from
+    -- --timeout's, bounds each id only).
+    it("--deadline: no id starts after it, the one in flight ends by it, NOT SENT deadline", function()
+      local ids = {}
+      for i = 1, 5 do ids[i] = emu:create_bandwidth{ size = 5 } end
+      emu:inject{ method = "DELETE", action = "slow", delay = 3, times = -1 }
+      emu:reset_counters()
+      local t0 = socket.gettime()
+      local code, out, err = run("delete-bandwidth --deadline 1 --json " .. table.concat(ids, " "))
+      local took = socket.gettime() - t0
+      assert.equal(1, code, err)
+      assert.is_true(took < 2.5, "ended by its deadline: " .. took)
+      local words = {}
+      for _, line in ipairs(lines(out)) do
+        local o = cjson.decode(line)
+        words[#words + 1] = o.not_sent and o.stopped or o.reason
+      end
+      assert.same({ "timeout", "deadline", "deadline", "deadline", "deadline" }, words)
+      assert.equal(1, emu:stats().requests)
     end)
 
     it("--drain --wait-timeout: still readable when the wait ends is deleted, as without --drain", function()

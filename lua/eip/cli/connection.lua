@@ -110,7 +110,7 @@ local function words_for(argument, opts)
   local by_option = { endpoint = "--endpoint", region = "--region", project_id = "--project-id",
     timeout = "--timeout", max_attempts = "--max-attempts", limit = "--page-size", concurrency = "--concurrency",
     size = "--size", charge_mode = "--charge-mode", wait = "--wait-timeout", rate = "--rate", burst = "--burst",
-    proxy = "--proxy", connect_timeout = "--connect-timeout", ca_file = "--ca-file" }
+    proxy = "--proxy", connect_timeout = "--connect-timeout", ca_file = "--ca-file", deadline = "--deadline" }
   if argument == "endpoint" and opts.endpoint == nil then return "EIP_ENDPOINT" end
   return by_option[argument]
 end

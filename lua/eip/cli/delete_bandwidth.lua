@@ -83,6 +83,9 @@ failed or were not sent, 2 usage error (nothing was sent), 130 interrupted (143 
     { "--wait", key = "wait", help = "after each 204, wait until the bandwidth can no longer be read (600 s)" },
     { "--wait-timeout", value = "S", key = "wait_timeout", number = true, min = 0.05, max = 86400,
       help = "--wait, at most S seconds" },
+    { "--deadline", value = "S", key = "deadline", number = true, min = 0.001, max = 86400,
+      help = "the whole run in S seconds: no id starts later (NOT SENT deadline), a delete in flight "
+        .. "ends by then, and so does --wait (not with --drain)" },
     { "--progress", key = "progress", help = "draw the progress line with stdout a pipe too (| gzip > file)" },
     { "--no-progress", key = "no_progress", help = "no progress line (it is only drawn on a terminal)" },
     { "--force", key = "force", help = "renamed --drain" },
@@ -99,6 +102,9 @@ local function check_options(opts, ctx)
   if not opts.drain and (opts.size ~= nil or opts.charge_mode ~= nil or opts.yes) then
     usage("--size, --charge-mode and --yes only apply with --drain")
   end
+  -- (a drain is several requests that each change something: none is cut off by a clock, see
+  -- the client's deadline; stop one with Ctrl-C)
+  if opts.drain and opts.deadline ~= nil then usage("--deadline does not apply with --drain") end
   if opts.drain and not opts.yes and not opts.dry_run and not ctx.terminal then
     usage("--drain without a terminal needs --yes, --size and --charge-mode: each removed EIP becomes a new "
       .. "pay-per-use bandwidth of that size, billed that way, and nobody is asked")
@@ -402,6 +408,7 @@ local function run_deletes(client, ids, opts, emit, tick)
   if not opts.drain then
     local ok, results, summary = pcall(client.delete_bandwidths, client, ids, { concurrency = opts.concurrency,
       missing_ok = opts.missing_ok or false, wait = opts.wait, adaptive = not opts.no_adaptive,
+      deadline = opts.deadline,
       cancel = function() tick(); return interrupts() end,
       on_result = function(_, id, entry) emit(outcome_of(id, entry)) end })
     if not ok then connection.reword(results, opts) end
