@@ -179,7 +179,7 @@ describe("an IAM answer whose X-Subject-Token is no header value", function()
   local function unusable_answer(err)
     assert.is_true(eip.is_error(err), tostring(err))
     assert.equal("http", err.kind)
-    assert.matches("without an X-Subject-Token", err.message, 1, true)
+    assert.matches("without a usable X-Subject-Token", err.message, 1, true)
     assert.is_nil(tostring(err):find("abc", 1, true))
   end
 

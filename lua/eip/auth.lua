@@ -135,78 +135,6 @@ local MAX_DOUBTFUL = 4
 -- came (the gateway's lock lasts 5 minutes): then the last one that may go.
 M.DOUBT_HOLD = 300
 
--- The counts of every key of the process (outside signing_dict, which keeps them for every
--- worker: see eip.signing). The gateway counts refused signatures per key, whoever signs: each
--- client kept its own, so the one-shot eip.delete_bandwidth{ak=, sk=} in a loop (a client per
--- call) sent a wrong SK once per call, five a locked key; and metadata keys handed out in turn
--- (A, B, A: replicas of the service during a rotation) started afresh at each change, each
--- refused without end. A client now takes a key's counts (strikes, doubts, a refusal or a hold)
--- from here when it begins to sign with it, and puts them back as they change; a success of the
--- key clears them. Keyed by the AK and a signature its SK makes of a fixed text (never the SK),
--- for the life of the process (time does not reset the gateway's count), KEY_COUNTS_MAX at most:
--- past it, the counts of keys refused for good stay, the others are forgotten.
-local key_counts, key_counts_n = {}, 0
-M.KEY_COUNTS_MAX = 1024
-
-local function key_id(keys)
-  local id = keys.count_id
-  if not id then
-    local authorization = core.sign{ method = "GET", path = "/", ak = keys.ak, sk = keys.sk,
-      headers = { { "Host", "eip.key.count" }, { "X-Sdk-Date", "20000101T000000Z" } } }
-    id = keys.ak .. "\n" .. (authorization:match("Signature=(%x+)") or authorization)
-    keys.count_id = id
-  end
-  return id
-end
-
--- The keys whose counts `self` keeps: its own (AK/SK), or the metadata service's last ones.
-local function counted_keys(self)
-  if self.kind == "metadata" then return self.keys or self.last_keys end
-  return self
-end
-
--- A copy of a refusal record (its error copied: each client raises its own).
-local function refusal_copy(r)
-  if not r then return false end
-  local c = {}
-  for k, v in pairs(r) do c[k] = v end
-  c.err = r.err and errors.copy(r.err)
-  return c
-end
-
--- Puts self's counts of the key it signs with back for the process (none: forgotten).
-local function remember(self)
-  if self.shared then return end
-  local keys = counted_keys(self)
-  if not (keys and keys.ak and keys.sk) then return end
-  local id = key_id(keys)
-  local known = key_counts[id] ~= nil
-  if self.strikes or self.doubts or self.refused then
-    if not known then
-      if key_counts_n >= M.KEY_COUNTS_MAX then
-        for k, v in pairs(key_counts) do
-          if not (v.refused and not v.refused.until_) then key_counts[k], key_counts_n = nil, key_counts_n - 1 end
-        end
-      end
-      key_counts_n = key_counts_n + 1
-    end
-    key_counts[id] = { strikes = self.strikes, doubts = self.doubts, refused = refusal_copy(self.refused) }
-  elseif known then
-    key_counts[id], key_counts_n = nil, key_counts_n - 1
-  end
-end
-
--- Takes the process's counts of the key self begins to sign with (none: it starts afresh).
-local function recall(self)
-  if self.shared then return end
-  local keys = counted_keys(self)
-  local kept = keys and keys.ak and keys.sk and key_counts[key_id(keys)]
-  if kept then
-    self.strikes, self.doubts, self.refused = kept.strikes, kept.doubts, refusal_copy(kept.refused)
-  end
-end
-M.recall = recall
-
 -- Was a request authenticated at `epoch` signed with a key since replaced?
 local function stale(self, epoch)
   return epoch ~= nil and epoch ~= false and epoch < (self.key_epoch or 0)
@@ -250,7 +178,6 @@ local function rejected(self, err, epoch)
     self.refused = { err = errors.copy(err), doubts = strikes < MAX_STRIKES and self.doubts or nil,
       in_dict = prefix and self.shared:refuse(prefix) or nil }
   end
-  remember(self)
 end
 
 -- A signed request that went out and got no answer (see "Answers lost" above), counted as
@@ -279,7 +206,6 @@ local function unanswered(self, epoch, aborted)
       until_ = core.monotime() + M.DOUBT_HOLD }
     if prefix then self.shared:hold(prefix, M.DOUBT_HOLD) end
   end
-  remember(self)
 end
 
 -- A hold after lost answers whose time is up: lifted, for the one request that may go (the
@@ -290,7 +216,6 @@ local function lift(self)
   if not (refused and refused.until_ and core.monotime() >= refused.until_) then return end
   self.refused = false
   self.doubts = MAX_DOUBTFUL - 1
-  remember(self)
 end
 
 -- An answer that passed the check, to a request numbered `seq` (next_seq): the refusals in a row
@@ -312,7 +237,6 @@ local function accepted(self, epoch, seq, shared_seq, seq_prefix)
   self.strikes, self.doubts = false, false
   local refused = self.refused
   if refused and refused.until_ then self.refused = false end -- (a hold after lost answers only)
-  remember(self)
 end
 
 --- With shared counts (signing_dict): the refusals in a row and the places taken by every
@@ -364,8 +288,7 @@ local function refusal(self)
       doubts and " or got no answer" or "",
       self.refused.in_dict and "no worker of this nginx signs with it until its signing_dict is emptied. Fix the key "
         .. "(or the clock: X-Sdk-Date), then empty it (flush_all) or restart nginx."
-      or "no client of this process signs with it again. Fix the key (another SK is another key) or the clock "
-        .. "(X-Sdk-Date; then start the process again).")
+      or "this client signs nothing more with it. Fix the key (or the clock: X-Sdk-Date) and make a new client.")
   end
   return err
 end
@@ -1014,12 +937,10 @@ local function from_other_clients(self)
 end
 
 -- Forgets the refusals of IAM logins that every client of the process shares (for a quarter of
--- an hour; a client keeps its own for its life), and the counts of AK/SK keys (see recall): the
--- next client made logs in again, and signs with a key from none (specs).
+-- an hour; a client keeps its own for its life): the next client made logs in again (specs).
 function M.forget_refusals()
   refusals, unknowns = {}, {}
   writes, sweep_after = 0, M.SWEEP_AFTER
-  key_counts, key_counts_n = {}, 0
 end
 
 -- How many credentials the process keeps a refusal or a count of logins without an answer for
@@ -1355,6 +1276,9 @@ local EXPIRY_WAIT, EXPIRY_POLL = 2.5, 0.1
 -- token endpoint answers 404, 405 or 503, and is asked without one). A failure is remembered for
 -- a few seconds, as for IAM: a batch must not wait 3 s per id for a service that is not there.
 -- (The call's request, fetch_once's fourth argument, bounds nothing here; `again`: see below.)
+-- The keys of earlier AKs whose counts a metadata provider keeps (see below), at most.
+local KEPT_COUNTS_MAX = 16
+
 local function metadata_fetch(self, runner, halt, req, again)
   -- (the call's deadline, when it has one: eip.pipeline's keys_first gives it, core.monotime)
   local call_ends = req and type(req.ends) == "number" and req.ends or nil
@@ -1414,11 +1338,24 @@ local function metadata_fetch(self, runner, halt, req, again)
     self.epoch = self.epoch + 1
   end
   -- Refused signatures are counted per key (the gateway locks a key): a new key starts afresh,
-  -- and answers to requests signed before it came are not counted for it (see rejected).
+  -- and answers to requests signed before it came are not counted for it (see rejected). A key
+  -- handed out again (A, B, A: the service's replicas during a rotation) goes on from its own
+  -- counts, kept by AK as the gateway keeps them: started afresh at each change, each of two
+  -- keys handed out in turn was refused without end (a review's audit).
   if keys.ak ~= self.counted_ak then
-    self.counted_ak, self.strikes, self.refused, self.key_epoch = keys.ak, false, false, self.epoch
-    self.doubts = false
-    recall(self) -- (a key handed out before, refused then: its counts go on)
+    local kept = self.counts_by_ak or {}
+    self.counts_by_ak = kept
+    if self.counted_ak and (self.strikes or self.doubts or self.refused) then
+      kept[self.counted_ak] = { strikes = self.strikes, doubts = self.doubts, refused = self.refused }
+      self.kept_count = (self.kept_count or 0) + 1
+      if self.kept_count > KEPT_COUNTS_MAX then -- (keys renewed for good: their counts go)
+        self.counts_by_ak, self.kept_count = { [self.counted_ak] = kept[self.counted_ak] }, 1
+        kept = self.counts_by_ak
+      end
+    end
+    local back = kept[keys.ak] or {}
+    self.counted_ak, self.key_epoch = keys.ak, self.epoch
+    self.strikes, self.doubts, self.refused = back.strikes or false, back.doubts or false, back.refused or false
   end
   replace_secret(self, 1, keys.sk)
   replace_secret(self, 2, keys.security_token)

@@ -268,9 +268,6 @@ function M.new(opts, getenv)
     if provider.rejected then provider.shared = shared end
     if provider.kind == "iam" then provider.login_dict = shared end -- (its logins: see eip.signing)
   end
-  -- An AK/SK key's refusals in a row, counted by the process's earlier clients (eip.auth's
-  -- recall): a client per call no longer starts each count afresh. (Metadata keys: as fetched.)
-  if provider.kind == "aksk" then auth.recall(provider) end
   local timeout = validate.number("timeout", given(opts.timeout, DEFAULT_TIMEOUT), 0.001, 86400)
   local r = {
     endpoint = endpoint, project_id = project_id, lookup = lookup, project_missing = r_project_missing,

@@ -337,8 +337,8 @@ function M.unanswered_signatures(strikes, doubts, hold, in_dict)
         .. "nothing more.", math.ceil(hold))
       or in_dict and "No worker of this nginx signs with it until its signing_dict is emptied: check the key, the "
         .. "clock (X-Sdk-Date) and the network, then empty it (flush_all) or restart nginx."
-      or "No client of this process signs with it again: check the key (another SK is another key), the clock "
-        .. "(X-Sdk-Date) and the network, then start the process again."),
+      or "This client signs nothing more with it: check the key, the clock (X-Sdk-Date) and the network, and make a "
+        .. "new client."),
   }
 end
 
