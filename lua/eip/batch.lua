@@ -975,8 +975,10 @@ function Run:loop()
   local driver = self.driver
   while true do
     self:poll_cancel()
-    -- The batch's deadline: no id starts once it would leave less than an attempt's least time
-    -- (what is in flight ends by it: each call's deadline is the batch's at the latest).
+    -- The batch's deadline: no request starts once it would leave less than an attempt's least
+    -- time, first attempt or retry, as after a stop. What is in flight then is not cut: it ends
+    -- within its own timeout (cut, a signed request is one without an answer, which the gateway
+    -- may have refused unseen: four such stop the client signing with the key for good).
     local to_deadline = self.deadline_at and self.deadline_at - core.monotime() - pipeline.MIN_ATTEMPT_TIME
     if to_deadline and to_deadline <= 0 and not self.stopped then self:stop("deadline") end
     local now = self.clock()
@@ -1074,8 +1076,11 @@ function Run:loop()
       wait = math.min(wait, self:due_deadline(core.monotime())) -- (deadlines are monotonic; `now` the clock's)
     end
     if waits_to_sign and self:has_ready() then wait = math.min(wait, pipeline.SIGNED_WAIT_STEP) end
-    -- (woken at the deadline, to stop what waits for a slot of the rate or a signing place)
-    if to_deadline and to_deadline > 0 and self:has_ready() then wait = math.min(wait, to_deadline) end
+    -- (woken at the deadline, to stop what waits: a slot of the rate, a signing place, a retry's
+    -- backoff; with nothing left to wait for, the loop ends as without a deadline)
+    if to_deadline and to_deadline > 0 and (self:has_ready() or self.retries[1]) then
+      wait = math.min(wait, to_deadline)
+    end
     if driver:pending() == 0 then
       if wait == math.huge then return end
       -- Nothing in flight: only a backoff, a pause or the rate left to wait for. The runner's
@@ -1176,10 +1181,7 @@ function Run:prepare(ids, n)
       elseif not project_ok then
         self:finish(job, "fail", unsent_for_project(self, id, project))
       else
-        local op = ops.delete_bandwidth(project, id, self.missing_ok)
-        -- (the batch's deadline bounds each id's call too: its attempts, backoffs and waits)
-        if self.deadline_at then op.deadline_at, op.deadline_of = self.deadline_at, self.deadline end
-        job.call = runner:call(op)
+        job.call = runner:call(ops.delete_bandwidth(project, id, self.missing_ok))
         self.fresh[#self.fresh + 1] = job
       end
     end

@@ -543,10 +543,12 @@ end
 --   pauses, where either ends the waiting at once (the ids not waited for get neither `waited`
 --   nor `still_readable`). The client's `deadline` bounds each id's call, from its first send,
 --   not the batch (see `deadline` below)
--- @tparam[opt] number opts.deadline seconds (0.001 to 86400) for the whole batch, from the
---   call: no id starts once less than 50 ms of it is left (those are `not_sent`, `stopped =
---   "deadline"`), every id's call ends by it (its attempts get what is left; a retry it would
---   pass is not sent), and a `wait` after the deletes reads no further
+-- @tparam[opt] number opts.deadline seconds (0.001 to 86400) for the batch, from the call: no
+--   request starts once less than 50 ms of it is left, first attempt or retry (the ids never sent
+--   are `not_sent`, `stopped = "deadline"`; a retry not sent ends with its last error), what is
+--   in flight then ends within its own `timeout` (not cut: a signed request cut is one without
+--   an answer, counted towards the key's refusals), and a `wait` after the deletes reads no
+--   further (the ids not read get a `not_sent` `wait_error`)
 -- @tparam[opt] number opts.rate requests per second (0.001 to 1e6) for this batch (a token
 --   bucket; default: the client's `rate`, if any). It replaces the client's rate, but not a budget shared with
 --   other nginx workers (`rate_dict`): each request also takes its part of that. The reads of
@@ -635,7 +637,8 @@ function Client:delete_bandwidths(ids, opts)
       -- the waiting at once: the deletes are done, and no id is worth another GET after it. (The
       -- later positions of an id waited for before still get its outcome.)
       if not ended and (core.interrupts() > 0 or (cancel and cancel())) then ended = true end
-      if not ended and batch_end and core.monotime() >= batch_end then ended = true end
+      -- (past the batch's deadline no id reads once more: its wait_error says the time was spent)
+      if batch_end and core.monotime() >= batch_end then first_read = false end
       if res.deleted and not errors.is_error(res) and res.waited == nil then
         local earlier = first[res.bandwidth_id]
         if earlier then

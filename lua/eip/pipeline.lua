@@ -707,8 +707,6 @@ end
 local function named_deadline(call)
   local op = call.op
   if op.in_wait and call.deadline == op.deadline_at then return nil end
-  -- (a batch's deadline, when it is the one that ran out: eip.batch's `deadline`)
-  if op.deadline_of and call.deadline == op.deadline_at then return op.deadline_of end
   return call.runner.deadline
 end
 

@@ -84,8 +84,8 @@ failed or were not sent, 2 usage error (nothing was sent), 130 interrupted (143 
     { "--wait-timeout", value = "S", key = "wait_timeout", number = true, min = 0.05, max = 86400,
       help = "--wait, at most S seconds" },
     { "--deadline", value = "S", key = "deadline", number = true, min = 0.001, max = 86400,
-      help = "the whole run in S seconds: no id starts later (NOT SENT deadline), a delete in flight "
-        .. "ends by then, and so does --wait (not with --drain)" },
+      help = "S seconds from the start: no delete starts later (NOT SENT deadline; one in flight ends "
+        .. "within --timeout), nor does a read of --wait (not with --drain)" },
     { "--progress", key = "progress", help = "draw the progress line with stdout a pipe too (| gzip > file)" },
     { "--no-progress", key = "no_progress", help = "no progress line (it is only drawn on a terminal)" },
     { "--force", key = "force", help = "renamed --drain" },
@@ -408,7 +408,7 @@ local function run_deletes(client, ids, opts, emit, tick)
   if not opts.drain then
     local ok, results, summary = pcall(client.delete_bandwidths, client, ids, { concurrency = opts.concurrency,
       missing_ok = opts.missing_ok or false, wait = opts.wait, adaptive = not opts.no_adaptive,
-      deadline = opts.deadline,
+      deadline = opts.deadline and math.max(0.001, opts.deadline - (core.monotime() - opts.started)),
       cancel = function() tick(); return interrupts() end,
       on_result = function(_, id, entry) emit(outcome_of(id, entry)) end })
     if not ok then connection.reword(results, opts) end
@@ -526,6 +526,9 @@ end
 --   130 when interrupted
 function M.run(opts, argv, ctx)
   check_options(opts, ctx)
+  -- (--deadline counts from here: reading the ids from stdin, the credentials and the project's
+  -- look-up included, for a cron job's bound on the whole run)
+  opts.started = core.monotime()
   local ids, where = collect_ids(argv, ctx)
   if #ids == 0 then
     stderr:write("eip: nothing to delete (no ids on stdin)\n")
