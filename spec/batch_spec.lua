@@ -1327,6 +1327,20 @@ describe("delete_bandwidths", function()
       assert.equal(1, deletes)
     end)
 
+    -- A login (or the metadata service's keys) that takes the batch past its deadline: no delete
+    -- starts after it (one went out a second after the deadline: a review).
+    it("starts no delete once a login took it past the deadline", function()
+      local ids = create(3)
+      emu:inject{ method = "POST", path = "^/v3/auth/tokens", action = "slow", delay = 2 }
+      emu:reset_counters()
+      local c = fx.client{ token = fixture.NONE, auth = emu:iam_auth(), timeout = 5 }
+      local results, summary = c:delete_bandwidths(ids, { deadline = 1, concurrency = 1 })
+      c:close()
+      assert.same({ 0, 3, "deadline" }, { summary.deleted, summary.not_sent, summary.stopped })
+      for i = 1, 3 do assert.equal("deadline", results[i].stopped) end
+      for _, r in ipairs(emu:requests()) do assert.not_equal("DELETE", r.method) end
+    end)
+
     it("bounds each id's retries and the wait after the deletes", function()
       local ids = create(2)
       emu:set_knobs{ deleted_visible_for = 30 }

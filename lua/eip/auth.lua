@@ -140,6 +140,44 @@ local function stale(self, epoch)
   return epoch ~= nil and epoch ~= false and epoch < (self.key_epoch or 0)
 end
 
+-- The keys of earlier AKs whose counts a metadata provider keeps (see metadata_fetch), at most.
+local KEPT_COUNTS_MAX = 16
+
+-- Keeps `entry` (counts, or nil: none) as the counts of the earlier AK `ak` of a metadata
+-- provider; past KEPT_COUNTS_MAX, others than `ak` and `spare` go (keys renewed for good).
+local function keep_counts(self, ak, entry, spare)
+  local kept = self.counts_by_ak or {}
+  self.counts_by_ak = kept
+  local n = self.kept_count or 0
+  if kept[ak] == nil and entry ~= nil then n = n + 1 elseif kept[ak] ~= nil and entry == nil then n = n - 1 end
+  kept[ak] = entry
+  if n > KEPT_COUNTS_MAX then
+    for other in pairs(kept) do
+      if n <= KEPT_COUNTS_MAX then break end
+      if other ~= ak and other ~= spare then kept[other], n = nil, n - 1 end
+    end
+  end
+  self.kept_count = n
+end
+
+-- An answer (or none) to a request signed with a metadata provider's earlier key, of another AK
+-- than the key in use: counted for that AK (kept: see metadata_fetch), whose requests in flight
+-- when it was replaced may have been refused; an AK handed out again is the key in use. Returns
+-- true when it was such an answer (counted, or of a key not known any more).
+local function counted_for_old_key(self, epoch, field, err)
+  if not stale(self, epoch) then return false end
+  local ak = self.ak_of_epoch and self.ak_of_epoch[epoch]
+  if ak == nil or ak == self.counted_ak then return ak == nil end
+  local e = (self.counts_by_ak or {})[ak] or {}
+  e[field] = (e[field] or 0) + 1
+  local strikes, doubts = e.strikes or 0, e.doubts or 0
+  if not e.refused and (strikes >= MAX_STRIKES or strikes + doubts >= MAX_DOUBTFUL) then
+    e.refused = { err = field == "strikes" and errors.copy(err) or errors.unanswered_signatures(strikes, doubts) }
+  end
+  keep_counts(self, ak, e, self.counted_ak)
+  return true
+end
+
 -- The prefix of the shared counts of the key in use (client option signing_dict: see
 -- eip.signing), or nil: none, or no key yet (temporary keys not fetched).
 local function shared_prefix(self)
@@ -161,7 +199,7 @@ local function next_seq(self, prefix)
 end
 
 local function rejected(self, err, epoch)
-  if stale(self, epoch) then return end
+  if counted_for_old_key(self, epoch, "strikes", err) or stale(self, epoch) then return end
   -- Requests taken up to now may have been checked before this refusal: their successes do not
   -- say the gateway's count went back to zero (see accepted). (The provider's own numbers: one
   -- counter for all its keys.)
@@ -188,7 +226,10 @@ end
 -- clears the count or, lost or refused too, stops for good as the hold's would).
 local function unanswered(self, epoch, aborted)
   -- (counted during a hold too: a request in flight when it began may be the fourth)
-  if stale(self, epoch) or (self.refused and not self.refused.until_) then return end
+  if counted_for_old_key(self, epoch, "doubts") or stale(self, epoch)
+      or (self.refused and not self.refused.until_) then
+    return
+  end
   self.strike_seq = self.seq or 0
   local doubts = (self.doubts or 0) + 1
   local prefix = shared_prefix(self)
@@ -237,6 +278,8 @@ local function accepted(self, epoch, seq, shared_seq, seq_prefix)
   self.strikes, self.doubts = false, false
   local refused = self.refused
   if refused and refused.until_ then self.refused = false end -- (a hold after lost answers only)
+  -- (a metadata key's counts kept from when it was handed out before: cleared too)
+  if self.counts_by_ak and self.counted_ak then keep_counts(self, self.counted_ak, nil) end
 end
 
 --- With shared counts (signing_dict): the refusals in a row and the places taken by every
@@ -1276,9 +1319,6 @@ local EXPIRY_WAIT, EXPIRY_POLL = 2.5, 0.1
 -- token endpoint answers 404, 405 or 503, and is asked without one). A failure is remembered for
 -- a few seconds, as for IAM: a batch must not wait 3 s per id for a service that is not there.
 -- (The call's request, fetch_once's fourth argument, bounds nothing here; `again`: see below.)
--- The keys of earlier AKs whose counts a metadata provider keeps (see below), at most.
-local KEPT_COUNTS_MAX = 16
-
 local function metadata_fetch(self, runner, halt, req, again)
   -- (the call's deadline, when it has one: eip.pipeline's keys_first gives it, core.monotime)
   local call_ends = req and type(req.ends) == "number" and req.ends or nil
@@ -1342,18 +1382,18 @@ local function metadata_fetch(self, runner, halt, req, again)
   -- handed out again (A, B, A: the service's replicas during a rotation) goes on from its own
   -- counts, kept by AK as the gateway keeps them: started afresh at each change, each of two
   -- keys handed out in turn was refused without end (a review's audit).
+  -- (the AK of each epoch, the last KEPT_COUNTS_MAX: answers to requests signed before a change
+  -- are counted for the key that signed them, see counted_for_old_key)
+  local by_epoch = self.ak_of_epoch or {}
+  self.ak_of_epoch = by_epoch
+  by_epoch[self.epoch], by_epoch[self.epoch - KEPT_COUNTS_MAX] = keys.ak, nil
   if keys.ak ~= self.counted_ak then
-    local kept = self.counts_by_ak or {}
-    self.counts_by_ak = kept
-    if self.counted_ak and (self.strikes or self.doubts or self.refused) then
-      kept[self.counted_ak] = { strikes = self.strikes, doubts = self.doubts, refused = self.refused }
-      self.kept_count = (self.kept_count or 0) + 1
-      if self.kept_count > KEPT_COUNTS_MAX then -- (keys renewed for good: their counts go)
-        self.counts_by_ak, self.kept_count = { [self.counted_ak] = kept[self.counted_ak] }, 1
-        kept = self.counts_by_ak
-      end
+    if self.counted_ak then
+      local counts = (self.strikes or self.doubts or self.refused)
+        and { strikes = self.strikes or nil, doubts = self.doubts or nil, refused = self.refused or nil } or nil
+      keep_counts(self, self.counted_ak, counts, keys.ak)
     end
-    local back = kept[keys.ak] or {}
+    local back = (self.counts_by_ak or {})[keys.ak] or {}
     self.counted_ak, self.key_epoch = keys.ak, self.epoch
     self.strikes, self.doubts, self.refused = back.strikes or false, back.doubts or false, back.refused or false
   end
