@@ -168,13 +168,13 @@ local function counted_for_old_key(self, epoch, field, err)
   if not stale(self, epoch) then return false end
   local ak = self.ak_of_epoch and self.ak_of_epoch[epoch]
   if ak == nil or ak == self.counted_ak then return ak == nil end
-  local e = (self.counts_by_ak or {})[ak] or {}
-  e[field] = (e[field] or 0) + 1
-  local strikes, doubts = e.strikes or 0, e.doubts or 0
-  if not e.refused and (strikes >= MAX_STRIKES or strikes + doubts >= MAX_DOUBTFUL) then
-    e.refused = { err = field == "strikes" and errors.copy(err) or errors.unanswered_signatures(strikes, doubts) }
+  local counts = (self.counts_by_ak or {})[ak] or {}
+  counts[field] = (counts[field] or 0) + 1
+  local strikes, doubts = counts.strikes or 0, counts.doubts or 0
+  if not counts.refused and (strikes >= MAX_STRIKES or strikes + doubts >= MAX_DOUBTFUL) then
+    counts.refused = { err = field == "strikes" and errors.copy(err) or errors.unanswered_signatures(strikes, doubts) }
   end
-  keep_counts(self, ak, e, self.counted_ak)
+  keep_counts(self, ak, counts, self.counted_ak)
   return true
 end
 
