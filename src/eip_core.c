@@ -2479,7 +2479,6 @@ static const luaL_Reg core_functions[] = {
     {NULL, NULL},
 };
 
-/* The metatable of a userdata type: its methods, __gc and __tostring. */
 /* Pushes the methods' upvalues (the interned names, see key_names, then the metatable at mt). */
 static void push_key_upvalues(lua_State *L, int mt)
 {
@@ -2490,7 +2489,8 @@ static void push_key_upvalues(lua_State *L, int mt)
     lua_pushvalue(L, mt);
 }
 
-/* answer_key: NULL, or (a type whose methods have the key upvalues) where the registry keeps its
+/* The metatable of a userdata type: its methods, __gc and __tostring. answer_key: NULL, or (a
+ * type whose methods have the key upvalues) where the registry keeps its
  * answers' trampoline, a closure with the same upvalues (see answer_protected). */
 static void register_type(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
                           lua_CFunction tostring, const char *answer_key)

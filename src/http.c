@@ -492,6 +492,26 @@ static const char TOO_LARGE_TRAILERS[] = "Too large response trailers";
 static const char PROXY_407[] = "Received HTTP code 407 from proxy";
 #define EIP_HTTP_CUT_HEAD "Weird server reply: the connection closed inside the response's head"
 
+/* Refuses the answer the header callback reads (libcurl aborts the transfer, and
+ * eip_http_transfer_finish reports `text` with `code`): -1. */
+static int refuse(eip_http_transfer *t, const char *text, int code)
+{
+    t->refused = text;
+    t->refused_code = code;
+    return -1;
+}
+
+/* The value of `line` (len bytes) after its colon when its name is `name` (lower case, any case
+ * in the line), or NULL. */
+static const char *value_of_named(const char *line, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    const char *colon = memchr(line, ':', len);
+    if (colon == NULL || (size_t)(colon - line) != n || strncasecmp(line, name, n) != 0)
+        return NULL;
+    return colon + 1;
+}
+
 /* A line of a final head: when it is a Content-Length of an answer with a body (a 204's and a
  * 304's are not read), each value it lists (libcurl reads the first, blanks, an optional +,
  * digits, and ignores what follows them) must be the same as every other of the head, and fit
@@ -501,12 +521,10 @@ static const char PROXY_407[] = "Received HTTP code 407 from proxy";
  * t->refused set (8, as the cosocket transport refuses them). */
 static int check_content_length(eip_http_transfer *t, const char *line, size_t len)
 {
-    static const char name[] = "content-length";
-    const char *colon = memchr(line, ':', len), *p, *end = line + len;
-    if (colon == NULL || (size_t)(colon - line) != sizeof(name) - 1 ||
-        strncasecmp(line, name, sizeof(name) - 1) != 0 || t->final_status == 204 || t->final_status == 304)
+    const char *p = value_of_named(line, len, "content-length"), *end = line + len;
+    if (p == NULL || t->final_status == 204 || t->final_status == 304)
         return 0;
-    for (p = colon + 1; p < end;) {
+    while (p < end) {
         const char *comma = memchr(p, ',', (size_t)(end - p));
         const char *b = comma != NULL ? comma : end;
         long long n = 0;
@@ -517,20 +535,14 @@ static int check_content_length(eip_http_transfer *t, const char *line, size_t l
             p++;
         while (p < b && *p >= '0' && *p <= '9') {
             int d = *p++ - '0';
-            if (n > (LLONG_MAX - d) / 10) {
-                t->refused = LENGTH_TOO_LARGE;
-                t->refused_code = CURLE_WEIRD_SERVER_REPLY;
-                return -1;
-            }
+            if (n > (LLONG_MAX - d) / 10)
+                return refuse(t, LENGTH_TOO_LARGE, CURLE_WEIRD_SERVER_REPLY);
             n = n * 10 + d;
             digits = 1;
         }
         if (digits) {
-            if (t->length_seen && n != t->length) {
-                t->refused = LENGTHS_DIFFER;
-                t->refused_code = CURLE_WEIRD_SERVER_REPLY;
-                return -1;
-            }
+            if (t->length_seen && n != t->length)
+                return refuse(t, LENGTHS_DIFFER, CURLE_WEIRD_SERVER_REPLY);
             t->length_seen = 1;
             t->length = n;
         }
@@ -546,13 +558,10 @@ static int check_content_length(eip_http_transfer *t, const char *line, size_t l
  * eip_http_parse_header_line). 0, or -1 with t->refused set. */
 static int check_transfer_encoding(eip_http_transfer *t, const char *line, size_t len)
 {
-    static const char name[] = "transfer-encoding";
-    const char *colon = memchr(line, ':', len), *p, *end = line + len;
-    if (colon == NULL || (size_t)(colon - line) != sizeof(name) - 1 ||
-        strncasecmp(line, name, sizeof(name) - 1) != 0 || t->final_status == 204 || t->final_status == 304 ||
-        t->head_request)
+    const char *p = value_of_named(line, len, "transfer-encoding"), *end = line + len;
+    if (p == NULL || t->final_status == 204 || t->final_status == 304 || t->head_request)
         return 0;
-    for (p = colon + 1; p < end;) {
+    while (p < end) {
         const char *comma = memchr(p, ',', (size_t)(end - p));
         const char *a = p, *b = comma != NULL ? comma : end;
         size_t n;
@@ -562,19 +571,14 @@ static int check_transfer_encoding(eip_http_transfer *t, const char *line, size_
             b--;
         n = (size_t)(b - a);
         if (n == 8 && strncasecmp(a, "identity", 8) == 0) {
-            if (++t->codings > 5) {
-                t->refused = TOO_MANY_CODINGS;
-                t->refused_code = CURLE_BAD_CONTENT_ENCODING;
-                return -1;
-            }
+            if (++t->codings > 5)
+                return refuse(t, TOO_MANY_CODINGS, CURLE_BAD_CONTENT_ENCODING);
         } else if (n == 7 && strncasecmp(a, "chunked", 7) == 0) {
             t->chunked = 1; /* as libcurl reads it: its body is decoded by dechunk */
         } else if (n > 0) {
             snprintf(t->refused_text, sizeof(t->refused_text), "Unrecognized transfer encoding: %.*s%s",
                      (int)(n > 64 ? 64 : n), a, n > 64 ? "..." : "");
-            t->refused = t->refused_text;
-            t->refused_code = CURLE_BAD_CONTENT_ENCODING;
-            return -1;
+            return refuse(t, t->refused_text, CURLE_BAD_CONTENT_ENCODING);
         }
         if (comma == NULL)
             break;
@@ -670,9 +674,7 @@ int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t le
             /* A plain-http request's proxy refused it: its status line says all (proxy_answer);
              * the body is not waited for (one cut short or trickled was a reset or a timeout,
              * retried with the credentials again). */
-            t->refused = PROXY_407;
-            t->refused_code = CURLE_RECV_ERROR;
-            return -1;
+            return refuse(t, PROXY_407, CURLE_RECV_ERROR);
         }
         return 0;
     case HEAD_INTERIM:
@@ -691,11 +693,8 @@ int eip_http_parse_header_line(eip_http_transfer *t, const char *line, size_t le
         return capture_header(t, line, len);
     default: /* trailers of a chunked body */
         t->trailer_bytes += len;
-        if (t->trailer_bytes > EIP_HTTP_TRAILER_BLOCK) {
-            t->refused = TOO_LARGE_TRAILERS;
-            t->refused_code = CURLE_RECV_ERROR;
-            return -1;
-        }
+        if (t->trailer_bytes > EIP_HTTP_TRAILER_BLOCK)
+            return refuse(t, TOO_LARGE_TRAILERS, CURLE_RECV_ERROR);
         return capture_header(t, line, len);
     }
 }
@@ -870,11 +869,8 @@ static int trailer_line(eip_http_transfer *t)
     char *line = t->ck_line;
     size_t len = t->ck_line_len;
     if (memchr(line, '\0', len) != NULL || ((line[0] == ' ' || line[0] == '\t') ? !t->stored_header
-                                                                                  : memchr(line, ':', len) == NULL)) {
-        t->refused = CHUNKED_STREAM;
-        t->refused_code = CURLE_BAD_FUNCTION_ARGUMENT;
-        return -1;
-    }
+                                                                                  : memchr(line, ':', len) == NULL))
+        return refuse(t, CHUNKED_STREAM, CURLE_BAD_FUNCTION_ARGUMENT);
     t->stored_header = 1;
     line[len] = '\r';
     line[len + 1] = '\n';

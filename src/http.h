@@ -230,7 +230,7 @@ typedef struct {
     /* The final answer's status code (0 before its status line), and the non-chunked transfer
      * codings its head has named so far. */
     int final_status, codings;
-    /* The final head's Content-Length so far (lengths_seen: one was read): another value in
+    /* The final head's Content-Length so far (length_seen: one was read): another value in
      * it is refused (see check_content_length). */
     int length_seen;
     long long length;
