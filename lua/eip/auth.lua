@@ -160,14 +160,16 @@ local function keep_counts(self, ak, entry, spare)
   self.kept_count = n
 end
 
--- An answer (or none) to a request signed with a metadata provider's earlier key, of another AK
--- than the key in use: counted for that AK (kept: see metadata_fetch), whose requests in flight
--- when it was replaced may have been refused; an AK handed out again is the key in use. Returns
--- true when it was such an answer (counted, or of a key not known any more).
-local function counted_for_old_key(self, epoch, field, err)
+-- Is the answer (or none) to a request authenticated at `epoch` another key's than the one in
+-- use, and so not counted for it? One signed with a metadata provider's earlier key of another
+-- AK is counted for that AK (kept: see metadata_fetch), whose requests in flight when it was
+-- replaced may have been refused; one of an AK handed out again is the key in use's own (false),
+-- and one of a key no longer known is counted for none.
+local function counted_elsewhere(self, epoch, field, err)
   if not stale(self, epoch) then return false end
   local ak = self.ak_of_epoch and self.ak_of_epoch[epoch]
-  if ak == nil or ak == self.counted_ak then return ak == nil end
+  if ak == self.counted_ak then return false end
+  if ak == nil then return true end
   local counts = (self.counts_by_ak or {})[ak] or {}
   counts[field] = (counts[field] or 0) + 1
   local strikes, doubts = counts.strikes or 0, counts.doubts or 0
@@ -199,7 +201,7 @@ local function next_seq(self, prefix)
 end
 
 local function rejected(self, err, epoch)
-  if counted_for_old_key(self, epoch, "strikes", err) or stale(self, epoch) then return end
+  if counted_elsewhere(self, epoch, "strikes", err) then return end
   -- Requests taken up to now may have been checked before this refusal: their successes do not
   -- say the gateway's count went back to zero (see accepted). (The provider's own numbers: one
   -- counter for all its keys.)
@@ -226,10 +228,7 @@ end
 -- clears the count or, lost or refused too, stops for good as the hold's would).
 local function unanswered(self, epoch, aborted)
   -- (counted during a hold too: a request in flight when it began may be the fourth)
-  if counted_for_old_key(self, epoch, "doubts") or stale(self, epoch)
-      or (self.refused and not self.refused.until_) then
-    return
-  end
+  if counted_elsewhere(self, epoch, "doubts") or (self.refused and not self.refused.until_) then return end
   self.strike_seq = self.seq or 0
   local doubts = (self.doubts or 0) + 1
   local prefix = shared_prefix(self)
@@ -555,25 +554,25 @@ local function fetch_target(self)
 end
 
 -- The error of a call that waited `waited` seconds for another call's fetch, in vain.
-local function wait_timeout(self, waited)
-  local what, method, path = fetch_target(self)
-  local message = string.format("not sent: no %s after waiting %.1f s for the request another call made for it "
-    .. "(as long as this call could have taken to ask itself)", what, waited)
+-- A fetch's error of kind "transport", reason "timeout", nothing sent, retryable: `message`.
+local function unsent_timeout(self, message)
+  local _, method, path = fetch_target(self)
   local err = errors.transport({ method = method, path = path, attempts = 0 }, { error_kind = "timeout" }, message)
   err.not_sent, err.retryable = true, true
   return err
+end
+
+local function wait_timeout(self, waited)
+  return unsent_timeout(self, string.format("not sent: no %s after waiting %.1f s for the request another call "
+    .. "made for it (as long as this call could have taken to ask itself)", (fetch_target(self)), waited))
 end
 
 -- The error of a call whose deadline would pass while the metadata service's keys, handed out in
 -- their last second, expire before new ones can be asked for: kind "transport", reason
 -- "timeout", nothing sent.
 local function expiry_past_deadline(self)
-  local _, method, path = fetch_target(self)
-  local err = errors.transport({ method = method, path = path, attempts = 0 }, { error_kind = "timeout" },
-    "not sent: the deadline would pass while the metadata service's keys, given in their last second, expire "
-    .. "and new ones are asked for")
-  err.not_sent, err.retryable = true, true
-  return err
+  return unsent_timeout(self, "not sent: the deadline would pass while the metadata service's keys, given in "
+    .. "their last second, expire and new ones are asked for")
 end
 
 -- The error of a call whose halt stopped its wait for another call's fetch: kind "interrupted",
@@ -1383,7 +1382,7 @@ local function metadata_fetch(self, runner, halt, req, again)
   -- counts, kept by AK as the gateway keeps them: started afresh at each change, each of two
   -- keys handed out in turn was refused without end (a review's audit).
   -- (the AK of each epoch, the last KEPT_COUNTS_MAX: answers to requests signed before a change
-  -- are counted for the key that signed them, see counted_for_old_key)
+  -- are counted for the key that signed them, see counted_elsewhere)
   local by_epoch = self.ak_of_epoch or {}
   self.ak_of_epoch = by_epoch
   by_epoch[self.epoch], by_epoch[self.epoch - KEPT_COUNTS_MAX] = keys.ak, nil

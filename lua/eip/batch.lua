@@ -141,7 +141,7 @@ function Serial:start(wire)
   -- What it raises is this id's failure, as in a single call (pipeline.raised: it may have been
   -- sent); answering nothing breaks the contract too (the pipeline says so, and that the request
   -- may have gone out). The slot still ends with an answer.
-  if not ok then resp = pipeline.raised(resp) elseif self.callers then resp = pipeline.plain(resp) end
+  resp = pipeline.answer_of(ok, resp, self.callers)
   self.resp = resp ~= nil and resp or false
   return 1
 end
@@ -174,7 +174,7 @@ local function send_in_thread(driver, slot, wire)
   local ok, resp = pcall(transport.send, transport, wire)
   -- A raised error is a bug, not a network fault: this id's failure, not retried (as in a
   -- single call: pipeline.raised), rather than a reset that the retry policy would repeat.
-  if not ok then resp = pipeline.raised(resp) elseif driver.callers then resp = pipeline.plain(resp) end
+  resp = pipeline.answer_of(ok, resp, driver.callers)
   if driver.threads[slot] == nil then return end -- cancelled meanwhile
   local tail = driver.tail + 1
   driver.done[tail], driver.tail = { slot, resp }, tail
@@ -971,6 +971,12 @@ function Run:has_ready()
   return not self.stopped and (self.retries_due[1] ~= nil or self.fresh[self.head] ~= nil)
 end
 
+-- Seconds until the batch's deadline leaves a request less than an attempt's least time (0 or
+-- less: none may start), or nil without a deadline.
+function Run:to_deadline()
+  return self.deadline_at and self.deadline_at - core.monotime() - pipeline.MIN_ATTEMPT_TIME
+end
+
 function Run:loop()
   local driver = self.driver
   while true do
@@ -979,7 +985,7 @@ function Run:loop()
     -- time, first attempt or retry, as after a stop. What is in flight then is not cut: it ends
     -- within its own timeout (cut, a signed request is one without an answer, which the gateway
     -- may have refused unseen: four such stop the client signing with the key for good).
-    local to_deadline = self.deadline_at and self.deadline_at - core.monotime() - pipeline.MIN_ATTEMPT_TIME
+    local to_deadline = self:to_deadline()
     if to_deadline and to_deadline <= 0 and not self.stopped then self:stop("deadline") end
     local now = self.clock()
     self:promote(now)
@@ -1031,8 +1037,7 @@ function Run:loop()
         action, value = pipeline.keys_first(self.runner, job.call, self.halt)
         -- (a login or the metadata service's keys may have taken the batch past its deadline:
         -- no delete starts then, this one neither; a review found one sent 1 s after it)
-        if not action and self.deadline_at
-            and core.monotime() >= self.deadline_at - pipeline.MIN_ATTEMPT_TIME then
+        if not action and (self:to_deadline() or 1) <= 0 then
           if unstarted and job.call.started then job.call.started, job.call.deadline = false, false end
           self:stop("deadline")
           self:unready(job)
@@ -1247,7 +1252,7 @@ function M.run(runner, ids, opts)
     run.halt = pipeline.halt(function() return run:cancel_heard() end,
       function() return run:cancel_heard() == "abort" end)
   end
-  if o.deadline then run.deadline, run.deadline_at = o.deadline, run.started + o.deadline end
+  if o.deadline then run.deadline_at = run.started + o.deadline end
   run:prepare(ids, n)
   if run.head <= #run.fresh then
     run.driver, run.limit = M.driver(runner, o.concurrency)

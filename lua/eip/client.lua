@@ -603,7 +603,6 @@ function Client:delete_bandwidths(ids, opts)
     local deadline = core.monotime() + wait
     local batch_end = pacing and pacing.deadline_at
     if batch_end and batch_end < deadline then deadline = batch_end end
-    local cancel = wait_cancel
     summary.still_readable = 0
     -- A delete (or, below, a read) the key was refused for: nothing more is signed, not even a
     -- wait's GET, whatever stopped the batch first (an on_result's STOP); each deleted id left
@@ -636,7 +635,7 @@ function Client:delete_bandwidths(ids, opts)
       -- Ctrl-C (eip.core.catch_interrupts, as the eip command does), or the cancel option, ends
       -- the waiting at once: the deletes are done, and no id is worth another GET after it. (The
       -- later positions of an id waited for before still get its outcome.)
-      if not ended and (core.interrupts() > 0 or (cancel and cancel())) then ended = true end
+      if not ended and (core.interrupts() > 0 or (wait_cancel and wait_cancel())) then ended = true end
       -- (past the batch's deadline no id reads once more: its wait_error says the time was spent)
       if batch_end and core.monotime() >= batch_end then first_read = false end
       if res.deleted and not errors.is_error(res) and res.waited == nil then
@@ -652,7 +651,7 @@ function Client:delete_bandwidths(ids, opts)
         else
           first[res.bandwidth_id] = res
           local ok, w = errors.held(bandwidths.wait_gone, r, r.project_id, res.bandwidth_id,
-            math.max(0, deadline - core.monotime()), cancel, first_read, pacing)
+            math.max(0, deadline - core.monotime()), wait_cancel, first_read, pacing)
           first_read = false
           if ok then
             res.waited = w

@@ -420,18 +420,18 @@ function MetadataCredentials.result(op, resp)
   -- Keys that cannot be signed with (a space, a line end, a quote in them) are an unusable answer
   -- of the service's, held like its other failures (eip.auth): as the usage error of the
   -- provider made from them, every call asked the service again. (Named, never quoted.)
-  for _, k in ipairs{ "access", "secret", "securitytoken" } do
-    local ok, e = pcall(k == "access" and validate.access_key or validate.key, "the answer's credential." .. k, c[k])
+  local function usable(check, k, ...)
+    local ok, e = pcall(check, "the answer's credential." .. k, c[k], ...)
     if not ok then
       error(errors.protocol(resp, op.method, op.path, errors.is_error(e) and e.message or tostring(e)), 0)
     end
   end
+  for _, k in ipairs{ "access", "secret", "securitytoken" } do
+    usable(k == "access" and validate.access_key or validate.key, k)
+  end
   -- (an AK holding the SK, which the provider made of them refuses: a usage error of the
   -- caller's, never held, was each call's, and asked the service again every time)
-  local ok, e = pcall(validate.ak_apart, "the answer's credential.access", c.access, { c.secret, c.securitytoken })
-  if not ok then
-    error(errors.protocol(resp, op.method, op.path, errors.is_error(e) and e.message or tostring(e)), 0)
-  end
+  usable(validate.ak_apart, "access", { c.secret, c.securitytoken })
   return { ak = c.access, sk = c.secret, security_token = c.securitytoken, expires_at = c.expires_at }
 end
 

@@ -1024,6 +1024,17 @@ function M.plain(resp)
   return contract_broken("the transport's response breaks", why)
 end
 
+--- What a pcall of a transport's send gave, as the response read: what it raised (M.raised),
+-- or, from a transport of the caller's (`callers`), its plain copy (M.plain).
+-- @tparam boolean ok pcall's first value
+-- @param resp pcall's second value
+-- @tparam boolean callers the runner's callers_transport
+function M.answer_of(ok, resp, callers)
+  if not ok then return M.raised(resp) end
+  if callers then return M.plain(resp) end
+  return resp
+end
+
 --- The response that stands for what a transport's send raised (a transport of the caller's,
 -- which the contract says never raises: a bug, a module that failed to load): a failure of kind
 -- "other", not retried, whose request may have gone out (eip.could_have_acted says yes), its
@@ -1866,7 +1877,7 @@ local function general(self, op, cancel, abort, first, first_started)
       else
         local ok
         ok, resp = yielding(transport.send, transport, request)
-        if not ok then resp = M.raised(resp) elseif self.callers_transport then resp = M.plain(resp) end
+        resp = M.answer_of(ok, resp, self.callers_transport)
       end
       action, value = call:response(resp, halt)
     else
